@@ -1,0 +1,5 @@
+import sys
+
+from moodtunes.cli import main
+
+sys.exit(main())

@@ -1,0 +1,68 @@
+"""The `moodtunes` command: one subcommand per module in moodtunes.commands.
+
+Command modules keep heavy imports inside ``run`` so that ``--help`` and quick commands start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from pathlib import Path
+
+from moodtunes.config import ConfigError, load_settings
+from moodtunes.logs import setup_logging
+
+COMMANDS: dict[str, str] = {
+    "demo": "run the kiosk with embedded defaults (demo library, sample camera if no webcam)",
+    "kiosk": "run the touchscreen kiosk with the configured camera, library and store",
+    "detect": "detect faces and emotions in images, folders or videos",
+    "library": "scan, list and generate music libraries",
+    "report": "print a profile's mood history from the local store",
+    "uplink": "upload queued visit events to the MQTT broker",
+    "doctor": "check camera, models, library, store and broker, and say what to fix",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="moodtunes",
+        description="Reads your mood from your face and plays music from your library to lift it.",
+    )
+    parser.add_argument(
+        "--config", type=Path, metavar="FILE",
+        help="TOML settings file (default: $MOODTUNES_CONFIG, else /etc/moodtunes/moodtunes.toml if present)",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, summary in COMMANDS.items():
+        module = importlib.import_module(f"moodtunes.commands.{name}")
+        command = sub.add_parser(name, help=summary, description=summary)
+        module.configure(command)
+        command.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        print(f"moodtunes: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(settings.logging, verbose=args.verbose)
+    try:
+        return int(args._module.run(args, settings) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # the last line of defence: one clear line, details in the log
+        logging.getLogger("moodtunes").debug("unhandled error", exc_info=True)
+        print(f"moodtunes {args.command}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

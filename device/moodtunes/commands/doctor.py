@@ -1,0 +1,97 @@
+"""`moodtunes doctor`: check each part of the appliance and say what to fix, one line per check."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import sys
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+from moodtunes.config import Settings
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: str  # ok | warn | fail
+    detail: str
+
+
+def _data_dir(settings: Settings) -> Check:
+    path = settings.data_dir
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return Check("data dir", "fail", f"{path}: {exc}; set MOODTUNES_DATA_DIR to a writable folder")
+    if not os.access(path, os.W_OK):
+        return Check("data dir", "fail", f"{path} is not writable")
+    free_mb = shutil.disk_usage(path).free / 1e6
+    if free_mb < 50:
+        return Check("data dir", "warn", f"{path}: only {free_mb:.0f} MB free")
+    return Check("data dir", "ok", f"{path} ({free_mb / 1000:.1f} GB free)")
+
+
+def _store(settings: Settings) -> Check:
+    from moodtunes.store import Store, StoreError
+
+    try:
+        with Store.open(settings.database_path) as store:
+            problems = store.integrity_problems()
+            counts = store.outbox_counts()
+            tracks = len(store.tracks())
+    except StoreError as exc:
+        return Check("store", "fail", str(exc))
+    if problems:
+        return Check("store", "fail", f"{settings.database_path}: {problems[0]}")
+    return Check(
+        "store", "ok",
+        f"{settings.database_path}: schema ok, {tracks} playable tracks, {counts['pending']} events to upload",
+    )
+
+
+def _emotion_model(settings: Settings) -> Check:
+    try:
+        from moodtunes.emotion import EmotionModel
+
+        model = EmotionModel.load(settings.emotion.model, threads=settings.emotion.threads)
+    except Exception as exc:  # the check reports whatever stops the model from loading
+        return Check("emotion model", "fail", str(exc))
+    return Check("emotion model", "ok", f"labels {', '.join(model.labels)}, input {model.input_size}px")
+
+
+def _mqtt(settings: Settings) -> Check:
+    if not settings.mqtt.enabled:
+        return Check("mqtt", "ok", "uplink disabled (mqtt.enabled = false); visits stay on this device")
+    try:
+        with socket.create_connection((settings.mqtt.host, settings.mqtt.port), timeout=3):
+            pass
+    except OSError as exc:
+        return Check(
+            "mqtt", "warn",
+            f"broker {settings.mqtt.host}:{settings.mqtt.port} unreachable ({exc}); events wait in the outbox",
+        )
+    return Check("mqtt", "ok", f"broker {settings.mqtt.host}:{settings.mqtt.port} reachable")
+
+
+CHECKS: tuple[Callable[[Settings], Check], ...] = (_data_dir, _store, _emotion_model, _mqtt)
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="one JSON object per check")
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    results = [check(settings) for check in CHECKS]
+    for result in results:
+        if args.json:
+            print(json.dumps(asdict(result)))
+        else:
+            print(f"{result.status.upper():4}  {result.name:14} {result.detail}")
+    failed = [r for r in results if r.status == "fail"]
+    if failed and not args.json:
+        print(f"{len(failed)} problem(s) to fix.", file=sys.stderr)
+    return 1 if failed else 0

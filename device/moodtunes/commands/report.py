@@ -1,0 +1,65 @@
+"""`moodtunes report`: a profile's mood history from the local store, with no cloud at all."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from moodtunes.config import Settings
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--profile", metavar="NAME", help="only this profile (default: every profile)")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _fmt(value: float | None, pattern: str = "{:+.2f}") -> str:
+    return "–" if value is None else pattern.format(value)
+
+
+def _print_text(report) -> None:
+    print(f"== {report.profile}: {report.visit_count} visits, {report.listening_minutes:.1f} listening minutes")
+    print(f"   {report.verdict}")
+    print(
+        f"   mean mood lift {_fmt(report.mean_lift)} (trend {_fmt(report.lift_trend)}/visit), "
+        f"mean rating {_fmt(report.mean_rating, '{:.0f}')}/100 (trend {_fmt(report.rating_trend, '{:+.1f}')}/visit)"
+    )
+    for category, stats in report.by_category.items():
+        best = "  <- helped most" if category == report.best_category else ""
+        print(f"   {category}: {stats.visits} visits, lift {_fmt(stats.mean_lift)}, rating {_fmt(stats.mean_rating, '{:.0f}')}{best}")
+    for v in report.visits:
+        print(
+            f"   {v.started_at[:16].replace('T', ' ')}  {v.mood_before or '?':>7} -> {v.mood_after or '?':<7}"
+            f" lift {_fmt(v.lift)}  rating {v.rating if v.rating is not None else '–':>3}"
+            f"  {v.listening_minutes:4.1f} min  {', '.join(v.songs)[:60]}"
+        )
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    from moodtunes.report import summarise
+    from moodtunes.store import Store
+
+    reports = []
+    if settings.database_path.exists():
+        with Store.open(settings.database_path) as store:
+            profiles = store.profiles(include_guest=True)
+            if args.profile is not None:
+                profiles = [p for p in profiles if p.name.casefold() == args.profile.casefold()]
+                if not profiles:
+                    known = ", ".join(p.name for p in store.profiles(include_guest=True)) or "none yet"
+                    print(f"moodtunes report: no profile named {args.profile!r} (profiles: {known})", file=sys.stderr)
+                    return 1
+            reports = [summarise(p.name, store.visits(p.id)) for p in profiles]
+    elif args.profile is not None:
+        print(f"moodtunes report: no profile named {args.profile!r} (the store is empty)", file=sys.stderr)
+        return 1
+    if args.json:
+        json.dump({"profiles": [r.to_dict() for r in reports]}, sys.stdout, indent=2)
+        print()
+    elif not reports:
+        print("No visits recorded yet.")
+    else:
+        for report in reports:
+            _print_text(report)
+    return 0

@@ -1,0 +1,166 @@
+"""Typed settings: one TOML file, every key overridable by MOODTUNES_* environment variables.
+
+Validated once at start; a bad file or value becomes one ConfigError line naming the key.
+Environment names are ``MOODTUNES_<KEY>`` for top-level keys and ``MOODTUNES_<SECTION>__<KEY>``
+for keys in a section, e.g. ``MOODTUNES_DATA_DIR`` or ``MOODTUNES_MQTT__HOST``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import platformdirs
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+SYSTEM_CONFIG = Path("/etc/moodtunes/moodtunes.toml")
+ENV_PREFIX = "MOODTUNES_"
+
+
+class ConfigError(Exception):
+    """A configuration problem, worded for one line on a terminal."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class CameraSettings(Section):
+    source: str = Field(
+        "auto", description="auto | picamera2 | opencv:N | replay:PATH | sample"
+    )
+    width: int = Field(640, gt=0)
+    height: int = Field(480, gt=0)
+    fps: int = Field(30, gt=0, le=120)
+    retry_seconds: float = Field(2.0, gt=0.0, le=60.0, description="wait between attempts to reopen a failed camera")
+
+
+class VisionSettings(Section):
+    face_model: Path | None = Field(None, description="BlazeFace .tflite; default: the one mediapipe ships")
+    min_face_score: float = Field(0.5, ge=0.0, le=1.0)
+    scan_seconds: float = Field(3.0, gt=0.0, le=30.0)
+    uncertain_below: float = Field(0.45, ge=0.0, le=1.0)
+    crop_margin: float = Field(
+        0.1, ge=-0.25, le=1.0, description="face crop grows by this fraction of the box on each side (FER framing)"
+    )
+    face_input_size: int = Field(
+        128, ge=64, le=256, multiple_of=16, description="BlazeFace input side; 128 is native, smaller is faster"
+    )
+
+
+class EmotionSettings(Section):
+    model: Path | None = Field(None, description="int8 .tflite; default: the shipped model")
+    threads: int = Field(1, ge=1, le=8)
+
+
+class LibrarySettings(Section):
+    paths: list[Path] = Field(default_factory=list, description="music folders to scan")
+    demo: bool = Field(True, description="generate and use a demo library when no paths are set")
+    workers: int = Field(0, ge=0, description="analysis processes; 0 = one per core")
+
+
+class KioskSettings(Section):
+    width: int = Field(800, ge=320)
+    height: int = Field(480, ge=320)
+    fullscreen: bool = False
+    idle_timeout_s: float = Field(90.0, gt=0)
+    volume: float = Field(0.7, ge=0.0, le=1.0)
+
+
+class MqttSettings(Section):
+    enabled: bool = False
+    host: str = "localhost"
+    port: int = Field(1883, gt=0, lt=65536)
+    username: str | None = None
+    password: SecretStr | None = None
+    tls: bool = False
+    ca_file: Path | None = None
+    topic_prefix: str = "moodtunes"
+    qos: Literal[0, 1, 2] = 1
+    retry_seconds: float = Field(10.0, gt=0)
+
+
+class LoggingSettings(Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["auto", "text", "json"] = Field(
+        "auto", description="auto: text on a terminal, json under systemd"
+    )
+
+
+def _default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("moodtunes", appauthor=False))
+
+
+class Settings(BaseSettings):
+    """All of moodtunes' settings. Unknown keys are errors, so typos never pass silently."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    device_id: str = Field(default_factory=socket.gethostname, min_length=1)
+    camera: CameraSettings = Field(default_factory=CameraSettings)
+    vision: VisionSettings = Field(default_factory=VisionSettings)
+    emotion: EmotionSettings = Field(default_factory=EmotionSettings)
+    library: LibrarySettings = Field(default_factory=LibrarySettings)
+    kiosk: KioskSettings = Field(default_factory=KioskSettings)
+    mqtt: MqttSettings = Field(default_factory=MqttSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The TOML file arrives as init kwargs; the environment overrides it.
+        return env_settings, init_settings
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / "moodtunes.db"
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path}: not found") from None
+    except PermissionError:
+        raise ConfigError(f"config file {path}: not readable (permission denied)") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path}: is a directory") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path}: invalid TOML: {exc}") from None
+
+
+def _describe(error: dict[str, Any]) -> str:
+    key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    if error["type"] == "extra_forbidden":
+        return f"{key}: unknown key"
+    return f"{key}: {error['msg']} (got {error.get('input')!r})"
+
+
+def load_settings(config: Path | None = None) -> Settings:
+    """Read settings from ``config`` (else MOODTUNES_CONFIG, else /etc/moodtunes/moodtunes.toml if
+    present) with environment overrides; raise ConfigError with one readable line on any problem."""
+    if config is None and os.environ.get(f"{ENV_PREFIX}CONFIG"):
+        config = Path(os.environ[f"{ENV_PREFIX}CONFIG"])
+    if config is None and SYSTEM_CONFIG.is_file():
+        config = SYSTEM_CONFIG
+    values = _read_toml(config) if config is not None else {}
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        origin = f" in {config}" if config is not None else ""
+        problems = "; ".join(_describe(e) for e in exc.errors())
+        raise ConfigError(f"config error{origin}: {problems}") from None

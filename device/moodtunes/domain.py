@@ -1,0 +1,59 @@
+"""Names and small value types shared by every part of moodtunes (one source of truth)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Mapping
+
+
+class Mood(StrEnum):
+    """The three moods the emotion model tells apart, in the model's label order."""
+
+    HAPPY = "happy"
+    NEUTRAL = "neutral"
+    SAD = "sad"
+
+
+MOODS: tuple[str, ...] = tuple(m.value for m in Mood)
+
+
+class Category(StrEnum):
+    """Recommendation categories a track is sorted into from its audio."""
+
+    HIGHLY_ENERGETIC = "Highly energetic"  # Q1-like: high arousal, positive valence
+    HAPPY_AND_CALM = "Happy and calm"  # Q4-like: low arousal, positive valence
+    NOT_MOOD_LIFTING = "not mood-lifting"  # Q2/Q3-like: tense or sad, never recommended
+
+
+MOOD_LIFTING_CATEGORIES: tuple[Category, ...] = (Category.HIGHLY_ENERGETIC, Category.HAPPY_AND_CALM)
+
+
+def category_for_mood(mood: str) -> Category:
+    """Happy users keep the energy up; neutral or sad users get happy and calm songs."""
+    return Category.HIGHLY_ENERGETIC if Mood(mood) is Mood.HAPPY else Category.HAPPY_AND_CALM
+
+
+class ScanOutcome(StrEnum):
+    """How a mood reading came about; the UI handles each explicitly."""
+
+    OK = "ok"  # confident camera reading
+    UNCERTAIN = "uncertain"  # a face was seen but the top probability is under the threshold
+    NO_FACE = "no_face"  # frames arrived but none had a face
+    NO_CAMERA = "no_camera"  # the camera failed or is absent
+    MANUAL = "manual"  # the user picked their mood by hand
+
+
+@dataclass(frozen=True)
+class MoodReading:
+    """One mood scan's result: what the store keeps and the uplink sends (never an image)."""
+
+    outcome: ScanOutcome
+    label: str | None = None
+    confidence: float = 0.0
+    probs: Mapping[str, float] = field(default_factory=dict)
+    frames_used: int = 0
+
+    @classmethod
+    def manual(cls, label: str) -> "MoodReading":
+        return cls(ScanOutcome.MANUAL, Mood(label).value, 1.0, {m: float(m == label) for m in MOODS})

@@ -1,0 +1,208 @@
+"""The int8 emotion model: face crop in, happy/neutral/sad probabilities out.
+
+``preprocess`` is the single implementation of the model's input transform; training
+(``models.emotion``), evaluation and the device all call it, so there is no train/serve skew. It is
+pure numpy so the training environment (TensorFlow, no OpenCV) and the device share it unchanged.
+
+The model file is checked against the metadata JSON beside it before use, so a wrong, truncated or
+swapped file fails at start with one clear ``EmotionModelError`` instead of odd predictions later.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from moodtunes.domain import MOODS
+from moodtunes.paths import shipped_model
+
+logger = logging.getLogger(__name__)
+
+SHIPPED_MODEL = "emotion/emotion_int8.tflite"
+CLIP_SIGMAS = 3.0  # standardised pixels are clipped to +-3 std, which also bounds the int8 range
+_MIN_STD = 1.0 / 255.0  # a flat crop (e.g. a black frame) stays flat instead of amplifying noise
+_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R BT.601, as PIL "L" and OpenCV
+
+
+class EmotionModelError(Exception):
+    """The emotion model file or its metadata is missing, corrupt or inconsistent."""
+
+
+@lru_cache(maxsize=64)
+def _resample_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """(n_out, n_in) weights resampling one axis: pixel-area averaging when shrinking (like
+    OpenCV INTER_AREA, no aliasing), linear interpolation with half-pixel centres when enlarging."""
+    weights = np.zeros((n_out, n_in), dtype=np.float32)
+    scale = n_in / n_out
+    if scale >= 1.0:
+        for i in range(n_out):
+            lo, hi = i * scale, (i + 1) * scale
+            for j in range(int(np.floor(lo)), min(int(np.ceil(hi)), n_in)):
+                weights[i, j] = min(hi, j + 1) - max(lo, j)
+        weights /= scale
+    else:
+        centres = np.clip((np.arange(n_out) + 0.5) * scale - 0.5, 0, n_in - 1)
+        left = np.floor(centres).astype(int)
+        right = np.minimum(left + 1, n_in - 1)
+        frac = (centres - left).astype(np.float32)
+        weights[np.arange(n_out), left] += 1.0 - frac
+        weights[np.arange(n_out), right] += frac
+    return weights
+
+
+def _to_gray(face: np.ndarray) -> np.ndarray:
+    if face.ndim == 3 and face.shape[2] == 1:
+        face = face[:, :, 0]
+    if face.ndim == 2:
+        return face.astype(np.float32)
+    if face.ndim == 3 and face.shape[2] == 3:
+        return face.astype(np.float32) @ _LUMA
+    raise ValueError(f"face crop must be (H, W) grayscale or (H, W, 3) RGB, got shape {face.shape}")
+
+
+def preprocess(face: np.ndarray, size: int) -> np.ndarray:
+    """Face crop (uint8 grayscale (H, W) or RGB (H, W, 3), any size) -> float32 (size, size).
+
+    Grayscale (BT.601), resized to size x size (area average / linear), then standardised per image
+    (zero mean, unit std) and clipped to +-3: brightness and contrast of the camera or room do not
+    change the model input, and FER-2013 faces (uneven exposure) are treated the same way.
+    """
+    face = np.asarray(face)
+    if face.size == 0 or face.ndim not in (2, 3):
+        raise ValueError(f"face crop must be a non-empty image array, got shape {face.shape}")
+    gray = _to_gray(face)
+    height, width = gray.shape
+    resized = _resample_matrix(height, size) @ gray @ _resample_matrix(width, size).T
+    centred = resized - resized.mean()
+    std = max(float(centred.std()), _MIN_STD * 255.0)
+    return np.clip(centred / std, -CLIP_SIGMAS, CLIP_SIGMAS).astype(np.float32)
+
+
+def metadata_path(model_path: Path) -> Path:
+    """The metadata JSON lives beside the model: emotion_int8.tflite -> emotion_int8.json."""
+    return model_path.with_suffix(".json")
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _load_interpreter(path: Path, threads: int) -> Any:
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        try:
+            from tflite_runtime.interpreter import Interpreter
+        except ImportError as exc:
+            raise EmotionModelError(
+                "no TFLite runtime: install ai-edge-litert (or tflite-runtime on the Pi)"
+            ) from exc
+    try:
+        interpreter = Interpreter(model_path=str(path), num_threads=threads)
+        interpreter.allocate_tensors()
+    except (ValueError, RuntimeError) as exc:
+        raise EmotionModelError(f"emotion model {path} is not a valid TFLite model: {exc}") from exc
+    return interpreter
+
+
+def _read_metadata(path: Path) -> dict[str, Any]:
+    meta_file = metadata_path(path)
+    if not meta_file.is_file():
+        raise EmotionModelError(f"emotion model metadata {meta_file} is missing (it must sit beside {path.name})")
+    try:
+        meta = json.loads(meta_file.read_text(encoding="utf-8"))
+        labels = tuple(meta["labels"])
+        size = int(meta["input"]["size"])
+        in_q = meta["input"]["quantization"]
+        out_q = meta["output"]["quantization"]
+        float(in_q["scale"]), int(in_q["zero_point"]), float(out_q["scale"]), int(out_q["zero_point"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise EmotionModelError(f"emotion model metadata {meta_file} is unreadable: {exc!r}") from exc
+    if labels != MOODS:
+        raise EmotionModelError(f"{meta_file} lists labels {labels}; this device expects {MOODS}")
+    if meta["output"].get("kind") != "logits":
+        raise EmotionModelError(f"{meta_file}: output kind must be 'logits'")
+    if size <= 0:
+        raise EmotionModelError(f"{meta_file}: input size must be positive, got {size}")
+    return meta
+
+
+def _check_against_metadata(path: Path, interpreter: Any, meta: dict[str, Any]) -> None:
+    """The file must be the model the metadata describes: shapes, dtypes, labels and checksum."""
+    size = int(meta["input"]["size"])
+    (inp,), (out,) = interpreter.get_input_details(), interpreter.get_output_details()
+    problems = []
+    if tuple(inp["shape"]) != (1, size, size, 1):
+        problems.append(f"input shape {tuple(inp['shape'])} != (1, {size}, {size}, 1) in metadata")
+    if np.dtype(inp["dtype"]) != np.int8 or np.dtype(out["dtype"]) != np.int8:
+        problems.append(f"tensors are {np.dtype(inp['dtype'])}/{np.dtype(out['dtype'])}, not int8/int8")
+    if tuple(out["shape"]) != (1, len(meta["labels"])):
+        problems.append(f"output shape {tuple(out['shape'])} != (1, {len(meta['labels'])}) labels")
+    for name, details in (("input", inp), ("output", out)):
+        scale, zero = details["quantization"]
+        want = meta[name]["quantization"]
+        if not np.isclose(scale, want["scale"], rtol=1e-5) or zero != want["zero_point"]:
+            problems.append(f"{name} quantization ({scale}, {zero}) differs from metadata")
+    if problems:
+        raise EmotionModelError(f"emotion model {path} does not match its metadata: " + "; ".join(problems))
+
+
+class EmotionModel:
+    """A verified int8 emotion model ready to classify face crops (one interpreter, not thread-safe)."""
+
+    def __init__(self, interpreter: Any, metadata: dict[str, Any]) -> None:
+        self._interpreter = interpreter
+        self.metadata = metadata
+        self.labels: tuple[str, ...] = tuple(metadata["labels"])
+        self.input_size: int = int(metadata["input"]["size"])
+        (inp,), (out,) = interpreter.get_input_details(), interpreter.get_output_details()
+        self._input_index, self._output_index = inp["index"], out["index"]
+        self._in_scale, self._in_zero = inp["quantization"]
+        self._out_scale, self._out_zero = out["quantization"]
+
+    @classmethod
+    def load(cls, path: Path | None = None, threads: int = 1) -> "EmotionModel":
+        """Load and verify the model (default: the shipped one); EmotionModelError says what is wrong."""
+        path = Path(path) if path is not None else shipped_model(SHIPPED_MODEL)
+        if not path.is_file():
+            raise EmotionModelError(f"emotion model not found: {path}")
+        meta = _read_metadata(path)
+        expected_sha = meta.get("sha256")
+        if expected_sha and file_sha256(path) != expected_sha:
+            raise EmotionModelError(
+                f"emotion model {path} is corrupt or was replaced: its sha256 differs from {metadata_path(path).name}"
+            )
+        interpreter = _load_interpreter(path, threads)
+        _check_against_metadata(path, interpreter, meta)
+        logger.info("emotion model loaded: %s (%s, input %d)", path.name, ",".join(meta["labels"]), meta["input"]["size"])
+        return cls(interpreter, meta)
+
+    def quantize(self, x: np.ndarray) -> np.ndarray:
+        """Model-scale float input -> the int8 tensor the model takes."""
+        q = np.round(x / self._in_scale) + self._in_zero
+        return np.clip(q, -128, 127).astype(np.int8)
+
+    def predict_preprocessed(self, x: np.ndarray) -> np.ndarray:
+        """Probabilities for one already preprocessed (size, size) input; used by evaluation."""
+        self._interpreter.set_tensor(self._input_index, self.quantize(x)[None, :, :, None])
+        self._interpreter.invoke()
+        raw = self._interpreter.get_tensor(self._output_index)[0].astype(np.float32)
+        logits = (raw - self._out_zero) * self._out_scale
+        exp = np.exp(logits - logits.max())
+        return (exp / exp.sum()).astype(np.float32)
+
+    def predict(self, face: np.ndarray) -> np.ndarray:
+        """Probabilities in ``labels`` order (float32, sums to 1) for one face crop of any size."""
+        return self.predict_preprocessed(preprocess(face, self.input_size))
+
+    def predict_batch(self, faces: Sequence[np.ndarray]) -> np.ndarray:
+        """(n, len(labels)) probabilities; the int8 model runs one face at a time."""
+        if len(faces) == 0:
+            return np.zeros((0, len(self.labels)), dtype=np.float32)
+        return np.stack([self.predict(face) for face in faces])

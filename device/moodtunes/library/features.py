@@ -1,0 +1,167 @@
+"""Audio features for music mood classification, shared by the device and model training.
+
+One STFT per excerpt feeds every spectral feature (mel, MFCC, contrast, chroma, tonnetz, RMS,
+onsets), so a 30 s clip is analysed in a small fraction of its length. Every feature is a plain
+float under a stable name; the mood model stores the names it was trained on.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+N_FFT = 2048
+HOP = 512
+N_MELS = 64
+N_MFCC = 20
+FEATURE_VERSION = 1  # bump when a feature's definition changes; the training cache keys on it
+
+# Krumhansl-Kessler key profiles (C major / C minor), used to estimate key and mode from chroma.
+_MAJOR_PROFILE = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
+_MINOR_PROFILE = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
+_PITCH_CLASSES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+
+
+def _stats(prefix: str, values: np.ndarray, out: dict[str, float]) -> None:
+    """Mean and standard deviation over frames of a 1-D series."""
+    out[f"{prefix}_mean"] = float(np.mean(values))
+    out[f"{prefix}_std"] = float(np.std(values))
+
+
+def _row_stats(prefix: str, matrix: np.ndarray, out: dict[str, float], std: bool = True) -> None:
+    for i, row in enumerate(matrix):
+        out[f"{prefix}{i}_mean"] = float(np.mean(row))
+        if std:
+            out[f"{prefix}{i}_std"] = float(np.std(row))
+
+
+def _profile_correlations(chroma_mean: np.ndarray, profile: np.ndarray) -> np.ndarray:
+    """Pearson correlation of the chroma vector with the profile rotated to each of 12 tonics."""
+    c = chroma_mean - chroma_mean.mean()
+    rotated = np.stack([np.roll(profile, k) for k in range(12)])
+    rotated = rotated - rotated.mean(axis=1, keepdims=True)
+    denom = np.linalg.norm(rotated, axis=1) * (np.linalg.norm(c) + 1e-12)
+    return rotated @ c / denom
+
+
+def estimate_key(chroma_mean: np.ndarray) -> tuple[int, str, float, float]:
+    """(tonic pitch class, "major"|"minor", major correlation, minor correlation) of the best keys."""
+    major = _profile_correlations(chroma_mean, _MAJOR_PROFILE)
+    minor = _profile_correlations(chroma_mean, _MINOR_PROFILE)
+    if major.max() >= minor.max():
+        return int(major.argmax()), "major", float(major.max()), float(minor.max())
+    return int(minor.argmax()), "minor", float(major.max()), float(minor.max())
+
+
+def key_name(tonic: int, mode: str) -> str:
+    return f"{_PITCH_CLASSES[tonic]} {mode}"
+
+
+def _tempo_features(onset_env: np.ndarray, sr: int, out: dict[str, float]) -> None:
+    import librosa
+
+    out["tempo"] = float(
+        librosa.feature.tempo(onset_envelope=onset_env, sr=sr, hop_length=HOP, ac_size=4.0)[0]
+    )
+    # Pulse clarity: how strongly the onset envelope repeats at its best beat lag (0..1).
+    env = onset_env - onset_env.mean()
+    ac = librosa.autocorrelate(env, max_size=int(2.0 * sr / HOP))
+    ac = ac / (ac[0] + 1e-12)
+    lo = int(0.25 * sr / HOP)  # lags between 0.25 s (240 BPM) and 2 s (30 BPM)
+    out["pulse_clarity"] = float(np.max(ac[lo:])) if ac.size > lo else 0.0
+    onsets = librosa.onset.onset_detect(onset_envelope=onset_env, sr=sr, hop_length=HOP)
+    out["onset_rate"] = float(len(onsets) / (len(onset_env) * HOP / sr))
+
+
+def _tonal_features(power: np.ndarray, sr: int, out: dict[str, float]) -> None:
+    import librosa
+
+    chroma = librosa.feature.chroma_stft(S=power, sr=sr, tuning=0.0, n_fft=N_FFT, hop_length=HOP)
+    chroma_mean = chroma.mean(axis=1)
+    tonic, mode, major_corr, minor_corr = estimate_key(chroma_mean)
+    out["key_tonic"] = float(tonic)
+    out["mode_major"] = 1.0 if mode == "major" else 0.0
+    out["key_major_corr"] = major_corr
+    out["key_minor_corr"] = minor_corr
+    out["key_mode_margin"] = major_corr - minor_corr
+    # Chroma relative to the tonic: key-invariant harmonic colour (3rds, 6ths, 7ths).
+    rel = np.roll(chroma_mean, -tonic)
+    rel = rel / (rel.sum() + 1e-12)
+    for i, v in enumerate(rel):
+        out[f"chroma_rel{i}"] = float(v)
+    p = chroma / (chroma.sum(axis=0, keepdims=True) + 1e-12)
+    out["chroma_entropy_mean"] = float(np.mean(-(p * np.log2(p + 1e-12)).sum(axis=0)))
+    out["chroma_std_mean"] = float(np.mean(chroma.std(axis=1)))
+    tonnetz = librosa.feature.tonnetz(chroma=chroma, sr=sr)
+    _row_stats("tonnetz", tonnetz, out)
+
+
+def _spectral_shape(magnitude: np.ndarray, sr: int, out: dict[str, float]) -> None:
+    """Centroid, bandwidth, 85% roll-off and flatness per frame, vectorised over the whole
+    spectrogram (the same definitions as librosa's, several times faster on long excerpts)."""
+    import librosa
+
+    freqs = librosa.fft_frequencies(sr=sr, n_fft=N_FFT).astype(np.float32)[:, None]
+    total = magnitude.sum(axis=0) + 1e-10
+    centroid = (freqs * magnitude).sum(axis=0) / total
+    bandwidth = np.sqrt((((freqs - centroid) ** 2) * magnitude).sum(axis=0) / total)
+    cumulative = np.cumsum(magnitude, axis=0)
+    rolloff = freqs[np.argmax(cumulative >= 0.85 * cumulative[-1], axis=0), 0]
+    power = np.maximum(magnitude**2, 1e-10)
+    flatness = np.exp(np.mean(np.log(power), axis=0)) / np.mean(power, axis=0)
+    _stats("centroid", centroid, out)
+    _stats("bandwidth", bandwidth, out)
+    _stats("rolloff", rolloff, out)
+    _stats("flatness", np.log10(flatness), out)
+
+
+def extract_features(y: np.ndarray, sr: int) -> dict[str, float]:
+    """All mood features of a mono excerpt, as name -> float.
+
+    Frame-level shape, contrast and chroma statistics use every other STFT frame (46 ms apart):
+    neighbouring frames overlap by 75%, so means and spreads hardly change and the cost halves."""
+    import librosa
+
+    out: dict[str, float] = {}
+    magnitude = np.abs(librosa.stft(y, n_fft=N_FFT, hop_length=HOP))
+    power = magnitude**2
+    mel = librosa.feature.melspectrogram(S=power, sr=sr, n_mels=N_MELS)
+    log_mel = librosa.power_to_db(mel, ref=1.0, top_db=None)
+    sparse_magnitude = np.ascontiguousarray(magnitude[:, ::2])
+
+    mfcc = librosa.feature.mfcc(S=log_mel, n_mfcc=N_MFCC)
+    _row_stats("mfcc", mfcc, out)
+    delta = np.diff(mfcc, axis=1)
+    for i, row in enumerate(delta):
+        out[f"mfcc_delta{i}_std"] = float(np.std(row))
+
+    rms = librosa.feature.rms(S=magnitude, frame_length=N_FFT)[0]
+    rms_db = librosa.amplitude_to_db(rms + 1e-10, ref=1.0)
+    _stats("rms", rms, out)
+    _stats("rms_db", rms_db, out)
+    out["rms_db_range"] = float(np.percentile(rms_db, 95) - np.percentile(rms_db, 5))
+    out["low_energy_ratio"] = float(np.mean(rms < rms.mean()))
+
+    _spectral_shape(sparse_magnitude, sr, out)
+    contrast = librosa.feature.spectral_contrast(S=sparse_magnitude[:, ::2], sr=sr)
+    _row_stats("contrast", contrast, out)
+    zcr = librosa.feature.zero_crossing_rate(y, frame_length=N_FFT, hop_length=2 * HOP)[0]
+    _stats("zcr", zcr, out)
+
+    flux = np.sqrt(np.mean(np.diff(log_mel, axis=1).clip(min=0) ** 2, axis=0))
+    _stats("flux", flux, out)
+    # Harmonic vs percussive energy on the small mel spectrogram: drums and attacks vs sustain.
+    harmonic, percussive = librosa.decompose.hpss(mel[:, ::2], kernel_size=9)
+    out["percussive_ratio"] = float(percussive.sum() / (harmonic.sum() + percussive.sum() + 1e-12))
+
+    onset_env = librosa.onset.onset_strength(S=log_mel, sr=sr)
+    _stats("onset_strength", onset_env, out)
+    _tempo_features(onset_env, sr, out)
+    _tonal_features(sparse_magnitude**2, sr, out)
+    return out
+
+
+def feature_names() -> list[str]:
+    """The names extract_features produces, in its order (computed once on a short test tone)."""
+    sr = 22050
+    t = np.arange(int(2.0 * sr)) / sr
+    return list(extract_features((0.1 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), sr))

@@ -1,0 +1,25 @@
+"""Where shipped model files are found, whether running from a checkout, a wheel or the Pi bundle."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+_REPO_MODELS = Path(__file__).resolve().parents[2] / "models"
+_BUNDLE_MODELS = Path("/opt/moodtunes/models")
+
+
+def models_dir() -> Path:
+    """The folder holding the shipped models: MOODTUNES_MODELS_DIR, else the checkout's models/,
+    else the Pi bundle's /opt/moodtunes/models."""
+    override = os.environ.get("MOODTUNES_MODELS_DIR")
+    if override:
+        return Path(override)
+    if _REPO_MODELS.is_dir():
+        return _REPO_MODELS
+    return _BUNDLE_MODELS
+
+
+def shipped_model(relative: str) -> Path:
+    """Path of a shipped model file, e.g. ``shipped_model("emotion/emotion_int8.tflite")``."""
+    return models_dir() / relative

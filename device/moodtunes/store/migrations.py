@@ -1,0 +1,98 @@
+"""Versioned schema migrations; PRAGMA user_version records how many have been applied.
+
+Append new migrations to MIGRATIONS; never edit one that has shipped.
+"""
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: the first schema
+    """
+    CREATE TABLE profiles (
+        id          INTEGER PRIMARY KEY,
+        name        TEXT NOT NULL UNIQUE COLLATE NOCASE,
+        colour      TEXT NOT NULL,
+        is_guest    INTEGER NOT NULL DEFAULT 0,
+        created_at  TEXT NOT NULL,
+        consent_at  TEXT
+    );
+    CREATE TABLE sessions (
+        id          INTEGER PRIMARY KEY,
+        uuid        TEXT NOT NULL UNIQUE,
+        profile_id  INTEGER NOT NULL REFERENCES profiles(id) ON DELETE CASCADE,
+        started_at  TEXT NOT NULL,
+        ended_at    TEXT,
+        end_reason  TEXT,
+        mood_before TEXT,
+        mood_after  TEXT
+    );
+    CREATE INDEX sessions_by_profile ON sessions(profile_id, started_at);
+    CREATE TABLE mood_readings (
+        id              INTEGER PRIMARY KEY,
+        session_id      INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+        phase           TEXT NOT NULL CHECK (phase IN ('before', 'after')),
+        outcome         TEXT NOT NULL,
+        label           TEXT,
+        confidence      REAL NOT NULL,
+        probs           TEXT NOT NULL,
+        frames_used     INTEGER NOT NULL,
+        corrected_label TEXT,
+        created_at      TEXT NOT NULL
+    );
+    CREATE INDEX readings_by_session ON mood_readings(session_id);
+    CREATE TABLE tracks (
+        id          INTEGER PRIMARY KEY,
+        path        TEXT NOT NULL UNIQUE,
+        size        INTEGER NOT NULL,
+        mtime       REAL NOT NULL,
+        title       TEXT NOT NULL DEFAULT '',
+        artist      TEXT NOT NULL DEFAULT '',
+        album       TEXT,
+        genre       TEXT,
+        year        INTEGER,
+        duration    REAL NOT NULL DEFAULT 0,
+        tempo       REAL,
+        quadrant    TEXT,
+        probs       TEXT NOT NULL DEFAULT '{}',
+        valence     REAL,
+        arousal     REAL,
+        category    TEXT,
+        features    TEXT NOT NULL DEFAULT '{}',
+        error       TEXT,
+        analysed_at TEXT NOT NULL
+    );
+    CREATE INDEX tracks_by_category ON tracks(category);
+    CREATE TABLE plays (
+        id               INTEGER PRIMARY KEY,
+        session_id       INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+        track_id         INTEGER REFERENCES tracks(id) ON DELETE SET NULL,
+        path             TEXT NOT NULL,
+        title            TEXT NOT NULL,
+        artist           TEXT NOT NULL,
+        category         TEXT,
+        started_at       TEXT NOT NULL,
+        seconds_listened REAL NOT NULL DEFAULT 0,
+        finished         INTEGER NOT NULL DEFAULT 0,
+        error            TEXT
+    );
+    CREATE INDEX plays_by_session ON plays(session_id);
+    CREATE TABLE ratings (
+        id          INTEGER PRIMARY KEY,
+        session_id  INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+        play_id     INTEGER REFERENCES plays(id) ON DELETE SET NULL,
+        score       INTEGER NOT NULL CHECK (score BETWEEN 0 AND 100),
+        created_at  TEXT NOT NULL
+    );
+    CREATE INDEX ratings_by_session ON ratings(session_id);
+    CREATE TABLE outbox (
+        id          INTEGER PRIMARY KEY,
+        event_id    TEXT NOT NULL UNIQUE,
+        kind        TEXT NOT NULL,
+        session_id  INTEGER REFERENCES sessions(id) ON DELETE SET NULL,
+        payload     TEXT NOT NULL,
+        created_at  TEXT NOT NULL,
+        attempts    INTEGER NOT NULL DEFAULT 0,
+        last_error  TEXT,
+        sent_at     TEXT
+    );
+    CREATE INDEX outbox_pending ON outbox(sent_at, id);
+    """,
+)

@@ -1,0 +1,524 @@
+"""SQLite store: the device's memory of profiles, visits, plays, ratings, the music catalog and
+the outbox of events waiting to be uploaded.
+
+WAL mode and synchronous=FULL so a crash or power cut loses at most the write in progress; every
+public method is one transaction. Each thread should open its own Store.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from moodtunes.domain import MoodReading
+from moodtunes.events import (
+    VISIT_KIND,
+    PlayEvent,
+    ReadingEvent,
+    VisitEvent,
+    mood_lift,
+    profile_key,
+)
+from moodtunes.store.migrations import MIGRATIONS
+
+GUEST_NAME = "Guest"
+GUEST_COLOUR = "#8a94a6"
+
+
+class StoreError(Exception):
+    """The database can't be used (full disk, corrupt file, newer schema…), in one clear line."""
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True)
+class Profile:
+    id: int
+    name: str
+    colour: str
+    is_guest: bool
+    created_at: str
+    consent_at: str | None
+
+    @property
+    def has_consented(self) -> bool:
+        return self.consent_at is not None
+
+
+@dataclass
+class TrackRecord:
+    path: str
+    size: int
+    mtime: float
+    title: str
+    artist: str
+    album: str | None = None
+    genre: str | None = None
+    year: int | None = None
+    duration: float = 0.0
+    tempo: float | None = None
+    quadrant: str | None = None
+    probs: dict[str, float] = field(default_factory=dict)
+    valence: float | None = None
+    arousal: float | None = None
+    category: str | None = None
+    features: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+    id: int | None = None
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    id: int
+    event_id: str
+    kind: str
+    payload: str
+    attempts: int
+
+
+_TRACK_COLUMNS = (
+    "path", "size", "mtime", "title", "artist", "album", "genre", "year", "duration", "tempo",
+    "quadrant", "probs", "valence", "arousal", "category", "features", "error",
+)
+
+
+def _track_from_row(row: sqlite3.Row) -> TrackRecord:
+    values = {name: row[name] for name in _TRACK_COLUMNS}
+    values["probs"] = json.loads(values["probs"])
+    values["features"] = json.loads(values["features"])
+    return TrackRecord(**values, id=row["id"])
+
+
+def _readings(db: sqlite3.Connection, session_id: int) -> dict[str, ReadingEvent]:
+    """A visit's mood readings by phase ("before"/"after"); the newest of a phase wins."""
+    return {
+        r["phase"]: ReadingEvent(
+            outcome=r["outcome"], label=r["label"], corrected_label=r["corrected_label"],
+            confidence=min(1.0, max(0.0, r["confidence"])), probs=json.loads(r["probs"]),
+            frames_used=r["frames_used"],
+        )
+        for r in db.execute(
+            "SELECT * FROM mood_readings WHERE session_id = ? ORDER BY id", (session_id,)
+        )
+    }
+
+
+def _describe_sqlite_error(path: Path, exc: sqlite3.Error) -> str:
+    text = str(exc)
+    if "disk is full" in text:
+        return f"database {path}: the disk is full; free some space (nothing already saved was lost)"
+    if "not a database" in text or "malformed" in text:
+        return f"database {path}: the file is damaged ({text}); move it aside to start afresh"
+    if "readonly" in text or "unable to open" in text:
+        return f"database {path}: can't write here ({text}); check MOODTUNES_DATA_DIR and permissions"
+    return f"database {path}: {text}"
+
+
+class Store:
+    def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
+        self._db = connection
+        self.path = path
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: Path) -> "Store":
+        """Open (creating and migrating as needed) the database at ``path``."""
+        path = Path(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(path, timeout=10.0, isolation_level=None, check_same_thread=False)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"database {path}: can't open ({exc})") from None
+        db.row_factory = sqlite3.Row
+        store = cls(db, path)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.execute("PRAGMA foreign_keys=ON")
+            db.execute("PRAGMA busy_timeout=10000")
+            store._migrate()
+        except sqlite3.Error as exc:
+            db.close()
+            raise StoreError(_describe_sqlite_error(path, exc)) from None
+        return store
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def schema_version(self) -> int:
+        return self._db.execute("PRAGMA user_version").fetchone()[0]
+
+    def _migrate(self) -> None:
+        current = self.schema_version
+        if current > len(MIGRATIONS):
+            raise StoreError(
+                f"database {self.path}: schema version {current} is newer than this moodtunes "
+                f"({len(MIGRATIONS)}); upgrade moodtunes"
+            )
+        for version, script in enumerate(MIGRATIONS[current:], start=current + 1):
+            # executescript commits first, so the migration is wrapped by hand.
+            self._db.executescript(
+                f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version={version};\nCOMMIT;"
+            )
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One atomic unit of work; sqlite errors become StoreError with a readable message."""
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StoreError(_describe_sqlite_error(self.path, exc)) from None
+        try:
+            yield self._db
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._rollback()
+            raise StoreError(_describe_sqlite_error(self.path, exc)) from None
+        except BaseException:
+            self._rollback()
+            raise
+
+    def _rollback(self) -> None:
+        # SQLite may already have rolled back by itself (e.g. on a full disk).
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
+
+    def _query(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        try:
+            return self._db.execute(sql, tuple(params)).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(_describe_sqlite_error(self.path, exc)) from None
+
+    def integrity_problems(self) -> list[str]:
+        """What SQLite's integrity and foreign-key checks find; empty when the file is sound."""
+        problems = [r[0] for r in self._query("PRAGMA integrity_check") if r[0] != "ok"]
+        problems += [f"foreign key: {tuple(r)}" for r in self._query("PRAGMA foreign_key_check")]
+        return problems
+
+    # ---- profiles --------------------------------------------------------------------------
+
+    def create_profile(self, name: str, colour: str) -> Profile:
+        name = name.strip()
+        if not name:
+            raise ValueError("a profile needs a name")
+        with self.transaction() as db:
+            if db.execute("SELECT 1 FROM profiles WHERE name = ?", (name,)).fetchone():
+                raise ValueError(f"a profile named {name!r} already exists")
+            db.execute(
+                "INSERT INTO profiles (name, colour, created_at) VALUES (?, ?, ?)",
+                (name, colour, utc_now()),
+            )
+        return self.profile_by_name(name)  # type: ignore[return-value]
+
+    def guest_profile(self) -> Profile:
+        """The shared guest profile, created on first use."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO profiles (name, colour, is_guest, created_at)"
+                " VALUES (?, ?, 1, ?)",
+                (GUEST_NAME, GUEST_COLOUR, utc_now()),
+            )
+        return self.profile_by_name(GUEST_NAME)  # type: ignore[return-value]
+
+    def profiles(self, include_guest: bool = False) -> list[Profile]:
+        rows = self._query(
+            "SELECT * FROM profiles WHERE is_guest = 0 OR ? ORDER BY name COLLATE NOCASE",
+            (include_guest,),
+        )
+        return [self._profile(r) for r in rows]
+
+    def profile_by_name(self, name: str) -> Profile | None:
+        rows = self._query("SELECT * FROM profiles WHERE name = ?", (name,))
+        return self._profile(rows[0]) if rows else None
+
+    def profile(self, profile_id: int) -> Profile:
+        rows = self._query("SELECT * FROM profiles WHERE id = ?", (profile_id,))
+        if not rows:
+            raise KeyError(f"no profile with id {profile_id}")
+        return self._profile(rows[0])
+
+    def record_consent(self, profile_id: int) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE profiles SET consent_at = ? WHERE id = ? AND consent_at IS NULL",
+                (utc_now(), profile_id),
+            )
+
+    @staticmethod
+    def _profile(row: sqlite3.Row) -> Profile:
+        return Profile(
+            row["id"], row["name"], row["colour"], bool(row["is_guest"]),
+            row["created_at"], row["consent_at"],
+        )
+
+    # ---- visits ----------------------------------------------------------------------------
+
+    def start_session(self, profile_id: int) -> int:
+        with self.transaction() as db:
+            cur = db.execute(
+                "INSERT INTO sessions (uuid, profile_id, started_at) VALUES (?, ?, ?)",
+                (str(uuid.uuid4()), profile_id, utc_now()),
+            )
+            return int(cur.lastrowid)
+
+    def add_reading(self, session_id: int, phase: str, reading: MoodReading) -> int:
+        """Record a mood reading; the session's mood_before/after follows the newest one."""
+        probs = {k: round(float(v), 5) for k, v in reading.probs.items()}
+        with self.transaction() as db:
+            cur = db.execute(
+                "INSERT INTO mood_readings (session_id, phase, outcome, label, confidence, probs,"
+                " frames_used, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    session_id, phase, reading.outcome.value, reading.label,
+                    float(reading.confidence), json.dumps(probs), int(reading.frames_used),
+                    utc_now(),
+                ),
+            )
+            self._set_session_mood(db, session_id, phase, reading.label)
+            return int(cur.lastrowid)
+
+    def correct_reading(self, reading_id: int, label: str) -> None:
+        """The user says the reading was wrong: keep the model's label, store theirs beside it."""
+        with self.transaction() as db:
+            row = db.execute(
+                "SELECT session_id, phase FROM mood_readings WHERE id = ?", (reading_id,)
+            ).fetchone()
+            if row is None:
+                raise KeyError(f"no mood reading with id {reading_id}")
+            db.execute(
+                "UPDATE mood_readings SET corrected_label = ? WHERE id = ?", (label, reading_id)
+            )
+            self._set_session_mood(db, row["session_id"], row["phase"], label)
+
+    @staticmethod
+    def _set_session_mood(
+        db: sqlite3.Connection, session_id: int, phase: str, label: str | None
+    ) -> None:
+        column = "mood_before" if phase == "before" else "mood_after"
+        db.execute(f"UPDATE sessions SET {column} = ? WHERE id = ?", (label, session_id))
+
+    def start_play(self, session_id: int, track: TrackRecord) -> int:
+        with self.transaction() as db:
+            cur = db.execute(
+                "INSERT INTO plays (session_id, track_id, path, title, artist, category, started_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    session_id, track.id, track.path, track.title, track.artist, track.category,
+                    utc_now(),
+                ),
+            )
+            return int(cur.lastrowid)
+
+    def update_play(
+        self, play_id: int, seconds_listened: float, finished: bool = False, error: str | None = None
+    ) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE plays SET seconds_listened = ?, finished = ?, error = ? WHERE id = ?",
+                (max(0.0, float(seconds_listened)), int(finished), error, play_id),
+            )
+
+    def add_rating(self, session_id: int, score: int, play_id: int | None = None) -> int:
+        if not 0 <= int(score) <= 100:
+            raise ValueError("a rating is from 0 to 100")
+        with self.transaction() as db:
+            cur = db.execute(
+                "INSERT INTO ratings (session_id, play_id, score, created_at) VALUES (?, ?, ?, ?)",
+                (session_id, play_id, int(score), utc_now()),
+            )
+            return int(cur.lastrowid)
+
+    def finish_session(self, session_id: int, reason: str, device_id: str) -> VisitEvent:
+        """End a visit and queue its event for upload, in the same transaction."""
+        with self.transaction() as db:
+            row = db.execute("SELECT ended_at FROM sessions WHERE id = ?", (session_id,)).fetchone()
+            if row is None:
+                raise KeyError(f"no session with id {session_id}")
+            if row["ended_at"] is not None:
+                raise ValueError(f"session {session_id} has already ended")
+            db.execute(
+                "UPDATE sessions SET ended_at = ?, end_reason = ? WHERE id = ?",
+                (utc_now(), reason, session_id),
+            )
+            event = self._visit_event(db, session_id, device_id)
+            db.execute(
+                "INSERT INTO outbox (event_id, kind, session_id, payload, created_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (event.event_id, VISIT_KIND, session_id, event.model_dump_json(), utc_now()),
+            )
+        return event
+
+    def open_sessions(self) -> list[int]:
+        """Visits that never ended (a crash or power cut); the kiosk closes them at start-up."""
+        rows = self._query("SELECT id FROM sessions WHERE ended_at IS NULL ORDER BY id")
+        return [r["id"] for r in rows]
+
+    def _visit_event(self, db: sqlite3.Connection, session_id: int, device_id: str) -> VisitEvent:
+        s = db.execute(
+            "SELECT s.*, p.is_guest FROM sessions s JOIN profiles p ON p.id = s.profile_id"
+            " WHERE s.id = ?",
+            (session_id,),
+        ).fetchone()
+        readings = _readings(db, session_id)
+        plays = [
+            PlayEvent(
+                title=r["title"][:300], artist=r["artist"][:300], category=r["category"],
+                seconds_listened=r["seconds_listened"], finished=bool(r["finished"]),
+                error=r["error"][:300] if r["error"] else None,
+            )
+            for r in db.execute(
+                "SELECT * FROM plays WHERE session_id = ? ORDER BY id", (session_id,)
+            )
+        ]
+        rating = db.execute(
+            "SELECT score FROM ratings WHERE session_id = ? ORDER BY id DESC LIMIT 1", (session_id,)
+        ).fetchone()
+        before, after = readings.get("before"), readings.get("after")
+        return VisitEvent(
+            event_id=str(uuid.uuid4()),
+            device_id=device_id,
+            session_id=s["uuid"],
+            profile_key=profile_key(device_id, s["profile_id"]),
+            guest=bool(s["is_guest"]),
+            started_at=s["started_at"],
+            ended_at=s["ended_at"],
+            end_reason=s["end_reason"],
+            mood_before=before,
+            mood_after=after,
+            mood_lift=mood_lift(before, after),
+            plays=plays,
+            listening_seconds=round(sum(p.seconds_listened for p in plays), 3),
+            rating=rating["score"] if rating else None,
+        )
+
+    # ---- history (recommendations and reports) ---------------------------------------------
+
+    def visits(self, profile_id: int | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        """Ended visits (newest ``limit``), oldest first, each a row dict plus ``readings``
+        (phase -> ReadingEvent) and ``plays`` (row dicts)."""
+        sql = (
+            "SELECT s.*, p.name AS profile, (SELECT score FROM ratings r WHERE r.session_id = s.id"
+            " ORDER BY r.id DESC LIMIT 1) AS rating FROM sessions s"
+            " JOIN profiles p ON p.id = s.profile_id"
+            " WHERE s.ended_at IS NOT NULL AND (? IS NULL OR s.profile_id = ?)"
+            " ORDER BY s.started_at DESC, s.id DESC LIMIT ?"
+        )
+        sessions = self._query(sql, (profile_id, profile_id, -1 if limit is None else limit))
+        result = []
+        for s in reversed(sessions):
+            readings = _readings(self._db, s["id"])
+            plays = [
+                dict(r)
+                for r in self._query("SELECT * FROM plays WHERE session_id = ? ORDER BY id", (s["id"],))
+            ]
+            result.append(dict(s) | {"readings": readings, "plays": plays})
+        return result
+
+    def track_feedback(self, profile_id: int) -> list[tuple[int | None, str, str, int]]:
+        """(track_id, path, artist, score) for every rated play of a profile, oldest first."""
+        rows = self._query(
+            "SELECT pl.track_id, pl.path, pl.artist, r.score FROM ratings r"
+            " JOIN plays pl ON pl.id = r.play_id JOIN sessions s ON s.id = r.session_id"
+            " WHERE s.profile_id = ? ORDER BY r.id",
+            (profile_id,),
+        )
+        return [(r["track_id"], r["path"], r["artist"], r["score"]) for r in rows]
+
+    def recent_paths(self, profile_id: int, visits: int = 3) -> set[str]:
+        """Tracks played in the profile's last ``visits`` visits, to avoid repeating them."""
+        rows = self._query(
+            "SELECT DISTINCT pl.path FROM plays pl WHERE pl.session_id IN ("
+            " SELECT id FROM sessions WHERE profile_id = ? ORDER BY started_at DESC, id DESC LIMIT ?)",
+            (profile_id, visits),
+        )
+        return {r["path"] for r in rows}
+
+    # ---- music catalog ---------------------------------------------------------------------
+
+    def track_index(self) -> dict[str, tuple[int, float]]:
+        rows = self._query("SELECT path, size, mtime FROM tracks")
+        return {r["path"]: (r["size"], r["mtime"]) for r in rows}
+
+    def upsert_track(self, rec: TrackRecord) -> int:
+        values = [getattr(rec, name) for name in _TRACK_COLUMNS]
+        values[_TRACK_COLUMNS.index("probs")] = json.dumps(rec.probs)
+        values[_TRACK_COLUMNS.index("features")] = json.dumps(rec.features)
+        columns = ", ".join(_TRACK_COLUMNS)
+        marks = ", ".join("?" for _ in _TRACK_COLUMNS)
+        updates = ", ".join(f"{c} = excluded.{c}" for c in (*_TRACK_COLUMNS[1:], "analysed_at"))
+        with self.transaction() as db:
+            db.execute(
+                f"INSERT INTO tracks ({columns}, analysed_at) VALUES ({marks}, ?)"
+                f" ON CONFLICT(path) DO UPDATE SET {updates}",
+                (*values, utc_now()),
+            )
+            return int(db.execute("SELECT id FROM tracks WHERE path = ?", (rec.path,)).fetchone()[0])
+
+    def record_track_error(self, path: str, size: int, mtime: float, error: str) -> None:
+        """Keep a file that can't be analysed, so a rescan skips it until it changes."""
+        record = TrackRecord(path=path, size=size, mtime=mtime, title=Path(path).stem, artist="")
+        record.error = error
+        self.upsert_track(record)
+
+    def delete_tracks(self, paths: Iterable[str]) -> int:
+        with self.transaction() as db:
+            return sum(db.execute("DELETE FROM tracks WHERE path = ?", (p,)).rowcount for p in paths)
+
+    def tracks(self, category: str | None = None, include_errors: bool = False) -> list[TrackRecord]:
+        rows = self._query(
+            "SELECT * FROM tracks WHERE (? IS NULL OR category = ?) AND (? OR error IS NULL)"
+            " ORDER BY artist COLLATE NOCASE, title COLLATE NOCASE",
+            (category, category, include_errors),
+        )
+        return [_track_from_row(r) for r in rows]
+
+    def track_by_path(self, path: str) -> TrackRecord | None:
+        rows = self._query("SELECT * FROM tracks WHERE path = ?", (path,))
+        return _track_from_row(rows[0]) if rows else None
+
+    # ---- outbox ----------------------------------------------------------------------------
+
+    def pending_events(self, limit: int = 50) -> list[OutboxItem]:
+        rows = self._query(
+            "SELECT id, event_id, kind, payload, attempts FROM outbox WHERE sent_at IS NULL"
+            " ORDER BY id LIMIT ?",
+            (limit,),
+        )
+        return [OutboxItem(r["id"], r["event_id"], r["kind"], r["payload"], r["attempts"]) for r in rows]
+
+    def mark_sent(self, outbox_id: int) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE outbox SET sent_at = ?, attempts = attempts + 1, last_error = NULL"
+                " WHERE id = ?",
+                (utc_now(), outbox_id),
+            )
+
+    def mark_failed(self, outbox_id: int, error: str) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ? WHERE id = ?",
+                (error[:500], outbox_id),
+            )
+
+    def outbox_counts(self) -> dict[str, int]:
+        row = self._query(
+            "SELECT COUNT(*) - COUNT(sent_at) AS pending, COUNT(sent_at) AS sent FROM outbox"
+        )[0]
+        return {"pending": row["pending"], "sent": row["sent"]}

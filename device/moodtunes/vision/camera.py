@@ -1,0 +1,290 @@
+"""Camera sources behind one interface: ``open_camera(spec, ...)`` returns a ``Camera`` whose
+``read()`` gives an (H, W, 3) uint8 RGB frame or raises ``CameraError`` with a message a person can act on.
+
+Specs: ``picamera2`` (Raspberry Pi camera), ``opencv:N`` (webcam N via V4L2), ``replay:PATH`` (an
+image, a folder of images or a video, looped), ``sample`` (scikit-image's astronaut photo, shipped
+with scikit-image, nothing downloaded) and ``auto`` (picamera2, then webcam 0, then the sample).
+Frames only ever live in memory: nothing here writes an image anywhere.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Iterator, Protocol
+
+import cv2
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm"})
+VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"})
+
+
+class CameraError(Exception):
+    """The camera could not be opened or stopped delivering frames."""
+
+
+class Camera(Protocol):
+    """What the vision pipeline needs from a camera."""
+
+    description: str
+
+    def read(self) -> np.ndarray:
+        """The next frame, (H, W, 3) uint8 RGB; raises CameraError."""
+        ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> "Camera": ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+
+class _ClosingContext:
+    """Context-manager support shared by the sources."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+
+class _Pacer:
+    """Sleeps so that frames come at most ``fps`` times per second (a replay behaves like a camera)."""
+
+    def __init__(self, fps: float | None) -> None:
+        self._period = 1.0 / fps if fps else 0.0
+        self._next = 0.0
+
+    def wait(self) -> None:
+        if not self._period:
+            return
+        now = time.monotonic()
+        if self._next > now:
+            time.sleep(self._next - now)
+            now = self._next
+        self._next = max(self._next + self._period, now)
+
+
+class Picamera2Camera(_ClosingContext):
+    """The Raspberry Pi camera through picamera2 (imported only when used).
+
+    picamera2's "RGB888" format is named after libcamera's DRM fourcc and is BGR in memory, so the
+    channels are reversed here to give RGB like every other source.
+    """
+
+    def __init__(self, width: int, height: int, fps: int) -> None:
+        self.description = "picamera2"
+        try:
+            from picamera2 import Picamera2
+        except ImportError as exc:
+            raise CameraError(
+                "picamera2 is not installed (on Raspberry Pi OS: sudo apt install python3-picamera2, "
+                "and create the venv with --system-site-packages)"
+            ) from exc
+        try:
+            self._camera = Picamera2()
+        except Exception as exc:  # picamera2 raises IndexError/RuntimeError when no camera is attached
+            raise CameraError(f"no Raspberry Pi camera found ({exc}); check the ribbon cable") from exc
+        try:
+            config = self._camera.create_preview_configuration(
+                main={"size": (width, height), "format": "RGB888"},
+                controls={"FrameRate": float(fps)},
+                buffer_count=4,
+            )
+            self._camera.configure(config)
+            self._camera.start()
+        except Exception as exc:
+            self._close_quietly()
+            raise CameraError(f"the Raspberry Pi camera could not be started: {exc}") from exc
+
+    def read(self) -> np.ndarray:
+        try:
+            bgr = self._camera.capture_array("main")
+        except Exception as exc:
+            raise CameraError(f"the Raspberry Pi camera stopped delivering frames: {exc}") from exc
+        if bgr is None or bgr.ndim != 3 or bgr.shape[2] < 3:
+            raise CameraError(f"the Raspberry Pi camera gave an unexpected frame: {getattr(bgr, 'shape', None)}")
+        return np.ascontiguousarray(bgr[:, :, 2::-1])
+
+    def _close_quietly(self) -> None:
+        for step in (self._camera.stop, self._camera.close):
+            try:
+                step()
+            except Exception:  # closing a half-broken camera must not raise over the real error
+                logger.debug("picamera2 %s failed", step.__name__, exc_info=True)
+
+    def close(self) -> None:
+        self._close_quietly()
+
+
+class OpenCVCamera(_ClosingContext):
+    """A webcam through OpenCV (V4L2 on Linux)."""
+
+    def __init__(self, index: int, width: int, height: int, fps: int) -> None:
+        self.description = f"opencv:{index}"
+        if sys.platform.startswith("linux") and not Path(f"/dev/video{index}").exists():
+            raise CameraError(f"no webcam at /dev/video{index}")
+        backend = cv2.CAP_V4L2 if sys.platform.startswith("linux") else cv2.CAP_ANY
+        self._capture = cv2.VideoCapture(index, backend)
+        if not self._capture.isOpened():
+            self._capture.release()
+            raise CameraError(f"webcam {index} could not be opened (in use by another program, or no permission?)")
+        self._capture.set(cv2.CAP_PROP_FRAME_WIDTH, width)
+        self._capture.set(cv2.CAP_PROP_FRAME_HEIGHT, height)
+        self._capture.set(cv2.CAP_PROP_FPS, fps)
+
+    def read(self) -> np.ndarray:
+        ok, bgr = self._capture.read()
+        if not ok or bgr is None:
+            raise CameraError(f"{self.description}: the webcam stopped delivering frames (unplugged?)")
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+    def close(self) -> None:
+        self._capture.release()
+
+
+def read_image_rgb(path: Path) -> np.ndarray:
+    """Decode an image file to (H, W, 3) uint8 RGB; CameraError if it is not a readable image."""
+    data = np.fromfile(str(path), dtype=np.uint8) if path.is_file() else None
+    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data is not None and data.size else None
+    if bgr is None:
+        raise CameraError(f"{path}: not a readable image")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def image_files(folder: Path) -> list[Path]:
+    """Image files under ``folder`` (recursively), in a stable order."""
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def video_frames(path: Path) -> Iterator[np.ndarray]:
+    """RGB frames of a video file, in order; CameraError if it cannot be decoded at all."""
+    capture = cv2.VideoCapture(str(path))
+    try:
+        if not capture.isOpened():
+            raise CameraError(f"{path}: not a readable video")
+        while True:
+            ok, bgr = capture.read()
+            if not ok:
+                return
+            yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    finally:
+        capture.release()
+
+
+class ReplayCamera(_ClosingContext):
+    """Replays in-memory frames, an image, a folder of images or a video, looped forever.
+
+    Paced at ``fps`` like a real camera, or unpaced (``fps=None``) for tests and benchmarks.
+    """
+
+    def __init__(self, frames: Callable[[], Iterator[np.ndarray]], description: str, fps: float | None) -> None:
+        self.description = description
+        self._frames_factory = frames
+        self._frames = frames()
+        self._pacer = _Pacer(fps)
+        self._closed = False
+
+    @classmethod
+    def from_frames(cls, frames: list[np.ndarray], description: str = "frames", fps: float | None = None) -> "ReplayCamera":
+        if not frames:
+            raise CameraError(f"{description}: no frames to replay")
+        return cls(lambda: iter(frames), description, fps)
+
+    @classmethod
+    def from_path(cls, path: Path, fps: float | None) -> "ReplayCamera":
+        description = f"replay:{path}"
+        if path.is_dir():
+            files = image_files(path)
+            if not files:
+                raise CameraError(f"{path}: no images in this folder")
+            return cls(lambda: (read_image_rgb(p) for p in files), description, fps)
+        if not path.exists():
+            raise CameraError(f"{path}: no such file or folder")
+        if path.suffix.lower() in VIDEO_SUFFIXES:
+            probe = video_frames(path)
+            first = next(probe, None)
+            probe.close()
+            if first is None:
+                raise CameraError(f"{path}: the video has no frames")
+            return cls(lambda: video_frames(path), description, fps)
+        return cls.from_frames([read_image_rgb(path)], description, fps)
+
+    def read(self) -> np.ndarray:
+        if self._closed:
+            raise CameraError(f"{self.description}: the camera is closed")
+        self._pacer.wait()
+        frame = next(self._frames, None)
+        if frame is None:  # end of the sequence: loop
+            self._frames = self._frames_factory()
+            frame = next(self._frames, None)
+            if frame is None:
+                raise CameraError(f"{self.description}: nothing left to replay")
+        return frame
+
+    def close(self) -> None:
+        self._closed = True
+        close_source = getattr(self._frames, "close", None)  # a video generator releases its decoder
+        if close_source is not None:
+            close_source()
+
+
+def sample_frame(width: int, height: int) -> np.ndarray:
+    """scikit-image's astronaut photo (bundled with scikit-image) scaled and centre-cropped to
+    width x height, so the built-in sample looks like a camera frame of the configured size."""
+    from skimage import data
+
+    photo = data.astronaut()
+    scale = max(width / photo.shape[1], height / photo.shape[0])
+    resized = cv2.resize(photo, (round(photo.shape[1] * scale), round(photo.shape[0] * scale)),
+                         interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    top = (resized.shape[0] - height) // 2
+    left = (resized.shape[1] - width) // 2
+    return np.ascontiguousarray(resized[top:top + height, left:left + width])
+
+
+def open_camera(spec: str, width: int = 640, height: int = 480, fps: int = 30, *, paced: bool = True) -> Camera:
+    """Open the camera named by ``spec`` (see the module docstring); CameraError says what is wrong.
+
+    ``paced`` only matters for replay and sample sources: False delivers frames as fast as they are read.
+    """
+    spec = spec.strip()
+    replay_fps = fps if paced else None
+    kind, _, arg = spec.partition(":")
+    kind = kind.lower()
+    if kind == "picamera2":
+        return Picamera2Camera(width, height, fps)
+    if kind == "opencv":
+        try:
+            index = int(arg or 0)
+        except ValueError:
+            raise CameraError(f"camera source {spec!r}: opencv:N needs a device number, e.g. opencv:0") from None
+        return OpenCVCamera(index, width, height, fps)
+    if kind == "replay":
+        if not arg:
+            raise CameraError("camera source 'replay:' needs a path, e.g. replay:/home/pi/faces")
+        return ReplayCamera.from_path(Path(arg).expanduser(), replay_fps)
+    if kind == "sample":
+        return ReplayCamera.from_frames([sample_frame(width, height)], "sample", replay_fps)
+    if kind == "auto":
+        return _open_auto(width, height, fps, replay_fps)
+    raise CameraError(f"unknown camera source {spec!r}: use auto, picamera2, opencv:N, replay:PATH or sample")
+
+
+def _open_auto(width: int, height: int, fps: int, replay_fps: float | None) -> Camera:
+    for attempt in (lambda: Picamera2Camera(width, height, fps), lambda: OpenCVCamera(0, width, height, fps)):
+        try:
+            return attempt()
+        except CameraError as exc:
+            logger.info("camera auto: %s", exc)
+    logger.warning("no camera found: using the built-in sample photo")
+    return ReplayCamera.from_frames([sample_frame(width, height)], "sample", replay_fps)

@@ -1,0 +1,53 @@
+"""Crop geometry: from a detected face to the grayscale, eye-levelled crop the emotion model sees.
+
+FER-2013, the model's training data, has tight crops (roughly forehead to chin) with level eyes, so
+the crop is a square around the BlazeFace box grown by ``margin`` of the box size on every side and
+rotated about the box centre until the eyes are horizontal. The margin that best matches FER's
+framing was measured (docs/vision.md).
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+from moodtunes.vision.faces import FaceBox
+
+CROP_OVERSAMPLE = 2  # the crop is made at twice the model input size; preprocess area-averages it down
+
+
+def eye_angle_degrees(face: FaceBox) -> float:
+    """Roll of the face: the angle of the line from the subject's right eye (image left) to the
+    left eye, in degrees, positive when the image-right eye is lower. 0 without eye keypoints."""
+    if face.right_eye is None or face.left_eye is None:
+        return 0.0
+    dx = face.left_eye[0] - face.right_eye[0]
+    dy = face.left_eye[1] - face.right_eye[1]
+    if dx == 0 and dy == 0:
+        return 0.0
+    return math.degrees(math.atan2(dy, dx))
+
+
+def crop_transform(face: FaceBox, margin: float, out_size: int) -> np.ndarray:
+    """2x3 affine matrix mapping frame pixels to crop pixels: the face centre goes to the crop
+    centre, the eyes become horizontal and a box of side ``max(w, h) * (1 + 2 * margin)`` fills
+    ``out_size`` pixels."""
+    side = max(face.w, face.h) * (1.0 + 2.0 * margin)
+    if side <= 0:
+        raise ValueError(f"face box has no size: {face}")
+    cx, cy = face.center
+    matrix = cv2.getRotationMatrix2D((cx, cy), eye_angle_degrees(face), out_size / side)
+    matrix[0, 2] += out_size / 2.0 - cx
+    matrix[1, 2] += out_size / 2.0 - cy
+    return matrix
+
+
+def face_crop(frame: np.ndarray, face: FaceBox, *, margin: float, size: int) -> np.ndarray:
+    """The levelled face crop as uint8 grayscale, ``CROP_OVERSAMPLE * size`` pixels square; parts
+    outside the frame repeat the edge pixels (a face at the border still gives a usable crop)."""
+    out = size * CROP_OVERSAMPLE
+    rgb = cv2.warpAffine(frame, crop_transform(face, margin, out), (out, out),
+                         flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)

@@ -1,0 +1,221 @@
+"""Face detection with MediaPipe's BlazeFace short-range model, run directly by LiteRT.
+
+The model file is the one the installed mediapipe package bundles (or ``vision.face_model``).
+Running it through LiteRT with one thread, our own letterbox and the BlazeFace anchor decoding
+(SSD anchors, weighted non-maximum suppression, as in mediapipe's face_detection graph) is faster
+than either mediapipe API on a 640x480 frame (measured in docs/vision.md) and needs no mediapipe
+import at run time.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+BUNDLED_MODEL = "modules/face_detection/face_detection_short_range.tflite"
+NATIVE_INPUT = 128  # BlazeFace short range is trained on 128x128 inputs
+_NMS_IOU = 0.3  # mediapipe's min_suppression_threshold for face detection
+_SCORE_CLIP = 100.0
+
+
+class FaceModelError(Exception):
+    """The face detection model is missing or unusable."""
+
+
+@dataclass(frozen=True)
+class FaceBox:
+    """One detected face in frame pixel coordinates: box (x, y, w, h), score and the two eye centres
+    (``right_eye`` is the subject's right eye, on the image's left)."""
+
+    x: float
+    y: float
+    w: float
+    h: float
+    score: float
+    right_eye: tuple[float, float] | None = None
+    left_eye: tuple[float, float] | None = None
+
+    @property
+    def area(self) -> float:
+        return self.w * self.h
+
+    @property
+    def center(self) -> tuple[float, float]:
+        return self.x + self.w / 2.0, self.y + self.h / 2.0
+
+    def pixel_box(self) -> tuple[int, int, int, int]:
+        """The box as whole pixels (x, y, w, h), for drawing and JSON."""
+        return round(self.x), round(self.y), round(self.w), round(self.h)
+
+    def scaled(self, factor: float) -> "FaceBox":
+        """The same face in a frame resized by ``factor``."""
+        def point(p: tuple[float, float] | None) -> tuple[float, float] | None:
+            return None if p is None else (p[0] * factor, p[1] * factor)
+
+        return replace(self, x=self.x * factor, y=self.y * factor, w=self.w * factor, h=self.h * factor,
+                       right_eye=point(self.right_eye), left_eye=point(self.left_eye))
+
+
+def bundled_model_path() -> Path | None:
+    """BlazeFace short range as bundled by the installed mediapipe package, if any (no import)."""
+    spec = importlib.util.find_spec("mediapipe")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        candidate = Path(folder) / BUNDLED_MODEL
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+@lru_cache(maxsize=8)
+def blazeface_anchors(input_size: int) -> np.ndarray:
+    """(N, 2) anchor centres in [0, 1] for BlazeFace short range at ``input_size`` (mediapipe's SSD
+    anchor options: strides 8, 16, 16, 16, fixed anchor size; two anchors per stride-8 cell and six
+    per stride-16 cell, since layers with equal strides share their grid)."""
+    centres = []
+    for stride, per_cell in ((8, 2), (16, 6)):
+        cells = int(np.ceil(input_size / stride))
+        ys, xs = np.meshgrid((np.arange(cells) + 0.5) / cells, (np.arange(cells) + 0.5) / cells, indexing="ij")
+        grid = np.stack([xs.ravel(), ys.ravel()], axis=1)
+        centres.append(np.repeat(grid, per_cell, axis=0))
+    return np.concatenate(centres).astype(np.float32)
+
+
+def weighted_nms(boxes: np.ndarray, scores: np.ndarray, points: np.ndarray, iou_threshold: float = _NMS_IOU):
+    """Merge overlapping detections, averaging boxes and keypoints weighted by score (mediapipe's
+    WEIGHTED suppression, steadier than plain NMS). boxes (N, 4) as x0, y0, x1, y1; points (N, K).
+    Returns (boxes, scores, points) of the merged detections, best first."""
+    order = np.argsort(-scores)
+    kept_boxes, kept_scores, kept_points = [], [], []
+    while order.size:
+        top = boxes[order[0]]
+        others = boxes[order]
+        inter_w = np.clip(np.minimum(top[2], others[:, 2]) - np.maximum(top[0], others[:, 0]), 0, None)
+        inter_h = np.clip(np.minimum(top[3], others[:, 3]) - np.maximum(top[1], others[:, 1]), 0, None)
+        inter = inter_w * inter_h
+        areas = (others[:, 2] - others[:, 0]) * (others[:, 3] - others[:, 1])
+        top_area = (top[2] - top[0]) * (top[3] - top[1])
+        iou = inter / np.maximum(top_area + areas - inter, 1e-9)
+        group = order[iou > iou_threshold]
+        weights = scores[group][:, None]
+        kept_boxes.append((boxes[group] * weights).sum(0) / weights.sum())
+        kept_points.append((points[group] * weights).sum(0) / weights.sum())
+        kept_scores.append(scores[order[0]])
+        order = order[iou <= iou_threshold]
+    return np.array(kept_boxes), np.array(kept_scores), np.array(kept_points)
+
+
+def load_interpreter(path: Path, threads: int) -> Any:
+    """A LiteRT interpreter for ``path`` (tflite_runtime on a Pi without LiteRT)."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        try:
+            from tflite_runtime.interpreter import Interpreter
+        except ImportError as exc:
+            raise FaceModelError("no TFLite runtime: install ai-edge-litert (or tflite-runtime on the Pi)") from exc
+    try:
+        return Interpreter(model_path=str(path), num_threads=threads)
+    except (ValueError, RuntimeError) as exc:
+        raise FaceModelError(f"face model {path} is not a valid TFLite model: {exc}") from exc
+
+
+class FaceDetector:
+    """BlazeFace short range: RGB frame in, faces out (largest first).
+
+    ``input_size`` below 128 runs the fully convolutional network on a smaller letterboxed frame:
+    faster, at the cost of small faces (see docs/vision.md for the measured trade-off).
+    """
+
+    def __init__(self, model_path: Path, *, min_score: float = 0.5, input_size: int = NATIVE_INPUT,
+                 threads: int = 1) -> None:
+        if input_size % 16:
+            raise FaceModelError(f"face detector input size must be a multiple of 16, got {input_size}")
+        self.model_path = model_path
+        self.input_size = input_size
+        self._min_logit = float(np.log(min_score / (1.0 - min_score))) if 0 < min_score < 1 else (
+            -_SCORE_CLIP if min_score <= 0 else _SCORE_CLIP)
+        self._interpreter = load_interpreter(model_path, threads)
+        inputs = self._interpreter.get_input_details()
+        outputs = self._interpreter.get_output_details()
+        if len(inputs) != 1 or len(outputs) != 2 or tuple(inputs[0]["shape"][1:]) != (NATIVE_INPUT, NATIVE_INPUT, 3):
+            raise FaceModelError(f"{model_path} is not a BlazeFace short-range model (128x128x3 in, boxes and scores out)")
+        self._input_index = inputs[0]["index"]
+        if input_size != NATIVE_INPUT:
+            self._interpreter.resize_tensor_input(self._input_index, [1, input_size, input_size, 3])
+        self._interpreter.allocate_tensors()
+        by_width = sorted(self._interpreter.get_output_details(), key=lambda d: d["shape"][-1])
+        self._scores_index, self._boxes_index = by_width[0]["index"], by_width[1]["index"]
+        self._anchors = blazeface_anchors(input_size)
+        if by_width[1]["shape"][1] != len(self._anchors):
+            raise FaceModelError(f"{model_path}: {by_width[1]['shape'][1]} anchors, expected {len(self._anchors)}")
+        self._input = np.zeros((1, input_size, input_size, 3), dtype=np.float32)
+
+    def _letterbox(self, frame: np.ndarray) -> tuple[float, float, float]:
+        """Fit the frame into the square input (kept aspect, centred, grey borders) scaled to [-1, 1];
+        returns (scale, pad_x, pad_y) to map detections back to frame pixels."""
+        height, width = frame.shape[:2]
+        size = self.input_size
+        scale = size / max(height, width)
+        new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
+        pad_x, pad_y = (size - new_w) // 2, (size - new_h) // 2
+        small = cv2.resize(frame, (new_w, new_h), interpolation=cv2.INTER_AREA)
+        self._input.fill(0.0)
+        np.multiply(small, 1.0 / 127.5, out=self._input[0, pad_y:pad_y + new_h, pad_x:pad_x + new_w], casting="unsafe")
+        self._input[0, pad_y:pad_y + new_h, pad_x:pad_x + new_w] -= 1.0
+        return scale, pad_x, pad_y
+
+    def detect(self, frame: np.ndarray) -> list[FaceBox]:
+        """Faces in an (H, W, 3) uint8 RGB frame, largest first."""
+        if frame.ndim != 3 or frame.shape[2] != 3 or frame.size == 0:
+            raise ValueError(f"expected an (H, W, 3) RGB frame, got shape {frame.shape}")
+        scale, pad_x, pad_y = self._letterbox(frame)
+        self._interpreter.set_tensor(self._input_index, self._input)
+        self._interpreter.invoke()
+        logits = self._interpreter.get_tensor(self._scores_index)[0, :, 0]
+        hits = np.flatnonzero(logits >= self._min_logit)
+        if hits.size == 0:
+            return []
+        raw = self._interpreter.get_tensor(self._boxes_index)[0, hits]
+        size = float(self.input_size)
+        anchors = self._anchors[hits]
+        centre = raw[:, 0:2] / size + anchors
+        half = raw[:, 2:4] / size / 2.0
+        boxes = np.concatenate([centre - half, centre + half], axis=1)
+        eyes = raw[:, 4:8] / size + np.tile(anchors, 2)  # right eye x, y, left eye x, y
+        scores = 1.0 / (1.0 + np.exp(-np.clip(logits[hits], -_SCORE_CLIP, _SCORE_CLIP)))
+        boxes, scores, eyes = weighted_nms(boxes, scores, eyes)
+        to_frame = np.array([pad_x, pad_y] * 2, dtype=np.float32)
+        boxes = (boxes * size - to_frame) / scale
+        eyes = (eyes * size - to_frame) / scale
+        faces = [
+            FaceBox(float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1]), float(s),
+                    (float(e[0]), float(e[1])), (float(e[2]), float(e[3])))
+            for b, s, e in zip(boxes, scores, eyes)
+        ]
+        return sorted(faces, key=lambda f: f.area, reverse=True)
+
+
+def load_face_detector(model_path: Path | None = None, *, min_score: float = 0.5,
+                       input_size: int = NATIVE_INPUT, threads: int = 1) -> FaceDetector:
+    """The configured BlazeFace model, else the one mediapipe bundles; FaceModelError names the fix."""
+    if model_path is None:
+        model_path = bundled_model_path()
+        if model_path is None:
+            raise FaceModelError(
+                "no face detection model: install mediapipe (pip install 'moodtunes[device]'), which bundles "
+                f"BlazeFace ({BUNDLED_MODEL}), or set vision.face_model to a face_detection_short_range.tflite"
+            )
+    elif not Path(model_path).is_file():
+        raise FaceModelError(f"face model not found: {model_path} (fix vision.face_model, or unset it to use mediapipe's)")
+    detector = FaceDetector(Path(model_path), min_score=min_score, input_size=input_size, threads=threads)
+    logger.info("face detector: %s at %dx%d", Path(model_path).name, input_size, input_size)
+    return detector

@@ -1,0 +1,64 @@
+"""One frame through the pipeline: detect faces, crop each, classify its emotion.
+
+Shared by the mood scanner, ``moodtunes detect`` and the benchmark, so they all measure and run the
+same code. The emotion model is any object with ``labels``, ``input_size`` and ``predict_batch``
+(``moodtunes.emotion.EmotionModel``, or a fake in tests).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, Sequence
+
+import numpy as np
+
+from moodtunes.vision.crop import face_crop
+from moodtunes.vision.faces import FaceBox
+
+
+class Detector(Protocol):
+    def detect(self, frame: np.ndarray) -> list[FaceBox]: ...
+
+
+class Classifier(Protocol):
+    labels: tuple[str, ...]
+    input_size: int
+
+    def predict(self, face: np.ndarray) -> np.ndarray: ...
+
+    def predict_batch(self, faces: Sequence[np.ndarray]) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class FaceEmotion:
+    """A detected face and its emotion probabilities (in the classifier's label order)."""
+
+    face: FaceBox
+    probs: np.ndarray
+
+    def probs_by_label(self, labels: Sequence[str]) -> dict[str, float]:
+        return {label: float(p) for label, p in zip(labels, self.probs)}
+
+
+class FrameAnalyzer:
+    """Detect, crop and classify the faces in RGB frames."""
+
+    def __init__(self, detector: Detector, classifier: Classifier, *, margin: float) -> None:
+        self.detector = detector
+        self.classifier = classifier
+        self.margin = margin
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return tuple(self.classifier.labels)
+
+    def crop(self, frame: np.ndarray, face: FaceBox) -> np.ndarray:
+        return face_crop(frame, face, margin=self.margin, size=self.classifier.input_size)
+
+    def analyze(self, frame: np.ndarray, *, max_faces: int | None = None) -> list[FaceEmotion]:
+        """Faces (largest first, at most ``max_faces``) with their emotion probabilities."""
+        faces = self.detector.detect(frame)[:max_faces]
+        if not faces:
+            return []
+        probs = self.classifier.predict_batch([self.crop(frame, face) for face in faces])
+        return [FaceEmotion(face, p) for face, p in zip(faces, probs)]

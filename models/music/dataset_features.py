@@ -1,0 +1,41 @@
+"""Features of the music-4q clips, computed by the device's own analysis code and cached.
+
+Decoding and analysing 417 clips takes a minute or two per core; the cache
+(models/music/cache/, git-ignored) keys on the analysis id so changed feature code recomputes."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from data.music4q import Clip
+from moodtunes.library.analysis import ANALYSIS_ID, audio_features
+
+logger = logging.getLogger(__name__)
+CACHE_DIR = Path(__file__).resolve().parent / "cache"
+
+
+def _features_of(path: Path) -> dict[str, float]:
+    return audio_features(path)[0]
+
+
+def clip_features(clips: list[Clip], workers: int | None = None) -> dict[str, dict[str, float]]:
+    """song_id -> features for every clip, reading and extending the on-disk cache."""
+    cache_file = CACHE_DIR / f"features-{ANALYSIS_ID}.json"
+    cached: dict[str, dict[str, float]] = {}
+    if cache_file.is_file():
+        cached = json.loads(cache_file.read_text())
+    missing = [c for c in clips if c.song_id not in cached]
+    if missing:
+        logger.info("analysing %d clips (%d cached)", len(missing), len(clips) - len(missing))
+        with ProcessPoolExecutor(max_workers=workers or os.cpu_count()) as pool:
+            for clip, feats in zip(missing, pool.map(_features_of, [c.path for c in missing], chunksize=4)):
+                cached[clip.song_id] = feats
+        CACHE_DIR.mkdir(parents=True, exist_ok=True)
+        tmp = cache_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(cached))
+        tmp.replace(cache_file)
+    return {c.song_id: cached[c.song_id] for c in clips}

@@ -1,0 +1,154 @@
+"""Shared fixtures: an isolated data dir for every test, the shared datasets, and real services
+(mosquitto, influxd) started on free loopback ports in temporary folders."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATASETS = REPO.parent / "shared" / "datasets"
+REQUIRE_SERVICES = os.environ.get("MOODTUNES_REQUIRE_SERVICES") == "1"
+
+# Headless by default: no window, no sound card needed.
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reads the developer's config or writes to their data dir."""
+    for name in list(os.environ):
+        if name.startswith("MOODTUNES_") and name not in ("MOODTUNES_REQUIRE_SERVICES", "MOODTUNES_MODELS_DIR"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("MOODTUNES_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setattr("moodtunes.config.SYSTEM_CONFIG", tmp_path / "no-system-config.toml")
+
+
+@pytest.fixture(scope="session")
+def shared_datasets() -> Path:
+    """The read-only datasets beside the checkout; tests that need them skip on a user's machine."""
+    if not SHARED_DATASETS.is_dir():
+        pytest.skip(f"datasets folder {SHARED_DATASETS} is absent (it exists in CI)")
+    return SHARED_DATASETS
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _service_binary(name: str, candidates: list[str]) -> str:
+    for candidate in candidates:
+        if shutil.which(candidate) or Path(candidate).is_file():
+            return shutil.which(candidate) or candidate
+    message = f"{name} is not installed (apt-get install {name}); .ci/run installs it"
+    if REQUIRE_SERVICES:
+        pytest.fail(message + " and MOODTUNES_REQUIRE_SERVICES=1 demands it")
+    pytest.skip(message)
+
+
+def _wait_until(ready, what: str, proc: subprocess.Popen, log: Path, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}: {log.read_text()[-2000:]}")
+        if ready():
+            return
+        time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"{what} did not become ready in {timeout:.0f} s: {log.read_text()[-2000:]}")
+
+
+def _port_open(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+class Mosquitto:
+    """A private mosquitto broker on a loopback port."""
+
+    def __init__(self, port: int, proc: subprocess.Popen) -> None:
+        self.host, self.port, self.proc = "127.0.0.1", port, proc
+
+
+@pytest.fixture(scope="session")
+def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
+    binary = _service_binary("mosquitto", ["mosquitto", "/usr/sbin/mosquitto"])
+    folder = tmp_path_factory.mktemp("mosquitto")
+    port = free_port()
+    conf = folder / "mosquitto.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+    log = folder / "mosquitto.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen([binary, "-c", str(conf)], stdout=out, stderr=subprocess.STDOUT)
+    _wait_until(lambda: _port_open(port), "mosquitto", proc, log)
+    yield Mosquitto(port, proc)
+    _stop(proc)
+
+
+class InfluxDB:
+    """A private InfluxDB 1.x on a loopback port, spoken to over its HTTP API."""
+
+    def __init__(self, port: int, proc: subprocess.Popen) -> None:
+        self.host, self.port, self.proc = "127.0.0.1", port, proc
+        self.url = f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="session")
+def influxdb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxDB]:
+    binary = _service_binary("influxdb", ["influxd", "/usr/bin/influxd"])
+    folder = tmp_path_factory.mktemp("influxdb")
+    http_port, rpc_port = free_port(), free_port()
+    conf = folder / "influxdb.conf"
+    conf.write_text(
+        f"""reporting-disabled = true
+bind-address = "127.0.0.1:{rpc_port}"
+[meta]
+  dir = "{folder}/meta"
+[data]
+  dir = "{folder}/data"
+  wal-dir = "{folder}/wal"
+  query-log-enabled = false
+[http]
+  bind-address = "127.0.0.1:{http_port}"
+  log-enabled = false
+[monitor]
+  store-enabled = false
+"""
+    )
+    log = folder / "influxd.log"
+
+    def pinged() -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/ping", timeout=0.5) as r:
+                return r.status == 204
+        except OSError:
+            return False
+
+    with log.open("w") as out:
+        proc = subprocess.Popen([binary, "-config", str(conf)], stdout=out, stderr=subprocess.STDOUT)
+    _wait_until(pinged, "influxd", proc, log, timeout=30.0)
+    yield InfluxDB(http_port, proc)
+    _stop(proc)

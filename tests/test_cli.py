@@ -1,0 +1,75 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from moodtunes.cli import COMMANDS, main
+from moodtunes.domain import MoodReading, ScanOutcome
+from moodtunes.store import Store
+
+
+def moodtunes(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "moodtunes", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_help_lists_every_subcommand():
+    result = moodtunes("--help")
+    assert result.returncode == 0
+    for name in ("demo", "kiosk", "detect", "library", "report", "uplink", "doctor"):
+        assert name in COMMANDS and f"    {name} " in result.stdout
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_each_subcommand_has_help(name, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([name, "--help"])
+    assert exit_info.value.code == 0
+    assert f"usage: moodtunes {name}" in capsys.readouterr().out
+
+
+def test_report_on_an_empty_store_is_an_empty_report(tmp_path):
+    result = moodtunes("report", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"profiles": []}
+    assert moodtunes("report").stdout.strip() == "No visits recorded yet."
+
+
+def test_report_shows_a_profiles_history(tmp_path, capsys):
+    with Store.open(tmp_path / "data" / "moodtunes.db") as store:
+        ana = store.create_profile("Ana", "#ff8800")
+        for before, after, score in (("sad", "neutral", 60), ("neutral", "happy", 90)):
+            session = store.start_session(ana.id)
+            store.add_reading(session, "before", MoodReading.manual(before))
+            store.add_reading(session, "after", MoodReading.manual(after))
+            store.add_rating(session, score)
+            store.finish_session(session, "completed", device_id="t")
+        store.guest_profile()
+    assert main(["report", "--profile", "ana", "--json"]) == 0
+    [report] = json.loads(capsys.readouterr().out)["profiles"]
+    assert report["profile"] == "Ana" and report["visit_count"] == 2
+    assert report["mean_lift"] == 1.0 and report["mean_rating"] == 75.0
+    assert [v["mood_after"] for v in report["visits"]] == ["neutral", "happy"]
+    assert main(["report"]) == 0
+    text = capsys.readouterr().out
+    assert "Ana: 2 visits" in text and "Yes, the music seems to lift your mood" in text
+    assert main(["report", "--profile", "Bob"]) == 1
+    assert "no profile named 'Bob'" in capsys.readouterr().err
+
+
+def test_bad_config_exits_nonzero_with_one_line(tmp_path):
+    config = tmp_path / "bad.toml"
+    config.write_text("[camera]\nsorce = 'auto'\n")
+    result = moodtunes("--config", str(config), "report")
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"moodtunes: config error in {config}: camera.sorce: unknown key"
+    result = moodtunes("--config", str(tmp_path / "nope.toml"), "report")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "not found" in result.stderr
+
+
+def test_doctor_reports_each_check_as_json(capsys):
+    code = main(["doctor", "--json"])
+    checks = {c["name"]: c for c in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert checks["store"]["status"] == "ok" and checks["data dir"]["status"] == "ok"
+    assert checks["mqtt"]["status"] == "ok"  # disabled by default
+    assert code == (1 if any(c["status"] == "fail" for c in checks.values()) else 0)

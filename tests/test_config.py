@@ -1,0 +1,76 @@
+from pathlib import Path
+
+import pytest
+
+from moodtunes.config import ConfigError, load_settings
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "moodtunes.toml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_need_no_file(tmp_path):
+    settings = load_settings()
+    assert settings.data_dir == tmp_path / "data"  # from the test's MOODTUNES_DATA_DIR
+    assert settings.database_path == tmp_path / "data" / "moodtunes.db"
+    assert settings.camera.source == "auto"
+    assert settings.mqtt.enabled is False
+    assert settings.vision.scan_seconds == 3.0
+
+
+def test_file_values_and_environment_override(tmp_path, monkeypatch):
+    config = write(tmp_path, '[camera]\nsource = "replay:/tmp/faces"\n[mqtt]\nenabled = true\nport = 1999\n')
+    monkeypatch.setenv("MOODTUNES_MQTT__PORT", "2000")
+    settings = load_settings(config)
+    assert settings.camera.source == "replay:/tmp/faces"
+    assert settings.mqtt.enabled is True
+    assert settings.mqtt.port == 2000
+
+
+def test_config_from_environment_variable(tmp_path, monkeypatch):
+    monkeypatch.setenv("MOODTUNES_CONFIG", str(write(tmp_path, "[kiosk]\nwidth = 1024\n")))
+    assert load_settings().kiosk.width == 1024
+
+
+def test_example_config_is_valid_and_complete(monkeypatch):
+    monkeypatch.delenv("MOODTUNES_DATA_DIR")
+    example = Path(__file__).resolve().parents[1] / "provisioning" / "moodtunes.example.toml"
+    settings = load_settings(example)
+    assert str(settings.data_dir) == "/var/lib/moodtunes"
+    text = example.read_text()
+    for section in ("camera", "vision", "emotion", "library", "kiosk", "mqtt", "logging"):
+        for key in getattr(settings, section).model_fields:
+            assert f"{key} =" in text, f"example config lacks {section}.{key}"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("[camera]\nsorce = 'auto'\n", "camera.sorce: unknown key"),
+        ("[nosuchsection]\nx = 1\n", "nosuchsection: unknown key"),
+        ("[mqtt]\nport = 'abc'\n", "mqtt.port: Input should be a valid integer"),
+        ("[vision]\nscan_seconds = -1\n", "vision.scan_seconds: Input should be greater than 0"),
+        ("[camera\nsource = 1\n", "invalid TOML"),
+    ],
+)
+def test_bad_config_is_one_clear_line(tmp_path, text, expected):
+    with pytest.raises(ConfigError) as info:
+        load_settings(write(tmp_path, text))
+    message = str(info.value)
+    assert expected in message
+    assert "\n" not in message
+
+
+def test_bad_environment_value_names_the_key(monkeypatch):
+    monkeypatch.setenv("MOODTUNES_KIOSK__WIDTH", "wide")
+    with pytest.raises(ConfigError, match="kiosk.width"):
+        load_settings()
+
+
+def test_unreadable_and_missing_files(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_settings(tmp_path / "missing.toml")
+    with pytest.raises(ConfigError, match="is a directory"):
+        load_settings(tmp_path)

@@ -1,0 +1,166 @@
+import json
+import sqlite3
+
+import pytest
+
+from moodtunes.domain import MoodReading, ScanOutcome
+from moodtunes.events import VisitEvent
+from moodtunes.store import Store, StoreError, TrackRecord
+from moodtunes.store.migrations import MIGRATIONS
+
+SAD = MoodReading(ScanOutcome.OK, "sad", 0.7, {"happy": 0.1, "neutral": 0.2, "sad": 0.7}, 42)
+HAPPY = MoodReading(ScanOutcome.OK, "happy", 0.8, {"happy": 0.8, "neutral": 0.15, "sad": 0.05}, 40)
+
+
+@pytest.fixture
+def store(tmp_path):
+    with Store.open(tmp_path / "db" / "moodtunes.db") as s:
+        yield s
+
+
+def track(path="/music/a.ogg", category="Happy and calm", artist="Artist"):
+    return TrackRecord(path=path, size=10, mtime=1.5, title="Song", artist=artist, category=category,
+                       probs={"Q1": 0.1, "Q2": 0.0, "Q3": 0.1, "Q4": 0.8}, features={"tempo": 80.0})
+
+
+def test_open_sets_wal_foreign_keys_and_latest_schema(store):
+    assert store.schema_version == len(MIGRATIONS)
+    assert store._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert store._db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    with pytest.raises(StoreError, match="FOREIGN KEY"):
+        store.start_session(profile_id=999)
+
+
+def test_reopening_keeps_data_and_does_not_migrate_twice(tmp_path):
+    path = tmp_path / "moodtunes.db"
+    with Store.open(path) as s:
+        s.create_profile("Ana", "#ff8800")
+    with Store.open(path) as s:
+        assert [p.name for p in s.profiles()] == ["Ana"]
+
+
+def test_newer_schema_is_refused_clearly(tmp_path):
+    path = tmp_path / "moodtunes.db"
+    Store.open(path).close()
+    with sqlite3.connect(path) as db:
+        db.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    with pytest.raises(StoreError, match="newer than this moodtunes"):
+        Store.open(path)
+
+
+def test_garbage_file_is_reported_as_damaged(tmp_path):
+    path = tmp_path / "moodtunes.db"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError, match="damaged"):
+        Store.open(path)
+
+
+def test_profiles_consent_and_guest(store):
+    ana = store.create_profile("Ana", "#ff8800")
+    assert not ana.has_consented
+    store.record_consent(ana.id)
+    assert store.profile(ana.id).has_consented
+    with pytest.raises(ValueError, match="already exists"):
+        store.create_profile("ana", "#000000")  # names are case-insensitive
+    guest = store.guest_profile()
+    assert guest.is_guest and store.guest_profile().id == guest.id
+    assert [p.name for p in store.profiles()] == ["Ana"]
+    assert {p.name for p in store.profiles(include_guest=True)} == {"Ana", "Guest"}
+
+
+def test_a_whole_visit_and_its_outbox_event(store):
+    ana = store.create_profile("Ana", "#ff8800")
+    session = store.start_session(ana.id)
+    reading = store.add_reading(session, "before", SAD)
+    store.correct_reading(reading, "neutral")
+    track_id = store.upsert_track(track())
+    play = store.start_play(session, store.track_by_path("/music/a.ogg"))
+    store.update_play(play, 31.5, finished=True)
+    store.add_rating(session, 85, play)
+    store.add_reading(session, "after", HAPPY)
+    assert store.pending_events() == []  # nothing is queued until the visit ends
+
+    event = store.finish_session(session, "completed", device_id="kiosk-1")
+
+    [item] = store.pending_events()
+    assert VisitEvent.model_validate_json(item.payload) == event
+    assert event.mood_before.label == "sad" and event.mood_before.corrected_label == "neutral"
+    assert event.mood_lift == pytest.approx(0.75)  # neutral (corrected: 0) -> P(happy)-P(sad) = 0.75
+    assert event.plays[0].seconds_listened == 31.5 and event.plays[0].finished
+    assert event.rating == 85 and event.listening_seconds == 31.5
+    assert "Ana" not in item.payload  # a pseudonymous key, never the name
+    row = store._db.execute("SELECT * FROM sessions WHERE id = ?", (session,)).fetchone()
+    assert (row["mood_before"], row["mood_after"], row["end_reason"]) == ("neutral", "happy", "completed")
+    assert store.track_feedback(ana.id) == [(track_id, "/music/a.ogg", "Artist", 85)]
+    assert store.recent_paths(ana.id) == {"/music/a.ogg"}
+    with pytest.raises(ValueError, match="already ended"):
+        store.finish_session(session, "completed", device_id="kiosk-1")
+
+
+def test_outbox_is_written_with_the_session_or_not_at_all(store, monkeypatch):
+    ana = store.create_profile("Ana", "#ff8800")
+    session = store.start_session(ana.id)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("event building failed")
+
+    monkeypatch.setattr(store, "_visit_event", broken)
+    with pytest.raises(RuntimeError):
+        store.finish_session(session, "completed", device_id="kiosk-1")
+    assert store.open_sessions() == [session]  # the end was rolled back with the event
+    assert store.pending_events() == []
+
+
+def test_outbox_retry_bookkeeping(store):
+    ana = store.create_profile("Ana", "#ff8800")
+    store.finish_session(store.start_session(ana.id), "idle", device_id="kiosk-1")
+    [item] = store.pending_events()
+    store.mark_failed(item.id, "connection refused")
+    assert store.pending_events()[0].attempts == 1
+    store.mark_sent(item.id)
+    assert store.pending_events() == []
+    assert store.outbox_counts() == {"pending": 0, "sent": 1}
+
+
+def test_catalog_upsert_errors_and_pruning(store):
+    store.upsert_track(track("/m/a.ogg"))
+    store.upsert_track(track("/m/b.ogg", category="Highly energetic"))
+    store.record_track_error("/m/broken.mp3", 5, 2.0, "not an audio file")
+    assert store.track_index() == {"/m/a.ogg": (10, 1.5), "/m/b.ogg": (10, 1.5), "/m/broken.mp3": (5, 2.0)}
+    assert [t.path for t in store.tracks()] == ["/m/a.ogg", "/m/b.ogg"]
+    assert [t.path for t in store.tracks(category="Highly energetic")] == ["/m/b.ogg"]
+    assert store.track_by_path("/m/broken.mp3").error == "not an audio file"
+    changed = track("/m/a.ogg")
+    changed.title = "Renamed"
+    store.upsert_track(changed)
+    assert store.track_by_path("/m/a.ogg").title == "Renamed"
+    assert store.track_by_path("/m/a.ogg").probs["Q4"] == 0.8
+    assert store.delete_tracks(["/m/a.ogg", "/m/missing.ogg"]) == 1
+    assert set(store.track_index()) == {"/m/b.ogg", "/m/broken.mp3"}
+
+
+def test_deleting_a_played_track_keeps_the_play(store):
+    ana = store.create_profile("Ana", "#ff8800")
+    session = store.start_session(ana.id)
+    store.upsert_track(track())
+    store.start_play(session, store.track_by_path("/music/a.ogg"))
+    store.delete_tracks(["/music/a.ogg"])
+    [visit_play] = store._db.execute("SELECT track_id, title FROM plays").fetchall()
+    assert tuple(visit_play) == (None, "Song")
+    assert store.integrity_problems() == []
+
+
+def test_full_disk_is_a_clear_error_and_loses_nothing(store):
+    ana = store.create_profile("Ana", "#ff8800")
+    session = store.start_session(ana.id)
+    pages = store._db.execute("PRAGMA page_count").fetchone()[0]
+    store._db.execute(f"PRAGMA max_page_count = {pages}")  # the disk is "full" now
+    big = track("/m/big.ogg")
+    big.features = {f"f{i}": float(i) for i in range(5000)}
+    with pytest.raises(StoreError, match="disk is full"):
+        store.upsert_track(big)
+    store._db.execute("PRAGMA max_page_count = 1073741823")
+    assert store.open_sessions() == [session]
+    assert store.integrity_problems() == []
+    store.upsert_track(big)  # space again: it works
+    assert json.loads(store._db.execute("SELECT features FROM tracks").fetchone()[0])["f4999"] == 4999.0
