@@ -1,0 +1,278 @@
+"""The mood scan: a worker thread reads the camera, finds the largest face, classifies it, and over a
+scan window (default 3 s) combines the per-frame probabilities into one ``MoodReading``.
+
+The UI thread only calls ``begin_scan``/``cancel_scan`` and reads ``snapshot()``; the heavy work
+(decoding, LiteRT, OpenCV, all of which release the GIL) stays on the worker. Frames stay in memory:
+nothing is written to disk or sent anywhere. A camera that fails, is missing or disappears mid-scan
+is reported in the snapshot and reopened in the background, never raised to the UI.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from typing import Callable, Sequence
+
+import cv2
+import numpy as np
+
+from moodtunes.config import Settings
+from moodtunes.domain import MoodReading, ScanOutcome
+from moodtunes.vision.camera import Camera, CameraError, open_camera
+from moodtunes.vision.faces import FaceBox, load_face_detector
+from moodtunes.vision.pipeline import Classifier, Detector, FrameAnalyzer
+
+logger = logging.getLogger(__name__)
+
+PREVIEW_MAX_WIDTH = 800  # the kiosk screen is 800 px wide; larger frames are shrunk for the preview
+HINT_NO_CAMERA = "camera not found – retrying"
+HINT_MORE_LIGHT = "more light"
+HINT_FACE_CAMERA = "face the camera"
+HINT_MOVE_CLOSER = "move closer"
+DARK_BELOW = 45.0  # mean luma (0-255) under which the scene is too dark for a reliable reading
+SMALL_FACE_BELOW = 0.18  # face width as a fraction of the frame's shorter side: "move closer"
+_IDLE_POLL_SECONDS = 0.05
+
+
+def combine_readings(face_probs: Sequence[Sequence[float]], labels: Sequence[str], *, frames_seen: int,
+                     uncertain_below: float) -> MoodReading:
+    """One reading from a scan window: the mean of the per-frame probabilities of the frames that had
+    a face (an averaged vote that one odd frame cannot flip), confidence = the top mean probability.
+
+    No frames at all -> NO_CAMERA; frames but no face -> NO_FACE; confidence under
+    ``uncertain_below`` -> UNCERTAIN (with the best guess kept in ``label``); otherwise OK.
+    """
+    if frames_seen <= 0:
+        return MoodReading(ScanOutcome.NO_CAMERA)
+    if len(face_probs) == 0:
+        return MoodReading(ScanOutcome.NO_FACE)
+    stacked = np.asarray(face_probs, dtype=np.float64)
+    if stacked.ndim != 2 or stacked.shape[1] != len(labels):
+        raise ValueError(f"expected (n, {len(labels)}) probabilities, got shape {stacked.shape}")
+    mean = stacked.mean(axis=0)
+    mean = mean / mean.sum()
+    best = int(np.argmax(mean))
+    confidence = float(mean[best])
+    outcome = ScanOutcome.OK if confidence >= uncertain_below else ScanOutcome.UNCERTAIN
+    return MoodReading(outcome, labels[best], confidence, {label: float(p) for label, p in zip(labels, mean)},
+                       frames_used=len(stacked))
+
+
+def hint_for(frame: np.ndarray | None, faces: Sequence[FaceBox], camera_ok: bool) -> str | None:
+    """What to tell the person in front of the kiosk, or None when the view is good."""
+    if not camera_ok or frame is None:
+        return HINT_NO_CAMERA
+    if not faces:
+        return HINT_MORE_LIGHT if float(frame[::8, ::8].mean()) < DARK_BELOW else HINT_FACE_CAMERA
+    face = faces[0]
+    if face.w < SMALL_FACE_BELOW * min(frame.shape[:2]):
+        return HINT_MOVE_CLOSER
+    x, y, w, h = face.pixel_box()
+    region = frame[max(y, 0):max(y + h, 0), max(x, 0):max(x + w, 0)]
+    if region.size and float(region[::4, ::4].mean()) < DARK_BELOW:
+        return HINT_MORE_LIGHT
+    return None
+
+
+def preview_frame(frame: np.ndarray, faces: Sequence[FaceBox]) -> tuple[np.ndarray, tuple[FaceBox, ...]]:
+    """The frame for the screen (shrunk to PREVIEW_MAX_WIDTH if wider) and the boxes in its pixels."""
+    width = frame.shape[1]
+    if width <= PREVIEW_MAX_WIDTH:
+        return frame, tuple(faces)
+    factor = PREVIEW_MAX_WIDTH / width
+    small = cv2.resize(frame, (PREVIEW_MAX_WIDTH, round(frame.shape[0] * factor)), interpolation=cv2.INTER_AREA)
+    return small, tuple(face.scaled(factor) for face in faces)
+
+
+@dataclass(frozen=True)
+class ScanSnapshot:
+    """What the UI shows, as of the latest processed frame (immutable, safe to hand between threads)."""
+
+    frame: np.ndarray | None = None  # latest RGB frame (not mirrored; the UI mirrors), shrunk if large
+    faces: tuple[FaceBox, ...] = ()  # in ``frame`` pixel coordinates, largest first
+    scanning: bool = False
+    progress: float = 0.0  # 0..1 over the scan window
+    hint: str | None = None
+    camera_ok: bool = False
+    camera_error: str | None = None
+    result: MoodReading | None = None  # set when a scan finishes (including NO_FACE / NO_CAMERA / UNCERTAIN)
+    live_probs: dict[str, float] | None = None  # the current frame's probabilities, for a live meter
+
+
+@dataclass
+class _ScanWindow:
+    started: float
+    seconds: float
+    face_probs: list[np.ndarray] = field(default_factory=list)
+    frames_seen: int = 0
+
+    def progress(self, now: float) -> float:
+        return min(1.0, max(0.0, (now - self.started) / self.seconds))
+
+
+class MoodScanner:
+    """Camera -> face -> emotion on a worker thread, with timed mood scans (see the module docstring).
+
+    ``camera_factory`` (no arguments, returns an open Camera or raises CameraError), ``detector`` and
+    ``model`` default to the configured camera, BlazeFace and the shipped emotion model.
+    """
+
+    def __init__(self, settings: Settings, *, camera_factory: Callable[[], Camera] | None = None,
+                 detector: Detector | None = None, model: Classifier | None = None) -> None:
+        self._settings = settings
+        cam = settings.camera
+        self._camera_factory = camera_factory or (lambda: open_camera(cam.source, cam.width, cam.height, cam.fps))
+        self._detector = detector
+        self._model = model
+        self._analyzer: FrameAnalyzer | None = None
+        self._lock = threading.Lock()
+        self._snapshot = ScanSnapshot(hint=HINT_NO_CAMERA)
+        self._scan: _ScanWindow | None = None
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Load the models (FaceModelError / EmotionModelError if they are unusable) and start the
+        worker, which opens the camera and keeps retrying in the background if it fails."""
+        if self._thread is not None:
+            return
+        vision = self._settings.vision
+        detector = self._detector or load_face_detector(
+            vision.face_model, min_score=vision.min_face_score, input_size=vision.face_input_size)
+        model = self._model
+        if model is None:
+            from moodtunes.emotion import EmotionModel
+
+            model = EmotionModel.load(self._settings.emotion.model, threads=self._settings.emotion.threads)
+        self._analyzer = FrameAnalyzer(detector, model, margin=vision.crop_margin)
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._run, name="mood-scanner", daemon=True)
+        self._thread.start()
+
+    def begin_scan(self, seconds: float | None = None) -> None:
+        """Start (or restart) a scan window; its result appears in ``snapshot().result``."""
+        window = _ScanWindow(time.monotonic(), float(seconds or self._settings.vision.scan_seconds))
+        with self._lock:
+            self._scan = window
+            self._snapshot = replace(self._snapshot, scanning=True, progress=0.0, result=None)
+
+    def cancel_scan(self) -> None:
+        with self._lock:
+            self._scan = None
+            self._snapshot = replace(self._snapshot, scanning=False, progress=0.0)
+
+    def snapshot(self) -> ScanSnapshot:
+        with self._lock:
+            return self._snapshot
+
+    def stop(self) -> None:
+        """Stop the worker and close the camera (waits for the frame in progress)."""
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def __enter__(self) -> "MoodScanner":
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- worker ---------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        camera: Camera | None = None
+        try:
+            while not self._stopping.is_set():
+                if camera is None:
+                    camera = self._open_camera()
+                    if camera is None:
+                        self._wait_for_retry()
+                        continue
+                try:
+                    frame = camera.read()
+                    taken = time.monotonic()
+                except Exception as exc:  # CameraError, or a driver error: report and reopen, never crash
+                    self._camera_failed(f"{getattr(camera, 'description', 'camera')}: {exc}")
+                    self._close(camera)
+                    camera = None
+                    continue
+                self._process(frame, taken)
+        finally:
+            if camera is not None:
+                self._close(camera)
+
+    def _open_camera(self) -> Camera | None:
+        try:
+            camera = self._camera_factory()
+        except Exception as exc:
+            self._camera_failed(str(exc))
+            return None
+        logger.info("camera open: %s", getattr(camera, "description", camera))
+        with self._lock:
+            self._snapshot = replace(self._snapshot, camera_ok=True, camera_error=None)
+        return camera
+
+    def _camera_failed(self, message: str) -> None:
+        if self._snapshot.camera_ok or self._snapshot.camera_error != message:
+            logger.warning("camera problem (retrying every %.1f s): %s", self._settings.camera.retry_seconds, message)
+        with self._lock:
+            self._snapshot = replace(self._snapshot, camera_ok=False, camera_error=message, frame=None, faces=(),
+                                     hint=HINT_NO_CAMERA, live_probs=None)
+        self._finish_scan_if_due(time.monotonic())
+
+    def _wait_for_retry(self) -> None:
+        """Wait before reopening the camera, still finishing a scan window on time meanwhile."""
+        deadline = time.monotonic() + self._settings.camera.retry_seconds
+        while not self._stopping.is_set() and time.monotonic() < deadline:
+            self._stopping.wait(_IDLE_POLL_SECONDS)
+            self._finish_scan_if_due(time.monotonic())
+
+    @staticmethod
+    def _close(camera: Camera) -> None:
+        try:
+            camera.close()
+        except Exception:  # a vanished camera may fail to close; it is being dropped anyway
+            logger.debug("camera close failed", exc_info=True)
+
+    def _process(self, frame: np.ndarray, taken: float) -> None:
+        assert self._analyzer is not None
+        try:
+            found = self._analyzer.analyze(frame, max_faces=1)
+        except Exception:  # a bad frame must not stop the kiosk's camera
+            logger.exception("frame analysis failed")
+            return
+        faces = tuple(f.face for f in found)
+        labels = self._analyzer.labels
+        live = found[0].probs_by_label(labels) if found else None
+        shown, shown_faces = preview_frame(frame, faces)
+        hint = hint_for(frame, faces, camera_ok=True)
+        with self._lock:
+            scan = self._scan
+            if scan is not None and taken >= scan.started:
+                scan.frames_seen += 1
+                if found:
+                    scan.face_probs.append(found[0].probs)
+            self._snapshot = replace(self._snapshot, frame=shown, faces=shown_faces, hint=hint,
+                                     camera_ok=True, camera_error=None, live_probs=live)
+        self._finish_scan_if_due(time.monotonic())
+
+    def _finish_scan_if_due(self, now: float) -> None:
+        with self._lock:
+            scan = self._scan
+            if scan is None:
+                return
+            progress = scan.progress(now)
+            if progress < 1.0:
+                self._snapshot = replace(self._snapshot, progress=progress)
+                return
+            self._scan = None
+            result = combine_readings(scan.face_probs, self._analyzer.labels if self._analyzer else (),
+                                      frames_seen=scan.frames_seen,
+                                      uncertain_below=self._settings.vision.uncertain_below)
+            self._snapshot = replace(self._snapshot, scanning=False, progress=1.0, result=result)
+        logger.info("mood scan: %s %s (%.2f, %d frames)", result.outcome, result.label, result.confidence,
+                    result.frames_used)
