@@ -1,13 +1,155 @@
-"""`moodtunes detect` (being built; see docs/architecture.md)."""
+"""`moodtunes detect`: faces and emotions in images, folders (recursive) and videos.
+
+    moodtunes detect [--json] PATH...            full images: detect faces, classify each
+    moodtunes detect --cropped [--json] PATH...  each image is already a face crop: classify it
+
+With --json every image (or video frame) is one JSON object per line:
+``{"path": ..., ["frame": N,] "faces": [{"box": [x, y, w, h], "score": 0.93, "emotion": "happy",
+"confidence": 0.81, "probs": {...}}]}``; a file that cannot be read gives ``{"path": ..., "error": ...}``,
+processing goes on, and the exit code is 1 at the end.
+"""
+
+from __future__ import annotations
 
 import argparse
+import json
+import logging
 import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    pass
+    parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="images, folders (searched recursively) or videos")
+    parser.add_argument("--cropped", action="store_true", help="treat each image as an already cropped face (no detection)")
+    parser.add_argument("--json", action="store_true", help="one JSON object per image or video frame")
+    parser.add_argument("--every", type=int, default=1, metavar="N", help="videos: use every Nth frame (default 1)")
 
 
-def run(args: argparse.Namespace, settings) -> int:
-    print("moodtunes detect: not available in this build yet", file=sys.stderr)
-    return 2
+@dataclass(frozen=True)
+class Item:
+    """One unit of work: a file, and for videos which decoder to use."""
+
+    path: Path
+    is_video: bool
+
+
+def expand_paths(paths: list[Path]) -> Iterator[Item | tuple[Path, str]]:
+    """Images and videos named or found under folders (sorted); a missing path yields (path, error)."""
+    from moodtunes.vision.camera import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+
+    for path in paths:
+        if path.is_dir():
+            for found in sorted(p for p in path.rglob("*") if p.is_file()):
+                suffix = found.suffix.lower()
+                if suffix in IMAGE_SUFFIXES or suffix in VIDEO_SUFFIXES:
+                    yield Item(found, suffix in VIDEO_SUFFIXES)
+        elif path.is_file():
+            yield Item(path, path.suffix.lower() in VIDEO_SUFFIXES)
+        else:
+            yield path, "no such file or folder"
+
+
+def face_record(box: tuple[int, int, int, int], score: float | None, probs: np.ndarray,
+                labels: tuple[str, ...]) -> dict[str, Any]:
+    best = int(np.argmax(probs))
+    return {
+        "box": list(box),
+        "score": None if score is None else round(float(score), 4),
+        "emotion": labels[best],
+        "confidence": round(float(probs[best]), 4),
+        "probs": {label: round(float(p), 4) for label, p in zip(labels, probs)},
+    }
+
+
+def summary_line(record: dict[str, Any]) -> str:
+    """The human-readable form of one record."""
+    where = record["path"] + (f" [frame {record['frame']}]" if "frame" in record else "")
+    if "error" in record:
+        return f"{where}: error: {record['error']}"
+    if not record["faces"]:
+        return f"{where}: no face"
+    parts = []
+    for face in record["faces"]:
+        x, y, w, h = face["box"]
+        detail = f"box {x},{y} {w}x{h}" + (f", face score {face['score']:.2f}" if face["score"] is not None else "")
+        parts.append(f"{face['emotion']} {face['confidence']:.2f} ({detail})")
+    return f"{where}: " + "; ".join(parts)
+
+
+class Detection:
+    """Turns frames into records with the emotion model and, unless --cropped, the face detector."""
+
+    def __init__(self, settings: Any, cropped: bool) -> None:
+        from moodtunes.emotion import EmotionModel
+
+        self.model = EmotionModel.load(settings.emotion.model, threads=settings.emotion.threads)
+        self.labels = tuple(self.model.labels)
+        self.analyzer = None
+        if not cropped:
+            from moodtunes.vision.faces import load_face_detector
+            from moodtunes.vision.pipeline import FrameAnalyzer
+
+            vision = settings.vision
+            detector = load_face_detector(vision.face_model, min_score=vision.min_face_score,
+                                          input_size=vision.face_input_size)
+            self.analyzer = FrameAnalyzer(detector, self.model, margin=vision.crop_margin)
+
+    def faces(self, frame: np.ndarray) -> list[dict[str, Any]]:
+        if self.analyzer is None:
+            height, width = frame.shape[:2]
+            return [face_record((0, 0, width, height), None, self.model.predict(frame), self.labels)]
+        return [face_record(found.face.pixel_box(), found.face.score, found.probs, self.labels)
+                for found in self.analyzer.analyze(frame)]
+
+
+def records(items: Iterator[Item | tuple[Path, str]], detection: Detection, every: int) -> Iterator[dict[str, Any]]:
+    from moodtunes.vision.camera import CameraError, read_image_rgb, video_frames
+
+    for item in items:
+        if isinstance(item, tuple):
+            yield {"path": str(item[0]), "error": item[1]}
+            continue
+        path = str(item.path)
+        try:
+            if item.is_video:
+                decoded = 0
+                for index, frame in enumerate(video_frames(item.path)):
+                    decoded += 1
+                    if index % every == 0:
+                        yield {"path": path, "frame": index, "faces": detection.faces(frame)}
+                if decoded == 0:
+                    yield {"path": path, "error": "the video has no readable frames"}
+            else:
+                yield {"path": path, "faces": detection.faces(read_image_rgb(item.path))}
+        except CameraError as exc:
+            yield {"path": path, "error": str(exc).removeprefix(f"{path}: ")}
+
+
+def run(args: argparse.Namespace, settings: Any) -> int:
+    from moodtunes.emotion import EmotionModelError
+    from moodtunes.vision.faces import FaceModelError
+
+    if args.every < 1:
+        print("moodtunes detect: --every must be 1 or more", file=sys.stderr)
+        return 2
+    try:
+        detection = Detection(settings, cropped=args.cropped)
+    except (EmotionModelError, FaceModelError) as exc:
+        print(f"moodtunes detect: {exc}", file=sys.stderr)
+        return 2
+    failures = 0
+    for record in records(expand_paths(args.paths), detection, args.every):
+        failures += "error" in record
+        if args.json:
+            print(json.dumps(record), flush=True)
+        else:
+            print(summary_line(record), file=sys.stderr if "error" in record else sys.stdout, flush=True)
+    if failures:
+        logger.warning("%d file(s) could not be read", failures)
+    return 1 if failures else 0

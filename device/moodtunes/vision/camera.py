@@ -62,16 +62,16 @@ class _Pacer:
 
     def __init__(self, fps: float | None) -> None:
         self._period = 1.0 / fps if fps else 0.0
-        self._next = 0.0
+        self._due = 0.0
 
     def wait(self) -> None:
         if not self._period:
             return
         now = time.monotonic()
-        if self._next > now:
-            time.sleep(self._next - now)
-            now = self._next
-        self._next = max(self._next + self._period, now)
+        if now < self._due:
+            time.sleep(self._due - now)
+            now = self._due
+        self._due = now + self._period
 
 
 class Picamera2Camera(_ClosingContext):

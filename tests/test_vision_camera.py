@@ -1,0 +1,207 @@
+"""Camera sources: replay (image, folder, video), sample, auto fallback, and the picamera2 contract."""
+
+from __future__ import annotations
+
+import sys
+import types
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from moodtunes.vision.camera import CameraError, ReplayCamera, open_camera
+
+
+def write_rgb(path: Path, rgb: np.ndarray) -> Path:
+    assert cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    return path
+
+
+def solid(color: tuple[int, int, int], size: tuple[int, int] = (48, 64)) -> np.ndarray:
+    frame = np.zeros((*size, 3), dtype=np.uint8)
+    frame[:] = color
+    return frame
+
+
+def test_replay_image_is_rgb_and_loops(tmp_path: Path) -> None:
+    path = write_rgb(tmp_path / "red.png", solid((255, 0, 0)))
+    with open_camera(f"replay:{path}", paced=False) as camera:
+        frames = [camera.read() for _ in range(3)]
+    assert all(f.shape == (48, 64, 3) and f.dtype == np.uint8 for f in frames)
+    assert tuple(frames[2][0, 0]) == (255, 0, 0)
+
+
+def test_replay_folder_is_recursive_sorted_and_loops(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    write_rgb(tmp_path / "a.png", solid((255, 0, 0)))
+    write_rgb(tmp_path / "sub" / "b.png", solid((0, 0, 255)))
+    (tmp_path / "notes.txt").write_text("not an image")
+    camera = open_camera(f"replay:{tmp_path}", paced=False)
+    colours = [tuple(camera.read()[0, 0]) for _ in range(4)]
+    camera.close()
+    assert colours == [(255, 0, 0), (0, 0, 255), (255, 0, 0), (0, 0, 255)]
+
+
+def test_replay_video_loops_over_its_frames(tmp_path: Path) -> None:
+    path = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    for value in (0, 250, 0):
+        writer.write(np.full((48, 64, 3), value, dtype=np.uint8))
+    writer.release()
+    camera = open_camera(f"replay:{path}", paced=False)
+    means = [camera.read().mean() for _ in range(6)]
+    camera.close()
+    assert [m > 128 for m in means] == [False, True, False, False, True, False]
+    with pytest.raises(CameraError, match="closed"):
+        camera.read()
+
+
+def test_sample_has_the_configured_size() -> None:
+    frame = open_camera("sample", 320, 240, paced=False).read()
+    assert frame.shape == (240, 320, 3) and frame.dtype == np.uint8 and frame.std() > 20
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("webcam", "unknown camera source"),
+        ("opencv:abc", "device number"),
+        ("opencv:97", "no webcam"),
+        ("replay:", "needs a path"),
+        ("replay:/nonexistent/frames", "no such file"),
+    ],
+)
+def test_bad_specs_give_clear_errors(spec: str, message: str) -> None:
+    with pytest.raises(CameraError, match=message):
+        open_camera(spec)
+
+
+def test_replay_of_a_corrupt_image_or_empty_folder_fails_clearly(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"not a jpeg")
+    with pytest.raises(CameraError, match="not a readable image"):
+        open_camera(f"replay:{bad}")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(CameraError, match="no images"):
+        open_camera(f"replay:{empty}")
+
+
+def test_paced_replay_waits_between_frames(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [100.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    monkeypatch.setattr("moodtunes.vision.camera.time.sleep", sleep)
+    monkeypatch.setattr("moodtunes.vision.camera.time.monotonic", lambda: now[0])
+    camera = ReplayCamera.from_frames([solid((1, 2, 3))], fps=10)
+    camera.read()
+    now[0] += 0.03  # the caller spends 30 ms on the frame
+    camera.read()
+    camera.read()
+    assert slept == pytest.approx([0.07, 0.1])
+
+
+class FakePicamera2:
+    """The slice of picamera2's API that moodtunes uses, recording calls."""
+
+    instances: list["FakePicamera2"] = []
+    fail_on_open = False
+
+    def __init__(self, camera_num: int = 0) -> None:
+        if FakePicamera2.fail_on_open:
+            raise IndexError("list index out of range")
+        self.calls: list[str] = []
+        self.config: dict | None = None
+        self.fail_capture = False
+        FakePicamera2.instances.append(self)
+
+    def create_preview_configuration(self, main=None, controls=None, **kwargs):
+        self.calls.append("create_preview_configuration")
+        return {"main": dict(main or {}), "controls": dict(controls or {}), **kwargs}
+
+    def create_video_configuration(self, main=None, controls=None, **kwargs):
+        self.calls.append("create_video_configuration")
+        return {"main": dict(main or {}), "controls": dict(controls or {}), **kwargs}
+
+    def configure(self, config) -> None:
+        self.calls.append("configure")
+        self.config = config
+
+    def start(self) -> None:
+        self.calls.append("start")
+
+    def capture_array(self, name: str = "main") -> np.ndarray:
+        if self.fail_capture:
+            raise RuntimeError("Camera frontend has timed out!")
+        width, height = self.config["main"]["size"]
+        frame = np.zeros((height, width, 3), dtype=np.uint8)
+        frame[..., 0] = 200  # "RGB888" is B, G, R in memory
+        frame[..., 2] = 10
+        return frame
+
+    def stop(self) -> None:
+        self.calls.append("stop")
+
+    def close(self) -> None:
+        self.calls.append("close")
+
+
+@pytest.fixture
+def fake_picamera2(monkeypatch: pytest.MonkeyPatch) -> type[FakePicamera2]:
+    module = types.ModuleType("picamera2")
+    module.Picamera2 = FakePicamera2
+    monkeypatch.setitem(sys.modules, "picamera2", module)
+    FakePicamera2.instances = []
+    FakePicamera2.fail_on_open = False
+    return FakePicamera2
+
+
+def test_picamera2_gives_rgb_frames_of_the_configured_size(fake_picamera2) -> None:
+    with open_camera("picamera2", 320, 240, 15) as camera:
+        frame = camera.read()
+    fake = fake_picamera2.instances[0]
+    assert fake.config["main"] == {"size": (320, 240), "format": "RGB888"}
+    assert fake.config["controls"]["FrameRate"] == 15
+    assert frame.shape == (240, 320, 3) and frame.flags.c_contiguous
+    assert tuple(frame[0, 0]) == (10, 0, 200)  # channels swapped back to R, G, B
+    assert fake.calls[-2:] == ["stop", "close"]
+
+
+def test_picamera2_failures_become_camera_errors(fake_picamera2) -> None:
+    camera = open_camera("picamera2")
+    fake_picamera2.instances[0].fail_capture = True
+    with pytest.raises(CameraError, match="stopped delivering frames"):
+        camera.read()
+    camera.close()
+    fake_picamera2.fail_on_open = True
+    with pytest.raises(CameraError, match="no Raspberry Pi camera"):
+        open_camera("picamera2")
+
+
+def test_missing_picamera2_names_the_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "picamera2", None)
+    with pytest.raises(CameraError, match="python3-picamera2"):
+        open_camera("picamera2")
+
+
+def test_auto_prefers_picamera2(fake_picamera2) -> None:
+    camera = open_camera("auto", 64, 48)
+    assert camera.description == "picamera2"
+    camera.close()
+
+
+def test_auto_falls_back_to_the_sample(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "picamera2", None)
+
+    def no_webcam(*args, **kwargs):
+        raise CameraError("no webcam at /dev/video0")
+
+    monkeypatch.setattr("moodtunes.vision.camera.OpenCVCamera", no_webcam)
+    camera = open_camera("auto", 320, 240)
+    assert camera.description == "sample"
+    assert camera.read().shape == (240, 320, 3)

@@ -1,0 +1,138 @@
+"""BlazeFace detection (anchors, suppression, real detections) and crop geometry."""
+
+from __future__ import annotations
+
+import io
+import math
+import zipfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from moodtunes.vision.camera import sample_frame
+from moodtunes.vision.crop import CROP_OVERSAMPLE, crop_transform, eye_angle_degrees, face_crop
+from moodtunes.vision.faces import (
+    FaceBox,
+    FaceModelError,
+    blazeface_anchors,
+    load_face_detector,
+    weighted_nms,
+)
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return load_face_detector()
+
+
+def test_anchor_grid_matches_the_model_outputs() -> None:
+    assert blazeface_anchors(128).shape == (896, 2)
+    assert blazeface_anchors(96).shape == (504, 2)
+    first = blazeface_anchors(128)[:2]
+    assert np.allclose(first, [[1 / 32, 1 / 32]] * 2)  # two anchors at the first stride-8 cell centre
+
+
+def test_weighted_nms_merges_overlaps_and_keeps_separate_faces() -> None:
+    boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [50, 50, 60, 60]], dtype=np.float32)
+    scores = np.array([0.9, 0.6, 0.8], dtype=np.float32)
+    points = np.array([[0, 0], [10, 10], [5, 5]], dtype=np.float32)
+    merged, merged_scores, merged_points = weighted_nms(boxes, scores, points)
+    assert merged_scores.tolist() == pytest.approx([0.9, 0.8])
+    assert merged[0] == pytest.approx([0.4, 0.4, 10.4, 10.4])  # score-weighted mean of the overlap
+    assert merged_points[0] == pytest.approx([4.0, 4.0])
+    assert merged[1] == pytest.approx([50, 50, 60, 60])
+
+
+def test_detects_the_astronauts_face_with_level_eyes(detector) -> None:
+    faces = detector.detect(sample_frame(640, 480))
+    assert len(faces) == 1
+    face = faces[0]
+    assert face.score > 0.8
+    # the face (checked by eye on the photo) spans about x 225-340, y 22-140 in the 640x480 sample
+    assert 200 < face.x < 250 and 0 < face.y < 50 and 90 < face.w < 150
+    for eye in (face.right_eye, face.left_eye):
+        assert face.x < eye[0] < face.x + face.w and face.y < eye[1] < face.y + face.h / 2
+    assert face.right_eye[0] < face.left_eye[0]
+    assert abs(eye_angle_degrees(face)) < 15
+
+
+def test_boxes_follow_the_frame_scale_and_aspect(detector) -> None:
+    frame = sample_frame(640, 480)
+    square = np.zeros((640, 640, 3), dtype=np.uint8)
+    square[160:] = frame  # same face, shifted down in a square (differently letterboxed) frame
+    big = cv2.resize(frame, (1280, 960))
+    (face,) = detector.detect(frame)
+    (shifted,) = detector.detect(square)
+    (doubled,) = detector.detect(big)
+    assert shifted.x == pytest.approx(face.x, abs=6) and shifted.y - 160 == pytest.approx(face.y, abs=6)
+    assert doubled.x / 2 == pytest.approx(face.x, abs=6) and doubled.w / 2 == pytest.approx(face.w, abs=6)
+
+
+def test_no_face_in_blank_or_noise_frames(detector) -> None:
+    assert detector.detect(np.zeros((480, 640, 3), dtype=np.uint8)) == []
+    noise = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    assert detector.detect(noise) == []
+
+
+def test_detects_fer_faces_pasted_into_larger_frames(detector, shared_datasets: Path) -> None:
+    background = cv2.resize(sample_frame(640, 480)[300:, 400:], (640, 480))  # no face in this part
+    rng = np.random.default_rng(1)
+    hits = 0
+    with zipfile.ZipFile(shared_datasets / "fer2013.zip") as archive:
+        names = sorted(n for n in archive.namelist() if "/happy/PublicTest_" in n)[:40]
+        for name in names:
+            face = cv2.imdecode(np.frombuffer(archive.read(name), np.uint8), cv2.IMREAD_GRAYSCALE)
+            side = int(rng.integers(140, 260))
+            x, y = int(rng.integers(0, 640 - side)), int(rng.integers(0, 480 - side))
+            frame = background.copy()
+            frame[y:y + side, x:x + side] = cv2.resize(face, (side, side))[:, :, None]
+            found = detector.detect(frame)
+            if found:
+                cx, cy = found[0].center
+                hits += x < cx < x + side and y < cy < y + side
+    assert hits >= 0.8 * len(names)
+
+
+def test_missing_or_bad_face_models_say_how_to_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(FaceModelError, match="vision.face_model"):
+        load_face_detector(tmp_path / "nope.tflite")
+    junk = tmp_path / "junk.tflite"
+    junk.write_bytes(b"\x00" * 64)
+    with pytest.raises(FaceModelError, match="not a valid TFLite model"):
+        load_face_detector(junk)
+    monkeypatch.setattr("moodtunes.vision.faces.importlib.util.find_spec", lambda name: None)
+    with pytest.raises(FaceModelError, match="install mediapipe"):
+        load_face_detector()
+
+
+def test_eye_levelling_rotates_the_eyes_onto_one_row() -> None:
+    face = FaceBox(100, 100, 80, 80, 0.9, right_eye=(120, 120), left_eye=(160, 140))
+    assert eye_angle_degrees(face) == pytest.approx(math.degrees(math.atan2(20, 40)))
+    matrix = crop_transform(face, margin=0.0, out_size=96)
+    eyes = np.array([[120, 120, 1], [160, 140, 1]], dtype=np.float64) @ matrix.T
+    assert eyes[0, 1] == pytest.approx(eyes[1, 1])
+    assert eyes[0, 0] < eyes[1, 0]
+    centre = np.array([140, 140, 1.0]) @ matrix.T
+    assert centre == pytest.approx([48, 48])
+
+
+def test_margin_grows_the_crop_around_the_box() -> None:
+    face = FaceBox(100, 100, 80, 80, 0.9)
+    tight = crop_transform(face, margin=0.0, out_size=96)
+    loose = crop_transform(face, margin=0.25, out_size=96)
+    corner = np.array([100, 100, 1.0])
+    assert corner @ tight.T == pytest.approx([0, 0])
+    assert corner @ loose.T == pytest.approx([16, 16])  # box is 80 of the crop's 120 source pixels
+
+
+def test_face_crop_is_grayscale_levelled_and_repeats_edges() -> None:
+    frame = np.zeros((200, 200, 3), dtype=np.uint8)
+    frame[:, :100] = 255  # left half white
+    face = FaceBox(60, 60, 80, 80, 0.9, right_eye=(80, 90), left_eye=(120, 90))
+    crop = face_crop(frame, face, margin=0.0, size=48)
+    assert crop.shape == (48 * CROP_OVERSAMPLE,) * 2 and crop.dtype == np.uint8
+    assert crop[:, :40].min() == 255 and crop[:, -40:].max() == 0
+    edge = FaceBox(-40, -40, 80, 80, 0.9)  # half outside the frame
+    assert face_crop(frame, edge, margin=0.1, size=48).shape == (96, 96)
