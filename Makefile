@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 EXTRAS ?= device,cloud,dev
 SHARED ?= ../shared/datasets
 
-.PHONY: demo test venv lint bench train-emotion baseline-models train-music lock bundle clean
+.PHONY: demo test venv lint lock bundle clean
 
 ## Run the kiosk in a window with embedded defaults (demo library, sample camera if no webcam).
 demo: $(STAMP)
@@ -27,10 +27,18 @@ $(STAMP): pyproject.toml requirements/lock.txt
 lint: $(STAMP)
 	$(VENV)/bin/ruff check device cloud models data bench tests
 
-## Regenerate the universal (x86_64 + aarch64) lock file after changing dependencies.
+## Regenerate the lock files after changing dependencies (needs `pip install uv`):
+## lock.txt is universal (x86_64 + aarch64); pi-aarch64.txt is what the Pi bundle installs.
 lock:
 	uv pip compile pyproject.toml --extra device --extra cloud --extra dev --extra pi --universal \
 	  --python-version 3.11 -c requirements/lock-constraints.txt -o requirements/lock.txt
+	uv pip compile pyproject.toml --extra device --extra pi --python-platform aarch64-manylinux_2_36 \
+	  --python-version 3.11 -c requirements/lock-constraints.txt -c requirements/lock.txt \
+	  -o requirements/pi-aarch64.txt
+
+## Offline install bundle for Raspberry Pi OS (aarch64), written to dist/.
+bundle:
+	provisioning/build-bundle.sh dist
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache
