@@ -1,0 +1,165 @@
+"""Ranking the songs of a category for one visitor: pure functions, no I/O.
+
+A track's score blends how well it fits the category (its quadrant probability, or its
+valence/arousal when the model gave no probabilities) with a Thompson sample of how much this
+person likes it: a Beta posterior per track over their past ratings, whose prior comes from their
+ratings of the same artist. Songs heard in their last visits go to the back of the list, and the
+final order spreads artists so that no two neighbours share one where that can be avoided.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+from moodtunes.domain import Category
+from moodtunes.store import TrackRecord
+
+FIT_WEIGHT = 0.5  # share of the score given to category fit; the rest to the liking sample
+RATING_WEIGHT = 2.0  # pseudo-observations one rating of a track adds to its posterior
+ARTIST_WEIGHT = 0.5  # the same for the artist's other tracks (their prior)
+PRIOR = (2.0, 2.0)  # Beta prior before any rating: a liking of 0.5, mildly uncertain
+RECENT_PENALTY = 1.0  # larger than any score difference: recently heard songs come last
+PAGE_SIZE = 6
+
+_CATEGORY_QUADRANT = {Category.HIGHLY_ENERGETIC: "Q1", Category.HAPPY_AND_CALM: "Q4"}
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """One rated play: which track, by whom, and the visitor's score 0..100."""
+
+    track_id: int | None
+    path: str
+    artist: str
+    score: int
+
+
+@dataclass(frozen=True)
+class Ranked:
+    track: TrackRecord
+    score: float
+    fit: float
+    liking: float
+    recent: bool
+
+
+def category_fit(track: TrackRecord, category: str) -> float:
+    """How typical of ``category`` the track is, in [0, 1]: P(Q1) for energetic, P(Q4) for calm;
+    from valence and arousal when probabilities are missing; 0.5 when nothing is known."""
+    category = Category(category)
+    quadrant = _CATEGORY_QUADRANT.get(category)
+    if quadrant and track.probs and quadrant in track.probs:
+        return _clip01(track.probs[quadrant])
+    if track.valence is not None and track.arousal is not None and quadrant:
+        v, a = _clip01(track.valence), _clip01(track.arousal)
+        return v * a if quadrant == "Q1" else v * (1.0 - a)
+    return 0.5
+
+
+def liking_posteriors(
+    feedback: Iterable[Feedback],
+) -> tuple[dict[str, tuple[float, float]], dict[str, tuple[float, float]]]:
+    """(per-path, per-artist) Beta pseudo-counts from ratings: a score s/100 adds s to the
+    "liked" count and 1 - s to the "disliked" count."""
+    tracks: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
+    artists: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
+    for item in feedback:
+        liked = min(100, max(0, item.score)) / 100.0
+        for counts, key in ((tracks, item.path), (artists, _artist_key(item.artist))):
+            counts[key][0] += liked
+            counts[key][1] += 1.0 - liked
+    return {k: (v[0], v[1]) for k, v in tracks.items()}, {k: (v[0], v[1]) for k, v in artists.items()}
+
+
+def liking_beta(
+    track: TrackRecord,
+    track_counts: dict[str, tuple[float, float]],
+    artist_counts: dict[str, tuple[float, float]],
+) -> tuple[float, float]:
+    """The Beta(alpha, beta) posterior of how much the visitor likes ``track``."""
+    alpha, beta = PRIOR
+    a_liked, a_disliked = artist_counts.get(_artist_key(track.artist), (0.0, 0.0))
+    t_liked, t_disliked = track_counts.get(track.path, (0.0, 0.0))
+    return (alpha + RATING_WEIGHT * (ARTIST_WEIGHT * a_liked + t_liked),
+            beta + RATING_WEIGHT * (ARTIST_WEIGHT * a_disliked + t_disliked))
+
+
+def rank(
+    tracks: Sequence[TrackRecord],
+    category: str,
+    feedback: Iterable[Feedback] = (),
+    recent_paths: Iterable[str] = (),
+    rng: random.Random | None = None,
+) -> list[Ranked]:
+    """All tracks of ``category`` (others are ignored), best first, artists spread out."""
+    rng = rng or random.Random()
+    track_counts, artist_counts = liking_posteriors(feedback)
+    recent = set(recent_paths)
+    scored = []
+    for track in tracks:
+        if track.category != category:
+            continue
+        fit = category_fit(track, category)
+        liking = rng.betavariate(*liking_beta(track, track_counts, artist_counts))
+        heard = track.path in recent
+        score = FIT_WEIGHT * fit + (1.0 - FIT_WEIGHT) * liking - (RECENT_PENALTY if heard else 0.0)
+        scored.append(Ranked(track, score, fit, liking, heard))
+    scored.sort(key=lambda r: r.score, reverse=True)
+    return spread_artists(scored)
+
+
+def spread_artists(ranked: Sequence[Ranked]) -> list[Ranked]:
+    """Reorder so that no two neighbours share an artist where avoidable, otherwise keeping the
+    ranking: each place takes the best remaining song whose artist differs from the previous one,
+    provided the songs left after it can still be spread."""
+    remaining = list(ranked)
+    result: list[Ranked] = []
+    while remaining:
+        previous = _spread_key(result[-1]) if result else None
+        counts = Counter(_spread_key(item) for item in remaining)
+        others = [i for i, item in enumerate(remaining) if _spread_key(item) != previous]
+        # When repeats can no longer be avoided, place the commonest artist first to use them up.
+        fallback = max(others, key=lambda i: counts[_spread_key(remaining[i])], default=0)
+        pick = next((i for i in others if _still_spreadable(counts, _spread_key(remaining[i]))), fallback)
+        result.append(remaining.pop(pick))
+    return result
+
+
+def _still_spreadable(counts: Counter[str], placed: str) -> bool:
+    """Whether the songs left after placing one by ``placed`` can avoid adjacent repeats: an artist
+    may hold at most every other place, one fewer if it just played."""
+    left = sum(counts.values()) - 1
+    for artist, count in counts.items():
+        count -= artist == placed
+        limit = left // 2 if artist == placed else (left + 1) // 2
+        if count > limit:
+            return False
+    return True
+
+
+def _spread_key(item: Ranked) -> str:
+    return _artist_key(item.track.artist) or f"path:{item.track.path}"
+
+
+def page(ranked: Sequence[Ranked], number: int, size: int = PAGE_SIZE) -> list[Ranked]:
+    """Page ``number`` (from 0) of the ranking; pages wrap around once the list is exhausted."""
+    if not ranked:
+        return []
+    pages = max(1, -(-len(ranked) // size))
+    start = (number % pages) * size
+    return list(ranked[start:start + size])
+
+
+def page_count(ranked: Sequence[Ranked], size: int = PAGE_SIZE) -> int:
+    return -(-len(ranked) // size)
+
+
+def _artist_key(artist: str | None) -> str:
+    return (artist or "").strip().casefold()
+
+
+def _clip01(value: float) -> float:
+    return min(1.0, max(0.0, float(value)))

@@ -1,0 +1,122 @@
+"""The pygame.mixer player on SDL's dummy audio driver (conftest sets it): real decoding, silent output."""
+
+from __future__ import annotations
+
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from moodtunes.player import MixerPlayer, PlayerError, probe_duration
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def write_tone(path: Path, seconds: float, rate: int = 22050) -> Path:
+    t = np.arange(int(rate * seconds)) / rate
+    samples = (0.2 * np.sin(2 * np.pi * 440 * t) * 32767).astype("<i2")
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(samples.tobytes())
+    return path
+
+
+@pytest.fixture
+def tone(tmp_path: Path) -> Path:
+    return write_tone(tmp_path / "tone.wav", 30.0)
+
+
+def test_position_advances_only_while_playing(tone: Path):
+    clock = FakeClock()
+    player = MixerPlayer(volume=0.5, clock=clock)
+    try:
+        player.load(tone)
+        assert abs(player.duration() - 30.0) < 0.1
+        player.play()
+        clock.now += 4.0
+        assert player.position() == pytest.approx(4.0)
+        player.pause()
+        assert player.paused
+        clock.now += 10.0
+        assert player.position() == pytest.approx(4.0)
+        assert not player.is_finished()
+        player.resume()
+        clock.now += 2.0
+        assert player.position() == pytest.approx(6.0)
+        player.stop()
+        clock.now += 5.0
+        assert player.position() == pytest.approx(6.0)
+        assert not player.is_finished()  # stopped by hand is not "finished"
+    finally:
+        player.close()
+
+
+def test_a_song_past_its_length_is_finished_and_position_is_capped(tone: Path):
+    clock = FakeClock()
+    player = MixerPlayer(clock=clock)
+    try:
+        player.load(tone)
+        player.play()
+        clock.now += 45.0
+        assert player.position() == pytest.approx(30.0)
+        assert player.is_finished()
+    finally:
+        player.close()
+
+
+def test_a_short_song_really_ends_on_the_dummy_driver(tmp_path: Path):
+    import time
+
+    player = MixerPlayer()
+    try:
+        player.load(write_tone(tmp_path / "short.wav", 0.3))
+        player.play()
+        deadline = time.monotonic() + 10.0
+        while not player.is_finished() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert player.is_finished()
+    finally:
+        player.close()
+
+
+def test_volume_is_clamped(tone: Path):
+    player = MixerPlayer(volume=0.3)
+    try:
+        player.set_volume(1.7)
+        assert player.volume == 1.0
+        player.set_volume(-1)
+        assert player.volume == 0.0
+    finally:
+        player.close()
+
+
+def test_corrupt_and_missing_files_raise_player_error(tmp_path: Path):
+    bad = tmp_path / "broken.mp3"
+    bad.write_bytes(b"this is not audio" * 200)
+    player = MixerPlayer()
+    try:
+        with pytest.raises(PlayerError, match="broken.mp3"):
+            player.load(bad)
+            player.play()
+        with pytest.raises(PlayerError, match="not found"):
+            player.load(tmp_path / "gone.ogg")
+        with pytest.raises(PlayerError):
+            MixerPlayer().play()
+    finally:
+        player.close()
+
+
+def test_duration_probe_reads_headers_and_tolerates_garbage(tone: Path, tmp_path: Path):
+    assert abs(probe_duration(tone) - 30.0) < 0.1
+    junk = tmp_path / "junk.flac"
+    junk.write_bytes(b"\x00" * 100)
+    assert probe_duration(junk) == 0.0

@@ -1,0 +1,117 @@
+"""Ranking: category fit, ratings (Thompson sampling), recency and artist spread."""
+
+from __future__ import annotations
+
+import random
+
+from moodtunes.domain import Category
+from moodtunes.recommend import (
+    Feedback,
+    category_fit,
+    liking_beta,
+    liking_posteriors,
+    page,
+    page_count,
+    rank,
+)
+from moodtunes.store import TrackRecord
+
+CALM = Category.HAPPY_AND_CALM.value
+ENERGETIC = Category.HIGHLY_ENERGETIC.value
+
+
+def track(path: str, artist: str = "A", category: str = CALM, q4: float = 0.6, q1: float = 0.2) -> TrackRecord:
+    return TrackRecord(path=path, size=1, mtime=0.0, title=path, artist=artist, duration=120.0,
+                       category=category, probs={"Q1": q1, "Q2": 0.1, "Q3": 0.1, "Q4": q4})
+
+
+def adjacent_repeats(ranked) -> int:
+    artists = [r.track.artist for r in ranked]
+    return sum(a == b for a, b in zip(artists, artists[1:]))
+
+
+def test_fit_uses_the_category_quadrant_then_valence_arousal():
+    t = track("x", q4=0.7, q1=0.2)
+    assert category_fit(t, CALM) == 0.7
+    assert category_fit(t, ENERGETIC) == 0.2
+    bare = TrackRecord(path="y", size=1, mtime=0, title="y", artist="", valence=0.8, arousal=0.25)
+    assert abs(category_fit(bare, CALM) - 0.8 * 0.75) < 1e-9
+    assert abs(category_fit(bare, ENERGETIC) - 0.8 * 0.25) < 1e-9
+    assert category_fit(TrackRecord(path="z", size=1, mtime=0, title="z", artist=""), CALM) == 0.5
+
+
+def test_only_tracks_of_the_category_are_ranked():
+    tracks = [track("a"), track("b", category=ENERGETIC), track("c", category="not mood-lifting")]
+    assert [r.track.path for r in rank(tracks, CALM, rng=random.Random(1))] == ["a"]
+
+
+def test_without_history_better_fitting_tracks_come_first_on_average():
+    tracks = [track(f"t{i}", artist=f"artist{i}", q4=i / 10) for i in range(10)]
+    positions = {t.path: 0 for t in tracks}
+    for seed in range(200):
+        for place, r in enumerate(rank(tracks, CALM, rng=random.Random(seed))):
+            positions[r.track.path] += place
+    assert positions["t9"] < positions["t5"] < positions["t0"]
+
+
+def test_a_loved_song_rises_and_a_disliked_one_drops():
+    tracks = [track(f"t{i}", artist=f"artist{i}", q4=0.5) for i in range(8)]
+    feedback = [Feedback(None, "t3", "artist3", 100)] * 3 + [Feedback(None, "t4", "artist4", 0)] * 3
+    top = bottom = 0
+    for seed in range(100):
+        order = [r.track.path for r in rank(tracks, CALM, feedback, rng=random.Random(seed))]
+        top += order.index("t3") < 3
+        bottom += order.index("t4") >= 5
+    # Thompson sampling still explores, so "usually", not "always"; without ratings each is 3/8.
+    assert top > 85 and bottom > 85
+
+
+def test_artist_ratings_shape_the_prior_of_their_other_songs():
+    loved = track("new-song", artist="Loved Band")
+    disliked = track("other", artist="Meh Band")
+    counts, artists = liking_posteriors([Feedback(1, "old-song", "loved band", 100),
+                                         Feedback(2, "x", "Meh Band ", 0)])
+    a, b = liking_beta(loved, counts, artists)
+    assert a / (a + b) > 0.5
+    a, b = liking_beta(disliked, counts, artists)
+    assert a / (a + b) < 0.5
+
+
+def test_recently_heard_songs_go_last():
+    tracks = [track(f"t{i}", artist=f"artist{i}", q4=0.9 if i == 0 else 0.3) for i in range(6)]
+    order = [r.track.path for r in rank(tracks, CALM, recent_paths={"t0"}, rng=random.Random(3))]
+    assert order[-1] == "t0"
+
+
+def test_artists_are_spread_where_possible():
+    # A best-fitting artist with many songs must not fill the top of the list.
+    tracks = [track(f"a{i}", artist="A", q4=0.9) for i in range(4)]
+    tracks += [track(f"b{i}", artist="B", q4=0.3) for i in range(3)]
+    tracks += [track("c0", artist="C", q4=0.2)]
+    for seed in range(20):
+        ranked = rank(tracks, CALM, rng=random.Random(seed))
+        assert adjacent_repeats(ranked) == 0
+        assert len(ranked) == len(tracks)
+
+
+def test_spread_keeps_unavoidable_repeats_at_the_end():
+    tracks = [track(f"a{i}", artist="A") for i in range(4)] + [track("b0", artist="B")]
+    ranked = rank(tracks, CALM, rng=random.Random(0))
+    assert adjacent_repeats(ranked) == 2  # 4 songs by A and 1 by B: A B A A A at best
+    assert [r.track.artist for r in ranked][:3] == ["A", "B", "A"]
+
+
+def test_seeded_ranking_is_reproducible():
+    tracks = [track(f"t{i}", artist=f"artist{i % 3}", q4=0.5) for i in range(12)]
+    one = [r.track.path for r in rank(tracks, CALM, rng=random.Random(42))]
+    two = [r.track.path for r in rank(tracks, CALM, rng=random.Random(42))]
+    assert one == two
+
+
+def test_pages_of_six_wrap_around():
+    tracks = [track(f"t{i}", artist=f"artist{i}") for i in range(8)]
+    ranked = rank(tracks, CALM, rng=random.Random(0))
+    assert page_count(ranked) == 2
+    assert len(page(ranked, 0)) == 6 and len(page(ranked, 1)) == 2
+    assert page(ranked, 2) == page(ranked, 0)
+    assert page([], 0) == []
