@@ -1,0 +1,306 @@
+"""Vision benchmarks and measurements (run from the repository root with the device venv).
+
+    .venv/bin/python bench/vision.py speed       # FPS of detect+classify vs the original approach
+    .venv/bin/python bench/vision.py detectors   # BlazeFace: direct LiteRT vs mediapipe's two APIs
+    .venv/bin/python bench/vision.py detection   # detection rate, BlazeFace vs Haar cascade
+    .venv/bin/python bench/vision.py margin      # emotion accuracy vs crop margin (and eye levelling)
+
+Test frames are 640x480: FER-2013 PublicTest faces (../shared/datasets/fer2013.zip) scaled up and
+pasted at random places into scikit-image's bundled photos without faces, plus the astronaut photo.
+The original project's approach is OpenCV's Haar cascade (haarcascade_frontalface_default.xml) then
+MobileNetV2 at 224x224 fp32 (.cache/baseline/mobilenetv2_224_fp32.tflite, made by
+``.venv-train/bin/python -m models.emotion.make_baseline``). Everything runs single-threaded, and
+the two pipelines alternate round by round so a busy machine slows both alike; medians are printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+FER_ZIP = REPO.parent / "shared" / "datasets" / "fer2013.zip"
+BASELINE = REPO / ".cache" / "baseline" / "mobilenetv2_224_fp32.tflite"
+HAAR = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"
+FRAME_W, FRAME_H = 640, 480
+MOODS = ("happy", "neutral", "sad")
+
+
+@dataclass(frozen=True)
+class PastedFace:
+    frame: np.ndarray  # (480, 640, 3) RGB
+    square: tuple[int, int, int]  # x, y, side of the pasted FER crop
+    label: str
+    face: np.ndarray  # the original 48x48 crop
+
+
+def backgrounds() -> list[np.ndarray]:
+    """Face-free photos bundled with scikit-image, as 640x480 RGB."""
+    from skimage import data
+
+    photos = [data.coffee(), data.rocket(), data.hubble_deep_field(), data.immunohistochemistry(),
+              data.brick(), data.grass(), data.gravel(), data.colorwheel()]
+    out = []
+    for photo in photos:
+        rgb = np.repeat(photo[:, :, None], 3, axis=2) if photo.ndim == 2 else photo[:, :, :3]
+        out.append(cv2.resize(np.ascontiguousarray(rgb), (FRAME_W, FRAME_H), interpolation=cv2.INTER_AREA))
+    return out
+
+
+def fer_faces(classes: tuple[str, ...] | None = None, limit: int | None = None) -> list[tuple[str, np.ndarray]]:
+    """(label, 48x48 gray) FER-2013 PublicTest faces, in file-name order (``limit`` per class)."""
+    if not FER_ZIP.is_file():
+        sys.exit(f"FER-2013 zip not found at {FER_ZIP}")
+    faces = []
+    with zipfile.ZipFile(FER_ZIP) as archive:
+        names = sorted(n for n in archive.namelist() if n.startswith("test/") and n.endswith(".jpg"))
+        counts: dict[str, int] = {}
+        for name in names:
+            label = name.split("/")[1]
+            if classes is not None and label not in classes:
+                continue
+            if limit is not None and counts.get(label, 0) >= limit:
+                continue
+            counts[label] = counts.get(label, 0) + 1
+            faces.append((label, cv2.imdecode(np.frombuffer(archive.read(name), np.uint8), cv2.IMREAD_GRAYSCALE)))
+    return faces
+
+
+def paste_faces(faces: list[tuple[str, np.ndarray]], *, seed: int = 0, tilt: float = 0.0,
+                sides: tuple[int, int] = (120, 300)) -> list[PastedFace]:
+    """Each face scaled to a random side, optionally rotated by up to ``tilt`` degrees, pasted at a
+    random place in a background."""
+    rng = np.random.default_rng(seed)
+    bgs = backgrounds()
+    pasted = []
+    for i, (label, face) in enumerate(faces):
+        side = int(rng.integers(*sides))
+        x, y = int(rng.integers(0, FRAME_W - side)), int(rng.integers(0, FRAME_H - side))
+        patch = cv2.cvtColor(cv2.resize(face, (side, side), interpolation=cv2.INTER_CUBIC), cv2.COLOR_GRAY2RGB)
+        frame = bgs[i % len(bgs)].copy()
+        angle = float(rng.uniform(-tilt, tilt)) if tilt else 0.0
+        matrix = cv2.getRotationMatrix2D((side / 2, side / 2), angle, 1.0)
+        matrix[:, 2] += (x, y)
+        cv2.warpAffine(patch, matrix, (FRAME_W, FRAME_H), dst=frame, borderMode=cv2.BORDER_TRANSPARENT)
+        pasted.append(PastedFace(frame, (x, y, side), label, face))
+    return pasted
+
+
+def inside(square: tuple[int, int, int], box: tuple[float, float, float, float]) -> bool:
+    x, y, side = square
+    cx, cy = box[0] + box[2] / 2, box[1] + box[3] / 2
+    return x <= cx <= x + side and y <= cy <= y + side
+
+
+def sample_frames() -> list[np.ndarray]:
+    from moodtunes.vision.camera import sample_frame
+
+    return [sample_frame(FRAME_W, FRAME_H)]
+
+
+# --- speed -----------------------------------------------------------------------------------
+
+
+class BaselinePipeline:
+    """The original project's approach: Haar cascade, then MobileNetV2-224 fp32 per face."""
+
+    def __init__(self) -> None:
+        from moodtunes.vision.faces import load_interpreter
+
+        self.cascade = cv2.CascadeClassifier(HAAR)
+        self.interpreter = load_interpreter(BASELINE, threads=1)
+        self.interpreter.allocate_tensors()
+        self.input_index = self.interpreter.get_input_details()[0]["index"]
+        self.output_index = self.interpreter.get_output_details()[0]["index"]
+
+    def detect(self, frame: np.ndarray) -> np.ndarray:
+        gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+        return self.cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(30, 30))
+
+    def __call__(self, frame: np.ndarray) -> int:
+        gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+        boxes = self.cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(30, 30))
+        for x, y, w, h in boxes:
+            face = cv2.resize(gray[y:y + h, x:x + w], (224, 224))
+            tensor = np.repeat(face[None, :, :, None], 3, axis=3).astype(np.float32) / 127.5 - 1.0
+            self.interpreter.set_tensor(self.input_index, tensor)
+            self.interpreter.invoke()
+            self.interpreter.get_tensor(self.output_index)
+        return len(boxes)
+
+
+def load_ours(margin: float | None = None, input_size: int = 128):
+    from moodtunes.config import Settings
+    from moodtunes.emotion import EmotionModel
+    from moodtunes.vision.faces import load_face_detector
+    from moodtunes.vision.pipeline import FrameAnalyzer
+
+    vision = Settings().vision
+    detector = load_face_detector(min_score=vision.min_face_score, input_size=input_size, threads=1)
+    return FrameAnalyzer(detector, EmotionModel.load(threads=1),
+                         margin=vision.crop_margin if margin is None else margin)
+
+
+def timed_fps(run, frames: list[np.ndarray]) -> float:
+    start = time.perf_counter()
+    for frame in frames:
+        run(frame)
+    return len(frames) / (time.perf_counter() - start)
+
+
+def cmd_speed(args: argparse.Namespace) -> None:
+    if not BASELINE.is_file():
+        sys.exit(f"baseline model missing: {BASELINE}\nmake it with: "
+                 ".venv-train/bin/python -m models.emotion.make_baseline --out .cache/baseline/mobilenetv2_224_fp32.tflite")
+    cv2.setNumThreads(1)
+    frames = sample_frames() + [p.frame for p in paste_faces(fer_faces(MOODS, limit=args.frames // 3), seed=3)]
+    ours = load_ours()
+    baseline = BaselinePipeline()
+    found_ours = sum(len(ours.analyze(f)) for f in frames)
+    found_base = sum(baseline(f) for f in frames)
+    ours_fps, base_fps, detect_ms, classify_ms = [], [], [], []
+    crops = [ours.crop(f, fc.face) for f in frames for fc in ours.analyze(f)[:1]]
+    for _ in range(args.rounds):
+        ours_fps.append(timed_fps(ours.analyze, frames))
+        base_fps.append(timed_fps(baseline, frames))
+        detect_ms.append(1000 / timed_fps(ours.detector.detect, frames))
+        classify_ms.append(1000 / timed_fps(ours.classifier.predict, crops))
+    fps, base = statistics.median(ours_fps), statistics.median(base_fps)
+    print(f"frames: {len(frames)} at {FRAME_W}x{FRAME_H}, {args.rounds} rounds, single thread")
+    print(f"faces found: ours {found_ours}, baseline {found_base}")
+    print(f"ours: BlazeFace-128 (LiteRT) + int8 emotion model: median {fps:.1f} FPS "
+          f"(detect {statistics.median(detect_ms):.2f} ms, crop+classify {statistics.median(classify_ms):.2f} ms per face)")
+    print(f"baseline: Haar cascade + MobileNetV2-224 fp32: median {base:.1f} FPS")
+    print(f"fps={fps:.1f} speedup={fps / base:.1f}x")
+
+
+def cmd_detectors(args: argparse.Namespace) -> None:
+    """Per-frame time of the three ways to run BlazeFace short range on the same 640x480 frames."""
+    import mediapipe as mp
+    from mediapipe.tasks import python as mp_tasks
+    from mediapipe.tasks.python import vision as mp_vision
+
+    from moodtunes.vision.faces import bundled_model_path, load_face_detector
+
+    cv2.setNumThreads(1)
+    frames = sample_frames() + [p.frame for p in paste_faces(fer_faces(MOODS, limit=10), seed=4)]
+    ours = load_face_detector(threads=1)
+    ours96 = load_face_detector(threads=1, input_size=96)
+    legacy = mp.solutions.face_detection.FaceDetection(model_selection=0, min_detection_confidence=0.5)
+    tasks = mp_vision.FaceDetector.create_from_options(mp_vision.FaceDetectorOptions(
+        base_options=mp_tasks.BaseOptions(model_asset_path=str(bundled_model_path())),
+        running_mode=mp_vision.RunningMode.IMAGE, min_detection_confidence=0.5))
+    runners = {
+        "direct LiteRT, 128 input (moodtunes)": ours.detect,
+        "direct LiteRT, 96 input": ours96.detect,
+        "mediapipe Tasks FaceDetector": lambda f: tasks.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=f)),
+        "mediapipe solutions.face_detection": legacy.process,
+    }
+    times: dict[str, list[float]] = {name: [] for name in runners}
+    for _ in range(args.rounds):
+        for name, run in runners.items():
+            times[name].append(1000 / timed_fps(run, frames))
+    for name, ms in times.items():
+        print(f"{name:40s} median {statistics.median(ms):6.2f} ms/frame")
+
+
+# --- detection rate and crop margin ------------------------------------------------------------
+
+
+def cmd_detection(args: argparse.Namespace) -> None:
+    from moodtunes.vision.faces import load_face_detector
+
+    pasted = paste_faces(fer_faces(limit=args.limit), seed=1)
+    detectors = {f"BlazeFace {s}": load_face_detector(input_size=s).detect for s in (128, 96)}
+    cascade = cv2.CascadeClassifier(HAAR)
+
+    def haar(frame: np.ndarray) -> list[tuple[int, int, int, int]]:
+        boxes = cascade.detectMultiScale(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY), scaleFactor=1.1,
+                                         minNeighbors=5, minSize=(30, 30))
+        return sorted((tuple(b) for b in boxes), key=lambda b: b[2] * b[3], reverse=True)
+
+    def blaze(detect):
+        return lambda frame: [f.pixel_box() for f in detect(frame)]
+
+    runners = {name: blaze(d) for name, d in detectors.items()} | {"Haar cascade": haar}
+    print(f"{len(pasted)} FER PublicTest faces pasted into 640x480 photos (side 120-300 px)")
+    print("| detector | faces found | wrong boxes (frames with a box off the face) | astronaut | false alarms on 8 face-free photos |")
+    print("|---|---|---|---|---|")
+    astronaut = sample_frames()[0]
+    bgs = backgrounds()
+    for name, run in runners.items():
+        hits = wrong = 0
+        for p in pasted:
+            boxes = run(p.frame)
+            hits += bool(boxes) and inside(p.square, boxes[0])
+            wrong += any(not inside(p.square, b) for b in boxes)
+        astro = run(astronaut)
+        astro_ok = bool(astro) and inside((223, 22, 117), astro[0])
+        alarms = sum(len(run(bg)) for bg in bgs)
+        print(f"| {name} | {hits}/{len(pasted)} ({100 * hits / len(pasted):.1f}%) | {wrong} | "
+              f"{'found' if astro_ok else 'missed'} | {alarms} |")
+
+
+def cmd_margin(args: argparse.Namespace) -> None:
+    from moodtunes.vision.faces import FaceBox
+
+    analyzer = load_ours()
+    model = analyzer.classifier
+    faces = fer_faces(MOODS, limit=args.limit)
+    labels = [label for label, _ in faces]
+
+    def accuracy(predictions: list[str], truth: list[str]) -> str:
+        return f"{100 * np.mean([p == t for p, t in zip(predictions, truth)]):.1f}%"
+
+    direct = [model.labels[int(np.argmax(model.predict(face)))] for _, face in faces]
+    print(f"{len(faces)} FER PublicTest faces (happy/neutral/sad); the model on the original 48x48 crops: "
+          f"{accuracy(direct, labels)}")
+    for tilt in args.tilts:
+        pasted = paste_faces(faces, seed=2, tilt=tilt)
+        found = []
+        for p in pasted:
+            detections = analyzer.detector.detect(p.frame)
+            if detections and inside(p.square, detections[0].pixel_box()):
+                found.append((p, detections[0]))
+        truth = [p.label for p, _ in found]
+        print(f"\npasted upright{' and tilted up to ±%g°' % tilt if tilt else ''}: "
+              f"{len(found)}/{len(pasted)} detected; accuracy on the detected faces:")
+        print("| margin per side | eyes levelled | not levelled |")
+        print("|---|---|---|")
+        for margin in args.margins:
+            analyzer.margin = margin
+            levelled = [model.labels[int(np.argmax(model.predict(analyzer.crop(p.frame, d))))] for p, d in found]
+            flat = [model.labels[int(np.argmax(model.predict(analyzer.crop(
+                p.frame, FaceBox(d.x, d.y, d.w, d.h, d.score)))))] for p, d in found]
+            print(f"| {margin:+.2f} | {accuracy(levelled, truth)} | {accuracy(flat, truth)} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    speed = sub.add_parser("speed")
+    speed.add_argument("--rounds", type=int, default=7)
+    speed.add_argument("--frames", type=int, default=60, help="FER frames (plus the astronaut)")
+    detectors = sub.add_parser("detectors")
+    detectors.add_argument("--rounds", type=int, default=5)
+    detection = sub.add_parser("detection")
+    detection.add_argument("--limit", type=int, default=None, help="faces per class (default all)")
+    margin = sub.add_parser("margin")
+    margin.add_argument("--limit", type=int, default=None, help="faces per class (default all)")
+    margin.add_argument("--margins", type=float, nargs="+", default=[-0.1, 0.0, 0.05, 0.1, 0.15, 0.2, 0.3])
+    margin.add_argument("--tilts", type=float, nargs="+", default=[0.0, 20.0])
+    args = parser.parse_args()
+    sys.path.insert(0, str(REPO / "device"))
+    {"speed": cmd_speed, "detectors": cmd_detectors, "detection": cmd_detection, "margin": cmd_margin}[args.command](args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""`moodtunes detect`: full images, --cropped faces, folders, videos, no-face and unreadable files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import jsonschema
+import numpy as np
+import pytest
+
+from moodtunes.cli import main
+from moodtunes.domain import MOODS
+from moodtunes.emotion import SHIPPED_MODEL
+from moodtunes.paths import shipped_model
+from moodtunes.vision.camera import sample_frame
+
+PROBS = {"type": "object", "required": list(MOODS), "additionalProperties": False,
+         "properties": {m: {"type": "number", "minimum": 0, "maximum": 1} for m in MOODS}}
+FACE = {
+    "type": "object",
+    "required": ["box", "score", "emotion", "confidence", "probs"],
+    "additionalProperties": False,
+    "properties": {
+        "box": {"type": "array", "items": {"type": "integer"}, "minItems": 4, "maxItems": 4},
+        "score": {"type": ["number", "null"]},
+        "emotion": {"enum": list(MOODS)},
+        "confidence": {"type": "number", "minimum": 0, "maximum": 1},
+        "probs": PROBS,
+    },
+}
+LINE = {
+    "type": "object",
+    "required": ["path"],
+    "additionalProperties": False,
+    "properties": {
+        "path": {"type": "string"},
+        "frame": {"type": "integer", "minimum": 0},
+        "faces": {"type": "array", "items": FACE},
+        "error": {"type": "string"},
+    },
+    "oneOf": [{"required": ["faces"]}, {"required": ["error"]}],
+}
+
+
+@pytest.fixture(autouse=True)
+def _needs_the_emotion_model() -> None:
+    if not shipped_model(SHIPPED_MODEL).is_file():
+        pytest.skip("the shipped emotion model is not in this checkout yet")
+
+
+def write_rgb(path: Path, rgb: np.ndarray) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    assert cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    return path
+
+
+def run_json(capsys, *args: str) -> tuple[int, list[dict]]:
+    code = main(["detect", "--json", *args])
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    for line in lines:
+        jsonschema.validate(line, LINE)
+    return code, lines
+
+
+def test_full_images_folder_recursion_no_face_and_unreadable(tmp_path: Path, capsys) -> None:
+    write_rgb(tmp_path / "a_astronaut.jpg", sample_frame(640, 480))
+    write_rgb(tmp_path / "deeper" / "b_blank.png", np.full((240, 320, 3), 128, np.uint8))
+    (tmp_path / "deeper" / "c_broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    (tmp_path / "notes.txt").write_text("ignored: not an image")
+    code, lines = run_json(capsys, str(tmp_path), str(tmp_path / "missing.png"))
+    assert code == 1
+    by_name = {Path(line["path"]).name: line for line in lines}
+    assert list(by_name) == ["a_astronaut.jpg", "b_blank.png", "c_broken.jpg", "missing.png"]
+    (face,) = by_name["a_astronaut.jpg"]["faces"]
+    x, y, w, h = face["box"]
+    assert 200 < x < 250 and 0 < y < 50 and 90 < w < 150 and face["score"] > 0.8
+    assert face["confidence"] == pytest.approx(max(face["probs"].values()))
+    assert face["emotion"] == max(face["probs"], key=face["probs"].get)
+    assert sum(face["probs"].values()) == pytest.approx(1.0, abs=1e-3)
+    assert by_name["b_blank.png"]["faces"] == []
+    assert "not a readable image" in by_name["c_broken.jpg"]["error"]
+    assert "no such file" in by_name["missing.png"]["error"]
+
+
+def test_cropped_mode_classifies_whole_images(tmp_path: Path, capsys) -> None:
+    face = cv2.cvtColor(sample_frame(640, 480)[20:145, 220:345], cv2.COLOR_RGB2GRAY)
+    write_rgb(tmp_path / "crops" / "one.png", cv2.cvtColor(cv2.resize(face, (48, 48)), cv2.COLOR_GRAY2RGB))
+    write_rgb(tmp_path / "crops" / "two" / "big.jpg", cv2.cvtColor(face, cv2.COLOR_GRAY2RGB))
+    code, lines = run_json(capsys, "--cropped", str(tmp_path / "crops"))
+    assert code == 0 and len(lines) == 2
+    assert [line["faces"][0]["box"] for line in lines] == [[0, 0, 48, 48], [0, 0, 125, 125]]
+    assert all(line["faces"][0]["score"] is None for line in lines)
+    assert all(line["faces"][0]["emotion"] == "happy" for line in lines)  # the astronaut smiles
+
+
+def test_videos_give_one_line_per_sampled_frame(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (640, 480))
+    face = cv2.cvtColor(sample_frame(640, 480), cv2.COLOR_RGB2BGR)
+    for index in range(5):
+        writer.write(face if index % 2 == 0 else np.zeros_like(face))
+    writer.release()
+    code, lines = run_json(capsys, str(path))
+    assert code == 0
+    assert [line["frame"] for line in lines] == [0, 1, 2, 3, 4]
+    assert [len(line["faces"]) for line in lines] == [1, 0, 1, 0, 1]
+    code, lines = run_json(capsys, "--every", "2", str(path))
+    assert [line["frame"] for line in lines] == [0, 2, 4]
+
+
+def test_text_output_is_one_readable_line_per_image(tmp_path: Path, capsys) -> None:
+    photo = write_rgb(tmp_path / "astronaut.png", sample_frame(640, 480))
+    blank = write_rgb(tmp_path / "blank.png", np.zeros((100, 100, 3), np.uint8))
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"nope")
+    code = main(["detect", str(photo), str(blank), str(bad)])
+    out, err = capsys.readouterr()
+    assert code == 1
+    first, second = out.splitlines()
+    assert first.startswith(f"{photo}: ") and "box " in first and "face score" in first
+    assert second == f"{blank}: no face"
+    assert err.strip().splitlines()[-1] == f"{bad}: error: not a readable image"
