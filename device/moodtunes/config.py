@@ -81,7 +81,10 @@ class MqttSettings(Section):
     ca_file: Path | None = None
     topic_prefix: str = "moodtunes"
     qos: Literal[0, 1, 2] = 1
-    retry_seconds: float = Field(10.0, gt=0)
+    retry_seconds: float = Field(10.0, gt=0, description="first wait after a failed upload; doubles per failure")
+    max_retry_seconds: float = Field(300.0, gt=0, description="the longest wait between upload attempts")
+    poll_seconds: float = Field(5.0, gt=0, le=3600, description="how often the uplink looks for new visits")
+    ack_timeout_seconds: float = Field(10.0, gt=0, description="how long to wait for the broker's PUBACK")
 
 
 class LoggingSettings(Section):

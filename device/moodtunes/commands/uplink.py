@@ -1,13 +1,94 @@
-"""`moodtunes uplink` (being built; see docs/architecture.md)."""
+"""`moodtunes uplink`: upload queued visit events to the MQTT broker (the uplink service), once
+(`--once`), or show the outbox (`--status`). With mqtt.enabled = false there is nothing to do."""
+
+from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
+
+from moodtunes.config import Settings
+
+CONNECT_TIMEOUT_SECONDS = 15.0
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    pass
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--once", action="store_true", help="send what is pending, print a summary and exit (1 if anything is left)"
+    )
+    mode.add_argument("--status", action="store_true", help="print how many events are pending and sent")
 
 
-def run(args: argparse.Namespace, settings) -> int:
-    print("moodtunes uplink: not available in this build yet", file=sys.stderr)
-    return 2
+def _status(settings: Settings) -> int:
+    from moodtunes.store import Store
+
+    state = "enabled" if settings.mqtt.enabled else "disabled (mqtt.enabled = false)"
+    if not settings.database_path.exists():
+        print(f"outbox: 0 pending, 0 sent (no visits recorded yet); uplink {state}")
+        return 0
+    with Store.open(settings.database_path) as store:
+        counts = store.outbox_counts()
+        oldest = store.pending_events(1)
+    tried = f" (oldest tried {oldest[0].attempts} times)" if oldest and oldest[0].attempts else ""
+    print(f"outbox: {counts['pending']} pending{tried}, {counts['sent']} sent; uplink {state}")
+    return 0
+
+
+def _once(settings: Settings) -> int:
+    from moodtunes.store import Store
+    from moodtunes.uplink import BrokerLink, Uplink, UplinkError
+
+    with Store.open(settings.database_path) as store:
+        pending = store.outbox_counts()["pending"]
+        if pending == 0:
+            print("uplink: nothing to send (outbox empty)")
+            return 0
+        try:
+            link = BrokerLink(settings.mqtt, settings.device_id)
+            try:
+                link.connect(CONNECT_TIMEOUT_SECONDS)
+                result = Uplink(store, link, settings.mqtt, settings.device_id).run_once()
+            finally:
+                link.close()
+        except UplinkError as exc:
+            print(f"uplink: sent 0, {pending} still pending: {exc}")
+            return 1
+        left = store.outbox_counts()["pending"]
+    problem = f": {result.error}" if result.error else ""
+    print(f"uplink: sent {result.sent} to {link.address}, {left} still pending{problem}")
+    return 0 if left == 0 else 1
+
+
+def _forever(settings: Settings) -> int:
+    from moodtunes.store import Store
+    from moodtunes.uplink import BrokerLink, Uplink, UplinkError
+
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        link = BrokerLink(settings.mqtt, settings.device_id)
+    except UplinkError as exc:
+        print(f"moodtunes uplink: {exc}", file=sys.stderr)
+        return 1
+    with Store.open(settings.database_path) as store:
+        link.start()
+        try:
+            Uplink(store, link, settings.mqtt, settings.device_id).run_forever(stop)
+        finally:
+            link.close()
+    return 0
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.status:
+        return _status(settings)
+    if not settings.mqtt.enabled:
+        print(
+            "moodtunes uplink: disabled (mqtt.enabled = false): visits stay on this device; "
+            "set [mqtt] enabled = true and a host to upload them"
+        )
+        return 0
+    return _once(settings) if args.once else _forever(settings)

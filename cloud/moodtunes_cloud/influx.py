@@ -1,0 +1,117 @@
+"""Writing points to InfluxDB, behind one small interface with two implementations:
+
+- ``V1Writer`` posts line protocol to ``/write`` (InfluxDB 1.x, which speaks only the v1 API and
+  InfluxQL; InfluxDB 2 also accepts it through its v1 compatibility API);
+- ``V2Writer`` uses influxdb-client's synchronous WriteApi (InfluxDB 2, the compose file).
+
+Both raise WriteError, which says whether trying again later can help (the server is down or
+overloaded) or not (it rejected the data, e.g. a field type conflict).
+"""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Protocol
+
+import urllib3.exceptions
+from influxdb_client import InfluxDBClient, Point, WritePrecision
+from influxdb_client.client.write_api import SYNCHRONOUS
+from influxdb_client.rest import ApiException
+
+from moodtunes_cloud.settings import IngestSettings
+
+
+class WriteError(Exception):
+    def __init__(self, message: str, retryable: bool) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+def _retryable_status(status: int) -> bool:
+    """Only an answer that the data itself is bad (malformed, too large, a field type conflict,
+    outside retention) is final; a server that is down, overloaded, misconfigured or missing its
+    database or token can be fixed, so the visit is kept for later."""
+    return status not in (400, 413, 422)
+
+
+class Writer(Protocol):
+    def prepare(self) -> None: ...
+    def write(self, points: list[Point]) -> None: ...
+    def close(self) -> None: ...
+
+
+class V1Writer:
+    """InfluxDB 1.x: line protocol over HTTP, millisecond timestamps."""
+
+    def __init__(self, settings: IngestSettings) -> None:
+        self._base = settings.influx_url.rstrip("/")
+        self._db = settings.influx_db
+        self._timeout = settings.influx_timeout_seconds
+        self._auth: dict[str, str] = {}
+        if settings.influx_username:
+            self._auth = {"u": settings.influx_username}
+            if settings.influx_password:
+                self._auth["p"] = settings.influx_password.get_secret_value()
+        self._headers = {"Content-Type": "text/plain; charset=utf-8"}
+        if settings.influx_token:
+            self._headers["Authorization"] = f"Token {settings.influx_token.get_secret_value()}"
+
+    def _post(self, path: str, params: dict[str, str], body: bytes) -> None:
+        url = f"{self._base}{path}?{urllib.parse.urlencode(params | self._auth)}"
+        request = urllib.request.Request(url, data=body, headers=self._headers, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=self._timeout):
+                pass
+        except urllib.error.HTTPError as exc:
+            detail = exc.read(300).decode("utf-8", "replace").strip()
+            raise WriteError(f"InfluxDB {path} answered {exc.code}: {detail}", _retryable_status(exc.code)) from None
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise WriteError(f"InfluxDB at {self._base} unreachable: {reason}", retryable=True) from None
+
+    def prepare(self) -> None:
+        """Create the database if it is missing (a no-op when it exists)."""
+        self._post("/query", {"q": f'CREATE DATABASE "{self._db}"'}, b"")
+
+    def write(self, points: list[Point]) -> None:
+        body = "\n".join(p.to_line_protocol() for p in points).encode("utf-8")
+        self._post("/write", {"db": self._db, "precision": "ms"}, body)
+
+    def close(self) -> None:
+        pass
+
+
+class V2Writer:
+    """InfluxDB 2: the client library's synchronous write API (no hidden batching or retries)."""
+
+    def __init__(self, settings: IngestSettings) -> None:
+        token = settings.influx_token.get_secret_value() if settings.influx_token else None
+        self._bucket, self._org = settings.influx_bucket, settings.influx_org
+        self._client = InfluxDBClient(
+            url=settings.influx_url, token=token, org=self._org,
+            timeout=int(settings.influx_timeout_seconds * 1000),
+        )
+        self._api = self._client.write_api(write_options=SYNCHRONOUS)
+
+    def prepare(self) -> None:
+        """The bucket is made by InfluxDB's own setup (compose: DOCKER_INFLUXDB_INIT_BUCKET)."""
+
+    def write(self, points: list[Point]) -> None:
+        try:
+            self._api.write(self._bucket, self._org, record=points, write_precision=WritePrecision.MS)
+        except ApiException as exc:
+            raise WriteError(
+                f"InfluxDB write answered {exc.status}: {(exc.body or exc.reason or '')[:300]}",
+                _retryable_status(int(exc.status or 0)),
+            ) from None
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise WriteError(f"InfluxDB unreachable: {exc}", retryable=True) from None
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def make_writer(settings: IngestSettings) -> Writer:
+    return V1Writer(settings) if settings.influx_api == "v1" else V2Writer(settings)

@@ -1,0 +1,268 @@
+"""`moodtunes-ingest`: MQTT visit events → InfluxDB points.
+
+Subscribes to ``$share/{group}/{prefix}/+/visit`` (QoS 1) so that several instances split the
+load. Each payload is validated with the device's own VisitEvent model and must name the device
+of its topic (the broker's ACL lets a device publish only under its own id, so this check makes the
+device_id trustworthy). A payload that fails is logged with the reason and republished to
+``{prefix}/deadletter``; nothing a device sends can stop the ingest.
+
+paho acknowledges a message once on_message returns, so a visit that can't be written (InfluxDB
+down) is held in a bounded in-memory queue and retried in order; only if that queue overflows is
+anything dropped, and that is logged as an error with the event id.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import logging
+import signal
+import sys
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import paho.mqtt.client as paho
+from influxdb_client import Point
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from pydantic import ValidationError
+
+from moodtunes.events import VisitEvent
+from moodtunes_cloud.influx import Writer, WriteError, make_writer
+from moodtunes_cloud.points import event_points
+from moodtunes_cloud.settings import IngestSettings, SettingsError, load_ingest_settings
+
+logger = logging.getLogger("moodtunes_cloud.ingest")
+
+KEEPALIVE_SECONDS = 60
+DEAD_LETTER_PAYLOAD_LIMIT = 64 * 1024
+
+
+class Rejected(Exception):
+    """A payload that is not a valid visit event from the device its topic names."""
+
+
+def subscription(settings: IngestSettings) -> str:
+    return f"$share/{settings.share_group}/{settings.topic_prefix}/+/visit"
+
+
+def dead_letter_topic(topic_prefix: str) -> str:
+    return f"{topic_prefix}/deadletter"
+
+
+def _summarise(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors()[:3]:
+        where = ".".join(str(p) for p in item["loc"])
+        parts.append(f"{where}: {item['msg']}" if where else item["msg"])
+    more = len(error.errors()) - len(parts)
+    return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
+
+
+def parse_visit(topic: str, payload: bytes, topic_prefix: str) -> VisitEvent:
+    """The event in ``payload``, or Rejected saying exactly what is wrong with it."""
+    head = f"{topic_prefix}/"
+    parts = topic[len(head):].split("/") if topic.startswith(head) else []
+    if len(parts) != 2 or parts[1] != "visit" or not parts[0]:
+        raise Rejected(f"topic {topic!r} is not {topic_prefix}/<device_id>/visit")
+    try:
+        event = VisitEvent.model_validate_json(payload)
+    except ValidationError as exc:
+        raise Rejected(f"not a valid visit event: {_summarise(exc)}") from None
+    if event.device_id != parts[0]:
+        raise Rejected(f"device_id {event.device_id!r} does not match the topic's device {parts[0]!r}")
+    return event
+
+
+@dataclass
+class IngestStats:
+    received: int = 0
+    written: int = 0
+    rejected: int = 0
+    write_failures: int = 0
+    dropped: int = 0
+
+
+@dataclass
+class _Held:
+    event_id: str
+    points: list[Point]
+
+
+class Ingest:
+    """The MQTT consumer and its InfluxDB writer; start() returns, the work happens in threads."""
+
+    def __init__(self, settings: IngestSettings, writer: Writer) -> None:
+        self._settings = settings
+        self._writer = writer
+        self.stats = IngestStats()
+        self._held: collections.deque[_Held] = collections.deque()
+        self._write_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._subscribed = threading.Event()
+        self._retrier = threading.Thread(target=self._retry_held, name="ingest-retry", daemon=True)
+        self._client = self._make_client()
+
+    def _make_client(self) -> paho.Client:
+        s = self._settings
+        client = paho.Client(CallbackAPIVersion.VERSION2, client_id=s.mqtt_client_id, protocol=paho.MQTTv5)
+        if s.mqtt_username:
+            client.username_pw_set(s.mqtt_username, s.mqtt_password.get_secret_value() if s.mqtt_password else None)
+        if s.mqtt_tls:
+            client.tls_set(ca_certs=str(s.mqtt_ca_file) if s.mqtt_ca_file else None)
+        client.reconnect_delay_set(min_delay=1, max_delay=60)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
+        client.on_message = self._on_message
+        return client
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        try:
+            self._writer.prepare()
+        except WriteError as exc:
+            logger.error("InfluxDB not ready (%s); visits will be held and retried", exc)
+        properties = Properties(PacketTypes.CONNECT)
+        properties.SessionExpiryInterval = self._settings.mqtt_session_expiry_seconds
+        self._client.connect_async(
+            self._settings.mqtt_host, self._settings.mqtt_port, KEEPALIVE_SECONDS,
+            clean_start=False, properties=properties,
+        )
+        self._client.loop_start()
+        self._retrier.start()
+
+    def wait_subscribed(self, timeout: float) -> bool:
+        """True once the broker granted the subscription (the ingest is taking visits)."""
+        return self._subscribed.wait(timeout)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._client.disconnect()
+        self._client.loop_stop()
+        if self._retrier.is_alive():
+            self._retrier.join()
+        if self._held:
+            logger.error("stopping with %d visits not yet written to InfluxDB", len(self._held))
+        self._writer.close()
+
+    @property
+    def held(self) -> int:
+        """Visits waiting for InfluxDB to come back."""
+        return len(self._held)
+
+    # ---- MQTT ------------------------------------------------------------------------------
+
+    def _on_connect(self, client, userdata, flags, reason, properties) -> None:
+        address = f"{self._settings.mqtt_host}:{self._settings.mqtt_port}"
+        if reason.is_failure:
+            logger.error("the broker at %s refused the ingest: %s", address, reason)
+            return
+        logger.info("connected to %s; subscribing to %s", address, subscription(self._settings))
+        client.subscribe(subscription(self._settings), qos=1)
+
+    def _on_disconnect(self, client, userdata, flags, reason, properties) -> None:
+        self._subscribed.clear()
+        if not self._stop.is_set():
+            logger.warning("lost the broker (%s); reconnecting", reason)
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        failures = [str(code) for code in reason_codes if code.is_failure]
+        if failures:
+            logger.error("the broker refused the subscription %s: %s", subscription(self._settings), ", ".join(failures))
+        else:
+            self._subscribed.set()
+
+    def _on_message(self, client, userdata, message: paho.MQTTMessage) -> None:
+        self.stats.received += 1
+        try:
+            event = parse_visit(message.topic, message.payload, self._settings.topic_prefix)
+        except Rejected as exc:
+            self._reject(message.topic, message.payload, str(exc))
+            return
+        self._write_or_hold(_Held(event.event_id, event_points(event, datetime.now(timezone.utc))))
+
+    def _reject(self, topic: str, payload: bytes, reason: str) -> None:
+        self.stats.rejected += 1
+        logger.warning("rejected a message on %s: %s", topic, reason)
+        if not self._settings.dead_letter:
+            return
+        letter = {
+            "topic": topic,
+            "reason": reason,
+            "received_at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+            "payload": payload[:DEAD_LETTER_PAYLOAD_LIMIT].decode("utf-8", "replace"),
+        }
+        self._client.publish(dead_letter_topic(self._settings.topic_prefix), json.dumps(letter), qos=1)
+
+    # ---- InfluxDB --------------------------------------------------------------------------
+
+    def _write(self, held: _Held) -> bool:
+        """Write one visit; False when InfluxDB should be tried again later."""
+        try:
+            self._writer.write(held.points)
+        except WriteError as exc:
+            self.stats.write_failures += 1
+            if exc.retryable:
+                logger.error("can't write visit %s (%s); holding it for a retry", held.event_id, exc)
+                return False
+            logger.error("InfluxDB rejected visit %s, dropping it: %s", held.event_id, exc)
+            self.stats.dropped += 1
+            return True
+        self.stats.written += 1
+        return True
+
+    def _write_or_hold(self, held: _Held) -> None:
+        with self._write_lock:
+            if not self._held and self._write(held):
+                return
+            if len(self._held) >= self._settings.retry_queue_size:
+                lost = self._held.popleft()
+                self.stats.dropped += 1
+                logger.error(
+                    "retry queue full (%d visits): dropped visit %s; raise MOODTUNES_INGEST_RETRY_QUEUE_SIZE "
+                    "or bring InfluxDB back", self._settings.retry_queue_size, lost.event_id,
+                )
+            self._held.append(held)
+
+    def _retry_held(self) -> None:
+        """Write held visits oldest first every retry_seconds, until one fails again."""
+        while not self._stop.wait(self._settings.retry_seconds):
+            with self._write_lock:
+                while self._held and self._write(self._held[0]):
+                    self._held.popleft()
+                    if not self._held:
+                        logger.info("InfluxDB is back: every held visit is written")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="moodtunes-ingest",
+        description="Write moodtunes visit events from MQTT into InfluxDB. "
+        "Configured by MOODTUNES_INGEST_* environment variables (see cloud/README.md).",
+    )
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = load_ingest_settings()
+        ingest = Ingest(settings, make_writer(settings))
+    except (SettingsError, OSError, ValueError) as exc:
+        print(f"moodtunes-ingest: {exc}", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    ingest.start()
+    stop.wait()
+    ingest.stop()
+    logger.info("stopped: %s", ingest.stats)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""A visit event as InfluxDB points: one `visit`, one `play` per song, one `reading` per mood scan.
+
+Every timestamp and tag comes from the event itself, so a redelivered event (MQTT QoS 1 may deliver
+twice) lands on exactly the same series and time and overwrites its points instead of counting
+twice. Tags are the things dashboards group by; everything measured is a field.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from influxdb_client import Point, WritePrecision
+
+from moodtunes.events import PlayEvent, ReadingEvent, VisitEvent, reading_score
+
+MOODS = ("happy", "neutral", "sad")
+UNKNOWN_MOOD = "unknown"
+NO_CATEGORY = "none"
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+
+
+def _flag(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def main_category(plays: list[PlayEvent]) -> str:
+    """The category the visitor listened to longest (the first such song on a tie)."""
+    if not plays:
+        return NO_CATEGORY
+    longest = max(plays, key=lambda p: p.seconds_listened)
+    return longest.category or NO_CATEGORY
+
+
+def _mood_tag(reading: ReadingEvent | None) -> str:
+    return (reading.effective_label if reading else None) or UNKNOWN_MOOD
+
+
+def _was_corrected(reading: ReadingEvent | None) -> bool:
+    return reading is not None and reading.corrected_label is not None
+
+
+def visit_point(event: VisitEvent, received_at: datetime) -> Point:
+    point = (
+        Point("visit")
+        .tag("device_id", event.device_id)
+        .tag("profile_key", event.profile_key)
+        .tag("guest", _flag(event.guest))
+        .tag("mood_before", _mood_tag(event.mood_before))
+        .tag("mood_after", _mood_tag(event.mood_after))
+        .tag("category", main_category(event.plays))
+        .tag("end_reason", event.end_reason)
+        .field("event_id", event.event_id)
+        .field("listening_seconds", float(event.listening_seconds))
+        .field("plays", len(event.plays))
+        .field("corrected", int(_was_corrected(event.mood_before) or _was_corrected(event.mood_after)))
+        .field("upload_delay_seconds", max(0.0, (_utc(received_at) - _utc(event.ended_at)).total_seconds()))
+        .time(_utc(event.ended_at), WritePrecision.MS)
+    )
+    if event.mood_lift is not None:
+        point.field("mood_lift", float(event.mood_lift))
+        point.field("improved", int(event.mood_lift > 0))
+    if event.rating is not None:
+        point.field("rating", int(event.rating))
+    for phase, reading in (("before", event.mood_before), ("after", event.mood_after)):
+        if reading is not None:
+            point.field(f"confidence_{phase}", float(reading.confidence))
+            score = reading_score(reading)
+            if score is not None:
+                point.field(f"score_{phase}", float(score))
+    return point
+
+
+def play_points(event: VisitEvent) -> list[Point]:
+    """One point per song; the n-th song of a visit is stamped at the visit's start + n ms."""
+    start = _utc(event.started_at)
+    return [
+        Point("play")
+        .tag("device_id", event.device_id)
+        .tag("profile_key", event.profile_key)
+        .tag("category", play.category or NO_CATEGORY)
+        .tag("finished", _flag(play.finished))
+        .field("seconds_listened", float(play.seconds_listened))
+        .field("failed", int(play.error is not None))
+        .time(start + timedelta(milliseconds=index), WritePrecision.MS)
+        for index, play in enumerate(event.plays)
+    ]
+
+
+def reading_points(event: VisitEvent) -> list[Point]:
+    """The mood scans: the one before the music at the visit's start, the one after at its end."""
+    points = []
+    for phase, reading, moment in (
+        ("before", event.mood_before, event.started_at),
+        ("after", event.mood_after, event.ended_at),
+    ):
+        if reading is None:
+            continue
+        point = (
+            Point("reading")
+            .tag("device_id", event.device_id)
+            .tag("phase", phase)
+            .tag("outcome", reading.outcome)
+            .tag("label", _mood_tag(reading))
+            .tag("corrected", _flag(_was_corrected(reading)))
+            .field("confidence", float(reading.confidence))
+            .field("frames_used", int(reading.frames_used))
+            .time(_utc(moment), WritePrecision.MS)
+        )
+        for mood in MOODS:
+            if mood in reading.probs:
+                point.field(f"p_{mood}", float(reading.probs[mood]))
+        points.append(point)
+    return points
+
+
+def event_points(event: VisitEvent, received_at: datetime) -> list[Point]:
+    return [visit_point(event, received_at), *play_points(event), *reading_points(event)]

@@ -1,0 +1,61 @@
+"""The ingest's settings, all from MOODTUNES_INGEST_* environment variables (the container way).
+
+Validated once at start; a bad value becomes one line naming the variable.
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "MOODTUNES_INGEST_"
+
+
+class SettingsError(Exception):
+    """A configuration problem, in one line."""
+
+
+class IngestSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid")
+
+    mqtt_host: str = "localhost"
+    mqtt_port: int = Field(1883, gt=0, lt=65536)
+    mqtt_username: str | None = None
+    mqtt_password: SecretStr | None = None
+    mqtt_tls: bool = False
+    mqtt_ca_file: Path | None = None
+    mqtt_client_id: str = Field(
+        default_factory=lambda: f"moodtunes-ingest-{socket.gethostname()}",
+        description="persistent: the broker queues visits for this ingest while it is away",
+    )
+    mqtt_session_expiry_seconds: int = Field(7 * 24 * 3600, ge=0)
+    topic_prefix: str = Field("moodtunes", min_length=1)
+    share_group: str = Field("ingest", min_length=1, description="instances in one group split the load")
+    dead_letter: bool = Field(True, description="republish rejected payloads to {topic_prefix}/deadletter")
+
+    influx_api: Literal["v1", "v2"] = Field("v2", description="v1: InfluxDB 1.x /write; v2: InfluxDB 2 API")
+    influx_url: str = "http://localhost:8086"
+    influx_db: str = Field("moodtunes", min_length=1, description="v1: the database (created if missing)")
+    influx_bucket: str = Field("moodtunes", min_length=1, description="v2: the bucket")
+    influx_org: str = "moodtunes"
+    influx_token: SecretStr | None = Field(None, description="v2 token (v1: sent as a token if set)")
+    influx_username: str | None = Field(None, description="v1 user, when InfluxDB 1.x has auth enabled")
+    influx_password: SecretStr | None = None
+    influx_timeout_seconds: float = Field(10.0, gt=0)
+
+    retry_seconds: float = Field(5.0, gt=0, description="wait between attempts to write held points")
+    retry_queue_size: int = Field(10_000, gt=0, description="visits held in memory while InfluxDB is down")
+
+
+def load_ingest_settings() -> IngestSettings:
+    try:
+        return IngestSettings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{ENV_PREFIX}{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()
+        )
+        raise SettingsError(f"ingest settings: {problems}") from None

@@ -1,0 +1,277 @@
+"""Outbox → MQTT: publish queued visit events; an event leaves the outbox only once the broker has
+acknowledged it.
+
+The kiosk works offline: finish_session() only writes the event to the SQLite outbox, and this
+uplink drains it. It speaks MQTT v5 so that a PUBACK carries a reason code: an event is marked sent
+only on "Success", so a broker that is down, refuses the topic (ACL) or has nobody subscribed
+("No matching subscribers": the ingest never subscribed) keeps it queued for a later attempt.
+A retry may deliver an event twice; the ingest makes that harmless (a redelivered event overwrites
+the same InfluxDB point), so at-least-once is the right guarantee here.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from moodtunes.config import MqttSettings
+from moodtunes.store import Store
+
+logger = logging.getLogger(__name__)
+
+BATCH_SIZE = 50
+KEEPALIVE_SECONDS = 60
+# The broker keeps the device's session (and any unacknowledged QoS 1 message) this long.
+SESSION_EXPIRY_SECONDS = 7 * 24 * 3600
+NO_MATCHING_SUBSCRIBERS = 0x10
+
+
+class UplinkError(Exception):
+    """The broker can't be used right now, in one line for a terminal."""
+
+
+def visit_topic(topic_prefix: str, device_id: str) -> str:
+    return f"{topic_prefix}/{device_id}/visit"
+
+
+def client_id(device_id: str) -> str:
+    """A persistent client id, so the broker resumes the same session after a reconnect."""
+    return f"moodtunes-{device_id}"
+
+
+def describe_puback(reason: ReasonCode, topic: str) -> str | None:
+    """None when the broker took the event; otherwise why it did not, worded for the outbox log."""
+    if reason.value == 0:
+        return None
+    if reason.value == NO_MATCHING_SUBSCRIBERS:
+        return f"nobody subscribes to {topic} yet (is moodtunes-ingest running?)"
+    return f"broker refused {topic}: {reason}"
+
+
+def retry_delay(failures: int, first: float, longest: float) -> float:
+    """Exponential backoff: first, 2×first, 4×first… capped at ``longest``."""
+    return min(longest, first * 2 ** max(0, failures - 1))
+
+
+@dataclass
+class CycleResult:
+    """What one pass over the outbox did."""
+
+    attempted: int = 0
+    sent: int = 0
+    failed: int = 0
+    error: str | None = None
+
+
+class BrokerLink:
+    """One paho client with its network thread; remembers the reason code of each PUBACK."""
+
+    def __init__(self, mqtt: MqttSettings, device_id: str) -> None:
+        self._settings = mqtt
+        self._client = paho.Client(
+            CallbackAPIVersion.VERSION2, client_id=client_id(device_id), protocol=paho.MQTTv5
+        )
+        if mqtt.username:
+            password = mqtt.password.get_secret_value() if mqtt.password else None
+            self._client.username_pw_set(mqtt.username, password)
+        if mqtt.tls:
+            try:
+                self._client.tls_set(ca_certs=str(mqtt.ca_file) if mqtt.ca_file else None)
+            except (OSError, ValueError) as exc:
+                raise UplinkError(f"mqtt.ca_file {mqtt.ca_file}: can't use it for TLS ({exc})") from None
+        self._client.reconnect_delay_set(
+            min_delay=min(1.0, mqtt.retry_seconds), max_delay=mqtt.max_retry_seconds
+        )
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_connect_fail = self._on_connect_fail
+        self._client.on_publish = self._on_publish
+        self._changed = threading.Condition()
+        self._acks: dict[int, ReasonCode] = {}
+        self._connected = False
+        self._refusal: str | None = None
+        self.last_error: str | None = None
+
+    @property
+    def address(self) -> str:
+        return f"{self._settings.host}:{self._settings.port}"
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    # ---- connection ------------------------------------------------------------------------
+
+    def _connect_properties(self) -> Properties:
+        properties = Properties(PacketTypes.CONNECT)
+        properties.SessionExpiryInterval = SESSION_EXPIRY_SECONDS
+        return properties
+
+    def start(self) -> None:
+        """Connect in the background; paho reconnects by itself (with backoff) whenever needed."""
+        self._client.connect_async(
+            self._settings.host, self._settings.port, KEEPALIVE_SECONDS,
+            clean_start=False, properties=self._connect_properties(),
+        )
+        self._client.loop_start()
+
+    def connect(self, timeout: float) -> None:
+        """Connect now or raise UplinkError saying why (unreachable, refused, timed out)."""
+        try:
+            self._client.connect(
+                self._settings.host, self._settings.port, KEEPALIVE_SECONDS,
+                clean_start=False, properties=self._connect_properties(),
+            )
+        except OSError as exc:
+            raise UplinkError(f"can't reach the broker at {self.address}: {exc}") from None
+        self._client.loop_start()
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while not self._connected and self._refusal is None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise UplinkError(f"the broker at {self.address} did not answer within {timeout:.0f} s")
+                self._changed.wait(remaining)
+            if self._refusal is not None:
+                raise UplinkError(self._refusal)
+
+    def close(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    def _on_connect(self, client, userdata, flags, reason: ReasonCode, properties) -> None:
+        with self._changed:
+            if reason.is_failure:
+                self._refusal = f"the broker at {self.address} refused the connection: {reason}"
+                if reason.value in (0x86, 0x87):  # bad user name or password / not authorized
+                    self._refusal += " (check mqtt.username and MOODTUNES_MQTT__PASSWORD)"
+                self.last_error = self._refusal
+                logger.warning("%s", self._refusal)
+            else:
+                self._connected, self._refusal, self.last_error = True, None, None
+                logger.info("connected to the MQTT broker at %s", self.address)
+            self._changed.notify_all()
+
+    def _on_disconnect(self, client, userdata, flags, reason: ReasonCode, properties) -> None:
+        with self._changed:
+            was_connected, self._connected = self._connected, False
+            self._changed.notify_all()
+        if was_connected:
+            logger.warning("lost the MQTT broker at %s (%s); reconnecting", self.address, reason)
+
+    def _on_connect_fail(self, client, userdata) -> None:
+        self.last_error = f"can't reach the broker at {self.address}"
+        logger.debug("%s; paho retries", self.last_error)
+
+    # ---- publishing ------------------------------------------------------------------------
+
+    def publish(self, topic: str, payload: str, qos: int) -> int:
+        """Queue a message (paho sends it now, or after reconnecting); its message id."""
+        info = self._client.publish(topic, payload, qos=qos)
+        if info.rc not in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_NO_CONN):
+            raise UplinkError(f"can't queue the message: {paho.error_string(info.rc)}")
+        return info.mid
+
+    def _on_publish(self, client, userdata, mid: int, reason: ReasonCode, properties) -> None:
+        with self._changed:
+            self._acks[mid] = reason
+            self._changed.notify_all()
+
+    def wait_for_ack(self, mid: int, deadline: float) -> ReasonCode | None:
+        """The PUBACK's reason code for message ``mid``, or None if none came by ``deadline``
+        (time.monotonic()); the message then stays queued in paho and is resent on reconnect."""
+        with self._changed:
+            while mid not in self._acks:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return None
+                self._changed.wait(remaining)
+            return self._acks.pop(mid)
+
+
+class Uplink:
+    """Drains the outbox through a BrokerLink."""
+
+    def __init__(self, store: Store, link: BrokerLink, mqtt: MqttSettings, device_id: str) -> None:
+        self._store = store
+        self._link = link
+        self._settings = mqtt
+        self.topic = visit_topic(mqtt.topic_prefix, device_id)
+        # outbox id -> message id of a publication paho still holds (it resends it on reconnect),
+        # so a slow PUBACK does not make us publish the same event again.
+        self._in_flight: dict[int, int] = {}
+
+    def send_pending(self) -> CycleResult:
+        """Publish one batch of pending events (oldest first) and wait for each PUBACK; every
+        event is marked sent or failed with the reason."""
+        items = self._store.pending_events(BATCH_SIZE)
+        result = CycleResult(attempted=len(items))
+        for item in items:
+            if item.id not in self._in_flight:
+                self._in_flight[item.id] = self._link.publish(self.topic, item.payload, self._settings.qos)
+        deadline = time.monotonic() + self._settings.ack_timeout_seconds
+        for item in items:
+            reason = self._link.wait_for_ack(self._in_flight[item.id], deadline)
+            if reason is None:
+                problem = (
+                    f"no PUBACK from {self._link.address} within "
+                    f"{self._settings.ack_timeout_seconds:g} s"
+                )
+            else:
+                del self._in_flight[item.id]
+                problem = describe_puback(reason, self.topic)
+            if problem is None:
+                self._store.mark_sent(item.id)
+                result.sent += 1
+            else:
+                self._store.mark_failed(item.id, problem)
+                result.failed += 1
+                result.error = result.error or problem
+        return result
+
+    def run_once(self) -> CycleResult:
+        """Send everything pending (the link must be connected); stop at the first failure."""
+        total = CycleResult()
+        while True:
+            result = self.send_pending()
+            total.attempted += result.attempted
+            total.sent += result.sent
+            total.failed += result.failed
+            total.error = total.error or result.error
+            if result.error or result.attempted < BATCH_SIZE:
+                return total
+
+    def run_forever(self, stop: threading.Event) -> None:
+        """Until ``stop`` is set: send new events every poll_seconds; after a failure wait
+        retry_seconds, doubling up to max_retry_seconds, while paho reconnects in the background."""
+        failures = 0
+        while not stop.is_set():
+            if not self._store.pending_events(1):
+                delay = self._settings.poll_seconds
+            else:
+                if self._link.connected:
+                    result = self.send_pending()
+                else:
+                    result = CycleResult(error=self._link.last_error or f"not connected to {self._link.address}")
+                if result.error:
+                    failures += 1
+                    delay = retry_delay(failures, self._settings.retry_seconds, self._settings.max_retry_seconds)
+                    counts = self._store.outbox_counts()
+                    logger.warning(
+                        "upload failed (%s); %d events wait in the outbox, next try in %.0f s",
+                        result.error, counts["pending"], delay,
+                    )
+                else:
+                    if result.sent:
+                        logger.info("sent %d visit events to %s", result.sent, self.topic)
+                    failures = 0
+                    delay = 0.0 if result.attempted == BATCH_SIZE else self._settings.poll_seconds
+            stop.wait(delay)

@@ -1,0 +1,182 @@
+"""The whole analytics path with real services: visits recorded by the Store → `moodtunes uplink
+--once` → mosquitto → the ingest → InfluxDB 1.6.7, checked with InfluxQL."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import paho.mqtt.client as paho
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from analytics_support import (
+    influxql, ingest_settings, record_visit, running_ingest, unique, wait_for,
+)
+from moodtunes.cli import main as moodtunes
+from moodtunes.store import Store
+from moodtunes_cloud.influx import V1Writer, WriteError
+from moodtunes_cloud.ingest import Ingest
+
+pytestmark = pytest.mark.services
+
+
+def _enable_uplink(monkeypatch, mosquitto, device_id: str, prefix: str) -> None:
+    for key, value in {
+        "MOODTUNES_DEVICE_ID": device_id, "MOODTUNES_MQTT__ENABLED": "true",
+        "MOODTUNES_MQTT__HOST": mosquitto.host, "MOODTUNES_MQTT__PORT": str(mosquitto.port),
+        "MOODTUNES_MQTT__TOPIC_PREFIX": prefix,
+    }.items():
+        monkeypatch.setenv(key, value)
+
+
+def _count(influxdb, db: str, query: str) -> float:
+    series = influxql(influxdb, db, query)
+    return series[0]["values"][0][1] if series else 0
+
+
+class _Subscriber:
+    """A plain MQTT client that collects what arrives on one topic filter."""
+
+    def __init__(self, mosquitto, topic: str) -> None:
+        self.messages: list[paho.MQTTMessage] = []
+        self._ready = threading.Event()
+        self.client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
+        self.client.on_message = lambda c, u, m: self.messages.append(m)
+        self.client.on_subscribe = lambda *a: self._ready.set()
+        self.client.on_connect = lambda c, *a: c.subscribe(topic, qos=1)
+        self.client.connect(mosquitto.host, mosquitto.port)
+        self.client.loop_start()
+        assert self._ready.wait(10)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def test_visits_go_from_the_store_to_influxdb(mosquitto, influxdb, tmp_path, monkeypatch, capsys):
+    device, prefix, db = unique("kiosk-"), unique("mt"), unique("e2e")
+    with Store.open(tmp_path / "data" / "moodtunes.db") as store:
+        events = [
+            record_visit(store, device, "Ana", "sad", "happy", (("Happy and calm", 150.0), ("Highly energetic", 30.0)), 90),
+            record_visit(store, device, "Ana", "neutral", "neutral", (("Highly energetic", 200.0),), 60),
+            record_visit(store, device, "Ben", "happy", "sad", (("Happy and calm", 40.0),), None, correct_after="neutral"),
+        ]
+    _enable_uplink(monkeypatch, mosquitto, device, prefix)
+    with running_ingest(ingest_settings(mosquitto, influxdb, db, prefix)) as ingest:
+        assert moodtunes(["uplink", "--once"]) == 0
+        assert "sent 3" in capsys.readouterr().out
+        wait_for(lambda: ingest.stats.written == 3, "3 visits written")
+    with Store.open(tmp_path / "data" / "moodtunes.db") as store:
+        assert store.outbox_counts() == {"pending": 0, "sent": 3}
+
+    where = f"WHERE device_id = '{device}'"
+    assert _count(influxdb, db, f"SELECT count(listening_seconds) FROM visit {where}") == 3
+    lifts = [e.mood_lift for e in events]
+    assert _count(influxdb, db, f"SELECT mean(mood_lift) FROM visit {where}") == pytest.approx(sum(lifts) / 3)
+    assert _count(influxdb, db, f"SELECT sum(listening_seconds) FROM visit {where}") == pytest.approx(420.0)
+    assert _count(influxdb, db, f"SELECT mean(rating) FROM visit {where}") == pytest.approx(75.0)
+    assert _count(influxdb, db, f"SELECT sum(corrected) FROM visit {where}") == 1
+    by_category = {
+        s["tags"]["category"]: s["values"][0][1]
+        for s in influxql(influxdb, db, f"SELECT count(plays) FROM visit {where} GROUP BY category")
+    }
+    assert by_category == {"Happy and calm": 2, "Highly energetic": 1}  # the longest song's category
+    after = {
+        s["tags"]["mood_after"]: s["values"][0][1]
+        for s in influxql(influxdb, db, f"SELECT count(plays) FROM visit {where} GROUP BY mood_after")
+    }
+    assert after == {"happy": 1, "neutral": 2}  # Ben's "sad" was corrected to neutral
+    assert _count(influxdb, db, f"SELECT sum(seconds_listened) FROM play {where}") == pytest.approx(420.0)
+    assert _count(influxdb, db, f"SELECT count(confidence) FROM reading {where}") == 6
+    # The event itself is traceable: its id is stored with the visit.
+    ids = influxql(influxdb, db, f"SELECT event_id FROM visit {where}")[0]["values"]
+    assert {row[1] for row in ids} == {e.event_id for e in events}
+
+
+def test_a_redelivered_event_overwrites_instead_of_counting_twice(mosquitto, influxdb, tmp_path):
+    device, prefix, db = unique("kiosk-"), unique("mt"), unique("dup")
+    with Store.open(tmp_path / "moodtunes.db") as store:
+        event = record_visit(store, device, songs=(("Happy and calm", 60.0), ("Happy and calm", 90.0)))
+    publisher = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
+    publisher.connect(mosquitto.host, mosquitto.port)
+    publisher.loop_start()
+    with running_ingest(ingest_settings(mosquitto, influxdb, db, prefix)) as ingest:
+        for _ in range(3):
+            publisher.publish(f"{prefix}/{device}/visit", event.model_dump_json(), qos=1).wait_for_publish(10)
+        wait_for(lambda: ingest.stats.written == 3, "3 deliveries written")
+    publisher.disconnect()
+    publisher.loop_stop()
+    assert _count(influxdb, db, "SELECT count(listening_seconds) FROM visit") == 1
+    assert _count(influxdb, db, "SELECT count(seconds_listened) FROM play") == 2
+    assert _count(influxdb, db, "SELECT sum(seconds_listened) FROM play") == pytest.approx(150.0)
+    assert _count(influxdb, db, "SELECT count(confidence) FROM reading") == 2
+
+
+def test_malformed_payloads_are_dead_lettered_and_the_ingest_goes_on(mosquitto, influxdb, tmp_path):
+    device, prefix, db = unique("kiosk-"), unique("mt"), unique("bad")
+    with Store.open(tmp_path / "moodtunes.db") as store:
+        good = record_visit(store, device)
+    other_device = good.model_copy(update={"device_id": "someone-else"})
+    wrong_schema = json.loads(good.model_dump_json()) | {"rating": 250, "camera_frame": "AAAA"}
+    dead = _Subscriber(mosquitto, f"{prefix}/deadletter")
+    publisher = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
+    publisher.connect(mosquitto.host, mosquitto.port)
+    publisher.loop_start()
+    topic = f"{prefix}/{device}/visit"
+    with running_ingest(ingest_settings(mosquitto, influxdb, db, prefix)) as ingest:
+        for payload in (b"{not json", b"\xff\xfe\x00", json.dumps(wrong_schema), other_device.model_dump_json()):
+            publisher.publish(topic, payload, qos=1).wait_for_publish(10)
+        publisher.publish(topic, good.model_dump_json(), qos=1).wait_for_publish(10)
+        wait_for(lambda: ingest.stats.written == 1 and len(dead.messages) == 4, "1 write and 4 dead letters")
+        assert ingest.stats.rejected == 4
+    publisher.disconnect()
+    publisher.loop_stop()
+    dead.close()
+    letters = [json.loads(m.payload) for m in dead.messages]
+    assert all(letter["topic"] == topic for letter in letters)
+    reasons = [letter["reason"] for letter in letters]
+    assert "Invalid JSON" in reasons[0]
+    assert "not a valid visit event" in reasons[1]
+    assert "rating" in reasons[2] and "camera_frame" in reasons[2]
+    assert "does not match the topic's device" in reasons[3]
+    assert letters[0]["payload"] == "{not json"
+    assert _count(influxdb, db, "SELECT count(listening_seconds) FROM visit") == 1
+
+
+class _Outage(V1Writer):
+    """The real writer, except that InfluxDB is "down" while ``down`` is set."""
+
+    down = True
+
+    def write(self, points):
+        if self.down:
+            raise WriteError("InfluxDB unreachable: connection refused (simulated outage)", retryable=True)
+        super().write(points)
+
+
+def test_visits_are_held_while_influxdb_is_down_and_written_when_it_returns(mosquitto, influxdb, tmp_path):
+    device, prefix, db = unique("kiosk-"), unique("mt"), unique("outage")
+    with Store.open(tmp_path / "moodtunes.db") as store:
+        events = [record_visit(store, device) for _ in range(3)]
+    settings = ingest_settings(mosquitto, influxdb, db, prefix, retry_queue_size=2)
+    writer = _Outage(settings)
+    ingest = Ingest(settings, writer)
+    ingest.start()
+    publisher = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
+    publisher.connect(mosquitto.host, mosquitto.port)
+    publisher.loop_start()
+    try:
+        assert ingest.wait_subscribed(10)
+        for event in events:
+            publisher.publish(f"{prefix}/{device}/visit", event.model_dump_json(), qos=1).wait_for_publish(10)
+        wait_for(lambda: ingest.stats.received == 3, "3 visits received")
+        assert ingest.held == 2 and ingest.stats.dropped == 1  # the queue is bounded; the oldest went
+        writer.down = False
+        wait_for(lambda: ingest.held == 0, "held visits written")
+    finally:
+        publisher.disconnect()
+        publisher.loop_stop()
+        ingest.stop()
+    ids = influxql(influxdb, db, "SELECT event_id FROM visit")[0]["values"]
+    assert [row[1] for row in ids] == [e.event_id for e in events[1:]]
