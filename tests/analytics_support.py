@@ -3,13 +3,19 @@ through the real Store, a running ingest, and InfluxQL queries against the test 
 
 from __future__ import annotations
 
+import getpass
 import json
+import subprocess
+import threading
 import time
 import urllib.parse
 import urllib.request
 import uuid
 from contextlib import contextmanager
 from typing import Iterator
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
 
 from moodtunes.domain import MoodReading, ScanOutcome
 from moodtunes.events import VisitEvent
@@ -96,3 +102,74 @@ def wait_for(condition, what: str, timeout: float = 15.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(0.05)
+
+
+class Broker:
+    """A mosquitto of a test's own (with its own config), started and stopped by the test."""
+
+    def __init__(self, folder, port: int, config: str = "allow_anonymous true\n") -> None:
+        from conftest import _service_binary
+
+        self.host, self.port = "127.0.0.1", port
+        self._binary = _service_binary("mosquitto", ["mosquitto", "/usr/sbin/mosquitto"])
+        self._folder = folder
+        self._folder.mkdir(parents=True, exist_ok=True)
+        # Run as the test's own user: a root mosquitto would switch to "mosquitto", which can't
+        # read files in pytest's private temporary folders.
+        (folder / "mosquitto.conf").write_text(
+            f"listener {port} 127.0.0.1\npersistence false\nuser {getpass.getuser()}\n{config}"
+        )
+        self._proc = None
+
+    def start(self) -> "Broker":
+        from conftest import _port_open, _wait_until
+
+        log = self._folder / "mosquitto.log"
+        with log.open("a") as out:
+            self._proc = subprocess.Popen(
+                [self._binary, "-c", str(self._folder / "mosquitto.conf")], stdout=out, stderr=subprocess.STDOUT
+            )
+        _wait_until(lambda: _port_open(self.port), "mosquitto", self._proc, log)
+        return self
+
+    def stop(self) -> None:
+        from conftest import _stop
+
+        if self._proc is not None:
+            _stop(self._proc)
+            self._proc = None
+
+
+class Subscriber:
+    """A plain MQTT client that collects what arrives on one topic filter."""
+
+    def __init__(self, broker, topic: str, username: str | None = None, password: str | None = None) -> None:
+        self.messages: list[paho.MQTTMessage] = []
+        self.granted: list = []
+        self._ready = threading.Event()
+        self.client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
+        if username:
+            self.client.username_pw_set(username, password)
+        self.client.on_message = lambda c, u, m: self.messages.append(m)
+        self.client.on_subscribe = self._on_subscribe
+        self.client.on_connect = lambda c, *a: c.subscribe(topic, qos=1)
+        self.client.connect(broker.host, broker.port)
+        self.client.loop_start()
+        assert self._ready.wait(10), "no SUBACK within 10 s"
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        self.granted = list(reason_codes)
+        self._ready.set()
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def publisher(broker, username: str | None = None, password: str | None = None) -> paho.Client:
+    client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
+    if username:
+        client.username_pw_set(username, password)
+    client.connect(broker.host, broker.port)
+    client.loop_start()
+    return client

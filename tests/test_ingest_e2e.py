@@ -4,14 +4,10 @@
 from __future__ import annotations
 
 import json
-import threading
-
-import paho.mqtt.client as paho
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
 from analytics_support import (
-    influxql, ingest_settings, record_visit, running_ingest, unique, wait_for,
+    Subscriber, influxql, ingest_settings, publisher, record_visit, running_ingest, unique, wait_for,
 )
 from moodtunes.cli import main as moodtunes
 from moodtunes.store import Store
@@ -33,25 +29,6 @@ def _enable_uplink(monkeypatch, mosquitto, device_id: str, prefix: str) -> None:
 def _count(influxdb, db: str, query: str) -> float:
     series = influxql(influxdb, db, query)
     return series[0]["values"][0][1] if series else 0
-
-
-class _Subscriber:
-    """A plain MQTT client that collects what arrives on one topic filter."""
-
-    def __init__(self, mosquitto, topic: str) -> None:
-        self.messages: list[paho.MQTTMessage] = []
-        self._ready = threading.Event()
-        self.client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
-        self.client.on_message = lambda c, u, m: self.messages.append(m)
-        self.client.on_subscribe = lambda *a: self._ready.set()
-        self.client.on_connect = lambda c, *a: c.subscribe(topic, qos=1)
-        self.client.connect(mosquitto.host, mosquitto.port)
-        self.client.loop_start()
-        assert self._ready.wait(10)
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
 
 
 def test_visits_go_from_the_store_to_influxdb(mosquitto, influxdb, tmp_path, monkeypatch, capsys):
@@ -98,15 +75,13 @@ def test_a_redelivered_event_overwrites_instead_of_counting_twice(mosquitto, inf
     device, prefix, db = unique("kiosk-"), unique("mt"), unique("dup")
     with Store.open(tmp_path / "moodtunes.db") as store:
         event = record_visit(store, device, songs=(("Happy and calm", 60.0), ("Happy and calm", 90.0)))
-    publisher = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
-    publisher.connect(mosquitto.host, mosquitto.port)
-    publisher.loop_start()
+    sender = publisher(mosquitto)
     with running_ingest(ingest_settings(mosquitto, influxdb, db, prefix)) as ingest:
         for _ in range(3):
-            publisher.publish(f"{prefix}/{device}/visit", event.model_dump_json(), qos=1).wait_for_publish(10)
+            sender.publish(f"{prefix}/{device}/visit", event.model_dump_json(), qos=1).wait_for_publish(10)
         wait_for(lambda: ingest.stats.written == 3, "3 deliveries written")
-    publisher.disconnect()
-    publisher.loop_stop()
+    sender.disconnect()
+    sender.loop_stop()
     assert _count(influxdb, db, "SELECT count(listening_seconds) FROM visit") == 1
     assert _count(influxdb, db, "SELECT count(seconds_listened) FROM play") == 2
     assert _count(influxdb, db, "SELECT sum(seconds_listened) FROM play") == pytest.approx(150.0)
@@ -119,19 +94,17 @@ def test_malformed_payloads_are_dead_lettered_and_the_ingest_goes_on(mosquitto, 
         good = record_visit(store, device)
     other_device = good.model_copy(update={"device_id": "someone-else"})
     wrong_schema = json.loads(good.model_dump_json()) | {"rating": 250, "camera_frame": "AAAA"}
-    dead = _Subscriber(mosquitto, f"{prefix}/deadletter")
-    publisher = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
-    publisher.connect(mosquitto.host, mosquitto.port)
-    publisher.loop_start()
+    dead = Subscriber(mosquitto, f"{prefix}/deadletter")
+    sender = publisher(mosquitto)
     topic = f"{prefix}/{device}/visit"
     with running_ingest(ingest_settings(mosquitto, influxdb, db, prefix)) as ingest:
         for payload in (b"{not json", b"\xff\xfe\x00", json.dumps(wrong_schema), other_device.model_dump_json()):
-            publisher.publish(topic, payload, qos=1).wait_for_publish(10)
-        publisher.publish(topic, good.model_dump_json(), qos=1).wait_for_publish(10)
+            sender.publish(topic, payload, qos=1).wait_for_publish(10)
+        sender.publish(topic, good.model_dump_json(), qos=1).wait_for_publish(10)
         wait_for(lambda: ingest.stats.written == 1 and len(dead.messages) == 4, "1 write and 4 dead letters")
         assert ingest.stats.rejected == 4
-    publisher.disconnect()
-    publisher.loop_stop()
+    sender.disconnect()
+    sender.loop_stop()
     dead.close()
     letters = [json.loads(m.payload) for m in dead.messages]
     assert all(letter["topic"] == topic for letter in letters)
@@ -163,20 +136,18 @@ def test_visits_are_held_while_influxdb_is_down_and_written_when_it_returns(mosq
     writer = _Outage(settings)
     ingest = Ingest(settings, writer)
     ingest.start()
-    publisher = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
-    publisher.connect(mosquitto.host, mosquitto.port)
-    publisher.loop_start()
+    sender = publisher(mosquitto)
     try:
         assert ingest.wait_subscribed(10)
         for event in events:
-            publisher.publish(f"{prefix}/{device}/visit", event.model_dump_json(), qos=1).wait_for_publish(10)
+            sender.publish(f"{prefix}/{device}/visit", event.model_dump_json(), qos=1).wait_for_publish(10)
         wait_for(lambda: ingest.stats.received == 3, "3 visits received")
         assert ingest.held == 2 and ingest.stats.dropped == 1  # the queue is bounded; the oldest went
         writer.down = False
         wait_for(lambda: ingest.held == 0, "held visits written")
     finally:
-        publisher.disconnect()
-        publisher.loop_stop()
+        sender.disconnect()
+        sender.loop_stop()
         ingest.stop()
     ids = influxql(influxdb, db, "SELECT event_id FROM visit")[0]["values"]
     assert [row[1] for row in ids] == [e.event_id for e in events[1:]]

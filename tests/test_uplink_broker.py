@@ -1,0 +1,110 @@
+"""The uplink against real mosquitto brokers: PUBACK-checked delivery, nobody listening, and a
+broker that is absent at first, then appears, then goes away and comes back (nothing is lost)."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+
+from analytics_support import Broker, Subscriber, record_visit, unique, wait_for
+from conftest import free_port
+from moodtunes.cli import main as moodtunes
+from moodtunes.config import MqttSettings
+from moodtunes.store import Store
+from moodtunes.uplink import BrokerLink, Uplink
+
+pytestmark = pytest.mark.services
+
+
+def _enable(monkeypatch, broker, device_id: str, prefix: str) -> None:
+    for key, value in {
+        "MOODTUNES_DEVICE_ID": device_id, "MOODTUNES_MQTT__ENABLED": "true",
+        "MOODTUNES_MQTT__HOST": broker.host, "MOODTUNES_MQTT__PORT": str(broker.port),
+        "MOODTUNES_MQTT__TOPIC_PREFIX": prefix, "MOODTUNES_MQTT__ACK_TIMEOUT_SECONDS": "5",
+    }.items():
+        monkeypatch.setenv(key, value)
+
+
+def test_once_delivers_every_pending_event_with_qos1(mosquitto, tmp_path, monkeypatch, capsys):
+    device, prefix = unique("kiosk-"), unique("mt")
+    with Store.open(tmp_path / "data" / "moodtunes.db") as store:
+        events = [record_visit(store, device, before=b, after=a) for b, a in (("sad", "happy"), ("neutral", "happy"))]
+    listener = Subscriber(mosquitto, f"{prefix}/+/visit")
+    _enable(monkeypatch, mosquitto, device, prefix)
+    try:
+        assert moodtunes(["uplink", "--once"]) == 0
+        wait_for(lambda: len(listener.messages) == 2, "2 messages")
+    finally:
+        listener.close()
+    assert f"sent 2 to {mosquitto.host}:{mosquitto.port}, 0 still pending" in capsys.readouterr().out
+    assert {m.topic for m in listener.messages} == {f"{prefix}/{device}/visit"}
+    assert all(m.qos == 1 for m in listener.messages)
+    assert [json.loads(m.payload)["event_id"] for m in listener.messages] == [e.event_id for e in events]
+    with Store.open(tmp_path / "data" / "moodtunes.db") as store:
+        assert store.outbox_counts() == {"pending": 0, "sent": 2}
+    assert moodtunes(["uplink", "--once"]) == 0
+    assert "nothing to send" in capsys.readouterr().out
+
+
+def test_events_nobody_subscribes_to_stay_in_the_outbox(mosquitto, tmp_path, monkeypatch, capsys):
+    device, prefix = unique("kiosk-"), unique("mt")
+    with Store.open(tmp_path / "data" / "moodtunes.db") as store:
+        record_visit(store, device)
+    _enable(monkeypatch, mosquitto, device, prefix)
+    assert moodtunes(["uplink", "--once"]) == 1
+    out = capsys.readouterr().out
+    assert "sent 0 to" in out and "1 still pending" in out
+    assert f"nobody subscribes to {prefix}/{device}/visit yet (is moodtunes-ingest running?)" in out
+    with Store.open(tmp_path / "data" / "moodtunes.db") as store:
+        assert store.outbox_counts() == {"pending": 1, "sent": 0}
+        assert store.pending_events(1)[0].attempts == 1
+
+
+def test_nothing_is_lost_while_the_broker_comes_and_goes(tmp_path):
+    device, prefix = unique("kiosk-"), unique("mt")
+    broker = Broker(tmp_path / "broker", free_port())
+    mqtt = MqttSettings(
+        enabled=True, host=broker.host, port=broker.port, topic_prefix=prefix,
+        retry_seconds=0.2, max_retry_seconds=1.0, poll_seconds=0.2, ack_timeout_seconds=2.0,
+    )
+    store = Store.open(tmp_path / "moodtunes.db")  # the kiosk's connection
+    uplink_store = Store.open(tmp_path / "moodtunes.db")  # the uplink's own, as in production
+    sent_events = [record_visit(store, device) for _ in range(3)]
+    link = BrokerLink(mqtt, device)
+    stop = threading.Event()
+    worker = threading.Thread(target=Uplink(uplink_store, link, mqtt, device).run_forever, args=(stop,))
+    link.start()
+    worker.start()
+    received: list[str] = []
+    try:
+        # No broker yet: the events wait and the uplink keeps trying.
+        wait_for(lambda: link.last_error is not None, "a failed connection attempt")
+        assert store.outbox_counts()["pending"] == 3
+        # The broker appears, then the ingest's stand-in subscribes: everything goes.
+        broker.start()
+        listener = Subscriber(broker, f"{prefix}/+/visit")
+        wait_for(lambda: store.outbox_counts()["pending"] == 0, "the outbox to drain")
+        wait_for(lambda: len(listener.messages) >= 3, "3 messages")
+        received += [json.loads(m.payload)["event_id"] for m in listener.messages]
+        listener.close()
+        # The broker goes away while new visits happen; when it is back they go too.
+        broker.stop()
+        wait_for(lambda: not link.connected, "the uplink to notice the broker left")
+        sent_events += [record_visit(store, device) for _ in range(2)]
+        broker.start()
+        listener = Subscriber(broker, f"{prefix}/+/visit")
+        wait_for(lambda: store.outbox_counts()["pending"] == 0, "the outbox to drain again")
+        wait_for(lambda: len(listener.messages) >= 2, "2 more messages")
+        received += [json.loads(m.payload)["event_id"] for m in listener.messages]
+        listener.close()
+    finally:
+        stop.set()
+        worker.join()
+        link.close()
+        broker.stop()
+        uplink_store.close()
+    with store:
+        assert store.outbox_counts() == {"pending": 0, "sent": 5}
+    assert set(received) == {e.event_id for e in sent_events}
