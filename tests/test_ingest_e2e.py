@@ -4,7 +4,14 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
+from influxdb_client import Point
 
 from analytics_support import (
     Subscriber, influxql, ingest_settings, publisher, record_visit, running_ingest, unique, wait_for,
@@ -13,6 +20,7 @@ from moodtunes.cli import main as moodtunes
 from moodtunes.store import Store
 from moodtunes_cloud.influx import V1Writer, WriteError
 from moodtunes_cloud.ingest import Ingest
+from moodtunes_cloud.settings import IngestSettings
 
 pytestmark = pytest.mark.services
 
@@ -151,3 +159,43 @@ def test_visits_are_held_while_influxdb_is_down_and_written_when_it_returns(mosq
         ingest.stop()
     ids = influxql(influxdb, db, "SELECT event_id FROM visit")[0]["values"]
     assert [row[1] for row in ids] == [e.event_id for e in events[1:]]
+
+
+def test_influxdb_rejecting_the_data_itself_is_final(influxdb):
+    writer = V1Writer(IngestSettings(influx_api="v1", influx_url=influxdb.url, influx_db=unique("conflict")))
+    writer.prepare()
+    writer.write([Point("visit").tag("device_id", "k").field("rating", 80)])
+    with pytest.raises(WriteError, match="field type conflict") as caught:
+        writer.write([Point("visit").tag("device_id", "k").field("rating", "very good")])
+    assert not caught.value.retryable
+
+
+def test_the_ingest_command_runs_until_sigterm(mosquitto, influxdb, tmp_path):
+    device, prefix, db = unique("kiosk-"), unique("mt"), unique("cmd")
+    with Store.open(tmp_path / "moodtunes.db") as store:
+        event = record_visit(store, device)
+    env = os.environ | {
+        "MOODTUNES_INGEST_MQTT_HOST": mosquitto.host, "MOODTUNES_INGEST_MQTT_PORT": str(mosquitto.port),
+        "MOODTUNES_INGEST_MQTT_CLIENT_ID": unique("ingest-"), "MOODTUNES_INGEST_TOPIC_PREFIX": prefix,
+        "MOODTUNES_INGEST_INFLUX_API": "v1", "MOODTUNES_INGEST_INFLUX_URL": influxdb.url,
+        "MOODTUNES_INGEST_INFLUX_DB": db,
+    }
+    command = Path(sys.executable).with_name("moodtunes-ingest")
+    log = tmp_path / "ingest.log"
+    with log.open("w") as out:
+        process = subprocess.Popen([str(command)], env=env, stdout=out, stderr=subprocess.STDOUT)
+    sender = publisher(mosquitto)
+    try:
+        wait_for(lambda: "subscribing to" in log.read_text(), "the ingest to connect")
+
+        def written() -> bool:  # a message sent before the subscription is granted has no taker
+            sender.publish(f"{prefix}/{device}/visit", event.model_dump_json(), qos=1).wait_for_publish(10)
+            return _count(influxdb, db, "SELECT count(listening_seconds) FROM visit") == 1
+
+        wait_for(written, "the visit in InfluxDB")
+    finally:
+        sender.disconnect()
+        sender.loop_stop()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0
+    assert "stopped: IngestStats(received=" in log.read_text()

@@ -18,8 +18,16 @@ UNKNOWN_MOOD = "unknown"
 NO_CATEGORY = "none"
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
 def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+
+
+def _ms(moment: datetime) -> int:
+    """Milliseconds since the epoch in exact integer arithmetic (floats can land 1 ms off)."""
+    return (_utc(moment) - EPOCH) // timedelta(milliseconds=1)
 
 
 def _flag(value: bool) -> str:
@@ -57,7 +65,7 @@ def visit_point(event: VisitEvent, received_at: datetime) -> Point:
         .field("plays", len(event.plays))
         .field("corrected", int(_was_corrected(event.mood_before) or _was_corrected(event.mood_after)))
         .field("upload_delay_seconds", max(0.0, (_utc(received_at) - _utc(event.ended_at)).total_seconds()))
-        .time(_utc(event.ended_at), WritePrecision.MS)
+        .time(_ms(event.ended_at), WritePrecision.MS)
     )
     if event.mood_lift is not None:
         point.field("mood_lift", float(event.mood_lift))
@@ -75,7 +83,7 @@ def visit_point(event: VisitEvent, received_at: datetime) -> Point:
 
 def play_points(event: VisitEvent) -> list[Point]:
     """One point per song; the n-th song of a visit is stamped at the visit's start + n ms."""
-    start = _utc(event.started_at)
+    start = _ms(event.started_at)
     return [
         Point("play")
         .tag("device_id", event.device_id)
@@ -84,7 +92,7 @@ def play_points(event: VisitEvent) -> list[Point]:
         .tag("finished", _flag(play.finished))
         .field("seconds_listened", float(play.seconds_listened))
         .field("failed", int(play.error is not None))
-        .time(start + timedelta(milliseconds=index), WritePrecision.MS)
+        .time(start + index, WritePrecision.MS)
         for index, play in enumerate(event.plays)
     ]
 
@@ -107,7 +115,7 @@ def reading_points(event: VisitEvent) -> list[Point]:
             .tag("corrected", _flag(_was_corrected(reading)))
             .field("confidence", float(reading.confidence))
             .field("frames_used", int(reading.frames_used))
-            .time(_utc(moment), WritePrecision.MS)
+            .time(_ms(moment), WritePrecision.MS)
         )
         for mood in MOODS:
             if mood in reading.probs:

@@ -1,0 +1,185 @@
+"""The ingest's pieces: payload checks, points (deterministic, so redelivery overwrites), settings,
+and the InfluxDB 2 writer against a local HTTP endpoint that records what the client sends."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+import urllib.parse
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from conftest import free_port
+from moodtunes.events import PlayEvent, ReadingEvent, VisitEvent, mood_lift
+from moodtunes_cloud.influx import V1Writer, V2Writer, WriteError
+from moodtunes_cloud.ingest import Rejected, dead_letter_topic, parse_visit, subscription
+from moodtunes_cloud.points import event_points, main_category
+from moodtunes_cloud.settings import IngestSettings, SettingsError, load_ingest_settings
+
+ENDED = datetime(2026, 3, 1, 10, 30, 15, 250000, tzinfo=timezone.utc)
+
+
+def _event(**overrides) -> VisitEvent:
+    before = ReadingEvent(outcome="ok", label="sad", confidence=0.7, probs={"happy": 0.1, "neutral": 0.2, "sad": 0.7}, frames_used=40)
+    after = ReadingEvent(outcome="ok", label="sad", corrected_label="happy", confidence=0.5,
+                         probs={"happy": 0.3, "neutral": 0.2, "sad": 0.5}, frames_used=38)
+    values = dict(
+        event_id="evt-00000001", device_id="kiosk-1", session_id="sess-0001", profile_key="0123456789abcdef",
+        guest=False, started_at=ENDED - timedelta(minutes=5), ended_at=ENDED, end_reason="completed",
+        mood_before=before, mood_after=after, mood_lift=mood_lift(before, after),
+        plays=[PlayEvent(title="A", artist="X", category="Highly energetic", seconds_listened=30.0),
+               PlayEvent(title="B", artist="Y", category="Happy and calm", seconds_listened=170.0, finished=True)],
+        listening_seconds=200.0, rating=80,
+    )
+    return VisitEvent(**(values | overrides))
+
+
+# ---- payload checks ------------------------------------------------------------------------
+
+def test_a_valid_visit_parses():
+    event = _event()
+    assert parse_visit("moodtunes/kiosk-1/visit", event.model_dump_json().encode(), "moodtunes") == event
+
+
+@pytest.mark.parametrize("topic", ["other/kiosk-1/visit", "moodtunes/kiosk-1/visit/extra", "moodtunes//visit",
+                                   "moodtunes/kiosk-1/status"])
+def test_unexpected_topics_are_rejected(topic):
+    with pytest.raises(Rejected, match="is not moodtunes/<device_id>/visit"):
+        parse_visit(topic, _event().model_dump_json().encode(), "moodtunes")
+
+
+@pytest.mark.parametrize("payload, reason", [
+    (b"", "Invalid JSON"),
+    (b"[1, 2]", "Input should be an object"),
+    (json.dumps({"event_id": "x"}).encode(), "+"),  # many missing fields: a few named, the rest counted
+    (json.dumps(json.loads(_event().model_dump_json()) | {"schema_version": 2}).encode(), "schema_version"),
+])
+def test_invalid_payloads_are_rejected_with_the_reason(payload, reason):
+    with pytest.raises(Rejected, match="not a valid visit event") as caught:
+        parse_visit("moodtunes/kiosk-1/visit", payload, "moodtunes")
+    assert reason in str(caught.value)
+
+
+def test_a_payload_for_another_device_is_rejected():
+    with pytest.raises(Rejected, match="device_id 'kiosk-1' does not match the topic's device 'kiosk-2'"):
+        parse_visit("moodtunes/kiosk-2/visit", _event().model_dump_json().encode(), "moodtunes")
+
+
+def test_subscription_and_dead_letter_topics():
+    settings = IngestSettings(topic_prefix="site/moodtunes", share_group="g")
+    assert subscription(settings) == "$share/g/site/moodtunes/+/visit"
+    assert dead_letter_topic("site/moodtunes") == "site/moodtunes/deadletter"
+    assert parse_visit("site/moodtunes/kiosk-1/visit", _event().model_dump_json().encode(), "site/moodtunes")
+
+
+# ---- points --------------------------------------------------------------------------------
+
+def test_points_carry_the_visit_and_are_the_same_for_a_redelivery():
+    event = _event()
+    first = [p.to_line_protocol() for p in event_points(event, ENDED + timedelta(seconds=3))]
+    again = [p.to_line_protocol() for p in event_points(event, ENDED + timedelta(hours=2))]
+    visit = first[0]
+    assert visit.startswith(
+        "visit,category=Happy\\ and\\ calm,device_id=kiosk-1,end_reason=completed,guest=false,"
+        "mood_after=happy,mood_before=sad,profile_key=0123456789abcdef "
+    )
+    assert "corrected=1i" in visit and "rating=80i" in visit and "plays=2i" in visit
+    assert "mood_lift=1.6," in visit and "improved=1i" in visit and "upload_delay_seconds=3 " in visit
+    assert "score_before=-0.6," in visit and "score_after=1," in visit  # a corrected mood counts fully
+    assert visit.endswith(f" {int(ENDED.timestamp() * 1000)}")
+    # Only the measured delay differs on redelivery: same series and times, so InfluxDB overwrites.
+    strip = lambda line: line.replace("upload_delay_seconds=3 ", " ").replace("upload_delay_seconds=7200 ", " ")  # noqa: E731
+    assert [strip(x) for x in first] == [strip(x) for x in again]
+    plays, readings = first[1:3], first[3:]
+    assert [p.rsplit(" ", 1)[1] for p in plays] == [str(int((ENDED - timedelta(minutes=5)).timestamp() * 1000) + i) for i in (0, 1)]
+    assert readings[0].startswith("reading,corrected=false,device_id=kiosk-1,label=sad,outcome=ok,phase=before ")
+    assert readings[1].startswith("reading,corrected=true,device_id=kiosk-1,label=happy,outcome=ok,phase=after ")
+
+
+def test_a_visit_without_scans_plays_or_rating_still_makes_a_visit_point():
+    event = _event(mood_before=None, mood_after=None, mood_lift=None, plays=[], listening_seconds=0.0, rating=None)
+    points = [p.to_line_protocol() for p in event_points(event, ENDED)]
+    assert len(points) == 1
+    assert "mood_before=unknown" in points[0] and "category=none" in points[0]
+    assert "mood_lift" not in points[0] and "rating" not in points[0] and "improved" not in points[0]
+    assert main_category([]) == "none"
+
+
+# ---- settings ------------------------------------------------------------------------------
+
+def test_settings_come_from_the_environment(monkeypatch):
+    monkeypatch.setenv("MOODTUNES_INGEST_MQTT_HOST", "broker")
+    monkeypatch.setenv("MOODTUNES_INGEST_INFLUX_API", "v1")
+    monkeypatch.setenv("MOODTUNES_INGEST_INFLUX_TOKEN", "s3cret")
+    settings = load_ingest_settings()
+    assert (settings.mqtt_host, settings.influx_api) == ("broker", "v1")
+    assert "s3cret" not in repr(settings)
+
+
+def test_a_bad_setting_is_one_line_naming_the_variable(monkeypatch):
+    monkeypatch.setenv("MOODTUNES_INGEST_INFLUX_API", "v3")
+    with pytest.raises(SettingsError, match="MOODTUNES_INGEST_INFLUX_API: Input should be 'v1' or 'v2'"):
+        load_ingest_settings()
+
+
+# ---- the InfluxDB 2 writer -----------------------------------------------------------------
+
+class _Recorder(http.server.BaseHTTPRequestHandler):
+    status = 204
+    requests: list = []
+
+    def do_POST(self):  # noqa: N802 (http.server's naming)
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.requests.append((self.path, dict(self.headers), body.decode()))
+        self.send_response(self.status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def influx2_endpoint():
+    _Recorder.requests, _Recorder.status = [], 204
+    server = http.server.HTTPServer(("127.0.0.1", 0), _Recorder)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_v2_writer_posts_line_protocol_with_token_bucket_org_and_ms_precision(influx2_endpoint):
+    settings = IngestSettings(influx_api="v2", influx_url=influx2_endpoint, influx_token="tkn", influx_org="o",
+                              influx_bucket="b")
+    points = event_points(_event(), ENDED)
+    writer = V2Writer(settings)
+    writer.write(points)
+    writer.close()
+    (path, headers, body), = _Recorder.requests
+    url = urllib.parse.urlparse(path)
+    assert url.path == "/api/v2/write"
+    assert urllib.parse.parse_qs(url.query) == {"org": ["o"], "bucket": ["b"], "precision": ["ms"]}
+    assert headers["Authorization"] == "Token tkn"
+    assert body.splitlines() == [p.to_line_protocol() for p in points]
+
+
+@pytest.mark.parametrize("status, retryable", [(503, True), (401, True), (404, True), (400, False), (422, False)])
+def test_v2_writer_errors_say_whether_a_retry_can_help(influx2_endpoint, status, retryable):
+    _Recorder.status = status
+    writer = V2Writer(IngestSettings(influx_api="v2", influx_url=influx2_endpoint, influx_token="t"))
+    with pytest.raises(WriteError) as caught:
+        writer.write(event_points(_event(), ENDED))
+    writer.close()
+    assert caught.value.retryable is retryable
+
+
+@pytest.mark.parametrize("writer_class", [V1Writer, V2Writer])
+def test_an_unreachable_influxdb_is_retryable(writer_class):
+    writer = writer_class(IngestSettings(influx_url=f"http://127.0.0.1:{free_port()}", influx_timeout_seconds=2))
+    with pytest.raises(WriteError, match="unreachable") as caught:
+        writer.write(event_points(_event(), ENDED))
+    assert caught.value.retryable
