@@ -11,18 +11,17 @@ import time
 import urllib.parse
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
-
 from moodtunes.domain import MoodReading, ScanOutcome
 from moodtunes.events import VisitEvent
 from moodtunes.store import Store, TrackRecord
 from moodtunes_cloud.influx import make_writer
 from moodtunes_cloud.ingest import Ingest
 from moodtunes_cloud.settings import IngestSettings
+from paho.mqtt.enums import CallbackAPIVersion
 
 
 def reading(label: str, confidence: float = 0.8) -> MoodReading:
@@ -121,7 +120,7 @@ class Broker:
         )
         self._proc = None
 
-    def start(self) -> "Broker":
+    def start(self) -> Broker:
         from conftest import _port_open, _wait_until
 
         log = self._folder / "mosquitto.log"

@@ -8,11 +8,9 @@ import json
 import statistics
 import time
 from collections import Counter, defaultdict
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
+from datetime import UTC, datetime, timedelta
 
 import pytest
-
 from analytics_support import influxql, ingest_settings, publisher, running_ingest, unique, wait_for
 from conftest import REPO
 from moodtunes.events import PlayEvent, ReadingEvent, VisitEvent, mood_lift, reading_score
@@ -21,7 +19,7 @@ pytestmark = pytest.mark.services
 
 DASHBOARD_DIR = REPO / "cloud" / "grafana" / "dashboards"
 HALL, WARD = "kiosk-hall", "kiosk-ward"
-NOW = datetime.now(timezone.utc)
+NOW = datetime.now(UTC)
 
 
 def _reading(label, outcome="ok", confidence=0.8, corrected=None) -> ReadingEvent:
@@ -58,7 +56,7 @@ EVENTS = [
 
 def _day(moment: datetime) -> int:
     """The UTC-midnight bucket (ms) that GROUP BY time(1d) puts a moment in."""
-    return int(datetime(moment.year, moment.month, moment.day, tzinfo=timezone.utc).timestamp() * 1000)
+    return int(datetime(moment.year, moment.month, moment.day, tzinfo=UTC).timestamp() * 1000)
 
 
 def _ms(moment: datetime) -> int:

@@ -9,7 +9,6 @@ import subprocess
 
 import pytest
 import yaml
-
 from conftest import REPO
 from moodtunes_cloud.settings import IngestSettings
 

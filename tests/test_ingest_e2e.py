@@ -11,11 +11,17 @@ import sys
 from pathlib import Path
 
 import pytest
-from influxdb_client import Point
-
 from analytics_support import (
-    Subscriber, influxql, ingest_settings, publisher, record_visit, running_ingest, unique, wait_for,
+    Subscriber,
+    influxql,
+    ingest_settings,
+    publisher,
+    record_visit,
+    running_ingest,
+    unique,
+    wait_for,
 )
+from influxdb_client import Point
 from moodtunes.cli import main as moodtunes
 from moodtunes.store import Store
 from moodtunes_cloud.influx import V1Writer, WriteError

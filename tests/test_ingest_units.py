@@ -7,10 +7,9 @@ import http.server
 import json
 import threading
 import urllib.parse
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
-
 from conftest import free_port
 from moodtunes.events import PlayEvent, ReadingEvent, VisitEvent, mood_lift
 from moodtunes_cloud.influx import V1Writer, V2Writer, WriteError
@@ -18,7 +17,7 @@ from moodtunes_cloud.ingest import Rejected, dead_letter_topic, parse_visit, sub
 from moodtunes_cloud.points import event_points, main_category
 from moodtunes_cloud.settings import IngestSettings, SettingsError, load_ingest_settings
 
-ENDED = datetime(2026, 3, 1, 10, 30, 15, 250000, tzinfo=timezone.utc)
+ENDED = datetime(2026, 3, 1, 10, 30, 15, 250000, tzinfo=UTC)
 
 
 def _event(**overrides) -> VisitEvent:
@@ -90,7 +89,7 @@ def test_points_carry_the_visit_and_are_the_same_for_a_redelivery():
     assert "score_before=-0.6," in visit and "score_after=1," in visit  # a corrected mood counts fully
     assert visit.endswith(f" {int(ENDED.timestamp() * 1000)}")
     # Only the measured delay differs on redelivery: same series and times, so InfluxDB overwrites.
-    strip = lambda line: line.replace("upload_delay_seconds=3 ", " ").replace("upload_delay_seconds=7200 ", " ")  # noqa: E731
+    strip = lambda line: line.replace("upload_delay_seconds=3 ", " ").replace("upload_delay_seconds=7200 ", " ")
     assert [strip(x) for x in first] == [strip(x) for x in again]
     plays, readings = first[1:3], first[3:]
     assert [p.rsplit(" ", 1)[1] for p in plays] == [str(int((ENDED - timedelta(minutes=5)).timestamp() * 1000) + i) for i in (0, 1)]
@@ -130,7 +129,7 @@ class _Recorder(http.server.BaseHTTPRequestHandler):
     status = 204
     requests: list = []
 
-    def do_POST(self):  # noqa: N802 (http.server's naming)
+    def do_POST(self):
         body = self.rfile.read(int(self.headers["Content-Length"]))
         self.requests.append((self.path, dict(self.headers), body.decode()))
         self.send_response(self.status)

@@ -7,7 +7,6 @@ import json
 import threading
 
 import pytest
-
 from analytics_support import Broker, Subscriber, record_visit, unique, wait_for
 from conftest import free_port
 from moodtunes.cli import main as moodtunes

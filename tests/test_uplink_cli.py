@@ -4,15 +4,14 @@ pure pieces (topics, backoff, PUBACK reasons)."""
 from __future__ import annotations
 
 import pytest
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.reasoncodes import ReasonCode
-
 from analytics_support import record_visit
 from conftest import free_port
 from moodtunes.cli import main as moodtunes
 from moodtunes.config import load_settings
 from moodtunes.store import Store
 from moodtunes.uplink import BrokerLink, UplinkError, describe_puback, retry_delay, visit_topic
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.reasoncodes import ReasonCode
 
 
 def _store(tmp_path) -> Store:

@@ -21,17 +21,17 @@ import signal
 import sys
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import paho.mqtt.client as paho
 from influxdb_client import Point
+from moodtunes.events import VisitEvent
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from pydantic import ValidationError
 
-from moodtunes.events import VisitEvent
-from moodtunes_cloud.influx import Writer, WriteError, make_writer
+from moodtunes_cloud.influx import WriteError, Writer, make_writer
 from moodtunes_cloud.points import event_points
 from moodtunes_cloud.settings import IngestSettings, SettingsError, load_ingest_settings
 
@@ -184,7 +184,7 @@ class Ingest:
         except Rejected as exc:
             self._reject(message.topic, message.payload, str(exc))
             return
-        self._write_or_hold(_Held(event.event_id, event_points(event, datetime.now(timezone.utc))))
+        self._write_or_hold(_Held(event.event_id, event_points(event, datetime.now(UTC))))
 
     def _reject(self, topic: str, payload: bytes, reason: str) -> None:
         self.stats.rejected += 1
@@ -194,7 +194,7 @@ class Ingest:
         letter = {
             "topic": topic,
             "reason": reason,
-            "received_at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+            "received_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
             "payload": payload[:DEAD_LETTER_PAYLOAD_LIMIT].decode("utf-8", "replace"),
         }
         self._client.publish(dead_letter_topic(self._settings.topic_prefix), json.dumps(letter), qos=1)

@@ -7,10 +7,9 @@ twice. Tags are the things dashboards group by; everything measured is a field.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from influxdb_client import Point, WritePrecision
-
 from moodtunes.events import PlayEvent, ReadingEvent, VisitEvent, reading_score
 
 MOODS = ("happy", "neutral", "sad")
@@ -18,11 +17,11 @@ UNKNOWN_MOOD = "unknown"
 NO_CATEGORY = "none"
 
 
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _ms(moment: datetime) -> int:
