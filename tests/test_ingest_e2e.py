@@ -25,6 +25,7 @@ from influxdb_client import Point
 from moodtunes.cli import main as moodtunes
 from moodtunes.store import Store
 from moodtunes_cloud.influx import V1Writer, WriteError
+from moodtunes_cloud import ingest as ingest_module
 from moodtunes_cloud.ingest import Ingest
 from moodtunes_cloud.settings import IngestSettings
 
@@ -205,3 +206,31 @@ def test_the_ingest_command_runs_until_sigterm(mosquitto, influxdb, tmp_path):
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=20) == 0
     assert "stopped: IngestStats(received=" in log.read_text()
+
+
+def test_a_bug_while_processing_costs_one_message_not_the_ingest(mosquitto, influxdb, tmp_path, monkeypatch):
+    device, prefix, db = unique("kiosk-"), unique("mt"), unique("bug")
+    with Store.open(tmp_path / "moodtunes.db") as store:
+        first, second = record_visit(store, device), record_visit(store, device)
+    real_points = ingest_module.event_points
+    calls = []
+
+    def fails_once(event, received_at):
+        calls.append(event.event_id)
+        if len(calls) == 1:
+            raise ZeroDivisionError("a bug")
+        return real_points(event, received_at)
+
+    monkeypatch.setattr(ingest_module, "event_points", fails_once)
+    dead = Subscriber(mosquitto, f"{prefix}/deadletter")
+    sender = publisher(mosquitto)
+    with running_ingest(ingest_settings(mosquitto, influxdb, db, prefix)) as ingest:
+        for event in (first, second):
+            sender.publish(f"{prefix}/{device}/visit", event.model_dump_json(), qos=1).wait_for_publish(10)
+        wait_for(lambda: ingest.stats.written == 1 and len(dead.messages) == 1, "1 write and 1 dead letter")
+    sender.disconnect()
+    sender.loop_stop()
+    dead.close()
+    assert json.loads(dead.messages[0].payload)["reason"] == "internal error: ZeroDivisionError('a bug')"
+    ids = influxql(influxdb, db, "SELECT event_id FROM visit")[0]["values"]
+    assert [row[1] for row in ids] == [second.event_id]

@@ -124,10 +124,11 @@ DEVICES = Dashboard(
               "picked by hand.", "timeseries",
               (Query("A", f'SELECT count("confidence") {READINGS} GROUP BY time(1d), "outcome" fill(0)',
                      "$tag_outcome"),), bars=True),
-        Panel("Scan confidence", "Mean confidence of the emotion model's scans.", "timeseries",
-              (Query("A", f'SELECT mean("confidence") {READINGS} AND "outcome" != \'manual\' '
-                     "GROUP BY time($__interval) fill(none)", "confidence"),), unit="percentunit", decimals=2,
-              limits=(0, 1)),
+        Panel("Scan confidence", "Mean confidence of the emotion model on the scans that saw a face.",
+              "timeseries",
+              (Query("A", f'SELECT mean("confidence") {READINGS} AND ("outcome" = \'ok\' OR '
+                     "\"outcome\" = 'uncertain') GROUP BY time($__interval) fill(none)", "confidence"),),
+              unit="percentunit", decimals=2, limits=(0, 1)),
     ),
 )
 

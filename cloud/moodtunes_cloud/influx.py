@@ -10,6 +10,7 @@ overloaded) or not (it rejected the data, e.g. a field type conflict).
 
 from __future__ import annotations
 
+import http.client
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -67,7 +68,7 @@ class V1Writer:
         except urllib.error.HTTPError as exc:
             detail = exc.read(300).decode("utf-8", "replace").strip()
             raise WriteError(f"InfluxDB {path} answered {exc.code}: {detail}", _retryable_status(exc.code)) from None
-        except (urllib.error.URLError, OSError) as exc:
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
             reason = getattr(exc, "reason", exc)
             raise WriteError(f"InfluxDB at {self._base} unreachable: {reason}", retryable=True) from None
 

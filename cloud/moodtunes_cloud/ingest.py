@@ -181,10 +181,15 @@ class Ingest:
         self.stats.received += 1
         try:
             event = parse_visit(message.topic, message.payload, self._settings.topic_prefix)
+            points = event_points(event, datetime.now(UTC))
         except Rejected as exc:
             self._reject(message.topic, message.payload, str(exc))
             return
-        self._write_or_hold(_Held(event.event_id, event_points(event, datetime.now(UTC))))
+        except Exception as exc:  # a bug must cost one message, never the MQTT thread
+            logger.exception("can't process a message on %s", message.topic)
+            self._reject(message.topic, message.payload, f"internal error: {exc!r}")
+            return
+        self._write_or_hold(_Held(event.event_id, points))
 
     def _reject(self, topic: str, payload: bytes, reason: str) -> None:
         self.stats.rejected += 1
