@@ -231,22 +231,28 @@ def cmd_detection(args: argparse.Namespace) -> None:
         return lambda frame: [f.pixel_box() for f in detect(frame)]
 
     runners = {name: blaze(d) for name, d in detectors.items()} | {"Haar cascade": haar}
+    buckets = ((120, 180), (180, 240), (240, 300))
     print(f"{len(pasted)} FER PublicTest faces pasted into 640x480 photos (side 120-300 px)")
-    print("| detector | faces found | wrong boxes (frames with a box off the face) | astronaut | false alarms on 8 face-free photos |")
-    print("|---|---|---|---|---|")
+    print("| detector | faces found | by pasted side " + " | ".join(f"{a}-{b} px" for a, b in buckets)
+          + " | frames with a box off the face | astronaut | boxes on 8 face-free photos |")
+    print("|---|---|" + "---|" * len(buckets) + "---|---|---|")
     astronaut = sample_frames()[0]
     bgs = backgrounds()
     for name, run in runners.items():
-        hits = wrong = 0
+        hits: dict[tuple[int, int], list[bool]] = {b: [] for b in buckets}
+        wrong = 0
         for p in pasted:
             boxes = run(p.frame)
-            hits += bool(boxes) and inside(p.square, boxes[0])
+            bucket = next(b for b in buckets if b[0] <= p.square[2] < b[1])
+            hits[bucket].append(bool(boxes) and inside(p.square, boxes[0]))
             wrong += any(not inside(p.square, b) for b in boxes)
         astro = run(astronaut)
         astro_ok = bool(astro) and inside((223, 22, 117), astro[0])
         alarms = sum(len(run(bg)) for bg in bgs)
-        print(f"| {name} | {hits}/{len(pasted)} ({100 * hits / len(pasted):.1f}%) | {wrong} | "
-              f"{'found' if astro_ok else 'missed'} | {alarms} |")
+        total = sum(sum(h) for h in hits.values())
+        by_side = " | ".join(f"{100 * np.mean(hits[b]):.1f}%" for b in buckets)
+        print(f"| {name} | {total}/{len(pasted)} ({100 * total / len(pasted):.1f}%) | {by_side} | {wrong} | "
+              f"{'found' if astro_ok else 'missed'} | {alarms} |", flush=True)
 
 
 def cmd_margin(args: argparse.Namespace) -> None:

@@ -121,4 +121,4 @@ def test_text_output_is_one_readable_line_per_image(tmp_path: Path, capsys) -> N
     first, second = out.splitlines()
     assert first.startswith(f"{photo}: ") and "box " in first and "face score" in first
     assert second == f"{blank}: no face"
-    assert err.strip().splitlines()[-1] == f"{bad}: error: not a readable image"
+    assert f"{bad}: error: not a readable image" in err.splitlines()

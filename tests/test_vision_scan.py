@@ -250,3 +250,16 @@ def test_scan_of_a_generated_video(detector, tmp_path: Path) -> None:
         scanner.begin_scan(0.4)
         done = wait_for(scanner, lambda s: s.result is not None)
     assert done.result.outcome is ScanOutcome.OK and done.result.label == "sad" and done.result.frames_used >= 1
+
+
+def test_default_camera_comes_from_the_settings(detector) -> None:
+    settings = Settings(camera={"source": "sample", "width": 320, "height": 240, "fps": 60})
+    with MoodScanner(settings, detector=detector, model=FakeClassifier()) as scanner:
+        snap = wait_for(scanner, lambda s: s.frame is not None)
+    assert snap.frame.shape == (240, 320, 3) and snap.camera_ok
+
+
+def test_snapshot_interface_the_kiosk_codes_against() -> None:
+    assert list(ScanSnapshot.__dataclass_fields__) == [
+        "frame", "faces", "scanning", "progress", "hint", "camera_ok", "camera_error", "result", "live_probs"]
+    assert ScanSnapshot.__dataclass_params__.frozen

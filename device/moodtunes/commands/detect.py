@@ -13,15 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
-
-logger = logging.getLogger(__name__)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -150,6 +147,4 @@ def run(args: argparse.Namespace, settings: Any) -> int:
             print(json.dumps(record), flush=True)
         else:
             print(summary_line(record), file=sys.stderr if "error" in record else sys.stdout, flush=True)
-    if failures:
-        logger.warning("%d file(s) could not be read", failures)
     return 1 if failures else 0
