@@ -1,13 +1,25 @@
-"""`moodtunes demo` (being built; see docs/architecture.md)."""
+"""`moodtunes demo`: the kiosk in a window with embedded defaults: the demo library (generated on
+first run), the configured camera ("auto": a webcam if there is one, else the built-in sample
+photo) and the store in the user's data dir. It works without a camera or a sound card."""
+
+from __future__ import annotations
 
 import argparse
-import sys
+
+from moodtunes.commands.kiosk import add_kiosk_arguments, launch
+from moodtunes.config import Settings
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    pass
+    add_kiosk_arguments(parser)
 
 
-def run(args: argparse.Namespace, settings) -> int:
-    print("moodtunes demo: not available in this build yet", file=sys.stderr)
-    return 2
+def demo_settings(settings: Settings) -> Settings:
+    settings = settings.model_copy(deep=True)
+    settings.library.paths = []
+    settings.library.demo = True
+    return settings
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    return launch(args, demo_settings(settings), fullscreen=False)

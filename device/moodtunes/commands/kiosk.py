@@ -1,13 +1,55 @@
-"""`moodtunes kiosk` (being built; see docs/architecture.md)."""
+"""`moodtunes kiosk`: the touchscreen kiosk with the configured camera, library and store."""
+
+from __future__ import annotations
 
 import argparse
-import sys
+import re
+from pathlib import Path
+
+from moodtunes.config import Settings
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'800x480' -> (800, 480)."""
+    match = re.fullmatch(r"\s*(\d{3,5})\s*[xX×]\s*(\d{3,5})\s*", text)
+    if not match:
+        raise argparse.ArgumentTypeError(f"{text!r}: use WIDTHxHEIGHT, e.g. 800x480")
+    width, height = int(match[1]), int(match[2])
+    if min(width, height) < 320:
+        raise argparse.ArgumentTypeError(f"{text!r}: the kiosk needs at least 320 pixels each way")
+    return width, height
+
+
+def add_kiosk_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--size", type=parse_size, metavar="WxH",
+                        help="window size, e.g. 800x480 or 480x800 (default: kiosk.width x kiosk.height; "
+                             "a window even when kiosk.fullscreen is set)")
+    parser.add_argument("--autopilot", action="store_true",
+                        help="walk one full visit by itself with the sample camera, then exit (0 = success)")
+    parser.add_argument("--screenshots", type=Path, metavar="DIR",
+                        help="save a PNG of every screen the autopilot passes into DIR (implies --autopilot)")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    pass
+    add_kiosk_arguments(parser)
 
 
-def run(args: argparse.Namespace, settings) -> int:
-    print("moodtunes kiosk: not available in this build yet", file=sys.stderr)
-    return 2
+def autopilot_settings(settings: Settings) -> Settings:
+    """The autopilot always sees the built-in sample photo, whatever camera is configured."""
+    settings = settings.model_copy(deep=True)
+    settings.camera.source = "sample"
+    return settings
+
+
+def launch(args: argparse.Namespace, settings: Settings, fullscreen: bool) -> int:
+    from moodtunes.ui import run_kiosk
+
+    autopilot = args.autopilot or args.screenshots is not None
+    if autopilot:
+        settings = autopilot_settings(settings)
+    return run_kiosk(settings, size=args.size, fullscreen=fullscreen and args.size is None and not autopilot,
+                     autopilot=autopilot, screenshots=args.screenshots)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    return launch(args, settings, fullscreen=settings.kiosk.fullscreen)

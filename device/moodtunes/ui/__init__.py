@@ -1,0 +1,58 @@
+"""The pygame touchscreen kiosk: one visit from welcome to mood report (see docs/kiosk.md).
+
+Heavy parts (camera and models, audio decoding, the library) are imported only when first used,
+in the background where possible, so the welcome screen comes up fast.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from moodtunes.config import Settings
+
+logger = logging.getLogger(__name__)
+
+
+def default_scanner_factory(settings: Settings):
+    from moodtunes.vision.scan import MoodScanner
+
+    return MoodScanner(settings)
+
+
+def default_player_factory(volume: float):
+    from moodtunes.player import MixerPlayer
+
+    return MixerPlayer(volume)
+
+
+def default_library_loader(settings: Settings, store):
+    from moodtunes.library import ensure_library
+
+    return ensure_library(settings, store)
+
+
+def run_kiosk(settings: Settings, *, size: tuple[int, int] | None = None, fullscreen: bool = False,
+              autopilot: bool = False, screenshots: Path | None = None) -> int:
+    """Run the kiosk until its window is closed (or the autopilot's visit is over); the exit code."""
+    from moodtunes.ui.app import KioskApp
+    from moodtunes.ui.autopilot import Autopilot
+
+    app = KioskApp(
+        settings,
+        scanner_factory=default_scanner_factory,
+        player_factory=default_player_factory,
+        library_loader=default_library_loader,
+        size=size,
+        fullscreen=fullscreen,
+    )
+    pilot = None
+    if autopilot or screenshots is not None:
+        pilot = Autopilot(screenshots=screenshots)
+        app.on_frame.append(pilot)
+    code = app.run()
+    if pilot is not None:
+        if pilot.shots:
+            logger.info("saved %d screenshots in %s", len(pilot.shots), screenshots)
+        return pilot.result if pilot.result is not None else 1
+    return code

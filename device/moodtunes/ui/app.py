@@ -1,0 +1,369 @@
+"""The kiosk's main loop: events in, one screen drawn per frame, the visit persisted step by step.
+
+Mouse clicks and touches (FINGERDOWN/FINGERUP, normalised 0..1) become the same press/release on
+the screen's targets; the autopilot and the tests post those very events. Idle visits end by
+themselves; a store problem is shown as a message, never a crash.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import pygame
+
+from moodtunes.config import Settings
+from moodtunes.domain import Category, MoodReading
+from moodtunes.player import Player, PlayerError
+from moodtunes.recommend import Feedback, Ranked, rank
+from moodtunes.store import Profile, Store, StoreError
+from moodtunes.ui import theme as th
+from moodtunes.ui.services import LibraryService, Scanner, ScannerService
+from moodtunes.ui.theme import Theme
+from moodtunes.ui.visit import Visit
+from moodtunes.ui.widgets import Target, draw_card, draw_paragraph
+
+logger = logging.getLogger(__name__)
+
+MAX_FPS = 30
+TOAST_SECONDS = 4.0
+
+
+class KioskApp:
+    """Owns the window, the store, the background services and the visit in progress."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        scanner_factory: Callable[[Settings], Scanner],
+        player_factory: Callable[[float], Player],
+        library_loader: Callable[[Settings, Store], Any] | None,
+        size: tuple[int, int] | None = None,
+        fullscreen: bool = False,
+        rng: random.Random | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        max_fps: int = MAX_FPS,
+    ) -> None:
+        self.settings = settings
+        self._player_factory = player_factory
+        self._requested_size = size
+        self._fullscreen = fullscreen
+        self.rng = rng or random.Random()
+        self.clock = clock
+        self.max_fps = max_fps
+        self.scanner_service = ScannerService(scanner_factory, settings)
+        self.library_service = LibraryService(library_loader, settings)
+        self.store: Store | None = None
+        self.store_error: str | None = None
+        self.visit: Visit | None = None
+        self.screen: Any = None
+        self.surface: pygame.Surface | None = None
+        self.look: Theme | None = None
+        self.pressed: str | None = None
+        self.last_input = clock()
+        self.running = False
+        self.frames = 0
+        self._toast: tuple[str, float] | None = None
+        self._player: Player | None = None
+        self.last_saved = 0.0  # when the seconds listened were last written
+        self._frame_clock: pygame.time.Clock | None = None
+        self.on_frame: list[Callable[["KioskApp"], None]] = []  # autopilot, screenshots, benchmarks
+
+    # ---- start and stop --------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Open the window and the store, show the welcome screen, start the background services."""
+        pygame.display.init()
+        pygame.font.init()
+        flags = pygame.FULLSCREEN if self._fullscreen else 0
+        size = self._requested_size or ((0, 0) if self._fullscreen else (self.settings.kiosk.width, self.settings.kiosk.height))
+        self.surface = pygame.display.set_mode(size, flags)
+        pygame.display.set_caption("moodtunes")
+        if self._fullscreen:
+            pygame.mouse.set_visible(False)
+        width, height = self.surface.get_size()
+        self.look = Theme(scale=min(width, height) / 480)
+        self._frame_clock = pygame.time.Clock()
+        self.running = True
+        self.open_store()
+        self.scanner_service.start()
+        self.library_service.start()
+
+    def open_store(self) -> None:
+        """Open the database and close visits a crash left open; on failure show why, with a retry."""
+        from moodtunes.ui.screens.welcome import StoreProblemScreen, WelcomeScreen
+
+        try:
+            self.store = Store.open(self.settings.database_path)
+            for session_id in self.store.open_sessions():
+                self.store.finish_session(session_id, "interrupted", device_id=self.settings.device_id)
+                logger.info("closed visit %d left open by an interruption", session_id)
+            self.store_error = None
+            self.go(WelcomeScreen(self))
+        except StoreError as exc:
+            logger.error("%s", exc)
+            self.store, self.store_error = None, str(exc)
+            self.go(StoreProblemScreen(self, str(exc)))
+
+    def close(self) -> None:
+        if self.visit is not None and not self.visit.ended:
+            self.end_visit("abandoned")
+        if self._player is not None:
+            self._player.close()
+        self.scanner_service.stop()
+        if self.store is not None:
+            self.store.close()
+        pygame.display.quit()
+
+    def run(self) -> int:
+        """The main loop, until the window is closed or something asks it to stop."""
+        self.start()
+        try:
+            while self.running:
+                self.step()
+        finally:
+            self.close()
+        return 0
+
+    # ---- one frame -------------------------------------------------------------------------
+
+    def step(self) -> None:
+        """Handle pending events, advance the screen and draw one frame (also used by tests)."""
+        for event in pygame.event.get():
+            self.handle(event)
+        now = self.clock()
+        if self.screen is not None:
+            self.screen.update(now)
+            self._check_idle(now)
+        self.draw()
+        for hook in list(self.on_frame):
+            hook(self)
+        self.frames += 1
+        if self._frame_clock is not None and self.max_fps:
+            self._frame_clock.tick(self.max_fps)
+
+    def handle(self, event: pygame.event.Event) -> None:
+        if event.type == pygame.QUIT:
+            self.running = False
+        elif event.type in (pygame.MOUSEBUTTONDOWN, pygame.MOUSEBUTTONUP):
+            # Touches also arrive as synthesised mouse events (touch=True); the finger events count.
+            if event.button == 1 and not getattr(event, "touch", False):
+                self._pointer(event.pos, down=event.type == pygame.MOUSEBUTTONDOWN)
+        elif event.type in (pygame.FINGERDOWN, pygame.FINGERUP):
+            width, height = self.surface.get_size()
+            self._pointer((round(event.x * width), round(event.y * height)), down=event.type == pygame.FINGERDOWN)
+        elif event.type == pygame.KEYDOWN:
+            self.touch()
+            if event.key == pygame.K_q and event.mod & pygame.KMOD_CTRL:
+                self.running = False
+            elif self.screen is not None:
+                self.screen.on_key(event)
+                self.relayout()
+
+    def _pointer(self, pos: tuple[int, int], down: bool) -> None:
+        self.touch()
+        hit = self.target_at(pos)
+        if down:
+            self.pressed = hit.id if hit is not None else None
+            return
+        pressed, self.pressed = self.pressed, None
+        if hit is not None and hit.id == pressed and self.screen is not None:
+            self.screen.on_tap(hit.id)
+            self.relayout()
+
+    def target_at(self, pos: tuple[int, int]) -> Target | None:
+        if self.screen is None:
+            return None
+        for target in reversed(self.screen.targets):  # the last drawn is on top
+            if target.enabled and target.rect.collidepoint(pos):
+                return target
+        return None
+
+    def touch(self) -> None:
+        """Note user activity (resets the idle timer)."""
+        self.last_input = self.clock()
+
+    def _check_idle(self, now: float) -> None:
+        if not self.screen.idle_applies() or now - self.last_input < self.settings.kiosk.idle_timeout_s:
+            return
+        logger.info("idle for %.0f s on %s: back to welcome", now - self.last_input, self.screen.name)
+        self.stop_music()
+        self.end_visit("idle")
+        self.home()
+
+    def draw(self) -> None:
+        assert self.surface is not None and self.look is not None
+        self.surface.fill(th.BACKGROUND)
+        if self.screen is not None:
+            self.screen.draw(self.surface)
+        self._draw_toast()
+        pygame.display.flip()
+
+    def _draw_toast(self) -> None:
+        if self._toast is None:
+            return
+        message, until = self._toast
+        if self.clock() > until:
+            self._toast = None
+            return
+        look, width, height = self.look, *self.surface.get_size()
+        box = pygame.Rect(0, 0, min(width - look.px(32), look.px(560)), look.px(64))
+        box.midbottom = (width // 2, height - look.px(12))
+        draw_card(self.surface, box, th.mix(th.SURFACE_HIGH, th.DANGER, 0.25), look.px(16), border=th.OUTLINE)
+        draw_paragraph(self.surface, look.small(), message, th.TEXT, box.inflate(-look.px(24), -look.px(10)),
+                       align="center", valign="center", line_spacing=1.1)
+
+    # ---- navigation ------------------------------------------------------------------------
+
+    def go(self, screen: Any) -> None:
+        if self.screen is not None:
+            self.screen.leave()
+        self.screen = screen
+        self.pressed = None
+        screen.enter()
+        self.relayout()
+        logger.debug("screen: %s", screen.name)
+
+    def relayout(self) -> None:
+        if self.screen is not None and self.surface is not None:
+            self.screen.layout(self.surface.get_rect())
+
+    def home(self) -> None:
+        from moodtunes.ui.screens.welcome import WelcomeScreen
+
+        self.look.accent = th.parse_colour(th.DEFAULT_ACCENT)
+        self.visit = None
+        self.go(WelcomeScreen(self))
+
+    def toast(self, message: str, seconds: float = TOAST_SECONDS) -> None:
+        """A short message at the bottom of the screen (errors, skipped songs)."""
+        logger.info("message to the visitor: %s", message)
+        self._toast = (message, self.clock() + seconds)
+
+    @property
+    def toast_message(self) -> str | None:
+        return self._toast[0] if self._toast else None
+
+    # ---- the store, never crashing -----------------------------------------------------------
+
+    def record(self, action: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run a store call; a StoreError becomes an on-screen message and None."""
+        if self.store is None:
+            self.toast(f"Not saved: {self.store_error or 'the database is not open'}")
+            return None
+        try:
+            return action(*args, **kwargs)
+        except StoreError as exc:
+            logger.error("%s", exc)
+            self.toast(f"Not saved: {exc}")
+            return None
+
+    # ---- the visit ---------------------------------------------------------------------------
+
+    def begin_visit(self, profile: Profile) -> Visit:
+        self.look.accent = th.parse_colour(profile.colour)
+        self.visit = Visit(profile)
+        self.visit.session_id = self.record(self.store.start_session, profile.id)
+        logger.info("visit started: profile %d, session %s", profile.id, self.visit.session_id)
+        return self.visit
+
+    def end_visit(self, reason: str) -> None:
+        """Finish the visit once (its event goes to the outbox in the same transaction)."""
+        visit = self.visit
+        if visit is None or visit.ended:
+            return
+        if self.screen is not None:
+            self.screen.save_pending()
+        visit.ended = True
+        self.save_play_progress(final=True)
+        if visit.session_id is not None:
+            self.record(self.store.finish_session, visit.session_id, reason, device_id=self.settings.device_id)
+            logger.info("visit %d ended: %s", visit.session_id, reason)
+
+    def add_reading(self, phase: str, reading: MoodReading) -> None:
+        visit = self.visit
+        visit.readings[phase] = reading
+        if reading.label:
+            visit.moods[phase] = reading.label
+        if visit.session_id is not None:
+            reading_id = self.record(self.store.add_reading, visit.session_id, phase, reading)
+            if reading_id is not None:
+                visit.reading_ids[phase] = reading_id
+
+    def correct_reading(self, phase: str, label: str) -> None:
+        visit = self.visit
+        if visit.moods.get(phase) == label:
+            return
+        visit.moods[phase] = label
+        if phase in visit.reading_ids:
+            self.record(self.store.correct_reading, visit.reading_ids[phase], label)
+
+    def recommendations(self, category: str) -> list[Ranked]:
+        """The ranked songs of ``category`` for the visitor (empty if the library has none)."""
+        visit = self.visit
+        tracks = self.record(self.store.tracks, category) or []
+        feedback = [Feedback(*row) for row in self.record(self.store.track_feedback, visit.profile.id) or []]
+        recent = self.record(self.store.recent_paths, visit.profile.id) or set()
+        return rank(tracks, category, feedback, recent, self.rng)
+
+    def other_category(self, category: str) -> str:
+        return (Category.HAPPY_AND_CALM if category == Category.HIGHLY_ENERGETIC else Category.HIGHLY_ENERGETIC).value
+
+    # ---- music ---------------------------------------------------------------------------------
+
+    def player(self) -> Player:
+        """The music player, created on first use (PlayerError if there is no sound output at all)."""
+        if self._player is None:
+            self._player = self._player_factory(self.settings.kiosk.volume)
+        return self._player
+
+    def start_play(self, index: int) -> bool:
+        """Play song ``index`` of the visit's ranking; on failure record the error, tell the visitor
+        and return False (the caller moves on)."""
+        visit = self.visit
+        self.stop_music()
+        item = visit.ranked[index]
+        visit.queue_index = index
+        track = item.track
+        play_id = self.record(self.store.start_play, visit.session_id, track) if visit.session_id else None
+        visit.play_id = visit.last_play_id = play_id
+        try:
+            player = self.player()
+            player.load(track.path, track.duration or None)
+            player.play()
+        except PlayerError as exc:
+            logger.warning("can't play %s: %s", track.path, exc)
+            if play_id is not None:
+                self.record(self.store.update_play, play_id, 0.0, False, str(exc)[:300])
+            visit.play_id = None
+            self.toast(f"Couldn't play “{track.title}”, skipping to the next song.")
+            return False
+        self.last_saved = self.clock()
+        return True
+
+    def save_play_progress(self, final: bool = False, finished: bool = False) -> None:
+        """Persist the seconds listened so far (every few seconds, and when the song stops)."""
+        visit = self.visit
+        if visit is None or visit.play_id is None or self._player is None:
+            return
+        self.record(self.store.update_play, visit.play_id, self._player.position(), finished)
+        self.last_saved = self.clock()
+        if final or finished:
+            visit.play_id = None
+
+    def stop_music(self) -> None:
+        if self._player is None:
+            return
+        self._player.pause()
+        self.save_play_progress(final=True)
+        self._player.stop()
+
+    # ---- screenshots ---------------------------------------------------------------------------
+
+    def screenshot(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pygame.image.save(self.surface, str(path))

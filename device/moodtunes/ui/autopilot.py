@@ -1,0 +1,111 @@
+"""The autopilot walks one whole visit by itself, through the same event path as a person: it
+looks at the targets of the screen shown and posts mouse presses and releases at their centres.
+It can also save a screenshot of every screen it passes (for the docs and for review)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pygame
+
+if TYPE_CHECKING:
+    from moodtunes.ui.app import KioskApp
+
+logger = logging.getLogger(__name__)
+
+
+def post_tap(pos: tuple[int, int]) -> None:
+    """A left click at ``pos``: what a finger tap becomes for the kiosk."""
+    pygame.event.post(pygame.event.Event(pygame.MOUSEBUTTONDOWN, pos=pos, button=1))
+    pygame.event.post(pygame.event.Event(pygame.MOUSEBUTTONUP, pos=pos, button=1))
+
+
+class Autopilot:
+    """An on-frame hook: ``app.on_frame.append(Autopilot(...))``; ``result`` is the exit code."""
+
+    def __init__(self, name: str = "Robin", listen_s: float = 3.0, dwell_s: float = 0.8,
+                 timeout_s: float = 180.0, screenshots: Path | None = None) -> None:
+        self.name = name
+        self.listen_s = listen_s
+        self.dwell_s = dwell_s
+        self.timeout_s = timeout_s
+        self.screenshots = screenshots
+        self.result: int | None = None
+        self.shots: list[Path] = []
+        self._screen_key: object = None
+        self._since = 0.0
+        self._started: float | None = None
+        self._shot = False
+        self._reported = False
+
+    def __call__(self, app: "KioskApp") -> None:
+        now = app.clock()
+        if self._started is None:
+            self._started = now
+        if now - self._started > self.timeout_s:
+            logger.error("autopilot: no full visit after %.0f s (stuck on %s)", self.timeout_s, app.screen.name)
+            self._finish(app, 1)
+            return
+        if app.screen is not self._screen_key:
+            self._screen_key, self._since, self._shot = app.screen, now, False
+        if now - self._since < self.dwell_s:
+            return
+        target = self._decide(app)
+        if self.screenshots is not None and not self._shot and (target is not None or app.screen.name == "scan"):
+            self._shoot(app)
+        if target is None:
+            return
+        rect = next((t.rect for t in app.screen.targets if t.id == target and t.enabled), None)
+        if rect is None:
+            return
+        logger.info("autopilot taps %s on %s", target, app.screen.name)
+        post_tap(rect.center)
+        self._since = now
+
+    def _shoot(self, app: "KioskApp") -> None:
+        path = self.screenshots / f"{len(self.shots) + 1:02d}-{app.screen.name}.png"
+        app.screenshot(path)
+        self.shots.append(path)
+        self._shot = True
+
+    def _finish(self, app: "KioskApp", code: int) -> None:
+        self.result = code
+        app.running = False
+
+    def _decide(self, app: "KioskApp") -> str | None:
+        screen = app.screen
+        name = screen.name
+        if name == "welcome":
+            if self._reported:
+                self._finish(app, 0)
+                return None
+            profile = next((p for p in screen.profiles if p.name == self.name), None)
+            return f"profile:{profile.id}" if profile else "new_profile"
+        if name == "new_profile":
+            if len(screen.text) < len(self.name):
+                char = self.name[len(screen.text)]
+                return "key:space" if char == " " else f"key:{char.upper()}"
+            return "create"
+        if name == "consent":
+            return "accept"
+        if name == "manual":
+            return "mood:neutral"
+        if name == "result":
+            return "continue"
+        if name == "songs":
+            if not screen.loaded:
+                return None
+            return "row:0" if app.visit.ranked else "done"
+        if name == "playing":
+            player = app._player
+            return "done" if player is not None and player.position() >= self.listen_s else None
+        if name == "rate":
+            return "again" if screen.stars else "star:4"
+        if name == "report":
+            self._reported = True
+            return "finish"
+        if name == "store_problem":
+            self._finish(app, 1)
+        return None

@@ -1,0 +1,100 @@
+"""What every screen has: targets to tap, a layout for the current window size, and drawing."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pygame
+
+from moodtunes.ui import theme as th
+from moodtunes.ui.widgets import Target, draw_button, draw_text
+
+if TYPE_CHECKING:
+    from moodtunes.ui.app import KioskApp
+
+
+class Screen:
+    name = "screen"
+
+    def __init__(self, app: "KioskApp") -> None:
+        self.app = app
+        self.look = app.look
+        self.targets: list[Target] = []
+
+    # Lifecycle -------------------------------------------------------------------------------
+    def enter(self) -> None:
+        """Called when the screen is shown."""
+
+    def leave(self) -> None:
+        """Called when another screen replaces this one."""
+
+    def layout(self, area: pygame.Rect) -> None:
+        """Place the targets for a window of ``area`` (called after every tap, so it may depend on state)."""
+        self.targets = []
+
+    def update(self, now: float) -> None:
+        """Advance time-driven state (scan progress, playback)."""
+
+    def draw(self, surface: pygame.Surface) -> None:
+        raise NotImplementedError
+
+    def on_tap(self, target_id: str) -> None:
+        """A target was tapped (pressed and released on it)."""
+
+    def on_key(self, event: pygame.event.Event) -> None:
+        """Keyboard: Enter taps the primary target, Escape the back target, where there are some."""
+        if event.key in (pygame.K_RETURN, pygame.K_KP_ENTER) and self.primary():
+            self.on_tap(self.primary())
+        elif event.key == pygame.K_ESCAPE and self.back():
+            self.on_tap(self.back())
+
+    def primary(self) -> str | None:
+        return None
+
+    def back(self) -> str | None:
+        return None
+
+    def save_pending(self) -> None:
+        """Persist anything chosen but not yet saved (the visit is about to end)."""
+
+    def idle_applies(self) -> bool:
+        """Whether the idle timeout may end the visit while this screen is shown."""
+        return True
+
+    # Helpers ---------------------------------------------------------------------------------
+    def add(self, target_id: str, rect: pygame.Rect, enabled: bool = True) -> pygame.Rect:
+        self.targets.append(Target(target_id, pygame.Rect(rect), enabled))
+        return rect
+
+    def target(self, target_id: str) -> Target | None:
+        return next((t for t in self.targets if t.id == target_id), None)
+
+    def button(self, surface: pygame.Surface, target_id: str, label: str, style: str = "secondary",
+               font: pygame.font.Font | None = None) -> None:
+        target = self.target(target_id)
+        if target is not None:
+            draw_button(surface, self.look, target.rect, label, style=style, font=font,
+                        pressed=self.app.pressed == target_id, enabled=target.enabled)
+
+    def header(self, surface: pygame.Surface, rect: pygame.Rect, title: str, subtitle: str | None = None) -> None:
+        """A big title with an optional muted line under it, inside ``rect``."""
+        title_font, sub_font = self.look.title(), self.look.body()
+        if subtitle:
+            gap = self.look.px(4)
+            total = title_font.get_linesize() + gap + sub_font.get_linesize()
+            top = rect.centery - total // 2
+            draw_text(surface, title_font, title, th.TEXT,
+                      pygame.Rect(rect.left, top, rect.width, title_font.get_linesize()))
+            draw_text(surface, sub_font, subtitle, th.MUTED,
+                      pygame.Rect(rect.left, top + title_font.get_linesize() + gap, rect.width, sub_font.get_linesize()))
+        else:
+            draw_text(surface, title_font, title, th.TEXT, rect)
+
+    def margin(self) -> int:
+        return self.look.px(18)
+
+    def gap(self) -> int:
+        return self.look.px(12)
+
+    def touch_height(self) -> int:
+        return self.look.px(60)

@@ -1,0 +1,178 @@
+"""Rate the experience (and optionally check the mood again), then the mood report over time."""
+
+from __future__ import annotations
+
+import pygame
+
+from moodtunes.report import ProfileReport, summarise
+from moodtunes.ui import layout as lay
+from moodtunes.ui import theme as th
+from moodtunes.ui.charts import bar_chart, line_chart
+from moodtunes.ui.screens.base import Screen
+from moodtunes.ui.widgets import draw_card, draw_paragraph, draw_star, draw_text, glyphs_or
+
+STAR_WORDS = {1: "Not for me", 2: "It was OK", 3: "Nice", 4: "Really good", 5: "Loved it!"}
+SHORT_CATEGORY = {"Highly energetic": "Energetic", "Happy and calm": "Happy & calm"}
+CHART_VISITS = 12  # the report's charts show this many most recent visits
+
+
+def stars_to_score(stars: int) -> int:
+    """1..5 stars -> 0..100 (1 star = 0, 5 stars = 100)."""
+    return (min(5, max(1, stars)) - 1) * 25
+
+
+class RateScreen(Screen):
+    name = "rate"
+
+    def enter(self) -> None:
+        self.stars = 0
+
+    def primary(self) -> str | None:
+        return "again" if self.stars else None
+
+    def back(self) -> str | None:
+        return "report"
+
+    def layout(self, area: pygame.Rect) -> None:
+        super().layout(area)
+        look, m, gap = self.look, self.margin(), self.gap()
+        body = lay.inset(area, m)
+        h = self.touch_height()
+        portrait = area.height > area.width
+        if portrait:
+            self.card, again, report = lay.rows(body, [1.0, h, h], gap)
+        else:
+            self.card, footer = lay.rows(body, [1.0, h], gap)
+            report, again = lay.cols(footer, [0.45, 0.55], gap)
+        self.add("again", again, enabled=self.stars > 0)
+        self.add("report", report)
+        inner = lay.inset(self.card, look.px(20))
+        size = min(look.px(84), (inner.width - 4 * look.px(8)) // 5)
+        row = lay.centred(inner, 5 * size + 4 * look.px(8), size)
+        for i, cell in enumerate(lay.cols(row, [size] * 5, look.px(8)), start=1):
+            self.add(f"star:{i}", cell)
+        self.star_row = row
+
+    def draw(self, surface: pygame.Surface) -> None:
+        look = self.look
+        draw_card(surface, self.card, th.SURFACE, look.px(22))
+        inner = lay.inset(self.card, look.px(24), look.px(18))
+        top = pygame.Rect(inner.left, inner.top, inner.width, self.star_row.top - inner.top - look.px(8))
+        self.header(surface, top, "How was it?", "Rate your moodtunes visit")
+        for i in range(1, 6):
+            target = self.target(f"star:{i}")
+            filled = i <= self.stars
+            colour = th.MOOD_COLOURS["happy"] if filled else th.OUTLINE
+            if self.app.pressed == target.id:
+                colour = th.mix(colour, (255, 255, 255), 0.3)
+            draw_star(surface, target.rect.center, target.rect.width // 2 - look.px(2), filled, colour)
+        below = pygame.Rect(inner.left, self.star_row.bottom + look.px(10), inner.width,
+                            inner.bottom - self.star_row.bottom - look.px(10))
+        word = STAR_WORDS.get(self.stars, "Tap the stars")
+        draw_text(surface, look.heading(), word, th.TEXT if self.stars else th.MUTED, below, align="center")
+        self.button(surface, "again", "Check my mood again", style="primary")
+        self.button(surface, "report", "See my report" if self.stars else "Skip to my report", style="secondary")
+
+    def on_tap(self, target_id: str) -> None:
+        from moodtunes.ui.screens.scan import ManualMoodScreen, ScanScreen
+
+        app = self.app
+        if target_id.startswith("star:"):
+            self.stars = int(target_id.split(":", 1)[1])
+            return
+        self._save()
+        if target_id == "again":
+            if app.visit.camera_declined or app.scanner_service.error is not None:
+                app.go(ManualMoodScreen(app, "after"))
+            else:
+                app.go(ScanScreen(app, "after"))
+        elif target_id == "report":
+            app.go(ReportScreen(app))
+
+    def save_pending(self) -> None:
+        self._save()
+
+    def _save(self) -> None:
+        visit = self.app.visit
+        if self.stars and visit.rating is None and visit.session_id is not None:
+            score = stars_to_score(self.stars)
+            if self.app.record(self.app.store.add_rating, visit.session_id, score, visit.last_play_id) is not None:
+                visit.rating = score
+
+
+class ReportScreen(Screen):
+    """The visit is complete: close it, then show this profile's mood over time."""
+
+    name = "report"
+
+    def enter(self) -> None:
+        app = self.app
+        app.end_visit("completed")
+        profile = app.visit.profile
+        visits = app.record(app.store.visits, profile.id) or []
+        self.report: ProfileReport = summarise(profile.name, visits)
+
+    def primary(self) -> str | None:
+        return "finish"
+
+    def back(self) -> str | None:
+        return "finish"
+
+    def layout(self, area: pygame.Rect) -> None:
+        super().layout(area)
+        look, m, gap = self.look, self.margin(), self.gap()
+        body = lay.inset(area, m)
+        h = self.touch_height()
+        if area.height > area.width:
+            self.title_rect, self.verdict, kpis, chart1, chart2, finish = lay.rows(
+                body, [look.px(44), look.px(110), look.px(136), 0.5, 0.5, h], gap)
+            self.kpis = lay.grid(kpis, 4, 2, look.px(8))
+        else:
+            top, self.verdict, middle = lay.rows(body, [h, look.px(76), 1.0], gap)
+            self.title_rect, finish = lay.cols(top, [1.0, look.px(190)], gap)
+            charts, kpis = lay.rows(middle, [1.0, look.px(64)], gap)
+            chart1, chart2 = lay.cols(charts, [0.56, 0.44], gap)
+            self.kpis = lay.cols(kpis, [0.25] * 4, look.px(8))
+        self.charts = (chart1, chart2)
+        self.add("finish", finish)
+
+    def draw(self, surface: pygame.Surface) -> None:
+        look, report = self.look, self.report
+        name = "Your" if self.app.visit.profile.is_guest else f"{report.profile}'s"
+        draw_text(surface, look.title(), f"{name} mood journey", th.TEXT, self.title_rect)
+        draw_card(surface, self.verdict, th.mix(th.SURFACE, look.accent, 0.12), look.px(18))
+        draw_paragraph(surface, look.body(), report.verdict, th.TEXT, lay.inset(self.verdict, look.px(18), look.px(10)),
+                       valign="center", line_spacing=1.1)
+        recent = report.visits[-CHART_VISITS:]
+        line_chart(
+            surface, look, self.charts[0], "Mood before and after the music",
+            [("before", th.MUTED, [v.score_before for v in recent]),
+             ("after", look.accent, [v.score_after for v in recent])],
+            -1.0, 1.0, {1.0: "happy", 0.0: "neutral", -1.0: "sad"},
+        )
+        stars = [None if v.rating is None else v.rating / 25 + 1 for v in recent]
+        bar_chart(
+            surface, look, self.charts[1], "Your ratings", stars, 0.0, 5.0, {v: glyphs_or(look.small(), f"{v:.0f} ★", f"{v:.0f}") for v in (5.0, 3.0, 1.0)},
+            th.MOOD_COLOURS["happy"], caption=f"last {len(recent)} visit{'s' if len(recent) != 1 else ''}",
+        )
+        rating = glyphs_or(look.body_bold(), f"{report.mean_rating / 25 + 1:.1f} ★", f"{report.mean_rating / 25 + 1:.1f} of 5") if report.mean_rating is not None else "–"
+        lift = f"{report.mean_lift:+.2f}" if report.mean_lift is not None else "–"
+        items = [
+            ("Visits", str(report.visit_count)),
+            ("Minutes listened", f"{report.listening_minutes:.1f}"),
+            ("Average rating", rating),
+            ("Helped most", SHORT_CATEGORY.get(report.best_category, report.best_category) or f"lift {lift}"),
+        ]
+        for rect, (label, value) in zip(self.kpis, items):
+            draw_card(surface, rect, th.SURFACE, look.px(14))
+            inner = lay.inset(rect, look.px(12), look.px(6))
+            value_font = look.body_bold()
+            draw_text(surface, value_font, value, th.TEXT,
+                      pygame.Rect(inner.left, inner.top, inner.width, inner.height // 2 + look.px(2)), valign="center")
+            draw_text(surface, look.small(), label, th.MUTED,
+                      pygame.Rect(inner.left, inner.centery + look.px(2), inner.width, inner.height // 2), valign="center")
+        self.button(surface, "finish", "Finish", style="primary")
+
+    def on_tap(self, target_id: str) -> None:
+        if target_id == "finish":
+            self.app.home()

@@ -1,0 +1,347 @@
+"""Recommendations (six songs a page from the category that fits the mood) and now playing."""
+
+from __future__ import annotations
+
+import math
+
+import pygame
+
+from moodtunes.domain import Category, category_for_mood
+from moodtunes.recommend import page, page_count
+from moodtunes.ui import layout as lay
+from moodtunes.ui import theme as th
+from moodtunes.ui.screens.base import Screen
+from moodtunes.ui.widgets import (
+    aa_circle,
+    chip_width,
+    draw_card,
+    draw_chip,
+    draw_paragraph,
+    draw_progress_bar,
+    draw_ring,
+    draw_text,
+)
+
+SAVE_EVERY_S = 3.0  # seconds listened are written this often, so a crash loses at most this much
+VOLUME_STEP = 0.1
+
+TITLES = {
+    Category.HIGHLY_ENERGETIC.value: "Songs to keep the energy up",
+    Category.HAPPY_AND_CALM.value: "Happy and calm songs for you",
+}
+
+
+def clock_time(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+class SongsScreen(Screen):
+    name = "songs"
+
+    def enter(self) -> None:
+        visit = self.app.visit
+        if visit.category is None:
+            visit.category = category_for_mood(visit.mood or "neutral").value
+        self.loaded = False
+        if self.app.library_service.ready:
+            self._load()
+
+    def _load(self) -> None:
+        visit = self.app.visit
+        visit.ranked = self.app.recommendations(visit.category)
+        visit.page = 0
+        self.loaded = True
+
+    def update(self, now: float) -> None:
+        if not self.loaded and self.app.library_service.ready:
+            self._load()
+            self.app.relayout()
+
+    def back(self) -> str | None:
+        return "done"
+
+    def layout(self, area: pygame.Rect) -> None:
+        super().layout(area)
+        look, m, gap = self.look, self.margin(), self.gap()
+        body = lay.inset(area, m)
+        portrait = area.height > area.width
+        h = self.touch_height()
+        self.head, self.list_area, footer = lay.rows(body, [look.px(52), 1.0, h], gap)
+        visit = self.app.visit
+        songs = page(visit.ranked, visit.page) if self.loaded else []
+        if songs:
+            columns = 1 if portrait else 2
+            for i, cell in enumerate(lay.grid(self.list_area, len(songs), columns, look.px(10),
+                                              row_height=(self.list_area.height - 2 * look.px(10)) // 3
+                                              if not portrait else (self.list_area.height - 5 * look.px(10)) // 6)):
+                self.add(f"row:{i}", cell)
+        other, more, done = lay.cols(footer, [0.36, 0.3, 0.34], gap)
+        if self.loaded:
+            self.add("other", other)
+            self.add("more", more, enabled=page_count(visit.ranked) > 1)
+        self.add("done", done)
+
+    def draw(self, surface: pygame.Surface) -> None:
+        look, visit = self.look, self.app.visit
+        title = TITLES.get(visit.category, "Songs for you")
+        draw_text(surface, look.heading(), title, th.TEXT,
+                  pygame.Rect(self.head.left, self.head.top, self.head.width, self.head.height // 2 + look.px(6)),
+                  valign="top")
+        pages = page_count(visit.ranked)
+        sub = f"Tap a song to play it · page {visit.page % max(pages, 1) + 1} of {max(pages, 1)}" if visit.ranked else ""
+        draw_text(surface, look.small(), sub, th.MUTED,
+                  pygame.Rect(self.head.left, self.head.centery + look.px(4), self.head.width, self.head.height // 2 - look.px(4)))
+        if not self.loaded:
+            self._message(surface, "Preparing your music…", "The music library is being set up. This only takes "
+                          "a while the first time.", spinner=True)
+        elif not visit.ranked:
+            other = self.app.other_category(visit.category)
+            problem = self.app.library_service.error
+            detail = (f"The music library has a problem: {problem}" if problem else
+                      f"There are no “{visit.category}” songs in the library yet. "
+                      f"Try the “{other}” ones instead?")
+            self._message(surface, "Nothing to play here yet", detail)
+        for i, item in enumerate(page(visit.ranked, visit.page) if self.loaded else []):
+            target = self.target(f"row:{i}")
+            if target is not None:
+                self._row(surface, target.rect, item.track, pressed=self.app.pressed == target.id)
+        other = self.app.other_category(visit.category)
+        self.button(surface, "other", f"Try {other.lower()}" if len(other) < 18 else "Other songs")
+        self.button(surface, "more", "More songs")
+        self.button(surface, "done", "I'm done", style="primary")
+
+    def _message(self, surface: pygame.Surface, title: str, detail: str, spinner: bool = False) -> None:
+        look = self.look
+        card = self.list_area
+        draw_card(surface, card, th.SURFACE, look.px(22))
+        inner = lay.inset(card, look.px(28), look.px(20))
+        if spinner:
+            r = look.px(26)
+            phase = (self.app.clock() % 1.2) / 1.2
+            centre = (inner.centerx, inner.top + r + look.px(6))
+            draw_ring(surface, centre, r, look.px(7), 0.3, look.accent, th.SURFACE_HIGH)
+            angle = phase * 2 * math.pi
+            aa_circle(surface, look.accent, (round(centre[0] + (r - look.px(3.5)) * math.sin(angle)),
+                                             round(centre[1] - (r - look.px(3.5)) * math.cos(angle))), look.px(5))
+            inner = pygame.Rect(inner.left, centre[1] + r + look.px(14), inner.width, inner.bottom - centre[1] - r - look.px(14))
+        title_h = look.heading().get_linesize()
+        draw_text(surface, look.heading(), title, th.TEXT, pygame.Rect(inner.left, inner.top, inner.width, title_h),
+                  align="center")
+        draw_paragraph(surface, look.body(), detail, th.MUTED,
+                       pygame.Rect(inner.left, inner.top + title_h + look.px(10), inner.width,
+                                   inner.height - title_h - look.px(10)), align="center")
+
+    def _row(self, surface: pygame.Surface, rect: pygame.Rect, track, pressed: bool) -> None:
+        look = self.look
+        fill = th.mix(th.SURFACE, (255, 255, 255), 0.12) if pressed else th.SURFACE
+        draw_card(surface, rect, fill, look.px(16))
+        inner = lay.inset(rect, look.px(16), look.px(8))
+        length = clock_time(track.duration) if track.duration else ""
+        length_w = look.body().size("00:00")[0]
+        text = pygame.Rect(inner.left, inner.top, inner.width - length_w - look.px(10), inner.height)
+        title_font, artist_font = look.body_bold(), look.small()
+        stack = title_font.get_linesize() + artist_font.get_linesize() + look.px(30)
+        show_chip = inner.height >= stack
+        top = inner.centery - (stack if show_chip else stack - look.px(30)) // 2
+        draw_text(surface, title_font, track.title, th.TEXT,
+                  pygame.Rect(text.left, top, text.width, title_font.get_linesize()))
+        top += title_font.get_linesize()
+        draw_text(surface, artist_font, track.artist or "Unknown artist", th.MUTED,
+                  pygame.Rect(text.left, top, text.width, artist_font.get_linesize()))
+        if show_chip and track.category:
+            top += artist_font.get_linesize() + look.px(4)
+            w = min(chip_width(look, track.category), text.width)
+            draw_chip(surface, look, pygame.Rect(text.left, top, w, look.px(24)), track.category, look.accent)
+        draw_text(surface, look.body(), length, th.MUTED,
+                  pygame.Rect(inner.right - length_w, inner.top, length_w, inner.height), align="right")
+
+    def on_tap(self, target_id: str) -> None:
+        from moodtunes.ui.screens.finish import RateScreen
+
+        visit = self.app.visit
+        if target_id.startswith("row:"):
+            index = visit.page % max(page_count(visit.ranked), 1) * 6 + int(target_id.split(":", 1)[1])
+            self.app.go(PlayingScreen(self.app, index))
+        elif target_id == "more":
+            visit.page += 1
+        elif target_id == "other":
+            visit.category = self.app.other_category(visit.category)
+            self._load()
+        elif target_id == "done":
+            self.app.go(RateScreen(self.app))
+
+
+class PlayingScreen(Screen):
+    name = "playing"
+
+    def __init__(self, app, index: int) -> None:
+        super().__init__(app)
+        self.index = index
+        self.playing = False
+
+    def enter(self) -> None:
+        self._play_from(self.index)
+
+    def _play_from(self, index: int) -> None:
+        """Play song ``index``, skipping songs that fail (wrapping round the list once); back to the
+        list when none will play."""
+        ranked = self.app.visit.ranked
+        for offset in range(len(ranked)):
+            candidate = (index + offset) % len(ranked)
+            if self.app.start_play(candidate):
+                self.index, self.playing = candidate, True
+                return
+        self.playing = False
+        self.app.toast("None of these songs would play. Please pick another.")
+        self.app.go(SongsScreen(self.app))
+
+    def idle_applies(self) -> bool:
+        player = self.app._player
+        return not self.playing or player is None or player.paused
+
+    def primary(self) -> str | None:
+        return "toggle"
+
+    def back(self) -> str | None:
+        return "stop"
+
+    def update(self, now: float) -> None:
+        if not self.playing:
+            return
+        player = self.app.player()
+        if player.is_finished():
+            self.app.save_play_progress(finished=True)
+            if self.index + 1 < len(self.app.visit.ranked):
+                self._play_from(self.index + 1)
+            else:
+                self.playing = False
+                self.app.go(self._rate())
+        elif now - self.app.last_saved >= SAVE_EVERY_S:
+            self.app.save_play_progress()
+
+    def _rate(self):
+        from moodtunes.ui.screens.finish import RateScreen
+
+        return RateScreen(self.app)
+
+    def layout(self, area: pygame.Rect) -> None:
+        super().layout(area)
+        look, m, gap = self.look, self.margin(), self.gap()
+        body = lay.inset(area, m)
+        h = self.touch_height()
+        portrait = area.height > area.width
+        if portrait:
+            self.art, info, controls, volume, done = lay.rows(body, [body.width * 2 // 3, 1.0, look.px(84), h, h], gap)
+        else:
+            self.art, right = lay.cols(body, [min(body.height, body.width * 45 // 100), 1.0], look.px(24))
+            info, controls, volume, done = lay.rows(right, [1.0, look.px(84), h, h], gap)
+        self.info = info
+        toggle_w = look.px(84)
+        stop, toggle, nxt = lay.cols(controls, [1.0, toggle_w, 1.0], look.px(16))
+        self.add("stop", stop)
+        self.add("toggle", toggle)
+        self.add("next", nxt, enabled=self.index + 1 < len(self.app.visit.ranked))
+        down, self.volume_bar, up = lay.cols(volume, [h, 1.0, h], gap)
+        self.add("vol_down", down)
+        self.add("vol_up", up)
+        self.add("done", done)
+
+    def draw(self, surface: pygame.Surface) -> None:
+        look, visit = self.look, self.app.visit
+        item = visit.ranked[self.index] if visit.ranked else None
+        player = self.app._player
+        self._draw_disc(surface, player)
+        if item is not None:
+            info = self.info
+            track = item.track
+            fonts = (look.title(), look.body())
+            y = info.top + look.px(4)
+            draw_paragraph(surface, fonts[0], track.title, th.TEXT,
+                           pygame.Rect(info.left, y, info.width, fonts[0].get_linesize() * 2), line_spacing=1.0)
+            y += fonts[0].get_linesize() * (2 if fonts[0].size(track.title)[0] > info.width else 1) + look.px(4)
+            draw_text(surface, fonts[1], track.artist or "Unknown artist", th.MUTED,
+                      pygame.Rect(info.left, y, info.width, fonts[1].get_linesize()))
+            y += fonts[1].get_linesize() + look.px(10)
+            if track.category:
+                draw_chip(surface, look, pygame.Rect(info.left, y, min(chip_width(look, track.category), info.width),
+                                                     look.px(28)), track.category, look.accent)
+            position = player.position() if player else 0.0
+            total = (player.duration() if player else 0.0) or track.duration
+            bar = pygame.Rect(info.left, info.bottom - look.px(40), info.width, look.px(10))
+            draw_progress_bar(surface, bar, position / total if total else 0.0, look.accent)
+            times = pygame.Rect(info.left, bar.bottom + look.px(6), info.width, look.small().get_linesize())
+            draw_text(surface, look.small(), clock_time(position), th.MUTED, times)
+            draw_text(surface, look.small(), clock_time(total), th.MUTED, times, align="right")
+        paused = player is not None and player.paused
+        self.button(surface, "stop", "Stop", style="ghost")
+        self._toggle(surface, paused)
+        self.button(surface, "next", "Next song")
+        self.button(surface, "vol_down", "−", font=look.font(28, bold=True))
+        self.button(surface, "vol_up", "+", font=look.font(28, bold=True))
+        volume = player.volume if player else self.app.settings.kiosk.volume
+        bar = lay.centred(self.volume_bar, self.volume_bar.width, look.px(10))
+        draw_progress_bar(surface, bar, volume, th.mix(look.accent, th.TEXT, 0.3))
+        label = pygame.Rect(bar.left, bar.top - look.small().get_linesize() - look.px(6), bar.width, look.small().get_linesize())
+        draw_text(surface, look.small(), f"Volume {round(volume * 100)}%", th.MUTED, label, align="center")
+        self.button(surface, "done", "I'm done, rate it", style="primary")
+
+    def _toggle(self, surface: pygame.Surface, paused: bool) -> None:
+        """The round play/pause button, with its icon drawn (no font needed)."""
+        target = self.target("toggle")
+        look = self.look
+        r = min(target.rect.width, target.rect.height) // 2
+        colour = th.mix(look.accent, (255, 255, 255), 0.25) if self.app.pressed == "toggle" else look.accent
+        aa_circle(surface, colour, target.rect.center, r)
+        ink = th.text_on(look.accent)
+        cx, cy = target.rect.center
+        s = r * 0.42
+        if paused:
+            pygame.draw.polygon(surface, ink, [(cx - s * 0.7, cy - s), (cx - s * 0.7, cy + s), (cx + s, cy)])
+        else:
+            w = max(3, round(s * 0.55))
+            for dx in (-s * 0.55, s * 0.55):
+                pygame.draw.rect(surface, ink, pygame.Rect(round(cx + dx - w / 2), round(cy - s), w, round(2 * s)),
+                                 border_radius=2)
+
+    def _draw_disc(self, surface: pygame.Surface, player) -> None:
+        """A vinyl disc in the profile colour that turns while the music plays."""
+        look = self.look
+        draw_card(surface, self.art, th.SURFACE, look.px(22))
+        r = min(self.art.width, self.art.height) // 2 - look.px(18)
+        centre = self.art.center
+        aa_circle(surface, (24, 26, 34), centre, r)
+        for k in range(3, 9):
+            pygame.draw.circle(surface, (38, 41, 52), centre, round(r * k / 9), 1)
+        aa_circle(surface, look.accent, centre, round(r * 0.34))
+        aa_circle(surface, th.BACKGROUND, centre, max(3, round(r * 0.05)))
+        position = player.position() if player else 0.0
+        angle = position * 1.4
+        for offset in (0.0, math.pi):
+            a = angle + offset
+            start = (centre[0] + r * 0.45 * math.cos(a), centre[1] + r * 0.45 * math.sin(a))
+            end = (centre[0] + r * 0.9 * math.cos(a), centre[1] + r * 0.9 * math.sin(a))
+            pygame.draw.line(surface, (70, 75, 92), start, end, max(2, look.px(3)))
+
+    def on_tap(self, target_id: str) -> None:
+        app = self.app
+        player = app._player
+        if target_id == "toggle" and player is not None and self.playing:
+            if player.paused:
+                player.resume()
+            else:
+                player.pause()
+                app.save_play_progress()
+        elif target_id == "stop":
+            app.stop_music()
+            self.playing = False
+            app.go(SongsScreen(app))
+        elif target_id == "next":
+            app.stop_music()
+            self._play_from(self.index + 1)
+        elif target_id in ("vol_down", "vol_up") and player is not None:
+            player.set_volume(player.volume + (VOLUME_STEP if target_id == "vol_up" else -VOLUME_STEP))
+        elif target_id == "done":
+            app.stop_music()
+            self.playing = False
+            app.go(self._rate())

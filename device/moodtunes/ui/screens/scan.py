@@ -1,0 +1,332 @@
+"""The mood scan (live mirrored preview, face box, progress ring, hints), the manual mood picker
+used whenever the camera can't help, and the result with its "not right?" correction."""
+
+from __future__ import annotations
+
+import numpy as np
+import pygame
+
+from moodtunes.domain import MOODS, MoodReading, ScanOutcome, category_for_mood
+from moodtunes.ui import layout as lay
+from moodtunes.ui import theme as th
+from moodtunes.ui.screens.base import Screen
+from moodtunes.ui.widgets import (
+    draw_card,
+    draw_chip,
+    chip_width,
+    draw_mood_face,
+    draw_paragraph,
+    draw_ring,
+    draw_text,
+)
+
+CAMERA_START_WAIT_S = 20.0  # the camera and models get this long to come up before the manual picker
+SCAN_GRACE_S = 5.0  # beyond the scan window, before giving up on a scan that never reports
+
+MOOD_TITLES = {"happy": "Happy", "neutral": "Neutral", "sad": "Sad"}
+MOOD_MESSAGES = {
+    "happy": "Let's keep the energy up!",
+    "neutral": "Let's lift your mood a little.",
+    "sad": "Let's cheer you up.",
+}
+AFTER_MESSAGES = {
+    "happy": "Great, you look happy now!",
+    "neutral": "Thanks for checking in.",
+    "sad": "Thanks for telling us. Music takes time; come back soon.",
+}
+
+
+def frame_surface(frame: np.ndarray) -> pygame.Surface:
+    """A mirrored (selfie view) surface of an RGB frame."""
+    mirrored = np.ascontiguousarray(frame[:, ::-1])
+    return pygame.image.frombuffer(mirrored.tobytes(), (frame.shape[1], frame.shape[0]), "RGB")
+
+
+def fit_rect(width: int, height: int, area: pygame.Rect) -> pygame.Rect:
+    """The largest ``width:height`` rectangle centred in ``area``."""
+    scale = min(area.width / width, area.height / height)
+    rect = pygame.Rect(0, 0, round(width * scale), round(height * scale))
+    rect.center = area.center
+    return rect
+
+
+class ScanScreen(Screen):
+    name = "scan"
+
+    def __init__(self, app, phase: str) -> None:
+        super().__init__(app)
+        self.phase = phase
+        self.scanning = False
+        self._preview: pygame.Surface | None = None
+        self._preview_key: tuple | None = None
+        self.snapshot = None
+
+    def enter(self) -> None:
+        self.entered = self.app.clock()
+        self._begin_if_ready()
+
+    def leave(self) -> None:
+        scanner = self.app.scanner_service.scanner
+        if self.scanning and scanner is not None:
+            scanner.cancel_scan()
+
+    def primary(self) -> str | None:
+        return "manual"
+
+    def _begin_if_ready(self) -> None:
+        service = self.app.scanner_service
+        if service.scanner is not None and not self.scanning:
+            service.scanner.begin_scan()
+            self.scanning = True
+            self.scan_started = self.app.clock()
+
+    def update(self, now: float) -> None:
+        service = self.app.scanner_service
+        if not self.scanning:
+            if service.error is not None:
+                self._manual("The camera isn't available right now.")
+            elif now - self.entered > CAMERA_START_WAIT_S:
+                self._manual("The camera is taking too long to start.")
+            else:
+                self._begin_if_ready()
+            return
+        self.snapshot = service.scanner.snapshot()
+        result: MoodReading | None = self.snapshot.result
+        if result is None:
+            window = self.app.settings.vision.scan_seconds
+            if now - self.scan_started > window + SCAN_GRACE_S:
+                self._manual("The scan didn't finish.")
+            return
+        self.scanning = False
+        self.app.add_reading(self.phase, result)
+        if result.outcome in (ScanOutcome.OK, ScanOutcome.UNCERTAIN) and result.label:
+            self.app.go(ResultScreen(self.app, self.phase))
+        elif result.outcome == ScanOutcome.NO_FACE:
+            self._manual("I couldn't see a face.")
+        else:
+            self._manual("The camera isn't working right now.")
+
+    def _manual(self, reason: str) -> None:
+        self.app.go(ManualMoodScreen(self.app, self.phase, reason))
+
+    def layout(self, area: pygame.Rect) -> None:
+        super().layout(area)
+        look, m, gap = self.look, self.margin(), self.gap()
+        body = lay.inset(area, m)
+        if area.height > area.width:
+            self.preview_area, self.side = lay.rows(body, [body.width * 3 // 4, 1.0], gap)
+        else:
+            self.preview_area, self.side = lay.cols(body, [0.6, 0.4], look.px(20))
+        panel, button = lay.rows(self.side, [1.0, self.touch_height()], gap)
+        self.panel = panel
+        self.add("manual", button)
+
+    def draw(self, surface: pygame.Surface) -> None:
+        look = self.look
+        draw_card(surface, self.preview_area, th.SURFACE, look.px(22))
+        snap = self.snapshot
+        frame = getattr(snap, "frame", None)
+        if frame is not None:
+            key = (id(frame), self.preview_area.size)
+            box = fit_rect(frame.shape[1], frame.shape[0], self.preview_area)
+            if key != self._preview_key:
+                self._preview = pygame.transform.smoothscale(frame_surface(frame), box.size)
+                self._preview_key = key
+            surface.blit(self._preview, box)
+            scale = box.width / frame.shape[1]
+            for face in snap.faces[:1]:
+                x, y, w, h = face.pixel_box()
+                mirrored_x = frame.shape[1] - x - w
+                face_rect = pygame.Rect(box.left + mirrored_x * scale, box.top + y * scale, w * scale, h * scale)
+                pygame.draw.rect(surface, look.accent, face_rect.clip(box), width=look.px(4), border_radius=look.px(14))
+            # Round the preview's corners to match the card.
+            pygame.draw.rect(surface, th.BACKGROUND, box.inflate(look.px(12), look.px(12)), width=look.px(6),
+                             border_radius=look.px(22))
+        else:
+            message = "Starting the camera…" if not self.scanning else "Waiting for the camera…"
+            draw_text(surface, look.body(), message, th.MUTED, self.preview_area, align="center")
+        self._draw_panel(surface)
+        self.button(surface, "manual", "Choose my mood instead")
+
+    def _draw_panel(self, surface: pygame.Surface) -> None:
+        look, panel = self.look, self.panel
+        snap = self.snapshot
+        title = "Look at the camera" if self.phase == "before" else "Let's check your mood again"
+        title_h = look.heading().get_linesize() * (2 if look.heading().size(title)[0] > panel.width else 1)
+        draw_paragraph(surface, look.heading(), title, th.TEXT, pygame.Rect(panel.left, panel.top, panel.width, title_h),
+                       align="center", line_spacing=1.0)
+        hint_h = look.body().get_linesize() * 2
+        ring_area = pygame.Rect(panel.left, panel.top + title_h + look.px(8), panel.width,
+                                panel.height - title_h - hint_h - look.px(16))
+        radius = max(look.px(20), min(ring_area.width, ring_area.height) // 2 - look.px(4))
+        progress = getattr(snap, "progress", 0.0) if self.scanning else 0.0
+        draw_ring(surface, ring_area.center, radius, max(look.px(8), radius // 7), progress, look.accent, th.SURFACE_HIGH)
+        live = getattr(snap, "live_probs", None)
+        mood = max(live, key=live.get) if live else None
+        draw_mood_face(surface, ring_area.center, round(radius * 0.62), mood)
+        hint = getattr(snap, "hint", None) if snap is not None else None
+        if not self.scanning:
+            hint = "Starting the camera…"
+        elif hint is None:
+            hint = "Hold still, almost there…" if progress > 0.5 else "Great, hold still"
+        hint_rect = pygame.Rect(panel.left, ring_area.bottom + look.px(8), panel.width, hint_h)
+        draw_paragraph(surface, look.body(), hint[:1].upper() + hint[1:], th.MUTED, hint_rect, align="center",
+                       valign="center", line_spacing=1.0)
+
+    def on_tap(self, target_id: str) -> None:
+        if target_id == "manual":
+            self._manual("")
+
+
+class ManualMoodScreen(Screen):
+    name = "manual"
+
+    def __init__(self, app, phase: str, reason: str = "") -> None:
+        super().__init__(app)
+        self.phase = phase
+        self.reason = reason
+
+    def back(self) -> str | None:
+        return "skip" if self.phase == "after" else None
+
+    def layout(self, area: pygame.Rect) -> None:
+        super().layout(area)
+        look, m, gap = self.look, self.margin(), self.gap()
+        body = lay.inset(area, m)
+        portrait = area.height > area.width
+        header, cards, footer = lay.rows(body, [look.px(76), 1.0, self.touch_height()], gap)
+        self.header_rect = header
+        boxes = lay.rows(cards, [1 / 3] * 3, gap) if portrait else lay.cols(cards, [1 / 3] * 3, gap)
+        for mood, box in zip(MOODS, boxes):
+            self.add(f"mood:{mood}", box)
+        if self.phase == "after":
+            self.add("skip", lay.centred(footer, look.px(260), footer.height))
+        elif not self.app.visit.camera_declined and self.app.scanner_service.scanner is not None:
+            self.add("retry", lay.centred(footer, look.px(300), footer.height))
+
+    def draw(self, surface: pygame.Surface) -> None:
+        look = self.look
+        title = "How are you feeling?" if self.phase == "before" else "How do you feel now?"
+        subtitle = (self.reason + " " if self.reason else "") + "Tap the face that fits."
+        self.header(surface, self.header_rect, title, subtitle)
+        for mood in MOODS:
+            target = self.target(f"mood:{mood}")
+            pressed = self.app.pressed == target.id
+            fill = th.mix(th.SURFACE, th.MOOD_COLOURS[mood], 0.3) if pressed else th.SURFACE
+            draw_card(surface, target.rect, fill, look.px(22))
+            label_h = look.heading().get_linesize()
+            r = max(look.px(16), min(target.rect.width, target.rect.height - label_h - look.px(24)) // 2 - look.px(10))
+            if target.rect.height < target.rect.width:  # a wide card (portrait screen): face beside the label
+                centre = (target.rect.left + look.px(24) + r, target.rect.centery)
+                draw_mood_face(surface, centre, r, mood)
+                label = pygame.Rect(centre[0] + r + look.px(20), target.rect.top, target.rect.right - centre[0] - r - look.px(28),
+                                    target.rect.height)
+                draw_text(surface, look.heading(), MOOD_TITLES[mood], th.TEXT, label)
+            else:
+                centre = (target.rect.centerx, target.rect.top + look.px(12) + r)
+                draw_mood_face(surface, centre, r, mood)
+                label = pygame.Rect(target.rect.left, target.rect.bottom - label_h - look.px(14), target.rect.width, label_h)
+                draw_text(surface, look.heading(), MOOD_TITLES[mood], th.TEXT, label, align="center")
+        self.button(surface, "skip", "Skip", style="ghost")
+        self.button(surface, "retry", "Try the camera again", style="ghost")
+
+    def on_tap(self, target_id: str) -> None:
+        from moodtunes.ui.screens.finish import ReportScreen
+        from moodtunes.ui.screens.music import SongsScreen
+
+        app = self.app
+        if target_id.startswith("mood:"):
+            app.add_reading(self.phase, MoodReading.manual(target_id.split(":", 1)[1]))
+            app.go(SongsScreen(app) if self.phase == "before" else ReportScreen(app))
+        elif target_id == "skip":
+            app.go(ReportScreen(app))
+        elif target_id == "retry":
+            app.go(ScanScreen(app, self.phase))
+
+
+class ResultScreen(Screen):
+    name = "result"
+
+    def __init__(self, app, phase: str) -> None:
+        super().__init__(app)
+        self.phase = phase
+        self.correcting = False
+
+    def primary(self) -> str | None:
+        return "continue"
+
+    def layout(self, area: pygame.Rect) -> None:
+        super().layout(area)
+        look, m, gap = self.look, self.margin(), self.gap()
+        body = lay.inset(area, m)
+        h = self.touch_height()
+        if self.correcting:
+            self.card, fixes, footer = lay.rows(body, [1.0, h, h], gap)
+            for mood, box in zip(MOODS, lay.cols(fixes, [1 / 3] * 3, gap)):
+                self.add(f"fix:{mood}", box)
+        else:
+            self.card, footer = lay.rows(body, [1.0, h], gap)
+        not_right, go_on = lay.cols(footer, [0.4, 0.6], gap)
+        self.add("not_right", not_right)
+        self.add("continue", go_on)
+
+    def draw(self, surface: pygame.Surface) -> None:
+        look, visit = self.look, self.app.visit
+        reading = visit.readings[self.phase]
+        mood = visit.moods.get(self.phase, reading.label)
+        corrected = mood != reading.label
+        draw_card(surface, self.card, th.SURFACE, look.px(22))
+        inner = lay.inset(self.card, look.px(24), look.px(16))
+        portrait = self.card.height > self.card.width
+        r = min(inner.height // 2 - look.px(4), look.px(78)) if not portrait else min(inner.width // 4, look.px(80))
+        if portrait:
+            face_area, text_area = lay.rows(inner, [2 * r + look.px(8), 1.0], look.px(12))
+            centre = face_area.center
+        else:
+            face_area, text_area = lay.cols(inner, [2 * r + look.px(16), 1.0], look.px(24))
+            centre = face_area.center
+        draw_mood_face(surface, centre, r, mood)
+        lines = []
+        if corrected:
+            lines.append((look.title(), f"You feel {mood}", th.TEXT))
+            lines.append((look.body(), "Thanks for telling us.", th.MUTED))
+        elif reading.outcome == ScanOutcome.UNCERTAIN:
+            lines.append((look.title(), f"You might be {mood}", th.TEXT))
+            lines.append((look.body(), f"I'm not sure ({reading.confidence:.0%}). Is that right?", th.MUTED))
+        else:
+            lines.append((look.title(), f"You look {mood}", th.TEXT))
+            lines.append((look.body(), f"{reading.confidence:.0%} sure", th.MUTED))
+        message = (MOOD_MESSAGES if self.phase == "before" else AFTER_MESSAGES)[mood]
+        lines.append((look.heading(), message, look.accent))
+        heights = [f.get_linesize() * (2 if f.size(t)[0] > text_area.width else 1) for f, t, _ in lines]
+        chip_h = look.px(34)
+        total = sum(heights) + look.px(10) * (len(lines)) + (chip_h if self.phase == "before" else 0)
+        y = text_area.centery - total // 2
+        align = "center" if portrait else "left"
+        for (font, text, colour), height in zip(lines, heights):
+            draw_paragraph(surface, font, text, colour, pygame.Rect(text_area.left, y, text_area.width, height),
+                           align=align, line_spacing=1.0)
+            y += height + look.px(10)
+        if self.phase == "before":
+            category = category_for_mood(mood).value
+            label = f"Songs: {category}"
+            w = min(chip_width(look, label), text_area.width)
+            chip = pygame.Rect(text_area.centerx - w // 2 if portrait else text_area.left, y, w, chip_h)
+            draw_chip(surface, look, chip, label, look.accent)
+        for mood_option in MOODS:
+            self.button(surface, f"fix:{mood_option}", MOOD_TITLES[mood_option],
+                        style="primary" if mood_option == mood else "secondary")
+        self.button(surface, "not_right", "Done" if self.correcting else "Not right?", style="ghost")
+        self.button(surface, "continue", "Show my songs" if self.phase == "before" else "See my report", style="primary")
+
+    def on_tap(self, target_id: str) -> None:
+        from moodtunes.ui.screens.finish import ReportScreen
+        from moodtunes.ui.screens.music import SongsScreen
+
+        if target_id == "not_right":
+            self.correcting = not self.correcting
+        elif target_id.startswith("fix:"):
+            self.app.correct_reading(self.phase, target_id.split(":", 1)[1])
+            self.correcting = False
+        elif target_id == "continue":
+            self.app.go(SongsScreen(self.app) if self.phase == "before" else ReportScreen(self.app))

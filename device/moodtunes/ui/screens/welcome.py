@@ -1,0 +1,378 @@
+"""Welcome (pick a profile or continue as guest), new profile with an on-screen keyboard, the
+camera consent notice, and the message shown when the database can't be opened."""
+
+from __future__ import annotations
+
+import pygame
+
+from moodtunes.store import Profile
+from moodtunes.ui import layout as lay
+from moodtunes.ui import theme as th
+from moodtunes.ui.screens.base import Screen
+from moodtunes.ui.widgets import (
+    aa_circle,
+    draw_card,
+    draw_initial_badge,
+    draw_mood_face,
+    draw_paragraph,
+    draw_text,
+    glyphs_or,
+)
+
+TAGLINE = "Let the camera read your mood, then enjoy music picked to lift it."
+STEPS = ("Look at the camera", "Play a song or two", "See if it helped")
+MAX_NAME = 20
+
+CONSENT_TEXT = (
+    "The camera looks at your face for a few seconds to guess your mood: happy, neutral or sad. "
+    "The picture stays in this device's memory: no image is ever stored or sent anywhere.\n"
+    "We keep only the mood, the songs you play, how long you listen and your rating, "
+    "to show you whether the music lifts your mood."
+)
+
+
+class WelcomeScreen(Screen):
+    name = "welcome"
+
+    def enter(self) -> None:
+        self.profiles: list[Profile] = self.app.record(self.app.store.profiles) or []
+        self.page = 0
+        self.per_page = 1
+
+    def idle_applies(self) -> bool:
+        return False
+
+    def layout(self, area: pygame.Rect) -> None:
+        super().layout(area)
+        look, m, gap = self.look, self.margin(), self.gap()
+        body = lay.inset(area, m)
+        portrait = area.height > area.width
+        if portrait:
+            self.brand, heading, grid_area, guest = lay.rows(body, [look.px(260), look.px(48), 1.0, self.touch_height()], gap)
+        else:
+            self.brand, right = lay.cols(body, [0.4, 0.6], look.px(24))
+            self.brand, guest = lay.rows(self.brand, [1.0, self.touch_height()], gap)
+            heading, grid_area = lay.rows(right, [look.px(48), 1.0], gap)
+        self.heading = heading
+        self.add("guest", guest)
+        tile_h = look.px(76)
+        columns = 2
+        rows_fit = max(1, (grid_area.height + gap) // (tile_h + gap))
+        self.per_page = rows_fit * columns - 1  # the first tile is always "new profile"
+        pages = max(1, -(-len(self.profiles) // self.per_page))
+        self.page = min(self.page, pages - 1)
+        if pages > 1:
+            arrow = look.px(52)
+            nxt = pygame.Rect(heading.right - arrow, heading.top, arrow, heading.height)
+            prev = nxt.move(-arrow - look.px(8), 0)
+            self.add("page_prev", prev, enabled=self.page > 0)
+            self.add("page_next", nxt, enabled=self.page < pages - 1)
+        shown = self.profiles[self.page * self.per_page:(self.page + 1) * self.per_page]
+        cells = lay.grid(pygame.Rect(grid_area.left, grid_area.top, grid_area.width, grid_area.height),
+                         len(shown) + 1, columns, gap, row_height=tile_h)
+        self.add("new_profile", cells[0])
+        for profile, cell in zip(shown, cells[1:]):
+            self.add(f"profile:{profile.id}", cell)
+
+    def draw(self, surface: pygame.Surface) -> None:
+        look = self.look
+        # Brand panel: name, a friendly face, the tagline and how a visit goes.
+        b = self.brand
+        face_r = look.px(28)
+        title_font = look.font(34, bold=True)
+        top = b.top + look.px(4)
+        draw_mood_face(surface, (b.left + face_r, top + face_r), face_r, "happy")
+        draw_text(surface, title_font, "moodtunes", th.TEXT,
+                  pygame.Rect(b.left + 2 * face_r + look.px(12), top, b.width - 2 * face_r - look.px(12), 2 * face_r))
+        y = top + 2 * face_r + look.px(16)
+        y += draw_paragraph(surface, look.body(), TAGLINE, th.MUTED, pygame.Rect(b.left, y, b.width, b.bottom - y))
+        y += look.px(18)
+        step_h = look.px(40)
+        for number, step in enumerate(STEPS, start=1):
+            if y + step_h > b.bottom:
+                break
+            r = look.px(15)
+            aa_circle(surface, th.SURFACE_HIGH, (b.left + r, y + step_h // 2), r)
+            draw_text(surface, look.small(), str(number), th.TEXT, pygame.Rect(b.left, y, 2 * r, step_h), align="center")
+            draw_text(surface, look.body(), step, th.TEXT,
+                      pygame.Rect(b.left + 2 * r + look.px(12), y, b.width - 2 * r - look.px(12), step_h))
+            y += step_h
+        self.button(surface, "guest", "Continue as guest", style="secondary")
+        draw_text(surface, look.heading(), "Who's listening?", th.TEXT, self.heading)
+        self.button(surface, "page_prev", "‹", font=look.font(28, bold=True))
+        self.button(surface, "page_next", "›", font=look.font(28, bold=True))
+        for target in self.targets:
+            if target.id == "new_profile":
+                self._tile(surface, target.rect, "New profile", None, pressed=self.app.pressed == target.id)
+            elif target.id.startswith("profile:"):
+                profile = next(p for p in self.profiles if f"profile:{p.id}" == target.id)
+                self._tile(surface, target.rect, profile.name, profile, pressed=self.app.pressed == target.id)
+
+    def _tile(self, surface: pygame.Surface, rect: pygame.Rect, label: str, profile: Profile | None,
+              pressed: bool) -> None:
+        look = self.look
+        fill = th.mix(th.SURFACE, (255, 255, 255), 0.12) if pressed else th.SURFACE
+        draw_card(surface, rect, fill, look.px(18), border=th.OUTLINE if profile is None else None)
+        r = min(rect.height // 2 - look.px(14), look.px(21))
+        centre = (rect.left + look.px(14) + r, rect.centery)
+        if profile is None:
+            aa_circle(surface, th.SURFACE_HIGH, centre, r)
+            draw_text(surface, look.font(28, bold=True), "+", th.TEXT,
+                      pygame.Rect(centre[0] - r, centre[1] - r, 2 * r, 2 * r), align="center")
+        else:
+            draw_initial_badge(surface, look, centre, r, th.parse_colour(profile.colour), profile.name)
+        text = pygame.Rect(centre[0] + r + look.px(12), rect.top, rect.right - centre[0] - r - look.px(22), rect.height)
+        draw_text(surface, look.body_bold(), label, th.TEXT, text)
+
+    def on_tap(self, target_id: str) -> None:
+        if target_id == "guest":
+            guest = self.app.record(self.app.store.guest_profile)
+            if guest is not None:
+                self._start(guest)
+        elif target_id == "new_profile":
+            self.app.go(NewProfileScreen(self.app))
+        elif target_id == "page_prev":
+            self.page = max(0, self.page - 1)
+        elif target_id == "page_next":
+            self.page += 1
+        elif target_id.startswith("profile:"):
+            profile_id = int(target_id.split(":", 1)[1])
+            self._start(next(p for p in self.profiles if p.id == profile_id))
+
+    def _start(self, profile: Profile) -> None:
+        start_visit(self.app, profile)
+
+
+def start_visit(app, profile: Profile) -> None:
+    """Begin a visit; the consent notice comes first for guests and profiles that never agreed."""
+    from moodtunes.ui.screens.scan import ScanScreen
+
+    app.begin_visit(profile)
+    if profile.has_consented and not profile.is_guest:
+        app.go(ScanScreen(app, "before"))
+    else:
+        app.go(ConsentScreen(app))
+
+
+QWERTY = ("QWERTYUIOP", "ASDFGHJKL", "ZXCVBNM")
+ALPHABETIC = ("ABCDEFG", "HIJKLMN", "OPQRSTU", "VWXYZ")
+
+
+class NewProfileScreen(Screen):
+    name = "new_profile"
+
+    def enter(self) -> None:
+        self.text = ""
+        self.colour = th.PROFILE_COLOURS[len(self.app.record(self.app.store.profiles) or []) % len(th.PROFILE_COLOURS)]
+        self.error: str | None = None
+
+    def primary(self) -> str | None:
+        return "create"
+
+    def back(self) -> str | None:
+        return "back"
+
+    def layout(self, area: pygame.Rect) -> None:
+        super().layout(area)
+        look, m = self.look, self.margin()
+        body = lay.inset(area, m)
+        portrait = area.height > area.width
+        key_gap = look.px(8)
+        swatch = look.px(52)
+        if portrait:
+            self.title_rect, field, swatches, keys = lay.rows(body, [look.px(44), look.px(64), 2 * swatch + key_gap, 1.0], self.gap())
+            letter_rows = ALPHABETIC
+        else:
+            field, swatches, keys = lay.rows(body, [look.px(64), swatch, 1.0], self.gap())
+            self.title_rect = None
+            letter_rows = QWERTY
+        self.field = field
+        per_row = len(th.PROFILE_COLOURS) // (2 if portrait else 1)
+        row_width = per_row * swatch + (per_row - 1) * key_gap
+        for i, colour in enumerate(th.PROFILE_COLOURS):
+            r, c = divmod(i, per_row)
+            x = swatches.right - row_width + c * (swatch + key_gap) if not portrait else swatches.left + c * (swatch + key_gap)
+            self.add(f"colour:{colour}", pygame.Rect(x, swatches.top + r * (swatch + key_gap), swatch, swatch))
+        self.swatch_label = pygame.Rect(swatches.left, swatches.top, swatches.width - row_width - key_gap, swatch)
+        n_rows = len(letter_rows) + 1
+        key_rows = lay.rows(keys, [1.0 / n_rows] * n_rows, key_gap)
+        widest = max(len(r) for r in letter_rows)
+        key_w = (keys.width - key_gap * (widest - 1)) // widest
+        for row_rect, letters in zip(key_rows, letter_rows):
+            count = len(letters) + (1 if letters == letter_rows[-1] else 0)
+            width = count * key_w + (count - 1) * key_gap
+            x = row_rect.centerx - width // 2
+            for letter in letters:
+                self.add(f"key:{letter}", pygame.Rect(x, row_rect.top, key_w, row_rect.height))
+                x += key_w + key_gap
+            if letters == letter_rows[-1]:
+                self.add("backspace", pygame.Rect(x, row_rect.top, key_w, row_rect.height))
+        back, space, create = lay.cols(key_rows[-1], [0.25, 0.4, 0.35], key_gap)
+        self.add("back", back)
+        self.add("key:space", space)
+        self.add("create", create, enabled=bool(self.text.strip()))
+
+    def draw(self, surface: pygame.Surface) -> None:
+        look = self.look
+        if self.title_rect is not None:
+            draw_text(surface, look.heading(), "New profile", th.TEXT, self.title_rect)
+        accent = th.parse_colour(self.colour)
+        draw_card(surface, self.field, th.SURFACE, look.px(16), border=accent)
+        inner = lay.inset(self.field, look.px(18), 0)
+        if self.error:
+            draw_text(surface, look.body(), self.error, th.DANGER, inner)
+        elif self.text:
+            box = draw_text(surface, look.font(26, bold=True), self.text, th.TEXT, inner)
+            if (self.app.clock() * 2) % 2 < 1.3:  # a blinking caret
+                pygame.draw.line(surface, accent, (box.right + 3, box.top + 4), (box.right + 3, box.bottom - 4), 3)
+        else:
+            draw_text(surface, look.font(22), "Type your name", th.MUTED, inner)
+        draw_text(surface, look.body(), "Your colour", th.MUTED, self.swatch_label)
+        for target in self.targets:
+            if target.id.startswith("colour:"):
+                colour = target.id.split(":", 1)[1]
+                r = target.rect.width // 2 - look.px(4)
+                if colour == self.colour:
+                    aa_circle(surface, th.TEXT, target.rect.center, r + look.px(4))
+                aa_circle(surface, th.parse_colour(colour), target.rect.center, r)
+            elif target.id.startswith("key:") and target.id != "key:space":
+                self.button(surface, target.id, target.id[4:], font=look.font(22, bold=True))
+        self.button(surface, "key:space", "space")
+        self.button(surface, "backspace", glyphs_or(look.font(22, bold=True), "⌫", "Del"),
+                    font=look.font(22, bold=True))
+        self.button(surface, "back", "Back", style="ghost")
+        self.button(surface, "create", "Create", style="primary")
+
+    def on_key(self, event: pygame.event.Event) -> None:
+        if event.key == pygame.K_BACKSPACE:
+            self.on_tap("backspace")
+        elif event.unicode and (event.unicode.isalnum() or event.unicode in " -'"):
+            self._type(event.unicode)
+        else:
+            super().on_key(event)
+
+    def _type(self, char: str) -> None:
+        self.error = None
+        if len(self.text) >= MAX_NAME or (char == " " and (not self.text or self.text.endswith(" "))):
+            return
+        capital = not self.text or self.text.endswith(" ")
+        self.text += char.upper() if capital else char.lower()
+
+    def on_tap(self, target_id: str) -> None:
+        if target_id == "key:space":
+            self._type(" ")
+        elif target_id.startswith("key:"):
+            self._type(target_id[4:])
+        elif target_id == "backspace":
+            self.text, self.error = self.text[:-1], None
+        elif target_id.startswith("colour:"):
+            self.colour = target_id.split(":", 1)[1]
+        elif target_id == "back":
+            self.app.home()
+        elif target_id == "create" and self.text.strip():
+            try:
+                profile = self.app.record(self.app.store.create_profile, self.text, self.colour)
+            except ValueError as exc:  # an empty or taken name
+                self.error = str(exc).capitalize()
+                return
+            if profile is not None:
+                start_visit(self.app, profile)
+
+
+class ConsentScreen(Screen):
+    name = "consent"
+
+    def primary(self) -> str | None:
+        return "accept"
+
+    def back(self) -> str | None:
+        return "back"
+
+    def layout(self, area: pygame.Rect) -> None:
+        super().layout(area)
+        look, m, gap = self.look, self.margin(), self.gap()
+        body = lay.inset(area, m)
+        h = self.touch_height()
+        if area.height > area.width:
+            self.card, accept, no_camera, back = lay.rows(body, [1.0, h, h, h], gap)
+        else:
+            self.card, buttons = lay.rows(body, [1.0, h], gap)
+            back, no_camera, accept = lay.cols(buttons, [0.22, 0.36, 0.42], gap)
+        self.add("back", back)
+        self.add("no_camera", no_camera)
+        self.add("accept", accept)
+
+    def draw(self, surface: pygame.Surface) -> None:
+        look = self.look
+        draw_card(surface, self.card, th.SURFACE, look.px(22))
+        inner = lay.inset(self.card, look.px(24), look.px(18))
+        name = self.app.visit.profile.name if self.app.visit else ""
+        title = f"Hi {name}, before we start" if name and not self.app.visit.profile.is_guest else "Before we start"
+        title_h = look.heading().get_linesize()
+        draw_text(surface, look.heading(), title, th.TEXT, pygame.Rect(inner.left, inner.top, inner.width, title_h))
+        text_area = pygame.Rect(inner.left, inner.top + title_h + look.px(12), inner.width,
+                                inner.height - title_h - look.px(12))
+        font = look.body()
+        if _paragraph_fits(font, CONSENT_TEXT, text_area):
+            draw_paragraph(surface, font, CONSENT_TEXT, th.TEXT, text_area)
+        else:
+            draw_paragraph(surface, look.font(16), CONSENT_TEXT, th.TEXT, text_area, line_spacing=1.15)
+        self.button(surface, "back", "Back", style="ghost")
+        self.button(surface, "no_camera", "Use without camera")
+        self.button(surface, "accept", "I agree, use the camera", style="primary")
+
+    def on_tap(self, target_id: str) -> None:
+        from moodtunes.ui.screens.scan import ManualMoodScreen, ScanScreen
+
+        app, visit = self.app, self.app.visit
+        if target_id == "accept":
+            app.record(app.store.record_consent, visit.profile.id)
+            app.go(ScanScreen(app, "before"))
+        elif target_id == "no_camera":
+            visit.camera_declined = True
+            app.go(ManualMoodScreen(app, "before", "No problem. Just tell us how you feel."))
+        elif target_id == "back":
+            app.end_visit("abandoned")
+            app.home()
+
+
+def _paragraph_fits(font: pygame.font.Font, text: str, rect: pygame.Rect) -> bool:
+    from moodtunes.ui.widgets import paragraph_height
+
+    return paragraph_height(font, text, rect.width) <= rect.height
+
+
+class StoreProblemScreen(Screen):
+    """The database can't be opened: say why, offer to try again (the rest of the kiosk waits)."""
+
+    name = "store_problem"
+
+    def __init__(self, app, message: str) -> None:
+        super().__init__(app)
+        self.message = message
+
+    def idle_applies(self) -> bool:
+        return False
+
+    def primary(self) -> str | None:
+        return "retry"
+
+    def layout(self, area: pygame.Rect) -> None:
+        super().layout(area)
+        body = lay.inset(area, self.margin())
+        self.card, button = lay.rows(body, [1.0, self.touch_height()], self.gap())
+        self.add("retry", lay.centred(button, self.look.px(280), button.height))
+
+    def draw(self, surface: pygame.Surface) -> None:
+        look = self.look
+        draw_card(surface, self.card, th.SURFACE, look.px(22))
+        inner = lay.inset(self.card, look.px(24))
+        draw_text(surface, look.heading(), "moodtunes can't open its memory", th.TEXT,
+                  pygame.Rect(inner.left, inner.top, inner.width, look.heading().get_linesize()))
+        text = pygame.Rect(inner.left, inner.top + look.px(48), inner.width, inner.height - look.px(48))
+        draw_paragraph(surface, look.body(), self.message, th.MUTED, text)
+        self.button(surface, "retry", "Try again", style="primary")
+
+    def on_tap(self, target_id: str) -> None:
+        if target_id == "retry":
+            self.app.open_store()

@@ -1,0 +1,103 @@
+"""The kiosk's slow helpers, started in the background so the welcome screen comes up at once:
+the mood scanner (loads the face and emotion models, opens the camera) and the music library
+(generates and analyses the demo library on first run). The UI thread only reads their state."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any, Callable, Protocol
+
+from moodtunes.config import Settings
+from moodtunes.store import Store
+
+logger = logging.getLogger(__name__)
+
+
+class Scanner(Protocol):
+    """What the kiosk needs from moodtunes.vision.MoodScanner."""
+
+    def start(self) -> None: ...
+    def begin_scan(self, seconds: float | None = None) -> None: ...
+    def cancel_scan(self) -> None: ...
+    def snapshot(self) -> Any: ...
+    def stop(self) -> None: ...
+
+
+class ScannerService:
+    """Builds and starts the scanner on a thread; ``scanner`` is set once it is ready, ``error``
+    says why not (missing model, no camera support…) and the kiosk then offers the manual picker."""
+
+    def __init__(self, factory: Callable[[Settings], Scanner], settings: Settings) -> None:
+        self._factory = factory
+        self._settings = settings
+        self.scanner: Scanner | None = None
+        self.error: str | None = None
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._start, name="scanner-start", daemon=True)
+        self._thread.start()
+
+    def _start(self) -> None:
+        try:
+            scanner = self._factory(self._settings)
+            scanner.start()
+            self.scanner = scanner
+        except Exception as exc:  # any failure means "no camera": the kiosk stays usable without one
+            logger.warning("mood scanner unavailable: %s", exc)
+            self.error = str(exc) or type(exc).__name__
+        finally:
+            self._done.set()
+
+    @property
+    def starting(self) -> bool:
+        return not self._done.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self._done.wait(timeout)
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        if self.scanner is not None:
+            try:
+                self.scanner.stop()
+            except Exception:  # stopping a broken camera must not block shutting down
+                logger.debug("scanner stop failed", exc_info=True)
+
+
+class LibraryService:
+    """Runs the library loader (``ensure_library(settings, store)``) with its own Store connection."""
+
+    def __init__(self, loader: Callable[[Settings, Store], Any] | None, settings: Settings) -> None:
+        self._loader = loader
+        self._settings = settings
+        self.error: str | None = None
+        self.report: Any = None
+        self._done = threading.Event()
+
+    def start(self) -> None:
+        if self._loader is None:
+            self._done.set()
+            return
+        threading.Thread(target=self._run, name="library", daemon=True).start()
+
+    def _run(self) -> None:
+        try:
+            with Store.open(self._settings.database_path) as store:
+                self.report = self._loader(self._settings, store)
+            logger.info("library ready: %s", getattr(self.report, "as_dict", lambda: self.report)())
+        except Exception as exc:  # a library problem is shown on the songs screen, never fatal
+            logger.warning("music library problem: %s", exc)
+            self.error = str(exc) or type(exc).__name__
+        finally:
+            self._done.set()
+
+    @property
+    def ready(self) -> bool:
+        return self._done.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self._done.wait(timeout)

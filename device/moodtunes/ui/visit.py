@@ -1,0 +1,33 @@
+"""One visit's state on the kiosk: who is visiting, what was read, what is playing. Every step is
+written to the store as it happens (the store makes each write durable), so a crash loses at most
+the step in progress."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from moodtunes.domain import MoodReading
+from moodtunes.recommend import Ranked
+from moodtunes.store import Profile
+
+
+@dataclass
+class Visit:
+    profile: Profile
+    session_id: int | None = None
+    reading_ids: dict[str, int] = field(default_factory=dict)  # phase -> mood_readings.id
+    readings: dict[str, MoodReading] = field(default_factory=dict)
+    moods: dict[str, str] = field(default_factory=dict)  # phase -> the label in force (corrected or not)
+    category: str | None = None
+    ranked: list[Ranked] = field(default_factory=list)
+    page: int = 0
+    queue_index: int = 0  # position in ``ranked`` of the song playing
+    play_id: int | None = None  # the play in progress
+    last_play_id: int | None = None  # the most recent play, which a rating is attached to
+    rating: int | None = None
+    ended: bool = False
+    camera_declined: bool = False  # "use without camera" at the consent notice
+
+    @property
+    def mood(self) -> str | None:
+        return self.moods.get("before")

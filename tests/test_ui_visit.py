@@ -1,0 +1,263 @@
+"""Whole visits on the headless kiosk (SDL dummy video and audio), driven by posted mouse and touch
+events at the on-screen positions of its buttons, with the real scanner on the built-in sample
+photo, real playback of generated songs, and the database checked afterwards."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from moodtunes.config import load_settings
+from moodtunes.store import Store
+from moodtunes.vision.scan import MoodScanner
+from ui_support import (
+    CALM,
+    ENERGETIC,
+    FixedEmotion,
+    add_tracks,
+    make_app,
+    on_screen,
+    run_until,
+    step,
+    tap,
+    touch,
+)
+
+
+@pytest.fixture
+def settings():
+    s = load_settings()
+    s.camera.source = "sample"
+    s.vision.scan_seconds = 1.0
+    s.kiosk.idle_timeout_s = 600.0
+    return s
+
+
+@pytest.fixture
+def library(settings, tmp_path: Path):
+    with Store.open(settings.database_path) as store:
+        return add_tracks(store, tmp_path / "music", count=8, category=ENERGETIC) + add_tracks(
+            store, tmp_path / "music", count=7, category=CALM)
+
+
+def sample_scanner(settings):
+    return MoodScanner(settings, model=FixedEmotion((0.8, 0.15, 0.05)))
+
+
+def rows(store: Store, sql: str, *args):
+    return store._db.execute(sql, args).fetchall()
+
+
+def test_a_whole_visit_by_touch_is_recorded(settings, library):
+    app = make_app(settings, sample_scanner)
+    try:
+        assert app.screen.name == "welcome"
+        tap(app, "new_profile")
+        assert app.screen.name == "new_profile"
+        for key in ("key:A", "key:D", "key:A"):
+            touch(app, key)
+        tap(app, "colour:#5fd08a")
+        tap(app, "create")
+        assert app.screen.name == "consent"
+        touch(app, "accept")
+        assert app.screen.name == "scan"
+        on_screen(app, "result")
+        assert app.visit.moods["before"] == "happy"
+        tap(app, "not_right")
+        tap(app, "fix:sad")  # the visitor says the reading was wrong
+        tap(app, "continue")
+        assert app.screen.name == "songs"
+        assert app.visit.category == CALM  # sad -> happy and calm songs
+        run_until(app, lambda: app.screen.loaded, what="songs loaded")
+        assert len([t for t in app.screen.targets if t.id.startswith("row:")]) == 6
+        first = app.visit.ranked[0].track
+        touch(app, "row:0")
+        assert app.screen.name == "playing"
+        started = time.monotonic()
+        run_until(app, lambda: time.monotonic() - started > 1.5, what="some listening")
+        tap(app, "toggle")  # pause
+        assert app.player().paused
+        tap(app, "toggle")  # and play on
+        tap(app, "done")
+        assert app.screen.name == "rate"
+        tap(app, "star:4")
+        tap(app, "again")
+        assert app.screen.name == "scan"
+        on_screen(app, "result")
+        tap(app, "continue")
+        assert app.screen.name == "report"
+        report = app.screen.report
+        assert report.visit_count == 1 and report.verdict
+        tap(app, "finish")
+        assert app.screen.name == "welcome"
+    finally:
+        app.close()
+
+    with Store.open(settings.database_path) as store:
+        profile = store.profile_by_name("Ada")
+        assert profile is not None and profile.colour == "#5fd08a" and profile.has_consented
+        (session,) = rows(store, "SELECT * FROM sessions")
+        assert session["profile_id"] == profile.id and session["end_reason"] == "completed"
+        assert session["mood_before"] == "sad" and session["mood_after"] == "happy"
+        readings = {r["phase"]: r for r in rows(store, "SELECT * FROM mood_readings")}
+        assert readings["before"]["outcome"] == "ok" and readings["before"]["label"] == "happy"
+        assert readings["before"]["corrected_label"] == "sad"
+        assert readings["before"]["frames_used"] > 0
+        assert readings["after"]["label"] == "happy" and readings["after"]["corrected_label"] is None
+        (play,) = rows(store, "SELECT * FROM plays")
+        assert play["path"] == first.path and play["error"] is None
+        assert 1.0 < play["seconds_listened"] < 10.0
+        (rating,) = rows(store, "SELECT * FROM ratings")
+        assert rating["score"] == 75 and rating["play_id"] == play["id"]
+        (event,) = rows(store, "SELECT * FROM outbox")
+        payload = json.loads(event["payload"])
+        assert payload["end_reason"] == "completed" and payload["rating"] == 75
+        assert payload["mood_before"]["corrected_label"] == "sad"
+        assert payload["mood_lift"] == pytest.approx((0.8 - 0.05) - (-1.0))  # after: P(happy) - P(sad)
+        assert payload["plays"][0]["seconds_listened"] > 1.0
+        assert "Ada" not in event["payload"]  # the uplink never carries a name
+
+
+def test_idle_timeout_ends_the_visit_and_returns_to_welcome(settings, library):
+    settings.kiosk.idle_timeout_s = 0.5
+    app = make_app(settings, sample_scanner)
+    try:
+        tap(app, "guest")
+        tap(app, "no_camera")
+        assert app.screen.name == "manual"
+        tap(app, "mood:neutral")
+        assert app.screen.name == "songs"
+        on_screen(app, "welcome", timeout=10)
+        assert app.visit is None
+    finally:
+        app.close()
+    with Store.open(settings.database_path) as store:
+        (session,) = rows(store, "SELECT * FROM sessions")
+        assert session["end_reason"] == "idle" and session["mood_before"] == "neutral"
+        assert store.pending_events()[0].kind == "visit"
+
+
+def test_music_playing_keeps_the_visit_alive_past_the_idle_timeout(settings, library):
+    settings.kiosk.idle_timeout_s = 0.5
+    app = make_app(settings, sample_scanner)
+    try:
+        tap(app, "guest")
+        tap(app, "no_camera")
+        tap(app, "mood:happy")
+        run_until(app, lambda: app.screen.loaded)
+        tap(app, "row:0")
+        started = time.monotonic()
+        run_until(app, lambda: time.monotonic() - started > 1.5, what="listening")
+        assert app.screen.name == "playing"
+        tap(app, "toggle")  # paused music no longer holds the visit open
+        on_screen(app, "welcome", timeout=10)
+    finally:
+        app.close()
+    with Store.open(settings.database_path) as store:
+        (play,) = rows(store, "SELECT * FROM plays")
+        assert play["seconds_listened"] > 1.0
+        assert rows(store, "SELECT end_reason FROM sessions")[0][0] == "idle"
+
+
+def test_without_a_camera_the_manual_picker_takes_over(settings, library, tmp_path):
+    settings.camera.source = f"replay:{tmp_path / 'no-such-camera'}"
+    app = make_app(settings, sample_scanner)
+    try:
+        tap(app, "guest")
+        tap(app, "accept")
+        assert app.screen.name == "scan"
+        on_screen(app, "manual", timeout=15)
+        assert "camera" in app.screen.reason.lower()
+        tap(app, "mood:sad")
+        assert app.screen.name == "songs"
+    finally:
+        app.close()
+    with Store.open(settings.database_path) as store:
+        outcomes = [r["outcome"] for r in rows(store, "SELECT outcome FROM mood_readings ORDER BY id")]
+        assert outcomes == ["no_camera", "manual"]
+        assert rows(store, "SELECT mood_before FROM sessions")[0][0] == "sad"
+
+
+def test_a_scanner_that_cannot_start_leads_straight_to_the_picker(settings, library):
+    def broken(settings):
+        raise RuntimeError("emotion model not found: /nowhere/emotion_int8.tflite")
+
+    app = make_app(settings, broken)
+    try:
+        app.scanner_service.wait(5)
+        tap(app, "guest")
+        tap(app, "accept")
+        on_screen(app, "manual", timeout=5)
+        assert "isn't available" in app.screen.reason
+        assert app.screen.target("retry") is None  # no camera to retry with
+    finally:
+        app.close()
+
+
+def test_a_corrupt_song_is_skipped_with_a_message(settings, tmp_path):
+    with Store.open(settings.database_path) as store:
+        add_tracks(store, tmp_path / "music", count=3, category=CALM, corrupt=2)
+    app = make_app(settings, sample_scanner)
+    try:
+        tap(app, "guest")
+        tap(app, "no_camera")
+        tap(app, "mood:neutral")
+        run_until(app, lambda: app.screen.loaded)
+        ranked = [r.track for r in app.visit.ranked]
+        broken = next(i for i, t in enumerate(ranked) if "broken" in t.path)
+        tap(app, f"row:{broken}")
+        assert app.toast_message and "Couldn't play" in app.toast_message
+        assert app.screen.name == "playing"
+        playing = app.visit.ranked[app.screen.index].track
+        assert "broken" not in playing.path
+        step(app, 3)
+    finally:
+        app.close()
+    with Store.open(settings.database_path) as store:
+        plays = rows(store, "SELECT path, error FROM plays ORDER BY id")
+        assert "broken" in plays[0]["path"] and "can't be played" in plays[0]["error"]
+        assert all(("broken" in p["path"]) == (p["error"] is not None) for p in plays)
+        assert plays[-1]["path"] == playing.path
+
+
+def test_start_up_closes_visits_left_open_by_a_crash(settings, library):
+    with Store.open(settings.database_path) as store:
+        session = store.start_session(store.guest_profile().id)
+    app = make_app(settings, sample_scanner)
+    app.close()
+    with Store.open(settings.database_path) as store:
+        assert store.open_sessions() == []
+        assert rows(store, "SELECT end_reason FROM sessions WHERE id = ?", session)[0][0] == "interrupted"
+
+
+def test_an_unusable_database_is_explained_on_screen(settings, tmp_path):
+    settings.data_dir = tmp_path / "data-is-a-file"
+    settings.data_dir.write_text("not a folder")
+    app = make_app(settings, sample_scanner)
+    try:
+        assert app.screen.name == "store_problem"
+        assert "can't open" in app.screen.message or "database" in app.screen.message
+        tap(app, "retry")  # still broken: still explained, no crash
+        assert app.screen.name == "store_problem"
+    finally:
+        app.close()
+
+
+def test_a_physical_keyboard_types_a_name_and_enter_creates_it(settings, library):
+    import pygame
+
+    app = make_app(settings, sample_scanner)
+    try:
+        tap(app, "new_profile")
+        for char in "bo b":
+            pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_a, unicode=char, mod=0))
+        pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_BACKSPACE, unicode="", mod=0))
+        pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_RETURN, unicode="\r", mod=0))
+        step(app)
+        assert app.screen.name == "consent"
+        assert app.visit.profile.name == "Bo"
+    finally:
+        app.close()

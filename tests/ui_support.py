@@ -1,0 +1,125 @@
+"""Helpers for the kiosk tests: a small real music library, a fixed-answer emotion model, and
+driving the app through posted mouse and touch events (never by calling screen methods)."""
+
+from __future__ import annotations
+
+import random
+import time
+import wave
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pygame
+
+from moodtunes.config import Settings
+from moodtunes.domain import Category
+from moodtunes.store import Store, TrackRecord
+from moodtunes.ui.app import KioskApp
+
+CALM = Category.HAPPY_AND_CALM.value
+ENERGETIC = Category.HIGHLY_ENERGETIC.value
+
+
+class FixedEmotion:
+    """Stands in for the int8 emotion model: every face gets the same probabilities."""
+
+    labels = ("happy", "neutral", "sad")
+    input_size = 48
+
+    def __init__(self, probs=(0.8, 0.15, 0.05)) -> None:
+        self.probs = np.asarray(probs, dtype=np.float32)
+
+    def predict(self, face: np.ndarray) -> np.ndarray:
+        return self.probs
+
+    def predict_batch(self, faces) -> np.ndarray:
+        return np.stack([self.probs for _ in faces]) if len(faces) else np.zeros((0, 3), np.float32)
+
+
+def write_tone(path: Path, seconds: float, freq: float = 440.0, rate: int = 22050) -> Path:
+    t = np.arange(int(rate * seconds)) / rate
+    samples = (0.1 * np.sin(2 * np.pi * freq * t) * 32767).astype("<i2")
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(samples.tobytes())
+    return path
+
+
+def add_tracks(store: Store, folder: Path, count: int = 8, category: str = CALM, seconds: float = 30.0,
+               corrupt: int = 0) -> list[TrackRecord]:
+    """``count`` playable tone tracks (plus ``corrupt`` broken files) in ``category``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    records = []
+    for i in range(count + corrupt):
+        broken = i >= count
+        path = folder / (f"broken{i}.mp3" if broken else f"{category[:5]}{i}.wav")
+        if broken:
+            path.write_bytes(b"not really an mp3 " * 300)
+        else:
+            write_tone(path, seconds, 300 + 30 * i)
+        quadrant = "Q4" if category == CALM else "Q1"
+        record = TrackRecord(
+            path=str(path), size=path.stat().st_size, mtime=path.stat().st_mtime,
+            title=f"Broken song {i}" if broken else f"Song {i}", artist=f"Artist {i % 4}",
+            duration=seconds, category=category, probs={"Q1": 0.1, "Q2": 0.1, "Q3": 0.1, quadrant: 0.7},
+            valence=0.8, arousal=0.3 if category == CALM else 0.8,
+        )
+        record.id = store.upsert_track(record)
+        records.append(record)
+    return records
+
+
+def make_app(settings: Settings, scanner_factory: Callable, size=(800, 480), seed: int = 7) -> KioskApp:
+    from moodtunes.player import MixerPlayer
+
+    app = KioskApp(settings, scanner_factory=scanner_factory, player_factory=lambda v: MixerPlayer(v),
+                   library_loader=None, size=size, rng=random.Random(seed), max_fps=0)
+    app.start()
+    return app
+
+
+def step(app: KioskApp, frames: int = 2) -> None:
+    for _ in range(frames):
+        app.step()
+
+
+def target_rect(app: KioskApp, target_id: str) -> pygame.Rect:
+    for target in app.screen.targets:
+        if target.id == target_id:
+            assert target.enabled, f"{target_id} is disabled on {app.screen.name}"
+            return target.rect
+    raise AssertionError(f"no {target_id!r} on screen {app.screen.name}: {[t.id for t in app.screen.targets]}")
+
+
+def tap(app: KioskApp, target_id: str) -> None:
+    """Click the centre of a target, as a mouse user would."""
+    pos = target_rect(app, target_id).center
+    pygame.event.post(pygame.event.Event(pygame.MOUSEBUTTONDOWN, pos=pos, button=1))
+    pygame.event.post(pygame.event.Event(pygame.MOUSEBUTTONUP, pos=pos, button=1))
+    step(app)
+
+
+def touch(app: KioskApp, target_id: str) -> None:
+    """Tap a target with a finger: FINGERDOWN/FINGERUP carry coordinates normalised to 0..1."""
+    width, height = app.surface.get_size()
+    x, y = target_rect(app, target_id).center
+    for kind in (pygame.FINGERDOWN, pygame.FINGERUP):
+        pygame.event.post(pygame.event.Event(kind, x=x / width, y=y / height, dx=0.0, dy=0.0,
+                                             touch_id=1, finger_id=0, pressure=1.0))
+    step(app)
+
+
+def run_until(app: KioskApp, condition: Callable[[], bool], timeout: float = 20.0, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or condition} (screen {app.screen.name})")
+        app.step()
+        time.sleep(0.01)
+
+
+def on_screen(app: KioskApp, name: str, timeout: float = 20.0) -> None:
+    run_until(app, lambda: app.screen.name == name, timeout, f"screen {name}")
