@@ -73,3 +73,10 @@ def test_topics_backoff_and_puback_reasons():
     assert describe_puback(ReasonCode(PacketTypes.PUBACK, "Success"), "t") is None
     assert "nobody subscribes to t" in describe_puback(ReasonCode(PacketTypes.PUBACK, "No matching subscribers"), "t")
     assert "Not authorized" in describe_puback(ReasonCode(PacketTypes.PUBACK, "Not authorized"), "t")
+
+
+@pytest.mark.parametrize("prefix", ["moodtunes/+", "#", "/moodtunes", "moodtunes/", ""])
+def test_a_topic_prefix_with_wildcards_or_empty_levels_is_a_config_error(monkeypatch, capsys, prefix):
+    monkeypatch.setenv("MOODTUNES_MQTT__TOPIC_PREFIX", prefix)
+    assert moodtunes(["uplink", "--status"]) == 2
+    assert "mqtt.topic_prefix" in capsys.readouterr().err

@@ -61,6 +61,7 @@ class LibrarySettings(Section):
     paths: list[Path] = Field(default_factory=list, description="music folders to scan")
     demo: bool = Field(True, description="generate and use a demo library when no paths are set")
     workers: int = Field(0, ge=0, description="analysis processes; 0 = one per core")
+    model: Path | None = Field(None, description="music mood model JSON; default: the shipped one")
 
 
 class KioskSettings(Section):
@@ -79,7 +80,9 @@ class MqttSettings(Section):
     password: SecretStr | None = None
     tls: bool = False
     ca_file: Path | None = None
-    topic_prefix: str = "moodtunes"
+    topic_prefix: str = Field(
+        "moodtunes", pattern=r"^[^+#/]+(/[^+#/]+)*$", description="MQTT topic levels, no wildcards"
+    )
     qos: Literal[0, 1, 2] = 1
     retry_seconds: float = Field(10.0, gt=0, description="first wait after a failed upload; doubles per failure")
     max_retry_seconds: float = Field(300.0, gt=0, description="the longest wait between upload attempts")

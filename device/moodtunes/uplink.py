@@ -214,13 +214,18 @@ class Uplink:
         event is marked sent or failed with the reason."""
         items = self._store.pending_events(BATCH_SIZE)
         result = CycleResult(attempted=len(items))
+        problems: dict[int, str] = {}
         for item in items:
             if item.id not in self._in_flight:
-                self._in_flight[item.id] = self._link.publish(self.topic, item.payload, self._settings.qos)
+                try:
+                    self._in_flight[item.id] = self._link.publish(self.topic, item.payload, self._settings.qos)
+                except UplinkError as exc:  # not queued: paho refused it outright
+                    problems[item.id] = str(exc)
         deadline = time.monotonic() + self._settings.ack_timeout_seconds
         for item in items:
-            reason = self._link.wait_for_ack(self._in_flight[item.id], deadline)
-            if reason is None:
+            if item.id in problems:
+                problem: str | None = problems[item.id]
+            elif (reason := self._link.wait_for_ack(self._in_flight[item.id], deadline)) is None:
                 problem = (
                     f"no PUBACK from {self._link.address} within "
                     f"{self._settings.ack_timeout_seconds:g} s"
