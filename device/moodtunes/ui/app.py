@@ -265,7 +265,8 @@ class KioskApp:
     # ---- the visit ---------------------------------------------------------------------------
 
     def begin_visit(self, profile: Profile) -> Visit:
-        self.look.accent = th.parse_colour(profile.colour)
+        # The shared guest profile is grey; guests get the default accent so buttons look alive.
+        self.look.accent = th.parse_colour(th.DEFAULT_ACCENT if profile.is_guest else profile.colour)
         self.visit = Visit(profile)
         self.visit.session_id = self.record(self.store.start_session, profile.id)
         logger.info("visit started: profile %d, session %s", profile.id, self.visit.session_id)

@@ -69,10 +69,15 @@ class Screen:
     def target(self, target_id: str) -> Target | None:
         return next((t for t in self.targets if t.id == target_id), None)
 
-    def button(self, surface: pygame.Surface, target_id: str, label: str, style: str = "secondary",
-               font: pygame.font.Font | None = None) -> None:
+    def button(self, surface: pygame.Surface, target_id: str, label: str | tuple[str, ...],
+               style: str = "secondary", font: pygame.font.Font | None = None) -> None:
+        """Draw a target as a button; ``label`` may list shorter wordings for narrow buttons."""
         target = self.target(target_id)
         if target is not None:
+            if isinstance(label, tuple):
+                room = target.rect.width - self.look.px(24)
+                measure = font or self.look.body_bold()
+                label = next((text for text in label if measure.size(text)[0] <= room), label[-1])
             draw_button(surface, self.look, target.rect, label, style=style, font=font,
                         pressed=self.app.pressed == target_id, enabled=target.enabled)
 

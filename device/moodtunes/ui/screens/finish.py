@@ -161,7 +161,8 @@ class ReportScreen(Screen):
             ("Visits", str(report.visit_count)),
             ("Minutes listened", f"{report.listening_minutes:.1f}"),
             ("Average rating", rating),
-            ("Helped most", SHORT_CATEGORY.get(report.best_category, report.best_category) or f"lift {lift}"),
+            ("Helped most", SHORT_CATEGORY.get(report.best_category, report.best_category))
+            if report.best_category else ("Average mood lift", lift),
         ]
         for rect, (label, value) in zip(self.kpis, items):
             draw_card(surface, rect, th.SURFACE, look.px(14))

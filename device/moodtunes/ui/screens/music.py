@@ -107,8 +107,8 @@ class SongsScreen(Screen):
             if target is not None:
                 self._row(surface, target.rect, item.track, pressed=self.app.pressed == target.id)
         other = self.app.other_category(visit.category)
-        self.button(surface, "other", f"Try {other.lower()}" if len(other) < 18 else "Other songs")
-        self.button(surface, "more", "More songs")
+        self.button(surface, "other", (f"Try {other.lower()}", "Other songs", "Other"))
+        self.button(surface, "more", ("More songs", "More"))
         self.button(surface, "done", "I'm done", style="primary")
 
     def _message(self, surface: pygame.Surface, title: str, detail: str, spinner: bool = False) -> None:
@@ -276,7 +276,7 @@ class PlayingScreen(Screen):
         paused = player is not None and player.paused
         self.button(surface, "stop", "Stop", style="ghost")
         self._toggle(surface, paused)
-        self.button(surface, "next", "Next song")
+        self.button(surface, "next", ("Next song", "Next"))
         self.button(surface, "vol_down", "−", font=look.font(28, bold=True))
         self.button(surface, "vol_up", "+", font=look.font(28, bold=True))
         volume = player.volume if player else self.app.settings.kiosk.volume
@@ -284,7 +284,7 @@ class PlayingScreen(Screen):
         draw_progress_bar(surface, bar, volume, th.mix(look.accent, th.TEXT, 0.3))
         label = pygame.Rect(bar.left, bar.top - look.small().get_linesize() - look.px(6), bar.width, look.small().get_linesize())
         draw_text(surface, look.small(), f"Volume {round(volume * 100)}%", th.MUTED, label, align="center")
-        self.button(surface, "done", "I'm done, rate it", style="primary")
+        self.button(surface, "done", ("I'm done, rate it", "Rate it"), style="primary")
 
     def _toggle(self, surface: pygame.Surface, paused: bool) -> None:
         """The round play/pause button, with its icon drawn (no font needed)."""

@@ -42,12 +42,14 @@ def frame_surface(frame: np.ndarray) -> pygame.Surface:
     return pygame.image.frombuffer(mirrored.tobytes(), (frame.shape[1], frame.shape[0]), "RGB")
 
 
-def fit_rect(width: int, height: int, area: pygame.Rect) -> pygame.Rect:
-    """The largest ``width:height`` rectangle centred in ``area``."""
-    scale = min(area.width / width, area.height / height)
-    rect = pygame.Rect(0, 0, round(width * scale), round(height * scale))
-    rect.center = area.center
-    return rect
+def cover_crop(width: int, height: int, out_w: int, out_h: int) -> tuple[int, int, int, int]:
+    """The centred (x, y, w, h) part of a ``width`` x ``height`` frame with the aspect of the output,
+    so the preview fills its card without bars."""
+    if width * out_h > height * out_w:  # frame wider than the card: trim the sides
+        w = max(1, round(height * out_w / out_h))
+        return (width - w) // 2, 0, w, height
+    h = max(1, round(width * out_h / out_w))
+    return 0, (height - h) // 2, width, h
 
 
 class ScanScreen(Screen):
@@ -123,30 +125,36 @@ class ScanScreen(Screen):
 
     def draw(self, surface: pygame.Surface) -> None:
         look = self.look
-        draw_card(surface, self.preview_area, th.SURFACE, look.px(22))
+        area = self.preview_area
+        radius = look.px(22)
+        draw_card(surface, area, th.SURFACE, radius)
         snap = self.snapshot
         frame = getattr(snap, "frame", None)
         if frame is not None:
-            key = (id(frame), self.preview_area.size)
-            box = fit_rect(frame.shape[1], frame.shape[0], self.preview_area)
-            if key != self._preview_key:
-                self._preview = pygame.transform.smoothscale(frame_surface(frame), box.size)
+            crop = cover_crop(frame.shape[1], frame.shape[0], area.width, area.height)
+            key = (id(frame), area.size)
+            if key != self._preview_key:  # convert each new camera frame once
+                x, y, w, h = crop
+                self._preview = pygame.transform.smoothscale(frame_surface(frame[y:y + h, x:x + w]), area.size)
                 self._preview_key = key
-            surface.blit(self._preview, box)
-            scale = box.width / frame.shape[1]
+            surface.blit(self._preview, area)
+            scale = area.width / crop[2]
             for face in snap.faces[:1]:
                 x, y, w, h = face.pixel_box()
-                mirrored_x = frame.shape[1] - x - w
-                face_rect = pygame.Rect(box.left + mirrored_x * scale, box.top + y * scale, w * scale, h * scale)
-                pygame.draw.rect(surface, look.accent, face_rect.clip(box), width=look.px(4), border_radius=look.px(14))
-            # Round the preview's corners to match the card.
-            pygame.draw.rect(surface, th.BACKGROUND, box.inflate(look.px(12), look.px(12)), width=look.px(6),
-                             border_radius=look.px(22))
+                mirrored_x = (crop[0] + crop[2]) - (x + w)  # in the mirrored, cropped view
+                face_rect = pygame.Rect(area.left + mirrored_x * scale, area.top + (y - crop[1]) * scale,
+                                        w * scale, h * scale)
+                pygame.draw.rect(surface, look.accent, face_rect.clip(area), width=look.px(4),
+                                 border_radius=look.px(14))
+            # Round the preview's corners: paint the background just outside a rounded rectangle.
+            edge = look.px(12)
+            pygame.draw.rect(surface, th.BACKGROUND, area.inflate(2 * edge, 2 * edge), width=edge,
+                             border_radius=radius + edge)
         else:
             message = "Starting the camera…" if not self.scanning else "Waiting for the camera…"
-            draw_text(surface, look.body(), message, th.MUTED, self.preview_area, align="center")
+            draw_text(surface, look.body(), message, th.MUTED, area, align="center")
         self._draw_panel(surface)
-        self.button(surface, "manual", "Choose my mood instead")
+        self.button(surface, "manual", ("Choose my mood instead", "Choose my mood"))
 
     def _draw_panel(self, surface: pygame.Surface) -> None:
         look, panel = self.look, self.panel

@@ -48,7 +48,7 @@ class WelcomeScreen(Screen):
         body = lay.inset(area, m)
         portrait = area.height > area.width
         if portrait:
-            self.brand, heading, grid_area, guest = lay.rows(body, [look.px(260), look.px(48), 1.0, self.touch_height()], gap)
+            self.brand, heading, grid_area, guest = lay.rows(body, [look.px(290), look.px(48), 1.0, self.touch_height()], gap)
         else:
             self.brand, right = lay.cols(body, [0.4, 0.6], look.px(24))
             self.brand, guest = lay.rows(self.brand, [1.0, self.touch_height()], gap)
@@ -193,7 +193,8 @@ class NewProfileScreen(Screen):
             r, c = divmod(i, per_row)
             x = swatches.right - row_width + c * (swatch + key_gap) if not portrait else swatches.left + c * (swatch + key_gap)
             self.add(f"colour:{colour}", pygame.Rect(x, swatches.top + r * (swatch + key_gap), swatch, swatch))
-        self.swatch_label = pygame.Rect(swatches.left, swatches.top, swatches.width - row_width - key_gap, swatch)
+        self.swatch_label = None if portrait else pygame.Rect(
+            swatches.left, swatches.top, swatches.width - row_width - key_gap, swatch)
         n_rows = len(letter_rows) + 1
         key_rows = lay.rows(keys, [1.0 / n_rows] * n_rows, key_gap)
         widest = max(len(r) for r in letter_rows)
@@ -227,7 +228,8 @@ class NewProfileScreen(Screen):
                 pygame.draw.line(surface, accent, (box.right + 3, box.top + 4), (box.right + 3, box.bottom - 4), 3)
         else:
             draw_text(surface, look.font(22), "Type your name", th.MUTED, inner)
-        draw_text(surface, look.body(), "Your colour", th.MUTED, self.swatch_label)
+        if self.swatch_label is not None:
+            draw_text(surface, look.body(), "Your colour", th.MUTED, self.swatch_label)
         for target in self.targets:
             if target.id.startswith("colour:"):
                 colour = target.id.split(":", 1)[1]
@@ -318,8 +320,8 @@ class ConsentScreen(Screen):
         else:
             draw_paragraph(surface, look.font(16), CONSENT_TEXT, th.TEXT, text_area, line_spacing=1.15)
         self.button(surface, "back", "Back", style="ghost")
-        self.button(surface, "no_camera", "Use without camera")
-        self.button(surface, "accept", "I agree, use the camera", style="primary")
+        self.button(surface, "no_camera", ("Use without camera", "No camera"))
+        self.button(surface, "accept", ("I agree, use the camera", "I agree"), style="primary")
 
     def on_tap(self, target_id: str) -> None:
         from moodtunes.ui.screens.scan import ManualMoodScreen, ScanScreen
@@ -367,9 +369,11 @@ class StoreProblemScreen(Screen):
         look = self.look
         draw_card(surface, self.card, th.SURFACE, look.px(22))
         inner = lay.inset(self.card, look.px(24))
-        draw_text(surface, look.heading(), "moodtunes can't open its memory", th.TEXT,
-                  pygame.Rect(inner.left, inner.top, inner.width, look.heading().get_linesize()))
-        text = pygame.Rect(inner.left, inner.top + look.px(48), inner.width, inner.height - look.px(48))
+        title_h = draw_paragraph(surface, look.heading(), "moodtunes can't open its memory", th.TEXT,
+                                 pygame.Rect(inner.left, inner.top, inner.width, 2 * look.heading().get_linesize()),
+                                 line_spacing=1.0)
+        text = pygame.Rect(inner.left, inner.top + title_h + look.px(14), inner.width,
+                           inner.height - title_h - look.px(14))
         draw_paragraph(surface, look.body(), self.message, th.MUTED, text)
         self.button(surface, "retry", "Try again", style="primary")
 

@@ -1,0 +1,125 @@
+"""Every screen at every supported size: drawn without error, touch targets inside the screen,
+at least 48 px each way, and never overlapping one another."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from moodtunes.config import load_settings
+from moodtunes.domain import MoodReading, ScanOutcome
+from moodtunes.store import Store
+from moodtunes.ui.layout import MIN_TOUCH
+from moodtunes.ui.screens.finish import RateScreen, ReportScreen
+from moodtunes.ui.screens.music import PlayingScreen, SongsScreen
+from moodtunes.ui.screens.scan import ManualMoodScreen, ResultScreen, ScanScreen
+from moodtunes.ui.screens.welcome import ConsentScreen, NewProfileScreen, StoreProblemScreen, WelcomeScreen
+from moodtunes.vision.faces import FaceBox
+from moodtunes.vision.scan import ScanSnapshot
+from ui_support import CALM, ENERGETIC, add_tracks, make_app, step
+
+SIZES = [(800, 480), (1024, 600), (1280, 720), (480, 800)]
+
+
+class StillScanner:
+    """A scanner half-way through a scan of a face, forever."""
+
+    def __init__(self, settings) -> None:
+        frame = np.full((480, 640, 3), 90, np.uint8)
+        self._snapshot = ScanSnapshot(frame=frame, faces=(FaceBox(200, 120, 220, 240, 0.9),), scanning=True,
+                                      progress=0.5, hint="move closer", camera_ok=True,
+                                      live_probs={"happy": 0.6, "neutral": 0.3, "sad": 0.1})
+
+    def start(self) -> None: ...
+    def begin_scan(self, seconds=None) -> None: ...
+    def cancel_scan(self) -> None: ...
+    def stop(self) -> None: ...
+
+    def snapshot(self) -> ScanSnapshot:
+        return self._snapshot
+
+
+@pytest.fixture
+def settings(tmp_path):
+    s = load_settings()
+    with Store.open(s.database_path) as store:
+        add_tracks(store, tmp_path / "music", count=9, category=CALM, seconds=5.0)
+        add_tracks(store, tmp_path / "music", count=3, category=ENERGETIC, seconds=5.0)
+        for i in range(11):  # enough profiles for a second page of tiles
+            store.create_profile(f"Visitor with a long name {i}", "#a78bfa")
+        guest = store.guest_profile()
+        for i in range(14):  # a history for the report's charts
+            session = store.start_session(guest.id)
+            store.add_reading(session, "before", MoodReading.manual(("sad", "neutral", "happy")[i % 3]))
+            store.add_reading(session, "after", MoodReading(ScanOutcome.OK, "happy", 0.7,
+                                                            {"happy": 0.7, "neutral": 0.2, "sad": 0.1}, 20))
+            store.add_rating(session, (i * 25) % 125)
+            store.finish_session(session, "completed", device_id="test")
+    return s
+
+
+def screens(app):
+    """Each screen of a visit, in the state it is shown in."""
+    yield WelcomeScreen(app)
+    yield NewProfileScreen(app)
+    guest = app.store.guest_profile()
+    app.begin_visit(guest)
+    yield ConsentScreen(app)
+    app.scanner_service.wait(5)
+    yield ScanScreen(app, "before")
+    yield ManualMoodScreen(app, "before", "I couldn't see a face.")
+    app.add_reading("before", MoodReading(ScanOutcome.UNCERTAIN, "neutral", 0.41,
+                                          {"happy": 0.3, "neutral": 0.41, "sad": 0.29}, 30))
+    result = ResultScreen(app, "before")
+    yield result
+    result.on_tap("not_right")  # the correction row
+    yield result
+    yield SongsScreen(app)
+    yield PlayingScreen(app, 0)
+    yield RateScreen(app)
+    yield ManualMoodScreen(app, "after")
+    yield ReportScreen(app)
+    yield StoreProblemScreen(app, "database /data/moodtunes.db: the disk is full; free some space "
+                                  "(nothing already saved was lost)")
+
+
+@pytest.mark.parametrize("size", SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
+def test_every_screen_fits_with_big_enough_touch_targets(settings, size):
+    app = make_app(settings, StillScanner, size=size)
+    seen = []
+    try:
+        bounds = app.surface.get_rect()
+        for screen in screens(app):
+            if app.screen is not screen:
+                app.go(screen)
+            else:
+                app.relayout()
+            step(app, 2)
+            if app.screen is not screen:  # e.g. a song that can't play sends the visitor back
+                pytest.fail(f"{screen.name} left for {app.screen.name} at {size}")
+            seen.append(screen.name)
+            assert screen.targets, f"{screen.name} has nothing to tap"
+            for target in screen.targets:
+                where = f"{screen.name} {target.id} {target.rect} at {size}"
+                assert bounds.contains(target.rect), f"off screen: {where}"
+                assert min(target.rect.size) >= MIN_TOUCH, f"too small: {where}"
+            for i, a in enumerate(screen.targets):
+                for b in screen.targets[i + 1:]:
+                    assert not a.rect.colliderect(b.rect), f"{a.id} overlaps {b.id} on {screen.name} at {size}"
+    finally:
+        app.close()
+    assert len(set(seen)) == 11
+
+
+def test_welcome_pages_through_many_profiles(settings):
+    from ui_support import tap
+
+    app = make_app(settings, StillScanner)
+    try:
+        first = {t.id for t in app.screen.targets if t.id.startswith("profile:")}
+        tap(app, "page_next")
+        second = {t.id for t in app.screen.targets if t.id.startswith("profile:")}
+        assert first and second and not first & second
+        assert len(first | second) == 11
+    finally:
+        app.close()
