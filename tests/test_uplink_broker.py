@@ -4,6 +4,9 @@ broker that is absent at first, then appears, then goes away and comes back (not
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -107,3 +110,31 @@ def test_nothing_is_lost_while_the_broker_comes_and_goes(tmp_path):
     with store:
         assert store.outbox_counts() == {"pending": 0, "sent": 5}
     assert set(received) == {e.event_id for e in sent_events}
+
+
+def test_the_uplink_service_sends_new_visits_until_sigterm(mosquitto, tmp_path, monkeypatch):
+    device, prefix = unique("kiosk-"), unique("mt")
+    _enable(monkeypatch, mosquitto, device, prefix)
+    monkeypatch.setenv("MOODTUNES_MQTT__POLL_SECONDS", "0.2")
+    monkeypatch.setenv("MOODTUNES_MQTT__PASSWORD", "hunter2-secret")  # the broker ignores it
+    database = tmp_path / "data" / "moodtunes.db"
+    with Store.open(database) as store:
+        first = record_visit(store, device)
+    listener = Subscriber(mosquitto, f"{prefix}/+/visit")
+    log = tmp_path / "uplink.log"
+    with log.open("w") as out:
+        service = subprocess.Popen([sys.executable, "-m", "moodtunes", "uplink"], stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: len(listener.messages) == 1, "the queued visit")
+        with Store.open(database) as store:  # the kiosk records another visit while the service runs
+            second = record_visit(store, device)
+        wait_for(lambda: len(listener.messages) == 2, "the new visit")
+    finally:
+        listener.close()
+        service.send_signal(signal.SIGTERM)
+        assert service.wait(timeout=20) == 0
+    assert [json.loads(m.payload)["event_id"] for m in listener.messages] == [first.event_id, second.event_id]
+    with Store.open(database) as store:
+        assert store.outbox_counts() == {"pending": 0, "sent": 2}
+    text = log.read_text()
+    assert "connected to the MQTT broker" in text and "hunter2" not in text

@@ -97,6 +97,7 @@ class BrokerLink:
         self._changed = threading.Condition()
         self._acks: dict[int, ReasonCode] = {}
         self._connected = False
+        self._closing = False
         self._refusal: str | None = None
         self.last_error: str | None = None
 
@@ -143,7 +144,13 @@ class BrokerLink:
             if self._refusal is not None:
                 raise UplinkError(self._refusal)
 
+    def wait_connected(self, timeout: float) -> bool:
+        """True as soon as the link is connected, False if it still isn't after ``timeout``."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self._connected, timeout)
+
     def close(self) -> None:
+        self._closing = True
         self._client.disconnect()
         self._client.loop_stop()
 
@@ -164,7 +171,7 @@ class BrokerLink:
         with self._changed:
             was_connected, self._connected = self._connected, False
             self._changed.notify_all()
-        if was_connected:
+        if was_connected and not self._closing:
             logger.warning("lost the MQTT broker at %s (%s); reconnecting", self.address, reason)
 
     def _on_connect_fail(self, client, userdata) -> None:
@@ -255,28 +262,35 @@ class Uplink:
                 return total
 
     def run_forever(self, stop: threading.Event) -> None:
-        """Until ``stop`` is set: send new events every poll_seconds; after a failure wait
-        retry_seconds, doubling up to max_retry_seconds, while paho reconnects in the background."""
+        """Until ``stop`` is set: send new events every poll_seconds. While the broker is away,
+        paho reconnects in the background (with its own backoff) and sending resumes as soon as
+        it is back; after a failed upload wait retry_seconds, doubling up to max_retry_seconds."""
         failures = 0
+        waiting_for_broker = False
         while not stop.is_set():
             if not self._store.pending_events(1):
-                delay = self._settings.poll_seconds
-            else:
-                if self._link.connected:
-                    result = self.send_pending()
-                else:
-                    result = CycleResult(error=self._link.last_error or f"not connected to {self._link.address}")
-                if result.error:
-                    failures += 1
-                    delay = retry_delay(failures, self._settings.retry_seconds, self._settings.max_retry_seconds)
-                    counts = self._store.outbox_counts()
+                stop.wait(self._settings.poll_seconds)
+                continue
+            if not self._link.connected:
+                if not self._link.wait_connected(self._settings.poll_seconds) and not waiting_for_broker:
                     logger.warning(
-                        "upload failed (%s); %d events wait in the outbox, next try in %.0f s",
-                        result.error, counts["pending"], delay,
+                        "%d events wait in the outbox: %s", self._store.outbox_counts()["pending"],
+                        self._link.last_error or f"not connected to {self._link.address}",
                     )
-                else:
-                    if result.sent:
-                        logger.info("sent %d visit events to %s", result.sent, self.topic)
-                    failures = 0
-                    delay = 0.0 if result.attempted == BATCH_SIZE else self._settings.poll_seconds
+                    waiting_for_broker = True
+                continue
+            waiting_for_broker = False
+            result = self.send_pending()
+            if result.error:
+                failures += 1
+                delay = retry_delay(failures, self._settings.retry_seconds, self._settings.max_retry_seconds)
+                logger.warning(
+                    "upload failed (%s); %d events wait in the outbox, next try in %.0f s",
+                    result.error, self._store.outbox_counts()["pending"], delay,
+                )
+            else:
+                if result.sent:
+                    logger.info("sent %d events to %s", result.sent, self.topic)
+                failures = 0
+                delay = 0.0 if result.attempted == BATCH_SIZE else self._settings.poll_seconds
             stop.wait(delay)
