@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from moodtunes.player import MixerPlayer, PlayerError, probe_duration
 
 

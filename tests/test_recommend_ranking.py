@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from itertools import pairwise
 
 from moodtunes.domain import Category
 from moodtunes.recommend import (
@@ -20,14 +21,24 @@ CALM = Category.HAPPY_AND_CALM.value
 ENERGETIC = Category.HIGHLY_ENERGETIC.value
 
 
-def track(path: str, artist: str = "A", category: str = CALM, q4: float = 0.6, q1: float = 0.2) -> TrackRecord:
-    return TrackRecord(path=path, size=1, mtime=0.0, title=path, artist=artist, duration=120.0,
-                       category=category, probs={"Q1": q1, "Q2": 0.1, "Q3": 0.1, "Q4": q4})
+def track(
+    path: str, artist: str = "A", category: str = CALM, q4: float = 0.6, q1: float = 0.2
+) -> TrackRecord:
+    return TrackRecord(
+        path=path,
+        size=1,
+        mtime=0.0,
+        title=path,
+        artist=artist,
+        duration=120.0,
+        category=category,
+        probs={"Q1": q1, "Q2": 0.1, "Q3": 0.1, "Q4": q4},
+    )
 
 
 def adjacent_repeats(ranked) -> int:
     artists = [r.track.artist for r in ranked]
-    return sum(a == b for a, b in zip(artists, artists[1:]))
+    return sum(a == b for a, b in pairwise(artists))
 
 
 def test_fit_uses_the_category_quadrant_then_valence_arousal():
@@ -69,8 +80,9 @@ def test_a_loved_song_rises_and_a_disliked_one_drops():
 def test_artist_ratings_shape_the_prior_of_their_other_songs():
     loved = track("new-song", artist="Loved Band")
     disliked = track("other", artist="Meh Band")
-    counts, artists = liking_posteriors([Feedback(1, "old-song", "loved band", 100),
-                                         Feedback(2, "x", "Meh Band ", 0)])
+    counts, artists = liking_posteriors(
+        [Feedback(1, "old-song", "loved band", 100), Feedback(2, "x", "Meh Band ", 0)]
+    )
     a, b = liking_beta(loved, counts, artists)
     assert a / (a + b) > 0.5
     a, b = liking_beta(disliked, counts, artists)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from moodtunes.config import load_settings
 from moodtunes.domain import MoodReading, ScanOutcome
 from moodtunes.store import Store
@@ -13,7 +12,12 @@ from moodtunes.ui.layout import MIN_TOUCH
 from moodtunes.ui.screens.finish import RateScreen, ReportScreen
 from moodtunes.ui.screens.music import PlayingScreen, SongsScreen
 from moodtunes.ui.screens.scan import ManualMoodScreen, ResultScreen, ScanScreen
-from moodtunes.ui.screens.welcome import ConsentScreen, NewProfileScreen, StoreProblemScreen, WelcomeScreen
+from moodtunes.ui.screens.welcome import (
+    ConsentScreen,
+    NewProfileScreen,
+    StoreProblemScreen,
+    WelcomeScreen,
+)
 from moodtunes.vision.faces import FaceBox
 from moodtunes.vision.scan import ScanSnapshot
 from ui_support import CALM, ENERGETIC, add_tracks, make_app, step
@@ -26,9 +30,15 @@ class StillScanner:
 
     def __init__(self, settings) -> None:
         frame = np.full((480, 640, 3), 90, np.uint8)
-        self._snapshot = ScanSnapshot(frame=frame, faces=(FaceBox(200, 120, 220, 240, 0.9),), scanning=True,
-                                      progress=0.5, hint="move closer", camera_ok=True,
-                                      live_probs={"happy": 0.6, "neutral": 0.3, "sad": 0.1})
+        self._snapshot = ScanSnapshot(
+            frame=frame,
+            faces=(FaceBox(200, 120, 220, 240, 0.9),),
+            scanning=True,
+            progress=0.5,
+            hint="move closer",
+            camera_ok=True,
+            live_probs={"happy": 0.6, "neutral": 0.3, "sad": 0.1},
+        )
 
     def start(self) -> None: ...
     def begin_scan(self, seconds=None) -> None: ...
@@ -50,9 +60,16 @@ def settings(tmp_path):
         guest = store.guest_profile()
         for i in range(14):  # a history for the report's charts
             session = store.start_session(guest.id)
-            store.add_reading(session, "before", MoodReading.manual(("sad", "neutral", "happy")[i % 3]))
-            store.add_reading(session, "after", MoodReading(ScanOutcome.OK, "happy", 0.7,
-                                                            {"happy": 0.7, "neutral": 0.2, "sad": 0.1}, 20))
+            store.add_reading(
+                session, "before", MoodReading.manual(("sad", "neutral", "happy")[i % 3])
+            )
+            store.add_reading(
+                session,
+                "after",
+                MoodReading(
+                    ScanOutcome.OK, "happy", 0.7, {"happy": 0.7, "neutral": 0.2, "sad": 0.1}, 20
+                ),
+            )
             store.add_rating(session, (i * 25) % 125)
             store.finish_session(session, "completed", device_id="test")
     return s
@@ -68,8 +85,12 @@ def screens(app):
     app.scanner_service.wait(5)
     yield ScanScreen(app, "before")
     yield ManualMoodScreen(app, "before", "I couldn't see a face.")
-    app.add_reading("before", MoodReading(ScanOutcome.UNCERTAIN, "neutral", 0.41,
-                                          {"happy": 0.3, "neutral": 0.41, "sad": 0.29}, 30))
+    app.add_reading(
+        "before",
+        MoodReading(
+            ScanOutcome.UNCERTAIN, "neutral", 0.41, {"happy": 0.3, "neutral": 0.41, "sad": 0.29}, 30
+        ),
+    )
     result = ResultScreen(app, "before")
     yield result
     result.on_tap("not_right")  # the correction row
@@ -79,8 +100,11 @@ def screens(app):
     yield RateScreen(app)
     yield ManualMoodScreen(app, "after")
     yield ReportScreen(app)
-    yield StoreProblemScreen(app, "database /data/moodtunes.db: the disk is full; free some space "
-                                  "(nothing already saved was lost)")
+    yield StoreProblemScreen(
+        app,
+        "database /data/moodtunes.db: the disk is full; free some space "
+        "(nothing already saved was lost)",
+    )
 
 
 @pytest.mark.parametrize("size", SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
@@ -104,8 +128,10 @@ def test_every_screen_fits_with_big_enough_touch_targets(settings, size):
                 assert bounds.contains(target.rect), f"off screen: {where}"
                 assert min(target.rect.size) >= MIN_TOUCH, f"too small: {where}"
             for i, a in enumerate(screen.targets):
-                for b in screen.targets[i + 1:]:
-                    assert not a.rect.colliderect(b.rect), f"{a.id} overlaps {b.id} on {screen.name} at {size}"
+                for b in screen.targets[i + 1 :]:
+                    assert not a.rect.colliderect(b.rect), (
+                        f"{a.id} overlaps {b.id} on {screen.name} at {size}"
+                    )
     finally:
         app.close()
     assert len(set(seen)) == 11

@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from moodtunes.config import load_settings
 from moodtunes.store import Store
 from moodtunes.vision.scan import MoodScanner
@@ -40,7 +39,8 @@ def settings():
 def library(settings, tmp_path: Path):
     with Store.open(settings.database_path) as store:
         return add_tracks(store, tmp_path / "music", count=8, category=ENERGETIC) + add_tracks(
-            store, tmp_path / "music", count=7, category=CALM)
+            store, tmp_path / "music", count=7, category=CALM
+        )
 
 
 def sample_scanner(settings):
@@ -106,7 +106,9 @@ def test_a_whole_visit_by_touch_is_recorded(settings, library):
         assert readings["before"]["outcome"] == "ok" and readings["before"]["label"] == "happy"
         assert readings["before"]["corrected_label"] == "sad"
         assert readings["before"]["frames_used"] > 0
-        assert readings["after"]["label"] == "happy" and readings["after"]["corrected_label"] is None
+        assert (
+            readings["after"]["label"] == "happy" and readings["after"]["corrected_label"] is None
+        )
         (play,) = rows(store, "SELECT * FROM plays")
         assert play["path"] == first.path and play["error"] is None
         assert 1.0 < play["seconds_listened"] < 10.0
@@ -116,7 +118,9 @@ def test_a_whole_visit_by_touch_is_recorded(settings, library):
         payload = json.loads(event["payload"])
         assert payload["end_reason"] == "completed" and payload["rating"] == 75
         assert payload["mood_before"]["corrected_label"] == "sad"
-        assert payload["mood_lift"] == pytest.approx((0.8 - 0.05) - (-1.0))  # after: P(happy) - P(sad)
+        assert payload["mood_lift"] == pytest.approx(
+            (0.8 - 0.05) - (-1.0)
+        )  # after: P(happy) - P(sad)
         assert payload["plays"][0]["seconds_listened"] > 1.0
         assert "Ada" not in event["payload"]  # the uplink never carries a name
 
@@ -176,7 +180,9 @@ def test_without_a_camera_the_manual_picker_takes_over(settings, library, tmp_pa
     finally:
         app.close()
     with Store.open(settings.database_path) as store:
-        outcomes = [r["outcome"] for r in rows(store, "SELECT outcome FROM mood_readings ORDER BY id")]
+        outcomes = [
+            r["outcome"] for r in rows(store, "SELECT outcome FROM mood_readings ORDER BY id")
+        ]
         assert outcomes == ["no_camera", "manual"]
         assert rows(store, "SELECT mood_before FROM sessions")[0][0] == "sad"
 
@@ -230,7 +236,10 @@ def test_start_up_closes_visits_left_open_by_a_crash(settings, library):
     app.close()
     with Store.open(settings.database_path) as store:
         assert store.open_sessions() == []
-        assert rows(store, "SELECT end_reason FROM sessions WHERE id = ?", session)[0][0] == "interrupted"
+        assert (
+            rows(store, "SELECT end_reason FROM sessions WHERE id = ?", session)[0][0]
+            == "interrupted"
+        )
 
 
 def test_an_unusable_database_is_explained_on_screen(settings, tmp_path):
@@ -253,9 +262,15 @@ def test_a_physical_keyboard_types_a_name_and_enter_creates_it(settings, library
     try:
         tap(app, "new_profile")
         for char in "bo b":
-            pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_a, unicode=char, mod=0))
-        pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_BACKSPACE, unicode="", mod=0))
-        pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_RETURN, unicode="\r", mod=0))
+            pygame.event.post(
+                pygame.event.Event(pygame.KEYDOWN, key=pygame.K_a, unicode=char, mod=0)
+            )
+        pygame.event.post(
+            pygame.event.Event(pygame.KEYDOWN, key=pygame.K_BACKSPACE, unicode="", mod=0)
+        )
+        pygame.event.post(
+            pygame.event.Event(pygame.KEYDOWN, key=pygame.K_RETURN, unicode="\r", mod=0)
+        )
         step(app)
         assert app.screen.name == "consent"
         assert app.visit.profile.name == "Bo"

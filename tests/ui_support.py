@@ -6,12 +6,11 @@ from __future__ import annotations
 import random
 import time
 import wave
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pygame
-
 from moodtunes.config import Settings
 from moodtunes.domain import Category
 from moodtunes.store import Store, TrackRecord
@@ -48,8 +47,14 @@ def write_tone(path: Path, seconds: float, freq: float = 440.0, rate: int = 2205
     return path
 
 
-def add_tracks(store: Store, folder: Path, count: int = 8, category: str = CALM, seconds: float = 30.0,
-               corrupt: int = 0) -> list[TrackRecord]:
+def add_tracks(
+    store: Store,
+    folder: Path,
+    count: int = 8,
+    category: str = CALM,
+    seconds: float = 30.0,
+    corrupt: int = 0,
+) -> list[TrackRecord]:
     """``count`` playable tone tracks (plus ``corrupt`` broken files) in ``category``."""
     folder.mkdir(parents=True, exist_ok=True)
     records = []
@@ -62,21 +67,36 @@ def add_tracks(store: Store, folder: Path, count: int = 8, category: str = CALM,
             write_tone(path, seconds, 300 + 30 * i)
         quadrant = "Q4" if category == CALM else "Q1"
         record = TrackRecord(
-            path=str(path), size=path.stat().st_size, mtime=path.stat().st_mtime,
-            title=f"Broken song {i}" if broken else f"Song {i}", artist=f"Artist {i % 4}",
-            duration=seconds, category=category, probs={"Q1": 0.1, "Q2": 0.1, "Q3": 0.1, quadrant: 0.7},
-            valence=0.8, arousal=0.3 if category == CALM else 0.8,
+            path=str(path),
+            size=path.stat().st_size,
+            mtime=path.stat().st_mtime,
+            title=f"Broken song {i}" if broken else f"Song {i}",
+            artist=f"Artist {i % 4}",
+            duration=seconds,
+            category=category,
+            probs={"Q1": 0.1, "Q2": 0.1, "Q3": 0.1, quadrant: 0.7},
+            valence=0.8,
+            arousal=0.3 if category == CALM else 0.8,
         )
         record.id = store.upsert_track(record)
         records.append(record)
     return records
 
 
-def make_app(settings: Settings, scanner_factory: Callable, size=(800, 480), seed: int = 7) -> KioskApp:
+def make_app(
+    settings: Settings, scanner_factory: Callable, size=(800, 480), seed: int = 7
+) -> KioskApp:
     from moodtunes.player import MixerPlayer
 
-    app = KioskApp(settings, scanner_factory=scanner_factory, player_factory=lambda v: MixerPlayer(v),
-                   library_loader=None, size=size, rng=random.Random(seed), max_fps=0)
+    app = KioskApp(
+        settings,
+        scanner_factory=scanner_factory,
+        player_factory=lambda v: MixerPlayer(v),
+        library_loader=None,
+        size=size,
+        rng=random.Random(seed),
+        max_fps=0,
+    )
     app.start()
     return app
 
@@ -91,7 +111,9 @@ def target_rect(app: KioskApp, target_id: str) -> pygame.Rect:
         if target.id == target_id:
             assert target.enabled, f"{target_id} is disabled on {app.screen.name}"
             return target.rect
-    raise AssertionError(f"no {target_id!r} on screen {app.screen.name}: {[t.id for t in app.screen.targets]}")
+    raise AssertionError(
+        f"no {target_id!r} on screen {app.screen.name}: {[t.id for t in app.screen.targets]}"
+    )
 
 
 def tap(app: KioskApp, target_id: str) -> None:
@@ -107,16 +129,30 @@ def touch(app: KioskApp, target_id: str) -> None:
     width, height = app.surface.get_size()
     x, y = target_rect(app, target_id).center
     for kind in (pygame.FINGERDOWN, pygame.FINGERUP):
-        pygame.event.post(pygame.event.Event(kind, x=x / width, y=y / height, dx=0.0, dy=0.0,
-                                             touch_id=1, finger_id=0, pressure=1.0))
+        pygame.event.post(
+            pygame.event.Event(
+                kind,
+                x=x / width,
+                y=y / height,
+                dx=0.0,
+                dy=0.0,
+                touch_id=1,
+                finger_id=0,
+                pressure=1.0,
+            )
+        )
     step(app)
 
 
-def run_until(app: KioskApp, condition: Callable[[], bool], timeout: float = 20.0, what: str = "") -> None:
+def run_until(
+    app: KioskApp, condition: Callable[[], bool], timeout: float = 20.0, what: str = ""
+) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or condition} (screen {app.screen.name})")
+            raise AssertionError(
+                f"timed out waiting for {what or condition} (screen {app.screen.name})"
+            )
         app.step()
         time.sleep(0.01)
 

@@ -13,12 +13,15 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
 
 logger = logging.getLogger(__name__)
 
-_END_GRACE_S = 1.0  # a song whose decoder stalls still counts as finished this long after its length
+_END_GRACE_S = (
+    1.0  # a song whose decoder stalls still counts as finished this long after its length
+)
 
 
 class PlayerError(Exception):
@@ -73,7 +76,7 @@ def probe_duration(path: Path) -> float:
 
         info = mutagen.File(str(path))
         return float(info.info.length) if info is not None and info.info else 0.0
-    except Exception:  # unreadable metadata only means an unknown length
+    except Exception:  # noqa: BLE001 - unreadable metadata only means an unknown length
         return 0.0
 
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import random
 from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 from moodtunes.domain import Category
 from moodtunes.store import TrackRecord
@@ -71,7 +71,9 @@ def liking_posteriors(
         for counts, key in ((tracks, item.path), (artists, _artist_key(item.artist))):
             counts[key][0] += liked
             counts[key][1] += 1.0 - liked
-    return {k: (v[0], v[1]) for k, v in tracks.items()}, {k: (v[0], v[1]) for k, v in artists.items()}
+    return {k: (v[0], v[1]) for k, v in tracks.items()}, {
+        k: (v[0], v[1]) for k, v in artists.items()
+    }
 
 
 def liking_beta(
@@ -83,8 +85,10 @@ def liking_beta(
     alpha, beta = PRIOR
     a_liked, a_disliked = artist_counts.get(_artist_key(track.artist), (0.0, 0.0))
     t_liked, t_disliked = track_counts.get(track.path, (0.0, 0.0))
-    return (alpha + RATING_WEIGHT * (ARTIST_WEIGHT * a_liked + t_liked),
-            beta + RATING_WEIGHT * (ARTIST_WEIGHT * a_disliked + t_disliked))
+    return (
+        alpha + RATING_WEIGHT * (ARTIST_WEIGHT * a_liked + t_liked),
+        beta + RATING_WEIGHT * (ARTIST_WEIGHT * a_disliked + t_disliked),
+    )
 
 
 def rank(
@@ -123,7 +127,9 @@ def spread_artists(ranked: Sequence[Ranked]) -> list[Ranked]:
         others = [i for i, item in enumerate(remaining) if _spread_key(item) != previous]
         # When repeats can no longer be avoided, place the commonest artist first to use them up.
         fallback = max(others, key=lambda i: counts[_spread_key(remaining[i])], default=0)
-        pick = next((i for i in others if _still_spreadable(counts, _spread_key(remaining[i]))), fallback)
+        pick = next(
+            (i for i in others if _still_spreadable(counts, _spread_key(remaining[i]))), fallback
+        )
         result.append(remaining.pop(pick))
     return result
 
@@ -150,7 +156,7 @@ def page(ranked: Sequence[Ranked], number: int, size: int = PAGE_SIZE) -> list[R
         return []
     pages = max(1, -(-len(ranked) // size))
     start = (number % pages) * size
-    return list(ranked[start:start + size])
+    return list(ranked[start : start + size])
 
 
 def page_count(ranked: Sequence[Ranked], size: int = PAGE_SIZE) -> int:

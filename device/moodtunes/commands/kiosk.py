@@ -21,13 +21,24 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def add_kiosk_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--size", type=parse_size, metavar="WxH",
-                        help="window size, e.g. 800x480 or 480x800 (default: kiosk.width x kiosk.height; "
-                             "a window even when kiosk.fullscreen is set)")
-    parser.add_argument("--autopilot", action="store_true",
-                        help="walk one full visit by itself with the sample camera, then exit (0 = success)")
-    parser.add_argument("--screenshots", type=Path, metavar="DIR",
-                        help="save a PNG of every screen the autopilot passes into DIR (implies --autopilot)")
+    parser.add_argument(
+        "--size",
+        type=parse_size,
+        metavar="WxH",
+        help="window size, e.g. 800x480 or 480x800 (default: kiosk.width x kiosk.height; "
+        "a window even when kiosk.fullscreen is set)",
+    )
+    parser.add_argument(
+        "--autopilot",
+        action="store_true",
+        help="walk one full visit by itself with the sample camera, then exit (0 = success)",
+    )
+    parser.add_argument(
+        "--screenshots",
+        type=Path,
+        metavar="DIR",
+        help="save a PNG of every screen the autopilot passes into DIR (implies --autopilot)",
+    )
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -47,8 +58,13 @@ def launch(args: argparse.Namespace, settings: Settings, fullscreen: bool) -> in
     autopilot = args.autopilot or args.screenshots is not None
     if autopilot:
         settings = autopilot_settings(settings)
-    return run_kiosk(settings, size=args.size, fullscreen=fullscreen and args.size is None and not autopilot,
-                     autopilot=autopilot, screenshots=args.screenshots)
+    return run_kiosk(
+        settings,
+        size=args.size,
+        fullscreen=fullscreen and args.size is None and not autopilot,
+        autopilot=autopilot,
+        screenshots=args.screenshots,
+    )
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

@@ -32,8 +32,14 @@ def default_library_loader(settings: Settings, store):
     return ensure_library(settings, store)
 
 
-def run_kiosk(settings: Settings, *, size: tuple[int, int] | None = None, fullscreen: bool = False,
-              autopilot: bool = False, screenshots: Path | None = None) -> int:
+def run_kiosk(
+    settings: Settings,
+    *,
+    size: tuple[int, int] | None = None,
+    fullscreen: bool = False,
+    autopilot: bool = False,
+    screenshots: Path | None = None,
+) -> int:
     """Run the kiosk until its window is closed (or the autopilot's visit is over); the exit code."""
     from moodtunes.ui.app import KioskApp
     from moodtunes.ui.autopilot import Autopilot

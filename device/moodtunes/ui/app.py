@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pygame
 
@@ -71,7 +72,7 @@ class KioskApp:
         self._player: Player | None = None
         self.last_saved = 0.0  # when the seconds listened were last written
         self._frame_clock: pygame.time.Clock | None = None
-        self.on_frame: list[Callable[["KioskApp"], None]] = []  # autopilot, screenshots, benchmarks
+        self.on_frame: list[Callable[[KioskApp], None]] = []  # autopilot, screenshots, benchmarks
 
     # ---- start and stop --------------------------------------------------------------------
 
@@ -80,7 +81,9 @@ class KioskApp:
         pygame.display.init()
         pygame.font.init()
         flags = pygame.FULLSCREEN if self._fullscreen else 0
-        size = self._requested_size or ((0, 0) if self._fullscreen else (self.settings.kiosk.width, self.settings.kiosk.height))
+        size = self._requested_size or (
+            (0, 0) if self._fullscreen else (self.settings.kiosk.width, self.settings.kiosk.height)
+        )
         self.surface = pygame.display.set_mode(size, flags)
         pygame.display.set_caption("moodtunes")
         if self._fullscreen:
@@ -100,7 +103,9 @@ class KioskApp:
         try:
             self.store = Store.open(self.settings.database_path)
             for session_id in self.store.open_sessions():
-                self.store.finish_session(session_id, "interrupted", device_id=self.settings.device_id)
+                self.store.finish_session(
+                    session_id, "interrupted", device_id=self.settings.device_id
+                )
                 logger.info("closed visit %d left open by an interruption", session_id)
             self.store_error = None
             self.go(WelcomeScreen(self))
@@ -155,7 +160,10 @@ class KioskApp:
                 self._pointer(event.pos, down=event.type == pygame.MOUSEBUTTONDOWN)
         elif event.type in (pygame.FINGERDOWN, pygame.FINGERUP):
             width, height = self.surface.get_size()
-            self._pointer((round(event.x * width), round(event.y * height)), down=event.type == pygame.FINGERDOWN)
+            self._pointer(
+                (round(event.x * width), round(event.y * height)),
+                down=event.type == pygame.FINGERDOWN,
+            )
         elif event.type == pygame.KEYDOWN:
             self.touch()
             if event.key == pygame.K_q and event.mod & pygame.KMOD_CTRL:
@@ -188,9 +196,14 @@ class KioskApp:
         self.last_input = self.clock()
 
     def _check_idle(self, now: float) -> None:
-        if not self.screen.idle_applies() or now - self.last_input < self.settings.kiosk.idle_timeout_s:
+        if (
+            not self.screen.idle_applies()
+            or now - self.last_input < self.settings.kiosk.idle_timeout_s
+        ):
             return
-        logger.info("idle for %.0f s on %s: back to welcome", now - self.last_input, self.screen.name)
+        logger.info(
+            "idle for %.0f s on %s: back to welcome", now - self.last_input, self.screen.name
+        )
         self.stop_music()
         self.end_visit("idle")
         self.home()
@@ -213,9 +226,23 @@ class KioskApp:
         look, width, height = self.look, *self.surface.get_size()
         box = pygame.Rect(0, 0, min(width - look.px(32), look.px(560)), look.px(64))
         box.midbottom = (width // 2, height - look.px(12))
-        draw_card(self.surface, box, th.mix(th.SURFACE_HIGH, th.DANGER, 0.25), look.px(16), border=th.OUTLINE)
-        draw_paragraph(self.surface, look.small(), message, th.TEXT, box.inflate(-look.px(24), -look.px(10)),
-                       align="center", valign="center", line_spacing=1.1)
+        draw_card(
+            self.surface,
+            box,
+            th.mix(th.SURFACE_HIGH, th.DANGER, 0.25),
+            look.px(16),
+            border=th.OUTLINE,
+        )
+        draw_paragraph(
+            self.surface,
+            look.small(),
+            message,
+            th.TEXT,
+            box.inflate(-look.px(24), -look.px(10)),
+            align="center",
+            valign="center",
+            line_spacing=1.1,
+        )
 
     # ---- navigation ------------------------------------------------------------------------
 
@@ -266,7 +293,9 @@ class KioskApp:
 
     def begin_visit(self, profile: Profile) -> Visit:
         # The shared guest profile is grey; guests get the default accent so buttons look alive.
-        self.look.accent = th.parse_colour(th.DEFAULT_ACCENT if profile.is_guest else profile.colour)
+        self.look.accent = th.parse_colour(
+            th.DEFAULT_ACCENT if profile.is_guest else profile.colour
+        )
         self.visit = Visit(profile)
         self.visit.session_id = self.record(self.store.start_session, profile.id)
         logger.info("visit started: profile %d, session %s", profile.id, self.visit.session_id)
@@ -282,7 +311,12 @@ class KioskApp:
         visit.ended = True
         self.save_play_progress(final=True)
         if visit.session_id is not None:
-            self.record(self.store.finish_session, visit.session_id, reason, device_id=self.settings.device_id)
+            self.record(
+                self.store.finish_session,
+                visit.session_id,
+                reason,
+                device_id=self.settings.device_id,
+            )
             logger.info("visit %d ended: %s", visit.session_id, reason)
 
     def add_reading(self, phase: str, reading: MoodReading) -> None:
@@ -307,12 +341,18 @@ class KioskApp:
         """The ranked songs of ``category`` for the visitor (empty if the library has none)."""
         visit = self.visit
         tracks = self.record(self.store.tracks, category) or []
-        feedback = [Feedback(*row) for row in self.record(self.store.track_feedback, visit.profile.id) or []]
+        feedback = [
+            Feedback(*row) for row in self.record(self.store.track_feedback, visit.profile.id) or []
+        ]
         recent = self.record(self.store.recent_paths, visit.profile.id) or set()
         return rank(tracks, category, feedback, recent, self.rng)
 
     def other_category(self, category: str) -> str:
-        return (Category.HAPPY_AND_CALM if category == Category.HIGHLY_ENERGETIC else Category.HIGHLY_ENERGETIC).value
+        return (
+            Category.HAPPY_AND_CALM
+            if category == Category.HIGHLY_ENERGETIC
+            else Category.HIGHLY_ENERGETIC
+        ).value
 
     # ---- music ---------------------------------------------------------------------------------
 
@@ -330,7 +370,11 @@ class KioskApp:
         item = visit.ranked[index]
         visit.queue_index = index
         track = item.track
-        play_id = self.record(self.store.start_play, visit.session_id, track) if visit.session_id else None
+        play_id = (
+            self.record(self.store.start_play, visit.session_id, track)
+            if visit.session_id
+            else None
+        )
         visit.play_id = visit.last_play_id = play_id
         try:
             player = self.player()

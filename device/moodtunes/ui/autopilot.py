@@ -25,8 +25,14 @@ def post_tap(pos: tuple[int, int]) -> None:
 class Autopilot:
     """An on-frame hook: ``app.on_frame.append(Autopilot(...))``; ``result`` is the exit code."""
 
-    def __init__(self, name: str = "Robin", listen_s: float = 3.0, dwell_s: float = 0.8,
-                 timeout_s: float = 180.0, screenshots: Path | None = None) -> None:
+    def __init__(
+        self,
+        name: str = "Robin",
+        listen_s: float = 3.0,
+        dwell_s: float = 0.8,
+        timeout_s: float = 180.0,
+        screenshots: Path | None = None,
+    ) -> None:
         self.name = name
         self.listen_s = listen_s
         self.dwell_s = dwell_s
@@ -40,12 +46,16 @@ class Autopilot:
         self._shot = False
         self._reported = False
 
-    def __call__(self, app: "KioskApp") -> None:
+    def __call__(self, app: KioskApp) -> None:
         now = app.clock()
         if self._started is None:
             self._started = now
         if now - self._started > self.timeout_s:
-            logger.error("autopilot: no full visit after %.0f s (stuck on %s)", self.timeout_s, app.screen.name)
+            logger.error(
+                "autopilot: no full visit after %.0f s (stuck on %s)",
+                self.timeout_s,
+                app.screen.name,
+            )
             self._finish(app, 1)
             return
         if app.screen is not self._screen_key:
@@ -53,7 +63,11 @@ class Autopilot:
         if now - self._since < self.dwell_s:
             return
         target = self._decide(app)
-        if self.screenshots is not None and not self._shot and (target is not None or app.screen.name == "scan"):
+        if (
+            self.screenshots is not None
+            and not self._shot
+            and (target is not None or app.screen.name == "scan")
+        ):
             self._shoot(app)
         if target is None:
             return
@@ -64,17 +78,17 @@ class Autopilot:
         post_tap(rect.center)
         self._since = now
 
-    def _shoot(self, app: "KioskApp") -> None:
+    def _shoot(self, app: KioskApp) -> None:
         path = self.screenshots / f"{len(self.shots) + 1:02d}-{app.screen.name}.png"
         app.screenshot(path)
         self.shots.append(path)
         self._shot = True
 
-    def _finish(self, app: "KioskApp", code: int) -> None:
+    def _finish(self, app: KioskApp, code: int) -> None:
         self.result = code
         app.running = False
 
-    def _decide(self, app: "KioskApp") -> str | None:
+    def _decide(self, app: KioskApp) -> str | None:
         screen = app.screen
         name = screen.name
         if name == "welcome":

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import pygame
 
@@ -11,15 +11,26 @@ from moodtunes.ui.theme import Colour, Theme
 from moodtunes.ui.widgets import aa_circle, draw_card, draw_text
 
 
-def _plot_area(look: Theme, rect: pygame.Rect, title: str, surface: pygame.Surface,
-               y_labels: dict[float, str]) -> tuple[pygame.Rect, int]:
+def _plot_area(
+    look: Theme, rect: pygame.Rect, title: str, surface: pygame.Surface, y_labels: dict[float, str]
+) -> tuple[pygame.Rect, int]:
     draw_card(surface, rect, th.SURFACE, look.px(18))
     inner = rect.inflate(-look.px(28), -look.px(20))
     title_h = look.body_bold().get_linesize()
-    draw_text(surface, look.body_bold(), title, th.TEXT, pygame.Rect(inner.left, inner.top, inner.width, title_h))
+    draw_text(
+        surface,
+        look.body_bold(),
+        title,
+        th.TEXT,
+        pygame.Rect(inner.left, inner.top, inner.width, title_h),
+    )
     label_w = max((look.small().size(t)[0] for t in y_labels.values()), default=0) + look.px(8)
-    plot = pygame.Rect(inner.left + label_w, inner.top + title_h + look.px(10), inner.width - label_w,
-                       inner.height - title_h - look.px(10) - look.small().get_linesize() - look.px(4))
+    plot = pygame.Rect(
+        inner.left + label_w,
+        inner.top + title_h + look.px(10),
+        inner.width - label_w,
+        inner.height - title_h - look.px(10) - look.small().get_linesize() - look.px(4),
+    )
     return plot, label_w
 
 
@@ -34,18 +45,36 @@ def _x_positions(plot: pygame.Rect, count: int) -> list[int]:
     return [round(plot.left + pad + i * (plot.width - 2 * pad) / (count - 1)) for i in range(count)]
 
 
-def _grid(surface: pygame.Surface, look: Theme, plot: pygame.Rect, label_w: int, y_labels: dict[float, str],
-          low: float, high: float) -> None:
+def _grid(
+    surface: pygame.Surface,
+    look: Theme,
+    plot: pygame.Rect,
+    label_w: int,
+    y_labels: dict[float, str],
+    low: float,
+    high: float,
+) -> None:
     for value, text in y_labels.items():
         y = _y(plot, value, low, high)
         pygame.draw.line(surface, th.SURFACE_HIGH, (plot.left, y), (plot.right, y), 1)
-        draw_text(surface, look.small(), text, th.MUTED, pygame.Rect(plot.left - label_w, y - 10, label_w - look.px(6), 20),
-                  align="right")
+        draw_text(
+            surface,
+            look.small(),
+            text,
+            th.MUTED,
+            pygame.Rect(plot.left - label_w, y - 10, label_w - look.px(6), 20),
+            align="right",
+        )
 
 
 def line_chart(
-    surface: pygame.Surface, look: Theme, rect: pygame.Rect, title: str,
-    series: Sequence[tuple[str, Colour, Sequence[float | None]]], low: float, high: float,
+    surface: pygame.Surface,
+    look: Theme,
+    rect: pygame.Rect,
+    title: str,
+    series: Sequence[tuple[str, Colour, Sequence[float | None]]],
+    low: float,
+    high: float,
     y_labels: dict[float, str],
 ) -> None:
     """Lines (with dots) over visits, oldest left; gaps where a value is missing; a legend below."""
@@ -64,13 +93,25 @@ def line_chart(
             pygame.draw.lines(surface, colour, False, points, max(2, look.px(3)))
         for point in points:
             aa_circle(surface, colour, point, look.px(5))
-    _legend(surface, look, pygame.Rect(plot.left, plot.bottom + look.px(4), plot.width, look.small().get_linesize()),
-            [(name, colour) for name, colour, _ in series])
+    _legend(
+        surface,
+        look,
+        pygame.Rect(plot.left, plot.bottom + look.px(4), plot.width, look.small().get_linesize()),
+        [(name, colour) for name, colour, _ in series],
+    )
 
 
 def bar_chart(
-    surface: pygame.Surface, look: Theme, rect: pygame.Rect, title: str, values: Sequence[float | None],
-    low: float, high: float, y_labels: dict[float, str], colour: Colour, caption: str = "",
+    surface: pygame.Surface,
+    look: Theme,
+    rect: pygame.Rect,
+    title: str,
+    values: Sequence[float | None],
+    low: float,
+    high: float,
+    y_labels: dict[float, str],
+    colour: Colour,
+    caption: str = "",
 ) -> None:
     """One bar per visit (a missing value leaves a gap), growing from ``low`` or from zero."""
     plot, label_w = _plot_area(look, rect, title, surface, y_labels)
@@ -90,14 +131,28 @@ def bar_chart(
         fill = colour if value >= 0 else th.DANGER
         pygame.draw.rect(surface, fill, bar, border_radius=min(look.px(6), width // 2))
     if caption:
-        draw_text(surface, look.small(), caption, th.MUTED,
-                  pygame.Rect(plot.left, plot.bottom + look.px(4), plot.width, look.small().get_linesize()))
+        draw_text(
+            surface,
+            look.small(),
+            caption,
+            th.MUTED,
+            pygame.Rect(
+                plot.left, plot.bottom + look.px(4), plot.width, look.small().get_linesize()
+            ),
+        )
 
 
-def _legend(surface: pygame.Surface, look: Theme, rect: pygame.Rect, items: Sequence[tuple[str, Colour]]) -> None:
+def _legend(
+    surface: pygame.Surface, look: Theme, rect: pygame.Rect, items: Sequence[tuple[str, Colour]]
+) -> None:
     x = rect.left
     for name, colour in items:
         aa_circle(surface, colour, (x + look.px(6), rect.centery), look.px(5))
-        box = draw_text(surface, look.small(), name, th.MUTED,
-                        pygame.Rect(x + look.px(16), rect.top, rect.right - x - look.px(16), rect.height))
+        box = draw_text(
+            surface,
+            look.small(),
+            name,
+            th.MUTED,
+            pygame.Rect(x + look.px(16), rect.top, rect.right - x - look.px(16), rect.height),
+        )
         x = box.right + look.px(18)

@@ -3,7 +3,7 @@ screen, so one layout serves 800x480, 1024x600, 1280x720 and portrait 480x800.""
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import pygame
 
@@ -40,13 +40,20 @@ def cols(rect: pygame.Rect, sizes: Sequence[int | float], gap: int = 0) -> list[
     return out
 
 
-def grid(rect: pygame.Rect, count: int, columns: int, gap: int, row_height: int | None = None) -> list[pygame.Rect]:
+def grid(
+    rect: pygame.Rect, count: int, columns: int, gap: int, row_height: int | None = None
+) -> list[pygame.Rect]:
     """``count`` cells, row by row, ``columns`` wide; rows share the height unless ``row_height``."""
     n_rows = max(1, -(-count // columns))
     height = row_height or (rect.height - gap * (n_rows - 1)) // n_rows
     width = (rect.width - gap * (columns - 1)) // columns
     return [
-        pygame.Rect(rect.left + (i % columns) * (width + gap), rect.top + (i // columns) * (height + gap), width, height)
+        pygame.Rect(
+            rect.left + (i % columns) * (width + gap),
+            rect.top + (i // columns) * (height + gap),
+            width,
+            height,
+        )
         for i in range(count)
     ]
 

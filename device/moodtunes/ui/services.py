@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from moodtunes.config import Settings
 from moodtunes.store import Store
@@ -45,7 +46,7 @@ class ScannerService:
             scanner = self._factory(self._settings)
             scanner.start()
             self.scanner = scanner
-        except Exception as exc:  # any failure means "no camera": the kiosk stays usable without one
+        except Exception as exc:  # noqa: BLE001 - any failure means "no camera"; the kiosk goes on without
             logger.warning("mood scanner unavailable: %s", exc)
             self.error = str(exc) or type(exc).__name__
         finally:
@@ -89,7 +90,7 @@ class LibraryService:
             with Store.open(self._settings.database_path) as store:
                 self.report = self._loader(self._settings, store)
             logger.info("library ready: %s", getattr(self.report, "as_dict", lambda: self.report)())
-        except Exception as exc:  # a library problem is shown on the songs screen, never fatal
+        except Exception as exc:  # noqa: BLE001 - shown on the songs screen, never fatal
             logger.warning("music library problem: %s", exc)
             self.error = str(exc) or type(exc).__name__
         finally:

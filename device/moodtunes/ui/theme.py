@@ -28,7 +28,14 @@ MOOD_COLOURS: dict[str, Colour] = {
 
 # Offered when creating a profile: distinct, readable on the dark background.
 PROFILE_COLOURS: tuple[str, ...] = (
-    "#ff7a59", "#ffc23d", "#5fd08a", "#3ec7c2", "#5ea8ff", "#a78bfa", "#f472b6", "#94a3b8",
+    "#ff7a59",
+    "#ffc23d",
+    "#5fd08a",
+    "#3ec7c2",
+    "#5ea8ff",
+    "#a78bfa",
+    "#f472b6",
+    "#94a3b8",
 )
 
 DEJAVU = Path("/usr/share/fonts/truetype/dejavu")

@@ -17,7 +17,9 @@ class Visit:
     session_id: int | None = None
     reading_ids: dict[str, int] = field(default_factory=dict)  # phase -> mood_readings.id
     readings: dict[str, MoodReading] = field(default_factory=dict)
-    moods: dict[str, str] = field(default_factory=dict)  # phase -> the label in force (corrected or not)
+    moods: dict[str, str] = field(
+        default_factory=dict
+    )  # phase -> the label in force (corrected or not)
     category: str | None = None
     ranked: list[Ranked] = field(default_factory=list)
     page: int = 0

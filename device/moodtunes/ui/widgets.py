@@ -83,54 +83,99 @@ def wrap(font: pygame.font.Font, text: str, width: int, max_lines: int | None = 
     lines = [ellipsize(font, line, width) for line in lines]
     if max_lines is not None and len(lines) > max_lines:
         lines = lines[:max_lines]
-        lines[-1] = ellipsize(font, lines[-1] + " …", width) if not lines[-1].endswith("…") else lines[-1]
+        lines[-1] = (
+            ellipsize(font, lines[-1] + " …", width) if not lines[-1].endswith("…") else lines[-1]
+        )
     return lines
 
 
 def draw_text(
-    surface: pygame.Surface, font: pygame.font.Font, text: str, colour: Colour, rect: pygame.Rect,
-    align: str = "left", valign: str = "center",
+    surface: pygame.Surface,
+    font: pygame.font.Font,
+    text: str,
+    colour: Colour,
+    rect: pygame.Rect,
+    align: str = "left",
+    valign: str = "center",
 ) -> pygame.Rect:
     """One line of text inside ``rect`` (ellipsized to its width); returns where it went."""
     rendered = TEXT.render(font, ellipsize(font, text, rect.width), colour)
     box = rendered.get_rect()
-    box.x = {"left": rect.left, "center": rect.centerx - box.width // 2, "right": rect.right - box.width}[align]
-    box.y = {"top": rect.top, "center": rect.centery - box.height // 2, "bottom": rect.bottom - box.height}[valign]
+    box.x = {
+        "left": rect.left,
+        "center": rect.centerx - box.width // 2,
+        "right": rect.right - box.width,
+    }[align]
+    box.y = {
+        "top": rect.top,
+        "center": rect.centery - box.height // 2,
+        "bottom": rect.bottom - box.height,
+    }[valign]
     surface.blit(rendered, box)
     return box
 
 
 def draw_paragraph(
-    surface: pygame.Surface, font: pygame.font.Font, text: str, colour: Colour, rect: pygame.Rect,
-    align: str = "left", valign: str = "top", line_spacing: float = 1.25,
+    surface: pygame.Surface,
+    font: pygame.font.Font,
+    text: str,
+    colour: Colour,
+    rect: pygame.Rect,
+    align: str = "left",
+    valign: str = "top",
+    line_spacing: float = 1.25,
 ) -> int:
     """Wrapped text inside ``rect`` (lines that don't fit are cut with an ellipsis); returns its height."""
     step = round(font.get_linesize() * line_spacing)
     max_lines = max(1, (rect.height + step - font.get_linesize()) // step)
     lines = wrap(font, text, rect.width, max_lines)
     total = step * (len(lines) - 1) + font.get_linesize()
-    y = {"top": rect.top, "center": rect.centery - total // 2, "bottom": rect.bottom - total}[valign]
+    y = {"top": rect.top, "center": rect.centery - total // 2, "bottom": rect.bottom - total}[
+        valign
+    ]
     for line in lines:
-        draw_text(surface, font, line, colour, pygame.Rect(rect.left, y, rect.width, font.get_linesize()), align)
+        draw_text(
+            surface,
+            font,
+            line,
+            colour,
+            pygame.Rect(rect.left, y, rect.width, font.get_linesize()),
+            align,
+        )
         y += step
     return total
 
 
-def paragraph_height(font: pygame.font.Font, text: str, width: int, line_spacing: float = 1.25) -> int:
+def paragraph_height(
+    font: pygame.font.Font, text: str, width: int, line_spacing: float = 1.25
+) -> int:
     lines = wrap(font, text, width)
     return round(font.get_linesize() * line_spacing) * (len(lines) - 1) + font.get_linesize()
 
 
-def draw_card(surface: pygame.Surface, rect: pygame.Rect, colour: Colour, radius: int,
-              border: Colour | None = None, border_width: int = 2) -> None:
+def draw_card(
+    surface: pygame.Surface,
+    rect: pygame.Rect,
+    colour: Colour,
+    radius: int,
+    border: Colour | None = None,
+    border_width: int = 2,
+) -> None:
     pygame.draw.rect(surface, colour, rect, border_radius=radius)
     if border is not None:
         pygame.draw.rect(surface, border, rect, width=border_width, border_radius=radius)
 
 
 def draw_button(
-    surface: pygame.Surface, look: Theme, rect: pygame.Rect, label: str, *, style: str = "secondary",
-    pressed: bool = False, enabled: bool = True, font: pygame.font.Font | None = None,
+    surface: pygame.Surface,
+    look: Theme,
+    rect: pygame.Rect,
+    label: str,
+    *,
+    style: str = "secondary",
+    pressed: bool = False,
+    enabled: bool = True,
+    font: pygame.font.Font | None = None,
 ) -> None:
     """A rounded button: "primary" (accent fill), "secondary" (raised surface), "ghost" (outline)."""
     radius = min(rect.height // 2, look.px(18))
@@ -152,7 +197,9 @@ def draw_button(
     draw_text(surface, font, label, ink, rect.inflate(-look.px(12), 0), align="center")
 
 
-def aa_circle(surface: pygame.Surface, colour: Colour, centre: tuple[int, int], radius: int) -> None:
+def aa_circle(
+    surface: pygame.Surface, colour: Colour, centre: tuple[int, int], radius: int
+) -> None:
     x, y = round(centre[0]), round(centre[1])
     if radius <= 0:
         return
@@ -160,8 +207,15 @@ def aa_circle(surface: pygame.Surface, colour: Colour, centre: tuple[int, int], 
     pygame.gfxdraw.aacircle(surface, x, y, radius, colour)
 
 
-def draw_ring(surface: pygame.Surface, centre: tuple[int, int], radius: int, width: int, fraction: float,
-              colour: Colour, track: Colour) -> None:
+def draw_ring(
+    surface: pygame.Surface,
+    centre: tuple[int, int],
+    radius: int,
+    width: int,
+    fraction: float,
+    colour: Colour,
+    track: Colour,
+) -> None:
     """A progress ring filling clockwise from 12 o'clock."""
     rect = pygame.Rect(0, 0, radius * 2, radius * 2)
     rect.center = centre
@@ -173,24 +227,38 @@ def draw_ring(surface: pygame.Surface, centre: tuple[int, int], radius: int, wid
     points_outer, points_inner = [], []
     for i in range(steps + 1):
         angle = -math.pi / 2 + 2 * math.pi * fraction * i / steps
-        points_outer.append((centre[0] + radius * math.cos(angle), centre[1] + radius * math.sin(angle)))
+        points_outer.append(
+            (centre[0] + radius * math.cos(angle), centre[1] + radius * math.sin(angle))
+        )
         inner = radius - width
-        points_inner.append((centre[0] + inner * math.cos(angle), centre[1] + inner * math.sin(angle)))
+        points_inner.append(
+            (centre[0] + inner * math.cos(angle), centre[1] + inner * math.sin(angle))
+        )
     pygame.draw.polygon(surface, colour, points_outer + points_inner[::-1])
     half = width / 2
     for point in (points_outer[0], points_outer[-1]):  # rounded ends
         angle = math.atan2(point[1] - centre[1], point[0] - centre[0])
-        mid = (centre[0] + (radius - half) * math.cos(angle), centre[1] + (radius - half) * math.sin(angle))
+        mid = (
+            centre[0] + (radius - half) * math.cos(angle),
+            centre[1] + (radius - half) * math.sin(angle),
+        )
         aa_circle(surface, colour, (round(mid[0]), round(mid[1])), round(half))
 
 
-def draw_progress_bar(surface: pygame.Surface, rect: pygame.Rect, fraction: float, colour: Colour,
-                      track: Colour = th.SURFACE_HIGH) -> None:
+def draw_progress_bar(
+    surface: pygame.Surface,
+    rect: pygame.Rect,
+    fraction: float,
+    colour: Colour,
+    track: Colour = th.SURFACE_HIGH,
+) -> None:
     radius = rect.height // 2
     pygame.draw.rect(surface, track, rect, border_radius=radius)
     fraction = min(1.0, max(0.0, fraction))
     if fraction > 0:
-        filled = pygame.Rect(rect.left, rect.top, max(rect.height, round(rect.width * fraction)), rect.height)
+        filled = pygame.Rect(
+            rect.left, rect.top, max(rect.height, round(rect.width * fraction)), rect.height
+        )
         pygame.draw.rect(surface, colour, filled, border_radius=radius)
 
 
@@ -203,7 +271,9 @@ def star_points(centre: tuple[int, int], radius: int) -> list[tuple[float, float
     return points
 
 
-def draw_star(surface: pygame.Surface, centre: tuple[int, int], radius: int, filled: bool, colour: Colour) -> None:
+def draw_star(
+    surface: pygame.Surface, centre: tuple[int, int], radius: int, filled: bool, colour: Colour
+) -> None:
     points = star_points(centre, radius)
     if filled:
         pygame.gfxdraw.filled_polygon(surface, points, colour)
@@ -212,7 +282,9 @@ def draw_star(surface: pygame.Surface, centre: tuple[int, int], radius: int, fil
         pygame.draw.polygon(surface, th.OUTLINE, points, max(2, radius // 10))
 
 
-def draw_mood_face(surface: pygame.Surface, centre: tuple[int, int], radius: int, mood: str | None) -> None:
+def draw_mood_face(
+    surface: pygame.Surface, centre: tuple[int, int], radius: int, mood: str | None
+) -> None:
     """A round face: smiling (happy), straight mouth (neutral) or frowning (sad)."""
     colour = th.MOOD_COLOURS.get(mood or "", th.MUTED)
     ink = (35, 32, 45)
@@ -236,21 +308,49 @@ def draw_mood_face(surface: pygame.Surface, centre: tuple[int, int], radius: int
     dots = max(12, radius)
     for i in range(dots + 1):
         a = math.radians(start + (stop - start) * i / dots)
-        aa_circle(surface, ink, (round(cx + half_w * math.cos(a)), round(centre_y + half_h * math.sin(a))), width // 2 + 1)
+        aa_circle(
+            surface,
+            ink,
+            (round(cx + half_w * math.cos(a)), round(centre_y + half_h * math.sin(a))),
+            width // 2 + 1,
+        )
 
 
-def draw_initial_badge(surface: pygame.Surface, look: Theme, centre: tuple[int, int], radius: int, colour: Colour,
-                       text: str) -> None:
+def draw_initial_badge(
+    surface: pygame.Surface,
+    look: Theme,
+    centre: tuple[int, int],
+    radius: int,
+    colour: Colour,
+    text: str,
+) -> None:
     aa_circle(surface, colour, centre, radius)
     font = look.font(radius * 0.9 / look.scale, bold=True)
-    draw_text(surface, font, text[:1].upper() or "?", th.text_on(colour),
-              pygame.Rect(centre[0] - radius, centre[1] - radius, radius * 2, radius * 2), align="center")
+    draw_text(
+        surface,
+        font,
+        text[:1].upper() or "?",
+        th.text_on(colour),
+        pygame.Rect(centre[0] - radius, centre[1] - radius, radius * 2, radius * 2),
+        align="center",
+    )
 
 
-def draw_chip(surface: pygame.Surface, look: Theme, rect: pygame.Rect, label: str, colour: Colour) -> None:
+def draw_chip(
+    surface: pygame.Surface, look: Theme, rect: pygame.Rect, label: str, colour: Colour
+) -> None:
     """A small rounded label such as a song's category (not tappable)."""
-    pygame.draw.rect(surface, th.mix(colour, th.SURFACE, 0.65), rect, border_radius=rect.height // 2)
-    draw_text(surface, look.small(), label, th.mix(colour, th.TEXT, 0.4), rect.inflate(-look.px(10), 0), align="center")
+    pygame.draw.rect(
+        surface, th.mix(colour, th.SURFACE, 0.65), rect, border_radius=rect.height // 2
+    )
+    draw_text(
+        surface,
+        look.small(),
+        label,
+        th.mix(colour, th.TEXT, 0.4),
+        rect.inflate(-look.px(10), 0),
+        align="center",
+    )
 
 
 def chip_width(look: Theme, label: str) -> int:

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 class Screen:
     name = "screen"
 
-    def __init__(self, app: "KioskApp") -> None:
+    def __init__(self, app: KioskApp) -> None:
         self.app = app
         self.look = app.look
         self.targets: list[Target] = []
@@ -69,8 +69,14 @@ class Screen:
     def target(self, target_id: str) -> Target | None:
         return next((t for t in self.targets if t.id == target_id), None)
 
-    def button(self, surface: pygame.Surface, target_id: str, label: str | tuple[str, ...],
-               style: str = "secondary", font: pygame.font.Font | None = None) -> None:
+    def button(
+        self,
+        surface: pygame.Surface,
+        target_id: str,
+        label: str | tuple[str, ...],
+        style: str = "secondary",
+        font: pygame.font.Font | None = None,
+    ) -> None:
         """Draw a target as a button; ``label`` may list shorter wordings for narrow buttons."""
         target = self.target(target_id)
         if target is not None:
@@ -78,20 +84,45 @@ class Screen:
                 room = target.rect.width - self.look.px(24)
                 measure = font or self.look.body_bold()
                 label = next((text for text in label if measure.size(text)[0] <= room), label[-1])
-            draw_button(surface, self.look, target.rect, label, style=style, font=font,
-                        pressed=self.app.pressed == target_id, enabled=target.enabled)
+            draw_button(
+                surface,
+                self.look,
+                target.rect,
+                label,
+                style=style,
+                font=font,
+                pressed=self.app.pressed == target_id,
+                enabled=target.enabled,
+            )
 
-    def header(self, surface: pygame.Surface, rect: pygame.Rect, title: str, subtitle: str | None = None) -> None:
+    def header(
+        self, surface: pygame.Surface, rect: pygame.Rect, title: str, subtitle: str | None = None
+    ) -> None:
         """A big title with an optional muted line under it, inside ``rect``."""
         title_font, sub_font = self.look.title(), self.look.body()
         if subtitle:
             gap = self.look.px(4)
             total = title_font.get_linesize() + gap + sub_font.get_linesize()
             top = rect.centery - total // 2
-            draw_text(surface, title_font, title, th.TEXT,
-                      pygame.Rect(rect.left, top, rect.width, title_font.get_linesize()))
-            draw_text(surface, sub_font, subtitle, th.MUTED,
-                      pygame.Rect(rect.left, top + title_font.get_linesize() + gap, rect.width, sub_font.get_linesize()))
+            draw_text(
+                surface,
+                title_font,
+                title,
+                th.TEXT,
+                pygame.Rect(rect.left, top, rect.width, title_font.get_linesize()),
+            )
+            draw_text(
+                surface,
+                sub_font,
+                subtitle,
+                th.MUTED,
+                pygame.Rect(
+                    rect.left,
+                    top + title_font.get_linesize() + gap,
+                    rect.width,
+                    sub_font.get_linesize(),
+                ),
+            )
         else:
             draw_text(surface, title_font, title, th.TEXT, rect)
 

@@ -57,7 +57,9 @@ class RateScreen(Screen):
         look = self.look
         draw_card(surface, self.card, th.SURFACE, look.px(22))
         inner = lay.inset(self.card, look.px(24), look.px(18))
-        top = pygame.Rect(inner.left, inner.top, inner.width, self.star_row.top - inner.top - look.px(8))
+        top = pygame.Rect(
+            inner.left, inner.top, inner.width, self.star_row.top - inner.top - look.px(8)
+        )
         self.header(surface, top, "How was it?", "Rate your moodtunes visit")
         for i in range(1, 6):
             target = self.target(f"star:{i}")
@@ -65,13 +67,31 @@ class RateScreen(Screen):
             colour = th.MOOD_COLOURS["happy"] if filled else th.OUTLINE
             if self.app.pressed == target.id:
                 colour = th.mix(colour, (255, 255, 255), 0.3)
-            draw_star(surface, target.rect.center, target.rect.width // 2 - look.px(2), filled, colour)
-        below = pygame.Rect(inner.left, self.star_row.bottom + look.px(10), inner.width,
-                            inner.bottom - self.star_row.bottom - look.px(10))
+            draw_star(
+                surface, target.rect.center, target.rect.width // 2 - look.px(2), filled, colour
+            )
+        below = pygame.Rect(
+            inner.left,
+            self.star_row.bottom + look.px(10),
+            inner.width,
+            inner.bottom - self.star_row.bottom - look.px(10),
+        )
         word = STAR_WORDS.get(self.stars, "Tap the stars")
-        draw_text(surface, look.heading(), word, th.TEXT if self.stars else th.MUTED, below, align="center")
+        draw_text(
+            surface,
+            look.heading(),
+            word,
+            th.TEXT if self.stars else th.MUTED,
+            below,
+            align="center",
+        )
         self.button(surface, "again", "Check my mood again", style="primary")
-        self.button(surface, "report", "See my report" if self.stars else "Skip to my report", style="secondary")
+        self.button(
+            surface,
+            "report",
+            "See my report" if self.stars else "Skip to my report",
+            style="secondary",
+        )
 
     def on_tap(self, target_id: str) -> None:
         from moodtunes.ui.screens.scan import ManualMoodScreen, ScanScreen
@@ -96,7 +116,12 @@ class RateScreen(Screen):
         visit = self.app.visit
         if self.stars and visit.rating is None and visit.session_id is not None:
             score = stars_to_score(self.stars)
-            if self.app.record(self.app.store.add_rating, visit.session_id, score, visit.last_play_id) is not None:
+            if (
+                self.app.record(
+                    self.app.store.add_rating, visit.session_id, score, visit.last_play_id
+                )
+                is not None
+            ):
                 visit.rating = score
 
 
@@ -125,7 +150,8 @@ class ReportScreen(Screen):
         h = self.touch_height()
         if area.height > area.width:
             self.title_rect, self.verdict, kpis, chart1, chart2, finish = lay.rows(
-                body, [look.px(44), look.px(110), look.px(136), 0.5, 0.5, h], gap)
+                body, [look.px(44), look.px(110), look.px(136), 0.5, 0.5, h], gap
+            )
             self.kpis = lay.grid(kpis, 4, 2, look.px(8))
         else:
             top, self.verdict, middle = lay.rows(body, [h, look.px(76), 1.0], gap)
@@ -141,37 +167,80 @@ class ReportScreen(Screen):
         name = "Your" if self.app.visit.profile.is_guest else f"{report.profile}'s"
         draw_text(surface, look.title(), f"{name} mood journey", th.TEXT, self.title_rect)
         draw_card(surface, self.verdict, th.mix(th.SURFACE, look.accent, 0.12), look.px(18))
-        draw_paragraph(surface, look.body(), report.verdict, th.TEXT, lay.inset(self.verdict, look.px(18), look.px(10)),
-                       valign="center", line_spacing=1.1)
+        draw_paragraph(
+            surface,
+            look.body(),
+            report.verdict,
+            th.TEXT,
+            lay.inset(self.verdict, look.px(18), look.px(10)),
+            valign="center",
+            line_spacing=1.1,
+        )
         recent = report.visits[-CHART_VISITS:]
         line_chart(
-            surface, look, self.charts[0], "Mood before and after the music",
-            [("before", th.MUTED, [v.score_before for v in recent]),
-             ("after", look.accent, [v.score_after for v in recent])],
-            -1.0, 1.0, {1.0: "happy", 0.0: "neutral", -1.0: "sad"},
+            surface,
+            look,
+            self.charts[0],
+            "Mood before and after the music",
+            [
+                ("before", th.MUTED, [v.score_before for v in recent]),
+                ("after", look.accent, [v.score_after for v in recent]),
+            ],
+            -1.0,
+            1.0,
+            {1.0: "happy", 0.0: "neutral", -1.0: "sad"},
         )
         stars = [None if v.rating is None else v.rating / 25 + 1 for v in recent]
         bar_chart(
-            surface, look, self.charts[1], "Your ratings", stars, 0.0, 5.0, {v: glyphs_or(look.small(), f"{v:.0f} ★", f"{v:.0f}") for v in (5.0, 3.0, 1.0)},
-            th.MOOD_COLOURS["happy"], caption=f"last {len(recent)} visit{'s' if len(recent) != 1 else ''}",
+            surface,
+            look,
+            self.charts[1],
+            "Your ratings",
+            stars,
+            0.0,
+            5.0,
+            {v: glyphs_or(look.small(), f"{v:.0f} ★", f"{v:.0f}") for v in (5.0, 3.0, 1.0)},
+            th.MOOD_COLOURS["happy"],
+            caption=f"last {len(recent)} visit{'s' if len(recent) != 1 else ''}",
         )
-        rating = glyphs_or(look.body_bold(), f"{report.mean_rating / 25 + 1:.1f} ★", f"{report.mean_rating / 25 + 1:.1f} of 5") if report.mean_rating is not None else "–"
+        rating = (
+            glyphs_or(
+                look.body_bold(),
+                f"{report.mean_rating / 25 + 1:.1f} ★",
+                f"{report.mean_rating / 25 + 1:.1f} of 5",
+            )
+            if report.mean_rating is not None
+            else "–"
+        )
         lift = f"{report.mean_lift:+.2f}" if report.mean_lift is not None else "–"
         items = [
             ("Visits", str(report.visit_count)),
             ("Minutes listened", f"{report.listening_minutes:.1f}"),
             ("Average rating", rating),
             ("Helped most", SHORT_CATEGORY.get(report.best_category, report.best_category))
-            if report.best_category else ("Average mood lift", lift),
+            if report.best_category
+            else ("Average mood lift", lift),
         ]
         for rect, (label, value) in zip(self.kpis, items):
             draw_card(surface, rect, th.SURFACE, look.px(14))
             inner = lay.inset(rect, look.px(12), look.px(6))
             value_font = look.body_bold()
-            draw_text(surface, value_font, value, th.TEXT,
-                      pygame.Rect(inner.left, inner.top, inner.width, inner.height // 2 + look.px(2)), valign="center")
-            draw_text(surface, look.small(), label, th.MUTED,
-                      pygame.Rect(inner.left, inner.centery + look.px(2), inner.width, inner.height // 2), valign="center")
+            draw_text(
+                surface,
+                value_font,
+                value,
+                th.TEXT,
+                pygame.Rect(inner.left, inner.top, inner.width, inner.height // 2 + look.px(2)),
+                valign="center",
+            )
+            draw_text(
+                surface,
+                look.small(),
+                label,
+                th.MUTED,
+                pygame.Rect(inner.left, inner.centery + look.px(2), inner.width, inner.height // 2),
+                valign="center",
+            )
         self.button(surface, "finish", "Finish", style="primary")
 
     def on_tap(self, target_id: str) -> None:

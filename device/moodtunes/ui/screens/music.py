@@ -72,9 +72,17 @@ class SongsScreen(Screen):
         songs = page(visit.ranked, visit.page) if self.loaded else []
         if songs:
             columns = 1 if portrait else 2
-            for i, cell in enumerate(lay.grid(self.list_area, len(songs), columns, look.px(10),
-                                              row_height=(self.list_area.height - 2 * look.px(10)) // 3
-                                              if not portrait else (self.list_area.height - 5 * look.px(10)) // 6)):
+            for i, cell in enumerate(
+                lay.grid(
+                    self.list_area,
+                    len(songs),
+                    columns,
+                    look.px(10),
+                    row_height=(self.list_area.height - 2 * look.px(10)) // 3
+                    if not portrait
+                    else (self.list_area.height - 5 * look.px(10)) // 6,
+                )
+            ):
                 self.add(f"row:{i}", cell)
         other, more, done = lay.cols(footer, [0.36, 0.3, 0.34], gap)
         if self.loaded:
@@ -85,22 +93,50 @@ class SongsScreen(Screen):
     def draw(self, surface: pygame.Surface) -> None:
         look, visit = self.look, self.app.visit
         title = TITLES.get(visit.category, "Songs for you")
-        draw_text(surface, look.heading(), title, th.TEXT,
-                  pygame.Rect(self.head.left, self.head.top, self.head.width, self.head.height // 2 + look.px(6)),
-                  valign="top")
+        draw_text(
+            surface,
+            look.heading(),
+            title,
+            th.TEXT,
+            pygame.Rect(
+                self.head.left, self.head.top, self.head.width, self.head.height // 2 + look.px(6)
+            ),
+            valign="top",
+        )
         pages = page_count(visit.ranked)
-        sub = f"Tap a song to play it · page {visit.page % max(pages, 1) + 1} of {max(pages, 1)}" if visit.ranked else ""
-        draw_text(surface, look.small(), sub, th.MUTED,
-                  pygame.Rect(self.head.left, self.head.centery + look.px(4), self.head.width, self.head.height // 2 - look.px(4)))
+        sub = (
+            f"Tap a song to play it · page {visit.page % max(pages, 1) + 1} of {max(pages, 1)}"
+            if visit.ranked
+            else ""
+        )
+        draw_text(
+            surface,
+            look.small(),
+            sub,
+            th.MUTED,
+            pygame.Rect(
+                self.head.left,
+                self.head.centery + look.px(4),
+                self.head.width,
+                self.head.height // 2 - look.px(4),
+            ),
+        )
         if not self.loaded:
-            self._message(surface, "Preparing your music…", "The music library is being set up. This only takes "
-                          "a while the first time.", spinner=True)
+            self._message(
+                surface,
+                "Preparing your music…",
+                "The music library is being set up. This only takes a while the first time.",
+                spinner=True,
+            )
         elif not visit.ranked:
             other = self.app.other_category(visit.category)
             problem = self.app.library_service.error
-            detail = (f"The music library has a problem: {problem}" if problem else
-                      f"There are no “{visit.category}” songs in the library yet. "
-                      f"Try the “{other}” ones instead?")
+            detail = (
+                f"The music library has a problem: {problem}"
+                if problem
+                else f"There are no “{visit.category}” songs in the library yet. "
+                f"Try the “{other}” ones instead?"
+            )
             self._message(surface, "Nothing to play here yet", detail)
         for i, item in enumerate(page(visit.ranked, visit.page) if self.loaded else []):
             target = self.target(f"row:{i}")
@@ -111,7 +147,9 @@ class SongsScreen(Screen):
         self.button(surface, "more", ("More songs", "More"))
         self.button(surface, "done", "I'm done", style="primary")
 
-    def _message(self, surface: pygame.Surface, title: str, detail: str, spinner: bool = False) -> None:
+    def _message(
+        self, surface: pygame.Surface, title: str, detail: str, spinner: bool = False
+    ) -> None:
         look = self.look
         card = self.list_area
         draw_card(surface, card, th.SURFACE, look.px(22))
@@ -122,15 +160,43 @@ class SongsScreen(Screen):
             centre = (inner.centerx, inner.top + r + look.px(6))
             draw_ring(surface, centre, r, look.px(7), 0.3, look.accent, th.SURFACE_HIGH)
             angle = phase * 2 * math.pi
-            aa_circle(surface, look.accent, (round(centre[0] + (r - look.px(3.5)) * math.sin(angle)),
-                                             round(centre[1] - (r - look.px(3.5)) * math.cos(angle))), look.px(5))
-            inner = pygame.Rect(inner.left, centre[1] + r + look.px(14), inner.width, inner.bottom - centre[1] - r - look.px(14))
+            aa_circle(
+                surface,
+                look.accent,
+                (
+                    round(centre[0] + (r - look.px(3.5)) * math.sin(angle)),
+                    round(centre[1] - (r - look.px(3.5)) * math.cos(angle)),
+                ),
+                look.px(5),
+            )
+            inner = pygame.Rect(
+                inner.left,
+                centre[1] + r + look.px(14),
+                inner.width,
+                inner.bottom - centre[1] - r - look.px(14),
+            )
         title_h = look.heading().get_linesize()
-        draw_text(surface, look.heading(), title, th.TEXT, pygame.Rect(inner.left, inner.top, inner.width, title_h),
-                  align="center")
-        draw_paragraph(surface, look.body(), detail, th.MUTED,
-                       pygame.Rect(inner.left, inner.top + title_h + look.px(10), inner.width,
-                                   inner.height - title_h - look.px(10)), align="center")
+        draw_text(
+            surface,
+            look.heading(),
+            title,
+            th.TEXT,
+            pygame.Rect(inner.left, inner.top, inner.width, title_h),
+            align="center",
+        )
+        draw_paragraph(
+            surface,
+            look.body(),
+            detail,
+            th.MUTED,
+            pygame.Rect(
+                inner.left,
+                inner.top + title_h + look.px(10),
+                inner.width,
+                inner.height - title_h - look.px(10),
+            ),
+            align="center",
+        )
 
     def _row(self, surface: pygame.Surface, rect: pygame.Rect, track, pressed: bool) -> None:
         look = self.look
@@ -139,29 +205,55 @@ class SongsScreen(Screen):
         inner = lay.inset(rect, look.px(16), look.px(8))
         length = clock_time(track.duration) if track.duration else ""
         length_w = look.body().size("00:00")[0]
-        text = pygame.Rect(inner.left, inner.top, inner.width - length_w - look.px(10), inner.height)
+        text = pygame.Rect(
+            inner.left, inner.top, inner.width - length_w - look.px(10), inner.height
+        )
         title_font, artist_font = look.body_bold(), look.small()
         stack = title_font.get_linesize() + artist_font.get_linesize() + look.px(30)
         show_chip = inner.height >= stack
         top = inner.centery - (stack if show_chip else stack - look.px(30)) // 2
-        draw_text(surface, title_font, track.title, th.TEXT,
-                  pygame.Rect(text.left, top, text.width, title_font.get_linesize()))
+        draw_text(
+            surface,
+            title_font,
+            track.title,
+            th.TEXT,
+            pygame.Rect(text.left, top, text.width, title_font.get_linesize()),
+        )
         top += title_font.get_linesize()
-        draw_text(surface, artist_font, track.artist or "Unknown artist", th.MUTED,
-                  pygame.Rect(text.left, top, text.width, artist_font.get_linesize()))
+        draw_text(
+            surface,
+            artist_font,
+            track.artist or "Unknown artist",
+            th.MUTED,
+            pygame.Rect(text.left, top, text.width, artist_font.get_linesize()),
+        )
         if show_chip and track.category:
             top += artist_font.get_linesize() + look.px(4)
             w = min(chip_width(look, track.category), text.width)
-            draw_chip(surface, look, pygame.Rect(text.left, top, w, look.px(24)), track.category, look.accent)
-        draw_text(surface, look.body(), length, th.MUTED,
-                  pygame.Rect(inner.right - length_w, inner.top, length_w, inner.height), align="right")
+            draw_chip(
+                surface,
+                look,
+                pygame.Rect(text.left, top, w, look.px(24)),
+                track.category,
+                look.accent,
+            )
+        draw_text(
+            surface,
+            look.body(),
+            length,
+            th.MUTED,
+            pygame.Rect(inner.right - length_w, inner.top, length_w, inner.height),
+            align="right",
+        )
 
     def on_tap(self, target_id: str) -> None:
         from moodtunes.ui.screens.finish import RateScreen
 
         visit = self.app.visit
         if target_id.startswith("row:"):
-            index = visit.page % max(page_count(visit.ranked), 1) * 6 + int(target_id.split(":", 1)[1])
+            index = visit.page % max(page_count(visit.ranked), 1) * 6 + int(
+                target_id.split(":", 1)[1]
+            )
             self.app.go(PlayingScreen(self.app, index))
         elif target_id == "more":
             visit.page += 1
@@ -232,9 +324,13 @@ class PlayingScreen(Screen):
         h = self.touch_height()
         portrait = area.height > area.width
         if portrait:
-            self.art, info, controls, volume, done = lay.rows(body, [body.width * 2 // 3, 1.0, look.px(84), h, h], gap)
+            self.art, info, controls, volume, done = lay.rows(
+                body, [body.width * 2 // 3, 1.0, look.px(84), h, h], gap
+            )
         else:
-            self.art, right = lay.cols(body, [min(body.height, body.width * 45 // 100), 1.0], look.px(24))
+            self.art, right = lay.cols(
+                body, [min(body.height, body.width * 45 // 100), 1.0], look.px(24)
+            )
             info, controls, volume, done = lay.rows(right, [1.0, look.px(84), h, h], gap)
         self.info = info
         toggle_w = look.px(84)
@@ -257,20 +353,42 @@ class PlayingScreen(Screen):
             track = item.track
             fonts = (look.title(), look.body())
             y = info.top + look.px(4)
-            draw_paragraph(surface, fonts[0], track.title, th.TEXT,
-                           pygame.Rect(info.left, y, info.width, fonts[0].get_linesize() * 2), line_spacing=1.0)
-            y += fonts[0].get_linesize() * (2 if fonts[0].size(track.title)[0] > info.width else 1) + look.px(4)
-            draw_text(surface, fonts[1], track.artist or "Unknown artist", th.MUTED,
-                      pygame.Rect(info.left, y, info.width, fonts[1].get_linesize()))
+            draw_paragraph(
+                surface,
+                fonts[0],
+                track.title,
+                th.TEXT,
+                pygame.Rect(info.left, y, info.width, fonts[0].get_linesize() * 2),
+                line_spacing=1.0,
+            )
+            y += fonts[0].get_linesize() * (
+                2 if fonts[0].size(track.title)[0] > info.width else 1
+            ) + look.px(4)
+            draw_text(
+                surface,
+                fonts[1],
+                track.artist or "Unknown artist",
+                th.MUTED,
+                pygame.Rect(info.left, y, info.width, fonts[1].get_linesize()),
+            )
             y += fonts[1].get_linesize() + look.px(10)
             if track.category:
-                draw_chip(surface, look, pygame.Rect(info.left, y, min(chip_width(look, track.category), info.width),
-                                                     look.px(28)), track.category, look.accent)
+                draw_chip(
+                    surface,
+                    look,
+                    pygame.Rect(
+                        info.left, y, min(chip_width(look, track.category), info.width), look.px(28)
+                    ),
+                    track.category,
+                    look.accent,
+                )
             position = player.position() if player else 0.0
             total = (player.duration() if player else 0.0) or track.duration
             bar = pygame.Rect(info.left, info.bottom - look.px(40), info.width, look.px(10))
             draw_progress_bar(surface, bar, position / total if total else 0.0, look.accent)
-            times = pygame.Rect(info.left, bar.bottom + look.px(6), info.width, look.small().get_linesize())
+            times = pygame.Rect(
+                info.left, bar.bottom + look.px(6), info.width, look.small().get_linesize()
+            )
             draw_text(surface, look.small(), clock_time(position), th.MUTED, times)
             draw_text(surface, look.small(), clock_time(total), th.MUTED, times, align="right")
         paused = player is not None and player.paused
@@ -282,8 +400,15 @@ class PlayingScreen(Screen):
         volume = player.volume if player else self.app.settings.kiosk.volume
         bar = lay.centred(self.volume_bar, self.volume_bar.width, look.px(10))
         draw_progress_bar(surface, bar, volume, th.mix(look.accent, th.TEXT, 0.3))
-        label = pygame.Rect(bar.left, bar.top - look.small().get_linesize() - look.px(6), bar.width, look.small().get_linesize())
-        draw_text(surface, look.small(), f"Volume {round(volume * 100)}%", th.MUTED, label, align="center")
+        label = pygame.Rect(
+            bar.left,
+            bar.top - look.small().get_linesize() - look.px(6),
+            bar.width,
+            look.small().get_linesize(),
+        )
+        draw_text(
+            surface, look.small(), f"Volume {round(volume * 100)}%", th.MUTED, label, align="center"
+        )
         self.button(surface, "done", ("I'm done, rate it", "Rate it"), style="primary")
 
     def _toggle(self, surface: pygame.Surface, paused: bool) -> None:
@@ -291,18 +416,28 @@ class PlayingScreen(Screen):
         target = self.target("toggle")
         look = self.look
         r = min(target.rect.width, target.rect.height) // 2
-        colour = th.mix(look.accent, (255, 255, 255), 0.25) if self.app.pressed == "toggle" else look.accent
+        colour = (
+            th.mix(look.accent, (255, 255, 255), 0.25)
+            if self.app.pressed == "toggle"
+            else look.accent
+        )
         aa_circle(surface, colour, target.rect.center, r)
         ink = th.text_on(look.accent)
         cx, cy = target.rect.center
         s = r * 0.42
         if paused:
-            pygame.draw.polygon(surface, ink, [(cx - s * 0.7, cy - s), (cx - s * 0.7, cy + s), (cx + s, cy)])
+            pygame.draw.polygon(
+                surface, ink, [(cx - s * 0.7, cy - s), (cx - s * 0.7, cy + s), (cx + s, cy)]
+            )
         else:
             w = max(3, round(s * 0.55))
             for dx in (-s * 0.55, s * 0.55):
-                pygame.draw.rect(surface, ink, pygame.Rect(round(cx + dx - w / 2), round(cy - s), w, round(2 * s)),
-                                 border_radius=2)
+                pygame.draw.rect(
+                    surface,
+                    ink,
+                    pygame.Rect(round(cx + dx - w / 2), round(cy - s), w, round(2 * s)),
+                    border_radius=2,
+                )
 
     def _draw_disc(self, surface: pygame.Surface, player) -> None:
         """A vinyl disc in the profile colour that turns while the music plays."""
@@ -340,7 +475,9 @@ class PlayingScreen(Screen):
             app.stop_music()
             self._play_from(self.index + 1)
         elif target_id in ("vol_down", "vol_up") and player is not None:
-            player.set_volume(player.volume + (VOLUME_STEP if target_id == "vol_up" else -VOLUME_STEP))
+            player.set_volume(
+                player.volume + (VOLUME_STEP if target_id == "vol_up" else -VOLUME_STEP)
+            )
         elif target_id == "done":
             app.stop_music()
             self.playing = False

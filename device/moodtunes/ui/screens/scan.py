@@ -11,16 +11,18 @@ from moodtunes.ui import layout as lay
 from moodtunes.ui import theme as th
 from moodtunes.ui.screens.base import Screen
 from moodtunes.ui.widgets import (
+    chip_width,
     draw_card,
     draw_chip,
-    chip_width,
     draw_mood_face,
     draw_paragraph,
     draw_ring,
     draw_text,
 )
 
-CAMERA_START_WAIT_S = 20.0  # the camera and models get this long to come up before the manual picker
+CAMERA_START_WAIT_S = (
+    20.0  # the camera and models get this long to come up before the manual picker
+)
 SCAN_GRACE_S = 5.0  # beyond the scan window, before giving up on a scan that never reports
 
 MOOD_TITLES = {"happy": "Happy", "neutral": "Neutral", "sad": "Sad"}
@@ -135,21 +137,37 @@ class ScanScreen(Screen):
             key = (id(frame), area.size)
             if key != self._preview_key:  # convert each new camera frame once
                 x, y, w, h = crop
-                self._preview = pygame.transform.smoothscale(frame_surface(frame[y:y + h, x:x + w]), area.size)
+                self._preview = pygame.transform.smoothscale(
+                    frame_surface(frame[y : y + h, x : x + w]), area.size
+                )
                 self._preview_key = key
             surface.blit(self._preview, area)
             scale = area.width / crop[2]
             for face in snap.faces[:1]:
                 x, y, w, h = face.pixel_box()
                 mirrored_x = (crop[0] + crop[2]) - (x + w)  # in the mirrored, cropped view
-                face_rect = pygame.Rect(area.left + mirrored_x * scale, area.top + (y - crop[1]) * scale,
-                                        w * scale, h * scale)
-                pygame.draw.rect(surface, look.accent, face_rect.clip(area), width=look.px(4),
-                                 border_radius=look.px(14))
+                face_rect = pygame.Rect(
+                    area.left + mirrored_x * scale,
+                    area.top + (y - crop[1]) * scale,
+                    w * scale,
+                    h * scale,
+                )
+                pygame.draw.rect(
+                    surface,
+                    look.accent,
+                    face_rect.clip(area),
+                    width=look.px(4),
+                    border_radius=look.px(14),
+                )
             # Round the preview's corners: paint the background just outside a rounded rectangle.
             edge = look.px(12)
-            pygame.draw.rect(surface, th.BACKGROUND, area.inflate(2 * edge, 2 * edge), width=edge,
-                             border_radius=radius + edge)
+            pygame.draw.rect(
+                surface,
+                th.BACKGROUND,
+                area.inflate(2 * edge, 2 * edge),
+                width=edge,
+                border_radius=radius + edge,
+            )
         else:
             message = "Starting the camera…" if not self.scanning else "Waiting for the camera…"
             draw_text(surface, look.body(), message, th.MUTED, area, align="center")
@@ -160,15 +178,36 @@ class ScanScreen(Screen):
         look, panel = self.look, self.panel
         snap = self.snapshot
         title = "Look at the camera" if self.phase == "before" else "Let's check your mood again"
-        title_h = look.heading().get_linesize() * (2 if look.heading().size(title)[0] > panel.width else 1)
-        draw_paragraph(surface, look.heading(), title, th.TEXT, pygame.Rect(panel.left, panel.top, panel.width, title_h),
-                       align="center", line_spacing=1.0)
+        title_h = look.heading().get_linesize() * (
+            2 if look.heading().size(title)[0] > panel.width else 1
+        )
+        draw_paragraph(
+            surface,
+            look.heading(),
+            title,
+            th.TEXT,
+            pygame.Rect(panel.left, panel.top, panel.width, title_h),
+            align="center",
+            line_spacing=1.0,
+        )
         hint_h = look.body().get_linesize() * 2
-        ring_area = pygame.Rect(panel.left, panel.top + title_h + look.px(8), panel.width,
-                                panel.height - title_h - hint_h - look.px(16))
+        ring_area = pygame.Rect(
+            panel.left,
+            panel.top + title_h + look.px(8),
+            panel.width,
+            panel.height - title_h - hint_h - look.px(16),
+        )
         radius = max(look.px(20), min(ring_area.width, ring_area.height) // 2 - look.px(4))
         progress = getattr(snap, "progress", 0.0) if self.scanning else 0.0
-        draw_ring(surface, ring_area.center, radius, max(look.px(8), radius // 7), progress, look.accent, th.SURFACE_HIGH)
+        draw_ring(
+            surface,
+            ring_area.center,
+            radius,
+            max(look.px(8), radius // 7),
+            progress,
+            look.accent,
+            th.SURFACE_HIGH,
+        )
         live = getattr(snap, "live_probs", None)
         mood = max(live, key=live.get) if live else None
         draw_mood_face(surface, ring_area.center, round(radius * 0.62), mood)
@@ -178,8 +217,16 @@ class ScanScreen(Screen):
         elif hint is None:
             hint = "Hold still, almost there…" if progress > 0.5 else "Great, hold still"
         hint_rect = pygame.Rect(panel.left, ring_area.bottom + look.px(8), panel.width, hint_h)
-        draw_paragraph(surface, look.body(), hint[:1].upper() + hint[1:], th.MUTED, hint_rect, align="center",
-                       valign="center", line_spacing=1.0)
+        draw_paragraph(
+            surface,
+            look.body(),
+            hint[:1].upper() + hint[1:],
+            th.MUTED,
+            hint_rect,
+            align="center",
+            valign="center",
+            line_spacing=1.0,
+        )
 
     def on_tap(self, target_id: str) -> None:
         if target_id == "manual":
@@ -223,18 +270,35 @@ class ManualMoodScreen(Screen):
             fill = th.mix(th.SURFACE, th.MOOD_COLOURS[mood], 0.3) if pressed else th.SURFACE
             draw_card(surface, target.rect, fill, look.px(22))
             label_h = look.heading().get_linesize()
-            r = max(look.px(16), min(target.rect.width, target.rect.height - label_h - look.px(24)) // 2 - look.px(10))
-            if target.rect.height < target.rect.width:  # a wide card (portrait screen): face beside the label
+            r = max(
+                look.px(16),
+                min(target.rect.width, target.rect.height - label_h - look.px(24)) // 2
+                - look.px(10),
+            )
+            if (
+                target.rect.height < target.rect.width
+            ):  # a wide card (portrait screen): face beside the label
                 centre = (target.rect.left + look.px(24) + r, target.rect.centery)
                 draw_mood_face(surface, centre, r, mood)
-                label = pygame.Rect(centre[0] + r + look.px(20), target.rect.top, target.rect.right - centre[0] - r - look.px(28),
-                                    target.rect.height)
+                label = pygame.Rect(
+                    centre[0] + r + look.px(20),
+                    target.rect.top,
+                    target.rect.right - centre[0] - r - look.px(28),
+                    target.rect.height,
+                )
                 draw_text(surface, look.heading(), MOOD_TITLES[mood], th.TEXT, label)
             else:
                 centre = (target.rect.centerx, target.rect.top + look.px(12) + r)
                 draw_mood_face(surface, centre, r, mood)
-                label = pygame.Rect(target.rect.left, target.rect.bottom - label_h - look.px(14), target.rect.width, label_h)
-                draw_text(surface, look.heading(), MOOD_TITLES[mood], th.TEXT, label, align="center")
+                label = pygame.Rect(
+                    target.rect.left,
+                    target.rect.bottom - label_h - look.px(14),
+                    target.rect.width,
+                    label_h,
+                )
+                draw_text(
+                    surface, look.heading(), MOOD_TITLES[mood], th.TEXT, label, align="center"
+                )
         self.button(surface, "skip", "Skip", style="ghost")
         self.button(surface, "retry", "Try the camera again", style="ghost")
 
@@ -265,7 +329,7 @@ class ResultScreen(Screen):
 
     def layout(self, area: pygame.Rect) -> None:
         super().layout(area)
-        look, m, gap = self.look, self.margin(), self.gap()
+        m, gap = self.margin(), self.gap()
         body = lay.inset(area, m)
         h = self.touch_height()
         if self.correcting:
@@ -286,7 +350,11 @@ class ResultScreen(Screen):
         draw_card(surface, self.card, th.SURFACE, look.px(22))
         inner = lay.inset(self.card, look.px(24), look.px(16))
         portrait = self.card.height > self.card.width
-        r = min(inner.height // 2 - look.px(4), look.px(78)) if not portrait else min(inner.width // 4, look.px(80))
+        r = (
+            min(inner.height // 2 - look.px(4), look.px(78))
+            if not portrait
+            else min(inner.width // 4, look.px(80))
+        )
         if portrait:
             face_area, text_area = lay.rows(inner, [2 * r + look.px(8), 1.0], look.px(12))
             centre = face_area.center
@@ -300,32 +368,58 @@ class ResultScreen(Screen):
             lines.append((look.body(), "Thanks for telling us.", th.MUTED))
         elif reading.outcome == ScanOutcome.UNCERTAIN:
             lines.append((look.title(), f"You might be {mood}", th.TEXT))
-            lines.append((look.body(), f"I'm not sure ({reading.confidence:.0%}). Is that right?", th.MUTED))
+            lines.append(
+                (look.body(), f"I'm not sure ({reading.confidence:.0%}). Is that right?", th.MUTED)
+            )
         else:
             lines.append((look.title(), f"You look {mood}", th.TEXT))
             lines.append((look.body(), f"{reading.confidence:.0%} sure", th.MUTED))
         message = (MOOD_MESSAGES if self.phase == "before" else AFTER_MESSAGES)[mood]
         lines.append((look.heading(), message, look.accent))
-        heights = [f.get_linesize() * (2 if f.size(t)[0] > text_area.width else 1) for f, t, _ in lines]
+        heights = [
+            f.get_linesize() * (2 if f.size(t)[0] > text_area.width else 1) for f, t, _ in lines
+        ]
         chip_h = look.px(34)
-        total = sum(heights) + look.px(10) * (len(lines)) + (chip_h if self.phase == "before" else 0)
+        total = (
+            sum(heights) + look.px(10) * (len(lines)) + (chip_h if self.phase == "before" else 0)
+        )
         y = text_area.centery - total // 2
         align = "center" if portrait else "left"
         for (font, text, colour), height in zip(lines, heights):
-            draw_paragraph(surface, font, text, colour, pygame.Rect(text_area.left, y, text_area.width, height),
-                           align=align, line_spacing=1.0)
+            draw_paragraph(
+                surface,
+                font,
+                text,
+                colour,
+                pygame.Rect(text_area.left, y, text_area.width, height),
+                align=align,
+                line_spacing=1.0,
+            )
             y += height + look.px(10)
         if self.phase == "before":
             category = category_for_mood(mood).value
             label = f"Songs: {category}"
             w = min(chip_width(look, label), text_area.width)
-            chip = pygame.Rect(text_area.centerx - w // 2 if portrait else text_area.left, y, w, chip_h)
+            chip = pygame.Rect(
+                text_area.centerx - w // 2 if portrait else text_area.left, y, w, chip_h
+            )
             draw_chip(surface, look, chip, label, look.accent)
         for mood_option in MOODS:
-            self.button(surface, f"fix:{mood_option}", MOOD_TITLES[mood_option],
-                        style="primary" if mood_option == mood else "secondary")
-        self.button(surface, "not_right", "Done" if self.correcting else "Not right?", style="ghost")
-        self.button(surface, "continue", "Show my songs" if self.phase == "before" else "See my report", style="primary")
+            self.button(
+                surface,
+                f"fix:{mood_option}",
+                MOOD_TITLES[mood_option],
+                style="primary" if mood_option == mood else "secondary",
+            )
+        self.button(
+            surface, "not_right", "Done" if self.correcting else "Not right?", style="ghost"
+        )
+        self.button(
+            surface,
+            "continue",
+            "Show my songs" if self.phase == "before" else "See my report",
+            style="primary",
+        )
 
     def on_tap(self, target_id: str) -> None:
         from moodtunes.ui.screens.finish import ReportScreen

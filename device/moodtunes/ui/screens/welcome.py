@@ -48,7 +48,9 @@ class WelcomeScreen(Screen):
         body = lay.inset(area, m)
         portrait = area.height > area.width
         if portrait:
-            self.brand, heading, grid_area, guest = lay.rows(body, [look.px(290), look.px(48), 1.0, self.touch_height()], gap)
+            self.brand, heading, grid_area, guest = lay.rows(
+                body, [look.px(290), look.px(48), 1.0, self.touch_height()], gap
+            )
         else:
             self.brand, right = lay.cols(body, [0.4, 0.6], look.px(24))
             self.brand, guest = lay.rows(self.brand, [1.0, self.touch_height()], gap)
@@ -67,9 +69,14 @@ class WelcomeScreen(Screen):
             prev = nxt.move(-arrow - look.px(8), 0)
             self.add("page_prev", prev, enabled=self.page > 0)
             self.add("page_next", nxt, enabled=self.page < pages - 1)
-        shown = self.profiles[self.page * self.per_page:(self.page + 1) * self.per_page]
-        cells = lay.grid(pygame.Rect(grid_area.left, grid_area.top, grid_area.width, grid_area.height),
-                         len(shown) + 1, columns, gap, row_height=tile_h)
+        shown = self.profiles[self.page * self.per_page : (self.page + 1) * self.per_page]
+        cells = lay.grid(
+            pygame.Rect(grid_area.left, grid_area.top, grid_area.width, grid_area.height),
+            len(shown) + 1,
+            columns,
+            gap,
+            row_height=tile_h,
+        )
         self.add("new_profile", cells[0])
         for profile, cell in zip(shown, cells[1:]):
             self.add(f"profile:{profile.id}", cell)
@@ -82,10 +89,22 @@ class WelcomeScreen(Screen):
         title_font = look.font(34, bold=True)
         top = b.top + look.px(4)
         draw_mood_face(surface, (b.left + face_r, top + face_r), face_r, "happy")
-        draw_text(surface, title_font, "moodtunes", th.TEXT,
-                  pygame.Rect(b.left + 2 * face_r + look.px(12), top, b.width - 2 * face_r - look.px(12), 2 * face_r))
+        draw_text(
+            surface,
+            title_font,
+            "moodtunes",
+            th.TEXT,
+            pygame.Rect(
+                b.left + 2 * face_r + look.px(12),
+                top,
+                b.width - 2 * face_r - look.px(12),
+                2 * face_r,
+            ),
+        )
         y = top + 2 * face_r + look.px(16)
-        y += draw_paragraph(surface, look.body(), TAGLINE, th.MUTED, pygame.Rect(b.left, y, b.width, b.bottom - y))
+        y += draw_paragraph(
+            surface, look.body(), TAGLINE, th.MUTED, pygame.Rect(b.left, y, b.width, b.bottom - y)
+        )
         y += look.px(18)
         step_h = look.px(40)
         for number, step in enumerate(STEPS, start=1):
@@ -93,9 +112,21 @@ class WelcomeScreen(Screen):
                 break
             r = look.px(15)
             aa_circle(surface, th.SURFACE_HIGH, (b.left + r, y + step_h // 2), r)
-            draw_text(surface, look.small(), str(number), th.TEXT, pygame.Rect(b.left, y, 2 * r, step_h), align="center")
-            draw_text(surface, look.body(), step, th.TEXT,
-                      pygame.Rect(b.left + 2 * r + look.px(12), y, b.width - 2 * r - look.px(12), step_h))
+            draw_text(
+                surface,
+                look.small(),
+                str(number),
+                th.TEXT,
+                pygame.Rect(b.left, y, 2 * r, step_h),
+                align="center",
+            )
+            draw_text(
+                surface,
+                look.body(),
+                step,
+                th.TEXT,
+                pygame.Rect(b.left + 2 * r + look.px(12), y, b.width - 2 * r - look.px(12), step_h),
+            )
             y += step_h
         self.button(surface, "guest", "Continue as guest", style="secondary")
         draw_text(surface, look.heading(), "Who's listening?", th.TEXT, self.heading)
@@ -103,13 +134,27 @@ class WelcomeScreen(Screen):
         self.button(surface, "page_next", "›", font=look.font(28, bold=True))
         for target in self.targets:
             if target.id == "new_profile":
-                self._tile(surface, target.rect, "New profile", None, pressed=self.app.pressed == target.id)
+                self._tile(
+                    surface, target.rect, "New profile", None, pressed=self.app.pressed == target.id
+                )
             elif target.id.startswith("profile:"):
                 profile = next(p for p in self.profiles if f"profile:{p.id}" == target.id)
-                self._tile(surface, target.rect, profile.name, profile, pressed=self.app.pressed == target.id)
+                self._tile(
+                    surface,
+                    target.rect,
+                    profile.name,
+                    profile,
+                    pressed=self.app.pressed == target.id,
+                )
 
-    def _tile(self, surface: pygame.Surface, rect: pygame.Rect, label: str, profile: Profile | None,
-              pressed: bool) -> None:
+    def _tile(
+        self,
+        surface: pygame.Surface,
+        rect: pygame.Rect,
+        label: str,
+        profile: Profile | None,
+        pressed: bool,
+    ) -> None:
         look = self.look
         fill = th.mix(th.SURFACE, (255, 255, 255), 0.12) if pressed else th.SURFACE
         draw_card(surface, rect, fill, look.px(18), border=th.OUTLINE if profile is None else None)
@@ -117,11 +162,24 @@ class WelcomeScreen(Screen):
         centre = (rect.left + look.px(14) + r, rect.centery)
         if profile is None:
             aa_circle(surface, th.SURFACE_HIGH, centre, r)
-            draw_text(surface, look.font(28, bold=True), "+", th.TEXT,
-                      pygame.Rect(centre[0] - r, centre[1] - r, 2 * r, 2 * r), align="center")
+            draw_text(
+                surface,
+                look.font(28, bold=True),
+                "+",
+                th.TEXT,
+                pygame.Rect(centre[0] - r, centre[1] - r, 2 * r, 2 * r),
+                align="center",
+            )
         else:
-            draw_initial_badge(surface, look, centre, r, th.parse_colour(profile.colour), profile.name)
-        text = pygame.Rect(centre[0] + r + look.px(12), rect.top, rect.right - centre[0] - r - look.px(22), rect.height)
+            draw_initial_badge(
+                surface, look, centre, r, th.parse_colour(profile.colour), profile.name
+            )
+        text = pygame.Rect(
+            centre[0] + r + look.px(12),
+            rect.top,
+            rect.right - centre[0] - r - look.px(22),
+            rect.height,
+        )
         draw_text(surface, look.body_bold(), label, th.TEXT, text)
 
     def on_tap(self, target_id: str) -> None:
@@ -163,7 +221,9 @@ class NewProfileScreen(Screen):
 
     def enter(self) -> None:
         self.text = ""
-        self.colour = th.PROFILE_COLOURS[len(self.app.record(self.app.store.profiles) or []) % len(th.PROFILE_COLOURS)]
+        self.colour = th.PROFILE_COLOURS[
+            len(self.app.record(self.app.store.profiles) or []) % len(th.PROFILE_COLOURS)
+        ]
         self.error: str | None = None
 
     def primary(self) -> str | None:
@@ -180,7 +240,9 @@ class NewProfileScreen(Screen):
         key_gap = look.px(8)
         swatch = look.px(52)
         if portrait:
-            self.title_rect, field, swatches, keys = lay.rows(body, [look.px(44), look.px(64), 2 * swatch + key_gap, 1.0], self.gap())
+            self.title_rect, field, swatches, keys = lay.rows(
+                body, [look.px(44), look.px(64), 2 * swatch + key_gap, 1.0], self.gap()
+            )
             letter_rows = ALPHABETIC
         else:
             field, swatches, keys = lay.rows(body, [look.px(64), swatch, 1.0], self.gap())
@@ -191,10 +253,22 @@ class NewProfileScreen(Screen):
         row_width = per_row * swatch + (per_row - 1) * key_gap
         for i, colour in enumerate(th.PROFILE_COLOURS):
             r, c = divmod(i, per_row)
-            x = swatches.right - row_width + c * (swatch + key_gap) if not portrait else swatches.left + c * (swatch + key_gap)
-            self.add(f"colour:{colour}", pygame.Rect(x, swatches.top + r * (swatch + key_gap), swatch, swatch))
-        self.swatch_label = None if portrait else pygame.Rect(
-            swatches.left, swatches.top, swatches.width - row_width - key_gap, swatch)
+            x = (
+                swatches.right - row_width + c * (swatch + key_gap)
+                if not portrait
+                else swatches.left + c * (swatch + key_gap)
+            )
+            self.add(
+                f"colour:{colour}",
+                pygame.Rect(x, swatches.top + r * (swatch + key_gap), swatch, swatch),
+            )
+        self.swatch_label = (
+            None
+            if portrait
+            else pygame.Rect(
+                swatches.left, swatches.top, swatches.width - row_width - key_gap, swatch
+            )
+        )
         n_rows = len(letter_rows) + 1
         key_rows = lay.rows(keys, [1.0 / n_rows] * n_rows, key_gap)
         widest = max(len(r) for r in letter_rows)
@@ -225,7 +299,13 @@ class NewProfileScreen(Screen):
         elif self.text:
             box = draw_text(surface, look.font(26, bold=True), self.text, th.TEXT, inner)
             if (self.app.clock() * 2) % 2 < 1.3:  # a blinking caret
-                pygame.draw.line(surface, accent, (box.right + 3, box.top + 4), (box.right + 3, box.bottom - 4), 3)
+                pygame.draw.line(
+                    surface,
+                    accent,
+                    (box.right + 3, box.top + 4),
+                    (box.right + 3, box.bottom - 4),
+                    3,
+                )
         else:
             draw_text(surface, look.font(22), "Type your name", th.MUTED, inner)
         if self.swatch_label is not None:
@@ -240,8 +320,12 @@ class NewProfileScreen(Screen):
             elif target.id.startswith("key:") and target.id != "key:space":
                 self.button(surface, target.id, target.id[4:], font=look.font(22, bold=True))
         self.button(surface, "key:space", "space")
-        self.button(surface, "backspace", glyphs_or(look.font(22, bold=True), "⌫", "Del"),
-                    font=look.font(22, bold=True))
+        self.button(
+            surface,
+            "backspace",
+            glyphs_or(look.font(22, bold=True), "⌫", "Del"),
+            font=look.font(22, bold=True),
+        )
         self.button(surface, "back", "Back", style="ghost")
         self.button(surface, "create", "Create", style="primary")
 
@@ -255,7 +339,9 @@ class NewProfileScreen(Screen):
 
     def _type(self, char: str) -> None:
         self.error = None
-        if len(self.text) >= MAX_NAME or (char == " " and (not self.text or self.text.endswith(" "))):
+        if len(self.text) >= MAX_NAME or (
+            char == " " and (not self.text or self.text.endswith(" "))
+        ):
             return
         capital = not self.text or self.text.endswith(" ")
         self.text += char.upper() if capital else char.lower()
@@ -292,7 +378,7 @@ class ConsentScreen(Screen):
 
     def layout(self, area: pygame.Rect) -> None:
         super().layout(area)
-        look, m, gap = self.look, self.margin(), self.gap()
+        m, gap = self.margin(), self.gap()
         body = lay.inset(area, m)
         h = self.touch_height()
         if area.height > area.width:
@@ -309,16 +395,32 @@ class ConsentScreen(Screen):
         draw_card(surface, self.card, th.SURFACE, look.px(22))
         inner = lay.inset(self.card, look.px(24), look.px(18))
         name = self.app.visit.profile.name if self.app.visit else ""
-        title = f"Hi {name}, before we start" if name and not self.app.visit.profile.is_guest else "Before we start"
+        title = (
+            f"Hi {name}, before we start"
+            if name and not self.app.visit.profile.is_guest
+            else "Before we start"
+        )
         title_h = look.heading().get_linesize()
-        draw_text(surface, look.heading(), title, th.TEXT, pygame.Rect(inner.left, inner.top, inner.width, title_h))
-        text_area = pygame.Rect(inner.left, inner.top + title_h + look.px(12), inner.width,
-                                inner.height - title_h - look.px(12))
+        draw_text(
+            surface,
+            look.heading(),
+            title,
+            th.TEXT,
+            pygame.Rect(inner.left, inner.top, inner.width, title_h),
+        )
+        text_area = pygame.Rect(
+            inner.left,
+            inner.top + title_h + look.px(12),
+            inner.width,
+            inner.height - title_h - look.px(12),
+        )
         font = look.body()
         if _paragraph_fits(font, CONSENT_TEXT, text_area):
             draw_paragraph(surface, font, CONSENT_TEXT, th.TEXT, text_area)
         else:
-            draw_paragraph(surface, look.font(16), CONSENT_TEXT, th.TEXT, text_area, line_spacing=1.15)
+            draw_paragraph(
+                surface, look.font(16), CONSENT_TEXT, th.TEXT, text_area, line_spacing=1.15
+            )
         self.button(surface, "back", "Back", style="ghost")
         self.button(surface, "no_camera", ("Use without camera", "No camera"))
         self.button(surface, "accept", ("I agree, use the camera", "I agree"), style="primary")
@@ -369,11 +471,20 @@ class StoreProblemScreen(Screen):
         look = self.look
         draw_card(surface, self.card, th.SURFACE, look.px(22))
         inner = lay.inset(self.card, look.px(24))
-        title_h = draw_paragraph(surface, look.heading(), "moodtunes can't open its memory", th.TEXT,
-                                 pygame.Rect(inner.left, inner.top, inner.width, 2 * look.heading().get_linesize()),
-                                 line_spacing=1.0)
-        text = pygame.Rect(inner.left, inner.top + title_h + look.px(14), inner.width,
-                           inner.height - title_h - look.px(14))
+        title_h = draw_paragraph(
+            surface,
+            look.heading(),
+            "moodtunes can't open its memory",
+            th.TEXT,
+            pygame.Rect(inner.left, inner.top, inner.width, 2 * look.heading().get_linesize()),
+            line_spacing=1.0,
+        )
+        text = pygame.Rect(
+            inner.left,
+            inner.top + title_h + look.px(14),
+            inner.width,
+            inner.height - title_h - look.px(14),
+        )
         draw_paragraph(surface, look.body(), self.message, th.MUTED, text)
         self.button(surface, "retry", "Try again", style="primary")
 
