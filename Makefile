@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 EXTRAS ?= device,cloud,dev
 SHARED ?= ../shared/datasets
 
-.PHONY: demo test venv lint lock bundle clean
+.PHONY: demo test venv lint lock dashboards bundle clean
 
 ## Run the kiosk in a window with embedded defaults (demo library, sample camera if no webcam).
 demo: $(STAMP)
@@ -35,6 +35,10 @@ lock:
 	uv pip compile pyproject.toml --extra device --extra pi --python-platform aarch64-manylinux_2_36 \
 	  --python-version 3.11 -c requirements/lock-constraints.txt -c requirements/lock.txt \
 	  -o requirements/pi-aarch64.txt
+
+## Regenerate the committed Grafana dashboards from cloud/moodtunes_cloud/dashboards.py.
+dashboards: $(STAMP)
+	$(VENV)/bin/python -m moodtunes_cloud.dashboards --out cloud/grafana/dashboards/
 
 ## Offline install bundle for Raspberry Pi OS (aarch64), written to dist/.
 bundle:

@@ -8,6 +8,7 @@ for keys in a section, e.g. ``MOODTUNES_DATA_DIR`` or ``MOODTUNES_MQTT__HOST``.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import tomllib
 from pathlib import Path
@@ -19,6 +20,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 SYSTEM_CONFIG = Path("/etc/moodtunes/moodtunes.toml")
 ENV_PREFIX = "MOODTUNES_"
+DEVICE_ID_PATTERN = r"^[A-Za-z0-9._-]+$"  # the same rule as VisitEvent.device_id
 
 
 class ConfigError(Exception):
@@ -97,6 +99,12 @@ class LoggingSettings(Section):
     )
 
 
+def _safe_device_id(hostname: str) -> str:
+    """A hostname made fit for an MQTT topic level and the event schema."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", hostname).strip("-")[:64]
+    return cleaned or "moodtunes"
+
+
 def _default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("moodtunes", appauthor=False))
 
@@ -109,7 +117,11 @@ class Settings(BaseSettings):
     )
 
     data_dir: Path = Field(default_factory=_default_data_dir)
-    device_id: str = Field(default_factory=socket.gethostname, min_length=1)
+    device_id: str = Field(
+        default_factory=lambda: _safe_device_id(socket.gethostname()),
+        min_length=1, max_length=64, pattern=DEVICE_ID_PATTERN,
+        description="names this device in MQTT topics and events",
+    )
     camera: CameraSettings = Field(default_factory=CameraSettings)
     vision: VisionSettings = Field(default_factory=VisionSettings)
     emotion: EmotionSettings = Field(default_factory=EmotionSettings)

@@ -13,6 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from moodtunes.config import DEVICE_ID_PATTERN
+
 
 SCHEMA_VERSION = 1
 VISIT_KIND = "visit"
@@ -47,7 +49,7 @@ class PlayEvent(_Strict):
 class VisitEvent(_Strict):
     schema_version: Literal[1] = SCHEMA_VERSION
     event_id: str = Field(min_length=8, max_length=64)
-    device_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
+    device_id: str = Field(min_length=1, max_length=64, pattern=DEVICE_ID_PATTERN)
     session_id: str = Field(min_length=8, max_length=64)
     profile_key: str = Field(min_length=8, max_length=64, description="pseudonymous profile id")
     guest: bool
