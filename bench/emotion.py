@@ -1,0 +1,104 @@
+"""Emotion model latency: the shipped int8 model vs the seed design's MobileNetV2 baseline.
+
+    .venv/bin/python bench/emotion.py [--runs 1000] [--baseline PATH]
+
+Single thread, both models timed in the same process with their runs interleaved, so both see the
+same machine load. ``median_ms_per_face`` is the full per-face cost on the device: preprocess (a
+160x160 RGB crop to the 48x48 model input) + int8 inference + softmax. The baseline
+(MobileNetV2, 224x224x3, fp32, 7-class head, random weights) is timed on inference alone, so the
+printed speedup is conservative. Make the baseline once with the training environment:
+
+    .venv-train/bin/python -m models.emotion.make_baseline --out .cache/baseline/mobilenetv2_224_fp32.tflite
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from moodtunes.emotion import EmotionModel, EmotionModelError, preprocess
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_BASELINE = REPO / ".cache" / "baseline" / "mobilenetv2_224_fp32.tflite"
+MAKE_BASELINE = (
+    ".venv-train/bin/python -m models.emotion.make_baseline --out .cache/baseline/mobilenetv2_224_fp32.tflite"
+)
+BASELINE_EVERY = 5  # one baseline run per 5 face runs: the baseline is ~20x slower
+
+
+def sample_face() -> np.ndarray:
+    """A real face crop (the astronaut photo scikit-image ships), resized to 160x160 RGB."""
+    from skimage import data, transform
+
+    crop = data.astronaut()[20:200, 150:320]
+    return (transform.resize(crop, (160, 160), anti_aliasing=True) * 255).astype(np.uint8)
+
+
+def baseline_runner(path: Path):
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path), num_threads=1)
+    interpreter.allocate_tensors()
+    (inp,), (out,) = interpreter.get_input_details(), interpreter.get_output_details()
+    x = np.random.default_rng(0).random(inp["shape"], dtype=np.float32)
+
+    def run() -> None:
+        interpreter.set_tensor(inp["index"], x)
+        interpreter.invoke()
+        interpreter.get_tensor(out["index"])
+
+    return run
+
+
+def timed(fn) -> float:
+    started = time.perf_counter()
+    fn()
+    return (time.perf_counter() - started) * 1000.0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=1000, help="timed faces (default 1000)")
+    parser.add_argument("--model", type=Path, default=None, help="int8 .tflite (default: the shipped model)")
+    parser.add_argument("--baseline", type=Path, default=DEFAULT_BASELINE)
+    args = parser.parse_args(argv)
+    if not args.baseline.is_file():
+        print(f"baseline {args.baseline} is missing; make it once with:\n  {MAKE_BASELINE}", file=sys.stderr)
+        return 2
+    try:
+        model = EmotionModel.load(args.model, threads=1)
+    except EmotionModelError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    face = sample_face()
+    x = preprocess(face, model.input_size)
+    baseline = baseline_runner(args.baseline)
+    for _ in range(20):  # warm-up: first invocations allocate and pack weights
+        model.predict(face)
+    baseline()
+
+    per_face, model_only, preprocess_only, base = [], [], [], []
+    for i in range(args.runs):
+        per_face.append(timed(lambda: model.predict(face)))
+        model_only.append(timed(lambda: model.predict_preprocessed(x)))
+        preprocess_only.append(timed(lambda: preprocess(face, model.input_size)))
+        if i % BASELINE_EVERY == 0:
+            base.append(timed(baseline))
+
+    median = statistics.median
+    print(f"model={args.model or 'shipped'} input={model.input_size}x{model.input_size} int8 threads=1 runs={args.runs}")
+    print(f"median_ms_per_face={median(per_face):.3f}  (preprocess 160x160 RGB + int8 inference + softmax)")
+    print(f"median_ms_inference={median(model_only):.3f}  median_ms_preprocess={median(preprocess_only):.3f}")
+    print(f"baseline=MobileNetV2 224x224x3 fp32 runs={len(base)} median_ms={median(base):.3f}")
+    print(f"speedup={median(base) / median(per_face):.1f}x  (baseline inference / full per-face cost)")
+    print(f"speedup_inference_only={median(base) / median(model_only):.1f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
