@@ -26,10 +26,10 @@ def default_player_factory(volume: float):
     return MixerPlayer(volume)
 
 
-def default_library_loader(settings: Settings, store):
+def default_library_loader(settings: Settings, store, progress=None):
     from moodtunes.library import ensure_library
 
-    return ensure_library(settings, store)
+    return ensure_library(settings, store, progress=progress)
 
 
 def run_kiosk(

@@ -45,6 +45,7 @@ class Autopilot:
         self._started: float | None = None
         self._shot = False
         self._reported = False
+        self._played = False
 
     def __call__(self, app: KioskApp) -> None:
         now = app.clock()
@@ -67,6 +68,7 @@ class Autopilot:
             self.screenshots is not None
             and not self._shot
             and (target is not None or app.screen.name == "scan")
+            and (app.screen.name != "new_profile" or target == "create")  # show a typed name
         ):
             self._shoot(app)
         if target is None:
@@ -93,7 +95,9 @@ class Autopilot:
         name = screen.name
         if name == "welcome":
             if self._reported:
-                self._finish(app, 0)
+                if not self._played:
+                    logger.error("autopilot: no song could be played (is the music library empty?)")
+                self._finish(app, 0 if self._played else 1)
                 return None
             profile = next((p for p in screen.profiles if p.name == self.name), None)
             return f"profile:{profile.id}" if profile else "new_profile"
@@ -114,7 +118,10 @@ class Autopilot:
             return "row:0" if app.visit.ranked else "done"
         if name == "playing":
             player = app._player
-            return "done" if player is not None and player.position() >= self.listen_s else None
+            if player is None or player.position() < self.listen_s:
+                return None
+            self._played = True
+            return "done"
         if name == "rate":
             return "again" if screen.stars else "star:4"
         if name == "report":

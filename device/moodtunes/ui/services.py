@@ -70,13 +70,15 @@ class ScannerService:
 
 
 class LibraryService:
-    """Runs the library loader (``ensure_library(settings, store)``) with its own Store connection."""
+    """Runs the library loader (``ensure_library(settings, store, progress=...)``) with its own
+    Store connection; ``progress`` is (songs done, songs to do) while it analyses new files."""
 
-    def __init__(self, loader: Callable[[Settings, Store], Any] | None, settings: Settings) -> None:
+    def __init__(self, loader: Callable[..., Any] | None, settings: Settings) -> None:
         self._loader = loader
         self._settings = settings
         self.error: str | None = None
         self.report: Any = None
+        self.progress: tuple[int, int] | None = None
         self._done = threading.Event()
 
     def start(self) -> None:
@@ -88,13 +90,16 @@ class LibraryService:
     def _run(self) -> None:
         try:
             with Store.open(self._settings.database_path) as store:
-                self.report = self._loader(self._settings, store)
+                self.report = self._loader(self._settings, store, progress=self._progress)
             logger.info("library ready: %s", getattr(self.report, "as_dict", lambda: self.report)())
         except Exception as exc:  # noqa: BLE001 - shown on the songs screen, never fatal
             logger.warning("music library problem: %s", exc)
             self.error = str(exc) or type(exc).__name__
         finally:
             self._done.set()
+
+    def _progress(self, done: int, total: int, path: str) -> None:
+        self.progress = (done, total)
 
     @property
     def ready(self) -> bool:

@@ -122,12 +122,11 @@ class SongsScreen(Screen):
             ),
         )
         if not self.loaded:
-            self._message(
-                surface,
-                "Preparing your music…",
-                "The music library is being set up. This only takes a while the first time.",
-                spinner=True,
-            )
+            progress = self.app.library_service.progress
+            detail = "The music library is being set up. This only takes a while the first time."
+            if progress and progress[1]:
+                detail = f"Listening to the songs to sort them by mood: {progress[0]} of {progress[1]} done."
+            self._message(surface, "Preparing your music…", detail, spinner=True)
         elif not visit.ranked:
             other = self.app.other_category(visit.category)
             problem = self.app.library_service.error
