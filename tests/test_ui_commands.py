@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from moodtunes.commands.demo import demo_settings
 from moodtunes.commands.kiosk import autopilot_settings, parse_size
 from moodtunes.config import load_settings
