@@ -60,6 +60,7 @@ def test_demo_autopilot_walks_a_whole_visit(tmp_path):
         capture_output=True,
         text=True,
         timeout=540,
+        check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     names = {p.stem.split("-", 1)[1] for p in shots.glob("*.png")}
