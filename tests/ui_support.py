@@ -98,6 +98,7 @@ def make_app(
         max_fps=0,
     )
     app.start()
+    app.step()  # the welcome screen is up; the background services start
     return app
 
 

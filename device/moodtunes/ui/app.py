@@ -77,7 +77,8 @@ class KioskApp:
     # ---- start and stop --------------------------------------------------------------------
 
     def start(self) -> None:
-        """Open the window and the store, show the welcome screen, start the background services."""
+        """Open the window and the store and show the welcome screen (the first ``step`` draws it,
+        then starts the scanner and the library in the background, so they don't delay it)."""
         pygame.display.init()
         pygame.font.init()
         flags = pygame.FULLSCREEN if self._fullscreen else 0
@@ -93,8 +94,6 @@ class KioskApp:
         self._frame_clock = pygame.time.Clock()
         self.running = True
         self.open_store()
-        self.scanner_service.start()
-        self.library_service.start()
 
     def open_store(self) -> None:
         """Open the database and close visits a crash left open; on failure show why, with a retry."""
@@ -145,6 +144,9 @@ class KioskApp:
             self.screen.update(now)
             self._check_idle(now)
         self.draw()
+        if self.frames == 0:  # the first screen is up: now load models, camera and library
+            self.scanner_service.start()
+            self.library_service.start()
         for hook in list(self.on_frame):
             hook(self)
         self.frames += 1
