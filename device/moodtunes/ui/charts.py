@@ -76,8 +76,10 @@ def line_chart(
     low: float,
     high: float,
     y_labels: dict[float, str],
+    note: str = "",
 ) -> None:
-    """Lines (with dots) over visits, oldest left; gaps where a value is missing; a legend below."""
+    """Lines (with dots) over visits, oldest left; gaps where a value is missing; a legend below
+    with an optional ``note`` at its right (e.g. the trend)."""
     plot, label_w = _plot_area(look, rect, title, surface, y_labels)
     _grid(surface, look, plot, label_w, y_labels, low, high)
     count = max((len(values) for _, _, values in series), default=0)
@@ -99,6 +101,17 @@ def line_chart(
         pygame.Rect(plot.left, plot.bottom + look.px(4), plot.width, look.small().get_linesize()),
         [(name, colour) for name, colour, _ in series],
     )
+    if note:
+        draw_text(
+            surface,
+            look.small(),
+            note,
+            th.MUTED,
+            pygame.Rect(
+                plot.left, plot.bottom + look.px(4), plot.width, look.small().get_linesize()
+            ),
+            align="right",
+        )
 
 
 def bar_chart(
@@ -130,7 +143,7 @@ def bar_chart(
         bar = pygame.Rect(x - width // 2, min(top, base), width, max(2, abs(base - top)))
         fill = colour if value >= 0 else th.DANGER
         pygame.draw.rect(surface, fill, bar, border_radius=min(look.px(6), width // 2))
-    if caption:
+    if caption:  # under the plot, from the left edge of the labels
         draw_text(
             surface,
             look.small(),

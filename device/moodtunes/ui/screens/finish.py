@@ -16,6 +16,15 @@ SHORT_CATEGORY = {"Highly energetic": "Energetic", "Happy and calm": "Happy & ca
 CHART_VISITS = 12  # the report's charts show this many most recent visits
 
 
+def trend_words(what: str, slope: float | None, steady_below: float) -> str:
+    """'lift rising' / 'rating falling' / '… steady' from a per-visit slope; '' without one."""
+    if slope is None:
+        return ""
+    if abs(slope) < steady_below:
+        return f"{what} steady"
+    return f"{what} {'rising' if slope > 0 else 'falling'}"
+
+
 def stars_to_score(stars: int) -> int:
     """1..5 stars -> 0..100 (1 star = 0, 5 stars = 100)."""
     return (min(5, max(1, stars)) - 1) * 25
@@ -189,6 +198,7 @@ class ReportScreen(Screen):
             -1.0,
             1.0,
             {1.0: "happy", 0.0: "neutral", -1.0: "sad"},
+            note=trend_words("lift", report.lift_trend, 0.01),
         )
         stars = [None if v.rating is None else v.rating / 25 + 1 for v in recent]
         bar_chart(
@@ -201,7 +211,8 @@ class ReportScreen(Screen):
             5.0,
             {v: glyphs_or(look.small(), f"{v:.0f} ★", f"{v:.0f}") for v in (5.0, 3.0, 1.0)},
             th.MOOD_COLOURS["happy"],
-            caption=f"last {len(recent)} visit{'s' if len(recent) != 1 else ''}",
+            caption=trend_words("rating", report.rating_trend, 0.5)
+            or f"last {len(recent)} visit{'s' if len(recent) != 1 else ''}",
         )
         rating = (
             glyphs_or(
