@@ -137,16 +137,15 @@ class BaselinePipeline:
         return len(boxes)
 
 
-def load_ours(margin: float | None = None, input_size: int = 128):
+def load_ours():
     from moodtunes.config import Settings
     from moodtunes.emotion import EmotionModel
     from moodtunes.vision.faces import load_face_detector
     from moodtunes.vision.pipeline import FrameAnalyzer
 
     vision = Settings().vision
-    detector = load_face_detector(min_score=vision.min_face_score, input_size=input_size, threads=1)
-    return FrameAnalyzer(detector, EmotionModel.load(threads=1),
-                         margin=vision.crop_margin if margin is None else margin)
+    detector = load_face_detector(min_score=vision.min_face_score, input_size=vision.face_input_size, threads=1)
+    return FrameAnalyzer.for_settings(detector, EmotionModel.load(threads=1), vision)
 
 
 def timed_fps(run, frames: list[np.ndarray]) -> float:
@@ -261,32 +260,32 @@ def cmd_margin(args: argparse.Namespace) -> None:
     analyzer = load_ours()
     model = analyzer.classifier
     faces = fer_faces(MOODS, limit=args.limit)
-    labels = [label for label, _ in faces]
+
+    def label_of(crop: np.ndarray) -> str:
+        return model.labels[int(np.argmax(model.predict(crop)))]
 
     def accuracy(predictions: list[str], truth: list[str]) -> str:
         return f"{100 * np.mean([p == t for p, t in zip(predictions, truth)]):.1f}%"
 
-    direct = [model.labels[int(np.argmax(model.predict(face)))] for _, face in faces]
     print(f"{len(faces)} FER PublicTest faces (happy/neutral/sad); the model on the original 48x48 crops: "
-          f"{accuracy(direct, labels)}")
+          f"{accuracy([label_of(face) for _, face in faces], [label for label, _ in faces])}")
     for tilt in args.tilts:
-        pasted = paste_faces(faces, seed=2, tilt=tilt)
         found = []
-        for p in pasted:
+        for p in paste_faces(faces, seed=2, tilt=tilt):
             detections = analyzer.detector.detect(p.frame)
             if detections and inside(p.square, detections[0].pixel_box()):
                 found.append((p, detections[0]))
         truth = [p.label for p, _ in found]
-        print(f"\npasted upright{' and tilted up to ±%g°' % tilt if tilt else ''}: "
-              f"{len(found)}/{len(pasted)} detected; accuracy on the detected faces:")
-        print("| margin per side | eyes levelled | not levelled |")
-        print("|---|---|---|")
+        print(f"\npasted {'upright' if not tilt else f'and tilted by up to ±{tilt:g}°'}: {len(found)}/{len(faces)} "
+              f"detected; the original 48x48 crops of these faces: {accuracy([label_of(p.face) for p, _ in found], truth)}")
+        print("| margin per side | shift up | eyes levelled | not levelled |")
+        print("|---|---|---|---|")
         for margin in args.margins:
-            analyzer.margin = margin
-            levelled = [model.labels[int(np.argmax(model.predict(analyzer.crop(p.frame, d))))] for p, d in found]
-            flat = [model.labels[int(np.argmax(model.predict(analyzer.crop(
-                p.frame, FaceBox(d.x, d.y, d.w, d.h, d.score)))))] for p, d in found]
-            print(f"| {margin:+.2f} | {accuracy(levelled, truth)} | {accuracy(flat, truth)} |")
+            for shift in args.shifts:
+                analyzer.margin, analyzer.shift = margin, shift
+                levelled = [label_of(analyzer.crop(p.frame, d)) for p, d in found]
+                flat = [label_of(analyzer.crop(p.frame, FaceBox(d.x, d.y, d.w, d.h, d.score))) for p, d in found]
+                print(f"| {margin:+.2f} | {shift:.2f} | {accuracy(levelled, truth)} | {accuracy(flat, truth)} |", flush=True)
 
 
 def main() -> None:
@@ -301,7 +300,8 @@ def main() -> None:
     detection.add_argument("--limit", type=int, default=None, help="faces per class (default all)")
     margin = sub.add_parser("margin")
     margin.add_argument("--limit", type=int, default=None, help="faces per class (default all)")
-    margin.add_argument("--margins", type=float, nargs="+", default=[-0.1, 0.0, 0.05, 0.1, 0.15, 0.2, 0.3])
+    margin.add_argument("--margins", type=float, nargs="+", default=[0.0, 0.05, 0.1, 0.15, 0.2, 0.3])
+    margin.add_argument("--shifts", type=float, nargs="+", default=[0.0, 0.09])
     margin.add_argument("--tilts", type=float, nargs="+", default=[0.0, 20.0])
     args = parser.parse_args()
     sys.path.insert(0, str(REPO / "device"))

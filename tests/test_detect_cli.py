@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import cv2
@@ -48,6 +49,16 @@ LINE = {
 def _needs_the_emotion_model() -> None:
     if not shipped_model(SHIPPED_MODEL).is_file():
         pytest.skip("the shipped emotion model is not in this checkout yet")
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging():
+    """main() points the root logger at this test's captured stderr; put pytest's handlers back."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 def write_rgb(path: Path, rgb: np.ndarray) -> Path:

@@ -136,3 +136,13 @@ def test_face_crop_is_grayscale_levelled_and_repeats_edges() -> None:
     assert crop[:, :40].min() == 255 and crop[:, -40:].max() == 0
     edge = FaceBox(-40, -40, 80, 80, 0.9)  # half outside the frame
     assert face_crop(frame, edge, margin=0.1, size=48).shape == (96, 96)
+
+
+def test_shift_moves_the_crop_centre_up_the_face() -> None:
+    upright = FaceBox(100, 100, 80, 80, 0.9, right_eye=(120, 120), left_eye=(160, 120))
+    matrix = crop_transform(upright, margin=0.0, out_size=96, shift=0.1)
+    assert np.array([140, 132, 1.0]) @ matrix.T == pytest.approx([48, 48])  # 0.1 * 80 px above centre
+    # the face rolled 90° (eyes one above the other): "up the face" is now towards +x in the image
+    rolled = FaceBox(100, 100, 80, 80, 0.9, right_eye=(150, 120), left_eye=(150, 160))
+    matrix = crop_transform(rolled, margin=0.0, out_size=96, shift=0.1)
+    assert np.array([148, 140, 1.0]) @ matrix.T == pytest.approx([48, 48])

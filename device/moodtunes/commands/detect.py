@@ -95,7 +95,7 @@ class Detection:
             vision = settings.vision
             detector = load_face_detector(vision.face_model, min_score=vision.min_face_score,
                                           input_size=vision.face_input_size)
-            self.analyzer = FrameAnalyzer(detector, self.model, margin=vision.crop_margin)
+            self.analyzer = FrameAnalyzer.for_settings(detector, self.model, vision)
 
     def faces(self, frame: np.ndarray) -> list[dict[str, Any]]:
         if self.analyzer is None:

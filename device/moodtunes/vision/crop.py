@@ -30,24 +30,28 @@ def eye_angle_degrees(face: FaceBox) -> float:
     return math.degrees(math.atan2(dy, dx))
 
 
-def crop_transform(face: FaceBox, margin: float, out_size: int) -> np.ndarray:
-    """2x3 affine matrix mapping frame pixels to crop pixels: the face centre goes to the crop
-    centre, the eyes become horizontal and a box of side ``max(w, h) * (1 + 2 * margin)`` fills
-    ``out_size`` pixels."""
+def crop_transform(face: FaceBox, margin: float, out_size: int, shift: float = 0.0) -> np.ndarray:
+    """2x3 affine matrix mapping frame pixels to crop pixels: the eyes become horizontal, a square
+    of side ``max(w, h) * (1 + 2 * margin)`` fills ``out_size`` pixels, and its centre is the box
+    centre moved ``shift`` box heights up the face (along the levelled face's vertical)."""
     side = max(face.w, face.h) * (1.0 + 2.0 * margin)
     if side <= 0:
         raise ValueError(f"face box has no size: {face}")
+    angle = eye_angle_degrees(face)
+    roll = math.radians(angle)
     cx, cy = face.center
-    matrix = cv2.getRotationMatrix2D((cx, cy), eye_angle_degrees(face), out_size / side)
+    cx += shift * face.h * math.sin(roll)
+    cy -= shift * face.h * math.cos(roll)
+    matrix = cv2.getRotationMatrix2D((cx, cy), angle, out_size / side)
     matrix[0, 2] += out_size / 2.0 - cx
     matrix[1, 2] += out_size / 2.0 - cy
     return matrix
 
 
-def face_crop(frame: np.ndarray, face: FaceBox, *, margin: float, size: int) -> np.ndarray:
+def face_crop(frame: np.ndarray, face: FaceBox, *, margin: float, size: int, shift: float = 0.0) -> np.ndarray:
     """The levelled face crop as uint8 grayscale, ``CROP_OVERSAMPLE * size`` pixels square; parts
     outside the frame repeat the edge pixels (a face at the border still gives a usable crop)."""
     out = size * CROP_OVERSAMPLE
-    rgb = cv2.warpAffine(frame, crop_transform(face, margin, out), (out, out),
+    rgb = cv2.warpAffine(frame, crop_transform(face, margin, out, shift), (out, out),
                          flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)

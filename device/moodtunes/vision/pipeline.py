@@ -12,6 +12,7 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
+from moodtunes.config import VisionSettings
 from moodtunes.vision.crop import face_crop
 from moodtunes.vision.faces import FaceBox
 
@@ -43,17 +44,22 @@ class FaceEmotion:
 class FrameAnalyzer:
     """Detect, crop and classify the faces in RGB frames."""
 
-    def __init__(self, detector: Detector, classifier: Classifier, *, margin: float) -> None:
+    def __init__(self, detector: Detector, classifier: Classifier, *, margin: float, shift: float = 0.0) -> None:
         self.detector = detector
         self.classifier = classifier
         self.margin = margin
+        self.shift = shift
+
+    @classmethod
+    def for_settings(cls, detector: Detector, classifier: Classifier, vision: VisionSettings) -> "FrameAnalyzer":
+        return cls(detector, classifier, margin=vision.crop_margin, shift=vision.crop_shift)
 
     @property
     def labels(self) -> tuple[str, ...]:
         return tuple(self.classifier.labels)
 
     def crop(self, frame: np.ndarray, face: FaceBox) -> np.ndarray:
-        return face_crop(frame, face, margin=self.margin, size=self.classifier.input_size)
+        return face_crop(frame, face, margin=self.margin, shift=self.shift, size=self.classifier.input_size)
 
     def analyze(self, frame: np.ndarray, *, max_faces: int | None = None) -> list[FaceEmotion]:
         """Faces (largest first, at most ``max_faces``) with their emotion probabilities."""

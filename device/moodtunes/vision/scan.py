@@ -146,7 +146,7 @@ class MoodScanner:
             from moodtunes.emotion import EmotionModel
 
             model = EmotionModel.load(self._settings.emotion.model, threads=self._settings.emotion.threads)
-        self._analyzer = FrameAnalyzer(detector, model, margin=vision.crop_margin)
+        self._analyzer = FrameAnalyzer.for_settings(detector, model, vision)
         self._stopping.clear()
         self._thread = threading.Thread(target=self._run, name="mood-scanner", daemon=True)
         self._thread.start()
