@@ -49,6 +49,9 @@ class VisionSettings(Section):
     crop_margin: float = Field(
         0.1, ge=-0.25, le=1.0, description="face crop grows by this fraction of the box on each side (FER framing)"
     )
+    crop_shift: float = Field(
+        0.0, ge=-0.5, le=0.5, description="face crop centre moves this many box heights up the face (FER framing)"
+    )
     face_input_size: int = Field(
         128, ge=64, le=256, multiple_of=16, description="BlazeFace input side; 128 is native, smaller is faster"
     )
