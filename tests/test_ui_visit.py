@@ -276,3 +276,47 @@ def test_a_physical_keyboard_types_a_name_and_enter_creates_it(settings, library
         assert app.visit.profile.name == "Bo"
     finally:
         app.close()
+
+
+def test_an_unexpected_error_ends_the_visit_and_the_kiosk_carries_on(settings, library, caplog):
+    from moodtunes.player import MixerPlayer
+    from moodtunes.ui.app import KioskApp
+    from moodtunes.ui.autopilot import post_tap
+
+    class ExplodingScanner:
+        def __init__(self, settings) -> None: ...
+        def start(self) -> None: ...
+        def begin_scan(self, seconds=None) -> None: ...
+        def cancel_scan(self) -> None: ...
+        def stop(self) -> None: ...
+
+        def snapshot(self):
+            raise RuntimeError("a bug in the scanner")
+
+    app = KioskApp(
+        settings,
+        scanner_factory=ExplodingScanner,
+        player_factory=MixerPlayer,
+        library_loader=None,
+        size=(800, 480),
+        max_fps=0,
+    )
+    seen = []
+
+    def visitor(app) -> None:
+        seen.append(app.screen.name)
+        targets = {t.id: t.rect.center for t in app.screen.targets}
+        if app.frames > 3000 or (app.screen.name == "welcome" and app.toast_message):
+            app.running = False
+        elif app.screen.name == "welcome" and "consent" not in seen and app.scanner_service.scanner:
+            post_tap(targets["guest"])
+        elif app.screen.name == "consent":
+            post_tap(targets["accept"])
+
+    app.on_frame.append(visitor)
+    assert app.run() == 0
+    assert "consent" in seen and seen[-1] == "welcome"
+    assert "kiosk error on the scan screen" in caplog.text
+    assert "went wrong" in app.toast_message
+    with Store.open(settings.database_path) as store:
+        assert rows(store, "SELECT end_reason FROM sessions")[0][0] == "abandoned"

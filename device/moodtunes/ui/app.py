@@ -128,10 +128,23 @@ class KioskApp:
         self.start()
         try:
             while self.running:
-                self.step()
+                try:
+                    self.step()
+                except Exception:  # noqa: BLE001 - a kiosk must not die in front of a visitor
+                    logger.exception(
+                        "kiosk error on the %s screen", getattr(self.screen, "name", "?")
+                    )
+                    self.recover()
         finally:
             self.close()
         return 0
+
+    def recover(self) -> None:
+        """After an unexpected error: end the visit as abandoned and start again at welcome."""
+        self.stop_music()
+        self.end_visit("abandoned")
+        self.home()
+        self.toast("Sorry, something went wrong. Please start again.")
 
     # ---- one frame -------------------------------------------------------------------------
 
@@ -253,6 +266,7 @@ class KioskApp:
             self.screen.leave()
         self.screen = screen
         self.pressed = None
+        self.touch()  # each new screen gets the full idle timeout
         screen.enter()
         self.relayout()
         logger.debug("screen: %s", screen.name)

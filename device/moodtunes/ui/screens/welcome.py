@@ -414,13 +414,10 @@ class ConsentScreen(Screen):
             inner.width,
             inner.height - title_h - look.px(12),
         )
-        font = look.body()
-        if _paragraph_fits(font, CONSENT_TEXT, text_area):
-            draw_paragraph(surface, font, CONSENT_TEXT, th.TEXT, text_area)
-        else:
-            draw_paragraph(
-                surface, look.font(16), CONSENT_TEXT, th.TEXT, text_area, line_spacing=1.15
-            )
+        # The biggest type that fits: this is the one text every visitor should read.
+        fonts = [look.font(size) for size in (22, 19, 16)]
+        font = next((f for f in fonts if _paragraph_fits(f, CONSENT_TEXT, text_area)), fonts[-1])
+        draw_paragraph(surface, font, CONSENT_TEXT, th.TEXT, text_area)
         self.button(surface, "back", "Back", style="ghost")
         self.button(surface, "no_camera", ("Use without camera", "No camera"))
         self.button(surface, "accept", ("I agree, use the camera", "I agree"), style="primary")
