@@ -130,7 +130,7 @@ class KioskApp:
             while self.running:
                 try:
                     self.step()
-                except Exception:  # noqa: BLE001 - a kiosk must not die in front of a visitor
+                except Exception:
                     logger.exception(
                         "kiosk error on the %s screen", getattr(self.screen, "name", "?")
                     )
