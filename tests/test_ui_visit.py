@@ -320,3 +320,51 @@ def test_an_unexpected_error_ends_the_visit_and_the_kiosk_carries_on(settings, l
     assert "went wrong" in app.toast_message
     with Store.open(settings.database_path) as store:
         assert rows(store, "SELECT end_reason FROM sessions")[0][0] == "abandoned"
+
+
+def shown_titles(app) -> list[str]:
+    from moodtunes.recommend import page
+
+    rows_shown = [t for t in app.screen.targets if t.id.startswith("row:")]
+    return [r.track.title for r in page(app.visit.ranked, app.visit.page)][: len(rows_shown)]
+
+
+def test_more_songs_pages_on_and_the_other_category_is_offered(settings, library):
+    app = make_app(settings, sample_scanner)
+    try:
+        tap(app, "guest")
+        tap(app, "no_camera")
+        tap(app, "mood:sad")
+        run_until(app, lambda: app.screen.loaded)
+        assert app.visit.category == CALM and len(app.visit.ranked) == 7
+        first = shown_titles(app)
+        tap(app, "more")
+        second = shown_titles(app)
+        assert len(first) == 6 and len(second) == 1 and not set(first) & set(second)
+        tap(app, "row:0")  # the row on page 2 is the 7th song
+        assert app.visit.queue_index == 6
+        tap(app, "stop")
+        assert app.screen.name == "songs"
+        tap(app, "other")
+        assert app.visit.category == ENERGETIC and len(app.visit.ranked) == 8
+    finally:
+        app.close()
+
+
+def test_an_empty_category_says_so_and_offers_the_other(settings, tmp_path):
+    with Store.open(settings.database_path) as store:
+        add_tracks(store, tmp_path / "music", count=2, category=ENERGETIC)
+    app = make_app(settings, sample_scanner)
+    try:
+        tap(app, "guest")
+        tap(app, "no_camera")
+        tap(app, "mood:neutral")
+        run_until(app, lambda: app.screen.loaded)
+        assert app.visit.ranked == [] and not any(
+            t.id.startswith("row:") for t in app.screen.targets
+        )
+        tap(app, "other")
+        assert app.visit.category == ENERGETIC
+        assert [t.id for t in app.screen.targets if t.id.startswith("row:")] == ["row:0", "row:1"]
+    finally:
+        app.close()

@@ -7,7 +7,7 @@ import math
 import pygame
 
 from moodtunes.domain import Category, category_for_mood
-from moodtunes.recommend import page, page_count
+from moodtunes.recommend import PAGE_SIZE, page, page_count
 from moodtunes.ui import layout as lay
 from moodtunes.ui import theme as th
 from moodtunes.ui.screens.base import Screen
@@ -250,7 +250,7 @@ class SongsScreen(Screen):
 
         visit = self.app.visit
         if target_id.startswith("row:"):
-            index = visit.page % max(page_count(visit.ranked), 1) * 6 + int(
+            index = visit.page % max(page_count(visit.ranked), 1) * PAGE_SIZE + int(
                 target_id.split(":", 1)[1]
             )
             self.app.go(PlayingScreen(self.app, index))
