@@ -368,3 +368,27 @@ def test_an_empty_category_says_so_and_offers_the_other(settings, tmp_path):
         assert [t.id for t in app.screen.targets if t.id.startswith("row:")] == ["row:0", "row:1"]
     finally:
         app.close()
+
+
+def test_a_returning_profile_skips_the_notice_and_names_are_unique(settings, library):
+    with Store.open(settings.database_path) as store:
+        ada = store.create_profile("Ada", "#5fd08a")
+        store.record_consent(ada.id)
+        store.create_profile("Bo", "#ff7a59")
+    app = make_app(settings, sample_scanner)
+    try:
+        touch(app, f"profile:{ada.id}")
+        assert app.screen.name == "scan"  # consent was given on an earlier visit
+    finally:
+        app.close()
+    app = make_app(settings, sample_scanner)
+    try:
+        tap(app, "new_profile")
+        for key in ("key:B", "key:O"):
+            tap(app, key)
+        tap(app, "create")
+        assert app.screen.name == "new_profile" and "already exists" in app.screen.error
+    finally:
+        app.close()
+    with Store.open(settings.database_path) as store:  # closing the kiosk ended Ada's visit
+        assert rows(store, "SELECT end_reason FROM sessions")[0][0] == "abandoned"
