@@ -31,14 +31,15 @@ def model() -> EmotionModel:
 
 @pytest.fixture(scope="module")
 def analyzer(model: EmotionModel) -> FrameAnalyzer:
-    return FrameAnalyzer(load_face_detector(), model, margin=Settings().vision.crop_margin)
+    return FrameAnalyzer.for_settings(load_face_detector(), model, Settings().vision)
 
 
-def pasted_fer_frames(datasets: Path, label: str, count: int, seed: int) -> list[tuple[np.ndarray, tuple[int, int, int]]]:
-    """FER PublicTest faces of one class, scaled up and pasted into a face-free 640x480 background."""
+def pasted_fer_faces(datasets: Path, label: str, count: int, seed: int):
+    """FER PublicTest faces of one class: (48x48 original, a 640x480 frame with it scaled up and
+    pasted into a face-free background, the pasted square x, y, side)."""
     background = cv2.resize(sample_frame(640, 480)[300:, 400:], (640, 480))
     rng = np.random.default_rng(seed)
-    frames = []
+    faces = []
     with zipfile.ZipFile(datasets / "fer2013.zip") as archive:
         for name in sorted(n for n in archive.namelist() if f"test/{label}/PublicTest_" in n)[:count]:
             face = cv2.imdecode(np.frombuffer(archive.read(name), np.uint8), cv2.IMREAD_GRAYSCALE)
@@ -46,23 +47,26 @@ def pasted_fer_frames(datasets: Path, label: str, count: int, seed: int) -> list
             x, y = int(rng.integers(0, 640 - side)), int(rng.integers(0, 480 - side))
             frame = background.copy()
             frame[y:y + side, x:x + side] = cv2.resize(face, (side, side), interpolation=cv2.INTER_CUBIC)[:, :, None]
-            frames.append((frame, (x, y, side)))
-    return frames
+            faces.append((face, frame, (x, y, side)))
+    return faces
 
 
-def test_fer_faces_in_larger_frames_are_found_and_classified(analyzer, shared_datasets: Path) -> None:
-    correct = total = found = 0
+def test_fer_faces_in_larger_frames_are_found_and_read_as_from_their_own_crops(analyzer, shared_datasets: Path) -> None:
+    """Detection + crop geometry must hand the model what FER's own crop would: the pipeline's
+    accuracy on pasted faces matches the model's accuracy on the original 48x48 crops."""
+    total = found = from_frame = from_crop = 0
     for index, label in enumerate(MOODS):
-        for frame, (x, y, side) in pasted_fer_frames(shared_datasets, label, 40, seed=index):
+        for face, frame, (x, y, side) in pasted_fer_faces(shared_datasets, label, 40, seed=index):
             total += 1
             results = analyzer.analyze(frame)
-            if not results:
+            if not results or not (x < results[0].face.center[0] < x + side and y < results[0].face.center[1] < y + side):
                 continue
-            cx, cy = results[0].face.center
-            found += x < cx < x + side and y < cy < y + side
-            correct += MOODS[int(np.argmax(results[0].probs))] == label
-    assert found >= 0.9 * total
-    assert correct / total > 0.55  # chance is 1/3; the model scores about 0.7 on 48x48 PublicTest crops
+            found += 1
+            from_frame += MOODS[int(np.argmax(results[0].probs))] == label
+            from_crop += MOODS[int(np.argmax(analyzer.classifier.predict(face)))] == label
+    assert found >= 0.8 * total  # bench/vision.py detection: 85-95 % at these sizes
+    assert from_frame >= from_crop - 0.08 * found
+    assert from_frame > 0.45 * found  # chance is 1/3
 
 
 def wait_for_result(scanner: MoodScanner, timeout: float = 60.0):
@@ -86,7 +90,7 @@ def test_scanner_with_the_shipped_models_reads_the_smiling_astronaut(model) -> N
 
 
 def test_scanner_over_replayed_fer_faces_agrees_with_their_label(model, shared_datasets: Path) -> None:
-    frames = [frame for frame, _ in pasted_fer_frames(shared_datasets, "happy", 12, seed=7)]
+    frames = [frame for _, frame, _ in pasted_fer_faces(shared_datasets, "happy", 12, seed=7)]
     scanner = MoodScanner(Settings(), camera_factory=lambda: ReplayCamera.from_frames(frames), model=model)
     with scanner:
         scanner.begin_scan(0.5)

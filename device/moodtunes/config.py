@@ -47,10 +47,10 @@ class VisionSettings(Section):
     scan_seconds: float = Field(3.0, gt=0.0, le=30.0)
     uncertain_below: float = Field(0.45, ge=0.0, le=1.0)
     crop_margin: float = Field(
-        0.1, ge=-0.25, le=1.0, description="face crop grows by this fraction of the box on each side (FER framing)"
+        0.05, ge=-0.25, le=1.0, description="face crop grows by this fraction of the box on each side (FER framing)"
     )
     crop_shift: float = Field(
-        0.0, ge=-0.5, le=0.5, description="face crop centre moves this many box heights up the face (FER framing)"
+        0.09, ge=-0.5, le=0.5, description="face crop centre moves this many box heights up the face (FER framing)"
     )
     face_input_size: int = Field(
         128, ge=64, le=256, multiple_of=16, description="BlazeFace input side; 128 is native, smaller is faster"
