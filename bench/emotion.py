@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from moodtunes.emotion import EmotionModel, EmotionModelError, preprocess
 
 REPO = Path(__file__).resolve().parents[1]

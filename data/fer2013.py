@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import io
 import zipfile
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path, PurePosixPath
-from typing import Callable, Iterator, Sequence
 
 import numpy as np
 from PIL import Image

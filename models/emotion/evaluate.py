@@ -17,11 +17,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-from data.fer2013 import DatasetError, FaceSet, Split, load_split
 from moodtunes.domain import MOODS
 from moodtunes.emotion import EmotionModel, EmotionModelError, preprocess
 from moodtunes.paths import shipped_model
+
+from data.fer2013 import DatasetError, FaceSet, Split, load_split
 
 logger = logging.getLogger("models.emotion.evaluate")
 
@@ -33,7 +33,7 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, labels=MOODS)
     np.add.at(confusion, (y_true, y_pred), 1)
     support = confusion.sum(axis=1)
     return {
-        "n": int(len(y_true)),
+        "n": len(y_true),
         "accuracy": float(np.trace(confusion) / max(len(y_true), 1)),
         "recall": {label: float(confusion[i, i] / max(support[i], 1)) for i, label in enumerate(labels)},
         "confusion": confusion.tolist(),

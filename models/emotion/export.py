@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tempfile
-from typing import Sequence
+from collections.abc import Sequence
 
 import keras
 import numpy as np
@@ -65,5 +65,5 @@ def quantization_params(tflite_bytes: bytes) -> tuple[dict, dict]:
     """(input, output) {"scale", "zero_point"} as the metadata records them."""
     interpreter = tf.lite.Interpreter(model_content=tflite_bytes)
     (inp,), (out,) = interpreter.get_input_details(), interpreter.get_output_details()
-    as_dict = lambda q: {"scale": float(q[0]), "zero_point": int(q[1])}  # noqa: E731
+    as_dict = lambda q: {"scale": float(q[0]), "zero_point": int(q[1])}
     return as_dict(inp["quantization"]), as_dict(out["quantization"])

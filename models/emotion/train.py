@@ -24,16 +24,18 @@ import time
 from pathlib import Path
 
 import numpy as np
+from moodtunes.domain import MOODS
+from moodtunes.emotion import CLIP_SIGMAS, EmotionModel, file_sha256, metadata_path, preprocess
 
 from data.fer2013 import FER_CLASSES, DatasetError, Split, load_split
 from models.emotion.evaluate import classification_metrics, load_public_test, predict_int8
-from moodtunes.domain import MOODS
-from moodtunes.emotion import CLIP_SIGMAS, EmotionModel, file_sha256, metadata_path, preprocess
 
 logger = logging.getLogger("models.emotion.train")
 
 MODEL_FILE = "emotion_int8.tflite"
 FLOAT_FILE = "emotion_float.keras"
+CHECKPOINT = "checkpoints/best.weights.h5"
+HISTORY = "history.json"
 INPUT_SIZE = 48
 PREPROCESSING = (
     "moodtunes.emotion.preprocess: grayscale (ITU-R BT.601 luma), resize to {size}x{size} "
@@ -108,34 +110,73 @@ def build_dataset(x, y_onehot, sample_weight, batch_size: int, seed: int):
 
 class BestOnValidation:
     """Keras callback factory: evaluate happy/neutral/sad accuracy on PublicTest after each epoch,
-    keep the best weights, and log progress with an ETA."""
+    keep the best weights, log progress with an ETA, and record the history in a JSON file."""
 
     @staticmethod
-    def create(x_val, y_val, val_indices, checkpoint: Path, epochs: int):
+    def create(x_val, y_val, val_indices, work: Path, epochs: int, started: float):
         import keras
 
         class Callback(keras.callbacks.Callback):
             def __init__(self):
                 super().__init__()
-                self.best_accuracy, self.best_epoch, self.started = -1.0, -1, time.monotonic()
+                self.best_accuracy, self.best_epoch, self.history = -1.0, -1, []
 
             def on_epoch_end(self, epoch, logs=None):
                 logits = self.model.predict(x_val, batch_size=512, verbose=0)[:, val_indices]
                 accuracy = float(np.mean(np.argmax(logits, axis=1) == y_val))
                 if accuracy > self.best_accuracy:
                     self.best_accuracy, self.best_epoch = accuracy, epoch + 1
-                    self.model.save_weights(checkpoint)
-                elapsed = time.monotonic() - self.started
-                eta = elapsed / (epoch + 1) * (epochs - epoch - 1)
+                    self.model.save_weights(work / CHECKPOINT)
+                elapsed = time.monotonic() - started
+                self.history.append(
+                    {"epoch": epoch + 1, "loss": logs.get("loss"), "train_accuracy": logs.get("accuracy"),
+                     "val3_accuracy": accuracy, "elapsed_s": round(elapsed, 1)}
+                )
+                write_history(work, {"epochs": epochs, "best_epoch": self.best_epoch, "epochs_done": epoch + 1,
+                                     "training_time_s": round(elapsed, 1), "history": self.history})
                 logger.info(
                     "epoch %d/%d loss=%.4f train_acc=%.4f val3_acc=%.4f best=%.4f@%d lr=%.2e "
                     "elapsed=%.0fs eta=%.0fs",
                     epoch + 1, epochs, logs.get("loss", float("nan")), logs.get("accuracy", float("nan")),
                     accuracy, self.best_accuracy, self.best_epoch,
-                    float(self.model.optimizer.learning_rate), elapsed, eta,
+                    float(self.model.optimizer.learning_rate), elapsed,
+                    elapsed / (epoch + 1) * (epochs - epoch - 1),
                 )
 
         return Callback()
+
+
+def write_history(work: Path, history: dict) -> None:
+    (work / HISTORY).write_text(json.dumps(history, indent=1) + "\n", encoding="utf-8")
+
+
+def read_history(work: Path) -> dict:
+    path = work / HISTORY
+    if not path.is_file():
+        raise DatasetError(f"{path} is missing: --export-only needs a finished or stopped training run")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def fit(model, args, x_train, y_train, weights, x_val, y_val, val_indices, work: Path, started: float) -> None:
+    """AdamW with linear warm-up then cosine decay, label smoothing and class-weighted samples."""
+    import keras
+
+    classes = CLASS_SETS[args.classes]
+    steps = int(np.ceil(len(x_train) / args.batch_size)) * args.epochs
+    schedule = keras.optimizers.schedules.CosineDecay(
+        0.0, steps - steps // 20, warmup_target=args.lr, warmup_steps=steps // 20
+    )
+    model.compile(
+        optimizer=keras.optimizers.AdamW(schedule, weight_decay=args.weight_decay),
+        loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=args.label_smoothing),
+        metrics=["accuracy"],
+        jit_compile=False,  # XLA on CPU was slower for these convolutions
+    )
+    dataset = build_dataset(
+        x_train, np.eye(len(classes), dtype=np.float32)[y_train], weights[y_train], args.batch_size, args.seed
+    )
+    tracker = BestOnValidation.create(x_val, y_val, val_indices, work, args.epochs, started)
+    model.fit(dataset, epochs=args.epochs, callbacks=[tracker], verbose=1 if sys.stdout.isatty() else 0)
 
 
 def train(args: argparse.Namespace) -> dict:
@@ -165,25 +206,11 @@ def train(args: argparse.Namespace) -> dict:
 
     model = build_model(INPUT_SIZE, len(classes))
     logger.info("model: %d parameters", model.count_params())
-    steps = int(np.ceil(len(x_train) / args.batch_size)) * args.epochs
-    schedule = keras.optimizers.schedules.CosineDecay(
-        0.0, steps - steps // 20, warmup_target=args.lr, warmup_steps=steps // 20
-    )
-    model.compile(
-        optimizer=keras.optimizers.AdamW(schedule, weight_decay=args.weight_decay),
-        loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=args.label_smoothing),
-        metrics=["accuracy"],
-        jit_compile=False,  # XLA on CPU was slower for these convolutions
-    )
-    dataset = build_dataset(
-        x_train, np.eye(len(classes), dtype=np.float32)[y_train], weights[y_train], args.batch_size, args.seed
-    )
-    checkpoint = work / "checkpoints" / "best.weights.h5"
-    tracker = BestOnValidation.create(x_val, val_set.labels, val_indices, checkpoint, args.epochs)
-    model.fit(dataset, epochs=args.epochs, callbacks=[tracker], verbose=1 if sys.stdout.isatty() else 0)
-    training_seconds = time.monotonic() - started
+    if not args.export_only:
+        fit(model, args, x_train, y_train, weights, x_val, val_set.labels, val_indices, work, started)
+    record = read_history(work)
 
-    model.load_weights(checkpoint)
+    model.load_weights(work / CHECKPOINT)
     shipped = head_for_labels(model, val_indices)
     shipped.save(work / FLOAT_FILE)
     float_metrics = classification_metrics(
@@ -219,8 +246,9 @@ def train(args: argparse.Namespace) -> dict:
             f"{train_set.counts()}; model selection on PublicTest happy/neutral/sad",
             "classes_trained": list(classes),
             "mapping": "7-class head cut to the happy/neutral/sad logits" if args.classes == "7" else "3-class head",
-            "epochs": args.epochs,
-            "best_epoch": tracker.best_epoch,
+            "epochs": record["epochs"],
+            "epochs_done": record["epochs_done"],
+            "best_epoch": record["best_epoch"],
             "batch_size": args.batch_size,
             "learning_rate": args.lr,
             "weight_decay": args.weight_decay,
@@ -232,14 +260,17 @@ def train(args: argparse.Namespace) -> dict:
             "command": "python -m models.emotion.train " + " ".join(sys.argv[1:]),
             "git_commit": git_commit(Path.cwd()),
             "tensorflow": tf.__version__,
-            "training_time_s": round(training_seconds, 1),
+            "training_time_s": record["training_time_s"],
+            "history_val3_accuracy": [round(h["val3_accuracy"], 4) for h in record["history"]],
             "machine": f"{platform.machine()} {os.cpu_count()} CPUs (shared)",
         },
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
     write_metadata(model_path, meta)
     int8_metrics = classification_metrics(val_set.labels, predict_int8(EmotionModel.load(model_path), val_set))
     meta["metrics"] = {"public_test_happy_neutral_sad": {"float": float_metrics, "int8": int8_metrics}}
+    logger.info("float %s", float_metrics)
+    logger.info("int8 %s", int8_metrics)
     write_metadata(model_path, meta)
     return meta
 
@@ -260,6 +291,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--label-smoothing", type=float, default=0.1)
     parser.add_argument("--calibration", type=int, default=600, help="faces used to calibrate int8")
     parser.add_argument("--seed", type=int, default=1234)
+    parser.add_argument(
+        "--export-only", action="store_true",
+        help="skip training: export and describe the best checkpoint in <out>/work (e.g. after stopping a run)",
+    )
     parser.add_argument("--interim", action="store_true", help="mark the metadata as an interim model")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")

@@ -1,0 +1,128 @@
+"""The shipped int8 emotion model: loading checks, clear errors, and valid probabilities."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from moodtunes.domain import MOODS
+from moodtunes.emotion import SHIPPED_MODEL, EmotionModel, EmotionModelError, metadata_path
+from moodtunes.paths import shipped_model
+
+MODEL = shipped_model(SHIPPED_MODEL)
+
+
+@pytest.fixture(scope="module")
+def model() -> EmotionModel:
+    return EmotionModel.load()
+
+
+@pytest.fixture
+def model_copy(tmp_path: Path) -> Path:
+    """The shipped model and metadata copied somewhere the test may damage them."""
+    target = tmp_path / "emotion_int8.tflite"
+    shutil.copy(MODEL, target)
+    shutil.copy(metadata_path(MODEL), metadata_path(target))
+    return target
+
+
+def _edit_metadata(model_path: Path, **changes) -> None:
+    meta_file = metadata_path(model_path)
+    meta = json.loads(meta_file.read_text())
+    for dotted, value in changes.items():
+        node = meta
+        *parents, key = dotted.split("__")
+        for parent in parents:
+            node = node[parent]
+        node[key] = value
+    meta_file.write_text(json.dumps(meta))
+
+
+def _sample_crops() -> list[np.ndarray]:
+    from skimage import data
+
+    astronaut = data.astronaut()  # RGB, a smiling face around rows 20-200, columns 150-320
+    return [
+        astronaut[20:200, 150:320],
+        astronaut[20:200, 150:320].mean(axis=2).astype(np.uint8),
+        astronaut[60:110, 200:260],
+        data.camera()[40:220, 180:340],
+        np.random.default_rng(0).integers(0, 256, (48, 48), dtype=np.uint8),
+    ]
+
+
+def test_shipped_model_loads_with_the_device_labels(model):
+    assert model.labels == MOODS
+    assert model.input_size == model.metadata["input"]["size"]
+    assert MODEL.stat().st_size <= 2_000_000
+
+
+def test_predict_returns_probabilities_in_label_order(model):
+    for crop in _sample_crops():
+        probs = model.predict(crop)
+        assert probs.shape == (len(MOODS),) and probs.dtype == np.float32
+        assert np.all(probs >= 0) and probs.sum() == pytest.approx(1.0, abs=1e-5)
+
+
+def test_predict_batch_matches_predict(model):
+    crops = _sample_crops()
+    batch = model.predict_batch(crops)
+    assert batch.shape == (len(crops), len(MOODS))
+    np.testing.assert_allclose(batch, np.stack([model.predict(c) for c in crops]), atol=1e-6)
+    assert model.predict_batch([]).shape == (0, len(MOODS))
+
+
+def test_different_faces_give_different_predictions(model):
+    probs = model.predict_batch(_sample_crops())
+    assert np.ptp(probs, axis=0).max() > 0.05
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(EmotionModelError, match="not found"):
+        EmotionModel.load(tmp_path / "nothing.tflite")
+
+
+def test_missing_metadata(model_copy):
+    metadata_path(model_copy).unlink()
+    with pytest.raises(EmotionModelError, match="metadata .* is missing"):
+        EmotionModel.load(model_copy)
+
+
+def test_unreadable_metadata(model_copy):
+    metadata_path(model_copy).write_text("{ not json")
+    with pytest.raises(EmotionModelError, match="unreadable"):
+        EmotionModel.load(model_copy)
+
+
+def test_corrupt_file_caught_by_checksum(model_copy):
+    model_copy.write_bytes(model_copy.read_bytes()[:5000])
+    with pytest.raises(EmotionModelError, match="corrupt or was replaced"):
+        EmotionModel.load(model_copy)
+
+
+def test_corrupt_file_without_checksum(model_copy):
+    _edit_metadata(model_copy, sha256=None)
+    model_copy.write_bytes(b"definitely not a flatbuffer" * 100)
+    with pytest.raises(EmotionModelError, match="not a valid TFLite model"):
+        EmotionModel.load(model_copy)
+
+
+def test_model_of_the_wrong_shape_for_its_metadata(model_copy):
+    _edit_metadata(model_copy, input__size=40)
+    with pytest.raises(EmotionModelError, match=r"input shape .* != \(1, 40, 40, 1\)"):
+        EmotionModel.load(model_copy)
+
+
+def test_labels_that_do_not_match_the_output(model_copy):
+    _edit_metadata(model_copy, labels=["happy", "sad"])
+    with pytest.raises(EmotionModelError, match="labels"):
+        EmotionModel.load(model_copy)
+
+
+def test_quantization_that_does_not_match(model_copy):
+    _edit_metadata(model_copy, input__quantization={"scale": 0.5, "zero_point": 0})
+    with pytest.raises(EmotionModelError, match="input quantization"):
+        EmotionModel.load(model_copy)
