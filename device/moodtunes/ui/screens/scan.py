@@ -356,12 +356,9 @@ class ResultScreen(Screen):
             else min(inner.width // 4, look.px(80))
         )
         if portrait:
-            face_area, text_area = lay.rows(inner, [2 * r + look.px(8), 1.0], look.px(12))
-            centre = face_area.center
+            text_area = inner
         else:
             face_area, text_area = lay.cols(inner, [2 * r + look.px(16), 1.0], look.px(24))
-            centre = face_area.center
-        draw_mood_face(surface, centre, r, mood)
         lines = []
         if corrected:
             lines.append((look.title(), f"You feel {mood}", th.TEXT))
@@ -383,7 +380,14 @@ class ResultScreen(Screen):
         total = (
             sum(heights) + look.px(10) * (len(lines)) + (chip_h if self.phase == "before" else 0)
         )
-        y = text_area.centery - total // 2
+        if portrait:  # face above the text, the whole group centred in the card
+            face_gap = look.px(20)
+            top = inner.centery - (2 * r + face_gap + total) // 2
+            draw_mood_face(surface, (inner.centerx, top + r), r, mood)
+            y = top + 2 * r + face_gap
+        else:
+            draw_mood_face(surface, face_area.center, r, mood)
+            y = text_area.centery - total // 2
         align = "center" if portrait else "left"
         for (font, text, colour), height in zip(lines, heights):
             draw_paragraph(
