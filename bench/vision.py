@@ -202,7 +202,6 @@ def cmd_detectors(args: argparse.Namespace) -> None:
     import mediapipe as mp
     from mediapipe.tasks import python as mp_tasks
     from mediapipe.tasks.python import vision as mp_vision
-
     from moodtunes.vision.faces import bundled_model_path, load_face_detector
 
     cv2.setNumThreads(1)

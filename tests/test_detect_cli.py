@@ -10,7 +10,6 @@ import cv2
 import jsonschema
 import numpy as np
 import pytest
-
 from moodtunes.cli import main
 from moodtunes.domain import MOODS
 from moodtunes.emotion import SHIPPED_MODEL
@@ -85,7 +84,7 @@ def test_full_images_folder_recursion_no_face_and_unreadable(tmp_path: Path, cap
     by_name = {Path(line["path"]).name: line for line in lines}
     assert list(by_name) == ["a_astronaut.jpg", "b_blank.png", "c_broken.jpg", "missing.png"]
     (face,) = by_name["a_astronaut.jpg"]["faces"]
-    x, y, w, h = face["box"]
+    x, y, w, _ = face["box"]
     assert 200 < x < 250 and 0 < y < 50 and 90 < w < 150 and face["score"] > 0.8
     assert face["confidence"] == pytest.approx(max(face["probs"].values()))
     assert face["emotion"] == max(face["probs"], key=face["probs"].get)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import sys
 import types
 from pathlib import Path
+from typing import ClassVar
 
 import cv2
 import numpy as np
 import pytest
-
 from moodtunes.vision.camera import CameraError, ReplayCamera, open_camera
 
 
@@ -109,7 +109,7 @@ def test_paced_replay_waits_between_frames(monkeypatch: pytest.MonkeyPatch) -> N
 class FakePicamera2:
     """The slice of picamera2's API that moodtunes uses, recording calls."""
 
-    instances: list["FakePicamera2"] = []
+    instances: ClassVar[list[FakePicamera2]] = []
     fail_on_open = False
 
     def __init__(self, camera_num: int = 0) -> None:

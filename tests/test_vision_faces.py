@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import math
 import zipfile
 from pathlib import Path
@@ -10,7 +9,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
 from moodtunes.vision.camera import sample_frame
 from moodtunes.vision.crop import CROP_OVERSAMPLE, crop_transform, eye_angle_degrees, face_crop
 from moodtunes.vision.faces import (

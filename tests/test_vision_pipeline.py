@@ -9,7 +9,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
 from moodtunes.config import Settings
 from moodtunes.domain import ScanOutcome
 from moodtunes.emotion import SHIPPED_MODEL, EmotionModel

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
 import pytest
-
 from moodtunes.config import Settings
 from moodtunes.domain import MOODS, ScanOutcome
 from moodtunes.vision import CameraError, MoodScanner, ScanSnapshot, combine_readings

@@ -12,8 +12,9 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator, Protocol
+from typing import Protocol, Self
 
 import cv2
 import numpy as np
@@ -39,7 +40,7 @@ class Camera(Protocol):
 
     def close(self) -> None: ...
 
-    def __enter__(self) -> "Camera": ...
+    def __enter__(self) -> Self: ...
 
     def __exit__(self, *exc: object) -> None: ...
 
@@ -195,13 +196,13 @@ class ReplayCamera(_ClosingContext):
         self._closed = False
 
     @classmethod
-    def from_frames(cls, frames: list[np.ndarray], description: str = "frames", fps: float | None = None) -> "ReplayCamera":
+    def from_frames(cls, frames: list[np.ndarray], description: str = "frames", fps: float | None = None) -> ReplayCamera:
         if not frames:
             raise CameraError(f"{description}: no frames to replay")
         return cls(lambda: iter(frames), description, fps)
 
     @classmethod
-    def from_path(cls, path: Path, fps: float | None) -> "ReplayCamera":
+    def from_path(cls, path: Path, fps: float | None) -> ReplayCamera:
         description = f"replay:{path}"
         if path.is_dir():
             files = image_files(path)

@@ -56,7 +56,7 @@ class FaceBox:
         """The box as whole pixels (x, y, w, h), for drawing and JSON."""
         return round(self.x), round(self.y), round(self.w), round(self.h)
 
-    def scaled(self, factor: float) -> "FaceBox":
+    def scaled(self, factor: float) -> FaceBox:
         """The same face in a frame resized by ``factor``."""
         def point(p: tuple[float, float] | None) -> tuple[float, float] | None:
             return None if p is None else (p[0] * factor, p[1] * factor)

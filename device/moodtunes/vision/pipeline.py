@@ -7,8 +7,9 @@ same code. The emotion model is any object with ``labels``, ``input_size`` and `
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 
@@ -51,7 +52,7 @@ class FrameAnalyzer:
         self.shift = shift
 
     @classmethod
-    def for_settings(cls, detector: Detector, classifier: Classifier, vision: VisionSettings) -> "FrameAnalyzer":
+    def for_settings(cls, detector: Detector, classifier: Classifier, vision: VisionSettings) -> FrameAnalyzer:
         return cls(detector, classifier, margin=vision.crop_margin, shift=vision.crop_shift)
 
     @property

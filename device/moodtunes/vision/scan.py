@@ -12,15 +12,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Callable, Sequence
+from typing import Self
 
 import cv2
 import numpy as np
 
 from moodtunes.config import Settings
 from moodtunes.domain import MoodReading, ScanOutcome
-from moodtunes.vision.camera import Camera, CameraError, open_camera
+from moodtunes.vision.camera import Camera, open_camera
 from moodtunes.vision.faces import FaceBox, load_face_detector
 from moodtunes.vision.pipeline import Classifier, Detector, FrameAnalyzer
 
@@ -174,7 +175,7 @@ class MoodScanner:
             self._thread.join()
             self._thread = None
 
-    def __enter__(self) -> "MoodScanner":
+    def __enter__(self) -> Self:
         self.start()
         return self
 
@@ -195,7 +196,7 @@ class MoodScanner:
                 try:
                     frame = camera.read()
                     taken = time.monotonic()
-                except Exception as exc:  # CameraError, or a driver error: report and reopen, never crash
+                except Exception as exc:  # noqa: BLE001 - CameraError or any driver error: report and reopen, never crash
                     self._camera_failed(f"{getattr(camera, 'description', 'camera')}: {exc}")
                     self._close(camera)
                     camera = None
@@ -208,7 +209,7 @@ class MoodScanner:
     def _open_camera(self) -> Camera | None:
         try:
             camera = self._camera_factory()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure to open is reported and retried
             self._camera_failed(str(exc))
             return None
         logger.info("camera open: %s", getattr(camera, "description", camera))
