@@ -15,6 +15,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+# Screens photographed just before this tap (so they show a typed name, chosen stars), not on arrival.
+SHOOT_BEFORE = {"new_profile": "create", "rate": "again"}
+
 
 def post_tap(pos: tuple[int, int]) -> None:
     """A left click at ``pos``: what a finger tap becomes for the kiosk."""
@@ -68,7 +71,7 @@ class Autopilot:
             self.screenshots is not None
             and not self._shot
             and (target is not None or app.screen.name == "scan")
-            and (app.screen.name != "new_profile" or target == "create")  # show a typed name
+            and SHOOT_BEFORE.get(app.screen.name, target) == target
         ):
             self._shoot(app)
         if target is None:

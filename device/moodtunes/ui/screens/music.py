@@ -61,6 +61,9 @@ class SongsScreen(Screen):
     def back(self) -> str | None:
         return "done"
 
+    def idle_applies(self) -> bool:
+        return self.loaded  # the visitor is waiting for us while the library is being prepared
+
     def layout(self, area: pygame.Rect) -> None:
         super().layout(area)
         look, m, gap = self.look, self.margin(), self.gap()
