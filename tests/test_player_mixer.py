@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import wave
 from pathlib import Path
 
@@ -119,3 +120,38 @@ def test_duration_probe_reads_headers_and_tolerates_garbage(tone: Path, tmp_path
     junk = tmp_path / "junk.flac"
     junk.write_bytes(b"\x00" * 100)
     assert probe_duration(junk) == 0.0
+
+
+def test_without_an_audio_device_the_mixer_falls_back_to_the_silent_driver(monkeypatch):
+    import pygame
+    from moodtunes.player import init_mixer
+
+    calls = []
+
+    def fake_init():
+        calls.append(os.environ.get("SDL_AUDIODRIVER"))
+        if len(calls) == 1:
+            raise pygame.error("ALSA: Couldn't open audio device")
+
+    monkeypatch.delenv("SDL_AUDIODRIVER", raising=False)
+    monkeypatch.setattr(pygame.mixer, "get_init", lambda: None)
+    monkeypatch.setattr(pygame.mixer, "init", fake_init)
+    assert init_mixer() == "dummy"
+    assert calls == [None, "dummy"]
+    monkeypatch.setenv(
+        "SDL_AUDIODRIVER", "dummy"
+    )  # restore for the other tests (monkeypatch undoes it)
+
+
+def test_a_chosen_driver_that_fails_is_reported_not_replaced(monkeypatch):
+    import pygame
+    from moodtunes.player import init_mixer
+
+    def failing_init():
+        raise pygame.error("no such driver")
+
+    monkeypatch.setenv("SDL_AUDIODRIVER", "pipewire")
+    monkeypatch.setattr(pygame.mixer, "get_init", lambda: None)
+    monkeypatch.setattr(pygame.mixer, "init", failing_init)
+    with pytest.raises(PlayerError, match="no sound output"):
+        init_mixer()
