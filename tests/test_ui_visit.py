@@ -343,8 +343,10 @@ def test_more_songs_pages_on_and_the_other_category_is_offered(settings, library
         assert len(first) == 6 and len(second) == 1 and not set(first) & set(second)
         tap(app, "row:0")  # the row on page 2 is the 7th song
         assert app.visit.queue_index == 6
+        order = [r.track.path for r in app.visit.ranked]
         tap(app, "stop")
         assert app.screen.name == "songs"
+        assert [r.track.path for r in app.visit.ranked] == order and app.visit.page == 1
         tap(app, "other")
         assert app.visit.category == ENERGETIC and len(app.visit.ranked) == 8
     finally:

@@ -22,6 +22,7 @@ class Visit:
     )  # phase -> the label in force (corrected or not)
     category: str | None = None
     ranked: list[Ranked] = field(default_factory=list)
+    ranked_category: str | None = None  # the category ``ranked`` was made for
     page: int = 0
     queue_index: int = 0  # position in ``ranked`` of the song playing
     play_id: int | None = None  # the play in progress

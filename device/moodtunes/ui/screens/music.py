@@ -43,13 +43,15 @@ class SongsScreen(Screen):
         visit = self.app.visit
         if visit.category is None:
             visit.category = category_for_mood(visit.mood or "neutral").value
-        self.loaded = False
-        if self.app.library_service.ready:
+        # Back from the player, the list stays as it was (same order, same page).
+        self.loaded = visit.ranked_category == visit.category
+        if not self.loaded and self.app.library_service.ready:
             self._load()
 
     def _load(self) -> None:
         visit = self.app.visit
         visit.ranked = self.app.recommendations(visit.category)
+        visit.ranked_category = visit.category
         visit.page = 0
         self.loaded = True
 
