@@ -394,3 +394,28 @@ def test_a_returning_profile_skips_the_notice_and_names_are_unique(settings, lib
         app.close()
     with Store.open(settings.database_path) as store:  # closing the kiosk ended Ada's visit
         assert rows(store, "SELECT end_reason FROM sessions")[0][0] == "abandoned"
+
+
+def test_when_a_song_ends_the_next_one_plays_and_after_the_last_comes_the_rating(
+    settings, tmp_path
+):
+    with Store.open(settings.database_path) as store:
+        add_tracks(store, tmp_path / "music", count=2, category=CALM, seconds=0.6)
+    app = make_app(settings, sample_scanner)
+    try:
+        tap(app, "guest")
+        tap(app, "no_camera")
+        tap(app, "mood:sad")
+        run_until(app, lambda: app.screen.loaded)
+        tap(app, "row:0")
+        run_until(
+            app, lambda: app.screen.name == "playing" and app.screen.index == 1, what="song 2"
+        )
+        assert not app.screen.target("next").enabled  # the last song: nothing to skip to
+        on_screen(app, "rate", timeout=10)
+    finally:
+        app.close()
+    with Store.open(settings.database_path) as store:
+        plays = rows(store, "SELECT finished, seconds_listened FROM plays ORDER BY id")
+        assert [p["finished"] for p in plays] == [1, 1]
+        assert all(p["seconds_listened"] == pytest.approx(0.6, abs=0.05) for p in plays)

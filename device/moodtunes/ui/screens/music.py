@@ -310,6 +310,7 @@ class PlayingScreen(Screen):
             self.app.save_play_progress(finished=True)
             if self.index + 1 < len(self.app.visit.ranked):
                 self._play_from(self.index + 1)
+                self.app.relayout()  # "Next song" may now be the last one
             else:
                 self.playing = False
                 self.app.go(self._rate())
