@@ -74,3 +74,11 @@ def test_demo_autopilot_walks_a_whole_visit(tmp_path):
         assert visit["rating"] == 75
         assert store.outbox_counts()["pending"] == 1
         assert len(store.tracks()) > 0
+
+
+def test_no_display_is_one_clear_error(monkeypatch):
+    from moodtunes.ui import DisplayError, run_kiosk
+
+    monkeypatch.setenv("SDL_VIDEODRIVER", "no-such-driver")
+    with pytest.raises(DisplayError, match="kmsdrm"):
+        run_kiosk(load_settings(), size=(800, 480))

@@ -7,11 +7,16 @@ in the background where possible, so the welcome screen comes up fast.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from moodtunes.config import Settings
 
 logger = logging.getLogger(__name__)
+
+
+class DisplayError(Exception):
+    """The kiosk's window or screen can't be opened, with what to do about it."""
 
 
 def default_scanner_factory(settings: Settings):
@@ -56,7 +61,16 @@ def run_kiosk(
     if autopilot or screenshots is not None:
         pilot = Autopilot(screenshots=screenshots)
         app.on_frame.append(pilot)
-    code = app.run()
+    import pygame
+
+    try:
+        code = app.run()
+    except pygame.error as exc:  # no display: say what to do instead of a traceback
+        driver = os.environ.get("SDL_VIDEODRIVER", "auto")
+        raise DisplayError(
+            f"can't open the display ({exc}; SDL_VIDEODRIVER={driver}): run it in a desktop "
+            "session, or on the Pi's console with SDL_VIDEODRIVER=kmsdrm"
+        ) from None
     if pilot is not None:
         if pilot.shots:
             logger.info("saved %d screenshots in %s", len(pilot.shots), screenshots)
