@@ -13,7 +13,7 @@ N_FFT = 2048
 HOP = 512
 N_MELS = 64
 N_MFCC = 20
-FEATURE_VERSION = 1  # bump when a feature's definition changes; the training cache keys on it
+FEATURE_VERSION = 2  # bump when a feature's definition changes; the training cache keys on it
 
 # Krumhansl-Kessler key profiles (C major / C minor), used to estimate key and mode from chroma.
 _MAJOR_PROFILE = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
@@ -32,6 +32,16 @@ def _row_stats(prefix: str, matrix: np.ndarray, out: dict[str, float], std: bool
         out[f"{prefix}{i}_mean"] = float(np.mean(row))
         if std:
             out[f"{prefix}{i}_std"] = float(np.std(row))
+
+
+def _texture_std(prefix: str, values: np.ndarray, frames: int, out: dict[str, float]) -> None:
+    """Spread of the series' means over ~3 s windows: slow change (builds, breaks, verses)
+    as opposed to the frame-to-frame spread _stats measures."""
+    blocks = len(values) // frames
+    if blocks >= 2:
+        out[f"{prefix}_texture_std"] = float(np.std(values[: blocks * frames].reshape(blocks, frames).mean(axis=1)))
+    else:
+        out[f"{prefix}_texture_std"] = 0.0
 
 
 def _profile_correlations(chroma_mean: np.ndarray, profile: np.ndarray) -> np.ndarray:
@@ -56,18 +66,25 @@ def key_name(tonic: int, mode: str) -> str:
     return f"{_PITCH_CLASSES[tonic]} {mode}"
 
 
+# Beat-period bands (BPM) in which the tempogram's rhythmic strength is summarised.
+_TEMPO_BANDS = ((40, 60), (60, 80), (80, 100), (100, 130), (130, 170), (170, 240))
+
+
 def _tempo_features(onset_env: np.ndarray, sr: int, out: dict[str, float]) -> None:
     import librosa
 
-    out["tempo"] = float(
-        librosa.feature.tempo(onset_envelope=onset_env, sr=sr, hop_length=HOP, ac_size=4.0)[0]
+    tempogram = librosa.feature.tempogram(
+        onset_envelope=onset_env, sr=sr, hop_length=HOP, win_length=int(4.0 * sr / HOP)
     )
+    out["tempo"] = float(librosa.feature.tempo(tg=tempogram, sr=sr, hop_length=HOP)[0])
+    profile = tempogram.mean(axis=1)
+    bpms = librosa.tempo_frequencies(len(profile), sr=sr, hop_length=HOP)
+    for low, high in _TEMPO_BANDS:
+        band = profile[(bpms >= low) & (bpms < high)]
+        out[f"rhythm_{low}_{high}"] = float(band.max()) if band.size else 0.0
     # Pulse clarity: how strongly the onset envelope repeats at its best beat lag (0..1).
-    env = onset_env - onset_env.mean()
-    ac = librosa.autocorrelate(env, max_size=int(2.0 * sr / HOP))
-    ac = ac / (ac[0] + 1e-12)
-    lo = int(0.25 * sr / HOP)  # lags between 0.25 s (240 BPM) and 2 s (30 BPM)
-    out["pulse_clarity"] = float(np.max(ac[lo:])) if ac.size > lo else 0.0
+    lags = (bpms >= 30) & (bpms <= 240)
+    out["pulse_clarity"] = float(profile[lags].max()) if lags.any() else 0.0
     onsets = librosa.onset.onset_detect(onset_envelope=onset_env, sr=sr, hop_length=HOP)
     out["onset_rate"] = float(len(onsets) / (len(onset_env) * HOP / sr))
 
@@ -91,6 +108,7 @@ def _tonal_features(power: np.ndarray, sr: int, out: dict[str, float]) -> None:
     p = chroma / (chroma.sum(axis=0, keepdims=True) + 1e-12)
     out["chroma_entropy_mean"] = float(np.mean(-(p * np.log2(p + 1e-12)).sum(axis=0)))
     out["chroma_std_mean"] = float(np.mean(chroma.std(axis=1)))
+    out["chroma_flux_mean"] = float(np.mean(np.abs(np.diff(p, axis=1)).sum(axis=0)))
     tonnetz = librosa.feature.tonnetz(chroma=chroma, sr=sr)
     _row_stats("tonnetz", tonnetz, out)
 
@@ -140,6 +158,15 @@ def extract_features(y: np.ndarray, sr: int) -> dict[str, float]:
     _stats("rms_db", rms_db, out)
     out["rms_db_range"] = float(np.percentile(rms_db, 95) - np.percentile(rms_db, 5))
     out["low_energy_ratio"] = float(np.mean(rms < rms.mean()))
+    for q in (10, 50, 90):
+        out[f"rms_db_p{q}"] = float(np.percentile(rms_db, q))
+    out["crest_db"] = float(20 * np.log10(np.max(np.abs(y)) / (np.sqrt(np.mean(y**2)) + 1e-10) + 1e-10))
+    texture = int(3.0 * sr / HOP)
+    _texture_std("rms_db", rms_db, texture, out)
+
+    # The spectral envelope in 16 coarse mel bands: level and variability of each region.
+    bands = log_mel.reshape(16, N_MELS // 16, -1).mean(axis=1)
+    _row_stats("melband", bands, out)
 
     _spectral_shape(sparse_magnitude, sr, out)
     contrast = librosa.feature.spectral_contrast(S=sparse_magnitude[:, ::2], sr=sr)
@@ -149,12 +176,14 @@ def extract_features(y: np.ndarray, sr: int) -> dict[str, float]:
 
     flux = np.sqrt(np.mean(np.diff(log_mel, axis=1).clip(min=0) ** 2, axis=0))
     _stats("flux", flux, out)
+    _texture_std("flux", flux, texture, out)
     # Harmonic vs percussive energy on the small mel spectrogram: drums and attacks vs sustain.
     harmonic, percussive = librosa.decompose.hpss(mel[:, ::2], kernel_size=9)
     out["percussive_ratio"] = float(percussive.sum() / (harmonic.sum() + percussive.sum() + 1e-12))
 
     onset_env = librosa.onset.onset_strength(S=log_mel, sr=sr)
     _stats("onset_strength", onset_env, out)
+    _texture_std("onset_strength", onset_env, texture, out)
     _tempo_features(onset_env, sr, out)
     _tonal_features(sparse_magnitude**2, sr, out)
     return out

@@ -1,6 +1,7 @@
 """The music mood model: a small classifier over audio features, shipped as plain JSON.
 
-The file holds the feature names, standardisation, the dense layers (a multinomial logistic
+The file holds the feature names, standardisation (with z-scores clipped, so one odd feature of
+an unusual recording can't swing the result), the dense layers (a multinomial logistic
 regression is one softmax layer) and the category rule, and is evaluated here with numpy: no
 pickles, nothing to execute, identical results on the desktop and the Pi.
 """
@@ -67,12 +68,13 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 
 class MoodModel:
     def __init__(
-        self, feature_names: list[str], mean: np.ndarray, scale: np.ndarray, layers: list[_Layer],
-        rule: CategoryRule, meta: dict[str, Any],
+        self, feature_names: list[str], mean: np.ndarray, scale: np.ndarray, z_clip: float,
+        layers: list[_Layer], rule: CategoryRule, meta: dict[str, Any],
     ) -> None:
         self.feature_names = feature_names
         self._mean = mean
         self._scale = scale
+        self._z_clip = z_clip
         self._layers = layers
         self.rule = rule
         self.meta = meta
@@ -105,6 +107,7 @@ class MoodModel:
             names = [str(n) for n in doc["feature_names"]]
             mean = np.asarray(doc["mean"], dtype=np.float64)
             scale = np.asarray(doc["scale"], dtype=np.float64)
+            z_clip = float(doc["z_clip"])
             layers = [
                 _Layer(np.asarray(layer["weights"], dtype=np.float64),
                        np.asarray(layer["bias"], dtype=np.float64), str(layer["activation"]))
@@ -122,6 +125,8 @@ class MoodModel:
             raise MoodModelError(f"mean and scale must each have {n} values")
         if not np.all(scale > 0):
             raise MoodModelError("scale values must be positive")
+        if not z_clip > 0:
+            raise MoodModelError("z_clip must be positive")
         if not layers:
             raise MoodModelError("the model has no layers")
         width = n
@@ -141,7 +146,7 @@ class MoodModel:
         if not 0.0 <= rule.min_valence <= 1.0:
             raise MoodModelError("category_rule.min_valence must be within [0, 1]")
         meta = {k: doc.get(k) for k in ("analysis_id", "metrics", "training")}
-        return cls(names, mean, scale, layers, rule, meta)
+        return cls(names, mean, scale, z_clip, layers, rule, meta)
 
     def probabilities(self, features: Mapping[str, float]) -> dict[str, float]:
         missing = [n for n in self.feature_names if n not in features]
@@ -150,7 +155,7 @@ class MoodModel:
         x = np.array([features[n] for n in self.feature_names], dtype=np.float64)
         if not np.all(np.isfinite(x)):
             raise MoodModelError("non-finite audio features")
-        h = (x - self._mean) / self._scale
+        h = np.clip((x - self._mean) / self._scale, -self._z_clip, self._z_clip)
         for layer in self._layers:
             h = h @ layer.weights + layer.bias
             h = np.maximum(h, 0.0) if layer.activation == "relu" else _softmax(h)

@@ -1,0 +1,38 @@
+"""The music library: scanning folders into the catalogue, audio features, the mood model and
+the synthesized demo library."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from moodtunes.library.scan import ProgressCallback, ScanReport, scan_library
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["ScanReport", "demo_library_dir", "ensure_library", "scan_library"]
+
+
+def demo_library_dir(settings) -> Path:
+    return settings.data_dir / "demo-library"
+
+
+def ensure_library(
+    settings, store, *, workers: int | None = None, progress: ProgressCallback | None = None
+) -> ScanReport:
+    """Bring the catalogue in line with the configured library: the folders in library.paths, or,
+    when there are none and library.demo is on, the demo library (synthesized on first use).
+    The catalogue then holds only those folders' tracks."""
+    roots = list(settings.library.paths)
+    if not roots and settings.library.demo:
+        from moodtunes.library.demo import write_demo_library
+
+        folder = demo_library_dir(settings)
+        write_demo_library(folder)
+        roots = [folder]
+    if not roots:
+        logger.warning("no music folders configured (library.paths) and the demo library is off")
+    return scan_library(
+        roots, store, workers=settings.library.workers if workers is None else workers,
+        model_path=settings.library.model, exclusive=True, progress=progress,
+    )

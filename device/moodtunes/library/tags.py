@@ -1,0 +1,81 @@
+"""Track metadata from file tags (mutagen), with the file name standing in for a missing title."""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import mutagen
+from mutagen.id3 import ID3
+
+logger = logging.getLogger(__name__)
+
+UNKNOWN_ARTIST = "Unknown artist"
+# ID3 frames for files whose tags mutagen has no "easy" view of (WAV, AIFF).
+_ID3_FRAMES = {"title": "TIT2", "artist": "TPE1", "album": "TALB", "genre": "TCON", "date": "TDRC"}
+
+
+@dataclass(frozen=True)
+class TrackTags:
+    title: str
+    artist: str
+    album: str | None
+    genre: str | None
+    year: int | None
+    duration: float | None  # seconds, from the container; None when it can't tell
+
+
+def _first(values: object) -> str | None:
+    if values is None:
+        return None
+    items = values if isinstance(values, list) else [values]
+    for item in items:
+        text = str(item).strip().replace("\x00", "")
+        if text:
+            return text
+    return None
+
+
+def _year(text: str | None) -> int | None:
+    match = re.search(r"\b(\d{4})\b", text or "")
+    return int(match.group(1)) if match else None
+
+
+def _raw_fields(path: Path) -> tuple[dict[str, str | None], float | None]:
+    audio = mutagen.File(str(path), easy=True)
+    if audio is None:
+        return {}, None
+    duration = getattr(audio.info, "length", None) or None
+    tags = audio.tags
+    if tags is None:
+        return {}, duration
+    if isinstance(tags, ID3):
+        return {k: _first(tags.get(frame).text if frame in tags else None)
+                for k, frame in _ID3_FRAMES.items()}, duration
+    return {k: _first(tags.get(k)) for k in _ID3_FRAMES}, duration
+
+
+def title_from_filename(path: Path) -> str:
+    """'03 - My_Song' -> 'My Song': a readable title when the file has none."""
+    stem = re.sub(r"^\s*\d{1,3}\s*[-._ ]\s*", "", path.stem)
+    return re.sub(r"[_\s]+", " ", stem).strip() or path.stem
+
+
+def read_tags(path: Path) -> TrackTags:
+    """The file's tags; unreadable or absent tags fall back to the file name and no metadata,
+    since the audio may still be fine (the decoder decides whether the file is usable)."""
+    try:
+        fields, duration = _raw_fields(path)
+    except (mutagen.MutagenError, OSError, ValueError) as exc:
+        logger.debug("no readable tags in %s: %s", path, exc)
+        fields, duration = {}, None
+    return TrackTags(
+        title=fields.get("title") or title_from_filename(path),
+        artist=fields.get("artist") or UNKNOWN_ARTIST,
+        album=fields.get("album"),
+        genre=fields.get("genre"),
+        year=_year(fields.get("date")),
+        duration=float(duration) if duration else None,
+    )

@@ -1,0 +1,105 @@
+"""Audio decoding and features on synthetic signals whose tempo, key and mode are known."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from moodtunes.library.audio import AudioDecodeError, excerpt_window, load_excerpt
+from moodtunes.library.features import extract_features, feature_names, key_name
+
+SR = 22050
+
+
+def clicks(bpm: float, seconds: float = 20.0) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    y = np.zeros(int(SR * seconds), dtype=np.float32)
+    burst = (rng.standard_normal(200) * np.exp(-np.arange(200) / 40)).astype(np.float32)
+    for t in np.arange(0.0, seconds - 0.1, 60.0 / bpm):
+        i = int(t * SR)
+        y[i:i + 200] += burst
+    return y
+
+
+def progression(tonic: int, minor: bool, seconds_per_chord: float = 2.0) -> np.ndarray:
+    """I-IV-V-I (or i-iv-v-i) with a few harmonics per note."""
+    third = 3 if minor else 4
+    chords = [(0, third, 7), (5, 5 + third, 12), (7, 7 + (3 if minor else 4), 14), (0, third, 7)]
+    t = np.arange(int(SR * seconds_per_chord)) / SR
+    out = []
+    for chord in chords:
+        freqs = [440.0 * 2 ** ((tonic + n - 69) / 12) for n in chord]
+        out.append(sum(np.sin(2 * np.pi * f * k * t) / k for f in freqs for k in (1, 2, 3)))
+    return (0.1 * np.concatenate(out)).astype(np.float32)
+
+
+def test_a_faster_click_track_has_a_higher_tempo_and_onset_rate():
+    slow, fast = extract_features(clicks(80), SR), extract_features(clicks(150), SR)
+    assert slow["tempo"] == pytest.approx(80, rel=0.05)
+    assert fast["tempo"] == pytest.approx(150, rel=0.05)
+    assert fast["onset_rate"] > 1.5 * slow["onset_rate"]
+
+
+@pytest.mark.parametrize("tonic", [60, 62, 67])
+def test_major_and_minor_progressions_are_told_apart(tonic):
+    major, minor = extract_features(progression(tonic, False), SR), extract_features(progression(tonic, True), SR)
+    assert major["mode_major"] == 1.0 and minor["mode_major"] == 0.0
+    assert major["key_tonic"] == minor["key_tonic"] == tonic % 12
+    assert major["key_mode_margin"] > 0 > minor["key_mode_margin"]
+    assert key_name(int(major["key_tonic"]), "major") in ("C major", "D major", "G major")
+
+
+def test_louder_and_brighter_signals_score_so():
+    quiet = extract_features(0.05 * progression(60, False), SR)
+    loud = extract_features(0.5 * progression(60, False), SR)
+    assert loud["rms_db_mean"] == pytest.approx(quiet["rms_db_mean"] + 20, abs=0.5)
+    noise = np.random.default_rng(1).standard_normal(SR * 5).astype(np.float32) * 0.1
+    assert extract_features(noise, SR)["centroid_mean"] > 3 * extract_features(progression(60, False), SR)["centroid_mean"]
+
+
+def test_every_feature_is_a_finite_float_with_a_stable_name():
+    features = extract_features(clicks(120, 8.0) + progression(60, False)[: SR * 8], SR)
+    assert list(features) == feature_names()
+    assert len(features) > 100
+    assert all(isinstance(v, float) and np.isfinite(v) for v in features.values())
+
+
+def test_excerpt_is_the_middle_minute_of_long_files():
+    assert excerpt_window(30.0) == (0.0, 30.0)
+    assert excerpt_window(240.0) == (90.0, 60.0)
+
+
+def test_load_excerpt_reads_the_middle_and_resamples(tmp_path):
+    sr = 16000
+    seconds = 80
+    y = np.zeros(sr * seconds, dtype=np.float32)
+    y[: sr * 10] = 0.9  # a loud intro outside the middle minute, which must not be read
+    y[sr * 10: sr * 70] = 0.2
+    path = tmp_path / "long.flac"
+    sf.write(str(path), np.stack([y, y], axis=1), sr)
+    excerpt = load_excerpt(path)
+    assert excerpt.sr == SR
+    assert excerpt.source_duration == pytest.approx(80.0)
+    assert excerpt.samples.size == pytest.approx(60 * SR, rel=0.001)
+    assert float(np.median(np.abs(excerpt.samples))) == pytest.approx(0.2, abs=0.01)
+
+
+@pytest.mark.parametrize("content, reason", [
+    (b"ID3\x03\x00\x00\x00\x00\x00\x00" + b"\xff" * 64, "cannot decode"),
+    (b"", "cannot decode"),
+])
+def test_corrupt_files_raise_a_clear_error(tmp_path, content, reason):
+    path = tmp_path / "bad.mp3"
+    path.write_bytes(content)
+    with pytest.raises(AudioDecodeError, match=reason):
+        load_excerpt(path)
+
+
+def test_silent_or_tiny_files_are_rejected(tmp_path):
+    sf.write(str(tmp_path / "silent.wav"), np.zeros(SR * 3, dtype=np.float32), SR)
+    sf.write(str(tmp_path / "tiny.wav"), 0.5 * np.ones(SR // 10, dtype=np.float32), SR)
+    with pytest.raises(AudioDecodeError, match="silent"):
+        load_excerpt(tmp_path / "silent.wav")
+    with pytest.raises(AudioDecodeError, match="too short"):
+        load_excerpt(tmp_path / "tiny.wav")

@@ -1,0 +1,209 @@
+"""Scanning a real (synthesized) library into the catalogue: incremental, safe, and the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from moodtunes.cli import main as moodtunes
+from moodtunes.config import Settings
+from moodtunes.domain import Category
+from moodtunes.library import ensure_library, scan_library
+from moodtunes.library import scan as scan_module
+from moodtunes.library.demo import TRACKS, synthesize, write_demo_library
+from moodtunes.store import Store
+
+LIST_FIELDS = {"path", "title", "artist", "album", "genre", "duration", "quadrant", "probs", "valence",
+               "arousal", "category", "tempo", "key", "features"}
+
+
+@pytest.fixture(scope="module")
+def demo_files(tmp_path_factory) -> Path:
+    """The demo library, synthesized once for this module."""
+    folder = tmp_path_factory.mktemp("demo")
+    write_demo_library(folder)
+    return folder
+
+
+# One track of each kind keeps the incremental-scan tests quick; the whole demo library is
+# scanned once, by the ensure_library test that also checks every track's category.
+SMALL = ("01-sunrise-sprint.flac", "05-morning-tea.flac", "09-grey-rain.flac", "12-static-storm.flac")
+
+
+@pytest.fixture
+def library(tmp_path, demo_files) -> Path:
+    """Four demo tracks plus a corrupt MP3 and a non-audio file, in a private folder."""
+    folder = tmp_path / "music"
+    (folder / "demo").mkdir(parents=True)
+    for name in SMALL:
+        shutil.copy2(demo_files / name, folder / "demo" / name)
+    (folder / "broken.mp3").write_bytes(b"ID3\x03\x00\x00\x00\x00\x00\x00" + b"\x00garbage" * 100)
+    (folder / "cover.jpg").write_bytes(b"not audio")
+    return folder
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store.open(tmp_path / "catalogue.db")
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def analyses(monkeypatch) -> list[str]:
+    """Records every audio analysis the (in-process) scanner performs."""
+    calls: list[str] = []
+    real = scan_module.audio_features
+
+    def counting(path, duration_hint=None):
+        calls.append(str(path))
+        return real(path, duration_hint=duration_hint)
+
+    monkeypatch.setattr(scan_module, "audio_features", counting)
+    return calls
+
+
+def test_scan_catalogues_tracks_and_records_the_corrupt_file(library, store, analyses):
+    report = scan_library([library], store, workers=1)
+    assert (report.found, report.analysed, report.unchanged, report.removed) == (5, 4, 0, 0)
+    assert [p for p, _ in report.failed] == [str(library / "broken.mp3")]
+    tracks = store.tracks()
+    assert len(tracks) == 4 and len(analyses) == 5
+    for t in tracks:
+        assert t.artist == "moodtunes demo band" and t.album == "moodtunes demo library"
+        assert 20 <= t.duration <= 40 and t.tempo > 0 and t.year == 2026
+        assert set(t.probs) == {"Q1", "Q2", "Q3", "Q4"} and sum(t.probs.values()) == pytest.approx(1, abs=1e-3)
+        assert t.quadrant == max(t.probs, key=t.probs.get)
+        assert 0 <= t.valence <= 1 and 0 <= t.arousal <= 1
+        assert t.category in {c.value for c in Category}
+        assert "mfcc0_mean" in t.features
+    failed = store.track_by_path(str(library / "broken.mp3"))
+    assert failed is not None and "cannot decode" in failed.error and failed.category is None
+
+
+def test_rescan_of_an_unchanged_library_does_no_audio_work(library, store, analyses):
+    scan_library([library], store, workers=1)
+    analyses.clear()
+    report = scan_library([library], store, workers=1)
+    assert analyses == []
+    assert (report.found, report.analysed, report.unchanged, report.failed) == (5, 0, 5, [])
+
+
+def test_changed_files_are_reanalysed_and_removed_files_pruned(library, store, analyses):
+    scan_library([library], store, workers=1)
+    analyses.clear()
+    changed = library / "demo" / "05-morning-tea.flac"
+    os.utime(changed, (1_700_000_000, 1_700_000_000))
+    (library / "demo" / "09-grey-rain.flac").unlink()
+    broken = library / "broken.mp3"  # the corrupt file is replaced by a good one
+    broken.unlink()
+    shutil.copy(library / "demo" / "01-sunrise-sprint.flac", library / "fixed.flac")
+    report = scan_library([library], store, workers=1)
+    assert sorted(analyses) == sorted([str(changed), str(library / "fixed.flac")])
+    assert (report.analysed, report.removed, report.failed) == (2, 2, [])
+    assert store.track_by_path(str(changed)).mtime == 1_700_000_000
+    paths = set(store.track_index())
+    assert str(library / "demo" / "09-grey-rain.flac") not in paths and str(broken) not in paths
+
+
+def test_an_interrupted_scan_resumes_where_it_stopped(library, store, analyses):
+    def stop_after_three(done, total, path):
+        if done == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        scan_library([library], store, workers=1, progress=stop_after_three)
+    assert len(store.track_index()) == 3
+    analyses.clear()
+    report = scan_library([library], store, workers=1)
+    assert report.analysed + len(report.failed) == 2 == len(analyses)
+    assert len(store.track_index()) == 5
+
+
+def test_worker_processes_give_the_same_results_as_inline(tmp_path, demo_files, store):
+    folder = tmp_path / "few"
+    folder.mkdir()
+    for name in SMALL[:2]:
+        shutil.copy(demo_files / name, folder / name)
+    (folder / "bad.flac").write_bytes(b"fLaC" + b"\x00" * 50)
+    pooled = scan_library([folder], store, workers=2)
+    assert pooled.analysed == 2 and len(pooled.failed) == 1
+    inline_store = Store.open(tmp_path / "inline.db")
+    scan_library([folder], inline_store, workers=1)
+    for track in inline_store.tracks():
+        assert store.track_by_path(track.path).probs == track.probs
+    inline_store.close()
+
+
+def test_a_missing_folder_is_reported_and_its_tracks_kept(library, store, tmp_path):
+    scan_library([library], store, workers=1, exclusive=True)
+    library.rename(tmp_path / "elsewhere")  # the drive is unplugged
+    report = scan_library([library], store, workers=1, exclusive=True)
+    assert report.missing_roots == [str(library)]
+    assert (report.found, report.removed) == (0, 0)
+    assert len(store.track_index()) == 5
+
+
+def test_ensure_library_uses_the_demo_library_whose_tracks_land_in_their_categories(
+    tmp_path, demo_files, store
+):
+    settings = Settings(data_dir=tmp_path / "data", library={"workers": 1})
+    shutil.copytree(demo_files, tmp_path / "data" / "demo-library")  # generated on an earlier start
+    other = tmp_path / "other"
+    other.mkdir()
+    sf.write(str(other / "x.wav"), 0.3 * np.sin(np.arange(22050 * 3) / 5.0), 22050)
+    scan_library([other], store, workers=1)
+    first = ensure_library(settings, store)
+    assert (first.found, first.analysed, first.removed) == (12, 12, 1)
+    assert ensure_library(settings, store).analysed == 0
+    tracks = store.tracks()
+    assert all(t.path.startswith(str(tmp_path / "data" / "demo-library")) for t in tracks)
+    got = {t.title: t.category for t in tracks}
+    assert got == {t.title: t.expected.value for t in TRACKS}
+
+
+def test_ensure_library_scans_configured_paths(tmp_path, library, store):
+    settings = Settings(data_dir=tmp_path / "data", library={"workers": 1, "paths": [library / "demo"]})
+    report = ensure_library(settings, store)
+    assert report.analysed == 4
+    assert not (tmp_path / "data" / "demo-library").exists()
+
+
+def test_cli_scan_and_list_json(library, monkeypatch, capsys):
+    monkeypatch.setenv("MOODTUNES_LIBRARY__WORKERS", "1")
+    assert moodtunes(["library", "scan", str(library), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["analysed"] == 4 and summary["failed"][0]["path"].endswith("broken.mp3")
+    assert moodtunes(["library", "list", "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(rows) == 4
+    for row in rows:
+        assert LIST_FIELDS <= set(row)
+        assert set(row["probs"]) == {"Q1", "Q2", "Q3", "Q4"}
+    assert moodtunes(["library", "list", "--json", "--errors"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 5
+    assert moodtunes(["library", "list", "--category", "Happy and calm"]) == 0
+    table = capsys.readouterr().out
+    assert "Morning Tea" in table and "Sunrise Sprint" not in table
+
+
+def test_cli_reports_a_broken_model_in_one_line(library, tmp_path, monkeypatch, capsys):
+    bad = tmp_path / "model.json"
+    bad.write_text("{")
+    monkeypatch.setenv("MOODTUNES_LIBRARY__MODEL", str(bad))
+    assert moodtunes(["library", "scan", str(library)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("moodtunes library scan: mood model") and "invalid JSON" in err
+    assert "\n" not in err
+
+
+def test_demo_synthesis_is_deterministic():
+    track = min(TRACKS, key=lambda t: t.seconds)
+    assert np.array_equal(synthesize(track, seed=0), synthesize(track, seed=0))
+    assert not np.array_equal(synthesize(track, seed=0), synthesize(track, seed=1))

@@ -1,0 +1,69 @@
+"""Tags: real metadata is read from each container; files without tags fall back to the file name."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from mutagen.flac import FLAC
+from mutagen.id3 import ID3, TALB, TCON, TDRC, TIT2, TPE1
+from mutagen.oggvorbis import OggVorbis
+from mutagen.wave import WAVE
+
+from moodtunes.library.tags import UNKNOWN_ARTIST, read_tags, title_from_filename
+
+SR = 8000
+
+
+def _tone(path: Path, fmt: str, seconds: float = 1.5) -> Path:
+    t = np.arange(int(SR * seconds)) / SR
+    subtype = {"OGG": "VORBIS", "FLAC": "PCM_16", "WAV": "PCM_16"}[fmt]
+    sf.write(str(path), 0.3 * np.sin(2 * np.pi * 440 * t), SR, format=fmt, subtype=subtype)
+    return path
+
+
+@pytest.mark.parametrize("fmt, cls", [("OGG", OggVorbis), ("FLAC", FLAC)])
+def test_vorbis_comments_are_read(tmp_path, fmt, cls):
+    path = _tone(tmp_path / f"x.{fmt.lower()}", fmt)
+    audio = cls(str(path))
+    audio.update({"title": "Blue Sky", "artist": "The Larks", "album": "Days", "genre": "Pop",
+                  "date": "1999-04-01"})
+    audio.save()
+    tags = read_tags(path)
+    assert (tags.title, tags.artist, tags.album, tags.genre, tags.year) == (
+        "Blue Sky", "The Larks", "Days", "Pop", 1999)
+    assert tags.duration == pytest.approx(1.5, abs=0.05)
+
+
+def test_id3_tags_in_a_wav_file_are_read(tmp_path):
+    path = _tone(tmp_path / "song.wav", "WAV")
+    audio = WAVE(str(path))
+    audio.add_tags()
+    for frame in (TIT2(text="Rain"), TPE1(text="Nora"), TALB(text="Grey"), TCON(text="Jazz"),
+                  TDRC(text="2011")):
+        audio.tags.add(frame)
+    audio.save()
+    assert isinstance(WAVE(str(path)).tags, ID3)
+    tags = read_tags(path)
+    assert (tags.title, tags.artist, tags.album, tags.genre, tags.year) == ("Rain", "Nora", "Grey", "Jazz", 2011)
+
+
+def test_untagged_file_falls_back_to_its_name(tmp_path):
+    tags = read_tags(_tone(tmp_path / "07 - Quiet_Morning.wav", "WAV"))
+    assert tags.title == "Quiet Morning"
+    assert tags.artist == UNKNOWN_ARTIST
+    assert (tags.album, tags.genre, tags.year) == (None, None, None)
+    assert tags.duration == pytest.approx(1.5, abs=0.01)
+
+
+def test_unreadable_file_still_gets_a_title(tmp_path):
+    path = tmp_path / "broken.mp3"
+    path.write_bytes(b"\x00not audio at all" * 10)
+    tags = read_tags(path)
+    assert tags.title == "broken"
+    assert tags.duration is None
+
+
+@pytest.mark.parametrize("stem, title", [("01. Intro", "Intro"), ("my_song", "my song"), ("2024", "2024")])
+def test_title_from_filename(stem, title):
+    assert title_from_filename(Path(f"/music/{stem}.mp3")) == title
