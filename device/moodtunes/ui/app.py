@@ -378,6 +378,11 @@ class KioskApp:
             self._player = self._player_factory(self.settings.kiosk.volume)
         return self._player
 
+    @property
+    def active_player(self) -> Player | None:
+        """The player if one was created (no sound device is opened just to draw a screen)."""
+        return self._player
+
     def start_play(self, index: int) -> bool:
         """Play song ``index`` of the visit's ranking; on failure record the error, tell the visitor
         and return False (the caller moves on)."""

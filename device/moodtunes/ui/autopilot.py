@@ -120,7 +120,7 @@ class Autopilot:
                 return None
             return "row:0" if app.visit.ranked else "done"
         if name == "playing":
-            player = app._player
+            player = app.active_player
             if player is None or player.position() < self.listen_s:
                 return None
             self._played = True

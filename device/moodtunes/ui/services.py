@@ -52,10 +52,6 @@ class ScannerService:
         finally:
             self._done.set()
 
-    @property
-    def starting(self) -> bool:
-        return not self._done.is_set()
-
     def wait(self, timeout: float | None = None) -> bool:
         return self._done.wait(timeout)
 

@@ -293,7 +293,7 @@ class PlayingScreen(Screen):
         self.app.go(SongsScreen(self.app))
 
     def idle_applies(self) -> bool:
-        player = self.app._player
+        player = self.app.active_player
         return not self.playing or player is None or player.paused
 
     def primary(self) -> str | None:
@@ -351,7 +351,7 @@ class PlayingScreen(Screen):
     def draw(self, surface: pygame.Surface) -> None:
         look, visit = self.look, self.app.visit
         item = visit.ranked[self.index] if visit.ranked else None
-        player = self.app._player
+        player = self.app.active_player
         self._draw_disc(surface, player)
         if item is not None:
             info = self.info
@@ -465,7 +465,7 @@ class PlayingScreen(Screen):
 
     def on_tap(self, target_id: str) -> None:
         app = self.app
-        player = app._player
+        player = app.active_player
         if target_id == "toggle" and player is not None and self.playing:
             if player.paused:
                 player.resume()
