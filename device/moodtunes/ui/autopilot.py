@@ -33,7 +33,7 @@ class Autopilot:
         name: str = "Robin",
         listen_s: float = 3.0,
         dwell_s: float = 0.8,
-        timeout_s: float = 180.0,
+        timeout_s: float = 600.0,
         screenshots: Path | None = None,
     ) -> None:
         self.name = name
