@@ -1,0 +1,53 @@
+"""The real dataset: its loader, and `library scan` + `library list` on a handful of its MP3 clips
+(the way the held-back part of the dataset is scored). Skipped when the datasets are absent."""
+
+import json
+import os
+from collections import Counter
+
+import pytest
+
+from data.music4q import QUADRANTS, DatasetError, load_clips
+from moodtunes.cli import main as moodtunes
+
+pytestmark = pytest.mark.datasets
+
+
+@pytest.fixture(scope="module")
+def clips(shared_datasets):
+    root = shared_datasets / "music-4q"
+    if not root.is_dir():
+        pytest.skip(f"{root} is absent")
+    return load_clips(root)
+
+
+def test_loader_reads_every_labelled_clip(clips):
+    assert len(clips) == 417
+    assert Counter(c.quadrant for c in clips) == {"Q1": 107, "Q2": 104, "Q3": 105, "Q4": 101}
+    assert all(c.path.is_file() and c.artist for c in clips)
+
+
+def test_loader_rejects_a_folder_without_labels(tmp_path):
+    with pytest.raises(DatasetError, match="labels.csv: not found"):
+        load_clips(tmp_path)
+
+
+def test_scan_and_list_a_handful_of_real_clips(clips, tmp_path, monkeypatch, capsys):
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    chosen = [next(c for c in clips[i:] if c.quadrant == q) for i, q in zip((0, 50, 100, 150), QUADRANTS)]
+    for clip in chosen:
+        os.symlink(clip.path, folder / clip.path.name)
+    monkeypatch.setenv("MOODTUNES_LIBRARY__WORKERS", "1")
+    assert moodtunes(["library", "scan", str(folder), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert (summary["found"], summary["analysed"], summary["failed"]) == (4, 4, [])
+    assert moodtunes(["library", "list", "--json"]) == 0
+    rows = {json.loads(line)["path"]: json.loads(line) for line in capsys.readouterr().out.splitlines()}
+    assert len(rows) == 4
+    for clip in chosen:
+        row = rows[str(folder / clip.path.name)]
+        assert row["title"] == clip.path.stem  # the clips carry no tags
+        assert row["duration"] == pytest.approx(30, abs=1.5)
+        assert row["quadrant"] in QUADRANTS and 40 <= row["tempo"] <= 240
+        assert row["category"] in ("Highly energetic", "Happy and calm", "not mood-lifting")
