@@ -230,5 +230,5 @@ def load_face_detector(model_path: Path | None = None, *, min_score: float = 0.5
     elif not Path(model_path).is_file():
         raise FaceModelError(f"face model not found: {model_path} (fix vision.face_model, or unset it to use mediapipe's)")
     detector = FaceDetector(Path(model_path), min_score=min_score, input_size=input_size, threads=threads)
-    logger.info("face detector: %s at %dx%d", Path(model_path).name, input_size, input_size)
+    logger.debug("face detector: %s at %dx%d", Path(model_path).name, input_size, input_size)
     return detector
