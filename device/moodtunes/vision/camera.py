@@ -142,6 +142,7 @@ class OpenCVCamera(_ClosingContext):
         self._capture.set(cv2.CAP_PROP_FRAME_WIDTH, width)
         self._capture.set(cv2.CAP_PROP_FRAME_HEIGHT, height)
         self._capture.set(cv2.CAP_PROP_FPS, fps)
+        self._capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # the newest frame, not one queued while we worked
 
     def read(self) -> np.ndarray:
         ok, bgr = self._capture.read()
