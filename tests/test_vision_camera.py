@@ -205,3 +205,43 @@ def test_auto_falls_back_to_the_sample(monkeypatch: pytest.MonkeyPatch) -> None:
     camera = open_camera("auto", 320, 240)
     assert camera.description == "sample"
     assert camera.read().shape == (240, 320, 3)
+
+
+class FakeCapture:
+    """cv2.VideoCapture stand-in: BGR frames until ``frames`` run out (an unplugged webcam)."""
+
+    def __init__(self, index, backend) -> None:
+        self.frames = 2
+        self.props: dict[int, float] = {}
+        self.released = False
+
+    def isOpened(self) -> bool:
+        return True
+
+    def set(self, prop: int, value: float) -> bool:
+        self.props[prop] = value
+        return True
+
+    def read(self):
+        if self.frames == 0:
+            return False, None
+        self.frames -= 1
+        bgr = np.zeros((self.props[cv2.CAP_PROP_FRAME_HEIGHT], self.props[cv2.CAP_PROP_FRAME_WIDTH], 3), np.uint8)
+        bgr[..., 0] = 255  # blue
+        return True, bgr
+
+    def release(self) -> None:
+        self.released = True
+
+
+def test_webcam_gives_rgb_and_reports_unplugging(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("moodtunes.vision.camera.sys.platform", "darwin")  # no /dev/videoN check
+    monkeypatch.setattr("moodtunes.vision.camera.cv2.VideoCapture", FakeCapture)
+    camera = open_camera("opencv:1", 64, 48, 15)
+    assert camera.description == "opencv:1"
+    frame = camera.read()
+    assert frame.shape == (48, 64, 3) and tuple(frame[0, 0]) == (0, 0, 255)
+    camera.read()
+    with pytest.raises(CameraError, match="unplugged"):
+        camera.read()
+    camera.close()
