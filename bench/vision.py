@@ -250,6 +250,7 @@ def cmd_detection(args: argparse.Namespace) -> None:
         return lambda frame: [f.pixel_box() for f in detect(frame)]
 
     runners = {name: blaze(d) for name, d in detectors.items()} | {"Haar cascade": haar}
+    runners = {name: run for name, run in runners.items() if not args.only or any(o in name for o in args.only)}
     buckets = ((120, 180), (180, 240), (240, 300))
     print(f"{len(pasted)} FER PublicTest faces pasted into 640x480 photos (side 120-300 px)")
     print("| detector | faces found | by pasted side " + " | ".join(f"{a}-{b} px" for a, b in buckets)
@@ -318,6 +319,7 @@ def main() -> None:
     detectors.add_argument("--rounds", type=int, default=5)
     detection = sub.add_parser("detection")
     detection.add_argument("--limit", type=int, default=None, help="faces per class (default all)")
+    detection.add_argument("--only", nargs="+", help="detectors whose name contains one of these, e.g. 128 Haar")
     margin = sub.add_parser("margin")
     margin.add_argument("--limit", type=int, default=None, help="faces per class (default all)")
     margin.add_argument("--margins", type=float, nargs="+", default=[0.0, 0.05, 0.1, 0.15, 0.2, 0.3])

@@ -15,6 +15,7 @@ from moodtunes.vision.faces import (
     FaceBox,
     FaceModelError,
     blazeface_anchors,
+    input_shape,
     load_face_detector,
     weighted_nms,
 )
@@ -26,10 +27,19 @@ def detector():
 
 
 def test_anchor_grid_matches_the_model_outputs() -> None:
-    assert blazeface_anchors(128).shape == (896, 2)
-    assert blazeface_anchors(96).shape == (504, 2)
-    first = blazeface_anchors(128)[:2]
-    assert np.allclose(first, [[1 / 32, 1 / 32]] * 2)  # two anchors at the first stride-8 cell centre
+    assert blazeface_anchors(128, 128).shape == (896, 2)  # the model as trained
+    assert blazeface_anchors(96, 128).shape == (16 * 12 * 2 + 8 * 6 * 6, 2)
+    anchors = blazeface_anchors(96, 128)
+    assert np.allclose(anchors[:3], [[4, 4], [4, 4], [12, 4]])  # two per stride-8 cell, row by row
+    assert np.allclose(anchors[-1], [120, 88])  # the last stride-16 cell centre
+
+
+def test_input_follows_the_frame_aspect() -> None:
+    assert input_shape(480, 640, 128) == (96, 128)
+    assert input_shape(640, 480, 128) == (128, 96)
+    assert input_shape(720, 1280, 128) == (80, 128)  # 72 rounded up to a multiple of 16
+    assert input_shape(512, 512, 128) == (128, 128)
+    assert input_shape(10, 4000, 128) == (16, 128)
 
 
 def test_weighted_nms_merges_overlaps_and_keeps_separate_faces() -> None:

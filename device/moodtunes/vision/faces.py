@@ -75,15 +75,15 @@ def bundled_model_path() -> Path | None:
     return None
 
 
-@lru_cache(maxsize=8)
-def blazeface_anchors(input_size: int) -> np.ndarray:
-    """(N, 2) anchor centres in [0, 1] for BlazeFace short range at ``input_size`` (mediapipe's SSD
-    anchor options: strides 8, 16, 16, 16, fixed anchor size; two anchors per stride-8 cell and six
-    per stride-16 cell, since layers with equal strides share their grid)."""
+@lru_cache(maxsize=16)
+def blazeface_anchors(height: int, width: int) -> np.ndarray:
+    """(N, 2) anchor centres in input pixels (x, y) for BlazeFace short range on a ``height`` x
+    ``width`` input (mediapipe's SSD anchor options: strides 8, 16, 16, 16, fixed anchor size; two
+    anchors per stride-8 cell and six per stride-16 cell, since layers with equal strides share a grid)."""
     centres = []
     for stride, per_cell in ((8, 2), (16, 6)):
-        cells = int(np.ceil(input_size / stride))
-        ys, xs = np.meshgrid((np.arange(cells) + 0.5) / cells, (np.arange(cells) + 0.5) / cells, indexing="ij")
+        ys, xs = np.meshgrid((np.arange(height // stride) + 0.5) * stride,
+                             (np.arange(width // stride) + 0.5) * stride, indexing="ij")
         grid = np.stack([xs.ravel(), ys.ravel()], axis=1)
         centres.append(np.repeat(grid, per_cell, axis=0))
     return np.concatenate(centres).astype(np.float32)
@@ -137,11 +137,21 @@ def shrink(image: np.ndarray, width: int, height: int) -> np.ndarray:
     return cv2.resize(double, (width, height), interpolation=cv2.INTER_AREA)
 
 
+def input_shape(frame_height: int, frame_width: int, long_side: int) -> tuple[int, int]:
+    """The network input (height, width) for a frame: ``long_side`` along the frame's long side and
+    the short side rounded up to a multiple of 16, so a 640x480 frame runs at 128x96 instead of
+    being letterboxed into 128x128 (a quarter less work, the face at the same scale)."""
+    if frame_width >= frame_height:
+        return min(long_side, -(-frame_height * long_side // frame_width // 16) * 16 or 16), long_side
+    return long_side, min(long_side, -(-frame_width * long_side // frame_height // 16) * 16 or 16)
+
+
 class FaceDetector:
     """BlazeFace short range: RGB frame in, faces out (largest first).
 
-    ``input_size`` below 128 runs the fully convolutional network on a smaller letterboxed frame:
-    faster, at the cost of small faces (see docs/vision.md for the measured trade-off).
+    The network is fully convolutional, so it runs on an input shaped like the frame (long side
+    ``input_size``, 128 being what it was trained at); below 128 it is faster at the cost of small
+    faces (see docs/vision.md for the measured trade-off).
     """
 
     def __init__(self, model_path: Path, *, min_score: float = 0.5, input_size: int = NATIVE_INPUT,
@@ -158,25 +168,37 @@ class FaceDetector:
         if len(inputs) != 1 or len(outputs) != 2 or tuple(inputs[0]["shape"][1:]) != (NATIVE_INPUT, NATIVE_INPUT, 3):
             raise FaceModelError(f"{model_path} is not a BlazeFace short-range model (128x128x3 in, boxes and scores out)")
         self._input_index = inputs[0]["index"]
-        if input_size != NATIVE_INPUT:
-            self._interpreter.resize_tensor_input(self._input_index, [1, input_size, input_size, 3])
-        self._interpreter.allocate_tensors()
-        by_width = sorted(self._interpreter.get_output_details(), key=lambda d: d["shape"][-1])
-        self._scores_index, self._boxes_index = by_width[0]["index"], by_width[1]["index"]
-        self._anchors = blazeface_anchors(input_size)
-        if by_width[1]["shape"][1] != len(self._anchors):
-            raise FaceModelError(f"{model_path}: {by_width[1]['shape'][1]} anchors, expected {len(self._anchors)}")
-        self._input = np.zeros((1, input_size, input_size, 3), dtype=np.float32)
+        self._shape: tuple[int, int] | None = None
+        self._input = np.zeros((1, 1, 1, 3), dtype=np.float32)
         self._last_pad = (-1, -1)
 
-    def _letterbox(self, frame: np.ndarray) -> tuple[float, float, float]:
-        """Fit the frame into the square input (kept aspect, centred, grey borders) scaled to [-1, 1];
-        returns (scale, pad_x, pad_y) to map detections back to frame pixels."""
+    def _reshape(self, height: int, width: int) -> None:
+        """Size the network for (height, width) inputs; done again only when the frame shape changes."""
+        try:
+            self._interpreter.resize_tensor_input(self._input_index, [1, height, width, 3])
+            self._interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise FaceModelError(f"{self.model_path}: cannot run at {width}x{height}: {exc}") from exc
+        by_width = sorted(self._interpreter.get_output_details(), key=lambda d: d["shape"][-1])
+        self._scores_index, self._boxes_index = by_width[0]["index"], by_width[1]["index"]
+        anchors = blazeface_anchors(height, width)
+        if by_width[1]["shape"][1] != len(anchors):
+            raise FaceModelError(f"{self.model_path}: {by_width[1]['shape'][1]} anchors, expected {len(anchors)}")
+        self._shape = (height, width)
+        self._input = np.zeros((1, height, width, 3), dtype=np.float32)
+        self._last_pad = (-1, -1)
+
+    def _letterbox(self, frame: np.ndarray) -> tuple[float, int, int]:
+        """Fit the frame into the input (kept aspect, centred, grey borders) scaled to [-1, 1];
+        returns (scale, pad_x, pad_y) to map input pixels back to frame pixels."""
         height, width = frame.shape[:2]
-        size = self.input_size
-        scale = size / max(height, width)
+        shape = input_shape(height, width, self.input_size)
+        if shape != self._shape:
+            self._reshape(*shape)
+        in_h, in_w = shape
+        scale = min(in_w / width, in_h / height)
         new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
-        pad_x, pad_y = (size - new_w) // 2, (size - new_h) // 2
+        pad_x, pad_y = (in_w - new_w) // 2, (in_h - new_h) // 2
         small = shrink(frame, new_w, new_h)
         if (pad_x, pad_y) != self._last_pad:  # borders stay 0 (grey) until the frame shape changes
             self._input.fill(0.0)
@@ -198,17 +220,16 @@ class FaceDetector:
         if hits.size == 0:
             return []
         raw = self._interpreter.get_tensor(self._boxes_index)[0, hits]
-        size = float(self.input_size)
-        anchors = self._anchors[hits]
-        centre = raw[:, 0:2] / size + anchors
-        half = raw[:, 2:4] / size / 2.0
+        anchors = blazeface_anchors(*self._shape)[hits]
+        centre = raw[:, 0:2] + anchors  # all in input pixels
+        half = raw[:, 2:4] / 2.0
         boxes = np.concatenate([centre - half, centre + half], axis=1)
-        eyes = raw[:, 4:8] / size + np.tile(anchors, 2)  # right eye x, y, left eye x, y
+        eyes = raw[:, 4:8] + np.tile(anchors, 2)  # right eye x, y, left eye x, y
         scores = 1.0 / (1.0 + np.exp(-np.clip(logits[hits], -_SCORE_CLIP, _SCORE_CLIP)))
         boxes, scores, eyes = weighted_nms(boxes, scores, eyes)
-        to_frame = np.array([pad_x, pad_y] * 2, dtype=np.float32)
-        boxes = (boxes * size - to_frame) / scale
-        eyes = (eyes * size - to_frame) / scale
+        offset = np.array([pad_x, pad_y] * 2, dtype=np.float32)
+        boxes = (boxes - offset) / scale
+        eyes = (eyes - offset) / scale
         faces = [
             FaceBox(float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1]), float(s),
                     (float(e[0]), float(e[1])), (float(e[2]), float(e[3])))
