@@ -22,11 +22,10 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from threadpoolctl import threadpool_limits
-
 from moodtunes.library.audio import load_excerpt
 from moodtunes.library.features import extract_features
 from moodtunes.library.mood_model import MoodModel
+from threadpoolctl import threadpool_limits
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "datasets" / "music-4q"

@@ -6,9 +6,9 @@ import os
 from collections import Counter
 
 import pytest
+from moodtunes.cli import main as moodtunes
 
 from data.music4q import QUADRANTS, DatasetError, load_clips
-from moodtunes.cli import main as moodtunes
 
 pytestmark = pytest.mark.datasets
 

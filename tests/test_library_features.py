@@ -1,11 +1,11 @@
 """Audio decoding and features on synthetic signals whose tempo, key and mode are known."""
 
-from pathlib import Path
+import shutil
+import subprocess
 
 import numpy as np
 import pytest
 import soundfile as sf
-
 from moodtunes.library.audio import AudioDecodeError, excerpt_window, load_excerpt
 from moodtunes.library.features import extract_features, feature_names, key_name
 
@@ -103,3 +103,13 @@ def test_silent_or_tiny_files_are_rejected(tmp_path):
         load_excerpt(tmp_path / "silent.wav")
     with pytest.raises(AudioDecodeError, match="too short"):
         load_excerpt(tmp_path / "tiny.wav")
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg (apt) decodes M4A/AAC for audioread")
+def test_m4a_is_decoded_through_ffmpeg(tmp_path):
+    path = tmp_path / "tone.m4a"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=4",
+                    "-c:a", "aac", str(path)], check=True)
+    excerpt = load_excerpt(path)
+    assert excerpt.sr == SR and excerpt.source_duration == pytest.approx(4.0, abs=0.1)
+    assert extract_features(excerpt.samples, excerpt.sr)["centroid_mean"] < 2000

@@ -4,10 +4,14 @@ import json
 
 import numpy as np
 import pytest
-
 from moodtunes.domain import Category
 from moodtunes.library.mood_model import (
-    MODEL_FORMAT, QUADRANTS, CategoryRule, MoodModel, MoodModelError, default_model_path,
+    MODEL_FORMAT,
+    QUADRANTS,
+    CategoryRule,
+    MoodModel,
+    MoodModelError,
+    default_model_path,
 )
 
 

@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-
 from moodtunes.cli import main as moodtunes
 from moodtunes.config import Settings
 from moodtunes.domain import Category
@@ -201,6 +200,18 @@ def test_cli_reports_a_broken_model_in_one_line(library, tmp_path, monkeypatch, 
     err = capsys.readouterr().err.strip()
     assert err.startswith("moodtunes library scan: mood model") and "invalid JSON" in err
     assert "\n" not in err
+
+
+def test_a_model_trained_on_other_features_is_refused(library, store, tmp_path):
+    from moodtunes.library.mood_model import MoodModelError, default_model_path
+
+    doc = json.loads(default_model_path().read_text())
+    doc["analysis_id"] = "v0-sr8000-excerpt10"
+    stale = tmp_path / "stale.json"
+    stale.write_text(json.dumps(doc))
+    with pytest.raises(MoodModelError, match="retrain"):
+        scan_library([library], store, workers=1, model_path=stale)
+    assert store.track_index() == {}
 
 
 def test_demo_synthesis_is_deterministic():

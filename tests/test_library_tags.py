@@ -5,12 +5,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from moodtunes.library.tags import UNKNOWN_ARTIST, read_tags, title_from_filename
 from mutagen.flac import FLAC
 from mutagen.id3 import ID3, TALB, TCON, TDRC, TIT2, TPE1
 from mutagen.oggvorbis import OggVorbis
 from mutagen.wave import WAVE
-
-from moodtunes.library.tags import UNKNOWN_ARTIST, read_tags, title_from_filename
 
 SR = 8000
 

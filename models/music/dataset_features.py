@@ -11,8 +11,9 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from data.music4q import Clip
 from moodtunes.library.analysis import ANALYSIS_ID, audio_features
+
+from data.music4q import Clip
 
 logger = logging.getLogger(__name__)
 CACHE_DIR = Path(__file__).resolve().parent / "cache"

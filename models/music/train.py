@@ -18,22 +18,22 @@ import logging
 import shlex
 import sys
 import warnings
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+from moodtunes.library.analysis import ANALYSIS_ID
+from moodtunes.library.mood_model import MODEL_FORMAT, CategoryRule, MoodModel
 from sklearn.exceptions import ConvergenceWarning
-from threadpoolctl import threadpool_limits
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
 from sklearn.model_selection import GridSearchCV, GroupKFold, StratifiedGroupKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
+from threadpoolctl import threadpool_limits
 
 from data.music4q import QUADRANTS, load_clips
 from models.music.dataset_features import clip_features
-from moodtunes.library.analysis import ANALYSIS_ID
-from moodtunes.library.mood_model import MODEL_FORMAT, CategoryRule, MoodModel
 
 logger = logging.getLogger("models.music.train")
 
@@ -133,7 +133,7 @@ def export(pipeline: Pipeline, names: list[str], rule: CategoryRule, metrics: di
         "metrics": metrics,
         "training": {
             "command": command,
-            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
             "dataset": "music-4q (Panda, Malheiro & Paiva 2018), 4Q audio emotion clips",
             "clips": n_clips,
             "model": f"standardise + multinomial logistic regression (C={classifier.C})",

@@ -128,7 +128,7 @@ def _list(args: argparse.Namespace, settings: Any) -> int:
         if t.error:
             print(f"{'(failed)':<17} {'':<4} {'':>4} {'':>4} {'':>4} {'':>5}  {t.path}: {t.error}")
             continue
-        minutes, seconds = divmod(int(round(t.duration)), 60)
+        minutes, seconds = divmod(round(t.duration), 60)
         print(f"{t.category:<17} {t.quadrant:<4} {t.valence:4.2f} {t.arousal:4.2f} {t.tempo or 0:4.0f} "
               f"{minutes:2d}:{seconds:02d}  {t.artist} — {t.title}")
     return 0

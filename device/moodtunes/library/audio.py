@@ -50,11 +50,17 @@ def _to_mono_resampled(samples: np.ndarray, native_sr: int, sr: int) -> np.ndarr
 def _decode_soundfile(path: Path, sr: int, max_seconds: float) -> Excerpt:
     with sf.SoundFile(str(path)) as f:
         native_sr = f.samplerate
-        duration = f.frames / native_sr if f.frames > 0 else 0.0
-        offset, length = excerpt_window(duration, max_seconds)
-        if offset > 0:
-            f.seek(int(offset * native_sr))
-        samples = f.read(int(length * native_sr), dtype="float32", always_2d=True)
+        if f.frames > 0:
+            duration = f.frames / native_sr
+            offset, length = excerpt_window(duration, max_seconds)
+            if offset > 0:
+                f.seek(int(offset * native_sr))
+            samples = f.read(int(length * native_sr), dtype="float32", always_2d=True)
+        else:  # a stream whose length the header doesn't give: read it all, keep the middle
+            samples = f.read(dtype="float32", always_2d=True)
+            duration = len(samples) / native_sr
+            offset, length = excerpt_window(duration, max_seconds)
+            samples = samples[int(offset * native_sr): int((offset + length) * native_sr)]
     return Excerpt(_to_mono_resampled(samples, native_sr, sr), sr, duration)
 
 
@@ -85,7 +91,7 @@ def load_excerpt(
     except sf.LibsndfileError:
         try:
             excerpt = _decode_audioread(path, sr, max_seconds, duration_hint)
-        except Exception as exc:  # audioread raises many unrelated types (NoBackendError, EOFError…)
+        except Exception as exc:  # noqa: BLE001 - audioread raises many unrelated types (NoBackendError, EOFError…)
             raise AudioDecodeError(f"cannot decode audio: {type(exc).__name__}: {exc}") from None
     except (RuntimeError, ValueError) as exc:
         raise AudioDecodeError(f"cannot decode audio: {exc}") from None

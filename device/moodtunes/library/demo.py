@@ -9,8 +9,8 @@ gives the same samples.
 from __future__ import annotations
 
 import logging
-from functools import lru_cache
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np

@@ -9,9 +9,10 @@ pickles, nothing to execute, identical results on the desktop and the Pi.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -80,7 +81,7 @@ class MoodModel:
         self.meta = meta
 
     @classmethod
-    def load(cls, path: Path | None = None) -> "MoodModel":
+    def load(cls, path: Path | None = None) -> MoodModel:
         """Load and validate a model file (default: the shipped one); raise MoodModelError."""
         path = Path(path) if path is not None else default_model_path()
         try:
@@ -97,7 +98,7 @@ class MoodModel:
             raise MoodModelError(f"mood model {path}: {exc}") from None
 
     @classmethod
-    def from_dict(cls, doc: Any) -> "MoodModel":
+    def from_dict(cls, doc: Any) -> MoodModel:
         """Build a model from the parsed JSON, checking every shape and value."""
         if not isinstance(doc, dict) or doc.get("format") != MODEL_FORMAT:
             raise MoodModelError(f"not a {MODEL_FORMAT} file")

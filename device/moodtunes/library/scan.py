@@ -11,12 +11,12 @@ import logging
 import multiprocessing
 import os
 import time
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
-from moodtunes.library.analysis import audio_features
+from moodtunes.library.analysis import ANALYSIS_ID, audio_features
 from moodtunes.library.audio import AudioDecodeError
 from moodtunes.library.mood_model import MoodModel, MoodModelError
 from moodtunes.library.tags import read_tags
@@ -136,10 +136,14 @@ def _plan(
     todo = [s for p, s in on_disk.items() if catalogued.get(p) != (s.size, s.mtime)]
     report.unchanged = report.found - len(todo)
     # Tracks under a missing folder are kept (an unplugged drive should not empty the catalogue).
-    gone = [
-        p for p in catalogued
-        if p not in on_disk and (exclusive and not _under(p, report.missing_roots) or _under(p, existing_roots))
-    ]
+    def should_prune(path: str) -> bool:
+        if path in on_disk:
+            return False
+        if _under(path, existing_roots):
+            return True
+        return exclusive and not _under(path, report.missing_roots)
+
+    gone = [p for p in catalogued if should_prune(p)]
     return todo, gone
 
 
@@ -187,6 +191,16 @@ def _run_pool(
                 future.cancel()
 
 
+def check_model(model: MoodModel) -> None:
+    """The model must have been trained on features computed the way this device computes them."""
+    trained_on = model.meta.get("analysis_id")
+    if trained_on != ANALYSIS_ID:
+        raise MoodModelError(
+            f"the mood model was trained on features {trained_on!r} but this version computes "
+            f"{ANALYSIS_ID!r}; retrain it (python -m models.music.train)"
+        )
+
+
 def resolve_workers(workers: int) -> int:
     return workers if workers > 0 else (os.cpu_count() or 1)
 
@@ -200,7 +214,7 @@ def scan_library(
     ``exclusive``: the catalogue should hold only these folders, so tracks elsewhere are pruned
     too. Raises MoodModelError (before any work) if the mood model can't be loaded."""
     started = time.monotonic()
-    MoodModel.load(model_path)  # fail fast, with one clear message, before spawning workers
+    check_model(MoodModel.load(model_path))  # fail fast, with one clear message, before any work
     report = ScanReport()
     resolved = [Path(os.path.abspath(os.path.expanduser(r))) for r in roots]
     todo, gone = _plan(resolved, store, exclusive, report)
