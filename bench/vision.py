@@ -213,8 +213,8 @@ def cmd_detectors(args: argparse.Namespace) -> None:
         base_options=mp_tasks.BaseOptions(model_asset_path=str(bundled_model_path())),
         running_mode=mp_vision.RunningMode.IMAGE, min_detection_confidence=0.5))
     runners = {
-        "direct LiteRT, 128 input (moodtunes)": ours.detect,
-        "direct LiteRT, 96 input": ours96.detect,
+        "direct LiteRT, 128x96 input (moodtunes)": ours.detect,
+        "direct LiteRT, 96x80 input": ours96.detect,
         "mediapipe Tasks FaceDetector": lambda f: tasks.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=f)),
         "mediapipe solutions.face_detection": legacy.process,
     }
@@ -238,7 +238,7 @@ def cmd_detection(args: argparse.Namespace) -> None:
     from moodtunes.vision.faces import load_face_detector
 
     pasted = paste_faces(fer_faces(limit=args.limit), seed=1)
-    detectors = {f"BlazeFace {s}": load_face_detector(input_size=s).detect for s in (128, 96)}
+    detectors = {f"BlazeFace {s}": load_face_detector(input_size=s).detect for s in (128, 96)}  # long side
     cascade = cv2.CascadeClassifier(HAAR)
 
     def haar(frame: np.ndarray) -> list[tuple[int, int, int, int]]:
