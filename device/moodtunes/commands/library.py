@@ -150,6 +150,8 @@ def run(args: argparse.Namespace, settings: Any) -> int:
     action = {"scan": _scan, "list": _list, "demo": _demo}[args.library_command]
     try:
         return action(args, settings)
+    except BrokenPipeError:
+        raise  # the reader went away (`| head`); the CLI ends quietly
     except (MoodModelError, StoreError, AudioDecodeError, OSError) as exc:
         print(f"moodtunes library {args.library_command}: {exc}", file=sys.stderr)
         return 1

@@ -28,6 +28,7 @@ def ensure_library(
         from moodtunes.library.demo import write_demo_library
 
         folder = demo_library_dir(settings)
+        logger.info("no music folders configured: using the demo library in %s", folder)
         write_demo_library(folder)
         roots = [folder]
     if not roots:

@@ -211,6 +211,6 @@ def write_demo_library(folder: Path, seed: int = 0) -> list[Path]:
             sf.write(str(tmp), synthesize(track, seed), SR, format="FLAC", subtype="PCM_16")
             _tag(tmp, track)
             tmp.replace(path)
-            logger.info("wrote demo track %s", path)
+            logger.debug("wrote demo track %s", path)
         paths.append(path)
     return paths
