@@ -147,7 +147,7 @@ def input_shape(frame_height: int, frame_width: int, long_side: int) -> tuple[in
 
 
 class FaceDetector:
-    """BlazeFace short range: RGB frame in, faces out (largest first).
+    """BlazeFace short range: RGB frame in, faces out (largest first); one interpreter, one thread at a time.
 
     The network is fully convolutional, so it runs on an input shaped like the frame (long side
     ``input_size``, 128 being what it was trained at); below 128 it is faster at the cost of small
