@@ -50,7 +50,7 @@ class VisionSettings(Section):
         0.05, ge=-0.25, le=1.0, description="face crop grows by this fraction of the box on each side (FER framing)"
     )
     crop_shift: float = Field(
-        0.09, ge=-0.5, le=0.5, description="face crop centre moves this many box heights up the face (FER framing)"
+        0.0, ge=-0.5, le=0.5, description="face crop centre moves this many box heights up the face (FER framing)"
     )
     face_input_size: int = Field(
         128, ge=64, le=256, multiple_of=16, description="BlazeFace input side; 128 is native, smaller is faster"

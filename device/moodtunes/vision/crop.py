@@ -1,9 +1,9 @@
 """Crop geometry: from a detected face to the grayscale, eye-levelled crop the emotion model sees.
 
 FER-2013, the model's training data, has tight crops (roughly forehead to chin) with level eyes, so
-the crop is a square around the BlazeFace box grown by ``margin`` of the box size on every side and
-rotated about the box centre until the eyes are horizontal. The margin that best matches FER's
-framing was measured (docs/vision.md).
+the crop is a square around the BlazeFace box grown by ``margin`` of the box size on every side,
+optionally moved ``shift`` box heights up the face, and rotated until the eyes are horizontal. The
+margin (and that a shift does not help) was measured against FER (docs/vision.md).
 """
 
 from __future__ import annotations
