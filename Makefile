@@ -6,7 +6,12 @@ STAMP := $(VENV)/.installed
 EXTRAS ?= device,cloud,dev
 SHARED ?= ../shared/datasets
 
-.PHONY: demo test venv lint lock dashboards bundle clean
+TRAIN_VENV := .venv-train
+TRAIN_STAMP := $(TRAIN_VENV)/.installed
+EMOTION_ARGS ?= --classes 3 --epochs 16
+
+.PHONY: demo test venv lint lock dashboards bundle clean bench screenshots \
+        train-emotion baseline-models evaluate-emotion train-music
 
 ## Run the kiosk in a window with embedded defaults (demo library, sample camera if no webcam).
 demo: $(STAMP)
@@ -23,6 +28,43 @@ $(STAMP): pyproject.toml requirements/lock.txt
 	$(VENV)/bin/python -m pip install -q --upgrade pip
 	$(VENV)/bin/python -m pip install -q -c requirements/lock.txt -e '.[$(EXTRAS)]'
 	@touch $(STAMP)
+
+## Training environment: TensorFlow wants protobuf>=5, mediapipe <5, so it lives apart from .venv.
+$(TRAIN_STAMP): pyproject.toml
+	@test -x $(TRAIN_VENV)/bin/python || $(PYTHON) -m venv $(TRAIN_VENV)
+	$(TRAIN_VENV)/bin/python -m pip install -q --upgrade pip
+	$(TRAIN_VENV)/bin/python -m pip install -q -e '.[train]'
+	@touch $(TRAIN_STAMP)
+
+## Reproduce the shipped emotion model (models/emotion/emotion_int8.tflite + .json) from FER-2013.
+train-emotion: $(TRAIN_STAMP)
+	$(TRAIN_VENV)/bin/python -m models.emotion.train --data $(SHARED)/fer2013.zip --out models/emotion $(EMOTION_ARGS)
+
+## Accuracy, per-class recall and confusion matrix of the shipped int8 model on PublicTest.
+evaluate-emotion: $(STAMP)
+	$(VENV)/bin/python -m models.emotion.evaluate --data $(SHARED)/fer2013.zip
+
+## The original project's MobileNetV2-224 fp32 model (random weights), the speed baseline of the benches.
+baseline-models: $(TRAIN_STAMP)
+	$(TRAIN_VENV)/bin/python -m models.emotion.make_baseline --out .cache/baseline/mobilenetv2_224_fp32.tflite
+
+## Reproduce the shipped music mood model (models/music/mood_model.json) from the 4Q clips.
+train-music: $(STAMP)
+	$(VENV)/bin/python -m models.music.train --data $(SHARED)/music-4q --out models/music/mood_model.json
+
+## Every benchmark (results in docs/benchmarks.md); run `make baseline-models` once first.
+bench: $(STAMP)
+	$(VENV)/bin/python bench/emotion.py
+	$(VENV)/bin/python bench/vision.py speed
+	$(VENV)/bin/python bench/vision.py detection
+	$(VENV)/bin/python bench/library.py
+	$(VENV)/bin/python bench/kiosk.py
+
+## Screenshots of a whole autopilot visit at every supported size, into docs/screenshots/.
+screenshots: $(STAMP)
+	for size in 800x480 1024x600 1280x720 480x800; do \
+	  $(VENV)/bin/moodtunes demo --autopilot --size $$size --screenshots docs/screenshots/$$size || exit 1; \
+	done
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check device cloud models data bench tests
