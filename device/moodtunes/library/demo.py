@@ -23,7 +23,8 @@ from moodtunes.domain import Category
 logger = logging.getLogger(__name__)
 
 SR = 22050
-ARTIST = "moodtunes demo band"
+# Several fictional artists, so the recommender's artist spread shows in the demo.
+ARTISTS = ("The Demo Sparks", "Lumen Quartet", "Harbour Lights Trio")
 ALBUM = "moodtunes demo library"
 
 # Chord roots (semitones above the tonic) and qualities of the progressions.
@@ -190,7 +191,7 @@ def synthesize(track: DemoTrack, seed: int = 0) -> np.ndarray:
 def _tag(path: Path, track: DemoTrack) -> None:
     audio = FLAC(str(path))
     audio["title"] = track.title
-    audio["artist"] = ARTIST
+    audio["artist"] = ARTISTS[TRACKS.index(track) % len(ARTISTS)]
     audio["album"] = ALBUM
     audio["genre"] = track.genre
     audio["date"] = "2026"
