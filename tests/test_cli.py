@@ -67,9 +67,21 @@ def test_bad_config_exits_nonzero_with_one_line(tmp_path):
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "not found" in result.stderr
 
 
-def test_doctor_reports_each_check_as_json(capsys):
+def test_doctor_reports_each_check_as_json(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("MOODTUNES_CAMERA__SOURCE", f"replay:{tmp_path / 'no-such-video.mp4'}")
+    monkeypatch.setenv("MOODTUNES_LIBRARY__PATHS", json.dumps([str(tmp_path / "no-music")]))
     code = main(["doctor", "--json"])
     checks = {c["name"]: c for c in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert set(checks) == {"data dir", "store", "emotion model", "face model", "camera", "music model", "mqtt"}
     assert checks["store"]["status"] == "ok" and checks["data dir"]["status"] == "ok"
     assert checks["mqtt"]["status"] == "ok"  # disabled by default
+    assert checks["camera"]["status"] == "warn" and "manual mood picker" in checks["camera"]["detail"]
+    assert checks["music model"]["status"] == "warn" and "no-music" in checks["music model"]["detail"]
     assert code == (1 if any(c["status"] == "fail" for c in checks.values()) else 0)
+
+
+def test_doctor_fails_clearly_on_a_missing_model(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("MOODTUNES_EMOTION__MODEL", str(tmp_path / "gone.tflite"))
+    assert main(["doctor"]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL  emotion model" in out and "gone.tflite" in out

@@ -63,6 +63,45 @@ def _emotion_model(settings: Settings) -> Check:
     return Check("emotion model", "ok", f"labels {', '.join(model.labels)}, input {model.input_size}px")
 
 
+def _face_model(settings: Settings) -> Check:
+    from moodtunes.vision import FaceModelError, load_face_detector
+
+    try:
+        load_face_detector(settings.vision.face_model, min_score=settings.vision.min_face_score,
+                           input_size=settings.vision.face_input_size)
+    except FaceModelError as exc:
+        return Check("face model", "fail", str(exc))
+    return Check("face model", "ok", f"BlazeFace short range at {settings.vision.face_input_size}px")
+
+
+def _camera(settings: Settings) -> Check:
+    from moodtunes.vision import CameraError, open_camera
+
+    cam = settings.camera
+    try:
+        with open_camera(cam.source, cam.width, cam.height, cam.fps) as camera:
+            frame = camera.read()
+    except CameraError as exc:
+        return Check("camera", "warn", f"{cam.source}: {exc}; the kiosk offers the manual mood picker")
+    height, width = frame.shape[:2]
+    return Check("camera", "ok", f"{cam.source}: a {width}x{height} frame read (not kept)")
+
+
+def _music(settings: Settings) -> Check:
+    from moodtunes.library.mood_model import MoodModel, MoodModelError
+
+    try:
+        MoodModel.load(settings.library.model)
+    except MoodModelError as exc:
+        return Check("music model", "fail", str(exc))
+    folders = settings.library.paths
+    missing = [str(p) for p in folders if not p.is_dir()]
+    if missing:
+        return Check("music model", "warn", f"model ok; music folder(s) not found: {', '.join(missing)}")
+    where = ", ".join(map(str, folders)) or ("the demo library" if settings.library.demo else "no folders")
+    return Check("music model", "ok", f"model ok; library: {where}")
+
+
 def _mqtt(settings: Settings) -> Check:
     if not settings.mqtt.enabled:
         return Check("mqtt", "ok", "uplink disabled (mqtt.enabled = false); visits stay on this device")
@@ -77,7 +116,9 @@ def _mqtt(settings: Settings) -> Check:
     return Check("mqtt", "ok", f"broker {settings.mqtt.host}:{settings.mqtt.port} reachable")
 
 
-CHECKS: tuple[Callable[[Settings], Check], ...] = (_data_dir, _store, _emotion_model, _mqtt)
+CHECKS: tuple[Callable[[Settings], Check], ...] = (
+    _data_dir, _store, _emotion_model, _face_model, _camera, _music, _mqtt,
+)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
