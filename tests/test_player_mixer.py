@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-import wave
 from pathlib import Path
 
-import numpy as np
 import pytest
 from moodtunes.player import MixerPlayer, PlayerError, probe_duration
+from ui_support import write_tone
 
 
 class FakeClock:
@@ -19,15 +18,6 @@ class FakeClock:
         return self.now
 
 
-def write_tone(path: Path, seconds: float, rate: int = 22050) -> Path:
-    t = np.arange(int(rate * seconds)) / rate
-    samples = (0.2 * np.sin(2 * np.pi * 440 * t) * 32767).astype("<i2")
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes(samples.tobytes())
-    return path
 
 
 @pytest.fixture
