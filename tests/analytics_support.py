@@ -65,11 +65,11 @@ def unique(prefix: str) -> str:
 
 
 def ingest_settings(mosquitto, influxdb, db: str, topic_prefix: str, **overrides) -> IngestSettings:
-    values = dict(
-        mqtt_host=mosquitto.host, mqtt_port=mosquitto.port, mqtt_client_id=unique("ingest-"),
-        topic_prefix=topic_prefix, influx_api="v1", influx_url=influxdb.url, influx_db=db,
-        retry_seconds=0.2,
-    )
+    values = {
+        "mqtt_host": mosquitto.host, "mqtt_port": mosquitto.port, "mqtt_client_id": unique("ingest-"),
+        "topic_prefix": topic_prefix, "influx_api": "v1", "influx_url": influxdb.url, "influx_db": db,
+        "retry_seconds": 0.2,
+    }
     return IngestSettings(**(values | overrides))
 
 

@@ -20,7 +20,7 @@ def test_every_service_runs_an_existing_subcommand():
     services = [u for u in UNITS if u.suffix == ".service"]
     assert {u.name for u in services} >= {"moodtunes-kiosk.service", "moodtunes-uplink.service"}
     for unit in services:
-        [exec_start] = re.findall(r"^ExecStart=(.*)$", unit.read_text(), re.M)
+        [exec_start] = re.findall(r"^ExecStart=(.*)$", unit.read_text(), re.MULTILINE)
         program, command, *_ = exec_start.split()
         assert program == "/opt/moodtunes/venv/bin/moodtunes"
         assert command in COMMANDS
@@ -34,7 +34,7 @@ def test_systemd_accepts_the_units(tmp_path):
         (tmp_path / unit.name).write_text(text)
     result = subprocess.run(
         ["systemd-analyze", "verify", *sorted(str(p) for p in tmp_path.iterdir())],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True, text=True, timeout=60, check=False,
     )
     problems = [line for line in result.stderr.splitlines() if "moodtunes" in line]
     assert result.returncode == 0 and not problems, result.stderr
@@ -42,9 +42,10 @@ def test_systemd_accepts_the_units(tmp_path):
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
 def test_scripts_parse_and_pass_shellcheck(script):
-    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+    assert subprocess.run(["bash", "-n", str(script)], check=False).returncode == 0
     if shutil.which("shellcheck"):
-        result = subprocess.run(["shellcheck", "-S", "warning", str(script)], capture_output=True, text=True)
+        result = subprocess.run(["shellcheck", "-S", "warning", str(script)], capture_output=True, text=True, check=False
+        )
         assert result.returncode == 0, result.stdout
 
 

@@ -3,14 +3,14 @@ import subprocess
 import sys
 
 import pytest
-
 from moodtunes.cli import COMMANDS, main
-from moodtunes.domain import MoodReading, ScanOutcome
+from moodtunes.domain import MoodReading
 from moodtunes.store import Store
 
 
 def moodtunes(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "moodtunes", *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "-m", "moodtunes", *args], capture_output=True, text=True, timeout=120, check=False
+    )
 
 
 def test_help_lists_every_subcommand():

@@ -1,7 +1,6 @@
 from pathlib import Path
 
 import pytest
-
 from moodtunes.config import ConfigError, load_settings
 
 

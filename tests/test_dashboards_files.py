@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import REPO
 from moodtunes_cloud import dashboards
 
@@ -18,8 +17,8 @@ def test_committed_dashboards_equal_the_generated_ones(tmp_path):
     generated = {p.name: p.read_text() for p in tmp_path.glob("*.json")}
     committed = {p.name: p.read_text() for p in DASHBOARD_DIR.glob("*.json")}
     assert generated.keys() == committed.keys()
-    for name in generated:
-        assert committed[name] == generated[name], (
+    for name, text in generated.items():
+        assert committed[name] == text, (
             f"{name} is stale: run python -m moodtunes_cloud.dashboards --out cloud/grafana/dashboards/"
         )
 

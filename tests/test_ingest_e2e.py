@@ -24,8 +24,8 @@ from analytics_support import (
 from influxdb_client import Point
 from moodtunes.cli import main as moodtunes
 from moodtunes.store import Store
-from moodtunes_cloud.influx import V1Writer, WriteError
 from moodtunes_cloud import ingest as ingest_module
+from moodtunes_cloud.influx import V1Writer, WriteError
 from moodtunes_cloud.ingest import Ingest
 from moodtunes_cloud.settings import IngestSettings
 

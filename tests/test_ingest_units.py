@@ -8,6 +8,7 @@ import json
 import threading
 import urllib.parse
 from datetime import UTC, datetime, timedelta
+from typing import ClassVar
 
 import pytest
 from conftest import free_port
@@ -24,14 +25,14 @@ def _event(**overrides) -> VisitEvent:
     before = ReadingEvent(outcome="ok", label="sad", confidence=0.7, probs={"happy": 0.1, "neutral": 0.2, "sad": 0.7}, frames_used=40)
     after = ReadingEvent(outcome="ok", label="sad", corrected_label="happy", confidence=0.5,
                          probs={"happy": 0.3, "neutral": 0.2, "sad": 0.5}, frames_used=38)
-    values = dict(
-        event_id="evt-00000001", device_id="kiosk-1", session_id="sess-0001", profile_key="0123456789abcdef",
-        guest=False, started_at=ENDED - timedelta(minutes=5), ended_at=ENDED, end_reason="completed",
-        mood_before=before, mood_after=after, mood_lift=mood_lift(before, after),
-        plays=[PlayEvent(title="A", artist="X", category="Highly energetic", seconds_listened=30.0),
+    values = {
+        "event_id": "evt-00000001", "device_id": "kiosk-1", "session_id": "sess-0001", "profile_key": "0123456789abcdef",
+        "guest": False, "started_at": ENDED - timedelta(minutes=5), "ended_at": ENDED, "end_reason": "completed",
+        "mood_before": before, "mood_after": after, "mood_lift": mood_lift(before, after),
+        "plays": [PlayEvent(title="A", artist="X", category="Highly energetic", seconds_listened=30.0),
                PlayEvent(title="B", artist="Y", category="Happy and calm", seconds_listened=170.0, finished=True)],
-        listening_seconds=200.0, rating=80,
-    )
+        "listening_seconds": 200.0, "rating": 80,
+    }
     return VisitEvent(**(values | overrides))
 
 
@@ -127,7 +128,7 @@ def test_a_bad_setting_is_one_line_naming_the_variable(monkeypatch):
 
 class _Recorder(http.server.BaseHTTPRequestHandler):
     status = 204
-    requests: list = []
+    requests: ClassVar[list] = []
 
     def do_POST(self):
         body = self.rfile.read(int(self.headers["Content-Length"]))

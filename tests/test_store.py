@@ -2,7 +2,6 @@ import json
 import sqlite3
 
 import pytest
-
 from moodtunes.domain import MoodReading, ScanOutcome
 from moodtunes.events import VisitEvent
 from moodtunes.store import Store, StoreError, TrackRecord

@@ -170,7 +170,6 @@ def test_our_blazeface_decoding_agrees_with_mediapipes_own_face_detector(detecto
     from mediapipe import Image, ImageFormat
     from mediapipe.tasks.python import BaseOptions
     from mediapipe.tasks.python.vision import FaceDetector, FaceDetectorOptions
-
     from moodtunes.vision.faces import bundled_model_path
 
     options = FaceDetectorOptions(base_options=BaseOptions(model_asset_path=str(bundled_model_path())),

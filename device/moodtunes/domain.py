@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Mapping
 
 
 class Mood(StrEnum):
@@ -55,5 +55,5 @@ class MoodReading:
     frames_used: int = 0
 
     @classmethod
-    def manual(cls, label: str) -> "MoodReading":
+    def manual(cls, label: str) -> MoodReading:
         return cls(ScanOutcome.MANUAL, Mood(label).value, 1.0, {m: float(m == label) for m in MOODS})

@@ -15,7 +15,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from moodtunes.config import DEVICE_ID_PATTERN
 
-
 SCHEMA_VERSION = 1
 VISIT_KIND = "visit"
 

@@ -3,8 +3,9 @@ store's visit history, shared by `moodtunes report` and the kiosk's report scree
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -8,8 +8,8 @@ import os
 import shutil
 import socket
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Callable
 
 from moodtunes.config import Settings
 
@@ -58,7 +58,7 @@ def _emotion_model(settings: Settings) -> Check:
         from moodtunes.emotion import EmotionModel
 
         model = EmotionModel.load(settings.emotion.model, threads=settings.emotion.threads)
-    except Exception as exc:  # the check reports whatever stops the model from loading
+    except Exception as exc:  # noqa: BLE001 - the check reports whatever stops the model loading
         return Check("emotion model", "fail", str(exc))
     return Check("emotion model", "ok", f"labels {', '.join(model.labels)}, input {model.input_size}px")
 
