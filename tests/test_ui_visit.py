@@ -144,14 +144,19 @@ def test_idle_timeout_ends_the_visit_and_returns_to_welcome(settings, library):
         assert store.pending_events()[0].kind == "visit"
 
 
+def songs_as_guest_without_camera(app, mood: str) -> None:
+    """Guest → "use without camera" → pick ``mood`` by hand → wait for the song list."""
+    tap(app, "guest")
+    tap(app, "no_camera")
+    tap(app, f"mood:{mood}")
+    run_until(app, lambda: app.screen.loaded)
+
+
 def test_music_playing_keeps_the_visit_alive_past_the_idle_timeout(settings, library):
     settings.kiosk.idle_timeout_s = 0.5
     app = make_app(settings, sample_scanner)
     try:
-        tap(app, "guest")
-        tap(app, "no_camera")
-        tap(app, "mood:happy")
-        run_until(app, lambda: app.screen.loaded)
+        songs_as_guest_without_camera(app, "happy")
         tap(app, "row:0")
         started = time.monotonic()
         run_until(app, lambda: time.monotonic() - started > 1.5, what="listening")
@@ -208,10 +213,7 @@ def test_a_corrupt_song_is_skipped_with_a_message(settings, tmp_path):
         add_tracks(store, tmp_path / "music", count=3, category=CALM, corrupt=2)
     app = make_app(settings, sample_scanner)
     try:
-        tap(app, "guest")
-        tap(app, "no_camera")
-        tap(app, "mood:neutral")
-        run_until(app, lambda: app.screen.loaded)
+        songs_as_guest_without_camera(app, "neutral")
         ranked = [r.track for r in app.visit.ranked]
         broken = next(i for i, t in enumerate(ranked) if "broken" in t.path)
         tap(app, f"row:{broken}")
@@ -332,10 +334,7 @@ def shown_titles(app) -> list[str]:
 def test_more_songs_pages_on_and_the_other_category_is_offered(settings, library):
     app = make_app(settings, sample_scanner)
     try:
-        tap(app, "guest")
-        tap(app, "no_camera")
-        tap(app, "mood:sad")
-        run_until(app, lambda: app.screen.loaded)
+        songs_as_guest_without_camera(app, "sad")
         assert app.visit.category == CALM and len(app.visit.ranked) == 7
         first = shown_titles(app)
         tap(app, "more")
@@ -358,10 +357,7 @@ def test_an_empty_category_says_so_and_offers_the_other(settings, tmp_path):
         add_tracks(store, tmp_path / "music", count=2, category=ENERGETIC)
     app = make_app(settings, sample_scanner)
     try:
-        tap(app, "guest")
-        tap(app, "no_camera")
-        tap(app, "mood:neutral")
-        run_until(app, lambda: app.screen.loaded)
+        songs_as_guest_without_camera(app, "neutral")
         assert app.visit.ranked == [] and not any(
             t.id.startswith("row:") for t in app.screen.targets
         )
@@ -403,10 +399,7 @@ def test_when_a_song_ends_the_next_one_plays_and_after_the_last_comes_the_rating
         add_tracks(store, tmp_path / "music", count=2, category=CALM, seconds=0.6)
     app = make_app(settings, sample_scanner)
     try:
-        tap(app, "guest")
-        tap(app, "no_camera")
-        tap(app, "mood:sad")
-        run_until(app, lambda: app.screen.loaded)
+        songs_as_guest_without_camera(app, "sad")
         tap(app, "row:0")
         run_until(
             app, lambda: app.screen.name == "playing" and app.screen.index == 1, what="song 2"
