@@ -106,10 +106,8 @@ def measure_scan_and_memory(data_dir: Path) -> tuple[float, float, str]:
     os.environ["MOODTUNES_DATA_DIR"] = str(data_dir)
     sys.path.insert(0, str(REPO / "tests"))
     from moodtunes.config import load_settings
-    from moodtunes.player import MixerPlayer
     from moodtunes.store import Store
-    from moodtunes.ui.app import KioskApp
-    from ui_support import add_tracks, tap
+    from ui_support import add_tracks, make_app, tap
 
     settings = load_settings()
     settings.camera.source = "sample"
@@ -117,15 +115,7 @@ def measure_scan_and_memory(data_dir: Path) -> tuple[float, float, str]:
     with Store.open(settings.database_path) as store:
         add_tracks(store, data_dir / "music", count=6, seconds=60.0)
     factory, model_label = scanner_factory_and_label()
-    app = KioskApp(
-        settings,
-        scanner_factory=factory,
-        player_factory=lambda v: MixerPlayer(v),
-        library_loader=None,
-        size=SIZE,
-        max_fps=0,
-    )
-    app.start()
+    app = make_app(settings, factory, size=SIZE)
     welcome_fps = fps_over(app, 1.0, 3)
     app.scanner_service.wait(30)
     tap(app, "guest")
@@ -133,6 +123,7 @@ def measure_scan_and_memory(data_dir: Path) -> tuple[float, float, str]:
     deadline = time.monotonic() + 10
     while app.screen.name == "scan" and getattr(app.screen.snapshot, "frame", None) is None:
         app.step()
+        time.sleep(0.01)  # an uncapped UI loop would starve the camera worker of the GIL
         assert time.monotonic() < deadline, "no camera frame"
     assert app.screen.name == "scan", app.screen.name
     scan_fps = fps_over(app, 1.0, 5)

@@ -9,6 +9,7 @@ Frames only ever live in memory: nothing here writes an image anywhere.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import sys
 import time
@@ -20,6 +21,8 @@ import cv2
 import numpy as np
 
 logger = logging.getLogger(__name__)
+
+SAMPLE_PHOTO = "data/astronaut.png"  # inside the installed skimage package
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm"})
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"})
@@ -240,12 +243,24 @@ class ReplayCamera(_ClosingContext):
             close_source()
 
 
-def sample_frame(width: int, height: int) -> np.ndarray:
-    """scikit-image's astronaut photo (bundled with scikit-image) scaled and centre-cropped to
-    width x height, so the built-in sample looks like a camera frame of the configured size."""
-    from skimage import data
+def sample_photo_path() -> Path:
+    """scikit-image's bundled astronaut photo, found without importing scikit-image (whose import
+    takes seconds and, on a busy UI thread, starves the camera worker)."""
+    spec = importlib.util.find_spec("skimage")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        candidate = Path(folder) / SAMPLE_PHOTO
+        if candidate.is_file():
+            return candidate
+    raise CameraError(f"the built-in sample photo needs scikit-image ({SAMPLE_PHOTO} not found)")
 
-    photo = data.astronaut()
+
+def sample_frame(width: int, height: int) -> np.ndarray:
+    """The astronaut photo scaled and centre-cropped to width x height, so the built-in sample
+    looks like a camera frame of the configured size."""
+    from PIL import Image  # decodes this PNG's colour profile silently, unlike libpng via OpenCV
+
+    with Image.open(sample_photo_path()) as image:
+        photo = np.asarray(image.convert("RGB"))
     scale = max(width / photo.shape[1], height / photo.shape[0])
     resized = cv2.resize(photo, (round(photo.shape[1] * scale), round(photo.shape[0] * scale)),
                          interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
