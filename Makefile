@@ -8,7 +8,7 @@ SHARED ?= ../shared/datasets
 
 TRAIN_VENV := .venv-train
 TRAIN_STAMP := $(TRAIN_VENV)/.installed
-EMOTION_ARGS ?= --classes 3 --epochs 16
+EMOTION_ARGS ?= --classes 3 --epochs 60
 
 .PHONY: demo test venv lint lock dashboards bundle clean bench screenshots \
         train-emotion baseline-models evaluate-emotion train-music

@@ -193,6 +193,7 @@ def train(args: argparse.Namespace) -> dict:
     (work / "checkpoints").mkdir(parents=True, exist_ok=True)
 
     started = time.monotonic()
+    commit = git_commit(Path.cwd())  # before the export rewrites the model files it checks
     train_set = load_split(args.data, Split.TRAIN, classes)
     val_set = load_public_test(args.data)
     logger.info("train %s", train_set.counts())
@@ -258,7 +259,7 @@ def train(args: argparse.Namespace) -> dict:
             "calibration": f"{args.calibration} stratified training faces",
             "seed": args.seed,
             "command": "python -m models.emotion.train " + " ".join(sys.argv[1:]),
-            "git_commit": git_commit(Path.cwd()),
+            "git_commit": commit,
             "tensorflow": tf.__version__,
             "training_time_s": record["training_time_s"],
             "history_val3_accuracy": [round(h["val3_accuracy"], 4) for h in record["history"]],
