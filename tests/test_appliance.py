@@ -44,7 +44,8 @@ def test_systemd_accepts_the_units(tmp_path):
 def test_scripts_parse_and_pass_shellcheck(script):
     assert subprocess.run(["bash", "-n", str(script)], check=False).returncode == 0
     if shutil.which("shellcheck"):
-        result = subprocess.run(["shellcheck", "-S", "warning", str(script)], capture_output=True, text=True, check=False
+        result = subprocess.run(
+            ["shellcheck", "-S", "warning", str(script)], capture_output=True, text=True, check=False
         )
         assert result.returncode == 0, result.stdout
 

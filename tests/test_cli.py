@@ -9,7 +9,8 @@ from moodtunes.store import Store
 
 
 def moodtunes(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "moodtunes", *args], capture_output=True, text=True, timeout=120, check=False
+    return subprocess.run(
+        [sys.executable, "-m", "moodtunes", *args], capture_output=True, text=True, timeout=120, check=False
     )
 
 

@@ -18,8 +18,6 @@ class FakeClock:
         return self.now
 
 
-
-
 @pytest.fixture
 def tone(tmp_path: Path) -> Path:
     return write_tone(tmp_path / "tone.wav", 30.0)
