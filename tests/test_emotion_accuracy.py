@@ -21,7 +21,7 @@ PER_CLASS = 100  # the first 100 PublicTest faces of each class, in file-name or
 # fixed 300-face subset the shipped model scores 71.3% (recall happy 88%, neutral 50%, sad 76%);
 # the floors leave a little room for another runtime's rounding, not for a worse model.
 ACCURACY_FLOOR = 0.68
-RECALL_FLOOR = 0.40
+RECALL_FLOOR = 0.45
 
 
 @pytest.fixture(scope="module")
