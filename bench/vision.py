@@ -114,10 +114,10 @@ class BaselinePipeline:
     """The original project's approach: Haar cascade, then MobileNetV2-224 fp32 per face."""
 
     def __init__(self) -> None:
-        from moodtunes.vision.faces import load_interpreter
+        from moodtunes.litert import load_interpreter
 
         self.cascade = cv2.CascadeClassifier(HAAR)
-        self.interpreter = load_interpreter(BASELINE, threads=1)
+        self.interpreter = load_interpreter(BASELINE, 1, RuntimeError, "baseline model")
         self.interpreter.allocate_tensors()
         self.input_index = self.interpreter.get_input_details()[0]["index"]
         self.output_index = self.interpreter.get_output_details()[0]["index"]

@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image
 
 from moodtunes.domain import MOODS
+from moodtunes.litert import load_interpreter
 from moodtunes.paths import shipped_model
 
 logger = logging.getLogger(__name__)
@@ -77,17 +78,8 @@ def file_sha256(path: Path) -> str:
 
 
 def _load_interpreter(path: Path, threads: int) -> Any:
+    interpreter = load_interpreter(path, threads, EmotionModelError, "emotion model")
     try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError:
-        try:
-            from tflite_runtime.interpreter import Interpreter
-        except ImportError as exc:
-            raise EmotionModelError(
-                "no TFLite runtime: install ai-edge-litert (or tflite-runtime on the Pi)"
-            ) from exc
-    try:
-        interpreter = Interpreter(model_path=str(path), num_threads=threads)
         interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
         raise EmotionModelError(f"emotion model {path} is not a valid TFLite model: {exc}") from exc

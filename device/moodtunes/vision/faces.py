@@ -14,10 +14,11 @@ import logging
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
+
+from moodtunes.litert import load_interpreter
 
 logger = logging.getLogger(__name__)
 
@@ -113,21 +114,6 @@ def weighted_nms(boxes: np.ndarray, scores: np.ndarray, points: np.ndarray, iou_
     return np.array(kept_boxes), np.array(kept_scores), np.array(kept_points)
 
 
-def load_interpreter(path: Path, threads: int) -> Any:
-    """A LiteRT interpreter for ``path`` (tflite_runtime on a Pi without LiteRT)."""
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError:
-        try:
-            from tflite_runtime.interpreter import Interpreter
-        except ImportError as exc:
-            raise FaceModelError("no TFLite runtime: install ai-edge-litert (or tflite-runtime on the Pi)") from exc
-    try:
-        return Interpreter(model_path=str(path), num_threads=threads)
-    except (ValueError, RuntimeError) as exc:
-        raise FaceModelError(f"face model {path} is not a valid TFLite model: {exc}") from exc
-
-
 def shrink(image: np.ndarray, width: int, height: int) -> np.ndarray:
     """Downscale without aliasing, cheaply: bilinear to twice the target, then an exact 2x area
     average (a third of INTER_AREA's cost at 640x480 -> 128x96, and sensor noise stays noise-free)."""
@@ -162,7 +148,7 @@ class FaceDetector:
         self.input_size = input_size
         self._min_logit = float(np.log(min_score / (1.0 - min_score))) if 0 < min_score < 1 else (
             -_SCORE_CLIP if min_score <= 0 else _SCORE_CLIP)
-        self._interpreter = load_interpreter(model_path, threads)
+        self._interpreter = load_interpreter(model_path, threads, FaceModelError, "face model")
         inputs = self._interpreter.get_input_details()
         outputs = self._interpreter.get_output_details()
         if len(inputs) != 1 or len(outputs) != 2 or tuple(inputs[0]["shape"][1:]) != (NATIVE_INPUT, NATIVE_INPUT, 3):
