@@ -29,6 +29,7 @@ from moodtunes.emotion import CLIP_SIGMAS, EmotionModel, file_sha256, metadata_p
 
 from data.fer2013 import FER_CLASSES, DatasetError, Split, load_split
 from models.emotion.evaluate import classification_metrics, load_public_test, predict_int8
+from models.emotion.network import STAGE_WIDTHS
 
 logger = logging.getLogger("models.emotion.train")
 
@@ -76,8 +77,32 @@ def representative_sample(x: np.ndarray, labels: np.ndarray, n: int, seed: int) 
     return x[np.sort(np.concatenate(picks))]
 
 
-def build_dataset(x, y_onehot, sample_weight, batch_size: int, seed: int):
-    """Shuffled, augmented training batches of (input, one-hot label, weight)."""
+def teacher_probabilities(teacher_paths: list[Path], x: np.ndarray) -> np.ndarray:
+    """Happy/neutral/sad probabilities of each training face, averaged over the teacher models and
+    over the face and its mirror image: the soft targets a distilled student learns from."""
+    import keras
+
+    flipped = x[:, :, ::-1]
+    total = np.zeros((len(x), len(MOODS)), dtype=np.float64)
+    for path in teacher_paths:
+        teacher = keras.models.load_model(path, compile=False)
+        if teacher.output.shape[-1] != len(MOODS):
+            raise DatasetError(f"teacher {path}: {teacher.output.shape[-1]} outputs, expected {len(MOODS)}")
+        for view in (x, flipped):
+            logits = teacher.predict(view[..., None], batch_size=512, verbose=0).astype(np.float64)
+            e = np.exp(logits - logits.max(axis=1, keepdims=True))
+            total += e / e.sum(axis=1, keepdims=True)
+    return (total / (2 * len(teacher_paths))).astype(np.float32)
+
+
+def training_targets(labels: np.ndarray, n_classes: int, soft: np.ndarray | None, weight: float) -> np.ndarray:
+    """One-hot labels, or with a teacher the blend (1 - weight) * one-hot + weight * teacher."""
+    onehot = np.eye(n_classes, dtype=np.float32)[labels]
+    return onehot if soft is None else (1.0 - weight) * onehot + weight * soft
+
+
+def build_dataset(x, targets, sample_weight, batch_size: int, seed: int):
+    """Shuffled, augmented training batches of (input, target distribution, weight)."""
     import keras
     import tensorflow as tf
 
@@ -102,7 +127,7 @@ def build_dataset(x, y_onehot, sample_weight, batch_size: int, seed: int):
         apply = cutout_rng.uniform((n, 1, 1)) < 0.5
         return tf.where((inside & apply)[..., None], tf.zeros_like(images), images)
 
-    ds = tf.data.Dataset.from_tensor_slices((x[..., None], y_onehot, sample_weight))
+    ds = tf.data.Dataset.from_tensor_slices((x[..., None], targets, sample_weight))
     ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True).batch(batch_size)
     ds = ds.map(lambda a, b, w: (cutout(augment(a, training=True)), b, w))
     return ds.prefetch(2)
@@ -157,11 +182,10 @@ def read_history(work: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def fit(model, args, x_train, y_train, weights, x_val, y_val, val_indices, work: Path, started: float) -> None:
+def fit(model, args, x_train, targets, sample_weights, x_val, y_val, val_indices, work: Path, started: float) -> None:
     """AdamW with linear warm-up then cosine decay, label smoothing and class-weighted samples."""
     import keras
 
-    classes = CLASS_SETS[args.classes]
     steps = int(np.ceil(len(x_train) / args.batch_size)) * args.epochs
     schedule = keras.optimizers.schedules.CosineDecay(
         0.0, steps - steps // 20, warmup_target=args.lr, warmup_steps=steps // 20
@@ -172,9 +196,7 @@ def fit(model, args, x_train, y_train, weights, x_val, y_val, val_indices, work:
         metrics=["accuracy"],
         jit_compile=False,  # XLA on CPU was slower for these convolutions
     )
-    dataset = build_dataset(
-        x_train, np.eye(len(classes), dtype=np.float32)[y_train], weights[y_train], args.batch_size, args.seed
-    )
+    dataset = build_dataset(x_train, targets, sample_weights, args.batch_size, args.seed)
     tracker = BestOnValidation.create(x_val, y_val, val_indices, work, args.epochs, started)
     model.fit(dataset, epochs=args.epochs, callbacks=[tracker], verbose=1 if sys.stdout.isatty() else 0)
 
@@ -205,10 +227,16 @@ def train(args: argparse.Namespace) -> dict:
     logger.info("class weights %s", dict(zip(classes, np.round(weights, 3).tolist())))
     val_indices = [classes.index(mood) for mood in MOODS]
 
-    model = build_model(INPUT_SIZE, len(classes))
+    model = build_model(INPUT_SIZE, len(classes), widths=tuple(args.widths))
     logger.info("model: %d parameters", model.count_params())
     if not args.export_only:
-        fit(model, args, x_train, y_train, weights, x_val, val_set.labels, val_indices, work, started)
+        soft = None
+        if args.teacher:
+            soft = teacher_probabilities(args.teacher, x_train)
+            agreement = float(np.mean(np.argmax(soft, axis=1) == y_train))
+            logger.info("teachers %s agree with %.1f%% of training labels", [str(p) for p in args.teacher], 100 * agreement)
+        targets = training_targets(y_train, len(classes), soft, args.distill_weight)
+        fit(model, args, x_train, targets, weights[y_train], x_val, val_set.labels, val_indices, work, started)
     record = read_history(work)
 
     model.load_weights(work / CHECKPOINT)
@@ -247,6 +275,7 @@ def train(args: argparse.Namespace) -> dict:
             f"{train_set.counts()}; model selection on PublicTest happy/neutral/sad",
             "classes_trained": list(classes),
             "mapping": "7-class head cut to the happy/neutral/sad logits" if args.classes == "7" else "3-class head",
+            "stage_widths": list(args.widths),
             "epochs": record["epochs"],
             "epochs_done": record["epochs_done"],
             "best_epoch": record["best_epoch"],
@@ -254,6 +283,11 @@ def train(args: argparse.Namespace) -> dict:
             "learning_rate": args.lr,
             "weight_decay": args.weight_decay,
             "label_smoothing": args.label_smoothing,
+            "distillation": (
+                {"teachers": [str(p) for p in args.teacher], "weight": args.distill_weight,
+                 "targets": "(1 - weight) * one-hot + weight * teachers' mean softmax over face and mirror"}
+                if args.teacher else None
+            ),
             "class_weights": dict(zip(classes, np.round(weights, 4).tolist())),
             "augmentation": "horizontal flip, rotation +-10 deg, zoom -15..+10%, shift +-10%, 12x12 cutout p=0.5",
             "calibration": f"{args.calibration} stratified training faces",
@@ -290,6 +324,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--weight-decay", type=float, default=1e-4)
     parser.add_argument("--label-smoothing", type=float, default=0.1)
+    parser.add_argument(
+        "--widths", type=int, nargs=3, default=list(STAGE_WIDTHS), metavar="N",
+        help="channels of the three convolution stages (wider: a teacher for distillation)",
+    )
+    parser.add_argument(
+        "--teacher", type=Path, nargs="+", default=[], metavar="KERAS",
+        help="distil from these float happy/neutral/sad models (a run's work/emotion_float.keras); needs --classes 3",
+    )
+    parser.add_argument("--distill-weight", type=float, default=0.5, help="share of the teachers in the targets")
     parser.add_argument("--calibration", type=int, default=600, help="faces used to calibrate int8")
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument(
@@ -298,6 +341,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--interim", action="store_true", help="mark the metadata as an interim model")
     args = parser.parse_args(argv)
+    if args.teacher and args.classes != "3":
+        parser.error("--teacher needs --classes 3 (teachers give happy/neutral/sad probabilities)")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     try:
         meta = train(args)
