@@ -11,7 +11,7 @@ TRAIN_STAMP := $(TRAIN_VENV)/.installed
 EMOTION_ARGS ?= --classes 3 --epochs 60
 
 .PHONY: demo test venv lint lock dashboards bundle clean bench screenshots \
-        train-emotion baseline-models evaluate-emotion train-music
+        train-emotion baseline-models evaluate-emotion train-music music-embedding
 
 ## Run the kiosk in a window with embedded defaults (demo library, sample camera if no webcam).
 demo: $(STAMP)
@@ -51,6 +51,13 @@ baseline-models: $(TRAIN_STAMP)
 ## Reproduce the shipped music mood model (models/music/mood_model.json) from the 4Q clips.
 train-music: $(STAMP)
 	$(VENV)/bin/python -m models.music.train --data $(SHARED)/music-4q --out models/music/mood_model.json
+
+## Reproduce the shipped music embedding (models/music/msd_vgg_int8.tflite + .json) from musicnn's
+## MSD_vgg checkpoint; librosa makes the log-mel patches it is checked on.
+music-embedding: $(TRAIN_STAMP)
+	$(TRAIN_VENV)/bin/python -m pip install -q 'librosa>=0.10,<0.12'
+	$(TRAIN_VENV)/bin/pip download -q musicnn==0.1.0 --no-deps -d .cache/musicnn
+	$(TRAIN_VENV)/bin/python -m models.music.musicnn_export --wheel .cache/musicnn/musicnn-0.1.0-py3-none-any.whl --out models/music --clips $(SHARED)/music-4q
 
 ## Every benchmark (results in docs/benchmarks.md); run `make baseline-models` once first.
 bench: $(STAMP)
