@@ -55,7 +55,6 @@ train-music: $(STAMP)
 ## Reproduce the shipped music embedding (models/music/msd_vgg_int8.tflite + .json) from musicnn's
 ## MSD_vgg checkpoint; librosa makes the log-mel patches it is checked on.
 music-embedding: $(TRAIN_STAMP)
-	$(TRAIN_VENV)/bin/python -m pip install -q 'librosa>=0.10,<0.12'
 	$(TRAIN_VENV)/bin/pip download -q musicnn==0.1.0 --no-deps -d .cache/musicnn
 	$(TRAIN_VENV)/bin/python -m models.music.musicnn_export --wheel .cache/musicnn/musicnn-0.1.0-py3-none-any.whl --out models/music --clips $(SHARED)/music-4q
 

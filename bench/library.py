@@ -1,5 +1,5 @@
-"""Music analysis throughput: the device's analysis (decode + features + mood model) vs a naive
-librosa pipeline, both on one core in the same process over the shared 4Q clips.
+"""Music analysis throughput: the device's analysis (decode, features, embedding, mood model) vs a
+naive librosa pipeline, both on one core in the same process over the shared 4Q clips.
 
     .venv/bin/python bench/library.py [--data ../shared/datasets/music-4q] [--clips 40] [--baseline-clips 8]
 
@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 from moodtunes.library.audio import load_excerpt
+from moodtunes.library.embedding import shipped_embedder
 from moodtunes.library.features import extract_features
 from moodtunes.library.mood_model import MoodModel
 from threadpoolctl import threadpool_limits
@@ -38,9 +39,12 @@ def device_analysis(path: Path, model: MoodModel) -> tuple[float, dict[str, floa
     t1 = time.process_time()
     features = extract_features(excerpt.samples, excerpt.sr)
     t2 = time.process_time()
-    model.predict(features)
+    features.update(shipped_embedder().features(excerpt.samples, excerpt.sr))
     t3 = time.process_time()
-    return excerpt.samples.size / excerpt.sr, {"decode": t1 - t0, "features": t2 - t1, "model": t3 - t2}
+    model.predict(features)
+    t4 = time.process_time()
+    timing = {"decode": t1 - t0, "features": t2 - t1, "embedding": t3 - t2, "model": t4 - t3}
+    return excerpt.samples.size / excerpt.sr, timing
 
 
 def naive_analysis(path: Path) -> float:
@@ -87,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         warmup = time.perf_counter() - t
         naive_analysis(paths[0])
 
-        factors, wall_factors, stages = [], [], {"decode": [], "features": [], "model": []}
+        factors, wall_factors, stages = [], [], {"decode": [], "features": [], "embedding": [], "model": []}
         for path in evenly_spaced(paths, args.clips):
             wall = time.perf_counter()
             seconds, timing = device_analysis(path, model)

@@ -32,7 +32,7 @@ done
 echo "== models, units, config, installer"
 cp "$repo/requirements/pi-aarch64.txt" "$stage/requirements/"
 mkdir -p "$stage/models"
-(cd "$repo/models" && find . \( -name '*.tflite' -o -name '*.json' \) -not -path '*/cache/*' -not -path '*/work/*' \
+(cd "$repo/models" && find . \( -name '*.tflite' -o -name '*.json' -o -name 'LICENSE-*' \) -not -path '*/cache/*' -not -path '*/work/*' \
   -exec cp --parents {} "$stage/models/" \;)
 cp -r "$repo/systemd" "$stage/"
 mkdir -p "$stage/provisioning"

@@ -43,10 +43,17 @@ def test_shipped_model_loads_and_says_how_it_was_made(shipped):
     assert shipped["training"]["date"]
 
 
-def test_shipped_model_uses_the_device_feature_names():
+def test_shipped_model_reads_features_the_device_computes():
+    from moodtunes.library.embedding import shipped_embedder
     from moodtunes.library.features import feature_names
 
-    assert MoodModel.load().feature_names == feature_names()
+    t = np.arange(8 * 22050) / 22050
+    embedding = shipped_embedder().features((0.2 * np.sin(2 * np.pi * 330 * t)).astype(np.float32), 22050)
+    computed = set(feature_names()) | set(embedding)
+    used = MoodModel.load().feature_names
+    assert set(used) <= computed
+    # a blend of the pretrained embedding and the hand-made descriptors (models.music.train)
+    assert any(n.startswith("vgg_pool") for n in used) and "tempo" in used
 
 
 def test_predictions_are_probabilities_with_derived_valence_and_arousal():

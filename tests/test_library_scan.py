@@ -94,6 +94,22 @@ def test_rescan_of_an_unchanged_library_does_no_audio_work(library, store, analy
     assert (report.found, report.analysed, report.unchanged, report.failed) == (5, 0, 5, [])
 
 
+def test_a_new_mood_model_reanalyses_the_library_once(library, store, analyses, tmp_path):
+    from moodtunes.library.mood_model import default_model_path
+
+    scan_library([library], store, workers=1)
+    doc = json.loads(default_model_path().read_text())
+    doc["category_rule"]["min_valence"] = 0.99  # an update that changes every track's category
+    updated = tmp_path / "updated.json"
+    updated.write_text(json.dumps(doc))
+    analyses.clear()
+    report = scan_library([library], store, workers=1, model_path=updated)
+    assert report.analysed == 4 and len(analyses) == 5  # the corrupt file is retried too
+    assert {t.category for t in store.tracks()} == {Category.NOT_MOOD_LIFTING.value}
+    analyses.clear()
+    assert scan_library([library], store, workers=1, model_path=updated).analysed == 0 and analyses == []
+
+
 def test_changed_files_are_reanalysed_and_removed_files_pruned(library, store, analyses):
     scan_library([library], store, workers=1)
     analyses.clear()

@@ -124,8 +124,10 @@ def test_outbox_retry_bookkeeping(store):
 def test_catalog_upsert_errors_and_pruning(store):
     store.upsert_track(track("/m/a.ogg"))
     store.upsert_track(track("/m/b.ogg", category="Highly energetic"))
-    store.record_track_error("/m/broken.mp3", 5, 2.0, "not an audio file")
-    assert store.track_index() == {"/m/a.ogg": (10, 1.5), "/m/b.ogg": (10, 1.5), "/m/broken.mp3": (5, 2.0)}
+    store.record_track_error("/m/broken.mp3", 5, 2.0, "not an audio file", "v9/model-abc")
+    assert store.track_index() == {
+        "/m/a.ogg": (10, 1.5, None), "/m/b.ogg": (10, 1.5, None), "/m/broken.mp3": (5, 2.0, "v9/model-abc")
+    }
     assert [t.path for t in store.tracks()] == ["/m/a.ogg", "/m/b.ogg"]
     assert [t.path for t in store.tracks(category="Highly energetic")] == ["/m/b.ogg"]
     assert store.track_by_path("/m/broken.mp3").error == "not an audio file"

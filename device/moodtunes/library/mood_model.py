@@ -8,6 +8,7 @@ pickles, nothing to execute, identical results on the desktop and the Pi.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -70,7 +71,7 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 class MoodModel:
     def __init__(
         self, feature_names: list[str], mean: np.ndarray, scale: np.ndarray, z_clip: float,
-        layers: list[_Layer], rule: CategoryRule, meta: dict[str, Any],
+        layers: list[_Layer], rule: CategoryRule, meta: dict[str, Any], digest: str = "",
     ) -> None:
         self.feature_names = feature_names
         self._mean = mean
@@ -79,13 +80,15 @@ class MoodModel:
         self._layers = layers
         self.rule = rule
         self.meta = meta
+        self.digest = digest  # sha256 of the file it was loaded from: identifies the model
 
     @classmethod
     def load(cls, path: Path | None = None) -> MoodModel:
         """Load and validate a model file (default: the shipped one); raise MoodModelError."""
         path = Path(path) if path is not None else default_model_path()
         try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
+            raw = path.read_bytes()
+            doc = json.loads(raw.decode("utf-8"))
         except FileNotFoundError:
             raise MoodModelError(f"mood model {path}: not found") from None
         except (OSError, UnicodeDecodeError) as exc:
@@ -93,9 +96,11 @@ class MoodModel:
         except json.JSONDecodeError as exc:
             raise MoodModelError(f"mood model {path}: invalid JSON ({exc})") from None
         try:
-            return cls.from_dict(doc)
+            model = cls.from_dict(doc)
         except MoodModelError as exc:
             raise MoodModelError(f"mood model {path}: {exc}") from None
+        model.digest = hashlib.sha256(raw).hexdigest()
+        return model
 
     @classmethod
     def from_dict(cls, doc: Any) -> MoodModel:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from moodtunes.library.analysis import ANALYSIS_ID, audio_features
 from moodtunes.library.audio import AudioDecodeError
+from moodtunes.library.embedding import shipped_embedder
 from moodtunes.library.mood_model import MoodModel, MoodModelError
 from moodtunes.library.tags import read_tags
 from moodtunes.store import Store, TrackRecord
@@ -70,6 +71,12 @@ def iter_audio_files(root: Path) -> Iterator[FileState]:
             yield FileState(path, st.st_size, st.st_mtime)
 
 
+def analysis_key(model: MoodModel) -> str:
+    """What a catalogued mood depends on: how features are computed and which mood model ran.
+    A track whose key differs from the current one is analysed again."""
+    return f"{ANALYSIS_ID}/model-{model.digest[:12]}"
+
+
 def analyse_track(state: FileState, model: MoodModel) -> TrackRecord:
     """Tags, audio features and mood of one file. Raises AudioDecodeError or MoodModelError."""
     path = Path(state.path)
@@ -82,7 +89,7 @@ def analyse_track(state: FileState, model: MoodModel) -> TrackRecord:
         duration=round(tags.duration or decoded_duration, 3), tempo=round(features["tempo"], 1),
         quadrant=mood.quadrant, probs={q: round(p, 4) for q, p in mood.probs.items()},
         valence=round(mood.valence, 4), arousal=round(mood.arousal, 4),
-        category=mood.category.value, features=features,
+        category=mood.category.value, features=features, analysis=analysis_key(model),
     )
 
 
@@ -120,9 +127,9 @@ def _under(path: str, roots: Iterable[str]) -> bool:
 
 
 def _plan(
-    roots: list[Path], store: Store, exclusive: bool, report: ScanReport
+    roots: list[Path], store: Store, exclusive: bool, analysis: str, report: ScanReport
 ) -> tuple[list[FileState], list[str]]:
-    """(files to analyse, catalogued paths to prune)."""
+    """(files to analyse: new, changed or analysed differently; catalogued paths to prune)."""
     existing_roots = []
     for root in roots:
         if root.is_dir():
@@ -133,7 +140,7 @@ def _plan(
     on_disk = {s.path: s for r in existing_roots for s in iter_audio_files(Path(r))}
     report.found = len(on_disk)
     catalogued = store.track_index()
-    todo = [s for p, s in on_disk.items() if catalogued.get(p) != (s.size, s.mtime)]
+    todo = [s for p, s in on_disk.items() if catalogued.get(p) != (s.size, s.mtime, analysis)]
     report.unchanged = report.found - len(todo)
     # Tracks under a missing folder are kept (an unplugged drive should not empty the catalogue).
     def should_prune(path: str) -> bool:
@@ -147,12 +154,14 @@ def _plan(
     return todo, gone
 
 
-def _store_result(store: Store, state: FileState, result: TrackRecord | str, report: ScanReport) -> None:
+def _store_result(
+    store: Store, state: FileState, result: TrackRecord | str, analysis: str, report: ScanReport
+) -> None:
     if isinstance(result, TrackRecord):
         store.upsert_track(result)
         report.analysed += 1
     else:
-        store.record_track_error(state.path, state.size, state.mtime, result)
+        store.record_track_error(state.path, state.size, state.mtime, result, analysis)
         report.failed.append((state.path, result))
         logger.warning("skipped %s: %s", state.path, result)
 
@@ -214,10 +223,13 @@ def scan_library(
     ``exclusive``: the catalogue should hold only these folders, so tracks elsewhere are pruned
     too. Raises MoodModelError (before any work) if the mood model can't be loaded."""
     started = time.monotonic()
-    check_model(MoodModel.load(model_path))  # fail fast, with one clear message, before any work
+    model = MoodModel.load(model_path)
+    check_model(model)  # fail fast, with one clear message, before any work
+    shipped_embedder()
+    analysis = analysis_key(model)
     report = ScanReport()
     resolved = [Path(os.path.abspath(os.path.expanduser(r))) for r in roots]
-    todo, gone = _plan(resolved, store, exclusive, report)
+    todo, gone = _plan(resolved, store, exclusive, analysis, report)
     if gone:
         report.removed = store.delete_tracks(gone)
         logger.info("pruned %d tracks whose files are gone", report.removed)
@@ -225,7 +237,7 @@ def scan_library(
     logger.info("%d audio files, %d to analyse with %d worker(s)", report.found, len(todo), n_workers)
     results = _run_inline(todo, model_path) if n_workers == 1 else _run_pool(todo, model_path, n_workers)
     for done, (state, result) in enumerate(results, start=1):
-        _store_result(store, state, result, report)
+        _store_result(store, state, result, analysis, report)
         if progress is not None:
             progress(done, len(todo), state.path)
     report.seconds = time.monotonic() - started

@@ -95,4 +95,9 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX outbox_pending ON outbox(sent_at, id);
     """,
+    # 2: which analysis (features and mood model) produced each track's mood, so an update that
+    # changes either re-analyses the library on the next scan
+    """
+    ALTER TABLE tracks ADD COLUMN analysis TEXT;
+    """,
 )

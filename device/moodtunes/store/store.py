@@ -73,6 +73,7 @@ class TrackRecord:
     category: str | None = None
     features: dict[str, float] = field(default_factory=dict)
     error: str | None = None
+    analysis: str | None = None  # the analysis key of the scan that wrote the record
     id: int | None = None
 
 
@@ -87,7 +88,7 @@ class OutboxItem:
 
 _TRACK_COLUMNS = (
     "path", "size", "mtime", "title", "artist", "album", "genre", "year", "duration", "tempo",
-    "quadrant", "probs", "valence", "arousal", "category", "features", "error",
+    "quadrant", "probs", "valence", "arousal", "category", "features", "error", "analysis",
 )
 
 
@@ -452,9 +453,10 @@ class Store:
 
     # ---- music catalog ---------------------------------------------------------------------
 
-    def track_index(self) -> dict[str, tuple[int, float]]:
-        rows = self._query("SELECT path, size, mtime FROM tracks")
-        return {r["path"]: (r["size"], r["mtime"]) for r in rows}
+    def track_index(self) -> dict[str, tuple[int, float, str | None]]:
+        """path -> (size, mtime, analysis key) of every catalogued file, to plan a rescan."""
+        rows = self._query("SELECT path, size, mtime, analysis FROM tracks")
+        return {r["path"]: (r["size"], r["mtime"], r["analysis"]) for r in rows}
 
     def upsert_track(self, rec: TrackRecord) -> int:
         values = [getattr(rec, name) for name in _TRACK_COLUMNS]
@@ -471,9 +473,9 @@ class Store:
             )
             return int(db.execute("SELECT id FROM tracks WHERE path = ?", (rec.path,)).fetchone()[0])
 
-    def record_track_error(self, path: str, size: int, mtime: float, error: str) -> None:
-        """Keep a file that can't be analysed, so a rescan skips it until it changes."""
-        record = TrackRecord(path=path, size=size, mtime=mtime, title=Path(path).stem, artist="")
+    def record_track_error(self, path: str, size: int, mtime: float, error: str, analysis: str | None = None) -> None:
+        """Keep a file that can't be analysed, so a rescan skips it until it or the analysis changes."""
+        record = TrackRecord(path=path, size=size, mtime=mtime, title=Path(path).stem, artist="", analysis=analysis)
         record.error = error
         self.upsert_track(record)
 
