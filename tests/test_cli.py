@@ -86,3 +86,21 @@ def test_doctor_fails_clearly_on_a_missing_model(capsys, monkeypatch, tmp_path):
     assert main(["doctor"]) == 1
     out = capsys.readouterr().out
     assert "FAIL  emotion model" in out and "gone.tflite" in out
+
+
+def test_doctor_fails_clearly_when_the_music_embedding_is_missing(capsys, monkeypatch, tmp_path):
+    import shutil
+
+    from moodtunes.library.embedding import shipped_embedder
+    from moodtunes.paths import models_dir
+
+    models = tmp_path / "models"
+    shutil.copytree(models_dir(), models, ignore=shutil.ignore_patterns("msd_vgg_int8.tflite", "cache", "work"))
+    monkeypatch.setenv("MOODTUNES_MODELS_DIR", str(models))
+    shipped_embedder.cache_clear()
+    try:
+        assert main(["doctor"]) == 1
+    finally:
+        shipped_embedder.cache_clear()
+    out = capsys.readouterr().out
+    assert "FAIL  music model" in out and "msd_vgg_int8.tflite: not found" in out

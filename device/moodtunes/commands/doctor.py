@@ -88,10 +88,13 @@ def _camera(settings: Settings) -> Check:
 
 
 def _music(settings: Settings) -> Check:
+    from moodtunes.library.embedding import shipped_embedder
     from moodtunes.library.mood_model import MoodModel, MoodModelError
+    from moodtunes.library.scan import check_model
 
     try:
-        MoodModel.load(settings.library.model)
+        check_model(MoodModel.load(settings.library.model))
+        shipped_embedder()  # the pretrained audio network the model's features come from
     except MoodModelError as exc:
         return Check("music model", "fail", str(exc))
     folders = settings.library.paths
