@@ -221,10 +221,12 @@ def scan_library(
     """Bring the catalogue up to date with the audio files under ``roots``.
 
     ``exclusive``: the catalogue should hold only these folders, so tracks elsewhere are pruned
-    too. Raises MoodModelError (before any work) if the mood model can't be loaded."""
+    too. Raises MoodModelError (before any work) if the mood model or the embedding network can't
+    be loaded."""
     started = time.monotonic()
+    # Fail fast, with one clear message, before any work: the mood model and the embedding network.
     model = MoodModel.load(model_path)
-    check_model(model)  # fail fast, with one clear message, before any work
+    check_model(model)
     shipped_embedder()
     analysis = analysis_key(model)
     report = ScanReport()
