@@ -8,6 +8,8 @@ import os
 import signal
 import subprocess
 import sys
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -175,6 +177,27 @@ def test_influxdb_rejecting_the_data_itself_is_final(influxdb):
     with pytest.raises(WriteError, match="field type conflict") as caught:
         writer.write([Point("visit").tag("device_id", "k").field("rating", "very good")])
     assert not caught.value.retryable
+
+
+def test_a_missing_database_is_created_on_write_instead_of_holding_visits_forever(influxdb):
+    """InfluxDB down or brand new when the ingest started (no CREATE took), or the database dropped
+    while it runs: the next write creates it and goes through."""
+    db = unique("late")
+    writer = V1Writer(IngestSettings(influx_api="v1", influx_url=influxdb.url, influx_db=db))
+    writer.write([Point("visit").tag("device_id", "k").field("rating", 80)])
+    drop = urllib.parse.urlencode({"q": f'DROP DATABASE "{db}"'})
+    with urllib.request.urlopen(urllib.request.Request(f"{influxdb.url}/query?{drop}", data=b"", method="POST")) as answer:
+        answer.read()  # InfluxDB sends its headers before it runs the statement
+    writer.write([Point("visit").tag("device_id", "k").field("rating", 60)])
+    assert influxql(influxdb, db, "SELECT rating FROM visit")[0]["values"][0][1] == 60
+
+
+def test_a_database_influxdb_refuses_to_create_is_a_retryable_error(influxdb):
+    """InfluxQL answers 200 with the statement's error in the body; a misconfigured name is fixable."""
+    writer = V1Writer(IngestSettings(influx_api="v1", influx_url=influxdb.url, influx_db="x" * 300))
+    with pytest.raises(WriteError, match="could not create database 'x+': name too long") as caught:
+        writer.prepare()
+    assert caught.value.retryable
 
 
 def test_the_ingest_command_runs_until_sigterm(mosquitto, influxdb, tmp_path):

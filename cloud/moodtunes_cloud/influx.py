@@ -11,6 +11,7 @@ overloaded) or not (it rejected the data, e.g. a field type conflict).
 from __future__ import annotations
 
 import http.client
+import json
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -28,6 +29,13 @@ class WriteError(Exception):
     def __init__(self, message: str, retryable: bool) -> None:
         super().__init__(message)
         self.retryable = retryable
+
+
+class DatabaseMissing(WriteError):
+    """InfluxDB 1.x has no such database (it was new or down when the ingest started, or dropped)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=True)
 
 
 def _retryable_status(status: int) -> bool:
@@ -59,26 +67,44 @@ class V1Writer:
         if settings.influx_token:
             self._headers["Authorization"] = f"Token {settings.influx_token.get_secret_value()}"
 
-    def _post(self, path: str, params: dict[str, str], body: bytes) -> None:
+    def _post(self, path: str, params: dict[str, str], body: bytes) -> bytes:
         url = f"{self._base}{path}?{urllib.parse.urlencode(params | self._auth)}"
         request = urllib.request.Request(url, data=body, headers=self._headers, method="POST")
         try:
-            with urllib.request.urlopen(request, timeout=self._timeout):
-                pass
+            with urllib.request.urlopen(request, timeout=self._timeout) as response:
+                return response.read()
         except urllib.error.HTTPError as exc:
             detail = exc.read(300).decode("utf-8", "replace").strip()
-            raise WriteError(f"InfluxDB {path} answered {exc.code}: {detail}", _retryable_status(exc.code)) from None
+            message = f"InfluxDB {path} answered {exc.code}: {detail}"
+            if exc.code == 404 and "database not found" in detail:
+                raise DatabaseMissing(message) from None
+            raise WriteError(message, _retryable_status(exc.code)) from None
         except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
             reason = getattr(exc, "reason", exc)
             raise WriteError(f"InfluxDB at {self._base} unreachable: {reason}", retryable=True) from None
 
     def prepare(self) -> None:
-        """Create the database if it is missing (a no-op when it exists)."""
-        self._post("/query", {"q": f'CREATE DATABASE "{self._db}"'}, b"")
+        """Create the database if it is missing (a no-op when it exists). InfluxDB sends a 200 before
+        it runs the statement and reports a failure in the body, so the body is read: only then is
+        the database there (writing at once after the headers alone sometimes met "database not
+        found")."""
+        answer = self._post("/query", {"q": f'CREATE DATABASE "{self._db}"'}, b"")
+        try:
+            error = json.loads(answer)["results"][0].get("error")
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+            error = f"unexpected answer {answer[:200]!r}"
+        if error:
+            raise WriteError(f"InfluxDB could not create database {self._db!r}: {error}", retryable=True)
 
     def write(self, points: list[Point]) -> None:
+        """Write the points; a missing database is created first (InfluxDB may have been down or
+        new when the ingest started, or the database was dropped) rather than holding visits forever."""
         body = "\n".join(p.to_line_protocol() for p in points).encode("utf-8")
-        self._post("/write", {"db": self._db, "precision": "ms"}, body)
+        try:
+            self._post("/write", {"db": self._db, "precision": "ms"}, body)
+        except DatabaseMissing:
+            self.prepare()
+            self._post("/write", {"db": self._db, "precision": "ms"}, body)
 
     def close(self) -> None:
         pass
