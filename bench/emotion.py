@@ -3,8 +3,9 @@
     .venv/bin/python bench/emotion.py [--runs 1000] [--baseline PATH]
 
 Single thread, both models timed in the same process with their runs interleaved, so both see the
-same machine load. ``median_ms_per_face`` is the full per-face cost on the device: preprocess (a
-160x160 RGB crop to the 48x48 model input) + int8 inference + softmax. The baseline
+same machine load. ``median_ms_per_face`` is the full per-face cost on the device once the vision
+pipeline has cut the face out: preprocess (the 96x96 grayscale crop it hands over, see
+moodtunes.vision.crop, to the 48x48 model input) + int8 inference + softmax. The baseline
 (MobileNetV2, 224x224x3, fp32, 7-class head, random weights) is timed on inference alone, so the
 printed speedup is conservative. Make the baseline once with the training environment:
 
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 from moodtunes.emotion import EmotionModel, EmotionModelError, preprocess
+from moodtunes.vision.crop import CROP_OVERSAMPLE
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_BASELINE = REPO / ".cache" / "baseline" / "mobilenetv2_224_fp32.tflite"
@@ -30,12 +32,15 @@ MAKE_BASELINE = (
 BASELINE_EVERY = 5  # one baseline run per 5 face runs: the baseline is ~20x slower
 
 
-def sample_face() -> np.ndarray:
-    """A real face crop (the astronaut photo scikit-image ships), resized to 160x160 RGB."""
-    from skimage import data, transform
+def sample_face(input_size: int) -> np.ndarray:
+    """A real face (the astronaut photo scikit-image ships) as the vision pipeline crops it: uint8
+    grayscale, CROP_OVERSAMPLE times the model input size, square."""
+    import cv2
+    from skimage import data
 
-    crop = data.astronaut()[20:200, 150:320]
-    return (transform.resize(crop, (160, 160), anti_aliasing=True) * 255).astype(np.uint8)
+    side = CROP_OVERSAMPLE * input_size
+    crop = cv2.resize(data.astronaut()[20:200, 150:320], (side, side), interpolation=cv2.INTER_AREA)
+    return cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)
 
 
 def baseline_runner(path: Path):
@@ -74,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     except EmotionModelError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    face = sample_face()
+    face = sample_face(model.input_size)
     x = preprocess(face, model.input_size)
     baseline = baseline_runner(args.baseline)
     for _ in range(20):  # warm-up: first invocations allocate and pack weights
@@ -91,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
 
     median = statistics.median
     print(f"model={args.model or 'shipped'} input={model.input_size}x{model.input_size} int8 threads=1 runs={args.runs}")
-    print(f"median_ms_per_face={median(per_face):.3f}  (preprocess 160x160 RGB + int8 inference + softmax)")
+    side = face.shape[0]
+    print(f"median_ms_per_face={median(per_face):.3f}  (preprocess {side}x{side} gray + int8 inference + softmax)")
     print(f"median_ms_inference={median(model_only):.3f}  median_ms_preprocess={median(preprocess_only):.3f}")
     print(f"baseline=MobileNetV2 224x224x3 fp32 runs={len(base)} median_ms={median(base):.3f}")
     print(f"speedup={median(base) / median(per_face):.1f}x  (baseline inference / full per-face cost)")

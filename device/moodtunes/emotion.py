@@ -58,7 +58,12 @@ def preprocess(face: np.ndarray, size: int) -> np.ndarray:
     if face.size == 0 or face.ndim not in (2, 3) or face.dtype != np.uint8:
         raise ValueError(f"face crop must be a non-empty uint8 image, got {face.dtype} {face.shape}")
     image = _to_gray_image(np.ascontiguousarray(face))
-    if image.size != (size, size):
+    width, height = image.size
+    if width == height and width % size == 0 and width > size:
+        # The vision pipeline's crop is an exact multiple of the input (vision.crop.CROP_OVERSAMPLE):
+        # the same box average as below, on Pillow's integer-factor path, about 4x faster.
+        image = image.reduce(width // size)
+    elif image.size != (size, size):
         shrinking = min(image.size) >= size
         image = image.resize((size, size), Image.Resampling.BOX if shrinking else Image.Resampling.BILINEAR)
     pixels = np.frombuffer(image.tobytes(), dtype=np.uint8).reshape(size, size).astype(np.float32)
