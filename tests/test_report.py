@@ -79,3 +79,24 @@ def test_falling_mood_says_so(store):
     report = summarise("Cy", store.visits(cy.id))
     assert report.mean_lift < 0 and report.improved_share == 0.0
     assert report.verdict.startswith("Not so far: your mood tended to drop")
+
+
+@pytest.mark.parametrize(
+    ("pairs", "expected"),
+    [
+        ([("happy", "happy")], "No clear change yet: your mood held steady in 1 of 1 measured visit."),
+        ([("happy", "happy"), ("sad", "happy"), ("sad", "happy")],
+         ("Yes, the music seems to lift your mood: your mood rose in 2 and held steady in 1 of 3 measured visits,"
+         " and the effect is growing.")),
+        ([("sad", "happy"), ("happy", "happy"), ("happy", "sad"), ("neutral", "happy")],
+         ("Yes, the music seems to lift your mood: your mood rose in 2, held steady in 1 and fell in 1 of 4 "
+         "measured visits, though the effect is fading.")),
+    ],
+)
+def test_the_verdict_counts_visits_whose_mood_rose_held_or_fell(store, pairs, expected):
+    dee = store.create_profile("Dee", "#aa00aa")
+    scans = {"happy": reading("happy", 0.9, 0.05), "sad": reading("sad", 0.1, 0.8)}
+    scans["neutral"] = reading("neutral", 0.3, 0.3)
+    for before, after in pairs:
+        visit(store, dee.id, scans[before], scans[after], "/m/fast.ogg", 30, 80)
+    assert summarise("Dee", store.visits(dee.id)).verdict == expected

@@ -81,21 +81,34 @@ def visit_line(visit: dict[str, Any]) -> VisitLine:
     )
 
 
-def _verdict(measured: int, mean_lift: float | None, improved: float | None, trend: float | None) -> str:
-    if measured == 0:
+NO_CHANGE = 0.05  # a change in mood score smaller than this (either way) counts as no change
+
+
+def _changes(lifts: Sequence[float]) -> str:
+    """'rose in 2 and held steady in 1 of 3 measured visits': every visit is counted, so a
+    visitor who came happy and stayed happy does not read 'rose in 0 of 1'."""
+    rose = sum(1 for x in lifts if x > NO_CHANGE)
+    fell = sum(1 for x in lifts if x < -NO_CHANGE)
+    counts = [(rose, "rose"), (len(lifts) - rose - fell, "held steady"), (fell, "fell")]
+    parts = [f"{verb} in {n}" for n, verb in counts if n]
+    said = parts[0] if len(parts) == 1 else f"{', '.join(parts[:-1])} and {parts[-1]}"
+    return f"{said} of {len(lifts)} measured visit{'' if len(lifts) == 1 else 's'}"
+
+
+def _verdict(lifts: Sequence[float], mean_lift: float | None, trend: float | None) -> str:
+    if not lifts:
         return "Not enough data yet: check your mood again after the music to measure its effect."
-    assert mean_lift is not None and improved is not None
-    share = f"your mood rose in {round(improved * measured)} of {measured} measured visits"
-    if mean_lift > 0.05:
+    assert mean_lift is not None
+    if mean_lift > NO_CHANGE:
         head = "Yes, the music seems to lift your mood"
-    elif mean_lift < -0.05:
+    elif mean_lift < -NO_CHANGE:
         head = "Not so far: your mood tended to drop after the music"
     else:
         head = "No clear change yet"
     tail = ""
-    if trend is not None and measured >= 3:
+    if trend is not None and len(lifts) >= 3:
         tail = ", and the effect is growing" if trend > 0.01 else ", though the effect is fading" if trend < -0.01 else ""
-    return f"{head}: {share}{tail}."
+    return f"{head}: your mood {_changes(lifts)}{tail}."
 
 
 def summarise(profile: str, visits: Sequence[dict[str, Any]]) -> ProfileReport:
@@ -129,5 +142,5 @@ def summarise(profile: str, visits: Sequence[dict[str, Any]]) -> ProfileReport:
         listening_minutes=round(sum(line.listening_minutes for line in lines), 2),
         by_category=by_category,
         best_category=best,
-        verdict=_verdict(len(lifts), mean_lift, improved, trend),
+        verdict=_verdict(lifts, mean_lift, trend),
     )
