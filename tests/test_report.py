@@ -54,10 +54,8 @@ def test_a_profile_whose_mood_the_music_lifts(store):
     assert report.by_category["Highly energetic"].mean_lift == pytest.approx(0.85)
     assert report.best_category == "Happy and calm"
     assert report.lift_trend == pytest.approx(0.075)
-    assert report.verdict == (
-        "Yes, the music seems to lift your mood: your mood rose in 3 of 3 measured visits,"
-        " and the effect is growing."
-    )
+    # one step, two steps, one step up: lifted every time, no trend in the moods shown
+    assert report.verdict == "Yes, the music seems to lift your mood. Your mood rose in 3 of 3 measured visits."
 
 
 def test_a_correction_counts_instead_of_the_models_guess(store):
@@ -78,18 +76,22 @@ def test_falling_mood_says_so(store):
         visit(store, cy.id, happy, sad, "/m/fast.ogg", 10, 10)
     report = summarise("Cy", store.visits(cy.id))
     assert report.mean_lift < 0 and report.improved_share == 0.0
-    assert report.verdict.startswith("Not so far: your mood tended to drop")
+    assert report.verdict == "Not so far: your mood tended to drop after the music. Your mood fell in 3 of 3 measured visits."
+    visit(store, cy.id, sad, happy, "/m/fast.ogg", 10, 10)
+    report = summarise("Cy", store.visits(cy.id))
+    assert report.verdict.endswith("rose in 1 and fell in 3 of 4 measured visits, though it is getting better.")
 
 
 @pytest.mark.parametrize(
     ("pairs", "expected"),
     [
-        ([("happy", "happy")], "No clear change yet: your mood held steady in 1 of 1 measured visit."),
+        ([("happy", "happy")], "No clear change yet. Your mood held steady in 1 of 1 measured visit."),
+        ([("happy", "happy, less sure")], "No clear change yet. Your mood held steady in 1 of 1 measured visit."),
         ([("happy", "happy"), ("sad", "happy"), ("sad", "happy")],
-         ("Yes, the music seems to lift your mood: your mood rose in 2 and held steady in 1 of 3 measured visits,"
+         ("Yes, the music seems to lift your mood. Your mood rose in 2 and held steady in 1 of 3 measured visits,"
          " and the effect is growing.")),
         ([("sad", "happy"), ("happy", "happy"), ("happy", "sad"), ("neutral", "happy")],
-         ("Yes, the music seems to lift your mood: your mood rose in 2, held steady in 1 and fell in 1 of 4 "
+         ("Yes, the music seems to lift your mood. Your mood rose in 2, held steady in 1 and fell in 1 of 4 "
          "measured visits, though the effect is fading.")),
     ],
 )
@@ -97,6 +99,7 @@ def test_the_verdict_counts_visits_whose_mood_rose_held_or_fell(store, pairs, ex
     dee = store.create_profile("Dee", "#aa00aa")
     scans = {"happy": reading("happy", 0.9, 0.05), "sad": reading("sad", 0.1, 0.8)}
     scans["neutral"] = reading("neutral", 0.3, 0.3)
+    scans["happy, less sure"] = reading("happy", 0.5, 0.2)
     for before, after in pairs:
         visit(store, dee.id, scans[before], scans[after], "/m/fast.ogg", 30, 80)
     assert summarise("Dee", store.visits(dee.id)).verdict == expected

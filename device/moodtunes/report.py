@@ -81,34 +81,37 @@ def visit_line(visit: dict[str, Any]) -> VisitLine:
     )
 
 
-NO_CHANGE = 0.05  # a change in mood score smaller than this (either way) counts as no change
+CLEAR_CHANGE = 0.1  # mean mood steps per visit (sad -> neutral is one step) that count as a change
+_MOOD_RANK = {"sad": 0, "neutral": 1, "happy": 2}
 
 
-def _changes(lifts: Sequence[float]) -> str:
-    """'rose in 2 and held steady in 1 of 3 measured visits': every visit is counted, so a
-    visitor who came happy and stayed happy does not read 'rose in 0 of 1'."""
-    rose = sum(1 for x in lifts if x > NO_CHANGE)
-    fell = sum(1 for x in lifts if x < -NO_CHANGE)
-    counts = [(rose, "rose"), (len(lifts) - rose - fell, "held steady"), (fell, "fell")]
-    parts = [f"{verb} in {n}" for n, verb in counts if n]
-    said = parts[0] if len(parts) == 1 else f"{', '.join(parts[:-1])} and {parts[-1]}"
-    return f"{said} of {len(lifts)} measured visit{'' if len(lifts) == 1 else 's'}"
-
-
-def _verdict(lifts: Sequence[float], mean_lift: float | None, trend: float | None) -> str:
-    if not lifts:
+def _verdict(measured: Sequence[VisitLine]) -> str:
+    """The report's one-sentence answer, in the moods the visitor was shown (sad, neutral, happy)
+    rather than the model's confidence: 'rose in 2 and held steady in 1 of 3 measured visits' —
+    a visitor who came happy and left happy held steady."""
+    if not measured:
         return "Not enough data yet: check your mood again after the music to measure its effect."
-    assert mean_lift is not None
-    if mean_lift > NO_CHANGE:
+    steps = [_MOOD_RANK[line.mood_after] - _MOOD_RANK[line.mood_before] for line in measured]  # type: ignore[index]
+    mean_step = float(np.mean(steps))
+    if mean_step > CLEAR_CHANGE:
         head = "Yes, the music seems to lift your mood"
-    elif mean_lift < -NO_CHANGE:
+    elif mean_step < -CLEAR_CHANGE:
         head = "Not so far: your mood tended to drop after the music"
     else:
         head = "No clear change yet"
+    rose, fell = sum(1 for d in steps if d > 0), sum(1 for d in steps if d < 0)
+    counts = [(rose, "rose"), (len(steps) - rose - fell, "held steady"), (fell, "fell")]
+    parts = [f"{verb} in {n}" for n, verb in counts if n]
+    said = parts[0] if len(parts) == 1 else f"{', '.join(parts[:-1])} and {parts[-1]}"
     tail = ""
-    if trend is not None and len(lifts) >= 3:
-        tail = ", and the effect is growing" if trend > 0.01 else ", though the effect is fading" if trend < -0.01 else ""
-    return f"{head}: your mood {_changes(lifts)}{tail}."
+    trend = _slope(steps) if len(steps) >= 3 else None
+    if trend is not None and abs(trend) > 0.01:
+        lifting = mean_step > CLEAR_CHANGE
+        if trend > 0:
+            tail = ", and the effect is growing" if lifting else ", though it is getting better"
+        else:
+            tail = ", though the effect is fading" if lifting else ", and it is getting worse"
+    return f"{head}. Your mood {said} of {len(steps)} measured visit{'' if len(steps) == 1 else 's'}{tail}."
 
 
 def summarise(profile: str, visits: Sequence[dict[str, Any]]) -> ProfileReport:
@@ -142,5 +145,5 @@ def summarise(profile: str, visits: Sequence[dict[str, Any]]) -> ProfileReport:
         listening_minutes=round(sum(line.listening_minutes for line in lines), 2),
         by_category=by_category,
         best_category=best,
-        verdict=_verdict(lifts, mean_lift, trend),
+        verdict=_verdict([line for line in lines if line.lift is not None]),
     )

@@ -159,11 +159,11 @@ class ReportScreen(Screen):
         h = self.touch_height()
         if area.height > area.width:
             self.title_rect, self.verdict, kpis, chart1, chart2, finish = lay.rows(
-                body, [look.px(44), look.px(110), look.px(136), 0.5, 0.5, h], gap
+                body, [look.px(44), look.px(136), look.px(136), 0.5, 0.5, h], gap
             )
             self.kpis = lay.grid(kpis, 4, 2, look.px(8))
         else:
-            top, self.verdict, middle = lay.rows(body, [h, look.px(76), 1.0], gap)
+            top, self.verdict, middle = lay.rows(body, [h, look.px(100), 1.0], gap)
             self.title_rect, finish = lay.cols(top, [1.0, look.px(190)], gap)
             charts, kpis = lay.rows(middle, [1.0, look.px(64)], gap)
             chart1, chart2 = lay.cols(charts, [0.56, 0.44], gap)
