@@ -99,10 +99,6 @@ def _verdict(measured: Sequence[VisitLine]) -> str:
         head = "Not so far: your mood tended to drop after the music"
     else:
         head = "No clear change yet"
-    rose, fell = sum(1 for d in steps if d > 0), sum(1 for d in steps if d < 0)
-    counts = [(rose, "rose"), (len(steps) - rose - fell, "held steady"), (fell, "fell")]
-    parts = [f"{verb} in {n}" for n, verb in counts if n]
-    said = parts[0] if len(parts) == 1 else f"{', '.join(parts[:-1])} and {parts[-1]}"
     tail = ""
     trend = _slope(steps) if len(steps) >= 3 else None
     if trend is not None and abs(trend) > 0.01:
@@ -111,7 +107,16 @@ def _verdict(measured: Sequence[VisitLine]) -> str:
             tail = ", and the effect is growing" if lifting else ", though it is getting better"
         else:
             tail = ", though the effect is fading" if lifting else ", and it is getting worse"
-    return f"{head}. Your mood {said} of {len(steps)} measured visit{'' if len(steps) == 1 else 's'}{tail}."
+    return f"{head}. Your mood {_counted(steps)}{tail}."
+
+
+def _counted(steps: Sequence[int]) -> str:
+    """'rose in 2, held steady in 1 and fell in 1 of 4 measured visits' (empty counts left out)."""
+    rose, fell = sum(1 for d in steps if d > 0), sum(1 for d in steps if d < 0)
+    counts = [(rose, "rose"), (len(steps) - rose - fell, "held steady"), (fell, "fell")]
+    parts = [f"{verb} in {n}" for n, verb in counts if n]
+    said = parts[0] if len(parts) == 1 else f"{', '.join(parts[:-1])} and {parts[-1]}"
+    return f"{said} of {len(steps)} measured visit{'' if len(steps) == 1 else 's'}"
 
 
 def summarise(profile: str, visits: Sequence[dict[str, Any]]) -> ProfileReport:
