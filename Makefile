@@ -80,10 +80,13 @@ bench: $(STAMP)
 	$(VENV)/bin/python bench/library.py
 	$(VENV)/bin/python bench/kiosk.py
 
-## Screenshots of a whole autopilot visit at every supported size, into docs/screenshots/.
+## Screenshots of a whole autopilot visit at every supported size, into docs/screenshots/; each
+## size from a fresh data dir, so every run shows a first visit.
 screenshots: $(STAMP)
 	for size in 800x480 1024x600 1280x720 480x800; do \
-	  $(VENV)/bin/moodtunes demo --autopilot --size $$size --screenshots docs/screenshots/$$size || exit 1; \
+	  data=$$(mktemp -d); \
+	  MOODTUNES_DATA_DIR=$$data $(VENV)/bin/moodtunes demo --autopilot --size $$size --screenshots docs/screenshots/$$size; \
+	  status=$$?; rm -rf $$data; [ $$status -eq 0 ] || exit 1; \
 	done
 
 lint: $(STAMP)
