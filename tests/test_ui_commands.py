@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import REQUIRE_SERVICES
 from moodtunes.commands.demo import demo_settings
 from moodtunes.commands.kiosk import autopilot_settings, parse_size
 from moodtunes.config import load_settings
@@ -82,3 +84,42 @@ def test_no_display_is_one_clear_error(monkeypatch):
     monkeypatch.setenv("SDL_VIDEODRIVER", "no-such-driver")
     with pytest.raises(DisplayError, match="kmsdrm"):
         run_kiosk(load_settings(), size=(800, 480))
+
+
+@pytest.fixture
+def x_display():
+    """A private X server (Xvfb) on a display number it picks itself; its DISPLAY string."""
+    xvfb = shutil.which("Xvfb")
+    if xvfb is None:
+        message = "Xvfb is not installed (apt-get install xvfb); .ci/run installs it"
+        if REQUIRE_SERVICES:
+            pytest.fail(message + " and MOODTUNES_REQUIRE_SERVICES=1 demands it")
+        pytest.skip(message)
+    read, write = os.pipe()
+    server = subprocess.Popen(
+        [xvfb, "-displayfd", str(write), "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
+        pass_fds=(write,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    os.close(write)
+    with os.fdopen(read) as announced:
+        number = announced.readline().strip()  # Xvfb writes it once it accepts clients
+    try:
+        assert number.isdigit(), f"Xvfb did not start (exit code {server.poll()})"
+        yield f":{number}"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+@pytest.mark.slow
+def test_make_demo_runs_the_kiosk_in_a_real_window(tmp_path, x_display):
+    """What `make demo` does on a desktop: SDL picks the X11 driver and opens a window on a real
+    X server; one autopilot visit goes through it and the kiosk exits 0."""
+    env = {k: v for k, v in os.environ.items() if k != "SDL_VIDEODRIVER"}
+    env |= {"DISPLAY": x_display, "SDL_AUDIODRIVER": "dummy", "MOODTUNES_DATA_DIR": str(tmp_path / "data")}
+    done = subprocess.run(
+        [sys.executable, "-m", "moodtunes", "demo", "--autopilot", "--size", "800x480"],
+        env=env, capture_output=True, text=True, timeout=540, check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "display: SDL driver x11, 800x480 window" in done.stderr, done.stderr[-3000:]

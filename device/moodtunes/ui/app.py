@@ -90,6 +90,8 @@ class KioskApp:
         if self._fullscreen:
             pygame.mouse.set_visible(False)
         width, height = self.surface.get_size()
+        logger.info("display: SDL driver %s, %dx%d%s", pygame.display.get_driver(), width, height,
+                    " fullscreen" if self._fullscreen else " window")
         self.look = Theme(scale=min(width, height) / 480)
         self._frame_clock = pygame.time.Clock()
         self.running = True
