@@ -1,6 +1,9 @@
 """Emotion model latency: the shipped int8 model vs the seed design's MobileNetV2 baseline.
 
-    .venv/bin/python bench/emotion.py [--runs 1000] [--baseline PATH]
+    .venv/bin/python bench/emotion.py [--runs 1000] [--baseline PATH] [--record]
+
+``--record`` also writes the result into the model's metadata JSON (``metrics.latency``), with the
+date and the CPU, so the file that ships says how fast it was measured and where.
 
 Single thread, both models timed in the same process with their runs interleaved, so both see the
 same machine load. ``median_ms_per_face`` is the full per-face cost on the device once the vision
@@ -15,13 +18,22 @@ printed speedup is conservative. Make the baseline once with the training enviro
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-from moodtunes.emotion import EmotionModel, EmotionModelError, preprocess
+from moodtunes.emotion import (
+    SHIPPED_MODEL,
+    EmotionModel,
+    EmotionModelError,
+    metadata_path,
+    preprocess,
+)
+from moodtunes.paths import shipped_model
 from moodtunes.vision.crop import CROP_OVERSAMPLE
 
 REPO = Path(__file__).resolve().parents[1]
@@ -59,6 +71,27 @@ def baseline_runner(path: Path):
     return run
 
 
+def cpu_description() -> dict[str, str]:
+    """The CPU's model name and its int8 dot-product instructions, which decide int8 speed."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return {"cpu": "unknown", "int8_dot_product": "unknown"}
+    fields = {key.strip(): value.strip() for key, value in (line.split(":", 1) for line in info.splitlines() if ":" in line)}
+    flags = set(fields.get("flags", fields.get("Features", "")).split())
+    found = [f for f in ("avx512_vnni", "avx_vnni", "asimddp") if f in flags]
+    return {"cpu": fields.get("model name", "unknown"), "int8_dot_product": ", ".join(found) or "none"}
+
+
+def record(model_path: Path, latency: dict) -> None:
+    """Put the measured latency into the model's metadata JSON (metrics.latency)."""
+    meta_file = metadata_path(model_path)
+    meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    meta.setdefault("metrics", {})["latency"] = latency
+    meta_file.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    print(f"recorded in {meta_file}")
+
+
 def timed(fn) -> float:
     started = time.perf_counter()
     fn()
@@ -70,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=1000, help="timed faces (default 1000)")
     parser.add_argument("--model", type=Path, default=None, help="int8 .tflite (default: the shipped model)")
     parser.add_argument("--baseline", type=Path, default=DEFAULT_BASELINE)
+    parser.add_argument("--record", action="store_true", help="write the result into the model's metadata JSON")
     args = parser.parse_args(argv)
     if not args.baseline.is_file():
         print(f"baseline {args.baseline} is missing; make it once with:\n  {MAKE_BASELINE}", file=sys.stderr)
@@ -102,6 +136,19 @@ def main(argv: list[str] | None = None) -> int:
     print(f"baseline=MobileNetV2 224x224x3 fp32 runs={len(base)} median_ms={median(base):.3f}")
     print(f"speedup={median(base) / median(per_face):.1f}x  (baseline inference / full per-face cost)")
     print(f"speedup_inference_only={median(base) / median(model_only):.1f}x")
+    if args.record:
+        record(args.model or shipped_model(SHIPPED_MODEL), {
+            "median_ms_per_face": round(median(per_face), 3),
+            "median_ms_inference": round(median(model_only), 3),
+            "median_ms_preprocess": round(median(preprocess_only), 3),
+            "per_face": f"preprocess {side}x{side} gray crop + int8 inference + softmax, one thread, {args.runs} runs",
+            "baseline": "MobileNetV2 224x224x3 fp32 TFLite, 7-class head, random weights (make baseline-models)",
+            "baseline_median_ms": round(median(base), 3),
+            "speedup": round(median(base) / median(per_face), 1),
+            "command": "python bench/emotion.py --record",
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
+            **cpu_description(),
+        })
     return 0
 
 
