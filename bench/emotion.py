@@ -18,11 +18,9 @@ printed speedup is conservative. Make the baseline once with the training enviro
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +33,7 @@ from moodtunes.emotion import (
 )
 from moodtunes.paths import shipped_model
 from moodtunes.vision.crop import CROP_OVERSAMPLE
+from record import record_metric
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_BASELINE = REPO / ".cache" / "baseline" / "mobilenetv2_224_fp32.tflite"
@@ -69,27 +68,6 @@ def baseline_runner(path: Path):
         interpreter.get_tensor(out["index"])
 
     return run
-
-
-def cpu_description() -> dict[str, str]:
-    """The CPU's model name and its int8 dot-product instructions, which decide int8 speed."""
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return {"cpu": "unknown", "int8_dot_product": "unknown"}
-    fields = {key.strip(): value.strip() for key, value in (line.split(":", 1) for line in info.splitlines() if ":" in line)}
-    flags = set(fields.get("flags", fields.get("Features", "")).split())
-    found = [f for f in ("avx512_vnni", "avx_vnni", "asimddp") if f in flags]
-    return {"cpu": fields.get("model name", "unknown"), "int8_dot_product": ", ".join(found) or "none"}
-
-
-def record(model_path: Path, latency: dict) -> None:
-    """Put the measured latency into the model's metadata JSON (metrics.latency)."""
-    meta_file = metadata_path(model_path)
-    meta = json.loads(meta_file.read_text(encoding="utf-8"))
-    meta.setdefault("metrics", {})["latency"] = latency
-    meta_file.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    print(f"recorded in {meta_file}")
 
 
 def timed(fn) -> float:
@@ -137,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"speedup={median(base) / median(per_face):.1f}x  (baseline inference / full per-face cost)")
     print(f"speedup_inference_only={median(base) / median(model_only):.1f}x")
     if args.record:
-        record(args.model or shipped_model(SHIPPED_MODEL), {
+        model_file = args.model or shipped_model(SHIPPED_MODEL)
+        record_metric(metadata_path(model_file), "latency", {
             "median_ms_per_face": round(median(per_face), 3),
             "median_ms_inference": round(median(model_only), 3),
             "median_ms_preprocess": round(median(preprocess_only), 3),
@@ -145,10 +124,7 @@ def main(argv: list[str] | None = None) -> int:
             "baseline": "MobileNetV2 224x224x3 fp32 TFLite, 7-class head, random weights (make baseline-models)",
             "baseline_median_ms": round(median(base), 3),
             "speedup": round(median(base) / median(per_face), 1),
-            "command": "python bench/emotion.py --record",
-            "date": datetime.now(UTC).isoformat(timespec="seconds"),
-            **cpu_description(),
-        })
+        }, "python bench/emotion.py --record", indent=2)
     return 0
 
 

@@ -1,7 +1,7 @@
 """Music analysis throughput: the device's analysis (decode, features, embedding, mood model) vs a
 naive librosa pipeline, both on one core in the same process over the shared 4Q clips.
 
-    .venv/bin/python bench/library.py [--data ../shared/datasets/music-4q] [--clips 40] [--baseline-clips 8]
+    .venv/bin/python bench/library.py [--data ../shared/datasets/music-4q] [--clips 40] [--baseline-clips 8] [--record]
 
 ``realtime_factor`` = seconds of audio analysed per second of one core (median over clips): a
 30 s clip analysed in 0.3 s is 100x. Time is the process's CPU time (time.process_time), so other
@@ -10,6 +10,8 @@ librosa.load at 44.1 kHz of the whole file, then each librosa feature called on 
 (every call recomputes its own STFT; chroma estimates tuning; tonnetz computes a CQT chroma;
 beat_track for tempo). The first analysis of the process (numba JIT compilation, lazy imports) is
 timed separately as ``warmup_s`` and left out of the medians. BLAS/FFT threads are limited to one.
+``--record`` writes the result into the mood model's JSON (``metrics.analysis_speed``), which does
+not change the model's identity (moodtunes.library.mood_model.content_digest).
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ import numpy as np
 from moodtunes.library.audio import load_excerpt
 from moodtunes.library.embedding import shipped_embedder
 from moodtunes.library.features import extract_features
-from moodtunes.library.mood_model import MoodModel
+from moodtunes.library.mood_model import MoodModel, default_model_path
+from record import record_metric
 from threadpoolctl import threadpool_limits
 
 REPO = Path(__file__).resolve().parents[1]
@@ -78,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the music-4q folder")
     parser.add_argument("--clips", type=int, default=40, help="clips for the device pipeline (0 = all)")
     parser.add_argument("--baseline-clips", type=int, default=8, help="clips for the naive baseline")
+    parser.add_argument("--record", action="store_true", help="write the result into the mood model's JSON")
     args = parser.parse_args(argv)
     paths = sorted(args.data.glob("Q*/*.mp3"))
     if not paths:
@@ -114,6 +118,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wall_clock_realtime_factor={statistics.median(wall_factors):.0f}")
     print(f"baseline_realtime_factor={base:.1f}")
     print(f"speedup_vs_baseline={rtf / base:.1f}")
+    if args.record:
+        record_metric(default_model_path(), "analysis_speed", {
+            "realtime_factor": round(rtf), "median_ms_per_30s_clip": round(1000 * 30 / rtf),
+            **{f"median_{stage}_ms": round(1000 * statistics.median(v), 1) for stage, v in stages.items()},
+            "per_clip": f"decode + features + embedding + mood model, one core, CPU time, {len(factors)} clips",
+            "baseline_realtime_factor": round(base, 1),
+        }, "python bench/library.py --record", indent=1)
     return 0
 
 

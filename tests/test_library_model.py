@@ -119,3 +119,15 @@ def test_missing_or_invalid_features_are_reported():
         model.predict({"energy": 1.0})
     with pytest.raises(MoodModelError, match="non-finite"):
         model.predict({"energy": np.inf, "brightness": 0.0})
+
+
+def test_the_identity_tracks_are_checked_against_ignores_metrics_but_not_numbers(tmp_path):
+    def digest(doc: dict) -> str:
+        path = tmp_path / "model.json"
+        path.write_text(json.dumps(doc, indent=1))
+        return MoodModel.load(path).digest
+
+    base = digest(tiny_model())
+    assert digest(tiny_model(metrics={"analysis_speed": {"realtime_factor": 190}}, training={"date": "x"})) == base
+    assert digest(tiny_model(category_rule={"min_valence": 0.6})) != base
+    assert digest(tiny_model(mean=[0.0, 0.1])) != base

@@ -63,6 +63,14 @@ class _Layer:
     activation: str
 
 
+def content_digest(doc: Mapping[str, Any]) -> str:
+    """sha256 of what the model computes (all but its ``metrics`` and ``training`` notes): the
+    identity catalogued tracks are checked against, so recording a new measurement in the file
+    does not send a whole library back for analysis."""
+    content = {key: value for key, value in doc.items() if key not in ("metrics", "training")}
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode("utf-8")).hexdigest()
+
+
 def _softmax(z: np.ndarray) -> np.ndarray:
     e = np.exp(z - z.max())
     return e / e.sum()
@@ -80,7 +88,7 @@ class MoodModel:
         self._layers = layers
         self.rule = rule
         self.meta = meta
-        self.digest = digest  # sha256 of the file it was loaded from: identifies the model
+        self.digest = digest  # content_digest of the file it was loaded from: identifies the model
 
     @classmethod
     def load(cls, path: Path | None = None) -> MoodModel:
@@ -99,7 +107,7 @@ class MoodModel:
             model = cls.from_dict(doc)
         except MoodModelError as exc:
             raise MoodModelError(f"mood model {path}: {exc}") from None
-        model.digest = hashlib.sha256(raw).hexdigest()
+        model.digest = content_digest(doc)
         return model
 
     @classmethod
