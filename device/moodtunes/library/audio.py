@@ -10,6 +10,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import audioread
 import numpy as np
 import soundfile as sf
 
@@ -91,7 +92,12 @@ def load_excerpt(
     except sf.LibsndfileError:
         try:
             excerpt = _decode_audioread(path, sr, max_seconds, duration_hint)
-        except Exception as exc:  # noqa: BLE001 - audioread raises many unrelated types (NoBackendError, EOFError…)
+        except audioread.NoBackendError:
+            raise AudioDecodeError(
+                "cannot decode audio: not a format libsndfile reads, and ffmpeg can't either "
+                "(a damaged file, or not audio; for M4A/AAC install ffmpeg)"
+            ) from None
+        except Exception as exc:  # noqa: BLE001 - audioread raises many unrelated types (EOFError, OSError…)
             raise AudioDecodeError(f"cannot decode audio: {type(exc).__name__}: {exc}") from None
     except (RuntimeError, ValueError) as exc:
         raise AudioDecodeError(f"cannot decode audio: {exc}") from None
