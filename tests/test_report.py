@@ -76,6 +76,7 @@ def test_falling_mood_says_so(store):
         visit(store, cy.id, happy, sad, "/m/fast.ogg", 10, 10)
     report = summarise("Cy", store.visits(cy.id))
     assert report.mean_lift < 0 and report.improved_share == 0.0
+    assert report.best_category is None  # the only category played did not help
     assert report.verdict == "Not so far: your mood tended to drop after the music. Your mood fell in 3 of 3 measured visits."
     visit(store, cy.id, sad, happy, "/m/fast.ogg", 10, 10)
     report = summarise("Cy", store.visits(cy.id))

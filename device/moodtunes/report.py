@@ -81,6 +81,7 @@ def visit_line(visit: dict[str, Any]) -> VisitLine:
     )
 
 
+HELPED_LIFT = 0.05  # mean mood-score lift a song category needs before the report says it helped
 CLEAR_CHANGE = 0.1  # mean mood steps per visit (sad -> neutral is one step) that count as a change
 _MOOD_RANK = {"sad": 0, "neutral": 1, "happy": 2}
 
@@ -132,8 +133,9 @@ def summarise(profile: str, visits: Sequence[dict[str, Any]]) -> ProfileReport:
             mean_lift=_mean([g.lift for g in group if g.lift is not None]),
             mean_rating=_mean([float(g.rating) for g in group if g.rating is not None]),
         )
-    ranked = [c for c, s in by_category.items() if s.mean_lift is not None]
-    best = max(ranked, key=lambda c: by_category[c].mean_lift, default=None)  # type: ignore[arg-type, return-value]
+    # Only a category that lifted the mood on average has "helped": not the least bad of several.
+    helped = [c for c, s in by_category.items() if s.mean_lift is not None and s.mean_lift > HELPED_LIFT]
+    best = max(helped, key=lambda c: by_category[c].mean_lift, default=None)  # type: ignore[arg-type, return-value]
     mean_lift = _mean(lifts)
     improved = round(sum(1 for x in lifts if x > 0) / len(lifts), 4) if lifts else None
     trend = _slope(lifts)
