@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from moodtunes.events import mood_lift, reading_score
+from moodtunes.events import mood_lift, mood_score, reading_score
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,6 @@ def visit_line(visit: dict[str, Any]) -> VisitLine:
 
 HELPED_LIFT = 0.05  # mean mood-score lift a song category needs before the report says it helped
 CLEAR_CHANGE = 0.1  # mean mood steps per visit (sad -> neutral is one step) that count as a change
-_MOOD_RANK = {"sad": 0, "neutral": 1, "happy": 2}
 
 
 def _verdict(measured: Sequence[VisitLine]) -> str:
@@ -92,7 +91,7 @@ def _verdict(measured: Sequence[VisitLine]) -> str:
     a visitor who came happy and left happy held steady."""
     if not measured:
         return "Not enough data yet: check your mood again after the music to measure its effect."
-    steps = [_MOOD_RANK[line.mood_after] - _MOOD_RANK[line.mood_before] for line in measured]  # type: ignore[index]
+    steps = [mood_score(line.mood_after) - mood_score(line.mood_before) for line in measured]  # type: ignore[operator]
     mean_step = float(np.mean(steps))
     if mean_step > CLEAR_CHANGE:
         head = "Yes, the music seems to lift your mood"
@@ -111,7 +110,7 @@ def _verdict(measured: Sequence[VisitLine]) -> str:
     return f"{head}. Your mood {_counted(steps)}{tail}."
 
 
-def _counted(steps: Sequence[int]) -> str:
+def _counted(steps: Sequence[float]) -> str:
     """'rose in 2, held steady in 1 and fell in 1 of 4 measured visits' (empty counts left out)."""
     rose, fell = sum(1 for d in steps if d > 0), sum(1 for d in steps if d < 0)
     counts = [(rose, "rose"), (len(steps) - rose - fell, "held steady"), (fell, "fell")]
