@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import REQUIRE_SERVICES
+from conftest import _service_binary
 from moodtunes.commands.demo import demo_settings
 from moodtunes.commands.kiosk import autopilot_settings, parse_size
 from moodtunes.config import load_settings
@@ -89,12 +88,7 @@ def test_no_display_is_one_clear_error(monkeypatch):
 @pytest.fixture
 def x_display():
     """A private X server (Xvfb) on a display number it picks itself; its DISPLAY string."""
-    xvfb = shutil.which("Xvfb")
-    if xvfb is None:
-        message = "Xvfb is not installed (apt-get install xvfb); .ci/run installs it"
-        if REQUIRE_SERVICES:
-            pytest.fail(message + " and MOODTUNES_REQUIRE_SERVICES=1 demands it")
-        pytest.skip(message)
+    xvfb = _service_binary("xvfb", ["Xvfb"])
     read, write = os.pipe()
     server = subprocess.Popen(
         [xvfb, "-displayfd", str(write), "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
