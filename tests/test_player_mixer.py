@@ -76,6 +76,27 @@ def test_a_short_song_really_ends_on_the_dummy_driver(tmp_path: Path):
         player.close()
 
 
+def test_a_song_the_mixer_played_to_the_end_was_heard_whole(tmp_path: Path):
+    """The mixer may drain a short song before our clock reaches its length (under load, on the
+    dummy driver): once it has, the song counts as heard to the end, not as the clock says."""
+    import time
+
+    clock = FakeClock()  # never advanced: the clock alone would say nothing was heard
+    player = MixerPlayer(clock=clock)
+    try:
+        player.load(write_tone(tmp_path / "short.wav", 0.3))
+        player.play()
+        deadline = time.monotonic() + 10.0
+        while not player.is_finished() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert player.is_finished()
+        assert player.position() == pytest.approx(player.duration())
+        player.stop()
+        assert player.position() == pytest.approx(player.duration())
+    finally:
+        player.close()
+
+
 def test_volume_is_clamped(tone: Path):
     player = MixerPlayer(volume=0.3)
     try:

@@ -154,8 +154,16 @@ class MixerPlayer:
     def paused(self) -> bool:
         return self._started and not self._stopped and self._run_started is None
 
+    def _played_to_the_end(self) -> bool:
+        """The mixer ran a started song, neither paused nor stopped by hand, to its end."""
+        return self._started and not self._stopped and not self.paused and not self._music.get_busy()
+
     def position(self) -> float:
-        """Seconds of the song heard so far (pauses excluded), never past its length."""
+        """Seconds of the song heard so far (pauses excluded), never past its length; a song the
+        mixer has played to the end was heard whole, even if it drained its buffers before our
+        clock got there."""
+        if self._duration and self._played_to_the_end():
+            return self._duration
         running = self._clock() - self._run_started if self._run_started is not None else 0.0
         elapsed = self._elapsed_before + running
         return min(elapsed, self._duration) if self._duration else elapsed
@@ -165,11 +173,9 @@ class MixerPlayer:
 
     def is_finished(self) -> bool:
         """True once a started song has played to its end (not when paused or stopped by hand)."""
-        if not self._started or self._stopped or self.paused:
-            return False
-        if not self._music.get_busy():
+        if self._played_to_the_end():
             return True
-        if not self._duration:
+        if not self._started or self._stopped or self.paused or not self._duration:
             return False
         running = self._clock() - self._run_started if self._run_started is not None else 0.0
         return self._elapsed_before + running >= self._duration + _END_GRACE_S
