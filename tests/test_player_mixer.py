@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -61,16 +62,19 @@ def test_a_song_past_its_length_is_finished_and_position_is_capped(tone: Path):
         player.close()
 
 
-def test_a_short_song_really_ends_on_the_dummy_driver(tmp_path: Path):
-    import time
+def play_short_song_until_finished(player: MixerPlayer, folder: Path) -> None:
+    """Play a real 0.3 s tone and wait (up to 10 s) for the player to call it finished."""
+    player.load(write_tone(folder / "short.wav", 0.3))
+    player.play()
+    deadline = time.monotonic() + 10.0
+    while not player.is_finished() and time.monotonic() < deadline:
+        time.sleep(0.05)
 
+
+def test_a_short_song_really_ends_on_the_dummy_driver(tmp_path: Path):
     player = MixerPlayer()
     try:
-        player.load(write_tone(tmp_path / "short.wav", 0.3))
-        player.play()
-        deadline = time.monotonic() + 10.0
-        while not player.is_finished() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        play_short_song_until_finished(player, tmp_path)
         assert player.is_finished()
     finally:
         player.close()
@@ -79,16 +83,10 @@ def test_a_short_song_really_ends_on_the_dummy_driver(tmp_path: Path):
 def test_a_song_the_mixer_played_to_the_end_was_heard_whole(tmp_path: Path):
     """The mixer may drain a short song before our clock reaches its length (under load, on the
     dummy driver): once it has, the song counts as heard to the end, not as the clock says."""
-    import time
-
     clock = FakeClock()  # never advanced: the clock alone would say nothing was heard
     player = MixerPlayer(clock=clock)
     try:
-        player.load(write_tone(tmp_path / "short.wav", 0.3))
-        player.play()
-        deadline = time.monotonic() + 10.0
-        while not player.is_finished() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        play_short_song_until_finished(player, tmp_path)
         assert player.is_finished()
         assert player.position() == pytest.approx(player.duration())
         player.stop()
