@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scan_support
 import soundfile as sf
 from moodtunes.cli import main as moodtunes
 from moodtunes.config import Settings
@@ -154,6 +155,47 @@ def test_worker_processes_give_the_same_results_as_inline(tmp_path, demo_files, 
     for track in inline_store.tracks():
         assert store.track_by_path(track.path).probs == track.probs
     inline_store.close()
+
+
+def _few(tmp_path: Path, demo_files: Path, names: list[str]) -> Path:
+    folder = tmp_path / "few"
+    folder.mkdir()
+    for i, name in enumerate(names):
+        shutil.copy(demo_files / SMALL[i % len(SMALL)], folder / name)
+    return folder
+
+
+def test_a_file_that_kills_its_worker_is_recorded_as_failed_and_the_scan_goes_on(
+    tmp_path, demo_files, store, monkeypatch
+):
+    monkeypatch.setattr(scan_module, "_analyse_in_worker", scan_support.analyse_or_die_on_crash_files)
+    folder = _few(tmp_path, demo_files, ["a.flac", "crash.flac", "b.flac", "c.flac", "d.flac"])
+    report = scan_library([folder], store, workers=2)
+    assert report.analysed == 4
+    assert report.failed == [(str(folder / "crash.flac"), scan_module.WORKER_CRASHED)]
+    assert store.track_by_path(str(folder / "crash.flac")).error == scan_module.WORKER_CRASHED
+    again = scan_library([folder], store, workers=2)  # recorded: not tried again until it changes
+    assert (again.unchanged, again.analysed, again.failed) == (5, 0, [])
+
+
+def test_a_scan_whose_every_analysis_crashes_stops_with_a_clear_error(tmp_path, demo_files, store, monkeypatch):
+    monkeypatch.setattr(scan_module, "_analyse_in_worker", scan_support.always_die)
+    folder = _few(tmp_path, demo_files, [f"{i}.flac" for i in range(6)])
+    with pytest.raises(scan_module.AnalyserCrashing, match="crashed on 3 files in a row"):
+        scan_library([folder], store, workers=2)
+    assert len(store.track_index()) == 2  # the first two were recorded before the third said enough
+
+
+def test_the_first_file_is_analysed_alone_before_workers_run_in_parallel(
+    tmp_path, demo_files, store, monkeypatch
+):
+    log = tmp_path / "analyses.jsonl"
+    monkeypatch.setenv(scan_support.ANALYSIS_LOG_ENV, str(log))
+    monkeypatch.setattr(scan_module, "_analyse_in_worker", scan_support.analyse_and_log)
+    folder = _few(tmp_path, demo_files, [f"{i}.flac" for i in range(4)])
+    assert scan_library([folder], store, workers=2).analysed == 4
+    runs = sorted((json.loads(line) for line in log.read_text().splitlines()), key=lambda r: r["start"])
+    assert all(runs[0]["end"] <= later["start"] for later in runs[1:])
 
 
 def test_a_missing_folder_is_reported_and_its_tracks_kept(library, store, tmp_path):

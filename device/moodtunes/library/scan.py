@@ -2,7 +2,8 @@
 
 A file's (size, mtime) decides whether it changed. Each result is committed to the store as it
 arrives, so an interrupted scan loses nothing and the next run picks up the rest. Files that can't
-be decoded are recorded with their error, reported, and skipped until they change.
+be decoded, or that crash the process analysing them, are recorded with their error, reported, and
+skipped until they change.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ import logging
 import multiprocessing
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections import deque
+from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +32,14 @@ AUDIO_EXTENSIONS = frozenset({".mp3", ".ogg", ".oga", ".flac", ".wav", ".m4a", "
 
 # progress(done, total, path of the file just finished)
 ProgressCallback = Callable[[int, int, str], None]
+
+WORKER_CRASHED = "the analysis process crashed on this file (a decoder or library bug); skipped"
+# Different files crashing the analysis one after another point at the analyser, not the files.
+MAX_CRASHES_IN_A_ROW = 3
+
+
+class AnalyserCrashing(RuntimeError):
+    """The audio analysis keeps crashing whatever the file: stop the scan instead of failing them all."""
 
 
 @dataclass
@@ -175,29 +186,73 @@ def _run_inline(todo: list[FileState], model_path: Path | None) -> Iterator[tupl
 def _run_pool(
     todo: list[FileState], model_path: Path | None, workers: int
 ) -> Iterator[tuple[FileState, TrackRecord | str]]:
+    """Analyse in ``workers`` processes; results stream back in order of completion.
+
+    A worker that dies (a decoder crashing on a file, say) breaks the whole pool: the files it
+    had in flight are then analysed one by one, each in a fresh process, so the file that crashes
+    is recorded as failed, and the rest of the queue goes on in a new pool."""
+    queue = deque(todo)
+    crashes_in_a_row = 0
+    while queue:
+        waiting = len(queue)
+        suspects = yield from _pool_until_broken(queue, model_path, workers)
+        if waiting - len(queue) > len(suspects):  # the pool analysed files before it broke
+            crashes_in_a_row = 0
+        for state in suspects:
+            result = _analyse_alone(state, model_path)
+            crashes_in_a_row = crashes_in_a_row + 1 if result == WORKER_CRASHED else 0
+            if crashes_in_a_row >= MAX_CRASHES_IN_A_ROW:
+                raise AnalyserCrashing(
+                    f"the audio analysis crashed on {crashes_in_a_row} files in a row (last: {state.path}); "
+                    "the analyser itself is broken, not the files: reinstall moodtunes or report this"
+                )
+            yield state, result
+
+
+def _new_pool(model_path: Path | None, workers: int) -> ProcessPoolExecutor:
     # spawn, not fork: the kiosk scans from a process that already runs threads and SDL.
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                             initargs=(model_path, True)) as pool:
-        pending: dict[Future, FileState] = {}
-        queue = iter(todo)
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_init_worker, initargs=(model_path, True))
+
+
+def _pool_until_broken(
+    queue: deque[FileState], model_path: Path | None, workers: int
+) -> Generator[tuple[FileState, TrackRecord | str], None, list[FileState]]:
+    """Take files off ``queue`` and yield their results until it is empty (returns []) or a
+    worker dies (returns the files in flight, whose results are lost)."""
+    pending: dict[Future, FileState] = {}
+    with _new_pool(model_path, workers) as pool:
         try:
-            # Keep a bounded number of files in flight so results stream back in order of completion.
-            for state in queue:
-                pending[pool.submit(_analyse_in_worker, state)] = state
-                if len(pending) >= 2 * workers:
-                    break
-            while pending:
+            # The first file goes alone: it compiles librosa's numba functions into numba's
+            # on-disk cache, which the other workers then only read. Workers compiling the same
+            # gufunc at once can write a cache that crashes every later analysis (numba#10128).
+            limit = 1
+            while queue or pending:
+                while queue and len(pending) < limit:
+                    state = queue.popleft()
+                    pending[pool.submit(_analyse_in_worker, state)] = state
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
                     state = pending.pop(future)
-                    next_state = next(queue, None)
-                    if next_state is not None:
-                        pending[pool.submit(_analyse_in_worker, next_state)] = next_state
-                    yield state, future.result()
+                    try:
+                        result = future.result()
+                    except BrokenProcessPool:
+                        return [state, *pending.values()]
+                    limit = 2 * workers  # a bounded number in flight
+                    yield state, result
+            return []
         finally:
             for future in pending:
                 future.cancel()
+
+
+def _analyse_alone(state: FileState, model_path: Path | None) -> TrackRecord | str:
+    with _new_pool(model_path, 1) as pool:
+        try:
+            return pool.submit(_analyse_in_worker, state).result()
+        except BrokenProcessPool:
+            logger.error("the analysis process died on %s", state.path)
+            return WORKER_CRASHED
 
 
 def check_model(model: MoodModel) -> None:
