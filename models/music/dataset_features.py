@@ -32,8 +32,12 @@ def clip_features(clips: list[Clip], workers: int | None = None) -> dict[str, di
     missing = [c for c in clips if c.song_id not in cached]
     if missing:
         logger.info("analysing %d clips (%d cached)", len(missing), len(clips) - len(missing))
+        # The first clip is analysed here, alone, so the workers find librosa's numba functions
+        # compiled in numba's cache instead of compiling them at once (see library/scan.py).
+        first, rest = missing[0], missing[1:]
+        cached[first.song_id] = _features_of(first.path)
         with ProcessPoolExecutor(max_workers=workers or os.cpu_count()) as pool:
-            for clip, feats in zip(missing, pool.map(_features_of, [c.path for c in missing], chunksize=4)):
+            for clip, feats in zip(rest, pool.map(_features_of, [c.path for c in rest], chunksize=4)):
                 cached[clip.song_id] = feats
         CACHE_DIR.mkdir(parents=True, exist_ok=True)
         tmp = cache_file.with_suffix(".tmp")
