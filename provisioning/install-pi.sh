@@ -51,6 +51,7 @@ systemctl daemon-reload
 systemctl enable moodtunes-kiosk.service moodtunes-uplink.service moodtunes-library.timer
 systemctl restart moodtunes-library.service moodtunes-kiosk.service moodtunes-uplink.service || true
 
-"$prefix/venv/bin/moodtunes" --config /etc/moodtunes/moodtunes.toml doctor || true
+# As the services' user: a database root created here would lock the services out of it.
+runuser -u moodtunes -- "$prefix/venv/bin/moodtunes" --config /etc/moodtunes/moodtunes.toml doctor || true
 echo "moodtunes is installed. Edit /etc/moodtunes/moodtunes.toml (music folders, broker) and"
 echo "put secrets in /etc/moodtunes/env, then: sudo systemctl restart moodtunes-kiosk moodtunes-uplink"

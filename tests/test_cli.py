@@ -1,9 +1,11 @@
 import json
+import os
+import pwd
 import subprocess
 import sys
 
 import pytest
-from moodtunes.cli import COMMANDS, main
+from moodtunes.cli import COMMANDS, main, root_in_a_users_data_dir
 from moodtunes.domain import MoodReading
 from moodtunes.store import Store
 
@@ -104,3 +106,17 @@ def test_doctor_fails_clearly_when_the_music_embedding_is_missing(capsys, monkey
         shipped_embedder.cache_clear()
     out = capsys.readouterr().out
     assert "FAIL  music model" in out and "msd_vgg_int8.tflite: not found" in out
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can hand a folder to another user")
+def test_root_is_warned_off_a_data_dir_that_belongs_to_the_services_user(tmp_path, monkeypatch, capsys):
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    nobody = pwd.getpwnam("nobody")
+    os.chown(data_dir, nobody.pw_uid, nobody.pw_gid)
+    monkeypatch.setenv("MOODTUNES_DATA_DIR", str(data_dir))
+    assert main(["report"]) == 0
+    assert "warning: running as root on" in capsys.readouterr().err
+    assert "sudo -u nobody" in root_in_a_users_data_dir(data_dir)
+    os.chown(data_dir, 0, 0)
+    assert root_in_a_users_data_dir(data_dir) is None

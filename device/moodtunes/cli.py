@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
+import pwd
 import sys
 from pathlib import Path
 
@@ -44,6 +46,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def root_in_a_users_data_dir(data_dir: Path) -> str | None:
+    """A warning when root runs moodtunes on a data dir that belongs to another user (the Pi's
+    services run as ``moodtunes``): a database or journal root creates there would lock them out."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        owner = data_dir.stat().st_uid
+    except OSError:
+        return None
+    if owner == 0:
+        return None
+    try:
+        name = pwd.getpwuid(owner).pw_name
+    except KeyError:
+        name = str(owner)
+    return (f"running as root on {data_dir}, which belongs to {name}: files created now would belong to "
+            f"root and lock {name}'s services out of them; run it as {name} (sudo -u {name} moodtunes ...)")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -52,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"moodtunes: {exc}", file=sys.stderr)
         return 2
     setup_logging(settings.logging, verbose=args.verbose)
+    if warning := root_in_a_users_data_dir(settings.data_dir):
+        print(f"moodtunes: warning: {warning}", file=sys.stderr)
     try:
         return int(args._module.run(args, settings) or 0)
     except KeyboardInterrupt:
