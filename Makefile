@@ -14,7 +14,7 @@ TEACHER_MODELS := $(TEACHERS)/wide3/work/emotion_float.keras $(TEACHERS)/small3/
 EMOTION_ARGS ?= --classes 3 --epochs 60 --teacher $(TEACHER_MODELS)
 TRAIN_EMOTION := $(TRAIN_VENV)/bin/python -m models.emotion.train --data $(SHARED)/fer2013.zip
 
-.PHONY: demo test venv lint lock dashboards bundle clean bench screenshots \
+.PHONY: demo test venv lint lock dashboards bundle check-bundle clean bench screenshots \
         train-emotion emotion-teachers baseline-models evaluate-emotion train-music music-embedding
 
 ## Run the kiosk in a window with embedded defaults (demo library, sample camera if no webcam).
@@ -108,6 +108,10 @@ dashboards: $(STAMP)
 ## Offline install bundle for Raspberry Pi OS (aarch64), written to dist/.
 bundle:
 	provisioning/build-bundle.sh dist
+
+## Install the bundle into an emulated arm64 Debian and use it (root, qemu-user-static; ~15 min).
+check-bundle:
+	provisioning/check-bundle-arm64.sh $$(ls -t dist/moodtunes-*-rpi-aarch64.tar.gz | head -1)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache
