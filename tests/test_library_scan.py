@@ -198,6 +198,16 @@ def test_the_first_file_is_analysed_alone_before_workers_run_in_parallel(
     assert all(runs[0]["end"] <= later["start"] for later in runs[1:])
 
 
+def test_a_scan_that_cannot_start_worker_processes_analyses_in_process(tmp_path, demo_files, store, monkeypatch):
+    def no_semaphores(*args):
+        raise PermissionError(13, "Permission denied")  # what a missing /dev/shm gives
+
+    monkeypatch.setattr(scan_module, "_new_pool", no_semaphores)
+    folder = _few(tmp_path, demo_files, ["a.flac", "b.flac"])
+    report = scan_library([folder], store, workers=2)
+    assert (report.analysed, report.failed) == (2, [])
+
+
 def test_a_missing_folder_is_reported_and_its_tracks_kept(library, store, tmp_path):
     scan_library([library], store, workers=1, exclusive=True)
     library.rename(tmp_path / "elsewhere")  # the drive is unplugged

@@ -195,7 +195,13 @@ def _run_pool(
     crashes_in_a_row = 0
     while queue:
         waiting = len(queue)
-        suspects = yield from _pool_until_broken(queue, model_path, workers)
+        try:
+            pool = _new_pool(model_path, workers)
+        except OSError as exc:  # e.g. no writable /dev/shm for the pool's semaphores
+            logger.warning("can't start analysis worker processes (%s); analysing in this process", exc)
+            yield from _run_inline(list(queue), model_path)
+            return
+        suspects = yield from _pool_until_broken(pool, queue, workers)
         if waiting - len(queue) > len(suspects):  # the pool analysed files before it broke
             crashes_in_a_row = 0
         for state in suspects:
@@ -216,12 +222,12 @@ def _new_pool(model_path: Path | None, workers: int) -> ProcessPoolExecutor:
 
 
 def _pool_until_broken(
-    queue: deque[FileState], model_path: Path | None, workers: int
+    pool: ProcessPoolExecutor, queue: deque[FileState], workers: int
 ) -> Generator[tuple[FileState, TrackRecord | str], None, list[FileState]]:
     """Take files off ``queue`` and yield their results until it is empty (returns []) or a
-    worker dies (returns the files in flight, whose results are lost)."""
+    worker dies (returns the files in flight, whose results are lost). Shuts the pool down."""
     pending: dict[Future, FileState] = {}
-    with _new_pool(model_path, workers) as pool:
+    with pool:
         try:
             # The first file goes alone: it compiles librosa's numba functions into numba's
             # on-disk cache, which the other workers then only read. Workers compiling the same
