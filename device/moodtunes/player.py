@@ -158,14 +158,18 @@ class MixerPlayer:
         """The mixer ran a started song, neither paused nor stopped by hand, to its end."""
         return self._started and not self._stopped and not self.paused and not self._music.get_busy()
 
+    def _clock_elapsed(self) -> float:
+        """Seconds our clock has counted for this song, pauses excluded."""
+        running = self._clock() - self._run_started if self._run_started is not None else 0.0
+        return self._elapsed_before + running
+
     def position(self) -> float:
         """Seconds of the song heard so far (pauses excluded), never past its length; a song the
         mixer has played to the end was heard whole, even if it drained its buffers before our
         clock got there."""
         if self._duration and self._played_to_the_end():
             return self._duration
-        running = self._clock() - self._run_started if self._run_started is not None else 0.0
-        elapsed = self._elapsed_before + running
+        elapsed = self._clock_elapsed()
         return min(elapsed, self._duration) if self._duration else elapsed
 
     def duration(self) -> float:
@@ -177,8 +181,7 @@ class MixerPlayer:
             return True
         if not self._started or self._stopped or self.paused or not self._duration:
             return False
-        running = self._clock() - self._run_started if self._run_started is not None else 0.0
-        return self._elapsed_before + running >= self._duration + _END_GRACE_S
+        return self._clock_elapsed() >= self._duration + _END_GRACE_S
 
     def close(self) -> None:
         self.stop()
