@@ -81,16 +81,18 @@ bench: $(STAMP)
 	$(VENV)/bin/python bench/kiosk.py
 
 ## Screenshots of a whole autopilot visit at every supported size, into docs/screenshots/; each
-## size from a fresh data dir, so every run shows a first visit.
+## size from a fresh data dir, so every run shows a first visit; then the report of a profile with
+## thirteen earlier visits (docs/screenshots/history.py).
 screenshots: $(STAMP)
 	for size in 800x480 1024x600 1280x720 480x800; do \
 	  data=$$(mktemp -d); \
 	  MOODTUNES_DATA_DIR=$$data $(VENV)/bin/moodtunes demo --autopilot --size $$size --screenshots docs/screenshots/$$size; \
 	  status=$$?; rm -rf $$data; [ $$status -eq 0 ] || exit 1; \
 	done
+	$(VENV)/bin/python docs/screenshots/history.py --out docs/screenshots/800x480/14-report-14-visits.png
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check device cloud models data bench tests
+	$(VENV)/bin/ruff check device cloud models data bench tests docs
 
 ## Regenerate the lock files after changing dependencies (needs `pip install uv`):
 ## lock.txt is universal (x86_64 + aarch64); pi-aarch64.txt is what the Pi bundle installs.
