@@ -87,13 +87,19 @@ def test_load_excerpt_reads_the_middle_and_resamples(tmp_path):
 
 @pytest.mark.parametrize("content, reason", [
     (b"ID3\x03\x00\x00\x00\x00\x00\x00" + b"\xff" * 64, "cannot decode"),
-    (b"", "cannot decode"),
+    (b"", "empty file"),
+    (b"a text file named .mp3\n", "cannot decode audio"),
 ])
 def test_corrupt_files_raise_a_clear_error(tmp_path, content, reason):
     path = tmp_path / "bad.mp3"
     path.write_bytes(content)
     with pytest.raises(AudioDecodeError, match=reason):
         load_excerpt(path)
+
+
+def test_a_file_gone_since_the_listing_raises_a_clear_error(tmp_path):
+    with pytest.raises(AudioDecodeError, match="cannot read the file: No such file"):
+        load_excerpt(tmp_path / "gone.mp3")
 
 
 def test_silent_or_tiny_files_are_rejected(tmp_path):

@@ -87,6 +87,18 @@ def test_scan_catalogues_tracks_and_records_the_corrupt_file(library, store, ana
     assert failed is not None and "cannot decode" in failed.error and failed.category is None
 
 
+def test_a_file_name_that_is_not_utf8_is_reported_and_the_scan_goes_on(library, store, analyses):
+    latin1 = os.path.join(os.fsencode(library), b"caf\xe9.flac")  # 'café' from an old Latin-1 rip
+    shutil.copy(library / "demo" / SMALL[0], latin1)
+    for _ in range(2):  # reported again on every scan, until renamed; never stored
+        report = scan_library([library], store, workers=1)
+        assert (report.found, len(store.tracks())) == (6, 4)
+        shown = str(library / "caf\\xe9.flac")
+        assert (shown, scan_module.UNNAMEABLE) in report.failed
+        assert json.loads(json.dumps(report.as_dict()))["failed"][0]["path"] == shown
+    assert not any("caf" in path for path in analyses)
+
+
 def test_rescan_of_an_unchanged_library_does_no_audio_work(library, store, analyses):
     scan_library([library], store, workers=1)
     analyses.clear()

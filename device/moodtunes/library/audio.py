@@ -88,6 +88,12 @@ def load_excerpt(
 
     Raises AudioDecodeError with a one-line reason when nothing usable comes out."""
     try:
+        size = path.stat().st_size
+    except OSError as exc:  # vanished, or unreadable, since the scan listed it
+        raise AudioDecodeError(f"cannot read the file: {exc.strerror}") from None
+    if size == 0:
+        raise AudioDecodeError("empty file (0 bytes)")
+    try:
         excerpt = _decode_soundfile(path, sr, max_seconds)
     except sf.LibsndfileError:
         try:
@@ -97,7 +103,9 @@ def load_excerpt(
                 "cannot decode audio: not a format libsndfile reads, and ffmpeg can't either "
                 "(a damaged file, or not audio; for M4A/AAC install ffmpeg)"
             ) from None
-        except Exception as exc:  # noqa: BLE001 - audioread raises many unrelated types (EOFError, OSError…)
+        except EOFError:  # what ffmpeg's reader raises when it finds no audio stream at all
+            raise AudioDecodeError("cannot decode audio: no audio stream found (damaged, or not audio)") from None
+        except Exception as exc:  # noqa: BLE001 - audioread raises many unrelated types (OSError…)
             raise AudioDecodeError(f"cannot decode audio: {type(exc).__name__}: {exc}") from None
     except (RuntimeError, ValueError) as exc:
         raise AudioDecodeError(f"cannot decode audio: {exc}") from None

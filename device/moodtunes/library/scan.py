@@ -82,6 +82,28 @@ def iter_audio_files(root: Path) -> Iterator[FileState]:
             yield FileState(path, st.st_size, st.st_mtime)
 
 
+# The catalogue, the visit events and the dashboards keep paths as UTF-8 text; a name in another
+# encoding (an old Latin-1 rip copied onto ext4) can't be stored, so it is reported, not analysed.
+UNNAMEABLE = (
+    "file name is not valid UTF-8, so it can't be catalogued: rename it "
+    "(e.g. `convmv -r -f latin1 -t utf-8 --notest FOLDER`)"
+)
+
+
+def has_utf8_name(path: str) -> bool:
+    """False for a path with bytes that aren't UTF-8 (os.walk gives them as lone surrogates)."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def printable_path(path: str) -> str:
+    """The path with each undecodable byte shown as \\xNN, safe to print, log and send as JSON."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
 def analysis_key(model: MoodModel) -> str:
     """What a catalogued mood depends on: how features are computed and which mood model ran.
     A track whose key differs from the current one is analysed again."""
@@ -153,6 +175,11 @@ def _plan(
     catalogued = store.track_index()
     todo = [s for p, s in on_disk.items() if catalogued.get(p) != (s.size, s.mtime, analysis)]
     report.unchanged = report.found - len(todo)
+    for state in [s for s in todo if not has_utf8_name(s.path)]:
+        todo.remove(state)
+        shown = printable_path(state.path)
+        report.failed.append((shown, UNNAMEABLE))
+        logger.warning("skipped %s: %s", shown, UNNAMEABLE)
     # Tracks under a missing folder are kept (an unplugged drive should not empty the catalogue).
     def should_prune(path: str) -> bool:
         if path in on_disk:
