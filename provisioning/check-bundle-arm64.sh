@@ -26,7 +26,7 @@ update-binfmts --enable qemu-aarch64
 if [ ! -x "$root/usr/bin/python3" ]; then
   echo "== debootstrap arm64 bookworm into $root"
   debootstrap --arch=arm64 \
-    --include=python3,python3-venv,ca-certificates,libsndfile1,ffmpeg,libgl1,libglib2.0-0,fonts-dejavu-core \
+    --include=python3,python3-venv,ca-certificates,libsndfile1,ffmpeg,libgl1,libglib2.0-0,fonts-dejavu-core,fonts-droid-fallback \
     bookworm "$root" http://deb.debian.org/debian >/dev/null
 fi
 

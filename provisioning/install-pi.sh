@@ -23,6 +23,11 @@ for pkg in "${needed[@]}"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"
 if [ "${#missing[@]}" -gt 0 ]; then
   apt-get install -y --no-install-recommends "${missing[@]}"
 fi
+# Chinese and Japanese song titles need a fallback font: wanted, but no reason to stop an offline install.
+if ! dpkg -s fonts-droid-fallback >/dev/null 2>&1; then
+  apt-get install -y --no-install-recommends fonts-droid-fallback ||
+    echo "install-pi.sh: fonts-droid-fallback is not installed (no network?): Chinese and Japanese song titles show as boxes until it is" >&2
+fi
 
 echo "== user and folders"
 id moodtunes >/dev/null 2>&1 || useradd --system --home-dir /var/lib/moodtunes --shell /usr/sbin/nologin moodtunes

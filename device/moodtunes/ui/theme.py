@@ -4,9 +4,10 @@ with the screen (sizes are given for a 480 px short side, the Pi 7" display's)."
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pygame
+
+from moodtunes.ui.fonts import FontStack
 
 Colour = tuple[int, int, int]
 
@@ -38,9 +39,6 @@ PROFILE_COLOURS: tuple[str, ...] = (
     "#94a3b8",
 )
 
-DEJAVU = Path("/usr/share/fonts/truetype/dejavu")
-
-
 def parse_colour(value: str | None, default: str = DEFAULT_ACCENT) -> Colour:
     """'#rrggbb' -> (r, g, b); anything unreadable gives the default accent."""
     for candidate in (value, default):
@@ -63,47 +61,35 @@ def text_on(colour: Colour) -> Colour:
     return (20, 24, 34) if 0.299 * r + 0.587 * g + 0.114 * b > 150 else TEXT
 
 
-def font_file(bold: bool) -> Path | None:
-    """DejaVu Sans from Debian's fonts-dejavu-core when present, else pygame's bundled font."""
-    path = DEJAVU / ("DejaVuSans-Bold.ttf" if bold else "DejaVuSans.ttf")
-    return path if path.is_file() else None
-
-
 @dataclass
 class Theme:
     """Scale, fonts and the current accent colour (the visitor's profile colour)."""
 
     scale: float
     accent: Colour = field(default_factory=lambda: parse_colour(DEFAULT_ACCENT))
-    _fonts: dict[tuple[int, bool], pygame.font.Font] = field(default_factory=dict, repr=False)
+    _fonts: dict[tuple[int, bool], FontStack] = field(default_factory=dict, repr=False)
 
     def px(self, value: float) -> int:
         return max(1, round(value * self.scale))
 
-    def font(self, size: float, bold: bool = False) -> pygame.font.Font:
+    def font(self, size: float, bold: bool = False) -> FontStack:
         key = (self.px(size), bold)
         if key not in self._fonts:
-            path = font_file(bold)
-            if path is None:  # pygame's default font is smaller for the same size
-                font = pygame.font.Font(None, round(key[0] * 1.3))
-                font.set_bold(bold)
-            else:
-                font = pygame.font.Font(str(path), key[0])
-            self._fonts[key] = font
+            self._fonts[key] = FontStack(*key)
         return self._fonts[key]
 
     # Named sizes used across the screens.
-    def title(self) -> pygame.font.Font:
+    def title(self) -> FontStack:
         return self.font(32, bold=True)
 
-    def heading(self) -> pygame.font.Font:
+    def heading(self) -> FontStack:
         return self.font(23, bold=True)
 
-    def body(self) -> pygame.font.Font:
+    def body(self) -> FontStack:
         return self.font(19)
 
-    def body_bold(self) -> pygame.font.Font:
+    def body_bold(self) -> FontStack:
         return self.font(19, bold=True)
 
-    def small(self) -> pygame.font.Font:
+    def small(self) -> FontStack:
         return self.font(15)

@@ -10,6 +10,7 @@ import pygame
 import pygame.gfxdraw
 
 from moodtunes.ui import theme as th
+from moodtunes.ui.fonts import FontStack
 from moodtunes.ui.theme import Colour, Theme
 
 
@@ -29,7 +30,7 @@ class TextCache:
         self._cache: OrderedDict[tuple, pygame.Surface] = OrderedDict()
         self._limit = limit
 
-    def render(self, font: pygame.font.Font, text: str, colour: Colour) -> pygame.Surface:
+    def render(self, font: FontStack, text: str, colour: Colour) -> pygame.Surface:
         key = (id(font), text, colour)
         surface = self._cache.get(key)
         if surface is None:
@@ -45,15 +46,12 @@ class TextCache:
 TEXT = TextCache()
 
 
-def glyphs_or(font: pygame.font.Font, text: str, fallback: str) -> str:
-    """``text`` if the font has all its glyphs (★, ⌫…), else ``fallback``. pygame's bundled font has
-    few symbols and reports boxes for the rest, so only DejaVu is trusted."""
-    if th.font_file(False) is None:
-        return fallback
-    return text if all(m is not None for m in font.metrics(text)) else fallback
+def glyphs_or(font: FontStack, text: str, fallback: str) -> str:
+    """``text`` if the fonts have all its glyphs (★, ⌫…), else ``fallback``."""
+    return text if font.covers(text) else fallback
 
 
-def ellipsize(font: pygame.font.Font, text: str, width: int) -> str:
+def ellipsize(font: FontStack, text: str, width: int) -> str:
     """``text`` shortened with an ellipsis so that it fits ``width`` pixels."""
     if font.size(text)[0] <= width:
         return text
@@ -67,7 +65,7 @@ def ellipsize(font: pygame.font.Font, text: str, width: int) -> str:
     return text[:lo].rstrip() + "…"
 
 
-def wrap(font: pygame.font.Font, text: str, width: int, max_lines: int | None = None) -> list[str]:
+def wrap(font: FontStack, text: str, width: int, max_lines: int | None = None) -> list[str]:
     """Word-wrap ``text`` to ``width``; the last allowed line ends in an ellipsis if text remains."""
     lines: list[str] = []
     for paragraph in text.split("\n"):
@@ -91,7 +89,7 @@ def wrap(font: pygame.font.Font, text: str, width: int, max_lines: int | None = 
 
 def draw_text(
     surface: pygame.Surface,
-    font: pygame.font.Font,
+    font: FontStack,
     text: str,
     colour: Colour,
     rect: pygame.Rect,
@@ -117,7 +115,7 @@ def draw_text(
 
 def draw_paragraph(
     surface: pygame.Surface,
-    font: pygame.font.Font,
+    font: FontStack,
     text: str,
     colour: Colour,
     rect: pygame.Rect,
@@ -147,7 +145,7 @@ def draw_paragraph(
 
 
 def paragraph_height(
-    font: pygame.font.Font, text: str, width: int, line_spacing: float = 1.25
+    font: FontStack, text: str, width: int, line_spacing: float = 1.25
 ) -> int:
     lines = wrap(font, text, width)
     return round(font.get_linesize() * line_spacing) * (len(lines) - 1) + font.get_linesize()
@@ -175,7 +173,7 @@ def draw_button(
     style: str = "secondary",
     pressed: bool = False,
     enabled: bool = True,
-    font: pygame.font.Font | None = None,
+    font: FontStack | None = None,
 ) -> None:
     """A rounded button: "primary" (accent fill), "secondary" (raised surface), "ghost" (outline)."""
     radius = min(rect.height // 2, look.px(18))

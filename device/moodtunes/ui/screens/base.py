@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import pygame
 
 from moodtunes.ui import theme as th
+from moodtunes.ui.fonts import FontStack
 from moodtunes.ui.widgets import Target, draw_button, draw_text
 
 if TYPE_CHECKING:
@@ -75,7 +76,7 @@ class Screen:
         target_id: str,
         label: str | tuple[str, ...],
         style: str = "secondary",
-        font: pygame.font.Font | None = None,
+        font: FontStack | None = None,
     ) -> None:
         """Draw a target as a button; ``label`` may list shorter wordings for narrow buttons."""
         target = self.target(target_id)

@@ -8,6 +8,7 @@ import pygame
 from moodtunes.store import Profile
 from moodtunes.ui import layout as lay
 from moodtunes.ui import theme as th
+from moodtunes.ui.fonts import FontStack
 from moodtunes.ui.screens.base import Screen
 from moodtunes.ui.widgets import (
     aa_circle,
@@ -437,7 +438,7 @@ class ConsentScreen(Screen):
             app.home()
 
 
-def _paragraph_fits(font: pygame.font.Font, text: str, rect: pygame.Rect) -> bool:
+def _paragraph_fits(font: FontStack, text: str, rect: pygame.Rect) -> bool:
     from moodtunes.ui.widgets import paragraph_height
 
     return paragraph_height(font, text, rect.width) <= rect.height

@@ -1,0 +1,61 @@
+"""Song titles in other scripts: characters DejaVu lacks are drawn with a fallback font."""
+
+import os
+
+import pygame
+import pytest
+from moodtunes.ui.fonts import FALLBACK_FILES, FontStack, primary_file
+
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+
+DROID = FALLBACK_FILES[0]
+needs_fonts = pytest.mark.skipif(
+    primary_file(False) is None or not DROID.is_file(),
+    reason="needs fonts-dejavu-core and fonts-droid-fallback (apt-get install them)",
+)
+JAPANESE = "夜に駆ける"  # YOASOBI, "Racing into the Night"
+
+
+@pytest.fixture(autouse=True)
+def fonts():
+    pygame.font.init()
+    yield
+    pygame.font.quit()
+
+
+def glyph_images(font: FontStack, text: str) -> list[bytes]:
+    return [pygame.image.tobytes(font.render(c, True, (255, 255, 255)), "RGBA") for c in text]
+
+
+@needs_fonts
+def test_characters_dejavu_lacks_are_drawn_with_the_fallback_font():
+    alone, stacked = FontStack(20, False, fallbacks=()), FontStack(20, False, fallbacks=(DROID,))
+    assert not alone.covers(JAPANESE) and stacked.covers(JAPANESE)
+    # DejaVu alone draws the same empty box for every character; with the fallback each differs
+    assert len(set(glyph_images(alone, JAPANESE))) == 1
+    assert len(set(glyph_images(stacked, JAPANESE))) == len(JAPANESE)
+
+
+@needs_fonts
+def test_mixed_text_is_one_line_on_a_common_baseline():
+    font = FontStack(20, True, fallbacks=(DROID,))
+    text = f"Racing {JAPANESE} (Live)"
+    assert [piece for _, piece in font.runs(text)] == ["Racing ", JAPANESE, " (Live)"]
+    surface = font.render(text, True, (255, 255, 255))
+    assert surface.get_size() == font.size(text)
+    assert font.size(text)[0] == sum(f.size(piece)[0] for f, piece in font.runs(text))
+    # the fallback is sized to the primary's line height, so a mixed title does not grow the row
+    assert surface.get_height() <= font.get_linesize() + 2
+
+
+@needs_fonts
+def test_latin_text_takes_the_primary_font_alone():
+    font = FontStack(20, False, fallbacks=(DROID,))
+    assert font.runs("Café del Mar ★") == ((font.primary, "Café del Mar ★"),)
+    assert font._fallbacks == {}  # no fallback font is opened for text the primary covers
+
+
+def test_without_fallback_fonts_text_still_renders_in_the_primary():
+    font = FontStack(18, False, fallbacks=())
+    assert font.runs(JAPANESE) == ((font.primary, JAPANESE),)
+    assert font.render(JAPANESE, True, (255, 255, 255)).get_width() > 0
