@@ -47,6 +47,16 @@ def test_id3_tags_in_a_wav_file_are_read(tmp_path):
     assert (tags.title, tags.artist, tags.album, tags.genre, tags.year) == ("Rain", "Nora", "Grey", "Jazz", 2011)
 
 
+def test_every_artist_of_a_collaboration_is_kept_and_other_fields_take_their_first_value(tmp_path):
+    path = _tone(tmp_path / "duet.flac", "FLAC")
+    audio = FLAC(str(path))
+    audio.update({"title": ["Get Lucky", "Radio Edit"], "artist": ["Daft Punk", "Pharrell Williams", "Daft Punk"],
+                  "genre": ["", "Disco", "Funk"]})
+    audio.save()
+    tags = read_tags(path)
+    assert (tags.title, tags.artist, tags.genre) == ("Get Lucky", "Daft Punk, Pharrell Williams", "Disco")
+
+
 def test_untagged_file_falls_back_to_its_name(tmp_path):
     tags = read_tags(_tone(tmp_path / "07 - Quiet_Morning.wav", "WAV"))
     assert tags.title == "Quiet Morning"

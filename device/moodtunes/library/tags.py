@@ -27,15 +27,19 @@ class TrackTags:
     duration: float | None  # seconds, from the container; None when it can't tell
 
 
-def _first(values: object) -> str | None:
-    if values is None:
+def _texts(values: object) -> list[str]:
+    """A tag's non-empty values, in order and without repeats (a tag may hold several)."""
+    items = [] if values is None else values if isinstance(values, list) else [values]
+    texts = (str(item).strip().replace("\x00", "") for item in items)
+    return list(dict.fromkeys(text for text in texts if text))
+
+
+def _field(name: str, values: object) -> str | None:
+    """One text per field: every artist of a collaboration ("A, B"), else the first value."""
+    texts = _texts(values)
+    if not texts:
         return None
-    items = values if isinstance(values, list) else [values]
-    for item in items:
-        text = str(item).strip().replace("\x00", "")
-        if text:
-            return text
-    return None
+    return ", ".join(texts) if name == "artist" else texts[0]
 
 
 def _year(text: str | None) -> int | None:
@@ -52,9 +56,9 @@ def _raw_fields(path: Path) -> tuple[dict[str, str | None], float | None]:
     if tags is None:
         return {}, duration
     if isinstance(tags, ID3):
-        return {k: _first(tags.get(frame).text if frame in tags else None)
+        return {k: _field(k, tags.get(frame).text if frame in tags else None)
                 for k, frame in _ID3_FRAMES.items()}, duration
-    return {k: _first(tags.get(k)) for k in _ID3_FRAMES}, duration
+    return {k: _field(k, tags.get(k)) for k in _ID3_FRAMES}, duration
 
 
 def title_from_filename(path: Path) -> str:
