@@ -39,6 +39,7 @@ PROFILE_COLOURS: tuple[str, ...] = (
     "#94a3b8",
 )
 
+
 def parse_colour(value: str | None, default: str = DEFAULT_ACCENT) -> Colour:
     """'#rrggbb' -> (r, g, b); anything unreadable gives the default accent."""
     for candidate in (value, default):
