@@ -83,6 +83,17 @@ def test_doctor_reports_each_check_as_json(capsys, monkeypatch, tmp_path):
     assert code == (1 if any(c["status"] == "fail" for c in checks.values()) else 0)
 
 
+def test_doctor_counts_the_songs_that_could_not_be_analysed(capsys, monkeypatch, tmp_path):
+    from moodtunes.store import Store
+
+    monkeypatch.setenv("MOODTUNES_DATA_DIR", str(tmp_path))
+    with Store.open(tmp_path / "moodtunes.db") as store:
+        store.record_track_error("/music/broken.mp3", 10, 1.0, "cannot decode audio")
+    main(["doctor", "--json"])
+    checks = {c["name"]: c for c in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert "0 playable tracks (1 file could not be analysed: `moodtunes library list --errors`" in checks["store"]["detail"]
+
+
 def test_doctor_fails_clearly_on_a_missing_model(capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("MOODTUNES_EMOTION__MODEL", str(tmp_path / "gone.tflite"))
     assert main(["doctor"]) == 1

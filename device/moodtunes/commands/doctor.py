@@ -43,13 +43,18 @@ def _store(settings: Settings) -> Check:
             problems = store.integrity_problems()
             counts = store.outbox_counts()
             tracks = len(store.tracks())
+            unreadable = len(store.tracks(include_errors=True)) - tracks
     except StoreError as exc:
         return Check("store", "fail", str(exc))
     if problems:
         return Check("store", "fail", f"{settings.database_path}: {problems[0]}")
+    songs = f"{tracks} playable tracks"
+    if unreadable:
+        files = "1 file" if unreadable == 1 else f"{unreadable} files"
+        songs += f" ({files} could not be analysed: `moodtunes library list --errors` says why)"
     return Check(
         "store", "ok",
-        f"{settings.database_path}: schema ok, {tracks} playable tracks, {counts['pending']} events to upload",
+        f"{settings.database_path}: schema ok, {songs}, {counts['pending']} events to upload",
     )
 
 
