@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import random
+from collections import Counter
 from itertools import pairwise
 
+import pytest
+from moodtunes import recommend
 from moodtunes.domain import Category
 from moodtunes.recommend import (
     Feedback,
@@ -14,6 +17,7 @@ from moodtunes.recommend import (
     page,
     page_count,
     rank,
+    spread_artists,
 )
 from moodtunes.store import TrackRecord
 
@@ -111,6 +115,47 @@ def test_spread_keeps_unavoidable_repeats_at_the_end():
     ranked = rank(tracks, CALM, rng=random.Random(0))
     assert adjacent_repeats(ranked) == 2  # 4 songs by A and 1 by B: A B A A A at best
     assert [r.track.artist for r in ranked][:3] == ["A", "B", "A"]
+
+
+def spread_quadratic(ranked):
+    """The first spread_artists, O(n^2): the reference the fast one must match exactly."""
+    remaining, result = list(ranked), []
+    key = recommend._spread_key
+
+    def still_spreadable(counts, placed):
+        left = sum(counts.values()) - 1
+        return all(
+            count - (artist == placed) <= (left // 2 if artist == placed else (left + 1) // 2)
+            for artist, count in counts.items()
+        )
+
+    while remaining:
+        previous = key(result[-1]) if result else None
+        counts = Counter(key(item) for item in remaining)
+        others = [i for i, item in enumerate(remaining) if key(item) != previous]
+        fallback = max(others, key=lambda i: counts[key(remaining[i])], default=0)
+        pick = next((i for i in others if still_spreadable(counts, key(remaining[i]))), fallback)
+        result.append(remaining.pop(pick))
+    return result
+
+
+@pytest.mark.parametrize("seed", range(300))
+def test_the_fast_spread_orders_exactly_as_the_reference(seed):
+    rng = random.Random(seed)
+    n = rng.randint(0, 40)
+    artists = [f"artist{i}" for i in range(rng.randint(1, 8))] + ["", None]  # no artist: its own group
+    weights = [rng.random() ** 3 for _ in artists]  # often one artist with most of the songs
+    items = [
+        recommend.Ranked(track(f"t{i}", artist=rng.choices(artists, weights)[0]), 1.0 - i / 100, 0.5, 0.5, False)
+        for i in range(n)
+    ]
+    assert [r.track.path for r in spread_artists(items)] == [r.track.path for r in spread_quadratic(items)]
+
+
+def test_a_library_of_thousands_of_songs_is_ranked_at_once():
+    tracks = [track(f"t{i}", artist=f"artist{i % 500}", q4=0.5) for i in range(20000)]
+    ranked = rank(tracks, CALM, rng=random.Random(1))  # took minutes when the spread was O(n^2)
+    assert len(ranked) == 20000 and adjacent_repeats(ranked) == 0
 
 
 def test_seeded_ranking_is_reproducible():

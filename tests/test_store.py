@@ -130,6 +130,9 @@ def test_catalog_upsert_errors_and_pruning(store):
     }
     assert [t.path for t in store.tracks()] == ["/m/a.ogg", "/m/b.ogg"]
     assert [t.path for t in store.tracks(category="Highly energetic")] == ["/m/b.ogg"]
+    assert store.tracks()[0].features == {"tempo": 80.0}
+    light = store.tracks(features=False)[0]  # what the recommender reads: all but the features
+    assert light.features == {} and light == TrackRecord(**{**vars(store.tracks()[0]), "features": {}})
     assert store.track_by_path("/m/broken.mp3").error == "not an audio file"
     changed = track("/m/a.ogg")
     changed.title = "Renamed"

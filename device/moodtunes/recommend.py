@@ -9,8 +9,9 @@ final order spreads artists so that no two neighbours share one where that can b
 
 from __future__ import annotations
 
+import heapq
 import random
-from collections import Counter, defaultdict
+from collections import defaultdict, deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -118,32 +119,79 @@ def rank(
 def spread_artists(ranked: Sequence[Ranked]) -> list[Ranked]:
     """Reorder so that no two neighbours share an artist where avoidable, otherwise keeping the
     ranking: each place takes the best remaining song whose artist differs from the previous one,
-    provided the songs left after it can still be spread."""
-    remaining = list(ranked)
+    provided the songs left after it can still be spread (no artist may then hold more than every
+    other place). When that is impossible, the artist with the most songs left (other than the
+    previous one) goes next, to use its repeats up. O(n log n): a library of thousands of songs is
+    ranked while the screen opens."""
+    queues = _ArtistQueues(ranked)
     result: list[Ranked] = []
-    while remaining:
-        previous = _spread_key(result[-1]) if result else None
-        counts = Counter(_spread_key(item) for item in remaining)
-        others = [i for i, item in enumerate(remaining) if _spread_key(item) != previous]
-        # When repeats can no longer be avoided, place the commonest artist first to use them up.
-        fallback = max(others, key=lambda i: counts[_spread_key(remaining[i])], default=0)
-        pick = next(
-            (i for i in others if _still_spreadable(counts, _spread_key(remaining[i]))), fallback
-        )
-        result.append(remaining.pop(pick))
+    previous: str | None = None
+    for left in range(len(ranked) - 1, -1, -1):  # songs left after this place
+        if queues.commonest(exclude=None)[1] <= (left + 1) // 2:
+            artist = queues.best(exclude=previous)  # any artist keeps the rest spreadable
+        else:  # one artist has more songs than the places between the others can separate
+            artist = queues.commonest(exclude=previous)[0]
+        if artist is None:  # only `previous` has songs left
+            artist = previous
+        result.append(ranked[queues.take(artist)])
+        previous = artist
     return result
 
 
-def _still_spreadable(counts: Counter[str], placed: str) -> bool:
-    """Whether the songs left after placing one by ``placed`` can avoid adjacent repeats: an artist
-    may hold at most every other place, one fewer if it just played."""
-    left = sum(counts.values()) - 1
-    for artist, count in counts.items():
-        count -= artist == placed
-        limit = left // 2 if artist == placed else (left + 1) // 2
-        if count > limit:
-            return False
-    return True
+class _ArtistQueues:
+    """Each artist's remaining songs (positions in the ranking, best first), with heaps that find
+    the artist whose next song ranks best and the one with the most songs left (ties: best next
+    song). Heap entries are replaced rather than updated; stale ones are skipped when met."""
+
+    def __init__(self, ranked: Sequence[Ranked]) -> None:
+        self.songs: dict[str, deque[int]] = defaultdict(deque)
+        for position, item in enumerate(ranked):
+            self.songs[_spread_key(item)].append(position)
+        self._best = [(q[0], artist) for artist, q in self.songs.items()]
+        self._most = [(-len(q), q[0], artist) for artist, q in self.songs.items()]
+        heapq.heapify(self._best)
+        heapq.heapify(self._most)
+
+    def _live(self, artist: str, head: int, count: int | None = None) -> bool:
+        queue = self.songs[artist]
+        return bool(queue) and queue[0] == head and (count is None or len(queue) == count)
+
+    def best(self, exclude: str | None) -> str | None:
+        """The artist whose next song ranks best, other than ``exclude``."""
+        return self._top(self._best, exclude, lambda e: self._live(e[1], e[0]), lambda e: e[1])[0]
+
+    def commonest(self, exclude: str | None) -> tuple[str | None, int]:
+        """The artist with the most songs left, other than ``exclude``, and that number (0: none)."""
+        artist, entry = self._top(
+            self._most, exclude, lambda e: self._live(e[2], e[1], -e[0]), lambda e: e[2]
+        )
+        return artist, -entry[0] if entry else 0
+
+    @staticmethod
+    def _top(heap: list, exclude: str | None, live, artist_of) -> tuple[str | None, tuple | None]:
+        skipped = []
+        found = None
+        while heap:
+            entry = heap[0]
+            if not live(entry):
+                heapq.heappop(heap)
+            elif artist_of(entry) == exclude:
+                skipped.append(heapq.heappop(heap))
+            else:
+                found = entry
+                break
+        for entry in skipped:
+            heapq.heappush(heap, entry)
+        return (artist_of(found), found) if found else (None, None)
+
+    def take(self, artist: str) -> int:
+        """Remove and return ``artist``'s next song (its position in the ranking)."""
+        queue = self.songs[artist]
+        position = queue.popleft()
+        if queue:
+            heapq.heappush(self._best, (queue[0], artist))
+            heapq.heappush(self._most, (-len(queue), queue[0], artist))
+        return position
 
 
 def _spread_key(item: Ranked) -> str:

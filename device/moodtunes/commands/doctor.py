@@ -42,8 +42,8 @@ def _store(settings: Settings) -> Check:
         with Store.open(settings.database_path) as store:
             problems = store.integrity_problems()
             counts = store.outbox_counts()
-            tracks = len(store.tracks())
-            unreadable = len(store.tracks(include_errors=True)) - tracks
+            tracks = len(store.tracks(features=False))
+            unreadable = len(store.tracks(include_errors=True, features=False)) - tracks
     except StoreError as exc:
         return Check("store", "fail", str(exc))
     if problems:

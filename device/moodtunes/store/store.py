@@ -93,9 +93,11 @@ _TRACK_COLUMNS = (
 
 
 def _track_from_row(row: sqlite3.Row) -> TrackRecord:
-    values = {name: row[name] for name in _TRACK_COLUMNS}
+    """A track from its row; a row selected without the features column gets none."""
+    selected = set(row.keys())
+    values = {name: row[name] for name in _TRACK_COLUMNS if name in selected}
     values["probs"] = json.loads(values["probs"])
-    values["features"] = json.loads(values["features"])
+    values["features"] = json.loads(values.get("features") or "{}")
     return TrackRecord(**values, id=row["id"])
 
 
@@ -483,9 +485,14 @@ class Store:
         with self.transaction() as db:
             return sum(db.execute("DELETE FROM tracks WHERE path = ?", (p,)).rowcount for p in paths)
 
-    def tracks(self, category: str | None = None, include_errors: bool = False) -> list[TrackRecord]:
+    def tracks(
+        self, category: str | None = None, include_errors: bool = False, features: bool = True
+    ) -> list[TrackRecord]:
+        """Catalogued tracks; ``features=False`` leaves out the ~500 audio features of each, which
+        the recommender does not need and which cost most of the time for a large library."""
+        columns = ", ".join(["id", *(c for c in _TRACK_COLUMNS if features or c != "features")])
         rows = self._query(
-            "SELECT * FROM tracks WHERE (? IS NULL OR category = ?) AND (? OR error IS NULL)"
+            f"SELECT {columns} FROM tracks WHERE (? IS NULL OR category = ?) AND (? OR error IS NULL)"
             " ORDER BY artist COLLATE NOCASE, title COLLATE NOCASE",
             (category, category, include_errors),
         )

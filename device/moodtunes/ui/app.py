@@ -358,7 +358,7 @@ class KioskApp:
     def recommendations(self, category: str) -> list[Ranked]:
         """The ranked songs of ``category`` for the visitor (empty if the library has none)."""
         visit = self.visit
-        tracks = self.record(self.store.tracks, category) or []
+        tracks = self.record(self.store.tracks, category, features=False) or []
         feedback = [
             Feedback(*row) for row in self.record(self.store.track_feedback, visit.profile.id) or []
         ]
