@@ -79,6 +79,7 @@ bench: $(STAMP)
 	$(VENV)/bin/python bench/vision.py detection
 	$(VENV)/bin/python bench/library.py
 	$(VENV)/bin/python bench/kiosk.py
+	$(VENV)/bin/python bench/recommend.py
 
 ## Screenshots of a whole autopilot visit at every supported size, into docs/screenshots/; each
 ## size from a fresh data dir, so every run shows a first visit; then the report of a profile with
