@@ -26,9 +26,6 @@ class Category(StrEnum):
     NOT_MOOD_LIFTING = "not mood-lifting"  # Q2/Q3-like: tense or sad, never recommended
 
 
-MOOD_LIFTING_CATEGORIES: tuple[Category, ...] = (Category.HIGHLY_ENERGETIC, Category.HAPPY_AND_CALM)
-
-
 def category_for_mood(mood: str) -> Category:
     """Happy users keep the energy up; neutral or sad users get happy and calm songs."""
     return Category.HIGHLY_ENERGETIC if Mood(mood) is Mood.HAPPY else Category.HAPPY_AND_CALM

@@ -1,7 +1,7 @@
 """The visit event: what the device uploads about one visit, and what the cloud ingest accepts.
 
-One pydantic model is the single source of truth; ``visit_event_json_schema()`` publishes it as
-JSON Schema for other consumers. Only labels, probabilities, song metadata, times and a rating
+One pydantic model is the single source of truth (``VisitEvent.model_json_schema()`` gives it as
+JSON Schema for other consumers). Only labels, probabilities, song metadata, times and a rating
 are in it: never an image, never a profile's name.
 """
 
@@ -88,9 +88,3 @@ def mood_lift(before: ReadingEvent | None, after: ReadingEvent | None) -> float 
 def profile_key(device_id: str, profile_id: int) -> str:
     """A stable pseudonym for a profile, so the cloud can follow a person's trend without a name."""
     return hashlib.sha256(f"{device_id}:{profile_id}".encode()).hexdigest()[:16]
-
-
-def visit_event_json_schema() -> dict:
-    return VisitEvent.model_json_schema()
-
-
