@@ -70,9 +70,9 @@ chroot "$root" "${clean_env[@]}" HOME=/root "/$installer"
 as_service() { chroot --userspec=moodtunes:moodtunes "$root" "${clean_env[@]}" HOME=/var/lib/moodtunes "$@"; }
 owner=$(stat -c %U "$root/var/lib/moodtunes/moodtunes.db" 2>/dev/null || echo none)
 [ "$owner" != root ] || { echo "FAIL: the installer left a database owned by root" >&2; exit 1; }
-# Not in the rootfs above, so this proves the installer fetches it (for Chinese/Japanese titles).
-[ -f "$root/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf" ] ||
-  { echo "FAIL: the installer did not install fonts-droid-fallback" >&2; exit 1; }
+# Not in the rootfs above, so this proves the installer fetches it (for CJK song titles).
+[ -f "$root/usr/share/fonts/truetype/wqy/wqy-microhei.ttc" ] ||
+  { echo "FAIL: the installer did not install fonts-wqy-microhei" >&2; exit 1; }
 
 echo "== doctor (as the services' user)"
 as_service moodtunes doctor 2>/dev/null

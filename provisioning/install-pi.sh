@@ -23,10 +23,11 @@ for pkg in "${needed[@]}"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"
 if [ "${#missing[@]}" -gt 0 ]; then
   apt-get install -y --no-install-recommends "${missing[@]}"
 fi
-# Chinese and Japanese song titles need a fallback font: wanted, but no reason to stop an offline install.
-if ! dpkg -s fonts-droid-fallback >/dev/null 2>&1; then
-  apt-get install -y --no-install-recommends fonts-droid-fallback ||
-    echo "install-pi.sh: fonts-droid-fallback is not installed (no network?): Chinese and Japanese song titles show as boxes until it is" >&2
+# Chinese, Japanese and Korean song titles need a fallback font: wanted, but no reason to stop an
+# offline install.
+if ! dpkg -s fonts-wqy-microhei >/dev/null 2>&1; then
+  apt-get install -y --no-install-recommends fonts-wqy-microhei ||
+    echo "install-pi.sh: fonts-wqy-microhei is not installed (no network?): Chinese, Japanese and Korean song titles show as boxes until it is" >&2
 fi
 
 echo "== user and folders"

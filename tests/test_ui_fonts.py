@@ -8,12 +8,13 @@ from moodtunes.ui.fonts import FALLBACK_FILES, FontStack, primary_file
 
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 
-DROID = FALLBACK_FILES[0]
+CJK = FALLBACK_FILES[0]  # WenQuanYi Micro Hei
 needs_fonts = pytest.mark.skipif(
-    primary_file(False) is None or not DROID.is_file(),
-    reason="needs fonts-dejavu-core and fonts-droid-fallback (apt-get install them)",
+    primary_file(False) is None or not CJK.is_file(),
+    reason="needs fonts-dejavu-core and fonts-wqy-microhei (apt-get install them)",
 )
 JAPANESE = "夜に駆ける"  # YOASOBI, "Racing into the Night"
+KOREAN = "방탄소년단"  # BTS
 
 
 @pytest.fixture(autouse=True)
@@ -29,16 +30,17 @@ def glyph_images(font: FontStack, text: str) -> list[bytes]:
 
 @needs_fonts
 def test_characters_dejavu_lacks_are_drawn_with_the_fallback_font():
-    alone, stacked = FontStack(20, False, fallbacks=()), FontStack(20, False, fallbacks=(DROID,))
+    alone, stacked = FontStack(20, False, fallbacks=()), FontStack(20, False, fallbacks=(CJK,))
     assert not alone.covers(JAPANESE) and stacked.covers(JAPANESE)
     # DejaVu alone draws the same empty box for every character; with the fallback each differs
     assert len(set(glyph_images(alone, JAPANESE))) == 1
     assert len(set(glyph_images(stacked, JAPANESE))) == len(JAPANESE)
+    assert stacked.covers(KOREAN) and len(set(glyph_images(stacked, KOREAN))) == len(KOREAN)
 
 
 @needs_fonts
 def test_mixed_text_is_one_line_on_a_common_baseline():
-    font = FontStack(20, True, fallbacks=(DROID,))
+    font = FontStack(20, True, fallbacks=(CJK,))
     text = f"Racing {JAPANESE} (Live)"
     assert [piece for _, piece in font.runs(text)] == ["Racing ", JAPANESE, " (Live)"]
     surface = font.render(text, True, (255, 255, 255))
@@ -50,7 +52,7 @@ def test_mixed_text_is_one_line_on_a_common_baseline():
 
 @needs_fonts
 def test_latin_text_takes_the_primary_font_alone():
-    font = FontStack(20, False, fallbacks=(DROID,))
+    font = FontStack(20, False, fallbacks=(CJK,))
     assert font.runs("Café del Mar ★") == ((font.primary, "Café del Mar ★"),)
     assert font._fallbacks == {}  # no fallback font is opened for text the primary covers
 

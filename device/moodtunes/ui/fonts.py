@@ -1,7 +1,7 @@
 """Text in the scripts of a real music library: each character is drawn with the first font that
-has it — DejaVu Sans (Latin, Greek, Cyrillic, symbols), then the fallback fonts installed (Chinese
-and Japanese titles from fonts-droid-fallback, Korean from fonts-noto-cjk or fonts-nanum). SDL_ttf
-has no fallback of its own: without this, a Japanese title is a row of empty boxes.
+has it — DejaVu Sans (Latin, Greek, Cyrillic, symbols), then the fallback fonts installed (Chinese,
+Japanese and Korean from fonts-wqy-microhei, 5 MB; the others if present). SDL_ttf has no fallback
+of its own: without this, a Japanese title is a row of empty boxes.
 
 Right-to-left and joined scripts (Arabic, Hebrew, Devanagari…) would need text shaping, which
 SDL_ttf as pygame builds it does not do; they are drawn with whatever glyphs are found, unshaped."""
@@ -20,9 +20,9 @@ Colour = tuple[int, int, int]
 
 DEJAVU = Path("/usr/share/fonts/truetype/dejavu")
 FALLBACK_FILES = (
-    Path("/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf"),  # fonts-droid-fallback
+    Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"),  # fonts-wqy-microhei: CJK and Hangul
     Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"),  # fonts-noto-cjk
-    Path("/usr/share/fonts/truetype/nanum/NanumGothic.ttf"),  # fonts-nanum
+    Path("/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf"),  # fonts-droid-fallback: no Hangul
 )
 
 
