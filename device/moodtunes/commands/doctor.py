@@ -42,10 +42,11 @@ def _store(settings: Settings) -> Check:
         with Store.open(settings.database_path) as store:
             problems = store.integrity_problems()
             counts = store.outbox_counts()
-            tracks = len(store.tracks(features=False))
-            unreadable = len(store.tracks(include_errors=True, features=False)) - tracks
+            catalogued = store.tracks(include_errors=True, features=False)
     except StoreError as exc:
         return Check("store", "fail", str(exc))
+    unreadable = sum(track.error is not None for track in catalogued)
+    tracks = len(catalogued) - unreadable
     if problems:
         return Check("store", "fail", f"{settings.database_path}: {problems[0]}")
     songs = f"{tracks} playable tracks"

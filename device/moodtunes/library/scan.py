@@ -173,13 +173,16 @@ def _plan(
     on_disk = {s.path: s for r in existing_roots for s in iter_audio_files(Path(r))}
     report.found = len(on_disk)
     catalogued = store.track_index()
-    todo = [s for p, s in on_disk.items() if catalogued.get(p) != (s.size, s.mtime, analysis)]
-    report.unchanged = report.found - len(todo)
-    for state in [s for s in todo if not has_utf8_name(s.path)]:
-        todo.remove(state)
-        shown = printable_path(state.path)
-        report.failed.append((shown, UNNAMEABLE))
-        logger.warning("skipped %s: %s", shown, UNNAMEABLE)
+    changed = [s for p, s in on_disk.items() if catalogued.get(p) != (s.size, s.mtime, analysis)]
+    report.unchanged = report.found - len(changed)
+    todo = []
+    for state in changed:
+        if has_utf8_name(state.path):
+            todo.append(state)
+        else:
+            shown = printable_path(state.path)
+            report.failed.append((shown, UNNAMEABLE))
+            logger.warning("skipped %s: %s", shown, UNNAMEABLE)
     # Tracks under a missing folder are kept (an unplugged drive should not empty the catalogue).
     def should_prune(path: str) -> bool:
         if path in on_disk:
