@@ -40,7 +40,7 @@ $(TRAIN_STAMP): pyproject.toml
 	@touch $(TRAIN_STAMP)
 
 ## Reproduce the shipped emotion model (models/emotion/emotion_int8.tflite + .json) from FER-2013,
-## distilled from the two teachers (~35 min on 2 cores, after `make emotion-teachers`).
+## distilled from the two teachers (19-35 min on 2 cores, after `make emotion-teachers`).
 train-emotion: $(TRAIN_STAMP) $(TEACHER_MODELS)
 	$(TRAIN_EMOTION) --out models/emotion $(EMOTION_ARGS)
 

