@@ -240,17 +240,7 @@ def train(args: argparse.Namespace) -> dict:
             agreement = float(np.mean(np.argmax(soft, axis=1) == y_train))
             logger.info("teachers %s agree with %.1f%% of training labels", [str(p) for p in args.teacher], 100 * agreement)
         targets = training_targets(y_train, len(classes), soft, args.distill_weight)
-        x_fit, sample_weights = x_train, weights[y_train]
-        if args.transfer:
-            transfer_set = load_split(args.data, Split.TRAIN, args.transfer)
-            logger.info("transfer faces (teachers' targets only) %s", transfer_set.counts())
-            x_transfer = np.stack([preprocess(face, INPUT_SIZE) for face in transfer_set.faces])
-            x_fit = np.concatenate([x_train, x_transfer])
-            targets = np.concatenate([targets, teacher_probabilities(args.teacher, x_transfer)])
-            sample_weights = np.concatenate(
-                [sample_weights, np.full(len(x_transfer), args.transfer_weight, dtype=np.float32)]
-            )
-        fit(model, args, x_fit, targets, sample_weights, x_val, val_set.labels, val_indices, work, started)
+        fit(model, args, x_train, targets, weights[y_train], x_val, val_set.labels, val_indices, work, started)
     record = read_history(work)
 
     model.load_weights(work / CHECKPOINT)
@@ -302,8 +292,7 @@ def train(args: argparse.Namespace) -> dict:
             "label_smoothing": args.label_smoothing,
             "distillation": (
                 {"teachers": [str(p) for p in args.teacher], "weight": args.distill_weight,
-                 "targets": "(1 - weight) * one-hot + weight * teachers' mean softmax over face and mirror",
-                 "transfer_classes": list(args.transfer), "transfer_weight": args.transfer_weight}
+                 "targets": "(1 - weight) * one-hot + weight * teachers' mean softmax over face and mirror"}
                 if args.teacher else None
             ),
             "class_weights": dict(zip(classes, np.round(weights, 4).tolist())),
@@ -359,12 +348,6 @@ def main(argv: list[str] | None = None) -> int:
         help="distil from these float happy/neutral/sad models (a run's work/emotion_float.keras); needs --classes 3",
     )
     parser.add_argument("--distill-weight", type=float, default=0.5, help="share of the teachers in the targets")
-    parser.add_argument(
-        "--transfer", nargs="+", default=[], metavar="CLASS", choices=[c for c in FER_CLASSES if c not in MOODS],
-        help="with --teacher: also fit the teachers' probabilities on the training faces of these other "
-        "expressions (more faces to learn the teachers from; their own labels are not used)",
-    )
-    parser.add_argument("--transfer-weight", type=float, default=1.0, help="loss weight of each transfer face")
     parser.add_argument("--calibration", type=int, default=600, help="faces used to calibrate int8")
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument(
@@ -375,8 +358,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.teacher and args.classes != "3":
         parser.error("--teacher needs --classes 3 (teachers give happy/neutral/sad probabilities)")
-    if args.transfer and not args.teacher:
-        parser.error("--transfer needs --teacher (transfer faces are learnt from the teachers' probabilities)")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     try:
         meta = train(args)
