@@ -62,7 +62,7 @@ DEFAULT_EXPERTS = ("embedding:0.75:mlp", "handmade:0.25:linear")
 MAX_SAD_LIFTED = 0.20  # at most this share of Q3 (sad) clips may end up in a mood-lifting category
 
 
-def make_pipeline(kind: str = "linear") -> Pipeline:
+def make_pipeline(kind: str) -> Pipeline:
     """Standardise, clip the z-scores, classify: a multinomial logistic regression ("linear") or
     one hidden ReLU layer and a softmax ("mlp"), both of which the device's JSON format holds."""
     if kind == "mlp":
@@ -134,13 +134,14 @@ def parse_experts(specs: list[str], names: list[str]) -> tuple[list[str], list[n
     for spec in specs:
         group, _, rest = spec.partition(":")
         weight, _, kind = rest.partition(":")
+        kind = kind or "linear"
         if group not in FEATURE_GROUPS:
             raise SystemExit(f"unknown feature group {group!r} (known: {', '.join(FEATURE_GROUPS)})")
-        if (kind or "linear") not in EXPERT_KINDS:
+        if kind not in EXPERT_KINDS:
             raise SystemExit(f"unknown expert kind {kind!r} (known: {', '.join(EXPERT_KINDS)})")
         columns.append(np.array([i for i, n in enumerate(names) if FEATURE_GROUPS[group](n)]))
         weights.append(float(weight or 1.0))
-        kinds.append(kind or "linear")
+        kinds.append(kind)
     return specs, columns, weights, kinds
 
 
