@@ -1,6 +1,7 @@
 from pathlib import Path
 
 import pytest
+from moodtunes.cli import main as moodtunes
 from moodtunes.config import ConfigError, load_settings
 
 
@@ -60,6 +61,28 @@ def test_bad_config_is_one_clear_line(tmp_path, text, expected):
     message = str(info.value)
     assert expected in message
     assert "\n" not in message
+
+
+@pytest.mark.parametrize("qos", [0, 2])
+def test_only_qos_1_is_accepted_and_the_error_says_why(tmp_path, qos):
+    with pytest.raises(ConfigError) as info:
+        load_settings(write(tmp_path, f"[mqtt]\nqos = {qos}\n"))
+    assert "mqtt.qos: Value error, must be 1: the uplink needs the broker's PUBACK" in str(info.value)
+    assert f"(got {qos})" in str(info.value)
+
+
+def test_qos_1_in_existing_files_and_the_environment_still_loads(tmp_path, monkeypatch):
+    assert load_settings(write(tmp_path, "[mqtt]\nqos = 1\n")).mqtt.qos == 1
+    monkeypatch.setenv("MOODTUNES_MQTT__QOS", "1")
+    assert load_settings().mqtt.qos == 1
+
+
+def test_a_secret_of_the_wrong_type_is_not_echoed(tmp_path, capsys):
+    config = write(tmp_path, "[mqtt]\nusername = 'kiosk'\npassword = 31415926\n")
+    assert moodtunes(["--config", str(config), "uplink", "--status"]) == 2
+    err = capsys.readouterr().err
+    assert "mqtt.password: Input should be a valid string (value not shown)" in err
+    assert "31415926" not in err
 
 
 def test_bad_environment_value_names_the_key(monkeypatch):

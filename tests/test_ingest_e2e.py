@@ -8,12 +8,14 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
 import pytest
 from analytics_support import (
+    Broker,
     Subscriber,
     influxql,
     ingest_settings,
@@ -23,6 +25,7 @@ from analytics_support import (
     unique,
     wait_for,
 )
+from conftest import free_port
 from influxdb_client import Point
 from moodtunes.cli import main as moodtunes
 from moodtunes.store import Store
@@ -46,6 +49,16 @@ def _enable_uplink(monkeypatch, mosquitto, device_id: str, prefix: str) -> None:
 def _count(influxdb, db: str, query: str) -> float:
     series = influxql(influxdb, db, query)
     return series[0]["values"][0][1] if series else 0
+
+
+def _publish(sender, prefix: str, events) -> None:
+    for event in events:
+        sender.publish(f"{prefix}/{event.device_id}/visit", event.model_dump_json(), qos=1).wait_for_publish(10)
+
+
+def _close(sender) -> None:
+    sender.disconnect()
+    sender.loop_stop()
 
 
 def test_visits_go_from_the_store_to_influxdb(mosquitto, influxdb, tmp_path, monkeypatch, capsys):
@@ -135,17 +148,21 @@ def test_malformed_payloads_are_dead_lettered_and_the_ingest_goes_on(mosquitto, 
 
 
 class _Outage(V1Writer):
-    """The real writer, except that InfluxDB is "down" while ``down`` is set."""
+    """The real writer, except that InfluxDB is "down" while ``down`` is set, and for the visits whose
+    event ids are in ``down_for``."""
 
     down = True
+    down_for: frozenset[str] = frozenset()
 
     def write(self, points):
-        if self.down:
+        if self.down or any(event_id in point.to_line_protocol() for point in points for event_id in self.down_for):
             raise WriteError("InfluxDB unreachable: connection refused (simulated outage)", retryable=True)
         super().write(points)
 
 
 def test_visits_are_held_while_influxdb_is_down_and_written_when_it_returns(mosquitto, influxdb, tmp_path):
+    """The ingest holds at most retry_queue_size unacknowledged visits (its Receive Maximum); the
+    broker keeps the rest queued meanwhile, so a full queue drops nothing."""
     device, prefix, db = unique("kiosk-"), unique("mt"), unique("outage")
     with Store.open(tmp_path / "moodtunes.db") as store:
         events = [record_visit(store, device) for _ in range(3)]
@@ -156,18 +173,110 @@ def test_visits_are_held_while_influxdb_is_down_and_written_when_it_returns(mosq
     sender = publisher(mosquitto)
     try:
         assert ingest.wait_subscribed(10)
-        for event in events:
-            sender.publish(f"{prefix}/{device}/visit", event.model_dump_json(), qos=1).wait_for_publish(10)
-        wait_for(lambda: ingest.stats.received == 3, "3 visits received")
-        assert ingest.held == 2 and ingest.stats.dropped == 1  # the queue is bounded; the oldest went
+        _publish(sender, prefix, events)
+        wait_for(lambda: ingest.held == 2, "2 visits held")
+        time.sleep(0.5)  # time enough for a third delivery, were the broker to send one
+        assert ingest.stats.received == 2 and ingest.stats.dropped == 0
         writer.down = False
-        wait_for(lambda: ingest.held == 0, "held visits written")
+        wait_for(lambda: ingest.stats.written == 3, "every visit written")
     finally:
-        sender.disconnect()
-        sender.loop_stop()
+        _close(sender)
         ingest.stop()
     ids = influxql(influxdb, db, "SELECT event_id FROM visit")[0]["values"]
-    assert [row[1] for row in ids] == [e.event_id for e in events[1:]]
+    assert [row[1] for row in ids] == [e.event_id for e in events]
+
+
+def test_visits_held_when_the_ingest_stops_are_written_after_it_restarts(mosquitto, influxdb, tmp_path):
+    """Held visits are not acknowledged, so the broker keeps them in the ingest's session and
+    delivers them again to the restarted ingest (same client id)."""
+    device, prefix, db = unique("kiosk-"), unique("mt"), unique("restart")
+    with Store.open(tmp_path / "moodtunes.db") as store:
+        events = [record_visit(store, device) for _ in range(3)]
+    settings = ingest_settings(mosquitto, influxdb, db, prefix)  # one client id for both runs
+    first = Ingest(settings, _Outage(settings))
+    first.start()
+    sender = publisher(mosquitto)
+    try:
+        assert first.wait_subscribed(10)
+        _publish(sender, prefix, events)
+        wait_for(lambda: first.held == 3, "3 visits held")
+    finally:
+        _close(sender)
+        first.stop()
+    with running_ingest(settings) as second:  # InfluxDB is back
+        wait_for(lambda: second.stats.written == 3, "the held visits written by the restarted ingest")
+    ids = influxql(influxdb, db, "SELECT event_id FROM visit")[0]["values"]
+    assert [row[1] for row in ids] == [e.event_id for e in events]
+
+
+def test_a_resumed_session_redelivers_held_visits_without_doubling_them(influxdb, tmp_path):
+    """The broker restarts (keeping sessions on disk) while InfluxDB is down: it sends the held,
+    unacknowledged visits again; the ingest lets its own copies go instead of holding both."""
+    device, prefix, db = unique("kiosk-"), unique("mt"), unique("resume")
+    with Store.open(tmp_path / "moodtunes.db") as store:
+        events = [record_visit(store, device) for _ in range(3)]
+    folder = tmp_path / "broker"
+    broker = Broker(folder, free_port(), f"allow_anonymous true\npersistence true\npersistence_location {folder}/\n").start()
+    settings = ingest_settings(broker, influxdb, db, prefix)
+    writer = _Outage(settings)
+    ingest = Ingest(settings, writer)
+    ingest.start()
+    try:
+        assert ingest.wait_subscribed(10)
+        sender = publisher(broker)
+        _publish(sender, prefix, events)
+        _close(sender)
+        wait_for(lambda: ingest.held == 3, "3 visits held")
+        broker.stop()
+        broker.start()
+        wait_for(lambda: ingest.stats.received == 6, "the broker to deliver the 3 visits again")
+        assert ingest.held == 3
+        writer.down = False
+        wait_for(lambda: ingest.held == 0, "held visits written")
+        assert ingest.stats.written == 3
+    finally:
+        ingest.stop()
+        broker.stop()
+    ids = influxql(influxdb, db, "SELECT event_id FROM visit")[0]["values"]
+    assert [row[1] for row in ids] == [e.event_id for e in events]
+
+
+def test_visits_held_across_a_lost_session_are_written_and_never_ack_another_message(influxdb, tmp_path):
+    """The broker restarts without keeping sessions: the held visits are written from memory, and
+    their old message ids are not acknowledged, since in the new session they name other messages."""
+    device, prefix, db = unique("kiosk-"), unique("mt"), unique("lost")
+    with Store.open(tmp_path / "moodtunes.db") as store:
+        old, new = [record_visit(store, device) for _ in range(3)], record_visit(store, device)
+    broker = Broker(tmp_path / "broker", free_port()).start()
+    try:
+        settings = ingest_settings(broker, influxdb, db, prefix)
+        writer = _Outage(settings)
+        ingest = Ingest(settings, writer)
+        ingest.start()
+        try:
+            assert ingest.wait_subscribed(10)
+            sender = publisher(broker)
+            _publish(sender, prefix, old)
+            _close(sender)
+            wait_for(lambda: ingest.held == 3, "3 visits held")
+            broker.stop()
+            wait_for(lambda: not ingest.wait_subscribed(0), "the ingest to notice")
+            broker.start()
+            wait_for(lambda: ingest.wait_subscribed(0), "the ingest to subscribe again")
+            sender = publisher(broker)
+            _publish(sender, prefix, [new])  # in the new session it gets the first message id again
+            _close(sender)
+            wait_for(lambda: ingest.held == 4, "the new visit held too")
+            writer.down, writer.down_for = False, frozenset({new.event_id})  # InfluxDB takes all but the new one
+            wait_for(lambda: ingest.stats.written == 3, "the 3 held visits written")
+        finally:
+            ingest.stop()
+        with running_ingest(settings) as restarted:  # the broker still holds the new visit for it
+            wait_for(lambda: restarted.stats.written == 1, "the new visit written after the restart")
+    finally:
+        broker.stop()
+    ids = influxql(influxdb, db, "SELECT event_id FROM visit")[0]["values"]
+    assert [row[1] for row in ids] == [e.event_id for e in [*old, new]]
 
 
 def test_influxdb_rejecting_the_data_itself_is_final(influxdb):

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 from analytics_support import Broker, Subscriber, record_visit, unique, wait_for
@@ -62,6 +63,48 @@ def test_events_nobody_subscribes_to_stay_in_the_outbox(mosquitto, tmp_path, mon
     with Store.open(tmp_path / "data" / "moodtunes.db") as store:
         assert store.outbox_counts() == {"pending": 1, "sent": 0}
         assert store.pending_events(1)[0].attempts == 1
+
+
+@pytest.mark.parametrize("qos", ["0", "2"])
+def test_a_qos_that_could_lose_events_is_refused(mosquitto, tmp_path, monkeypatch, capsys, qos):
+    """Nobody subscribes, so the event must stay queued. QoS 0 has no PUBACK to say so; with QoS 2
+    paho reports the PUBCOMP, which lacks PUBREC's "No matching subscribers": either way the event
+    would leave the outbox unread. Only QoS 1 is accepted."""
+    device, prefix = unique("kiosk-"), unique("mt")
+    with Store.open(tmp_path / "data" / "moodtunes.db") as store:
+        record_visit(store, device)
+    _enable(monkeypatch, mosquitto, device, prefix)
+    monkeypatch.setenv("MOODTUNES_MQTT__QOS", qos)
+    assert moodtunes(["uplink", "--once"]) == 2
+    assert "mqtt.qos: Value error, must be 1" in capsys.readouterr().err
+    with Store.open(tmp_path / "data" / "moodtunes.db") as store:
+        assert store.outbox_counts() == {"pending": 1, "sent": 0}
+
+
+def test_an_event_published_while_the_link_is_down_goes_once_when_it_is_back(mosquitto, tmp_path):
+    """paho keeps a QoS 1 message it could not send (rc NO_CONN) and sends it on connecting, so
+    the uplink waits for that message's PUBACK rather than publish the event a second time."""
+    device, prefix = unique("kiosk-"), unique("mt")
+    mqtt = MqttSettings(
+        enabled=True, host=mosquitto.host, port=mosquitto.port, topic_prefix=prefix, ack_timeout_seconds=0.5
+    )
+    store = Store.open(tmp_path / "moodtunes.db")
+    event = record_visit(store, device)
+    listener = Subscriber(mosquitto, f"{prefix}/+/visit")
+    link = BrokerLink(mqtt, device)
+    uplink = Uplink(store, link, mqtt, device)
+    try:
+        assert "no PUBACK" in uplink.send_pending().error  # not connected (yet)
+        assert store.outbox_counts() == {"pending": 1, "sent": 0}
+        link.connect(5)
+        assert uplink.send_pending().sent == 1
+        time.sleep(0.3)  # time enough for a second copy, were one sent
+    finally:
+        listener.close()
+        link.close()
+    with store:
+        assert store.outbox_counts() == {"pending": 0, "sent": 1}
+    assert [json.loads(m.payload)["event_id"] for m in listener.messages] == [event.event_id]
 
 
 def test_nothing_is_lost_while_the_broker_comes_and_goes(tmp_path):

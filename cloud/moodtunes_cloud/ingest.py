@@ -6,9 +6,16 @@ of its topic (the broker's ACL lets a device publish only under its own id, so t
 device_id trustworthy). A payload that fails is logged with the reason and republished to
 ``{prefix}/deadletter``; nothing a device sends can stop the ingest.
 
-paho acknowledges a message once on_message returns, so a visit that can't be written (InfluxDB
-down) is held in a bounded in-memory queue and retried in order; only if that queue overflows is
-anything dropped, and that is logged as an error with the event id.
+A message is acknowledged to the broker (paho's manual ack) only once its visit is written, or
+dead-lettered, or refused by InfluxDB as bad data. A visit that can't be written (InfluxDB down) is
+held in memory, unacknowledged, and retried in order. The session is persistent (fixed client id,
+clean_start off, QoS 1), so the broker delivers unacknowledged visits again when the ingest
+reconnects or restarts within mqtt_session_expiry_seconds: stopping loses nothing. The CONNECT's
+Receive Maximum is the size of the held queue, so the broker sends no more unacknowledged visits
+than the ingest can hold and queues the rest itself. Besides data InfluxDB refuses as bad, visits
+are lost only if the broker loses the ingest's session while they are held (they are then in
+memory only) and the queue overflows anyway, or the ingest stops before InfluxDB is back. Every
+loss is logged as an error.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ from moodtunes_cloud.settings import IngestSettings, SettingsError, load_ingest_
 logger = logging.getLogger("moodtunes_cloud.ingest")
 
 KEEPALIVE_SECONDS = 60
+RECEIVE_MAXIMUM_LIMIT = 65535  # the largest Receive Maximum MQTT v5 can express
 DEAD_LETTER_PAYLOAD_LIMIT = 64 * 1024
 
 
@@ -88,8 +96,12 @@ class IngestStats:
 
 @dataclass
 class _Held:
+    """A visit to write and the message to acknowledge once it is (mid None: nothing to ack)."""
+
     event_id: str
     points: list[Point]
+    mid: int | None
+    qos: int
 
 
 class Ingest:
@@ -108,7 +120,9 @@ class Ingest:
 
     def _make_client(self) -> paho.Client:
         s = self._settings
-        client = paho.Client(CallbackAPIVersion.VERSION2, client_id=s.mqtt_client_id, protocol=paho.MQTTv5)
+        client = paho.Client(
+            CallbackAPIVersion.VERSION2, client_id=s.mqtt_client_id, protocol=paho.MQTTv5, manual_ack=True
+        )
         if s.mqtt_username:
             client.username_pw_set(s.mqtt_username, s.mqtt_password.get_secret_value() if s.mqtt_password else None)
         if s.mqtt_tls:
@@ -129,6 +143,7 @@ class Ingest:
             logger.error("InfluxDB not ready (%s); visits will be held and retried", exc)
         properties = Properties(PacketTypes.CONNECT)
         properties.SessionExpiryInterval = self._settings.mqtt_session_expiry_seconds
+        properties.ReceiveMaximum = min(self._settings.retry_queue_size, RECEIVE_MAXIMUM_LIMIT)
         self._client.connect_async(
             self._settings.mqtt_host, self._settings.mqtt_port, KEEPALIVE_SECONDS,
             clean_start=False, properties=properties,
@@ -146,9 +161,21 @@ class Ingest:
         self._client.loop_stop()
         if self._retrier.is_alive():
             self._retrier.join()
-        if self._held:
-            logger.error("stopping with %d visits not yet written to InfluxDB", len(self._held))
+        self._report_unwritten()
         self._writer.close()
+
+    def _report_unwritten(self) -> None:
+        redelivered = sum(1 for held in self._held if held.mid is not None)
+        if redelivered:
+            logger.warning(
+                "stopping with %d visits not yet written to InfluxDB; they are unacknowledged, so the broker "
+                "delivers them again when the ingest is back", redelivered,
+            )
+        if lost := len(self._held) - redelivered:
+            logger.error(
+                "stopping with %d visits not yet written to InfluxDB that the broker no longer holds "
+                "(it had lost the ingest's session): they are lost", lost,
+            )
 
     @property
     def held(self) -> int:
@@ -163,7 +190,19 @@ class Ingest:
             logger.error("the broker at %s refused the ingest: %s", address, reason)
             return
         logger.info("connected to %s; subscribing to %s", address, subscription(self._settings))
+        with self._write_lock:
+            self._after_reconnect(flags.session_present)
         client.subscribe(subscription(self._settings), qos=1)
+
+    def _after_reconnect(self, session_present: bool) -> None:
+        """Visits held from an earlier connection. With the session resumed, the broker sends the
+        unacknowledged ones again, so they are let go here rather than held twice. What is left, the
+        broker has forgotten: still written, but never acknowledged (in this session its message id
+        means nothing, or another message)."""
+        if session_present:
+            self._held = collections.deque(held for held in self._held if held.mid is None)
+        for held in self._held:
+            held.mid = None
 
     def _on_disconnect(self, client, userdata, flags, reason, properties) -> None:
         self._subscribed.clear()
@@ -183,13 +222,15 @@ class Ingest:
             event = parse_visit(message.topic, message.payload, self._settings.topic_prefix)
             points = event_points(event, datetime.now(UTC))
         except Rejected as exc:
-            self._reject(message.topic, message.payload, str(exc))
-            return
+            problem = str(exc)
         except Exception as exc:  # a bug must cost one message, never the MQTT thread
             logger.exception("can't process a message on %s", message.topic)
-            self._reject(message.topic, message.payload, f"internal error: {exc!r}")
+            problem = f"internal error: {exc!r}"
+        else:
+            self._write_or_hold(_Held(event.event_id, points, message.mid, message.qos))
             return
-        self._write_or_hold(_Held(event.event_id, points))
+        self._reject(message.topic, message.payload, problem)
+        client.ack(message.mid, message.qos)  # dead-lettered: delivering it again can't help
 
     def _reject(self, topic: str, payload: bytes, reason: str) -> None:
         self.stats.rejected += 1
@@ -221,12 +262,19 @@ class Ingest:
         self.stats.written += 1
         return True
 
+    def _acknowledge(self, held: _Held) -> None:
+        """The visit is written (or final): the broker may forget its message."""
+        if held.mid is not None:
+            self._client.ack(held.mid, held.qos)
+
     def _write_or_hold(self, held: _Held) -> None:
         with self._write_lock:
             if not self._held and self._write(held):
+                self._acknowledge(held)
                 return
             if len(self._held) >= self._settings.retry_queue_size:
                 lost = self._held.popleft()
+                self._acknowledge(lost)  # given up on: don't let it block the broker's Receive Maximum
                 self.stats.dropped += 1
                 logger.error(
                     "retry queue full (%d visits): dropped visit %s; raise MOODTUNES_INGEST_RETRY_QUEUE_SIZE "
@@ -239,7 +287,7 @@ class Ingest:
         while not self._stop.wait(self._settings.retry_seconds):
             with self._write_lock:
                 while self._held and self._write(self._held[0]):
-                    self._held.popleft()
+                    self._acknowledge(self._held.popleft())
                     if not self._held:
                         logger.info("InfluxDB is back: every held visit is written")
 

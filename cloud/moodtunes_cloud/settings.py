@@ -48,7 +48,8 @@ class IngestSettings(BaseSettings):
     influx_timeout_seconds: float = Field(10.0, gt=0)
 
     retry_seconds: float = Field(5.0, gt=0, description="wait between attempts to write held points")
-    retry_queue_size: int = Field(10_000, gt=0, description="visits held in memory while InfluxDB is down")
+    retry_queue_size: int = Field(10_000, gt=0, description="unacknowledged visits held while InfluxDB is down; also the MQTT Receive Maximum, "
+                                  "so the broker queues the rest")
 
 
 def load_ingest_settings() -> IngestSettings:

@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 SYSTEM_CONFIG = Path("/etc/moodtunes/moodtunes.toml")
 ENV_PREFIX = "MOODTUNES_"
 DEVICE_ID_PATTERN = r"^[A-Za-z0-9._-]+$"  # the same rule as VisitEvent.device_id
+SECRET_WORDS = ("password", "secret", "token")  # keys whose values an error must not echo
 
 
 class ConfigError(Exception):
@@ -88,11 +89,23 @@ class MqttSettings(Section):
     topic_prefix: str = Field(
         "moodtunes", pattern=r"^[^+#/]+(/[^+#/]+)*$", description="MQTT topic levels, no wildcards"
     )
-    qos: Literal[0, 1, 2] = 1
+    qos: int = Field(1, description="MQTT QoS of uploads: only 1, kept so that files saying qos = 1 still load")
     retry_seconds: float = Field(10.0, gt=0, description="first wait after a failed upload; doubles per failure")
     max_retry_seconds: float = Field(300.0, gt=0, description="the longest wait between upload attempts")
     poll_seconds: float = Field(5.0, gt=0, le=3600, description="how often the uplink looks for new visits")
     ack_timeout_seconds: float = Field(10.0, gt=0, description="how long to wait for the broker's PUBACK")
+
+    @field_validator("qos")
+    @classmethod
+    def _at_least_once(cls, qos: int) -> int:
+        """An event leaves the outbox only on a PUBACK with reason Success, so only QoS 1 keeps that
+        promise (the error says why the others can't); its retries' duplicates the ingest overwrites."""
+        if qos != 1:
+            raise ValueError(
+                "must be 1: the uplink needs the broker's PUBACK to know an event arrived (QoS 0 has none "
+                "and loses events sent while offline; with QoS 2 events nobody receives would count as sent)"
+            )
+        return qos
 
 
 class LoggingSettings(Section):
@@ -164,10 +177,16 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path}: invalid TOML: {exc}") from None
 
 
+def _is_secret(key: str) -> bool:
+    return any(word in key.lower() for word in SECRET_WORDS)
+
+
 def _describe(error: dict[str, Any]) -> str:
     key = ".".join(str(part) for part in error["loc"]) or "(top level)"
     if error["type"] == "extra_forbidden":
         return f"{key}: unknown key"
+    if _is_secret(key):  # a mistyped password is still a password: keep it off terminals and journals
+        return f"{key}: {error['msg']} (value not shown)"
     return f"{key}: {error['msg']} (got {error.get('input')!r})"
 
 

@@ -5,6 +5,8 @@ The kiosk works offline: finish_session() only writes the event to the SQLite ou
 uplink drains it. It speaks MQTT v5 so that a PUBACK carries a reason code: an event is marked sent
 only on "Success", so a broker that is down, refuses the topic (ACL) or has nobody subscribed
 ("No matching subscribers": the ingest never subscribed) keeps it queued for a later attempt.
+That takes QoS 1 (config accepts nothing else): QoS 0 has no acknowledgement at all, and with
+QoS 2 paho reports the PUBCOMP, which lacks PUBREC's "No matching subscribers".
 A retry may deliver an event twice; the ingest makes that harmless (a redelivered event overwrites
 the same InfluxDB point), so at-least-once is the right guarantee here.
 """
@@ -181,7 +183,9 @@ class BrokerLink:
     # ---- publishing ------------------------------------------------------------------------
 
     def publish(self, topic: str, payload: str, qos: int) -> int:
-        """Queue a message (paho sends it now, or after reconnecting); its message id."""
+        """Queue a message (paho sends it now, or after reconnecting); its message id. A QoS 1
+        message paho can't send now (rc NO_CONN) stays in paho's queue and goes on reconnecting,
+        so its PUBACK is still the one to wait for: publishing the event again would send it twice."""
         info = self._client.publish(topic, payload, qos=qos)
         if info.rc not in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_NO_CONN):
             raise UplinkError(f"can't queue the message: {paho.error_string(info.rc)}")
