@@ -1,10 +1,12 @@
 import json
 import sqlite3
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from moodtunes.domain import MoodReading, ScanOutcome
-from moodtunes.events import VisitEvent
+from moodtunes.events import MAX_PLAYS, VisitEvent
 from moodtunes.store import Store, StoreError, TrackRecord
+from moodtunes.store import store as store_module
 from moodtunes.store.migrations import MIGRATIONS
 
 SAD = MoodReading(ScanOutcome.OK, "sad", 0.7, {"happy": 0.1, "neutral": 0.2, "sad": 0.7}, 42)
@@ -17,9 +19,39 @@ def store(tmp_path):
         yield s
 
 
+class Clock:
+    """The store's clock, moved by the test."""
+
+    def __init__(self, monkeypatch):
+        self.now = datetime(2025, 3, 1, 10, 0, tzinfo=UTC)
+        monkeypatch.setattr(store_module, "utc_now", lambda: stamp(self.now))
+
+    def advance(self, **delta) -> None:
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    return Clock(monkeypatch)
+
+
+def stamp(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds")
+
+
 def track(path="/music/a.ogg", category="Happy and calm", artist="Artist"):
     return TrackRecord(path=path, size=10, mtime=1.5, title="Song", artist=artist, category=category,
                        probs={"Q1": 0.1, "Q2": 0.0, "Q3": 0.1, "Q4": 0.8}, features={"tempo": 80.0})
+
+
+def catalogued(store, path="/music/a.ogg"):
+    """The catalog's record of ``path``, as the kiosk reads it."""
+    return next(t for t in store.tracks(include_errors=True) if t.path == path)
+
+
+def stored_track(store):
+    store.upsert_track(track())
+    return catalogued(store)
 
 
 def test_open_sets_wal_foreign_keys_and_latest_schema(store):
@@ -73,7 +105,7 @@ def test_a_whole_visit_and_its_outbox_event(store):
     reading = store.add_reading(session, "before", SAD)
     store.correct_reading(reading, "neutral")
     track_id = store.upsert_track(track())
-    play = store.start_play(session, store.track_by_path("/music/a.ogg"))
+    play = store.start_play(session, catalogued(store))
     store.update_play(play, 31.5, finished=True)
     store.add_rating(session, 85, play)
     store.add_reading(session, "after", HAPPY)
@@ -133,12 +165,12 @@ def test_catalog_upsert_errors_and_pruning(store):
     assert store.tracks()[0].features == {"tempo": 80.0}
     light = store.tracks(features=False)[0]  # what the recommender reads: all but the features
     assert light.features == {} and light == TrackRecord(**{**vars(store.tracks()[0]), "features": {}})
-    assert store.track_by_path("/m/broken.mp3").error == "not an audio file"
+    assert catalogued(store, "/m/broken.mp3").error == "not an audio file"
     changed = track("/m/a.ogg")
     changed.title = "Renamed"
     store.upsert_track(changed)
-    assert store.track_by_path("/m/a.ogg").title == "Renamed"
-    assert store.track_by_path("/m/a.ogg").probs["Q4"] == 0.8
+    assert catalogued(store, "/m/a.ogg").title == "Renamed"
+    assert catalogued(store, "/m/a.ogg").probs["Q4"] == 0.8
     assert store.delete_tracks(["/m/a.ogg", "/m/missing.ogg"]) == 1
     assert set(store.track_index()) == {"/m/b.ogg", "/m/broken.mp3"}
 
@@ -147,7 +179,7 @@ def test_deleting_a_played_track_keeps_the_play(store):
     ana = store.create_profile("Ana", "#ff8800")
     session = store.start_session(ana.id)
     store.upsert_track(track())
-    store.start_play(session, store.track_by_path("/music/a.ogg"))
+    store.start_play(session, catalogued(store))
     store.delete_tracks(["/music/a.ogg"])
     [visit_play] = store._db.execute("SELECT track_id, title FROM plays").fetchall()
     assert tuple(visit_play) == (None, "Song")
@@ -168,3 +200,113 @@ def test_full_disk_is_a_clear_error_and_loses_nothing(store):
     assert store.integrity_problems() == []
     store.upsert_track(big)  # space again: it works
     assert json.loads(store._db.execute("SELECT features FROM tracks").fetchone()[0])["f4999"] == 4999.0
+
+
+def test_the_guest_name_is_kept_for_guests(store):
+    for name in ("Guest", " guest ", "GUEST"):
+        with pytest.raises(ValueError, match="kept for guests"):
+            store.create_profile(name, "#ff0000")
+    assert store.profiles() == []
+
+
+def test_guest_visits_never_land_on_a_persons_profile_called_guest(store):
+    # A database from before the name was kept may have a person called "Guest".
+    store._db.execute(
+        "INSERT INTO profiles (name, colour, created_at) VALUES ('Guest', '#ff0000', '2025-01-01')"
+    )
+    person = store.profile_by_name("Guest")
+    guest = store.guest_profile()
+    assert guest.is_guest and guest.id != person.id and guest.name == "Guest 2"
+    assert store.guest_profile() == guest
+    assert store.profiles() == [person]  # still on the welcome screen, as before
+
+
+def test_a_visit_of_more_plays_than_an_event_lists_still_ends(store):
+    """The kiosk records a play for every song that fails; a visit of hundreds must still end
+    (it is closed at start-up, so a failure there stopped the kiosk from starting at all)."""
+    session = store.start_session(store.guest_profile().id)
+    song = stored_track(store)
+    heard = [(n * 37) % (MAX_PLAYS + 10) for n in range(MAX_PLAYS + 10)]  # 0..209 s, shuffled
+    for seconds in heard:
+        play = store.start_play(session, song)
+        store.update_play(play, seconds, error=None if seconds else "file not found")
+
+    event = store.finish_session(session, "interrupted", device_id="kiosk-1")
+
+    assert store.open_sessions() == []
+    # the 200 heard longest, in the order played
+    assert [p.seconds_listened for p in event.plays] == [s for s in heard if s >= 10]
+    assert event.listening_seconds == sum(heard)  # every play counts, listed or not
+    [item] = store.pending_events()
+    assert VisitEvent.model_validate_json(item.payload) == event
+
+
+def test_correcting_back_to_the_models_label_clears_the_correction(store):
+    session = store.start_session(store.guest_profile().id)
+    reading = store.add_reading(session, "before", SAD)
+    store.correct_reading(reading, "happy")
+    store.correct_reading(reading, "sad")  # changed their mind: the model was right
+    event = store.finish_session(session, "completed", device_id="kiosk-1")
+    assert event.mood_before.label == "sad" and event.mood_before.corrected_label is None
+
+
+def test_a_correction_must_be_one_of_the_moods(store):
+    reading = store.add_reading(store.start_session(store.guest_profile().id), "before", SAD)
+    with pytest.raises(ValueError, match="unknown mood 'angry'"):
+        store.correct_reading(reading, "angry")
+
+
+def test_an_unknown_end_reason_is_refused_before_anything_is_written(store):
+    session = store.start_session(store.guest_profile().id)
+    with pytest.raises(ValueError, match="unknown end reason 'timeout'"):
+        store.finish_session(session, "timeout", device_id="kiosk-1")
+    assert store.open_sessions() == [session] and store.pending_events() == []
+
+
+def test_a_visit_whose_event_cant_be_built_is_a_store_error_and_stays_open(store):
+    session = store.start_session(store.guest_profile().id)
+    reading = store.add_reading(session, "before", SAD)
+    store._db.execute("UPDATE mood_readings SET corrected_label = 'angry' WHERE id = ?", (reading,))  # bad data
+    with pytest.raises(StoreError, match=rf"visit {session}: its event can't be built \(corrected"):
+        store.finish_session(session, "completed", device_id="kiosk-1")
+    assert store.open_sessions() == [session] and store.pending_events() == []
+
+
+def test_a_visit_cut_off_by_a_crash_ends_at_its_last_activity(store, clock):
+    ana = store.create_profile("Ana", "#ff8800")
+    song = stored_track(store)
+    cut_off = store.start_session(ana.id)
+    clock.advance(seconds=20)
+    store.add_reading(cut_off, "before", SAD)
+    clock.advance(seconds=10)
+    play = store.start_play(cut_off, song)
+    clock.advance(seconds=90)
+    store.update_play(play, 89.5)  # then the power went
+    untouched = store.start_session(ana.id)
+    started = clock.now
+    clock.advance(days=2)  # the kiosk comes back
+
+    event = store.finish_session(cut_off, "interrupted", device_id="kiosk-1")
+    assert event.ended_at == datetime(2025, 3, 1, 10, 0, 30, tzinfo=UTC) + timedelta(seconds=89.5)
+    assert store.finish_session(untouched, "interrupted", device_id="kiosk-1").ended_at == started
+    completed = store.finish_session(store.start_session(ana.id), "completed", device_id="kiosk-1")
+    assert completed.ended_at == clock.now  # a visit that ends normally ends now
+    assert [v["ended_at"] for v in store.visits()][:2] == [stamp(event.ended_at), stamp(started)]
+
+
+def test_visits_reads_one_consistent_state(store, monkeypatch):
+    """A play saved by another connection while visits() is half-way must not show up in it."""
+    ana = store.create_profile("Ana", "#ff8800")
+    session = store.start_session(ana.id)
+    store.finish_session(session, "completed", device_id="kiosk-1")
+    song = stored_track(store)
+    readings = store_module._readings
+
+    def readings_while_another_connection_writes(db, session_id):
+        with Store.open(store.path) as other:
+            other.start_play(session_id, song)
+        return readings(db, session_id)
+
+    monkeypatch.setattr(store_module, "_readings", readings_while_another_connection_writes)
+    [visit] = store.visits()
+    assert visit["plays"] == []

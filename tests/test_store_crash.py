@@ -23,10 +23,10 @@ while True:
     n += 1
     session = store.start_session(profile.id)
     store.add_reading(session, "before", reading)
-    track_id = store.upsert_track(TrackRecord(path=f"/m/{n % 50}.ogg", size=n, mtime=n, title=f"t{n}",
-                                              artist="a", category="Happy and calm",
-                                              features={f"f{i}": float(i) for i in range(200)}))
-    play = store.start_play(session, store.track_by_path(f"/m/{n % 50}.ogg"))
+    track = TrackRecord(path=f"/m/{n % 50}.ogg", size=n, mtime=n, title=f"t{n}", artist="a",
+                        category="Happy and calm", features={f"f{i}": float(i) for i in range(200)})
+    track.id = store.upsert_track(track)
+    play = store.start_play(session, track)
     store.update_play(play, 12.0, finished=True)
     store.add_rating(session, n % 101, play)
     store.add_reading(session, "after", reading)

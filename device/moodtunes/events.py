@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -17,6 +17,10 @@ from moodtunes.config import DEVICE_ID_PATTERN
 
 SCHEMA_VERSION = 1
 VISIT_KIND = "visit"
+MAX_PLAYS = 200  # songs listed per visit event; listening_seconds still counts every song
+
+EndReason = Literal["completed", "idle", "abandoned", "interrupted"]
+END_REASONS: tuple[str, ...] = get_args(EndReason)
 
 
 class _Strict(BaseModel):
@@ -54,11 +58,11 @@ class VisitEvent(_Strict):
     guest: bool
     started_at: datetime
     ended_at: datetime
-    end_reason: Literal["completed", "idle", "abandoned", "interrupted"]
+    end_reason: EndReason
     mood_before: ReadingEvent | None = None
     mood_after: ReadingEvent | None = None
     mood_lift: float | None = Field(None, ge=-2.0, le=2.0)
-    plays: list[PlayEvent] = Field(default_factory=list, max_length=200)
+    plays: list[PlayEvent] = Field(default_factory=list, max_length=MAX_PLAYS)
     listening_seconds: float = Field(0.0, ge=0.0)
     rating: int | None = Field(None, ge=0, le=100)
 

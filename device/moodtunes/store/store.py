@@ -2,7 +2,8 @@
 the outbox of events waiting to be uploaded.
 
 WAL mode and synchronous=FULL so a crash or power cut loses at most the write in progress; every
-public method is one transaction. Each thread should open its own Store.
+public method is one transaction (reads of several queries too, so they see one consistent state).
+Each thread should open its own Store.
 """
 
 from __future__ import annotations
@@ -13,12 +14,16 @@ import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Self
 
-from moodtunes.domain import MoodReading
+from pydantic import ValidationError
+
+from moodtunes.domain import MOODS, MoodReading
 from moodtunes.events import (
+    END_REASONS,
+    MAX_PLAYS,
     VISIT_KIND,
     PlayEvent,
     ReadingEvent,
@@ -115,6 +120,40 @@ def _readings(db: sqlite3.Connection, session_id: int) -> dict[str, ReadingEvent
     }
 
 
+def _plays(db: sqlite3.Connection, session_id: int) -> list[sqlite3.Row]:
+    rows = db.execute("SELECT * FROM plays WHERE session_id = ? ORDER BY id", (session_id,))
+    return rows.fetchall()
+
+
+def _longest_plays(rows: list[sqlite3.Row]) -> list[sqlite3.Row]:
+    """The MAX_PLAYS plays listened to longest, in the order played: a visit of endless failed
+    plays still fits its event, and what was really heard (and its main category) stays in it."""
+    longest = sorted(rows, key=lambda r: -r["seconds_listened"])[:MAX_PLAYS]
+    return sorted(longest, key=lambda r: r["id"])
+
+
+def _last_activity(db: sqlite3.Connection, session_id: int) -> str:
+    """When a visit was last seen alive: the latest end of a play, reading or rating, else its
+    start. A visit cut off by a crash ended then, not when the kiosk came back."""
+    rows = db.execute(
+        "SELECT started_at AS at, seconds_listened AS seconds FROM plays WHERE session_id = :id"
+        " UNION ALL SELECT created_at, 0 FROM mood_readings WHERE session_id = :id"
+        " UNION ALL SELECT created_at, 0 FROM ratings WHERE session_id = :id"
+        " UNION ALL SELECT started_at, 0 FROM sessions WHERE id = :id",
+        {"id": session_id},
+    )
+    last = max(datetime.fromisoformat(r["at"]) + timedelta(seconds=r["seconds"]) for r in rows)
+    return last.isoformat(timespec="milliseconds")
+
+
+def _first_problem(exc: ValueError) -> str:
+    """The first thing validation found wrong, in one line (pydantic's message spans several)."""
+    if isinstance(exc, ValidationError):
+        error = exc.errors()[0]
+        return f"{'.'.join(map(str, error['loc']))}: {error['msg']}"
+    return str(exc)
+
+
 def _describe_sqlite_error(path: Path, exc: sqlite3.Error) -> str:
     text = str(exc)
     if "disk is full" in text:
@@ -182,10 +221,11 @@ class Store:
             )
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One atomic unit of work; sqlite errors become StoreError with a readable message."""
+    def transaction(self, mode: str = "IMMEDIATE") -> Iterator[sqlite3.Connection]:
+        """One atomic unit of work; sqlite errors become StoreError with a readable message.
+        ``mode="DEFERRED"`` for reads: one snapshot, without locking writers out."""
         try:
-            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute(f"BEGIN {mode}")
         except sqlite3.Error as exc:
             raise StoreError(_describe_sqlite_error(self.path, exc)) from None
         try:
@@ -211,8 +251,9 @@ class Store:
 
     def integrity_problems(self) -> list[str]:
         """What SQLite's integrity and foreign-key checks find; empty when the file is sound."""
-        problems = [r[0] for r in self._query("PRAGMA integrity_check") if r[0] != "ok"]
-        problems += [f"foreign key: {tuple(r)}" for r in self._query("PRAGMA foreign_key_check")]
+        with self.transaction("DEFERRED") as db:
+            problems = [r[0] for r in db.execute("PRAGMA integrity_check") if r[0] != "ok"]
+            problems += [f"foreign key: {tuple(r)}" for r in db.execute("PRAGMA foreign_key_check")]
         return problems
 
     # ---- profiles --------------------------------------------------------------------------
@@ -221,24 +262,36 @@ class Store:
         name = name.strip()
         if not name:
             raise ValueError("a profile needs a name")
+        if name.casefold() == GUEST_NAME.casefold():
+            raise ValueError("that name is kept for guests")  # short: the kiosk screen shows it
         with self.transaction() as db:
             if db.execute("SELECT 1 FROM profiles WHERE name = ?", (name,)).fetchone():
                 raise ValueError(f"a profile named {name!r} already exists")
-            db.execute(
+            cur = db.execute(
                 "INSERT INTO profiles (name, colour, created_at) VALUES (?, ?, ?)",
                 (name, colour, utc_now()),
             )
-        return self.profile_by_name(name)  # type: ignore[return-value]
+            return self._profile_by_id(db, cur.lastrowid)
 
     def guest_profile(self) -> Profile:
-        """The shared guest profile, created on first use."""
+        """The shared guest profile, created on first use. Found by its flag, never by its name:
+        an older database may have a person's profile called "Guest"."""
         with self.transaction() as db:
-            db.execute(
-                "INSERT OR IGNORE INTO profiles (name, colour, is_guest, created_at)"
-                " VALUES (?, ?, 1, ?)",
-                (GUEST_NAME, GUEST_COLOUR, utc_now()),
+            guest = db.execute("SELECT id FROM profiles WHERE is_guest = 1 ORDER BY id").fetchone()
+            if guest is not None:
+                return self._profile_by_id(db, guest["id"])
+            cur = db.execute(
+                "INSERT INTO profiles (name, colour, is_guest, created_at) VALUES (?, ?, 1, ?)",
+                (self._free_guest_name(db), GUEST_COLOUR, utc_now()),
             )
-        return self.profile_by_name(GUEST_NAME)  # type: ignore[return-value]
+            return self._profile_by_id(db, cur.lastrowid)
+
+    @staticmethod
+    def _free_guest_name(db: sqlite3.Connection) -> str:
+        """The guest's name: "Guest", unless a person's profile has it (then "Guest 2", …)."""
+        taken = {r["name"].casefold() for r in db.execute("SELECT name FROM profiles")}
+        names = (GUEST_NAME if n == 1 else f"{GUEST_NAME} {n}" for n in range(1, len(taken) + 2))
+        return next(name for name in names if name.casefold() not in taken)
 
     def profiles(self, include_guest: bool = False) -> list[Profile]:
         rows = self._query(
@@ -263,6 +316,11 @@ class Store:
                 "UPDATE profiles SET consent_at = ? WHERE id = ? AND consent_at IS NULL",
                 (utc_now(), profile_id),
             )
+
+    @classmethod
+    def _profile_by_id(cls, db: sqlite3.Connection, profile_id: int) -> Profile:
+        row = db.execute("SELECT * FROM profiles WHERE id = ?", (profile_id,)).fetchone()
+        return cls._profile(row)
 
     @staticmethod
     def _profile(row: sqlite3.Row) -> Profile:
@@ -298,15 +356,19 @@ class Store:
             return int(cur.lastrowid)
 
     def correct_reading(self, reading_id: int, label: str) -> None:
-        """The user says the reading was wrong: keep the model's label, store theirs beside it."""
+        """The user says the reading was wrong: keep the model's label, store theirs beside it.
+        Correcting back to the model's own label clears the correction (nothing was wrong after all)."""
+        if label not in MOODS:
+            raise ValueError(f"unknown mood {label!r} (one of {', '.join(MOODS)})")
         with self.transaction() as db:
             row = db.execute(
-                "SELECT session_id, phase FROM mood_readings WHERE id = ?", (reading_id,)
+                "SELECT session_id, phase, label FROM mood_readings WHERE id = ?", (reading_id,)
             ).fetchone()
             if row is None:
                 raise KeyError(f"no mood reading with id {reading_id}")
+            corrected = None if label == row["label"] else label
             db.execute(
-                "UPDATE mood_readings SET corrected_label = ? WHERE id = ?", (label, reading_id)
+                "UPDATE mood_readings SET corrected_label = ? WHERE id = ?", (corrected, reading_id)
             )
             self._set_session_mood(db, row["session_id"], row["phase"], label)
 
@@ -349,18 +411,28 @@ class Store:
             return int(cur.lastrowid)
 
     def finish_session(self, session_id: int, reason: str, device_id: str) -> VisitEvent:
-        """End a visit and queue its event for upload, in the same transaction."""
+        """End a visit and queue its event for upload, in the same transaction. An "interrupted"
+        visit (closed at start-up after a crash) ends at its last activity.
+
+        A visit whose event can't be built is a StoreError, and stays open."""
+        if reason not in END_REASONS:
+            raise ValueError(f"unknown end reason {reason!r} (one of {', '.join(END_REASONS)})")
         with self.transaction() as db:
             row = db.execute("SELECT ended_at FROM sessions WHERE id = ?", (session_id,)).fetchone()
             if row is None:
                 raise KeyError(f"no session with id {session_id}")
             if row["ended_at"] is not None:
                 raise ValueError(f"session {session_id} has already ended")
+            ended_at = _last_activity(db, session_id) if reason == "interrupted" else utc_now()
             db.execute(
                 "UPDATE sessions SET ended_at = ?, end_reason = ? WHERE id = ?",
-                (utc_now(), reason, session_id),
+                (ended_at, reason, session_id),
             )
-            event = self._visit_event(db, session_id, device_id)
+            try:
+                event = self._visit_event(db, session_id, device_id)
+            except ValueError as exc:  # pydantic's ValidationError is one
+                problem = f"visit {session_id}: its event can't be built ({_first_problem(exc)})"
+                raise StoreError(problem) from None
             db.execute(
                 "INSERT INTO outbox (event_id, kind, session_id, payload, created_at)"
                 " VALUES (?, ?, ?, ?, ?)",
@@ -380,15 +452,14 @@ class Store:
             (session_id,),
         ).fetchone()
         readings = _readings(db, session_id)
+        rows = _plays(db, session_id)
         plays = [
             PlayEvent(
                 title=r["title"][:300], artist=r["artist"][:300], category=r["category"],
                 seconds_listened=r["seconds_listened"], finished=bool(r["finished"]),
                 error=r["error"][:300] if r["error"] else None,
             )
-            for r in db.execute(
-                "SELECT * FROM plays WHERE session_id = ? ORDER BY id", (session_id,)
-            )
+            for r in _longest_plays(rows)
         ]
         rating = db.execute(
             "SELECT score FROM ratings WHERE session_id = ? ORDER BY id DESC LIMIT 1", (session_id,)
@@ -407,7 +478,7 @@ class Store:
             mood_after=after,
             mood_lift=mood_lift(before, after),
             plays=plays,
-            listening_seconds=round(sum(p.seconds_listened for p in plays), 3),
+            listening_seconds=round(sum(r["seconds_listened"] for r in rows), 3),
             rating=rating["score"] if rating else None,
         )
 
@@ -423,15 +494,12 @@ class Store:
             " WHERE s.ended_at IS NOT NULL AND (? IS NULL OR s.profile_id = ?)"
             " ORDER BY s.started_at DESC, s.id DESC LIMIT ?"
         )
-        sessions = self._query(sql, (profile_id, profile_id, -1 if limit is None else limit))
-        result = []
-        for s in reversed(sessions):
-            readings = _readings(self._db, s["id"])
-            plays = [
-                dict(r)
-                for r in self._query("SELECT * FROM plays WHERE session_id = ? ORDER BY id", (s["id"],))
-            ]
-            result.append(dict(s) | {"readings": readings, "plays": plays})
+        with self.transaction("DEFERRED") as db:
+            sessions = db.execute(sql, (profile_id, profile_id, -1 if limit is None else limit))
+            result = []
+            for s in reversed(sessions.fetchall()):
+                plays = [dict(r) for r in _plays(db, s["id"])]
+                result.append(dict(s) | {"readings": _readings(db, s["id"]), "plays": plays})
         return result
 
     def track_feedback(self, profile_id: int) -> list[tuple[int | None, str, str, int]]:
