@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 from conftest import _service_binary
 from moodtunes.commands.demo import demo_settings
-from moodtunes.commands.kiosk import autopilot_settings, parse_size
+from moodtunes.commands.kiosk import parse_size
 from moodtunes.config import load_settings
 from moodtunes.store import Store
+from moodtunes.ui import run_kiosk
 
 
 def test_sizes_parse_and_bad_ones_are_explained():
@@ -26,15 +27,35 @@ def test_sizes_parse_and_bad_ones_are_explained():
             parse_size(bad)
 
 
-def test_demo_uses_the_demo_library_and_autopilot_the_sample_camera(tmp_path):
+def test_demo_uses_the_demo_library_and_may_show_the_sample(tmp_path):
     settings = load_settings()
     settings.library.paths = [tmp_path]
     settings.library.demo = False
     settings.camera.source = "opencv:3"
     demo = demo_settings(settings)
-    assert demo.library.paths == [] and demo.library.demo
-    assert autopilot_settings(settings).camera.source == "sample"
-    assert settings.library.paths == [tmp_path]  # the caller's settings are left alone
+    assert demo.library.paths == [] and demo.library.demo and demo.camera.sample_when_missing
+    assert demo.camera.source == "opencv:3"
+    assert settings.library.paths == [tmp_path] and not settings.camera.sample_when_missing  # left alone
+
+
+@pytest.mark.parametrize(("autopilot", "screenshots"), [(True, False), (False, True)])
+def test_the_autopilot_and_its_screenshots_only_ever_see_the_sample(monkeypatch, tmp_path, autopilot, screenshots):
+    """Enforced inside run_kiosk, not only by the CLI: a screenshot must never hold a real face."""
+    seen = []
+
+    class RecordingApp:
+        def __init__(self, settings, **kwargs):
+            seen.append(settings.camera.source)
+            self.on_frame = []
+
+        def run(self):
+            return 0
+
+    monkeypatch.setattr("moodtunes.ui.app.KioskApp", RecordingApp)
+    settings = load_settings()
+    settings.camera.source = "opencv:0"
+    run_kiosk(settings, autopilot=autopilot, screenshots=tmp_path if screenshots else None)
+    assert seen == ["sample"] and settings.camera.source == "opencv:0"
 
 
 @pytest.mark.slow

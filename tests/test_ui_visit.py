@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from moodtunes.config import load_settings
-from moodtunes.store import Store
+from moodtunes.store import Store, StoreError
 from moodtunes.vision.scan import MoodScanner
 from ui_support import (
     CALM,
@@ -244,6 +244,28 @@ def test_start_up_closes_visits_left_open_by_a_crash(settings, library):
         )
 
 
+def test_a_visit_that_cant_be_closed_at_start_up_doesnt_stop_the_kiosk(settings, library, monkeypatch):
+    with Store.open(settings.database_path) as store:
+        stuck = store.start_session(store.guest_profile().id)
+    original = Store.finish_session
+
+    def refuse(self, session_id, *args, **kwargs):
+        if session_id == stuck:
+            raise StoreError(f"visit {session_id}: its event can't be built (plays: too many)")
+        return original(self, session_id, *args, **kwargs)
+
+    monkeypatch.setattr(Store, "finish_session", refuse)
+    app = make_app(settings, sample_scanner)
+    try:
+        assert app.screen.name == "welcome" and app.store is not None
+        songs_as_guest_without_camera(app, "happy")  # the next visitor is served
+    finally:
+        app.close()
+    monkeypatch.setattr(Store, "finish_session", original)
+    with Store.open(settings.database_path) as store:
+        assert store.open_sessions() == [stuck]  # left for a later start, not lost
+
+
 def test_an_unusable_database_is_explained_on_screen(settings, tmp_path):
     settings.data_dir = tmp_path / "data-is-a-file"
     settings.data_dir.write_text("not a folder")
@@ -341,7 +363,7 @@ def test_more_songs_pages_on_and_the_other_category_is_offered(settings, library
         second = shown_titles(app)
         assert len(first) == 6 and len(second) == 1 and not set(first) & set(second)
         tap(app, "row:0")  # the row on page 2 is the 7th song
-        assert app.visit.queue_index == 6
+        assert app.screen.name == "playing" and app.screen.index == 6
         order = [r.track.path for r in app.visit.ranked]
         tap(app, "stop")
         assert app.screen.name == "songs"
@@ -412,3 +434,56 @@ def test_when_a_song_ends_the_next_one_plays_and_after_the_last_comes_the_rating
         plays = rows(store, "SELECT finished, seconds_listened FROM plays ORDER BY id")
         assert [p["finished"] for p in plays] == [1, 1]
         assert all(p["seconds_listened"] == pytest.approx(0.6, abs=0.05) for p in plays)
+
+
+def test_broken_songs_after_the_last_good_one_lead_to_the_rating_not_a_loop(settings, tmp_path):
+    with Store.open(settings.database_path) as store:
+        add_tracks(store, tmp_path / "music", count=2, category=CALM, seconds=0.6, corrupt=3)
+    app = make_app(settings, sample_scanner)
+    try:
+        songs_as_guest_without_camera(app, "sad")
+        ranked = [Path(r.track.path).name for r in app.visit.ranked]
+        good = [i for i, name in enumerate(ranked) if not name.startswith("broken")]
+        first = next(i for i in good if any(name.startswith("broken") for name in ranked[i + 1:]))
+        tap(app, f"row:{first}")
+        on_screen(app, "rate", timeout=20)
+    finally:
+        app.close()
+    with Store.open(settings.database_path) as store:
+        plays = [(Path(p["path"]).name, p["error"]) for p in rows(store, "SELECT path, error FROM plays ORDER BY id")]
+    assert [name for name, error in plays if error is None] == [
+        name for name in ranked[first:] if not name.startswith("broken")]  # each good one once, onwards
+    assert [name for name, _ in plays] == ranked[first:]
+
+
+def test_a_guest_report_shows_only_this_visit(settings, library):
+    app = make_app(settings, sample_scanner)
+    try:
+        for mood in ("sad", "happy"):  # two strangers in a row, both as the guest
+            songs_as_guest_without_camera(app, mood)
+            tap(app, "done")
+            tap(app, "star:1" if mood == "sad" else "star:5")
+            tap(app, "again")
+            tap(app, "mood:happy")
+            assert app.screen.name == "report"
+            report = app.screen.report
+            assert report.visit_count == 1 and len(report.visits) == 1
+            assert report.visits[0].mood_before == mood
+            tap(app, "finish")
+    finally:
+        app.close()
+
+
+def test_start_over_from_the_mood_picker_leaves_the_visit(settings, library):
+    app = make_app(settings, sample_scanner)
+    try:
+        tap(app, "guest")
+        tap(app, "no_camera")
+        assert app.screen.name == "manual"
+        tap(app, "back")
+        assert app.screen.name == "welcome" and app.visit is None
+    finally:
+        app.close()
+    with Store.open(settings.database_path) as store:
+        (session,) = rows(store, "SELECT end_reason, mood_before FROM sessions")
+    assert session["end_reason"] == "abandoned" and session["mood_before"] is None

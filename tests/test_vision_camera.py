@@ -1,4 +1,4 @@
-"""Camera sources: replay (image, folder, video), sample, auto fallback, and the picamera2 contract."""
+"""Camera sources: replay (image, folder, video), sample, auto, the demo's sample fallback, and the picamera2 contract."""
 
 from __future__ import annotations
 
@@ -41,6 +41,22 @@ def test_replay_folder_is_recursive_sorted_and_loops(tmp_path: Path) -> None:
     colours = [tuple(camera.read()[0, 0]) for _ in range(4)]
     camera.close()
     assert colours == [(255, 0, 0), (0, 0, 255), (255, 0, 0), (0, 0, 255)]
+
+
+def test_replay_folder_skips_an_unreadable_image_and_goes_on(tmp_path: Path, caplog) -> None:
+    write_rgb(tmp_path / "a.png", solid((255, 0, 0)))
+    (tmp_path / "b.png").write_bytes(b"truncated")
+    write_rgb(tmp_path / "c.png", solid((0, 0, 255)))
+    with open_camera(f"replay:{tmp_path}", paced=False) as camera:
+        colours = [tuple(camera.read()[0, 0]) for _ in range(4)]
+    assert colours == [(255, 0, 0), (0, 0, 255), (255, 0, 0), (0, 0, 255)]
+    assert caplog.text.count("b.png: not a readable image (skipped)") == 1
+
+
+def test_replay_folder_of_only_unreadable_images_fails_clearly(tmp_path: Path) -> None:
+    (tmp_path / "b.png").write_bytes(b"truncated")
+    with open_camera(f"replay:{tmp_path}", paced=False) as camera, pytest.raises(CameraError, match="nothing left"):
+        camera.read()
 
 
 def test_replay_video_loops_over_its_frames(tmp_path: Path) -> None:
@@ -195,14 +211,23 @@ def test_auto_prefers_picamera2(fake_picamera2) -> None:
     camera.close()
 
 
-def test_auto_falls_back_to_the_sample(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def no_camera_at_all(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "picamera2", None)
 
     def no_webcam(*args, **kwargs):
         raise CameraError("no webcam at /dev/video0")
 
     monkeypatch.setattr("moodtunes.vision.camera.OpenCVCamera", no_webcam)
-    camera = open_camera("auto", 320, 240)
+
+
+def test_auto_without_a_camera_says_why_and_never_shows_the_sample(no_camera_at_all) -> None:
+    with pytest.raises(CameraError, match="no camera found: picamera2 is not installed.*; no webcam at /dev/video0"):
+        open_camera("auto", 320, 240)
+
+
+def test_the_demo_opts_into_the_sample_when_no_camera_opens(no_camera_at_all) -> None:
+    camera = open_camera("auto", 320, 240, sample_when_missing=True)
     assert camera.description == "sample"
     assert camera.read().shape == (240, 320, 3)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +21,7 @@ from moodtunes.vision.scan import (
     HINT_MORE_LIGHT,
     HINT_MOVE_CLOSER,
     HINT_NO_CAMERA,
+    HINT_STARTING,
     hint_for,
     preview_frame,
 )
@@ -130,12 +132,12 @@ def test_scan_of_the_sample_gives_a_reading_and_live_boxes(detector) -> None:
     scanner = scanner_for(lambda: open_camera("sample", paced=False), detector, model)
     scanner.start()
     try:
+        scanner.begin_scan(1.0)
+        assert scanner.snapshot().scanning and scanner.snapshot().result is None
         live = wait_for(scanner, lambda s: s.frame is not None and s.live_probs is not None)
         assert live.camera_ok and live.camera_error is None and live.frame.shape == (480, 640, 3)
         assert len(live.faces) == 1 and 200 < live.faces[0].x < 250 and live.hint is None
         assert live.live_probs == pytest.approx({"happy": 0.7, "neutral": 0.2, "sad": 0.1})
-        scanner.begin_scan(0.3)
-        assert scanner.snapshot().scanning and scanner.snapshot().result is None
         done = wait_for(scanner, lambda s: s.result is not None)
     finally:
         scanner.stop()
@@ -143,6 +145,58 @@ def test_scan_of_the_sample_gives_a_reading_and_live_boxes(detector) -> None:
     assert done.result.outcome is ScanOutcome.OK and done.result.label == "happy"
     assert done.result.frames_used >= 1
     assert model.crops[0].shape == (96, 96) and model.crops[0].dtype == np.uint8
+
+
+class CountingCamera:
+    """The sample photo, counting opens, reads and closes."""
+
+    description = "counting"
+
+    def __init__(self, log: dict[str, int]) -> None:
+        self.log = log
+        self.frame = sample_frame(640, 480)
+        log["opened"] += 1
+
+    def read(self) -> np.ndarray:
+        self.log["read"] += 1
+        time.sleep(0.005)
+        return self.frame
+
+    def close(self) -> None:
+        self.log["closed"] += 1
+
+
+def test_the_camera_is_open_only_during_a_scan(detector) -> None:
+    """Privacy: before a scan (before consent) no frame is read or classified, and after it the
+    camera is closed and the snapshot holds no image."""
+    log = {"opened": 0, "read": 0, "closed": 0}
+    model = FakeClassifier()
+    scanner = scanner_for(lambda: CountingCamera(log), detector, model)
+    with scanner:
+        time.sleep(0.3)
+        assert log == {"opened": 0, "read": 0, "closed": 0} and model.crops == []
+        scanner.begin_scan(0.2)
+        done = wait_for(scanner, lambda s: s.result is not None)
+        idle = wait_for(scanner, lambda s: s.frame is None and log["closed"] == 1)
+        reads, crops = log["read"], len(model.crops)
+        time.sleep(0.3)
+        assert log["read"] == reads and len(model.crops) == crops and log["opened"] == 1
+    assert done.result.outcome is ScanOutcome.OK and reads >= 1
+    assert idle.faces == () and idle.live_probs is None
+
+
+def test_the_scan_window_starts_with_the_first_frame_of_a_slow_camera(detector) -> None:
+    def slow_camera():
+        time.sleep(0.5)  # longer than the window: a camera taking its time to start
+        return open_camera("sample", paced=False)
+
+    scanner = scanner_for(slow_camera, detector)
+    with scanner:
+        scanner.begin_scan(0.3)
+        starting = scanner.snapshot()
+        done = wait_for(scanner, lambda s: s.result is not None)
+    assert starting.hint == HINT_STARTING and starting.progress == 0.0
+    assert done.result.outcome is ScanOutcome.OK and done.result.frames_used >= 1
 
 
 def test_blank_frames_end_in_no_face(detector) -> None:
@@ -162,15 +216,18 @@ def test_low_confidence_ends_uncertain(detector) -> None:
     assert done.result.outcome is ScanOutcome.UNCERTAIN and done.result.label == "happy"
 
 
-def test_cancelled_scan_gives_no_result(detector) -> None:
-    scanner = scanner_for(lambda: open_camera("sample", paced=False), detector)
+def test_cancelled_scan_gives_no_result_and_closes_the_camera(detector) -> None:
+    log = {"opened": 0, "read": 0, "closed": 0}
+    scanner = scanner_for(lambda: CountingCamera(log), detector)
     with scanner:
-        scanner.begin_scan(30)
+        scanner.begin_scan(0.4)
         wait_for(scanner, lambda s: s.progress > 0)
         scanner.cancel_scan()
-        snap = scanner.snapshot()
-        wait_for(scanner, lambda s: s.frame is not None)
-    assert not snap.scanning and snap.result is None and scanner.snapshot().result is None
+        cancelled = scanner.snapshot()
+        time.sleep(0.6)  # past the cancelled window's end
+        later = scanner.snapshot()
+    assert not cancelled.scanning and cancelled.result is None
+    assert later.result is None and not later.scanning and later.frame is None and log["closed"] == 1
 
 
 def test_missing_camera_is_reported_retried_and_ends_a_scan_as_no_camera(detector) -> None:
@@ -182,12 +239,13 @@ def test_missing_camera_is_reported_retried_and_ends_a_scan_as_no_camera(detecto
 
     scanner = scanner_for(no_camera, detector)
     with scanner:
-        down = wait_for(scanner, lambda s: s.camera_error is not None)
         scanner.begin_scan(0.2)
+        down = wait_for(scanner, lambda s: s.camera_error is not None)
         done = wait_for(scanner, lambda s: s.result is not None)
-        wait_for(scanner, lambda s: len(attempts) >= 3)
+        tries = len(attempts)
     assert not down.camera_ok and "no webcam" in down.camera_error and down.hint == HINT_NO_CAMERA
     assert done.result.outcome is ScanOutcome.NO_CAMERA
+    assert 3 <= tries <= 40  # retried every 0.05 s over the 0.2 s window + grace, not in a tight loop
 
 
 class FlakyCamera:
@@ -234,6 +292,43 @@ def test_camera_failing_mid_scan_is_reported_reopened_and_the_scan_completes(det
     assert done.result.outcome is ScanOutcome.OK and done.result.frames_used >= 3
 
 
+def test_a_camera_that_opens_but_never_delivers_is_retried_at_the_retry_pace(detector, caplog) -> None:
+    cameras: list[FlakyCamera] = []
+
+    def factory() -> FlakyCamera:
+        cameras.append(FlakyCamera(sample_frame(64, 48), frames_before_failure=0))
+        return cameras[-1]
+
+    caplog.set_level(logging.WARNING, logger="moodtunes.vision.scan")
+    scanner = scanner_for(factory, detector)
+    with scanner:
+        scanner.begin_scan(0.5)
+        done = wait_for(scanner, lambda s: s.result is not None)
+    assert done.result.outcome is ScanOutcome.NO_CAMERA
+    assert 3 <= len(cameras) <= 60  # 2 s of window + grace at one attempt per 0.05 s, not thousands
+    assert caplog.text.count("stopped delivering frames") == 1  # one warning per distinct problem
+
+
+class HangingCamera(FlakyCamera):
+    """A camera whose read never returns (a dying Pi camera can block in capture_array)."""
+
+    def read(self) -> np.ndarray:
+        threading.Event().wait()
+        raise AssertionError("unreachable")
+
+
+def test_stop_does_not_hang_on_a_camera_read_that_never_returns(detector, monkeypatch) -> None:
+    monkeypatch.setattr("moodtunes.vision.scan.STOP_TIMEOUT_S", 0.2)
+    scanner = scanner_for(lambda: HangingCamera(sample_frame(64, 48), 0), detector)
+    scanner.start()
+    scanner.begin_scan(5)
+    time.sleep(0.1)
+    stopped = threading.Thread(target=scanner.stop, daemon=True)
+    stopped.start()
+    stopped.join(timeout=10)
+    assert not stopped.is_alive()
+
+
 def test_scan_of_a_generated_video(detector, tmp_path: Path) -> None:
     """Face frames and empty frames alternate in a video; only face frames count."""
     path = tmp_path / "visit.avi"
@@ -244,16 +339,33 @@ def test_scan_of_a_generated_video(detector, tmp_path: Path) -> None:
         writer.write(np.full_like(face, 90))
     writer.release()
     model = FakeClassifier((0.1, 0.2, 0.7))
-    scanner = scanner_for(lambda: open_camera(f"replay:{path}", paced=False), detector, model)
+    reads = []
+
+    class CountedReplay:
+        description = "counted replay"
+
+        def __init__(self) -> None:
+            self.camera = open_camera(f"replay:{path}", paced=False)
+
+        def read(self) -> np.ndarray:
+            reads.append(1)
+            return self.camera.read()
+
+        def close(self) -> None:
+            self.camera.close()
+
+    scanner = scanner_for(CountedReplay, detector, model)
     with scanner:
         scanner.begin_scan(0.4)
         done = wait_for(scanner, lambda s: s.result is not None)
-    assert done.result.outcome is ScanOutcome.OK and done.result.label == "sad" and done.result.frames_used >= 1
+    assert done.result.outcome is ScanOutcome.OK and done.result.label == "sad"
+    assert 1 <= done.result.frames_used <= (len(reads) + 1) // 2
 
 
 def test_default_camera_comes_from_the_settings(detector) -> None:
     settings = Settings(camera={"source": "sample", "width": 320, "height": 240, "fps": 60})
     with MoodScanner(settings, detector=detector, model=FakeClassifier()) as scanner:
+        scanner.begin_scan(1.0)
         snap = wait_for(scanner, lambda s: s.frame is not None)
     assert snap.frame.shape == (240, 320, 3) and snap.camera_ok
 

@@ -40,6 +40,9 @@ class CameraSettings(Section):
     height: int = Field(480, gt=0)
     fps: int = Field(30, gt=0, le=120)
     retry_seconds: float = Field(2.0, gt=0.0, le=60.0, description="wait between attempts to reopen a failed camera")
+    sample_when_missing: bool = Field(
+        False, description="show the built-in sample photo when the camera can't be opened (the demo does; "
+        "never on the appliance, where a photo's mood would pass for the visitor's)")
 
 
 class VisionSettings(Section):

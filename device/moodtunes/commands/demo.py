@@ -1,6 +1,6 @@
 """`moodtunes demo`: the kiosk in a window with embedded defaults: the demo library (generated on
-first run), the configured camera ("auto": a webcam if there is one, else the built-in sample
-photo) and the store in the user's data dir. It works without a camera or a sound card."""
+first run), the configured camera ("auto": the Pi camera or a webcam if there is one, else the
+built-in sample photo) and the store in the user's data dir. It works without a camera or a sound card."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ def demo_settings(settings: Settings) -> Settings:
     settings = settings.model_copy(deep=True)
     settings.library.paths = []
     settings.library.demo = True
+    settings.camera.sample_when_missing = True
     return settings
 
 

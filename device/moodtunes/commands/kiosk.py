@@ -45,19 +45,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_kiosk_arguments(parser)
 
 
-def autopilot_settings(settings: Settings) -> Settings:
-    """The autopilot always sees the built-in sample photo, whatever camera is configured."""
-    settings = settings.model_copy(deep=True)
-    settings.camera.source = "sample"
-    return settings
-
-
 def launch(args: argparse.Namespace, settings: Settings, fullscreen: bool) -> int:
     from moodtunes.ui import run_kiosk
 
     autopilot = args.autopilot or args.screenshots is not None
-    if autopilot:
-        settings = autopilot_settings(settings)
     return run_kiosk(
         settings,
         size=args.size,

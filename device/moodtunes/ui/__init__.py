@@ -19,6 +19,14 @@ class DisplayError(Exception):
     """The kiosk's window or screen can't be opened, with what to do about it."""
 
 
+def autopilot_settings(settings: Settings) -> Settings:
+    """The autopilot (and its screenshots) always sees the built-in sample photo, whatever camera is
+    configured: a screenshot of the scan screen must never hold a real person's face."""
+    settings = settings.model_copy(deep=True)
+    settings.camera.source = "sample"
+    return settings
+
+
 def default_scanner_factory(settings: Settings):
     from moodtunes.vision.scan import MoodScanner
 
@@ -49,6 +57,9 @@ def run_kiosk(
     from moodtunes.ui.app import KioskApp
     from moodtunes.ui.autopilot import Autopilot
 
+    autopilot = autopilot or screenshots is not None
+    if autopilot:
+        settings = autopilot_settings(settings)
     app = KioskApp(
         settings,
         scanner_factory=default_scanner_factory,
@@ -58,7 +69,7 @@ def run_kiosk(
         fullscreen=fullscreen,
     )
     pilot = None
-    if autopilot or screenshots is not None:
+    if autopilot:
         pilot = Autopilot(screenshots=screenshots)
         app.on_frame.append(pilot)
     import pygame

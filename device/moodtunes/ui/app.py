@@ -103,17 +103,25 @@ class KioskApp:
 
         try:
             self.store = Store.open(self.settings.database_path)
-            for session_id in self.store.open_sessions():
-                self.store.finish_session(
-                    session_id, "interrupted", device_id=self.settings.device_id
-                )
-                logger.info("closed visit %d left open by an interruption", session_id)
-            self.store_error = None
-            self.go(WelcomeScreen(self))
+            interrupted = self.store.open_sessions()
         except StoreError as exc:
             logger.error("%s", exc)
             self.store, self.store_error = None, str(exc)
             self.go(StoreProblemScreen(self, str(exc)))
+            return
+        self.store_error = None
+        self._close_interrupted_visits(interrupted)
+        self.go(WelcomeScreen(self))
+
+    def _close_interrupted_visits(self, session_ids: list[int]) -> None:
+        """Close visits a crash left open. One that can't be closed is logged and left for the
+        next start: it must not keep the kiosk from serving the next visitor."""
+        for session_id in session_ids:
+            try:
+                self.store.finish_session(session_id, "interrupted", device_id=self.settings.device_id)
+                logger.info("closed visit %d left open by an interruption", session_id)
+            except StoreError as exc:
+                logger.error("visit %d left open by an interruption can't be closed: %s", session_id, exc)
 
     def close(self) -> None:
         if self.visit is not None and not self.visit.ended:
@@ -391,7 +399,6 @@ class KioskApp:
         visit = self.visit
         self.stop_music()
         item = visit.ranked[index]
-        visit.queue_index = index
         track = item.track
         play_id = (
             self.record(self.store.start_play, visit.session_id, track)

@@ -1,5 +1,5 @@
 """The kiosk's slow helpers, started in the background so the welcome screen comes up at once:
-the mood scanner (loads the face and emotion models, opens the camera) and the music library
+the mood scanner (loads the face and emotion models; it opens the camera only during a scan) and the music library
 (generates and analyses the demo library on first run). The UI thread only reads their state."""
 
 from __future__ import annotations

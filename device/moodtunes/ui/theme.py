@@ -18,7 +18,6 @@ OUTLINE: Colour = (62, 72, 96)
 TEXT: Colour = (238, 241, 247)
 MUTED: Colour = (152, 162, 184)
 DANGER: Colour = (239, 104, 104)
-SUCCESS: Colour = (94, 208, 138)
 DEFAULT_ACCENT = "#5ea8ff"
 
 MOOD_COLOURS: dict[str, Colour] = {

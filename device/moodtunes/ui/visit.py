@@ -24,7 +24,6 @@ class Visit:
     ranked: list[Ranked] = field(default_factory=list)
     ranked_category: str | None = None  # the category ``ranked`` was made for
     page: int = 0
-    queue_index: int = 0  # position in ``ranked`` of the song playing
     play_id: int | None = None  # the play in progress
     last_play_id: int | None = None  # the most recent play, which a rating is attached to
     rating: int | None = None

@@ -180,8 +180,6 @@ def draw_button(
     if style == "primary":
         fill = look.accent
         ink = th.text_on(fill)
-    elif style == "danger":
-        fill, ink = th.DANGER, th.text_on(th.DANGER)
     elif style == "ghost":
         fill, ink = th.BACKGROUND, th.TEXT
     else:

@@ -3,7 +3,9 @@
 
 Specs: ``picamera2`` (Raspberry Pi camera), ``opencv:N`` (webcam N via V4L2), ``replay:PATH`` (an
 image, a folder of images or a video, looped), ``sample`` (scikit-image's astronaut photo, shipped
-with scikit-image, nothing downloaded) and ``auto`` (picamera2, then webcam 0, then the sample).
+with scikit-image, nothing downloaded) and ``auto`` (picamera2, then webcam 0). ``auto`` never
+falls back to the sample by itself: on the appliance a photo's mood must not pass for a visitor's
+(``open_camera(..., sample_when_missing=True)`` is the demo's opt-in).
 Frames only ever live in memory: nothing here writes an image anywhere.
 """
 
@@ -171,6 +173,18 @@ def image_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
+def _readable_images(files: list[Path], reported: set[Path]) -> Iterator[np.ndarray]:
+    """The images of a replayed folder, skipping any that can't be read (each reported once, in
+    ``reported``), so one bad file doesn't hide the ones after it."""
+    for path in files:
+        try:
+            yield read_image_rgb(path)
+        except CameraError as exc:
+            if path not in reported:
+                reported.add(path)
+                logger.warning("%s (skipped)", exc)
+
+
 def video_frames(path: Path) -> Iterator[np.ndarray]:
     """RGB frames of a video file, in order; CameraError if it cannot be decoded at all."""
     capture = cv2.VideoCapture(str(path))
@@ -212,7 +226,8 @@ class ReplayCamera(_ClosingContext):
             files = image_files(path)
             if not files:
                 raise CameraError(f"{path}: no images in this folder")
-            return cls(lambda: (read_image_rgb(p) for p in files), description, fps)
+            reported: set[Path] = set()
+            return cls(lambda: _readable_images(files, reported), description, fps)
         if not path.exists():
             raise CameraError(f"{path}: no such file or folder")
         if path.suffix.lower() in VIDEO_SUFFIXES:
@@ -269,13 +284,23 @@ def sample_frame(width: int, height: int) -> np.ndarray:
     return np.ascontiguousarray(resized[top:top + height, left:left + width])
 
 
-def open_camera(spec: str, width: int = 640, height: int = 480, fps: int = 30, *, paced: bool = True) -> Camera:
+def open_camera(spec: str, width: int = 640, height: int = 480, fps: int = 30, *, paced: bool = True,
+                sample_when_missing: bool = False) -> Camera:
     """Open the camera named by ``spec`` (see the module docstring); CameraError says what is wrong.
 
     ``paced`` only matters for replay and sample sources: False delivers frames as fast as they are read.
+    ``sample_when_missing`` opens the built-in sample photo instead of raising (the demo's choice).
     """
-    spec = spec.strip()
-    replay_fps = fps if paced else None
+    try:
+        return _open_spec(spec.strip(), width, height, fps, fps if paced else None)
+    except CameraError as exc:
+        if not sample_when_missing:
+            raise
+        logger.warning("%s: showing the built-in sample photo instead", exc)
+        return ReplayCamera.from_frames([sample_frame(width, height)], "sample", fps if paced else None)
+
+
+def _open_spec(spec: str, width: int, height: int, fps: int, replay_fps: float | None) -> Camera:
     kind, _, arg = spec.partition(":")
     kind = kind.lower()
     if kind == "picamera2":
@@ -293,15 +318,15 @@ def open_camera(spec: str, width: int = 640, height: int = 480, fps: int = 30, *
     if kind == "sample":
         return ReplayCamera.from_frames([sample_frame(width, height)], "sample", replay_fps)
     if kind == "auto":
-        return _open_auto(width, height, fps, replay_fps)
+        return _open_auto(width, height, fps)
     raise CameraError(f"unknown camera source {spec!r}: use auto, picamera2, opencv:N, replay:PATH or sample")
 
 
-def _open_auto(width: int, height: int, fps: int, replay_fps: float | None) -> Camera:
+def _open_auto(width: int, height: int, fps: int) -> Camera:
+    problems = []
     for attempt in (lambda: Picamera2Camera(width, height, fps), lambda: OpenCVCamera(0, width, height, fps)):
         try:
             return attempt()
         except CameraError as exc:
-            logger.info("camera auto: %s", exc)
-    logger.warning("no camera found: using the built-in sample photo")
-    return ReplayCamera.from_frames([sample_frame(width, height)], "sample", replay_fps)
+            problems.append(str(exc))
+    raise CameraError("no camera found: " + "; ".join(problems))

@@ -26,8 +26,6 @@ class Classifier(Protocol):
     labels: tuple[str, ...]
     input_size: int
 
-    def predict(self, face: np.ndarray) -> np.ndarray: ...
-
     def predict_batch(self, faces: Sequence[np.ndarray]) -> np.ndarray: ...
 
 

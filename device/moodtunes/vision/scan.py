@@ -2,9 +2,11 @@
 scan window (default 3 s) combines the per-frame probabilities into one ``MoodReading``.
 
 The UI thread only calls ``begin_scan``/``cancel_scan`` and reads ``snapshot()``; the heavy work
-(decoding, LiteRT, OpenCV, all of which release the GIL) stays on the worker. Frames stay in memory:
-nothing is written to disk or sent anywhere. A camera that fails, is missing or disappears mid-scan
-is reported in the snapshot and reopened in the background, never raised to the UI.
+(decoding, LiteRT, OpenCV, all of which release the GIL) stays on the worker. The camera is open
+only while a scan runs (after the visitor agreed to it): between scans it is closed, no frame is
+read or looked at, and the last frame is dropped. Frames stay in memory: nothing is written to disk
+or sent anywhere. A camera that fails, is missing or disappears mid-scan is reported in the
+snapshot and reopened every ``camera.retry_seconds``, never raised to the UI.
 """
 
 from __future__ import annotations
@@ -27,13 +29,16 @@ from moodtunes.vision.pipeline import Classifier, Detector, FrameAnalyzer
 
 logger = logging.getLogger(__name__)
 
-PREVIEW_MAX_WIDTH = 800  # the kiosk screen is 800 px wide; larger frames are shrunk for the preview
+PREVIEW_MAX_WIDTH = 800  # wider frames are shrunk for the preview (the Pi's touchscreen is 800 px wide)
+HINT_STARTING = "starting the camera"
 HINT_NO_CAMERA = "camera not found – retrying"
 HINT_MORE_LIGHT = "more light"
 HINT_FACE_CAMERA = "face the camera"
 HINT_MOVE_CLOSER = "move closer"
 DARK_BELOW = 45.0  # mean luma (0-255) under which the scene is too dark for a reliable reading
 SMALL_FACE_BELOW = 0.18  # face width as a fraction of the frame's shorter side: "move closer"
+FIRST_FRAME_GRACE_S = 1.5  # a scan whose camera gives no frame within its window plus this ends NO_CAMERA
+STOP_TIMEOUT_S = 5.0  # stop() waits this long for a camera read that may never return
 _IDLE_POLL_SECONDS = 0.05
 
 
@@ -91,7 +96,7 @@ def preview_frame(frame: np.ndarray, faces: Sequence[FaceBox]) -> tuple[np.ndarr
 class ScanSnapshot:
     """What the UI shows, as of the latest processed frame (immutable, safe to hand between threads)."""
 
-    frame: np.ndarray | None = None  # latest RGB frame (not mirrored; the UI mirrors), shrunk if large
+    frame: np.ndarray | None = field(default=None, repr=False)  # latest RGB frame of this scan (not mirrored; the UI mirrors), shrunk if large
     faces: tuple[FaceBox, ...] = ()  # in ``frame`` pixel coordinates, largest first
     scanning: bool = False
     progress: float = 0.0  # 0..1 over the scan window
@@ -104,13 +109,24 @@ class ScanSnapshot:
 
 @dataclass
 class _ScanWindow:
-    started: float
+    """One scan: it asks for the camera at ``requested`` and runs ``seconds`` from the first frame
+    (``started``), so the time a camera takes to open doesn't shorten it."""
+
+    requested: float
     seconds: float
+    started: float | None = None
     face_probs: list[np.ndarray] = field(default_factory=list)
     frames_seen: int = 0
 
     def progress(self, now: float) -> float:
+        if self.started is None:
+            return 0.0
         return min(1.0, max(0.0, (now - self.started) / self.seconds))
+
+    def is_over(self, now: float) -> bool:
+        if self.started is None:
+            return now - self.requested >= self.seconds + FIRST_FRAME_GRACE_S
+        return now - self.started >= self.seconds
 
 
 class MoodScanner:
@@ -124,7 +140,8 @@ class MoodScanner:
                  detector: Detector | None = None, model: Classifier | None = None) -> None:
         self._settings = settings
         cam = settings.camera
-        self._camera_factory = camera_factory or (lambda: open_camera(cam.source, cam.width, cam.height, cam.fps))
+        self._camera_factory = camera_factory or (lambda: open_camera(
+            cam.source, cam.width, cam.height, cam.fps, sample_when_missing=cam.sample_when_missing))
         self._detector = detector
         self._model = model
         self._analyzer: FrameAnalyzer | None = None
@@ -133,6 +150,7 @@ class MoodScanner:
         self._scan: _ScanWindow | None = None
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self._last_problem: str | None = None  # the camera problem last logged
 
     def start(self) -> None:
         """Load the models (FaceModelError / EmotionModelError if they are unusable) and start the
@@ -154,10 +172,11 @@ class MoodScanner:
 
     def begin_scan(self, seconds: float | None = None) -> None:
         """Start (or restart) a scan window; its result appears in ``snapshot().result``."""
-        window = _ScanWindow(time.monotonic(), float(seconds or self._settings.vision.scan_seconds))
+        window = _ScanWindow(time.monotonic(), float(seconds if seconds is not None else self._settings.vision.scan_seconds))
         with self._lock:
             self._scan = window
-            self._snapshot = replace(self._snapshot, scanning=True, progress=0.0, result=None)
+            hint = self._snapshot.hint if self._snapshot.frame is not None else HINT_STARTING
+            self._snapshot = replace(self._snapshot, scanning=True, progress=0.0, result=None, hint=hint)
 
     def cancel_scan(self) -> None:
         with self._lock:
@@ -169,10 +188,13 @@ class MoodScanner:
             return self._snapshot
 
     def stop(self) -> None:
-        """Stop the worker and close the camera (waits for the frame in progress)."""
+        """Stop the worker and close the camera. Waits for the frame in progress, but not for a
+        camera read that hangs (a dying Pi camera can block forever): the worker is a daemon thread."""
         self._stopping.set()
         if self._thread is not None:
-            self._thread.join()
+            self._thread.join(timeout=STOP_TIMEOUT_S)
+            if self._thread.is_alive():
+                logger.warning("the camera did not stop within %.0f s; leaving it behind", STOP_TIMEOUT_S)
             self._thread = None
 
     def __enter__(self) -> Self:
@@ -188,6 +210,13 @@ class MoodScanner:
         camera: Camera | None = None
         try:
             while not self._stopping.is_set():
+                if not self._scan_running():
+                    if camera is not None:
+                        self._close(camera)
+                        camera = None
+                        self._forget_frames()
+                    self._stopping.wait(_IDLE_POLL_SECONDS)
+                    continue
                 if camera is None:
                     camera = self._open_camera()
                     if camera is None:
@@ -200,11 +229,21 @@ class MoodScanner:
                     self._camera_failed(f"{getattr(camera, 'description', 'camera')}: {exc}")
                     self._close(camera)
                     camera = None
+                    self._wait_for_retry()
                     continue
                 self._process(frame, taken)
         finally:
             if camera is not None:
                 self._close(camera)
+
+    def _scan_running(self) -> bool:
+        with self._lock:
+            return self._scan is not None
+
+    def _forget_frames(self) -> None:
+        """Between scans the snapshot holds no image of anyone."""
+        with self._lock:
+            self._snapshot = replace(self._snapshot, frame=None, faces=(), live_probs=None)
 
     def _open_camera(self) -> Camera | None:
         try:
@@ -213,13 +252,12 @@ class MoodScanner:
             self._camera_failed(str(exc))
             return None
         logger.info("camera open: %s", getattr(camera, "description", camera))
-        with self._lock:
-            self._snapshot = replace(self._snapshot, camera_ok=True, camera_error=None)
         return camera
 
     def _camera_failed(self, message: str) -> None:
-        if self._snapshot.camera_ok or self._snapshot.camera_error != message:
+        if message != self._last_problem:  # once per distinct problem, not once per retry
             logger.warning("camera problem (retrying every %.1f s): %s", self._settings.camera.retry_seconds, message)
+            self._last_problem = message
         with self._lock:
             self._snapshot = replace(self._snapshot, camera_ok=False, camera_error=message, frame=None, faces=(),
                                      hint=HINT_NO_CAMERA, live_probs=None)
@@ -251,9 +289,14 @@ class MoodScanner:
         live = found[0].probs_by_label(labels) if found else None
         shown, shown_faces = preview_frame(frame, faces)
         hint = hint_for(frame, faces, camera_ok=True)
+        self._last_problem = None
         with self._lock:
             scan = self._scan
-            if scan is not None and taken >= scan.started:
+            if scan is None:  # cancelled while this frame was being analysed: don't show it
+                return
+            if taken >= scan.requested:
+                if scan.started is None:
+                    scan.started = taken
                 scan.frames_seen += 1
                 if found:
                     scan.face_probs.append(found[0].probs)
@@ -266,9 +309,8 @@ class MoodScanner:
             scan = self._scan
             if scan is None:
                 return
-            progress = scan.progress(now)
-            if progress < 1.0:
-                self._snapshot = replace(self._snapshot, progress=progress)
+            if not scan.is_over(now):
+                self._snapshot = replace(self._snapshot, progress=scan.progress(now))
                 return
             self._scan = None
             result = combine_readings(scan.face_probs, self._analyzer.labels if self._analyzer else (),

@@ -135,7 +135,9 @@ class RateScreen(Screen):
 
 
 class ReportScreen(Screen):
-    """The visit is complete: close it, then show this profile's mood over time."""
+    """The visit is complete: close it, then show this profile's mood over time. A guest sees only
+    this visit: the guest profile is shared by everyone who didn't make one, and one stranger's
+    moods and ratings are none of the next one's business."""
 
     name = "report"
 
@@ -144,6 +146,8 @@ class ReportScreen(Screen):
         app.end_visit("completed")
         profile = app.visit.profile
         visits = app.record(app.store.visits, profile.id) or []
+        if profile.is_guest:
+            visits = [visit for visit in visits if visit["id"] == app.visit.session_id]
         self.report: ProfileReport = summarise(profile.name, visits)
 
     def primary(self) -> str | None:
@@ -173,8 +177,8 @@ class ReportScreen(Screen):
 
     def draw(self, surface: pygame.Surface) -> None:
         look, report = self.look, self.report
-        name = "Your" if self.app.visit.profile.is_guest else f"{report.profile}'s"
-        draw_text(surface, look.title(), f"{name} mood journey", th.TEXT, self.title_rect)
+        title = "Your visit" if self.app.visit.profile.is_guest else f"{report.profile}'s mood journey"
+        draw_text(surface, look.title(), title, th.TEXT, self.title_rect)
         draw_card(surface, self.verdict, th.mix(th.SURFACE, look.accent, 0.12), look.px(18))
         draw_paragraph(
             surface,

@@ -108,9 +108,8 @@ class SongsScreen(Screen):
             ),
             valign="top",
         )
-        pages = page_count(visit.ranked)
         sub = (
-            f"Tap a song to play it · page {visit.page % max(pages, 1) + 1} of {max(pages, 1)}"
+            f"Tap a song to play it · page {visit.page + 1} of {page_count(visit.ranked)}"
             if visit.ranked
             else ""
         )
@@ -255,12 +254,10 @@ class SongsScreen(Screen):
 
         visit = self.app.visit
         if target_id.startswith("row:"):
-            index = visit.page % max(page_count(visit.ranked), 1) * PAGE_SIZE + int(
-                target_id.split(":", 1)[1]
-            )
+            index = visit.page * PAGE_SIZE + int(target_id.split(":", 1)[1])
             self.app.go(PlayingScreen(self.app, index))
-        elif target_id == "more":
-            visit.page += 1
+        elif target_id == "more":  # round to the first page after the last
+            visit.page = (visit.page + 1) % max(page_count(visit.ranked), 1)
         elif target_id == "other":
             visit.category = self.app.other_category(visit.category)
             self._load()
@@ -279,18 +276,22 @@ class PlayingScreen(Screen):
     def enter(self) -> None:
         self._play_from(self.index)
 
-    def _play_from(self, index: int) -> None:
-        """Play song ``index``, skipping songs that fail (wrapping round the list once); back to the
-        list when none will play."""
-        ranked = self.app.visit.ranked
-        for offset in range(len(ranked)):
-            candidate = (index + offset) % len(ranked)
+    def _play_from(self, index: int, *, onwards_only: bool = False) -> None:
+        """Play song ``index``, skipping songs that fail. After a tap: round the list once, and back
+        to the list when none will play. After a song ended by itself (``onwards_only``): only the
+        songs after it, then the rating, so a run of broken songs can't loop for ever."""
+        count = len(self.app.visit.ranked)
+        candidates = range(index, count) if onwards_only else [(index + offset) % count for offset in range(count)]
+        for candidate in candidates:
             if self.app.start_play(candidate):
                 self.index, self.playing = candidate, True
                 return
         self.playing = False
-        self.app.toast("None of these songs would play. Please pick another.")
-        self.app.go(SongsScreen(self.app))
+        if onwards_only:
+            self.app.go(self._rate())
+        else:
+            self.app.toast("None of these songs would play. Please pick another.")
+            self.app.go(SongsScreen(self.app))
 
     def idle_applies(self) -> bool:
         player = self.app.active_player
@@ -308,12 +309,8 @@ class PlayingScreen(Screen):
         player = self.app.player()
         if player.is_finished():
             self.app.save_play_progress(finished=True)
-            if self.index + 1 < len(self.app.visit.ranked):
-                self._play_from(self.index + 1)
-                self.app.relayout()  # "Next song" may now be the last one
-            else:
-                self.playing = False
-                self.app.go(self._rate())
+            self._play_from(self.index + 1, onwards_only=True)
+            self.app.relayout()  # "Next song" may now be the last one
         elif now - self.app.last_saved >= SAVE_EVERY_S:
             self.app.save_play_progress()
 

@@ -242,7 +242,7 @@ class ManualMoodScreen(Screen):
         self.reason = reason
 
     def back(self) -> str | None:
-        return "skip" if self.phase == "after" else None
+        return "skip" if self.phase == "after" else "back"
 
     def layout(self, area: pygame.Rect) -> None:
         super().layout(area)
@@ -256,8 +256,11 @@ class ManualMoodScreen(Screen):
             self.add(f"mood:{mood}", box)
         if self.phase == "after":
             self.add("skip", lay.centred(footer, look.px(260), footer.height))
-        elif not self.app.visit.camera_declined and self.app.scanner_service.scanner is not None:
-            self.add("retry", lay.centred(footer, look.px(300), footer.height))
+            return
+        back, _, retry = lay.cols(footer, [0.3, 0.25, 0.45], gap)
+        self.add("back", back)  # a visitor who tapped the wrong profile can leave without a mood
+        if not self.app.visit.camera_declined and self.app.scanner_service.scanner is not None:
+            self.add("retry", retry)
 
     def draw(self, surface: pygame.Surface) -> None:
         look = self.look
@@ -300,7 +303,8 @@ class ManualMoodScreen(Screen):
                     surface, look.heading(), MOOD_TITLES[mood], th.TEXT, label, align="center"
                 )
         self.button(surface, "skip", "Skip", style="ghost")
-        self.button(surface, "retry", "Try the camera again", style="ghost")
+        self.button(surface, "back", ("Start over", "Back"), style="ghost")
+        self.button(surface, "retry", ("Try the camera again", "Try the camera", "Retry"), style="ghost")
 
     def on_tap(self, target_id: str) -> None:
         from moodtunes.ui.screens.finish import ReportScreen
@@ -314,6 +318,9 @@ class ManualMoodScreen(Screen):
             app.go(ReportScreen(app))
         elif target_id == "retry":
             app.go(ScanScreen(app, self.phase))
+        elif target_id == "back":
+            app.end_visit("abandoned")
+            app.home()
 
 
 class ResultScreen(Screen):

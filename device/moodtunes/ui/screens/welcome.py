@@ -362,7 +362,8 @@ class NewProfileScreen(Screen):
             try:
                 profile = self.app.record(self.app.store.create_profile, self.text, self.colour)
             except ValueError as exc:  # an empty or taken name
-                self.error = str(exc).capitalize()
+                message = str(exc)
+                self.error = message[:1].upper() + message[1:]
                 return
             if profile is not None:
                 start_visit(self.app, profile)
