@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -105,4 +106,18 @@ def test_missing_corrupt_or_mismatched_files_raise_one_clear_error(tmp_path):
     meta["sha256"] = hashlib.sha256(b"not a flatbuffer").hexdigest()
     model.with_suffix(".json").write_text(json.dumps(meta))
     with pytest.raises(MoodModelError, match="not a valid TFLite model"):  # the scanner's error type
+        MusicEmbedder.load(model)
+
+
+def test_an_unreadable_model_file_is_an_embedding_error_not_a_bare_os_error(tmp_path, monkeypatch):
+    model = copy_model(tmp_path)
+    read_bytes = Path.read_bytes
+
+    def denied(self):  # what chmod 000 gives a non-root user (the tests may run as root)
+        if self == model:
+            raise PermissionError(13, "Permission denied", str(self))
+        return read_bytes(self)
+
+    monkeypatch.setattr(Path, "read_bytes", denied)
+    with pytest.raises(EmbeddingModelError, match="unreadable: Permission denied"):
         MusicEmbedder.load(model)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +19,7 @@ from moodtunes.domain import Category
 from moodtunes.library import ensure_library, scan_library
 from moodtunes.library import scan as scan_module
 from moodtunes.library.demo import ARTISTS, TRACKS, synthesize, write_demo_library
-from moodtunes.store import Store
+from moodtunes.store import Store, TrackRecord
 
 LIST_FIELDS = {"path", "title", "artist", "album", "genre", "duration", "quadrant", "probs", "valence",
                "arousal", "category", "tempo", "key", "features"}
@@ -229,6 +231,96 @@ def test_a_missing_folder_is_reported_and_its_tracks_kept(library, store, tmp_pa
     assert len(store.track_index()) == 5
 
 
+def catalogue(store: Store, *paths: Path) -> None:
+    """Catalogue tracks as an earlier scan would have, without analysing anything."""
+    for path in paths:
+        store.upsert_track(TrackRecord(path=str(path), size=1, mtime=1.0, title=path.stem, artist="A",
+                                       category=Category.HAPPY_AND_CALM.value))
+
+
+@pytest.mark.parametrize("exclusive", [False, True])
+def test_an_empty_music_folder_keeps_its_catalogued_tracks(tmp_path, store, exclusive):
+    mount_point = tmp_path / "mnt" / "music"  # from fstab: it exists even when the drive isn't mounted
+    mount_point.mkdir(parents=True)
+    catalogue(store, mount_point / "album" / "1.flac", mount_point / "2.flac")
+    report = scan_library([mount_point], store, workers=1, exclusive=exclusive)
+    assert (report.found, report.removed, len(store.track_index())) == (0, 0, 2)
+    assert report.kept == [(str(mount_point), "no music found, 2 catalogued tracks kept (drive not mounted?)")]
+    assert report.as_dict()["kept"][0]["path"] == str(mount_point)
+    fresh = tmp_path / "new-and-empty"  # an empty folder with nothing catalogued is no news
+    fresh.mkdir()
+    assert scan_library([fresh], store, workers=1).kept == []
+
+
+UNREADABLE = "can't be read (Permission denied), so what is catalogued there is kept"
+
+
+def test_the_tracks_of_a_folder_that_cannot_be_listed_are_kept(library, store, monkeypatch):
+    locked = library / "demo"
+    catalogue(store, locked / SMALL[0], library / "gone.flac")
+    real_scandir = os.scandir
+
+    def scandir(path="."):  # what an unreadable folder gives a non-root user (the tests may run as root)
+        if os.fspath(path) == str(locked):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    report = scan_library([library], store, workers=1)
+    assert str(locked / SMALL[0]) in store.track_index()
+    assert report.removed == 1 and str(library / "gone.flac") not in store.track_index()
+    assert report.kept == [(str(locked), UNREADABLE)]
+
+
+def test_the_track_of_a_file_that_cannot_be_stated_is_kept(library, store, monkeypatch):
+    hidden = library / "demo" / SMALL[0]
+    catalogue(store, hidden)
+    real_stat = os.stat
+
+    def stat(path, *args, **kwargs):
+        if os.fspath(path) == str(hidden):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real_stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", stat)
+    report = scan_library([library], store, workers=1)
+    assert (report.found, report.removed) == (4, 0) and str(hidden) in store.track_index()
+    assert report.kept == [(str(hidden), UNREADABLE)]
+
+
+def test_the_cli_says_why_catalogued_tracks_were_kept(tmp_path, monkeypatch, capsys):
+    mount_point = tmp_path / "mnt"
+    mount_point.mkdir()
+    with Store.open(Settings().database_path) as store:
+        catalogue(store, mount_point / "1.flac")
+    assert moodtunes(["library", "scan", str(mount_point)]) == 1
+    assert f"{mount_point}: no music found, 1 catalogued tracks kept (drive not mounted?)" in capsys.readouterr().out
+
+
+def test_a_second_scan_waits_for_the_first_instead_of_repeating_its_work(library, store, analyses, caplog):
+    """The kiosk's scan at start-up and the boot timer's: each file must be analysed once."""
+    second: list[scan_module.ScanReport] = []
+
+    def scan_again() -> None:
+        with Store.open(store.path) as own:
+            second.append(scan_library([library], own, workers=1))
+
+    def start_the_other_scan(done, total, path):
+        if done == 1:  # mid-scan: start the second one, and give it the time to plan its own work
+            threading.Thread(target=scan_again).start()
+            deadline = time.monotonic() + 10
+            while "waiting for it to finish" not in caplog.text and time.monotonic() < deadline:
+                time.sleep(0.02)
+
+    first = scan_library([library], store, workers=1, progress=start_the_other_scan)
+    deadline = time.monotonic() + 60
+    while not second and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(analyses) == 5
+    assert (first.analysed, second[0].analysed, second[0].unchanged) == (4, 0, 5)
+    assert "another scan of this music library is running" in caplog.text
+
+
 def test_ensure_library_uses_the_demo_library_whose_tracks_land_in_their_categories(
     tmp_path, demo_files, store
 ):
@@ -270,6 +362,17 @@ def test_cli_scan_and_list_json(library, monkeypatch, capsys):
     assert moodtunes(["library", "list", "--category", "Happy and calm"]) == 0
     table = capsys.readouterr().out
     assert "Morning Tea" in table and "Sunrise Sprint" not in table
+
+
+@pytest.mark.parametrize(("option", "workers"), [([], 2), (["--workers", "3"], 3)])
+def test_cli_scans_with_the_configured_or_the_requested_workers(tmp_path, monkeypatch, option, workers):
+    monkeypatch.setenv("MOODTUNES_LIBRARY__WORKERS", "2")
+    monkeypatch.setenv("MOODTUNES_LIBRARY__DEMO", "false")
+    asked: list[int] = []
+    monkeypatch.setattr(scan_module, "resolve_workers", lambda n: asked.append(n) or 1)
+    assert moodtunes(["library", "scan", str(tmp_path), *option]) == 0  # given folders
+    assert moodtunes(["library", "scan", *option]) == 0  # the configured library
+    assert asked == [workers, workers]
 
 
 def test_cli_reports_a_broken_model_in_one_line(library, tmp_path, monkeypatch, capsys):

@@ -62,13 +62,18 @@ def test_a_song_past_its_length_is_finished_and_position_is_capped(tone: Path):
         player.close()
 
 
-def play_short_song_until_finished(player: MixerPlayer, folder: Path) -> None:
-    """Play a real 0.3 s tone and wait (up to 10 s) for the player to call it finished."""
-    player.load(write_tone(folder / "short.wav", 0.3))
-    player.play()
+def wait_until_finished(player: MixerPlayer) -> None:
+    """Wait (up to 10 s) for the player to call the song it plays finished."""
     deadline = time.monotonic() + 10.0
     while not player.is_finished() and time.monotonic() < deadline:
         time.sleep(0.05)
+
+
+def play_short_song_until_finished(player: MixerPlayer, folder: Path) -> None:
+    """Play a real 0.3 s tone until the player calls it finished."""
+    player.load(write_tone(folder / "short.wav", 0.3))
+    player.play()
+    wait_until_finished(player)
 
 
 def test_a_short_song_really_ends_on_the_dummy_driver(tmp_path: Path):
@@ -87,10 +92,35 @@ def test_a_song_the_mixer_played_to_the_end_was_heard_whole(tmp_path: Path):
     player = MixerPlayer(clock=clock)
     try:
         play_short_song_until_finished(player, tmp_path)
-        assert player.is_finished()
+        assert player.is_finished() and not player.ended_early()
         assert player.position() == pytest.approx(player.duration())
         player.stop()
         assert player.position() == pytest.approx(player.duration())
+    finally:
+        player.close()
+
+
+@pytest.mark.parametrize(("clock_s", "heard_s"), [(1.0, 1.0), (28.0, 30.0)])
+def test_a_truncated_song_ended_by_the_mixer_counts_only_what_the_clock_heard(
+    tone: Path, clock_s: float, heard_s: float
+):
+    """A 30 s file cut to 2 % of its bytes (its header still says 30 s) ends within a second. If
+    our clock had counted 1 s by then, the song ended early and 1 s was heard; at 28 s it is near
+    enough its length to be the mixer draining ahead of the clock: heard whole."""
+    tone.write_bytes(tone.read_bytes()[: tone.stat().st_size // 50])
+    clock = FakeClock()
+    player = MixerPlayer(clock=clock)
+    try:
+        player.load(tone)
+        player.play()
+        clock.now += clock_s
+        wait_until_finished(player)
+        assert player.is_finished()
+        assert player.ended_early() == (heard_s < player.duration())
+        clock.now += 10.0  # the UI may ask again a while later
+        assert player.position() == pytest.approx(heard_s)
+        player.stop()
+        assert player.position() == pytest.approx(heard_s)
     finally:
         player.close()
 

@@ -71,7 +71,7 @@ def test_without_history_better_fitting_tracks_come_first_on_average():
 
 def test_a_loved_song_rises_and_a_disliked_one_drops():
     tracks = [track(f"t{i}", artist=f"artist{i}", q4=0.5) for i in range(8)]
-    feedback = [Feedback(None, "t3", "artist3", 100)] * 3 + [Feedback(None, "t4", "artist4", 0)] * 3
+    feedback = [Feedback("t3", "artist3", 100)] * 3 + [Feedback("t4", "artist4", 0)] * 3
     top = bottom = 0
     for seed in range(100):
         order = [r.track.path for r in rank(tracks, CALM, feedback, rng=random.Random(seed))]
@@ -85,7 +85,7 @@ def test_artist_ratings_shape_the_prior_of_their_other_songs():
     loved = track("new-song", artist="Loved Band")
     disliked = track("other", artist="Meh Band")
     counts, artists = liking_posteriors(
-        [Feedback(1, "old-song", "loved band", 100), Feedback(2, "x", "Meh Band ", 0)]
+        [Feedback("old-song", "loved band", 100), Feedback("x", "Meh Band ", 0)]
     )
     a, b = liking_beta(loved, counts, artists)
     assert a / (a + b) > 0.5
@@ -93,10 +93,35 @@ def test_artist_ratings_shape_the_prior_of_their_other_songs():
     assert a / (a + b) < 0.5
 
 
+def test_a_rating_counts_once_not_again_in_its_own_artist_prior():
+    rated, sibling = track("rated", artist="X"), track("sibling", artist="x ")
+    counts, artists = liking_posteriors([Feedback("rated", "X", 100)])
+    alpha, beta = recommend.PRIOR
+    assert liking_beta(rated, counts, artists) == (alpha + recommend.RATING_WEIGHT, beta)
+    artist_share = recommend.ARTIST_WEIGHT * recommend.RATING_WEIGHT
+    assert liking_beta(sibling, counts, artists) == (alpha + artist_share, beta)
+
+
 def test_recently_heard_songs_go_last():
     tracks = [track(f"t{i}", artist=f"artist{i}", q4=0.9 if i == 0 else 0.3) for i in range(6)]
     order = [r.track.path for r in rank(tracks, CALM, recent_paths={"t0"}, rng=random.Random(3))]
     assert order[-1] == "t0"
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_recently_heard_songs_go_last_even_when_they_could_separate_an_artist(seed):
+    # Spread together, B's recent song would come second, to part A's five.
+    tracks = [track(f"a{i}", artist="A", q4=0.9) for i in range(5)] + [track("b0", artist="B", q4=0.9)]
+    ranked = rank(tracks, CALM, recent_paths={"b0"}, rng=random.Random(seed))
+    assert [r.track.path for r in ranked][-1] == "b0"
+    assert [r.recent for r in ranked] == [False] * 5 + [True]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_the_recent_songs_are_spread_from_the_last_fresh_one(seed):
+    tracks = [track("a0", artist="A"), track("a1", artist="A", q4=0.9), track("b0", artist="B", q4=0.1)]
+    ranked = rank(tracks, CALM, recent_paths={"a1", "b0"}, rng=random.Random(seed))
+    assert [r.track.path for r in ranked] == ["a0", "b0", "a1"]
 
 
 def test_artists_are_spread_where_possible():

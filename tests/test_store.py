@@ -104,7 +104,7 @@ def test_a_whole_visit_and_its_outbox_event(store):
     session = store.start_session(ana.id)
     reading = store.add_reading(session, "before", SAD)
     store.correct_reading(reading, "neutral")
-    track_id = store.upsert_track(track())
+    store.upsert_track(track())
     play = store.start_play(session, catalogued(store))
     store.update_play(play, 31.5, finished=True)
     store.add_rating(session, 85, play)
@@ -122,7 +122,7 @@ def test_a_whole_visit_and_its_outbox_event(store):
     assert "Ana" not in item.payload  # a pseudonymous key, never the name
     row = store._db.execute("SELECT * FROM sessions WHERE id = ?", (session,)).fetchone()
     assert (row["mood_before"], row["mood_after"], row["end_reason"]) == ("neutral", "happy", "completed")
-    assert store.track_feedback(ana.id) == [(track_id, "/music/a.ogg", "Artist", 85)]
+    assert store.track_feedback(ana.id) == [("/music/a.ogg", "Artist", 85)]
     assert store.recent_paths(ana.id) == {"/music/a.ogg"}
     with pytest.raises(ValueError, match="already ended"):
         store.finish_session(session, "completed", device_id="kiosk-1")

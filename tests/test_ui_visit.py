@@ -487,3 +487,20 @@ def test_start_over_from_the_mood_picker_leaves_the_visit(settings, library):
     with Store.open(settings.database_path) as store:
         (session,) = rows(store, "SELECT end_reason, mood_before FROM sessions")
     assert session["end_reason"] == "abandoned" and session["mood_before"] is None
+
+
+def test_a_truncated_song_is_saved_as_heard_in_part_not_whole(settings, tmp_path):
+    with Store.open(settings.database_path) as store:
+        (song,) = add_tracks(store, tmp_path / "music", count=1, category=CALM, seconds=30.0)
+    data = Path(song.path).read_bytes()
+    Path(song.path).write_bytes(data[: len(data) // 50])  # the header still says 30 s; 0.6 s of sound
+    app = make_app(settings, sample_scanner)
+    try:
+        songs_as_guest_without_camera(app, "sad")
+        tap(app, "row:0")
+        on_screen(app, "rate", timeout=20)
+    finally:
+        app.close()
+    with Store.open(settings.database_path) as store:
+        (play,) = rows(store, "SELECT finished, seconds_listened FROM plays")
+    assert play["finished"] == 0 and play["seconds_listened"] < 5.0

@@ -6,6 +6,8 @@ driver, which plays silently in real time, so positions still advance and songs 
 
 Elapsed time is kept with our own monotonic clock (with pauses taken out) rather than
 ``mixer.music.get_pos``, which resets on every ``play`` and keeps no notion of the song's length.
+The mixer ending a song counts as a full listen only if our clock got near its length: a truncated
+or damaged file ends early, and then the clock says how much was heard (``ended_early``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,11 @@ logger = logging.getLogger(__name__)
 _END_GRACE_S = (
     1.0  # a song whose decoder stalls still counts as finished this long after its length
 )
+# The mixer may end a song a little before our clock reaches its length (it drains its buffers
+# ahead of the clock, and a VBR file's length from its header is an estimate). Ending earlier than
+# this much before it, the song was cut short by a truncated or damaged file.
+_EARLY_END_S = 3.0
+_EARLY_END_FRACTION = 0.1
 
 
 class PlayerError(Exception):
@@ -44,6 +51,7 @@ class Player(Protocol):
     def position(self) -> float: ...
     def duration(self) -> float: ...
     def is_finished(self) -> bool: ...
+    def ended_early(self) -> bool: ...
     def close(self) -> None: ...
 
 
@@ -96,6 +104,7 @@ class MixerPlayer:
         self._duration = 0.0
         self._elapsed_before = 0.0  # seconds played before the current run (pauses split runs)
         self._run_started: float | None = None
+        self._ended_at: float | None = None  # our clock's seconds when the mixer ended the song
         self._started = False
         self._stopped = False
 
@@ -111,7 +120,7 @@ class MixerPlayer:
             raise PlayerError(f"{path.name}: can't be played ({exc})") from None
         self._path = path
         self._duration = float(duration) if duration and duration > 0 else probe_duration(path)
-        self._elapsed_before, self._run_started = 0.0, None
+        self._elapsed_before, self._run_started, self._ended_at = 0.0, None, None
         self._started = self._stopped = False
 
     def play(self) -> None:
@@ -121,7 +130,7 @@ class MixerPlayer:
             self._music.play()
         except self._pygame_error as exc:
             raise PlayerError(f"{self._path.name}: can't be played ({exc})") from None
-        self._elapsed_before, self._run_started = 0.0, self._clock()
+        self._elapsed_before, self._run_started, self._ended_at = 0.0, self._clock(), None
         self._started, self._stopped = True, False
 
     def pause(self) -> None:
@@ -154,21 +163,29 @@ class MixerPlayer:
     def paused(self) -> bool:
         return self._started and not self._stopped and self._run_started is None
 
-    def _played_to_the_end(self) -> bool:
-        """The mixer ran a started song, neither paused nor stopped by hand, to its end."""
-        return self._started and not self._stopped and not self.paused and not self._music.get_busy()
-
     def _clock_elapsed(self) -> float:
         """Seconds our clock has counted for this song, pauses excluded."""
         running = self._clock() - self._run_started if self._run_started is not None else 0.0
         return self._elapsed_before + running
 
+    def _mixer_ended_at(self) -> float | None:
+        """Our clock's seconds when the mixer was first seen to have ended the song by itself (None
+        while it plays, and when it was paused or stopped by hand before that)."""
+        if self._ended_at is None and self._run_started is not None and not self._music.get_busy():
+            self._ended_at = self._clock_elapsed()
+        return self._ended_at
+
+    def _heard_whole(self, ended_at: float) -> bool:
+        """Whether a song the mixer ended after ``ended_at`` seconds was played to its end."""
+        return ended_at >= self._duration - max(_EARLY_END_S, _EARLY_END_FRACTION * self._duration)
+
     def position(self) -> float:
-        """Seconds of the song heard so far (pauses excluded), never past its length; a song the
-        mixer has played to the end was heard whole, even if it drained its buffers before our
-        clock got there."""
-        if self._duration and self._played_to_the_end():
-            return self._duration
+        """Seconds of the song heard so far (pauses excluded), never past its length. A song the
+        mixer played to its end was heard whole, even if it drained its buffers before our clock
+        got there; one that ended early was heard for as long as our clock says."""
+        ended_at = self._mixer_ended_at()
+        if ended_at is not None:
+            return self._duration if self._duration and self._heard_whole(ended_at) else ended_at
         elapsed = self._clock_elapsed()
         return min(elapsed, self._duration) if self._duration else elapsed
 
@@ -176,12 +193,19 @@ class MixerPlayer:
         return self._duration
 
     def is_finished(self) -> bool:
-        """True once a started song has played to its end (not when paused or stopped by hand)."""
-        if self._played_to_the_end():
+        """True once a started song has ended by itself, played to its end or cut short (see
+        ``ended_early``); not when paused or stopped by hand."""
+        if self._mixer_ended_at() is not None:
             return True
-        if not self._started or self._stopped or self.paused or not self._duration:
+        if self._run_started is None or not self._duration:  # not started, paused or stopped
             return False
         return self._clock_elapsed() >= self._duration + _END_GRACE_S
+
+    def ended_early(self) -> bool:
+        """True when the mixer ended the song well before its length (a truncated or damaged
+        file): it is finished, but was not heard whole."""
+        ended_at = self._mixer_ended_at()
+        return ended_at is not None and not self._heard_whole(ended_at)
 
     def close(self) -> None:
         self.stop()

@@ -3,8 +3,9 @@
 A track's score blends how well it fits the category (its quadrant probability, or its
 valence/arousal when the model gave no probabilities) with a Thompson sample of how much this
 person likes it: a Beta posterior per track over their past ratings, whose prior comes from their
-ratings of the same artist. Songs heard in their last visits go to the back of the list, and the
-final order spreads artists so that no two neighbours share one where that can be avoided.
+ratings of the artist's other tracks. Songs heard in their last visits go to the back of the list,
+and each part of it (fresh songs, then recent ones) spreads artists so that no two neighbours share
+one where that can be avoided.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ FIT_WEIGHT = 0.5  # share of the score given to category fit; the rest to the li
 RATING_WEIGHT = 2.0  # pseudo-observations one rating of a track adds to its posterior
 ARTIST_WEIGHT = 0.5  # the same for the artist's other tracks (their prior)
 PRIOR = (2.0, 2.0)  # Beta prior before any rating: a liking of 0.5, mildly uncertain
-RECENT_PENALTY = 1.0  # larger than any score difference: recently heard songs come last
 PAGE_SIZE = 6
 
 _CATEGORY_QUADRANT = {Category.HIGHLY_ENERGETIC: "Q1", Category.HAPPY_AND_CALM: "Q4"}
@@ -30,9 +30,8 @@ _CATEGORY_QUADRANT = {Category.HIGHLY_ENERGETIC: "Q1", Category.HAPPY_AND_CALM: 
 
 @dataclass(frozen=True)
 class Feedback:
-    """One rated play: which track, by whom, and the visitor's score 0..100."""
+    """One rated play: the track's path and artist, and the visitor's score 0..100."""
 
-    track_id: int | None
     path: str
     artist: str
     score: int
@@ -60,31 +59,41 @@ def category_fit(track: TrackRecord, category: str) -> float:
     return 0.5
 
 
+Counts = tuple[float, float]  # Beta pseudo-counts: (liked, disliked)
+
+
 def liking_posteriors(
     feedback: Iterable[Feedback],
-) -> tuple[dict[str, tuple[float, float]], dict[str, tuple[float, float]]]:
-    """(per-path, per-artist) Beta pseudo-counts from ratings: a score s/100 adds s to the
-    "liked" count and 1 - s to the "disliked" count."""
+) -> tuple[dict[str, Counts], dict[str, dict[str, Counts]]]:
+    """(per-path, per-artist then per-path) pseudo-counts from ratings: a score s/100 adds s to
+    the "liked" count and 1 - s to the "disliked" count. The artist's are kept per path so that a
+    track's artist prior can leave out its own ratings."""
     tracks: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
-    artists: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
+    artists: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(lambda: [0.0, 0.0]))
     for item in feedback:
         liked = min(100, max(0, item.score)) / 100.0
-        for counts, key in ((tracks, item.path), (artists, _artist_key(item.artist))):
-            counts[key][0] += liked
-            counts[key][1] += 1.0 - liked
+        for counts in (tracks[item.path], artists[_artist_key(item.artist)][item.path]):
+            counts[0] += liked
+            counts[1] += 1.0 - liked
     return {k: (v[0], v[1]) for k, v in tracks.items()}, {
-        k: (v[0], v[1]) for k, v in artists.items()
+        artist: {k: (v[0], v[1]) for k, v in paths.items()} for artist, paths in artists.items()
     }
 
 
 def liking_beta(
     track: TrackRecord,
-    track_counts: dict[str, tuple[float, float]],
-    artist_counts: dict[str, tuple[float, float]],
+    track_counts: dict[str, Counts],
+    artist_counts: dict[str, dict[str, Counts]],
 ) -> tuple[float, float]:
-    """The Beta(alpha, beta) posterior of how much the visitor likes ``track``."""
+    """The Beta(alpha, beta) posterior of how much the visitor likes ``track``: its own ratings,
+    on a prior from the ratings of the artist's other tracks (its own must not count twice)."""
     alpha, beta = PRIOR
-    a_liked, a_disliked = artist_counts.get(_artist_key(track.artist), (0.0, 0.0))
+    others = [
+        counts
+        for path, counts in artist_counts.get(_artist_key(track.artist), {}).items()
+        if path != track.path
+    ]
+    a_liked, a_disliked = sum(c[0] for c in others), sum(c[1] for c in others)
     t_liked, t_disliked = track_counts.get(track.path, (0.0, 0.0))
     return (
         alpha + RATING_WEIGHT * (ARTIST_WEIGHT * a_liked + t_liked),
@@ -99,7 +108,9 @@ def rank(
     recent_paths: Iterable[str] = (),
     rng: random.Random | None = None,
 ) -> list[Ranked]:
-    """All tracks of ``category`` (others are ignored), best first, artists spread out."""
+    """All tracks of ``category`` (others are ignored), best first, then the recently heard ones;
+    each part with its artists spread out (spreading them together could pull a recent song
+    forward to separate two songs of another artist)."""
     rng = rng or random.Random()
     track_counts, artist_counts = liking_posteriors(feedback)
     recent = set(recent_paths)
@@ -109,23 +120,24 @@ def rank(
             continue
         fit = category_fit(track, category)
         liking = rng.betavariate(*liking_beta(track, track_counts, artist_counts))
-        heard = track.path in recent
-        score = FIT_WEIGHT * fit + (1.0 - FIT_WEIGHT) * liking - (RECENT_PENALTY if heard else 0.0)
-        scored.append(Ranked(track, score, fit, liking, heard))
+        score = FIT_WEIGHT * fit + (1.0 - FIT_WEIGHT) * liking
+        scored.append(Ranked(track, score, fit, liking, track.path in recent))
     scored.sort(key=lambda r: r.score, reverse=True)
-    return spread_artists(scored)
+    fresh = spread_artists([r for r in scored if not r.recent])
+    return fresh + spread_artists([r for r in scored if r.recent], after=fresh[-1] if fresh else None)
 
 
-def spread_artists(ranked: Sequence[Ranked]) -> list[Ranked]:
+def spread_artists(ranked: Sequence[Ranked], after: Ranked | None = None) -> list[Ranked]:
     """Reorder so that no two neighbours share an artist where avoidable, otherwise keeping the
-    ranking: each place takes the best remaining song whose artist differs from the previous one,
-    provided the songs left after it can still be spread (no artist may then hold more than every
-    other place). When that is impossible, the artist with the most songs left (other than the
-    previous one) goes next, to use its repeats up. O(n log n): a library of thousands of songs is
-    ranked while the screen opens."""
+    ranking: each place takes the best remaining song whose artist differs from the previous one
+    (for the first place, from ``after``'s: the song the list will follow), provided the songs
+    left after it can still be spread (no artist may then hold more than every other place). When
+    that is impossible, the artist with the most songs left (other than the previous one) goes
+    next, to use its repeats up. O(n log n): a library of thousands of songs is ranked while the
+    screen opens."""
     queues = _ArtistQueues(ranked)
     result: list[Ranked] = []
-    previous: str | None = None
+    previous = _spread_key(after) if after is not None else None
     for left in range(len(ranked) - 1, -1, -1):  # songs left after this place
         if queues.commonest(exclude=None)[1] <= (left + 1) // 2:
             artist = queues.best(exclude=previous)  # any artist keeps the rest spreadable
@@ -199,7 +211,7 @@ def _spread_key(item: Ranked) -> str:
 
 
 def page(ranked: Sequence[Ranked], number: int, size: int = PAGE_SIZE) -> list[Ranked]:
-    """Page ``number`` (from 0) of the ranking; pages wrap around once the list is exhausted."""
+    """Page ``number`` (from 0) of the ranking (numbers past the last page wrap round)."""
     if not ranked:
         return []
     pages = max(1, -(-len(ranked) // size))

@@ -85,27 +85,29 @@ def _print_scan(report: Any, as_json: bool) -> None:
           f"{len(report.failed)} failed, {report.removed} removed ({report.seconds:.1f} s)")
     for root in report.missing_roots:
         print(f"  missing folder: {root}")
+    for folder, why in report.kept:
+        print(f"  {folder}: {why}")
     for path, error in report.failed:
         print(f"  skipped {path}: {error}")
 
 
 def _scan(args: argparse.Namespace, settings: Any) -> int:
-    from moodtunes.library import ensure_library, scan_library
+    from moodtunes.library import ensure_library, scan_library, scan_workers
     from moodtunes.store import Store
 
-    workers = settings.library.workers if args.workers is None else max(0, args.workers)
     progress = None if args.json else TerminalProgress()
     store = Store.open(settings.database_path)
     try:
         if args.dirs:
-            report = scan_library(args.dirs, store, workers=workers, model_path=settings.library.model,
-                                  exclusive=args.prune_outside, progress=progress)
+            report = scan_library(args.dirs, store, workers=scan_workers(settings, args.workers),
+                                  model_path=settings.library.model, exclusive=args.prune_outside,
+                                  progress=progress)
         else:
-            report = ensure_library(settings, store, workers=workers, progress=progress)
+            report = ensure_library(settings, store, workers=args.workers, progress=progress)
     finally:
         store.close()
     _print_scan(report, args.json)
-    return 1 if report.missing_roots and not report.found else 0
+    return 1 if (report.missing_roots or report.kept) and not report.found else 0
 
 
 def _list(args: argparse.Namespace, settings: Any) -> int:

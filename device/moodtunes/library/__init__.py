@@ -10,11 +10,17 @@ from moodtunes.library.scan import ProgressCallback, ScanReport, scan_library
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ScanReport", "demo_library_dir", "ensure_library", "scan_library"]
+__all__ = ["ScanReport", "demo_library_dir", "ensure_library", "scan_library", "scan_workers"]
 
 
 def demo_library_dir(settings) -> Path:
     return settings.data_dir / "demo-library"
+
+
+def scan_workers(settings, requested: int | None = None) -> int:
+    """The analysis processes a scan uses: ``requested`` (`--workers`), else library.workers; 0 is
+    one per core (scan_library resolves it)."""
+    return settings.library.workers if requested is None else requested
 
 
 def ensure_library(
@@ -34,6 +40,6 @@ def ensure_library(
     if not roots:
         logger.warning("no music folders configured (library.paths) and the demo library is off")
     return scan_library(
-        roots, store, workers=settings.library.workers if workers is None else workers,
+        roots, store, workers=scan_workers(settings, workers),
         model_path=settings.library.model, exclusive=True, progress=progress,
     )

@@ -149,8 +149,16 @@ def _read_metadata(path: Path) -> dict[str, Any]:
         raise EmbeddingModelError(f"music embedding metadata {meta_file}: not found (it must sit beside {path.name})") from None
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise EmbeddingModelError(f"music embedding metadata {meta_file} is unreadable: {exc!r}") from None
-    import hashlib
-
-    if hashlib.sha256(path.read_bytes()).hexdigest() != expected_sha:
+    if _sha256(path) != expected_sha:
         raise EmbeddingModelError(f"music embedding model {path} does not match the checksum in {meta_file.name}")
     return meta
+
+
+def _sha256(path: Path) -> str:
+    """The file's checksum; an unreadable file is an EmbeddingModelError like any other bad model."""
+    import hashlib
+
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError as exc:
+        raise EmbeddingModelError(f"music embedding model {path} is unreadable: {exc.strerror or exc}") from None

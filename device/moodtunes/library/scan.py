@@ -3,11 +3,13 @@
 A file's (size, mtime) decides whether it changed. Each result is committed to the store as it
 arrives, so an interrupted scan loses nothing and the next run picks up the rest. Files that can't
 be decoded, or that crash the process analysing them, are recorded with their error, reported, and
-skipped until they change.
+skipped until they change or the analysis does (new features or a new mood model).
+One scan of a catalogue runs at a time: a second one waits for the first.
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import multiprocessing
 import os
@@ -16,6 +18,7 @@ from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,17 +49,20 @@ class AnalyserCrashing(RuntimeError):
 class ScanReport:
     found: int = 0  # audio files under the scanned folders
     analysed: int = 0  # decoded and classified in this run
-    unchanged: int = 0  # skipped: already catalogued (or failed) with the same size and mtime
+    unchanged: int = 0  # skipped: catalogued (or failed) with the same size, mtime and analysis
     removed: int = 0  # catalogue entries pruned because their file is gone
     failed: list[tuple[str, str]] = field(default_factory=list)  # (path, reason) for this run
     missing_roots: list[str] = field(default_factory=list)  # folders that don't exist
+    # (folder, why): its catalogued tracks were kept, not pruned, though none of them was found
+    kept: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, object]:
         return {
             "found": self.found, "analysed": self.analysed, "unchanged": self.unchanged,
             "removed": self.removed, "failed": [{"path": p, "error": e} for p, e in self.failed],
-            "missing_roots": self.missing_roots, "seconds": round(self.seconds, 3),
+            "missing_roots": self.missing_roots, "kept": [{"path": p, "reason": r} for p, r in self.kept],
+            "seconds": round(self.seconds, 3),
         }
 
 
@@ -67,9 +73,11 @@ class FileState:
     mtime: float
 
 
-def iter_audio_files(root: Path) -> Iterator[FileState]:
-    """Audio files under ``root`` (recursively, hidden folders skipped), in a stable order."""
-    for folder, subdirs, files in os.walk(root):
+def iter_audio_files(root: Path, unreadable: Callable[[OSError], None]) -> Iterator[FileState]:
+    """Audio files under ``root`` (recursively, hidden folders skipped), in a stable order. Folders
+    that can't be listed and files that can't be stat'ed go to ``unreadable`` instead: their
+    catalogued tracks must not look deleted."""
+    for folder, subdirs, files in os.walk(root, onerror=unreadable):
         subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
         for name in sorted(files):
             if name.startswith(".") or Path(name).suffix.lower() not in AUDIO_EXTENSIONS:
@@ -77,7 +85,10 @@ def iter_audio_files(root: Path) -> Iterator[FileState]:
             path = os.path.join(folder, name)
             try:
                 st = os.stat(path)
-            except OSError:  # vanished or unreadable between listing and stat
+            except FileNotFoundError:  # vanished between listing and stat
+                continue
+            except OSError as exc:
+                unreadable(exc)
                 continue
             yield FileState(path, st.st_size, st.st_mtime)
 
@@ -159,20 +170,47 @@ def _under(path: str, roots: Iterable[str]) -> bool:
     return any(path == r or path.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
 
 
+def _keep(folder: str, why: str, kept: list[str], report: ScanReport) -> None:
+    """Keep the catalogued tracks under ``folder`` though none was found, and say why."""
+    kept.append(folder)
+    report.kept.append((printable_path(folder), why))
+    logger.warning("%s: %s", printable_path(folder), why)
+
+
+def _walk(
+    roots: list[Path], catalogued: Iterable[str], report: ScanReport
+) -> tuple[dict[str, FileState], list[str]]:
+    """(the audio files under ``roots``; the folders whose catalogued tracks must not be pruned:
+    missing or unreadable ones, and roots with catalogued tracks but no music, like the empty
+    mount point of a drive that is not mounted)."""
+    on_disk: dict[str, FileState] = {}
+    kept: list[str] = []
+
+    def unreadable(exc: OSError) -> None:
+        _keep(exc.filename, f"can't be read ({exc.strerror or exc}), so what is catalogued there is kept",
+              kept, report)
+
+    for root in map(str, roots):
+        if not os.path.isdir(root):
+            report.missing_roots.append(root)
+            kept.append(root)
+            logger.warning("music folder %s does not exist; skipped", root)
+            continue
+        found = {s.path: s for s in iter_audio_files(Path(root), unreadable)}
+        tracks = 0 if found or _under(root, kept) else sum(_under(p, [root]) for p in catalogued)
+        if tracks:
+            _keep(root, f"no music found, {tracks} catalogued tracks kept (drive not mounted?)", kept, report)
+        on_disk.update(found)
+    return on_disk, kept
+
+
 def _plan(
     roots: list[Path], store: Store, exclusive: bool, analysis: str, report: ScanReport
 ) -> tuple[list[FileState], list[str]]:
     """(files to analyse: new, changed or analysed differently; catalogued paths to prune)."""
-    existing_roots = []
-    for root in roots:
-        if root.is_dir():
-            existing_roots.append(str(root))
-        else:
-            report.missing_roots.append(str(root))
-            logger.warning("music folder %s does not exist; skipped", root)
-    on_disk = {s.path: s for r in existing_roots for s in iter_audio_files(Path(r))}
-    report.found = len(on_disk)
     catalogued = store.track_index()
+    on_disk, kept = _walk(roots, catalogued, report)
+    report.found = len(on_disk)
     changed = [s for p, s in on_disk.items() if catalogued.get(p) != (s.size, s.mtime, analysis)]
     report.unchanged = report.found - len(changed)
     todo = []
@@ -183,13 +221,13 @@ def _plan(
             shown = printable_path(state.path)
             report.failed.append((shown, UNNAMEABLE))
             logger.warning("skipped %s: %s", shown, UNNAMEABLE)
-    # Tracks under a missing folder are kept (an unplugged drive should not empty the catalogue).
+    scanned = [str(root) for root in roots]
+
+    # An unplugged drive or an unreadable folder must not empty the catalogue: see _walk.
     def should_prune(path: str) -> bool:
-        if path in on_disk:
+        if path in on_disk or _under(path, kept):
             return False
-        if _under(path, existing_roots):
-            return True
-        return exclusive and not _under(path, report.missing_roots)
+        return exclusive or _under(path, scanned)
 
     gone = [p for p in catalogued if should_prune(p)]
     return todo, gone
@@ -313,12 +351,40 @@ def scan_library(
 
     ``exclusive``: the catalogue should hold only these folders, so tracks elsewhere are pruned
     too. Raises MoodModelError (before any work) if the mood model or the embedding network can't
-    be loaded."""
-    started = time.monotonic()
+    be loaded. Waits while another scan of the same catalogue runs."""
     # Fail fast, with one clear message, before any work: the mood model and the embedding network.
     model = MoodModel.load(model_path)
     check_model(model)
     shipped_embedder()
+    with scan_lock(store.path):
+        return _scan(roots, store, workers, model_path, model, exclusive, progress)
+
+
+@contextmanager
+def scan_lock(database: Path) -> Iterator[None]:
+    """Hold the catalogue's scan lock (a file beside the database). The kiosk scans at start-up
+    and the boot timer's scan follows soon after: the second waits for the first, then finds its
+    work done, rather than analysing the same files at the same time. Opened read-only: a lock
+    file left by a scan run as root still serves the service user."""
+    path = database.with_name(database.name + ".scan-lock")
+    with os.fdopen(os.open(path, os.O_RDONLY | os.O_CREAT, 0o644)) as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            logger.warning(
+                "another scan of this music library is running (the kiosk's or the nightly one): "
+                "waiting for it to finish, then only what it left will be done"
+            )
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _scan(
+    roots: Iterable[Path], store: Store, workers: int, model_path: Path | None, model: MoodModel,
+    exclusive: bool, progress: ProgressCallback | None,
+) -> ScanReport:
+    """scan_library's work, under the lock (its seconds leave out any wait for the lock)."""
+    started = time.monotonic()
     analysis = analysis_key(model)
     report = ScanReport()
     resolved = [Path(os.path.abspath(os.path.expanduser(r))) for r in roots]

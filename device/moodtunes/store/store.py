@@ -502,15 +502,15 @@ class Store:
                 result.append(dict(s) | {"readings": _readings(db, s["id"]), "plays": plays})
         return result
 
-    def track_feedback(self, profile_id: int) -> list[tuple[int | None, str, str, int]]:
-        """(track_id, path, artist, score) for every rated play of a profile, oldest first."""
+    def track_feedback(self, profile_id: int) -> list[tuple[str, str, int]]:
+        """(path, artist, score) for every rated play of a profile, oldest first."""
         rows = self._query(
-            "SELECT pl.track_id, pl.path, pl.artist, r.score FROM ratings r"
+            "SELECT pl.path, pl.artist, r.score FROM ratings r"
             " JOIN plays pl ON pl.id = r.play_id JOIN sessions s ON s.id = r.session_id"
             " WHERE s.profile_id = ? ORDER BY r.id",
             (profile_id,),
         )
-        return [(r["track_id"], r["path"], r["artist"], r["score"]) for r in rows]
+        return [(r["path"], r["artist"], r["score"]) for r in rows]
 
     def recent_paths(self, profile_id: int, visits: int = 3) -> set[str]:
         """Tracks played in the profile's last ``visits`` visits, to avoid repeating them."""

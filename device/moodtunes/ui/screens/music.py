@@ -308,7 +308,7 @@ class PlayingScreen(Screen):
             return
         player = self.app.player()
         if player.is_finished():
-            self.app.save_play_progress(finished=True)
+            self.app.save_play_progress(final=True, finished=not player.ended_early())
             self._play_from(self.index + 1, onwards_only=True)
             self.app.relayout()  # "Next song" may now be the last one
         elif now - self.app.last_saved >= SAVE_EVERY_S:
