@@ -1,6 +1,7 @@
 import json
 import sqlite3
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
 from moodtunes.domain import MoodReading, ScanOutcome
@@ -184,6 +185,14 @@ def test_deleting_a_played_track_keeps_the_play(store):
     [visit_play] = store._db.execute("SELECT track_id, title FROM plays").fetchall()
     assert tuple(visit_play) == (None, "Song")
     assert store.integrity_problems() == []
+
+
+@pytest.mark.parametrize(("free", "said"), [(4096, "the disk is full"), (10 << 30, "disk I/O error")])
+def test_an_io_error_on_a_full_disk_is_called_a_full_disk(monkeypatch, tmp_path, free, said):
+    """With no room for its -shm file SQLite says only "disk I/O error" (seen on a full tmpfs)."""
+    monkeypatch.setattr(store_module.shutil, "disk_usage", lambda folder: SimpleNamespace(total=free * 2, used=free, free=free))
+    message = store_module._describe_sqlite_error(tmp_path / "m.db", sqlite3.OperationalError("disk I/O error"))
+    assert said in message
 
 
 def test_full_disk_is_a_clear_error_and_loses_nothing(store):

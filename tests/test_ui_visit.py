@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from moodtunes.config import load_settings
 from moodtunes.store import Store, StoreError
+from moodtunes.ui.app import NOT_SAVED_MESSAGE
 from moodtunes.vision.scan import MoodScanner
 from ui_support import (
     CALM,
@@ -504,3 +505,33 @@ def test_a_truncated_song_is_saved_as_heard_in_part_not_whole(settings, tmp_path
     with Store.open(settings.database_path) as store:
         (play,) = rows(store, "SELECT finished, seconds_listened FROM plays")
     assert play["finished"] == 0 and play["seconds_listened"] < 5.0
+
+
+def test_a_store_failure_is_a_plain_message_for_the_visitor(settings, library, monkeypatch, caplog):
+    def full(*args, **kwargs):
+        raise StoreError("database /var/lib/moodtunes/moodtunes.db: the disk is full; free some space")
+
+    app = make_app(settings, sample_scanner)
+    try:
+        monkeypatch.setattr(app.store, "add_reading", full)
+        tap(app, "guest")
+        tap(app, "no_camera")
+        tap(app, "mood:happy")
+        message = app.toast_message
+    finally:
+        app.close()
+    assert message == NOT_SAVED_MESSAGE and "/" not in message and "database" not in message
+    assert app.save_failures == 1 and "the disk is full" in caplog.text  # the detail is for the operator
+
+
+def test_the_autopilot_fails_when_the_visit_was_not_saved():
+    from types import SimpleNamespace
+
+    from moodtunes.ui.autopilot import Autopilot
+
+    for failures, code in ((0, 0), (2, 1)):
+        pilot = Autopilot()
+        pilot._reported = pilot._played = True
+        app = SimpleNamespace(screen=SimpleNamespace(name="welcome"), save_failures=failures, running=True)
+        pilot._decide(app)
+        assert pilot.result == code and not app.running

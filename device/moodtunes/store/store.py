@@ -9,6 +9,7 @@ Each thread should open its own Store.
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 import uuid
 from collections.abc import Iterable, Iterator
@@ -35,6 +36,7 @@ from moodtunes.store.migrations import MIGRATIONS
 
 GUEST_NAME = "Guest"
 GUEST_COLOUR = "#8a94a6"
+DISK_FULL_BELOW_BYTES = 1 << 20  # with less free than this, an SQLite I/O error means a full disk
 
 
 class StoreError(Exception):
@@ -154,9 +156,18 @@ def _first_problem(exc: ValueError) -> str:
     return str(exc)
 
 
+def _disk_nearly_full(folder: Path) -> bool:
+    """SQLite reports a full disk as a plain "disk I/O error" when it can't even create its
+    shared-memory file, so the free space tells the two apart."""
+    try:
+        return shutil.disk_usage(folder).free < DISK_FULL_BELOW_BYTES
+    except OSError:
+        return False
+
+
 def _describe_sqlite_error(path: Path, exc: sqlite3.Error) -> str:
     text = str(exc)
-    if "disk is full" in text:
+    if "disk is full" in text or ("disk I/O error" in text and _disk_nearly_full(path.parent)):
         return f"database {path}: the disk is full; free some space (nothing already saved was lost)"
     if "not a database" in text or "malformed" in text:
         return f"database {path}: the file is damaged ({text}); move it aside to start afresh"

@@ -31,6 +31,7 @@ logger = logging.getLogger(__name__)
 
 MAX_FPS = 30
 TOAST_SECONDS = 4.0
+NOT_SAVED_MESSAGE = "Sorry, this couldn't be saved. The music still works; please tell the staff."
 
 
 class KioskApp:
@@ -95,6 +96,7 @@ class KioskApp:
         self.look = Theme(scale=min(width, height) / 480)
         self._frame_clock = pygame.time.Clock()
         self.running = True
+        self.save_failures = 0  # store calls that failed (the autopilot's run fails if any did)
         self.open_store()
 
     def open_store(self) -> None:
@@ -304,16 +306,19 @@ class KioskApp:
     # ---- the store, never crashing -----------------------------------------------------------
 
     def record(self, action: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Run a store call; a StoreError becomes an on-screen message and None."""
+        """Run a store call; a StoreError is logged for the operator, becomes a plain message for
+        the visitor (no paths or database words on their screen) and None."""
         if self.store is None:
-            self.toast(f"Not saved: {self.store_error or 'the database is not open'}")
-            return None
+            return self._not_saved(self.store_error or "the database is not open")
         try:
             return action(*args, **kwargs)
         except StoreError as exc:
-            logger.error("%s", exc)
-            self.toast(f"Not saved: {exc}")
-            return None
+            return self._not_saved(str(exc))
+
+    def _not_saved(self, problem: str) -> None:
+        logger.error("not saved: %s", problem)
+        self.save_failures += 1
+        self.toast(NOT_SAVED_MESSAGE)
 
     # ---- the visit ---------------------------------------------------------------------------
 

@@ -100,7 +100,9 @@ class Autopilot:
             if self._reported:
                 if not self._played:
                     logger.error("autopilot: no song could be played (is the music library empty?)")
-                self._finish(app, 0 if self._played else 1)
+                if app.save_failures:
+                    logger.error("autopilot: %d store calls failed: the visit was not saved", app.save_failures)
+                self._finish(app, 0 if self._played and not app.save_failures else 1)
                 return None
             profile = next((p for p in screen.profiles if p.name == self.name), None)
             return f"profile:{profile.id}" if profile else "new_profile"
