@@ -5,8 +5,9 @@
 A catalogue of n tracks (half of them in the category asked for, 481 features each, one artist per
 ten songs) in a temporary SQLite store; each run reads the category as the kiosk does (without
 features) and ranks it with a seeded RNG. Medians of 5 runs per size. ``scaling`` is the 10,000-track
-time over the 1,000-track time measured in the same process: ~10x means linear-logarithmic, 100x
-would mean quadratic (the artist spread was quadratic until 2026-12-02: 9 s for 5,000 songs).
+time over the 1,000-track time measured in the same process: 10x would be linear, about 13x
+n log n (10 * log(10,000) / log(1,000) = 13.3), 100x quadratic (the artist spread was quadratic until
+2026-12-02: 9 s for 5,000 songs).
 """
 
 from __future__ import annotations

@@ -20,7 +20,6 @@ import os
 import statistics
 import sys
 import time
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,22 +56,19 @@ def backgrounds() -> list[np.ndarray]:
 
 
 def fer_faces(classes: tuple[str, ...] | None = None, limit: int | None = None) -> list[tuple[str, np.ndarray]]:
-    """(label, 48x48 gray) FER-2013 PublicTest faces, in file-name order (``limit`` per class)."""
+    """(label, 48x48 gray) FER-2013 PublicTest faces, in file-name order (``limit`` per class).
+
+    Read by the project's loader (``data.fer2013``), which takes only ``test/<class>/PublicTest_*``:
+    on a full Kaggle download ``test/`` also holds PrivateTest, the held-back split, and the margin
+    tuning below must never see it."""
     if not FER_ZIP.is_file():
         sys.exit(f"FER-2013 zip not found at {FER_ZIP}")
-    faces = []
-    with zipfile.ZipFile(FER_ZIP) as archive:
-        names = sorted(n for n in archive.namelist() if n.startswith("test/") and n.endswith(".jpg"))
-        counts: dict[str, int] = {}
-        for name in names:
-            label = name.split("/")[1]
-            if classes is not None and label not in classes:
-                continue
-            if limit is not None and counts.get(label, 0) >= limit:
-                continue
-            counts[label] = counts.get(label, 0) + 1
-            faces.append((label, cv2.imdecode(np.frombuffer(archive.read(name), np.uint8), cv2.IMREAD_GRAYSCALE)))
-    return faces
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    from data.fer2013 import FER_CLASSES, Split, load_split
+
+    faces = load_split(FER_ZIP, Split.PUBLIC_TEST, classes or FER_CLASSES, limit)
+    return [(faces.classes[label], face) for label, face in zip(faces.labels, faces.faces)]
 
 
 def paste_faces(faces: list[tuple[str, np.ndarray]], *, seed: int = 0, tilt: float = 0.0,

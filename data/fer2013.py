@@ -4,10 +4,15 @@ Reads either the zip as downloaded or the unpacked folder, so training, evaluati
 ``../shared/datasets/fer2013.zip`` here and on whatever a user downloads. Images come back as raw
 uint8 grayscale arrays; the model's preprocessing (``moodtunes.emotion.preprocess``) is applied by
 the caller so there is exactly one implementation of it.
+
+FER-2013's splits overlap a little: some PublicTest faces are pixel-identical copies of Training faces
+(75 of the 2,155 happy/neutral/sad ones in the shared zip). ``matching_classes`` finds them, so an
+evaluation can report accuracy without them too (``models.emotion.evaluate``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
@@ -146,3 +151,20 @@ def _load(
     faces = [_decode(read(), name) for name, _, read in wanted]
     labels = np.array([label for _, label, _ in wanted], dtype=np.int64)
     return FaceSet(faces, labels, tuple(classes), [name for name, _, _ in wanted])
+
+
+def pixel_digest(face: np.ndarray) -> bytes:
+    """sha256 of a decoded image's dtype, shape and pixels: equal digests mean pixel-identical images,
+    whatever the file names or JPEG encoding (a face shifted or re-exposed by one grey level differs)."""
+    face = np.ascontiguousarray(face)
+    return hashlib.sha256(f"{face.dtype}{face.shape}".encode() + face.tobytes()).digest()
+
+
+def matching_classes(faces: FaceSet, reference: FaceSet) -> list[frozenset[str]]:
+    """For each face of ``faces``, the class names of the ``reference`` faces with exactly its pixels
+    (an empty set when it has no copy there). ``bool(result[i])`` says face i appears in ``reference``;
+    ``faces.classes[faces.labels[i]] in result[i]`` that it appears there with the same label."""
+    known: dict[bytes, set[str]] = {}
+    for face, label in zip(reference.faces, reference.labels):
+        known.setdefault(pixel_digest(face), set()).add(reference.classes[label])
+    return [frozenset(known.get(pixel_digest(face), ())) for face in faces.faces]

@@ -9,7 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from moodtunes.domain import MOODS
-from moodtunes.emotion import SHIPPED_MODEL, EmotionModel, EmotionModelError, metadata_path
+from moodtunes.emotion import (
+    SHIPPED_MODEL,
+    EmotionModel,
+    EmotionModelError,
+    file_sha256,
+    metadata_path,
+)
 from moodtunes.paths import shipped_model
 
 MODEL = shipped_model(SHIPPED_MODEL)
@@ -103,10 +109,24 @@ def test_corrupt_file_caught_by_checksum(model_copy):
         EmotionModel.load(model_copy)
 
 
-def test_corrupt_file_without_checksum(model_copy):
-    _edit_metadata(model_copy, sha256=None)
+def test_file_that_is_not_a_model_even_with_a_matching_checksum(model_copy):
     model_copy.write_bytes(b"definitely not a flatbuffer" * 100)
+    _edit_metadata(model_copy, sha256=file_sha256(model_copy))
     with pytest.raises(EmotionModelError, match="not a valid TFLite model"):
+        EmotionModel.load(model_copy)
+
+
+@pytest.mark.parametrize("missing", [None, "", "drop"])
+def test_metadata_without_a_checksum_is_refused(model_copy, missing):
+    """The model file is intact: a metadata file without its sha256 alone is refused."""
+    if missing == "drop":
+        meta_file = metadata_path(model_copy)
+        meta = json.loads(meta_file.read_text())
+        del meta["sha256"]
+        meta_file.write_text(json.dumps(meta))
+    else:
+        _edit_metadata(model_copy, sha256=missing)
+    with pytest.raises(EmotionModelError, match="has no sha256 of emotion_int8.tflite"):
         EmotionModel.load(model_copy)
 
 

@@ -43,13 +43,16 @@ def test_rgb_with_equal_channels_matches_grayscale(face):
     np.testing.assert_allclose(preprocess(rgb, 48), preprocess(face, 48), atol=1e-4)
 
 
-def test_rgb_uses_luma_weights():
-    red, green = np.zeros((48, 48, 3), np.uint8), np.zeros((48, 48, 3), np.uint8)
-    red[:, :24, 0] = 200
-    green[:, :24, 1] = 200
-    # Both are a left-bright pattern; standardisation makes them identical despite different luma.
-    np.testing.assert_allclose(preprocess(red, 48), preprocess(green, 48), atol=1e-4)
-    assert preprocess(red, 48)[0, 0] > 0 > preprocess(red, 48)[0, 47]
+def test_rgb_uses_bt601_luma_weights():
+    """Bands of mixed colours in one crop: the model input must be the standardised ITU-R BT.601 luma
+    (0.299 R + 0.587 G + 0.114 B, as FER-2013's grey faces), so an equal-weight channel mean, BT.709
+    weights or a single channel all fail here."""
+    colours = np.array([[200, 0, 0], [0, 200, 0], [0, 0, 200], [120, 60, 30], [30, 90, 220], [250, 250, 250]])
+    crop = np.repeat(colours, 8, axis=0)[:, None, :].repeat(48, axis=1).astype(np.uint8)  # six 8-row bands
+    luma = np.repeat(colours @ np.array([0.299, 0.587, 0.114]), 8)[:, None].repeat(48, axis=1)
+    expected = np.clip((luma - luma.mean()) / luma.std(), -CLIP_SIGMAS, CLIP_SIGMAS)
+    # Pillow rounds luma to whole grey levels: at most 0.5 / std (about 0.008) apart.
+    np.testing.assert_allclose(preprocess(crop, 48), expected, atol=0.02)
 
 
 def test_native_size_is_not_resampled(face):

@@ -27,7 +27,11 @@ from moodtunes.paths import shipped_model
 logger = logging.getLogger(__name__)
 
 SHIPPED_MODEL = "emotion/emotion_int8.tflite"
-CLIP_SIGMAS = 3.0  # standardised pixels are clipped to +-3 std, which also bounds the int8 range
+# Standardised pixels are clipped to +-3 std (in training too), so a few extreme pixels (glare, a
+# black border) stay bounded. The clip does not set the int8 input range: calibration does, about
+# -2.06..+1.83 for the shipped model (its input scale and zero point), and ``quantize`` saturates
+# beyond that (about 0.01 % of FER-2013 PublicTest pixels).
+CLIP_SIGMAS = 3.0
 _MIN_STD = 1.0  # grey levels; a flat crop (e.g. a black frame) stays flat instead of amplifying noise
 
 
@@ -154,7 +158,12 @@ class EmotionModel:
             raise EmotionModelError(f"emotion model not found: {path}")
         meta = _read_metadata(path)
         expected_sha = meta.get("sha256")
-        if expected_sha and file_sha256(path) != expected_sha:
+        if not isinstance(expected_sha, str) or not expected_sha:
+            raise EmotionModelError(
+                f"{metadata_path(path).name} has no sha256 of {path.name}, so the model can't be verified "
+                "(models.emotion.train writes it: add the file's sha256 to the metadata)"
+            )
+        if file_sha256(path) != expected_sha:
             raise EmotionModelError(
                 f"emotion model {path} is corrupt or was replaced: its sha256 differs from {metadata_path(path).name}"
             )

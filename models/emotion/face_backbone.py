@@ -83,8 +83,9 @@ def read_weights(model_json: Path) -> dict[str, np.ndarray]:
     return weights
 
 
-def build_teacher(model_json: Path, input_size: int, n_classes: int, resolution: int = 160, dropout: float = 0.3):
-    """Logits model: standardised (input_size, input_size, 1) face -> faceres MobileNet -> n_classes."""
+def build_teacher(model_json: Path, input_size: int, n_classes: int, *, resolution: int, dropout: float = 0.3):
+    """Logits model: standardised (input_size, input_size, 1) face, upscaled to ``resolution`` px
+    (the shipped teachers: 112 and 160) -> faceres MobileNet -> n_classes."""
     import keras
     from keras import layers
 

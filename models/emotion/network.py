@@ -1,10 +1,17 @@
 """The emotion CNN: a compact VGG-style network (3x3 convolutions with BatchNorm, max-pooling).
 
-Sized by measurement on this machine: a strided 3x3 stem takes the 48x48 face to 24x24, then three
-stages of two 3x3 convolutions (32, 64, 128 channels at 24, 12 and 6 pixels) and global average
-pooling: about 21M multiply-adds and 0.29M parameters, ~1.5 ms int8 on one shared CPU core.
-A depthwise-separable variant was ~25% faster at inference but trained 2.5x slower with
-TensorFlow on CPU (depthwise back-propagation), which the training-time budget could not afford.
+A strided 3x3 stem takes the 48x48 face to 24x24, then three stages of two 3x3 convolutions (32, 64,
+128 channels at 24, 12 and 6 pixels) and global average pooling: 26.7M multiply-adds (26,708,352,
+counted from the layer shapes of the exported int8 file; 10.6M of them in the two 24x24
+convolutions) and 297,507 parameters (0.30M, BatchNorm included; it folds into the convolutions at
+export). Measured with ``bench/emotion.py`` (one thread; the shipped figure is ``metrics.latency``
+in emotion_int8.json): 0.083 ms int8 inference, 0.108 ms per face with preprocessing, on an AMD
+EPYC with AVX-512 VNNI (2026-12-02); on an EPYC with AVX2 but no VNNI, 2.0 ms inference and 2.4 ms
+per face (2026-11-25, previous weights, same network), since int8 gains little there without VNNI.
+Sized by measurement on that AVX2 machine, under load: a depthwise-separable variant ran inference
+in 1.1 ms against 1.5 ms for this network without its second 24x24 convolution (21.4M
+multiply-adds), but trained 2.5x slower with TensorFlow on CPU (depthwise back-propagation), which
+the training-time budget could not afford.
 """
 
 from __future__ import annotations
