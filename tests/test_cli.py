@@ -1,11 +1,14 @@
 import json
 import os
 import pwd
+import shutil
 import subprocess
 import sys
 
 import pytest
 from moodtunes.cli import COMMANDS, main, root_in_a_users_data_dir
+from moodtunes.commands import doctor
+from moodtunes.config import load_settings
 from moodtunes.domain import MoodReading
 from moodtunes.store import Store
 
@@ -117,6 +120,32 @@ def test_doctor_fails_clearly_when_the_music_embedding_is_missing(capsys, monkey
         shipped_embedder.cache_clear()
     out = capsys.readouterr().out
     assert "FAIL  music model" in out and "msd_vgg_int8.tflite: not found" in out
+
+
+@pytest.mark.parametrize(("free_mb", "status"), [(0.5, "fail"), (19, "fail"), (150, "warn"), (500, "ok")])
+def test_doctor_fails_when_the_data_dir_is_nearly_full(monkeypatch, free_mb, status):
+    usage = shutil.disk_usage("/")._replace(free=int(free_mb * 1e6))
+    monkeypatch.setattr(doctor.shutil, "disk_usage", lambda path: usage)
+    check = doctor._data_dir(load_settings())
+    assert check.status == status
+    assert ("MB free" in check.detail) == (status != "ok")
+
+
+def test_doctor_warns_when_the_library_has_no_music(monkeypatch, tmp_path):
+    music = tmp_path / "music"
+    (music / "album").mkdir(parents=True)
+    (music / "album" / "cover.jpg").write_bytes(b"not a song")
+    monkeypatch.setenv("MOODTUNES_LIBRARY__PATHS", str(music))
+    monkeypatch.setenv("MOODTUNES_LIBRARY__DEMO", "false")
+    check = doctor._music(load_settings())
+    assert check.status == "warn" and f"no music files (MP3, OGG, FLAC, WAV, M4A) in {music}" in check.detail
+    (music / "album" / "song.ogg").write_bytes(b"a song, as far as the name goes")
+    assert doctor._music(load_settings()).status == "ok"
+    monkeypatch.setenv("MOODTUNES_LIBRARY__PATHS", "")
+    check = doctor._music(load_settings())
+    assert check.status == "warn" and "set library.paths" in check.detail
+    monkeypatch.setenv("MOODTUNES_LIBRARY__DEMO", "true")
+    assert doctor._music(load_settings()).detail == "model ok; library: the demo library"
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root can hand a folder to another user")

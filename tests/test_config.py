@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import pytest
@@ -53,6 +54,10 @@ def test_example_config_is_valid_and_complete(monkeypatch):
         ("[mqtt]\nport = 'abc'\n", "mqtt.port: Input should be a valid integer"),
         ("[vision]\nscan_seconds = -1\n", "vision.scan_seconds: Input should be greater than 0"),
         ("[camera\nsource = 1\n", "invalid TOML"),
+        ("[kiosk]\nidle_timeout_s = true\n", "kiosk.idle_timeout_s: Value error, must be a number, not true or false"),
+        ("[kiosk]\nvolume = true\n", "kiosk.volume: Value error, must be a number"),
+        ("[mqtt]\nport = true\n", "mqtt.port: Value error, must be a number"),
+        ("[camera]\nsource = 'webcam'\n", "camera.source: Value error, must be auto, picamera2, opencv:N"),
     ],
 )
 def test_bad_config_is_one_clear_line(tmp_path, text, expected):
@@ -96,3 +101,63 @@ def test_unreadable_and_missing_files(tmp_path):
         load_settings(tmp_path / "missing.toml")
     with pytest.raises(ConfigError, match="is a directory"):
         load_settings(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("/home/pi/Music", ["/home/pi/Music"]),
+        (f"/music{os.pathsep}/more music", ["/music", "/more music"]),
+        ('["/music", "/more"]', ["/music", "/more"]),
+        ("", []),
+    ],
+)
+def test_library_paths_from_the_environment_as_a_folder_a_list_or_json(monkeypatch, value, expected):
+    monkeypatch.setenv("MOODTUNES_LIBRARY__PATHS", value)
+    assert load_settings().library.paths == [Path(p) for p in expected]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("MOODTUNES_LIBRARY__PATHS", '["/music"', [
+            "library.paths: Value error, not a valid JSON list",
+            f'give folders as ["/music", "/more"] or as /music{os.pathsep}/more',
+            "(set by MOODTUNES_LIBRARY__PATHS)",
+        ]),
+        ("MOODTUNES_LIBRARY", "/music", [
+            "MOODTUNES_LIBRARY: not valid JSON", "it must be a JSON object",
+            "set one key at a time as MOODTUNES_LIBRARY__<KEY>",
+        ]),
+    ],
+)
+def test_an_undecodable_environment_value_is_one_line_naming_the_variable(monkeypatch, capsys, variable, value,
+                                                                          expected):
+    monkeypatch.setenv(variable, value)
+    assert moodtunes(["uplink", "--status"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    for part in expected:
+        assert part in err
+
+
+def test_numbers_from_the_environment_still_load(monkeypatch):
+    monkeypatch.setenv("MOODTUNES_MQTT__PORT", "1")
+    monkeypatch.setenv("MOODTUNES_KIOSK__IDLE_TIMEOUT_S", "1")
+    settings = load_settings()
+    assert settings.mqtt.port == 1 and settings.kiosk.idle_timeout_s == 1.0
+
+
+@pytest.mark.parametrize("source", ["auto", "picamera2", "sample", " Sample ", "opencv", "OpenCV:1", "replay:/tmp/x"])
+def test_every_camera_source_open_camera_knows_loads(monkeypatch, source):
+    monkeypatch.setenv("MOODTUNES_CAMERA__SOURCE", source)
+    assert load_settings().camera.source == source
+
+
+@pytest.mark.parametrize("source", ["webcam", "opencv:x", "opencv:-1", "replay:", "", "picamera"])
+def test_a_mistyped_camera_source_stops_the_start(monkeypatch, capsys, source):
+    monkeypatch.setenv("MOODTUNES_CAMERA__SOURCE", source)
+    assert moodtunes(["uplink", "--status"]) == 2
+    err = capsys.readouterr().err
+    assert "camera.source: Value error, must be auto" in err and err.count("\n") == 1
+    assert err.strip().endswith(f"(got {source!r}) (set by MOODTUNES_CAMERA__SOURCE)")

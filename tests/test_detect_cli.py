@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import struct
+import zlib
 from pathlib import Path
 
 import cv2
@@ -63,6 +65,17 @@ def _restore_logging():
 def write_rgb(path: Path, rgb: np.ndarray) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     assert cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    return path
+
+
+def png_header_claiming(path: Path, width: int, height: int) -> Path:
+    """A tiny PNG whose header claims width x height pixels: OpenCV raises instead of decoding it."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0"))
+                     + chunk(b"IEND", b""))
     return path
 
 
@@ -132,3 +145,23 @@ def test_text_output_is_one_readable_line_per_image(tmp_path: Path, capsys) -> N
     assert first.startswith(f"{photo}: ") and "box " in first and "face score" in first
     assert second == f"{blank}: no face"
     assert f"{bad}: error: not a readable image" in err.splitlines()
+
+
+def test_an_image_too_large_to_decode_is_one_error_and_the_run_goes_on(tmp_path: Path, capsys) -> None:
+    png_header_claiming(tmp_path / "a_huge.png", 60000, 60000)
+    write_rgb(tmp_path / "b_astronaut.png", sample_frame(640, 480))
+    code, lines = run_json(capsys, str(tmp_path))
+    assert code == 1
+    assert [Path(line["path"]).name for line in lines] == ["a_huge.png", "b_astronaut.png"]
+    assert lines[0]["error"] == "image too large"
+    assert len(lines[1]["faces"]) == 1
+
+
+def test_a_folder_with_nothing_to_detect_is_an_error(tmp_path: Path, capsys) -> None:
+    empty = tmp_path / "empty"
+    (empty / "deeper").mkdir(parents=True)
+    (empty / "notes.txt").write_text("not an image")
+    assert main(["detect", str(empty)]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert f"{empty}: error: no images or videos in this folder" in err.splitlines()

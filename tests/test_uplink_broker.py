@@ -4,6 +4,7 @@ broker that is absent at first, then appears, then goes away and comes back (not
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import subprocess
 import sys
@@ -16,7 +17,8 @@ from conftest import free_port
 from moodtunes.cli import main as moodtunes
 from moodtunes.config import MqttSettings
 from moodtunes.store import Store
-from moodtunes.uplink import BrokerLink, Uplink
+from moodtunes.uplink import BATCH_SIZE, BrokerLink, Uplink
+from moodtunes_cloud.ingest import parse_visit
 
 pytestmark = pytest.mark.services
 
@@ -49,6 +51,50 @@ def test_once_delivers_every_pending_event_with_qos1(mosquitto, tmp_path, monkey
         assert store.outbox_counts() == {"pending": 0, "sent": 2}
     assert moodtunes(["uplink", "--once"]) == 0
     assert "nothing to send" in capsys.readouterr().out
+
+
+def test_visits_queued_before_device_id_changed_go_under_the_new_one(mosquitto, tmp_path, monkeypatch, capsys):
+    """The ingest keeps only a payload naming its topic's device, and the ACL allows only the
+    device's own topic: visits recorded under the hostname, sent once device_id is set, take the new id."""
+    old, device, prefix = unique("raspberrypi-"), unique("kiosk-"), unique("mt")
+    with Store.open(tmp_path / "data" / "moodtunes.db") as store:
+        queued = [record_visit(store, old), record_visit(store, old), record_visit(store, device)]
+    listener = Subscriber(mosquitto, f"{prefix}/+/visit")
+    _enable(monkeypatch, mosquitto, device, prefix)
+    try:
+        assert moodtunes(["uplink", "--once"]) == 0
+        wait_for(lambda: len(listener.messages) == 3, "3 messages")
+    finally:
+        listener.close()
+    out, err = capsys.readouterr()
+    assert "sent 3 to" in out
+    assert f"sent 2 events recorded under the previous device_id {old!r} as {device!r}" in err
+    for message, event in zip(listener.messages, queued, strict=True):
+        assert message.topic == f"{prefix}/{device}/visit"
+        assert json.loads(message.payload)["device_id"] == device
+        accepted = parse_visit(message.topic, message.payload, prefix)  # what the ingest checks
+        assert accepted.model_dump(exclude={"device_id"}) == event.model_dump(exclude={"device_id"})
+
+
+def test_re_stamped_visits_are_logged_once_with_their_old_id(mosquitto, tmp_path, caplog):
+    old, device, prefix = unique("raspberrypi-"), unique("kiosk-"), unique("mt")
+    mqtt = MqttSettings(enabled=True, host=mosquitto.host, port=mosquitto.port, topic_prefix=prefix)
+    store = Store.open(tmp_path / "moodtunes.db")
+    for _ in range(BATCH_SIZE + 2):  # two batches, one line
+        record_visit(store, old)
+    record_visit(store, device)
+    listener = Subscriber(mosquitto, f"{prefix}/+/visit")
+    link = BrokerLink(mqtt, device)
+    try:
+        link.connect(5)
+        with caplog.at_level(logging.INFO, logger="moodtunes.uplink"):
+            assert Uplink(store, link, mqtt, device).run_once().sent == BATCH_SIZE + 3
+    finally:
+        listener.close()
+        link.close()
+        store.close()
+    lines = [r.getMessage() for r in caplog.records if "previous device_id" in r.getMessage()]
+    assert lines == [f"sent {BATCH_SIZE + 2} events recorded under the previous device_id {old!r} as {device!r}"]
 
 
 def test_events_nobody_subscribes_to_stay_in_the_outbox(mosquitto, tmp_path, monkeypatch, capsys):
@@ -162,7 +208,7 @@ def test_the_uplink_service_sends_new_visits_until_sigterm(mosquitto, tmp_path, 
     monkeypatch.setenv("MOODTUNES_MQTT__PASSWORD", "hunter2-secret")  # the broker ignores it
     database = tmp_path / "data" / "moodtunes.db"
     with Store.open(database) as store:
-        first = record_visit(store, device)
+        first = record_visit(store, "raspberrypi")  # queued before device_id was set
     listener = Subscriber(mosquitto, f"{prefix}/+/visit")
     log = tmp_path / "uplink.log"
     with log.open("w") as out:
@@ -181,3 +227,4 @@ def test_the_uplink_service_sends_new_visits_until_sigterm(mosquitto, tmp_path, 
         assert store.outbox_counts() == {"pending": 0, "sent": 2}
     text = log.read_text()
     assert "connected to the MQTT broker" in text and "hunter2" not in text
+    assert text.count(f"sent 1 events recorded under the previous device_id 'raspberrypi' as {device!r}") == 1

@@ -7,21 +7,38 @@ for keys in a section, e.g. ``MOODTUNES_DATA_DIR`` or ``MOODTUNES_MQTT__HOST``.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 SYSTEM_CONFIG = Path("/etc/moodtunes/moodtunes.toml")
 ENV_PREFIX = "MOODTUNES_"
 DEVICE_ID_PATTERN = r"^[A-Za-z0-9._-]+$"  # the same rule as VisitEvent.device_id
 SECRET_WORDS = ("password", "secret", "token")  # keys whose values an error must not echo
+# What open_camera understands (it checks again, and says whether the camera opens).
+CAMERA_SOURCE = re.compile(r"auto|picamera2|sample|opencv(:\d+)?|replay:.+", re.IGNORECASE)
 
 
 class ConfigError(Exception):
@@ -30,6 +47,14 @@ class ConfigError(Exception):
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_booleans_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        """pydantic reads true as 1: `idle_timeout_s = true` would end every visit after 1 s."""
+        if isinstance(value, bool) and cls.model_fields[info.field_name].annotation in (int, float):
+            raise ValueError("must be a number, not true or false")
+        return value
 
 
 class CameraSettings(Section):
@@ -43,6 +68,14 @@ class CameraSettings(Section):
     sample_when_missing: bool = Field(
         False, description="show the built-in sample photo when the camera can't be opened (the demo does; "
         "never on the appliance, where a photo's mood would pass for the visitor's)")
+
+    @field_validator("source")
+    @classmethod
+    def _known_source(cls, source: str) -> str:
+        """A typo must stop the start, not leave the kiosk on the manual mood picker for good."""
+        if not CAMERA_SOURCE.fullmatch(source.strip()):
+            raise ValueError("must be auto, picamera2, opencv:N (e.g. opencv:0), replay:PATH or sample")
+        return source
 
 
 class VisionSettings(Section):
@@ -67,10 +100,27 @@ class EmotionSettings(Section):
 
 
 class LibrarySettings(Section):
-    paths: list[Path] = Field(default_factory=list, description="music folders to scan")
+    paths: Annotated[list[Path], NoDecode] = Field(default_factory=list, description="music folders to scan")
     demo: bool = Field(True, description="generate and use a demo library when no paths are set")
     workers: int = Field(0, ge=0, description="analysis processes; 0 = one per core")
     model: Path | None = Field(None, description="music mood model JSON; default: the shipped one")
+
+    @field_validator("paths", mode="before")
+    @classmethod
+    def _split_paths(cls, paths: Any) -> Any:
+        """An environment variable is one string: a JSON list, or folders separated by os.pathsep
+        like PATH, so that MOODTUNES_LIBRARY__PATHS=/home/pi/Music works as it reads."""
+        if not isinstance(paths, str):
+            return paths
+        if not paths.lstrip().startswith("["):
+            return [part for part in paths.split(os.pathsep) if part]
+        try:
+            return json.loads(paths)
+        except ValueError as exc:
+            raise ValueError(
+                f"not a valid JSON list ({exc}); give folders as [\"/music\", \"/more\"] or as "
+                f"/music{os.pathsep}/more"
+            ) from None
 
 
 class KioskSettings(Section):
@@ -184,13 +234,30 @@ def _is_secret(key: str) -> bool:
     return any(word in key.lower() for word in SECRET_WORDS)
 
 
+def _set_by(loc: tuple[int | str, ...]) -> str:
+    """Names the environment variable that set the key, if one did (it wins over the file)."""
+    variable = ENV_PREFIX + "__".join(part for part in loc if isinstance(part, str)).upper()
+    return f" (set by {variable})" if variable in os.environ else ""
+
+
 def _describe(error: dict[str, Any]) -> str:
     key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    set_by = _set_by(error["loc"])
     if error["type"] == "extra_forbidden":
-        return f"{key}: unknown key"
+        return f"{key}: unknown key{set_by}"
     if _is_secret(key):  # a mistyped password is still a password: keep it off terminals and journals
-        return f"{key}: {error['msg']} (value not shown)"
-    return f"{key}: {error['msg']} (got {error.get('input')!r})"
+        return f"{key}: {error['msg']} (value not shown){set_by}"
+    return f"{key}: {error['msg']} (got {error.get('input')!r}){set_by}"
+
+
+def _undecodable(exc: SettingsError) -> ConfigError:
+    """pydantic-settings reads MOODTUNES_<SECTION> as JSON, and when it isn't, names only the field."""
+    field = re.search(r'field "(\w+)"', str(exc))
+    name = ENV_PREFIX + (field[1].upper() if field else "<SECTION>")
+    return ConfigError(
+        f"config error: {name}: not valid JSON ({exc.__cause__ or exc}); it must be a JSON object, "
+        f"or set one key at a time as {name}__<KEY>"
+    )
 
 
 def load_settings(config: Path | None = None) -> Settings:
@@ -207,3 +274,5 @@ def load_settings(config: Path | None = None) -> Settings:
         origin = f" in {config}" if config is not None else ""
         problems = "; ".join(_describe(e) for e in exc.errors())
         raise ConfigError(f"config error{origin}: {problems}") from None
+    except SettingsError as exc:
+        raise _undecodable(exc) from None

@@ -9,13 +9,16 @@ That takes QoS 1 (config accepts nothing else): QoS 0 has no acknowledgement at 
 QoS 2 paho reports the PUBCOMP, which lacks PUBREC's "No matching subscribers".
 A retry may deliver an event twice; the ingest makes that harmless (a redelivered event overwrites
 the same InfluxDB point), so at-least-once is the right guarantee here.
+Every event goes out under the configured device_id, including one queued before it changed.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
 
 import paho.mqtt.client as paho
@@ -25,7 +28,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from moodtunes.config import MqttSettings
-from moodtunes.store import Store
+from moodtunes.store import OutboxItem, Store
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +59,19 @@ def describe_puback(reason: ReasonCode, topic: str) -> str | None:
     if reason.value == NO_MATCHING_SUBSCRIBERS:
         return f"nobody subscribes to {topic} yet (is moodtunes-ingest running?)"
     return f"broker refused {topic}: {reason}"
+
+
+def restamp(payload: str, device_id: str) -> tuple[str, str | None]:
+    """The payload naming ``device_id``, and the id it named before if that differed. The ACL lets
+    a device publish only under its own id and the ingest drops a payload naming another, so an
+    event queued before device_id changed (it was recorded on this same device) takes the new id;
+    the rest of it, event_id included, is kept."""
+    event = json.loads(payload)
+    recorded_as = event["device_id"]
+    if recorded_as == device_id:
+        return payload, None
+    event["device_id"] = device_id
+    return json.dumps(event, separators=(",", ":"), ensure_ascii=False), recorded_as
 
 
 def retry_delay(failures: int, first: float, longest: float) -> float:
@@ -215,10 +231,34 @@ class Uplink:
         self._store = store
         self._link = link
         self._settings = mqtt
+        self._device_id = device_id
         self.topic = visit_topic(mqtt.topic_prefix, device_id)
         # outbox id -> message id of a publication paho still holds (it resends it on reconnect),
         # so a slow PUBACK does not make us publish the same event again.
         self._in_flight: dict[int, int] = {}
+        # outbox id -> the device_id an event in flight was recorded under, if it was re-stamped
+        self._recorded_as: dict[int, str] = {}
+        self._restamped: Counter[str] = Counter()  # sent events by the old device_id they had
+
+    def _publish(self, item: OutboxItem) -> int:
+        payload, recorded_as = restamp(item.payload, self._device_id)
+        mid = self._link.publish(self.topic, payload, self._settings.qos)
+        if recorded_as is not None:
+            self._recorded_as[item.id] = recorded_as
+        return mid
+
+    def _sent(self, outbox_id: int) -> None:
+        self._store.mark_sent(outbox_id)
+        if (recorded_as := self._recorded_as.pop(outbox_id, None)) is not None:
+            self._restamped[recorded_as] += 1
+
+    def _log_restamped(self) -> None:
+        """Say once which sent events had been recorded under another device_id (it was changed)."""
+        for recorded_as, count in self._restamped.items():
+            logger.info(
+                "sent %d events recorded under the previous device_id %r as %r", count, recorded_as, self._device_id
+            )
+        self._restamped.clear()
 
     def send_pending(self) -> CycleResult:
         """Publish one batch of pending events (oldest first) and wait for each PUBACK; every
@@ -229,7 +269,7 @@ class Uplink:
         for item in items:
             if item.id not in self._in_flight:
                 try:
-                    self._in_flight[item.id] = self._link.publish(self.topic, item.payload, self._settings.qos)
+                    self._in_flight[item.id] = self._publish(item)
                 except UplinkError as exc:  # not queued: paho refused it outright
                     problems[item.id] = str(exc)
         deadline = time.monotonic() + self._settings.ack_timeout_seconds
@@ -245,7 +285,7 @@ class Uplink:
                 del self._in_flight[item.id]
                 problem = describe_puback(reason, self.topic)
             if problem is None:
-                self._store.mark_sent(item.id)
+                self._sent(item.id)
                 result.sent += 1
             else:
                 self._store.mark_failed(item.id, problem)
@@ -263,6 +303,7 @@ class Uplink:
             total.failed += result.failed
             total.error = total.error or result.error
             if result.error or result.attempted < BATCH_SIZE:
+                self._log_restamped()
                 return total
 
     def run_forever(self, stop: threading.Event) -> None:
@@ -297,4 +338,6 @@ class Uplink:
                     logger.info("sent %d events to %s", result.sent, self.topic)
                 failures = 0
                 delay = 0.0 if result.attempted == BATCH_SIZE else self._settings.poll_seconds
+                if delay:  # the backlog is through
+                    self._log_restamped()
             stop.wait(delay)

@@ -5,8 +5,8 @@
 
 With --json every image (or video frame) is one JSON object per line:
 ``{"path": ..., ["frame": N,] "faces": [{"box": [x, y, w, h], "score": 0.93, "emotion": "happy",
-"confidence": 0.81, "probs": {...}}]}``; a file that cannot be read gives ``{"path": ..., "error": ...}``,
-processing goes on, and the exit code is 1 at the end.
+"confidence": 0.81, "probs": {...}}]}``; a file that cannot be read, or a folder without images or
+videos, gives ``{"path": ..., "error": ...}``, processing goes on, and the exit code is 1 at the end.
 """
 
 from __future__ import annotations
@@ -38,15 +38,18 @@ class Item:
 
 
 def expand_paths(paths: list[Path]) -> Iterator[Item | tuple[Path, str]]:
-    """Images and videos named or found under folders (sorted); a missing path yields (path, error)."""
+    """Images and videos named or found under folders (sorted); a missing path, or a folder with
+    nothing to detect in, yields (path, error)."""
     from moodtunes.vision.camera import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
+    media = IMAGE_SUFFIXES | VIDEO_SUFFIXES
     for path in paths:
         if path.is_dir():
-            for found in sorted(p for p in path.rglob("*") if p.is_file()):
-                suffix = found.suffix.lower()
-                if suffix in IMAGE_SUFFIXES or suffix in VIDEO_SUFFIXES:
-                    yield Item(found, suffix in VIDEO_SUFFIXES)
+            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in media and p.is_file())
+            if not found:
+                yield path, "no images or videos in this folder"
+            for file in found:
+                yield Item(file, file.suffix.lower() in VIDEO_SUFFIXES)
         elif path.is_file():
             yield Item(path, path.suffix.lower() in VIDEO_SUFFIXES)
         else:
@@ -106,8 +109,24 @@ class Detection:
                 for found in self.analyzer.analyze(frame)]
 
 
+def read_image(path: Path) -> np.ndarray:
+    """The image as RGB, or CameraError like any unreadable file: OpenCV raises, instead of
+    returning None, e.g. for a header claiming more pixels than it will decode."""
+    import cv2
+
+    from moodtunes.vision.camera import CameraError, read_image_rgb
+
+    try:
+        return read_image_rgb(path)
+    except (cv2.error, MemoryError) as exc:
+        too_large = isinstance(exc, MemoryError) or "CV_IO_MAX_IMAGE_PIXELS" in str(exc)
+        raise CameraError("image too large" if too_large else "not a readable image") from None
+    except OSError as exc:
+        raise CameraError(f"can't read it ({exc.strerror})") from None
+
+
 def records(items: Iterator[Item | tuple[Path, str]], detection: Detection, every: int) -> Iterator[dict[str, Any]]:
-    from moodtunes.vision.camera import CameraError, read_image_rgb, video_frames
+    from moodtunes.vision.camera import CameraError, video_frames
 
     for item in items:
         if isinstance(item, tuple):
@@ -124,7 +143,7 @@ def records(items: Iterator[Item | tuple[Path, str]], detection: Detection, ever
                 if decoded == 0:
                     yield {"path": path, "error": "the video has no readable frames"}
             else:
-                yield {"path": path, "faces": detection.faces(read_image_rgb(item.path))}
+                yield {"path": path, "faces": detection.faces(read_image(item.path))}
         except CameraError as exc:
             yield {"path": path, "error": str(exc).removeprefix(f"{path}: ")}
 

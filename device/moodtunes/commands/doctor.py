@@ -10,8 +10,14 @@ import socket
 import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from moodtunes.config import Settings
+
+# Free space in the data dir: the demo library alone takes ~11 MB and a full disk stops visits being
+# saved, so below FAIL_BELOW_MB the kiosk can't be relied on; below WARN_BELOW_MB it soon can't.
+FAIL_BELOW_MB = 20
+WARN_BELOW_MB = 200
 
 
 @dataclass(frozen=True)
@@ -30,8 +36,10 @@ def _data_dir(settings: Settings) -> Check:
     if not os.access(path, os.W_OK):
         return Check("data dir", "fail", f"{path} is not writable")
     free_mb = shutil.disk_usage(path).free / 1e6
-    if free_mb < 50:
-        return Check("data dir", "warn", f"{path}: only {free_mb:.0f} MB free")
+    if free_mb < FAIL_BELOW_MB:
+        return Check("data dir", "fail", f"{path}: only {free_mb:.0f} MB free, too little to save visits; free some space")
+    if free_mb < WARN_BELOW_MB:
+        return Check("data dir", "warn", f"{path}: only {free_mb:.0f} MB free; free some space before it fills")
     return Check("data dir", "ok", f"{path} ({free_mb / 1000:.1f} GB free)")
 
 
@@ -93,6 +101,13 @@ def _camera(settings: Settings) -> Check:
     return Check("camera", "ok", f"{cam.source}: a {width}x{height} frame read (not kept)")
 
 
+def _has_music(folder: Path) -> bool:
+    """Whether the kiosk's scan has any song to find under ``folder`` (stops at the first)."""
+    from moodtunes.library.scan import AUDIO_EXTENSIONS
+
+    return any(path.suffix.lower() in AUDIO_EXTENSIONS for path in folder.rglob("*"))
+
+
 def _music(settings: Settings) -> Check:
     from moodtunes.library.embedding import shipped_embedder
     from moodtunes.library.mood_model import MoodModel, MoodModelError
@@ -107,7 +122,13 @@ def _music(settings: Settings) -> Check:
     missing = [str(p) for p in folders if not p.is_dir()]
     if missing:
         return Check("music model", "warn", f"model ok; music folder(s) not found: {', '.join(missing)}")
-    where = ", ".join(map(str, folders)) or ("the demo library" if settings.library.demo else "no folders")
+    if not folders and not settings.library.demo:
+        return Check("music model", "warn", "model ok; no music to play: set library.paths to your music "
+                     "folders, or library.demo = true for the demo library")
+    if folders and not any(map(_has_music, folders)):
+        return Check("music model", "warn", f"model ok; no music files (MP3, OGG, FLAC, WAV, M4A) in "
+                     f"{', '.join(map(str, folders))}: copy songs there, or fix library.paths")
+    where = ", ".join(map(str, folders)) or "the demo library"
     return Check("music model", "ok", f"model ok; library: {where}")
 
 
