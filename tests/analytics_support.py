@@ -36,7 +36,7 @@ def record_visit(
     profile: str = "Ana",
     before: str = "sad",
     after: str = "happy",
-    songs: tuple[tuple[str, float], ...] = (("Happy and calm", 120.0),),
+    songs: tuple[tuple[str | None, float], ...] = (("Happy and calm", 120.0),),
     rating: int | None = 80,
     correct_after: str | None = None,
 ) -> VisitEvent:

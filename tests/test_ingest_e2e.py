@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -30,7 +32,7 @@ from influxdb_client import Point
 from moodtunes.cli import main as moodtunes
 from moodtunes.store import Store
 from moodtunes_cloud import ingest as ingest_module
-from moodtunes_cloud.influx import V1Writer, WriteError
+from moodtunes_cloud.influx import V1Writer, WriteError, make_writer
 from moodtunes_cloud.ingest import Ingest
 from moodtunes_cloud.settings import IngestSettings
 
@@ -145,6 +147,118 @@ def test_malformed_payloads_are_dead_lettered_and_the_ingest_goes_on(mosquitto, 
     assert "does not match the topic's device" in reasons[3]
     assert letters[0]["payload"] == "{not json"
     assert _count(influxdb, db, "SELECT count(listening_seconds) FROM visit") == 1
+
+
+def test_implausible_visits_are_dead_lettered_with_the_reason(mosquitto, influxdb, tmp_path):
+    """What QA sent: values the device never makes, which used to be written."""
+    device, prefix, db = unique("kiosk-"), unique("mt"), unique("odd")
+    with Store.open(tmp_path / "moodtunes.db") as store:
+        good = json.loads(record_visit(store, device).model_dump_json())
+    probs = json.loads(json.dumps(good))
+    probs["mood_before"]["probs"] = {"happy": 5.0, "neutral": -3}
+    far_future = good | {"ended_at": "9999-12-31T23:59:59+00:00"}
+    category = json.loads(json.dumps(good))
+    category["plays"][0]["category"] = "Polka"
+    profile = good | {"profile_key": "Ana Lopez"}
+    dead = Subscriber(mosquitto, f"{prefix}/deadletter")
+    sender = publisher(mosquitto)
+    with running_ingest(ingest_settings(mosquitto, influxdb, db, prefix)) as ingest:
+        for payload in (probs, far_future, category, profile):
+            sender.publish(f"{prefix}/{device}/visit", json.dumps(payload), qos=1).wait_for_publish(10)
+        wait_for(lambda: len(dead.messages) == 4, "4 dead letters")
+        assert ingest.stats.rejected == 4 and ingest.stats.written == 0
+    _close(sender)
+    dead.close()
+    reasons = [json.loads(m.payload)["reason"] for m in dead.messages]
+    assert "mood_before.probs.happy: Input should be less than or equal to 1" in reasons[0]
+    assert "ended_at: Value error, 9999-12-31T23:59:59+00:00 is not between 2000-01-01" in reasons[1]
+    assert "plays.0.category: Input should be 'Highly energetic'" in reasons[2]
+    assert "profile_key: String should match pattern" in reasons[3]
+    assert influxql(influxdb, db, "SHOW MEASUREMENTS") == []
+
+
+def test_a_visit_influxdb_refuses_is_dead_lettered_with_its_reason_and_acknowledged(mosquitto, influxdb, tmp_path):
+    """InfluxDB answers 400 (here a field type conflict with points already there): writing it
+    again can't help, so it goes to the dead letters like every other rejection."""
+    device, prefix, db = unique("kiosk-"), unique("mt"), unique("refused")
+    with Store.open(tmp_path / "moodtunes.db") as store:
+        refused, unrated = record_visit(store, device, rating=80), record_visit(store, device, rating=None)
+    settings = ingest_settings(mosquitto, influxdb, db, prefix, retry_queue_size=1)
+    earlier = V1Writer(settings)
+    earlier.write([Point("visit").tag("device_id", "old-kiosk").field("rating", "very good")])
+    dead = Subscriber(mosquitto, f"{prefix}/deadletter")
+    sender = publisher(mosquitto)
+    with running_ingest(settings) as ingest:
+        _publish(sender, prefix, [refused, unrated])  # Receive Maximum 1: the second follows the first's ack
+        wait_for(lambda: ingest.stats.written == 1 and len(dead.messages) == 1, "1 write and 1 dead letter")
+        assert ingest.stats.dropped == 1 and ingest.held == 0
+    _close(sender)
+    dead.close()
+    letter = json.loads(dead.messages[0].payload)
+    assert letter["topic"] == f"{prefix}/{device}/visit"
+    assert letter["reason"].startswith("InfluxDB rejected it: InfluxDB /write answered 400: ")
+    assert "field type conflict" in letter["reason"]
+    assert json.loads(letter["payload"])["event_id"] == refused.event_id
+    ids = influxql(influxdb, db, f"SELECT event_id FROM visit WHERE device_id = '{device}'")[0]["values"]
+    assert [row[1] for row in ids] == [unrated.event_id]
+
+
+def _broker_failures(caplog) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.getMessage().startswith("can't reach the broker")]
+
+
+def _lone_ingest(influxdb, port: int) -> Ingest:
+    settings = IngestSettings(mqtt_host="127.0.0.1", mqtt_port=port, mqtt_client_id=unique("ingest-"),
+                              influx_api="v1", influx_url=influxdb.url, influx_db=unique("alone"))
+    return Ingest(settings, make_writer(settings))
+
+
+@pytest.fixture
+def quick_reconnects(monkeypatch):
+    """paho tries again after 0.1 s, then 0.2 s later, and then every 0.4 s (else 1, 2, 4 ... 60 s)."""
+    monkeypatch.setattr(ingest_module, "RECONNECT_DELAY_SECONDS", (0.1, 0.4))
+
+
+def test_an_unreachable_broker_is_logged_at_once_then_now_and_then(influxdb, caplog, monkeypatch, quick_reconnects):
+    """Nothing listens on the port: the first failure is logged at once with the reason, then one
+    line per CONNECT_FAILURE_LOG_SECONDS however often paho tries."""
+    monkeypatch.setattr(ingest_module, "CONNECT_FAILURE_LOG_SECONDS", 1.0)
+    caplog.set_level(logging.INFO, logger="moodtunes_cloud.ingest")
+    port = free_port()
+    ingest = _lone_ingest(influxdb, port)
+    started = time.monotonic()
+    ingest.start()
+    try:
+        wait_for(lambda: _broker_failures(caplog), "the first failure logged", timeout=2)
+        assert time.monotonic() - started < 1
+        wait_for(lambda: len(_broker_failures(caplog)) == 2, "the failure logged again", timeout=5)
+    finally:
+        ingest.stop()
+    first, again = _broker_failures(caplog)
+    assert first.getMessage() == (
+        f"can't reach the broker at 127.0.0.1:{port}: [Errno 111] Connection refused (1 failed attempt so far); "
+        "still trying"
+    )
+    assert again.created - first.created >= 1.0
+    attempts = int(re.search(r"\((\d+) failed attempts so far\)", again.getMessage())[1])
+    assert attempts >= 3  # at least one attempt between the two went unlogged
+
+
+def test_reaching_the_broker_at_last_is_logged(influxdb, tmp_path, caplog, quick_reconnects):
+    caplog.set_level(logging.INFO, logger="moodtunes_cloud.ingest")
+    broker = Broker(tmp_path / "broker", free_port())
+    ingest = _lone_ingest(influxdb, broker.port)
+    ingest.start()
+    try:
+        wait_for(lambda: _broker_failures(caplog), "the failure logged", timeout=2)
+        broker.start()
+        assert ingest.wait_subscribed(10)
+    finally:
+        ingest.stop()
+        broker.stop()
+    connected = [r.getMessage() for r in caplog.records if r.getMessage().startswith("connected to")]
+    assert re.fullmatch(rf"connected to 127\.0\.0\.1:{broker.port} after \d+ failed attempts?; subscribing to .+",
+                        connected[0])
 
 
 class _Outage(V1Writer):

@@ -11,10 +11,14 @@ from datetime import UTC, datetime, timedelta
 from typing import ClassVar
 
 import pytest
+from analytics_support import record_visit
 from conftest import free_port
+from moodtunes.domain import MoodReading, ScanOutcome
 from moodtunes.events import PlayEvent, ReadingEvent, VisitEvent, mood_lift
+from moodtunes.store import Store
+from moodtunes.vision.scan import combine_readings
 from moodtunes_cloud.influx import V1Writer, V2Writer, WriteError
-from moodtunes_cloud.ingest import Rejected, dead_letter_topic, parse_visit, subscription
+from moodtunes_cloud.ingest import Rejected, dead_letter_topic, main, parse_visit, subscription
 from moodtunes_cloud.points import event_points, main_category
 from moodtunes_cloud.settings import IngestSettings, SettingsError, load_ingest_settings
 
@@ -60,6 +64,79 @@ def test_invalid_payloads_are_rejected_with_the_reason(payload, reason):
     with pytest.raises(Rejected, match="not a valid visit event") as caught:
         parse_visit("moodtunes/kiosk-1/visit", payload, "moodtunes")
     assert reason in str(caught.value)
+
+
+def _payload(**changes) -> bytes:
+    """The test visit as JSON with some fields replaced (nested ones by a "mood_before.probs" path)."""
+    values = json.loads(_event().model_dump_json())
+    for path, value in changes.items():
+        *parents, leaf = path.split(".")
+        target = values
+        for key in parents:
+            target = target[key] if isinstance(target, dict) else target[int(key)]
+        target[leaf] = value
+    return json.dumps(values).encode()
+
+
+ARRIVED = ENDED + timedelta(minutes=2)
+
+
+@pytest.mark.parametrize("change, reason", [
+    ({"mood_before.probs": {"happy": 5.0, "neutral": -3}}, "mood_before.probs.happy: Input should be less than or equal to 1"),
+    ({"mood_after.probs": {"happy": 0.5, "neutral": 0.1, "sad": 0.1}}, "the probabilities add up to 0.7, not 1"),
+    ({"started_at": (ENDED + timedelta(seconds=1)).isoformat()}, "is before started_at"),
+    ({"ended_at": "9999-12-31T23:59:59+00:00"}, "ended_at: Value error, 9999-12-31T23:59:59+00:00 is not between 2000-01-01"),
+    ({"ended_at": (ARRIVED + timedelta(days=1, seconds=1)).isoformat()}, "is the device's clock right?"),
+    ({"started_at": "1970-01-01T00:00:00Z"}, "started_at: Value error, 1970-01-01T00:00:00+00:00 is not between"),
+    ({"plays.0.category": "Jazz"}, "plays.0.category: Input should be 'Highly energetic', 'Happy and calm' or"),
+    ({"profile_key": "Ana's profile"}, "profile_key: String should match pattern '^[0-9a-f]{16}$'"),
+    ({"profile_key": "0123456789ABCDEF"}, "profile_key: String should match pattern"),
+])
+def test_implausible_values_are_rejected_with_the_reason(change, reason):
+    with pytest.raises(Rejected, match="not a valid visit event") as caught:
+        parse_visit("moodtunes/kiosk-1/visit", _payload(**change), "moodtunes", ARRIVED)
+    assert reason in str(caught.value)
+
+
+@pytest.mark.parametrize("change", [
+    {"ended_at": (ARRIVED + timedelta(hours=23)).isoformat(), "started_at": ARRIVED.isoformat()},  # clock a bit ahead
+    {"started_at": "2000-01-01T00:00:00", "ended_at": "2000-01-01T00:10:00"},  # no zone: UTC
+    {"started_at": ENDED.isoformat()},  # a visit of no time at all
+    {"mood_before.probs": {}, "mood_before.outcome": "no_face", "mood_before.label": None},
+    {"plays.0.category": None},
+])
+def test_plausible_edge_values_pass(change):
+    assert parse_visit("moodtunes/kiosk-1/visit", _payload(**change), "moodtunes", ARRIVED)
+
+
+def test_the_device_builds_its_event_whatever_its_clock_says():
+    """A device without a set clock must still record its visits; the ingest judges the times."""
+    event = _event(started_at=datetime(1970, 1, 1, 0, 5, tzinfo=UTC), ended_at=datetime(1970, 1, 1, tzinfo=UTC))
+    with pytest.raises(Rejected, match="is not between 2000-01-01"):
+        parse_visit("moodtunes/kiosk-1/visit", event.model_dump_json().encode(), "moodtunes")
+
+
+def test_every_kind_of_visit_the_store_records_passes(tmp_path):
+    """Real device data: camera, hand-picked, faceless and corrected moods, unclassified songs,
+    a guest, and a visit closed after a crash, all as the Store builds their events."""
+    moods = ["happy", "neutral", "sad"]
+    camera = combine_readings([[0.2, 0.3, 0.5], [0.1, 0.6, 0.3]], moods, frames_seen=5, uncertain_below=0.4)
+    thirds = combine_readings([[1 / 3, 1 / 3, 1 / 3]], moods, frames_seen=1, uncertain_below=0.4)  # stored as 0.99999
+    with Store.open(tmp_path / "moodtunes.db") as store:
+        events = [
+            record_visit(store, "kiosk-1", songs=(("Happy and calm", 61.5), ("not mood-lifting", 3.0), (None, 9.0))),
+            record_visit(store, "kiosk-1", "Ben", correct_after="sad", rating=None, songs=()),
+        ]
+        guest = store.guest_profile()
+        for before, after, reason in [(camera, MoodReading.manual("happy"), "idle"),
+                                      (thirds, MoodReading(ScanOutcome.NO_FACE), "abandoned"),
+                                      (MoodReading(ScanOutcome.NO_FACE), MoodReading(ScanOutcome.NO_CAMERA), "interrupted")]:
+            session = store.start_session(guest.id)
+            store.add_reading(session, "before", before)
+            store.add_reading(session, "after", after)
+            events.append(store.finish_session(session, reason, "kiosk-1"))
+    for event in events:
+        assert parse_visit("moodtunes/kiosk-1/visit", event.model_dump_json().encode(), "moodtunes") == event
 
 
 def test_a_payload_for_another_device_is_rejected():
@@ -116,6 +193,21 @@ def test_settings_come_from_the_environment(monkeypatch):
     settings = load_ingest_settings()
     assert (settings.mqtt_host, settings.influx_api) == ("broker", "v1")
     assert "s3cret" not in repr(settings)
+
+
+def test_an_unknown_variable_is_refused_naming_it(monkeypatch, capsys):
+    """A typo would otherwise leave its setting at the default without a word."""
+    monkeypatch.setenv("MOODTUNES_INGEST_MQTT_HOTS", "broker")
+    monkeypatch.setenv("MOODTUNES_INGEST_INFLUX_API", "v1")
+    with pytest.raises(SettingsError, match=r"^ingest settings: unknown variable MOODTUNES_INGEST_MQTT_HOTS "
+                                            r"\(did you mean MOODTUNES_INGEST_MQTT_HOST\?\)$"):
+        load_ingest_settings()
+    monkeypatch.setenv("MOODTUNES_INGEST_COLOUR", "red")
+    assert main([]) == 2
+    assert capsys.readouterr().err == (
+        "moodtunes-ingest: ingest settings: unknown variables MOODTUNES_INGEST_COLOUR, MOODTUNES_INGEST_MQTT_HOTS "
+        "(did you mean MOODTUNES_INGEST_MQTT_HOST?)\n"
+    )
 
 
 def test_a_bad_setting_is_one_line_naming_the_variable(monkeypatch):

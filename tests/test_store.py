@@ -281,6 +281,13 @@ def test_a_visit_whose_event_cant_be_built_is_a_store_error_and_stays_open(store
     assert store.open_sessions() == [session] and store.pending_events() == []
 
 
+def test_a_clock_set_back_mid_visit_never_ends_it_before_it_began(store, clock):
+    session = store.start_session(store.guest_profile().id)
+    clock.advance(hours=-2)  # NTP corrects a kiosk that booted with its clock ahead
+    event = store.finish_session(session, "completed", device_id="kiosk-1")
+    assert event.ended_at == event.started_at
+
+
 def test_a_visit_cut_off_by_a_crash_ends_at_its_last_activity(store, clock):
     ana = store.create_profile("Ana", "#ff8800")
     song = stored_track(store)

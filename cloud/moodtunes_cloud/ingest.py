@@ -6,16 +6,19 @@ of its topic (the broker's ACL lets a device publish only under its own id, so t
 device_id trustworthy). A payload that fails is logged with the reason and republished to
 ``{prefix}/deadletter``; nothing a device sends can stop the ingest.
 
-A message is acknowledged to the broker (paho's manual ack) only once its visit is written, or
-dead-lettered, or refused by InfluxDB as bad data. A visit that can't be written (InfluxDB down) is
-held in memory, unacknowledged, and retried in order. The session is persistent (fixed client id,
-clean_start off, QoS 1), so the broker delivers unacknowledged visits again when the ingest
-reconnects or restarts within mqtt_session_expiry_seconds: stopping loses nothing. The CONNECT's
-Receive Maximum is the size of the held queue, so the broker sends no more unacknowledged visits
-than the ingest can hold and queues the rest itself. Besides data InfluxDB refuses as bad, visits
-are lost only if the broker loses the ingest's session while they are held (they are then in
-memory only) and the queue overflows anyway, or the ingest stops before InfluxDB is back. Every
-loss is logged as an error.
+A message is acknowledged to the broker (paho's manual ack) only once its visit is written or
+dead-lettered; a visit InfluxDB refuses as bad data is dead-lettered too, with InfluxDB's reason.
+A visit that can't be written (InfluxDB down) is held in memory, unacknowledged, and retried in
+order. The session is persistent (fixed client id, clean_start off, QoS 1), so the broker delivers
+unacknowledged visits again when the ingest reconnects or restarts within
+mqtt_session_expiry_seconds: stopping loses nothing. The CONNECT's Receive Maximum is the size of
+the held queue, so the broker sends no more unacknowledged visits than the ingest can hold and
+queues the rest itself. Visits are lost only if the broker loses the ingest's session while they
+are held (they are then in memory only) and the queue overflows anyway, or the ingest stops before
+InfluxDB is back. Every loss is logged as an error.
+
+While the broker can't be reached, paho retries silently; the ingest logs the reason at once and
+then once every CONNECT_FAILURE_LOG_SECONDS, and says when it is connected again.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import logging
 import signal
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -47,6 +51,8 @@ logger = logging.getLogger("moodtunes_cloud.ingest")
 KEEPALIVE_SECONDS = 60
 RECEIVE_MAXIMUM_LIMIT = 65535  # the largest Receive Maximum MQTT v5 can express
 DEAD_LETTER_PAYLOAD_LIMIT = 64 * 1024
+RECONNECT_DELAY_SECONDS = (1, 60)  # paho waits the first before trying again, doubling up to the second
+CONNECT_FAILURE_LOG_SECONDS = 60.0  # while the broker stays unreachable, one log line this often
 
 
 class Rejected(Exception):
@@ -70,19 +76,25 @@ def _summarise(error: ValidationError) -> str:
     return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
 
 
-def parse_visit(topic: str, payload: bytes, topic_prefix: str) -> VisitEvent:
-    """The event in ``payload``, or Rejected saying exactly what is wrong with it."""
+def parse_visit(topic: str, payload: bytes, topic_prefix: str, received_at: datetime | None = None) -> VisitEvent:
+    """The event in ``payload`` received at ``received_at`` (default now), or Rejected saying
+    exactly what is wrong with it. The arrival time lets the event's times be checked."""
     head = f"{topic_prefix}/"
     parts = topic[len(head):].split("/") if topic.startswith(head) else []
     if len(parts) != 2 or parts[1] != "visit" or not parts[0]:
         raise Rejected(f"topic {topic!r} is not {topic_prefix}/<device_id>/visit")
+    context = {"received_at": received_at or datetime.now(UTC)}
     try:
-        event = VisitEvent.model_validate_json(payload)
+        event = VisitEvent.model_validate_json(payload, context=context)
     except ValidationError as exc:
         raise Rejected(f"not a valid visit event: {_summarise(exc)}") from None
     if event.device_id != parts[0]:
         raise Rejected(f"device_id {event.device_id!r} does not match the topic's device {parts[0]!r}")
     return event
+
+
+def _attempts(count: int) -> str:
+    return f"{count} failed attempt{'s' if count > 1 else ''}"
 
 
 @dataclass
@@ -96,12 +108,15 @@ class IngestStats:
 
 @dataclass
 class _Held:
-    """A visit to write and the message to acknowledge once it is (mid None: nothing to ack)."""
+    """A visit to write, the message to acknowledge once it is (mid None: nothing to ack), and
+    the message itself, to dead-letter should InfluxDB refuse the visit."""
 
     event_id: str
     points: list[Point]
     mid: int | None
     qos: int
+    topic: str
+    payload: bytes
 
 
 class Ingest:
@@ -115,6 +130,8 @@ class Ingest:
         self._write_lock = threading.Lock()
         self._stop = threading.Event()
         self._subscribed = threading.Event()
+        self._connect_failures = 0  # attempts since the last connection; only the MQTT thread counts
+        self._failure_logged_at: float | None = None
         self._retrier = threading.Thread(target=self._retry_held, name="ingest-retry", daemon=True)
         self._client = self._make_client()
 
@@ -127,8 +144,9 @@ class Ingest:
             client.username_pw_set(s.mqtt_username, s.mqtt_password.get_secret_value() if s.mqtt_password else None)
         if s.mqtt_tls:
             client.tls_set(ca_certs=str(s.mqtt_ca_file) if s.mqtt_ca_file else None)
-        client.reconnect_delay_set(min_delay=1, max_delay=60)
+        client.reconnect_delay_set(*RECONNECT_DELAY_SECONDS)
         client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
@@ -184,12 +202,31 @@ class Ingest:
 
     # ---- MQTT ------------------------------------------------------------------------------
 
-    def _on_connect(self, client, userdata, flags, reason, properties) -> None:
-        address = f"{self._settings.mqtt_host}:{self._settings.mqtt_port}"
-        if reason.is_failure:
-            logger.error("the broker at %s refused the ingest: %s", address, reason)
+    @property
+    def _address(self) -> str:
+        return f"{self._settings.mqtt_host}:{self._settings.mqtt_port}"
+
+    def _on_connect_fail(self, client, userdata) -> None:
+        """paho retries on its own, silently: say why at once, then once every
+        CONNECT_FAILURE_LOG_SECONDS while it lasts, so an outage is seen but does not flood the log."""
+        error = sys.exc_info()[1]  # paho calls this from inside its `except OSError`
+        self._connect_failures += 1
+        now = time.monotonic()
+        if self._failure_logged_at is not None and now - self._failure_logged_at < CONNECT_FAILURE_LOG_SECONDS:
             return
-        logger.info("connected to %s; subscribing to %s", address, subscription(self._settings))
+        self._failure_logged_at = now
+        logger.error(
+            "can't reach the broker at %s: %s (%s so far); still trying",
+            self._address, error or "connection failed", _attempts(self._connect_failures),
+        )
+
+    def _on_connect(self, client, userdata, flags, reason, properties) -> None:
+        if reason.is_failure:
+            logger.error("the broker at %s refused the ingest: %s", self._address, reason)
+            return
+        after = f" after {_attempts(self._connect_failures)}" if self._connect_failures else ""
+        self._connect_failures, self._failure_logged_at = 0, None
+        logger.info("connected to %s%s; subscribing to %s", self._address, after, subscription(self._settings))
         with self._write_lock:
             self._after_reconnect(flags.session_present)
         client.subscribe(subscription(self._settings), qos=1)
@@ -218,16 +255,18 @@ class Ingest:
 
     def _on_message(self, client, userdata, message: paho.MQTTMessage) -> None:
         self.stats.received += 1
+        received_at = datetime.now(UTC)
         try:
-            event = parse_visit(message.topic, message.payload, self._settings.topic_prefix)
-            points = event_points(event, datetime.now(UTC))
+            event = parse_visit(message.topic, message.payload, self._settings.topic_prefix, received_at)
+            points = event_points(event, received_at)
         except Rejected as exc:
             problem = str(exc)
         except Exception as exc:  # a bug must cost one message, never the MQTT thread
             logger.exception("can't process a message on %s", message.topic)
             problem = f"internal error: {exc!r}"
         else:
-            self._write_or_hold(_Held(event.event_id, points, message.mid, message.qos))
+            held = _Held(event.event_id, points, message.mid, message.qos, message.topic, message.payload)
+            self._write_or_hold(held)
             return
         self._reject(message.topic, message.payload, problem)
         client.ack(message.mid, message.qos)  # dead-lettered: delivering it again can't help
@@ -235,6 +274,10 @@ class Ingest:
     def _reject(self, topic: str, payload: bytes, reason: str) -> None:
         self.stats.rejected += 1
         logger.warning("rejected a message on %s: %s", topic, reason)
+        self._dead_letter(topic, payload, reason)
+
+    def _dead_letter(self, topic: str, payload: bytes, reason: str) -> None:
+        """Republish a message that will never be written, with the reason, so it can be looked at."""
         if not self._settings.dead_letter:
             return
         letter = {
@@ -256,8 +299,9 @@ class Ingest:
             if exc.retryable:
                 logger.error("can't write visit %s (%s); holding it for a retry", held.event_id, exc)
                 return False
-            logger.error("InfluxDB rejected visit %s, dropping it: %s", held.event_id, exc)
+            logger.error("InfluxDB rejected visit %s; dead-lettering it: %s", held.event_id, exc)
             self.stats.dropped += 1
+            self._dead_letter(held.topic, held.payload, f"InfluxDB rejected it: {exc}")
             return True
         self.stats.written += 1
         return True

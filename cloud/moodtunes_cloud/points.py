@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from influxdb_client import Point, WritePrecision
-from moodtunes.events import PlayEvent, ReadingEvent, VisitEvent, reading_score
+from moodtunes.events import PlayEvent, ReadingEvent, VisitEvent, as_utc, reading_score
 
 MOODS = ("happy", "neutral", "sad")
 UNKNOWN_MOOD = "unknown"
@@ -20,13 +20,9 @@ NO_CATEGORY = "none"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 def _ms(moment: datetime) -> int:
     """Milliseconds since the epoch in exact integer arithmetic (floats can land 1 ms off)."""
-    return (_utc(moment) - EPOCH) // timedelta(milliseconds=1)
+    return (as_utc(moment) - EPOCH) // timedelta(milliseconds=1)
 
 
 def _flag(value: bool) -> str:
@@ -63,7 +59,7 @@ def visit_point(event: VisitEvent, received_at: datetime) -> Point:
         .field("listening_seconds", float(event.listening_seconds))
         .field("plays", len(event.plays))
         .field("corrected", int(_was_corrected(event.mood_before) or _was_corrected(event.mood_after)))
-        .field("upload_delay_seconds", max(0.0, (_utc(received_at) - _utc(event.ended_at)).total_seconds()))
+        .field("upload_delay_seconds", max(0.0, (as_utc(received_at) - as_utc(event.ended_at)).total_seconds()))
         .time(_ms(event.ended_at), WritePrecision.MS)
     )
     if event.mood_lift is not None:

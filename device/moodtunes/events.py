@@ -3,24 +3,45 @@
 One pydantic model is the single source of truth (``VisitEvent.model_json_schema()`` gives it as
 JSON Schema for other consumers). Only labels, probabilities, song metadata, times and a rating
 are in it: never an image, never a profile's name.
+
+The times come from the device's wall clock, which may be unset or may step while a visit runs.
+The device must record its visits whatever its clock says, so the time rules are checked where
+the event arrives: validate with ``context={"received_at": <arrival time>}`` (the ingest does).
 """
 
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
-from typing import Literal, get_args
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Literal, Self, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from moodtunes.config import DEVICE_ID_PATTERN
+from moodtunes.domain import Category
 
 SCHEMA_VERSION = 1
 VISIT_KIND = "visit"
 MAX_PLAYS = 200  # songs listed per visit event; listening_seconds still counts every song
+PROFILE_KEY_LENGTH = 16
+PROBS_SUM_TOLERANCE = 0.01  # room for rounding (the device keeps 5 decimals), not for another distribution
+EARLIEST_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+CLOCK_AHEAD_ALLOWED = timedelta(days=1)  # a device clock this far ahead of the ingest's still passes
 
 EndReason = Literal["completed", "idle", "abandoned", "interrupted"]
 END_REASONS: tuple[str, ...] = get_args(EndReason)
+MoodLabel = Literal["happy", "neutral", "sad"]
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+def as_utc(moment: datetime) -> datetime:
+    """A time in UTC; one without a zone is taken as UTC (what the device means)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _received_at(info: ValidationInfo) -> datetime | None:
+    """When the event arrived, if the validation was given it: only then are its times checked."""
+    return (info.context or {}).get("received_at")
 
 
 class _Strict(BaseModel):
@@ -29,11 +50,20 @@ class _Strict(BaseModel):
 
 class ReadingEvent(_Strict):
     outcome: Literal["ok", "uncertain", "no_face", "no_camera", "manual"]
-    label: Literal["happy", "neutral", "sad"] | None
-    corrected_label: Literal["happy", "neutral", "sad"] | None = None
+    label: MoodLabel | None
+    corrected_label: MoodLabel | None = None
     confidence: float = Field(ge=0.0, le=1.0)
-    probs: dict[Literal["happy", "neutral", "sad"], float]
+    probs: dict[MoodLabel, Probability]
     frames_used: int = Field(ge=0)
+
+    @field_validator("probs")
+    @classmethod
+    def _a_distribution(cls, probs: dict[str, float]) -> dict[str, float]:
+        """The moods' probabilities add up to 1 (a scan without a face has none at all)."""
+        total = sum(probs.values())
+        if probs and abs(total - 1.0) > PROBS_SUM_TOLERANCE:
+            raise ValueError(f"the probabilities add up to {total:.4g}, not 1")
+        return probs
 
     @property
     def effective_label(self) -> str | None:
@@ -43,7 +73,7 @@ class ReadingEvent(_Strict):
 class PlayEvent(_Strict):
     title: str = Field(max_length=300)
     artist: str = Field(max_length=300)
-    category: str | None = Field(None, max_length=40)
+    category: Category | None = None
     seconds_listened: float = Field(ge=0.0)
     finished: bool = False
     error: str | None = Field(None, max_length=300)
@@ -54,7 +84,9 @@ class VisitEvent(_Strict):
     event_id: str = Field(min_length=8, max_length=64)
     device_id: str = Field(min_length=1, max_length=64, pattern=DEVICE_ID_PATTERN)
     session_id: str = Field(min_length=8, max_length=64)
-    profile_key: str = Field(min_length=8, max_length=64, description="pseudonymous profile id")
+    profile_key: str = Field(
+        pattern=rf"^[0-9a-f]{{{PROFILE_KEY_LENGTH}}}$", description="pseudonymous profile id (see profile_key())"
+    )
     guest: bool
     started_at: datetime
     ended_at: datetime
@@ -65,6 +97,32 @@ class VisitEvent(_Strict):
     plays: list[PlayEvent] = Field(default_factory=list, max_length=MAX_PLAYS)
     listening_seconds: float = Field(0.0, ge=0.0)
     rating: int | None = Field(None, ge=0, le=100)
+
+    @field_validator("started_at", "ended_at")
+    @classmethod
+    def _on_a_plausible_clock(cls, moment: datetime, info: ValidationInfo) -> datetime:
+        """Between 2000 and a day after the event arrived; else the device's clock is wrong and
+        the visit would land where no dashboard looks (or where InfluxDB can't store it)."""
+        received_at = _received_at(info)
+        if received_at is None:
+            return moment
+        latest = as_utc(received_at) + CLOCK_AHEAD_ALLOWED
+        if not EARLIEST_TIME <= as_utc(moment) <= latest:
+            raise ValueError(
+                f"{moment.isoformat()} is not between {EARLIEST_TIME.date()} and {latest.isoformat(timespec='seconds')} "
+                "(a day after it arrived): is the device's clock right?"
+            )
+        return moment
+
+    @model_validator(mode="after")
+    def _ends_after_it_starts(self, info: ValidationInfo) -> Self:
+        """A visit can't end before it started (the device's clock went back during the visit)."""
+        if _received_at(info) is not None and as_utc(self.ended_at) < as_utc(self.started_at):
+            raise ValueError(
+                f"ended_at {self.ended_at.isoformat()} is before started_at {self.started_at.isoformat()}: "
+                "did the device's clock go back during the visit?"
+            )
+        return self
 
 
 def mood_score(label: str | None, probs: dict[str, float] | None = None, corrected: bool = False) -> float | None:
@@ -91,4 +149,4 @@ def mood_lift(before: ReadingEvent | None, after: ReadingEvent | None) -> float 
 
 def profile_key(device_id: str, profile_id: int) -> str:
     """A stable pseudonym for a profile, so the cloud can follow a person's trend without a name."""
-    return hashlib.sha256(f"{device_id}:{profile_id}".encode()).hexdigest()[:16]
+    return hashlib.sha256(f"{device_id}:{profile_id}".encode()).hexdigest()[:PROFILE_KEY_LENGTH]

@@ -423,18 +423,20 @@ class Store:
 
     def finish_session(self, session_id: int, reason: str, device_id: str) -> VisitEvent:
         """End a visit and queue its event for upload, in the same transaction. An "interrupted"
-        visit (closed at start-up after a crash) ends at its last activity.
+        visit (closed at start-up after a crash) ends at its last activity, and no visit ends before
+        it began (a kiosk's clock may be set back mid-visit).
 
         A visit whose event can't be built is a StoreError, and stays open."""
         if reason not in END_REASONS:
             raise ValueError(f"unknown end reason {reason!r} (one of {', '.join(END_REASONS)})")
         with self.transaction() as db:
-            row = db.execute("SELECT ended_at FROM sessions WHERE id = ?", (session_id,)).fetchone()
+            row = db.execute("SELECT started_at, ended_at FROM sessions WHERE id = ?", (session_id,)).fetchone()
             if row is None:
                 raise KeyError(f"no session with id {session_id}")
             if row["ended_at"] is not None:
                 raise ValueError(f"session {session_id} has already ended")
             ended_at = _last_activity(db, session_id) if reason == "interrupted" else utc_now()
+            ended_at = max(ended_at, row["started_at"], key=datetime.fromisoformat)
             db.execute(
                 "UPDATE sessions SET ended_at = ?, end_reason = ? WHERE id = ?",
                 (ended_at, reason, session_id),
