@@ -29,6 +29,11 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml requirements/lock.txt
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --upgrade pip
+	@# pygame-ce replaced pygame; both install the `pygame` package, so never keep the two together.
+	@if ls $(VENV)/lib/python3*/site-packages/pygame-[0-9]*.dist-info >/dev/null 2>&1; then \
+	  echo "replacing pygame with pygame-ce in $(VENV)"; \
+	  $(VENV)/bin/python -m pip uninstall -q -y pygame pygame-ce; \
+	fi
 	$(VENV)/bin/python -m pip install -q -c requirements/lock.txt -e '.[$(EXTRAS)]'
 	@touch $(STAMP)
 
@@ -107,8 +112,8 @@ dashboards: $(STAMP)
 	$(VENV)/bin/python -m moodtunes_cloud.dashboards --out cloud/grafana/dashboards/
 
 ## Offline install bundle for Raspberry Pi OS (aarch64), written to dist/.
-bundle:
-	provisioning/build-bundle.sh dist
+bundle: $(STAMP)
+	PYTHON=$(VENV)/bin/python provisioning/build-bundle.sh dist
 
 ## Install the bundle into an emulated arm64 Debian and use it (root, qemu-user-static; ~15 min).
 check-bundle:

@@ -74,8 +74,12 @@ owner=$(stat -c %U "$root/var/lib/moodtunes/moodtunes.db" 2>/dev/null || echo no
 [ -f "$root/usr/share/fonts/truetype/wqy/wqy-microhei.ttc" ] ||
   { echo "FAIL: the installer did not install fonts-wqy-microhei" >&2; exit 1; }
 
-echo "== doctor (as the services' user)"
-as_service moodtunes doctor 2>/dev/null
+echo "== doctor (as the services' user, with the kiosk unit's SDL_VIDEODRIVER=kmsdrm)"
+# Fails unless pygame's aarch64 SDL has the KMSDRM driver (PyPI's pygame wheels do not).
+as_service env SDL_VIDEODRIVER=kmsdrm moodtunes doctor 2>/dev/null
+
+echo "== the libraries SDL's KMSDRM driver loads at run time (installed by install-pi.sh)"
+as_service python -c 'import ctypes; [ctypes.CDLL(lib) for lib in ("libdrm.so.2", "libgbm.so.1", "libEGL.so.1", "libGLESv2.so.2")]'
 
 echo "== detect on the sample photo"
 photo=/opt/moodtunes/venv/lib/python3.11/site-packages/skimage/data/astronaut.png

@@ -17,7 +17,10 @@ fi
 
 echo "== system packages"
 # picamera2 only comes from Raspberry Pi OS; the venv sees it through --system-site-packages.
-needed=(python3-venv python3-picamera2 ffmpeg libsndfile1 fonts-dejavu-core)
+# The kiosk draws on the console through SDL's KMSDRM driver, which loads libdrm, GBM, EGL, GLES
+# and Mesa's GPU driver at run time: Raspberry Pi OS Lite may lack some of them.
+needed=(python3-venv python3-picamera2 ffmpeg libsndfile1 fonts-dejavu-core
+        libdrm2 libgbm1 libegl1 libgles2 libgl1-mesa-dri)
 missing=()
 for pkg in "${needed[@]}"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
 if [ "${#missing[@]}" -gt 0 ]; then
@@ -38,6 +41,10 @@ install -d -m 0755 "$prefix" /etc/moodtunes
 
 echo "== python environment ($prefix/venv)"
 [ -x "$prefix/venv/bin/python" ] || python3 -m venv --system-site-packages "$prefix/venv"
+# Older bundles installed pygame, which pygame-ce replaces: both own the `pygame` package.
+if ls "$prefix"/venv/lib/python3*/site-packages/pygame-[0-9]*.dist-info >/dev/null 2>&1; then
+  "$prefix/venv/bin/pip" uninstall -q -y pygame pygame-ce
+fi
 "$prefix/venv/bin/pip" install -q --no-index --find-links "$bundle/wheels" \
   -r "$bundle/requirements/pi-aarch64.txt"
 "$prefix/venv/bin/pip" install -q --no-index --no-deps --force-reinstall "$bundle"/wheels/moodtunes-*.whl
@@ -55,9 +62,13 @@ echo "== services"
 install -m 0644 "$bundle"/systemd/moodtunes-* /etc/systemd/system/
 systemctl daemon-reload
 systemctl enable moodtunes-kiosk.service moodtunes-uplink.service moodtunes-library.timer
-systemctl restart moodtunes-library.service moodtunes-kiosk.service moodtunes-uplink.service || true
+# The scan is a oneshot that lasts until every song is analysed: queue it, don't wait for it.
+systemctl --no-block restart moodtunes-library.service || true
+systemctl restart moodtunes-kiosk.service moodtunes-uplink.service || true
 
-# As the services' user: a database root created here would lock the services out of it.
-runuser -u moodtunes -- "$prefix/venv/bin/moodtunes" --config /etc/moodtunes/moodtunes.toml doctor || true
+# As the services' user: a database root created here would lock the services out of it. With the
+# kiosk's display driver, so doctor also checks that pygame's SDL has it.
+runuser -u moodtunes -- env SDL_VIDEODRIVER=kmsdrm \
+  "$prefix/venv/bin/moodtunes" --config /etc/moodtunes/moodtunes.toml doctor || true
 echo "moodtunes is installed. Edit /etc/moodtunes/moodtunes.toml (music folders, broker) and"
 echo "put secrets in /etc/moodtunes/env, then: sudo systemctl restart moodtunes-kiosk moodtunes-uplink"

@@ -66,7 +66,9 @@ def _pins(path: Path) -> dict[str, str]:
 
 def test_pi_lock_agrees_with_the_main_lock():
     main, pi = _pins(REPO / "requirements" / "lock.txt"), _pins(REPO / "requirements" / "pi-aarch64.txt")
-    assert {"mediapipe", "ai-edge-litert", "tflite-runtime", "pygame", "numpy"} <= pi.keys()
+    assert {"mediapipe", "ai-edge-litert", "tflite-runtime", "pygame-ce", "numpy"} <= pi.keys()
+    # pygame-ce, whose SDL has the KMSDRM driver the Pi's console needs; never pygame beside it.
+    assert "pygame" not in pi and "pygame" not in main
     assert pi["mediapipe"] == "0.10.18"  # the last aarch64 release that bundles BlazeFace
     disagreements = {name: (version, main.get(name)) for name, version in pi.items() if main.get(name) != version}
     assert disagreements == {}

@@ -78,12 +78,36 @@ def test_doctor_reports_each_check_as_json(capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("MOODTUNES_LIBRARY__PATHS", json.dumps([str(tmp_path / "no-music")]))
     code = main(["doctor", "--json"])
     checks = {c["name"]: c for c in map(json.loads, capsys.readouterr().out.splitlines())}
-    assert set(checks) == {"data dir", "store", "emotion model", "face model", "camera", "music model", "mqtt"}
+    assert set(checks) == {
+        "data dir", "store", "emotion model", "face model", "camera", "display", "music model", "mqtt",
+    }
     assert checks["store"]["status"] == "ok" and checks["data dir"]["status"] == "ok"
     assert checks["mqtt"]["status"] == "ok"  # disabled by default
     assert checks["camera"]["status"] == "warn" and "manual mood picker" in checks["camera"]["detail"]
     assert checks["music model"]["status"] == "warn" and "no-music" in checks["music model"]["detail"]
     assert code == (1 if any(c["status"] == "fail" for c in checks.values()) else 0)
+
+
+linux_only = pytest.mark.skipif(sys.platform != "linux", reason="SDL's drivers are read from /proc/self/maps")
+
+
+@linux_only
+def test_pygames_sdl_has_the_kiosk_units_kmsdrm_driver():
+    """The Pi's kiosk unit sets SDL_VIDEODRIVER=kmsdrm: PyPI's pygame wheels lack that driver."""
+    from moodtunes.commands.doctor import sdl_video_drivers
+
+    drivers = sdl_video_drivers()
+    assert drivers is not None and "KMSDRM" in drivers and "dummy" in drivers, drivers
+
+
+@linux_only
+@pytest.mark.parametrize(("driver", "status"), [("dummy", "ok"), ("x11,kmsdrm", "ok"), ("no-such-driver", "fail")])
+def test_doctor_checks_the_chosen_sdl_video_driver(capsys, monkeypatch, driver, status):
+    monkeypatch.setenv("SDL_VIDEODRIVER", driver)
+    main(["doctor", "--json"])
+    checks = {c["name"]: c for c in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert checks["display"]["status"] == status
+    assert f"SDL_VIDEODRIVER={driver}" in checks["display"]["detail"] and "KMSDRM" in checks["display"]["detail"]
 
 
 def test_doctor_counts_the_songs_that_could_not_be_analysed(capsys, monkeypatch, tmp_path):

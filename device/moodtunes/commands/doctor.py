@@ -108,6 +108,43 @@ def _has_music(folder: Path) -> bool:
     return any(path.suffix.lower() in AUDIO_EXTENSIONS for path in folder.rglob("*"))
 
 
+def sdl_video_drivers() -> list[str] | None:
+    """The video drivers built into the SDL library pygame loaded, or None where that can't be
+    told (not Linux). Read with ctypes: pygame has no call for it."""
+    import ctypes
+
+    os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")  # no banner in doctor --json
+    import pygame  # noqa: F401 - loads pygame's SDL into this process
+
+    try:
+        with open("/proc/self/maps") as maps:
+            libraries = {line.split()[-1] for line in maps if "/libSDL2-" in line}
+    except OSError:
+        return None
+    if len(libraries) != 1:
+        return None
+    sdl = ctypes.CDLL(libraries.pop())
+    sdl.SDL_GetVideoDriver.restype = ctypes.c_char_p
+    return [sdl.SDL_GetVideoDriver(i).decode() for i in range(sdl.SDL_GetNumVideoDrivers())]
+
+
+def _display(settings: Settings) -> Check:
+    try:
+        drivers = sdl_video_drivers()
+    except ImportError as exc:
+        return Check("display", "fail", f"{exc}: install moodtunes with the device extra")
+    wanted = os.environ.get("SDL_VIDEODRIVER", "")
+    chosen = f"SDL_VIDEODRIVER={wanted}" if wanted else "SDL_VIDEODRIVER unset"
+    if drivers is None:
+        return Check("display", "ok", f"{chosen}; SDL's video drivers can't be listed here")
+    names = ", ".join(drivers)
+    # SDL reads a comma-separated list and compares names without case.
+    if wanted and not {w.strip().lower() for w in wanted.split(",")} & {d.lower() for d in drivers}:
+        hint = " (pygame-ce has KMSDRM, PyPI's pygame does not)" if "kmsdrm" in wanted.lower() else ""
+        return Check("display", "fail", f"{chosen}, but pygame's SDL has only {names}{hint}")
+    return Check("display", "ok", f"{chosen}; pygame's SDL has {names}")
+
+
 def _music(settings: Settings) -> Check:
     from moodtunes.library.embedding import shipped_embedder
     from moodtunes.library.mood_model import MoodModel, MoodModelError
@@ -147,7 +184,7 @@ def _mqtt(settings: Settings) -> Check:
 
 
 CHECKS: tuple[Callable[[Settings], Check], ...] = (
-    _data_dir, _store, _emotion_model, _face_model, _camera, _music, _mqtt,
+    _data_dir, _store, _emotion_model, _face_model, _camera, _display, _music, _mqtt,
 )
 
 
