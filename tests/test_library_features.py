@@ -1,15 +1,31 @@
-"""Audio decoding and features on synthetic signals whose tempo, key and mode are known."""
+"""Audio decoding and features on synthetic signals whose tempo, key and mode are known, and every
+feature's value on one fixed signal (tests/data/feature_golden.json), so a feature can't change its
+definition without FEATURE_VERSION changing too.
 
+After an intended change of the features: bump FEATURE_VERSION in moodtunes/library/features.py,
+retrain the mood model (`make train-music`) and record the new values with
+
+    .venv/bin/python tests/test_library_features.py
+"""
+
+import json
 import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 from moodtunes.library.audio import AudioDecodeError, excerpt_window, load_excerpt
-from moodtunes.library.features import extract_features, feature_names, key_name
+from moodtunes.library.features import FEATURE_VERSION, extract_features, feature_names, key_name
 
 SR = 22050
+GOLDEN = Path(__file__).parent / "data" / "feature_golden.json"
+# Loose enough for float noise from another BLAS/FFT build or librosa patch release (a float32 vs
+# float64 copy of the signal differs by at most a tenth of it), tight enough to catch a changed
+# definition.
+GOLDEN_RTOL, GOLDEN_ATOL = 1e-4, 1e-6
 
 
 def clicks(bpm: float, seconds: float = 20.0) -> np.ndarray:
@@ -60,9 +76,39 @@ def test_louder_and_brighter_signals_score_so():
 
 def test_every_feature_is_a_finite_float_with_a_stable_name():
     features = extract_features(clicks(120, 8.0) + progression(60, False)[: SR * 8], SR)
-    assert list(features) == feature_names()
+    assert list(features) == feature_names()  # the same names, in the same order, whatever the signal
     assert len(features) > 100
     assert all(isinstance(v, float) and np.isfinite(v) for v in features.values())
+
+
+def golden_signal() -> np.ndarray:
+    """8 s of a D major I-IV-V-I progression over a 120 BPM click track and a little seeded noise:
+    fully deterministic, and clear enough in key and tempo that float noise can't flip them."""
+    noise = np.random.default_rng(7).standard_normal(SR * 8)
+    y = clicks(120, 8.0).astype(np.float64) + progression(62, False)[: SR * 8] + 0.01 * noise
+    return y.astype(np.float32)
+
+
+BUMP = ("if the change is intended, bump FEATURE_VERSION in moodtunes/library/features.py, retrain the "
+        "mood model (make train-music: the shipped model was trained on the old values) and record the new "
+        "values with `.venv/bin/python tests/test_library_features.py`; if not, it is a regression")
+
+
+def test_feature_values_match_the_golden_values_of_this_feature_version():
+    golden = json.loads(GOLDEN.read_text(encoding="utf-8"))
+    assert str(FEATURE_VERSION) in golden, (
+        f"{GOLDEN.name} has no values for FEATURE_VERSION {FEATURE_VERSION}: record them with "
+        "`.venv/bin/python tests/test_library_features.py` (and retrain the mood model)")
+    expected = golden[str(FEATURE_VERSION)]
+    got = extract_features(golden_signal(), SR)
+    assert list(got) == list(expected), (
+        f"feature names or their order changed (new: {sorted(set(got) - set(expected))}, gone: "
+        f"{sorted(set(expected) - set(got))}) but FEATURE_VERSION is still {FEATURE_VERSION}: {BUMP}")
+    changed = [f"{name} {got[name]!r} (was {expected[name]!r})" for name in expected
+               if not np.isclose(got[name], expected[name], rtol=GOLDEN_RTOL, atol=GOLDEN_ATOL)]
+    assert not changed, (
+        f"{len(changed)} features changed value on the golden signal but FEATURE_VERSION is still "
+        f"{FEATURE_VERSION}: {', '.join(changed[:8])}{' …' if len(changed) > 8 else ''}; {BUMP}")
 
 
 def test_excerpt_is_the_middle_minute_of_long_files():
@@ -119,3 +165,20 @@ def test_m4a_is_decoded_through_ffmpeg(tmp_path):
     excerpt = load_excerpt(path)
     assert excerpt.sr == SR and excerpt.source_duration == pytest.approx(4.0, abs=0.1)
     assert extract_features(excerpt.samples, excerpt.sr)["centroid_mean"] < 2000
+
+
+def record_golden_values() -> None:
+    """Write the features of the golden signal for the current FEATURE_VERSION (run this file).
+    Refuses to overwrite the values of a version already recorded: bump FEATURE_VERSION first."""
+    golden = json.loads(GOLDEN.read_text(encoding="utf-8")) if GOLDEN.is_file() else {}
+    if str(FEATURE_VERSION) in golden:
+        sys.exit(f"{GOLDEN}: values for FEATURE_VERSION {FEATURE_VERSION} are already recorded; "
+                 "bump FEATURE_VERSION in moodtunes/library/features.py if a feature's definition changed")
+    doc = {str(FEATURE_VERSION): extract_features(golden_signal(), SR)}  # only the current version is checkable
+    GOLDEN.parent.mkdir(parents=True, exist_ok=True)
+    GOLDEN.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+    print(f"recorded {len(doc[str(FEATURE_VERSION)])} feature values for FEATURE_VERSION {FEATURE_VERSION} in {GOLDEN}")
+
+
+if __name__ == "__main__":
+    record_golden_values()

@@ -1,10 +1,24 @@
-"""models.music.train: the exported JSON computes exactly what the trained blend computes."""
+"""models.music.train: the exported JSON computes exactly what the trained blend computes; clips
+are grouped by act; the category threshold and carried-over metrics behave as documented."""
+
+import json
+import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
 from moodtunes.library.mood_model import QUADRANTS, CategoryRule, MoodModel
 
-from models.music.train import ExpertBlend, export, parse_experts
+from data.music4q import Clip, artist_group, clip_group
+from models.music.train import (
+    MAX_SAD_LIFTED,
+    MIN_VALENCE_GRID,
+    ExpertBlend,
+    carried_over_metrics,
+    choose_min_valence,
+    export,
+    parse_experts,
+)
 
 
 def synthetic_clips(n: int = 160, seed: int = 0):
@@ -15,7 +29,9 @@ def synthetic_clips(n: int = 160, seed: int = 0):
     arousal = X[:, 0] + X[:, 8] > 20
     valence = X[:, 1] * X[:, 2] + X[:, 10] > 110  # an interaction: something the MLP can use
     y = np.array(QUADRANTS)[np.where(arousal, np.where(valence, 0, 1), np.where(valence, 3, 2))]
-    X[5] = 60.0  # far outside the training spread: z-scores are clipped on both sides
+    # Two outlier rows (in the training data too) whose z-scores still go well past ±Z_CLIP, so the
+    # exported model has to clip on both sides exactly as the trained pipeline does.
+    X[5] = 60.0
     X[6] = -40.0
     groups = np.arange(n) % 23  # "artists"
     return names, X, y, groups
@@ -46,3 +62,73 @@ def test_expert_specs_are_checked():
         parse_experts(["embedding:0.5:forest"], names)
     with pytest.raises(SystemExit, match="unknown feature group"):
         parse_experts(["melody:0.5"], names)
+
+
+@pytest.mark.parametrize("credits", [
+    ("Eddie Heywood", "Eddie Heywood and His Orchestra"),
+    ("Xavier Cugat", "Xavier Cugat & His Orchestra", "xavier  cugat"),
+    ("The Sir Douglas Quintet", "The Sir Douglas Quintet + 2", "Doug Sahm"),
+    ("The Chipmunks", "Alvin & the Chipmunks"),
+])
+def test_the_credits_of_one_act_are_one_group(credits):
+    assert len({artist_group(c) for c in credits}) == 1
+
+
+@pytest.mark.parametrize("a, b", [
+    ("Baxter", "Les Baxter"),
+    ("Stars", "Fania All-Stars"),
+    ("Fania All-Stars", "Junior Walker & the All-Stars"),
+    ("Willie Nelson", "Bobbie Nelson"),
+    ("Bob Marley & the Wailers", "Ziggy Marley"),
+    ("Billie Holiday", "Holiday & the Adventure Pop Collective"),
+])
+def test_different_acts_stay_apart(a, b):
+    assert artist_group(a) != artist_group(b)
+
+
+def test_a_clip_of_another_acts_recording_joins_that_act():
+    def clip(song_id, artist):
+        return Clip(song_id, artist, "That Old Black Magic", "Q1", (), Path(f"{song_id}.mp3"))
+    assert clip_group(clip("MT0002161109", "Elmer Bernstein")) == clip_group(
+        clip("MT0033415296", "Sam Butera & the Witnesses"))
+    assert clip_group(clip("MT0000000001", "Elmer Bernstein")) == "elmer bernstein"  # by song, not name
+
+
+def oof_with_sad_valence(sad_valence: float, n: int = 40):
+    """Out-of-fold probabilities: every Q3 clip gets P(Q1)+P(Q4) = sad_valence, the rest are sure."""
+    y = np.array(QUADRANTS * (n // 4))
+    probs = np.eye(4)[np.searchsorted(QUADRANTS, y)]
+    sad = y == "Q3"
+    probs[sad] = [sad_valence / 2, 0.0, 1.0 - sad_valence, sad_valence / 2]
+    return probs, y
+
+
+def test_min_valence_is_the_most_permissive_that_keeps_sad_clips_down(caplog):
+    probs, y = oof_with_sad_valence(0.62)
+    with caplog.at_level(logging.WARNING, logger="models.music.train"):
+        assert choose_min_valence(probs, y) == 0.65  # 0.5-0.6 would lift every sad clip
+    assert not caplog.records
+
+
+def test_min_valence_warns_when_no_threshold_meets_the_limit(caplog):
+    probs, y = oof_with_sad_valence(0.9)  # every sad clip lifted, whatever the threshold
+    with caplog.at_level(logging.WARNING, logger="models.music.train"):
+        assert choose_min_valence(probs, y) == MIN_VALENCE_GRID[-1]
+    assert "no min_valence" in caplog.text and f"{100 * MAX_SAD_LIFTED:.0f} %" in caplog.text
+    assert "still lifts 100.0 %" in caplog.text
+
+
+def test_benchmark_metrics_survive_retraining_only_while_the_cost_is_the_same(tmp_path, caplog):
+    layers = [{"weights": [[0.0] * 4] * 3, "bias": [0.0] * 4, "activation": "softmax"}]
+    speed = {"realtime_factor": 152}
+    previous = tmp_path / "mood_model.json"
+    previous.write_text(json.dumps({"analysis_id": "a1", "layers": layers,
+                                    "metrics": {"analysis_speed": speed, "four_quadrant_accuracy": 0.7}}))
+    new = {"analysis_id": "a1", "layers": layers, "metrics": {"four_quadrant_accuracy": 0.8}}
+    assert carried_over_metrics(previous, new) == {"analysis_speed": speed}  # not the old accuracy
+    with caplog.at_level(logging.WARNING, logger="models.music.train"):
+        assert carried_over_metrics(previous, new | {"analysis_id": "a2"}) == {}
+        wider = [layers[0] | {"weights": [[0.0] * 4] * 5}]
+        assert carried_over_metrics(previous, new | {"layers": wider}) == {}
+    assert caplog.text.count("dropped metrics analysis_speed") == 2
+    assert carried_over_metrics(tmp_path / "absent.json", new) == {}
