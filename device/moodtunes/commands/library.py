@@ -20,10 +20,20 @@ from typing import Any, TextIO
 
 from moodtunes.domain import Category
 
+# A damaged song fails every scan until it is replaced: were that an error, the nightly unit would
+# be "failed" for good and a real failure (no model, no disk) would go unnoticed among them.
+SCAN_EXIT_STATUS = (
+    "exit status: 0 when the scan completed, even if some files could not be analysed (they are "
+    "listed, and kept in the catalogue with their error: `library list --errors`); 1 on an error, "
+    "or when nothing was found because a folder is missing or empty with its tracks kept; 130 after "
+    "Ctrl-C and 143 after SIGTERM, with everything analysed so far saved."
+)
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="library_command", metavar="ACTION", required=True)
-    scan = sub.add_parser("scan", help="analyse new or changed audio files and prune removed ones")
+    scan = sub.add_parser("scan", help="analyse new or changed audio files and prune removed ones",
+                          epilog=SCAN_EXIT_STATUS)
     scan.add_argument("dirs", nargs="*", type=Path, metavar="DIR",
                       help="folders to scan recursively (default: library.paths, or the demo library)")
     scan.add_argument("--json", action="store_true", help="print the scan summary as JSON")
@@ -87,6 +97,8 @@ def _print_scan(report: Any, as_json: bool) -> None:
         print(f"  missing folder: {root}")
     for folder, why in report.kept:
         print(f"  {folder}: {why}")
+    for link, target in report.links:
+        print(f"  {link}: a link to {target}, not followed (scan that folder too)")
     for path, error in report.failed:
         print(f"  skipped {path}: {error}")
 
@@ -147,6 +159,7 @@ def _demo(args: argparse.Namespace, settings: Any) -> int:
 def run(args: argparse.Namespace, settings: Any) -> int:
     from moodtunes.library.audio import AudioDecodeError
     from moodtunes.library.mood_model import MoodModelError
+    from moodtunes.library.scan import Terminated
     from moodtunes.store import StoreError
 
     action = {"scan": _scan, "list": _list, "demo": _demo}[args.library_command]
@@ -161,3 +174,7 @@ def run(args: argparse.Namespace, settings: Any) -> int:
         print("\ninterrupted: everything analysed so far is saved; run the scan again to finish",
               file=sys.stderr)
         return 130
+    except Terminated:
+        print("\nterminated (SIGTERM): everything analysed so far is saved; run the scan again to finish",
+              file=sys.stderr)
+        return 143

@@ -6,7 +6,13 @@ excerpt is read; formats it does not know (M4A/AAC) go through librosa's audiore
 
 from __future__ import annotations
 
+import logging
+import os
+import sys
+import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,13 +20,25 @@ import audioread
 import numpy as np
 import soundfile as sf
 
+logger = logging.getLogger(__name__)
+
 ANALYSIS_SR = 22050
 EXCERPT_SECONDS = 60.0
 MIN_SECONDS = 1.0
 
 
+# Formats libsndfile does not read: only ffmpeg (through audioread) decodes them.
+NEEDS_FFMPEG = frozenset({".m4a", ".aac"})
+
+
 class AudioDecodeError(Exception):
     """The file could not be decoded into usable audio (corrupt, unsupported or silent)."""
+
+
+class RetryableDecodeError(AudioDecodeError):
+    """Not the file's fault: it can't be read (permissions, an I/O error) or no decoder for its
+    format is installed. Fixing that changes neither its size nor its mtime, so the scanner tries
+    it again next time instead of skipping it until it changes."""
 
 
 @dataclass(frozen=True)
@@ -80,35 +98,92 @@ def _decode_audioread(path: Path, sr: int, max_seconds: float, duration: float |
     return Excerpt(np.asarray(samples, dtype=np.float32), sr, duration)
 
 
+def _not_valid(path: Path, exc: Exception) -> str:
+    """The reason given for a file no decoder makes sense of. The decoder's own error goes to the
+    debug log: a ZeroDivisionError for random bytes named .flac says nothing to the user."""
+    logger.debug("%s: %s: %s", path, type(exc).__name__, exc)
+    kind = path.suffix.lstrip(".").upper() or "audio"
+    return f"cannot decode audio: not a valid {kind} file (damaged, or not audio)"
+
+
+def _no_ffmpeg() -> bool:
+    """audioread has only its standard-library WAV/AIFF reader: nothing here decodes M4A/AAC."""
+    # Imported here: it warns of deprecated modules, and available_backends() imports it anyway.
+    from audioread import rawread
+
+    return set(audioread.available_backends()) <= {rawread.RawAudioFile}
+
+
+def _decode_fallback(path: Path, sr: int, max_seconds: float, duration: float | None) -> Excerpt:
+    """libsndfile can't read the file: ffmpeg's turn. A read error or a missing ffmpeg is
+    retryable; any other failure means the file is not what its name says."""
+    try:
+        return _decode_audioread(path, sr, max_seconds, duration)
+    except audioread.NoBackendError as exc:
+        if path.suffix.lower() in NEEDS_FFMPEG and _no_ffmpeg():
+            raise RetryableDecodeError(
+                f"cannot decode audio: {path.suffix.lstrip('.').upper()} needs ffmpeg, which is not "
+                "installed (sudo apt install ffmpeg)"
+            ) from None
+        raise AudioDecodeError(_not_valid(path, exc)) from None
+    except OSError as exc:
+        raise RetryableDecodeError(f"cannot read the file: {exc.strerror or exc}") from None
+    except Exception as exc:  # noqa: BLE001 - garbage fails in audioread or librosa in many ways
+        raise AudioDecodeError(_not_valid(path, exc)) from None
+
+
+def _readable_size(path: Path) -> int:
+    """Open the file before decoding, so that a permission or I/O error is told apart from a
+    damaged file (the decoders report both as failing to open it)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError as exc:  # unreadable, or vanished since the scan listed it
+        raise RetryableDecodeError(f"cannot read the file: {exc.strerror or exc}") from None
+    try:
+        return os.fstat(fd).st_size
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def _decoder_notes_silenced() -> Iterator[None]:
+    """Point file descriptor 2 at /dev/null while decoding. libsndfile's MP3 decoder, libmpg123,
+    prints notes on damaged frames ("Note: Illegal Audio-MPEG-Header …") straight to stderr,
+    without the file's name, and libsndfile never sets mpg123's quiet flag nor lets callers set it.
+    Only done when this is the process's only thread (a scan worker, the CLI): a kiosk thread
+    scanning must not hide the other threads' messages."""
+    if threading.active_count() > 1:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
+    os.close(null)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def load_excerpt(
     path: Path, sr: int = ANALYSIS_SR, max_seconds: float = EXCERPT_SECONDS,
     duration_hint: float | None = None,
 ) -> Excerpt:
     """Decode up to ``max_seconds`` from the middle of ``path`` as mono float32 at ``sr``.
 
-    Raises AudioDecodeError with a one-line reason when nothing usable comes out."""
-    try:
-        size = path.stat().st_size
-    except OSError as exc:  # vanished, or unreadable, since the scan listed it
-        raise AudioDecodeError(f"cannot read the file: {exc.strerror}") from None
-    if size == 0:
+    Raises AudioDecodeError with a one-line reason when nothing usable comes out,
+    RetryableDecodeError when the cause is outside the file."""
+    if _readable_size(path) == 0:
         raise AudioDecodeError("empty file (0 bytes)")
-    try:
-        excerpt = _decode_soundfile(path, sr, max_seconds)
-    except sf.LibsndfileError:
+    with _decoder_notes_silenced():
         try:
-            excerpt = _decode_audioread(path, sr, max_seconds, duration_hint)
-        except audioread.NoBackendError:
-            raise AudioDecodeError(
-                "cannot decode audio: not a format libsndfile reads, and ffmpeg can't either "
-                "(a damaged file, or not audio; for M4A/AAC install ffmpeg)"
-            ) from None
-        except EOFError:  # what ffmpeg's reader raises when it finds no audio stream at all
-            raise AudioDecodeError("cannot decode audio: no audio stream found (damaged, or not audio)") from None
-        except Exception as exc:  # noqa: BLE001 - audioread raises many unrelated types (OSError…)
-            raise AudioDecodeError(f"cannot decode audio: {type(exc).__name__}: {exc}") from None
-    except (RuntimeError, ValueError) as exc:
-        raise AudioDecodeError(f"cannot decode audio: {exc}") from None
+            excerpt = _decode_soundfile(path, sr, max_seconds)
+        except sf.LibsndfileError:
+            excerpt = _decode_fallback(path, sr, max_seconds, duration_hint)
+        except (RuntimeError, ValueError) as exc:
+            raise AudioDecodeError(_not_valid(path, exc)) from None
     if excerpt.samples.size < MIN_SECONDS * sr:
         raise AudioDecodeError(f"too short to analyse ({excerpt.samples.size / sr:.2f} s of audio)")
     if not np.all(np.isfinite(excerpt.samples)):

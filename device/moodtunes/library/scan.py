@@ -3,7 +3,10 @@
 A file's (size, mtime) decides whether it changed. Each result is committed to the store as it
 arrives, so an interrupted scan loses nothing and the next run picks up the rest. Files that can't
 be decoded, or that crash the process analysing them, are recorded with their error, reported, and
-skipped until they change or the analysis does (new features or a new mood model).
+skipped until they change or the analysis does (new features or a new mood model); files that
+couldn't be read, or whose decoder is missing, are tried again on every scan.
+Files are catalogued under their real paths: a folder scanned through a symlink maps to the same
+tracks, and symlinked folders inside are reported, not followed.
 One scan of a catalogue runs at a time: a second one waits for the first.
 """
 
@@ -13,17 +16,20 @@ import fcntl
 import logging
 import multiprocessing
 import os
+import signal
+import stat
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from moodtunes.library.analysis import ANALYSIS_ID, audio_features
-from moodtunes.library.audio import AudioDecodeError
+from moodtunes.library.audio import AudioDecodeError, RetryableDecodeError
 from moodtunes.library.embedding import shipped_embedder
 from moodtunes.library.mood_model import MoodModel, MoodModelError
 from moodtunes.library.tags import read_tags
@@ -45,6 +51,25 @@ class AnalyserCrashing(RuntimeError):
     """The audio analysis keeps crashing whatever the file: stop the scan instead of failing them all."""
 
 
+class Terminated(BaseException):
+    """SIGTERM arrived (systemd stopping the unit, `kill`). Raised in the main thread so the scan
+    unwinds as on Ctrl-C: what was analysed stays saved and the worker processes are shut down,
+    where SIGTERM's default action ends this process alone and leaves its workers running.
+    A BaseException, so that no ``except Exception`` on the way records it as a file's failure."""
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why a file can't be analysed. ``retry``: not the file's fault (it couldn't be read, or its
+    decoder is missing), so the next scan tries it again even if it is unchanged."""
+
+    reason: str
+    retry: bool = False
+
+
+AnalysisResult = TrackRecord | Failure
+
+
 @dataclass
 class ScanReport:
     found: int = 0  # audio files under the scanned folders
@@ -55,6 +80,8 @@ class ScanReport:
     missing_roots: list[str] = field(default_factory=list)  # folders that don't exist
     # (folder, why): its catalogued tracks were kept, not pruned, though none of them was found
     kept: list[tuple[str, str]] = field(default_factory=list)
+    # (link, target): symlinked folders not followed, whose target is outside the scanned folders
+    links: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, object]:
@@ -62,7 +89,7 @@ class ScanReport:
             "found": self.found, "analysed": self.analysed, "unchanged": self.unchanged,
             "removed": self.removed, "failed": [{"path": p, "error": e} for p, e in self.failed],
             "missing_roots": self.missing_roots, "kept": [{"path": p, "reason": r} for p, r in self.kept],
-            "seconds": round(self.seconds, 3),
+            "links": [{"path": p, "target": t} for p, t in self.links], "seconds": round(self.seconds, 3),
         }
 
 
@@ -73,24 +100,36 @@ class FileState:
     mtime: float
 
 
-def iter_audio_files(root: Path, unreadable: Callable[[OSError], None]) -> Iterator[FileState]:
-    """Audio files under ``root`` (recursively, hidden folders skipped), in a stable order. Folders
-    that can't be listed and files that can't be stat'ed go to ``unreadable`` instead: their
-    catalogued tracks must not look deleted."""
+def iter_audio_files(
+    root: Path, unreadable: Callable[[OSError], None], linked_folder: Callable[[str], None]
+) -> Iterator[FileState]:
+    """Audio files under ``root`` (recursively, hidden folders skipped), in a stable order.
+    Symlinked folders go to ``linked_folder``, not followed: a link can lead anywhere, into a loop
+    even. Folders that can't be listed and files that can't be stat'ed go to ``unreadable``
+    instead: their catalogued tracks must not look deleted."""
     for folder, subdirs, files in os.walk(root, onerror=unreadable):
         subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
+        for name in subdirs:
+            if os.path.islink(os.path.join(folder, name)):
+                linked_folder(os.path.join(folder, name))
         for name in sorted(files):
             if name.startswith(".") or Path(name).suffix.lower() not in AUDIO_EXTENSIONS:
                 continue
-            path = os.path.join(folder, name)
             try:
-                st = os.stat(path)
-            except FileNotFoundError:  # vanished between listing and stat
+                yield _file_state(os.path.join(folder, name))
+            except FileNotFoundError:  # vanished between listing and stat, or a dangling symlink
                 continue
             except OSError as exc:
                 unreadable(exc)
-                continue
-            yield FileState(path, st.st_size, st.st_mtime)
+
+
+def _file_state(path: str) -> FileState:
+    """A symlinked file is known by its target's path: the same song linked twice is one track."""
+    st = os.stat(path, follow_symlinks=False)
+    if stat.S_ISLNK(st.st_mode):
+        path = os.path.realpath(path)
+        st = os.stat(path)
+    return FileState(path, st.st_size, st.st_mtime)
 
 
 # The catalogue, the visit events and the dashboards keep paths as UTF-8 text; a name in another
@@ -151,16 +190,18 @@ def _init_worker(model_path: Path | None, single_thread: bool = False) -> None:
     _worker_model = MoodModel.load(model_path)
 
 
-def _analyse_in_worker(state: FileState) -> TrackRecord | str:
-    """A record, or the reason the file can't be analysed (errors cross the process boundary as text)."""
+def _analyse_in_worker(state: FileState) -> AnalysisResult:
+    """A record, or why the file can't be analysed (errors cross the process boundary as text)."""
     assert _worker_model is not None, "worker initialiser did not run"
     try:
         return analyse_track(state, _worker_model)
+    except RetryableDecodeError as exc:
+        return Failure(str(exc), retry=True)
     except (AudioDecodeError, MoodModelError) as exc:
-        return str(exc)
+        return Failure(str(exc))
     except Exception as exc:  # a decoder bug on one odd file must not stop the scan
         logger.debug("analysis of %s failed", state.path, exc_info=True)
-        return f"analysis failed: {type(exc).__name__}: {exc}"
+        return Failure(f"analysis failed: {type(exc).__name__}: {exc}")
 
 
 # ---- the scan ------------------------------------------------------------------------------
@@ -190,13 +231,20 @@ def _walk(
         _keep(exc.filename, f"can't be read ({exc.strerror or exc}), so what is catalogued there is kept",
               kept, report)
 
+    def linked_folder(link: str) -> None:
+        target = os.path.realpath(link)
+        if not _under(target, map(str, roots)):  # else its music is scanned anyway
+            report.links.append((printable_path(link), printable_path(target)))
+            logger.warning("%s links to %s: not followed; scan that folder too (add it to library.paths)",
+                           printable_path(link), printable_path(target))
+
     for root in map(str, roots):
         if not os.path.isdir(root):
             report.missing_roots.append(root)
             kept.append(root)
             logger.warning("music folder %s does not exist; skipped", root)
             continue
-        found = {s.path: s for s in iter_audio_files(Path(root), unreadable)}
+        found = {s.path: s for s in iter_audio_files(Path(root), unreadable, linked_folder)}
         tracks = 0 if found or _under(root, kept) else sum(_under(p, [root]) for p in catalogued)
         if tracks:
             _keep(root, f"no music found, {tracks} catalogued tracks kept (drive not mounted?)", kept, report)
@@ -205,9 +253,11 @@ def _walk(
 
 
 def _plan(
-    roots: list[Path], store: Store, exclusive: bool, analysis: str, report: ScanReport
+    roots: list[Path], scanned: list[str], store: Store, exclusive: bool, analysis: str, report: ScanReport
 ) -> tuple[list[FileState], list[str]]:
-    """(files to analyse: new, changed or analysed differently; catalogued paths to prune)."""
+    """(files to analyse: new, changed or analysed differently; catalogued paths to prune).
+    ``scanned``: the folders whose catalogued tracks are pruned when gone, ``roots`` as given
+    (symlinks and all) and resolved."""
     catalogued = store.track_index()
     on_disk, kept = _walk(roots, catalogued, report)
     report.found = len(on_disk)
@@ -221,7 +271,6 @@ def _plan(
             shown = printable_path(state.path)
             report.failed.append((shown, UNNAMEABLE))
             logger.warning("skipped %s: %s", shown, UNNAMEABLE)
-    scanned = [str(root) for root in roots]
 
     # An unplugged drive or an unreadable folder must not empty the catalogue: see _walk.
     def should_prune(path: str) -> bool:
@@ -234,18 +283,21 @@ def _plan(
 
 
 def _store_result(
-    store: Store, state: FileState, result: TrackRecord | str, analysis: str, report: ScanReport
+    store: Store, state: FileState, result: AnalysisResult, analysis: str, report: ScanReport
 ) -> None:
     if isinstance(result, TrackRecord):
         store.upsert_track(result)
         report.analysed += 1
-    else:
-        store.record_track_error(state.path, state.size, state.mtime, result, analysis)
-        report.failed.append((state.path, result))
-        logger.warning("skipped %s: %s", state.path, result)
+        return
+    # A retryable failure is recorded without an analysis key, which never matches the current
+    # one: the next scan tries the file again, unchanged or not.
+    store.record_track_error(state.path, state.size, state.mtime, result.reason,
+                             None if result.retry else analysis)
+    report.failed.append((state.path, result.reason))
+    logger.warning("skipped %s: %s", state.path, result.reason)
 
 
-def _run_inline(todo: list[FileState], model_path: Path | None) -> Iterator[tuple[FileState, TrackRecord | str]]:
+def _run_inline(todo: list[FileState], model_path: Path | None) -> Iterator[tuple[FileState, AnalysisResult]]:
     _init_worker(model_path)
     for state in todo:
         yield state, _analyse_in_worker(state)
@@ -253,7 +305,7 @@ def _run_inline(todo: list[FileState], model_path: Path | None) -> Iterator[tupl
 
 def _run_pool(
     todo: list[FileState], model_path: Path | None, workers: int
-) -> Iterator[tuple[FileState, TrackRecord | str]]:
+) -> Iterator[tuple[FileState, AnalysisResult]]:
     """Analyse in ``workers`` processes; results stream back in order of completion.
 
     A worker that dies (a decoder crashing on a file, say) breaks the whole pool: the files it
@@ -274,7 +326,7 @@ def _run_pool(
             crashes_in_a_row = 0
         for state in suspects:
             result = _analyse_alone(state, model_path)
-            crashes_in_a_row = crashes_in_a_row + 1 if result == WORKER_CRASHED else 0
+            crashes_in_a_row = crashes_in_a_row + 1 if result == Failure(WORKER_CRASHED) else 0
             if crashes_in_a_row >= MAX_CRASHES_IN_A_ROW:
                 raise AnalyserCrashing(
                     f"the audio analysis crashed on {crashes_in_a_row} files in a row (last: {state.path}); "
@@ -291,7 +343,7 @@ def _new_pool(model_path: Path | None, workers: int) -> ProcessPoolExecutor:
 
 def _pool_until_broken(
     pool: ProcessPoolExecutor, queue: deque[FileState], workers: int
-) -> Generator[tuple[FileState, TrackRecord | str], None, list[FileState]]:
+) -> Generator[tuple[FileState, AnalysisResult], None, list[FileState]]:
     """Take files off ``queue`` and yield their results until it is empty (returns []) or a
     worker dies (returns the files in flight, whose results are lost). Shuts the pool down."""
     pending: dict[Future, FileState] = {}
@@ -320,13 +372,13 @@ def _pool_until_broken(
                 future.cancel()
 
 
-def _analyse_alone(state: FileState, model_path: Path | None) -> TrackRecord | str:
+def _analyse_alone(state: FileState, model_path: Path | None) -> AnalysisResult:
     with _new_pool(model_path, 1) as pool:
         try:
             return pool.submit(_analyse_in_worker, state).result()
         except BrokenProcessPool:
             logger.error("the analysis process died on %s", state.path)
-            return WORKER_CRASHED
+            return Failure(WORKER_CRASHED)
 
 
 def check_model(model: MoodModel) -> None:
@@ -351,13 +403,36 @@ def scan_library(
 
     ``exclusive``: the catalogue should hold only these folders, so tracks elsewhere are pruned
     too. Raises MoodModelError (before any work) if the mood model or the embedding network can't
-    be loaded. Waits while another scan of the same catalogue runs."""
+    be loaded. Waits while another scan of the same catalogue runs. In the main thread, SIGTERM
+    stops it like Ctrl-C, raising Terminated."""
     # Fail fast, with one clear message, before any work: the mood model and the embedding network.
     model = MoodModel.load(model_path)
     check_model(model)
     shipped_embedder()
-    with scan_lock(store.path):
+    with _sigterm_unwinds(), scan_lock(store.path):
         return _scan(roots, store, workers, model_path, model, exclusive, progress)
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one is enough: a second must not cut the cleanup short
+    raise Terminated
+
+
+@contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    """Within the block, SIGTERM raises Terminated. Only in the main thread (Python runs signal
+    handlers there alone: the kiosk's scan thread leaves SIGTERM to the kiosk) and only where
+    nothing else handles SIGTERM already."""
+    if threading.current_thread() is not threading.main_thread() or (
+        signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    ):
+        yield
+        return
+    signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 @contextmanager
@@ -387,17 +462,19 @@ def _scan(
     started = time.monotonic()
     analysis = analysis_key(model)
     report = ScanReport()
-    resolved = [Path(os.path.abspath(os.path.expanduser(r))) for r in roots]
-    todo, gone = _plan(resolved, store, exclusive, analysis, report)
+    given = [os.path.abspath(os.path.expanduser(r)) for r in roots]
+    resolved = [Path(r) for r in dict.fromkeys(map(os.path.realpath, given))]
+    todo, gone = _plan(resolved, [*given, *map(str, resolved)], store, exclusive, analysis, report)
     if gone:
         report.removed = store.delete_tracks(gone)
         logger.info("pruned %d tracks whose files are gone", report.removed)
     n_workers = min(resolve_workers(workers), max(1, len(todo)))
     logger.info("%d audio files, %d to analyse with %d worker(s)", report.found, len(todo), n_workers)
     results = _run_inline(todo, model_path) if n_workers == 1 else _run_pool(todo, model_path, n_workers)
-    for done, (state, result) in enumerate(results, start=1):
-        _store_result(store, state, result, analysis, report)
-        if progress is not None:
-            progress(done, len(todo), state.path)
+    with closing(results):  # interrupted: the pool is shut down before the exception goes on
+        for done, (state, result) in enumerate(results, start=1):
+            _store_result(store, state, result, analysis, report)
+            if progress is not None:
+                progress(done, len(todo), state.path)
     report.seconds = time.monotonic() - started
     return report
