@@ -94,6 +94,7 @@ screenshots: $(STAMP)
 	  status=$$?; rm -rf $$data; [ $$status -eq 0 ] || exit 1; \
 	done
 	$(VENV)/bin/python docs/screenshots/history.py --out docs/screenshots/800x480/14-report-14-visits.png
+	$(VENV)/bin/python docs/screenshots/states.py --out docs/screenshots
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check device cloud models data bench tests docs

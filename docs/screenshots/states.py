@@ -1,0 +1,96 @@
+"""Screenshots of kiosk screens a normal autopilot visit never reaches, reproducibly: the manual
+mood picker after a scan saw no face, an uncertain reading with its "not right?" choices open, and
+the database problem screen. Headless (SDL dummy drivers), in a throwaway data dir, the screens
+reached through the kiosk's own taps from a guest visit.
+
+    .venv/bin/python docs/screenshots/states.py [--out docs/screenshots]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+
+import pygame  # imported after the SDL drivers are chosen, above
+from moodtunes.commands.demo import demo_settings
+from moodtunes.config import load_settings
+from moodtunes.domain import MoodReading, ScanOutcome
+from moodtunes.ui import default_player_factory
+from moodtunes.ui.app import KioskApp
+from moodtunes.ui.screens.scan import ManualMoodScreen, ResultScreen
+
+UNCERTAIN = MoodReading(ScanOutcome.UNCERTAIN, "neutral", 0.41, {"happy": 0.22, "neutral": 0.41, "sad": 0.37},
+                        frames_used=27)
+
+
+class NoScanner:
+    """The camera is never needed here: each screen is reached without a scan."""
+
+    def start(self) -> None: ...
+    def begin_scan(self, seconds: float | None = None) -> None: ...
+    def cancel_scan(self) -> None: ...
+    def snapshot(self) -> None: ...
+    def stop(self) -> None: ...
+
+
+def kiosk(data_dir: Path, size: tuple[int, int]) -> KioskApp:
+    os.environ["MOODTUNES_DATA_DIR"] = str(data_dir)
+    app = KioskApp(demo_settings(load_settings()), scanner_factory=lambda settings: NoScanner(),
+                   player_factory=default_player_factory, library_loader=None, size=size, max_fps=0)
+    app.start()
+    app.step()
+    return app
+
+
+def tap(app: KioskApp, target_id: str) -> None:
+    rect = next(t.rect for t in app.screen.targets if t.id == target_id)
+    pygame.event.post(pygame.event.Event(pygame.MOUSEBUTTONDOWN, pos=rect.center, button=1))
+    pygame.event.post(pygame.event.Event(pygame.MOUSEBUTTONUP, pos=rect.center, button=1))
+    app.step()
+    app.step()
+
+
+def shoot(app: KioskApp, path: Path) -> None:
+    app.step()
+    app.screenshot(path)
+    print(path)
+
+
+def guest_visit(app: KioskApp) -> None:
+    tap(app, "guest")
+    app.scanner_service.wait(10)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("docs/screenshots"))
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        for size, name in (((800, 480), "800x480"), ((480, 800), "480x800")):
+            app = kiosk(Path(tmp) / name, size)
+            guest_visit(app)
+            app.add_reading("before", UNCERTAIN)
+            app.go(ResultScreen(app, "before"))
+            tap(app, "not_right")
+            shoot(app, args.out / name / "13-result-not-right.png")
+            if name == "800x480":
+                app.go(ManualMoodScreen(app, "before", "I couldn't see a face."))
+                shoot(app, args.out / name / "12-manual-picker.png")
+            app.close()
+        blocked = Path(tmp) / "data-is-a-file"
+        blocked.write_text("not a folder")
+        app = kiosk(blocked, (800, 480))
+        shoot(app, args.out / "800x480" / "15-store-problem.png")
+        app.close()
+    pygame.quit()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
