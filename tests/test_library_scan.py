@@ -115,20 +115,34 @@ def test_rescan_of_an_unchanged_library_does_no_audio_work(library, store, analy
     assert (report.found, report.analysed, report.unchanged, report.failed) == (5, 0, 5, [])
 
 
-def test_a_new_mood_model_reanalyses_the_library_once(library, store, analyses, tmp_path):
+def test_a_new_mood_model_rescores_the_stored_features_without_audio_work(library, store, analyses, tmp_path):
     from moodtunes.library.mood_model import default_model_path
 
     scan_library([library], store, workers=1)
+    before = {t.path: t for t in store.tracks()}
     doc = json.loads(default_model_path().read_text())
     doc["category_rule"]["min_valence"] = 0.99  # an update that changes every track's category
     updated = tmp_path / "updated.json"
     updated.write_text(json.dumps(doc))
     analyses.clear()
     report = scan_library([library], store, workers=1, model_path=updated)
-    assert report.analysed == 4 and len(analyses) == 5  # the corrupt file is retried too
-    assert {t.category for t in store.tracks()} == {Category.NOT_MOOD_LIFTING.value}
+    assert (report.rescored, report.analysed) == (4, 0) and len(analyses) == 1  # only the corrupt file again
+    after = {t.path: t for t in store.tracks()}
+    assert {t.category for t in after.values()} == {Category.NOT_MOOD_LIFTING.value}
+    assert all(after[p].features == before[p].features and after[p].title == before[p].title for p in before)
+    assert all(after[p].probs == before[p].probs for p in before)  # the same layers: the same probabilities
     analyses.clear()
-    assert scan_library([library], store, workers=1, model_path=updated).analysed == 0 and analyses == []
+    again = scan_library([library], store, workers=1, model_path=updated)
+    assert (again.rescored, again.analysed, analyses) == (0, 0, [])
+
+
+def test_tracks_analysed_with_other_features_are_analysed_again(library, store, analyses):
+    scan_library([library], store, workers=1)
+    model = scan_module.analysis_key(scan_module.MoodModel.load(None)).rsplit("/", 1)[1]
+    store._db.execute("UPDATE tracks SET analysis = ?", (f"v1-sr22050-excerpt60/{model}",))  # an older version's
+    analyses.clear()
+    report = scan_library([library], store, workers=1)
+    assert (report.rescored, report.analysed) == (0, 4) and len(analyses) == 5
 
 
 def test_changed_files_are_reanalysed_and_removed_files_pruned(library, store, analyses):

@@ -91,7 +91,8 @@ def _print_scan(report: Any, as_json: bool) -> None:
     if as_json:
         print(json.dumps(report.as_dict()))
         return
-    print(f"{report.found} audio files: {report.analysed} analysed, {report.unchanged} unchanged, "
+    rescored = f"{report.rescored} re-scored with the new mood model, " if report.rescored else ""
+    print(f"{report.found} audio files: {report.analysed} analysed, {rescored}{report.unchanged} unchanged, "
           f"{len(report.failed)} failed, {report.removed} removed ({report.seconds:.1f} s)")
     for root in report.missing_roots:
         print(f"  missing folder: {root}")

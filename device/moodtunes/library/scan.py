@@ -4,7 +4,8 @@ A file's (size, mtime) decides whether it changed. Each result is committed to t
 arrives, so an interrupted scan loses nothing and the next run picks up the rest. Files that can't
 be decoded, or that crash the process analysing them, are recorded with their error, reported, and
 skipped until they change or the analysis does (new features or a new mood model); files that
-couldn't be read, or whose decoder is missing, are tried again on every scan.
+couldn't be read, or whose decoder is missing, are tried again on every scan. When only the mood
+model changed, catalogued tracks are re-scored from their stored features, with no audio work.
 Files are catalogued under their real paths: a folder scanned through a symlink maps to the same
 tracks, and symlinked folders inside are reported, not followed.
 One scan of a catalogue runs at a time: a second one waits for the first.
@@ -75,6 +76,7 @@ class ScanReport:
     found: int = 0  # audio files under the scanned folders
     analysed: int = 0  # decoded and classified in this run
     unchanged: int = 0  # skipped: catalogued (or failed) with the same size, mtime and analysis
+    rescored: int = 0  # unchanged files whose stored features a new mood model scored again
     removed: int = 0  # catalogue entries pruned because their file is gone
     failed: list[tuple[str, str]] = field(default_factory=list)  # (path, reason) for this run
     missing_roots: list[str] = field(default_factory=list)  # folders that don't exist
@@ -86,7 +88,7 @@ class ScanReport:
 
     def as_dict(self) -> dict[str, object]:
         return {
-            "found": self.found, "analysed": self.analysed, "unchanged": self.unchanged,
+            "found": self.found, "analysed": self.analysed, "unchanged": self.unchanged, "rescored": self.rescored,
             "removed": self.removed, "failed": [{"path": p, "error": e} for p, e in self.failed],
             "missing_roots": self.missing_roots, "kept": [{"path": p, "reason": r} for p, r in self.kept],
             "links": [{"path": p, "target": t} for p, t in self.links], "seconds": round(self.seconds, 3),
@@ -165,15 +167,31 @@ def analyse_track(state: FileState, model: MoodModel) -> TrackRecord:
     path = Path(state.path)
     tags = read_tags(path)
     features, decoded_duration = audio_features(path, duration_hint=tags.duration)
-    mood = model.predict(features)
-    return TrackRecord(
+    record = TrackRecord(
         path=state.path, size=state.size, mtime=state.mtime, title=tags.title, artist=tags.artist,
         album=tags.album, genre=tags.genre, year=tags.year,
         duration=round(tags.duration or decoded_duration, 3), tempo=round(features["tempo"], 1),
-        quadrant=mood.quadrant, probs={q: round(p, 4) for q, p in mood.probs.items()},
-        valence=round(mood.valence, 4), arousal=round(mood.arousal, 4),
-        category=mood.category.value, features=features, analysis=analysis_key(model),
+        features=features,
     )
+    return with_mood(record, model)
+
+
+def with_mood(record: TrackRecord, model: MoodModel) -> TrackRecord:
+    """``record`` with the mood ``model`` gives its features (and that model's analysis key)."""
+    mood = model.predict(record.features)
+    record.quadrant, record.category = mood.quadrant, mood.category.value
+    record.probs = {q: round(p, 4) for q, p in mood.probs.items()}
+    record.valence, record.arousal = round(mood.valence, 4), round(mood.arousal, 4)
+    record.analysis = analysis_key(model)
+    return record
+
+
+def _only_the_model_changed(state: FileState, catalogued: tuple[int, float, str | None] | None, analysis: str) -> bool:
+    """The file and the way features are computed are as catalogued; only the mood model differs."""
+    if catalogued is None or catalogued[:2] != (state.size, state.mtime) or catalogued[2] is None:
+        return False
+    features_id = analysis.rsplit("/model-", 1)[0]
+    return catalogued[2] != analysis and catalogued[2].rsplit("/model-", 1)[0] == features_id
 
 
 # ---- worker processes ----------------------------------------------------------------------
@@ -254,8 +272,9 @@ def _walk(
 
 def _plan(
     roots: list[Path], scanned: list[str], store: Store, exclusive: bool, analysis: str, report: ScanReport
-) -> tuple[list[FileState], list[str]]:
-    """(files to analyse: new, changed or analysed differently; catalogued paths to prune).
+) -> tuple[list[FileState], list[FileState], list[str]]:
+    """(files to analyse: new, changed or analysed differently; files only to score again with a
+    new mood model; catalogued paths to prune).
     ``scanned``: the folders whose catalogued tracks are pruned when gone, ``roots`` as given
     (symlinks and all) and resolved."""
     catalogued = store.track_index()
@@ -263,9 +282,11 @@ def _plan(
     report.found = len(on_disk)
     changed = [s for p, s in on_disk.items() if catalogued.get(p) != (s.size, s.mtime, analysis)]
     report.unchanged = report.found - len(changed)
-    todo = []
+    todo, rescore = [], []
     for state in changed:
-        if has_utf8_name(state.path):
+        if _only_the_model_changed(state, catalogued.get(state.path), analysis):
+            rescore.append(state)
+        elif has_utf8_name(state.path):
             todo.append(state)
         else:
             shown = printable_path(state.path)
@@ -279,7 +300,26 @@ def _plan(
         return exclusive or _under(path, scanned)
 
     gone = [p for p in catalogued if should_prune(p)]
-    return todo, gone
+    return todo, rescore, gone
+
+
+def _rescore(store: Store, rescore: list[FileState], model: MoodModel, report: ScanReport) -> list[FileState]:
+    """Score the stored features of ``rescore`` with the new mood model; the files whose stored
+    record can't be (a failure, no features) are returned for a full analysis."""
+    analyse = []
+    for state in rescore:
+        record = store.track_by_path(state.path)
+        if record is None or record.error or not record.features:
+            analyse.append(state)
+            continue
+        try:
+            store.upsert_track(with_mood(record, model))
+            report.rescored += 1
+        except MoodModelError:  # features the model can't use: compute them again
+            analyse.append(state)
+    if report.rescored:
+        logger.info("re-scored %d unchanged tracks with the new mood model (no audio work)", report.rescored)
+    return analyse
 
 
 def _store_result(
@@ -464,7 +504,8 @@ def _scan(
     report = ScanReport()
     given = [os.path.abspath(os.path.expanduser(r)) for r in roots]
     resolved = [Path(r) for r in dict.fromkeys(map(os.path.realpath, given))]
-    todo, gone = _plan(resolved, [*given, *map(str, resolved)], store, exclusive, analysis, report)
+    todo, rescore, gone = _plan(resolved, [*given, *map(str, resolved)], store, exclusive, analysis, report)
+    todo += _rescore(store, rescore, model, report)
     if gone:
         report.removed = store.delete_tracks(gone)
         logger.info("pruned %d tracks whose files are gone", report.removed)
