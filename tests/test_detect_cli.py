@@ -14,8 +14,6 @@ import numpy as np
 import pytest
 from moodtunes.cli import main
 from moodtunes.domain import MOODS
-from moodtunes.emotion import SHIPPED_MODEL
-from moodtunes.paths import shipped_model
 from moodtunes.vision.camera import sample_frame
 
 PROBS = {"type": "object", "required": list(MOODS), "additionalProperties": False,
@@ -44,12 +42,6 @@ LINE = {
     },
     "oneOf": [{"required": ["faces"]}, {"required": ["error"]}],
 }
-
-
-@pytest.fixture(autouse=True)
-def _needs_the_emotion_model() -> None:
-    if not shipped_model(SHIPPED_MODEL).is_file():
-        pytest.skip("the shipped emotion model is not in this checkout yet")
 
 
 @pytest.fixture(autouse=True)
