@@ -216,6 +216,14 @@ def test_a_bad_setting_is_one_line_naming_the_variable(monkeypatch):
         load_ingest_settings()
 
 
+def test_an_influxdb_url_without_its_scheme_is_refused_at_start(monkeypatch):
+    monkeypatch.setenv("MOODTUNES_INGEST_INFLUX_URL", "influx:8086")
+    with pytest.raises(SettingsError, match="MOODTUNES_INGEST_INFLUX_URL: String should match pattern"):
+        load_ingest_settings()
+    monkeypatch.setenv("MOODTUNES_INGEST_INFLUX_URL", "https://influx.example:8086")
+    assert load_ingest_settings().influx_url == "https://influx.example:8086"
+
+
 # ---- the InfluxDB 2 writer -----------------------------------------------------------------
 
 class _Recorder(http.server.BaseHTTPRequestHandler):

@@ -41,7 +41,10 @@ class IngestSettings(BaseSettings):
     dead_letter: bool = Field(True, description="republish rejected payloads to {topic_prefix}/deadletter")
 
     influx_api: Literal["v1", "v2"] = Field("v2", description="v1: InfluxDB 1.x /write; v2: InfluxDB 2 API")
-    influx_url: str = "http://localhost:8086"
+    influx_url: str = Field(
+        "http://localhost:8086", pattern=r"^https?://[^/\s]+",
+        description="http(s)://host:port: without the scheme the client can't reach it and would retry for ever",
+    )
     influx_db: str = Field("moodtunes", min_length=1, description="v1: the database (created if missing)")
     influx_bucket: str = Field("moodtunes", min_length=1, description="v2: the bucket")
     influx_org: str = "moodtunes"
