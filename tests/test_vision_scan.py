@@ -274,36 +274,30 @@ class FlakyCamera:
         self.close()
 
 
-def test_camera_failing_mid_scan_is_reported_reopened_and_the_scan_completes(detector, caplog) -> None:
-    frame = sample_frame(640, 480)
+def scan_with_flaky_cameras(detector, caplog, frame, frames_before_failure: int):
+    """A 0.5 s scan where every camera opened fails after ``frames_before_failure`` frames; the
+    cameras opened and the finished snapshot."""
     cameras: list[FlakyCamera] = []
 
     def factory() -> FlakyCamera:
-        cameras.append(FlakyCamera(frame, frames_before_failure=3))
+        cameras.append(FlakyCamera(frame, frames_before_failure))
         return cameras[-1]
 
     caplog.set_level(logging.WARNING, logger="moodtunes.vision.scan")
-    scanner = scanner_for(factory, detector)
-    with scanner:
+    with scanner_for(factory, detector) as scanner:
         scanner.begin_scan(0.5)
-        done = wait_for(scanner, lambda s: s.result is not None)
+        return cameras, wait_for(scanner, lambda s: s.result is not None)
+
+
+def test_camera_failing_mid_scan_is_reported_reopened_and_the_scan_completes(detector, caplog) -> None:
+    cameras, done = scan_with_flaky_cameras(detector, caplog, sample_frame(640, 480), frames_before_failure=3)
     assert len(cameras) >= 2 and all(c.closed for c in cameras)
     assert "stopped delivering frames" in caplog.text
     assert done.result.outcome is ScanOutcome.OK and done.result.frames_used >= 3
 
 
 def test_a_camera_that_opens_but_never_delivers_is_retried_at_the_retry_pace(detector, caplog) -> None:
-    cameras: list[FlakyCamera] = []
-
-    def factory() -> FlakyCamera:
-        cameras.append(FlakyCamera(sample_frame(64, 48), frames_before_failure=0))
-        return cameras[-1]
-
-    caplog.set_level(logging.WARNING, logger="moodtunes.vision.scan")
-    scanner = scanner_for(factory, detector)
-    with scanner:
-        scanner.begin_scan(0.5)
-        done = wait_for(scanner, lambda s: s.result is not None)
+    cameras, done = scan_with_flaky_cameras(detector, caplog, sample_frame(64, 48), frames_before_failure=0)
     assert done.result.outcome is ScanOutcome.NO_CAMERA
     assert 3 <= len(cameras) <= 60  # 2 s of window + grace at one attempt per 0.05 s, not thousands
     assert caplog.text.count("stopped delivering frames") == 1  # one warning per distinct problem
