@@ -69,11 +69,16 @@ def test_bad_config_is_one_clear_line(tmp_path, text, expected):
 
 
 @pytest.mark.parametrize("qos", [0, 2])
-def test_only_qos_1_is_accepted_and_the_error_says_why(tmp_path, qos):
+def test_only_qos_1_is_accepted_for_uploads_and_the_error_says_why(tmp_path, qos):
     with pytest.raises(ConfigError) as info:
-        load_settings(write(tmp_path, f"[mqtt]\nqos = {qos}\n"))
-    assert "mqtt.qos: Value error, must be 1: the uplink needs the broker's PUBACK" in str(info.value)
-    assert f"(got {qos})" in str(info.value)
+        load_settings(write(tmp_path, f"[mqtt]\nenabled = true\nqos = {qos}\n"))
+    assert "mqtt: Value error, mqtt.qos must be 1: the uplink needs the broker's PUBACK" in str(info.value)
+
+
+def test_an_old_qos_doesnt_stop_a_kiosk_that_doesnt_upload(tmp_path):
+    """An upgrade keeps /etc/moodtunes/moodtunes.toml: a qos it no longer accepts must not crash-loop
+    the kiosk while uploading is off."""
+    assert load_settings(write(tmp_path, "[mqtt]\nenabled = false\nqos = 2\n")).mqtt.qos == 2
 
 
 def test_qos_1_in_existing_files_and_the_environment_still_loads(tmp_path, monkeypatch):

@@ -53,9 +53,9 @@ def _count(influxdb, db: str, query: str) -> float:
     return series[0]["values"][0][1] if series else 0
 
 
-def _publish(sender, prefix: str, events) -> None:
+def _publish(sender, prefix: str, events, qos: int = 1) -> None:
     for event in events:
-        sender.publish(f"{prefix}/{event.device_id}/visit", event.model_dump_json(), qos=1).wait_for_publish(10)
+        sender.publish(f"{prefix}/{event.device_id}/visit", event.model_dump_json(), qos=qos).wait_for_publish(10)
 
 
 def _close(sender) -> None:
@@ -358,6 +358,36 @@ def test_a_resumed_session_redelivers_held_visits_without_doubling_them(influxdb
         broker.stop()
     ids = influxql(influxdb, db, "SELECT event_id FROM visit")[0]["values"]
     assert [row[1] for row in ids] == [e.event_id for e in events]
+
+
+def test_qos_0_visits_held_across_a_resumed_session_are_still_written(influxdb, tmp_path):
+    """The broker never sends a QoS 0 message again (a hand-made publish, a device not yet
+    upgraded), so its held copy is the only one: a resumed session must not let it go."""
+    device, prefix, db = unique("kiosk-"), unique("mt"), unique("qos0")
+    with Store.open(tmp_path / "moodtunes.db") as store:
+        events = [record_visit(store, device) for _ in range(2)]
+    folder = tmp_path / "broker"
+    broker = Broker(folder, free_port(), f"allow_anonymous true\npersistence true\npersistence_location {folder}/\n").start()
+    settings = ingest_settings(broker, influxdb, db, prefix)
+    writer = _Outage(settings)
+    ingest = Ingest(settings, writer)
+    ingest.start()
+    try:
+        assert ingest.wait_subscribed(10)
+        sender = publisher(broker)
+        _publish(sender, prefix, events, qos=0)
+        _close(sender)
+        wait_for(lambda: ingest.held == 2, "2 visits held")
+        broker.stop()
+        broker.start()
+        wait_for(lambda: ingest.wait_subscribed(0), "the ingest to subscribe again")
+        assert ingest.held == 2
+        writer.down = False
+        wait_for(lambda: ingest.held == 0, "held visits written")
+    finally:
+        ingest.stop()
+        broker.stop()
+    assert ingest.stats.written == 2
 
 
 def test_visits_held_across_a_lost_session_are_written_and_never_ack_another_message(influxdb, tmp_path):

@@ -122,7 +122,7 @@ def test_a_qos_that_could_lose_events_is_refused(mosquitto, tmp_path, monkeypatc
     _enable(monkeypatch, mosquitto, device, prefix)
     monkeypatch.setenv("MOODTUNES_MQTT__QOS", qos)
     assert moodtunes(["uplink", "--once"]) == 2
-    assert "mqtt.qos: Value error, must be 1" in capsys.readouterr().err
+    assert "mqtt.qos must be 1" in capsys.readouterr().err
     with Store.open(tmp_path / "data" / "moodtunes.db") as store:
         assert store.outbox_counts() == {"pending": 1, "sent": 0}
 

@@ -192,11 +192,27 @@ def test_the_scan_window_starts_with_the_first_frame_of_a_slow_camera(detector) 
 
     scanner = scanner_for(slow_camera, detector)
     with scanner:
+        asked = time.monotonic()
         scanner.begin_scan(0.3)
         starting = scanner.snapshot()
         done = wait_for(scanner, lambda s: s.result is not None)
+        took = time.monotonic() - asked
     assert starting.hint == HINT_STARTING and starting.progress == 0.0
     assert done.result.outcome is ScanOutcome.OK and done.result.frames_used >= 1
+    assert took >= 0.5 + 0.3  # the whole window after the camera came up, not what was left of it
+
+
+def test_a_camera_too_slow_to_start_ends_the_scan_as_no_camera(detector, monkeypatch) -> None:
+    monkeypatch.setattr("moodtunes.vision.scan.FIRST_FRAME_GRACE_S", 0.2)
+
+    def very_slow_camera():
+        time.sleep(0.6)  # past the window (0.2 s) and the grace (0.2 s)
+        return open_camera("sample", paced=False)
+
+    with scanner_for(very_slow_camera, detector) as scanner:
+        scanner.begin_scan(0.2)
+        done = wait_for(scanner, lambda s: s.result is not None)
+    assert done.result.outcome is ScanOutcome.NO_CAMERA
 
 
 def test_blank_frames_end_in_no_face(detector) -> None:

@@ -265,7 +265,9 @@ class Ingest:
             logger.exception("can't process a message on %s", message.topic)
             problem = f"internal error: {exc!r}"
         else:
-            held = _Held(event.event_id, points, message.mid, message.qos, message.topic, message.payload)
+            # A QoS 0 message (a hand-made publish, an old device) is never delivered again: nothing to ack.
+            mid = message.mid if message.qos > 0 else None
+            held = _Held(event.event_id, points, mid, message.qos, message.topic, message.payload)
             self._write_or_hold(held)
             return
         self._reject(message.topic, message.payload, problem)

@@ -24,6 +24,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import (
     BaseSettings,
@@ -148,17 +149,17 @@ class MqttSettings(Section):
     poll_seconds: float = Field(5.0, gt=0, le=3600, description="how often the uplink looks for new visits")
     ack_timeout_seconds: float = Field(10.0, gt=0, description="how long to wait for the broker's PUBACK")
 
-    @field_validator("qos")
-    @classmethod
-    def _at_least_once(cls, qos: int) -> int:
+    @model_validator(mode="after")
+    def _at_least_once(self) -> MqttSettings:
         """An event leaves the outbox only on a PUBACK with reason Success, so only QoS 1 keeps that
-        promise (the error says why the others can't); its retries' duplicates the ingest overwrites."""
-        if qos != 1:
+        promise (the error says why the others can't); its retries' duplicates the ingest overwrites.
+        Checked only with uploading on: an older file's qos must not stop a kiosk that doesn't upload."""
+        if self.enabled and self.qos != 1:
             raise ValueError(
-                "must be 1: the uplink needs the broker's PUBACK to know an event arrived (QoS 0 has none "
-                "and loses events sent while offline; with QoS 2 events nobody receives would count as sent)"
+                "mqtt.qos must be 1: the uplink needs the broker's PUBACK to know an event arrived (QoS 0 has "
+                "none and loses events sent while offline; with QoS 2 events nobody receives would count as sent)"
             )
-        return qos
+        return self
 
 
 class LoggingSettings(Section):

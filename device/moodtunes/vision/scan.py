@@ -294,7 +294,9 @@ class MoodScanner:
             scan = self._scan
             if scan is None:  # cancelled while this frame was being analysed: don't show it
                 return
-            if taken >= scan.requested:
+            # A first frame after the no-frame deadline (a camera slow to open) doesn't start the
+            # window: the scan is over, NO_CAMERA, below.
+            if taken >= scan.requested and not (scan.started is None and scan.is_over(taken)):
                 if scan.started is None:
                     scan.started = taken
                 scan.frames_seen += 1
