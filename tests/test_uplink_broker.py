@@ -73,7 +73,10 @@ def test_visits_queued_before_device_id_changed_go_under_the_new_one(mosquitto, 
         assert message.topic == f"{prefix}/{device}/visit"
         assert json.loads(message.payload)["device_id"] == device
         accepted = parse_visit(message.topic, message.payload, prefix)  # what the ingest checks
-        assert accepted.model_dump(exclude={"device_id"}) == event.model_dump(exclude={"device_id"})
+        assert accepted.model_dump(exclude={"device_id", "profile_key"}) == event.model_dump(
+            exclude={"device_id", "profile_key"})
+    keys = {parse_visit(m.topic, m.payload, prefix).profile_key for m in listener.messages}
+    assert len(keys) == 1  # Ana's visits before and after the change are one person in the cloud
 
 
 def test_re_stamped_visits_are_logged_once_with_their_old_id(mosquitto, tmp_path, caplog):
@@ -228,3 +231,11 @@ def test_the_uplink_service_sends_new_visits_until_sigterm(mosquitto, tmp_path, 
     text = log.read_text()
     assert "connected to the MQTT broker" in text and "hunter2" not in text
     assert text.count(f"sent 1 events recorded under the previous device_id 'raspberrypi' as {device!r}") == 1
+
+
+def test_a_payload_that_cant_be_read_is_sent_as_it_is():
+    """The ingest dead-letters it with the reason; re-stamping must not stop the whole batch."""
+    from moodtunes.uplink import restamp
+
+    assert restamp("{not json", "kiosk-1", 3) == ("{not json", None)
+    assert restamp('{"no_device": 1}', "kiosk-1", 3) == ('{"no_device": 1}', None)

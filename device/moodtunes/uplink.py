@@ -28,6 +28,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from moodtunes.config import MqttSettings
+from moodtunes.events import profile_key
 from moodtunes.store import OutboxItem, Store
 
 logger = logging.getLogger(__name__)
@@ -61,16 +62,23 @@ def describe_puback(reason: ReasonCode, topic: str) -> str | None:
     return f"broker refused {topic}: {reason}"
 
 
-def restamp(payload: str, device_id: str) -> tuple[str, str | None]:
+def restamp(payload: str, device_id: str, profile_id: int | None) -> tuple[str, str | None]:
     """The payload naming ``device_id``, and the id it named before if that differed. The ACL lets
     a device publish only under its own id and the ingest drops a payload naming another, so an
-    event queued before device_id changed (it was recorded on this same device) takes the new id;
-    the rest of it, event_id included, is kept."""
-    event = json.loads(payload)
-    recorded_as = event["device_id"]
+    event queued before device_id changed (it was recorded on this same device) takes the new id,
+    and the profile's pseudonym, derived from the device id, is derived again so that a person's
+    visits before and after the change stay one trend; the rest, event_id included, is kept. A
+    payload that can't be read goes as it is (the ingest dead-letters it with the reason)."""
+    try:
+        event = json.loads(payload)
+        recorded_as = event["device_id"]
+    except (ValueError, TypeError, KeyError):
+        return payload, None
     if recorded_as == device_id:
         return payload, None
     event["device_id"] = device_id
+    if profile_id is not None:
+        event["profile_key"] = profile_key(device_id, profile_id)
     return json.dumps(event, separators=(",", ":"), ensure_ascii=False), recorded_as
 
 
@@ -241,7 +249,7 @@ class Uplink:
         self._restamped: Counter[str] = Counter()  # sent events by the old device_id they had
 
     def _publish(self, item: OutboxItem) -> int:
-        payload, recorded_as = restamp(item.payload, self._device_id)
+        payload, recorded_as = restamp(item.payload, self._device_id, item.profile_id)
         mid = self._link.publish(self.topic, payload, self._settings.qos)
         if recorded_as is not None:
             self._recorded_as[item.id] = recorded_as

@@ -91,6 +91,7 @@ class OutboxItem:
     kind: str
     payload: str
     attempts: int
+    profile_id: int | None = None  # whose visit it is (the uplink re-derives the pseudonym from it)
 
 
 _TRACK_COLUMNS = (
@@ -587,11 +588,12 @@ class Store:
 
     def pending_events(self, limit: int = 50) -> list[OutboxItem]:
         rows = self._query(
-            "SELECT id, event_id, kind, payload, attempts FROM outbox WHERE sent_at IS NULL"
-            " ORDER BY id LIMIT ?",
+            "SELECT o.id, o.event_id, o.kind, o.payload, o.attempts, s.profile_id FROM outbox o"
+            " LEFT JOIN sessions s ON s.id = o.session_id WHERE o.sent_at IS NULL ORDER BY o.id LIMIT ?",
             (limit,),
         )
-        return [OutboxItem(r["id"], r["event_id"], r["kind"], r["payload"], r["attempts"]) for r in rows]
+        return [OutboxItem(r["id"], r["event_id"], r["kind"], r["payload"], r["attempts"], r["profile_id"])
+                for r in rows]
 
     def mark_sent(self, outbox_id: int) -> None:
         with self.transaction() as db:
