@@ -145,9 +145,11 @@ class ReportScreen(Screen):
         app = self.app
         app.end_visit("completed")
         profile = app.visit.profile
-        visits = app.record(app.store.visits, profile.id) or []
-        if profile.is_guest:
-            visits = [visit for visit in visits if visit["id"] == app.visit.session_id]
+        if profile.is_guest:  # the newest ended visit is this one; the shared profile's others stay unread
+            newest = app.record(app.store.visits, profile.id, limit=1) or []
+            visits = [visit for visit in newest if visit["id"] == app.visit.session_id]
+        else:
+            visits = app.record(app.store.visits, profile.id) or []
         self.report: ProfileReport = summarise(profile.name, visits)
 
     def primary(self) -> str | None:
