@@ -267,6 +267,20 @@ def test_symlinks_inside_a_folder_add_no_track_twice_and_a_link_elsewhere_is_rep
     assert report.as_dict()["links"] == [{"path": str(library / "more"), "target": str(elsewhere)}]
 
 
+def test_a_linked_song_from_outside_the_library_is_pruned_when_its_link_goes(library, store, tmp_path, demo_files):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.copy(demo_files / SMALL[0], elsewhere / "x.flac")
+    link = library / "borrowed.flac"
+    link.symlink_to(elsewhere / "x.flac")
+    scan_library([library], store, workers=1)
+    assert str(link) in store.track_index()  # known by the link: the target is no part of the library
+    link.unlink()
+    report = scan_library([library], store, workers=1)
+    assert report.removed == 1 and str(link) not in store.track_index()
+    assert str(elsewhere / "x.flac") not in store.track_index()
+
+
 def _slow_scan(folder: Path, workers: int, log: Path) -> subprocess.Popen:
     """`moodtunes library scan FOLDER` in a subprocess, each analysis logged and a second slower."""
     env = dict(os.environ, **{scan_support.ANALYSIS_LOG_ENV: str(log)})

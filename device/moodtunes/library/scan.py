@@ -7,7 +7,8 @@ skipped until they change or the analysis does (new features or a new mood model
 couldn't be read, or whose decoder is missing, are tried again on every scan. When only the mood
 model changed, catalogued tracks are re-scored from their stored features, with no audio work.
 Files are catalogued under their real paths: a folder scanned through a symlink maps to the same
-tracks, and symlinked folders inside are reported, not followed.
+tracks, a symlinked file to its target when that is in the scanned folders (else to the link, so
+deleting the link prunes it), and symlinked folders inside are reported, not followed.
 One scan of a catalogue runs at a time: a second one waits for the first.
 """
 
@@ -103,12 +104,14 @@ class FileState:
 
 
 def iter_audio_files(
-    root: Path, unreadable: Callable[[OSError], None], linked_folder: Callable[[str], None]
+    root: Path, unreadable: Callable[[OSError], None], linked_folder: Callable[[str], None],
+    roots: Iterable[str] = (),
 ) -> Iterator[FileState]:
     """Audio files under ``root`` (recursively, hidden folders skipped), in a stable order.
     Symlinked folders go to ``linked_folder``, not followed: a link can lead anywhere, into a loop
     even. Folders that can't be listed and files that can't be stat'ed go to ``unreadable``
-    instead: their catalogued tracks must not look deleted."""
+    instead: their catalogued tracks must not look deleted. ``roots``: all the folders scanned (a
+    symlinked file whose target lies in one of them is that target; see _file_state)."""
     for folder, subdirs, files in os.walk(root, onerror=unreadable):
         subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
         for name in subdirs:
@@ -118,19 +121,23 @@ def iter_audio_files(
             if name.startswith(".") or Path(name).suffix.lower() not in AUDIO_EXTENSIONS:
                 continue
             try:
-                yield _file_state(os.path.join(folder, name))
+                yield _file_state(os.path.join(folder, name), roots)
             except FileNotFoundError:  # vanished between listing and stat, or a dangling symlink
                 continue
             except OSError as exc:
                 unreadable(exc)
 
 
-def _file_state(path: str) -> FileState:
-    """A symlinked file is known by its target's path: the same song linked twice is one track."""
+def _file_state(path: str, roots: Iterable[str]) -> FileState:
+    """A symlinked file whose target is in the scanned folders is known by the target's path, so
+    the same song linked twice is one track; one whose target is elsewhere keeps its own path, so
+    deleting the link prunes it like any file of the library."""
     st = os.stat(path, follow_symlinks=False)
     if stat.S_ISLNK(st.st_mode):
-        path = os.path.realpath(path)
-        st = os.stat(path)
+        target = os.path.realpath(path)
+        st = os.stat(target)
+        if _under(target, roots):
+            path = target
     return FileState(path, st.st_size, st.st_mtime)
 
 
@@ -262,7 +269,7 @@ def _walk(
             kept.append(root)
             logger.warning("music folder %s does not exist; skipped", root)
             continue
-        found = {s.path: s for s in iter_audio_files(Path(root), unreadable, linked_folder)}
+        found = {s.path: s for s in iter_audio_files(Path(root), unreadable, linked_folder, list(map(str, roots)))}
         tracks = 0 if found or _under(root, kept) else sum(_under(p, [root]) for p in catalogued)
         if tracks:
             _keep(root, f"no music found, {tracks} catalogued tracks kept (drive not mounted?)", kept, report)
