@@ -337,6 +337,8 @@ def test_stop_does_not_hang_on_a_camera_read_that_never_returns(detector, monkey
     stopped.start()
     stopped.join(timeout=10)
     assert not stopped.is_alive()
+    scanner.start()  # the hung worker is still there: no second one beside it
+    assert [t.name for t in threading.enumerate()].count("mood-scanner") == 1
 
 
 def test_scan_of_a_generated_video(detector, tmp_path: Path) -> None:

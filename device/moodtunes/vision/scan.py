@@ -193,9 +193,10 @@ class MoodScanner:
         self._stopping.set()
         if self._thread is not None:
             self._thread.join(timeout=STOP_TIMEOUT_S)
-            if self._thread.is_alive():
+            if self._thread.is_alive():  # kept, so that start() can't add a second worker beside it
                 logger.warning("the camera did not stop within %.0f s; leaving it behind", STOP_TIMEOUT_S)
-            self._thread = None
+            else:
+                self._thread = None
 
     def __enter__(self) -> Self:
         self.start()
