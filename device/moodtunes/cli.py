@@ -66,6 +66,7 @@ def root_in_a_users_data_dir(data_dir: Path) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")  # pygame-ce's banner is noise in a kiosk's log and in --json
     args = build_parser().parse_args(argv)
     try:
         settings = load_settings(args.config)

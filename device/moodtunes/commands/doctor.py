@@ -113,7 +113,6 @@ def sdl_video_drivers() -> list[str] | None:
     told (not Linux). Read with ctypes: pygame has no call for it."""
     import ctypes
 
-    os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")  # no banner in doctor --json
     import pygame  # noqa: F401 - loads pygame's SDL into this process
 
     try:
