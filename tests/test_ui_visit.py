@@ -535,3 +535,62 @@ def test_the_autopilot_fails_when_the_visit_was_not_saved():
         app = SimpleNamespace(screen=SimpleNamespace(name="welcome"), save_failures=failures, running=True)
         pilot._decide(app)
         assert pilot.result == code and not app.running
+
+
+def test_songs_already_catalogued_show_while_the_library_scan_runs(settings, library):
+    """A scan of new music takes minutes on a Pi: the songs catalogued before are offered meanwhile."""
+    import random
+    import threading
+
+    from moodtunes.player import MixerPlayer
+    from moodtunes.ui.app import KioskApp
+
+    release = threading.Event()
+
+    def slow_scan(settings, store, progress=None):
+        release.wait(30)
+
+    app = KioskApp(settings, scanner_factory=sample_scanner, player_factory=lambda v: MixerPlayer(v),
+                   library_loader=slow_scan, size=(800, 480), rng=random.Random(7), max_fps=0)
+    app.start()
+    app.step()
+    try:
+        songs_as_guest_without_camera(app, "sad")
+        assert not app.library_service.ready and app.screen.name == "songs"
+        assert len(app.visit.ranked) == 7  # the catalogued calm songs
+        tap(app, "row:0")
+        assert app.screen.name == "playing"
+    finally:
+        release.set()
+        app.close()
+
+
+def test_an_empty_catalogue_waits_for_the_library_scan(settings, tmp_path):
+    import random
+    import threading
+
+    from moodtunes.player import MixerPlayer
+    from moodtunes.ui.app import KioskApp
+
+    release = threading.Event()
+
+    def first_scan(settings, store, progress=None):
+        release.wait(30)
+        add_tracks(store, tmp_path / "music", count=2, category=CALM)
+
+    app = KioskApp(settings, scanner_factory=sample_scanner, player_factory=lambda v: MixerPlayer(v),
+                   library_loader=first_scan, size=(800, 480), rng=random.Random(7), max_fps=0)
+    app.start()
+    app.step()
+    try:
+        tap(app, "guest")
+        tap(app, "no_camera")
+        tap(app, "mood:sad")
+        step(app, 5)
+        assert app.screen.name == "songs" and not app.screen.loaded  # "Preparing your music…"
+        release.set()
+        run_until(app, lambda: app.screen.loaded, what="songs after the scan")
+        assert len(app.visit.ranked) == 2
+    finally:
+        release.set()
+        app.close()

@@ -24,6 +24,7 @@ from moodtunes.ui.widgets import (
 
 SAVE_EVERY_S = 3.0  # seconds listened are written this often, so a crash loses at most this much
 VOLUME_STEP = 0.1
+CATALOGUE_LOOK_EVERY_S = 1.0  # while the library scan runs, how often the songs screen looks for songs
 
 TITLES = {
     Category.HIGHLY_ENERGETIC.value: "Songs to keep the energy up",
@@ -45,20 +46,35 @@ class SongsScreen(Screen):
             visit.category = category_for_mood(visit.mood or "neutral").value
         # Back from the player, the list stays as it was (same order, same page).
         self.loaded = visit.ranked_category == visit.category
-        if not self.loaded and self.app.library_service.ready:
-            self._load()
+        self._looked_at = None
+        self.update(self.app.clock())
 
     def _load(self) -> None:
+        self._show(self.app.recommendations(self.app.visit.category))
+
+    def _show(self, ranked) -> None:
         visit = self.app.visit
-        visit.ranked = self.app.recommendations(visit.category)
+        visit.ranked = ranked
         visit.ranked_category = visit.category
         visit.page = 0
         self.loaded = True
 
     def update(self, now: float) -> None:
-        if not self.loaded and self.app.library_service.ready:
+        """Show the list once the library is ready, or sooner if the catalogue already has songs of
+        this category: a scan of new music (minutes on a Pi) must not keep a visitor from the rest."""
+        if self.loaded:
+            return
+        if self.app.library_service.ready:
             self._load()
-            self.app.relayout()
+        elif self._looked_at is None or now - self._looked_at >= CATALOGUE_LOOK_EVERY_S:
+            self._looked_at = now
+            ranked = self.app.recommendations(self.app.visit.category)
+            if not ranked:
+                return
+            self._show(ranked)
+        else:
+            return
+        self.app.relayout()
 
     def back(self) -> str | None:
         return "done"
