@@ -332,18 +332,25 @@ def _held_while_influxdb_is_down(ingest, broker, prefix: str, events) -> None:
     wait_for(lambda: ingest.held == len(events), f"{len(events)} visits held")
 
 
-def test_a_resumed_session_redelivers_held_visits_without_doubling_them(influxdb, tmp_path):
-    """The broker restarts (keeping sessions on disk) while InfluxDB is down: it sends the held,
-    unacknowledged visits again; the ingest lets its own copies go instead of holding both."""
-    device, prefix, db = unique("kiosk-"), unique("mt"), unique("resume")
-    with Store.open(tmp_path / "moodtunes.db") as store:
-        events = [record_visit(store, device) for _ in range(3)]
+def _ingest_behind_a_persistent_broker(tmp_path, influxdb, db: str, prefix: str):
+    """A broker that keeps sessions on disk across a restart, and a started ingest whose InfluxDB
+    is down (``writer.down``)."""
     folder = tmp_path / "broker"
     broker = Broker(folder, free_port(), f"allow_anonymous true\npersistence true\npersistence_location {folder}/\n").start()
     settings = ingest_settings(broker, influxdb, db, prefix)
     writer = _Outage(settings)
     ingest = Ingest(settings, writer)
     ingest.start()
+    return broker, ingest, writer
+
+
+def test_a_resumed_session_redelivers_held_visits_without_doubling_them(influxdb, tmp_path):
+    """The broker restarts (keeping sessions on disk) while InfluxDB is down: it sends the held,
+    unacknowledged visits again; the ingest lets its own copies go instead of holding both."""
+    device, prefix, db = unique("kiosk-"), unique("mt"), unique("resume")
+    with Store.open(tmp_path / "moodtunes.db") as store:
+        events = [record_visit(store, device) for _ in range(3)]
+    broker, ingest, writer = _ingest_behind_a_persistent_broker(tmp_path, influxdb, db, prefix)
     try:
         _held_while_influxdb_is_down(ingest, broker, prefix, events)
         broker.stop()
@@ -366,12 +373,7 @@ def test_qos_0_visits_held_across_a_resumed_session_are_still_written(influxdb, 
     device, prefix, db = unique("kiosk-"), unique("mt"), unique("qos0")
     with Store.open(tmp_path / "moodtunes.db") as store:
         events = [record_visit(store, device) for _ in range(2)]
-    folder = tmp_path / "broker"
-    broker = Broker(folder, free_port(), f"allow_anonymous true\npersistence true\npersistence_location {folder}/\n").start()
-    settings = ingest_settings(broker, influxdb, db, prefix)
-    writer = _Outage(settings)
-    ingest = Ingest(settings, writer)
-    ingest.start()
+    broker, ingest, writer = _ingest_behind_a_persistent_broker(tmp_path, influxdb, db, prefix)
     try:
         assert ingest.wait_subscribed(10)
         sender = publisher(broker)

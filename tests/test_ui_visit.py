@@ -539,21 +539,14 @@ def test_the_autopilot_fails_when_the_visit_was_not_saved():
 
 def test_songs_already_catalogued_show_while_the_library_scan_runs(settings, library):
     """A scan of new music takes minutes on a Pi: the songs catalogued before are offered meanwhile."""
-    import random
     import threading
-
-    from moodtunes.player import MixerPlayer
-    from moodtunes.ui.app import KioskApp
 
     release = threading.Event()
 
     def slow_scan(settings, store, progress=None):
         release.wait(30)
 
-    app = KioskApp(settings, scanner_factory=sample_scanner, player_factory=lambda v: MixerPlayer(v),
-                   library_loader=slow_scan, size=(800, 480), rng=random.Random(7), max_fps=0)
-    app.start()
-    app.step()
+    app = make_app(settings, sample_scanner, library_loader=slow_scan)
     try:
         songs_as_guest_without_camera(app, "sad")
         assert not app.library_service.ready and app.screen.name == "songs"
@@ -566,11 +559,7 @@ def test_songs_already_catalogued_show_while_the_library_scan_runs(settings, lib
 
 
 def test_an_empty_catalogue_waits_for_the_library_scan(settings, tmp_path):
-    import random
     import threading
-
-    from moodtunes.player import MixerPlayer
-    from moodtunes.ui.app import KioskApp
 
     release = threading.Event()
 
@@ -578,10 +567,7 @@ def test_an_empty_catalogue_waits_for_the_library_scan(settings, tmp_path):
         release.wait(30)
         add_tracks(store, tmp_path / "music", count=2, category=CALM)
 
-    app = KioskApp(settings, scanner_factory=sample_scanner, player_factory=lambda v: MixerPlayer(v),
-                   library_loader=first_scan, size=(800, 480), rng=random.Random(7), max_fps=0)
-    app.start()
-    app.step()
+    app = make_app(settings, sample_scanner, library_loader=first_scan)
     try:
         tap(app, "guest")
         tap(app, "no_camera")

@@ -84,7 +84,7 @@ def add_tracks(
 
 
 def make_app(
-    settings: Settings, scanner_factory: Callable, size=(800, 480), seed: int = 7
+    settings: Settings, scanner_factory: Callable, size=(800, 480), seed: int = 7, library_loader=None
 ) -> KioskApp:
     from moodtunes.player import MixerPlayer
 
@@ -92,7 +92,7 @@ def make_app(
         settings,
         scanner_factory=scanner_factory,
         player_factory=lambda v: MixerPlayer(v),
-        library_loader=None,
+        library_loader=library_loader,
         size=size,
         rng=random.Random(seed),
         max_fps=0,
