@@ -109,24 +109,8 @@ class Detection:
                 for found in self.analyzer.analyze(frame)]
 
 
-def read_image(path: Path) -> np.ndarray:
-    """The image as RGB, or CameraError like any unreadable file: OpenCV raises, instead of
-    returning None, e.g. for a header claiming more pixels than it will decode."""
-    import cv2
-
-    from moodtunes.vision.camera import CameraError, read_image_rgb
-
-    try:
-        return read_image_rgb(path)
-    except (cv2.error, MemoryError) as exc:
-        too_large = isinstance(exc, MemoryError) or "CV_IO_MAX_IMAGE_PIXELS" in str(exc)
-        raise CameraError("image too large" if too_large else "not a readable image") from None
-    except OSError as exc:
-        raise CameraError(f"can't read it ({exc.strerror})") from None
-
-
 def records(items: Iterator[Item | tuple[Path, str]], detection: Detection, every: int) -> Iterator[dict[str, Any]]:
-    from moodtunes.vision.camera import CameraError, video_frames
+    from moodtunes.vision.camera import CameraError, read_image_rgb, video_frames
 
     for item in items:
         if isinstance(item, tuple):
@@ -143,7 +127,7 @@ def records(items: Iterator[Item | tuple[Path, str]], detection: Detection, ever
                 if decoded == 0:
                     yield {"path": path, "error": "the video has no readable frames"}
             else:
-                yield {"path": path, "faces": detection.faces(read_image(item.path))}
+                yield {"path": path, "faces": detection.faces(read_image_rgb(item.path))}
         except CameraError as exc:
             yield {"path": path, "error": str(exc).removeprefix(f"{path}: ")}
 

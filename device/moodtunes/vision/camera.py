@@ -160,9 +160,17 @@ class OpenCVCamera(_ClosingContext):
 
 
 def read_image_rgb(path: Path) -> np.ndarray:
-    """Decode an image file to (H, W, 3) uint8 RGB; CameraError if it is not a readable image."""
-    data = np.fromfile(str(path), dtype=np.uint8) if path.is_file() else None
-    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data is not None and data.size else None
+    """Decode an image file to (H, W, 3) uint8 RGB; CameraError if it is not a readable image.
+    OpenCV raises, instead of returning None, e.g. for a header claiming more pixels than it will
+    decode: that is a CameraError too."""
+    try:
+        data = np.fromfile(str(path), dtype=np.uint8) if path.is_file() else None
+        bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data is not None and data.size else None
+    except OSError as exc:
+        raise CameraError(f"{path}: can't read it ({exc.strerror})") from None
+    except (cv2.error, MemoryError) as exc:
+        too_large = isinstance(exc, MemoryError) or "CV_IO_MAX_IMAGE_PIXELS" in str(exc)
+        raise CameraError(f"{path}: {'image too large' if too_large else 'not a readable image'}") from None
     if bgr is None:
         raise CameraError(f"{path}: not a readable image")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
