@@ -10,7 +10,6 @@ swapped file fails at start with one clear ``EmotionModelError`` instead of odd 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Sequence
@@ -22,7 +21,7 @@ from PIL import Image
 
 from moodtunes.domain import MOODS
 from moodtunes.litert import load_interpreter
-from moodtunes.paths import shipped_model
+from moodtunes.paths import file_sha256, shipped_model
 
 logger = logging.getLogger(__name__)
 
@@ -80,10 +79,6 @@ def preprocess(face: np.ndarray, size: int) -> np.ndarray:
 def metadata_path(model_path: Path) -> Path:
     """The metadata JSON lives beside the model: emotion_int8.tflite -> emotion_int8.json."""
     return model_path.with_suffix(".json")
-
-
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _load_interpreter(path: Path, threads: int) -> Any:

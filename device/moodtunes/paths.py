@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -23,3 +24,8 @@ def models_dir() -> Path:
 def shipped_model(relative: str) -> Path:
     """Path of a shipped model file, e.g. ``shipped_model("emotion/emotion_int8.tflite")``."""
     return models_dir() / relative
+
+
+def file_sha256(path: Path) -> str:
+    """The file's sha256, as the shipped models' metadata records it (OSError if unreadable)."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()

