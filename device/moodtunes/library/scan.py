@@ -194,11 +194,11 @@ def with_mood(record: TrackRecord, model: MoodModel) -> TrackRecord:
 
 
 def _only_the_model_changed(state: FileState, catalogued: tuple[int, float, str | None] | None, analysis: str) -> bool:
-    """The file and the way features are computed are as catalogued; only the mood model differs."""
+    """The file and the way features are computed (ANALYSIS_ID, the start of every analysis key)
+    are as catalogued; only the mood model differs."""
     if catalogued is None or catalogued[:2] != (state.size, state.mtime) or catalogued[2] is None:
         return False
-    features_id = analysis.rsplit("/model-", 1)[0]
-    return catalogued[2] != analysis and catalogued[2].rsplit("/model-", 1)[0] == features_id
+    return catalogued[2] != analysis and catalogued[2].startswith(f"{ANALYSIS_ID}/model-")
 
 
 # ---- worker processes ----------------------------------------------------------------------
