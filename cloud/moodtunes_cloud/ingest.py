@@ -13,9 +13,10 @@ order. The session is persistent (fixed client id, clean_start off, QoS 1), so t
 unacknowledged visits again when the ingest reconnects or restarts within
 mqtt_session_expiry_seconds: stopping loses nothing. The CONNECT's Receive Maximum is the size of
 the held queue, so the broker sends no more unacknowledged visits than the ingest can hold and
-queues the rest itself. Visits are lost only if the broker loses the ingest's session while they
-are held (they are then in memory only) and the queue overflows anyway, or the ingest stops before
-InfluxDB is back. Every loss is logged as an error.
+queues the rest itself. A held visit is in memory only, so it is lost if the ingest stops before
+InfluxDB is back, or the queue overflows, only when the broker does not hold it either: it came
+with QoS 0 (never delivered again), or the broker lost the ingest's session. Every loss is logged
+as an error.
 
 While the broker can't be reached, paho retries silently; the ingest logs the reason at once and
 then once every CONNECT_FAILURE_LOG_SECONDS, and says when it is connected again.
