@@ -62,19 +62,14 @@ class SongsScreen(Screen):
     def update(self, now: float) -> None:
         """Show the list once the library is ready, or sooner if the catalogue already has songs of
         this category: a scan of new music (minutes on a Pi) must not keep a visitor from the rest."""
-        if self.loaded:
+        ready = self.app.library_service.ready
+        if self.loaded or not (ready or self._looked_at is None or now - self._looked_at >= CATALOGUE_LOOK_EVERY_S):
             return
-        if self.app.library_service.ready:
-            self._load()
-        elif self._looked_at is None or now - self._looked_at >= CATALOGUE_LOOK_EVERY_S:
-            self._looked_at = now
-            ranked = self.app.recommendations(self.app.visit.category)
-            if not ranked:
-                return
+        self._looked_at = now
+        ranked = self.app.recommendations(self.app.visit.category)
+        if ranked or ready:  # an empty category is shown (and says so) only once the scan is over
             self._show(ranked)
-        else:
-            return
-        self.app.relayout()
+            self.app.relayout()
 
     def back(self) -> str | None:
         return "done"
