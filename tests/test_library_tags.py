@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from moodtunes.library.tags import UNKNOWN_ARTIST, read_tags, title_from_filename
+from moodtunes.recommend import artist_key
 from mutagen.flac import FLAC
 from mutagen.id3 import ID3, TALB, TCON, TDRC, TIT2, TPE1
 from mutagen.oggvorbis import OggVorbis
@@ -63,6 +64,18 @@ def test_untagged_file_falls_back_to_its_name(tmp_path):
     assert tags.artist == UNKNOWN_ARTIST
     assert (tags.album, tags.genre, tags.year) == (None, None, None)
     assert tags.duration == pytest.approx(1.5, abs=0.01)
+
+
+def test_untagged_songs_and_rippers_placeholders_are_no_artist_to_the_recommender(tmp_path):
+    """The catalogue keeps "Unknown artist" for untagged files (as it always has), and rippers write
+    "Unknown Artist" as a tag: neither may make all such songs one band for the recommender."""
+    untagged = read_tags(_tone(tmp_path / "untagged.wav", "WAV"))
+    ripped = _tone(tmp_path / "ripped.flac", "FLAC")
+    audio = FLAC(str(ripped))
+    audio.update({"title": "Track 1", "artist": "Unknown Artist"})
+    audio.save()
+    assert read_tags(ripped).artist == "Unknown Artist"
+    assert artist_key(untagged.artist) is None and artist_key(read_tags(ripped).artist) is None
 
 
 def test_unreadable_file_still_gets_a_title(tmp_path):

@@ -11,6 +11,7 @@ from moodtunes import recommend
 from moodtunes.domain import Category
 from moodtunes.recommend import (
     Feedback,
+    artist_key,
     category_fit,
     liking_beta,
     liking_posteriors,
@@ -102,6 +103,32 @@ def test_a_rating_counts_once_not_again_in_its_own_artist_prior():
     assert liking_beta(sibling, counts, artists) == (alpha + artist_share, beta)
 
 
+def test_an_empty_or_placeholder_artist_names_no_one():
+    for placeholder in ("", None, "  ", "Unknown artist", "Unknown Artist", "UNKNOWN", "unknown", "[unknown]"):
+        assert artist_key(placeholder) is None, placeholder
+    assert artist_key(" The Larks ") == "the larks"
+    assert artist_key("Unknown Mortal Orchestra") == "unknown mortal orchestra"  # a real band
+
+
+def test_untagged_songs_do_not_share_each_others_ratings():
+    """Every untagged song is catalogued as "Unknown artist"; one loved one must not lift the rest."""
+    rated, other = track("rated", artist="Unknown artist"), track("other", artist="Unknown Artist")
+    counts, artists = liking_posteriors([Feedback("rated", "Unknown artist", 100), Feedback("x", "", 0)])
+    assert artists == {}
+    assert liking_beta(other, counts, artists) == recommend.PRIOR
+    assert liking_beta(rated, counts, artists) == (recommend.PRIOR[0] + recommend.RATING_WEIGHT, recommend.PRIOR[1])
+
+
+def test_untagged_songs_are_not_spread_as_one_artist():
+    # Three untagged songs and one by A: taken for one artist, they would be spread apart with A
+    # pulled up between them (U A U U); as songs of no known artist, the ranking stands.
+    tracks = [track(f"u{i}", artist="Unknown artist", q4=0.9) for i in range(3)]
+    tracks += [track("a0", artist="A", q4=0.1)]
+    for seed in range(10):
+        ranked = rank(tracks, CALM, rng=random.Random(seed))
+        assert [r.track.path for r in ranked][-1] == "a0"  # untagged songs may follow each other
+
+
 def test_recently_heard_songs_go_last():
     tracks = [track(f"t{i}", artist=f"artist{i}", q4=0.9 if i == 0 else 0.3) for i in range(6)]
     order = [r.track.path for r in rank(tracks, CALM, recent_paths={"t0"}, rng=random.Random(3))]
@@ -168,10 +195,10 @@ def spread_quadratic(ranked):
 def test_the_fast_spread_orders_exactly_as_the_reference(seed):
     rng = random.Random(seed)
     n = rng.randint(0, 40)
-    artists = [f"artist{i}" for i in range(rng.randint(1, 8))] + ["", None]  # no artist: its own group
+    artists = [f"artist{i}" for i in range(rng.randint(1, 8))] + ["", None, "Unknown Artist"]  # no artist: its own group
     weights = [rng.random() ** 3 for _ in artists]  # often one artist with most of the songs
     items = [
-        recommend.Ranked(track(f"t{i}", artist=rng.choices(artists, weights)[0]), 1.0 - i / 100, 0.5, 0.5, False)
+        recommend.Ranked(track(f"t{i}", artist=rng.choices(artists, weights)[0]), 1.0 - i / 100, False)
         for i in range(n)
     ]
     assert [r.track.path for r in spread_artists(items)] == [r.track.path for r in spread_quadratic(items)]

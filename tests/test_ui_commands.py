@@ -5,6 +5,7 @@ models, silent playback, screenshots of every screen, and the database checked a
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import subprocess
 import sys
@@ -40,12 +41,14 @@ def test_demo_uses_the_demo_library_and_may_show_the_sample(tmp_path):
 
 @pytest.mark.parametrize(("autopilot", "screenshots"), [(True, False), (False, True)])
 def test_the_autopilot_and_its_screenshots_only_ever_see_the_sample(monkeypatch, tmp_path, autopilot, screenshots):
-    """Enforced inside run_kiosk, not only by the CLI: a screenshot must never hold a real face."""
+    """Enforced inside run_kiosk, not only by the CLI: a screenshot must never hold a real face,
+    nor the visit land among real visitors' (a throwaway data dir, gone afterwards)."""
     seen = []
 
     class RecordingApp:
         def __init__(self, settings, **kwargs):
-            seen.append(settings.camera.source)
+            seen.append((settings.camera.source, settings.data_dir))
+            assert settings.data_dir.is_dir()
             self.on_frame = []
 
         def run(self):
@@ -54,8 +57,49 @@ def test_the_autopilot_and_its_screenshots_only_ever_see_the_sample(monkeypatch,
     monkeypatch.setattr("moodtunes.ui.app.KioskApp", RecordingApp)
     settings = load_settings()
     settings.camera.source = "opencv:0"
+    configured = settings.data_dir
     run_kiosk(settings, autopilot=autopilot, screenshots=tmp_path if screenshots else None)
-    assert seen == ["sample"] and settings.camera.source == "opencv:0"
+    ((camera, data_dir),) = seen
+    assert camera == "sample" and settings.camera.source == "opencv:0"
+    assert data_dir != configured and not data_dir.exists() and settings.data_dir == configured
+
+
+def test_an_autopilot_visit_leaves_the_configured_store_alone(monkeypatch, tmp_path):
+    """Privacy: the autopilot's made-up visit must not join the kiosk's records or its uplink
+    outbox, nor walk through the history of a real person who happens to be called Robin."""
+    from moodtunes.domain import MoodReading
+    from moodtunes.ui import autopilot
+    from ui_support import CALM, ENERGETIC, FixedEmotion, add_tracks
+
+    settings = load_settings()
+    settings.vision.scan_seconds = 0.3
+    with Store.open(settings.database_path) as store:
+        robin = store.create_profile("Robin", "#5aa9ff")
+        store.record_consent(robin.id)
+        session = store.start_session(robin.id)
+        store.add_reading(session, "before", MoodReading.manual("sad"))
+        store.finish_session(session, "completed", device_id=settings.device_id)
+        before = (store.visits(robin.id), store.outbox_counts(), [p.name for p in store.profiles()])
+    used = []
+
+    def small_library(settings, store, progress=None):
+        used.append(settings.data_dir)
+        for category in (CALM, ENERGETIC):
+            add_tracks(store, tmp_path / "music", count=2, category=category, seconds=5.0)
+
+    def quick_scanner(settings):
+        from moodtunes.vision.scan import MoodScanner
+
+        return MoodScanner(settings, model=FixedEmotion())
+
+    monkeypatch.setattr("moodtunes.ui.default_library_loader", small_library)
+    monkeypatch.setattr("moodtunes.ui.default_scanner_factory", quick_scanner)
+    monkeypatch.setattr(autopilot, "Autopilot", functools.partial(autopilot.Autopilot, listen_s=0.5, dwell_s=0.05))
+    assert run_kiosk(settings, size=(800, 480), autopilot=True) == 0
+    with Store.open(settings.database_path) as store:
+        after = (store.visits(robin.id), store.outbox_counts(), [p.name for p in store.profiles()])
+    assert after == before
+    assert used and used[0] != settings.data_dir and not used[0].exists()
 
 
 @pytest.mark.slow
@@ -77,6 +121,7 @@ def test_demo_autopilot_walks_a_whole_visit(tmp_path):
             "800x480",
             "--screenshots",
             str(shots),
+            "--in-data-dir",  # to check the visit in the store afterwards
         ],
         env=env,
         capture_output=True,

@@ -5,6 +5,7 @@ photo, real playback of generated songs, and the database checked afterwards."""
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 
@@ -50,6 +51,18 @@ def sample_scanner(settings):
 
 def rows(store: Store, sql: str, *args):
     return store._db.execute(sql, args).fetchall()
+
+
+@pytest.fixture
+def told(caplog):
+    """The messages shown to the visitor so far (the kiosk logs each one it shows), newest last."""
+    caplog.set_level(logging.INFO, logger="moodtunes.ui.app")
+    prefix = "message to the visitor: "
+
+    def messages() -> list[str]:
+        return [r.getMessage()[len(prefix):] for r in caplog.records if r.getMessage().startswith(prefix)]
+
+    return messages
 
 
 def test_a_whole_visit_by_touch_is_recorded(settings, library):
@@ -209,7 +222,7 @@ def test_a_scanner_that_cannot_start_leads_straight_to_the_picker(settings, libr
         app.close()
 
 
-def test_a_corrupt_song_is_skipped_with_a_message(settings, tmp_path):
+def test_a_corrupt_song_is_skipped_with_a_message(settings, tmp_path, told):
     with Store.open(settings.database_path) as store:
         add_tracks(store, tmp_path / "music", count=3, category=CALM, corrupt=2)
     app = make_app(settings, sample_scanner)
@@ -218,7 +231,7 @@ def test_a_corrupt_song_is_skipped_with_a_message(settings, tmp_path):
         ranked = [r.track for r in app.visit.ranked]
         broken = next(i for i, t in enumerate(ranked) if "broken" in t.path)
         tap(app, f"row:{broken}")
-        assert app.toast_message and "Couldn't play" in app.toast_message
+        assert told() and "Couldn't play" in told()[-1]
         assert app.screen.name == "playing"
         playing = app.visit.ranked[app.screen.index].track
         assert "broken" not in playing.path
@@ -303,7 +316,7 @@ def test_a_physical_keyboard_types_a_name_and_enter_creates_it(settings, library
         app.close()
 
 
-def test_an_unexpected_error_ends_the_visit_and_the_kiosk_carries_on(settings, library, caplog):
+def test_an_unexpected_error_ends_the_visit_and_the_kiosk_carries_on(settings, library, caplog, told):
     from moodtunes.player import MixerPlayer
     from moodtunes.ui.app import KioskApp
     from moodtunes.ui.autopilot import post_tap
@@ -331,7 +344,7 @@ def test_an_unexpected_error_ends_the_visit_and_the_kiosk_carries_on(settings, l
     def visitor(app) -> None:
         seen.append(app.screen.name)
         targets = {t.id: t.rect.center for t in app.screen.targets}
-        if app.frames > 3000 or (app.screen.name == "welcome" and app.toast_message):
+        if app.frames > 3000 or (app.screen.name == "welcome" and told()):
             app.running = False
         elif app.screen.name == "welcome" and "consent" not in seen and app.scanner_service.scanner:
             post_tap(targets["guest"])
@@ -342,7 +355,7 @@ def test_an_unexpected_error_ends_the_visit_and_the_kiosk_carries_on(settings, l
     assert app.run() == 0
     assert "consent" in seen and seen[-1] == "welcome"
     assert "kiosk error on the scan screen" in caplog.text
-    assert "went wrong" in app.toast_message
+    assert "went wrong" in told()[-1]
     with Store.open(settings.database_path) as store:
         assert rows(store, "SELECT end_reason FROM sessions")[0][0] == "abandoned"
 
@@ -507,7 +520,7 @@ def test_a_truncated_song_is_saved_as_heard_in_part_not_whole(settings, tmp_path
     assert play["finished"] == 0 and play["seconds_listened"] < 5.0
 
 
-def test_a_store_failure_is_a_plain_message_for_the_visitor(settings, library, monkeypatch, caplog):
+def test_a_store_failure_is_a_plain_message_for_the_visitor(settings, library, monkeypatch, caplog, told):
     def full(*args, **kwargs):
         raise StoreError("database /var/lib/moodtunes/moodtunes.db: the disk is full; free some space")
 
@@ -517,7 +530,7 @@ def test_a_store_failure_is_a_plain_message_for_the_visitor(settings, library, m
         tap(app, "guest")
         tap(app, "no_camera")
         tap(app, "mood:happy")
-        message = app.toast_message
+        (message,) = told()
     finally:
         app.close()
     assert message == NOT_SAVED_MESSAGE and "/" not in message and "database" not in message
@@ -580,3 +593,91 @@ def test_an_empty_catalogue_waits_for_the_library_scan(settings, tmp_path):
     finally:
         release.set()
         app.close()
+
+
+def test_the_rating_goes_to_the_last_song_that_played_not_to_a_broken_one_after_it(settings, tmp_path):
+    """A broken song tried last was never heard: the rating (which the recommender learns from)
+    belongs to the last song that actually played."""
+    with Store.open(settings.database_path) as store:
+        add_tracks(store, tmp_path / "music", count=2, category=CALM, seconds=0.6, corrupt=3)
+    app = make_app(settings, sample_scanner)
+    try:
+        songs_as_guest_without_camera(app, "sad")
+        names = [Path(r.track.path).name for r in app.visit.ranked]
+        last_good = max(i for i, name in enumerate(names) if not name.startswith("broken"))
+        assert any(name.startswith("broken") for name in names[last_good + 1:]), names  # seed 7's order
+        tap(app, f"row:{last_good}")
+        on_screen(app, "rate", timeout=20)  # it ended, the broken ones after it failed, then the rating
+        tap(app, "star:2")
+        tap(app, "report")
+    finally:
+        app.close()
+    with Store.open(settings.database_path) as store:
+        plays = rows(store, "SELECT id, path, error FROM plays ORDER BY id")
+        (rating,) = rows(store, "SELECT score, play_id FROM ratings")
+        feedback = store.track_feedback(store.guest_profile().id)
+    assert plays[-1]["error"] is not None  # the last song tried was broken
+    heard = next(p for p in plays if p["error"] is None)
+    assert Path(heard["path"]).name == names[last_good]
+    assert rating["score"] == 25 and rating["play_id"] == heard["id"]
+    assert [(Path(path).name, score) for path, _, score in feedback] == [(names[last_good], 25)]
+
+
+def test_the_other_category_waits_for_the_library_scan_when_it_has_no_songs_yet(settings, tmp_path):
+    """The catalogue has calm songs only; while the scan runs, "other" (energetic) shows the
+    progress message, not "nothing to play", and its songs as soon as the scan catalogues some."""
+    import threading
+
+    scanned_some, release = threading.Event(), threading.Event()
+
+    def scan_finding_energetic_songs(settings, store, progress=None):
+        scanned_some.wait(30)
+        add_tracks(store, tmp_path / "new music", count=3, category=ENERGETIC)
+        release.wait(30)
+
+    with Store.open(settings.database_path) as store:
+        add_tracks(store, tmp_path / "music", count=7, category=CALM)
+    app = make_app(settings, sample_scanner, library_loader=scan_finding_energetic_songs)
+    try:
+        songs_as_guest_without_camera(app, "sad")
+        assert app.visit.category == CALM and len(app.visit.ranked) == 7
+        tap(app, "other")
+        assert app.visit.category == ENERGETIC
+        assert not app.screen.loaded and not app.library_service.ready  # "Preparing your music…"
+        assert not any(t.id.startswith("row:") for t in app.screen.targets)
+        scanned_some.set()
+        run_until(app, lambda: app.screen.loaded, what="the energetic songs the scan found")
+        assert not app.library_service.ready
+        assert len(app.visit.ranked) == 3 and {r.track.category for r in app.visit.ranked} == {ENERGETIC}
+        tap(app, "other")  # and back: the calm list at once
+        assert app.screen.loaded and app.visit.category == CALM and len(app.visit.ranked) == 7
+    finally:
+        scanned_some.set()
+        release.set()
+        app.close()
+
+
+def test_a_store_call_before_start_is_counted_not_a_crash(settings):
+    from moodtunes.player import MixerPlayer
+    from moodtunes.ui.app import KioskApp
+
+    app = KioskApp(settings, scanner_factory=sample_scanner, player_factory=MixerPlayer, library_loader=None)
+    assert app.record(lambda: 1) is None  # no store yet: not saved, and said so
+    assert app.save_failures == 1
+
+
+def test_every_artist_tag_that_names_no_one_is_shown_the_same_way():
+    from moodtunes.library.tags import UNKNOWN_ARTIST
+    from moodtunes.ui.screens.music import artist_label
+
+    for placeholder in ("", "Unknown Artist", "unknown", " UNKNOWN ARTIST ", UNKNOWN_ARTIST):
+        assert artist_label(placeholder) == UNKNOWN_ARTIST
+    assert artist_label("Nora Jones") == "Nora Jones"
+
+
+def test_stars_and_stored_scores_convert_both_ways():
+    from moodtunes.ui.screens.finish import score_to_stars, stars_to_score
+
+    assert [stars_to_score(stars) for stars in range(1, 6)] == [0, 25, 50, 75, 100]
+    assert [score_to_stars(stars_to_score(stars)) for stars in range(1, 6)] == [1, 2, 3, 4, 5]
+    assert score_to_stars(62.5) == 3.5  # an average rating

@@ -24,6 +24,9 @@ RATING_WEIGHT = 2.0  # pseudo-observations one rating of a track adds to its pos
 ARTIST_WEIGHT = 0.5  # the same for the artist's other tracks (their prior)
 PRIOR = (2.0, 2.0)  # Beta prior before any rating: a liking of 0.5, mildly uncertain
 PAGE_SIZE = 6
+# Artist tags that name no one (casefolded), as library scans and rippers write them for untagged
+# music: taken for an artist, they would make all such songs one band's, sharing its ratings.
+UNKNOWN_ARTISTS = frozenset({"", "unknown", "unknown artist", "[unknown]", "<unknown>"})
 
 _CATEGORY_QUADRANT = {Category.HIGHLY_ENERGETIC: "Q1", Category.HAPPY_AND_CALM: "Q4"}
 
@@ -39,11 +42,18 @@ class Feedback:
 
 @dataclass(frozen=True)
 class Ranked:
+    """A track in the ranking: its score (fit and liking blended) and whether it was heard lately."""
+
     track: TrackRecord
     score: float
-    fit: float
-    liking: float
     recent: bool
+
+
+def artist_key(artist: str | None) -> str | None:
+    """The artist a track's ratings and spreading go by (trimmed, casefolded), or None when the tag
+    names no one: then the track stands alone, with no artist prior and no artist to spread."""
+    key = (artist or "").strip().casefold()
+    return None if key in UNKNOWN_ARTISTS else key
 
 
 def category_fit(track: TrackRecord, category: str) -> float:
@@ -72,7 +82,11 @@ def liking_posteriors(
     artists: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(lambda: [0.0, 0.0]))
     for item in feedback:
         liked = min(100, max(0, item.score)) / 100.0
-        for counts in (tracks[item.path], artists[_artist_key(item.artist)][item.path]):
+        rated = [tracks[item.path]]
+        artist = artist_key(item.artist)
+        if artist is not None:
+            rated.append(artists[artist][item.path])
+        for counts in rated:
             counts[0] += liked
             counts[1] += 1.0 - liked
     return {k: (v[0], v[1]) for k, v in tracks.items()}, {
@@ -88,11 +102,9 @@ def liking_beta(
     """The Beta(alpha, beta) posterior of how much the visitor likes ``track``: its own ratings,
     on a prior from the ratings of the artist's other tracks (its own must not count twice)."""
     alpha, beta = PRIOR
-    others = [
-        counts
-        for path, counts in artist_counts.get(_artist_key(track.artist), {}).items()
-        if path != track.path
-    ]
+    artist = artist_key(track.artist)
+    artist_tracks = artist_counts.get(artist, {}) if artist is not None else {}
+    others = [counts for path, counts in artist_tracks.items() if path != track.path]
     a_liked, a_disliked = sum(c[0] for c in others), sum(c[1] for c in others)
     t_liked, t_disliked = track_counts.get(track.path, (0.0, 0.0))
     return (
@@ -121,7 +133,7 @@ def rank(
         fit = category_fit(track, category)
         liking = rng.betavariate(*liking_beta(track, track_counts, artist_counts))
         score = FIT_WEIGHT * fit + (1.0 - FIT_WEIGHT) * liking
-        scored.append(Ranked(track, score, fit, liking, track.path in recent))
+        scored.append(Ranked(track, score, track.path in recent))
     scored.sort(key=lambda r: r.score, reverse=True)
     fresh = spread_artists([r for r in scored if not r.recent])
     return fresh + spread_artists([r for r in scored if r.recent], after=fresh[-1] if fresh else None)
@@ -207,24 +219,21 @@ class _ArtistQueues:
 
 
 def _spread_key(item: Ranked) -> str:
-    return _artist_key(item.track.artist) or f"path:{item.track.path}"
+    """The artist to spread by; a track with no known artist is its own group."""
+    artist = artist_key(item.track.artist)
+    return f"path:{item.track.path}" if artist is None else artist
 
 
 def page(ranked: Sequence[Ranked], number: int, size: int = PAGE_SIZE) -> list[Ranked]:
     """Page ``number`` (from 0) of the ranking (numbers past the last page wrap round)."""
     if not ranked:
         return []
-    pages = max(1, -(-len(ranked) // size))
-    start = (number % pages) * size
+    start = (number % page_count(ranked, size)) * size
     return list(ranked[start : start + size])
 
 
 def page_count(ranked: Sequence[Ranked], size: int = PAGE_SIZE) -> int:
     return -(-len(ranked) // size)
-
-
-def _artist_key(artist: str | None) -> str:
-    return (artist or "").strip().casefold()
 
 
 def _clip01(value: float) -> float:

@@ -78,7 +78,7 @@ def main() -> int:
         with Store.open(settings.database_path) as store:
             ensure_library(settings, store)
             seed_history(store, settings.device_id)
-        command = [sys.executable, "-m", "moodtunes", "demo", "--autopilot", "--size", args.size, "--screenshots", str(shots)]
+        command = [sys.executable, "-m", "moodtunes", "demo", "--autopilot", "--in-data-dir", "--size", args.size, "--screenshots", str(shots)]
         subprocess.run(command, check=True)
         report = max(shots.glob("*-report.png"))
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -6,12 +6,18 @@ from __future__ import annotations
 
 import argparse
 
-from moodtunes.commands.kiosk import add_kiosk_arguments, launch
+from moodtunes.commands.kiosk import add_kiosk_arguments
 from moodtunes.config import Settings
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     add_kiosk_arguments(parser)
+    parser.add_argument(
+        "--in-data-dir",
+        action="store_true",
+        help="with --autopilot: store its visit in the configured data dir, not a throwaway one "
+        "(for staged profiles, as docs/screenshots/history.py makes; never where real visitors' are)",
+    )
 
 
 def demo_settings(settings: Settings) -> Settings:
@@ -23,4 +29,12 @@ def demo_settings(settings: Settings) -> Settings:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    return launch(args, demo_settings(settings), fullscreen=False)
+    from moodtunes.ui import run_kiosk
+
+    return run_kiosk(
+        demo_settings(settings),
+        size=args.size,
+        autopilot=args.autopilot,
+        screenshots=args.screenshots,
+        autopilot_in_data_dir=args.in_data_dir,
+    )

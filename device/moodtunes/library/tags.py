@@ -12,6 +12,8 @@ from mutagen.id3 import ID3
 
 logger = logging.getLogger(__name__)
 
+# Stored for a file without an artist tag, as catalogues have always held it (`library list` shows
+# it as is); the recommender reads it, like any placeholder, as no artist (recommend.artist_key).
 UNKNOWN_ARTIST = "Unknown artist"
 # ID3 frames for files whose tags mutagen has no "easy" view of (WAV, AIFF).
 _ID3_FRAMES = {"title": "TIT2", "artist": "TPE1", "album": "TALB", "genre": "TCON", "date": "TDRC"}

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
+from contextlib import ExitStack
 from pathlib import Path
 
 from moodtunes.config import Settings
@@ -19,11 +21,14 @@ class DisplayError(Exception):
     """The kiosk's window or screen can't be opened, with what to do about it."""
 
 
-def autopilot_settings(settings: Settings) -> Settings:
+def autopilot_settings(settings: Settings, data_dir: Path) -> Settings:
     """The autopilot (and its screenshots) always sees the built-in sample photo, whatever camera is
-    configured: a screenshot of the scan screen must never hold a real person's face."""
+    configured: a screenshot of the scan screen must never hold a real person's face. Its made-up
+    visit is stored in ``data_dir``, so that it neither joins the kiosk's records and uplink outbox
+    nor passes through the profiles (names, histories) of the people who use the kiosk."""
     settings = settings.model_copy(deep=True)
     settings.camera.source = "sample"
+    settings.data_dir = data_dir
     return settings
 
 
@@ -52,36 +57,46 @@ def run_kiosk(
     fullscreen: bool = False,
     autopilot: bool = False,
     screenshots: Path | None = None,
+    autopilot_in_data_dir: bool = False,
 ) -> int:
-    """Run the kiosk until its window is closed (or the autopilot's visit is over); the exit code."""
+    """Run the kiosk until its window is closed (or the autopilot's visit is over); the exit code.
+    The autopilot works in a throwaway data dir (so the demo library is prepared afresh), unless
+    ``autopilot_in_data_dir``: for staged data such as docs/screenshots/history.py's, never for a
+    kiosk's real records."""
     from moodtunes.ui.app import KioskApp
     from moodtunes.ui.autopilot import Autopilot
 
     autopilot = autopilot or screenshots is not None
-    if autopilot:
-        settings = autopilot_settings(settings)
-    app = KioskApp(
-        settings,
-        scanner_factory=default_scanner_factory,
-        player_factory=default_player_factory,
-        library_loader=default_library_loader,
-        size=size,
-        fullscreen=fullscreen,
-    )
-    pilot = None
-    if autopilot:
-        pilot = Autopilot(screenshots=screenshots)
-        app.on_frame.append(pilot)
-    import pygame
+    with ExitStack() as cleanup:
+        if autopilot:
+            data_dir = settings.data_dir
+            if not autopilot_in_data_dir:
+                data_dir = Path(cleanup.enter_context(
+                    tempfile.TemporaryDirectory(prefix="moodtunes-autopilot-", ignore_cleanup_errors=True)))
+                logger.info("autopilot: a throwaway data dir %s; %s is left alone", data_dir, settings.data_dir)
+            settings = autopilot_settings(settings, data_dir)
+        app = KioskApp(
+            settings,
+            scanner_factory=default_scanner_factory,
+            player_factory=default_player_factory,
+            library_loader=default_library_loader,
+            size=size,
+            fullscreen=fullscreen,
+        )
+        pilot = None
+        if autopilot:
+            pilot = Autopilot(screenshots=screenshots)
+            app.on_frame.append(pilot)
+        import pygame
 
-    try:
-        code = app.run()
-    except pygame.error as exc:  # no display: say what to do instead of a traceback
-        driver = os.environ.get("SDL_VIDEODRIVER", "auto")
-        raise DisplayError(
-            f"can't open the display ({exc}; SDL_VIDEODRIVER={driver}): run it in a desktop "
-            "session, or on the Pi's console with SDL_VIDEODRIVER=kmsdrm"
-        ) from None
+        try:
+            code = app.run()
+        except pygame.error as exc:  # no display: say what to do instead of a traceback
+            driver = os.environ.get("SDL_VIDEODRIVER", "auto")
+            raise DisplayError(
+                f"can't open the display ({exc}; SDL_VIDEODRIVER={driver}): run it in a desktop "
+                "session, or on the Pi's console with SDL_VIDEODRIVER=kmsdrm"
+            ) from None
     if pilot is not None:
         if pilot.shots:
             logger.info("saved %d screenshots in %s", len(pilot.shots), screenshots)

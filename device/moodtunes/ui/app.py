@@ -22,7 +22,7 @@ from moodtunes.player import Player, PlayerError
 from moodtunes.recommend import Feedback, Ranked, rank
 from moodtunes.store import Profile, Store, StoreError
 from moodtunes.ui import theme as th
-from moodtunes.ui.services import LibraryService, Scanner, ScannerService
+from moodtunes.ui.services import LibraryLoader, LibraryService, Scanner, ScannerService
 from moodtunes.ui.theme import Theme
 from moodtunes.ui.visit import Visit
 from moodtunes.ui.widgets import Target, draw_card, draw_paragraph
@@ -43,7 +43,7 @@ class KioskApp:
         *,
         scanner_factory: Callable[[Settings], Scanner],
         player_factory: Callable[[float], Player],
-        library_loader: Callable[[Settings, Store], Any] | None,
+        library_loader: LibraryLoader | None,
         size: tuple[int, int] | None = None,
         fullscreen: bool = False,
         rng: random.Random | None = None,
@@ -72,6 +72,7 @@ class KioskApp:
         self._toast: tuple[str, float] | None = None
         self._player: Player | None = None
         self.last_saved = 0.0  # when the seconds listened were last written
+        self.save_failures = 0  # store calls that failed (the autopilot's run fails if any did)
         self._frame_clock: pygame.time.Clock | None = None
         self.on_frame: list[Callable[[KioskApp], None]] = []  # autopilot, screenshots, benchmarks
 
@@ -96,7 +97,6 @@ class KioskApp:
         self.look = Theme(scale=min(width, height) / 480)
         self._frame_clock = pygame.time.Clock()
         self.running = True
-        self.save_failures = 0  # store calls that failed (the autopilot's run fails if any did)
         self.open_store()
 
     def open_store(self) -> None:
@@ -299,10 +299,6 @@ class KioskApp:
         logger.info("message to the visitor: %s", message)
         self._toast = (message, self.clock() + seconds)
 
-    @property
-    def toast_message(self) -> str | None:
-        return self._toast[0] if self._toast else None
-
     # ---- the store, never crashing -----------------------------------------------------------
 
     def record(self, action: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -410,7 +406,6 @@ class KioskApp:
             if visit.session_id
             else None
         )
-        visit.play_id = visit.last_play_id = play_id
         try:
             player = self.player()
             player.load(track.path, track.duration or None)
@@ -419,9 +414,10 @@ class KioskApp:
             logger.warning("can't play %s: %s", track.path, exc)
             if play_id is not None:
                 self.record(self.store.update_play, play_id, 0.0, False, str(exc)[:300])
-            visit.play_id = None
             self.toast(f"Couldn't play “{track.title}”, skipping to the next song.")
             return False
+        # Only a play that started is the one a rating goes to: a song that failed was never heard.
+        visit.play_id = visit.last_play_id = play_id
         self.last_saved = self.clock()
         return True
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from moodtunes.config import Settings
-from moodtunes.store import Store
+from moodtunes.store import Store, StoreError
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +23,41 @@ class Scanner(Protocol):
     def cancel_scan(self) -> None: ...
     def snapshot(self) -> Any: ...
     def stop(self) -> None: ...
+
+
+class LibraryLoader(Protocol):
+    """What the kiosk calls to bring the catalogue up to date (moodtunes.library.ensure_library);
+    ``progress`` gets (songs done, songs to do, the file in hand) while new files are analysed."""
+
+    def __call__(
+        self,
+        settings: Settings,
+        store: Store,
+        *,
+        progress: Callable[[int, int, str], None] | None = None,
+    ) -> Any: ...
+
+
+def _expected_scanner_problem(exc: Exception) -> bool:
+    """A camera or model problem the kiosk is built to live with, as opposed to a bug. The vision
+    modules are imported only now, on the service's thread, so that the welcome screen never waits."""
+    try:
+        from moodtunes.emotion import EmotionModelError
+        from moodtunes.vision.camera import CameraError
+        from moodtunes.vision.faces import FaceModelError
+    except ImportError:  # the vision stack is not installed: none of its known errors then
+        return False
+    return isinstance(exc, (CameraError, FaceModelError, EmotionModelError))
+
+
+def _expected_library_problem(exc: Exception) -> bool:
+    """A music or storage problem the songs screen explains, as opposed to a bug."""
+    try:
+        from moodtunes.library.mood_model import MoodModelError
+        from moodtunes.library.scan import AnalyserCrashing
+    except ImportError:  # the analysis stack is not installed: only the store's errors are known
+        return isinstance(exc, (StoreError, OSError))
+    return isinstance(exc, (StoreError, OSError, MoodModelError, AnalyserCrashing))
 
 
 class ScannerService:
@@ -46,9 +81,12 @@ class ScannerService:
             scanner = self._factory(self._settings)
             scanner.start()
             self.scanner = scanner
-        except Exception as exc:  # noqa: BLE001 - any failure means "no camera"; the kiosk goes on without
-            logger.warning("mood scanner unavailable: %s", exc)
+        except Exception as exc:  # any failure means "no camera"; the kiosk goes on without
             self.error = str(exc) or type(exc).__name__
+            if _expected_scanner_problem(exc):
+                logger.warning("mood scanner unavailable: %s", exc)
+            else:  # a bug in the wiring must not pass for a missing camera: keep its traceback
+                logger.error("mood scanner unavailable after an unexpected error", exc_info=exc)
         finally:
             self._done.set()
 
@@ -69,7 +107,7 @@ class LibraryService:
     """Runs the library loader (``ensure_library(settings, store, progress=...)``) with its own
     Store connection; ``progress`` is (songs done, songs to do) while it analyses new files."""
 
-    def __init__(self, loader: Callable[..., Any] | None, settings: Settings) -> None:
+    def __init__(self, loader: LibraryLoader | None, settings: Settings) -> None:
         self._loader = loader
         self._settings = settings
         self.error: str | None = None
@@ -88,9 +126,12 @@ class LibraryService:
             with Store.open(self._settings.database_path) as store:
                 self.report = self._loader(self._settings, store, progress=self._progress)
             logger.info("library ready: %s", getattr(self.report, "as_dict", lambda: self.report)())
-        except Exception as exc:  # noqa: BLE001 - shown on the songs screen, never fatal
-            logger.warning("music library problem: %s", exc)
+        except Exception as exc:  # shown on the songs screen, never fatal
             self.error = str(exc) or type(exc).__name__
+            if _expected_library_problem(exc):
+                logger.warning("music library problem: %s", exc)
+            else:  # a bug, not a library problem: keep its traceback
+                logger.error("music library problem after an unexpected error", exc_info=exc)
         finally:
             self._done.set()
 

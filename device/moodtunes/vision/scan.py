@@ -102,7 +102,6 @@ class ScanSnapshot:
     progress: float = 0.0  # 0..1 over the scan window
     hint: str | None = None
     camera_ok: bool = False
-    camera_error: str | None = None
     result: MoodReading | None = None  # set when a scan finishes (including NO_FACE / NO_CAMERA / UNCERTAIN)
     live_probs: dict[str, float] | None = None  # the current frame's probabilities, for a live meter
 
@@ -117,6 +116,7 @@ class _ScanWindow:
     started: float | None = None
     face_probs: list[np.ndarray] = field(default_factory=list)
     frames_seen: int = 0
+    frames_failed: int = 0  # frames whose analysis raised (logged once per scan, then counted)
 
     def progress(self, now: float) -> float:
         if self.started is None:
@@ -260,8 +260,8 @@ class MoodScanner:
             logger.warning("camera problem (retrying every %.1f s): %s", self._settings.camera.retry_seconds, message)
             self._last_problem = message
         with self._lock:
-            self._snapshot = replace(self._snapshot, camera_ok=False, camera_error=message, frame=None, faces=(),
-                                     hint=HINT_NO_CAMERA, live_probs=None)
+            self._snapshot = replace(self._snapshot, camera_ok=False, frame=None, faces=(), hint=HINT_NO_CAMERA,
+                                     live_probs=None)
         self._finish_scan_if_due(time.monotonic())
 
     def _wait_for_retry(self) -> None:
@@ -282,8 +282,9 @@ class MoodScanner:
         assert self._analyzer is not None
         try:
             found = self._analyzer.analyze(frame, max_faces=1)
-        except Exception:  # a bad frame must not stop the kiosk's camera
-            logger.exception("frame analysis failed")
+        except Exception:  # noqa: BLE001 - a bad frame must not stop the camera, nor the scan ending on time
+            self._analysis_failed()
+            self._finish_scan_if_due(time.monotonic())
             return
         faces = tuple(f.face for f in found)
         labels = self._analyzer.labels
@@ -304,8 +305,21 @@ class MoodScanner:
                 if found:
                     scan.face_probs.append(found[0].probs)
             self._snapshot = replace(self._snapshot, frame=shown, faces=shown_faces, hint=hint,
-                                     camera_ok=True, camera_error=None, live_probs=live)
+                                     camera_ok=True, live_probs=live)
         self._finish_scan_if_due(time.monotonic())
+
+    def _analysis_failed(self) -> None:
+        """Log the first failure of a scan with its traceback; the rest (up to the camera's frame
+        rate) are only counted, and the count is logged when the scan ends. Call it from the except
+        block, where the traceback is."""
+        with self._lock:
+            scan = self._scan
+            if scan is None:  # cancelled meanwhile: the next scan reports its own failures
+                return
+            scan.frames_failed += 1
+            first = scan.frames_failed == 1
+        if first:
+            logger.exception("frame analysis failed (further failures in this scan are counted)")
 
     def _finish_scan_if_due(self, now: float) -> None:
         with self._lock:
@@ -320,5 +334,9 @@ class MoodScanner:
                                       frames_seen=scan.frames_seen,
                                       uncertain_below=self._settings.vision.uncertain_below)
             self._snapshot = replace(self._snapshot, scanning=False, progress=1.0, result=result)
-        logger.info("mood scan: %s %s (%.2f, %d frames)", result.outcome, result.label, result.confidence,
-                    result.frames_used)
+        if scan.frames_failed:
+            logger.warning("frame analysis failed on %d frames of this scan", scan.frames_failed)
+        # INFO goes to the journal, beside the line saying which profile started the visit: the
+        # mood itself only when debugging, so that the journal keeps no one's mood history.
+        logger.info("mood scan: %s (%d frames)", result.outcome, result.frames_used)
+        logger.debug("mood scan reading: %s (%.2f) %s", result.label, result.confidence, result.probs)

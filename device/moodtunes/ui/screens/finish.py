@@ -25,9 +25,17 @@ def trend_words(what: str, slope: float | None, steady_below: float) -> str:
     return f"{what} {'rising' if slope > 0 else 'falling'}"
 
 
+SCORE_PER_STAR = 25  # ratings are stored as 0..100: 1 star = 0, 5 stars = 100
+
+
 def stars_to_score(stars: int) -> int:
-    """1..5 stars -> 0..100 (1 star = 0, 5 stars = 100)."""
-    return (min(5, max(1, stars)) - 1) * 25
+    """1..5 stars -> the stored 0..100."""
+    return (min(5, max(1, stars)) - 1) * SCORE_PER_STAR
+
+
+def score_to_stars(score: float) -> float:
+    """A stored 0..100 (or an average of them) -> 1..5 stars."""
+    return score / SCORE_PER_STAR + 1
 
 
 class RateScreen(Screen):
@@ -206,7 +214,7 @@ class ReportScreen(Screen):
             {1.0: "happy", 0.0: "neutral", -1.0: "sad"},
             note=trend_words("lift", report.lift_trend, 0.01),
         )
-        stars = [None if v.rating is None else v.rating / 25 + 1 for v in recent]
+        stars = [None if v.rating is None else score_to_stars(v.rating) for v in recent]
         bar_chart(
             surface,
             look,
@@ -223,8 +231,8 @@ class ReportScreen(Screen):
         rating = (
             glyphs_or(
                 look.body_bold(),
-                f"{report.mean_rating / 25 + 1:.1f} ★",
-                f"{report.mean_rating / 25 + 1:.1f} of 5",
+                f"{score_to_stars(report.mean_rating):.1f} ★",
+                f"{score_to_stars(report.mean_rating):.1f} of 5",
             )
             if report.mean_rating is not None
             else "–"

@@ -7,7 +7,8 @@ import math
 import pygame
 
 from moodtunes.domain import Category, category_for_mood
-from moodtunes.recommend import PAGE_SIZE, page, page_count
+from moodtunes.library.tags import UNKNOWN_ARTIST
+from moodtunes.recommend import PAGE_SIZE, artist_key, page, page_count
 from moodtunes.ui import layout as lay
 from moodtunes.ui import theme as th
 from moodtunes.ui.screens.base import Screen
@@ -32,6 +33,11 @@ TITLES = {
 }
 
 
+def artist_label(artist: str) -> str:
+    """The artist as shown: one wording for every tag that names no one ("", "Unknown Artist"…)."""
+    return artist if artist_key(artist) is not None else UNKNOWN_ARTIST
+
+
 def clock_time(seconds: float) -> str:
     seconds = max(0, int(seconds))
     return f"{seconds // 60}:{seconds % 60:02d}"
@@ -44,13 +50,17 @@ class SongsScreen(Screen):
         visit = self.app.visit
         if visit.category is None:
             visit.category = category_for_mood(visit.mood or "neutral").value
-        # Back from the player, the list stays as it was (same order, same page).
-        self.loaded = visit.ranked_category == visit.category
+        if visit.ranked_category == visit.category:  # back from the player: the list as it was
+            self.loaded = True
+        else:
+            self._look_for_songs()
+
+    def _look_for_songs(self) -> None:
+        """Load the list of ``visit.category`` through ``update``, the one path that also waits for
+        the library scan when the catalogue has no such songs yet."""
+        self.loaded = False
         self._looked_at = None
         self.update(self.app.clock())
-
-    def _load(self) -> None:
-        self._show(self.app.recommendations(self.app.visit.category))
 
     def _show(self, ranked) -> None:
         visit = self.app.visit
@@ -101,8 +111,8 @@ class SongsScreen(Screen):
             ):
                 self.add(f"row:{i}", cell)
         other, more, done = lay.cols(footer, [0.36, 0.3, 0.34], gap)
+        self.add("other", other)  # also while waiting for songs: the other category may have some
         if self.loaded:
-            self.add("other", other)
             self.add("more", more, enabled=page_count(visit.ranked) > 1)
         self.add("done", done)
 
@@ -121,7 +131,7 @@ class SongsScreen(Screen):
         )
         sub = (
             f"Tap a song to play it · page {visit.page + 1} of {page_count(visit.ranked)}"
-            if visit.ranked
+            if self.loaded and visit.ranked
             else ""
         )
         draw_text(
@@ -237,7 +247,7 @@ class SongsScreen(Screen):
         draw_text(
             surface,
             artist_font,
-            track.artist or "Unknown artist",
+            artist_label(track.artist),
             th.MUTED,
             pygame.Rect(text.left, top, text.width, artist_font.get_linesize()),
         )
@@ -271,7 +281,7 @@ class SongsScreen(Screen):
             visit.page = (visit.page + 1) % max(page_count(visit.ranked), 1)
         elif target_id == "other":
             visit.category = self.app.other_category(visit.category)
-            self._load()
+            self._look_for_songs()
         elif target_id == "done":
             self.app.go(RateScreen(self.app))
 
@@ -380,7 +390,7 @@ class PlayingScreen(Screen):
             draw_text(
                 surface,
                 fonts[1],
-                track.artist or "Unknown artist",
+                artist_label(track.artist),
                 th.MUTED,
                 pygame.Rect(info.left, y, info.width, fonts[1].get_linesize()),
             )
