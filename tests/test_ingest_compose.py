@@ -1,6 +1,7 @@
 """cloud/compose.yaml can't be run here (no Docker), so check what can be: it parses, every file it
 mounts or builds from exists, its variables are all in .env.example, the ingest's environment is
-valid IngestSettings, and the broker, InfluxDB and Grafana configs point at what is mounted."""
+valid IngestSettings, the broker, InfluxDB and Grafana configs point at what is mounted, only the
+broker listens beyond this host, and nothing starts past a placeholder secret."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import subprocess
 
 import pytest
 from conftest import REPO
+from moodtunes_cloud.ingest import MAX_PAYLOAD_BYTES
 from moodtunes_cloud.settings import IngestSettings
 
 # PyYAML comes with the dev extra; without it these checks are skipped, visibly.
@@ -17,7 +19,10 @@ yaml = pytest.importorskip("yaml")
 CLOUD = REPO / "cloud"
 COMPOSE = yaml.safe_load((CLOUD / "compose.yaml").read_text())
 SERVICES = COMPOSE["services"]
-VARIABLE = re.compile(r"\$\{(\w+)(?::?[-?][^}]*)?\}")
+# An innermost ${NAME}, ${NAME:-default} or ${NAME:?error} (its default holds no other reference).
+REFERENCE = re.compile(r"\$\{(\w+)(?:(:?[-?])([^${}]*))?\}")
+# The certificate folder: git ignores it (it holds the TLS key), and Docker creates it if missing.
+CERTS = "./mosquitto/certs"
 
 
 def _env_example() -> dict[str, str]:
@@ -29,9 +34,22 @@ def _env_example() -> dict[str, str]:
     return values
 
 
-def _substitute(text: str) -> str:
-    example = _env_example()
-    return VARIABLE.sub(lambda m: example[m.group(1)], text)
+def _substitute(text: str, **env: str) -> str:
+    """Compose's interpolation, nested references included, with .env.example's values and ``env``."""
+    values = _env_example() | env
+
+    def resolve(reference: re.Match) -> str:
+        name, operator, argument = reference.groups()
+        value = values.get(name, "")
+        if operator in (":-", "-"):
+            return value if value or (operator == "-" and name in values) else argument
+        if operator in (":?", "?"):
+            assert value, f"{name}: {argument}"
+        return value
+
+    while REFERENCE.search(text):
+        text = REFERENCE.sub(resolve, text)
+    return text
 
 
 def _mounts(service: str) -> dict[str, str]:
@@ -40,7 +58,7 @@ def _mounts(service: str) -> dict[str, str]:
 
 
 def test_the_stack_has_its_services():
-    assert set(SERVICES) == {"mosquitto-users", "mosquitto", "influxdb", "ingest", "grafana"}
+    assert set(SERVICES) == {"check-secrets", "mosquitto-users", "mosquitto", "influxdb", "ingest", "grafana"}
     named = set(COMPOSE["volumes"])
     for service in SERVICES:
         for source in _mounts(service).values():
@@ -50,7 +68,7 @@ def test_the_stack_has_its_services():
 def test_every_mounted_file_exists():
     for service in SERVICES:
         for source in _mounts(service).values():
-            if source.startswith("."):
+            if source.startswith(".") and source != CERTS:
                 assert (CLOUD / source).exists(), f"{service} mounts missing {source}"
 
 
@@ -70,7 +88,7 @@ def test_the_ingest_image_builds_from_files_that_exist():
 
 
 def test_every_variable_the_stack_uses_is_in_the_env_example():
-    used = set(VARIABLE.findall((CLOUD / "compose.yaml").read_text()))
+    used = set(re.findall(r"\$\{(\w+)", (CLOUD / "compose.yaml").read_text()))
     assert used <= set(_env_example()), used - set(_env_example())
 
 
@@ -82,7 +100,69 @@ def test_the_ingest_environment_is_valid_ingest_settings(monkeypatch):
     settings = IngestSettings()
     assert settings.influx_api == "v2" and settings.mqtt_host == "mosquitto"
     assert settings.influx_url == "http://influxdb:8086"
-    assert settings.mqtt_username == "moodtunes-ingest"
+    # The broker makes the user name the client id: the same here, so the session is the one the
+    # broker kept for moodtunes-ingest-1 before it did.
+    assert settings.mqtt_username == settings.mqtt_client_id == "moodtunes-ingest-1"
+    assert "mem_limit" in SERVICES["ingest"]
+
+
+def test_the_ingest_and_grafana_use_their_own_tokens_once_set_else_the_admin_token():
+    ingest_token = SERVICES["ingest"]["environment"]["MOODTUNES_INGEST_INFLUX_TOKEN"]
+    grafana_token = SERVICES["grafana"]["environment"]["INFLUX_TOKEN"]
+    admin = _env_example()["INFLUX_TOKEN"]
+    assert _substitute(ingest_token) == _substitute(grafana_token) == admin
+    assert _substitute(ingest_token, INFLUX_INGEST_TOKEN="write-only") == "write-only"
+    assert _substitute(grafana_token, INFLUX_GRAFANA_TOKEN="read-only") == "read-only"
+
+
+def test_nothing_starts_with_a_placeholder_secret():
+    """check-secrets runs first and sees every secret that InfluxDB and Grafana take."""
+    check = SERVICES["check-secrets"]
+    script = _mounts("check-secrets")[check["command"][-1]]
+    assert (CLOUD / script).is_file()
+    for service in ("influxdb", "grafana"):
+        assert SERVICES[service]["depends_on"]["check-secrets"]["condition"] == "service_completed_successfully"
+    secrets = {"INFLUX_ADMIN_PASSWORD", "INFLUX_TOKEN", "GRAFANA_ADMIN_PASSWORD", "INFLUX_INGEST_TOKEN",
+               "INFLUX_GRAFANA_TOKEN"}
+    assert set(check["environment"]) == secrets
+    assert all(name in (CLOUD / script).read_text() for name in secrets)
+
+
+def test_only_the_broker_is_published_beyond_this_host():
+    """Grafana and InfluxDB speak plain HTTP; devices need the broker (TLS on 8883 once enabled)."""
+    assert SERVICES["grafana"]["ports"] == ["127.0.0.1:3000:3000"]
+    assert SERVICES["influxdb"]["ports"] == ["127.0.0.1:8086:8086"]
+    assert SERVICES["mosquitto"]["ports"] == ["1883:1883", "8883:8883"]
+    assert {"check-secrets", "mosquitto-users", "ingest"}.isdisjoint(s for s in SERVICES if "ports" in SERVICES[s])
+
+
+def _broker_conf(uncomment_tls: bool = False) -> list[tuple[str, str]]:
+    lines = (CLOUD / "mosquitto" / "mosquitto.conf").read_text().splitlines()
+    if uncomment_tls:
+        lines = [line.removeprefix("#") if line.startswith(("#listener 8883", "#use_username", "#certfile", "#keyfile"))
+                 else line for line in lines]
+    return [tuple(line.split(None, 1)) for line in lines if line and not line.startswith("#")]
+
+
+@pytest.mark.parametrize("uncomment_tls", [False, True])
+def test_every_listener_takes_the_user_name_as_client_id(uncomment_tls):
+    """A listener's own settings follow its `listener` line; a device must not take over another
+    client's id (the ingest's, and with a clean start its session)."""
+    conf = _broker_conf(uncomment_tls)
+    starts = [n for n, (key, _) in enumerate(conf) if key == "listener"]
+    assert len(starts) == (2 if uncomment_tls else 1)
+    for start, end in zip(starts, [*starts[1:], len(conf)], strict=True):
+        assert ("use_username_as_clientid", "true") in conf[start:end]
+    if uncomment_tls:
+        certificates = {value.rsplit("/", 1)[0] for key, value in conf if key in ("certfile", "keyfile")}
+        assert certificates == {"/mosquitto/certs"}
+        assert _mounts("mosquitto")["/mosquitto/certs"] == CERTS
+
+
+def test_the_broker_takes_no_packet_bigger_than_the_ingest_takes_a_payload():
+    """The topic and headers of a device's publish fit in 4 KiB beside the largest payload."""
+    max_packet_size = int(dict(_broker_conf())["max_packet_size"])
+    assert MAX_PAYLOAD_BYTES < max_packet_size <= MAX_PAYLOAD_BYTES + 4096
 
 
 def test_the_broker_reads_the_mounted_password_and_acl_files():
@@ -96,8 +176,9 @@ def test_the_broker_reads_the_mounted_password_and_acl_files():
     password_dir = conf["password_file"].rsplit("/", 1)[0]
     assert broker[password_dir] == users[password_dir] == "mosquitto-auth"
     assert SERVICES["mosquitto"]["depends_on"]["mosquitto-users"]["condition"] == "service_completed_successfully"
-    acl = (CLOUD / "mosquitto" / "acl").read_text()
-    assert "user moodtunes-ingest" in acl and "pattern write moodtunes/%u/#" in acl
+    acl = [line for line in (CLOUD / "mosquitto" / "acl").read_text().splitlines() if line and not line.startswith("#")]
+    assert acl == ["user moodtunes-ingest-1", "topic read moodtunes/+/visit", "topic write moodtunes/deadletter",
+                   "pattern write moodtunes/%u/visit"]
 
 
 def test_influxdb_maps_the_bucket_for_influxql_on_first_setup():
@@ -122,7 +203,8 @@ def test_grafana_provisions_the_datasource_and_the_dashboards_folder():
     assert {"INFLUX_TOKEN", "INFLUX_BUCKET"} <= set(grafana_env)
 
 
-@pytest.mark.parametrize("script, shell", [("mosquitto/make-passwd.sh", "sh"), ("influxdb/init-dbrp.sh", "bash")])
+@pytest.mark.parametrize("script, shell", [("mosquitto/make-passwd.sh", "sh"), ("check-secrets.sh", "sh"),
+                                           ("influxdb/init-dbrp.sh", "bash")])
 def test_shell_scripts_parse(script, shell):
     result = subprocess.run([shell, "-n", str(CLOUD / script)], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr

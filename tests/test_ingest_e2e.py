@@ -33,7 +33,7 @@ from moodtunes.cli import main as moodtunes
 from moodtunes.store import Store
 from moodtunes_cloud import ingest as ingest_module
 from moodtunes_cloud.influx import V1Writer, WriteError, make_writer
-from moodtunes_cloud.ingest import Ingest
+from moodtunes_cloud.ingest import MAX_PAYLOAD_BYTES, Ingest
 from moodtunes_cloud.settings import IngestSettings
 
 pytestmark = pytest.mark.services
@@ -147,6 +147,24 @@ def test_malformed_payloads_are_dead_lettered_and_the_ingest_goes_on(mosquitto, 
     assert "does not match the topic's device" in reasons[3]
     assert letters[0]["payload"] == "{not json"
     assert _count(influxdb, db, "SELECT count(listening_seconds) FROM visit") == 1
+
+
+def test_an_oversized_payload_is_dead_lettered_cut_down_to_fit_the_broker(mosquitto, influxdb, tmp_path):
+    """Rejected unparsed; its dead letter, even with every byte escaped, stays within the limit the
+    shipped broker puts on every publish, the ingest's own included."""
+    device, prefix, db = unique("kiosk-"), unique("mt"), unique("huge")
+    dead = Subscriber(mosquitto, f"{prefix}/deadletter")
+    sender = publisher(mosquitto)
+    with running_ingest(ingest_settings(mosquitto, influxdb, db, prefix)) as ingest:
+        sender.publish(f"{prefix}/{device}/visit", b"\xff" * (MAX_PAYLOAD_BYTES + 1), qos=1).wait_for_publish(10)
+        wait_for(lambda: len(dead.messages) == 1, "the dead letter")
+        assert ingest.stats.rejected == 1 and ingest.held == 0
+    _close(sender)
+    dead.close()
+    assert len(dead.messages[0].payload) <= MAX_PAYLOAD_BYTES
+    letter = json.loads(dead.messages[0].payload)
+    assert letter["reason"] == f"payload of {MAX_PAYLOAD_BYTES + 1} bytes is over the limit of {MAX_PAYLOAD_BYTES}"
+    assert set(letter["payload"]) == {"\ufffd"}
 
 
 def test_implausible_visits_are_dead_lettered_with_the_reason(mosquitto, influxdb, tmp_path):
@@ -298,6 +316,47 @@ def test_visits_are_held_while_influxdb_is_down_and_written_when_it_returns(mosq
         ingest.stop()
     ids = influxql(influxdb, db, "SELECT event_id FROM visit")[0]["values"]
     assert [row[1] for row in ids] == [e.event_id for e in events]
+
+
+class _SlowOutage(_Outage):
+    """InfluxDB down, then back but slow: each write takes a quarter of a second."""
+
+    def write(self, points):
+        if not self.down:
+            time.sleep(0.25)
+        super().write(points)
+
+
+def test_paho_handles_new_messages_while_a_backlog_is_written(mosquitto, influxdb, tmp_path):
+    """Writing 12 held visits takes 3 s. A visit and then a malformed payload arriving meanwhile are
+    taken at once: paho's network thread never waits for the writes. (Waiting, it would send no
+    PUBACK and no PINGREQ, and after 1.5 keepalives without a packet the broker drops the ingest.)"""
+    device, prefix, db = unique("kiosk-"), unique("mt"), unique("drain")
+    with Store.open(tmp_path / "moodtunes.db") as store:
+        backlog, latecomer = [record_visit(store, device) for _ in range(12)], record_visit(store, device)
+    settings = ingest_settings(mosquitto, influxdb, db, prefix)
+    writer = _SlowOutage(settings)
+    ingest = Ingest(settings, writer)
+    dead = Subscriber(mosquitto, f"{prefix}/deadletter")
+    ingest.start()
+    sender = publisher(mosquitto)
+    try:
+        assert ingest.wait_subscribed(10)
+        _publish(sender, prefix, backlog)
+        wait_for(lambda: ingest.held == 12, "12 visits held")
+        writer.down = False
+        wait_for(lambda: ingest.stats.written == 1, "the backlog being written")
+        _publish(sender, prefix, [latecomer])
+        sender.publish(f"{prefix}/{device}/visit", b"{not json", qos=1).wait_for_publish(10)
+        wait_for(lambda: dead.messages, "the dead letter", timeout=1)
+        assert ingest.stats.written < 12  # the backlog is still being written
+        wait_for(lambda: ingest.stats.written == 13, "every visit written")
+    finally:
+        _close(sender)
+        dead.close()
+        ingest.stop()
+    ids = influxql(influxdb, db, "SELECT event_id FROM visit")[0]["values"]
+    assert [row[1] for row in ids] == [e.event_id for e in [*backlog, latecomer]]
 
 
 def test_visits_held_when_the_ingest_stops_are_written_after_it_restarts(mosquitto, influxdb, tmp_path):

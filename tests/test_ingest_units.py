@@ -1,10 +1,13 @@
 """The ingest's pieces: payload checks, points (deterministic, so redelivery overwrites), settings,
-and the InfluxDB 2 writer against a local HTTP endpoint that records what the client sends."""
+and both InfluxDB writers against a local HTTP endpoint that records what the client sends."""
 
 from __future__ import annotations
 
+import base64
 import http.server
 import json
+import subprocess
+import sys
 import threading
 import urllib.parse
 from datetime import UTC, datetime, timedelta
@@ -14,11 +17,18 @@ import pytest
 from analytics_support import record_visit
 from conftest import free_port
 from moodtunes.domain import MoodReading, ScanOutcome
-from moodtunes.events import PlayEvent, ReadingEvent, VisitEvent, mood_lift
+from moodtunes.events import MAX_PLAYS, PlayEvent, ReadingEvent, VisitEvent, mood_lift
 from moodtunes.store import Store
 from moodtunes.vision.scan import combine_readings
 from moodtunes_cloud.influx import V1Writer, V2Writer, WriteError
-from moodtunes_cloud.ingest import Rejected, dead_letter_topic, main, parse_visit, subscription
+from moodtunes_cloud.ingest import (
+    MAX_PAYLOAD_BYTES,
+    Rejected,
+    dead_letter_topic,
+    main,
+    parse_visit,
+    subscription,
+)
 from moodtunes_cloud.points import event_points, main_category
 from moodtunes_cloud.settings import IngestSettings, SettingsError, load_ingest_settings
 
@@ -151,6 +161,47 @@ def test_subscription_and_dead_letter_topics():
     assert parse_visit("site/moodtunes/kiosk-1/visit", _event().model_dump_json().encode(), "site/moodtunes")
 
 
+def test_the_largest_visit_a_device_makes_is_within_the_size_limit():
+    play = PlayEvent(title="t" * 300, artist="a" * 300, category="Happy and calm", seconds_listened=1234.5678,
+                     finished=True, error="e" * 300)
+    event = _event(plays=[play] * MAX_PLAYS, event_id="e" * 64, session_id="s" * 64, device_id="k" * 64)
+    payload = event.model_dump_json().encode()
+    assert len(payload) < MAX_PAYLOAD_BYTES
+    assert parse_visit(f"moodtunes/{'k' * 64}/visit", payload, "moodtunes") == event
+
+
+def test_a_payload_over_the_size_limit_is_rejected_before_it_is_parsed():
+    oversized = b'{"plays":[' + b",".join([b"{}"] * (MAX_PAYLOAD_BYTES // 3 + 1)) + b"]}"
+    with pytest.raises(Rejected, match=rf"^payload of {len(oversized)} bytes is over the limit of {MAX_PAYLOAD_BYTES}$"):
+        parse_visit("moodtunes/kiosk-1/visit", oversized, "moodtunes")
+
+
+def test_rejecting_a_huge_made_up_payload_takes_little_memory():
+    """What a reviewer sent: 3 MB of empty plays made pydantic build millions of errors, and the
+    ingest grew to 1 GB. Measured in a process of its own (pydantic's memory is not Python's)."""
+    script = """
+import resource
+from moodtunes_cloud.ingest import Rejected, parse_visit
+payload = b'{"plays":[' + b",".join([b"{}"] * 1_000_000) + b"]}"
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    parse_visit("moodtunes/kiosk-1/visit", payload, "moodtunes")
+except Rejected:
+    pass
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)
+"""
+    grown_mb = int(subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout)
+    assert grown_mb < 50
+
+
+def test_a_rejection_names_the_first_errors_and_counts_the_rest():
+    payload = json.dumps({"mood_before": {"probs": {f"mood-{n}": 1 for n in range(1000)}}}).encode()
+    with pytest.raises(Rejected) as caught:
+        parse_visit("moodtunes/kiosk-1/visit", payload, "moodtunes")
+    named, more = str(caught.value).rsplit(" (+", 1)
+    assert named.count(";") == 2 and int(more.removesuffix(" more)")) > 1000
+
+
 # ---- points --------------------------------------------------------------------------------
 
 def test_points_carry_the_visit_and_are_the_same_for_a_redelivery():
@@ -224,7 +275,7 @@ def test_an_influxdb_url_without_its_scheme_is_refused_at_start(monkeypatch):
     assert load_ingest_settings().influx_url == "https://influx.example:8086"
 
 
-# ---- the InfluxDB 2 writer -----------------------------------------------------------------
+# ---- the InfluxDB writers -----------------------------------------------------------------
 
 class _Recorder(http.server.BaseHTTPRequestHandler):
     status = 204
@@ -275,6 +326,24 @@ def test_v2_writer_errors_say_whether_a_retry_can_help(influx2_endpoint, status,
         writer.write(event_points(_event(), ENDED))
     writer.close()
     assert caught.value.retryable is retryable
+
+
+def test_v1_writer_sends_the_password_in_a_basic_auth_header_never_in_the_url(influx2_endpoint):
+    """A URL's query string ends up in proxy and access logs."""
+    settings = IngestSettings(influx_api="v1", influx_url=influx2_endpoint, influx_db="visits",
+                              influx_username="ingest", influx_password="s3cret")
+    V1Writer(settings).write(event_points(_event(), ENDED))
+    (path, headers, _), = _Recorder.requests
+    url = urllib.parse.urlparse(path)
+    assert url.path == "/write"
+    assert urllib.parse.parse_qs(url.query) == {"db": ["visits"], "precision": ["ms"]}
+    assert headers["Authorization"] == "Basic " + base64.b64encode(b"ingest:s3cret").decode()
+
+
+def test_v1_writer_refuses_both_a_user_and_a_token():
+    settings = IngestSettings(influx_api="v1", influx_username="ingest", influx_password="pw", influx_token="tkn")
+    with pytest.raises(ValueError, match="either MOODTUNES_INGEST_INFLUX_USERNAME or MOODTUNES_INGEST_INFLUX_TOKEN"):
+        V1Writer(settings)
 
 
 @pytest.mark.parametrize("writer_class", [V1Writer, V2Writer])

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.services
 
 MOSQUITTO_DIR = REPO / "cloud" / "mosquitto"
 DEVICES = {"moodtunes-livingroom": "pw-living", "moodtunes-kitchen": "pw-kitchen"}
-INGEST_PASSWORD = "pw-ingest"
+INGEST_USER, INGEST_PASSWORD = "moodtunes-ingest-1", "pw-ingest"  # the ingest's user in cloud/mosquitto/acl
 
 
 def _make_passwd(output: Path, devices: str) -> subprocess.CompletedProcess:
@@ -58,7 +58,7 @@ def _pending(tmp_path) -> int:
 @pytest.fixture
 def ingest_view(secured_broker):
     """What the ingest's account sees of every device's visits."""
-    view = Subscriber(secured_broker, "$share/ingest/moodtunes/+/visit", "moodtunes-ingest", INGEST_PASSWORD)
+    view = Subscriber(secured_broker, "$share/ingest/moodtunes/+/visit", INGEST_USER, INGEST_PASSWORD)
     yield view
     view.close()
 

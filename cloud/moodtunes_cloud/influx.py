@@ -10,6 +10,7 @@ overloaded) or not (it rejected the data, e.g. a field type conflict).
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import urllib.error
@@ -51,24 +52,31 @@ class Writer(Protocol):
     def close(self) -> None: ...
 
 
+def _basic_auth(username: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+
+
 class V1Writer:
-    """InfluxDB 1.x: line protocol over HTTP, millisecond timestamps."""
+    """InfluxDB 1.x: line protocol over HTTP, millisecond timestamps. A user's password goes in a
+    Basic auth header, not in the URL, whose query string ends up in proxy and access logs."""
 
     def __init__(self, settings: IngestSettings) -> None:
         self._base = settings.influx_url.rstrip("/")
         self._db = settings.influx_db
         self._timeout = settings.influx_timeout_seconds
-        self._auth: dict[str, str] = {}
-        if settings.influx_username:
-            self._auth = {"u": settings.influx_username}
-            if settings.influx_password:
-                self._auth["p"] = settings.influx_password.get_secret_value()
         self._headers = {"Content-Type": "text/plain; charset=utf-8"}
-        if settings.influx_token:
+        if settings.influx_username and settings.influx_token:
+            raise ValueError(
+                "InfluxDB 1.x takes either MOODTUNES_INGEST_INFLUX_USERNAME or MOODTUNES_INGEST_INFLUX_TOKEN, not both"
+            )
+        if settings.influx_username:
+            password = settings.influx_password.get_secret_value() if settings.influx_password else ""
+            self._headers["Authorization"] = _basic_auth(settings.influx_username, password)
+        elif settings.influx_token:
             self._headers["Authorization"] = f"Token {settings.influx_token.get_secret_value()}"
 
     def _post(self, path: str, params: dict[str, str], body: bytes) -> bytes:
-        url = f"{self._base}{path}?{urllib.parse.urlencode(params | self._auth)}"
+        url = f"{self._base}{path}?{urllib.parse.urlencode(params)}"
         request = urllib.request.Request(url, data=body, headers=self._headers, method="POST")
         try:
             with urllib.request.urlopen(request, timeout=self._timeout) as response:

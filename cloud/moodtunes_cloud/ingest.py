@@ -6,17 +6,21 @@ of its topic (the broker's ACL lets a device publish only under its own id, so t
 device_id trustworthy). A payload that fails is logged with the reason and republished to
 ``{prefix}/deadletter``; nothing a device sends can stop the ingest.
 
-A message is acknowledged to the broker (paho's manual ack) only once its visit is written or
-dead-lettered; a visit InfluxDB refuses as bad data is dead-lettered too, with InfluxDB's reason.
-A visit that can't be written (InfluxDB down) is held in memory, unacknowledged, and retried in
-order. The session is persistent (fixed client id, clean_start off, QoS 1), so the broker delivers
-unacknowledged visits again when the ingest reconnects or restarts within
-mqtt_session_expiry_seconds: stopping loses nothing. The CONNECT's Receive Maximum is the size of
-the held queue, so the broker sends no more unacknowledged visits than the ingest can hold and
-queues the rest itself. A held visit is in memory only, so it is lost if the ingest stops before
-InfluxDB is back, or the queue overflows, only when the broker does not hold it either: it came
-with QoS 0 (never delivered again), or the broker lost the ingest's session. Every loss is logged
-as an error.
+A payload over MAX_PAYLOAD_BYTES is rejected before it is parsed.
+
+paho's network thread only checks a message and queues its visit; a writer thread writes the queue
+to InfluxDB in order. So a slow InfluxDB or a long backlog never keeps paho from talking to the
+broker, which drops a client that sends nothing for 1.5 keepalives. A message is acknowledged to
+the broker (paho's manual ack) only once its visit is written or dead-lettered; a visit InfluxDB
+refuses as bad data is dead-lettered too, with InfluxDB's reason. A visit that can't be written
+(InfluxDB down) stays queued in memory, unacknowledged, and is retried in order. The session is
+persistent (fixed client id, clean_start off, QoS 1), so the broker delivers unacknowledged visits
+again when the ingest reconnects or restarts within mqtt_session_expiry_seconds: stopping loses
+nothing. The CONNECT's Receive Maximum is the size of the queue, so the broker sends no more
+unacknowledged visits than the ingest can hold and queues the rest itself. A queued visit is in
+memory only, so it is lost if the ingest stops before InfluxDB is back, or the queue overflows,
+only when the broker does not hold it either: it came with QoS 0 (never delivered again), or the
+broker lost the ingest's session. Every loss is logged as an error.
 
 While the broker can't be reached, paho retries silently; the ingest logs the reason at once and
 then once every CONNECT_FAILURE_LOG_SECONDS, and says when it is connected again.
@@ -51,7 +55,16 @@ logger = logging.getLogger("moodtunes_cloud.ingest")
 
 KEEPALIVE_SECONDS = 60
 RECEIVE_MAXIMUM_LIMIT = 65535  # the largest Receive Maximum MQTT v5 can express
-DEAD_LETTER_PAYLOAD_LIMIT = 64 * 1024
+# The largest payload taken, checked before parsing: the biggest visit a device makes (200 songs,
+# MAX_PLAYS, with titles, artists and errors of up to 300 characters each) is about 200 KB, while
+# validating a bigger made-up one can cost far more memory than its size (pydantic keeps an error
+# for every bad item). mosquitto/mosquitto.conf sets the broker's max_packet_size to match.
+MAX_PAYLOAD_BYTES = 256 * 1024
+# The start of a rejected payload kept in its dead letter. JSON-escaping can turn one byte into six
+# characters ("\ufffd" for an invalid one), so this keeps every letter under MAX_PAYLOAD_BYTES too,
+# which the broker enforces on the ingest's own publishes as well.
+DEAD_LETTER_PAYLOAD_LIMIT = 32 * 1024
+SUMMARISED_ERRORS = 3  # validation errors named in a rejection; the rest are counted
 RECONNECT_DELAY_SECONDS = (1, 60)  # paho waits the first before trying again, doubling up to the second
 CONNECT_FAILURE_LOG_SECONDS = 60.0  # while the broker stays unreachable, one log line this often
 
@@ -69,11 +82,14 @@ def dead_letter_topic(topic_prefix: str) -> str:
 
 
 def _summarise(error: ValidationError) -> str:
+    """The first few errors, and how many more: a made-up payload can have thousands, and each one
+    turned into a dict costs memory, so they are listed once, without their input values."""
+    first = error.errors(include_url=False, include_context=False, include_input=False)[:SUMMARISED_ERRORS]
     parts = []
-    for item in error.errors()[:3]:
+    for item in first:
         where = ".".join(str(p) for p in item["loc"])
         parts.append(f"{where}: {item['msg']}" if where else item["msg"])
-    more = len(error.errors()) - len(parts)
+    more = error.error_count() - len(parts)
     return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
 
 
@@ -84,6 +100,8 @@ def parse_visit(topic: str, payload: bytes, topic_prefix: str, received_at: date
     parts = topic[len(head):].split("/") if topic.startswith(head) else []
     if len(parts) != 2 or parts[1] != "visit" or not parts[0]:
         raise Rejected(f"topic {topic!r} is not {topic_prefix}/<device_id>/visit")
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise Rejected(f"payload of {len(payload)} bytes is over the limit of {MAX_PAYLOAD_BYTES}")
     context = {"received_at": received_at or datetime.now(UTC)}
     try:
         event = VisitEvent.model_validate_json(payload, context=context)
@@ -108,7 +126,7 @@ class IngestStats:
 
 
 @dataclass
-class _Held:
+class _Queued:
     """A visit to write, the message to acknowledge once it is (mid None: nothing to ack), and
     the message itself, to dead-letter should InfluxDB refuse the visit."""
 
@@ -127,13 +145,14 @@ class Ingest:
         self._settings = settings
         self._writer = writer
         self.stats = IngestStats()
-        self._held: collections.deque[_Held] = collections.deque()
-        self._write_lock = threading.Lock()
+        self._queue: collections.deque[_Queued] = collections.deque()
+        self._queue_lock = threading.Lock()  # held only briefly, never while writing to InfluxDB
+        self._queue_changed = threading.Condition(self._queue_lock)
         self._stop = threading.Event()
         self._subscribed = threading.Event()
         self._connect_failures = 0  # attempts since the last connection; only the MQTT thread counts
         self._failure_logged_at: float | None = None
-        self._retrier = threading.Thread(target=self._retry_held, name="ingest-retry", daemon=True)
+        self._writer_thread = threading.Thread(target=self._write_queue, name="ingest-writer", daemon=True)
         self._client = self._make_client()
 
     def _make_client(self) -> paho.Client:
@@ -168,40 +187,44 @@ class Ingest:
             clean_start=False, properties=properties,
         )
         self._client.loop_start()
-        self._retrier.start()
+        self._writer_thread.start()
 
     def wait_subscribed(self, timeout: float) -> bool:
         """True once the broker granted the subscription (the ingest is taking visits)."""
         return self._subscribed.wait(timeout)
 
     def stop(self) -> None:
-        self._stop.set()
+        """Stop the writer first (after the write under way, if any) so that its acknowledgement
+        still reaches the broker, then leave the broker."""
+        with self._queue_changed:
+            self._stop.set()
+            self._queue_changed.notify()
+        if self._writer_thread.is_alive():
+            self._writer_thread.join()
         self._client.disconnect()
         self._client.loop_stop()
-        if self._retrier.is_alive():
-            self._retrier.join()
         self._report_unwritten()
         self._writer.close()
 
     def _report_unwritten(self) -> None:
-        redelivered = sum(1 for held in self._held if held.mid is not None)
+        redelivered = sum(1 for queued in self._queue if queued.mid is not None)
         if redelivered:
             logger.warning(
                 "stopping with %d visits not yet written to InfluxDB; they are unacknowledged, so the broker "
                 "delivers them again when the ingest is back", redelivered,
             )
-        if lost := len(self._held) - redelivered:
+        if lost := len(self._queue) - redelivered:
             logger.error(
                 "stopping with %d visits not yet written to InfluxDB that the broker no longer holds "
-                "(it had lost the ingest's session): they are lost", lost,
+                "(it had lost the ingest's session, or sent them with QoS 0): they are lost", lost,
             )
 
     @property
     def held(self) -> int:
-        """Visits waiting for InfluxDB to come back."""
-        return len(self._held)
+        """Visits not written yet: just arrived, or waiting for InfluxDB to come back."""
+        return len(self._queue)
 
-    # ---- MQTT ------------------------------------------------------------------------------
+    # ---- MQTT (paho's network thread: nothing here may wait for InfluxDB) -----------------
 
     @property
     def _address(self) -> str:
@@ -228,19 +251,19 @@ class Ingest:
         after = f" after {_attempts(self._connect_failures)}" if self._connect_failures else ""
         self._connect_failures, self._failure_logged_at = 0, None
         logger.info("connected to %s%s; subscribing to %s", self._address, after, subscription(self._settings))
-        with self._write_lock:
+        with self._queue_lock:
             self._after_reconnect(flags.session_present)
         client.subscribe(subscription(self._settings), qos=1)
 
     def _after_reconnect(self, session_present: bool) -> None:
-        """Visits held from an earlier connection. With the session resumed, the broker sends the
+        """Visits queued from an earlier connection. With the session resumed, the broker sends the
         unacknowledged ones again, so they are let go here rather than held twice. What is left, the
         broker has forgotten: still written, but never acknowledged (in this session its message id
         means nothing, or another message)."""
         if session_present:
-            self._held = collections.deque(held for held in self._held if held.mid is None)
-        for held in self._held:
-            held.mid = None
+            self._queue = collections.deque(queued for queued in self._queue if queued.mid is None)
+        for queued in self._queue:
+            queued.mid = None
 
     def _on_disconnect(self, client, userdata, flags, reason, properties) -> None:
         self._subscribed.clear()
@@ -268,11 +291,26 @@ class Ingest:
         else:
             # A QoS 0 message (a hand-made publish, an old device) is never delivered again: nothing to ack.
             mid = message.mid if message.qos > 0 else None
-            held = _Held(event.event_id, points, mid, message.qos, message.topic, message.payload)
-            self._write_or_hold(held)
+            self._enqueue(_Queued(event.event_id, points, mid, message.qos, message.topic, message.payload))
             return
         self._reject(message.topic, message.payload, problem)
         client.ack(message.mid, message.qos)  # dead-lettered: delivering it again can't help
+
+    def _enqueue(self, queued: _Queued) -> None:
+        """Hand a visit to the writer thread. The broker sends no more unacknowledged visits than
+        the queue holds (Receive Maximum), so the queue overflows, dropping its oldest visit, only
+        after the broker lost the session, or with QoS 0 messages, which that limit doesn't count."""
+        with self._queue_changed:
+            if len(self._queue) >= self._settings.retry_queue_size:
+                lost = self._queue.popleft()
+                self._acknowledge(lost)  # given up on: don't let it block the broker's Receive Maximum
+                self.stats.dropped += 1
+                logger.error(
+                    "retry queue full (%d visits): dropped visit %s; raise MOODTUNES_INGEST_RETRY_QUEUE_SIZE "
+                    "or bring InfluxDB back", self._settings.retry_queue_size, lost.event_id,
+                )
+            self._queue.append(queued)
+            self._queue_changed.notify()
 
     def _reject(self, topic: str, payload: bytes, reason: str) -> None:
         self.stats.rejected += 1
@@ -291,52 +329,56 @@ class Ingest:
         }
         self._client.publish(dead_letter_topic(self._settings.topic_prefix), json.dumps(letter), qos=1)
 
-    # ---- InfluxDB --------------------------------------------------------------------------
+    # ---- InfluxDB (the writer thread) ------------------------------------------------------
 
-    def _write(self, held: _Held) -> bool:
-        """Write one visit; False when InfluxDB should be tried again later."""
+    def _write_queue(self) -> None:
+        """Write queued visits oldest first. While InfluxDB can't take the oldest, try it again every
+        retry_seconds; the others wait behind it, so visits are written in the order they came."""
+        backlog = False  # a write failed, and the queue has not been empty since
+        while True:
+            with self._queue_changed:
+                self._queue_changed.wait_for(lambda: self._queue or self._stop.is_set())
+                if self._stop.is_set():
+                    return
+                oldest = self._queue[0]
+            if not self._write(oldest):
+                backlog = True
+                self._stop.wait(self._settings.retry_seconds)
+            elif backlog and not self._queue:
+                backlog = False
+                logger.info("InfluxDB is back: every held visit is written")
+
+    def _write(self, queued: _Queued) -> bool:
+        """Write the oldest queued visit; False when InfluxDB should be tried again later."""
         try:
-            self._writer.write(held.points)
+            self._writer.write(queued.points)
         except WriteError as exc:
             self.stats.write_failures += 1
             if exc.retryable:
-                logger.error("can't write visit %s (%s); holding it for a retry", held.event_id, exc)
+                logger.error("can't write visit %s (%s); holding it for a retry", queued.event_id, exc)
                 return False
-            logger.error("InfluxDB rejected visit %s; dead-lettering it: %s", held.event_id, exc)
-            self.stats.dropped += 1
-            self._dead_letter(held.topic, held.payload, f"InfluxDB rejected it: {exc}")
+            logger.error("InfluxDB rejected visit %s; dead-lettering it: %s", queued.event_id, exc)
+            self._dead_letter(queued.topic, queued.payload, f"InfluxDB rejected it: {exc}")
+            with self._queue_lock:
+                self._settle(queued)
+                self.stats.dropped += 1
             return True
-        self.stats.written += 1
+        with self._queue_lock:
+            self._settle(queued)
+            self.stats.written += 1
         return True
 
-    def _acknowledge(self, held: _Held) -> None:
-        """The visit is written (or final): the broker may forget its message."""
-        if held.mid is not None:
-            self._client.ack(held.mid, held.qos)
+    def _settle(self, queued: _Queued) -> None:
+        """The visit is written (or final): off the queue, and the broker may forget its message.
+        One no longer first in the queue was let go meanwhile (a resumed session: the broker sends
+        it again) or dropped by a full queue, so its message id is not to be acknowledged here."""
+        if self._queue and self._queue[0] is queued:
+            self._acknowledge(self._queue.popleft())
 
-    def _write_or_hold(self, held: _Held) -> None:
-        with self._write_lock:
-            if not self._held and self._write(held):
-                self._acknowledge(held)
-                return
-            if len(self._held) >= self._settings.retry_queue_size:
-                lost = self._held.popleft()
-                self._acknowledge(lost)  # given up on: don't let it block the broker's Receive Maximum
-                self.stats.dropped += 1
-                logger.error(
-                    "retry queue full (%d visits): dropped visit %s; raise MOODTUNES_INGEST_RETRY_QUEUE_SIZE "
-                    "or bring InfluxDB back", self._settings.retry_queue_size, lost.event_id,
-                )
-            self._held.append(held)
-
-    def _retry_held(self) -> None:
-        """Write held visits oldest first every retry_seconds, until one fails again."""
-        while not self._stop.wait(self._settings.retry_seconds):
-            with self._write_lock:
-                while self._held and self._write(self._held[0]):
-                    self._acknowledge(self._held.popleft())
-                    if not self._held:
-                        logger.info("InfluxDB is back: every held visit is written")
+    def _acknowledge(self, queued: _Queued) -> None:
+        """paho queues the PUBACK; its network thread sends it."""
+        if queued.mid is not None:
+            self._client.ack(queued.mid, queued.qos)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -48,8 +48,8 @@ class IngestSettings(BaseSettings):
     influx_db: str = Field("moodtunes", min_length=1, description="v1: the database (created if missing)")
     influx_bucket: str = Field("moodtunes", min_length=1, description="v2: the bucket")
     influx_org: str = "moodtunes"
-    influx_token: SecretStr | None = Field(None, description="v2 token (v1: sent as a token if set)")
-    influx_username: str | None = Field(None, description="v1 user, when InfluxDB 1.x has auth enabled")
+    influx_token: SecretStr | None = Field(None, description="v2 token (v1: sent as a token if set, instead of a user)")
+    influx_username: str | None = Field(None, description="v1 user, when InfluxDB 1.x has auth enabled (HTTP Basic auth)")
     influx_password: SecretStr | None = None
     influx_timeout_seconds: float = Field(10.0, gt=0)
 

@@ -1,0 +1,156 @@
+"""The broker as shipped in cloud/mosquitto (mosquitto.conf, acl, and the password file that
+make-passwd.sh writes), run by a real mosquitto: a client's id is its user name, so no device can
+take over the ingest's id or session; a device may publish its own visits and nothing else; and a
+publish over the size limit never reaches the ingest."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import threading
+from pathlib import Path
+
+import paho.mqtt.client as paho
+import pytest
+from analytics_support import (
+    Broker,
+    Subscriber,
+    ingest_settings,
+    publisher,
+    record_visit,
+    running_ingest,
+    unique,
+    wait_for,
+)
+from conftest import REPO, free_port
+from moodtunes.store import Store
+from moodtunes_cloud.ingest import MAX_PAYLOAD_BYTES
+from paho.mqtt.enums import CallbackAPIVersion
+
+pytestmark = pytest.mark.services
+
+MOSQUITTO_DIR = REPO / "cloud" / "mosquitto"
+INGEST_USER, INGEST_PASSWORD = "moodtunes-ingest-1", "pw-ingest"
+KITCHEN, KITCHEN_PASSWORD = "moodtunes-kitchen", "pw-kitchen"
+
+
+def _shipped_config(folder: Path) -> str:
+    """mosquitto.conf as shipped, with the test's paths for the container's. Its `listener 1883`
+    is left out: the settings after it then apply to the test's listener, which Broker puts first."""
+    ours = {"password_file": folder / "passwd", "acl_file": MOSQUITTO_DIR / "acl", "persistence_location": f"{folder}/"}
+    lines = []
+    for line in (MOSQUITTO_DIR / "mosquitto.conf").read_text().splitlines():
+        key = line.split(" ", 1)[0]
+        if key != "listener":
+            lines.append(f"{key} {ours[key]}" if key in ours else line)
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+def shipped_broker(tmp_path):
+    folder = tmp_path / "broker"
+    folder.mkdir()
+    env = os.environ | {"MQTT_INGEST_PASSWORD": INGEST_PASSWORD, "MQTT_DEVICES": f"{KITCHEN}:{KITCHEN_PASSWORD}"}
+    subprocess.run(["sh", str(MOSQUITTO_DIR / "make-passwd.sh"), str(folder / "passwd")], env=env, check=True,
+                   capture_output=True)
+    broker = Broker(folder, free_port(), _shipped_config(folder)).start()
+    yield broker
+    broker.stop()
+
+
+def _ingest(broker, influxdb):
+    """The ingest as compose runs it: its own user, and that user name as its client id."""
+    return ingest_settings(broker, influxdb, unique("broker"), "moodtunes", mqtt_username=INGEST_USER,
+                           mqtt_password=INGEST_PASSWORD, mqtt_client_id=INGEST_USER)
+
+
+def _connected(client_id: str, username: str, password: str, broker) -> paho.Client:
+    """A client that asks for ``client_id`` with a clean start: were the id really its, the broker
+    would drop whoever holds it and discard that session."""
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5)
+    client.username_pw_set(username, password)
+    connected = threading.Event()
+    client.on_connect = lambda *args: connected.set()
+    client.connect(broker.host, broker.port, clean_start=True)
+    client.loop_start()
+    assert connected.wait(10), "no CONNACK within 10 s"
+    return client
+
+
+def _send_visit(broker, tmp_path) -> None:
+    with Store.open(tmp_path / "moodtunes.db") as store:
+        event = record_visit(store, KITCHEN)
+    sender = publisher(broker, KITCHEN, KITCHEN_PASSWORD)
+    sender.publish(f"moodtunes/{KITCHEN}/visit", event.model_dump_json(), qos=1).wait_for_publish(10)
+    sender.disconnect()
+    sender.loop_stop()
+
+
+def test_a_device_asking_for_the_ingests_client_id_does_not_disconnect_it(shipped_broker, influxdb, tmp_path, caplog):
+    caplog.set_level(logging.WARNING, logger="moodtunes_cloud.ingest")
+    with running_ingest(_ingest(shipped_broker, influxdb)) as ingest:
+        imposter = _connected(INGEST_USER, KITCHEN, KITCHEN_PASSWORD, shipped_broker)
+        imposter.disconnect()
+        imposter.loop_stop()
+        _send_visit(shipped_broker, tmp_path)
+        wait_for(lambda: ingest.stats.written == 1, "the visit written by the ingest")
+    assert [r.getMessage() for r in caplog.records if r.getMessage().startswith("lost the broker")] == []
+
+
+def test_a_device_asking_for_the_ingests_client_id_does_not_discard_its_queued_visits(shipped_broker, influxdb,
+                                                                                       tmp_path):
+    """The ingest's session is tied to its user name: visits the broker queued for it while it was
+    away survive a clean start under its client id, and reach it when it is back."""
+    settings = _ingest(shipped_broker, influxdb)
+    with running_ingest(settings):
+        pass  # subscribed once: the broker keeps the session, and queues visits in it
+    _send_visit(shipped_broker, tmp_path)
+    imposter = _connected(INGEST_USER, KITCHEN, KITCHEN_PASSWORD, shipped_broker)
+    imposter.disconnect()
+    imposter.loop_stop()
+    with running_ingest(settings) as ingest:
+        wait_for(lambda: ingest.stats.written == 1, "the queued visit written")
+    assert ingest.stats.received == 1
+
+
+def _puback(broker, username: str, password: str, topic: str) -> str:
+    """The broker's answer to a QoS 1 publish by this user on this topic."""
+    answers: list[str] = []
+    client = publisher(broker, username, password)
+    client.on_publish = lambda c, u, mid, reason, properties: answers.append(str(reason))
+    client.publish(topic, b"{}", qos=1).wait_for_publish(10)
+    client.disconnect()
+    client.loop_stop()
+    return answers[0]
+
+
+def test_a_device_may_publish_its_own_visits_and_nothing_else(shipped_broker):
+    """Not even a device whose id is "deadletter" (make-passwd.sh refuses it; added by hand here)
+    may write the dead-letter topic, which only the ingest writes."""
+    subprocess.run(["mosquitto_passwd", "-b", str(shipped_broker._folder / "passwd"), "deadletter", "pw-dl"], check=True)
+    shipped_broker.stop()
+    shipped_broker.start()
+    allowed = ("Success", "No matching subscribers")
+    assert _puback(shipped_broker, KITCHEN, KITCHEN_PASSWORD, f"moodtunes/{KITCHEN}/visit") in allowed
+    assert _puback(shipped_broker, KITCHEN, KITCHEN_PASSWORD, f"moodtunes/{KITCHEN}/status") == "Not authorized"
+    assert _puback(shipped_broker, KITCHEN, KITCHEN_PASSWORD, "moodtunes/deadletter") == "Not authorized"
+    assert _puback(shipped_broker, "deadletter", "pw-dl", "moodtunes/deadletter") == "Not authorized"
+    assert _puback(shipped_broker, INGEST_USER, INGEST_PASSWORD, "moodtunes/deadletter") in allowed
+
+
+def test_a_publish_over_the_size_limit_never_reaches_the_ingest(shipped_broker):
+    """The broker disconnects the sender of a packet over max_packet_size instead of taking it in."""
+    ingest_view = Subscriber(shipped_broker, "$share/ingest/moodtunes/+/visit", INGEST_USER, INGEST_PASSWORD)
+    topic = f"moodtunes/{KITCHEN}/visit"
+    try:
+        for size in (MAX_PAYLOAD_BYTES + 8 * 1024, MAX_PAYLOAD_BYTES):
+            sender = publisher(shipped_broker, KITCHEN, KITCHEN_PASSWORD)
+            sender.publish(topic, b"x" * size, qos=1)
+            if size == MAX_PAYLOAD_BYTES:
+                wait_for(lambda: ingest_view.messages, "the publish at the limit")
+            sender.disconnect()
+            sender.loop_stop()
+    finally:
+        ingest_view.close()
+    assert [len(m.payload) for m in ingest_view.messages] == [MAX_PAYLOAD_BYTES]

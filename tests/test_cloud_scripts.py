@@ -1,0 +1,134 @@
+"""The setup scripts the compose file runs before anything else: cloud/mosquitto/make-passwd.sh
+(the broker's password file) and cloud/check-secrets.sh (no placeholder secret gets as far as
+InfluxDB's first setup, which would keep it)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+
+MAKE_PASSWD = REPO / "cloud" / "mosquitto" / "make-passwd.sh"
+CHECK_SECRETS = REPO / "cloud" / "check-secrets.sh"
+ENV_EXAMPLE = REPO / "cloud" / ".env.example"
+
+
+def _env_example() -> dict[str, str]:
+    values = {}
+    for line in ENV_EXAMPLE.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, value = line.split("=", 1)
+            values[name] = value.strip('"')
+    return values
+
+
+def _make_passwd(output: Path, devices: str, ingest_password: str = "pw-ingest", cwd: Path | None = None,
+                 path: str | None = None) -> subprocess.CompletedProcess:
+    env = os.environ | {"MQTT_INGEST_PASSWORD": ingest_password, "MQTT_DEVICES": devices}
+    if path:
+        env["PATH"] = path
+    return subprocess.run(["sh", str(MAKE_PASSWD), str(output)], env=env, cwd=cwd, capture_output=True, text=True,
+                          check=False)
+
+
+def _users(passwd: Path) -> list[str]:
+    return [line.split(":", 1)[0] for line in passwd.read_text().splitlines()]
+
+
+@pytest.fixture(autouse=True)
+def _needs_mosquitto_passwd():
+    if not shutil.which("mosquitto_passwd"):
+        pytest.skip("mosquitto_passwd is not installed (apt-get install mosquitto)")
+
+
+def test_the_password_file_has_the_ingest_and_every_device_for_mosquitto_only(tmp_path):
+    made = _make_passwd(tmp_path / "passwd", "moodtunes-livingroom:pw-1  moodtunes_kitchen.2:pw:with:colons")
+    assert made.returncode == 0, made.stderr
+    assert _users(tmp_path / "passwd") == ["moodtunes-ingest-1", "moodtunes-livingroom", "moodtunes_kitchen.2"]
+    assert stat.S_IMODE((tmp_path / "passwd").stat().st_mode) == 0o600
+    assert made.stdout == f"make-passwd: wrote {tmp_path / 'passwd'} (ingest + 2 devices)\n"
+
+
+@pytest.mark.parametrize("devices, problem", [
+    ("deadletter:pw", "'deadletter' is reserved for the broker's own use"),
+    ("moodtunes-ingest-1:pw", "'moodtunes-ingest-1' is reserved for the broker's own use"),
+    ("moodtunes-ingest-2:pw", "'moodtunes-ingest-2' is reserved for the broker's own use"),
+    ("kiosk/1:pw", "'kiosk/1' is not a device id (1 to 64 of A-Z a-z 0-9 . _ -)"),
+    ("kiosk+:pw", "'kiosk+' is not a device id"),
+    ("#:pw", "'#' is not a device id"),
+    ("k" * 65 + ":pw", "is not a device id"),
+    ("kiosk-1:pw-1 kiosk-1:pw-2", "'kiosk-1' is in MQTT_DEVICES twice"),
+    ("kiosk-1:", "'kiosk-1:' is not <device_id>:<password>"),
+    ("kiosk-1", "'kiosk-1' is not <device_id>:<password>"),
+])
+def test_a_bad_device_entry_is_refused_and_no_file_written(tmp_path, devices, problem):
+    made = _make_passwd(tmp_path / "passwd", devices)
+    assert made.returncode == 1
+    assert problem in made.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_wildcard_in_the_device_list_is_not_expanded_to_file_names(tmp_path):
+    """Unquoted, `*` would become the names of the files where the script runs: here one that
+    reads as a device entry."""
+    (tmp_path / "intruder:pw").touch()
+    made = _make_passwd(tmp_path / "passwd", "kiosk-1:pw *", cwd=tmp_path)
+    assert made.returncode == 1
+    assert "'*' is not <device_id>:<password>" in made.stderr
+    assert not (tmp_path / "passwd").exists()
+
+
+def test_the_placeholders_from_the_env_example_are_refused(tmp_path):
+    example = _env_example()
+    made = _make_passwd(tmp_path / "passwd", "kiosk-1:pw", ingest_password=example["MQTT_INGEST_PASSWORD"])
+    assert made.returncode == 1
+    assert "MQTT_INGEST_PASSWORD is still the placeholder from .env.example: set a real password in .env" in made.stderr
+    made = _make_passwd(tmp_path / "passwd", example["MQTT_DEVICES"])
+    assert made.returncode == 1
+    assert "the password of moodtunes-livingroom is still the placeholder from .env.example" in made.stderr
+    assert not (tmp_path / "passwd").exists()
+
+
+def test_passwords_are_never_on_a_command_line(tmp_path):
+    """Every user of the host can read a process's arguments (ps): mosquitto_passwd gets each
+    password on its standard input instead."""
+    shim = tmp_path / "bin" / "mosquitto_passwd"
+    shim.parent.mkdir()
+    shim.write_text(f'#!/bin/sh\nprintf "%s\\n" "$*" >> {tmp_path / "argv.log"}\nexec {shutil.which("mosquitto_passwd")} "$@"\n')
+    shim.chmod(0o755)
+    made = _make_passwd(tmp_path / "passwd", "kiosk-1:device-secret", ingest_password="ingest-secret",
+                        path=f"{shim.parent}:{os.environ['PATH']}")
+    assert made.returncode == 0, made.stderr
+    arguments = (tmp_path / "argv.log").read_text()
+    assert "kiosk-1" in arguments
+    assert "secret" not in arguments
+    assert _users(tmp_path / "passwd") == ["moodtunes-ingest-1", "kiosk-1"]
+
+
+def _check_secrets(**values: str) -> subprocess.CompletedProcess:
+    env = {"PATH": os.environ["PATH"]} | values
+    return subprocess.run(["sh", str(CHECK_SECRETS)], env=env, capture_output=True, text=True, check=False)
+
+
+def test_the_stack_does_not_start_with_a_placeholder_secret():
+    checked = _check_secrets(**_env_example())
+    assert checked.returncode == 1
+    assert checked.stderr == (
+        "check-secrets: INFLUX_ADMIN_PASSWORD INFLUX_TOKEN GRAFANA_ADMIN_PASSWORD still have the placeholder "
+        "value from .env.example: set real secrets in .env (openssl rand -hex 32 makes one)\n"
+    )
+
+
+def test_real_secrets_pass_with_a_reminder_while_ingest_and_grafana_share_the_admin_token():
+    secrets = {"INFLUX_ADMIN_PASSWORD": "a" * 20, "INFLUX_TOKEN": "b" * 64, "GRAFANA_ADMIN_PASSWORD": "c" * 20}
+    shared = _check_secrets(**secrets)
+    assert shared.returncode == 0
+    assert "the ingest and Grafana use the InfluxDB admin token" in shared.stdout
+    scoped = _check_secrets(**secrets, INFLUX_INGEST_TOKEN="d" * 64, INFLUX_GRAFANA_TOKEN="e" * 64)
+    assert (scoped.returncode, scoped.stdout, scoped.stderr) == (0, "", "")
+    assert _check_secrets(**secrets, INFLUX_GRAFANA_TOKEN="change-me-grafana-token").returncode == 1

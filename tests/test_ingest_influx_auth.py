@@ -1,0 +1,108 @@
+"""The InfluxDB 1.x writer against a real InfluxDB 1.6.7 with authentication on: the user and
+password go in an HTTP Basic auth header (never in the URL, which proxies and access logs keep)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+from analytics_support import unique
+from conftest import _service_binary, _stop, _wait_until, free_port
+from influxdb_client import Point
+from moodtunes_cloud.influx import V1Writer, WriteError
+from moodtunes_cloud.settings import IngestSettings
+
+pytestmark = pytest.mark.services
+
+ADMIN, ADMIN_PASSWORD = "admin", "admin-pw"
+
+
+class SecuredInfluxDB:
+    def __init__(self, port: int) -> None:
+        self.url = f"http://127.0.0.1:{port}"
+
+    def query(self, statement: str, db: str | None = None, user: str = ADMIN, password: str = ADMIN_PASSWORD) -> dict:
+        params = {"q": statement, "epoch": "ms"} | ({"db": db} if db else {})
+        request = urllib.request.Request(f"{self.url}/query?{urllib.parse.urlencode(params)}", data=b"", method="POST")
+        request.add_header("Authorization", "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode())
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.load(response)["results"][0]
+
+
+@pytest.fixture(scope="module")
+def secured_influxdb(tmp_path_factory) -> Iterator[SecuredInfluxDB]:
+    binary = _service_binary("influxdb", ["influxd", "/usr/bin/influxd"])
+    folder = tmp_path_factory.mktemp("influxdb-auth")
+    http_port, rpc_port = free_port(), free_port()
+    conf = folder / "influxdb.conf"
+    conf.write_text(f"""reporting-disabled = true
+bind-address = "127.0.0.1:{rpc_port}"
+[meta]
+  dir = "{folder}/meta"
+[data]
+  dir = "{folder}/data"
+  wal-dir = "{folder}/wal"
+  query-log-enabled = false
+[http]
+  bind-address = "127.0.0.1:{http_port}"
+  auth-enabled = true
+  log-enabled = false
+[monitor]
+  store-enabled = false
+""")
+    log = folder / "influxd.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen([binary, "-config", str(conf)], stdout=out, stderr=subprocess.STDOUT)
+
+    def first_user_created() -> bool:
+        """With auth on and no user yet, InfluxDB takes exactly one statement: creating an admin."""
+        statement = f"CREATE USER {ADMIN} WITH PASSWORD '{ADMIN_PASSWORD}' WITH ALL PRIVILEGES"
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{http_port}/query?" + urllib.parse.urlencode({"q": statement}), data=b"", method="POST"
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=0.5) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    _wait_until(first_user_created, "influxd", proc, log, timeout=30.0)
+    yield SecuredInfluxDB(http_port)
+    _stop(proc)
+
+
+def _writer(influxdb: SecuredInfluxDB, db: str, user: str, password: str) -> V1Writer:
+    return V1Writer(IngestSettings(influx_api="v1", influx_url=influxdb.url, influx_db=db,
+                                   influx_username=user, influx_password=password))
+
+
+def test_an_admin_user_creates_the_database_and_writes(secured_influxdb):
+    db = unique("auth")
+    writer = _writer(secured_influxdb, db, ADMIN, ADMIN_PASSWORD)
+    writer.prepare()
+    writer.write([Point("visit").tag("device_id", "k").field("rating", 80)])
+    assert secured_influxdb.query("SELECT rating FROM visit", db)["series"][0]["values"][0][1] == 80
+
+
+def test_a_write_only_user_writes_into_an_existing_database(secured_influxdb):
+    """The least the ingest needs: WRITE on its database (the database made beforehand)."""
+    db, user = unique("auth"), unique("ingest")
+    secured_influxdb.query(f'CREATE DATABASE "{db}"')
+    secured_influxdb.query(f"CREATE USER \"{user}\" WITH PASSWORD 'ingest-pw'")
+    secured_influxdb.query(f'GRANT WRITE ON "{db}" TO "{user}"')
+    _writer(secured_influxdb, db, user, "ingest-pw").write([Point("visit").tag("device_id", "k").field("rating", 60)])
+    assert secured_influxdb.query("SELECT rating FROM visit", db)["series"][0]["values"][0][1] == 60
+
+
+def test_a_wrong_password_is_refused_and_kept_for_a_retry(secured_influxdb):
+    """Credentials can be fixed while the ingest holds the visits."""
+    writer = _writer(secured_influxdb, unique("auth"), ADMIN, "not-the-password")
+    with pytest.raises(WriteError, match="answered 401: .*authorization failed") as caught:
+        writer.write([Point("visit").tag("device_id", "k").field("rating", 80)])
+    assert caught.value.retryable
+    assert "not-the-password" not in str(caught.value)
