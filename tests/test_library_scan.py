@@ -373,6 +373,18 @@ def test_the_first_file_is_analysed_alone_before_workers_run_in_parallel(
     assert all(runs[0]["end"] <= later["start"] for later in runs[1:])
 
 
+def test_a_single_file_to_analyse_still_goes_to_a_worker_process(tmp_path, demo_files, store, monkeypatch):
+    """The kiosk finds one new song: with more than one worker configured it is analysed in a
+    worker process all the same, since a decoder crash in the kiosk's own process kills the kiosk."""
+    log = tmp_path / "analyses.jsonl"
+    monkeypatch.setenv(scan_support.ANALYSIS_LOG_ENV, str(log))
+    monkeypatch.setattr(scan_module, "_analyse_in_worker", scan_support.analyse_and_log)
+    folder = _few(tmp_path, demo_files, ["new.flac"])
+    assert scan_library([folder], store, workers=2).analysed == 1
+    [analysis] = [json.loads(line) for line in log.read_text().splitlines()]
+    assert analysis["pid"] != os.getpid()
+
+
 def test_a_scan_that_cannot_start_worker_processes_analyses_in_process(tmp_path, demo_files, store, monkeypatch):
     def no_semaphores(*args):
         raise PermissionError(13, "Permission denied")  # what a missing /dev/shm gives

@@ -77,6 +77,9 @@ def test_visits_queued_before_device_id_changed_go_under_the_new_one(mosquitto, 
             exclude={"device_id", "profile_key"})
     keys = {parse_visit(m.topic, m.payload, prefix).profile_key for m in listener.messages}
     assert len(keys) == 1  # Ana's visits before and after the change are one person in the cloud
+    with Store.open(tmp_path / "data" / "moodtunes.db") as store:
+        [ana] = store.profiles()
+        assert keys == {store.profile_key(device, ana.id)}  # keyed with the device's secret
 
 
 def test_re_stamped_visits_are_logged_once_with_their_old_id(mosquitto, tmp_path, caplog):
@@ -204,7 +207,7 @@ def test_nothing_is_lost_while_the_broker_comes_and_goes(tmp_path):
     assert set(received) == {e.event_id for e in sent_events}
 
 
-def test_the_uplink_service_sends_new_visits_until_sigterm(mosquitto, tmp_path, monkeypatch):
+def test_the_uplink_service_sends_new_visits_until_sigterm(mosquitto, tmp_path, monkeypatch, capsys):
     device, prefix = unique("kiosk-"), unique("mt")
     _enable(monkeypatch, mosquitto, device, prefix)
     monkeypatch.setenv("MOODTUNES_MQTT__POLL_SECONDS", "0.2")
@@ -218,6 +221,9 @@ def test_the_uplink_service_sends_new_visits_until_sigterm(mosquitto, tmp_path, 
         service = subprocess.Popen([sys.executable, "-m", "moodtunes", "uplink"], stdout=out, stderr=subprocess.STDOUT)
     try:
         wait_for(lambda: len(listener.messages) == 1, "the queued visit")
+        # `uplink --once` beside the service would take over its MQTT client and session: refused.
+        assert moodtunes(["uplink", "--once"]) == 1
+        assert "the uplink service is running" in capsys.readouterr().out
         with Store.open(database) as store:  # the kiosk records another visit while the service runs
             second = record_visit(store, device)
         wait_for(lambda: len(listener.messages) == 2, "the new visit")
@@ -237,5 +243,5 @@ def test_a_payload_that_cant_be_read_is_sent_as_it_is():
     """The ingest dead-letters it with the reason; re-stamping must not stop the whole batch."""
     from moodtunes.uplink import restamp
 
-    assert restamp("{not json", "kiosk-1", 3) == ("{not json", None)
-    assert restamp('{"no_device": 1}', "kiosk-1", 3) == ('{"no_device": 1}', None)
+    assert restamp("{not json", "kiosk-1", "0123456789abcdef") == ("{not json", None)
+    assert restamp('{"no_device": 1}', "kiosk-1", "0123456789abcdef") == ('{"no_device": 1}', None)

@@ -1,15 +1,32 @@
-"""`moodtunes uplink` without a broker: disabled, status, unreachable broker, bad TLS file, and the
-pure pieces (topics, backoff, PUBACK reasons)."""
+"""`moodtunes uplink` without a broker: disabled, status, unreachable broker, bad TLS file, one
+uplink at a time, the pseudonym of re-stamped events, and the pure pieces (topics, backoff,
+PUBACK reasons)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import signal
+import subprocess
+import sys
+import time
+from contextlib import ExitStack
+
 import pytest
-from analytics_support import record_visit
+from analytics_support import record_visit, wait_for
 from conftest import free_port
 from moodtunes.cli import main as moodtunes
-from moodtunes.config import load_settings
+from moodtunes.config import MqttSettings, load_settings
 from moodtunes.store import Store
-from moodtunes.uplink import BrokerLink, UplinkError, describe_puback, retry_delay, visit_topic
+from moodtunes.uplink import (
+    BrokerLink,
+    Uplink,
+    UplinkError,
+    describe_puback,
+    retry_delay,
+    uplink_lock,
+    visit_topic,
+)
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.reasoncodes import ReasonCode
 
@@ -80,3 +97,112 @@ def test_a_topic_prefix_with_wildcards_or_empty_levels_is_a_config_error(monkeyp
     monkeypatch.setenv("MOODTUNES_MQTT__TOPIC_PREFIX", prefix)
     assert moodtunes(["uplink", "--status"]) == 2
     assert "mqtt.topic_prefix" in capsys.readouterr().err
+
+
+def _enable_unreachable_broker(monkeypatch) -> None:
+    monkeypatch.setenv("MOODTUNES_MQTT__ENABLED", "true")
+    monkeypatch.setenv("MOODTUNES_MQTT__HOST", "127.0.0.1")
+    monkeypatch.setenv("MOODTUNES_MQTT__PORT", str(free_port()))  # nothing listens there
+
+
+def test_once_refuses_to_run_beside_the_uplink_service(tmp_path, monkeypatch, capsys):
+    """Both would connect as the same MQTT client, and the broker would hand the session back and
+    forth; the service sends the queued visits itself."""
+    with _store(tmp_path) as store:
+        record_visit(store, "kiosk")
+    _enable_unreachable_broker(monkeypatch)
+    with uplink_lock(load_settings().database_path):  # what the service holds while it runs
+        assert moodtunes(["uplink", "--once"]) == 1
+    out = capsys.readouterr().out
+    assert "the uplink service is running; it sends queued visits itself" in out
+    assert "systemctl stop moodtunes-uplink" in out
+    with _store(tmp_path) as store:
+        assert store.pending_events(1)[0].attempts == 0  # not even tried
+
+
+def _start_service(log_path) -> subprocess.Popen:
+    with log_path.open("w") as out:
+        return subprocess.Popen([sys.executable, "-m", "moodtunes", "uplink"], stdout=out, stderr=subprocess.STDOUT)
+
+
+def _stop_service(service: subprocess.Popen) -> int:
+    service.send_signal(signal.SIGTERM)
+    try:
+        return service.wait(timeout=10)
+    finally:
+        service.kill()
+
+
+def test_the_service_waits_for_a_running_once_then_takes_over(tmp_path, monkeypatch):
+    with _store(tmp_path) as store:
+        record_visit(store, "kiosk")
+    _enable_unreachable_broker(monkeypatch)
+    monkeypatch.setenv("MOODTUNES_MQTT__POLL_SECONDS", "0.2")
+    log = tmp_path / "uplink.log"
+    once = ExitStack()
+    once.enter_context(uplink_lock(load_settings().database_path))  # an `uplink --once` at work
+    service = _start_service(log)
+    try:
+        wait_for(lambda: "waiting for it to finish" in log.read_text(), "the service to wait")
+        time.sleep(1.0)
+        assert "wait in the outbox" not in log.read_text()  # no MQTT client of its own meanwhile
+        once.close()
+        wait_for(lambda: "1 events wait in the outbox" in log.read_text(), "the service to take over")
+    finally:
+        once.close()
+        returncode = _stop_service(service)
+    assert returncode == 0
+
+
+def test_a_service_waiting_for_the_lock_stops_on_sigterm(tmp_path, monkeypatch):
+    _enable_unreachable_broker(monkeypatch)
+    log = tmp_path / "uplink.log"
+    with uplink_lock(load_settings().database_path):
+        service = _start_service(log)
+        try:
+            wait_for(lambda: "waiting for it to finish" in log.read_text(), "the service to wait")
+        finally:
+            returncode = _stop_service(service)
+    assert returncode == 0
+
+
+class AcceptingLink:
+    """A BrokerLink stand-in that keeps what is published and acknowledges it with Success."""
+
+    address = "test-broker:1883"
+
+    def __init__(self) -> None:
+        self.payloads: list[str] = []
+
+    def publish(self, topic: str, payload: str, qos: int) -> int:
+        self.payloads.append(payload)
+        return len(self.payloads)
+
+    def wait_for_ack(self, mid: int, deadline: float) -> ReasonCode:
+        return ReasonCode(PacketTypes.PUBACK, "Success")
+
+
+def test_re_stamped_events_carry_the_pseudonym_keyed_with_the_devices_secret(tmp_path):
+    with _store(tmp_path) as store:
+        record_visit(store, "raspberrypi")  # queued before device_id was set
+        record_visit(store, "kiosk-1")
+        [ana] = store.profiles()
+        link = AcceptingLink()
+        assert Uplink(store, link, MqttSettings(enabled=True), "kiosk-1").run_once().sent == 2
+        keys = {json.loads(payload)["profile_key"] for payload in link.payloads}
+        assert keys == {store.profile_key("kiosk-1", ana.id)}
+    assert keys != {hashlib.sha256(f"kiosk-1:{ana.id}".encode()).hexdigest()[:16]}
+
+
+def test_an_event_queued_with_an_old_unkeyed_pseudonym_goes_with_the_keyed_one(tmp_path):
+    """Visits queued before the update carry sha256(device_id:profile_id), which anyone can reverse."""
+    with _store(tmp_path) as store:
+        event = record_visit(store, "kiosk-1")
+        [ana] = store.profiles()
+        unkeyed = hashlib.sha256(f"kiosk-1:{ana.id}".encode()).hexdigest()[:16]
+        payload = json.loads(event.model_dump_json()) | {"profile_key": unkeyed}
+        store._db.execute("UPDATE outbox SET payload = ?", (json.dumps(payload),))
+        link = AcceptingLink()
+        Uplink(store, link, MqttSettings(enabled=True), "kiosk-1").run_once()
+        [sent] = map(json.loads, link.payloads)
+        assert sent == payload | {"profile_key": store.profile_key("kiosk-1", ana.id)}

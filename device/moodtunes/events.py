@@ -12,13 +12,14 @@ the event arrives: validate with ``context={"received_at": <arrival time>}`` (th
 from __future__ import annotations
 
 import hashlib
+import hmac
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal, Self, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from moodtunes.config import DEVICE_ID_PATTERN
-from moodtunes.domain import Category
+from moodtunes.domain import Category, Mood, ScanOutcome
 
 SCHEMA_VERSION = 1
 VISIT_KIND = "visit"
@@ -30,7 +31,6 @@ CLOCK_AHEAD_ALLOWED = timedelta(days=1)  # a device clock this far ahead of the 
 
 EndReason = Literal["completed", "idle", "abandoned", "interrupted"]
 END_REASONS: tuple[str, ...] = get_args(EndReason)
-MoodLabel = Literal["happy", "neutral", "sad"]
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
@@ -49,11 +49,11 @@ class _Strict(BaseModel):
 
 
 class ReadingEvent(_Strict):
-    outcome: Literal["ok", "uncertain", "no_face", "no_camera", "manual"]
-    label: MoodLabel | None
-    corrected_label: MoodLabel | None = None
+    outcome: ScanOutcome
+    label: Mood | None
+    corrected_label: Mood | None = None
     confidence: float = Field(ge=0.0, le=1.0)
-    probs: dict[MoodLabel, Probability]
+    probs: dict[Mood, Probability]
     frames_used: int = Field(ge=0)
 
     @field_validator("probs")
@@ -130,8 +130,8 @@ def mood_score(label: str | None, probs: dict[str, float] | None = None, correct
     if label is None:
         return None
     if corrected or not probs:
-        return {"happy": 1.0, "neutral": 0.0, "sad": -1.0}[label]
-    return float(probs.get("happy", 0.0)) - float(probs.get("sad", 0.0))
+        probs = {Mood(label): 1.0}  # the visitor's own label is certain
+    return float(probs.get(Mood.HAPPY, 0.0)) - float(probs.get(Mood.SAD, 0.0))
 
 
 def reading_score(reading: ReadingEvent | None) -> float | None:
@@ -147,6 +147,10 @@ def mood_lift(before: ReadingEvent | None, after: ReadingEvent | None) -> float 
     return None if a is None or b is None else round(a - b, 4)
 
 
-def profile_key(device_id: str, profile_id: int) -> str:
-    """A stable pseudonym for a profile, so the cloud can follow a person's trend without a name."""
-    return hashlib.sha256(f"{device_id}:{profile_id}".encode()).hexdigest()[:PROFILE_KEY_LENGTH]
+def profile_key(secret: bytes, device_id: str, profile_id: int) -> str:
+    """A stable pseudonym for a profile, so the cloud can follow a person's trend without a name.
+    Keyed with the device's own random secret (kept in its database only): device ids are public
+    and profile ids small and sequential, so a plain hash of them is reversed by trying them all,
+    and a re-flashed device, counting from 1 again, would hand a new person an old one's trend."""
+    message = f"{device_id}:{profile_id}".encode()
+    return hmac.new(secret, message, hashlib.sha256).hexdigest()[:PROFILE_KEY_LENGTH]

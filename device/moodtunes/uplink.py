@@ -10,16 +10,22 @@ QoS 2 paho reports the PUBCOMP, which lacks PUBREC's "No matching subscribers".
 A retry may deliver an event twice; the ingest makes that harmless (a redelivered event overwrites
 the same InfluxDB point), so at-least-once is the right guarantee here.
 Every event goes out under the configured device_id, including one queued before it changed.
+One uplink of a device runs at a time (uplink_lock): two would connect as the same MQTT client.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
+import os
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
@@ -28,7 +34,6 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from moodtunes.config import MqttSettings
-from moodtunes.events import profile_key
 from moodtunes.store import OutboxItem, Store
 
 logger = logging.getLogger(__name__)
@@ -38,10 +43,58 @@ KEEPALIVE_SECONDS = 60
 # The broker keeps the device's session (and any unacknowledged QoS 1 message) this long.
 SESSION_EXPIRY_SECONDS = 7 * 24 * 3600
 NO_MATCHING_SUBSCRIBERS = 0x10
+LOCK_POLL_SECONDS = 1.0
+SERVICE_RUNNING = (
+    "the uplink service is running; it sends queued visits itself (`moodtunes uplink --status` "
+    "shows the outbox), or stop it first with `sudo systemctl stop moodtunes-uplink`"
+)
 
 
 class UplinkError(Exception):
     """The broker can't be used right now, in one line for a terminal."""
+
+
+class UplinkBusy(Exception):
+    """Another uplink of this device (normally the moodtunes-uplink service) holds the uplink lock."""
+
+
+@contextmanager
+def uplink_lock(database: Path, stop: threading.Event | None = None) -> Iterator[bool]:
+    """Hold this device's uplink lock (a file beside the database) for the block; yields True.
+
+    Two uplinks of one device connect as the same MQTT client (the same client id, or the same
+    user name where the broker takes that as the id), so the broker would drop each one whenever
+    the other connects and hand the session back and forth. Without ``stop`` (`uplink --once`),
+    a lock already held raises UplinkBusy at once: the service holding it never finishes. With
+    ``stop`` (the service), wait for the holder (a `--once` ends within seconds) until ``stop`` is
+    set, then yield False. Opened read-only, like the scan lock: a lock file that root created
+    still serves the service user."""
+    path = database.with_name(database.name + ".uplink-lock")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_RDONLY | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise UplinkError(f"{path}: can't open the uplink lock ({exc.strerror or exc}); check permissions") from None
+    try:
+        held = _try_lock(descriptor)
+        if not held and stop is None:
+            raise UplinkBusy(SERVICE_RUNNING)
+        if not held:
+            logger.warning("another uplink of this device is running (`moodtunes uplink --once`?): "
+                           "waiting for it to finish")
+            while not held and not stop.wait(LOCK_POLL_SECONDS):
+                held = _try_lock(descriptor)
+        yield held
+    finally:
+        os.close(descriptor)  # releases the lock
+
+
+def _try_lock(descriptor: int) -> bool:
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
 
 
 def visit_topic(topic_prefix: str, device_id: str) -> str:
@@ -62,24 +115,25 @@ def describe_puback(reason: ReasonCode, topic: str) -> str | None:
     return f"broker refused {topic}: {reason}"
 
 
-def restamp(payload: str, device_id: str, profile_id: int | None) -> tuple[str, str | None]:
-    """The payload naming ``device_id``, and the id it named before if that differed. The ACL lets
-    a device publish only under its own id and the ingest drops a payload naming another, so an
-    event queued before device_id changed (it was recorded on this same device) takes the new id,
-    and the profile's pseudonym, derived from the device id, is derived again so that a person's
-    visits before and after the change stay one trend; the rest, event_id included, is kept. A
-    payload that can't be read goes as it is (the ingest dead-letters it with the reason)."""
+def restamp(payload: str, device_id: str, profile_key: str | None) -> tuple[str, str | None]:
+    """The payload naming ``device_id`` and carrying ``profile_key`` (the profile's pseudonym as the
+    store derives it now; None when the visit's profile is gone), and the id it named before if
+    that differed. The ACL lets a device publish only under its own id and the ingest drops a
+    payload naming another, so an event queued before device_id changed (it was recorded on this
+    same device) takes the new id, and the pseudonym, derived from the device id, is derived
+    again so that a person's visits before and after the change stay one trend. An event queued
+    before pseudonyms were keyed with the device's secret gets the keyed one. The rest, event_id
+    included, is kept. A payload that can't be read goes as it is (the ingest dead-letters it)."""
     try:
         event = json.loads(payload)
         recorded_as = event["device_id"]
     except (ValueError, TypeError, KeyError):
         return payload, None
-    if recorded_as == device_id:
+    stamped = event | {"device_id": device_id} | ({"profile_key": profile_key} if profile_key else {})
+    if stamped == event:
         return payload, None
-    event["device_id"] = device_id
-    if profile_id is not None:
-        event["profile_key"] = profile_key(device_id, profile_id)
-    return json.dumps(event, separators=(",", ":"), ensure_ascii=False), recorded_as
+    changed_id = recorded_as if recorded_as != device_id else None
+    return json.dumps(stamped, separators=(",", ":"), ensure_ascii=False), changed_id
 
 
 def retry_delay(failures: int, first: float, longest: float) -> float:
@@ -93,7 +147,6 @@ class CycleResult:
 
     attempted: int = 0
     sent: int = 0
-    failed: int = 0
     error: str | None = None
 
 
@@ -249,7 +302,8 @@ class Uplink:
         self._restamped: Counter[str] = Counter()  # sent events by the old device_id they had
 
     def _publish(self, item: OutboxItem) -> int:
-        payload, recorded_as = restamp(item.payload, self._device_id, item.profile_id)
+        key = None if item.profile_id is None else self._store.profile_key(self._device_id, item.profile_id)
+        payload, recorded_as = restamp(item.payload, self._device_id, key)
         mid = self._link.publish(self.topic, payload, self._settings.qos)
         if recorded_as is not None:
             self._recorded_as[item.id] = recorded_as
@@ -297,7 +351,6 @@ class Uplink:
                 result.sent += 1
             else:
                 self._store.mark_failed(item.id, problem)
-                result.failed += 1
                 result.error = result.error or problem
         return result
 
@@ -308,7 +361,6 @@ class Uplink:
             result = self.send_pending()
             total.attempted += result.attempted
             total.sent += result.sent
-            total.failed += result.failed
             total.error = total.error or result.error
             if result.error or result.attempted < BATCH_SIZE:
                 self._log_restamped()

@@ -1,5 +1,6 @@
 """`moodtunes uplink`: upload queued visit events to the MQTT broker (the uplink service), once
-(`--once`), or show the outbox (`--status`). With mqtt.enabled = false there is nothing to do."""
+(`--once`), or show the outbox (`--status`). With mqtt.enabled = false there is nothing to do.
+`--once` refuses to run beside the service (see uplink_lock); the service waits for a `--once`."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ CONNECT_TIMEOUT_SECONDS = 15.0
 def configure(parser: argparse.ArgumentParser) -> None:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument(
-        "--once", action="store_true", help="send what is pending, print a summary and exit (1 if anything is left)"
+        "--once", action="store_true",
+        help="send what is pending, print a summary and exit (1 if anything is left, or if the uplink service is running)",
     )
     mode.add_argument("--status", action="store_true", help="print how many events are pending and sent")
 
@@ -37,6 +39,19 @@ def _status(settings: Settings) -> int:
 
 
 def _once(settings: Settings) -> int:
+    from moodtunes.uplink import UplinkBusy, UplinkError, uplink_lock
+
+    try:
+        with uplink_lock(settings.database_path):
+            return _send_pending(settings)
+    except UplinkBusy as exc:
+        print(f"uplink: nothing sent: {exc}")
+    except UplinkError as exc:  # the lock file can't be opened
+        print(f"uplink: {exc}")
+    return 1
+
+
+def _send_pending(settings: Settings) -> int:
     from moodtunes.store import Store
     from moodtunes.uplink import BrokerLink, Uplink, UplinkError
 
@@ -63,7 +78,7 @@ def _once(settings: Settings) -> int:
 
 def _forever(settings: Settings) -> int:
     from moodtunes.store import Store
-    from moodtunes.uplink import BrokerLink, Uplink, UplinkError
+    from moodtunes.uplink import BrokerLink, Uplink, UplinkError, uplink_lock
 
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -73,12 +88,19 @@ def _forever(settings: Settings) -> int:
     except UplinkError as exc:
         print(f"moodtunes uplink: {exc}", file=sys.stderr)
         return 1
-    with Store.open(settings.database_path) as store:
-        link.start()
-        try:
-            Uplink(store, link, settings.mqtt, settings.device_id).run_forever(stop)
-        finally:
-            link.close()
+    try:
+        with uplink_lock(settings.database_path, stop) as held:
+            if not held:  # stopped while waiting for a `--once` to finish
+                return 0
+            with Store.open(settings.database_path) as store:
+                link.start()
+                try:
+                    Uplink(store, link, settings.mqtt, settings.device_id).run_forever(stop)
+                finally:
+                    link.close()
+    except UplinkError as exc:  # the lock file can't be opened
+        print(f"moodtunes uplink: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -382,6 +382,20 @@ def _run_pool(
             yield state, result
 
 
+def _analyses(
+    todo: list[FileState], model_path: Path | None, workers: int, found: int
+) -> Iterator[tuple[FileState, AnalysisResult]]:
+    """In this process only when one worker is configured: however few files wait, an analysis
+    in the caller's process (the kiosk's) loads librosa and numba into it, and a decoder that
+    crashes takes it down, where a worker's crash costs the one file."""
+    if workers == 1:
+        logger.info("%d audio files, %d to analyse in this process", found, len(todo))
+        return _run_inline(todo, model_path)
+    workers = min(workers, max(1, len(todo)))  # no idle processes for a few new files
+    logger.info("%d audio files, %d to analyse with %d worker process(es)", found, len(todo), workers)
+    return _run_pool(todo, model_path, workers)
+
+
 def _new_pool(model_path: Path | None, workers: int) -> ProcessPoolExecutor:
     # spawn, not fork: the kiosk scans from a process that already runs threads and SDL.
     return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
@@ -516,9 +530,7 @@ def _scan(
     if gone:
         report.removed = store.delete_tracks(gone)
         logger.info("pruned %d tracks whose files are gone", report.removed)
-    n_workers = min(resolve_workers(workers), max(1, len(todo)))
-    logger.info("%d audio files, %d to analyse with %d worker(s)", report.found, len(todo), n_workers)
-    results = _run_inline(todo, model_path) if n_workers == 1 else _run_pool(todo, model_path, n_workers)
+    results = _analyses(todo, model_path, resolve_workers(workers), report.found)
     with closing(results):  # interrupted: the pool is shut down before the exception goes on
         for done, (state, result) in enumerate(results, start=1):
             _store_result(store, state, result, analysis, report)

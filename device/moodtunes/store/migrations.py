@@ -100,4 +100,13 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE tracks ADD COLUMN analysis TEXT;
     """,
+    # 3: the device's random secret that keys the profile pseudonyms of uploaded events (one row;
+    # Store.open fills it in, from Python's `secrets`, when the database has none yet)
+    """
+    CREATE TABLE pseudonym_secret (
+        id          INTEGER PRIMARY KEY CHECK (id = 1),
+        secret      BLOB NOT NULL CHECK (length(secret) >= 32),
+        created_at  TEXT NOT NULL
+    );
+    """,
 )

@@ -9,6 +9,7 @@ Each thread should open its own Store.
 from __future__ import annotations
 
 import json
+import secrets
 import shutil
 import sqlite3
 import uuid
@@ -30,13 +31,14 @@ from moodtunes.events import (
     ReadingEvent,
     VisitEvent,
     mood_lift,
-    profile_key,
 )
+from moodtunes.events import profile_key as derive_profile_key
 from moodtunes.store.migrations import MIGRATIONS
 
 GUEST_NAME = "Guest"
 GUEST_COLOUR = "#8a94a6"
 DISK_FULL_BELOW_BYTES = 1 << 20  # with less free than this, an SQLite I/O error means a full disk
+PSEUDONYM_SECRET_BYTES = 32
 
 
 class StoreError(Exception):
@@ -181,6 +183,7 @@ class Store:
     def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
         self._db = connection
         self.path = path
+        self._pseudonym_secret: bytes | None = None  # open() reads it once the schema is current
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -201,6 +204,7 @@ class Store:
             db.execute("PRAGMA foreign_keys=ON")
             db.execute("PRAGMA busy_timeout=10000")
             store._migrate()
+            store._pseudonym_secret = store._read_or_make_pseudonym_secret()
         except sqlite3.Error as exc:
             db.close()
             raise StoreError(_describe_sqlite_error(path, exc)) from None
@@ -231,6 +235,25 @@ class Store:
             self._db.executescript(
                 f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version={version};\nCOMMIT;"
             )
+
+    def _read_or_make_pseudonym_secret(self) -> bytes:
+        """The secret that keys this device's profile pseudonyms, made on the first open of a
+        database without one (a new one, or one from before migration 3). INSERT OR IGNORE: when
+        the kiosk and the uplink open a new database at once, both end up with the same secret."""
+        query = "SELECT secret FROM pseudonym_secret WHERE id = 1"
+        row = self._db.execute(query).fetchone()
+        if row is None:
+            self._db.execute(
+                "INSERT OR IGNORE INTO pseudonym_secret (id, secret, created_at) VALUES (1, ?, ?)",
+                (secrets.token_bytes(PSEUDONYM_SECRET_BYTES), utc_now()),
+            )
+            row = self._db.execute(query).fetchone()
+        return bytes(row["secret"])
+
+    def profile_key(self, device_id: str, profile_id: int) -> str:
+        """The pseudonym this device's events carry for a profile (see events.profile_key)."""
+        assert self._pseudonym_secret is not None, "a Store comes from Store.open()"
+        return derive_profile_key(self._pseudonym_secret, device_id, profile_id)
 
     @contextmanager
     def transaction(self, mode: str = "IMMEDIATE") -> Iterator[sqlite3.Connection]:
@@ -483,7 +506,7 @@ class Store:
             event_id=str(uuid.uuid4()),
             device_id=device_id,
             session_id=s["uuid"],
-            profile_key=profile_key(device_id, s["profile_id"]),
+            profile_key=self.profile_key(device_id, s["profile_id"]),
             guest=bool(s["is_guest"]),
             started_at=s["started_at"],
             ended_at=s["ended_at"],
