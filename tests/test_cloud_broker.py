@@ -1,7 +1,8 @@
 """The broker as shipped in cloud/mosquitto (mosquitto.conf, acl, and the password file that
 make-passwd.sh writes), run by a real mosquitto: a client's id is its user name, so no device can
-take over the ingest's id or session; a device may publish its own visits and nothing else; and a
-publish over the size limit never reaches the ingest."""
+take over the ingest's id or session; a device may publish its own visits and nothing else; a
+publish over the size limit never reaches the ingest; and a visit queued for the ingest survives a
+broker crash once the broker's autosave has come round."""
 
 from __future__ import annotations
 
@@ -112,6 +113,29 @@ def test_a_device_asking_for_the_ingests_client_id_does_not_discard_its_queued_v
     with running_ingest(settings) as ingest:
         wait_for(lambda: ingest.stats.written == 1, "the queued visit written")
     assert ingest.stats.received == 1
+
+
+def _saved_state(path: Path) -> int | None:
+    return path.stat().st_mtime_ns if path.exists() else None
+
+
+def test_a_visit_queued_for_the_ingest_survives_a_broker_crash_after_the_next_autosave(shipped_broker, influxdb,
+                                                                                       tmp_path):
+    """The broker acknowledges a visit (the device marks it sent) before saving it; a crash (no
+    clean stop, so no save on the way out) loses it unless an autosave came in between. The
+    shipped autosave_interval makes one come within seconds, not the default half hour."""
+    settings = _ingest(shipped_broker, influxdb)
+    with running_ingest(settings):
+        pass  # subscribed once: the broker keeps the session, and queues visits in it
+    saved = shipped_broker._folder / "mosquitto.db"
+    before = _saved_state(saved)
+    _send_visit(shipped_broker, tmp_path)
+    wait_for(lambda: _saved_state(saved) != before, "the broker to save its database by itself", timeout=20)
+    shipped_broker._proc.kill()  # a crash: nothing saved on the way out
+    shipped_broker._proc.wait()
+    shipped_broker.start()
+    with running_ingest(settings) as ingest:
+        wait_for(lambda: ingest.stats.written == 1, "the visit queued before the crash written")
 
 
 def _puback(broker, username: str, password: str, topic: str) -> str:
