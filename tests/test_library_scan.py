@@ -281,6 +281,89 @@ def test_a_linked_song_from_outside_the_library_is_pruned_when_its_link_goes(lib
     assert str(elsewhere / "x.flac") not in store.track_index()
 
 
+def test_songs_linked_from_a_drive_that_is_not_mounted_keep_their_tracks(library, store, tmp_path, demo_files):
+    """A dangling link says the song's drive is away, as a missing folder does; deleting the link
+    is what says the song is no longer wanted."""
+    usb = tmp_path / "usb"
+    usb.mkdir()
+    for name in SMALL[:2]:
+        shutil.copy(demo_files / name, usb / name)
+        (library / name).symlink_to(usb / name)
+    (library / "favourite.flac").symlink_to(library / "demo" / SMALL[3])  # a link within the library
+    scan_library([library], store, workers=1)
+    linked = [str(library / name) for name in SMALL[:2]]
+    assert set(linked) <= set(store.track_index())
+
+    usb.rename(tmp_path / "usb.unmounted")
+    (library / "demo" / SMALL[3]).unlink()  # deleted: its track goes, and the link into the library says nothing
+    (library / "new.flac").symlink_to(usb / "new.flac")  # never catalogued
+    report = scan_library([library], store, workers=1)
+    missing = "which is missing (drive not mounted?)"
+    assert report.kept == [
+        (link, f"a link to {usb / name}, {missing}; its catalogued track is kept until the link is deleted")
+        for link, name in zip(linked, SMALL[:2], strict=True)
+    ]
+    assert (str(library / "new.flac"), f"a link to {usb / 'new.flac'}, {missing}") in report.failed
+    assert report.removed == 1 and set(linked) <= set(store.track_index())
+
+    Path(linked[0]).unlink()  # the user takes the song out of the library
+    report = scan_library([library], store, workers=1)
+    assert report.removed == 1 and linked[0] not in store.track_index() and linked[1] in store.track_index()
+    assert [path for path, _ in report.kept] == [linked[1]]
+
+
+def test_a_pipe_or_device_named_like_a_song_is_skipped_not_read(tmp_path, demo_files):
+    """Reading a FIFO or /dev/urandom never ends: the scan, and every scan after it waiting for
+    its lock, would hang for good. Run in a subprocess so that a regression fails, not hangs."""
+    folder = _few(tmp_path, demo_files, ["song.flac"])
+    os.mkfifo(folder / "pipe.mp3")
+    (folder / "noise.mp3").symlink_to("/dev/urandom")
+    (folder / "zeros.flac").symlink_to("/dev/zero")
+    for _ in range(2):  # reported on every scan, never catalogued
+        scan = subprocess.run(
+            [sys.executable, "-m", "moodtunes", "library", "scan", "--workers", "1", "--json", str(folder)],
+            check=False, capture_output=True, text=True, timeout=120)
+        assert scan.returncode == 0, scan.stderr
+        report = json.loads(scan.stdout)
+        assert report["found"] == 1 and report["analysed"] + report["unchanged"] == 1
+        assert {(f["path"], f["error"]) for f in report["failed"]} == {
+            (str(folder / "pipe.mp3"), "not a regular file but a named pipe (FIFO)"),
+            (str(folder / "noise.mp3"), "not a regular file: a link to /dev/urandom, a character device"),
+            (str(folder / "zeros.flac"), "not a regular file: a link to /dev/zero, a character device"),
+        }
+    with Store.open(Settings().database_path) as store:
+        assert list(store.track_index()) == [str(folder / "song.flac")]
+
+
+def _worker_processes(scan: psutil.Process) -> list[psutil.Process]:
+    return [p for p in scan.children(recursive=True) if "spawn_main" in " ".join(p.cmdline())]
+
+
+def test_the_workers_of_a_scan_killed_outright_end_with_it(tmp_path, demo_files):
+    """SIGKILL (the OOM killer, a hard `kill -9`) gives the scan no time to stop its workers:
+    they must not wait for work for good (~330 MB each), with multiprocessing's resource tracker."""
+    folder = _few(tmp_path, demo_files, [f"{i}.flac" for i in range(6)])
+    log = tmp_path / "started.log"
+    log.touch()
+    scan = _slow_scan(folder, 2, log)
+    children: list[psutil.Process] = []
+    try:
+        deadline = time.monotonic() + 60
+        while len(_worker_processes(psutil.Process(scan.pid))) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        children = psutil.Process(scan.pid).children(recursive=True)
+        assert len(_worker_processes(psutil.Process(scan.pid))) == 2
+        scan.kill()
+        scan.wait(timeout=10)
+        _, alive = psutil.wait_procs(children, timeout=15)
+        assert alive == []
+    finally:  # whatever failed, leave nothing running
+        scan.kill()
+        for process in children:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
+
+
 def _slow_scan(folder: Path, workers: int, log: Path) -> subprocess.Popen:
     """`moodtunes library scan FOLDER` in a subprocess, each analysis logged and a second slower."""
     env = dict(os.environ, **{scan_support.ANALYSIS_LOG_ENV: str(log)})

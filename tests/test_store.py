@@ -1,6 +1,8 @@
 import json
 import sqlite3
-from datetime import UTC, datetime, timedelta
+import threading
+import time
+from datetime import UTC, datetime, timedelta, timezone
 from types import SimpleNamespace
 
 import pytest
@@ -326,3 +328,107 @@ def test_visits_reads_one_consistent_state(store, monkeypatch):
     monkeypatch.setattr(store_module, "_readings", readings_while_another_connection_writes)
     [visit] = store.visits()
     assert visit["plays"] == []
+
+
+def test_the_advice_for_a_damaged_database_keeps_what_it_holds(tmp_path):
+    """The file holds unsent visits, profiles and the pseudonym secret: never advise losing it."""
+    path = tmp_path / "moodtunes.db"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError) as caught:
+        Store.open(path)
+    advice = str(caught.value)
+    assert "keep a copy of it (it holds unsent visits, profiles and the pseudonym secret)" in advice
+    assert f"sqlite3 {path} .recover" in advice
+    assert advice.index("keep a copy") < advice.index("move it aside")
+
+
+@pytest.mark.parametrize("version", [0, 1, 2])
+def test_tables_that_dont_match_the_schema_version_are_one_clear_error(tmp_path, version):
+    path = tmp_path / "moodtunes.db"
+    with Store.open(path) as s:
+        s.create_profile("Ana", "#ff8800")
+    with sqlite3.connect(path) as db:  # what a hand edit, or a copy from another version, leaves
+        db.execute(f"PRAGMA user_version = {version}")
+    with pytest.raises(StoreError) as caught:
+        Store.open(path)
+    message = str(caught.value)
+    assert message.startswith(f"database {path}: its tables don't match its schema version {version} ")
+    assert f"migration {version + 1} failed" in message and "keep a copy of the file" in message
+    with sqlite3.connect(path) as db:  # the failed migration changed nothing
+        assert db.execute("PRAGMA user_version").fetchone()[0] == version
+        assert db.execute("SELECT name FROM profiles").fetchall() == [("Ana",)]
+
+
+def test_two_processes_opening_a_new_database_at_once_both_end_up_migrated(tmp_path):
+    """The kiosk and the uplink start together on a new device: the one that finds the schema
+    migrated by the other while it waited for the write lock must not fail on it."""
+    path = tmp_path / "moodtunes.db"
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("PRAGMA journal_mode=WAL")
+    other.execute("BEGIN IMMEDIATE")  # the other process, migrating
+    opened: list[Store | Exception] = []
+
+    def open_meanwhile() -> None:
+        try:
+            opened.append(Store.open(path))
+        except StoreError as exc:  # reported by the assertion below
+            opened.append(exc)
+
+    opener = threading.Thread(target=open_meanwhile)
+    opener.start()
+    time.sleep(0.5)  # it has read schema version 0 and waits for the write lock
+    for version, script in enumerate(MIGRATIONS, start=1):
+        for statement in filter(str.strip, script.split(";")):
+            other.execute(statement)
+        other.execute(f"PRAGMA user_version = {version}")
+    other.execute("COMMIT")
+    other.close()
+    opener.join(timeout=30)
+    [store] = opened
+    assert isinstance(store, Store), store
+    assert store.schema_version == len(MIGRATIONS)
+    store.close()
+
+
+def _visit(store: Store, profile_id: int, song: str) -> None:
+    session = store.start_session(profile_id)
+    record = TrackRecord(path=f"/music/{song}.ogg", size=1, mtime=1.0, title=song, artist=song,
+                         category="Happy and calm")
+    record.id = store.upsert_track(record)
+    store.update_play(store.start_play(session, record), 60.0, finished=True)
+    store.finish_session(session, "completed", device_id="kiosk-1")
+
+
+def test_visits_are_in_the_order_recorded_when_the_clock_steps_back(store, clock):
+    """A Pi without an RTC boots with a wrong clock until NTP syncs: the song just played must
+    still count as recent, and the report must list and trend visits in the order they happened."""
+    ana = store.create_profile("Ana", "#ff8800")
+    for song in ("first", "second", "third"):
+        _visit(store, ana.id, song)
+        clock.advance(minutes=10)
+    clock.advance(days=-400)  # set back
+    _visit(store, ana.id, "just-played")
+    assert [v["plays"][0]["title"] for v in store.visits(ana.id)] == ["first", "second", "third", "just-played"]
+    assert [v["plays"][0]["title"] for v in store.visits(ana.id, limit=2)] == ["third", "just-played"]
+    assert store.recent_paths(ana.id, visits=2) == {"/music/third.ogg", "/music/just-played.ogg"}
+    [visit] = store.visits(ana.id, limit=1)
+    assert visit["started_at"] == stamp(clock.now)  # the times stay as recorded
+
+
+def test_events_the_broker_lost_can_be_queued_again(store, clock):
+    """A broker killed before saving loses what it acknowledged: queue again what it took since."""
+    ana = store.create_profile("Ana", "#ff8800")
+    for _ in range(4):
+        store.finish_session(store.start_session(ana.id), "completed", device_id="kiosk-1")
+    first, second, third, fourth = store.pending_events()
+    store.mark_sent(first.id)
+    clock.advance(hours=1)
+    crash = clock.now
+    store.mark_sent(second.id)
+    store.mark_sent(third.id)  # fourth: still pending (never sent)
+    with pytest.raises(ValueError, match="time zone"):
+        store.mark_unsent_since(crash.replace(tzinfo=None))
+    assert store.mark_unsent_since(crash.astimezone(timezone(timedelta(hours=2)))) == 2
+    assert [e.id for e in store.pending_events()] == [second.id, third.id, fourth.id]
+    assert store.outbox_counts() == {"pending": 3, "sent": 1}
+    assert store.mark_unsent_since(crash + timedelta(seconds=1)) == 0

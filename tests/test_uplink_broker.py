@@ -53,6 +53,27 @@ def test_once_delivers_every_pending_event_with_qos1(mosquitto, tmp_path, monkey
     assert "nothing to send" in capsys.readouterr().out
 
 
+def test_resend_since_sends_again_what_a_broker_lost(mosquitto, tmp_path, monkeypatch, capsys):
+    """A broker killed before it saved what it acknowledged: the operator queues those events
+    again and they go out once more, the same events (the ingest overwrites their points)."""
+    device, prefix = unique("kiosk-"), unique("mt")
+    with Store.open(tmp_path / "data" / "moodtunes.db") as store:
+        events = [record_visit(store, device) for _ in range(2)]
+    listener = Subscriber(mosquitto, f"{prefix}/+/visit")
+    _enable(monkeypatch, mosquitto, device, prefix)
+    try:
+        assert moodtunes(["uplink", "--once"]) == 0
+        wait_for(lambda: len(listener.messages) == 2, "2 messages")
+        assert moodtunes(["uplink", "--resend-since", "2000-01-01"]) == 0
+        assert moodtunes(["uplink", "--once"]) == 0
+        wait_for(lambda: len(listener.messages) == 4, "4 messages")
+    finally:
+        listener.close()
+    assert "2 events sent since 2000-01-01T00:00:00" in capsys.readouterr().out
+    sent = [json.loads(m.payload)["event_id"] for m in listener.messages]
+    assert sent == [e.event_id for e in events] * 2
+
+
 def test_visits_queued_before_device_id_changed_go_under_the_new_one(mosquitto, tmp_path, monkeypatch, capsys):
     """The ingest keeps only a payload naming its topic's device, and the ACL allows only the
     device's own topic: visits recorded under the hostname, sent once device_id is set, take the new id."""

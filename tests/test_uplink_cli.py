@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from contextlib import ExitStack
+from datetime import datetime, timedelta
 
 import pytest
 from analytics_support import record_visit, wait_for
@@ -41,9 +42,20 @@ def test_disabled_uplink_says_so_and_exits_cleanly(capsys):
     assert moodtunes(["uplink", "--once"]) == 0
 
 
+def test_a_missing_data_dir_is_reported_not_created(tmp_path, monkeypatch, capsys):
+    """An unmounted drive or a wrong MOODTUNES_DATA_DIR is not "no visits recorded yet"."""
+    data_dir = tmp_path / "data"
+    _enable_unreachable_broker(monkeypatch)
+    for options in (["--status"], ["--resend-since", "2026-01-01"], ["--once"]):
+        assert moodtunes(["uplink", *options]) == 1
+        assert f"data dir {data_dir} does not exist (not mounted?" in capsys.readouterr().out
+    assert not data_dir.exists()
+
+
 def test_status_counts_pending_and_sent(tmp_path, capsys):
+    (tmp_path / "data").mkdir()
     assert moodtunes(["uplink", "--status"]) == 0
-    assert "0 pending, 0 sent (no visits recorded yet)" in capsys.readouterr().out
+    assert "0 pending, 0 sent (no database at " in capsys.readouterr().out
     with _store(tmp_path) as store:
         record_visit(store, "kiosk")
         record_visit(store, "kiosk")
@@ -69,7 +81,8 @@ def test_once_with_an_unreachable_broker_keeps_events_and_fails(tmp_path, monkey
         assert store.outbox_counts() == {"pending": 1, "sent": 0}
 
 
-def test_once_with_nothing_pending_does_not_need_the_broker(monkeypatch, capsys):
+def test_once_with_nothing_pending_does_not_need_the_broker(tmp_path, monkeypatch, capsys):
+    (tmp_path / "data").mkdir()
     monkeypatch.setenv("MOODTUNES_MQTT__ENABLED", "true")
     monkeypatch.setenv("MOODTUNES_MQTT__PORT", str(free_port()))
     assert moodtunes(["uplink", "--once"]) == 0
@@ -97,6 +110,35 @@ def test_a_topic_prefix_with_wildcards_or_empty_levels_is_a_config_error(monkeyp
     monkeypatch.setenv("MOODTUNES_MQTT__TOPIC_PREFIX", prefix)
     assert moodtunes(["uplink", "--status"]) == 2
     assert "mqtt.topic_prefix" in capsys.readouterr().err
+
+
+def test_resend_since_queues_again_what_was_sent_since_then(tmp_path, capsys):
+    """For a broker that lost what it had acknowledged; fine while the uplink service runs: the
+    service just finds the events pending again."""
+    with _store(tmp_path) as store:
+        for _ in range(3):
+            record_visit(store, "kiosk")
+        old, *recent = store.pending_events()
+        store.mark_sent(old.id)
+        store._db.execute("UPDATE outbox SET sent_at = '2020-01-01T00:00:00.000+00:00' WHERE id = ?", (old.id,))
+        for item in recent:
+            store.mark_sent(item.id)
+    an_hour_ago = (datetime.now() - timedelta(hours=1)).isoformat(timespec="minutes")  # local time
+    with uplink_lock(load_settings().database_path):  # the service, running
+        assert moodtunes(["uplink", "--resend-since", an_hour_ago]) == 0
+    out = capsys.readouterr().out
+    assert "uplink: 2 events sent since " in out and "queued again, 2 pending" in out
+    with _store(tmp_path) as store:
+        assert [e.id for e in store.pending_events()] == [item.id for item in recent]
+    assert moodtunes(["uplink", "--resend-since", "2019-12-31T21:00:00-02:00"]) == 0  # a zone of its own
+    assert "uplink: 1 events sent since 2019-12-31T21:00:00-02:00 queued again, 3 pending" in capsys.readouterr().out
+
+
+def test_resend_since_refuses_what_is_not_a_date(capsys):
+    with pytest.raises(SystemExit) as exited:
+        moodtunes(["uplink", "--resend-since", "yesterday"])
+    assert exited.value.code == 2
+    assert "'yesterday' is not an ISO date or date and time" in capsys.readouterr().err
 
 
 def _enable_unreachable_broker(monkeypatch) -> None:

@@ -25,8 +25,9 @@ from moodtunes.domain import Category
 SCAN_EXIT_STATUS = (
     "exit status: 0 when the scan completed, even if some files could not be analysed (they are "
     "listed, and kept in the catalogue with their error: `library list --errors`); 1 on an error, "
-    "or when nothing was found because a folder is missing or empty with its tracks kept; 130 after "
-    "Ctrl-C and 143 after SIGTERM, with everything analysed so far saved."
+    "or when nothing was found because a folder is missing or empty, or songs' links lead to a "
+    "missing drive, with their tracks kept; 130 after Ctrl-C and 143 after SIGTERM, with everything "
+    "analysed so far saved."
 )
 
 

@@ -1,6 +1,8 @@
 """`moodtunes uplink`: upload queued visit events to the MQTT broker (the uplink service), once
-(`--once`), or show the outbox (`--status`). With mqtt.enabled = false there is nothing to do.
-`--once` refuses to run beside the service (see uplink_lock); the service waits for a `--once`."""
+(`--once`), show the outbox (`--status`), or queue again what a broker lost (`--resend-since`).
+With mqtt.enabled = false there is nothing to send. `--once` refuses to run beside the service (see
+uplink_lock); the service waits for a `--once`. `--resend-since` needs no lock: it is one write to
+the store, which the service (or the next `--once`) just finds pending."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import argparse
 import signal
 import sys
 import threading
+from datetime import datetime
 
 from moodtunes.config import Settings
 
@@ -21,14 +24,43 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="send what is pending, print a summary and exit (1 if anything is left, or if the uplink service is running)",
     )
     mode.add_argument("--status", action="store_true", help="print how many events are pending and sent")
+    mode.add_argument(
+        "--resend-since", type=_moment, metavar="WHEN",
+        help="queue again the events the broker acknowledged since WHEN (ISO date or date and time, local "
+             "time unless it has a zone), for a broker that lost them; the ingest overwrites duplicates",
+    )
+
+
+def _moment(text: str) -> datetime:
+    """An ISO date or date and time; without a zone, in this device's local time."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO date or date and time (e.g. 2026-05-01 or 2026-05-01T14:30)"
+        ) from None
+    return moment if moment.tzinfo else moment.astimezone()
+
+
+def _missing_data_dir(settings: Settings) -> str | None:
+    """Why the outbox can't be there: the data dir is missing (a drive not mounted, a wrong
+    MOODTUNES_DATA_DIR). Opening the store would create an empty one in its place."""
+    if settings.data_dir.is_dir():
+        return None
+    return (f"data dir {settings.data_dir} does not exist (not mounted? check MOODTUNES_DATA_DIR "
+            "or data_dir in the config)")
 
 
 def _status(settings: Settings) -> int:
     from moodtunes.store import Store
 
+    if problem := _missing_data_dir(settings):
+        print(f"uplink: {problem}")
+        return 1
     state = "enabled" if settings.mqtt.enabled else "disabled (mqtt.enabled = false)"
     if not settings.database_path.exists():
-        print(f"outbox: 0 pending, 0 sent (no visits recorded yet); uplink {state}")
+        print(f"outbox: 0 pending, 0 sent (no database at {settings.database_path} yet: no visits recorded, "
+              f"or its drive is not mounted); uplink {state}")
         return 0
     with Store.open(settings.database_path) as store:
         counts = store.outbox_counts()
@@ -38,9 +70,31 @@ def _status(settings: Settings) -> int:
     return 0
 
 
+def _resend_since(settings: Settings, since: datetime) -> int:
+    from moodtunes.store import Store
+
+    if problem := _missing_data_dir(settings):
+        print(f"uplink: {problem}")
+        return 1
+    if not settings.database_path.exists():
+        print("uplink: 0 events queued again (no visits recorded yet)")
+        return 0
+    with Store.open(settings.database_path) as store:
+        requeued = store.mark_unsent_since(since)
+        pending = store.outbox_counts()["pending"]
+    sender = ("the uplink service sends them (or `moodtunes uplink --once`)" if settings.mqtt.enabled
+              else "they go once the uplink is enabled (mqtt.enabled = false now)")
+    print(f"uplink: {requeued} events sent since {since.isoformat(timespec='seconds')} queued again, "
+          f"{pending} pending; {sender}")
+    return 0
+
+
 def _once(settings: Settings) -> int:
     from moodtunes.uplink import UplinkBusy, UplinkError, uplink_lock
 
+    if problem := _missing_data_dir(settings):
+        print(f"uplink: nothing sent: {problem}")
+        return 1
     try:
         with uplink_lock(settings.database_path):
             return _send_pending(settings)
@@ -107,6 +161,8 @@ def _forever(settings: Settings) -> int:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.status:
         return _status(settings)
+    if args.resend_since is not None:
+        return _resend_since(settings, args.resend_since)
     if not settings.mqtt.enabled:
         print(
             "moodtunes uplink: disabled (mqtt.enabled = false): visits stay on this device; "

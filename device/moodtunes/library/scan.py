@@ -8,22 +8,25 @@ couldn't be read, or whose decoder is missing, are tried again on every scan. Wh
 model changed, catalogued tracks are re-scored from their stored features, with no audio work.
 Files are catalogued under their real paths: a folder scanned through a symlink maps to the same
 tracks, a symlinked file to its target when that is in the scanned folders (else to the link, so
-deleting the link prunes it), and symlinked folders inside are reported, not followed.
-One scan of a catalogue runs at a time: a second one waits for the first.
+deleting the link prunes it, while a link whose target is missing keeps its track), and symlinked
+folders inside are reported, not followed. Pipes and devices named like songs are reported, never
+opened. One scan of a catalogue runs at a time: a second one waits for the first.
 """
 
 from __future__ import annotations
 
+import ctypes
 import fcntl
 import logging
 import multiprocessing
 import os
 import signal
 import stat
+import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Collection, Generator, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import closing, contextmanager
@@ -81,7 +84,7 @@ class ScanReport:
     removed: int = 0  # catalogue entries pruned because their file is gone
     failed: list[tuple[str, str]] = field(default_factory=list)  # (path, reason) for this run
     missing_roots: list[str] = field(default_factory=list)  # folders that don't exist
-    # (folder, why): its catalogued tracks were kept, not pruned, though none of them was found
+    # (folder or link, why): its catalogued tracks were kept, not pruned, though none of them was found
     kept: list[tuple[str, str]] = field(default_factory=list)
     # (link, target): symlinked folders not followed, whose target is outside the scanned folders
     links: list[tuple[str, str]] = field(default_factory=list)
@@ -105,13 +108,16 @@ class FileState:
 
 def iter_audio_files(
     root: Path, unreadable: Callable[[OSError], None], linked_folder: Callable[[str], None],
-    roots: Iterable[str] = (),
+    roots: Iterable[str] = (), *, not_a_file: Callable[[str, str], None],
+    dangling_link: Callable[[str, str], None],
 ) -> Iterator[FileState]:
     """Audio files under ``root`` (recursively, hidden folders skipped), in a stable order.
     Symlinked folders go to ``linked_folder``, not followed: a link can lead anywhere, into a loop
     even. Folders that can't be listed and files that can't be stat'ed go to ``unreadable``
-    instead: their catalogued tracks must not look deleted. ``roots``: all the folders scanned (a
-    symlinked file whose target lies in one of them is that target; see _file_state)."""
+    instead: their catalogued tracks must not look deleted. A pipe or device named like a song
+    goes to ``not_a_file`` (path, why): reading one never ends. A symlinked file whose target is
+    missing goes to ``dangling_link`` (link, target). ``roots``: all the folders scanned (a
+    symlinked file whose target lies in one of them is that target; see _resolve)."""
     for folder, subdirs, files in os.walk(root, onerror=unreadable):
         subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
         for name in subdirs:
@@ -120,25 +126,43 @@ def iter_audio_files(
         for name in sorted(files):
             if name.startswith(".") or Path(name).suffix.lower() not in AUDIO_EXTENSIONS:
                 continue
+            path = os.path.join(folder, name)
             try:
-                yield _file_state(os.path.join(folder, name), roots)
-            except FileNotFoundError:  # vanished between listing and stat, or a dangling symlink
-                continue
+                catalogued_as, st = _resolve(path, roots)
+            except FileNotFoundError:
+                if os.path.islink(path):
+                    dangling_link(path, os.path.realpath(path))
+                continue  # else it vanished between listing and stat
             except OSError as exc:
                 unreadable(exc)
+                continue
+            if stat.S_ISREG(st.st_mode):
+                yield FileState(catalogued_as, st.st_size, st.st_mtime)
+            else:
+                not_a_file(path, _not_a_file_reason(path, st.st_mode))
 
 
-def _file_state(path: str, roots: Iterable[str]) -> FileState:
-    """A symlinked file whose target is in the scanned folders is known by the target's path, so
-    the same song linked twice is one track; one whose target is elsewhere keeps its own path, so
-    deleting the link prunes it like any file of the library."""
+def _resolve(path: str, roots: Iterable[str]) -> tuple[str, os.stat_result]:
+    """(the path to catalogue the file under, its status after following a link). A symlinked
+    file whose target is in the scanned folders is known by the target's path, so the same song
+    linked twice is one track; one whose target is elsewhere keeps its own path, so deleting the
+    link prunes it like any file of the library."""
     st = os.stat(path, follow_symlinks=False)
     if stat.S_ISLNK(st.st_mode):
         target = os.path.realpath(path)
         st = os.stat(target)
         if _under(target, roots):
             path = target
-    return FileState(path, st.st_size, st.st_mtime)
+    return path, st
+
+
+def _not_a_file_reason(path: str, mode: int) -> str:
+    kinds = {stat.S_IFIFO: "a named pipe (FIFO)", stat.S_IFCHR: "a character device",
+             stat.S_IFBLK: "a block device", stat.S_IFSOCK: "a socket"}
+    kind = kinds.get(stat.S_IFMT(mode), "a special file")
+    if os.path.islink(path):
+        return f"not a regular file: a link to {printable_path(os.path.realpath(path))}, {kind}"
+    return f"not a regular file but {kind}"
 
 
 # The catalogue, the visit events and the dashboards keep paths as UTF-8 text; a name in another
@@ -206,13 +230,35 @@ def _only_the_model_changed(state: FileState, catalogued: tuple[int, float, str 
 _worker_model: MoodModel | None = None
 
 
-def _init_worker(model_path: Path | None, single_thread: bool = False) -> None:
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+def _init_worker(model_path: Path | None, single_thread: bool = False, parent_pid: int | None = None) -> None:
+    """Load the mood model into a pool worker (``parent_pid``: the scan that started it, which it
+    must not outlive) or, without ``parent_pid``, into the scanning process itself."""
     global _worker_model
+    if parent_pid is not None:
+        _die_with_parent(parent_pid)
     if single_thread:  # one analysis per core already: threaded BLAS/FFT would only contend
         from threadpoolctl import threadpool_limits
 
         threadpool_limits(1)
     _worker_model = MoodModel.load(model_path)
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Have Linux kill this worker when the scan that started it dies. A scan killed outright
+    (SIGKILL, the OOM killer) left its workers (~330 MB each) waiting for work for good. The
+    signal comes when the thread that started the worker ends: the scanning thread, which shuts
+    its pools down before it goes on. Elsewhere than Linux, nothing is done."""
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL) != 0:
+        logger.warning("can't tie the analysis worker to its scan: %s", os.strerror(ctypes.get_errno()))
+        return
+    if os.getppid() != parent_pid:  # the scan died before the request took effect
+        os._exit(1)
 
 
 def _analyse_in_worker(state: FileState) -> AnalysisResult:
@@ -244,11 +290,11 @@ def _keep(folder: str, why: str, kept: list[str], report: ScanReport) -> None:
 
 
 def _walk(
-    roots: list[Path], catalogued: Iterable[str], report: ScanReport
+    roots: list[Path], catalogued: Collection[str], report: ScanReport
 ) -> tuple[dict[str, FileState], list[str]]:
-    """(the audio files under ``roots``; the folders whose catalogued tracks must not be pruned:
-    missing or unreadable ones, and roots with catalogued tracks but no music, like the empty
-    mount point of a drive that is not mounted)."""
+    """(the audio files under ``roots``; the folders and links whose catalogued tracks must not be
+    pruned: missing or unreadable folders, roots with catalogued tracks but no music, like the
+    empty mount point of a drive that is not mounted, and links to songs that are missing)."""
     on_disk: dict[str, FileState] = {}
     kept: list[str] = []
 
@@ -263,13 +309,31 @@ def _walk(
             logger.warning("%s links to %s: not followed; scan that folder too (add it to library.paths)",
                            printable_path(link), printable_path(target))
 
+    def skip(path: str, why: str) -> None:
+        report.failed.append((printable_path(path), why))
+        logger.warning("skipped %s: %s", printable_path(path), why)
+
+    def dangling_link(link: str, target: str) -> None:
+        """A link into the scanned folders stands for its target, judged on its own. One to a
+        song elsewhere (an unmounted drive's, often) is kept, as a missing folder's tracks are:
+        only deleting the link says the song is no longer wanted."""
+        if _under(target, map(str, roots)):
+            return
+        missing = f"a link to {printable_path(target)}, which is missing (drive not mounted?)"
+        if link in catalogued:
+            _keep(link, f"{missing}; its catalogued track is kept until the link is deleted", kept, report)
+        else:
+            skip(link, missing)
+
     for root in map(str, roots):
         if not os.path.isdir(root):
             report.missing_roots.append(root)
             kept.append(root)
             logger.warning("music folder %s does not exist; skipped", root)
             continue
-        found = {s.path: s for s in iter_audio_files(Path(root), unreadable, linked_folder, list(map(str, roots)))}
+        files = iter_audio_files(Path(root), unreadable, linked_folder, list(map(str, roots)),
+                                 not_a_file=skip, dangling_link=dangling_link)
+        found = {s.path: s for s in files}
         tracks = 0 if found or _under(root, kept) else sum(_under(p, [root]) for p in catalogued)
         if tracks:
             _keep(root, f"no music found, {tracks} catalogued tracks kept (drive not mounted?)", kept, report)
@@ -399,7 +463,7 @@ def _analyses(
 def _new_pool(model_path: Path | None, workers: int) -> ProcessPoolExecutor:
     # spawn, not fork: the kiosk scans from a process that already runs threads and SDL.
     return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_init_worker, initargs=(model_path, True))
+                               initializer=_init_worker, initargs=(model_path, True, os.getpid()))
 
 
 def _pool_until_broken(

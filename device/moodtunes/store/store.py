@@ -173,7 +173,11 @@ def _describe_sqlite_error(path: Path, exc: sqlite3.Error) -> str:
     if "disk is full" in text or ("disk I/O error" in text and _disk_nearly_full(path.parent)):
         return f"database {path}: the disk is full; free some space (nothing already saved was lost)"
     if "not a database" in text or "malformed" in text:
-        return f"database {path}: the file is damaged ({text}); move it aside to start afresh"
+        return (
+            f"database {path}: the file is damaged ({text}); keep a copy of it (it holds unsent visits, "
+            f"profiles and the pseudonym secret), then try `sqlite3 {path} .recover`, or move it aside "
+            "to start afresh"
+        )
     if "readonly" in text or "unable to open" in text:
         return f"database {path}: can't write here ({text}); check MOODTUNES_DATA_DIR and permissions"
     return f"database {path}: {text}"
@@ -208,6 +212,9 @@ class Store:
         except sqlite3.Error as exc:
             db.close()
             raise StoreError(_describe_sqlite_error(path, exc)) from None
+        except StoreError:
+            db.close()
+            raise
         return store
 
     def close(self) -> None:
@@ -231,10 +238,23 @@ class Store:
                 f"({len(MIGRATIONS)}); upgrade moodtunes"
             )
         for version, script in enumerate(MIGRATIONS[current:], start=current + 1):
-            # executescript commits first, so the migration is wrapped by hand.
-            self._db.executescript(
-                f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version={version};\nCOMMIT;"
-            )
+            try:
+                # executescript commits first, so the migration is wrapped by hand.
+                self._db.executescript(
+                    f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version={version};\nCOMMIT;"
+                )
+            except sqlite3.Error as exc:
+                self._rollback()
+                if self.schema_version >= version:  # another process (kiosk, uplink) migrated it meanwhile
+                    continue
+                if exc.sqlite_errorcode != sqlite3.SQLITE_ERROR:  # a full disk, a damaged file…
+                    raise
+                raise StoreError(
+                    f"database {self.path}: its tables don't match its schema version {version - 1} "
+                    f"(migration {version} failed: {exc}), as after a hand edit: keep a copy of the "
+                    "file (it holds unsent visits and profiles), then set its `PRAGMA user_version` "
+                    "to match its tables or restore a backup"
+                ) from None
 
     def _read_or_make_pseudonym_secret(self) -> bytes:
         """The secret that keys this device's profile pseudonyms, made on the first open of a
@@ -523,13 +543,14 @@ class Store:
 
     def visits(self, profile_id: int | None = None, limit: int | None = None) -> list[dict[str, Any]]:
         """Ended visits (newest ``limit``), oldest first, each a row dict plus ``readings``
-        (phase -> ReadingEvent) and ``plays`` (row dicts)."""
+        (phase -> ReadingEvent) and ``plays`` (row dicts). In the order they were recorded, not by
+        their times: a kiosk's clock may be set back (no RTC, NTP not yet synced)."""
         sql = (
             "SELECT s.*, p.name AS profile, (SELECT score FROM ratings r WHERE r.session_id = s.id"
             " ORDER BY r.id DESC LIMIT 1) AS rating FROM sessions s"
             " JOIN profiles p ON p.id = s.profile_id"
             " WHERE s.ended_at IS NOT NULL AND (? IS NULL OR s.profile_id = ?)"
-            " ORDER BY s.started_at DESC, s.id DESC LIMIT ?"
+            " ORDER BY s.id DESC LIMIT ?"
         )
         with self.transaction("DEFERRED") as db:
             sessions = db.execute(sql, (profile_id, profile_id, -1 if limit is None else limit))
@@ -550,10 +571,11 @@ class Store:
         return [(r["path"], r["artist"], r["score"]) for r in rows]
 
     def recent_paths(self, profile_id: int, visits: int = 3) -> set[str]:
-        """Tracks played in the profile's last ``visits`` visits, to avoid repeating them."""
+        """Tracks played in the profile's last ``visits`` visits (the last recorded, whatever the
+        clock said), to avoid repeating them."""
         rows = self._query(
             "SELECT DISTINCT pl.path FROM plays pl WHERE pl.session_id IN ("
-            " SELECT id FROM sessions WHERE profile_id = ? ORDER BY started_at DESC, id DESC LIMIT ?)",
+            " SELECT id FROM sessions WHERE profile_id = ? ORDER BY id DESC LIMIT ?)",
             (profile_id, visits),
         )
         return {r["path"] for r in rows}
@@ -632,6 +654,16 @@ class Store:
                 "UPDATE outbox SET attempts = attempts + 1, last_error = ? WHERE id = ?",
                 (error[:500], outbox_id),
             )
+
+    def mark_unsent_since(self, since: datetime) -> int:
+        """Queue again the events sent (acknowledged by the broker) at or after ``since``, for a
+        broker that lost them (killed before it saved them); how many. The uplink, running or
+        not, just finds them pending; the ingest overwrites the points a second delivery makes."""
+        if since.tzinfo is None:
+            raise ValueError("since must carry its time zone")
+        stamp = since.astimezone(UTC).isoformat(timespec="milliseconds")
+        with self.transaction() as db:
+            return db.execute("UPDATE outbox SET sent_at = NULL WHERE sent_at >= ?", (stamp,)).rowcount
 
     def outbox_counts(self) -> dict[str, int]:
         row = self._query(
