@@ -35,10 +35,38 @@ def test_each_subcommand_has_help(name, capsys):
 
 
 def test_report_on_an_empty_store_is_an_empty_report(tmp_path):
+    (tmp_path / "data").mkdir()
     result = moodtunes("report", "--json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {"profiles": []}
     assert moodtunes("report").stdout.strip() == "No visits recorded yet."
+
+
+@pytest.mark.parametrize("make", [None, "file"])
+def test_report_without_its_data_dir_says_so_and_creates_nothing(tmp_path, make):
+    """An unmounted drive or a mistyped path is not "no visits yet"."""
+    data_dir = tmp_path / "data"
+    if make == "file":
+        data_dir.write_text("not a folder")
+    for args in (["report"], ["report", "--json"]):
+        result = moodtunes(*args)
+        assert result.returncode == 1 and result.stdout == ""
+        problem = "is not a folder" if make else "does not exist"
+        assert f"the data dir {data_dir} {problem}" in result.stderr and "mounted" in result.stderr
+    assert data_dir.exists() == bool(make)
+
+
+@pytest.mark.parametrize("below", ["", "moodtunes"])
+def test_a_data_dir_linked_to_an_unmounted_drive_is_named_as_such(tmp_path, monkeypatch, below):
+    """It gave "[Errno 17] File exists" where the data dir is created."""
+    link = tmp_path / "data-link"
+    link.symlink_to(tmp_path / "usb-not-mounted")
+    monkeypatch.setenv("MOODTUNES_DATA_DIR", str(link / below))
+    for command in ("report", "doctor"):
+        result = moodtunes(command)
+        assert result.returncode == 2 and result.stderr.count("\n") == 1
+        assert f"{link} is a symbolic link to {tmp_path}/usb-not-mounted, which does not exist" in result.stderr
+        assert "is its drive mounted?" in result.stderr and "File exists" not in result.stderr
 
 
 def test_report_shows_a_profiles_history(tmp_path, capsys):

@@ -166,3 +166,83 @@ def test_a_mistyped_camera_source_stops_the_start(monkeypatch, capsys, source):
     err = capsys.readouterr().err
     assert "camera.source: Value error, must be auto" in err and err.count("\n") == 1
     assert err.strip().endswith(f"(got {source!r}) (set by MOODTUNES_CAMERA__SOURCE)")
+
+
+@pytest.mark.parametrize(
+    ("variable", "close"),
+    [
+        ("MOODTUNES_MQTT_ENABLED", "MOODTUNES_MQTT__ENABLED"),  # one underscore: upload stayed off, rc 0
+        ("MOODTUNES_DATADIR", "MOODTUNES_DATA_DIR"),  # the default data dir was used without a word
+        ("MOODTUNES_MQTT__HSOT", "MOODTUNES_MQTT__HOST"),
+        ("moodtunes_kiosk__widht", "MOODTUNES_KIOSK__WIDTH"),  # pydantic-settings reads any case
+        ("MOODTUNES_CONFIG_FILE", "MOODTUNES_CONFIG"),
+    ],
+)
+def test_a_mistyped_environment_variable_stops_the_start_naming_the_close_match(monkeypatch, capsys, variable,
+                                                                                  close):
+    monkeypatch.setenv(variable, "true")
+    assert moodtunes(["uplink", "--status"]) == 2
+    err = capsys.readouterr().err
+    assert f"unknown environment variable {variable} (did you mean {close}?)" in err and err.count("\n") == 1
+
+
+def test_every_unknown_variable_is_named_at_once(monkeypatch):
+    monkeypatch.setenv("MOODTUNES_NOTHING_LIKE_IT", "1")
+    monkeypatch.setenv("MOODTUNES_DATADIR", "/x")
+    with pytest.raises(ConfigError, match=r"variables MOODTUNES_DATADIR \(did you mean MOODTUNES_DATA_DIR\?\), "
+                                          r"MOODTUNES_NOTHING_LIKE_IT;"):
+        load_settings()
+
+
+def test_variables_other_parts_of_moodtunes_read_are_allowed(monkeypatch, tmp_path):
+    """The models folder, the installer's switch, the tests' own, and the cloud ingest's settings (a
+    developer's shell may hold both), which the ingest checks itself."""
+    for variable in ("MOODTUNES_MODELS_DIR", "MOODTUNES_KEEP_SWAPFILE", "MOODTUNES_REQUIRE_SERVICES",
+                     "MOODTUNES_TEST_ANALYSIS_LOG", "MOODTUNES_INGEST_MQTT_HOST", "MOODTUNES_INGEST_MQTT_HOTS"):
+        monkeypatch.setenv(variable, str(tmp_path))
+    monkeypatch.setenv("MOODTUNES_CONFIG", str(write(tmp_path, "")))
+    monkeypatch.setenv("MOODTUNES_MQTT", '{"port": 1884}')
+    monkeypatch.setenv("MOODTUNES_MQTT__HOST", "broker")
+    settings = load_settings()
+    assert (settings.mqtt.host, settings.mqtt.port) == ("broker", 1884)
+
+
+def test_every_moodtunes_variable_the_project_sets_is_accepted():
+    """Units, env files and scripts set these: each must be a setting or an allowed other."""
+    import re
+
+    from moodtunes.config import OTHER_PREFIXES, OTHER_VARIABLES, _setting_variables
+
+    repo = Path(__file__).resolve().parents[1]
+    files = [*repo.glob("systemd/*"), *repo.glob("provisioning/*"), *repo.glob("cloud/*.example"),
+             *repo.glob(".ci/*"), repo / "Makefile"]
+    found = {name for path in files if path.is_file() for name in re.findall(r"\bMOODTUNES_[A-Z0-9_]+", path.read_text())}
+    assert "MOODTUNES_KEEP_SWAPFILE" in found and "MOODTUNES_MQTT__PASSWORD" in found
+    known = {f"MOODTUNES_{name}" for name in _setting_variables()} | set(OTHER_VARIABLES)
+    assert {name for name in found if name not in known and not name.startswith(OTHER_PREFIXES)} == set()
+
+
+@pytest.mark.parametrize("where", ["env", "file"])
+def test_an_empty_data_dir_is_refused_not_the_current_folder(tmp_path, monkeypatch, where):
+    """MOODTUNES_DATA_DIR="" quietly made moodtunes.db wherever the command was started."""
+    if where == "env":
+        monkeypatch.setenv("MOODTUNES_DATA_DIR", "")
+        config = None
+    else:
+        monkeypatch.delenv("MOODTUNES_DATA_DIR")
+        config = write(tmp_path, 'data_dir = " "\n')
+    with pytest.raises(ConfigError, match="data_dir: Value error, must not be empty"):
+        load_settings(config)
+
+
+def test_a_home_folder_in_a_path_is_expanded_once_for_every_command(tmp_path, monkeypatch):
+    """The doctor said "~/Music not found" while the scan read /root/Music."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    config = write(tmp_path, '[library]\npaths = ["~/Music", "/srv/music"]\n[emotion]\nmodel = "~/e.tflite"\n')
+    settings = load_settings(config)
+    assert settings.library.paths == [tmp_path / "Music", Path("/srv/music")]
+    assert settings.emotion.model == tmp_path / "e.tflite"
+    monkeypatch.setenv("MOODTUNES_DATA_DIR", "~/data")
+    monkeypatch.setenv("MOODTUNES_LIBRARY__PATHS", f"~/a{os.pathsep}~/b")
+    settings = load_settings()
+    assert settings.data_dir == tmp_path / "data" and settings.library.paths == [tmp_path / "a", tmp_path / "b"]

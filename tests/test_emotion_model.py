@@ -146,3 +146,18 @@ def test_quantization_that_does_not_match(model_copy):
     _edit_metadata(model_copy, input__quantization={"scale": 0.5, "zero_point": 0})
     with pytest.raises(EmotionModelError, match="input quantization"):
         EmotionModel.load(model_copy)
+
+
+def test_a_model_with_two_outputs_is_refused_in_words(tmp_path):
+    """The music embedding put in the emotion model's place (with a matching checksum) gave "too many
+    values to unpack (expected 1)" in detect, the doctor and the kiosk's log."""
+    other = tmp_path / "emotion_int8.tflite"
+    shutil.copy(shipped_model("music/msd_vgg_int8.tflite"), other)
+    shutil.copy(metadata_path(MODEL), metadata_path(other))
+    _edit_metadata(other, sha256=file_sha256(other))
+    with pytest.raises(EmotionModelError) as info:
+        EmotionModel.load(other)
+    assert str(info.value) == (
+        f"emotion model {other} is not an emotion model: expected one input of shape (1, 48, 48, 1) and one "
+        "output of shape (1, 3), found 1 input (1, 187, 96) and 2 outputs (1, 50), (1, 2, 1, 128)"
+    )

@@ -5,7 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from moodtunes.library.tags import UNKNOWN_ARTIST, read_tags, title_from_filename
+from moodtunes.events import PlayEvent
+from moodtunes.library.tags import MAX_TAG_CHARS, UNKNOWN_ARTIST, read_tags, title_from_filename
 from moodtunes.recommend import artist_key
 from mutagen.flac import FLAC
 from mutagen.id3 import ID3, TALB, TCON, TDRC, TIT2, TPE1
@@ -56,6 +57,19 @@ def test_every_artist_of_a_collaboration_is_kept_and_other_fields_take_their_fir
     audio.save()
     tags = read_tags(path)
     assert (tags.title, tags.artist, tags.genre) == ("Get Lucky", "Daft Punk, Pharrell Williams", "Disco")
+
+
+def test_huge_tags_are_cut_when_catalogued(tmp_path):
+    """A 2 MB title froze the kiosk's songs screen for minutes: no tag text is kept whole."""
+    path = _tone(tmp_path / "huge.flac", "FLAC")
+    audio = FLAC(str(path))
+    audio.update({"title": "T" * 2_000_000, "artist": [f"Band {i}" for i in range(5000)], "album": "Short"})
+    audio.save()
+    tags = read_tags(path)
+    assert len(tags.title) == len(tags.artist) == MAX_TAG_CHARS
+    assert tags.title == "T" * (MAX_TAG_CHARS - 1) + "…" and tags.artist.startswith("Band 0, Band 1, ")
+    assert tags.album == "Short"
+    PlayEvent(title=tags.title, artist=tags.artist, seconds_listened=0.0)  # the visit event takes them whole
 
 
 def test_untagged_file_falls_back_to_its_name(tmp_path):

@@ -537,6 +537,58 @@ def test_a_store_failure_is_a_plain_message_for_the_visitor(settings, library, m
     assert app.save_failures == 1 and "the disk is full" in caplog.text  # the detail is for the operator
 
 
+def damage_the_tracks_table(database: Path) -> None:
+    """Overwrite the root page of the tracks table with garbage, as a bad sector would."""
+    import sqlite3
+
+    with sqlite3.connect(database) as db:
+        page_size = db.execute("PRAGMA page_size").fetchone()[0]
+        (root,) = db.execute("SELECT rootpage FROM sqlite_master WHERE name = 'tracks'").fetchone()
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    with database.open("r+b") as f:
+        f.seek(page_size * (root - 1))
+        f.write(b"\x0d" + b"\xff" * (page_size - 1))
+
+
+def test_an_unreadable_music_library_is_a_plain_message_not_a_path(settings, library, monkeypatch, caplog, told):
+    """Only the music catalogue is damaged: the visit is still saved, but nothing can be played, so
+    the visitor must not read "the music still works", nor the database's path and advice."""
+    from moodtunes.ui.app import NOT_SAVED_NO_MUSIC_MESSAGE
+    from moodtunes.ui.screens import music
+
+    damage_the_tracks_table(settings.database_path)
+    drawn: list[str] = []
+    for name in ("draw_text", "draw_paragraph"):
+        draw = getattr(music, name)
+        monkeypatch.setattr(music, name, lambda surface, font, text, *a, _draw=draw, **k: (
+            drawn.append(text), _draw(surface, font, text, *a, **k))[1])
+
+    def read_catalogue(settings, store, progress=None):  # what ensure_library does first
+        return store.track_index()
+
+    app = make_app(settings, sample_scanner, library_loader=read_catalogue)
+    try:
+        assert app.library_service.wait(10)
+        songs_as_guest_without_camera(app, "sad")
+        step(app)
+        assert app.visit.ranked == [] and app.catalogue_unreadable
+        assert music.LIBRARY_PROBLEM_MESSAGE in drawn
+        assert not any("database" in text or "/" in text or "move it" in text for text in drawn)
+        assert told() == []  # reading the catalogue failed: nothing failed to be saved
+
+        def lost(*args, **kwargs):
+            raise StoreError("database: the disk is full")
+
+        monkeypatch.setattr(app.store, "add_rating", lost)
+        tap(app, "done")
+        tap(app, "star:4")
+        tap(app, "report")
+        assert told() and set(told()) == {NOT_SAVED_NO_MUSIC_MESSAGE}
+    finally:
+        app.close()
+    assert "the file is damaged" in caplog.text  # the detail is for the staff, in the log
+
+
 def test_the_autopilot_fails_when_the_visit_was_not_saved():
     from types import SimpleNamespace
 

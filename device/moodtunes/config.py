@@ -2,11 +2,15 @@
 
 Validated once at start; a bad file or value becomes one ConfigError line naming the key.
 Environment names are ``MOODTUNES_<KEY>`` for top-level keys and ``MOODTUNES_<SECTION>__<KEY>``
-for keys in a section, e.g. ``MOODTUNES_DATA_DIR`` or ``MOODTUNES_MQTT__HOST``.
+for keys in a section, e.g. ``MOODTUNES_DATA_DIR`` or ``MOODTUNES_MQTT__HOST``. Any other
+``MOODTUNES_*`` variable is an error too (``OTHER_VARIABLES`` lists those read elsewhere): a typo
+such as ``MOODTUNES_MQTT_ENABLED`` would otherwise leave its setting at the default, silently.
+Paths have ``~`` expanded here, once, so every command sees the same folder.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import re
@@ -17,7 +21,9 @@ from typing import Annotated, Any, Literal
 
 import platformdirs
 from pydantic import (
+    AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
@@ -40,10 +46,31 @@ DEVICE_ID_PATTERN = r"^[A-Za-z0-9._-]+$"  # the same rule as VisitEvent.device_i
 SECRET_WORDS = ("password", "secret", "token")  # keys whose values an error must not echo
 # What open_camera understands (it checks again, and says whether the camera opens).
 CAMERA_SOURCE = re.compile(r"auto|picamera2|sample|opencv(:\d+)?|replay:.+", re.IGNORECASE)
+# MOODTUNES_* variables that are no setting, read elsewhere.
+OTHER_VARIABLES = (
+    "MOODTUNES_CONFIG",  # load_settings: the config file
+    "MOODTUNES_MODELS_DIR",  # paths.models_dir: where the shipped models are
+    "MOODTUNES_KEEP_SWAPFILE",  # provisioning/install-pi.sh
+    "MOODTUNES_REQUIRE_SERVICES",  # the tests: fail instead of skip without mosquitto and influxd
+)
+# Whole families read elsewhere: the cloud ingest (which checks its own; a developer's shell may
+# hold both kinds) and the tests' helpers in subprocesses.
+OTHER_PREFIXES = ("MOODTUNES_INGEST_", "MOODTUNES_TEST_")
 
 
 class ConfigError(Exception):
     """A configuration problem, worded for one line on a terminal."""
+
+
+def _not_empty(value: Any) -> Any:
+    """An empty path is the current folder, wherever a command happens to start: never meant."""
+    if isinstance(value, str) and not value.strip():
+        raise ValueError("must not be empty (an empty path would be the current folder)")
+    return value
+
+
+# A path setting: "~" expanded once, here, so that the doctor, the scan and the kiosk see one folder.
+UserPath = Annotated[Path, BeforeValidator(_not_empty), AfterValidator(Path.expanduser)]
 
 
 class Section(BaseModel):
@@ -80,7 +107,7 @@ class CameraSettings(Section):
 
 
 class VisionSettings(Section):
-    face_model: Path | None = Field(None, description="BlazeFace .tflite; default: the one mediapipe ships")
+    face_model: UserPath | None = Field(None, description="BlazeFace .tflite; default: the one mediapipe ships")
     min_face_score: float = Field(0.5, ge=0.0, le=1.0)
     scan_seconds: float = Field(3.0, gt=0.0, le=30.0)
     uncertain_below: float = Field(0.45, ge=0.0, le=1.0)
@@ -96,15 +123,15 @@ class VisionSettings(Section):
 
 
 class EmotionSettings(Section):
-    model: Path | None = Field(None, description="int8 .tflite; default: the shipped model")
+    model: UserPath | None = Field(None, description="int8 .tflite; default: the shipped model")
     threads: int = Field(1, ge=1, le=8)
 
 
 class LibrarySettings(Section):
-    paths: Annotated[list[Path], NoDecode] = Field(default_factory=list, description="music folders to scan")
+    paths: Annotated[list[UserPath], NoDecode] = Field(default_factory=list, description="music folders to scan")
     demo: bool = Field(True, description="generate and use a demo library when no paths are set")
     workers: int = Field(0, ge=0, description="analysis processes; 0 = one per core")
-    model: Path | None = Field(None, description="music mood model JSON; default: the shipped one")
+    model: UserPath | None = Field(None, description="music mood model JSON; default: the shipped one")
 
     @field_validator("paths", mode="before")
     @classmethod
@@ -139,7 +166,7 @@ class MqttSettings(Section):
     username: str | None = None
     password: SecretStr | None = None
     tls: bool = False
-    ca_file: Path | None = None
+    ca_file: UserPath | None = None
     topic_prefix: str = Field(
         "moodtunes", pattern=r"^[^+#/]+(/[^+#/]+)*$", description="MQTT topic levels, no wildcards"
     )
@@ -186,7 +213,7 @@ class Settings(BaseSettings):
         env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", validate_default=True
     )
 
-    data_dir: Path = Field(default_factory=_default_data_dir)
+    data_dir: UserPath = Field(default_factory=_default_data_dir)
     device_id: str = Field(
         default_factory=lambda: _safe_device_id(socket.gethostname()),
         min_length=1, max_length=64, pattern=DEVICE_ID_PATTERN,
@@ -211,6 +238,19 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # The TOML file arrives as init kwargs; the environment overrides it.
         return env_settings, init_settings
+
+    @field_validator("data_dir")
+    @classmethod
+    def _not_through_a_dangling_link(cls, data_dir: Path) -> Path:
+        """The data dir, or a folder above it, linked to a drive that is not mounted: creating it
+        would fail with a bare "File exists"."""
+        for folder in (data_dir, *data_dir.parents):
+            if folder.is_symlink() and not folder.exists():
+                raise ValueError(
+                    f"{folder} is a symbolic link to {os.readlink(folder)}, which does not exist "
+                    "(is its drive mounted?)"
+                )
+        return data_dir
 
     @property
     def database_path(self) -> Path:
@@ -261,9 +301,44 @@ def _undecodable(exc: SettingsError) -> ConfigError:
     )
 
 
+def _setting_variables() -> list[str]:
+    """Every MOODTUNES_* variable that sets a key, without the prefix: DATA_DIR, MQTT, MQTT__HOST…"""
+    names = []
+    for name, field in Settings.model_fields.items():
+        names.append(name.upper())
+        section = field.annotation
+        if isinstance(section, type) and issubclass(section, Section):
+            names += [f"{name.upper()}__{key.upper()}" for key in section.model_fields]
+    return names
+
+
+def _check_variable_names() -> None:
+    """Stop on a MOODTUNES_* variable that nothing reads (names in any case, as pydantic-settings
+    reads them), naming the closest known one."""
+    known = [*_setting_variables(), *(name[len(ENV_PREFIX):] for name in OTHER_VARIABLES)]
+    unknown = sorted(
+        name for name in os.environ
+        if name.upper().startswith(ENV_PREFIX) and not name.upper().startswith(OTHER_PREFIXES)
+        and name.upper()[len(ENV_PREFIX):] not in known
+    )
+    if not unknown:
+        return
+
+    def described(name: str) -> str:
+        close = difflib.get_close_matches(name.upper()[len(ENV_PREFIX):], known, n=1)
+        return f"{name} (did you mean {ENV_PREFIX}{close[0]}?)" if close else name
+
+    plural = "s" if len(unknown) > 1 else ""
+    raise ConfigError(
+        f"config error: unknown environment variable{plural} {', '.join(map(described, unknown))}; "
+        f"settings are {ENV_PREFIX}<KEY> or {ENV_PREFIX}<SECTION>__<KEY> (provisioning/moodtunes.example.toml)"
+    )
+
+
 def load_settings(config: Path | None = None) -> Settings:
     """Read settings from ``config`` (else MOODTUNES_CONFIG, else /etc/moodtunes/moodtunes.toml if
     present) with environment overrides; raise ConfigError with one readable line on any problem."""
+    _check_variable_names()
     if config is None and os.environ.get(f"{ENV_PREFIX}CONFIG"):
         config = Path(os.environ[f"{ENV_PREFIX}CONFIG"])
     if config is None and SYSTEM_CONFIG.is_file():

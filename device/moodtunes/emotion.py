@@ -112,10 +112,28 @@ def _read_metadata(path: Path) -> dict[str, Any]:
     return meta
 
 
+def _input_and_output(path: Path, interpreter: Any, meta: dict[str, Any]) -> tuple[dict, dict]:
+    """The model's one input and one output tensor; another model (e.g. the music embedding, with
+    two outputs) is refused in words rather than with Python's "too many values to unpack"."""
+    inputs, outputs = interpreter.get_input_details(), interpreter.get_output_details()
+    if len(inputs) == 1 and len(outputs) == 1:
+        return inputs[0], outputs[0]
+    size, labels = int(meta["input"]["size"]), len(meta["labels"])
+
+    def found(tensors: list[dict], kind: str) -> str:
+        shapes = ", ".join(str(tuple(int(n) for n in t["shape"])) for t in tensors)
+        return f"{len(tensors)} {kind}{'' if len(tensors) == 1 else 's'} {shapes}".rstrip()
+
+    raise EmotionModelError(
+        f"emotion model {path} is not an emotion model: expected one input of shape (1, {size}, {size}, 1) "
+        f"and one output of shape (1, {labels}), found {found(inputs, 'input')} and {found(outputs, 'output')}"
+    )
+
+
 def _check_against_metadata(path: Path, interpreter: Any, meta: dict[str, Any]) -> None:
     """The file must be the model the metadata describes: shapes, dtypes, labels and checksum."""
     size = int(meta["input"]["size"])
-    (inp,), (out,) = interpreter.get_input_details(), interpreter.get_output_details()
+    inp, out = _input_and_output(path, interpreter, meta)
     problems = []
     if tuple(inp["shape"]) != (1, size, size, 1):
         problems.append(f"input shape {tuple(inp['shape'])} != (1, {size}, {size}, 1) in metadata")
@@ -140,7 +158,8 @@ class EmotionModel:
         self.metadata = metadata
         self.labels: tuple[str, ...] = tuple(metadata["labels"])
         self.input_size: int = int(metadata["input"]["size"])
-        (inp,), (out,) = interpreter.get_input_details(), interpreter.get_output_details()
+        # one of each: load() checked (_input_and_output)
+        inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
         self._input_index, self._output_index = inp["index"], out["index"]
         self._in_scale, self._in_zero = inp["quantization"]
         self._out_scale, self._out_zero = out["quantization"]

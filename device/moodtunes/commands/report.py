@@ -40,6 +40,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from moodtunes.report import summarise
     from moodtunes.store import Store
 
+    if not settings.data_dir.is_dir():  # "no visits yet" would hide an unmounted drive or a wrong path
+        problem = "is not a folder" if settings.data_dir.exists() else "does not exist"
+        print(f"moodtunes report: the data dir {settings.data_dir} {problem}, so there are no visits to read "
+              "(is its drive mounted? is data_dir or MOODTUNES_DATA_DIR right?)", file=sys.stderr)
+        return 1
     reports = []
     if settings.database_path.exists():
         with Store.open(settings.database_path) as store:

@@ -17,6 +17,11 @@ logger = logging.getLogger(__name__)
 UNKNOWN_ARTIST = "Unknown artist"
 # ID3 frames for files whose tags mutagen has no "easy" view of (WAV, AIFF).
 _ID3_FRAMES = {"title": "TIT2", "artist": "TPE1", "album": "TALB", "genre": "TCON", "date": "TDRC"}
+# Longest tag text catalogued; longer is cut, ending in "…". A tag can hold megabytes (a file with a
+# 2 MB title froze the kiosk's songs screen for minutes) and no screen shows more than two lines of
+# it. 300 is also what the visit event keeps of a title or artist (events.PlayEvent), so the
+# catalogue and the upload agree.
+MAX_TAG_CHARS = 300
 
 
 @dataclass(frozen=True)
@@ -36,12 +41,17 @@ def _texts(values: object) -> list[str]:
     return list(dict.fromkeys(text for text in texts if text))
 
 
+def _capped(text: str) -> str:
+    return text if len(text) <= MAX_TAG_CHARS else text[: MAX_TAG_CHARS - 1].rstrip() + "…"
+
+
 def _field(name: str, values: object) -> str | None:
-    """One text per field: every artist of a collaboration ("A, B"), else the first value."""
+    """One text per field: every artist of a collaboration ("A, B"), else the first value; at most
+    MAX_TAG_CHARS characters."""
     texts = _texts(values)
     if not texts:
         return None
-    return ", ".join(texts) if name == "artist" else texts[0]
+    return _capped(", ".join(texts) if name == "artist" else texts[0])
 
 
 def _year(text: str | None) -> int | None:

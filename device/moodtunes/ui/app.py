@@ -32,6 +32,8 @@ logger = logging.getLogger(__name__)
 MAX_FPS = 30
 TOAST_SECONDS = 4.0
 NOT_SAVED_MESSAGE = "Sorry, this couldn't be saved. The music still works; please tell the staff."
+# When the music catalogue can't be read either, the music does not work: say only what failed.
+NOT_SAVED_NO_MUSIC_MESSAGE = "Sorry, this couldn't be saved. Please tell the staff."
 
 
 class KioskApp:
@@ -61,6 +63,7 @@ class KioskApp:
         self.library_service = LibraryService(library_loader, settings)
         self.store: Store | None = None
         self.store_error: str | None = None
+        self.catalogue_unreadable = False  # the last read of the music catalogue failed
         self.visit: Visit | None = None
         self.screen: Any = None
         self.surface: pygame.Surface | None = None
@@ -314,7 +317,16 @@ class KioskApp:
     def _not_saved(self, problem: str) -> None:
         logger.error("not saved: %s", problem)
         self.save_failures += 1
-        self.toast(NOT_SAVED_MESSAGE)
+        self.toast(NOT_SAVED_NO_MUSIC_MESSAGE if self.catalogue_unreadable else NOT_SAVED_MESSAGE)
+
+    def _read(self, what: str, action: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run a store read; a StoreError is logged for the operator and gives None. Nothing was
+        being saved, so the visitor gets no "not saved" message: the caller shows what it means."""
+        try:
+            return action(*args, **kwargs)
+        except StoreError as exc:
+            logger.error("can't read %s: %s", what, exc)
+            return None
 
     # ---- the visit ---------------------------------------------------------------------------
 
@@ -365,14 +377,18 @@ class KioskApp:
             self.record(self.store.correct_reading, visit.reading_ids[phase], label)
 
     def recommendations(self, category: str) -> list[Ranked]:
-        """The ranked songs of ``category`` for the visitor (empty if the library has none)."""
+        """The ranked songs of ``category`` for the visitor (empty if the library has none or can't
+        be read: ``catalogue_unreadable`` tells which). Without this profile's ratings or recent
+        songs the songs are still ranked, just less personally."""
         visit = self.visit
-        tracks = self.record(self.store.tracks, category, features=False) or []
-        feedback = [
-            Feedback(*row) for row in self.record(self.store.track_feedback, visit.profile.id) or []
-        ]
-        recent = self.record(self.store.recent_paths, visit.profile.id) or set()
-        return rank(tracks, category, feedback, recent, self.rng)
+        tracks = self._read("the music catalogue", self.store.tracks, category, features=False)
+        self.catalogue_unreadable = tracks is None
+        if tracks is None:
+            return []
+        ratings = self._read("the profile's ratings", self.store.track_feedback, visit.profile.id)
+        feedback = [Feedback(*row) for row in ratings or []]
+        recent = self._read("the profile's recent songs", self.store.recent_paths, visit.profile.id)
+        return rank(tracks, category, feedback, recent or set(), self.rng)
 
     def other_category(self, category: str) -> str:
         return (

@@ -9,6 +9,7 @@ SDL_ttf as pygame builds it does not do; they are drawn with whatever glyphs are
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -94,18 +95,15 @@ class FontStack:
             self._fallbacks[path] = font
         return font
 
+    def _font_for(self, char: str) -> pygame.font.Font:
+        path = None if char.isspace() else self._font_path_for(char)
+        return self.primary if path in (None, self.primary_path) else self._fallback(path)
+
     def _cut(self, text: str) -> tuple[tuple[pygame.font.Font, str], ...]:
         """``text`` cut into pieces that one font draws (``runs``, cached); one piece when the
-        primary has it all."""
-        pieces: list[tuple[pygame.font.Font, str]] = []
-        for char in text:
-            path = None if char.isspace() else self._font_path_for(char)
-            font = self.primary if path in (None, self.primary_path) else self._fallback(path)
-            if pieces and pieces[-1][0] is font:
-                pieces[-1] = (font, pieces[-1][1] + char)
-            else:
-                pieces.append((font, char))
-        return tuple(pieces) or ((self.primary, ""),)
+        primary has it all. Each piece is joined once, so a long text costs time in proportion."""
+        pieces = tuple((font, "".join(chars)) for font, chars in itertools.groupby(text, self._font_for))
+        return pieces or ((self.primary, ""),)
 
     def size(self, text: str) -> tuple[int, int]:
         pieces = self.runs(text)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import math
+import re
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pygame
@@ -51,34 +54,56 @@ def glyphs_or(font: FontStack, text: str, fallback: str) -> str:
     return text if font.covers(text) else fallback
 
 
+FIRST_PREFIX_CHARS = 32  # where _head starts measuring: about a button's worth of text
+
+
+def _head(font: FontStack, text: str, width: int) -> str:
+    """A prefix of ``text`` that is all of it or already wider than ``width``, and at most about
+    twice what fits (its length doubles until then). Nothing past it can be shown, so measuring
+    only this keeps a tag of megabytes as cheap to draw as a short one."""
+    length = FIRST_PREFIX_CHARS
+    while length < len(text) and font.size(text[:length])[0] <= width:
+        length *= 2
+    return text[:length]
+
+
 def ellipsize(font: FontStack, text: str, width: int) -> str:
     """``text`` shortened with an ellipsis so that it fits ``width`` pixels."""
-    if font.size(text)[0] <= width:
+    head = _head(font, text, width)
+    if len(head) == len(text) and font.size(text)[0] <= width:
         return text
-    lo, hi = 0, len(text)
+    lo, hi = 0, len(head)
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        if font.size(text[:mid].rstrip() + "…")[0] <= width:
+        if font.size(head[:mid].rstrip() + "…")[0] <= width:
             lo = mid
         else:
             hi = mid - 1
-    return text[:lo].rstrip() + "…"
+    return head[:lo].rstrip() + "…"
 
 
-def wrap(font: FontStack, text: str, width: int, max_lines: int | None = None) -> list[str]:
-    """Word-wrap ``text`` to ``width``; the last allowed line ends in an ellipsis if text remains."""
-    lines: list[str] = []
+def _wrapped_lines(font: FontStack, text: str, width: int) -> Iterator[str]:
+    """The lines of ``text`` word-wrapped to ``width``, made one at a time, so that a caller that
+    needs only a few lines never wraps the rest; a word wider than a line gets one of its own."""
     for paragraph in text.split("\n"):
         line = ""
-        for word in paragraph.split():
+        for match in re.finditer(r"\S+", paragraph):
+            word = _head(font, match.group(), width)  # all of a too-wide word that can show
             candidate = f"{line} {word}".strip()
             if font.size(candidate)[0] <= width or not line:
                 line = candidate
             else:
-                lines.append(line)
+                yield line
                 line = word
-        lines.append(line)
-    lines = [ellipsize(font, line, width) for line in lines]
+        yield line
+
+
+def wrap(font: FontStack, text: str, width: int, max_lines: int | None = None) -> list[str]:
+    """Word-wrap ``text`` to ``width``; the last allowed line ends in an ellipsis if text remains."""
+    wrapped = _wrapped_lines(font, text, width)
+    if max_lines is not None:  # one line more tells whether text remains
+        wrapped = itertools.islice(wrapped, max_lines + 1)
+    lines = [ellipsize(font, line, width) for line in wrapped]
     if max_lines is not None and len(lines) > max_lines:
         lines = lines[:max_lines]
         lines[-1] = (

@@ -26,6 +26,7 @@ from moodtunes.ui.widgets import (
 SAVE_EVERY_S = 3.0  # seconds listened are written this often, so a crash loses at most this much
 VOLUME_STEP = 0.1
 CATALOGUE_LOOK_EVERY_S = 1.0  # while the library scan runs, how often the songs screen looks for songs
+LIBRARY_PROBLEM_MESSAGE = "The music library can't be read right now. Please tell the staff."
 
 TITLES = {
     Category.HIGHLY_ENERGETIC.value: "Songs to keep the energy up",
@@ -152,13 +153,13 @@ class SongsScreen(Screen):
             if progress and progress[1]:
                 detail = f"Listening to the songs to sort them by mood: {progress[0]} of {progress[1]} done."
             self._message(surface, "Preparing your music…", detail, spinner=True)
+        elif not visit.ranked and (self.app.catalogue_unreadable or self.app.library_service.error):
+            # the log has the details (paths, database words), which are the staff's to read
+            self._message(surface, "Sorry, no music right now", LIBRARY_PROBLEM_MESSAGE)
         elif not visit.ranked:
             other = self.app.other_category(visit.category)
-            problem = self.app.library_service.error
             detail = (
-                f"The music library has a problem: {problem}"
-                if problem
-                else f"There are no “{visit.category}” songs in the library yet. "
+                f"There are no “{visit.category}” songs in the library yet. "
                 f"Try the “{other}” ones instead?"
             )
             self._message(surface, "Nothing to play here yet", detail)
@@ -376,16 +377,13 @@ class PlayingScreen(Screen):
             track = item.track
             fonts = (look.title(), look.body())
             y = info.top + look.px(4)
-            draw_paragraph(
+            y += draw_paragraph(
                 surface,
                 fonts[0],
                 track.title,
                 th.TEXT,
                 pygame.Rect(info.left, y, info.width, fonts[0].get_linesize() * 2),
                 line_spacing=1.0,
-            )
-            y += fonts[0].get_linesize() * (
-                2 if fonts[0].size(track.title)[0] > info.width else 1
             ) + look.px(4)
             draw_text(
                 surface,
