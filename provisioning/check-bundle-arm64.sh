@@ -17,6 +17,14 @@ bundle_tar=$(realpath "${1:?usage: check-bundle-arm64.sh BUNDLE.tar.gz [ROOTFS_D
 repo=$(cd "$(dirname "$0")/.." && pwd)
 root=$(realpath -m "${2:-$repo/build/arm64-rootfs}")
 
+# What README tells the user to run on the Pi first (build-bundle.sh writes the .sha256).
+if [ -f "$bundle_tar.sha256" ]; then
+  (cd "$(dirname "$bundle_tar")" && sha256sum -c "$(basename "$bundle_tar").sha256")
+else
+  echo "FAIL: no $bundle_tar.sha256 beside the bundle (build-bundle.sh writes it)" >&2
+  exit 1
+fi
+
 for tool in qemu-aarch64-static debootstrap update-binfmts; do
   command -v "$tool" >/dev/null || { echo "missing $tool: apt-get install qemu-user-static binfmt-support debootstrap" >&2; exit 1; }
 done
@@ -66,10 +74,27 @@ tar xzf "$bundle_tar" -C "$root/tmp/bundle"
 installer=$(cd "$root" && ls tmp/bundle/*/provisioning/install-pi.sh)
 # env -i: nothing of this machine's environment (pip settings, display) leaks into the Pi's.
 clean_env=(env -i QEMU_CPU=cortex-a72 PATH=/opt/moodtunes/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8)
+
+echo "== the installer refuses a bundle with a file its SHA256SUMS doesn't list"
+extra="$root/$(dirname "$(dirname "$installer")")/wheels/extra-1.0-py3-none-any.whl"
+echo "not from the bundle build" > "$extra"
+if chroot "$root" "${clean_env[@]}" HOME=/root "/$installer" >"$root/tmp/refused.log" 2>&1; then
+  echo "FAIL: install-pi.sh installed a bundle with an unlisted wheel" >&2
+  exit 1
+fi
+grep -q "does not list" "$root/tmp/refused.log" || { cat "$root/tmp/refused.log" >&2; echo "FAIL: refused for another reason" >&2; exit 1; }
+rm "$extra"
+[ ! -e "$root/opt/moodtunes/venv" ] || { echo "FAIL: the refused install left $root/opt/moodtunes/venv" >&2; exit 1; }
+
+echo "== install"
 chroot "$root" "${clean_env[@]}" HOME=/root "/$installer"
 as_service() { chroot --userspec=moodtunes:moodtunes "$root" "${clean_env[@]}" HOME=/var/lib/moodtunes "$@"; }
 owner=$(stat -c %U "$root/var/lib/moodtunes/moodtunes.db" 2>/dev/null || echo none)
 [ "$owner" != root ] || { echo "FAIL: the installer left a database owned by root" >&2; exit 1; }
+for file in moodtunes.toml env uplink.env; do
+  mode=$(chroot "$root" stat -c '%a %U:%G' "/etc/moodtunes/$file")  # the chroot's names, not this machine's
+  [ "$mode" = "640 root:moodtunes" ] || { echo "FAIL: /etc/moodtunes/$file is $mode, not 640 root:moodtunes" >&2; exit 1; }
+done
 # Not in the rootfs above, so this proves the installer fetches it (for CJK song titles).
 [ -f "$root/usr/share/fonts/truetype/wqy/wqy-microhei.ttc" ] ||
   { echo "FAIL: the installer did not install fonts-wqy-microhei" >&2; exit 1; }

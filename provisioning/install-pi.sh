@@ -4,71 +4,195 @@
 # (they are on a standard Raspberry Pi OS image with a camera).
 #
 #   sudo ./provisioning/install-pi.sh
+#
+# This checks the bundle against its own SHA256SUMS, which proves it arrived whole, not who made
+# it: first compare the tarball's sha256 with the one `make bundle` printed (README, "On a
+# Raspberry Pi"). Sourced (`. install-pi.sh`), it only defines its functions, for the tests.
 set -euo pipefail
-[ "$(id -u)" -eq 0 ] || { echo "install-pi.sh: run as root (sudo $0)" >&2; exit 1; }
-[ "$(uname -m)" = aarch64 ] || { echo "install-pi.sh: needs 64-bit Raspberry Pi OS (aarch64), found $(uname -m)" >&2; exit 1; }
-bundle=$(cd "$(dirname "$0")/.." && pwd)
+
 prefix=/opt/moodtunes
+etc=/etc/moodtunes
 
-if [ -f "$bundle/SHA256SUMS" ]; then
+indent() { sed 's/^/  /'; }
+
+# verify_bundle DIR: every file of the unpacked bundle is listed in DIR/SHA256SUMS and matches its
+# checksum; a missing SHA256SUMS, a file it doesn't list (an added wheel would be installed), a
+# listed file that is missing, a symlink or a name it can't hold plainly all stop the install.
+verify_bundle() {
+  local dir=$1 sums listed actual odd extra missing
+  sums="$dir/SHA256SUMS"
+  [ -f "$sums" ] || { echo "install-pi.sh: $sums is missing: this bundle can't be checked (rebuild it with make bundle)" >&2; return 1; }
+  # sha256sum escapes names with a newline or backslash; nothing in a bundle has one.
+  odd=$(cd "$dir" && find . \( ! -type f ! -type d \) -o -name $'*\n*' -o -name '*\\*')
+  [ -z "$odd" ] || { echo "install-pi.sh: unexpected entries in the bundle (only plain files belong there): $odd" >&2; return 1; }
+  if grep -Evq '^[0-9a-f]{64} [ *]\./[^/]' "$sums"; then
+    echo "install-pi.sh: $sums has lines that are not 'SHA256  ./path'" >&2
+    return 1
+  fi
+  listed=$(sed -E 's/^[0-9a-f]{64} [ *]//' "$sums" | LC_ALL=C sort -u)
+  actual=$(cd "$dir" && find . -type f ! -path ./SHA256SUMS | LC_ALL=C sort)
+  extra=$(LC_ALL=C comm -13 <(printf '%s\n' "$listed") <(printf '%s\n' "$actual"))
+  missing=$(LC_ALL=C comm -23 <(printf '%s\n' "$listed") <(printf '%s\n' "$actual"))
+  if [ -n "$extra" ]; then
+    echo "install-pi.sh: files SHA256SUMS does not list (added to the bundle after it was built?):" >&2
+    indent <<<"$extra" >&2
+    return 1
+  fi
+  if [ -n "$missing" ]; then
+    echo "install-pi.sh: files SHA256SUMS lists are missing from the bundle:" >&2
+    indent <<<"$missing" >&2
+    return 1
+  fi
+  (cd "$dir" && sha256sum --quiet --strict -c SHA256SUMS) ||
+    { echo "install-pi.sh: the bundle does not match its SHA256SUMS (damaged or changed): not installing" >&2; return 1; }
+}
+
+# install_wheels BUNDLE PIP...: the bundle's wheels, offline, each checked against the sha256 the
+# bundle build recorded (pip --require-hashes), so a wheel swapped after the check is refused too.
+install_wheels() {
+  local bundle=$1
+  shift
+  "$@" install -q --no-index --find-links "$bundle/wheels" --require-hashes \
+    -r "$bundle/requirements/hashed-dependencies.txt"
+  "$@" install -q --no-index --find-links "$bundle/wheels" --require-hashes --no-deps --force-reinstall \
+    -r "$bundle/requirements/hashed-moodtunes.txt"
+}
+
+# move_uplink_secret FROM TO: an older install kept MOODTUNES_MQTT__PASSWORD in the env file every
+# service reads; move it to the one only the uplink reads (kept last, so it still wins).
+move_uplink_secret() {
+  local from=$1 to=$2 pattern='^[[:space:]]*(export[[:space:]]+)?MOODTUNES_MQTT__PASSWORD='
+  if [ ! -f "$from" ] || ! grep -Eq "$pattern" "$from"; then return 0; fi
+  if [ -s "$to" ] && [ -n "$(tail -c1 "$to")" ]; then echo >> "$to"; fi
+  grep -E "$pattern" "$from" >> "$to"
+  sed -E -i "/$pattern/d" "$from"
+  echo "install-pi.sh: moved MOODTUNES_MQTT__PASSWORD from $from to $to (only the uplink reads that one)"
+}
+
+# protect_config FILE: the settings file may hold mqtt.password: root writes it, the services'
+# group reads it, nobody else does.
+protect_config() {
+  chown root:moodtunes "$1"
+  chmod 0640 "$1"
+}
+
+# disk_swap_warnings SWAPS SYS_BLOCK (/proc/swaps /sys/block): swap on a disk or SD card could receive camera frames paged out of the
+# kiosk's memory; zram (compressed RAM) can't, unless it writes back to a disk.
+disk_swap_warnings() {
+  local swaps=$1 sys=$2 device backing
+  while read -r device _; do
+    case $device in Filename|/dev/zram*) ;; *) echo "install-pi.sh: swap on $device: camera frames could be paged out to it; turn it off (README, On a Raspberry Pi)" >&2;; esac
+  done < "$swaps"
+  for backing in "$sys"/zram*/backing_dev; do
+    [ -f "$backing" ] || continue
+    device=$(cat "$backing")
+    [ "$device" = none ] || echo "install-pi.sh: $(dirname "$backing") writes back to $device: camera frames could reach it" >&2
+  done
+}
+
+# no_sd_swap: Raspberry Pi OS swaps to a file on the SD card (dphys-swapfile): replace it with zram
+# when apt can get zram-tools (it needs the network), and turn the file off in any case.
+# MOODTUNES_KEEP_SWAPFILE=1 leaves it alone.
+no_sd_swap() {
+  if [ "${MOODTUNES_KEEP_SWAPFILE:-0}" = 1 ]; then
+    echo "install-pi.sh: MOODTUNES_KEEP_SWAPFILE=1: the swap file stays" >&2
+  elif dpkg -s dphys-swapfile >/dev/null 2>&1; then
+    if ! dpkg -s zram-tools >/dev/null 2>&1; then
+      apt-get install -y --no-install-recommends zram-tools ||
+        echo "install-pi.sh: zram-tools is not installed (no network?): no swap until it is (README, On a Raspberry Pi)" >&2
+    fi
+    # Ends with the file deleted; refused (and the install goes on) if RAM can't take what is in it.
+    if dphys-swapfile swapoff && dphys-swapfile uninstall; then
+      systemctl disable dphys-swapfile.service || true
+    else
+      echo "install-pi.sh: the SD card swap file could not be turned off now; run: sudo dphys-swapfile swapoff && sudo dphys-swapfile uninstall && sudo systemctl disable dphys-swapfile" >&2
+    fi
+  fi
+  disk_swap_warnings /proc/swaps /sys/block
+}
+
+main() {
+  [ "$(id -u)" -eq 0 ] || { echo "install-pi.sh: run as root (sudo $0)" >&2; exit 1; }
+  # uname alone can't tell: 32-bit Raspberry Pi OS runs a 64-bit kernel too.
+  local arch
+  arch=$(dpkg --print-architecture 2>/dev/null || uname -m)
+  if [ "$(uname -m)" != aarch64 ] || [ "$arch" != arm64 ]; then
+    echo "install-pi.sh: needs 64-bit Raspberry Pi OS (arm64), found $arch on $(uname -m)" >&2
+    exit 1
+  fi
+  local bundle
+  bundle=$(cd "$(dirname "$0")/.." && pwd)
+
   echo "== checking the bundle"
-  (cd "$bundle" && sha256sum --quiet -c SHA256SUMS)
+  verify_bundle "$bundle"
+
+  echo "== system packages"
+  # picamera2 only comes from Raspberry Pi OS; the venv sees it through --system-site-packages.
+  # The kiosk draws on the console through SDL's KMSDRM driver, which loads libdrm, GBM, EGL, GLES
+  # and Mesa's GPU driver at run time: Raspberry Pi OS Lite may lack some of them.
+  local needed=(python3-venv python3-picamera2 ffmpeg libsndfile1 fonts-dejavu-core
+                libdrm2 libgbm1 libegl1 libgles2 libgl1-mesa-dri)
+  local missing=() pkg
+  for pkg in "${needed[@]}"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    apt-get install -y --no-install-recommends "${missing[@]}"
+  fi
+  # Chinese, Japanese and Korean song titles need a fallback font: wanted, but no reason to stop an
+  # offline install.
+  if ! dpkg -s fonts-wqy-microhei >/dev/null 2>&1; then
+    apt-get install -y --no-install-recommends fonts-wqy-microhei ||
+      echo "install-pi.sh: fonts-wqy-microhei is not installed (no network?): Chinese, Japanese and Korean song titles show as boxes until it is" >&2
+  fi
+
+  echo "== swap (camera frames must not be paged out to the SD card)"
+  no_sd_swap
+
+  echo "== user and folders"
+  id moodtunes >/dev/null 2>&1 || useradd --system --home-dir /var/lib/moodtunes --shell /usr/sbin/nologin moodtunes
+  usermod -a -G video,audio,input,render moodtunes
+  install -d -o moodtunes -g moodtunes -m 0750 /var/lib/moodtunes
+  install -d -m 0755 "$prefix" "$etc"
+
+  echo "== python environment ($prefix/venv)"
+  [ -x "$prefix/venv/bin/python" ] || python3 -m venv --system-site-packages "$prefix/venv"
+  # Older bundles installed pygame, which pygame-ce replaces: both own the `pygame` package.
+  if ls "$prefix"/venv/lib/python3*/site-packages/pygame-[0-9]*.dist-info >/dev/null 2>&1; then
+    "$prefix/venv/bin/pip" uninstall -q -y pygame pygame-ce
+  fi
+  install_wheels "$bundle" "$prefix/venv/bin/pip"
+
+  echo "== models"
+  rm -rf "$prefix/models.new" && cp -r "$bundle/models" "$prefix/models.new"
+  rm -rf "$prefix/models" && mv "$prefix/models.new" "$prefix/models"
+  cp "$bundle/README.md" "$prefix/"
+
+  echo "== configuration (kept if present)"
+  # 0640 root:moodtunes, also for a file an older install left readable by everyone.
+  [ -f "$etc/moodtunes.toml" ] || install -m 0640 "$bundle/provisioning/moodtunes.example.toml" "$etc/moodtunes.toml"
+  protect_config "$etc/moodtunes.toml"
+  [ -f "$etc/env" ] || install -m 0640 -g moodtunes "$bundle/provisioning/env.example" "$etc/env"
+  [ -f "$etc/uplink.env" ] || install -m 0640 -g moodtunes "$bundle/provisioning/uplink.env.example" "$etc/uplink.env"
+  protect_config "$etc/env"
+  protect_config "$etc/uplink.env"
+  move_uplink_secret "$etc/env" "$etc/uplink.env"
+
+  echo "== services"
+  install -m 0644 "$bundle"/systemd/moodtunes-* /etc/systemd/system/
+  systemctl daemon-reload
+  systemctl enable moodtunes-kiosk.service moodtunes-uplink.service moodtunes-library.timer
+  # The scan is a oneshot that lasts until every song is analysed: queue it, don't wait for it.
+  systemctl --no-block restart moodtunes-library.service || true
+  systemctl restart moodtunes-kiosk.service moodtunes-uplink.service || true
+
+  # As the services' user: a database root created here would lock the services out of it. With the
+  # kiosk's display driver, so doctor also checks that pygame's SDL has it. Its camera check doesn't
+  # open the camera (no visitor agreed to anything here).
+  runuser -u moodtunes -- env SDL_VIDEODRIVER=kmsdrm \
+    "$prefix/venv/bin/moodtunes" --config "$etc/moodtunes.toml" doctor || true
+  echo "moodtunes is installed. Edit $etc/moodtunes.toml (music folders, broker), put the MQTT"
+  echo "password in $etc/uplink.env, then: sudo systemctl restart moodtunes-kiosk moodtunes-uplink"
+}
+
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+  main "$@"
 fi
-
-echo "== system packages"
-# picamera2 only comes from Raspberry Pi OS; the venv sees it through --system-site-packages.
-# The kiosk draws on the console through SDL's KMSDRM driver, which loads libdrm, GBM, EGL, GLES
-# and Mesa's GPU driver at run time: Raspberry Pi OS Lite may lack some of them.
-needed=(python3-venv python3-picamera2 ffmpeg libsndfile1 fonts-dejavu-core
-        libdrm2 libgbm1 libegl1 libgles2 libgl1-mesa-dri)
-missing=()
-for pkg in "${needed[@]}"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
-if [ "${#missing[@]}" -gt 0 ]; then
-  apt-get install -y --no-install-recommends "${missing[@]}"
-fi
-# Chinese, Japanese and Korean song titles need a fallback font: wanted, but no reason to stop an
-# offline install.
-if ! dpkg -s fonts-wqy-microhei >/dev/null 2>&1; then
-  apt-get install -y --no-install-recommends fonts-wqy-microhei ||
-    echo "install-pi.sh: fonts-wqy-microhei is not installed (no network?): Chinese, Japanese and Korean song titles show as boxes until it is" >&2
-fi
-
-echo "== user and folders"
-id moodtunes >/dev/null 2>&1 || useradd --system --home-dir /var/lib/moodtunes --shell /usr/sbin/nologin moodtunes
-usermod -a -G video,audio,input,render moodtunes
-install -d -o moodtunes -g moodtunes -m 0750 /var/lib/moodtunes
-install -d -m 0755 "$prefix" /etc/moodtunes
-
-echo "== python environment ($prefix/venv)"
-[ -x "$prefix/venv/bin/python" ] || python3 -m venv --system-site-packages "$prefix/venv"
-# Older bundles installed pygame, which pygame-ce replaces: both own the `pygame` package.
-if ls "$prefix"/venv/lib/python3*/site-packages/pygame-[0-9]*.dist-info >/dev/null 2>&1; then
-  "$prefix/venv/bin/pip" uninstall -q -y pygame pygame-ce
-fi
-"$prefix/venv/bin/pip" install -q --no-index --find-links "$bundle/wheels" \
-  -r "$bundle/requirements/pi-aarch64.txt"
-"$prefix/venv/bin/pip" install -q --no-index --no-deps --force-reinstall "$bundle"/wheels/moodtunes-*.whl
-
-echo "== models"
-rm -rf "$prefix/models.new" && cp -r "$bundle/models" "$prefix/models.new"
-rm -rf "$prefix/models" && mv "$prefix/models.new" "$prefix/models"
-cp "$bundle/README.md" "$prefix/"
-
-echo "== configuration (kept if present)"
-[ -f /etc/moodtunes/moodtunes.toml ] || install -m 0644 "$bundle/provisioning/moodtunes.example.toml" /etc/moodtunes/moodtunes.toml
-[ -f /etc/moodtunes/env ] || install -m 0640 -g moodtunes "$bundle/provisioning/env.example" /etc/moodtunes/env
-
-echo "== services"
-install -m 0644 "$bundle"/systemd/moodtunes-* /etc/systemd/system/
-systemctl daemon-reload
-systemctl enable moodtunes-kiosk.service moodtunes-uplink.service moodtunes-library.timer
-# The scan is a oneshot that lasts until every song is analysed: queue it, don't wait for it.
-systemctl --no-block restart moodtunes-library.service || true
-systemctl restart moodtunes-kiosk.service moodtunes-uplink.service || true
-
-# As the services' user: a database root created here would lock the services out of it. With the
-# kiosk's display driver, so doctor also checks that pygame's SDL has it.
-runuser -u moodtunes -- env SDL_VIDEODRIVER=kmsdrm \
-  "$prefix/venv/bin/moodtunes" --config /etc/moodtunes/moodtunes.toml doctor || true
-echo "moodtunes is installed. Edit /etc/moodtunes/moodtunes.toml (music folders, broker) and"
-echo "put secrets in /etc/moodtunes/env, then: sudo systemctl restart moodtunes-kiosk moodtunes-uplink"

@@ -1,0 +1,192 @@
+"""The services' sandboxes (systemd/*.service): what each may reach, read and leave behind.
+
+The kiosk has the camera's frames in memory, so no network and no core dump; the MQTT password is
+the uplink's alone; the library scan needs neither network nor devices. Device access itself
+(camera, display, sound, input) can only be tried on a Raspberry Pi: these tests keep the kiosk
+unit free of the settings that would close it."""
+
+from __future__ import annotations
+
+import functools
+import re
+import shutil
+import socket
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SYSTEMD = REPO / "systemd"
+SECRET = "MOODTUNES_MQTT__PASSWORD"
+UPLINK_ENV = "/etc/moodtunes/uplink.env"
+
+
+def unit(name: str) -> dict[str, list[str]]:
+    """[Service]-and-all settings of a unit file: name -> every value given, in order."""
+    settings: dict[str, list[str]] = defaultdict(list)
+    for line in (SYSTEMD / name).read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith(("#", ";", "[")):
+            key, _, value = line.partition("=")
+            settings[key.strip()].append(value.strip())
+    return settings
+
+
+def words(settings: dict[str, list[str]], key: str) -> set[str]:
+    return {word for value in settings.get(key, []) for word in value.split()}
+
+
+KIOSK, UPLINK, LIBRARY = "moodtunes-kiosk.service", "moodtunes-uplink.service", "moodtunes-library.service"
+SERVICES = (KIOSK, UPLINK, LIBRARY)
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_every_service_is_sandboxed_and_leaves_no_core_dump(name):
+    u = unit(name)
+    assert u["User"] == ["moodtunes"]
+    assert u["LimitCORE"] == ["0"], "a core dump would hold camera frames, visits or the MQTT password"
+    assert u["UMask"] == ["0077"]
+    for key, value in {
+        "NoNewPrivileges": "yes", "ProtectSystem": "strict", "PrivateTmp": "yes", "ProtectKernelTunables": "yes",
+        "ProtectKernelModules": "yes", "ProtectKernelLogs": "yes", "ProtectControlGroups": "yes",
+        "RestrictSUIDSGID": "yes", "RestrictNamespaces": "yes", "LockPersonality": "yes",
+        "SystemCallArchitectures": "native", "CapabilityBoundingSet": "",
+    }.items():
+        assert u[key] == [value], f"{name}: {key}={u.get(key)}"
+    assert u["SystemCallFilter"][0] == "@system-service"
+    assert u["SystemCallErrorNumber"] == ["EPERM"]  # a blocked call fails, it doesn't kill the service
+    assert u["StateDirectory"] == ["moodtunes"]  # the data dir: the one place it writes
+
+
+def test_the_kiosk_has_no_ip_network():
+    u = unit(KIOSK)
+    assert u["IPAddressDeny"] == ["any"]
+    assert words(u, "RestrictAddressFamilies") == {"AF_UNIX", "AF_NETLINK"}
+    assert not u.get("IPAddressAllow")
+
+
+def test_the_kiosk_keeps_its_devices():
+    """Camera, display (DRM master on tty1), sound and input: any device list would close them,
+    ProtectClock= included (it implies DeviceAllow=char-rtc r). Untried on a Pi, so left out."""
+    u = unit(KIOSK)
+    for key in ("PrivateDevices", "DevicePolicy", "DeviceAllow", "ProtectClock", "PrivateUsers", "PrivateNetwork"):
+        assert key not in u, key
+    assert words(u, "SupplementaryGroups") == {"video", "audio", "input", "render"}
+    assert u["TTYPath"] == ["/dev/tty1"]
+    assert "~@resources" not in " ".join(u["SystemCallFilter"])  # SDL's audio thread asks for priority
+
+
+@pytest.mark.parametrize("name", [KIOSK, LIBRARY])
+def test_services_that_jit_compile_may_make_executable_memory(name):
+    """numba (librosa, run by the scan and by the kiosk at start) compiles with LLVM at run time."""
+    assert "MemoryDenyWriteExecute" not in unit(name)
+
+
+@pytest.mark.parametrize("name", [KIOSK, LIBRARY])
+def test_only_the_uplink_gets_the_mqtt_password(name):
+    u = unit(name)
+    assert not any(UPLINK_ENV in value for value in u.get("EnvironmentFile", []))
+    assert SECRET in words(u, "UnsetEnvironment")  # even if an old /etc/moodtunes/env still has it
+    assert f"-{UPLINK_ENV}" in words(u, "InaccessiblePaths")  # same user, but this file is hidden
+    uplink = unit(UPLINK)
+    assert uplink["EnvironmentFile"][-1] == f"-{UPLINK_ENV}"  # last, so it wins
+    assert SECRET not in words(uplink, "UnsetEnvironment")
+
+
+def test_the_library_scan_has_no_network_and_no_devices():
+    u = unit(LIBRARY)
+    assert u["PrivateNetwork"] == ["yes"] and u["PrivateDevices"] == ["yes"] and u["IPAddressDeny"] == ["any"]
+    assert words(u, "RestrictAddressFamilies") == {"AF_UNIX"}  # its analysis workers' pipes
+
+
+def test_the_uplink_reaches_the_broker_and_nothing_else():
+    u = unit(UPLINK)
+    assert words(u, "RestrictAddressFamilies") == {"AF_INET", "AF_INET6", "AF_UNIX"}
+    assert u["PrivateDevices"] == ["yes"] and u["ProtectHome"] == ["yes"]
+    assert u["MemoryDenyWriteExecute"] == ["yes"]
+
+
+def test_memory_max_says_it_needs_the_memory_controller():
+    """Raspberry Pi kernels ship with the memory cgroup off: a MemoryMax= there does nothing."""
+    for name in SERVICES:
+        text = (SYSTEMD / name).read_text()
+        if re.search(r"^Memory(Max|High)=", text, re.MULTILINE):
+            assert "cgroup_enable=memory" in text, name
+
+
+def _security_supported() -> bool:
+    if shutil.which("systemd-analyze") is None:
+        return False
+    result = subprocess.run(["systemd-analyze", "security", "--help"], capture_output=True, text=True, check=False)
+    return "--offline" in result.stdout
+
+
+@pytest.mark.skipif(not _security_supported(), reason="needs systemd-analyze security --offline (systemd 250+)")
+@pytest.mark.parametrize(("name", "at_most"), [(KIOSK, 2.0), (UPLINK, 1.5), (LIBRARY, 1.0)])
+def test_systemd_rates_the_exposure_low(name, at_most):
+    """Scores of 252 (bookworm's systemd) when this was written: kiosk 1.5, uplink 1.2, library 0.6;
+    before any of this, 7.7, 6.5 and 6.8."""
+    result = subprocess.run(
+        ["systemd-analyze", "security", "--offline=true", "--no-pager", str(SYSTEMD / name)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    match = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", result.stdout)
+    assert match, result.stdout[-2000:] + result.stderr[-2000:]
+    assert float(match[1]) <= at_most, result.stdout
+
+
+# --- the kiosk's code: no Internet socket, which RestrictAddressFamilies= relies on ------------
+
+_sockets: list[tuple] | None = None  # recording while a list, by the audit hook below
+
+
+def _record_sockets(event: str, args: tuple) -> None:
+    if _sockets is None:
+        return
+    internet = (socket.AF_INET, socket.AF_INET6)
+    if event == "socket.__new__" and args[1] in internet:
+        _sockets.append((event, args[1]))
+    elif event in ("socket.connect", "socket.sendto", "socket.bind") and args[0].family in internet:
+        _sockets.append((event, args[1:]))
+    elif event in ("socket.getaddrinfo", "socket.gethostbyname", "socket.gethostbyaddr"):
+        _sockets.append((event, args))
+
+
+@functools.cache
+def _install_socket_hook() -> None:
+    sys.addaudithook(_record_sockets)  # can't be removed: it records only while _sockets is a list
+
+
+def test_a_kiosk_visit_opens_no_internet_socket(monkeypatch, tmp_path):
+    """One whole autopilot visit (real UI, store, player and face detection; a quick library and
+    emotion model) asks for no Internet socket, no connection and no name lookup."""
+    global _sockets
+    from moodtunes.config import load_settings
+    from moodtunes.ui import autopilot, run_kiosk
+    from ui_support import CALM, ENERGETIC, FixedEmotion, add_tracks
+
+    def small_library(settings, store, progress=None):
+        for category in (CALM, ENERGETIC):
+            add_tracks(store, tmp_path / "music", count=2, category=category, seconds=5.0)
+
+    def quick_scanner(settings):
+        from moodtunes.vision.scan import MoodScanner
+
+        return MoodScanner(settings, model=FixedEmotion())
+
+    settings = load_settings()
+    settings.vision.scan_seconds = 0.3
+    monkeypatch.setattr("moodtunes.ui.default_library_loader", small_library)
+    monkeypatch.setattr("moodtunes.ui.default_scanner_factory", quick_scanner)
+    monkeypatch.setattr(autopilot, "Autopilot", functools.partial(autopilot.Autopilot, listen_s=0.5, dwell_s=0.05))
+    _install_socket_hook()
+    _sockets = []
+    try:
+        assert run_kiosk(settings, size=(800, 480), autopilot=True) == 0
+        seen = list(_sockets)
+    finally:
+        _sockets = None
+    assert seen == []
