@@ -121,7 +121,18 @@ def _scan(args: argparse.Namespace, settings: Any) -> int:
     finally:
         store.close()
     _print_scan(report, args.json)
+    if args.dirs and (outside := folders_outside_library(args.dirs, settings.library.paths)):
+        print(f"note: {', '.join(map(str, outside))} not under library.paths: the kiosk and the nightly scan keep "
+              "only the songs under library.paths, so they will drop these at their next scan; add the "
+              "folder to library.paths to keep them", file=sys.stderr)
     return 1 if (report.missing_roots or report.kept) and not report.found else 0
+
+
+def folders_outside_library(folders: list[Path], library_paths: list[Path]) -> list[Path]:
+    """The scanned folders the kiosk's own scans would prune (they scan library.paths alone)."""
+    library = [os.path.realpath(p) for p in library_paths]
+    return [f for f in folders
+            if not any(os.path.commonpath([os.path.realpath(f), root]) == root for root in library)]
 
 
 def _list(args: argparse.Namespace, settings: Any) -> int:

@@ -593,7 +593,9 @@ def _scan(
     todo += _rescore(store, rescore, model, report)
     if gone:
         report.removed = store.delete_tracks(gone)
-        logger.info("pruned %d tracks whose files are gone", report.removed)
+        outside = sum(os.path.lexists(p) for p in gone)  # still there: pruned for being outside ``roots``
+        logger.info("pruned %d tracks: %d whose files are gone, %d outside the folders scanned",
+                    report.removed, report.removed - outside, outside)
     results = _analyses(todo, model_path, resolve_workers(workers), report.found)
     with closing(results):  # interrupted: the pool is shut down before the exception goes on
         for done, (state, result) in enumerate(results, start=1):
