@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import signal
 import subprocess
 import threading
 import time
@@ -172,3 +173,15 @@ def publisher(broker, username: str | None = None, password: str | None = None) 
     client.connect(broker.host, broker.port)
     client.loop_start()
     return client
+
+
+def stop_process(process: subprocess.Popen, timeout: float = 20.0) -> int | None:
+    """SIGTERM ``process`` and wait up to ``timeout`` s for it to end: its exit status, or None when
+    it had to be killed. Either way nothing is left running after the test."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        return process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        return None

@@ -58,14 +58,30 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def require(available: bool, what: str, package: str) -> None:
+    """Go on if ``available``; else skip the test saying what to install, or, under
+    MOODTUNES_REQUIRE_SERVICES=1 (CI, whose .ci/run installs it all), fail it: a test skipped
+    there for a missing tool would pass unnoticed. Every test needing something from apt asks here."""
+    if available:
+        return
+    message = f"{what} is not installed (apt-get install {package}); .ci/run installs it"
+    if REQUIRE_SERVICES:
+        pytest.fail(message + " and MOODTUNES_REQUIRE_SERVICES=1 demands it")
+    pytest.skip(message)
+
+
+def require_tool(command: str, package: str | None = None) -> str:
+    """The path of the command-line tool ``command`` (from apt's ``package``), or see require()."""
+    found = shutil.which(command)
+    require(found is not None, command, package or command)
+    return found
+
+
 def _service_binary(name: str, candidates: list[str]) -> str:
     for candidate in candidates:
         if shutil.which(candidate) or Path(candidate).is_file():
             return shutil.which(candidate) or candidate
-    message = f"{name} is not installed (apt-get install {name}); .ci/run installs it"
-    if REQUIRE_SERVICES:
-        pytest.fail(message + " and MOODTUNES_REQUIRE_SERVICES=1 demands it")
-    pytest.skip(message)
+    require(False, name, name)
 
 
 def _wait_until(ready, what: str, proc: subprocess.Popen, log: Path, timeout: float = 20.0) -> None:

@@ -7,10 +7,9 @@ import json
 import logging
 import os
 import re
-import signal
 import subprocess
 import sys
-import time
+import threading
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -24,6 +23,7 @@ from analytics_support import (
     publisher,
     record_visit,
     running_ingest,
+    stop_process,
     unique,
     wait_for,
 )
@@ -244,15 +244,14 @@ def test_an_unreachable_broker_is_logged_at_once_then_now_and_then(influxdb, cap
     caplog.set_level(logging.INFO, logger="moodtunes_cloud.ingest")
     port = free_port()
     ingest = _lone_ingest(influxdb, port)
-    started = time.monotonic()
     ingest.start()
     try:
-        wait_for(lambda: _broker_failures(caplog), "the first failure logged", timeout=2)
-        assert time.monotonic() - started < 1
-        wait_for(lambda: len(_broker_failures(caplog)) == 2, "the failure logged again", timeout=5)
+        wait_for(lambda: _broker_failures(caplog), "the first failure logged")
+        wait_for(lambda: len(_broker_failures(caplog)) == 2, "the failure logged again", timeout=30)
     finally:
         ingest.stop()
     first, again = _broker_failures(caplog)
+    # "at once": the very first failed attempt is logged, not one after some silent retries
     assert first.getMessage() == (
         f"can't reach the broker at 127.0.0.1:{port}: [Errno 111] Connection refused (1 failed attempt so far); "
         "still trying"
@@ -268,7 +267,7 @@ def test_reaching_the_broker_at_last_is_logged(influxdb, tmp_path, caplog, quick
     ingest = _lone_ingest(influxdb, broker.port)
     ingest.start()
     try:
-        wait_for(lambda: _broker_failures(caplog), "the failure logged", timeout=2)
+        wait_for(lambda: _broker_failures(caplog), "the failure logged")
         broker.start()
         assert ingest.wait_subscribed(10)
     finally:
@@ -307,8 +306,8 @@ def test_visits_are_held_while_influxdb_is_down_and_written_when_it_returns(mosq
         assert ingest.wait_subscribed(10)
         _publish(sender, prefix, events)
         wait_for(lambda: ingest.held == 2, "2 visits held")
-        time.sleep(0.5)  # time enough for a third delivery, were the broker to send one
-        assert ingest.stats.received == 2 and ingest.stats.dropped == 0
+        _delivered_after_what_came_before(ingest, sender, prefix, device)
+        assert ingest.stats.received == 2 + 1 and ingest.stats.dropped == 0  # 2 visits, the sentinel: no third visit
         writer.down = False
         wait_for(lambda: ingest.stats.written == 3, "every visit written")
     finally:
@@ -318,24 +317,169 @@ def test_visits_are_held_while_influxdb_is_down_and_written_when_it_returns(mosq
     assert [row[1] for row in ids] == [e.event_id for e in events]
 
 
-class _SlowOutage(_Outage):
-    """InfluxDB down, then back but slow: each write takes a quarter of a second."""
+def _delivered_after_what_came_before(ingest, sender, prefix: str, device: str) -> None:
+    """Publish a sentinel (a malformed QoS 0 payload: no Receive Maximum holds it back, and it is
+    rejected, not queued) and wait until the ingest has taken it. The broker sends its messages
+    to the ingest in order, so anything it sent before the sentinel has arrived by then."""
+    rejected = ingest.stats.rejected
+    sender.publish(f"{prefix}/{device}/visit", b"{sentinel", qos=0).wait_for_publish(10)
+    wait_for(lambda: ingest.stats.rejected == rejected + 1, "the sentinel")
+
+
+def _publish_one_by_one(ingest, sender, prefix: str, events, qos: int) -> None:
+    """Publish each event once the ingest has taken the one before, so they arrive in this order."""
+    for event in events:
+        expected = ingest.stats.received + 1
+        _publish(sender, prefix, [event], qos=qos)
+        wait_for(lambda expected=expected: ingest.stats.received == expected, f"visit {event.event_id} to arrive")
+
+
+def _failed_again(ingest, times: int = 2) -> None:
+    """Wait for ``times`` more failed writes: the writer has moved on to the queue's new head
+    (the first may still be of a visit dropped meanwhile)."""
+    failures = ingest.stats.write_failures
+    wait_for(lambda: ingest.stats.write_failures >= failures + times, f"{times} more failed writes")
+
+
+def _dropped(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.getMessage().startswith("retry queue full")]
+
+
+def test_a_full_queue_drops_its_oldest_visit_and_keeps_the_newest(mosquitto, influxdb, tmp_path, caplog):
+    """QoS 0 visits (a hand-made publish, an old device) are not held back by Receive Maximum, so
+    with InfluxDB down they can overflow the queue: the oldest is dropped, with an error naming it,
+    and the newest are written once InfluxDB is back."""
+    caplog.set_level(logging.INFO, logger="moodtunes_cloud.ingest")
+    device, prefix, db = unique("kiosk-"), unique("mt"), unique("overflow")
+    with Store.open(tmp_path / "moodtunes.db") as store:
+        events = [record_visit(store, device) for _ in range(3)]
+    settings = ingest_settings(mosquitto, influxdb, db, prefix, retry_queue_size=2)
+    writer = _Outage(settings)
+    ingest = Ingest(settings, writer)
+    ingest.start()
+    sender = publisher(mosquitto)
+    try:
+        assert ingest.wait_subscribed(10)
+        _publish_one_by_one(ingest, sender, prefix, events[:2], qos=0)
+        assert (ingest.held, ingest.stats.dropped) == (2, 0)  # full, not yet over
+        _publish_one_by_one(ingest, sender, prefix, events[2:], qos=0)
+        assert (ingest.held, ingest.stats.dropped) == (2, 1)
+        _failed_again(ingest)
+        writer.down = False
+        wait_for(lambda: ingest.held == 0, "the held visits written")
+        assert ingest.stats.written == 2
+    finally:
+        _close(sender)
+        ingest.stop()
+    assert _dropped(caplog) == [
+        (f"retry queue full (2 visits): dropped visit {events[0].event_id}; raise MOODTUNES_INGEST_RETRY_QUEUE_SIZE "
+         "or bring InfluxDB back"),
+    ]
+    ids = influxql(influxdb, db, "SELECT event_id FROM visit")[0]["values"]
+    assert [row[1] for row in ids] == [e.event_id for e in events[1:]]
+
+
+def test_a_dropped_qos1_visit_is_acknowledged_so_the_broker_sends_the_next(mosquitto, influxdb, tmp_path, caplog):
+    """Receive Maximum 1: the held QoS 1 visit is dropped for a QoS 0 one. Unacknowledged, it
+    would use up the broker's window for the ingest for good, and no QoS 1 visit would come again."""
+    caplog.set_level(logging.INFO, logger="moodtunes_cloud.ingest")
+    device, prefix, db = unique("kiosk-"), unique("mt"), unique("dropack")
+    with Store.open(tmp_path / "moodtunes.db") as store:
+        held, overflow, later = (record_visit(store, device) for _ in range(3))
+    settings = ingest_settings(mosquitto, influxdb, db, prefix, retry_queue_size=1)
+    writer = _Outage(settings)
+    ingest = Ingest(settings, writer)
+    ingest.start()
+    sender = publisher(mosquitto)
+    try:
+        assert ingest.wait_subscribed(10)
+        _publish_one_by_one(ingest, sender, prefix, [held], qos=1)
+        _publish_one_by_one(ingest, sender, prefix, [overflow], qos=0)
+        assert (ingest.held, ingest.stats.dropped) == (1, 1)
+        _failed_again(ingest)
+        writer.down = False
+        wait_for(lambda: ingest.stats.written == 1, "the QoS 0 visit written")
+        _publish(sender, prefix, [later], qos=1)
+        wait_for(lambda: ingest.stats.written == 2, "the next QoS 1 visit delivered and written")
+    finally:
+        _close(sender)
+        ingest.stop()
+    assert [held.event_id in line for line in _dropped(caplog)] == [True]
+    ids = influxql(influxdb, db, "SELECT event_id FROM visit")[0]["values"]
+    assert [row[1] for row in ids] == [overflow.event_id, later.event_id]
+
+
+def test_a_rejected_message_is_acknowledged_so_the_broker_sends_the_next(mosquitto, influxdb, tmp_path):
+    """Receive Maximum 1: a dead-lettered message left unacknowledged would hold the broker's only
+    slot for the ingest, and no visit would come again."""
+    device, prefix, db = unique("kiosk-"), unique("mt"), unique("rejack")
+    with Store.open(tmp_path / "moodtunes.db") as store:
+        good = record_visit(store, device)
+    dead = Subscriber(mosquitto, f"{prefix}/deadletter")
+    sender = publisher(mosquitto)
+    with running_ingest(ingest_settings(mosquitto, influxdb, db, prefix, retry_queue_size=1)) as ingest:
+        sender.publish(f"{prefix}/{device}/visit", b"{not json", qos=1).wait_for_publish(10)
+        _publish(sender, prefix, [good], qos=1)
+        wait_for(lambda: ingest.stats.written == 1, "the good visit delivered after the rejected one")
+        assert ingest.stats.rejected == 1
+    _close(sender)
+    dead.close()
+    assert len(dead.messages) == 1
+    ids = influxql(influxdb, db, "SELECT event_id FROM visit")[0]["values"]
+    assert [row[1] for row in ids] == [good.event_id]
+
+
+def test_stopping_says_which_held_visits_come_again_and_which_are_lost(mosquitto, influxdb, tmp_path, caplog):
+    """A held QoS 1 visit is unacknowledged, so the broker delivers it again; a QoS 0 one is gone."""
+    caplog.set_level(logging.INFO, logger="moodtunes_cloud.ingest")
+    device, prefix, db = unique("kiosk-"), unique("mt"), unique("stopheld")
+    with Store.open(tmp_path / "moodtunes.db") as store:
+        events = [record_visit(store, device) for _ in range(3)]
+    settings = ingest_settings(mosquitto, influxdb, db, prefix)
+    ingest = Ingest(settings, _Outage(settings))
+    ingest.start()
+    sender = publisher(mosquitto)
+    try:
+        assert ingest.wait_subscribed(10)
+        _publish_one_by_one(ingest, sender, prefix, events[:2], qos=1)
+        _publish_one_by_one(ingest, sender, prefix, events[2:], qos=0)
+        assert ingest.held == 3
+    finally:
+        _close(sender)
+        ingest.stop()
+    said = {r.levelname: r.getMessage() for r in caplog.records if r.getMessage().startswith("stopping with")}
+    assert said == {
+        "WARNING": "stopping with 2 visits not yet written to InfluxDB; they are unacknowledged, so the broker "
+                   "delivers them again when the ingest is back",
+        "ERROR": "stopping with 1 visits not yet written to InfluxDB that the broker no longer holds (it had lost "
+                 "the ingest's session, or sent them with QoS 0): they are lost",
+    }
+
+
+class _HangingInfluxDB(_Outage):
+    """InfluxDB down, then back but hanging on a write (``hanging`` is set) until ``release`` is set."""
+
+    def __init__(self, settings) -> None:
+        super().__init__(settings)
+        self.hanging, self.release = threading.Event(), threading.Event()
 
     def write(self, points):
-        if not self.down:
-            time.sleep(0.25)
+        if not self.down and not self.release.is_set():
+            self.hanging.set()
+            self.release.wait(60)
         super().write(points)
 
 
 def test_paho_handles_new_messages_while_a_backlog_is_written(mosquitto, influxdb, tmp_path):
-    """Writing 12 held visits takes 3 s. A visit and then a malformed payload arriving meanwhile are
-    taken at once: paho's network thread never waits for the writes. (Waiting, it would send no
-    PUBACK and no PINGREQ, and after 1.5 keepalives without a packet the broker drops the ingest.)"""
+    """12 visits are held and InfluxDB, back, hangs on the first of them. A visit and then a
+    malformed payload arriving meanwhile are still taken (queued, dead-lettered): paho's network
+    thread never waits for the writes. (Waiting, it would send no PUBACK and no PINGREQ, and after
+    1.5 keepalives without a packet the broker drops the ingest.)"""
     device, prefix, db = unique("kiosk-"), unique("mt"), unique("drain")
     with Store.open(tmp_path / "moodtunes.db") as store:
         backlog, latecomer = [record_visit(store, device) for _ in range(12)], record_visit(store, device)
     settings = ingest_settings(mosquitto, influxdb, db, prefix)
-    writer = _SlowOutage(settings)
+    writer = _HangingInfluxDB(settings)
     ingest = Ingest(settings, writer)
     dead = Subscriber(mosquitto, f"{prefix}/deadletter")
     ingest.start()
@@ -345,13 +489,15 @@ def test_paho_handles_new_messages_while_a_backlog_is_written(mosquitto, influxd
         _publish(sender, prefix, backlog)
         wait_for(lambda: ingest.held == 12, "12 visits held")
         writer.down = False
-        wait_for(lambda: ingest.stats.written == 1, "the backlog being written")
+        wait_for(writer.hanging.is_set, "the backlog's first write to hang")
         _publish(sender, prefix, [latecomer])
         sender.publish(f"{prefix}/{device}/visit", b"{not json", qos=1).wait_for_publish(10)
-        wait_for(lambda: dead.messages, "the dead letter", timeout=1)
-        assert ingest.stats.written < 12  # the backlog is still being written
+        wait_for(lambda: dead.messages and ingest.held == 13, "the dead letter, and the latecomer held")
+        assert ingest.stats.written == 0  # the writer is still stuck on the backlog's first visit
+        writer.release.set()
         wait_for(lambda: ingest.stats.written == 13, "every visit written")
     finally:
+        writer.release.set()
         _close(sender)
         dead.close()
         ingest.stop()
@@ -541,8 +687,8 @@ def test_the_ingest_command_runs_until_sigterm(mosquitto, influxdb, tmp_path):
     finally:
         sender.disconnect()
         sender.loop_stop()
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=20) == 0
+        returncode = stop_process(process)
+    assert returncode == 0, f"the ingest did not stop cleanly on SIGTERM ({returncode}): {log.read_text()[-2000:]}"
     assert "stopped: IngestStats(received=" in log.read_text()
 
 

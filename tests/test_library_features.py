@@ -9,7 +9,6 @@ retrain the mood model (`make train-music`) and record the new values with
 """
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import require_tool
 from moodtunes.library.audio import AudioDecodeError, excerpt_window, load_excerpt
 from moodtunes.library.features import FEATURE_VERSION, extract_features, feature_names, key_name
 
@@ -157,10 +157,10 @@ def test_silent_or_tiny_files_are_rejected(tmp_path):
         load_excerpt(tmp_path / "tiny.wav")
 
 
-@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg (apt) decodes M4A/AAC for audioread")
 def test_m4a_is_decoded_through_ffmpeg(tmp_path):
+    ffmpeg = require_tool("ffmpeg")  # decodes M4A/AAC for audioread
     path = tmp_path / "tone.m4a"
-    subprocess.run(["ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=4",
+    subprocess.run([ffmpeg, "-loglevel", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=4",
                     "-c:a", "aac", str(path)], check=True)
     excerpt = load_excerpt(path)
     assert excerpt.sr == SR and excerpt.source_duration == pytest.approx(4.0, abs=0.1)

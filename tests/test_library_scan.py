@@ -19,6 +19,7 @@ import psutil
 import pytest
 import scan_support
 import soundfile as sf
+from conftest import require_tool
 from moodtunes.cli import main as moodtunes
 from moodtunes.config import Settings
 from moodtunes.domain import Category
@@ -136,6 +137,40 @@ def test_a_new_mood_model_rescores_the_stored_features_without_audio_work(librar
     assert (again.rescored, again.analysed, analyses) == (0, 0, [])
 
 
+def test_a_file_replaced_when_the_model_changes_is_analysed_not_just_rescored(
+    tmp_path, demo_files, store, analyses
+):
+    """Re-scoring reuses the stored features, which are those of the old file: a file replaced by
+    another song (another size and mtime) at the same time as a model update needs its audio
+    analysed again, while the unchanged file is only re-scored."""
+    from moodtunes.library.mood_model import default_model_path
+
+    folder = _few(tmp_path, demo_files, ["kept.flac", "replaced.flac"])
+    scan_library([folder], store, workers=1)
+    before = {Path(t.path).name: t for t in store.tracks()}
+    replaced = folder / "replaced.flac"
+    shutil.copy(demo_files / SMALL[3], replaced)  # another song under the same name
+    os.utime(replaced, (1_700_000_000, 1_700_000_000))
+    doc = json.loads(default_model_path().read_text())
+    doc["category_rule"]["min_valence"] = 0.99  # an update that changes every track's category
+    updated = tmp_path / "updated.json"
+    updated.write_text(json.dumps(doc))
+    analyses.clear()
+
+    report = scan_library([folder], store, workers=1, model_path=updated)
+
+    assert (report.rescored, report.analysed, report.failed) == (1, 1, [])
+    assert analyses == [str(replaced)]
+    after = {Path(t.path).name: t for t in store.tracks()}
+    assert after["kept.flac"].features == before["kept.flac"].features
+    new = after["replaced.flac"]
+    assert (new.size, new.mtime) == (replaced.stat().st_size, 1_700_000_000)
+    assert new.features != before["replaced.flac"].features and new.title != before["replaced.flac"].title
+    assert {t.analysis for t in after.values()} == {scan_module.analysis_key(scan_module.MoodModel.load(updated))}
+    again = scan_library([folder], store, workers=1, model_path=updated)
+    assert (again.rescored, again.analysed, again.unchanged) == (0, 0, 2)
+
+
 def test_tracks_analysed_with_other_features_are_analysed_again(library, store, analyses):
     scan_library([library], store, workers=1)
     model = scan_module.analysis_key(scan_module.MoodModel.load(None)).rsplit("/", 1)[1]
@@ -203,10 +238,10 @@ def test_a_file_that_could_not_be_read_is_tried_again_until_it_can_be(library, s
     assert store.track_by_path(str(locked)).error is None
 
 
-@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg (apt) makes the M4A file")
 def test_an_m4a_file_is_tried_again_once_ffmpeg_is_installed(library, store, analyses, monkeypatch):
+    ffmpeg = require_tool("ffmpeg")  # makes the M4A file
     song = library / "tone.m4a"
-    subprocess.run(["ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=4",
+    subprocess.run([ffmpeg, "-loglevel", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=4",
                     "-c:a", "aac", str(song)], check=True)
     from audioread import rawread
 
@@ -408,11 +443,13 @@ def test_worker_processes_give_the_same_results_as_inline(tmp_path, demo_files, 
     (folder / "bad.flac").write_bytes(b"fLaC" + b"\x00" * 50)
     pooled = scan_library([folder], store, workers=2)
     assert pooled.analysed == 2 and len(pooled.failed) == 1
-    inline_store = Store.open(tmp_path / "inline.db")
-    scan_library([folder], inline_store, workers=1)
-    for track in inline_store.tracks():
-        assert store.track_by_path(track.path).probs == track.probs
-    inline_store.close()
+    with Store.open(tmp_path / "inline.db") as inline_store:
+        scan_library([folder], inline_store, workers=1)
+        inline = inline_store.tracks()
+    assert sorted(t.path for t in inline) == sorted(str(folder / name) for name in SMALL[:2])
+    for track in inline:
+        pooled_track = store.track_by_path(track.path)
+        assert (pooled_track.probs, pooled_track.category) == (track.probs, track.category)
 
 
 def _few(tmp_path: Path, demo_files: Path, names: list[str]) -> Path:
@@ -485,6 +522,26 @@ def test_a_missing_folder_is_reported_and_its_tracks_kept(library, store, tmp_pa
     assert report.missing_roots == [str(library)]
     assert (report.found, report.removed) == (0, 0)
     assert len(store.track_index()) == 5
+
+
+def test_a_scan_of_one_folder_leaves_a_sibling_with_a_longer_name_alone(tmp_path, demo_files, store):
+    """Scanning /x/music prunes gone tracks under /x/music/ only: /x/music2 is another folder,
+    whose tracks (scanned another time, or on a drive that is away) must stay."""
+    music = _few(tmp_path, demo_files, ["a.flac"]).rename(tmp_path / "music")
+    sibling = tmp_path / "music2"
+    catalogue(store, sibling / "b.flac", sibling / "album" / "c.flac")
+    report = scan_library([music], store, workers=1)
+    assert (report.found, report.analysed, report.removed, report.kept) == (1, 1, 0, [])
+    assert sorted(store.track_index()) == sorted(
+        [str(music / "a.flac"), str(sibling / "b.flac"), str(sibling / "album" / "c.flac")])
+
+
+def test_under_means_inside_the_folder_not_a_name_that_starts_alike():
+    under = scan_module._under
+    assert under("/x/music/a.flac", ["/x/music"]) and under("/x/music/a.flac", ["/x/music/"])
+    assert under("/x/music", ["/x/music"])  # the folder itself
+    assert not under("/x/music2/a.flac", ["/x/music"]) and not under("/x/music2", ["/x/music/"])
+    assert not under("/x/musical.flac", ["/x/music"])
 
 
 def catalogue(store: Store, *paths: Path) -> None:
@@ -573,17 +630,18 @@ def test_a_second_scan_waits_for_the_first_instead_of_repeating_its_work(library
         with Store.open(store.path) as own:
             second.append(scan_library([library], own, workers=1))
 
+    other = threading.Thread(target=scan_again, name="second-scan", daemon=True)
+
     def start_the_other_scan(done, total, path):
         if done == 1:  # mid-scan: start the second one, and give it the time to plan its own work
-            threading.Thread(target=scan_again).start()
+            other.start()
             deadline = time.monotonic() + 10
             while "waiting for it to finish" not in caplog.text and time.monotonic() < deadline:
                 time.sleep(0.02)
 
     first = scan_library([library], store, workers=1, progress=start_the_other_scan)
-    deadline = time.monotonic() + 60
-    while not second and time.monotonic() < deadline:
-        time.sleep(0.05)
+    other.join(timeout=60)
+    assert not other.is_alive(), "the second scan did not end within 60 s of the first"
     assert len(analyses) == 5
     assert (first.analysed, second[0].analysed, second[0].unchanged) == (4, 0, 5)
     assert "another scan of this music library is running" in caplog.text

@@ -224,3 +224,57 @@ def test_pages_of_six_wrap_around():
     assert len(page(ranked, 0)) == 6 and len(page(ranked, 1)) == 2
     assert page(ranked, 2) == page(ranked, 0)
     assert page([], 0) == []
+
+
+class ScriptedLiking:
+    """An rng whose liking samples are scripted, one per track in the order given; it records
+    the Beta posteriors it was asked to sample."""
+
+    def __init__(self, samples: list[float]) -> None:
+        self.samples = list(samples)
+        self.asked: list[tuple[float, float]] = []
+
+    def betavariate(self, alpha: float, beta: float) -> float:
+        self.asked.append((alpha, beta))
+        return self.samples.pop(0)
+
+
+def test_the_score_blends_fit_and_liking_half_and_half():
+    """A well-liked song that fits less outranks a disliked one that fits better: the liking
+    sample weighs as much as the fit (FIT_WEIGHT = 0.5)."""
+    liked, unliked = track("liked", artist="A", q4=0.3), track("unliked", artist="B", q4=0.6)
+    rng = ScriptedLiking([1.0, 0.0])  # in the order the tracks are given
+    ranked = rank([liked, unliked], CALM, rng=rng)
+    assert [r.track.path for r in ranked] == ["liked", "unliked"]
+    assert [r.score for r in ranked] == pytest.approx([0.5 * 0.3 + 0.5 * 1.0, 0.5 * 0.6 + 0.5 * 0.0])
+    assert rng.asked == [recommend.PRIOR, recommend.PRIOR]  # no ratings: the prior alone
+    # Without the liking, fit alone decides.
+    ranked = rank([liked, unliked], CALM, rng=ScriptedLiking([0.5, 0.5]))
+    assert [r.track.path for r in ranked] == ["unliked", "liked"]
+    assert [r.score for r in ranked] == pytest.approx([0.55, 0.4])
+
+
+def test_a_rating_outside_0_to_100_counts_as_the_nearest_bound():
+    """A score from an older kiosk or a hand edit must not make the Beta counts negative (which
+    betavariate refuses) or weigh more than one full rating."""
+    assert liking_posteriors([Feedback("t", "A", 150)]) == liking_posteriors([Feedback("t", "A", 100)])
+    assert liking_posteriors([Feedback("t", "A", -20)]) == liking_posteriors([Feedback("t", "A", 0)])
+    counts, artists = liking_posteriors([Feedback("t", "A", 150), Feedback("t", "A", -20)])
+    assert counts == {"t": (1.0, 1.0)} and artists == {"a": {"t": (1.0, 1.0)}}
+    ranked = rank([track("t")], CALM, [Feedback("t", "A", -20)], rng=random.Random(0))
+    assert 0.0 <= ranked[0].score <= 1.0
+
+
+def test_fit_is_kept_within_0_and_1_whatever_the_model_stored():
+    """Probabilities, valence and arousal slightly outside [0, 1] (rounding, an older model) must
+    not give a score outside it either."""
+    assert category_fit(track("over", q4=1.3), CALM) == 1.0
+    assert category_fit(track("under", q4=-0.2), CALM) == 0.0
+    bare = TrackRecord(path="va", size=1, mtime=0, title="va", artist="", valence=1.4, arousal=-0.3)
+    assert category_fit(bare, CALM) == 1.0  # clipped to valence 1, arousal 0
+    assert category_fit(bare, ENERGETIC) == 0.0
+    bare = TrackRecord(path="vb", size=1, mtime=0, title="vb", artist="", valence=0.5, arousal=1.5)
+    assert category_fit(bare, ENERGETIC) == 0.5 and category_fit(bare, CALM) == 0.0
+    ranked = rank([track("over", q4=1.3)], CALM, rng=ScriptedLiking([1.0]))
+    assert ranked[0].score == pytest.approx(1.0)
+    assert [recommend._clip01(v) for v in (-0.5, 0.0, 0.25, 1.0, 7)] == [0.0, 0.0, 0.25, 1.0, 1.0]

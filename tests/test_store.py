@@ -432,3 +432,71 @@ def test_events_the_broker_lost_can_be_queued_again(store, clock):
     assert [e.id for e in store.pending_events()] == [second.id, third.id, fourth.id]
     assert store.outbox_counts() == {"pending": 3, "sent": 1}
     assert store.mark_unsent_since(crash + timedelta(seconds=1)) == 0
+
+
+def test_a_profiles_feedback_holds_its_own_ratings_only(store):
+    """The recommender ranks Ben's songs by Ben's ratings: Ana's must not leak into them."""
+    ana, ben = store.create_profile("Ana", "#ff8800"), store.create_profile("Ben", "#0088ff")
+    song = stored_track(store)
+    session = store.start_session(ana.id)
+    store.add_rating(session, 90, store.start_play(session, song))
+    store.finish_session(session, "completed", device_id="kiosk-1")
+    assert store.track_feedback(ana.id) == [("/music/a.ogg", "Artist", 90)]
+    assert store.track_feedback(ben.id) == []
+    session = store.start_session(ben.id)
+    store.add_rating(session, 10, store.start_play(session, song))
+    assert store.track_feedback(ben.id) == [("/music/a.ogg", "Artist", 10)]
+    assert store.track_feedback(ana.id) == [("/music/a.ogg", "Artist", 90)]
+
+
+def test_recent_paths_are_those_of_the_last_three_visits(store):
+    ana = store.create_profile("Ana", "#ff8800")
+    for song in ("oldest", "second", "third", "newest"):
+        _visit(store, ana.id, song)
+    assert store.recent_paths(ana.id) == {"/music/second.ogg", "/music/third.ogg", "/music/newest.ogg"}
+    assert store.recent_paths(ana.id, visits=1) == {"/music/newest.ogg"}
+
+
+def test_the_newest_reading_of_a_phase_is_the_visits_mood(store):
+    """A second "after" scan (the visitor tried again) replaces the first in the event and history."""
+    session = store.start_session(store.guest_profile().id)
+    store.add_reading(session, "before", SAD)
+    store.add_reading(session, "after", SAD)
+    store.add_reading(session, "after", HAPPY)
+    event = store.finish_session(session, "completed", device_id="kiosk-1")
+    assert event.mood_before.label == "sad"
+    assert event.mood_after.label == "happy" and event.mood_after.frames_used == HAPPY.frames_used
+    [visit] = store.visits()
+    assert visit["readings"]["after"].label == "happy" and visit["readings"]["before"].label == "sad"
+    assert visit["mood_after"] == "happy"
+
+
+def test_the_visits_rating_is_the_later_of_two(store):
+    session = store.start_session(store.guest_profile().id)
+    store.add_rating(session, 20)
+    store.add_rating(session, 95)  # changed their mind
+    event = store.finish_session(session, "completed", device_id="kiosk-1")
+    assert event.rating == 95
+    assert [v["rating"] for v in store.visits()] == [95]
+
+
+def test_a_negative_listening_time_is_stored_as_zero(store):
+    """A player whose position goes backwards (a seek, a clock step) must not make time negative."""
+    session = store.start_session(store.guest_profile().id)
+    play = store.start_play(session, stored_track(store))
+    store.update_play(play, -5.0)
+    row = store._db.execute("SELECT seconds_listened FROM plays WHERE id = ?", (play,)).fetchone()
+    assert row["seconds_listened"] == 0.0
+    event = store.finish_session(session, "completed", device_id="kiosk-1")
+    assert event.plays[0].seconds_listened == 0.0 and event.listening_seconds == 0.0
+
+
+def test_a_sent_event_keeps_no_error_from_its_failed_attempts(store):
+    store.finish_session(store.start_session(store.guest_profile().id), "idle", device_id="kiosk-1")
+    [item] = store.pending_events()
+    store.mark_failed(item.id, "connection refused")
+    row = store._db.execute("SELECT last_error FROM outbox WHERE id = ?", (item.id,)).fetchone()
+    assert row["last_error"] == "connection refused"
+    store.mark_sent(item.id)
+    row = store._db.execute("SELECT attempts, last_error, sent_at FROM outbox WHERE id = ?", (item.id,)).fetchone()
+    assert (row["attempts"], row["last_error"]) == (2, None) and row["sent_at"] is not None

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 import logging
-import signal
 import subprocess
 import sys
 import threading
 import time
 
 import pytest
-from analytics_support import Broker, Subscriber, record_visit, unique, wait_for
+from analytics_support import Broker, Subscriber, record_visit, stop_process, unique, wait_for
 from conftest import free_port
 from moodtunes.cli import main as moodtunes
 from moodtunes.config import MqttSettings
@@ -171,13 +170,18 @@ def test_an_event_published_while_the_link_is_down_goes_once_when_it_is_back(mos
         assert store.outbox_counts() == {"pending": 1, "sent": 0}
         link.connect(5)
         assert uplink.send_pending().sent == 1
-        time.sleep(0.3)  # time enough for a second copy, were one sent
+        # A sentinel after it on the same connection and topic: the broker keeps their order, so
+        # a second copy of the event, had one been sent, arrives before the sentinel does.
+        sentinel = link.publish(uplink.topic, "sentinel", 1)
+        assert link.wait_for_ack(sentinel, time.monotonic() + 10) is not None
+        wait_for(lambda: any(m.payload == b"sentinel" for m in listener.messages), "the sentinel")
     finally:
         listener.close()
         link.close()
     with store:
         assert store.outbox_counts() == {"pending": 0, "sent": 1}
-    assert [json.loads(m.payload)["event_id"] for m in listener.messages] == [event.event_id]
+    payloads = [m.payload for m in listener.messages]
+    assert [json.loads(p)["event_id"] for p in payloads[:-1]] == [event.event_id] and payloads[-1] == b"sentinel"
 
 
 def test_nothing_is_lost_while_the_broker_comes_and_goes(tmp_path):
@@ -250,8 +254,8 @@ def test_the_uplink_service_sends_new_visits_until_sigterm(mosquitto, tmp_path, 
         wait_for(lambda: len(listener.messages) == 2, "the new visit")
     finally:
         listener.close()
-        service.send_signal(signal.SIGTERM)
-        assert service.wait(timeout=20) == 0
+        returncode = stop_process(service)
+    assert returncode == 0, f"the service did not stop cleanly on SIGTERM ({returncode}): {log.read_text()[-2000:]}"
     assert [json.loads(m.payload)["event_id"] for m in listener.messages] == [first.event_id, second.event_id]
     with Store.open(database) as store:
         assert store.outbox_counts() == {"pending": 0, "sent": 2}

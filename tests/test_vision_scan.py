@@ -133,12 +133,16 @@ def test_scan_of_the_sample_gives_a_reading_and_live_boxes(detector) -> None:
     scanner = scanner_for(lambda: open_camera("sample", paced=False), detector, model)
     scanner.start()
     try:
-        scanner.begin_scan(1.0)
+        # A window far longer than the test: a poller starved under load still sees it live (a
+        # scan that ends clears the frame), then a short scan on the open camera gives the result.
+        scanner.begin_scan(600.0)
         assert scanner.snapshot().scanning and scanner.snapshot().result is None
         live = wait_for(scanner, lambda s: s.frame is not None and s.live_probs is not None)
+        assert live.scanning and live.result is None
         assert live.camera_ok and live.frame.shape == (480, 640, 3)
         assert len(live.faces) == 1 and 200 < live.faces[0].x < 250 and live.hint is None
         assert live.live_probs == pytest.approx({"happy": 0.7, "neutral": 0.2, "sad": 0.1})
+        scanner.begin_scan(0.3)  # restarts the window
         done = wait_for(scanner, lambda s: s.result is not None)
     finally:
         scanner.stop()
@@ -146,6 +150,33 @@ def test_scan_of_the_sample_gives_a_reading_and_live_boxes(detector) -> None:
     assert done.result.outcome is ScanOutcome.OK and done.result.label == "happy"
     assert done.result.frames_used >= 1
     assert model.crops[0].shape == (96, 96) and model.crops[0].dtype == np.uint8
+
+
+class IdleCounter(threading.Event):
+    """The scanner's stop event, counting the worker's idle polls (its waits between scans): a
+    sync point for "the worker went round its loop, and read nothing"."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._polls = 0
+        self._polled = threading.Condition()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        stopped = super().wait(timeout)
+        with self._polled:
+            self._polls += 1
+            self._polled.notify_all()
+        return stopped
+
+    def wait_for_polls(self, count: int) -> None:
+        with self._polled:
+            target = self._polls + count
+            assert self._polled.wait_for(lambda: self._polls >= target, timeout=60), "the worker stopped polling"
+
+
+def idle_counted(scanner: MoodScanner) -> IdleCounter:
+    scanner._stopping = IdleCounter()
+    return scanner._stopping
 
 
 class CountingCamera:
@@ -173,14 +204,15 @@ def test_the_camera_is_open_only_during_a_scan(detector) -> None:
     log = {"opened": 0, "read": 0, "closed": 0}
     model = FakeClassifier()
     scanner = scanner_for(lambda: CountingCamera(log), detector, model)
+    polls = idle_counted(scanner)
     with scanner:
-        time.sleep(0.3)
+        polls.wait_for_polls(3)  # the worker is running, and idle
         assert log == {"opened": 0, "read": 0, "closed": 0} and model.crops == []
         scanner.begin_scan(0.2)
         done = wait_for(scanner, lambda s: s.result is not None)
         idle = wait_for(scanner, lambda s: s.frame is None and log["closed"] == 1)
         reads, crops = log["read"], len(model.crops)
-        time.sleep(0.3)
+        polls.wait_for_polls(3)  # idle again, round its loop a few times
         assert log["read"] == reads and len(model.crops) == crops and log["opened"] == 1
     assert done.result.outcome is ScanOutcome.OK and reads >= 1
     assert idle.faces == () and idle.live_probs is None

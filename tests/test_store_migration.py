@@ -1,0 +1,117 @@
+"""A kiosk updated in the field: its database, made by an older moodtunes and full of visits,
+profiles, tracks and unsent events, is migrated to the current schema on the first open, and
+nothing in it is lost."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+from moodtunes.events import VisitEvent
+from moodtunes.store import Store
+from moodtunes.store.migrations import MIGRATIONS
+
+STARTED, ENDED = "2025-06-01T10:00:00.000+00:00", "2025-06-01T10:05:00.000+00:00"
+SAD = {"happy": 0.1, "neutral": 0.2, "sad": 0.7}
+HAPPY = {"happy": 0.8, "neutral": 0.15, "sad": 0.05}
+
+
+def _queued_event(session_uuid: str) -> str:
+    """The outbox payload of the ended visit, as the older version queued it."""
+    return VisitEvent(
+        event_id="evt-0000000000000001", device_id="kiosk-1", session_id=session_uuid,
+        profile_key="0123456789abcdef", guest=False, started_at=STARTED, ended_at=ENDED,
+        end_reason="completed", plays=[{"title": "Song", "artist": "Artist", "category": "Happy and calm",
+                                        "seconds_listened": 95.5, "finished": True}],
+        listening_seconds=95.5, rating=80,
+    ).model_dump_json()
+
+
+def _old_database(path: Path, applied: int) -> None:
+    """A database of schema version ``applied`` (the first migrations only), holding what a kiosk
+    of that version recorded: two profiles and a guest, an ended visit with its readings, play,
+    rating and queued event, a visit cut off by a power cut, and a catalogued and a failed track."""
+    db = sqlite3.connect(path, isolation_level=None)
+    for script in MIGRATIONS[:applied]:
+        db.executescript(script)
+    db.execute(f"PRAGMA user_version = {applied}")
+    db.executescript(f"""
+        BEGIN;
+        INSERT INTO profiles (id, name, colour, is_guest, created_at, consent_at) VALUES
+            (1, 'Ana', '#ff8800', 0, '2025-05-01T09:00:00.000+00:00', '2025-05-01T09:00:05.000+00:00'),
+            (2, 'Ben', '#0088ff', 0, '2025-05-02T09:00:00.000+00:00', NULL),
+            (3, 'Guest', '#8a94a6', 1, '2025-05-03T09:00:00.000+00:00', NULL);
+        INSERT INTO tracks (id, path, size, mtime, title, artist, album, genre, year, duration, tempo, quadrant,
+                            probs, valence, arousal, category, features, error, analysed_at) VALUES
+            (1, '/music/song.ogg', 1234, 1700000000.5, 'Song', 'Artist', 'Album', 'Pop', 2020, 180.0, 96.0, 'Q4',
+             '{{"Q1": 0.1, "Q2": 0.1, "Q3": 0.1, "Q4": 0.7}}', 0.7, 0.3, 'Happy and calm',
+             '{{"tempo": 96.0, "mfcc0_mean": -200.5}}', NULL, '2025-05-01T08:00:00.000+00:00'),
+            (2, '/music/broken.mp3', 99, 1700000001.0, 'broken', '', NULL, NULL, NULL, 0, NULL, NULL,
+             '{{}}', NULL, NULL, NULL, '{{}}', 'cannot decode audio', '2025-05-01T08:00:01.000+00:00');
+        INSERT INTO sessions (id, uuid, profile_id, started_at, ended_at, end_reason, mood_before, mood_after) VALUES
+            (1, 'sess-0000000000000001', 1, '{STARTED}', '{ENDED}', 'completed', 'sad', 'happy'),
+            (2, 'sess-0000000000000002', 2, '2025-06-02T10:00:00.000+00:00', NULL, NULL, 'sad', NULL);
+        INSERT INTO mood_readings (id, session_id, phase, outcome, label, confidence, probs, frames_used,
+                                   corrected_label, created_at) VALUES
+            (1, 1, 'before', 'ok', 'sad', 0.7, '{json.dumps(SAD)}', 42, NULL, '{STARTED}'),
+            (2, 1, 'after', 'ok', 'happy', 0.8, '{json.dumps(HAPPY)}', 40, NULL, '{ENDED}'),
+            (3, 2, 'before', 'ok', 'sad', 0.7, '{json.dumps(SAD)}', 30, NULL, '2025-06-02T10:00:10.000+00:00');
+        INSERT INTO plays (id, session_id, track_id, path, title, artist, category, started_at, seconds_listened,
+                           finished, error) VALUES
+            (1, 1, 1, '/music/song.ogg', 'Song', 'Artist', 'Happy and calm', '2025-06-01T10:01:00.000+00:00', 95.5, 1, NULL),
+            (2, 2, 1, '/music/song.ogg', 'Song', 'Artist', 'Happy and calm', '2025-06-02T10:01:00.000+00:00', 30.0, 0, NULL);
+        INSERT INTO ratings (id, session_id, play_id, score, created_at) VALUES
+            (1, 1, 1, 80, '{ENDED}');
+        INSERT INTO outbox (id, event_id, kind, session_id, payload, created_at, attempts, last_error, sent_at) VALUES
+            (1, 'evt-0000000000000001', 'visit', 1, '{_queued_event("sess-0000000000000001")}', '{ENDED}', 2,
+             'connection refused', NULL);
+        COMMIT;
+    """)
+    db.close()
+
+
+@pytest.mark.parametrize("applied", range(1, len(MIGRATIONS)), ids=lambda n: f"schema-v{n}")
+def test_an_older_database_with_data_is_migrated_and_keeps_everything(tmp_path, applied):
+    path = tmp_path / "moodtunes.db"
+    _old_database(path, applied)
+
+    with Store.open(path) as store:
+        assert store.schema_version == len(MIGRATIONS)
+        assert store.integrity_problems() == []
+        # profiles, consent and the guest
+        assert [(p.name, p.has_consented) for p in store.profiles()] == [("Ana", True), ("Ben", False)]
+        guest = store.guest_profile()
+        assert (guest.id, guest.name, guest.is_guest) == (3, "Guest", True)
+        # the ended visit, as the recommender and the report read it
+        [visit] = store.visits()
+        assert (visit["uuid"], visit["profile"], visit["rating"]) == ("sess-0000000000000001", "Ana", 80)
+        assert visit["readings"]["before"].label == "sad" and visit["readings"]["after"].label == "happy"
+        assert [p["seconds_listened"] for p in visit["plays"]] == [95.5]
+        assert store.track_feedback(1) == [("/music/song.ogg", "Artist", 80)]
+        assert store.recent_paths(1) == {"/music/song.ogg"}
+        # the catalogue: kept, with no analysis key, so the next scan analyses the tracks again
+        [song] = store.tracks()
+        assert (song.title, song.category, song.probs["Q4"], song.features["mfcc0_mean"]) == (
+            "Song", "Happy and calm", 0.7, -200.5)
+        assert store.track_index() == {
+            "/music/song.ogg": (1234, 1700000000.5, None), "/music/broken.mp3": (99, 1700000001.0, None)}
+        assert store.track_by_path("/music/broken.mp3").error == "cannot decode audio"
+        # the unsent event, with its retry count, still waits for the uplink
+        [item] = store.pending_events()
+        assert (item.event_id, item.attempts, item.profile_id) == ("evt-0000000000000001", 2, 1)
+        assert VisitEvent.model_validate_json(item.payload).rating == 80
+        # the device now has its pseudonym secret
+        key = store.profile_key("kiosk-1", 1)
+        # the visit cut off by the power cut is closed at start-up, on the migrated schema
+        assert store.open_sessions() == [2]
+        event = store.finish_session(2, "interrupted", device_id="kiosk-1")
+        assert event.profile_key == store.profile_key("kiosk-1", 2)
+        assert event.ended_at.isoformat(timespec="milliseconds") == "2025-06-02T10:01:30.000+00:00"
+        assert store.outbox_counts() == {"pending": 2, "sent": 0}
+
+    with Store.open(path) as store:  # opened again: nothing to migrate, the same secret
+        assert store.schema_version == len(MIGRATIONS)
+        assert store.profile_key("kiosk-1", 1) == key
+        assert len(store.visits()) == 2

@@ -1,0 +1,114 @@
+"""The uplink service's pace (Uplink.run_forever), without a broker or a clock: a stand-in link
+that accepts or refuses on cue, and a stop event whose wait() records each delay instead of
+sleeping. After a failed upload it waits retry_seconds, doubling up to max_retry_seconds; a
+success resets that; a full batch is followed at once by the next; otherwise it polls."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import pytest
+from analytics_support import record_visit
+from moodtunes import uplink as uplink_module
+from moodtunes.config import MqttSettings
+from moodtunes.store import Store
+from moodtunes.uplink import Uplink, UplinkError
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.reasoncodes import ReasonCode
+
+RETRY, LONGEST, POLL = 1.0, 10.0, 7.0
+
+
+class ScriptedLink:
+    """A connected BrokerLink stand-in: while ``refusing`` paho "can't queue" each message, else
+    the broker acknowledges it with Success."""
+
+    address = "test-broker:1883"
+    connected = True
+    last_error = None
+
+    def __init__(self) -> None:
+        self.refusing = True
+        self.published: list[str] = []
+
+    def wait_connected(self, timeout: float) -> bool:
+        return True
+
+    def publish(self, topic: str, payload: str, qos: int) -> int:
+        if self.refusing:
+            raise UplinkError("can't queue the message: the client is not currently connected.")
+        self.published.append(payload)
+        return len(self.published)
+
+    def wait_for_ack(self, mid: int, deadline: float) -> ReasonCode:
+        return ReasonCode(PacketTypes.PUBACK, "Success")
+
+
+class RecordingStop(threading.Event):
+    """The service's stop event: wait() returns at once, recording the delay asked for, and runs
+    the test's next step (which may set the event to end the loop)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.delays: list[float | None] = []
+        self.steps: list[Callable[[], None]] = []
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.delays.append(timeout)
+        if len(self.delays) > 50:  # a loop that never reaches the end of the script
+            self.set()
+        elif self.steps:
+            self.steps.pop(0)()
+        return self.is_set()
+
+
+@pytest.fixture
+def store(tmp_path):
+    with Store.open(tmp_path / "moodtunes.db") as s:
+        yield s
+
+
+def test_failed_uploads_back_off_doubling_and_a_success_resets_the_pace(store, monkeypatch):
+    monkeypatch.setattr(uplink_module, "BATCH_SIZE", 3)
+    for _ in range(4):
+        record_visit(store, "kiosk-1")
+    mqtt = MqttSettings(enabled=True, retry_seconds=RETRY, max_retry_seconds=LONGEST, poll_seconds=POLL)
+    link = ScriptedLink()
+    nothing = lambda: None
+
+    def broker_back() -> None:
+        link.refusing = False
+
+    def a_new_visit_while_the_broker_is_away() -> None:
+        record_visit(store, "kiosk-1")
+        link.refusing = True
+
+    stop = RecordingStop()
+    stop.steps = [
+        nothing, nothing, nothing, nothing, broker_back,  # after each of 5 failed uploads
+        nothing,  # after a full batch of 3 sent: the 4th event follows at once
+        a_new_visit_while_the_broker_is_away,  # after the 4th sent: the backlog is through
+        stop.set,  # after the new visit's first failed upload
+    ]
+
+    Uplink(store, link, mqtt, "kiosk-1").run_forever(stop)
+
+    assert stop.delays == [
+        1.0, 2.0, 4.0, 8.0, 10.0,  # RETRY doubling per failure, capped at LONGEST
+        0.0,  # a full batch: the next one at once
+        POLL,  # a short batch: the outbox is drained, back to polling
+        1.0,  # the next failure starts the backoff afresh
+    ]
+    assert len(link.published) == 4
+    assert store.outbox_counts() == {"pending": 1, "sent": 4}
+    assert store.pending_events(1)[0].attempts == 1
+
+
+def test_an_empty_outbox_is_polled_and_never_backed_off(store):
+    mqtt = MqttSettings(enabled=True, retry_seconds=RETRY, max_retry_seconds=LONGEST, poll_seconds=POLL)
+    link = ScriptedLink()
+    stop = RecordingStop()
+    stop.steps = [lambda: None, lambda: None, stop.set]
+    Uplink(store, link, mqtt, "kiosk-1").run_forever(stop)
+    assert stop.delays == [POLL, POLL, POLL] and link.published == []
