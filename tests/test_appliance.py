@@ -2,12 +2,12 @@
 Pi lock that agrees with the main lock."""
 
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import require_tool
 
 REPO = Path(__file__).resolve().parents[1]
 UNITS = sorted((REPO / "systemd").glob("moodtunes-*"))
@@ -26,14 +26,14 @@ def test_every_service_runs_an_existing_subcommand():
         assert command in COMMANDS
 
 
-@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
 def test_systemd_accepts_the_units(tmp_path):
+    systemd_analyze = require_tool("systemd-analyze", "systemd")
     moodtunes = Path(sys.executable).with_name("moodtunes")
     for unit in UNITS:  # point ExecStart at this checkout's entry point, which exists here
         text = unit.read_text().replace("/opt/moodtunes/venv/bin/moodtunes", str(moodtunes))
         (tmp_path / unit.name).write_text(text)
     result = subprocess.run(
-        ["systemd-analyze", "verify", *sorted(str(p) for p in tmp_path.iterdir())],
+        [systemd_analyze, "verify", *sorted(str(p) for p in tmp_path.iterdir())],
         capture_output=True, text=True, timeout=60, check=False,
     )
     problems = [line for line in result.stderr.splitlines() if "moodtunes" in line]
@@ -43,11 +43,9 @@ def test_systemd_accepts_the_units(tmp_path):
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
 def test_scripts_parse_and_pass_shellcheck(script):
     assert subprocess.run(["bash", "-n", str(script)], check=False).returncode == 0
-    if shutil.which("shellcheck"):
-        result = subprocess.run(
-            ["shellcheck", "-S", "warning", str(script)], capture_output=True, text=True, check=False
-        )
-        assert result.returncode == 0, result.stdout
+    shellcheck = require_tool("shellcheck")
+    result = subprocess.run([shellcheck, "-S", "warning", str(script)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout
 
 
 def _pins(path: Path) -> dict[str, str]:

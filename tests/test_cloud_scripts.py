@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import REPO, require_tool
 
 MAKE_PASSWD = REPO / "cloud" / "mosquitto" / "make-passwd.sh"
 CHECK_SECRETS = REPO / "cloud" / "check-secrets.sh"
@@ -42,8 +42,7 @@ def _users(passwd: Path) -> list[str]:
 
 @pytest.fixture(autouse=True)
 def _needs_mosquitto_passwd():
-    if not shutil.which("mosquitto_passwd"):
-        pytest.skip("mosquitto_passwd is not installed (apt-get install mosquitto)")
+    require_tool("mosquitto_passwd", "mosquitto")
 
 
 def test_the_password_file_has_the_ingest_and_every_device_for_mosquitto_only(tmp_path):
