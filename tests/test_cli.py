@@ -132,6 +132,7 @@ def test_pygames_sdl_has_the_kiosk_units_kmsdrm_driver():
 @pytest.mark.parametrize(("driver", "status"), [("dummy", "ok"), ("x11,kmsdrm", "ok"), ("no-such-driver", "fail")])
 def test_doctor_checks_the_chosen_sdl_video_driver(capsys, monkeypatch, driver, status):
     monkeypatch.setenv("SDL_VIDEODRIVER", driver)
+    monkeypatch.setenv("DISPLAY", ":0")  # a display to reach: whether there is one is test_doctor_display's
     main(["doctor", "--json"])
     checks = {c["name"]: c for c in map(json.loads, capsys.readouterr().out.splitlines())}
     assert checks["display"]["status"] == status

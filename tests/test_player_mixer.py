@@ -192,3 +192,12 @@ def test_a_chosen_driver_that_fails_is_reported_not_replaced(monkeypatch):
     monkeypatch.setattr(pygame.mixer, "init", failing_init)
     with pytest.raises(PlayerError, match="no sound output"):
         init_mixer()
+
+
+def test_a_player_on_the_dummy_driver_knows_it_is_silent():
+    """conftest chooses SDL's dummy audio driver: nothing is heard, and the player says so."""
+    player = MixerPlayer()
+    try:
+        assert player.driver == "dummy" and player.silent
+    finally:
+        player.close()

@@ -152,6 +152,58 @@ def test_no_display_is_one_clear_error(monkeypatch):
         run_kiosk(load_settings(), size=(800, 480))
 
 
+def test_an_invisible_driver_asked_for_is_no_error(monkeypatch, tmp_path):
+    """SDL_VIDEODRIVER=dummy or offscreen is how the tests, screenshots and benchmarks run."""
+    from moodtunes.ui.app import KioskApp
+
+    for driver in ("offscreen", "dummy"):
+        monkeypatch.setenv("SDL_VIDEODRIVER", driver)
+        app = KioskApp(load_settings(), scanner_factory=lambda s: None, player_factory=lambda v: None,
+                       library_loader=None, size=(800, 480))
+        app.start()
+        try:
+            assert app.screen.name == "welcome"
+        finally:
+            app.close()
+
+
+def test_only_the_autopilot_may_fall_back_to_an_invisible_driver(monkeypatch):
+    """SDL's own fallback when there is no display (not asked for by SDL_VIDEODRIVER) stops the
+    kiosk; the autopilot, whose visit ends by itself, runs on it (`make screenshots` headless)."""
+    import pygame
+    from moodtunes.ui import DisplayError
+    from moodtunes.ui.app import KioskApp
+
+    monkeypatch.setattr(pygame.display, "get_driver", lambda: "offscreen")
+    for autopilot in (False, True):
+        app = KioskApp(load_settings(), scanner_factory=lambda s: None, player_factory=lambda v: None,
+                       library_loader=None, size=(800, 480), invisible_ok=autopilot)
+        try:
+            if autopilot:
+                app.start()
+                assert app.screen.name == "welcome"
+            else:
+                with pytest.raises(DisplayError, match="SDL_VIDEODRIVER=kmsdrm"):
+                    app.start()
+        finally:
+            app.close()
+
+
+@pytest.mark.skipif(any(Path("/dev/dri").glob("card*")), reason="SDL could open this machine's screen (KMSDRM)")
+def test_no_display_at_all_is_one_clear_error_not_an_invisible_kiosk(tmp_path):
+    """No DISPLAY, no WAYLAND_DISPLAY, no SDL_VIDEODRIVER: SDL falls back to its offscreen driver by
+    itself; the kiosk must say there is no display instead of running unseen for ever."""
+    env = {k: v for k, v in os.environ.items() if k not in ("SDL_VIDEODRIVER", "DISPLAY", "WAYLAND_DISPLAY")}
+    env |= {"SDL_AUDIODRIVER": "dummy", "MOODTUNES_DATA_DIR": str(tmp_path / "data")}
+    done = subprocess.run([sys.executable, "-m", "moodtunes", "demo"], env=env, capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 1, done.stderr[-2000:]
+    (line,) = [line for line in done.stderr.splitlines() if line.startswith("moodtunes demo:")]
+    assert "can't open the display" in line and "DISPLAY and WAYLAND_DISPLAY are unset" in line
+    assert "offscreen" in line and "SDL_VIDEODRIVER=kmsdrm" in line
+    assert "display: SDL driver" not in done.stderr  # no window was ever opened
+
+
 @pytest.fixture
 def x_display():
     """A private X server (Xvfb) on a display number it picks itself; its DISPLAY string."""

@@ -31,6 +31,9 @@ _EARLY_END_S = 3.0
 _EARLY_END_FRACTION = 0.1
 
 
+SILENT_DRIVERS = frozenset({"dummy", "disk"})  # SDL audio drivers nobody hears ("disk" writes a file)
+
+
 class PlayerError(Exception):
     """A song can't be played (unreadable file, unsupported format, no mixer), in one clear line."""
 
@@ -48,6 +51,8 @@ class Player(Protocol):
     def volume(self) -> float: ...
     @property
     def paused(self) -> bool: ...
+    @property
+    def silent(self) -> bool: ...
     def position(self) -> float: ...
     def duration(self) -> float: ...
     def is_finished(self) -> bool: ...
@@ -61,10 +66,10 @@ def init_mixer() -> str:
     import pygame
 
     if pygame.mixer.get_init():
-        return os.environ.get("SDL_AUDIODRIVER", "default")
+        return _driver_in_use()
     try:
         pygame.mixer.init()
-        return os.environ.get("SDL_AUDIODRIVER", "default")
+        return _driver_in_use()
     except pygame.error as exc:
         if os.environ.get("SDL_AUDIODRIVER"):
             raise PlayerError(f"no sound output: {exc}") from None
@@ -75,6 +80,16 @@ def init_mixer() -> str:
     except pygame.error as exc:
         raise PlayerError(f"no sound output, not even the silent driver: {exc}") from None
     return "dummy"
+
+
+def _driver_in_use() -> str:
+    """The SDL audio driver the open mixer uses (pygame-ce says; else what SDL_AUDIODRIVER asked)."""
+    import pygame
+
+    try:
+        return pygame.mixer.get_driver()
+    except (AttributeError, pygame.error):  # PyPI's pygame has no get_driver
+        return os.environ.get("SDL_AUDIODRIVER", "default")
 
 
 def probe_duration(path: Path) -> float:
@@ -162,6 +177,12 @@ class MixerPlayer:
     @property
     def paused(self) -> bool:
         return self._started and not self._stopped and self._run_started is None
+
+    @property
+    def silent(self) -> bool:
+        """True when the mixer plays through SDL's dummy driver: time passes, nothing is heard
+        (no sound card, or SDL_AUDIODRIVER=dummy). The kiosk tells the visitor so."""
+        return self.driver.lower() in SILENT_DRIVERS
 
     def _clock_elapsed(self) -> float:
         """Seconds our clock has counted for this song, pauses excluded."""

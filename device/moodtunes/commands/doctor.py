@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import os
 import shutil
@@ -89,15 +90,91 @@ def _face_model(settings: Settings) -> Check:
 
 
 def _camera(settings: Settings) -> Check:
+    """Whether the configured camera source is there, without opening it: no frame is read outside a
+    scan a visitor agreed to (docs/privacy.md), and doctor also runs at install time."""
+    cam = settings.camera
+    problem, found = _camera_presence(cam.source.strip())
+    if problem:
+        return Check("camera", "warn", f"{cam.source}: {problem}; the kiosk offers the manual mood picker")
+    return Check("camera", "ok", f"{cam.source}: {found} (not opened; `moodtunes doctor --camera` reads a test frame)")
+
+
+def _camera_presence(spec: str) -> tuple[str | None, str]:
+    """(what is wrong, or None; what was found) for a camera source, opening nothing."""
+    kind, _, arg = spec.partition(":")
+    kind = kind.lower()
+    if kind == "picamera2":
+        return _picamera2_presence()
+    if kind == "opencv":
+        return _webcam_presence(int(arg or 0))
+    if kind == "auto":
+        problem, found = _picamera2_presence()
+        if problem is None:
+            return None, found
+        webcam_problem, found = _webcam_presence(0)
+        return (None, found) if webcam_problem is None else (f"no camera found: {problem}; {webcam_problem}", "")
+    if kind == "replay":
+        from moodtunes.vision.camera import IMAGE_SUFFIXES, image_files
+
+        path = Path(arg).expanduser()
+        if path.is_dir():
+            return (None, "a folder of images to replay") if image_files(path) else (f"{path}: no images in this folder", "")
+        if not path.is_file():
+            return f"{path}: no such file or folder", ""
+        return None, "an image to replay" if path.suffix.lower() in IMAGE_SUFFIXES else "a file to replay"
+    if kind == "sample":
+        from moodtunes.vision.camera import CameraError, sample_photo_path
+
+        try:
+            sample_photo_path()
+        except CameraError as exc:
+            return str(exc), ""
+        return None, "the built-in sample photo"
+    return f"unknown camera source {spec!r}", ""
+
+
+def _picamera2_presence() -> tuple[str | None, str]:
+    """The Raspberry Pi cameras libcamera lists (what `rpicam-hello --list-cameras` shows): listing
+    reads no frame and starts no camera."""
+    os.environ.setdefault("LIBCAMERA_LOG_LEVELS", "*:ERROR")  # its INFO lines would drown the report
+    try:
+        from picamera2 import Picamera2
+    except ImportError:
+        return ("picamera2 is not installed (on Raspberry Pi OS: sudo apt install python3-picamera2, and "
+                "create the venv with --system-site-packages)"), ""
+    try:
+        cameras = Picamera2.global_camera_info()
+    except Exception as exc:  # noqa: BLE001 - libcamera's errors have no common type
+        return f"libcamera could not list the cameras ({exc})", ""
+    if not cameras:
+        return "no Raspberry Pi camera found; check the ribbon cable", ""
+    models = ", ".join(str(camera.get("Model", "camera")) for camera in cameras)
+    return None, f"Raspberry Pi camera found ({models})"
+
+
+def _webcam_presence(index: int) -> tuple[str | None, str]:
+    """Whether /dev/videoN is there and this user may open it (checked on the file, not opened)."""
+    if not sys.platform.startswith("linux"):
+        return None, f"webcam {index} (not checked on {sys.platform})"
+    device = Path(f"/dev/video{index}")
+    if not device.exists():
+        return f"no webcam at {device}", ""
+    if not os.access(device, os.R_OK | os.W_OK):
+        return f"{device} is there but this user may not open it (not in the video group?)", ""
+    return None, f"webcam at {device}"
+
+
+def _camera_frame(settings: Settings) -> Check:
+    """`doctor --camera`: open the camera and read one frame, which is dropped at once (never
+    stored, shown or logged)."""
     from moodtunes.vision import CameraError, open_camera
 
     cam = settings.camera
     try:
         with open_camera(cam.source, cam.width, cam.height, cam.fps) as camera:
-            frame = camera.read()
+            height, width = camera.read().shape[:2]
     except CameraError as exc:
         return Check("camera", "warn", f"{cam.source}: {exc}; the kiosk offers the manual mood picker")
-    height, width = frame.shape[:2]
     return Check("camera", "ok", f"{cam.source}: a {width}x{height} frame read (not kept)")
 
 
@@ -138,10 +215,54 @@ def _display(settings: Settings) -> Check:
         return Check("display", "ok", f"{chosen}; SDL's video drivers can't be listed here")
     names = ", ".join(drivers)
     # SDL reads a comma-separated list and compares names without case.
-    if wanted and not {w.strip().lower() for w in wanted.split(",")} & {d.lower() for d in drivers}:
+    have = {d.lower() for d in drivers}
+    asked = [w.strip().lower() for w in wanted.split(",") if w.strip()]
+    if asked and not set(asked) & have:
         hint = " (pygame-ce has KMSDRM, PyPI's pygame does not)" if "kmsdrm" in wanted.lower() else ""
         return Check("display", "fail", f"{chosen}, but pygame's SDL has only {names}{hint}")
-    return Check("display", "ok", f"{chosen}; pygame's SDL has {names}")
+    if asked and set(asked) <= INVISIBLE_DRIVERS:
+        return Check("display", "ok", f"{chosen}: no window, on purpose (tests, screenshots); pygame's SDL has {names}")
+    # Whether SDL will find a screen, told without opening a window (doctor also runs over SSH and
+    # at install time): SDL_VIDEODRIVER's drivers if set, else those SDL tries by itself.
+    candidates = [d for d in asked or ("x11", "wayland", "kmsdrm") if d in have]
+    found, missing = [], []
+    for driver in candidates:
+        problem, where = _display_reachable(driver)
+        (missing if problem else found).append(problem or where)
+    if found:
+        return Check("display", "ok", f"{chosen}: {found[0]}; pygame's SDL has {names}")
+    if not candidates:  # none of the drivers doctor knows how to judge
+        return Check("display", "ok", f"{chosen}; pygame's SDL has {names}")
+    advice = ("" if "kmsdrm" in asked else
+              "run it in a desktop session, or on the Pi's console with SDL_VIDEODRIVER=kmsdrm; ")
+    return Check(
+        "display", "warn",
+        f"{chosen}, but no display is reachable ({'; '.join(missing)}): the kiosk would not start here; "
+        f"{advice}SDL_VIDEODRIVER=dummy runs it without a window",
+    )
+
+
+INVISIBLE_DRIVERS = {"dummy", "offscreen"}
+DRI_DIR = Path("/dev/dri")
+
+
+def _display_reachable(driver: str) -> tuple[str | None, str]:
+    """(why SDL's ``driver`` has no screen here, or None; where it would show the kiosk)."""
+    if driver == "x11":
+        display = os.environ.get("DISPLAY")
+        return (None, f"X display {display}") if display else ("DISPLAY is unset", "")
+    if driver == "wayland":
+        display = os.environ.get("WAYLAND_DISPLAY")
+        return (None, f"Wayland display {display}") if display else ("WAYLAND_DISPLAY is unset", "")
+    if driver == "kmsdrm":
+        cards = sorted(DRI_DIR.glob("card*"))
+        if not cards:
+            return f"no {DRI_DIR}/card* for KMSDRM: no KMS graphics driver (on a Pi: dtoverlay=vc4-kms-v3d)", ""
+        usable = [card for card in cards if os.access(card, os.R_OK | os.W_OK)]
+        if not usable:
+            return f"{cards[0]} is there but this user may not open it (not in the video group?)", ""
+        return None, f"KMSDRM on {usable[0]}"
+    return None, driver
 
 
 def _music(settings: Settings) -> Check:
@@ -168,18 +289,41 @@ def _music(settings: Settings) -> Check:
     return Check("music model", "ok", f"model ok; library: {where}")
 
 
-def _mqtt(settings: Settings) -> Check:
-    if not settings.mqtt.enabled:
-        return Check("mqtt", "ok", "uplink disabled (mqtt.enabled = false); visits stay on this device")
+def _is_loopback(host: str) -> bool:
+    """Whether every address ``host`` names is this machine's own (traffic never leaves it)."""
+    name = host.strip().strip("[]").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
     try:
-        with socket.create_connection((settings.mqtt.host, settings.mqtt.port), timeout=3):
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        pass
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(name, None)}
+    except OSError:
+        return False
+    return bool(addresses) and all(ipaddress.ip_address(a.split("%")[0]).is_loopback for a in addresses)
+
+
+def _mqtt(settings: Settings) -> Check:
+    mqtt = settings.mqtt
+    if not mqtt.enabled:
+        return Check("mqtt", "ok", "uplink disabled (mqtt.enabled = false); visits stay on this device")
+    broker = f"broker {mqtt.host}:{mqtt.port}"
+    cleartext = None
+    if not mqtt.tls and not _is_loopback(mqtt.host):
+        what = "the MQTT password and every visit" if mqtt.password else "every visit"
+        cleartext = (f"{what} would cross the network unencrypted (mqtt.tls = false): set mqtt.tls = true "
+                     "and port = 8883 once the broker has a certificate (cloud/README.md)")
+    try:
+        with socket.create_connection((mqtt.host, mqtt.port), timeout=3):
             pass
     except OSError as exc:
-        return Check(
-            "mqtt", "warn",
-            f"broker {settings.mqtt.host}:{settings.mqtt.port} unreachable ({exc}); events wait in the outbox",
-        )
-    return Check("mqtt", "ok", f"broker {settings.mqtt.host}:{settings.mqtt.port} reachable")
+        detail = f"{broker} unreachable ({exc}); events wait in the outbox"
+        return Check("mqtt", "warn", f"{detail}; also, {cleartext}" if cleartext else detail)
+    if cleartext:
+        return Check("mqtt", "warn", f"{broker} reachable, but {cleartext}")
+    return Check("mqtt", "ok", f"{broker} reachable" + (" (mqtt.tls = true)" if mqtt.tls else " (on this machine: no TLS needed)"))
 
 
 CHECKS: tuple[Callable[[Settings], Check], ...] = (
@@ -189,10 +333,16 @@ CHECKS: tuple[Callable[[Settings], Check], ...] = (
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="one JSON object per check")
+    parser.add_argument(
+        "--camera", action="store_true",
+        help="open the camera and read one test frame, dropped at once (by default the camera check "
+        "only looks for the device and does not open it)",
+    )
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    results = [check(settings) for check in CHECKS]
+    checks = [_camera_frame if check is _camera and args.camera else check for check in CHECKS]
+    results = [check(settings) for check in checks]
     for result in results:
         if args.json:
             print(json.dumps(asdict(result)))

@@ -7,6 +7,7 @@ import json
 import sys
 
 from moodtunes.config import Settings
+from moodtunes.ui.ratings import score_change_in_stars, stars_text
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -18,20 +19,28 @@ def _fmt(value: float | None, pattern: str = "{:+.2f}") -> str:
     return "–" if value is None else pattern.format(value)
 
 
+def _count(n: int, word: str) -> str:
+    """'1 visit', '2 visits'."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 def _print_text(report) -> None:
-    print(f"== {report.profile}: {report.visit_count} visits, {report.listening_minutes:.1f} listening minutes")
+    # Ratings on the kiosk's scale (1-5 stars; the store keeps 0..100), in words: a terminal may lack "★".
+    stars_trend = None if report.rating_trend is None else score_change_in_stars(report.rating_trend)
+    print(f"== {report.profile}: {_count(report.visit_count, 'visit')}, {report.listening_minutes:.1f} listening minutes")
     print(f"   {report.verdict}")
     print(
         f"   mean mood lift {_fmt(report.mean_lift)} (trend {_fmt(report.lift_trend)}/visit), "
-        f"mean rating {_fmt(report.mean_rating, '{:.0f}')}/100 (trend {_fmt(report.rating_trend, '{:+.1f}')}/visit)"
+        f"mean rating {stars_text(report.mean_rating)} (trend {_fmt(stars_trend, '{:+.2f}')} stars/visit)"
     )
     for category, stats in report.by_category.items():
         best = "  <- helped most" if category == report.best_category else ""
-        print(f"   {category}: {stats.visits} visits, lift {_fmt(stats.mean_lift)}, rating {_fmt(stats.mean_rating, '{:.0f}')}{best}")
+        print(f"   {category}: {_count(stats.visits, 'visit')}, lift {_fmt(stats.mean_lift)}, "
+              f"rating {stars_text(stats.mean_rating)}{best}")
     for v in report.visits:
         print(
             f"   {v.started_at[:16].replace('T', ' ')}  {v.mood_before or '?':>7} -> {v.mood_after or '?':<7}"
-            f" lift {_fmt(v.lift)}  rating {v.rating if v.rating is not None else '–':>3}"
+            f" lift {_fmt(v.lift)}  rating {stars_text(v.rating, decimals=0):>7}"
             f"  {v.listening_minutes:4.1f} min  {', '.join(v.songs)[:60]}"
         )
 

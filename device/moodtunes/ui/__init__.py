@@ -33,9 +33,22 @@ def autopilot_settings(settings: Settings, data_dir: Path) -> Settings:
 
 
 def default_scanner_factory(settings: Settings):
+    """The configured camera's MoodScanner; its ``camera_description`` says what the camera turned
+    out to be once opened ("sample" when the demo shows the built-in photo for a missing camera),
+    so the scan screen can label the sample as such."""
+    from moodtunes.vision.camera import open_camera
     from moodtunes.vision.scan import MoodScanner
 
-    return MoodScanner(settings)
+    cam = settings.camera
+
+    def camera():
+        opened = open_camera(cam.source, cam.width, cam.height, cam.fps, sample_when_missing=cam.sample_when_missing)
+        scanner.camera_description = getattr(opened, "description", None)
+        return opened
+
+    scanner = MoodScanner(settings, camera_factory=camera)
+    scanner.camera_description = None
+    return scanner
 
 
 def default_player_factory(volume: float):
@@ -82,6 +95,7 @@ def run_kiosk(
             library_loader=default_library_loader,
             size=size,
             fullscreen=fullscreen,
+            invisible_ok=autopilot,  # a visit that ends by itself may run unseen (make screenshots)
         )
         pilot = None
         if autopilot:

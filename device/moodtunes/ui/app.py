@@ -8,6 +8,7 @@ themselves; a store problem is shown as a message, never a crash.
 from __future__ import annotations
 
 import logging
+import os
 import random
 import time
 from collections.abc import Callable
@@ -34,6 +35,8 @@ TOAST_SECONDS = 4.0
 NOT_SAVED_MESSAGE = "Sorry, this couldn't be saved. The music still works; please tell the staff."
 # When the music catalogue can't be read either, the music does not work: say only what failed.
 NOT_SAVED_NO_MUSIC_MESSAGE = "Sorry, this couldn't be saved. Please tell the staff."
+# SDL drivers that draw nowhere: SDL picks "offscreen" by itself when no display is reachable.
+INVISIBLE_DRIVERS = frozenset({"offscreen", "dummy"})
 
 
 class KioskApp:
@@ -51,8 +54,10 @@ class KioskApp:
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.monotonic,
         max_fps: int = MAX_FPS,
+        invisible_ok: bool = False,
     ) -> None:
         self.settings = settings
+        self._invisible_ok = invisible_ok  # the autopilot: it ends by itself, and keeps screenshots
         self._player_factory = player_factory
         self._requested_size = size
         self._fullscreen = fullscreen
@@ -85,6 +90,7 @@ class KioskApp:
         """Open the window and the store and show the welcome screen (the first ``step`` draws it,
         then starts the scanner and the library in the background, so they don't delay it)."""
         pygame.display.init()
+        self._check_display()
         pygame.font.init()
         flags = pygame.FULLSCREEN if self._fullscreen else 0
         size = self._requested_size or (
@@ -101,6 +107,29 @@ class KioskApp:
         self._frame_clock = pygame.time.Clock()
         self.running = True
         self.open_store()
+
+    def _check_display(self) -> None:
+        """With no display to show a window on, SDL quietly falls back to its ``offscreen`` driver
+        and the kiosk would run unseen for ever: stop with one clear error instead, unless
+        SDL_VIDEODRIVER asked for an invisible driver (tests, screenshots, benchmarks), or the
+        app is the autopilot's (``invisible_ok``): its visit ends by itself, and may run unseen."""
+        from moodtunes.ui import DisplayError
+
+        driver = (pygame.display.get_driver() or "").lower()
+        wanted = {name.strip().lower() for name in os.environ.get("SDL_VIDEODRIVER", "").split(",")}
+        if driver not in INVISIBLE_DRIVERS or driver in wanted:
+            return
+        if self._invisible_ok:
+            logger.info("no display: the autopilot runs on SDL's invisible %r driver", driver)
+            return
+        pygame.display.quit()
+        shown = [f"{name}={os.environ[name]}" for name in ("DISPLAY", "WAYLAND_DISPLAY") if os.environ.get(name)]
+        why = f"{' and '.join(shown)} could not be used" if shown else "DISPLAY and WAYLAND_DISPLAY are unset"
+        raise DisplayError(
+            f"can't open the display: there is none here ({why}, so SDL fell back to its invisible "
+            f"{driver!r} driver). Run it in a desktop session, or on the Pi's console with "
+            "SDL_VIDEODRIVER=kmsdrm (SDL_VIDEODRIVER=dummy runs it without a window, on purpose)"
+        )
 
     def open_store(self) -> None:
         """Open the database and close visits a crash left open; on failure show why, with a retry."""
@@ -319,7 +348,7 @@ class KioskApp:
         self.save_failures += 1
         self.toast(NOT_SAVED_NO_MUSIC_MESSAGE if self.catalogue_unreadable else NOT_SAVED_MESSAGE)
 
-    def _read(self, what: str, action: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    def read(self, what: str, action: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run a store read; a StoreError is logged for the operator and gives None. Nothing was
         being saved, so the visitor gets no "not saved" message: the caller shows what it means."""
         try:
@@ -381,13 +410,13 @@ class KioskApp:
         be read: ``catalogue_unreadable`` tells which). Without this profile's ratings or recent
         songs the songs are still ranked, just less personally."""
         visit = self.visit
-        tracks = self._read("the music catalogue", self.store.tracks, category, features=False)
+        tracks = self.read("the music catalogue", self.store.tracks, category, features=False)
         self.catalogue_unreadable = tracks is None
         if tracks is None:
             return []
-        ratings = self._read("the profile's ratings", self.store.track_feedback, visit.profile.id)
+        ratings = self.read("the profile's ratings", self.store.track_feedback, visit.profile.id)
         feedback = [Feedback(*row) for row in ratings or []]
-        recent = self._read("the profile's recent songs", self.store.recent_paths, visit.profile.id)
+        recent = self.read("the profile's recent songs", self.store.recent_paths, visit.profile.id)
         return rank(tracks, category, feedback, recent or set(), self.rng)
 
     def other_category(self, category: str) -> str:
@@ -434,6 +463,7 @@ class KioskApp:
             return False
         # Only a play that started is the one a rating goes to: a song that failed was never heard.
         visit.play_id = visit.last_play_id = play_id
+        visit.last_title = track.title
         self.last_saved = self.clock()
         return True
 

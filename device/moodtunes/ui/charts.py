@@ -88,13 +88,20 @@ def line_chart(
         return
     xs = _x_positions(plot, count)
     spread = look.px(5) if count == 1 else 0  # a single visit: set the series side by side
+    placed = []
     for k, (_, colour, values) in enumerate(series):
         shift = round((k - (len(series) - 1) / 2) * 2 * spread)
         points = [(x + shift, _y(plot, v, low, high)) for x, v in zip(xs, values) if v is not None]
         if len(points) > 1:
             pygame.draw.lines(surface, colour, False, points, max(2, look.px(3)))
+        placed.append((colour, points))
+    # The dots over every line; an earlier series' dot where a later one has a dot too (the mood
+    # before = the mood after) goes on top, smaller, so that both show.
+    later: set[tuple[int, int]] = set()
+    for colour, points in reversed(placed):
         for point in points:
-            aa_circle(surface, colour, point, look.px(5))
+            aa_circle(surface, colour, point, look.px(3) if point in later else look.px(5))
+        later.update(points)
     _legend(
         surface,
         look,
@@ -126,7 +133,8 @@ def bar_chart(
     colour: Colour,
     caption: str = "",
 ) -> None:
-    """One bar per visit (a missing value leaves a gap), growing from ``low`` or from zero."""
+    """One bar per visit (a missing value leaves a gap), growing from ``low`` or from zero; a
+    value at the base still shows as a short stub (a 1-star rating is a rating, not a gap)."""
     plot, label_w = _plot_area(look, rect, title, surface, y_labels)
     _grid(surface, look, plot, label_w, y_labels, low, high)
     if not values:
@@ -140,7 +148,8 @@ def bar_chart(
         if value is None:
             continue
         top = _y(plot, value, low, high)
-        bar = pygame.Rect(x - width // 2, min(top, base), width, max(2, abs(base - top)))
+        height = max(look.px(6), abs(base - top))
+        bar = pygame.Rect(x - width // 2, base - height if top <= base else base, width, height)
         fill = colour if value >= 0 else th.DANGER
         pygame.draw.rect(surface, fill, bar, border_radius=min(look.px(6), width // 2))
     if caption:  # under the plot, from the left edge of the labels

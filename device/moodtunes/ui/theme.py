@@ -18,6 +18,9 @@ OUTLINE: Colour = (62, 72, 96)
 TEXT: Colour = (238, 241, 247)
 MUTED: Colour = (152, 162, 184)
 DANGER: Colour = (239, 104, 104)
+# A disabled button, whatever its style: flat, and its label muted but readable (4.4:1).
+DISABLED_FILL: Colour = SURFACE
+DISABLED_TEXT: Colour = (127, 137, 157)
 DEFAULT_ACCENT = "#5ea8ff"
 
 MOOD_COLOURS: dict[str, Colour] = {
@@ -59,6 +62,21 @@ def text_on(colour: Colour) -> Colour:
     """Dark or light text, whichever reads better on ``colour``."""
     r, g, b = colour
     return (20, 24, 34) if 0.299 * r + 0.587 * g + 0.114 * b > 150 else TEXT
+
+
+def contrast(a: Colour, b: Colour) -> float:
+    """WCAG 2 contrast ratio of two colours, 1..21 (3 is the minimum for large or bold text)."""
+
+    def luminance(colour: Colour) -> float:
+        def channel(value: int) -> float:
+            v = value / 255
+            return v / 12.92 if v <= 0.03928 else ((v + 0.055) / 1.055) ** 2.4
+
+        r, g, b = colour
+        return 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b)
+
+    high, low = sorted((luminance(a), luminance(b)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
 
 
 @dataclass

@@ -26,6 +26,7 @@ class Visit:
     page: int = 0
     play_id: int | None = None  # the play in progress
     last_play_id: int | None = None  # the most recent play, which a rating is attached to
+    last_title: str | None = None  # the title of the song that play was of (what the stars rate)
     rating: int | None = None
     ended: bool = False
     camera_declined: bool = False  # "use without camera" at the consent notice

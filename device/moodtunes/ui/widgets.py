@@ -200,22 +200,32 @@ def draw_button(
     enabled: bool = True,
     font: FontStack | None = None,
 ) -> None:
-    """A rounded button: "primary" (accent fill), "secondary" (raised surface), "ghost" (outline)."""
+    """A rounded button: "primary" (accent fill), "secondary" (raised surface), "ghost" (outline).
+    A disabled one looks the same whatever its style (no accent: nothing to press), its label
+    muted but readable. A label too wide for one line takes two when the button is tall enough."""
     radius = min(rect.height // 2, look.px(18))
-    if style == "primary":
-        fill = look.accent
-        ink = th.text_on(fill)
-    elif style == "ghost":
-        fill, ink = th.BACKGROUND, th.TEXT
-    else:
-        fill, ink = th.SURFACE_HIGH, th.TEXT
-    if pressed:
+    fill, ink = button_colours(look, style, enabled)
+    if pressed and enabled:
         fill = th.mix(fill, (255, 255, 255), 0.25)
-    if not enabled:
-        fill, ink = th.mix(fill, th.BACKGROUND, 0.6), th.mix(ink, th.BACKGROUND, 0.5)
-    draw_card(surface, rect, fill, radius, border=th.OUTLINE if style == "ghost" else None)
+    border = th.OUTLINE if style == "ghost" and enabled else None
+    draw_card(surface, rect, fill, radius, border=border)
     font = font or look.body_bold()
-    draw_text(surface, font, label, ink, rect.inflate(-look.px(12), 0), align="center")
+    room = rect.inflate(-look.px(12), 0)
+    if font.size(label)[0] > room.width and rect.height >= 2 * font.get_linesize() + look.px(8):
+        draw_paragraph(surface, font, label, ink, room, align="center", valign="center", line_spacing=1.0)
+    else:
+        draw_text(surface, font, label, ink, room, align="center")
+
+
+def button_colours(look: Theme, style: str, enabled: bool = True) -> tuple[Colour, Colour]:
+    """(fill, label colour) of a button; a disabled label keeps >= 3:1 contrast (th.contrast)."""
+    if not enabled:
+        return th.DISABLED_FILL, th.DISABLED_TEXT
+    if style == "primary":
+        return look.accent, th.text_on(look.accent)
+    if style == "ghost":
+        return th.BACKGROUND, th.TEXT
+    return th.SURFACE_HIGH, th.TEXT
 
 
 def aa_circle(

@@ -1,19 +1,29 @@
-"""Rate the experience (and optionally check the mood again), then the mood report over time."""
+"""Rate the last song heard (and optionally check the mood again), then the mood report over time."""
 
 from __future__ import annotations
 
 import pygame
 
+from moodtunes.library.tags import MAX_TAG_CHARS
 from moodtunes.report import ProfileReport, summarise
 from moodtunes.ui import layout as lay
 from moodtunes.ui import theme as th
 from moodtunes.ui.charts import bar_chart, line_chart
+from moodtunes.ui.ratings import score_to_stars, stars_to_score
 from moodtunes.ui.screens.base import Screen
-from moodtunes.ui.widgets import draw_card, draw_paragraph, draw_star, draw_text, glyphs_or
+from moodtunes.ui.widgets import (
+    draw_card,
+    draw_paragraph,
+    draw_star,
+    draw_text,
+    glyphs_or,
+    wrap,
+)
 
 STAR_WORDS = {1: "Not for me", 2: "It was OK", 3: "Nice", 4: "Really good", 5: "Loved it!"}
 SHORT_CATEGORY = {"Highly energetic": "Energetic", "Happy and calm": "Happy & calm"}
 CHART_VISITS = 12  # the report's charts show this many most recent visits
+HISTORY_UNREADABLE = "Sorry, your report can't be read right now. Please tell the staff."
 
 
 def trend_words(what: str, slope: float | None, steady_below: float) -> str:
@@ -25,24 +35,12 @@ def trend_words(what: str, slope: float | None, steady_below: float) -> str:
     return f"{what} {'rising' if slope > 0 else 'falling'}"
 
 
-SCORE_PER_STAR = 25  # ratings are stored as 0..100: 1 star = 0, 5 stars = 100
-
-
-def stars_to_score(stars: int) -> int:
-    """1..5 stars -> the stored 0..100."""
-    return (min(5, max(1, stars)) - 1) * SCORE_PER_STAR
-
-
-def score_to_stars(score: float) -> float:
-    """A stored 0..100 (or an average of them) -> 1..5 stars."""
-    return score / SCORE_PER_STAR + 1
-
-
 class RateScreen(Screen):
     name = "rate"
 
     def enter(self) -> None:
         self.stars = 0
+        self._asked: tuple[tuple[str, int], str] | None = None  # the question, fitted once
 
     def primary(self) -> str | None:
         return "again" if self.stars else None
@@ -77,7 +75,7 @@ class RateScreen(Screen):
         top = pygame.Rect(
             inner.left, inner.top, inner.width, self.star_row.top - inner.top - look.px(8)
         )
-        self.header(surface, top, "How was it?", "Rate your moodtunes visit")
+        self._header(surface, top)
         for i in range(1, 6):
             target = self.target(f"star:{i}")
             filled = i <= self.stars
@@ -109,6 +107,49 @@ class RateScreen(Screen):
             "See my report" if self.stars else "Skip to my report",
             style="secondary",
         )
+
+    def wording(self, width: int) -> tuple[str, str]:
+        """(title, subtitle) saying what the stars rate. They are stored with the last song heard
+        and steer that song's (and its artist's) recommendations, so they ask about that song (its
+        title cut to about two lines of ``width``); with none heard they rate the visit, and steer
+        nothing."""
+        song = self.app.visit.last_title if self.app.visit.last_play_id is not None else None
+        if song is None:
+            return "How was your visit?", "Rate your moodtunes visit"
+        return self._question(" ".join(song.split()), width), "Your stars help pick your next songs"
+
+    def _question(self, song: str, width: int) -> str:
+        """'How was “<song>”?' in two lines of ``width`` at most, the song cut short if need be."""
+        key = (song, width)
+        if self._asked is None or self._asked[0] != key:
+            font = self.look.title()
+            song = song[:MAX_TAG_CHARS]
+
+            def fits(text: str) -> bool:
+                return len(wrap(font, f"How was “{text}”?", width, max_lines=3)) <= 2
+
+            if not fits(song):  # the longest start of the title that fits, then an ellipsis
+                lo, hi = 0, len(song)
+                while lo < hi:
+                    mid = (lo + hi + 1) // 2
+                    lo, hi = (mid, hi) if fits(song[:mid].rstrip() + "…") else (lo, mid - 1)
+                song = song[:lo].rstrip() + "…" if lo else ""
+            self._asked = (key, f"How was “{song}”?" if song else "How was that song?")
+        return self._asked[1]
+
+    def _header(self, surface: pygame.Surface, rect: pygame.Rect) -> None:
+        """The question (on up to two lines) and what the stars do, centred in ``rect``."""
+        look = self.look
+        title_font, sub_font = look.title(), look.body()
+        title, subtitle = self.wording(rect.width)
+        lines = wrap(title_font, title, rect.width, max_lines=2)
+        gap = look.px(4)
+        total = len(lines) * title_font.get_linesize() + gap + sub_font.get_linesize()
+        y = rect.centery - total // 2
+        for line in lines:
+            draw_text(surface, title_font, line, th.TEXT, pygame.Rect(rect.left, y, rect.width, title_font.get_linesize()))
+            y += title_font.get_linesize()
+        draw_text(surface, sub_font, subtitle, th.MUTED, pygame.Rect(rect.left, y + gap, rect.width, sub_font.get_linesize()))
 
     def on_tap(self, target_id: str) -> None:
         from moodtunes.ui.screens.scan import ManualMoodScreen, ScanScreen
@@ -153,12 +194,14 @@ class ReportScreen(Screen):
         app = self.app
         app.end_visit("completed")
         profile = app.visit.profile
+        # Reading the history saves nothing: a failure says it can't be read, not "not saved".
         if profile.is_guest:  # the newest ended visit is this one; the shared profile's others stay unread
-            newest = app.record(app.store.visits, profile.id, limit=1) or []
-            visits = [visit for visit in newest if visit["id"] == app.visit.session_id]
+            newest = app.read("the visit history", app.store.visits, profile.id, limit=1)
+            visits = None if newest is None else [v for v in newest if v["id"] == app.visit.session_id]
         else:
-            visits = app.record(app.store.visits, profile.id) or []
-        self.report: ProfileReport = summarise(profile.name, visits)
+            visits = app.read("the visit history", app.store.visits, profile.id)
+        self.unreadable = visits is None
+        self.report: ProfileReport = summarise(profile.name, visits or [])
 
     def primary(self) -> str | None:
         return "finish"
@@ -171,6 +214,7 @@ class ReportScreen(Screen):
         look, m, gap = self.look, self.margin(), self.gap()
         body = lay.inset(area, m)
         h = self.touch_height()
+        self.content = pygame.Rect(body)  # where the history can't be read, the message goes
         if area.height > area.width:
             self.title_rect, self.verdict, kpis, chart1, chart2, finish = lay.rows(
                 body, [look.px(44), look.px(136), look.px(136), 0.5, 0.5, h], gap
@@ -183,12 +227,22 @@ class ReportScreen(Screen):
             chart1, chart2 = lay.cols(charts, [0.56, 0.44], gap)
             self.kpis = lay.cols(kpis, [0.25] * 4, look.px(8))
         self.charts = (chart1, chart2)
+        self.content = self.verdict.union(self.charts[0]).union(self.charts[1]).unionall(self.kpis)
         self.add("finish", finish)
 
     def draw(self, surface: pygame.Surface) -> None:
         look, report = self.look, self.report
         title = "Your visit" if self.app.visit.profile.is_guest else f"{report.profile}'s mood journey"
         draw_text(surface, look.title(), title, th.TEXT, self.title_rect)
+        self.button(surface, "finish", "Finish", style="primary")
+        if self.unreadable:  # no charts of zeros that would pass for a history
+            draw_card(surface, self.content, th.SURFACE, look.px(18))
+            draw_paragraph(
+                surface, look.body(), HISTORY_UNREADABLE, th.TEXT,
+                lay.inset(self.content, look.px(24), look.px(18)),
+                align="center", valign="center", line_spacing=1.15,
+            )
+            return
         draw_card(surface, self.verdict, th.mix(th.SURFACE, look.accent, 0.12), look.px(18))
         draw_paragraph(
             surface,
@@ -221,7 +275,7 @@ class ReportScreen(Screen):
             self.charts[1],
             "Your ratings",
             stars,
-            0.0,
+            1.0,  # the bars grow from the "1 ★" line: one star is the least a rating can be
             5.0,
             {v: glyphs_or(look.small(), f"{v:.0f} ★", f"{v:.0f}") for v in (5.0, 3.0, 1.0)},
             th.MOOD_COLOURS["happy"],
@@ -266,7 +320,6 @@ class ReportScreen(Screen):
                 pygame.Rect(inner.left, inner.centery + look.px(2), inner.width, inner.height // 2),
                 valign="center",
             )
-        self.button(surface, "finish", "Finish", style="primary")
 
     def on_tap(self, target_id: str) -> None:
         if target_id == "finish":

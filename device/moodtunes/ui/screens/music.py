@@ -26,7 +26,14 @@ from moodtunes.ui.widgets import (
 SAVE_EVERY_S = 3.0  # seconds listened are written this often, so a crash loses at most this much
 VOLUME_STEP = 0.1
 CATALOGUE_LOOK_EVERY_S = 1.0  # while the library scan runs, how often the songs screen looks for songs
+TOP_UP_EVERY_S = 3.0  # ... and at most how often a list already shown looks for newly sorted ones
+SILENT_NOTE = "No sound output — playing silently"
 LIBRARY_PROBLEM_MESSAGE = "The music library can't be read right now. Please tell the staff."
+
+SHORT_NAMES = {  # for the button to the other category, where "Try highly energetic" won't fit
+    Category.HIGHLY_ENERGETIC.value: "Energetic",
+    Category.HAPPY_AND_CALM.value: "Calm",
+}
 
 TITLES = {
     Category.HIGHLY_ENERGETIC.value: "Songs to keep the energy up",
@@ -51,6 +58,9 @@ class SongsScreen(Screen):
         visit = self.app.visit
         if visit.category is None:
             visit.category = category_for_mood(visit.mood or "neutral").value
+        self._looked_at: float | None = self.app.clock()
+        self._topped_up = False  # the list got the songs the finished library scan catalogued
+        self._progress_seen = self.app.library_service.progress
         if visit.ranked_category == visit.category:  # back from the player: the list as it was
             self.loaded = True
         else:
@@ -69,18 +79,56 @@ class SongsScreen(Screen):
         visit.ranked_category = visit.category
         visit.page = 0
         self.loaded = True
+        self._topped_up = self.app.library_service.ready
 
     def update(self, now: float) -> None:
         """Show the list once the library is ready, or sooner if the catalogue already has songs of
-        this category: a scan of new music (minutes on a Pi) must not keep a visitor from the rest."""
-        ready = self.app.library_service.ready
-        if self.loaded or not (ready or self._looked_at is None or now - self._looked_at >= CATALOGUE_LOOK_EVERY_S):
+        this category: a scan of new music (minutes on a Pi) must not keep a visitor from the rest.
+        While the scan runs, the songs it sorts into this category join the end of the list."""
+        service = self.app.library_service
+        ready = service.ready
+        since = now - self._looked_at if self._looked_at is not None else math.inf
+        if self.loaded:
+            # Re-read only when the scan has sorted more songs, and not too often: ranking a big
+            # catalogue takes a moment of the UI thread.
+            if not self._topped_up and (ready or since >= TOP_UP_EVERY_S and service.progress != self._progress_seen):
+                self._looked_at, self._progress_seen = now, service.progress
+                self._top_up(final=ready)
+            return
+        if not (ready or since >= CATALOGUE_LOOK_EVERY_S):
             return
         self._looked_at = now
         ranked = self.app.recommendations(self.app.visit.category)
         if ranked or ready:  # an empty category is shown (and says so) only once the scan is over
             self._show(ranked)
             self.app.relayout()
+
+    def _top_up(self, final: bool) -> None:
+        """Add the songs of this category catalogued since the list was made, ranked among
+        themselves, after the others: a song on screen never moves under the visitor's finger, and
+        the song playing keeps its place (the list is the player's too). ``final``: the scan is over."""
+        visit = self.app.visit
+        shown = {item.track.path for item in visit.ranked}
+        ranked = self.app.recommendations(visit.category)
+        if self.app.catalogue_unreadable and visit.ranked:  # a failed re-read: the list still plays
+            self.app.catalogue_unreadable = False
+        new = [item for item in ranked if item.track.path not in shown]
+        if new:
+            visit.ranked = visit.ranked + new
+            self.app.relayout()
+        if final:
+            self._topped_up = True
+
+    def sorting_note(self) -> str | None:
+        """While the library scan runs: that more songs are on the way (None once it is over)."""
+        service = self.app.library_service
+        if service.ready:
+            return None
+        progress = service.progress
+        left = progress[1] - progress[0] if progress else 0
+        if left > 0:
+            return f"Still sorting {left} more song{'s' if left != 1 else ''}…"
+        return "More songs are on the way…"
 
     def back(self) -> str | None:
         return "done"
@@ -97,20 +145,22 @@ class SongsScreen(Screen):
         self.head, self.list_area, footer = lay.rows(body, [look.px(52), 1.0, h], gap)
         visit = self.app.visit
         songs = page(visit.ranked, visit.page) if self.loaded else []
+        self.note_cell: pygame.Rect | None = None  # where the "still sorting" note goes, if room
         if songs:
             columns = 1 if portrait else 2
-            for i, cell in enumerate(
-                lay.grid(
-                    self.list_area,
-                    len(songs),
-                    columns,
-                    look.px(10),
-                    row_height=(self.list_area.height - 2 * look.px(10)) // 3
-                    if not portrait
-                    else (self.list_area.height - 5 * look.px(10)) // 6,
-                )
-            ):
+            cells = lay.grid(
+                self.list_area,
+                min(len(songs) + 1, PAGE_SIZE),
+                columns,
+                look.px(10),
+                row_height=(self.list_area.height - 2 * look.px(10)) // 3
+                if not portrait
+                else (self.list_area.height - 5 * look.px(10)) // 6,
+            )
+            for i, cell in enumerate(cells[: len(songs)]):
                 self.add(f"row:{i}", cell)
+            if len(songs) < PAGE_SIZE:
+                self.note_cell = cells[len(songs)]
         other, more, done = lay.cols(footer, [0.36, 0.3, 0.34], gap)
         self.add("other", other)  # also while waiting for songs: the other category may have some
         if self.loaded:
@@ -130,23 +180,29 @@ class SongsScreen(Screen):
             ),
             valign="top",
         )
-        sub = (
-            f"Tap a song to play it · page {visit.page + 1} of {page_count(visit.ranked)}"
-            if self.loaded and visit.ranked
-            else ""
+        where = f"page {visit.page + 1} of {page_count(visit.ranked)}"
+        subs = [f"Tap a song to play it · {where}", where[:1].upper() + where[1:]]
+        sub_rect = pygame.Rect(
+            self.head.left,
+            self.head.centery + look.px(4),
+            self.head.width,
+            self.head.height // 2 - look.px(4),
         )
-        draw_text(
-            surface,
-            look.small(),
-            sub,
-            th.MUTED,
-            pygame.Rect(
-                self.head.left,
-                self.head.centery + look.px(4),
-                self.head.width,
-                self.head.height // 2 - look.px(4),
-            ),
-        )
+        note = self.sorting_note() if self.loaded and visit.ranked else None
+        if note and self.note_cell is None:  # a full page: the note follows the page count
+            room = sub_rect.width - look.small().size(f" · {note}")[0]
+            sub = next((text for text in subs if look.small().size(text)[0] <= room), subs[-1])
+        else:
+            sub = subs[0]
+        box = draw_text(surface, look.small(), sub if self.loaded and visit.ranked else "", th.MUTED, sub_rect)
+        if note and self.note_cell is not None:
+            self._note_card(surface, self.note_cell, note)
+        elif note:
+            left = box.right + look.px(4)
+            draw_text(
+                surface, look.small(), f"· {note}", th.TEXT,
+                pygame.Rect(left, sub_rect.top, sub_rect.right - left, sub_rect.height),
+            )
         if not self.loaded:
             progress = self.app.library_service.progress
             detail = "The music library is being set up. This only takes a while the first time."
@@ -168,9 +224,40 @@ class SongsScreen(Screen):
             if target is not None:
                 self._row(surface, target.rect, item.track, pressed=self.app.pressed == target.id)
         other = self.app.other_category(visit.category)
-        self.button(surface, "other", (f"Try {other.lower()}", "Other songs", "Other"))
+        self.button(surface, "other", (f"Try {other.lower()}", f"{SHORT_NAMES.get(other, 'Other')} songs"))
         self.button(surface, "more", ("More songs", "More"))
         self.button(surface, "done", "I'm done", style="primary")
+
+    def _note_card(self, surface: pygame.Surface, rect: pygame.Rect, note: str) -> None:
+        """The next free place in the list, outlined, saying that more songs are being sorted."""
+        look = self.look
+        draw_card(surface, rect, th.BACKGROUND, look.px(16), border=th.OUTLINE)
+        inner = lay.inset(rect, look.px(16), look.px(8))
+        r = min(look.px(14), inner.height // 2)
+        self._spinner(surface, (inner.left + r, inner.centery), r, thickness=look.px(4), dot=look.px(3))
+        text = pygame.Rect(
+            inner.left + 2 * r + look.px(14), inner.top, inner.width - 2 * r - look.px(14), inner.height
+        )
+        draw_paragraph(
+            surface, look.body(), f"{note} They will show up here.", th.MUTED, text,
+            valign="center", line_spacing=1.05,
+        )
+
+    def _spinner(
+        self, surface: pygame.Surface, centre: tuple[int, int], r: int, thickness: int, dot: int
+    ) -> None:
+        look = self.look
+        draw_ring(surface, centre, r, thickness, 0.3, look.accent, th.SURFACE_HIGH)
+        angle = (self.app.clock() % 1.2) / 1.2 * 2 * math.pi
+        aa_circle(
+            surface,
+            look.accent,
+            (
+                round(centre[0] + (r - thickness / 2) * math.sin(angle)),
+                round(centre[1] - (r - thickness / 2) * math.cos(angle)),
+            ),
+            dot,
+        )
 
     def _message(
         self, surface: pygame.Surface, title: str, detail: str, spinner: bool = False
@@ -181,19 +268,8 @@ class SongsScreen(Screen):
         inner = lay.inset(card, look.px(28), look.px(20))
         if spinner:
             r = look.px(26)
-            phase = (self.app.clock() % 1.2) / 1.2
             centre = (inner.centerx, inner.top + r + look.px(6))
-            draw_ring(surface, centre, r, look.px(7), 0.3, look.accent, th.SURFACE_HIGH)
-            angle = phase * 2 * math.pi
-            aa_circle(
-                surface,
-                look.accent,
-                (
-                    round(centre[0] + (r - look.px(3.5)) * math.sin(angle)),
-                    round(centre[1] - (r - look.px(3.5)) * math.cos(angle)),
-                ),
-                look.px(5),
-            )
+            self._spinner(surface, centre, r, thickness=look.px(7), dot=look.px(5))
             inner = pygame.Rect(
                 inner.left,
                 centre[1] + r + look.px(14),
@@ -412,6 +488,12 @@ class PlayingScreen(Screen):
             )
             draw_text(surface, look.small(), clock_time(position), th.MUTED, times)
             draw_text(surface, look.small(), clock_time(total), th.MUTED, times, align="right")
+            if player is not None and getattr(player, "silent", False):  # no sound card: say so
+                beside = look.small().size("00:00")[0] + look.px(12)
+                draw_text(
+                    surface, look.small(), SILENT_NOTE, th.mix(th.DANGER, th.TEXT, 0.35),
+                    times.inflate(-2 * beside, 0), align="center",
+                )
         paused = player is not None and player.paused
         self.button(surface, "stop", "Stop", style="ghost")
         self._toggle(surface, paused)

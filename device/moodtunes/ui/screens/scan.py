@@ -31,11 +31,30 @@ MOOD_MESSAGES = {
     "neutral": "Let's lift your mood a little.",
     "sad": "Let's cheer you up.",
 }
+# After the music: (mood before, mood after) -> a friendly word that fits the change, never a
+# verdict on the visitor. Same mood, a lift, or a dip (said gently, and never their fault).
 AFTER_MESSAGES = {
-    "happy": "Great, you look happy now!",
-    "neutral": "Thanks for checking in.",
-    "sad": "Thanks for telling us. Music takes time; come back soon.",
+    ("happy", "happy"): "Still happy. Lovely!",
+    ("neutral", "neutral"): "Steady as before. Thanks for checking in.",
+    ("sad", "sad"): "Thanks for telling us. Music can take time; come back soon.",
+    ("sad", "neutral"): "A little lighter than before. Glad the music helped.",
+    ("sad", "happy"): "Great, you look happier now!",
+    ("neutral", "happy"): "Great, you look happier now!",
+    ("happy", "neutral"): "A bit calmer now. Thanks for checking in.",
+    ("happy", "sad"): "Thanks for telling us. Not every song hits the spot; come back soon.",
+    ("neutral", "sad"): "Thanks for telling us. Not every song hits the spot; come back soon.",
 }
+AFTER_ONLY_MESSAGES = {  # no mood from before the music to compare with
+    "happy": "Great, you look happy!",
+    "neutral": "Thanks for checking in.",
+    "sad": "Thanks for telling us. Music can take time; come back soon.",
+}
+SAMPLE_LABEL = "Sample photo (no camera)"
+
+
+def after_message(before: str | None, after: str) -> str:
+    """What the result screen says after the second scan, by how the mood changed."""
+    return AFTER_MESSAGES.get((before, after)) or AFTER_ONLY_MESSAGES.get(after, "Thanks for checking in.")
 
 
 def frame_surface(frame: np.ndarray) -> pygame.Surface:
@@ -159,6 +178,8 @@ class ScanScreen(Screen):
                     width=look.px(4),
                     border_radius=look.px(14),
                 )
+            if self.showing_sample():
+                self._sample_badge(surface, area)
             # Round the preview's corners: paint the background just outside a rounded rectangle.
             edge = look.px(12)
             pygame.draw.rect(
@@ -173,6 +194,26 @@ class ScanScreen(Screen):
             draw_text(surface, look.body(), message, th.MUTED, area, align="center")
         self._draw_panel(surface)
         self.button(surface, "manual", ("Choose my mood instead", "Choose my mood"))
+
+    def showing_sample(self) -> bool:
+        """Whether the preview is the built-in sample photo, not a camera: configured so (the
+        autopilot, `camera.source = "sample"`), or the demo's stand-in for a missing camera."""
+        if self.app.settings.camera.source.strip().lower() == "sample":
+            return True
+        scanner = self.app.scanner_service.scanner
+        return getattr(scanner, "camera_description", None) == "sample"
+
+    def _sample_badge(self, surface: pygame.Surface, area: pygame.Rect) -> None:
+        """A label on the preview, so that nobody takes the stock photo for a camera's view."""
+        look, font = self.look, self.look.small()
+        pad = look.px(10)
+        width = min(font.size(SAMPLE_LABEL)[0] + 2 * pad, area.width - 2 * look.px(14))
+        badge = pygame.Rect(0, 0, width, font.get_linesize() + look.px(10))
+        badge.bottomleft = (area.left + look.px(14), area.bottom - look.px(14))
+        shade = pygame.Surface(badge.size, pygame.SRCALPHA)
+        pygame.draw.rect(shade, (*th.BACKGROUND, 210), shade.get_rect(), border_radius=badge.height // 2)
+        surface.blit(shade, badge)
+        draw_text(surface, font, SAMPLE_LABEL, th.TEXT, badge.inflate(-2 * pad, 0), align="center")
 
     def _draw_panel(self, surface: pygame.Surface) -> None:
         look, panel = self.look, self.panel
@@ -378,7 +419,9 @@ class ResultScreen(Screen):
         else:
             lines.append((look.title(), f"You look {mood}", th.TEXT))
             lines.append((look.body(), f"{reading.confidence:.0%} sure", th.MUTED))
-        message = (MOOD_MESSAGES if self.phase == "before" else AFTER_MESSAGES)[mood]
+        message = (
+            MOOD_MESSAGES[mood] if self.phase == "before" else after_message(visit.moods.get("before"), mood)
+        )
         lines.append((look.heading(), message, look.accent))
         heights = [
             f.get_linesize() * (2 if f.size(t)[0] > text_area.width else 1) for f, t, _ in lines

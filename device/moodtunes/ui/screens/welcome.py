@@ -23,6 +23,7 @@ from moodtunes.ui.widgets import (
 TAGLINE = "Let the camera read your mood, then enjoy music picked to lift it."
 STEPS = ("Look at the camera", "Play a song or two", "See if it helped")
 MAX_NAME = 20
+PROFILES_UNREADABLE = "Sorry, the saved profiles can't be read right now. Please tell the staff."
 
 CONSENT_TEXT = (
     "The camera looks at your face for a few seconds to guess your mood: happy, neutral or sad. "
@@ -36,7 +37,10 @@ class WelcomeScreen(Screen):
     name = "welcome"
 
     def enter(self) -> None:
-        self.profiles: list[Profile] = self.app.record(self.app.store.profiles) or []
+        # Reading saves nothing: a failure says the profiles can't be read, not "not saved".
+        profiles = self.app.read("the profiles", self.app.store.profiles)
+        self.unreadable = profiles is None
+        self.profiles: list[Profile] = profiles or []
         self.page = 0
         self.per_page = 1
 
@@ -81,6 +85,9 @@ class WelcomeScreen(Screen):
         self.add("new_profile", cells[0])
         for profile, cell in zip(shown, cells[1:]):
             self.add(f"profile:{profile.id}", cell)
+        self.note_area = pygame.Rect(
+            grid_area.left, cells[0].bottom + gap, grid_area.width, grid_area.bottom - cells[0].bottom - gap
+        )
 
     def draw(self, surface: pygame.Surface) -> None:
         look = self.look
@@ -133,6 +140,8 @@ class WelcomeScreen(Screen):
         draw_text(surface, look.heading(), "Who's listening?", th.TEXT, self.heading)
         self.button(surface, "page_prev", "‹", font=look.font(28, bold=True))
         self.button(surface, "page_next", "›", font=look.font(28, bold=True))
+        if self.unreadable:
+            draw_paragraph(surface, look.body(), PROFILES_UNREADABLE, th.MUTED, self.note_area)
         for target in self.targets:
             if target.id == "new_profile":
                 self._tile(
@@ -213,8 +222,29 @@ def start_visit(app, profile: Profile) -> None:
         app.go(ConsentScreen(app))
 
 
-QWERTY = ("QWERTYUIOP", "ASDFGHJKL", "ZXCVBNM")
-ALPHABETIC = ("ABCDEFG", "HIJKLMN", "OPQRSTU", "VWXYZ")
+# The on-screen keys, row by row: letters, "shift" (the next letter's case), "-", "'" and
+# "backspace". Landscape: QWERTY; portrait: A-Z (7 a row), with "-" and "'" beside the space bar.
+QWERTY = (tuple("QWERTYUIOP"), (*"ASDFGHJKL", "'"), ("shift", *"ZXCVBNM", "-", "backspace"))
+ALPHABETIC = (tuple("ABCDEFG"), tuple("HIJKLMN"), tuple("OPQRSTU"), ("shift", *"VWXYZ", "backspace"))
+NAME_CHARS = " -'"  # besides letters and digits
+WORD_STARTS = " -"  # an on-screen letter after these (or first) is a capital unless shift says not
+
+
+def tidy_name(text: str) -> str:
+    """The name to keep: as typed, except that one typed all in lower case gets capitals at the
+    start of its words ("anne-marie" -> "Anne-Marie"), as the on-screen keyboard gives them.
+    "McKay", "Anne-Marie", "van der Berg" and "DJ" stay as they are."""
+    name = " ".join(text.split())
+    if name != name.lower():
+        return name
+    return "".join(
+        char.upper() if i == 0 or name[i - 1] in WORD_STARTS else char for i, char in enumerate(name)
+    )
+
+
+def same_name(a: str, b: str) -> bool:
+    """Names that differ only in case (or spacing) would be two profiles nobody can tell apart."""
+    return " ".join(a.split()).casefold() == " ".join(b.split()).casefold()
 
 
 class NewProfileScreen(Screen):
@@ -222,10 +252,17 @@ class NewProfileScreen(Screen):
 
     def enter(self) -> None:
         self.text = ""
-        self.colour = th.PROFILE_COLOURS[
-            len(self.app.record(self.app.store.profiles) or []) % len(th.PROFILE_COLOURS)
-        ]
+        self.profiles = self.app.read("the profiles", self.app.store.profiles) or []
+        self.colour = th.PROFILE_COLOURS[len(self.profiles) % len(th.PROFILE_COLOURS)]
         self.error: str | None = None
+        self.shift: bool | None = None  # the shift key's choice for the next letter (None: automatic)
+
+    def capital_next(self) -> bool:
+        """Whether the next on-screen letter is a capital: at the start of a word unless the shift
+        key was tapped to say otherwise (so "McKay" can be typed: M, c, shift, K, a, y)."""
+        if self.shift is not None:
+            return self.shift
+        return not self.text or self.text[-1] in WORD_STARTS
 
     def primary(self) -> str | None:
         return "create"
@@ -274,16 +311,21 @@ class NewProfileScreen(Screen):
         key_rows = lay.rows(keys, [1.0 / n_rows] * n_rows, key_gap)
         widest = max(len(r) for r in letter_rows)
         key_w = (keys.width - key_gap * (widest - 1)) // widest
-        for row_rect, letters in zip(key_rows, letter_rows):
-            count = len(letters) + (1 if letters == letter_rows[-1] else 0)
-            width = count * key_w + (count - 1) * key_gap
+        for row_rect, row in zip(key_rows, letter_rows):
+            width = len(row) * key_w + (len(row) - 1) * key_gap
             x = row_rect.centerx - width // 2
-            for letter in letters:
-                self.add(f"key:{letter}", pygame.Rect(x, row_rect.top, key_w, row_rect.height))
+            for key in row:
+                key_id = key if key in ("shift", "backspace") else f"key:{key}"
+                self.add(key_id, pygame.Rect(x, row_rect.top, key_w, row_rect.height))
                 x += key_w + key_gap
-            if letters == letter_rows[-1]:
-                self.add("backspace", pygame.Rect(x, row_rect.top, key_w, row_rect.height))
-        back, space, create = lay.cols(key_rows[-1], [0.25, 0.4, 0.35], key_gap)
+        if portrait:
+            back, hyphen, apostrophe, space, create = lay.cols(
+                key_rows[-1], [0.2, 0.13, 0.13, 0.24, 0.3], key_gap
+            )
+            self.add("key:-", hyphen)
+            self.add("key:'", apostrophe)
+        else:
+            back, space, create = lay.cols(key_rows[-1], [0.25, 0.4, 0.35], key_gap)
         self.add("back", back)
         self.add("key:space", space)
         self.add("create", create, enabled=bool(self.text.strip()))
@@ -319,8 +361,17 @@ class NewProfileScreen(Screen):
                     aa_circle(surface, th.TEXT, target.rect.center, r + look.px(4))
                 aa_circle(surface, th.parse_colour(colour), target.rect.center, r)
             elif target.id.startswith("key:") and target.id != "key:space":
-                self.button(surface, target.id, target.id[4:], font=look.font(22, bold=True))
+                key = target.id[4:]
+                label = key if self.capital_next() else key.lower()
+                self.button(surface, target.id, label, font=look.font(22, bold=True))
         self.button(surface, "key:space", "space")
+        self.button(
+            surface,
+            "shift",
+            glyphs_or(look.font(22, bold=True), "⇧", "Aa"),
+            style="primary" if self.capital_next() else "secondary",
+            font=look.font(22, bold=True),
+        )
         self.button(
             surface,
             "backspace",
@@ -333,8 +384,8 @@ class NewProfileScreen(Screen):
     def on_key(self, event: pygame.event.Event) -> None:
         if event.key == pygame.K_BACKSPACE:
             self.on_tap("backspace")
-        elif event.unicode and (event.unicode.isalnum() or event.unicode in " -'"):
-            self._type(event.unicode)
+        elif event.unicode and (event.unicode.isalnum() or event.unicode in NAME_CHARS):
+            self._type(event.unicode)  # a physical keyboard: the case the visitor typed
         else:
             super().on_key(event)
 
@@ -344,23 +395,31 @@ class NewProfileScreen(Screen):
             char == " " and (not self.text or self.text.endswith(" "))
         ):
             return
-        capital = not self.text or self.text.endswith(" ")
-        self.text += char.upper() if capital else char.lower()
+        self.text += char
+        self.shift = None
 
     def on_tap(self, target_id: str) -> None:
         if target_id == "key:space":
             self._type(" ")
         elif target_id.startswith("key:"):
-            self._type(target_id[4:])
+            key = target_id[4:]
+            self._type(key if self.capital_next() else key.lower())
+        elif target_id == "shift":
+            self.shift = not self.capital_next()
         elif target_id == "backspace":
-            self.text, self.error = self.text[:-1], None
+            self.text, self.error, self.shift = self.text[:-1], None, None
         elif target_id.startswith("colour:"):
             self.colour = target_id.split(":", 1)[1]
         elif target_id == "back":
             self.app.home()
         elif target_id == "create" and self.text.strip():
+            name = tidy_name(self.text)
+            taken = next((p.name for p in self.profiles if same_name(p.name, name)), None)
+            if taken is not None:  # the store tells names apart by case; people don't
+                self.error = f"A profile named {taken!r} already exists"
+                return
             try:
-                profile = self.app.record(self.app.store.create_profile, self.text, self.colour)
+                profile = self.app.record(self.app.store.create_profile, name, self.colour)
             except ValueError as exc:  # an empty or taken name
                 message = str(exc)
                 self.error = message[:1].upper() + message[1:]

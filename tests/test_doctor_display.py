@@ -1,0 +1,77 @@
+"""`moodtunes doctor`'s display check: whether SDL will find a screen, judged from DISPLAY,
+WAYLAND_DISPLAY, SDL_VIDEODRIVER and /dev/dri without opening a window."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+from moodtunes.commands import doctor
+from moodtunes.config import load_settings
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="SDL's drivers are read from /proc/self/maps")
+
+
+@pytest.fixture
+def screenless(monkeypatch, tmp_path):
+    """No X, no Wayland, no KMS card: a headless machine. Returns its (empty) /dev/dri."""
+    for name in ("DISPLAY", "WAYLAND_DISPLAY", "SDL_VIDEODRIVER"):
+        monkeypatch.delenv(name, raising=False)
+    dri = tmp_path / "dri"
+    dri.mkdir()
+    monkeypatch.setattr(doctor, "DRI_DIR", dri)
+    return dri
+
+
+def display_check():
+    return doctor._display(load_settings())
+
+
+def test_no_display_reachable_is_a_warning_not_ok(screenless):
+    check = display_check()
+    assert check.status == "warn"
+    assert "no display is reachable" in check.detail and "the kiosk would not start here" in check.detail
+    assert "DISPLAY is unset" in check.detail and "WAYLAND_DISPLAY is unset" in check.detail
+    assert f"no {screenless}/card*" in check.detail and "SDL_VIDEODRIVER=kmsdrm" in check.detail
+
+
+@pytest.mark.parametrize(("name", "value", "seen"), [("DISPLAY", ":0", "X display :0"),
+                                                     ("WAYLAND_DISPLAY", "wayland-0", "Wayland display wayland-0")])
+def test_a_desktop_session_is_a_display(screenless, monkeypatch, name, value, seen):
+    monkeypatch.setenv(name, value)
+    check = display_check()
+    assert check.status == "ok" and seen in check.detail
+
+
+def test_the_kiosk_units_kmsdrm_needs_a_kms_card(screenless, monkeypatch):
+    monkeypatch.setenv("SDL_VIDEODRIVER", "kmsdrm")
+    monkeypatch.setenv("DISPLAY", ":0")  # a desktop does not help the console driver
+    check = display_check()
+    # A warning, not a failure: doctor also runs in the bundle check's chroot, which has no /dev/dri.
+    assert check.status == "warn" and "SDL_VIDEODRIVER=kmsdrm" in check.detail and "vc4-kms-v3d" in check.detail
+    (screenless / "card0").touch()
+    check = display_check()
+    assert check.status == "ok" and f"KMSDRM on {screenless / 'card0'}" in check.detail
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may open any device")
+def test_a_kms_card_this_user_may_not_open_is_said(screenless, monkeypatch):
+    monkeypatch.setenv("SDL_VIDEODRIVER", "kmsdrm")
+    card = screenless / "card0"
+    card.touch()
+    card.chmod(0)
+    check = display_check()
+    assert check.status == "warn" and "video group" in check.detail
+
+
+@pytest.mark.parametrize("driver", ["dummy", "offscreen"])
+def test_an_invisible_driver_asked_for_is_fine(screenless, monkeypatch, driver):
+    monkeypatch.setenv("SDL_VIDEODRIVER", driver)
+    check = display_check()
+    assert check.status == "ok" and "no window, on purpose" in check.detail
+
+
+def test_a_driver_sdl_lacks_still_fails(screenless, monkeypatch):
+    monkeypatch.setenv("SDL_VIDEODRIVER", "no-such-driver")
+    assert display_check().status == "fail"

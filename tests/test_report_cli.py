@@ -1,0 +1,57 @@
+"""`moodtunes report` in words: ratings on the kiosk's star scale, plurals right, no pygame."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from moodtunes.cli import main
+from moodtunes.config import load_settings
+from moodtunes.domain import MoodReading
+from moodtunes.store import Store, TrackRecord
+
+
+def visit(store, profile_id, rating, before="sad", after="happy"):
+    session = store.start_session(profile_id)
+    store.add_reading(session, "before", MoodReading.manual(before))
+    store.add_reading(session, "after", MoodReading.manual(after))
+    play = store.start_play(session, store.track_by_path("/m/calm.ogg"))
+    store.update_play(play, 90.0)
+    store.add_rating(session, rating, play)
+    store.finish_session(session, "completed", device_id="t")
+
+
+def test_ratings_are_stars_as_on_the_kiosk_and_counts_are_plural_only_when_many(capsys):
+    settings = load_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    with Store.open(settings.database_path) as store:
+        store.upsert_track(TrackRecord(path="/m/calm.ogg", size=1, mtime=1.0, title="Calm", artist="A",
+                                       category="Happy and calm"))
+        ana = store.create_profile("Ana", "#ff8800")
+        visit(store, ana.id, 75)
+        bo = store.create_profile("Bo", "#ff8800")
+        visit(store, bo.id, 0)
+        visit(store, bo.id, 100)
+    assert main(["report"]) == 0
+    out = capsys.readouterr().out
+    ana_text, bo_text = out.split("== Bo")
+    assert "== Ana: 1 visit, " in ana_text and "1 visits" not in out
+    assert "mean rating 4.0 stars" in ana_text and "rating 4 stars" in ana_text
+    assert "Happy and calm: 1 visit, " in ana_text
+    assert ": 2 visits, " in bo_text and "mean rating 3.0 stars (trend +4.00 stars/visit)" in bo_text
+    assert "rating  1 star " in bo_text and "rating 5 stars" in bo_text
+    assert "/100" not in out and "75" not in out
+
+
+def test_the_kiosk_and_the_report_share_one_star_scale():
+    from moodtunes.ui import ratings
+    from moodtunes.ui.screens import finish
+
+    assert finish.score_to_stars is ratings.score_to_stars and finish.stars_to_score is ratings.stars_to_score
+    assert [ratings.stars_text(ratings.stars_to_score(n), decimals=0) for n in (1, 2, 5)] == ["1 star", "2 stars", "5 stars"]
+    assert ratings.stars_text(62.5) == "3.5 stars" and ratings.stars_text(None) == "–"
+
+
+def test_the_report_command_does_not_import_pygame():
+    code = "import sys, moodtunes.commands.report, moodtunes.cli; sys.exit('pygame' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

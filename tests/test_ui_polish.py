@@ -1,0 +1,488 @@
+"""What a first visitor meets on the kiosk screens: a list that says more songs are coming and grows
+without moving, the rating asking about the song it is stored with, names kept as typed, silent
+playback and the sample photo said so, messages that fit how the mood changed, readable disabled
+buttons, charts that show every value, and reads that fail told as reads."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import numpy as np
+import pygame
+import pytest
+from moodtunes.config import load_settings
+from moodtunes.domain import MoodReading
+from moodtunes.store import Store, StoreError
+from moodtunes.ui import theme as th
+from moodtunes.vision.faces import FaceBox
+from moodtunes.vision.scan import MoodScanner, ScanSnapshot
+from ui_support import CALM, ENERGETIC, FixedEmotion, add_tracks, make_app, run_until, step, tap
+
+
+@pytest.fixture
+def settings():
+    s = load_settings()
+    s.camera.source = "sample"
+    s.vision.scan_seconds = 1.0
+    s.kiosk.idle_timeout_s = 600.0
+    return s
+
+
+def sample_scanner(settings):
+    return MoodScanner(settings, model=FixedEmotion((0.8, 0.15, 0.05)))
+
+
+@pytest.fixture
+def told(caplog):
+    """The messages shown to the visitor as toasts (the kiosk logs each one), newest last."""
+    caplog.set_level(logging.INFO, logger="moodtunes.ui.app")
+    prefix = "message to the visitor: "
+    return lambda: [r.getMessage()[len(prefix):] for r in caplog.records if r.getMessage().startswith(prefix)]
+
+
+@pytest.fixture
+def drawn(monkeypatch):
+    """Every text the screens and widgets draw, in order (the kiosk draws text through these)."""
+    from moodtunes.ui import widgets
+    from moodtunes.ui.screens import base, finish, music, scan, welcome
+
+    texts: list[str] = []
+    for module in (widgets, base, finish, music, scan, welcome):
+        for name in ("draw_text", "draw_paragraph"):
+            draw = getattr(module, name, None)
+            if draw is not None:
+                monkeypatch.setattr(module, name, lambda surface, font, text, *a, _draw=draw, **k: (
+                    texts.append(text), _draw(surface, font, text, *a, **k))[1])
+    return texts
+
+
+def songs_as_guest(app, mood: str) -> None:
+    tap(app, "guest")
+    tap(app, "no_camera")
+    tap(app, f"mood:{mood}")
+
+
+# ---- 2. the songs screen while the library scan runs -------------------------------------------
+
+def test_a_partial_list_says_more_songs_are_coming_and_grows_without_moving(settings, tmp_path, drawn):
+    with Store.open(settings.database_path) as store:
+        add_tracks(store, tmp_path / "music", count=3, category=ENERGETIC)
+    sorting, release = threading.Event(), threading.Event()
+
+    def first_scan(settings, store, progress=None):
+        progress(3, 12, "a.mp3")
+        sorting.wait(30)
+        add_tracks(store, tmp_path / "new", count=4, category=ENERGETIC)
+        progress(7, 12, "b.mp3")
+        release.wait(30)
+        add_tracks(store, tmp_path / "newer", count=2, category=ENERGETIC)
+        progress(12, 12, "c.mp3")
+
+    app = make_app(settings, sample_scanner, library_loader=first_scan)
+    try:
+        songs_as_guest(app, "happy")
+        screen = app.screen
+        run_until(app, lambda: screen.loaded, what="the songs catalogued so far")
+        assert len(app.visit.ranked) == 3 and not app.library_service.ready
+        drawn.clear()
+        step(app)
+        assert "Still sorting 9 more songs…" in screen.sorting_note()
+        assert any("Still sorting 9 more songs…" in text for text in drawn)
+        assert screen.note_cell is not None  # shown where the next song would go
+        first = [item.track.path for item in app.visit.ranked]
+        sorting.set()  # the scan sorts 4 more: they join the end of the list
+        run_until(app, lambda: len(app.visit.ranked) == 7, timeout=15, what="the newly sorted songs")
+        assert [item.track.path for item in app.visit.ranked][:3] == first
+        tap(app, "more")  # the visitor pages on; the list may still grow, nothing moves
+        assert app.visit.page == 1
+        release.set()
+        run_until(app, lambda: app.library_service.ready and len(app.visit.ranked) == 9, timeout=15,
+                  what="the list after the scan")
+        step(app)
+        assert [item.track.path for item in app.visit.ranked][:3] == first and app.visit.page == 1
+        assert screen.sorting_note() is None
+        drawn.clear()
+        step(app)
+        assert not any("Still sorting" in text for text in drawn)
+        assert len({item.track.path for item in app.visit.ranked}) == 9  # no song twice
+    finally:
+        sorting.set()
+        release.set()
+        app.close()
+
+
+def test_the_list_is_not_topped_up_once_the_scan_is_over(settings, tmp_path):
+    with Store.open(settings.database_path) as store:
+        add_tracks(store, tmp_path / "music", count=3, category=CALM)
+    app = make_app(settings, sample_scanner)  # no library loader: ready at once
+    try:
+        songs_as_guest(app, "sad")
+        assert app.screen.loaded and app.screen.sorting_note() is None
+        with Store.open(settings.database_path) as store:
+            add_tracks(store, tmp_path / "later", count=2, category=CALM)
+        step(app, 5)
+        assert len(app.visit.ranked) == 3
+    finally:
+        app.close()
+
+
+# ---- 3. the rating asks about the song it is stored with -------------------------------------
+
+def test_the_rating_asks_about_the_last_song_heard_or_the_visit_without_one(settings, tmp_path):
+    with Store.open(settings.database_path) as store:
+        add_tracks(store, tmp_path / "music", count=2, category=CALM, seconds=5.0)
+    app = make_app(settings, sample_scanner)
+    try:
+        songs_as_guest(app, "sad")
+        tap(app, "done")
+        assert app.screen.name == "rate"
+        assert app.screen.wording(600) == ("How was your visit?", "Rate your moodtunes visit")
+        tap(app, "report")
+        tap(app, "finish")
+        songs_as_guest(app, "sad")
+        tap(app, "row:0")
+        title = app.visit.ranked[0].track.title
+        tap(app, "done")
+        assert app.screen.wording(600) == (f"How was “{title}”?", "Your stars help pick your next songs")
+    finally:
+        app.close()
+
+
+def test_a_long_song_title_is_cut_to_two_lines_of_the_question(settings, tmp_path):
+    from moodtunes.ui.widgets import wrap
+
+    with Store.open(settings.database_path) as store:
+        (song,) = add_tracks(store, tmp_path / "music", count=1, category=CALM, seconds=5.0)
+        song.title = "A Remarkably Long Song Title That Goes On and On " * 6
+        store.upsert_track(song)
+    app = make_app(settings, sample_scanner, size=(480, 800))
+    try:
+        songs_as_guest(app, "sad")
+        tap(app, "row:0")
+        tap(app, "done")
+        question, _ = app.screen.wording(396)
+        assert question.startswith("How was “A Remarkably") and question.endswith("…”?")
+        assert len(wrap(app.look.title(), question, 396)) == 2
+    finally:
+        app.close()
+
+
+# ---- 5. names as typed ------------------------------------------------------------------------
+
+def test_names_keep_the_case_typed():
+    from moodtunes.ui.screens.welcome import same_name, tidy_name
+
+    for typed, kept in [("McKay", "McKay"), ("Anne-Marie", "Anne-Marie"), ("van der Berg", "van der Berg"),
+                        ("DJ Ana", "DJ Ana"), ("anne-marie", "Anne-Marie"), ("bo  ", "Bo"), ("o'neil", "O'neil")]:
+        assert tidy_name(typed) == kept, typed
+    assert same_name("McKay", "mckay ") and not same_name("Ann", "Anne")
+
+
+def key(char: str) -> pygame.event.Event:
+    return pygame.event.Event(pygame.KEYDOWN, key=pygame.K_a, unicode=char, mod=0)
+
+
+def test_a_physical_keyboard_keeps_capitals_and_hyphens(settings, tmp_path):
+    app = make_app(settings, sample_scanner)
+    try:
+        tap(app, "new_profile")
+        for char in "Anne-Marie":
+            pygame.event.post(key(char))
+        pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_RETURN, unicode="\r", mod=0))
+        step(app)
+        assert app.screen.name == "consent" and app.visit.profile.name == "Anne-Marie"
+    finally:
+        app.close()
+
+
+def test_the_on_screen_shift_key_types_mckay(settings):
+    app = make_app(settings, sample_scanner, size=(480, 800))
+    try:
+        tap(app, "new_profile")
+        screen = app.screen
+        assert screen.capital_next()  # the start of a name: a capital, the shift key lit
+        for target in ("key:M", "key:C", "shift", "key:K", "key:A", "key:Y"):
+            tap(app, target)
+        assert screen.text == "McKay"
+        for target in ("key:-", "key:J", "key:O"):  # after a hyphen, a capital again
+            tap(app, target)
+        assert screen.text == "McKay-Jo"
+        tap(app, "create")
+        assert app.screen.name == "consent" and app.visit.profile.name == "McKay-Jo"
+    finally:
+        app.close()
+
+
+def test_a_name_differing_only_in_case_is_refused(settings):
+    with Store.open(settings.database_path) as store:
+        store.create_profile("McKay", "#5fd08a")
+    app = make_app(settings, sample_scanner)
+    try:
+        tap(app, "new_profile")
+        for char in "mckay":
+            pygame.event.post(key(char))
+        step(app)
+        tap(app, "create")
+        assert app.screen.name == "new_profile" and "'McKay' already exists" in app.screen.error
+    finally:
+        app.close()
+
+
+# ---- 6. silent playback -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("silent", [True, False])
+def test_silent_playback_is_said_on_the_now_playing_screen(settings, tmp_path, drawn, monkeypatch, silent):
+    from moodtunes.player import MixerPlayer
+    from moodtunes.ui.screens.music import SILENT_NOTE
+
+    if not silent:  # as if a sound card played it
+        monkeypatch.setattr(MixerPlayer, "silent", property(lambda self: False))
+    with Store.open(settings.database_path) as store:
+        add_tracks(store, tmp_path / "music", count=2, category=CALM, seconds=5.0)
+    app = make_app(settings, sample_scanner)
+    try:
+        songs_as_guest(app, "sad")
+        tap(app, "row:0")
+        assert app.screen.name == "playing" and app.player().silent == silent
+        drawn.clear()
+        step(app)
+        assert (SILENT_NOTE in drawn) == silent
+    finally:
+        app.close()
+
+
+# ---- 7. the sample photo is labelled ----------------------------------------------------------
+
+class PhotoScanner:
+    """Half-way through a scan of a face; ``camera_description`` as the kiosk's scanner has it."""
+
+    def __init__(self, description: str | None) -> None:
+        self.camera_description = description
+        self._snapshot = ScanSnapshot(frame=np.full((480, 640, 3), 90, np.uint8),
+                                      faces=(FaceBox(200, 120, 220, 240, 0.9),), scanning=True,
+                                      progress=0.5, camera_ok=True)
+
+    def start(self) -> None: ...
+    def begin_scan(self, seconds=None) -> None: ...
+    def cancel_scan(self) -> None: ...
+    def stop(self) -> None: ...
+
+    def snapshot(self) -> ScanSnapshot:
+        return self._snapshot
+
+
+@pytest.mark.parametrize(("source", "description", "labelled"), [
+    ("sample", "sample", True),  # the autopilot, or camera.source = "sample"
+    ("auto", "sample", True),  # the demo standing in for a missing camera
+    ("auto", "webcam 0", False),
+    ("opencv:0", None, False),
+])
+def test_only_the_sample_photo_is_labelled_as_such(settings, drawn, source, description, labelled):
+    from moodtunes.ui.screens.scan import SAMPLE_LABEL
+
+    settings.camera.source = source
+    app = make_app(settings, lambda settings: PhotoScanner(description))
+    try:
+        app.scanner_service.wait(5)
+        tap(app, "guest")
+        tap(app, "accept")
+        assert app.screen.name == "scan"
+        drawn.clear()
+        step(app, 3)
+        assert (SAMPLE_LABEL in drawn) == labelled
+    finally:
+        app.close()
+
+
+def test_the_kiosks_scanner_knows_when_the_demo_shows_the_sample(settings, tmp_path):
+    from moodtunes.ui import default_scanner_factory
+
+    settings.camera.source = f"replay:{tmp_path / 'no-such-camera'}"
+    settings.camera.sample_when_missing = True  # what the demo sets
+    scanner = default_scanner_factory(settings)
+    assert scanner.camera_description is None
+    camera = scanner._camera_factory()  # what the scanner's worker does when a scan begins
+    try:
+        assert scanner.camera_description == "sample"
+    finally:
+        camera.close()
+
+
+# ---- 8. the message after the second scan ----------------------------------------------------
+
+def test_the_after_message_fits_how_the_mood_changed():
+    from moodtunes.domain import MOODS
+    from moodtunes.ui.screens.scan import after_message
+
+    assert after_message("happy", "happy") == "Still happy. Lovely!"
+    assert "happier" in after_message("sad", "happy") and "happier" in after_message("neutral", "happy")
+    assert "lighter" in after_message("sad", "neutral")
+    for before in MOODS:
+        for after in MOODS:
+            message = after_message(before, after)
+            assert message
+            if before == after:  # no change claimed where there was none
+                assert "now" not in message and "happier" not in message and "lighter" not in message
+            else:
+                assert message != after_message(after, after)  # a change is not "still the same"
+    assert after_message(None, "happy") == "Great, you look happy!"
+
+
+def test_the_result_screen_says_the_mood_held(settings, tmp_path, drawn):
+    from moodtunes.ui.screens.scan import ResultScreen
+
+    with Store.open(settings.database_path) as store:
+        add_tracks(store, tmp_path / "music", count=1, category=ENERGETIC)
+    app = make_app(settings, sample_scanner)
+    try:
+        songs_as_guest(app, "happy")
+        app.add_reading("after", MoodReading.manual("happy"))
+        app.go(ResultScreen(app, "after"))
+        drawn.clear()
+        step(app)
+        assert "Still happy. Lovely!" in drawn and "Great, you look happy now!" not in drawn
+    finally:
+        app.close()
+
+
+# ---- 9. charts, disabled buttons, the portrait songs footer -----------------------------------
+
+def test_disabled_buttons_read_at_3_to_1_and_show_no_accent():
+    from moodtunes.ui.theme import Theme
+    from moodtunes.ui.widgets import button_colours
+
+    for accent in (*th.PROFILE_COLOURS, th.DEFAULT_ACCENT):
+        look = Theme(scale=1.0, accent=th.parse_colour(accent))
+        for style in ("primary", "secondary", "ghost"):
+            fill, ink = button_colours(look, style, enabled=False)
+            assert th.contrast(fill, ink) >= 3.0, (accent, style)
+            assert fill != look.accent
+            enabled_fill, enabled_ink = button_colours(look, style)
+            assert th.contrast(enabled_fill, enabled_ink) > th.contrast(fill, ink)
+
+
+def chart_surface(size=(400, 240)) -> pygame.Surface:
+    pygame.font.init()
+    surface = pygame.Surface(size)
+    surface.fill(th.BACKGROUND)
+    return surface
+
+
+def test_rating_bars_grow_from_the_one_star_line():
+    from moodtunes.ui import charts
+    from moodtunes.ui.theme import Theme
+
+    look, surface = Theme(scale=1.0), chart_surface()
+    rect = surface.get_rect()
+    gold = th.MOOD_COLOURS["happy"]
+    charts.bar_chart(surface, look, rect, "Your ratings", [1.0, 4.0, None], 1.0, 5.0, {5.0: "5", 1.0: "1"}, gold)
+    plot, _ = charts._plot_area(look, rect, "Your ratings", chart_surface(), {5.0: "5", 1.0: "1"})
+    pixels = pygame.surfarray.pixels3d(surface)
+    rows = [y for y in range(rect.height) if any(tuple(pixels[x, y]) == gold for x in range(rect.width))]
+    assert rows and max(rows) <= plot.bottom  # nothing below the "1" line
+    x_one = charts._x_positions(plot, 3)[0]
+    assert tuple(pixels[x_one, plot.bottom - 2]) == gold  # a 1-star rating still shows
+
+
+def test_a_mood_before_equal_to_after_still_shows_its_dot():
+    from moodtunes.ui import charts
+    from moodtunes.ui.theme import Theme
+
+    look, surface = Theme(scale=1.0), chart_surface()
+    rect = surface.get_rect()
+    before, after = (150, 160, 180), (60, 200, 190)
+    labels = {1.0: "happy", -1.0: "sad"}
+    charts.line_chart(surface, look, rect, "Mood", [("before", before, [1.0, -1.0, 0.0]),
+                                                    ("after", after, [1.0, 1.0, 0.0])], -1.0, 1.0, labels)
+    plot, _ = charts._plot_area(look, rect, "Mood", chart_surface(), labels)
+    pixels = pygame.surfarray.pixels3d(surface)
+    for x in (charts._x_positions(plot, 3)[0], charts._x_positions(plot, 3)[2]):  # the same mood twice
+        y = charts._y(plot, 1.0 if x == charts._x_positions(plot, 3)[0] else 0.0, -1.0, 1.0)
+        assert tuple(pixels[x, y]) == before  # on top, smaller
+        assert tuple(pixels[x + 4, y]) == after  # the "after" dot around it
+
+
+def test_the_portrait_songs_footer_names_the_other_category(settings, tmp_path, drawn):
+    with Store.open(settings.database_path) as store:
+        add_tracks(store, tmp_path / "music", count=2, category=CALM)
+        add_tracks(store, tmp_path / "music", count=2, category=ENERGETIC)
+    app = make_app(settings, sample_scanner, size=(480, 800))
+    try:
+        songs_as_guest(app, "sad")  # calm songs; the other button offers the energetic ones
+        drawn.clear()
+        step(app)
+        assert "Other" not in drawn and "Energetic songs" in drawn
+        tap(app, "other")
+        drawn.clear()
+        step(app)
+        assert "Calm songs" in drawn
+    finally:
+        app.close()
+
+
+# ---- 10. reads that fail are told as reads ---------------------------------------------------
+
+def cant_read(*args, **kwargs):
+    raise StoreError("database /var/lib/moodtunes/moodtunes.db: disk I/O error")
+
+
+def test_profiles_that_cant_be_read_are_told_plainly(settings, monkeypatch, told, drawn):
+    from moodtunes.ui.screens.welcome import PROFILES_UNREADABLE
+
+    app = make_app(settings, sample_scanner)
+    try:
+        monkeypatch.setattr(app.store, "profiles", cant_read)
+        app.home()
+        drawn.clear()
+        step(app)
+        assert app.screen.unreadable and PROFILES_UNREADABLE in drawn
+        tap(app, "new_profile")  # picking a colour reads the profiles too: no message for that
+        assert app.screen.name == "new_profile"
+        assert told() == [] and app.save_failures == 0  # nothing failed to be saved
+    finally:
+        app.close()
+
+
+def test_a_report_that_cant_be_read_is_told_plainly(settings, tmp_path, monkeypatch, told, drawn):
+    from moodtunes.ui.screens.finish import HISTORY_UNREADABLE
+
+    with Store.open(settings.database_path) as store:
+        add_tracks(store, tmp_path / "music", count=1, category=CALM)
+    app = make_app(settings, sample_scanner)
+    try:
+        songs_as_guest(app, "sad")
+        monkeypatch.setattr(app.store, "visits", cant_read)
+        tap(app, "done")
+        tap(app, "report")
+        drawn.clear()
+        step(app)
+        assert app.screen.name == "report" and app.screen.unreadable
+        assert HISTORY_UNREADABLE in drawn and not any("Visits" == text for text in drawn)
+        assert told() == [] and app.save_failures == 0
+        tap(app, "finish")
+        assert app.screen.name == "welcome"
+    finally:
+        app.close()
+    with Store.open(settings.database_path) as store:  # the visit itself was saved and closed
+        assert store._db.execute("SELECT end_reason FROM sessions").fetchone()[0] == "completed"
+
+
+def test_the_report_draws_rating_bars_from_one_star(settings, tmp_path, monkeypatch):
+    from moodtunes.ui.screens import finish
+
+    calls = []
+    monkeypatch.setattr(finish, "bar_chart", lambda *args, **kwargs: calls.append(args))
+    with Store.open(settings.database_path) as store:
+        add_tracks(store, tmp_path / "music", count=1, category=CALM)
+    app = make_app(settings, sample_scanner)
+    try:
+        songs_as_guest(app, "sad")
+        tap(app, "done")
+        tap(app, "star:1")
+        tap(app, "report")
+        step(app)
+        (*_, values, low, high, labels, _colour) = calls[-1][:9]
+        assert values == [1.0] and (low, high) == (1.0, 5.0) and min(labels) == low
+    finally:
+        app.close()
