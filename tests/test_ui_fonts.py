@@ -4,15 +4,21 @@ import os
 
 import pygame
 import pytest
+from conftest import require
 from moodtunes.ui.fonts import FALLBACK_FILES, FontStack, primary_file
 
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 
 CJK = FALLBACK_FILES[0]  # WenQuanYi Micro Hei
-needs_fonts = pytest.mark.skipif(
-    primary_file(False) is None or not CJK.is_file(),
-    reason="needs fonts-dejavu-core and fonts-wqy-microhei (apt-get install them)",
-)
+
+
+@pytest.fixture
+def _fonts_installed():
+    require(primary_file(False) is not None and CJK.is_file(), "DejaVu Sans / WenQuanYi Micro Hei fonts",
+            "fonts-dejavu-core fonts-wqy-microhei")
+
+
+needs_fonts = pytest.mark.usefixtures("_fonts_installed")
 JAPANESE = "夜に駆ける"  # YOASOBI, "Racing into the Night"
 KOREAN = "방탄소년단"  # BTS
 

@@ -4,6 +4,8 @@ their wiring keeps its traceback (it must not pass for a missing camera)."""
 from __future__ import annotations
 
 import logging
+import threading
+import time
 
 import pytest
 from moodtunes.config import load_settings
@@ -49,3 +51,35 @@ def test_known_problems_are_one_line_and_bugs_keep_their_traceback(caplog, make,
     assert record.levelno == logging.ERROR and record.exc_info is not None
     assert record.exc_info[1] is bug and "Traceback" in caplog.text
     assert service.error == str(bug)  # the kiosk still goes on without the service
+
+
+def test_closing_the_kiosk_stops_a_library_scan_cleanly_keeping_what_it_analysed(caplog, tmp_path, monkeypatch):
+    """Without the stop, the scan went on until Python's exit shut its worker pool under it:
+    'cannot schedule new futures after shutdown', logged as a bug."""
+    from moodtunes.library import ensure_library
+    from moodtunes.store import Store
+
+    monkeypatch.setenv("MOODTUNES_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("MOODTUNES_LIBRARY__WORKERS", "2")
+    caplog.set_level(logging.INFO, logger="moodtunes.ui.services")
+    stopper: list[threading.Thread] = []
+
+    def close_after_the_first_song(settings, store, progress):
+        def first_song_then_close(done, total, path):
+            if not stopper:  # the kiosk closes as the first song is catalogued
+                stopper.append(threading.Thread(target=service.stop))
+                stopper[0].start()
+                while not service._stopping.is_set():
+                    time.sleep(0.01)
+            progress(done, total, path)
+
+        return ensure_library(settings, store, progress=first_song_then_close)
+
+    service = LibraryService(close_after_the_first_song, load_settings())
+    service.start()
+    assert service.wait(120), "the scan neither finished nor stopped within 120 s"
+    stopper[0].join(30)
+    assert service.error is None and "library scan stopped with the kiosk" in caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+    with Store.open(tmp_path / "moodtunes.db") as store:
+        assert len(store.tracks()) == 1  # of the demo library's twelve: what was catalogued is kept

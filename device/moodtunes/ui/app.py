@@ -163,6 +163,7 @@ class KioskApp:
         if self._player is not None:
             self._player.close()
         self.scanner_service.stop()
+        self.library_service.stop()
         if self.store is not None:
             self.store.close()
         pygame.display.quit()

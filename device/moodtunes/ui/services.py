@@ -103,9 +103,17 @@ class ScannerService:
                 logger.debug("scanner stop failed", exc_info=True)
 
 
+class LibraryScanStopped(Exception):
+    """Raised through the scan's progress callback when the kiosk closes: the scan unwinds after
+    the file in hand (shutting its worker processes down, keeping what it analysed), where Python's
+    exit would otherwise shut the pool under it and the scan fail with a traceback."""
+
+
 class LibraryService:
     """Runs the library loader (``ensure_library(settings, store, progress=...)``) with its own
     Store connection; ``progress`` is (songs done, songs to do) while it analyses new files."""
+
+    STOP_TIMEOUT_S = 20.0  # the analyses in flight finish first: a second or two, more on a Pi
 
     def __init__(self, loader: LibraryLoader | None, settings: Settings) -> None:
         self._loader = loader
@@ -114,18 +122,23 @@ class LibraryService:
         self.report: Any = None
         self.progress: tuple[int, int] | None = None
         self._done = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
 
     def start(self) -> None:
         if self._loader is None:
             self._done.set()
             return
-        threading.Thread(target=self._run, name="library", daemon=True).start()
+        self._thread = threading.Thread(target=self._run, name="library", daemon=True)
+        self._thread.start()
 
     def _run(self) -> None:
         try:
             with Store.open(self._settings.database_path) as store:
                 self.report = self._loader(self._settings, store, progress=self._progress)
             logger.info("library ready: %s", getattr(self.report, "as_dict", lambda: self.report)())
+        except LibraryScanStopped:
+            logger.info("library scan stopped with the kiosk; the next start goes on from there")
         except Exception as exc:  # shown on the songs screen, never fatal
             self.error = str(exc) or type(exc).__name__
             if _expected_library_problem(exc):
@@ -137,6 +150,14 @@ class LibraryService:
 
     def _progress(self, done: int, total: int, path: str) -> None:
         self.progress = (done, total)
+        if self._stopping.is_set():
+            raise LibraryScanStopped
+
+    def stop(self) -> None:
+        """Stop a scan under way (see LibraryScanStopped) and wait for it to wind down."""
+        self._stopping.set()
+        if self._thread is not None and not self._done.wait(self.STOP_TIMEOUT_S):
+            logger.warning("the library scan did not stop within %.0f s", self.STOP_TIMEOUT_S)
 
     @property
     def ready(self) -> bool:
