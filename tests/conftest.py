@@ -143,10 +143,10 @@ class InfluxDB:
         self.url = f"http://127.0.0.1:{port}"
 
 
-@pytest.fixture(scope="session")
-def influxdb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxDB]:
+def start_influxd(folder: Path, auth: bool = False) -> tuple[subprocess.Popen, int, Path]:
+    """An influxd of a test's own in ``folder``, on free loopback ports, with HTTP authentication
+    if ``auth``: its process, HTTP port and log, for the caller to wait on in its own way."""
     binary = _service_binary("influxdb", ["influxd", "/usr/bin/influxd"])
-    folder = tmp_path_factory.mktemp("influxdb")
     http_port, rpc_port = free_port(), free_port()
     conf = folder / "influxdb.conf"
     conf.write_text(
@@ -160,12 +160,21 @@ bind-address = "127.0.0.1:{rpc_port}"
   query-log-enabled = false
 [http]
   bind-address = "127.0.0.1:{http_port}"
+  auth-enabled = {str(auth).lower()}
   log-enabled = false
 [monitor]
   store-enabled = false
 """
     )
     log = folder / "influxd.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen([binary, "-config", str(conf)], stdout=out, stderr=subprocess.STDOUT)
+    return proc, http_port, log
+
+
+@pytest.fixture(scope="session")
+def influxdb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxDB]:
+    proc, http_port, log = start_influxd(tmp_path_factory.mktemp("influxdb"))
 
     def pinged() -> bool:
         try:
@@ -174,8 +183,6 @@ bind-address = "127.0.0.1:{rpc_port}"
         except OSError:
             return False
 
-    with log.open("w") as out:
-        proc = subprocess.Popen([binary, "-config", str(conf)], stdout=out, stderr=subprocess.STDOUT)
     _wait_until(pinged, "influxd", proc, log, timeout=30.0)
     yield InfluxDB(http_port, proc)
     _stop(proc)

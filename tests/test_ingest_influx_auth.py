@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import base64
 import json
-import subprocess
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 
 import pytest
 from analytics_support import unique
-from conftest import _service_binary, _stop, _wait_until, free_port
+from conftest import _stop, _wait_until, start_influxd
 from influxdb_client import Point
 from moodtunes_cloud.influx import V1Writer, WriteError
 from moodtunes_cloud.settings import IngestSettings
@@ -36,28 +35,7 @@ class SecuredInfluxDB:
 
 @pytest.fixture(scope="module")
 def secured_influxdb(tmp_path_factory) -> Iterator[SecuredInfluxDB]:
-    binary = _service_binary("influxdb", ["influxd", "/usr/bin/influxd"])
-    folder = tmp_path_factory.mktemp("influxdb-auth")
-    http_port, rpc_port = free_port(), free_port()
-    conf = folder / "influxdb.conf"
-    conf.write_text(f"""reporting-disabled = true
-bind-address = "127.0.0.1:{rpc_port}"
-[meta]
-  dir = "{folder}/meta"
-[data]
-  dir = "{folder}/data"
-  wal-dir = "{folder}/wal"
-  query-log-enabled = false
-[http]
-  bind-address = "127.0.0.1:{http_port}"
-  auth-enabled = true
-  log-enabled = false
-[monitor]
-  store-enabled = false
-""")
-    log = folder / "influxd.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen([binary, "-config", str(conf)], stdout=out, stderr=subprocess.STDOUT)
+    proc, http_port, log = start_influxd(tmp_path_factory.mktemp("influxdb-auth"), auth=True)
 
     def first_user_created() -> bool:
         """With auth on and no user yet, InfluxDB takes exactly one statement: creating an admin."""

@@ -3,7 +3,6 @@ at least 48 px each way, and never overlapping one another."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 from moodtunes.config import load_settings
 from moodtunes.domain import MoodReading, ScanOutcome
@@ -18,35 +17,9 @@ from moodtunes.ui.screens.welcome import (
     StoreProblemScreen,
     WelcomeScreen,
 )
-from moodtunes.vision.faces import FaceBox
-from moodtunes.vision.scan import ScanSnapshot
-from ui_support import CALM, ENERGETIC, add_tracks, make_app, step
+from ui_support import CALM, ENERGETIC, StillScanner, add_tracks, make_app, step
 
 SIZES = [(800, 480), (1024, 600), (1280, 720), (480, 800)]
-
-
-class StillScanner:
-    """A scanner half-way through a scan of a face, forever."""
-
-    def __init__(self, settings) -> None:
-        frame = np.full((480, 640, 3), 90, np.uint8)
-        self._snapshot = ScanSnapshot(
-            frame=frame,
-            faces=(FaceBox(200, 120, 220, 240, 0.9),),
-            scanning=True,
-            progress=0.5,
-            hint="move closer",
-            camera_ok=True,
-            live_probs={"happy": 0.6, "neutral": 0.3, "sad": 0.1},
-        )
-
-    def start(self) -> None: ...
-    def begin_scan(self, seconds=None) -> None: ...
-    def cancel_scan(self) -> None: ...
-    def stop(self) -> None: ...
-
-    def snapshot(self) -> ScanSnapshot:
-        return self._snapshot
 
 
 @pytest.fixture

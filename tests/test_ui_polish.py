@@ -8,16 +8,24 @@ from __future__ import annotations
 import logging
 import threading
 
-import numpy as np
 import pygame
 import pytest
 from moodtunes.config import load_settings
 from moodtunes.domain import MoodReading
 from moodtunes.store import Store, StoreError
 from moodtunes.ui import theme as th
-from moodtunes.vision.faces import FaceBox
-from moodtunes.vision.scan import MoodScanner, ScanSnapshot
-from ui_support import CALM, ENERGETIC, FixedEmotion, add_tracks, make_app, run_until, step, tap
+from moodtunes.vision.scan import MoodScanner
+from ui_support import (
+    CALM,
+    ENERGETIC,
+    FixedEmotion,
+    StillScanner,
+    add_tracks,
+    make_app,
+    run_until,
+    step,
+    tap,
+)
 
 
 @pytest.fixture
@@ -254,24 +262,6 @@ def test_silent_playback_is_said_on_the_now_playing_screen(settings, tmp_path, d
 
 # ---- 7. the sample photo is labelled ----------------------------------------------------------
 
-class PhotoScanner:
-    """Half-way through a scan of a face; ``camera_description`` as the kiosk's scanner has it."""
-
-    def __init__(self, description: str | None) -> None:
-        self.camera_description = description
-        self._snapshot = ScanSnapshot(frame=np.full((480, 640, 3), 90, np.uint8),
-                                      faces=(FaceBox(200, 120, 220, 240, 0.9),), scanning=True,
-                                      progress=0.5, camera_ok=True)
-
-    def start(self) -> None: ...
-    def begin_scan(self, seconds=None) -> None: ...
-    def cancel_scan(self) -> None: ...
-    def stop(self) -> None: ...
-
-    def snapshot(self) -> ScanSnapshot:
-        return self._snapshot
-
-
 @pytest.mark.parametrize(("source", "description", "labelled"), [
     ("sample", "sample", True),  # the autopilot, or camera.source = "sample"
     ("auto", "sample", True),  # the demo standing in for a missing camera
@@ -282,7 +272,7 @@ def test_only_the_sample_photo_is_labelled_as_such(settings, drawn, source, desc
     from moodtunes.ui.screens.scan import SAMPLE_LABEL
 
     settings.camera.source = source
-    app = make_app(settings, lambda settings: PhotoScanner(description))
+    app = make_app(settings, lambda settings: StillScanner(settings, description))
     try:
         app.scanner_service.wait(5)
         tap(app, "guest")

@@ -15,6 +15,8 @@ from moodtunes.config import Settings
 from moodtunes.domain import Category
 from moodtunes.store import Store, TrackRecord
 from moodtunes.ui.app import KioskApp
+from moodtunes.vision.faces import FaceBox
+from moodtunes.vision.scan import ScanSnapshot
 
 CALM = Category.HAPPY_AND_CALM.value
 ENERGETIC = Category.HIGHLY_ENERGETIC.value
@@ -34,6 +36,31 @@ class FixedEmotion:
 
     def predict_batch(self, faces) -> np.ndarray:
         return np.stack([self.probs for _ in faces]) if len(faces) else np.zeros((0, 3), np.float32)
+
+
+class StillScanner:
+    """A scanner half-way through a scan of a face, forever; ``camera_description`` as the kiosk's
+    scanner has it (what camera opened)."""
+
+    def __init__(self, settings: Settings | None = None, camera_description: str | None = None) -> None:
+        self.camera_description = camera_description
+        self._snapshot = ScanSnapshot(
+            frame=np.full((480, 640, 3), 90, np.uint8),
+            faces=(FaceBox(200, 120, 220, 240, 0.9),),
+            scanning=True,
+            progress=0.5,
+            hint="move closer",
+            camera_ok=True,
+            live_probs={"happy": 0.6, "neutral": 0.3, "sad": 0.1},
+        )
+
+    def start(self) -> None: ...
+    def begin_scan(self, seconds=None) -> None: ...
+    def cancel_scan(self) -> None: ...
+    def stop(self) -> None: ...
+
+    def snapshot(self) -> ScanSnapshot:
+        return self._snapshot
 
 
 def write_tone(path: Path, seconds: float, freq: float = 440.0, rate: int = 22050) -> Path:
