@@ -371,7 +371,15 @@ def test_a_pipe_or_device_named_like_a_song_is_skipped_not_read(tmp_path, demo_f
 
 
 def _worker_processes(scan: psutil.Process) -> list[psutil.Process]:
-    return [p for p in scan.children(recursive=True) if "spawn_main" in " ".join(p.cmdline())]
+    return [p for p in scan.children(recursive=True) if "spawn_main" in " ".join(_command_line(p))]
+
+
+def _command_line(process: psutil.Process) -> list[str]:
+    """A child that just exited (a zombie until reaped) or is gone has no command line to read."""
+    try:
+        return process.cmdline()
+    except psutil.Error:
+        return []
 
 
 def test_the_workers_of_a_scan_killed_outright_end_with_it(tmp_path, demo_files):
