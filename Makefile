@@ -84,14 +84,16 @@ bench: $(STAMP)
 	$(VENV)/bin/python bench/kiosk.py
 	$(VENV)/bin/python bench/recommend.py
 
-## Screenshots of a whole autopilot visit at every supported size, into docs/screenshots/; each
-## size from a fresh data dir, so every run shows a first visit; then the report of a profile with
-## thirteen earlier visits (docs/screenshots/history.py).
+## Screenshots of a whole autopilot visit at every supported size (the autopilot's own throwaway
+## data dir: every run shows a first visit), refreshing the committed ones in docs/screenshots/
+## (refresh.py); then the report of a profile with thirteen earlier visits (history.py) and the
+## screens a visit doesn't reach (states.py).
 screenshots: $(STAMP)
 	for size in 800x480 1024x600 1280x720 480x800; do \
-	  data=$$(mktemp -d); \
-	  MOODTUNES_DATA_DIR=$$data $(VENV)/bin/moodtunes demo --autopilot --size $$size --screenshots docs/screenshots/$$size; \
-	  status=$$?; rm -rf $$data; [ $$status -eq 0 ] || exit 1; \
+	  shots=$$(mktemp -d); \
+	  $(VENV)/bin/moodtunes demo --autopilot --size $$size --screenshots $$shots \
+	    && $(VENV)/bin/python docs/screenshots/refresh.py $$shots docs/screenshots/$$size $$([ $$size = 800x480 ] && echo --all); \
+	  status=$$?; rm -rf $$shots; [ $$status -eq 0 ] || exit 1; \
 	done
 	$(VENV)/bin/python docs/screenshots/history.py --out docs/screenshots/800x480/14-report-14-visits.png
 	$(VENV)/bin/python docs/screenshots/states.py --out docs/screenshots
