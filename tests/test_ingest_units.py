@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import ClassVar
 
 import pytest
-from analytics_support import record_visit
+from analytics_support import record_visit, wait_for
 from conftest import free_port
 from moodtunes.domain import MoodReading, ScanOutcome
 from moodtunes.events import MAX_PLAYS, PlayEvent, ReadingEvent, VisitEvent, mood_lift
@@ -23,7 +23,9 @@ from moodtunes.vision.scan import combine_readings
 from moodtunes_cloud.influx import V1Writer, V2Writer, WriteError
 from moodtunes_cloud.ingest import (
     MAX_PAYLOAD_BYTES,
+    Ingest,
     Rejected,
+    _Queued,
     dead_letter_topic,
     main,
     parse_visit,
@@ -352,3 +354,76 @@ def test_an_unreachable_influxdb_is_retryable(writer_class):
     with pytest.raises(WriteError, match="unreachable") as caught:
         writer.write(event_points(_event(), ENDED))
     assert caught.value.retryable
+
+
+class _FakeWriter:
+    """An InfluxDB writer that records what it writes; ``fail_first`` raises once, ``gate`` holds
+    each write until set."""
+
+    def __init__(self, fail_first: Exception | None = None, gate: threading.Event | None = None) -> None:
+        self.fail_first, self.gate = fail_first, gate
+        self.writing = threading.Event()
+        self.written: list[str] = []
+
+    def prepare(self) -> None: ...
+    def close(self) -> None: ...
+
+    def write(self, points) -> None:
+        self.writing.set()
+        if self.gate is not None:
+            self.gate.wait(10)
+        if self.fail_first is not None:
+            exc, self.fail_first = self.fail_first, None
+            raise exc
+        self.written.extend(points)
+
+
+def _offline_ingest(writer, queue_size: int = 5) -> tuple[Ingest, list[int]]:
+    """An ingest with its writer thread running and no broker: acks are recorded, nothing is sent."""
+    settings = IngestSettings(mqtt_host="127.0.0.1", mqtt_port=1, influx_api="v1", influx_url="http://127.0.0.1:1",
+                              retry_seconds=0.05, retry_queue_size=queue_size, dead_letter=False)
+    ingest = Ingest(settings, writer)
+    acks: list[int] = []
+    ingest._client.ack = lambda mid, qos: acks.append(mid)
+    ingest._writer_thread.start()
+    return ingest, acks
+
+
+def _visit(event_id: str, mid: int) -> _Queued:
+    return _Queued(event_id, [event_id], mid, 1, "moodtunes/kiosk/visit", b"{}")
+
+
+def test_an_unexpected_error_writing_one_visit_costs_that_visit_not_the_writer(caplog):
+    """A bug while writing (not InfluxDB saying no) used to end the writer thread: every later visit
+    then waited, unacknowledged, with the process still up for no restart to help."""
+    writer = _FakeWriter(fail_first=KeyError("time"))
+    ingest, acks = _offline_ingest(writer)
+    try:
+        ingest._enqueue(_visit("e0", 10))
+        ingest._enqueue(_visit("e1", 11))
+        wait_for(lambda: acks == [10, 11], "both visits settled")
+        assert writer.written == ["e1"] and (ingest.stats.written, ingest.stats.dropped) == (1, 1)
+        assert "writing visit e0 failed unexpectedly" in caplog.text and "KeyError" in caplog.text
+    finally:
+        ingest.stop()
+
+
+def test_a_full_queue_never_drops_the_visit_being_written(caplog):
+    """That visit may yet be written (and was, while the log called it lost, counted twice): the
+    oldest waiting one goes instead."""
+    gate = threading.Event()
+    writer = _FakeWriter(gate=gate)
+    ingest, acks = _offline_ingest(writer, queue_size=2)
+    try:
+        ingest._enqueue(_visit("e0", 10))
+        assert writer.writing.wait(10)
+        for event_id, mid in (("e1", 11), ("e2", 12), ("e3", 13)):
+            ingest._enqueue(_visit(event_id, mid))
+        assert "dropped visit e1" in caplog.text and "dropped visit e0" not in caplog.text
+        gate.set()
+        wait_for(lambda: len(writer.written) == 3, "the visits written")
+        assert writer.written == ["e0", "e2", "e3"] and sorted(acks) == [10, 11, 12, 13]
+        assert (ingest.stats.written, ingest.stats.dropped) == (3, 1)
+    finally:
+        gate.set()
+        ingest.stop()

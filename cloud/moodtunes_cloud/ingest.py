@@ -148,6 +148,7 @@ class Ingest:
         self._queue: collections.deque[_Queued] = collections.deque()
         self._queue_lock = threading.Lock()  # held only briefly, never while writing to InfluxDB
         self._queue_changed = threading.Condition(self._queue_lock)
+        self._writing: _Queued | None = None  # the visit being written now: a full queue keeps it
         self._stop = threading.Event()
         self._subscribed = threading.Event()
         self._connect_failures = 0  # attempts since the last connection; only the MQTT thread counts
@@ -301,8 +302,10 @@ class Ingest:
         the queue holds (Receive Maximum), so the queue overflows, dropping its oldest visit, only
         after the broker lost the session, or with QoS 0 messages, which that limit doesn't count."""
         with self._queue_changed:
-            if len(self._queue) >= self._settings.retry_queue_size:
-                lost = self._queue.popleft()
+            waiting = [q for q in self._queue if q is not self._writing]
+            if len(waiting) >= self._settings.retry_queue_size:
+                lost = waiting[0]  # the oldest not being written: that one may yet be, and acknowledged
+                del self._queue[next(i for i, q in enumerate(self._queue) if q is lost)]
                 self._acknowledge(lost)  # given up on: don't let it block the broker's Receive Maximum
                 self.stats.dropped += 1
                 logger.error(
@@ -340,8 +343,11 @@ class Ingest:
                 self._queue_changed.wait_for(lambda: self._queue or self._stop.is_set())
                 if self._stop.is_set():
                     return
-                oldest = self._queue[0]
-            if not self._write(oldest):
+                oldest = self._writing = self._queue[0]
+            written = self._write(oldest)
+            with self._queue_lock:
+                self._writing = None
+            if not written:
                 backlog = True
                 self._stop.wait(self._settings.retry_seconds)
             elif backlog and not self._queue:
@@ -358,15 +364,26 @@ class Ingest:
                 logger.error("can't write visit %s (%s); holding it for a retry", queued.event_id, exc)
                 return False
             logger.error("InfluxDB rejected visit %s; dead-lettering it: %s", queued.event_id, exc)
-            self._dead_letter(queued.topic, queued.payload, f"InfluxDB rejected it: {exc}")
-            with self._queue_lock:
-                self._settle(queued)
-                self.stats.dropped += 1
+            self._give_up(queued, f"InfluxDB rejected it: {exc}")
+            return True
+        except Exception as exc:  # a bug costs this visit, never the writer thread (and every later visit)
+            logger.exception("writing visit %s failed unexpectedly; dead-lettering it", queued.event_id)
+            self._give_up(queued, f"the ingest failed on it: {exc!r}")
             return True
         with self._queue_lock:
             self._settle(queued)
             self.stats.written += 1
         return True
+
+    def _give_up(self, queued: _Queued, reason: str) -> None:
+        """A visit that will never be written: dead-lettered with the reason, and acknowledged."""
+        try:
+            self._dead_letter(queued.topic, queued.payload, reason)
+        except Exception:  # the visit is given up on either way; the writer thread goes on
+            logger.exception("couldn't dead-letter visit %s", queued.event_id)
+        with self._queue_lock:
+            self._settle(queued)
+            self.stats.dropped += 1
 
     def _settle(self, queued: _Queued) -> None:
         """The visit is written (or final): off the queue, and the broker may forget its message.

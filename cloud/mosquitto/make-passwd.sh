@@ -65,6 +65,7 @@ for pair in $MQTT_DEVICES; do
     count=$((count + 1))
 done
 # mosquitto drops root privileges to its own user before it reads the file.
-if [ "$(id -u)" = 0 ]; then chown mosquitto:mosquitto "$tmp"; fi
+# In the broker's container the file must be mosquitto's; on a host without that user, leave it.
+if [ "$(id -u)" = 0 ] && id mosquitto >/dev/null 2>&1; then chown mosquitto:mosquitto "$tmp"; fi
 mv "$tmp" "$out"
 echo "make-passwd: wrote $out (ingest + $count devices)"
