@@ -161,7 +161,7 @@ def test_a_kiosk_visit_opens_no_internet_socket(monkeypatch, tmp_path):
     from moodtunes.ui import autopilot, run_kiosk
     from ui_support import CALM, ENERGETIC, FixedEmotion, add_tracks
 
-    def small_library(settings, store, progress=None):
+    def small_library(settings, store, progress=None, should_stop=None):
         for category in (CALM, ENERGETIC):
             add_tracks(store, tmp_path / "music", count=2, category=category, seconds=5.0)
 

@@ -82,7 +82,7 @@ def test_an_autopilot_visit_leaves_the_configured_store_alone(monkeypatch, tmp_p
         before = (store.visits(robin.id), store.outbox_counts(), [p.name for p in store.profiles()])
     used = []
 
-    def small_library(settings, store, progress=None):
+    def small_library(settings, store, progress=None, should_stop=None):
         used.append(settings.data_dir)
         for category in (CALM, ENERGETIC):
             add_tracks(store, tmp_path / "music", count=2, category=category, seconds=5.0)
@@ -236,3 +236,16 @@ def test_make_demo_runs_the_kiosk_in_a_real_window(tmp_path, x_display):
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "display: SDL driver x11, 800x480 window" in done.stderr, done.stderr[-3000:]
+
+
+def test_the_autopilot_plays_the_demo_library_whatever_library_paths_says(tmp_path):
+    """In its throwaway data dir a configured library would be analysed from scratch: hours on a Pi."""
+    from moodtunes.config import load_settings
+    from moodtunes.ui import autopilot_settings
+
+    settings = load_settings()
+    settings.library.paths = [tmp_path / "music"]
+    settings.library.demo = False
+    piloted = autopilot_settings(settings, tmp_path / "throwaway")
+    assert (piloted.library.paths, piloted.library.demo, piloted.camera.source) == ([], True, "sample")
+    assert settings.library.paths == [tmp_path / "music"]  # the kiosk's own settings are left alone

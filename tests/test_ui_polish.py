@@ -78,7 +78,7 @@ def test_a_partial_list_says_more_songs_are_coming_and_grows_without_moving(sett
         add_tracks(store, tmp_path / "music", count=3, category=ENERGETIC)
     sorting, release = threading.Event(), threading.Event()
 
-    def first_scan(settings, store, progress=None):
+    def first_scan(settings, store, progress=None, should_stop=None):
         progress(3, 12, "a.mp3")
         sorting.wait(30)
         add_tracks(store, tmp_path / "new", count=4, category=ENERGETIC)

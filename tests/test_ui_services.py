@@ -3,11 +3,13 @@ their wiring keeps its traceback (it must not pass for a missing camera)."""
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import threading
 import time
 
 import pytest
+from analytics_support import wait_for
 from moodtunes.config import load_settings
 from moodtunes.store import StoreError
 from moodtunes.ui.services import LibraryService, ScannerService
@@ -64,7 +66,7 @@ def test_closing_the_kiosk_stops_a_library_scan_cleanly_keeping_what_it_analysed
     caplog.set_level(logging.INFO, logger="moodtunes.ui.services")
     stopper: list[threading.Thread] = []
 
-    def close_after_the_first_song(settings, store, progress):
+    def close_after_the_first_song(settings, store, progress, should_stop):
         def first_song_then_close(done, total, path):
             if not stopper:  # the kiosk closes as the first song is catalogued
                 stopper.append(threading.Thread(target=service.stop))
@@ -73,7 +75,7 @@ def test_closing_the_kiosk_stops_a_library_scan_cleanly_keeping_what_it_analysed
                     time.sleep(0.01)
             progress(done, total, path)
 
-        return ensure_library(settings, store, progress=first_song_then_close)
+        return ensure_library(settings, store, progress=first_song_then_close, should_stop=should_stop)
 
     service = LibraryService(close_after_the_first_song, load_settings())
     service.start()
@@ -83,3 +85,26 @@ def test_closing_the_kiosk_stops_a_library_scan_cleanly_keeping_what_it_analysed
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
     with Store.open(tmp_path / "moodtunes.db") as store:
         assert len(store.tracks()) == 1  # of the demo library's twelve: what was catalogued is kept
+
+
+def test_closing_the_kiosk_stops_a_scan_waiting_for_another_scans_lock(caplog, tmp_path, monkeypatch):
+    """At boot the library service's scan holds the lock and the kiosk's waits for it: closing the
+    kiosk then must not wait for the other scan to end (it waited the whole stop timeout)."""
+    from moodtunes.library import ensure_library
+
+    monkeypatch.setenv("MOODTUNES_DATA_DIR", str(tmp_path))
+    caplog.set_level(logging.INFO, logger="moodtunes")
+    settings = load_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    lock = settings.database_path.with_name(settings.database_path.name + ".scan-lock")
+    with lock.open("w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # the other scan
+        service = LibraryService(ensure_library, settings)
+        monkeypatch.setattr(service, "STOP_TIMEOUT_S", 60.0)
+        service.start()
+        wait_for(lambda: "another scan of this music library is running" in caplog.text, "the scan to wait", timeout=120)
+        stopper = threading.Thread(target=service.stop)
+        stopper.start()
+        assert service.wait(10), "the waiting scan did not stop"
+        stopper.join(10)
+    assert "library scan stopped with the kiosk" in caplog.text and service.error is None

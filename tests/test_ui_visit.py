@@ -563,7 +563,7 @@ def test_an_unreadable_music_library_is_a_plain_message_not_a_path(settings, lib
         monkeypatch.setattr(music, name, lambda surface, font, text, *a, _draw=draw, **k: (
             drawn.append(text), _draw(surface, font, text, *a, **k))[1])
 
-    def read_catalogue(settings, store, progress=None):  # what ensure_library does first
+    def read_catalogue(settings, store, progress=None, should_stop=None):  # what ensure_library does first
         return store.track_index()
 
     app = make_app(settings, sample_scanner, library_loader=read_catalogue)
@@ -608,7 +608,7 @@ def test_songs_already_catalogued_show_while_the_library_scan_runs(settings, lib
 
     release = threading.Event()
 
-    def slow_scan(settings, store, progress=None):
+    def slow_scan(settings, store, progress=None, should_stop=None):
         release.wait(30)
 
     app = make_app(settings, sample_scanner, library_loader=slow_scan)
@@ -628,7 +628,7 @@ def test_an_empty_catalogue_waits_for_the_library_scan(settings, tmp_path):
 
     release = threading.Event()
 
-    def first_scan(settings, store, progress=None):
+    def first_scan(settings, store, progress=None, should_stop=None):
         release.wait(30)
         add_tracks(store, tmp_path / "music", count=2, category=CALM)
 
@@ -682,7 +682,7 @@ def test_the_other_category_waits_for_the_library_scan_when_it_has_no_songs_yet(
 
     scanned_some, release = threading.Event(), threading.Event()
 
-    def scan_finding_energetic_songs(settings, store, progress=None):
+    def scan_finding_energetic_songs(settings, store, progress=None, should_stop=None):
         scanned_some.wait(30)
         add_tracks(store, tmp_path / "new music", count=3, category=ENERGETIC)
         release.wait(30)

@@ -4,6 +4,7 @@ the synthesized demo library."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from moodtunes.library.scan import ProgressCallback, ScanReport, scan_library
@@ -24,7 +25,8 @@ def scan_workers(settings, requested: int | None = None) -> int:
 
 
 def ensure_library(
-    settings, store, *, workers: int | None = None, progress: ProgressCallback | None = None
+    settings, store, *, workers: int | None = None, progress: ProgressCallback | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> ScanReport:
     """Bring the catalogue in line with the configured library: the folders in library.paths, or,
     when there are none and library.demo is on, the demo library (synthesized on first use).
@@ -41,5 +43,5 @@ def ensure_library(
         logger.warning("no music folders configured (library.paths) and the demo library is off")
     return scan_library(
         roots, store, workers=scan_workers(settings, workers),
-        model_path=settings.library.model, exclusive=True, progress=progress,
+        model_path=settings.library.model, exclusive=True, progress=progress, should_stop=should_stop,
     )

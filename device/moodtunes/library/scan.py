@@ -50,10 +50,16 @@ ProgressCallback = Callable[[int, int, str], None]
 WORKER_CRASHED = "the analysis process crashed on this file (a decoder or library bug); skipped"
 # Different files crashing the analysis one after another point at the analyser, not the files.
 MAX_CRASHES_IN_A_ROW = 3
+LOCK_POLL_S = 0.5  # how often a scan waiting for another's lock asks whether it should stop
 
 
 class AnalyserCrashing(RuntimeError):
     """The audio analysis keeps crashing whatever the file: stop the scan instead of failing them all."""
+
+
+class ScanStopped(Exception):
+    """The caller's ``should_stop`` said so (the kiosk closing): the scan unwinds after the files
+    in hand, keeping what it catalogued, its worker processes shut down; the next scan goes on."""
 
 
 class Terminated(BaseException):
@@ -523,19 +529,22 @@ def resolve_workers(workers: int) -> int:
 def scan_library(
     roots: Iterable[Path], store: Store, *, workers: int = 0, model_path: Path | None = None,
     exclusive: bool = False, progress: ProgressCallback | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> ScanReport:
     """Bring the catalogue up to date with the audio files under ``roots``.
 
     ``exclusive``: the catalogue should hold only these folders, so tracks elsewhere are pruned
     too. Raises MoodModelError (before any work) if the mood model or the embedding network can't
-    be loaded. Waits while another scan of the same catalogue runs. In the main thread, SIGTERM
+    be loaded. Waits while another scan of the same catalogue runs. ``should_stop`` is asked
+    while it waits and after each file: True raises ScanStopped. In the main thread, SIGTERM
     stops it like Ctrl-C, raising Terminated."""
     # Fail fast, with one clear message, before any work: the mood model and the embedding network.
     model = MoodModel.load(model_path)
     check_model(model)
     shipped_embedder()
-    with _sigterm_unwinds(), scan_lock(store.path):
-        return _scan(roots, store, workers, model_path, model, exclusive, progress)
+    stop = should_stop or (lambda: False)
+    with _sigterm_unwinds(), scan_lock(store.path, stop):
+        return _scan(roots, store, workers, model_path, model, exclusive, progress, stop)
 
 
 def _raise_terminated(signum: int, frame: object) -> None:
@@ -561,11 +570,12 @@ def _sigterm_unwinds() -> Iterator[None]:
 
 
 @contextmanager
-def scan_lock(database: Path) -> Iterator[None]:
+def scan_lock(database: Path, should_stop: Callable[[], bool] = lambda: False) -> Iterator[None]:
     """Hold the catalogue's scan lock (a file beside the database). The kiosk scans at start-up
     and the boot timer's scan follows soon after: the second waits for the first, then finds its
     work done, rather than analysing the same files at the same time. Opened read-only: a lock
-    file left by a scan run as root still serves the service user."""
+    file left by a scan run as root still serves the service user. While it waits, ``should_stop``
+    is asked twice a second (ScanStopped)."""
     path = database.with_name(database.name + ".scan-lock")
     with os.fdopen(os.open(path, os.O_RDONLY | os.O_CREAT, 0o644)) as lock:
         try:
@@ -575,13 +585,24 @@ def scan_lock(database: Path) -> Iterator[None]:
                 "another scan of this music library is running (the kiosk's or the nightly one): "
                 "waiting for it to finish, then only what it left will be done"
             )
-            fcntl.flock(lock, fcntl.LOCK_EX)
+            while not _try_lock(lock):
+                if should_stop():
+                    raise ScanStopped from None
+                time.sleep(LOCK_POLL_S)
         yield
+
+
+def _try_lock(lock) -> bool:
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
 
 
 def _scan(
     roots: Iterable[Path], store: Store, workers: int, model_path: Path | None, model: MoodModel,
-    exclusive: bool, progress: ProgressCallback | None,
+    exclusive: bool, progress: ProgressCallback | None, should_stop: Callable[[], bool],
 ) -> ScanReport:
     """scan_library's work, under the lock (its seconds leave out any wait for the lock)."""
     started = time.monotonic()
@@ -602,5 +623,7 @@ def _scan(
             _store_result(store, state, result, analysis, report)
             if progress is not None:
                 progress(done, len(todo), state.path)
+            if should_stop():
+                raise ScanStopped
     report.seconds = time.monotonic() - started
     return report

@@ -25,10 +25,14 @@ def autopilot_settings(settings: Settings, data_dir: Path) -> Settings:
     """The autopilot (and its screenshots) always sees the built-in sample photo, whatever camera is
     configured: a screenshot of the scan screen must never hold a real person's face. Its made-up
     visit is stored in ``data_dir``, so that it neither joins the kiosk's records and uplink outbox
-    nor passes through the profiles (names, histories) of the people who use the kiosk."""
+    nor passes through the profiles (names, histories) of the people who use the kiosk. It plays
+    the demo library: catalogued afresh in a throwaway data dir, a real library would cost a Pi
+    hours of analysis, beside the nightly scan."""
     settings = settings.model_copy(deep=True)
     settings.camera.source = "sample"
     settings.data_dir = data_dir
+    settings.library.paths = []
+    settings.library.demo = True
     return settings
 
 
@@ -57,10 +61,10 @@ def default_player_factory(volume: float):
     return MixerPlayer(volume)
 
 
-def default_library_loader(settings: Settings, store, progress=None):
+def default_library_loader(settings: Settings, store, progress=None, should_stop=None):
     from moodtunes.library import ensure_library
 
-    return ensure_library(settings, store, progress=progress)
+    return ensure_library(settings, store, progress=progress, should_stop=should_stop)
 
 
 def run_kiosk(

@@ -27,7 +27,8 @@ class Scanner(Protocol):
 
 class LibraryLoader(Protocol):
     """What the kiosk calls to bring the catalogue up to date (moodtunes.library.ensure_library);
-    ``progress`` gets (songs done, songs to do, the file in hand) while new files are analysed."""
+    ``progress`` gets (songs done, songs to do, the file in hand) while new files are analysed;
+    ``should_stop`` returning True (the kiosk closing) ends the scan with ScanStopped."""
 
     def __call__(
         self,
@@ -35,6 +36,7 @@ class LibraryLoader(Protocol):
         store: Store,
         *,
         progress: Callable[[int, int, str], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> Any: ...
 
 
@@ -103,17 +105,11 @@ class ScannerService:
                 logger.debug("scanner stop failed", exc_info=True)
 
 
-class LibraryScanStopped(Exception):
-    """Raised through the scan's progress callback when the kiosk closes: the scan unwinds after
-    the file in hand (shutting its worker processes down, keeping what it analysed), where Python's
-    exit would otherwise shut the pool under it and the scan fail with a traceback."""
-
-
 class LibraryService:
     """Runs the library loader (``ensure_library(settings, store, progress=...)``) with its own
     Store connection; ``progress`` is (songs done, songs to do) while it analyses new files."""
 
-    STOP_TIMEOUT_S = 20.0  # the analyses in flight finish first: a second or two, more on a Pi
+    STOP_TIMEOUT_S = 30.0  # the analyses in flight finish first: a second or two here, more on a Pi
 
     def __init__(self, loader: LibraryLoader | None, settings: Settings) -> None:
         self._loader = loader
@@ -133,11 +129,15 @@ class LibraryService:
         self._thread.start()
 
     def _run(self) -> None:
+        # Imported on this thread (it brings librosa): the welcome screen doesn't wait for it.
+        from moodtunes.library.scan import ScanStopped
+
         try:
             with Store.open(self._settings.database_path) as store:
-                self.report = self._loader(self._settings, store, progress=self._progress)
+                self.report = self._loader(self._settings, store, progress=self._progress,
+                                           should_stop=self._stopping.is_set)
             logger.info("library ready: %s", getattr(self.report, "as_dict", lambda: self.report)())
-        except LibraryScanStopped:
+        except ScanStopped:  # the kiosk closing: stopped before Python's exit could shut its pool under it
             logger.info("library scan stopped with the kiosk; the next start goes on from there")
         except Exception as exc:  # shown on the songs screen, never fatal
             self.error = str(exc) or type(exc).__name__
@@ -150,11 +150,10 @@ class LibraryService:
 
     def _progress(self, done: int, total: int, path: str) -> None:
         self.progress = (done, total)
-        if self._stopping.is_set():
-            raise LibraryScanStopped
 
     def stop(self) -> None:
-        """Stop a scan under way (see LibraryScanStopped) and wait for it to wind down."""
+        """Stop a scan under way, or waiting for another's lock, and wait for it to wind down (the
+        analyses in flight finish first)."""
         self._stopping.set()
         if self._thread is not None and not self._done.wait(self.STOP_TIMEOUT_S):
             logger.warning("the library scan did not stop within %.0f s", self.STOP_TIMEOUT_S)
