@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from moodtunes.config import Settings
+from moodtunes.ui import INVISIBLE_DRIVERS
 
 # Free space in the data dir: the demo library alone takes ~11 MB and a full disk stops visits being
 # saved, so below FAIL_BELOW_MB the kiosk can't be relied on; below WARN_BELOW_MB it soon can't.
@@ -242,7 +243,6 @@ def _display(settings: Settings) -> Check:
     )
 
 
-INVISIBLE_DRIVERS = {"dummy", "offscreen"}
 DRI_DIR = Path("/dev/dri")
 
 

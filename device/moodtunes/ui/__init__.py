@@ -17,6 +17,11 @@ from moodtunes.config import Settings
 logger = logging.getLogger(__name__)
 
 
+# SDL video drivers that draw nowhere: fine when asked for (tests, screenshots); SDL picks
+# "offscreen" by itself when no display is reachable, which the kiosk must not take for a screen.
+INVISIBLE_DRIVERS = frozenset({"offscreen", "dummy"})
+
+
 class DisplayError(Exception):
     """The kiosk's window or screen can't be opened, with what to do about it."""
 

@@ -22,6 +22,7 @@ from moodtunes.domain import Category, MoodReading
 from moodtunes.player import Player, PlayerError
 from moodtunes.recommend import Feedback, Ranked, rank
 from moodtunes.store import Profile, Store, StoreError
+from moodtunes.ui import INVISIBLE_DRIVERS
 from moodtunes.ui import theme as th
 from moodtunes.ui.services import LibraryLoader, LibraryService, Scanner, ScannerService
 from moodtunes.ui.theme import Theme
@@ -35,8 +36,6 @@ TOAST_SECONDS = 4.0
 NOT_SAVED_MESSAGE = "Sorry, this couldn't be saved. The music still works; please tell the staff."
 # When the music catalogue can't be read either, the music does not work: say only what failed.
 NOT_SAVED_NO_MUSIC_MESSAGE = "Sorry, this couldn't be saved. Please tell the staff."
-# SDL drivers that draw nowhere: SDL picks "offscreen" by itself when no display is reachable.
-INVISIBLE_DRIVERS = frozenset({"offscreen", "dummy"})
 
 
 class KioskApp:
