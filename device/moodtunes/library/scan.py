@@ -578,16 +578,14 @@ def scan_lock(database: Path, should_stop: Callable[[], bool] = lambda: False) -
     is asked twice a second (ScanStopped)."""
     path = database.with_name(database.name + ".scan-lock")
     with os.fdopen(os.open(path, os.O_RDONLY | os.O_CREAT, 0o644)) as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not _try_lock(lock):
             logger.warning(
                 "another scan of this music library is running (the kiosk's or the nightly one): "
                 "waiting for it to finish, then only what it left will be done"
             )
             while not _try_lock(lock):
                 if should_stop():
-                    raise ScanStopped from None
+                    raise ScanStopped
                 time.sleep(LOCK_POLL_S)
         yield
 
