@@ -5,48 +5,36 @@ buttons, charts that show every value, and reads that fail told as reads."""
 
 from __future__ import annotations
 
-import logging
 import threading
 
 import pygame
 import pytest
-from moodtunes.config import load_settings
 from moodtunes.domain import MoodReading
 from moodtunes.store import Store, StoreError
 from moodtunes.ui import theme as th
-from moodtunes.vision.scan import MoodScanner
 from ui_support import (
     CALM,
     ENERGETIC,
-    FixedEmotion,
     StillScanner,
     add_tracks,
     make_app,
     run_until,
+    sample_scanner,
     step,
     tap,
+    toasts,
+    visit_settings,
 )
 
 
 @pytest.fixture
 def settings():
-    s = load_settings()
-    s.camera.source = "sample"
-    s.vision.scan_seconds = 1.0
-    s.kiosk.idle_timeout_s = 600.0
-    return s
-
-
-def sample_scanner(settings):
-    return MoodScanner(settings, model=FixedEmotion((0.8, 0.15, 0.05)))
+    return visit_settings()
 
 
 @pytest.fixture
 def told(caplog):
-    """The messages shown to the visitor as toasts (the kiosk logs each one), newest last."""
-    caplog.set_level(logging.INFO, logger="moodtunes.ui.app")
-    prefix = "message to the visitor: "
-    return lambda: [r.getMessage()[len(prefix):] for r in caplog.records if r.getMessage().startswith(prefix)]
+    return toasts(caplog)
 
 
 @pytest.fixture

@@ -5,36 +5,31 @@ photo, real playback of generated songs, and the database checked afterwards."""
 from __future__ import annotations
 
 import json
-import logging
 import time
 from pathlib import Path
 
 import pytest
-from moodtunes.config import load_settings
 from moodtunes.store import Store, StoreError
 from moodtunes.ui.app import NOT_SAVED_MESSAGE
-from moodtunes.vision.scan import MoodScanner
 from ui_support import (
     CALM,
     ENERGETIC,
-    FixedEmotion,
     add_tracks,
     make_app,
     on_screen,
     run_until,
+    sample_scanner,
     step,
     tap,
+    toasts,
     touch,
+    visit_settings,
 )
 
 
 @pytest.fixture
 def settings():
-    s = load_settings()
-    s.camera.source = "sample"
-    s.vision.scan_seconds = 1.0
-    s.kiosk.idle_timeout_s = 600.0
-    return s
+    return visit_settings()
 
 
 @pytest.fixture
@@ -45,24 +40,13 @@ def library(settings, tmp_path: Path):
         )
 
 
-def sample_scanner(settings):
-    return MoodScanner(settings, model=FixedEmotion((0.8, 0.15, 0.05)))
-
-
 def rows(store: Store, sql: str, *args):
     return store._db.execute(sql, args).fetchall()
 
 
 @pytest.fixture
 def told(caplog):
-    """The messages shown to the visitor so far (the kiosk logs each one it shows), newest last."""
-    caplog.set_level(logging.INFO, logger="moodtunes.ui.app")
-    prefix = "message to the visitor: "
-
-    def messages() -> list[str]:
-        return [r.getMessage()[len(prefix):] for r in caplog.records if r.getMessage().startswith(prefix)]
-
-    return messages
+    return toasts(caplog)
 
 
 def test_a_whole_visit_by_touch_is_recorded(settings, library):

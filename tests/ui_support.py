@@ -3,6 +3,7 @@ driving the app through posted mouse and touch events (never by calling screen m
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 import wave
@@ -11,12 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import pygame
-from moodtunes.config import Settings
+from moodtunes.config import Settings, load_settings
 from moodtunes.domain import Category
 from moodtunes.store import Store, TrackRecord
 from moodtunes.ui.app import KioskApp
 from moodtunes.vision.faces import FaceBox
-from moodtunes.vision.scan import ScanSnapshot
+from moodtunes.vision.scan import MoodScanner, ScanSnapshot
 
 CALM = Category.HAPPY_AND_CALM.value
 ENERGETIC = Category.HIGHLY_ENERGETIC.value
@@ -36,6 +37,27 @@ class FixedEmotion:
 
     def predict_batch(self, faces) -> np.ndarray:
         return np.stack([self.probs for _ in faces]) if len(faces) else np.zeros((0, 3), np.float32)
+
+
+def visit_settings() -> Settings:
+    """The settings of the visit tests: the sample photo, a 1 s scan, no idle timeout in the way."""
+    settings = load_settings()
+    settings.camera.source = "sample"
+    settings.vision.scan_seconds = 1.0
+    settings.kiosk.idle_timeout_s = 600.0
+    return settings
+
+
+def sample_scanner(settings: Settings) -> MoodScanner:
+    """The real scanner on the sample photo, with an emotion model that always sees a happy face."""
+    return MoodScanner(settings, model=FixedEmotion((0.8, 0.15, 0.05)))
+
+
+def toasts(caplog) -> Callable[[], list[str]]:
+    """The messages shown to the visitor so far (the kiosk logs each one it shows), newest last."""
+    caplog.set_level(logging.INFO, logger="moodtunes.ui.app")
+    prefix = "message to the visitor: "
+    return lambda: [r.getMessage()[len(prefix):] for r in caplog.records if r.getMessage().startswith(prefix)]
 
 
 class StillScanner:
