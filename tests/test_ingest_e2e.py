@@ -12,6 +12,7 @@ import sys
 import threading
 import urllib.parse
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -291,28 +292,36 @@ class _Outage(V1Writer):
         super().write(points)
 
 
-def test_visits_are_held_while_influxdb_is_down_and_written_when_it_returns(mosquitto, influxdb, tmp_path):
-    """The ingest holds at most retry_queue_size unacknowledged visits (its Receive Maximum); the
-    broker keeps the rest queued meanwhile, so a full queue drops nothing."""
-    device, prefix, db = unique("kiosk-"), unique("mt"), unique("outage")
-    with Store.open(tmp_path / "moodtunes.db") as store:
-        events = [record_visit(store, device) for _ in range(3)]
-    settings = ingest_settings(mosquitto, influxdb, db, prefix, retry_queue_size=2)
+@contextmanager
+def _ingest_while_influxdb_is_down(mosquitto, influxdb, db: str, prefix: str, **overrides):
+    """An ingest (with ``overrides`` of its settings), subscribed, and a sender to publish with;
+    InfluxDB is down until the test sets ``writer.down = False``. Both are closed at the end."""
+    settings = ingest_settings(mosquitto, influxdb, db, prefix, **overrides)
     writer = _Outage(settings)
     ingest = Ingest(settings, writer)
     ingest.start()
     sender = publisher(mosquitto)
     try:
         assert ingest.wait_subscribed(10)
+        yield ingest, writer, sender
+    finally:
+        _close(sender)
+        ingest.stop()
+
+
+def test_visits_are_held_while_influxdb_is_down_and_written_when_it_returns(mosquitto, influxdb, tmp_path):
+    """The ingest holds at most retry_queue_size unacknowledged visits (its Receive Maximum); the
+    broker keeps the rest queued meanwhile, so a full queue drops nothing."""
+    device, prefix, db = unique("kiosk-"), unique("mt"), unique("outage")
+    with Store.open(tmp_path / "moodtunes.db") as store:
+        events = [record_visit(store, device) for _ in range(3)]
+    with _ingest_while_influxdb_is_down(mosquitto, influxdb, db, prefix, retry_queue_size=2) as (ingest, writer, sender):
         _publish(sender, prefix, events)
         wait_for(lambda: ingest.held == 2, "2 visits held")
         _delivered_after_what_came_before(ingest, sender, prefix, device)
         assert ingest.stats.received == 2 + 1 and ingest.stats.dropped == 0  # 2 visits, the sentinel: no third visit
         writer.down = False
         wait_for(lambda: ingest.stats.written == 3, "every visit written")
-    finally:
-        _close(sender)
-        ingest.stop()
     ids = influxql(influxdb, db, "SELECT event_id FROM visit")[0]["values"]
     assert [row[1] for row in ids] == [e.event_id for e in events]
 
@@ -353,13 +362,7 @@ def test_a_full_queue_drops_its_oldest_visit_and_keeps_the_newest(mosquitto, inf
     device, prefix, db = unique("kiosk-"), unique("mt"), unique("overflow")
     with Store.open(tmp_path / "moodtunes.db") as store:
         events = [record_visit(store, device) for _ in range(3)]
-    settings = ingest_settings(mosquitto, influxdb, db, prefix, retry_queue_size=2)
-    writer = _Outage(settings)
-    ingest = Ingest(settings, writer)
-    ingest.start()
-    sender = publisher(mosquitto)
-    try:
-        assert ingest.wait_subscribed(10)
+    with _ingest_while_influxdb_is_down(mosquitto, influxdb, db, prefix, retry_queue_size=2) as (ingest, writer, sender):
         _publish_one_by_one(ingest, sender, prefix, events[:2], qos=0)
         assert (ingest.held, ingest.stats.dropped) == (2, 0)  # full, not yet over
         _publish_one_by_one(ingest, sender, prefix, events[2:], qos=0)
@@ -368,9 +371,6 @@ def test_a_full_queue_drops_its_oldest_visit_and_keeps_the_newest(mosquitto, inf
         writer.down = False
         wait_for(lambda: ingest.held == 0, "the held visits written")
         assert ingest.stats.written == 2
-    finally:
-        _close(sender)
-        ingest.stop()
     assert _dropped(caplog) == [
         (f"retry queue full (2 visits): dropped visit {events[0].event_id}; raise MOODTUNES_INGEST_RETRY_QUEUE_SIZE "
          "or bring InfluxDB back"),
@@ -386,13 +386,7 @@ def test_a_dropped_qos1_visit_is_acknowledged_so_the_broker_sends_the_next(mosqu
     device, prefix, db = unique("kiosk-"), unique("mt"), unique("dropack")
     with Store.open(tmp_path / "moodtunes.db") as store:
         held, overflow, later = (record_visit(store, device) for _ in range(3))
-    settings = ingest_settings(mosquitto, influxdb, db, prefix, retry_queue_size=1)
-    writer = _Outage(settings)
-    ingest = Ingest(settings, writer)
-    ingest.start()
-    sender = publisher(mosquitto)
-    try:
-        assert ingest.wait_subscribed(10)
+    with _ingest_while_influxdb_is_down(mosquitto, influxdb, db, prefix, retry_queue_size=1) as (ingest, writer, sender):
         _publish_one_by_one(ingest, sender, prefix, [held], qos=1)
         _publish_one_by_one(ingest, sender, prefix, [overflow], qos=0)
         assert (ingest.held, ingest.stats.dropped) == (1, 1)
@@ -401,9 +395,6 @@ def test_a_dropped_qos1_visit_is_acknowledged_so_the_broker_sends_the_next(mosqu
         wait_for(lambda: ingest.stats.written == 1, "the QoS 0 visit written")
         _publish(sender, prefix, [later], qos=1)
         wait_for(lambda: ingest.stats.written == 2, "the next QoS 1 visit delivered and written")
-    finally:
-        _close(sender)
-        ingest.stop()
     assert [held.event_id in line for line in _dropped(caplog)] == [True]
     ids = influxql(influxdb, db, "SELECT event_id FROM visit")[0]["values"]
     assert [row[1] for row in ids] == [overflow.event_id, later.event_id]
@@ -435,18 +426,10 @@ def test_stopping_says_which_held_visits_come_again_and_which_are_lost(mosquitto
     device, prefix, db = unique("kiosk-"), unique("mt"), unique("stopheld")
     with Store.open(tmp_path / "moodtunes.db") as store:
         events = [record_visit(store, device) for _ in range(3)]
-    settings = ingest_settings(mosquitto, influxdb, db, prefix)
-    ingest = Ingest(settings, _Outage(settings))
-    ingest.start()
-    sender = publisher(mosquitto)
-    try:
-        assert ingest.wait_subscribed(10)
+    with _ingest_while_influxdb_is_down(mosquitto, influxdb, db, prefix) as (ingest, _, sender):
         _publish_one_by_one(ingest, sender, prefix, events[:2], qos=1)
         _publish_one_by_one(ingest, sender, prefix, events[2:], qos=0)
         assert ingest.held == 3
-    finally:
-        _close(sender)
-        ingest.stop()
     said = {r.levelname: r.getMessage() for r in caplog.records if r.getMessage().startswith("stopping with")}
     assert said == {
         "WARNING": "stopping with 2 visits not yet written to InfluxDB; they are unacknowledged, so the broker "
