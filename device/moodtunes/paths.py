@@ -29,3 +29,13 @@ def shipped_model(relative: str) -> Path:
 def file_sha256(path: Path) -> str:
     """The file's sha256, as the shipped models' metadata records it (OSError if unreadable)."""
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def data_dir_problem(data_dir: Path) -> str | None:
+    """Why ``data_dir`` holds no records to read, or None. A command that only reads says so rather
+    than "no visits yet" (an unmounted drive, a wrong path), and opens no store that would create
+    an empty one in its place."""
+    if data_dir.is_dir():
+        return None
+    problem = "is not a folder" if data_dir.exists() else "does not exist"
+    return f"data dir {data_dir} {problem} (not mounted? check data_dir in the config or MOODTUNES_DATA_DIR)"

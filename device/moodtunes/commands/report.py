@@ -7,6 +7,7 @@ import json
 import sys
 
 from moodtunes.config import Settings
+from moodtunes.paths import data_dir_problem
 from moodtunes.ui.ratings import score_change_in_stars, stars_text
 
 
@@ -49,10 +50,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from moodtunes.report import summarise
     from moodtunes.store import Store
 
-    if not settings.data_dir.is_dir():  # "no visits yet" would hide an unmounted drive or a wrong path
-        problem = "is not a folder" if settings.data_dir.exists() else "does not exist"
-        print(f"moodtunes report: the data dir {settings.data_dir} {problem}, so there are no visits to read "
-              "(is its drive mounted? is data_dir or MOODTUNES_DATA_DIR right?)", file=sys.stderr)
+    if problem := data_dir_problem(settings.data_dir):
+        print(f"moodtunes report: the {problem}, so there are no visits to read", file=sys.stderr)
         return 1
     reports = []
     if settings.database_path.exists():

@@ -13,6 +13,7 @@ import threading
 from datetime import datetime
 
 from moodtunes.config import Settings
+from moodtunes.paths import data_dir_problem
 
 CONNECT_TIMEOUT_SECONDS = 15.0
 
@@ -42,19 +43,10 @@ def _moment(text: str) -> datetime:
     return moment if moment.tzinfo else moment.astimezone()
 
 
-def _missing_data_dir(settings: Settings) -> str | None:
-    """Why the outbox can't be there: the data dir is missing (a drive not mounted, a wrong
-    MOODTUNES_DATA_DIR). Opening the store would create an empty one in its place."""
-    if settings.data_dir.is_dir():
-        return None
-    return (f"data dir {settings.data_dir} does not exist (not mounted? check MOODTUNES_DATA_DIR "
-            "or data_dir in the config)")
-
-
 def _status(settings: Settings) -> int:
     from moodtunes.store import Store
 
-    if problem := _missing_data_dir(settings):
+    if problem := data_dir_problem(settings.data_dir):
         print(f"uplink: {problem}")
         return 1
     state = "enabled" if settings.mqtt.enabled else "disabled (mqtt.enabled = false)"
@@ -73,7 +65,7 @@ def _status(settings: Settings) -> int:
 def _resend_since(settings: Settings, since: datetime) -> int:
     from moodtunes.store import Store
 
-    if problem := _missing_data_dir(settings):
+    if problem := data_dir_problem(settings.data_dir):
         print(f"uplink: {problem}")
         return 1
     if not settings.database_path.exists():
@@ -92,7 +84,7 @@ def _resend_since(settings: Settings, since: datetime) -> int:
 def _once(settings: Settings) -> int:
     from moodtunes.uplink import UplinkBusy, UplinkError, uplink_lock
 
-    if problem := _missing_data_dir(settings):
+    if problem := data_dir_problem(settings.data_dir):
         print(f"uplink: nothing sent: {problem}")
         return 1
     try:
