@@ -15,7 +15,6 @@ One uplink of a device runs at a time (uplink_lock): two would connect as the sa
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
@@ -34,6 +33,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from moodtunes.config import MqttSettings
+from moodtunes.locks import lock_path, open_lock, try_lock
 from moodtunes.store import OutboxItem, Store
 
 logger = logging.getLogger(__name__)
@@ -67,34 +67,25 @@ def uplink_lock(database: Path, stop: threading.Event | None = None) -> Iterator
     the other connects and hand the session back and forth. Without ``stop`` (`uplink --once`),
     a lock already held raises UplinkBusy at once: the service holding it never finishes. With
     ``stop`` (the service), wait for the holder (a `--once` ends within seconds) until ``stop`` is
-    set, then yield False. Opened read-only, like the scan lock: a lock file that root created
-    still serves the service user."""
-    path = database.with_name(database.name + ".uplink-lock")
+    set, then yield False."""
+    path = lock_path(database, "uplink")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(path, os.O_RDONLY | os.O_CREAT, 0o644)
+        descriptor = open_lock(path)
     except OSError as exc:
         raise UplinkError(f"{path}: can't open the uplink lock ({exc.strerror or exc}); check permissions") from None
     try:
-        held = _try_lock(descriptor)
+        held = try_lock(descriptor)
         if not held and stop is None:
             raise UplinkBusy(SERVICE_RUNNING)
         if not held:
             logger.warning("another uplink of this device is running (`moodtunes uplink --once`?): "
                            "waiting for it to finish")
             while not held and not stop.wait(LOCK_POLL_SECONDS):
-                held = _try_lock(descriptor)
+                held = try_lock(descriptor)
         yield held
     finally:
         os.close(descriptor)  # releases the lock
-
-
-def _try_lock(descriptor: int) -> bool:
-    try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    return True
 
 
 def visit_topic(topic_prefix: str, device_id: str) -> str:

@@ -16,7 +16,6 @@ opened. One scan of a catalogue runs at a time: a second one waits for the first
 from __future__ import annotations
 
 import ctypes
-import fcntl
 import logging
 import multiprocessing
 import os
@@ -38,6 +37,7 @@ from moodtunes.library.audio import AudioDecodeError, RetryableDecodeError
 from moodtunes.library.embedding import shipped_embedder
 from moodtunes.library.mood_model import MoodModel, MoodModelError
 from moodtunes.library.tags import read_tags
+from moodtunes.locks import lock_path, open_lock, try_lock
 from moodtunes.store import Store, TrackRecord
 
 logger = logging.getLogger(__name__)
@@ -573,29 +573,20 @@ def _sigterm_unwinds() -> Iterator[None]:
 def scan_lock(database: Path, should_stop: Callable[[], bool] = lambda: False) -> Iterator[None]:
     """Hold the catalogue's scan lock (a file beside the database). The kiosk scans at start-up
     and the boot timer's scan follows soon after: the second waits for the first, then finds its
-    work done, rather than analysing the same files at the same time. Opened read-only: a lock
-    file left by a scan run as root still serves the service user. While it waits, ``should_stop``
-    is asked twice a second (ScanStopped)."""
-    path = database.with_name(database.name + ".scan-lock")
-    with os.fdopen(os.open(path, os.O_RDONLY | os.O_CREAT, 0o644)) as lock:
-        if not _try_lock(lock):
+    work done, rather than analysing the same files at the same time. While it waits,
+    ``should_stop`` is asked twice a second (ScanStopped)."""
+    with os.fdopen(open_lock(lock_path(database, "scan"))) as lock:
+        if not try_lock(lock):
             logger.warning(
                 "another scan of this music library is running (the kiosk's or the nightly one): "
                 "waiting for it to finish, then only what it left will be done"
             )
-            while not _try_lock(lock):
+            while not try_lock(lock):
                 if should_stop():
                     raise ScanStopped
                 time.sleep(LOCK_POLL_S)
         yield
 
-
-def _try_lock(lock) -> bool:
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    return True
 
 
 def _scan(
