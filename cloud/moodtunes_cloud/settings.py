@@ -6,12 +6,11 @@ would otherwise leave its setting at the default, silently), becomes one line na
 
 from __future__ import annotations
 
-import difflib
-import os
 import socket
 from pathlib import Path
 from typing import Literal
 
+from moodtunes.config import unknown_variables
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -58,23 +57,10 @@ class IngestSettings(BaseSettings):
                                   "so the broker queues the rest")
 
 
-def _unknown_variables() -> list[str]:
-    """MOODTUNES_INGEST_* variables that name no setting (pydantic-settings reads names in any case)."""
-    return sorted(
-        name for name in os.environ
-        if name.upper().startswith(ENV_PREFIX) and name[len(ENV_PREFIX):].lower() not in IngestSettings.model_fields
-    )
-
-
-def _describe_unknown(name: str) -> str:
-    close = difflib.get_close_matches(name[len(ENV_PREFIX):].lower(), IngestSettings.model_fields, n=1)
-    return f"{name} (did you mean {ENV_PREFIX}{close[0].upper()}?)" if close else name
-
-
 def load_ingest_settings() -> IngestSettings:
-    if unknown := _unknown_variables():
+    if unknown := unknown_variables(ENV_PREFIX, [name.upper() for name in IngestSettings.model_fields]):
         plural = "s" if len(unknown) > 1 else ""
-        raise SettingsError(f"ingest settings: unknown variable{plural} {', '.join(map(_describe_unknown, unknown))}")
+        raise SettingsError(f"ingest settings: unknown variable{plural} {', '.join(unknown)}")
     try:
         return IngestSettings()
     except ValidationError as exc:

@@ -312,25 +312,33 @@ def _setting_variables() -> list[str]:
     return names
 
 
-def _check_variable_names() -> None:
-    """Stop on a MOODTUNES_* variable that nothing reads (names in any case, as pydantic-settings
-    reads them), naming the closest known one."""
-    known = [*_setting_variables(), *(name[len(ENV_PREFIX):] for name in OTHER_VARIABLES)]
+def unknown_variables(prefix: str, known: list[str], ignore: tuple[str, ...] = ()) -> list[str]:
+    """The environment's variables starting with ``prefix`` (in any case, as pydantic-settings
+    reads them), not with one of ``ignore``, whose rest is none of ``known`` (upper case), each
+    with the closest known name: "MOODTUNES_DATADIR (did you mean MOODTUNES_DATA_DIR?)". The device
+    and the cloud ingest both check theirs this way: a typo would leave its setting at the default."""
     unknown = sorted(
         name for name in os.environ
-        if name.upper().startswith(ENV_PREFIX) and not name.upper().startswith(OTHER_PREFIXES)
-        and name.upper()[len(ENV_PREFIX):] not in known
+        if name.upper().startswith(prefix) and not name.upper().startswith(ignore)
+        and name.upper()[len(prefix):] not in known
     )
-    if not unknown:
-        return
 
     def described(name: str) -> str:
-        close = difflib.get_close_matches(name.upper()[len(ENV_PREFIX):], known, n=1)
-        return f"{name} (did you mean {ENV_PREFIX}{close[0]}?)" if close else name
+        close = difflib.get_close_matches(name.upper()[len(prefix):], known, n=1)
+        return f"{name} (did you mean {prefix}{close[0]}?)" if close else name
 
+    return [described(name) for name in unknown]
+
+
+def _check_variable_names() -> None:
+    """Stop on a MOODTUNES_* variable that nothing reads, naming the closest known one."""
+    known = [*_setting_variables(), *(name[len(ENV_PREFIX):] for name in OTHER_VARIABLES)]
+    unknown = unknown_variables(ENV_PREFIX, known, OTHER_PREFIXES)
+    if not unknown:
+        return
     plural = "s" if len(unknown) > 1 else ""
     raise ConfigError(
-        f"config error: unknown environment variable{plural} {', '.join(map(described, unknown))}; "
+        f"config error: unknown environment variable{plural} {', '.join(unknown)}; "
         f"settings are {ENV_PREFIX}<KEY> or {ENV_PREFIX}<SECTION>__<KEY> (provisioning/moodtunes.example.toml)"
     )
 
