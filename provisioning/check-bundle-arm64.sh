@@ -2,7 +2,7 @@
 # Install the offline Pi bundle into an emulated 64-bit ARM Debian bookworm (the base of Raspberry
 # Pi OS bookworm, same Python 3.11) and use it as the services would: install-pi.sh, doctor,
 # detect on the sample photo, a library scan with two workers whose demo tracks must land in their
-# categories, and one whole kiosk visit on the autopilot. It proves the aarch64 wheels, models and
+# categories, one whole kiosk visit on the autopilot, and the uplink's own user sharing the data. It proves the aarch64 wheels, models and
 # installer work together without a Pi; it says nothing about the Pi's speed (emulation is ~40x
 # slower) or its camera, screen and sound.
 #
@@ -91,9 +91,10 @@ chroot "$root" "${clean_env[@]}" HOME=/root "/$installer"
 as_service() { chroot --userspec=moodtunes:moodtunes "$root" "${clean_env[@]}" HOME=/var/lib/moodtunes "$@"; }
 owner=$(stat -c %U "$root/var/lib/moodtunes/moodtunes.db" 2>/dev/null || echo none)
 [ "$owner" != root ] || { echo "FAIL: the installer left a database owned by root" >&2; exit 1; }
-for file in moodtunes.toml env uplink.env; do
+for file_mode in "moodtunes.toml 640 root:moodtunes" "env 640 root:moodtunes" "uplink.env 600 root:root"; do
+  read -r file want <<<"$file_mode"
   mode=$(chroot "$root" stat -c '%a %U:%G' "/etc/moodtunes/$file")  # the chroot's names, not this machine's
-  [ "$mode" = "640 root:moodtunes" ] || { echo "FAIL: /etc/moodtunes/$file is $mode, not 640 root:moodtunes" >&2; exit 1; }
+  [ "$mode" = "$want" ] || { echo "FAIL: /etc/moodtunes/$file is $mode, not $want" >&2; exit 1; }
 done
 # Not in the rootfs above, so this proves the installer fetches it (for CJK song titles).
 [ -f "$root/usr/share/fonts/truetype/wqy/wqy-microhei.ttc" ] ||
@@ -134,4 +135,13 @@ if ! as_service env SDL_VIDEODRIVER=dummy SDL_AUDIODRIVER=dummy MOODTUNES_DATA_D
   exit 1
 fi
 grep -E '"level": "(warning|error)"' "$root/tmp/kiosk.log" || true
+echo "== the uplink's user updates the database the services' user made; the services' user can't read its password"
+as_uplink() { chroot --userspec=moodtunes-uplink:moodtunes "$root" "${clean_env[@]}" HOME=/nonexistent "$@"; }
+as_uplink moodtunes uplink --status
+as_uplink python -c 'from moodtunes.store import Store; db = Store.open("/var/lib/moodtunes/moodtunes.db")._db; db.execute("BEGIN IMMEDIATE"); db.execute("ROLLBACK")' ||
+  { echo "FAIL: moodtunes-uplink can't write /var/lib/moodtunes/moodtunes.db" >&2; exit 1; }
+if as_service cat /etc/moodtunes/uplink.env >/dev/null 2>&1; then
+  echo "FAIL: the services' user (moodtunes) can read /etc/moodtunes/uplink.env" >&2
+  exit 1
+fi
 echo "OK: the bundle installs and runs on emulated aarch64"

@@ -76,6 +76,26 @@ protect_config() {
   chmod 0640 "$1"
 }
 
+# protect_secret FILE: the uplink's password file is root's alone; systemd reads it for the
+# uplink service, which the kiosk and the scan, another user, can't look into.
+protect_secret() {
+  chown root:root "$1"
+  chmod 0600 "$1"
+}
+
+# share_data_dir DIR: the uplink (user moodtunes-uplink, group moodtunes) updates the outbox in the
+# kiosk's database. An older install made the folder 0750 and the database files 0600: give the
+# group what it needs.
+share_data_dir() {
+  local dir=$1 file
+  chmod 0770 "$dir"
+  for file in "$dir"/moodtunes.db*; do  # the database, its -wal and -shm, the lock files
+    [ -f "$file" ] || continue
+    chgrp moodtunes "$file"
+    chmod g+rw "$file"
+  done
+}
+
 # disk_swap_warnings SWAPS SYS_BLOCK (/proc/swaps /sys/block): swap on a disk or SD card could receive camera frames paged out of the
 # kiosk's memory; zram (compressed RAM) can't, unless it writes back to a disk.
 disk_swap_warnings() {
@@ -150,7 +170,11 @@ main() {
   echo "== user and folders"
   id moodtunes >/dev/null 2>&1 || useradd --system --home-dir /var/lib/moodtunes --shell /usr/sbin/nologin moodtunes
   usermod -a -G video,audio,input,render moodtunes
-  install -d -o moodtunes -g moodtunes -m 0750 /var/lib/moodtunes
+  # The uplink's own user, in the kiosk's group: the one given the MQTT password.
+  id moodtunes-uplink >/dev/null 2>&1 ||
+    useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin --gid moodtunes moodtunes-uplink
+  install -d -o moodtunes -g moodtunes -m 0770 /var/lib/moodtunes
+  share_data_dir /var/lib/moodtunes
   install -d -m 0755 "$prefix" "$etc"
 
   echo "== python environment ($prefix/venv)"
@@ -167,13 +191,14 @@ main() {
   cp "$bundle/README.md" "$prefix/"
 
   echo "== configuration (kept if present)"
-  # 0640 root:moodtunes, also for a file an older install left readable by everyone.
+  # 0640 root:moodtunes (uplink.env: 0600 root:root), also for a file an older install left
+  # readable by more.
   [ -f "$etc/moodtunes.toml" ] || install -m 0640 "$bundle/provisioning/moodtunes.example.toml" "$etc/moodtunes.toml"
   protect_config "$etc/moodtunes.toml"
   [ -f "$etc/env" ] || install -m 0640 -g moodtunes "$bundle/provisioning/env.example" "$etc/env"
-  [ -f "$etc/uplink.env" ] || install -m 0640 -g moodtunes "$bundle/provisioning/uplink.env.example" "$etc/uplink.env"
+  [ -f "$etc/uplink.env" ] || install -m 0600 "$bundle/provisioning/uplink.env.example" "$etc/uplink.env"
   protect_config "$etc/env"
-  protect_config "$etc/uplink.env"
+  protect_secret "$etc/uplink.env"
   move_uplink_secret "$etc/env" "$etc/uplink.env"
 
   echo "== services"

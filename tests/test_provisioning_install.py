@@ -155,12 +155,41 @@ def test_the_config_is_made_readable_by_the_services_group_only(tmp_path):
     assert stat.S_IMODE(config.stat().st_mode) == 0o640
 
 
+def test_the_uplinks_password_file_is_made_roots_alone(tmp_path):
+    secret = tmp_path / "uplink.env"
+    secret.write_text("MOODTUNES_MQTT__PASSWORD=s3cret\n")
+    secret.chmod(0o640)  # as an older install left it: readable by the kiosk's group
+    result = bash(f'chown() {{ echo "chown $*"; }}; protect_secret "{secret}"', INSTALL)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"chown root:root {secret}"
+    assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+
+
+def test_an_older_installs_data_dir_is_shared_with_the_uplink_through_the_group(tmp_path):
+    data = tmp_path / "moodtunes"
+    data.mkdir(mode=0o750)
+    data.chmod(0o750)
+    names = ["moodtunes.db", "moodtunes.db-wal", "moodtunes.db-shm", "moodtunes.db.uplink-lock"]
+    for name in names:
+        (data / name).write_bytes(b"")
+        (data / name).chmod(0o600)
+    (data / "demo-library").mkdir(mode=0o700)
+    result = bash(f'chgrp() {{ echo "chgrp $*"; }}; share_data_dir "{data}"', INSTALL)
+    assert result.returncode == 0, result.stderr
+    assert sorted(result.stdout.splitlines()) == sorted(f"chgrp moodtunes {data / name}" for name in names)
+    assert stat.S_IMODE(data.stat().st_mode) == 0o770
+    assert {name: stat.S_IMODE((data / name).stat().st_mode) for name in names} == dict.fromkeys(names, 0o660)
+    assert stat.S_IMODE((data / "demo-library").stat().st_mode) == 0o700
+
+
 def test_the_installer_protects_the_config_and_installs_the_uplinks_secret_file():
     main = INSTALL.read_text().split("\nmain() {", 1)[1]
     assert re.search(r'install -m 0640 "\$bundle/provisioning/moodtunes.example.toml" "\$etc/moodtunes.toml"', main)
     assert not re.search(r"install -m 06[0-7][1-7][^\n]*(moodtunes.example.toml|env.example)", main)
-    for file in ("moodtunes.toml", "env", "uplink.env"):
+    for file in ("moodtunes.toml", "env"):
         assert f'protect_config "$etc/{file}"' in main, file
+    assert 'protect_secret "$etc/uplink.env"' in main
+    assert 'install -m 0600 "$bundle/provisioning/uplink.env.example" "$etc/uplink.env"' in main
     assert 'move_uplink_secret "$etc/env" "$etc/uplink.env"' in main
     units = (INSTALL.parent.parent / "systemd" / "moodtunes-kiosk.service").read_text()
     assert re.search(r"^User=moodtunes$", units, re.MULTILINE) and re.search(r"^Group=moodtunes$", units, re.MULTILINE)

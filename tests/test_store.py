@@ -1,5 +1,7 @@
 import json
+import os
 import sqlite3
+import stat
 import threading
 import time
 from datetime import UTC, datetime, timedelta, timezone
@@ -71,6 +73,37 @@ def test_reopening_keeps_data_and_does_not_migrate_twice(tmp_path):
         s.create_profile("Ana", "#ff8800")
     with Store.open(path) as s:
         assert [p.name for p in s.profiles()] == ["Ana"]
+
+
+@pytest.fixture
+def umask_022():
+    """The umask of a command run by hand (sudo -u moodtunes ...), not the services' 0007."""
+    previous = os.umask(0o022)
+    yield
+    os.umask(previous)
+
+
+@pytest.mark.parametrize(("folder_mode", "file_mode"), [(0o770, 0o660), (0o750, 0o600), (0o700, 0o600)],
+                         ids=["group-writable", "group-readable", "private"])
+def test_a_new_database_is_shared_with_the_group_only_in_a_folder_the_group_may_write(
+        tmp_path, umask_022, folder_mode, file_mode):
+    data_dir = tmp_path / "data"
+    data_dir.mkdir(mode=folder_mode)
+    data_dir.chmod(folder_mode)
+    with Store.open(data_dir / "moodtunes.db") as s:
+        s.create_profile("Ana", "#ff8800")  # a write, so the -wal and -shm files exist
+        made = sorted(p.name for p in data_dir.iterdir())
+        modes = {name: stat.S_IMODE((data_dir / name).stat().st_mode) for name in made}
+    assert made == ["moodtunes.db", "moodtunes.db-shm", "moodtunes.db-wal"]
+    assert modes == dict.fromkeys(made, file_mode)
+
+
+def test_an_existing_databases_mode_is_left_alone(tmp_path):
+    path = tmp_path / "moodtunes.db"
+    Store.open(path).close()
+    path.chmod(0o640)
+    Store.open(path).close()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
 
 
 def test_newer_schema_is_refused_clearly(tmp_path):

@@ -46,9 +46,9 @@ SERVICES = (KIOSK, UPLINK, LIBRARY)
 @pytest.mark.parametrize("name", SERVICES)
 def test_every_service_is_sandboxed_and_leaves_no_core_dump(name):
     u = unit(name)
-    assert u["User"] == ["moodtunes"]
+    assert u["Group"] == ["moodtunes"]
     assert u["LimitCORE"] == ["0"], "a core dump would hold camera frames, visits or the MQTT password"
-    assert u["UMask"] == ["0077"]
+    assert u["UMask"] == ["0007"]  # the group's: the kiosk, the scan and the uplink share the database
     for key, value in {
         "NoNewPrivileges": "yes", "ProtectSystem": "strict", "PrivateTmp": "yes", "ProtectKernelTunables": "yes",
         "ProtectKernelModules": "yes", "ProtectKernelLogs": "yes", "ProtectControlGroups": "yes",
@@ -58,7 +58,8 @@ def test_every_service_is_sandboxed_and_leaves_no_core_dump(name):
         assert u[key] == [value], f"{name}: {key}={u.get(key)}"
     assert u["SystemCallFilter"][0] == "@system-service"
     assert u["SystemCallErrorNumber"] == ["EPERM"]  # a blocked call fails, it doesn't kill the service
-    assert u["StateDirectory"] == ["moodtunes"]  # the data dir: the one place it writes
+    # The data dir, the one place it writes.
+    assert u.get("StateDirectory") == ["moodtunes"] or u.get("ReadWritePaths") == ["/var/lib/moodtunes"]
 
 
 def test_the_kiosk_has_no_ip_network():
@@ -90,10 +91,24 @@ def test_only_the_uplink_gets_the_mqtt_password(name):
     u = unit(name)
     assert not any(UPLINK_ENV in value for value in u.get("EnvironmentFile", []))
     assert SECRET in words(u, "UnsetEnvironment")  # even if an old /etc/moodtunes/env still has it
-    assert f"-{UPLINK_ENV}" in words(u, "InaccessiblePaths")  # same user, but this file is hidden
+    assert f"-{UPLINK_ENV}" in words(u, "InaccessiblePaths")  # root's alone, and hidden too
     uplink = unit(UPLINK)
     assert uplink["EnvironmentFile"][-1] == f"-{UPLINK_ENV}"  # last, so it wins
     assert SECRET not in words(uplink, "UnsetEnvironment")
+    # Another user: the kiosk and the scan can't read the running uplink's /proc/PID/environ.
+    assert u["User"] == ["moodtunes"] != uplink["User"]
+
+
+def test_the_uplink_shares_the_kiosks_data_dir_through_the_group():
+    """The uplink (its own user, the kiosk's group) updates the outbox in the kiosk's database."""
+    uplink = unit(UPLINK)
+    # A StateDirectory= would have systemd chown the data dir to each service's user in turn.
+    assert "StateDirectory" not in uplink and uplink["ReadWritePaths"] == ["/var/lib/moodtunes"]
+    for name in (KIOSK, LIBRARY):
+        u = unit(name)
+        assert u["StateDirectory"] == ["moodtunes"] and u["StateDirectoryMode"] == ["0770"], name
+    installer = (REPO / "provisioning" / "install-pi.sh").read_text()
+    assert f"--gid moodtunes {uplink['User'][0]}\n" in installer
 
 
 def test_the_library_scan_has_no_network_and_no_devices():

@@ -9,6 +9,7 @@ Each thread should open its own Store.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import shutil
 import sqlite3
@@ -183,6 +184,23 @@ def _describe_sqlite_error(path: Path, exc: sqlite3.Error) -> str:
     return f"database {path}: {text}"
 
 
+def _create_database_file(path: Path) -> None:
+    """Make the (empty) database file unless it exists: owner-only, or group read-write in a
+    folder its group may write. On the Pi the uplink runs as a user of its own in the kiosk's group
+    (README, "Files and secrets"), so the database the kiosk, a scan or a command run by hand
+    makes must stay writable by that group whatever the maker's umask; SQLite gives the -wal and
+    -shm files the database's mode."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    try:
+        if path.parent.stat().st_mode & 0o070 == 0o070:
+            os.fchmod(fd, 0o660)
+    finally:
+        os.close(fd)
+
+
 class Store:
     def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
         self._db = connection
@@ -197,6 +215,7 @@ class Store:
         path = Path(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+            _create_database_file(path)
             db = sqlite3.connect(path, timeout=10.0, isolation_level=None, check_same_thread=False)
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"database {path}: can't open ({exc})") from None
