@@ -10,7 +10,7 @@ from moodtunes.cli import COMMANDS, main, root_in_a_users_data_dir
 from moodtunes.commands import doctor
 from moodtunes.config import load_settings
 from moodtunes.domain import MoodReading
-from moodtunes.store import Store
+from moodtunes.store import Store, TrackRecord
 
 
 def moodtunes(*args: str) -> subprocess.CompletedProcess:
@@ -72,21 +72,27 @@ def test_a_data_dir_linked_to_an_unmounted_drive_is_named_as_such(tmp_path, monk
 def test_report_shows_a_profiles_history(tmp_path, capsys):
     with Store.open(tmp_path / "data" / "moodtunes.db") as store:
         ana = store.create_profile("Ana", "#ff8800")
-        for before, after, score in (("sad", "neutral", 60), ("neutral", "happy", 90)):
+        store.upsert_track(TrackRecord(path="/m/calm.ogg", size=1, mtime=1.0, title="Calm", artist="A",
+                                       category="Happy and calm"))
+        for before, after, score in (("sad", "neutral", 60), ("neutral", "happy", 90), ("sad", "sad", 75)):
             session = store.start_session(ana.id)
             store.add_reading(session, "before", MoodReading.manual(before))
+            store.update_play(store.start_play(session, store.track_by_path("/m/calm.ogg")), 30)
             store.add_reading(session, "after", MoodReading.manual(after))
             store.add_rating(session, score)
             store.finish_session(session, "completed", device_id="t")
         store.guest_profile()
     assert main(["report", "--profile", "ana", "--json"]) == 0
     [report] = json.loads(capsys.readouterr().out)["profiles"]
-    assert report["profile"] == "Ana" and report["visit_count"] == 2
-    assert report["mean_lift"] == 1.0 and report["mean_rating"] == 75.0
-    assert [v["mood_after"] for v in report["visits"]] == ["neutral", "happy"]
+    assert report["profile"] == "Ana" and report["visit_count"] == 3
+    assert report["mean_lift"] == pytest.approx(2 / 3, abs=1e-3) and report["mean_rating"] == 75.0
+    assert [v["mood_after"] for v in report["visits"]] == ["neutral", "happy", "sad"]
     assert main(["report"]) == 0
     text = capsys.readouterr().out
-    assert "Ana: 2 visits" in text and "Yes, the music seems to lift your mood" in text
+    assert "Ana: 3 visits" in text and "Yes, the music seems to lift your mood" in text
+    assert "came sad, heard Happy and calm: 2 visits, lift +0.50" in text
+    assert "came neutral, heard Happy and calm: 1 visit, lift +1.00" in text
+    assert " UTC " in text  # the store's times are UTC, whatever the Pi's time zone
     assert main(["report", "--profile", "Bob"]) == 1
     assert "no profile named 'Bob'" in capsys.readouterr().err
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 from moodtunes.domain import MOODS, Mood, ScanOutcome
-from moodtunes.events import ReadingEvent, VisitEvent, mood_score
+from moodtunes.events import ReadingEvent, VisitEvent, category_heard_longest, mood_lift, mood_score
 from pydantic import ValidationError
 
 WIRE_READING = (
@@ -36,8 +36,22 @@ def test_a_name_outside_the_domain_is_refused(field, value):
         ReadingEvent.model_validate(reading)
 
 
-def test_a_label_the_visitor_chose_scores_fully():
-    assert [mood_score(m, corrected=True) for m in Mood] == [1.0, 0.0, -1.0]
-    assert [mood_score(m) for m in MOODS] == [1.0, 0.0, -1.0]  # no probabilities: a manual pick
-    assert mood_score("happy", {"happy": 0.6, "neutral": 0.3, "sad": 0.1}) == pytest.approx(0.5)
+def test_a_mood_scores_by_its_label_whoever_gave_it():
+    assert [mood_score(m) for m in Mood] == [1.0, 0.0, -1.0]
+    assert [mood_score(m) for m in MOODS] == [1.0, 0.0, -1.0]
     assert mood_score(None) is None
+
+
+def test_a_lift_needs_both_moods_and_music_heard():
+    camera = ReadingEvent(outcome="ok", label="sad", confidence=0.6, probs={"happy": 0.1, "neutral": 0.3, "sad": 0.6},
+                          frames_used=30)
+    picked = ReadingEvent(outcome="manual", label="happy", confidence=1.0, probs={}, frames_used=0)
+    assert mood_lift(camera, picked, 30.0) == 2.0 and mood_lift(picked, camera, 30.0) == -2.0
+    assert mood_lift(camera, picked, 0.0) is None  # nothing was heard: the music can't take credit
+    assert mood_lift(camera, None, 30.0) is None
+
+
+def test_the_category_heard_longest_skips_songs_that_failed_or_went_unheard():
+    assert category_heard_longest([("Highly energetic", 0.0, False), ("Happy and calm", 0.0, False)]) is None
+    assert category_heard_longest([("Highly energetic", 90.0, True), ("Happy and calm", 20.0, False)]) == "Happy and calm"
+    assert category_heard_longest([("Highly energetic", 20.0, False), ("Happy and calm", 20.0, False)]) == "Highly energetic"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import http.server
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -44,7 +45,7 @@ def _event(**overrides) -> VisitEvent:
     values = {
         "event_id": "evt-00000001", "device_id": "kiosk-1", "session_id": "sess-0001", "profile_key": "0123456789abcdef",
         "guest": False, "started_at": ENDED - timedelta(minutes=5), "ended_at": ENDED, "end_reason": "completed",
-        "mood_before": before, "mood_after": after, "mood_lift": mood_lift(before, after),
+        "mood_before": before, "mood_after": after, "mood_lift": mood_lift(before, after, 200.0),
         "plays": [PlayEvent(title="A", artist="X", category="Highly energetic", seconds_listened=30.0),
                PlayEvent(title="B", artist="Y", category="Happy and calm", seconds_listened=170.0, finished=True)],
         "listening_seconds": 200.0, "rating": 80,
@@ -216,11 +217,12 @@ def test_points_carry_the_visit_and_are_the_same_for_a_redelivery():
         "mood_after=happy,mood_before=sad,profile_key=0123456789abcdef "
     )
     assert "corrected=1i" in visit and "rating=80i" in visit and "plays=2i" in visit
-    assert "mood_lift=1.6," in visit and "improved=1i" in visit and "upload_delay_seconds=3 " in visit
-    assert "score_before=-0.6," in visit and "score_after=1," in visit  # a corrected mood counts fully
+    # sad -> happy (corrected): two steps up, whatever the model's probabilities said
+    assert "mood_lift=2," in visit and "improved=1i" in visit and "worsened=0i" in visit
+    assert "score_before=-1," in visit and "score_after=1," in visit and "upload_delay_seconds=3," in visit
     assert visit.endswith(f" {int(ENDED.timestamp() * 1000)}")
     # Only the measured delay differs on redelivery: same series and times, so InfluxDB overwrites.
-    strip = lambda line: line.replace("upload_delay_seconds=3 ", " ").replace("upload_delay_seconds=7200 ", " ")
+    strip = lambda line: re.sub(r"upload_delay_seconds=\d+", "", line)
     assert [strip(x) for x in first] == [strip(x) for x in again]
     plays, readings = first[1:3], first[3:]
     assert [p.rsplit(" ", 1)[1] for p in plays] == [str(int((ENDED - timedelta(minutes=5)).timestamp() * 1000) + i) for i in (0, 1)]
@@ -235,6 +237,52 @@ def test_a_visit_without_scans_plays_or_rating_still_makes_a_visit_point():
     assert "mood_before=unknown" in points[0] and "category=none" in points[0]
     assert "mood_lift" not in points[0] and "rating" not in points[0] and "improved" not in points[0]
     assert main_category([]) == "none"
+
+
+def _reading(label: str, happy: float, sad: float, outcome: str = "ok") -> ReadingEvent:
+    probs = {"happy": happy, "neutral": round(1 - happy - sad, 4), "sad": sad} if outcome != "manual" else {}
+    return ReadingEvent(outcome=outcome, label=label, confidence=max(probs.values(), default=1.0),
+                        probs=probs, frames_used=30 if probs else 0)
+
+
+def _visit_fields(event: VisitEvent) -> str:
+    return event_points(event, ENDED)[0].to_line_protocol()
+
+
+def test_a_visit_lifts_the_mood_only_when_the_mood_shown_steps_up():
+    """Probabilities moving within one label are no lift: neutral (P(happy) .15) -> neutral (.40)."""
+    neutral_low, neutral_high = _reading("neutral", 0.15, 0.2), _reading("neutral", 0.40, 0.1)
+    visit = _visit_fields(_event(mood_before=neutral_low, mood_after=neutral_high))
+    assert "mood_lift=0," in visit and "improved=0i" in visit and "worsened=0i" in visit
+    assert "score_before=0," in visit and "score_after=0," in visit
+
+
+def test_a_hand_picked_mood_and_a_camera_reading_weigh_the_same():
+    """Camera happy (P .7) then the visitor picks happy: no change, not +0.3."""
+    camera, picked = _reading("happy", 0.7, 0.1), _reading("happy", 0.0, 0.0, outcome="manual")
+    assert "mood_lift=0," in _visit_fields(_event(mood_before=camera, mood_after=picked))
+    assert "mood_lift=0," in _visit_fields(_event(mood_before=picked, mood_after=camera))
+    fell = _visit_fields(_event(mood_before=picked, mood_after=_reading("sad", 0.1, 0.6)))
+    assert "mood_lift=-2," in fell and "improved=0i" in fell and "worsened=1i" in fell
+
+
+def test_songs_that_were_not_heard_take_no_credit():
+    failed = PlayEvent(title="A", artist="X", category="Highly energetic", seconds_listened=0.0, error="can't decode")
+    skipped = PlayEvent(title="B", artist="Y", category="Happy and calm", seconds_listened=0.0)
+    visit = _visit_fields(_event(plays=[failed, skipped], listening_seconds=0.0))
+    assert "category=none" in visit  # not the failed song's category
+    assert "mood_lift" not in visit and "improved" not in visit  # the mood changed without music
+    assert "score_before=-1," in visit and "score_after=1," in visit  # the scans themselves still count
+    # a failed play that ran a few seconds before failing is not the one heard longest either
+    partly = failed.model_copy(update={"seconds_listened": 50.0})
+    heard = PlayEvent(title="C", artist="Z", category="Happy and calm", seconds_listened=20.0)
+    assert "category=Happy\\ and\\ calm" in _visit_fields(_event(plays=[partly, heard], listening_seconds=70.0))
+
+
+def test_the_ingest_measures_lift_itself_not_from_an_older_devices_figure():
+    """Events queued by a device from before the step scale carry P(happy)-P(sad) lifts."""
+    visit = _visit_fields(_event(mood_lift=1.6))
+    assert "mood_lift=2," in visit
 
 
 # ---- settings ------------------------------------------------------------------------------

@@ -31,30 +31,31 @@ def visit(store, profile_id, before, after, track, seconds, rating):
 
 def test_no_visits_is_an_empty_report_with_advice(store):
     report = summarise("Ana", [])
-    assert report.visit_count == 0 and report.mean_lift is None and report.best_category is None
-    assert report.verdict.startswith("Not enough data yet")
+    assert report.visit_count == 0 and report.mean_lift is None and report.by_category == {}
+    assert report.verdict.startswith("Not enough data yet: next time, check your mood again")
 
 
 def test_a_profile_whose_mood_the_music_lifts(store):
     ana = store.create_profile("Ana", "#ff8800")
     sad, neutral, happy = reading("sad", 0.1, 0.8), reading("neutral", 0.3, 0.3), reading("happy", 0.9, 0.05)
-    visit(store, ana.id, sad, neutral, "/m/calm.ogg", 60, 50)     # lift 0.0 - (-0.7) = 0.7
-    visit(store, ana.id, sad, happy, "/m/calm.ogg", 90, 75)       # lift 0.85 + 0.7 = 1.55
-    visit(store, ana.id, neutral, happy, "/m/fast.ogg", 30, 100)  # lift 0.85 - 0.0 = 0.85
+    visit(store, ana.id, sad, neutral, "/m/calm.ogg", 60, 50)     # one step up
+    visit(store, ana.id, sad, happy, "/m/calm.ogg", 90, 75)       # two steps up
+    visit(store, ana.id, neutral, happy, "/m/fast.ogg", 30, 100)  # one step up
     visit(store, ana.id, happy, None, "/m/fast.ogg", 30, 25)      # no second scan: not measured
     report = summarise("Ana", store.visits(ana.id))
     assert report.visit_count == 4 and report.measured_lifts == 3
-    assert [v.lift for v in report.visits] == [pytest.approx(0.7), pytest.approx(1.55), pytest.approx(0.85), None]
-    assert report.mean_lift == pytest.approx(1.0333, abs=1e-3)
-    assert report.improved_share == 1.0
+    assert [v.lift for v in report.visits] == [1.0, 2.0, 1.0, None]
+    assert report.mean_lift == pytest.approx(1.3333, abs=1e-3)
+    assert report.improved_share == 1.0 and report.worsened_share == 0.0
     assert report.listening_minutes == pytest.approx(3.5)
     assert report.mean_rating == 62.5 and report.rating_trend == pytest.approx(-5.0)
-    assert report.by_category["Happy and calm"].visits == 2
-    assert report.by_category["Happy and calm"].mean_lift == pytest.approx(1.125)
-    assert report.by_category["Highly energetic"].mean_lift == pytest.approx(0.85)
-    assert report.best_category == "Happy and calm"
-    assert report.lift_trend == pytest.approx(0.075)
-    # one step, two steps, one step up: lifted every time, no trend in the moods shown
+    # by the mood each visit started in: categories compare only within one
+    assert report.by_category["sad"]["Happy and calm"].visits == 2
+    assert report.by_category["sad"]["Happy and calm"].mean_lift == pytest.approx(1.5)
+    assert report.by_category["neutral"]["Highly energetic"].mean_lift == pytest.approx(1.0)
+    assert report.by_category["happy"]["Highly energetic"].mean_lift is None
+    assert report.lift_trend == pytest.approx(0.0)
+    # one step, two steps, one step up: lifted every time, no trend
     assert report.verdict == "Yes, the music seems to lift your mood. Your mood rose in 3 of 3 measured visits."
 
 
@@ -63,6 +64,7 @@ def test_a_correction_counts_instead_of_the_models_guess(store):
     session = store.start_session(bob.id)
     first = store.add_reading(session, "before", reading("happy", 0.7, 0.1))
     store.correct_reading(first, "sad")  # the user knows better: they were sad
+    store.update_play(store.start_play(session, store.track_by_path("/m/calm.ogg")), 40)
     store.add_reading(session, "after", MoodReading.manual("neutral"))
     store.finish_session(session, "completed", device_id="t")
     [line] = summarise("Bob", store.visits(bob.id)).visits
@@ -75,8 +77,7 @@ def test_falling_mood_says_so(store):
     for _ in range(3):
         visit(store, cy.id, happy, sad, "/m/fast.ogg", 10, 10)
     report = summarise("Cy", store.visits(cy.id))
-    assert report.mean_lift < 0 and report.improved_share == 0.0
-    assert report.best_category is None  # the only category played did not help
+    assert report.mean_lift == -2.0 and report.improved_share == 0.0 and report.worsened_share == 1.0
     assert report.verdict == "Not so far: your mood tended to drop after the music. Your mood fell in 3 of 3 measured visits."
     visit(store, cy.id, sad, happy, "/m/fast.ogg", 10, 10)
     report = summarise("Cy", store.visits(cy.id))
@@ -86,8 +87,10 @@ def test_falling_mood_says_so(store):
 @pytest.mark.parametrize(
     ("pairs", "expected"),
     [
-        ([("happy", "happy")], "No clear change yet. Your mood held steady in 1 of 1 measured visit."),
-        ([("happy", "happy, less sure")], "No clear change yet. Your mood held steady in 1 of 1 measured visit."),
+        ([("sad", "happy")], "Too early to tell: your mood rose in 1 of 1 measured visit so far. Come back a few more times."),
+        ([("happy", "happy"), ("sad", "happy")],
+         "Too early to tell: your mood rose in 1 and held steady in 1 of 2 measured visits so far. Come back a few more times."),
+        ([("happy", "happy, less sure")] * 3, "No clear change yet. Your mood held steady in 3 of 3 measured visits."),
         ([("happy", "happy"), ("sad", "happy"), ("sad", "happy")],
          ("Yes, the music seems to lift your mood. Your mood rose in 2 and held steady in 1 of 3 measured visits,"
          " and the effect is growing.")),
@@ -104,3 +107,14 @@ def test_the_verdict_counts_visits_whose_mood_rose_held_or_fell(store, pairs, ex
     for before, after in pairs:
         visit(store, dee.id, scans[before], scans[after], "/m/fast.ogg", 30, 80)
     assert summarise("Dee", store.visits(dee.id)).verdict == expected
+
+
+def test_a_visit_without_music_heard_is_not_measured(store):
+    """The mood may change while the songs fail to play: the music can't take the credit."""
+    eve = store.create_profile("Eve", "#0000aa")
+    visit(store, eve.id, reading("sad", 0.1, 0.8), reading("happy", 0.9, 0.05), "/m/calm.ogg", 0, 60)
+    report = summarise("Eve", store.visits(eve.id))
+    [line] = report.visits
+    assert (line.mood_before, line.mood_after, line.lift, line.category) == ("sad", "happy", None, None)
+    assert report.measured_lifts == 0 and report.mean_lift is None and report.by_category == {}
+    assert report.verdict.startswith("Not enough data yet")

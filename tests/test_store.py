@@ -152,7 +152,7 @@ def test_a_whole_visit_and_its_outbox_event(store):
     [item] = store.pending_events()
     assert VisitEvent.model_validate_json(item.payload) == event
     assert event.mood_before.label == "sad" and event.mood_before.corrected_label == "neutral"
-    assert event.mood_lift == pytest.approx(0.75)  # neutral (corrected: 0) -> P(happy)-P(sad) = 0.75
+    assert event.mood_lift == 1.0  # neutral (as corrected) -> happy: one step up
     assert event.plays[0].seconds_listened == 31.5 and event.plays[0].finished
     assert event.rating == 85 and event.listening_seconds == 31.5
     assert "Ana" not in item.payload  # a pseudonymous key, never the name

@@ -116,9 +116,7 @@ def test_a_whole_visit_by_touch_is_recorded(settings, library):
         payload = json.loads(event["payload"])
         assert payload["end_reason"] == "completed" and payload["rating"] == 75
         assert payload["mood_before"]["corrected_label"] == "sad"
-        assert payload["mood_lift"] == pytest.approx(
-            (0.8 - 0.05) - (-1.0)
-        )  # after: P(happy) - P(sad)
+        assert payload["mood_lift"] == 2.0  # sad (as corrected) -> happy: two steps up
         assert payload["plays"][0]["seconds_listened"] > 1.0
         assert "Ada" not in event["payload"]  # the uplink never carries a name
 

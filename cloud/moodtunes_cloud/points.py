@@ -10,7 +10,15 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from influxdb_client import Point, WritePrecision
-from moodtunes.events import PlayEvent, ReadingEvent, VisitEvent, as_utc, reading_score
+from moodtunes.events import (
+    PlayEvent,
+    ReadingEvent,
+    VisitEvent,
+    as_utc,
+    category_heard_longest,
+    mood_lift,
+    reading_score,
+)
 
 MOODS = ("happy", "neutral", "sad")
 UNKNOWN_MOOD = "unknown"
@@ -30,11 +38,8 @@ def _flag(value: bool) -> str:
 
 
 def main_category(plays: list[PlayEvent]) -> str:
-    """The category the visitor listened to longest (the first such song on a tie)."""
-    if not plays:
-        return NO_CATEGORY
-    longest = max(plays, key=lambda p: p.seconds_listened)
-    return longest.category or NO_CATEGORY
+    """The category of the song heard longest; "none" when no song was heard."""
+    return category_heard_longest((p.category, p.seconds_listened, p.error is not None) for p in plays) or NO_CATEGORY
 
 
 def _mood_tag(reading: ReadingEvent | None) -> str:
@@ -62,9 +67,12 @@ def visit_point(event: VisitEvent, received_at: datetime) -> Point:
         .field("upload_delay_seconds", max(0.0, (as_utc(received_at) - as_utc(event.ended_at)).total_seconds()))
         .time(_ms(event.ended_at), WritePrecision.MS)
     )
-    if event.mood_lift is not None:
-        point.field("mood_lift", float(event.mood_lift))
-        point.field("improved", int(event.mood_lift > 0))
+    # From the readings, not the event's own mood_lift: events an older device queued count the same way.
+    lift = mood_lift(event.mood_before, event.mood_after, event.listening_seconds)
+    if lift is not None:
+        point.field("mood_lift", lift)
+        point.field("improved", int(lift > 0))
+        point.field("worsened", int(lift < 0))
     if event.rating is not None:
         point.field("rating", int(event.rating))
     for phase, reading in (("before", event.mood_before), ("after", event.mood_after)):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal, Self, get_args
 
@@ -93,7 +94,9 @@ class VisitEvent(_Strict):
     end_reason: EndReason
     mood_before: ReadingEvent | None = None
     mood_after: ReadingEvent | None = None
-    mood_lift: float | None = Field(None, ge=-2.0, le=2.0)
+    mood_lift: float | None = Field(
+        None, ge=-2.0, le=2.0, description="mood_lift(): steps of the shown mood, sad -> neutral = +1"
+    )
     plays: list[PlayEvent] = Field(default_factory=list, max_length=MAX_PLAYS)
     listening_seconds: float = Field(0.0, ge=0.0)
     rating: int | None = Field(None, ge=0, le=100)
@@ -125,26 +128,37 @@ class VisitEvent(_Strict):
         return self
 
 
-def mood_score(label: str | None, probs: dict[str, float] | None = None, corrected: bool = False) -> float | None:
-    """Valence of a reading in [-1, 1]: P(happy) - P(sad); a corrected or manual label counts fully."""
-    if label is None:
-        return None
-    if corrected or not probs:
-        probs = {Mood(label): 1.0}  # the visitor's own label is certain
-    return float(probs.get(Mood.HAPPY, 0.0)) - float(probs.get(Mood.SAD, 0.0))
+MOOD_SCORES: dict[str, float] = {Mood.HAPPY: 1.0, Mood.NEUTRAL: 0.0, Mood.SAD: -1.0}
+
+
+def mood_score(label: str | None) -> float | None:
+    """The mood shown to the visitor on one scale: happy +1, neutral 0, sad -1. The label, not
+    the model's P(happy) - P(sad): a hand-picked or corrected mood and a camera's reading then
+    weigh the same, and a visit only counts as lifted when the mood it showed went up."""
+    return None if label is None else MOOD_SCORES[Mood(label)]
 
 
 def reading_score(reading: ReadingEvent | None) -> float | None:
-    if reading is None or reading.effective_label is None:
-        return None
-    manual = reading.outcome == "manual" or reading.corrected_label is not None
-    return mood_score(reading.effective_label, dict(reading.probs), corrected=manual)
+    return mood_score(reading.effective_label) if reading is not None else None
 
 
-def mood_lift(before: ReadingEvent | None, after: ReadingEvent | None) -> float | None:
-    """How much happier the visitor seemed after the music than before (after - before)."""
+def mood_lift(before: ReadingEvent | None, after: ReadingEvent | None, seconds_listened: float) -> float | None:
+    """How many steps happier the visitor seemed after the music than before (sad -> neutral is
+    +1, sad -> happy +2); None unless both scans gave a mood and some music was heard, for
+    otherwise the change says nothing about the music."""
     b, a = reading_score(before), reading_score(after)
-    return None if a is None or b is None else round(a - b, 4)
+    return None if a is None or b is None or seconds_listened <= 0 else a - b
+
+
+def category_heard_longest(plays: Iterable[tuple[str | None, float, bool]]) -> str | None:
+    """The category of the song heard longest, from (category, seconds listened, failed) per play
+    (the first on a tie); None when no song was heard: a song that failed or was skipped at once
+    takes no credit for the visit's change of mood."""
+    category, longest = None, 0.0
+    for play_category, seconds, failed in plays:
+        if not failed and seconds > longest:
+            category, longest = play_category, seconds
+    return category
 
 
 def profile_key(secret: bytes, device_id: str, profile_id: int) -> str:

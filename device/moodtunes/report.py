@@ -3,13 +3,13 @@ store's visit history, shared by `moodtunes report` and the kiosk's report scree
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
-from moodtunes.events import mood_lift, mood_score, reading_score
+from moodtunes.events import category_heard_longest, mood_lift, reading_score
 
 
 @dataclass(frozen=True)
@@ -38,15 +38,18 @@ class ProfileReport:
     profile: str
     visits: list[VisitLine]
     visit_count: int
-    measured_lifts: int
-    mean_lift: float | None
+    measured_lifts: int  # visits with a mood before and after, and music heard between them
+    mean_lift: float | None  # in steps of the shown mood: sad -> neutral is +1
     lift_trend: float | None  # change in lift per visit (least squares)
     improved_share: float | None  # share of measured visits whose mood rose
+    worsened_share: float | None  # ... and fell
     mean_rating: float | None
     rating_trend: float | None  # change in rating per visit
     listening_minutes: float
-    by_category: dict[str, CategoryStats] = field(default_factory=dict)
-    best_category: str | None = None
+    # mood before -> category heard longest -> stats. Split by the mood the visitor came in with:
+    # the songs offered depend on it (happy: Highly energetic, else Happy and calm), and so does
+    # the room to rise, so categories compare only within one starting mood.
+    by_category: dict[str, dict[str, CategoryStats]] = field(default_factory=dict)
     verdict: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -66,33 +69,34 @@ def _slope(values: Sequence[float]) -> float | None:
 def visit_line(visit: dict[str, Any]) -> VisitLine:
     before, after = visit["readings"].get("before"), visit["readings"].get("after")
     plays = visit["plays"]
-    longest = max(plays, key=lambda p: p["seconds_listened"], default=None)
+    seconds = sum(p["seconds_listened"] for p in plays)
     return VisitLine(
         started_at=visit["started_at"],
         mood_before=before.effective_label if before else None,
         mood_after=after.effective_label if after else None,
         score_before=reading_score(before),
         score_after=reading_score(after),
-        lift=mood_lift(before, after),
+        lift=mood_lift(before, after, seconds),
         rating=visit["rating"],
-        listening_minutes=round(sum(p["seconds_listened"] for p in plays) / 60.0, 2),
-        category=longest["category"] if longest else None,
+        listening_minutes=round(seconds / 60.0, 2),
+        category=category_heard_longest((p["category"], p["seconds_listened"], p["error"] is not None) for p in plays),
         songs=[f'{p["title"]} – {p["artist"]}' if p["artist"] else p["title"] for p in plays],
     )
 
 
-HELPED_LIFT = 0.05  # mean mood-score lift a song category needs before the report says it helped
 CLEAR_CHANGE = 0.1  # mean mood steps per visit (sad -> neutral is one step) that count as a change
+VISITS_FOR_A_VERDICT = 3  # measured visits before the report says whether the music helps
 
 
-def _verdict(measured: Sequence[VisitLine]) -> str:
-    """The report's one-sentence answer, in the moods the visitor was shown (sad, neutral, happy)
-    rather than the model's confidence: 'rose in 2 and held steady in 1 of 3 measured visits' —
-    a visitor who came happy and left happy held steady."""
-    if not measured:
-        return "Not enough data yet: check your mood again after the music to measure its effect."
-    steps = [mood_score(line.mood_after) - mood_score(line.mood_before) for line in measured]  # type: ignore[operator]
-    mean_step = float(np.mean(steps))
+def _verdict(lifts: Sequence[float]) -> str:
+    """The report's one-sentence answer, in steps of the moods the visitor was shown (sad,
+    neutral, happy): 'rose in 2 and held steady in 1 of 3 measured visits'. A visitor who came
+    happy and left happy held steady. One or two visits are too few to call it either way."""
+    if not lifts:
+        return "Not enough data yet: next time, check your mood again after the music to measure its effect."
+    if len(lifts) < VISITS_FOR_A_VERDICT:
+        return f"Too early to tell: your mood {_counted(lifts)} so far. Come back a few more times."
+    mean_step = float(np.mean(lifts))
     if mean_step > CLEAR_CHANGE:
         head = "Yes, the music seems to lift your mood"
     elif mean_step < -CLEAR_CHANGE:
@@ -100,14 +104,14 @@ def _verdict(measured: Sequence[VisitLine]) -> str:
     else:
         head = "No clear change yet"
     tail = ""
-    trend = _slope(steps) if len(steps) >= 3 else None
+    trend = _slope(lifts)
     if trend is not None and abs(trend) > 0.01:
         lifting = mean_step > CLEAR_CHANGE
         if trend > 0:
             tail = ", and the effect is growing" if lifting else ", though it is getting better"
         else:
             tail = ", though the effect is fading" if lifting else ", and it is getting worse"
-    return f"{head}. Your mood {_counted(steps)}{tail}."
+    return f"{head}. Your mood {_counted(lifts)}{tail}."
 
 
 def _counted(steps: Sequence[float]) -> str:
@@ -119,37 +123,36 @@ def _counted(steps: Sequence[float]) -> str:
     return f"{said} of {len(steps)} measured visit{'' if len(steps) == 1 else 's'}"
 
 
+def _share(lifts: Sequence[float], counted: Callable[[float], bool]) -> float | None:
+    return round(sum(1 for x in lifts if counted(x)) / len(lifts), 4) if lifts else None
+
+
 def summarise(profile: str, visits: Sequence[dict[str, Any]]) -> ProfileReport:
     """Build the report from ``Store.visits(profile_id)`` (oldest first)."""
     lines = [visit_line(v) for v in visits]
     lifts = [line.lift for line in lines if line.lift is not None]
     ratings = [float(line.rating) for line in lines if line.rating is not None]
-    by_category: dict[str, CategoryStats] = {}
-    for category in sorted({line.category for line in lines if line.category}):
-        group = [line for line in lines if line.category == category]
-        by_category[category] = CategoryStats(
+    by_category: dict[str, dict[str, CategoryStats]] = {}
+    pairs = {(line.mood_before, line.category) for line in lines if line.mood_before and line.category}
+    for mood, category in sorted(pairs):
+        group = [line for line in lines if (line.mood_before, line.category) == (mood, category)]
+        by_category.setdefault(mood, {})[category] = CategoryStats(
             visits=len(group),
             mean_lift=_mean([g.lift for g in group if g.lift is not None]),
             mean_rating=_mean([float(g.rating) for g in group if g.rating is not None]),
         )
-    # Only a category that lifted the mood on average has "helped": not the least bad of several.
-    helped = [c for c, s in by_category.items() if s.mean_lift is not None and s.mean_lift > HELPED_LIFT]
-    best = max(helped, key=lambda c: by_category[c].mean_lift, default=None)  # type: ignore[arg-type, return-value]
-    mean_lift = _mean(lifts)
-    improved = round(sum(1 for x in lifts if x > 0) / len(lifts), 4) if lifts else None
-    trend = _slope(lifts)
     return ProfileReport(
         profile=profile,
         visits=lines,
         visit_count=len(lines),
         measured_lifts=len(lifts),
-        mean_lift=mean_lift,
-        lift_trend=trend,
-        improved_share=improved,
+        mean_lift=_mean(lifts),
+        lift_trend=_slope(lifts),
+        improved_share=_share(lifts, lambda x: x > 0),
+        worsened_share=_share(lifts, lambda x: x < 0),
         mean_rating=_mean(ratings),
         rating_trend=_slope(ratings),
         listening_minutes=round(sum(line.listening_minutes for line in lines), 2),
         by_category=by_category,
-        best_category=best,
-        verdict=_verdict([line for line in lines if line.lift is not None]),
+        verdict=_verdict(lifts),
     )

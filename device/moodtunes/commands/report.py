@@ -31,16 +31,16 @@ def _print_text(report) -> None:
     print(f"== {report.profile}: {_count(report.visit_count, 'visit')}, {report.listening_minutes:.1f} listening minutes")
     print(f"   {report.verdict}")
     print(
-        f"   mean mood lift {_fmt(report.mean_lift)} (trend {_fmt(report.lift_trend)}/visit), "
+        f"   mean mood lift {_fmt(report.mean_lift)} steps (sad -> neutral = +1; trend {_fmt(report.lift_trend)}/visit), "
         f"mean rating {stars_text(report.mean_rating)} (trend {_fmt(stars_trend, '{:+.2f}')} stars/visit)"
     )
-    for category, stats in report.by_category.items():
-        best = "  <- helped most" if category == report.best_category else ""
-        print(f"   {category}: {_count(stats.visits, 'visit')}, lift {_fmt(stats.mean_lift)}, "
-              f"rating {stars_text(stats.mean_rating)}{best}")
+    for mood, categories in report.by_category.items():
+        for category, stats in categories.items():
+            print(f"   came {mood}, heard {category}: {_count(stats.visits, 'visit')}, lift {_fmt(stats.mean_lift)}, "
+                  f"rating {stars_text(stats.mean_rating)}")
     for v in report.visits:
         print(
-            f"   {v.started_at[:16].replace('T', ' ')}  {v.mood_before or '?':>7} -> {v.mood_after or '?':<7}"
+            f"   {v.started_at[:16].replace('T', ' ')} UTC  {v.mood_before or '?':>7} -> {v.mood_after or '?':<7}"
             f" lift {_fmt(v.lift)}  rating {stars_text(v.rating, decimals=0):>7}"
             f"  {v.listening_minutes:4.1f} min  {', '.join(v.songs)[:60]}"
         )

@@ -541,6 +541,7 @@ class Store:
             "SELECT score FROM ratings WHERE session_id = ? ORDER BY id DESC LIMIT 1", (session_id,)
         ).fetchone()
         before, after = readings.get("before"), readings.get("after")
+        listening_seconds = round(sum(r["seconds_listened"] for r in rows), 3)
         return VisitEvent(
             event_id=str(uuid.uuid4()),
             device_id=device_id,
@@ -552,9 +553,9 @@ class Store:
             end_reason=s["end_reason"],
             mood_before=before,
             mood_after=after,
-            mood_lift=mood_lift(before, after),
+            mood_lift=mood_lift(before, after, listening_seconds),
             plays=plays,
-            listening_seconds=round(sum(r["seconds_listened"] for r in rows), 3),
+            listening_seconds=listening_seconds,
             rating=rating["score"] if rating else None,
         )
 

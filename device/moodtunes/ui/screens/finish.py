@@ -21,7 +21,6 @@ from moodtunes.ui.widgets import (
 )
 
 STAR_WORDS = {1: "Not for me", 2: "It was OK", 3: "Nice", 4: "Really good", 5: "Loved it!"}
-SHORT_CATEGORY = {"Highly energetic": "Energetic", "Happy and calm": "Happy & calm"}
 CHART_VISITS = 12  # the report's charts show this many most recent visits
 HISTORY_UNREADABLE = "Sorry, your report can't be read right now. Please tell the staff."
 
@@ -291,14 +290,12 @@ class ReportScreen(Screen):
             if report.mean_rating is not None
             else "–"
         )
-        lift = f"{report.mean_lift:+.2f}" if report.mean_lift is not None else "–"
+        rose = sum(1 for v in report.visits if v.lift is not None and v.lift > 0)
         items = [
             ("Visits", str(report.visit_count)),
             ("Minutes listened", f"{report.listening_minutes:.1f}"),
             ("Average rating", rating),
-            ("Helped most", SHORT_CATEGORY.get(report.best_category, report.best_category))
-            if report.best_category
-            else ("Average mood lift", lift),
+            ("Mood rose", f"{rose} of {report.measured_lifts}" if report.measured_lifts else "–"),
         ]
         for rect, (label, value) in zip(self.kpis, items):
             draw_card(surface, rect, th.SURFACE, look.px(14))
