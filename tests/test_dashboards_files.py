@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from conftest import REPO
@@ -47,3 +48,29 @@ def test_panels_have_unique_ids_and_do_not_overlap():
             area = {(x, y) for x in range(pos["x"], pos["x"] + pos["w"]) for y in range(pos["y"], pos["y"] + pos["h"])}
             assert not cells & area, panel["title"]
             cells |= area
+
+
+def test_rows_fill_the_width():
+    for dashboard in dashboards.DASHBOARDS:
+        rows: dict[int, int] = {}
+        for panel in dashboards.build(dashboard)["panels"]:
+            rows[panel["gridPos"]["y"]] = rows.get(panel["gridPos"]["y"], 0) + panel["gridPos"]["w"]
+        assert set(rows.values()) == {dashboards.GRID_WIDTH}, (dashboard.uid, rows)
+
+
+def test_time_buckets_are_in_the_time_zone_variable():
+    """Every GROUP BY time() ends with tz('$timezone') (InfluxQL wants it after fill()), and the
+    variable is a free-text IANA zone that defaults to UTC."""
+    for path in DASHBOARD_DIR.glob("*.json"):
+        dashboard = json.loads(path.read_text())
+        variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+        zone = variables["timezone"]
+        assert (zone["type"], zone["query"], zone["current"]["value"]) == ("textbox", "UTC", "UTC")
+        assert zone["label"] == "Time zone (for daily totals)" and "Europe/Berlin" in zone["description"]
+        for panel in dashboard["panels"]:
+            for target in panel["targets"]:
+                query = target["query"]
+                if re.search(r"GROUP BY time\(", query):
+                    assert query.endswith(" tz('$timezone')"), query
+                else:
+                    assert "tz(" not in query, query

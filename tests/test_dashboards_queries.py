@@ -1,6 +1,7 @@
 """Every query of the committed Grafana dashboards, run on the real InfluxDB 1.6.7 after visits
 went through the real ingest path (MQTT → ingest → InfluxDB), must return the numbers that the
-visits imply — computed here independently, straight from the events."""
+visits imply — worked out here independently, straight from the events: each visit's mood lift
+and main category written out by hand, the rest from the readings' labels and the plays."""
 
 from __future__ import annotations
 
@@ -9,66 +10,114 @@ import statistics
 import time
 from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
+from datetime import time as clock
+from zoneinfo import ZoneInfo
 
 import pytest
 from analytics_support import influxql, ingest_settings, publisher, running_ingest, unique, wait_for
 from conftest import REPO
-from moodtunes.events import PlayEvent, ReadingEvent, VisitEvent, mood_lift, reading_score
+from moodtunes.events import PlayEvent, ReadingEvent, VisitEvent
 
 pytestmark = pytest.mark.services
 
 DASHBOARD_DIR = REPO / "cloud" / "grafana" / "dashboards"
 HALL, WARD = "kiosk-hall", "kiosk-ward"
 NOW = datetime.now(UTC)
+TIMEZONE = "Europe/Berlin"  # what the dashboards' time zone variable is set to here (UTC+1/+2)
+ZONE = ZoneInfo(TIMEZONE)
+SCORE = {"happy": 1, "neutral": 0, "sad": -1}  # the shown mood's score
+CAMERA = ("ok", "uncertain")
 
 
 def _reading(label, outcome="ok", confidence=0.8, corrected=None) -> ReadingEvent:
-    if label is None:
+    if label is None:  # no face, no camera
         return ReadingEvent(outcome=outcome, label=None, confidence=0.0, probs={}, frames_used=0)
+    if outcome == "manual":  # picked by hand: the label is certain, no frames
+        probs = {m: float(m == label) for m in SCORE}
+        return ReadingEvent(outcome=outcome, label=label, confidence=1.0, probs=probs, frames_used=0)
     rest = round((1 - confidence) / 2, 4)
-    probs = {m: (confidence if m == label else rest) for m in ("happy", "neutral", "sad")}
+    probs = {m: (confidence if m == label else rest) for m in SCORE}
     return ReadingEvent(outcome=outcome, label=label, corrected_label=corrected, confidence=confidence,
-                        probs=probs, frames_used=40 if outcome != "manual" else 0)
+                        probs=probs, frames_used=40)
 
 
-def _visit(device, days_ago, hours_ago, before, after, songs, rating, profile="a1b2c3d4e5f60718") -> VisitEvent:
-    ended = (NOW - timedelta(days=days_ago, hours=hours_ago)).replace(microsecond=0)
-    plays = [PlayEvent(title=f"Song {i}", artist="Artist", category=c, seconds_listened=s, finished=s > 100)
-             for i, (c, s) in enumerate(songs)]
+def _visit(device, ended, before, after, songs, rating, lift, end_reason="completed") -> VisitEvent:
+    """``songs``: (category, seconds listened) or (category, seconds, error); ``lift``: the event's
+    own mood_lift, what the device sent (the ingest works it out again from the readings)."""
+    ended = ended.replace(microsecond=0)
+    plays = [PlayEvent(title=f"Song {i}", artist="Artist", category=song[0], seconds_listened=song[1],
+                       finished=song[1] > 100 and len(song) == 2, error=song[2] if len(song) > 2 else None)
+             for i, song in enumerate(songs)]
     return VisitEvent(
-        event_id=unique("event-"), device_id=device, session_id=unique("session-"), profile_key=profile,
-        guest=False, started_at=ended - timedelta(minutes=6), ended_at=ended, end_reason="completed",
-        mood_before=before, mood_after=after, mood_lift=mood_lift(before, after), plays=plays,
-        listening_seconds=sum(s for _, s in songs), rating=rating,
+        event_id=unique("event-"), device_id=device, session_id=unique("session-"), profile_key="a1b2c3d4e5f60718",
+        guest=False, started_at=ended - timedelta(minutes=6), ended_at=ended, end_reason=end_reason,
+        mood_before=before, mood_after=after, mood_lift=lift, plays=plays,
+        listening_seconds=sum(song[1] for song in songs), rating=rating,
     )
 
 
+def _ago(days, hours) -> datetime:
+    return NOW - timedelta(days=days, hours=hours)
+
+
+# 23:30 UTC is 00:30 or 01:30 the next day in Berlin: that visit's day is not its UTC day.
+NEAR_MIDNIGHT = datetime.combine((NOW - timedelta(days=5)).date(), clock(23, 30), UTC)
 HC, HE = "Happy and calm", "Highly energetic"
-EVENTS = [
-    _visit(HALL, 2, 3, _reading("sad"), _reading("happy"), [(HC, 150.0), (HE, 30.0)], 90),
-    _visit(WARD, 2, 1, _reading("neutral", confidence=0.6), _reading("neutral"), [(HE, 200.0)], 60),
-    _visit(HALL, 1, 2, _reading("happy"), _reading("sad", corrected="neutral"), [(HC, 40.0)], None),
-    _visit(WARD, 1, 1, _reading("sad", "manual", 1.0), _reading("neutral", "uncertain", 0.4), [(HC, 100.0), (HC, 80.0)], 70),
-    _visit(HALL, 0, 1, _reading("neutral"), _reading("happy", confidence=0.9), [(HE, 120.0)], 85),
-    _visit(WARD, 0, 2, _reading(None, "no_face"), _reading("happy"), [(HC, 60.0)], 50),
+# Each visit with its mood lift in steps of the shown mood (None: not both moods, or no music heard)
+# and the category heard longest (songs that failed don't count; "none": no song heard).
+CASES = [
+    (_visit(HALL, _ago(2, 3), _reading("sad"), _reading("happy"), [(HC, 150.0), (HE, 30.0)], 90, 2.0), 2, HC),
+    # only the probabilities moved (P(happy) - P(sad) went from 0.4 to 0.85), and the event comes from a device
+    # that still sent that difference as its mood_lift: the shown mood stayed happy, so 0
+    (_visit(WARD, _ago(2, 1), _reading("happy", confidence=0.6), _reading("happy", confidence=0.9),
+            [(HE, 200.0)], 60, 0.45), 0, HE),
+    # a corrected camera scan: the shown mood after is neutral, not sad
+    (_visit(HALL, _ago(1, 2), _reading("happy"), _reading("sad", corrected="neutral"), [(HC, 40.0)], None, -1.0),
+     -1, HC),
+    # picked by hand before; an uncertain scan after, corrected
+    (_visit(WARD, _ago(1, 1), _reading("sad", "manual"), _reading("neutral", "uncertain", 0.4, corrected="happy"),
+            [(HC, 100.0), (HC, 80.0)], 70, 2.0), 2, HC),
+    (_visit(HALL, _ago(0, 1), _reading("neutral"), _reading("happy", confidence=0.9), [(HE, 120.0)], 85, 1.0), 1, HE),
+    # no face before: no lift
+    (_visit(WARD, _ago(0, 2), _reading(None, "no_face"), _reading("happy"), [(HC, 60.0)], 50, None), None, HC),
+    # the only song failed at once: no music heard, so no lift however the mood moved, and no category
+    (_visit(HALL, _ago(1, 5), _reading("sad"), _reading("happy", "manual"), [(HE, 0.0, "could not decode")],
+            None, None), None, "none"),
+    # a hand-picked mood after; the longest song failed midway, so the category is the one that played
+    (_visit(WARD, _ago(3, 4), _reading("sad", confidence=0.7), _reading("neutral", "manual"),
+            [(HE, 200.0, "output device lost"), (HC, 50.0)], 65, 1.0), 1, HC),
+    # left before the scan after the music
+    (_visit(HALL, _ago(3, 6), _reading("happy"), None, [(HE, 90.0)], None, None, "abandoned"), None, HE),
+    # picked by hand both times, without a camera
+    (_visit(WARD, _ago(4, 2), _reading("sad", "manual"), _reading("happy", "manual"), [(HC, 300.0)], 95, 2.0), 2, HC),
+    (_visit(WARD, _ago(5, 3), _reading(None, "no_camera"), _reading(None, "no_camera"), [(HC, 120.0)], 40, None),
+     None, HC),
+    (_visit(HALL, NEAR_MIDNIGHT, _reading("neutral"), _reading("happy", "uncertain", 0.45), [(HE, 100.0)], 80, 1.0),
+     1, HE),
 ]
+EVENTS = [event for event, _, _ in CASES]
+LIFT = {event.event_id: lift for event, lift, _ in CASES}
+CATEGORY = {event.event_id: category for event, _, category in CASES}
+MEASURED = [e for e in EVENTS if LIFT[e.event_id] is not None]  # both moods and music heard
+LIFTS = [LIFT[e.event_id] for e in MEASURED]
 
 
-def _day(moment: datetime) -> int:
-    """The UTC-midnight bucket (ms) that GROUP BY time(1d) puts a moment in."""
-    return int(datetime(moment.year, moment.month, moment.day, tzinfo=UTC).timestamp() * 1000)
+def _day(moment: datetime, zone=ZONE) -> int:
+    """The bucket (ms) that GROUP BY time(1d) tz(zone) puts a moment in: the local day's midnight."""
+    midnight = datetime.combine(moment.astimezone(zone).date(), clock(0), zone)
+    return int(midnight.timestamp() * 1000)
 
 
 def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
-def _longest_category(event: VisitEvent) -> str:
-    return max(event.plays, key=lambda p: p.seconds_listened).category
-
-
-def _tag(reading: ReadingEvent | None) -> str:
+def _shown(reading: ReadingEvent | None) -> str:
     return (reading.corrected_label or reading.label) if reading and reading.label else "unknown"
+
+
+def _score(reading: ReadingEvent | None) -> int | None:
+    return SCORE.get(_shown(reading))
 
 
 def _mean_by(pairs) -> dict:
@@ -80,12 +129,14 @@ def _mean_by(pairs) -> dict:
 
 
 def _readings():
+    """The scans the events keep: the final one before (at the start) and after (at the end)."""
     for e in EVENTS:
-        yield e.started_at, e.mood_before
-        yield e.ended_at, e.mood_after
+        for moment, reading in ((e.started_at, e.mood_before), (e.ended_at, e.mood_after)):
+            if reading is not None:
+                yield moment, reading
 
 
-LIFTS = [e.mood_lift for e in EVENTS if e.mood_lift is not None]
+CAMERA_SCANS = [r for _, r in _readings() if r.outcome in CAMERA]
 
 
 # ---- what each query must return -----------------------------------------------------------
@@ -95,8 +146,9 @@ def _single(series) -> float:
     return series[0]["values"][0][1]
 
 
-def _per_tag(series, tag) -> dict:
-    return {s["tags"][tag]: s["values"][0][1] for s in series}
+def _per_tag(series, *tags) -> dict:
+    key = (lambda s: s["tags"][tags[0]]) if len(tags) == 1 else (lambda s: tuple(s["tags"][t] for t in tags))
+    return {key(s): s["values"][0][1] for s in series}
 
 
 def _per_day(series, skip_zero=False) -> dict:
@@ -123,7 +175,7 @@ def _upload_delay(series, bounds) -> bool:
     sent, written = bounds
     for s in series:
         device = s["tags"]["device_id"]
-        days = {_day(e.ended_at): [] for e in EVENTS if e.device_id == device}
+        days = defaultdict(list)
         for e in EVENTS:
             if e.device_id == device:
                 days[_day(e.ended_at)].append(e.ended_at.timestamp())
@@ -135,7 +187,7 @@ def _upload_delay(series, bounds) -> bool:
 
 
 def _scan_outcomes(series, bounds) -> bool:
-    expected = defaultdict(lambda: defaultdict(int))
+    expected = defaultdict(Counter)
     for moment, reading in _readings():
         expected[reading.outcome][_day(moment)] += 1
     got = {s["tags"]["outcome"]: {t: v for t, v in s["values"] if v} for s in series}
@@ -147,40 +199,47 @@ CHECKS = {
     ("moodtunes-overview", "Mean mood lift", "A"): lambda s, b: _single(s) == pytest.approx(statistics.fmean(LIFTS)),
     ("moodtunes-overview", "Visits that lifted the mood", "A"):
         lambda s, b: _single(s) == pytest.approx(100 * sum(x > 0 for x in LIFTS) / len(LIFTS)),
+    ("moodtunes-overview", "Visits whose mood fell", "A"):
+        lambda s, b: _single(s) == pytest.approx(100 * sum(x < 0 for x in LIFTS) / len(LIFTS)),
     ("moodtunes-overview", "Mean rating", "A"):
         lambda s, b: _single(s) == pytest.approx(statistics.fmean(e.rating for e in EVENTS if e.rating is not None)),
     ("moodtunes-overview", "Visits per day", "A"):
         lambda s, b: _per_day(s, skip_zero=True) == Counter(_day(e.ended_at) for e in EVENTS),
     ("moodtunes-overview", "Mood before and after the music", "A"):
-        lambda s, b: _per_day(s) == _approx(_mean_by((_day(e.ended_at), reading_score(e.mood_before)) for e in EVENTS)),
+        lambda s, b: _per_day(s) == _approx(_mean_by((_day(e.ended_at), _score(e.mood_before)) for e in MEASURED)),
     ("moodtunes-overview", "Mood before and after the music", "B"):
-        lambda s, b: _per_day(s) == _approx(_mean_by((_day(e.ended_at), reading_score(e.mood_after)) for e in EVENTS)),
+        lambda s, b: _per_day(s) == _approx(_mean_by((_day(e.ended_at), _score(e.mood_after)) for e in MEASURED)),
     ("moodtunes-overview", "Mood before and after the music", "C"):
-        lambda s, b: _per_day(s) == _approx(_mean_by((_day(e.ended_at), e.mood_lift) for e in EVENTS)),
+        lambda s, b: _per_day(s) == _approx(_mean_by((_day(e.ended_at), LIFT[e.event_id]) for e in MEASURED)),
     ("moodtunes-overview", "Mood before", "A"):
-        lambda s, b: _per_tag(s, "mood_before") == {"sad": 2, "neutral": 2, "happy": 1, "unknown": 1},
+        lambda s, b: _per_tag(s, "mood_before") == Counter(_shown(e.mood_before) for e in MEASURED),
     ("moodtunes-overview", "Mood after", "A"):
-        lambda s, b: _per_tag(s, "mood_after") == {"happy": 3, "neutral": 3},
+        lambda s, b: _per_tag(s, "mood_after") == Counter(_shown(e.mood_after) for e in MEASURED),
     ("moodtunes-overview", "Rating over time", "A"):
         lambda s, b: _per_day(s) == _approx(_mean_by((_day(e.ended_at), e.rating) for e in EVENTS)),
     ("moodtunes-overview", "Listening minutes per day", "A"):
         lambda s, b: _per_day(s, skip_zero=True) == _approx(
             {d: sum(e.listening_seconds for e in EVENTS if _day(e.ended_at) == d) / 60
-             for d in {_day(e.ended_at) for e in EVENTS}}),
+             for d in {_day(e.ended_at) for e in EVENTS if e.listening_seconds}}),
     ("moodtunes-overview", "Mood lift by music category", "A"):
-        lambda s, b: _per_tag(s, "category") == _approx(_mean_by((_longest_category(e), e.mood_lift) for e in EVENTS)),
-    ("moodtunes-overview", "Visits with a corrected mood", "A"): lambda s, b: _single(s) == pytest.approx(100 / 6),
+        lambda s, b: _per_tag(s, "category", "mood_before") == _approx(_mean_by(
+            ((CATEGORY[e.event_id], _shown(e.mood_before)), LIFT[e.event_id]) for e in MEASURED)),
+    ("moodtunes-overview", "Camera scans corrected by hand", "A"):
+        lambda s, b: _single(s) == pytest.approx(
+            100 * sum(r.corrected_label is not None for r in CAMERA_SCANS) / len(CAMERA_SCANS)),
     ("moodtunes-overview", "Listening by category", "A"):
-        lambda s, b: _per_tag(s, "category") == _approx({HC: (150 + 40 + 180 + 60) / 60, HE: (30 + 200 + 120) / 60}),
+        lambda s, b: _per_tag(s, "category") == _approx(
+            {c: sum(p.seconds_listened for e in EVENTS for p in e.plays if p.category == c) / 60 for c in (HC, HE)}),
     ("moodtunes-devices", "Mood lift by device", "A"):
-        lambda s, b: _per_tag(s, "device_id") == _approx(_mean_by((e.device_id, e.mood_lift) for e in EVENTS)),
-    ("moodtunes-devices", "Visits by device", "A"): lambda s, b: _per_tag(s, "device_id") == {HALL: 3, WARD: 3},
+        lambda s, b: _per_tag(s, "device_id") == _approx(_mean_by((e.device_id, LIFT[e.event_id]) for e in MEASURED)),
+    ("moodtunes-devices", "Visits by device", "A"):
+        lambda s, b: _per_tag(s, "device_id") == Counter(e.device_id for e in EVENTS),
     ("moodtunes-devices", "Uplink freshness", "A"): _freshness,
     ("moodtunes-devices", "Upload delay", "A"): _upload_delay,
-    ("moodtunes-devices", "Mood scans by outcome", "A"): _scan_outcomes,
+    ("moodtunes-devices", "Final mood scan of each visit, by outcome", "A"): _scan_outcomes,
     ("moodtunes-devices", "Scan confidence", "A"):
         lambda s, b: _per_day(s) == _approx(_mean_by(
-            (_day(moment), r.confidence) for moment, r in _readings() if r.outcome in ("ok", "uncertain"))),
+            (_day(moment), r.confidence) for moment, r in _readings() if r.outcome in CAMERA)),
 }
 
 
@@ -194,9 +253,11 @@ def _committed_targets() -> list[tuple[tuple[str, str, str], str]]:
     return targets
 
 
-def _concrete(query: str, device: str = ".*") -> str:
-    """What Grafana sends: its macros replaced by a 30-day range, one-day buckets, a device regex."""
-    return query.replace("$timeFilter", "time > now() - 30d").replace("$__interval", "1d").replace("$device", device)
+def _concrete(query: str, device: str = ".*", timezone: str = TIMEZONE) -> str:
+    """What Grafana sends: its macros replaced by a 30-day range and one-day buckets, the variables
+    by a device regex and a time zone."""
+    return (query.replace("$timeFilter", "time > now() - 30d").replace("$__interval", "1d")
+            .replace("$device", device).replace("$timezone", timezone))
 
 
 @pytest.fixture(scope="module")
@@ -214,6 +275,19 @@ def ingested(mosquitto, influxdb):
     sender.disconnect()
     sender.loop_stop()
     return db, (sent, written)
+
+
+def test_the_visits_tell_the_new_definitions_from_the_old():
+    """The cases where the mood lift by steps of the shown mood and the category heard longest
+    differ from P(happy) - P(sad) and the longest play, so that a query or point left on the old
+    definitions fails here."""
+    assert any(e.mood_lift not in (None, LIFT[e.event_id]) for e in EVENTS)  # an older device's lift
+    assert any(e.listening_seconds == 0 and _score(e.mood_before) is not None and _score(e.mood_after) is not None
+               for e in EVENTS)  # both moods, no music heard
+    assert any(CATEGORY[e.event_id] != max(e.plays, key=lambda p: p.seconds_listened).category for e in EVENTS)
+    assert any(e.mood_after is None for e in EVENTS)
+    assert any(r.outcome == "manual" for _, r in _readings()) and any(r.corrected_label for r in CAMERA_SCANS)
+    assert _day(NEAR_MIDNIGHT) != _day(NEAR_MIDNIGHT, UTC)
 
 
 def test_every_committed_query_has_a_check():
@@ -236,5 +310,18 @@ def test_the_device_variable_lists_devices_and_filters_queries(influxdb, ingeste
     values = influxql(influxdb, db, variable["query"])[0]["values"]
     assert [v[1] for v in values] == [HALL, WARD]
     visits = dict(_committed_targets())[("moodtunes-overview", "Visits", "A")]
-    assert _single(influxql(influxdb, db, _concrete(visits, device=WARD))) == 3
+    assert _single(influxql(influxdb, db, _concrete(visits, device=WARD))) == sum(e.device_id == WARD for e in EVENTS)
     assert influxql(influxdb, db, _concrete(visits, device="no-such-device")) == []
+
+
+def test_days_follow_the_time_zone_variable(influxdb, ingested):
+    """The visit at 23:30 UTC counts on the next day in Berlin and on its own day with the
+    variable's default, UTC."""
+    db, _ = ingested
+    per_day = dict(_committed_targets())[("moodtunes-overview", "Visits per day", "A")]
+    for timezone, zone in ((TIMEZONE, ZONE), ("UTC", UTC)):
+        got = _per_day(influxql(influxdb, db, _concrete(per_day, timezone=timezone)), skip_zero=True)
+        assert got == Counter(_day(e.ended_at, zone) for e in EVENTS), timezone
+        assert got[_day(NEAR_MIDNIGHT, zone)] >= 1
+    late = datetime.combine(NEAR_MIDNIGHT.date() + timedelta(days=1), clock(0), ZONE)
+    assert _day(NEAR_MIDNIGHT) == _ms(late)  # Berlin: the next day

@@ -20,6 +20,12 @@ DEVICE = '"device_id" =~ /^$device$/'
 VISITS = f'FROM "visit" WHERE $timeFilter AND {DEVICE}'
 PLAYS = f'FROM "play" WHERE $timeFilter AND {DEVICE}'
 READINGS = f'FROM "reading" WHERE $timeFilter AND {DEVICE}'
+CAMERA_SCAN = "(\"outcome\" = 'ok' OR \"outcome\" = 'uncertain')"  # the camera saw a face and gave a mood
+# A field condition keeps only the points that have the field: the visits with a mood lift, i.e. a mood
+# before and after and some music heard (mood_lift is always within -2…+2).
+MEASURED = "\"mood_lift\" >= -2"
+# Day buckets in the visitor's time zone; InfluxQL wants tz() last, after fill().
+TZ = "tz('$timezone')"
 PANEL_HEIGHT = 8
 GRID_WIDTH = 24
 
@@ -55,50 +61,76 @@ class Dashboard:
 
 LIFT_LIMITS = (-2.0, 2.0)
 
+LIFT = ("mood steps of the shown mood (happy +1, neutral 0, sad -1: sad → neutral is +1, sad → happy +2); "
+        "the shown mood is the camera's label, or the corrected or hand-picked one")
+MEASURED_VISITS = "visits with a mood before and after the music and some music heard"
+
 OVERVIEW = Dashboard(
     uid="moodtunes-overview",
     title="moodtunes — is music lifting moods?",
     description="Mood before and after the music, ratings and listening, from every visit.",
     panels=(
         Panel("Visits", "Visits that ended in the time range.", "stat",
-              (Query("A", f'SELECT count("listening_seconds") {VISITS}'),), width=6),
-        Panel("Mean mood lift", "Mood after the music minus mood before, on a -2…+2 scale "
-              "(P(happy) - P(sad) of each scan; a corrected or hand-picked mood counts fully).", "stat",
-              (Query("A", f'SELECT mean("mood_lift") {VISITS}'),), width=6, decimals=2),
-        Panel("Visits that lifted the mood", "Share of visits with both scans whose mood went up.", "stat",
-              (Query("A", f'SELECT mean("improved") * 100 {VISITS}'),), width=6, unit="percent", decimals=0),
+              (Query("A", f'SELECT count("listening_seconds") {VISITS}'),), width=4),
+        Panel("Mean mood lift", f"Mean change from the mood before the music to the mood after, in {LIFT}. "
+              f"Only {MEASURED_VISITS}; -2…+2.", "stat",
+              (Query("A", f'SELECT mean("mood_lift") {VISITS}'),), width=5, decimals=2),
+        Panel("Visits that lifted the mood", f"Share of the {MEASURED_VISITS} whose shown mood went up "
+              "at least one step (e.g. sad → neutral).", "stat",
+              (Query("A", f'SELECT mean("improved") * 100 {VISITS}'),), width=5, unit="percent", decimals=0),
+        Panel("Visits whose mood fell", f"Share of the {MEASURED_VISITS} whose shown mood went down at "
+              "least one step (e.g. happy → neutral). The rest kept the same mood.", "stat",
+              (Query("A", f'SELECT mean("worsened") * 100 {VISITS}'),), width=5, unit="percent", decimals=0),
         Panel("Mean rating", "How much visitors liked the music (0–100).", "stat",
-              (Query("A", f'SELECT mean("rating") {VISITS}'),), width=6, decimals=0),
-        Panel("Visits per day", "How often moodtunes is used.", "timeseries",
-              (Query("A", f'SELECT count("listening_seconds") {VISITS} GROUP BY time(1d) fill(0)', "visits"),),
+              (Query("A", f'SELECT mean("rating") {VISITS}'),), width=5, decimals=0),
+        Panel("Visits per day", "How often moodtunes is used (days in the dashboard's time zone setting).",
+              "timeseries",
+              (Query("A", f'SELECT count("listening_seconds") {VISITS} GROUP BY time(1d) fill(0) {TZ}', "visits"),),
               bars=True),
-        Panel("Mood before and after the music", "Mean mood score of the scans before and after the "
-              "music (-1 sad … +1 happy), and their difference.", "timeseries",
-              (Query("A", f'SELECT mean("score_before") {VISITS} GROUP BY time($__interval) fill(none)', "before"),
-               Query("B", f'SELECT mean("score_after") {VISITS} GROUP BY time($__interval) fill(none)', "after"),
-               Query("C", f'SELECT mean("mood_lift") {VISITS} GROUP BY time($__interval) fill(none)', "lift")),
+        Panel("Mood before and after the music", "Mean mood before and after the music (happy +1, neutral 0, "
+              f"sad -1) and their difference, the mood lift, all three over the same visits: the "
+              f"{MEASURED_VISITS}.", "timeseries",
+              (Query("A", f'SELECT mean("score_before") {VISITS} AND {MEASURED} '
+                     f"GROUP BY time($__interval) fill(none) {TZ}", "before"),
+               Query("B", f'SELECT mean("score_after") {VISITS} AND {MEASURED} '
+                     f"GROUP BY time($__interval) fill(none) {TZ}", "after"),
+               Query("C", f'SELECT mean("mood_lift") {VISITS} GROUP BY time($__interval) fill(none) {TZ}', "lift")),
               decimals=2),
-        Panel("Mood before", "Share of visitors who seemed happy, neutral or sad when they arrived.",
-              "piechart", (Query("A", f'SELECT count("listening_seconds") {VISITS} GROUP BY "mood_before"',
+        Panel("Mood before", "How visitors seemed when they arrived, over the same visits as the mood lift "
+              f"(the {MEASURED_VISITS}), so that it compares with \"Mood after\".",
+              "piechart", (Query("A", f'SELECT count("mood_lift") {VISITS} GROUP BY "mood_before"',
                                  "$tag_mood_before"),), width=6),
-        Panel("Mood after", "… and after the music.", "piechart",
-              (Query("A", f'SELECT count("listening_seconds") {VISITS} GROUP BY "mood_after"',
+        Panel("Mood after", "… and after the music, over the same visits.", "piechart",
+              (Query("A", f'SELECT count("mood_lift") {VISITS} GROUP BY "mood_after"',
                      "$tag_mood_after"),), width=6),
         Panel("Rating over time", "Mean rating of the visits.", "timeseries",
-              (Query("A", f'SELECT mean("rating") {VISITS} GROUP BY time($__interval) fill(none)', "rating"),),
+              (Query("A", f'SELECT mean("rating") {VISITS} GROUP BY time($__interval) fill(none) {TZ}', "rating"),),
               decimals=0, limits=(0, 100)),
-        Panel("Listening minutes per day", "Minutes of music played to visitors.", "timeseries",
-              (Query("A", f'SELECT sum("listening_seconds") / 60 {VISITS} GROUP BY time(1d) fill(0)', "minutes"),),
+        Panel("Listening minutes per day", "Minutes of music played to visitors (days in the dashboard's time "
+              "zone setting).", "timeseries",
+              (Query("A", f'SELECT sum("listening_seconds") / 60 {VISITS} GROUP BY time(1d) fill(0) {TZ}',
+                     "minutes"),),
               bars=True, decimals=1),
-        Panel("Mood lift by music category", "Mean lift of visits by the category they listened to most.",
-              "bargauge", (Query("A", f'SELECT mean("mood_lift") {VISITS} GROUP BY "category"', "$tag_category"),),
+        Panel("Mood lift by music category", "Mean mood lift by the category of the song heard longest (songs "
+              "that failed don't count), for each mood before the music. The recommender picks the category "
+              "from that mood (happy → Highly energetic, neutral or sad → Happy and calm), so compare "
+              "categories only within the same mood before: across moods the bars differ by how people "
+              "arrived, not by the music.",
+              "bargauge", (Query("A", f'SELECT mean("mood_lift") {VISITS} GROUP BY "category", "mood_before"',
+                                 "$tag_category after $tag_mood_before"),),
               decimals=2, limits=LIFT_LIMITS),
-        Panel("Visits with a corrected mood", "Share of visits where someone corrected a scanned mood: "
-              "how often the camera got it wrong.", "stat",
-              (Query("A", f'SELECT mean("corrected") * 100 {VISITS}'),), width=6, unit="percent", decimals=0),
+        Panel("Camera scans corrected by hand", "Share of the camera's mood scans (a face seen: ok or "
+              "uncertain) whose mood someone corrected: how often the camera got it wrong. Counts the final "
+              "scan before and after the music of each visit.", "stat",
+              (Query("A", 'SELECT mean("scan_corrected") * 100 FROM '
+                     f'(SELECT "confidence" * 0 + 1 AS "scan_corrected" {READINGS} AND "corrected" = \'true\' '
+                     f"AND {CAMERA_SCAN}), "
+                     f'(SELECT "confidence" * 0 AS "scan_corrected" {READINGS} AND "corrected" = \'false\' '
+                     f"AND {CAMERA_SCAN}) WHERE $timeFilter"),),
+              unit="percent", decimals=0),
         Panel("Listening by category", "Minutes listened per song category.", "piechart",
               (Query("A", f'SELECT sum("seconds_listened") / 60 {PLAYS} GROUP BY "category"', "$tag_category"),),
-              width=6, decimals=1),
+              decimals=1),
     ),
 )
 
@@ -107,27 +139,32 @@ DEVICES = Dashboard(
     title="moodtunes — devices and uplink",
     description="Per-device results, mood-scan quality and how fresh each device's data is.",
     panels=(
-        Panel("Mood lift by device", "Mean lift of each device's visits.", "bargauge",
+        Panel("Mood lift by device", f"Mean mood lift ({LIFT}) of each device's {MEASURED_VISITS}.", "bargauge",
               (Query("A", f'SELECT mean("mood_lift") {VISITS} GROUP BY "device_id"', "$tag_device_id"),),
               decimals=2, limits=LIFT_LIMITS),
         Panel("Visits by device", "Visits per device in the time range.", "bargauge",
               (Query("A", f'SELECT count("listening_seconds") {VISITS} GROUP BY "device_id"', "$tag_device_id"),)),
-        Panel("Uplink freshness", "Each device's latest visit (time) and how long after it ended it "
-              "reached the cloud; a device whose latest visit is old may be offline.", "table",
+        Panel("Uplink freshness", "Each device's latest visit in the time range (time) and how long after it "
+              "ended it reached the cloud; a device whose latest visit is old may be offline. A device with no "
+              "visit in the selected time range does not appear at all: widen the range to find silent devices.",
+              "table",
               (Query("A", f'SELECT last("upload_delay_seconds") AS "upload delay" {VISITS} GROUP BY "device_id"',
                      table=True),), unit="s"),
         Panel("Upload delay", "Longest time from the end of a visit to its arrival in the cloud "
               "(visits wait in the device's outbox while it is offline).", "timeseries",
               (Query("A", f'SELECT max("upload_delay_seconds") {VISITS} GROUP BY time($__interval), "device_id" '
-                     "fill(none)", "$tag_device_id"),), unit="s"),
-        Panel("Mood scans by outcome", "Camera scans per day: ok, uncertain, no face, no camera, or "
-              "picked by hand.", "timeseries",
-              (Query("A", f'SELECT count("confidence") {READINGS} GROUP BY time(1d), "outcome" fill(0)',
+                     f"fill(none) {TZ}", "$tag_device_id"),), unit="s"),
+        Panel("Final mood scan of each visit, by outcome", "Per day, the last mood scan before the music and "
+              "the last one after it of each visit, by outcome: ok, uncertain, no face, no camera, or picked by "
+              "hand. Earlier attempts are not kept: a scan that saw no face and was retried counts only as the "
+              "retry, and a visit that ended before its scan after the music has only the one before.",
+              "timeseries",
+              (Query("A", f'SELECT count("confidence") {READINGS} GROUP BY time(1d), "outcome" fill(0) {TZ}',
                      "$tag_outcome"),), bars=True),
         Panel("Scan confidence", "Mean confidence of the emotion model on the scans that saw a face.",
               "timeseries",
-              (Query("A", f'SELECT mean("confidence") {READINGS} AND ("outcome" = \'ok\' OR '
-                     "\"outcome\" = 'uncertain') GROUP BY time($__interval) fill(none)", "confidence"),),
+              (Query("A", f'SELECT mean("confidence") {READINGS} AND {CAMERA_SCAN} '
+                     f"GROUP BY time($__interval) fill(none) {TZ}", "confidence"),),
               unit="percentunit", decimals=2, limits=(0, 1)),
     ),
 )
@@ -147,6 +184,18 @@ DEVICE_VARIABLE = {
     "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
     "refresh": 2,
     "sort": 1,
+}
+
+TIMEZONE_VARIABLE = {
+    "type": "textbox",
+    "name": "timezone",
+    "label": "Time zone (for daily totals)",
+    "description": "Where a day starts and ends for the per-day panels: an IANA time zone name such as "
+    "Europe/Berlin (the devices' local time), or UTC.",
+    "query": "UTC",
+    "current": {"selected": False, "text": "UTC", "value": "UTC"},
+    "options": [{"selected": True, "text": "UTC", "value": "UTC"}],
+    "hide": 0,
 }
 
 
@@ -235,7 +284,7 @@ def build(dashboard: Dashboard) -> dict:
         "timezone": "browser",
         "time": {"from": "now-30d", "to": "now"},
         "refresh": "5m",
-        "templating": {"list": [DEVICE_VARIABLE]},
+        "templating": {"list": [DEVICE_VARIABLE, TIMEZONE_VARIABLE]},
         "panels": panels,
     }
 
