@@ -452,11 +452,32 @@ def test_broken_songs_after_the_last_good_one_lead_to_the_rating_not_a_loop(sett
     assert [name for name, _ in plays] == ranked[first:]
 
 
+def test_the_second_mood_check_never_waits_for_stars_and_needs_music_heard(settings, library):
+    app = make_app(settings, sample_scanner)
+    try:
+        songs_as_guest_without_camera(app, "sad")
+        tap(app, "done")  # no song played: a second scan would measure nothing
+        assert app.screen.name == "rate"
+        assert app.screen.target("again") is None and app.screen.primary() == "report"
+        tap(app, "report")
+        tap(app, "finish")
+        songs_as_guest_without_camera(app, "sad")
+        tap(app, "row:0")
+        tap(app, "done")
+        assert app.screen.stars == 0 and app.screen.primary() == "again"
+        tap(app, "again")  # enabled without a rating: the stars are optional
+        tap(app, "mood:neutral")
+        assert app.screen.name == "report" and app.screen.report.visits[-1].lift == 1.0
+    finally:
+        app.close()
+
+
 def test_a_guest_report_shows_only_this_visit(settings, library):
     app = make_app(settings, sample_scanner)
     try:
         for mood in ("sad", "happy"):  # two strangers in a row, both as the guest
             songs_as_guest_without_camera(app, mood)
+            tap(app, "row:0")  # a song heard, so that the second mood check measures something
             tap(app, "done")
             tap(app, "star:1" if mood == "sad" else "star:5")
             tap(app, "again")

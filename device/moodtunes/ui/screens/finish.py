@@ -42,7 +42,12 @@ class RateScreen(Screen):
         self._asked: tuple[tuple[str, int], str] | None = None  # the question, fitted once
 
     def primary(self) -> str | None:
-        return "again" if self.stars else None
+        return "again" if self._music_heard() else "report"
+
+    def _music_heard(self) -> bool:
+        """Only then does a second scan measure anything: a mood that changed while no song
+        played says nothing about the music (the report leaves such a visit out)."""
+        return self.app.visit.last_play_id is not None
 
     def back(self) -> str | None:
         return "report"
@@ -53,12 +58,15 @@ class RateScreen(Screen):
         body = lay.inset(area, m)
         h = self.touch_height()
         portrait = area.height > area.width
-        if portrait:
+        if not self._music_heard():
+            self.card, report = lay.rows(body, [1.0, h], gap)
+        elif portrait:
             self.card, again, report = lay.rows(body, [1.0, h, h], gap)
         else:
             self.card, footer = lay.rows(body, [1.0, h], gap)
             report, again = lay.cols(footer, [0.45, 0.55], gap)
-        self.add("again", again, enabled=self.stars > 0)
+        if self._music_heard():  # the stars are optional: a second scan never waits for them
+            self.add("again", again)
         self.add("report", report)
         inner = lay.inset(self.card, look.px(20))
         size = min(look.px(84), (inner.width - 4 * look.px(8)) // 5)
@@ -99,13 +107,9 @@ class RateScreen(Screen):
             below,
             align="center",
         )
-        self.button(surface, "again", "Check my mood again", style="primary")
-        self.button(
-            surface,
-            "report",
-            "See my report" if self.stars else "Skip to my report",
-            style="secondary",
-        )
+        if self._music_heard():
+            self.button(surface, "again", "Check my mood again", style="primary")
+        self.button(surface, "report", "See my report", style="secondary" if self._music_heard() else "primary")
 
     def wording(self, width: int) -> tuple[str, str]:
         """(title, subtitle) saying what the stars rate. They are stored with the last song heard
