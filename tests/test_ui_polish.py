@@ -340,6 +340,29 @@ def test_disabled_buttons_read_at_3_to_1_and_show_no_accent():
             assert th.contrast(enabled_fill, enabled_ink) > th.contrast(fill, ink)
 
 
+def _most_contrasting(surface: pygame.Surface, ground: th.Colour) -> float:
+    pixels = {surface.get_at((x, y))[:3] for x in range(surface.get_width()) for y in range(surface.get_height())}
+    return max(th.contrast(pixel, ground) for pixel in pixels)
+
+
+@pytest.mark.parametrize("ground", [th.BACKGROUND, th.SURFACE, th.SURFACE_HIGH])
+def test_empty_stars_and_outlined_buttons_stand_out_at_3_to_1(ground):
+    """Controls with no fill are seen by their edge alone (it was 1.7:1 for an empty star)."""
+    from moodtunes.ui.theme import Theme
+    from moodtunes.ui.widgets import draw_button, draw_star
+
+    pygame.font.init()
+    star = pygame.Surface((80, 80))
+    star.fill(ground)
+    draw_star(star, (40, 40), 36, filled=False, colour=th.CONTROL_EDGE)
+    assert _most_contrasting(star, ground) >= 3.0
+    button = pygame.Surface((200, 60))
+    button.fill(ground)
+    draw_button(button, Theme(scale=1.0, accent=th.parse_colour(th.DEFAULT_ACCENT)), pygame.Rect(0, 0, 200, 60),
+                "", style="ghost")
+    assert _most_contrasting(button, ground) >= 3.0
+
+
 def chart_surface(size=(400, 240)) -> pygame.Surface:
     pygame.font.init()
     surface = pygame.Surface(size)

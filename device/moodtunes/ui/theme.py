@@ -14,7 +14,10 @@ Colour = tuple[int, int, int]
 BACKGROUND: Colour = (17, 21, 31)
 SURFACE: Colour = (29, 35, 50)
 SURFACE_HIGH: Colour = (41, 49, 69)
-OUTLINE: Colour = (62, 72, 96)
+OUTLINE: Colour = (62, 72, 96)  # edges of cards and panels, which nobody needs to find to tap
+# Edges of controls that have no fill to show them (outlined buttons, empty stars): 3:1 or more
+# against every surface, as non-text controls need to be seen (WCAG 1.4.11).
+CONTROL_EDGE: Colour = (115, 126, 152)
 TEXT: Colour = (238, 241, 247)
 MUTED: Colour = (152, 162, 184)
 DANGER: Colour = (239, 104, 104)

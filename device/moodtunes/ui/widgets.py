@@ -207,7 +207,7 @@ def draw_button(
     fill, ink = button_colours(look, style, enabled)
     if pressed and enabled:
         fill = th.mix(fill, (255, 255, 255), 0.25)
-    border = th.OUTLINE if style == "ghost" and enabled else None
+    border = th.CONTROL_EDGE if style == "ghost" and enabled else None
     draw_card(surface, rect, fill, radius, border=border)
     font = font or look.body_bold()
     room = rect.inflate(-look.px(12), 0)
@@ -310,7 +310,7 @@ def draw_star(
         pygame.gfxdraw.filled_polygon(surface, points, colour)
         pygame.gfxdraw.aapolygon(surface, points, colour)
     else:
-        pygame.draw.polygon(surface, th.OUTLINE, points, max(2, radius // 10))
+        pygame.draw.polygon(surface, colour, points, max(2, radius // 10))
 
 
 def draw_mood_face(

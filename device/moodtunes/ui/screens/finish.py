@@ -86,7 +86,7 @@ class RateScreen(Screen):
         for i in range(1, 6):
             target = self.target(f"star:{i}")
             filled = i <= self.stars
-            colour = th.MOOD_COLOURS["happy"] if filled else th.OUTLINE
+            colour = th.MOOD_COLOURS["happy"] if filled else th.CONTROL_EDGE
             if self.app.pressed == target.id:
                 colour = th.mix(colour, (255, 255, 255), 0.3)
             draw_star(
