@@ -52,6 +52,14 @@ def _expected_scanner_problem(exc: Exception) -> bool:
     return isinstance(exc, (CameraError, FaceModelError, EmotionModelError))
 
 
+def _is_camera_problem(exc: Exception) -> bool:
+    try:
+        from moodtunes.vision.camera import CameraError
+    except ImportError:
+        return False
+    return isinstance(exc, CameraError)
+
+
 def _expected_library_problem(exc: Exception) -> bool:
     """A music or storage problem the songs screen explains, as opposed to a bug."""
     try:
@@ -71,6 +79,8 @@ class ScannerService:
         self._settings = settings
         self.scanner: Scanner | None = None
         self.error: str | None = None
+        self.camera_missing = False  # the error is the camera's, not the mood-reading software's
+        self.camera_gone = False  # the last scan found no camera (the scan screen says so)
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -85,6 +95,7 @@ class ScannerService:
             self.scanner = scanner
         except Exception as exc:  # any failure means "no camera"; the kiosk goes on without
             self.error = str(exc) or type(exc).__name__
+            self.camera_missing = _is_camera_problem(exc)
             if _expected_scanner_problem(exc):
                 logger.warning("mood scanner unavailable: %s", exc)
             else:  # a bug in the wiring must not pass for a missing camera: keep its traceback

@@ -18,6 +18,7 @@ from moodtunes.ui.widgets import (
     draw_paragraph,
     draw_ring,
     draw_text,
+    paragraph_height,
 )
 
 CAMERA_START_WAIT_S = (
@@ -50,6 +51,33 @@ AFTER_ONLY_MESSAGES = {  # no mood from before the music to compare with
     "sad": "Thanks for telling us. Music can take time; come back soon.",
 }
 SAMPLE_LABEL = "Sample photo (no camera)"
+# Under the mood on the result screen: what the reading rests on, never a percentage of certainty.
+CONFIDENT_NOTE = "Going by your expression just now."
+UNCERTAIN_NOTE = "That's my best guess. Is that right?"
+
+# Why the camera can't be used, when the kiosk already knows before a scan: said in plain words on
+# the mood picker, which then comes instead of the camera notice (no consent asked for a camera
+# that can't be used).
+READER_MISSING = "The camera is off: its mood-reading software is missing."
+CAMERA_MISSING = "The camera isn't connected."
+CAMERA_NOT_WORKING = "The camera isn't working right now."
+
+
+def scanner_problem(service) -> str:
+    """The plain-words reason a scanner could not start: no camera, or else the software that
+    reads the mood (a missing or damaged face or emotion model, a library it needs)."""
+    return CAMERA_MISSING if service.camera_missing else READER_MISSING
+
+
+def known_camera_problem(app) -> str | None:
+    """Why the camera can't be used, if the kiosk knows already (the scanner couldn't start, or
+    the last scan found no camera); None while it may still work (including still starting)."""
+    service = app.scanner_service
+    if service.error is not None:
+        return scanner_problem(service)
+    if service.scanner is not None and service.camera_gone:
+        return CAMERA_NOT_WORKING
+    return None
 
 
 def after_message(before: str | None, after: str) -> str:
@@ -89,12 +117,22 @@ class ScanScreen(Screen):
         self._begin_if_ready()
 
     def leave(self) -> None:
+        self._stop_scan()
+
+    def _stop_scan(self) -> None:
+        """Cancel the scan (the scanner then closes the camera and drops its last frame) and let go
+        of the frame this screen holds for the preview."""
         scanner = self.app.scanner_service.scanner
         if self.scanning and scanner is not None:
             scanner.cancel_scan()
+        self.scanning = False
+        self.snapshot = self._preview = self._preview_key = None
 
     def primary(self) -> str | None:
         return "manual"
+
+    def back(self) -> str | None:
+        return "back"
 
     def _begin_if_ready(self) -> None:
         service = self.app.scanner_service
@@ -107,7 +145,7 @@ class ScanScreen(Screen):
         service = self.app.scanner_service
         if not self.scanning:
             if service.error is not None:
-                self._manual("The camera isn't available right now.")
+                self._manual(scanner_problem(service))
             elif now - self.entered > CAMERA_START_WAIT_S:
                 self._manual("The camera is taking too long to start.")
             else:
@@ -122,6 +160,7 @@ class ScanScreen(Screen):
             return
         self.scanning = False
         self.app.add_reading(self.phase, result)
+        service.camera_gone = result.outcome == ScanOutcome.NO_CAMERA  # else frames came: it works
         if result.outcome in (ScanOutcome.OK, ScanOutcome.UNCERTAIN) and result.label:
             self.app.go(ResultScreen(self.app, self.phase))
         elif result.outcome == ScanOutcome.NO_FACE:
@@ -140,9 +179,13 @@ class ScanScreen(Screen):
             self.preview_area, self.side = lay.rows(body, [body.width * 3 // 4, 1.0], gap)
         else:
             self.preview_area, self.side = lay.cols(body, [0.6, 0.4], look.px(20))
-        panel, button = lay.rows(self.side, [1.0, self.touch_height()], gap)
+        panel, footer = lay.rows(self.side, [1.0, self.touch_height()], gap)
         self.panel = panel
-        self.add("manual", button)
+        # A way out before the scan ends: a wrong profile tile must not scan someone under another
+        # person's consent. Before the music it leaves the visit; after it, skips to the report.
+        back, manual = lay.cols(footer, [0.34, 0.66], gap)
+        self.add("back", back)
+        self.add("manual", manual)
 
     def draw(self, surface: pygame.Surface) -> None:
         look = self.look
@@ -193,7 +236,10 @@ class ScanScreen(Screen):
             message = "Starting the camera…" if not self.scanning else "Waiting for the camera…"
             draw_text(surface, look.body(), message, th.MUTED, area, align="center")
         self._draw_panel(surface)
-        self.button(surface, "manual", ("Choose my mood instead", "Choose my mood"))
+        self.button(surface, "back", "Back" if self.phase == "before" else "Skip", style="ghost")
+        self.button(
+            surface, "manual", ("Choose my mood instead", "Choose my mood", "Choose mood", "Pick")
+        )
 
     def showing_sample(self) -> bool:
         """Whether the preview is the built-in sample photo, not a camera: configured so (the
@@ -272,15 +318,27 @@ class ScanScreen(Screen):
     def on_tap(self, target_id: str) -> None:
         if target_id == "manual":
             self._manual("")
+        elif target_id == "back":  # no reading is recorded; the camera closes
+            self._stop_scan()
+            if self.phase == "after":
+                from moodtunes.ui.screens.finish import ReportScreen
+
+                self.app.go(ReportScreen(self.app))
+            else:
+                self.app.end_visit("abandoned")
+                self.app.home()
 
 
 class ManualMoodScreen(Screen):
     name = "manual"
 
-    def __init__(self, app, phase: str, reason: str = "") -> None:
+    def __init__(self, app, phase: str, reason: str = "", consent_first: bool = False) -> None:
         super().__init__(app)
         self.phase = phase
         self.reason = reason
+        # Shown instead of the camera notice (the camera was known to be unusable): trying the
+        # camera again goes through the notice first.
+        self.consent_first = consent_first
 
     def back(self) -> str | None:
         return "skip" if self.phase == "after" else "back"
@@ -290,7 +348,10 @@ class ManualMoodScreen(Screen):
         look, m, gap = self.look, self.margin(), self.gap()
         body = lay.inset(area, m)
         portrait = area.height > area.width
-        header, cards, footer = lay.rows(body, [look.px(76), 1.0, self.touch_height()], gap)
+        header_h = look.px(76)
+        if paragraph_height(look.body(), self.subtitle(), body.width, 1.0) > look.body().get_linesize():
+            header_h += look.body().get_linesize()  # a reason that needs two lines gets them
+        header, cards, footer = lay.rows(body, [header_h, 1.0, self.touch_height()], gap)
         self.header_rect = header
         boxes = lay.rows(cards, [1 / 3] * 3, gap) if portrait else lay.cols(cards, [1 / 3] * 3, gap)
         for mood, box in zip(MOODS, boxes):
@@ -300,14 +361,17 @@ class ManualMoodScreen(Screen):
             return
         back, _, retry = lay.cols(footer, [0.3, 0.25, 0.45], gap)
         self.add("back", back)  # a visitor who tapped the wrong profile can leave without a mood
-        if not self.app.visit.camera_declined and self.app.scanner_service.scanner is not None:
+        declined = self.app.visit.camera_declined and not self.consent_first
+        if not declined and self.app.scanner_service.scanner is not None:
             self.add("retry", retry)
+
+    def subtitle(self) -> str:
+        return (self.reason + " " if self.reason else "") + "Tap the face that fits."
 
     def draw(self, surface: pygame.Surface) -> None:
         look = self.look
         title = "How are you feeling?" if self.phase == "before" else "How do you feel now?"
-        subtitle = (self.reason + " " if self.reason else "") + "Tap the face that fits."
-        self.header(surface, self.header_rect, title, subtitle)
+        self._header(surface, title, self.subtitle())
         for mood in MOODS:
             target = self.target(f"mood:{mood}")
             pressed = self.app.pressed == target.id
@@ -347,6 +411,22 @@ class ManualMoodScreen(Screen):
         self.button(surface, "back", ("Start over", "Back"), style="ghost")
         self.button(surface, "retry", ("Try the camera again", "Try the camera", "Retry"), style="ghost")
 
+    def _header(self, surface: pygame.Surface, title: str, subtitle: str) -> None:
+        """The title with the subtitle under it, wrapped to two lines if it needs them."""
+        look, rect = self.look, self.header_rect
+        title_font, sub_font = look.title(), look.body()
+        sub_h = paragraph_height(sub_font, subtitle, rect.width, 1.0)
+        top = rect.centery - (title_font.get_linesize() + look.px(4) + sub_h) // 2
+        draw_text(
+            surface, title_font, title, th.TEXT,
+            pygame.Rect(rect.left, top, rect.width, title_font.get_linesize()),
+        )
+        draw_paragraph(
+            surface, sub_font, subtitle, th.MUTED,
+            pygame.Rect(rect.left, top + title_font.get_linesize() + look.px(4), rect.width, sub_h),
+            line_spacing=1.0,
+        )
+
     def on_tap(self, target_id: str) -> None:
         from moodtunes.ui.screens.finish import ReportScreen
         from moodtunes.ui.screens.music import SongsScreen
@@ -358,7 +438,13 @@ class ManualMoodScreen(Screen):
         elif target_id == "skip":
             app.go(ReportScreen(app))
         elif target_id == "retry":
-            app.go(ScanScreen(app, self.phase))
+            if self.consent_first:  # the camera notice was never shown: it comes first
+                from moodtunes.ui.screens.welcome import ConsentScreen
+
+                app.go(ConsentScreen(app))
+            else:
+                app.visit.camera_declined = False
+                app.go(ScanScreen(app, self.phase))
         elif target_id == "back":
             app.end_visit("abandoned")
             app.home()
@@ -413,12 +499,10 @@ class ResultScreen(Screen):
             lines.append((look.body(), "Thanks for telling us.", th.MUTED))
         elif reading.outcome == ScanOutcome.UNCERTAIN:
             lines.append((look.title(), f"You might be {mood}", th.TEXT))
-            lines.append(
-                (look.body(), f"I'm not sure ({reading.confidence:.0%}). Is that right?", th.MUTED)
-            )
-        else:
-            lines.append((look.title(), f"You look {mood}", th.TEXT))
-            lines.append((look.body(), f"{reading.confidence:.0%} sure", th.MUTED))
+            lines.append((look.body(), UNCERTAIN_NOTE, th.MUTED))
+        else:  # the model's top probability is no measure of how sure anyone is: no percentage
+            lines.append((look.title(), f"You seem {mood}", th.TEXT))
+            lines.append((look.body(), CONFIDENT_NOTE, th.MUTED))
         message = (
             MOOD_MESSAGES[mood] if self.phase == "before" else after_message(visit.moods.get("before"), mood)
         )

@@ -31,6 +31,18 @@ CONSENT_TEXT = (
     "We keep only the mood, the songs you play, how long you listen and your rating, "
     "to show you whether the music lifts your mood."
 )
+# Added when the kiosk uploads visits (``mqtt.enabled``): what the visit event carries, and how.
+UPLOAD_TEXT = (
+    "After each visit, that record is also sent to the kiosk operator's server, "
+    "with a code instead of your name."
+)
+STORE_PROBLEM_TITLE = "Sorry, moodtunes can't start right now"
+STORE_PROBLEM_TEXT = "Please tell the staff."
+
+
+def consent_text(settings) -> str:
+    """The camera notice: with uploads on, it also says that the visit is sent, and how."""
+    return CONSENT_TEXT + (" " + UPLOAD_TEXT if settings.mqtt.enabled else "")
 
 
 class WelcomeScreen(Screen):
@@ -212,11 +224,20 @@ class WelcomeScreen(Screen):
 
 
 def start_visit(app, profile: Profile) -> None:
-    """Begin a visit; the consent notice comes first for guests and profiles that never agreed."""
-    from moodtunes.ui.screens.scan import ScanScreen
+    """Begin a visit; the consent notice comes first for guests and profiles that never agreed.
+    When the kiosk already knows the camera can't be used (no camera, or the software that reads
+    the mood missing), the mood picker comes at once and says why: no notice for a camera that
+    won't look, and the picker shows the notice first if the visitor tries the camera anyway."""
+    from moodtunes.ui.screens.scan import ManualMoodScreen, ScanScreen, known_camera_problem
 
     app.begin_visit(profile)
-    if profile.has_consented and not profile.is_guest:
+    consented = profile.has_consented and not profile.is_guest
+    problem = known_camera_problem(app)
+    if problem is not None:
+        # Without the notice this visit: no scan, unless the visitor agrees to it first.
+        app.visit.camera_declined = not consented
+        app.go(ManualMoodScreen(app, "before", problem, consent_first=not consented))
+    elif consented:
         app.go(ScanScreen(app, "before"))
     else:
         app.go(ConsentScreen(app))
@@ -476,9 +497,11 @@ class ConsentScreen(Screen):
             inner.height - title_h - look.px(12),
         )
         # The biggest type that fits: this is the one text every visitor should read.
+        text = consent_text(self.app.settings)
         fonts = [look.font(size) for size in (22, 19, 16)]
-        font = next((f for f in fonts if _paragraph_fits(f, CONSENT_TEXT, text_area)), fonts[-1])
-        draw_paragraph(surface, font, CONSENT_TEXT, th.TEXT, text_area)
+        font = next((f for f in fonts if _paragraph_fits(f, text, text_area)), fonts[-1])
+        self.text_area, self.text_font = text_area, font
+        draw_paragraph(surface, font, text, th.TEXT, text_area)
         self.button(surface, "back", "Back", style="ghost")
         self.button(surface, "no_camera", ("Use without camera", "No camera"))
         self.button(surface, "accept", ("I agree, use the camera", "I agree"), style="primary")
@@ -489,6 +512,7 @@ class ConsentScreen(Screen):
         app, visit = self.app, self.app.visit
         if target_id == "accept":
             app.record(app.store.record_consent, visit.profile.id)
+            visit.camera_declined = False  # e.g. "Try the camera" on a picker shown without this notice
             app.go(ScanScreen(app, "before"))
         elif target_id == "no_camera":
             visit.camera_declined = True
@@ -505,7 +529,9 @@ def _paragraph_fits(font: FontStack, text: str, rect: pygame.Rect) -> bool:
 
 
 class StoreProblemScreen(Screen):
-    """The database can't be opened: say why, offer to try again (the rest of the kiosk waits)."""
+    """The database can't be opened: a plain message and "Try again" (the rest of the kiosk waits).
+    The store's own words (a path, an errno) are for the staff: the log has them (``open_store``),
+    and the screen only in small type at the foot of the card."""
 
     name = "store_problem"
 
@@ -532,18 +558,27 @@ class StoreProblemScreen(Screen):
         title_h = draw_paragraph(
             surface,
             look.heading(),
-            "moodtunes can't open its memory",
+            STORE_PROBLEM_TITLE,
             th.TEXT,
             pygame.Rect(inner.left, inner.top, inner.width, 2 * look.heading().get_linesize()),
             line_spacing=1.0,
         )
-        text = pygame.Rect(
-            inner.left,
-            inner.top + title_h + look.px(14),
-            inner.width,
-            inner.height - title_h - look.px(14),
+        y = inner.top + title_h + look.px(14)
+        draw_paragraph(
+            surface,
+            look.body(),
+            STORE_PROBLEM_TEXT,
+            th.TEXT,
+            pygame.Rect(inner.left, y, inner.width, 2 * look.body().get_linesize()),
         )
-        draw_paragraph(surface, look.body(), self.message, th.MUTED, text)
+        small = look.small()
+        detail_h = 3 * small.get_linesize()  # at most three lines, cut if longer
+        detail = pygame.Rect(inner.left, inner.bottom - detail_h, inner.width, detail_h)
+        if detail.top > y + 2 * look.body().get_linesize():
+            draw_paragraph(
+                surface, small, f"For the staff: {self.message}", th.MUTED, detail,
+                valign="bottom", line_spacing=1.0,
+            )
         self.button(surface, "retry", "Try again", style="primary")
 
     def on_tap(self, target_id: str) -> None:

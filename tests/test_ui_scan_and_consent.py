@@ -1,0 +1,244 @@
+"""The scan and the camera notice as a visitor meets them: the result never passes the model's
+probability off as certainty, the scan can be left (camera closed, nothing recorded), the notice
+says when visits are uploaded, a database problem is told in plain words, and no notice is asked
+for a camera the kiosk already knows it can't use (the real reason said instead)."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import pygame
+import pytest
+from moodtunes.emotion import EmotionModelError
+from moodtunes.store import Store
+from moodtunes.ui.screens import scan as scan_screens
+from moodtunes.ui.screens import welcome
+from moodtunes.ui.screens.scan import (
+    CAMERA_MISSING,
+    CAMERA_NOT_WORKING,
+    READER_MISSING,
+    ScanScreen,
+    scanner_problem,
+)
+from moodtunes.ui.services import ScannerService
+from moodtunes.ui.widgets import paragraph_height
+from moodtunes.vision.camera import CameraError
+from moodtunes.vision.faces import FaceModelError
+from moodtunes.vision.scan import MoodScanner
+from ui_support import (
+    FixedEmotion,
+    make_app,
+    on_screen,
+    run_until,
+    sample_scanner,
+    step,
+    tap,
+    touch,
+    visit_settings,
+)
+
+
+@pytest.fixture
+def settings():
+    return visit_settings()
+
+
+@pytest.fixture
+def drawn(monkeypatch):
+    """(font, text) of everything the scan and welcome screens draw, in order."""
+    texts: list[tuple[object, str]] = []
+    for module in (scan_screens, welcome):
+        for name in ("draw_text", "draw_paragraph"):
+            draw = getattr(module, name)
+            monkeypatch.setattr(module, name, lambda surface, font, text, *a, _draw=draw, **k: (
+                texts.append((font, text)), _draw(surface, font, text, *a, **k))[1])
+    return texts
+
+
+def rows(settings, sql: str):
+    with Store.open(settings.database_path) as store:
+        return store._db.execute(sql).fetchall()
+
+
+def scanner_seeing(probs):
+    return lambda settings: MoodScanner(settings, model=FixedEmotion(probs))
+
+
+def consented_profile(settings, name: str = "Ada") -> int:
+    with Store.open(settings.database_path) as store:
+        profile = store.create_profile(name, "#5fd08a")
+        store.record_consent(profile.id)
+        return profile.id
+
+
+# ---- 1. the result: no percentage passed off as how sure anyone is -----------------------------
+
+@pytest.mark.parametrize(("probs", "title", "note"), [
+    ((0.91, 0.06, 0.03), "You seem happy", scan_screens.CONFIDENT_NOTE),
+    ((0.2, 0.3, 0.5), "You seem sad", scan_screens.CONFIDENT_NOTE),  # a 50/30/20 split
+    ((0.36, 0.34, 0.30), "You might be happy", "That's my best guess. Is that right?"),
+])
+def test_the_result_says_what_the_face_suggests_not_a_percentage(settings, drawn, probs, title, note):
+    app = make_app(settings, scanner_seeing(probs))
+    try:
+        tap(app, "guest")
+        tap(app, "accept")
+        on_screen(app, "result")
+        drawn.clear()
+        step(app)
+        texts = [text for _, text in drawn]
+        assert title in texts and note in texts
+        assert not any("%" in text or "sure" in text.lower() for text in texts), texts
+    finally:
+        app.close()
+
+
+# ---- 2. a way out of the scan ------------------------------------------------------------------
+
+@pytest.mark.parametrize("how", ["touch", "escape"])
+def test_back_on_the_scan_closes_the_camera_and_records_no_reading(settings, how):
+    ada = consented_profile(settings)
+    app = make_app(settings, sample_scanner)
+    try:
+        assert app.scanner_service.wait(10)
+        touch(app, f"profile:{ada}")  # a returning profile: the scan starts at once
+        assert app.screen.name == "scan"
+        scan = app.screen
+        scanner = app.scanner_service.scanner
+        run_until(app, lambda: scanner.snapshot().frame is not None, what="the camera's first frame")
+        if how == "touch":
+            touch(app, "back")
+        else:
+            pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_ESCAPE, unicode="\x1b", mod=0))
+            step(app)
+        assert app.screen.name == "welcome" and app.visit is None
+        assert scan.snapshot is None and scan._preview is None  # the screen keeps no frame
+        run_until(app, lambda: scanner.snapshot().frame is None, timeout=5, what="the frame dropped")
+        assert not scanner.snapshot().scanning
+        started = time.monotonic()  # longer than the 1 s scan: it was cancelled, not just left
+        run_until(app, lambda: time.monotonic() - started > 1.5, what="the scan window to pass")
+        assert app.screen.name == "welcome" and scanner.snapshot().result is None
+    finally:
+        app.close()
+    assert rows(settings, "SELECT * FROM mood_readings") == []
+    assert [r["end_reason"] for r in rows(settings, "SELECT end_reason FROM sessions")] == ["abandoned"]
+
+
+def test_the_scan_after_the_music_can_be_skipped_to_the_report(settings):
+    app = make_app(settings, sample_scanner)
+    try:
+        tap(app, "guest")
+        tap(app, "no_camera")
+        tap(app, "mood:sad")
+        app.visit.camera_declined = False  # as after a scan agreed to
+        app.go(ScanScreen(app, "after"))
+        step(app)
+        tap(app, "back")
+        assert app.screen.name == "report"
+    finally:
+        app.close()
+    assert [r["phase"] for r in rows(settings, "SELECT phase FROM mood_readings")] == ["before"]
+
+
+# ---- 3. the notice says when visits are uploaded -------------------------------------------------
+
+@pytest.mark.parametrize("size", [(800, 480), (480, 800)], ids=["800x480", "480x800"])
+@pytest.mark.parametrize("uploads", [False, True], ids=["uploads-off", "uploads-on"])
+def test_the_notice_says_visits_are_sent_only_when_they_are_and_fits(settings, drawn, size, uploads):
+    settings.mqtt.enabled = uploads
+    app = make_app(settings, sample_scanner, size=size)
+    try:
+        tap(app, "guest")
+        assert app.screen.name == "consent"
+        drawn.clear()
+        step(app)
+        (text,) = {t for _, t in drawn if welcome.CONSENT_TEXT in t}
+        assert (welcome.UPLOAD_TEXT in text) == uploads
+        assert "no image is ever stored or sent" in text  # photos never leave, either way
+        screen = app.screen
+        assert paragraph_height(screen.text_font, text, screen.text_area.width) <= screen.text_area.height
+        assert screen.text_font.get_linesize() >= app.look.font(19).get_linesize()  # still big type
+    finally:
+        app.close()
+
+
+# ---- 4. a database that can't be opened -----------------------------------------------------------
+
+def test_a_database_problem_asks_for_the_staff_without_paths_in_big_type(settings, tmp_path, drawn, caplog):
+    caplog.set_level(logging.ERROR, logger="moodtunes.ui.app")
+    settings.data_dir = tmp_path / "data-is-a-file"
+    settings.data_dir.write_text("not a folder")
+    app = make_app(settings, sample_scanner)
+    try:
+        assert app.screen.name == "store_problem"
+        drawn.clear()
+        step(app)
+        small = app.look.small()
+        assert any("Please tell the staff" in text and font is not small for font, text in drawn)
+        technical = [(font, text) for font, text in drawn if "/" in text or "Errno" in text]
+        assert all(font is small for font, _ in technical), technical  # the detail: small type only
+        assert str(settings.data_dir) in caplog.text  # and in the log, for the staff
+    finally:
+        app.close()
+
+
+# ---- 5. no notice for a camera the kiosk knows it can't use ----------------------------------------
+
+def failing_scanner(error: Exception):
+    def factory(settings):
+        raise error
+    return factory
+
+
+@pytest.mark.parametrize(("error", "reason"), [
+    (EmotionModelError("emotion model not found: /nowhere/emotion_int8.tflite"), READER_MISSING),
+    (CameraError("no camera found: no webcam at /dev/video0"), CAMERA_MISSING),
+])
+def test_a_known_unusable_camera_skips_the_notice_and_says_why(settings, error, reason):
+    ada = consented_profile(settings)
+    app = make_app(settings, failing_scanner(error))
+    try:
+        assert app.scanner_service.wait(5)
+        tap(app, "guest")
+        assert app.screen.name == "manual"  # no notice asked for a camera that won't look
+        assert app.screen.reason == reason and app.screen.target("retry") is None
+        tap(app, "back")
+        touch(app, f"profile:{ada}")  # a profile that agreed before: no scan screen either
+        assert app.screen.name == "manual" and app.screen.reason == reason
+    finally:
+        app.close()
+    with Store.open(settings.database_path) as store:
+        assert not store.guest_profile().has_consented
+
+
+def test_a_camera_missing_at_the_last_scan_skips_the_notice_until_the_visitor_tries_it(settings, tmp_path):
+    settings.camera.source = f"replay:{tmp_path / 'no-such-camera'}"
+    app = make_app(settings, sample_scanner)
+    try:
+        tap(app, "guest")
+        tap(app, "accept")  # nobody knew yet: the notice, then a scan that finds no camera
+        on_screen(app, "manual", timeout=15)
+        tap(app, "back")
+        tap(app, "guest")  # the next visitor is told at once
+        assert app.screen.name == "manual" and app.screen.reason == CAMERA_NOT_WORKING
+        tap(app, "retry")  # trying the camera anyway: the notice comes first
+        assert app.screen.name == "consent"
+        tap(app, "accept")
+        assert app.screen.name == "scan"
+    finally:
+        app.close()
+
+
+def test_the_reason_names_the_camera_only_when_the_camera_is_the_problem():
+    """By the kind of error, not its wording: a face model named after a camera is still software."""
+    for error, reason in (
+        (EmotionModelError("emotion model not found: /opt/moodtunes/models/emotion_int8.tflite"), READER_MISSING),
+        (FaceModelError("face model for the camera not found: /x/blaze_face.tflite"), READER_MISSING),
+        (ImportError("No module named 'ai_edge_litert'"), READER_MISSING),
+        (CameraError("no camera found: no Raspberry Pi camera; no webcam at /dev/video0"), CAMERA_MISSING),
+    ):
+        service = ScannerService(failing_scanner(error), visit_settings())
+        service.start()
+        assert service.wait(5)
+        assert scanner_problem(service) == reason, error
