@@ -220,7 +220,7 @@ def test_a_name_differing_only_in_case_is_refused(settings):
             pygame.event.post(key(char))
         step(app)
         tap(app, "create")
-        assert app.screen.name == "new_profile" and "'McKay' already exists" in app.screen.error
+        assert app.screen.name == "new_profile" and "“McKay” already exists" in app.screen.error
     finally:
         app.close()
 

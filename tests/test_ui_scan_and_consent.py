@@ -242,3 +242,22 @@ def test_the_reason_names_the_camera_only_when_the_camera_is_the_problem():
         service.start()
         assert service.wait(5)
         assert scanner_problem(service) == reason, error
+
+
+@pytest.mark.parametrize("size", [(800, 480), (480, 800)])
+def test_a_taken_name_is_said_beside_the_name_typed_which_stays(settings, drawn, size):
+    settings.kiosk.width, settings.kiosk.height = size
+    consented_profile(settings, "McKay")
+    app = make_app(settings, sample_scanner)
+    try:
+        tap(app, "new_profile")
+        for letter in "MCKAY":
+            tap(app, f"key:{letter}")
+        tap(app, "create")
+        drawn.clear()
+        step(app)
+        texts = [text for _, text in drawn]
+        assert "“McKay” already exists: tap its tile" in texts
+        assert "Mckay" in texts  # what was typed, still there to correct
+    finally:
+        app.close()

@@ -353,14 +353,14 @@ class NewProfileScreen(Screen):
 
     def draw(self, surface: pygame.Surface) -> None:
         look = self.look
+        # An error goes where the title or "Your colour" would be: the name typed stays in view.
         if self.title_rect is not None:
-            draw_text(surface, look.heading(), "New profile", th.TEXT, self.title_rect)
+            title, colour = (self.error, th.DANGER) if self.error else ("New profile", th.TEXT)
+            draw_text(surface, look.body_bold() if self.error else look.heading(), title, colour, self.title_rect)
         accent = th.parse_colour(self.colour)
         draw_card(surface, self.field, th.SURFACE, look.px(16), border=accent)
         inner = lay.inset(self.field, look.px(18), 0)
-        if self.error:
-            draw_text(surface, look.body(), self.error, th.DANGER, inner)
-        elif self.text:
+        if self.text:
             box = draw_text(surface, look.font(26, bold=True), self.text, th.TEXT, inner)
             if (self.app.clock() * 2) % 2 < 1.3:  # a blinking caret
                 pygame.draw.line(
@@ -373,7 +373,8 @@ class NewProfileScreen(Screen):
         else:
             draw_text(surface, look.font(22), "Type your name", th.MUTED, inner)
         if self.swatch_label is not None:
-            draw_text(surface, look.body(), "Your colour", th.MUTED, self.swatch_label)
+            label, colour = (self.error, th.DANGER) if self.error else ("Your colour", th.MUTED)
+            draw_text(surface, look.body(), label, colour, self.swatch_label)
         for target in self.targets:
             if target.id.startswith("colour:"):
                 colour = target.id.split(":", 1)[1]
@@ -437,7 +438,7 @@ class NewProfileScreen(Screen):
             name = tidy_name(self.text)
             taken = next((p.name for p in self.profiles if same_name(p.name, name)), None)
             if taken is not None:  # the store tells names apart by case; people don't
-                self.error = f"A profile named {taken!r} already exists"
+                self.error = f"“{taken}” already exists: tap its tile"
                 return
             try:
                 profile = self.app.record(self.app.store.create_profile, name, self.colour)
