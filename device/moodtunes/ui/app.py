@@ -33,6 +33,9 @@ logger = logging.getLogger(__name__)
 
 MAX_FPS = 30
 TOAST_SECONDS = 4.0
+# The screens the music plays on: now playing, and the rating after "I'm done, rate it" (a tap too
+# soon stops nothing); going to any other screen stops it.
+MUSIC_PLAYS_ON = frozenset({"playing", "rate"})
 NOT_SAVED_MESSAGE = "Sorry, this couldn't be saved. The music still works; please tell the staff."
 # When the music catalogue can't be read either, the music does not work: say only what failed.
 NOT_SAVED_NO_MUSIC_MESSAGE = "Sorry, this couldn't be saved. Please tell the staff."
@@ -78,6 +81,8 @@ class KioskApp:
         self.frames = 0
         self._toast: tuple[str, float] | None = None
         self._player: Player | None = None
+        self.music_on = False  # a song was started and is neither stopped nor over
+        self.now_playing: int | None = None  # its index in the visit's ranking
         self.last_saved = 0.0  # when the seconds listened were last written
         self.save_failures = 0  # store calls that failed (the autopilot's run fails if any did)
         self._frame_clock: pygame.time.Clock | None = None
@@ -199,6 +204,8 @@ class KioskApp:
         now = self.clock()
         if self.screen is not None:
             self.screen.update(now)
+            if self.music_on and self.screen.name != "playing":
+                self._music_plays_on(now)
             self._check_idle(now)
         self.draw()
         if self.frames == 0:  # the first screen is up: now load models, camera and library
@@ -234,6 +241,12 @@ class KioskApp:
     def _pointer(self, pos: tuple[int, int], down: bool) -> None:
         self.touch()
         hit = self.target_at(pos)
+        toast = self.toast_rect()
+        if down and toast is not None and toast.collidepoint(pos):
+            # A tap on the message puts it away and presses nothing: were it ever over a button,
+            # that button could not be pressed unseen.
+            self._toast, self.pressed = None, None
+            return
         if down:
             self.pressed = hit.id if hit is not None else None
             return
@@ -275,16 +288,31 @@ class KioskApp:
         self._draw_toast()
         pygame.display.flip()
 
+    def toast_rect(self) -> pygame.Rect | None:
+        """Where the message shows, if one does: the top of the screen when no button is there
+        (every screen of a visit, at every supported size: above the songs, over the player's
+        title), else the bottom, else the first band between that hides no button. Only when no
+        band is free does it go at the top anyway, and a tap on it presses nothing (``_pointer``)."""
+        if self._toast is None or self.clock() > self._toast[1]:
+            return None
+        look, (width, height) = self.look, self.surface.get_size()
+        box = pygame.Rect(0, 0, min(width - look.px(32), look.px(560)), look.px(64))
+        buttons = [target.rect for target in self.screen.targets] if self.screen is not None else []
+        top, bottom = look.px(12), height - look.px(12) - box.height
+        for y in (top, bottom, *range(top, bottom, look.px(4))):
+            box.midtop = (width // 2, y)
+            if box.collidelist(buttons) == -1:
+                return box
+        box.midtop = (width // 2, top)
+        return box
+
     def _draw_toast(self) -> None:
-        if self._toast is None:
-            return
-        message, until = self._toast
-        if self.clock() > until:
+        box = self.toast_rect()
+        if box is None:
             self._toast = None
             return
-        look, width, height = self.look, *self.surface.get_size()
-        box = pygame.Rect(0, 0, min(width - look.px(32), look.px(560)), look.px(64))
-        box.midbottom = (width // 2, height - look.px(12))
+        message, _ = self._toast
+        look = self.look
         draw_card(
             self.surface,
             box,
@@ -311,6 +339,8 @@ class KioskApp:
         self.screen = screen
         self.pressed = None
         self.touch()  # each new screen gets the full idle timeout
+        if screen.name not in MUSIC_PLAYS_ON:
+            self.stop_music()
         screen.enter()
         self.relayout()
         logger.debug("screen: %s", screen.name)
@@ -327,7 +357,7 @@ class KioskApp:
         self.go(WelcomeScreen(self))
 
     def toast(self, message: str, seconds: float = TOAST_SECONDS) -> None:
-        """A short message at the bottom of the screen (errors, skipped songs)."""
+        """A short message where it hides no button (errors, skipped songs; ``toast_rect``)."""
         logger.info("message to the visitor: %s", message)
         self._toast = (message, self.clock() + seconds)
 
@@ -464,6 +494,7 @@ class KioskApp:
         # Only a play that started is the one a rating goes to: a song that failed was never heard.
         visit.play_id = visit.last_play_id = play_id
         visit.last_title = track.title
+        self.music_on, self.now_playing = True, index
         self.last_saved = self.clock()
         return True
 
@@ -477,7 +508,20 @@ class KioskApp:
         if final or finished:
             visit.play_id = None
 
+    def _music_plays_on(self, now: float) -> None:
+        """A song left playing under another screen (the rating): its seconds listened are saved
+        as on the player's screen, and when it ends it is saved as heard whole; nothing follows it."""
+        from moodtunes.ui.screens.music import SAVE_EVERY_S
+
+        player = self._player
+        if player.is_finished():
+            self.save_play_progress(final=True, finished=not player.ended_early())
+            self.music_on, self.now_playing = False, None
+        elif now - self.last_saved >= SAVE_EVERY_S:
+            self.save_play_progress()
+
     def stop_music(self) -> None:
+        self.music_on, self.now_playing = False, None
         if self._player is None:
             return
         self._player.pause()

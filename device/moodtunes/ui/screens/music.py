@@ -6,7 +6,7 @@ import math
 
 import pygame
 
-from moodtunes.domain import Category, category_for_mood
+from moodtunes.domain import Category, ScanOutcome, category_for_mood
 from moodtunes.library.tags import UNKNOWN_ARTIST
 from moodtunes.recommend import PAGE_SIZE, artist_key, page, page_count
 from moodtunes.ui import layout as lay
@@ -29,6 +29,7 @@ CATALOGUE_LOOK_EVERY_S = 1.0  # while the library scan runs, how often the songs
 TOP_UP_EVERY_S = 3.0  # ... and at most how often a list already shown looks for newly sorted ones
 SILENT_NOTE = "No sound output — playing silently"
 LIBRARY_PROBLEM_MESSAGE = "The music library can't be read right now. Please tell the staff."
+NO_MUSIC_MESSAGE = "No music is set up yet. Please tell the staff."
 
 SHORT_NAMES = {  # for the button to the other category, where "Try highly energetic" won't fit
     Category.HIGHLY_ENERGETIC.value: "Energetic",
@@ -61,8 +62,10 @@ class SongsScreen(Screen):
         self._looked_at: float | None = self.app.clock()
         self._topped_up = False  # the list got the songs the finished library scan catalogued
         self._progress_seen = self.app.library_service.progress
+        self.no_music = False  # neither category has a song: nothing to offer but finishing
         if visit.ranked_category == visit.category:  # back from the player: the list as it was
             self.loaded = True
+            self._look_for_any_music()
         else:
             self._look_for_songs()
 
@@ -80,6 +83,34 @@ class SongsScreen(Screen):
         visit.page = 0
         self.loaded = True
         self._topped_up = self.app.library_service.ready
+        self._look_for_any_music()
+
+    def _look_for_any_music(self) -> None:
+        """An empty list, once the library is ready and readable: does the other category have
+        songs? If not, "try the other ones" would only send the visitor back and forth between two
+        empty lists, and "I'm done" would ask them to rate music that never played."""
+        app = self.app
+        service = app.library_service
+        self.no_music = False
+        if app.visit.ranked or not service.ready or service.error or app.catalogue_unreadable:
+            return
+        other = app.other_category(app.visit.category)
+        tracks = app.read("the music catalogue", app.store.tracks, other, features=False)
+        if tracks is None:  # told as a library that can't be read
+            app.catalogue_unreadable = True
+        else:
+            self.no_music = not tracks
+
+    def empty_category(self) -> bool:
+        """This category has no songs but the other one has: the useful step is to try that one."""
+        app = self.app
+        return (
+            self.loaded
+            and not app.visit.ranked
+            and not self.no_music
+            and not app.catalogue_unreadable
+            and not app.library_service.error
+        )
 
     def update(self, now: float) -> None:
         """Show the list once the library is ready, or sooner if the catalogue already has songs of
@@ -130,8 +161,14 @@ class SongsScreen(Screen):
             return f"Still sorting {left} more song{'s' if left != 1 else ''}…"
         return "More songs are on the way…"
 
+    def primary(self) -> str | None:
+        if self.loaded and self.no_music:
+            return "finish"
+        return "other" if self.empty_category() else None
+
     def back(self) -> str | None:
-        return "done"
+        """Escape goes back to the mood (where it can be corrected), never ends the visit."""
+        return "back" if "before" in self.app.visit.readings else None
 
     def idle_applies(self) -> bool:
         return self.loaded  # the visitor is waiting for us while the library is being prepared
@@ -161,9 +198,15 @@ class SongsScreen(Screen):
                 self.add(f"row:{i}", cell)
             if len(songs) < PAGE_SIZE:
                 self.note_cell = cells[len(songs)]
-        other, more, done = lay.cols(footer, [0.36, 0.3, 0.34], gap)
+        if self.loaded and self.no_music:  # one way on: finishing the visit, with nothing to rate
+            self.add("finish", lay.centred(footer, max(look.px(260), footer.width // 3), h))
+            return
+        other, more, done = lay.cols(footer, [0.34, 0.33, 0.33] if portrait else [0.36, 0.3, 0.34], gap)
         self.add("other", other)  # also while waiting for songs: the other category may have some
         if self.loaded:
+            if visit.page > 0:  # the way back a page, beside "More songs" (whose centre stays put)
+                previous, more = lay.cols(more, [max(look.px(52), lay.MIN_TOUCH), 1.0], look.px(8))
+                self.add("previous", previous)
             self.add("more", more, enabled=page_count(visit.ranked) > 1)
         self.add("done", done)
 
@@ -212,6 +255,8 @@ class SongsScreen(Screen):
         elif not visit.ranked and (self.app.catalogue_unreadable or self.app.library_service.error):
             # the log has the details (paths, database words), which are the staff's to read
             self._message(surface, "Sorry, no music right now", LIBRARY_PROBLEM_MESSAGE)
+        elif not visit.ranked and self.no_music:
+            self._message(surface, "Sorry, no music yet", NO_MUSIC_MESSAGE)
         elif not visit.ranked:
             other = self.app.other_category(visit.category)
             detail = (
@@ -224,9 +269,32 @@ class SongsScreen(Screen):
             if target is not None:
                 self._row(surface, target.rect, item.track, pressed=self.app.pressed == target.id)
         other = self.app.other_category(visit.category)
-        self.button(surface, "other", (f"Try {other.lower()}", f"{SHORT_NAMES.get(other, 'Other')} songs"))
-        self.button(surface, "more", ("More songs", "More"))
-        self.button(surface, "done", "I'm done", style="primary")
+        self.button(
+            surface, "other", (f"Try {other.lower()}", f"{SHORT_NAMES.get(other, 'Other')} songs"),
+            style="primary" if self.empty_category() else "secondary",
+        )
+        pages = page_count(visit.ranked)
+        last = pages > 1 and visit.page == pages - 1  # "more" goes round to the first page: say so
+        self.button(surface, "more", ("Back to the first songs", "First songs") if last else ("More songs", "More"))
+        self._previous(surface)
+        # The songs are the main thing here: leaving is outlined, not the one filled button.
+        self.button(surface, "done", "I'm done", style="ghost")
+        self.button(surface, "finish", ("Finish my visit", "Finish"), style="primary")
+
+    def _previous(self, surface: pygame.Surface) -> None:
+        """The previous-page button: a button with a left chevron drawn on it (no font needed)."""
+        target = self.target("previous")
+        if target is None:
+            return
+        self.button(surface, "previous", "")
+        look = self.look
+        cx, cy = target.rect.center
+        s = min(target.rect.height, target.rect.width) * 0.18
+        pygame.draw.lines(
+            surface, th.TEXT, False,
+            [(cx + s * 0.5, cy - s), (cx - s * 0.5, cy), (cx + s * 0.5, cy + s)],
+            max(3, look.px(4)),
+        )
 
     def _note_card(self, surface: pygame.Surface, rect: pygame.Rect, note: str) -> None:
         """The next free place in the list, outlined, saying that more songs are being sorted."""
@@ -350,29 +418,54 @@ class SongsScreen(Screen):
     def on_tap(self, target_id: str) -> None:
         from moodtunes.ui.screens.finish import RateScreen
 
-        visit = self.app.visit
+        app, visit = self.app, self.app.visit
         if target_id.startswith("row:"):
             index = visit.page * PAGE_SIZE + int(target_id.split(":", 1)[1])
-            self.app.go(PlayingScreen(self.app, index))
-        elif target_id == "more":  # round to the first page after the last
+            app.go(PlayingScreen(app, index))
+        elif target_id == "more":  # round to the first page after the last ("Back to the first songs")
             visit.page = (visit.page + 1) % max(page_count(visit.ranked), 1)
+        elif target_id == "previous":
+            visit.page = max(0, visit.page - 1)
         elif target_id == "other":
-            visit.category = self.app.other_category(visit.category)
+            visit.category = app.other_category(visit.category)
             self._look_for_songs()
         elif target_id == "done":
-            self.app.go(RateScreen(self.app))
+            app.go(RateScreen(app))
+        elif target_id == "finish":  # no music to rate: the visit ends here, and welcome comes back
+            app.end_visit("completed")
+            app.home()
+        elif target_id == "back":
+            self._back_to_the_mood()
+
+    def _back_to_the_mood(self) -> None:
+        """Escape: back to the mood the songs were picked for, where it can be corrected (a mood
+        picked by hand: back to the faces). Its "Show my songs" picks the category afresh, and
+        the same list if the mood is the same."""
+        from moodtunes.ui.screens.scan import ManualMoodScreen, ResultScreen
+
+        app = self.app
+        reading = app.visit.readings["before"]
+        app.visit.category = None
+        if reading.outcome in (ScanOutcome.OK, ScanOutcome.UNCERTAIN):
+            app.go(ResultScreen(app, "before"))
+        else:
+            app.go(ManualMoodScreen(app, "before"))
 
 
 class PlayingScreen(Screen):
     name = "playing"
 
-    def __init__(self, app, index: int) -> None:
+    def __init__(self, app, index: int, resume: bool = False) -> None:
         super().__init__(app)
         self.index = index
         self.playing = False
+        self.resume = resume  # back to the song still playing (from the rating): don't restart it
 
     def enter(self) -> None:
-        self._play_from(self.index)
+        if self.resume and self.app.music_on and self.app.now_playing == self.index:
+            self.playing = True
+        else:
+            self._play_from(self.index)
 
     def _play_from(self, index: int, *, onwards_only: bool = False) -> None:
         """Play song ``index``, skipping songs that fail. After a tap: round the list once, and back
@@ -582,6 +675,7 @@ class PlayingScreen(Screen):
                 player.volume + (VOLUME_STEP if target_id == "vol_up" else -VOLUME_STEP)
             )
         elif target_id == "done":
-            app.stop_music()
+            # The music plays on under the rating, so a tap too soon loses nothing; the app stops it
+            # when the visit moves on from there (app.MUSIC_PLAYS_ON).
             self.playing = False
             app.go(self._rate())

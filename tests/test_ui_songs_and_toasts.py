@@ -1,0 +1,376 @@
+"""The songs screen and the messages over it, as a visitor meets them: a library with no music at
+all says so and lets the visit end without rating music that never played; the filled button is
+the useful one; "More songs" has a way back; a message never hides a button (nor lets a hidden one
+be pressed); Escape on the songs goes back to the mood instead of ending the visit; and "I'm done,
+rate it" doesn't silence the song under the rating."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pygame
+import pytest
+from moodtunes.store import Store
+from moodtunes.ui import theme as th
+from moodtunes.ui.layout import MIN_TOUCH
+from ui_support import (
+    CALM,
+    ENERGETIC,
+    add_tracks,
+    make_app,
+    on_screen,
+    run_until,
+    sample_scanner,
+    step,
+    tap,
+    visit_settings,
+)
+
+SIZES = [(800, 480), (1024, 600), (480, 800), (1280, 720)]
+SIZE_IDS = [f"{w}x{h}" for w, h in SIZES]
+
+
+@pytest.fixture
+def settings():
+    return visit_settings()
+
+
+@pytest.fixture
+def drawn(monkeypatch):
+    """Every text drawn, in order, and (label, style) of every button drawn."""
+    from moodtunes.ui import widgets
+    from moodtunes.ui.screens import base, music
+
+    texts: list[str] = []
+    buttons: list[tuple[str, str]] = []
+    for module in (widgets, base, music):
+        for name in ("draw_text", "draw_paragraph"):
+            draw = getattr(module, name, None)
+            if draw is not None:
+                monkeypatch.setattr(module, name, lambda surface, font, text, *a, _draw=draw, **k: (
+                    texts.append(text), _draw(surface, font, text, *a, **k))[1])
+    draw_button = base.draw_button
+    monkeypatch.setattr(base, "draw_button", lambda surface, look, rect, label, **k: (
+        buttons.append((label, k.get("style", "secondary"))), draw_button(surface, look, rect, label, **k))[1])
+    return texts, buttons
+
+
+def songs_as_guest(app, mood: str) -> None:
+    tap(app, "guest")
+    tap(app, "no_camera")
+    tap(app, f"mood:{mood}")
+    run_until(app, lambda: app.screen.name == "songs" and app.screen.loaded, what="the songs")
+
+
+def key(app, which: int) -> None:
+    pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=which, unicode="", mod=0))
+    step(app)
+
+
+def ids(app) -> list[str]:
+    return [t.id for t in app.screen.targets]
+
+
+def rows(store: Store, sql: str):
+    return store._db.execute(sql).fetchall()
+
+
+# ---- 1. no music at all: say so, and let the visit end without a rating -----------------------
+
+def test_with_no_music_at_all_the_visitor_is_told_and_can_finish_without_rating(settings, tmp_path, drawn):
+    texts, buttons = drawn
+    sorting = threading.Event()
+
+    def scan_finding_nothing(settings, store, progress=None, should_stop=None):
+        progress(0, 3, "a.mp3")
+        sorting.wait(30)  # three files that turn out to be no music
+
+    app = make_app(settings, sample_scanner, library_loader=scan_finding_nothing)
+    try:
+        tap(app, "guest")
+        tap(app, "no_camera")
+        tap(app, "mood:sad")
+        step(app, 3)
+        assert app.screen.name == "songs" and not app.screen.loaded  # still sorting: it waits, as before
+        assert "finish" not in ids(app)
+        sorting.set()
+        run_until(app, lambda: app.screen.loaded, what="the library scan to end")
+        texts.clear()
+        step(app)
+        from moodtunes.ui.screens.music import NO_MUSIC_MESSAGE
+
+        assert NO_MUSIC_MESSAGE == "No music is set up yet. Please tell the staff."
+        assert NO_MUSIC_MESSAGE in texts
+        assert not any("Try the" in text or text.startswith("Try ") for text in texts)  # no back and forth
+        assert ids(app) == ["finish"]  # no "I'm done" that asks to rate music never played
+        finish = app.screen.target("finish").rect
+        assert min(finish.size) >= MIN_TOUCH
+        assert ("Finish my visit", "primary") in buttons
+        tap(app, "finish")
+        assert app.screen.name == "welcome"
+    finally:
+        sorting.set()
+        app.close()
+    with Store.open(settings.database_path) as store:
+        assert [r[0] for r in rows(store, "SELECT end_reason FROM sessions")] == ["completed"]
+        assert rows(store, "SELECT * FROM ratings") == [] and rows(store, "SELECT * FROM plays") == []
+
+
+def test_enter_finishes_a_visit_with_no_music_and_portrait_fits_it(settings):
+    app = make_app(settings, sample_scanner, size=(480, 800))
+    try:
+        songs_as_guest(app, "happy")
+        finish = app.screen.target("finish").rect
+        assert app.surface.get_rect().contains(finish) and min(finish.size) >= MIN_TOUCH
+        key(app, pygame.K_RETURN)
+        assert app.screen.name == "welcome"
+    finally:
+        app.close()
+
+
+def test_an_empty_category_still_offers_the_other_when_that_one_has_songs(settings, tmp_path, drawn):
+    texts, _ = drawn
+    with Store.open(settings.database_path) as store:
+        add_tracks(store, tmp_path / "music", count=2, category=ENERGETIC)
+    app = make_app(settings, sample_scanner)
+    try:
+        songs_as_guest(app, "sad")  # calm songs: there are none
+        texts.clear()
+        step(app)
+        assert "Nothing to play here yet" in texts and "finish" not in ids(app)
+        assert {"other", "done"} <= set(ids(app))
+        key(app, pygame.K_RETURN)  # Enter is the useful step: the other category
+        assert app.visit.category == ENERGETIC and len(app.visit.ranked) == 2
+    finally:
+        app.close()
+
+
+# ---- 2. the filled button is the useful one ----------------------------------------------------
+
+def test_im_done_is_outlined_and_try_the_other_is_filled_when_the_list_is_empty(settings, tmp_path, drawn):
+    _, buttons = drawn
+    with Store.open(settings.database_path) as store:
+        add_tracks(store, tmp_path / "music", count=3, category=CALM)
+    app = make_app(settings, sample_scanner)
+    try:
+        songs_as_guest(app, "sad")  # a list of calm songs
+        buttons.clear()
+        step(app)
+        styles = dict(buttons)
+        assert styles["I'm done"] == "ghost"
+        assert styles["Try highly energetic"] == "secondary"
+        assert "primary" not in styles.values()  # the songs are what to tap
+        tap(app, "other")  # no energetic songs: "Try happy and calm" is the way on
+        buttons.clear()
+        step(app)
+        styles = dict(buttons)
+        assert styles["Try happy and calm"] == "primary" and styles["I'm done"] == "ghost"
+        done = app.screen.target("done").rect  # outlined, not filled with the accent
+        edge, inside = (tuple(app.surface.get_at((x, done.centery)))[:3] for x in (done.left, done.left + 6))
+        assert edge != tuple(app.look.accent) and inside == th.BACKGROUND
+    finally:
+        app.close()
+
+
+# ---- 3. "More songs" has a way back ----------------------------------------------------------
+
+@pytest.mark.parametrize("size", [(800, 480), (480, 800)], ids=["800x480", "480x800"])
+def test_more_songs_has_a_way_back_and_says_when_it_goes_round(settings, tmp_path, drawn, size):
+    texts, _ = drawn
+    with Store.open(settings.database_path) as store:
+        add_tracks(store, tmp_path / "music", count=14, category=CALM)  # three pages
+    app = make_app(settings, sample_scanner, size=size)
+    try:
+        songs_as_guest(app, "sad")
+        assert "previous" not in ids(app)  # nothing before the first page
+        more_centre = app.screen.target("more").rect.center
+        tap(app, "more")
+        assert app.visit.page == 1
+        previous = app.screen.target("previous").rect
+        assert min(previous.size) >= MIN_TOUCH and app.surface.get_rect().contains(previous)
+        assert app.screen.target("more").rect.collidepoint(more_centre)  # tapping on keeps paging
+        for i, a in enumerate(app.screen.targets):
+            for b in app.screen.targets[i + 1:]:
+                assert not a.rect.colliderect(b.rect), (a.id, b.id)
+        tap(app, "previous")
+        assert app.visit.page == 0
+        tap(app, "more")
+        tap(app, "more")
+        assert app.visit.page == 2  # the last page: "more" goes round, and says so
+        texts.clear()
+        step(app)
+        assert {"Back to the first songs", "First songs"} & set(texts)
+        assert "More songs" not in texts and "More" not in texts
+        tap(app, "previous")
+        assert app.visit.page == 1
+        tap(app, "more")
+        tap(app, "more")
+        assert app.visit.page == 0
+    finally:
+        app.close()
+
+
+# ---- 4. messages hide no button, and a tap on one presses nothing -----------------------------
+
+def message_box(app, message: str) -> pygame.Rect:
+    """Where a message shows, found from the pixels it changes (the screen being still)."""
+    step(app)
+    before = pygame.surfarray.array3d(app.surface)
+    app.toast(message)
+    step(app, 1)
+    xs, ys = np.nonzero((pygame.surfarray.array3d(app.surface) != before).any(axis=2))
+    assert len(xs), "the message was not drawn"
+    return pygame.Rect(xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
+def test_a_message_never_covers_a_button_on_the_songs_and_now_playing_screens(settings, tmp_path, size):
+    with Store.open(settings.database_path) as store:
+        add_tracks(store, tmp_path / "music", count=8, category=CALM)
+    long = "Couldn't play “A very long song title that goes on and on and on”, skipping to the next song."
+    app = make_app(settings, sample_scanner, size=size)
+    try:
+        songs_as_guest(app, "sad")
+        for screen in ("songs", "playing"):
+            if screen == "playing":
+                tap(app, "row:0")
+                tap(app, "toggle")  # paused: the disc and the clock stand still
+                assert app.player().paused
+            box = message_box(app, long)
+            assert app.surface.get_rect().contains(box)
+            assert box.height >= 40 and box.width >= min(size) // 2  # a message, not a stray pixel
+            for target in app.screen.targets:
+                assert not box.colliderect(target.rect), f"the message covers {target.id} on {screen} at {size}"
+            assert box == app.toast_rect()
+            app.toast("", 0)  # gone
+            step(app)
+    finally:
+        app.close()
+
+
+def test_a_tap_on_a_message_over_a_button_presses_nothing(settings):
+    from moodtunes.ui.screens.base import Screen
+
+    class AllButton(Screen):  # a screen with no free band for the message
+        name = "all_button"
+        tapped = 0
+
+        def layout(self, area):
+            super().layout(area)
+            self.add("everything", area)
+
+        def draw(self, surface):
+            pass
+
+        def on_tap(self, target_id):
+            AllButton.tapped += 1
+
+    app = make_app(settings, sample_scanner)
+    try:
+        app.go(AllButton(app))
+        box = message_box(app, "Sorry, this couldn't be saved.")
+        for kind in (pygame.MOUSEBUTTONDOWN, pygame.MOUSEBUTTONUP):
+            pygame.event.post(pygame.event.Event(kind, pos=box.center, button=1))
+        step(app)
+        assert AllButton.tapped == 0  # the message took the tap
+        assert (pygame.surfarray.array3d(app.surface) == th.BACKGROUND).all()  # and put itself away
+        for kind in (pygame.MOUSEBUTTONDOWN, pygame.MOUSEBUTTONUP):
+            pygame.event.post(pygame.event.Event(kind, pos=box.center, button=1))
+        step(app)
+        assert AllButton.tapped == 1  # now the button under it, in sight, is pressed
+    finally:
+        app.close()
+
+
+# ---- 5. Escape goes back, and "I'm done" doesn't silence the song -----------------------------
+
+def test_escape_on_the_songs_goes_back_to_the_mood_not_to_the_rating(settings, tmp_path):
+    with Store.open(settings.database_path) as store:
+        add_tracks(store, tmp_path / "music", count=8, category=ENERGETIC)
+        add_tracks(store, tmp_path / "music", count=8, category=CALM)
+    app = make_app(settings, sample_scanner)
+    try:
+        tap(app, "guest")
+        tap(app, "accept")
+        on_screen(app, "result")
+        tap(app, "continue")
+        assert app.screen.name == "songs" and app.visit.category == ENERGETIC  # happy
+        order = [r.track.path for r in app.visit.ranked]
+        key(app, pygame.K_ESCAPE)
+        assert app.screen.name == "result" and not app.visit.ended
+        tap(app, "continue")  # the same mood: the same list
+        assert app.screen.name == "songs" and [r.track.path for r in app.visit.ranked] == order
+        key(app, pygame.K_ESCAPE)
+        tap(app, "not_right")
+        tap(app, "fix:sad")  # corrected on the way back: the songs follow the mood
+        tap(app, "continue")
+        assert app.screen.name == "songs" and app.visit.category == CALM
+    finally:
+        app.close()
+    with Store.open(settings.database_path) as store:
+        assert rows(store, "SELECT * FROM ratings") == []
+
+
+def test_escape_after_a_mood_picked_by_hand_goes_back_to_the_faces(settings, tmp_path):
+    with Store.open(settings.database_path) as store:
+        add_tracks(store, tmp_path / "music", count=3, category=CALM)
+    app = make_app(settings, sample_scanner)
+    try:
+        songs_as_guest(app, "sad")
+        key(app, pygame.K_ESCAPE)
+        assert app.screen.name == "manual" and not app.visit.ended
+        tap(app, "mood:neutral")
+        assert app.screen.name == "songs" and app.visit.mood == "neutral"
+    finally:
+        app.close()
+
+
+def test_im_done_keeps_the_song_playing_under_the_rating_until_the_visit_moves_on(settings, tmp_path):
+    from moodtunes.ui.screens.music import PlayingScreen
+
+    with Store.open(settings.database_path) as store:
+        add_tracks(store, tmp_path / "music", count=3, category=CALM)
+    app = make_app(settings, sample_scanner)
+    try:
+        songs_as_guest(app, "sad")
+        tap(app, "row:0")
+        tap(app, "done")  # a tap too soon
+        assert app.screen.name == "rate" and app.music_on
+        player = app.player()
+        heard = player.position()
+        started = time.monotonic()
+        run_until(app, lambda: time.monotonic() - started > 0.5, what="a moment of the rating")
+        assert not player.paused and player.position() > heard  # the song goes on
+        index = app.now_playing
+        app.go(PlayingScreen(app, index, resume=True))  # what a "back to the music" would do
+        assert app.screen.name == "playing" and app.screen.playing and player.position() > heard
+        tap(app, "done")
+        tap(app, "report")  # the visit moves on: the music stops
+        assert app.screen.name == "report" and not app.music_on
+        stopped_at = player.position()
+        step(app, 5)
+        assert player.position() == stopped_at
+    finally:
+        app.close()
+    with Store.open(settings.database_path) as store:
+        (play,) = rows(store, "SELECT seconds_listened, finished FROM plays")  # one play: not restarted
+        assert play["seconds_listened"] >= 0.5 and not play["finished"]
+
+
+def test_a_song_that_ends_under_the_rating_is_saved_as_heard_whole(settings, tmp_path):
+    with Store.open(settings.database_path) as store:
+        add_tracks(store, tmp_path / "music", count=2, category=CALM, seconds=0.8)
+    app = make_app(settings, sample_scanner)
+    try:
+        songs_as_guest(app, "sad")
+        tap(app, "row:0")
+        tap(app, "done")
+        run_until(app, lambda: not app.music_on, timeout=10, what="the song to end")
+        assert app.screen.name == "rate"  # nothing follows it there
+    finally:
+        app.close()
+    with Store.open(settings.database_path) as store:
+        (play,) = rows(store, "SELECT seconds_listened, finished FROM plays")
+        assert play["finished"] == 1 and play["seconds_listened"] == pytest.approx(0.8, abs=0.05)
