@@ -328,8 +328,6 @@ def test_escape_after_a_mood_picked_by_hand_goes_back_to_the_faces(settings, tmp
 
 
 def test_im_done_keeps_the_song_playing_under_the_rating_until_the_visit_moves_on(settings, tmp_path):
-    from moodtunes.ui.screens.music import PlayingScreen
-
     with Store.open(settings.database_path) as store:
         add_tracks(store, tmp_path / "music", count=3, category=CALM)
     app = make_app(settings, sample_scanner)
@@ -343,10 +341,12 @@ def test_im_done_keeps_the_song_playing_under_the_rating_until_the_visit_moves_o
         started = time.monotonic()
         run_until(app, lambda: time.monotonic() - started > 0.5, what="a moment of the rating")
         assert not player.paused and player.position() > heard  # the song goes on
-        index = app.now_playing
-        app.go(PlayingScreen(app, index, resume=True))  # what a "back to the music" would do
+        tap(app, "star:3")
+        tap(app, "back")  # "Back to the music": the same song, not restarted
         assert app.screen.name == "playing" and app.screen.playing and player.position() > heard
         tap(app, "done")
+        assert app.screen.stars == 3  # the stars given before
+        tap(app, "star:5")
         tap(app, "report")  # the visit moves on: the music stops
         assert app.screen.name == "report" and not app.music_on
         stopped_at = player.position()
@@ -357,6 +357,7 @@ def test_im_done_keeps_the_song_playing_under_the_rating_until_the_visit_moves_o
     with Store.open(settings.database_path) as store:
         (play,) = rows(store, "SELECT seconds_listened, finished FROM plays")  # one play: not restarted
         assert play["seconds_listened"] >= 0.5 and not play["finished"]
+        assert [r["score"] for r in rows(store, "SELECT score FROM ratings ORDER BY id")] == [50, 100]  # the later counts
 
 
 def test_a_song_that_ends_under_the_rating_is_saved_as_heard_whole(settings, tmp_path):
@@ -374,3 +375,16 @@ def test_a_song_that_ends_under_the_rating_is_saved_as_heard_whole(settings, tmp
     with Store.open(settings.database_path) as store:
         (play,) = rows(store, "SELECT seconds_listened, finished FROM plays")
         assert play["finished"] == 1 and play["seconds_listened"] == pytest.approx(0.8, abs=0.05)
+
+
+def test_the_rating_goes_back_to_the_songs_when_nothing_plays(settings, tmp_path):
+    with Store.open(settings.database_path) as store:
+        add_tracks(store, tmp_path / "music", count=3, category=CALM)
+    app = make_app(settings, sample_scanner)
+    try:
+        songs_as_guest(app, "sad")
+        tap(app, "done")  # before any song
+        key(app, pygame.K_ESCAPE)
+        assert app.screen.name == "songs" and app.screen.loaded and app.visit.ranked
+    finally:
+        app.close()

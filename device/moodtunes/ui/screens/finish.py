@@ -38,7 +38,8 @@ class RateScreen(Screen):
     name = "rate"
 
     def enter(self) -> None:
-        self.stars = 0
+        rating = self.app.visit.rating  # back from the music: the stars given before
+        self.stars = 0 if rating is None else round(score_to_stars(rating))
         self._asked: tuple[tuple[str, int], str] | None = None  # the question, fitted once
 
     def primary(self) -> str | None:
@@ -50,7 +51,7 @@ class RateScreen(Screen):
         return self.app.visit.last_play_id is not None
 
     def back(self) -> str | None:
-        return "report"
+        return "back"
 
     def layout(self, area: pygame.Rect) -> None:
         super().layout(area)
@@ -59,15 +60,17 @@ class RateScreen(Screen):
         h = self.touch_height()
         portrait = area.height > area.width
         if not self._music_heard():
-            self.card, report = lay.rows(body, [1.0, h], gap)
+            self.card, footer = lay.rows(body, [1.0, h], gap)
+            back, report = lay.cols(footer, [0.45, 0.55], gap)
         elif portrait:
-            self.card, again, report = lay.rows(body, [1.0, h, h], gap)
+            self.card, again, report, back = lay.rows(body, [1.0, h, h, h], gap)
         else:
             self.card, footer = lay.rows(body, [1.0, h], gap)
-            report, again = lay.cols(footer, [0.45, 0.55], gap)
+            back, report, again = lay.cols(footer, [0.3, 0.3, 0.4], gap)
         if self._music_heard():  # the stars are optional: a second scan never waits for them
             self.add("again", again)
         self.add("report", report)
+        self.add("back", back)  # "I'm done" tapped too soon loses nothing
         inner = lay.inset(self.card, look.px(20))
         size = min(look.px(84), (inner.width - 4 * look.px(8)) // 5)
         row = lay.centred(inner, 5 * size + 4 * look.px(8), size)
@@ -110,6 +113,8 @@ class RateScreen(Screen):
         if self._music_heard():
             self.button(surface, "again", "Check my mood again", style="primary")
         self.button(surface, "report", "See my report", style="secondary" if self._music_heard() else "primary")
+        back = ("Back to the music", "Music") if self.app.music_on else ("Back to the songs", "Songs")
+        self.button(surface, "back", back, style="ghost")
 
     def wording(self, width: int) -> tuple[str, str]:
         """(title, subtitle) saying what the stars rate. They are stored with the last song heard
@@ -155,6 +160,7 @@ class RateScreen(Screen):
         draw_text(surface, sub_font, subtitle, th.MUTED, pygame.Rect(rect.left, y + gap, rect.width, sub_font.get_linesize()))
 
     def on_tap(self, target_id: str) -> None:
+        from moodtunes.ui.screens.music import PlayingScreen, SongsScreen
         from moodtunes.ui.screens.scan import ManualMoodScreen, ScanScreen
 
         app = self.app
@@ -162,7 +168,12 @@ class RateScreen(Screen):
             self.stars = int(target_id.split(":", 1)[1])
             return
         self._save()
-        if target_id == "again":
+        if target_id == "back":  # to the song still playing, or else the list as it was
+            if app.music_on and app.now_playing is not None:
+                app.go(PlayingScreen(app, app.now_playing, resume=True))
+            else:
+                app.go(SongsScreen(app))
+        elif target_id == "again":
             if app.visit.camera_declined or app.scanner_service.error is not None:
                 app.go(ManualMoodScreen(app, "after"))
             else:
@@ -175,15 +186,12 @@ class RateScreen(Screen):
 
     def _save(self) -> None:
         visit = self.app.visit
-        if self.stars and visit.rating is None and visit.session_id is not None:
-            score = stars_to_score(self.stars)
-            if (
-                self.app.record(
-                    self.app.store.add_rating, visit.session_id, score, visit.last_play_id
-                )
-                is not None
-            ):
-                visit.rating = score
+        score = stars_to_score(self.stars) if self.stars else None
+        if score is None or score == visit.rating or visit.session_id is None:
+            return
+        # Stars changed after going back to the music: the later rating is the visit's.
+        if self.app.record(self.app.store.add_rating, visit.session_id, score, visit.last_play_id) is not None:
+            visit.rating = score
 
 
 class ReportScreen(Screen):
