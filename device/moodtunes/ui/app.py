@@ -2,12 +2,14 @@
 
 Mouse clicks and touches (FINGERDOWN/FINGERUP, normalised 0..1) become the same press/release on
 the screen's targets; the autopilot and the tests post those very events. Idle visits end by
-themselves; a store problem is shown as a message, never a crash.
+themselves, after a "Still there?" warning that any tap or key puts away; a store problem is shown
+as a message, never a crash.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import random
 import time
@@ -27,12 +29,25 @@ from moodtunes.ui import theme as th
 from moodtunes.ui.services import LibraryLoader, LibraryService, Scanner, ScannerService
 from moodtunes.ui.theme import Theme
 from moodtunes.ui.visit import Visit
-from moodtunes.ui.widgets import Target, draw_card, draw_paragraph
+from moodtunes.ui.widgets import (
+    Target,
+    draw_button,
+    draw_card,
+    draw_paragraph,
+    draw_ring,
+    draw_text,
+)
 
 logger = logging.getLogger(__name__)
 
 MAX_FPS = 30
 TOAST_SECONDS = 4.0
+# "Still there?" shows this long before the idle timeout ends a visit, or for the last third of
+# a timeout shorter than three times this.
+IDLE_WARNING_S = 15.0
+IDLE_WARNING_TITLE = "Still there?"
+IDLE_WARNING_TEXT = "Tap anywhere to keep going."
+IDLE_WARNING_BUTTON = "I'm still here"
 # The screens the music plays on: now playing, and the rating after "I'm done, rate it" (a tap too
 # soon stops nothing); going to any other screen stops it.
 MUSIC_PLAYS_ON = frozenset({"playing", "rate"})
@@ -80,6 +95,7 @@ class KioskApp:
         self.running = False
         self.frames = 0
         self._toast: tuple[str, float] | None = None
+        self._warned = False  # the "Still there?" warning is up (logged once each time)
         self._player: Player | None = None
         self.music_on = False  # a song was started and is neither stopped nor over
         self.now_playing: int | None = None  # its index in the visit's ranking
@@ -231,14 +247,24 @@ class KioskApp:
                 down=event.type == pygame.FINGERDOWN,
             )
         elif event.type == pygame.KEYDOWN:
+            warned = self.idle_warning_left() is not None
             self.touch()
             if event.key == pygame.K_q and event.mod & pygame.KMOD_CTRL:
                 self.running = False
+            elif warned:  # the key only keeps the visit: it does nothing on the screen under it
+                self._keep_visit()
             elif self.screen is not None:
                 self.screen.on_key(event)
                 self.relayout()
 
     def _pointer(self, pos: tuple[int, int], down: bool) -> None:
+        if self.idle_warning_left() is not None:
+            # A tap on "Still there?" keeps the visit and presses nothing: the visitor tapped the
+            # warning, not the button that happens to be under it (the release presses nothing
+            # either: ``pressed`` is cleared).
+            self.touch()
+            self._keep_visit()
+            return
         self.touch()
         hit = self.target_at(pos)
         toast = self.toast_rect()
@@ -267,17 +293,40 @@ class KioskApp:
         """Note user activity (resets the idle timer)."""
         self.last_input = self.clock()
 
+    def idle_warning_s(self) -> float:
+        """How long before the idle timeout "Still there?" shows."""
+        return min(IDLE_WARNING_S, self.settings.kiosk.idle_timeout_s / 3)
+
+    def idle_warning_left(self, now: float | None = None) -> float | None:
+        """Seconds left before the idle timeout ends the visit while "Still there?" shows (the
+        last ``idle_warning_s`` of it, on screens where the timeout applies), else None."""
+        if self.screen is None or not self.screen.idle_applies():
+            return None
+        now = self.clock() if now is None else now
+        left = self.settings.kiosk.idle_timeout_s - (now - self.last_input)
+        return left if 0 < left <= self.idle_warning_s() else None
+
+    def _keep_visit(self) -> None:
+        """The visitor answered "Still there?" (the idle timer was reset by ``touch``)."""
+        self.pressed = None
+        if self._warned:
+            logger.info("still there: the visit goes on (%s)", getattr(self.screen, "name", "?"))
+        self._warned = False
+
     def _check_idle(self, now: float) -> None:
-        if (
-            not self.screen.idle_applies()
-            or now - self.last_input < self.settings.kiosk.idle_timeout_s
-        ):
+        if not self.screen.idle_applies():
+            # Welcome, music playing, the library being prepared: the count starts when the
+            # timeout applies again, so a visit never ends at once, without "Still there?" first.
+            self.last_input = now
+            return
+        if now - self.last_input < self.settings.kiosk.idle_timeout_s:
             return
         logger.info(
             "idle for %.0f s on %s: back to welcome", now - self.last_input, self.screen.name
         )
         self.stop_music()
         self.end_visit("idle")
+        self._warned = False
         self.home()
 
     def draw(self) -> None:
@@ -286,7 +335,60 @@ class KioskApp:
         if self.screen is not None:
             self.screen.draw(self.surface)
         self._draw_toast()
+        self._draw_idle_warning()
         pygame.display.flip()
+
+    def _draw_idle_warning(self) -> None:
+        """"Still there?" over the dimmed screen, with the seconds left (a number in a ring that
+        empties). A tap anywhere answers it; the button only shows that it can be tapped."""
+        left = self.idle_warning_left()
+        if left is None:
+            self._warned = False
+            return
+        if not self._warned:
+            logger.info("still there? shown on %s: the visit ends in %.0f s unless touched",
+                        self.screen.name, left)
+            self._warned = True
+        look, surface = self.look, self.surface
+        width, height = surface.get_size()
+        shade = pygame.Surface((width, height), pygame.SRCALPHA)
+        shade.fill((*th.BACKGROUND, 200))
+        surface.blit(shade, (0, 0))
+
+        title_font, body_font, count_font = look.title(), look.body(), look.font(40, bold=True)
+        pad, gap = look.px(24), look.px(14)
+        radius = look.px(52)
+        button_h = look.px(60)
+        card_w = min(width - 2 * look.px(24), look.px(440))
+        inner_w = card_w - 2 * pad
+        text_h = title_font.get_linesize() + look.px(4) + body_font.get_linesize()
+        card_h = pad + text_h + gap + 2 * radius + gap + button_h + pad
+        card = pygame.Rect(0, 0, card_w, card_h)
+        card.center = (width // 2, height // 2)
+        draw_card(surface, card, th.SURFACE, look.px(24), border=th.OUTLINE)
+
+        y = card.top + pad
+        line = pygame.Rect(card.left + pad, y, inner_w, title_font.get_linesize())
+        draw_text(surface, title_font, IDLE_WARNING_TITLE, th.TEXT, line, align="center")
+        y = line.bottom + look.px(4)
+        line = pygame.Rect(card.left + pad, y, inner_w, body_font.get_linesize())
+        draw_text(surface, body_font, IDLE_WARNING_TEXT, th.TEXT, line, align="center")
+
+        centre = (card.centerx, line.bottom + gap + radius)
+        draw_ring(surface, centre, radius, look.px(9), left / self.idle_warning_s(),
+                  look.accent, th.SURFACE_HIGH)
+        seconds = str(math.ceil(left))
+        number = pygame.Rect(0, 0, 2 * radius, count_font.get_linesize())
+        number.center = (centre[0], centre[1] - look.px(6))
+        draw_text(surface, count_font, seconds, th.TEXT, number, align="center")
+        unit = pygame.Rect(0, number.bottom - look.px(8), 2 * radius, look.small().get_linesize())
+        unit.centerx = centre[0]
+        draw_text(surface, look.small(), "second" if seconds == "1" else "seconds", th.MUTED, unit,
+                  align="center")
+
+        button = pygame.Rect(0, 0, min(inner_w, look.px(300)), button_h)
+        button.midtop = (card.centerx, centre[1] + radius + gap)
+        draw_button(surface, look, button, IDLE_WARNING_BUTTON, style="primary")
 
     def toast_rect(self) -> pygame.Rect | None:
         """Where the message shows, if one does: the top of the screen when no button is there

@@ -1,0 +1,239 @@
+"""The "Still there?" warning before the idle timeout ends a visit: on the headless kiosk (SDL dummy
+video and audio), driven by posted touch, mouse and key events, on a clock the test moves by hand
+(``KioskApp.clock``), so nothing waits on real time and nothing is timing-sensitive."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pygame
+import pytest
+from moodtunes.store import Store
+from moodtunes.ui import app as app_module
+from moodtunes.ui import widgets
+from ui_support import (
+    CALM,
+    ENERGETIC,
+    add_tracks,
+    make_app,
+    run_until,
+    sample_scanner,
+    step,
+    tap,
+    target_rect,
+    touch,
+    visit_settings,
+)
+
+
+class HandClock:
+    """The kiosk's clock, moved only by the test (whole binary fractions: exact arithmetic)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def settings():
+    settings = visit_settings()
+    settings.kiosk.idle_timeout_s = 90.0  # the default
+    return settings
+
+
+@pytest.fixture
+def library(settings, tmp_path: Path):
+    with Store.open(settings.database_path) as store:
+        add_tracks(store, tmp_path / "music", count=4, category=ENERGETIC)
+        add_tracks(store, tmp_path / "music", count=4, category=CALM)
+
+
+@pytest.fixture
+def drawn(monkeypatch) -> list[str]:
+    """The lines of text the kiosk draws over the screen (the warning's), frame by frame."""
+    texts: list[str] = []
+    real = getattr(app_module, "draw_text", widgets.draw_text)
+
+    def record(surface, font, text, *args, **kwargs):
+        texts.append(text)
+        return real(surface, font, text, *args, **kwargs)
+
+    monkeypatch.setattr(app_module, "draw_text", record, raising=False)
+    return texts
+
+
+def start(settings, **kwargs):
+    app = make_app(settings, sample_scanner, **kwargs)
+    clock = HandClock()
+    app.clock = clock
+    app.touch()
+    return app, clock
+
+
+def after(app, clock: HandClock, seconds: float, drawn: list[str]) -> list[str]:
+    """Move the clock on, draw a frame, and return the warning's lines in it (none: no warning)."""
+    clock.now += seconds
+    drawn.clear()
+    step(app, 1)
+    return list(drawn)
+
+
+def warned(lines: list[str]) -> bool:
+    return "Still there?" in lines
+
+
+def seconds_shown(lines: list[str]) -> list[str]:
+    return [line for line in lines if line.isdigit()]
+
+
+def to_manual_picker(app) -> None:
+    tap(app, "guest")
+    tap(app, "no_camera")
+    assert app.screen.name == "manual"
+
+
+def open_sessions(settings) -> list:
+    with Store.open(settings.database_path) as store:
+        return store._db.execute("SELECT id FROM sessions WHERE ended_at IS NULL").fetchall()
+
+
+def brightness(app, rect: pygame.Rect) -> int:
+    return sum(pygame.transform.average_color(app.surface, rect)[:3])
+
+
+def test_the_warning_shows_only_in_the_last_15_seconds_with_the_seconds_left(settings, library, drawn):
+    app, clock = start(settings)
+    try:
+        to_manual_picker(app)
+        face = target_rect(app, "mood:happy")
+        strip = pygame.Rect(face.left, face.top, face.width // 5, face.height)  # left of the card
+        before = brightness(app, strip)
+        assert not warned(after(app, clock, 74.75, drawn))
+        lines = after(app, clock, 0.25, drawn)  # 15 s left
+        assert warned(lines) and "Tap anywhere to keep going." in lines
+        assert seconds_shown(lines) == ["15"]
+        assert brightness(app, strip) < 0.6 * before  # the screen under the card is dimmed
+        assert seconds_shown(after(app, clock, 2.5, drawn)) == ["13"]
+        assert seconds_shown(after(app, clock, 12.0, drawn)) == ["1"]  # 0.5 s left
+        assert app.screen.name == "manual" and app.visit is not None
+    finally:
+        app.close()
+
+
+def test_a_short_timeout_warns_for_its_last_third(settings, library, drawn):
+    settings.kiosk.idle_timeout_s = 30.0
+    app, clock = start(settings)
+    try:
+        to_manual_picker(app)
+        assert not warned(after(app, clock, 19.75, drawn))
+        assert seconds_shown(after(app, clock, 0.25, drawn)) == ["10"]
+        assert seconds_shown(after(app, clock, 9.5, drawn)) == ["1"]
+        after(app, clock, 0.5, drawn)
+        assert app.screen.name == "welcome"
+    finally:
+        app.close()
+
+
+def test_a_tap_or_key_during_the_warning_keeps_the_visit_and_presses_nothing(settings, library, drawn):
+    app, clock = start(settings)
+    try:
+        to_manual_picker(app)
+        assert warned(after(app, clock, 80.0, drawn))
+        touch(app, "mood:happy")  # a finger on the "Happy" face under the card
+        assert app.screen.name == "manual" and app.visit.moods == {}
+        assert not warned(after(app, clock, 0.0, drawn))
+
+        assert warned(after(app, clock, 80.0, drawn))
+        tap(app, "back")  # a mouse click on "Back"
+        assert app.screen.name == "manual" and app.visit is not None
+
+        assert warned(after(app, clock, 80.0, drawn))
+        pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_ESCAPE, unicode="\x1b", mod=0))
+        step(app, 1)  # Escape would be "Back"
+        assert app.screen.name == "manual" and app.visit is not None
+
+        # Each answer started the idle count afresh: a full 90 s again, the warning for its last 15.
+        assert not warned(after(app, clock, 74.75, drawn))
+        assert seconds_shown(after(app, clock, 15.0, drawn)) == ["1"]
+        assert app.screen.name == "manual" and len(open_sessions(settings)) == 1
+
+        touch(app, "mood:happy")  # puts the warning away
+        touch(app, "mood:happy")  # and now the face is pressed
+        assert app.screen.name == "songs" and app.visit.moods["before"] == "happy"
+    finally:
+        app.close()
+
+
+def test_without_a_tap_the_visit_ends_as_idle_when_it_did_before(settings, library, drawn):
+    """On the rating, with the song playing on under it and stars chosen but not sent: at 90 s,
+    not a frame sooner, the visit ends as `idle`, the stars are saved and the music stops."""
+    app, clock = start(settings)
+    try:
+        to_manual_picker(app)
+        tap(app, "mood:happy")
+        run_until(app, lambda: app.screen.loaded, what="the songs")
+        tap(app, "row:0")
+        tap(app, "done")
+        tap(app, "star:4")
+        assert app.screen.name == "rate" and app.music_on
+        lines = after(app, clock, 89.75, drawn)
+        assert seconds_shown(lines) == ["1"] and app.screen.name == "rate"
+        after(app, clock, 0.25, drawn)  # 90 s without a touch
+        assert app.screen.name == "welcome" and app.visit is None
+        assert not app.music_on and not pygame.mixer.music.get_busy()
+        assert not warned(after(app, clock, 0.0, drawn))
+    finally:
+        app.close()
+    with Store.open(settings.database_path) as store:
+        (session,) = store._db.execute("SELECT end_reason FROM sessions").fetchall()
+        (rating,) = store._db.execute("SELECT score FROM ratings").fetchall()
+    assert session["end_reason"] == "idle" and rating["score"] == 75
+
+
+def test_no_warning_on_welcome_or_while_music_plays(settings, library, drawn):
+    app, clock = start(settings)
+    try:
+        assert not warned(after(app, clock, 500.0, drawn))
+        assert app.screen.name == "welcome"
+        to_manual_picker(app)
+        tap(app, "mood:happy")
+        run_until(app, lambda: app.screen.loaded, what="the songs")
+        tap(app, "row:0")
+        assert app.screen.name == "playing"
+        for _ in range(8):  # 200 s of music, untouched
+            assert not warned(after(app, clock, 25.0, drawn))
+        assert app.screen.name == "playing" and app.visit is not None
+        tap(app, "toggle")  # paused: now the count runs, and the warning comes at 75 s
+        assert not warned(after(app, clock, 74.75, drawn))
+        assert seconds_shown(after(app, clock, 0.25, drawn)) == ["15"]
+    finally:
+        app.close()
+
+
+def test_no_warning_while_waiting_for_the_library_and_a_full_count_after(settings, tmp_path, drawn):
+    """The music is being prepared for minutes: no warning meanwhile, and when the songs show,
+    the visitor gets the whole idle time (with its warning), not an end on the spot."""
+    release = threading.Event()
+
+    def first_scan(settings, store, progress=None, should_stop=None):
+        release.wait(30)
+        add_tracks(store, tmp_path / "music", count=2, category=CALM)
+
+    app, clock = start(settings, library_loader=first_scan)
+    try:
+        to_manual_picker(app)
+        tap(app, "mood:sad")
+        assert app.screen.name == "songs" and not app.screen.loaded
+        for _ in range(8):
+            assert not warned(after(app, clock, 25.0, drawn))
+        release.set()
+        run_until(app, lambda: app.screen.loaded, what="songs after the scan")
+        assert app.screen.name == "songs"
+        assert not warned(after(app, clock, 74.75, drawn))
+        assert seconds_shown(after(app, clock, 0.25, drawn)) == ["15"]
+    finally:
+        release.set()
+        app.close()
