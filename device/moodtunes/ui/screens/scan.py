@@ -3,6 +3,8 @@ used whenever the camera can't help, and the result with its "not right?" correc
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pygame
 
@@ -11,6 +13,7 @@ from moodtunes.ui import layout as lay
 from moodtunes.ui import theme as th
 from moodtunes.ui.screens.base import Screen
 from moodtunes.ui.widgets import (
+    aa_circle,
     chip_width,
     draw_card,
     draw_chip,
@@ -25,8 +28,18 @@ CAMERA_START_WAIT_S = (
     20.0  # the camera and models get this long to come up before the manual picker
 )
 SCAN_GRACE_S = 5.0  # beyond the scan window, before giving up on a scan that never reports
+LIVE_HOLD_S = 0.5  # a live mood face stays this long through frames without a face (no flicker)
+
+# What the scan screen says in each state of the camera: one story at a time, in the title and
+# the hint (the preview only shows a camera icon while it has no picture).
+STARTING_HINT = "Starting the camera…"
+LOST_TITLE = "The camera stopped"  # frames came, then stopped: the scanner is reopening it
+LOST_HINT = "Trying to reconnect…"
+UNREACHED_TITLE = "Can't reach the camera"  # no frame yet in this scan, and opening it failed
+UNREACHED_HINT = "Trying again…"
 
 MOOD_TITLES = {"happy": "Happy", "neutral": "Neutral", "sad": "Sad"}
+KEEP_MOOD = "Keep as is"  # closes the "not right?" row, the mood unchanged (a mood's tap closes it too)
 MOOD_MESSAGES = {
     "happy": "Let's keep the energy up!",
     "neutral": "Let's lift your mood a little.",
@@ -85,6 +98,42 @@ def after_message(before: str | None, after: str) -> str:
     return AFTER_MESSAGES.get((before, after)) or AFTER_ONLY_MESSAGES.get(after, "Thanks for checking in.")
 
 
+def draw_camera_icon(
+    surface: pygame.Surface, centre: tuple[int, int], size: int, colour, crossed: bool = False
+) -> None:
+    """A camera (``size`` px wide), struck through when ``crossed``: the preview with no picture."""
+    cx, cy = centre
+    line = max(2, size // 14)
+    body = pygame.Rect(0, 0, size, round(size * 0.66))
+    body.center = (cx, cy + size // 16)
+    bump = pygame.Rect(0, 0, round(size * 0.36), round(size * 0.16))
+    bump.midbottom = (cx - size // 12, body.top + line)
+    pygame.draw.rect(surface, colour, bump, width=line, border_radius=line)
+    pygame.draw.rect(surface, th.SURFACE, bump.inflate(-2 * line, 0).move(0, line))
+    pygame.draw.rect(surface, colour, body, width=line, border_radius=size // 8)
+    pygame.draw.circle(surface, colour, body.center, round(size * 0.2), width=line)
+    if crossed:  # a stroke with a gap of the card's colour on each side, so it reads over the lines
+        a = (body.left - size // 12, body.top - size // 6)
+        b = (body.right + size // 12, body.bottom + size // 8)
+        pygame.draw.line(surface, th.SURFACE, a, b, 3 * line)
+        pygame.draw.line(surface, colour, a, b, line)
+
+
+def draw_face_placeholder(surface: pygame.Surface, centre: tuple[int, int], radius: int, colour) -> None:
+    """An empty, dotted face outline: where the live mood face comes once a face is read. No eyes,
+    no mouth, no mood colour, so that it can't pass for a verdict (a grey face read as neutral)."""
+    dots = max(12, round(radius / 5))
+    dot = max(2, radius // 22)
+    for i in range(dots):
+        angle = 2 * math.pi * i / dots
+        aa_circle(
+            surface,
+            colour,
+            (round(centre[0] + radius * math.cos(angle)), round(centre[1] + radius * math.sin(angle))),
+            dot,
+        )
+
+
 def frame_surface(frame: np.ndarray) -> pygame.Surface:
     """A mirrored (selfie view) surface of an RGB frame."""
     mirrored = np.ascontiguousarray(frame[:, ::-1])
@@ -111,6 +160,9 @@ class ScanScreen(Screen):
         self._preview: pygame.Surface | None = None
         self._preview_key: tuple | None = None
         self.snapshot = None
+        self._saw_frame = False  # this scan had a picture (so a gap means the camera stopped)
+        self._live_mood: str | None = None  # the live face's mood; None before a face is read
+        self._live_at = 0.0
 
     def enter(self) -> None:
         self.entered = self.app.clock()
@@ -140,6 +192,8 @@ class ScanScreen(Screen):
             service.scanner.begin_scan()
             self.scanning = True
             self.scan_started = self.app.clock()
+            self._saw_frame = False
+            self._live_mood = None
 
     def update(self, now: float) -> None:
         service = self.app.scanner_service
@@ -152,6 +206,7 @@ class ScanScreen(Screen):
                 self._begin_if_ready()
             return
         self.snapshot = service.scanner.snapshot()
+        self._follow_live(now)
         result: MoodReading | None = self.snapshot.result
         if result is None:
             window = self.app.settings.vision.scan_seconds
@@ -167,6 +222,32 @@ class ScanScreen(Screen):
             self._manual("I couldn't see a face.")
         else:
             self._manual("The camera isn't working right now.")
+
+    def _follow_live(self, now: float) -> None:
+        snap = self.snapshot
+        if getattr(snap, "frame", None) is not None:
+            self._saw_frame = True
+        live = getattr(snap, "live_probs", None)
+        if live and getattr(snap, "frame", None) is not None:
+            self._live_mood, self._live_at = max(live, key=live.get), now
+        elif self.camera_state() != "live" or now - self._live_at > LIVE_HOLD_S:
+            self._live_mood = None
+
+    def camera_state(self) -> str:
+        """The camera's state, which the screen tells one at a time: "starting" (no picture yet),
+        "live" (frames coming) or "lost" (it stopped, or couldn't be opened: the scanner retries)."""
+        snap = self.snapshot
+        if not self.scanning or snap is None:
+            return "starting"
+        if getattr(snap, "frame", None) is not None:
+            return "live"
+        # Imported here, with a scan under way (so already loaded): importing the scanner (OpenCV)
+        # with this module would load it on the UI thread, where start-up doesn't wait for it.
+        from moodtunes.vision.scan import HINT_NO_CAMERA
+
+        if getattr(snap, "hint", None) == HINT_NO_CAMERA:
+            return "lost"
+        return "starting"
 
     def _manual(self, reason: str) -> None:
         self.app.go(ManualMoodScreen(self.app, self.phase, reason))
@@ -232,9 +313,10 @@ class ScanScreen(Screen):
                 width=edge,
                 border_radius=radius + edge,
             )
-        else:
-            message = "Starting the camera…" if not self.scanning else "Waiting for the camera…"
-            draw_text(surface, look.body(), message, th.MUTED, area, align="center")
+        else:  # no picture: the title and the hint say why; here only a camera, struck out if lost
+            size = max(look.px(48), min(area.width, area.height) // 4)
+            colour = th.mix(th.SURFACE, th.MUTED, 0.6)
+            draw_camera_icon(surface, area.center, size, colour, crossed=self.camera_state() == "lost")
         self._draw_panel(surface)
         self.button(surface, "back", "Back" if self.phase == "before" else "Skip", style="ghost")
         self.button(
@@ -264,7 +346,11 @@ class ScanScreen(Screen):
     def _draw_panel(self, surface: pygame.Surface) -> None:
         look, panel = self.look, self.panel
         snap = self.snapshot
-        title = "Look at the camera" if self.phase == "before" else "Let's check your mood again"
+        state = self.camera_state()
+        if state == "lost":
+            title = LOST_TITLE if self._saw_frame else UNREACHED_TITLE
+        else:
+            title = "Look at the camera" if self.phase == "before" else "Let's check your mood again"
         title_h = look.heading().get_linesize() * (
             2 if look.heading().size(title)[0] > panel.width else 1
         )
@@ -285,7 +371,8 @@ class ScanScreen(Screen):
             panel.height - title_h - hint_h - look.px(16),
         )
         radius = max(look.px(20), min(ring_area.width, ring_area.height) // 2 - look.px(4))
-        progress = getattr(snap, "progress", 0.0) if self.scanning else 0.0
+        # The scanner's clock runs on while the camera is away: only frames coming fill the ring.
+        progress = getattr(snap, "progress", 0.0) if state == "live" else 0.0
         draw_ring(
             surface,
             ring_area.center,
@@ -295,14 +382,20 @@ class ScanScreen(Screen):
             look.accent,
             th.SURFACE_HIGH,
         )
-        live = getattr(snap, "live_probs", None)
-        mood = max(live, key=live.get) if live else None
-        draw_mood_face(surface, ring_area.center, round(radius * 0.62), mood)
-        hint = getattr(snap, "hint", None) if snap is not None else None
-        if not self.scanning:
-            hint = "Starting the camera…"
-        elif hint is None:
-            hint = "Hold still, almost there…" if progress > 0.5 else "Great, hold still"
+        self.ring_centre = ring_area.center
+        face_r = round(radius * 0.62)
+        if self._live_mood is not None:
+            draw_mood_face(surface, ring_area.center, face_r, self._live_mood)
+        else:  # nothing read yet: an empty outline, never a face that looks like a mood
+            draw_face_placeholder(surface, ring_area.center, face_r, th.mix(th.SURFACE_HIGH, th.MUTED, 0.45))
+        if state == "starting":
+            hint = STARTING_HINT
+        elif state == "lost":
+            hint = LOST_HINT if self._saw_frame else UNREACHED_HINT
+        else:
+            hint = getattr(snap, "hint", None)
+            if hint is None:
+                hint = "Hold still, almost there…" if progress > 0.5 else "Great, hold still"
         hint_rect = pygame.Rect(panel.left, ring_area.bottom + look.px(8), panel.width, hint_h)
         draw_paragraph(
             surface,
@@ -461,6 +554,9 @@ class ResultScreen(Screen):
     def primary(self) -> str | None:
         return "continue"
 
+    def back(self) -> str | None:
+        return "not_right" if self.correcting else None  # Escape closes the row
+
     def layout(self, area: pygame.Rect) -> None:
         super().layout(area)
         m, gap = self.margin(), self.gap()
@@ -550,7 +646,7 @@ class ResultScreen(Screen):
                 style="primary" if mood_option == mood else "secondary",
             )
         self.button(
-            surface, "not_right", "Done" if self.correcting else "Not right?", style="ghost"
+            surface, "not_right", KEEP_MOOD if self.correcting else "Not right?", style="ghost"
         )
         self.button(
             surface,

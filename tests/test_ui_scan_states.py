@@ -1,0 +1,285 @@
+"""The scan screen tells one story per state of the camera, and the result's correction row says
+what its buttons do:
+
+1. a camera lost mid-scan (or never reached) is said once, in the title and the hint, with an
+   empty ring (the scanner's clock keeps running, the screen doesn't pretend) and the manual
+   picker still offered; starting the camera is said once too;
+2. "Not right?" opens the three moods beside "Keep as is" (not "Done", which read as "finish the
+   visit"); choosing a mood, "Keep as is" or Escape closes the row;
+3. no mood face is drawn before the first live reading (a grey face looked like "you look
+   neutral"): an empty, dotted face outline instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pygame
+import pytest
+from moodtunes.domain import MoodReading, ScanOutcome
+from moodtunes.ui.screens import base
+from moodtunes.ui.screens import scan as scan_screens
+from moodtunes.ui.screens.scan import ResultScreen
+from moodtunes.vision.camera import CameraError, ReplayCamera, sample_frame
+from moodtunes.vision.faces import FaceBox
+from moodtunes.vision.scan import HINT_NO_CAMERA, HINT_STARTING, MoodScanner, ScanSnapshot
+from ui_support import FixedEmotion, make_app, run_until, step, tap, visit_settings
+
+SIZES = pytest.mark.parametrize("size", [(800, 480), (480, 800)], ids=["800x480", "480x800"])
+NORMAL_TITLE = "Look at the camera"
+OLD_TEXTS = ("Waiting for the camera…", "Camera not found – retrying", "Starting the camera")
+
+
+@pytest.fixture
+def settings():
+    return visit_settings()
+
+
+@pytest.fixture
+def drawn(monkeypatch):
+    """What the scan and result screens draw: ``texts`` (every text, buttons' labels included, in
+    order), ``rings`` (the progress ring's fractions) and ``faces`` (the moods of faces drawn)."""
+
+    class Drawn:
+        def __init__(self) -> None:
+            self.texts: list[str] = []
+            self.rings: list[float] = []
+            self.faces: list[str | None] = []
+
+        def clear(self) -> None:
+            self.texts.clear(), self.rings.clear(), self.faces.clear()
+
+    record = Drawn()
+    for name in ("draw_text", "draw_paragraph"):
+        draw = getattr(scan_screens, name)
+        monkeypatch.setattr(scan_screens, name, lambda surface, font, text, *a, _draw=draw, **k: (
+            record.texts.append(text), _draw(surface, font, text, *a, **k))[1])
+    button = base.draw_button
+    monkeypatch.setattr(base, "draw_button", lambda surface, look, rect, label, **k: (
+        record.texts.append(label), button(surface, look, rect, label, **k))[1])
+    ring = scan_screens.draw_ring
+    monkeypatch.setattr(scan_screens, "draw_ring", lambda surface, centre, radius, width, fraction, *a: (
+        record.rings.append(fraction), ring(surface, centre, radius, width, fraction, *a))[1])
+    face = scan_screens.draw_mood_face
+    monkeypatch.setattr(scan_screens, "draw_mood_face", lambda surface, centre, radius, mood: (
+        record.faces.append(mood), face(surface, centre, radius, mood))[1])
+    return record
+
+
+def one_frame(app, drawn) -> list[str]:
+    drawn.clear()
+    step(app, 1)
+    return list(drawn.texts)
+
+
+def assert_big_and_on_screen(app) -> None:
+    screen = app.surface.get_rect()
+    for target in app.screen.targets:
+        assert screen.contains(target.rect), target
+        assert min(target.rect.size) >= 48, target
+
+
+# ---- the real scanner, with a camera that goes away ---------------------------------------------
+
+class VanishingCamera:
+    """The sample photo for ``frames`` frames, then the camera is gone: reading fails, and so does
+    every attempt to open it again (``frames=0``: it never opens at all)."""
+
+    def __init__(self, frames: int) -> None:
+        self.frames = frames
+        self.opened = 0
+
+    def __call__(self):
+        self.opened += 1
+        if self.opened > 1 or self.frames == 0:
+            raise CameraError("no camera found: no webcam at /dev/video0")
+        picture = ReplayCamera.from_frames([sample_frame(640, 480)], "webcam", fps=30)
+        left = [self.frames]
+
+        class Dying:
+            description = "webcam"
+
+            def read(self):
+                left[0] -= 1
+                if left[0] < 0:
+                    raise CameraError("webcam: the device has been disconnected")
+                return picture.read()
+
+            def close(self):
+                picture.close()
+
+        return Dying()
+
+
+def scan_with(settings, camera: VanishingCamera, size):
+    settings.vision.scan_seconds = 20.0  # the scan outlasts the test: what shows while it runs
+    settings.camera.retry_seconds = 30.0
+    app = make_app(settings, lambda s: MoodScanner(s, camera_factory=camera, model=FixedEmotion()), size=size)
+    assert app.scanner_service.wait(10)
+    tap(app, "guest")
+    tap(app, "accept")
+    assert app.screen.name == "scan"
+    return app
+
+
+@SIZES
+def test_a_camera_lost_mid_scan_is_told_once_with_an_empty_ring_and_the_picker_offered(settings, drawn, size):
+    camera = VanishingCamera(frames=8)
+    app = scan_with(settings, camera, size)
+    try:
+        scanner = app.scanner_service.scanner
+        run_until(app, lambda: scanner.snapshot().frame is not None, what="the camera's first frame")
+        run_until(app, lambda: scanner.snapshot().hint == HINT_NO_CAMERA, what="the camera to go")
+        run_until(app, lambda: scanner.snapshot().progress > 0.05, what="the scan's clock to run on")
+        texts = one_frame(app, drawn)
+        assert texts.count("The camera stopped") == 1, texts
+        assert texts.count("Trying to reconnect…") == 1, texts
+        assert NORMAL_TITLE not in texts
+        assert not [t for t in texts if any(old.lower() in t.lower() for old in OLD_TEXTS)], texts
+        assert drawn.rings == [0.0]  # the scanner's progress runs on; the ring doesn't pretend
+        assert drawn.faces == []  # and no mood face: nothing is being read
+        assert any(t.startswith("Choose") for t in texts), texts  # "Choose my mood (instead)"
+        assert_big_and_on_screen(app)
+        tap(app, "manual")
+        assert app.screen.name == "manual"
+    finally:
+        app.close()
+
+
+def test_a_camera_never_reached_is_told_once(settings, drawn):
+    app = scan_with(settings, VanishingCamera(frames=0), (800, 480))
+    try:
+        scanner = app.scanner_service.scanner
+        run_until(app, lambda: scanner.snapshot().hint == HINT_NO_CAMERA, what="the camera to fail")
+        texts = one_frame(app, drawn)
+        assert texts.count("Can't reach the camera") == 1 and texts.count("Trying again…") == 1, texts
+        assert NORMAL_TITLE not in texts
+        assert not [t for t in texts if any(old.lower() in t.lower() for old in OLD_TEXTS)], texts
+        assert drawn.rings == [0.0] and drawn.faces == []
+        assert app.screen.target("manual") is not None
+    finally:
+        app.close()
+
+
+# ---- a scanner whose state the test sets -----------------------------------------------------------
+
+FRAME = np.full((480, 640, 3), 90, np.uint8)
+FACE = FaceBox(200, 120, 220, 240, 0.9)
+
+
+class ScriptedScanner:
+    """Reports ``snap``, as the real scanner would in the state the test puts it in."""
+
+    camera_description = "webcam"
+
+    def __init__(self, settings=None) -> None:
+        self.snap = ScanSnapshot(hint=HINT_NO_CAMERA)
+
+    def start(self) -> None: ...
+    def cancel_scan(self) -> None: ...
+    def stop(self) -> None: ...
+
+    def begin_scan(self, seconds=None) -> None:  # as MoodScanner.begin_scan, before any frame
+        self.snap = replace(self.snap, scanning=True, progress=0.0, result=None, hint=HINT_STARTING)
+
+    def snapshot(self) -> ScanSnapshot:
+        return self.snap
+
+
+def scripted_scan(settings, size=(800, 480)):
+    scanner = ScriptedScanner()
+    app = make_app(settings, lambda s: scanner, size=size)
+    assert app.scanner_service.wait(5)
+    tap(app, "guest")
+    tap(app, "accept")
+    assert app.screen.name == "scan"
+    return app, scanner
+
+
+@SIZES
+def test_starting_the_camera_is_said_once(settings, drawn, size):
+    app, _ = scripted_scan(settings, size)
+    try:
+        texts = one_frame(app, drawn)
+        assert [t for t in texts if "camera" in t.lower()] == [NORMAL_TITLE, "Starting the camera…"], texts
+        assert drawn.rings == [0.0] and drawn.faces == []
+    finally:
+        app.close()
+
+
+def test_the_live_scan_keeps_its_title_ring_and_hints(settings, drawn):
+    app, scanner = scripted_scan(settings)
+    try:
+        scanner.snap = ScanSnapshot(frame=FRAME, faces=(FACE,), scanning=True, progress=0.4, hint="move closer",
+                                    camera_ok=True, live_probs={"happy": 0.2, "neutral": 0.1, "sad": 0.7})
+        texts = one_frame(app, drawn)
+        assert NORMAL_TITLE in texts and "Move closer" in texts
+        assert drawn.rings == [0.4] and drawn.faces == ["sad"]
+    finally:
+        app.close()
+
+
+@SIZES
+def test_no_mood_face_before_the_first_live_reading(settings, drawn, size):
+    app, scanner = scripted_scan(settings, size)
+    try:
+        # Frames, but no face read yet: nothing may look like a verdict.
+        scanner.snap = ScanSnapshot(frame=FRAME, scanning=True, progress=0.1, hint="face the camera",
+                                    camera_ok=True)
+        one_frame(app, drawn)
+        assert drawn.faces == []
+        centre = app.screen.ring_centre
+        colour = tuple(app.surface.get_at(centre))[:3]
+        assert colour != scan_screens.th.MUTED  # not the grey face's fill: the empty outline's inside
+        # The first reading shows its face; a face lost for a moment keeps it, for longer it goes.
+        scanner.snap = replace(scanner.snap, faces=(FACE,), hint=None,
+                               live_probs={"happy": 0.7, "neutral": 0.2, "sad": 0.1})
+        one_frame(app, drawn)
+        assert drawn.faces == ["happy"]
+        scanner.snap = replace(scanner.snap, faces=(), hint="face the camera", live_probs=None)
+        one_frame(app, drawn)
+        assert drawn.faces == ["happy"]
+        now = app.clock()
+        app.clock = lambda: now + scan_screens.LIVE_HOLD_S + 0.1
+        one_frame(app, drawn)
+        assert drawn.faces == []
+    finally:
+        app.close()
+
+
+# ---- 2. the correction row ----------------------------------------------------------------------------
+
+UNCERTAIN = MoodReading(ScanOutcome.UNCERTAIN, "neutral", 0.41, {"happy": 0.22, "neutral": 0.41, "sad": 0.37},
+                        frames_used=27)
+
+
+@SIZES
+def test_the_correction_row_says_keep_as_is_and_any_choice_closes_it(settings, drawn, size):
+    app = make_app(settings, lambda s: ScriptedScanner(), size=size)
+    try:
+        tap(app, "guest")
+        app.add_reading("before", UNCERTAIN)
+        app.go(ResultScreen(app, "before"))
+        step(app)
+        texts = one_frame(app, drawn)
+        assert "Not right?" in texts
+        tap(app, "not_right")
+        texts = one_frame(app, drawn)
+        assert "Done" not in texts and "Keep as is" in texts, texts
+        assert "Show my songs" in texts
+        assert_big_and_on_screen(app)
+        tap(app, "not_right")  # "Keep as is": the row closes, the mood stays
+        assert app.screen.target("fix:sad") is None and app.visit.moods["before"] == "neutral"
+        assert "Not right?" in one_frame(app, drawn)
+        tap(app, "not_right")
+        pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_ESCAPE, unicode="\x1b", mod=0))
+        step(app)
+        assert app.screen.name == "result" and app.screen.target("fix:sad") is None  # Escape closes it
+        tap(app, "not_right")
+        tap(app, "fix:sad")  # choosing a mood closes the row too
+        assert app.screen.target("fix:sad") is None and app.visit.moods["before"] == "sad"
+        texts = one_frame(app, drawn)
+        assert "You feel sad" in texts and "Not right?" in texts
+    finally:
+        app.close()
