@@ -11,6 +11,7 @@ from moodtunes.library.tags import UNKNOWN_ARTIST
 from moodtunes.recommend import PAGE_SIZE, artist_key, page, page_count
 from moodtunes.ui import layout as lay
 from moodtunes.ui import theme as th
+from moodtunes.ui.fonts import FontStack
 from moodtunes.ui.screens.base import Screen
 from moodtunes.ui.widgets import (
     aa_circle,
@@ -21,6 +22,7 @@ from moodtunes.ui.widgets import (
     draw_progress_bar,
     draw_ring,
     draw_text,
+    ellipsize,
 )
 
 SAVE_EVERY_S = 3.0  # seconds listened are written this often, so a crash loses at most this much
@@ -50,6 +52,38 @@ def artist_label(artist: str) -> str:
 def clock_time(seconds: float) -> str:
     seconds = max(0, int(seconds))
     return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def _fitting_length(font: FontStack, text: str, width: int) -> int:
+    """How many of the first characters of ``text`` fit ``width`` pixels. Like ``ellipsize`` it
+    measures only a prefix at most about twice what fits, so a huge tag costs no more."""
+    length = 32
+    while length < len(text) and font.size(text[:length])[0] <= width:
+        length *= 2
+    head = text[:length]
+    lo, hi = 0, len(head)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if font.size(head[:mid])[0] <= width:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def title_lines(font: FontStack, text: str, width: int, max_lines: int = 2) -> list[str]:
+    """A song title in at most two lines of ``width``: the first broken after the last word that
+    fits (inside a word only when there is no space to break at, as in a Chinese or Japanese
+    title), the second, if needed, cut with an ellipsis. One line: the title ellipsized."""
+    if max_lines < 2:
+        return [ellipsize(font, text, width)]
+    fits = _fitting_length(font, text, width)
+    if fits >= len(text):
+        return [text]
+    space = text.rfind(" ", 0, fits + 1)
+    cut = space if space > 0 and text[:space].strip() else max(fits, 1)  # leaves a line to show
+    first, rest = text[:cut].rstrip(), text[cut:].lstrip()
+    return [first, ellipsize(font, rest, width)] if rest else [first]
 
 
 class SongsScreen(Screen):
@@ -368,47 +402,38 @@ class SongsScreen(Screen):
         )
 
     def _row(self, surface: pygame.Surface, rect: pygame.Rect, track, pressed: bool) -> None:
+        """A song: its title (two lines when long, only the second cut short), the artist below it,
+        the length at the right. No category: the heading says it, for every song of the list."""
         look = self.look
         fill = th.mix(th.SURFACE, (255, 255, 255), 0.12) if pressed else th.SURFACE
         draw_card(surface, rect, fill, look.px(16))
         inner = lay.inset(rect, look.px(16), look.px(8))
+        length_font = look.body()
         length = clock_time(track.duration) if track.duration else ""
-        length_w = look.body().size("00:00")[0]
+        length_w = max(length_font.size(length)[0], length_font.size("0:00")[0])
         text = pygame.Rect(
             inner.left, inner.top, inner.width - length_w - look.px(10), inner.height
         )
         title_font, artist_font = look.body_bold(), look.small()
-        stack = title_font.get_linesize() + artist_font.get_linesize() + look.px(30)
-        show_chip = inner.height >= stack
-        top = inner.centery - (stack if show_chip else stack - look.px(30)) // 2
-        draw_text(
-            surface,
-            title_font,
-            track.title,
-            th.TEXT,
-            pygame.Rect(text.left, top, text.width, title_font.get_linesize()),
-        )
-        top += title_font.get_linesize()
+        title_h, artist_h = title_font.get_linesize(), artist_font.get_linesize()
+        room = 2 if inner.height >= 2 * title_h + artist_h else 1  # a second line where it fits
+        lines = title_lines(title_font, track.title, text.width, room)
+        top = inner.centery - (len(lines) * title_h + artist_h) // 2
+        for line in lines:
+            draw_text(
+                surface, title_font, line, th.TEXT, pygame.Rect(text.left, top, text.width, title_h)
+            )
+            top += title_h
         draw_text(
             surface,
             artist_font,
             artist_label(track.artist),
             th.MUTED,
-            pygame.Rect(text.left, top, text.width, artist_font.get_linesize()),
+            pygame.Rect(text.left, top, text.width, artist_h),
         )
-        if show_chip and track.category:
-            top += artist_font.get_linesize() + look.px(4)
-            w = min(chip_width(look, track.category), text.width)
-            draw_chip(
-                surface,
-                look,
-                pygame.Rect(text.left, top, w, look.px(24)),
-                track.category,
-                look.accent,
-            )
         draw_text(
             surface,
-            look.body(),
+            length_font,
             length,
             th.MUTED,
             pygame.Rect(inner.right - length_w, inner.top, length_w, inner.height),

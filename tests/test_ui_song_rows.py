@@ -1,0 +1,194 @@
+"""The rows of the songs list: the heading already names the category, so the rows don't repeat it
+on a chip (the now-playing screen keeps it); the room goes to the title, which takes two lines
+when long (only the second cut short), with the artist below and the length at the right, all
+inside the row at every supported size and the smallest window the config allows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import pygame
+import pytest
+from moodtunes.store import Store
+from moodtunes.ui.fonts import FontStack
+from moodtunes.ui.layout import MIN_TOUCH
+from moodtunes.ui.widgets import ellipsize
+from ui_support import (
+    CALM,
+    add_tracks,
+    make_app,
+    run_until,
+    sample_scanner,
+    step,
+    tap,
+    visit_settings,
+)
+
+LONG_TITLE = "Bohemian Rhapsody (Live at Wembley Stadium, 1986) - Remaster"
+JAPANESE_TITLE = "ハウルの動く城メインテーマ人生のメリーゴーランドオーケストラ版"  # no space to break at
+SIZES = [(800, 480), (1024, 600), (480, 800), (1280, 720), (320, 480), (320, 320)]
+SIZE_IDS = [f"{w}x{h}" for w, h in SIZES]
+
+
+@dataclass
+class Drawn:
+    text: str  # as shown: ellipsized to its box
+    box: pygame.Rect
+    font: FontStack
+
+
+@pytest.fixture
+def drawn(monkeypatch):
+    """Every line of text drawn (through draw_text, which paragraphs, chips and buttons use too),
+    and the labels of the chips drawn."""
+    from moodtunes.ui import widgets
+    from moodtunes.ui.screens import music
+
+    texts: list[Drawn] = []
+    chips: list[str] = []
+    draw = widgets.draw_text
+
+    def recording(surface, font, text, colour, rect, *args, **kwargs):
+        box = draw(surface, font, text, colour, rect, *args, **kwargs)
+        texts.append(Drawn(ellipsize(font, text, rect.width), pygame.Rect(box), font))
+        return box
+
+    chip = widgets.draw_chip
+    for module in (widgets, music):
+        monkeypatch.setattr(module, "draw_text", recording)
+        monkeypatch.setattr(module, "draw_chip", lambda surface, look, rect, label, colour: (
+            chips.append(label), chip(surface, look, rect, label, colour))[1])
+    return texts, chips
+
+
+def songs_screen(tmp_path, size, titles=()):
+    """The calm songs as a guest: one page of six, the first ones titled ``titles``."""
+    settings = visit_settings()
+    with Store.open(settings.database_path) as store:
+        records = add_tracks(store, tmp_path / "music", count=6, category=CALM, seconds=215.0)
+        for record, title in zip(records, titles):
+            store.upsert_track(replace(record, id=None, title=title))
+    app = make_app(settings, sample_scanner, size=size)
+    tap(app, "guest")
+    tap(app, "no_camera")
+    tap(app, "mood:sad")
+    run_until(app, lambda: app.screen.name == "songs" and app.screen.loaded, what="the songs")
+    return app
+
+
+def row_of(app, title: str) -> pygame.Rect:
+    index = next(i for i, item in enumerate(app.visit.ranked) if item.track.title == title)
+    assert index < 6, "on the first page"
+    return app.screen.target(f"row:{index}").rect
+
+
+def row_rects(app) -> list[pygame.Rect]:
+    return [t.rect for t in app.screen.targets if t.id.startswith("row:")]
+
+
+def title_lines_drawn(app, texts: list[Drawn], row: pygame.Rect) -> list[Drawn]:
+    bold = app.look.body_bold()
+    return sorted((d for d in texts if d.font is bold and row.colliderect(d.box)), key=lambda d: d.box.top)
+
+
+def test_the_rows_name_no_category_but_the_now_playing_screen_does(tmp_path, drawn):
+    texts, chips = drawn
+    app = songs_screen(tmp_path, (800, 480))
+    try:
+        texts.clear()
+        step(app, 1)
+        rows = row_rects(app)
+        assert len(rows) == 6
+        in_rows = [d.text for d in texts if any(row.colliderect(d.box) for row in rows)]
+        assert in_rows and not any(CALM.lower() in text.lower() for text in in_rows), in_rows
+        assert chips == []
+        assert any(CALM in d.text for d in texts)  # the heading still says it
+        tap(app, "row:0")
+        assert app.screen.name == "playing"
+        step(app, 1)
+        assert CALM in chips  # the song's category, on its own screen
+    finally:
+        app.close()
+
+
+def test_a_long_title_takes_two_lines_readable_for_its_first_45_characters(tmp_path, drawn):
+    texts, _ = drawn
+    assert len(LONG_TITLE) == 60
+    app = songs_screen(tmp_path, (800, 480), titles=[LONG_TITLE])
+    try:
+        texts.clear()
+        step(app, 1)
+        first, second = title_lines_drawn(app, texts, row_of(app, LONG_TITLE))
+        assert second.box.top >= first.box.bottom  # one under the other
+        assert first.box.left == second.box.left
+        assert LONG_TITLE.startswith(first.text) and not first.text.endswith("…")  # only the second is cut
+        assert second.text.endswith("…")
+        shown = f"{first.text} {second.text}"
+        assert shown.startswith(LONG_TITLE[:45]), shown
+    finally:
+        app.close()
+
+
+def test_a_title_with_no_space_to_break_at_still_takes_two_lines(tmp_path, drawn):
+    texts, _ = drawn
+    app = songs_screen(tmp_path, (800, 480), titles=[JAPANESE_TITLE])
+    try:
+        texts.clear()
+        step(app, 1)
+        first, second = title_lines_drawn(app, texts, row_of(app, JAPANESE_TITLE))
+        bold = app.look.body_bold()
+        assert (first.text + second.text.removesuffix("…")) == JAPANESE_TITLE[: len(first.text + second.text) - 1]
+        assert len(first.text) >= 8  # the first line filled, not one character or an ellipsis
+        # each line is one piece of text, set on one baseline, no taller than a line of Latin
+        assert all(d.box.height <= bold.get_linesize() + 2 for d in (first, second))
+    finally:
+        app.close()
+
+
+@pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
+def test_a_rows_texts_stay_inside_it_at_every_size(tmp_path, drawn, size):
+    texts, _ = drawn
+    app = songs_screen(tmp_path, size, titles=[LONG_TITLE, "Short", JAPANESE_TITLE, "A" * 300])
+    try:
+        texts.clear()
+        step(app, 1)
+        rows = row_rects(app)
+        assert len(rows) == 6
+        for row in rows:
+            assert min(row.size) >= MIN_TOUCH
+            inside = [d for d in texts if row.colliderect(d.box)]
+            assert len(inside) >= 3  # title, artist, length
+            for d in inside:
+                assert row.contains(d.box), f"{d.text!r} {d.box} leaves the row {row} at {size}"
+            for i, a in enumerate(inside):  # (a line with CJK in it may be 2 px taller: no more)
+                for b in inside[i + 1:]:
+                    overlap = a.box.clip(b.box)
+                    assert overlap.width == 0 or overlap.height <= 2, (a.text, b.text)
+        for title in (LONG_TITLE, JAPANESE_TITLE, "A" * 300):
+            assert len(title_lines_drawn(app, texts, row_of(app, title))) == 2, (title, size)
+        (short,) = title_lines_drawn(app, texts, row_of(app, "Short"))
+        assert short.text == "Short"
+    finally:
+        app.close()
+
+
+def test_fitting_a_huge_title_on_two_lines_measures_only_what_can_show(monkeypatch):
+    from moodtunes.ui.screens.music import title_lines
+
+    pygame.font.init()
+    font = FontStack(20, True)
+    longest = [0]
+    measure = font.size
+
+    def size(text):
+        longest[0] = max(longest[0], len(text))
+        return measure(text)
+
+    monkeypatch.setattr(font, "size", size)
+    for huge in ("T" * 2_000_000, "la " * 700_000):
+        first, second = title_lines(font, huge, 300)
+        assert huge.startswith(first) and second.endswith("…")
+        assert (first, second) == tuple(title_lines(font, huge[:3000], 300))
+    assert longest[0] < 500
+    assert title_lines(font, "Blue Sky", 300) == ["Blue Sky"]
+    assert title_lines(font, "Blue Sky " * 10, 300, max_lines=1) == [ellipsize(font, "Blue Sky " * 10, 300)]
