@@ -101,6 +101,16 @@ def test_bad_environment_value_names_the_key(monkeypatch):
         load_settings()
 
 
+def test_a_screen_too_small_for_48_px_touch_targets_is_refused(monkeypatch):
+    """480x320 panels: a keyboard row or a page of songs can't have 48 px targets there."""
+    monkeypatch.setenv("MOODTUNES_KIOSK__WIDTH", "480")
+    monkeypatch.setenv("MOODTUNES_KIOSK__HEIGHT", "800")
+    assert (load_settings().kiosk.width, load_settings().kiosk.height) == (480, 800)
+    monkeypatch.setenv("MOODTUNES_KIOSK__HEIGHT", "320")
+    with pytest.raises(ConfigError, match=r"kiosk.height: Input should be greater than or equal to 480"):
+        load_settings()
+
+
 def test_unreadable_and_missing_files(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
         load_settings(tmp_path / "missing.toml")

@@ -152,8 +152,10 @@ class LibrarySettings(Section):
 
 
 class KioskSettings(Section):
-    width: int = Field(800, ge=320)
-    height: int = Field(480, ge=320)
+    # 480 px at least each way: below that (a 480x320 panel) a keyboard row or a page of songs has
+    # no room for 48 px touch targets. Tested: 800x480, 1024x600, 1280x720, 480x800.
+    width: int = Field(800, ge=480, description="window or screen width in px (at least 480)")
+    height: int = Field(480, ge=480, description="window or screen height in px (at least 480)")
     fullscreen: bool = False
     idle_timeout_s: float = Field(90.0, gt=0)
     volume: float = Field(0.7, ge=0.0, le=1.0)
