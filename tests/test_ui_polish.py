@@ -487,3 +487,13 @@ def test_the_report_draws_rating_bars_from_one_star(settings, tmp_path, monkeypa
         assert values == [1.0] and (low, high) == (1.0, 5.0) and min(labels) == low
     finally:
         app.close()
+
+
+def test_a_panel_smaller_than_the_layouts_are_made_for_is_warned_about(settings, caplog):
+    """Fullscreen takes the panel's own size, which the settings' 480 px minimum can't refuse."""
+    app = make_app(settings, sample_scanner, size=(480, 320))
+    app.close()
+    assert "the display is 480x320, smaller than the 480 px each way the kiosk is made for" in caplog.text
+    caplog.clear()
+    make_app(settings, sample_scanner, size=(800, 480)).close()
+    assert "smaller than" not in caplog.text

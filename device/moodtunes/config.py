@@ -151,11 +151,14 @@ class LibrarySettings(Section):
             ) from None
 
 
+# 480 px at least each way: below that (a 480x320 panel) a keyboard row or a page of songs has no
+# room for 48 px touch targets. Tested: 800x480, 1024x600, 1280x720, 480x800.
+KIOSK_MIN_SIDE = 480
+
+
 class KioskSettings(Section):
-    # 480 px at least each way: below that (a 480x320 panel) a keyboard row or a page of songs has
-    # no room for 48 px touch targets. Tested: 800x480, 1024x600, 1280x720, 480x800.
-    width: int = Field(800, ge=480, description="window or screen width in px (at least 480)")
-    height: int = Field(480, ge=480, description="window or screen height in px (at least 480)")
+    width: int = Field(800, ge=KIOSK_MIN_SIDE, description="window or screen width in px (at least 480)")
+    height: int = Field(480, ge=KIOSK_MIN_SIDE, description="window or screen height in px (at least 480)")
     fullscreen: bool = False
     idle_timeout_s: float = Field(90.0, gt=0)
     volume: float = Field(0.7, ge=0.0, le=1.0)

@@ -19,7 +19,7 @@ from typing import Any
 
 import pygame
 
-from moodtunes.config import Settings
+from moodtunes.config import KIOSK_MIN_SIDE, Settings
 from moodtunes.domain import Category, MoodReading
 from moodtunes.player import Player, PlayerError
 from moodtunes.recommend import Feedback, Ranked, rank
@@ -123,6 +123,9 @@ class KioskApp:
         width, height = self.surface.get_size()
         logger.info("display: SDL driver %s, %dx%d%s", pygame.display.get_driver(), width, height,
                     " fullscreen" if self._fullscreen else " window")
+        if min(width, height) < KIOSK_MIN_SIDE:  # fullscreen takes the panel's own size, whatever the settings say
+            logger.warning("the display is %dx%d, smaller than the %d px each way the kiosk is made for: "
+                           "touch targets and text will be too small to use well", width, height, KIOSK_MIN_SIDE)
         self.look = Theme(scale=min(width, height) / 480)
         self._frame_clock = pygame.time.Clock()
         self.running = True
