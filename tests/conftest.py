@@ -15,6 +15,9 @@ from pathlib import Path
 
 import pytest
 
+# The kiosk tests' fixtures (settings, told), found by name in every test module.
+pytest_plugins = ["ui_support"]
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATASETS = REPO.parent / "shared" / "datasets"
 REQUIRE_SERVICES = os.environ.get("MOODTUNES_REQUIRE_SERVICES") == "1"

@@ -482,6 +482,18 @@ def test_a_profiles_feedback_holds_its_own_ratings_only(store):
     assert store.track_feedback(ana.id) == [("/music/a.ogg", "Artist", 90)]
 
 
+def test_a_song_rated_again_counts_once_with_its_later_rating(store):
+    ana = store.create_profile("Ana", "#ff8800")
+    song = stored_track(store)
+    session = store.start_session(ana.id)
+    play = store.start_play(session, song)
+    store.add_rating(session, 100, play)
+    store.add_rating(session, 0, play)  # back to the music, then rated again: changed their mind
+    second = store.start_play(session, song)
+    store.add_rating(session, 75, second)  # another play of the same song is another opinion
+    assert store.track_feedback(ana.id) == [("/music/a.ogg", "Artist", 0), ("/music/a.ogg", "Artist", 75)]
+
+
 def test_recent_paths_are_those_of_the_last_three_visits(store):
     ana = store.create_profile("Ana", "#ff8800")
     for song in ("oldest", "second", "third", "newest"):

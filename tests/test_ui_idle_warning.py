@@ -16,7 +16,9 @@ from ui_support import (
     CALM,
     ENERGETIC,
     add_tracks,
+    key,
     make_app,
+    rows,
     run_until,
     sample_scanner,
     step,
@@ -97,7 +99,7 @@ def to_manual_picker(app) -> None:
 
 def open_sessions(settings) -> list:
     with Store.open(settings.database_path) as store:
-        return store._db.execute("SELECT id FROM sessions WHERE ended_at IS NULL").fetchall()
+        return rows(store, "SELECT id FROM sessions WHERE ended_at IS NULL")
 
 
 def brightness(app, rect: pygame.Rect) -> int:
@@ -151,8 +153,7 @@ def test_a_tap_or_key_during_the_warning_keeps_the_visit_and_presses_nothing(set
         assert app.screen.name == "manual" and app.visit is not None
 
         assert warned(after(app, clock, 80.0, drawn))
-        pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_ESCAPE, unicode="\x1b", mod=0))
-        step(app, 1)  # Escape would be "Back"
+        key(app, pygame.K_ESCAPE, "\x1b", frames=1)  # Escape would be "Back"
         assert app.screen.name == "manual" and app.visit is not None
 
         # Each answer started the idle count afresh: a full 90 s again, the warning for its last 15.
@@ -168,8 +169,9 @@ def test_a_tap_or_key_during_the_warning_keeps_the_visit_and_presses_nothing(set
 
 
 def test_without_a_tap_the_visit_ends_as_idle_when_it_did_before(settings, library, drawn):
-    """On the rating, with the song playing on under it and stars chosen but not sent: at 90 s,
-    not a frame sooner, the visit ends as `idle`, the stars are saved and the music stops."""
+    """On the rating, stars chosen but not sent: while the song plays on under it nothing counts
+    (as on the player's screen); once it has ended, at 90 s, not a frame sooner, the visit ends
+    as `idle` and the stars are saved."""
     app, clock = start(settings)
     try:
         to_manual_picker(app)
@@ -179,17 +181,24 @@ def test_without_a_tap_the_visit_ends_as_idle_when_it_did_before(settings, libra
         tap(app, "done")
         tap(app, "star:4")
         assert app.screen.name == "rate" and app.music_on
+        assert not warned(after(app, clock, 200.0, drawn))  # the song plays on: no count
+        assert app.screen.name == "rate" and app.music_on
+        player = app.active_player
+        player.is_finished = lambda: True  # the song ends (a 30 s song, on a clock the test moves)
+        player.ended_early = lambda: False
+        step(app)
+        assert not app.music_on
         lines = after(app, clock, 89.75, drawn)
         assert seconds_shown(lines) == ["1"] and app.screen.name == "rate"
         after(app, clock, 0.25, drawn)  # 90 s without a touch
         assert app.screen.name == "welcome" and app.visit is None
-        assert not app.music_on and not pygame.mixer.music.get_busy()
+        assert not pygame.mixer.music.get_busy()
         assert not warned(after(app, clock, 0.0, drawn))
     finally:
         app.close()
     with Store.open(settings.database_path) as store:
-        (session,) = store._db.execute("SELECT end_reason FROM sessions").fetchall()
-        (rating,) = store._db.execute("SELECT score FROM ratings").fetchall()
+        (session,) = rows(store, "SELECT end_reason FROM sessions")
+        (rating,) = rows(store, "SELECT score FROM ratings")
     assert session["end_reason"] == "idle" and rating["score"] == 75
 
 

@@ -17,24 +17,16 @@ from ui_support import (
     ENERGETIC,
     StillScanner,
     add_tracks,
+    guest_at_songs,
+    key_event,
     make_app,
+    record_texts,
     run_until,
     sample_scanner,
+    songs_as_guest,
     step,
     tap,
-    toasts,
-    visit_settings,
 )
-
-
-@pytest.fixture
-def settings():
-    return visit_settings()
-
-
-@pytest.fixture
-def told(caplog):
-    return toasts(caplog)
 
 
 @pytest.fixture
@@ -44,19 +36,8 @@ def drawn(monkeypatch):
     from moodtunes.ui.screens import base, finish, music, scan, welcome
 
     texts: list[str] = []
-    for module in (widgets, base, finish, music, scan, welcome):
-        for name in ("draw_text", "draw_paragraph"):
-            draw = getattr(module, name, None)
-            if draw is not None:
-                monkeypatch.setattr(module, name, lambda surface, font, text, *a, _draw=draw, **k: (
-                    texts.append(text), _draw(surface, font, text, *a, **k))[1])
+    record_texts(monkeypatch, (widgets, base, finish, music, scan, welcome), lambda font, text: texts.append(text))
     return texts
-
-
-def songs_as_guest(app, mood: str) -> None:
-    tap(app, "guest")
-    tap(app, "no_camera")
-    tap(app, f"mood:{mood}")
 
 
 # ---- 2. the songs screen while the library scan runs -------------------------------------------
@@ -77,7 +58,7 @@ def test_a_partial_list_says_more_songs_are_coming_and_grows_without_moving(sett
 
     app = make_app(settings, sample_scanner, library_loader=first_scan)
     try:
-        songs_as_guest(app, "happy")
+        songs_as_guest(app, "happy", wait=False)
         screen = app.screen
         run_until(app, lambda: screen.loaded, what="the songs catalogued so far")
         assert len(app.visit.ranked) == 3 and not app.library_service.ready
@@ -109,11 +90,8 @@ def test_a_partial_list_says_more_songs_are_coming_and_grows_without_moving(sett
 
 
 def test_the_list_is_not_topped_up_once_the_scan_is_over(settings, tmp_path):
-    with Store.open(settings.database_path) as store:
-        add_tracks(store, tmp_path / "music", count=3, category=CALM)
-    app = make_app(settings, sample_scanner)  # no library loader: ready at once
+    app = guest_at_songs(settings, tmp_path / "music", "sad", wait=False, count=3, category=CALM)  # no library loader: ready at once
     try:
-        songs_as_guest(app, "sad")
         assert app.screen.loaded and app.screen.sorting_note() is None
         with Store.open(settings.database_path) as store:
             add_tracks(store, tmp_path / "later", count=2, category=CALM)
@@ -126,17 +104,14 @@ def test_the_list_is_not_topped_up_once_the_scan_is_over(settings, tmp_path):
 # ---- 3. the rating asks about the song it is stored with -------------------------------------
 
 def test_the_rating_asks_about_the_last_song_heard_or_the_visit_without_one(settings, tmp_path):
-    with Store.open(settings.database_path) as store:
-        add_tracks(store, tmp_path / "music", count=2, category=CALM, seconds=5.0)
-    app = make_app(settings, sample_scanner)
+    app = guest_at_songs(settings, tmp_path / "music", "sad", wait=False, count=2, category=CALM, seconds=5.0)
     try:
-        songs_as_guest(app, "sad")
         tap(app, "done")
         assert app.screen.name == "rate"
         assert app.screen.wording(600) == ("How was your visit?", "Rate your moodtunes visit")
         tap(app, "report")
         tap(app, "finish")
-        songs_as_guest(app, "sad")
+        songs_as_guest(app, "sad", wait=False)
         tap(app, "row:0")
         title = app.visit.ranked[0].track.title
         tap(app, "done")
@@ -154,7 +129,7 @@ def test_a_long_song_title_is_cut_to_two_lines_of_the_question(settings, tmp_pat
         store.upsert_track(song)
     app = make_app(settings, sample_scanner, size=(480, 800))
     try:
-        songs_as_guest(app, "sad")
+        songs_as_guest(app, "sad", wait=False)
         tap(app, "row:0")
         tap(app, "done")
         question, _ = app.screen.wording(396)
@@ -175,17 +150,13 @@ def test_names_keep_the_case_typed():
     assert same_name("McKay", "mckay ") and not same_name("Ann", "Anne")
 
 
-def key(char: str) -> pygame.event.Event:
-    return pygame.event.Event(pygame.KEYDOWN, key=pygame.K_a, unicode=char, mod=0)
-
-
 def test_a_physical_keyboard_keeps_capitals_and_hyphens(settings, tmp_path):
     app = make_app(settings, sample_scanner)
     try:
         tap(app, "new_profile")
         for char in "Anne-Marie":
-            pygame.event.post(key(char))
-        pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_RETURN, unicode="\r", mod=0))
+            pygame.event.post(key_event(pygame.K_a, char))
+        pygame.event.post(key_event(pygame.K_RETURN, "\r"))
         step(app)
         assert app.screen.name == "consent" and app.visit.profile.name == "Anne-Marie"
     finally:
@@ -217,7 +188,7 @@ def test_a_name_differing_only_in_case_is_refused(settings):
     try:
         tap(app, "new_profile")
         for char in "mckay":
-            pygame.event.post(key(char))
+            pygame.event.post(key_event(pygame.K_a, char))
         step(app)
         tap(app, "create")
         assert app.screen.name == "new_profile" and "“McKay” already exists" in app.screen.error
@@ -234,11 +205,8 @@ def test_silent_playback_is_said_on_the_now_playing_screen(settings, tmp_path, d
 
     if not silent:  # as if a sound card played it
         monkeypatch.setattr(MixerPlayer, "silent", property(lambda self: False))
-    with Store.open(settings.database_path) as store:
-        add_tracks(store, tmp_path / "music", count=2, category=CALM, seconds=5.0)
-    app = make_app(settings, sample_scanner)
+    app = guest_at_songs(settings, tmp_path / "music", "sad", wait=False, count=2, category=CALM, seconds=5.0)
     try:
-        songs_as_guest(app, "sad")
         tap(app, "row:0")
         assert app.screen.name == "playing" and app.player().silent == silent
         drawn.clear()
@@ -310,11 +278,8 @@ def test_the_after_message_fits_how_the_mood_changed():
 def test_the_result_screen_says_the_mood_held(settings, tmp_path, drawn):
     from moodtunes.ui.screens.scan import ResultScreen
 
-    with Store.open(settings.database_path) as store:
-        add_tracks(store, tmp_path / "music", count=1, category=ENERGETIC)
-    app = make_app(settings, sample_scanner)
+    app = guest_at_songs(settings, tmp_path / "music", "happy", wait=False, count=1, category=ENERGETIC)
     try:
-        songs_as_guest(app, "happy")
         app.add_reading("after", MoodReading.manual("happy"))
         app.go(ResultScreen(app, "after"))
         drawn.clear()
@@ -410,7 +375,7 @@ def test_the_portrait_songs_footer_names_the_other_category(settings, tmp_path, 
         add_tracks(store, tmp_path / "music", count=2, category=ENERGETIC)
     app = make_app(settings, sample_scanner, size=(480, 800))
     try:
-        songs_as_guest(app, "sad")  # calm songs; the other button offers the energetic ones
+        songs_as_guest(app, "sad", wait=False)  # calm songs; the other button offers the energetic ones
         drawn.clear()
         step(app)
         assert "Other" not in drawn and "Energetic songs" in drawn
@@ -448,11 +413,8 @@ def test_profiles_that_cant_be_read_are_told_plainly(settings, monkeypatch, told
 def test_a_report_that_cant_be_read_is_told_plainly(settings, tmp_path, monkeypatch, told, drawn):
     from moodtunes.ui.screens.finish import HISTORY_UNREADABLE
 
-    with Store.open(settings.database_path) as store:
-        add_tracks(store, tmp_path / "music", count=1, category=CALM)
-    app = make_app(settings, sample_scanner)
+    app = guest_at_songs(settings, tmp_path / "music", "sad", wait=False, count=1, category=CALM)
     try:
-        songs_as_guest(app, "sad")
         monkeypatch.setattr(app.store, "visits", cant_read)
         tap(app, "done")
         tap(app, "report")
@@ -474,11 +436,8 @@ def test_the_report_draws_rating_bars_from_one_star(settings, tmp_path, monkeypa
 
     calls = []
     monkeypatch.setattr(finish, "bar_chart", lambda *args, **kwargs: calls.append(args))
-    with Store.open(settings.database_path) as store:
-        add_tracks(store, tmp_path / "music", count=1, category=CALM)
-    app = make_app(settings, sample_scanner)
+    app = guest_at_songs(settings, tmp_path / "music", "sad", wait=False, count=1, category=CALM)
     try:
-        songs_as_guest(app, "sad")
         tap(app, "done")
         tap(app, "star:1")
         tap(app, "report")

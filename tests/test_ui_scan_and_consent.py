@@ -28,10 +28,13 @@ from moodtunes.vision.faces import FaceModelError
 from moodtunes.vision.scan import MoodScanner
 from ui_support import (
     FixedEmotion,
+    key,
     make_app,
     on_screen,
+    record_texts,
     run_until,
     sample_scanner,
+    songs_as_guest,
     step,
     tap,
     touch,
@@ -40,19 +43,10 @@ from ui_support import (
 
 
 @pytest.fixture
-def settings():
-    return visit_settings()
-
-
-@pytest.fixture
 def drawn(monkeypatch):
     """(font, text) of everything the scan and welcome screens draw, in order."""
     texts: list[tuple[object, str]] = []
-    for module in (scan_screens, welcome):
-        for name in ("draw_text", "draw_paragraph"):
-            draw = getattr(module, name)
-            monkeypatch.setattr(module, name, lambda surface, font, text, *a, _draw=draw, **k: (
-                texts.append((font, text)), _draw(surface, font, text, *a, **k))[1])
+    record_texts(monkeypatch, (scan_screens, welcome), lambda font, text: texts.append((font, text)))
     return texts
 
 
@@ -110,8 +104,7 @@ def test_back_on_the_scan_closes_the_camera_and_records_no_reading(settings, how
         if how == "touch":
             touch(app, "back")
         else:
-            pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_ESCAPE, unicode="\x1b", mod=0))
-            step(app)
+            key(app, pygame.K_ESCAPE, "\x1b")
         assert app.screen.name == "welcome" and app.visit is None
         assert scan.snapshot is None and scan._preview is None  # the screen keeps no frame
         run_until(app, lambda: scanner.snapshot().frame is None, timeout=5, what="the frame dropped")
@@ -128,9 +121,7 @@ def test_back_on_the_scan_closes_the_camera_and_records_no_reading(settings, how
 def test_the_scan_after_the_music_can_be_skipped_to_the_report(settings):
     app = make_app(settings, sample_scanner)
     try:
-        tap(app, "guest")
-        tap(app, "no_camera")
-        tap(app, "mood:sad")
+        songs_as_guest(app, "sad", wait=False)
         app.visit.camera_declined = False  # as after a scan agreed to
         app.go(ScanScreen(app, "after"))
         step(app)

@@ -18,22 +18,25 @@ import numpy as np
 import pygame
 import pytest
 from moodtunes.domain import MoodReading, ScanOutcome
-from moodtunes.ui.screens import base
 from moodtunes.ui.screens import scan as scan_screens
 from moodtunes.ui.screens.scan import ResultScreen
 from moodtunes.vision.camera import CameraError, ReplayCamera, sample_frame
 from moodtunes.vision.faces import FaceBox
 from moodtunes.vision.scan import HINT_NO_CAMERA, HINT_STARTING, MoodScanner, ScanSnapshot
-from ui_support import FixedEmotion, make_app, run_until, step, tap, visit_settings
+from ui_support import (
+    FixedEmotion,
+    key,
+    make_app,
+    record_buttons,
+    record_texts,
+    run_until,
+    step,
+    tap,
+)
 
 SIZES = pytest.mark.parametrize("size", [(800, 480), (480, 800)], ids=["800x480", "480x800"])
 NORMAL_TITLE = "Look at the camera"
 OLD_TEXTS = ("Waiting for the camera…", "Camera not found – retrying", "Starting the camera")
-
-
-@pytest.fixture
-def settings():
-    return visit_settings()
 
 
 @pytest.fixture
@@ -51,13 +54,8 @@ def drawn(monkeypatch):
             self.texts.clear(), self.rings.clear(), self.faces.clear()
 
     record = Drawn()
-    for name in ("draw_text", "draw_paragraph"):
-        draw = getattr(scan_screens, name)
-        monkeypatch.setattr(scan_screens, name, lambda surface, font, text, *a, _draw=draw, **k: (
-            record.texts.append(text), _draw(surface, font, text, *a, **k))[1])
-    button = base.draw_button
-    monkeypatch.setattr(base, "draw_button", lambda surface, look, rect, label, **k: (
-        record.texts.append(label), button(surface, look, rect, label, **k))[1])
+    record_texts(monkeypatch, [scan_screens], lambda font, text: record.texts.append(text))
+    record_buttons(monkeypatch, lambda label, style: record.texts.append(label))
     ring = scan_screens.draw_ring
     monkeypatch.setattr(scan_screens, "draw_ring", lambda surface, centre, radius, width, fraction, *a: (
         record.rings.append(fraction), ring(surface, centre, radius, width, fraction, *a))[1])
@@ -273,8 +271,7 @@ def test_the_correction_row_says_keep_as_is_and_any_choice_closes_it(settings, d
         assert app.screen.target("fix:sad") is None and app.visit.moods["before"] == "neutral"
         assert "Not right?" in one_frame(app, drawn)
         tap(app, "not_right")
-        pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_ESCAPE, unicode="\x1b", mod=0))
-        step(app)
+        key(app, pygame.K_ESCAPE, "\x1b")
         assert app.screen.name == "result" and app.screen.target("fix:sad") is None  # Escape closes it
         tap(app, "not_right")
         tap(app, "fix:sad")  # choosing a mood closes the row too

@@ -17,8 +17,8 @@ from ui_support import (
     CALM,
     add_tracks,
     make_app,
-    run_until,
     sample_scanner,
+    songs_as_guest,
     step,
     tap,
     visit_settings,
@@ -69,10 +69,7 @@ def songs_screen(tmp_path, size, titles=()):
         for record, title in zip(records, titles):
             store.upsert_track(replace(record, id=None, title=title))
     app = make_app(settings, sample_scanner, size=size)
-    tap(app, "guest")
-    tap(app, "no_camera")
-    tap(app, "mood:sad")
-    run_until(app, lambda: app.screen.name == "songs" and app.screen.loaded, what="the songs")
+    songs_as_guest(app, "sad")
     return app
 
 

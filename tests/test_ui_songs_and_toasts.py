@@ -19,22 +19,22 @@ from ui_support import (
     CALM,
     ENERGETIC,
     add_tracks,
+    guest_at_songs,
+    key,
     make_app,
     on_screen,
+    record_buttons,
+    record_texts,
+    rows,
     run_until,
     sample_scanner,
+    songs_as_guest,
     step,
     tap,
-    visit_settings,
 )
 
 SIZES = [(800, 480), (1024, 600), (480, 800), (1280, 720)]
 SIZE_IDS = [f"{w}x{h}" for w, h in SIZES]
-
-
-@pytest.fixture
-def settings():
-    return visit_settings()
 
 
 @pytest.fixture
@@ -45,36 +45,13 @@ def drawn(monkeypatch):
 
     texts: list[str] = []
     buttons: list[tuple[str, str]] = []
-    for module in (widgets, base, music):
-        for name in ("draw_text", "draw_paragraph"):
-            draw = getattr(module, name, None)
-            if draw is not None:
-                monkeypatch.setattr(module, name, lambda surface, font, text, *a, _draw=draw, **k: (
-                    texts.append(text), _draw(surface, font, text, *a, **k))[1])
-    draw_button = base.draw_button
-    monkeypatch.setattr(base, "draw_button", lambda surface, look, rect, label, **k: (
-        buttons.append((label, k.get("style", "secondary"))), draw_button(surface, look, rect, label, **k))[1])
+    record_texts(monkeypatch, (widgets, base, music), lambda font, text: texts.append(text))
+    record_buttons(monkeypatch, lambda label, style: buttons.append((label, style)))
     return texts, buttons
-
-
-def songs_as_guest(app, mood: str) -> None:
-    tap(app, "guest")
-    tap(app, "no_camera")
-    tap(app, f"mood:{mood}")
-    run_until(app, lambda: app.screen.name == "songs" and app.screen.loaded, what="the songs")
-
-
-def key(app, which: int) -> None:
-    pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=which, unicode="", mod=0))
-    step(app)
 
 
 def ids(app) -> list[str]:
     return [t.id for t in app.screen.targets]
-
-
-def rows(store: Store, sql: str):
-    return store._db.execute(sql).fetchall()
 
 
 # ---- 1. no music at all: say so, and let the visit end without a rating -----------------------
@@ -89,9 +66,7 @@ def test_with_no_music_at_all_the_visitor_is_told_and_can_finish_without_rating(
 
     app = make_app(settings, sample_scanner, library_loader=scan_finding_nothing)
     try:
-        tap(app, "guest")
-        tap(app, "no_camera")
-        tap(app, "mood:sad")
+        songs_as_guest(app, "sad", wait=False)
         step(app, 3)
         assert app.screen.name == "songs" and not app.screen.loaded  # still sorting: it waits, as before
         assert "finish" not in ids(app)
@@ -132,11 +107,8 @@ def test_enter_finishes_a_visit_with_no_music_and_portrait_fits_it(settings):
 
 def test_an_empty_category_still_offers_the_other_when_that_one_has_songs(settings, tmp_path, drawn):
     texts, _ = drawn
-    with Store.open(settings.database_path) as store:
-        add_tracks(store, tmp_path / "music", count=2, category=ENERGETIC)
-    app = make_app(settings, sample_scanner)
+    app = guest_at_songs(settings, tmp_path / "music", "sad", count=2, category=ENERGETIC)  # calm songs: there are none
     try:
-        songs_as_guest(app, "sad")  # calm songs: there are none
         texts.clear()
         step(app)
         assert "Nothing to play here yet" in texts and "finish" not in ids(app)
@@ -151,11 +123,8 @@ def test_an_empty_category_still_offers_the_other_when_that_one_has_songs(settin
 
 def test_im_done_is_outlined_and_try_the_other_is_filled_when_the_list_is_empty(settings, tmp_path, drawn):
     _, buttons = drawn
-    with Store.open(settings.database_path) as store:
-        add_tracks(store, tmp_path / "music", count=3, category=CALM)
-    app = make_app(settings, sample_scanner)
+    app = guest_at_songs(settings, tmp_path / "music", "sad", count=3, category=CALM)  # a list of calm songs
     try:
-        songs_as_guest(app, "sad")  # a list of calm songs
         buttons.clear()
         step(app)
         styles = dict(buttons)
@@ -179,11 +148,8 @@ def test_im_done_is_outlined_and_try_the_other_is_filled_when_the_list_is_empty(
 @pytest.mark.parametrize("size", [(800, 480), (480, 800)], ids=["800x480", "480x800"])
 def test_more_songs_has_a_way_back_and_says_when_it_goes_round(settings, tmp_path, drawn, size):
     texts, _ = drawn
-    with Store.open(settings.database_path) as store:
-        add_tracks(store, tmp_path / "music", count=14, category=CALM)  # three pages
-    app = make_app(settings, sample_scanner, size=size)
+    app = guest_at_songs(settings, tmp_path / "music", "sad", size=size, count=14, category=CALM)  # three pages
     try:
-        songs_as_guest(app, "sad")
         assert "previous" not in ids(app)  # nothing before the first page
         more_centre = app.screen.target("more").rect.center
         tap(app, "more")
@@ -227,12 +193,9 @@ def message_box(app, message: str) -> pygame.Rect:
 
 @pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
 def test_a_message_never_covers_a_button_on_the_songs_and_now_playing_screens(settings, tmp_path, size):
-    with Store.open(settings.database_path) as store:
-        add_tracks(store, tmp_path / "music", count=8, category=CALM)
     long = "Couldn't play “A very long song title that goes on and on and on”, skipping to the next song."
-    app = make_app(settings, sample_scanner, size=size)
+    app = guest_at_songs(settings, tmp_path / "music", "sad", size=size, count=8, category=CALM)
     try:
-        songs_as_guest(app, "sad")
         for screen in ("songs", "playing"):
             if screen == "playing":
                 tap(app, "row:0")
@@ -314,11 +277,8 @@ def test_escape_on_the_songs_goes_back_to_the_mood_not_to_the_rating(settings, t
 
 
 def test_escape_after_a_mood_picked_by_hand_goes_back_to_the_faces(settings, tmp_path):
-    with Store.open(settings.database_path) as store:
-        add_tracks(store, tmp_path / "music", count=3, category=CALM)
-    app = make_app(settings, sample_scanner)
+    app = guest_at_songs(settings, tmp_path / "music", "sad", count=3, category=CALM)
     try:
-        songs_as_guest(app, "sad")
         key(app, pygame.K_ESCAPE)
         assert app.screen.name == "manual" and not app.visit.ended
         tap(app, "mood:neutral")
@@ -328,11 +288,8 @@ def test_escape_after_a_mood_picked_by_hand_goes_back_to_the_faces(settings, tmp
 
 
 def test_im_done_keeps_the_song_playing_under_the_rating_until_the_visit_moves_on(settings, tmp_path):
-    with Store.open(settings.database_path) as store:
-        add_tracks(store, tmp_path / "music", count=3, category=CALM)
-    app = make_app(settings, sample_scanner)
+    app = guest_at_songs(settings, tmp_path / "music", "sad", count=3, category=CALM)
     try:
-        songs_as_guest(app, "sad")
         tap(app, "row:0")
         tap(app, "done")  # a tap too soon
         assert app.screen.name == "rate" and app.music_on
@@ -361,11 +318,8 @@ def test_im_done_keeps_the_song_playing_under_the_rating_until_the_visit_moves_o
 
 
 def test_a_song_that_ends_under_the_rating_is_saved_as_heard_whole(settings, tmp_path):
-    with Store.open(settings.database_path) as store:
-        add_tracks(store, tmp_path / "music", count=2, category=CALM, seconds=0.8)
-    app = make_app(settings, sample_scanner)
+    app = guest_at_songs(settings, tmp_path / "music", "sad", count=2, category=CALM, seconds=0.8)
     try:
-        songs_as_guest(app, "sad")
         tap(app, "row:0")
         tap(app, "done")
         run_until(app, lambda: not app.music_on, timeout=10, what="the song to end")
@@ -378,13 +332,44 @@ def test_a_song_that_ends_under_the_rating_is_saved_as_heard_whole(settings, tmp
 
 
 def test_the_rating_goes_back_to_the_songs_when_nothing_plays(settings, tmp_path):
-    with Store.open(settings.database_path) as store:
-        add_tracks(store, tmp_path / "music", count=3, category=CALM)
-    app = make_app(settings, sample_scanner)
+    app = guest_at_songs(settings, tmp_path / "music", "sad", count=3, category=CALM)
     try:
-        songs_as_guest(app, "sad")
         tap(app, "done")  # before any song
         key(app, pygame.K_ESCAPE)
         assert app.screen.name == "songs" and app.screen.loaded and app.visit.ranked
+    finally:
+        app.close()
+
+
+def test_stars_given_to_one_song_are_not_shown_or_kept_for_the_next(settings, tmp_path):
+    """Rate song A, back to the music, on to song B, "I'm done": B's stars start empty, and B's
+    rating is saved even when it equals A's."""
+    app = guest_at_songs(settings, tmp_path / "music", "sad", count=3, category=CALM)
+    try:
+        tap(app, "row:0")
+        tap(app, "done")
+        tap(app, "star:5")
+        tap(app, "back")
+        tap(app, "next")  # song B
+        tap(app, "done")
+        assert app.screen.stars == 0
+        tap(app, "star:5")
+        tap(app, "report")
+    finally:
+        app.close()
+    with Store.open(settings.database_path) as store:
+        rated = rows(store, "SELECT r.score, p.title FROM ratings r JOIN plays p ON p.id = r.play_id ORDER BY r.id")
+    assert [r["score"] for r in rated] == [100, 100] and rated[0]["title"] != rated[1]["title"]
+
+
+def test_escape_after_music_never_leaves_the_songs_for_the_mood(settings, tmp_path):
+    """Back at the mood, its "Start over" would end as abandoned a visit with music and a rating."""
+    app = guest_at_songs(settings, tmp_path / "music", "sad", count=3, category=CALM)
+    try:
+        tap(app, "row:0")
+        tap(app, "stop")
+        assert app.screen.name == "songs"
+        key(app, pygame.K_ESCAPE)
+        assert app.screen.name == "songs" and not app.visit.ended
     finally:
         app.close()

@@ -15,21 +15,19 @@ from ui_support import (
     CALM,
     ENERGETIC,
     add_tracks,
+    guest_at_songs,
+    key_event,
     make_app,
     on_screen,
+    record_texts,
+    rows,
     run_until,
     sample_scanner,
+    songs_as_guest,
     step,
     tap,
-    toasts,
     touch,
-    visit_settings,
 )
-
-
-@pytest.fixture
-def settings():
-    return visit_settings()
 
 
 @pytest.fixture
@@ -38,15 +36,6 @@ def library(settings, tmp_path: Path):
         return add_tracks(store, tmp_path / "music", count=8, category=ENERGETIC) + add_tracks(
             store, tmp_path / "music", count=7, category=CALM
         )
-
-
-def rows(store: Store, sql: str, *args):
-    return store._db.execute(sql, args).fetchall()
-
-
-@pytest.fixture
-def told(caplog):
-    return toasts(caplog)
 
 
 def test_a_whole_visit_by_touch_is_recorded(settings, library):
@@ -140,19 +129,11 @@ def test_idle_timeout_ends_the_visit_and_returns_to_welcome(settings, library):
         assert store.pending_events()[0].kind == "visit"
 
 
-def songs_as_guest_without_camera(app, mood: str) -> None:
-    """Guest → "use without camera" → pick ``mood`` by hand → wait for the song list."""
-    tap(app, "guest")
-    tap(app, "no_camera")
-    tap(app, f"mood:{mood}")
-    run_until(app, lambda: app.screen.loaded)
-
-
 def test_music_playing_keeps_the_visit_alive_past_the_idle_timeout(settings, library):
     settings.kiosk.idle_timeout_s = 0.5
     app = make_app(settings, sample_scanner)
     try:
-        songs_as_guest_without_camera(app, "happy")
+        songs_as_guest(app, "happy")
         tap(app, "row:0")
         started = time.monotonic()
         run_until(app, lambda: time.monotonic() - started > 1.5, what="listening")
@@ -204,11 +185,8 @@ def test_a_scanner_that_cannot_start_leads_straight_to_the_picker(settings, libr
 
 
 def test_a_corrupt_song_is_skipped_with_a_message(settings, tmp_path, told):
-    with Store.open(settings.database_path) as store:
-        add_tracks(store, tmp_path / "music", count=3, category=CALM, corrupt=2)
-    app = make_app(settings, sample_scanner)
+    app = guest_at_songs(settings, tmp_path / "music", "neutral", count=3, category=CALM, corrupt=2)
     try:
-        songs_as_guest_without_camera(app, "neutral")
         ranked = [r.track for r in app.visit.ranked]
         broken = next(i for i, t in enumerate(ranked) if "broken" in t.path)
         tap(app, f"row:{broken}")
@@ -253,7 +231,7 @@ def test_a_visit_that_cant_be_closed_at_start_up_doesnt_stop_the_kiosk(settings,
     app = make_app(settings, sample_scanner)
     try:
         assert app.screen.name == "welcome" and app.store is not None
-        songs_as_guest_without_camera(app, "happy")  # the next visitor is served
+        songs_as_guest(app, "happy")  # the next visitor is served
     finally:
         app.close()
     monkeypatch.setattr(Store, "finish_session", original)
@@ -281,15 +259,9 @@ def test_a_physical_keyboard_types_a_name_and_enter_creates_it(settings, library
     try:
         tap(app, "new_profile")
         for char in "bo b":
-            pygame.event.post(
-                pygame.event.Event(pygame.KEYDOWN, key=pygame.K_a, unicode=char, mod=0)
-            )
-        pygame.event.post(
-            pygame.event.Event(pygame.KEYDOWN, key=pygame.K_BACKSPACE, unicode="", mod=0)
-        )
-        pygame.event.post(
-            pygame.event.Event(pygame.KEYDOWN, key=pygame.K_RETURN, unicode="\r", mod=0)
-        )
+            pygame.event.post(key_event(pygame.K_a, char))
+        pygame.event.post(key_event(pygame.K_BACKSPACE))
+        pygame.event.post(key_event(pygame.K_RETURN, "\r"))
         step(app)
         assert app.screen.name == "consent"
         assert app.visit.profile.name == "Bo"
@@ -351,7 +323,7 @@ def shown_titles(app) -> list[str]:
 def test_more_songs_pages_on_and_the_other_category_is_offered(settings, library):
     app = make_app(settings, sample_scanner)
     try:
-        songs_as_guest_without_camera(app, "sad")
+        songs_as_guest(app, "sad")
         assert app.visit.category == CALM and len(app.visit.ranked) == 7
         first = shown_titles(app)
         tap(app, "more")
@@ -370,11 +342,8 @@ def test_more_songs_pages_on_and_the_other_category_is_offered(settings, library
 
 
 def test_an_empty_category_says_so_and_offers_the_other(settings, tmp_path):
-    with Store.open(settings.database_path) as store:
-        add_tracks(store, tmp_path / "music", count=2, category=ENERGETIC)
-    app = make_app(settings, sample_scanner)
+    app = guest_at_songs(settings, tmp_path / "music", "neutral", count=2, category=ENERGETIC)
     try:
-        songs_as_guest_without_camera(app, "neutral")
         assert app.visit.ranked == [] and not any(
             t.id.startswith("row:") for t in app.screen.targets
         )
@@ -412,11 +381,8 @@ def test_a_returning_profile_skips_the_notice_and_names_are_unique(settings, lib
 def test_when_a_song_ends_the_next_one_plays_and_after_the_last_comes_the_rating(
     settings, tmp_path
 ):
-    with Store.open(settings.database_path) as store:
-        add_tracks(store, tmp_path / "music", count=2, category=CALM, seconds=0.6)
-    app = make_app(settings, sample_scanner)
+    app = guest_at_songs(settings, tmp_path / "music", "sad", count=2, category=CALM, seconds=0.6)
     try:
-        songs_as_guest_without_camera(app, "sad")
         tap(app, "row:0")
         run_until(
             app, lambda: app.screen.name == "playing" and app.screen.index == 1, what="song 2"
@@ -432,11 +398,8 @@ def test_when_a_song_ends_the_next_one_plays_and_after_the_last_comes_the_rating
 
 
 def test_broken_songs_after_the_last_good_one_lead_to_the_rating_not_a_loop(settings, tmp_path):
-    with Store.open(settings.database_path) as store:
-        add_tracks(store, tmp_path / "music", count=2, category=CALM, seconds=0.6, corrupt=3)
-    app = make_app(settings, sample_scanner)
+    app = guest_at_songs(settings, tmp_path / "music", "sad", count=2, category=CALM, seconds=0.6, corrupt=3)
     try:
-        songs_as_guest_without_camera(app, "sad")
         ranked = [Path(r.track.path).name for r in app.visit.ranked]
         good = [i for i, name in enumerate(ranked) if not name.startswith("broken")]
         first = next(i for i in good if any(name.startswith("broken") for name in ranked[i + 1:]))
@@ -454,13 +417,13 @@ def test_broken_songs_after_the_last_good_one_lead_to_the_rating_not_a_loop(sett
 def test_the_second_mood_check_never_waits_for_stars_and_needs_music_heard(settings, library):
     app = make_app(settings, sample_scanner)
     try:
-        songs_as_guest_without_camera(app, "sad")
+        songs_as_guest(app, "sad")
         tap(app, "done")  # no song played: a second scan would measure nothing
         assert app.screen.name == "rate"
         assert app.screen.target("again") is None and app.screen.primary() == "report"
         tap(app, "report")
         tap(app, "finish")
-        songs_as_guest_without_camera(app, "sad")
+        songs_as_guest(app, "sad")
         tap(app, "row:0")
         tap(app, "done")
         assert app.screen.stars == 0 and app.screen.primary() == "again"
@@ -475,7 +438,7 @@ def test_a_guest_report_shows_only_this_visit(settings, library):
     app = make_app(settings, sample_scanner)
     try:
         for mood in ("sad", "happy"):  # two strangers in a row, both as the guest
-            songs_as_guest_without_camera(app, mood)
+            songs_as_guest(app, mood)
             tap(app, "row:0")  # a song heard, so that the second mood check measures something
             tap(app, "done")
             tap(app, "star:1" if mood == "sad" else "star:5")
@@ -512,7 +475,7 @@ def test_a_truncated_song_is_saved_as_heard_in_part_not_whole(settings, tmp_path
     Path(song.path).write_bytes(data[: len(data) // 50])  # the header still says 30 s; 0.6 s of sound
     app = make_app(settings, sample_scanner)
     try:
-        songs_as_guest_without_camera(app, "sad")
+        songs_as_guest(app, "sad")
         tap(app, "row:0")
         on_screen(app, "rate", timeout=20)
     finally:
@@ -529,9 +492,7 @@ def test_a_store_failure_is_a_plain_message_for_the_visitor(settings, library, m
     app = make_app(settings, sample_scanner)
     try:
         monkeypatch.setattr(app.store, "add_reading", full)
-        tap(app, "guest")
-        tap(app, "no_camera")
-        tap(app, "mood:happy")
+        songs_as_guest(app, "happy", wait=False)
         (message,) = told()
     finally:
         app.close()
@@ -560,10 +521,7 @@ def test_an_unreadable_music_library_is_a_plain_message_not_a_path(settings, lib
 
     damage_the_tracks_table(settings.database_path)
     drawn: list[str] = []
-    for name in ("draw_text", "draw_paragraph"):
-        draw = getattr(music, name)
-        monkeypatch.setattr(music, name, lambda surface, font, text, *a, _draw=draw, **k: (
-            drawn.append(text), _draw(surface, font, text, *a, **k))[1])
+    record_texts(monkeypatch, [music], lambda font, text: drawn.append(text))
 
     def read_catalogue(settings, store, progress=None, should_stop=None):  # what ensure_library does first
         return store.track_index()
@@ -571,7 +529,7 @@ def test_an_unreadable_music_library_is_a_plain_message_not_a_path(settings, lib
     app = make_app(settings, sample_scanner, library_loader=read_catalogue)
     try:
         assert app.library_service.wait(10)
-        songs_as_guest_without_camera(app, "sad")
+        songs_as_guest(app, "sad")
         step(app)
         assert app.visit.ranked == [] and app.catalogue_unreadable
         assert music.LIBRARY_PROBLEM_MESSAGE in drawn
@@ -615,7 +573,7 @@ def test_songs_already_catalogued_show_while_the_library_scan_runs(settings, lib
 
     app = make_app(settings, sample_scanner, library_loader=slow_scan)
     try:
-        songs_as_guest_without_camera(app, "sad")
+        songs_as_guest(app, "sad")
         assert not app.library_service.ready and app.screen.name == "songs"
         assert len(app.visit.ranked) == 7  # the catalogued calm songs
         tap(app, "row:0")
@@ -636,9 +594,7 @@ def test_an_empty_catalogue_waits_for_the_library_scan(settings, tmp_path):
 
     app = make_app(settings, sample_scanner, library_loader=first_scan)
     try:
-        tap(app, "guest")
-        tap(app, "no_camera")
-        tap(app, "mood:sad")
+        songs_as_guest(app, "sad", wait=False)
         step(app, 5)
         assert app.screen.name == "songs" and not app.screen.loaded  # "Preparing your music…"
         release.set()
@@ -652,11 +608,8 @@ def test_an_empty_catalogue_waits_for_the_library_scan(settings, tmp_path):
 def test_the_rating_goes_to_the_last_song_that_played_not_to_a_broken_one_after_it(settings, tmp_path):
     """A broken song tried last was never heard: the rating (which the recommender learns from)
     belongs to the last song that actually played."""
-    with Store.open(settings.database_path) as store:
-        add_tracks(store, tmp_path / "music", count=2, category=CALM, seconds=0.6, corrupt=3)
-    app = make_app(settings, sample_scanner)
+    app = guest_at_songs(settings, tmp_path / "music", "sad", count=2, category=CALM, seconds=0.6, corrupt=3)
     try:
-        songs_as_guest_without_camera(app, "sad")
         names = [Path(r.track.path).name for r in app.visit.ranked]
         last_good = max(i for i, name in enumerate(names) if not name.startswith("broken"))
         assert any(name.startswith("broken") for name in names[last_good + 1:]), names  # seed 7's order
@@ -693,7 +646,7 @@ def test_the_other_category_waits_for_the_library_scan_when_it_has_no_songs_yet(
         add_tracks(store, tmp_path / "music", count=7, category=CALM)
     app = make_app(settings, sample_scanner, library_loader=scan_finding_energetic_songs)
     try:
-        songs_as_guest_without_camera(app, "sad")
+        songs_as_guest(app, "sad")
         assert app.visit.category == CALM and len(app.visit.ranked) == 7
         tap(app, "other")
         assert app.visit.category == ENERGETIC

@@ -1,5 +1,8 @@
 """Helpers for the kiosk tests: a small real music library, a fixed-answer emotion model, and
-driving the app through posted mouse and touch events (never by calling screen methods)."""
+driving the app through posted mouse, touch and key events (never by calling screen methods).
+
+conftest.py loads this module as a plugin, so its fixtures (``settings``, ``told``) reach every
+test module by name; a module's own fixture of the same name wins there."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pygame
+import pytest
 from moodtunes.config import Settings, load_settings
 from moodtunes.domain import Category
 from moodtunes.store import Store, TrackRecord
@@ -48,6 +52,12 @@ def visit_settings() -> Settings:
     return settings
 
 
+@pytest.fixture
+def settings() -> Settings:
+    """visit_settings(), fresh for each test."""
+    return visit_settings()
+
+
 def sample_scanner(settings: Settings) -> MoodScanner:
     """The real scanner on the sample photo, with an emotion model that always sees a happy face."""
     return MoodScanner(settings, model=FixedEmotion((0.8, 0.15, 0.05)))
@@ -58,6 +68,37 @@ def toasts(caplog) -> Callable[[], list[str]]:
     caplog.set_level(logging.INFO, logger="moodtunes.ui.app")
     prefix = "message to the visitor: "
     return lambda: [r.getMessage()[len(prefix):] for r in caplog.records if r.getMessage().startswith(prefix)]
+
+
+@pytest.fixture
+def told(caplog) -> Callable[[], list[str]]:
+    """toasts(caplog): the messages shown to the visitor so far, newest last."""
+    return toasts(caplog)
+
+
+def record_texts(monkeypatch, modules, record: Callable[[object, str], None]) -> None:
+    """Have ``record(font, text)`` called with every text drawn through the draw_text and
+    draw_paragraph of ``modules`` (those of the two each module has), before it is drawn."""
+    for module in modules:
+        for name in ("draw_text", "draw_paragraph"):
+            draw = getattr(module, name, None)
+            if draw is not None:
+                monkeypatch.setattr(module, name, lambda surface, font, text, *a, _draw=draw, **k: (
+                    record(font, text), _draw(surface, font, text, *a, **k))[1])
+
+
+def record_buttons(monkeypatch, record: Callable[[str, str], None]) -> None:
+    """Have ``record(label, style)`` called with every button the screens draw, before it is drawn."""
+    from moodtunes.ui.screens import base
+
+    draw_button = base.draw_button
+    monkeypatch.setattr(base, "draw_button", lambda surface, look, rect, label, **k: (
+        record(label, k.get("style", "secondary")), draw_button(surface, look, rect, label, **k))[1])
+
+
+def rows(store: Store, sql: str, *args) -> list:
+    """What ``sql`` (with ``args``) selects from the kiosk's database."""
+    return store._db.execute(sql, args).fetchall()
 
 
 class StillScanner:
@@ -132,6 +173,12 @@ def add_tracks(
     return records
 
 
+def add_songs(settings: Settings, folder: Path, **tracks) -> list[TrackRecord]:
+    """add_tracks(store, folder, **tracks) into the kiosk's database, opened for it."""
+    with Store.open(settings.database_path) as store:
+        return add_tracks(store, folder, **tracks)
+
+
 def make_app(
     settings: Settings, scanner_factory: Callable, size=(800, 480), seed: int = 7, library_loader=None
 ) -> KioskApp:
@@ -194,6 +241,17 @@ def touch(app: KioskApp, target_id: str) -> None:
     step(app)
 
 
+def key_event(which: int, unicode: str = "") -> pygame.event.Event:
+    """A key pressed on a physical keyboard (the kiosk reads the key down)."""
+    return pygame.event.Event(pygame.KEYDOWN, key=which, unicode=unicode, mod=0)
+
+
+def key(app: KioskApp, which: int, unicode: str = "", frames: int = 2) -> None:
+    """Press the key ``which`` and run ``frames`` frames."""
+    pygame.event.post(key_event(which, unicode))
+    step(app, frames)
+
+
 def run_until(
     app: KioskApp, condition: Callable[[], bool], timeout: float = 20.0, what: str = ""
 ) -> None:
@@ -209,3 +267,27 @@ def run_until(
 
 def on_screen(app: KioskApp, name: str, timeout: float = 20.0) -> None:
     run_until(app, lambda: app.screen.name == name, timeout, f"screen {name}")
+
+
+def songs_as_guest(app: KioskApp, mood: str, wait: bool = True) -> None:
+    """Guest → "use without camera" → pick ``mood`` by hand, then (``wait``) wait for the song list."""
+    tap(app, "guest")
+    tap(app, "no_camera")
+    tap(app, f"mood:{mood}")
+    if wait:
+        run_until(app, lambda: app.screen.name == "songs" and app.screen.loaded, what="the songs")
+
+
+def guest_at_songs(
+    settings: Settings, folder: Path, mood: str, size=(800, 480), wait: bool = True, **tracks
+) -> KioskApp:
+    """add_songs(settings, folder, **tracks), then the kiosk on the sample scanner at ``size``, and
+    a guest at the songs for ``mood`` (songs_as_guest); the caller closes the app."""
+    add_songs(settings, folder, **tracks)
+    app = make_app(settings, sample_scanner, size=size)
+    try:
+        songs_as_guest(app, mood, wait)
+    except BaseException:
+        app.close()
+        raise
+    return app

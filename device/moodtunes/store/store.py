@@ -581,11 +581,14 @@ class Store:
         return result
 
     def track_feedback(self, profile_id: int) -> list[tuple[str, str, int]]:
-        """(path, artist, score) for every rated play of a profile, oldest first."""
+        """(path, artist, score) for every rated play of a profile, oldest first: a play's latest
+        rating only (a visitor who went back to the music and rated the song again changed their
+        mind; both would otherwise count)."""
         rows = self._query(
             "SELECT pl.path, pl.artist, r.score FROM ratings r"
             " JOIN plays pl ON pl.id = r.play_id JOIN sessions s ON s.id = r.session_id"
-            " WHERE s.profile_id = ? ORDER BY r.id",
+            " WHERE s.profile_id = ? AND r.id = (SELECT max(id) FROM ratings WHERE play_id = r.play_id)"
+            " ORDER BY r.id",
             (profile_id,),
         )
         return [(r["path"], r["artist"], r["score"]) for r in rows]

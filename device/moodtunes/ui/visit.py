@@ -28,6 +28,7 @@ class Visit:
     last_play_id: int | None = None  # the most recent play, which a rating is attached to
     last_title: str | None = None  # the title of the song that play was of (what the stars rate)
     rating: int | None = None
+    rating_play_id: int | None = None  # the play ``rating`` is for (a rating goes with a song)
     ended: bool = False
     camera_declined: bool = False  # "use without camera" at the consent notice
 

@@ -38,12 +38,18 @@ class RateScreen(Screen):
     name = "rate"
 
     def enter(self) -> None:
-        rating = self.app.visit.rating  # back from the music: the stars given before
-        self.stars = 0 if rating is None else round(score_to_stars(rating))
+        visit = self.app.visit  # back from the music: the stars given to this same song before
+        rated = visit.rating is not None and visit.rating_play_id == visit.last_play_id
+        self.stars = round(score_to_stars(visit.rating)) if rated else 0
         self._asked: tuple[tuple[str, int], str] | None = None  # the question, fitted once
 
     def primary(self) -> str | None:
         return "again" if self._music_heard() else "report"
+
+    def idle_applies(self) -> bool:
+        """Not while the song plays on under the stars, as on the player's screen."""
+        player = self.app.active_player
+        return not self.app.music_on or player is None or player.paused
 
     def _music_heard(self) -> bool:
         """Only then does a second scan measure anything: a mood that changed while no song
@@ -187,11 +193,12 @@ class RateScreen(Screen):
     def _save(self) -> None:
         visit = self.app.visit
         score = stars_to_score(self.stars) if self.stars else None
-        if score is None or score == visit.rating or visit.session_id is None:
+        same = score == visit.rating and visit.last_play_id == visit.rating_play_id
+        if score is None or same or visit.session_id is None:
             return
-        # Stars changed after going back to the music: the later rating is the visit's.
+        # A song rated again after going back to the music, or another song: the later counts.
         if self.app.record(self.app.store.add_rating, visit.session_id, score, visit.last_play_id) is not None:
-            visit.rating = score
+            visit.rating, visit.rating_play_id = score, visit.last_play_id
 
 
 class ReportScreen(Screen):

@@ -201,8 +201,11 @@ class SongsScreen(Screen):
         return "other" if self.empty_category() else None
 
     def back(self) -> str | None:
-        """Escape goes back to the mood (where it can be corrected), never ends the visit."""
-        return "back" if "before" in self.app.visit.readings else None
+        """Escape goes back to the mood (where it can be corrected) until a song has played; then
+        the mood is what the music is measured against, and the way on is "I'm done". Never ends
+        the visit (the mood picker's back would, as abandoned, a visit with music and a rating)."""
+        visit = self.app.visit
+        return "back" if "before" in visit.readings and visit.last_play_id is None else None
 
     def idle_applies(self) -> bool:
         return self.loaded  # the visitor is waiting for us while the library is being prepared
@@ -238,7 +241,7 @@ class SongsScreen(Screen):
         other, more, done = lay.cols(footer, [0.34, 0.33, 0.33] if portrait else [0.36, 0.3, 0.34], gap)
         self.add("other", other)  # also while waiting for songs: the other category may have some
         if self.loaded:
-            if visit.page > 0:  # the way back a page, beside "More songs" (whose centre stays put)
+            if visit.page > 0:  # the way back a page, beside "More songs"
                 previous, more = lay.cols(more, [max(look.px(52), lay.MIN_TOUCH), 1.0], look.px(8))
                 self.add("previous", previous)
             self.add("more", more, enabled=page_count(visit.ranked) > 1)
