@@ -26,7 +26,7 @@ from ui_support import (
 
 LONG_TITLE = "Bohemian Rhapsody (Live at Wembley Stadium, 1986) - Remaster"
 JAPANESE_TITLE = "ハウルの動く城メインテーマ人生のメリーゴーランドオーケストラ版"  # no space to break at
-SIZES = [(800, 480), (1024, 600), (480, 800), (1280, 720), (320, 480), (320, 320)]
+SIZES = [(800, 480), (1024, 600), (480, 800), (1280, 720)]  # the supported sizes (kiosk.width/height >= 480)
 SIZE_IDS = [f"{w}x{h}" for w, h in SIZES]
 
 
