@@ -20,6 +20,7 @@ from moodtunes.ui import INVISIBLE_DRIVERS
 # saved, so below FAIL_BELOW_MB the kiosk can't be relied on; below WARN_BELOW_MB it soon can't.
 FAIL_BELOW_MB = 20
 WARN_BELOW_MB = 200
+UPLINK_USER = "moodtunes-uplink"  # the uplink service's own user on the Pi (systemd/moodtunes-uplink.service)
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,8 @@ def _store(settings: Settings) -> Check:
     tracks = len(catalogued) - unreadable
     if problems:
         return Check("store", "fail", f"{settings.database_path}: {problems[0]}")
+    if shut_out := _uplink_shut_out(settings.database_path):
+        return Check("store", "warn", shut_out)
     songs = f"{tracks} playable tracks"
     if unreadable:
         files = "1 file" if unreadable == 1 else f"{unreadable} files"
@@ -67,6 +70,40 @@ def _store(settings: Settings) -> Check:
         "store", "ok",
         f"{settings.database_path}: schema ok, {songs}, {counts['pending']} events to upload",
     )
+
+
+def _uplink_shut_out(database: Path) -> str | None:
+    """On the Pi the uplink runs as its own user in the database's group: what stops it updating
+    the outbox (a database or folder a command run by hand, or an older install, left without
+    group write), as the fix to run; None elsewhere (no such user) and when all is well."""
+    import grp
+    import pwd
+
+    try:
+        user = pwd.getpwnam(UPLINK_USER)
+    except KeyError:
+        return None
+    groups = {user.pw_gid} | {g.gr_gid for g in grp.getgrall() if UPLINK_USER in g.gr_mem}
+    return write_access_problem(UPLINK_USER, user.pw_uid, groups, database)
+
+
+def write_access_problem(user: str, uid: int, gids: set[int], database: Path) -> str | None:
+    """Whether ``user`` (``uid``, in ``gids``) may write the SQLite ``database``: the file, its
+    -wal and -shm if present, and the folder (where SQLite makes them)."""
+    needed = [(database.parent, os.W_OK | os.X_OK)]
+    needed += [(path, os.W_OK) for path in (database, *(Path(f"{database}{end}") for end in ("-wal", "-shm")))]
+    for path, mode in needed:
+        try:
+            info = path.stat()
+        except FileNotFoundError:
+            continue
+        shift = 6 if info.st_uid == uid else 3 if info.st_gid in gids else 0
+        bits = (info.st_mode >> shift) & 0o7
+        if (mode & os.W_OK and not bits & 0o2) or (mode & os.X_OK and not bits & 0o1):
+            fix = "0770" if path == database.parent else "g+rw"
+            return (f"the uplink ({user}) can't write {path} (mode {info.st_mode & 0o777:04o}): visits can't "
+                    f"leave the outbox; run: sudo chmod {fix} {path}")
+    return None
 
 
 def _emotion_model(settings: Settings) -> Check:

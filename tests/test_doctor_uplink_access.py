@@ -1,0 +1,40 @@
+"""doctor on the Pi: the uplink runs as its own user in the database's group, and a database left
+without group write (a command run by hand, an older install) keeps every visit in the outbox."""
+
+from __future__ import annotations
+
+import os
+
+from moodtunes.commands.doctor import write_access_problem
+from moodtunes.store import Store
+
+OTHER_UID = 987654  # the uplink's user: not the files' owner
+
+
+def test_a_database_the_group_may_write_passes(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir(mode=0o770)
+    data.chmod(0o770)
+    with Store.open(data / "moodtunes.db") as store:
+        store.create_profile("Ana", "#ff8800")  # the -wal and -shm exist too
+        assert write_access_problem("moodtunes-uplink", OTHER_UID, {os.getgid()}, store.path) is None
+
+
+def test_a_file_or_folder_without_group_write_is_named_with_its_fix(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    data.chmod(0o770)
+    database = data / "moodtunes.db"
+    Store.open(database).close()
+    database.chmod(0o640)
+    said = write_access_problem("moodtunes-uplink", OTHER_UID, {os.getgid()}, database)
+    assert said == (f"the uplink (moodtunes-uplink) can't write {database} (mode 0640): visits can't leave the "
+                    f"outbox; run: sudo chmod g+rw {database}")
+    database.chmod(0o660)
+    data.chmod(0o750)
+    assert write_access_problem("moodtunes-uplink", OTHER_UID, {os.getgid()}, database).endswith(
+        f"sudo chmod 0770 {data}")
+    data.chmod(0o770)
+    not_in_group = write_access_problem("moodtunes-uplink", OTHER_UID, {os.getgid() + 1}, database)
+    assert not_in_group is not None and f"can't write {data} " in not_in_group  # the folder first
+    assert write_access_problem("moodtunes-uplink", os.getuid(), set(), database) is None  # the owner itself
