@@ -113,4 +113,4 @@ class Theme:
         return self.font(19, bold=True)
 
     def small(self) -> FontStack:
-        return self.font(15)
+        return self.font(16)  # the smallest text: artists, labels, captions (about 3 mm on a 7" panel)
