@@ -219,3 +219,24 @@ def test_root_is_warned_off_a_data_dir_that_belongs_to_the_services_user(tmp_pat
     assert "sudo -u nobody" in root_in_a_users_data_dir(data_dir)
     os.chown(data_dir, 0, 0)
     assert root_in_a_users_data_dir(data_dir) is None
+
+
+def test_forget_deletes_a_persons_profile_only_when_told_to(tmp_path, capsys):
+    with Store.open(tmp_path / "data" / "moodtunes.db") as store:
+        ana = store.create_profile("Ana", "#ff8800")
+        session = store.start_session(ana.id)
+        store.add_reading(session, "before", MoodReading.manual("sad"))
+        store.finish_session(session, "completed", device_id="t")
+        key = store.profile_key(load_settings().device_id, ana.id)
+        store.guest_profile()
+    assert main(["forget", "ana"]) == 1
+    assert "would delete Ana's profile and 1 visit(s)" in capsys.readouterr().out
+    assert main(["forget", "ana", "--yes"]) == 0
+    out = capsys.readouterr().out
+    assert "deleted Ana's profile and 1 visit(s)" in out and f"\"profile_key\" = '{key}'" in out
+    with Store.open(tmp_path / "data" / "moodtunes.db") as store:
+        assert store.profile_by_name("Ana") is None and store.visits() == []
+    assert main(["forget", "Guest", "--yes"]) == 1
+    assert "every guest's" in capsys.readouterr().err
+    assert main(["forget", "Bob"]) == 1
+    assert "no profile named 'Bob'" in capsys.readouterr().err

@@ -701,3 +701,31 @@ def test_a_bug_while_processing_costs_one_message_not_the_ingest(mosquitto, infl
     assert json.loads(dead.messages[0].payload)["reason"] == "internal error: ZeroDivisionError('a bug')"
     ids = influxql(influxdb, db, "SELECT event_id FROM visit")[0]["values"]
     assert [row[1] for row in ids] == [second.event_id]
+
+
+def test_a_forgotten_person_can_be_deleted_from_influxdb_as_forget_says(mosquitto, influxdb, tmp_path, monkeypatch, capsys):
+    """`moodtunes forget` deletes the person on the device and names the InfluxQL that deletes
+    their uploaded visits and plays in the cloud: it works, and leaves everyone else's."""
+    device, prefix, db = unique("kiosk-"), unique("mt"), unique("forget")
+    with Store.open(tmp_path / "data" / "moodtunes.db") as store:
+        record_visit(store, device, "Ana", "sad", "happy", (("Happy and calm", 150.0),), 90)
+        record_visit(store, device, "Ben", "neutral", "happy", (("Happy and calm", 60.0),), 75)
+    _enable_uplink(monkeypatch, mosquitto, device, prefix)
+    with running_ingest(ingest_settings(mosquitto, influxdb, db, prefix)) as ingest:
+        assert moodtunes(["uplink", "--once"]) == 0
+        wait_for(lambda: ingest.stats.written == 2, "2 visits written")
+    capsys.readouterr()
+    assert moodtunes(["forget", "Ana", "--yes"]) == 0
+    said = capsys.readouterr().out
+    [key] = re.findall(r"under profile_key ([0-9a-f]{16})", said)
+    [statement] = re.findall(r"InfluxQL (DELETE FROM \"visit\" WHERE .*?) \(", said)
+    for measurement in ("visit", "play"):
+        query = statement.replace('"visit"', f'"{measurement}"')
+        request = urllib.request.Request(f"{influxdb.url}/query?" + urllib.parse.urlencode({"db": db, "q": query}),
+                                         method="POST")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert "error" not in json.load(response)["results"][0]
+    for measurement in ("visit", "play"):
+        keys = [s["tags"]["profile_key"] for s in influxql(
+            influxdb, db, f'SELECT count(*) FROM "{measurement}" GROUP BY "profile_key"')]
+        assert len(keys) == 1 and key not in keys, measurement  # only Ben's are left

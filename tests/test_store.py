@@ -545,3 +545,27 @@ def test_a_sent_event_keeps_no_error_from_its_failed_attempts(store):
     store.mark_sent(item.id)
     row = store._db.execute("SELECT attempts, last_error, sent_at FROM outbox WHERE id = ?", (item.id,)).fetchone()
     assert (row["attempts"], row["last_error"]) == (2, None) and row["sent_at"] is not None
+
+
+def test_a_forgotten_profile_leaves_nothing_of_that_person(store):
+    ana, ben = store.create_profile("Ana", "#ff8800"), store.create_profile("Ben", "#0088ff")
+    song = stored_track(store)
+    for profile in (ana, ben, ana):
+        session = store.start_session(profile.id)
+        store.add_reading(session, "before", SAD)
+        store.add_rating(session, 75, store.start_play(session, song))
+        store.finish_session(session, "completed", device_id="kiosk-1")
+    sent = store.pending_events()[0]
+    store.mark_sent(sent.id)  # Ana's first visit went out already: its copy here goes too
+    assert store.forget_profile(ana.id) == 2
+    assert [p.name for p in store.profiles()] == ["Ben"]
+    left = store._db.execute(
+        "SELECT (SELECT count(*) FROM sessions), (SELECT count(*) FROM mood_readings), (SELECT count(*) FROM plays),"
+        " (SELECT count(*) FROM ratings), (SELECT count(*) FROM outbox)").fetchone()
+    assert tuple(left) == (1, 1, 1, 1, 1)  # Ben's visit, whole
+    assert [json.loads(e.payload)["profile_key"] for e in store.pending_events()] == [store.profile_key("kiosk-1", ben.id)]
+    assert store.track_feedback(ana.id) == [] and store.visits(ana.id) == []
+    with pytest.raises(ValueError, match="shared by every guest"):
+        store.forget_profile(store.guest_profile().id)
+    with pytest.raises(KeyError):
+        store.forget_profile(ana.id)

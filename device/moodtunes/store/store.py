@@ -391,6 +391,26 @@ class Store:
                 (utc_now(), profile_id),
             )
 
+    def forget_profile(self, profile_id: int) -> int:
+        """Delete a person's profile and all this device holds of them: their visits (readings,
+        plays, ratings) and those visits' events, sent or not (unsent ones would still upload
+        the visits; sent ones could be sent again). Returns the number of visits deleted. What was
+        uploaded already is in the cloud under the profile's key (``profile_key``): the operator
+        deletes it there. The guest profile is every guest's, no one person's: it can't be."""
+        with self.transaction() as db:
+            row = db.execute("SELECT is_guest FROM profiles WHERE id = ?", (profile_id,)).fetchone()
+            if row is None:
+                raise KeyError(f"no profile with id {profile_id}")
+            if row["is_guest"]:
+                raise ValueError("the guest profile is shared by every guest: there is no one person to forget")
+            visits = db.execute("SELECT count(*) FROM sessions WHERE profile_id = ?", (profile_id,)).fetchone()[0]
+            db.execute(
+                "DELETE FROM outbox WHERE session_id IN (SELECT id FROM sessions WHERE profile_id = ?)",
+                (profile_id,),
+            )
+            db.execute("DELETE FROM profiles WHERE id = ?", (profile_id,))  # sessions and the rest cascade
+        return visits
+
     @classmethod
     def _profile_by_id(cls, db: sqlite3.Connection, profile_id: int) -> Profile:
         row = db.execute("SELECT * FROM profiles WHERE id = ?", (profile_id,)).fetchone()

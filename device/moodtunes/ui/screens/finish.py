@@ -17,6 +17,7 @@ from moodtunes.ui.widgets import (
     draw_star,
     draw_text,
     glyphs_or,
+    paragraph_height,
     wrap,
 )
 
@@ -233,26 +234,38 @@ class ReportScreen(Screen):
         body = lay.inset(area, m)
         h = self.touch_height()
         self.content = pygame.Rect(body)  # where the history can't be read, the message goes
+        forget = None
         if area.height > area.width:
-            self.title_rect, self.verdict, kpis, chart1, chart2, finish = lay.rows(
+            self.title_rect, self.verdict, kpis, chart1, chart2, footer = lay.rows(
                 body, [look.px(44), look.px(136), look.px(136), 0.5, 0.5, h], gap
             )
             self.kpis = lay.grid(kpis, 4, 2, look.px(8))
+            forget, finish = lay.cols(footer, [0.4, 0.6], gap) if self.can_forget() else (None, footer)
         else:
             top, self.verdict, middle = lay.rows(body, [h, look.px(100), 1.0], gap)
-            self.title_rect, finish = lay.cols(top, [1.0, look.px(190)], gap)
+            if self.can_forget():
+                self.title_rect, forget, finish = lay.cols(top, [1.0, look.px(170), look.px(170)], gap)
+            else:
+                self.title_rect, finish = lay.cols(top, [1.0, look.px(190)], gap)
             charts, kpis = lay.rows(middle, [1.0, look.px(64)], gap)
             chart1, chart2 = lay.cols(charts, [0.56, 0.44], gap)
             self.kpis = lay.cols(kpis, [0.25] * 4, look.px(8))
         self.charts = (chart1, chart2)
         self.content = self.verdict.union(self.charts[0]).union(self.charts[1]).unionall(self.kpis)
         self.add("finish", finish)
+        if forget is not None:
+            self.add("forget", forget)
+
+    def can_forget(self) -> bool:
+        """A person's own profile can be deleted from here; the guest profile is no one's."""
+        return not self.app.visit.profile.is_guest
 
     def draw(self, surface: pygame.Surface) -> None:
         look, report = self.look, self.report
         title = "Your visit" if self.app.visit.profile.is_guest else f"{report.profile}'s mood journey"
         draw_text(surface, look.title(), title, th.TEXT, self.title_rect)
         self.button(surface, "finish", "Finish", style="primary")
+        self.button(surface, "forget", ("Forget me", "Forget"), style="ghost")
         if self.unreadable:  # no charts of zeros that would pass for a history
             draw_card(surface, self.content, th.SURFACE, look.px(18))
             draw_paragraph(
@@ -340,3 +353,69 @@ class ReportScreen(Screen):
     def on_tap(self, target_id: str) -> None:
         if target_id == "finish":
             self.app.home()
+        elif target_id == "forget":
+            self.app.go(ForgetScreen(self.app, self))
+
+
+class ForgetScreen(Screen):
+    """"Forget me": the person's profile and every visit of theirs deleted from the kiosk, once
+    they confirm. Keeping is the default (Enter, Escape, the idle timeout)."""
+
+    name = "forget"
+
+    def __init__(self, app, report: ReportScreen) -> None:
+        super().__init__(app)
+        self.report = report
+
+    def primary(self) -> str | None:
+        return "keep"
+
+    def back(self) -> str | None:
+        return "keep"
+
+    def text(self) -> str:
+        name = self.app.visit.profile.name
+        visits = self.report.report.visit_count
+        which = f"{name}'s visit" if visits == 1 else f"all {visits} of {name}'s visits"
+        said = (f"This deletes {name}'s profile and {which} from this kiosk: moods, songs and ratings. "
+                "It can't be undone.")
+        if self.app.settings.mqtt.enabled:
+            said += (" Visits already sent to the kiosk's operator are kept there under a code, not the "
+                     "name: ask the staff to delete them too.")
+        return said
+
+    def layout(self, area: pygame.Rect) -> None:
+        super().layout(area)
+        body = lay.inset(area, self.margin())
+        h, gap = self.touch_height(), self.gap()
+        if area.height > area.width:
+            self.card, delete, keep = lay.rows(body, [1.0, h, h], gap)
+        else:
+            self.card, footer = lay.rows(body, [1.0, h], gap)
+            delete, keep = lay.cols(footer, [0.45, 0.55], gap)
+        self.add("delete", delete)
+        self.add("keep", keep)
+
+    def draw(self, surface: pygame.Surface) -> None:
+        look = self.look
+        draw_card(surface, self.card, th.SURFACE, look.px(22))
+        inner = lay.inset(self.card, look.px(24), look.px(20))
+        title_h, gap = look.title().get_linesize(), look.px(12)
+        text_h = min(paragraph_height(look.body(), self.text(), inner.width, 1.15), inner.height - title_h - gap)
+        top = inner.centery - (title_h + gap + text_h) // 2  # the question and its answer, centred
+        draw_text(surface, look.title(), f"Forget {self.app.visit.profile.name}?", th.TEXT,
+                  pygame.Rect(inner.left, top, inner.width, title_h))
+        draw_paragraph(surface, look.body(), self.text(), th.TEXT,
+                       pygame.Rect(inner.left, top + title_h + gap, inner.width, text_h), line_spacing=1.15)
+        self.button(surface, "delete", ("Delete everything", "Delete"), style="ghost")
+        self.button(surface, "keep", ("Keep my profile", "Keep"), style="primary")
+
+    def on_tap(self, target_id: str) -> None:
+        app = self.app
+        if target_id == "keep":
+            app.go(self.report)
+        elif target_id == "delete":
+            profile = app.visit.profile
+            if app.record(app.store.forget_profile, profile.id) is not None:
+                app.home()
+                app.toast(f"{profile.name}'s profile and visits are deleted from this kiosk.")

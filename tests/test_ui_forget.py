@@ -1,0 +1,93 @@
+""""Forget me" on a person's report: their profile and visits deleted from the kiosk once they
+confirm; keeping is the default; the shared guest profile has no such button."""
+
+from __future__ import annotations
+
+import pytest
+from moodtunes.store import Store
+from moodtunes.ui.layout import MIN_TOUCH
+from ui_support import add_tracks, make_app, on_screen, rows, sample_scanner, step, tap, touch
+
+
+def to_report(app, profile_id: int) -> None:
+    touch(app, f"profile:{profile_id}")  # consented before: the scan
+    on_screen(app, "scan")
+    tap(app, "manual")
+    tap(app, "mood:sad")
+    on_screen(app, "songs")
+    tap(app, "done")
+    tap(app, "report")
+    assert app.screen.name == "report"
+
+
+@pytest.fixture
+def ada(settings, tmp_path) -> int:
+    with Store.open(settings.database_path) as store:
+        add_tracks(store, tmp_path / "music", count=2)
+        profile = store.create_profile("Ada", "#5fd08a")
+        store.record_consent(profile.id)
+        return profile.id
+
+
+def test_forget_me_deletes_the_profile_and_its_visits_after_a_yes(settings, ada, told):
+    app = make_app(settings, sample_scanner)
+    try:
+        to_report(app, ada)
+        tap(app, "forget")
+        assert app.screen.name == "forget" and "deletes Ada's profile and Ada's visit from" in app.screen.text()
+        tap(app, "keep")  # the default: back to the report, nothing deleted
+        assert app.screen.name == "report"
+        tap(app, "forget")
+        tap(app, "delete")
+        assert app.screen.name == "welcome" and app.screen.target(f"profile:{ada}") is None
+        assert told()[-1] == "Ada's profile and visits are deleted from this kiosk."
+    finally:
+        app.close()
+    with Store.open(settings.database_path) as store:
+        assert rows(store, "SELECT count(*) FROM sessions")[0][0] == 0
+        assert rows(store, "SELECT count(*) FROM outbox")[0][0] == 0
+        assert store.profile_by_name("Ada") is None
+
+
+def test_uploads_on_the_confirmation_says_what_stays_in_the_cloud(settings, ada):
+    settings.mqtt.enabled = True
+    app = make_app(settings, sample_scanner)
+    try:
+        to_report(app, ada)
+        tap(app, "forget")
+        assert "ask the staff to delete them too" in app.screen.text()
+    finally:
+        app.close()
+
+
+def test_a_guest_report_has_no_forget_me(settings, tmp_path):
+    with Store.open(settings.database_path) as store:
+        add_tracks(store, tmp_path / "music", count=2)
+    app = make_app(settings, sample_scanner)
+    try:
+        tap(app, "guest")
+        tap(app, "no_camera")
+        tap(app, "mood:happy")
+        on_screen(app, "songs")
+        tap(app, "done")
+        tap(app, "report")
+        assert app.screen.name == "report" and app.screen.target("forget") is None
+    finally:
+        app.close()
+
+
+@pytest.mark.parametrize("size", [(800, 480), (480, 800), (1024, 600), (1280, 720)])
+def test_the_report_and_the_confirmation_keep_big_separate_targets(settings, ada, size):
+    app = make_app(settings, sample_scanner, size=size)
+    try:
+        to_report(app, ada)
+        for _ in range(2):
+            step(app)
+            targets = app.screen.targets
+            for i, target in enumerate(targets):
+                assert min(target.rect.size) >= MIN_TOUCH and app.surface.get_rect().contains(target.rect)
+                assert all(not target.rect.colliderect(other.rect) for other in targets[i + 1:])
+            if app.screen.name == "report":
+                tap(app, "forget")
+    finally:
+        app.close()
