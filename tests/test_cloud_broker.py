@@ -34,6 +34,7 @@ pytestmark = pytest.mark.services
 MOSQUITTO_DIR = REPO / "cloud" / "mosquitto"
 INGEST_USER, INGEST_PASSWORD = "moodtunes-ingest-1", "pw-ingest"
 KITCHEN, KITCHEN_PASSWORD = "moodtunes-kitchen", "pw-kitchen"
+HALL, HALL_PASSWORD = "moodtunes-hall", "pw-hall"
 
 
 def _shipped_config(folder: Path) -> str:
@@ -178,3 +179,46 @@ def test_a_publish_over_the_size_limit_never_reaches_the_ingest(shipped_broker):
     finally:
         ingest_view.close()
     assert [len(m.payload) for m in ingest_view.messages] == [MAX_PAYLOAD_BYTES]
+
+
+def _send_visits(broker, tmp_path, count: int) -> None:
+    with Store.open(tmp_path / "moodtunes.db") as store:
+        events = [record_visit(store, KITCHEN) for _ in range(count)]
+    sender = publisher(broker, KITCHEN, KITCHEN_PASSWORD)
+    for event in events:
+        sender.publish(f"moodtunes/{KITCHEN}/visit", event.model_dump_json(), qos=1).wait_for_publish(10)
+    sender.disconnect()
+    sender.loop_stop()
+
+
+def _persistent_subscription(broker, username: str, password: str, topic: str) -> None:
+    """A client that subscribes to ``topic`` in a session the broker keeps for an hour, then goes
+    away: the broker queues what the subscription gets for its return."""
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=username, protocol=paho.MQTTv5)
+    client.username_pw_set(username, password)
+    subscribed = threading.Event()
+    client.on_connect = lambda c, *a: c.subscribe(topic, qos=1)
+    client.on_subscribe = lambda *a: subscribed.set()
+    properties = paho.Properties(paho.PacketTypes.CONNECT)
+    properties.SessionExpiryInterval = 3600
+    client.connect(broker.host, broker.port, clean_start=False, properties=properties)
+    client.loop_start()
+    assert subscribed.wait(10), "no SUBACK within 10 s"
+    client.disconnect()
+    client.loop_stop()
+
+
+def test_a_device_subscribing_as_the_ingest_takes_no_visit_from_it(shipped_broker, influxdb, tmp_path):
+    """mosquitto grants a device a place in the ingest's share group ($share/ingest/...: the old
+    default name) though the ACL forbids it to read visits. Neither that device, online or gone
+    with its session kept, nor one subscribed to the visits plainly, gets or holds any visit."""
+    subprocess.run(["mosquitto_passwd", "-b", str(shipped_broker._folder / "passwd"), HALL, HALL_PASSWORD], check=True)
+    shipped_broker.stop()
+    shipped_broker.start()
+    _persistent_subscription(shipped_broker, HALL, HALL_PASSWORD, "$share/ingest/moodtunes/+/visit")
+    with running_ingest(_ingest(shipped_broker, influxdb)) as ingest:
+        online_thief = Subscriber(shipped_broker, "moodtunes/+/visit", HALL, HALL_PASSWORD)
+        _send_visits(shipped_broker, tmp_path, 6)
+        wait_for(lambda: ingest.stats.written == 6, "all 6 visits written")
+        online_thief.close()
+    assert not online_thief.messages

@@ -158,6 +158,7 @@ def test_a_payload_for_another_device_is_rejected():
 
 
 def test_subscription_and_dead_letter_topics():
+    assert subscription(IngestSettings(topic_prefix="site/moodtunes")) == "site/moodtunes/+/visit"  # one ingest
     settings = IngestSettings(topic_prefix="site/moodtunes", share_group="g")
     assert subscription(settings) == "$share/g/site/moodtunes/+/visit"
     assert dead_letter_topic("site/moodtunes") == "site/moodtunes/deadletter"

@@ -1,7 +1,7 @@
 """`moodtunes-ingest`: MQTT visit events → InfluxDB points.
 
-Subscribes to ``$share/{group}/{prefix}/+/visit`` (QoS 1) so that several instances split the
-load. Each payload is validated with the device's own VisitEvent model and must name the device
+Subscribes to ``{prefix}/+/visit`` (QoS 1); several instances split the load through a share
+group, ``$share/{group}/...``, whose name must be secret (``subscription``). Each payload is validated with the device's own VisitEvent model and must name the device
 of its topic (the broker's ACL lets a device publish only under its own id, so this check makes the
 device_id trustworthy). A payload that fails is logged with the reason and republished to
 ``{prefix}/deadletter``; nothing a device sends can stop the ingest.
@@ -74,7 +74,12 @@ class Rejected(Exception):
 
 
 def subscription(settings: IngestSettings) -> str:
-    return f"$share/{settings.share_group}/{settings.topic_prefix}/+/visit"
+    """A plain subscription for one ingest. A share group splits the visits between instances, but
+    mosquitto grants any client that names the group a place in it, even a device the ACL forbids
+    to read visits (its ACL check comes at delivery): with a well-known name (this used to be
+    "ingest"), the visits' safety would rest on that check alone. So a group's name is a secret."""
+    topic = f"{settings.topic_prefix}/+/visit"
+    return f"$share/{settings.share_group}/{topic}" if settings.share_group else topic
 
 
 def dead_letter_topic(topic_prefix: str) -> str:

@@ -36,7 +36,10 @@ class IngestSettings(BaseSettings):
     )
     mqtt_session_expiry_seconds: int = Field(7 * 24 * 3600, ge=0)
     topic_prefix: str = Field("moodtunes", min_length=1)
-    share_group: str = Field("ingest", min_length=1, description="instances in one group split the load")
+    share_group: str = Field(
+        "", description="empty: one ingest, a plain subscription; several: the same secret name (e.g. "
+        "`openssl rand -hex 16`) in each, and they split the load (anyone who knows it can join the group)",
+    )
     dead_letter: bool = Field(True, description="republish rejected payloads to {topic_prefix}/deadletter")
 
     influx_api: Literal["v1", "v2"] = Field("v2", description="v1: InfluxDB 1.x /write; v2: InfluxDB 2 API")
