@@ -23,7 +23,7 @@ only when the broker does not hold it either: it came with QoS 0 (never delivere
 broker lost the ingest's session. Every loss is logged as an error.
 
 While the broker can't be reached, paho retries silently; the ingest logs the reason at once and
-then once every CONNECT_FAILURE_LOG_SECONDS, and says when it is connected again.
+then once every OUTAGE_LOG_SECONDS, and says when it is connected again.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ MAX_PAYLOAD_BYTES = 256 * 1024
 DEAD_LETTER_PAYLOAD_LIMIT = 32 * 1024
 SUMMARISED_ERRORS = 3  # validation errors named in a rejection; the rest are counted
 RECONNECT_DELAY_SECONDS = (1, 60)  # paho waits the first before trying again, doubling up to the second
-CONNECT_FAILURE_LOG_SECONDS = 60.0  # while the broker stays unreachable, one log line this often
+OUTAGE_LOG_SECONDS = 60.0  # while the broker or InfluxDB stays unreachable, one log line this often
 
 
 class Rejected(Exception):
@@ -158,6 +158,7 @@ class Ingest:
         self._subscribed = threading.Event()
         self._connect_failures = 0  # attempts since the last connection; only the MQTT thread counts
         self._failure_logged_at: float | None = None
+        self._held_logged_at: float | None = None  # when a failed write was last logged (writer thread)
         self._writer_thread = threading.Thread(target=self._write_queue, name="ingest-writer", daemon=True)
         self._client = self._make_client()
 
@@ -238,11 +239,11 @@ class Ingest:
 
     def _on_connect_fail(self, client, userdata) -> None:
         """paho retries on its own, silently: say why at once, then once every
-        CONNECT_FAILURE_LOG_SECONDS while it lasts, so an outage is seen but does not flood the log."""
+        OUTAGE_LOG_SECONDS while it lasts, so an outage is seen but does not flood the log."""
         error = sys.exc_info()[1]  # paho calls this from inside its `except OSError`
         self._connect_failures += 1
         now = time.monotonic()
-        if self._failure_logged_at is not None and now - self._failure_logged_at < CONNECT_FAILURE_LOG_SECONDS:
+        if self._failure_logged_at is not None and now - self._failure_logged_at < OUTAGE_LOG_SECONDS:
             return
         self._failure_logged_at = now
         logger.error(
@@ -356,8 +357,20 @@ class Ingest:
                 backlog = True
                 self._stop.wait(self._settings.retry_seconds)
             elif backlog and not self._queue:
-                backlog = False
+                backlog, self._held_logged_at = False, None
                 logger.info("InfluxDB is back: every held visit is written")
+
+    def _log_held(self, queued: _Queued, exc: WriteError) -> None:
+        """The first failed write, then one line every OUTAGE_LOG_SECONDS while InfluxDB stays out of
+        reach (a retry every few seconds would write thousands of lines a day)."""
+        now = time.monotonic()
+        if self._held_logged_at is not None and now - self._held_logged_at < OUTAGE_LOG_SECONDS:
+            return
+        self._held_logged_at = now
+        with self._queue_lock:
+            held = len(self._queue)
+        logger.error("can't write visit %s (%s); holding %s for a retry every %g s", queued.event_id, exc,
+                     "it" if held <= 1 else f"it and {held - 1} more", self._settings.retry_seconds)
 
     def _write(self, queued: _Queued) -> bool:
         """Write the oldest queued visit; False when InfluxDB should be tried again later."""
@@ -366,7 +379,7 @@ class Ingest:
         except WriteError as exc:
             self.stats.write_failures += 1
             if exc.retryable:
-                logger.error("can't write visit %s (%s); holding it for a retry", queued.event_id, exc)
+                self._log_held(queued, exc)
                 return False
             logger.error("InfluxDB rejected visit %s; dead-lettering it: %s", queued.event_id, exc)
             self._give_up(queued, f"InfluxDB rejected it: {exc}")
