@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from zoneinfo import ZoneInfo
 
 import pytest
 from conftest import REPO
@@ -58,15 +59,17 @@ def test_rows_fill_the_width():
         assert set(rows.values()) == {dashboards.GRID_WIDTH}, (dashboard.uid, rows)
 
 
+def _models() -> list[dict]:
+    return [json.loads(path.read_text()) for path in sorted(DASHBOARD_DIR.glob("*.json"))]
+
+
+def _timeseries() -> list[dict]:
+    return [panel for model in _models() for panel in model["panels"] if panel["type"] == "timeseries"]
+
+
 def test_time_buckets_are_in_the_time_zone_variable():
-    """Every GROUP BY time() ends with tz('$timezone') (InfluxQL wants it after fill()), and the
-    variable is a free-text IANA zone that defaults to UTC."""
-    for path in DASHBOARD_DIR.glob("*.json"):
-        dashboard = json.loads(path.read_text())
-        variables = {v["name"]: v for v in dashboard["templating"]["list"]}
-        zone = variables["timezone"]
-        assert (zone["type"], zone["query"], zone["current"]["value"]) == ("textbox", "UTC", "UTC")
-        assert zone["label"] == "Time zone (for daily totals)" and "Europe/Berlin" in zone["description"]
+    """Every GROUP BY time() ends with tz('$timezone') (InfluxQL wants it after fill())."""
+    for dashboard in _models():
         for panel in dashboard["panels"]:
             for target in panel["targets"]:
                 query = target["query"]
@@ -74,3 +77,78 @@ def test_time_buckets_are_in_the_time_zone_variable():
                     assert query.endswith(" tz('$timezone')"), query
                 else:
                     assert "tz(" not in query, query
+
+
+MEANS_OVER_TIME = ("Mood before and after the music", "Rating over time", "Scan confidence")
+
+
+def test_means_over_time_are_per_day():
+    """With a few visits a day, $__interval (about an hour over 30 days) leaves one visit in most
+    buckets and the means jump between -1, 0 and +1: these panels use days in the time zone. Only
+    "Upload delay" (the longest delay, not a mean) follows Grafana's interval."""
+    panels = {panel["title"]: panel for panel in _timeseries()}
+    assert set(MEANS_OVER_TIME) <= set(panels)
+    for title in MEANS_OVER_TIME:
+        for target in panels[title]["targets"]:
+            assert re.search(r"GROUP BY time\(1d\) fill\(none\) tz\('\$timezone'\)$", target["query"]), target
+    following_the_zoom = {p["title"] for model in _models() for p in model["panels"]
+                          if any("$__interval" in t["query"] for t in p["targets"])}
+    assert following_the_zoom == {"Upload delay"}
+
+
+def _several_series(panel: dict) -> bool:
+    """More than one query, or a query grouped by a tag as well as by time: one series per tag value."""
+    return len(panel["targets"]) > 1 or any(re.search(r'GROUP BY time\([^)]*\), *"', t["query"])
+                                            for t in panel["targets"])
+
+
+def test_bars_of_several_series_are_stacked_and_lines_are_not():
+    """Unstacked bars of several series overlap (the "ok" scans hid the other outcomes); lines such
+    as mood before and after must not be summed."""
+    stacked = []
+    for panel in _timeseries():
+        custom = panel["fieldConfig"]["defaults"]["custom"]
+        if custom["drawStyle"] == "bars" and _several_series(panel):
+            assert custom["stacking"] == {"mode": "normal", "group": "A"}, panel["title"]
+            stacked.append(panel["title"])
+        else:
+            assert custom.get("stacking", {"mode": "none"})["mode"] == "none", panel["title"]
+    assert "Final mood scan of each visit, by outcome" in stacked
+
+
+LISTED_ZONES = [
+    "Europe/London", "Europe/Dublin", "Europe/Lisbon", "Europe/Paris", "Europe/Berlin", "Europe/Madrid", "Europe/Rome",
+    "Europe/Amsterdam", "Europe/Stockholm", "Europe/Warsaw", "America/New_York", "America/Chicago", "America/Denver",
+    "America/Los_Angeles", "America/Sao_Paulo", "Asia/Tokyo", "Asia/Singapore", "Australia/Sydney",
+]
+
+
+def _zone_variable(model: dict) -> dict:
+    return {v["name"]: v for v in model["templating"]["list"]}["timezone"]
+
+
+def test_the_time_zone_is_picked_from_a_list_defaulting_to_utc():
+    """Provisioned dashboards are read-only, so a free text box could not be saved and a typo broke
+    every per-day panel: a drop-down of IANA zones, UTC first and selected."""
+    for model in _models():
+        zone = _zone_variable(model)
+        assert (zone["type"], zone["multi"], zone["includeAll"]) == ("custom", False, False)
+        values = [option["value"] for option in zone["options"]]
+        assert values == ["UTC", *LISTED_ZONES]
+        assert [option["text"] for option in zone["options"]] == values
+        assert [part.strip() for part in zone["query"].split(",")] == values  # Grafana splits the query at commas
+        assert zone["current"]["value"] == zone["current"]["text"] == "UTC" == dashboards.DEFAULT_TIMEZONE
+        assert [option["value"] for option in zone["options"] if option["selected"]] == ["UTC"]
+        for value in values:
+            ZoneInfo(value)  # a real IANA name (InfluxDB's tz() is checked in test_dashboards_queries.py)
+
+
+def test_the_default_time_zone_is_one_constant(monkeypatch):
+    monkeypatch.setattr(dashboards, "DEFAULT_TIMEZONE", "Europe/Berlin")
+    for dashboard in dashboards.DASHBOARDS:
+        zone = _zone_variable(dashboards.build(dashboard))
+        assert zone["current"]["value"] == "Europe/Berlin"
+        assert [o["value"] for o in zone["options"]] == ["Europe/Berlin", "UTC", *(z for z in LISTED_ZONES
+                                                                                   if z != "Europe/Berlin")]
+        assert [o["value"] for o in zone["options"] if o["selected"]] == ["Europe/Berlin"]
+        assert zone["query"].startswith("Europe/Berlin, UTC, ")

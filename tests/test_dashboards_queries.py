@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import statistics
 import time
+import urllib.error
 from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 from datetime import time as clock
@@ -325,3 +326,30 @@ def test_days_follow_the_time_zone_variable(influxdb, ingested):
         assert got[_day(NEAR_MIDNIGHT, zone)] >= 1
     late = datetime.combine(NEAR_MIDNIGHT.date() + timedelta(days=1), clock(0), ZONE)
     assert _day(NEAR_MIDNIGHT) == _ms(late)  # Berlin: the next day
+
+
+def _listed_time_zones() -> list[str]:
+    zones = set()
+    for path in sorted(DASHBOARD_DIR.glob("*.json")):
+        variables = {v["name"]: v for v in json.loads(path.read_text())["templating"]["list"]}
+        zones.update(option["value"] for option in variables["timezone"]["options"])
+    return sorted(zones)
+
+
+@pytest.mark.parametrize("timezone", _listed_time_zones())
+def test_influxdb_knows_every_time_zone_in_the_list(influxdb, ingested, timezone):
+    """Each zone the time zone variable offers works in tz() on InfluxDB 1.6.7 (an unknown name is a
+    query error there), and puts the visits on the same local days as Python's zoneinfo."""
+    db, _ = ingested
+    per_day = dict(_committed_targets())[("moodtunes-overview", "Visits per day", "A")]
+    got = _per_day(influxql(influxdb, db, _concrete(per_day, timezone=timezone)), skip_zero=True)
+    assert got == Counter(_day(e.ended_at, ZoneInfo(timezone)) for e in EVENTS)
+
+
+def test_influxdb_refuses_a_time_zone_not_in_the_list(influxdb, ingested):
+    """Why the variable is a list: a typo such as "Berlin" fails every per-day query."""
+    db, _ = ingested
+    per_day = dict(_committed_targets())[("moodtunes-overview", "Visits per day", "A")]
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        influxql(influxdb, db, _concrete(per_day, timezone="Berlin"))
+    assert "unable to find time zone Berlin" in refused.value.read().decode()

@@ -26,6 +26,23 @@ CAMERA_SCAN = "(\"outcome\" = 'ok' OR \"outcome\" = 'uncertain')"  # the camera 
 MEASURED = "\"mood_lift\" >= -2"
 # Day buckets in the visitor's time zone; InfluxQL wants tz() last, after fill().
 TZ = "tz('$timezone')"
+# Means over time are per day: a fixed GROUP BY time(1d), not time($__interval), which over the default 30 days
+# is about an hour, so that with a few visits a day most buckets hold one visit and a mean jumps between -1, 0
+# and +1. Grafana documents both a fixed interval in an InfluxQL GROUP BY time() and a panel's "Min interval"
+# (JSON "interval") as a lower limit for $__interval; the limit would still let Grafana widen the buckets over
+# a long range (2d, 1w, ...), while time(1d) with tz() gives the visitor's days at any range, like the per-day
+# bar panels, and is exactly the query the tests run.
+DAILY = "GROUP BY time(1d)"
+# The time zone variable: DEFAULT_TIMEZONE is the default for everyone (change it and regenerate); the
+# viewer picks from TIMEZONES (IANA names, each checked against InfluxDB's tz() by the query tests), which
+# is a fixed list because the provisioned dashboards are read-only and a typo would break every daily panel.
+DEFAULT_TIMEZONE = "UTC"
+TIMEZONES = (
+    "UTC", "Europe/London", "Europe/Dublin", "Europe/Lisbon", "Europe/Paris", "Europe/Berlin", "Europe/Madrid",
+    "Europe/Rome", "Europe/Amsterdam", "Europe/Stockholm", "Europe/Warsaw", "America/New_York", "America/Chicago",
+    "America/Denver", "America/Los_Angeles", "America/Sao_Paulo", "Asia/Tokyo", "Asia/Singapore",
+    "Australia/Sydney",
+)
 PANEL_HEIGHT = 8
 GRID_WIDTH = 24
 
@@ -47,7 +64,7 @@ class Panel:
     width: int = 12
     unit: str = "none"
     decimals: int | None = None
-    bars: bool = False  # timeseries drawn as bars (per-day counts) instead of lines
+    bars: bool = False  # timeseries drawn as bars (per-day counts) instead of lines; several series stack
     limits: tuple[float, float] | None = None
 
 
@@ -85,16 +102,14 @@ OVERVIEW = Dashboard(
               (Query("A", f'SELECT mean("rating") {VISITS}'),), width=5, decimals=0),
         Panel("Visits per day", "How often moodtunes is used (days in the dashboard's time zone setting).",
               "timeseries",
-              (Query("A", f'SELECT count("listening_seconds") {VISITS} GROUP BY time(1d) fill(0) {TZ}', "visits"),),
+              (Query("A", f'SELECT count("listening_seconds") {VISITS} {DAILY} fill(0) {TZ}', "visits"),),
               bars=True),
-        Panel("Mood before and after the music", "Mean mood before and after the music (happy +1, neutral 0, "
-              f"sad -1) and their difference, the mood lift, all three over the same visits: the "
-              f"{MEASURED_VISITS}.", "timeseries",
-              (Query("A", f'SELECT mean("score_before") {VISITS} AND {MEASURED} '
-                     f"GROUP BY time($__interval) fill(none) {TZ}", "before"),
-               Query("B", f'SELECT mean("score_after") {VISITS} AND {MEASURED} '
-                     f"GROUP BY time($__interval) fill(none) {TZ}", "after"),
-               Query("C", f'SELECT mean("mood_lift") {VISITS} GROUP BY time($__interval) fill(none) {TZ}', "lift")),
+        Panel("Mood before and after the music", "Mean mood per day before and after the music (happy +1, "
+              "neutral 0, sad -1) and their difference, the mood lift, all three over the same visits: the "
+              f"{MEASURED_VISITS} (days in the dashboard's time zone setting).", "timeseries",
+              (Query("A", f'SELECT mean("score_before") {VISITS} AND {MEASURED} {DAILY} fill(none) {TZ}', "before"),
+               Query("B", f'SELECT mean("score_after") {VISITS} AND {MEASURED} {DAILY} fill(none) {TZ}', "after"),
+               Query("C", f'SELECT mean("mood_lift") {VISITS} {DAILY} fill(none) {TZ}', "lift")),
               decimals=2),
         Panel("Mood before", "How visitors seemed when they arrived, over the same visits as the mood lift "
               f"(the {MEASURED_VISITS}), so that it compares with \"Mood after\".",
@@ -103,12 +118,13 @@ OVERVIEW = Dashboard(
         Panel("Mood after", "… and after the music, over the same visits.", "piechart",
               (Query("A", f'SELECT count("mood_lift") {VISITS} GROUP BY "mood_after"',
                      "$tag_mood_after"),), width=6),
-        Panel("Rating over time", "Mean rating of the visits.", "timeseries",
-              (Query("A", f'SELECT mean("rating") {VISITS} GROUP BY time($__interval) fill(none) {TZ}', "rating"),),
+        Panel("Rating over time", "Mean rating of the visits per day (days in the dashboard's time zone setting).",
+              "timeseries",
+              (Query("A", f'SELECT mean("rating") {VISITS} {DAILY} fill(none) {TZ}', "rating"),),
               decimals=0, limits=(0, 100)),
         Panel("Listening minutes per day", "Minutes of music played to visitors (days in the dashboard's time "
               "zone setting).", "timeseries",
-              (Query("A", f'SELECT sum("listening_seconds") / 60 {VISITS} GROUP BY time(1d) fill(0) {TZ}',
+              (Query("A", f'SELECT sum("listening_seconds") / 60 {VISITS} {DAILY} fill(0) {TZ}',
                      "minutes"),),
               bars=True, decimals=1),
         Panel("Mood lift by music category", "Mean mood lift by the category of the song heard longest (songs "
@@ -159,12 +175,12 @@ DEVICES = Dashboard(
               "hand. Earlier attempts are not kept: a scan that saw no face and was retried counts only as the "
               "retry, and a visit that ended before its scan after the music has only the one before.",
               "timeseries",
-              (Query("A", f'SELECT count("confidence") {READINGS} GROUP BY time(1d), "outcome" fill(0) {TZ}',
+              (Query("A", f'SELECT count("confidence") {READINGS} {DAILY}, "outcome" fill(0) {TZ}',
                      "$tag_outcome"),), bars=True),
-        Panel("Scan confidence", "Mean confidence of the emotion model on the scans that saw a face.",
-              "timeseries",
-              (Query("A", f'SELECT mean("confidence") {READINGS} AND {CAMERA_SCAN} '
-                     f"GROUP BY time($__interval) fill(none) {TZ}", "confidence"),),
+        Panel("Scan confidence", "Mean confidence per day of the emotion model on the scans that saw a face "
+              "(days in the dashboard's time zone setting).", "timeseries",
+              (Query("A", f'SELECT mean("confidence") {READINGS} AND {CAMERA_SCAN} {DAILY} fill(none) {TZ}',
+                     "confidence"),),
               unit="percentunit", decimals=2, limits=(0, 1)),
     ),
 )
@@ -186,17 +202,25 @@ DEVICE_VARIABLE = {
     "sort": 1,
 }
 
-TIMEZONE_VARIABLE = {
-    "type": "textbox",
-    "name": "timezone",
-    "label": "Time zone (for daily totals)",
-    "description": "Where a day starts and ends for the per-day panels: an IANA time zone name such as "
-    "Europe/Berlin (the devices' local time), or UTC.",
-    "query": "UTC",
-    "current": {"selected": False, "text": "UTC", "value": "UTC"},
-    "options": [{"selected": True, "text": "UTC", "value": "UTC"}],
-    "hide": 0,
-}
+
+def timezone_variable() -> dict:
+    """A Grafana "custom" variable: a drop-down of TIMEZONES with DEFAULT_TIMEZONE first and selected
+    (Grafana splits "query" at the commas; "options" and "current" are what it shows before that)."""
+    zones = [DEFAULT_TIMEZONE, *(zone for zone in TIMEZONES if zone != DEFAULT_TIMEZONE)]
+    return {
+        "type": "custom",
+        "name": "timezone",
+        "label": "Time zone (where a day starts)",
+        "description": "Where a day starts and ends for the per-day panels: pick the devices' local time "
+        "zone, e.g. Europe/Berlin.",
+        "query": ", ".join(zones),
+        "current": {"selected": False, "text": DEFAULT_TIMEZONE, "value": DEFAULT_TIMEZONE},
+        "options": [{"selected": zone == DEFAULT_TIMEZONE, "text": zone, "value": zone} for zone in zones],
+        "multi": False,  # tz() takes one zone
+        "includeAll": False,
+        "hide": 0,
+        "skipUrlSync": False,  # ?var-timezone=Europe/Berlin in the URL picks a zone
+    }
 
 
 def _target(query: Query) -> dict:
@@ -229,6 +253,10 @@ def _options(panel: Panel) -> dict:
     }
 
 
+def _several_series(panel: Panel) -> bool:
+    return len(panel.queries) > 1 or any("$tag_" in query.alias for query in panel.queries)
+
+
 def _field_defaults(panel: Panel) -> dict:
     defaults: dict = {"unit": panel.unit}
     if panel.decimals is not None:
@@ -242,6 +270,9 @@ def _field_defaults(panel: Panel) -> dict:
             "lineWidth": 2,
             "showPoints": "never" if panel.bars else "always",
             "spanNulls": True,
+            # Bars of several series side by side at one time overlap, the last drawn hiding the others:
+            # stack them (one stacking group). Lines, such as mood before and after, are never summed.
+            "stacking": {"mode": "normal" if panel.bars and _several_series(panel) else "none", "group": "A"},
         }
     return defaults
 
@@ -284,7 +315,7 @@ def build(dashboard: Dashboard) -> dict:
         "timezone": "browser",
         "time": {"from": "now-30d", "to": "now"},
         "refresh": "5m",
-        "templating": {"list": [DEVICE_VARIABLE, TIMEZONE_VARIABLE]},
+        "templating": {"list": [DEVICE_VARIABLE, timezone_variable()]},
         "panels": panels,
     }
 
