@@ -197,7 +197,7 @@ class MqttSettings(Section):
 class LoggingSettings(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["auto", "text", "json"] = Field(
-        "auto", description="auto: text on a terminal, json under systemd"
+        "auto", description="auto: text on a terminal, json otherwise (the journal, a pipe, a file)"
     )
 
 
