@@ -83,11 +83,14 @@ def main() -> int:
                 app.go(ManualMoodScreen(app, "before", "I couldn't see a face."))
                 shoot(app, args.out / name / "12-manual-picker.png")
             app.close()
-        blocked = Path(tmp) / "data-is-a-file"
-        blocked.write_text("not a folder")
-        app = kiosk(blocked, (800, 480))
-        shoot(app, args.out / "800x480" / "15-store-problem.png")
-        app.close()
+    # A fixed path, so that the staff's small print is the same in every run of the screenshot.
+    blocked = Path(tempfile.gettempdir()) / "moodtunes-screenshots" / "data-is-a-file"
+    blocked.parent.mkdir(exist_ok=True)
+    blocked.write_text("not a folder")
+    app = kiosk(blocked, (800, 480))
+    shoot(app, args.out / "800x480" / "15-store-problem.png")
+    app.close()
+    blocked.unlink()
     pygame.quit()
     return 0
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import tempfile
 from contextlib import ExitStack
 from pathlib import Path
@@ -20,6 +21,7 @@ logger = logging.getLogger(__name__)
 # SDL video drivers that draw nowhere: fine when asked for (tests, screenshots); SDL picks
 # "offscreen" by itself when no display is reachable, which the kiosk must not take for a screen.
 INVISIBLE_DRIVERS = frozenset({"offscreen", "dummy"})
+AUTOPILOT_SEED = 7  # the autopilot's visit ranks the songs alike every run (stable screenshots)
 
 
 class DisplayError(Exception):
@@ -105,6 +107,7 @@ def run_kiosk(
             size=size,
             fullscreen=fullscreen,
             invisible_ok=autopilot,  # a visit that ends by itself may run unseen (make screenshots)
+            rng=random.Random(AUTOPILOT_SEED) if autopilot else None,  # the same songs every run
         )
         pilot = None
         if autopilot:
