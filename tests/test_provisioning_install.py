@@ -145,24 +145,19 @@ def test_an_old_installs_mqtt_password_moves_to_the_uplinks_file(tmp_path):
     assert uplink.read_text().count("p4ss word") == 1
 
 
-def test_the_config_is_made_readable_by_the_services_group_only(tmp_path):
-    config = tmp_path / "moodtunes.toml"
-    config.write_text("[mqtt]\npassword = 'secret'\n")
+@pytest.mark.parametrize(("function", "owner", "mode"), [
+    ("protect_config", "root:moodtunes", 0o640),  # moodtunes.toml, env: the services' group reads them
+    ("protect_secret", "root:root", 0o600),  # uplink.env: systemd reads it for the uplink alone
+])
+def test_the_config_files_get_their_owner_and_mode(tmp_path, function, owner, mode):
+    """Also a file an older install left more open (readable by everyone, or by the kiosk's group)."""
+    config = tmp_path / "a-config-file"
+    config.write_text("MOODTUNES_MQTT__PASSWORD=s3cret\n")
     config.chmod(0o644)
-    result = bash(f'chown() {{ echo "chown $*"; }}; protect_config "{config}"', INSTALL)
+    result = bash(f'chown() {{ echo "chown $*"; }}; {function} "{config}"', INSTALL)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == f"chown root:moodtunes {config}"
-    assert stat.S_IMODE(config.stat().st_mode) == 0o640
-
-
-def test_the_uplinks_password_file_is_made_roots_alone(tmp_path):
-    secret = tmp_path / "uplink.env"
-    secret.write_text("MOODTUNES_MQTT__PASSWORD=s3cret\n")
-    secret.chmod(0o640)  # as an older install left it: readable by the kiosk's group
-    result = bash(f'chown() {{ echo "chown $*"; }}; protect_secret "{secret}"', INSTALL)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == f"chown root:root {secret}"
-    assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+    assert result.stdout.strip() == f"chown {owner} {config}"
+    assert stat.S_IMODE(config.stat().st_mode) == mode
 
 
 def test_an_older_installs_data_dir_is_shared_with_the_uplink_through_the_group(tmp_path):
