@@ -189,3 +189,20 @@ def test_fitting_a_huge_title_on_two_lines_measures_only_what_can_show(monkeypat
     assert longest[0] < 500
     assert title_lines(font, "Blue Sky", 300) == ["Blue Sky"]
     assert title_lines(font, "Blue Sky " * 10, 300, max_lines=1) == [ellipsize(font, "Blue Sky " * 10, 300)]
+
+
+def test_the_now_playing_title_without_spaces_takes_two_lines_too(tmp_path, drawn):
+    """draw_paragraph breaks only at spaces: a Japanese title stayed on one shortened line."""
+    texts, _ = drawn
+    app = songs_screen(tmp_path, (800, 480), titles=[JAPANESE_TITLE])
+    try:
+        index = next(i for i, item in enumerate(app.visit.ranked) if item.track.title == JAPANESE_TITLE)
+        tap(app, f"row:{index}")
+        texts.clear()
+        step(app, 1)
+        title_font = app.look.title()
+        shown = [d.text for d in texts if d.font is title_font]
+        assert len(shown) == 2 and len(shown[0]) >= 6
+        assert (shown[0] + shown[1].removesuffix("…")) == JAPANESE_TITLE[: len(shown[0] + shown[1]) - 1]
+    finally:
+        app.close()

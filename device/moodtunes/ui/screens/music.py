@@ -574,14 +574,10 @@ class PlayingScreen(Screen):
             track = item.track
             fonts = (look.title(), look.body())
             y = info.top + look.px(4)
-            y += draw_paragraph(
-                surface,
-                fonts[0],
-                track.title,
-                th.TEXT,
-                pygame.Rect(info.left, y, info.width, fonts[0].get_linesize() * 2),
-                line_spacing=1.0,
-            ) + look.px(4)
+            for line in title_lines(fonts[0], track.title, info.width):  # a spaceless (CJK) title too
+                draw_text(surface, fonts[0], line, th.TEXT, pygame.Rect(info.left, y, info.width, fonts[0].get_linesize()))
+                y += fonts[0].get_linesize()
+            y += look.px(4)
             draw_text(
                 surface,
                 fonts[1],
