@@ -170,7 +170,7 @@ def test_a_rows_texts_stay_inside_it_at_every_size(tmp_path, drawn, size):
 
 
 def test_fitting_a_huge_title_on_two_lines_measures_only_what_can_show(monkeypatch):
-    from moodtunes.ui.screens.music import title_lines
+    from moodtunes.ui.widgets import title_lines
 
     pygame.font.init()
     font = FontStack(20, True)

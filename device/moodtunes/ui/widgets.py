@@ -6,7 +6,7 @@ import itertools
 import math
 import re
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pygame
@@ -67,19 +67,41 @@ def _head(font: FontStack, text: str, width: int) -> str:
     return text[:length]
 
 
+def _longest_fitting(font: FontStack, head: str, width: int, shown: Callable[[str], str]) -> int:
+    """How many of the first characters of ``head`` fit ``width`` pixels once ``shown`` (a binary
+    search: fitting grows with the length)."""
+    lo, hi = 0, len(head)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if font.size(shown(head[:mid]))[0] <= width:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
 def ellipsize(font: FontStack, text: str, width: int) -> str:
     """``text`` shortened with an ellipsis so that it fits ``width`` pixels."""
     head = _head(font, text, width)
     if len(head) == len(text) and font.size(text)[0] <= width:
         return text
-    lo, hi = 0, len(head)
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if font.size(head[:mid].rstrip() + "…")[0] <= width:
-            lo = mid
-        else:
-            hi = mid - 1
-    return head[:lo].rstrip() + "…"
+    return head[: _longest_fitting(font, head, width, lambda prefix: prefix.rstrip() + "…")].rstrip() + "…"
+
+
+def title_lines(font: FontStack, text: str, width: int, max_lines: int = 2) -> list[str]:
+    """A song title in at most two lines of ``width``: the first broken after the last word that
+    fits (inside a word only when there is no space to break at, as in a Chinese or Japanese
+    title: ``wrap`` breaks only at spaces), the second, if needed, cut with an ellipsis. One line:
+    the title ellipsized."""
+    if max_lines < 2:
+        return [ellipsize(font, text, width)]
+    fits = _longest_fitting(font, _head(font, text, width), width, lambda prefix: prefix)
+    if fits >= len(text):
+        return [text]
+    space = text.rfind(" ", 0, fits + 1)
+    cut = space if space > 0 and text[:space].strip() else max(fits, 1)  # leaves a line to show
+    first, rest = text[:cut].rstrip(), text[cut:].lstrip()
+    return [first, ellipsize(font, rest, width)] if rest else [first]
 
 
 def _wrapped_lines(font: FontStack, text: str, width: int) -> Iterator[str]:

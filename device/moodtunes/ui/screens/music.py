@@ -11,7 +11,6 @@ from moodtunes.library.tags import UNKNOWN_ARTIST
 from moodtunes.recommend import PAGE_SIZE, artist_key, page, page_count
 from moodtunes.ui import layout as lay
 from moodtunes.ui import theme as th
-from moodtunes.ui.fonts import FontStack
 from moodtunes.ui.screens.base import Screen
 from moodtunes.ui.widgets import (
     aa_circle,
@@ -22,7 +21,7 @@ from moodtunes.ui.widgets import (
     draw_progress_bar,
     draw_ring,
     draw_text,
-    ellipsize,
+    title_lines,
 )
 
 SAVE_EVERY_S = 3.0  # seconds listened are written this often, so a crash loses at most this much
@@ -52,38 +51,6 @@ def artist_label(artist: str) -> str:
 def clock_time(seconds: float) -> str:
     seconds = max(0, int(seconds))
     return f"{seconds // 60}:{seconds % 60:02d}"
-
-
-def _fitting_length(font: FontStack, text: str, width: int) -> int:
-    """How many of the first characters of ``text`` fit ``width`` pixels. Like ``ellipsize`` it
-    measures only a prefix at most about twice what fits, so a huge tag costs no more."""
-    length = 32
-    while length < len(text) and font.size(text[:length])[0] <= width:
-        length *= 2
-    head = text[:length]
-    lo, hi = 0, len(head)
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if font.size(head[:mid])[0] <= width:
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
-
-
-def title_lines(font: FontStack, text: str, width: int, max_lines: int = 2) -> list[str]:
-    """A song title in at most two lines of ``width``: the first broken after the last word that
-    fits (inside a word only when there is no space to break at, as in a Chinese or Japanese
-    title), the second, if needed, cut with an ellipsis. One line: the title ellipsized."""
-    if max_lines < 2:
-        return [ellipsize(font, text, width)]
-    fits = _fitting_length(font, text, width)
-    if fits >= len(text):
-        return [text]
-    space = text.rfind(" ", 0, fits + 1)
-    cut = space if space > 0 and text[:space].strip() else max(fits, 1)  # leaves a line to show
-    first, rest = text[:cut].rstrip(), text[cut:].lstrip()
-    return [first, ellipsize(font, rest, width)] if rest else [first]
 
 
 class SongsScreen(Screen):
