@@ -42,6 +42,7 @@ logger = logging.getLogger(__name__)
 
 MAX_FPS = 30
 TOAST_SECONDS = 4.0
+SAVE_EVERY_S = 3.0  # seconds listened are written this often, so a crash loses at most this much
 # "Still there?" shows this long before the idle timeout ends a visit, or for the last third of
 # a timeout shorter than three times this.
 IDLE_WARNING_S = 15.0
@@ -613,17 +614,23 @@ class KioskApp:
         if final or finished:
             visit.play_id = None
 
-    def _music_plays_on(self, now: float) -> None:
-        """A song left playing under another screen (the rating): its seconds listened are saved
-        as on the player's screen, and when it ends it is saved as heard whole; nothing follows it."""
-        from moodtunes.ui.screens.music import SAVE_EVERY_S
-
+    def follow_playback(self, now: float) -> bool:
+        """The song playing: its seconds listened saved every SAVE_EVERY_S, and the song saved as
+        heard when it ends, then True (what follows is the caller's: the player's screen plays the
+        next song, the rating nothing)."""
         player = self._player
         if player.is_finished():
             self.save_play_progress(final=True, finished=not player.ended_early())
-            self.music_on, self.now_playing = False, None
-        elif now - self.last_saved >= SAVE_EVERY_S:
+            return True
+        if now - self.last_saved >= SAVE_EVERY_S:
             self.save_play_progress()
+        return False
+
+    def _music_plays_on(self, now: float) -> None:
+        """A song left playing under another screen (the rating): followed as on the player's
+        screen; nothing follows it."""
+        if self.follow_playback(now):
+            self.music_on, self.now_playing = False, None
 
     def stop_music(self) -> None:
         self.music_on, self.now_playing = False, None

@@ -24,7 +24,6 @@ from moodtunes.ui.widgets import (
     title_lines,
 )
 
-SAVE_EVERY_S = 3.0  # seconds listened are written this often, so a crash loses at most this much
 VOLUME_STEP = 0.1
 CATALOGUE_LOOK_EVERY_S = 1.0  # while the library scan runs, how often the songs screen looks for songs
 TOP_UP_EVERY_S = 3.0  # ... and at most how often a list already shown looks for newly sorted ones
@@ -492,13 +491,9 @@ class PlayingScreen(Screen):
     def update(self, now: float) -> None:
         if not self.playing:
             return
-        player = self.app.player()
-        if player.is_finished():
-            self.app.save_play_progress(final=True, finished=not player.ended_early())
+        if self.app.follow_playback(now):
             self._play_from(self.index + 1, onwards_only=True)
             self.app.relayout()  # "Next song" may now be the last one
-        elif now - self.app.last_saved >= SAVE_EVERY_S:
-            self.app.save_play_progress()
 
     def _rate(self):
         from moodtunes.ui.screens.finish import RateScreen
