@@ -67,13 +67,13 @@ def _head(font: FontStack, text: str, width: int) -> str:
     return text[:length]
 
 
-def _longest_fitting(font: FontStack, head: str, width: int, shown: Callable[[str], str]) -> int:
-    """How many of the first characters of ``head`` fit ``width`` pixels once ``shown`` (a binary
-    search: fitting grows with the length)."""
-    lo, hi = 0, len(head)
+def longest_fitting_prefix(text: str, fits: Callable[[str], bool]) -> int:
+    """The length of the longest start of ``text`` that ``fits`` (a binary search: a start that
+    fits must fit when shorter, as text drawn in less room does)."""
+    lo, hi = 0, len(text)
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        if font.size(shown(head[:mid]))[0] <= width:
+        if fits(text[:mid]):
             lo = mid
         else:
             hi = mid - 1
@@ -85,7 +85,8 @@ def ellipsize(font: FontStack, text: str, width: int) -> str:
     head = _head(font, text, width)
     if len(head) == len(text) and font.size(text)[0] <= width:
         return text
-    return head[: _longest_fitting(font, head, width, lambda prefix: prefix.rstrip() + "…")].rstrip() + "…"
+    kept = longest_fitting_prefix(head, lambda prefix: font.size(prefix.rstrip() + "…")[0] <= width)
+    return head[:kept].rstrip() + "…"
 
 
 def title_lines(font: FontStack, text: str, width: int, max_lines: int = 2) -> list[str]:
@@ -95,7 +96,7 @@ def title_lines(font: FontStack, text: str, width: int, max_lines: int = 2) -> l
     the title ellipsized."""
     if max_lines < 2:
         return [ellipsize(font, text, width)]
-    fits = _longest_fitting(font, _head(font, text, width), width, lambda prefix: prefix)
+    fits = longest_fitting_prefix(_head(font, text, width), lambda prefix: font.size(prefix)[0] <= width)
     if fits >= len(text):
         return [text]
     space = text.rfind(" ", 0, fits + 1)

@@ -17,6 +17,7 @@ from moodtunes.ui.widgets import (
     draw_star,
     draw_text,
     glyphs_or,
+    longest_fitting_prefix,
     paragraph_height,
     wrap,
 )
@@ -144,11 +145,8 @@ class RateScreen(Screen):
                 return len(wrap(font, f"How was “{text}”?", width, max_lines=3)) <= 2
 
             if not fits(song):  # the longest start of the title that fits, then an ellipsis
-                lo, hi = 0, len(song)
-                while lo < hi:
-                    mid = (lo + hi + 1) // 2
-                    lo, hi = (mid, hi) if fits(song[:mid].rstrip() + "…") else (lo, mid - 1)
-                song = song[:lo].rstrip() + "…" if lo else ""
+                kept = longest_fitting_prefix(song, lambda start: fits(start.rstrip() + "…"))
+                song = song[:kept].rstrip() + "…" if kept else ""
             self._asked = (key, f"How was “{song}”?" if song else "How was that song?")
         return self._asked[1]
 
