@@ -8,7 +8,14 @@ import pygame
 
 from moodtunes.ui import theme as th
 from moodtunes.ui.fonts import FontStack
-from moodtunes.ui.widgets import Target, draw_button, draw_text
+from moodtunes.ui.widgets import (
+    Target,
+    draw_button,
+    draw_paragraph,
+    draw_text,
+    paragraph_height,
+    wrap,
+)
 
 if TYPE_CHECKING:
     from moodtunes.ui.app import KioskApp
@@ -97,35 +104,29 @@ class Screen:
             )
 
     def header(
-        self, surface: pygame.Surface, rect: pygame.Rect, title: str, subtitle: str | None = None
+        self,
+        surface: pygame.Surface,
+        rect: pygame.Rect,
+        title: str,
+        subtitle: str | None = None,
+        title_lines: int = 1,
     ) -> None:
-        """A big title with an optional muted line under it, inside ``rect``."""
-        title_font, sub_font = self.look.title(), self.look.body()
+        """A big title (on up to ``title_lines`` lines) with an optional muted subtitle under it
+        (on the lines it needs), centred in ``rect``."""
+        look = self.look
+        title_font, sub_font = look.title(), look.body()
+        titles = [title] if title_lines == 1 else wrap(title_font, title, rect.width, max_lines=title_lines)
+        gap = look.px(4) if subtitle else 0
+        sub_h = paragraph_height(sub_font, subtitle, rect.width, 1.0) if subtitle else 0
+        top = rect.centery - (len(titles) * title_font.get_linesize() + gap + sub_h) // 2
+        for line in titles:
+            draw_text(surface, title_font, line, th.TEXT, pygame.Rect(rect.left, top, rect.width, title_font.get_linesize()))
+            top += title_font.get_linesize()
         if subtitle:
-            gap = self.look.px(4)
-            total = title_font.get_linesize() + gap + sub_font.get_linesize()
-            top = rect.centery - total // 2
-            draw_text(
-                surface,
-                title_font,
-                title,
-                th.TEXT,
-                pygame.Rect(rect.left, top, rect.width, title_font.get_linesize()),
+            draw_paragraph(
+                surface, sub_font, subtitle, th.MUTED, pygame.Rect(rect.left, top + gap, rect.width, sub_h),
+                line_spacing=1.0,
             )
-            draw_text(
-                surface,
-                sub_font,
-                subtitle,
-                th.MUTED,
-                pygame.Rect(
-                    rect.left,
-                    top + title_font.get_linesize() + gap,
-                    rect.width,
-                    sub_font.get_linesize(),
-                ),
-            )
-        else:
-            draw_text(surface, title_font, title, th.TEXT, rect)
 
     def margin(self) -> int:
         return self.look.px(18)

@@ -93,7 +93,7 @@ class RateScreen(Screen):
         top = pygame.Rect(
             inner.left, inner.top, inner.width, self.star_row.top - inner.top - look.px(8)
         )
-        self._header(surface, top)
+        self.header(surface, top, *self.wording(top.width), title_lines=2)
         for i in range(1, 6):
             target = self.target(f"star:{i}")
             filled = i <= self.stars
@@ -149,20 +149,6 @@ class RateScreen(Screen):
                 song = song[:kept].rstrip() + "…" if kept else ""
             self._asked = (key, f"How was “{song}”?" if song else "How was that song?")
         return self._asked[1]
-
-    def _header(self, surface: pygame.Surface, rect: pygame.Rect) -> None:
-        """The question (on up to two lines) and what the stars do, centred in ``rect``."""
-        look = self.look
-        title_font, sub_font = look.title(), look.body()
-        title, subtitle = self.wording(rect.width)
-        lines = wrap(title_font, title, rect.width, max_lines=2)
-        gap = look.px(4)
-        total = len(lines) * title_font.get_linesize() + gap + sub_font.get_linesize()
-        y = rect.centery - total // 2
-        for line in lines:
-            draw_text(surface, title_font, line, th.TEXT, pygame.Rect(rect.left, y, rect.width, title_font.get_linesize()))
-            y += title_font.get_linesize()
-        draw_text(surface, sub_font, subtitle, th.MUTED, pygame.Rect(rect.left, y + gap, rect.width, sub_font.get_linesize()))
 
     def on_tap(self, target_id: str) -> None:
         from moodtunes.ui.screens.music import PlayingScreen, SongsScreen

@@ -464,7 +464,7 @@ class ManualMoodScreen(Screen):
     def draw(self, surface: pygame.Surface) -> None:
         look = self.look
         title = "How are you feeling?" if self.phase == "before" else "How do you feel now?"
-        self._header(surface, title, self.subtitle())
+        self.header(surface, self.header_rect, title, self.subtitle())
         for mood in MOODS:
             target = self.target(f"mood:{mood}")
             pressed = self.app.pressed == target.id
@@ -503,22 +503,6 @@ class ManualMoodScreen(Screen):
         self.button(surface, "skip", "Skip", style="ghost")
         self.button(surface, "back", ("Start over", "Back"), style="ghost")
         self.button(surface, "retry", ("Try the camera again", "Try the camera", "Retry"), style="ghost")
-
-    def _header(self, surface: pygame.Surface, title: str, subtitle: str) -> None:
-        """The title with the subtitle under it, wrapped to two lines if it needs them."""
-        look, rect = self.look, self.header_rect
-        title_font, sub_font = look.title(), look.body()
-        sub_h = paragraph_height(sub_font, subtitle, rect.width, 1.0)
-        top = rect.centery - (title_font.get_linesize() + look.px(4) + sub_h) // 2
-        draw_text(
-            surface, title_font, title, th.TEXT,
-            pygame.Rect(rect.left, top, rect.width, title_font.get_linesize()),
-        )
-        draw_paragraph(
-            surface, sub_font, subtitle, th.MUTED,
-            pygame.Rect(rect.left, top + title_font.get_linesize() + look.px(4), rect.width, sub_h),
-            line_spacing=1.0,
-        )
 
     def on_tap(self, target_id: str) -> None:
         from moodtunes.ui.screens.finish import ReportScreen
