@@ -6,7 +6,17 @@ from __future__ import annotations
 import pytest
 from moodtunes.store import Store
 from moodtunes.ui.layout import MIN_TOUCH
-from ui_support import add_tracks, make_app, on_screen, rows, sample_scanner, step, tap, touch
+from ui_support import (
+    add_tracks,
+    guest_at_songs,
+    make_app,
+    on_screen,
+    rows,
+    sample_scanner,
+    step,
+    tap,
+    touch,
+)
 
 
 def to_report(app, profile_id: int) -> None:
@@ -61,14 +71,8 @@ def test_uploads_on_the_confirmation_says_what_stays_in_the_cloud(settings, ada)
 
 
 def test_a_guest_report_has_no_forget_me(settings, tmp_path):
-    with Store.open(settings.database_path) as store:
-        add_tracks(store, tmp_path / "music", count=2)
-    app = make_app(settings, sample_scanner)
+    app = guest_at_songs(settings, tmp_path / "music", "happy", count=2)
     try:
-        tap(app, "guest")
-        tap(app, "no_camera")
-        tap(app, "mood:happy")
-        on_screen(app, "songs")
         tap(app, "done")
         tap(app, "report")
         assert app.screen.name == "report" and app.screen.target("forget") is None
