@@ -2,7 +2,7 @@
 
 import pytest
 from moodtunes.domain import MoodReading, ScanOutcome
-from moodtunes.report import summarise
+from moodtunes.report import one_visit_verdict, summarise, visit_line
 from moodtunes.store import Store, TrackRecord
 
 
@@ -118,3 +118,26 @@ def test_a_visit_without_music_heard_is_not_measured(store):
     assert (line.mood_before, line.mood_after, line.lift, line.category) == ("sad", "happy", None, None)
     assert report.measured_lifts == 0 and report.mean_lift is None and report.by_category == {}
     assert report.verdict.startswith("Not enough data yet")
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "seconds", "expected"),
+    [
+        ("sad", "neutral", 60, "Your mood rose from sad to neutral after the music."),
+        ("happy", "sad", 60, "Your mood went from happy to sad after the music."),
+        ("neutral", "neutral", 60, "Your mood stayed neutral after the music."),
+        ("sad", None, 60, "Your mood wasn't checked again after the music, so this visit can't tell whether it helped."),
+        ("sad", "happy", 0, "No music was heard this time, so this visit can't tell whether it helps."),
+        ("sad", None, 0, "No music was heard this time, so this visit can't tell whether it helps."),
+    ],
+)
+def test_a_guests_verdict_tells_their_one_visit_and_no_come_back(store, before, after, seconds, expected):
+    """A guest's report has only their visit (the guest profile is shared): "come back a few more
+    times" could never come true for it."""
+    guest = store.guest_profile()
+    after_reading = MoodReading.manual(after) if after else None
+    visit(store, guest.id, MoodReading.manual(before), after_reading, "/m/calm.ogg", seconds, 80)
+    (line,) = [visit_line(v) for v in store.visits(guest.id)]
+    verdict = one_visit_verdict(line)
+    assert verdict.startswith(expected) and "Come back" not in verdict
+    assert verdict.endswith("Make a profile next time to see how the music works for you over several visits.")

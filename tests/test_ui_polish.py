@@ -20,6 +20,7 @@ from ui_support import (
     guest_at_songs,
     key_event,
     make_app,
+    on_screen,
     record_texts,
     run_until,
     sample_scanner,
@@ -378,11 +379,11 @@ def test_the_portrait_songs_footer_names_the_other_category(settings, tmp_path, 
         songs_as_guest(app, "sad", wait=False)  # calm songs; the other button offers the energetic ones
         drawn.clear()
         step(app)
-        assert "Other" not in drawn and "Energetic songs" in drawn
+        assert "Other" not in drawn and "Try highly energetic" in drawn  # a row of its own: in full
         tap(app, "other")
         drawn.clear()
         step(app)
-        assert "Calm songs" in drawn
+        assert "Try happy and calm" in drawn
     finally:
         app.close()
 
@@ -456,3 +457,47 @@ def test_a_panel_smaller_than_the_layouts_are_made_for_is_warned_about(settings,
     caplog.clear()
     make_app(settings, sample_scanner, size=(800, 480)).close()
     assert "smaller than" not in caplog.text
+
+
+# ---- 11. the report at the end of a visit ----------------------------------------------------
+
+@pytest.mark.parametrize("size", [(800, 480), (480, 800)])
+def test_a_long_name_makes_the_report_title_your_mood_journey_not_a_cut_name(settings, tmp_path, drawn, size):
+    with Store.open(settings.database_path) as store:
+        add_tracks(store, tmp_path / "music", count=2)
+        profile = store.create_profile("Maximilian-Alexander", "#5fd08a")
+        store.record_consent(profile.id)
+    app = make_app(settings, sample_scanner, size=size)
+    try:
+        tap(app, f"profile:{profile.id}")
+        on_screen(app, "scan")
+        tap(app, "manual")
+        tap(app, "mood:sad")
+        on_screen(app, "songs")
+        tap(app, "done")
+        tap(app, "report")
+        drawn.clear()
+        step(app)
+        assert "Your mood journey" in drawn and "Maximilian-Alexander's mood journey" not in drawn
+    finally:
+        app.close()
+
+
+def test_a_guests_report_tells_their_visit_without_asking_them_to_come_back(settings, tmp_path, drawn):
+    app = guest_at_songs(settings, tmp_path / "music", "sad", count=2)
+    try:
+        tap(app, "done")  # no song heard, no second mood check
+        tap(app, "report")
+        drawn.clear()
+        step(app)
+        assert any(text.startswith("No music was heard this time") for text in drawn)
+        assert not any("Come back" in text for text in drawn)
+    finally:
+        app.close()
+
+
+@pytest.mark.parametrize(("minutes", "shown"), [(0.0, "0 s"), (0.75, "45 s"), (2.5, "2.5 min"), (28.4, "28 min")])
+def test_time_listened_is_said_in_seconds_or_minutes(minutes, shown):
+    from moodtunes.ui.screens.finish import listening_time
+
+    assert listening_time(minutes) == shown

@@ -236,19 +236,28 @@ def test_the_reason_names_the_camera_only_when_the_camera_is_the_problem():
 
 
 @pytest.mark.parametrize("size", [(800, 480), (480, 800)])
-def test_a_taken_name_is_said_beside_the_name_typed_which_stays(settings, drawn, size):
+def test_a_taken_name_is_said_beside_the_name_typed_which_stays(settings, drawn, size, monkeypatch):
+    from moodtunes.ui import widgets
+
     settings.kiosk.width, settings.kiosk.height = size
     consented_profile(settings, "McKay")
     app = make_app(settings, sample_scanner)
+    rendered: list[str] = []  # what reaches the screen, after any cut to fit
+    render = widgets.TEXT.render
+    monkeypatch.setattr(widgets.TEXT, "render", lambda font, text, colour: (rendered.append(text), render(font, text, colour))[1])
     try:
         tap(app, "new_profile")
         for letter in "MCKAY":
             tap(app, f"key:{letter}")
         tap(app, "create")
         drawn.clear()
+        rendered.clear()
         step(app)
         texts = [text for _, text in drawn]
-        assert "“McKay” already exists: tap its tile" in texts
+        message = "“McKay” already exists: tap its tile"
+        assert message in texts
+        lines = dict.fromkeys(text for text in rendered if len(text) > 3 and text in message)  # not keys
+        assert " ".join(lines) == message  # whole, not "tap its…"
         assert "Mckay" in texts  # what was typed, still there to correct
     finally:
         app.close()

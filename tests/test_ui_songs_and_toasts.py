@@ -1,8 +1,8 @@
 """The songs screen and the messages over it, as a visitor meets them: a library with no music at
 all says so and lets the visit end without rating music that never played; the filled button is
 the useful one; "More songs" has a way back; a message never hides a button (nor lets a hidden one
-be pressed); Escape on the songs goes back to the mood instead of ending the visit; and "I'm done,
-rate it" doesn't silence the song under the rating."""
+be pressed) nor outlives its visit; "My mood" (and Escape) on the songs go back to the mood instead of
+ending the visit; and "I'm done, rate it" doesn't silence the song under the rating."""
 
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ from ui_support import (
     songs_as_guest,
     step,
     tap,
+    touch,
 )
 
 SIZES = [(800, 480), (1024, 600), (480, 800), (1280, 720)]
@@ -79,7 +80,7 @@ def test_with_no_music_at_all_the_visitor_is_told_and_can_finish_without_rating(
         assert NO_MUSIC_MESSAGE == "No music is set up yet. Please tell the staff."
         assert NO_MUSIC_MESSAGE in texts
         assert not any("Try the" in text or text.startswith("Try ") for text in texts)  # no back and forth
-        assert ids(app) == ["finish"]  # no "I'm done" that asks to rate music never played
+        assert ids(app) == ["back", "finish"]  # no "I'm done" that asks to rate music never played
         finish = app.screen.target("finish").rect
         assert min(finish.size) >= MIN_TOUCH
         assert ("Finish my visit", "primary") in buttons
@@ -91,6 +92,49 @@ def test_with_no_music_at_all_the_visitor_is_told_and_can_finish_without_rating(
     with Store.open(settings.database_path) as store:
         assert [r[0] for r in rows(store, "SELECT end_reason FROM sessions")] == ["completed"]
         assert rows(store, "SELECT * FROM ratings") == [] and rows(store, "SELECT * FROM plays") == []
+
+
+def test_a_library_of_only_sad_or_tense_songs_says_so_instead_of_no_music(settings, tmp_path, drawn):
+    """The staff would look for a missing library; the songs are there, none of them lifts a mood."""
+    from moodtunes.domain import Category
+    from moodtunes.ui.screens.music import NO_MUSIC_MESSAGE, NONE_LIFTING_MESSAGE, TITLES
+
+    texts, _ = drawn
+    app = guest_at_songs(settings, tmp_path / "music", "sad", count=3, category=Category.NOT_MOOD_LIFTING.value)
+    try:
+        texts.clear()
+        step(app)
+        assert NONE_LIFTING_MESSAGE in texts and NO_MUSIC_MESSAGE not in texts
+        assert not {title for titles in TITLES.values() for title in titles} & set(texts)  # no "… songs for you"
+        assert ids(app) == ["back", "finish"]
+    finally:
+        app.close()
+
+
+def test_a_list_where_no_song_will_play_sends_the_visitor_elsewhere(settings, tmp_path, told):
+    from moodtunes.ui.screens.music import NONE_PLAYED_MESSAGE
+
+    app = guest_at_songs(settings, tmp_path / "music", "sad", count=0, category=CALM, corrupt=2)
+    try:
+        tap(app, "row:0")
+        assert app.screen.name == "songs" and told()[-1] == NONE_PLAYED_MESSAGE
+        assert "Please pick another" not in NONE_PLAYED_MESSAGE and "staff" in NONE_PLAYED_MESSAGE
+    finally:
+        app.close()
+
+
+def test_a_message_of_the_visit_that_ended_is_not_shown_to_the_next_visitor(settings, tmp_path, told):
+    app = guest_at_songs(settings, tmp_path / "music", "sad", count=1, category=CALM, corrupt=1)
+    try:
+        broken = next(i for i, r in enumerate(app.visit.ranked) if "broken" in r.track.path)
+        tap(app, f"row:{broken}")
+        assert "Couldn't play" in told()[-1] and app.toast_rect() is not None
+        tap(app, "done")
+        tap(app, "report")
+        tap(app, "finish")
+        assert app.screen.name == "welcome" and app.toast_rect() is None
+    finally:
+        app.close()
 
 
 def test_enter_finishes_a_visit_with_no_music_and_portrait_fits_it(settings):
@@ -249,11 +293,13 @@ def test_a_tap_on_a_message_over_a_button_presses_nothing(settings):
 
 # ---- 5. Escape goes back, and "I'm done" doesn't silence the song -----------------------------
 
-def test_escape_on_the_songs_goes_back_to_the_mood_not_to_the_rating(settings, tmp_path):
+@pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
+def test_my_mood_and_escape_on_the_songs_go_back_to_the_mood_not_to_the_rating(settings, tmp_path, size):
+    """A touchscreen has no Escape: "My mood" is the way back to correct a wrong reading."""
     with Store.open(settings.database_path) as store:
         add_tracks(store, tmp_path / "music", count=8, category=ENERGETIC)
         add_tracks(store, tmp_path / "music", count=8, category=CALM)
-    app = make_app(settings, sample_scanner)
+    app = make_app(settings, sample_scanner, size=size)
     try:
         tap(app, "guest")
         tap(app, "accept")
@@ -261,6 +307,10 @@ def test_escape_on_the_songs_goes_back_to_the_mood_not_to_the_rating(settings, t
         tap(app, "continue")
         assert app.screen.name == "songs" and app.visit.category == ENERGETIC  # happy
         order = [r.track.path for r in app.visit.ranked]
+        assert min(app.screen.target("back").rect.size) >= MIN_TOUCH
+        touch(app, "back")
+        assert app.screen.name == "result" and not app.visit.ended
+        tap(app, "continue")
         key(app, pygame.K_ESCAPE)
         assert app.screen.name == "result" and not app.visit.ended
         tap(app, "continue")  # the same mood: the same list
@@ -369,6 +419,7 @@ def test_escape_after_music_never_leaves_the_songs_for_the_mood(settings, tmp_pa
         tap(app, "row:0")
         tap(app, "stop")
         assert app.screen.name == "songs"
+        assert "back" not in ids(app)  # no "My mood" either
         key(app, pygame.K_ESCAPE)
         assert app.screen.name == "songs" and not app.visit.ended
     finally:

@@ -114,6 +114,24 @@ def _verdict(lifts: Sequence[float]) -> str:
     return f"{head}. Your mood {_counted(lifts)}{tail}."
 
 
+def one_visit_verdict(line: VisitLine) -> str:
+    """A guest's report shows only their own visit (the guest profile is shared): what happened in
+    it, and how to follow the music's effect over time. No "come back": a guest has no history."""
+    if line.lift is None:
+        said = (
+            "Your mood wasn't checked again after the music, so this visit can't tell whether it helped."
+            if line.listening_minutes
+            else "No music was heard this time, so this visit can't tell whether it helps."
+        )
+    elif line.lift > 0:
+        said = f"Your mood rose from {line.mood_before} to {line.mood_after} after the music."
+    elif line.lift < 0:
+        said = f"Your mood went from {line.mood_before} to {line.mood_after} after the music."
+    else:
+        said = f"Your mood stayed {line.mood_after} after the music."
+    return f"{said} Make a profile next time to see how the music works for you over several visits."
+
+
 def _counted(steps: Sequence[float]) -> str:
     """'rose in 2, held steady in 1 and fell in 1 of 4 measured visits' (empty counts left out)."""
     rose, fell = sum(1 for d in steps if d > 0), sum(1 for d in steps if d < 0)

@@ -397,18 +397,21 @@ class KioskApp:
     def toast_rect(self) -> pygame.Rect | None:
         """Where the message shows, if one does: the top of the screen when no button is there
         (every screen of a visit, at every supported size: above the songs, over the player's
-        title), else the bottom, else the first band between that hides no button. Only when no
-        band is free does it go at the top anyway, and a tap on it presses nothing (``_pointer``)."""
+        title; centred, else to one side of a button such as "My mood"), else the bottom, else the
+        first band between that hides no button. Only when no band is free does it go at the top
+        anyway, and a tap on it presses nothing (``_pointer``)."""
         if self._toast is None or self.clock() > self._toast[1]:
             return None
         look, (width, height) = self.look, self.surface.get_size()
         box = pygame.Rect(0, 0, min(width - look.px(32), look.px(560)), look.px(64))
         buttons = [target.rect for target in self.screen.targets] if self.screen is not None else []
         top, bottom = look.px(12), height - look.px(12) - box.height
+        sides = (width // 2, width - look.px(12) - box.width // 2, look.px(12) + box.width // 2)
         for y in (top, bottom, *range(top, bottom, look.px(4))):
-            box.midtop = (width // 2, y)
-            if box.collidelist(buttons) == -1:
-                return box
+            for x in sides:
+                box.midtop = (x, y)
+                if box.collidelist(buttons) == -1:
+                    return box
         box.midtop = (width // 2, top)
         return box
 
@@ -460,6 +463,7 @@ class KioskApp:
 
         self.look.accent = th.parse_colour(th.DEFAULT_ACCENT)
         self.visit = None
+        self._toast = None  # a message about the visit that ended is not the next visitor's
         self.go(WelcomeScreen(self))
 
     def toast(self, message: str, seconds: float = TOAST_SECONDS) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pygame
 
 from moodtunes.library.tags import MAX_TAG_CHARS
-from moodtunes.report import ProfileReport, summarise
+from moodtunes.report import ProfileReport, one_visit_verdict, summarise
 from moodtunes.ui import layout as lay
 from moodtunes.ui import theme as th
 from moodtunes.ui.charts import bar_chart, line_chart
@@ -186,6 +186,13 @@ class RateScreen(Screen):
             visit.rating, visit.rating_play_id = score, visit.last_play_id
 
 
+def listening_time(minutes: float) -> str:
+    """Time listened as people say it: "45 s" rather than "0.8" minutes, "12 min" for longer."""
+    if minutes < 1:
+        return f"{round(minutes * 60)} s"
+    return f"{minutes:.1f} min" if minutes < 10 else f"{minutes:.0f} min"
+
+
 class ReportScreen(Screen):
     """The visit is complete: close it, then show this profile's mood over time. A guest sees only
     this visit: the guest profile is shared by everyone who didn't make one, and one stranger's
@@ -205,6 +212,11 @@ class ReportScreen(Screen):
             visits = app.read("the visit history", app.store.visits, profile.id)
         self.unreadable = visits is None
         self.report: ProfileReport = summarise(profile.name, visits or [])
+        self.verdict_text = (
+            one_visit_verdict(self.report.visits[-1])
+            if profile.is_guest and self.report.visits
+            else self.report.verdict
+        )
 
     def primary(self) -> str | None:
         return "finish"
@@ -247,6 +259,8 @@ class ReportScreen(Screen):
     def draw(self, surface: pygame.Surface) -> None:
         look, report = self.look, self.report
         title = "Your visit" if self.app.visit.profile.is_guest else f"{report.profile}'s mood journey"
+        if look.title().size(title)[0] > self.title_rect.width:  # a long name: not "Maximilian-Alexand…"
+            title = "Your mood journey"
         draw_text(surface, look.title(), title, th.TEXT, self.title_rect)
         self.button(surface, "finish", "Finish", style="primary")
         self.button(surface, "forget", ("Forget me", "Forget"), style="ghost")
@@ -262,7 +276,7 @@ class ReportScreen(Screen):
         draw_paragraph(
             surface,
             look.body(),
-            report.verdict,
+            self.verdict_text,
             th.TEXT,
             lay.inset(self.verdict, look.px(18), look.px(10)),
             valign="center",
@@ -309,7 +323,7 @@ class ReportScreen(Screen):
         rose = sum(1 for v in report.visits if v.lift is not None and v.lift > 0)
         items = [
             ("Visits", str(report.visit_count)),
-            ("Minutes listened", f"{report.listening_minutes:.1f}"),
+            ("Listened", listening_time(report.listening_minutes)),
             ("Average rating", rating),
             ("Mood rose", f"{rose} of {report.measured_lifts}" if report.measured_lifts else "–"),
         ]

@@ -30,15 +30,20 @@ TOP_UP_EVERY_S = 3.0  # ... and at most how often a list already shown looks for
 SILENT_NOTE = "No sound output — playing silently"
 LIBRARY_PROBLEM_MESSAGE = "The music library can't be read right now. Please tell the staff."
 NO_MUSIC_MESSAGE = "No music is set up yet. Please tell the staff."
+NONE_LIFTING_MESSAGE = (
+    "The songs here all sound sad or tense, so none are offered to lift a mood. Please tell the staff."
+)
+NONE_PLAYED_MESSAGE = "None of these songs would play. Try the other songs, or tell the staff."
+MOOD_BUTTON = "My mood"  # back from the songs to the mood they were picked for
 
 SHORT_NAMES = {  # for the button to the other category, where "Try highly energetic" won't fit
     Category.HIGHLY_ENERGETIC.value: "Energetic",
     Category.HAPPY_AND_CALM.value: "Calm",
 }
 
-TITLES = {
-    Category.HIGHLY_ENERGETIC.value: "Songs to keep the energy up",
-    Category.HAPPY_AND_CALM.value: "Happy and calm songs for you",
+TITLES = {  # the list's heading, then shorter ones for a narrow heading (portrait, beside "My mood")
+    Category.HIGHLY_ENERGETIC.value: ("Songs to keep the energy up", "Energetic songs"),
+    Category.HAPPY_AND_CALM.value: ("Happy and calm songs for you", "Happy and calm songs", "Calm songs"),
 }
 
 
@@ -63,6 +68,7 @@ class SongsScreen(Screen):
         self._topped_up = False  # the list got the songs the finished library scan catalogued
         self._progress_seen = self.app.library_service.progress
         self.no_music = False  # neither category has a song: nothing to offer but finishing
+        self.none_lifting = False  # ... though the library has songs: sad or tense ones only
         if visit.ranked_category == visit.category:  # back from the player: the list as it was
             self.loaded = True
             self._look_for_any_music()
@@ -98,8 +104,10 @@ class SongsScreen(Screen):
         tracks = app.read("the music catalogue", app.store.tracks, other, features=False)
         if tracks is None:  # told as a library that can't be read
             app.catalogue_unreadable = True
-        else:
-            self.no_music = not tracks
+            return
+        self.no_music = not tracks
+        if self.no_music:  # songs, but none that lift a mood (sad or tense ones), or no songs at all
+            self.none_lifting = bool(app.read("the music catalogue", app.store.tracks, features=False))
 
     def empty_category(self) -> bool:
         """This category has no songs but the other one has: the useful step is to try that one."""
@@ -167,9 +175,9 @@ class SongsScreen(Screen):
         return "other" if self.empty_category() else None
 
     def back(self) -> str | None:
-        """Escape goes back to the mood (where it can be corrected) until a song has played; then
-        the mood is what the music is measured against, and the way on is "I'm done". Never ends
-        the visit (the mood picker's back would, as abandoned, a visit with music and a rating)."""
+        """"My mood" (and Escape) go back to the mood, where it can be corrected, until a song has
+        played; then the mood is what the music is measured against, and the way on is "I'm done".
+        Never ends the visit (the mood picker's back would, as abandoned, a visit with music and a rating)."""
         visit = self.app.visit
         return "back" if "before" in visit.readings and visit.last_play_id is None else None
 
@@ -182,7 +190,14 @@ class SongsScreen(Screen):
         body = lay.inset(area, m)
         portrait = area.height > area.width
         h = self.touch_height()
-        self.head, self.list_area, footer = lay.rows(body, [look.px(52), 1.0, h], gap)
+        # Portrait: two rows of buttons (four don't fit across one), so the heading keeps its width.
+        self.head, self.list_area, footer = lay.rows(body, [look.px(52), 1.0, 2 * h + gap if portrait else h], gap)
+        upper, footer = lay.rows(footer, [h, h], gap) if portrait else (None, footer)
+        if self.back():  # a touchscreen has no Escape: the way back to the mood is a button
+            width = look.body_bold().size(MOOD_BUTTON)[0] + look.px(64)
+            mood, rest = lay.cols(upper or self.head, [width, 1.0], gap)
+            self.add("back", mood)
+            upper, self.head = (rest, self.head) if portrait else (None, rest)
         visit = self.app.visit
         songs = page(visit.ranked, visit.page) if self.loaded else []
         self.note_cell: pygame.Rect | None = None  # where the "still sorting" note goes, if room
@@ -204,7 +219,10 @@ class SongsScreen(Screen):
         if self.loaded and self.no_music:  # one way on: finishing the visit, with nothing to rate
             self.add("finish", lay.centred(footer, max(look.px(260), footer.width // 3), h))
             return
-        other, more, done = lay.cols(footer, [0.34, 0.33, 0.33] if portrait else [0.36, 0.3, 0.34], gap)
+        if portrait:
+            other, (more, done) = upper, lay.cols(footer, [0.5, 0.5], gap)
+        else:
+            other, more, done = lay.cols(footer, [0.36, 0.3, 0.34], gap)
         self.add("other", other)  # also while waiting for songs: the other category may have some
         if self.loaded:
             if visit.page > 0:  # the way back a page, beside "More songs"
@@ -215,7 +233,8 @@ class SongsScreen(Screen):
 
     def draw(self, surface: pygame.Surface) -> None:
         look, visit = self.look, self.app.visit
-        title = TITLES.get(visit.category, "Songs for you")
+        titles = ("",) if self.loaded and self.no_music else TITLES.get(visit.category, ("Songs for you",))
+        title = next((text for text in titles if look.heading().size(text)[0] <= self.head.width), titles[-1])
         draw_text(
             surface,
             look.heading(),
@@ -258,6 +277,8 @@ class SongsScreen(Screen):
         elif not visit.ranked and (self.app.catalogue_unreadable or self.app.library_service.error):
             # the log has the details (paths, database words), which are the staff's to read
             self._message(surface, "Sorry, no music right now", LIBRARY_PROBLEM_MESSAGE)
+        elif not visit.ranked and self.no_music and self.none_lifting:
+            self._message(surface, "No mood-lifting songs yet", NONE_LIFTING_MESSAGE)
         elif not visit.ranked and self.no_music:
             self._message(surface, "Sorry, no music yet", NO_MUSIC_MESSAGE)
         elif not visit.ranked:
@@ -279,25 +300,35 @@ class SongsScreen(Screen):
         pages = page_count(visit.ranked)
         last = pages > 1 and visit.page == pages - 1  # "more" goes round to the first page: say so
         self.button(surface, "more", ("Back to the first songs", "First songs") if last else ("More songs", "More"))
-        self._previous(surface)
+        self._chevron_button(surface, "previous")
+        self._chevron_button(surface, "back", MOOD_BUTTON, style="ghost")
         # The songs are the main thing here: leaving is outlined, not the one filled button.
         self.button(surface, "done", "I'm done", style="ghost")
         self.button(surface, "finish", ("Finish my visit", "Finish"), style="primary")
 
-    def _previous(self, surface: pygame.Surface) -> None:
-        """The previous-page button: a button with a left chevron drawn on it (no font needed)."""
-        target = self.target("previous")
+    def _chevron_button(
+        self, surface: pygame.Surface, target_id: str, label: str = "", style: str = "secondary"
+    ) -> None:
+        """A button with a left chevron drawn on it (no font needed), before its label if any:
+        the previous page, and the way back to the mood."""
+        target = self.target(target_id)
         if target is None:
             return
-        self.button(surface, "previous", "")
-        look = self.look
-        cx, cy = target.rect.center
-        s = min(target.rect.height, target.rect.width) * 0.18
+        self.button(surface, target_id, "", style=style)
+        look, rect = self.look, target.rect
+        s = min(rect.height, rect.width) * 0.18
+        cx, cy = (rect.left + look.px(20) + s * 0.5, rect.centery) if label else rect.center
         pygame.draw.lines(
             surface, th.TEXT, False,
             [(cx + s * 0.5, cy - s), (cx - s * 0.5, cy), (cx + s * 0.5, cy + s)],
             max(3, look.px(4)),
         )
+        if label:
+            left = round(cx + s) + look.px(8)
+            draw_text(
+                surface, look.body_bold(), label, th.TEXT,
+                pygame.Rect(left, rect.top, rect.right - left - look.px(8), rect.height),
+            )
 
     def _note_card(self, surface: pygame.Surface, rect: pygame.Rect, note: str) -> None:
         """The next free place in the list, outlined, saying that more songs are being sorted."""
@@ -432,7 +463,7 @@ class SongsScreen(Screen):
             self._back_to_the_mood()
 
     def _back_to_the_mood(self) -> None:
-        """Escape: back to the mood the songs were picked for, where it can be corrected (a mood
+        """Back to the mood the songs were picked for, where it can be corrected (a mood
         picked by hand: back to the faces). Its "Show my songs" picks the category afresh, and
         the same list if the mood is the same."""
         from moodtunes.ui.screens.scan import ManualMoodScreen, ResultScreen
@@ -475,7 +506,7 @@ class PlayingScreen(Screen):
         if onwards_only:
             self.app.go(self._rate())
         else:
-            self.app.toast("None of these songs would play. Please pick another.")
+            self.app.toast(NONE_PLAYED_MESSAGE)  # every song of the list was tried
             self.app.go(SongsScreen(self.app))
 
     def idle_applies(self) -> bool:

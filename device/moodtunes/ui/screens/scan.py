@@ -452,7 +452,7 @@ class ManualMoodScreen(Screen):
         if self.phase == "after":
             self.add("skip", lay.centred(footer, look.px(260), footer.height))
             return
-        back, _, retry = lay.cols(footer, [0.3, 0.25, 0.45], gap)
+        back, _, retry = lay.cols(footer, [0.34, 0.16, 0.5], gap)
         self.add("back", back)  # a visitor who tapped the wrong profile can leave without a mood
         declined = self.app.visit.camera_declined and not self.consent_first
         if not declined and self.app.scanner_service.scanner is not None:
@@ -501,7 +501,7 @@ class ManualMoodScreen(Screen):
                     surface, look.heading(), MOOD_TITLES[mood], th.TEXT, label, align="center"
                 )
         self.button(surface, "skip", "Skip", style="ghost")
-        self.button(surface, "back", ("Start over", "Back"), style="ghost")
+        self.button(surface, "back", ("Start over", "Leave"), style="ghost")  # ends the visit: not "Back"
         self.button(surface, "retry", ("Try the camera again", "Try the camera", "Retry"), style="ghost")
 
     def on_tap(self, target_id: str) -> None:

@@ -372,9 +372,12 @@ class NewProfileScreen(Screen):
                 )
         else:
             draw_text(surface, look.font(22), "Type your name", th.MUTED, inner)
-        if self.swatch_label is not None:
-            label, colour = (self.error, th.DANGER) if self.error else ("Your colour", th.MUTED)
-            draw_text(surface, look.body(), label, colour, self.swatch_label)
+        if self.error and self.swatch_label is not None:  # beside the swatches: room for two short lines
+            draw_paragraph(
+                surface, look.small(), self.error, th.DANGER, self.swatch_label, valign="center", line_spacing=1.0
+            )
+        elif self.swatch_label is not None:
+            draw_text(surface, look.body(), "Your colour", th.MUTED, self.swatch_label)
         for target in self.targets:
             if target.id.startswith("colour:"):
                 colour = target.id.split(":", 1)[1]
