@@ -51,6 +51,9 @@ def test_forget_me_deletes_the_profile_and_its_visits_after_a_yes(settings, ada,
         tap(app, "delete")
         assert app.screen.name == "welcome" and app.screen.target(f"profile:{ada}") is None
         assert told()[-1] == "Ada's profile and visits are deleted from this kiosk."
+        box = app.toast_rect()
+        red, green, _ = app.surface.get_at((box.centerx, box.top + 3))[:3]
+        assert green > red  # done as asked: tinted green, not like an error
     finally:
         app.close()
     with Store.open(settings.database_path) as store:

@@ -122,3 +122,26 @@ def test_welcome_pages_through_many_profiles(settings):
         assert len(first | second) == 11
     finally:
         app.close()
+
+
+def test_long_names_on_the_welcome_tiles_stay_told_apart_and_the_pages_are_numbered(monkeypatch):
+    """Names of the longest kind the kiosk takes: cut to one line, every tile read "Anne-Mari…"."""
+    from moodtunes.ui import widgets
+
+    settings = load_settings()
+    with Store.open(settings.database_path) as store:
+        for i in range(9):
+            store.create_profile(f"Anne-Marie Dupont {i:02d}", "#a78bfa")  # 20 characters
+    rendered: list[str] = []  # what reaches the screen, after any cut to fit
+    render = widgets.TEXT.render
+    monkeypatch.setattr(widgets.TEXT, "render", lambda font, text, colour: (rendered.append(text), render(font, text, colour))[1])
+    app = make_app(settings, StillScanner)
+    try:
+        rendered.clear()
+        step(app, 1)
+        tiles = [t for t in app.screen.targets if t.id.startswith("profile:")]
+        told_apart = {text for text in rendered if text.startswith("Dupont ")}
+        assert len(tiles) > 1 and len(told_apart) == len(tiles)
+        assert "1 of 2" in rendered
+    finally:
+        app.close()

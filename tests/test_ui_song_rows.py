@@ -188,6 +188,7 @@ def test_fitting_a_huge_title_on_two_lines_measures_only_what_can_show(monkeypat
         assert (first, second) == tuple(title_lines(font, huge[:3000], 300))
     assert longest[0] < 500
     assert title_lines(font, "Blue Sky", 300) == ["Blue Sky"]
+    assert title_lines(font, "Maximilian-Alexander", font.size("Maximilian-Alex")[0]) == ["Maximilian-", "Alexander"]
     assert title_lines(font, "Blue Sky " * 10, 300, max_lines=1) == [ellipsize(font, "Blue Sky " * 10, 300)]
 
 

@@ -95,7 +95,7 @@ class KioskApp:
         self.last_input = clock()
         self.running = False
         self.frames = 0
-        self._toast: tuple[str, float] | None = None
+        self._toast: tuple[str, float, bool] | None = None  # message, until, good news
         self._warned = False  # the "Still there?" warning is up (logged once each time)
         self._player: Player | None = None
         self.music_on = False  # a song was started and is neither stopped nor over
@@ -420,12 +420,12 @@ class KioskApp:
         if box is None:
             self._toast = None
             return
-        message, _ = self._toast
+        message, _, good = self._toast
         look = self.look
         draw_card(
             self.surface,
             box,
-            th.mix(th.SURFACE_HIGH, th.DANGER, 0.25),
+            th.mix(th.SURFACE_HIGH, th.SUCCESS if good else th.DANGER, 0.25),
             look.px(16),
             border=th.OUTLINE,
         )
@@ -466,10 +466,11 @@ class KioskApp:
         self._toast = None  # a message about the visit that ended is not the next visitor's
         self.go(WelcomeScreen(self))
 
-    def toast(self, message: str, seconds: float = TOAST_SECONDS) -> None:
-        """A short message where it hides no button (errors, skipped songs; ``toast_rect``)."""
+    def toast(self, message: str, seconds: float = TOAST_SECONDS, good: bool = False) -> None:
+        """A short message where it hides no button (errors, skipped songs; ``toast_rect``),
+        tinted red, or green for ``good`` news (something done as asked) so it can't pass for an error."""
         logger.info("message to the visitor: %s", message)
-        self._toast = (message, self.clock() + seconds)
+        self._toast = (message, self.clock() + seconds, good)
 
     # ---- the store, never crashing -----------------------------------------------------------
 

@@ -21,6 +21,7 @@ CONTROL_EDGE: Colour = (115, 126, 152)
 TEXT: Colour = (238, 241, 247)
 MUTED: Colour = (152, 162, 184)
 DANGER: Colour = (239, 104, 104)
+SUCCESS: Colour = (95, 208, 138)
 # A disabled button, whatever its style: flat, and its label muted but readable (4.4:1).
 DISABLED_FILL: Colour = SURFACE
 DISABLED_TEXT: Colour = (127, 137, 157)

@@ -90,17 +90,20 @@ def ellipsize(font: FontStack, text: str, width: int) -> str:
 
 
 def title_lines(font: FontStack, text: str, width: int, max_lines: int = 2) -> list[str]:
-    """A song title in at most two lines of ``width``: the first broken after the last word that
-    fits (inside a word only when there is no space to break at, as in a Chinese or Japanese
-    title: ``wrap`` breaks only at spaces), the second, if needed, cut with an ellipsis. One line:
-    the title ellipsized."""
+    """A song title or a name in at most two lines of ``width``: the first broken after the last
+    word or hyphen that fits ("Maximilian-" / "Alexander"; inside a word only when there is
+    neither, as in a Chinese or Japanese title: ``wrap`` breaks only at spaces), the second, if
+    needed, cut with an ellipsis. One line: the text ellipsized."""
     if max_lines < 2:
         return [ellipsize(font, text, width)]
     fits = longest_fitting_prefix(_head(font, text, width), lambda prefix: font.size(prefix)[0] <= width)
     if fits >= len(text):
         return [text]
-    space = text.rfind(" ", 0, fits + 1)
-    cut = space if space > 0 and text[:space].strip() else max(fits, 1)  # leaves a line to show
+    space, hyphen = text.rfind(" ", 0, fits + 1), text.rfind("-", 0, fits)
+    if hyphen > max(space, 0):  # the hyphen stays at the end of the first line
+        cut = hyphen + 1
+    else:
+        cut = space if space > 0 and text[:space].strip() else max(fits, 1)  # leaves a line to show
     first, rest = text[:cut].rstrip(), text[cut:].lstrip()
     return [first, ellipsize(font, rest, width)] if rest else [first]
 

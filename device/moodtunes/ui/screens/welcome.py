@@ -18,6 +18,7 @@ from moodtunes.ui.widgets import (
     draw_paragraph,
     draw_text,
     glyphs_or,
+    title_lines,
 )
 
 TAGLINE = "Let the camera read your mood, then enjoy music picked to lift it."
@@ -149,7 +150,12 @@ class WelcomeScreen(Screen):
             )
             y += step_h
         self.button(surface, "guest", "Continue as guest", style="secondary")
-        draw_text(surface, look.heading(), "Who's listening?", th.TEXT, self.heading)
+        box = draw_text(surface, look.heading(), "Who's listening?", th.TEXT, self.heading)
+        first_arrow = self.target("page_prev")
+        if first_arrow is not None:  # which page of how many, beside the arrows
+            pages = -(-len(self.profiles) // self.per_page)
+            where = pygame.Rect(box.right, self.heading.top, first_arrow.rect.left - look.px(10) - box.right, self.heading.height)
+            draw_text(surface, look.small(), f"{self.page + 1} of {pages}", th.MUTED, where, align="right")
         self.button(surface, "page_prev", "‹", font=look.font(28, bold=True))
         self.button(surface, "page_next", "›", font=look.font(28, bold=True))
         if self.unreadable:
@@ -202,7 +208,12 @@ class WelcomeScreen(Screen):
             rect.right - centre[0] - r - look.px(22),
             rect.height,
         )
-        draw_text(surface, look.body_bold(), label, th.TEXT, text)
+        font = look.body_bold()  # a long name on two lines: "Maximilian-…" and "Maximilian-…" told apart
+        lines = title_lines(font, label, text.width, 2 if text.height >= 2 * font.get_linesize() else 1)
+        top = text.centery - len(lines) * font.get_linesize() // 2
+        for line in lines:
+            draw_text(surface, font, line, th.TEXT, pygame.Rect(text.left, top, text.width, font.get_linesize()))
+            top += font.get_linesize()
 
     def on_tap(self, target_id: str) -> None:
         if target_id == "guest":
