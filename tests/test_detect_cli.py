@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import re
 import struct
 import zlib
 from pathlib import Path
@@ -145,7 +147,7 @@ def test_an_image_too_large_to_decode_is_one_error_and_the_run_goes_on(tmp_path:
     code, lines = run_json(capsys, str(tmp_path))
     assert code == 1
     assert [Path(line["path"]).name for line in lines] == ["a_huge.png", "b_astronaut.png"]
-    assert lines[0]["error"] == "image too large"
+    assert lines[0]["error"] == "image too large (over 100 megapixels)"
     assert len(lines[1]["faces"]) == 1
 
 
@@ -157,3 +159,69 @@ def test_a_folder_with_nothing_to_detect_is_an_error(tmp_path: Path, capsys) -> 
     out, err = capsys.readouterr()
     assert out == ""
     assert f"{empty}: error: no images or videos in this folder" in err.splitlines()
+
+
+def test_an_opencv_error_on_one_image_is_one_error_and_the_run_goes_on(tmp_path: Path, capsys, monkeypatch) -> None:
+    write_rgb(tmp_path / "a_odd.png", np.full((7, 5, 3), 90, np.uint8))
+    write_rgb(tmp_path / "b_astronaut.png", sample_frame(640, 480))
+    convert = cv2.cvtColor
+
+    def fails_on_the_odd_image(image, code, *args):
+        if image.shape[:2] == (7, 5):
+            raise cv2.error("OpenCV(4.11.0) color.cpp:199: error: (-215:Assertion failed) in function 'cvtColor'")
+        return convert(image, code, *args)
+
+    monkeypatch.setattr(cv2, "cvtColor", fails_on_the_odd_image)
+    code, lines = run_json(capsys, str(tmp_path))
+    assert code == 1
+    assert [Path(line["path"]).name for line in lines] == ["a_odd.png", "b_astronaut.png"]
+    assert lines[0]["error"] == "not a readable image" and len(lines[1]["faces"]) == 1
+
+
+def test_a_face_at_the_edge_is_reported_by_its_part_in_the_image(tmp_path: Path, capsys) -> None:
+    """The emotion crop still uses the whole box (edge pixels repeated), as FER's crops are whole faces."""
+    astronaut = sample_frame(640, 480)
+    left = np.full_like(astronaut, 128)
+    left[:, :400] = astronaut[:, 240:]  # the face (x 222-343) now starts 18 px left of the image
+    top = np.full_like(astronaut, 128)
+    top[:440] = astronaut[40:]
+    write_rgb(tmp_path / "a_left.png", left)
+    write_rgb(tmp_path / "b_top.png", top)
+    code, lines = run_json(capsys, str(tmp_path))
+    assert code == 0
+    for line in lines:
+        (face,) = line["faces"]
+        x, y, w, h = face["box"]
+        assert 0 <= x and 0 <= y and x + w <= 640 and y + h <= 480, line
+        assert face["emotion"] == "happy"
+    assert lines[0]["faces"][0]["box"][0] == 0 and lines[1]["faces"][0]["box"][1] == 0
+
+
+def test_folders_are_searched_through_symlinked_subfolders(tmp_path: Path, capsys) -> None:
+    write_rgb(tmp_path / "elsewhere" / "astronaut.png", sample_frame(640, 480))
+    (tmp_path / "photos").mkdir()
+    os.symlink(tmp_path / "elsewhere", tmp_path / "photos" / "linked")
+    os.symlink(tmp_path / "photos", tmp_path / "elsewhere" / "loop")
+    code, lines = run_json(capsys, str(tmp_path / "photos"))
+    assert code == 0
+    assert [line["path"] for line in lines] == [str(tmp_path / "photos" / "linked" / "astronaut.png")]
+
+
+def test_a_truncated_video_ends_with_an_error(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (320, 240))
+    for index in range(10):
+        writer.write(np.roll(cv2.cvtColor(sample_frame(320, 240), cv2.COLOR_RGB2BGR), index * 5, axis=1))
+    writer.release()
+    path.write_bytes(path.read_bytes()[:path.stat().st_size // 2])
+    code, lines = run_json(capsys, str(path))
+    assert code == 1
+    *frames, last = lines
+    assert 1 <= len(frames) <= 6 and all("faces" in line for line in frames)
+    assert re.fullmatch(r"video ends early: [1-6] of 10 frames decoded", last["error"])
+
+
+def test_help_says_small_faces_in_large_photos_are_missed(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["detect", "--help"])
+    assert "1/6 of the image's long side" in " ".join(capsys.readouterr().out.split())

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import os
+import struct
 import sys
 import types
+import zlib
 from pathlib import Path
 from typing import ClassVar
 
 import cv2
 import numpy as np
 import pytest
-from moodtunes.vision.camera import CameraError, ReplayCamera, open_camera
+from moodtunes.vision.camera import (
+    CameraError,
+    ReplayCamera,
+    media_files,
+    open_camera,
+    read_image_rgb,
+)
 
 
 def write_rgb(path: Path, rgb: np.ndarray) -> Path:
@@ -53,10 +62,60 @@ def test_replay_folder_skips_an_unreadable_image_and_goes_on(tmp_path: Path, cap
     assert caplog.text.count("b.png: not a readable image (skipped)") == 1
 
 
-def test_replay_folder_of_only_unreadable_images_fails_clearly(tmp_path: Path) -> None:
+def test_replay_folder_of_only_unreadable_images_does_not_open(tmp_path: Path, caplog) -> None:
+    """Said once, by the error the scanner logs once, not a warning per file at every retry."""
+    (tmp_path / "a.jpg").write_text("not an image")
     (tmp_path / "b.png").write_bytes(b"truncated")
-    with open_camera(f"replay:{tmp_path}", paced=False) as camera, pytest.raises(CameraError, match="nothing left"):
-        camera.read()
+    for _ in range(3):
+        with pytest.raises(CameraError, match=r"no readable image in this folder \(2 tried\)"):
+            open_camera(f"replay:{tmp_path}", paced=False)
+    assert "skipped" not in caplog.text
+
+
+def test_folders_are_searched_through_symlinked_subfolders_once_each(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    write_rgb(outside / "b.png", solid((0, 0, 255)))
+    replayed = tmp_path / "replayed"
+    (replayed / "real").mkdir(parents=True)
+    write_rgb(replayed / "real" / "a.png", solid((255, 0, 0)))
+    os.symlink(outside, replayed / "linked")
+    os.symlink(replayed, replayed / "real" / "back_up")  # a loop
+    os.symlink(replayed / "real", replayed / "same_again")  # a folder reached twice
+    os.symlink(tmp_path / "nowhere.png", replayed / "dangling.png")
+    assert media_files(replayed) == [replayed / "linked" / "b.png", replayed / "real" / "a.png"]
+    with open_camera(f"replay:{replayed}", paced=False) as camera:
+        assert [tuple(camera.read()[0, 0]) for _ in range(3)] == [(0, 0, 255), (255, 0, 0), (0, 0, 255)]
+
+
+def png_header_claiming(path: Path, width: int, height: int) -> Path:
+    """A tiny PNG whose header claims width x height pixels."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0"))
+                     + chunk(b"IEND", b""))
+    return path
+
+
+def test_images_over_100_megapixels_are_refused_before_decoding(tmp_path: Path) -> None:
+    """OpenCV's own limit is 2^30 pixels: it would allocate 360 MB for this 100-byte file."""
+    with pytest.raises(CameraError, match=r"image too large \(12000x10000\)$"):
+        read_image_rgb(png_header_claiming(tmp_path / "big.png", 12000, 10000))
+    with pytest.raises(CameraError, match=r"image too large \(over 100 megapixels\)$"):  # Pillow's own guard
+        read_image_rgb(png_header_claiming(tmp_path / "huge.png", 60000, 60000))
+
+
+def test_opencv_running_out_of_memory_is_an_image_too_large(tmp_path: Path, monkeypatch) -> None:
+    path = write_rgb(tmp_path / "photo.png", solid((1, 2, 3), (30, 40)))
+
+    def out_of_memory(*args):
+        raise cv2.error("OpenCV(4.11.0) alloc.cpp:73: error: (-4:Insufficient memory) Failed to allocate 3600 bytes")
+
+    monkeypatch.setattr("moodtunes.vision.camera.cv2.cvtColor", out_of_memory)
+    with pytest.raises(CameraError, match=r"photo.png: image too large \(40x30\)$"):
+        read_image_rgb(path)
 
 
 def test_replay_video_loops_over_its_frames(tmp_path: Path) -> None:

@@ -13,10 +13,13 @@ from moodtunes.vision.camera import sample_frame
 from moodtunes.vision.crop import CROP_OVERSAMPLE, crop_transform, eye_angle_degrees, face_crop
 from moodtunes.vision.faces import (
     FaceBox,
+    FaceDetector,
     FaceModelError,
     blazeface_anchors,
+    bundled_model_path,
     input_shape,
     load_face_detector,
+    plausible_boxes,
     weighted_nms,
 )
 
@@ -51,6 +54,54 @@ def test_weighted_nms_merges_overlaps_and_keeps_separate_faces() -> None:
     assert merged[0] == pytest.approx([0.4, 0.4, 10.4, 10.4])  # score-weighted mean of the overlap
     assert merged_points[0] == pytest.approx([4.0, 4.0])
     assert merged[1] == pytest.approx([50, 50, 60, 60])
+
+
+@pytest.mark.timeout(20)
+def test_weighted_nms_ends_on_boxes_without_area() -> None:
+    """A box's IoU with itself is 0 when it has no area (or NaN): it must still leave the candidates."""
+    for box in ([5, 5, 5, 9], [5, 5, 9, 5], [9, 9, 5, 5], [np.nan, 5, 9, 9]):
+        merged, scores, points = weighted_nms(np.array([box], np.float32), np.array([0.9], np.float32),
+                                              np.zeros((1, 4), np.float32))
+        assert len(merged) == len(scores) == len(points) == 1
+
+
+def test_boxes_a_damaged_model_gives_are_dropped_before_merging() -> None:
+    boxes = np.array([[0, 0, 10, 10], [5, 5, 5, 9], [9, 9, 5, 5], [np.nan, 0, 9, 9], [0, 0, np.inf, 9],
+                      [0, 0, 10, 10]], np.float32)
+    points = np.zeros((6, 4), np.float32)
+    points[5, 0] = np.nan
+    assert plausible_boxes(boxes, points).tolist() == [True, False, False, False, False, False]
+
+
+def damaged_model(folder: Path, offset: int) -> Path:
+    """The bundled BlazeFace with bit 6 flipped in 1000 bytes from ``offset`` (its weights): it still
+    loads like the intact model."""
+    data = np.fromfile(bundled_model_path(), np.uint8)
+    data[offset:offset + 1000] ^= 0x40
+    path = folder / f"damaged_{offset}.tflite"
+    data.tofile(path)
+    return path
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("offset", [30000, 130000, 170000])  # huge boxes off the frame; no face at all
+def test_a_damaged_face_model_is_refused_at_load_and_never_hangs_a_scan(tmp_path: Path, offset: int) -> None:
+    path = damaged_model(tmp_path, offset)
+    assert len(FaceDetector(path).detect(sample_frame(640, 480))) != 1  # runs, and ends
+    with pytest.raises(FaceModelError, match="looks damaged.*sample photo.*reinstall mediapipe"):
+        load_face_detector(path)
+
+
+def test_an_intact_model_passes_the_sample_check_at_any_configured_size_and_score() -> None:
+    for input_size, min_score in ((64, 0.5), (96, 0.99), (256, 0.0)):
+        load_face_detector(input_size=input_size, min_score=min_score)  # no FaceModelError
+
+
+def test_reported_boxes_are_cut_to_the_image() -> None:
+    assert FaceBox(-24.4, 18, 124, 124, 0.8).clipped_pixel_box(640, 480) == (0, 18, 100, 124)
+    assert FaceBox(560, 22, 95, 95, 0.6).clipped_pixel_box(640, 480) == (560, 22, 80, 95)
+    assert FaceBox(220, -24, 125, 125, 0.8).clipped_pixel_box(640, 480) == (220, 0, 125, 101)
+    assert FaceBox(100, 100, 50, 50, 0.9).clipped_pixel_box(640, 480) == (100, 100, 50, 50)
 
 
 def test_detects_the_astronauts_face_with_level_eyes(detector) -> None:

@@ -23,6 +23,7 @@ from moodtunes.vision.scan import (
     HINT_MOVE_CLOSER,
     HINT_NO_CAMERA,
     HINT_STARTING,
+    camera_problem,
     hint_for,
     preview_frame,
 )
@@ -360,6 +361,45 @@ class HangingCamera(FlakyCamera):
     def read(self) -> np.ndarray:
         threading.Event().wait()
         raise AssertionError("unreachable")
+
+
+def test_stopping_mid_scan_ends_it_and_keeps_no_frame(detector) -> None:
+    """Privacy: a frame must not outlive the camera, even when the kiosk stops during a scan."""
+    scanner = scanner_for(lambda: open_camera("sample", paced=False), detector)
+    scanner.start()
+    scanner.begin_scan(600.0)
+    wait_for(scanner, lambda s: s.frame is not None)
+    scanner.stop()
+    after = scanner.snapshot()
+    assert after.frame is None and after.faces == () and after.live_probs is None
+    assert not after.scanning and after.result is None
+
+
+def test_a_failing_camera_is_named_once(detector, tmp_path: Path, caplog) -> None:
+    """A replayed folder emptied mid-scan: its CameraError names it; the worker adds no second name."""
+    folder = tmp_path / "replay"
+    folder.mkdir()
+    photo = folder / "astronaut.png"
+    assert cv2.imwrite(str(photo), cv2.cvtColor(sample_frame(64, 48), cv2.COLOR_RGB2BGR))
+
+    def camera_whose_folder_empties():
+        camera = open_camera(f"replay:{folder}", paced=False)
+        photo.unlink(missing_ok=True)
+        return camera
+
+    caplog.set_level(logging.WARNING, logger="moodtunes.vision.scan")
+    with scanner_for(camera_whose_folder_empties, detector) as scanner:
+        scanner.begin_scan(0.2)
+        wait_for(scanner, lambda s: s.result is not None)
+    problems = [r.getMessage() for r in caplog.records if "camera problem" in r.getMessage()]
+    assert any(f"replay:{folder}: nothing left to replay" in line for line in problems)
+    assert all(line.count(str(folder)) == 1 for line in problems), problems
+
+
+def test_errors_other_than_camera_errors_get_the_camera_name() -> None:
+    camera = ReplayCamera.from_frames([np.zeros((4, 4, 3), np.uint8)], "opencv:0")
+    assert camera_problem(camera, CameraError("opencv:0: the webcam stopped")) == "opencv:0: the webcam stopped"
+    assert camera_problem(camera, RuntimeError("VIDIOC_DQBUF failed")) == "opencv:0: VIDIOC_DQBUF failed"
 
 
 def test_stop_does_not_hang_on_a_camera_read_that_never_returns(detector, monkeypatch) -> None:

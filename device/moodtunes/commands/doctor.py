@@ -132,8 +132,8 @@ def _camera(settings: Settings) -> Check:
     scan a visitor agreed to (docs/privacy.md), and doctor also runs at install time."""
     cam = settings.camera
     problem, found = _camera_presence(cam.source.strip())
-    if problem:
-        return Check("camera", "warn", f"{cam.source}: {problem}; the kiosk offers the manual mood picker")
+    if problem:  # it names the camera, or the file, already
+        return Check("camera", "warn", f"{problem}; the kiosk offers the manual mood picker")
     return Check("camera", "ok", f"{cam.source}: {found} (not opened; `moodtunes doctor --camera` reads a test frame)")
 
 
@@ -152,11 +152,11 @@ def _camera_presence(spec: str) -> tuple[str | None, str]:
         webcam_problem, found = _webcam_presence(0)
         return (None, found) if webcam_problem is None else (f"no camera found: {problem}; {webcam_problem}", "")
     if kind == "replay":
-        from moodtunes.vision.camera import IMAGE_SUFFIXES, image_files
+        from moodtunes.vision.camera import IMAGE_SUFFIXES, media_files
 
         path = Path(arg).expanduser()
         if path.is_dir():
-            return (None, "a folder of images to replay") if image_files(path) else (f"{path}: no images in this folder", "")
+            return (None, "a folder of images to replay") if media_files(path) else (f"{path}: no images in this folder", "")
         if not path.is_file():
             return f"{path}: no such file or folder", ""
         return None, "an image to replay" if path.suffix.lower() in IMAGE_SUFFIXES else "a file to replay"
@@ -211,8 +211,8 @@ def _camera_frame(settings: Settings) -> Check:
     try:
         with open_camera(cam.source, cam.width, cam.height, cam.fps) as camera:
             height, width = camera.read().shape[:2]
-    except CameraError as exc:
-        return Check("camera", "warn", f"{cam.source}: {exc}; the kiosk offers the manual mood picker")
+    except CameraError as exc:  # it names the camera, or the file, already
+        return Check("camera", "warn", f"{exc}; the kiosk offers the manual mood picker")
     return Check("camera", "ok", f"{cam.source}: a {width}x{height} frame read (not kept)")
 
 

@@ -12,9 +12,12 @@ Frames only ever live in memory: nothing here writes an image anywhere.
 from __future__ import annotations
 
 import importlib.util
+import io
 import logging
+import os
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Protocol, Self
@@ -25,6 +28,13 @@ import numpy as np
 logger = logging.getLogger(__name__)
 
 SAMPLE_PHOTO = "data/astronaut.png"  # inside the installed skimage package
+# A video may decode this many frames (or this share of them) fewer than its container says without
+# "ending early": containers that estimate their frame count from the duration miss by a few.
+MISSING_FRAMES_TOLERATED = 2
+MISSING_SHARE_TOLERATED = 0.02
+# Decoding takes ~6 bytes a pixel (BGR, then RGB): 100 megapixels is ~600 MB, and more than any
+# camera photo. OpenCV's own limit (2^30 pixels) lets a 1 MB PNG of 30000x30000 ask for 5.4 GB.
+MAX_IMAGE_PIXELS = 100_000_000
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm"})
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"})
@@ -160,25 +170,65 @@ class OpenCVCamera(_ClosingContext):
 
 
 def read_image_rgb(path: Path) -> np.ndarray:
-    """Decode an image file to (H, W, 3) uint8 RGB; CameraError if it is not a readable image.
-    OpenCV raises, instead of returning None, e.g. for a header claiming more pixels than it will
-    decode: that is a CameraError too."""
+    """Decode an image file to (H, W, 3) uint8 RGB; CameraError if it is not a readable image, or
+    is too large to decode (told from its header first, so a small file can't claim gigabytes).
+    Every OpenCV error becomes a CameraError too: one bad file is one error, not a crashed run."""
     try:
         data = np.fromfile(str(path), dtype=np.uint8) if path.is_file() else None
-        bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data is not None and data.size else None
     except OSError as exc:
         raise CameraError(f"{path}: can't read it ({exc.strerror})") from None
-    except (cv2.error, MemoryError) as exc:
-        too_large = isinstance(exc, MemoryError) or "CV_IO_MAX_IMAGE_PIXELS" in str(exc)
-        raise CameraError(f"{path}: {'image too large' if too_large else 'not a readable image'}") from None
-    if bgr is None:
+    if data is None or not data.size:
         raise CameraError(f"{path}: not a readable image")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    size = checked_size(path, data)
+    try:
+        bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise CameraError(f"{path}: not a readable image")
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    except (cv2.error, MemoryError) as exc:
+        out_of_memory = isinstance(exc, MemoryError) or any(
+            sign in str(exc) for sign in ("CV_IO_MAX_IMAGE_PIXELS", "Insufficient memory"))
+        if not out_of_memory:
+            raise CameraError(f"{path}: not a readable image") from None
+        raise CameraError(f"{path}: image too large" + (f" ({size[0]}x{size[1]})" if size else "")) from None
 
 
-def image_files(folder: Path) -> list[Path]:
-    """Image files under ``folder`` (recursively), in a stable order."""
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+def checked_size(path: Path, data: np.ndarray) -> tuple[int, int] | None:
+    """The image's (width, height) from its header, without decoding the pixels; None when Pillow
+    can't tell (OpenCV may still read it). CameraError when it has more than MAX_IMAGE_PIXELS.
+    Pillow's decompression-bomb warning (from 89 megapixels) is silenced: this is that check."""
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                width, height = image.size
+    except Image.DecompressionBombError:  # Pillow's own limit, twice its 89 megapixels: over ours
+        raise CameraError(f"{path}: image too large (over {MAX_IMAGE_PIXELS // 1_000_000} megapixels)") from None
+    except Exception:  # noqa: BLE001 - a format Pillow doesn't know, or a header it can't parse
+        return None
+    if width * height > MAX_IMAGE_PIXELS:
+        raise CameraError(f"{path}: image too large ({width}x{height})")
+    return width, height
+
+
+def media_files(folder: Path, suffixes: frozenset[str] = IMAGE_SUFFIXES) -> list[Path]:
+    """Files under ``folder`` with one of ``suffixes`` (any case), recursively, sorted. Symlinked
+    subfolders are followed (Path.rglob doesn't, in Python 3.11), each folder only once, so a
+    link back up the tree is not a loop and a folder linked twice is not listed twice."""
+    seen: set[tuple[int, int]] = set()
+    found = []
+    for root, folders, files in os.walk(folder, followlinks=True):
+        info = os.stat(root)
+        if (info.st_dev, info.st_ino) in seen:
+            folders.clear()
+            continue
+        seen.add((info.st_dev, info.st_ino))
+        folders.sort()  # so which of two links to one folder is listed doesn't depend on the disk
+        found += [path for name in files
+                  if (path := Path(root, name)).suffix.lower() in suffixes and path.is_file()]
+    return sorted(found)
 
 
 def _readable_images(files: list[Path], reported: set[Path]) -> Iterator[np.ndarray]:
@@ -193,19 +243,44 @@ def _readable_images(files: list[Path], reported: set[Path]) -> Iterator[np.ndar
                 logger.warning("%s (skipped)", exc)
 
 
-def video_frames(path: Path) -> Iterator[np.ndarray]:
-    """RGB frames of a video file, in order; CameraError if it cannot be decoded at all."""
+def video_frames(path: Path, *, complete: bool = False) -> Iterator[np.ndarray]:
+    """RGB frames of a video file, in order; CameraError if it cannot be decoded at all. A failed
+    read is the end of the video; with ``complete``, a CameraError after the last frame says when
+    that came early (a truncated file), instead of passing for the end."""
     capture = cv2.VideoCapture(str(path))
     try:
         if not capture.isOpened():
             raise CameraError(f"{path}: not a readable video")
+        promised = capture.get(cv2.CAP_PROP_FRAME_COUNT)
+        decoded = 0
         while True:
             ok, bgr = capture.read()
             if not ok:
-                return
+                break
+            decoded += 1
             yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
     finally:
         capture.release()
+    if complete and ends_early(decoded, promised):
+        raise CameraError(f"{path}: video ends early: {decoded} of {promised:.0f} frames decoded")
+
+
+def ends_early(decoded: int, promised: float) -> bool:
+    """Whether fewer frames decoded than the container promised, beyond what an estimated count
+    misses by (``promised`` is 0, negative or NaN when the container doesn't say)."""
+    return promised - decoded > max(MISSING_FRAMES_TOLERATED, MISSING_SHARE_TOLERATED * promised)
+
+
+def _any_readable(files: list[Path]) -> bool:
+    """Whether any of ``files`` decodes: a replayed folder of nothing but broken files is a camera
+    that doesn't open (said once), not one that fails, and warns about every file, at every retry."""
+    for path in files:
+        try:
+            read_image_rgb(path)
+        except CameraError:
+            continue
+        return True
+    return False
 
 
 class ReplayCamera(_ClosingContext):
@@ -231,9 +306,11 @@ class ReplayCamera(_ClosingContext):
     def from_path(cls, path: Path, fps: float | None) -> ReplayCamera:
         description = f"replay:{path}"
         if path.is_dir():
-            files = image_files(path)
+            files = media_files(path)
             if not files:
                 raise CameraError(f"{path}: no images in this folder")
+            if not _any_readable(files):
+                raise CameraError(f"{path}: no readable image in this folder ({len(files)} tried)")
             reported: set[Path] = set()
             return cls(lambda: _readable_images(files, reported), description, fps)
         if not path.exists():

@@ -26,6 +26,10 @@ BUNDLED_MODEL = "modules/face_detection/face_detection_short_range.tflite"
 NATIVE_INPUT = 128  # BlazeFace short range is trained on 128x128 inputs
 _NMS_IOU = 0.3  # mediapipe's min_suppression_threshold for face detection
 _SCORE_CLIP = 100.0
+# The astronaut's face (x, y, w, h) in sample_frame(640, 480), as the intact model finds it; a model
+# whose largest face there overlaps it less than _SAMPLE_MIN_IOU is damaged.
+SAMPLE_FACE_BOX = (222.0, 19.0, 121.0, 121.0)
+_SAMPLE_MIN_IOU = 0.5
 
 
 class FaceModelError(Exception):
@@ -56,6 +60,22 @@ class FaceBox:
     def pixel_box(self) -> tuple[int, int, int, int]:
         """The box as whole pixels (x, y, w, h), for drawing and JSON."""
         return round(self.x), round(self.y), round(self.w), round(self.h)
+
+    def clipped_pixel_box(self, width: int, height: int) -> tuple[int, int, int, int]:
+        """``pixel_box`` cut to a width x height image: the part of a face at the edge that is in
+        the picture. (The emotion crop uses the whole box, with the edge pixels repeated.)"""
+        x, y, w, h = self.pixel_box()
+        left, top = min(max(x, 0), width), min(max(y, 0), height)
+        right, bottom = max(min(x + w, width), left), max(min(y + h, height), top)
+        return left, top, right - left, bottom - top
+
+    def iou(self, box: tuple[float, float, float, float]) -> float:
+        """Intersection over union with another (x, y, w, h) box."""
+        x, y, w, h = box
+        inter_w = max(0.0, min(self.x + self.w, x + w) - max(self.x, x))
+        inter_h = max(0.0, min(self.y + self.h, y + h) - max(self.y, y))
+        inter = inter_w * inter_h
+        return inter / max(self.area + w * h - inter, 1e-9)
 
     def scaled(self, factor: float) -> FaceBox:
         """The same face in a frame resized by ``factor``."""
@@ -93,7 +113,9 @@ def blazeface_anchors(height: int, width: int) -> np.ndarray:
 def weighted_nms(boxes: np.ndarray, scores: np.ndarray, points: np.ndarray, iou_threshold: float = _NMS_IOU):
     """Merge overlapping detections, averaging boxes and keypoints weighted by score (mediapipe's
     WEIGHTED suppression, steadier than plain NMS). boxes (N, 4) as x0, y0, x1, y1; points (N, K).
-    Returns (boxes, scores, points) of the merged detections, best first."""
+    Returns (boxes, scores, points) of the merged detections, best first.
+    The top box always leaves the candidates with its group, even one whose IoU with itself is not
+    above the threshold (no area, NaN), so every round shrinks them and the loop ends."""
     order = np.argsort(-scores)
     kept_boxes, kept_scores, kept_points = [], [], []
     while order.size:
@@ -105,13 +127,23 @@ def weighted_nms(boxes: np.ndarray, scores: np.ndarray, points: np.ndarray, iou_
         areas = (others[:, 2] - others[:, 0]) * (others[:, 3] - others[:, 1])
         top_area = (top[2] - top[0]) * (top[3] - top[1])
         iou = inter / np.maximum(top_area + areas - inter, 1e-9)
-        group = order[iou > iou_threshold]
+        merged = iou > iou_threshold
+        merged[0] = True
+        group = order[merged]
         weights = scores[group][:, None]
         kept_boxes.append((boxes[group] * weights).sum(0) / weights.sum())
         kept_points.append((points[group] * weights).sum(0) / weights.sum())
         kept_scores.append(scores[order[0]])
-        order = order[iou <= iou_threshold]
+        order = order[~merged]
     return np.array(kept_boxes), np.array(kept_scores), np.array(kept_points)
+
+
+def plausible_boxes(boxes: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Which decoded detections are real boxes: finite, with positive width and height. A damaged
+    model gives NaN, infinite or inside-out boxes, which would pass for faces or poison the merge."""
+    finite = np.isfinite(boxes).all(axis=1) & np.isfinite(points).all(axis=1)
+    with np.errstate(invalid="ignore"):
+        return finite & (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
 
 
 def shrink(image: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -212,7 +244,10 @@ class FaceDetector:
         boxes = np.concatenate([centre - half, centre + half], axis=1)
         eyes = raw[:, 4:8] + np.tile(anchors, 2)  # right eye x, y, left eye x, y
         scores = 1.0 / (1.0 + np.exp(-np.clip(logits[hits], -_SCORE_CLIP, _SCORE_CLIP)))
-        boxes, scores, eyes = weighted_nms(boxes, scores, eyes)
+        keep = plausible_boxes(boxes, eyes)
+        if not keep.any():
+            return []
+        boxes, scores, eyes = weighted_nms(boxes[keep], scores[keep], eyes[keep])
         offset = np.array([pad_x, pad_y] * 2, dtype=np.float32)
         boxes = (boxes - offset) / scale
         eyes = (eyes - offset) / scale
@@ -237,5 +272,29 @@ def load_face_detector(model_path: Path | None = None, *, min_score: float = 0.5
     elif not Path(model_path).is_file():
         raise FaceModelError(f"face model not found: {model_path} (fix vision.face_model, or unset it to use mediapipe's)")
     detector = FaceDetector(Path(model_path), min_score=min_score, input_size=input_size, threads=threads)
+    check_on_sample(Path(model_path), threads)
     logger.debug("face detector: %s at %dx%d", Path(model_path).name, input_size, input_size)
     return detector
+
+
+def check_on_sample(model_path: Path, threads: int = 1) -> None:
+    """FaceModelError unless the model finds the astronaut's face in the sample photo where the
+    intact model does. A damaged file (flipped bits in its weights) loads like a good one but finds
+    no face, or huge boxes off the frame; this is the only way to tell. It costs ~40 ms at the
+    first load in a process (importing Pillow, decoding the photo), ~10 ms at later ones.
+    Run at the native input size and default score, so a small ``vision.face_input_size`` or a high
+    ``vision.min_face_score`` (which may miss the astronaut on purpose) is not taken for damage."""
+    from moodtunes.vision.camera import CameraError, sample_frame
+
+    try:
+        frame = sample_frame(640, 480)
+    except CameraError as exc:  # no scikit-image, no sample photo: nothing to check against
+        logger.debug("face model not checked on the sample photo: %s", exc)
+        return
+    faces = FaceDetector(model_path, threads=threads).detect(frame)
+    if not faces or faces[0].iou(SAMPLE_FACE_BOX) < _SAMPLE_MIN_IOU:
+        found = f"a box at {faces[0].pixel_box()}" if faces else "no face"
+        raise FaceModelError(
+            f"face model {model_path} looks damaged: on the sample photo it finds {found}, not the astronaut's "
+            "face; reinstall mediapipe (pip install --force-reinstall mediapipe) or replace vision.face_model"
+        )

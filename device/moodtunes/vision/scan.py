@@ -23,7 +23,7 @@ import numpy as np
 
 from moodtunes.config import Settings
 from moodtunes.domain import MoodReading, ScanOutcome
-from moodtunes.vision.camera import Camera, open_camera
+from moodtunes.vision.camera import Camera, CameraError, open_camera
 from moodtunes.vision.faces import FaceBox, load_face_detector
 from moodtunes.vision.pipeline import Classifier, Detector, FrameAnalyzer
 
@@ -75,8 +75,8 @@ def hint_for(frame: np.ndarray | None, faces: Sequence[FaceBox], camera_ok: bool
     face = faces[0]
     if face.w < SMALL_FACE_BELOW * min(frame.shape[:2]):
         return HINT_MOVE_CLOSER
-    x, y, w, h = face.pixel_box()
-    region = frame[max(y, 0):max(y + h, 0), max(x, 0):max(x + w, 0)]
+    x, y, w, h = face.clipped_pixel_box(frame.shape[1], frame.shape[0])
+    region = frame[y:y + h, x:x + w]
     if region.size and float(region[::4, ::4].mean()) < DARK_BELOW:
         return HINT_MORE_LIGHT
     return None
@@ -90,6 +90,14 @@ def preview_frame(frame: np.ndarray, faces: Sequence[FaceBox]) -> tuple[np.ndarr
     factor = PREVIEW_MAX_WIDTH / width
     small = cv2.resize(frame, (PREVIEW_MAX_WIDTH, round(frame.shape[0] * factor)), interpolation=cv2.INTER_AREA)
     return small, tuple(face.scaled(factor) for face in faces)
+
+
+def camera_problem(camera: Camera, exc: Exception) -> str:
+    """What went wrong with ``camera``, naming it once: a CameraError already says which camera
+    (or file) failed; any other error, a driver's, doesn't."""
+    if isinstance(exc, CameraError):
+        return str(exc)
+    return f"{getattr(camera, 'description', 'camera')}: {exc}"
 
 
 @dataclass(frozen=True)
@@ -227,7 +235,7 @@ class MoodScanner:
                     frame = camera.read()
                     taken = time.monotonic()
                 except Exception as exc:  # noqa: BLE001 - CameraError or any driver error: report and reopen, never crash
-                    self._camera_failed(f"{getattr(camera, 'description', 'camera')}: {exc}")
+                    self._camera_failed(camera_problem(camera, exc))
                     self._close(camera)
                     camera = None
                     self._wait_for_retry()
@@ -236,6 +244,8 @@ class MoodScanner:
         finally:
             if camera is not None:
                 self._close(camera)
+            self.cancel_scan()  # stopped mid-scan: no scan left "running", and no frame outlives the camera
+            self._forget_frames()
 
     def _scan_running(self) -> bool:
         with self._lock:
