@@ -71,7 +71,7 @@ UNCERTAIN_NOTE = "That's my best guess. Is that right?"
 # Why the camera can't be used, when the kiosk already knows before a scan: said in plain words on
 # the mood picker, which then comes instead of the camera notice (no consent asked for a camera
 # that can't be used).
-READER_MISSING = "The camera is off: its mood-reading software is missing."
+READER_MISSING = "The camera is off: its mood-reading software is missing or damaged."
 CAMERA_MISSING = "The camera isn't connected."
 CAMERA_NOT_WORKING = "The camera isn't working right now."
 
