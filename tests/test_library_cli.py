@@ -1,12 +1,15 @@
 """`moodtunes library scan DIR` of a folder the kiosk does not keep says so, and a scan's log
-tells tracks pruned because their file is gone from those pruned for being outside the folders."""
+tells tracks pruned because their file is gone from those pruned for being outside the folders;
+`library list` reads only a catalogue that is there, and prints it one track a line."""
 
 import logging
 import subprocess
 import sys
 from pathlib import Path
 
+from moodtunes.cli import main as moodtunes
 from moodtunes.commands.library import folders_outside_library
+from moodtunes.config import Settings
 from moodtunes.domain import Category
 from moodtunes.library import scan_library
 from moodtunes.store import Store, TrackRecord
@@ -57,3 +60,22 @@ def test_the_prune_log_tells_files_gone_from_files_outside_the_folders(tmp_path,
             report = scan_library([music], store, workers=1, exclusive=True)
     assert report.removed == 2
     assert "pruned 2 tracks: 1 whose files are gone, 1 outside the folders scanned" in caplog.text
+
+
+def test_listing_a_data_dir_that_is_not_there_says_so_and_creates_nothing(tmp_path, monkeypatch, capsys):
+    """A wrong or unmounted data dir made an empty database there and said the catalogue was empty."""
+    data_dir = tmp_path / "not-mounted" / "data"
+    monkeypatch.setenv("MOODTUNES_DATA_DIR", str(data_dir))
+    assert moodtunes(["library", "list"]) == 1
+    assert f"the data dir {data_dir} does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "not-mounted").exists()
+
+
+def test_control_characters_catalogued_by_an_older_scan_stay_out_of_the_table(capsys):
+    with Store.open(Settings().database_path) as store:
+        store.upsert_track(TrackRecord(path="/music/a.flac", size=1, mtime=1.0, title="line1\nline2\r\x07",
+                                       artist="\x1b[31mRed", category=Category.HAPPY_AND_CALM.value, quadrant="Q4",
+                                       valence=0.8, arousal=0.3, duration=61.0))
+    assert moodtunes(["library", "list"]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert len(rows) == 2 and rows[1].endswith("1:01  [31mRed — line1 line2")

@@ -167,6 +167,57 @@ def test_m4a_is_decoded_through_ffmpeg(tmp_path):
     assert extract_features(excerpt.samples, excerpt.sr)["centroid_mean"] < 2000
 
 
+def cut(path: Path, fraction: float) -> Path:
+    """Keep the first ``fraction`` of the file's bytes, as a download cut short does."""
+    path.write_bytes(path.read_bytes()[: int(path.stat().st_size * fraction)])
+    return path
+
+
+def noise_flac(path: Path, seconds: float, sr: int = 8000) -> Path:
+    """Quiet noise, which FLAC can't squeeze: its bytes are spread evenly over its length."""
+    sf.write(str(path), 0.1 * np.random.default_rng(0).standard_normal(int(sr * seconds)), sr)
+    return path
+
+
+def test_an_mp3_is_as_long_as_what_decodes_not_as_its_headers_estimate(tmp_path):
+    """An MP3's header length is an estimate from its first frame's bitrate: a good VBR file
+    without a VBR header (a quiet start, then loud) was refused as truncated at "40 s"; the first
+    20 KB of a 30 s MP3 are two seconds or so of song, not 30 s."""
+    ffmpeg = require_tool("ffmpeg")
+    vbr = tmp_path / "vbr.mp3"
+    subprocess.run([ffmpeg, "-loglevel", "error", "-f", "lavfi", "-i", "anullsrc=r=44100:cl=mono:d=2",
+                    "-f", "lavfi", "-i", "anoisesrc=d=10:c=pink:a=0.3:r=44100",
+                    "-filter_complex", "[0][1]concat=n=2:v=0:a=1",
+                    "-c:a", "libmp3lame", "-q:a", "0", "-write_xing", "0", str(vbr)], check=True)
+    assert sf.info(str(vbr)).duration > 30  # the header's estimate
+    assert load_excerpt(vbr).source_duration == pytest.approx(12.0, abs=0.2)
+    cut_short = tmp_path / "cut.mp3"
+    subprocess.run([ffmpeg, "-loglevel", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=30",
+                    "-c:a", "libmp3lame", str(cut_short)], check=True)
+    cut_short.write_bytes(cut_short.read_bytes()[:20_000])
+    assert 1.0 < load_excerpt(cut_short).source_duration < 3.0
+
+
+def test_a_truncated_flac_is_refused_as_damaged(tmp_path):
+    with pytest.raises(AudioDecodeError, match=r"truncated or damaged: the header says 30 s, [5-7]\.\d s decodes"):
+        load_excerpt(cut(noise_flac(tmp_path / "cut.flac", 30.0), 0.2))
+
+
+def test_a_long_file_that_ends_before_its_middle_says_how_much_decodes(tmp_path):
+    """Its middle minute starts at 45 s, past the 37 s that are left: not "too short (0.00 s)"."""
+    with pytest.raises(AudioDecodeError, match=r"truncated or damaged: the header says 150 s, 3[5-8]\.\d s decodes"):
+        load_excerpt(cut(noise_flac(tmp_path / "cut.flac", 150.0), 0.25))
+
+
+def test_nan_samples_are_reported_as_invalid_audio_not_as_a_resampling_error(tmp_path):
+    y = 0.3 * np.sin(np.arange(44100 * 3) / 10.0)
+    y[1000:1010] = np.nan
+    path = tmp_path / "nan.wav"
+    sf.write(str(path), y, 44100, subtype="FLOAT")  # resampled to 22 050 Hz before analysis
+    with pytest.raises(AudioDecodeError, match="invalid samples"):
+        load_excerpt(path)
+
+
 def record_golden_values() -> None:
     """Write the features of the golden signal for the current FEATURE_VERSION (run this file).
     Refuses to overwrite the values of a version already recorded: bump FEATURE_VERSION first."""

@@ -23,7 +23,7 @@ from conftest import require_tool
 from moodtunes.cli import main as moodtunes
 from moodtunes.config import Settings
 from moodtunes.domain import Category
-from moodtunes.library import ensure_library, scan_library
+from moodtunes.library import NoMusicFolders, ensure_library, scan_library
 from moodtunes.library import scan as scan_module
 from moodtunes.library.demo import ARTISTS, TRACKS, synthesize, write_demo_library
 from moodtunes.store import Store, TrackRecord
@@ -532,6 +532,115 @@ def test_a_missing_folder_is_reported_and_its_tracks_kept(library, store, tmp_pa
     assert len(store.track_index()) == 5
 
 
+def test_a_mistyped_folder_with_prune_outside_forgets_nothing(library, store, tmp_path, monkeypatch, capsys):
+    """`scan /tmp/x/lbi --prune-outside` (a typo) pruned the whole catalogue: every track was outside
+    the one folder given, which does not exist."""
+    scan_library([library], store, workers=1)
+    typo = tmp_path / "lbi"
+    report = scan_library([typo], store, workers=1, exclusive=True)
+    assert (report.missing_roots, report.removed, report.outside_kept) == ([str(typo)], 0, 5)
+    assert len(store.track_index()) == 5
+    partly = scan_library([library / "demo", typo], store, workers=1, exclusive=True)  # one right, one wrong
+    assert (partly.found, partly.removed, partly.outside_kept) == (4, 0, 1)
+    assert str(library / "broken.mp3") in store.track_index()
+    monkeypatch.setenv("MOODTUNES_LIBRARY__WORKERS", "1")
+    with Store.open(Settings().database_path) as kiosks:
+        catalogue(kiosks, library / "one.flac", library / "two.flac")
+        assert moodtunes(["library", "scan", str(typo), "--prune-outside"]) == 1
+        out = capsys.readouterr().out
+        assert f"missing folder: {typo}" in out and "0 removed" in out
+        assert "2 catalogued tracks outside these folders kept, not pruned: a folder given is missing" in out
+        assert len(kiosks.track_index()) == 2
+
+
+def test_prune_outside_of_folders_that_are_all_there_still_prunes(library, store, tmp_path):
+    scan_library([library], store, workers=1)
+    report = scan_library([library / "demo"], store, workers=1, exclusive=True)
+    assert (report.removed, report.outside_kept) == (1, 0)
+    assert str(library / "broken.mp3") not in store.track_index()
+
+
+def test_the_kiosks_scan_of_a_configured_folder_that_is_missing_prunes_nothing(library, store, tmp_path):
+    """A USB stick not mounted at start-up: the kiosk's scan (ensure_library) keeps every track, those
+    of the folder and those elsewhere (an earlier demo library, another folder's)."""
+    scan_library([library], store, workers=1)
+    settings = Settings(data_dir=tmp_path / "data", library={"workers": 1, "paths": [tmp_path / "usb-stick"]})
+    report = ensure_library(settings, store)
+    assert (report.removed, report.outside_kept, len(store.track_index())) == (0, 5, 5)
+
+
+def test_a_scan_of_no_folders_at_all_is_an_error_that_prunes_nothing(library, store, tmp_path, monkeypatch, capsys):
+    """No DIR, library.paths empty and the demo library off: that scan made the catalogue hold "only
+    the tracks of no folder", and emptied it (exit 0)."""
+    scan_library([library], store, workers=1)
+    settings = Settings(data_dir=tmp_path / "data", library={"workers": 1, "demo": False})
+    with pytest.raises(NoMusicFolders):
+        ensure_library(settings, store)
+    with pytest.raises(NoMusicFolders):
+        scan_library([], store, workers=1, exclusive=True)
+    monkeypatch.setenv("MOODTUNES_LIBRARY__DEMO", "false")
+    assert len(store.track_index()) == 5
+    with Store.open(Settings().database_path) as kiosks:
+        catalogue(kiosks, library / "one.flac")
+        assert moodtunes(["library", "scan"]) == 1
+        err = capsys.readouterr().err
+        assert "no music folders configured" in err and "give DIR or set library.paths" in err
+        assert len(kiosks.track_index()) == 1
+
+
+def test_a_file_given_as_the_folder_to_scan_is_told_apart_from_a_missing_folder(library, monkeypatch, capsys):
+    monkeypatch.setenv("MOODTUNES_LIBRARY__WORKERS", "1")
+    song = library / "demo" / SMALL[0]
+    assert moodtunes(["library", "scan", str(song)]) == 1
+    out = capsys.readouterr().out
+    assert f"{song} is a file, not a folder: give the folder that holds it" in out
+    assert "missing folder" not in out
+
+
+def test_audio_of_formats_the_scan_does_not_read_is_counted_and_opus_and_aiff_are_read(tmp_path, store, capsys):
+    ffmpeg = require_tool("ffmpeg")
+    folder = tmp_path / "music"
+    folder.mkdir()
+    for name in ("song.opus", "song.aiff"):
+        subprocess.run([ffmpeg, "-loglevel", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=3",
+                        str(folder / name)], check=True)
+    for name in ("a.wma", "b.WMA", "c.ape", "cover.jpg", "notes.txt"):
+        (folder / name).write_bytes(b"not read")
+    report = scan_library([folder], store, workers=1)
+    assert (report.found, report.analysed, report.failed) == (2, 2, [])
+    assert report.skipped == {".wma": 2, ".ape": 1} and report.as_dict()["skipped"] == report.skipped
+    assert moodtunes(["library", "scan", str(folder), "--workers", "1"]) == 0
+    assert "3 files of other kinds skipped: .wma ×2, .ape" in capsys.readouterr().out
+
+
+def test_a_wav_streamed_to_a_pipe_gets_its_real_length_and_a_truncated_flac_is_not_catalogued(tmp_path, store):
+    """ffmpeg writing a WAV to a pipe can't go back to fill in its sizes: mutagen took the
+    placeholders for 13 hours of audio. A FLAC cut short was catalogued at its header's length."""
+    ffmpeg = require_tool("ffmpeg")
+    folder = tmp_path / "music"
+    folder.mkdir()
+    with open(folder / "streamed.wav", "wb") as pipe:
+        subprocess.run([ffmpeg, "-loglevel", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=8",
+                        "-f", "wav", "-"], stdout=pipe, check=True)
+    noise = 0.1 * np.random.default_rng(0).standard_normal(8000 * 30)  # bytes spread evenly over 30 s
+    sf.write(str(folder / "cut.flac"), noise, 8000)
+    (folder / "cut.flac").write_bytes((folder / "cut.flac").read_bytes()[: (folder / "cut.flac").stat().st_size // 5])
+    report = scan_library([folder], store, workers=1)
+    assert store.track_by_path(str(folder / "streamed.wav")).duration == pytest.approx(8.0, abs=0.1)
+    [(path, reason)] = report.failed
+    assert path == str(folder / "cut.flac") and reason.startswith("truncated or damaged: the header says 30 s")
+    assert store.track_by_path(path).category is None
+
+
+def test_workers_are_never_more_than_the_cores_and_never_negative(monkeypatch, capsys):
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert [scan_module.resolve_workers(n) for n in (0, 1, 2, 64)] == [2, 1, 2, 2]
+    with pytest.raises(SystemExit) as exit_status:
+        moodtunes(["library", "scan", "--workers", "-3"])
+    assert exit_status.value.code == 2
+    assert "--workers: must be 0 (one per core) or more, not -3" in capsys.readouterr().err
+
+
 def test_a_scan_of_one_folder_leaves_a_sibling_with_a_longer_name_alone(tmp_path, demo_files, store):
     """Scanning /x/music prunes gone tracks under /x/music/ only: /x/music2 is another folder,
     whose tracks (scanned another time, or on a drive that is away) must stay."""
@@ -702,6 +811,7 @@ def test_cli_scan_and_list_json(library, monkeypatch, capsys):
 def test_cli_scans_with_the_configured_or_the_requested_workers(tmp_path, monkeypatch, option, workers):
     monkeypatch.setenv("MOODTUNES_LIBRARY__WORKERS", "2")
     monkeypatch.setenv("MOODTUNES_LIBRARY__DEMO", "false")
+    monkeypatch.setenv("MOODTUNES_LIBRARY__PATHS", str(tmp_path))
     asked: list[int] = []
     monkeypatch.setattr(scan_module, "resolve_workers", lambda n: asked.append(n) or 1)
     assert moodtunes(["library", "scan", str(tmp_path), *option]) == 0  # given folders

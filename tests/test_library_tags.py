@@ -72,6 +72,28 @@ def test_huge_tags_are_cut_when_catalogued(tmp_path):
     PlayEvent(title=tags.title, artist=tags.artist, seconds_listened=0.0)  # the visit event takes them whole
 
 
+def test_control_characters_in_tags_and_names_never_reach_the_catalogue(tmp_path):
+    """A title "line1\\nline2\\r\\x07" broke `library list`'s table and rang the terminal's bell."""
+    path = _tone(tmp_path / "x.flac", "FLAC")
+    audio = FLAC(str(path))
+    audio.update({"title": "line1\nline2\r\x07", "artist": ["\x1b[31mRed", "Tab\tBand"], "album": "\x00\x9b"})
+    audio.save()
+    tags = read_tags(path)
+    assert (tags.title, tags.artist, tags.album) == ("line1 line2", "[31mRed, Tab Band", None)
+    untagged = _tone(tmp_path / "02 - new\nline.wav", "WAV")
+    assert read_tags(untagged).title == "new line"
+
+
+@pytest.mark.parametrize(("date", "year"), [("20030501", 2003), ("2003-05-01", 2003), ("2011", 2011),
+                                            ("0000", None), ("0000-00-00", None), ("May 1999", 1999), ("", None)])
+def test_the_year_is_the_one_a_date_tag_starts_with_and_0000_is_unknown(tmp_path, date, year):
+    path = _tone(tmp_path / "x.flac", "FLAC")
+    audio = FLAC(str(path))
+    audio.update({"date": date})
+    audio.save()
+    assert read_tags(path).year == year
+
+
 def test_untagged_file_falls_back_to_its_name(tmp_path):
     tags = read_tags(_tone(tmp_path / "07 - Quiet_Morning.wav", "WAV"))
     assert tags.title == "Quiet Morning"

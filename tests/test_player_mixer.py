@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 from pathlib import Path
 
+import pygame
 import pytest
+from conftest import require_tool
 from moodtunes.player import MixerPlayer, PlayerError, probe_duration
 from ui_support import write_tone
 
@@ -49,7 +52,9 @@ def test_position_advances_only_while_playing(tone: Path):
         player.close()
 
 
-def test_a_song_past_its_length_is_finished_and_position_is_capped(tone: Path):
+def test_a_song_past_its_length_while_the_mixer_got_nowhere_is_finished_and_position_is_capped(tone: Path):
+    """Our clock is 45 s into a 30 s song while the mixer played a moment of it: playback stalled
+    (a mixer that never reports the end must not hold the kiosk for good)."""
     clock = FakeClock()
     player = MixerPlayer(clock=clock)
     try:
@@ -121,6 +126,30 @@ def test_a_truncated_song_ended_by_the_mixer_counts_only_what_the_clock_heard(
         assert player.position() == pytest.approx(heard_s)
         player.stop()
         assert player.position() == pytest.approx(heard_s)
+    finally:
+        player.close()
+
+
+def test_a_song_longer_than_its_header_says_plays_until_the_mixer_ends_it(tmp_path: Path):
+    """Two MP3s joined with `cat`: the first one's header says 1 s, the mixer plays 3 s. The song is
+    not over while the mixer plays it (it was cut off, and saved as heard whole, 1 s after the header's
+    length), and what was heard is the whole of it."""
+    ffmpeg = require_tool("ffmpeg")
+    parts = []
+    for seconds in (1, 2):
+        parts.append(tmp_path / f"part{seconds}.mp3")
+        subprocess.run([ffmpeg, "-v", "error", "-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}",
+                        "-c:a", "libmp3lame", str(parts[-1])], check=True, timeout=60)
+    joined = tmp_path / "joined.mp3"
+    joined.write_bytes(b"".join(part.read_bytes() for part in parts))
+    player = MixerPlayer()
+    try:
+        player.load(joined)
+        assert player.duration() < 1.2
+        player.play()
+        wait_until_finished(player)
+        assert player.is_finished() and not pygame.mixer.music.get_busy()
+        assert not player.ended_early() and player.position() > 2.5
     finally:
         player.close()
 

@@ -108,3 +108,15 @@ def test_closing_the_kiosk_stops_a_scan_waiting_for_another_scans_lock(caplog, t
         assert service.wait(10), "the waiting scan did not stop"
         stopper.join(10)
     assert "library scan stopped with the kiosk" in caplog.text and service.error is None
+
+
+def test_a_kiosk_with_no_music_folder_set_says_so_in_one_line(caplog):
+    """library.paths empty and no demo: a setting to fix, not a bug with a traceback."""
+    from moodtunes.library import ensure_library
+
+    settings = load_settings()
+    settings.library.paths, settings.library.demo = [], False
+    service = LibraryService(ensure_library, settings)
+    record = service_log(caplog, service)
+    assert record.levelno == logging.WARNING and record.exc_info is None
+    assert "library.paths" in service.error

@@ -7,14 +7,27 @@ driver, which plays silently in real time, so positions still advance and songs 
 Elapsed time is kept with our own monotonic clock (with pauses taken out) rather than
 ``mixer.music.get_pos``, which resets on every ``play`` and keeps no notion of the song's length.
 The mixer ending a song counts as a full listen only if our clock got near its length: a truncated
-or damaged file ends early, and then the clock says how much was heard (``ended_early``).
+or damaged file ends early, and then the clock says how much was heard (``ended_early``). The mixer,
+not the length, says when a song ends: a header may under-estimate it (a VBR MP3 without a Xing
+header, MP3 files joined with `cat`), so a song plays on past its length while the mixer plays it,
+its length growing; only if the mixer's position stops keeping up with our clock (playback stalled)
+does the length end it.
+
+SDL_mixer reads MP3, Ogg Vorbis, FLAC and plain WAV. What else the scanner catalogues (M4A/AAC, Ogg
+Opus, a file whose name says another format than its data) is decoded by ffmpeg into a WAV in
+memory when it is loaded, so the kiosk plays every song it recommends.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import os
+import shutil
+import subprocess
+import tempfile
 import time
+import wave
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
@@ -29,6 +42,12 @@ _END_GRACE_S = (
 # this much before it, the song was cut short by a truncated or damaged file.
 _EARLY_END_S = 3.0
 _EARLY_END_FRACTION = 0.1
+# Past its length, a song the mixer still plays has ended only if the mixer's own position stopped
+# keeping up with our clock over this long (half as fast): else the length was an under-estimate.
+_STALL_CHECK_S = 2.0
+# Longest song converted for playback: its PCM is held in memory (10.6 MB a minute at 44.1 kHz
+# stereo, so up to ~210 MB).
+MAX_CONVERTED_S = 20 * 60
 
 
 SILENT_DRIVERS = frozenset({"dummy", "disk"})  # SDL audio drivers nobody hears ("disk" writes a file)
@@ -92,6 +111,37 @@ def _driver_in_use() -> str:
         return os.environ.get("SDL_AUDIODRIVER", "default")
 
 
+def convert_to_wav(path: Path, rate: int, channels: int) -> tuple[io.BytesIO, float]:
+    """(a 16-bit PCM WAV of the song in memory, its exact length in seconds), decoded by ffmpeg at
+    the mixer's rate and channels: for what SDL_mixer can't read. PlayerError if ffmpeg is missing,
+    can't decode the file, or the song is longer than MAX_CONVERTED_S."""
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        raise PlayerError(f"{path.name}: can't be played without ffmpeg (sudo apt install ffmpeg)")
+    command = [ffmpeg, "-nostdin", "-v", "error", "-i", str(path), "-map", "0:a:0", "-f", "s16le",
+               "-ac", str(channels), "-ar", str(rate), "-t", str(MAX_CONVERTED_S + 1), "-"]
+    buffer = io.BytesIO()
+    with tempfile.TemporaryFile() as errors:  # a file, not a pipe: ffmpeg never waits on it
+        with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors) as ffmpeg_run, \
+                wave.open(buffer, "wb") as out:
+            out.setnchannels(channels)
+            out.setsampwidth(2)
+            out.setframerate(rate)
+            while chunk := ffmpeg_run.stdout.read(1 << 20):
+                out.writeframesraw(chunk)
+            seconds = out.getnframes() / rate
+        errors.seek(0)
+        logger.debug("ffmpeg on %s: %s", path, errors.read().decode(errors="replace").strip())
+    if ffmpeg_run.returncode != 0 or seconds <= 0:
+        raise PlayerError(f"{path.name}: can't be played: neither the mixer nor ffmpeg decodes it "
+                          "(damaged, or not audio)")
+    if seconds > MAX_CONVERTED_S:
+        raise PlayerError(f"{path.name}: can't be played: longer than {MAX_CONVERTED_S // 60} minutes, "
+                          "the most converted for playback in memory")
+    buffer.seek(0)
+    return buffer, seconds
+
+
 def probe_duration(path: Path) -> float:
     """The song's length in seconds from its tags/header (mutagen), or 0.0 when unknown."""
     try:
@@ -112,6 +162,7 @@ class MixerPlayer:
         self.driver = init_mixer()
         self._music = pygame.mixer.music
         self._pygame_error = pygame.error
+        self._rate, _, self._channels = pygame.mixer.get_init()  # what songs are converted to
         self._clock = clock
         self._volume = min(1.0, max(0.0, volume))
         self._music.set_volume(self._volume)
@@ -120,6 +171,7 @@ class MixerPlayer:
         self._elapsed_before = 0.0  # seconds played before the current run (pauses split runs)
         self._run_started: float | None = None
         self._ended_at: float | None = None  # our clock's seconds when the mixer ended the song
+        self._checkpoint = (0.0, 0.0)  # (our clock's seconds, the mixer's) last compared: _mixer_stalled
         self._started = False
         self._stopped = False
 
@@ -132,11 +184,23 @@ class MixerPlayer:
         try:
             self._music.load(str(path))
         except self._pygame_error as exc:
-            raise PlayerError(f"{path.name}: can't be played ({exc})") from None
+            logger.info("%s: the mixer can't read it (%s): converting it with ffmpeg", path.name, exc)
+            duration = self._load_converted(path)
         self._path = path
         self._duration = float(duration) if duration and duration > 0 else probe_duration(path)
         self._elapsed_before, self._run_started, self._ended_at = 0.0, None, None
         self._started = self._stopped = False
+
+    def _load_converted(self, path: Path) -> float:
+        """Load ``path`` decoded by ffmpeg; returns its exact length. The song before is unloaded
+        first, so that two converted songs are never held in memory at once."""
+        self._music.unload()
+        wav, seconds = convert_to_wav(path, self._rate, self._channels)
+        try:
+            self._music.load(wav, "wav")
+        except self._pygame_error as exc:
+            raise PlayerError(f"{path.name}: can't be played ({exc})") from None
+        return seconds
 
     def play(self) -> None:
         if self._path is None:
@@ -147,6 +211,7 @@ class MixerPlayer:
             raise PlayerError(f"{self._path.name}: can't be played ({exc})") from None
         self._elapsed_before, self._run_started, self._ended_at = 0.0, self._clock(), None
         self._started, self._stopped = True, False
+        self._checkpoint = (0.0, self._mixer_position())
 
     def pause(self) -> None:
         if self._run_started is not None:
@@ -194,7 +259,23 @@ class MixerPlayer:
         while it plays, and when it was paused or stopped by hand before that)."""
         if self._ended_at is None and self._run_started is not None and not self._music.get_busy():
             self._ended_at = self._clock_elapsed()
+            self._duration = max(self._duration, self._ended_at)  # it played longer than its header said
         return self._ended_at
+
+    def _mixer_position(self) -> float:
+        """Seconds the mixer says it has played since ``play`` (pygame's get_pos)."""
+        return self._music.get_pos() / 1000.0
+
+    def _mixer_stalled(self) -> bool:
+        """Whether the mixer's position moved less than half as far as our clock over the last
+        _STALL_CHECK_S or more: playback got stuck (or our clock is a test's). A mixer that keeps
+        up is playing a song longer than its header said."""
+        elapsed, mixer = self._clock_elapsed(), self._mixer_position()
+        clock_then, mixer_then = self._checkpoint
+        if elapsed - clock_then < _STALL_CHECK_S:
+            return False
+        self._checkpoint = (elapsed, mixer)
+        return mixer - mixer_then < (elapsed - clock_then) / 2
 
     def _heard_whole(self, ended_at: float) -> bool:
         """Whether a song the mixer ended after ``ended_at`` seconds was played to its end."""
@@ -215,12 +296,20 @@ class MixerPlayer:
 
     def is_finished(self) -> bool:
         """True once a started song has ended by itself, played to its end or cut short (see
-        ``ended_early``); not when paused or stopped by hand."""
+        ``ended_early``); not when paused or stopped by hand. Past its length, a song the mixer
+        still plays is finished only if playback stalled; else its length was an under-estimate,
+        and grows."""
         if self._mixer_ended_at() is not None:
             return True
         if self._run_started is None or not self._duration:  # not started, paused or stopped
             return False
-        return self._clock_elapsed() >= self._duration + _END_GRACE_S
+        elapsed = self._clock_elapsed()
+        if elapsed < self._duration + _END_GRACE_S:
+            return False
+        if self._mixer_stalled():
+            return True
+        self._duration = elapsed  # the mixer plays on: the header under-estimated the song's length
+        return False
 
     def ended_early(self) -> bool:
         """True when the mixer ended the song well before its length (a truncated or damaged

@@ -19,15 +19,16 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from moodtunes.domain import Category
+from moodtunes.paths import data_dir_problem
 
 # A damaged song fails every scan until it is replaced: were that an error, the nightly unit would
 # be "failed" for good and a real failure (no model, no disk) would go unnoticed among them.
 SCAN_EXIT_STATUS = (
     "exit status: 0 when the scan completed, even if some files could not be analysed (they are "
-    "listed, and kept in the catalogue with their error: `library list --errors`); 1 on an error, "
-    "or when nothing was found because a folder is missing or empty, or songs' links lead to a "
-    "missing drive, with their tracks kept; 130 after Ctrl-C and 143 after SIGTERM, with everything "
-    "analysed so far saved."
+    "listed, and kept in the catalogue with their error: `library list --errors`); 1 on an error "
+    "(among them: no DIR given and no library.paths set), or when nothing was found because a "
+    "folder is missing or empty, or songs' links lead to a missing drive, with their tracks kept; "
+    "130 after Ctrl-C and 143 after SIGTERM, with everything analysed so far saved."
 )
 
 
@@ -38,8 +39,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     scan.add_argument("dirs", nargs="*", type=Path, metavar="DIR",
                       help="folders to scan recursively (default: library.paths, or the demo library)")
     scan.add_argument("--json", action="store_true", help="print the scan summary as JSON")
-    scan.add_argument("--workers", type=int, metavar="N",
-                      help="analysis processes (default: library.workers; 0 = one per core)")
+    scan.add_argument("--workers", type=worker_count, metavar="N",
+                      help="analysis processes (default: library.workers; 0 = one per core; never more than "
+                           "one per core)")
     scan.add_argument("--prune-outside", action="store_true",
                       help="also forget catalogued tracks that are not under the given folders")
     listing = sub.add_parser("list", help="print the catalogue")
@@ -48,6 +50,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
     listing.add_argument("--errors", action="store_true", help="include files that failed analysis")
     demo = sub.add_parser("demo", help="synthesize a small royalty-free demo library")
     demo.add_argument("dir", type=Path, metavar="DIR", help="folder to write the demo tracks into")
+
+
+def worker_count(text: str) -> int:
+    """--workers: a whole number, 0 or more (argparse says what is wrong otherwise)."""
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if count < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 (one per core) or more, not {count}")
+    return count
 
 
 class TerminalProgress:
@@ -89,6 +102,8 @@ def track_to_dict(track: Any) -> dict[str, Any]:
 
 
 def _print_scan(report: Any, as_json: bool) -> None:
+    from moodtunes.library.scan import not_a_folder, skipped_summary
+
     if as_json:
         print(json.dumps(report.as_dict()))
         return
@@ -96,7 +111,12 @@ def _print_scan(report: Any, as_json: bool) -> None:
     print(f"{report.found} audio files: {report.analysed} analysed, {rescored}{report.unchanged} unchanged, "
           f"{len(report.failed)} failed, {report.removed} removed ({report.seconds:.1f} s)")
     for root in report.missing_roots:
-        print(f"  missing folder: {root}")
+        print(f"  {not_a_folder(root)}")
+    if report.outside_kept:
+        print(f"  {report.outside_kept} catalogued tracks outside these folders kept, not pruned: "
+              "a folder given is missing or unreadable")
+    if report.skipped:
+        print(f"  {skipped_summary(report.skipped)}")
     for folder, why in report.kept:
         print(f"  {folder}: {why}")
     for link, target in report.links:
@@ -106,7 +126,7 @@ def _print_scan(report: Any, as_json: bool) -> None:
 
 
 def _scan(args: argparse.Namespace, settings: Any) -> int:
-    from moodtunes.library import ensure_library, scan_library, scan_workers
+    from moodtunes.library import NoMusicFolders, ensure_library, scan_library, scan_workers
     from moodtunes.store import Store
 
     progress = None if args.json else TerminalProgress()
@@ -118,10 +138,14 @@ def _scan(args: argparse.Namespace, settings: Any) -> int:
                                   progress=progress)
         else:
             report = ensure_library(settings, store, workers=args.workers, progress=progress)
+    except NoMusicFolders as exc:
+        print(f"moodtunes library scan: {exc}: give DIR or set library.paths", file=sys.stderr)
+        return 1
     finally:
         store.close()
     _print_scan(report, args.json)
-    if args.dirs and (outside := folders_outside_library(args.dirs, settings.library.paths)):
+    folders = [d for d in args.dirs if d.is_dir()]  # the others were reported as such
+    if folders and (outside := folders_outside_library(folders, settings.library.paths)):
         print(f"note: {', '.join(map(str, outside))} not under library.paths: the kiosk and the nightly scan keep "
               "only the songs under library.paths, so they will drop these at their next scan; add the "
               "folder to library.paths to keep them", file=sys.stderr)
@@ -136,13 +160,16 @@ def folders_outside_library(folders: list[Path], library_paths: list[Path]) -> l
 
 
 def _list(args: argparse.Namespace, settings: Any) -> int:
+    from moodtunes.library.tags import printable
     from moodtunes.store import Store
 
-    store = Store.open(settings.database_path)
-    try:
-        tracks = store.tracks(category=args.category, include_errors=args.errors)
-    finally:
-        store.close()
+    if problem := data_dir_problem(settings.data_dir):  # opening the store would create it there
+        print(f"moodtunes library list: the {problem}, so there is no catalogue to read", file=sys.stderr)
+        return 1
+    tracks = []
+    if settings.database_path.exists():
+        with Store.open(settings.database_path) as store:
+            tracks = store.tracks(category=args.category, include_errors=args.errors)
     if args.json:
         for track in tracks:
             print(json.dumps(track_to_dict(track)))
@@ -153,11 +180,12 @@ def _list(args: argparse.Namespace, settings: Any) -> int:
     print(f"{'category':<17} {'quad':<4} {'val':>4} {'aro':>4} {'bpm':>4} {'time':>5}  artist — title")
     for t in tracks:
         if t.error:
-            print(f"{'(failed)':<17} {'':<4} {'':>4} {'':>4} {'':>4} {'':>5}  {t.path}: {t.error}")
+            print(f"{'(failed)':<17} {'':<4} {'':>4} {'':>4} {'':>4} {'':>5}  {printable(t.path)}: {t.error}")
             continue
         minutes, seconds = divmod(round(t.duration), 60)
+        # printable: tracks catalogued before the scan cleaned tags may hold control characters
         print(f"{t.category:<17} {t.quadrant:<4} {t.valence:4.2f} {t.arousal:4.2f} {t.tempo or 0:4.0f} "
-              f"{minutes:2d}:{seconds:02d}  {t.artist} — {t.title}")
+              f"{minutes:2d}:{seconds:02d}  {printable(t.artist)} — {printable(t.title)}")
     return 0
 
 

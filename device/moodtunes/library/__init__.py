@@ -7,11 +7,11 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from moodtunes.library.scan import ProgressCallback, ScanReport, scan_library
+from moodtunes.library.scan import NoMusicFolders, ProgressCallback, ScanReport, scan_library
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ScanReport", "demo_library_dir", "ensure_library", "scan_library", "scan_workers"]
+__all__ = ["NoMusicFolders", "ScanReport", "demo_library_dir", "ensure_library", "scan_library", "scan_workers"]
 
 
 def demo_library_dir(settings) -> Path:
@@ -30,7 +30,8 @@ def ensure_library(
 ) -> ScanReport:
     """Bring the catalogue in line with the configured library: the folders in library.paths, or,
     when there are none and library.demo is on, the demo library (synthesized on first use).
-    The catalogue then holds only those folders' tracks."""
+    The catalogue then holds only those folders' tracks, unless one of them is missing (see
+    scan_library). NoMusicFolders when there are none at all: the catalogue is left as it is."""
     roots = list(settings.library.paths)
     if not roots and settings.library.demo:
         from moodtunes.library.demo import write_demo_library
@@ -40,7 +41,7 @@ def ensure_library(
         write_demo_library(folder)
         roots = [folder]
     if not roots:
-        logger.warning("no music folders configured (library.paths) and the demo library is off")
+        raise NoMusicFolders("no music folders configured (library.paths is empty and library.demo is off)")
     return scan_library(
         roots, store, workers=scan_workers(settings, workers),
         model_path=settings.library.model, exclusive=True, progress=progress, should_stop=should_stop,

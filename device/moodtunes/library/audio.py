@@ -1,7 +1,9 @@
 """Decode a mono excerpt of an audio file at the analysis sample rate.
 
-libsndfile (via soundfile) decodes MP3, OGG, FLAC and WAV quickly and can seek, so only the
-excerpt is read; formats it does not know (M4A/AAC) go through librosa's audioread/ffmpeg path.
+libsndfile (via soundfile) decodes MP3, Ogg (Vorbis, Opus, FLAC), FLAC, WAV and AIFF quickly and
+can seek, so only the excerpt is read; formats it does not know (M4A/AAC) go through librosa's
+audioread/ffmpeg path. A file that decodes to clearly less than its header says is refused as
+truncated or damaged.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ MIN_SECONDS = 1.0
 
 # Formats libsndfile does not read: only ffmpeg (through audioread) decodes them.
 NEEDS_FFMPEG = frozenset({".m4a", ".aac"})
+# Formats whose header length is an estimate, not a count of samples.
+LENGTH_ESTIMATED = frozenset({".mp3"})
 
 
 class AudioDecodeError(Exception):
@@ -57,10 +61,14 @@ def excerpt_window(duration: float, max_seconds: float = EXCERPT_SECONDS) -> tup
 
 
 def _to_mono_resampled(samples: np.ndarray, native_sr: int, sr: int) -> np.ndarray:
+    """Mono at ``sr``. Checked for NaN and infinity first (a float WAV can hold them): resampling
+    them fails with an error that says nothing about the file."""
     import librosa
 
     mono = samples.mean(axis=1) if samples.ndim == 2 else samples
     mono = np.ascontiguousarray(mono, dtype=np.float32)
+    if not np.all(np.isfinite(mono)):
+        raise AudioDecodeError("decoded audio contains invalid samples (NaN or infinity)")
     if native_sr != sr:
         mono = librosa.resample(mono, orig_sr=native_sr, target_sr=sr, res_type="soxr_hq")
     return mono
@@ -96,6 +104,39 @@ def _decode_audioread(path: Path, sr: int, max_seconds: float, duration: float |
         warnings.simplefilter("ignore")
         samples, _ = librosa.load(str(path), sr=sr, mono=True, offset=offset, duration=length)
     return Excerpt(np.asarray(samples, dtype=np.float32), sr, duration)
+
+
+def _decodable_seconds(path: Path) -> float | None:
+    """How many seconds of the file decode when read from the start to the end (ffmpeg, through
+    audioread), or None if that fails too."""
+    try:
+        with audioread.audio_open(str(path)) as f:
+            return sum(len(block) for block in f) / (2 * f.channels * f.samplerate)
+    except Exception:  # it only says how much decodes: the file is refused anyway
+        logger.debug("can't measure how much of %s decodes", path, exc_info=True)
+        return None
+
+
+def _checked_length(path: Path, excerpt: Excerpt, sr: int, max_seconds: float) -> Excerpt:
+    """A file that decodes to clearly less than its header promises (a download cut short, a
+    damaged copy) is refused: catalogued, it would be a song of the header's length that plays a
+    second. When the excerpt starts mid-file, the data may end before it, so how much decodes is
+    measured from the start rather than called "too short". An MP3's header length is only an
+    estimate (from its first frame's bitrate, unless a VBR header gives it), and a good VBR file
+    without one can decode to far less: an MP3's length is what decodes, its excerpt re-taken."""
+    offset, length = excerpt_window(excerpt.source_duration, max_seconds)
+    got = excerpt.samples.size / excerpt.sr
+    if length - got <= max(MIN_SECONDS, 0.1 * length):
+        return excerpt
+    decodable = offset + got if offset == 0 or got > 0 else _decodable_seconds(path)
+    if path.suffix.lower() in LENGTH_ESTIMATED and decodable:
+        if offset == 0:
+            return Excerpt(excerpt.samples, excerpt.sr, decodable)
+        return _decode_audioread(path, sr, max_seconds, decodable)
+    decodes = "less than the middle" if decodable is None else f"{decodable:.1f} s decodes"
+    raise AudioDecodeError(
+        f"truncated or damaged: the header says {excerpt.source_duration:.0f} s, {decodes}"
+    )
 
 
 def _not_valid(path: Path, exc: Exception) -> str:
@@ -184,10 +225,9 @@ def load_excerpt(
             excerpt = _decode_fallback(path, sr, max_seconds, duration_hint)
         except (RuntimeError, ValueError) as exc:
             raise AudioDecodeError(_not_valid(path, exc)) from None
+        excerpt = _checked_length(path, excerpt, sr, max_seconds)
     if excerpt.samples.size < MIN_SECONDS * sr:
         raise AudioDecodeError(f"too short to analyse ({excerpt.samples.size / sr:.2f} s of audio)")
-    if not np.all(np.isfinite(excerpt.samples)):
-        raise AudioDecodeError("decoded audio contains invalid samples")
     if float(np.max(np.abs(excerpt.samples))) < 1e-4:
         raise AudioDecodeError("audio is silent")
     return excerpt

@@ -42,7 +42,15 @@ from moodtunes.store import Store, TrackRecord
 
 logger = logging.getLogger(__name__)
 
-AUDIO_EXTENSIONS = frozenset({".mp3", ".ogg", ".oga", ".flac", ".wav", ".m4a", ".aac"})
+AUDIO_EXTENSIONS = frozenset({
+    ".mp3", ".ogg", ".oga", ".opus", ".flac", ".wav", ".aiff", ".aif", ".m4a", ".aac",
+})
+# Audio the scanner does not read: counted in the report, so that the user learns why those songs
+# are missing rather than finding them silently left out.
+OTHER_AUDIO_EXTENSIONS = frozenset({
+    ".wma", ".ape", ".wv", ".mpc", ".tta", ".m4b", ".mka", ".webm", ".ac3", ".dts", ".dsf", ".dff",
+    ".aifc", ".amr", ".ra", ".rm", ".mid", ".midi",
+})
 
 # progress(done, total, path of the file just finished)
 ProgressCallback = Callable[[int, int, str], None]
@@ -51,6 +59,11 @@ WORKER_CRASHED = "the analysis process crashed on this file (a decoder or librar
 # Different files crashing the analysis one after another point at the analyser, not the files.
 MAX_CRASHES_IN_A_ROW = 3
 LOCK_POLL_S = 0.5  # how often a scan waiting for another's lock asks whether it should stop
+
+
+class NoMusicFolders(ValueError):
+    """A scan was asked of no folders at all. With nothing to keep, "the catalogue holds only these
+    folders' tracks" would forget every track: refused instead."""
 
 
 class AnalyserCrashing(RuntimeError):
@@ -89,7 +102,10 @@ class ScanReport:
     rescored: int = 0  # unchanged files whose stored features a new mood model scored again
     removed: int = 0  # catalogue entries pruned because their file is gone
     failed: list[tuple[str, str]] = field(default_factory=list)  # (path, reason) for this run
-    missing_roots: list[str] = field(default_factory=list)  # folders that don't exist
+    missing_roots: list[str] = field(default_factory=list)  # folders that don't exist (or are files)
+    # catalogued tracks outside the folders that an exclusive scan kept: a folder was missing or unreadable
+    outside_kept: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)  # files of OTHER_AUDIO_EXTENSIONS, by extension
     # (folder or link, why): its catalogued tracks were kept, not pruned, though none of them was found
     kept: list[tuple[str, str]] = field(default_factory=list)
     # (link, target): symlinked folders not followed, whose target is outside the scanned folders
@@ -100,7 +116,8 @@ class ScanReport:
         return {
             "found": self.found, "analysed": self.analysed, "unchanged": self.unchanged, "rescored": self.rescored,
             "removed": self.removed, "failed": [{"path": p, "error": e} for p, e in self.failed],
-            "missing_roots": self.missing_roots, "kept": [{"path": p, "reason": r} for p, r in self.kept],
+            "missing_roots": self.missing_roots, "outside_kept": self.outside_kept, "skipped": self.skipped,
+            "kept": [{"path": p, "reason": r} for p, r in self.kept],
             "links": [{"path": p, "target": t} for p, t in self.links], "seconds": round(self.seconds, 3),
         }
 
@@ -115,22 +132,28 @@ class FileState:
 def iter_audio_files(
     root: Path, unreadable: Callable[[OSError], None], linked_folder: Callable[[str], None],
     roots: Iterable[str] = (), *, not_a_file: Callable[[str, str], None],
-    dangling_link: Callable[[str, str], None],
+    dangling_link: Callable[[str, str], None], other_audio: Callable[[str], None],
 ) -> Iterator[FileState]:
     """Audio files under ``root`` (recursively, hidden folders skipped), in a stable order.
     Symlinked folders go to ``linked_folder``, not followed: a link can lead anywhere, into a loop
     even. Folders that can't be listed and files that can't be stat'ed go to ``unreadable``
     instead: their catalogued tracks must not look deleted. A pipe or device named like a song
     goes to ``not_a_file`` (path, why): reading one never ends. A symlinked file whose target is
-    missing goes to ``dangling_link`` (link, target). ``roots``: all the folders scanned (a
-    symlinked file whose target lies in one of them is that target; see _resolve)."""
+    missing goes to ``dangling_link`` (link, target); the extension of an audio file of a format
+    the scan doesn't read to ``other_audio``. ``roots``: all the folders scanned (a symlinked file
+    whose target lies in one of them is that target; see _resolve)."""
     for folder, subdirs, files in os.walk(root, onerror=unreadable):
         subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
         for name in subdirs:
             if os.path.islink(os.path.join(folder, name)):
                 linked_folder(os.path.join(folder, name))
         for name in sorted(files):
-            if name.startswith(".") or Path(name).suffix.lower() not in AUDIO_EXTENSIONS:
+            suffix = Path(name).suffix.lower()
+            if name.startswith("."):
+                continue
+            if suffix not in AUDIO_EXTENSIONS:
+                if suffix in OTHER_AUDIO_EXTENSIONS:
+                    other_audio(suffix)
                 continue
             path = os.path.join(folder, name)
             try:
@@ -207,10 +230,19 @@ def analyse_track(state: FileState, model: MoodModel) -> TrackRecord:
     record = TrackRecord(
         path=state.path, size=state.size, mtime=state.mtime, title=tags.title, artist=tags.artist,
         album=tags.album, genre=tags.genre, year=tags.year,
-        duration=round(tags.duration or decoded_duration, 3), tempo=round(features["tempo"], 1),
+        duration=round(song_length(tags.duration, decoded_duration), 3), tempo=round(features["tempo"], 1),
         features=features,
     )
     return with_mood(record, model)
+
+
+def song_length(tagged: float | None, decoded: float) -> float:
+    """The tags' length (mutagen's is the more precise for MP3), unless it is far from what the
+    decoder found: a WAV streamed through a pipe has no sizes in its header, and mutagen took its
+    placeholder ones for 27 hours; an MP3 named .wav was read as 0.01 s."""
+    if tagged is None or abs(tagged - decoded) > max(1.0, 0.05 * decoded):
+        return decoded
+    return tagged
 
 
 def with_mood(record: TrackRecord, model: MoodModel) -> TrackRecord:
@@ -288,6 +320,13 @@ def _under(path: str, roots: Iterable[str]) -> bool:
     return any(path == r or path.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
 
 
+def not_a_folder(root: str) -> str:
+    """Why ``root``, given as a music folder, can't be scanned."""
+    if os.path.isfile(root):
+        return f"{root} is a file, not a folder: give the folder that holds it"
+    return f"missing folder: {root}"
+
+
 def _keep(folder: str, why: str, kept: list[str], report: ScanReport) -> None:
     """Keep the catalogued tracks under ``folder`` though none was found, and say why."""
     kept.append(folder)
@@ -331,20 +370,34 @@ def _walk(
         else:
             skip(link, missing)
 
+    def other_audio(suffix: str) -> None:
+        report.skipped[suffix] = report.skipped.get(suffix, 0) + 1
+
     for root in map(str, roots):
         if not os.path.isdir(root):
             report.missing_roots.append(root)
             kept.append(root)
-            logger.warning("music folder %s does not exist; skipped", root)
+            logger.warning("%s; skipped", not_a_folder(root))
             continue
         files = iter_audio_files(Path(root), unreadable, linked_folder, list(map(str, roots)),
-                                 not_a_file=skip, dangling_link=dangling_link)
+                                 not_a_file=skip, dangling_link=dangling_link, other_audio=other_audio)
         found = {s.path: s for s in files}
         tracks = 0 if found or _under(root, kept) else sum(_under(p, [root]) for p in catalogued)
         if tracks:
             _keep(root, f"no music found, {tracks} catalogued tracks kept (drive not mounted?)", kept, report)
         on_disk.update(found)
+    if report.skipped:
+        logger.warning("%s", skipped_summary(report.skipped))
     return on_disk, kept
+
+
+def skipped_summary(skipped: dict[str, int]) -> str:
+    """'3 files of other kinds skipped: .wma ×2, .ape (…)', the commonest kind first."""
+    counts = sorted(skipped.items(), key=lambda kind: (-kind[1], kind[0]))
+    kinds = ", ".join(suffix if n == 1 else f"{suffix} ×{n}" for suffix, n in counts)
+    total = sum(skipped.values())
+    return (f"{total} file{'s' if total != 1 else ''} of other kinds skipped: {kinds} (formats the scan "
+            "doesn't read: convert them to FLAC, MP3 or Ogg to add them)")
 
 
 def _plan(
@@ -371,12 +424,17 @@ def _plan(
             logger.warning("skipped %s: %s", shown, UNNAMEABLE)
 
     # An unplugged drive or an unreadable folder must not empty the catalogue: see _walk.
-    def should_prune(path: str) -> bool:
-        if path in on_disk or _under(path, kept):
-            return False
-        return exclusive or _under(path, scanned)
-
-    gone = [p for p in catalogued if should_prune(p)]
+    absent = [p for p in catalogued if p not in on_disk and not _under(p, kept)]
+    gone = [p for p in absent if _under(p, scanned)]
+    outside = [p for p in absent if not _under(p, scanned)]
+    if exclusive and any(_under(str(root), kept) for root in roots):
+        # Nor may a folder given wrong (a typo, a drive not mounted) make all the rest look outside.
+        report.outside_kept = len(outside)
+        if outside:
+            logger.warning("%d catalogued tracks outside the folders scanned kept, not pruned: "
+                           "a folder given is missing or unreadable", len(outside))
+    elif exclusive:
+        gone += outside
     return todo, rescore, gone
 
 
@@ -523,7 +581,10 @@ def check_model(model: MoodModel) -> None:
 
 
 def resolve_workers(workers: int) -> int:
-    return workers if workers > 0 else (os.cpu_count() or 1)
+    """The analysis processes to run: ``workers``, or one per core for 0, and never more than one
+    per core (each is CPU-bound and holds ~320 MB)."""
+    cores = os.cpu_count() or 1
+    return min(workers, cores) if workers > 0 else cores
 
 
 def scan_library(
@@ -534,10 +595,14 @@ def scan_library(
     """Bring the catalogue up to date with the audio files under ``roots``.
 
     ``exclusive``: the catalogue should hold only these folders, so tracks elsewhere are pruned
-    too. Raises MoodModelError (before any work) if the mood model or the embedding network can't
-    be loaded. Waits while another scan of the same catalogue runs. ``should_stop`` is asked
+    too, unless one of the folders is missing or unreadable (then they are kept and counted in
+    ``outside_kept``: a typo must not forget the library). Raises MoodModelError (before any work)
+    if the mood model or the embedding network can't be loaded. Waits while another scan of the same catalogue runs. ``should_stop`` is asked
     while it waits and after each file: True raises ScanStopped. In the main thread, SIGTERM
-    stops it like Ctrl-C, raising Terminated."""
+    stops it like Ctrl-C, raising Terminated. NoMusicFolders when ``roots`` is empty."""
+    roots = list(roots)
+    if not roots:
+        raise NoMusicFolders("no music folders to scan")
     # Fail fast, with one clear message, before any work: the mood model and the embedding network.
     model = MoodModel.load(model_path)
     check_model(model)

@@ -22,6 +22,9 @@ _ID3_FRAMES = {"title": "TIT2", "artist": "TPE1", "album": "TALB", "genre": "TCO
 # it. 300 is also what the visit event keeps of a title or artist (events.PlayEvent), so the
 # catalogue and the upload agree.
 MAX_TAG_CHARS = 300
+# Control characters (C0, DEL, C1): a newline or a bell in a title broke `library list`'s table and
+# reached the terminal. Each run of them becomes one space.
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
 
 
 @dataclass(frozen=True)
@@ -34,10 +37,15 @@ class TrackTags:
     duration: float | None  # seconds, from the container; None when it can't tell
 
 
+def printable(text: str) -> str:
+    """``text`` with each run of control characters replaced by one space."""
+    return _CONTROL_CHARACTERS.sub(" ", text).strip()
+
+
 def _texts(values: object) -> list[str]:
-    """A tag's non-empty values, in order and without repeats (a tag may hold several)."""
+    """A tag's non-empty values, printable, in order and without repeats (a tag may hold several)."""
     items = [] if values is None else values if isinstance(values, list) else [values]
-    texts = (str(item).strip().replace("\x00", "") for item in items)
+    texts = (printable(str(item)) for item in items)
     return list(dict.fromkeys(text for text in texts if text))
 
 
@@ -55,8 +63,10 @@ def _field(name: str, values: object) -> str | None:
 
 
 def _year(text: str | None) -> int | None:
-    match = re.search(r"\b(\d{4})\b", text or "")
-    return int(match.group(1)) if match else None
+    """The year a date tag starts with: '1999-04-01', '20030501' (no separators) and '2011' alike;
+    None for none, and for '0000', which taggers write for an unknown year."""
+    match = re.search(r"(?<!\d)(\d{4})", text or "")
+    return (int(match.group(1)) or None) if match else None
 
 
 def _raw_fields(path: Path) -> tuple[dict[str, str | None], float | None]:
@@ -75,8 +85,8 @@ def _raw_fields(path: Path) -> tuple[dict[str, str | None], float | None]:
 
 def title_from_filename(path: Path) -> str:
     """'03 - My_Song' -> 'My Song': a readable title when the file has none."""
-    stem = re.sub(r"^\s*\d{1,3}\s*[-._ ]\s*", "", path.stem)
-    return re.sub(r"[_\s]+", " ", stem).strip() or path.stem
+    stem = re.sub(r"^\s*\d{1,3}\s*[-._ ]\s*", "", printable(path.stem))
+    return re.sub(r"[_\s]+", " ", stem).strip() or printable(path.stem)
 
 
 def read_tags(path: Path) -> TrackTags:

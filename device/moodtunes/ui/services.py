@@ -64,10 +64,10 @@ def _expected_library_problem(exc: Exception) -> bool:
     """A music or storage problem the songs screen explains, as opposed to a bug."""
     try:
         from moodtunes.library.mood_model import MoodModelError
-        from moodtunes.library.scan import AnalyserCrashing
+        from moodtunes.library.scan import AnalyserCrashing, NoMusicFolders
     except ImportError:  # the analysis stack is not installed: only the store's errors are known
         return isinstance(exc, (StoreError, OSError))
-    return isinstance(exc, (StoreError, OSError, MoodModelError, AnalyserCrashing))
+    return isinstance(exc, (StoreError, OSError, MoodModelError, AnalyserCrashing, NoMusicFolders))
 
 
 class ScannerService:

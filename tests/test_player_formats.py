@@ -1,0 +1,68 @@
+"""What the scanner catalogues, the player plays: formats SDL_mixer can't read (M4A/AAC, Ogg Opus,
+MP3 data in a file named .ogg or .wav) are converted by ffmpeg into a WAV in memory. Real files made
+with ffmpeg, played on SDL's dummy audio driver (conftest sets it)."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import pygame
+import pytest
+from conftest import require_tool
+from moodtunes import player as player_module
+from moodtunes.player import MixerPlayer, PlayerError
+
+# (file name, ffmpeg output options): each one pygame's music.load refuses
+UNREADABLE_BY_THE_MIXER = [
+    ("song.m4a", ["-c:a", "aac"]),
+    ("song.aac", ["-c:a", "aac", "-f", "adts"]),
+    ("opus.ogg", ["-c:a", "libopus", "-f", "ogg"]),
+    ("mp3-data.ogg", ["-c:a", "libmp3lame", "-f", "mp3"]),
+    ("mp3-data.wav", ["-c:a", "libmp3lame", "-f", "mp3"]),
+]
+
+
+def ffmpeg_tone(path: Path, seconds: float, options: list[str]) -> Path:
+    """A 440 Hz tone of ``seconds`` encoded by ffmpeg with ``options``."""
+    ffmpeg = require_tool("ffmpeg")
+    subprocess.run([ffmpeg, "-v", "error", "-y", "-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}",
+                    *options, str(path)], check=True, timeout=60)
+    return path
+
+
+@pytest.fixture
+def player():
+    player = MixerPlayer()
+    yield player
+    player.close()
+
+
+@pytest.mark.parametrize(("name", "options"), UNREADABLE_BY_THE_MIXER)
+def test_songs_the_mixer_cannot_read_are_converted_and_play_to_their_end(tmp_path, player, name, options):
+    song = ffmpeg_tone(tmp_path / name, 1.5, options)
+    with pytest.raises(pygame.error):
+        pygame.mixer.music.load(str(song))
+    player.load(song, duration=99.0)  # the catalogue's length is wrong: the decoded one is exact
+    assert player.duration() == pytest.approx(1.5, abs=0.05)
+    player.play()
+    deadline = time.monotonic() + 10.0
+    while not player.is_finished() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert player.is_finished() and not player.ended_early()
+
+
+def test_a_converted_song_longer_than_the_memory_cap_is_refused(tmp_path, player, monkeypatch):
+    song = ffmpeg_tone(tmp_path / "long.m4a", 3.0, ["-c:a", "aac"])
+    monkeypatch.setattr(player_module, "MAX_CONVERTED_S", 2)
+    with pytest.raises(PlayerError, match="long.m4a: can't be played: longer than"):
+        player.load(song)
+
+
+def test_a_file_neither_the_mixer_nor_ffmpeg_decodes_is_a_player_error(tmp_path, player):
+    require_tool("ffmpeg")
+    bad = tmp_path / "broken.m4a"
+    bad.write_bytes(b"ftypM4A " + bytes(range(256)) * 40)
+    with pytest.raises(PlayerError, match="broken.m4a: can't be played: neither the mixer nor ffmpeg"):
+        player.load(bad)
