@@ -156,6 +156,19 @@ def test_doctor_counts_the_songs_that_could_not_be_analysed(capsys, monkeypatch,
     assert "0 playable tracks (1 file could not be analysed: `moodtunes library list --errors`" in checks["store"]["detail"]
 
 
+def test_doctor_warns_of_events_too_big_ever_to_send(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("MOODTUNES_DATA_DIR", str(tmp_path))
+    with Store.open(tmp_path / "moodtunes.db") as store:
+        session = store.start_session(store.guest_profile().id)
+        store.add_reading(session, "before", MoodReading.manual("sad"))
+        store.finish_session(session, "completed", device_id="pi")
+        (event,) = store.pending_events()
+        store.mark_refused(event.id, "534929 bytes: over the 262144 the ingest takes")
+    main(["doctor", "--json"])
+    checks = {c["name"]: c for c in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert checks["store"]["status"] == "warn" and "1 too big ever to send" in checks["store"]["detail"]
+
+
 def test_doctor_fails_clearly_on_a_missing_model(capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("MOODTUNES_EMOTION__MODEL", str(tmp_path / "gone.tflite"))
     assert main(["doctor"]) == 1

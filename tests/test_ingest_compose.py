@@ -106,6 +106,15 @@ def test_the_ingest_environment_is_valid_ingest_settings(monkeypatch):
     assert "mem_limit" in SERVICES["ingest"]
 
 
+def test_the_ingest_keeps_its_dead_letters_on_a_volume_it_may_write():
+    """Nobody may read the dead-letter topic with the shipped ACL: the folder is the letters' only copy."""
+    folder = SERVICES["ingest"]["environment"]["MOODTUNES_INGEST_DEAD_LETTER_DIR"]
+    assert _mounts("ingest")[folder] in COMPOSE["volumes"]
+    dockerfile = (CLOUD / "Dockerfile").read_text()
+    assert f"mkdir -p {folder} && chown nobody {folder}" in dockerfile
+    assert dockerfile.index(f"chown nobody {folder}") < dockerfile.index("USER nobody")
+
+
 def test_the_ingest_and_grafana_use_their_own_tokens_once_set_else_the_admin_token():
     ingest_token = SERVICES["ingest"]["environment"]["MOODTUNES_INGEST_INFLUX_TOKEN"]
     grafana_token = SERVICES["grafana"]["environment"]["INFLUX_TOKEN"]

@@ -13,6 +13,7 @@ import threading
 import urllib.parse
 import urllib.request
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,7 @@ from influxdb_client import Point
 from moodtunes.cli import main as moodtunes
 from moodtunes.store import Store
 from moodtunes_cloud import ingest as ingest_module
+from moodtunes_cloud.deadletter import main as replay_dead_letters
 from moodtunes_cloud.influx import V1Writer, WriteError, make_writer
 from moodtunes_cloud.ingest import MAX_PAYLOAD_BYTES, Ingest
 from moodtunes_cloud.settings import IngestSettings
@@ -78,7 +80,7 @@ def test_visits_go_from_the_store_to_influxdb(mosquitto, influxdb, tmp_path, mon
         assert "sent 3" in capsys.readouterr().out
         wait_for(lambda: ingest.stats.written == 3, "3 visits written")
     with Store.open(tmp_path / "data" / "moodtunes.db") as store:
-        assert store.outbox_counts() == {"pending": 0, "sent": 3}
+        assert store.outbox_counts() == {"pending": 0, "sent": 3, "refused": 0}
 
     where = f"WHERE device_id = '{device}'"
     assert _count(influxdb, db, f"SELECT count(listening_seconds) FROM visit {where}") == 3
@@ -179,13 +181,18 @@ def test_implausible_visits_are_dead_lettered_with_the_reason(mosquitto, influxd
     category = json.loads(json.dumps(good))
     category["plays"][0]["category"] = "Polka"
     profile = good | {"profile_key": "Ana Lopez"}
+    # InfluxDB refused this after writing the visit's other points; and dropped a field of infinity
+    frames = json.loads(json.dumps(good))
+    frames["mood_after"]["frames_used"] = 10**30
+    endless = good | {"listening_seconds": float("inf")}
+    coerced = good | {"rating": "80", "guest": "yes"}
     dead = Subscriber(mosquitto, f"{prefix}/deadletter")
     sender = publisher(mosquitto)
     with running_ingest(ingest_settings(mosquitto, influxdb, db, prefix)) as ingest:
-        for payload in (probs, far_future, category, profile):
+        for payload in (probs, far_future, category, profile, frames, endless, coerced):
             sender.publish(f"{prefix}/{device}/visit", json.dumps(payload), qos=1).wait_for_publish(10)
-        wait_for(lambda: len(dead.messages) == 4, "4 dead letters")
-        assert ingest.stats.rejected == 4 and ingest.stats.written == 0
+        wait_for(lambda: len(dead.messages) == 7, "7 dead letters")
+        assert ingest.stats.rejected == 7 and ingest.stats.written == 0
     _close(sender)
     dead.close()
     reasons = [json.loads(m.payload)["reason"] for m in dead.messages]
@@ -193,7 +200,10 @@ def test_implausible_visits_are_dead_lettered_with_the_reason(mosquitto, influxd
     assert "ended_at: Value error, 9999-12-31T23:59:59+00:00 is not between 2000-01-01" in reasons[1]
     assert "plays.0.category: Input should be 'Highly energetic'" in reasons[2]
     assert "profile_key: String should match pattern" in reasons[3]
-    assert influxql(influxdb, db, "SHOW MEASUREMENTS") == []
+    assert "mood_after.frames_used: Input should be less than or equal to 10000" in reasons[4]
+    assert "listening_seconds: Input should be a finite number" in reasons[5]
+    assert "rating: Input should be a valid integer" in reasons[6] and "guest: Input should be a valid boolean" in reasons[6]
+    assert influxql(influxdb, db, "SHOW MEASUREMENTS") == []  # not one point of any of them
 
 
 def test_a_visit_influxdb_refuses_is_dead_lettered_with_its_reason_and_acknowledged(mosquitto, influxdb, tmp_path):
@@ -220,6 +230,86 @@ def test_a_visit_influxdb_refuses_is_dead_lettered_with_its_reason_and_acknowled
     assert json.loads(letter["payload"])["event_id"] == refused.event_id
     ids = influxql(influxdb, db, f"SELECT event_id FROM visit WHERE device_id = '{device}'")[0]["values"]
     assert [row[1] for row in ids] == [unrated.event_id]
+
+
+def test_resending_after_a_device_id_change_counts_no_visit_twice(mosquitto, influxdb, tmp_path, monkeypatch, capsys):
+    """What a reviewer saw: visits sent as pi1, device_id changed to pi1b, `--resend-since`, and
+    InfluxDB counted them twice (re-stamped as pi1b: a new series). An event goes again exactly as
+    the broker acknowledged it, and one acknowledged under the old id stays sent."""
+    old, new, prefix, db = unique("pi1-"), unique("pi1b-"), unique("mt"), unique("resend")
+    database = tmp_path / "data" / "moodtunes.db"
+    with Store.open(database) as store:
+        sent_as_old = [record_visit(store, old) for _ in range(2)]
+    listener = Subscriber(mosquitto, f"{prefix}/+/visit")
+    _enable_uplink(monkeypatch, mosquitto, old, prefix)
+    try:
+        with running_ingest(ingest_settings(mosquitto, influxdb, db, prefix)) as ingest:
+            assert moodtunes(["uplink", "--once"]) == 0
+            monkeypatch.setenv("MOODTUNES_DEVICE_ID", new)
+            with Store.open(database) as store:
+                record_visit(store, old)  # queued before the change, first sent after it: as pi1b
+                record_visit(store, new)
+            assert moodtunes(["uplink", "--once"]) == 0
+            wait_for(lambda: ingest.stats.written == 4, "4 visits written")
+            capsys.readouterr()
+            assert moodtunes(["uplink", "--resend-since", "2000-01-01"]) == 0
+            said = capsys.readouterr().out
+            assert moodtunes(["uplink", "--once"]) == 0
+            wait_for(lambda: ingest.stats.written == 6, "the 2 visits sent as pi1b written again")
+    finally:
+        listener.close()
+    assert "uplink: 2 events sent since 2000-01-01T00:00:00" in said and "queued again" in said
+    assert f"uplink: 2 events sent as {old!r} left as sent: this device is {new!r} now" in said
+    payloads = [m.payload for m in listener.messages]
+    assert payloads[4:] == payloads[2:4]  # byte for byte as acknowledged the first time
+    assert [json.loads(p)["event_id"] for p in payloads[:2]] == [e.event_id for e in sent_as_old]
+    by_device = {s["tags"]["device_id"]: s["values"][0][1]
+                 for s in influxql(influxdb, db, "SELECT count(listening_seconds) FROM visit GROUP BY device_id")}
+    assert by_device == {old: 2, new: 2}
+
+
+def test_rejected_messages_are_kept_in_the_dead_letter_folder_and_replayed_once_fixed(
+        mosquitto, influxdb, tmp_path, monkeypatch, caplog, capsys):
+    """The shipped ACL lets nobody read the dead-letter topic, so the broker dropped every letter and
+    an acknowledged, rejected visit was kept nowhere. Now each is a JSON line in a file a day, and
+    `replay` writes what InfluxDB takes once the cause is fixed."""
+    caplog.set_level(logging.INFO, logger="moodtunes_cloud.ingest")
+    device, prefix, db = unique("kiosk-"), unique("mt"), unique("letters")
+    with Store.open(tmp_path / "moodtunes.db") as store:
+        refused = record_visit(store, device, rating=80)
+    folder, topic = tmp_path / "deadletter", f"{prefix}/{device}/visit"
+    settings = ingest_settings(mosquitto, influxdb, db, prefix, dead_letter_dir=folder)
+    V1Writer(settings).write([Point("visit").tag("device_id", "old-kiosk").field("rating", "very good")])
+    sender = publisher(mosquitto)
+    with running_ingest(settings) as ingest:
+        for payload in (b"{not json", refused.model_dump_json()):
+            sender.publish(topic, payload, qos=1).wait_for_publish(10)
+        wait_for(lambda: ingest.stats.rejected == 1 and ingest.stats.dropped == 1, "both dead-lettered")
+    _close(sender)
+    assert f"rejected messages are kept in {folder}, a JSON line each in a file per day" in caplog.text
+    [day] = folder.iterdir()
+    letters = [json.loads(line) for line in day.read_text().splitlines()]
+    assert day.name == f"{datetime.fromisoformat(letters[0]['received_at']):%Y-%m-%d}.jsonl"
+    assert [letter["topic"] for letter in letters] == [topic, topic]
+    assert letters[0]["payload"] == "{not json" and "Invalid JSON" in letters[0]["reason"]
+    assert letters[1]["payload"] == refused.model_dump_json()  # whole, to be written again
+    assert "field type conflict" in letters[1]["reason"]
+
+    _influxql_write(influxdb, db, 'DROP MEASUREMENT "visit"')  # the operator clears the conflict
+    for name, value in {"INFLUX_API": "v1", "INFLUX_URL": influxdb.url, "INFLUX_DB": db, "TOPIC_PREFIX": prefix}.items():
+        monkeypatch.setenv(f"MOODTUNES_INGEST_{name}", value)
+    assert replay_dead_letters(["replay", str(day)]) == 1  # one is still no visit
+    out = capsys.readouterr().out
+    assert f"{day}:1: still refused: not a valid visit event: Invalid JSON" in out
+    assert "replayed: 1 written, 1 still refused" in out
+    ids = influxql(influxdb, db, f"SELECT event_id FROM visit WHERE device_id = '{device}'")[0]["values"]
+    assert [row[1] for row in ids] == [refused.event_id]
+
+
+def _influxql_write(influxdb, db: str, statement: str) -> None:
+    query = urllib.parse.urlencode({"db": db, "q": statement})
+    with urllib.request.urlopen(urllib.request.Request(f"{influxdb.url}/query?{query}", data=b"", method="POST")) as answer:
+        assert "error" not in json.load(answer)["results"][0]
 
 
 def _broker_failures(caplog) -> list[logging.LogRecord]:

@@ -21,6 +21,7 @@ from moodtunes.domain import MoodReading, ScanOutcome
 from moodtunes.events import MAX_PLAYS, PlayEvent, ReadingEvent, VisitEvent, mood_lift
 from moodtunes.store import Store
 from moodtunes.vision.scan import combine_readings
+from moodtunes_cloud.deadletter import DeadLetters
 from moodtunes_cloud.influx import V1Writer, V2Writer, WriteError
 from moodtunes_cloud.ingest import (
     MAX_PAYLOAD_BYTES,
@@ -104,8 +105,32 @@ ARRIVED = ENDED + timedelta(minutes=2)
     ({"plays.0.category": "Jazz"}, "plays.0.category: Input should be 'Highly energetic', 'Happy and calm' or"),
     ({"profile_key": "Ana's profile"}, "profile_key: String should match pattern '^[0-9a-f]{16}$'"),
     ({"profile_key": "0123456789ABCDEF"}, "profile_key: String should match pattern"),
+    # InfluxDB drops a field of infinity (the visit then vanished from count("listening_seconds")),
+    # and refuses an integer beyond int64 after writing the visit's other points
+    ({"listening_seconds": float("inf")}, "listening_seconds: Input should be a finite number"),
+    ({"listening_seconds": float("nan")}, "listening_seconds: Input should be a finite number"),
+    ({"plays.1.seconds_listened": float("inf")}, "plays.1.seconds_listened: Input should be a finite number"),
+    ({"listening_seconds": 1e308}, "listening_seconds: Input should be less than or equal to 86400"),
+    ({"plays.0.seconds_listened": 86400.5}, "plays.0.seconds_listened: Input should be less than or equal to 86400"),
+    ({"mood_before.frames_used": 10**30}, "mood_before.frames_used: Input should be less than or equal to 10000"),
 ])
 def test_implausible_values_are_rejected_with_the_reason(change, reason):
+    with pytest.raises(Rejected, match="not a valid visit event") as caught:
+        parse_visit("moodtunes/kiosk-1/visit", _payload(**change), "moodtunes", ARRIVED)
+    assert reason in str(caught.value)
+
+
+@pytest.mark.parametrize("change, reason", [
+    ({"rating": "80"}, "rating: Input should be a valid integer"),
+    ({"rating": 80.0}, "rating: Input should be a valid integer"),
+    ({"guest": "yes"}, "guest: Input should be a valid boolean"),
+    ({"plays.0.finished": 1}, "plays.0.finished: Input should be a valid boolean"),
+    ({"listening_seconds": "200"}, "listening_seconds: Input should be a valid number"),
+    ({"mood_before.frames_used": 40.0}, "mood_before.frames_used: Input should be a valid integer"),
+    ({"mood_after.confidence": "0.5"}, "mood_after.confidence: Input should be a valid number"),
+])
+def test_a_value_of_the_wrong_json_type_is_rejected_not_coerced(change, reason):
+    """"80" was written as the rating 80 and "yes" as the tag guest=true: no device sends either."""
     with pytest.raises(Rejected, match="not a valid visit event") as caught:
         parse_visit("moodtunes/kiosk-1/visit", _payload(**change), "moodtunes", ARRIVED)
     assert reason in str(caught.value)
@@ -117,6 +142,8 @@ def test_implausible_values_are_rejected_with_the_reason(change, reason):
     {"started_at": ENDED.isoformat()},  # a visit of no time at all
     {"mood_before.probs": {}, "mood_before.outcome": "no_face", "mood_before.label": None},
     {"plays.0.category": None},
+    {"mood_before.confidence": 1, "listening_seconds": 200},  # a whole number where a float goes
+    {"listening_seconds": 86400.0, "mood_before.frames_used": 10_000},
 ])
 def test_plausible_edge_values_pass(change):
     assert parse_visit("moodtunes/kiosk-1/visit", _payload(**change), "moodtunes", ARRIVED)
@@ -439,7 +466,7 @@ def _offline_ingest(writer, queue_size: int = 5) -> tuple[Ingest, list[int]]:
 
 
 def _visit(event_id: str, mid: int) -> _Queued:
-    return _Queued(event_id, [event_id], mid, 1, "moodtunes/kiosk/visit", b"{}")
+    return _Queued(event_id, [event_id], mid, 1, "moodtunes/kiosk/visit", b"{}", ENDED)
 
 
 def test_an_unexpected_error_writing_one_visit_costs_that_visit_not_the_writer(caplog):
@@ -476,3 +503,23 @@ def test_a_full_queue_never_drops_the_visit_being_written(caplog):
     finally:
         gate.set()
         ingest.stop()
+
+
+# ---- dead letters --------------------------------------------------------------------------
+
+def test_a_dead_letter_folder_that_cant_be_made_stops_the_ingest_at_start(tmp_path):
+    """Better than acknowledging rejected messages it can't keep (main() prints the line, exit 2)."""
+    taken = tmp_path / "deadletter"
+    taken.write_text("a file, not a folder")
+    with pytest.raises(OSError, match=rf"^dead-letter folder {taken}: can't create it \(File exists\)$"):
+        Ingest(IngestSettings(dead_letter_dir=taken), _FakeWriter())
+
+
+def test_a_dead_letter_the_disk_wont_take_goes_to_the_log_whole(tmp_path, caplog):
+    folder = tmp_path / "deadletter"
+    letters = DeadLetters(folder)
+    folder.rmdir()
+    folder.write_text("the folder went away")
+    letters.keep("moodtunes/kiosk-1/visit", b'{"rating": "80"}', "rating: not an integer", ENDED)
+    assert f"can't keep a dead letter in {folder}/2026-03-01.jsonl" in caplog.text
+    assert '"payload": "{\\"rating\\": \\"80\\"}"' in caplog.text

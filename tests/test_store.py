@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 from moodtunes.domain import MoodReading, ScanOutcome
-from moodtunes.events import MAX_PLAYS, VisitEvent
+from moodtunes.events import MAX_EVENT_BYTES, MAX_PLAYS, MAX_SECONDS, VisitEvent
 from moodtunes.store import Store, StoreError, TrackRecord
 from moodtunes.store import store as store_module
 from moodtunes.store.migrations import MIGRATIONS
@@ -184,9 +184,9 @@ def test_outbox_retry_bookkeeping(store):
     [item] = store.pending_events()
     store.mark_failed(item.id, "connection refused")
     assert store.pending_events()[0].attempts == 1
-    store.mark_sent(item.id)
+    store.mark_sent(item.id, item.payload)
     assert store.pending_events() == []
-    assert store.outbox_counts() == {"pending": 0, "sent": 1}
+    assert store.outbox_counts() == {"pending": 0, "sent": 1, "refused": 0}
 
 
 def test_catalog_upsert_errors_and_pruning(store):
@@ -265,7 +265,7 @@ def test_guest_visits_never_land_on_a_persons_profile_called_guest(store):
     assert store.profiles() == [person]  # still on the welcome screen, as before
 
 
-def test_a_visit_of_more_plays_than_an_event_lists_still_ends(store):
+def test_a_visit_of_more_plays_than_an_event_lists_still_ends(store, caplog):
     """The kiosk records a play for every song that fails; a visit of hundreds must still end
     (it is closed at start-up, so a failure there stopped the kiosk from starting at all)."""
     session = store.start_session(store.guest_profile().id)
@@ -281,8 +281,48 @@ def test_a_visit_of_more_plays_than_an_event_lists_still_ends(store):
     # the 200 heard longest, in the order played
     assert [p.seconds_listened for p in event.plays] == [s for s in heard if s >= 10]
     assert event.listening_seconds == sum(heard)  # every play counts, listed or not
+    assert f"visit {session}: its event lists the 200 of its 210 plays heard longest" in caplog.text
     [item] = store.pending_events()
     assert VisitEvent.model_validate_json(item.payload) == event
+
+
+@pytest.mark.parametrize(("text", "leaves_plays_out"), [("曲" * 300, False), ("\x01" * 300, True)],
+                         ids=["japanese", "control-characters"])
+def test_a_visit_of_long_texts_still_fits_what_the_broker_and_ingest_take(store, caplog, text, leaves_plays_out):
+    """What a reviewer recorded: 200 plays whose title, artist and error were 300 letters of
+    Japanese (3 bytes each) made a 534,929-byte event. The broker dropped the uplink for it again
+    and again, and no later visit went out. Cut to 300 bytes, they fit; a control character takes
+    6 bytes of JSON, and then only the plays heard longest that fit are listed."""
+    session = store.start_session(store.guest_profile().id)
+    song = TrackRecord(path="/music/long.ogg", size=1, mtime=1.0, title=text, artist=text, category="Happy and calm")
+    song.id = store.upsert_track(song)
+    heard = [(n * 37) % MAX_PLAYS for n in range(MAX_PLAYS)]  # 0..199 s, shuffled
+    for seconds in heard:
+        store.update_play(store.start_play(session, song), seconds, error=text)
+
+    event = store.finish_session(session, "completed", device_id="k" * 64)
+
+    [item] = store.pending_events()
+    assert len(item.payload.encode()) <= store_module.EVENT_BYTE_BUDGET < MAX_EVENT_BYTES
+    assert VisitEvent.model_validate_json(item.payload) == event
+    kept = [p.seconds_listened for p in event.plays]
+    assert (len(kept) < MAX_PLAYS) is leaves_plays_out and kept
+    assert kept == [s for s in heard if s >= min(kept)]  # those heard longest, in the order played
+    assert event.listening_seconds == sum(heard)
+    play = event.plays[0]
+    assert play.title == play.artist == play.error == text[:len(play.title)]  # cut between letters
+    assert len(play.title.encode()) == 300
+    said = f"its event lists the {len(kept)} of its {MAX_PLAYS} plays heard longest (at most 200, within 200 KiB)"
+    assert (said in caplog.text) is leaves_plays_out
+
+
+def test_a_play_reported_longer_than_a_day_still_ends_its_visit(store):
+    """The event takes no more than a day of listening; a player that reported more must not keep
+    the visit open (it is closed at start-up: the kiosk would not start)."""
+    session = store.start_session(store.guest_profile().id)
+    store.update_play(store.start_play(session, stored_track(store)), 3 * MAX_SECONDS)
+    event = store.finish_session(session, "interrupted", device_id="kiosk-1")
+    assert event.plays[0].seconds_listened == event.listening_seconds == MAX_SECONDS
 
 
 def test_correcting_back_to_the_models_label_clears_the_correction(store):
@@ -454,17 +494,17 @@ def test_events_the_broker_lost_can_be_queued_again(store, clock):
     for _ in range(4):
         store.finish_session(store.start_session(ana.id), "completed", device_id="kiosk-1")
     first, second, third, fourth = store.pending_events()
-    store.mark_sent(first.id)
+    store.mark_sent(first.id, first.payload)
     clock.advance(hours=1)
     crash = clock.now
-    store.mark_sent(second.id)
-    store.mark_sent(third.id)  # fourth: still pending (never sent)
+    store.mark_sent(second.id, second.payload)
+    store.mark_sent(third.id, third.payload)  # fourth: still pending (never sent)
     with pytest.raises(ValueError, match="time zone"):
-        store.mark_unsent_since(crash.replace(tzinfo=None))
-    assert store.mark_unsent_since(crash.astimezone(timezone(timedelta(hours=2)))) == 2
+        store.mark_unsent_since(crash.replace(tzinfo=None), "kiosk-1")
+    assert store.mark_unsent_since(crash.astimezone(timezone(timedelta(hours=2))), "kiosk-1") == (2, {})
     assert [e.id for e in store.pending_events()] == [second.id, third.id, fourth.id]
-    assert store.outbox_counts() == {"pending": 3, "sent": 1}
-    assert store.mark_unsent_since(crash + timedelta(seconds=1)) == 0
+    assert store.outbox_counts() == {"pending": 3, "sent": 1, "refused": 0}
+    assert store.mark_unsent_since(crash + timedelta(seconds=1), "kiosk-1") == (0, {})
 
 
 def test_a_profiles_feedback_holds_its_own_ratings_only(store):
@@ -542,7 +582,7 @@ def test_a_sent_event_keeps_no_error_from_its_failed_attempts(store):
     store.mark_failed(item.id, "connection refused")
     row = store._db.execute("SELECT last_error FROM outbox WHERE id = ?", (item.id,)).fetchone()
     assert row["last_error"] == "connection refused"
-    store.mark_sent(item.id)
+    store.mark_sent(item.id, item.payload)
     row = store._db.execute("SELECT attempts, last_error, sent_at FROM outbox WHERE id = ?", (item.id,)).fetchone()
     assert (row["attempts"], row["last_error"]) == (2, None) and row["sent_at"] is not None
 
@@ -556,7 +596,7 @@ def test_a_forgotten_profile_leaves_nothing_of_that_person(store):
         store.add_rating(session, 75, store.start_play(session, song))
         store.finish_session(session, "completed", device_id="kiosk-1")
     sent = store.pending_events()[0]
-    store.mark_sent(sent.id)  # Ana's first visit went out already: its copy here goes too
+    store.mark_sent(sent.id, sent.payload)  # Ana's first visit went out already: its copy here goes too
     assert store.forget_profile(ana.id) == 2
     assert [p.name for p in store.profiles()] == ["Ben"]
     left = store._db.execute(

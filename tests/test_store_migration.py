@@ -109,7 +109,7 @@ def test_an_older_database_with_data_is_migrated_and_keeps_everything(tmp_path, 
         event = store.finish_session(2, "interrupted", device_id="kiosk-1")
         assert event.profile_key == store.profile_key("kiosk-1", 2)
         assert event.ended_at.isoformat(timespec="milliseconds") == "2025-06-02T10:01:30.000+00:00"
-        assert store.outbox_counts() == {"pending": 2, "sent": 0}
+        assert store.outbox_counts() == {"pending": 2, "sent": 0, "refused": 0}
 
     with Store.open(path) as store:  # opened again: nothing to migrate, the same secret
         assert store.schema_version == len(MIGRATIONS)

@@ -12,14 +12,17 @@ import time
 
 import pytest
 from analytics_support import Broker, Subscriber, record_visit, stop_process, unique, wait_for
-from conftest import free_port
+from conftest import REPO, free_port
 from moodtunes.cli import main as moodtunes
 from moodtunes.config import MqttSettings
+from moodtunes.events import MAX_EVENT_BYTES, MAX_PLAYS
 from moodtunes.store import Store
 from moodtunes.uplink import BATCH_SIZE, BrokerLink, Uplink
 from moodtunes_cloud.ingest import parse_visit
 
 pytestmark = pytest.mark.services
+
+SHIPPED_BROKER_CONF = REPO / "cloud" / "mosquitto" / "mosquitto.conf"
 
 
 def _enable(monkeypatch, broker, device_id: str, prefix: str) -> None:
@@ -47,7 +50,7 @@ def test_once_delivers_every_pending_event_with_qos1(mosquitto, tmp_path, monkey
     assert all(m.qos == 1 for m in listener.messages)
     assert [json.loads(m.payload)["event_id"] for m in listener.messages] == [e.event_id for e in events]
     with Store.open(tmp_path / "data" / "moodtunes.db") as store:
-        assert store.outbox_counts() == {"pending": 0, "sent": 2}
+        assert store.outbox_counts() == {"pending": 0, "sent": 2, "refused": 0}
     assert moodtunes(["uplink", "--once"]) == 0
     assert "nothing to send" in capsys.readouterr().out
 
@@ -133,7 +136,7 @@ def test_events_nobody_subscribes_to_stay_in_the_outbox(mosquitto, tmp_path, mon
     assert "sent 0 to" in out and "1 still pending" in out
     assert f"nobody subscribes to {prefix}/{device}/visit yet (is moodtunes-ingest running?)" in out
     with Store.open(tmp_path / "data" / "moodtunes.db") as store:
-        assert store.outbox_counts() == {"pending": 1, "sent": 0}
+        assert store.outbox_counts() == {"pending": 1, "sent": 0, "refused": 0}
         assert store.pending_events(1)[0].attempts == 1
 
 
@@ -150,7 +153,7 @@ def test_a_qos_that_could_lose_events_is_refused(mosquitto, tmp_path, monkeypatc
     assert moodtunes(["uplink", "--once"]) == 2
     assert "mqtt.qos must be 1" in capsys.readouterr().err
     with Store.open(tmp_path / "data" / "moodtunes.db") as store:
-        assert store.outbox_counts() == {"pending": 1, "sent": 0}
+        assert store.outbox_counts() == {"pending": 1, "sent": 0, "refused": 0}
 
 
 def test_an_event_published_while_the_link_is_down_goes_once_when_it_is_back(mosquitto, tmp_path):
@@ -167,7 +170,7 @@ def test_an_event_published_while_the_link_is_down_goes_once_when_it_is_back(mos
     uplink = Uplink(store, link, mqtt, device)
     try:
         assert "no PUBACK" in uplink.send_pending().error  # not connected (yet)
-        assert store.outbox_counts() == {"pending": 1, "sent": 0}
+        assert store.outbox_counts() == {"pending": 1, "sent": 0, "refused": 0}
         link.connect(5)
         assert uplink.send_pending().sent == 1
         # A sentinel after it on the same connection and topic: the broker keeps their order, so
@@ -179,7 +182,7 @@ def test_an_event_published_while_the_link_is_down_goes_once_when_it_is_back(mos
         listener.close()
         link.close()
     with store:
-        assert store.outbox_counts() == {"pending": 0, "sent": 1}
+        assert store.outbox_counts() == {"pending": 0, "sent": 1, "refused": 0}
     payloads = [m.payload for m in listener.messages]
     assert [json.loads(p)["event_id"] for p in payloads[:-1]] == [event.event_id] and payloads[-1] == b"sentinel"
 
@@ -228,7 +231,7 @@ def test_nothing_is_lost_while_the_broker_comes_and_goes(tmp_path):
         broker.stop()
         uplink_store.close()
     with store:
-        assert store.outbox_counts() == {"pending": 0, "sent": 5}
+        assert store.outbox_counts() == {"pending": 0, "sent": 5, "refused": 0}
     assert set(received) == {e.event_id for e in sent_events}
 
 
@@ -258,10 +261,54 @@ def test_the_uplink_service_sends_new_visits_until_sigterm(mosquitto, tmp_path, 
     assert returncode == 0, f"the service did not stop cleanly on SIGTERM ({returncode}): {log.read_text()[-2000:]}"
     assert [json.loads(m.payload)["event_id"] for m in listener.messages] == [first.event_id, second.event_id]
     with Store.open(database) as store:
-        assert store.outbox_counts() == {"pending": 0, "sent": 2}
+        assert store.outbox_counts() == {"pending": 0, "sent": 2, "refused": 0}
     text = log.read_text()
     assert "connected to the MQTT broker" in text and "hunter2" not in text
     assert text.count(f"sent 1 events recorded under the previous device_id 'raspberrypi' as {device!r}") == 1
+
+
+def _an_event_as_an_older_version_queued_it(store: Store, device: str) -> tuple[str, int]:
+    """A visit of 200 plays whose title, artist and error are 300 letters of Japanese each, queued
+    whole by a version that counted letters, not bytes (534,929 bytes then): its id and size."""
+    event = record_visit(store, device)
+    long = "曲" * 300
+    play = {"title": long, "artist": long, "category": "Happy and calm", "seconds_listened": 60.0, "error": long}
+    values = json.loads(event.model_dump_json()) | {"plays": [play] * MAX_PLAYS}
+    payload = json.dumps(values, ensure_ascii=False, separators=(",", ":"))
+    store._db.execute("UPDATE outbox SET payload = ? WHERE event_id = ?", (payload, event.event_id))
+    return event.event_id, len(payload.encode())
+
+
+def test_an_event_too_big_to_send_is_refused_and_the_later_ones_go(tmp_path, monkeypatch, capsys):
+    """Before, paho sent it, the broker (max_packet_size as shipped) dropped the connection, paho
+    sent it again on every reconnect, and no later visit ever went out."""
+    device, prefix = unique("kiosk-"), unique("mt")
+    shipped_limit = next(line for line in SHIPPED_BROKER_CONF.read_text().splitlines() if line.startswith("max_packet_size"))
+    broker = Broker(tmp_path / "broker", free_port(), f"allow_anonymous true\n{shipped_limit}\n").start()
+    database = tmp_path / "data" / "moodtunes.db"
+    with Store.open(database) as store:
+        too_big, size = _an_event_as_an_older_version_queued_it(store, device)
+        later = record_visit(store, device)
+    listener = Subscriber(broker, f"{prefix}/+/visit")
+    _enable(monkeypatch, broker, device, prefix)
+    try:
+        assert moodtunes(["uplink", "--once"]) == 0
+        wait_for(lambda: listener.messages, "the later visit")
+        assert moodtunes(["uplink", "--once"]) == 0  # not tried again
+    finally:
+        listener.close()
+        broker.stop()
+    out, log = capsys.readouterr()
+    assert "sent 1 to" in out and "1 refused (too big ever to send; see the log), 0 still pending" in out
+    assert "nothing to send (outbox empty)" in out
+    assert [json.loads(m.payload)["event_id"] for m in listener.messages] == [later.event_id]
+    assert f"event {too_big} is refused, {size} bytes, over the {MAX_EVENT_BYTES} the broker and the ingest take" in log
+    with Store.open(database) as store:
+        assert store.outbox_counts() == {"pending": 0, "sent": 1, "refused": 1}
+        [reason] = store._db.execute("SELECT last_error FROM outbox WHERE event_id = ?", (too_big,)).fetchone()
+    assert reason == f"{size} bytes, over the {MAX_EVENT_BYTES} the broker and the ingest take: never sent"
+    assert moodtunes(["uplink", "--status"]) == 0
+    assert "0 pending, 1 sent, 1 refused (too big ever to send; kept here)" in capsys.readouterr().out
 
 
 def test_a_payload_that_cant_be_read_is_sent_as_it_is():

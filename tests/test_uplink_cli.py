@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 from contextlib import ExitStack
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from analytics_support import record_visit, wait_for
@@ -61,7 +61,8 @@ def test_status_counts_pending_and_sent(tmp_path, capsys):
         record_visit(store, "kiosk")
         first = store.pending_events(1)[0]
         store.mark_failed(first.id, "broker down")
-        store.mark_sent(store.pending_events(2)[1].id)
+        second = store.pending_events(2)[1]
+        store.mark_sent(second.id, second.payload)
     assert moodtunes(["uplink", "--status"]) == 0
     assert "1 pending (oldest tried 1 times), 1 sent; uplink disabled" in capsys.readouterr().out
 
@@ -78,7 +79,7 @@ def test_once_with_an_unreachable_broker_keeps_events_and_fails(tmp_path, monkey
     assert "sent 0, 1 still pending: can't reach the broker at 127.0.0.1:" in out.out
     assert "hunter2" not in out.out + out.err
     with _store(tmp_path) as store:
-        assert store.outbox_counts() == {"pending": 1, "sent": 0}
+        assert store.outbox_counts() == {"pending": 1, "sent": 0, "refused": 0}
 
 
 def test_once_with_nothing_pending_does_not_need_the_broker(tmp_path, monkeypatch, capsys):
@@ -112,17 +113,18 @@ def test_a_topic_prefix_with_wildcards_or_empty_levels_is_a_config_error(monkeyp
     assert "mqtt.topic_prefix" in capsys.readouterr().err
 
 
-def test_resend_since_queues_again_what_was_sent_since_then(tmp_path, capsys):
+def test_resend_since_queues_again_what_was_sent_since_then(tmp_path, monkeypatch, capsys):
     """For a broker that lost what it had acknowledged; fine while the uplink service runs: the
     service just finds the events pending again."""
+    monkeypatch.setenv("MOODTUNES_DEVICE_ID", "kiosk")
     with _store(tmp_path) as store:
         for _ in range(3):
             record_visit(store, "kiosk")
         old, *recent = store.pending_events()
-        store.mark_sent(old.id)
+        store.mark_sent(old.id, old.payload)
         store._db.execute("UPDATE outbox SET sent_at = '2020-01-01T00:00:00.000+00:00' WHERE id = ?", (old.id,))
         for item in recent:
-            store.mark_sent(item.id)
+            store.mark_sent(item.id, item.payload)
     an_hour_ago = (datetime.now() - timedelta(hours=1)).isoformat(timespec="minutes")  # local time
     with uplink_lock(load_settings().database_path):  # the service, running
         assert moodtunes(["uplink", "--resend-since", an_hour_ago]) == 0
@@ -248,3 +250,17 @@ def test_an_event_queued_with_an_old_unkeyed_pseudonym_goes_with_the_keyed_one(t
         Uplink(store, link, MqttSettings(enabled=True), "kiosk-1").run_once()
         [sent] = map(json.loads, link.payloads)
         assert sent == payload | {"profile_key": store.profile_key("kiosk-1", ana.id)}
+
+
+def test_an_event_queued_again_goes_exactly_as_the_broker_acknowledged_it(tmp_path):
+    """A second delivery must overwrite the first one's points, whatever re-stamping would make of
+    the event now (here the device's pseudonyms are derived otherwise since)."""
+    with _store(tmp_path) as store:
+        record_visit(store, "kiosk-1")
+        link = AcceptingLink()
+        Uplink(store, link, MqttSettings(enabled=True), "kiosk-1").run_once()
+        store._pseudonym_secret = b"another secret".ljust(32)
+        assert store.mark_unsent_since(datetime(2000, 1, 1, tzinfo=UTC), "kiosk-1") == (1, {})
+        assert Uplink(store, link, MqttSettings(enabled=True), "kiosk-1").run_once().sent == 1
+    first, again = link.payloads
+    assert again == first

@@ -1,10 +1,12 @@
 """The uplink service's pace (Uplink.run_forever), without a broker or a clock: a stand-in link
 that accepts or refuses on cue, and a stop event whose wait() records each delay instead of
 sleeping. After a failed upload it waits retry_seconds, doubling up to max_retry_seconds; a
-success resets that; a full batch is followed at once by the next; otherwise it polls."""
+success resets that; a full batch is followed at once by the next; otherwise it polls. A store
+that can't record a send (a full disk) is waited out the same way, never the end of the service."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 
@@ -101,7 +103,7 @@ def test_failed_uploads_back_off_doubling_and_a_success_resets_the_pace(store, m
         1.0,  # the next failure starts the backoff afresh
     ]
     assert len(link.published) == 4
-    assert store.outbox_counts() == {"pending": 1, "sent": 4}
+    assert store.outbox_counts() == {"pending": 1, "sent": 4, "refused": 0}
     assert store.pending_events(1)[0].attempts == 1
 
 
@@ -112,3 +114,32 @@ def test_an_empty_outbox_is_polled_and_never_backed_off(store):
     stop.steps = [lambda: None, lambda: None, stop.set]
     Uplink(store, link, mqtt, "kiosk-1").run_forever(stop)
     assert stop.delays == [POLL, POLL, POLL] and link.published == []
+
+
+def test_a_store_that_cant_record_a_send_pauses_the_service_instead_of_ending_it(store, caplog):
+    """A full disk made the first mark_sent raise out of run_forever: systemd restarted the service
+    every 10 s, and each start published the same batch again. Now it backs off, says so once, and
+    goes on when the outbox can be written (here SQLite refuses every write, as on a full disk)."""
+    for _ in range(2):
+        record_visit(store, "kiosk-1")
+    mqtt = MqttSettings(enabled=True, retry_seconds=RETRY, max_retry_seconds=LONGEST, poll_seconds=POLL)
+    link = ScriptedLink()
+    link.refusing = False
+    store._db.execute("PRAGMA query_only = ON")
+
+    def space_again() -> None:
+        store._db.execute("PRAGMA query_only = OFF")
+
+    stop = RecordingStop()
+    stop.steps = [lambda: None, space_again, stop.set]
+    with caplog.at_level(logging.INFO, logger="moodtunes.uplink"):
+        Uplink(store, link, mqtt, "kiosk-1").run_forever(stop)
+
+    assert stop.delays == [1.0, 2.0, POLL]  # backing off while the store fails, then polling again
+    assert store.outbox_counts() == {"pending": 0, "sent": 2, "refused": 0}
+    said = [r.getMessage() for r in caplog.records]
+    outage = [line for line in said if line.startswith("can't record what the broker took")]
+    assert len(outage) == 1 and "readonly database" in outage[0] and "trying again in 1 s" in outage[0]
+    assert "the outbox can be written again; sending resumes" in said
+    # the event whose acknowledgement could not be recorded went again (the ingest overwrites it)
+    assert len(link.published) == 4 and len(set(link.published)) == 2

@@ -1,9 +1,11 @@
 """`moodtunes-ingest`: MQTT visit events → InfluxDB points.
 
 Subscribes to ``{prefix}/+/visit`` (QoS 1); several instances split the load through a share
-group, ``$share/{group}/...``, whose name must be secret (``subscription``). Each payload is validated with the device's own VisitEvent model and must name the device
-of its topic (the broker's ACL lets a device publish only under its own id, so this check makes the
-device_id trustworthy). A payload that fails is logged with the reason and republished to
+group, ``$share/{group}/...``, whose name must be secret (``subscription``). Each payload is
+validated, strictly (no "80" for a rating), with the device's own VisitEvent model and must name the
+device of its topic (the broker's ACL lets a device publish only under its own id, so this check
+makes the device_id trustworthy). A payload that fails is logged with the reason, kept as a dead
+letter in ``dead_letter_dir`` (see deadletter.py, which also replays them) and republished to
 ``{prefix}/deadletter``; nothing a device sends can stop the ingest.
 
 A payload over MAX_PAYLOAD_BYTES is rejected before it is parsed.
@@ -41,12 +43,13 @@ from datetime import UTC, datetime
 
 import paho.mqtt.client as paho
 from influxdb_client import Point
-from moodtunes.events import VisitEvent
+from moodtunes.events import MAX_EVENT_BYTES, VisitEvent
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from pydantic import ValidationError
 
+from moodtunes_cloud.deadletter import DeadLetters
 from moodtunes_cloud.influx import WriteError, Writer, make_writer
 from moodtunes_cloud.points import event_points
 from moodtunes_cloud.settings import IngestSettings, SettingsError, load_ingest_settings
@@ -55,11 +58,12 @@ logger = logging.getLogger("moodtunes_cloud.ingest")
 
 KEEPALIVE_SECONDS = 60
 RECEIVE_MAXIMUM_LIMIT = 65535  # the largest Receive Maximum MQTT v5 can express
-# The largest payload taken, checked before parsing: the biggest visit a device makes (200 songs,
-# MAX_PLAYS, with titles, artists and errors of up to 300 characters each) is about 200 KB, while
-# validating a bigger made-up one can cost far more memory than its size (pydantic keeps an error
-# for every bad item). mosquitto/mosquitto.conf sets the broker's max_packet_size to match.
-MAX_PAYLOAD_BYTES = 256 * 1024
+# The largest payload taken, checked before parsing: a device builds every event within 200 KiB
+# (it lists fewer songs, and cuts long titles to 300 bytes, to stay within it), and the uplink
+# refuses to send anything bigger than this, while validating a bigger made-up one can cost far more
+# memory than its size (pydantic keeps an error for every bad item). mosquitto/mosquitto.conf sets
+# the broker's max_packet_size to match.
+MAX_PAYLOAD_BYTES = MAX_EVENT_BYTES
 # The start of a rejected payload kept in its dead letter. JSON-escaping can turn one byte into six
 # characters ("\ufffd" for an invalid one), so this keeps every letter under MAX_PAYLOAD_BYTES too,
 # which the broker enforces on the ingest's own publishes as well.
@@ -100,7 +104,8 @@ def _summarise(error: ValidationError) -> str:
 
 def parse_visit(topic: str, payload: bytes, topic_prefix: str, received_at: datetime | None = None) -> VisitEvent:
     """The event in ``payload`` received at ``received_at`` (default now), or Rejected saying
-    exactly what is wrong with it. The arrival time lets the event's times be checked."""
+    exactly what is wrong with it. The arrival time lets the event's times be checked. Strict: a
+    value of the wrong JSON type is refused, not coerced (a device never sends "80" for 80)."""
     head = f"{topic_prefix}/"
     parts = topic[len(head):].split("/") if topic.startswith(head) else []
     if len(parts) != 2 or parts[1] != "visit" or not parts[0]:
@@ -109,7 +114,7 @@ def parse_visit(topic: str, payload: bytes, topic_prefix: str, received_at: date
         raise Rejected(f"payload of {len(payload)} bytes is over the limit of {MAX_PAYLOAD_BYTES}")
     context = {"received_at": received_at or datetime.now(UTC)}
     try:
-        event = VisitEvent.model_validate_json(payload, context=context)
+        event = VisitEvent.model_validate_json(payload, strict=True, context=context)
     except ValidationError as exc:
         raise Rejected(f"not a valid visit event: {_summarise(exc)}") from None
     if event.device_id != parts[0]:
@@ -133,7 +138,7 @@ class IngestStats:
 @dataclass
 class _Queued:
     """A visit to write, the message to acknowledge once it is (mid None: nothing to ack), and
-    the message itself, to dead-letter should InfluxDB refuse the visit."""
+    the message itself and when it came, to dead-letter should InfluxDB refuse the visit."""
 
     event_id: str
     points: list[Point]
@@ -141,6 +146,7 @@ class _Queued:
     qos: int
     topic: str
     payload: bytes
+    received_at: datetime
 
 
 class Ingest:
@@ -149,6 +155,7 @@ class Ingest:
     def __init__(self, settings: IngestSettings, writer: Writer) -> None:
         self._settings = settings
         self._writer = writer
+        self._dead_letters = DeadLetters(settings.dead_letter_dir) if settings.dead_letter_dir else None
         self.stats = IngestStats()
         self._queue: collections.deque[_Queued] = collections.deque()
         self._queue_lock = threading.Lock()  # held only briefly, never while writing to InfluxDB
@@ -182,6 +189,7 @@ class Ingest:
     # ---- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> None:
+        self._say_where_dead_letters_go()
         try:
             self._writer.prepare()
         except WriteError as exc:
@@ -195,6 +203,16 @@ class Ingest:
         )
         self._client.loop_start()
         self._writer_thread.start()
+
+    def _say_where_dead_letters_go(self) -> None:
+        if self._dead_letters is not None:
+            logger.info(
+                "rejected messages are kept in %s, a JSON line each in a file per day; "
+                "`python -m moodtunes_cloud.deadletter replay FILE` writes them once fixed", self._dead_letters.folder,
+            )
+        else:
+            logger.warning("MOODTUNES_INGEST_DEAD_LETTER_DIR is not set: a rejected message is kept nowhere, "
+                           "only logged (and republished to %s)", dead_letter_topic(self._settings.topic_prefix))
 
     def wait_subscribed(self, timeout: float) -> bool:
         """True once the broker granted the subscription (the ingest is taking visits)."""
@@ -298,9 +316,9 @@ class Ingest:
         else:
             # A QoS 0 message (a hand-made publish, an old device) is never delivered again: nothing to ack.
             mid = message.mid if message.qos > 0 else None
-            self._enqueue(_Queued(event.event_id, points, mid, message.qos, message.topic, message.payload))
+            self._enqueue(_Queued(event.event_id, points, mid, message.qos, message.topic, message.payload, received_at))
             return
-        self._reject(message.topic, message.payload, problem)
+        self._reject(message.topic, message.payload, problem, received_at)
         client.ack(message.mid, message.qos)  # dead-lettered: delivering it again can't help
 
     def _enqueue(self, queued: _Queued) -> None:
@@ -321,19 +339,23 @@ class Ingest:
             self._queue.append(queued)
             self._queue_changed.notify()
 
-    def _reject(self, topic: str, payload: bytes, reason: str) -> None:
+    def _reject(self, topic: str, payload: bytes, reason: str, received_at: datetime) -> None:
         self.stats.rejected += 1
         logger.warning("rejected a message on %s: %s", topic, reason)
-        self._dead_letter(topic, payload, reason)
+        self._dead_letter(topic, payload, reason, received_at)
 
-    def _dead_letter(self, topic: str, payload: bytes, reason: str) -> None:
-        """Republish a message that will never be written, with the reason, so it can be looked at."""
+    def _dead_letter(self, topic: str, payload: bytes, reason: str, received_at: datetime) -> None:
+        """Keep a message that will never be written, with the reason, before it is acknowledged:
+        in the dead-letter folder, whole, to be replayed once fixed, and republished (its start)
+        for anyone watching the dead-letter topic."""
+        if self._dead_letters is not None:
+            self._dead_letters.keep(topic, payload, reason, received_at)
         if not self._settings.dead_letter:
             return
         letter = {
             "topic": topic,
             "reason": reason,
-            "received_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "received_at": received_at.isoformat(timespec="milliseconds"),
             "payload": payload[:DEAD_LETTER_PAYLOAD_LIMIT].decode("utf-8", "replace"),
         }
         self._client.publish(dead_letter_topic(self._settings.topic_prefix), json.dumps(letter), qos=1)
@@ -396,7 +418,7 @@ class Ingest:
     def _give_up(self, queued: _Queued, reason: str) -> None:
         """A visit that will never be written: dead-lettered with the reason, and acknowledged."""
         try:
-            self._dead_letter(queued.topic, queued.payload, reason)
+            self._dead_letter(queued.topic, queued.payload, reason, queued.received_at)
         except Exception:  # the visit is given up on either way; the writer thread goes on
             logger.exception("couldn't dead-letter visit %s", queued.event_id)
         with self._queue_lock:

@@ -41,6 +41,9 @@ class IngestSettings(BaseSettings):
         "`openssl rand -hex 16`) in each, and they split the load (anyone who knows it can join the group)",
     )
     dead_letter: bool = Field(True, description="republish rejected payloads to {topic_prefix}/deadletter")
+    dead_letter_dir: Path | None = Field(
+        None, description="where rejected messages are kept, a JSON line each, to be replayed (compose: a volume)",
+    )
 
     influx_api: Literal["v1", "v2"] = Field("v2", description="v1: InfluxDB 1.x /write; v2: InfluxDB 2 API")
     influx_url: str = Field(

@@ -4,6 +4,9 @@ One pydantic model is the single source of truth (``VisitEvent.model_json_schema
 JSON Schema for other consumers). Only labels, probabilities, song metadata, times and a rating
 are in it: never an image, never a profile's name.
 
+The ingest validates what arrives strictly (``strict=True``): JSON types as the device writes them,
+never coerced ("80" is no rating). Numbers are finite and within what a kiosk can produce.
+
 The times come from the device's wall clock, which may be unset or may step while a visit runs.
 The device must record its visits whatever its clock says, so the time rules are checked where
 the event arrives: validate with ``context={"received_at": <arrival time>}`` (the ingest does).
@@ -25,6 +28,13 @@ from moodtunes.domain import Category, Mood, ScanOutcome
 SCHEMA_VERSION = 1
 VISIT_KIND = "visit"
 MAX_PLAYS = 200  # songs listed per visit event; listening_seconds still counts every song
+# The largest event the ingest takes, in UTF-8 bytes (the shipped broker's max_packet_size is this
+# plus 4 KiB for the topic and headers): the device builds its events well within it.
+MAX_EVENT_BYTES = 256 * 1024
+# Realistic bounds, so that nothing InfluxDB refuses (or silently drops, as it does infinity) gets
+# past validation: a scan combines at most 30 s of frames, and no visit listens for a whole day.
+MAX_FRAMES = 10_000
+MAX_SECONDS = 24 * 3600.0
 PROFILE_KEY_LENGTH = 16
 PROBS_SUM_TOLERANCE = 0.01  # room for rounding (the device keeps 5 decimals), not for another distribution
 EARLIEST_TIME = datetime(2000, 1, 1, tzinfo=UTC)
@@ -46,7 +56,7 @@ def _received_at(info: ValidationInfo) -> datetime | None:
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class ReadingEvent(_Strict):
@@ -55,7 +65,7 @@ class ReadingEvent(_Strict):
     corrected_label: Mood | None = None
     confidence: float = Field(ge=0.0, le=1.0)
     probs: dict[Mood, Probability]
-    frames_used: int = Field(ge=0)
+    frames_used: int = Field(ge=0, le=MAX_FRAMES)
 
     @field_validator("probs")
     @classmethod
@@ -75,7 +85,7 @@ class PlayEvent(_Strict):
     title: str = Field(max_length=300)
     artist: str = Field(max_length=300)
     category: Category | None = None
-    seconds_listened: float = Field(ge=0.0)
+    seconds_listened: float = Field(ge=0.0, le=MAX_SECONDS)
     finished: bool = False
     error: str | None = Field(None, max_length=300)
 
@@ -98,7 +108,7 @@ class VisitEvent(_Strict):
         None, ge=-2.0, le=2.0, description="mood_lift(): steps of the shown mood, sad -> neutral = +1"
     )
     plays: list[PlayEvent] = Field(default_factory=list, max_length=MAX_PLAYS)
-    listening_seconds: float = Field(0.0, ge=0.0)
+    listening_seconds: float = Field(0.0, ge=0.0, le=MAX_SECONDS)
     rating: int | None = Field(None, ge=0, le=100)
 
     @field_validator("started_at", "ended_at")

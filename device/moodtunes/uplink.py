@@ -8,8 +8,12 @@ only on "Success", so a broker that is down, refuses the topic (ACL) or has nobo
 That takes QoS 1 (config accepts nothing else): QoS 0 has no acknowledgement at all, and with
 QoS 2 paho reports the PUBCOMP, which lacks PUBREC's "No matching subscribers".
 A retry may deliver an event twice; the ingest makes that harmless (a redelivered event overwrites
-the same InfluxDB point), so at-least-once is the right guarantee here.
-Every event goes out under the configured device_id, including one queued before it changed.
+the same InfluxDB point), so at-least-once is the right guarantee here. So an event goes out under
+the configured device_id the first time, including one queued before it changed, and once the
+broker acknowledged it, only ever as acknowledged (`uplink --resend-since`).
+An event over MAX_EVENT_BYTES is never handed to paho: the broker would drop the connection for
+it, again on every reconnect, and the ingest would reject it anyway. It is marked refused in the
+outbox, and the later events go on.
 One uplink of a device runs at a time (uplink_lock): two would connect as the same MQTT client.
 """
 
@@ -33,8 +37,9 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from moodtunes.config import MqttSettings
+from moodtunes.events import MAX_EVENT_BYTES
 from moodtunes.locks import lock_path, open_lock, try_lock
-from moodtunes.store import OutboxItem, Store
+from moodtunes.store import OutboxItem, Store, StoreError
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +61,10 @@ class UplinkError(Exception):
 
 class UplinkBusy(Exception):
     """Another uplink of this device (normally the moodtunes-uplink service) holds the uplink lock."""
+
+
+class EventTooBig(Exception):
+    """An event no broker or ingest of ours takes, in one line for the outbox."""
 
 
 @contextmanager
@@ -138,7 +147,18 @@ class CycleResult:
 
     attempted: int = 0
     sent: int = 0
+    refused: int = 0  # too big ever to send: out of the queue
     error: str | None = None
+
+
+@dataclass(frozen=True)
+class Publication:
+    """An event handed to paho: its message id, the payload (kept as sent once acknowledged), and
+    the device_id the event was recorded under if it was re-stamped from another."""
+
+    mid: int
+    payload: str
+    recorded_as: str | None = None
 
 
 class BrokerLink:
@@ -285,25 +305,40 @@ class Uplink:
         self._settings = mqtt
         self._device_id = device_id
         self.topic = visit_topic(mqtt.topic_prefix, device_id)
-        # outbox id -> message id of a publication paho still holds (it resends it on reconnect),
-        # so a slow PUBACK does not make us publish the same event again.
-        self._in_flight: dict[int, int] = {}
-        # outbox id -> the device_id an event in flight was recorded under, if it was re-stamped
-        self._recorded_as: dict[int, str] = {}
+        # outbox id -> a publication paho still holds (it resends it on reconnect), so a slow
+        # PUBACK does not make us publish the same event again.
+        self._in_flight: dict[int, Publication] = {}
         self._restamped: Counter[str] = Counter()  # sent events by the old device_id they had
+        self._failures = 0  # failed turns in a row, for the backoff
+        self._waiting_for_broker = False  # said so already
+        self._store_failing = False  # the outbox can't be written (said so already)
 
-    def _publish(self, item: OutboxItem) -> int:
+    def _payload(self, item: OutboxItem) -> tuple[str, str | None]:
+        """What to publish for ``item``, and the device_id it was recorded under if re-stamped from
+        another: exactly what the broker acknowledged before, if it did, so that the ingest
+        overwrites the points of that delivery; otherwise the event re-stamped for this device."""
+        if item.sent_payload is not None:
+            return item.sent_payload, None
         key = None if item.profile_id is None else self._store.profile_key(self._device_id, item.profile_id)
-        payload, recorded_as = restamp(item.payload, self._device_id, key)
-        mid = self._link.publish(self.topic, payload, self._settings.qos)
-        if recorded_as is not None:
-            self._recorded_as[item.id] = recorded_as
-        return mid
+        return restamp(item.payload, self._device_id, key)
 
-    def _sent(self, outbox_id: int) -> None:
-        self._store.mark_sent(outbox_id)
-        if (recorded_as := self._recorded_as.pop(outbox_id, None)) is not None:
-            self._restamped[recorded_as] += 1
+    def _publish(self, item: OutboxItem) -> Publication:
+        payload, recorded_as = self._payload(item)
+        if (size := len(payload.encode())) > MAX_EVENT_BYTES:
+            raise EventTooBig(f"{size} bytes, over the {MAX_EVENT_BYTES} the broker and the ingest take: never sent")
+        return Publication(self._link.publish(self.topic, payload, self._settings.qos), payload, recorded_as)
+
+    def _refuse(self, item: OutboxItem, reason: str) -> None:
+        self._store.mark_refused(item.id, reason)
+        logger.error(
+            "event %s is refused, %s; it stays in the outbox (`moodtunes uplink --status` counts it) and the "
+            "later events go on", item.event_id, reason,
+        )
+
+    def _sent(self, outbox_id: int, publication: Publication) -> None:
+        self._store.mark_sent(outbox_id, publication.payload)
+        if publication.recorded_as is not None:
+            self._restamped[publication.recorded_as] += 1
 
     def _log_restamped(self) -> None:
         """Say once which sent events had been recorded under another device_id (it was changed)."""
@@ -323,27 +358,37 @@ class Uplink:
             if item.id not in self._in_flight:
                 try:
                     self._in_flight[item.id] = self._publish(item)
+                except EventTooBig as exc:
+                    self._refuse(item, str(exc))
+                    result.refused += 1
                 except UplinkError as exc:  # not queued: paho refused it outright
                     problems[item.id] = str(exc)
         deadline = time.monotonic() + self._settings.ack_timeout_seconds
         for item in items:
             if item.id in problems:
-                problem: str | None = problems[item.id]
-            elif (reason := self._link.wait_for_ack(self._in_flight[item.id], deadline)) is None:
-                problem = (
-                    f"no PUBACK from {self._link.address} within "
-                    f"{self._settings.ack_timeout_seconds:g} s"
-                )
-            else:
-                del self._in_flight[item.id]
-                problem = describe_puback(reason, self.topic)
-            if problem is None:
-                self._sent(item.id)
-                result.sent += 1
-            else:
-                self._store.mark_failed(item.id, problem)
-                result.error = result.error or problem
+                self._failed(item, problems[item.id], result)
+            elif item.id in self._in_flight:
+                self._settle(item, deadline, result)
         return result
+
+    def _settle(self, item: OutboxItem, deadline: float, result: CycleResult) -> None:
+        """Wait for the PUBACK of an event in flight, and record what became of it."""
+        publication = self._in_flight[item.id]
+        reason = self._link.wait_for_ack(publication.mid, deadline)
+        if reason is None:  # still in paho's hands: it sends the event again on reconnecting
+            timeout = self._settings.ack_timeout_seconds
+            self._failed(item, f"no PUBACK from {self._link.address} within {timeout:g} s", result)
+            return
+        del self._in_flight[item.id]
+        if (problem := describe_puback(reason, self.topic)) is not None:
+            self._failed(item, problem, result)
+            return
+        self._sent(item.id, publication)
+        result.sent += 1
+
+    def _failed(self, item: OutboxItem, problem: str, result: CycleResult) -> None:
+        self._store.mark_failed(item.id, problem)
+        result.error = result.error or problem
 
     def run_once(self) -> CycleResult:
         """Send everything pending (the link must be connected); stop at the first failure."""
@@ -352,6 +397,7 @@ class Uplink:
             result = self.send_pending()
             total.attempted += result.attempted
             total.sent += result.sent
+            total.refused += result.refused
             total.error = total.error or result.error
             if result.error or result.attempted < BATCH_SIZE:
                 self._log_restamped()
@@ -360,35 +406,70 @@ class Uplink:
     def run_forever(self, stop: threading.Event) -> None:
         """Until ``stop`` is set: send new events every poll_seconds. While the broker is away,
         paho reconnects in the background (with its own backoff) and sending resumes as soon as
-        it is back; after a failed upload wait retry_seconds, doubling up to max_retry_seconds."""
-        failures = 0
-        waiting_for_broker = False
+        it is back; after a failed upload, or one whose result the store can't record (a full
+        disk), wait retry_seconds, doubling up to max_retry_seconds."""
         while not stop.is_set():
-            if not self._store.pending_events(1):
-                stop.wait(self._settings.poll_seconds)
-                continue
-            if not self._link.connected:
-                if not self._link.wait_connected(self._settings.poll_seconds) and not waiting_for_broker:
-                    logger.warning(
-                        "%d events wait in the outbox: %s", self._store.outbox_counts()["pending"],
-                        self._link.last_error or f"not connected to {self._link.address}",
-                    )
-                    waiting_for_broker = True
-                continue
-            waiting_for_broker = False
-            result = self.send_pending()
-            if result.error:
-                failures += 1
-                delay = retry_delay(failures, self._settings.retry_seconds, self._settings.max_retry_seconds)
-                logger.warning(
-                    "upload failed (%s); %d events wait in the outbox, next try in %.0f s",
-                    result.error, self._store.outbox_counts()["pending"], delay,
-                )
-            else:
-                if result.sent:
-                    logger.info("sent %d events to %s", result.sent, self.topic)
-                failures = 0
-                delay = 0.0 if result.attempted == BATCH_SIZE else self._settings.poll_seconds
-                if delay:  # the backlog is through
-                    self._log_restamped()
-            stop.wait(delay)
+            try:
+                delay = self._turn()
+            except StoreError as exc:
+                delay = self._store_failed(exc)
+            if delay is not None:
+                stop.wait(delay)
+
+    def _turn(self) -> float | None:
+        """Send what is pending if the broker is there; how long to wait before the next turn
+        (None: not at all, waiting for the broker took the time)."""
+        if not self._store.pending_events(1):
+            return self._settings.poll_seconds
+        if not self._link.connected:
+            self._wait_for_broker()
+            return None
+        self._waiting_for_broker = False
+        result = self.send_pending()
+        self._store_is_back()
+        return self._pace_after(result)
+
+    def _wait_for_broker(self) -> None:
+        """Wait up to poll_seconds for the link, saying once per outage that events are waiting."""
+        if not self._link.wait_connected(self._settings.poll_seconds) and not self._waiting_for_broker:
+            logger.warning(
+                "%d events wait in the outbox: %s", self._store.outbox_counts()["pending"],
+                self._link.last_error or f"not connected to {self._link.address}",
+            )
+            self._waiting_for_broker = True
+
+    def _pace_after(self, result: CycleResult) -> float:
+        if result.error:
+            delay = self._backoff()
+            logger.warning(
+                "upload failed (%s); %d events wait in the outbox, next try in %.0f s",
+                result.error, self._store.outbox_counts()["pending"], delay,
+            )
+            return delay
+        if result.sent:
+            logger.info("sent %d events to %s", result.sent, self.topic)
+        self._failures = 0
+        delay = 0.0 if result.attempted == BATCH_SIZE else self._settings.poll_seconds
+        if delay:  # the backlog is through
+            self._log_restamped()
+        return delay
+
+    def _backoff(self) -> float:
+        self._failures += 1
+        return retry_delay(self._failures, self._settings.retry_seconds, self._settings.max_retry_seconds)
+
+    def _store_failed(self, exc: StoreError) -> float:
+        """The outbox can't be written (a full disk): keep running and try again later, said once
+        per outage rather than exiting, which made systemd restart the service every 10 s to publish
+        the same batch again. An event acknowledged but not recorded as sent goes once more."""
+        delay = self._backoff()
+        if not self._store_failing:
+            logger.error("can't record what the broker took (%s); sending paused, trying again in %.0f s, "
+                         "then less and less often", exc, delay)
+        self._store_failing = True
+        return delay
+
+    def _store_is_back(self) -> None:
+        if self._store_failing:
+            logger.info("the outbox can be written again; sending resumes")
+            self._store_failing = False

@@ -66,10 +66,10 @@ def _store(settings: Settings) -> Check:
     if unreadable:
         files = "1 file" if unreadable == 1 else f"{unreadable} files"
         songs += f" ({files} could not be analysed: `moodtunes library list --errors` says why)"
-    return Check(
-        "store", "ok",
-        f"{settings.database_path}: schema ok, {songs}, {counts['pending']} events to upload",
-    )
+    summary = f"{settings.database_path}: schema ok, {songs}, {counts['pending']} events to upload"
+    if counts["refused"]:  # the uplink set them aside: over the size limit, they can never be sent
+        return Check("store", "warn", f"{summary}, {counts['refused']} too big ever to send (kept here; the uplink's log says which)")
+    return Check("store", "ok", summary)
 
 
 def _uplink_shut_out(database: Path) -> str | None:

@@ -28,7 +28,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     mode.add_argument(
         "--resend-since", type=_moment, metavar="WHEN",
         help="queue again the events the broker acknowledged since WHEN (ISO date or date and time, local "
-             "time unless it has a zone), for a broker that lost them; the ingest overwrites duplicates",
+             "time unless it has a zone), for a broker that lost them; each goes again exactly as acknowledged, "
+             "so the ingest overwrites duplicates (those acknowledged under an earlier device_id stay sent)",
     )
 
 
@@ -58,7 +59,8 @@ def _status(settings: Settings) -> int:
         counts = store.outbox_counts()
         oldest = store.pending_events(1)
     tried = f" (oldest tried {oldest[0].attempts} times)" if oldest and oldest[0].attempts else ""
-    print(f"outbox: {counts['pending']} pending{tried}, {counts['sent']} sent; uplink {state}")
+    refused = f", {counts['refused']} refused (too big ever to send; kept here)" if counts["refused"] else ""
+    print(f"outbox: {counts['pending']} pending{tried}, {counts['sent']} sent{refused}; uplink {state}")
     return 0
 
 
@@ -72,12 +74,15 @@ def _resend_since(settings: Settings, since: datetime) -> int:
         print("uplink: 0 events queued again (no visits recorded yet)")
         return 0
     with Store.open(settings.database_path) as store:
-        requeued = store.mark_unsent_since(since)
+        requeued = store.mark_unsent_since(since, settings.device_id)
         pending = store.outbox_counts()["pending"]
     sender = ("the uplink service sends them (or `moodtunes uplink --once`)" if settings.mqtt.enabled
               else "they go once the uplink is enabled (mqtt.enabled = false now)")
-    print(f"uplink: {requeued} events sent since {since.isoformat(timespec='seconds')} queued again, "
+    print(f"uplink: {requeued.count} events sent since {since.isoformat(timespec='seconds')} queued again, "
           f"{pending} pending; {sender}")
+    for device_id, count in requeued.left_sent.items():
+        print(f"uplink: {count} events sent as {device_id!r} left as sent: this device is {settings.device_id!r} "
+              "now, and under that id they would count twice")
     return 0
 
 
@@ -117,8 +122,9 @@ def _send_pending(settings: Settings) -> int:
             print(f"uplink: sent 0, {pending} still pending: {exc}")
             return 1
         left = store.outbox_counts()["pending"]
+    refused = f", {result.refused} refused (too big ever to send; see the log)" if result.refused else ""
     problem = f": {result.error}" if result.error else ""
-    print(f"uplink: sent {result.sent} to {link.address}, {left} still pending{problem}")
+    print(f"uplink: sent {result.sent} to {link.address}{refused}, {left} still pending{problem}")
     return 0 if left == 0 else 1
 
 

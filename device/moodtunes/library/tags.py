@@ -19,8 +19,8 @@ UNKNOWN_ARTIST = "Unknown artist"
 _ID3_FRAMES = {"title": "TIT2", "artist": "TPE1", "album": "TALB", "genre": "TCON", "date": "TDRC"}
 # Longest tag text catalogued; longer is cut, ending in "…". A tag can hold megabytes (a file with a
 # 2 MB title froze the kiosk's songs screen for minutes) and no screen shows more than two lines of
-# it. 300 is also what the visit event keeps of a title or artist (events.PlayEvent), so the
-# catalogue and the upload agree.
+# it. The visit event keeps 300 bytes of UTF-8 of a title or artist (the same for Latin letters,
+# 100 letters of Japanese), so that its size in bytes is bounded.
 MAX_TAG_CHARS = 300
 # Control characters (C0, DEL, C1): a newline or a bell in a title broke `library list`'s table and
 # reached the terminal. Each run of them becomes one space.

@@ -109,4 +109,11 @@ MIGRATIONS: tuple[str, ...] = (
         created_at  TEXT NOT NULL
     );
     """,
+    # 4: the payload the broker first acknowledged, sent again unchanged by `uplink --resend-since`
+    # (re-stamped with a later device_id it would count twice), and when the uplink refused an event
+    # that can never be sent (over the size limit): it stays here, out of the queue
+    """
+    ALTER TABLE outbox ADD COLUMN sent_payload TEXT;
+    ALTER TABLE outbox ADD COLUMN refused_at TEXT;
+    """,
 )

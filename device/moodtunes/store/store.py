@@ -9,6 +9,7 @@ Each thread should open its own Store.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 import shutil
@@ -19,14 +20,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, NamedTuple, Self
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from moodtunes.domain import MOODS, MoodReading
 from moodtunes.events import (
     END_REASONS,
     MAX_PLAYS,
+    MAX_SECONDS,
     VISIT_KIND,
     PlayEvent,
     ReadingEvent,
@@ -36,10 +38,19 @@ from moodtunes.events import (
 from moodtunes.events import profile_key as derive_profile_key
 from moodtunes.store.migrations import MIGRATIONS
 
+logger = logging.getLogger(__name__)
+
 GUEST_NAME = "Guest"
 GUEST_COLOUR = "#8a94a6"
 DISK_FULL_BELOW_BYTES = 1 << 20  # with less free than this, an SQLite I/O error means a full disk
 PSEUDONYM_SECRET_BYTES = 32
+# Every event's JSON stays within this, well under events.MAX_EVENT_BYTES: room for the uplink to
+# re-stamp it with a longer device_id, and for a JSON library that escapes a little differently.
+EVENT_BYTE_BUDGET = 200 * 1024
+MAX_TEXT_BYTES = 300  # of a song's title, artist or error in an event: 300 letters, 100 of Japanese
+# The device_id the broker acknowledged an outbox event under (as recorded, for one sent before
+# migration 4 kept the acknowledged payload).
+_ACKNOWLEDGED_AS = "json_extract(coalesce(sent_payload, payload), '$.device_id')"
 
 
 class StoreError(Exception):
@@ -95,6 +106,15 @@ class OutboxItem:
     payload: str
     attempts: int
     profile_id: int | None = None  # whose visit it is (the uplink re-derives the pseudonym from it)
+    sent_payload: str | None = None  # what the broker acknowledged, for an event queued again: sent as it is
+
+
+class Requeued(NamedTuple):
+    """What mark_unsent_since did: events queued again, and those left sent, by the device_id the
+    broker acknowledged them under."""
+
+    count: int
+    left_sent: dict[str, int]
 
 
 _TRACK_COLUMNS = (
@@ -131,11 +151,36 @@ def _plays(db: sqlite3.Connection, session_id: int) -> list[sqlite3.Row]:
     return rows.fetchall()
 
 
-def _longest_plays(rows: list[sqlite3.Row]) -> list[sqlite3.Row]:
-    """The MAX_PLAYS plays listened to longest, in the order played: a visit of endless failed
-    plays still fits its event, and what was really heard (and its main category) stays in it."""
-    longest = sorted(rows, key=lambda r: -r["seconds_listened"])[:MAX_PLAYS]
-    return sorted(longest, key=lambda r: r["id"])
+def _clip(text: str) -> str:
+    """``text`` cut to MAX_TEXT_BYTES of UTF-8, never inside a letter: an event's size is in bytes,
+    and a letter of Japanese takes three."""
+    return text.encode()[:MAX_TEXT_BYTES].decode("utf-8", "ignore")
+
+
+def _json_bytes(model: BaseModel) -> int:
+    return len(model.model_dump_json().encode())
+
+
+def _play_event(row: sqlite3.Row) -> PlayEvent:
+    return PlayEvent(
+        title=_clip(row["title"]), artist=_clip(row["artist"]), category=row["category"],
+        seconds_listened=min(row["seconds_listened"], MAX_SECONDS), finished=bool(row["finished"]),
+        error=_clip(row["error"]) if row["error"] else None,
+    )
+
+
+def _plays_that_fit(rows: list[sqlite3.Row], room: int) -> list[PlayEvent]:
+    """The plays heard longest, at most MAX_PLAYS and as many as fit in ``room`` bytes of JSON, in
+    the order played: a visit of endless failed plays, or of very long titles, still fits its event,
+    and what was really heard (and its main category) stays in it."""
+    kept: list[tuple[int, PlayEvent]] = []
+    for row in sorted(rows, key=lambda r: -r["seconds_listened"])[:MAX_PLAYS]:
+        play = _play_event(row)
+        room -= _json_bytes(play) + 1  # and its comma
+        if room < 0:
+            break
+        kept.append((row["id"], play))
+    return [play for _, play in sorted(kept, key=lambda item: item[0])]
 
 
 def _last_activity(db: sqlite3.Connection, session_id: int) -> str:
@@ -549,20 +594,12 @@ class Store:
         ).fetchone()
         readings = _readings(db, session_id)
         rows = _plays(db, session_id)
-        plays = [
-            PlayEvent(
-                title=r["title"][:300], artist=r["artist"][:300], category=r["category"],
-                seconds_listened=r["seconds_listened"], finished=bool(r["finished"]),
-                error=r["error"][:300] if r["error"] else None,
-            )
-            for r in _longest_plays(rows)
-        ]
         rating = db.execute(
             "SELECT score FROM ratings WHERE session_id = ? ORDER BY id DESC LIMIT 1", (session_id,)
         ).fetchone()
         before, after = readings.get("before"), readings.get("after")
-        listening_seconds = round(sum(r["seconds_listened"] for r in rows), 3)
-        return VisitEvent(
+        listening_seconds = min(round(sum(r["seconds_listened"] for r in rows), 3), MAX_SECONDS)
+        event = VisitEvent(
             event_id=str(uuid.uuid4()),
             device_id=device_id,
             session_id=s["uuid"],
@@ -574,10 +611,17 @@ class Store:
             mood_before=before,
             mood_after=after,
             mood_lift=mood_lift(before, after, listening_seconds),
-            plays=plays,
             listening_seconds=listening_seconds,
             rating=rating["score"] if rating else None,
         )
+        plays = _plays_that_fit(rows, EVENT_BYTE_BUDGET - _json_bytes(event))
+        if len(plays) < len(rows):
+            logger.warning(
+                "visit %d: its event lists the %d of its %d plays heard longest (at most %d, within %d KiB); "
+                "its listening_seconds counts them all", session_id, len(plays), len(rows), MAX_PLAYS,
+                EVENT_BYTE_BUDGET // 1024,
+            )
+        return event.model_copy(update={"plays": plays})
 
     # ---- history (recommendations and reports) ---------------------------------------------
 
@@ -676,19 +720,31 @@ class Store:
 
     def pending_events(self, limit: int = 50) -> list[OutboxItem]:
         rows = self._query(
-            "SELECT o.id, o.event_id, o.kind, o.payload, o.attempts, s.profile_id FROM outbox o"
-            " LEFT JOIN sessions s ON s.id = o.session_id WHERE o.sent_at IS NULL ORDER BY o.id LIMIT ?",
+            "SELECT o.id, o.event_id, o.kind, o.payload, o.attempts, s.profile_id, o.sent_payload FROM outbox o"
+            " LEFT JOIN sessions s ON s.id = o.session_id WHERE o.sent_at IS NULL AND o.refused_at IS NULL"
+            " ORDER BY o.id LIMIT ?",
             (limit,),
         )
-        return [OutboxItem(r["id"], r["event_id"], r["kind"], r["payload"], r["attempts"], r["profile_id"])
-                for r in rows]
+        return [OutboxItem(r["id"], r["event_id"], r["kind"], r["payload"], r["attempts"], r["profile_id"],
+                           r["sent_payload"]) for r in rows]
 
-    def mark_sent(self, outbox_id: int) -> None:
+    def mark_sent(self, outbox_id: int, payload: str) -> None:
+        """The broker acknowledged the event as ``payload``; the first payload acknowledged is kept,
+        to be sent again unchanged if the event is queued again (mark_unsent_since)."""
         with self.transaction() as db:
             db.execute(
-                "UPDATE outbox SET sent_at = ?, attempts = attempts + 1, last_error = NULL"
-                " WHERE id = ?",
-                (utc_now(), outbox_id),
+                "UPDATE outbox SET sent_at = ?, attempts = attempts + 1, last_error = NULL,"
+                " sent_payload = coalesce(sent_payload, ?) WHERE id = ?",
+                (utc_now(), payload, outbox_id),
+            )
+
+    def mark_refused(self, outbox_id: int, reason: str) -> None:
+        """An event that can never be sent leaves the queue for good, so that it holds up no other;
+        it stays in the outbox with the reason."""
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE outbox SET refused_at = ?, attempts = attempts + 1, last_error = ? WHERE id = ?",
+                (utc_now(), reason[:500], outbox_id),
             )
 
     def mark_failed(self, outbox_id: int, error: str) -> None:
@@ -698,18 +754,30 @@ class Store:
                 (error[:500], outbox_id),
             )
 
-    def mark_unsent_since(self, since: datetime) -> int:
-        """Queue again the events sent (acknowledged by the broker) at or after ``since``, for a
-        broker that lost them (killed before it saved them); how many. The uplink, running or
-        not, just finds them pending; the ingest overwrites the points a second delivery makes."""
+    def mark_unsent_since(self, since: datetime, device_id: str) -> Requeued:
+        """Queue again the events the broker acknowledged at or after ``since`` as ``device_id``, for
+        a broker that lost them (killed before it saved them). The uplink, running or not, finds them
+        pending and sends each as it was acknowledged, so the ingest overwrites the points of a
+        second delivery. Those acknowledged under another device_id stay sent: this device may send
+        only as itself, and re-stamped with its id now they would be new visits, counted twice."""
         if since.tzinfo is None:
             raise ValueError("since must carry its time zone")
         stamp = since.astimezone(UTC).isoformat(timespec="milliseconds")
         with self.transaction() as db:
-            return db.execute("UPDATE outbox SET sent_at = NULL WHERE sent_at >= ?", (stamp,)).rowcount
+            left_sent = db.execute(
+                f"SELECT {_ACKNOWLEDGED_AS} AS device, count(*) AS events FROM outbox"
+                f" WHERE sent_at >= ? AND {_ACKNOWLEDGED_AS} IS NOT ? GROUP BY device ORDER BY device",
+                (stamp, device_id),
+            )
+            left = {r["device"]: r["events"] for r in left_sent}
+            queued = db.execute(
+                f"UPDATE outbox SET sent_at = NULL WHERE sent_at >= ? AND {_ACKNOWLEDGED_AS} = ?", (stamp, device_id)
+            ).rowcount
+        return Requeued(queued, left)
 
     def outbox_counts(self) -> dict[str, int]:
         row = self._query(
-            "SELECT COUNT(*) - COUNT(sent_at) AS pending, COUNT(sent_at) AS sent FROM outbox"
+            "SELECT COUNT(*) - COUNT(sent_at) - COUNT(refused_at) AS pending, COUNT(sent_at) AS sent,"
+            " COUNT(refused_at) AS refused FROM outbox"
         )[0]
-        return {"pending": row["pending"], "sent": row["sent"]}
+        return {"pending": row["pending"], "sent": row["sent"], "refused": row["refused"]}
