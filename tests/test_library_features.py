@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import audioread
 import numpy as np
 import pytest
 import soundfile as sf
@@ -233,3 +234,22 @@ def record_golden_values() -> None:
 
 if __name__ == "__main__":
     record_golden_values()
+
+
+def test_how_much_of_an_mp3_decodes_is_measured_without_ffmpeg_too(tmp_path, monkeypatch):
+    """A good VBR MP3 without a Xing header whose estimated middle lies past its real end: without
+    ffmpeg, it was refused as truncated for good."""
+    ffmpeg = require_tool("ffmpeg")
+    vbr = tmp_path / "vbr.mp3"
+    subprocess.run([ffmpeg, "-loglevel", "error", "-f", "lavfi", "-i", "anullsrc=r=44100:cl=mono:d=1",
+                    "-f", "lavfi", "-i", "anoisesrc=d=39:c=white:a=0.5:r=44100",
+                    "-filter_complex", "[0][1]concat=n=2:v=0:a=1",
+                    "-c:a", "libmp3lame", "-q:a", "0", "-write_xing", "0", str(vbr)], check=True)
+    estimate = sf.info(str(vbr)).duration
+    assert (estimate - 60) / 2 > 40  # the excerpt would start past the end of the audio
+
+    def no_ffmpeg(*args, **kwargs):
+        raise audioread.NoBackendError()
+
+    monkeypatch.setattr(audioread, "audio_open", no_ffmpeg)
+    assert load_excerpt(vbr).source_duration == pytest.approx(40.0, abs=0.2)

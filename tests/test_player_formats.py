@@ -4,6 +4,7 @@ with ffmpeg, played on SDL's dummy audio driver (conftest sets it)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -66,3 +67,14 @@ def test_a_file_neither_the_mixer_nor_ffmpeg_decodes_is_a_player_error(tmp_path,
     bad.write_bytes(b"ftypM4A " + bytes(range(256)) * 40)
     with pytest.raises(PlayerError, match="broken.m4a: can't be played: neither the mixer nor ffmpeg"):
         player.load(bad)
+
+
+def test_a_conversion_that_hangs_is_given_up_instead_of_freezing_the_kiosk(tmp_path):
+    """A song on a hung network share: ffmpeg waits on it for ever (a FIFO nobody writes stands in)."""
+    require_tool("ffmpeg")
+    stuck = tmp_path / "stuck.m4a"
+    os.mkfifo(stuck)
+    started = time.monotonic()
+    with pytest.raises(PlayerError, match="stuck.m4a: can't be played: converting it took over 1 s"):
+        player_module.convert_to_wav(stuck, 44100, 2, timeout=1.0)
+    assert time.monotonic() - started < 10

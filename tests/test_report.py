@@ -129,14 +129,16 @@ def test_a_visit_without_music_heard_is_not_measured(store):
         ("sad", None, 60, "Your mood wasn't checked again after the music, so this visit can't tell whether it helped."),
         ("sad", "happy", 0, "No music was heard this time, so this visit can't tell whether it helps."),
         ("sad", None, 0, "No music was heard this time, so this visit can't tell whether it helps."),
+        (None, "happy", 60, "Your mood wasn't read before the music, so this visit can't tell whether it helped."),
     ],
 )
 def test_a_guests_verdict_tells_their_one_visit_and_no_come_back(store, before, after, seconds, expected):
     """A guest's report has only their visit (the guest profile is shared): "come back a few more
     times" could never come true for it."""
     guest = store.guest_profile()
+    before_reading = MoodReading.manual(before) if before else MoodReading(ScanOutcome.NO_FACE)
     after_reading = MoodReading.manual(after) if after else None
-    visit(store, guest.id, MoodReading.manual(before), after_reading, "/m/calm.ogg", seconds, 80)
+    visit(store, guest.id, before_reading, after_reading, "/m/calm.ogg", seconds, 80)
     (line,) = [visit_line(v) for v in store.visits(guest.id)]
     verdict = one_visit_verdict(line)
     assert verdict.startswith(expected) and "Come back" not in verdict

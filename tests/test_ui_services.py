@@ -110,13 +110,19 @@ def test_closing_the_kiosk_stops_a_scan_waiting_for_another_scans_lock(caplog, t
     assert "library scan stopped with the kiosk" in caplog.text and service.error is None
 
 
-def test_a_kiosk_with_no_music_folder_set_says_so_in_one_line(caplog):
-    """library.paths empty and no demo: a setting to fix, not a bug with a traceback."""
+def test_a_kiosk_with_no_music_folder_set_offers_no_music_and_only_finishing(settings, caplog):
+    """library.paths empty and no demo: the songs screen says no music is set up and offers only
+    "Finish my visit", not "can't be read" with an "I'm done" that rates music never played."""
     from moodtunes.library import ensure_library
+    from ui_support import make_app, sample_scanner, songs_as_guest
 
-    settings = load_settings()
     settings.library.paths, settings.library.demo = [], False
-    service = LibraryService(ensure_library, settings)
-    record = service_log(caplog, service)
-    assert record.levelno == logging.WARNING and record.exc_info is None
-    assert "library.paths" in service.error
+    caplog.set_level(logging.WARNING, logger="moodtunes.ui.services")
+    app = make_app(settings, sample_scanner, library_loader=ensure_library)
+    try:
+        songs_as_guest(app, "sad")
+        assert app.library_service.error is None and [t.id for t in app.screen.targets] == ["back", "finish"]
+        assert app.screen.no_music and not app.screen.none_lifting
+        assert "no music folders configured" in caplog.text and "Traceback" not in caplog.text
+    finally:
+        app.close()

@@ -13,9 +13,12 @@ header, MP3 files joined with `cat`), so a song plays on past its length while t
 its length growing; only if the mixer's position stops keeping up with our clock (playback stalled)
 does the length end it.
 
-SDL_mixer reads MP3, Ogg Vorbis, FLAC and plain WAV. What else the scanner catalogues (M4A/AAC, Ogg
-Opus, a file whose name says another format than its data) is decoded by ffmpeg into a WAV in
-memory when it is loaded, so the kiosk plays every song it recommends.
+SDL_mixer (pygame-ce 2.5) reads MP3, Ogg Vorbis, Opus, FLAC, WAV and AIFF, picking the decoder by
+the file's name and first bytes. What else the scanner catalogues (M4A/AAC, Opus named .ogg, a file
+whose name says another format than its data) is decoded by ffmpeg into a WAV in memory when it is
+loaded, so the kiosk plays every song it recommends. The conversion runs while the kiosk waits
+(0.3 s for a 4-minute AAC song here, more on a Pi), and is given up after CONVERT_TIMEOUT_S (a hung
+network share must not freeze the kiosk).
 """
 
 from __future__ import annotations
@@ -24,8 +27,10 @@ import io
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
+import threading
 import time
 import wave
 from collections.abc import Callable
@@ -48,6 +53,7 @@ _STALL_CHECK_S = 2.0
 # Longest song converted for playback: its PCM is held in memory (10.6 MB a minute at 44.1 kHz
 # stereo, so up to ~210 MB).
 MAX_CONVERTED_S = 20 * 60
+CONVERT_TIMEOUT_S = 30.0  # ffmpeg decodes a 20-minute song in a few seconds, even on a Pi
 
 
 SILENT_DRIVERS = frozenset({"dummy", "disk"})  # SDL audio drivers nobody hears ("disk" writes a file)
@@ -111,7 +117,9 @@ def _driver_in_use() -> str:
         return os.environ.get("SDL_AUDIODRIVER", "default")
 
 
-def convert_to_wav(path: Path, rate: int, channels: int) -> tuple[io.BytesIO, float]:
+def convert_to_wav(
+    path: Path, rate: int, channels: int, timeout: float = CONVERT_TIMEOUT_S
+) -> tuple[io.BytesIO, float]:
     """(a 16-bit PCM WAV of the song in memory, its exact length in seconds), decoded by ffmpeg at
     the mixer's rate and channels: for what SDL_mixer can't read. PlayerError if ffmpeg is missing,
     can't decode the file, or the song is longer than MAX_CONVERTED_S."""
@@ -124,14 +132,21 @@ def convert_to_wav(path: Path, rate: int, channels: int) -> tuple[io.BytesIO, fl
     with tempfile.TemporaryFile() as errors:  # a file, not a pipe: ffmpeg never waits on it
         with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors) as ffmpeg_run, \
                 wave.open(buffer, "wb") as out:
-            out.setnchannels(channels)
-            out.setsampwidth(2)
-            out.setframerate(rate)
-            while chunk := ffmpeg_run.stdout.read(1 << 20):
-                out.writeframesraw(chunk)
-            seconds = out.getnframes() / rate
+            watchdog = threading.Timer(timeout, ffmpeg_run.kill)  # a read stuck on a hung file ends too
+            watchdog.start()
+            try:
+                out.setnchannels(channels)
+                out.setsampwidth(2)
+                out.setframerate(rate)
+                while chunk := ffmpeg_run.stdout.read(1 << 20):
+                    out.writeframesraw(chunk)
+                seconds = out.getnframes() / rate
+            finally:
+                watchdog.cancel()
         errors.seek(0)
         logger.debug("ffmpeg on %s: %s", path, errors.read().decode(errors="replace").strip())
+    if ffmpeg_run.returncode == -signal.SIGKILL:
+        raise PlayerError(f"{path.name}: can't be played: converting it took over {timeout:.0f} s")
     if ffmpeg_run.returncode != 0 or seconds <= 0:
         raise PlayerError(f"{path.name}: can't be played: neither the mixer nor ffmpeg decodes it "
                           "(damaged, or not audio)")

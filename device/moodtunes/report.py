@@ -118,11 +118,12 @@ def one_visit_verdict(line: VisitLine) -> str:
     """A guest's report shows only their own visit (the guest profile is shared): what happened in
     it, and how to follow the music's effect over time. No "come back": a guest has no history."""
     if line.lift is None:
-        said = (
-            "Your mood wasn't checked again after the music, so this visit can't tell whether it helped."
-            if line.listening_minutes
-            else "No music was heard this time, so this visit can't tell whether it helps."
-        )
+        if not line.listening_minutes:
+            said = "No music was heard this time, so this visit can't tell whether it helps."
+        elif line.mood_after is None:
+            said = "Your mood wasn't checked again after the music, so this visit can't tell whether it helped."
+        else:
+            said = "Your mood wasn't read before the music, so this visit can't tell whether it helped."
     elif line.lift > 0:
         said = f"Your mood rose from {line.mood_before} to {line.mood_after} after the music."
     elif line.lift < 0:

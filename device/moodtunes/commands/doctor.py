@@ -156,7 +156,7 @@ def _camera_presence(spec: str) -> tuple[str | None, str]:
 
         path = Path(arg).expanduser()
         if path.is_dir():
-            return (None, "a folder of images to replay") if media_files(path) else (f"{path}: no images in this folder", "")
+            return (None, "a folder of images to replay") if media_files(path, IMAGE_SUFFIXES) else (f"{path}: no images in this folder", "")
         if not path.is_file():
             return f"{path}: no such file or folder", ""
         return None, "an image to replay" if path.suffix.lower() in IMAGE_SUFFIXES else "a file to replay"

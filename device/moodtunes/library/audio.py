@@ -107,8 +107,16 @@ def _decode_audioread(path: Path, sr: int, max_seconds: float, duration: float |
 
 
 def _decodable_seconds(path: Path) -> float | None:
-    """How many seconds of the file decode when read from the start to the end (ffmpeg, through
-    audioread), or None if that fails too."""
+    """How many seconds of the file decode when read from the start to the end (libsndfile, else
+    ffmpeg through audioread), or None if neither can tell."""
+    try:
+        with sf.SoundFile(str(path)) as f:  # read until nothing comes (blocks() pads to the header's length)
+            frames = 0
+            while block := len(f.read(1 << 16, dtype="int16")):
+                frames += block
+            return frames / f.samplerate
+    except Exception:  # not a format libsndfile reads: ffmpeg's turn
+        logger.debug("libsndfile can't measure how much of %s decodes", path, exc_info=True)
     try:
         with audioread.audio_open(str(path)) as f:
             return sum(len(block) for block in f) / (2 * f.channels * f.samplerate)

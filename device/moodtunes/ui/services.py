@@ -64,10 +64,10 @@ def _expected_library_problem(exc: Exception) -> bool:
     """A music or storage problem the songs screen explains, as opposed to a bug."""
     try:
         from moodtunes.library.mood_model import MoodModelError
-        from moodtunes.library.scan import AnalyserCrashing, NoMusicFolders
+        from moodtunes.library.scan import AnalyserCrashing
     except ImportError:  # the analysis stack is not installed: only the store's errors are known
         return isinstance(exc, (StoreError, OSError))
-    return isinstance(exc, (StoreError, OSError, MoodModelError, AnalyserCrashing, NoMusicFolders))
+    return isinstance(exc, (StoreError, OSError, MoodModelError, AnalyserCrashing))
 
 
 class ScannerService:
@@ -141,7 +141,7 @@ class LibraryService:
 
     def _run(self) -> None:
         # Imported on this thread (it brings librosa): the welcome screen doesn't wait for it.
-        from moodtunes.library.scan import ScanStopped
+        from moodtunes.library.scan import NoMusicFolders, ScanStopped
 
         try:
             with Store.open(self._settings.database_path) as store:
@@ -150,6 +150,8 @@ class LibraryService:
             logger.info("library ready: %s", getattr(self.report, "as_dict", lambda: self.report)())
         except ScanStopped:  # the kiosk closing: stopped before Python's exit could shut its pool under it
             logger.info("library scan stopped with the kiosk; the next start goes on from there")
+        except NoMusicFolders as exc:  # no music set up: the catalogue (kept) says what there is to play
+            logger.warning("music library: %s", exc)
         except Exception as exc:  # shown on the songs screen, never fatal
             self.error = str(exc) or type(exc).__name__
             if _expected_library_problem(exc):

@@ -213,7 +213,7 @@ def checked_size(path: Path, data: np.ndarray) -> tuple[int, int] | None:
     return width, height
 
 
-def media_files(folder: Path, suffixes: frozenset[str] = IMAGE_SUFFIXES) -> list[Path]:
+def media_files(folder: Path, suffixes: frozenset[str]) -> list[Path]:
     """Files under ``folder`` with one of ``suffixes`` (any case), recursively, sorted. Symlinked
     subfolders are followed (Path.rglob doesn't, in Python 3.11), each folder only once, so a
     link back up the tree is not a loop and a folder linked twice is not listed twice."""
@@ -306,7 +306,7 @@ class ReplayCamera(_ClosingContext):
     def from_path(cls, path: Path, fps: float | None) -> ReplayCamera:
         description = f"replay:{path}"
         if path.is_dir():
-            files = media_files(path)
+            files = media_files(path, IMAGE_SUFFIXES)
             if not files:
                 raise CameraError(f"{path}: no images in this folder")
             if not _any_readable(files):

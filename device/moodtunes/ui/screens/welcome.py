@@ -56,6 +56,7 @@ class WelcomeScreen(Screen):
         self.profiles: list[Profile] = profiles or []
         self.page = 0
         self.per_page = 1
+        self.pages = 1
 
     def idle_applies(self) -> bool:
         return False
@@ -79,14 +80,14 @@ class WelcomeScreen(Screen):
         columns = 2
         rows_fit = max(1, (grid_area.height + gap) // (tile_h + gap))
         self.per_page = rows_fit * columns - 1  # the first tile is always "new profile"
-        pages = max(1, -(-len(self.profiles) // self.per_page))
-        self.page = min(self.page, pages - 1)
-        if pages > 1:
+        self.pages = max(1, -(-len(self.profiles) // self.per_page))
+        self.page = min(self.page, self.pages - 1)
+        if self.pages > 1:
             arrow = look.px(52)
             nxt = pygame.Rect(heading.right - arrow, heading.top, arrow, heading.height)
             prev = nxt.move(-arrow - look.px(8), 0)
             self.add("page_prev", prev, enabled=self.page > 0)
-            self.add("page_next", nxt, enabled=self.page < pages - 1)
+            self.add("page_next", nxt, enabled=self.page < self.pages - 1)
         shown = self.profiles[self.page * self.per_page : (self.page + 1) * self.per_page]
         cells = lay.grid(
             pygame.Rect(grid_area.left, grid_area.top, grid_area.width, grid_area.height),
@@ -153,9 +154,8 @@ class WelcomeScreen(Screen):
         box = draw_text(surface, look.heading(), "Who's listening?", th.TEXT, self.heading)
         first_arrow = self.target("page_prev")
         if first_arrow is not None:  # which page of how many, beside the arrows
-            pages = -(-len(self.profiles) // self.per_page)
             where = pygame.Rect(box.right, self.heading.top, first_arrow.rect.left - look.px(10) - box.right, self.heading.height)
-            draw_text(surface, look.small(), f"{self.page + 1} of {pages}", th.MUTED, where, align="right")
+            draw_text(surface, look.small(), f"{self.page + 1} of {self.pages}", th.MUTED, where, align="right")
         self.button(surface, "page_prev", "‹", font=look.font(28, bold=True))
         self.button(surface, "page_next", "›", font=look.font(28, bold=True))
         if self.unreadable:
