@@ -34,6 +34,7 @@ from influxdb_client import Point
 from moodtunes.cli import main as moodtunes
 from moodtunes.store import Store
 from moodtunes_cloud import ingest as ingest_module
+from moodtunes_cloud.deadletter import Replayed, replay
 from moodtunes_cloud.deadletter import main as replay_dead_letters
 from moodtunes_cloud.influx import V1Writer, WriteError, make_writer
 from moodtunes_cloud.ingest import MAX_PAYLOAD_BYTES, Ingest
@@ -444,15 +445,19 @@ def _dropped(caplog) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.getMessage().startswith("retry queue full")]
 
 
-def test_a_full_queue_drops_its_oldest_visit_and_keeps_the_newest(mosquitto, influxdb, tmp_path, caplog):
+def test_a_full_queue_drops_its_oldest_visit_into_the_dead_letters_and_keeps_the_newest(
+        mosquitto, influxdb, tmp_path, caplog):
     """QoS 0 visits (a hand-made publish, an old device) are not held back by Receive Maximum, so
     with InfluxDB down they can overflow the queue: the oldest is dropped, with an error naming it,
-    and the newest are written once InfluxDB is back."""
+    and the newest are written once InfluxDB is back. The dropped one, a valid visit, is kept as a
+    dead letter (it used to be acknowledged and kept nowhere), so `replay` writes it too."""
     caplog.set_level(logging.INFO, logger="moodtunes_cloud.ingest")
     device, prefix, db = unique("kiosk-"), unique("mt"), unique("overflow")
+    folder = tmp_path / "deadletter"
     with Store.open(tmp_path / "moodtunes.db") as store:
         events = [record_visit(store, device) for _ in range(3)]
-    with _ingest_while_influxdb_is_down(mosquitto, influxdb, db, prefix, retry_queue_size=2) as (ingest, writer, sender):
+    with _ingest_while_influxdb_is_down(
+            mosquitto, influxdb, db, prefix, retry_queue_size=2, dead_letter_dir=folder) as (ingest, writer, sender):
         _publish_one_by_one(ingest, sender, prefix, events[:2], qos=0)
         assert (ingest.held, ingest.stats.dropped) == (2, 0)  # full, not yet over
         _publish_one_by_one(ingest, sender, prefix, events[2:], qos=0)
@@ -462,11 +467,18 @@ def test_a_full_queue_drops_its_oldest_visit_and_keeps_the_newest(mosquitto, inf
         wait_for(lambda: ingest.held == 0, "the held visits written")
         assert ingest.stats.written == 2
     assert _dropped(caplog) == [
-        (f"retry queue full (2 visits): dropped visit {events[0].event_id}; raise MOODTUNES_INGEST_RETRY_QUEUE_SIZE "
-         "or bring InfluxDB back"),
+        (f"retry queue full (2 visits): dropped visit {events[0].event_id} into the dead letters; raise "
+         "MOODTUNES_INGEST_RETRY_QUEUE_SIZE or bring InfluxDB back, then replay it"),
     ]
     ids = influxql(influxdb, db, "SELECT event_id FROM visit")[0]["values"]
     assert [row[1] for row in ids] == [e.event_id for e in events[1:]]
+    [day] = folder.iterdir()
+    [letter] = [json.loads(line) for line in day.read_text().splitlines()]
+    assert letter["reason"].startswith("retry queue full: InfluxDB unreachable while 2 visits were held")
+    settings = ingest_settings(mosquitto, influxdb, db, prefix)
+    assert replay([day], settings, V1Writer(settings)) == Replayed(written=1)
+    ids = influxql(influxdb, db, "SELECT event_id FROM visit")[0]["values"]
+    assert [row[1] for row in ids] == [e.event_id for e in events]
 
 
 def test_a_dropped_qos1_visit_is_acknowledged_so_the_broker_sends_the_next(mosquitto, influxdb, tmp_path, caplog):

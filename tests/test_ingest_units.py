@@ -21,6 +21,7 @@ from moodtunes.domain import MoodReading, ScanOutcome
 from moodtunes.events import MAX_PLAYS, PlayEvent, ReadingEvent, VisitEvent, mood_lift
 from moodtunes.store import Store
 from moodtunes.vision.scan import combine_readings
+from moodtunes_cloud import deadletter
 from moodtunes_cloud.deadletter import DeadLetters
 from moodtunes_cloud.influx import V1Writer, V2Writer, WriteError
 from moodtunes_cloud.ingest import (
@@ -454,10 +455,11 @@ class _FakeWriter:
         self.written.extend(points)
 
 
-def _offline_ingest(writer, queue_size: int = 5) -> tuple[Ingest, list[int]]:
-    """An ingest with its writer thread running and no broker: acks are recorded, nothing is sent."""
+def _offline_ingest(writer, queue_size: int = 5, **overrides) -> tuple[Ingest, list[int]]:
+    """An ingest (with ``overrides`` of its settings) with its writer thread running and no broker:
+    acks are recorded, nothing is sent."""
     settings = IngestSettings(mqtt_host="127.0.0.1", mqtt_port=1, influx_api="v1", influx_url="http://127.0.0.1:1",
-                              retry_seconds=0.05, retry_queue_size=queue_size, dead_letter=False)
+                              retry_seconds=0.05, retry_queue_size=queue_size, dead_letter=False, **overrides)
     ingest = Ingest(settings, writer)
     acks: list[int] = []
     ingest._client.ack = lambda mid, qos: acks.append(mid)
@@ -466,7 +468,7 @@ def _offline_ingest(writer, queue_size: int = 5) -> tuple[Ingest, list[int]]:
 
 
 def _visit(event_id: str, mid: int) -> _Queued:
-    return _Queued(event_id, [event_id], mid, 1, "moodtunes/kiosk/visit", b"{}", ENDED)
+    return _Queued(event_id, [event_id], mid, 1, "moodtunes/kiosk/visit", f'{{"event_id": "{event_id}"}}'.encode(), ENDED)
 
 
 def test_an_unexpected_error_writing_one_visit_costs_that_visit_not_the_writer(caplog):
@@ -505,6 +507,30 @@ def test_a_full_queue_never_drops_the_visit_being_written(caplog):
         ingest.stop()
 
 
+def _kept_payloads(folder) -> list[str]:
+    return [json.loads(line)["payload"] for day in sorted(folder.glob("*.jsonl")) for line in day.read_text().splitlines()]
+
+
+def test_a_visit_a_full_queue_drops_is_dead_lettered_before_it_is_acknowledged(tmp_path):
+    """A valid visit the queue can't hold used to be acknowledged and kept nowhere: the broker
+    forgot it, and it was lost. It must be on disk, for `replay`, by the time it is acknowledged."""
+    folder = tmp_path / "deadletter"
+    gate = threading.Event()
+    writer = _FakeWriter(gate=gate)
+    ingest, _ = _offline_ingest(writer, queue_size=1, dead_letter_dir=folder)
+    kept_when_acknowledged: dict[int, list[str]] = {}
+    ingest._client.ack = lambda mid, qos: kept_when_acknowledged.setdefault(mid, _kept_payloads(folder))
+    try:
+        ingest._enqueue(_visit("e0", 10))
+        assert writer.writing.wait(10)
+        ingest._enqueue(_visit("e1", 11))
+        ingest._enqueue(_visit("e2", 12))
+        assert kept_when_acknowledged == {11: ['{"event_id": "e1"}']}
+    finally:
+        gate.set()
+        ingest.stop()
+
+
 # ---- dead letters --------------------------------------------------------------------------
 
 def test_a_dead_letter_folder_that_cant_be_made_stops_the_ingest_at_start(tmp_path):
@@ -517,9 +543,70 @@ def test_a_dead_letter_folder_that_cant_be_made_stops_the_ingest_at_start(tmp_pa
 
 def test_a_dead_letter_the_disk_wont_take_goes_to_the_log_whole(tmp_path, caplog):
     folder = tmp_path / "deadletter"
-    letters = DeadLetters(folder)
+    letters = DeadLetters(folder, max_bytes_per_day=1 << 20)
     folder.rmdir()
     folder.write_text("the folder went away")
     letters.keep("moodtunes/kiosk-1/visit", b'{"rating": "80"}', "rating: not an integer", ENDED)
     assert f"can't keep a dead letter in {folder}/2026-03-01.jsonl" in caplog.text
     assert '"payload": "{\\"rating\\": \\"80\\"}"' in caplog.text
+
+
+def test_a_days_dead_letters_stop_at_the_limit_and_the_log_counts_the_rest(tmp_path, caplog, monkeypatch):
+    """A device publishing junk near 256 KiB at the broker's speed filled the volume (each letter up
+    to 1.5 MB with its control bytes escaped). A day's file now stops at the limit; what is dropped
+    is counted in the log, at the first letter and then now and then, not letter by letter."""
+    folder = tmp_path / "deadletter"
+    junk = bytes(range(32)) * 8  # control bytes, each six characters once escaped
+    letters = DeadLetters(folder, max_bytes_per_day=4000)
+    for _ in range(5):
+        letters.keep("moodtunes/kiosk-1/visit", junk, "not a valid visit event: Invalid JSON", ENDED)
+    monkeypatch.setattr(deadletter, "DROPPED_LOG_SECONDS", 0.0)  # the next log line is due
+    letters.keep("moodtunes/kiosk-1/visit", junk, "not a valid visit event: Invalid JSON", ENDED)
+    letters.keep("moodtunes/kiosk-1/visit", junk, "not a valid visit event: Invalid JSON", ENDED + timedelta(days=1))
+    day, next_day = sorted(folder.iterdir())
+    assert len(day.read_text().splitlines()) == 2 and day.stat().st_size <= 4000
+    assert len(next_day.read_text().splitlines()) == 1  # a new day, kept again
+    assert [r.getMessage() for r in caplog.records] == [
+        f"the dead letters of 2026-03-01 reached MOODTUNES_INGEST_DEAD_LETTER_MAX_BYTES_PER_DAY (4000 bytes): {n} "
+        "dropped so far, not kept (is a device flooding the broker? the rejections above name its topic)"
+        for n in (1, 4)
+    ]
+
+
+def _letters_of_valid_visits(folder, count: int):
+    """A day's dead-letter file of ``count`` valid visits (InfluxDB refused them), as the ingest keeps them."""
+    letters = DeadLetters(folder, max_bytes_per_day=1 << 20)
+    for n in range(count):
+        event = _event(event_id=f"evt-{n:08d}")
+        letters.keep("moodtunes/kiosk-1/visit", event.model_dump_json().encode(), "InfluxDB rejected it: a conflict", ENDED)
+    return folder / "2026-03-01.jsonl"
+
+
+def test_replay_stops_at_the_first_letter_influxdb_cant_take_now(tmp_path, monkeypatch, capsys):
+    """With InfluxDB down, every letter was tried and called "still refused" as if it were bad."""
+    day = _letters_of_valid_visits(tmp_path, 3)
+    writer = _FakeWriter(fail_first=WriteError("InfluxDB at http://influxdb:8086 unreachable: refused", retryable=True))
+    monkeypatch.setattr(deadletter, "make_writer", lambda settings: writer)
+    assert deadletter.main(["replay", str(day)]) == 3
+    out, err = capsys.readouterr()
+    assert out == "replayed: 0 written, 0 still refused\n"
+    assert err == (f"deadletter: stopped at {day}:1: InfluxDB at http://influxdb:8086 unreachable: refused: InfluxDB "
+                   "takes no writes now; replay again once it does (the letters already written are overwritten)\n")
+    assert deadletter.main(["replay", str(day)]) == 0  # InfluxDB is back
+    assert capsys.readouterr().out == "replayed: 3 written, 0 still refused\n"
+
+
+def test_replay_reports_what_is_no_dead_letter_and_goes_on(tmp_path, monkeypatch, capsys):
+    """Today's file, read while the ingest appends to it, can end in half a line; one bad line or
+    file stopped the whole run with "not a dead-letter file" and no summary of what was written."""
+    day = _letters_of_valid_visits(tmp_path, 2)
+    first, second = day.read_bytes().splitlines(keepends=True)
+    day.write_bytes(first + b"a line of something else\n" + second + second[:100])
+    missing = tmp_path / "2026-03-02.jsonl"
+    monkeypatch.setattr(deadletter, "make_writer", lambda settings: _FakeWriter())
+    assert deadletter.main(["replay", str(missing), str(day)]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"{missing}: can't read it (No such file or directory); skipped"
+    assert out[1].startswith(f"{day}:2: not a dead letter (Expecting value")
+    assert out[2].startswith(f"{day}:4: not a dead letter (Unterminated string")
+    assert out[3:] == ["replayed: 2 written, 0 still refused, 3 unreadable"]

@@ -507,6 +507,18 @@ def test_events_the_broker_lost_can_be_queued_again(store, clock):
     assert store.mark_unsent_since(crash + timedelta(seconds=1), "kiosk-1") == (0, {})
 
 
+def test_an_event_sent_as_it_was_because_it_cant_be_read_does_not_stop_a_resend(store):
+    """The uplink sends a payload it can't read as it is (the ingest dead-letters it); reading its
+    device_id made SQLite fail ("malformed JSON") and nothing at all could be queued again."""
+    ana = store.create_profile("Ana", "#ff8800")
+    store.finish_session(store.start_session(ana.id), "completed", device_id="kiosk-1")
+    [item] = store.pending_events()
+    store._db.execute("UPDATE outbox SET payload = '{not json' WHERE id = ?", (item.id,))
+    store.mark_sent(item.id, "{not json")
+    assert store.mark_unsent_since(datetime(2000, 1, 1, tzinfo=UTC), "kiosk-1") == (1, {})
+    assert [e.sent_payload for e in store.pending_events()] == ["{not json"]  # to go as it went
+
+
 def test_a_profiles_feedback_holds_its_own_ratings_only(store):
     """The recommender ranks Ben's songs by Ben's ratings: Ana's must not leak into them."""
     ana, ben = store.create_profile("Ana", "#ff8800"), store.create_profile("Ben", "#0088ff")

@@ -9,6 +9,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from moodtunes.cli import main as moodtunes
 from moodtunes.events import VisitEvent
 from moodtunes.store import Store
 from moodtunes.store.migrations import MIGRATIONS
@@ -115,3 +116,27 @@ def test_an_older_database_with_data_is_migrated_and_keeps_everything(tmp_path, 
         assert store.schema_version == len(MIGRATIONS)
         assert store.profile_key("kiosk-1", 1) == key
         assert len(store.visits()) == 2
+
+
+def test_an_event_sent_before_the_acknowledged_payload_was_kept_is_resent_as_this_device(tmp_path, monkeypatch, capsys):
+    """Before migration 4 the uplink re-stamped every event with the device_id of the moment and
+    kept nothing of what the broker acknowledged: the id an event was recorded under says nothing
+    (here `raspberrypi`, before device_id was set, then sent as kiosk-1). `--resend-since`, as
+    cloud/README says to run after upgrading the ingest, left such an event sent "as raspberrypi",
+    and the visit was never sent again."""
+    path = tmp_path / "data" / "moodtunes.db"
+    path.parent.mkdir()
+    _old_database(path, 3)
+    recorded_as_raspberrypi = _queued_event("sess-0000000000000001").replace('"kiosk-1"', '"raspberrypi"')
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("UPDATE outbox SET payload = ?, sent_at = ?, last_error = NULL", (recorded_as_raspberrypi, ENDED))
+    db.close()
+    monkeypatch.setenv("MOODTUNES_DEVICE_ID", "kiosk-1")
+
+    assert moodtunes(["uplink", "--resend-since", "2025-06-01T00:00:00+00:00"]) == 0
+    out = capsys.readouterr().out
+    assert "uplink: 1 events sent since 2025-06-01T00:00:00+00:00 queued again, 1 pending" in out
+    assert "left as sent" not in out
+    with Store.open(path) as store:
+        [item] = store.pending_events()
+    assert (item.event_id, item.sent_payload) == ("evt-0000000000000001", None)  # the uplink re-stamps it

@@ -111,6 +111,22 @@ def test_a_library_of_only_sad_or_tense_songs_says_so_instead_of_no_music(settin
         app.close()
 
 
+def test_a_library_of_files_that_failed_analysis_is_no_music_not_sad_songs(settings, drawn):
+    from moodtunes.ui.screens.music import NO_MUSIC_MESSAGE, NONE_LIFTING_MESSAGE
+
+    texts, _ = drawn
+    with Store.open(settings.database_path) as store:
+        store.record_track_error("/music/broken.mp3", 10, 1.0, "cannot decode audio")
+    app = make_app(settings, sample_scanner)
+    try:
+        songs_as_guest(app, "sad")
+        texts.clear()
+        step(app)
+        assert NO_MUSIC_MESSAGE in texts and NONE_LIFTING_MESSAGE not in texts
+    finally:
+        app.close()
+
+
 def test_a_list_where_no_song_will_play_sends_the_visitor_elsewhere(settings, tmp_path, told):
     from moodtunes.ui.screens.music import NONE_PLAYED_MESSAGE
 

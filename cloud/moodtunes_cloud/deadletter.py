@@ -1,10 +1,13 @@
-"""Dead letters: the messages the ingest will never write (rejected, or refused by InfluxDB), kept
-where an operator can get them back, and ``replay`` to write them once the cause is fixed.
+"""Dead letters: the messages the ingest will never write (rejected, refused by InfluxDB, or dropped
+by a full retry queue), kept where an operator can get them back, and ``replay`` to write them once
+the cause is fixed.
 
 The broker forgets a message once the ingest acknowledges it, and the ingest acknowledges a
 rejected one (delivering it again can't help), so the dead letter is its only copy. Each is one
 JSON line ({"received_at", "topic", "reason", "payload"}) appended, and flushed to disk, before the
 acknowledgement, to a file per UTC day of arrival in the ingest's MOODTUNES_INGEST_DEAD_LETTER_DIR.
+A day's file stops growing at MOODTUNES_INGEST_DEAD_LETTER_MAX_BYTES_PER_DAY: a device publishing
+junk at the broker's speed would otherwise fill the volume; the letters over it are counted in the log.
 
     python -m moodtunes_cloud.deadletter replay FILE...
 
@@ -22,7 +25,9 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Iterable
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -34,11 +39,29 @@ from moodtunes_cloud.settings import IngestSettings, SettingsError, load_ingest_
 
 logger = logging.getLogger("moodtunes_cloud.deadletter")
 
+DROPPED_LOG_SECONDS = 600.0  # while a day's letters are over the limit, one log line this often
+EXIT_STOPPED = 3  # replay: InfluxDB stopped taking writes; running it again once it does can help
+
+
+def _letter_line(topic: str, payload: bytes, reason: str, received_at: datetime) -> bytes:
+    letter = {
+        "received_at": received_at.isoformat(timespec="milliseconds"),
+        "topic": topic,
+        "reason": reason,
+        "payload": payload[:MAX_EVENT_BYTES].decode("utf-8", "replace"),  # more is never a visit
+    }
+    return (json.dumps(letter, ensure_ascii=False) + "\n").encode()
+
 
 class DeadLetters:
-    """The dead-letter folder; keep() may be called from any thread."""
+    """The dead-letter folder; keep() may be called from any thread.
 
-    def __init__(self, folder: Path) -> None:
+    The ingest calls keep() on paho's network thread, since the message is acknowledged there right
+    after it: one append and fsync of at most 1.5 MB (a payload of MAX_EVENT_BYTES, its control
+    bytes escaped), milliseconds on any disk, while the broker drops a client only after 1.5
+    keepalives (90 s) of silence; and the daily limit bounds what a flood can make it write."""
+
+    def __init__(self, folder: Path, max_bytes_per_day: int) -> None:
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -46,59 +69,137 @@ class DeadLetters:
         if not os.access(folder, os.W_OK | os.X_OK):
             raise PermissionError(f"dead-letter folder {folder}: this user can't write there")
         self.folder = folder
+        self._max_bytes_per_day = max_bytes_per_day
         self._lock = threading.Lock()
+        self._dropped_day: str | None = None  # the last day a letter was over the limit
+        self._dropped = 0  # letters of that day dropped
+        self._dropped_logged_at: float | None = None
 
     def keep(self, topic: str, payload: bytes, reason: str, received_at: datetime) -> None:
-        """Append the letter; if the disk won't take it, the log gets it whole instead."""
-        letter = {
-            "received_at": received_at.isoformat(timespec="milliseconds"),
-            "topic": topic,
-            "reason": reason,
-            "payload": payload[:MAX_EVENT_BYTES].decode("utf-8", "replace"),  # more is never a visit
-        }
-        line = json.dumps(letter, ensure_ascii=False) + "\n"
-        path = self.folder / f"{received_at:%Y-%m-%d}.jsonl"
+        """Append the letter to its day's file, unless that would take the file over the daily
+        limit (then it is only counted); if the disk won't take it, the log gets it whole instead."""
+        line = _letter_line(topic, payload, reason, received_at)
+        day = f"{received_at:%Y-%m-%d}"
+        path = self.folder / f"{day}.jsonl"
         try:
-            with self._lock, path.open("a", encoding="utf-8") as out:
+            with self._lock, path.open("ab") as out:
+                if os.fstat(out.fileno()).st_size + len(line) > self._max_bytes_per_day:
+                    self._count_dropped(day)
+                    return
                 out.write(line)
                 out.flush()
                 os.fsync(out.fileno())
         except OSError as exc:
-            logger.error("can't keep a dead letter in %s (%s); the letter: %s", path, exc, line.rstrip())
+            logger.error("can't keep a dead letter in %s (%s); the letter: %s", path, exc, line.decode().rstrip())
+
+    def _count_dropped(self, day: str) -> None:
+        """Count a letter over the day's limit, and say how many so far at the first one of a day,
+        then once every DROPPED_LOG_SECONDS: a flood logged letter by letter would fill the disk too."""
+        if day != self._dropped_day:
+            self._dropped_day, self._dropped, self._dropped_logged_at = day, 0, None
+        self._dropped += 1
+        now = time.monotonic()
+        if self._dropped_logged_at is not None and now - self._dropped_logged_at < DROPPED_LOG_SECONDS:
+            return
+        self._dropped_logged_at = now
+        logger.error(
+            "the dead letters of %s reached MOODTUNES_INGEST_DEAD_LETTER_MAX_BYTES_PER_DAY (%d bytes): %d dropped "
+            "so far, not kept (is a device flooding the broker? the rejections above name its topic)",
+            day, self._max_bytes_per_day, self._dropped,
+        )
 
 
-def read_letters(path: Path) -> Iterable[tuple[int, dict]]:
-    """(line number, letter) for each line of a dead-letter file."""
-    with path.open(encoding="utf-8") as letters:
-        for number, line in enumerate(letters, start=1):
+@dataclass
+class Replayed:
+    """What replay() did. ``unreadable``: lines that are no dead letter (one cut short as it was being
+    written, a hand edit) and files that can't be read; ``stopped_at``: the letter at which InfluxDB
+    stopped taking writes, with its error (every later one would have failed the same way)."""
+
+    written: int = 0
+    refused: int = 0
+    unreadable: int = 0
+    stopped_at: str | None = None
+
+    def summary(self) -> str:
+        unreadable = f", {self.unreadable} unreadable" if self.unreadable else ""
+        return f"replayed: {self.written} written, {self.refused} still refused{unreadable}"
+
+
+def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """(line number, line) for each line of a file that is not blank; bytes, so that a line cut in
+    the middle of a letter is one bad line, not a file that can't be decoded."""
+    with path.open("rb") as lines:
+        for number, line in enumerate(lines, start=1):
             if line.strip():
-                yield number, json.loads(line)
+                yield number, line
 
 
-def replay(paths: list[Path], settings: IngestSettings, writer: Writer) -> tuple[int, int]:
-    """Validate and write every letter in ``paths``; (written, still refused), each refusal printed."""
+def _read_letter(line: bytes) -> tuple[datetime, str, bytes]:
+    """A dead letter's arrival time, topic and payload, or ValueError saying why the line is none."""
+    letter = json.loads(line)
+    if not isinstance(letter, dict) or not all(isinstance(letter.get(key), str) for key in ("received_at", "topic", "payload")):
+        raise ValueError("not a JSON object with received_at, topic and payload")
+    received_at = datetime.fromisoformat(letter["received_at"])
+    if received_at.tzinfo is None:
+        raise ValueError(f"received_at {letter['received_at']!r} has no time zone")
+    return received_at, letter["topic"], letter["payload"].encode()
+
+
+def _replay_line(where: str, line: bytes, settings: IngestSettings, writer: Writer, result: Replayed) -> None:
+    """Validate and write one letter, adding what became of it to ``result``."""
     # Here, not at the top: the ingest imports this module to keep its letters.
     from moodtunes_cloud.ingest import Rejected, parse_visit
 
-    written = refused = 0
+    try:
+        received_at, topic, payload = _read_letter(line)
+    except ValueError as exc:
+        result.unreadable += 1
+        print(f"{where}: not a dead letter ({exc}); skipped")
+        return
+    try:
+        event = parse_visit(topic, payload, settings.topic_prefix, received_at)
+        writer.write(event_points(event, received_at))
+    except WriteError as exc:
+        if exc.retryable:
+            result.stopped_at = f"{where}: {exc}"
+            return
+        _still_refused(where, exc, result)
+    except Rejected as exc:
+        _still_refused(where, exc, result)
+    else:
+        result.written += 1
+
+
+def _still_refused(where: str, exc: Exception, result: Replayed) -> None:
+    result.refused += 1
+    print(f"{where}: still refused: {exc}")
+
+
+def replay(paths: list[Path], settings: IngestSettings, writer: Writer) -> Replayed:
+    """Validate and write every letter in ``paths``, each refusal and unreadable line printed, until
+    InfluxDB stops taking writes."""
+    result = Replayed()
     for path in paths:
-        for number, letter in read_letters(path):
-            received_at = datetime.fromisoformat(letter["received_at"])
-            try:
-                event = parse_visit(letter["topic"], letter["payload"].encode(), settings.topic_prefix, received_at)
-                writer.write(event_points(event, received_at))
-            except (Rejected, WriteError) as exc:
-                refused += 1
-                print(f"{path}:{number}: still refused: {exc}")
-            else:
-                written += 1
-    return written, refused
+        try:
+            for number, line in _lines(path):
+                _replay_line(f"{path}:{number}", line, settings, writer, result)
+                if result.stopped_at is not None:
+                    return result
+        except OSError as exc:
+            result.unreadable += 1
+            print(f"{path}: can't read it ({exc.strerror or exc}); skipped")
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m moodtunes_cloud.deadletter", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    replaying = commands.add_parser("replay", help="write the valid letters of dead-letter files to InfluxDB")
+    replaying = commands.add_parser(
+        "replay", help="write the valid letters of dead-letter files to InfluxDB",
+        epilog="exit status: 0 every letter written; 1 some still refused or unreadable (each printed); "
+               f"2 could not start (a setting, InfluxDB); {EXIT_STOPPED} InfluxDB stopped taking writes: run it "
+               "again once it does (the letters already written are overwritten)",
+    )
     replaying.add_argument("files", nargs="+", type=Path, metavar="FILE")
     args = parser.parse_args(argv)
     try:
@@ -109,14 +210,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"deadletter: {exc}", file=sys.stderr)
         return 2
     try:
-        written, refused = replay(args.files, settings, writer)
-    except (OSError, ValueError, KeyError) as exc:
-        print(f"deadletter: not a dead-letter file: {exc!r}", file=sys.stderr)
-        return 2
+        result = replay(args.files, settings, writer)
     finally:
         writer.close()
-    print(f"replayed: {written} written, {refused} still refused")
-    return 1 if refused else 0
+    print(result.summary())
+    if result.stopped_at is not None:
+        print(f"deadletter: stopped at {result.stopped_at}: InfluxDB takes no writes now; replay again once it "
+              "does (the letters already written are overwritten)", file=sys.stderr)
+        return EXIT_STOPPED
+    return 1 if result.refused or result.unreadable else 0
 
 
 if __name__ == "__main__":

@@ -20,9 +20,10 @@ persistent (fixed client id, clean_start off, QoS 1), so the broker delivers una
 again when the ingest reconnects or restarts within mqtt_session_expiry_seconds: stopping loses
 nothing. The CONNECT's Receive Maximum is the size of the queue, so the broker sends no more
 unacknowledged visits than the ingest can hold and queues the rest itself. A queued visit is in
-memory only, so it is lost if the ingest stops before InfluxDB is back, or the queue overflows,
-only when the broker does not hold it either: it came with QoS 0 (never delivered again), or the
-broker lost the ingest's session. Every loss is logged as an error.
+memory only, so it is lost if the ingest stops before InfluxDB is back, only when the broker does
+not hold it either: it came with QoS 0 (never delivered again), or the broker lost the ingest's
+session. The queue overflows only then too, and the visit it drops is dead-lettered, for `replay`.
+Every loss is logged as an error.
 
 While the broker can't be reached, paho retries silently; the ingest logs the reason at once and
 then once every OUTAGE_LOG_SECONDS, and says when it is connected again.
@@ -155,7 +156,9 @@ class Ingest:
     def __init__(self, settings: IngestSettings, writer: Writer) -> None:
         self._settings = settings
         self._writer = writer
-        self._dead_letters = DeadLetters(settings.dead_letter_dir) if settings.dead_letter_dir else None
+        self._dead_letters = (
+            DeadLetters(settings.dead_letter_dir, settings.dead_letter_max_bytes_per_day) if settings.dead_letter_dir else None
+        )
         self.stats = IngestStats()
         self._queue: collections.deque[_Queued] = collections.deque()
         self._queue_lock = threading.Lock()  # held only briefly, never while writing to InfluxDB
@@ -326,18 +329,35 @@ class Ingest:
         the queue holds (Receive Maximum), so the queue overflows, dropping its oldest visit, only
         after the broker lost the session, or with QoS 0 messages, which that limit doesn't count."""
         with self._queue_changed:
-            waiting = [q for q in self._queue if q is not self._writing]
-            if len(waiting) >= self._settings.retry_queue_size:
-                lost = waiting[0]  # the oldest not being written: that one may yet be, and acknowledged
-                del self._queue[next(i for i, q in enumerate(self._queue) if q is lost)]
-                self._acknowledge(lost)  # given up on: don't let it block the broker's Receive Maximum
-                self.stats.dropped += 1
-                logger.error(
-                    "retry queue full (%d visits): dropped visit %s; raise MOODTUNES_INGEST_RETRY_QUEUE_SIZE "
-                    "or bring InfluxDB back", self._settings.retry_queue_size, lost.event_id,
-                )
+            dropped = self._make_room()
             self._queue.append(queued)
             self._queue_changed.notify()
+        if dropped is not None:
+            self._drop(dropped)
+
+    def _make_room(self) -> _Queued | None:
+        """With the queue full, take out and return its oldest visit not being written (that one
+        may yet be, and acknowledged); the caller holds the queue lock."""
+        waiting = [q for q in self._queue if q is not self._writing]
+        if len(waiting) < self._settings.retry_queue_size:
+            return None
+        dropped = waiting[0]
+        del self._queue[next(i for i, q in enumerate(self._queue) if q is dropped)]
+        self.stats.dropped += 1
+        return dropped
+
+    def _drop(self, dropped: _Queued) -> None:
+        """A valid visit the full queue can't hold: dead-lettered (outside the queue lock: the writer
+        thread needs it), so `replay` can write it once InfluxDB is back, then acknowledged, so that
+        it doesn't block the broker's Receive Maximum."""
+        size = self._settings.retry_queue_size
+        logger.error(
+            "retry queue full (%d visits): dropped visit %s into the dead letters; raise "
+            "MOODTUNES_INGEST_RETRY_QUEUE_SIZE or bring InfluxDB back, then replay it", size, dropped.event_id,
+        )
+        reason = f"retry queue full: InfluxDB unreachable while {size} visits were held; replay it once InfluxDB is back"
+        self._dead_letter(dropped.topic, dropped.payload, reason, dropped.received_at)
+        self._acknowledge(dropped)
 
     def _reject(self, topic: str, payload: bytes, reason: str, received_at: datetime) -> None:
         self.stats.rejected += 1
@@ -346,8 +366,9 @@ class Ingest:
 
     def _dead_letter(self, topic: str, payload: bytes, reason: str, received_at: datetime) -> None:
         """Keep a message that will never be written, with the reason, before it is acknowledged:
-        in the dead-letter folder, whole, to be replayed once fixed, and republished (its start)
-        for anyone watching the dead-letter topic."""
+        in the dead-letter folder, whole (but for a payload rejected as over MAX_PAYLOAD_BYTES, cut
+        there), to be replayed once fixed, and republished (its start) for anyone watching the
+        dead-letter topic."""
         if self._dead_letters is not None:
             self._dead_letters.keep(topic, payload, reason, received_at)
         if not self._settings.dead_letter:

@@ -44,6 +44,10 @@ class IngestSettings(BaseSettings):
     dead_letter_dir: Path | None = Field(
         None, description="where rejected messages are kept, a JSON line each, to be replayed (compose: a volume)",
     )
+    dead_letter_max_bytes_per_day: int = Field(
+        200 * 1024 * 1024, gt=0, description="a day's dead-letter file grows no bigger: the letters beyond are "
+        "only counted in the log (a device flooding the broker with junk would otherwise fill the volume)",
+    )
 
     influx_api: Literal["v1", "v2"] = Field("v2", description="v1: InfluxDB 1.x /write; v2: InfluxDB 2 API")
     influx_url: str = Field(

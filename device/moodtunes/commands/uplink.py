@@ -16,20 +16,25 @@ from moodtunes.config import Settings
 from moodtunes.paths import data_dir_problem
 
 CONNECT_TIMEOUT_SECONDS = 15.0
+# `--once` exits 1 when something is left to send (or it could not run), a reason to try again; this
+# when all went but it refused an event too big ever to send, which no retry helps: see the log.
+EXIT_REFUSED = 3
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument(
         "--once", action="store_true",
-        help="send what is pending, print a summary and exit (1 if anything is left, or if the uplink service is running)",
+        help="send what is pending, print a summary and exit: 0 when all went, 1 if anything is left (or the "
+             "uplink service is running), 3 if it refused an event too big ever to send (kept in the outbox)",
     )
     mode.add_argument("--status", action="store_true", help="print how many events are pending and sent")
     mode.add_argument(
         "--resend-since", type=_moment, metavar="WHEN",
         help="queue again the events the broker acknowledged since WHEN (ISO date or date and time, local "
              "time unless it has a zone), for a broker that lost them; each goes again exactly as acknowledged, "
-             "so the ingest overwrites duplicates (those acknowledged under an earlier device_id stay sent)",
+             "so the ingest overwrites duplicates (those acknowledged under an earlier device_id stay sent; those "
+             "sent before moodtunes kept what was acknowledged go as this device)",
     )
 
 
@@ -107,9 +112,10 @@ def _send_pending(settings: Settings) -> int:
     from moodtunes.uplink import BrokerLink, Uplink, UplinkError
 
     with Store.open(settings.database_path) as store:
-        pending = store.outbox_counts()["pending"]
+        counts = store.outbox_counts()
+        pending = counts["pending"]
         if pending == 0:
-            print("uplink: nothing to send (outbox empty)")
+            print(_nothing_pending(counts["refused"]))
             return 0
         try:
             link = BrokerLink(settings.mqtt, settings.device_id)
@@ -125,7 +131,17 @@ def _send_pending(settings: Settings) -> int:
     refused = f", {result.refused} refused (too big ever to send; see the log)" if result.refused else ""
     problem = f": {result.error}" if result.error else ""
     print(f"uplink: sent {result.sent} to {link.address}{refused}, {left} still pending{problem}")
-    return 0 if left == 0 else 1
+    if left:
+        return 1
+    return EXIT_REFUSED if result.refused else 0
+
+
+def _nothing_pending(refused: int) -> str:
+    """What `--once` says with nothing to send: the events refused earlier are still in the outbox
+    (an "empty" outbox made them look gone)."""
+    if refused:
+        return f"uplink: nothing pending ({refused} refused: too big ever to send)"
+    return "uplink: nothing to send (outbox empty)"
 
 
 def _forever(settings: Settings) -> int:

@@ -48,9 +48,11 @@ PSEUDONYM_SECRET_BYTES = 32
 # re-stamp it with a longer device_id, and for a JSON library that escapes a little differently.
 EVENT_BYTE_BUDGET = 200 * 1024
 MAX_TEXT_BYTES = 300  # of a song's title, artist or error in an event: 300 letters, 100 of Japanese
-# The device_id the broker acknowledged an outbox event under (as recorded, for one sent before
-# migration 4 kept the acknowledged payload).
-_ACKNOWLEDGED_AS = "json_extract(coalesce(sent_payload, payload), '$.device_id')"
+# The device_id the broker acknowledged an outbox event under; NULL when unknown: for an event sent
+# before migration 4 kept the acknowledged payload (the uplink then re-stamped every event with the
+# device_id of the moment, not necessarily the one it was recorded under), or one sent as it was
+# because it can't be read (json_extract would fail on it).
+_ACKNOWLEDGED_AS = "CASE WHEN json_valid(sent_payload) THEN json_extract(sent_payload, '$.device_id') END"
 
 
 class StoreError(Exception):
@@ -712,6 +714,11 @@ class Store:
         )
         return [_track_from_row(r) for r in rows]
 
+    def has_tracks(self) -> bool:
+        """Whether any song is catalogued (of any category; files that failed analysis left out),
+        without reading the catalogue."""
+        return bool(self._query("SELECT EXISTS (SELECT 1 FROM tracks WHERE error IS NULL)")[0][0])
+
     def track_by_path(self, path: str) -> TrackRecord | None:
         rows = self._query("SELECT * FROM tracks WHERE path = ?", (path,))
         return _track_from_row(rows[0]) if rows else None
@@ -759,19 +766,24 @@ class Store:
         a broker that lost them (killed before it saved them). The uplink, running or not, finds them
         pending and sends each as it was acknowledged, so the ingest overwrites the points of a
         second delivery. Those acknowledged under another device_id stay sent: this device may send
-        only as itself, and re-stamped with its id now they would be new visits, counted twice."""
+        only as itself, and re-stamped with its id now they would be new visits, counted twice.
+        An event whose acknowledged id is unknown (sent before migration 4 kept it) is queued again
+        too: it was most likely sent as this device, and the uplink re-stamps it with this device's
+        id, as it always did; the id it was recorded under says nothing (the uplink re-stamped it),
+        and leaving it sent would lose it for good."""
         if since.tzinfo is None:
             raise ValueError("since must carry its time zone")
         stamp = since.astimezone(UTC).isoformat(timespec="milliseconds")
         with self.transaction() as db:
             left_sent = db.execute(
                 f"SELECT {_ACKNOWLEDGED_AS} AS device, count(*) AS events FROM outbox"
-                f" WHERE sent_at >= ? AND {_ACKNOWLEDGED_AS} IS NOT ? GROUP BY device ORDER BY device",
+                f" WHERE sent_at >= ? AND {_ACKNOWLEDGED_AS} != ? GROUP BY device ORDER BY device",
                 (stamp, device_id),
             )
             left = {r["device"]: r["events"] for r in left_sent}
             queued = db.execute(
-                f"UPDATE outbox SET sent_at = NULL WHERE sent_at >= ? AND {_ACKNOWLEDGED_AS} = ?", (stamp, device_id)
+                f"UPDATE outbox SET sent_at = NULL WHERE sent_at >= ? AND coalesce({_ACKNOWLEDGED_AS}, ?) = ?",
+                (stamp, device_id, device_id),
             ).rowcount
         return Requeued(queued, left)
 

@@ -97,7 +97,7 @@ class SongsScreen(Screen):
         empty lists, and "I'm done" would ask them to rate music that never played."""
         app = self.app
         service = app.library_service
-        self.no_music = False
+        self.no_music = self.none_lifting = False
         if app.visit.ranked or not service.ready or service.error or app.catalogue_unreadable:
             return
         other = app.other_category(app.visit.category)
@@ -107,7 +107,7 @@ class SongsScreen(Screen):
             return
         self.no_music = not tracks
         if self.no_music:  # songs, but none that lift a mood (sad or tense ones), or no songs at all
-            self.none_lifting = bool(app.read("the music catalogue", app.store.tracks, features=False))
+            self.none_lifting = bool(app.read("the music catalogue", app.store.has_tracks))
 
     def empty_category(self) -> bool:
         """This category has no songs but the other one has: the useful step is to try that one."""
