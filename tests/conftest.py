@@ -7,9 +7,11 @@ import logging
 import os
 import shutil
 import socket
+import struct
 import subprocess
 import time
 import urllib.request
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -78,6 +80,17 @@ def require_tool(command: str, package: str | None = None) -> str:
     found = shutil.which(command)
     require(found is not None, command, package or command)
     return found
+
+
+def png_header_claiming(path: Path, width: int, height: int) -> Path:
+    """A tiny PNG whose header claims width x height pixels (an "image bomb" without the bytes)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0"))
+                     + chunk(b"IEND", b""))
+    return path
 
 
 def _service_binary(name: str, candidates: list[str]) -> str:

@@ -6,14 +6,13 @@ import json
 import logging
 import os
 import re
-import struct
-import zlib
 from pathlib import Path
 
 import cv2
 import jsonschema
 import numpy as np
 import pytest
+from conftest import png_header_claiming
 from moodtunes.cli import main
 from moodtunes.domain import MOODS
 from moodtunes.vision.camera import sample_frame
@@ -59,17 +58,6 @@ def _restore_logging():
 def write_rgb(path: Path, rgb: np.ndarray) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     assert cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    return path
-
-
-def png_header_claiming(path: Path, width: int, height: int) -> Path:
-    """A tiny PNG whose header claims width x height pixels: OpenCV raises instead of decoding it."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0"))
-                     + chunk(b"IEND", b""))
     return path
 
 

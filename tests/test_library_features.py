@@ -180,16 +180,23 @@ def noise_flac(path: Path, seconds: float, sr: int = 8000) -> Path:
     return path
 
 
+def vbr_mp3_without_xing(path: Path, quiet_s: float, loud_s: float) -> Path:
+    """A VBR MP3 of silence then loud noise, without the Xing header that gives a VBR file's length:
+    its header's estimate, from the first (silent, lowest-bitrate) frame, is several times too long."""
+    ffmpeg = require_tool("ffmpeg")
+    subprocess.run([ffmpeg, "-loglevel", "error", "-f", "lavfi", "-i", f"anullsrc=r=44100:cl=mono:d={quiet_s}",
+                    "-f", "lavfi", "-i", f"anoisesrc=d={loud_s}:c=white:a=0.5:r=44100",
+                    "-filter_complex", "[0][1]concat=n=2:v=0:a=1",
+                    "-c:a", "libmp3lame", "-q:a", "0", "-write_xing", "0", str(path)], check=True)
+    return path
+
+
 def test_an_mp3_is_as_long_as_what_decodes_not_as_its_headers_estimate(tmp_path):
     """An MP3's header length is an estimate from its first frame's bitrate: a good VBR file
     without a VBR header (a quiet start, then loud) was refused as truncated at "40 s"; the first
     20 KB of a 30 s MP3 are two seconds or so of song, not 30 s."""
     ffmpeg = require_tool("ffmpeg")
-    vbr = tmp_path / "vbr.mp3"
-    subprocess.run([ffmpeg, "-loglevel", "error", "-f", "lavfi", "-i", "anullsrc=r=44100:cl=mono:d=2",
-                    "-f", "lavfi", "-i", "anoisesrc=d=10:c=pink:a=0.3:r=44100",
-                    "-filter_complex", "[0][1]concat=n=2:v=0:a=1",
-                    "-c:a", "libmp3lame", "-q:a", "0", "-write_xing", "0", str(vbr)], check=True)
+    vbr = vbr_mp3_without_xing(tmp_path / "vbr.mp3", quiet_s=2, loud_s=10)
     assert sf.info(str(vbr)).duration > 30  # the header's estimate
     assert load_excerpt(vbr).source_duration == pytest.approx(12.0, abs=0.2)
     cut_short = tmp_path / "cut.mp3"
@@ -239,12 +246,7 @@ if __name__ == "__main__":
 def test_how_much_of_an_mp3_decodes_is_measured_without_ffmpeg_too(tmp_path, monkeypatch):
     """A good VBR MP3 without a Xing header whose estimated middle lies past its real end: without
     ffmpeg, it was refused as truncated for good."""
-    ffmpeg = require_tool("ffmpeg")
-    vbr = tmp_path / "vbr.mp3"
-    subprocess.run([ffmpeg, "-loglevel", "error", "-f", "lavfi", "-i", "anullsrc=r=44100:cl=mono:d=1",
-                    "-f", "lavfi", "-i", "anoisesrc=d=39:c=white:a=0.5:r=44100",
-                    "-filter_complex", "[0][1]concat=n=2:v=0:a=1",
-                    "-c:a", "libmp3lame", "-q:a", "0", "-write_xing", "0", str(vbr)], check=True)
+    vbr = vbr_mp3_without_xing(tmp_path / "vbr.mp3", quiet_s=1, loud_s=39)
     estimate = sf.info(str(vbr)).duration
     assert (estimate - 60) / 2 > 40  # the excerpt would start past the end of the audio
 

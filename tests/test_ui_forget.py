@@ -10,24 +10,12 @@ from ui_support import (
     add_tracks,
     guest_at_songs,
     make_app,
-    on_screen,
     rows,
     sample_scanner,
     step,
     tap,
-    touch,
+    to_report,
 )
-
-
-def to_report(app, profile_id: int) -> None:
-    touch(app, f"profile:{profile_id}")  # consented before: the scan
-    on_screen(app, "scan")
-    tap(app, "manual")
-    tap(app, "mood:sad")
-    on_screen(app, "songs")
-    tap(app, "done")
-    tap(app, "report")
-    assert app.screen.name == "report"
 
 
 @pytest.fixture

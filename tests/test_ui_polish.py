@@ -20,13 +20,13 @@ from ui_support import (
     guest_at_songs,
     key_event,
     make_app,
-    on_screen,
     record_texts,
     run_until,
     sample_scanner,
     songs_as_guest,
     step,
     tap,
+    to_report,
 )
 
 
@@ -469,13 +469,7 @@ def test_a_long_name_makes_the_report_title_your_mood_journey_not_a_cut_name(set
         store.record_consent(profile.id)
     app = make_app(settings, sample_scanner, size=size)
     try:
-        tap(app, f"profile:{profile.id}")
-        on_screen(app, "scan")
-        tap(app, "manual")
-        tap(app, "mood:sad")
-        on_screen(app, "songs")
-        tap(app, "done")
-        tap(app, "report")
+        to_report(app, profile.id)
         drawn.clear()
         step(app)
         assert "Your mood journey" in drawn and "Maximilian-Alexander's mood journey" not in drawn

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import os
-import struct
 import sys
 import types
-import zlib
 from pathlib import Path
 from typing import ClassVar
 
 import cv2
 import numpy as np
 import pytest
+from conftest import png_header_claiming
 from moodtunes.vision.camera import (
     IMAGE_SUFFIXES,
     CameraError,
@@ -87,17 +86,6 @@ def test_folders_are_searched_through_symlinked_subfolders_once_each(tmp_path: P
     assert media_files(replayed, IMAGE_SUFFIXES) == [replayed / "linked" / "b.png", replayed / "real" / "a.png"]
     with open_camera(f"replay:{replayed}", paced=False) as camera:
         assert [tuple(camera.read()[0, 0]) for _ in range(3)] == [(0, 0, 255), (255, 0, 0), (0, 0, 255)]
-
-
-def png_header_claiming(path: Path, width: int, height: int) -> Path:
-    """A tiny PNG whose header claims width x height pixels."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0"))
-                     + chunk(b"IEND", b""))
-    return path
 
 
 def test_images_over_100_megapixels_are_refused_before_decoding(tmp_path: Path) -> None:

@@ -278,6 +278,19 @@ def songs_as_guest(app: KioskApp, mood: str, wait: bool = True) -> None:
         run_until(app, lambda: app.screen.name == "songs" and app.screen.loaded, what="the songs")
 
 
+def to_report(app: KioskApp, profile_id: int) -> None:
+    """A profile that consented before: its tile → scan → mood picked by hand (sad) → songs →
+    "I'm done" → "See my report", without playing."""
+    touch(app, f"profile:{profile_id}")
+    on_screen(app, "scan")
+    tap(app, "manual")
+    tap(app, "mood:sad")
+    on_screen(app, "songs")
+    tap(app, "done")
+    tap(app, "report")
+    assert app.screen.name == "report"
+
+
 def guest_at_songs(
     settings: Settings, folder: Path, mood: str, size=(800, 480), wait: bool = True, **tracks
 ) -> KioskApp:
