@@ -99,8 +99,47 @@ def test_a_rating_counts_once_not_again_in_its_own_artist_prior():
     counts, artists = liking_posteriors([Feedback("rated", "X", 100)])
     alpha, beta = recommend.PRIOR
     assert liking_beta(rated, counts, artists) == (alpha + recommend.RATING_WEIGHT, beta)
-    artist_share = recommend.ARTIST_WEIGHT * recommend.RATING_WEIGHT
-    assert liking_beta(sibling, counts, artists) == (alpha + artist_share, beta)
+    # The sibling's prior leans toward the artist's one loved song: (1 + 2) / (1 + 4) = 0.6, pulled 0.4 of the way.
+    mean = 0.5 + recommend.ARTIST_PULL * (0.6 - 0.5)
+    assert liking_beta(sibling, counts, artists) == pytest.approx((4 * mean, 4 * (1 - mean)))
+
+
+def mean_liking(song: TrackRecord, feedback: list[Feedback]) -> float:
+    alpha, beta = liking_beta(song, *liking_posteriors(feedback))
+    return alpha / (alpha + beta)
+
+
+def test_the_visitors_own_word_on_a_song_outweighs_any_number_of_ratings_of_its_artist():
+    """Rated "Not for me", a song stayed above unrated ones when its artist's five other songs
+    were loved; loved, it fell below them when another song of the artist was disliked six times."""
+    others_loved = [Feedback(f"x{i}", "X", 100) for i in range(5)]
+    assert mean_liking(track("x5", artist="X"), [*others_loved, Feedback("x5", "X", 0)]) < 0.5
+    other_disliked = [Feedback("x2", "X", 0)] * 6
+    assert mean_liking(track("x1", artist="X"), [*other_disliked, Feedback("x1", "X", 100)]) > 0.5
+    # A song loved ten times lifts its artist's unheard songs, but not above a song loved once.
+    loved_once = mean_liking(track("mine"), [Feedback("mine", "A", 100)])
+    assert 0.5 < mean_liking(track("unheard", artist="X"), [Feedback("x1", "X", 100)] * 10) < loved_once
+
+
+@pytest.mark.parametrize(("stars", "liked"), [(1, 0.0), (2, 0.4), (3, 0.65), (4, 0.85), (5, 1.0)])
+def test_the_stars_count_as_their_words_say(stars, liked):
+    """3 stars, "Nice", counted as 0.5: a song rated "Nice" four times ranked as one never rated."""
+    from moodtunes.ui.ratings import stars_to_score
+
+    assert recommend.liking(stars_to_score(stars)) == pytest.approx(liked)
+    assert recommend.liking(37.5) == pytest.approx(0.525)  # between two steps (an average, an older kiosk)
+
+
+def test_a_song_rated_often_counts_its_rating_more_than_its_fit():
+    """Loved three times, a song the model thinks fits the category less (0.55) was on the first
+    page in 5 % of visits, behind unrated songs that fit better (0.9)."""
+    tracks = [track("loved", artist="L", q4=0.55)] + [track(f"t{i}", artist=f"a{i}", q4=0.9) for i in range(11)]
+    feedback = [Feedback("loved", "L", 100)] * 3
+    first_page = sum(
+        [r.track.path for r in rank(tracks, CALM, feedback, rng=random.Random(seed))].index("loved") < 6
+        for seed in range(200)
+    )
+    assert first_page > 120  # about three visits in four now (Thompson sampling still explores the others)
 
 
 def test_an_empty_or_placeholder_artist_names_no_one():
@@ -260,7 +299,7 @@ def test_a_rating_outside_0_to_100_counts_as_the_nearest_bound():
     assert liking_posteriors([Feedback("t", "A", 150)]) == liking_posteriors([Feedback("t", "A", 100)])
     assert liking_posteriors([Feedback("t", "A", -20)]) == liking_posteriors([Feedback("t", "A", 0)])
     counts, artists = liking_posteriors([Feedback("t", "A", 150), Feedback("t", "A", -20)])
-    assert counts == {"t": (1.0, 1.0)} and artists == {"a": {"t": (1.0, 1.0)}}
+    assert counts == {"t": (1.0, 1.0)} and artists["a"].by_path == {"t": (1.0, 1.0)}
     ranked = rank([track("t")], CALM, [Feedback("t", "A", -20)], rng=random.Random(0))
     assert 0.0 <= ranked[0].score <= 1.0
 

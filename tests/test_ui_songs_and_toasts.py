@@ -440,3 +440,24 @@ def test_escape_after_music_never_leaves_the_songs_for_the_mood(settings, tmp_pa
         assert app.screen.name == "songs" and not app.visit.ended
     finally:
         app.close()
+
+
+def test_trying_the_other_songs_and_coming_back_keeps_the_list_and_its_page(settings, tmp_path):
+    """Each "Try …" ranked the category afresh: the song the visitor had in view moved away."""
+    with Store.open(settings.database_path) as store:
+        add_tracks(store, tmp_path / "music", count=9, category=CALM)
+        add_tracks(store, tmp_path / "music", count=9, category=ENERGETIC)
+    app = make_app(settings, sample_scanner)
+    try:
+        songs_as_guest(app, "sad")
+        tap(app, "more")
+        calm = [r.track.path for r in app.visit.ranked]
+        tap(app, "other")
+        assert app.visit.category == ENERGETIC
+        energetic = [r.track.path for r in app.visit.ranked]
+        tap(app, "other")
+        assert [r.track.path for r in app.visit.ranked] == calm and app.visit.page == 1
+        tap(app, "other")
+        assert [r.track.path for r in app.visit.ranked] == energetic
+    finally:
+        app.close()

@@ -2,10 +2,11 @@
 
 A track's score blends how well it fits the category (its quadrant probability, or its
 valence/arousal when the model gave no probabilities) with a Thompson sample of how much this
-person likes it: a Beta posterior per track over their past ratings, whose prior comes from their
-ratings of the artist's other tracks. Songs heard in their last visits go to the back of the list,
-and each part of it (fresh songs, then recent ones) spreads artists so that no two neighbours share
-one where that can be avoided.
+person likes it: a Beta posterior per track over their past ratings, on a prior whose mean leans
+toward how they rated the artist's other tracks (never so far that those outvote their own word on
+this one). The more they have rated a track, the less its fit counts against what they said. Songs
+heard in their last visits go to the back of the list, and each part of it (fresh songs, then
+recent ones) spreads artists so that no two neighbours share one where that can be avoided.
 """
 
 from __future__ import annotations
@@ -14,15 +15,25 @@ import heapq
 import random
 from collections import defaultdict, deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from itertools import pairwise
 
 from moodtunes.domain import Category
 from moodtunes.store import TrackRecord
 
-FIT_WEIGHT = 0.5  # share of the score given to category fit; the rest to the liking sample
+# Share of the score given to category fit for a track the visitor never rated (the rest to the
+# liking sample); each of their ratings of it divides the share further: FIT_WEIGHT / (1 + n).
+FIT_WEIGHT = 0.5
 RATING_WEIGHT = 2.0  # pseudo-observations one rating of a track adds to its posterior
-ARTIST_WEIGHT = 0.5  # the same for the artist's other tracks (their prior)
 PRIOR = (2.0, 2.0)  # Beta prior before any rating: a liking of 0.5, mildly uncertain
+# How far the prior's mean moves from 0.5 toward the (shrunk) mean liking of the artist's other
+# tracks: at most 0.2 either way, so that one rating of the track itself outweighs any number of
+# ratings of its artist's other songs.
+ARTIST_PULL = 0.4
+# What the stars mean to the ranking (stored score -> liking): 1 star "Not for me" 0, 2 "It was OK"
+# 0.4, 3 "Nice" 0.65, 4 "Really good" 0.85, 5 "Loved it!" 1. Read linearly, "Nice" was 0.5: as if
+# never rated.
+LIKING_OF_SCORE = ((0, 0.0), (25, 0.4), (50, 0.65), (75, 0.85), (100, 1.0))
 PAGE_SIZE = 6
 # Artist tags that name no one (casefolded), as library scans and rippers write them for untagged
 # music: taken for an artist, they would make all such songs one band's, sharing its ratings.
@@ -72,45 +83,63 @@ def category_fit(track: TrackRecord, category: str) -> float:
 Counts = tuple[float, float]  # Beta pseudo-counts: (liked, disliked)
 
 
-def liking_posteriors(
-    feedback: Iterable[Feedback],
-) -> tuple[dict[str, Counts], dict[str, dict[str, Counts]]]:
-    """(per-path, per-artist then per-path) pseudo-counts from ratings: a score s/100 adds s to
-    the "liked" count and 1 - s to the "disliked" count. The artist's are kept per path so that a
-    track's artist prior can leave out its own ratings."""
+@dataclass
+class ArtistRatings:
+    """One artist's ratings: in all, and per track, so that a track's prior leaves out its own."""
+
+    total: Counts = (0.0, 0.0)
+    by_path: dict[str, Counts] = field(default_factory=dict)
+
+    def add(self, path: str, liked: float) -> None:
+        own = self.by_path.get(path, (0.0, 0.0))
+        self.by_path[path] = (own[0] + liked, own[1] + 1.0 - liked)
+        self.total = (self.total[0] + liked, self.total[1] + 1.0 - liked)
+
+    def others(self, path: str) -> Counts:
+        """The ratings of the artist's tracks other than ``path``."""
+        own = self.by_path.get(path, (0.0, 0.0))
+        return self.total[0] - own[0], self.total[1] - own[1]
+
+
+def liking(score: float) -> float:
+    """A stored rating (0..100, clipped) as how much it says the visitor liked the song, 0..1."""
+    score = min(100.0, max(0.0, float(score)))
+    for (s0, l0), (s1, l1) in pairwise(LIKING_OF_SCORE):
+        if score <= s1:
+            return l0 + (l1 - l0) * (score - s0) / (s1 - s0)
+    return LIKING_OF_SCORE[-1][1]
+
+
+def liking_posteriors(feedback: Iterable[Feedback]) -> tuple[dict[str, Counts], dict[str, ArtistRatings]]:
+    """(per-path pseudo-counts, per-artist ratings) from ratings: a rating adds its ``liking`` to
+    the "liked" count and the rest of 1 to the "disliked" count."""
     tracks: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
-    artists: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(lambda: [0.0, 0.0]))
+    artists: dict[str, ArtistRatings] = defaultdict(ArtistRatings)
     for item in feedback:
-        liked = min(100, max(0, item.score)) / 100.0
-        rated = [tracks[item.path]]
+        liked = liking(item.score)
+        counts = tracks[item.path]
+        counts[0] += liked
+        counts[1] += 1.0 - liked
         artist = artist_key(item.artist)
         if artist is not None:
-            rated.append(artists[artist][item.path])
-        for counts in rated:
-            counts[0] += liked
-            counts[1] += 1.0 - liked
-    return {k: (v[0], v[1]) for k, v in tracks.items()}, {
-        artist: {k: (v[0], v[1]) for k, v in paths.items()} for artist, paths in artists.items()
-    }
+            artists[artist].add(item.path, liked)
+    return {k: (v[0], v[1]) for k, v in tracks.items()}, dict(artists)
 
 
 def liking_beta(
-    track: TrackRecord,
-    track_counts: dict[str, Counts],
-    artist_counts: dict[str, dict[str, Counts]],
+    track: TrackRecord, track_counts: dict[str, Counts], artist_counts: dict[str, ArtistRatings]
 ) -> tuple[float, float]:
-    """The Beta(alpha, beta) posterior of how much the visitor likes ``track``: its own ratings,
-    on a prior from the ratings of the artist's other tracks (its own must not count twice)."""
-    alpha, beta = PRIOR
+    """The Beta(alpha, beta) posterior of how much the visitor likes ``track``: its own ratings, on
+    a prior of PRIOR's strength whose mean leans (ARTIST_PULL) toward the artist's other tracks'."""
+    mean = 0.5
     artist = artist_key(track.artist)
-    artist_tracks = artist_counts.get(artist, {}) if artist is not None else {}
-    others = [counts for path, counts in artist_tracks.items() if path != track.path]
-    a_liked, a_disliked = sum(c[0] for c in others), sum(c[1] for c in others)
+    if artist is not None and artist in artist_counts:
+        liked, disliked = artist_counts[artist].others(track.path)
+        shrunk = (liked + PRIOR[0]) / (liked + disliked + sum(PRIOR))  # few ratings say little
+        mean += ARTIST_PULL * (shrunk - 0.5)
+    strength = sum(PRIOR)
     t_liked, t_disliked = track_counts.get(track.path, (0.0, 0.0))
-    return (
-        alpha + RATING_WEIGHT * (ARTIST_WEIGHT * a_liked + t_liked),
-        beta + RATING_WEIGHT * (ARTIST_WEIGHT * a_disliked + t_disliked),
-    )
+    return strength * mean + RATING_WEIGHT * t_liked, strength * (1.0 - mean) + RATING_WEIGHT * t_disliked
 
 
 def rank(
@@ -130,9 +159,9 @@ def rank(
     for track in tracks:
         if track.category != category:
             continue
-        fit = category_fit(track, category)
-        liking = rng.betavariate(*liking_beta(track, track_counts, artist_counts))
-        score = FIT_WEIGHT * fit + (1.0 - FIT_WEIGHT) * liking
+        fit_weight = FIT_WEIGHT / (1.0 + sum(track_counts.get(track.path, (0.0, 0.0))))  # / (1 + ratings)
+        liked = rng.betavariate(*liking_beta(track, track_counts, artist_counts))
+        score = fit_weight * category_fit(track, category) + (1.0 - fit_weight) * liked
         scored.append(Ranked(track, score, track.path in recent))
     scored.sort(key=lambda r: r.score, reverse=True)
     fresh = spread_artists([r for r in scored if not r.recent])

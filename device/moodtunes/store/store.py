@@ -659,13 +659,25 @@ class Store:
         )
         return [(r["path"], r["artist"], r["score"]) for r in rows]
 
-    def recent_paths(self, profile_id: int, visits: int = 3) -> set[str]:
-        """Tracks played in the profile's last ``visits`` visits (the last recorded, whatever the
-        clock said), to avoid repeating them."""
+    def recent_paths(self, profile_id: int, visits: int = 3, before_session: int | None = None) -> set[str]:
+        """Tracks played in the profile's last ``visits`` visits with music (the last recorded,
+        whatever the clock said; before ``before_session``, the visit under way), to avoid repeating
+        them. Visits that ended before any song played don't use up the count."""
         rows = self._query(
             "SELECT DISTINCT pl.path FROM plays pl WHERE pl.session_id IN ("
-            " SELECT id FROM sessions WHERE profile_id = ? ORDER BY id DESC LIMIT ?)",
-            (profile_id, visits),
+            " SELECT s.id FROM sessions s WHERE s.profile_id = ? AND (? IS NULL OR s.id < ?)"
+            " AND EXISTS (SELECT 1 FROM plays p WHERE p.session_id = s.id AND p.error IS NULL)"
+            " ORDER BY s.id DESC LIMIT ?)",
+            (profile_id, before_session, before_session, visits),
+        )
+        return {r["path"] for r in rows}
+
+    def unplayable_paths(self) -> set[str]:
+        """Tracks whose last play failed (the player couldn't decode the file): they go to the back
+        of every list until a play of them works."""
+        rows = self._query(
+            "SELECT p.path FROM plays p WHERE p.error IS NOT NULL"
+            " AND p.id = (SELECT max(id) FROM plays WHERE path = p.path)"
         )
         return {r["path"] for r in rows}
 

@@ -557,8 +557,11 @@ class KioskApp:
             return []
         ratings = self.read("the profile's ratings", self.store.track_feedback, visit.profile.id)
         feedback = [Feedback(*row) for row in ratings or []]
-        recent = self.read("the profile's recent songs", self.store.recent_paths, visit.profile.id)
-        return rank(tracks, category, feedback, recent or set(), self.rng)
+        recent = self.read(
+            "the profile's recent songs", self.store.recent_paths, visit.profile.id, before_session=visit.session_id
+        )
+        unplayable = self.read("the songs that failed to play", self.store.unplayable_paths)
+        return rank(tracks, category, feedback, (recent or set()) | (unplayable or set()), self.rng)
 
     def other_category(self, category: str) -> str:
         return (

@@ -23,6 +23,8 @@ class Visit:
     category: str | None = None
     ranked: list[Ranked] = field(default_factory=list)
     ranked_category: str | None = None  # the category ``ranked`` was made for
+    # category -> (its list, the page shown) as this visit left it: back to a category, the same list
+    earlier_lists: dict[str, tuple[list[Ranked], int]] = field(default_factory=dict)
     page: int = 0
     play_id: int | None = None  # the play in progress
     last_play_id: int | None = None  # the most recent play, which a rating is attached to

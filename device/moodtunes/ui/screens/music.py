@@ -76,14 +76,31 @@ class SongsScreen(Screen):
             self._look_for_songs()
 
     def _look_for_songs(self) -> None:
-        """Load the list of ``visit.category`` through ``update``, the one path that also waits for
-        the library scan when the catalogue has no such songs yet."""
+        """Load the list of ``visit.category``: the one this visit already made for it, as it was
+        left (a list must not reshuffle when the visitor tries the other category and comes back;
+        songs sorted since are added by ``update``), else through ``update``, the one path that
+        also waits for the library scan when the catalogue has no such songs yet."""
+        visit = self.app.visit
+        earlier = visit.earlier_lists.get(visit.category)
+        if earlier is not None:
+            self._keep_the_list_shown()
+            visit.ranked, visit.page = earlier
+            visit.ranked_category = visit.category
+            self.loaded, self._topped_up = True, False
+            self._look_for_any_music()
+            return
         self.loaded = False
         self._looked_at = None
         self.update(self.app.clock())
 
+    def _keep_the_list_shown(self) -> None:
+        visit = self.app.visit
+        if visit.ranked_category is not None and visit.ranked:
+            visit.earlier_lists[visit.ranked_category] = (visit.ranked, visit.page)
+
     def _show(self, ranked) -> None:
         visit = self.app.visit
+        self._keep_the_list_shown()
         visit.ranked = ranked
         visit.ranked_category = visit.category
         visit.page = 0
