@@ -652,3 +652,27 @@ def test_a_plays_latest_rating_is_found_through_an_index(store):
     plan = " ".join(row[3] for row in store._db.execute(
         "EXPLAIN QUERY PLAN SELECT max(id) FROM ratings WHERE play_id = 1"))
     assert "ratings_by_play" in plan
+
+
+def test_the_recommender_reads_a_profiles_latest_ratings_only(store):
+    """The shared guest profile's ratings pile up for ever: read whole, the songs screen's wait
+    grew with every guest (93 ms at 20,000 visits here, several times that on a Pi)."""
+    ana = store.create_profile("Ana", "#ff8800")
+    session = store.start_session(ana.id)
+    for i in range(5):
+        record = TrackRecord(path=f"/music/{i}.ogg", size=1, mtime=1.0, title=str(i), artist="A")
+        record.id = store.upsert_track(record)
+        store.add_rating(session, 25 * (i % 5), store.start_play(session, record))
+    assert [path for path, _, _ in store.track_feedback(ana.id, latest=3)] == ["/music/2.ogg", "/music/3.ogg", "/music/4.ogg"]
+    assert len(store.track_feedback(ana.id)) == 5
+
+
+def test_the_songs_whose_last_play_failed_are_found_without_reading_every_play(store):
+    """It runs each time the songs screen opens: 1.7 ms at 25,000 plays when it read them all."""
+    statements: list[str] = []
+    store._db.set_trace_callback(statements.append)
+    store.unplayable_paths()
+    store._db.set_trace_callback(None)
+    (query,) = [sql for sql in statements if sql.lstrip().startswith("SELECT")]
+    plan = " ".join(row[3] for row in store._db.execute(f"EXPLAIN QUERY PLAN {query}"))
+    assert "failed_plays" in plan and "plays_by_path" in plan

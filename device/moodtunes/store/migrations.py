@@ -122,5 +122,6 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE INDEX ratings_by_play ON ratings(play_id, id);
     CREATE INDEX plays_by_path ON plays(path, id);
+    CREATE INDEX failed_plays ON plays(path) WHERE error IS NOT NULL;
     """,
 )

@@ -40,6 +40,8 @@ from moodtunes.store.migrations import MIGRATIONS
 
 logger = logging.getLogger(__name__)
 
+FEEDBACK_WINDOW = 1000  # rated plays the recommender reads per profile: a busy guest profile's few months
+
 GUEST_NAME = "Guest"
 GUEST_COLOUR = "#8a94a6"
 DISK_FULL_BELOW_BYTES = 1 << 20  # with less free than this, an SQLite I/O error means a full disk
@@ -646,18 +648,19 @@ class Store:
                 result.append(dict(s) | {"readings": _readings(db, s["id"]), "plays": plays})
         return result
 
-    def track_feedback(self, profile_id: int) -> list[tuple[str, str, int]]:
-        """(path, artist, score) for every rated play of a profile, oldest first: a play's latest
-        rating only (a visitor who went back to the music and rated the song again changed their
-        mind; both would otherwise count)."""
+    def track_feedback(self, profile_id: int, latest: int = FEEDBACK_WINDOW) -> list[tuple[str, str, int]]:
+        """(path, artist, score) for the profile's ``latest`` rated plays, oldest first: a play's
+        latest rating only (a visitor who went back to the music and rated the song again changed
+        their mind; both would otherwise count). The window keeps the read (on the kiosk's UI thread)
+        bounded for the shared guest profile, whose ratings pile up for ever, and lets old tastes go."""
         rows = self._query(
             "SELECT pl.path, pl.artist, r.score FROM ratings r"
             " JOIN plays pl ON pl.id = r.play_id JOIN sessions s ON s.id = r.session_id"
             " WHERE s.profile_id = ? AND r.id = (SELECT max(id) FROM ratings WHERE play_id = r.play_id)"
-            " ORDER BY r.id",
-            (profile_id,),
+            " ORDER BY r.id DESC LIMIT ?",
+            (profile_id, latest),
         )
-        return [(r["path"], r["artist"], r["score"]) for r in rows]
+        return [(r["path"], r["artist"], r["score"]) for r in reversed(rows)]
 
     def recent_paths(self, profile_id: int, visits: int = 3, before_session: int | None = None) -> set[str]:
         """Tracks played in the profile's last ``visits`` visits with music (the last recorded,
