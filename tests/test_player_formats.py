@@ -78,3 +78,24 @@ def test_a_conversion_that_hangs_is_given_up_instead_of_freezing_the_kiosk(tmp_p
     with pytest.raises(PlayerError, match="stuck.m4a: can't be played: converting it took over 1 s"):
         player_module.convert_to_wav(stuck, 44100, 2, timeout=1.0)
     assert time.monotonic() - started < 10
+
+
+def test_the_kiosk_says_a_song_is_being_made_ready_before_converting_it(settings, tmp_path, told):
+    """The conversion makes the visitor wait (longer on a Pi): a message first, not a frozen screen."""
+    from moodtunes.store import Store, TrackRecord
+    from ui_support import make_app, sample_scanner, songs_as_guest, tap
+
+    song = ffmpeg_tone(tmp_path / "song.m4a", 2.0, ["-c:a", "aac"])
+    with Store.open(settings.database_path) as store:
+        store.upsert_track(TrackRecord(
+            path=str(song), size=song.stat().st_size, mtime=song.stat().st_mtime, title="Harbour Song",
+            artist="The Larks", duration=2.0, category="Happy and calm", probs={"Q1": 0.1, "Q2": 0.1, "Q3": 0.1, "Q4": 0.7},
+        ))
+    app = make_app(settings, sample_scanner)
+    try:
+        songs_as_guest(app, "sad")
+        tap(app, "row:0")
+        assert app.screen.name == "playing" and app.music_on
+        assert told() == ["Getting “Harbour Song” ready…"]
+    finally:
+        app.close()

@@ -17,8 +17,8 @@ SDL_mixer (pygame-ce 2.5) reads MP3, Ogg Vorbis, Opus, FLAC, WAV and AIFF, picki
 the file's name and first bytes. What else the scanner catalogues (M4A/AAC, Opus named .ogg, a file
 whose name says another format than its data) is decoded by ffmpeg into a WAV in memory when it is
 loaded, so the kiosk plays every song it recommends. The conversion runs while the kiosk waits
-(0.3 s for a 4-minute AAC song here, more on a Pi), and is given up after CONVERT_TIMEOUT_S (a hung
-network share must not freeze the kiosk).
+(0.3 s for a 4-minute AAC song here, more on a Pi; ``load`` lets it say so first), and is given up
+after CONVERT_TIMEOUT_S (a hung network share must not freeze the kiosk).
 """
 
 from __future__ import annotations
@@ -66,7 +66,9 @@ class PlayerError(Exception):
 class Player(Protocol):
     """What the kiosk needs from a music player."""
 
-    def load(self, path: str | Path, duration: float | None = None) -> None: ...
+    def load(
+        self, path: str | Path, duration: float | None = None, converting: Callable[[], None] | None = None
+    ) -> None: ...
     def play(self) -> None: ...
     def pause(self) -> None: ...
     def resume(self) -> None: ...
@@ -190,8 +192,12 @@ class MixerPlayer:
         self._started = False
         self._stopped = False
 
-    def load(self, path: str | Path, duration: float | None = None) -> None:
-        """Load a song (stopping any other); PlayerError if the file can't be decoded."""
+    def load(
+        self, path: str | Path, duration: float | None = None, converting: Callable[[], None] | None = None
+    ) -> None:
+        """Load a song (stopping any other); PlayerError if the file can't be decoded.
+        ``converting`` is called before a conversion by ffmpeg (which makes the caller wait), so
+        that the kiosk can say so first."""
         path = Path(path)
         self.stop()
         if not path.is_file():
@@ -200,6 +206,8 @@ class MixerPlayer:
             self._music.load(str(path))
         except self._pygame_error as exc:
             logger.info("%s: the mixer can't read it (%s): converting it with ffmpeg", path.name, exc)
+            if converting is not None:
+                converting()
             duration = self._load_converted(path)
         self._path = path
         self._duration = float(duration) if duration and duration > 0 else probe_duration(path)

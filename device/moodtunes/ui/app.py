@@ -466,6 +466,14 @@ class KioskApp:
         self._toast = None  # a message about the visit that ended is not the next visitor's
         self.go(WelcomeScreen(self))
 
+    def say_now(self, message: str) -> None:
+        """A message shown at once, over the last frame, before work that makes the visitor wait
+        (a song converted for playback): the screen doesn't look frozen meanwhile."""
+        self.toast(message, seconds=1.0, good=True)
+        if self.surface is not None:
+            self._draw_toast()
+            pygame.display.flip()
+
     def toast(self, message: str, seconds: float = TOAST_SECONDS, good: bool = False) -> None:
         """A short message where it hides no button (errors, skipped songs; ``toast_rect``),
         tinted red, or green for ``good`` news (something done as asked) so it can't pass for an error."""
@@ -597,7 +605,7 @@ class KioskApp:
         )
         try:
             player = self.player()
-            player.load(track.path, track.duration or None)
+            player.load(track.path, track.duration or None, converting=lambda: self.say_now(f"Getting “{track.title}” ready…"))
             player.play()
         except PlayerError as exc:
             logger.warning("can't play %s: %s", track.path, exc)
