@@ -6,7 +6,7 @@ import itertools
 import math
 import re
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import pygame
@@ -78,6 +78,11 @@ def longest_fitting_prefix(text: str, fits: Callable[[str], bool]) -> int:
         else:
             hi = mid - 1
     return lo
+
+
+def first_that_fits(font: FontStack, wordings: Sequence[str], width: int) -> str:
+    """The first of ``wordings`` (longest first) that fits ``width``, else the last (the shortest)."""
+    return next((text for text in wordings if font.size(text)[0] <= width), wordings[-1])
 
 
 def ellipsize(font: FontStack, text: str, width: int) -> str:

@@ -13,6 +13,7 @@ from moodtunes.ui.widgets import (
     draw_button,
     draw_paragraph,
     draw_text,
+    first_that_fits,
     paragraph_height,
     wrap,
 )
@@ -91,7 +92,7 @@ class Screen:
             if isinstance(label, tuple):
                 room = target.rect.width - self.look.px(24)
                 measure = font or self.look.body_bold()
-                label = next((text for text in label if measure.size(text)[0] <= room), label[-1])
+                label = first_that_fits(measure, label, room)
             draw_button(
                 surface,
                 self.look,

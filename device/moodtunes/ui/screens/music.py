@@ -21,6 +21,7 @@ from moodtunes.ui.widgets import (
     draw_progress_bar,
     draw_ring,
     draw_text,
+    first_that_fits,
     title_lines,
 )
 
@@ -251,7 +252,7 @@ class SongsScreen(Screen):
     def draw(self, surface: pygame.Surface) -> None:
         look, visit = self.look, self.app.visit
         titles = ("",) if self.loaded and self.no_music else TITLES.get(visit.category, ("Songs for you",))
-        title = next((text for text in titles if look.heading().size(text)[0] <= self.head.width), titles[-1])
+        title = first_that_fits(look.heading(), titles, self.head.width)
         draw_text(
             surface,
             look.heading(),
@@ -273,7 +274,7 @@ class SongsScreen(Screen):
         note = self.sorting_note() if self.loaded and visit.ranked else None
         if note and self.note_cell is None:  # a full page: the note follows the page count
             room = sub_rect.width - look.small().size(f" · {note}")[0]
-            sub = next((text for text in subs if look.small().size(text)[0] <= room), subs[-1])
+            sub = first_that_fits(look.small(), subs, room)
         else:
             sub = subs[0]
         box = draw_text(surface, look.small(), sub if self.loaded and visit.ranked else "", th.MUTED, sub_rect)
