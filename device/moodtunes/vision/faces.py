@@ -30,6 +30,7 @@ _SCORE_CLIP = 100.0
 # whose largest face there overlaps it less than _SAMPLE_MIN_IOU is damaged.
 SAMPLE_FACE_BOX = (222.0, 19.0, 121.0, 121.0)
 _SAMPLE_MIN_IOU = 0.5
+_CHECK_SCORE = 0.5  # FaceDetector's default min_score, at which the sample check runs
 
 
 class FaceModelError(Exception):
@@ -272,18 +273,22 @@ def load_face_detector(model_path: Path | None = None, *, min_score: float = 0.5
     elif not Path(model_path).is_file():
         raise FaceModelError(f"face model not found: {model_path} (fix vision.face_model, or unset it to use mediapipe's)")
     detector = FaceDetector(Path(model_path), min_score=min_score, input_size=input_size, threads=threads)
-    check_on_sample(Path(model_path), threads)
+    # The check runs at the defaults: the detector just built, when configured so (the usual case).
+    defaults = input_size == NATIVE_INPUT and min_score == _CHECK_SCORE
+    checker = detector if defaults else FaceDetector(Path(model_path), min_score=_CHECK_SCORE, threads=threads)
+    check_on_sample(checker, Path(model_path))
     logger.debug("face detector: %s at %dx%d", Path(model_path).name, input_size, input_size)
     return detector
 
 
-def check_on_sample(model_path: Path, threads: int = 1) -> None:
-    """FaceModelError unless the model finds the astronaut's face in the sample photo where the
-    intact model does. A damaged file (flipped bits in its weights) loads like a good one but finds
-    no face, or huge boxes off the frame; this is the only way to tell. It costs ~40 ms at the
-    first load in a process (importing Pillow, decoding the photo), ~10 ms at later ones.
-    Run at the native input size and default score, so a small ``vision.face_input_size`` or a high
-    ``vision.min_face_score`` (which may miss the astronaut on purpose) is not taken for damage."""
+def check_on_sample(detector: FaceDetector, model_path: Path) -> None:
+    """FaceModelError unless ``detector`` (of ``model_path``) finds the astronaut's face in the
+    sample photo where the intact model does. A damaged file (flipped bits in its weights) loads
+    like a good one but finds no face, or huge boxes off the frame; this is the only way to tell.
+    It costs ~40 ms at the first load in a process (importing Pillow, decoding the photo), ~10 ms at
+    later ones. The detector runs at the native input size and a min score of _CHECK_SCORE, so a
+    small ``vision.face_input_size`` or a high ``vision.min_face_score`` (which may miss the
+    astronaut on purpose) is not taken for damage."""
     from moodtunes.vision.camera import CameraError, sample_frame
 
     try:
@@ -291,7 +296,7 @@ def check_on_sample(model_path: Path, threads: int = 1) -> None:
     except CameraError as exc:  # no scikit-image, no sample photo: nothing to check against
         logger.debug("face model not checked on the sample photo: %s", exc)
         return
-    faces = FaceDetector(model_path, threads=threads).detect(frame)
+    faces = detector.detect(frame)
     if not faces or faces[0].iou(SAMPLE_FACE_BOX) < _SAMPLE_MIN_IOU:
         found = f"a box at {faces[0].pixel_box()}" if faces else "no face"
         raise FaceModelError(
