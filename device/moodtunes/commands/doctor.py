@@ -320,7 +320,9 @@ def _music(settings: Settings) -> Check:
         return Check("music model", "warn", "model ok; no music to play: set library.paths to your music "
                      "folders, or library.demo = true for the demo library")
     if folders and not any(map(_has_music, folders)):
-        return Check("music model", "warn", f"model ok; no music files (MP3, OGG, Opus, FLAC, WAV, AIFF, M4A) in "
+        from moodtunes.library.scan import AUDIO_FORMATS
+
+        return Check("music model", "warn", f"model ok; no music files ({AUDIO_FORMATS}) in "
                      f"{', '.join(map(str, folders))}: copy songs there, or fix library.paths")
     where = ", ".join(map(str, folders)) or "the demo library"
     return Check("music model", "ok", f"model ok; library: {where}")

@@ -45,6 +45,7 @@ logger = logging.getLogger(__name__)
 AUDIO_EXTENSIONS = frozenset({
     ".mp3", ".ogg", ".oga", ".opus", ".flac", ".wav", ".aiff", ".aif", ".m4a", ".aac",
 })
+AUDIO_FORMATS = "MP3, OGG, Opus, FLAC, WAV, AIFF, M4A"  # AUDIO_EXTENSIONS in words, for messages
 # Audio the scanner does not read: counted in the report, so that the user learns why those songs
 # are missing rather than finding them silently left out.
 OTHER_AUDIO_EXTENSIONS = frozenset({
