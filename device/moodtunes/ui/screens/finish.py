@@ -16,6 +16,7 @@ from moodtunes.ui.widgets import (
     draw_paragraph,
     draw_star,
     draw_text,
+    first_that_fits,
     glyphs_or,
     longest_fitting_prefix,
     paragraph_height,
@@ -259,8 +260,7 @@ class ReportScreen(Screen):
     def draw(self, surface: pygame.Surface) -> None:
         look, report = self.look, self.report
         title = "Your visit" if self.app.visit.profile.is_guest else f"{report.profile}'s mood journey"
-        if look.title().size(title)[0] > self.title_rect.width:  # a long name: not "Maximilian-Alexand…"
-            title = "Your mood journey"
+        title = first_that_fits(look.title(), (title, "Your mood journey"), self.title_rect.width)  # not "Maximilian-Alexand…"
         draw_text(surface, look.title(), title, th.TEXT, self.title_rect)
         self.button(surface, "finish", "Finish", style="primary")
         self.button(surface, "forget", ("Forget me", "Forget"), style="ghost")

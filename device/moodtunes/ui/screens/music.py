@@ -84,11 +84,7 @@ class SongsScreen(Screen):
         visit = self.app.visit
         earlier = visit.earlier_lists.get(visit.category)
         if earlier is not None:
-            self._keep_the_list_shown()
-            visit.ranked, visit.page = earlier
-            visit.ranked_category = visit.category
-            self.loaded, self._topped_up = True, False
-            self._look_for_any_music()
+            self._show(*earlier, topped_up=False)
             return
         self.loaded = False
         self._looked_at = None
@@ -99,14 +95,16 @@ class SongsScreen(Screen):
         if visit.ranked_category is not None and visit.ranked:
             visit.earlier_lists[visit.ranked_category] = (visit.ranked, visit.page)
 
-    def _show(self, ranked) -> None:
+    def _show(self, ranked, page: int = 0, topped_up: bool | None = None) -> None:
+        """Show ``ranked`` at ``page``, keeping the list it replaces for its category. ``topped_up``:
+        whether the songs catalogued since it was made are in it (a new list: once the scan is over)."""
         visit = self.app.visit
         self._keep_the_list_shown()
         visit.ranked = ranked
         visit.ranked_category = visit.category
-        visit.page = 0
+        visit.page = page
         self.loaded = True
-        self._topped_up = self.app.library_service.ready
+        self._topped_up = self.app.library_service.ready if topped_up is None else topped_up
         self._look_for_any_music()
 
     def _look_for_any_music(self) -> None:
