@@ -97,6 +97,7 @@ class KioskApp:
         self.frames = 0
         self._toast: tuple[str, float, bool] | None = None  # message, until, good news
         self._warned = False  # the "Still there?" warning is up (logged once each time)
+        self._shade: pygame.Surface | None = None  # the screen dimmed under "Still there?"
         self._player: Player | None = None
         self.music_on = False  # a song was started and is neither stopped nor over
         self.now_playing: int | None = None  # its index in the visit's ranking
@@ -304,7 +305,7 @@ class KioskApp:
     def idle_warning_left(self, now: float | None = None) -> float | None:
         """Seconds left before the idle timeout ends the visit while "Still there?" shows (the
         last ``idle_warning_s`` of it, on screens where the timeout applies), else None."""
-        if self.screen is None or not self.screen.idle_applies():
+        if not self.idle_applies():
             return None
         now = self.clock() if now is None else now
         left = self.settings.kiosk.idle_timeout_s - (now - self.last_input)
@@ -317,8 +318,15 @@ class KioskApp:
             logger.info("still there: the visit goes on (%s)", getattr(self.screen, "name", "?"))
         self._warned = False
 
+    def idle_applies(self) -> bool:
+        """Whether the idle timeout runs: where the screen lets it (``Screen.idle_applies``), and
+        never while a song plays, on whatever screen (the player's, the rating under which the
+        song plays on): the visitor is listening."""
+        listening = self.music_on and self._player is not None and not self._player.paused
+        return self.screen is not None and self.screen.idle_applies() and not listening
+
     def _check_idle(self, now: float) -> None:
-        if not self.screen.idle_applies():
+        if not self.idle_applies():
             # Welcome, music playing, the library being prepared: the count starts when the
             # timeout applies again, so a visit never ends at once, without "Still there?" first.
             self.last_input = now
@@ -355,9 +363,10 @@ class KioskApp:
             self._warned = True
         look, surface = self.look, self.surface
         width, height = surface.get_size()
-        shade = pygame.Surface((width, height), pygame.SRCALPHA)
-        shade.fill((*th.BACKGROUND, 200))
-        surface.blit(shade, (0, 0))
+        if self._shade is None or self._shade.get_size() != (width, height):  # made once, not every frame
+            self._shade = pygame.Surface((width, height), pygame.SRCALPHA)
+            self._shade.fill((*th.BACKGROUND, 200))
+        surface.blit(self._shade, (0, 0))
 
         title_font, body_font, count_font = look.title(), look.body(), look.font(40, bold=True)
         pad, gap = look.px(24), look.px(14)

@@ -49,11 +49,6 @@ class RateScreen(Screen):
     def primary(self) -> str | None:
         return "again" if self._music_heard() else "report"
 
-    def idle_applies(self) -> bool:
-        """Not while the song plays on under the stars, as on the player's screen."""
-        player = self.app.active_player
-        return not self.app.music_on or player is None or player.paused
-
     def _music_heard(self) -> bool:
         """Only then does a second scan measure anything: a mood that changed while no song
         played says nothing about the music (the report leaves such a visit out)."""

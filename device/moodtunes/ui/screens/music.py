@@ -525,10 +525,6 @@ class PlayingScreen(Screen):
             self.app.toast(NONE_PLAYED_MESSAGE)  # every song of the list was tried
             self.app.go(SongsScreen(self.app))
 
-    def idle_applies(self) -> bool:
-        player = self.app.active_player
-        return not self.playing or player is None or player.paused
-
     def primary(self) -> str | None:
         return "toggle"
 
