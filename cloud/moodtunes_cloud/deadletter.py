@@ -43,14 +43,20 @@ DROPPED_LOG_SECONDS = 600.0  # while a day's letters are over the limit, one log
 EXIT_STOPPED = 3  # replay: InfluxDB stopped taking writes; running it again once it does can help
 
 
-def _letter_line(topic: str, payload: bytes, reason: str, received_at: datetime) -> bytes:
-    letter = {
-        "received_at": received_at.isoformat(timespec="milliseconds"),
+def letter(topic: str, payload: bytes, reason: str, received_at: datetime, limit: int) -> dict[str, str]:
+    """A dead letter: the message, its first ``limit`` bytes of payload, and why it was not written.
+    Kept in the folder (cut at MAX_EVENT_BYTES: more is never a visit) and published (shorter)."""
+    return {
         "topic": topic,
         "reason": reason,
-        "payload": payload[:MAX_EVENT_BYTES].decode("utf-8", "replace"),  # more is never a visit
+        "received_at": received_at.isoformat(timespec="milliseconds"),
+        "payload": payload[:limit].decode("utf-8", "replace"),
     }
-    return (json.dumps(letter, ensure_ascii=False) + "\n").encode()
+
+
+def _letter_line(topic: str, payload: bytes, reason: str, received_at: datetime) -> bytes:
+    kept = letter(topic, payload, reason, received_at, MAX_EVENT_BYTES)
+    return (json.dumps(kept, ensure_ascii=False) + "\n").encode()
 
 
 class DeadLetters:
@@ -136,13 +142,13 @@ def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
 
 def _read_letter(line: bytes) -> tuple[datetime, str, bytes]:
     """A dead letter's arrival time, topic and payload, or ValueError saying why the line is none."""
-    letter = json.loads(line)
-    if not isinstance(letter, dict) or not all(isinstance(letter.get(key), str) for key in ("received_at", "topic", "payload")):
+    read = json.loads(line)
+    if not isinstance(read, dict) or not all(isinstance(read.get(key), str) for key in ("received_at", "topic", "payload")):
         raise ValueError("not a JSON object with received_at, topic and payload")
-    received_at = datetime.fromisoformat(letter["received_at"])
+    received_at = datetime.fromisoformat(read["received_at"])
     if received_at.tzinfo is None:
-        raise ValueError(f"received_at {letter['received_at']!r} has no time zone")
-    return received_at, letter["topic"], letter["payload"].encode()
+        raise ValueError(f"received_at {read['received_at']!r} has no time zone")
+    return received_at, read["topic"], read["payload"].encode()
 
 
 def _replay_line(where: str, line: bytes, settings: IngestSettings, writer: Writer, result: Replayed) -> None:

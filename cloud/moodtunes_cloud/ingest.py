@@ -50,7 +50,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from pydantic import ValidationError
 
-from moodtunes_cloud.deadletter import DeadLetters
+from moodtunes_cloud.deadletter import DeadLetters, letter
 from moodtunes_cloud.influx import WriteError, Writer, make_writer
 from moodtunes_cloud.points import event_points
 from moodtunes_cloud.settings import IngestSettings, SettingsError, load_ingest_settings
@@ -373,13 +373,8 @@ class Ingest:
             self._dead_letters.keep(topic, payload, reason, received_at)
         if not self._settings.dead_letter:
             return
-        letter = {
-            "topic": topic,
-            "reason": reason,
-            "received_at": received_at.isoformat(timespec="milliseconds"),
-            "payload": payload[:DEAD_LETTER_PAYLOAD_LIMIT].decode("utf-8", "replace"),
-        }
-        self._client.publish(dead_letter_topic(self._settings.topic_prefix), json.dumps(letter), qos=1)
+        published = letter(topic, payload, reason, received_at, DEAD_LETTER_PAYLOAD_LIMIT)
+        self._client.publish(dead_letter_topic(self._settings.topic_prefix), json.dumps(published), qos=1)
 
     # ---- InfluxDB (the writer thread) ------------------------------------------------------
 
