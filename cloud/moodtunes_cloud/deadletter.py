@@ -25,7 +25,6 @@ import logging
 import os
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -34,6 +33,7 @@ from pathlib import Path
 from moodtunes.events import MAX_EVENT_BYTES
 
 from moodtunes_cloud.influx import WriteError, Writer, make_writer
+from moodtunes_cloud.logthrottle import LogThrottle
 from moodtunes_cloud.points import event_points
 from moodtunes_cloud.settings import IngestSettings, SettingsError, load_ingest_settings
 
@@ -79,7 +79,7 @@ class DeadLetters:
         self._lock = threading.Lock()
         self._dropped_day: str | None = None  # the last day a letter was over the limit
         self._dropped = 0  # letters of that day dropped
-        self._dropped_logged_at: float | None = None
+        self._dropped_log = LogThrottle()
 
     def keep(self, topic: str, payload: bytes, reason: str, received_at: datetime) -> None:
         """Append the letter to its day's file, unless that would take the file over the daily
@@ -102,12 +102,11 @@ class DeadLetters:
         """Count a letter over the day's limit, and say how many so far at the first one of a day,
         then once every DROPPED_LOG_SECONDS: a flood logged letter by letter would fill the disk too."""
         if day != self._dropped_day:
-            self._dropped_day, self._dropped, self._dropped_logged_at = day, 0, None
+            self._dropped_day, self._dropped = day, 0
+            self._dropped_log.reset()
         self._dropped += 1
-        now = time.monotonic()
-        if self._dropped_logged_at is not None and now - self._dropped_logged_at < DROPPED_LOG_SECONDS:
+        if not self._dropped_log.due(DROPPED_LOG_SECONDS):
             return
-        self._dropped_logged_at = now
         logger.error(
             "the dead letters of %s reached MOODTUNES_INGEST_DEAD_LETTER_MAX_BYTES_PER_DAY (%d bytes): %d dropped "
             "so far, not kept (is a device flooding the broker? the rejections above name its topic)",

@@ -38,7 +38,6 @@ import logging
 import signal
 import sys
 import threading
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -52,6 +51,7 @@ from pydantic import ValidationError
 
 from moodtunes_cloud.deadletter import DeadLetters, letter
 from moodtunes_cloud.influx import WriteError, Writer, make_writer
+from moodtunes_cloud.logthrottle import LogThrottle
 from moodtunes_cloud.points import event_points
 from moodtunes_cloud.settings import IngestSettings, SettingsError, load_ingest_settings
 
@@ -167,8 +167,8 @@ class Ingest:
         self._stop = threading.Event()
         self._subscribed = threading.Event()
         self._connect_failures = 0  # attempts since the last connection; only the MQTT thread counts
-        self._failure_logged_at: float | None = None
-        self._held_logged_at: float | None = None  # when a failed write was last logged (writer thread)
+        self._failure_log = LogThrottle()  # the broker out of reach
+        self._held_log = LogThrottle()  # InfluxDB out of reach (writer thread)
         self._writer_thread = threading.Thread(target=self._write_queue, name="ingest-writer", daemon=True)
         self._client = self._make_client()
 
@@ -263,10 +263,8 @@ class Ingest:
         OUTAGE_LOG_SECONDS while it lasts, so an outage is seen but does not flood the log."""
         error = sys.exc_info()[1]  # paho calls this from inside its `except OSError`
         self._connect_failures += 1
-        now = time.monotonic()
-        if self._failure_logged_at is not None and now - self._failure_logged_at < OUTAGE_LOG_SECONDS:
+        if not self._failure_log.due(OUTAGE_LOG_SECONDS):
             return
-        self._failure_logged_at = now
         logger.error(
             "can't reach the broker at %s: %s (%s so far); still trying",
             self._address, error or "connection failed", _attempts(self._connect_failures),
@@ -277,7 +275,8 @@ class Ingest:
             logger.error("the broker at %s refused the ingest: %s", self._address, reason)
             return
         after = f" after {_attempts(self._connect_failures)}" if self._connect_failures else ""
-        self._connect_failures, self._failure_logged_at = 0, None
+        self._connect_failures = 0
+        self._failure_log.reset()
         logger.info("connected to %s%s; subscribing to %s", self._address, after, subscription(self._settings))
         with self._queue_lock:
             self._after_reconnect(flags.session_present)
@@ -395,16 +394,15 @@ class Ingest:
                 backlog = True
                 self._stop.wait(self._settings.retry_seconds)
             elif backlog and not self._queue:
-                backlog, self._held_logged_at = False, None
+                backlog = False
+                self._held_log.reset()
                 logger.info("InfluxDB is back: every held visit is written")
 
     def _log_held(self, queued: _Queued, exc: WriteError) -> None:
         """The first failed write, then one line every OUTAGE_LOG_SECONDS while InfluxDB stays out of
         reach (a retry every few seconds would write thousands of lines a day)."""
-        now = time.monotonic()
-        if self._held_logged_at is not None and now - self._held_logged_at < OUTAGE_LOG_SECONDS:
+        if not self._held_log.due(OUTAGE_LOG_SECONDS):
             return
-        self._held_logged_at = now
         with self._queue_lock:
             held = len(self._queue)
         logger.error("can't write visit %s (%s); holding %s for a retry every %g s", queued.event_id, exc,
