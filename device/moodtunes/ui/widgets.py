@@ -169,6 +169,17 @@ def draw_text(
     return box
 
 
+def draw_lines(
+    surface: pygame.Surface, font: FontStack, lines: Sequence[str], colour: Colour, left: int, top: int, width: int
+) -> int:
+    """Lines already broken (``title_lines``, ``wrap``), one under the other from ``top``, each cut
+    to ``width``; returns the top of the line after them."""
+    for line in lines:
+        draw_text(surface, font, line, colour, pygame.Rect(left, top, width, font.get_linesize()))
+        top += font.get_linesize()
+    return top
+
+
 def draw_paragraph(
     surface: pygame.Surface,
     font: FontStack,

@@ -11,8 +11,8 @@ from moodtunes.ui.fonts import FontStack
 from moodtunes.ui.widgets import (
     Target,
     draw_button,
+    draw_lines,
     draw_paragraph,
-    draw_text,
     first_that_fits,
     paragraph_height,
     wrap,
@@ -120,9 +120,7 @@ class Screen:
         gap = look.px(4) if subtitle else 0
         sub_h = paragraph_height(sub_font, subtitle, rect.width, 1.0) if subtitle else 0
         top = rect.centery - (len(titles) * title_font.get_linesize() + gap + sub_h) // 2
-        for line in titles:
-            draw_text(surface, title_font, line, th.TEXT, pygame.Rect(rect.left, top, rect.width, title_font.get_linesize()))
-            top += title_font.get_linesize()
+        top = draw_lines(surface, title_font, titles, th.TEXT, rect.left, top, rect.width)
         if subtitle:
             draw_paragraph(
                 surface, sub_font, subtitle, th.MUTED, pygame.Rect(rect.left, top + gap, rect.width, sub_h),

@@ -17,6 +17,7 @@ from moodtunes.ui.widgets import (
     chip_width,
     draw_card,
     draw_chip,
+    draw_lines,
     draw_paragraph,
     draw_progress_bar,
     draw_ring,
@@ -435,11 +436,7 @@ class SongsScreen(Screen):
         room = 2 if inner.height >= 2 * title_h + artist_h else 1  # a second line where it fits
         lines = title_lines(title_font, track.title, text.width, room)
         top = inner.centery - (len(lines) * title_h + artist_h) // 2
-        for line in lines:
-            draw_text(
-                surface, title_font, line, th.TEXT, pygame.Rect(text.left, top, text.width, title_h)
-            )
-            top += title_h
+        top = draw_lines(surface, title_font, lines, th.TEXT, text.left, top, text.width)
         draw_text(
             surface,
             artist_font,
@@ -579,9 +576,8 @@ class PlayingScreen(Screen):
             track = item.track
             fonts = (look.title(), look.body())
             y = info.top + look.px(4)
-            for line in title_lines(fonts[0], track.title, info.width):  # a spaceless (CJK) title too
-                draw_text(surface, fonts[0], line, th.TEXT, pygame.Rect(info.left, y, info.width, fonts[0].get_linesize()))
-                y += fonts[0].get_linesize()
+            lines = title_lines(fonts[0], track.title, info.width)  # a spaceless (CJK) title too
+            y = draw_lines(surface, fonts[0], lines, th.TEXT, info.left, y, info.width)
             y += look.px(4)
             draw_text(
                 surface,

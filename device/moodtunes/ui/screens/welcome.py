@@ -14,6 +14,7 @@ from moodtunes.ui.widgets import (
     aa_circle,
     draw_card,
     draw_initial_badge,
+    draw_lines,
     draw_mood_face,
     draw_paragraph,
     draw_text,
@@ -211,9 +212,7 @@ class WelcomeScreen(Screen):
         font = look.body_bold()  # a long name on two lines: "Maximilian-…" and "Maximilian-…" told apart
         lines = title_lines(font, label, text.width, 2 if text.height >= 2 * font.get_linesize() else 1)
         top = text.centery - len(lines) * font.get_linesize() // 2
-        for line in lines:
-            draw_text(surface, font, line, th.TEXT, pygame.Rect(text.left, top, text.width, font.get_linesize()))
-            top += font.get_linesize()
+        draw_lines(surface, font, lines, th.TEXT, text.left, top, text.width)
 
     def on_tap(self, target_id: str) -> None:
         if target_id == "guest":
