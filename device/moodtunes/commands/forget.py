@@ -28,7 +28,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             why = "the guest profile is every guest's, no one person's" if profile else f"no profile named {args.name!r}"
             print(f"moodtunes forget: {why} (profiles: {known})", file=sys.stderr)
             return 1
-        visits = len(store.visits(profile.id))
+        visits = store.ended_visit_count(profile.id)
         key = store.profile_key(settings.device_id, profile.id)
         if not args.yes:
             print(f"would delete {profile.name}'s profile and {visits} visit(s) from this device; "

@@ -629,6 +629,12 @@ class Store:
 
     # ---- history (recommendations and reports) ---------------------------------------------
 
+    def ended_visit_count(self, profile_id: int) -> int:
+        """How many of ``visits(profile_id)`` there are, without reading them."""
+        return self._query(
+            "SELECT count(*) FROM sessions WHERE profile_id = ? AND ended_at IS NOT NULL", (profile_id,)
+        )[0][0]
+
     def visits(self, profile_id: int | None = None, limit: int | None = None) -> list[dict[str, Any]]:
         """Ended visits (newest ``limit``), oldest first, each a row dict plus ``readings``
         (phase -> ReadingEvent) and ``plays`` (row dicts). In the order they were recorded, not by
