@@ -80,10 +80,9 @@ def test_a_conversion_that_hangs_is_given_up_instead_of_freezing_the_kiosk(tmp_p
     assert time.monotonic() - started < 10
 
 
-def test_the_kiosk_says_a_song_is_being_made_ready_before_converting_it(settings, tmp_path, told):
-    """The conversion makes the visitor wait (longer on a Pi): a message first, not a frozen screen."""
+def kiosk_with_an_m4a_song(settings, tmp_path):
     from moodtunes.store import Store, TrackRecord
-    from ui_support import make_app, sample_scanner, songs_as_guest, tap
+    from ui_support import make_app, sample_scanner
 
     song = ffmpeg_tone(tmp_path / "song.m4a", 2.0, ["-c:a", "aac"])
     with Store.open(settings.database_path) as store:
@@ -91,11 +90,40 @@ def test_the_kiosk_says_a_song_is_being_made_ready_before_converting_it(settings
             path=str(song), size=song.stat().st_size, mtime=song.stat().st_mtime, title="Harbour Song",
             artist="The Larks", duration=2.0, category="Happy and calm", probs={"Q1": 0.1, "Q2": 0.1, "Q3": 0.1, "Q4": 0.7},
         ))
-    app = make_app(settings, sample_scanner)
+    return make_app(settings, sample_scanner)
+
+
+def test_the_kiosk_says_a_song_is_being_made_ready_before_converting_it(settings, tmp_path, told):
+    """The conversion makes the visitor wait (longer on a Pi): a message first, not a frozen screen."""
+    from ui_support import songs_as_guest, tap
+
+    app = kiosk_with_an_m4a_song(settings, tmp_path)
     try:
         songs_as_guest(app, "sad")
         tap(app, "row:0")
         assert app.screen.name == "playing" and app.music_on
         assert told() == ["Getting “Harbour Song” ready…"]
+    finally:
+        app.close()
+
+
+def test_taps_made_while_a_song_is_made_ready_dont_land_on_the_screen_that_follows(settings, tmp_path):
+    """An impatient visitor taps again while the screen can't answer: on a Pi those taps would
+    reach the player's screen as soon as it is up (here Escape, its Stop) and end the song."""
+    import pygame
+    from ui_support import key_event, songs_as_guest, tap
+
+    app = kiosk_with_an_m4a_song(settings, tmp_path)
+    say_now = app.say_now
+
+    def impatient(message: str) -> None:
+        say_now(message)
+        pygame.event.post(key_event(pygame.K_ESCAPE))
+
+    app.say_now = impatient
+    try:
+        songs_as_guest(app, "sad")
+        tap(app, "row:0")
+        assert app.screen.name == "playing" and app.music_on
     finally:
         app.close()

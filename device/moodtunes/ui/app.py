@@ -52,6 +52,10 @@ IDLE_WARNING_BUTTON = "I'm still here"
 # The screens the music plays on: now playing, and the rating after "I'm done, rate it" (a tap too
 # soon stops nothing); going to any other screen stops it.
 MUSIC_PLAYS_ON = frozenset({"playing", "rate"})
+# What a visitor does to the screen (not QUIT, not window events): dropped after a wait.
+INPUT_EVENTS = (
+    pygame.MOUSEBUTTONDOWN, pygame.MOUSEBUTTONUP, pygame.FINGERDOWN, pygame.FINGERUP, pygame.KEYDOWN,
+)
 NOT_SAVED_MESSAGE = "Sorry, this couldn't be saved. The music still works; please tell the staff."
 # When the music catalogue can't be read either, the music does not work: say only what failed.
 NOT_SAVED_NO_MUSIC_MESSAGE = "Sorry, this couldn't be saved. Please tell the staff."
@@ -483,6 +487,12 @@ class KioskApp:
             self._draw_toast()
             pygame.display.flip()
 
+    @staticmethod
+    def forget_input_made_while_busy() -> None:
+        """Taps and keys made while the screen couldn't answer (impatient taps on a song being made
+        ready) would land on whatever screen comes next, e.g. Stop of the song just started."""
+        pygame.event.clear(INPUT_EVENTS)
+
     def toast(self, message: str, seconds: float = TOAST_SECONDS, good: bool = False) -> None:
         """A short message where it hides no button (errors, skipped songs; ``toast_rect``),
         tinted red, or green for ``good`` news (something done as asked) so it can't pass for an error."""
@@ -612,9 +622,16 @@ class KioskApp:
             if visit.session_id
             else None
         )
+        waited = False
+
+        def getting_ready() -> None:
+            nonlocal waited
+            waited = True
+            self.say_now(f"Getting “{track.title}” ready…")
+
         try:
             player = self.player()
-            player.load(track.path, track.duration or None, converting=lambda: self.say_now(f"Getting “{track.title}” ready…"))
+            player.load(track.path, track.duration or None, converting=getting_ready)
             player.play()
         except PlayerError as exc:
             logger.warning("can't play %s: %s", track.path, exc)
@@ -622,6 +639,9 @@ class KioskApp:
                 self.record(self.store.update_play, play_id, 0.0, False, str(exc)[:300])
             self.toast(f"Couldn't play “{track.title}”, skipping to the next song.")
             return False
+        finally:
+            if waited:
+                self.forget_input_made_while_busy()
         # Only a play that started is the one a rating goes to: a song that failed was never heard.
         visit.play_id = visit.last_play_id = play_id
         visit.last_title = track.title
