@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from conftest import REPO
+from moodtunes.ui.ratings import SCORE_PER_STAR
 from moodtunes_cloud import dashboards
 
 DASHBOARD_DIR = REPO / "cloud" / "grafana" / "dashboards"
@@ -143,12 +144,62 @@ def test_the_time_zone_is_picked_from_a_list_defaulting_to_utc():
             ZoneInfo(value)  # a real IANA name (InfluxDB's tz() is checked in test_dashboards_queries.py)
 
 
+def test_grafana_draws_times_in_the_zone_whose_days_the_panels_count():
+    """A browser's zone ("timezone": "browser") west of UTC drew each day's bar under the day before;
+    the default range is whole days, today included (it began at this hour 30 days ago)."""
+    for model in _models():
+        assert model["timezone"] == "utc" and _zone_variable(model)["current"]["value"] == "UTC"
+        assert model["time"] == {"from": "now-29d/d", "to": "now/d"}
+
+
 def test_the_default_time_zone_is_one_constant(monkeypatch):
     monkeypatch.setattr(dashboards, "DEFAULT_TIMEZONE", "Europe/Berlin")
     for dashboard in dashboards.DASHBOARDS:
+        assert dashboards.build(dashboard)["timezone"] == "Europe/Berlin"
         zone = _zone_variable(dashboards.build(dashboard))
         assert zone["current"]["value"] == "Europe/Berlin"
         assert [o["value"] for o in zone["options"]] == ["Europe/Berlin", "UTC", *(z for z in LISTED_ZONES
                                                                                    if z != "Europe/Berlin")]
         assert [o["value"] for o in zone["options"] if o["selected"]] == ["Europe/Berlin"]
         assert zone["query"].startswith("Europe/Berlin, UTC, ")
+
+
+def _panels_selecting(function: str) -> list[dict]:
+    return [panel for model in _models() for panel in model["panels"]
+            if any(function in target["query"] for target in panel["targets"])]
+
+
+def test_every_mood_lift_by_group_is_per_starting_mood_with_its_visits():
+    """A happy arrival can't go up, a sad one can't go down, so a lift compares only groups of one mood
+    before; and a mean of one visit (+2.00) looked like a finding: each row shows its visits, red below
+    FEW_VISITS, beside the mean, and not the Time InfluxDB gives an aggregate over the whole range."""
+    grouped = [panel for panel in _panels_selecting('mean("mood_lift")')
+               if re.search(r'GROUP BY "', panel["targets"][0]["query"])]
+    assert {panel["title"] for panel in grouped} == {
+        "Mood lift by mood on arrival", "Mood lift by music category", "Mood lift by device"}
+    for panel in grouped:
+        (target,) = panel["targets"]
+        assert re.search(r'GROUP BY .*"mood_before"', target["query"]), panel["title"]
+        assert 'count("mood_lift") AS "visits"' in target["query"] and target["resultFormat"] == "table"
+        assert panel["type"] == "table"
+        (override,) = panel["fieldConfig"]["overrides"]
+        assert override["matcher"] == {"id": "byName", "options": "visits"}
+        properties = {p["id"]: p["value"] for p in override["properties"]}
+        assert properties["thresholds"]["steps"] == [{"color": "red", "value": None},
+                                                     {"color": "text", "value": dashboards.FEW_VISITS}]
+        assert properties["custom.cellOptions"] == {"type": "color-text"} and properties["decimals"] == 0
+        (organize,) = panel["transformations"]
+        assert organize["id"] == "organize" and organize["options"]["excludeByName"] == {"Time": True}
+
+
+def test_ratings_are_shown_in_the_kiosks_stars():
+    """The kiosk shows 1 to 5 stars and stores 0 to 100: a mean of 4-star ratings showed 75."""
+    panels = _panels_selecting('"rating"')
+    assert {panel["title"] for panel in panels} == {"Mean rating", "Ratings", "Rating over time"}
+    for panel in panels:
+        for target in panel["targets"]:
+            if "mean(" in target["query"]:
+                assert f'mean("rating") / {SCORE_PER_STAR} + 1 ' in target["query"]
+                assert panel["fieldConfig"]["defaults"]["unit"] == "suffix:★", panel["title"]
+    ratings = {panel["title"]: panel for panel in panels}["Ratings"]
+    assert [target["alias"] for target in ratings["targets"]] == ["1 ★", "2 ★", "3 ★", "4 ★", "5 ★"]

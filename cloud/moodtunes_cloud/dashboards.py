@@ -15,6 +15,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from moodtunes.ui.ratings import SCORE_PER_STAR
+
 DATASOURCE = {"type": "influxdb", "uid": "moodtunes-influxdb"}
 DEVICE = '"device_id" =~ /^$device$/'
 VISITS = f'FROM "visit" WHERE $timeFilter AND {DEVICE}'
@@ -36,7 +38,14 @@ DAILY = "GROUP BY time(1d)"
 # The time zone variable: DEFAULT_TIMEZONE is the default for everyone (change it and regenerate); the
 # viewer picks from TIMEZONES (IANA names, each checked against InfluxDB's tz() by the query tests), which
 # is a fixed list because the provisioned dashboards are read-only and a typo would break every daily panel.
+# DEFAULT_TIMEZONE is the dashboards' own time zone too, the one Grafana draws times in: a bucket starting at
+# midnight in $timezone, drawn in a browser's zone west of it, showed under the day before. (Grafana's
+# $__timezone can't feed tz(): it says "utc", a name InfluxDB refuses.)
 DEFAULT_TIMEZONE = "UTC"
+# The last 30 whole days, today included. Grafana rounds "/d" in the dashboard's time zone: "from" down to the
+# day's midnight, "to" up to the day's end. Without it the range began at this hour 30 days ago, and the first
+# day's bar counted only the visits after that hour.
+TIME_RANGE = {"from": "now-29d/d", "to": "now/d"}
 TIMEZONES = (
     "UTC", "Europe/London", "Europe/Dublin", "Europe/Lisbon", "Europe/Paris", "Europe/Berlin", "Europe/Madrid",
     "Europe/Rome", "Europe/Amsterdam", "Europe/Stockholm", "Europe/Warsaw", "America/New_York", "America/Chicago",
@@ -65,7 +74,11 @@ class Panel:
     unit: str = "none"
     decimals: int | None = None
     bars: bool = False  # timeseries drawn as bars (per-day counts) instead of lines; several series stack
-    limits: tuple[float, float] | None = None
+    limits: tuple[float, float | None] | None = None  # min and max (None: Grafana's own)
+    # A table of aggregates over the whole range: its columns in order, (tag or alias, header). InfluxDB gives
+    # such a row the range's start as its time, which means nothing here, so the Time column is hidden.
+    columns: tuple[tuple[str, str], ...] = ()
+    group_size: str = ""  # the table's column counting the visits of each row, shown red below FEW_VISITS
 
 
 @dataclass(frozen=True)
@@ -76,11 +89,26 @@ class Dashboard:
     panels: tuple[Panel, ...]
 
 
-LIFT_LIMITS = (-2.0, 2.0)
-
 LIFT = ("mood steps of the shown mood (happy +1, neutral 0, sad -1: sad → neutral is +1, sad → happy +2); "
         "the shown mood is the camera's label, or the corrected or hand-picked one")
 MEASURED_VISITS = "visits with a mood before and after the music and some music heard"
+# A mean mood lift compares only visitors who arrived in the same mood: a happy one can't go up, a sad one can't
+# go down, so a device (or category) whose visitors mostly arrive happy shows a low mean whatever the music does.
+# So the lift is always split by the mood before, with the number of visits each mean is from.
+LIFT_AND_VISITS = 'mean("mood_lift") AS "mean lift", count("mood_lift") AS "visits"'
+ARRIVAL = ("mood_before", "mood on arrival")
+LIFT_COLUMNS = (("mean lift", "mean lift"), ("visits", "visits"))
+FEW_VISITS = 5  # a mean over fewer visits says little: their count is shown red
+# The kiosk shows ratings as 1 to 5 stars and stores them as 0 to 100 (1 star = 0, 5 stars = 100).
+MEAN_STARS = f'mean("rating") / {SCORE_PER_STAR} + 1'
+STARS_UNIT = "suffix:★"  # Grafana puts a space before a suffix: "4.0 ★", as on the kiosk
+
+
+def _ratings_of(stars: int) -> str:
+    """The ratings shown as ``stars``: the kiosk stores only whole stars, and the bounds halfway between them put
+    any other 0–100 value (the schema takes one) on its nearest star, as the kiosk rounds it."""
+    return f'"rating" >= {(stars - 1.5) * SCORE_PER_STAR} AND "rating" < {(stars - 0.5) * SCORE_PER_STAR}'
+
 
 OVERVIEW = Dashboard(
     uid="moodtunes-overview",
@@ -89,17 +117,34 @@ OVERVIEW = Dashboard(
     panels=(
         Panel("Visits", "Visits that ended in the time range.", "stat",
               (Query("A", f'SELECT count("listening_seconds") {VISITS}'),), width=4),
-        Panel("Mean mood lift", f"Mean change from the mood before the music to the mood after, in {LIFT}. "
-              f"Only {MEASURED_VISITS}; -2…+2.", "stat",
-              (Query("A", f'SELECT mean("mood_lift") {VISITS}'),), width=5, decimals=2),
-        Panel("Visits that lifted the mood", f"Share of the {MEASURED_VISITS} whose shown mood went up "
-              "at least one step (e.g. sad → neutral).", "stat",
-              (Query("A", f'SELECT mean("improved") * 100 {VISITS}'),), width=5, unit="percent", decimals=0),
-        Panel("Visits whose mood fell", f"Share of the {MEASURED_VISITS} whose shown mood went down at "
-              "least one step (e.g. happy → neutral). The rest kept the same mood.", "stat",
-              (Query("A", f'SELECT mean("worsened") * 100 {VISITS}'),), width=5, unit="percent", decimals=0),
-        Panel("Mean rating", "How much visitors liked the music (0–100).", "stat",
-              (Query("A", f'SELECT mean("rating") {VISITS}'),), width=5, decimals=0),
+        Panel("Measured visits", f"The {MEASURED_VISITS}: the only ones the mood lift figures count. A visitor "
+              "who leaves before the scan after the music, or whose face the camera did not see, has no lift.",
+              "stat", (Query("A", f'SELECT count("mood_lift") {VISITS}'),), width=4),
+        Panel("Lifted (of visitors who arrived sad or neutral)", f"Share of the {MEASURED_VISITS} whose shown "
+              "mood went up at least one step (e.g. sad → neutral), among the visitors who could go up: those "
+              "who arrived happy are left out.", "stat",
+              (Query("A", f'SELECT mean("improved") * 100 {VISITS} AND "mood_before" != \'happy\''),),
+              width=5, unit="percent", decimals=0),
+        Panel("Fell (of visitors who arrived happy or neutral)", f"Share of the {MEASURED_VISITS} whose shown "
+              "mood went down at least one step (e.g. happy → neutral), among the visitors who could go down: "
+              "those who arrived sad are left out.", "stat",
+              (Query("A", f'SELECT mean("worsened") * 100 {VISITS} AND "mood_before" != \'sad\''),),
+              width=5, unit="percent", decimals=0),
+        Panel("Mean rating", "How much visitors liked the music, in the kiosk's stars (1 to 5), over the visits "
+              "rated.", "stat", (Query("A", f"SELECT {MEAN_STARS} {VISITS}"),), width=6, unit=STARS_UNIT,
+              decimals=1),
+        Panel("Mood lift by mood on arrival", f"Mean mood lift ({LIFT}) of the {MEASURED_VISITS}, for each "
+              "mood before the music, and how many visits each mean is from (red: fewer than "
+              f"{FEW_VISITS}). Happy arrivals can only stay or fall (0 at best), sad ones only stay or rise.",
+              "table", (Query("A", f'SELECT {LIFT_AND_VISITS} {VISITS} GROUP BY "mood_before"', table=True),),
+              decimals=2, columns=(ARRIVAL, *LIFT_COLUMNS), group_size="visits"),
+        Panel("Mood lift by music category", "Mean mood lift by the category of the song heard longest (songs "
+              "that failed don't count), for each mood before the music, and how many visits each mean is "
+              f"from (red: fewer than {FEW_VISITS}). The recommender picks the category from that mood (happy → "
+              "Highly energetic, neutral or sad → Happy and calm), so compare categories only within the same "
+              "mood before: across moods the rows differ by how people arrived, not by the music.", "table",
+              (Query("A", f'SELECT {LIFT_AND_VISITS} {VISITS} GROUP BY "category", "mood_before"', table=True),),
+              decimals=2, columns=(("category", "music category"), ARRIVAL, *LIFT_COLUMNS), group_size="visits"),
         Panel("Visits per day", "How often moodtunes is used (days in the dashboard's time zone setting).",
               "timeseries",
               (Query("A", f'SELECT count("listening_seconds") {VISITS} {DAILY} fill(0) {TZ}', "visits"),),
@@ -118,23 +163,19 @@ OVERVIEW = Dashboard(
         Panel("Mood after", "… and after the music, over the same visits.", "piechart",
               (Query("A", f'SELECT count("mood_lift") {VISITS} GROUP BY "mood_after"',
                      "$tag_mood_after"),), width=6),
-        Panel("Rating over time", "Mean rating of the visits per day (days in the dashboard's time zone setting).",
-              "timeseries",
-              (Query("A", f'SELECT mean("rating") {VISITS} {DAILY} fill(none) {TZ}', "rating"),),
-              decimals=0, limits=(0, 100)),
         Panel("Listening minutes per day", "Minutes of music played to visitors (days in the dashboard's time "
               "zone setting).", "timeseries",
               (Query("A", f'SELECT sum("listening_seconds") / 60 {VISITS} {DAILY} fill(0) {TZ}',
                      "minutes"),),
               bars=True, decimals=1),
-        Panel("Mood lift by music category", "Mean mood lift by the category of the song heard longest (songs "
-              "that failed don't count), for each mood before the music. The recommender picks the category "
-              "from that mood (happy → Highly energetic, neutral or sad → Happy and calm), so compare "
-              "categories only within the same mood before: across moods the bars differ by how people "
-              "arrived, not by the music.",
-              "bargauge", (Query("A", f'SELECT mean("mood_lift") {VISITS} GROUP BY "category", "mood_before"',
-                                 "$tag_category after $tag_mood_before"),),
-              decimals=2, limits=LIFT_LIMITS),
+        Panel("Ratings", "How many visits gave each number of stars (a star nobody gave has no bar).",
+              "bargauge", tuple(Query(ref_id, f'SELECT count("rating") {VISITS} AND {_ratings_of(stars)}',
+                                      f"{stars} ★") for ref_id, stars in zip("ABCDE", range(1, 6))),
+              limits=(0, None)),
+        Panel("Rating over time", "Mean rating of the visits per day, in the kiosk's stars (days in the "
+              "dashboard's time zone setting).", "timeseries",
+              (Query("A", f"SELECT {MEAN_STARS} {VISITS} {DAILY} fill(none) {TZ}", "rating"),),
+              unit=STARS_UNIT, decimals=1, limits=(1, 5)),
         Panel("Camera scans corrected by hand", "Share of the camera's mood scans (a face seen: ok or "
               "uncertain) whose mood someone corrected: how often the camera got it wrong. Counts the final "
               "scan before and after the music of each visit.", "stat",
@@ -155,9 +196,12 @@ DEVICES = Dashboard(
     title="moodtunes — devices and uplink",
     description="Per-device results, mood-scan quality and how fresh each device's data is.",
     panels=(
-        Panel("Mood lift by device", f"Mean mood lift ({LIFT}) of each device's {MEASURED_VISITS}.", "bargauge",
-              (Query("A", f'SELECT mean("mood_lift") {VISITS} GROUP BY "device_id"', "$tag_device_id"),),
-              decimals=2, limits=LIFT_LIMITS),
+        Panel("Mood lift by device", f"Mean mood lift ({LIFT}) of each device's {MEASURED_VISITS}, for each mood "
+              f"before the music, and how many visits each mean is from (red: fewer than {FEW_VISITS}). Compare "
+              "devices within the same mood before: a device whose visitors mostly arrive happy has a low mean "
+              "overall, since they can't go up.", "table",
+              (Query("A", f'SELECT {LIFT_AND_VISITS} {VISITS} GROUP BY "device_id", "mood_before"', table=True),),
+              decimals=2, columns=(("device_id", "device"), ARRIVAL, *LIFT_COLUMNS), group_size="visits"),
         Panel("Visits by device", "Visits per device in the time range.", "bargauge",
               (Query("A", f'SELECT count("listening_seconds") {VISITS} GROUP BY "device_id"', "$tag_device_id"),)),
         Panel("Uplink freshness", "Each device's latest visit in the time range (time) and how long after it "
@@ -212,7 +256,8 @@ def timezone_variable() -> dict:
         "name": "timezone",
         "label": "Time zone (where a day starts)",
         "description": "Where a day starts and ends for the per-day panels: pick the devices' local time "
-        "zone, e.g. Europe/Berlin.",
+        "zone, e.g. Europe/Berlin, and the same zone as the dashboard's (time picker → Change time settings), "
+        "or the days are drawn an evening early or a morning late.",
         "query": ", ".join(zones),
         "current": {"selected": False, "text": DEFAULT_TIMEZONE, "value": DEFAULT_TIMEZONE},
         "options": [{"selected": zone == DEFAULT_TIMEZONE, "text": zone, "value": zone} for zone in zones],
@@ -262,7 +307,10 @@ def _field_defaults(panel: Panel) -> dict:
     if panel.decimals is not None:
         defaults["decimals"] = panel.decimals
     if panel.limits is not None:
-        defaults["min"], defaults["max"] = panel.limits
+        low, high = panel.limits
+        defaults["min"] = low
+        if high is not None:
+            defaults["max"] = high
     if panel.kind == "timeseries":
         defaults["custom"] = {
             "drawStyle": "bars" if panel.bars else "line",
@@ -275,6 +323,40 @@ def _field_defaults(panel: Panel) -> dict:
             "stacking": {"mode": "normal" if panel.bars and _several_series(panel) else "none", "group": "A"},
         }
     return defaults
+
+
+def _overrides(panel: Panel) -> list[dict]:
+    """A table's group sizes as whole numbers (the panel's decimals are its means'), red below FEW_VISITS."""
+    if not panel.group_size:
+        return []
+    few_in_red = {"mode": "absolute", "steps": [{"color": "red", "value": None}, {"color": "text", "value": FEW_VISITS}]}
+    return [{
+        "matcher": {"id": "byName", "options": panel.group_size},
+        "properties": [
+            {"id": "decimals", "value": 0},
+            {"id": "thresholds", "value": few_in_red},
+            {"id": "custom.cellOptions", "value": {"type": "color-text"}},
+        ],
+    }]
+
+
+def _transformations(panel: Panel) -> list[dict]:
+    """A table's columns hidden (Time), ordered and renamed, by Grafana's "organize" transformation."""
+    if not panel.columns:
+        return []
+    return [{
+        "id": "organize",
+        "options": {
+            "excludeByName": {"Time": True},
+            "indexByName": {name: index for index, (name, _) in enumerate(panel.columns)},
+            "renameByName": {name: header for name, header in panel.columns if header != name},
+        },
+    }]
+
+
+def _grafana_timezone(zone: str) -> str:
+    """A dashboard's "timezone": an IANA name, but Grafana's own "utc" for UTC."""
+    return "utc" if zone == "UTC" else zone
 
 
 def _layout(panels: tuple[Panel, ...]) -> list[dict]:
@@ -299,8 +381,9 @@ def build(dashboard: Dashboard) -> dict:
             "datasource": DATASOURCE,
             "gridPos": position,
             "targets": [_target(q) for q in panel.queries],
-            "fieldConfig": {"defaults": _field_defaults(panel), "overrides": []},
+            "fieldConfig": {"defaults": _field_defaults(panel), "overrides": _overrides(panel)},
             "options": _options(panel),
+            "transformations": _transformations(panel),
         }
         for number, (panel, position) in enumerate(zip(dashboard.panels, _layout(dashboard.panels)), start=1)
     ]
@@ -312,8 +395,8 @@ def build(dashboard: Dashboard) -> dict:
         "editable": False,
         "schemaVersion": 39,
         "version": 1,
-        "timezone": "browser",
-        "time": {"from": "now-30d", "to": "now"},
+        "timezone": _grafana_timezone(DEFAULT_TIMEZONE),
+        "time": TIME_RANGE,
         "refresh": "5m",
         "templating": {"list": [DEVICE_VARIABLE, timezone_variable()]},
         "panels": panels,
