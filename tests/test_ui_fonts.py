@@ -1,15 +1,25 @@
-"""Song titles in other scripts: characters DejaVu lacks are drawn with a fallback font."""
+"""Song titles in other scripts: characters DejaVu lacks are drawn with a fallback font, those no
+font has are left out (not drawn as empty boxes), and Arabic, Hebrew and Indic scripts are shaped
+and put right to left where they read so."""
 
 import os
+from pathlib import Path
 
+import numpy as np
 import pygame
 import pytest
 from conftest import require
-from moodtunes.ui.fonts import FALLBACK_FILES, FontStack, primary_file
+from moodtunes.ui import fonts
+from moodtunes.ui.fonts import FALLBACK_FILES, FontStack, has_glyph, primary_file
+from moodtunes.ui.widgets import ellipsize
 
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 
 CJK = FALLBACK_FILES[0]  # WenQuanYi Micro Hei
+NOTO = Path("/usr/share/fonts/truetype/noto")
+DEVANAGARI = NOTO / "NotoSansDevanagari-Regular.ttf"
+SYMBOLA = Path("/usr/share/fonts/truetype/ancient-scripts/Symbola_hint.ttf")
+WHITE = (255, 255, 255)
 
 
 @pytest.fixture
@@ -18,28 +28,63 @@ def _fonts_installed():
             "fonts-dejavu-core fonts-wqy-microhei")
 
 
+@pytest.fixture
+def _dejavu_installed():
+    require(primary_file(False) is not None, "DejaVu Sans (Arabic and Hebrew letters)",
+            "fonts-dejavu-core")
+
+
+@pytest.fixture
+def _script_fonts_installed():
+    require(primary_file(False) is not None and DEVANAGARI.is_file() and SYMBOLA.is_file(),
+            "DejaVu Sans / Noto Sans (Indic, Thai, Ethiopic…) / Symbola (emoji) fonts",
+            "fonts-dejavu-core fonts-noto-core fonts-symbola")
+
+
 needs_fonts = pytest.mark.usefixtures("_fonts_installed")
+needs_dejavu = pytest.mark.usefixtures("_dejavu_installed")
+needs_script_fonts = pytest.mark.usefixtures("_script_fonts_installed")
 JAPANESE = "夜に駆ける"  # YOASOBI, "Racing into the Night"
 KOREAN = "방탄소년단"  # BTS
+HINDI = "तुम ही हो"  # Arijit Singh, "Tum Hi Ho"
+THAI = "รักเธอ"
+TAMIL = "கண்ணே"
+AMHARIC = "ትዝታ"  # "Tizita"
+ARABIC = "أغنية الحب"
+HEBREW = "שיר אהבה"
 
 
 @pytest.fixture(autouse=True)
-def fonts():
+def fonts_up():
     pygame.font.init()
     yield
     pygame.font.quit()
 
 
+def image(surface: pygame.Surface) -> bytes:
+    return pygame.image.tobytes(surface, "RGBA")
+
+
 def glyph_images(font: FontStack, text: str) -> list[bytes]:
-    return [pygame.image.tobytes(font.render(c, True, (255, 255, 255)), "RGBA") for c in text]
+    return [image(font.render(c, True, WHITE)) for c in text]
+
+
+def shaped(path: Path, size: int, text: str, script: str | None = None,
+           rtl: bool = False) -> pygame.Surface:
+    """``text`` drawn by SDL_ttf itself, told the script and direction or not."""
+    font = pygame.font.Font(str(path), size)
+    if script is not None:
+        font.set_script(script)
+    if rtl:
+        font.set_direction(pygame.DIRECTION_RTL)
+    return font.render(text, True, WHITE)
 
 
 @needs_fonts
 def test_characters_dejavu_lacks_are_drawn_with_the_fallback_font():
     alone, stacked = FontStack(20, False, fallbacks=()), FontStack(20, False, fallbacks=(CJK,))
     assert not alone.covers(JAPANESE) and stacked.covers(JAPANESE)
-    # DejaVu alone draws the same empty box for every character; with the fallback each differs
-    assert len(set(glyph_images(alone, JAPANESE))) == 1
+    assert alone.size(JAPANESE)[0] == 0  # DejaVu alone would draw the same empty box for each
     assert len(set(glyph_images(stacked, JAPANESE))) == len(JAPANESE)
     assert stacked.covers(KOREAN) and len(set(glyph_images(stacked, KOREAN))) == len(KOREAN)
 
@@ -49,10 +94,10 @@ def test_mixed_text_is_one_line_on_a_common_baseline():
     font = FontStack(20, True, fallbacks=(CJK,))
     text = f"Racing {JAPANESE} (Live)"
     assert [piece for _, piece in font.runs(text)] == ["Racing ", JAPANESE, " (Live)"]
-    surface = font.render(text, True, (255, 255, 255))
+    surface = font.render(text, True, WHITE)
     assert surface.get_size() == font.size(text)
     assert font.size(text)[0] == sum(f.size(piece)[0] for f, piece in font.runs(text))
-    # the fallback is sized to the primary's line height, so a mixed title does not grow the row
+    # the CJK fallback is sized to about the primary's line height: a mixed title doesn't grow the row
     assert surface.get_height() <= font.get_linesize() + 2
 
 
@@ -60,10 +105,155 @@ def test_mixed_text_is_one_line_on_a_common_baseline():
 def test_latin_text_takes_the_primary_font_alone():
     font = FontStack(20, False, fallbacks=(CJK,))
     assert font.runs("Café del Mar ★") == ((font.primary, "Café del Mar ★"),)
-    assert font._fallbacks == {}  # no fallback font is opened for text the primary covers
+    assert list(font._fonts) == [(font.primary_path, None, False)]  # no other font is opened
 
 
-def test_without_fallback_fonts_text_still_renders_in_the_primary():
-    font = FontStack(18, False, fallbacks=())
-    assert font.runs(JAPANESE) == ((font.primary, JAPANESE),)
-    assert font.render(JAPANESE, True, (255, 255, 255)).get_width() > 0
+def test_a_character_no_font_has_is_left_out_not_drawn_as_a_box():
+    font = FontStack(20, True, fallbacks=())
+    assert not has_glyph(font.primary_path, "🎵")
+    assert font.size("A🎵") == font.size("A") == font.render("A🎵", True, WHITE).get_size()
+    assert font.size("Despacito 🎵🔥") == font.size("Despacito ")
+    assert font.size(JAPANESE)[0] == 0 and font.render(JAPANESE, True, WHITE).get_width() == 0
+    assert font.size("Side\tA") == font.size("Side A")  # a tab in a tag: a space, not a box
+
+
+@needs_dejavu
+def test_marks_joiners_and_variation_selectors_make_no_boxes():
+    """They go with the character before them, in its font, or are left out with it: on their
+    own, SDL_ttf would draw the font's box for one it lacks."""
+    font = FontStack(20, False, fallbacks=())
+    assert font.size("1\ufe0f\u20e3") == font.size("1")  # keycap 1: no font has the keycap
+    assert font.size("Love ❤\ufe0f") == font.size("Love ❤")
+    assert font.size("👨\u200d👩\u200d👧")[0] == 0  # a family: no emoji font, nothing of it
+    assert font.size("e\u0301") == font.size("é")  # a mark the font has stays on its letter
+
+
+@needs_script_fonts
+@pytest.mark.parametrize("text", [HINDI, THAI, TAMIL, AMHARIC, "🎵🔥"])
+def test_other_scripts_and_emoji_are_drawn_with_real_glyphs(text):
+    font = FontStack(19, True)
+    box = pygame.font.Font(str(font.primary_path), 19)  # SDL_ttf alone: the missing-glyph box
+    assert font.covers(text)
+    letters = [c for c in dict.fromkeys(text) if not c.isspace()]
+    for char in letters:
+        drawn = font.render(char, True, WHITE)
+        assert image(drawn) != image(box.render(char, True, WHITE)), f"{char!r} drawn as a box"
+        assert pygame.mask.from_surface(drawn).count() > 0
+    assert len({image(font.render(c, True, WHITE)) for c in letters}) == len(letters)
+
+
+@needs_script_fonts
+def test_fallbacks_with_tall_lines_are_not_shrunk_out_of_reading():
+    """Noto Sans Thai's line is 1.3 times DejaVu's: sized to the same line, Thai was 77 % of
+    the size of the Latin beside it."""
+    font = FontStack(20, False)
+    ((thai, _),) = font.runs(THAI)
+    assert thai.point_size >= 19
+    assert thai.get_height() <= fonts.LINE_GROWTH * font.primary.get_height() + 1
+
+
+@needs_script_fonts
+def test_marks_and_joiners_stay_with_their_letter_in_its_font():
+    font = FontStack(20, False)
+    assert font.size("1\ufe0f\u20e3") == font.size("1")  # not Symbola's keycap on its own: a box
+    half_form = "क्\u200dष"  # the joiner asks for the half form of क: in the Devanagari font
+    assert [piece for _, piece in font.runs(half_form)] == [half_form]
+
+
+@needs_script_fonts
+def test_a_word_is_not_split_between_fonts_when_one_has_all_of_it():
+    """DejaVu lacks the Urdu ے and ہ but has the other letters: drawn in two fonts, the letters
+    beside them would not join."""
+    font = FontStack(19, True)
+    urdu = "ہم دل دے"
+    ((noto, piece),) = font.runs(urdu)
+    assert piece == urdu and noto is not font.primary
+    assert [piece for _, piece in font.runs("তোমার জন্য।")] == ["তোমার জন্য।"]  # with its danda
+
+
+@needs_script_fonts
+def test_indic_text_is_shaped_in_its_script():
+    """HarfBuzz reorders and joins Devanagari only when told the script: the vowel sign of "दिल"
+    goes before its consonant."""
+    font = FontStack(20, False)
+    ((drawn_with, _),) = font.runs("दिल")
+    size = drawn_with.point_size
+    assert image(font.render("दिल", True, WHITE)) == image(shaped(DEVANAGARI, size, "दिल", "Deva"))
+    assert image(shaped(DEVANAGARI, size, "दिल", "Deva")) != image(shaped(DEVANAGARI, size, "दिल"))
+
+
+@needs_dejavu
+def test_arabic_is_joined_and_right_to_left():
+    font = FontStack(32, True)
+    want = shaped(font.primary_path, 32, ARABIC, "Arab", rtl=True)
+    got = font.render(ARABIC, True, WHITE)
+    assert got.get_size() == want.get_size() == font.size(ARABIC)
+    assert image(got) == image(want)
+    assert got.get_width() != shaped(font.primary_path, 32, ARABIC).get_width()  # unjoined: wider
+
+
+def x_of(surface: pygame.Surface, part: pygame.Surface) -> int:
+    """Where ``part`` matches ``surface`` best, left to right."""
+    whole, piece = pygame.surfarray.array_alpha(surface).astype(int), pygame.surfarray.array_alpha(part)
+    width, height = piece.shape
+    difference = [np.abs(whole[x:x + width, :height] - piece).sum() for x in range(whole.shape[0] - width + 1)]
+    return int(np.argmin(difference))
+
+
+@needs_dejavu
+def test_hebrew_reads_right_to_left():
+    font = FontStack(40, False)
+    drawn = font.render(HEBREW, True, WHITE)
+    first, last = (font.primary.render(c, True, WHITE) for c in (HEBREW[0], HEBREW[-1]))
+    assert x_of(drawn, first) == drawn.get_width() - first.get_width()  # the first letter at the right
+    assert x_of(drawn, last) == 0
+    assert image(drawn) == image(shaped(font.primary_path, 40, HEBREW, "Hebr", rtl=True))
+
+
+@needs_dejavu
+def test_latin_beside_arabic_keeps_its_order():
+    font = FontStack(24, True)
+    text = "Fairuz - فيروز"
+    (latin, left), (_, right) = font.runs(text)
+    assert (left, right) == ("Fairuz - ", "فيروز") and latin is font.primary
+    drawn = font.render(text, True, WHITE)
+    alone = font.primary.render(left, True, WHITE)
+    assert image(drawn.subsurface((0, 0), alone.get_size())) == image(alone)
+    assert drawn.get_size() == font.size(text)
+    # a title that starts in Arabic is laid out right to left: its Latin part comes first on screen
+    assert [piece for _, piece in font.runs("فيروز - Fairuz")] == ["Fairuz", "فيروز - "]
+    assert [piece for _, piece in font.runs("שיר 2024")] == ["2024", "שיר "]
+
+
+@needs_dejavu
+def test_what_is_measured_is_what_is_drawn_in_every_script():
+    font = FontStack(19, True)
+    for text in (ARABIC, HEBREW, "Fairuz - فيروز", HINDI, THAI, "Despacito 🎵🔥", f"{JAPANESE} ❤\ufe0f"):
+        assert font.render(text, True, WHITE).get_size() == font.size(text), text
+    cut = ellipsize(font, "أغنية الحب الجميلة في الليل الطويل", 150)
+    assert cut.endswith("…") and font.render(cut, True, WHITE).get_width() <= 150
+
+
+def test_bidi_levels_follow_the_unicode_algorithm():
+    levels = fonts.bidi_levels
+    assert levels("abc") == [0, 0, 0]
+    assert levels("Fairuz - فيروز") == [0] * 9 + [1] * 5  # neutrals between L and R: the line's
+    assert levels("فيروز - Fairuz") == [1] * 8 + [2] * 6
+    assert levels("שיר 2024") == [1] * 4 + [2] * 4  # numbers in right-to-left text: left to right
+    assert levels("ب $12.50 ج") == [1, 1, 1, 2, 2, 2, 2, 2, 1, 1]  # after Arabic: Arabic numbers
+    assert levels("a 1.5% ב") == [0] * 7 + [1]
+    assert levels("Song (أغنية)") == [0] * 6 + [1] * 5 + [0]
+    assert levels("Song (أغنية) 3") == [0] * 6 + [1] * 5 + [0, 0, 2]  # N0: brackets pair up
+    assert levels("حبيبي (Remix)") == [1] * 6 + [1] + [2] * 5 + [1]
+    assert levels("ع 1\u200d2") == [1, 1, 2, 2, 2]  # X9: a joiner doesn't split the number
+    assert levels("שיר ") == [1, 1, 1, 1] and levels("abc שיר ") == [0, 0, 0, 0, 1, 1, 1, 0]  # L1
+    assert fonts.visual_order([0, 1, 1, 0]) == [0, 2, 1, 3]
+    assert fonts.visual_order([1, 2, 1]) == [2, 1, 0]
+    assert fonts.visual_order([0, 1, 2, 1]) == [0, 3, 2, 1]
+
+
+@needs_script_fonts
+def test_skin_tones_are_left_out_of_outline_emoji():
+    """A monochrome emoji font can only draw a skin tone as a swatch, which looks like a box."""
+    font = FontStack(20, False)
+    assert font.size("👍🏽") == font.size("👍") and font.size("👍")[0] > 0
