@@ -4,6 +4,7 @@ import pwd
 import shutil
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from moodtunes.cli import COMMANDS, main, root_in_a_users_data_dir
@@ -11,6 +12,8 @@ from moodtunes.commands import doctor
 from moodtunes.config import load_settings
 from moodtunes.domain import MoodReading
 from moodtunes.store import Store, TrackRecord
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def moodtunes(*args: str) -> subprocess.CompletedProcess:
@@ -253,3 +256,26 @@ def test_forget_deletes_a_persons_profile_only_when_told_to(tmp_path, capsys):
     assert "every guest's" in capsys.readouterr().err
     assert main(["forget", "Bob"]) == 1
     assert "no profile named 'Bob'" in capsys.readouterr().err
+
+
+def test_forget_names_every_key_and_device_the_person_was_uploaded_under(tmp_path, capsys, monkeypatch):
+    """A visit the broker acknowledged under an earlier device_id carries the key derived from that
+    id; and readings an older ingest wrote carry no key at all: they go by device and visit time."""
+    with Store.open(tmp_path / "data" / "moodtunes.db") as store:
+        ana = store.create_profile("Ana", "#ff8800")
+        session = store.start_session(ana.id)
+        store.add_reading(session, "before", MoodReading.manual("sad"))
+        event = store.finish_session(session, "completed", device_id="kiosk-old")
+        [queued] = store.pending_events(1)
+        store.mark_sent(queued.id, queued.payload)  # acknowledged as kiosk-old
+        store.finish_session(store.start_session(ana.id), "completed", device_id="kiosk-new")  # never sent
+        new_key = store.profile_key("kiosk-new", ana.id)
+    monkeypatch.setenv("MOODTUNES_DEVICE_ID", "kiosk-new")
+    assert main(["forget", "Ana", "--yes"]) == 0
+    statements = [line for line in capsys.readouterr().out.splitlines() if line.startswith("DELETE")]
+    start, end = ((moment - EPOCH) // timedelta(milliseconds=1) for moment in (event.started_at, event.ended_at))
+    assert statements == [
+        *(f"DELETE FROM \"{m}\" WHERE \"profile_key\" = '{key}'" for key in (new_key, event.profile_key)
+          for m in ("visit", "play", "reading")),
+        f"DELETE FROM \"reading\" WHERE \"device_id\" = 'kiosk-old' AND time >= {start}ms AND time <= {end}ms",
+    ]

@@ -150,7 +150,7 @@ def _puback(broker, username: str, password: str, topic: str) -> str:
     return answers[0]
 
 
-def test_a_device_may_publish_its_own_visits_and_nothing_else(shipped_broker):
+def test_a_device_may_publish_its_own_visits_and_status_and_nothing_else(shipped_broker):
     """Not even a device whose id is "deadletter" (make-passwd.sh refuses it; added by hand here)
     may write the dead-letter topic, which only the ingest writes."""
     subprocess.run(["mosquitto_passwd", "-b", str(shipped_broker._folder / "passwd"), "deadletter", "pw-dl"], check=True)
@@ -158,7 +158,9 @@ def test_a_device_may_publish_its_own_visits_and_nothing_else(shipped_broker):
     shipped_broker.start()
     allowed = ("Success", "No matching subscribers")
     assert _puback(shipped_broker, KITCHEN, KITCHEN_PASSWORD, f"moodtunes/{KITCHEN}/visit") in allowed
-    assert _puback(shipped_broker, KITCHEN, KITCHEN_PASSWORD, f"moodtunes/{KITCHEN}/status") == "Not authorized"
+    assert _puback(shipped_broker, KITCHEN, KITCHEN_PASSWORD, f"moodtunes/{KITCHEN}/status") in allowed
+    assert _puback(shipped_broker, KITCHEN, KITCHEN_PASSWORD, f"moodtunes/{HALL}/status") == "Not authorized"
+    assert _puback(shipped_broker, KITCHEN, KITCHEN_PASSWORD, f"moodtunes/{KITCHEN}/config") == "Not authorized"
     assert _puback(shipped_broker, KITCHEN, KITCHEN_PASSWORD, "moodtunes/deadletter") == "Not authorized"
     assert _puback(shipped_broker, "deadletter", "pw-dl", "moodtunes/deadletter") == "Not authorized"
     assert _puback(shipped_broker, INGEST_USER, INGEST_PASSWORD, "moodtunes/deadletter") in allowed

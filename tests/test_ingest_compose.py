@@ -186,8 +186,8 @@ def test_the_broker_reads_the_mounted_password_and_acl_files():
     assert broker[password_dir] == users[password_dir] == "mosquitto-auth"
     assert SERVICES["mosquitto"]["depends_on"]["mosquitto-users"]["condition"] == "service_completed_successfully"
     acl = [line for line in (CLOUD / "mosquitto" / "acl").read_text().splitlines() if line and not line.startswith("#")]
-    assert acl == ["user moodtunes-ingest-1", "topic read moodtunes/+/visit", "topic write moodtunes/deadletter",
-                   "pattern write moodtunes/%u/visit"]
+    assert acl == ["user moodtunes-ingest-1", "topic read moodtunes/+/visit", "topic read moodtunes/+/status",
+                   "topic write moodtunes/deadletter", "pattern write moodtunes/%u/visit", "pattern write moodtunes/%u/status"]
 
 
 def test_influxdb_maps_the_bucket_for_influxql_on_first_setup():

@@ -10,10 +10,11 @@ import re
 import subprocess
 import sys
 import threading
+import time
 import urllib.parse
 import urllib.request
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -30,14 +31,15 @@ from analytics_support import (
     wait_for,
 )
 from conftest import free_port
-from influxdb_client import Point
+from influxdb_client import Point, WritePrecision
 from moodtunes.cli import main as moodtunes
-from moodtunes.store import Store
+from moodtunes.store import Store, TrackRecord
 from moodtunes_cloud import ingest as ingest_module
 from moodtunes_cloud.deadletter import Replayed, replay
 from moodtunes_cloud.deadletter import main as replay_dead_letters
 from moodtunes_cloud.influx import V1Writer, WriteError, make_writer
 from moodtunes_cloud.ingest import MAX_PAYLOAD_BYTES, Ingest
+from moodtunes_cloud.points import epoch_ms
 from moodtunes_cloud.settings import IngestSettings
 
 pytestmark = pytest.mark.services
@@ -194,17 +196,22 @@ def test_implausible_visits_are_dead_lettered_with_the_reason(mosquitto, influxd
             sender.publish(f"{prefix}/{device}/visit", json.dumps(payload), qos=1).wait_for_publish(10)
         wait_for(lambda: len(dead.messages) == 7, "7 dead letters")
         assert ingest.stats.rejected == 7 and ingest.stats.written == 0
+        wait_for(lambda: _count(influxdb, db, "SELECT sum(count) FROM rejected") == 7, "the 7 rejections counted")
     _close(sender)
     dead.close()
     reasons = [json.loads(m.payload)["reason"] for m in dead.messages]
     assert "mood_before.probs.happy: Input should be less than or equal to 1" in reasons[0]
-    assert "ended_at: Value error, 9999-12-31T23:59:59+00:00 is not between 2000-01-01" in reasons[1]
+    assert "ended_at: 9999-12-31T23:59:59+00:00 is not between 2000-01-01" in reasons[1]
     assert "plays.0.category: Input should be 'Highly energetic'" in reasons[2]
     assert "profile_key: String should match pattern" in reasons[3]
     assert "mood_after.frames_used: Input should be less than or equal to 10000" in reasons[4]
     assert "listening_seconds: Input should be a finite number" in reasons[5]
     assert "rating: Input should be a valid integer" in reasons[6] and "guest: Input should be a valid boolean" in reasons[6]
-    assert influxql(influxdb, db, "SHOW MEASUREMENTS") == []  # not one point of any of them
+    # not one point of any of them, only their count, by device and reason
+    assert influxql(influxdb, db, "SHOW MEASUREMENTS")[0]["values"] == [["rejected"]]
+    by_reason = {s["tags"]["reason"]: s["values"][0][1] for s in influxql(
+        influxdb, db, f"SELECT sum(count) FROM rejected WHERE device_id = '{device}' GROUP BY reason")}
+    assert by_reason == {"schema": 6, "clock": 1}
 
 
 def test_a_visit_influxdb_refuses_is_dead_lettered_with_its_reason_and_acknowledged(mosquitto, influxdb, tmp_path):
@@ -784,11 +791,11 @@ def test_a_bug_while_processing_costs_one_message_not_the_ingest(mosquitto, infl
     real_points = ingest_module.event_points
     calls = []
 
-    def fails_once(event, received_at):
+    def fails_once(event, received_at, resent):
         calls.append(event.event_id)
         if len(calls) == 1:
             raise ZeroDivisionError("a bug")
-        return real_points(event, received_at)
+        return real_points(event, received_at, resent)
 
     monkeypatch.setattr(ingest_module, "event_points", fails_once)
     dead = Subscriber(mosquitto, f"{prefix}/deadletter")
@@ -805,32 +812,55 @@ def test_a_bug_while_processing_costs_one_message_not_the_ingest(mosquitto, infl
     assert [row[1] for row in ids] == [second.event_id]
 
 
+def _influxql_post(influxdb, db: str, statement: str) -> None:
+    request = urllib.request.Request(f"{influxdb.url}/query?" + urllib.parse.urlencode({"db": db, "q": statement}),
+                                     method="POST")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert "error" not in json.load(response)["results"][0], statement
+
+
+def _readings_as_an_older_ingest_wrote_them(event) -> list[Point]:
+    """Before readings carried the person's profile_key (device_id and phase were their only tags)."""
+    return [
+        Point("reading").tag("device_id", event.device_id).tag("phase", phase)
+        .field("confidence", reading.confidence).time(epoch_ms(moment), WritePrecision.MS)
+        for phase, reading, moment in (("before", event.mood_before, event.started_at),
+                                       ("after", event.mood_after, event.ended_at))
+    ]
+
+
 def test_a_forgotten_person_can_be_deleted_from_influxdb_as_forget_says(mosquitto, influxdb, tmp_path, monkeypatch, capsys):
-    """`moodtunes forget` deletes the person on the device and names the InfluxQL that deletes
-    their uploaded visits and plays in the cloud: it works, and leaves everyone else's."""
+    """`moodtunes forget` deletes the person on the device and prints the InfluxQL that deletes
+    what was uploaded of them: visits, plays and mood readings, also the readings an older ingest
+    wrote without their profile_key (by device and visit time). Nothing of them is left, and
+    everyone else's is."""
     device, prefix, db = unique("kiosk-"), unique("mt"), unique("forget")
+    settings = ingest_settings(mosquitto, influxdb, db, prefix)
     with Store.open(tmp_path / "data" / "moodtunes.db") as store:
-        record_visit(store, device, "Ana", "sad", "happy", (("Happy and calm", 150.0),), 90)
-        record_visit(store, device, "Ben", "neutral", "happy", (("Happy and calm", 60.0),), 75)
+        ana = [record_visit(store, device, "Ana", "sad", "happy", (("Happy and calm", 150.0),), 90),
+               record_visit(store, device, "Ana", "neutral", "neutral", (("Happy and calm", 30.0),), 40)]
+        ben = record_visit(store, device, "Ben", "neutral", "happy", (("Happy and calm", 60.0),), 75)
     _enable_uplink(monkeypatch, mosquitto, device, prefix)
-    with running_ingest(ingest_settings(mosquitto, influxdb, db, prefix)) as ingest:
+    with running_ingest(settings) as ingest:
         assert moodtunes(["uplink", "--once"]) == 0
-        wait_for(lambda: ingest.stats.written == 2, "2 visits written")
+        wait_for(lambda: ingest.stats.written == 3, "3 visits written")
+    V1Writer(settings).write([p for event in (*ana, ben) for p in _readings_as_an_older_ingest_wrote_them(event)])
     capsys.readouterr()
     assert moodtunes(["forget", "Ana", "--yes"]) == 0
     said = capsys.readouterr().out
     [key] = re.findall(r"under profile_key ([0-9a-f]{16})", said)
-    [statement] = re.findall(r"InfluxQL (DELETE FROM \"visit\" WHERE .*?) \(", said)
-    for measurement in ("visit", "play"):
-        query = statement.replace('"visit"', f'"{measurement}"')
-        request = urllib.request.Request(f"{influxdb.url}/query?" + urllib.parse.urlencode({"db": db, "q": query}),
-                                         method="POST")
-        with urllib.request.urlopen(request, timeout=10) as response:
-            assert "error" not in json.load(response)["results"][0]
+    statements = [line for line in said.splitlines() if line.startswith("DELETE FROM ")]
+    for statement in statements:
+        _influxql_post(influxdb, db, statement)
     for measurement in ("visit", "play"):
         keys = [s["tags"]["profile_key"] for s in influxql(
             influxdb, db, f'SELECT count(*) FROM "{measurement}" GROUP BY "profile_key"')]
         assert len(keys) == 1 and key not in keys, measurement  # only Ben's are left
+    assert influxql(influxdb, db, f"SELECT * FROM reading WHERE profile_key = '{key}'") == []
+    left = {row[0] for row in influxql(influxdb, db, "SELECT confidence FROM reading")[0]["values"]}
+    assert left == {epoch_ms(ben.started_at), epoch_ms(ben.ended_at)}  # Ben's, the older ingest's ones too
+    assert _count(influxdb, db, "SELECT count(confidence) FROM reading") == 4
+    assert len(statements) == 3 + len(ana)  # by key in each measurement, then the older readings visit by visit
 
 
 def test_an_influxdb_outage_is_logged_once_a_minute_not_at_every_retry(mosquitto, influxdb, tmp_path, caplog):
@@ -848,3 +878,152 @@ def test_an_influxdb_outage_is_logged_once_a_minute_not_at_every_retry(mosquitto
     held = [line for line in said if line.startswith("can't write visit")]
     assert len(held) == 1 and "holding it" in held[0] and "for a retry every 0.05 s" in held[0]
     assert "InfluxDB is back: every held visit is written" in said
+
+
+def test_a_device_whose_visits_are_all_refused_shows_in_influxdb(mosquitto, influxdb, tmp_path):
+    """A device whose clock ran two days ahead had every visit dead-lettered, on disk only: in InfluxDB
+    it looked like a device nobody used. Each rejection is now a `rejected` point, by the device its
+    topic names (a topic naming no valid device id counts under one fixed value) and a one-word reason."""
+    good_device, ahead_device, prefix, db = unique("kiosk-"), unique("ward-"), unique("mt"), unique("refused")
+    with Store.open(tmp_path / "moodtunes.db") as store:
+        good = record_visit(store, good_device)
+        recorded = record_visit(store, ahead_device)
+    ahead = recorded.model_copy(update={"started_at": recorded.started_at + timedelta(days=2),
+                                        "ended_at": recorded.ended_at + timedelta(days=2)})
+    sender = publisher(mosquitto)
+    with running_ingest(ingest_settings(mosquitto, influxdb, db, prefix)) as ingest:
+        _publish(sender, prefix, [good, ahead])
+        sender.publish(f"{prefix}/no such device!/visit", b"{}", qos=1).wait_for_publish(10)
+        wait_for(lambda: ingest.stats.written == 1 and ingest.stats.rejected == 2, "1 visit written, 2 rejected")
+        wait_for(lambda: _count(influxdb, db, "SELECT sum(count) FROM rejected") == 2, "the 2 rejections counted")
+    _close(sender)
+    counted = {(s["tags"]["device_id"], s["tags"]["reason"]): s["values"][0][1] for s in influxql(
+        influxdb, db, "SELECT sum(count) FROM rejected GROUP BY device_id, reason")}
+    assert counted == {(ahead_device, "clock"): 1, ("(unknown)", "schema"): 1}
+    [row] = influxql(influxdb, db, f"SELECT event_id FROM rejected WHERE device_id = '{ahead_device}'")[0]["values"]
+    assert row[1] == ahead.event_id  # the visit can be found in the dead letters
+    assert _count(influxdb, db, f"SELECT count(listening_seconds) FROM visit WHERE device_id = '{good_device}'") == 1
+
+
+def test_rejections_wait_for_influxdb_and_hold_up_nothing(mosquitto, influxdb, tmp_path):
+    """While InfluxDB is down, a rejection is kept on disk at once and counted in InfluxDB once it is
+    back; the ingest goes on taking messages meanwhile."""
+    device, prefix, db = unique("kiosk-"), unique("mt"), unique("refused-down")
+    with Store.open(tmp_path / "moodtunes.db") as store:
+        event = record_visit(store, device)
+    folder = tmp_path / "deadletter"
+    with _ingest_while_influxdb_is_down(mosquitto, influxdb, db, prefix, dead_letter_dir=folder) as (ingest, writer, sender):
+        sender.publish(f"{prefix}/{device}/visit", b"{not json", qos=1).wait_for_publish(10)
+        _publish(sender, prefix, [event])
+        wait_for(lambda: ingest.held == 1 and ingest.stats.write_failures >= 2, "the visit held, tried again")
+        _delivered_after_what_came_before(ingest, sender, prefix, device)  # a second rejection taken meanwhile
+        assert len(next(folder.iterdir()).read_text().splitlines()) == 2
+        writer.down = False
+        wait_for(lambda: ingest.stats.written == 1, "the visit written")
+        wait_for(lambda: _count(influxdb, db, "SELECT sum(count) FROM rejected") == 2, "both rejections counted")
+    reasons = [s["tags"]["reason"] for s in influxql(influxdb, db, "SELECT sum(count) FROM rejected GROUP BY reason")]
+    assert reasons == ["json"]
+
+
+def _outbox_payload_too_big_to_send(store: Store, event_id: str) -> None:
+    """As an older version could queue it: never sent, counted as refused."""
+    store._db.execute("UPDATE outbox SET payload = ? WHERE event_id = ?", ("x" * (300 * 1024), event_id))
+
+
+def test_the_devices_status_lands_in_influxdb_and_a_stale_one_is_not_written_again(mosquitto, influxdb, tmp_path,
+                                                                                   monkeypatch):
+    """After its batch, `uplink --once` publishes the device's status (retained); the ingest writes it
+    as a `device_status` point, stamped at its arrival. The broker's retained copy is not written
+    again when an ingest subscribes later: it would make a device gone quiet look alive."""
+    device, prefix, db = unique("kiosk-"), unique("mt"), unique("status")
+    with Store.open(tmp_path / "data" / "moodtunes.db") as store:
+        refused = record_visit(store, device)
+        _outbox_payload_too_big_to_send(store, refused.event_id)
+        record_visit(store, device)
+    _enable_uplink(monkeypatch, mosquitto, device, prefix)
+    settings = ingest_settings(mosquitto, influxdb, db, prefix)
+    with running_ingest(settings) as ingest:
+        before = datetime.now(UTC)
+        assert moodtunes(["uplink", "--once"]) == 3  # one sent, one refused
+        wait_for(lambda: ingest.stats.written == 1 and ingest.stats.statuses == 1, "the visit and the status written")
+    [series] = influxql(influxdb, db, f"SELECT * FROM device_status WHERE device_id = '{device}'")
+    [status] = [dict(zip(series["columns"], row, strict=True)) for row in series["values"]]
+    assert status["time"] >= epoch_ms(before) and status["pending"] == 0 and status["refused"] == 1
+    assert status["oldest_pending_seconds"] == 0 and status["version"] == "0.1.0"
+    assert status["last_error"].endswith("bytes, over the 262144 the broker and the ingest take: never sent")
+    assert abs(status["clock_offset_seconds"]) < 60
+    retained = Subscriber(mosquitto, f"{prefix}/{device}/status")
+    try:
+        wait_for(lambda: retained.messages, "the retained status")
+    finally:
+        retained.close()
+    assert json.loads(retained.messages[0].payload)["refused"] == 1
+    sender = publisher(mosquitto)
+    with running_ingest(settings) as ingest:
+        _delivered_after_what_came_before(ingest, sender, prefix, device)
+        assert ingest.stats.statuses == 0 and ingest.stats.received == 1  # only the sentinel
+    _close(sender)
+
+
+def test_a_visit_sent_again_keeps_the_upload_delay_of_its_first_delivery(mosquitto, influxdb, tmp_path, monkeypatch,
+                                                                          capsys):
+    """`--resend-since` after a broker crash sends the same payload days later; the ingest wrote its
+    upload delay again, and the freshness panels showed days. The uplink marks the resend (an MQTT
+    user property, the payload unchanged) and the ingest leaves the delay out: InfluxDB keeps the first."""
+    device, prefix, db = unique("kiosk-"), unique("mt"), unique("resent")
+    with Store.open(tmp_path / "data" / "moodtunes.db") as store:
+        event = record_visit(store, device)
+    listener = Subscriber(mosquitto, f"{prefix}/+/visit")
+    _enable_uplink(monkeypatch, mosquitto, device, prefix)
+    delay = f"SELECT upload_delay_seconds FROM visit WHERE device_id = '{device}'"
+    try:
+        with running_ingest(ingest_settings(mosquitto, influxdb, db, prefix)) as ingest:
+            assert moodtunes(["uplink", "--once"]) == 0
+            wait_for(lambda: ingest.stats.written == 1, "the visit written")
+            first = influxql(influxdb, db, delay)[0]["values"]
+            time.sleep(0.5)  # the second delivery comes later
+            assert moodtunes(["uplink", "--resend-since", "2000-01-01"]) == 0
+            assert moodtunes(["uplink", "--once"]) == 0
+            wait_for(lambda: ingest.stats.written == 2, "the visit written again")
+    finally:
+        listener.close()
+    assert influxql(influxdb, db, delay)[0]["values"] == first
+    assert _count(influxdb, db, f"SELECT count(listening_seconds) FROM visit WHERE device_id = '{device}'") == 1
+    sent, again = listener.messages
+    assert again.payload == sent.payload and json.loads(sent.payload)["event_id"] == event.event_id
+    assert not hasattr(sent.properties, "UserProperty")
+    assert again.properties.UserProperty == [("moodtunes-resend", "1")]
+
+
+def test_each_song_keeps_its_own_rating_and_older_events_still_go_in(mosquitto, influxdb, tmp_path):
+    """The visit carried one rating, its last; each `play` point now has the rating its song got (its
+    latest), on the visit's 0-100 scale. A device of the previous version sends plays without one."""
+    device, prefix, db = unique("kiosk-"), unique("mt"), unique("ratings")
+    with Store.open(tmp_path / "moodtunes.db") as store:
+        ana = store.create_profile("Ana", "#ff8800")
+        session = store.start_session(ana.id)
+        plays = []
+        for n in range(3):
+            track = TrackRecord(path=f"/music/{n}.ogg", size=1, mtime=1.0, title=f"Song {n}", artist="A",
+                                category="Happy and calm")
+            track.id = store.upsert_track(track)
+            plays.append(store.start_play(session, track))
+            store.update_play(plays[-1], 60.0 + n)
+        store.add_rating(session, 25, plays[0])
+        store.add_rating(session, 100, plays[1])
+        store.add_rating(session, 75, plays[0])  # changed their mind about the first song
+        event = store.finish_session(session, "completed", device)
+        older = record_visit(store, device, "Ben", songs=(("Happy and calm", 30.0),), rating=50)
+    older_payload = json.loads(older.model_dump_json())
+    for play in older_payload["plays"]:
+        del play["rating"]  # as the previous version builds its events
+    sender = publisher(mosquitto)
+    with running_ingest(ingest_settings(mosquitto, influxdb, db, prefix)) as ingest:
+        _publish(sender, prefix, [event])
+        sender.publish(f"{prefix}/{device}/visit", json.dumps(older_payload), qos=1).wait_for_publish(10)
+        wait_for(lambda: ingest.stats.written == 2, "both visits written")
+    _close(sender)
+    assert [play.rating for play in event.plays] == [75, 100, None]
+    ratings = influxql(influxdb, db, f"SELECT seconds_listened, rating FROM play WHERE device_id = '{device}'")
+    assert [row[1:] for row in ratings[0]["values"]] == [[60.0, 75], [61.0, 100], [62.0, None], [30.0, None]]
+    assert _count(influxdb, db, f"SELECT sum(rating) FROM visit WHERE device_id = '{device}'") == 75 + 50

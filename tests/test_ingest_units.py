@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 import threading
+import time
 import urllib.parse
 from datetime import UTC, datetime, timedelta
 from typing import ClassVar
@@ -18,7 +19,7 @@ import pytest
 from analytics_support import record_visit, wait_for
 from conftest import free_port
 from moodtunes.domain import MoodReading, ScanOutcome
-from moodtunes.events import MAX_PLAYS, PlayEvent, ReadingEvent, VisitEvent, mood_lift
+from moodtunes.events import MAX_PLAYS, DeviceStatus, PlayEvent, ReadingEvent, VisitEvent, mood_lift
 from moodtunes.store import Store
 from moodtunes.vision.scan import combine_readings
 from moodtunes_cloud import deadletter
@@ -26,16 +27,25 @@ from moodtunes_cloud.deadletter import DeadLetters
 from moodtunes_cloud.influx import V1Writer, V2Writer, WriteError
 from moodtunes_cloud.ingest import (
     MAX_PAYLOAD_BYTES,
+    REJECTIONS_HELD,
     Ingest,
+    Reason,
     Rejected,
     _Queued,
     dead_letter_topic,
     main,
+    marked_resent,
+    parse_message,
+    parse_status,
     parse_visit,
+    rejected_device,
     subscription,
+    subscriptions,
 )
-from moodtunes_cloud.points import event_points, main_category
+from moodtunes_cloud.points import event_points, main_category, status_point
 from moodtunes_cloud.settings import IngestSettings, SettingsError, load_ingest_settings
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 ENDED = datetime(2026, 3, 1, 10, 30, 15, 250000, tzinfo=UTC)
 
@@ -100,9 +110,9 @@ ARRIVED = ENDED + timedelta(minutes=2)
     ({"mood_before.probs": {"happy": 5.0, "neutral": -3}}, "mood_before.probs.happy: Input should be less than or equal to 1"),
     ({"mood_after.probs": {"happy": 0.5, "neutral": 0.1, "sad": 0.1}}, "the probabilities add up to 0.7, not 1"),
     ({"started_at": (ENDED + timedelta(seconds=1)).isoformat()}, "is before started_at"),
-    ({"ended_at": "9999-12-31T23:59:59+00:00"}, "ended_at: Value error, 9999-12-31T23:59:59+00:00 is not between 2000-01-01"),
+    ({"ended_at": "9999-12-31T23:59:59+00:00"}, "ended_at: 9999-12-31T23:59:59+00:00 is not between 2000-01-01"),
     ({"ended_at": (ARRIVED + timedelta(days=1, seconds=1)).isoformat()}, "is the device's clock right?"),
-    ({"started_at": "1970-01-01T00:00:00Z"}, "started_at: Value error, 1970-01-01T00:00:00+00:00 is not between"),
+    ({"started_at": "1970-01-01T00:00:00Z"}, "started_at: 1970-01-01T00:00:00+00:00 is not between"),
     ({"plays.0.category": "Jazz"}, "plays.0.category: Input should be 'Highly energetic', 'Happy and calm' or"),
     ({"profile_key": "Ana's profile"}, "profile_key: String should match pattern '^[0-9a-f]{16}$'"),
     ({"profile_key": "0123456789ABCDEF"}, "profile_key: String should match pattern"),
@@ -189,6 +199,10 @@ def test_subscription_and_dead_letter_topics():
     assert subscription(IngestSettings(topic_prefix="site/moodtunes")) == "site/moodtunes/+/visit"  # one ingest
     settings = IngestSettings(topic_prefix="site/moodtunes", share_group="g")
     assert subscription(settings) == "$share/g/site/moodtunes/+/visit"
+    visits, statuses = subscriptions(settings)
+    assert visits[0] == "$share/g/site/moodtunes/+/visit" and statuses[0] == "$share/g/site/moodtunes/+/status"
+    assert visits[1].QoS == statuses[1].QoS == 1
+    assert statuses[1].retainHandling == 2  # the broker's retained statuses are old news to the ingest
     assert dead_letter_topic("site/moodtunes") == "site/moodtunes/deadletter"
     assert parse_visit("site/moodtunes/kiosk-1/visit", _event().model_dump_json().encode(), "site/moodtunes")
 
@@ -234,6 +248,94 @@ def test_a_rejection_names_the_first_errors_and_counts_the_rest():
     assert named.count(";") == 2 and int(more.removesuffix(" more)")) > 1000
 
 
+@pytest.mark.parametrize("topic, payload, reason", [
+    ("moodtunes/kiosk-1/visit/extra", _event().model_dump_json().encode(), Reason.TOPIC),
+    ("moodtunes/kiosk-1/visit", b"x" * (MAX_PAYLOAD_BYTES + 1), Reason.TOO_BIG),
+    ("moodtunes/kiosk-1/visit", b"{not json", Reason.JSON),
+    ("moodtunes/kiosk-1/visit", _payload(rating=250), Reason.SCHEMA),
+    ("moodtunes/kiosk-1/visit", _payload(schema_version=2), Reason.SCHEMA),
+    ("moodtunes/kiosk-1/visit", _payload(ended_at=(ARRIVED + timedelta(days=2)).isoformat()), Reason.CLOCK),
+    ("moodtunes/kiosk-1/visit", _payload(started_at=(ENDED + timedelta(seconds=1)).isoformat()), Reason.CLOCK),
+    ("moodtunes/kiosk-2/visit", _payload(), Reason.DEVICE_MISMATCH),
+    ("moodtunes/kiosk-1/status", b'{"pending": -1}', Reason.SCHEMA),
+])
+def test_a_rejection_says_why_in_a_word_for_its_rejected_point(topic, payload, reason):
+    with pytest.raises(Rejected) as caught:
+        parse_message(topic, payload, "moodtunes", ARRIVED)
+    assert caught.value.reason == reason
+
+
+@pytest.mark.parametrize("topic, tags", [
+    ("moodtunes/kiosk-1/visit", ("kiosk-1", "visit")),
+    ("moodtunes/kiosk-1/status", ("kiosk-1", "status")),
+    ("moodtunes/" + "k" * 64 + "/visit", ("k" * 64, "visit")),
+    ("moodtunes/" + "k" * 65 + "/visit", ("(unknown)", "unknown")),  # no device id is that long
+    ("moodtunes/kiosk 1;DROP/visit", ("(unknown)", "unknown")),
+    ("moodtunes/kiosk-1/visit/extra", ("(unknown)", "unknown")),
+    ("other/kiosk-1/visit", ("(unknown)", "unknown")),
+])
+def test_a_rejections_device_comes_from_its_topic_only_when_it_is_a_device_id(topic, tags):
+    """The topic is whatever a client published to: as a tag it would add a series per made-up id."""
+    assert rejected_device(topic, "moodtunes") == tags
+
+
+def _status(**overrides) -> dict:
+    return {"schema_version": 1, "device_id": "kiosk-1", "sent_at": ARRIVED.isoformat(), "version": "0.1.0",
+            "pending": 3, "oldest_pending_seconds": 125.5, "refused": 1, "last_error": "no PUBACK within 10 s"} | overrides
+
+
+def test_a_status_as_the_uplink_makes_it_is_written_stamped_at_its_arrival():
+    status = DeviceStatus(device_id="kiosk-1", sent_at=ARRIVED - timedelta(seconds=90), version="0.1.0", pending=3,
+                          oldest_pending_seconds=125.5, refused=1, last_error="no PUBACK within 10 s")
+    message = parse_message("moodtunes/kiosk-1/status", status.model_dump_json().encode(), "moodtunes", ARRIVED)
+    [point] = message.points
+    assert (message.kind, message.subject) == ("status", "kiosk-1")
+    assert point.to_line_protocol() == (
+        'device_status,device_id=kiosk-1 clock_offset_seconds=-90,last_error="no PUBACK within 10 s",'
+        'oldest_pending_seconds=125.5,pending=3i,refused=1i,version="0.1.0" '
+        f"{int(ARRIVED.timestamp() * 1000)}"
+    )
+    healthy = status.model_copy(update={"pending": 0, "oldest_pending_seconds": 0.0, "last_error": None})
+    assert 'last_error=""' in status_point(healthy, ARRIVED).to_line_protocol()  # the last value is the current one
+
+
+@pytest.mark.parametrize("change, reason", [
+    ({"pending": "3"}, "pending: Input should be a valid integer"),
+    ({"pending": -1}, "pending: Input should be greater than or equal to 0"),
+    ({"refused": 10**30}, "refused: Input should be less than or equal to 1000000000"),
+    ({"oldest_pending_seconds": float("inf")}, "oldest_pending_seconds: Input should be a finite number"),
+    ({"oldest_pending_seconds": 1e12}, "oldest_pending_seconds: Input should be less than or equal to"),
+    ({"last_error": "x" * 301}, "last_error: String should have at most 300 characters"),
+    ({"version": "0.1.0\nmalicious=1"}, "version: String should match pattern"),
+    ({"device_id": "kiosk-2"}, "device_id 'kiosk-2' does not match the topic's device 'kiosk-1'"),
+    ({"camera_frame": "AAAA"}, "camera_frame: Extra inputs are not permitted"),
+    ({"schema_version": 2}, "schema_version: Input should be 1"),
+])
+def test_a_status_is_validated_as_strictly_as_a_visit(change, reason):
+    with pytest.raises(Rejected) as caught:
+        parse_status("moodtunes/kiosk-1/status", json.dumps(_status(**change)).encode(), "moodtunes")
+    assert reason in str(caught.value)
+
+
+def test_a_status_on_a_visit_topic_is_no_visit_and_the_other_way_round():
+    with pytest.raises(Rejected, match="not a valid visit event"):
+        parse_message("moodtunes/kiosk-1/visit", json.dumps(_status()).encode(), "moodtunes", ARRIVED)
+    with pytest.raises(Rejected, match="not a valid device status"):
+        parse_message("moodtunes/kiosk-1/status", _payload(), "moodtunes", ARRIVED)
+
+
+def test_each_play_may_carry_its_own_rating_and_an_older_devices_plays_none():
+    rated = parse_visit("moodtunes/kiosk-1/visit", _payload(**{"plays.0.rating": 25, "plays.1.rating": 100}), "moodtunes")
+    assert [play.rating for play in rated.plays] == [25, 100]
+    older = json.loads(_payload())
+    for play in older["plays"]:
+        del play["rating"]  # the previous version's events have no such key
+    assert [play.rating for play in parse_visit("moodtunes/kiosk-1/visit", json.dumps(older).encode(), "moodtunes").plays] == [None, None]
+    for wrong, reason in ((101, "less than or equal to 100"), ("80", "valid integer"), (80.0, "valid integer")):
+        with pytest.raises(Rejected, match=reason):
+            parse_visit("moodtunes/kiosk-1/visit", _payload(**{"plays.0.rating": wrong}), "moodtunes")
+
+
 # ---- points --------------------------------------------------------------------------------
 
 def test_points_carry_the_visit_and_are_the_same_for_a_redelivery():
@@ -255,8 +357,37 @@ def test_points_carry_the_visit_and_are_the_same_for_a_redelivery():
     assert [strip(x) for x in first] == [strip(x) for x in again]
     plays, readings = first[1:3], first[3:]
     assert [p.rsplit(" ", 1)[1] for p in plays] == [str(int((ENDED - timedelta(minutes=5)).timestamp() * 1000) + i) for i in (0, 1)]
-    assert readings[0].startswith("reading,corrected=false,device_id=kiosk-1,label=sad,outcome=ok,phase=before ")
-    assert readings[1].startswith("reading,corrected=true,device_id=kiosk-1,label=happy,outcome=ok,phase=after ")
+    # the person's key on every point of the visit, so that "Forget me" can delete their readings too
+    assert readings[0].startswith(
+        "reading,corrected=false,device_id=kiosk-1,label=sad,outcome=ok,phase=before,profile_key=0123456789abcdef ")
+    assert readings[1].startswith(
+        "reading,corrected=true,device_id=kiosk-1,label=happy,outcome=ok,phase=after,profile_key=0123456789abcdef ")
+
+
+def test_a_play_point_carries_its_songs_rating_on_the_visits_scale():
+    plays = [PlayEvent(title="A", artist="X", category="Happy and calm", seconds_listened=30.0, rating=25),
+             PlayEvent(title="B", artist="Y", category="Happy and calm", seconds_listened=90.0)]
+    first, unrated = (p.to_line_protocol() for p in event_points(_event(plays=plays, rating=25), ENDED)[1:3])
+    assert "rating=25i" in first and "rating" not in unrated
+
+
+def test_a_visit_sent_again_leaves_its_upload_delay_as_the_first_delivery_wrote_it():
+    """InfluxDB keeps a field a point leaves out (same series and time): the delay stays the first."""
+    again = [p.to_line_protocol() for p in event_points(_event(), ENDED + timedelta(days=3), resent=True)]
+    first = [p.to_line_protocol() for p in event_points(_event(), ENDED + timedelta(seconds=3))]
+    assert "upload_delay_seconds" not in again[0] and "upload_delay_seconds=3," in first[0]
+    assert again[1:] == first[1:] and again[0] == re.sub(r",upload_delay_seconds=3", "", first[0])
+
+
+@pytest.mark.parametrize("user_properties, resent", [
+    (None, False), ([("moodtunes-resend", "1")], True), ([("other", "1")], False), ([("moodtunes-resend", "0")], False),
+])
+def test_a_resend_is_told_by_its_user_property(user_properties, resent):
+    properties = Properties(PacketTypes.PUBLISH)
+    if user_properties:
+        properties.UserProperty = user_properties
+    assert marked_resent(properties) is resent
+    assert marked_resent(None) is False  # an MQTT 3.1.1 message has no properties
 
 
 def test_a_visit_without_scans_plays_or_rating_still_makes_a_visit_point():
@@ -471,6 +602,16 @@ def _visit(event_id: str, mid: int) -> _Queued:
     return _Queued(event_id, [event_id], mid, 1, "moodtunes/kiosk/visit", f'{{"event_id": "{event_id}"}}'.encode(), ENDED)
 
 
+def _visits_written(writer: _FakeWriter) -> list[str]:
+    """What the writer wrote of the test's visits (each a string for its one point)."""
+    return [p for p in writer.written if isinstance(p, str)]
+
+
+def _rejections_written(writer: _FakeWriter) -> list[str]:
+    """The `rejected` points the writer wrote, as line protocol."""
+    return [p.to_line_protocol() for p in writer.written if not isinstance(p, str)]
+
+
 def test_an_unexpected_error_writing_one_visit_costs_that_visit_not_the_writer(caplog):
     """A bug while writing (not InfluxDB saying no) used to end the writer thread: every later visit
     then waited, unacknowledged, with the process still up for no restart to help."""
@@ -479,9 +620,11 @@ def test_an_unexpected_error_writing_one_visit_costs_that_visit_not_the_writer(c
     try:
         ingest._enqueue(_visit("e0", 10))
         ingest._enqueue(_visit("e1", 11))
-        wait_for(lambda: acks == [10, 11], "both visits settled")
-        assert writer.written == ["e1"] and (ingest.stats.written, ingest.stats.dropped) == (1, 1)
+        wait_for(lambda: acks == [10, 11] and _rejections_written(writer), "both visits settled, the bug counted")
+        assert _visits_written(writer) == ["e1"] and (ingest.stats.written, ingest.stats.dropped) == (1, 1)
         assert "writing visit e0 failed unexpectedly" in caplog.text and "KeyError" in caplog.text
+        [rejection] = _rejections_written(writer)
+        assert rejection.startswith('rejected,device_id=kiosk,message=visit,reason=internal count=1i,event_id="e0" ')
     finally:
         ingest.stop()
 
@@ -499,9 +642,11 @@ def test_a_full_queue_never_drops_the_visit_being_written(caplog):
             ingest._enqueue(_visit(event_id, mid))
         assert "dropped visit e1" in caplog.text and "dropped visit e0" not in caplog.text
         gate.set()
-        wait_for(lambda: len(writer.written) == 3, "the visits written")
-        assert writer.written == ["e0", "e2", "e3"] and sorted(acks) == [10, 11, 12, 13]
+        wait_for(lambda: len(_visits_written(writer)) == 3 and _rejections_written(writer), "the visits written")
+        assert _visits_written(writer) == ["e0", "e2", "e3"] and sorted(acks) == [10, 11, 12, 13]
         assert (ingest.stats.written, ingest.stats.dropped) == (3, 1)
+        [rejection] = _rejections_written(writer)
+        assert rejection.startswith('rejected,device_id=kiosk,message=visit,reason=queue_full count=1i,event_id="e1" ')
     finally:
         gate.set()
         ingest.stop()
@@ -529,6 +674,75 @@ def test_a_visit_a_full_queue_drops_is_dead_lettered_before_it_is_acknowledged(t
     finally:
         gate.set()
         ingest.stop()
+
+
+class _DownWriter(_FakeWriter):
+    """InfluxDB down (a retryable error) while ``down``, or refusing the data itself with ``refuse``;
+    counts the attempts."""
+
+    def __init__(self, refuse: bool = False) -> None:
+        super().__init__()
+        self.down, self.refuse, self.attempts = True, refuse, 0
+
+    def write(self, points) -> None:
+        self.attempts += 1
+        if self.refuse:
+            raise WriteError("InfluxDB /write answered 400: field type conflict", retryable=False)
+        if self.down:
+            raise WriteError("InfluxDB unreachable: connection refused", retryable=True)
+        super().write(points)
+
+
+def test_rejections_wait_for_influxdb_tried_again_at_the_retry_pace(caplog):
+    """Never a spin nor a lost one: each rejection lands once InfluxDB is back, on a time of its own
+    (two in the same millisecond would overwrite one point), and the log says so once."""
+    writer = _DownWriter()
+    ingest, _ = _offline_ingest(writer)
+    try:
+        for _ in range(3):
+            ingest._reject("moodtunes/kiosk/visit", b"{not json", "Invalid JSON", Reason.JSON, ENDED)
+        wait_for(lambda: writer.attempts >= 3, "a few attempts")
+        time.sleep(0.3)
+        assert writer.attempts <= 3 + 0.3 / 0.05 + 2  # one every retry_seconds (0.05 s), not a spin
+        writer.down = False
+        wait_for(lambda: len(_rejections_written(writer)) == 3, "the 3 rejections written")
+    finally:
+        ingest.stop()
+    times = [int(line.rsplit(" ", 1)[1]) for line in _rejections_written(writer)]
+    start = int(ENDED.timestamp() * 1000)
+    assert times == [start, start + 1, start + 2]
+    assert all(line.startswith("rejected,device_id=kiosk,message=visit,reason=json count=1i ")
+               for line in _rejections_written(writer))
+    assert len(re.findall(r"can't count \d rejected messages in InfluxDB yet", caplog.text)) == 1  # not at every retry
+
+
+def test_rejections_influxdb_refuses_are_dropped_and_the_visits_go_on(caplog):
+    writer = _DownWriter(refuse=True)
+    ingest, acks = _offline_ingest(writer)
+    try:
+        ingest._reject("moodtunes/kiosk/visit", b"{}", "not a valid visit event", Reason.SCHEMA, ENDED)
+        wait_for(lambda: "InfluxDB refused to count 1 rejected messages" in caplog.text, "the refusal logged")
+        writer.refuse = writer.down = False
+        ingest._enqueue(_visit("e0", 10))
+        wait_for(lambda: acks == [10], "the visit written")
+    finally:
+        ingest.stop()
+    assert _visits_written(writer) == ["e0"] and _rejections_written(writer) == []
+
+
+def test_no_more_rejections_wait_than_held_the_rest_only_in_their_dead_letters():
+    """A flood of junk during an outage must not grow the ingest's memory without bound."""
+    writer = _DownWriter()
+    ingest, _ = _offline_ingest(writer)
+    try:
+        for _ in range(REJECTIONS_HELD + 5):
+            ingest._reject("moodtunes/kiosk/visit", b"{}", "not a valid visit event", Reason.SCHEMA, ENDED)
+        writer.down = False
+        wait_for(lambda: len(_rejections_written(writer)) == REJECTIONS_HELD, "the rejections held written")
+        time.sleep(0.2)  # a few retry rounds: nothing more comes
+    finally:
+        ingest.stop()
+    assert len(_rejections_written(writer)) == REJECTIONS_HELD
 
 
 # ---- dead letters --------------------------------------------------------------------------

@@ -127,6 +127,10 @@ def test_profiles_consent_and_guest(store):
     assert not ana.has_consented
     store.record_consent(ana.id)
     assert store.profile(ana.id).has_consented
+    assert not store.withdraw_consent(ana.id).has_consented  # "Don't use the camera for me"
+    assert not store.profile(ana.id).has_consented
+    store.record_consent(ana.id)
+    assert store.profile(ana.id).has_consented
     with pytest.raises(ValueError, match="already exists"):
         store.create_profile("ana", "#000000")  # names are case-insensitive
     guest = store.guest_profile()
@@ -507,6 +511,41 @@ def test_events_the_broker_lost_can_be_queued_again(store, clock):
     assert store.mark_unsent_since(crash + timedelta(seconds=1), "kiosk-1") == (0, {})
 
 
+def test_the_oldest_pending_event_is_the_oldest_neither_sent_nor_refused(store, clock):
+    """For the device's status: how long visits have been waiting."""
+    assert store.oldest_pending_at() is None
+    ana = store.create_profile("Ana", "#ff8800")
+    for _ in range(3):
+        store.finish_session(store.start_session(ana.id), "completed", device_id="kiosk-1")
+        clock.advance(minutes=10)
+    sent, refused, waiting = store.pending_events()
+    store.mark_sent(sent.id, sent.payload)
+    store.mark_refused(refused.id, "too big")
+    assert store.oldest_pending_at() == clock.now - timedelta(minutes=10)
+    store.mark_sent(waiting.id, waiting.payload)
+    assert store.oldest_pending_at() is None
+    store.mark_unsent_since(datetime(2000, 1, 1, tzinfo=UTC), "kiosk-1")  # queued again: as old as it was recorded
+    assert store.oldest_pending_at() == clock.now - timedelta(minutes=30)
+
+
+def test_the_visits_the_broker_took_are_named_with_the_device_they_went_as(store):
+    """What `moodtunes forget` needs to delete a person's readings that carry no key in the cloud."""
+    ana = store.create_profile("Ana", "#ff8800")
+    events = [store.finish_session(store.start_session(ana.id), "completed", device_id="kiosk-1") for _ in range(4)]
+    sent, sent_before_migration_4, requeued, _never_sent = store.pending_events()
+    store.mark_sent(sent.id, sent.payload.replace('"kiosk-1"', '"kiosk-old"'))
+    store.mark_sent(sent_before_migration_4.id, sent_before_migration_4.payload)
+    store._db.execute("UPDATE outbox SET sent_payload = NULL WHERE id = ?", (sent_before_migration_4.id,))
+    store.mark_sent(requeued.id, requeued.payload)
+    store._db.execute("UPDATE outbox SET sent_at = NULL WHERE id = ?", (requeued.id,))
+    uploaded = store.uploaded_visits(ana.id)
+    assert [(v.device_id, v.started_at, v.ended_at) for v in uploaded] == [
+        (device, e.started_at.isoformat(timespec="milliseconds"), e.ended_at.isoformat(timespec="milliseconds"))
+        for device, e in zip(("kiosk-old", None, "kiosk-1"), events[:3], strict=True)
+    ]
+    assert store.uploaded_visits(store.guest_profile().id) == []
+
+
 def test_an_event_sent_as_it_was_because_it_cant_be_read_does_not_stop_a_resend(store):
     """The uplink sends a payload it can't read as it is (the ingest dead-letters it); reading its
     device_id made SQLite fail ("malformed JSON") and nothing at all could be queued again."""
@@ -575,6 +614,17 @@ def test_the_visits_rating_is_the_later_of_two(store):
     event = store.finish_session(session, "completed", device_id="kiosk-1")
     assert event.rating == 95
     assert [v["rating"] for v in store.visits()] == [95]
+
+
+def test_each_play_in_the_event_carries_its_own_latest_rating(store):
+    """The visit's rating is its last, of whichever song; each play has the one its song got."""
+    session = store.start_session(store.guest_profile().id)
+    first, second, _unrated = (store.start_play(session, stored_track(store)) for _ in range(3))
+    store.add_rating(session, 25, first)
+    store.add_rating(session, 100, second)
+    store.add_rating(session, 75, first)  # went back to the first song and changed their mind
+    event = store.finish_session(session, "completed", device_id="kiosk-1")
+    assert [play.rating for play in event.plays] == [75, 100, None] and event.rating == 75
 
 
 def test_a_negative_listening_time_is_stored_as_zero(store):

@@ -3,6 +3,7 @@ script the compose file runs), enforced by a real mosquitto, seen through the re
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -71,6 +72,25 @@ def test_a_device_publishes_its_own_visits(secured_broker, ingest_view, tmp_path
     wait_for(lambda: len(ingest_view.messages) == 1, "the visit at the ingest")
     assert ingest_view.messages[0].topic == "moodtunes/moodtunes-kitchen/visit"
     assert event.event_id.encode() in ingest_view.messages[0].payload
+
+
+def test_a_devices_status_reaches_the_ingest_and_no_other_device(secured_broker, tmp_path, monkeypatch, caplog):
+    """The ACL lets a device write its own status, and the ingest (not another device) read it."""
+    ingest_status = Subscriber(secured_broker, "moodtunes/+/status", INGEST_USER, INGEST_PASSWORD)
+    snoop = Subscriber(secured_broker, "moodtunes/+/status", "moodtunes-livingroom", DEVICES["moodtunes-livingroom"])
+    with Store.open(tmp_path / "data" / "moodtunes.db") as store:
+        record_visit(store, "moodtunes-kitchen")
+    _device(monkeypatch, secured_broker, "moodtunes-kitchen", "moodtunes-kitchen", DEVICES["moodtunes-kitchen"])
+    live = lambda: [m for m in ingest_status.messages if not m.retain]  # not one an earlier test left
+    try:
+        assert moodtunes(["uplink", "--once"]) == 1  # nobody reads the visits here: it stays queued
+        wait_for(live, "the status at the ingest")
+    finally:
+        ingest_status.close()
+        snoop.close()
+    [status] = live()
+    assert status.topic == "moodtunes/moodtunes-kitchen/status" and json.loads(status.payload)["pending"] == 1
+    assert snoop.messages == [] and "refused the device's status" not in caplog.text
 
 
 def test_a_device_cannot_publish_as_another_device(secured_broker, ingest_view, tmp_path, monkeypatch, capsys):

@@ -18,12 +18,14 @@ from analytics_support import record_visit, wait_for
 from conftest import free_port
 from moodtunes.cli import main as moodtunes
 from moodtunes.config import MqttSettings, load_settings
+from moodtunes.events import MAX_PENDING_SECONDS
 from moodtunes.store import Store
 from moodtunes.uplink import (
     BrokerLink,
     Uplink,
     UplinkError,
     describe_puback,
+    device_status,
     retry_delay,
     uplink_lock,
     visit_topic,
@@ -211,19 +213,78 @@ def test_a_service_waiting_for_the_lock_stops_on_sigterm(tmp_path, monkeypatch):
 
 
 class AcceptingLink:
-    """A BrokerLink stand-in that keeps what is published and acknowledges it with Success."""
+    """A BrokerLink stand-in that keeps what is published (the visits, whether each was marked as
+    sent again, and the retained statuses) and acknowledges it with Success."""
 
     address = "test-broker:1883"
+    connected = True
 
     def __init__(self) -> None:
         self.payloads: list[str] = []
+        self.resent: list[bool] = []
+        self.statuses: list[str] = []
 
-    def publish(self, topic: str, payload: str, qos: int) -> int:
-        self.payloads.append(payload)
-        return len(self.payloads)
+    def publish(self, topic: str, payload: str, qos: int, resent: bool = False, retain: bool = False) -> int:
+        if retain:
+            self.statuses.append(payload)
+        else:
+            self.payloads.append(payload)
+            self.resent.append(resent)
+        return len(self.payloads) + len(self.statuses)
 
-    def wait_for_ack(self, mid: int, deadline: float) -> ReasonCode:
+    def wait_for_ack(self, mid: int, deadline: float, then_forget: bool = False) -> ReasonCode:
         return ReasonCode(PacketTypes.PUBACK, "Success")
+
+
+class RefusingVisitsLink(AcceptingLink):
+    """A broker whose ACL lets the device write its status but not its visits."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.status_mids: set[int] = set()
+
+    def publish(self, topic: str, payload: str, qos: int, resent: bool = False, retain: bool = False) -> int:
+        mid = super().publish(topic, payload, qos, resent, retain)
+        if retain:
+            self.status_mids.add(mid)
+        return mid
+
+    def wait_for_ack(self, mid: int, deadline: float, then_forget: bool = False) -> ReasonCode:
+        return ReasonCode(PacketTypes.PUBACK, "Success" if mid in self.status_mids else "Not authorized")
+
+
+def test_after_its_batch_the_uplink_reports_the_devices_status_with_what_went_wrong(tmp_path):
+    with _store(tmp_path) as store:
+        record_visit(store, "kiosk-1")
+        record_visit(store, "kiosk-1")
+        recorded = datetime.now(UTC)
+        link = RefusingVisitsLink()
+        Uplink(store, link, MqttSettings(enabled=True), "kiosk-1").run_once()
+        [refused] = link.statuses
+        store._db.execute("UPDATE outbox SET sent_at = ?", (recorded.isoformat(),))  # the broker took them after all
+        link = AcceptingLink()
+        Uplink(store, link, MqttSettings(enabled=True), "kiosk-1").run_once()
+    status = json.loads(refused)
+    assert status["device_id"] == "kiosk-1" and status["pending"] == 2 and status["refused"] == 0
+    assert 0 < status["oldest_pending_seconds"] < 60
+    assert status["last_error"] == "broker refused moodtunes/kiosk-1/visit: Not authorized"
+    assert status["version"] == "0.1.0" and abs(datetime.fromisoformat(status["sent_at"]) - recorded) < timedelta(minutes=1)
+    [after] = map(json.loads, link.statuses)
+    assert after["pending"] == 0 and after["oldest_pending_seconds"] == 0 and after["last_error"] is None
+
+
+def test_a_status_reports_no_older_wait_than_the_ingest_takes_nor_one_a_clock_step_made_negative(tmp_path):
+    """A Pi without a battery clock may have recorded a visit under a wrong date."""
+    with _store(tmp_path) as store:
+        record_visit(store, "kiosk-1")
+        record_visit(store, "kiosk-1")
+        first, second = store.pending_events()
+        store._db.execute("UPDATE outbox SET created_at = '1970-01-01T00:00:00.000+00:00' WHERE id = ?", (first.id,))
+        assert device_status(store, "kiosk-1", "0.1.0", None).oldest_pending_seconds == MAX_PENDING_SECONDS
+        store.mark_sent(first.id, first.payload)
+        store._db.execute("UPDATE outbox SET created_at = '2999-01-01T00:00:00.000+00:00' WHERE id = ?", (second.id,))
+        status = device_status(store, "kiosk-1", "0.1.0", "x" * 500)
+    assert status.oldest_pending_seconds == 0.0 and status.last_error == "x" * 300
 
 
 def test_re_stamped_events_carry_the_pseudonym_keyed_with_the_devices_secret(tmp_path):
@@ -264,3 +325,4 @@ def test_an_event_queued_again_goes_exactly_as_the_broker_acknowledged_it(tmp_pa
         assert Uplink(store, link, MqttSettings(enabled=True), "kiosk-1").run_once().sent == 1
     first, again = link.payloads
     assert again == first
+    assert link.resent == [False, True]  # marked outside the payload: the ingest keeps the first upload delay

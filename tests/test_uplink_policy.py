@@ -6,6 +6,7 @@ that can't record a send (a full disk) is waited out the same way, never the end
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Callable
@@ -33,17 +34,18 @@ class ScriptedLink:
     def __init__(self) -> None:
         self.refusing = True
         self.published: list[str] = []
+        self.statuses: list[str] = []  # the device's statuses (retained), apart from the visits
 
     def wait_connected(self, timeout: float) -> bool:
         return True
 
-    def publish(self, topic: str, payload: str, qos: int) -> int:
+    def publish(self, topic: str, payload: str, qos: int, resent: bool = False, retain: bool = False) -> int:
         if self.refusing:
             raise UplinkError("can't queue the message: the client is not currently connected.")
-        self.published.append(payload)
-        return len(self.published)
+        (self.statuses if retain else self.published).append(payload)
+        return len(self.published) + len(self.statuses)
 
-    def wait_for_ack(self, mid: int, deadline: float) -> ReasonCode:
+    def wait_for_ack(self, mid: int, deadline: float, then_forget: bool = False) -> ReasonCode:
         return ReasonCode(PacketTypes.PUBACK, "Success")
 
 
@@ -143,3 +145,32 @@ def test_a_store_that_cant_record_a_send_pauses_the_service_instead_of_ending_it
     assert "the outbox can be written again; sending resumes" in said
     # the event whose acknowledgement could not be recorded went again (the ingest overwrites it)
     assert len(link.published) == 4 and len(set(link.published)) == 2
+
+
+@pytest.mark.parametrize("status_seconds, statuses", [(3600.0, 1), (1e-9, 3)])
+def test_the_service_reports_the_devices_status_after_each_batch_and_when_it_is_due(store, status_seconds, statuses):
+    """After the batch, and then only every status_seconds while the outbox is empty (here: at once
+    or not within the test)."""
+    record_visit(store, "kiosk-1")
+    mqtt = MqttSettings(enabled=True, retry_seconds=RETRY, max_retry_seconds=LONGEST, poll_seconds=POLL,
+                        status_seconds=status_seconds)
+    link = ScriptedLink()
+    link.refusing = False
+    stop = RecordingStop()
+    stop.steps = [lambda: None, lambda: None, stop.set]
+    Uplink(store, link, mqtt, "kiosk-1").run_forever(stop)
+    assert stop.delays == [POLL, POLL, POLL] and len(link.published) == 1
+    assert len(link.statuses) == statuses
+    assert [json.loads(status)["pending"] for status in link.statuses] == [0] * statuses
+
+
+def test_a_status_that_cant_go_holds_up_nothing(store):
+    """paho refusing to queue it (the link just dropped) costs only that status."""
+    record_visit(store, "kiosk-1")
+    mqtt = MqttSettings(enabled=True, retry_seconds=RETRY, max_retry_seconds=LONGEST, poll_seconds=POLL)
+    link = ScriptedLink()
+    stop = RecordingStop()
+    stop.steps = [stop.set]
+    Uplink(store, link, mqtt, "kiosk-1").run_forever(stop)
+    assert stop.delays == [RETRY] and link.statuses == []
+    assert store.outbox_counts()["pending"] == 1

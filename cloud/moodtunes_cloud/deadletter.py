@@ -34,7 +34,6 @@ from moodtunes.events import MAX_EVENT_BYTES
 
 from moodtunes_cloud.influx import WriteError, Writer, make_writer
 from moodtunes_cloud.logthrottle import LogThrottle
-from moodtunes_cloud.points import event_points
 from moodtunes_cloud.settings import IngestSettings, SettingsError, load_ingest_settings
 
 logger = logging.getLogger("moodtunes_cloud.deadletter")
@@ -153,7 +152,7 @@ def _read_letter(line: bytes) -> tuple[datetime, str, bytes]:
 def _replay_line(where: str, line: bytes, settings: IngestSettings, writer: Writer, result: Replayed) -> None:
     """Validate and write one letter, adding what became of it to ``result``."""
     # Here, not at the top: the ingest imports this module to keep its letters.
-    from moodtunes_cloud.ingest import Rejected, parse_visit
+    from moodtunes_cloud.ingest import Rejected, parse_message
 
     try:
         received_at, topic, payload = _read_letter(line)
@@ -162,8 +161,7 @@ def _replay_line(where: str, line: bytes, settings: IngestSettings, writer: Writ
         print(f"{where}: not a dead letter ({exc}); skipped")
         return
     try:
-        event = parse_visit(topic, payload, settings.topic_prefix, received_at)
-        writer.write(event_points(event, received_at))
+        writer.write(parse_message(topic, payload, settings.topic_prefix, received_at).points)
     except WriteError as exc:
         if exc.retryable:
             result.stopped_at = f"{where}: {exc}"

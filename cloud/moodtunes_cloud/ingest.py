@@ -1,12 +1,17 @@
-"""`moodtunes-ingest`: MQTT visit events → InfluxDB points.
+"""`moodtunes-ingest`: MQTT visit events and device statuses → InfluxDB points.
 
-Subscribes to ``{prefix}/+/visit`` (QoS 1); several instances split the load through a share
-group, ``$share/{group}/...``, whose name must be secret (``subscription``). Each payload is
-validated, strictly (no "80" for a rating), with the device's own VisitEvent model and must name the
-device of its topic (the broker's ACL lets a device publish only under its own id, so this check
-makes the device_id trustworthy). A payload that fails is logged with the reason, kept as a dead
-letter in ``dead_letter_dir`` (see deadletter.py, which also replays them) and republished to
-``{prefix}/deadletter``; nothing a device sends can stop the ingest.
+Subscribes to ``{prefix}/+/visit`` and ``{prefix}/+/status`` (QoS 1); several instances split the
+load through a share group, ``$share/{group}/...``, whose name must be secret (``subscription``).
+Each payload is validated, strictly (no "80" for a rating), with the device's own model (VisitEvent,
+DeviceStatus) and must name the device of its topic (the broker's ACL lets a device publish only
+under its own id, so this check makes the device_id trustworthy). A payload that fails is logged
+with the reason, kept as a dead letter in ``dead_letter_dir`` (see deadletter.py, which also
+replays them), republished to ``{prefix}/deadletter`` and counted in InfluxDB as a `rejected`
+point (by device and a one-word reason), so that a device whose visits are all refused shows up
+as such; nothing a device sends can stop the ingest.
+
+A visit marked as sent again (the RESEND_PROPERTY user property, `uplink --resend-since`) is
+written without its upload delay, so that the first delivery's stays.
 
 A payload over MAX_PAYLOAD_BYTES is rejected before it is parsed.
 
@@ -35,24 +40,37 @@ import argparse
 import collections
 import json
 import logging
+import re
 import signal
 import sys
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
+from typing import TypeVar
 
 import paho.mqtt.client as paho
 from influxdb_client import Point
-from moodtunes.events import MAX_EVENT_BYTES, VisitEvent
+from moodtunes.config import DEVICE_ID_PATTERN
+from moodtunes.events import (
+    CLOCK_ERROR,
+    MAX_EVENT_BYTES,
+    RESEND_PROPERTY,
+    STATUS_KIND,
+    VISIT_KIND,
+    DeviceStatus,
+    VisitEvent,
+)
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
 from pydantic import ValidationError
 
 from moodtunes_cloud.deadletter import DeadLetters, letter
 from moodtunes_cloud.influx import WriteError, Writer, make_writer
 from moodtunes_cloud.logthrottle import LogThrottle
-from moodtunes_cloud.points import event_points
+from moodtunes_cloud.points import epoch_ms, event_points, rejected_point, status_point
 from moodtunes_cloud.settings import IngestSettings, SettingsError, load_ingest_settings
 
 logger = logging.getLogger("moodtunes_cloud.ingest")
@@ -72,55 +90,161 @@ DEAD_LETTER_PAYLOAD_LIMIT = 32 * 1024
 SUMMARISED_ERRORS = 3  # validation errors named in a rejection; the rest are counted
 RECONNECT_DELAY_SECONDS = (1, 60)  # paho waits the first before trying again, doubling up to the second
 OUTAGE_LOG_SECONDS = 60.0  # while the broker or InfluxDB stays unreachable, one log line this often
+# Rejected-message points waiting for InfluxDB; beyond this many (a long outage, a flood of junk)
+# the newest are not counted there: each one's dead letter is its record.
+REJECTIONS_HELD = 1000
+UNKNOWN_DEVICE = "(unknown)"  # the device_id tag of a rejection whose topic names no device (no device id has parentheses)
+MESSAGE_KINDS = (VISIT_KIND, STATUS_KIND)
+Model = TypeVar("Model", VisitEvent, DeviceStatus)
+
+
+class Reason(StrEnum):
+    """Why a message was not written, in a word: the `reason` tag of its `rejected` point (its dead
+    letter says it in full). A fixed few, so the tag stays small whatever a message holds."""
+
+    TOPIC = "topic"  # not <prefix>/<device_id>/visit or .../status
+    TOO_BIG = "too_big"
+    JSON = "json"  # not JSON at all
+    SCHEMA = "schema"  # JSON, but not what a device sends (a newer schema_version too)
+    CLOCK = "clock"  # the device's clock is wrong (before 2000, more than a day ahead, going back)
+    DEVICE_MISMATCH = "device_mismatch"  # it names another device than its topic
+    INFLUXDB_REFUSED = "influxdb_refused"  # InfluxDB said the data is bad (e.g. a field type conflict)
+    QUEUE_FULL = "queue_full"  # a valid message a full retry queue dropped (replay it)
+    INTERNAL = "internal"  # a bug of the ingest
 
 
 class Rejected(Exception):
-    """A payload that is not a valid visit event from the device its topic names."""
+    """A payload that is not a valid visit event or status from the device its topic names."""
+
+    def __init__(self, message: str, reason: Reason) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
-def subscription(settings: IngestSettings) -> str:
+@dataclass(frozen=True)
+class Message:
+    """A valid message as the points to write: a visit (``subject`` its event_id) or a status (its device_id)."""
+
+    kind: str
+    subject: str
+    points: list[Point]
+
+
+def _name(kind: str, subject: str) -> str:
+    """A message as the log names it."""
+    return f"visit {subject}" if kind == VISIT_KIND else f"the status of {subject}"
+
+
+def subscription(settings: IngestSettings, kind: str = VISIT_KIND) -> str:
     """A plain subscription for one ingest. A share group splits the visits between instances, but
     mosquitto grants any client that names the group a place in it, even a device the ACL forbids
     to read visits (its ACL check comes at delivery): with a well-known name (this used to be
     "ingest"), the visits' safety would rest on that check alone. So a group's name is a secret."""
-    topic = f"{settings.topic_prefix}/+/visit"
+    topic = f"{settings.topic_prefix}/+/{kind}"
     return f"$share/{settings.share_group}/{topic}" if settings.share_group else topic
+
+
+def subscriptions(settings: IngestSettings) -> list[tuple[str, SubscribeOptions]]:
+    """The visits and the statuses, QoS 1. The broker keeps each device's last status (retained) and
+    would hand them all over at every subscription, stale: the ingest takes a status as it comes."""
+    return [
+        (subscription(settings, VISIT_KIND), SubscribeOptions(qos=1)),
+        (subscription(settings, STATUS_KIND), SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_DO_NOT_SEND)),
+    ]
+
+
+def _topic_parts(topic: str, topic_prefix: str) -> tuple[str, str] | None:
+    """(device id, kind) of ``<prefix>/<device_id>/<kind>``, or None for a topic of another shape."""
+    head = f"{topic_prefix}/"
+    parts = topic[len(head):].split("/") if topic.startswith(head) else []
+    if len(parts) != 2 or parts[1] not in MESSAGE_KINDS or not parts[0]:
+        return None
+    return parts[0], parts[1]
+
+
+def rejected_device(topic: str, topic_prefix: str) -> tuple[str, str]:
+    """The device_id and message tags of a rejection: from its topic, whose device id may be anything
+    a client wrote there (the shipped ACL allows only its own, but a broker without one allows all):
+    a topic that names no valid device id counts under UNKNOWN_DEVICE."""
+    parts = _topic_parts(topic, topic_prefix)
+    if parts is None or len(parts[0]) > 64 or not re.fullmatch(DEVICE_ID_PATTERN, parts[0]):
+        return UNKNOWN_DEVICE, "unknown"
+    return parts
 
 
 def dead_letter_topic(topic_prefix: str) -> str:
     return f"{topic_prefix}/deadletter"
 
 
-def _summarise(error: ValidationError) -> str:
+def _rejection(error: ValidationError, what: str) -> Rejected:
     """The first few errors, and how many more: a made-up payload can have thousands, and each one
-    turned into a dict costs memory, so they are listed once, without their input values."""
-    first = error.errors(include_url=False, include_context=False, include_input=False)[:SUMMARISED_ERRORS]
+    turned into a dict costs memory, so they are listed once, without their input values. The
+    first one says which Reason it is."""
+    items = error.errors(include_url=False, include_context=False, include_input=False)
     parts = []
-    for item in first:
+    for item in items[:SUMMARISED_ERRORS]:
         where = ".".join(str(p) for p in item["loc"])
         parts.append(f"{where}: {item['msg']}" if where else item["msg"])
     more = error.error_count() - len(parts)
-    return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
+    summary = "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
+    reason = {"json_invalid": Reason.JSON, CLOCK_ERROR: Reason.CLOCK}.get(items[0]["type"], Reason.SCHEMA)
+    return Rejected(f"not a valid {what}: {summary}", reason)
+
+
+def _validated(model: type[Model], kind: str, topic: str, payload: bytes, topic_prefix: str,
+               received_at: datetime | None) -> Model:
+    """``payload`` as ``model``, from the device its topic names, or Rejected saying why not."""
+    parts = _topic_parts(topic, topic_prefix)
+    if parts is None or parts[1] != kind:
+        raise Rejected(f"topic {topic!r} is not {topic_prefix}/<device_id>/{kind}", Reason.TOPIC)
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise Rejected(f"payload of {len(payload)} bytes is over the limit of {MAX_PAYLOAD_BYTES}", Reason.TOO_BIG)
+    context = {"received_at": received_at or datetime.now(UTC)}
+    try:
+        parsed = model.model_validate_json(payload, strict=True, context=context)
+    except ValidationError as exc:
+        raise _rejection(exc, "visit event" if kind == VISIT_KIND else "device status") from None
+    if parsed.device_id != parts[0]:
+        raise Rejected(f"device_id {parsed.device_id!r} does not match the topic's device {parts[0]!r}",
+                       Reason.DEVICE_MISMATCH)
+    return parsed
 
 
 def parse_visit(topic: str, payload: bytes, topic_prefix: str, received_at: datetime | None = None) -> VisitEvent:
     """The event in ``payload`` received at ``received_at`` (default now), or Rejected saying
     exactly what is wrong with it. The arrival time lets the event's times be checked. Strict: a
     value of the wrong JSON type is refused, not coerced (a device never sends "80" for 80)."""
-    head = f"{topic_prefix}/"
-    parts = topic[len(head):].split("/") if topic.startswith(head) else []
-    if len(parts) != 2 or parts[1] != "visit" or not parts[0]:
-        raise Rejected(f"topic {topic!r} is not {topic_prefix}/<device_id>/visit")
-    if len(payload) > MAX_PAYLOAD_BYTES:
-        raise Rejected(f"payload of {len(payload)} bytes is over the limit of {MAX_PAYLOAD_BYTES}")
-    context = {"received_at": received_at or datetime.now(UTC)}
+    return _validated(VisitEvent, VISIT_KIND, topic, payload, topic_prefix, received_at)
+
+
+def parse_status(topic: str, payload: bytes, topic_prefix: str) -> DeviceStatus:
+    """The device status in ``payload``, as strictly as a visit, or Rejected saying why not."""
+    return _validated(DeviceStatus, STATUS_KIND, topic, payload, topic_prefix, None)
+
+
+def parse_message(topic: str, payload: bytes, topic_prefix: str, received_at: datetime,
+                  resent: bool = False) -> Message:
+    """A visit or a status, by its topic, as its points; Rejected if it is neither."""
+    parts = _topic_parts(topic, topic_prefix)
+    if parts is not None and parts[1] == STATUS_KIND:
+        status = parse_status(topic, payload, topic_prefix)
+        return Message(STATUS_KIND, status.device_id, [status_point(status, received_at)])
+    event = parse_visit(topic, payload, topic_prefix, received_at)
+    return Message(VISIT_KIND, event.event_id, event_points(event, received_at, resent))
+
+
+def marked_resent(properties: Properties | None) -> bool:
+    """Whether the device marked the message as a visit sent again (`uplink --resend-since`)."""
+    return RESEND_PROPERTY in (getattr(properties, "UserProperty", None) or [])
+
+
+def _event_id(payload: bytes) -> str | None:
+    """The event_id of a rejected visit, if it has a plausible one: to find the visit again."""
     try:
-        event = VisitEvent.model_validate_json(payload, strict=True, context=context)
-    except ValidationError as exc:
-        raise Rejected(f"not a valid visit event: {_summarise(exc)}") from None
-    if event.device_id != parts[0]:
-        raise Rejected(f"device_id {event.device_id!r} does not match the topic's device {parts[0]!r}")
-    return event
+        event_id = json.loads(payload).get("event_id")
+    except (ValueError, AttributeError, RecursionError):  # RecursionError: JSON nested thousands deep
+        return None
+    return event_id if isinstance(event_id, str) and 0 < len(event_id) <= 64 else None
 
 
 def _attempts(count: int) -> str:
@@ -130,7 +254,8 @@ def _attempts(count: int) -> str:
 @dataclass
 class IngestStats:
     received: int = 0
-    written: int = 0
+    written: int = 0  # visits
+    statuses: int = 0  # device statuses written
     rejected: int = 0
     write_failures: int = 0
     dropped: int = 0
@@ -138,16 +263,21 @@ class IngestStats:
 
 @dataclass
 class _Queued:
-    """A visit to write, the message to acknowledge once it is (mid None: nothing to ack), and
-    the message itself and when it came, to dead-letter should InfluxDB refuse the visit."""
+    """A visit (or a status) to write, the message to acknowledge once it is (mid None: nothing to
+    ack), and the message itself and when it came, to dead-letter should InfluxDB refuse it."""
 
-    event_id: str
+    event_id: str  # a status: its device_id
     points: list[Point]
     mid: int | None
     qos: int
     topic: str
     payload: bytes
     received_at: datetime
+    kind: str = VISIT_KIND
+
+    @property
+    def name(self) -> str:
+        return _name(self.kind, self.event_id)
 
 
 class Ingest:
@@ -164,11 +294,14 @@ class Ingest:
         self._queue_lock = threading.Lock()  # held only briefly, never while writing to InfluxDB
         self._queue_changed = threading.Condition(self._queue_lock)
         self._writing: _Queued | None = None  # the visit being written now: a full queue keeps it
+        self._rejections: collections.deque[Point] = collections.deque(maxlen=REJECTIONS_HELD)
+        self._last_rejection_ms = 0  # each rejection gets a time of its own, so none overwrites another
         self._stop = threading.Event()
         self._subscribed = threading.Event()
         self._connect_failures = 0  # attempts since the last connection; only the MQTT thread counts
         self._failure_log = LogThrottle()  # the broker out of reach
         self._held_log = LogThrottle()  # InfluxDB out of reach (writer thread)
+        self._rejections_log = LogThrottle()  # rejections not counted in InfluxDB yet (writer thread)
         self._writer_thread = threading.Thread(target=self._write_queue, name="ingest-writer", daemon=True)
         self._client = self._make_client()
 
@@ -277,10 +410,11 @@ class Ingest:
         after = f" after {_attempts(self._connect_failures)}" if self._connect_failures else ""
         self._connect_failures = 0
         self._failure_log.reset()
-        logger.info("connected to %s%s; subscribing to %s", self._address, after, subscription(self._settings))
+        topics = subscriptions(self._settings)
+        logger.info("connected to %s%s; subscribing to %s", self._address, after, " and ".join(t for t, _ in topics))
         with self._queue_lock:
             self._after_reconnect(flags.session_present)
-        client.subscribe(subscription(self._settings), qos=1)
+        client.subscribe(topics)
 
     def _after_reconnect(self, session_present: bool) -> None:
         """Visits queued from an earlier connection. With the session resumed, the broker sends the
@@ -300,7 +434,8 @@ class Ingest:
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
         failures = [str(code) for code in reason_codes if code.is_failure]
         if failures:
-            logger.error("the broker refused the subscription %s: %s", subscription(self._settings), ", ".join(failures))
+            topics = " and ".join(t for t, _ in subscriptions(self._settings))
+            logger.error("the broker refused the subscription to %s: %s", topics, ", ".join(failures))
         else:
             self._subscribed.set()
 
@@ -308,19 +443,20 @@ class Ingest:
         self.stats.received += 1
         received_at = datetime.now(UTC)
         try:
-            event = parse_visit(message.topic, message.payload, self._settings.topic_prefix, received_at)
-            points = event_points(event, received_at)
+            resent = marked_resent(message.properties)
+            parsed = parse_message(message.topic, message.payload, self._settings.topic_prefix, received_at, resent)
         except Rejected as exc:
-            problem = str(exc)
+            problem, reason = str(exc), exc.reason
         except Exception as exc:  # a bug must cost one message, never the MQTT thread
             logger.exception("can't process a message on %s", message.topic)
-            problem = f"internal error: {exc!r}"
+            problem, reason = f"internal error: {exc!r}", Reason.INTERNAL
         else:
             # A QoS 0 message (a hand-made publish, an old device) is never delivered again: nothing to ack.
             mid = message.mid if message.qos > 0 else None
-            self._enqueue(_Queued(event.event_id, points, mid, message.qos, message.topic, message.payload, received_at))
+            self._enqueue(_Queued(parsed.subject, parsed.points, mid, message.qos, message.topic, message.payload,
+                                  received_at, parsed.kind))
             return
-        self._reject(message.topic, message.payload, problem, received_at)
+        self._reject(message.topic, message.payload, problem, reason, received_at)
         client.ack(message.mid, message.qos)  # dead-lettered: delivering it again can't help
 
     def _enqueue(self, queued: _Queued) -> None:
@@ -351,52 +487,90 @@ class Ingest:
         it doesn't block the broker's Receive Maximum."""
         size = self._settings.retry_queue_size
         logger.error(
-            "retry queue full (%d visits): dropped visit %s into the dead letters; raise "
-            "MOODTUNES_INGEST_RETRY_QUEUE_SIZE or bring InfluxDB back, then replay it", size, dropped.event_id,
+            "retry queue full (%d visits): dropped %s into the dead letters; raise "
+            "MOODTUNES_INGEST_RETRY_QUEUE_SIZE or bring InfluxDB back, then replay it", size, dropped.name,
         )
         reason = f"retry queue full: InfluxDB unreachable while {size} visits were held; replay it once InfluxDB is back"
-        self._dead_letter(dropped.topic, dropped.payload, reason, dropped.received_at)
+        self._dead_letter(dropped.topic, dropped.payload, reason, Reason.QUEUE_FULL, dropped.received_at)
         self._acknowledge(dropped)
 
-    def _reject(self, topic: str, payload: bytes, reason: str, received_at: datetime) -> None:
+    def _reject(self, topic: str, payload: bytes, problem: str, reason: Reason, received_at: datetime) -> None:
         self.stats.rejected += 1
-        logger.warning("rejected a message on %s: %s", topic, reason)
-        self._dead_letter(topic, payload, reason, received_at)
+        logger.warning("rejected a message on %s: %s", topic, problem)
+        self._dead_letter(topic, payload, problem, reason, received_at)
 
-    def _dead_letter(self, topic: str, payload: bytes, reason: str, received_at: datetime) -> None:
-        """Keep a message that will never be written, with the reason, before it is acknowledged:
+    def _dead_letter(self, topic: str, payload: bytes, problem: str, reason: Reason, received_at: datetime) -> None:
+        """Keep a message that will never be written, with the problem, before it is acknowledged:
         in the dead-letter folder, whole (but for a payload rejected as over MAX_PAYLOAD_BYTES, cut
         there), to be replayed once fixed, and republished (its start) for anyone watching the
-        dead-letter topic."""
+        dead-letter topic; and count it in InfluxDB, by device and ``reason``."""
         if self._dead_letters is not None:
-            self._dead_letters.keep(topic, payload, reason, received_at)
+            self._dead_letters.keep(topic, payload, problem, received_at)
+        self._count_rejection(topic, payload, reason, received_at)
         if not self._settings.dead_letter:
             return
-        published = letter(topic, payload, reason, received_at, DEAD_LETTER_PAYLOAD_LIMIT)
+        published = letter(topic, payload, problem, received_at, DEAD_LETTER_PAYLOAD_LIMIT)
         self._client.publish(dead_letter_topic(self._settings.topic_prefix), json.dumps(published), qos=1)
+
+    def _count_rejection(self, topic: str, payload: bytes, reason: Reason, received_at: datetime) -> None:
+        """Queue a `rejected` point for the writer thread (which writes it when it can, never making
+        anything wait for it). Stamped when the message came, a millisecond after the last one at
+        the latest, so that two rejections never land on one point."""
+        device_id, kind = rejected_device(topic, self._settings.topic_prefix)
+        event_id = _event_id(payload) if kind == VISIT_KIND and reason != Reason.TOO_BIG else None
+        with self._queue_changed:
+            at = self._last_rejection_ms = max(epoch_ms(received_at), self._last_rejection_ms + 1)
+            self._rejections.append(rejected_point(device_id, kind, reason, event_id, at))
+            self._queue_changed.notify()
 
     # ---- InfluxDB (the writer thread) ------------------------------------------------------
 
     def _write_queue(self) -> None:
         """Write queued visits oldest first. While InfluxDB can't take the oldest, try it again every
-        retry_seconds; the others wait behind it, so visits are written in the order they came."""
+        retry_seconds; the others wait behind it, so visits are written in the order they came.
+        The rejections waiting are written after a visit, or alone, and tried again the same way."""
         backlog = False  # a write failed, and the queue has not been empty since
         while True:
             with self._queue_changed:
-                self._queue_changed.wait_for(lambda: self._queue or self._stop.is_set())
+                self._queue_changed.wait_for(lambda: self._queue or self._rejections or self._stop.is_set())
                 if self._stop.is_set():
                     return
-                oldest = self._writing = self._queue[0]
-            written = self._write(oldest)
+                oldest = self._writing = self._queue[0] if self._queue else None
+            written = oldest is None or self._write(oldest)
             with self._queue_lock:
                 self._writing = None
-            if not written:
-                backlog = True
+            if not (written and self._write_rejections()):
+                backlog = backlog or not written
                 self._stop.wait(self._settings.retry_seconds)
             elif backlog and not self._queue:
                 backlog = False
                 self._held_log.reset()
                 logger.info("InfluxDB is back: every held visit is written")
+
+    def _write_rejections(self) -> bool:
+        """Write the `rejected` points waiting; False when InfluxDB should be tried again later (they
+        wait, REJECTIONS_HELD at most). Never more than a log line: each has its dead letter."""
+        with self._queue_lock:
+            points = list(self._rejections)
+            self._rejections.clear()
+        if not points:
+            return True
+        try:
+            self._writer.write(points)
+        except WriteError as exc:
+            if exc.retryable:
+                with self._queue_lock:
+                    self._rejections.extendleft(reversed(points))
+                if self._rejections_log.due(OUTAGE_LOG_SECONDS):
+                    logger.warning("can't count %d rejected messages in InfluxDB yet (%s); their dead letters "
+                                   "keep them", len(points), exc)
+                return False
+            logger.error("InfluxDB refused to count %d rejected messages (%s); their dead letters keep them", len(points), exc)
+        except Exception:
+            logger.exception("counting %d rejected messages in InfluxDB failed unexpectedly; their dead letters keep them",
+                             len(points))
+        self._rejections_log.reset()
+        return True
 
     def _log_held(self, queued: _Queued, exc: WriteError) -> None:
         """The first failed write, then one line every OUTAGE_LOG_SECONDS while InfluxDB stays out of
@@ -405,7 +579,7 @@ class Ingest:
             return
         with self._queue_lock:
             held = len(self._queue)
-        logger.error("can't write visit %s (%s); holding %s for a retry every %g s", queued.event_id, exc,
+        logger.error("can't write %s (%s); holding %s for a retry every %g s", queued.name, exc,
                      "it" if held <= 1 else f"it and {held - 1} more", self._settings.retry_seconds)
 
     def _write(self, queued: _Queued) -> bool:
@@ -417,24 +591,27 @@ class Ingest:
             if exc.retryable:
                 self._log_held(queued, exc)
                 return False
-            logger.error("InfluxDB rejected visit %s; dead-lettering it: %s", queued.event_id, exc)
-            self._give_up(queued, f"InfluxDB rejected it: {exc}")
+            logger.error("InfluxDB rejected %s; dead-lettering it: %s", queued.name, exc)
+            self._give_up(queued, f"InfluxDB rejected it: {exc}", Reason.INFLUXDB_REFUSED)
             return True
         except Exception as exc:  # a bug costs this visit, never the writer thread (and every later visit)
-            logger.exception("writing visit %s failed unexpectedly; dead-lettering it", queued.event_id)
-            self._give_up(queued, f"the ingest failed on it: {exc!r}")
+            logger.exception("writing %s failed unexpectedly; dead-lettering it", queued.name)
+            self._give_up(queued, f"the ingest failed on it: {exc!r}", Reason.INTERNAL)
             return True
         with self._queue_lock:
             self._settle(queued)
-            self.stats.written += 1
+            if queued.kind == VISIT_KIND:
+                self.stats.written += 1
+            else:
+                self.stats.statuses += 1
         return True
 
-    def _give_up(self, queued: _Queued, reason: str) -> None:
-        """A visit that will never be written: dead-lettered with the reason, and acknowledged."""
+    def _give_up(self, queued: _Queued, problem: str, reason: Reason) -> None:
+        """A visit that will never be written: dead-lettered with the problem, and acknowledged."""
         try:
-            self._dead_letter(queued.topic, queued.payload, reason, queued.received_at)
+            self._dead_letter(queued.topic, queued.payload, problem, reason, queued.received_at)
         except Exception:  # the visit is given up on either way; the writer thread goes on
-            logger.exception("couldn't dead-letter visit %s", queued.event_id)
+            logger.exception("couldn't dead-letter %s", queued.name)
         with self._queue_lock:
             self._settle(queued)
             self.stats.dropped += 1

@@ -1,8 +1,10 @@
-"""A visit event as InfluxDB points: one `visit`, one `play` per song, one `reading` per mood scan.
+"""A visit event as InfluxDB points: one `visit`, one `play` per song, one `reading` per mood scan;
+a device's status as a `device_status` point; a message the ingest would not write as a `rejected` one.
 
-Every timestamp and tag comes from the event itself, so a redelivered event (MQTT QoS 1 may deliver
-twice) lands on exactly the same series and time and overwrites its points instead of counting
-twice. Tags are the things dashboards group by; everything measured is a field.
+Every timestamp and tag of a visit's points comes from the event itself, so a redelivered event
+(MQTT QoS 1 may deliver twice) lands on exactly the same series and time and overwrites its points
+instead of counting twice. Tags are the things dashboards group by; everything measured is a field.
+Every point of a visit carries its `profile_key`, so that "Forget me" can delete all of a person's.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 from influxdb_client import Point, WritePrecision
 from moodtunes.events import (
+    DeviceStatus,
     PlayEvent,
     ReadingEvent,
     VisitEvent,
@@ -28,7 +31,7 @@ NO_CATEGORY = "none"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def _ms(moment: datetime) -> int:
+def epoch_ms(moment: datetime) -> int:
     """Milliseconds since the epoch in exact integer arithmetic (floats can land 1 ms off)."""
     return (as_utc(moment) - EPOCH) // timedelta(milliseconds=1)
 
@@ -50,7 +53,10 @@ def _was_corrected(reading: ReadingEvent | None) -> bool:
     return reading is not None and reading.corrected_label is not None
 
 
-def visit_point(event: VisitEvent, received_at: datetime) -> Point:
+def visit_point(event: VisitEvent, received_at: datetime, resent: bool = False) -> Point:
+    """The visit; ``resent``: a delivery of a visit the broker acknowledged before (`uplink
+    --resend-since`), which leaves out the upload delay so that InfluxDB keeps the first one (a field
+    a point leaves out keeps its value at the same series and time)."""
     point = (
         Point("visit")
         .tag("device_id", event.device_id)
@@ -64,9 +70,10 @@ def visit_point(event: VisitEvent, received_at: datetime) -> Point:
         .field("listening_seconds", float(event.listening_seconds))
         .field("plays", len(event.plays))
         .field("corrected", int(_was_corrected(event.mood_before) or _was_corrected(event.mood_after)))
-        .field("upload_delay_seconds", max(0.0, (as_utc(received_at) - as_utc(event.ended_at)).total_seconds()))
-        .time(_ms(event.ended_at), WritePrecision.MS)
+        .time(epoch_ms(event.ended_at), WritePrecision.MS)
     )
+    if not resent:
+        point.field("upload_delay_seconds", max(0.0, (as_utc(received_at) - as_utc(event.ended_at)).total_seconds()))
     # From the readings, not the event's own mood_lift: events an older device queued count the same way.
     lift = mood_lift(event.mood_before, event.mood_after, event.listening_seconds)
     if lift is not None:
@@ -86,18 +93,23 @@ def visit_point(event: VisitEvent, received_at: datetime) -> Point:
 
 def play_points(event: VisitEvent) -> list[Point]:
     """One point per song; the n-th song of a visit is stamped at the visit's start + n ms."""
-    start = _ms(event.started_at)
-    return [
-        Point("play")
-        .tag("device_id", event.device_id)
-        .tag("profile_key", event.profile_key)
-        .tag("category", play.category or NO_CATEGORY)
-        .tag("finished", _flag(play.finished))
-        .field("seconds_listened", float(play.seconds_listened))
-        .field("failed", int(play.error is not None))
-        .time(start + index, WritePrecision.MS)
-        for index, play in enumerate(event.plays)
-    ]
+    start = epoch_ms(event.started_at)
+    points = []
+    for index, play in enumerate(event.plays):
+        point = (
+            Point("play")
+            .tag("device_id", event.device_id)
+            .tag("profile_key", event.profile_key)
+            .tag("category", play.category or NO_CATEGORY)
+            .tag("finished", _flag(play.finished))
+            .field("seconds_listened", float(play.seconds_listened))
+            .field("failed", int(play.error is not None))
+            .time(start + index, WritePrecision.MS)
+        )
+        if play.rating is not None:
+            point.field("rating", int(play.rating))
+        points.append(point)
+    return points
 
 
 def reading_points(event: VisitEvent) -> list[Point]:
@@ -112,13 +124,14 @@ def reading_points(event: VisitEvent) -> list[Point]:
         point = (
             Point("reading")
             .tag("device_id", event.device_id)
+            .tag("profile_key", event.profile_key)
             .tag("phase", phase)
             .tag("outcome", reading.outcome)
             .tag("label", _mood_tag(reading))
             .tag("corrected", _flag(_was_corrected(reading)))
             .field("confidence", float(reading.confidence))
             .field("frames_used", int(reading.frames_used))
-            .time(_ms(moment), WritePrecision.MS)
+            .time(epoch_ms(moment), WritePrecision.MS)
         )
         for mood in MOODS:
             if mood in reading.probs:
@@ -127,5 +140,37 @@ def reading_points(event: VisitEvent) -> list[Point]:
     return points
 
 
-def event_points(event: VisitEvent, received_at: datetime) -> list[Point]:
-    return [visit_point(event, received_at), *play_points(event), *reading_points(event)]
+def event_points(event: VisitEvent, received_at: datetime, resent: bool = False) -> list[Point]:
+    return [visit_point(event, received_at, resent), *play_points(event), *reading_points(event)]
+
+
+def status_point(status: DeviceStatus, received_at: datetime) -> Point:
+    """A device's status, stamped when it arrived: the device's clock may be wrong, and how wrong
+    (``clock_offset_seconds``, positive when ahead) is one thing the status is there to show."""
+    return (
+        Point("device_status")
+        .tag("device_id", status.device_id)
+        .field("pending", status.pending)
+        .field("oldest_pending_seconds", float(status.oldest_pending_seconds))
+        .field("refused", status.refused)
+        .field("clock_offset_seconds", (as_utc(status.sent_at) - as_utc(received_at)).total_seconds())
+        .field("version", status.version)
+        .field("last_error", status.last_error or "")
+        .time(epoch_ms(received_at), WritePrecision.MS)
+    )
+
+
+def rejected_point(device_id: str, message: str, reason: str, event_id: str | None, at_ms: int) -> Point:
+    """One message the ingest did not write (its dead letter holds it), so that a device whose
+    visits are all refused shows as such; ``device_id`` from the topic, ``reason`` one of a fixed few."""
+    point = (
+        Point("rejected")
+        .tag("device_id", device_id)
+        .tag("message", message)
+        .tag("reason", reason)
+        .field("count", 1)
+        .time(at_ms, WritePrecision.MS)
+    )
+    if event_id is not None:
+        point.field("event_id", event_id)
+    return point

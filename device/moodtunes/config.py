@@ -180,6 +180,9 @@ class MqttSettings(Section):
     max_retry_seconds: float = Field(300.0, gt=0, description="the longest wait between upload attempts")
     poll_seconds: float = Field(5.0, gt=0, le=3600, description="how often the uplink looks for new visits")
     ack_timeout_seconds: float = Field(10.0, gt=0, description="how long to wait for the broker's PUBACK")
+    status_seconds: float = Field(
+        300.0, gt=0, description="how often the uplink publishes the device's status (also after each batch sent)"
+    )
 
     @model_validator(mode="after")
     def _at_least_once(self) -> MqttSettings:

@@ -1,4 +1,5 @@
-"""The visit event: what the device uploads about one visit, and what the cloud ingest accepts.
+"""The visit event: what the device uploads about one visit, and what the cloud ingest accepts;
+and the device's status, the uplink's heartbeat.
 
 One pydantic model is the single source of truth (``VisitEvent.model_json_schema()`` gives it as
 JSON Schema for other consumers). Only labels, probabilities, song metadata, times and a rating
@@ -21,12 +22,19 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal, Self, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from moodtunes.config import DEVICE_ID_PATTERN
 from moodtunes.domain import Category, Mood, ScanOutcome
 
 SCHEMA_VERSION = 1
 VISIT_KIND = "visit"
+STATUS_KIND = "status"  # the last level of the status topic, <prefix>/<device_id>/status
+# The MQTT v5 user property that marks a visit sent again (`uplink --resend-since`): the payload
+# stays byte for byte what the broker acknowledged, and the ingest keeps the first upload delay.
+RESEND_PROPERTY = ("moodtunes-resend", "1")
+# A validation error of this type means the device's clock is wrong, not the event's content.
+CLOCK_ERROR = "device_clock"
 MAX_PLAYS = 200  # songs listed per visit event; listening_seconds still counts every song
 # The largest event the ingest takes, in UTF-8 bytes (the shipped broker's max_packet_size is this
 # plus 4 KiB for the topic and headers): the device builds its events well within it.
@@ -39,10 +47,15 @@ PROFILE_KEY_LENGTH = 16
 PROBS_SUM_TOLERANCE = 0.01  # room for rounding (the device keeps 5 decimals), not for another distribution
 EARLIEST_TIME = datetime(2000, 1, 1, tzinfo=UTC)
 CLOCK_AHEAD_ALLOWED = timedelta(days=1)  # a device clock this far ahead of the ingest's still passes
+MAX_ERROR_LETTERS = 300  # of the uplink's last error in its status
+MAX_OUTBOX_EVENTS = 10**9  # a count in a status: far beyond any SD card, well inside int64
+MAX_PENDING_SECONDS = 10 * 365 * 24 * 3600.0  # the oldest pending event's age in a status (the device caps it)
 
 EndReason = Literal["completed", "idle", "abandoned", "interrupted"]
 END_REASONS: tuple[str, ...] = get_args(EndReason)
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+Rating = Annotated[int, Field(ge=0, le=100)]
+DeviceId = Annotated[str, Field(min_length=1, max_length=64, pattern=DEVICE_ID_PATTERN)]
 
 
 def as_utc(moment: datetime) -> datetime:
@@ -88,12 +101,14 @@ class PlayEvent(_Strict):
     seconds_listened: float = Field(ge=0.0, le=MAX_SECONDS)
     finished: bool = False
     error: str | None = Field(None, max_length=300)
+    rating: Rating | None = Field(None, description="the latest rating given to this song (0-100); absent from "
+                                  "events of devices before per-song ratings")
 
 
 class VisitEvent(_Strict):
     schema_version: Literal[1] = SCHEMA_VERSION
     event_id: str = Field(min_length=8, max_length=64)
-    device_id: str = Field(min_length=1, max_length=64, pattern=DEVICE_ID_PATTERN)
+    device_id: DeviceId
     session_id: str = Field(min_length=8, max_length=64)
     profile_key: str = Field(
         pattern=rf"^[0-9a-f]{{{PROFILE_KEY_LENGTH}}}$", description="pseudonymous profile id (see profile_key())"
@@ -109,7 +124,7 @@ class VisitEvent(_Strict):
     )
     plays: list[PlayEvent] = Field(default_factory=list, max_length=MAX_PLAYS)
     listening_seconds: float = Field(0.0, ge=0.0, le=MAX_SECONDS)
-    rating: int | None = Field(None, ge=0, le=100)
+    rating: Rating | None = Field(None, description="the visit's last rating, of whichever song (0-100)")
 
     @field_validator("started_at", "ended_at")
     @classmethod
@@ -121,9 +136,10 @@ class VisitEvent(_Strict):
             return moment
         latest = as_utc(received_at) + CLOCK_AHEAD_ALLOWED
         if not EARLIEST_TIME <= as_utc(moment) <= latest:
-            raise ValueError(
+            raise PydanticCustomError(
+                CLOCK_ERROR,
                 f"{moment.isoformat()} is not between {EARLIEST_TIME.date()} and {latest.isoformat(timespec='seconds')} "
-                "(a day after it arrived): is the device's clock right?"
+                "(a day after it arrived): is the device's clock right?",
             )
         return moment
 
@@ -131,11 +147,32 @@ class VisitEvent(_Strict):
     def _ends_after_it_starts(self, info: ValidationInfo) -> Self:
         """A visit can't end before it started (the device's clock went back during the visit)."""
         if _received_at(info) is not None and as_utc(self.ended_at) < as_utc(self.started_at):
-            raise ValueError(
+            raise PydanticCustomError(
+                CLOCK_ERROR,
                 f"ended_at {self.ended_at.isoformat()} is before started_at {self.started_at.isoformat()}: "
-                "did the device's clock go back during the visit?"
+                "did the device's clock go back during the visit?",
             )
         return self
+
+
+class DeviceStatus(_Strict):
+    """The uplink's heartbeat, retained on ``<prefix>/<device_id>/status``: how its outbox stands.
+    A device whose visits don't arrive (offline, refused, stuck behind an error) then looks like
+    that in the cloud, not like one nobody uses. Its times are the device's clock, which may be
+    wrong: the ingest stamps the status with its own arrival time and keeps the difference."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    device_id: DeviceId
+    sent_at: datetime
+    version: str = Field(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z.+!_-]+$", description="moodtunes' version")
+    pending: int = Field(ge=0, le=MAX_OUTBOX_EVENTS, description="events waiting in the outbox")
+    oldest_pending_seconds: float = Field(
+        0.0, ge=0.0, le=MAX_PENDING_SECONDS, description="how long ago the oldest pending event was recorded; 0 if none"
+    )
+    refused: int = Field(ge=0, le=MAX_OUTBOX_EVENTS, description="events too big ever to send, kept in the outbox")
+    last_error: str | None = Field(
+        None, max_length=MAX_ERROR_LETTERS, description="why the latest upload failed; None once one went through"
+    )
 
 
 MOOD_SCORES: dict[str, float] = {Mood.HAPPY: 1.0, Mood.NEUTRAL: 0.0, Mood.SAD: -1.0}

@@ -13,12 +13,18 @@ the configured device_id the first time, including one queued before it changed,
 broker acknowledged it, only ever as acknowledged (`uplink --resend-since`).
 An event over MAX_EVENT_BYTES is never handed to paho: the broker would drop the connection for
 it, again on every reconnect, and the ingest would reject it anyway. It is marked refused in the
-outbox, and the later events go on.
+outbox, and the later events go on. An event the broker acknowledged before goes again (`uplink
+--resend-since`) with the same payload, marked with the RESEND_PROPERTY user property, so that the
+ingest keeps the upload delay of its first delivery.
+Every status_seconds and after each batch, the uplink publishes the device's status (retained,
+QoS 1, `<prefix>/<device_id>/status`): how many events wait and since when, how many were refused,
+the latest error; so a device whose visits don't arrive shows why in the cloud.
 One uplink of a device runs at a time (uplink_lock): two would connect as the same MQTT client.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import logging
 import os
@@ -28,6 +34,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import paho.mqtt.client as paho
@@ -37,7 +44,15 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from moodtunes.config import MqttSettings
-from moodtunes.events import MAX_EVENT_BYTES
+from moodtunes.events import (
+    MAX_ERROR_LETTERS,
+    MAX_EVENT_BYTES,
+    MAX_PENDING_SECONDS,
+    RESEND_PROPERTY,
+    STATUS_KIND,
+    VISIT_KIND,
+    DeviceStatus,
+)
 from moodtunes.locks import lock_path, open_lock, try_lock
 from moodtunes.store import OutboxItem, Store, StoreError
 
@@ -98,7 +113,33 @@ def uplink_lock(database: Path, stop: threading.Event | None = None) -> Iterator
 
 
 def visit_topic(topic_prefix: str, device_id: str) -> str:
-    return f"{topic_prefix}/{device_id}/visit"
+    return f"{topic_prefix}/{device_id}/{VISIT_KIND}"
+
+
+def status_topic(topic_prefix: str, device_id: str) -> str:
+    return f"{topic_prefix}/{device_id}/{STATUS_KIND}"
+
+
+def software_version() -> str:
+    """moodtunes' version as installed (the bundle's wheel), for the device's status."""
+    try:
+        return importlib.metadata.version("moodtunes")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def device_status(store: Store, device_id: str, version: str, last_error: str | None) -> DeviceStatus:
+    """How this device's outbox stands now. The oldest event's age is by the device's clock, which
+    may have stepped since (no battery clock): never below 0 nor beyond what the ingest takes."""
+    counts = store.outbox_counts()
+    oldest = store.oldest_pending_at()
+    now = datetime.now(UTC)
+    age = 0.0 if oldest is None else min(max(0.0, (now - oldest).total_seconds()), MAX_PENDING_SECONDS)
+    return DeviceStatus(
+        device_id=device_id, sent_at=now, version=version,
+        pending=counts["pending"], oldest_pending_seconds=age, refused=counts["refused"],
+        last_error=None if last_error is None else last_error[:MAX_ERROR_LETTERS],
+    )
 
 
 def client_id(device_id: str) -> str:
@@ -186,6 +227,7 @@ class BrokerLink:
         self._client.on_publish = self._on_publish
         self._changed = threading.Condition()
         self._acks: dict[int, ReasonCode] = {}
+        self._unawaited: set[int] = set()  # messages whose PUBACK nobody waits for any more
         self._connected = False
         self._closing = False
         self._refusal: str | None = None
@@ -270,27 +312,38 @@ class BrokerLink:
 
     # ---- publishing ------------------------------------------------------------------------
 
-    def publish(self, topic: str, payload: str, qos: int) -> int:
+    def publish(self, topic: str, payload: str, qos: int, resent: bool = False, retain: bool = False) -> int:
         """Queue a message (paho sends it now, or after reconnecting); its message id. A QoS 1
         message paho can't send now (rc NO_CONN) stays in paho's queue and goes on reconnecting,
-        so its PUBACK is still the one to wait for: publishing the event again would send it twice."""
-        info = self._client.publish(topic, payload, qos=qos)
+        so its PUBACK is still the one to wait for: publishing the event again would send it twice.
+        ``resent`` marks an event sent again, outside its payload (an MQTT v5 user property)."""
+        properties = None
+        if resent:
+            properties = Properties(PacketTypes.PUBLISH)
+            properties.UserProperty = [RESEND_PROPERTY]
+        info = self._client.publish(topic, payload, qos=qos, retain=retain, properties=properties)
         if info.rc not in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_NO_CONN):
             raise UplinkError(f"can't queue the message: {paho.error_string(info.rc)}")
         return info.mid
 
     def _on_publish(self, client, userdata, mid: int, reason: ReasonCode, properties) -> None:
         with self._changed:
-            self._acks[mid] = reason
+            if mid in self._unawaited:
+                self._unawaited.discard(mid)
+            else:
+                self._acks[mid] = reason
             self._changed.notify_all()
 
-    def wait_for_ack(self, mid: int, deadline: float) -> ReasonCode | None:
+    def wait_for_ack(self, mid: int, deadline: float, then_forget: bool = False) -> ReasonCode | None:
         """The PUBACK's reason code for message ``mid``, or None if none came by ``deadline``
-        (time.monotonic()); the message then stays queued in paho and is resent on reconnect."""
+        (time.monotonic()); the message then stays queued in paho and is resent on reconnect.
+        ``then_forget``: nobody asks again after a None (a status), so a late PUBACK is dropped."""
         with self._changed:
             while mid not in self._acks:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
+                    if then_forget:
+                        self._unawaited.add(mid)
                     return None
                 self._changed.wait(remaining)
             return self._acks.pop(mid)
@@ -305,6 +358,7 @@ class Uplink:
         self._settings = mqtt
         self._device_id = device_id
         self.topic = visit_topic(mqtt.topic_prefix, device_id)
+        self.status_topic = status_topic(mqtt.topic_prefix, device_id)
         # outbox id -> a publication paho still holds (it resends it on reconnect), so a slow
         # PUBACK does not make us publish the same event again.
         self._in_flight: dict[int, Publication] = {}
@@ -312,6 +366,10 @@ class Uplink:
         self._failures = 0  # failed turns in a row, for the backoff
         self._waiting_for_broker = False  # said so already
         self._store_failing = False  # the outbox can't be written (said so already)
+        self._version = software_version()
+        self._last_error: str | None = None  # of the latest turn, for the status; None once one went well
+        self._status_due = 0.0  # time.monotonic() of the next status
+        self._status_refused = False  # the broker refused the status topic (said so already)
 
     def _payload(self, item: OutboxItem) -> tuple[str, str | None]:
         """What to publish for ``item``, and the device_id it was recorded under if re-stamped from
@@ -326,10 +384,13 @@ class Uplink:
         payload, recorded_as = self._payload(item)
         if (size := len(payload.encode())) > MAX_EVENT_BYTES:
             raise EventTooBig(f"{size} bytes, over the {MAX_EVENT_BYTES} the broker and the ingest take: never sent")
-        return Publication(self._link.publish(self.topic, payload, self._settings.qos), payload, recorded_as)
+        resent = item.sent_payload is not None
+        mid = self._link.publish(self.topic, payload, self._settings.qos, resent=resent)
+        return Publication(mid, payload, recorded_as)
 
     def _refuse(self, item: OutboxItem, reason: str) -> None:
         self._store.mark_refused(item.id, reason)
+        self._last_error = reason
         logger.error(
             "event %s is refused, %s; it stays in the outbox (`moodtunes uplink --status` counts it) and the "
             "later events go on", item.event_id, reason,
@@ -389,9 +450,11 @@ class Uplink:
     def _failed(self, item: OutboxItem, problem: str, result: CycleResult) -> None:
         self._store.mark_failed(item.id, problem)
         result.error = result.error or problem
+        self._last_error = problem
 
     def run_once(self) -> CycleResult:
-        """Send everything pending (the link must be connected); stop at the first failure."""
+        """Send everything pending (the link must be connected), stopping at the first failure, then
+        the device's status."""
         total = CycleResult()
         while True:
             result = self.send_pending()
@@ -401,7 +464,37 @@ class Uplink:
             total.error = total.error or result.error
             if result.error or result.attempted < BATCH_SIZE:
                 self._log_restamped()
+                self._went_well(result)
+                self.report_status()
                 return total
+
+    def _went_well(self, result: CycleResult) -> None:
+        """A turn that sent what it tried clears the error its status reports."""
+        if not result.error and not result.refused:
+            self._last_error = None
+
+    def report_status(self) -> None:
+        """Publish the device's status, retained, and wait for the broker's PUBACK (so that a refusal
+        is seen); a status that does not go is only logged: the next one will tell. None while the
+        link is down: paho would keep it and send it, stale, on reconnecting (it goes once the link is back)."""
+        if not self._link.connected:
+            return
+        self._status_due = time.monotonic() + self._settings.status_seconds
+        status = device_status(self._store, self._device_id, self._version, self._last_error)
+        try:
+            mid = self._link.publish(self.status_topic, status.model_dump_json(), 1, retain=True)
+        except UplinkError as exc:
+            logger.debug("status not sent: %s", exc)
+            return
+        deadline = time.monotonic() + self._settings.ack_timeout_seconds
+        reason = self._link.wait_for_ack(mid, deadline, then_forget=True)
+        # Nobody subscribed: the broker keeps it anyway (retained) for whoever comes.
+        if reason is None or reason.value in (0, NO_MATCHING_SUBSCRIBERS):
+            return
+        if not self._status_refused:
+            logger.warning("the broker refused the device's status on %s (%s): add `pattern write "
+                           "<prefix>/%%u/status` to its ACL (cloud/mosquitto/acl)", self.status_topic, reason)
+        self._status_refused = True
 
     def run_forever(self, stop: threading.Event) -> None:
         """Until ``stop`` is set: send new events every poll_seconds. While the broker is away,
@@ -417,9 +510,11 @@ class Uplink:
                 stop.wait(delay)
 
     def _turn(self) -> float | None:
-        """Send what is pending if the broker is there; how long to wait before the next turn
-        (None: not at all, waiting for the broker took the time)."""
+        """Send what is pending if the broker is there, and the status after it or when it is due;
+        how long to wait before the next turn (None: not at all, waiting for the broker took the time)."""
         if not self._store.pending_events(1):
+            if time.monotonic() >= self._status_due:
+                self.report_status()
             return self._settings.poll_seconds
         if not self._link.connected:
             self._wait_for_broker()
@@ -427,7 +522,10 @@ class Uplink:
         self._waiting_for_broker = False
         result = self.send_pending()
         self._store_is_back()
-        return self._pace_after(result)
+        self._went_well(result)
+        delay = self._pace_after(result)
+        self.report_status()
+        return delay
 
     def _wait_for_broker(self) -> None:
         """Wait up to poll_seconds for the link, saying once per outage that events are waiting."""
@@ -467,6 +565,7 @@ class Uplink:
             logger.error("can't record what the broker took (%s); sending paused, trying again in %.0f s, "
                          "then less and less often", exc, delay)
         self._store_failing = True
+        self._last_error = str(exc)
         return delay
 
     def _store_is_back(self) -> None:

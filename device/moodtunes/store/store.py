@@ -113,6 +113,15 @@ class OutboxItem:
     sent_payload: str | None = None  # what the broker acknowledged, for an event queued again: sent as it is
 
 
+class UploadedVisit(NamedTuple):
+    """A visit whose event the broker acknowledged: as which device (None: sent before migration 4
+    kept that), and its start and end, which time its mood readings in the cloud."""
+
+    device_id: str | None
+    started_at: str
+    ended_at: str
+
+
 class Requeued(NamedTuple):
     """What mark_unsent_since did: events queued again, and those left sent, by the device_id the
     broker acknowledged them under."""
@@ -155,6 +164,16 @@ def _plays(db: sqlite3.Connection, session_id: int) -> list[sqlite3.Row]:
     return rows.fetchall()
 
 
+def _play_ratings(db: sqlite3.Connection, session_id: int) -> dict[int, int]:
+    """The latest rating of each of a visit's plays that has one, by play id (a visitor who went back
+    to the music and rated the song again changed their mind)."""
+    rows = db.execute(
+        "SELECT play_id, score FROM ratings WHERE play_id IN (SELECT id FROM plays WHERE session_id = ?) ORDER BY id",
+        (session_id,),
+    )
+    return {r["play_id"]: r["score"] for r in rows}
+
+
 def _clip(text: str) -> str:
     """``text`` cut to MAX_TEXT_BYTES of UTF-8, never inside a letter: an event's size is in bytes,
     and a letter of Japanese takes three."""
@@ -165,21 +184,21 @@ def _json_bytes(model: BaseModel) -> int:
     return len(model.model_dump_json().encode())
 
 
-def _play_event(row: sqlite3.Row) -> PlayEvent:
+def _play_event(row: sqlite3.Row, rating: int | None) -> PlayEvent:
     return PlayEvent(
         title=_clip(row["title"]), artist=_clip(row["artist"]), category=row["category"],
         seconds_listened=min(row["seconds_listened"], MAX_SECONDS), finished=bool(row["finished"]),
-        error=_clip(row["error"]) if row["error"] else None,
+        error=_clip(row["error"]) if row["error"] else None, rating=rating,
     )
 
 
-def _plays_that_fit(rows: list[sqlite3.Row], room: int) -> list[PlayEvent]:
-    """The plays heard longest, at most MAX_PLAYS and as many as fit in ``room`` bytes of JSON, in
-    the order played: a visit of endless failed plays, or of very long titles, still fits its event,
-    and what was really heard (and its main category) stays in it."""
+def _plays_that_fit(rows: list[sqlite3.Row], ratings: dict[int, int], room: int) -> list[PlayEvent]:
+    """The plays heard longest (with their ratings), at most MAX_PLAYS and as many as fit in ``room``
+    bytes of JSON, in the order played: a visit of endless failed plays, or of very long titles,
+    still fits its event, and what was really heard (and its main category) stays in it."""
     kept: list[tuple[int, PlayEvent]] = []
     for row in sorted(rows, key=lambda r: -r["seconds_listened"])[:MAX_PLAYS]:
-        play = _play_event(row)
+        play = _play_event(row, ratings.get(row["id"]))
         room -= _json_bytes(play) + 1  # and its comma
         if room < 0:
             break
@@ -440,6 +459,13 @@ class Store:
                 (utc_now(), profile_id),
             )
 
+    def withdraw_consent(self, profile_id: int) -> Profile:
+        """The person takes back their "I agree" to the camera: the notice is asked again before
+        the next scan of theirs. Returns the profile as it is now."""
+        with self.transaction() as db:
+            db.execute("UPDATE profiles SET consent_at = NULL WHERE id = ?", (profile_id,))
+            return self._profile_by_id(db, profile_id)
+
     def forget_profile(self, profile_id: int) -> int:
         """Delete a person's profile and all this device holds of them: their visits (readings,
         plays, ratings) and those visits' events, sent or not (unsent ones would still upload
@@ -618,7 +644,7 @@ class Store:
             listening_seconds=listening_seconds,
             rating=rating["score"] if rating else None,
         )
-        plays = _plays_that_fit(rows, EVENT_BYTE_BUDGET - _json_bytes(event))
+        plays = _plays_that_fit(rows, _play_ratings(db, session_id), EVENT_BYTE_BUDGET - _json_bytes(event))
         if len(plays) < len(rows):
             logger.warning(
                 "visit %d: its event lists the %d of its %d plays heard longest (at most %d, within %d KiB); "
@@ -807,6 +833,23 @@ class Store:
                 (stamp, device_id, device_id),
             ).rowcount
         return Requeued(queued, left)
+
+    def oldest_pending_at(self) -> datetime | None:
+        """When the oldest event waiting to be sent was recorded (one queued again by
+        mark_unsent_since: when it was first recorded), for the device's status."""
+        row = self._query("SELECT min(created_at) FROM outbox WHERE sent_at IS NULL AND refused_at IS NULL")[0]
+        return None if row[0] is None else datetime.fromisoformat(row[0])
+
+    def uploaded_visits(self, profile_id: int) -> list[UploadedVisit]:
+        """The profile's visits whose events the broker acknowledged (sent, or sent and queued again),
+        oldest first: what is in the cloud of them, for `moodtunes forget` to say how to delete it."""
+        rows = self._query(
+            f"SELECT {_ACKNOWLEDGED_AS} AS device, s.started_at, s.ended_at FROM outbox o"
+            " JOIN sessions s ON s.id = o.session_id"
+            " WHERE s.profile_id = ? AND (o.sent_at IS NOT NULL OR o.sent_payload IS NOT NULL) ORDER BY s.id",
+            (profile_id,),
+        )
+        return [UploadedVisit(r["device"], r["started_at"], r["ended_at"]) for r in rows]
 
     def outbox_counts(self) -> dict[str, int]:
         row = self._query(
