@@ -8,8 +8,19 @@
 # Besides the tarball it writes TARBALL.sha256 and prints the tarball's sha256: check it on the Pi
 # before unpacking (README, "On a Raspberry Pi"). Inside, SHA256SUMS lists every file (install-pi.sh
 # refuses any other) and requirements/hashed-*.txt pin each wheel to its sha256 for pip's
-# --require-hashes. Sourced (`. build-bundle.sh`), it only defines its functions, for the tests.
+# --require-hashes; TARGET names the Python and OS release the Pi must have. Sourced
+# (`. build-bundle.sh`), it only defines its functions, for the tests.
 set -euo pipefail
+
+# The system the bundle is for: its wheels are this CPython's, and install-pi.sh stops on another
+# (TARGET in the bundle) before it changes anything.
+PI_PYTHON=3.11
+PI_OS=bookworm
+
+# write_target DIR: DIR/TARGET, the Python (major.minor) and Raspberry Pi OS release (codename).
+write_target() {
+  printf 'python=%s\nos=%s\n' "$PI_PYTHON" "$PI_OS" > "$1/TARGET"
+}
 
 # write_hashed_requirements PYTHON WHEELS_DIR OUT_DIR: OUT_DIR/hashed-dependencies.txt (every wheel
 # but moodtunes') and OUT_DIR/hashed-moodtunes.txt, one `name==version --hash=sha256:...` line per
@@ -71,14 +82,14 @@ main() {
   "$python" -m pip wheel -q --no-deps --no-build-isolation -w "$stage/wheels" "$repo" 2>/dev/null \
     || "$python" -m pip wheel -q --no-deps -w "$stage/wheels" "$repo"
 
-  echo "== dependency wheels for aarch64 / CPython 3.11 (requirements/pi-aarch64.txt)"
+  echo "== dependency wheels for aarch64 / CPython $PI_PYTHON (requirements/pi-aarch64.txt)"
   # Raspberry Pi OS bookworm has glibc 2.36: every manylinux tag up to 2.36 fits.
   local platforms=() tag
   for tag in manylinux2014_aarch64 $(seq -f 'manylinux_2_%g_aarch64' 17 36) linux_aarch64; do
     platforms+=(--platform "$tag")
   done
   "$python" -m pip download -q --only-binary=:all: --no-deps "${platforms[@]}" \
-    --python-version 3.11 --implementation cp --abi cp311 --abi abi3 --abi none \
+    --python-version "$PI_PYTHON" --implementation cp --abi "cp${PI_PYTHON/./}" --abi abi3 --abi none \
     -r "$repo/requirements/pi-aarch64.txt" -d "$stage/wheels"
 
   echo "== hashed requirements (pip --require-hashes on the Pi)"
@@ -94,6 +105,7 @@ main() {
   cp "$repo/provisioning/install-pi.sh" "$repo/provisioning/moodtunes.example.toml" "$repo/provisioning/env.example" \
     "$repo/provisioning/uplink.env.example" "$stage/provisioning/"
   cp "$repo/README.md" "$stage/"
+  write_target "$stage"
   write_checksums "$stage"
 
   local tarball="$out/$name.tar.gz"

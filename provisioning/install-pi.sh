@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Install (or upgrade) moodtunes on Raspberry Pi OS bookworm, 64-bit, from an unpacked offline
-# bundle (see build-bundle.sh). Needs no internet when the apt packages below are already present
-# (they are on a standard Raspberry Pi OS image with a camera).
+# bundle (see build-bundle.sh). It installs with apt what the system lacks, which needs the internet:
+# Raspberry Pi OS Lite may lack some of the packages below (display libraries, ffmpeg), and no image
+# has zram-tools or all the fallback fonts. Offline, it goes on without those last two, and stops
+# on the others.
 #
 #   sudo ./provisioning/install-pi.sh
 #
@@ -12,8 +14,51 @@ set -euo pipefail
 
 prefix=/opt/moodtunes
 etc=/etc/moodtunes
+os_release=/etc/os-release
 
 indent() { sed 's/^/  /'; }
+
+# python_version PYTHON: its major.minor ("3.11"); nothing if it doesn't run.
+python_version() {
+  "$1" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null || true
+}
+
+# venv_version VENV: the major.minor of the Python that made it, from its pyvenv.cfg.
+venv_version() {
+  sed -n 's/^version *= *\([0-9]*\.[0-9]*\).*/\1/p' "$1/pyvenv.cfg" 2>/dev/null || true
+}
+
+# check_target BUNDLE: the system is the one the bundle was built for (BUNDLE/TARGET): its wheels
+# are one Python's (cp311), its apt packages one Raspberry Pi OS release's. Checked before anything
+# changes: on trixie (Python 3.13) pip refused the wheels only after packages, users and a venv
+# had been added.
+check_target() {
+  local target=$1/TARGET want_python want_os python os
+  [ -f "$target" ] || { echo "install-pi.sh: $target is missing: rebuild the bundle with make bundle" >&2; return 1; }
+  want_python=$(sed -n 's/^python=//p' "$target")
+  want_os=$(sed -n 's/^os=//p' "$target")
+  python=$(python_version python3)
+  os=$(sed -n 's/^VERSION_CODENAME=//p' "$os_release" 2>/dev/null | tr -d "\"'" || true)
+  if [ "$python" != "$want_python" ] || [ "$os" != "$want_os" ]; then
+    echo "install-pi.sh: this bundle is for Raspberry Pi OS $want_os with Python $want_python, and this" \
+         "system is ${os:-of unknown release} with Python ${python:-(no python3)}: nothing was installed." \
+         "Use Raspberry Pi OS $want_os (64-bit) (README, On a Raspberry Pi)." >&2
+    return 1
+  fi
+}
+
+# apt_install PACKAGE...: apt-get install, after one apt-get update per run: an image's package
+# lists go stale, and apt then asks the mirror for versions it no longer has (404). Offline, the
+# update fails and apt makes do with the lists it has.
+apt_updated=
+apt_install() {
+  if [ -z "$apt_updated" ]; then
+    apt_updated=1
+    apt-get update ||
+      echo "install-pi.sh: apt-get update failed (no network?): installing with the package lists this system has" >&2
+  fi
+  apt-get install -y --no-install-recommends "$@"
+}
 
 # verify_bundle DIR: every file of the unpacked bundle is listed in DIR/SHA256SUMS and matches its
 # checksum; a missing SHA256SUMS, a file it doesn't list (an added wheel would be installed), a
@@ -118,7 +163,7 @@ no_sd_swap() {
     echo "install-pi.sh: MOODTUNES_KEEP_SWAPFILE=1: the swap file stays" >&2
   elif dpkg -s dphys-swapfile >/dev/null 2>&1; then
     if ! dpkg -s zram-tools >/dev/null 2>&1; then
-      apt-get install -y --no-install-recommends zram-tools ||
+      apt_install zram-tools ||
         echo "install-pi.sh: zram-tools is not installed (no network?): no swap until it is (README, On a Raspberry Pi)" >&2
     fi
     # Ends with the file deleted; refused (and the install goes on) if RAM can't take what is in it.
@@ -145,6 +190,7 @@ main() {
 
   echo "== checking the bundle"
   verify_bundle "$bundle"
+  check_target "$bundle"
 
   echo "== system packages"
   # picamera2 only comes from Raspberry Pi OS; the venv sees it through --system-site-packages.
@@ -155,13 +201,18 @@ main() {
   local missing=() pkg
   for pkg in "${needed[@]}"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
   if [ "${#missing[@]}" -gt 0 ]; then
-    apt-get install -y --no-install-recommends "${missing[@]}"
+    apt_install "${missing[@]}"
   fi
-  # Chinese, Japanese and Korean song titles need a fallback font: wanted, but no reason to stop an
-  # offline install.
-  if ! dpkg -s fonts-wqy-microhei >/dev/null 2>&1; then
-    apt-get install -y --no-install-recommends fonts-wqy-microhei ||
-      echo "install-pi.sh: fonts-wqy-microhei is not installed (no network?): Chinese, Japanese and Korean song titles show as boxes until it is" >&2
+  # Song titles in other scripts need fallback fonts (installed sizes): Chinese, Japanese and Korean
+  # from fonts-wqy-microhei (5 MB), Indic scripts, Thai, Ethiopic… from fonts-noto-core (42 MB),
+  # emoji in outline from fonts-symbola (3 MB). Wanted, but no reason to stop an offline install.
+  local fonts=()
+  for pkg in fonts-wqy-microhei fonts-noto-core fonts-symbola; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || fonts+=("$pkg")
+  done
+  if [ "${#fonts[@]}" -gt 0 ]; then
+    apt_install "${fonts[@]}" ||
+      echo "install-pi.sh: ${fonts[*]} not installed (no network?): song titles lose the characters of other scripts and emoji until they are" >&2
   fi
 
   echo "== swap (camera frames must not be paged out to the SD card)"
@@ -178,6 +229,15 @@ main() {
   install -d -m 0755 "$prefix" "$etc"
 
   echo "== python environment ($prefix/venv)"
+  # One another Python made (the OS upgraded under it) has its packages where this Python doesn't
+  # look, and its bin/python may now run this one: start afresh.
+  local made_by python
+  made_by=$(venv_version "$prefix/venv")
+  python=$(python_version python3)
+  if [ -e "$prefix/venv" ] && [ "$made_by" != "$python" ]; then
+    echo "  $prefix/venv was made by Python ${made_by:-?}, not by this system's $python: making it afresh"
+    rm -rf "$prefix/venv"
+  fi
   [ -x "$prefix/venv/bin/python" ] || python3 -m venv --system-site-packages "$prefix/venv"
   # Older bundles installed pygame, which pygame-ce replaces: both own the `pygame` package.
   if ls "$prefix"/venv/lib/python3*/site-packages/pygame-[0-9]*.dist-info >/dev/null 2>&1; then
@@ -205,17 +265,37 @@ main() {
   install -m 0644 "$bundle"/systemd/moodtunes-* /etc/systemd/system/
   systemctl daemon-reload
   systemctl enable moodtunes-kiosk.service moodtunes-uplink.service moodtunes-library.timer
-  # The scan is a oneshot that lasts until every song is analysed: queue it, don't wait for it.
+  # The scan is a oneshot that lasts until every song is analysed: queue it, don't wait for it. The
+  # kiosk scans as it starts too: the two take turns (a lock), the second finding the work done.
   systemctl --no-block restart moodtunes-library.service || true
+  # A service that stopped on an invalid configuration (exit status 2) is marked failed: start afresh.
+  systemctl reset-failed moodtunes-kiosk.service moodtunes-uplink.service || true
   systemctl restart moodtunes-kiosk.service moodtunes-uplink.service || true
 
   # As the services' user: a database root created here would lock the services out of it. With the
   # kiosk's display driver, so doctor also checks that pygame's SDL has it. Its camera check doesn't
   # open the camera (no visitor agreed to anything here).
+  local doctor=0
   runuser -u moodtunes -- env SDL_VIDEODRIVER=kmsdrm \
-    "$prefix/venv/bin/moodtunes" --config "$etc/moodtunes.toml" doctor || true
-  echo "moodtunes is installed. Edit $etc/moodtunes.toml (music folders, broker), put the MQTT"
-  echo "password in $etc/uplink.env, then: sudo systemctl restart moodtunes-kiosk moodtunes-uplink"
+    "$prefix/venv/bin/moodtunes" --config "$etc/moodtunes.toml" doctor || doctor=$?
+  report_doctor "$doctor"
+}
+
+# report_doctor STATUS: the end of the install, by doctor's exit status: 2 is a configuration the
+# services refuse (they stop at once, not restarted), so the install is not done.
+report_doctor() {
+  local restart="sudo systemctl restart moodtunes-kiosk moodtunes-uplink"
+  case $1 in
+    0)
+      echo "moodtunes is installed. Edit $etc/moodtunes.toml (music folders, broker), put the MQTT"
+      echo "password in $etc/uplink.env, then: $restart";;
+    2)
+      echo "install-pi.sh: installed, but the services can't start: $etc/moodtunes.toml is invalid (above)." >&2
+      echo "install-pi.sh: fix it (sudo -u moodtunes $prefix/venv/bin/moodtunes doctor says when it is), then: $restart" >&2
+      return 1;;
+    *)
+      echo "install-pi.sh: installed, but doctor found problems (FAIL above): fix them, then: $restart" >&2;;
+  esac
 }
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -143,8 +144,20 @@ def test_the_built_bundle_passes_the_installers_check(built_bundle, tmp_path):
     listed = {line.split("  ", 1)[1] for line in (bundle / "SHA256SUMS").read_text().splitlines()}
     for needed in ("./provisioning/install-pi.sh", "./provisioning/uplink.env.example", "./provisioning/env.example",
                    "./requirements/hashed-dependencies.txt", "./requirements/hashed-moodtunes.txt",
-                   "./systemd/moodtunes-kiosk.service", "./wheels/mtdep-1.0-py3-none-any.whl"):
+                   "./systemd/moodtunes-kiosk.service", "./wheels/mtdep-1.0-py3-none-any.whl", "./TARGET"):
         assert needed in listed, needed
     result = bash(f'verify_bundle "{bundle}"', bundle / "provisioning" / "install-pi.sh")
     assert result.returncode == 0, result.stderr
     assert "mtdep==1.0" in (bundle / "requirements" / "hashed-dependencies.txt").read_text()
+
+
+def test_the_bundle_names_the_python_and_release_it_is_for(built_bundle):
+    """install-pi.sh compares TARGET with the Pi's python3 and /etc/os-release before it changes anything."""
+    out, _ = built_bundle
+    [tarball] = out.glob("moodtunes-*-rpi-aarch64.tar.gz")
+    with tarfile.open(tarball) as archive:
+        target = archive.extractfile(f"{tarball.name.removesuffix('.tar.gz')}/TARGET").read().decode()
+    assert target == "python=3.11\nos=bookworm\n"
+    # The Pi's lock file is compiled for that Python too.
+    pi_lock = re.search(r"--python-platform aarch64-manylinux_2_36\s*\\\s*--python-version (\S+)", (REPO / "Makefile").read_text())
+    assert pi_lock and pi_lock[1] == "3.11"

@@ -34,8 +34,9 @@ def bundle(tmp_path) -> Path:
     (root / "models" / "emotion").mkdir(parents=True)
     (root / "models" / "emotion" / "emotion_int8.tflite").write_bytes(b"\x00model")
     (root / "requirements").mkdir()
+    (root / "README.md").write_text("# moodtunes\n")
     result = bash(f'write_hashed_requirements "{sys.executable}" "{root}/wheels" "{root}/requirements" && '
-                  f'write_checksums "{root}"', BUILD)
+                  f'write_target "{root}" && write_checksums "{root}"', BUILD)
     assert result.returncode == 0, result.stderr
     return root
 
@@ -94,7 +95,8 @@ def test_a_listed_path_outside_the_bundle_is_refused(bundle):
 def test_the_installer_checks_the_bundle_before_anything_else():
     main = INSTALL.read_text().split("\nmain() {", 1)[1]
     check = main.index('verify_bundle "$bundle"')
-    for later in ("apt-get install", "install_wheels", "useradd", "systemctl"):
+    assert check < main.index('check_target "$bundle"')
+    for later in ("apt_install", "install_wheels", "useradd", "systemctl"):
         assert check < main.index(later), later
     assert 'install_wheels "$bundle" "$prefix/venv/bin/pip"' in main
     assert "--find-links" not in main  # only through install_wheels, with hashes
@@ -213,7 +215,7 @@ def test_the_sd_card_swap_file_is_replaced_by_zram():
     result = _no_sd_swap(HAS_DPHYS="1")
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
-        "apt-get install -y --no-install-recommends zram-tools",
+        "apt-get update", "apt-get install -y --no-install-recommends zram-tools",
         "dphys-swapfile swapoff", "dphys-swapfile uninstall", "systemctl disable dphys-swapfile.service",
         "disk_swap_warnings",
     ]
@@ -248,3 +250,127 @@ def test_swap_on_a_disk_or_zram_writeback_is_reported(tmp_path):
     (sys_block / "zram0" / "backing_dev").write_text("/dev/mmcblk0p3\n")
     loud = bash(f'disk_swap_warnings "{swaps}" "{sys_block}"', INSTALL)
     assert "swap on /var/swap" in loud.stderr and "writes back to /dev/mmcblk0p3" in loud.stderr
+
+
+# --- the whole installer (main), every command that changes the system a stand-in ----------------
+
+# Stand-ins for main's commands, each listed in $CALLS; $PREFIX, $ETC and $OS_RELEASE replace
+# /opt/moodtunes, /etc/moodtunes and /etc/os-release. python3 says it is Python $PY_VERSION.
+MAIN_STUBS = """
+prefix=$PREFIX etc=$ETC os_release=$OS_RELEASE
+record() { printf '%s\\n' "$*" >> "$CALLS"; }
+id() { if [ "$1" = -u ]; then echo 0; else false; fi; }
+uname() { echo aarch64; }
+dpkg() { if [ "$1" = --print-architecture ]; then echo arm64; else [ -n "${HAS_PACKAGES:-}" ]; fi; }
+apt-get() { record "apt-get $*"; [ "$1" != update ] || return "${UPDATE_FAILS:-0}"; }
+for command in dphys-swapfile systemctl useradd usermod install chown chgrp share_data_dir install_wheels; do
+  eval "$command() { record $command \\"\\$*\\"; }"
+done
+disk_swap_warnings() { :; }
+python3() {
+  if [ "$1" = -c ]; then echo "$PY_VERSION"; return; fi
+  record "python3 $*"
+  mkdir -p "$prefix/venv/bin" && printf 'version = %s.1\\n' "$PY_VERSION" > "$prefix/venv/pyvenv.cfg"
+}
+runuser() { shift 3; "$@"; }
+main
+"""
+
+
+def run_installer(bundle: Path, tmp_path: Path, *, python: str = "3.11", codename: str = "bookworm",
+                  venv_python: str | None = None, config: str = "", doctor: str | None = "exit 0",
+                  **env: str) -> tuple[subprocess.CompletedProcess, list[str]]:
+    """install-pi.sh's main on a system with Python ``python`` and release ``codename``, the given
+    moodtunes.toml, and the venv of an earlier install (made by ``venv_python``, default ``python``)
+    whose moodtunes runs ``doctor`` (None: the real moodtunes). The result and the calls made."""
+    prefix, etc, calls = tmp_path / "opt", tmp_path / "etc", tmp_path / "calls"
+    (prefix / "venv" / "bin").mkdir(parents=True, exist_ok=True)
+    (prefix / "venv" / "pyvenv.cfg").write_text(f"home = /usr/bin\nversion = {venv_python or python}.2\n")
+    (prefix / "venv" / "bin" / "python").symlink_to(sys.executable)
+    moodtunes = prefix / "venv" / "bin" / "moodtunes"
+    moodtunes.write_text(f"#!/bin/sh\n{doctor}\n" if doctor else f'#!/bin/sh\nexec "{sys.executable}" -m moodtunes "$@"\n')
+    moodtunes.chmod(0o755)
+    etc.mkdir(exist_ok=True)
+    for name, text in (("moodtunes.toml", config), ("env", ""), ("uplink.env", "")):
+        (etc / name).write_text(text)
+    os_release = tmp_path / "os-release"
+    os_release.write_text(f'PRETTY_NAME="Debian GNU/Linux"\nVERSION_CODENAME={codename}\n')
+    calls.write_text("")
+    variables = dict(os.environ, PREFIX=str(prefix), ETC=str(etc), OS_RELEASE=str(os_release), CALLS=str(calls),
+                     PY_VERSION=python, **env)
+    # main finds the bundle from $0, which is "bash" here: one folder up from the working directory.
+    result = bash(MAIN_STUBS, bundle / "provisioning" / "install-pi.sh", cwd=bundle / "provisioning", env=variables)
+    return result, calls.read_text().splitlines()
+
+
+def test_the_installer_runs_to_the_end_with_its_stand_ins(bundle, tmp_path):
+    result, calls = run_installer(bundle, tmp_path, HAS_PACKAGES="1")
+    assert result.returncode == 0, result.stderr
+    assert "moodtunes is installed" in result.stdout
+    assert f"install_wheels {bundle} {tmp_path / 'opt' / 'venv' / 'bin' / 'pip'}" in calls
+    assert [c for c in calls if c.startswith(("apt-get", "python3"))] == []  # all there, the venv too
+
+
+def test_another_python_stops_the_install_before_it_changes_anything(bundle, tmp_path):
+    """Raspberry Pi OS trixie has Python 3.13, for which the bundle's cp311 wheels are no use."""
+    result, calls = run_installer(bundle, tmp_path, python="3.13", codename="trixie")
+    assert result.returncode != 0
+    assert "Python 3.11" in result.stderr and "Python 3.13" in result.stderr and "trixie" in result.stderr
+    assert "nothing was installed" in result.stderr
+    assert calls == []  # no apt-get, dphys-swapfile, useradd, install...
+
+
+def test_another_release_with_the_same_python_stops_the_install_too(bundle, tmp_path):
+    result, calls = run_installer(bundle, tmp_path, codename="bullseye")
+    assert result.returncode != 0 and "bullseye" in result.stderr and calls == []
+
+
+def test_a_bundle_without_its_target_is_refused(bundle, tmp_path):
+    (bundle / "TARGET").unlink()
+    (bundle / "SHA256SUMS").write_text("".join(
+        line + "\n" for line in (bundle / "SHA256SUMS").read_text().splitlines() if not line.endswith("./TARGET")))
+    result, calls = run_installer(bundle, tmp_path)
+    assert result.returncode != 0 and "TARGET is missing" in result.stderr and calls == []
+
+
+def test_a_venv_of_another_python_is_made_afresh(bundle, tmp_path):
+    """An OS upgraded under an install: the venv's packages are in lib/python3.9, which 3.11 ignores
+    (and its bin/python, a link to python3, now runs 3.11)."""
+    old = tmp_path / "opt" / "venv" / "lib" / "python3.9" / "site-packages"
+    old.mkdir(parents=True)
+    result, calls = run_installer(bundle, tmp_path, venv_python="3.9", HAS_PACKAGES="1")
+    assert "made by Python 3.9" in result.stdout, result.stderr
+    venv = f"python3 -m venv --system-site-packages {tmp_path / 'opt' / 'venv'}"
+    wheels = [c for c in calls if c.startswith("install_wheels")]
+    assert not old.exists() and venv in calls and calls.index(venv) < calls.index(wheels[0])
+
+
+def test_missing_packages_are_installed_after_an_apt_get_update(bundle, tmp_path):
+    """The lists on an image go stale: apt then asks for versions the mirror no longer has (404)."""
+    result, calls = run_installer(bundle, tmp_path)
+    assert result.returncode == 0, result.stderr
+    apt = [c for c in calls if c.startswith("apt-get")]
+    assert apt[0] == "apt-get update" and apt.count("apt-get update") == 1
+    assert apt[1].startswith("apt-get install -y --no-install-recommends python3-venv python3-picamera2")
+    assert len(apt) == 3 and "fonts-wqy-microhei" in apt[2]  # then the fonts, without a second update
+
+
+def test_offline_the_update_fails_and_the_install_goes_on(bundle, tmp_path):
+    result, calls = run_installer(bundle, tmp_path, UPDATE_FAILS="100")
+    assert result.returncode == 0, result.stderr
+    assert "apt-get update failed (no network?)" in result.stderr
+    assert any(c.startswith("apt-get install -y --no-install-recommends python3-venv") for c in calls)
+
+
+def test_an_invalid_configuration_is_no_successful_install(bundle, tmp_path):
+    """doctor (the real one) exits 2 on it, and the services refuse it: the installer says so."""
+    result, _ = run_installer(bundle, tmp_path, HAS_PACKAGES="1", config="[kiosk]\nno_such_key = 1\n", doctor=None)
+    assert result.returncode != 0
+    assert "moodtunes is installed" not in result.stdout
+    assert "no_such_key" in result.stderr and "moodtunes.toml is invalid" in result.stderr
+
+
+def test_problems_doctor_finds_are_pointed_at(bundle, tmp_path):
+    result, _ = run_installer(bundle, tmp_path, HAS_PACKAGES="1", doctor="echo 'FAIL  camera   none'; exit 1")
+    assert result.returncode == 0, result.stderr
+    assert "moodtunes is installed" not in result.stdout and "doctor found problems" in result.stderr

@@ -198,3 +198,58 @@ def test_a_kiosk_visit_opens_no_internet_socket(monkeypatch, tmp_path):
     finally:
         _sockets = None
     assert seen == []
+
+
+# --- restarts and exit statuses ------------------------------------------------------------------
+
+
+def _seconds(timespan: str) -> float:
+    """A systemd time span as these units write it: "90", "30s", "2min"."""
+    match = re.fullmatch(r"(\d+)(s|min)?", timespan)
+    assert match, timespan
+    return int(match[1]) * (60 if match[2] == "min" else 1)
+
+
+def test_a_kiosk_that_cannot_start_keeps_trying_slowly():
+    """Without a display it exits in 0.3 s. With RestartSec=2 it restarted 30 times a minute; with a
+    start limit it would stay dark after a few quick failures, even once a screen is plugged in."""
+    u = unit(KIOSK)
+    assert u["Restart"] == ["always"]
+    assert _seconds(u["RestartSec"][0]) >= 10
+    assert _seconds(u["StartLimitIntervalSec"][0]) == 0  # no limit
+    assert "RestartSteps" not in u  # systemd 254; bookworm's 252 ignores it
+
+
+@pytest.mark.parametrize("name", [KIOSK, UPLINK])
+def test_an_invalid_configuration_is_not_restarted(name, tmp_path):
+    """moodtunes exits 2 on a configuration error, which no restart mends."""
+    from moodtunes.cli import main as moodtunes
+
+    config = tmp_path / "moodtunes.toml"
+    config.write_text("[kiosk]\nno_such_key = 1\n")
+    command = unit(name)["ExecStart"][0].split()[1]
+    assert moodtunes(["--config", str(config), command]) == 2
+    assert "2" in words(unit(name), "RestartPreventExitStatus")
+
+
+def test_a_stopped_library_scan_is_not_a_failure():
+    """Stopped, the scan saves its work and exits 143 (SIGTERM before the scan began kills it): a
+    oneshot counts neither as success unless told."""
+    from moodtunes.commands.library import SCAN_EXIT_STATUS
+
+    assert "143 after SIGTERM" in SCAN_EXIT_STATUS
+    assert {"143", "SIGTERM"} <= words(unit(LIBRARY), "SuccessExitStatus")
+
+
+def test_the_kiosk_takes_tty1_once_the_login_prompt_let_go_of_it():
+    u = unit(KIOSK)
+    assert "getty@tty1.service" in words(u, "Conflicts")
+    assert {"getty@tty1.service", "plymouth-quit-wait.service"} <= words(u, "After")
+
+
+def test_a_kiosk_restart_starts_no_library_scan():
+    """It scans as it starts; a Wants= started the library service along with every restart, and
+    with it a second writer of the demo library on the first start."""
+    assert "moodtunes-library.service" not in words(unit(KIOSK), "Wants")
+    timer = (SYSTEMD / "moodtunes-library.timer").read_text()
+    assert re.search(r"^OnBootSec=", timer, re.MULTILINE)  # the boot's scan, which README promises

@@ -7,7 +7,13 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from moodtunes.library.scan import NoMusicFolders, ProgressCallback, ScanReport, scan_library
+from moodtunes.library.scan import (
+    NoMusicFolders,
+    ProgressCallback,
+    ScanReport,
+    scan_library,
+    scan_lock,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +35,8 @@ def ensure_library(
     should_stop: Callable[[], bool] | None = None,
 ) -> ScanReport:
     """Bring the catalogue in line with the configured library: the folders in library.paths, or,
-    when there are none and library.demo is on, the demo library (synthesized on first use).
+    when there are none and library.demo is on, the demo library (synthesized on first use, under
+    the scan lock: ``should_stop`` is asked while waiting for it too).
     The catalogue then holds only those folders' tracks, unless one of them is missing (see
     scan_library). NoMusicFolders when there are none at all: the catalogue is left as it is."""
     roots = list(settings.library.paths)
@@ -38,7 +45,9 @@ def ensure_library(
 
         folder = demo_library_dir(settings)
         logger.info("no music folders configured: using the demo library in %s", folder)
-        write_demo_library(folder)
+        # Under the scan lock: on the first start the kiosk and the library service both get here.
+        with scan_lock(store.path, should_stop or (lambda: False)):
+            write_demo_library(folder)
         roots = [folder]
     if not roots:
         raise NoMusicFolders("no music folders configured (library.paths is empty and library.demo is off)")

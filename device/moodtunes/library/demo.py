@@ -9,6 +9,8 @@ gives the same samples.
 from __future__ import annotations
 
 import logging
+import os
+import uuid
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -201,17 +203,29 @@ def _tag(path: Path, track: DemoTrack) -> None:
 def write_demo_library(folder: Path, seed: int = 0) -> list[Path]:
     """Write the demo tracks (tagged FLAC: lossless, so they sound exactly as synthesized)
     into ``folder``; files already there are kept,
-    so calling it again costs nothing and leaves the catalogue's size+mtime untouched."""
+    so calling it again costs nothing and leaves the catalogue's size+mtime untouched. Each file
+    appears whole or not at all, also while another process writes the same folder."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for number, track in enumerate(TRACKS, start=1):
         path = folder / f"{number:02d}-{track.slug}.flac"
         if not path.exists():
-            tmp = path.with_name(f".{path.name}.tmp")
-            sf.write(str(tmp), synthesize(track, seed), SR, format="FLAC", subtype="PCM_16")
-            _tag(tmp, track)
-            tmp.replace(path)
+            _write_track(path, track, seed)
             logger.debug("wrote demo track %s", path)
         paths.append(path)
     return paths
+
+
+def _write_track(path: Path, track: DemoTrack, seed: int) -> None:
+    # A temporary name of this call's own: one shared with another writer (the kiosk's scan and the
+    # library service's, on the first start) had the two write, tag and rename one file at the same
+    # time, leaving a damaged song that is never rewritten. Not mkstemp: its 0600 would ignore the umask.
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        sf.write(str(tmp), synthesize(track, seed), SR, format="FLAC", subtype="PCM_16")
+        _tag(tmp, track)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
