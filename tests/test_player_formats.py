@@ -116,8 +116,8 @@ def test_taps_made_while_a_song_is_made_ready_dont_land_on_the_screen_that_follo
     app = kiosk_with_an_m4a_song(settings, tmp_path)
     say_now = app.say_now
 
-    def impatient(message: str) -> None:
-        say_now(message)
+    def impatient(message: str, **kwargs) -> None:
+        say_now(message, **kwargs)
         pygame.event.post(key_event(pygame.K_ESCAPE))
 
     app.say_now = impatient

@@ -1,6 +1,7 @@
 """The "Still there?" warning before the idle timeout ends a visit: on the headless kiosk (SDL dummy
 video and audio), driven by posted touch, mouse and key events, on a clock the test moves by hand
-(``KioskApp.clock``), so nothing waits on real time and nothing is timing-sensitive."""
+(``KioskApp.clock``), so nothing waits on real time and nothing is timing-sensitive. It gives 30 s
+to answer (WCAG 2.2.1 asks for 20 s at least), starting earlier, within the same timeout."""
 
 from __future__ import annotations
 
@@ -106,37 +107,51 @@ def brightness(app, rect: pygame.Rect) -> int:
     return sum(pygame.transform.average_color(app.surface, rect)[:3])
 
 
-def test_the_warning_shows_only_in_the_last_15_seconds_with_the_seconds_left(settings, library, drawn):
+def test_the_warning_shows_only_in_the_last_30_seconds_with_the_seconds_left(settings, library, drawn):
     app, clock = start(settings)
     try:
         to_manual_picker(app)
         face = target_rect(app, "mood:happy")
         strip = pygame.Rect(face.left, face.top, face.width // 5, face.height)  # left of the card
         before = brightness(app, strip)
-        assert not warned(after(app, clock, 74.75, drawn))
-        lines = after(app, clock, 0.25, drawn)  # 15 s left
+        assert not warned(after(app, clock, 59.75, drawn))
+        lines = after(app, clock, 0.25, drawn)  # 30 s left, of the same 90 s
         assert warned(lines) and "Tap anywhere to keep going." in lines
-        assert seconds_shown(lines) == ["15"]
+        assert seconds_shown(lines) == ["30"]
         assert brightness(app, strip) < 0.6 * before  # the screen under the card is dimmed
-        assert seconds_shown(after(app, clock, 2.5, drawn)) == ["13"]
-        assert seconds_shown(after(app, clock, 12.0, drawn)) == ["1"]  # 0.5 s left
+        assert seconds_shown(after(app, clock, 2.5, drawn)) == ["28"]
+        assert seconds_shown(after(app, clock, 27.0, drawn)) == ["1"]  # 0.5 s left
         assert app.screen.name == "manual" and app.visit is not None
+        after(app, clock, 0.5, drawn)
+        assert app.screen.name == "welcome"  # 90 s, as before: the warning came earlier instead
     finally:
         app.close()
 
 
-def test_a_short_timeout_warns_for_its_last_third(settings, library, drawn):
-    settings.kiosk.idle_timeout_s = 30.0
+def test_a_short_timeout_warns_for_its_second_half(settings, library, drawn):
+    settings.kiosk.idle_timeout_s = 50.0
     app, clock = start(settings)
     try:
         to_manual_picker(app)
-        assert not warned(after(app, clock, 19.75, drawn))
-        assert seconds_shown(after(app, clock, 0.25, drawn)) == ["10"]
-        assert seconds_shown(after(app, clock, 9.5, drawn)) == ["1"]
+        assert not warned(after(app, clock, 24.75, drawn))
+        assert seconds_shown(after(app, clock, 0.25, drawn)) == ["25"]  # still over 20 s to answer
+        assert seconds_shown(after(app, clock, 24.5, drawn)) == ["1"]
         after(app, clock, 0.5, drawn)
         assert app.screen.name == "welcome"
     finally:
         app.close()
+
+
+@pytest.mark.parametrize(("timeout", "logged"), [(90.0, False), (40.0, False), (30.0, True)])
+def test_a_timeout_too_short_to_answer_in_20_seconds_is_logged(settings, caplog, timeout, logged):
+    """It is the operator's to lengthen (the visit still ends when they said, the warning for
+    its second half): the log says so, once, at start."""
+    settings.kiosk.idle_timeout_s = timeout
+    app, _ = start(settings)
+    app.close()
+    said = 'kiosk.idle_timeout_s = 30 leaves 15 s to answer "Still there?", under the 20 s people need: set it to 40 s or more'
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and "idle_timeout_s" in r.getMessage()]
+    assert warnings == ([said] if logged else [])
 
 
 def test_a_tap_or_key_during_the_warning_keeps_the_visit_and_presses_nothing(settings, library, drawn):
@@ -156,9 +171,9 @@ def test_a_tap_or_key_during_the_warning_keeps_the_visit_and_presses_nothing(set
         key(app, pygame.K_ESCAPE, "\x1b", frames=1)  # Escape would be "Back"
         assert app.screen.name == "manual" and app.visit is not None
 
-        # Each answer started the idle count afresh: a full 90 s again, the warning for its last 15.
-        assert not warned(after(app, clock, 74.75, drawn))
-        assert seconds_shown(after(app, clock, 15.0, drawn)) == ["1"]
+        # Each answer started the idle count afresh: a full 90 s again, the warning for its last 30.
+        assert not warned(after(app, clock, 59.75, drawn))
+        assert seconds_shown(after(app, clock, 30.0, drawn)) == ["1"]
         assert app.screen.name == "manual" and len(open_sessions(settings)) == 1
 
         touch(app, "mood:happy")  # puts the warning away
@@ -215,9 +230,9 @@ def test_no_warning_on_welcome_or_while_music_plays(settings, library, drawn):
         for _ in range(8):  # 200 s of music, untouched
             assert not warned(after(app, clock, 25.0, drawn))
         assert app.screen.name == "playing" and app.visit is not None
-        tap(app, "toggle")  # paused: now the count runs, and the warning comes at 75 s
-        assert not warned(after(app, clock, 74.75, drawn))
-        assert seconds_shown(after(app, clock, 0.25, drawn)) == ["15"]
+        tap(app, "toggle")  # paused: now the count runs, and the warning comes at 60 s
+        assert not warned(after(app, clock, 59.75, drawn))
+        assert seconds_shown(after(app, clock, 0.25, drawn)) == ["30"]
     finally:
         app.close()
 
@@ -241,8 +256,8 @@ def test_no_warning_while_waiting_for_the_library_and_a_full_count_after(setting
         release.set()
         run_until(app, lambda: app.screen.loaded, what="songs after the scan")
         assert app.screen.name == "songs"
-        assert not warned(after(app, clock, 74.75, drawn))
-        assert seconds_shown(after(app, clock, 0.25, drawn)) == ["15"]
+        assert not warned(after(app, clock, 59.75, drawn))
+        assert seconds_shown(after(app, clock, 0.25, drawn)) == ["30"]
     finally:
         release.set()
         app.close()

@@ -13,6 +13,7 @@ from moodtunes.ui.screens.music import PlayingScreen, SongsScreen
 from moodtunes.ui.screens.scan import ManualMoodScreen, ResultScreen, ScanScreen
 from moodtunes.ui.screens.welcome import (
     ConsentScreen,
+    HelloScreen,
     NewProfileScreen,
     StoreProblemScreen,
     WelcomeScreen,
@@ -55,6 +56,7 @@ def screens(app):
     guest = app.store.guest_profile()
     app.begin_visit(guest)
     yield ConsentScreen(app)
+    yield HelloScreen(app)
     app.scanner_service.wait(5)
     yield ScanScreen(app, "before")
     yield ManualMoodScreen(app, "before", "I couldn't see a face.")
@@ -107,7 +109,7 @@ def test_every_screen_fits_with_big_enough_touch_targets(settings, size):
                     )
     finally:
         app.close()
-    assert len(set(seen)) == 11
+    assert len(set(seen)) == 12
 
 
 def test_welcome_pages_through_many_profiles(settings):

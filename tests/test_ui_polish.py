@@ -358,16 +358,16 @@ def test_a_mood_before_equal_to_after_still_shows_its_dot():
 
     look, surface = Theme(scale=1.0), chart_surface()
     rect = surface.get_rect()
-    before, after = (150, 160, 180), (60, 200, 190)
+    before, after = th.BEFORE_LINE, (60, 200, 190)
     labels = {1.0: "happy", -1.0: "sad"}
-    charts.line_chart(surface, look, rect, "Mood", [("before", before, [1.0, -1.0, 0.0]),
-                                                    ("after", after, [1.0, 1.0, 0.0])], -1.0, 1.0, labels)
+    charts.line_chart(surface, look, rect, "Mood", [charts.Series("before", before, [1.0, -1.0, 0.0], dashed=True),
+                                                    charts.Series("after", after, [1.0, 1.0, 0.0])], -1.0, 1.0, labels)
     plot, _ = charts._plot_area(look, rect, "Mood", chart_surface(), labels)
     pixels = pygame.surfarray.pixels3d(surface)
     for x in (charts._x_positions(plot, 3)[0], charts._x_positions(plot, 3)[2]):  # the same mood twice
         y = charts._y(plot, 1.0 if x == charts._x_positions(plot, 3)[0] else 0.0, -1.0, 1.0)
-        assert tuple(pixels[x, y]) == before  # on top, smaller
-        assert tuple(pixels[x + 4, y]) == after  # the "after" dot around it
+        assert tuple(pixels[x, y]) == after  # the "after" dot, on top
+        assert tuple(pixels[x + 7, y]) == before  # the "before" ring around it
 
 
 def test_the_portrait_songs_footer_names_the_other_category(settings, tmp_path, drawn):

@@ -1,15 +1,19 @@
 """The scan and the camera notice as a visitor meets them: the result never passes the model's
 probability off as certainty, the scan can be left (camera closed, nothing recorded), the notice
-says when visits are uploaded, a database problem is told in plain words, and no notice is asked
-for a camera the kiosk already knows it can't use (the real reason said instead)."""
+says when visits are uploaded, a database problem is told in plain words, no notice is asked for a
+camera the kiosk already knows it can't use (the real reason said instead), and a profile that
+agreed to the camera before is asked at every visit, never scanned only because its tile was
+tapped, and can take its agreement back."""
 
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 
 import pygame
 import pytest
+from moodtunes.domain import MoodReading, ScanOutcome
 from moodtunes.emotion import EmotionModelError
 from moodtunes.store import Store
 from moodtunes.ui.screens import scan as scan_screens
@@ -28,6 +32,7 @@ from moodtunes.vision.faces import FaceModelError
 from moodtunes.vision.scan import MoodScanner
 from ui_support import (
     FixedEmotion,
+    StillScanner,
     key,
     make_app,
     on_screen,
@@ -96,7 +101,8 @@ def test_back_on_the_scan_closes_the_camera_and_records_no_reading(settings, how
     app = make_app(settings, sample_scanner)
     try:
         assert app.scanner_service.wait(10)
-        touch(app, f"profile:{ada}")  # a returning profile: the scan starts at once
+        touch(app, f"profile:{ada}")  # a returning profile
+        touch(app, "scan")
         assert app.screen.name == "scan"
         scan = app.screen
         scanner = app.scanner_service.scanner
@@ -261,3 +267,115 @@ def test_a_taken_name_is_said_beside_the_name_typed_which_stays(settings, drawn,
         assert "Mckay" in texts  # what was typed, still there to correct
     finally:
         app.close()
+
+
+# ---- 6. a returning profile chooses at every visit ---------------------------------------------------
+
+class InstantScanner(StillScanner):
+    """Reads a happy face the moment a scan begins: a scan that started by itself stores a reading
+    at once. ``scans`` counts the scans begun (the camera opens for each)."""
+
+    def __init__(self, settings=None) -> None:
+        super().__init__(settings)
+        self.scans = 0
+
+    def begin_scan(self, seconds=None) -> None:
+        self.scans += 1
+        self._snapshot = replace(self._snapshot, result=MoodReading(
+            ScanOutcome.OK, "happy", 0.8, {"happy": 0.8, "neutral": 0.15, "sad": 0.05}, frames_used=30))
+
+
+def returning(settings):
+    """The kiosk on an InstantScanner, with Ada, who agreed to the camera on an earlier visit: (app,
+    scanner, Ada's id); the caller closes the app."""
+    ada = consented_profile(settings)
+    scanner = InstantScanner()
+    app = make_app(settings, lambda settings: scanner)
+    assert app.scanner_service.wait(5)
+    return app, scanner, ada
+
+
+def test_a_returning_profile_is_not_scanned_until_they_ask(settings):
+    app, scanner, ada = returning(settings)
+    now = [1000.0]
+    app.clock = lambda: now[0]
+    try:
+        touch(app, f"profile:{ada}")
+        for _ in range(60):  # 6 s on the kiosk's clock, untouched
+            now[0] += 0.1
+            step(app, 1)
+        assert app.screen.name == "hello" and scanner.scans == 0
+    finally:
+        app.close()
+    assert rows(settings, "SELECT * FROM mood_readings") == []
+
+
+@pytest.mark.parametrize("how", ["touch", "enter"])
+def test_scan_my_face_scans_in_one_tap(settings, how):
+    app, scanner, ada = returning(settings)
+    try:
+        touch(app, f"profile:{ada}")
+        if how == "touch":
+            touch(app, "scan")
+        else:
+            key(app, pygame.K_RETURN, "\r")
+        assert scanner.scans == 1 and app.screen.name == "result"
+    finally:
+        app.close()
+    assert [r["outcome"] for r in rows(settings, "SELECT outcome FROM mood_readings")] == ["ok"]
+
+
+def test_choose_my_mood_without_the_camera_is_for_this_visit_only(settings):
+    app, scanner, ada = returning(settings)
+    try:
+        touch(app, f"profile:{ada}")
+        touch(app, "manual")
+        assert app.screen.name == "manual" and app.visit.camera_declined
+        assert app.screen.target("retry") is None  # no camera offered again on the way
+        tap(app, "mood:sad")
+        assert app.screen.name == "songs" and scanner.scans == 0
+    finally:
+        app.close()
+    assert [r["outcome"] for r in rows(settings, "SELECT outcome FROM mood_readings")] == ["manual"]
+    with Store.open(settings.database_path) as store:
+        assert store.profile(ada).has_consented  # next visit, the same choice again
+
+
+@pytest.mark.parametrize("how", ["touch", "escape"])
+def test_back_on_the_greeting_ends_the_visit_of_a_wrong_tile(settings, how):
+    app, scanner, ada = returning(settings)
+    try:
+        touch(app, f"profile:{ada}")
+        if how == "touch":
+            touch(app, "back")
+        else:
+            key(app, pygame.K_ESCAPE, "\x1b")
+        assert app.screen.name == "welcome" and app.visit is None and scanner.scans == 0
+    finally:
+        app.close()
+    assert rows(settings, "SELECT * FROM mood_readings") == []
+    assert [r["end_reason"] for r in rows(settings, "SELECT end_reason FROM sessions")] == ["abandoned"]
+
+
+def test_dont_use_the_camera_for_me_takes_the_agreement_back_until_given_again(settings):
+    app, scanner, ada = returning(settings)
+    try:
+        touch(app, f"profile:{ada}")
+        touch(app, "withdraw")
+        assert app.screen.name == "manual" and app.screen.reason == welcome.CAMERA_WITHDRAWN
+        assert app.screen.target("retry") is None and not app.visit.profile.has_consented
+        tap(app, "back")  # "Start over"
+    finally:
+        app.close()
+    with Store.open(settings.database_path) as store:
+        assert not store.profile(ada).has_consented
+    app = make_app(settings, lambda settings: scanner)  # the kiosk restarted: it is kept
+    try:
+        touch(app, f"profile:{ada}")
+        assert app.screen.name == "consent"  # the question is back
+        touch(app, "accept")
+        assert scanner.scans == 1 and app.screen.name == "result"
+    finally:
+        app.close()
+    with Store.open(settings.database_path) as store:
+        assert store.profile(ada).has_consented

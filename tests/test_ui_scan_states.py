@@ -7,7 +7,8 @@ what its buttons do:
 2. "Not right?" opens the three moods beside "Keep as is" (not "Done", which read as "finish the
    visit"); choosing a mood, "Keep as is" or Escape closes the row;
 3. no mood face is drawn before the first live reading (a grey face looked like "you look
-   neutral"): an empty, dotted face outline instead.
+   neutral"): an empty, dotted face outline instead;
+4. a scan that saw no face says, on the mood picker, what its last hint said may help.
 """
 
 from __future__ import annotations
@@ -278,5 +279,26 @@ def test_the_correction_row_says_keep_as_is_and_any_choice_closes_it(settings, d
         assert app.screen.target("fix:sad") is None and app.visit.moods["before"] == "sad"
         texts = one_frame(app, drawn)
         assert "You feel sad" in texts and "Not right?" in texts
+    finally:
+        app.close()
+
+
+# ---- 4. no face seen: what may help, said -------------------------------------------------------------
+
+@pytest.mark.parametrize(("hint", "said"), [
+    ("more light", "It was too dark to see your face: more light may help."),
+    ("face the camera", "I couldn't see your face: try facing the camera."),
+    ("move closer", "Your face was too far away to read: try moving closer."),
+    (None, "I couldn't see a face."),  # the view looked fine, yet no face was read
+])
+def test_a_scan_that_saw_no_face_says_what_may_help(settings, hint, said):
+    app, scanner = scripted_scan(settings)
+    try:
+        scanner.snap = ScanSnapshot(frame=FRAME, scanning=True, progress=0.5, hint=hint, camera_ok=True)
+        step(app, 1)
+        scanner.snap = replace(scanner.snap, scanning=False, progress=1.0, result=MoodReading(ScanOutcome.NO_FACE))
+        step(app)
+        assert app.screen.name == "manual" and app.screen.subtitle() == f"{said} Tap the face that fits."
+        assert app.screen.target("retry") is not None  # and the camera may be tried again
     finally:
         app.close()

@@ -279,10 +279,10 @@ def songs_as_guest(app: KioskApp, mood: str, wait: bool = True) -> None:
 
 
 def to_report(app: KioskApp, profile_id: int) -> None:
-    """A profile that consented before: its tile → scan → mood picked by hand (sad) → songs →
+    """A profile that consented before: its tile → "Hi …" → mood picked by hand (sad) → songs →
     "I'm done" → "See my report", without playing."""
     touch(app, f"profile:{profile_id}")
-    on_screen(app, "scan")
+    assert app.screen.name == "hello"
     tap(app, "manual")
     tap(app, "mood:sad")
     on_screen(app, "songs")

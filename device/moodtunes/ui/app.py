@@ -36,16 +36,25 @@ from moodtunes.ui.widgets import (
     draw_paragraph,
     draw_ring,
     draw_text,
+    fit_title,
 )
 
 logger = logging.getLogger(__name__)
 
 MAX_FPS = 30
+# A message shows TOAST_SECONDS and TOAST_S_PER_WORD more for each of its words (time to read
+# it), TOAST_MAX_S at most, on TOAST_LINES lines at most (every message does, at every size: a
+# song title in one is cut short to fit).
 TOAST_SECONDS = 4.0
+TOAST_S_PER_WORD = 0.3
+TOAST_MAX_S = 10.0
+TOAST_LINES = 2
 SAVE_EVERY_S = 3.0  # seconds listened are written this often, so a crash loses at most this much
-# "Still there?" shows this long before the idle timeout ends a visit, or for the last third of
-# a timeout shorter than three times this.
-IDLE_WARNING_S = 15.0
+# "Still there?" shows this long before the idle timeout ends a visit, or for the second half of
+# a timeout shorter than twice this: time to notice it, read it and answer. WCAG 2.2.1 asks for
+# at least IDLE_WARNING_MIN_S, which a timeout shorter than twice that can't give (logged at start).
+IDLE_WARNING_S = 30.0
+IDLE_WARNING_MIN_S = 20.0
 IDLE_WARNING_TITLE = "Still there?"
 IDLE_WARNING_TEXT = "Tap anywhere to keep going."
 IDLE_WARNING_BUTTON = "I'm still here"
@@ -59,6 +68,11 @@ INPUT_EVENTS = (
 NOT_SAVED_MESSAGE = "Sorry, this couldn't be saved. The music still works; please tell the staff."
 # When the music catalogue can't be read either, the music does not work: say only what failed.
 NOT_SAVED_NO_MUSIC_MESSAGE = "Sorry, this couldn't be saved. Please tell the staff."
+
+
+def toast_seconds(message: str) -> float:
+    """How long ``message`` shows: long enough to read it, a little longer for each word."""
+    return min(TOAST_MAX_S, TOAST_SECONDS + TOAST_S_PER_WORD * len(message.split()))
 
 
 class KioskApp:
@@ -99,7 +113,8 @@ class KioskApp:
         self.last_input = clock()
         self.running = False
         self.frames = 0
-        self._toast: tuple[str, float, bool] | None = None  # message, until, good news
+        self._toast: tuple[str, float, bool, str | None] | None = None  # message, until, good news, title
+        self._toast_fitted: tuple[tuple, str] | None = None  # the message as shown, for its width
         self._warned = False  # the "Still there?" warning is up (logged once each time)
         self._shade: pygame.Surface | None = None  # the screen dimmed under "Still there?"
         self._player: Player | None = None
@@ -135,6 +150,13 @@ class KioskApp:
         self.look = Theme(scale=min(width, height) / 480)
         self._frame_clock = pygame.time.Clock()
         self.running = True
+        if self.idle_warning_s() < IDLE_WARNING_MIN_S:
+            logger.warning(
+                'kiosk.idle_timeout_s = %g leaves %g s to answer "Still there?", under the %g s '
+                "people need: set it to %g s or more",
+                self.settings.kiosk.idle_timeout_s, self.idle_warning_s(), IDLE_WARNING_MIN_S,
+                2 * IDLE_WARNING_MIN_S,
+            )
         self.open_store()
 
     def _check_display(self) -> None:
@@ -286,8 +308,12 @@ class KioskApp:
             self.pressed = hit.id if hit is not None else None
             return
         pressed, self.pressed = self.pressed, None
-        if hit is not None and hit.id == pressed and self.screen is not None:
-            self.screen.on_tap(hit.id)
+        if pressed is None or self.screen is None:
+            return
+        # A tap counts where it was pressed; a screen may take a finger that slid (the stars).
+        tapped = pressed if hit is not None and hit.id == pressed else self.screen.slid_to(pressed, pos)
+        if tapped is not None:
+            self.screen.on_tap(tapped)
             self.relayout()
 
     def target_at(self, pos: tuple[int, int]) -> Target | None:
@@ -304,7 +330,7 @@ class KioskApp:
 
     def idle_warning_s(self) -> float:
         """How long before the idle timeout "Still there?" shows."""
-        return min(IDLE_WARNING_S, self.settings.kiosk.idle_timeout_s / 3)
+        return min(IDLE_WARNING_S, self.settings.kiosk.idle_timeout_s / 2)
 
     def idle_warning_left(self, now: float | None = None) -> float | None:
         """Seconds left before the idle timeout ends the visit while "Still there?" shows (the
@@ -416,7 +442,7 @@ class KioskApp:
         if self._toast is None or self.clock() > self._toast[1]:
             return None
         look, (width, height) = self.look, self.surface.get_size()
-        box = pygame.Rect(0, 0, min(width - look.px(32), look.px(560)), look.px(64))
+        box = pygame.Rect(0, 0, min(width - look.px(32), look.px(560)), look.px(64))  # TOAST_LINES of body()
         buttons = [target.rect for target in self.screen.targets] if self.screen is not None else []
         top, bottom = look.px(12), height - look.px(12) - box.height
         sides = (width // 2, width - look.px(12) - box.width // 2, look.px(12) + box.width // 2)
@@ -433,7 +459,7 @@ class KioskApp:
         if box is None:
             self._toast = None
             return
-        message, _, good = self._toast
+        good = self._toast[2]
         look = self.look
         draw_card(
             self.surface,
@@ -442,16 +468,29 @@ class KioskApp:
             look.px(16),
             border=th.OUTLINE,
         )
+        room = box.inflate(-look.px(24), -look.px(10))
         draw_paragraph(
             self.surface,
-            look.small(),
-            message,
+            look.body(),
+            self._toast_text(room.width),
             th.TEXT,
-            box.inflate(-look.px(24), -look.px(10)),
+            room,
             align="center",
             valign="center",
             line_spacing=1.1,
         )
+
+    def _toast_text(self, width: int) -> str:
+        """The message as shown in ``width``: a song title in it cut short so that the whole takes
+        TOAST_LINES lines at most (measured once per message and width)."""
+        message, _, _, title = self._toast
+        if title is None:
+            return message
+        key = (message, title, width)
+        if self._toast_fitted is None or self._toast_fitted[0] != key:
+            fitted = fit_title(self.look.body(), message, title, width, TOAST_LINES)
+            self._toast_fitted = (key, fitted or message.format("…"))
+        return self._toast_fitted[1]
 
     # ---- navigation ------------------------------------------------------------------------
 
@@ -479,10 +518,10 @@ class KioskApp:
         self._toast = None  # a message about the visit that ended is not the next visitor's
         self.go(WelcomeScreen(self))
 
-    def say_now(self, message: str) -> None:
+    def say_now(self, message: str, title: str | None = None) -> None:
         """A message shown at once, over the last frame, before work that makes the visitor wait
         (a song converted for playback): the screen doesn't look frozen meanwhile."""
-        self.toast(message, seconds=1.0, good=True)
+        self.toast(message, seconds=1.0, good=True, title=title)
         if self.surface is not None:
             self._draw_toast()
             pygame.display.flip()
@@ -493,11 +532,18 @@ class KioskApp:
         ready) would land on whatever screen comes next, e.g. Stop of the song just started."""
         pygame.event.clear(INPUT_EVENTS)
 
-    def toast(self, message: str, seconds: float = TOAST_SECONDS, good: bool = False) -> None:
+    def toast(
+        self, message: str, seconds: float | None = None, good: bool = False, title: str | None = None
+    ) -> None:
         """A short message where it hides no button (errors, skipped songs; ``toast_rect``),
-        tinted red, or green for ``good`` news (something done as asked) so it can't pass for an error."""
-        logger.info("message to the visitor: %s", message)
-        self._toast = (message, self.clock() + seconds, good)
+        tinted red, or green for ``good`` news (something done as asked) so it can't pass for an
+        error; for ``seconds``, else long enough to read it (``toast_seconds``). A song ``title``
+        goes in the ``{}`` of ``message``, cut short on screen where the whole would not fit: what
+        the message says happens is never the part cut."""
+        text = message if title is None else message.format(title)
+        logger.info("message to the visitor: %s", text)
+        seconds = toast_seconds(text) if seconds is None else seconds
+        self._toast = (message, self.clock() + seconds, good, title)
 
     # ---- the store, never crashing -----------------------------------------------------------
 
@@ -627,7 +673,7 @@ class KioskApp:
         def getting_ready() -> None:
             nonlocal waited
             waited = True
-            self.say_now(f"Getting “{track.title}” ready…")
+            self.say_now("Getting “{}” ready…", title=track.title)
 
         try:
             player = self.player()
@@ -637,7 +683,7 @@ class KioskApp:
             logger.warning("can't play %s: %s", track.path, exc)
             if play_id is not None:
                 self.record(self.store.update_play, play_id, 0.0, False, str(exc)[:300])
-            self.toast(f"Couldn't play “{track.title}”, skipping to the next song.")
+            self.toast("Couldn't play “{}”, skipping to the next song.", title=track.title)
             return False
         finally:
             if waited:

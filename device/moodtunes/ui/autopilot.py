@@ -113,6 +113,8 @@ class Autopilot:
             return "create"
         if name == "consent":
             return "accept"
+        if name == "hello":
+            return "scan"
         if name == "manual":
             return "mood:neutral"
         if name == "result":

@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import pairwise
 
 import pygame
 
 from moodtunes.ui import theme as th
 from moodtunes.ui.theme import Colour, Theme
 from moodtunes.ui.widgets import aa_circle, draw_card, draw_text
+
+
+@dataclass(frozen=True)
+class Series:
+    """One line of a line chart. A ``dashed`` one is drawn thinner, dashed, with hollow rings for
+    dots (in the legend too), so that two lines are told apart by more than their colours."""
+
+    name: str
+    colour: Colour
+    values: Sequence[float | None]
+    dashed: bool = False
 
 
 def _plot_area(
@@ -72,7 +86,7 @@ def line_chart(
     look: Theme,
     rect: pygame.Rect,
     title: str,
-    series: Sequence[tuple[str, Colour, Sequence[float | None]]],
+    series: Sequence[Series],
     low: float,
     high: float,
     y_labels: dict[float, str],
@@ -82,31 +96,32 @@ def line_chart(
     with an optional ``note`` at its right (e.g. the trend)."""
     plot, label_w = _plot_area(look, rect, title, surface, y_labels)
     _grid(surface, look, plot, label_w, y_labels, low, high)
-    count = max((len(values) for _, _, values in series), default=0)
+    count = max((len(line.values) for line in series), default=0)
     if count == 0:
         draw_text(surface, look.small(), "No visits yet", th.MUTED, plot, align="center")
         return
     xs = _x_positions(plot, count)
-    spread = look.px(5) if count == 1 else 0  # a single visit: set the series side by side
+    spread = look.px(7) if count == 1 else 0  # a single visit: set the series side by side
     placed = []
-    for k, (_, colour, values) in enumerate(series):
+    for k, line in enumerate(series):
         shift = round((k - (len(series) - 1) / 2) * 2 * spread)
-        points = [(x + shift, _y(plot, v, low, high)) for x, v in zip(xs, values) if v is not None]
-        if len(points) > 1:
-            pygame.draw.lines(surface, colour, False, points, max(2, look.px(3)))
-        placed.append((colour, points))
-    # The dots over every line; an earlier series' dot where a later one has a dot too (the mood
-    # before = the mood after) goes on top, smaller, so that both show.
-    later: set[tuple[int, int]] = set()
-    for colour, points in reversed(placed):
+        points = [(x + shift, _y(plot, v, low, high)) for x, v in zip(xs, line.values) if v is not None]
+        if len(points) > 1 and line.dashed:
+            _dashed_lines(surface, line.colour, points, max(1, look.px(2)), look.px(7), look.px(5))
+        elif len(points) > 1:
+            pygame.draw.lines(surface, line.colour, False, points, max(2, look.px(3)))
+        placed.append((line, points))
+    # The dots over every line, the last series' on top; an earlier one's dot where a later one
+    # has a dot too (the mood before = the mood after) is drawn bigger, a ring around it.
+    for k, (line, points) in enumerate(placed):
+        later = {point for _, others in placed[k + 1 :] for point in others}
         for point in points:
-            aa_circle(surface, colour, point, look.px(3) if point in later else look.px(5))
-        later.update(points)
+            _dot(surface, look, line, point, around=point in later)
     _legend(
         surface,
         look,
         pygame.Rect(plot.left, plot.bottom + look.px(4), plot.width, look.small().get_linesize()),
-        [(name, colour) for name, colour, _ in series],
+        series,
     )
     if note:
         draw_text(
@@ -164,17 +179,61 @@ def bar_chart(
         )
 
 
-def _legend(
-    surface: pygame.Surface, look: Theme, rect: pygame.Rect, items: Sequence[tuple[str, Colour]]
+def _dot(
+    surface: pygame.Surface, look: Theme, line: Series, centre: tuple[int, int], around: bool = False
 ) -> None:
+    """A point of ``line``: a filled dot, or a hollow one for a dashed line; bigger when it goes
+    ``around`` a later series' dot at the same point (drawn over it), so that both show."""
+    radius = look.px(8) if around else look.px(5)
+    aa_circle(surface, line.colour, centre, radius)
+    if line.dashed:
+        aa_circle(surface, th.SURFACE, centre, radius - look.px(2))
+
+
+def _dashed_lines(
+    surface: pygame.Surface,
+    colour: Colour,
+    points: Sequence[tuple[int, int]],
+    width: int,
+    dash: int,
+    gap: int,
+) -> None:
+    """``pygame.draw.lines`` in dashes of ``dash`` px with ``gap`` px between, the pattern running
+    on from one segment into the next."""
+    offset = 0.0  # how far into the pattern (dash, then gap) the segment starts
+    for (x0, y0), (x1, y1) in pairwise(points):
+        length = math.hypot(x1 - x0, y1 - y0)
+        at = -offset
+        while at < length:
+            start, end = max(at, 0.0), min(at + dash, length)
+            if end > start:
+                pygame.draw.line(
+                    surface,
+                    colour,
+                    (x0 + (x1 - x0) * start / length, y0 + (y1 - y0) * start / length),
+                    (x0 + (x1 - x0) * end / length, y0 + (y1 - y0) * end / length),
+                    width,
+                )
+            at += dash + gap
+        offset = (offset + length) % (dash + gap)
+
+
+def _legend(surface: pygame.Surface, look: Theme, rect: pygame.Rect, items: Sequence[Series]) -> None:
+    """Each series' name after a short stretch of its line with its dot, as drawn in the chart."""
     x = rect.left
-    for name, colour in items:
-        aa_circle(surface, colour, (x + look.px(6), rect.centery), look.px(5))
+    sample = look.px(26)
+    for line in items:
+        ends = [(x, rect.centery), (x + sample, rect.centery)]
+        if line.dashed:
+            _dashed_lines(surface, line.colour, ends, max(1, look.px(2)), look.px(7), look.px(5))
+        else:
+            pygame.draw.lines(surface, line.colour, False, ends, max(2, look.px(3)))
+        _dot(surface, look, line, (x + sample // 2, rect.centery))
         box = draw_text(
             surface,
             look.small(),
-            name,
+            line.name,
             th.MUTED,
-            pygame.Rect(x + look.px(16), rect.top, rect.right - x - look.px(16), rect.height),
+            pygame.Rect(x + sample + look.px(6), rect.top, rect.right - x - sample - look.px(6), rect.height),
         )
         x = box.right + look.px(18)

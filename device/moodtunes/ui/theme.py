@@ -26,6 +26,10 @@ SUCCESS: Colour = (95, 208, 138)
 DISABLED_FILL: Colour = SURFACE
 DISABLED_TEXT: Colour = (127, 137, 157)
 DEFAULT_ACCENT = "#5ea8ff"
+# The report's mood "before" the music, beside the "after" line in the profile colour: lighter
+# than every profile colour, so that the two stay apart for colour-blind eyes too (it is dashed,
+# with hollow dots, besides).
+BEFORE_LINE: Colour = (226, 232, 240)
 
 MOOD_COLOURS: dict[str, Colour] = {
     "happy": (255, 196, 61),
@@ -81,6 +85,18 @@ def contrast(a: Colour, b: Colour) -> float:
 
     high, low = sorted((luminance(a), luminance(b)), reverse=True)
     return (high + 0.05) / (low + 0.05)
+
+
+def legible(ink: Colour, ground: Colour, minimum: float = 4.5) -> Colour:
+    """``ink`` moved just far enough towards the text colour that suits ``ground`` to read on it at
+    ``minimum`` contrast (4.5:1, WCAG's for small text): a tint of a profile colour stays a tint,
+    whichever of the profile colours it is."""
+    target = text_on(ground)
+    for step in range(11):
+        tinted = mix(ink, target, step / 10)
+        if contrast(tinted, ground) >= minimum:
+            return tinted
+    return target
 
 
 @dataclass

@@ -143,6 +143,22 @@ def wrap(font: FontStack, text: str, width: int, max_lines: int | None = None) -
     return lines
 
 
+def fit_title(font: FontStack, template: str, title: str, width: int, max_lines: int) -> str | None:
+    """``template`` with a song title (or a name) in its ``{}``, the title cut short with an
+    ellipsis so that the whole wraps to at most ``max_lines`` lines of ``width``: the words around
+    it ("Couldn't play …, skipping to the next song") are never the part cut. None if not even
+    the first character of the title leaves room."""
+    title = " ".join(title[: max_lines * width].split())  # no character is narrower than a pixel
+
+    def fits(text: str) -> bool:
+        return len(wrap(font, template.format(text), width, max_lines + 1)) <= max_lines
+
+    if fits(title):
+        return template.format(title)
+    kept = longest_fitting_prefix(title, lambda start: fits(start.rstrip() + "…"))
+    return template.format(title[:kept].rstrip() + "…") if kept else None
+
+
 def draw_text(
     surface: pygame.Surface,
     font: FontStack,
@@ -412,18 +428,12 @@ def draw_initial_badge(
 def draw_chip(
     surface: pygame.Surface, look: Theme, rect: pygame.Rect, label: str, colour: Colour
 ) -> None:
-    """A small rounded label such as a song's category (not tappable)."""
-    pygame.draw.rect(
-        surface, th.mix(colour, th.SURFACE, 0.65), rect, border_radius=rect.height // 2
-    )
-    draw_text(
-        surface,
-        look.small(),
-        label,
-        th.mix(colour, th.TEXT, 0.4),
-        rect.inflate(-look.px(10), 0),
-        align="center",
-    )
+    """A small rounded label such as a song's category (not tappable): a dark tint of ``colour``,
+    its label a light one that reads on it at 4.5:1, whichever profile colour it is."""
+    fill = th.mix(colour, th.SURFACE, 0.65)
+    pygame.draw.rect(surface, fill, rect, border_radius=rect.height // 2)
+    ink = th.legible(th.mix(colour, th.TEXT, 0.4), fill)
+    draw_text(surface, look.small(), label, ink, rect.inflate(-look.px(10), 0), align="center")
 
 
 def chip_width(look: Theme, label: str) -> int:

@@ -50,6 +50,11 @@ class Screen:
     def on_tap(self, target_id: str) -> None:
         """A target was tapped (pressed and released on it)."""
 
+    def slid_to(self, pressed: str, pos: tuple[int, int]) -> str | None:
+        """The target tapped by a finger pressed on ``pressed`` and lifted at ``pos``, off it: none
+        (a press that slides off a button cancels it), unless a screen says otherwise."""
+        return None
+
     def on_key(self, event: pygame.event.Event) -> None:
         """Keyboard: Enter taps the primary target, Escape the back target, where there are some."""
         if event.key in (pygame.K_RETURN, pygame.K_KP_ENTER) and self.primary():

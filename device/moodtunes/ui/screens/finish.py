@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import pygame
 
-from moodtunes.library.tags import MAX_TAG_CHARS
 from moodtunes.report import ProfileReport, one_visit_verdict, summarise
 from moodtunes.ui import layout as lay
 from moodtunes.ui import theme as th
-from moodtunes.ui.charts import bar_chart, line_chart
+from moodtunes.ui.charts import Series, bar_chart, line_chart
 from moodtunes.ui.ratings import score_to_stars, stars_to_score
 from moodtunes.ui.screens.base import Screen
 from moodtunes.ui.widgets import (
@@ -17,10 +16,9 @@ from moodtunes.ui.widgets import (
     draw_star,
     draw_text,
     first_that_fits,
+    fit_title,
     glyphs_or,
-    longest_fitting_prefix,
     paragraph_height,
-    wrap,
 )
 
 STAR_WORDS = {1: "Not for me", 2: "It was OK", 3: "Nice", 4: "Really good", 5: "Loved it!"}
@@ -76,11 +74,21 @@ class RateScreen(Screen):
         self.add("report", report)
         self.add("back", back)  # "I'm done" tapped too soon loses nothing
         inner = lay.inset(self.card, look.px(20))
-        size = min(look.px(84), (inner.width - 4 * look.px(8)) // 5)
-        row = lay.centred(inner, 5 * size + 4 * look.px(8), size)
-        for i, cell in enumerate(lay.cols(row, [size] * 5, look.px(8)), start=1):
-            self.add(f"star:{i}", cell)
-        self.star_row = row
+        gap = look.px(8)
+        size = min(look.px(84), (inner.width - 4 * gap) // 5)
+        row = lay.centred(inner, 5 * size + 4 * gap, size)
+        # Each star's target takes half the gap on either side: a tap between two stars counts.
+        for i, cell in enumerate(lay.cols(row, [size] * 5, gap), start=1):
+            self.add(f"star:{i}", cell.inflate(gap, 0))
+        self.star_row = row.inflate(gap, 0)
+
+    def slid_to(self, pressed: str, pos: tuple[int, int]) -> str | None:
+        """A finger that pressed a star and slid along the row before lifting rates the star it
+        lifted nearest to (the row is the target, as on a slider); lifted off the row, nothing."""
+        if not pressed.startswith("star:") or not self.star_row.collidepoint(pos):
+            return None
+        stars = [self.target(f"star:{i}") for i in range(1, 6)]
+        return min(stars, key=lambda star: abs(star.rect.centerx - pos[0])).id
 
     def draw(self, surface: pygame.Surface) -> None:
         look = self.look
@@ -96,8 +104,8 @@ class RateScreen(Screen):
             colour = th.MOOD_COLOURS["happy"] if filled else th.CONTROL_EDGE
             if self.app.pressed == target.id:
                 colour = th.mix(colour, (255, 255, 255), 0.3)
-            draw_star(
-                surface, target.rect.center, target.rect.width // 2 - look.px(2), filled, colour
+            draw_star(  # the star's own square, without the gaps its target takes
+                surface, target.rect.center, target.rect.height // 2 - look.px(2), filled, colour
             )
         below = pygame.Rect(
             inner.left,
@@ -134,16 +142,8 @@ class RateScreen(Screen):
         """'How was “<song>”?' in two lines of ``width`` at most, the song cut short if need be."""
         key = (song, width)
         if self._asked is None or self._asked[0] != key:
-            font = self.look.title()
-            song = song[:MAX_TAG_CHARS]
-
-            def fits(text: str) -> bool:
-                return len(wrap(font, f"How was “{text}”?", width, max_lines=3)) <= 2
-
-            if not fits(song):  # the longest start of the title that fits, then an ellipsis
-                kept = longest_fitting_prefix(song, lambda start: fits(start.rstrip() + "…"))
-                song = song[:kept].rstrip() + "…" if kept else ""
-            self._asked = (key, f"How was “{song}”?" if song else "How was that song?")
+            asked = fit_title(self.look.title(), "How was “{}”?", song, width, max_lines=2)
+            self._asked = (key, asked or "How was that song?")
         return self._asked[1]
 
     def on_tap(self, target_id: str) -> None:
@@ -284,8 +284,8 @@ class ReportScreen(Screen):
             self.charts[0],
             "Mood before and after the music",
             [
-                ("before", th.MUTED, [v.score_before for v in recent]),
-                ("after", look.accent, [v.score_after for v in recent]),
+                Series("before", th.BEFORE_LINE, [v.score_before for v in recent], dashed=True),
+                Series("after", look.accent, [v.score_after for v in recent]),
             ],
             -1.0,
             1.0,

@@ -208,7 +208,7 @@ class SongsScreen(Screen):
         portrait = area.height > area.width
         h = self.touch_height()
         # Portrait: two rows of buttons (four don't fit across one), so the heading keeps its width.
-        self.head, self.list_area, footer = lay.rows(body, [look.px(52), 1.0, 2 * h + gap if portrait else h], gap)
+        self.head, self.list_area, footer = lay.rows(body, [look.px(56), 1.0, 2 * h + gap if portrait else h], gap)
         upper, footer = lay.rows(footer, [h, h], gap) if portrait else (None, footer)
         if self.back():  # a touchscreen has no Escape: the way back to the mood is a button
             width = look.body_bold().size(MOOD_BUTTON)[0] + look.px(64)
@@ -272,17 +272,17 @@ class SongsScreen(Screen):
         )
         note = self.sorting_note() if self.loaded and visit.ranked else None
         if note and self.note_cell is None:  # a full page: the note follows the page count
-            room = sub_rect.width - look.small().size(f" · {note}")[0]
-            sub = first_that_fits(look.small(), subs, room)
+            room = sub_rect.width - look.body().size(f" · {note}")[0]
+            sub = first_that_fits(look.body(), subs, room)
         else:
             sub = subs[0]
-        box = draw_text(surface, look.small(), sub if self.loaded and visit.ranked else "", th.MUTED, sub_rect)
+        box = draw_text(surface, look.body(), sub if self.loaded and visit.ranked else "", th.MUTED, sub_rect)
         if note and self.note_cell is not None:
             self._note_card(surface, self.note_cell, note)
         elif note:
             left = box.right + look.px(4)
             draw_text(
-                surface, look.small(), f"· {note}", th.TEXT,
+                surface, look.body(), f"· {note}", th.TEXT,
                 pygame.Rect(left, sub_rect.top, sub_rect.right - left, sub_rect.height),
             )
         if not self.loaded:

@@ -37,6 +37,14 @@ LOST_TITLE = "The camera stopped"  # frames came, then stopped: the scanner is r
 LOST_HINT = "Trying to reconnect…"
 UNREACHED_TITLE = "Can't reach the camera"  # no frame yet in this scan, and opening it failed
 UNREACHED_HINT = "Trying again…"
+# When a scan ends without a face: what its last hint said was wrong (the scanner's hint words,
+# ``moodtunes.vision.scan.HINT_*``), told on the mood picker as what may help next time.
+NO_FACE = "I couldn't see a face."
+NO_FACE_BECAUSE = {
+    "more light": "It was too dark to see your face: more light may help.",
+    "face the camera": "I couldn't see your face: try facing the camera.",
+    "move closer": "Your face was too far away to read: try moving closer.",
+}
 
 MOOD_TITLES = {"happy": "Happy", "neutral": "Neutral", "sad": "Sad"}
 KEEP_MOOD = "Keep as is"  # closes the "not right?" row, the mood unchanged (a mood's tap closes it too)
@@ -163,6 +171,7 @@ class ScanScreen(Screen):
         self._saw_frame = False  # this scan had a picture (so a gap means the camera stopped)
         self._live_mood: str | None = None  # the live face's mood; None before a face is read
         self._live_at = 0.0
+        self._last_hint: str | None = None  # what this scan last said was wrong with the view
 
     def enter(self) -> None:
         self.entered = self.app.clock()
@@ -193,7 +202,7 @@ class ScanScreen(Screen):
             self.scanning = True
             self.scan_started = self.app.clock()
             self._saw_frame = False
-            self._live_mood = None
+            self._live_mood = self._last_hint = None
 
     def update(self, now: float) -> None:
         service = self.app.scanner_service
@@ -219,7 +228,7 @@ class ScanScreen(Screen):
         if result.outcome in (ScanOutcome.OK, ScanOutcome.UNCERTAIN) and result.label:
             self.app.go(ResultScreen(self.app, self.phase))
         elif result.outcome == ScanOutcome.NO_FACE:
-            self._manual("I couldn't see a face.")
+            self._manual(NO_FACE_BECAUSE.get(self._last_hint, NO_FACE))
         else:
             self._manual("The camera isn't working right now.")
 
@@ -227,6 +236,8 @@ class ScanScreen(Screen):
         snap = self.snapshot
         if getattr(snap, "frame", None) is not None:
             self._saw_frame = True
+            if getattr(snap, "hint", None) in NO_FACE_BECAUSE:
+                self._last_hint = snap.hint
         live = getattr(snap, "live_probs", None)
         if live and getattr(snap, "frame", None) is not None:
             self._live_mood, self._live_at = max(live, key=live.get), now

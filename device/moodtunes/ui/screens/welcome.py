@@ -1,5 +1,6 @@
 """Welcome (pick a profile or continue as guest), new profile with an on-screen keyboard, the
-camera consent notice, and the message shown when the database can't be opened."""
+camera consent notice, the greeting of a profile that agreed to it before, and the message shown
+when the database can't be opened."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from moodtunes.ui.widgets import (
     draw_paragraph,
     draw_text,
     glyphs_or,
+    paragraph_height,
     title_lines,
 )
 
@@ -38,6 +40,8 @@ UPLOAD_TEXT = (
     "After each visit, that record is also sent to the kiosk operator's server, "
     "with a code instead of your name."
 )
+HELLO_TEXT = "Shall the camera read your mood again? It looks for a few seconds and keeps no picture."
+CAMERA_WITHDRAWN = "Done: the camera stays off for you until you agree to it again."
 STORE_PROBLEM_TITLE = "Sorry, moodtunes can't start right now"
 STORE_PROBLEM_TEXT = "Please tell the staff."
 
@@ -234,11 +238,12 @@ class WelcomeScreen(Screen):
 
 
 def start_visit(app, profile: Profile) -> None:
-    """Begin a visit; the consent notice comes first for guests and profiles that never agreed.
+    """Begin a visit; the consent notice comes first for guests and profiles that never agreed, a
+    greeting that asks whether to scan for those that did (a scan never starts by itself).
     When the kiosk already knows the camera can't be used (no camera, or the software that reads
     the mood missing), the mood picker comes at once and says why: no notice for a camera that
     won't look, and the picker shows the notice first if the visitor tries the camera anyway."""
-    from moodtunes.ui.screens.scan import ManualMoodScreen, ScanScreen, known_camera_problem
+    from moodtunes.ui.screens.scan import ManualMoodScreen, known_camera_problem
 
     app.begin_visit(profile)
     consented = profile.has_consented and not profile.is_guest
@@ -248,7 +253,7 @@ def start_visit(app, profile: Profile) -> None:
         app.visit.camera_declined = not consented
         app.go(ManualMoodScreen(app, "before", problem, consent_first=not consented))
     elif consented:
-        app.go(ScanScreen(app, "before"))
+        app.go(HelloScreen(app))
     else:
         app.go(ConsentScreen(app))
 
@@ -536,9 +541,85 @@ class ConsentScreen(Screen):
             app.home()
 
 
-def _paragraph_fits(font: FontStack, text: str, rect: pygame.Rect) -> bool:
-    from moodtunes.ui.widgets import paragraph_height
+class HelloScreen(Screen):
+    """A profile that agreed to the camera on an earlier visit: asked again at every visit, with
+    the scan one tap away (Enter too), the mood chosen by hand for this visit, or the agreement
+    taken back ("Don't use the camera for me": the notice comes again before their next scan).
+    Nobody is scanned only because they, or someone else, tapped their tile."""
 
+    name = "hello"
+
+    def primary(self) -> str | None:
+        return "scan"
+
+    def back(self) -> str | None:
+        return "back"
+
+    def layout(self, area: pygame.Rect) -> None:
+        super().layout(area)
+        look, m, gap, h = self.look, self.margin(), self.gap(), self.touch_height()
+        body = lay.inset(area, m)
+        if area.height > area.width:
+            self.card, scan, manual, back = lay.rows(body, [1.0, h, h, h], gap)
+        else:
+            self.card, buttons = lay.rows(body, [1.0, h], gap)
+            back, manual, scan = lay.cols(buttons, [0.22, 0.4, 0.38], gap)
+        self.add("back", back)
+        self.add("manual", manual)
+        self.add("scan", scan)
+        inner = lay.inset(self.card, look.px(24), look.px(18))
+        withdraw = pygame.Rect(inner.left, inner.bottom - h, min(inner.width, look.px(340)), h)
+        if area.height > area.width:  # a button as wide as the others
+            withdraw.width = inner.width
+        self.add("withdraw", withdraw)
+        self.text_area = pygame.Rect(inner.left, inner.top, inner.width, withdraw.top - gap - inner.top)
+
+    def draw(self, surface: pygame.Surface) -> None:
+        look, profile = self.look, self.app.visit.profile
+        draw_card(surface, self.card, th.SURFACE, look.px(22))
+        # The greeting (a long name on two lines) and the question, centred above the last button.
+        area, title_font = self.text_area, look.title()
+        r, gap = look.px(26), look.px(14)
+        title_w = area.width - 2 * r - gap
+        titles = title_lines(title_font, f"Hi {profile.name}!", title_w)
+        title_h = max(2 * r, len(titles) * title_font.get_linesize())
+        room = pygame.Rect(area.left, area.top, area.width, area.height - title_h - gap)
+        fonts = [look.font(size) for size in (22, 19)]
+        font = next((f for f in fonts if _paragraph_fits(f, HELLO_TEXT, room)), fonts[-1])
+        text_h = min(paragraph_height(font, HELLO_TEXT, area.width), room.height)
+        top = max(area.top, area.centery - (title_h + gap + text_h) // 2)
+        draw_initial_badge(
+            surface, look, (area.left + r, top + title_h // 2), r, th.parse_colour(profile.colour), profile.name
+        )
+        draw_lines(surface, title_font, titles, th.TEXT, area.left + 2 * r + gap,
+                   top + (title_h - len(titles) * title_font.get_linesize()) // 2, title_w)
+        draw_paragraph(surface, font, HELLO_TEXT, th.TEXT, pygame.Rect(area.left, top + title_h + gap, area.width, text_h))
+        self.button(surface, "withdraw", "Don't use the camera for me", style="ghost")
+        self.button(surface, "back", "Back", style="ghost")
+        self.button(surface, "manual", "Choose my mood without the camera")
+        self.button(surface, "scan", "Scan my face", style="primary")
+
+    def on_tap(self, target_id: str) -> None:
+        from moodtunes.ui.screens.scan import ManualMoodScreen, ScanScreen
+
+        app, visit = self.app, self.app.visit
+        if target_id == "scan":
+            app.go(ScanScreen(app, "before"))
+        elif target_id == "manual":  # this visit only: the scan after the music asks by hand too
+            visit.camera_declined = True
+            app.go(ManualMoodScreen(app, "before"))
+        elif target_id == "withdraw":
+            visit.camera_declined = True
+            profile = app.record(app.store.withdraw_consent, visit.profile.id)
+            if profile is not None:  # else the visitor is told it couldn't be saved
+                visit.profile = profile
+            app.go(ManualMoodScreen(app, "before", CAMERA_WITHDRAWN if profile is not None else ""))
+        elif target_id == "back":  # the wrong tile: the visit ends, nothing recorded
+            app.end_visit("abandoned")
+            app.home()
+
+
+def _paragraph_fits(font: FontStack, text: str, rect: pygame.Rect) -> bool:
     return paragraph_height(font, text, rect.width) <= rect.height
 
 

@@ -1,0 +1,267 @@
+"""What people who see colours differently, read slowly or tap less precisely meet on the kiosk:
+
+1. the report's mood lines, before and after the music, told apart by more than their colours
+   (the "before" line dashed, with hollow dots, in the legend too), the "before" colour well apart
+   from every profile colour, also as protanopes and deuteranopes see them;
+2. a message on screen long enough to read and in body type, a song title in it cut short before
+   what the message says is;
+3. the stars rated where the finger lifts along their row: a finger that slid, a tap between two
+   stars; lifted off the row, nothing;
+4. a song category chip's label at 4.5:1 in every profile colour.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pygame
+import pytest
+from moodtunes.domain import MoodReading, ScanOutcome
+from moodtunes.store import Store
+from moodtunes.ui import app as app_module
+from moodtunes.ui import charts
+from moodtunes.ui import theme as th
+from moodtunes.ui.screens.finish import RateScreen, ReportScreen
+from moodtunes.ui.theme import Theme
+from moodtunes.ui.widgets import draw_chip, wrap
+from ui_support import (
+    StillScanner,
+    add_songs,
+    make_app,
+    record_texts,
+    songs_as_guest,
+    step,
+    tap,
+    target_rect,
+)
+
+SIZES = pytest.mark.parametrize("size", [(800, 480), (480, 800), (1024, 600)], ids=["800x480", "480x800", "1024x600"])
+ACCENTS = (*th.PROFILE_COLOURS, th.DEFAULT_ACCENT)
+
+
+class HandClock:
+    """The kiosk's clock, moved only by the test."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+# ---- 1. the report's mood before and after the music -------------------------------------------
+
+# Machado, Oliveira & Fernandes (2009), severity 1: what protanopes and deuteranopes see, in linear RGB.
+COLOUR_BLIND = {
+    "protan": np.array([[0.152286, 1.052583, -0.204868], [0.114503, 0.786281, 0.099216],
+                        [-0.003882, -0.048116, 1.051998]]),
+    "deutan": np.array([[0.367322, 0.860646, -0.227968], [0.280085, 0.672501, 0.047413],
+                        [-0.011820, 0.042940, 0.968881]]),
+}
+
+
+def linear(colour) -> np.ndarray:
+    c = np.asarray(colour[:3], float) / 255
+    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+
+
+def lab(rgb_linear: np.ndarray) -> np.ndarray:
+    """CIELAB (D65) of a linear RGB colour."""
+    xyz = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]) @ np.clip(
+        rgb_linear, 0, 1
+    )
+    f = xyz / np.array([0.95047, 1.0, 1.08883])
+    f = np.where(f > 0.008856, np.cbrt(f), 7.787 * f + 16 / 116)
+    return np.array([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
+
+
+def difference(a, b, vision: str) -> float:
+    """CIE76 ΔE of two colours as seen with ``vision`` ("normal", "protan", "deutan")."""
+    seen = (lambda c: linear(c)) if vision == "normal" else (lambda c: COLOUR_BLIND[vision] @ linear(c))
+    return float(np.linalg.norm(lab(seen(a)) - lab(seen(b))))
+
+
+# (mood before, mood after) of three visits: the "before" line flat from the first to the second.
+VISITS = [("neutral", "happy"), ("neutral", "happy"), ("sad", "neutral")]
+SCORES = {"sad": -1.0, "neutral": 0.0, "happy": 1.0}
+
+
+def reading(label: str) -> MoodReading:
+    probs = {mood: 0.8 if mood == label else 0.1 for mood in SCORES}
+    return MoodReading(ScanOutcome.OK, label, 0.8, probs, frames_used=30)
+
+
+def report_of(settings, colour: str):
+    """The kiosk showing the report of a profile in ``colour`` with VISITS behind it (the caller
+    closes it), and where its mood chart plots each visit: (x, y of before, y of after)."""
+    with Store.open(settings.database_path) as store:
+        profile = store.create_profile("Ada", colour)
+        for before, after in VISITS:
+            session = store.start_session(profile.id)
+            store.add_reading(session, "before", reading(before))
+            store.add_reading(session, "after", reading(after))
+            store.finish_session(session, "completed", device_id="kiosk")
+    app = make_app(settings, StillScanner)
+    app.begin_visit(profile)
+    app.go(ReportScreen(app))
+    step(app)
+    labels = {1.0: "happy", 0.0: "neutral", -1.0: "sad"}
+    scratch = pygame.Surface(app.surface.get_size())
+    plot, _ = charts._plot_area(app.look, app.screen.charts[0], "", scratch, labels)
+    xs = charts._x_positions(plot, len(VISITS) + 1)  # and the visit under way, with no mood
+    points = [(x, charts._y(plot, SCORES[b], -1, 1), charts._y(plot, SCORES[a], -1, 1)) for x, (b, a) in zip(xs, VISITS)]
+    return app, plot, points
+
+
+def test_the_mood_before_is_dashed_with_hollow_dots_the_mood_after_solid(settings):
+    app, plot, points = report_of(settings, "#3ec7c2")
+    try:
+        pixels = pygame.surfarray.array3d(app.surface)
+        accent = th.parse_colour("#3ec7c2")
+        before = tuple(pixels[points[2][0] + app.look.px(4), points[2][1]])  # the edge of a "before" dot
+        assert before != accent and before != th.SURFACE
+        for x, y_before, y_after in points:
+            assert tuple(pixels[x, y_before]) == th.SURFACE, "a 'before' dot is hollow"
+            assert tuple(pixels[x + app.look.px(4), y_before]) == before
+            assert tuple(pixels[x, y_after]) == accent and tuple(pixels[x + app.look.px(3), y_after]) == accent
+        (x0, y, _), (x1, _, y_solid) = points[0], points[1]
+        dashed = {tuple(pixels[x, y]) for x in range(x0 + 10, x1 - 10)}
+        assert before in dashed and len(dashed) > 1, "the 'before' line is dashed"
+        assert {tuple(pixels[x, y_solid]) for x in range(x0 + 10, x1 - 10)} == {accent}, "the 'after' line is solid"
+        # The legend shows the same dots, hollow and filled: between the columns where each is tallest.
+        band = range(plot.bottom + app.look.px(4), plot.bottom + app.look.px(4) + app.look.small().get_linesize())
+        middle = band[len(band) // 2]
+        for colour, centre in ((before, th.SURFACE), (accent, accent)):
+            heights = [sum(tuple(pixels[x, y]) == colour for y in band) for x in range(plot.left, plot.right)]
+            tallest = [plot.left + i for i, height in enumerate(heights) if height == max(heights)]
+            x = (tallest[0] + tallest[-1]) // 2
+            assert tuple(pixels[x, middle]) == centre, f"the legend's dot in {colour}"
+    finally:
+        app.close()
+
+
+@pytest.mark.parametrize("accent", ACCENTS)
+def test_the_mood_before_stays_apart_from_every_profile_colour(settings, accent):
+    """A ΔE of 10 tells two lines apart at a glance; the grey profile was 1.9 from the old grey."""
+    app, _, points = report_of(settings, accent)
+    try:
+        x, y, _ = points[2]
+        before = tuple(app.surface.get_at((x + app.look.px(4), y)))[:3]
+    finally:
+        app.close()
+    for vision in ("normal", "protan", "deutan"):
+        assert difference(before, th.parse_colour(accent), vision) >= 10, f"{before} and {accent}, {vision}"
+
+
+# ---- 2. messages long enough to read, what they say never cut -----------------------------------
+
+def test_a_message_shows_long_enough_to_read_it(settings):
+    app = make_app(settings, StillScanner)
+    clock = app.clock = HandClock()
+    try:
+        for message, seconds in (
+            (app_module.NOT_SAVED_MESSAGE, 7.9),  # 13 words: 4 s and 0.3 s a word
+            ("Sorry, something went wrong. Please start again.", 6.1),
+            (" ".join(["word"] * 60), 10.0),  # not for ever
+        ):
+            shown = clock.now
+            app.toast(message)
+            clock.now = shown + seconds - 0.05
+            assert app.toast_rect() is not None, f"gone before {seconds} s: {message}"
+            clock.now = shown + seconds + 0.05
+            assert app.toast_rect() is None, f"still there after {seconds} s: {message}"
+    finally:
+        app.close()
+
+
+@SIZES
+def test_a_long_song_title_is_cut_before_what_the_message_says(settings, tmp_path, monkeypatch, told, size):
+    title = ("The Very Long Title of a Song by Somebody Famous (Remastered 2011) – Live at the Royal Albert "
+             "Hall with the London Symphony Orchestra and Choir")
+    add_songs(settings, tmp_path / "music", count=1, corrupt=1)
+    with Store.open(settings.database_path) as store:
+        store._db.execute("UPDATE tracks SET title = ? WHERE title LIKE 'Broken%'", (title,))
+        store._db.commit()
+    app = make_app(settings, StillScanner, size=size)
+    drawn: list[tuple[object, str]] = []
+    record_texts(monkeypatch, [app_module], lambda font, text: drawn.append((font, text)))
+    try:
+        songs_as_guest(app, "sad")
+        tap(app, f"row:{next(i for i, item in enumerate(app.visit.ranked) if item.track.title == title)}")
+        drawn.clear()
+        step(app, 1)
+        assert f"Couldn't play “{title}”, skipping to the next song." in told()  # the log has it whole
+        (font, shown), = [(font, text) for font, text in drawn if text.startswith("Couldn't play")]
+        room = app.toast_rect().width - app.look.px(24)
+        assert len(wrap(font, shown, room)) <= 2, "the whole message shows in the message's two lines"
+        assert shown.startswith("Couldn't play “The Very Long Title") and shown.endswith("…”, skipping to the next song.")
+        assert font is app.look.body()  # not the smallest type
+    finally:
+        app.close()
+
+
+# ---- 3. stars rated where the finger lifts along their row -------------------------------------
+
+def lift(app, how: str, down: tuple[int, int], up: tuple[int, int]) -> None:
+    """Press at ``down``, lift at ``up``: a finger (normalised coordinates) or the mouse."""
+    width, height = app.surface.get_size()
+    for kind, (x, y) in zip(("down", "up"), (down, up)):
+        if how == "finger":
+            event = pygame.event.Event(pygame.FINGERDOWN if kind == "down" else pygame.FINGERUP, x=x / width,
+                                       y=y / height, dx=0.0, dy=0.0, touch_id=1, finger_id=0, pressure=1.0)
+        else:
+            event = pygame.event.Event(pygame.MOUSEBUTTONDOWN if kind == "down" else pygame.MOUSEBUTTONUP,
+                                       pos=(x, y), button=1)
+        pygame.event.post(event)
+    step(app)
+
+
+@pytest.mark.parametrize("how", ["finger", "mouse"])
+@pytest.mark.parametrize(("down", "up", "stars"), [
+    (22, 42, 3),  # pressed in star 3, slid 20 px (4 mm) to its edge
+    (0, 82, 4),  # slid from star 3 onto star 4
+    (44, 44, 3),  # a tap in the 8 px between star 3 and 4, nearer 3
+    (48, 48, 4),  # nearer 4
+    (-30, -130, 2),  # slid back along the row
+], ids=["slid-within", "slid-onto-next", "gap-near-3", "gap-near-4", "slid-back"])
+def test_a_star_counts_where_the_finger_lifts_along_the_row(settings, how, down, up, stars):
+    """Offsets from the centre of star 3 (84 px stars, 8 px apart, at 800x480)."""
+    app = make_app(settings, StillScanner)
+    try:
+        app.begin_visit(app.store.guest_profile())
+        app.go(RateScreen(app))
+        step(app)
+        x, y = target_rect(app, "star:3").center
+        lift(app, how, (x + down, y), (x + up, y))
+        assert app.screen.name == "rate" and app.screen.stars == stars
+    finally:
+        app.close()
+
+
+@pytest.mark.parametrize("how", ["finger", "mouse"])
+def test_a_finger_lifted_off_the_stars_row_rates_nothing(settings, how):
+    app = make_app(settings, StillScanner)
+    try:
+        app.begin_visit(app.store.guest_profile())
+        app.go(RateScreen(app))
+        step(app)
+        star = target_rect(app, "star:3")
+        lift(app, how, star.center, (star.centerx, star.top - 10))  # slid up, off the row
+        lift(app, how, star.center, target_rect(app, "report").center)  # slid onto a button
+        assert app.screen.name == "rate" and app.screen.stars == 0
+    finally:
+        app.close()
+
+
+# ---- 4. a category chip's label -----------------------------------------------------------------
+
+@pytest.mark.parametrize("accent", ACCENTS)
+def test_a_chips_label_reads_at_4_5_to_1_in_every_profile_colour(accent):
+    pygame.font.init()
+    surface = pygame.Surface((320, 40))
+    surface.fill(th.SURFACE)
+    chip = pygame.Rect(0, 3, 320, 34)
+    draw_chip(surface, Theme(scale=1.0), chip, "Songs: Happy and calm", th.parse_colour(accent))
+    fill = tuple(surface.get_at((chip.left + 20, chip.top + 4)))[:3]
+    inside = chip.inflate(-40, -4)
+    pixels = {tuple(surface.get_at((x, y)))[:3] for x in range(inside.left, inside.right) for y in range(inside.top, inside.bottom)}
+    assert max(th.contrast(ink, fill) for ink in pixels) >= 4.5
