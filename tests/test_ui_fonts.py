@@ -3,11 +3,13 @@ font has are left out (not drawn as empty boxes), and Arabic, Hebrew and Indic s
 and put right to left where they read so."""
 
 import os
+import random
 from pathlib import Path
 
 import numpy as np
 import pygame
 import pytest
+from bidi import get_display
 from conftest import require
 from moodtunes.ui import fonts
 from moodtunes.ui.fonts import FALLBACK_FILES, FontStack, has_glyph, primary_file
@@ -221,8 +223,87 @@ def test_latin_beside_arabic_keeps_its_order():
     assert image(drawn.subsurface((0, 0), alone.get_size())) == image(alone)
     assert drawn.get_size() == font.size(text)
     # a title that starts in Arabic is laid out right to left: its Latin part comes first on screen
-    assert [piece for _, piece in font.runs("فيروز - Fairuz")] == ["Fairuz", "فيروز - "]
-    assert [piece for _, piece in font.runs("שיר 2024")] == ["2024", "שיר "]
+    assert [piece for _, piece in font.runs("فيروز - Fairuz")] == ["Fairuz - ", "فيروز"]
+    assert [piece for _, piece in font.runs("שיר 2024")] == ["2024 ", "שיר"]
+
+
+def on_screen(text: str) -> str:
+    """``text`` as ``bidi_pieces`` lays it out, left to right (right-to-left pieces turned)."""
+    return "".join(piece[::-1] if rtl else piece for rtl, piece in fonts.bidi_pieces(text))
+
+
+def test_pieces_are_in_python_bidis_order():
+    """The order is python-bidi's (get_display), whitespace at the end included (rule L1)."""
+    for text in ("Fairuz - فيروز (live) 2024", "فيروز - Fairuz", "שיר 2024", "ب $12.50 ج", "(שלום)",
+                 "Song (أغنية) 3", "حبيبي (Remix)", "ع 1\u200d2", "abc שיר ", "שיר ", "مَرْحَبًا",
+                 "أغنية (feat. X (Remix))", "a ש (ב) c", "1 2 3 ניסיון"):
+        assert on_screen(text) == get_display(text), text
+    assert on_screen("שיר 2024") == "2024 ריש" and on_screen("abc שיר ") == "abc ריש "
+    # and on random lines: the probes that find the turned brackets and marks move nothing (a
+    # joiner at the end stays with its letter, where get_display puts it at the line's end)
+    rng = random.Random(9)
+    letters = "ab שלום فيروز 12٠١ ()[]«»<>-.,:/%$!?\u064e\u0651\u05b0\u0301\u200d\u200c\u200f"
+    for _ in range(3000):
+        text = "".join(rng.choice(letters) for _ in range(rng.randint(1, 14)))
+        assert on_screen(text).replace("\u200d", "").replace("\u200c", "") == \
+            get_display(text).replace("\u200d", "").replace("\u200c", ""), repr(text)
+
+
+def test_only_brackets_the_algorithm_turned_around_read_right_to_left():
+    """get_display leaves mirroring (UAX #9 rule L4) to its caller: a bracket it turned around goes
+    in a right-to-left piece, which HarfBuzz mirrors; marks stay with their letter."""
+    turned = {text: [(char, rtl) for rtl, piece in fonts.bidi_pieces(text) for char in piece
+                     if char in "()"] for text in ("(שלום)", "فيروز (live)", "Fairuz - فيروز (live) 2024",
+                                                  "أغنية (feat. X (Remix))", "Song (أغنية) 3")}
+    assert turned["(שלום)"] == [("(", True), (")", True)]
+    assert turned["فيروز (live)"] == [(")", True), ("(", True)]  # "(live)" in a right-to-left title
+    assert turned["Fairuz - فيروز (live) 2024"] == [("(", False), (")", False)]
+    assert turned["أغنية (feat. X (Remix))"] == [(")", True), ("(", False), (")", False), ("(", True)]
+    assert turned["Song (أغنية) 3"] == [("(", False), (")", False)]
+    assert fonts.bidi_pieces("مَرْحَبًا") == [(True, "مَرْحَبًا")]  # harakat on their letters
+    assert fonts.bidi_pieces("Café\u0301 שיר") == [(False, "Café\u0301 "), (True, "שיר")]
+
+
+@needs_dejavu
+@pytest.mark.parametrize("text, inside", [("(שלום)", "שלום"), ("שיר (אהבה)", "אהבה"),
+                                          ("فيروز (live)", "live"), ("Fairuz - فيروز (live) 2024", "live")])
+def test_brackets_face_the_way_they_read(text, inside):
+    """On screen the opening bracket is at the left of what it encloses, whichever way the title
+    reads: HarfBuzz mirrors the brackets of right-to-left runs, and get_display mirrors none."""
+    font = FontStack(40, False)
+    drawn = font.render(text, True, WHITE)
+    assert drawn.get_size() == font.size(text)
+    opening, closing = (font.primary.render(c, True, WHITE) for c in "()")
+    script = fonts.script_of(inside[0])
+    middle = shaped(font.primary_path, 40, inside, script, rtl=script is not None)
+    left, right = x_of(drawn, opening), x_of(drawn, closing)
+    assert left < x_of(drawn, middle) < right
+    assert image(drawn.subsurface((left, 0), opening.get_size())) == image(opening)
+    assert image(drawn.subsurface((right, 0), closing.get_size())) == image(closing)
+
+
+@needs_dejavu
+def test_words_and_numbers_of_a_mixed_title_in_reading_order():
+    font = FontStack(30, False)
+    text = "Fairuz - فيروز (live) 2024"
+    drawn = font.render(text, True, WHITE)
+    primary = font.primary
+    arabic = shaped(font.primary_path, 30, "فيروز", "Arab", rtl=True)
+    xs = [x_of(drawn, part) for part in (primary.render("Fairuz", True, WHITE), arabic,
+                                         primary.render("live", True, WHITE), primary.render("2024", True, WHITE))]
+    assert xs[0] == 0 and xs == sorted(xs) and xs[-1] == drawn.get_width() - primary.size("2024")[0]
+    hebrew = font.render("שיר 2024", True, WHITE)  # numbers left to right, before the Hebrew
+    assert x_of(hebrew, primary.render("2024", True, WHITE)) == 0
+
+
+@needs_dejavu
+def test_direction_marks_and_joiners_alone_draw_nothing_and_break_nothing():
+    """A right-to-left mark after a title, or a joiner alone: SDL_ttf refuses to render text of no
+    width."""
+    font = FontStack(20, False)
+    for text in ("\u200e", "\u200d", "שיר \u200f", "ab \u200f", "a\u200f b", "ש \u200e"):
+        assert font.render(text, True, WHITE).get_size() == font.size(text), text
+    assert font.size("ab \u200f") == font.size("ab ")
 
 
 @needs_dejavu
@@ -232,24 +313,6 @@ def test_what_is_measured_is_what_is_drawn_in_every_script():
         assert font.render(text, True, WHITE).get_size() == font.size(text), text
     cut = ellipsize(font, "أغنية الحب الجميلة في الليل الطويل", 150)
     assert cut.endswith("…") and font.render(cut, True, WHITE).get_width() <= 150
-
-
-def test_bidi_levels_follow_the_unicode_algorithm():
-    levels = fonts.bidi_levels
-    assert levels("abc") == [0, 0, 0]
-    assert levels("Fairuz - فيروز") == [0] * 9 + [1] * 5  # neutrals between L and R: the line's
-    assert levels("فيروز - Fairuz") == [1] * 8 + [2] * 6
-    assert levels("שיר 2024") == [1] * 4 + [2] * 4  # numbers in right-to-left text: left to right
-    assert levels("ب $12.50 ج") == [1, 1, 1, 2, 2, 2, 2, 2, 1, 1]  # after Arabic: Arabic numbers
-    assert levels("a 1.5% ב") == [0] * 7 + [1]
-    assert levels("Song (أغنية)") == [0] * 6 + [1] * 5 + [0]
-    assert levels("Song (أغنية) 3") == [0] * 6 + [1] * 5 + [0, 0, 2]  # N0: brackets pair up
-    assert levels("حبيبي (Remix)") == [1] * 6 + [1] + [2] * 5 + [1]
-    assert levels("ع 1\u200d2") == [1, 1, 2, 2, 2]  # X9: a joiner doesn't split the number
-    assert levels("שיר ") == [1, 1, 1, 1] and levels("abc שיר ") == [0, 0, 0, 0, 1, 1, 1, 0]  # L1
-    assert fonts.visual_order([0, 1, 1, 0]) == [0, 2, 1, 3]
-    assert fonts.visual_order([1, 2, 1]) == [2, 1, 0]
-    assert fonts.visual_order([0, 1, 2, 1]) == [0, 3, 2, 1]
 
 
 @needs_script_fonts

@@ -7,7 +7,8 @@ and draws a character its font lacks as an empty box: one that no font has is le
 SDL_ttf shapes text with HarfBuzz (the SDL_ttf 2.24 in pygame-ce's wheels), but only in the
 script and direction it is told: untold, Arabic comes out unjoined and left to right, and Indic
 vowel signs in the wrong place. So text is cut into runs of one font, script and direction, and
-the runs are put in visual order by the Unicode bidi algorithm (``bidi_levels``)."""
+the runs are put in visual order by python-bidi (the Unicode bidi algorithm of the unicode-bidi
+crate): ``bidi_pieces``."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import pygame
 import pygame.freetype
+from bidi import get_base_level, get_display
 
 Colour = tuple[int, int, int]
 
@@ -50,14 +52,24 @@ SCRIPT_BLOCKS = (
     (0xFB50, 0xFDFF, "Arab"), (0xFE70, 0xFEFE, "Arab"),
 )
 _BLOCK_STARTS = [first for first, _, _ in SCRIPT_BLOCKS]
-BRACKETS = {"(": ")", "[": "]", "{": "}"}  # the paired brackets of UAX #9 that titles use
 # How much taller than the primary's a fallback's line may be. Its ink rarely fills it, and sized
 # to the same line, Thai came out at 77 %, Myanmar and Noto's Arabic at 55 %: too small to read.
 LINE_GROWTH = 1.5
 # Marks, joiners and variation selectors: shaped with the character before them, in its font.
 ATTACHED = frozenset(("Mn", "Mc", "Me", "Cf"))
+# get_display gives the characters in visual order, but not their levels, and leaves mirroring (rule
+# L4) to the caller: which brackets it turned around, and which way its marks face, a PROBE tells.
+# A WORD JOINER (bidi class BN) takes the level of the character before it (UAX #9, 5.2), so it
+# comes out just before that character when the algorithm turned it around, just after it when not.
+# One goes after each mirrored character and each run of marks and joiners, and END (class ON) after
+# a probe that ends the text, where rule L1 would move it to the line's level.
+PROBE, END = "\u2060", "\ufffc"
+# Explicit embeddings, overrides and isolates: song titles don't use them, and without them every
+# letter reads in the direction of its script, which the pieces are cut by.
+EMBEDDINGS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 # Skin tones: only a colour emoji font can use them; a monochrome one draws a swatch, like a box.
-LEFT_OUT = frozenset(map(chr, range(0x1F3FB, 0x1F400)))
+# The embeddings and PROBE and END are left out too (a title's own would confuse the probing).
+LEFT_OUT = frozenset((*map(chr, range(0x1F3FB, 0x1F400)), *EMBEDDINGS, PROBE, END))
 
 
 def primary_file(bold: bool) -> Path | None:
@@ -95,79 +107,87 @@ def script_of(char: str) -> str | None:
     return SCRIPT_BLOCKS[i][2] if i >= 0 and ord(char) <= SCRIPT_BLOCKS[i][1] else None
 
 
-def bidi_levels(text: str) -> list[int]:
-    """Each character's level by the Unicode bidi algorithm (UAX #9) for one line: even is left
-    to right, odd right to left. Rules P2–P3, W1–W7, N0–N2, I1–I2 and L1; explicit embeddings and
-    isolates, which song titles don't use, count as neutral characters."""
-    original = [unicodedata.bidirectional(c) for c in text]
-    rtl = next((t != "L" for t in original if t in ("L", "R", "AL")), False)  # P2, P3
-    if "BN" in original:  # X9: joiners and the like take no part; each has the level before it
-        inner = iter(bidi_levels("".join(c for c, t in zip(text, original) if t != "BN")))
-        levels, level = [], int(rtl)
-        for t in original:
-            level = level if t == "BN" else next(inner)
-            levels.append(level)
-        return levels
-    sos = "R" if rtl else "L"
-    types, prev, strong = [], sos, sos
-    for t in original:  # W1 (marks take the type before them), W2 (numbers after Arabic), W3
-        t = prev if t == "NSM" else t
-        prev = t
-        if t in ("L", "R", "AL"):
-            strong = t
-        elif t == "EN" and strong == "AL":
-            t = "AN"
-        types.append("R" if t == "AL" else t)
-    for i in range(1, len(types) - 1):  # W4: one separator between two numbers of a kind
-        number = types[i - 1]
-        if types[i + 1] == number and (types[i], number) in {("ES", "EN"), ("CS", "EN"), ("CS", "AN")}:
-            types[i] = number
-    for t, start, stop in _spans(types):  # W5: currency and percent signs beside a number, W6
-        if t == "ET":
-            near = types[max(start - 1, 0):stop + 1]
-            types[start:stop] = ["EN" if "EN" in near else "ON"] * (stop - start)
-        elif t in ("ES", "CS"):
-            types[start:stop] = ["ON"] * (stop - start)
-    strong = sos
-    for i, t in enumerate(types):  # W7: numbers in left-to-right text are left to right
-        if t in ("L", "R"):
-            strong = t
-        elif t == "EN" and strong == "L":
-            types[i] = "L"
-    strength = {"L": "L", "R": "R", "EN": "R", "AN": "R"}
-    for start, stop in _bracket_pairs(text, types):  # N0: the direction inside, or that before
-        inside = {strength.get(t) for t in types[start + 1:stop]}
-        if inside & {"L", "R"}:
-            before = next((strength[t] for t in reversed(types[:start]) if t in strength), sos)
-            types[start] = types[stop] = sos if sos in inside else before
-    for t, start, stop in _spans([t if t in strength else "N" for t in types]):  # N1, N2: neutrals
-        if t == "N":
-            before = strength[types[start - 1]] if start else sos
-            after = strength[types[stop]] if stop < len(types) else sos
-            types[start:stop] = [before if before == after else sos] * (stop - start)
-    levels = [(2 if t != "R" else 1) if rtl else {"L": 0, "R": 1}.get(t, 2) for t in types]  # I1, I2
-    for i in reversed(range(len(levels))):  # L1: trailing white space takes the line's level
-        if original[i] not in ("WS", "S", "B"):
-            break
-        levels[i] = int(rtl)
-    return levels
+def _soft(char: str) -> bool:
+    """A mark or joiner (bidi class NSM or BN): it goes the way of the character before it."""
+    return unicodedata.bidirectional(char) in ("NSM", "BN")
 
 
-def _bracket_pairs(text: str, types: list[str]) -> list[tuple[int, int]]:
-    """Where the brackets of ``text`` that pair up are (UAX #9 BD16, at most 63 open), in the order
-    of the opening ones."""
-    pairs, opened = [], []
+def _probed(text: str) -> str:
+    """``text`` with a PROBE after each mirrored character and each run of marks and joiners."""
+    out = []
     for i, char in enumerate(text):
-        if types[i] != "ON":
-            continue
-        if char in BRACKETS and len(opened) < 63:
-            opened.append((BRACKETS[char], i))
-        elif char in BRACKETS.values():
-            depth = next((d for d in reversed(range(len(opened))) if opened[d][0] == char), None)
-            if depth is not None:
-                pairs.append((opened[depth][1], i))
-                del opened[depth:]
-    return sorted(pairs)
+        out.append(char)
+        if unicodedata.mirrored(char) or (_soft(char) and (i + 1 == len(text) or not _soft(text[i + 1]))):
+            out.append(PROBE)
+    probed = "".join(out)
+    return probed + END if probed.endswith(PROBE) else probed
+
+
+def _turned(visual: str) -> list[tuple[str, bool | None]]:
+    """The characters of ``visual`` (get_display of a ``_probed`` text) without the probes, each
+    with whether the algorithm turned it around (put it at a right-to-left level): right-to-left
+    letters always, letters and numbers never, probed characters as their probe says and the letter
+    of probed marks as they; None for the other spaces and punctuation, drawn where they stand
+    whichever way they go."""
+    if PROBE not in visual:  # no brackets, no marks
+        return [(char, _direction(char)) for char in visual]
+    tokens: list[str] = []  # a probe, a run of marks and joiners, or one other character
+    for char in visual:
+        if char != PROBE and _soft(char) and tokens and tokens[-1] != PROBE and _soft(tokens[-1][0]):
+            tokens[-1] += char
+        else:
+            tokens.append(char)
+    units: list[tuple[str, bool | None]] = []
+    i = 0
+    while i < len(tokens):
+        token, probed = tokens[i], tokens[i + 1:i + 2] == [PROBE]
+        if token == PROBE:  # before what it probes: turned around
+            units += [(tokens[i + 1], True)] if i + 1 < len(tokens) else []
+        elif probed and (_soft(token[0]) or unicodedata.mirrored(token)):  # after it: not
+            units.append((token, False))
+        else:
+            units.append((token, _direction(token)))
+            probed = False
+        i += 1 + (token == PROBE or probed)
+    for j, (token, turned) in enumerate(units):  # marks' letter: after them if turned, else before
+        k = j + 1 if turned else j - 1
+        if _soft(token[0]) and turned is not None and 0 <= k < len(units) and units[k][1] is None:
+            units[k] = (units[k][0], turned)
+    return [(char, turned) for token, turned in units for char in token if char != END]
+
+
+def _direction(char: str) -> bool | None:
+    """Whether ``char`` reads right to left by its bidi class; None when that depends on the text
+    (or ``char`` is more than one character: marks)."""
+    kind = unicodedata.bidirectional(char) if len(char) == 1 else None
+    return True if kind in ("R", "AL") else False if kind in ("L", "EN", "AN") else None
+
+
+def bidi_pieces(text: str) -> list[tuple[bool, str]]:
+    """``text`` cut into pieces, left to right on screen as python-bidi orders it: (True, a piece
+    that reads right to left, in logical order, for HarfBuzz to lay out right to left and mirror the
+    brackets of) or (False, a piece drawn as it stands). A space or punctuation mark goes with the
+    pieces on both sides when they agree (one run: "أغنية الحب"), else it stands left to right."""
+    core = text.rstrip()
+    if not core:
+        return [(False, text)]
+    rtl = get_base_level(core) == 1
+    units = _turned(get_display(_probed(core)))
+    trailing = text[len(core):]  # rule L1: white space at the end of the line, at the line's level
+    units = [(c, True) for c in reversed(trailing)] + units if rtl else units + [(c, False) for c in trailing]
+    flags, waiting, last = [], 0, rtl  # the line's ends count as its direction
+    for _, turned in units:
+        if turned is None:
+            waiting += 1
+        else:
+            flags += [last and turned] * waiting + [turned]
+            waiting, last = 0, turned
+    flags += [last and rtl] * waiting
+    pieces = []
+    for turned, group in itertools.groupby(zip(units, flags), key=lambda unit: unit[1]):
+        piece = "".join(char for (char, _), _ in group)
+        pieces.append((turned, piece[::-1] if turned else piece))
+    return pieces
 
 
 def _spans(items: list) -> list[tuple[object, int, int]]:
@@ -178,17 +198,6 @@ def _spans(items: list) -> list[tuple[object, int, int]]:
         spans.append((item, start, stop))
         start = stop
     return spans
-
-
-def visual_order(levels: Sequence[int]) -> list[int]:
-    """The indices of runs at ``levels`` left to right on screen (UAX #9 rule L2: from the
-    highest level down to 1, every stretch at that level or higher is reversed)."""
-    order = list(range(len(levels)))
-    for level in range(max(levels, default=0), 0, -1):
-        for high, start, stop in _spans([levels[i] >= level for i in order]):
-            if high:
-                order[start:stop] = order[start:stop][::-1]
-    return order
 
 
 class FontStack:
@@ -258,18 +267,15 @@ class FontStack:
         if path is not None:
             keys[start:start + len(chars)] = [(path, keys[start][1])] * len(chars)
 
-    def _cut(self, text: str) -> tuple[tuple[pygame.font.Font, str], ...]:
-        """``text`` cut into pieces that one font draws in one script and direction (``runs``,
-        cached), in visual order, without the characters no font has; one piece when the primary
-        draws it all. Each piece is joined once, so a long text costs time in proportion."""
-        if all(self._plain(c) for c in set(text)):
-            return ((self.primary, text),)
+    def _keys(self, text: str) -> tuple[list[str], list[tuple[Path, str | None]]]:
+        """The characters of ``text`` that are drawn, each with the font and script to draw it in,
+        in the order given (logical)."""
         kept, keys, path, script = [], [], None, None
         for i, char in enumerate(text):
             if char in LEFT_OUT:
                 continue
-            if char.isspace() and unicodedata.category(char) == "Cc":
-                char = " "  # a tab: SDL_ttf draws a box for it (HarfBuzz spaces the other spaces)
+            if char.isspace() and unicodedata.category(char) in ("Cc", "Zl", "Zp"):
+                char = " "  # a tab, a line break: SDL_ttf draws a box (HarfBuzz spaces the others)
             if i and unicodedata.category(char) in ATTACHED:  # in the font before, or not at all
                 if path is None or not has_glyph(path, char):
                     continue
@@ -284,16 +290,34 @@ class FontStack:
         for run_script, start, stop in _spans([script for _, script in keys]):
             if run_script is not None and len({path for path, _ in keys[start:stop]}) > 1:
                 self._one_font(kept[start:stop], keys, start)
-        text = "".join(kept)
-        rtl = any(unicodedata.bidirectional(c) in ("R", "AL") for c in text)
-        levels = bidi_levels(text) if rtl else [0] * len(text)
-        pieces, start = [], 0
-        for (path, script, level), group in itertools.groupby(k + (n,) for k, n in zip(keys, levels)):
-            length = sum(1 for _ in group)
-            pieces.append((self._font(path, script, level % 2 == 1), text[start:start + length], level))
-            start += length
-        order = visual_order([level for _, _, level in pieces])
-        return tuple(pieces[i][:2] for i in order) or ((self.primary, ""),)
+        return kept, keys
+
+    def _group(self, chars: list[str], keys: list[tuple[Path, str | None]],
+               rtl: bool) -> list[tuple[pygame.font.Font, str]]:
+        """``chars`` (logical order) in runs of one font and script, in the order they are drawn
+        left to right: the last first when they read right to left."""
+        runs, start = [], 0
+        for (path, script), group in itertools.groupby(keys):
+            stop = start + sum(1 for _ in group)
+            runs.append((self._font(path, script, rtl), "".join(chars[start:stop])))
+            start = stop
+        return runs[::-1] if rtl else runs
+
+    def _cut(self, text: str) -> tuple[tuple[pygame.font.Font, str], ...]:
+        """``text`` cut into pieces that one font draws in one script and direction (``runs``,
+        cached), in visual order, without the characters no font has; one piece when the primary
+        draws it all. Each piece is joined once, so a long text costs time in proportion."""
+        if all(self._plain(c) for c in set(text)):
+            return ((self.primary, text),)
+        chars, keys = self._keys(text)
+        if not any(unicodedata.bidirectional(c) in ("R", "AL") for c in chars):
+            runs = self._group(chars, keys, False)
+        else:  # python-bidi orders the pieces; in each, fonts and scripts as in logical order
+            runs = [run for rtl, piece in bidi_pieces("".join(chars))
+                    for run in self._group(*self._keys(piece), rtl)]
+        # A run of marks alone that draw nothing (a right-to-left mark between two pieces): SDL_ttf
+        # refuses to render text of no width.
+        return tuple(run for run in runs if run[0].size(run[1])[0]) or ((self.primary, ""),)
 
     def _measure(self, text: str) -> tuple[int, int]:
         """The size ``render`` gives ``text`` (``size``, cached)."""
@@ -306,8 +330,8 @@ class FontStack:
 
     def render(self, text: str, antialias: bool, colour: Colour) -> pygame.Surface:
         pieces = self.runs(text)
-        if len(pieces) == 1:
-            return pieces[0][0].render(pieces[0][1], antialias, colour)
+        if len(pieces) == 1:  # text of no width (a joiner alone): SDL_ttf renders only ""
+            return pieces[0][0].render(pieces[0][1] if self.size(text)[0] else "", antialias, colour)
         rendered = [(font, font.render(piece, antialias, colour)) for font, piece in pieces]
         ascent = max(font.get_ascent() for font, _ in rendered)
         height = max(ascent - font.get_ascent() + surface.get_height() for font, surface in rendered)
