@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import re
 import signal
 import subprocess
 import threading
@@ -185,3 +186,21 @@ def stop_process(process: subprocess.Popen, timeout: float = 20.0) -> int | None
         process.kill()
         process.wait()
         return None
+
+
+def grafana_colour(properties: dict, value) -> str:
+    """The colour Grafana gives ``value`` in a table column of these override properties (id → value): its
+    value mapping's (a special "empty" or a regex), else that of the last threshold step at or below it."""
+    for mapping in properties.get("mappings", []):
+        options = mapping["options"]
+        special = mapping["type"] == "special" and options["match"] == "empty" and value == ""
+        if special or (mapping["type"] == "regex" and re.fullmatch(options["pattern"], str(value))):
+            return options["result"].get("color", "text")
+    steps = properties.get("thresholds", {"steps": [{"color": "text", "value": None}]})["steps"]
+    return [step["color"] for step in steps if step["value"] is None or value >= step["value"]][-1]
+
+
+def column_properties(panel: dict) -> dict[str, dict]:
+    """A Grafana panel's override properties by the column (field name) they match."""
+    return {o["matcher"]["options"]: {p["id"]: p["value"] for p in o["properties"]}
+            for o in panel["fieldConfig"]["overrides"]}

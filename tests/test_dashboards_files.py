@@ -7,6 +7,7 @@ import re
 from zoneinfo import ZoneInfo
 
 import pytest
+from analytics_support import column_properties, grafana_colour
 from conftest import REPO
 from moodtunes.ui.ratings import SCORE_PER_STAR
 from moodtunes_cloud import dashboards
@@ -27,6 +28,8 @@ def test_committed_dashboards_equal_the_generated_ones(tmp_path):
 
 
 def test_panels_use_the_provisioned_datasource_the_time_picker_and_the_device_filter():
+    """Every query follows the time picker, but those of a panel with a range of its own (Grafana's relative
+    time, shown on the panel), which say that range themselves."""
     yaml = pytest.importorskip("yaml")  # PyYAML comes with the dev extra
     provisioned = yaml.safe_load(DATASOURCES.read_text())["datasources"][0]
     for path in DASHBOARD_DIR.glob("*.json"):
@@ -35,7 +38,18 @@ def test_panels_use_the_provisioned_datasource_the_time_picker_and_the_device_fi
         for panel in dashboard["panels"]:
             assert panel["datasource"]["uid"] == provisioned["uid"]
             for target in panel["targets"]:
-                assert "$timeFilter" in target["query"] and "/^$device$/" in target["query"], target
+                assert "/^$device$/" in target["query"], target
+                if "timeFrom" in panel:
+                    assert "$timeFilter" not in target["query"], target
+                    assert f"time > now() - {panel['timeFrom']}" in target["query"], target
+                else:
+                    assert "$timeFilter" in target["query"], target
+
+
+def test_only_device_health_has_a_range_of_its_own():
+    """A device gone quiet must stay in Device health whatever the dashboard's range: its last 30 days."""
+    own = {p["title"]: p["timeFrom"] for model in _models() for p in model["panels"] if "timeFrom" in p}
+    assert own == {"Device health": "30d"}
 
 
 def test_panels_have_unique_ids_and_do_not_overlap():
@@ -195,7 +209,8 @@ def test_every_mood_lift_by_group_is_per_starting_mood_with_its_visits():
 def test_ratings_are_shown_in_the_kiosks_stars():
     """The kiosk shows 1 to 5 stars and stores 0 to 100: a mean of 4-star ratings showed 75."""
     panels = _panels_selecting('"rating"')
-    assert {panel["title"] for panel in panels} == {"Mean rating", "Ratings", "Rating over time"}
+    assert {panel["title"] for panel in panels} == {"Mean rating", "Ratings", "Rating by music category",
+                                                    "Rating over time"}
     for panel in panels:
         for target in panel["targets"]:
             if "mean(" in target["query"]:
@@ -203,3 +218,57 @@ def test_ratings_are_shown_in_the_kiosks_stars():
                 assert panel["fieldConfig"]["defaults"]["unit"] == "suffix:★", panel["title"]
     ratings = {panel["title"]: panel for panel in panels}["Ratings"]
     assert [target["alias"] for target in ratings["targets"]] == ["1 ★", "2 ★", "3 ★", "4 ★", "5 ★"]
+
+
+def _panel(title: str) -> dict:
+    (panel,) = [p for model in _models() for p in model["panels"] if p["title"] == title]
+    return panel
+
+
+def test_a_rating_by_category_is_in_stars_with_its_rated_songs_a_count():
+    """A table's count in the panel's stars read "12 ★"; the count is a whole number, red below FEW_VISITS."""
+    rated = column_properties(_panel("Rating by music category"))["rated songs"]
+    assert (rated["unit"], rated["decimals"]) == ("none", 0)
+    assert rated["thresholds"]["steps"] == [{"color": "red", "value": None},
+                                            {"color": "text", "value": dashboards.FEW_VISITS}]
+
+
+@pytest.mark.parametrize("column, fine, bad", [
+    ("since last status", [0, 299, 899], [900, 7200]),  # three statuses missed
+    ("oldest pending", [0, 3599], [3600, 86400]),
+    ("refused", [0], [1, 7]),
+    ("clock offset", [-299, 0, 12.5, 299], [-301, 300, 172800]),
+    ("last error", [""], ["timeout waiting for the broker"]),
+])
+def test_device_health_turns_bad_values_red(column, fine, bad):
+    properties = column_properties(_panel("Device health"))[column]
+    assert properties["custom.cellOptions"] == {"type": "color-text"}
+    assert [grafana_colour(properties, v) for v in fine] == ["text"] * len(fine)
+    assert [grafana_colour(properties, v) for v in bad] == ["red"] * len(bad)
+
+
+def test_device_health_is_one_row_per_device_with_its_last_status_shown():
+    """Its two queries (the latest status; how long ago it came) merged into one row per device, the Time
+    column kept: it is when the latest status came."""
+    panel = _panel("Device health")
+    merge, organize = panel["transformations"]
+    assert merge == {"id": "merge", "options": {}}
+    assert organize["options"]["excludeByName"] == {}
+    assert organize["options"]["renameByName"]["Time"] == "last status"
+    assert [t["resultFormat"] for t in panel["targets"]] == ["table", "table"]
+
+
+def test_each_devices_scans_are_shares_of_its_own():
+    panel = _panel("Final mood scan by device and outcome")
+    assert panel["transformations"][0] == {"id": "merge", "options": {}}
+    columns = column_properties(panel)
+    assert grafana_colour(columns["no camera"], 10) == "red" and grafana_colour(columns["no camera"], 9) == "text"
+    assert grafana_colour(columns["no face"], 50) == "red" and grafana_colour(columns["no face"], 49) == "text"
+    assert grafana_colour(columns["scans"], dashboards.FEW_VISITS - 1) == "red"
+
+
+def test_the_device_list_has_every_device_that_sent_anything():
+    """A device whose visits are all rejected has no visit: it is listed from its status and rejections."""
+    for model in _models():
+        query = {v["name"]: v for v in model["templating"]["list"]}["device"]["query"]
+        assert query.startswith('SHOW TAG VALUES FROM "visit", "device_status", "rejected" WITH KEY = "device_id"')

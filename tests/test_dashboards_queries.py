@@ -1,7 +1,8 @@
 """Every query of the committed Grafana dashboards, run on the real InfluxDB 1.6.7 after visits
 went through the real ingest path (MQTT → ingest → InfluxDB), must return the numbers that the
 visits imply — worked out here independently, straight from the events: each visit's mood lift
-and main category written out by hand, the rest from the readings' labels and the plays."""
+and main category written out by hand, the rest from the readings' labels and the plays. With them
+go the devices' statuses and messages the ingest rejects, for the devices' health."""
 
 from __future__ import annotations
 
@@ -16,16 +17,28 @@ from datetime import time as clock
 from zoneinfo import ZoneInfo
 
 import pytest
-from analytics_support import influxql, ingest_settings, publisher, running_ingest, unique, wait_for
+from analytics_support import (
+    column_properties,
+    grafana_colour,
+    influxql,
+    ingest_settings,
+    publisher,
+    running_ingest,
+    unique,
+    wait_for,
+)
 from conftest import REPO
-from moodtunes.events import PlayEvent, ReadingEvent, VisitEvent
+from moodtunes.events import DeviceStatus, PlayEvent, ReadingEvent, VisitEvent
 from moodtunes.ui.ratings import score_to_stars, stars_to_score
 from moodtunes_cloud import dashboards
+from moodtunes_cloud.influx import make_writer
+from moodtunes_cloud.points import status_point
 
 pytestmark = pytest.mark.services
 
 DASHBOARD_DIR = REPO / "cloud" / "grafana" / "dashboards"
 HALL, WARD = "kiosk-hall", "kiosk-ward"
+ATTIC = "kiosk-attic"  # its clock runs two days ahead: every visit rejected, only its status and rejections land
 NOW = datetime.now(UTC)
 TIMEZONE = "Europe/Berlin"  # what the dashboards' time zone variable is set to here (UTC+1/+2)
 ZONE = ZoneInfo(TIMEZONE)
@@ -45,13 +58,17 @@ def _reading(label, outcome="ok", confidence=0.8, corrected=None) -> ReadingEven
                         probs=probs, frames_used=40)
 
 
-def _visit(device, ended, before, after, songs, rating, lift, end_reason="completed") -> VisitEvent:
+def _visit(device, ended, before, after, songs, rating, lift, end_reason="completed", song_ratings=None) -> VisitEvent:
     """``songs``: (category, seconds listened) or (category, seconds, error); ``lift``: the event's
-    own mood_lift, what the device sent (the ingest works it out again from the readings)."""
+    own mood_lift, what the device sent (the ingest works it out again from the readings). The visit's
+    rating is its last, so by default the last song has it and the others none; ``song_ratings``: each song's."""
     ended = ended.replace(microsecond=0)
+    if song_ratings is None:
+        song_ratings = [None] * (len(songs) - 1) + [rating] if songs else []
     plays = [PlayEvent(title=f"Song {i}", artist="Artist", category=song[0], seconds_listened=song[1],
-                       finished=song[1] > 100 and len(song) == 2, error=song[2] if len(song) > 2 else None)
-             for i, song in enumerate(songs)]
+                       finished=song[1] > 100 and len(song) == 2, error=song[2] if len(song) > 2 else None,
+                       rating=song_rating)
+             for i, (song, song_rating) in enumerate(zip(songs, song_ratings, strict=True))]
     return VisitEvent(
         event_id=unique("event-"), device_id=device, session_id=unique("session-"), profile_key="a1b2c3d4e5f60718",
         guest=False, started_at=ended - timedelta(minutes=6), ended_at=ended, end_reason=end_reason,
@@ -70,7 +87,9 @@ HC, HE = "Happy and calm", "Highly energetic"
 # Each visit with its mood lift in steps of the shown mood (None: not both moods, or no music heard)
 # and the category heard longest (songs that failed don't count; "none": no song heard).
 CASES = [
-    (_visit(HALL, _ago(2, 3), _reading("sad"), _reading("happy"), [(HC, 150.0), (HE, 30.0)], 90, 2.0), 2, HC),
+    # the first song rated 3 stars, the second 90, which is the visit's rating (its last)
+    (_visit(HALL, _ago(2, 3), _reading("sad"), _reading("happy"), [(HC, 150.0), (HE, 30.0)], 90, 2.0,
+            song_ratings=[stars_to_score(3), 90]), 2, HC),
     # only the probabilities moved (P(happy) - P(sad) went from 0.4 to 0.85), and the event comes from a device
     # that still sent that difference as its mood_lift: the shown mood stayed happy, so 0
     (_visit(WARD, _ago(2, 1), _reading("happy", confidence=0.6), _reading("happy", confidence=0.9),
@@ -80,7 +99,7 @@ CASES = [
      -1, HC),
     # picked by hand before; an uncertain scan after, corrected
     (_visit(WARD, _ago(1, 1), _reading("sad", "manual"), _reading("neutral", "uncertain", 0.4, corrected="happy"),
-            [(HC, 100.0), (HC, 80.0)], 70, 2.0), 2, HC),
+            [(HC, 100.0), (HC, 80.0)], 70, 2.0, song_ratings=[stars_to_score(5), 70]), 2, HC),
     (_visit(HALL, _ago(0, 1), _reading("neutral"), _reading("happy", confidence=0.9), [(HE, 120.0)], 85, 1.0), 1, HE),
     # no face before: no lift
     (_visit(WARD, _ago(0, 2), _reading(None, "no_face"), _reading("happy"), [(HC, 60.0)], 50, None), None, HC),
@@ -143,6 +162,58 @@ def _readings():
 
 
 CAMERA_SCANS = [r for _, r in _readings() if r.outcome in CAMERA]
+RATED_PLAYS = [p for e in EVENTS for p in e.plays if p.rating is not None]
+
+
+def _scans_by_device() -> Counter:
+    return Counter(e.device_id for e in EVENTS for r in (e.mood_before, e.mood_after) if r is not None)
+
+
+def _outcome_shares(outcome: str) -> dict:
+    """The percentage of each device's final scans with ``outcome`` (0 for a device with none)."""
+    with_it = Counter(e.device_id for e in EVENTS for r in (e.mood_before, e.mood_after)
+                      if r is not None and r.outcome == outcome)
+    return {device: pytest.approx(100 * with_it[device] / scans) for device, scans in _scans_by_device().items()}
+
+
+# ---- the devices' statuses and rejected messages ----------------------------------------------
+
+STALE_AT = (NOW - timedelta(hours=2)).replace(microsecond=0)  # the ward's last status: it went quiet since
+
+
+def _status(device, sent_at, pending=0, oldest=0.0, refused=0, version="0.1.0", error=None) -> DeviceStatus:
+    return DeviceStatus(device_id=device, sent_at=sent_at, version=version, pending=pending,
+                        oldest_pending_seconds=oldest, refused=refused, last_error=error)
+
+
+def _statuses_now() -> list[DeviceStatus]:
+    """Sent as the test runs and written at their arrival: the hall's, and the attic's, two days ahead."""
+    now = datetime.now(UTC)
+    return [_status(HALL, now), _status(ATTIC, now + timedelta(days=2))]
+
+
+# (status, when it arrived): the ingest's own points, written as it wrote them hours ago (no message can
+# arrive in the past). The hall's error cleared by its later status; the ward's last one is stale, with a
+# visit waiting for 1.5 h, one refused, an upload error and a clock 12.5 s behind.
+EARLIER_STATUSES = [
+    (_status(HALL, NOW - timedelta(hours=1), pending=5, oldest=600.0, error="broker unreachable"),
+     NOW - timedelta(hours=1)),
+    (_status(WARD, STALE_AT - timedelta(hours=1)), STALE_AT - timedelta(hours=1)),
+    (_status(WARD, STALE_AT - timedelta(seconds=12.5), pending=3, oldest=5400.0, refused=1, version="0.2.0",
+             error="no PUBACK within 10 s"), STALE_AT),
+]
+# (device of the topic, payload) the ingest rejects: the attic's two visits (its clock two days ahead), a
+# ward's payload cut short, and a topic that names no device.
+REFUSED = [
+    *((ATTIC, _visit(ATTIC, NOW + timedelta(days=2, hours=h), _reading("sad"), _reading("happy"), [(HC, 60.0)], 75,
+                     2.0).model_dump_json()) for h in (0, 1)),
+    (WARD, b'{"event_id": "cut-'),
+    ("no such device!", b"{}"),
+]
+REJECTED = {(ATTIC, "visit", "clock"): 2, (WARD, "visit", "json"): 1, ("(unknown)", "unknown", "schema"): 1}
+HEALTH = {  # device → (visits waiting, oldest waiting, refused, version, last error)
+    HALL: (0, 0, 0, "0.1.0", ""), WARD: (3, 5400, 1, "0.2.0", "no PUBACK within 10 s"), ATTIC: (0, 0, 0, "0.1.0", ""),
+}
 
 
 # ---- what each query must return -----------------------------------------------------------
@@ -190,6 +261,59 @@ def _stars(rating: int) -> int:
 
 
 RATED = [e for e in EVENTS if e.rating is not None]
+
+
+def _rows(series, tag="device_id") -> dict:
+    """A table query's rows by a tag: each a dict of its columns (time included)."""
+    rows = {}
+    for s in series:
+        (values,) = s["values"]
+        rows[s["tags"][tag]] = dict(zip(s["columns"], values, strict=True))
+    return rows
+
+
+def _arrived_between(ms: int, bounds) -> bool:
+    sent, written = bounds
+    return int(sent * 1000) - 1 <= ms <= int(written * 1000) + 1
+
+
+def _latest_status(series, bounds) -> bool:
+    """One row per device, all of its latest status and stamped with it: the hall's and the attic's just
+    now (not the hall's earlier error), the ward's two hours ago."""
+    rows = _rows(series)
+    assert set(rows) == {HALL, WARD, ATTIC}
+    assert _arrived_between(rows[HALL]["time"], bounds) and _arrived_between(rows[ATTIC]["time"], bounds)
+    assert rows[WARD]["time"] == _ms(STALE_AT)
+    offsets = {device: row["clock offset"] for device, row in rows.items()}
+    assert abs(offsets[HALL]) < 60 and offsets[WARD] == -12.5 and abs(offsets[ATTIC] - 2 * 86400) < 60
+    columns = ("pending", "oldest pending", "refused", "version", "last error")
+    return {device: tuple(row[c] for c in columns) for device, row in rows.items()} == HEALTH
+
+
+def _since_last_status(series, bounds) -> bool:
+    """Seconds from each device's latest status to the query, at the status's time."""
+    rows = _rows(series)
+    assert set(rows) == {HALL, WARD, ATTIC}
+    asked = time.time()
+    sent, _ = bounds
+    for device in (HALL, ATTIC):
+        assert _arrived_between(rows[device]["time"], bounds)
+        assert 0 <= rows[device]["since last status"] <= asked - sent + 1
+    assert rows[WARD]["time"] == _ms(STALE_AT)
+    return 2 * 3600 <= rows[WARD]["since last status"] <= asked - STALE_AT.timestamp() + 1
+
+
+def _shares_of(outcome: str):
+    """The check of a "Final mood scan by device and outcome" share: each device's percentage of ``outcome``."""
+    return lambda s, b: _per_tag(s, "device_id") == _outcome_shares(outcome)
+
+
+def _rating_by_category(series, bounds) -> bool:
+    groups = defaultdict(list)
+    for play in RATED_PLAYS:
+        groups[play.category].append(score_to_stars(play.rating))
+    expected = {c: (pytest.approx(statistics.fmean(stars)), len(stars)) for c, stars in groups.items()}
+    return _lift_rows(series, "category") == {(c,): v for c, v in expected.items()}
 
 
 def _freshness(series, bounds) -> bool:
@@ -273,6 +397,7 @@ CHECKS = {
             {d: sum(e.listening_seconds for e in EVENTS if _day(e.ended_at) == d) / 60
              for d in {_day(e.ended_at) for e in EVENTS if e.listening_seconds}}),
     **{("moodtunes-overview", "Ratings", ref_id): _rated(stars) for ref_id, stars in zip("ABCDE", range(1, 6))},
+    ("moodtunes-overview", "Rating by music category", "A"): _rating_by_category,
     ("moodtunes-overview", "Rating over time", "A"):
         lambda s, b: _per_day(s) == _approx(_mean_by((_day(e.ended_at), score_to_stars(e.rating)) for e in RATED)),
     ("moodtunes-overview", "Camera scans corrected by hand", "A"):
@@ -281,6 +406,14 @@ CHECKS = {
     ("moodtunes-overview", "Listening by category", "A"):
         lambda s, b: _per_tag(s, "category") == _approx(
             {c: sum(p.seconds_listened for e in EVENTS for p in e.plays if p.category == c) / 60 for c in (HC, HE)}),
+    ("moodtunes-devices", "Device health", "A"): _latest_status,
+    ("moodtunes-devices", "Device health", "B"): _since_last_status,
+    ("moodtunes-devices", "Rejected messages", "A"):
+        lambda s, b: _per_tag(s, "device_id", "message", "reason") == REJECTED,
+    ("moodtunes-devices", "Final mood scan by device and outcome", "A"):
+        lambda s, b: _per_tag(s, "device_id") == _scans_by_device(),
+    **{("moodtunes-devices", "Final mood scan by device and outcome", ref_id):
+       _shares_of(outcome) for ref_id, outcome in zip("BCDEF", ("ok", "uncertain", "no_face", "no_camera", "manual"))},
     ("moodtunes-devices", "Mood lift by device", "A"):
         lambda s, b: _lift_rows(s, "device_id", "mood_before") == _lift_table(
             ((e.device_id, _shown(e.mood_before)), LIFT[e.event_id]) for e in MEASURED),
@@ -312,25 +445,42 @@ def _concrete(query: str, device: str = ".*", timezone: str = TIMEZONE) -> str:
             .replace("$device", device).replace("$timezone", timezone))
 
 
-def _ingest(mosquitto, influxdb, events) -> tuple[str, tuple[float, float]]:
-    """The events, delivered over MQTT to the real ingest and written to a fresh database; returns
-    (database, (time before sending, time after writing)) for the upload-delay bounds."""
+def _rejections_counted(influxdb, db: str) -> int:
+    series = influxql(influxdb, db, 'SELECT sum("count") FROM "rejected"')
+    return series[0]["values"][0][1] if series else 0
+
+
+def _ingest(mosquitto, influxdb, events, statuses=(), refused=(),
+            earlier_statuses=()) -> tuple[str, tuple[float, float]]:
+    """The events, delivered over MQTT to the real ingest and written to a fresh database, with the devices'
+    ``statuses`` and the messages it must reject (``refused``: (device of the topic, payload)); and
+    ``earlier_statuses`` (status, arrival) as the ingest's own writer wrote their points on arrival. Returns
+    (database, (time before sending, time after writing)) for the upload-delay and arrival bounds."""
     db, prefix = unique("dash"), unique("mt")
+    settings = ingest_settings(mosquitto, influxdb, db, prefix)
     sender = publisher(mosquitto)
-    with running_ingest(ingest_settings(mosquitto, influxdb, db, prefix)) as ingest:
+    with running_ingest(settings) as ingest:
         sent = time.time()
         for event in events:
             sender.publish(f"{prefix}/{event.device_id}/visit", event.model_dump_json(), qos=1).wait_for_publish(10)
-        wait_for(lambda: ingest.stats.written == len(events), "every visit written")
+        for device, payload in refused:
+            sender.publish(f"{prefix}/{device}/visit", payload, qos=1).wait_for_publish(10)
+        for status in statuses:
+            sender.publish(f"{prefix}/{status.device_id}/status", status.model_dump_json(), qos=1).wait_for_publish(10)
+        wait_for(lambda: (ingest.stats.written, ingest.stats.statuses, ingest.stats.rejected)
+                 == (len(events), len(statuses), len(refused)), "every visit and status written, the rest rejected")
+        wait_for(lambda: _rejections_counted(influxdb, db) == len(refused), "every rejection counted")
         written = time.time()
     sender.disconnect()
     sender.loop_stop()
+    if earlier_statuses:
+        make_writer(settings).write([status_point(status, arrival) for status, arrival in earlier_statuses])
     return db, (sent, written)
 
 
 @pytest.fixture(scope="module")
 def ingested(mosquitto, influxdb):
-    return _ingest(mosquitto, influxdb, EVENTS)
+    return _ingest(mosquitto, influxdb, EVENTS, _statuses_now(), REFUSED, EARLIER_STATUSES)
 
 
 def test_the_visits_tell_the_new_definitions_from_the_old():
@@ -360,11 +510,19 @@ def test_query_returns_what_the_visits_imply(influxdb, ingested, key, query):
     assert CHECKS[key](series, bounds), series
 
 
+def _listed_devices(influxdb, db: str, uid: str) -> list[str]:
+    """The Device drop-down as Grafana fills it: each value of every series once, sorted (``sort``: 1)."""
+    variable = json.loads((DASHBOARD_DIR / f"{uid}.json").read_text())["templating"]["list"][0]
+    assert variable["sort"] == 1
+    return sorted({value for series in influxql(influxdb, db, variable["query"]) for _, value in series["values"]})
+
+
 def test_the_device_variable_lists_devices_and_filters_queries(influxdb, ingested):
+    """The attic sent no visit the ingest took, only its status and rejections: it is listed all the same.
+    A rejection's topic that named no device is no device to pick."""
     db, _ = ingested
-    variable = json.loads((DASHBOARD_DIR / "moodtunes-overview.json").read_text())["templating"]["list"][0]
-    values = influxql(influxdb, db, variable["query"])[0]["values"]
-    assert [v[1] for v in values] == [HALL, WARD]
+    for uid in ("moodtunes-overview", "moodtunes-devices"):
+        assert _listed_devices(influxdb, db, uid) == [ATTIC, HALL, WARD]
     visits = dict(_committed_targets())[("moodtunes-overview", "Visits", "A")]
     assert _single(influxql(influxdb, db, _concrete(visits, device=WARD))) == sum(e.device_id == WARD for e in EVENTS)
     assert influxql(influxdb, db, _concrete(visits, device="no-such-device")) == []
@@ -419,6 +577,95 @@ def test_grafanas_own_name_for_utc_is_no_time_zone_for_influxdb(influxdb, ingest
     assert "unable to find time zone utc" in refused.value.read().decode()
 
 
+# ---- the devices' health, as the devices dashboard shows it ---------------------------------------
+
+def _panel(uid: str, title: str) -> dict:
+    (panel,) = [p for p in json.loads((DASHBOARD_DIR / f"{uid}.json").read_text())["panels"] if p["title"] == title]
+    return panel
+
+
+def _merged(*results) -> list[dict]:
+    """Grafana's "merge" of a table panel's queries: the rows of the same time and tags become one."""
+    rows: dict[tuple, dict] = {}
+    for series in results:
+        for s in series:
+            for values in s["values"]:
+                key = (values[0], *sorted(s.get("tags", {}).items()))
+                rows.setdefault(key, {}).update(dict(zip(s["columns"], values, strict=True)) | s.get("tags", {}))
+    return list(rows.values())
+
+
+def _panel_rows(influxdb, db: str, title: str, device: str = ".*") -> dict[str, dict]:
+    """A devices table's rows by device, its queries merged as Grafana does. Grafana sends each query of a
+    panel the same range, in ms, so the aggregates over it are all stamped with the same start."""
+    refs = [target["refId"] for target in _panel("moodtunes-devices", title)["targets"]]
+    end = _ms(datetime.now(UTC))
+    in_range = f"time >= {end - 30 * 86_400_000}ms and time <= {end}ms"
+    rows = _merged(*(_run(influxdb, db, title, ref, uid="moodtunes-devices", device=device, time_filter=in_range)
+                     for ref in refs))
+    by_device = {row["device_id"]: row for row in rows}
+    assert len(by_device) == len(rows), rows  # one row per device: the queries' rows matched
+    return by_device
+
+
+def _red(panel: dict, row: dict) -> list[str]:
+    columns = column_properties(panel)
+    return sorted(c for c in columns if c in row and grafana_colour(columns[c], row[c]) == "red")
+
+
+def test_device_health_is_one_row_per_device_with_what_is_wrong_in_red(influxdb, ingested):
+    """The latest status and how long ago it came share the status's time, so they merge into one row per
+    device. The ward, silent for two hours with a visit waiting 1.5 h, one refused and an upload error, is
+    red there; so is the attic's clock, two days ahead; the hall's earlier error is cleared by its latest."""
+    db, _ = ingested
+    panel = _panel("moodtunes-devices", "Device health")
+    rows = _panel_rows(influxdb, db, "Device health")
+    assert {device: _red(panel, row) for device, row in rows.items()} == {
+        HALL: [], WARD: ["last error", "oldest pending", "refused", "since last status"], ATTIC: ["clock offset"]}
+    assert rows[WARD]["time"] == _ms(STALE_AT)  # "last status"
+
+
+def test_a_device_whose_visits_are_all_rejected_shows_in_health_and_rejected(influxdb, ingested):
+    """The attic's clock runs two days ahead: none of its visits is written, so no visit panel knows it;
+    picked in the Device drop-down, its health shows the clock, and Rejected messages why."""
+    db, _ = ingested
+    assert _run(influxdb, db, "Visits", device=ATTIC) == []
+    (row,) = _panel_rows(influxdb, db, "Device health", device=ATTIC).values()
+    assert row["device_id"] == ATTIC and abs(row["clock offset"] - 2 * 86400) < 60
+    assert row["since last status"] < dashboards.STALE_SECONDS
+    rejected = _run(influxdb, db, "Rejected messages", uid="moodtunes-devices", device=ATTIC)
+    assert _per_tag(rejected, "device_id", "message", "reason") == {(ATTIC, "visit", "clock"): 2}
+
+
+def test_a_device_silent_for_weeks_shows_how_long(mosquitto, influxdb):
+    """Device health ignores the dashboard's range: a device last heard from 20 days ago shows 20 days,
+    whatever range is picked; one silent for longer than the panel's 30 days is no longer listed."""
+    db = unique("silent")
+    writer = make_writer(ingest_settings(mosquitto, influxdb, db, unique("mt")))
+    writer.prepare()
+    now = datetime.now(UTC)
+    writer.write([status_point(_status(device, now - age), now - age) for device, age in
+                  (("kiosk-shed", timedelta(days=20)), ("kiosk-loft", timedelta(days=31)))])
+    rows = _panel_rows(influxdb, db, "Device health")
+    assert set(rows) == {"kiosk-shed"}
+    assert rows["kiosk-shed"]["since last status"] == pytest.approx(20 * 86400, abs=60)
+
+
+def test_one_devices_failing_camera_is_not_diluted_by_the_others(influxdb, ingested):
+    """The ward's camera was missing in 2 of its 14 scans: red in its row (14 %), while over both devices
+    (7 %) it stayed under the threshold. Each row has every outcome's share, adding up to 100 %."""
+    db, _ = ingested
+    title = "Final mood scan by device and outcome"
+    rows = _panel_rows(influxdb, db, title)
+    assert set(rows) == {HALL, WARD}
+    assert (rows[WARD]["scans"], rows[WARD]["no camera"]) == (14, pytest.approx(100 * 2 / 14))
+    no_camera = column_properties(_panel("moodtunes-devices", title))["no camera"]
+    assert grafana_colour(no_camera, rows[WARD]["no camera"]) == "red"
+    assert grafana_colour(no_camera, 100 * 2 / sum(row["scans"] for row in rows.values())) == "text"
+    for row in rows.values():
+        assert sum(row[share] for share in ("ok", "uncertain", "no face", "no camera", "by hand")) == pytest.approx(100)
+
+
 # ---- a lobby and a ward: visitors who arrive in different moods -------------------------------
 
 # The lobby's visitors mostly arrive happy and can't go up; the ward's mostly arrive sad. Overall the ward
@@ -454,8 +701,12 @@ def lobby_and_ward(mosquitto, influxdb):
     return _ingest(mosquitto, influxdb, ARRIVAL_VISITS)[0]
 
 
-def _run(influxdb, db, title, ref_id="A", uid="moodtunes-overview", device=".*"):
-    return influxql(influxdb, db, _concrete(dict(_committed_targets())[(uid, title, ref_id)], device=device))
+def _run(influxdb, db, title, ref_id="A", uid="moodtunes-overview", device=".*", time_filter=None):
+    """One committed query run; ``time_filter``: what $timeFilter becomes, if not the last 30 days from now()."""
+    query = dict(_committed_targets())[(uid, title, ref_id)]
+    if time_filter is not None:
+        query = query.replace("$timeFilter", time_filter)
+    return influxql(influxdb, db, _concrete(query, device=device))
 
 
 def test_devices_are_compared_within_the_mood_visitors_arrived_in(influxdb, lobby_and_ward):
@@ -499,6 +750,15 @@ def test_ratings_read_as_the_kiosks_stars(influxdb, lobby_and_ward):
     per_star = {stars: _run(influxdb, lobby_and_ward, "Ratings", ref_id)
                 for ref_id, stars in zip("ABCDE", range(1, 6))}
     assert {stars: _single(series) for stars, series in per_star.items() if series} == {1: 4, 4: 48, 5: 1}
+
+
+def test_rating_by_music_category_is_the_songs_stars(influxdb, lobby_and_ward):
+    """Each song rated as its visit: Highly energetic 24 songs at 4 stars and 1 at 5, Happy and calm 24 at 4
+    and 4 at 1 (the ward's); in the lobby alone both are 4.0."""
+    rows = _lift_rows(_run(influxdb, lobby_and_ward, "Rating by music category"), "category")
+    assert rows == {(HE,): (pytest.approx(101 / 25), 25), (HC,): (pytest.approx(100 / 28), 28)}
+    lobby = _lift_rows(_run(influxdb, lobby_and_ward, "Rating by music category", device=HALL), "category")
+    assert lobby == {(HE,): (4.0, 24), (HC,): (4.0, 8)}
 
 
 # ---- the default time range, in days of the time zone ------------------------------------------

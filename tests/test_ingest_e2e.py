@@ -837,8 +837,12 @@ def test_a_forgotten_person_can_be_deleted_from_influxdb_as_forget_says(mosquitt
     device, prefix, db = unique("kiosk-"), unique("mt"), unique("forget")
     settings = ingest_settings(mosquitto, influxdb, db, prefix)
     with Store.open(tmp_path / "data" / "moodtunes.db") as store:
-        ana = [record_visit(store, device, "Ana", "sad", "happy", (("Happy and calm", 150.0),), 90),
-               record_visit(store, device, "Ana", "neutral", "neutral", (("Happy and calm", 30.0),), 40)]
+        ana = [record_visit(store, device, "Ana", "sad", "happy", (("Happy and calm", 150.0),), 90)]
+        # One visit at a time, as on a kiosk, each in its own milliseconds: back to back here, the next
+        # visit could start in the very millisecond the last ended, inside that visit's time range.
+        time.sleep(0.005)
+        ana.append(record_visit(store, device, "Ana", "neutral", "neutral", (("Happy and calm", 30.0),), 40))
+        time.sleep(0.005)
         ben = record_visit(store, device, "Ben", "neutral", "happy", (("Happy and calm", 60.0),), 75)
     _enable_uplink(monkeypatch, mosquitto, device, prefix)
     with running_ingest(settings) as ingest:

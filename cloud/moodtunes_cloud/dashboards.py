@@ -17,6 +17,8 @@ from pathlib import Path
 
 from moodtunes.ui.ratings import SCORE_PER_STAR
 
+from moodtunes_cloud.ingest import UNKNOWN_DEVICE
+
 DATASOURCE = {"type": "influxdb", "uid": "moodtunes-influxdb"}
 DEVICE = '"device_id" =~ /^$device$/'
 VISITS = f'FROM "visit" WHERE $timeFilter AND {DEVICE}'
@@ -65,6 +67,20 @@ class Query:
 
 
 @dataclass(frozen=True)
+class Cells:
+    """How one table column shows its values: its unit and decimals (when not the panel's), and red where a
+    value means trouble: at or above ``red_from``, below ``red_below``; a text column with ``red_text`` is red
+    when it says anything ("none" when empty)."""
+
+    column: str
+    unit: str | None = None
+    decimals: int | None = None
+    red_from: float | None = None
+    red_below: float | None = None
+    red_text: bool = False
+
+
+@dataclass(frozen=True)
 class Panel:
     title: str
     description: str
@@ -76,9 +92,15 @@ class Panel:
     bars: bool = False  # timeseries drawn as bars (per-day counts) instead of lines; several series stack
     limits: tuple[float, float | None] | None = None  # min and max (None: Grafana's own)
     # A table of aggregates over the whole range: its columns in order, (tag or alias, header). InfluxDB gives
-    # such a row the range's start as its time, which means nothing here, so the Time column is hidden.
+    # such a row the range's start as its time, which means nothing here, so the Time column is hidden unless
+    # it is listed ("Time": a selector's row, stamped with its point's time). A table of several queries has
+    # their rows merged first: rows of the same Time and tags become one (Grafana's "merge").
     columns: tuple[tuple[str, str], ...] = ()
     group_size: str = ""  # the table's column counting the visits of each row, shown red below FEW_VISITS
+    cells: tuple[Cells, ...] = ()  # the table's columns shown other than the panel's unit and decimals
+    # A range of its own ("30d": the last 30 days) whatever the dashboard's, which Grafana shows on the panel;
+    # its queries say it themselves (time > now() - 30d), not $timeFilter.
+    own_range: str = ""
 
 
 @dataclass(frozen=True)
@@ -108,6 +130,60 @@ def _ratings_of(stars: int) -> str:
     """The ratings shown as ``stars``: the kiosk stores only whole stars, and the bounds halfway between them put
     any other 0–100 value (the schema takes one) on its nearest star, as the kiosk rounds it."""
     return f'"rating" >= {(stars - 1.5) * SCORE_PER_STAR} AND "rating" < {(stars - 0.5) * SCORE_PER_STAR}'
+
+
+# A device's health, from its latest status (the uplink sends one every 5 minutes and after each batch): from
+# the last STATUS_DAYS whatever the dashboard's range, since a device gone quiet must show as such, not vanish.
+STATUS_DAYS = 30
+STATUSES = f'FROM "device_status" WHERE time > now() - {STATUS_DAYS}d AND {DEVICE}'
+# One selector with plain fields gives the fields of the selector's own point, stamped with its time: one
+# coherent status per device. (A last() of each field would pick each one's latest on its own, and stamp the
+# row with the range's start, so the row would not say when the device was last heard from.)
+LATEST_STATUS = ('SELECT last("pending") AS "pending", "oldest_pending_seconds" AS "oldest pending", "refused", '
+                 '"clock_offset_seconds" AS "clock offset", "version", "last_error" AS "last error" '
+                 f'{STATUSES} GROUP BY "device_id"')
+# How long ago that status came, for a threshold: InfluxQL has no now() in a SELECT, but a count() is stamped
+# with the range's start, now() - STATUS_DAYS, so elapsed() from it to the latest status is STATUS_DAYS minus
+# the age. The row keeps the latest status's time, so Grafana merges it with LATEST_STATUS's.
+SINCE_LAST_STATUS = (
+    f'SELECT ({STATUS_DAYS * 86_400_000} - "after start") / 1000 AS "since last status" FROM '
+    f'(SELECT elapsed("t", 1ms) AS "after start" FROM '
+    f'(SELECT count("pending") AS "t" {STATUSES} GROUP BY "device_id"), '
+    f'(SELECT last("pending") AS "t" {STATUSES} GROUP BY "device_id") GROUP BY "device_id") GROUP BY "device_id"'
+)
+STALE_SECONDS = 15 * 60  # three statuses missed: offline, or its uplink stopped
+LONG_PENDING_SECONDS = 60 * 60
+CLOCK_OFF_SECONDS = 5 * 60
+REJECTED = f'FROM "rejected" WHERE $timeFilter AND {DEVICE}'
+REJECTION_REASONS = (
+    "What each reason means and what to do; each message is kept whole as a dead letter, to be replayed once "
+    "the cause is fixed (cloud/README.md, \"Dead letters\": `python -m moodtunes_cloud.deadletter replay`):\n"
+    "- **clock**: the device's clock is wrong (a visit more than a day ahead, before 2000, or ending before it "
+    "began; see its clock offset in Device health): set its time (NTP), then replay.\n"
+    "- **schema**: not a visit or status this ingest takes, often from a device newer than the ingest: upgrade "
+    "the ingest, then replay.\n"
+    "- **json**, **too_big** (over 256 KiB), **topic** (not `<prefix>/<device_id>/visit` or `/status`): not "
+    "from a moodtunes device as shipped; look at the letter.\n"
+    "- **device_mismatch**: the payload names another device than its login: fix the device's `device_id`.\n"
+    "- **influxdb_refused**: InfluxDB refused the data (e.g. a field type conflict): clear it, then replay.\n"
+    "- **queue_full**: InfluxDB was down so long that the ingest's retry queue overflowed: replay once it is "
+    "back.\n"
+    "- **internal**: a bug of the ingest: report it with the letter, replay once fixed.\n"
+    f"- device **{UNKNOWN_DEVICE}**: the topic names no valid device id."
+)
+# The final scans of each device, as shares of its scans, so that one device's dead camera shows as such
+# instead of being diluted by the others: (outcome tag, column).
+OUTCOMES = (("ok", "ok"), ("uncertain", "uncertain"), ("no_face", "no face"), ("no_camera", "no camera"),
+            ("manual", "by hand"))
+
+
+def _share_of_scans(outcome: str, alias: str) -> str:
+    """The percentage of each device's final scans with ``outcome``: the mean of 1 for those and 0 for the
+    others (InfluxQL can't divide one group's count by another's), 0 when the device has none of them."""
+    return (f'SELECT mean("x") * 100 AS "{alias}" FROM '
+            f'(SELECT "confidence" * 0 + 1 AS "x" {READINGS} AND "outcome" = \'{outcome}\'), '
+            f'(SELECT "confidence" * 0 AS "x" {READINGS} AND "outcome" != \'{outcome}\') '
+            'WHERE $timeFilter GROUP BY "device_id"')
 
 
 OVERVIEW = Dashboard(
@@ -171,11 +247,20 @@ OVERVIEW = Dashboard(
         Panel("Ratings", "How many visits gave each number of stars (a star nobody gave has no bar).",
               "bargauge", tuple(Query(ref_id, f'SELECT count("rating") {VISITS} AND {_ratings_of(stars)}',
                                       f"{stars} ★") for ref_id, stars in zip("ABCDE", range(1, 6))),
-              limits=(0, None)),
+              width=8, limits=(0, None)),
+        Panel("Rating by music category", "How much visitors liked the songs of each category, in the kiosk's "
+              "stars (1 to 5): the mean of the rated songs' ratings (each song's latest), and how many rated songs "
+              f"each mean is from (red: fewer than {FEW_VISITS}). The recommender picks the category from the mood "
+              "on arrival, so the categories' listeners differ in how they arrived too. Songs from devices older "
+              "than per-song ratings have none.", "table",
+              (Query("A", f'SELECT {MEAN_STARS} AS "mean rating", count("rating") AS "rated songs" {PLAYS} '
+                     'GROUP BY "category"', table=True),),
+              width=8, unit=STARS_UNIT, decimals=1, group_size="rated songs",
+              columns=(("category", "music category"), ("mean rating", "mean rating"), ("rated songs", "rated songs"))),
         Panel("Rating over time", "Mean rating of the visits per day, in the kiosk's stars (days in the "
               "dashboard's time zone setting).", "timeseries",
               (Query("A", f"SELECT {MEAN_STARS} {VISITS} {DAILY} fill(none) {TZ}", "rating"),),
-              unit=STARS_UNIT, decimals=1, limits=(1, 5)),
+              width=8, unit=STARS_UNIT, decimals=1, limits=(1, 5)),
         Panel("Camera scans corrected by hand", "Share of the camera's mood scans (a face seen: ok or "
               "uncertain) whose mood someone corrected: how often the camera got it wrong. Counts the final "
               "scan before and after the music of each visit.", "stat",
@@ -194,8 +279,42 @@ OVERVIEW = Dashboard(
 DEVICES = Dashboard(
     uid="moodtunes-devices",
     title="moodtunes — devices and uplink",
-    description="Per-device results, mood-scan quality and how fresh each device's data is.",
+    description="Each device's health and rejected messages, per-device results, mood-scan quality and how fresh "
+    "each device's data is.",
     panels=(
+        Panel("Device health", "Each device's latest status (sent every 5 minutes and after each batch of visits), "
+              f"from the last {STATUS_DAYS} days whatever the time range: when it came and how long ago, the visits "
+              "waiting in its outbox and how long the oldest has waited, those refused as too big ever to send, its "
+              "clock minus the cloud's, its moodtunes version and its last upload error. Red: no status for "
+              f"{STALE_SECONDS // 60} minutes (offline, or its uplink stopped), a visit waiting "
+              f"{LONG_PENDING_SECONDS // 3600} hour or more, any refused, a clock {CLOCK_OFF_SECONDS // 60} minutes "
+              "or more off (a day ahead, and its visits are rejected: see Rejected messages), an error. A "
+              f"device silent for {STATUS_DAYS} days, or older than status reports, is not listed.", "table",
+              (Query("A", LATEST_STATUS, table=True), Query("B", SINCE_LAST_STATUS, table=True)),
+              width=24, own_range=f"{STATUS_DAYS}d",
+              columns=(("device_id", "device"), ("Time", "last status"), ("since last status", "since last status"),
+                       ("pending", "visits waiting"), ("oldest pending", "oldest waiting"),
+                       ("refused", "refused (too big)"), ("clock offset", "clock offset"), ("version", "version"),
+                       ("last error", "last upload error")),
+              cells=(Cells("since last status", unit="s", red_from=STALE_SECONDS),
+                     Cells("oldest pending", unit="s", red_from=LONG_PENDING_SECONDS),
+                     Cells("refused", red_from=1),
+                     Cells("clock offset", unit="s", red_below=-CLOCK_OFF_SECONDS, red_from=CLOCK_OFF_SECONDS),
+                     Cells("last error", red_text=True))),
+        Panel("Rejected messages", "Messages from the devices that the ingest did not write, in the time range, by "
+              "device, kind (visit or status) and reason. A device whose visits are all rejected has none on the "
+              f"other panels: it shows here.\n\n{REJECTION_REASONS}", "table",
+              (Query("A", f'SELECT sum("count") AS "messages" {REJECTED} GROUP BY "device_id", "message", "reason"',
+                     table=True),),
+              columns=(("device_id", "device"), ("message", "kind"), ("reason", "reason"), ("messages", "messages")),
+              cells=(Cells("messages", decimals=0, red_from=1),)),
+        Panel("Uplink freshness", "Each device's latest visit in the time range (time) and how long after it "
+              "ended it reached the cloud; a device whose latest visit is old may be offline. A device with no "
+              "visit in the selected time range does not appear at all: Device health shows every device's "
+              "latest status.",
+              "table",
+              (Query("A", f'SELECT last("upload_delay_seconds") AS "upload delay" {VISITS} GROUP BY "device_id"',
+                     table=True),), unit="s"),
         Panel("Mood lift by device", f"Mean mood lift ({LIFT}) of each device's {MEASURED_VISITS}, for each mood "
               f"before the music, and how many visits each mean is from (red: fewer than {FEW_VISITS}). Compare "
               "devices within the same mood before: a device whose visitors mostly arrive happy has a low mean "
@@ -204,20 +323,22 @@ DEVICES = Dashboard(
               decimals=2, columns=(("device_id", "device"), ARRIVAL, *LIFT_COLUMNS), group_size="visits"),
         Panel("Visits by device", "Visits per device in the time range.", "bargauge",
               (Query("A", f'SELECT count("listening_seconds") {VISITS} GROUP BY "device_id"', "$tag_device_id"),)),
-        Panel("Uplink freshness", "Each device's latest visit in the time range (time) and how long after it "
-              "ended it reached the cloud; a device whose latest visit is old may be offline. A device with no "
-              "visit in the selected time range does not appear at all: widen the range to find silent devices.",
+        Panel("Final mood scan by device and outcome", "Each device's final mood scans before and after the "
+              "music (as counted beside) and the share of each outcome, so that one device's failing camera shows "
+              "instead of being diluted among all devices. Red: no camera in 10 % of the scans or more (a working "
+              f"camera never gives it), no face in half of them or more, and fewer than {FEW_VISITS} scans.",
               "table",
-              (Query("A", f'SELECT last("upload_delay_seconds") AS "upload delay" {VISITS} GROUP BY "device_id"',
-                     table=True),), unit="s"),
-        Panel("Upload delay", "Longest time from the end of a visit to its arrival in the cloud "
-              "(visits wait in the device's outbox while it is offline).", "timeseries",
-              (Query("A", f'SELECT max("upload_delay_seconds") {VISITS} GROUP BY time($__interval), "device_id" '
-                     f"fill(none) {TZ}", "$tag_device_id"),), unit="s"),
+              (Query("A", f'SELECT count("confidence") AS "scans" {READINGS} GROUP BY "device_id"', table=True),
+               *(Query(ref_id, _share_of_scans(outcome, alias), table=True)
+                 for ref_id, (outcome, alias) in zip("BCDEF", OUTCOMES))),
+              unit="percent", decimals=0, group_size="scans",
+              columns=(("device_id", "device"), ("scans", "scans"), *((alias, alias) for _, alias in OUTCOMES)),
+              cells=(Cells("no face", red_from=50), Cells("no camera", red_from=10))),
         Panel("Final mood scan of each visit, by outcome", "Per day, the last mood scan before the music and "
               "the last one after it of each visit, by outcome: ok, uncertain, no face, no camera, or picked by "
               "hand. Earlier attempts are not kept: a scan that saw no face and was retried counts only as the "
-              "retry, and a visit that ended before its scan after the music has only the one before.",
+              "retry, and a visit that ended before its scan after the music has only the one before. All the "
+              "selected devices together: each device's own shares are in the table beside.",
               "timeseries",
               (Query("A", f'SELECT count("confidence") {READINGS} {DAILY}, "outcome" fill(0) {TZ}',
                      "$tag_outcome"),), bars=True),
@@ -226,18 +347,27 @@ DEVICES = Dashboard(
               (Query("A", f'SELECT mean("confidence") {READINGS} AND {CAMERA_SCAN} {DAILY} fill(none) {TZ}',
                      "confidence"),),
               unit="percentunit", decimals=2, limits=(0, 1)),
+        Panel("Upload delay", "Longest time from the end of a visit to its arrival in the cloud "
+              "(visits wait in the device's outbox while it is offline).", "timeseries",
+              (Query("A", f'SELECT max("upload_delay_seconds") {VISITS} GROUP BY time($__interval), "device_id" '
+                     f"fill(none) {TZ}", "$tag_device_id"),), unit="s"),
     ),
 )
 
 DASHBOARDS = (OVERVIEW, DEVICES)
 
+# Every device that sent anything: one whose visits are all rejected has no visit, only its status and its
+# rejections, and must be selectable all the same. (InfluxDB answers a series per measurement; Grafana lists
+# each value once.) A rejection's topic that names no device is no device to pick.
+DEVICES_QUERY = (f'SHOW TAG VALUES FROM "visit", "device_status", "rejected" WITH KEY = "device_id" '
+                 f"WHERE \"device_id\" != '{UNKNOWN_DEVICE}'")
 DEVICE_VARIABLE = {
     "type": "query",
     "name": "device",
     "label": "Device",
     "datasource": DATASOURCE,
-    "query": 'SHOW TAG VALUES FROM "visit" WITH KEY = "device_id"',
-    "definition": 'SHOW TAG VALUES FROM "visit" WITH KEY = "device_id"',
+    "query": DEVICES_QUERY,
+    "definition": DEVICES_QUERY,
     "multi": True,
     "includeAll": True,
     "allValue": ".*",
@@ -325,29 +455,53 @@ def _field_defaults(panel: Panel) -> dict:
     return defaults
 
 
+def _thresholds(cells: Cells) -> dict:
+    """Grafana's steps: each colour holds from its value up (the first from below everything)."""
+    steps = [{"color": "red" if cells.red_below is not None else "text", "value": None}]
+    if cells.red_below is not None:
+        steps.append({"color": "text", "value": cells.red_below})
+    if cells.red_from is not None:
+        steps.append({"color": "red", "value": cells.red_from})
+    return {"mode": "absolute", "steps": steps}
+
+
+def _cell_properties(cells: Cells) -> list[dict]:
+    properties = []
+    if cells.unit is not None:
+        properties.append({"id": "unit", "value": cells.unit})
+    if cells.decimals is not None:
+        properties.append({"id": "decimals", "value": cells.decimals})
+    if cells.red_from is not None or cells.red_below is not None:
+        properties.append({"id": "thresholds", "value": _thresholds(cells)})
+    if cells.red_text:
+        properties.append({"id": "mappings", "value": [
+            {"type": "special", "options": {"match": "empty", "result": {"text": "none", "index": 0}}},
+            {"type": "regex", "options": {"pattern": ".+", "result": {"color": "red", "index": 1}}},
+        ]})
+    if cells.red_from is not None or cells.red_below is not None or cells.red_text:
+        properties.append({"id": "custom.cellOptions", "value": {"type": "color-text"}})
+    return properties
+
+
 def _overrides(panel: Panel) -> list[dict]:
-    """A table's group sizes as whole numbers (the panel's decimals are its means'), red below FEW_VISITS."""
-    if not panel.group_size:
-        return []
-    few_in_red = {"mode": "absolute", "steps": [{"color": "red", "value": None}, {"color": "text", "value": FEW_VISITS}]}
-    return [{
-        "matcher": {"id": "byName", "options": panel.group_size},
-        "properties": [
-            {"id": "decimals", "value": 0},
-            {"id": "thresholds", "value": few_in_red},
-            {"id": "custom.cellOptions", "value": {"type": "color-text"}},
-        ],
-    }]
+    """A table's columns shown otherwise than the panel's: its group sizes as whole numbers (the panel's unit
+    and decimals are its means'), red below FEW_VISITS, and its ``cells``."""
+    cells = list(panel.cells)
+    if panel.group_size:
+        cells.insert(0, Cells(panel.group_size, unit="none", decimals=0, red_below=FEW_VISITS))
+    return [{"matcher": {"id": "byName", "options": c.column}, "properties": _cell_properties(c)} for c in cells]
 
 
 def _transformations(panel: Panel) -> list[dict]:
-    """A table's columns hidden (Time), ordered and renamed, by Grafana's "organize" transformation."""
+    """A table's queries merged into one row per Time and tags (Grafana's "merge"), then its columns hidden
+    (Time, unless listed), ordered and renamed, by Grafana's "organize" transformation."""
     if not panel.columns:
         return []
-    return [{
+    merge = [{"id": "merge", "options": {}}] if len(panel.queries) > 1 else []
+    return [*merge, {
         "id": "organize",
         "options": {
-            "excludeByName": {"Time": True},
+            "excludeByName": {} if "Time" in dict(panel.columns) else {"Time": True},
             "indexByName": {name: index for index, (name, _) in enumerate(panel.columns)},
             "renameByName": {name: header for name, header in panel.columns if header != name},
         },
@@ -370,6 +524,11 @@ def _layout(panels: tuple[Panel, ...]) -> list[dict]:
     return positions
 
 
+def _own_range(panel: Panel) -> dict:
+    """Grafana's relative time of a panel: the range it shows on the panel instead of the dashboard's."""
+    return {"timeFrom": panel.own_range} if panel.own_range else {}
+
+
 def build(dashboard: Dashboard) -> dict:
     """The Grafana JSON model of one dashboard."""
     panels = [
@@ -380,6 +539,7 @@ def build(dashboard: Dashboard) -> dict:
             "description": panel.description,
             "datasource": DATASOURCE,
             "gridPos": position,
+            **_own_range(panel),
             "targets": [_target(q) for q in panel.queries],
             "fieldConfig": {"defaults": _field_defaults(panel), "overrides": _overrides(panel)},
             "options": _options(panel),
