@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
+import pytest
 from moodtunes.cli import main
 from moodtunes.config import load_settings
 from moodtunes.domain import MoodReading
@@ -55,3 +57,37 @@ def test_the_kiosk_and_the_report_share_one_star_scale():
 def test_the_report_command_does_not_import_pygame():
     code = "import sys, moodtunes.commands.report, moodtunes.cli; sys.exit('pygame' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_the_json_report_gives_each_stored_rating_in_stars_beside_it_and_no_negative_zero(capsys):
+    """--json gave ratings on the stored 0-100 scale only, while the text and the kiosk speak in
+    stars; and two equal ratings gave a trend of "-0.00 stars/visit" (float noise of the fit)."""
+    settings = load_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    with Store.open(settings.database_path) as store:
+        store.upsert_track(TrackRecord(path="/m/calm.ogg", size=1, mtime=1.0, title="Calm", artist="A",
+                                       category="Happy and calm"))
+        ana = store.create_profile("Ana", "#ff8800")
+        visit(store, ana.id, 75)
+        visit(store, ana.id, 75)
+    assert main(["report"]) == 0
+    text = capsys.readouterr().out
+    assert "mean rating 4.0 stars (trend +0.00 stars/visit)" in text and "-0.00" not in text
+    assert main(["report", "--json"]) == 0
+    out = capsys.readouterr().out
+    assert "-0.0" not in out
+    [report] = json.loads(out)["profiles"]
+    assert (report["mean_rating"], report["mean_rating_stars"]) == (75.0, 4.0)
+    assert (report["rating_trend"], report["rating_trend_stars"], report["lift_trend"]) == (0.0, 0.0, 0.0)
+    first = report["visits"][0]
+    assert (first["rating"], first["rating_stars"]) == (75, 4.0)
+    assert list(first).index("rating_stars") == list(first).index("rating") + 1
+    assert report["by_category"]["sad"]["Happy and calm"]["mean_rating_stars"] == 4.0
+
+
+def test_the_json_reports_shape_and_scale_are_in_its_help(capsys):
+    with pytest.raises(SystemExit):
+        main(["report", "--help"])
+    said = " ".join(capsys.readouterr().out.split())
+    assert 'one JSON document (not a line per profile): {"profiles": [...]}' in said
+    assert "0 to 100 (1 star = 0, 5 stars = 100)" in said and "*_stars" in said

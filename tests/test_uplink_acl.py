@@ -115,7 +115,7 @@ def test_a_wrong_password_is_refused_clearly_without_echoing_it(secured_broker, 
     _device(monkeypatch, secured_broker, "moodtunes-kitchen", "moodtunes-kitchen", "not-the-password")
     assert moodtunes(["uplink", "--once"]) == 1
     captured = capsys.readouterr()
-    assert "refused the connection: Not authorized (check mqtt.username and MOODTUNES_MQTT__PASSWORD)" in captured.out
+    assert "refused the connection: Not authorized (check mqtt.username and MOODTUNES_MQTT__PASSWORD)" in captured.err
     assert "not-the-password" not in captured.out + captured.err
     assert _pending(tmp_path) == 1
 

@@ -251,7 +251,7 @@ def test_the_uplink_service_sends_new_visits_until_sigterm(mosquitto, tmp_path, 
         wait_for(lambda: len(listener.messages) == 1, "the queued visit")
         # `uplink --once` beside the service would take over its MQTT client and session: refused.
         assert moodtunes(["uplink", "--once"]) == 1
-        assert "the uplink service is running" in capsys.readouterr().out
+        assert "the uplink service is running" in capsys.readouterr().err
         with Store.open(database) as store:  # the kiosk records another visit while the service runs
             second = record_visit(store, device)
         wait_for(lambda: len(listener.messages) == 2, "the new visit")

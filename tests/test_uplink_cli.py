@@ -38,10 +38,23 @@ def _store(tmp_path) -> Store:
     return Store.open(tmp_path / "data" / "moodtunes.db")
 
 
-def test_disabled_uplink_says_so_and_exits_cleanly(capsys):
+def test_disabled_uplink_says_so_and_exits_cleanly(tmp_path, capsys):
     assert moodtunes(["uplink"]) == 0
-    assert "disabled (mqtt.enabled = false)" in capsys.readouterr().out
-    assert moodtunes(["uplink", "--once"]) == 0
+    assert capsys.readouterr().err.startswith("moodtunes uplink: disabled (mqtt.enabled = false)")
+    (tmp_path / "data").mkdir()
+    assert moodtunes(["uplink", "--once"]) == 0  # nothing pending: nothing is left
+
+
+def test_a_disabled_uplink_once_with_events_pending_says_they_are_left(tmp_path, capsys):
+    """`--once` promises 1 "if anything is left": a script that waits for an empty outbox must not
+    be told that all went while uploads are off."""
+    with _store(tmp_path) as store:
+        record_visit(store, "kiosk")
+    assert moodtunes(["uplink", "--once"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("moodtunes uplink: 1 events pending, nothing sent: disabled (mqtt.enabled = false)")
+    assert captured.err.count("\n") == 1
 
 
 def test_a_missing_data_dir_is_reported_not_created(tmp_path, monkeypatch, capsys):
@@ -50,7 +63,9 @@ def test_a_missing_data_dir_is_reported_not_created(tmp_path, monkeypatch, capsy
     _enable_unreachable_broker(monkeypatch)
     for options in (["--status"], ["--resend-since", "2026-01-01"], ["--once"]):
         assert moodtunes(["uplink", *options]) == 1
-        assert f"data dir {data_dir} does not exist (not mounted?" in capsys.readouterr().out
+        captured = capsys.readouterr()  # a problem: on stderr, named like every command's
+        assert captured.out == "" and captured.err.count("\n") == 1 and captured.err.startswith("moodtunes uplink: ")
+        assert f"the data dir {data_dir} does not exist (not mounted?" in captured.err
     assert not data_dir.exists()
 
 
@@ -78,7 +93,7 @@ def test_once_with_an_unreachable_broker_keeps_events_and_fails(tmp_path, monkey
     monkeypatch.setenv("MOODTUNES_MQTT__PASSWORD", "hunter2-secret")
     assert moodtunes(["uplink", "--once"]) == 1
     out = capsys.readouterr()
-    assert "sent 0, 1 still pending: can't reach the broker at 127.0.0.1:" in out.out
+    assert "moodtunes uplink: sent 0, 1 still pending: can't reach the broker at 127.0.0.1:" in out.err
     assert "hunter2" not in out.out + out.err
     with _store(tmp_path) as store:
         assert store.outbox_counts() == {"pending": 1, "sent": 0, "refused": 0}
@@ -159,9 +174,9 @@ def test_once_refuses_to_run_beside_the_uplink_service(tmp_path, monkeypatch, ca
     _enable_unreachable_broker(monkeypatch)
     with uplink_lock(load_settings().database_path):  # what the service holds while it runs
         assert moodtunes(["uplink", "--once"]) == 1
-    out = capsys.readouterr().out
-    assert "the uplink service is running; it sends queued visits itself" in out
-    assert "systemctl stop moodtunes-uplink" in out
+    err = capsys.readouterr().err
+    assert "moodtunes uplink: nothing sent: the uplink service is running; it sends queued visits itself" in err
+    assert "systemctl stop moodtunes-uplink" in err
     with _store(tmp_path) as store:
         assert store.pending_events(1)[0].attempts == 0  # not even tried
 

@@ -26,6 +26,12 @@ class Category(StrEnum):
     NOT_MOOD_LIFTING = "not mood-lifting"  # Q2/Q3-like: tense or sad, never recommended
 
 
+def same_name(a: str, b: str) -> bool:
+    """Names that differ only in case (in any alphabet: "ZOË" is "Zoë") or spacing: one person's,
+    as the kiosk tells profiles apart and as the commands find them."""
+    return " ".join(a.split()).casefold() == " ".join(b.split()).casefold()
+
+
 def category_for_mood(mood: str) -> Category:
     """Happy users keep the energy up; neutral or sad users get happy and calm songs."""
     return Category.HIGHLY_ENERGETIC if Mood(mood) is Mood.HAPPY else Category.HAPPY_AND_CALM

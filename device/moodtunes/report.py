@@ -57,13 +57,14 @@ class ProfileReport:
 
 
 def _mean(values: Sequence[float]) -> float | None:
-    return round(float(np.mean(values)), 4) if values else None
+    return round(float(np.mean(values)), 4) + 0.0 if values else None  # + 0.0: never a -0.0
 
 
 def _slope(values: Sequence[float]) -> float | None:
+    """The least-squares change per visit; a flat series' float noise rounds to 0.0, never -0.0."""
     if len(values) < 2:
         return None
-    return round(float(np.polyfit(np.arange(len(values)), np.asarray(values, float), 1)[0]), 4)
+    return round(float(np.polyfit(np.arange(len(values)), np.asarray(values, float), 1)[0]), 4) + 0.0
 
 
 def visit_line(visit: dict[str, Any]) -> VisitLine:

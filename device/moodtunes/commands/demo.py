@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-from moodtunes.commands.kiosk import add_kiosk_arguments
+from moodtunes.commands.kiosk import add_kiosk_arguments, refused_screenshots
 from moodtunes.config import Settings
 
 
@@ -31,6 +31,8 @@ def demo_settings(settings: Settings) -> Settings:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from moodtunes.ui import run_kiosk
 
+    if refused_screenshots(args):
+        return 2
     return run_kiosk(
         demo_settings(settings),
         size=args.size,

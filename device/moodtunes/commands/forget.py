@@ -7,19 +7,35 @@ from __future__ import annotations
 import argparse
 import sys
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from moodtunes.config import Settings
 from moodtunes.events import as_utc
 from moodtunes.paths import data_dir_problem
 
+if TYPE_CHECKING:
+    from moodtunes.store.store import UploadedVisit
+
 # Every point of a visit carries the person's profile_key (readings since the ingest tagged them too).
 MEASUREMENTS = ("visit", "play", "reading")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+EXIT_STATUS = (
+    "exit status: 0 when the profile was deleted, or, without --yes, when it would be; 1 when there is "
+    "no such profile (or it is the guest's, or the name fits several), or the database can't be used; "
+    "2 on a bad configuration."
+)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("name", help="the profile's name (any case)")
+    parser.epilog = EXIT_STATUS
+    parser.add_argument("name", help="the profile's name (any case or spacing, in any alphabet)")
     parser.add_argument("--yes", action="store_true", help="delete (without it: only say what would go)")
+    parser.add_argument(
+        "--sent-as", action="append", default=[], metavar="DEVICE_ID",
+        help="also print the deletes for what went to the cloud under this earlier device_id of this device "
+             "(repeatable): for visits sent before moodtunes recorded the device_id they went under, which the "
+             "command then names",
+    )
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -29,36 +45,77 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"moodtunes forget: the {problem}", file=sys.stderr)
         return 1
     with Store.open(settings.database_path) as store:
-        profile = store.profile_by_name(args.name.strip())
-        if profile is None or profile.is_guest:
+        named = store.profiles_named(args.name)
+        exact = named[:1] if named and named[0].name == args.name.strip() else named
+        if len(exact) != 1 or exact[0].is_guest:
             known = ", ".join(p.name for p in store.profiles()) or "none"
-            why = "the guest profile is every guest's, no one person's" if profile else f"no profile named {args.name!r}"
+            if len(exact) > 1:
+                why = f"{args.name!r} could be {' or '.join(p.name for p in exact)}: give the name as it is spelled"
+            elif exact:
+                why = "the guest profile is every guest's, no one person's"
+            else:
+                why = f"no profile named {args.name!r}"
             print(f"moodtunes forget: {why} (profiles: {known})", file=sys.stderr)
             return 1
-        visits = store.ended_visit_count(profile.id)
-        key = store.profile_key(settings.device_id, profile.id)
-        if not args.yes:
-            print(f"would delete {profile.name}'s profile and {visits} visit(s) from this device; "
-                  "run again with --yes to delete")
-            return 1
+        [profile] = exact
+        visits, in_progress = store.visits_to_forget(profile.id)
         uploaded = store.uploaded_visits(profile.id)
+        sent_as = [(visit, _sent_as(visit, settings.device_id, args.sent_as)) for visit in uploaded]
+        device_ids = sorted({device_id for _, ids in sent_as for device_id in ids} | set(args.sent_as))
         # A visit sent under an earlier device_id carries the key derived from that one.
-        earlier = {store.profile_key(visit.device_id, profile.id) for visit in uploaded if visit.device_id}
-        keys = [key, *sorted(earlier - {key})]
-        deleted = store.forget_profile(profile.id)
-    print(f"deleted {profile.name}'s profile and {deleted} visit(s) from this device. Visits already uploaded "
-          f"are in the cloud under profile_key {', '.join(keys)}: the operator deletes them there with this InfluxQL:")
+        keys = list(dict.fromkeys(store.profile_key(d, profile.id) for d in [settings.device_id, *device_ids]))
+        guessed = [ids for visit, ids in sent_as if visit.device_id is None]  # those the broker took as unknown
+        assumed = list(dict.fromkeys(device_id for ids in guessed for device_id in ids))
+        what = f"{profile.name}'s profile and {visits} visit(s){_in_progress(in_progress)}"
+        if not args.yes:
+            print(f"would delete {what} from this device; run again with --yes to delete")
+            _say_unknown(len(guessed), assumed)
+            return 0
+        store.forget_profile(profile.id)  # a checkpoint another program held up is logged, on stderr
+    print(f"deleted {what} from this device. Visits already uploaded are in the cloud under profile_key "
+          f"{', '.join(keys)}: the operator deletes them there with this InfluxQL:")
+    _say_unknown(len(guessed), assumed)
     for each_key in keys:
         for measurement in MEASUREMENTS:
             print(f"DELETE FROM \"{measurement}\" WHERE \"profile_key\" = '{each_key}'")
     if uploaded:
         print("and, as an ingest from before readings carried profile_key wrote them without it, the mood readings "
               f"of the {len(uploaded)} uploaded visit(s) by device and visit time:")
-    for visit in uploaded:
-        device_id = visit.device_id or settings.device_id
-        print(f"DELETE FROM \"reading\" WHERE \"device_id\" = '{device_id}' "
-              f"AND time >= {_ms(visit.started_at)}ms AND time <= {_ms(visit.ended_at)}ms")
+    for visit, device_ids in sent_as:
+        for device_id in device_ids:
+            print(f"DELETE FROM \"reading\" WHERE \"device_id\" = '{device_id}' "
+                  f"AND time >= {_ms(visit.started_at)}ms AND time <= {_ms(visit.ended_at)}ms")
     return 0
+
+
+def _sent_as(visit: UploadedVisit, device_id: str, also: list[str]) -> list[str]:
+    """The device_ids an uploaded visit may have gone to the cloud as: the one the broker acknowledged;
+    unknown for one sent before migration 4 kept that, most likely the one it was recorded under (the
+    uplink sent it as the device_id of the moment), else this device's, or one given with --sent-as."""
+    if visit.device_id:
+        return [visit.device_id]
+    return list(dict.fromkeys([visit.recorded_as or device_id, device_id, *also]))
+
+
+def _in_progress(started: list[str]) -> str:
+    """', among them the visit in progress since 14:05' (in this device's time): the person may be at
+    the kiosk now, and the kiosk can't save the rest of that visit once it is deleted."""
+    if not started:
+        return ""
+    moments = [as_utc(datetime.fromisoformat(moment)).astimezone() for moment in started]
+    today = datetime.now().astimezone().date()
+    said = [moment.strftime("%H:%M" if moment.date() == today else "%Y-%m-%d %H:%M") for moment in moments]
+    return f", among them the visit in progress since {' and '.join(said)} (the kiosk can't save the rest of it)"
+
+
+def _say_unknown(count: int, assumed: list[str]) -> None:
+    """Name the visits sent before migration 4 kept the device_id the broker took them under: their
+    profile_key is derived from that id, which is only assumed here."""
+    if count:
+        print(f"note: {count} uploaded visit(s) went to the cloud before moodtunes recorded the device_id they "
+              f"were sent as, which their profile_key is derived from: the deletes assume "
+              f"{' or '.join(map(repr, assumed))}; had this device another device_id when they were sent, what "
+              "went under it stays in the cloud unless you forget with --sent-as THAT_ID")
 
 
 def _ms(moment: str) -> int:

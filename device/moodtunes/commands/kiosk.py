@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
+import tempfile
 from pathlib import Path
 
 from moodtunes.config import Settings
@@ -20,7 +22,14 @@ def parse_size(text: str) -> tuple[int, int]:
     return width, height
 
 
+EXIT_STATUS = (
+    "exit status: 0 when the kiosk was closed, or the autopilot walked its whole visit; 1 when it failed "
+    "(no display, an unusable database…); 2 on a bad configuration or a --screenshots DIR it can't write in."
+)
+
+
 def add_kiosk_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = EXIT_STATUS
     parser.add_argument(
         "--size",
         type=parse_size,
@@ -45,9 +54,35 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_kiosk_arguments(parser)
 
 
+def screenshots_problem(folder: Path | None) -> str | None:
+    """Why the autopilot can't save its screenshots in ``folder`` (made if missing), found before the
+    kiosk starts: it would fail at every screen, for the autopilot's whole 600 s."""
+    if folder is None:
+        return None
+    if folder.exists() and not folder.is_dir():
+        return f"--screenshots {folder}: not a folder"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        return f"--screenshots {folder}: can't write there ({exc.strerror or exc})"
+    return None
+
+
+def refused_screenshots(args: argparse.Namespace) -> bool:
+    """Say in one line why --screenshots DIR can't be used; True if so (the command exits 2)."""
+    problem = screenshots_problem(args.screenshots)
+    if problem:
+        print(f"moodtunes {args.command}: {problem}", file=sys.stderr)
+    return problem is not None
+
+
 def launch(args: argparse.Namespace, settings: Settings, fullscreen: bool) -> int:
     from moodtunes.ui import run_kiosk
 
+    if refused_screenshots(args):
+        return 2
     autopilot = args.autopilot or args.screenshots is not None
     return run_kiosk(
         settings,

@@ -168,7 +168,7 @@ def _list(args: argparse.Namespace, settings: Any) -> int:
         return 1
     tracks = []
     if settings.database_path.exists():
-        with Store.open(settings.database_path) as store:
+        with Store.open(settings.database_path, readonly=True) as store:
             tracks = store.tracks(category=args.category, include_errors=args.errors)
     if args.json:
         for track in tracks:

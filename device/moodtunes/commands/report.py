@@ -5,19 +5,48 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any
 
 from moodtunes.config import Settings
 from moodtunes.paths import data_dir_problem
-from moodtunes.ui.ratings import score_change_in_stars, stars_text
+from moodtunes.ui.ratings import score_change_in_stars, score_to_stars, stars_text
+
+JSON_SHAPE = (
+    "--json prints one JSON document (not a line per profile): {\"profiles\": [...]}, each profile with its "
+    "summary (visit_count, mean_lift and lift_trend in mood steps, improved_share, mean_rating, rating_trend, "
+    "by_category, verdict) and its visits. Ratings are as stored, 0 to 100 (1 star = 0, 5 stars = 100), each "
+    "with a *_stars twin on the kiosk's 1-5 star scale (rating_trend_stars: stars per visit). "
+    "exit status: 0 with the report, an empty one too; 1 when there is no such profile, no data dir, or the "
+    "database can't be read (or has an older schema: this command never upgrades it); 2 on a bad configuration."
+)
+# The stored ratings --json gives in stars too: the stored score or mean -> stars, a trend -> stars per visit.
+STAR_TWINS = {"rating": score_to_stars, "mean_rating": score_to_stars, "rating_trend": score_change_in_stars}
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--profile", metavar="NAME", help="only this profile (default: every profile)")
-    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.epilog = JSON_SHAPE
+    parser.add_argument("--profile", metavar="NAME",
+                        help="only this profile, in any case or spacing (default: every profile)")
+    parser.add_argument("--json", action="store_true", help="machine-readable output (one JSON document, below)")
 
 
 def _fmt(value: float | None, pattern: str = "{:+.2f}") -> str:
-    return "–" if value is None else pattern.format(value)
+    # Rounded first, and + 0.0 turns -0.0 into 0.0: a tiny fall is no "-0.00".
+    return "–" if value is None else pattern.format(round(value, 2) + 0.0)
+
+
+def _with_stars(value: Any) -> Any:
+    """The report's JSON with each stored rating's star twin just after it ("rating_stars" beside "rating")."""
+    if isinstance(value, list):
+        return [_with_stars(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    result = {}
+    for name, item in value.items():
+        result[name] = _with_stars(item)
+        if name in STAR_TWINS:
+            result[f"{name}_stars"] = None if item is None else round(STAR_TWINS[name](item), 4) + 0.0
+    return result
 
 
 def _count(n: int, word: str) -> str:
@@ -55,10 +84,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     reports = []
     if settings.database_path.exists():
-        with Store.open(settings.database_path) as store:
+        with Store.open(settings.database_path, readonly=True) as store:
             profiles = store.profiles(include_guest=True)
             if args.profile is not None:
-                profiles = [p for p in profiles if p.name.casefold() == args.profile.casefold()]
+                profiles = store.profiles_named(args.profile)
                 if not profiles:
                     known = ", ".join(p.name for p in store.profiles(include_guest=True)) or "none yet"
                     print(f"moodtunes report: no profile named {args.profile!r} (profiles: {known})", file=sys.stderr)
@@ -68,7 +97,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"moodtunes report: no profile named {args.profile!r} (the store is empty)", file=sys.stderr)
         return 1
     if args.json:
-        json.dump({"profiles": [r.to_dict() for r in reports]}, sys.stdout, indent=2)
+        json.dump({"profiles": [_with_stars(r.to_dict()) for r in reports]}, sys.stdout, indent=2)
         print()
     elif not reports:
         print("No visits recorded yet.")

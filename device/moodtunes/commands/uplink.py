@@ -19,14 +19,23 @@ CONNECT_TIMEOUT_SECONDS = 15.0
 # `--once` exits 1 when something is left to send (or it could not run), a reason to try again; this
 # when all went but it refused an event too big ever to send, which no retry helps: see the log.
 EXIT_REFUSED = 3
+EXIT_STATUS = (
+    "exit status: --once 0 when all went (or nothing was pending), 1 if anything is left (mqtt.enabled = "
+    "false with events pending too) or it could not run (the uplink service is running, no data dir), 3 if "
+    "it refused an event too big ever to send; without --once, 0 when stopped (or disabled), 1 when it can't "
+    "run; --status and --resend-since 0, or 1 when the data dir or database can't be used; 2 on a bad "
+    "configuration. Problems go to stderr, results to stdout."
+)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = EXIT_STATUS
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument(
         "--once", action="store_true",
-        help="send what is pending, print a summary and exit: 0 when all went, 1 if anything is left (or the "
-             "uplink service is running), 3 if it refused an event too big ever to send (kept in the outbox)",
+        help="send what is pending, print a summary and exit: 0 when all went, 1 if anything is left (also with "
+             "mqtt.enabled = false) or the uplink service is running, 3 if it refused an event too big ever to "
+             "send (kept in the outbox)",
     )
     mode.add_argument("--status", action="store_true", help="print how many events are pending and sent")
     mode.add_argument(
@@ -49,18 +58,22 @@ def _moment(text: str) -> datetime:
     return moment if moment.tzinfo else moment.astimezone()
 
 
+def _complain(problem: str) -> None:
+    print(f"moodtunes uplink: {problem}", file=sys.stderr)
+
+
 def _status(settings: Settings) -> int:
     from moodtunes.store import Store
 
     if problem := data_dir_problem(settings.data_dir):
-        print(f"uplink: {problem}")
+        _complain(f"the {problem}")
         return 1
     state = "enabled" if settings.mqtt.enabled else "disabled (mqtt.enabled = false)"
     if not settings.database_path.exists():
         print(f"outbox: 0 pending, 0 sent (no database at {settings.database_path} yet: no visits recorded, "
               f"or its drive is not mounted); uplink {state}")
         return 0
-    with Store.open(settings.database_path) as store:
+    with Store.open(settings.database_path, readonly=True) as store:
         counts = store.outbox_counts()
         oldest = store.pending_events(1)
     tried = f" (oldest tried {oldest[0].attempts} times)" if oldest and oldest[0].attempts else ""
@@ -73,7 +86,7 @@ def _resend_since(settings: Settings, since: datetime) -> int:
     from moodtunes.store import Store
 
     if problem := data_dir_problem(settings.data_dir):
-        print(f"uplink: {problem}")
+        _complain(f"the {problem}")
         return 1
     if not settings.database_path.exists():
         print("uplink: 0 events queued again (no visits recorded yet)")
@@ -95,15 +108,15 @@ def _once(settings: Settings) -> int:
     from moodtunes.uplink import UplinkBusy, UplinkError, uplink_lock
 
     if problem := data_dir_problem(settings.data_dir):
-        print(f"uplink: nothing sent: {problem}")
+        _complain(f"nothing sent: the {problem}")
         return 1
     try:
         with uplink_lock(settings.database_path):
             return _send_pending(settings)
     except UplinkBusy as exc:
-        print(f"uplink: nothing sent: {exc}")
+        _complain(f"nothing sent: {exc}")
     except UplinkError as exc:  # the lock file can't be opened
-        print(f"uplink: {exc}")
+        _complain(str(exc))
     return 1
 
 
@@ -125,7 +138,7 @@ def _send_pending(settings: Settings) -> int:
             finally:
                 link.close()
         except UplinkError as exc:
-            print(f"uplink: sent 0, {pending} still pending: {exc}")
+            _complain(f"sent 0, {pending} still pending: {exc}")
             return 1
         left = store.outbox_counts()["pending"]
     refused = f", {result.refused} refused (too big ever to send; see the log)" if result.refused else ""
@@ -154,7 +167,7 @@ def _forever(settings: Settings) -> int:
     try:
         link = BrokerLink(settings.mqtt, settings.device_id)
     except UplinkError as exc:
-        print(f"moodtunes uplink: {exc}", file=sys.stderr)
+        _complain(str(exc))
         return 1
     try:
         with uplink_lock(settings.database_path, stop) as held:
@@ -167,7 +180,7 @@ def _forever(settings: Settings) -> int:
                 finally:
                     link.close()
     except UplinkError as exc:  # the lock file can't be opened
-        print(f"moodtunes uplink: {exc}", file=sys.stderr)
+        _complain(str(exc))
         return 1
     return 0
 
@@ -178,9 +191,25 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.resend_since is not None:
         return _resend_since(settings, args.resend_since)
     if not settings.mqtt.enabled:
-        print(
-            "moodtunes uplink: disabled (mqtt.enabled = false): visits stay on this device; "
-            "set [mqtt] enabled = true and a host to upload them"
-        )
-        return 0
+        return _disabled(settings, args.once)
     return _once(settings) if args.once else _forever(settings)
+
+
+def _disabled(settings: Settings, once: bool) -> int:
+    """Nothing can be sent. The service is done (0); `--once` keeps its word: 1 when events wait."""
+    from moodtunes.store import Store
+
+    disabled = ("disabled (mqtt.enabled = false): visits stay on this device; set [mqtt] enabled = true and a "
+                "host to upload them")
+    if not once:
+        _complain(disabled)
+        return 0
+    if problem := data_dir_problem(settings.data_dir):
+        _complain(f"nothing sent: the {problem}")
+        return 1
+    pending = 0
+    if settings.database_path.exists():
+        with Store.open(settings.database_path, readonly=True) as store:
+            pending = store.outbox_counts()["pending"]
+    _complain(f"{pending} events pending, nothing sent: {disabled}" if pending else disabled)
+    return 1 if pending else 0

@@ -124,4 +124,15 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX plays_by_path ON plays(path, id);
     CREATE INDEX failed_plays ON plays(path) WHERE error IS NOT NULL;
     """,
+    # 6: the highest profile id ever given, so that a forgotten person's id, and with it their
+    # pseudonym in the cloud (events.profile_key), never goes to someone new: SQLite gives a new
+    # row the highest id in the table plus one, the forgotten one's again when theirs was the
+    # highest. Seeded with the highest id left: one forgotten before this migration is not known.
+    """
+    CREATE TABLE profile_ids_given (
+        id          INTEGER PRIMARY KEY CHECK (id = 1),
+        highest     INTEGER NOT NULL
+    );
+    INSERT INTO profile_ids_given (id, highest) SELECT 1, coalesce(max(id), 0) FROM profiles;
+    """,
 )

@@ -24,7 +24,7 @@ from typing import Any, NamedTuple, Self
 
 from pydantic import BaseModel, ValidationError
 
-from moodtunes.domain import MOODS, MoodReading
+from moodtunes.domain import MOODS, MoodReading, same_name
 from moodtunes.events import (
     END_REASONS,
     MAX_PLAYS,
@@ -44,6 +44,8 @@ FEEDBACK_WINDOW = 1000  # rated plays the recommender reads per profile: a busy 
 
 GUEST_NAME = "Guest"
 GUEST_COLOUR = "#8a94a6"
+BUSY_TIMEOUT_MS = 10_000  # how long a statement waits for another connection's lock
+CHECKPOINT_WAIT_MS = 1000  # a forget's checkpoint waits this long for readers (the kiosk's screen waits too)
 DISK_FULL_BELOW_BYTES = 1 << 20  # with less free than this, an SQLite I/O error means a full disk
 PSEUDONYM_SECRET_BYTES = 32
 # Every event's JSON stays within this, well under events.MAX_EVENT_BYTES: room for the uplink to
@@ -55,6 +57,7 @@ MAX_TEXT_BYTES = 300  # of a song's title, artist or error in an event: 300 lett
 # device_id of the moment, not necessarily the one it was recorded under), or one sent as it was
 # because it can't be read (json_extract would fail on it).
 _ACKNOWLEDGED_AS = "CASE WHEN json_valid(sent_payload) THEN json_extract(sent_payload, '$.device_id') END"
+_RECORDED_AS = "CASE WHEN json_valid(payload) THEN json_extract(payload, '$.device_id') END"
 
 
 class StoreError(Exception):
@@ -115,11 +118,13 @@ class OutboxItem:
 
 class UploadedVisit(NamedTuple):
     """A visit whose event the broker acknowledged: as which device (None: sent before migration 4
-    kept that), and its start and end, which time its mood readings in the cloud."""
+    kept that), and its start and end, which time its mood readings in the cloud; and the device_id
+    it was recorded under (None if unreadable), what it most likely went as when that is unknown."""
 
     device_id: str | None
     started_at: str
     ended_at: str
+    recorded_as: str | None = None
 
 
 class Requeued(NamedTuple):
@@ -269,6 +274,22 @@ def _create_database_file(path: Path) -> None:
         os.close(fd)
 
 
+def _connect_readonly(path: Path) -> sqlite3.Connection:
+    """A connection that can't write. SQLite reads a WAL database through a shared-memory file
+    beside it, which it can't make in a read-only folder (a copy on read-only media); with no WAL
+    file there, nothing waits in one, and the database is read as immutable instead."""
+    uri = path.absolute().as_uri()
+    db = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=10.0, isolation_level=None, check_same_thread=False)
+    try:
+        db.execute("PRAGMA user_version")
+    except sqlite3.OperationalError:
+        db.close()
+        if Path(f"{path}-wal").exists():
+            raise
+        db = sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None, check_same_thread=False)
+    return db
+
+
 class Store:
     def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
         self._db = connection
@@ -278,24 +299,35 @@ class Store:
     # ---- lifecycle -------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: Path) -> Store:
-        """Open (creating and migrating as needed) the database at ``path``."""
+    def open(cls, path: Path, readonly: bool = False) -> Store:
+        """Open (creating and migrating as needed) the database at ``path``. ``readonly`` for a
+        command that only reads: it writes nothing (SQLite refuses), works on a read-only copy,
+        and never migrates: a newer moodtunes run by hand must not upgrade the services' database
+        under them, and an older schema is a StoreError saying so."""
         path = Path(path)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            _create_database_file(path)
-            db = sqlite3.connect(path, timeout=10.0, isolation_level=None, check_same_thread=False)
+            if readonly:
+                db = _connect_readonly(path)
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                _create_database_file(path)
+                db = sqlite3.connect(path, timeout=10.0, isolation_level=None, check_same_thread=False)
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"database {path}: can't open ({exc})") from None
         db.row_factory = sqlite3.Row
         store = cls(db, path)
         try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")
             db.execute("PRAGMA foreign_keys=ON")
-            db.execute("PRAGMA busy_timeout=10000")
-            store._migrate()
-            store._pseudonym_secret = store._read_or_make_pseudonym_secret()
+            db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            if readonly:
+                store._check_schema_current()
+                store._pseudonym_secret = store._read_pseudonym_secret()
+            else:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=FULL")
+                db.execute("PRAGMA secure_delete=ON")  # a forgotten person's rows are zeroed, not left in free pages
+                store._migrate()
+                store._pseudonym_secret = store._read_or_make_pseudonym_secret()
         except sqlite3.Error as exc:
             db.close()
             raise StoreError(_describe_sqlite_error(path, exc)) from None
@@ -317,13 +349,27 @@ class Store:
     def schema_version(self) -> int:
         return self._db.execute("PRAGMA user_version").fetchone()[0]
 
-    def _migrate(self) -> None:
-        current = self.schema_version
+    def _refuse_newer_schema(self, current: int) -> None:
         if current > len(MIGRATIONS):
             raise StoreError(
                 f"database {self.path}: schema version {current} is newer than this moodtunes "
                 f"({len(MIGRATIONS)}); upgrade moodtunes"
             )
+
+    def _check_schema_current(self) -> None:
+        """For a read-only open: the schema this code reads, or one line saying what to do."""
+        current = self.schema_version
+        self._refuse_newer_schema(current)
+        if current < len(MIGRATIONS):
+            raise StoreError(
+                f"database {self.path}: schema version {current} is older than this moodtunes "
+                f"({len(MIGRATIONS)}); this command only reads, so it leaves it as it is: the services "
+                "upgrade it when they start with this moodtunes"
+            )
+
+    def _migrate(self) -> None:
+        current = self.schema_version
+        self._refuse_newer_schema(current)
         for version, script in enumerate(MIGRATIONS[current:], start=current + 1):
             try:
                 # executescript commits first, so the migration is wrapped by hand.
@@ -347,15 +393,18 @@ class Store:
         """The secret that keys this device's profile pseudonyms, made on the first open of a
         database without one (a new one, or one from before migration 3). INSERT OR IGNORE: when
         the kiosk and the uplink open a new database at once, both end up with the same secret."""
-        query = "SELECT secret FROM pseudonym_secret WHERE id = 1"
-        row = self._db.execute(query).fetchone()
-        if row is None:
+        secret = self._read_pseudonym_secret()
+        if secret is None:
             self._db.execute(
                 "INSERT OR IGNORE INTO pseudonym_secret (id, secret, created_at) VALUES (1, ?, ?)",
                 (secrets.token_bytes(PSEUDONYM_SECRET_BYTES), utc_now()),
             )
-            row = self._db.execute(query).fetchone()
-        return bytes(row["secret"])
+            secret = self._read_pseudonym_secret()
+        return secret
+
+    def _read_pseudonym_secret(self) -> bytes | None:
+        row = self._db.execute("SELECT secret FROM pseudonym_secret WHERE id = 1").fetchone()
+        return None if row is None else bytes(row["secret"])
 
     def profile_key(self, device_id: str, profile_id: int) -> str:
         """The pseudonym this device's events carry for a profile (see events.profile_key)."""
@@ -407,13 +456,9 @@ class Store:
         if name.casefold() == GUEST_NAME.casefold():
             raise ValueError("that name is kept for guests")  # short: the kiosk screen shows it
         with self.transaction() as db:
-            if db.execute("SELECT 1 FROM profiles WHERE name = ?", (name,)).fetchone():
+            if any(same_name(r["name"], name) for r in db.execute("SELECT name FROM profiles")):
                 raise ValueError(f"a profile named {name!r} already exists")
-            cur = db.execute(
-                "INSERT INTO profiles (name, colour, created_at) VALUES (?, ?, ?)",
-                (name, colour, utc_now()),
-            )
-            return self._profile_by_id(db, cur.lastrowid)
+            return self._insert_profile(db, name, colour, is_guest=False)
 
     def guest_profile(self) -> Profile:
         """The shared guest profile, created on first use. Found by its flag, never by its name:
@@ -422,11 +467,21 @@ class Store:
             guest = db.execute("SELECT id FROM profiles WHERE is_guest = 1 ORDER BY id").fetchone()
             if guest is not None:
                 return self._profile_by_id(db, guest["id"])
-            cur = db.execute(
-                "INSERT INTO profiles (name, colour, is_guest, created_at) VALUES (?, ?, 1, ?)",
-                (self._free_guest_name(db), GUEST_COLOUR, utc_now()),
-            )
-            return self._profile_by_id(db, cur.lastrowid)
+            return self._insert_profile(db, self._free_guest_name(db), GUEST_COLOUR, is_guest=True)
+
+    @classmethod
+    def _insert_profile(cls, db: sqlite3.Connection, name: str, colour: str, is_guest: bool) -> Profile:
+        """A new profile with an id never given before (migration 6): a forgotten person's id, and
+        with it their pseudonym, must not pass to the next one."""
+        profile_id = db.execute(
+            "SELECT max(highest, (SELECT coalesce(max(id), 0) FROM profiles)) + 1 FROM profile_ids_given"
+        ).fetchone()[0]
+        db.execute(
+            "INSERT INTO profiles (id, name, colour, is_guest, created_at) VALUES (?, ?, ?, ?, ?)",
+            (profile_id, name, colour, int(is_guest), utc_now()),
+        )
+        db.execute("UPDATE profile_ids_given SET highest = ?", (profile_id,))
+        return cls._profile_by_id(db, profile_id)
 
     @staticmethod
     def _free_guest_name(db: sqlite3.Connection) -> str:
@@ -443,8 +498,16 @@ class Store:
         return [self._profile(r) for r in rows]
 
     def profile_by_name(self, name: str) -> Profile | None:
-        rows = self._query("SELECT * FROM profiles WHERE name = ?", (name,))
-        return self._profile(rows[0]) if rows else None
+        """The profile called ``name``, as spelled or in any other case or spacing (``same_name``:
+        SQLite's NOCASE knows the case of ASCII letters only); the first if several are."""
+        return next(iter(self.profiles_named(name)), None)
+
+    def profiles_named(self, name: str) -> list[Profile]:
+        """The profiles (the guest's too) called ``name`` in any case or spacing, those spelled
+        exactly so first: a database from before create_profile compared names so may have both a
+        "Zoë" and a "ZOË"."""
+        named = [p for p in self.profiles(include_guest=True) if same_name(p.name, name)]
+        return sorted(named, key=lambda p: p.name != name.strip())
 
     def profile(self, profile_id: int) -> Profile:
         rows = self._query("SELECT * FROM profiles WHERE id = ?", (profile_id,))
@@ -463,19 +526,26 @@ class Store:
         """The person takes back their "I agree" to the camera: the notice is asked again before
         the next scan of theirs. Returns the profile as it is now."""
         with self.transaction() as db:
-            db.execute("UPDATE profiles SET consent_at = NULL WHERE id = ?", (profile_id,))
+            if not db.execute("UPDATE profiles SET consent_at = NULL WHERE id = ?", (profile_id,)).rowcount:
+                raise StoreError(f"no profile with id {profile_id} (forgotten meanwhile?)")
             return self._profile_by_id(db, profile_id)
 
     def forget_profile(self, profile_id: int) -> int:
         """Delete a person's profile and all this device holds of them: their visits (readings,
-        plays, ratings) and those visits' events, sent or not (unsent ones would still upload
-        the visits; sent ones could be sent again). Returns the number of visits deleted. What was
-        uploaded already is in the cloud under the profile's key (``profile_key``): the operator
-        deletes it there. The guest profile is every guest's, no one person's: it can't be."""
+        plays, ratings), one still in progress included, and those visits' events, sent or not
+        (unsent ones would still upload the visits; sent ones could be sent again). Returns the
+        number of visits deleted. What was uploaded already is in the cloud under the profile's key
+        (``profile_key``): the operator deletes it there. The guest profile is every guest's, no one
+        person's: it can't be. A profile already gone (forgotten meanwhile elsewhere) is a
+        StoreError: for the kiosk a store problem ("not saved"), not a crash.
+
+        Then the WAL is checkpointed: with secure_delete the pages that held the person are zeroed,
+        but the WAL keeps the old copies until a checkpoint, and the automatic one at the last
+        connection's close never comes while the kiosk runs."""
         with self.transaction() as db:
             row = db.execute("SELECT is_guest FROM profiles WHERE id = ?", (profile_id,)).fetchone()
             if row is None:
-                raise KeyError(f"no profile with id {profile_id}")
+                raise StoreError(f"no profile with id {profile_id} (forgotten meanwhile?)")
             if row["is_guest"]:
                 raise ValueError("the guest profile is shared by every guest: there is no one person to forget")
             visits = db.execute("SELECT count(*) FROM sessions WHERE profile_id = ?", (profile_id,)).fetchone()[0]
@@ -484,7 +554,34 @@ class Store:
                 (profile_id,),
             )
             db.execute("DELETE FROM profiles WHERE id = ?", (profile_id,))  # sessions and the rest cascade
+        if not self.checkpoint():
+            logger.warning("the forgotten profile's old pages stay in %s-wal until its next checkpoint (another "
+                           "program kept it busy; the next forget or the services' restart empties it)", self.path)
         return visits
+
+    def visits_to_forget(self, profile_id: int) -> tuple[int, list[str]]:
+        """How many visits forget_profile would delete (every one, ended or not), and when each of
+        them still in progress began: the person may be at the kiosk."""
+        with self.transaction("DEFERRED") as db:
+            count = db.execute("SELECT count(*) FROM sessions WHERE profile_id = ?", (profile_id,)).fetchone()[0]
+            open_ones = db.execute(
+                "SELECT started_at FROM sessions WHERE profile_id = ? AND ended_at IS NULL ORDER BY id", (profile_id,)
+            )
+            return count, [r["started_at"] for r in open_ones]
+
+    def checkpoint(self) -> bool:
+        """Copy the WAL into the database file and empty it (deleted rows leave the disk now);
+        False when another connection's read or write kept it from finishing within
+        CHECKPOINT_WAIT_MS (a later checkpoint does it)."""
+        try:
+            self._db.execute(f"PRAGMA busy_timeout={CHECKPOINT_WAIT_MS}")
+            busy, _, _ = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        except sqlite3.Error as exc:
+            logger.warning("checkpoint of %s failed: %s", self.path, exc)
+            return False
+        finally:
+            self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        return not busy
 
     @classmethod
     def _profile_by_id(cls, db: sqlite3.Connection, profile_id: int) -> Profile:
@@ -533,8 +630,8 @@ class Store:
             row = db.execute(
                 "SELECT session_id, phase, label FROM mood_readings WHERE id = ?", (reading_id,)
             ).fetchone()
-            if row is None:
-                raise KeyError(f"no mood reading with id {reading_id}")
+            if row is None:  # its visit was forgotten meanwhile (`moodtunes forget`)
+                raise StoreError(f"no mood reading with id {reading_id} (forgotten meanwhile?)")
             corrected = None if label == row["label"] else label
             db.execute(
                 "UPDATE mood_readings SET corrected_label = ? WHERE id = ?", (corrected, reading_id)
@@ -589,8 +686,8 @@ class Store:
             raise ValueError(f"unknown end reason {reason!r} (one of {', '.join(END_REASONS)})")
         with self.transaction() as db:
             row = db.execute("SELECT started_at, ended_at FROM sessions WHERE id = ?", (session_id,)).fetchone()
-            if row is None:
-                raise KeyError(f"no session with id {session_id}")
+            if row is None:  # forgotten meanwhile (`moodtunes forget`)
+                raise StoreError(f"no visit with id {session_id} (forgotten meanwhile?)")
             if row["ended_at"] is not None:
                 raise ValueError(f"session {session_id} has already ended")
             ended_at = _last_activity(db, session_id) if reason == "interrupted" else utc_now()
@@ -844,12 +941,12 @@ class Store:
         """The profile's visits whose events the broker acknowledged (sent, or sent and queued again),
         oldest first: what is in the cloud of them, for `moodtunes forget` to say how to delete it."""
         rows = self._query(
-            f"SELECT {_ACKNOWLEDGED_AS} AS device, s.started_at, s.ended_at FROM outbox o"
+            f"SELECT {_ACKNOWLEDGED_AS} AS device, s.started_at, s.ended_at, {_RECORDED_AS} AS recorded FROM outbox o"
             " JOIN sessions s ON s.id = o.session_id"
             " WHERE s.profile_id = ? AND (o.sent_at IS NOT NULL OR o.sent_payload IS NOT NULL) ORDER BY s.id",
             (profile_id,),
         )
-        return [UploadedVisit(r["device"], r["started_at"], r["ended_at"]) for r in rows]
+        return [UploadedVisit(r["device"], r["started_at"], r["ended_at"], r["recorded"]) for r in rows]
 
     def outbox_counts(self) -> dict[str, int]:
         row = self._query(

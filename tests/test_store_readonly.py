@@ -1,0 +1,78 @@
+"""The commands that only read (`report`, `library list`, `uplink --status`) open the database
+read-only: they write nothing, work on a read-only copy, and never upgrade a database made by an
+older moodtunes, which the services running that older version would then refuse."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+
+import pytest
+from analytics_support import record_visit
+from moodtunes.cli import main
+from moodtunes.config import load_settings
+from moodtunes.store import Store, StoreError, TrackRecord
+from moodtunes.store.migrations import MIGRATIONS
+from test_store_migration import _old_database
+
+READ_ONLY_COMMANDS = (["report"], ["report", "--json"], ["library", "list"], ["uplink", "--status"])
+
+
+def _untouched(folder) -> dict[str, tuple[bytes, int]]:
+    """Every file in ``folder``, with its bytes and modification time."""
+    return {path.name: (path.read_bytes(), path.stat().st_mtime_ns) for path in sorted(folder.iterdir())}
+
+
+@pytest.fixture
+def database():
+    settings = load_settings()
+    settings.data_dir.mkdir(parents=True)
+    return settings.database_path
+
+
+def test_an_older_database_is_named_as_such_and_left_as_it_is(database, capsys):
+    """A newer `moodtunes report` run by hand migrated the live database, which the older services
+    then refused ("newer than this moodtunes")."""
+    _old_database(database, len(MIGRATIONS) - 1)
+    before = _untouched(database.parent)
+    for command in READ_ONLY_COMMANDS:
+        assert main(command) == 1, command
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith(f"moodtunes {command[0]}")
+        assert f"schema version {len(MIGRATIONS) - 1} is older than this moodtunes ({len(MIGRATIONS)})" in err
+        assert "the services upgrade it when they start with this moodtunes" in err
+    assert _untouched(database.parent) == before
+    with sqlite3.connect(database) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) - 1
+
+
+def test_read_only_commands_write_nothing_and_the_store_refuses_writes(database, capsys):
+    with Store.open(database) as store:
+        record_visit(store, "kiosk-1", songs=())
+        store.upsert_track(TrackRecord(path="/m/calm.ogg", size=1, mtime=1.0, title="Calm", artist="A",
+                                       quadrant="Q4", valence=0.7, arousal=0.3, category="Happy and calm"))
+    before = _untouched(database.parent)
+    for command in READ_ONLY_COMMANDS:
+        assert main(command) == 0, (command, capsys.readouterr().err)
+    out = capsys.readouterr().out
+    assert "== Ana: 1 visit" in out and "Calm" in out and "outbox: 1 pending" in out
+    assert _untouched(database.parent)[database.name] == before[database.name]
+    with Store.open(database, readonly=True) as store:
+        assert [p.name for p in store.profiles()] == ["Ana"]
+        with pytest.raises(StoreError, match="readonly"):
+            store.create_profile("Ben", "#0088ff")
+        store.profile_key("kiosk-1", 1)  # the secret is read, not made
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes in a folder whatever its mode")
+def test_a_copy_in_a_read_only_folder_can_be_reported(database, capsys):
+    with Store.open(database) as store:
+        record_visit(store, "kiosk-1", songs=())
+    database.chmod(0o444)
+    database.parent.chmod(0o555)
+    try:
+        for command in READ_ONLY_COMMANDS:
+            assert main(command) == 0, (command, capsys.readouterr().err)
+        assert "== Ana: 1 visit" in capsys.readouterr().out
+    finally:
+        database.parent.chmod(0o755)
