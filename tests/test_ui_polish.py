@@ -143,7 +143,8 @@ def test_a_long_song_title_is_cut_to_two_lines_of_the_question(settings, tmp_pat
 # ---- 5. names as typed ------------------------------------------------------------------------
 
 def test_names_keep_the_case_typed():
-    from moodtunes.ui.screens.welcome import same_name, tidy_name
+    from moodtunes.domain import same_name
+    from moodtunes.ui.screens.welcome import tidy_name
 
     for typed, kept in [("McKay", "McKay"), ("Anne-Marie", "Anne-Marie"), ("van der Berg", "van der Berg"),
                         ("DJ Ana", "DJ Ana"), ("anne-marie", "Anne-Marie"), ("bo  ", "Bo"), ("o'neil", "O'neil")]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pygame
 
+from moodtunes.domain import same_name
 from moodtunes.store import Profile
 from moodtunes.ui import layout as lay
 from moodtunes.ui import theme as th
@@ -276,11 +277,6 @@ def tidy_name(text: str) -> str:
     return "".join(
         char.upper() if i == 0 or name[i - 1] in WORD_STARTS else char for i, char in enumerate(name)
     )
-
-
-def same_name(a: str, b: str) -> bool:
-    """Names that differ only in case (or spacing) would be two profiles nobody can tell apart."""
-    return " ".join(a.split()).casefold() == " ".join(b.split()).casefold()
 
 
 class NewProfileScreen(Screen):
