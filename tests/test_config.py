@@ -256,3 +256,23 @@ def test_a_home_folder_in_a_path_is_expanded_once_for_every_command(tmp_path, mo
     monkeypatch.setenv("MOODTUNES_LIBRARY__PATHS", f"~/a{os.pathsep}~/b")
     settings = load_settings()
     assert settings.data_dir == tmp_path / "data" and settings.library.paths == [tmp_path / "a", tmp_path / "b"]
+
+
+def test_without_a_data_dir_every_service_uses_the_state_directory(tmp_path, monkeypatch):
+    """A moodtunes.toml without data_dir: the data dir followed $HOME, the kiosk's
+    (/var/lib/moodtunes/.local/share/moodtunes) and the uplink's (/nonexistent/…) apart."""
+    from test_systemd_units import KIOSK, LIBRARY, UPLINK, unit
+
+    monkeypatch.delenv("MOODTUNES_DATA_DIR", raising=False)
+    monkeypatch.delenv("XDG_DATA_HOME", raising=False)
+    config = write(tmp_path, '[kiosk]\nvolume = 0.5\n')
+    for name in (KIOSK, LIBRARY, UPLINK):
+        u = unit(name)
+        told = "/var/lib/" + u["StateDirectory"][0] if "StateDirectory" in u else next(
+            value.split("=", 1)[1] for value in u["Environment"] if value.startswith("STATE_DIRECTORY="))
+        monkeypatch.setenv("STATE_DIRECTORY", told)
+        monkeypatch.setenv("HOME", "/nonexistent" if name == UPLINK else told)
+        assert load_settings(config).data_dir == Path("/var/lib/moodtunes"), name
+    monkeypatch.delenv("STATE_DIRECTORY")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert load_settings(config).data_dir == tmp_path / ".local" / "share" / "moodtunes"

@@ -211,7 +211,11 @@ def _safe_device_id(hostname: str) -> str:
 
 
 def _default_data_dir() -> Path:
-    return Path(platformdirs.user_data_dir("moodtunes", appauthor=False))
+    """The services' state directory when one runs them (systemd's StateDirectory=, told in
+    $STATE_DIRECTORY), else the user's data folder. Following $HOME, a moodtunes.toml without
+    data_dir gave each service its own: the kiosk's home is /var/lib/moodtunes, the uplink's none."""
+    state = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+    return Path(state) if state else Path(platformdirs.user_data_dir("moodtunes", appauthor=False))
 
 
 class Settings(BaseSettings):
