@@ -5,7 +5,10 @@ older moodtunes, which the services running that older version would then refuse
 from __future__ import annotations
 
 import os
+import shlex
 import sqlite3
+import subprocess
+import sys
 
 import pytest
 from analytics_support import record_visit
@@ -64,15 +67,30 @@ def test_read_only_commands_write_nothing_and_the_store_refuses_writes(database,
         store.profile_key("kiosk-1", 1)  # the secret is read, not made
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes in a folder whatever its mode")
 def test_a_copy_in_a_read_only_folder_can_be_reported(database, capsys):
+    """Read-only media: SQLite can't make the shared-memory file a WAL database is read through.
+    Root writes in any folder whatever its mode, so as root the folder is bind-mounted read-only in
+    a mount namespace of its own (unshare), where the commands run."""
     with Store.open(database) as store:
         record_visit(store, "kiosk-1", songs=())
-    database.chmod(0o444)
-    database.parent.chmod(0o555)
-    try:
-        for command in READ_ONLY_COMMANDS:
-            assert main(command) == 0, (command, capsys.readouterr().err)
-        assert "== Ana: 1 visit" in capsys.readouterr().out
-    finally:
-        database.parent.chmod(0o755)
+    folder = database.parent
+    if os.geteuid() != 0:
+        database.chmod(0o444)
+        folder.chmod(0o555)
+        try:
+            for command in READ_ONLY_COMMANDS:
+                assert main(command) == 0, (command, capsys.readouterr().err)
+            assert "== Ana: 1 visit" in capsys.readouterr().out
+        finally:
+            folder.chmod(0o755)
+        return
+    script = "; ".join([
+        f"mount --bind {shlex.quote(str(folder))} {shlex.quote(str(folder))}",
+        f"mount -o remount,bind,ro {shlex.quote(str(folder))}",
+        f"if touch {shlex.quote(str(folder / 'probe'))} 2>/dev/null; then exit 8; fi",  # really read-only
+        *(f"{shlex.quote(sys.executable)} -m moodtunes {' '.join(command)} || exit 9" for command in READ_ONLY_COMMANDS),
+    ])
+    done = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-ec", script],
+                          check=False, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "== Ana: 1 visit" in done.stdout
