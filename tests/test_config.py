@@ -258,21 +258,22 @@ def test_a_home_folder_in_a_path_is_expanded_once_for_every_command(tmp_path, mo
     assert settings.data_dir == tmp_path / "data" and settings.library.paths == [tmp_path / "a", tmp_path / "b"]
 
 
-def test_without_a_data_dir_every_service_uses_the_state_directory(tmp_path, monkeypatch):
-    """A moodtunes.toml without data_dir: the data dir followed $HOME, the kiosk's
-    (/var/lib/moodtunes/.local/share/moodtunes) and the uplink's (/nonexistent/…) apart."""
-    from test_systemd_units import KIOSK, LIBRARY, UPLINK, unit
+def test_the_system_config_without_a_data_dir_is_one_data_dir_for_every_user(tmp_path, monkeypatch):
+    """/etc/moodtunes/moodtunes.toml without data_dir: the data dir followed $HOME, the kiosk's
+    (/var/lib/moodtunes/.local/share/moodtunes), the uplink's (/nonexistent/…) and staff's apart."""
+    from moodtunes import config as config_module
 
     monkeypatch.delenv("MOODTUNES_DATA_DIR", raising=False)
     monkeypatch.delenv("XDG_DATA_HOME", raising=False)
-    config = write(tmp_path, '[kiosk]\nvolume = 0.5\n')
-    for name in (KIOSK, LIBRARY, UPLINK):
-        u = unit(name)
-        told = "/var/lib/" + u["StateDirectory"][0] if "StateDirectory" in u else next(
-            value.split("=", 1)[1] for value in u["Environment"] if value.startswith("STATE_DIRECTORY="))
-        monkeypatch.setenv("STATE_DIRECTORY", told)
-        monkeypatch.setenv("HOME", "/nonexistent" if name == UPLINK else told)
-        assert load_settings(config).data_dir == Path("/var/lib/moodtunes"), name
-    monkeypatch.delenv("STATE_DIRECTORY")
-    monkeypatch.setenv("HOME", str(tmp_path))
-    assert load_settings(config).data_dir == tmp_path / ".local" / "share" / "moodtunes"
+    system = write(tmp_path, '[kiosk]\nvolume = 0.5\n')
+    monkeypatch.setattr(config_module, "SYSTEM_CONFIG", system)
+    for home in ("/var/lib/moodtunes", "/nonexistent", str(tmp_path)):
+        monkeypatch.setenv("HOME", home)
+        assert load_settings().data_dir == Path("/var/lib/moodtunes"), home
+        assert load_settings(system).data_dir == Path("/var/lib/moodtunes"), home
+    monkeypatch.setenv("MOODTUNES_DATA_DIR", str(tmp_path / "elsewhere"))
+    assert load_settings().data_dir == tmp_path / "elsewhere"  # the environment still decides
+    monkeypatch.delenv("MOODTUNES_DATA_DIR")
+    other = tmp_path / "mine"
+    other.mkdir()
+    assert load_settings(write(other, '[kiosk]\nvolume = 0.5\n')).data_dir == tmp_path / ".local" / "share" / "moodtunes"

@@ -41,6 +41,7 @@ from pydantic_settings import (
 )
 
 SYSTEM_CONFIG = Path("/etc/moodtunes/moodtunes.toml")
+SYSTEM_DATA_DIR = Path("/var/lib/moodtunes")  # the services' StateDirectory=
 ENV_PREFIX = "MOODTUNES_"
 DEVICE_ID_PATTERN = r"^[A-Za-z0-9._-]+$"  # the same rule as VisitEvent.device_id
 SECRET_WORDS = ("password", "secret", "token")  # keys whose values an error must not echo
@@ -211,11 +212,7 @@ def _safe_device_id(hostname: str) -> str:
 
 
 def _default_data_dir() -> Path:
-    """The services' state directory when one runs them (systemd's StateDirectory=, told in
-    $STATE_DIRECTORY), else the user's data folder. Following $HOME, a moodtunes.toml without
-    data_dir gave each service its own: the kiosk's home is /var/lib/moodtunes, the uplink's none."""
-    state = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
-    return Path(state) if state else Path(platformdirs.user_data_dir("moodtunes", appauthor=False))
+    return Path(platformdirs.user_data_dir("moodtunes", appauthor=False))
 
 
 class Settings(BaseSettings):
@@ -364,6 +361,11 @@ def load_settings(config: Path | None = None) -> Settings:
     if config is None and SYSTEM_CONFIG.is_file():
         config = SYSTEM_CONFIG
     values = _read_toml(config) if config is not None else {}
+    if config == SYSTEM_CONFIG:
+        # The appliance's: its services and the commands staff run (as any user) share one data dir.
+        # Following $HOME, a moodtunes.toml without data_dir gave each its own: the kiosk's home is
+        # /var/lib/moodtunes, the uplink's none.
+        values.setdefault("data_dir", str(SYSTEM_DATA_DIR))
     try:
         return Settings(**values)
     except ValidationError as exc:
