@@ -1,6 +1,7 @@
 import json
 import os
 import pwd
+import re
 import shutil
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from moodtunes.commands import doctor
 from moodtunes.commands import kiosk as kiosk_command
 from moodtunes.config import load_settings
 from moodtunes.domain import MoodReading
-from moodtunes.store import Store, TrackRecord
+from moodtunes.store import Store, StoreError, TrackRecord
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -63,15 +64,20 @@ def test_report_without_its_data_dir_says_so_and_creates_nothing(tmp_path, make)
 
 @pytest.mark.parametrize("below", ["", "moodtunes"])
 def test_a_data_dir_linked_to_an_unmounted_drive_is_named_as_such(tmp_path, monkeypatch, below):
-    """It gave "[Errno 17] File exists" where the data dir is created."""
+    """It gave "[Errno 17] File exists" where the data dir is created. Not a configuration error
+    (exit status 2, which the services aren't restarted after): a drive mounted late comes back."""
     link = tmp_path / "data-link"
     link.symlink_to(tmp_path / "usb-not-mounted")
     monkeypatch.setenv("MOODTUNES_DATA_DIR", str(link / below))
-    for command in ("report", "doctor"):
-        result = moodtunes(command)
-        assert result.returncode == 2 and result.stderr.count("\n") == 1
-        assert f"{link} is a symbolic link to {tmp_path}/usb-not-mounted, which does not exist" in result.stderr
-        assert "is its drive mounted?" in result.stderr and "File exists" not in result.stderr
+    said = f"{link} is a symbolic link to {tmp_path}/usb-not-mounted, which does not exist (is its drive mounted?)"
+    result = moodtunes("report")
+    assert result.returncode == 1 and result.stderr.count("\n") == 1 and said in result.stderr
+    result = moodtunes("doctor")
+    assert result.returncode == 1 and "File exists" not in result.stdout + result.stderr
+    assert [line.split()[:3] for line in result.stdout.splitlines() if said in line] == [
+        ["FAIL", "data", "dir"], ["FAIL", "store", "database"]]
+    with pytest.raises(StoreError, match=re.escape(said)):
+        Store.open(link / below / "moodtunes.db")
 
 
 def test_report_shows_a_profiles_history(tmp_path, capsys):

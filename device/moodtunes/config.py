@@ -248,19 +248,6 @@ class Settings(BaseSettings):
         # The TOML file arrives as init kwargs; the environment overrides it.
         return env_settings, init_settings
 
-    @field_validator("data_dir")
-    @classmethod
-    def _not_through_a_dangling_link(cls, data_dir: Path) -> Path:
-        """The data dir, or a folder above it, linked to a drive that is not mounted: creating it
-        would fail with a bare "File exists"."""
-        for folder in (data_dir, *data_dir.parents):
-            if folder.is_symlink() and not folder.exists():
-                raise ValueError(
-                    f"{folder} is a symbolic link to {os.readlink(folder)}, which does not exist "
-                    "(is its drive mounted?)"
-                )
-        return data_dir
-
     @property
     def database_path(self) -> Path:
         return self.data_dir / "moodtunes.db"

@@ -37,5 +37,17 @@ def data_dir_problem(data_dir: Path) -> str | None:
     an empty one in its place."""
     if data_dir.is_dir():
         return None
+    if link := unmounted_link(data_dir):
+        return f"data dir {data_dir}: {link}"
     problem = "is not a folder" if data_dir.exists() else "does not exist"
     return f"data dir {data_dir} {problem} (not mounted? check data_dir in the config or MOODTUNES_DATA_DIR)"
+
+
+def unmounted_link(path: Path) -> str | None:
+    """Why ``path`` can't be reached if it or a folder above it is a symbolic link to nothing (a
+    drive not mounted yet), or None. Creating the path would fail with a bare "File exists". Not a
+    configuration error: the services are restarted until the drive is there."""
+    for folder in (path, *path.parents):
+        if folder.is_symlink() and not folder.exists():
+            return f"{folder} is a symbolic link to {os.readlink(folder)}, which does not exist (is its drive mounted?)"
+    return None

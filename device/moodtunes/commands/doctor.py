@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from moodtunes.config import Settings
+from moodtunes.paths import unmounted_link
 from moodtunes.ui import INVISIBLE_DRIVERS
 
 # Free space in the data dir: the demo library alone takes ~11 MB and a full disk stops visits being
@@ -32,6 +33,8 @@ class Check:
 
 def _data_dir(settings: Settings) -> Check:
     path = settings.data_dir
+    if link := unmounted_link(path):
+        return Check("data dir", "fail", f"{path}: {link}")
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

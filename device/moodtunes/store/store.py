@@ -36,6 +36,7 @@ from moodtunes.events import (
     mood_lift,
 )
 from moodtunes.events import profile_key as derive_profile_key
+from moodtunes.paths import unmounted_link
 from moodtunes.store.migrations import MIGRATIONS
 
 logger = logging.getLogger(__name__)
@@ -114,6 +115,7 @@ class OutboxItem:
     attempts: int
     profile_id: int | None = None  # whose visit it is (the uplink re-derives the pseudonym from it)
     sent_payload: str | None = None  # what the broker acknowledged, for an event queued again: sent as it is
+    first_sent_at: str | None = None  # when the broker first acknowledged it (ISO 8601, UTC), for an event queued again
 
 
 class UploadedVisit(NamedTuple):
@@ -309,6 +311,8 @@ class Store:
             if readonly:
                 db = _connect_readonly(path)
             else:
+                if link := unmounted_link(path.parent):
+                    raise StoreError(f"database {path}: can't open: {link}")
                 path.parent.mkdir(parents=True, exist_ok=True)
                 _create_database_file(path)
                 db = sqlite3.connect(path, timeout=10.0, isolation_level=None, check_same_thread=False)
@@ -871,22 +875,24 @@ class Store:
 
     def pending_events(self, limit: int = 50) -> list[OutboxItem]:
         rows = self._query(
-            "SELECT o.id, o.event_id, o.kind, o.payload, o.attempts, s.profile_id, o.sent_payload FROM outbox o"
+            "SELECT o.id, o.event_id, o.kind, o.payload, o.attempts, s.profile_id, o.sent_payload, o.first_sent_at"
+            " FROM outbox o"
             " LEFT JOIN sessions s ON s.id = o.session_id WHERE o.sent_at IS NULL AND o.refused_at IS NULL"
             " ORDER BY o.id LIMIT ?",
             (limit,),
         )
         return [OutboxItem(r["id"], r["event_id"], r["kind"], r["payload"], r["attempts"], r["profile_id"],
-                           r["sent_payload"]) for r in rows]
+                           r["sent_payload"], r["first_sent_at"]) for r in rows]
 
     def mark_sent(self, outbox_id: int, payload: str) -> None:
-        """The broker acknowledged the event as ``payload``; the first payload acknowledged is kept,
-        to be sent again unchanged if the event is queued again (mark_unsent_since)."""
+        """The broker acknowledged the event as ``payload``; the first payload acknowledged, and when,
+        are kept, to be sent again unchanged if the event is queued again (mark_unsent_since)."""
+        now = utc_now()
         with self.transaction() as db:
             db.execute(
                 "UPDATE outbox SET sent_at = ?, attempts = attempts + 1, last_error = NULL,"
-                " sent_payload = coalesce(sent_payload, ?) WHERE id = ?",
-                (utc_now(), payload, outbox_id),
+                " sent_payload = coalesce(sent_payload, ?), first_sent_at = coalesce(first_sent_at, ?) WHERE id = ?",
+                (now, payload, now, outbox_id),
             )
 
     def mark_refused(self, outbox_id: int, reason: str) -> None:
