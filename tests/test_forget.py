@@ -190,6 +190,9 @@ def test_two_profiles_one_name_apart_in_case_are_never_guessed_between(database,
         for name in ("Zoë", "ZOË"):
             store._db.execute("INSERT INTO profiles (name, colour, created_at) VALUES (?, '#f80', '2025-01-01')",
                               (name,))
+        with pytest.raises(StoreError, match="2 profiles are called 'zoë' in some case: "):
+            store.profile_by_name("zoë")
+        assert store.profile_by_name("ZOË").name == "ZOË"
     assert main(["forget", "zoë", "--yes"]) == 1
     assert "'zoë' could be ZOË or Zoë: give the name as it is spelled" in capsys.readouterr().err
     assert main(["forget", "ZOË", "--yes"]) == 0
@@ -219,3 +222,15 @@ def test_the_kiosk_carries_on_when_the_visit_under_way_is_forgotten(settings, tm
         assert app.visit.ended and "Sorry, something went wrong. Please start again." not in told()
     finally:
         app.close()
+
+
+def test_a_sent_as_that_is_no_device_id_never_reaches_the_printed_influxql(database, capsys):
+    """Pasted into `WHERE "device_id" = '…'`, x' OR '1'='1 deleted every device's readings."""
+    with Store.open(database) as store:
+        _visit(store, store.create_profile("Ana", "#ff8800").id)
+    assert main(["forget", "Ana", "--yes", "--sent-as", "x' OR '1'='1"]) == 2
+    captured = capsys.readouterr()
+    assert "is no device_id" in captured.err and "DELETE" not in captured.out
+    with Store.open(database) as store:
+        assert store.profile_by_name("Ana") is not None
+    assert main(["forget", "Ana", "--yes", "--sent-as", "old-kiosk.1"]) == 0

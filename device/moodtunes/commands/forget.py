@@ -5,11 +5,12 @@ that deletes what was uploaded of them from the cloud."""
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from moodtunes.config import Settings
+from moodtunes.config import DEVICE_ID_PATTERN, Settings
 from moodtunes.events import as_utc
 from moodtunes.paths import data_dir_problem
 
@@ -41,6 +42,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from moodtunes.store import Store
 
+    if bad := [d for d in args.sent_as if not re.fullmatch(DEVICE_ID_PATTERN, d) or len(d) > 64]:
+        # It goes into the printed InfluxQL: x' OR '1'='1 would delete every device's readings.
+        print(f"moodtunes forget: --sent-as {bad[0]!r} is no device_id (letters, digits, '.', '_', '-')", file=sys.stderr)
+        return 2
     if problem := data_dir_problem(settings.data_dir):
         print(f"moodtunes forget: the {problem}", file=sys.stderr)
         return 1

@@ -277,19 +277,25 @@ def _create_database_file(path: Path) -> None:
 
 
 def _connect_readonly(path: Path) -> sqlite3.Connection:
-    """A connection that can't write. SQLite reads a WAL database through a shared-memory file
-    beside it, which it can't make in a read-only folder (a copy on read-only media); with no WAL
-    file there, nothing waits in one, and the database is read as immutable instead."""
+    """A connection that doesn't write. Where it may, it opens the file for writing with writes
+    refused (query_only): a WAL database is read through -wal and -shm files beside it, which only
+    such a connection removes when it closes; left behind by a read-only one, owned by whoever ran
+    the command, they locked the services out. On read-only media it opens read-only, and with no
+    WAL file there (nothing waits in one) reads the database as immutable."""
     uri = path.absolute().as_uri()
-    db = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=10.0, isolation_level=None, check_same_thread=False)
-    try:
-        db.execute("PRAGMA user_version")
-    except sqlite3.OperationalError:
-        db.close()
-        if Path(f"{path}-wal").exists():
-            raise
-        db = sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None, check_same_thread=False)
-    return db
+    for mode in ("rw", "ro", "immutable"):
+        if mode == "immutable" and Path(f"{path}-wal").exists():
+            break
+        query = "immutable=1" if mode == "immutable" else f"mode={mode}"
+        db = sqlite3.connect(f"{uri}?{query}", uri=True, timeout=10.0, isolation_level=None, check_same_thread=False)
+        try:
+            db.execute("PRAGMA query_only=ON")
+            db.execute("PRAGMA user_version")
+            return db
+        except sqlite3.OperationalError as exc:
+            db.close()
+            failure = exc
+    raise failure
 
 
 class Store:
@@ -503,8 +509,13 @@ class Store:
 
     def profile_by_name(self, name: str) -> Profile | None:
         """The profile called ``name``, as spelled or in any other case or spacing (``same_name``:
-        SQLite's NOCASE knows the case of ASCII letters only); the first if several are."""
-        return next(iter(self.profiles_named(name)), None)
+        SQLite's NOCASE knows the case of ASCII letters only); the one spelled exactly so if several
+        are, else a StoreError: whose visits these are is not guessed."""
+        named = self.profiles_named(name)
+        if len(named) > 1 and named[0].name != name.strip():
+            raise StoreError(f"{len(named)} profiles are called {name!r} in some case: "
+                             + ", ".join(p.name for p in named))
+        return next(iter(named), None)
 
     def profiles_named(self, name: str) -> list[Profile]:
         """The profiles (the guest's too) called ``name`` in any case or spacing, those spelled
@@ -560,7 +571,7 @@ class Store:
             db.execute("DELETE FROM profiles WHERE id = ?", (profile_id,))  # sessions and the rest cascade
         if not self.checkpoint():
             logger.warning("the forgotten profile's old pages stay in %s-wal until its next checkpoint (another "
-                           "program kept it busy; the next forget or the services' restart empties it)", self.path)
+                           "program kept it busy; the next forget, or stopping both the kiosk and the uplink, empties it)", self.path)
         return visits
 
     def visits_to_forget(self, profile_id: int) -> tuple[int, list[str]]:
@@ -574,7 +585,7 @@ class Store:
             return count, [r["started_at"] for r in open_ones]
 
     def checkpoint(self) -> bool:
-        """Copy the WAL into the database file and empty it (deleted rows leave the disk now);
+        """Copy the WAL into the database file and empty it (deleted rows are in no file any more);
         False when another connection's read or write kept it from finishing within
         CHECKPOINT_WAIT_MS (a later checkpoint does it)."""
         try:
@@ -755,12 +766,6 @@ class Store:
         return event.model_copy(update={"plays": plays})
 
     # ---- history (recommendations and reports) ---------------------------------------------
-
-    def ended_visit_count(self, profile_id: int) -> int:
-        """How many of ``visits(profile_id)`` there are, without reading them."""
-        return self._query(
-            "SELECT count(*) FROM sessions WHERE profile_id = ? AND ended_at IS NOT NULL", (profile_id,)
-        )[0][0]
 
     def visits(self, profile_id: int | None = None, limit: int | None = None) -> list[dict[str, Any]]:
         """Ended visits (newest ``limit``), oldest first, each a row dict plus ``readings``

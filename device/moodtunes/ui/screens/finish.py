@@ -411,4 +411,4 @@ class ForgetScreen(Screen):
             profile = app.visit.profile
             if app.record(app.store.forget_profile, profile.id) is not None:
                 app.home()
-                app.toast(f"{profile.name}'s profile and visits are deleted from this kiosk.", good=True)
+                app.toast("Your profile and visits are deleted from this kiosk.", good=True)  # no name to the log
