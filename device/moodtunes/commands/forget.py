@@ -76,9 +76,14 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             print(f"would delete {what} from this device; run again with --yes to delete")
             _say_unknown(len(guessed), assumed)
             return 0
-        store.forget_profile(profile.id)  # a checkpoint another program held up is logged, on stderr
-    print(f"deleted {what} from this device. Visits already uploaded are in the cloud under profile_key "
-          f"{', '.join(keys)}: the operator deletes them there with this InfluxQL:")
+        # What was deleted, counted in the deleting transaction: a visit may have ended since.
+        # (A checkpoint another program held up is logged, on stderr.)
+        deleted = store.forget_profile(profile.id)
+    print(f"deleted {profile.name}'s profile and {deleted} visit(s){_in_progress(in_progress)} from this device. "
+          "Visits already uploaded "
+          f"are in the cloud under profile_key {', '.join(keys)}: the operator deletes them there with this "
+          "InfluxQL (and again a few minutes later: a visit the uplink was sending as this ran, held by a broker "
+          "that was away, may still arrive):")
     _say_unknown(len(guessed), assumed)
     for each_key in keys:
         for measurement in MEASUREMENTS:
