@@ -33,7 +33,9 @@ from analytics_support import (
 from conftest import free_port
 from influxdb_client import Point, WritePrecision
 from moodtunes.cli import main as moodtunes
+from moodtunes.config import MqttSettings
 from moodtunes.store import Store, TrackRecord
+from moodtunes.uplink import BrokerLink, Uplink
 from moodtunes_cloud import ingest as ingest_module
 from moodtunes_cloud.deadletter import Replayed, replay
 from moodtunes_cloud.deadletter import main as replay_dead_letters
@@ -791,11 +793,11 @@ def test_a_bug_while_processing_costs_one_message_not_the_ingest(mosquitto, infl
     real_points = ingest_module.event_points
     calls = []
 
-    def fails_once(event, received_at, resent):
+    def fails_once(event, first_delivered_at):
         calls.append(event.event_id)
         if len(calls) == 1:
             raise ZeroDivisionError("a bug")
-        return real_points(event, received_at, resent)
+        return real_points(event, first_delivered_at)
 
     monkeypatch.setattr(ingest_module, "event_points", fails_once)
     dead = Subscriber(mosquitto, f"{prefix}/deadletter")
@@ -936,9 +938,10 @@ def _outbox_payload_too_big_to_send(store: Store, event_id: str) -> None:
 
 def test_the_devices_status_lands_in_influxdb_and_a_stale_one_is_not_written_again(mosquitto, influxdb, tmp_path,
                                                                                    monkeypatch):
-    """After its batch, `uplink --once` publishes the device's status (retained); the ingest writes it
-    as a `device_status` point, stamped at its arrival. The broker's retained copy is not written
-    again when an ingest subscribes later: it would make a device gone quiet look alive."""
+    """After its batch, `uplink --once` publishes the device's status (QoS 0, not retained); the ingest
+    writes it as a `device_status` point, stamped at its arrival. A device of the previous version
+    publishes it retained: the broker's copy is not written again when an ingest subscribes later,
+    it would make a device gone quiet look alive."""
     device, prefix, db = unique("kiosk-"), unique("mt"), unique("status")
     with Store.open(tmp_path / "data" / "moodtunes.db") as store:
         refused = record_visit(store, device)
@@ -956,13 +959,15 @@ def test_the_devices_status_lands_in_influxdb_and_a_stale_one_is_not_written_aga
     assert status["oldest_pending_seconds"] == 0 and status["version"] == "0.1.0"
     assert status["last_error"].endswith("bytes, over the 262144 the broker and the ingest take: never sent")
     assert abs(status["clock_offset_seconds"]) < 60
+    sender = publisher(mosquitto)
+    older = json.dumps({"schema_version": 1, "device_id": device, "sent_at": datetime.now(UTC).isoformat(),
+                        "version": "0.0.9", "pending": 0, "refused": 0})
+    sender.publish(f"{prefix}/{device}/status", older, qos=1, retain=True).wait_for_publish(10)
     retained = Subscriber(mosquitto, f"{prefix}/{device}/status")
     try:
-        wait_for(lambda: retained.messages, "the retained status")
+        wait_for(lambda: retained.messages, "the retained status")  # the broker holds one
     finally:
         retained.close()
-    assert json.loads(retained.messages[0].payload)["refused"] == 1
-    sender = publisher(mosquitto)
     with running_ingest(settings) as ingest:
         _delivered_after_what_came_before(ingest, sender, prefix, device)
         assert ingest.stats.statuses == 0 and ingest.stats.received == 1  # only the sentinel
@@ -972,8 +977,9 @@ def test_the_devices_status_lands_in_influxdb_and_a_stale_one_is_not_written_aga
 def test_a_visit_sent_again_keeps_the_upload_delay_of_its_first_delivery(mosquitto, influxdb, tmp_path, monkeypatch,
                                                                           capsys):
     """`--resend-since` after a broker crash sends the same payload days later; the ingest wrote its
-    upload delay again, and the freshness panels showed days. The uplink marks the resend (an MQTT
-    user property, the payload unchanged) and the ingest leaves the delay out: InfluxDB keeps the first."""
+    upload delay again, and the freshness panels showed days. The uplink marks the resend, with when
+    the broker first took it (MQTT user properties, the payload unchanged), and the ingest writes the
+    delay to then: the first one's, give or take the milliseconds between arrival and PUBACK."""
     device, prefix, db = unique("kiosk-"), unique("mt"), unique("resent")
     with Store.open(tmp_path / "data" / "moodtunes.db") as store:
         event = record_visit(store, device)
@@ -984,19 +990,21 @@ def test_a_visit_sent_again_keeps_the_upload_delay_of_its_first_delivery(mosquit
         with running_ingest(ingest_settings(mosquitto, influxdb, db, prefix)) as ingest:
             assert moodtunes(["uplink", "--once"]) == 0
             wait_for(lambda: ingest.stats.written == 1, "the visit written")
-            first = influxql(influxdb, db, delay)[0]["values"]
-            time.sleep(0.5)  # the second delivery comes later
+            [[at, first]] = influxql(influxdb, db, delay)[0]["values"]
+            time.sleep(1.5)  # the second delivery comes later
             assert moodtunes(["uplink", "--resend-since", "2000-01-01"]) == 0
             assert moodtunes(["uplink", "--once"]) == 0
             wait_for(lambda: ingest.stats.written == 2, "the visit written again")
     finally:
         listener.close()
-    assert influxql(influxdb, db, delay)[0]["values"] == first
+    [[again_at, again]] = influxql(influxdb, db, delay)[0]["values"]
+    assert again_at == at and first < 1.0 and abs(again - first) < 0.5
     assert _count(influxdb, db, f"SELECT count(listening_seconds) FROM visit WHERE device_id = '{device}'") == 1
     sent, again = listener.messages
     assert again.payload == sent.payload and json.loads(sent.payload)["event_id"] == event.event_id
     assert not hasattr(sent.properties, "UserProperty")
-    assert again.properties.UserProperty == [("moodtunes-resend", "1")]
+    assert again.properties.UserProperty[0] == ("moodtunes-resend", "1")
+    assert again.properties.UserProperty[1][0] == "moodtunes-first-ack"
 
 
 def test_each_song_keeps_its_own_rating_and_older_events_still_go_in(mosquitto, influxdb, tmp_path):
@@ -1018,7 +1026,7 @@ def test_each_song_keeps_its_own_rating_and_older_events_still_go_in(mosquitto, 
         store.add_rating(session, 75, plays[0])  # changed their mind about the first song
         event = store.finish_session(session, "completed", device)
         older = record_visit(store, device, "Ben", songs=(("Happy and calm", 30.0),), rating=50)
-    older_payload = json.loads(older.model_dump_json())
+    older_payload = json.loads(older.model_dump_json()) | {"schema_version": 1}
     for play in older_payload["plays"]:
         del play["rating"]  # as the previous version builds its events
     sender = publisher(mosquitto)
@@ -1031,3 +1039,118 @@ def test_each_song_keeps_its_own_rating_and_older_events_still_go_in(mosquitto, 
     ratings = influxql(influxdb, db, f"SELECT seconds_listened, rating FROM play WHERE device_id = '{device}'")
     assert [row[1:] for row in ratings[0]["values"]] == [[60.0, 75], [61.0, 100], [62.0, None], [30.0, None]]
     assert _count(influxdb, db, f"SELECT sum(rating) FROM visit WHERE device_id = '{device}'") == 75 + 50
+
+
+def test_statuses_never_crowd_visits_out_of_the_ingests_queue_at_the_broker(influxdb, tmp_path, monkeypatch):
+    """While the ingest was away, the broker queued the devices' statuses (QoS 1) for its session in
+    the same max_queued_messages as the visits: once full, it dropped a visit the device had a
+    Success PUBACK for, and sent the statuses late, written as fresh. Statuses are QoS 0 now: the
+    broker queues none of them, and the visit comes (here a queue of 5, 6 statuses before the visit)."""
+    device, prefix, db = unique("kiosk-"), unique("mt"), unique("status-queue")
+    broker = Broker(tmp_path / "broker", free_port(), "allow_anonymous true\nmax_queued_messages 5\n").start()
+    settings = ingest_settings(broker, influxdb, db, prefix)
+    try:
+        with running_ingest(settings):
+            pass  # the ingest's session, subscribed, and then it is away (an upgrade, a restart)
+        with Store.open(tmp_path / "data" / "moodtunes.db") as store:
+            mqtt = MqttSettings(enabled=True, host=broker.host, port=broker.port, topic_prefix=prefix)
+            link = BrokerLink(mqtt, device)
+            link.connect(10)
+            try:
+                uplink = Uplink(store, link, mqtt, device)
+                for _ in range(6):
+                    uplink.report_status()
+                event = record_visit(store, device)
+                assert uplink.run_once().sent == 1  # the broker acknowledged the visit with Success
+            finally:
+                link.close()
+        with running_ingest(settings) as ingest:
+            wait_for(lambda: ingest.stats.written == 1, "the visit queued for the ingest", timeout=5)
+            time.sleep(0.3)
+            assert ingest.stats.statuses == 0 and ingest.stats.received == 1  # no stale status, late
+    finally:
+        broker.stop()
+    ids = influxql(influxdb, db, "SELECT event_id FROM visit")[0]["values"]
+    assert [row[1] for row in ids] == [event.event_id]
+    assert influxql(influxdb, db, "SELECT * FROM device_status") == []
+
+
+def _upload_delay(influxdb, db: str, device: str) -> float:
+    return influxql(influxdb, db, f"SELECT upload_delay_seconds FROM visit WHERE device_id = '{device}'")[0]["values"][0][1]
+
+
+def test_a_resend_whose_first_delivery_is_gone_gets_the_first_deliverys_upload_delay(
+        mosquitto, influxdb, tmp_path, monkeypatch):
+    """After a broker crash lost a visit, or after `DROP MEASUREMENT` and a resend (the upgrade note),
+    the resend is the only write: leaving its delay out left the visit with none. The uplink says
+    when the broker first took the visit, and the ingest takes the delay from that."""
+    device, prefix, db = unique("kiosk-"), unique("mt"), unique("resent-lost")
+    with Store.open(tmp_path / "data" / "moodtunes.db") as store:
+        record_visit(store, device)
+    _enable_uplink(monkeypatch, mosquitto, device, prefix)
+    with running_ingest(ingest_settings(mosquitto, influxdb, db, prefix)) as ingest:
+        assert moodtunes(["uplink", "--once"]) == 0
+        wait_for(lambda: ingest.stats.written == 1, "the visit written")
+        first = _upload_delay(influxdb, db, device)
+        _influxql_write(influxdb, db, 'DROP MEASUREMENT "visit"')
+        time.sleep(1.5)  # the second delivery comes later
+        assert moodtunes(["uplink", "--resend-since", "2000-01-01"]) == 0
+        assert moodtunes(["uplink", "--once"]) == 0
+        wait_for(lambda: ingest.stats.written == 2, "the visit written again")
+    again = _upload_delay(influxdb, db, device)
+    assert first < 1.0 and abs(again - first) < 0.5  # the first delivery's, not 1.5 s later's
+
+
+def test_a_dead_lettered_resend_keeps_the_first_deliverys_upload_delay_when_replayed(
+        mosquitto, influxdb, tmp_path, monkeypatch, capsys):
+    """A dead letter kept the payload only: replayed, a resent visit was written as a first delivery,
+    its delay the time from the visit to the resend. The letter keeps the user properties now."""
+    device, prefix, db = unique("kiosk-"), unique("mt"), unique("resent-letter")
+    with Store.open(tmp_path / "data" / "moodtunes.db") as store:
+        record_visit(store, device)
+    folder = tmp_path / "deadletter"
+    settings = ingest_settings(mosquitto, influxdb, db, prefix, dead_letter_dir=folder)
+    _enable_uplink(monkeypatch, mosquitto, device, prefix)
+    with running_ingest(settings) as ingest:
+        assert moodtunes(["uplink", "--once"]) == 0
+        wait_for(lambda: ingest.stats.written == 1, "the visit written")
+        first = _upload_delay(influxdb, db, device)
+        _influxql_write(influxdb, db, 'DROP MEASUREMENT "visit"')
+        V1Writer(settings).write([Point("visit").tag("device_id", "old-kiosk").field("plays", "two")])  # a conflict
+        time.sleep(1.5)
+        assert moodtunes(["uplink", "--resend-since", "2000-01-01"]) == 0
+        assert moodtunes(["uplink", "--once"]) == 0
+        wait_for(lambda: ingest.stats.dropped == 1, "the resend dead-lettered")
+    [day] = folder.iterdir()
+    [letter] = [json.loads(line) for line in day.read_text().splitlines()]
+    assert letter["user_properties"][0] == ["moodtunes-resend", "1"]
+    _influxql_write(influxdb, db, 'DROP MEASUREMENT "visit"')  # the operator clears the conflict
+    for name, value in {"INFLUX_API": "v1", "INFLUX_URL": influxdb.url, "INFLUX_DB": db, "TOPIC_PREFIX": prefix}.items():
+        monkeypatch.setenv(f"MOODTUNES_INGEST_{name}", value)
+    assert replay_dead_letters(["replay", str(day)]) == 0
+    assert "replayed: 1 written" in capsys.readouterr().out
+    again = _upload_delay(influxdb, db, device)
+    assert first < 1.0 and abs(again - first) < 0.5
+
+
+def test_readings_an_older_ingest_wrote_are_not_counted_twice_after_the_upgrade_notes_delete(
+        mosquitto, influxdb, tmp_path):
+    """A reading point without profile_key (the previous ingest) and the same reading re-delivered
+    with one are two series: a resend across the upgrade counted each scan twice. cloud/README.md
+    says to delete the untagged readings first; its statement works on InfluxDB 1.6.7 (a missing
+    tag compares equal to ''), and then the counts are right."""
+    device, prefix, db = unique("kiosk-"), unique("mt"), unique("upgrade")
+    with Store.open(tmp_path / "moodtunes.db") as store:
+        events = [record_visit(store, device), record_visit(store, device, "Ben")]
+    settings = ingest_settings(mosquitto, influxdb, db, prefix)
+    V1Writer(settings).write([p for event in events for p in _readings_as_an_older_ingest_wrote_them(event)])
+    readme = (Path(__file__).parents[1] / "cloud" / "README.md").read_text()
+    [statement] = re.findall(r"^DELETE FROM \"reading\" WHERE .*$", readme, re.MULTILINE)
+    _influxql_post(influxdb, db, statement)
+    sender = publisher(mosquitto)
+    with running_ingest(settings) as ingest:
+        _publish(sender, prefix, events)  # the resend
+        wait_for(lambda: ingest.stats.written == 2, "both visits written")
+    _close(sender)
+    assert _count(influxdb, db, "SELECT count(confidence) FROM reading") == 4  # 2 scans of 2 visits, once each
+    assert _count(influxdb, db, "SELECT count(confidence) FROM reading WHERE profile_key = ''") == 0

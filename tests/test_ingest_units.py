@@ -27,14 +27,16 @@ from moodtunes_cloud.deadletter import DeadLetters
 from moodtunes_cloud.influx import V1Writer, V2Writer, WriteError
 from moodtunes_cloud.ingest import (
     MAX_PAYLOAD_BYTES,
+    REJECTION_SPREAD_NS,
     REJECTIONS_HELD,
     Ingest,
     Reason,
     Rejected,
     _Queued,
     dead_letter_topic,
+    delivery_properties,
+    first_delivery,
     main,
-    marked_resent,
     parse_message,
     parse_status,
     parse_visit,
@@ -42,7 +44,13 @@ from moodtunes_cloud.ingest import (
     subscription,
     subscriptions,
 )
-from moodtunes_cloud.points import event_points, main_category, status_point
+from moodtunes_cloud.points import (
+    epoch_ns,
+    event_points,
+    main_category,
+    rejected_point,
+    status_point,
+)
 from moodtunes_cloud.settings import IngestSettings, SettingsError, load_ingest_settings
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -83,7 +91,9 @@ def test_unexpected_topics_are_rejected(topic):
     (b"", "Invalid JSON"),
     (b"[1, 2]", "Input should be an object"),
     (json.dumps({"event_id": "x"}).encode(), "+"),  # many missing fields: a few named, the rest counted
-    (json.dumps(json.loads(_event().model_dump_json()) | {"schema_version": 2}).encode(), "schema_version"),
+    (json.dumps(json.loads(_event().model_dump_json()) | {"schema_version": 3}).encode(),
+     "schema_version: schema_version 3 is newer than this ingest knows: upgrade the ingest"),
+    (json.dumps(json.loads(_event().model_dump_json()) | {"schema_version": 0}).encode(), "Input should be 1 or 2"),
 ])
 def test_invalid_payloads_are_rejected_with_the_reason(payload, reason):
     with pytest.raises(Rejected, match="not a valid visit event") as caught:
@@ -201,8 +211,8 @@ def test_subscription_and_dead_letter_topics():
     assert subscription(settings) == "$share/g/site/moodtunes/+/visit"
     visits, statuses = subscriptions(settings)
     assert visits[0] == "$share/g/site/moodtunes/+/visit" and statuses[0] == "$share/g/site/moodtunes/+/status"
-    assert visits[1].QoS == statuses[1].QoS == 1
-    assert statuses[1].retainHandling == 2  # the broker's retained statuses are old news to the ingest
+    assert visits[1].QoS == 1 and statuses[1].QoS == 0  # statuses best effort: never queued at the broker
+    assert statuses[1].retainHandling == 2  # the retained statuses of older devices are old news to the ingest
     assert dead_letter_topic("site/moodtunes") == "site/moodtunes/deadletter"
     assert parse_visit("site/moodtunes/kiosk-1/visit", _event().model_dump_json().encode(), "site/moodtunes")
 
@@ -253,7 +263,7 @@ def test_a_rejection_names_the_first_errors_and_counts_the_rest():
     ("moodtunes/kiosk-1/visit", b"x" * (MAX_PAYLOAD_BYTES + 1), Reason.TOO_BIG),
     ("moodtunes/kiosk-1/visit", b"{not json", Reason.JSON),
     ("moodtunes/kiosk-1/visit", _payload(rating=250), Reason.SCHEMA),
-    ("moodtunes/kiosk-1/visit", _payload(schema_version=2), Reason.SCHEMA),
+    ("moodtunes/kiosk-1/visit", _payload(schema_version=3), Reason.SCHEMA),
     ("moodtunes/kiosk-1/visit", _payload(ended_at=(ARRIVED + timedelta(days=2)).isoformat()), Reason.CLOCK),
     ("moodtunes/kiosk-1/visit", _payload(started_at=(ENDED + timedelta(seconds=1)).isoformat()), Reason.CLOCK),
     ("moodtunes/kiosk-2/visit", _payload(), Reason.DEVICE_MISMATCH),
@@ -309,7 +319,8 @@ def test_a_status_as_the_uplink_makes_it_is_written_stamped_at_its_arrival():
     ({"version": "0.1.0\nmalicious=1"}, "version: String should match pattern"),
     ({"device_id": "kiosk-2"}, "device_id 'kiosk-2' does not match the topic's device 'kiosk-1'"),
     ({"camera_frame": "AAAA"}, "camera_frame: Extra inputs are not permitted"),
-    ({"schema_version": 2}, "schema_version: Input should be 1"),
+    ({"schema_version": 2}, "schema_version 2 is newer than this ingest knows: upgrade the ingest"),
+    ({"schema_version": 0}, "schema_version: Input should be 1"),
 ])
 def test_a_status_is_validated_as_strictly_as_a_visit(change, reason):
     with pytest.raises(Rejected) as caught:
@@ -371,23 +382,40 @@ def test_a_play_point_carries_its_songs_rating_on_the_visits_scale():
     assert "rating=25i" in first and "rating" not in unrated
 
 
-def test_a_visit_sent_again_leaves_its_upload_delay_as_the_first_delivery_wrote_it():
+def test_a_visit_sent_again_by_an_older_device_leaves_its_upload_delay_as_the_first_delivery_wrote_it():
     """InfluxDB keeps a field a point leaves out (same series and time): the delay stays the first."""
-    again = [p.to_line_protocol() for p in event_points(_event(), ENDED + timedelta(days=3), resent=True)]
+    again = [p.to_line_protocol() for p in event_points(_event(), None)]
     first = [p.to_line_protocol() for p in event_points(_event(), ENDED + timedelta(seconds=3))]
     assert "upload_delay_seconds" not in again[0] and "upload_delay_seconds=3," in first[0]
     assert again[1:] == first[1:] and again[0] == re.sub(r",upload_delay_seconds=3", "", first[0])
 
 
-@pytest.mark.parametrize("user_properties, resent", [
-    (None, False), ([("moodtunes-resend", "1")], True), ([("other", "1")], False), ([("moodtunes-resend", "0")], False),
+RESEND = ("moodtunes-resend", "1")
+FIRST_ACK = ("moodtunes-first-ack", (ENDED + timedelta(seconds=3)).isoformat(timespec="milliseconds"))
+
+
+@pytest.mark.parametrize("user_properties, first", [
+    ((), ARRIVED),  # a first delivery: now
+    ((("other", "1"),), ARRIVED), ((("moodtunes-resend", "0"),), ARRIVED),
+    ((RESEND,), None),  # a resend from a device that doesn't say when it first went: no delay
+    ((RESEND, FIRST_ACK), ENDED + timedelta(seconds=3)),  # when the broker first took it
+    ((FIRST_ACK,), ARRIVED),  # not marked as a resend
+    ((RESEND, ("moodtunes-first-ack", "yesterday")), None),
+    ((RESEND, ("moodtunes-first-ack", "2026-12-05T10:00:00")), None),  # no time zone
+    ((RESEND, ("moodtunes-first-ack", "1999-12-31T10:00:00+00:00")), None),  # no clock check would pass it
+    ((RESEND, ("moodtunes-first-ack", (ARRIVED + timedelta(days=2)).isoformat())), None),
 ])
-def test_a_resend_is_told_by_its_user_property(user_properties, resent):
+def test_a_resend_takes_its_upload_delay_from_when_the_broker_first_took_it(user_properties, first):
+    assert first_delivery(user_properties, ARRIVED) == first
+
+
+def test_a_resend_is_told_by_its_user_properties_and_only_those_are_kept():
     properties = Properties(PacketTypes.PUBLISH)
-    if user_properties:
-        properties.UserProperty = user_properties
-    assert marked_resent(properties) is resent
-    assert marked_resent(None) is False  # an MQTT 3.1.1 message has no properties
+    properties.UserProperty = [("other", "x"), RESEND, FIRST_ACK]
+    assert delivery_properties(properties) == (RESEND, FIRST_ACK)
+    assert delivery_properties(None) == ()  # an MQTT 3.1.1 message has no properties
+    message = parse_message("moodtunes/kiosk-1/visit", _payload(), "moodtunes", ENDED + timedelta(days=3), (RESEND, FIRST_ACK))
+    assert "upload_delay_seconds=3," in message.points[0].to_line_protocol()  # not 3 days
 
 
 def test_a_visit_without_scans_plays_or_rating_still_makes_a_visit_point():
@@ -709,8 +737,8 @@ def test_rejections_wait_for_influxdb_tried_again_at_the_retry_pace(caplog):
     finally:
         ingest.stop()
     times = [int(line.rsplit(" ", 1)[1]) for line in _rejections_written(writer)]
-    start = int(ENDED.timestamp() * 1000)
-    assert times == [start, start + 1, start + 2]
+    start = epoch_ns(ENDED)  # in nanoseconds, within the microsecond they came
+    assert len(set(times)) == 3 and all(start <= t < start + 1000 for t in times)
     assert all(line.startswith("rejected,device_id=kiosk,message=visit,reason=json count=1i ")
                for line in _rejections_written(writer))
     assert len(re.findall(r"can't count \d rejected messages in InfluxDB yet", caplog.text)) == 1  # not at every retry
@@ -824,3 +852,98 @@ def test_replay_reports_what_is_no_dead_letter_and_goes_on(tmp_path, monkeypatch
     assert out[1].startswith(f"{day}:2: not a dead letter (Expecting value")
     assert out[2].startswith(f"{day}:4: not a dead letter (Unterminated string")
     assert out[3:] == ["replayed: 2 written, 0 still refused, 3 unreadable"]
+
+
+# ---- review fixes: schema versions, rejections held and stamped, statuses in a full queue ----
+
+def test_a_version_1_visit_is_taken_without_per_play_ratings_and_refused_with_them():
+    """Devices of the previous version send 1, without per-play ratings; a device sending ratings
+    sends 2, so that an ingest too old for them says which side is behind."""
+    assert _event().schema_version == 2  # what a device builds now
+    unrated = _payload(schema_version=1, **{"plays.0.rating": None, "plays.1.rating": None})
+    assert parse_visit("moodtunes/kiosk-1/visit", unrated, "moodtunes", ARRIVED).schema_version == 1
+    with pytest.raises(Rejected, match="a play has a rating, which schema_version 1 doesn't have") as caught:
+        parse_message("moodtunes/kiosk-1/visit", _payload(schema_version=1, **{"plays.0.rating": 75}), "moodtunes", ARRIVED)
+    assert caught.value.reason == Reason.SCHEMA
+
+
+def test_a_full_queue_drops_a_status_before_any_visit():
+    """Statuses are QoS 0, which Receive Maximum doesn't bound: a long InfluxDB outage piles them up,
+    and they must not push out the visits (the broker has forgotten a dropped one)."""
+    gate = threading.Event()
+    writer = _FakeWriter(gate=gate)
+    ingest, acks = _offline_ingest(writer, queue_size=2)
+    status = _Queued("kiosk", ["status"], None, 0, "moodtunes/kiosk/status", b"{}", ENDED, "status")
+    try:
+        ingest._enqueue(_visit("e0", 10))
+        assert writer.writing.wait(10)  # e0 being written: the queue keeps it
+        ingest._enqueue(_visit("e1", 11))
+        ingest._enqueue(status)
+        ingest._enqueue(_visit("e2", 12))  # full: the status goes, not the older e1
+        assert [q.event_id for q in ingest._queue] == ["e0", "e1", "e2"] and acks == []
+    finally:
+        gate.set()
+        ingest.stop()
+
+
+def test_beyond_the_rejections_held_the_oldest_go_also_those_put_back_after_a_failed_write():
+    """deque(maxlen).append drops the oldest, but putting a failed batch back with extendleft dropped
+    the newest, those that came during the write: the counts once InfluxDB was back then said what
+    was wrong long ago, not now. The newest REJECTIONS_HELD are kept."""
+    ingest = Ingest(IngestSettings(mqtt_host="127.0.0.1", mqtt_port=1, dead_letter=False), _FakeWriter())
+
+    class DownWhileMoreCome(_FakeWriter):
+        def write(self, points) -> None:
+            for n in range(5):  # come while the batch is being written
+                ingest._count_rejection(f"moodtunes/new-{n}/visit", b"{}", Reason.SCHEMA, ENDED)
+            raise WriteError("InfluxDB unreachable: connection refused", retryable=True)
+
+    ingest._writer = DownWhileMoreCome()
+    for n in range(REJECTIONS_HELD + 5):
+        ingest._count_rejection(f"moodtunes/old-{n}/visit", b"{}", Reason.SCHEMA, ENDED)
+    assert ingest._write_rejections() is False
+    devices = [point._tags["device_id"] for point in ingest._rejections]
+    assert len(devices) == REJECTIONS_HELD
+    assert devices[-5:] == [f"new-{n}" for n in range(5)]  # the newest kept
+    assert devices[0] == "old-10" and devices[-6] == f"old-{REJECTIONS_HELD + 4}"  # the oldest gone, order kept
+
+
+def test_a_flood_of_rejections_stays_on_points_of_its_own_and_never_runs_ahead_of_its_arrival():
+    """max(arrival, last + 1 ms) ran 5 s ahead after 5000 rejections in one millisecond, and two ingests
+    (or a restart) stamped the same milliseconds, one point overwriting the other."""
+    writer = _FakeWriter()
+    runs = [Ingest(IngestSettings(mqtt_host="127.0.0.1", mqtt_port=1, dead_letter=False), writer) for _ in range(2)]
+    for ingest in runs:
+        for _ in range(REJECTION_SPREAD_NS):
+            ingest._count_rejection("moodtunes/kiosk/visit", b"{}", Reason.JSON, ENDED)
+    times = [[point._time for point in ingest._rejections] for ingest in runs]
+    arrival = epoch_ns(ENDED)
+    for stamped in times:
+        assert len(set(stamped)) == REJECTION_SPREAD_NS  # none overwrites another of its process
+        assert all(arrival <= t < arrival + REJECTION_SPREAD_NS for t in stamped)  # within the microsecond
+    assert times[0] != times[1]  # another process starts elsewhere (1 in 1000 the same)
+    assert all(point._write_precision == "ns" for ingest in runs for point in ingest._rejections)
+
+
+def test_v1_writer_writes_each_precision_with_its_own_parameter(influx2_endpoint):
+    """The visit's points are in milliseconds, the rejected ones in nanoseconds: one `precision=ms`
+    for both put the rejections a million times too far in the future."""
+    settings = IngestSettings(influx_api="v1", influx_url=influx2_endpoint, influx_db="visits")
+    rejection = rejected_point("kiosk-1", "visit", "json", None, epoch_ns(ENDED) + 7)
+    V1Writer(settings).write([*event_points(_event(), ENDED), rejection])
+    precisions = [urllib.parse.parse_qs(urllib.parse.urlparse(path).query)["precision"] for path, _, _ in _Recorder.requests]
+    assert precisions == [["ms"], ["ns"]]
+    assert _Recorder.requests[1][2].endswith(f" {epoch_ns(ENDED) + 7}")
+
+
+def test_a_dead_letter_keeps_how_the_message_was_delivered_and_replay_honours_it(tmp_path, capsys):
+    folder = tmp_path / "deadletter"
+    properties = (("moodtunes-resend", "1"), ("moodtunes-first-ack", (ENDED + timedelta(seconds=3)).isoformat()))
+    DeadLetters(folder, max_bytes_per_day=1 << 20).keep("moodtunes/kiosk-1/visit", _payload(), "InfluxDB down", ARRIVED,
+                                                        properties)
+    [day] = folder.iterdir()
+    assert json.loads(day.read_text())["user_properties"] == [list(pair) for pair in properties]
+    writer = _FakeWriter()
+    result = deadletter.replay([day], IngestSettings(), writer)
+    assert result.written == 1
+    assert "upload_delay_seconds=3," in writer.written[0].to_line_protocol()  # not ARRIVED's 2 minutes

@@ -228,44 +228,34 @@ def test_a_service_waiting_for_the_lock_stops_on_sigterm(tmp_path, monkeypatch):
 
 
 class AcceptingLink:
-    """A BrokerLink stand-in that keeps what is published (the visits, whether each was marked as
-    sent again, and the retained statuses) and acknowledges it with Success."""
+    """A BrokerLink stand-in that keeps what is published (the visits with their user properties,
+    and the statuses, QoS 0) and acknowledges each visit with Success."""
 
     address = "test-broker:1883"
     connected = True
 
     def __init__(self) -> None:
         self.payloads: list[str] = []
-        self.resent: list[bool] = []
+        self.user_properties: list[list[tuple[str, str]] | None] = []
         self.statuses: list[str] = []
 
-    def publish(self, topic: str, payload: str, qos: int, resent: bool = False, retain: bool = False) -> int:
-        if retain:
-            self.statuses.append(payload)
-        else:
-            self.payloads.append(payload)
-            self.resent.append(resent)
-        return len(self.payloads) + len(self.statuses)
+    def publish(self, topic: str, payload: str, qos: int, user_properties: list[tuple[str, str]] | None = None) -> int:
+        self.payloads.append(payload)
+        self.user_properties.append(user_properties)
+        return len(self.payloads)
 
-    def wait_for_ack(self, mid: int, deadline: float, then_forget: bool = False) -> ReasonCode:
+    def publish_best_effort(self, topic: str, payload: str) -> None:
+        self.statuses.append(payload)
+
+    def wait_for_ack(self, mid: int, deadline: float) -> ReasonCode:
         return ReasonCode(PacketTypes.PUBACK, "Success")
 
 
 class RefusingVisitsLink(AcceptingLink):
-    """A broker whose ACL lets the device write its status but not its visits."""
+    """A broker whose ACL refuses the device's visits."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.status_mids: set[int] = set()
-
-    def publish(self, topic: str, payload: str, qos: int, resent: bool = False, retain: bool = False) -> int:
-        mid = super().publish(topic, payload, qos, resent, retain)
-        if retain:
-            self.status_mids.add(mid)
-        return mid
-
-    def wait_for_ack(self, mid: int, deadline: float, then_forget: bool = False) -> ReasonCode:
-        return ReasonCode(PacketTypes.PUBACK, "Success" if mid in self.status_mids else "Not authorized")
+    def wait_for_ack(self, mid: int, deadline: float) -> ReasonCode:
+        return ReasonCode(PacketTypes.PUBACK, "Not authorized")
 
 
 def test_after_its_batch_the_uplink_reports_the_devices_status_with_what_went_wrong(tmp_path):
@@ -338,6 +328,35 @@ def test_an_event_queued_again_goes_exactly_as_the_broker_acknowledged_it(tmp_pa
         store._pseudonym_secret = b"another secret".ljust(32)
         assert store.mark_unsent_since(datetime(2000, 1, 1, tzinfo=UTC), "kiosk-1") == (1, {})
         assert Uplink(store, link, MqttSettings(enabled=True), "kiosk-1").run_once().sent == 1
+        [acked] = store._db.execute("SELECT first_sent_at FROM outbox").fetchone()
     first, again = link.payloads
     assert again == first
-    assert link.resent == [False, True]  # marked outside the payload: the ingest keeps the first upload delay
+    # marked outside the payload, with when the broker first took it: the ingest keeps the first upload delay
+    assert link.user_properties == [None, [("moodtunes-resend", "1"), ("moodtunes-first-ack", acked)]]
+
+
+def test_a_resend_says_when_the_broker_first_took_the_event_not_when_it_took_it_again(tmp_path):
+    """The ingest takes the upload delay from it, so it must stay the first acknowledgement's."""
+    with _store(tmp_path) as store:
+        record_visit(store, "kiosk-1")
+        link = AcceptingLink()
+        Uplink(store, link, MqttSettings(enabled=True), "kiosk-1").run_once()
+        store._db.execute("UPDATE outbox SET sent_at = '2026-01-02T03:04:05.000+00:00',"
+                          " first_sent_at = '2026-01-02T03:04:05.000+00:00'")
+        for _ in range(2):  # sent again twice: the second resend still says the first time
+            store.mark_unsent_since(datetime(2000, 1, 1, tzinfo=UTC), "kiosk-1")
+            Uplink(store, link, MqttSettings(enabled=True), "kiosk-1").run_once()
+    first_ack = ("moodtunes-first-ack", "2026-01-02T03:04:05.000+00:00")
+    assert link.user_properties == [None, [("moodtunes-resend", "1"), first_ack], [("moodtunes-resend", "1"), first_ack]]
+
+
+def test_an_event_queued_again_before_the_outbox_kept_its_first_ack_goes_marked_alone(tmp_path):
+    """Queued again by `--resend-since` before migration 7: the ingest then leaves the delay out."""
+    with _store(tmp_path) as store:
+        record_visit(store, "kiosk-1")
+        link = AcceptingLink()
+        Uplink(store, link, MqttSettings(enabled=True), "kiosk-1").run_once()
+        store.mark_unsent_since(datetime(2000, 1, 1, tzinfo=UTC), "kiosk-1")
+        store._db.execute("UPDATE outbox SET first_sent_at = NULL")
+        Uplink(store, link, MqttSettings(enabled=True), "kiosk-1").run_once()
+    assert link.user_properties == [None, [("moodtunes-resend", "1")]]

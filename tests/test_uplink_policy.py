@@ -15,7 +15,7 @@ import pytest
 from analytics_support import record_visit
 from moodtunes import uplink as uplink_module
 from moodtunes.config import MqttSettings
-from moodtunes.store import Store
+from moodtunes.store import Store, StoreError
 from moodtunes.uplink import Uplink, UplinkError
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.reasoncodes import ReasonCode
@@ -34,18 +34,23 @@ class ScriptedLink:
     def __init__(self) -> None:
         self.refusing = True
         self.published: list[str] = []
-        self.statuses: list[str] = []  # the device's statuses (retained), apart from the visits
+        self.statuses: list[str] = []  # the device's statuses (QoS 0), apart from the visits
 
     def wait_connected(self, timeout: float) -> bool:
         return True
 
-    def publish(self, topic: str, payload: str, qos: int, resent: bool = False, retain: bool = False) -> int:
+    def publish(self, topic: str, payload: str, qos: int, user_properties: list[tuple[str, str]] | None = None) -> int:
         if self.refusing:
             raise UplinkError("can't queue the message: the client is not currently connected.")
-        (self.statuses if retain else self.published).append(payload)
-        return len(self.published) + len(self.statuses)
+        self.published.append(payload)
+        return len(self.published)
 
-    def wait_for_ack(self, mid: int, deadline: float, then_forget: bool = False) -> ReasonCode:
+    def publish_best_effort(self, topic: str, payload: str) -> None:
+        if self.refusing:
+            raise UplinkError("can't send the message: the client is not currently connected.")
+        self.statuses.append(payload)
+
+    def wait_for_ack(self, mid: int, deadline: float) -> ReasonCode:
         return ReasonCode(PacketTypes.PUBACK, "Success")
 
 
@@ -174,3 +179,28 @@ def test_a_status_that_cant_go_holds_up_nothing(store):
     Uplink(store, link, mqtt, "kiosk-1").run_forever(stop)
     assert stop.delays == [RETRY] and link.statuses == []
     assert store.outbox_counts()["pending"] == 1
+
+
+def test_a_store_that_cant_be_read_for_the_status_is_said_as_such_and_is_no_upload_error(store, monkeypatch, caplog):
+    """device_status() reads the outbox: its StoreError came out of the turn as "can't record what
+    the broker took", backing off the uploads and reporting a failure that never happened."""
+    mqtt = MqttSettings(enabled=True, retry_seconds=RETRY, max_retry_seconds=LONGEST, poll_seconds=POLL)
+    link = ScriptedLink()
+    link.refusing = False
+    uplink = Uplink(store, link, mqtt, "kiosk-1")
+
+    def unreadable(*args) -> None:
+        raise StoreError("database disk image is malformed")
+
+    monkeypatch.setattr(uplink_module, "device_status", unreadable)
+    stop = RecordingStop()
+    stop.steps = [stop.set]
+    with caplog.at_level(logging.INFO, logger="moodtunes.uplink"):
+        uplink.run_forever(stop)
+    assert stop.delays == [POLL] and link.statuses == []  # polling on, no backoff
+    said = [r.getMessage() for r in caplog.records]
+    assert said == [("can't read the outbox for the device's status (database disk image is malformed); "
+                     "none sent this time")]
+    monkeypatch.undo()
+    uplink.report_status()
+    assert json.loads(link.statuses[0])["last_error"] is None  # not reported as an upload error

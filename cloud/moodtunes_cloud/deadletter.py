@@ -4,7 +4,8 @@ the cause is fixed.
 
 The broker forgets a message once the ingest acknowledges it, and the ingest acknowledges a
 rejected one (delivering it again can't help), so the dead letter is its only copy. Each is one
-JSON line ({"received_at", "topic", "reason", "payload"}) appended, and flushed to disk, before the
+JSON line ({"received_at", "topic", "reason", "payload"}, and "user_properties", the pairs that say
+how it was delivered, for a visit sent again) appended, and flushed to disk, before the
 acknowledgement, to a file per UTC day of arrival in the ingest's MOODTUNES_INGEST_DEAD_LETTER_DIR.
 A day's file stops growing at MOODTUNES_INGEST_DEAD_LETTER_MAX_BYTES_PER_DAY: a device publishing
 junk at the broker's speed would otherwise fill the volume; the letters over it are counted in the log.
@@ -12,7 +13,8 @@ junk at the broker's speed would otherwise fill the volume; the letters over it 
     python -m moodtunes_cloud.deadletter replay FILE...
 
 validates each letter again, as of its arrival (so the device's clock is judged as it was then),
-with the same MOODTUNES_INGEST_* settings as the ingest, and writes the valid ones to InfluxDB:
+with the same MOODTUNES_INGEST_* settings as the ingest and its user properties (a resend keeps the
+upload delay of its first delivery), and writes the valid ones to InfluxDB:
 after an upgrade of the ingest (an event of a newer schema_version), or once InfluxDB takes what it
 refused. Writing a visit again overwrites its points, so a file can be replayed more than once.
 """
@@ -42,19 +44,23 @@ DROPPED_LOG_SECONDS = 600.0  # while a day's letters are over the limit, one log
 EXIT_STOPPED = 3  # replay: InfluxDB stopped taking writes; running it again once it does can help
 
 
-def letter(topic: str, payload: bytes, reason: str, received_at: datetime, limit: int) -> dict[str, str]:
-    """A dead letter: the message, its first ``limit`` bytes of payload, and why it was not written.
-    Kept in the folder (cut at MAX_EVENT_BYTES: more is never a visit) and published (shorter)."""
-    return {
+def letter(topic: str, payload: bytes, reason: str, received_at: datetime, limit: int,
+           user_properties: tuple[tuple[str, str], ...] = ()) -> dict:
+    """A dead letter: the message, its first ``limit`` bytes of payload, its delivery's user
+    properties if any, and why it was not written. Kept in the folder (cut at MAX_EVENT_BYTES: more
+    is never a visit) and published (shorter)."""
+    kept = {
         "topic": topic,
         "reason": reason,
         "received_at": received_at.isoformat(timespec="milliseconds"),
         "payload": payload[:limit].decode("utf-8", "replace"),
     }
+    return kept | ({"user_properties": [list(pair) for pair in user_properties]} if user_properties else {})
 
 
-def _letter_line(topic: str, payload: bytes, reason: str, received_at: datetime) -> bytes:
-    kept = letter(topic, payload, reason, received_at, MAX_EVENT_BYTES)
+def _letter_line(topic: str, payload: bytes, reason: str, received_at: datetime,
+                 user_properties: tuple[tuple[str, str], ...]) -> bytes:
+    kept = letter(topic, payload, reason, received_at, MAX_EVENT_BYTES, user_properties)
     return (json.dumps(kept, ensure_ascii=False) + "\n").encode()
 
 
@@ -80,10 +86,11 @@ class DeadLetters:
         self._dropped = 0  # letters of that day dropped
         self._dropped_log = LogThrottle()
 
-    def keep(self, topic: str, payload: bytes, reason: str, received_at: datetime) -> None:
+    def keep(self, topic: str, payload: bytes, reason: str, received_at: datetime,
+             user_properties: tuple[tuple[str, str], ...] = ()) -> None:
         """Append the letter to its day's file, unless that would take the file over the daily
         limit (then it is only counted); if the disk won't take it, the log gets it whole instead."""
-        line = _letter_line(topic, payload, reason, received_at)
+        line = _letter_line(topic, payload, reason, received_at, user_properties)
         day = f"{received_at:%Y-%m-%d}"
         path = self.folder / f"{day}.jsonl"
         try:
@@ -138,15 +145,21 @@ def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
                 yield number, line
 
 
-def _read_letter(line: bytes) -> tuple[datetime, str, bytes]:
-    """A dead letter's arrival time, topic and payload, or ValueError saying why the line is none."""
+def _read_letter(line: bytes) -> tuple[datetime, str, bytes, tuple[tuple[str, str], ...]]:
+    """A dead letter's arrival time, topic, payload and user properties (none in a letter of an
+    earlier ingest), or ValueError saying why the line is none."""
     read = json.loads(line)
     if not isinstance(read, dict) or not all(isinstance(read.get(key), str) for key in ("received_at", "topic", "payload")):
         raise ValueError("not a JSON object with received_at, topic and payload")
     received_at = datetime.fromisoformat(read["received_at"])
     if received_at.tzinfo is None:
         raise ValueError(f"received_at {read['received_at']!r} has no time zone")
-    return received_at, read["topic"], read["payload"].encode()
+    pairs = read.get("user_properties", [])
+    if not isinstance(pairs, list) or not all(
+        isinstance(pair, list) and len(pair) == 2 and all(isinstance(part, str) for part in pair) for pair in pairs
+    ):
+        raise ValueError("user_properties is not a list of [name, value] pairs")
+    return received_at, read["topic"], read["payload"].encode(), tuple((name, value) for name, value in pairs)
 
 
 def _replay_line(where: str, line: bytes, settings: IngestSettings, writer: Writer, result: Replayed) -> None:
@@ -155,13 +168,13 @@ def _replay_line(where: str, line: bytes, settings: IngestSettings, writer: Writ
     from moodtunes_cloud.ingest import Rejected, parse_message
 
     try:
-        received_at, topic, payload = _read_letter(line)
+        received_at, topic, payload, user_properties = _read_letter(line)
     except ValueError as exc:
         result.unreadable += 1
         print(f"{where}: not a dead letter ({exc}); skipped")
         return
     try:
-        writer.write(parse_message(topic, payload, settings.topic_prefix, received_at).points)
+        writer.write(parse_message(topic, payload, settings.topic_prefix, received_at, user_properties).points)
     except WriteError as exc:
         if exc.retryable:
             result.stopped_at = f"{where}: {exc}"

@@ -57,7 +57,7 @@ def _basic_auth(username: str, password: str) -> str:
 
 
 class V1Writer:
-    """InfluxDB 1.x: line protocol over HTTP, millisecond timestamps. A user's password goes in a
+    """InfluxDB 1.x: line protocol over HTTP. A user's password goes in a
     Basic auth header, not in the URL, whose query string ends up in proxy and access logs."""
 
     def __init__(self, settings: IngestSettings) -> None:
@@ -105,14 +105,21 @@ class V1Writer:
             raise WriteError(f"InfluxDB could not create database {self._db!r}: {error}", retryable=True)
 
     def write(self, points: list[Point]) -> None:
-        """Write the points; a missing database is created first (InfluxDB may have been down or
-        new when the ingest started, or the database was dropped) rather than holding visits forever."""
-        body = "\n".join(p.to_line_protocol() for p in points).encode("utf-8")
-        try:
-            self._post("/write", {"db": self._db, "precision": "ms"}, body)
-        except DatabaseMissing:
-            self.prepare()
-            self._post("/write", {"db": self._db, "precision": "ms"}, body)
+        """Write the points, a request per timestamp precision (a point's integer time is in its own;
+        `rejected` points are in nanoseconds); a missing database is created first (InfluxDB may have
+        been down or new when the ingest started, or the database was dropped) rather than holding
+        visits forever."""
+        by_precision: dict[str, list[Point]] = {}
+        for point in points:
+            by_precision.setdefault(point.write_precision, []).append(point)
+        for precision, group in by_precision.items():
+            body = "\n".join(p.to_line_protocol() for p in group).encode("utf-8")
+            params = {"db": self._db, "precision": str(precision)}
+            try:
+                self._post("/write", params, body)
+            except DatabaseMissing:
+                self.prepare()
+                self._post("/write", params, body)
 
     def close(self) -> None:
         pass

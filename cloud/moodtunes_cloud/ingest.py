@@ -1,6 +1,7 @@
 """`moodtunes-ingest`: MQTT visit events and device statuses → InfluxDB points.
 
-Subscribes to ``{prefix}/+/visit`` and ``{prefix}/+/status`` (QoS 1); several instances split the
+Subscribes to ``{prefix}/+/visit`` (QoS 1) and ``{prefix}/+/status`` (QoS 0: a status is best effort, so
+the broker neither queues statuses for an ingest that is away nor sends a stale one late); several instances split the
 load through a share group, ``$share/{group}/...``, whose name must be secret (``subscription``).
 Each payload is validated, strictly (no "80" for a rating), with the device's own model (VisitEvent,
 DeviceStatus) and must name the device of its topic (the broker's ACL lets a device publish only
@@ -10,8 +11,11 @@ replays them), republished to ``{prefix}/deadletter`` and counted in InfluxDB as
 point (by device and a one-word reason), so that a device whose visits are all refused shows up
 as such; nothing a device sends can stop the ingest.
 
-A visit marked as sent again (the RESEND_PROPERTY user property, `uplink --resend-since`) is
-written without its upload delay, so that the first delivery's stays.
+A visit marked as sent again (the RESEND_PROPERTY user property, `uplink --resend-since`) takes its
+upload delay from when the broker first acknowledged it (the FIRST_ACK_PROPERTY user property), so
+it is the first delivery's whether or not that was written; from a device that doesn't say (an
+earlier version), it is written without one, so that the first delivery's stays. A dead letter
+keeps these properties, and `replay` honours them.
 
 A payload over MAX_PAYLOAD_BYTES is rejected before it is parsed.
 
@@ -40,6 +44,7 @@ import argparse
 import collections
 import json
 import logging
+import random
 import re
 import signal
 import sys
@@ -53,13 +58,17 @@ import paho.mqtt.client as paho
 from influxdb_client import Point
 from moodtunes.config import DEVICE_ID_PATTERN
 from moodtunes.events import (
+    CLOCK_AHEAD_ALLOWED,
     CLOCK_ERROR,
+    EARLIEST_TIME,
+    FIRST_ACK_PROPERTY,
     MAX_EVENT_BYTES,
     RESEND_PROPERTY,
     STATUS_KIND,
     VISIT_KIND,
     DeviceStatus,
     VisitEvent,
+    as_utc,
 )
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
@@ -70,7 +79,7 @@ from pydantic import ValidationError
 from moodtunes_cloud.deadletter import DeadLetters, letter
 from moodtunes_cloud.influx import WriteError, Writer, make_writer
 from moodtunes_cloud.logthrottle import LogThrottle
-from moodtunes_cloud.points import epoch_ms, event_points, rejected_point, status_point
+from moodtunes_cloud.points import epoch_ns, event_points, rejected_point, status_point
 from moodtunes_cloud.settings import IngestSettings, SettingsError, load_ingest_settings
 
 logger = logging.getLogger("moodtunes_cloud.ingest")
@@ -91,10 +100,18 @@ SUMMARISED_ERRORS = 3  # validation errors named in a rejection; the rest are co
 RECONNECT_DELAY_SECONDS = (1, 60)  # paho waits the first before trying again, doubling up to the second
 OUTAGE_LOG_SECONDS = 60.0  # while the broker or InfluxDB stays unreachable, one log line this often
 # Rejected-message points waiting for InfluxDB; beyond this many (a long outage, a flood of junk)
-# the newest are not counted there: each one's dead letter is its record.
+# the oldest are not counted there (each one's dead letter is its record): the newest say what is
+# wrong now, which is what the dashboards are looked at for once InfluxDB is back.
 REJECTIONS_HELD = 1000
+# A rejection is stamped at its arrival's microsecond plus a count of this process's rejections
+# modulo this many nanoseconds, so that two in one microsecond (a flood), and two ingests or runs
+# in the same one (with a random start), land on points of their own, and no later than it came.
+REJECTION_SPREAD_NS = 1000
 UNKNOWN_DEVICE = "(unknown)"  # the device_id tag of a rejection whose topic names no device (no device id has parentheses)
 MESSAGE_KINDS = (VISIT_KIND, STATUS_KIND)
+# The user properties of a message that say how it was delivered, kept in its dead letter for `replay`.
+DELIVERY_PROPERTIES = (RESEND_PROPERTY[0], FIRST_ACK_PROPERTY)
+UserProperties = tuple[tuple[str, str], ...]
 Model = TypeVar("Model", VisitEvent, DeviceStatus)
 
 
@@ -145,11 +162,13 @@ def subscription(settings: IngestSettings, kind: str = VISIT_KIND) -> str:
 
 
 def subscriptions(settings: IngestSettings) -> list[tuple[str, SubscribeOptions]]:
-    """The visits and the statuses, QoS 1. The broker keeps each device's last status (retained) and
-    would hand them all over at every subscription, stale: the ingest takes a status as it comes."""
+    """The visits, QoS 1, and the statuses, QoS 0: at QoS 1 the broker queued statuses for the ingest
+    while it was away, in the budget of its visits (max_queued_messages), so that visits the devices
+    had a PUBACK for were dropped, and sent late ones as if fresh. Devices of an earlier version still
+    publish their status retained: the broker's retained copies are stale, never sent to the ingest."""
     return [
         (subscription(settings, VISIT_KIND), SubscribeOptions(qos=1)),
-        (subscription(settings, STATUS_KIND), SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_DO_NOT_SEND)),
+        (subscription(settings, STATUS_KIND), SubscribeOptions(qos=0, retainHandling=SubscribeOptions.RETAIN_DO_NOT_SEND)),
     ]
 
 
@@ -223,19 +242,37 @@ def parse_status(topic: str, payload: bytes, topic_prefix: str) -> DeviceStatus:
 
 
 def parse_message(topic: str, payload: bytes, topic_prefix: str, received_at: datetime,
-                  resent: bool = False) -> Message:
+                  user_properties: UserProperties = ()) -> Message:
     """A visit or a status, by its topic, as its points; Rejected if it is neither."""
     parts = _topic_parts(topic, topic_prefix)
     if parts is not None and parts[1] == STATUS_KIND:
         status = parse_status(topic, payload, topic_prefix)
         return Message(STATUS_KIND, status.device_id, [status_point(status, received_at)])
     event = parse_visit(topic, payload, topic_prefix, received_at)
-    return Message(VISIT_KIND, event.event_id, event_points(event, received_at, resent))
+    return Message(VISIT_KIND, event.event_id, event_points(event, first_delivery(user_properties, received_at)))
 
 
-def marked_resent(properties: Properties | None) -> bool:
-    """Whether the device marked the message as a visit sent again (`uplink --resend-since`)."""
-    return RESEND_PROPERTY in (getattr(properties, "UserProperty", None) or [])
+def delivery_properties(properties: Properties | None) -> UserProperties:
+    """The DELIVERY_PROPERTIES among a message's user properties (an MQTT 3.1.1 message has none)."""
+    pairs = getattr(properties, "UserProperty", None) or []
+    return tuple((name, value) for name, value in pairs if name in DELIVERY_PROPERTIES)
+
+
+def first_delivery(user_properties: UserProperties, received_at: datetime) -> datetime | None:
+    """When a visit that came at ``received_at`` was first delivered, for its upload delay: then,
+    unless the device marked it as sent again; then when the broker first acknowledged it, as the
+    device says (its clock, as the visit's end is), or None where it doesn't say, or says a time no
+    clock check would pass: the delay is left out, and InfluxDB keeps what the first delivery wrote."""
+    if RESEND_PROPERTY not in user_properties:
+        return received_at
+    said = dict(user_properties).get(FIRST_ACK_PROPERTY)
+    try:
+        acked = datetime.fromisoformat(said) if said is not None else None
+    except ValueError:
+        return None
+    if acked is None or acked.tzinfo is None:
+        return None
+    return acked if EARLIEST_TIME <= acked <= as_utc(received_at) + CLOCK_AHEAD_ALLOWED else None
 
 
 def _event_id(payload: bytes) -> str | None:
@@ -274,6 +311,7 @@ class _Queued:
     payload: bytes
     received_at: datetime
     kind: str = VISIT_KIND
+    user_properties: UserProperties = ()
 
     @property
     def name(self) -> str:
@@ -294,8 +332,8 @@ class Ingest:
         self._queue_lock = threading.Lock()  # held only briefly, never while writing to InfluxDB
         self._queue_changed = threading.Condition(self._queue_lock)
         self._writing: _Queued | None = None  # the visit being written now: a full queue keeps it
-        self._rejections: collections.deque[Point] = collections.deque(maxlen=REJECTIONS_HELD)
-        self._last_rejection_ms = 0  # each rejection gets a time of its own, so none overwrites another
+        self._rejections: collections.deque[Point] = collections.deque(maxlen=REJECTIONS_HELD)  # the newest
+        self._rejection_count = random.randrange(REJECTION_SPREAD_NS)  # for a time of its own: see REJECTION_SPREAD_NS
         self._stop = threading.Event()
         self._subscribed = threading.Event()
         self._connect_failures = 0  # attempts since the last connection; only the MQTT thread counts
@@ -442,9 +480,10 @@ class Ingest:
     def _on_message(self, client, userdata, message: paho.MQTTMessage) -> None:
         self.stats.received += 1
         received_at = datetime.now(UTC)
+        user_properties = delivery_properties(message.properties)
         try:
-            resent = marked_resent(message.properties)
-            parsed = parse_message(message.topic, message.payload, self._settings.topic_prefix, received_at, resent)
+            parsed = parse_message(message.topic, message.payload, self._settings.topic_prefix, received_at,
+                                   user_properties)
         except Rejected as exc:
             problem, reason = str(exc), exc.reason
         except Exception as exc:  # a bug must cost one message, never the MQTT thread
@@ -454,15 +493,15 @@ class Ingest:
             # A QoS 0 message (a hand-made publish, an old device) is never delivered again: nothing to ack.
             mid = message.mid if message.qos > 0 else None
             self._enqueue(_Queued(parsed.subject, parsed.points, mid, message.qos, message.topic, message.payload,
-                                  received_at, parsed.kind))
+                                  received_at, parsed.kind, user_properties))
             return
-        self._reject(message.topic, message.payload, problem, reason, received_at)
+        self._reject(message.topic, message.payload, problem, reason, received_at, user_properties)
         client.ack(message.mid, message.qos)  # dead-lettered: delivering it again can't help
 
     def _enqueue(self, queued: _Queued) -> None:
         """Hand a visit to the writer thread. The broker sends no more unacknowledged visits than
-        the queue holds (Receive Maximum), so the queue overflows, dropping its oldest visit, only
-        after the broker lost the session, or with QoS 0 messages, which that limit doesn't count."""
+        the queue holds (Receive Maximum), so the queue overflows only after the broker lost the
+        session, or with QoS 0 messages, which that limit doesn't count: the statuses, for one."""
         with self._queue_changed:
             dropped = self._make_room()
             self._queue.append(queued)
@@ -471,12 +510,13 @@ class Ingest:
             self._drop(dropped)
 
     def _make_room(self) -> _Queued | None:
-        """With the queue full, take out and return its oldest visit not being written (that one
-        may yet be, and acknowledged); the caller holds the queue lock."""
+        """With the queue full, take out and return its oldest status, or with none its oldest visit,
+        not being written (that one may yet be, and acknowledged): statuses are best effort, and
+        those a long InfluxDB outage piles up must not push out visits. The caller holds the queue lock."""
         waiting = [q for q in self._queue if q is not self._writing]
         if len(waiting) < self._settings.retry_queue_size:
             return None
-        dropped = waiting[0]
+        dropped = next((q for q in waiting if q.kind == STATUS_KIND), waiting[0])
         del self._queue[next(i for i, q in enumerate(self._queue) if q is dropped)]
         self.stats.dropped += 1
         return dropped
@@ -491,35 +531,39 @@ class Ingest:
             "MOODTUNES_INGEST_RETRY_QUEUE_SIZE or bring InfluxDB back, then replay it", size, dropped.name,
         )
         reason = f"retry queue full: InfluxDB unreachable while {size} visits were held; replay it once InfluxDB is back"
-        self._dead_letter(dropped.topic, dropped.payload, reason, Reason.QUEUE_FULL, dropped.received_at)
+        self._dead_letter(dropped.topic, dropped.payload, reason, Reason.QUEUE_FULL, dropped.received_at,
+                          dropped.user_properties)
         self._acknowledge(dropped)
 
-    def _reject(self, topic: str, payload: bytes, problem: str, reason: Reason, received_at: datetime) -> None:
+    def _reject(self, topic: str, payload: bytes, problem: str, reason: Reason, received_at: datetime,
+                user_properties: UserProperties = ()) -> None:
         self.stats.rejected += 1
         logger.warning("rejected a message on %s: %s", topic, problem)
-        self._dead_letter(topic, payload, problem, reason, received_at)
+        self._dead_letter(topic, payload, problem, reason, received_at, user_properties)
 
-    def _dead_letter(self, topic: str, payload: bytes, problem: str, reason: Reason, received_at: datetime) -> None:
-        """Keep a message that will never be written, with the problem, before it is acknowledged:
-        in the dead-letter folder, whole (but for a payload rejected as over MAX_PAYLOAD_BYTES, cut
-        there), to be replayed once fixed, and republished (its start) for anyone watching the
-        dead-letter topic; and count it in InfluxDB, by device and ``reason``."""
+    def _dead_letter(self, topic: str, payload: bytes, problem: str, reason: Reason, received_at: datetime,
+                     user_properties: UserProperties) -> None:
+        """Keep a message that will never be written, with the problem and how it was delivered,
+        before it is acknowledged: in the dead-letter folder, whole (but for a payload rejected as
+        over MAX_PAYLOAD_BYTES, cut there), to be replayed once fixed, and republished (its start)
+        for anyone watching the dead-letter topic; and count it in InfluxDB, by device and ``reason``."""
         if self._dead_letters is not None:
-            self._dead_letters.keep(topic, payload, problem, received_at)
+            self._dead_letters.keep(topic, payload, problem, received_at, user_properties)
         self._count_rejection(topic, payload, reason, received_at)
         if not self._settings.dead_letter:
             return
-        published = letter(topic, payload, problem, received_at, DEAD_LETTER_PAYLOAD_LIMIT)
+        published = letter(topic, payload, problem, received_at, DEAD_LETTER_PAYLOAD_LIMIT, user_properties)
         self._client.publish(dead_letter_topic(self._settings.topic_prefix), json.dumps(published), qos=1)
 
     def _count_rejection(self, topic: str, payload: bytes, reason: Reason, received_at: datetime) -> None:
         """Queue a `rejected` point for the writer thread (which writes it when it can, never making
-        anything wait for it). Stamped when the message came, a millisecond after the last one at
-        the latest, so that two rejections never land on one point."""
+        anything wait for it), the oldest held making way for it. Stamped within the microsecond the
+        message came, on a nanosecond of its own (REJECTION_SPREAD_NS)."""
         device_id, kind = rejected_device(topic, self._settings.topic_prefix)
         event_id = _event_id(payload) if kind == VISIT_KIND and reason != Reason.TOO_BIG else None
         with self._queue_changed:
-            at = self._last_rejection_ms = max(epoch_ms(received_at), self._last_rejection_ms + 1)
+            self._rejection_count += 1
+            at = epoch_ns(received_at) + self._rejection_count % REJECTION_SPREAD_NS
             self._rejections.append(rejected_point(device_id, kind, reason, event_id, at))
             self._queue_changed.notify()
 
@@ -549,7 +593,7 @@ class Ingest:
 
     def _write_rejections(self) -> bool:
         """Write the `rejected` points waiting; False when InfluxDB should be tried again later (they
-        wait, REJECTIONS_HELD at most). Never more than a log line: each has its dead letter."""
+        wait, the newest REJECTIONS_HELD at most). Never more than a log line: each has its dead letter."""
         with self._queue_lock:
             points = list(self._rejections)
             self._rejections.clear()
@@ -559,8 +603,8 @@ class Ingest:
             self._writer.write(points)
         except WriteError as exc:
             if exc.retryable:
-                with self._queue_lock:
-                    self._rejections.extendleft(reversed(points))
+                with self._queue_lock:  # back before those that came meanwhile: beyond REJECTIONS_HELD, the oldest go
+                    self._rejections = collections.deque([*points, *self._rejections], maxlen=REJECTIONS_HELD)
                 if self._rejections_log.due(OUTAGE_LOG_SECONDS):
                     logger.warning("can't count %d rejected messages in InfluxDB yet (%s); their dead letters "
                                    "keep them", len(points), exc)
@@ -609,7 +653,7 @@ class Ingest:
     def _give_up(self, queued: _Queued, problem: str, reason: Reason) -> None:
         """A visit that will never be written: dead-lettered with the problem, and acknowledged."""
         try:
-            self._dead_letter(queued.topic, queued.payload, problem, reason, queued.received_at)
+            self._dead_letter(queued.topic, queued.payload, problem, reason, queued.received_at, queued.user_properties)
         except Exception:  # the visit is given up on either way; the writer thread goes on
             logger.exception("couldn't dead-letter %s", queued.name)
         with self._queue_lock:

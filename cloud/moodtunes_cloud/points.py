@@ -36,6 +36,11 @@ def epoch_ms(moment: datetime) -> int:
     return (as_utc(moment) - EPOCH) // timedelta(milliseconds=1)
 
 
+def epoch_ns(moment: datetime) -> int:
+    """Nanoseconds since the epoch, exactly (a datetime has microseconds: the last three digits are 0)."""
+    return (as_utc(moment) - EPOCH) // timedelta(microseconds=1) * 1000
+
+
 def _flag(value: bool) -> str:
     return "true" if value else "false"
 
@@ -53,10 +58,11 @@ def _was_corrected(reading: ReadingEvent | None) -> bool:
     return reading is not None and reading.corrected_label is not None
 
 
-def visit_point(event: VisitEvent, received_at: datetime, resent: bool = False) -> Point:
-    """The visit; ``resent``: a delivery of a visit the broker acknowledged before (`uplink
-    --resend-since`), which leaves out the upload delay so that InfluxDB keeps the first one (a field
-    a point leaves out keeps its value at the same series and time)."""
+def visit_point(event: VisitEvent, first_delivered_at: datetime | None) -> Point:
+    """The visit, its upload delay from its end to ``first_delivered_at``: its arrival, or for a
+    visit sent again (`uplink --resend-since`) when the broker first acknowledged it. None (a resend
+    from a device that doesn't say when): no delay, so that InfluxDB keeps the first one (a field a
+    point leaves out keeps its value at the same series and time)."""
     point = (
         Point("visit")
         .tag("device_id", event.device_id)
@@ -72,8 +78,9 @@ def visit_point(event: VisitEvent, received_at: datetime, resent: bool = False) 
         .field("corrected", int(_was_corrected(event.mood_before) or _was_corrected(event.mood_after)))
         .time(epoch_ms(event.ended_at), WritePrecision.MS)
     )
-    if not resent:
-        point.field("upload_delay_seconds", max(0.0, (as_utc(received_at) - as_utc(event.ended_at)).total_seconds()))
+    if first_delivered_at is not None:
+        delay = (as_utc(first_delivered_at) - as_utc(event.ended_at)).total_seconds()
+        point.field("upload_delay_seconds", max(0.0, delay))
     # From the readings, not the event's own mood_lift: events an older device queued count the same way.
     lift = mood_lift(event.mood_before, event.mood_after, event.listening_seconds)
     if lift is not None:
@@ -140,8 +147,8 @@ def reading_points(event: VisitEvent) -> list[Point]:
     return points
 
 
-def event_points(event: VisitEvent, received_at: datetime, resent: bool = False) -> list[Point]:
-    return [visit_point(event, received_at, resent), *play_points(event), *reading_points(event)]
+def event_points(event: VisitEvent, first_delivered_at: datetime | None) -> list[Point]:
+    return [visit_point(event, first_delivered_at), *play_points(event), *reading_points(event)]
 
 
 def status_point(status: DeviceStatus, received_at: datetime) -> Point:
@@ -160,16 +167,17 @@ def status_point(status: DeviceStatus, received_at: datetime) -> Point:
     )
 
 
-def rejected_point(device_id: str, message: str, reason: str, event_id: str | None, at_ms: int) -> Point:
+def rejected_point(device_id: str, message: str, reason: str, event_id: str | None, at_ns: int) -> Point:
     """One message the ingest did not write (its dead letter holds it), so that a device whose
-    visits are all refused shows as such; ``device_id`` from the topic, ``reason`` one of a fixed few."""
+    visits are all refused shows as such; ``device_id`` from the topic, ``reason`` one of a fixed few.
+    Stamped in nanoseconds (``at_ns``), so that the ingest can give each one a time of its own."""
     point = (
         Point("rejected")
         .tag("device_id", device_id)
         .tag("message", message)
         .tag("reason", reason)
         .field("count", 1)
-        .time(at_ms, WritePrecision.MS)
+        .time(at_ns, WritePrecision.NS)
     )
     if event_id is not None:
         point.field("event_id", event_id)

@@ -27,12 +27,22 @@ from pydantic_core import PydanticCustomError
 from moodtunes.config import DEVICE_ID_PATTERN
 from moodtunes.domain import Category, Mood, ScanOutcome
 
-SCHEMA_VERSION = 1
+# A visit event's schema: 2 gave each play its own rating. The ingest takes 1 as well (a device of an
+# earlier version), without per-play ratings; a newer one than it knows says to upgrade the ingest.
+SCHEMA_VERSION = 2
+STATUS_SCHEMA_VERSION = 1
 VISIT_KIND = "visit"
 STATUS_KIND = "status"  # the last level of the status topic, <prefix>/<device_id>/status
 # The MQTT v5 user property that marks a visit sent again (`uplink --resend-since`): the payload
 # stays byte for byte what the broker acknowledged, and the ingest keeps the first upload delay.
 RESEND_PROPERTY = ("moodtunes-resend", "1")
+# The user property of a resend that says when the broker first acknowledged the event (ISO 8601,
+# by the device's clock, like the visit's times): the ingest takes the upload delay from it, so it
+# is the first delivery's whether or not that one was ever written (the broker lost it, or its
+# points were deleted). A device of an earlier version sends the mark alone.
+FIRST_ACK_PROPERTY = "moodtunes-first-ack"
+# A validation error of this type: the event's schema_version is newer than the validating code's.
+NEWER_SCHEMA_ERROR = "newer_schema"
 # A validation error of this type means the device's clock is wrong, not the event's content.
 CLOCK_ERROR = "device_clock"
 MAX_PLAYS = 200  # songs listed per visit event; listening_seconds still counts every song
@@ -61,6 +71,16 @@ DeviceId = Annotated[str, Field(min_length=1, max_length=64, pattern=DEVICE_ID_P
 def as_utc(moment: datetime) -> datetime:
     """A time in UTC; one without a zone is taken as UTC (what the device means)."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _known_version(version: object, newest: int) -> object:
+    """A schema_version beyond ``newest`` says which side is too old, rather than only "Input should
+    be 1 or 2": the ingest, which a device of a newer version got ahead of."""
+    if type(version) is int and version > newest:
+        raise PydanticCustomError(
+            NEWER_SCHEMA_ERROR, f"schema_version {version} is newer than this ingest knows: upgrade the ingest"
+        )
+    return version
 
 
 def _received_at(info: ValidationInfo) -> datetime | None:
@@ -106,7 +126,7 @@ class PlayEvent(_Strict):
 
 
 class VisitEvent(_Strict):
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1, 2] = SCHEMA_VERSION
     event_id: str = Field(min_length=8, max_length=64)
     device_id: DeviceId
     session_id: str = Field(min_length=8, max_length=64)
@@ -143,6 +163,18 @@ class VisitEvent(_Strict):
             )
         return moment
 
+    @field_validator("schema_version", mode="before")
+    @classmethod
+    def _not_newer(cls, version: object) -> object:
+        return _known_version(version, SCHEMA_VERSION)
+
+    @model_validator(mode="after")
+    def _ratings_of_its_version(self) -> Self:
+        """Version 1 had no per-play rating: a rated play says the event is not what it claims."""
+        if self.schema_version == 1 and any(play.rating is not None for play in self.plays):
+            raise ValueError("a play has a rating, which schema_version 1 doesn't have (a device sends them as 2)")
+        return self
+
     @model_validator(mode="after")
     def _ends_after_it_starts(self, info: ValidationInfo) -> Self:
         """A visit can't end before it started (the device's clock went back during the visit)."""
@@ -156,12 +188,12 @@ class VisitEvent(_Strict):
 
 
 class DeviceStatus(_Strict):
-    """The uplink's heartbeat, retained on ``<prefix>/<device_id>/status``: how its outbox stands.
+    """The uplink's heartbeat, on ``<prefix>/<device_id>/status`` (best effort): how its outbox stands.
     A device whose visits don't arrive (offline, refused, stuck behind an error) then looks like
     that in the cloud, not like one nobody uses. Its times are the device's clock, which may be
     wrong: the ingest stamps the status with its own arrival time and keeps the difference."""
 
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1] = STATUS_SCHEMA_VERSION
     device_id: DeviceId
     sent_at: datetime
     version: str = Field(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z.+!_-]+$", description="moodtunes' version")
@@ -173,6 +205,11 @@ class DeviceStatus(_Strict):
     last_error: str | None = Field(
         None, max_length=MAX_ERROR_LETTERS, description="why the latest upload failed; None once one went through"
     )
+
+    @field_validator("schema_version", mode="before")
+    @classmethod
+    def _not_newer(cls, version: object) -> object:
+        return _known_version(version, STATUS_SCHEMA_VERSION)
 
 
 MOOD_SCORES: dict[str, float] = {Mood.HAPPY: 1.0, Mood.NEUTRAL: 0.0, Mood.SAD: -1.0}

@@ -14,11 +14,14 @@ broker acknowledged it, only ever as acknowledged (`uplink --resend-since`).
 An event over MAX_EVENT_BYTES is never handed to paho: the broker would drop the connection for
 it, again on every reconnect, and the ingest would reject it anyway. It is marked refused in the
 outbox, and the later events go on. An event the broker acknowledged before goes again (`uplink
---resend-since`) with the same payload, marked with the RESEND_PROPERTY user property, so that the
-ingest keeps the upload delay of its first delivery.
-Every status_seconds and after each batch, the uplink publishes the device's status (retained,
-QoS 1, `<prefix>/<device_id>/status`): how many events wait and since when, how many were refused,
-the latest error; so a device whose visits don't arrive shows why in the cloud.
+--resend-since`) with the same payload, marked with the RESEND_PROPERTY user property and, as
+FIRST_ACK_PROPERTY, when the broker first acknowledged it, so that the ingest writes the upload
+delay of its first delivery (whether or not the cloud still has that one).
+Every status_seconds and after each batch, the uplink publishes the device's status (QoS 0, not
+retained, `<prefix>/<device_id>/status`): how many events wait and since when, how many were
+refused, the latest error; so a device whose visits don't arrive shows why in the cloud. A status
+is best effort: one that is lost is replaced by the next, while one queued for an ingest that is
+away would take the place of a visit in the broker's queue, and arrive stale.
 One uplink of a device runs at a time (uplink_lock): two would connect as the same MQTT client.
 """
 
@@ -45,6 +48,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from moodtunes.config import MqttSettings
 from moodtunes.events import (
+    FIRST_ACK_PROPERTY,
     MAX_ERROR_LETTERS,
     MAX_EVENT_BYTES,
     MAX_PENDING_SECONDS,
@@ -177,6 +181,14 @@ def restamp(payload: str, device_id: str, profile_key: str | None) -> tuple[str,
     return json.dumps(stamped, separators=(",", ":"), ensure_ascii=False), changed_id
 
 
+def resend_properties(item: OutboxItem) -> list[tuple[str, str]] | None:
+    """The user properties of an event the broker acknowledged before: the mark, and when it first
+    did, if the outbox knows (not for one queued again before it kept that); None for a first delivery."""
+    if item.sent_payload is None:
+        return None
+    return [RESEND_PROPERTY, *([(FIRST_ACK_PROPERTY, item.first_sent_at)] if item.first_sent_at else [])]
+
+
 def retry_delay(failures: int, first: float, longest: float) -> float:
     """Exponential backoff: first, 2×first, 4×first… capped at ``longest``."""
     return min(longest, first * 2 ** max(0, failures - 1))
@@ -227,7 +239,7 @@ class BrokerLink:
         self._client.on_publish = self._on_publish
         self._changed = threading.Condition()
         self._acks: dict[int, ReasonCode] = {}
-        self._unawaited: set[int] = set()  # messages whose PUBACK nobody waits for any more
+        self._unawaited: set[int] = set()  # QoS 0 messages not yet written: their on_publish is no PUBACK
         self._connected = False
         self._closing = False
         self._refusal: str | None = None
@@ -296,6 +308,7 @@ class BrokerLink:
                 logger.warning("%s", self._refusal)
             else:
                 self._connected, self._refusal, self.last_error = True, None, None
+                self._unawaited.clear()  # paho dropped the QoS 0 messages it had not written on reconnecting
                 logger.info("connected to the MQTT broker at %s", self.address)
             self._changed.notify_all()
 
@@ -312,19 +325,29 @@ class BrokerLink:
 
     # ---- publishing ------------------------------------------------------------------------
 
-    def publish(self, topic: str, payload: str, qos: int, resent: bool = False, retain: bool = False) -> int:
+    def publish(self, topic: str, payload: str, qos: int, user_properties: list[tuple[str, str]] | None = None) -> int:
         """Queue a message (paho sends it now, or after reconnecting); its message id. A QoS 1
         message paho can't send now (rc NO_CONN) stays in paho's queue and goes on reconnecting,
         so its PUBACK is still the one to wait for: publishing the event again would send it twice.
-        ``resent`` marks an event sent again, outside its payload (an MQTT v5 user property)."""
+        ``user_properties`` say something outside the payload (that an event is sent again)."""
         properties = None
-        if resent:
+        if user_properties:
             properties = Properties(PacketTypes.PUBLISH)
-            properties.UserProperty = [RESEND_PROPERTY]
-        info = self._client.publish(topic, payload, qos=qos, retain=retain, properties=properties)
+            properties.UserProperty = user_properties
+        info = self._client.publish(topic, payload, qos=qos, properties=properties)
         if info.rc not in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_NO_CONN):
             raise UplinkError(f"can't queue the message: {paho.error_string(info.rc)}")
         return info.mid
+
+    def publish_best_effort(self, topic: str, payload: str) -> None:
+        """Hand a QoS 0 message to paho, or raise UplinkError. paho reports it once written to the
+        socket (a "PUBACK" Success of its own), which nobody waits for; one the link loses is gone."""
+        info = self._client.publish(topic, payload, qos=0)
+        if info.rc != paho.MQTT_ERR_SUCCESS:
+            raise UplinkError(f"can't send the message: {paho.error_string(info.rc)}")
+        with self._changed:
+            if self._acks.pop(info.mid, None) is None:
+                self._unawaited.add(info.mid)
 
     def _on_publish(self, client, userdata, mid: int, reason: ReasonCode, properties) -> None:
         with self._changed:
@@ -334,16 +357,13 @@ class BrokerLink:
                 self._acks[mid] = reason
             self._changed.notify_all()
 
-    def wait_for_ack(self, mid: int, deadline: float, then_forget: bool = False) -> ReasonCode | None:
+    def wait_for_ack(self, mid: int, deadline: float) -> ReasonCode | None:
         """The PUBACK's reason code for message ``mid``, or None if none came by ``deadline``
-        (time.monotonic()); the message then stays queued in paho and is resent on reconnect.
-        ``then_forget``: nobody asks again after a None (a status), so a late PUBACK is dropped."""
+        (time.monotonic()); the message then stays queued in paho and is resent on reconnect."""
         with self._changed:
             while mid not in self._acks:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    if then_forget:
-                        self._unawaited.add(mid)
                     return None
                 self._changed.wait(remaining)
             return self._acks.pop(mid)
@@ -369,7 +389,6 @@ class Uplink:
         self._version = software_version()
         self._last_error: str | None = None  # of the latest turn, for the status; None once one went well
         self._status_due = 0.0  # time.monotonic() of the next status
-        self._status_refused = False  # the broker refused the status topic (said so already)
 
     def _payload(self, item: OutboxItem) -> tuple[str, str | None]:
         """What to publish for ``item``, and the device_id it was recorded under if re-stamped from
@@ -384,8 +403,7 @@ class Uplink:
         payload, recorded_as = self._payload(item)
         if (size := len(payload.encode())) > MAX_EVENT_BYTES:
             raise EventTooBig(f"{size} bytes, over the {MAX_EVENT_BYTES} the broker and the ingest take: never sent")
-        resent = item.sent_payload is not None
-        mid = self._link.publish(self.topic, payload, self._settings.qos, resent=resent)
+        mid = self._link.publish(self.topic, payload, self._settings.qos, resend_properties(item))
         return Publication(mid, payload, recorded_as)
 
     def _refuse(self, item: OutboxItem, reason: str) -> None:
@@ -474,27 +492,21 @@ class Uplink:
             self._last_error = None
 
     def report_status(self) -> None:
-        """Publish the device's status, retained, and wait for the broker's PUBACK (so that a refusal
-        is seen); a status that does not go is only logged: the next one will tell. None while the
-        link is down: paho would keep it and send it, stale, on reconnecting (it goes once the link is back)."""
+        """Publish the device's status, best effort (QoS 0, not retained: see the module's docstring);
+        one that does not go costs nothing but itself, the next one tells. None while the link is
+        down (paho would drop it). A store that can't be read skips this one, and is no upload error."""
         if not self._link.connected:
             return
         self._status_due = time.monotonic() + self._settings.status_seconds
-        status = device_status(self._store, self._device_id, self._version, self._last_error)
         try:
-            mid = self._link.publish(self.status_topic, status.model_dump_json(), 1, retain=True)
+            status = device_status(self._store, self._device_id, self._version, self._last_error)
+        except StoreError as exc:
+            logger.warning("can't read the outbox for the device's status (%s); none sent this time", exc)
+            return
+        try:
+            self._link.publish_best_effort(self.status_topic, status.model_dump_json())
         except UplinkError as exc:
             logger.debug("status not sent: %s", exc)
-            return
-        deadline = time.monotonic() + self._settings.ack_timeout_seconds
-        reason = self._link.wait_for_ack(mid, deadline, then_forget=True)
-        # Nobody subscribed: the broker keeps it anyway (retained) for whoever comes.
-        if reason is None or reason.value in (0, NO_MATCHING_SUBSCRIBERS):
-            return
-        if not self._status_refused:
-            logger.warning("the broker refused the device's status on %s (%s): add `pattern write "
-                           "<prefix>/%%u/status` to its ACL (cloud/mosquitto/acl)", self.status_topic, reason)
-        self._status_refused = True
 
     def run_forever(self, stop: threading.Event) -> None:
         """Until ``stop`` is set: send new events every poll_seconds. While the broker is away,

@@ -135,4 +135,11 @@ MIGRATIONS: tuple[str, ...] = (
     );
     INSERT INTO profile_ids_given (id, highest) SELECT 1, coalesce(max(id), 0) FROM profiles;
     """,
+    # 7: when the broker first acknowledged an event (sent_at is cleared when `uplink --resend-since`
+    # queues it again, and set anew when it goes), sent with the resend so that the ingest takes the
+    # upload delay of the first delivery from it. Those sent so far: their sent_at is the only one known.
+    """
+    ALTER TABLE outbox ADD COLUMN first_sent_at TEXT;
+    UPDATE outbox SET first_sent_at = sent_at WHERE sent_at IS NOT NULL;
+    """,
 )
