@@ -127,3 +127,22 @@ def test_taps_made_while_a_song_is_made_ready_dont_land_on_the_screen_that_follo
         assert app.screen.name == "playing" and app.music_on
     finally:
         app.close()
+
+
+def test_taps_fetched_with_the_one_that_made_a_song_ready_dont_land_on_the_screen_that_follows(settings, tmp_path):
+    """The tap and an impatient Escape reach the kiosk in one frame's events, fetched before the
+    conversion: the Escape must not stop the song it made ready."""
+    import pygame
+    from ui_support import key_event, songs_as_guest, step, target_rect
+
+    app = kiosk_with_an_m4a_song(settings, tmp_path)
+    try:
+        songs_as_guest(app, "sad")
+        row = target_rect(app, "row:0").center
+        pygame.event.post(pygame.event.Event(pygame.MOUSEBUTTONDOWN, pos=row, button=1))
+        pygame.event.post(pygame.event.Event(pygame.MOUSEBUTTONUP, pos=row, button=1))
+        pygame.event.post(key_event(pygame.K_ESCAPE))
+        step(app, 1)
+        assert app.screen.name == "playing" and app.music_on
+    finally:
+        app.close()

@@ -3,22 +3,26 @@
 1. the report's mood lines, before and after the music, told apart by more than their colours
    (the "before" line dashed, with hollow dots, in the legend too), the "before" colour well apart
    from every profile colour, also as protanopes and deuteranopes see them;
-2. a message on screen long enough to read and in body type, a song title in it cut short before
-   what the message says is;
+2. a message on screen long enough to read (the words shown, not those of a title cut short) and in
+   body type, whole in its box, a song title in it cut short before what the message says is, a
+   right-to-left title on its second line not turning that line around;
 3. the stars rated where the finger lifts along their row: a finger that slid, a tap between two
-   stars; lifted off the row, nothing;
+   stars; lifted off the row, nothing; while it slides, the star it would rate shows pressed;
 4. a song category chip's label at 4.5:1 in every profile colour.
 """
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 import pygame
 import pytest
+from bidi import get_base_level, get_display
 from moodtunes.domain import MoodReading, ScanOutcome
 from moodtunes.store import Store
 from moodtunes.ui import app as app_module
-from moodtunes.ui import charts
+from moodtunes.ui import charts, widgets
 from moodtunes.ui import theme as th
 from moodtunes.ui.screens.finish import RateScreen, ReportScreen
 from moodtunes.ui.theme import Theme
@@ -27,6 +31,7 @@ from ui_support import (
     StillScanner,
     add_songs,
     make_app,
+    record_lines,
     record_texts,
     songs_as_guest,
     step,
@@ -139,6 +144,14 @@ def test_the_mood_before_is_dashed_with_hollow_dots_the_mood_after_solid(setting
         app.close()
 
 
+def test_a_dash_pattern_rounded_to_no_pixels_draws_a_solid_line():
+    """The legend's and the chart's dashes are sizes scaled to the window: rounded to nothing, the
+    pattern would never advance (a first segment of no length divided by zero)."""
+    surface = pygame.Surface((20, 5))
+    charts._dashed_lines(surface, (255, 255, 255), [(0, 2), (0, 2), (19, 2)], 1, 0, 0)
+    assert {tuple(surface.get_at((x, 2)))[:3] for x in range(20)} == {(255, 255, 255)}
+
+
 @pytest.mark.parametrize("accent", ACCENTS)
 def test_the_mood_before_stays_apart_from_every_profile_colour(settings, accent):
     """A ΔE of 10 tells two lines apart at a glance; the grey profile was 1.9 from the old grey."""
@@ -169,6 +182,89 @@ def test_a_message_shows_long_enough_to_read_it(settings):
             assert app.toast_rect() is not None, f"gone before {seconds} s: {message}"
             clock.now = shown + seconds + 0.05
             assert app.toast_rect() is None, f"still there after {seconds} s: {message}"
+    finally:
+        app.close()
+
+
+def test_a_message_shows_as_long_as_the_words_it_shows_not_those_of_a_title_cut_short(settings, monkeypatch):
+    app = make_app(settings, StillScanner)
+    clock = app.clock = HandClock()
+    lines: list[str] = []
+    record_lines(monkeypatch, lambda text, base: lines.append(text))
+    try:
+        shown = clock.now
+        app.toast("Couldn't play “{}”, skipping to the next song.", title=" ".join(["word"] * 40))
+        step(app, 1)
+        words = sum(len(line.split()) for line in lines if "word" in line or "skipping" in line)
+        seconds = 4.0 + 0.3 * words
+        assert seconds < app_module.TOAST_MAX_S, "the title was cut short"
+        clock.now = shown + seconds - 0.05
+        assert app.toast_rect() is not None
+        clock.now = shown + seconds + 0.05
+        assert app.toast_rect() is None, f"still there after {seconds} s"
+    finally:
+        app.close()
+
+
+@SIZES
+@pytest.mark.parametrize("lines", [2, 3])
+def test_a_message_of_as_many_lines_as_messages_take_shows_them_all_whole_in_its_box(settings, monkeypatch, size, lines):
+    """The box is as tall as TOAST_LINES lines of body type (3: a setting changed), not set apart."""
+    monkeypatch.setattr(app_module, "TOAST_LINES", lines)
+    drawn: list[tuple[str, pygame.Rect]] = []  # each line of a paragraph, and where it went
+    draw_text = widgets.draw_text
+
+    def draw_and_record(surface, font, text, *args, **kwargs):
+        drawn.append((text, draw_text(surface, font, text, *args, **kwargs)))
+        return drawn[-1][1]
+
+    monkeypatch.setattr(widgets, "draw_text", draw_and_record)
+    app = make_app(settings, StillScanner, size=size)
+    try:
+        app.toast("w0")
+        room = app.toast_rect().width - 2 * app.look.px(12)
+        words = ["w0"]
+        while len(wrap(app.look.body(), " ".join(words), room)) <= lines:
+            words.append(f"w{len(words)}")
+        message = " ".join(words[:-1])  # the most words that take ``lines`` lines
+        assert len(wrap(app.look.body(), message, room)) == lines
+        app.toast(message)
+        drawn.clear()
+        step(app, 1)
+        shown = [(text, box) for text, box in drawn if text.startswith("w") and text.split()[-1].startswith("w")]
+        assert " ".join(text for text, _ in shown) == message, "every line drawn, none cut"
+        assert all(app.toast_rect().contains(box) for _, box in shown), "inside the box"
+    finally:
+        app.close()
+
+
+RTL_TITLE = "فيروز - أغنية الحب الطويلة جدا جدا (مباشر ٢٠١١) في الليل والنهار مع الأصدقاء"
+
+
+def on_screen_order(line: str, base: str | None) -> str:
+    """The characters of ``line`` left to right as drawn in a paragraph of direction ``base``
+    ("L", "R"; None: the line's own), by python-bidi, as the fonts put them."""
+    return get_display(line, base_dir=base)
+
+
+@pytest.mark.parametrize("size", [(480, 800), (800, 480)], ids=["480x800", "800x480"])
+def test_a_line_starting_with_a_right_to_left_title_reads_as_the_message_around_it(settings, monkeypatch, size):
+    """The message's and the rating question's second line starts in Arabic: it is still a line of
+    an English sentence, the words after the title on its right, the full stop at its end."""
+    lines: list[tuple[str, str | None]] = []
+    record_lines(monkeypatch, lambda text, base: lines.append((text, base)))
+    app = make_app(settings, StillScanner, size=size)
+    try:
+        app.begin_visit(app.store.guest_profile())
+        app.visit.last_play_id, app.visit.last_title = 1, RTL_TITLE
+        app.go(RateScreen(app))
+        app.toast("Couldn't play “{}”, skipping to the next song.", title=RTL_TITLE)
+        lines.clear()
+        step(app, 1)
+        for end in ("skipping to the next song.", "”?"):
+            (line, base), = {(text, base) for text, base in lines if text.endswith(end)}
+            assert get_base_level(line) == 1, f"{line!r} starts with the title: alone, it reads right to left"
+            assert on_screen_order(line, base).endswith(end), f"{line!r} drawn turned around"
     finally:
         app.close()
 
@@ -233,6 +329,52 @@ def test_a_star_counts_where_the_finger_lifts_along_the_row(settings, how, down,
         x, y = target_rect(app, "star:3").center
         lift(app, how, (x + down, y), (x + up, y))
         assert app.screen.name == "rate" and app.screen.stars == stars
+    finally:
+        app.close()
+
+
+def pointer(app, how: str, kind: str, pos: tuple[int, int]) -> None:
+    """A finger or the mouse going "down", "move" or "up" at ``pos``, and a frame."""
+    width, height = app.surface.get_size()
+    if how == "finger":
+        kind = {"down": pygame.FINGERDOWN, "move": pygame.FINGERMOTION, "up": pygame.FINGERUP}[kind]
+        event = pygame.event.Event(kind, x=pos[0] / width, y=pos[1] / height, dx=0.0, dy=0.0, touch_id=1,
+                                   finger_id=0, pressure=1.0)
+    elif kind == "move":
+        event = pygame.event.Event(pygame.MOUSEMOTION, pos=pos, rel=(0, 0), buttons=(1, 0, 0))
+    else:
+        kind = pygame.MOUSEBUTTONDOWN if kind == "down" else pygame.MOUSEBUTTONUP
+        event = pygame.event.Event(kind, pos=pos, button=1)
+    pygame.event.post(event)
+    step(app, 1)
+
+
+def stars_shown_pressed(app) -> set[int]:
+    """The stars drawn unlike most of the others (all are empty before a rating)."""
+    looks = {i: pygame.image.tobytes(app.surface.subsurface(target_rect(app, f"star:{i}")), "RGB")
+             for i in range(1, 6)}
+    usual = Counter(looks.values()).most_common(1)[0][0]
+    return {i for i, drawn in looks.items() if drawn != usual}
+
+
+@pytest.mark.parametrize("how", ["finger", "mouse"])
+def test_the_star_a_finger_slides_to_shows_pressed_before_it_lifts(settings, how):
+    app = make_app(settings, StillScanner)
+    try:
+        app.begin_visit(app.store.guest_profile())
+        app.go(RateScreen(app))
+        step(app)
+        assert stars_shown_pressed(app) == set()
+        first, last = target_rect(app, "star:1"), target_rect(app, "star:5")
+        pointer(app, how, "down", first.center)
+        assert stars_shown_pressed(app) == {1}
+        pointer(app, how, "move", last.center)
+        assert stars_shown_pressed(app) == {5}, "the star it would rate, not the one first pressed"
+        pointer(app, how, "move", (last.centerx, last.top - 10))
+        assert stars_shown_pressed(app) == set(), "off the row: nothing would be rated"
+        pointer(app, how, "move", last.center)
+        pointer(app, how, "up", last.center)
+        assert app.screen.stars == 5
     finally:
         app.close()
 

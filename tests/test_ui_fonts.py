@@ -320,3 +320,12 @@ def test_skin_tones_are_left_out_of_outline_emoji():
     """A monochrome emoji font can only draw a skin tone as a swatch, which looks like a box."""
     font = FontStack(20, False)
     assert font.size("👍🏽") == font.size("👍") and font.size("👍")[0] > 0
+
+
+@needs_dejavu
+@pytest.mark.parametrize("text", ["\u05d0\x00", "\x00\u05d0", "a\x00b", "\u05d0\u05d1\x01\u05d2", "a\x1b[0m \u05d0\x7f"])
+def test_control_characters_are_left_out_in_any_direction(text):
+    """A NUL in a right-to-left run made SDL_ttf refuse the whole text ("A null character was found")."""
+    font = FontStack(20, False)
+    shown = "".join(c for c in text if not (0 <= ord(c) < 32 or ord(c) == 127))
+    assert font.render(text, True, WHITE).get_size() == font.size(shown)

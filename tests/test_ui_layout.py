@@ -18,7 +18,7 @@ from moodtunes.ui.screens.welcome import (
     StoreProblemScreen,
     WelcomeScreen,
 )
-from ui_support import CALM, ENERGETIC, StillScanner, add_tracks, make_app, step
+from ui_support import CALM, ENERGETIC, StillScanner, add_tracks, make_app, record_lines, step
 
 SIZES = [(800, 480), (1024, 600), (1280, 720), (480, 800)]
 
@@ -128,15 +128,12 @@ def test_welcome_pages_through_many_profiles(settings):
 
 def test_long_names_on_the_welcome_tiles_stay_told_apart_and_the_pages_are_numbered(monkeypatch):
     """Names of the longest kind the kiosk takes: cut to one line, every tile read "Anne-Mari…"."""
-    from moodtunes.ui import widgets
-
     settings = load_settings()
     with Store.open(settings.database_path) as store:
         for i in range(9):
             store.create_profile(f"Anne-Marie Dupont {i:02d}", "#a78bfa")  # 20 characters
     rendered: list[str] = []  # what reaches the screen, after any cut to fit
-    render = widgets.TEXT.render
-    monkeypatch.setattr(widgets.TEXT, "render", lambda font, text, colour: (rendered.append(text), render(font, text, colour))[1])
+    record_lines(monkeypatch, lambda text, base: rendered.append(text))
     app = make_app(settings, StillScanner)
     try:
         rendered.clear()

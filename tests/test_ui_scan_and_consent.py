@@ -36,6 +36,7 @@ from ui_support import (
     key,
     make_app,
     on_screen,
+    record_lines,
     record_texts,
     run_until,
     sample_scanner,
@@ -243,14 +244,11 @@ def test_the_reason_names_the_camera_only_when_the_camera_is_the_problem():
 
 @pytest.mark.parametrize("size", [(800, 480), (480, 800)])
 def test_a_taken_name_is_said_beside_the_name_typed_which_stays(settings, drawn, size, monkeypatch):
-    from moodtunes.ui import widgets
-
     settings.kiosk.width, settings.kiosk.height = size
     consented_profile(settings, "McKay")
     app = make_app(settings, sample_scanner)
     rendered: list[str] = []  # what reaches the screen, after any cut to fit
-    render = widgets.TEXT.render
-    monkeypatch.setattr(widgets.TEXT, "render", lambda font, text, colour: (rendered.append(text), render(font, text, colour))[1])
+    record_lines(monkeypatch, lambda text, base: rendered.append(text))
     try:
         tap(app, "new_profile")
         for letter in "MCKAY":

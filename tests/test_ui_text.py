@@ -12,7 +12,7 @@ import pytest
 from moodtunes.config import load_settings
 from moodtunes.store import Store
 from moodtunes.ui.fonts import FontStack
-from moodtunes.ui.widgets import ellipsize, wrap
+from moodtunes.ui.widgets import ellipsize, fit_title, wrap
 from moodtunes.vision.scan import MoodScanner
 from ui_support import CALM, FixedEmotion, add_tracks, make_app, run_until, step, tap
 
@@ -33,13 +33,13 @@ def longest_measured(font, monkeypatch):
     longest = [0]
     measure, cut = font.size, font.runs
 
-    def size(text):
+    def size(text, *base):
         longest[0] = max(longest[0], len(text))
-        return measure(text)
+        return measure(text, *base)
 
-    def runs(text):
+    def runs(text, *base):
         longest[0] = max(longest[0], len(text))
-        return cut(text)
+        return cut(text, *base)
 
     monkeypatch.setattr(font, "size", size)
     monkeypatch.setattr(font, "runs", runs)
@@ -87,3 +87,10 @@ def test_songs_and_now_playing_stay_responsive_with_a_huge_title_in_the_catalogu
         assert time.perf_counter() - started < 5.0  # eight frames; minutes before
     finally:
         app.close()
+
+
+def test_a_title_behind_characters_of_no_width_is_fitted_by_what_they_measure(font):
+    """Zero-width spaces and marks take no room: cutting a title after as many characters as
+    pixels would fit lost the word behind them, and without the ellipsis that tells of a cut."""
+    for title in ("\u200b" * 1000 + "Song", "e" + "\u0301" * 1000 + " Song"):
+        assert fit_title(font, "How was “{}”?", title, 300, 2).endswith("Song”?")

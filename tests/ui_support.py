@@ -87,6 +87,17 @@ def record_texts(monkeypatch, modules, record: Callable[[object, str], None]) ->
                     record(font, text), _draw(surface, font, text, *a, **k))[1])
 
 
+def record_lines(monkeypatch, record: Callable[[str, str | None], None]) -> None:
+    """Have ``record(text, base)`` called with every line of text the screens put on the window (as
+    cut to fit) and the direction of the paragraph it is a line of ("L", "R"; None: its own),
+    before it is drawn."""
+    from moodtunes.ui import widgets
+
+    render = widgets.TEXT.render
+    monkeypatch.setattr(widgets.TEXT, "render", lambda font, text, colour, base=None: (
+        record(text, base), render(font, text, colour, *([base] if base else [])))[1])
+
+
 def record_buttons(monkeypatch, record: Callable[[str, str], None]) -> None:
     """Have ``record(label, style)`` called with every button the screens draw, before it is drawn."""
     from moodtunes.ui.screens import base

@@ -42,13 +42,16 @@ from moodtunes.ui.widgets import (
 logger = logging.getLogger(__name__)
 
 MAX_FPS = 30
-# A message shows TOAST_SECONDS and TOAST_S_PER_WORD more for each of its words (time to read
-# it), TOAST_MAX_S at most, on TOAST_LINES lines at most (every message does, at every size: a
-# song title in one is cut short to fit).
+# A message shows TOAST_SECONDS and TOAST_S_PER_WORD more for each of its words as shown (time to
+# read it), TOAST_MAX_S at most, on TOAST_LINES lines at most (every message does, at every size: a
+# song title in one is cut short to fit), TOAST_LINE_SPACING line heights apart, in a box that fits
+# those lines and TOAST_PAD (px at 480 px, across and up and down) around them.
 TOAST_SECONDS = 4.0
 TOAST_S_PER_WORD = 0.3
 TOAST_MAX_S = 10.0
 TOAST_LINES = 2
+TOAST_LINE_SPACING = 1.1
+TOAST_PAD = (12, 8)
 SAVE_EVERY_S = 3.0  # seconds listened are written this often, so a crash loses at most this much
 # "Still there?" shows this long before the idle timeout ends a visit, or for the second half of
 # a timeout shorter than twice this: time to notice it, read it and answer. WCAG 2.2.1 asks for
@@ -63,7 +66,8 @@ IDLE_WARNING_BUTTON = "I'm still here"
 MUSIC_PLAYS_ON = frozenset({"playing", "rate"})
 # What a visitor does to the screen (not QUIT, not window events): dropped after a wait.
 INPUT_EVENTS = (
-    pygame.MOUSEBUTTONDOWN, pygame.MOUSEBUTTONUP, pygame.FINGERDOWN, pygame.FINGERUP, pygame.KEYDOWN,
+    pygame.MOUSEBUTTONDOWN, pygame.MOUSEBUTTONUP, pygame.MOUSEMOTION, pygame.FINGERDOWN, pygame.FINGERUP,
+    pygame.FINGERMOTION, pygame.KEYDOWN,
 )
 NOT_SAVED_MESSAGE = "Sorry, this couldn't be saved. The music still works; please tell the staff."
 # When the music catalogue can't be read either, the music does not work: say only what failed.
@@ -110,6 +114,8 @@ class KioskApp:
         self.surface: pygame.Surface | None = None
         self.look: Theme | None = None
         self.pressed: str | None = None
+        self._finger_at: tuple[int, int] | None = None  # where the finger (or mouse) that pressed is now
+        self._busy_wait = False  # this frame waited on work: the rest of its input is dropped
         self.last_input = clock()
         self.running = False
         self.frames = 0
@@ -246,7 +252,10 @@ class KioskApp:
 
     def step(self) -> None:
         """Handle pending events, advance the screen and draw one frame (also used by tests)."""
+        self._busy_wait = False
         for event in pygame.event.get():
+            if self._busy_wait and event.type in INPUT_EVENTS:
+                continue  # fetched with the tap that made the visitor wait: ``forget_input_made_while_busy``
             self.handle(event)
         now = self.clock()
         if self.screen is not None:
@@ -271,12 +280,13 @@ class KioskApp:
             # Touches also arrive as synthesised mouse events (touch=True); the finger events count.
             if event.button == 1 and not getattr(event, "touch", False):
                 self._pointer(event.pos, down=event.type == pygame.MOUSEBUTTONDOWN)
+        elif event.type == pygame.MOUSEMOTION:
+            if not getattr(event, "touch", False):
+                self._slide(event.pos)
         elif event.type in (pygame.FINGERDOWN, pygame.FINGERUP):
-            width, height = self.surface.get_size()
-            self._pointer(
-                (round(event.x * width), round(event.y * height)),
-                down=event.type == pygame.FINGERDOWN,
-            )
+            self._pointer(self._finger_pos(event), down=event.type == pygame.FINGERDOWN)
+        elif event.type == pygame.FINGERMOTION:
+            self._slide(self._finger_pos(event))
         elif event.type == pygame.KEYDOWN:
             warned = self.idle_warning_left() is not None
             self.touch()
@@ -287,6 +297,31 @@ class KioskApp:
             elif self.screen is not None:
                 self.screen.on_key(event)
                 self.relayout()
+
+    def _finger_pos(self, event: pygame.event.Event) -> tuple[int, int]:
+        """A finger event's position in pixels (SDL gives it normalised to 0..1)."""
+        width, height = self.surface.get_size()
+        return round(event.x * width), round(event.y * height)
+
+    def _slide(self, pos: tuple[int, int]) -> None:
+        """A pressed finger (or mouse button) moved: ``pointed`` follows it."""
+        if self.pressed is not None:
+            self.touch()
+            self._finger_at = pos
+
+    @property
+    def pointed(self) -> str | None:
+        """The target that lifting the pressed finger where it is now would tap (``_lifted_on``):
+        what a screen shows as pressed while a finger slides (the stars)."""
+        if self.pressed is None or self._finger_at is None or self.screen is None:
+            return None
+        return self._lifted_on(self.pressed, self._finger_at)
+
+    def _lifted_on(self, pressed: str, pos: tuple[int, int]) -> str | None:
+        """The target tapped by lifting at ``pos`` a finger pressed on ``pressed``: that one while
+        it is on it; a screen may take a finger that slid off it (the stars: ``slid_to``)."""
+        hit = self.target_at(pos)
+        return pressed if hit is not None and hit.id == pressed else self.screen.slid_to(pressed, pos)
 
     def _pointer(self, pos: tuple[int, int], down: bool) -> None:
         if self.idle_warning_left() is not None:
@@ -305,13 +340,12 @@ class KioskApp:
             self._toast, self.pressed = None, None
             return
         if down:
-            self.pressed = hit.id if hit is not None else None
+            self.pressed, self._finger_at = (hit.id if hit is not None else None), pos
             return
         pressed, self.pressed = self.pressed, None
         if pressed is None or self.screen is None:
             return
-        # A tap counts where it was pressed; a screen may take a finger that slid (the stars).
-        tapped = pressed if hit is not None and hit.id == pressed else self.screen.slid_to(pressed, pos)
+        tapped = self._lifted_on(pressed, pos)
         if tapped is not None:
             self.screen.on_tap(tapped)
             self.relayout()
@@ -442,7 +476,10 @@ class KioskApp:
         if self._toast is None or self.clock() > self._toast[1]:
             return None
         look, (width, height) = self.look, self.surface.get_size()
-        box = pygame.Rect(0, 0, min(width - look.px(32), look.px(560)), look.px(64))  # TOAST_LINES of body()
+        font = look.body()
+        lines_h = (TOAST_LINES - 1) * round(font.get_linesize() * TOAST_LINE_SPACING) + font.get_linesize()
+        pad_x, pad_y = (look.px(pad) for pad in TOAST_PAD)
+        box = pygame.Rect(0, 0, self._toast_width() + 2 * pad_x, lines_h + 2 * pad_y)
         buttons = [target.rect for target in self.screen.targets] if self.screen is not None else []
         top, bottom = look.px(12), height - look.px(12) - box.height
         sides = (width // 2, width - look.px(12) - box.width // 2, look.px(12) + box.width // 2)
@@ -468,24 +505,29 @@ class KioskApp:
             look.px(16),
             border=th.OUTLINE,
         )
-        room = box.inflate(-look.px(24), -look.px(10))
+        room = box.inflate(*(-2 * look.px(pad) for pad in TOAST_PAD))
         draw_paragraph(
             self.surface,
             look.body(),
-            self._toast_text(room.width),
+            self._toast_text(self._toast[0], self._toast[3]),
             th.TEXT,
             room,
             align="center",
             valign="center",
-            line_spacing=1.1,
+            line_spacing=TOAST_LINE_SPACING,
         )
 
-    def _toast_text(self, width: int) -> str:
-        """The message as shown in ``width``: a song title in it cut short so that the whole takes
+    def _toast_width(self) -> int:
+        """The width of the message's lines (its box, less the padding, ``toast_rect``)."""
+        look = self.look
+        return min(self.surface.get_width() - look.px(32), look.px(560)) - 2 * look.px(TOAST_PAD[0])
+
+    def _toast_text(self, message: str, title: str | None) -> str:
+        """``message`` as shown: a song ``title`` in it cut short so that the whole takes
         TOAST_LINES lines at most (measured once per message and width)."""
-        message, _, _, title = self._toast
         if title is None:
             return message
+        width = self._toast_width()
         key = (message, title, width)
         if self._toast_fitted is None or self._toast_fitted[0] != key:
             fitted = fit_title(self.look.body(), message, title, width, TOAST_LINES)
@@ -526,11 +568,12 @@ class KioskApp:
             self._draw_toast()
             pygame.display.flip()
 
-    @staticmethod
-    def forget_input_made_while_busy() -> None:
+    def forget_input_made_while_busy(self) -> None:
         """Taps and keys made while the screen couldn't answer (impatient taps on a song being made
-        ready) would land on whatever screen comes next, e.g. Stop of the song just started."""
+        ready) would land on whatever screen comes next, e.g. Stop of the song just started: those
+        still queued, and those ``step`` fetched with the tap that made the visitor wait."""
         pygame.event.clear(INPUT_EVENTS)
+        self._busy_wait = True
 
     def toast(
         self, message: str, seconds: float | None = None, good: bool = False, title: str | None = None
@@ -540,9 +583,9 @@ class KioskApp:
         error; for ``seconds``, else long enough to read it (``toast_seconds``). A song ``title``
         goes in the ``{}`` of ``message``, cut short on screen where the whole would not fit: what
         the message says happens is never the part cut."""
-        text = message if title is None else message.format(title)
-        logger.info("message to the visitor: %s", text)
-        seconds = toast_seconds(text) if seconds is None else seconds
+        logger.info("message to the visitor: %s", message if title is None else message.format(title))
+        # As shown: the words of a title cut short are not there to read.
+        seconds = toast_seconds(self._toast_text(message, title)) if seconds is None else seconds
         self._toast = (message, self.clock() + seconds, good, title)
 
     # ---- the store, never crashing -----------------------------------------------------------

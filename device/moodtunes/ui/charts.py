@@ -199,7 +199,10 @@ def _dashed_lines(
     gap: int,
 ) -> None:
     """``pygame.draw.lines`` in dashes of ``dash`` px with ``gap`` px between, the pattern running
-    on from one segment into the next."""
+    on from one segment into the next; solid when the pattern has no length (both rounded to 0 px)."""
+    if dash + gap <= 0:
+        pygame.draw.lines(surface, colour, False, points, width)
+        return
     offset = 0.0  # how far into the pattern (dash, then gap) the segment starts
     for (x0, y0), (x1, y1) in pairwise(points):
         length = math.hypot(x1 - x0, y1 - y0)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pygame
 import pygame.freetype
-from bidi import get_base_level, get_display
+from bidi import get_display
 
 Colour = tuple[int, int, int]
 
@@ -163,16 +163,29 @@ def _direction(char: str) -> bool | None:
     return True if kind in ("R", "AL") else False if kind in ("L", "EN", "AN") else None
 
 
-def bidi_pieces(text: str) -> list[tuple[bool, str]]:
+def base_direction(text: str) -> str:
+    """"R" when the first letter of ``text`` reads right to left, else "L" (rule P2 of the bidi
+    algorithm, in python-bidi's ``base_dir`` terms). It looks no further than that letter, so a
+    huge title costs no more than a short one."""
+    for char in text:
+        kind = unicodedata.bidirectional(char)
+        if kind in ("L", "R", "AL"):
+            return "L" if kind == "L" else "R"
+    return "L"
+
+
+def bidi_pieces(text: str, base: str | None = None) -> list[tuple[bool, str]]:
     """``text`` cut into pieces, left to right on screen as python-bidi orders it: (True, a piece
     that reads right to left, in logical order, for HarfBuzz to lay out right to left and mirror the
     brackets of) or (False, a piece drawn as it stands). A space or punctuation mark goes with the
-    pieces on both sides when they agree (one run: "أغنية الحب"), else it stands left to right."""
+    pieces on both sides when they agree (one run: "أغنية الحب"), else it stands left to right.
+    ``base`` is the direction of the paragraph the text is a line of ("L", "R"; None: the text's
+    own): a message's second line that starts with an Arabic title still reads left to right."""
     core = text.rstrip()
     if not core:
         return [(False, text)]
-    rtl = get_base_level(core) == 1
-    units = _turned(get_display(_probed(core)))
+    rtl = (base or base_direction(core)) == "R"
+    units = _turned(get_display(_probed(core), base_dir="R" if rtl else "L"))
     trailing = text[len(core):]  # rule L1: white space at the end of the line, at the line's level
     units = [(c, True) for c in reversed(trailing)] + units if rtl else units + [(c, False) for c in trailing]
     flags, waiting, last = [], 0, rtl  # the line's ends count as its direction
@@ -254,9 +267,10 @@ class FontStack:
         return font
 
     def _plain(self, char: str) -> bool:
-        """Whether ``char`` is drawn by the primary font as it stands: no script, left to right."""
-        return (char not in LEFT_OUT and has_glyph(self.primary_path, char) and script_of(char) is None
-                and unicodedata.bidirectional(char) not in ("R", "AL"))
+        """Whether ``char`` is drawn by the primary font as it stands: no script, left to right, no
+        control character."""
+        return (char not in LEFT_OUT and unicodedata.category(char) != "Cc" and has_glyph(self.primary_path, char)
+                and script_of(char) is None and unicodedata.bidirectional(char) not in ("R", "AL"))
 
     def _one_font(self, chars: list[str], keys: list[tuple[Path, str | None]], start: int) -> None:
         """Draw ``chars``, a run of one script starting at ``keys[start]``, in the first font that
@@ -272,8 +286,8 @@ class FontStack:
         in the order given (logical)."""
         kept, keys, path, script = [], [], None, None
         for i, char in enumerate(text):
-            if char in LEFT_OUT:
-                continue
+            if char in LEFT_OUT or (unicodedata.category(char) == "Cc" and not char.isspace()):
+                continue  # a control character: SDL_ttf refuses NUL and may draw the others as boxes
             if char.isspace() and unicodedata.category(char) in ("Cc", "Zl", "Zp"):
                 char = " "  # a tab, a line break: SDL_ttf draws a box (HarfBuzz spaces the others)
             if i and unicodedata.category(char) in ATTACHED:  # in the font before, or not at all
@@ -303,35 +317,38 @@ class FontStack:
             start = stop
         return runs[::-1] if rtl else runs
 
-    def _cut(self, text: str) -> tuple[tuple[pygame.font.Font, str], ...]:
+    def _cut(self, text: str, base: str | None = None) -> tuple[tuple[pygame.font.Font, str], ...]:
         """``text`` cut into pieces that one font draws in one script and direction (``runs``,
         cached), in visual order, without the characters no font has; one piece when the primary
-        draws it all. Each piece is joined once, so a long text costs time in proportion."""
-        if all(self._plain(c) for c in set(text)):
+        draws it all. Each piece is joined once, so a long text costs time in proportion. ``base``:
+        the paragraph's direction (``bidi_pieces``)."""
+        if base != "R" and all(self._plain(c) for c in set(text)):
             return ((self.primary, text),)
         chars, keys = self._keys(text)
-        if not any(unicodedata.bidirectional(c) in ("R", "AL") for c in chars):
+        if base != "R" and not any(unicodedata.bidirectional(c) in ("R", "AL") for c in chars):
             runs = self._group(chars, keys, False)
         else:  # python-bidi orders the pieces; in each, fonts and scripts as in logical order
-            runs = [run for rtl, piece in bidi_pieces("".join(chars))
+            runs = [run for rtl, piece in bidi_pieces("".join(chars), base)
                     for run in self._group(*self._keys(piece), rtl)]
         # A run of marks alone that draw nothing (a right-to-left mark between two pieces): SDL_ttf
         # refuses to render text of no width.
         return tuple(run for run in runs if run[0].size(run[1])[0]) or ((self.primary, ""),)
 
-    def _measure(self, text: str) -> tuple[int, int]:
-        """The size ``render`` gives ``text`` (``size``, cached)."""
-        pieces = self.runs(text)
+    def _measure(self, text: str, base: str | None = None) -> tuple[int, int]:
+        """The size ``render`` gives ``text`` as a line of a paragraph of direction ``base`` (None:
+        its own; ``size``, cached)."""
+        pieces = self.runs(text, base)
         if len(pieces) == 1:
             return pieces[0][0].size(pieces[0][1])
         sizes = [(font, *font.size(piece)) for font, piece in pieces]
         ascent = max(font.get_ascent() for font, _, _ in sizes)
         return sum(w for _, w, _ in sizes), max(ascent - font.get_ascent() + h for font, _, h in sizes)
 
-    def render(self, text: str, antialias: bool, colour: Colour) -> pygame.Surface:
-        pieces = self.runs(text)
+    def render(self, text: str, antialias: bool, colour: Colour, base: str | None = None) -> pygame.Surface:
+        """``text`` drawn as a line of a paragraph of direction ``base`` ("L", "R"; None: its own)."""
+        pieces = self.runs(text, base)
         if len(pieces) == 1:  # text of no width (a joiner alone): SDL_ttf renders only ""
-            return pieces[0][0].render(pieces[0][1] if self.size(text)[0] else "", antialias, colour)
+            return pieces[0][0].render(pieces[0][1] if self.size(text, base)[0] else "", antialias, colour)
         rendered = [(font, font.render(piece, antialias, colour)) for font, piece in pieces]
         ascent = max(font.get_ascent() for font, _ in rendered)
         height = max(ascent - font.get_ascent() + surface.get_height() for font, surface in rendered)

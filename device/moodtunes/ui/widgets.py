@@ -13,7 +13,7 @@ import pygame
 import pygame.gfxdraw
 
 from moodtunes.ui import theme as th
-from moodtunes.ui.fonts import FontStack
+from moodtunes.ui.fonts import FontStack, base_direction
 from moodtunes.ui.theme import Colour, Theme
 
 
@@ -33,11 +33,12 @@ class TextCache:
         self._cache: OrderedDict[tuple, pygame.Surface] = OrderedDict()
         self._limit = limit
 
-    def render(self, font: FontStack, text: str, colour: Colour) -> pygame.Surface:
-        key = (id(font), text, colour)
+    def render(self, font: FontStack, text: str, colour: Colour, base: str | None = None) -> pygame.Surface:
+        """``text`` as ``font.render`` draws it as a line of a paragraph of direction ``base``."""
+        key = (id(font), text, colour, base)
         surface = self._cache.get(key)
         if surface is None:
-            surface = font.render(text, True, colour)
+            surface = font.render(text, True, colour, base)
             self._cache[key] = surface
             if len(self._cache) > self._limit:
                 self._cache.popitem(last=False)
@@ -57,12 +58,13 @@ def glyphs_or(font: FontStack, text: str, fallback: str) -> str:
 FIRST_PREFIX_CHARS = 32  # where _head starts measuring: about a button's worth of text
 
 
-def _head(font: FontStack, text: str, width: int) -> str:
+def _head(font: FontStack, text: str, width: int, base: str | None = None) -> str:
     """A prefix of ``text`` that is all of it or already wider than ``width``, and at most about
     twice what fits (its length doubles until then). Nothing past it can be shown, so measuring
-    only this keeps a tag of megabytes as cheap to draw as a short one."""
+    only this keeps a tag of megabytes as cheap to draw as a short one. ``base``: the direction of
+    the paragraph it is a line of (``FontStack.render``)."""
     length = FIRST_PREFIX_CHARS
-    while length < len(text) and font.size(text[:length])[0] <= width:
+    while length < len(text) and font.size(text[:length], base)[0] <= width:
         length *= 2
     return text[:length]
 
@@ -85,12 +87,13 @@ def first_that_fits(font: FontStack, wordings: Sequence[str], width: int) -> str
     return next((text for text in wordings if font.size(text)[0] <= width), wordings[-1])
 
 
-def ellipsize(font: FontStack, text: str, width: int) -> str:
-    """``text`` shortened with an ellipsis so that it fits ``width`` pixels."""
-    head = _head(font, text, width)
-    if len(head) == len(text) and font.size(text)[0] <= width:
+def ellipsize(font: FontStack, text: str, width: int, base: str | None = None) -> str:
+    """``text`` shortened with an ellipsis so that it fits ``width`` pixels (as a line of a
+    paragraph of direction ``base``)."""
+    head = _head(font, text, width, base)
+    if len(head) == len(text) and font.size(text, base)[0] <= width:
         return text
-    kept = longest_fitting_prefix(head, lambda prefix: font.size(prefix.rstrip() + "…")[0] <= width)
+    kept = longest_fitting_prefix(head, lambda prefix: font.size(prefix.rstrip() + "…", base)[0] <= width)
     return head[:kept].rstrip() + "…"
 
 
@@ -98,10 +101,13 @@ def title_lines(font: FontStack, text: str, width: int, max_lines: int = 2) -> l
     """A song title or a name in at most two lines of ``width``: the first broken after the last
     word or hyphen that fits ("Maximilian-" / "Alexander"; inside a word only when there is
     neither, as in a Chinese or Japanese title: ``wrap`` breaks only at spaces), the second, if
-    needed, cut with an ellipsis. One line: the text ellipsized."""
+    needed, cut with an ellipsis. One line: the text ellipsized. Both lines read in the direction
+    of the title's first letter that can show (``draw_lines`` draws them so)."""
     if max_lines < 2:
         return [ellipsize(font, text, width)]
-    fits = longest_fitting_prefix(_head(font, text, width), lambda prefix: font.size(prefix)[0] <= width)
+    head = _head(font, text, width)
+    base = base_direction(head)
+    fits = longest_fitting_prefix(head, lambda prefix: font.size(prefix, base)[0] <= width)
     if fits >= len(text):
         return [text]
     space, hyphen = text.rfind(" ", 0, fits + 1), text.rfind("-", 0, fits)
@@ -110,18 +116,18 @@ def title_lines(font: FontStack, text: str, width: int, max_lines: int = 2) -> l
     else:
         cut = space if space > 0 and text[:space].strip() else max(fits, 1)  # leaves a line to show
     first, rest = text[:cut].rstrip(), text[cut:].lstrip()
-    return [first, ellipsize(font, rest, width)] if rest else [first]
+    return [first, ellipsize(font, rest, width, base)] if rest else [first]
 
 
-def _wrapped_lines(font: FontStack, text: str, width: int) -> Iterator[str]:
+def _wrapped_lines(font: FontStack, text: str, width: int, base: str) -> Iterator[str]:
     """The lines of ``text`` word-wrapped to ``width``, made one at a time, so that a caller that
     needs only a few lines never wraps the rest; a word wider than a line gets one of its own."""
     for paragraph in text.split("\n"):
         line = ""
         for match in re.finditer(r"\S+", paragraph):
-            word = _head(font, match.group(), width)  # all of a too-wide word that can show
+            word = _head(font, match.group(), width, base)  # all of a too-wide word that can show
             candidate = f"{line} {word}".strip()
-            if font.size(candidate)[0] <= width or not line:
+            if font.size(candidate, base)[0] <= width or not line:
                 line = candidate
             else:
                 yield line
@@ -129,16 +135,22 @@ def _wrapped_lines(font: FontStack, text: str, width: int) -> Iterator[str]:
         yield line
 
 
-def wrap(font: FontStack, text: str, width: int, max_lines: int | None = None) -> list[str]:
-    """Word-wrap ``text`` to ``width``; the last allowed line ends in an ellipsis if text remains."""
-    wrapped = _wrapped_lines(font, text, width)
+def wrap(
+    font: FontStack, text: str, width: int, max_lines: int | None = None, base: str | None = None
+) -> list[str]:
+    """Word-wrap ``text`` to ``width``; the last allowed line ends in an ellipsis if text remains.
+    The lines are measured as they are drawn, all in the direction of the whole text (``base``,
+    else its first letter's): a message's line that starts with an Arabic title reads as the
+    message does."""
+    base = base or base_direction(text)
+    wrapped = _wrapped_lines(font, text, width, base)
     if max_lines is not None:  # one line more tells whether text remains
         wrapped = itertools.islice(wrapped, max_lines + 1)
-    lines = [ellipsize(font, line, width) for line in wrapped]
+    lines = [ellipsize(font, line, width, base) for line in wrapped]
     if max_lines is not None and len(lines) > max_lines:
         lines = lines[:max_lines]
         lines[-1] = (
-            ellipsize(font, lines[-1] + " …", width) if not lines[-1].endswith("…") else lines[-1]
+            ellipsize(font, lines[-1] + " …", width, base) if not lines[-1].endswith("…") else lines[-1]
         )
     return lines
 
@@ -148,7 +160,10 @@ def fit_title(font: FontStack, template: str, title: str, width: int, max_lines:
     ellipsis so that the whole wraps to at most ``max_lines`` lines of ``width``: the words around
     it ("Couldn't play …, skipping to the next song") are never the part cut. None if not even
     the first character of the title leaves room."""
-    title = " ".join(title[: max_lines * width].split())  # no character is narrower than a pixel
+    # Nothing past a start wider than max_lines + 1 lines can show (wrapping drops only the spaces
+    # it breaks at): measuring no more keeps a huge tag cheap, whatever its characters' widths
+    # (marks and zero-width spaces have none).
+    title = " ".join(_head(font, title, (max_lines + 1) * width).split())
 
     def fits(text: str) -> bool:
         return len(wrap(font, template.format(text), width, max_lines + 1)) <= max_lines
@@ -167,9 +182,11 @@ def draw_text(
     rect: pygame.Rect,
     align: str = "left",
     valign: str = "center",
+    base: str | None = None,
 ) -> pygame.Rect:
-    """One line of text inside ``rect`` (ellipsized to its width); returns where it went."""
-    rendered = TEXT.render(font, ellipsize(font, text, rect.width), colour)
+    """One line of text inside ``rect`` (ellipsized to its width), a line of a paragraph of
+    direction ``base`` (None: its own); returns where it went."""
+    rendered = TEXT.render(font, ellipsize(font, text, rect.width, base), colour, base)
     box = rendered.get_rect()
     box.x = {
         "left": rect.left,
@@ -189,9 +206,11 @@ def draw_lines(
     surface: pygame.Surface, font: FontStack, lines: Sequence[str], colour: Colour, left: int, top: int, width: int
 ) -> int:
     """Lines already broken (``title_lines``, ``wrap``), one under the other from ``top``, each cut
-    to ``width``; returns the top of the line after them."""
+    to ``width``, all in the direction of the text they were broken from (its first letter's);
+    returns the top of the line after them."""
+    base = base_direction(" ".join(lines))
     for line in lines:
-        draw_text(surface, font, line, colour, pygame.Rect(left, top, width, font.get_linesize()))
+        draw_text(surface, font, line, colour, pygame.Rect(left, top, width, font.get_linesize()), base=base)
         top += font.get_linesize()
     return top
 
@@ -206,10 +225,12 @@ def draw_paragraph(
     valign: str = "top",
     line_spacing: float = 1.25,
 ) -> int:
-    """Wrapped text inside ``rect`` (lines that don't fit are cut with an ellipsis); returns its height."""
+    """Wrapped text inside ``rect`` (lines that don't fit are cut with an ellipsis), every line in
+    the direction of the whole text; returns its height."""
     step = round(font.get_linesize() * line_spacing)
     max_lines = max(1, (rect.height + step - font.get_linesize()) // step)
-    lines = wrap(font, text, rect.width, max_lines)
+    base = base_direction(text)
+    lines = wrap(font, text, rect.width, max_lines, base)
     total = step * (len(lines) - 1) + font.get_linesize()
     y = {"top": rect.top, "center": rect.centery - total // 2, "bottom": rect.bottom - total}[
         valign
@@ -222,6 +243,7 @@ def draw_paragraph(
             colour,
             pygame.Rect(rect.left, y, rect.width, font.get_linesize()),
             align,
+            base=base,
         )
         y += step
     return total

@@ -102,7 +102,7 @@ class RateScreen(Screen):
             target = self.target(f"star:{i}")
             filled = i <= self.stars
             colour = th.MOOD_COLOURS["happy"] if filled else th.CONTROL_EDGE
-            if self.app.pressed == target.id:
+            if self.app.pointed == target.id:  # the star a finger sliding along the row would rate
                 colour = th.mix(colour, (255, 255, 255), 0.3)
             draw_star(  # the star's own square, without the gaps its target takes
                 surface, target.rect.center, target.rect.height // 2 - look.px(2), filled, colour

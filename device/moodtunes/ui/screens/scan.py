@@ -38,12 +38,12 @@ LOST_HINT = "Trying to reconnect…"
 UNREACHED_TITLE = "Can't reach the camera"  # no frame yet in this scan, and opening it failed
 UNREACHED_HINT = "Trying again…"
 # When a scan ends without a face: what its last hint said was wrong (the scanner's hint words,
-# ``moodtunes.vision.scan.HINT_*``), told on the mood picker as what may help next time.
+# ``moodtunes.vision.scan.HINT_*``), told on the mood picker as what may help next time. Only the
+# hints of a frame without a face: "move closer" comes with a face, and any face found is read.
 NO_FACE = "I couldn't see a face."
 NO_FACE_BECAUSE = {
     "more light": "It was too dark to see your face: more light may help.",
     "face the camera": "I couldn't see your face: try facing the camera.",
-    "move closer": "Your face was too far away to read: try moving closer.",
 }
 
 MOOD_TITLES = {"happy": "Happy", "neutral": "Neutral", "sad": "Sad"}
@@ -171,7 +171,7 @@ class ScanScreen(Screen):
         self._saw_frame = False  # this scan had a picture (so a gap means the camera stopped)
         self._live_mood: str | None = None  # the live face's mood; None before a face is read
         self._live_at = 0.0
-        self._last_hint: str | None = None  # what this scan last said was wrong with the view
+        self._last_hint: str | None = None  # what the scan's last picture said was wrong with the view
 
     def enter(self) -> None:
         self.entered = self.app.clock()
@@ -236,8 +236,8 @@ class ScanScreen(Screen):
         snap = self.snapshot
         if getattr(snap, "frame", None) is not None:
             self._saw_frame = True
-            if getattr(snap, "hint", None) in NO_FACE_BECAUSE:
-                self._last_hint = snap.hint
+            hint = getattr(snap, "hint", None)  # None once the view is good: an early hint is past
+            self._last_hint = hint if hint in NO_FACE_BECAUSE else None
         live = getattr(snap, "live_probs", None)
         if live and getattr(snap, "frame", None) is not None:
             self._live_mood, self._live_at = max(live, key=live.get), now
