@@ -23,12 +23,17 @@ def visit(store, profile_id, rating, before="sad", after="happy"):
     store.finish_session(session, "completed", device_id="t")
 
 
-def test_ratings_are_stars_as_on_the_kiosk_and_counts_are_plural_only_when_many(capsys):
+def store_with_the_song_visits_play() -> Store:
     settings = load_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    with Store.open(settings.database_path) as store:
-        store.upsert_track(TrackRecord(path="/m/calm.ogg", size=1, mtime=1.0, title="Calm", artist="A",
-                                       category="Happy and calm"))
+    store = Store.open(settings.database_path)
+    store.upsert_track(TrackRecord(path="/m/calm.ogg", size=1, mtime=1.0, title="Calm", artist="A",
+                                   category="Happy and calm"))
+    return store
+
+
+def test_ratings_are_stars_as_on_the_kiosk_and_counts_are_plural_only_when_many(capsys):
+    with store_with_the_song_visits_play() as store:
         ana = store.create_profile("Ana", "#ff8800")
         visit(store, ana.id, 75)
         bo = store.create_profile("Bo", "#ff8800")
@@ -62,11 +67,7 @@ def test_the_report_command_does_not_import_pygame():
 def test_the_json_report_gives_each_stored_rating_in_stars_beside_it_and_no_negative_zero(capsys):
     """--json gave ratings on the stored 0-100 scale only, while the text and the kiosk speak in
     stars; and two equal ratings gave a trend of "-0.00 stars/visit" (float noise of the fit)."""
-    settings = load_settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    with Store.open(settings.database_path) as store:
-        store.upsert_track(TrackRecord(path="/m/calm.ogg", size=1, mtime=1.0, title="Calm", artist="A",
-                                       category="Happy and calm"))
+    with store_with_the_song_visits_play() as store:
         ana = store.create_profile("Ana", "#ff8800")
         visit(store, ana.id, 75)
         visit(store, ana.id, 75)
