@@ -380,6 +380,31 @@ def test_the_star_a_finger_slides_to_shows_pressed_before_it_lifts(settings, how
 
 
 @pytest.mark.parametrize("how", ["finger", "mouse"])
+def test_a_button_a_finger_slid_off_is_not_drawn_pressed(settings, how):
+    """Lit only while lifting the finger there would tap it, as the stars are."""
+    app = make_app(settings, StillScanner)
+    try:
+        app.begin_visit(app.store.guest_profile())
+        app.go(RateScreen(app))
+        step(app)
+        button = target_rect(app, "report")
+        def drawn():
+            return pygame.image.tobytes(app.surface.subsurface(button), "RGB")
+        untouched = drawn()
+        pointer(app, how, "down", button.center)
+        assert drawn() != untouched, "pressed: lit"
+        pointer(app, how, "move", (button.centerx, button.bottom + 10))
+        assert drawn() == untouched, "slid off: lifting there taps nothing"
+        pointer(app, how, "move", button.center)
+        assert drawn() != untouched, "slid back on: lit again"
+        pointer(app, how, "move", (button.centerx, button.bottom + 10))
+        pointer(app, how, "up", (button.centerx, button.bottom + 10))
+        assert app.screen.name == "rate"
+    finally:
+        app.close()
+
+
+@pytest.mark.parametrize("how", ["finger", "mouse"])
 def test_a_finger_lifted_off_the_stars_row_rates_nothing(settings, how):
     app = make_app(settings, StillScanner)
     try:

@@ -52,7 +52,10 @@ def settings(tmp_path):
 def screens(app):
     """Each screen of a visit, in the state it is shown in."""
     yield WelcomeScreen(app)
-    yield NewProfileScreen(app)
+    new_profile = NewProfileScreen(app)
+    yield new_profile
+    new_profile.on_tap("accents")  # the second page of letters
+    yield new_profile
     guest = app.store.guest_profile()
     app.begin_visit(guest)
     yield ConsentScreen(app)

@@ -183,6 +183,42 @@ def test_the_on_screen_shift_key_types_mckay(settings):
         app.close()
 
 
+@pytest.mark.parametrize("size", [(800, 480), (480, 800)], ids=["800x480", "480x800"])
+@pytest.mark.parametrize("taps, name", [
+    (("key:J", "key:O", "key:S", "accents", "key:é"), "José"),
+    (("key:Z", "key:O", "accents", "key:ë"), "Zoë"),
+    (("key:M", "accents", "key:ü", "accents", "key:L", "key:L", "key:E", "key:R"), "Müller"),  # and back
+    (("accents", "key:é", "accents", "key:M", "key:I", "key:L", "key:E"), "Émile"),  # a capital first
+    (("key:S", "key:T", "key:R", "key:A", "key:U", "accents", "shift", "key:ß"), "Strauß"),  # no "SS"
+], ids=["José", "Zoë", "Müller", "Émile", "Strauß"])
+def test_accented_names_are_typed_with_taps_alone(settings, size, taps, name):
+    app = make_app(settings, sample_scanner, size=size)
+    try:
+        tap(app, "new_profile")
+        for target in taps:
+            tap(app, target)
+        assert app.screen.text == name
+        tap(app, "create")
+        assert app.screen.name == "consent" and app.visit.profile.name == name
+    finally:
+        app.close()
+
+
+def test_an_accented_name_differing_only_in_case_is_refused(settings):
+    with Store.open(settings.database_path) as store:
+        store.create_profile("Zoë", "#5fd08a")
+    app = make_app(settings, sample_scanner)
+    try:
+        tap(app, "new_profile")
+        for target in ("shift", "key:Z", "key:O", "accents", "key:ë"):
+            tap(app, target)
+        assert app.screen.text == "zoë"
+        tap(app, "create")
+        assert app.screen.name == "new_profile" and "“Zoë” already exists" in app.screen.error
+    finally:
+        app.close()
+
+
 def test_a_name_differing_only_in_case_is_refused(settings):
     with Store.open(settings.database_path) as store:
         store.create_profile("McKay", "#5fd08a")

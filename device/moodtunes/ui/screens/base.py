@@ -91,7 +91,8 @@ class Screen:
         style: str = "secondary",
         font: FontStack | None = None,
     ) -> None:
-        """Draw a target as a button; ``label`` may list shorter wordings for narrow buttons."""
+        """Draw a target as a button, lit while lifting the finger there would tap it (not once it
+        slid off); ``label`` may list shorter wordings for narrow buttons."""
         target = self.target(target_id)
         if target is not None:
             if isinstance(label, tuple):
@@ -105,7 +106,7 @@ class Screen:
                 label,
                 style=style,
                 font=font,
-                pressed=self.app.pressed == target_id,
+                pressed=self.app.pointed == target_id,
                 enabled=target.enabled,
             )
 

@@ -263,6 +263,10 @@ def start_visit(app, profile: Profile) -> None:
 # "backspace". Landscape: QWERTY; portrait: A-Z (7 a row), with "-" and "'" beside the space bar.
 QWERTY = (tuple("QWERTYUIOP"), (*"ASDFGHJKL", "'"), ("shift", *"ZXCVBNM", "-", "backspace"))
 ALPHABETIC = (tuple("ABCDEFG"), tuple("HIJKLMN"), tuple("OPQRSTU"), ("shift", *"VWXYZ", "backspace"))
+# The second page ("accents" key): accented letters, in the same rows (11 a row landscape, 8
+# portrait) so that the keys below them stay put; cased like the first page's as they are typed.
+ACCENTED_WIDE = (tuple("àáâäãåæçèéê"), tuple("ëìíîïñòóôöõ"), ("shift", *"øœßùúûüý", "backspace"))
+ACCENTED_NARROW = (tuple("àáâäãåæç"), tuple("èéêëìíîï"), tuple("ñòóôöõøœ"), ("shift", *"ßùúûüý", "backspace"))
 NAME_CHARS = " -'"  # besides letters and digits
 WORD_STARTS = " -"  # an on-screen letter after these (or first) is a capital unless shift says not
 
@@ -288,6 +292,7 @@ class NewProfileScreen(Screen):
         self.colour = th.PROFILE_COLOURS[len(self.profiles) % len(th.PROFILE_COLOURS)]
         self.error: str | None = None
         self.shift: bool | None = None  # the shift key's choice for the next letter (None: automatic)
+        self.accents = False  # the second page of letter keys shown
 
     def capital_next(self) -> bool:
         """Whether the next on-screen letter is a capital: at the start of a word unless the shift
@@ -295,6 +300,11 @@ class NewProfileScreen(Screen):
         if self.shift is not None:
             return self.shift
         return not self.text or self.text[-1] in WORD_STARTS
+
+    def cased(self, key: str) -> str:
+        """What an on-screen letter key types now (and shows): ß has no one-letter capital."""
+        char = key.upper() if self.capital_next() else key.lower()
+        return char if len(char) == 1 else key
 
     def primary(self) -> str | None:
         return "create"
@@ -313,11 +323,11 @@ class NewProfileScreen(Screen):
             self.title_rect, field, swatches, keys = lay.rows(
                 body, [look.px(44), look.px(64), 2 * swatch + key_gap, 1.0], self.gap()
             )
-            letter_rows = ALPHABETIC
+            letter_rows = ACCENTED_NARROW if self.accents else ALPHABETIC
         else:
             field, swatches, keys = lay.rows(body, [look.px(64), swatch, 1.0], self.gap())
             self.title_rect = None
-            letter_rows = QWERTY
+            letter_rows = ACCENTED_WIDE if self.accents else QWERTY
         self.field = field
         per_row = len(th.PROFILE_COLOURS) // (2 if portrait else 1)
         row_width = per_row * swatch + (per_row - 1) * key_gap
@@ -351,14 +361,15 @@ class NewProfileScreen(Screen):
                 self.add(key_id, pygame.Rect(x, row_rect.top, key_w, row_rect.height))
                 x += key_w + key_gap
         if portrait:
-            back, hyphen, apostrophe, space, create = lay.cols(
-                key_rows[-1], [0.2, 0.13, 0.13, 0.24, 0.3], key_gap
+            back, accents, hyphen, apostrophe, space, create = lay.cols(
+                key_rows[-1], [0.17, 0.15, 0.12, 0.12, 0.2, 0.24], key_gap
             )
             self.add("key:-", hyphen)
             self.add("key:'", apostrophe)
         else:
-            back, space, create = lay.cols(key_rows[-1], [0.25, 0.4, 0.35], key_gap)
+            back, accents, space, create = lay.cols(key_rows[-1], [0.2, 0.15, 0.35, 0.3], key_gap)
         self.add("back", back)
+        self.add("accents", accents)
         self.add("key:space", space)
         self.add("create", create, enabled=bool(self.text.strip()))
 
@@ -397,10 +408,9 @@ class NewProfileScreen(Screen):
                     aa_circle(surface, th.TEXT, target.rect.center, r + look.px(4))
                 aa_circle(surface, th.parse_colour(colour), target.rect.center, r)
             elif target.id.startswith("key:") and target.id != "key:space":
-                key = target.id[4:]
-                label = key if self.capital_next() else key.lower()
-                self.button(surface, target.id, label, font=look.font(22, bold=True))
+                self.button(surface, target.id, self.cased(target.id[4:]), font=look.font(22, bold=True))
         self.button(surface, "key:space", "space")
+        self.button(surface, "accents", "abc" if self.accents else "àé", font=look.font(22, bold=True))
         self.button(
             surface,
             "shift",
@@ -438,8 +448,9 @@ class NewProfileScreen(Screen):
         if target_id == "key:space":
             self._type(" ")
         elif target_id.startswith("key:"):
-            key = target_id[4:]
-            self._type(key if self.capital_next() else key.lower())
+            self._type(self.cased(target_id[4:]))
+        elif target_id == "accents":
+            self.accents = not self.accents
         elif target_id == "shift":
             self.shift = not self.capital_next()
         elif target_id == "backspace":
