@@ -106,10 +106,8 @@ def line_chart(
     for k, line in enumerate(series):
         shift = round((k - (len(series) - 1) / 2) * 2 * spread)
         points = [(x + shift, _y(plot, v, low, high)) for x, v in zip(xs, line.values) if v is not None]
-        if len(points) > 1 and line.dashed:
-            _dashed_lines(surface, line.colour, points, max(1, look.px(2)), look.px(7), look.px(5))
-        elif len(points) > 1:
-            pygame.draw.lines(surface, line.colour, False, points, max(2, look.px(3)))
+        if len(points) > 1:
+            _stroke(surface, look, line, points)
         placed.append((line, points))
     # The dots over every line, the last series' on top; an earlier one's dot where a later one
     # has a dot too (the mood before = the mood after) is drawn bigger, a ring around it.
@@ -221,16 +219,21 @@ def _dashed_lines(
         offset = (offset + length) % (dash + gap)
 
 
+def _stroke(surface: pygame.Surface, look: Theme, line: Series, points: Sequence[tuple[int, int]]) -> None:
+    """A series' line through ``points``: thin and dashed, or solid; the chart's and its legend's alike."""
+    if line.dashed:
+        _dashed_lines(surface, line.colour, points, max(1, look.px(2)), look.px(7), look.px(5))
+    else:
+        pygame.draw.lines(surface, line.colour, False, points, max(2, look.px(3)))
+
+
 def _legend(surface: pygame.Surface, look: Theme, rect: pygame.Rect, items: Sequence[Series]) -> None:
     """Each series' name after a short stretch of its line with its dot, as drawn in the chart."""
     x = rect.left
     sample = look.px(26)
     for line in items:
         ends = [(x, rect.centery), (x + sample, rect.centery)]
-        if line.dashed:
-            _dashed_lines(surface, line.colour, ends, max(1, look.px(2)), look.px(7), look.px(5))
-        else:
-            pygame.draw.lines(surface, line.colour, False, ends, max(2, look.px(3)))
+        _stroke(surface, look, line, ends)
         _dot(surface, look, line, (x + sample // 2, rect.centery))
         box = draw_text(
             surface,

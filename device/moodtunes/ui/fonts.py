@@ -310,11 +310,7 @@ class FontStack:
                rtl: bool) -> list[tuple[pygame.font.Font, str]]:
         """``chars`` (logical order) in runs of one font and script, in the order they are drawn
         left to right: the last first when they read right to left."""
-        runs, start = [], 0
-        for (path, script), group in itertools.groupby(keys):
-            stop = start + sum(1 for _ in group)
-            runs.append((self._font(path, script, rtl), "".join(chars[start:stop])))
-            start = stop
+        runs = [(self._font(path, script, rtl), "".join(chars[start:stop])) for (path, script), start, stop in _spans(keys)]
         return runs[::-1] if rtl else runs
 
     def _cut(self, text: str, base: str | None = None) -> tuple[tuple[pygame.font.Font, str], ...]:

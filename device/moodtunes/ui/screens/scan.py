@@ -236,8 +236,8 @@ class ScanScreen(Screen):
         snap = self.snapshot
         if getattr(snap, "frame", None) is not None:
             self._saw_frame = True
-            hint = getattr(snap, "hint", None)  # None once the view is good: an early hint is past
-            self._last_hint = hint if hint in NO_FACE_BECAUSE else None
+            # None once the view is good: an early hint is past.
+            self._last_hint = getattr(snap, "hint", None)
         live = getattr(snap, "live_probs", None)
         if live and getattr(snap, "frame", None) is not None:
             self._live_mood, self._live_at = max(live, key=live.get), now
