@@ -30,7 +30,7 @@ _SCORE_CLIP = 100.0
 # whose largest face there overlaps it less than _SAMPLE_MIN_IOU is damaged.
 SAMPLE_FACE_BOX = (222.0, 19.0, 121.0, 121.0)
 _SAMPLE_MIN_IOU = 0.5
-_CHECK_SCORE = 0.5  # FaceDetector's default min_score, at which the sample check runs
+DEFAULT_MIN_SCORE = 0.5  # FaceDetector's; the sample check runs at it
 
 
 class FaceModelError(Exception):
@@ -173,7 +173,7 @@ class FaceDetector:
     faces (see docs/vision.md for the measured trade-off).
     """
 
-    def __init__(self, model_path: Path, *, min_score: float = 0.5, input_size: int = NATIVE_INPUT,
+    def __init__(self, model_path: Path, *, min_score: float = DEFAULT_MIN_SCORE, input_size: int = NATIVE_INPUT,
                  threads: int = 1) -> None:
         if input_size % 16:
             raise FaceModelError(f"face detector input size must be a multiple of 16, got {input_size}")
@@ -260,7 +260,7 @@ class FaceDetector:
         return sorted(faces, key=lambda f: f.area, reverse=True)
 
 
-def load_face_detector(model_path: Path | None = None, *, min_score: float = 0.5,
+def load_face_detector(model_path: Path | None = None, *, min_score: float = DEFAULT_MIN_SCORE,
                        input_size: int = NATIVE_INPUT, threads: int = 1) -> FaceDetector:
     """The configured BlazeFace model, else the one mediapipe bundles; FaceModelError names the fix."""
     if model_path is None:
@@ -274,19 +274,18 @@ def load_face_detector(model_path: Path | None = None, *, min_score: float = 0.5
         raise FaceModelError(f"face model not found: {model_path} (fix vision.face_model, or unset it to use mediapipe's)")
     detector = FaceDetector(Path(model_path), min_score=min_score, input_size=input_size, threads=threads)
     # The check runs at the defaults: the detector just built, when configured so (the usual case).
-    defaults = input_size == NATIVE_INPUT and min_score == _CHECK_SCORE
-    checker = detector if defaults else FaceDetector(Path(model_path), min_score=_CHECK_SCORE, threads=threads)
-    check_on_sample(checker, Path(model_path))
+    defaults = input_size == NATIVE_INPUT and min_score == DEFAULT_MIN_SCORE
+    check_on_sample(detector if defaults else FaceDetector(Path(model_path), threads=threads))
     logger.debug("face detector: %s at %dx%d", Path(model_path).name, input_size, input_size)
     return detector
 
 
-def check_on_sample(detector: FaceDetector, model_path: Path) -> None:
-    """FaceModelError unless ``detector`` (of ``model_path``) finds the astronaut's face in the
+def check_on_sample(detector: FaceDetector) -> None:
+    """FaceModelError unless ``detector`` finds the astronaut's face in the
     sample photo where the intact model does. A damaged file (flipped bits in its weights) loads
     like a good one but finds no face, or huge boxes off the frame; this is the only way to tell.
     It costs ~40 ms at the first load in a process (importing Pillow, decoding the photo), ~10 ms at
-    later ones. The detector runs at the native input size and a min score of _CHECK_SCORE, so a
+    later ones. The detector runs at the native input size and a min score of DEFAULT_MIN_SCORE, so a
     small ``vision.face_input_size`` or a high ``vision.min_face_score`` (which may miss the
     astronaut on purpose) is not taken for damage."""
     from moodtunes.vision.camera import CameraError, sample_frame
@@ -300,6 +299,6 @@ def check_on_sample(detector: FaceDetector, model_path: Path) -> None:
     if not faces or faces[0].iou(SAMPLE_FACE_BOX) < _SAMPLE_MIN_IOU:
         found = f"a box at {faces[0].pixel_box()}" if faces else "no face"
         raise FaceModelError(
-            f"face model {model_path} looks damaged: on the sample photo it finds {found}, not the astronaut's "
+            f"face model {detector.model_path} looks damaged: on the sample photo it finds {found}, not the astronaut's "
             "face; reinstall mediapipe (pip install --force-reinstall mediapipe) or replace vision.face_model"
         )
