@@ -45,7 +45,6 @@ import collections
 import json
 import logging
 import random
-import re
 import signal
 import sys
 import threading
@@ -56,7 +55,7 @@ from typing import TypeVar
 
 import paho.mqtt.client as paho
 from influxdb_client import Point
-from moodtunes.config import DEVICE_ID_PATTERN
+from moodtunes.config import is_device_id
 from moodtunes.events import (
     CLOCK_AHEAD_ALLOWED,
     CLOCK_ERROR,
@@ -186,7 +185,7 @@ def rejected_device(topic: str, topic_prefix: str) -> tuple[str, str]:
     a client wrote there (the shipped ACL allows only its own, but a broker without one allows all):
     a topic that names no valid device id counts under UNKNOWN_DEVICE."""
     parts = _topic_parts(topic, topic_prefix)
-    if parts is None or len(parts[0]) > 64 or not re.fullmatch(DEVICE_ID_PATTERN, parts[0]):
+    if parts is None or not is_device_id(parts[0]):
         return UNKNOWN_DEVICE, "unknown"
     return parts
 

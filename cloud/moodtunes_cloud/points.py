@@ -9,16 +9,18 @@ Every point of a visit carries its `profile_key`, so that "Forget me" can delete
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from influxdb_client import Point, WritePrecision
 from moodtunes.events import (
+    EPOCH,
     DeviceStatus,
     PlayEvent,
     ReadingEvent,
     VisitEvent,
     as_utc,
     category_heard_longest,
+    epoch_ms,
     mood_lift,
     reading_score,
 )
@@ -26,14 +28,6 @@ from moodtunes.events import (
 MOODS = ("happy", "neutral", "sad")
 UNKNOWN_MOOD = "unknown"
 NO_CATEGORY = "none"
-
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def epoch_ms(moment: datetime) -> int:
-    """Milliseconds since the epoch in exact integer arithmetic (floats can land 1 ms off)."""
-    return (as_utc(moment) - EPOCH) // timedelta(milliseconds=1)
 
 
 def epoch_ns(moment: datetime) -> int:

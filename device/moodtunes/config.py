@@ -44,6 +44,12 @@ SYSTEM_CONFIG = Path("/etc/moodtunes/moodtunes.toml")
 SYSTEM_DATA_DIR = Path("/var/lib/moodtunes")  # the services' StateDirectory=
 ENV_PREFIX = "MOODTUNES_"
 DEVICE_ID_PATTERN = r"^[A-Za-z0-9._-]+$"  # the same rule as VisitEvent.device_id
+MAX_DEVICE_ID_LENGTH = 64
+
+
+def is_device_id(text: str) -> bool:
+    """Whether ``text`` passes as a device_id (setting, event field, MQTT topic level)."""
+    return len(text) <= MAX_DEVICE_ID_LENGTH and re.fullmatch(DEVICE_ID_PATTERN, text) is not None
 SECRET_WORDS = ("password", "secret", "token")  # keys whose values an error must not echo
 # What open_camera understands (it checks again, and says whether the camera opens).
 CAMERA_SOURCE = re.compile(r"auto|picamera2|sample|opencv(:\d+)?|replay:.+", re.IGNORECASE)
@@ -225,7 +231,7 @@ class Settings(BaseSettings):
     data_dir: UserPath = Field(default_factory=_default_data_dir)
     device_id: str = Field(
         default_factory=lambda: _safe_device_id(socket.gethostname()),
-        min_length=1, max_length=64, pattern=DEVICE_ID_PATTERN,
+        min_length=1, max_length=MAX_DEVICE_ID_LENGTH, pattern=DEVICE_ID_PATTERN,
         description="names this device in MQTT topics and events",
     )
     camera: CameraSettings = Field(default_factory=CameraSettings)

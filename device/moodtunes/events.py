@@ -24,7 +24,7 @@ from typing import Annotated, Literal, Self, get_args
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from moodtunes.config import DEVICE_ID_PATTERN
+from moodtunes.config import DEVICE_ID_PATTERN, MAX_DEVICE_ID_LENGTH
 from moodtunes.domain import Category, Mood, ScanOutcome
 
 # A visit event's schema: 2 gave each play its own rating. The ingest takes 1 as well (a device of an
@@ -65,12 +65,21 @@ EndReason = Literal["completed", "idle", "abandoned", "interrupted"]
 END_REASONS: tuple[str, ...] = get_args(EndReason)
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 Rating = Annotated[int, Field(ge=0, le=100)]
-DeviceId = Annotated[str, Field(min_length=1, max_length=64, pattern=DEVICE_ID_PATTERN)]
+DeviceId = Annotated[str, Field(min_length=1, max_length=MAX_DEVICE_ID_LENGTH, pattern=DEVICE_ID_PATTERN)]
 
 
 def as_utc(moment: datetime) -> datetime:
     """A time in UTC; one without a zone is taken as UTC (what the device means)."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def epoch_ms(moment: datetime) -> int:
+    """Milliseconds since the epoch in exact integer arithmetic (floats can land 1 ms off): the
+    ingest's timestamps, and the times `forget` prints for them."""
+    return (as_utc(moment) - EPOCH) // timedelta(milliseconds=1)
 
 
 def _known_version(version: object, newest: int) -> object:

@@ -5,13 +5,12 @@ that deletes what was uploaded of them from the cloud."""
 from __future__ import annotations
 
 import argparse
-import re
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING
 
-from moodtunes.config import DEVICE_ID_PATTERN, Settings
-from moodtunes.events import as_utc
+from moodtunes.config import Settings, is_device_id
+from moodtunes.events import as_utc, epoch_ms
 from moodtunes.paths import data_dir_problem
 
 if TYPE_CHECKING:
@@ -19,7 +18,6 @@ if TYPE_CHECKING:
 
 # Every point of a visit carries the person's profile_key (readings since the ingest tagged them too).
 MEASUREMENTS = ("visit", "play", "reading")
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 EXIT_STATUS = (
     "exit status: 0 when the profile was deleted, or, without --yes, when it would be; 1 when there is "
     "no such profile (or it is the guest's, or the name fits several), or the database can't be used; "
@@ -42,7 +40,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from moodtunes.store import Store
 
-    if bad := [d for d in args.sent_as if not re.fullmatch(DEVICE_ID_PATTERN, d) or len(d) > 64]:
+    if bad := [d for d in args.sent_as if not is_device_id(d)]:
         # It goes into the printed InfluxQL: x' OR '1'='1 would delete every device's readings.
         print(f"moodtunes forget: --sent-as {bad[0]!r} is no device_id (letters, digits, '.', '_', '-')", file=sys.stderr)
         return 2
@@ -94,7 +92,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     for visit, device_ids in sent_as:
         for device_id in device_ids:
             print(f"DELETE FROM \"reading\" WHERE \"device_id\" = '{device_id}' "
-                  f"AND time >= {_ms(visit.started_at)}ms AND time <= {_ms(visit.ended_at)}ms")
+                  f"AND time >= {epoch_ms(datetime.fromisoformat(visit.started_at))}ms "
+                  f"AND time <= {epoch_ms(datetime.fromisoformat(visit.ended_at))}ms")
     return 0
 
 
@@ -127,8 +126,3 @@ def _say_unknown(count: int, assumed: list[str]) -> None:
               f"{' or '.join(map(repr, assumed))}; had this device another device_id when they were sent, what "
               "went under it stays in the cloud unless you forget with --sent-as THAT_ID")
 
-
-def _ms(moment: str) -> int:
-    """An ISO time as InfluxQL takes it exactly: milliseconds since the epoch (the ingest stamps a
-    visit's readings with its start and end to the millisecond)."""
-    return (as_utc(datetime.fromisoformat(moment)) - EPOCH) // timedelta(milliseconds=1)

@@ -463,7 +463,7 @@ class Store:
         name = name.strip()
         if not name:
             raise ValueError("a profile needs a name")
-        if name.casefold() == GUEST_NAME.casefold():
+        if same_name(name, GUEST_NAME):
             raise ValueError("that name is kept for guests")  # short: the kiosk screen shows it
         with self.transaction() as db:
             if any(same_name(r["name"], name) for r in db.execute("SELECT name FROM profiles")):
