@@ -48,8 +48,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"moodtunes forget: the {problem}", file=sys.stderr)
         return 1
     with Store.open(settings.database_path) as store:
-        named = store.profiles_named(args.name)
-        exact = named[:1] if named and named[0].name == args.name.strip() else named
+        exact = store.profiles_spelled(args.name)
         if len(exact) != 1 or exact[0].is_guest:
             known = ", ".join(p.name for p in store.profiles()) or "none"
             if len(exact) > 1:

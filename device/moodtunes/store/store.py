@@ -511,11 +511,17 @@ class Store:
         """The profile called ``name``, as spelled or in any other case or spacing (``same_name``:
         SQLite's NOCASE knows the case of ASCII letters only); the one spelled exactly so if several
         are, else a StoreError: whose visits these are is not guessed."""
-        named = self.profiles_named(name)
-        if len(named) > 1 and named[0].name != name.strip():
+        named = self.profiles_spelled(name)
+        if len(named) > 1:
             raise StoreError(f"{len(named)} profiles are called {name!r} in some case: "
                              + ", ".join(p.name for p in named))
         return next(iter(named), None)
+
+    def profiles_spelled(self, name: str) -> list[Profile]:
+        """The profile spelled exactly ``name``, else every one called so in another case or spacing
+        (more than one: whose visits these are is not to be guessed)."""
+        named = self.profiles_named(name)
+        return named[:1] if named and named[0].name == name.strip() else named
 
     def profiles_named(self, name: str) -> list[Profile]:
         """The profiles (the guest's too) called ``name`` in any case or spacing, those spelled
