@@ -120,7 +120,6 @@ class KioskApp:
         self.running = False
         self.frames = 0
         self._toast: tuple[str, float, bool, str | None] | None = None  # message, until, good news, title
-        self._toast_fitted: tuple[tuple, str] | None = None  # the message as shown, for its width
         self._warned = False  # the "Still there?" warning is up (logged once each time)
         self._shade: pygame.Surface | None = None  # the screen dimmed under "Still there?"
         self._player: Player | None = None
@@ -524,15 +523,10 @@ class KioskApp:
 
     def _toast_text(self, message: str, title: str | None) -> str:
         """``message`` as shown: a song ``title`` in it cut short so that the whole takes
-        TOAST_LINES lines at most (measured once per message and width)."""
+        TOAST_LINES lines at most (fit_title measures it once per message and width)."""
         if title is None:
             return message
-        width = self._toast_width()
-        key = (message, title, width)
-        if self._toast_fitted is None or self._toast_fitted[0] != key:
-            fitted = fit_title(self.look.body(), message, title, width, TOAST_LINES)
-            self._toast_fitted = (key, fitted or message.format("…"))
-        return self._toast_fitted[1]
+        return fit_title(self.look.body(), message, title, self._toast_width(), TOAST_LINES) or message.format("…")
 
     # ---- navigation ------------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import re
@@ -155,6 +156,7 @@ def wrap(
     return lines
 
 
+@functools.lru_cache(maxsize=64)  # drawn every frame, measured once (fonts are kept by their Theme)
 def fit_title(font: FontStack, template: str, title: str, width: int, max_lines: int) -> str | None:
     """``template`` with a song title (or a name) in its ``{}``, the title cut short with an
     ellipsis so that the whole wraps to at most ``max_lines`` lines of ``width``: the words around

@@ -42,7 +42,6 @@ class RateScreen(Screen):
         visit = self.app.visit  # back from the music: the stars given to this same song before
         rated = visit.rating is not None and visit.rating_play_id == visit.last_play_id
         self.stars = round(score_to_stars(visit.rating)) if rated else 0
-        self._asked: tuple[tuple[str, int], str] | None = None  # the question, fitted once
 
     def primary(self) -> str | None:
         return "again" if self._music_heard() else "report"
@@ -140,11 +139,7 @@ class RateScreen(Screen):
 
     def _question(self, song: str, width: int) -> str:
         """'How was “<song>”?' in two lines of ``width`` at most, the song cut short if need be."""
-        key = (song, width)
-        if self._asked is None or self._asked[0] != key:
-            asked = fit_title(self.look.title(), "How was “{}”?", song, width, max_lines=2)
-            self._asked = (key, asked or "How was that song?")
-        return self._asked[1]
+        return fit_title(self.look.title(), "How was “{}”?", song, width, max_lines=2) or "How was that song?"
 
     def on_tap(self, target_id: str) -> None:
         from moodtunes.ui.screens.music import PlayingScreen, SongsScreen
