@@ -7,7 +7,8 @@
    body type, whole in its box, a song title in it cut short before what the message says is, a
    right-to-left title on its second line not turning that line around;
 3. the stars rated where the finger lifts along their row: a finger that slid, a tap between two
-   stars; lifted off the row, nothing; while it slides, the star it would rate shows pressed;
+   stars; lifted off the row, nothing; while it slides, the star it would rate shows pressed, and
+   a button, tile, card or row it slid off does not;
 4. a song category chip's label at 4.5:1 in every profile colour.
 """
 
@@ -379,27 +380,61 @@ def test_the_star_a_finger_slides_to_shows_pressed_before_it_lifts(settings, how
         app.close()
 
 
+def at_rate(app) -> str:
+    app.begin_visit(app.store.guest_profile())
+    app.go(RateScreen(app))
+    step(app)
+    return "report"  # a plain button
+
+
+def at_welcome(app) -> str:
+    return "new_profile"  # a profile tile
+
+
+def at_mood_picker(app) -> str:
+    tap(app, "guest")
+    tap(app, "no_camera")
+    return "mood:happy"  # a mood card
+
+
+def at_songs(app) -> str:
+    songs_as_guest(app, "sad")
+    return "row:0"  # a song's row
+
+
+def at_playing(app) -> str:
+    songs_as_guest(app, "sad")
+    tap(app, "row:0")
+    assert app.screen.name == "playing"
+    tap(app, "toggle")  # paused: the round play/pause button's icon holds still
+    return "toggle"
+
+
+@pytest.mark.parametrize("reach", [at_rate, at_welcome, at_mood_picker, at_songs, at_playing])
 @pytest.mark.parametrize("how", ["finger", "mouse"])
-def test_a_button_a_finger_slid_off_is_not_drawn_pressed(settings, how):
-    """Lit only while lifting the finger there would tap it, as the stars are."""
+def test_what_a_finger_slid_off_is_not_drawn_pressed(settings, tmp_path, how, reach):
+    """Lit only while lifting the finger there would tap it, as the stars are: buttons, and the
+    tiles, cards and rows each screen draws itself."""
+    add_songs(settings, tmp_path / "music", count=2)
     app = make_app(settings, StillScanner)
     try:
-        app.begin_visit(app.store.guest_profile())
-        app.go(RateScreen(app))
-        step(app)
-        button = target_rect(app, "report")
+        target_id = reach(app)
+        screen = app.screen.name
+        rect = target_rect(app, target_id)
+        below = rect.bottom + 2
+        off = (rect.centerx, below if below < app.surface.get_height() else rect.top - 3)
         def drawn():
-            return pygame.image.tobytes(app.surface.subsurface(button), "RGB")
+            return pygame.image.tobytes(app.surface.subsurface(rect), "RGB")
         untouched = drawn()
-        pointer(app, how, "down", button.center)
+        pointer(app, how, "down", rect.center)
         assert drawn() != untouched, "pressed: lit"
-        pointer(app, how, "move", (button.centerx, button.bottom + 10))
+        pointer(app, how, "move", off)
         assert drawn() == untouched, "slid off: lifting there taps nothing"
-        pointer(app, how, "move", button.center)
+        pointer(app, how, "move", rect.center)
         assert drawn() != untouched, "slid back on: lit again"
-        pointer(app, how, "move", (button.centerx, button.bottom + 10))
-        pointer(app, how, "up", (button.centerx, button.bottom + 10))
-        assert app.screen.name == "rate"
+        pointer(app, how, "move", off)
+        pointer(app, how, "up", off)
+        assert app.screen.name == screen
     finally:
         app.close()
 

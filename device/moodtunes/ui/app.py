@@ -311,7 +311,7 @@ class KioskApp:
     @property
     def pointed(self) -> str | None:
         """The target that lifting the pressed finger where it is now would tap (``_lifted_on``):
-        what a screen shows as pressed while a finger slides (the stars)."""
+        what every screen draws as pressed, so that what a finger slid off shows it won't be tapped."""
         if self.pressed is None or self._finger_at is None or self.screen is None:
             return None
         return self._lifted_on(self.pressed, self._finger_at)

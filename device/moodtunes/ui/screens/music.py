@@ -308,7 +308,7 @@ class SongsScreen(Screen):
         for i, item in enumerate(page(visit.ranked, visit.page) if self.loaded else []):
             target = self.target(f"row:{i}")
             if target is not None:
-                self._row(surface, target.rect, item.track, pressed=self.app.pressed == target.id)
+                self._row(surface, target.rect, item.track, pressed=self.app.pointed == target.id)
         other = self.app.other_category(visit.category)
         self.button(
             surface, "other", (f"Try {other.lower()}", f"{SHORT_NAMES.get(other, 'Other')} songs"),
@@ -639,7 +639,7 @@ class PlayingScreen(Screen):
         r = min(target.rect.width, target.rect.height) // 2
         colour = (
             th.mix(look.accent, (255, 255, 255), 0.25)
-            if self.app.pressed == "toggle"
+            if self.app.pointed == "toggle"
             else look.accent
         )
         aa_circle(surface, colour, target.rect.center, r)

@@ -478,7 +478,7 @@ class ManualMoodScreen(Screen):
         self.header(surface, self.header_rect, title, self.subtitle())
         for mood in MOODS:
             target = self.target(f"mood:{mood}")
-            pressed = self.app.pressed == target.id
+            pressed = self.app.pointed == target.id
             fill = th.mix(th.SURFACE, th.MOOD_COLOURS[mood], 0.3) if pressed else th.SURFACE
             draw_card(surface, target.rect, fill, look.px(22))
             label_h = look.heading().get_linesize()

@@ -169,7 +169,7 @@ class WelcomeScreen(Screen):
         for target in self.targets:
             if target.id == "new_profile":
                 self._tile(
-                    surface, target.rect, "New profile", None, pressed=self.app.pressed == target.id
+                    surface, target.rect, "New profile", None, pressed=self.app.pointed == target.id
                 )
             elif target.id.startswith("profile:"):
                 profile = next(p for p in self.profiles if f"profile:{p.id}" == target.id)
@@ -178,7 +178,7 @@ class WelcomeScreen(Screen):
                     target.rect,
                     profile.name,
                     profile,
-                    pressed=self.app.pressed == target.id,
+                    pressed=self.app.pointed == target.id,
                 )
 
     def _tile(
