@@ -47,17 +47,26 @@ check_target() {
   fi
 }
 
-# apt_install PACKAGE...: apt-get install, after one apt-get update per run: an image's package
-# lists go stale, and apt then asks the mirror for versions it no longer has (404). Offline, the
-# update fails and apt makes do with the lists it has.
+# installed PACKAGE: dpkg has PACKAGE installed; not merely its configuration files, left behind by
+# apt remove (dpkg -s answers for those too, and their commands are gone).
+installed() {
+  [ "$(dpkg-query -W -f '${db:Status-Status}' "$1" 2>/dev/null)" = installed ]
+}
+
+# apt_install PACKAGE...: apt-get install those of PACKAGE... not installed yet, after one
+# apt-get update per run: an image's package lists go stale, and apt then asks the mirror for
+# versions it no longer has (404). Offline, the update fails and apt makes do with the lists it has.
 apt_updated=
 apt_install() {
+  local missing=() pkg
+  for pkg in "$@"; do installed "$pkg" || missing+=("$pkg"); done
+  [ "${#missing[@]}" -gt 0 ] || return 0
   if [ -z "$apt_updated" ]; then
     apt_updated=1
     apt-get update ||
       echo "install-pi.sh: apt-get update failed (no network?): installing with the package lists this system has" >&2
   fi
-  apt-get install -y --no-install-recommends "$@"
+  apt-get install -y --no-install-recommends "${missing[@]}"
 }
 
 # verify_bundle DIR: every file of the unpacked bundle is listed in DIR/SHA256SUMS and matches its
@@ -161,11 +170,9 @@ disk_swap_warnings() {
 no_sd_swap() {
   if [ "${MOODTUNES_KEEP_SWAPFILE:-0}" = 1 ]; then
     echo "install-pi.sh: MOODTUNES_KEEP_SWAPFILE=1: the swap file stays" >&2
-  elif dpkg -s dphys-swapfile >/dev/null 2>&1; then
-    if ! dpkg -s zram-tools >/dev/null 2>&1; then
-      apt_install zram-tools ||
-        echo "install-pi.sh: zram-tools is not installed (no network?): no swap until it is (README, On a Raspberry Pi)" >&2
-    fi
+  elif installed dphys-swapfile; then
+    apt_install zram-tools ||
+      echo "install-pi.sh: zram-tools is not installed (no network?): no swap until it is (README, On a Raspberry Pi)" >&2
     # Ends with the file deleted; refused (and the install goes on) if RAM can't take what is in it.
     if dphys-swapfile swapoff && dphys-swapfile uninstall; then
       systemctl disable dphys-swapfile.service || true
@@ -196,24 +203,14 @@ main() {
   # picamera2 only comes from Raspberry Pi OS; the venv sees it through --system-site-packages.
   # The kiosk draws on the console through SDL's KMSDRM driver, which loads libdrm, GBM, EGL, GLES
   # and Mesa's GPU driver at run time: Raspberry Pi OS Lite may lack some of them.
-  local needed=(python3-venv python3-picamera2 ffmpeg libsndfile1 fonts-dejavu-core
-                libdrm2 libgbm1 libegl1 libgles2 libgl1-mesa-dri)
-  local missing=() pkg
-  for pkg in "${needed[@]}"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
-  if [ "${#missing[@]}" -gt 0 ]; then
-    apt_install "${missing[@]}"
-  fi
+  apt_install python3-venv python3-picamera2 ffmpeg libsndfile1 fonts-dejavu-core \
+              libdrm2 libgbm1 libegl1 libgles2 libgl1-mesa-dri
   # Song titles in other scripts need fallback fonts (installed sizes): Chinese, Japanese and Korean
   # from fonts-wqy-microhei (5 MB), Indic scripts, Thai, Ethiopic… from fonts-noto-core (42 MB),
   # emoji in outline from fonts-symbola (3 MB). Wanted, but no reason to stop an offline install.
-  local fonts=()
-  for pkg in fonts-wqy-microhei fonts-noto-core fonts-symbola; do
-    dpkg -s "$pkg" >/dev/null 2>&1 || fonts+=("$pkg")
-  done
-  if [ "${#fonts[@]}" -gt 0 ]; then
-    apt_install "${fonts[@]}" ||
-      echo "install-pi.sh: ${fonts[*]} not installed (no network?): song titles lose the characters of other scripts and emoji until they are" >&2
-  fi
+  local fonts=(fonts-wqy-microhei fonts-noto-core fonts-symbola)
+  apt_install "${fonts[@]}" ||
+    echo "install-pi.sh: ${fonts[*]}: not all installed (no network?): song titles lose the characters of other scripts and emoji until they are" >&2
 
   echo "== swap (camera frames must not be paged out to the SD card)"
   no_sd_swap

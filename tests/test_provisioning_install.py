@@ -197,7 +197,8 @@ def test_the_installer_protects_the_config_and_installs_the_uplinks_secret_file(
 # Stand-ins for the commands no_sd_swap runs (bash functions win over programs); each call is listed.
 STUBS = """
 calls=()
-dpkg() { case $2 in dphys-swapfile) [ -n "${HAS_DPHYS:-}" ];; zram-tools) [ -n "${HAS_ZRAM:-}" ];; *) false;; esac; }
+# dpkg-query prints a package's status: HAS_DPHYS / HAS_ZRAM (installed, config-files...) or nothing.
+dpkg-query() { case ${*: -1} in dphys-swapfile) printf %s "${HAS_DPHYS:-}";; zram-tools) printf %s "${HAS_ZRAM:-}";; *) return 1;; esac; }
 apt-get() { calls+=("apt-get $*"); return "${APT_FAILS:-0}"; }
 dphys-swapfile() { calls+=("dphys-swapfile $*"); [ "$1" != swapoff ] || return "${SWAPOFF_FAILS:-0}"; }
 systemctl() { calls+=("systemctl $*"); }
@@ -212,7 +213,7 @@ def _no_sd_swap(**variables: str) -> subprocess.CompletedProcess:
 
 
 def test_the_sd_card_swap_file_is_replaced_by_zram():
-    result = _no_sd_swap(HAS_DPHYS="1")
+    result = _no_sd_swap(HAS_DPHYS="installed")
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
         "apt-get update", "apt-get install -y --no-install-recommends zram-tools",
@@ -222,20 +223,27 @@ def test_the_sd_card_swap_file_is_replaced_by_zram():
 
 
 def test_offline_the_swap_file_still_goes():
-    result = _no_sd_swap(HAS_DPHYS="1", APT_FAILS="100")
+    result = _no_sd_swap(HAS_DPHYS="installed", APT_FAILS="100")
     assert result.returncode == 0, result.stderr
     assert "dphys-swapfile uninstall" in result.stdout and "zram-tools is not installed" in result.stderr
 
 
 def test_a_swap_file_that_cannot_go_now_does_not_stop_the_install():
-    result = _no_sd_swap(HAS_DPHYS="1", HAS_ZRAM="1", SWAPOFF_FAILS="1")
+    result = _no_sd_swap(HAS_DPHYS="installed", HAS_ZRAM="installed", SWAPOFF_FAILS="1")
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["dphys-swapfile swapoff", "disk_swap_warnings"]
     assert "sudo dphys-swapfile swapoff" in result.stderr
 
 
+def test_a_removed_package_whose_config_files_remain_counts_as_absent():
+    """`dpkg -s` answers for it too (Status: deinstall ok config-files): its commands are gone."""
+    assert _no_sd_swap(HAS_DPHYS="config-files").stdout.splitlines() == ["disk_swap_warnings"]
+    result = _no_sd_swap(HAS_DPHYS="installed", HAS_ZRAM="config-files")
+    assert "apt-get install -y --no-install-recommends zram-tools" in result.stdout.splitlines()
+
+
 def test_swap_is_left_alone_when_asked_or_absent():
-    assert _no_sd_swap(HAS_DPHYS="1", MOODTUNES_KEEP_SWAPFILE="1").stdout.splitlines() == ["disk_swap_warnings"]
+    assert _no_sd_swap(HAS_DPHYS="installed", MOODTUNES_KEEP_SWAPFILE="1").stdout.splitlines() == ["disk_swap_warnings"]
     assert _no_sd_swap().stdout.splitlines() == ["disk_swap_warnings"]
 
 
@@ -261,7 +269,8 @@ prefix=$PREFIX etc=$ETC os_release=$OS_RELEASE
 record() { printf '%s\\n' "$*" >> "$CALLS"; }
 id() { if [ "$1" = -u ]; then echo 0; else false; fi; }
 uname() { echo aarch64; }
-dpkg() { if [ "$1" = --print-architecture ]; then echo arm64; else [ -n "${HAS_PACKAGES:-}" ]; fi; }
+dpkg() { [ "$1" = --print-architecture ] && echo arm64; }
+dpkg-query() { [ -n "${HAS_PACKAGES:-}" ] && printf installed; }
 apt-get() { record "apt-get $*"; [ "$1" != update ] || return "${UPDATE_FAILS:-0}"; }
 for command in dphys-swapfile systemctl useradd usermod install chown chgrp share_data_dir install_wheels; do
   eval "$command() { record $command \\"\\$*\\"; }"
