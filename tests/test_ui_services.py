@@ -126,3 +126,54 @@ def test_a_kiosk_with_no_music_folder_set_offers_no_music_and_only_finishing(set
         assert "no music folders configured" in caplog.text and "Traceback" not in caplog.text
     finally:
         app.close()
+
+
+def failed_scan_after(category: str | None):
+    """A library loader whose scan fails (the mood model gone) after ``category``'s songs were
+    catalogued (None: none were)."""
+    from moodtunes.library.mood_model import MoodModelError
+    from ui_support import add_tracks
+
+    def load(settings, store, progress=None, should_stop=None):
+        if category is not None:
+            add_tracks(store, settings.data_dir / "music", count=2, category=category)
+        raise MoodModelError("the music mood model is missing")
+
+    return load
+
+
+def test_a_failed_scan_still_offers_the_other_songs_it_catalogued(settings):
+    """The scan failed, but the catalogue has energetic songs: a sad visitor, offered none of the
+    calm ones, is shown the way to those (as for any empty category), not a dead end."""
+    from moodtunes.ui.screens import music
+    from ui_support import ENERGETIC, make_app, sample_scanner, songs_as_guest, tap
+
+    app = make_app(settings, sample_scanner, library_loader=failed_scan_after(ENERGETIC))
+    try:
+        assert app.library_service.wait(10) and app.library_service.error
+        songs_as_guest(app, "sad")
+        assert not app.screen.no_music and app.screen.primary() == "other"
+        assert [t.id for t in app.screen.targets if t.enabled] == ["back", "other", "done"]
+        tap(app, "other")
+        assert app.visit.category == ENERGETIC and len(app.visit.ranked) == 2
+        assert isinstance(app.screen, music.SongsScreen)
+    finally:
+        app.close()
+
+
+def test_a_failed_scan_with_no_songs_at_all_offers_only_finishing(settings, monkeypatch):
+    """Nothing catalogued and the scan failed: the library problem is said, and the one way on is
+    "Finish my visit" (no "Try the other songs" into another empty list, no rating of no music)."""
+    from moodtunes.ui.screens import music
+    from ui_support import make_app, record_texts, sample_scanner, songs_as_guest
+
+    drawn: list[str] = []
+    record_texts(monkeypatch, [music], lambda font, text: drawn.append(text))
+    app = make_app(settings, sample_scanner, library_loader=failed_scan_after(None))
+    try:
+        assert app.library_service.wait(10) and app.library_service.error
+        songs_as_guest(app, "sad")
+        assert [t.id for t in app.screen.targets] == ["back", "finish"]
+        assert music.LIBRARY_PROBLEM_MESSAGE in drawn and music.NO_MUSIC_MESSAGE not in drawn
+    finally:
+        app.close()

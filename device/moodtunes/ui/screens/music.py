@@ -111,11 +111,12 @@ class SongsScreen(Screen):
     def _look_for_any_music(self) -> None:
         """An empty list, once the library is ready and readable: does the other category have
         songs? If not, "try the other ones" would only send the visitor back and forth between two
-        empty lists, and "I'm done" would ask them to rate music that never played."""
+        empty lists, and "I'm done" would ask them to rate music that never played. A failed scan
+        counts too: what it catalogued before it failed plays."""
         app = self.app
         service = app.library_service
         self.no_music = self.none_lifting = False
-        if app.visit.ranked or not service.ready or service.error or app.catalogue_unreadable:
+        if app.visit.ranked or not service.ready or app.catalogue_unreadable:
             return
         other = app.other_category(app.visit.category)
         tracks = app.read("the music catalogue", app.store.tracks, other, features=False)
@@ -129,13 +130,7 @@ class SongsScreen(Screen):
     def empty_category(self) -> bool:
         """This category has no songs but the other one has: the useful step is to try that one."""
         app = self.app
-        return (
-            self.loaded
-            and not app.visit.ranked
-            and not self.no_music
-            and not app.catalogue_unreadable
-            and not app.library_service.error
-        )
+        return self.loaded and not app.visit.ranked and not self.no_music and not app.catalogue_unreadable
 
     def update(self, now: float) -> None:
         """Show the list once the library is ready, or sooner if the catalogue already has songs of
@@ -291,7 +286,7 @@ class SongsScreen(Screen):
             if progress and progress[1]:
                 detail = f"Listening to the songs to sort them by mood: {progress[0]} of {progress[1]} done."
             self._message(surface, "Preparing your music…", detail, spinner=True)
-        elif not visit.ranked and (self.app.catalogue_unreadable or self.app.library_service.error):
+        elif not visit.ranked and (self.app.catalogue_unreadable or (self.app.library_service.error and self.no_music)):
             # the log has the details (paths, database words), which are the staff's to read
             self._message(surface, "Sorry, no music right now", LIBRARY_PROBLEM_MESSAGE)
         elif not visit.ranked and self.no_music and self.none_lifting:
