@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pytest
 from conftest import require_tool
 from moodtunes import player as player_module
 from moodtunes.player import MixerPlayer, PlayerError
+from ui_support import write_tone
 
 # (file name, ffmpeg output options): each one pygame's music.load refuses
 UNREADABLE_BY_THE_MIXER = [
@@ -146,3 +148,34 @@ def test_taps_fetched_with_the_one_that_made_a_song_ready_dont_land_on_the_scree
         assert app.screen.name == "playing" and app.music_on
     finally:
         app.close()
+
+
+def as_unprivileged(command: list[str]) -> list[str]:
+    """``command`` without root's right to read any file (as the kiosk's own user runs), so that a
+    file's permissions count even when the tests run as root."""
+    if os.geteuid() != 0:
+        return command
+    drop = "-dac_override,-dac_read_search"
+    return [require_tool("setpriv"), "--bounding-set", drop, "--inh-caps", drop, "--", *command]
+
+
+def test_a_song_the_kiosk_may_not_read_is_a_player_error_saying_why(tmp_path):
+    """pygame's loader reports any file it can't open as "No such file or directory" (and not as a
+    pygame.error): a song copied in readable by root alone must be skipped like a broken one."""
+    song = write_tone(tmp_path / "private.wav", 2.0)
+    song.chmod(0o000)
+    check = (
+        "import sys\n"
+        "from moodtunes.player import MixerPlayer, PlayerError\n"
+        "player = MixerPlayer()\n"
+        "try:\n"
+        "    player.load(sys.argv[1])\n"
+        "except PlayerError as exc:\n"
+        "    print(exc)\n"
+        "finally:\n"
+        "    player.close()\n"
+    )
+    result = subprocess.run(as_unprivileged([sys.executable, "-c", check, str(song)]), check=False, capture_output=True,
+                            text=True, timeout=60, env=dict(os.environ, PYGAME_HIDE_SUPPORT_PROMPT="1"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "private.wav: can't be read (Permission denied)"

@@ -203,7 +203,11 @@ class MixerPlayer:
         if not path.is_file():
             raise PlayerError(f"{path.name}: file not found")
         try:
+            with path.open("rb"):  # the mixer calls every file it can't open "not found"
+                pass
             self._music.load(str(path))
+        except OSError as exc:  # not readable by the kiosk's user, or the drive failing
+            raise PlayerError(f"{path.name}: can't be read ({exc.strerror or exc})") from None
         except self._pygame_error as exc:
             logger.info("%s: the mixer can't read it (%s): converting it with ffmpeg", path.name, exc)
             if converting is not None:
