@@ -75,3 +75,23 @@ def test_the_demo_library_is_written_under_the_scan_lock():
         finally:
             os.close(lock)
     assert not demo_library_dir(settings).exists()
+
+
+def test_a_demo_library_the_disk_cannot_take_says_so_and_leaves_no_part_files(tmp_path):
+    """Writing stops at the file-size limit (as on a full disk, the write fails): the command names
+    the file and the system's reason (libsndfile's own words were only "System error."), exits 1,
+    and leaves no temporary file behind."""
+    import resource
+    import signal
+
+    def small_files_only():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails, instead of a kill
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
+
+    folder = tmp_path / "demo"
+    result = subprocess.run([sys.executable, "-m", "moodtunes", "library", "demo", str(folder)], check=False,
+                            capture_output=True, text=True, timeout=120, preexec_fn=small_files_only)
+    assert result.returncode == 1, result.stderr
+    assert "System error" not in result.stderr
+    assert f"01-{TRACKS[0].slug}.flac" in result.stderr and "File too large" in result.stderr
+    assert sorted(p.name for p in folder.iterdir()) == []

@@ -8,6 +8,7 @@ gives the same samples.
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import uuid
@@ -190,14 +191,16 @@ def synthesize(track: DemoTrack, seed: int = 0) -> np.ndarray:
     return np.clip(out, -1.0, 1.0).astype(np.float32)
 
 
-def _tag(path: Path, track: DemoTrack) -> None:
-    audio = FLAC(str(path))
+def _tag(flac: io.BytesIO, track: DemoTrack) -> None:
+    flac.seek(0)
+    audio = FLAC(flac)
     audio["title"] = track.title
     audio["artist"] = ARTISTS[TRACKS.index(track) % len(ARTISTS)]
     audio["album"] = ALBUM
     audio["genre"] = track.genre
     audio["date"] = "2026"
-    audio.save()
+    flac.seek(0)
+    audio.save(flac)
 
 
 def write_demo_library(folder: Path, seed: int = 0) -> list[Path]:
@@ -221,11 +224,18 @@ def _write_track(path: Path, track: DemoTrack, seed: int) -> None:
     # A temporary name of this call's own: one shared with another writer (the kiosk's scan and the
     # library service's, on the first start) had the two write, tag and rename one file at the same
     # time, leaving a damaged song that is never rewritten. Not mkstemp: its 0600 would ignore the umask.
+    # Encoded and tagged in memory, then written in one go: a disk that refuses it (full) says why
+    # in an OSError naming the file, where libsndfile would say only "System error.".
+    flac = io.BytesIO()
+    sf.write(flac, synthesize(track, seed), SR, format="FLAC", subtype="PCM_16")
+    _tag(flac, track)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
-        sf.write(str(tmp), synthesize(track, seed), SR, format="FLAC", subtype="PCM_16")
-        _tag(tmp, track)
+        tmp.write_bytes(flac.getvalue())
         os.replace(tmp, path)
+    except OSError as exc:  # the write's error names no file
+        tmp.unlink(missing_ok=True)
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
