@@ -82,6 +82,15 @@ def require_tool(command: str, package: str | None = None) -> str:
     return found
 
 
+def as_unprivileged(command: list[str]) -> list[str]:
+    """``command`` without root's right to read and write any file (as the services' own users
+    run), so that files' owners and modes count even when the tests run as root."""
+    if os.geteuid() != 0:
+        return command
+    drop = "-dac_override,-dac_read_search"
+    return [require_tool("setpriv"), "--bounding-set", drop, "--inh-caps", drop, "--", *command]
+
+
 def png_header_claiming(path: Path, width: int, height: int) -> Path:
     """A tiny PNG whose header claims width x height pixels (an "image bomb" without the bytes)."""
     def chunk(kind: bytes, data: bytes) -> bytes:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pygame
 import pytest
-from conftest import require_tool
+from conftest import as_unprivileged, require_tool
 from moodtunes import player as player_module
 from moodtunes.player import MixerPlayer, PlayerError
 from ui_support import write_tone
@@ -148,15 +148,6 @@ def test_taps_fetched_with_the_one_that_made_a_song_ready_dont_land_on_the_scree
         assert app.screen.name == "playing" and app.music_on
     finally:
         app.close()
-
-
-def as_unprivileged(command: list[str]) -> list[str]:
-    """``command`` without root's right to read any file (as the kiosk's own user runs), so that a
-    file's permissions count even when the tests run as root."""
-    if os.geteuid() != 0:
-        return command
-    drop = "-dac_override,-dac_read_search"
-    return [require_tool("setpriv"), "--bounding-set", drop, "--inh-caps", drop, "--", *command]
 
 
 def test_a_song_the_kiosk_may_not_read_is_a_player_error_saying_why(tmp_path):

@@ -726,3 +726,36 @@ def test_the_songs_whose_last_play_failed_are_found_without_reading_every_play(s
     (query,) = [sql for sql in statements if sql.lstrip().startswith("SELECT")]
     plan = " ".join(row[3] for row in store._db.execute(f"EXPLAIN QUERY PLAN {query}"))
     assert "failed_plays" in plan and "plays_by_path" in plan
+
+
+def test_database_files_another_user_left_are_named_with_their_owner(tmp_path):
+    """A -shm file made by someone else (`moodtunes report` run as another user on a full disk),
+    which the services' user may not write, keeps the kiosk out: the message names it."""
+    import subprocess
+    import sys
+
+    from conftest import as_unprivileged
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root to give the file another owner")
+    database = tmp_path / "moodtunes.db"
+    Store.open(database).close()
+    os.chmod(tmp_path, 0o777)
+    shm = tmp_path / "moodtunes.db-shm"
+    shm.write_bytes(b"\0" * 3)
+    os.chown(shm, 12345, 12345)
+    os.chmod(shm, 0o600)
+    check = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from moodtunes.store import Store, StoreError\n"
+        "try:\n"
+        "    Store.open(Path(sys.argv[1])).close()\n"
+        "except StoreError as exc:\n"
+        "    print(exc)\n"
+    )
+    done = subprocess.run(as_unprivileged([sys.executable, "-c", check, str(database)]), check=False,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "can't write here" in done.stdout
+    assert "moodtunes.db-shm (owner 12345)" in done.stdout, done.stdout

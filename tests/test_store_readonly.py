@@ -96,3 +96,35 @@ def test_a_copy_in_a_read_only_folder_can_be_reported(database, capsys):
                           check=False, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "== Ana: 1 visit" in done.stdout
+
+
+def test_a_full_disk_does_not_keep_the_read_only_commands_from_reading(database):
+    """On a full disk SQLite makes the -shm file of a WAL database but can't size it ("disk I/O
+    error"), for the writable connection and the read-only one alike, and leaves an empty -wal: the
+    commands read the database as immutable then, for nothing waits in that WAL. Run in a mount
+    namespace of its own with a full tmpfs as the data dir (as root; skipped otherwise)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to mount a small tmpfs in a namespace of its own")
+    with Store.open(database) as store:
+        record_visit(store, "kiosk-1", songs=())
+    full = database.parent.parent / "full"
+    full.mkdir()
+    data = full / "data"
+    script = "; ".join([
+        f"mount -t tmpfs -o size=300k tmpfs {shlex.quote(str(full))}",
+        f"cp -a {shlex.quote(str(database.parent))} {shlex.quote(str(data))}",
+        f"dd if=/dev/zero of={shlex.quote(str(full / 'filler'))} bs=1k 2>/dev/null || true",
+        f"export MOODTUNES_DATA_DIR={shlex.quote(str(data))}",
+        *(f"{shlex.quote(sys.executable)} -m moodtunes {' '.join(command)} || exit 9" for command in READ_ONLY_COMMANDS),
+    ])
+    done = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-ec", script],
+                          check=False, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "== Ana: 1 visit" in done.stdout
+
+
+def test_a_database_that_cannot_be_read_says_why_in_the_read_only_commands_too(database, capsys):
+    database.write_bytes(b"this is not a database, it is a text file " * 200)
+    assert main(["report"]) == 1
+    err = capsys.readouterr().err
+    assert "the file is damaged" in err and ".recover" in err

@@ -244,7 +244,9 @@ def _disk_nearly_full(folder: Path) -> bool:
         return False
 
 
-def _describe_sqlite_error(path: Path, exc: sqlite3.Error) -> str:
+def _describe_sqlite_error(path: Path, exc: sqlite3.Error, writing: bool = True) -> str:
+    """What went wrong, in words that say what to do; ``writing``: whether the connection was
+    meant to write (only then is a file that can't be opened a permissions problem)."""
     text = str(exc)
     if "disk is full" in text or ("disk I/O error" in text and _disk_nearly_full(path.parent)):
         return f"database {path}: the disk is full; free some space (nothing already saved was lost)"
@@ -254,9 +256,29 @@ def _describe_sqlite_error(path: Path, exc: sqlite3.Error) -> str:
             f"profiles and the pseudonym secret), then try `sqlite3 {path} .recover`, or move it aside "
             "to start afresh"
         )
+    if not writing:
+        return f"database {path}: can't open ({text})"
     if "readonly" in text or "unable to open" in text:
-        return f"database {path}: can't write here ({text}); check MOODTUNES_DATA_DIR and permissions"
+        others = _not_writable(path)
+        barred = f"; this user may not write {', '.join(others)}" if others else ""
+        return f"database {path}: can't write here ({text}){barred}; check MOODTUNES_DATA_DIR and permissions"
     return f"database {path}: {text}"
+
+
+def _not_writable(path: Path) -> list[str]:
+    """The database's files this user may not write, with their owners: a -wal or -shm file left
+    by another user (a command run by hand as someone else) keeps the services out."""
+    barred = []
+    for file in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        try:
+            owner = file.owner()
+        except KeyError:  # a user id with no name here
+            owner = str(file.stat().st_uid)
+        except OSError:
+            continue  # not there
+        if not os.access(file, os.W_OK):
+            barred.append(f"{file.name} (owner {owner})")
+    return barred
 
 
 def _create_database_file(path: Path) -> None:
@@ -281,10 +303,12 @@ def _connect_readonly(path: Path) -> sqlite3.Connection:
     refused (query_only): a WAL database is read through -wal and -shm files beside it, which only
     such a connection removes when it closes; left behind by a read-only one, owned by whoever ran
     the command, they locked the services out. On read-only media it opens read-only, and with no
-    WAL file there (nothing waits in one) reads the database as immutable."""
+    WAL file there, or an empty one (nothing waits in it), reads the database as immutable: also on
+    a full disk, where SQLite can make the -shm file but not size it ("disk I/O error")."""
     uri = path.absolute().as_uri()
+    wal = Path(f"{path}-wal")
     for mode in ("rw", "ro", "immutable"):
-        if mode == "immutable" and Path(f"{path}-wal").exists():
+        if mode == "immutable" and wal.exists() and wal.stat().st_size > 0:
             break
         query = "immutable=1" if mode == "immutable" else f"mode={mode}"
         db = sqlite3.connect(f"{uri}?{query}", uri=True, timeout=10.0, isolation_level=None, check_same_thread=False)
@@ -322,7 +346,9 @@ class Store:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 _create_database_file(path)
                 db = sqlite3.connect(path, timeout=10.0, isolation_level=None, check_same_thread=False)
-        except (OSError, sqlite3.Error) as exc:
+        except sqlite3.Error as exc:
+            raise StoreError(_describe_sqlite_error(path, exc, writing=not readonly)) from None
+        except OSError as exc:
             raise StoreError(f"database {path}: can't open ({exc})") from None
         db.row_factory = sqlite3.Row
         store = cls(db, path)
