@@ -793,6 +793,32 @@ def test_a_dead_letter_the_disk_wont_take_goes_to_the_log_whole(tmp_path, caplog
     assert '"payload": "{\\"rating\\": \\"80\\"}"' in caplog.text
 
 
+def test_a_letter_the_disk_took_only_in_part_is_cut_off_so_the_next_one_reads(tmp_path, caplog):
+    """A full disk took half a letter: the next one, written once there was room, was appended to
+    that half line, and replay couldn't read it either. The file goes back to its size before the
+    failed write. The disk filling is a file-size limit here (the write fails part way)."""
+    import resource
+    import signal
+
+    folder = tmp_path / "deadletter"
+    letters = DeadLetters(folder, max_bytes_per_day=1 << 20)
+    letters.keep("moodtunes/kiosk-1/visit", b'{"first": 1}', "first", ENDED)
+    day_file = folder / "2026-03-01.jsonl"
+    room = day_file.stat().st_size + 100
+    limits = resource.getrlimit(resource.RLIMIT_FSIZE)
+    ignored = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (room, limits[1]))
+    try:
+        letters.keep("moodtunes/kiosk-1/visit", b"x" * 5000, "too big for the room left", ENDED)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limits)
+        signal.signal(signal.SIGXFSZ, ignored)
+    assert "can't keep a dead letter" in caplog.text
+    letters.keep("moodtunes/kiosk-1/visit", b'{"third": 3}', "third", ENDED)
+    reasons = [json.loads(line)["reason"] for line in day_file.read_text().splitlines()]
+    assert reasons == ["first", "third"]
+
+
 def test_a_days_dead_letters_stop_at_the_limit_and_the_log_counts_the_rest(tmp_path, caplog, monkeypatch):
     """A device publishing junk near 256 KiB at the broker's speed filled the volume (each letter up
     to 1.5 MB with its control bytes escaped). A day's file now stops at the limit; what is dropped

@@ -94,13 +94,20 @@ class DeadLetters:
         day = f"{received_at:%Y-%m-%d}"
         path = self.folder / f"{day}.jsonl"
         try:
-            with self._lock, path.open("ab") as out:
-                if os.fstat(out.fileno()).st_size + len(line) > self._max_bytes_per_day:
+            with self._lock, path.open("ab", buffering=0) as out:  # unbuffered: nothing written at close
+                size = os.fstat(out.fileno()).st_size
+                if size + len(line) > self._max_bytes_per_day:
                     self._count_dropped(day)
                     return
-                out.write(line)
-                out.flush()
-                os.fsync(out.fileno())
+                try:
+                    unwritten = memoryview(line)
+                    while unwritten:  # a disk filling up takes part of a write, then refuses the rest
+                        unwritten = unwritten[out.write(unwritten):]
+                    os.fsync(out.fileno())
+                except OSError:
+                    # The disk took part of it: the next letter would be appended to half a line.
+                    out.truncate(size)
+                    raise
         except OSError as exc:
             logger.error("can't keep a dead letter in %s (%s); the letter: %s", path, exc, line.decode().rstrip())
 
