@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -318,3 +319,104 @@ def test_a_payload_that_cant_be_read_is_sent_as_it_is():
 
     assert restamp("{not json", "kiosk-1", "0123456789abcdef") == ("{not json", None)
     assert restamp('{"no_device": 1}', "kiosk-1", "0123456789abcdef") == ('{"no_device": 1}', None)
+
+
+class Blackhole:
+    """A TCP proxy in front of a broker that can stop passing the device's bytes on (``swallow``),
+    as a network that dies one way does: paho then waits for PUBACKs that never come, holding the
+    messages to send again on its next connection; ``cut`` ends the connections, so paho reconnects."""
+
+    def __init__(self, broker) -> None:
+        import socket
+
+        self._broker = (broker.host, broker.port)
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.port = self._server.getsockname()[1]
+        self.swallow = False
+        self._sockets: list = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+
+        while True:
+            try:
+                device, _ = self._server.accept()
+            except OSError:
+                return
+            broker = socket.create_connection(self._broker)
+            self._sockets += [device, broker]
+            threading.Thread(target=self._pipe, args=(device, broker, True), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(broker, device, False), daemon=True).start()
+
+    def _pipe(self, source, target, from_device: bool) -> None:
+        try:
+            while data := source.recv(65536):
+                if not (from_device and self.swallow):
+                    target.sendall(data)
+        except OSError:
+            pass
+        for sock in (source, target):
+            sock.close()
+
+    def cut(self) -> None:
+        import socket
+
+        for sock in self._sockets:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self._sockets = []
+
+    def close(self) -> None:
+        self._server.close()
+        self.cut()
+
+
+@pytest.mark.parametrize("next_visit_at_once", [False, True], ids=["later", "before-the-uplinks-next-turn"])
+def test_a_visit_forgotten_while_in_flight_is_not_sent_when_the_link_comes_back(mosquitto, tmp_path, next_visit_at_once):
+    """The broker never acknowledged the visit (the network went one way), so paho held it to send
+    again on reconnecting; meanwhile `moodtunes forget` deleted it from the outbox and the operator
+    ran the cloud's DELETEs. It must not arrive days later, at the next reconnect; nor may the next
+    visit, given the deleted row's id by SQLite, pass for it (marked sent as the forgotten one went)."""
+    device, prefix = unique("kiosk-"), unique("mt")
+    proxy = Blackhole(mosquitto)
+    mqtt = MqttSettings(enabled=True, host="127.0.0.1", port=proxy.port, topic_prefix=prefix,
+                        retry_seconds=0.2, max_retry_seconds=1.0, poll_seconds=0.2, ack_timeout_seconds=0.5)
+    kiosk = Store.open(tmp_path / "moodtunes.db")
+    listener = Subscriber(mosquitto, f"{prefix}/+/visit")
+    link = BrokerLink(mqtt, device)
+    uplink = Uplink(Store.open(tmp_path / "moodtunes.db"), link, mqtt, device)
+    stop = threading.Event()
+    worker = threading.Thread(target=uplink.run_forever, args=(stop,))
+    link.start()
+    try:
+        wait_for(lambda: link.connected, "the uplink to connect")
+        proxy.swallow = True
+        zed = record_visit(kiosk, device, profile="Zed")
+        (zed_row,) = kiosk.pending_events()
+        assert "no PUBACK" in uplink.send_pending().error
+        kiosk.forget_profile(kiosk.profile_by_name("Zed").id)
+        if next_visit_at_once:
+            ana = record_visit(kiosk, device, profile="Ana")
+            assert kiosk.pending_events()[0].id == zed_row.id  # the forgotten visit's row id, again
+        worker.start()
+        time.sleep(1.0)  # a few of the uplink's turns
+        proxy.swallow = False
+        proxy.cut()  # paho reconnects: what it holds goes now
+        if not next_visit_at_once:
+            ana = record_visit(kiosk, device, profile="Ana")
+        wait_for(lambda: any(json.loads(m.payload)["event_id"] == ana.event_id for m in listener.messages),
+                 "Ana's visit after the reconnect", timeout=30)
+    finally:
+        stop.set()
+        if worker.is_alive():
+            worker.join()
+        link.close()
+        listener.close()
+        proxy.close()
+    assert zed.event_id not in [json.loads(m.payload)["event_id"] for m in listener.messages]
+    with sqlite3.connect(tmp_path / "moodtunes.db") as db:
+        outbox = db.execute("SELECT event_id, sent_payload FROM outbox").fetchall()
+    assert [(event_id, json.loads(payload)["event_id"]) for event_id, payload in outbox] == [(ana.event_id, ana.event_id)]

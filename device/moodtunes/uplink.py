@@ -219,24 +219,8 @@ class BrokerLink:
 
     def __init__(self, mqtt: MqttSettings, device_id: str) -> None:
         self._settings = mqtt
-        self._client = paho.Client(
-            CallbackAPIVersion.VERSION2, client_id=client_id(device_id), protocol=paho.MQTTv5
-        )
-        if mqtt.username:
-            password = mqtt.password.get_secret_value() if mqtt.password else None
-            self._client.username_pw_set(mqtt.username, password)
-        if mqtt.tls:
-            try:
-                self._client.tls_set(ca_certs=str(mqtt.ca_file) if mqtt.ca_file else None)
-            except (OSError, ValueError) as exc:
-                raise UplinkError(f"mqtt.ca_file {mqtt.ca_file}: can't use it for TLS ({exc})") from None
-        self._client.reconnect_delay_set(
-            min_delay=min(1.0, mqtt.retry_seconds), max_delay=mqtt.max_retry_seconds
-        )
-        self._client.on_connect = self._on_connect
-        self._client.on_disconnect = self._on_disconnect
-        self._client.on_connect_fail = self._on_connect_fail
-        self._client.on_publish = self._on_publish
+        self._device_id = device_id
+        self._client = self._new_client()
         self._changed = threading.Condition()
         self._acks: dict[int, ReasonCode] = {}
         self._unawaited: set[int] = set()  # QoS 0 messages not yet written: their on_publish is no PUBACK
@@ -244,6 +228,24 @@ class BrokerLink:
         self._closing = False
         self._refusal: str | None = None
         self.last_error: str | None = None
+
+    def _new_client(self) -> paho.Client:
+        mqtt = self._settings
+        client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id(self._device_id), protocol=paho.MQTTv5)
+        if mqtt.username:
+            password = mqtt.password.get_secret_value() if mqtt.password else None
+            client.username_pw_set(mqtt.username, password)
+        if mqtt.tls:
+            try:
+                client.tls_set(ca_certs=str(mqtt.ca_file) if mqtt.ca_file else None)
+            except (OSError, ValueError) as exc:
+                raise UplinkError(f"mqtt.ca_file {mqtt.ca_file}: can't use it for TLS ({exc})") from None
+        client.reconnect_delay_set(min_delay=min(1.0, mqtt.retry_seconds), max_delay=mqtt.max_retry_seconds)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_connect_fail = self._on_connect_fail
+        client.on_publish = self._on_publish
+        return client
 
     @property
     def address(self) -> str:
@@ -297,6 +299,19 @@ class BrokerLink:
         self._closing = True
         self._client.disconnect()
         self._client.loop_stop()
+
+    def drop_queued(self) -> None:
+        """Drop every message paho holds to send again on reconnecting, and connect anew in the
+        background. paho has no way to take back one message: the client goes, and a new one starts
+        with nothing queued (what else it held is still pending in the outbox, and goes again)."""
+        self.close()
+        with self._changed:
+            self._connected, self._closing = False, False
+            self._acks.clear()
+            self._unawaited.clear()
+            self._changed.notify_all()
+        self._client = self._new_client()
+        self.start()
 
     def _on_connect(self, client, userdata, flags, reason: ReasonCode, properties) -> None:
         with self._changed:
@@ -379,9 +394,10 @@ class Uplink:
         self._device_id = device_id
         self.topic = visit_topic(mqtt.topic_prefix, device_id)
         self.status_topic = status_topic(mqtt.topic_prefix, device_id)
-        # outbox id -> a publication paho still holds (it resends it on reconnect), so a slow
-        # PUBACK does not make us publish the same event again.
-        self._in_flight: dict[int, Publication] = {}
+        # event id -> a publication paho still holds (it resends it on reconnect), so a slow
+        # PUBACK does not make us publish the same event again. By event id, not outbox row: SQLite
+        # gives a deleted row's id (`moodtunes forget`) to the next event queued.
+        self._in_flight: dict[str, Publication] = {}
         self._restamped: Counter[str] = Counter()  # sent events by the old device_id they had
         self._failures = 0  # failed turns in a row, for the backoff
         self._waiting_for_broker = False  # said so already
@@ -434,9 +450,9 @@ class Uplink:
         result = CycleResult(attempted=len(items))
         problems: dict[int, str] = {}
         for item in items:
-            if item.id not in self._in_flight:
+            if item.event_id not in self._in_flight:
                 try:
-                    self._in_flight[item.id] = self._publish(item)
+                    self._in_flight[item.event_id] = self._publish(item)
                 except EventTooBig as exc:
                     self._refuse(item, str(exc))
                     result.refused += 1
@@ -446,19 +462,19 @@ class Uplink:
         for item in items:
             if item.id in problems:
                 self._failed(item, problems[item.id], result)
-            elif item.id in self._in_flight:
+            elif item.event_id in self._in_flight:
                 self._settle(item, deadline, result)
         return result
 
     def _settle(self, item: OutboxItem, deadline: float, result: CycleResult) -> None:
         """Wait for the PUBACK of an event in flight, and record what became of it."""
-        publication = self._in_flight[item.id]
+        publication = self._in_flight[item.event_id]
         reason = self._link.wait_for_ack(publication.mid, deadline)
         if reason is None:  # still in paho's hands: it sends the event again on reconnecting
             timeout = self._settings.ack_timeout_seconds
             self._failed(item, f"no PUBACK from {self._link.address} within {timeout:g} s", result)
             return
-        del self._in_flight[item.id]
+        del self._in_flight[item.event_id]
         if (problem := describe_puback(reason, self.topic)) is not None:
             self._failed(item, problem, result)
             return
@@ -524,6 +540,7 @@ class Uplink:
     def _turn(self) -> float | None:
         """Send what is pending if the broker is there, and the status after it or when it is due;
         how long to wait before the next turn (None: not at all, waiting for the broker took the time)."""
+        self._drop_forgotten()
         if not self._store.pending_events(1):
             if time.monotonic() >= self._status_due:
                 self.report_status()
@@ -538,6 +555,20 @@ class Uplink:
         delay = self._pace_after(result)
         self.report_status()
         return delay
+
+    def _drop_forgotten(self) -> None:
+        """Events in flight whose outbox rows are gone (`moodtunes forget` deleted the person's
+        visits) must not go: paho would send them on its next reconnect, however late, after the
+        operator ran the cloud's DELETEs. Their messages are dropped with the rest paho holds; the
+        rest are still pending and go again (a second delivery overwrites the same points)."""
+        if not self._in_flight:
+            return
+        forgotten = self._in_flight.keys() - self._store.events_kept(self._in_flight.keys())
+        if forgotten:
+            logger.info("%d events in flight were deleted from the outbox (moodtunes forget): not sending them; "
+                        "reconnecting without them", len(forgotten))
+            self._in_flight.clear()
+            self._link.drop_queued()
 
     def _wait_for_broker(self) -> None:
         """Wait up to poll_seconds for the link, saying once per outage that events are waiting."""

@@ -79,8 +79,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     print(f"deleted {profile.name}'s profile and {deleted} visit(s){_in_progress(in_progress)} from this device. "
           "Visits already uploaded "
           f"are in the cloud under profile_key {', '.join(keys)}: the operator deletes them there with this "
-          "InfluxQL (and again a few minutes later: a visit the uplink was sending as this ran, held by a broker "
-          "that was away, may still arrive):")
+          "InfluxQL (and again once the ingest has taken what the broker holds for it: a visit the broker "
+          "took before this ran may still be on its way; the uplink sends no more of this person's):")
     _say_unknown(len(guessed), assumed)
     for each_key in keys:
         for measurement in MEASUREMENTS:
