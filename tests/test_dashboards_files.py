@@ -272,3 +272,12 @@ def test_the_device_list_has_every_device_that_sent_anything():
     for model in _models():
         query = {v["name"]: v for v in model["templating"]["list"]}["device"]["query"]
         assert query.startswith('SHOW TAG VALUES FROM "visit", "device_status", "rejected" WITH KEY = "device_id"')
+
+
+@pytest.mark.parametrize("reason", ["clock", "device_mismatch"])
+def test_the_advice_for_letters_replay_refuses_again_does_not_say_to_replay_them(reason):
+    """replay validates a letter again as of its arrival, with its topic: a visit stamped by a wrong
+    clock, or naming another device, is refused again whatever is fixed since (test_ingest_units,
+    test_replay_refuses_again_…): the panel must not send the operator to replay them."""
+    (advice,) = [line for line in dashboards.REJECTION_REASONS.splitlines() if line.startswith(f"- **{reason}**")]
+    assert "then replay" not in advice and "replay refuses" in advice

@@ -864,6 +864,22 @@ def test_replay_stops_at_the_first_letter_influxdb_cant_take_now(tmp_path, monke
     assert capsys.readouterr().out == "replayed: 3 written, 0 still refused\n"
 
 
+def test_replay_refuses_again_a_visit_stamped_by_a_wrong_clock_or_naming_another_device(tmp_path, monkeypatch, capsys):
+    """What the Rejected messages panel tells the operator (not to replay these) rests on this: a
+    letter is checked again as of its arrival and with its topic, whatever was fixed since."""
+    letters = DeadLetters(tmp_path, max_bytes_per_day=1 << 20)
+    ahead = ENDED + timedelta(days=3)
+    for event, topic in ((_event(started_at=ahead - timedelta(minutes=5), ended_at=ahead), "moodtunes/kiosk-1/visit"),
+                         (_event(event_id="evt-00000002"), "moodtunes/kiosk-2/visit")):
+        letters.keep(topic, event.model_dump_json().encode(), "refused", ENDED)
+    writer = _FakeWriter()
+    monkeypatch.setattr(deadletter, "make_writer", lambda settings: writer)
+    deadletter.main(["replay", str(tmp_path / "2026-03-01.jsonl")])
+    out = capsys.readouterr().out
+    assert out.endswith("replayed: 0 written, 2 still refused\n") and "is the device's clock right?" in out
+    assert writer.written == []
+
+
 def test_replay_reports_what_is_no_dead_letter_and_goes_on(tmp_path, monkeypatch, capsys):
     """Today's file, read while the ingest appends to it, can end in half a line; one bad line or
     file stopped the whole run with "not a dead-letter file" and no summary of what was written."""
