@@ -181,7 +181,8 @@ def test_every_kind_of_visit_the_store_records_passes(tmp_path):
     """Real device data: camera, hand-picked, faceless and corrected moods, unclassified songs,
     a guest, and a visit closed after a crash, all as the Store builds their events."""
     moods = ["happy", "neutral", "sad"]
-    camera = combine_readings([[0.2, 0.3, 0.5], [0.1, 0.6, 0.3]], moods, frames_seen=5, uncertain_below=0.4)
+    camera = combine_readings([[0.2, 0.3, 0.5], [0.1, 0.6, 0.3], [0.2, 0.5, 0.3]], moods, frames_seen=5,
+                              uncertain_below=0.4)
     thirds = combine_readings([[1 / 3, 1 / 3, 1 / 3]], moods, frames_seen=1, uncertain_below=0.4)  # stored as 0.99999
     with Store.open(tmp_path / "moodtunes.db") as store:
         events = [

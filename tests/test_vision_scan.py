@@ -23,6 +23,7 @@ from moodtunes.vision.scan import (
     HINT_MOVE_CLOSER,
     HINT_NO_CAMERA,
     HINT_STARTING,
+    MIN_FACE_FRAMES,
     camera_problem,
     hint_for,
     preview_frame,
@@ -84,6 +85,16 @@ def test_low_confidence_is_uncertain_but_keeps_the_best_guess() -> None:
     reading = combine_readings([[0.4, 0.35, 0.25]], MOODS, frames_seen=1, uncertain_below=0.45)
     assert reading.outcome is ScanOutcome.UNCERTAIN and reading.label == "happy"
     assert reading.confidence == pytest.approx(0.4)
+
+
+@pytest.mark.parametrize("faces", [1, 2])
+def test_a_glimpse_of_a_face_is_uncertain_however_sure_it_looks(faces) -> None:
+    """The camera gone a moment into the scan left one or two frames with a face: the visitor was
+    told "You seem happy" from a glimpse. Too few frames to average is uncertain, the guess kept."""
+    reading = combine_readings([[0.9, 0.05, 0.05]] * faces, MOODS, frames_seen=faces, uncertain_below=0.45)
+    assert reading.outcome is ScanOutcome.UNCERTAIN and reading.label == "happy" and reading.frames_used == faces
+    assert combine_readings([[0.9, 0.05, 0.05]] * MIN_FACE_FRAMES, MOODS, frames_seen=40,
+                            uncertain_below=0.45).outcome is ScanOutcome.OK
 
 
 def test_no_frames_is_no_camera_and_no_faces_is_no_face() -> None:

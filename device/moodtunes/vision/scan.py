@@ -39,6 +39,7 @@ DARK_BELOW = 45.0  # mean luma (0-255) under which the scene is too dark for a r
 SMALL_FACE_BELOW = 0.18  # face width as a fraction of the frame's shorter side: "move closer"
 FIRST_FRAME_GRACE_S = 1.5  # a scan whose camera gives no frame within its window plus this ends NO_CAMERA
 STOP_TIMEOUT_S = 5.0  # stop() waits this long for a camera read that may never return
+MIN_FACE_FRAMES = 3  # a reading averages at least this many frames with a face; fewer is a glimpse (uncertain)
 _IDLE_POLL_SECONDS = 0.05
 
 
@@ -48,7 +49,8 @@ def combine_readings(face_probs: Sequence[Sequence[float]], labels: Sequence[str
     a face (an averaged vote that one odd frame cannot flip), confidence = the top mean probability.
 
     No frames at all -> NO_CAMERA; frames but no face -> NO_FACE; confidence under
-    ``uncertain_below`` -> UNCERTAIN (with the best guess kept in ``label``); otherwise OK.
+    ``uncertain_below``, or fewer than MIN_FACE_FRAMES frames with a face (a glimpse: the camera
+    gone a moment into the scan) -> UNCERTAIN (with the best guess kept in ``label``); otherwise OK.
     """
     if frames_seen <= 0:
         return MoodReading(ScanOutcome.NO_CAMERA)
@@ -61,7 +63,8 @@ def combine_readings(face_probs: Sequence[Sequence[float]], labels: Sequence[str
     mean = mean / mean.sum()
     best = int(np.argmax(mean))
     confidence = float(mean[best])
-    outcome = ScanOutcome.OK if confidence >= uncertain_below else ScanOutcome.UNCERTAIN
+    sure = confidence >= uncertain_below and len(stacked) >= MIN_FACE_FRAMES
+    outcome = ScanOutcome.OK if sure else ScanOutcome.UNCERTAIN
     return MoodReading(outcome, labels[best], confidence, {label: float(p) for label, p in zip(labels, mean)},
                        frames_used=len(stacked))
 
