@@ -461,3 +461,31 @@ def test_trying_the_other_songs_and_coming_back_keeps_the_list_and_its_page(sett
         assert [r.track.path for r in app.visit.ranked] == energetic
     finally:
         app.close()
+
+
+def test_a_paused_song_says_paused_and_its_progress_bar_dims(settings, tmp_path, monkeypatch):
+    """Only the small play/pause icon changed: a paused song looked like one playing, while the
+    idle countdown ran under it."""
+    from moodtunes.ui.screens import music
+
+    texts: list[str] = []
+    record_texts(monkeypatch, [music], lambda font, text: texts.append(text))
+    app = guest_at_songs(settings, tmp_path / "music", "sad", wait=False, count=2, category=CALM, seconds=30.0)
+    try:
+        tap(app, "row:0")
+        assert app.screen.name == "playing"
+        bar = app.screen.info.left, app.screen.info.bottom - app.look.px(40) + app.look.px(5)  # the bar's track
+        playing_bar = app.surface.get_at(bar)
+        texts.clear()
+        step(app)
+        assert music.PAUSED_NOTE not in texts
+        tap(app, "toggle")
+        texts.clear()
+        step(app)
+        assert music.PAUSED_NOTE in texts and app.surface.get_at(bar) != playing_bar
+        tap(app, "toggle")
+        texts.clear()
+        step(app)
+        assert music.PAUSED_NOTE not in texts and app.surface.get_at(bar) == playing_bar
+    finally:
+        app.close()

@@ -30,6 +30,7 @@ VOLUME_STEP = 0.1
 CATALOGUE_LOOK_EVERY_S = 1.0  # while the library scan runs, how often the songs screen looks for songs
 TOP_UP_EVERY_S = 3.0  # ... and at most how often a list already shown looks for newly sorted ones
 SILENT_NOTE = "No sound output — playing silently"
+PAUSED_NOTE = "Paused"
 LIBRARY_PROBLEM_MESSAGE = "The music library can't be read right now. Please tell the staff."
 NO_MUSIC_MESSAGE = "No music is set up yet. Please tell the staff."
 NONE_LIFTING_MESSAGE = (
@@ -592,20 +593,23 @@ class PlayingScreen(Screen):
                     track.category,
                     look.accent,
                 )
+            paused = player is not None and player.paused
             position = player.position() if player else 0.0
             total = (player.duration() if player else 0.0) or track.duration
             bar = pygame.Rect(info.left, info.bottom - look.px(40), info.width, look.px(10))
-            draw_progress_bar(surface, bar, position / total if total else 0.0, look.accent)
+            fill = th.mix(look.accent, th.MUTED, 0.6) if paused else look.accent  # a held song looks held
+            draw_progress_bar(surface, bar, position / total if total else 0.0, fill)
             times = pygame.Rect(
                 info.left, bar.bottom + look.px(6), info.width, look.small().get_linesize()
             )
             draw_text(surface, look.small(), clock_time(position), th.MUTED, times)
             draw_text(surface, look.small(), clock_time(total), th.MUTED, times, align="right")
-            if player is not None and getattr(player, "silent", False):  # no sound card: say so
-                beside = look.small().size("00:00")[0] + look.px(12)
+            between = times.inflate(-2 * (look.small().size("00:00")[0] + look.px(12)), 0)
+            if paused:  # more than the button's icon says so: the idle countdown runs meanwhile
+                draw_text(surface, look.body_bold(), PAUSED_NOTE, th.TEXT, between, align="center")
+            elif player is not None and getattr(player, "silent", False):  # no sound card: say so
                 draw_text(
-                    surface, look.small(), SILENT_NOTE, th.mix(th.DANGER, th.TEXT, 0.35),
-                    times.inflate(-2 * beside, 0), align="center",
+                    surface, look.small(), SILENT_NOTE, th.mix(th.DANGER, th.TEXT, 0.35), between, align="center",
                 )
         paused = player is not None and player.paused
         self.button(surface, "stop", "Stop", style="ghost")
