@@ -317,3 +317,22 @@ def test_a_hint_the_view_was_right_after_is_not_told_when_no_face_was_seen(setti
         assert app.screen.name == "manual" and app.screen.subtitle() == "I couldn't see a face. Tap the face that fits."
     finally:
         app.close()
+
+
+def test_the_mood_chosen_in_the_correction_row_is_marked_not_styled_as_the_main_button(settings, monkeypatch):
+    """It was drawn as "primary", exactly like "Show my songs" beside it: two main buttons."""
+    styles: dict[str, str] = {}
+    record_buttons(monkeypatch, lambda label, style: styles.__setitem__(label, style))
+    app = make_app(settings, lambda s: ScriptedScanner())
+    try:
+        tap(app, "guest")
+        app.add_reading("before", UNCERTAIN)
+        app.go(ResultScreen(app, "before"))
+        tap(app, "not_right")
+        styles.clear()
+        step(app)
+        assert styles["Show my songs"] == "primary"
+        chosen = [label for label, style in styles.items() if style == "selected"]
+        assert chosen == ["✓ Neutral"] and styles["Happy"] == styles["Sad"] == "secondary"
+    finally:
+        app.close()

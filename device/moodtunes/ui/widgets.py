@@ -282,15 +282,17 @@ def draw_button(
     enabled: bool = True,
     font: FontStack | None = None,
 ) -> None:
-    """A rounded button: "primary" (accent fill), "secondary" (raised surface), "ghost" (outline).
-    A disabled one looks the same whatever its style (no accent: nothing to press), its label
-    muted but readable. A label too wide for one line takes two when the button is tall enough."""
+    """A rounded button: "primary" (accent fill), "secondary" (raised surface), "ghost" (outline),
+    "selected" (the option chosen among others: raised, ringed in the accent, so that it doesn't
+    pass for the screen's main button). A disabled one looks the same whatever its style (no
+    accent: nothing to press), its label muted but readable. A label too wide for one line takes
+    two when the button is tall enough."""
     radius = min(rect.height // 2, look.px(18))
     fill, ink = button_colours(look, style, enabled)
     if pressed and enabled:
         fill = th.mix(fill, (255, 255, 255), 0.25)
-    border = th.CONTROL_EDGE if style == "ghost" and enabled else None
-    draw_card(surface, rect, fill, radius, border=border)
+    border = {"ghost": th.CONTROL_EDGE, "selected": look.accent}.get(style) if enabled else None
+    draw_card(surface, rect, fill, radius, border=border, border_width=look.px(3) if style == "selected" else 2)
     font = font or look.body_bold()
     room = rect.inflate(-look.px(12), 0)
     if font.size(label)[0] > room.width and rect.height >= 2 * font.get_linesize() + look.px(8):
@@ -307,6 +309,8 @@ def button_colours(look: Theme, style: str, enabled: bool = True) -> tuple[Colou
         return look.accent, th.text_on(look.accent)
     if style == "ghost":
         return th.BACKGROUND, th.TEXT
+    if style == "selected":
+        return th.mix(th.SURFACE_HIGH, look.accent, 0.18), th.TEXT
     return th.SURFACE_HIGH, th.TEXT
 
 

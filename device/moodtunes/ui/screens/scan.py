@@ -21,6 +21,7 @@ from moodtunes.ui.widgets import (
     draw_paragraph,
     draw_ring,
     draw_text,
+    glyphs_or,
     paragraph_height,
 )
 
@@ -634,11 +635,13 @@ class ResultScreen(Screen):
             )
             draw_chip(surface, look, chip, label, look.accent)
         for mood_option in MOODS:
+            title = MOOD_TITLES[mood_option]
+            chosen = mood_option == mood
             self.button(
                 surface,
                 f"fix:{mood_option}",
-                MOOD_TITLES[mood_option],
-                style="primary" if mood_option == mood else "secondary",
+                glyphs_or(look.body_bold(), f"✓ {title}", title) if chosen else title,
+                style="selected" if chosen else "secondary",
             )
         self.button(
             surface, "not_right", KEEP_MOOD if self.correcting else "Not right?", style="ghost"
