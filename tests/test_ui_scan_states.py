@@ -214,7 +214,7 @@ def test_the_live_scan_keeps_its_title_ring_and_hints(settings, drawn):
         scanner.snap = ScanSnapshot(frame=FRAME, faces=(FACE,), scanning=True, progress=0.4, hint="move closer",
                                     camera_ok=True, live_probs={"happy": 0.2, "neutral": 0.1, "sad": 0.7})
         texts = one_frame(app, drawn)
-        assert NORMAL_TITLE in texts and "Move closer" in texts
+        assert NORMAL_TITLE in texts and "Come a little closer" in texts
         assert drawn.rings == [0.4] and drawn.faces == ["sad"]
     finally:
         app.close()
@@ -334,5 +334,28 @@ def test_the_mood_chosen_in_the_correction_row_is_marked_not_styled_as_the_main_
         assert styles["Show my songs"] == "primary"
         chosen = [label for label, style in styles.items() if style == "selected"]
         assert chosen == ["✓ Neutral"] and styles["Happy"] == styles["Sad"] == "secondary"
+    finally:
+        app.close()
+
+
+@pytest.mark.parametrize(("hint", "said"), [
+    ("more light", "Too dark: face the light"),
+    ("face the camera", "Please look at the camera"),
+    ("move closer", "Come a little closer"),
+])
+def test_what_to_do_during_a_scan_is_said_plainly_and_stands_out(settings, monkeypatch, hint, said):
+    """"More light" in small grey type under the ring was the least visible text on the screen,
+    though it is what the visitor must act on; "Great, hold still" stays quiet."""
+    fonts: dict[str, object] = {}
+    record_texts(monkeypatch, [scan_screens], lambda font, text: fonts.__setitem__(text, font))
+    app, scanner = scripted_scan(settings)
+    try:
+        scanner.snap = ScanSnapshot(frame=FRAME, scanning=True, progress=0.3, hint=hint, camera_ok=True)
+        step(app, 1)
+        assert fonts.get(said) is app.look.body_bold(), sorted(fonts)
+        scanner.snap = replace(scanner.snap, faces=(FACE,), hint=None)
+        fonts.clear()
+        step(app, 1)
+        assert fonts["Great, hold still"] is app.look.body()
     finally:
         app.close()

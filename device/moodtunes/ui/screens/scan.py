@@ -41,6 +41,12 @@ UNREACHED_HINT = "Trying again…"
 # When a scan ends without a face: what its last hint said was wrong (the scanner's hint words,
 # ``moodtunes.vision.scan.HINT_*``), told on the mood picker as what may help next time. Only the
 # hints of a frame without a face: "move closer" comes with a face, and any face found is read.
+# What the visitor can do about the scanner's live hint (its words, as above), said plainly.
+LIVE_HINTS = {
+    "more light": "Too dark: face the light",
+    "face the camera": "Please look at the camera",
+    "move closer": "Come a little closer",
+}
 NO_FACE = "I couldn't see a face."
 NO_FACE_BECAUSE = {
     "more light": "It was too dark to see your face: more light may help.",
@@ -408,12 +414,14 @@ class ScanScreen(Screen):
             hint = getattr(snap, "hint", None)
             if hint is None:
                 hint = "Hold still, almost there…" if progress > 0.5 else "Great, hold still"
+        act_on = hint in LIVE_HINTS  # something to do, not only what is happening: it stands out
+        hint = LIVE_HINTS.get(hint, hint)
         hint_rect = pygame.Rect(panel.left, ring_area.bottom + look.px(8), panel.width, hint_h)
         draw_paragraph(
             surface,
-            look.body(),
+            look.body_bold() if act_on else look.body(),
             hint[:1].upper() + hint[1:],
-            th.MUTED,
+            th.TEXT if act_on else th.MUTED,
             hint_rect,
             align="center",
             valign="center",
