@@ -28,6 +28,7 @@ from moodtunes.ui.widgets import (
 TAGLINE = "Let the camera read your mood, then enjoy music picked to lift it."
 STEPS = ("Look at the camera", "Play a song or two", "See if it helped")
 MAX_NAME = 20
+NAME_COUNT_FROM = 5  # letters before MAX_NAME from which the name field shows its count
 PROFILES_UNREADABLE = "Sorry, the saved profiles can't be read right now. Please tell the staff."
 
 CONSENT_TEXT = (
@@ -382,6 +383,11 @@ class NewProfileScreen(Screen):
         accent = th.parse_colour(self.colour)
         draw_card(surface, self.field, th.SURFACE, look.px(16), border=accent)
         inner = lay.inset(self.field, look.px(18), 0)
+        if len(self.text) >= MAX_NAME - NAME_COUNT_FROM:  # the keys stop at MAX_NAME: say so before
+            count = f"{len(self.text)}/{MAX_NAME}"
+            draw_text(surface, look.small(), count, th.DANGER if len(self.text) >= MAX_NAME else th.MUTED,
+                      inner, align="right")
+            inner.width -= look.small().size(count)[0] + look.px(12)
         if self.text:
             box = draw_text(surface, look.font(26, bold=True), self.text, th.TEXT, inner)
             if (self.app.clock() * 2) % 2 < 1.3:  # a blinking caret
@@ -415,7 +421,7 @@ class NewProfileScreen(Screen):
             surface,
             "shift",
             glyphs_or(look.font(22, bold=True), "⇧", "Aa"),
-            style="primary" if self.capital_next() else "secondary",
+            style="selected" if self.capital_next() else "secondary",
             font=look.font(22, bold=True),
         )
         self.button(

@@ -1,0 +1,53 @@
+"""The new-profile screen's on-screen keyboard as a visitor meets it: the name's length limit said
+before the keys stop, and the shift key lit as a state, not as the screen's main button."""
+
+from __future__ import annotations
+
+import pytest
+from moodtunes.ui.screens import welcome
+from ui_support import make_app, record_buttons, record_texts, sample_scanner, step, tap
+
+
+@pytest.fixture
+def texts(monkeypatch) -> list[str]:
+    drawn: list[str] = []
+    record_texts(monkeypatch, [welcome], lambda font, text: drawn.append(text))
+    return drawn
+
+
+def typed(app, texts: list[str], count: int) -> list[str]:
+    """Type ``count`` letters on the on-screen keyboard; what the next frame draws."""
+    for _ in range(count):
+        tap(app, "key:A")
+    texts.clear()
+    step(app)
+    return list(texts)
+
+
+def test_the_name_field_counts_letters_near_the_limit_and_says_when_it_is_full(settings, texts):
+    """At 20 letters the keys stopped working, and nothing said why."""
+    app = make_app(settings, sample_scanner)
+    try:
+        tap(app, "new_profile")
+        assert not any("/" in text for text in typed(app, texts, welcome.MAX_NAME - 6))
+        assert f"{welcome.MAX_NAME - 5}/{welcome.MAX_NAME}" in typed(app, texts, 1)
+        drawn = typed(app, texts, 10)
+        assert len(app.screen.text) == welcome.MAX_NAME and f"{welcome.MAX_NAME}/{welcome.MAX_NAME}" in drawn
+    finally:
+        app.close()
+
+
+def test_the_shift_key_shows_its_state_without_looking_like_the_main_button(settings, monkeypatch):
+    styles: dict[str, str] = {}
+    record_buttons(monkeypatch, lambda label, style: styles.__setitem__(label, style))
+    app = make_app(settings, sample_scanner)
+    try:
+        tap(app, "new_profile")
+        step(app)
+        shift = next(label for label in styles if label in ("⇧", "Aa"))
+        assert app.screen.capital_next() and styles[shift] == "selected" and styles["Create"] == "primary"
+        tap(app, "key:A")
+        step(app)
+        assert not app.screen.capital_next() and styles[shift] == "secondary"
+    finally:
+        app.close()
