@@ -238,6 +238,31 @@ def test_more_songs_has_a_way_back_and_says_when_it_goes_round(settings, tmp_pat
         app.close()
 
 
+@pytest.mark.parametrize("size", [(800, 480), (480, 800)], ids=["800x480", "480x800"])
+def test_two_pages_offer_one_way_back_and_one_page_no_paging_at_all(settings, tmp_path, size):
+    """On the second of two pages "‹" and "First songs" both went to the first page; a list of one
+    page (or none) showed a "More songs" that could never be pressed."""
+    app = guest_at_songs(settings, tmp_path / "music", "sad", size=size, count=9, category=CALM)  # two pages
+    try:
+        tap(app, "more")
+        assert app.visit.page == 1 and "more" in ids(app) and "previous" not in ids(app)
+        tap(app, "more")
+        assert app.visit.page == 0
+    finally:
+        app.close()
+    for count in (5, 0):
+        with Store.open(settings.database_path) as store:
+            store._db.execute("DELETE FROM tracks")
+        app = guest_at_songs(settings, tmp_path / f"music{count}", "sad", size=size, count=count, category=CALM)
+        try:
+            assert "more" not in ids(app) and "previous" not in ids(app), count
+            for i, a in enumerate(app.screen.targets):  # the buttons left take the room
+                for b in app.screen.targets[i + 1:]:
+                    assert not a.rect.colliderect(b.rect), (a.id, b.id)
+        finally:
+            app.close()
+
+
 # ---- 4. messages hide no button, and a tap on one presses nothing -----------------------------
 
 def message_box(app, message: str) -> pygame.Rect:

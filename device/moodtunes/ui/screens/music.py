@@ -232,16 +232,21 @@ class SongsScreen(Screen):
         if self.loaded and self.no_music:  # one way on: finishing the visit, with nothing to rate
             self.add("finish", lay.centred(footer, max(look.px(260), footer.width // 3), h))
             return
+        pages = page_count(visit.ranked) if self.loaded else 0
         if portrait:
             other, (more, done) = upper, lay.cols(footer, [0.5, 0.5], gap)
-        else:
+        elif pages > 1:
             other, more, done = lay.cols(footer, [0.36, 0.3, 0.34], gap)
+        else:  # nothing to page through: no paging buttons, their room to the others
+            other, done = lay.cols(footer, [0.5, 0.5], gap)
         self.add("other", other)  # also while waiting for songs: the other category may have some
-        if self.loaded:
-            if visit.page > 0:  # the way back a page, beside "More songs"
+        if pages > 1:
+            # The way back a page, beside "More songs"; not where "More songs" (going round from
+            # the last page) leads to the same page: the second of two.
+            if 0 < visit.page and visit.page - 1 != (visit.page + 1) % pages:
                 previous, more = lay.cols(more, [max(look.px(52), lay.MIN_TOUCH), 1.0], look.px(8))
                 self.add("previous", previous)
-            self.add("more", more, enabled=page_count(visit.ranked) > 1)
+            self.add("more", more)
         self.add("done", done)
 
     def draw(self, surface: pygame.Surface) -> None:
