@@ -1,14 +1,21 @@
 """`moodtunes library scan DIR` of a folder the kiosk does not keep says so, and a scan's log
 tells tracks pruned because their file is gone from those pruned for being outside the folders;
-`library list` reads only a catalogue that is there, and prints it one track a line."""
+its output and progress keep control characters in file names off the terminal, its progress bar
+fits the terminal, and without a terminal its progress is logged; `library list` reads only a
+catalogue that is there, and prints it one track a line."""
 
+import io
 import logging
+import os
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from moodtunes.cli import main as moodtunes
-from moodtunes.commands.library import folders_outside_library
+from moodtunes.commands.library import ScanProgress, folders_outside_library
 from moodtunes.config import Settings
 from moodtunes.domain import Category
 from moodtunes.library import scan_library
@@ -79,3 +86,90 @@ def test_control_characters_catalogued_by_an_older_scan_stay_out_of_the_table(ca
     assert moodtunes(["library", "list"]) == 0
     rows = capsys.readouterr().out.splitlines()
     assert len(rows) == 2 and rows[1].endswith("1:01  [31mRed — line1 line2")
+
+
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")  # all but the newline
+
+
+def test_control_characters_in_file_names_stay_off_the_terminal(tmp_path, monkeypatch, capsys):
+    """An escape sequence in a file name reached the terminal raw, in the scan's log and summary."""
+    folder = tmp_path / "music"
+    folder.mkdir()
+    (folder / "bad\x1b]0;pwned\x07\x1b[31mred.mp3").write_bytes(bytes(range(256)) * 16)
+    monkeypatch.setenv("MOODTUNES_LIBRARY__WORKERS", "1")
+    monkeypatch.setenv("MOODTUNES_LOGGING__FORMAT", "text")  # JSON log lines escape them anyway
+    assert moodtunes(["library", "scan", str(folder)]) == 0
+    captured = capsys.readouterr()
+    assert f"  skipped {folder}/bad ]0;pwned [31mred.mp3: " in captured.out
+    assert f"skipped {folder}/bad ]0;pwned [31mred.mp3: " in captured.err
+    assert not CONTROL_CHARACTERS.search(captured.out + captured.err)
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def screen(written: str) -> list[str]:
+    """The lines a terminal shows of ``written`` (ASCII): a carriage return writes over the line."""
+    lines = []
+    for line in written.split("\n"):
+        shown = ""
+        for part in line.split("\r"):
+            shown = part + shown[len(part):]
+        lines.append(shown.rstrip())
+    return lines
+
+
+@pytest.fixture
+def forty_columns(monkeypatch):
+    monkeypatch.setattr(shutil, "get_terminal_size", lambda *fallback: os.terminal_size((40, 20)))
+
+
+def test_the_progress_bar_fits_the_terminal_by_display_width_and_cleans_names(forty_columns):
+    """Names were cut by characters: a CJK one, two columns a character, wrapped and left stale lines."""
+    terminal = Terminal()
+    with ScanProgress(terminal) as progress:
+        progress(1, 3, "/music/日本語の歌.flac")  # 8 columns left after the 31 of the bar and count
+        progress(2, 3, "/music/Cafe\u0301 del Mar.flac")  # the accent takes none
+        progress(3, 3, "/music/evil\nname\x1b[2J\x07.ogg")
+    assert terminal.getvalue() == (
+        "\r[########................] 1/3 日本語の"
+        "\r[################........] 2/3 Cafe\u0301 del"
+        "\r[########################] 3/3 evil nam\n"
+    )
+
+
+def test_log_lines_written_while_the_bar_is_shown_start_on_a_line_of_their_own(forty_columns):
+    terminal = Terminal()
+    handler = logging.StreamHandler(terminal)
+    logging.getLogger().addHandler(handler)  # the root's handlers are put back after each test
+    with ScanProgress(terminal) as progress:
+        progress(1, 2, "/music/a.flac")
+        logging.getLogger("moodtunes.test").warning("skipped /music/b.mp3: cannot decode")
+        progress(2, 2, "/music/c.flac")
+    assert screen(terminal.getvalue()) == [
+        "skipped /music/b.mp3: cannot decode", "[########################] 2/2 c.flac", ""]
+    assert handler.filters == []
+
+
+def test_without_a_terminal_progress_is_logged_every_minute(caplog):
+    """The nightly scan writes to the journal, where a first scan on a Pi showed nothing for hours."""
+    caplog.set_level(logging.INFO, logger="moodtunes.commands.library")
+    now = [1000.0]
+    journal = io.StringIO()
+    with ScanProgress(journal, clock=lambda: now[0]) as progress:
+        for done in range(1, 7):  # a file every 30 s
+            progress(done, 1003, f"/music/{done}.flac")
+            now[0] += 30
+    assert [record.getMessage() for record in caplog.records] == [
+        "3 of 1003 files analysed (2.0 a minute, about 8 h 20 min left)",
+        "5 of 1003 files analysed (2.0 a minute, about 8 h 19 min left)",
+    ]
+    assert journal.getvalue() == ""
+    caplog.clear()
+    with ScanProgress(Terminal(), clock=lambda: now[0]) as progress:  # a bar instead
+        for done in range(1, 7):
+            progress(done, 1003, f"/music/{done}.flac")
+            now[0] += 30
+    assert caplog.records == []

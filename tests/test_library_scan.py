@@ -682,6 +682,42 @@ def test_an_empty_music_folder_keeps_its_catalogued_tracks(tmp_path, store, excl
     assert scan_library([fresh], store, workers=1).kept == []
 
 
+def test_an_empty_folder_inside_the_library_keeps_its_tracks_and_a_folder_that_lost_songs_is_pruned(
+    tmp_path, store
+):
+    """A drive mounted on a folder inside the scanned one (lib/usb) leaves that folder empty when it
+    is not mounted: its tracks were pruned, hours of analysis on a Pi once the drive is back."""
+    lib = tmp_path / "lib"
+    usb, album = lib / "usb", lib / "album"
+    for folder in (usb, album, lib / "local"):
+        folder.mkdir(parents=True)
+    (lib / "local" / "song.mp3").write_bytes(b"damaged")  # music found: not the rule for an empty root
+    (album / "cover.jpg").write_bytes(b"not audio")
+    catalogue(store, usb / "1.flac", usb / "disc 2" / "2.flac", album / "3.flac")
+    report = scan_library([lib], store, workers=1)
+    assert report.removed == 1 and str(album / "3.flac") not in store.track_index()
+    assert {str(usb / "1.flac"), str(usb / "disc 2" / "2.flac")} <= set(store.track_index())
+    why = "empty folder, 2 catalogued tracks under it kept (a drive not mounted? delete the folder to have them pruned)"
+    assert report.kept == [(str(usb), why)]
+    usb.rmdir()  # what the hint says to do
+    assert scan_library([lib], store, workers=1).removed == 2 and str(usb / "1.flac") not in store.track_index()
+
+
+def test_a_missing_folder_whose_name_is_not_utf8_is_reported_printably(tmp_path, store, monkeypatch, capsys):
+    """Its name went out as a lone surrogate in JSON (a Python reader then failed to encode it) and
+    as the raw byte in text, where every other path shows such a byte as \\xNN."""
+    missing = os.fsdecode(os.path.join(os.fsencode(tmp_path), b"miss\xe9"))
+    shown = str(tmp_path / "miss\\xe9")
+    report = scan_library([Path(missing)], store, workers=1)
+    assert json.loads(json.dumps(report.as_dict()))["missing_roots"] == [shown]
+    monkeypatch.setenv("MOODTUNES_LIBRARY__WORKERS", "1")
+    monkeypatch.setenv("MOODTUNES_LOGGING__FORMAT", "text")
+    assert moodtunes(["library", "scan", missing]) == 1
+    captured = capsys.readouterr()
+    assert f"missing folder: {shown}\n" in captured.out
+    assert f"missing folder: {shown}; skipped\n" in captured.err
+
+
 UNREADABLE = "can't be read (Permission denied), so what is catalogued there is kept"
 
 

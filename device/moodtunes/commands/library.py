@@ -12,14 +12,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import shutil
 import sys
+import time
+import unicodedata
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Self, TextIO
 
 from moodtunes.domain import Category
 from moodtunes.paths import data_dir_problem
+
+logger = logging.getLogger(__name__)
 
 # A damaged song fails every scan until it is replaced: were that an error, the nightly unit would
 # be "failed" for good and a real failure (no model, no disk) would go unnoticed among them.
@@ -30,6 +36,9 @@ SCAN_EXIT_STATUS = (
     "folder is missing or empty, or songs' links lead to a missing drive, with their tracks kept; "
     "130 after Ctrl-C and 143 after SIGTERM, with everything analysed so far saved."
 )
+# Without a terminal (the nightly service's journal) a first scan on a Pi runs for hours: a line
+# saying how far it got this often.
+PROGRESS_LOG_EVERY_S = 60.0
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -63,25 +72,105 @@ def worker_count(text: str) -> int:
     return count
 
 
-class TerminalProgress:
-    """A one-line progress bar on stderr, only when stderr is a terminal."""
+class ScanProgress:
+    """A scan's progress on stderr. On a terminal, a one-line bar (``bar``), which log lines written
+    while it is in use clear first, else they would start at its end. Elsewhere, a log line every
+    PROGRESS_LOG_EVERY_S. A context manager, which hooks the bar into the root logger's handlers."""
 
-    def __init__(self, stream: TextIO | None = None) -> None:
+    def __init__(self, stream: TextIO | None = None, *, bar: bool = True,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._stream = stream or sys.stderr
-        self._active = self._stream.isatty()
+        on_terminal = self._stream.isatty()
+        self._bar = bar and on_terminal
+        self._log = not on_terminal
+        self._clock = clock
+        self._bar_shown = False  # drawn, and not ended with a newline
+        self._first: tuple[float, int] | None = None  # (when, files done) at the first file done
+        self._logged_at = 0.0
+
+    def __enter__(self) -> Self:
+        if self._bar:
+            for handler in logging.getLogger().handlers:
+                handler.addFilter(self._clear_bar)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for handler in logging.getLogger().handlers:
+            handler.removeFilter(self._clear_bar)
 
     def __call__(self, done: int, total: int, path: str) -> None:
-        if not self._active or total == 0:
+        if total == 0:
             return
-        columns = shutil.get_terminal_size((80, 20)).columns
+        if self._bar:
+            self._draw(done, total, path)
+        elif self._log:
+            self._log_now_and_then(done, total)
+
+    def _draw(self, done: int, total: int, path: str) -> None:
+        from moodtunes.library.tags import printable
+
         width = 24
         filled = round(width * done / total)
-        head = f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} "
-        name = os.path.basename(path)[: max(0, columns - len(head) - 1)]
-        self._stream.write(f"{head}{name}".ljust(columns - 1))
-        if done == total:
+        # printable: a file name can hold an escape sequence, or a newline
+        line = f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {printable(os.path.basename(path))}"
+        self._stream.write("\r" + _fit_columns(line, _terminal_columns() - 1))
+        self._bar_shown = done < total
+        if not self._bar_shown:
             self._stream.write("\n")
         self._stream.flush()
+
+    def _clear_bar(self, record: logging.LogRecord) -> bool:
+        """A handler's filter: blank the bar's line before the record is written on it."""
+        if self._bar_shown:
+            self._stream.write("\r" + " " * (_terminal_columns() - 1) + "\r")
+            self._stream.flush()
+            self._bar_shown = False  # the next file draws it again, on the line after the record's
+        return True
+
+    def _log_now_and_then(self, done: int, total: int) -> None:
+        """The rate counts from the first file done: before it come the wait for another scan, the
+        walk and the first analysis, which compiles librosa's functions."""
+        now = self._clock()
+        if self._first is None:
+            self._first, self._logged_at = (now, done), now
+            return
+        if now - self._logged_at < PROGRESS_LOG_EVERY_S:
+            return
+        self._logged_at = now
+        since, first_done = self._first
+        per_second = (done - first_done) / (now - since)
+        left = f", about {_duration((total - done) / per_second)} left" if done < total else ""
+        logger.info("%d of %d files analysed (%.1f a minute%s)", done, total, 60 * per_second, left)
+
+
+def _terminal_columns() -> int:
+    return shutil.get_terminal_size((80, 20)).columns
+
+
+def _fit_columns(text: str, columns: int) -> str:
+    """``text`` cut, then padded, to ``columns`` terminal columns: a line wider than the terminal
+    wraps, and the bar's ``\\r`` then leaves the first part behind. Wide (CJK) characters take two
+    columns, combining marks none."""
+    kept, used = [], 0
+    for char in text:
+        width = _character_columns(char)
+        if used + width > columns:
+            break
+        kept.append(char)
+        used += width
+    return "".join(kept) + " " * (columns - used)
+
+
+def _character_columns(char: str) -> int:
+    if unicodedata.category(char) in ("Mn", "Me"):
+        return 0
+    return 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+
+
+def _duration(seconds: float) -> str:
+    """'3 h 05 min', '12 min'."""
+    hours, minutes = divmod(round(seconds / 60), 60)
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min"
 
 
 def track_to_dict(track: Any) -> dict[str, Any]:
@@ -103,6 +192,7 @@ def track_to_dict(track: Any) -> dict[str, Any]:
 
 def _print_scan(report: Any, as_json: bool) -> None:
     from moodtunes.library.scan import not_a_folder, skipped_summary
+    from moodtunes.library.tags import printable
 
     if as_json:
         print(json.dumps(report.as_dict()))
@@ -110,34 +200,32 @@ def _print_scan(report: Any, as_json: bool) -> None:
     rescored = f"{report.rescored} re-scored with the new mood model, " if report.rescored else ""
     print(f"{report.found} audio files: {report.analysed} analysed, {rescored}{report.unchanged} unchanged, "
           f"{len(report.failed)} failed, {report.removed} removed ({report.seconds:.1f} s)")
-    for root in report.missing_roots:
-        print(f"  {not_a_folder(root)}")
+    notes = [not_a_folder(root) for root in report.missing_roots]
     if report.outside_kept:
-        print(f"  {report.outside_kept} catalogued tracks outside these folders kept, not pruned: "
-              "a folder given is missing or unreadable")
+        notes.append(f"{report.outside_kept} catalogued tracks outside these folders kept, not pruned: "
+                     "a folder given is missing or unreadable")
     if report.skipped:
-        print(f"  {skipped_summary(report.skipped)}")
-    for folder, why in report.kept:
-        print(f"  {folder}: {why}")
-    for link, target in report.links:
-        print(f"  {link}: a link to {target}, not followed (scan that folder too)")
-    for path, error in report.failed:
-        print(f"  skipped {path}: {error}")
+        notes.append(skipped_summary(report.skipped))
+    notes += [f"{folder}: {why}" for folder, why in report.kept]
+    notes += [f"{link}: a link to {target}, not followed (scan that folder too)" for link, target in report.links]
+    notes += [f"skipped {path}: {error}" for path, error in report.failed]
+    for note in notes:
+        print(f"  {printable(note)}")  # file names can hold an escape sequence, or a newline
 
 
 def _scan(args: argparse.Namespace, settings: Any) -> int:
     from moodtunes.library import NoMusicFolders, ensure_library, scan_library, scan_workers
     from moodtunes.store import Store
 
-    progress = None if args.json else TerminalProgress()
     store = Store.open(settings.database_path)
     try:
-        if args.dirs:
-            report = scan_library(args.dirs, store, workers=scan_workers(settings, args.workers),
-                                  model_path=settings.library.model, exclusive=args.prune_outside,
-                                  progress=progress)
-        else:
-            report = ensure_library(settings, store, workers=args.workers, progress=progress)
+        with ScanProgress(bar=not args.json) as progress:
+            if args.dirs:
+                report = scan_library(args.dirs, store, workers=scan_workers(settings, args.workers),
+                                      model_path=settings.library.model, exclusive=args.prune_outside,
+                                      progress=progress)
+            else:
+                report = ensure_library(settings, store, workers=args.workers, progress=progress)
     except NoMusicFolders as exc:
         print(f"moodtunes library scan: {exc}: give DIR or set library.paths", file=sys.stderr)
         return 1

@@ -15,6 +15,7 @@ opened. One scan of a catalogue runs at a time: a second one waits for the first
 
 from __future__ import annotations
 
+import bisect
 import ctypes
 import logging
 import multiprocessing
@@ -36,11 +37,22 @@ from moodtunes.library.analysis import ANALYSIS_ID, audio_features
 from moodtunes.library.audio import AudioDecodeError, RetryableDecodeError
 from moodtunes.library.embedding import shipped_embedder
 from moodtunes.library.mood_model import MoodModel, MoodModelError
-from moodtunes.library.tags import read_tags
+from moodtunes.library.tags import printable, read_tags
 from moodtunes.locks import lock_path, open_lock, try_lock
 from moodtunes.store import Store, TrackRecord
 
 logger = logging.getLogger(__name__)
+
+
+def _printable_record(record: logging.LogRecord) -> bool:
+    """File names reach this module's log lines, and through them a terminal: one holding an escape
+    sequence (`bad\\e]0;pwned\\a.mp3`) must not reach it raw, so each run of control characters
+    becomes a space."""
+    record.msg, record.args = printable(record.getMessage()), None
+    return True
+
+
+logger.addFilter(_printable_record)
 
 AUDIO_EXTENSIONS = frozenset({
     ".mp3", ".ogg", ".oga", ".opus", ".flac", ".wav", ".aiff", ".aif", ".m4a", ".aac",
@@ -134,6 +146,7 @@ def iter_audio_files(
     root: Path, unreadable: Callable[[OSError], None], linked_folder: Callable[[str], None],
     roots: Iterable[str] = (), *, not_a_file: Callable[[str, str], None],
     dangling_link: Callable[[str, str], None], other_audio: Callable[[str], None],
+    empty_folder: Callable[[str], None],
 ) -> Iterator[FileState]:
     """Audio files under ``root`` (recursively, hidden folders skipped), in a stable order.
     Symlinked folders go to ``linked_folder``, not followed: a link can lead anywhere, into a loop
@@ -141,9 +154,12 @@ def iter_audio_files(
     instead: their catalogued tracks must not look deleted. A pipe or device named like a song
     goes to ``not_a_file`` (path, why): reading one never ends. A symlinked file whose target is
     missing goes to ``dangling_link`` (link, target); the extension of an audio file of a format
-    the scan doesn't read to ``other_audio``. ``roots``: all the folders scanned (a symlinked file
-    whose target lies in one of them is that target; see _resolve)."""
+    the scan doesn't read to ``other_audio``; a folder with no entries at all, hidden or not, to
+    ``empty_folder``. ``roots``: all the folders scanned (a symlinked file whose target lies in one
+    of them is that target; see _resolve)."""
     for folder, subdirs, files in os.walk(root, onerror=unreadable):
+        if not subdirs and not files:
+            empty_folder(folder)
         subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
         for name in subdirs:
             if os.path.islink(os.path.join(folder, name)):
@@ -324,8 +340,8 @@ def _under(path: str, roots: Iterable[str]) -> bool:
 def not_a_folder(root: str) -> str:
     """Why ``root``, given as a music folder, can't be scanned."""
     if os.path.isfile(root):
-        return f"{root} is a file, not a folder: give the folder that holds it"
-    return f"missing folder: {root}"
+        return f"{printable_path(root)} is a file, not a folder: give the folder that holds it"
+    return f"missing folder: {printable_path(root)}"
 
 
 def _keep(folder: str, why: str, kept: list[str], report: ScanReport) -> None:
@@ -340,9 +356,12 @@ def _walk(
 ) -> tuple[dict[str, FileState], list[str]]:
     """(the audio files under ``roots``; the folders and links whose catalogued tracks must not be
     pruned: missing or unreadable folders, roots with catalogued tracks but no music, like the
-    empty mount point of a drive that is not mounted, and links to songs that are missing)."""
+    empty mount point of a drive that is not mounted, empty folders inside them under which tracks
+    are catalogued, as where a drive is mounted inside the library, and links to songs that are
+    missing)."""
     on_disk: dict[str, FileState] = {}
     kept: list[str] = []
+    in_order = sorted(catalogued)
 
     def unreadable(exc: OSError) -> None:
         _keep(exc.filename, f"can't be read ({exc.strerror or exc}), so what is catalogued there is kept",
@@ -374,22 +393,41 @@ def _walk(
     def other_audio(suffix: str) -> None:
         report.skipped[suffix] = report.skipped.get(suffix, 0) + 1
 
+    def empty_folder(folder: str) -> None:
+        """A folder left empty with tracks catalogued under it is most likely where a drive is
+        mounted when it is there. Deleting the folder says its songs are gone. (A root follows
+        the rule for roots, below.)"""
+        if folder not in map(str, roots) and (tracks := _count_under(folder, in_order)):
+            _keep(folder, f"empty folder, {tracks} catalogued tracks under it kept (a drive not mounted? "
+                          "delete the folder to have them pruned)", kept, report)
+
     for root in map(str, roots):
         if not os.path.isdir(root):
-            report.missing_roots.append(root)
+            report.missing_roots.append(printable_path(root))
             kept.append(root)
             logger.warning("%s; skipped", not_a_folder(root))
             continue
         files = iter_audio_files(Path(root), unreadable, linked_folder, list(map(str, roots)),
-                                 not_a_file=skip, dangling_link=dangling_link, other_audio=other_audio)
+                                 not_a_file=skip, dangling_link=dangling_link, other_audio=other_audio,
+                                 empty_folder=empty_folder)
         found = {s.path: s for s in files}
-        tracks = 0 if found or _under(root, kept) else sum(_under(p, [root]) for p in catalogued)
+        # the tracks of an empty folder inside are kept, and counted, already
+        tracks = 0 if found or _under(root, kept) else sum(
+            _under(p, [root]) and not _under(p, kept) for p in catalogued)
         if tracks:
             _keep(root, f"no music found, {tracks} catalogued tracks kept (drive not mounted?)", kept, report)
         on_disk.update(found)
     if report.skipped:
         logger.warning("%s", skipped_summary(report.skipped))
     return on_disk, kept
+
+
+def _count_under(folder: str, in_order: list[str]) -> int:
+    """How many of the sorted paths ``in_order`` are inside ``folder``: those from "folder/" up to
+    "folder0" ('0' follows '/'), found by bisection rather than by comparing every path."""
+    inside = folder.rstrip(os.sep) + os.sep
+    after = inside[:-1] + chr(ord(os.sep) + 1)
+    return bisect.bisect_left(in_order, after) - bisect.bisect_left(in_order, inside)
 
 
 def skipped_summary(skipped: dict[str, int]) -> str:
