@@ -147,3 +147,21 @@ def test_long_names_on_the_welcome_tiles_stay_told_apart_and_the_pages_are_numbe
         assert "1 of 2" in rendered
     finally:
         app.close()
+
+
+@pytest.mark.parametrize("size", [(800, 480), (1024, 600)])
+def test_a_profile_tile_breaks_a_long_name_between_words_in_smaller_type_rather_than_inside_one(size, monkeypatch):
+    """"Bartholome / w Feather…": a first name a little wider than the tile was cut in two."""
+    settings = load_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    with Store.open(settings.database_path) as store:
+        store.create_profile("Bartholomew Featherstonehaugh", "#a78bfa")
+        store.create_profile("Li", "#5fd08a")
+    lines: dict[str, list[str]] = {}
+    record_lines(monkeypatch, lambda line, colour: lines.setdefault(line, []))
+    app = make_app(settings, StillScanner, size=size)
+    try:
+        step(app)
+        assert "Bartholomew" in lines and "Li" in lines, sorted(lines)
+    finally:
+        app.close()

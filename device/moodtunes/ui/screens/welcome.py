@@ -215,7 +215,11 @@ class WelcomeScreen(Screen):
             rect.right - centre[0] - r - look.px(22),
             rect.height,
         )
-        font = look.body_bold()  # a long name on two lines: "Maximilian-…" and "Maximilian-…" told apart
+        # A long name on two lines ("Maximilian-…" and "Maximilian-…" told apart), in smaller type
+        # if more of its words fit whole in it: "Bartholome / w" was cut inside the word.
+        words = label.split()
+        font = max((look.body_bold(), look.font(16, bold=True)),  # the bigger one when as many fit
+                   key=lambda f: sum(f.size(word)[0] <= text.width for word in words))
         lines = title_lines(font, label, text.width, 2 if text.height >= 2 * font.get_linesize() else 1)
         top = text.centery - len(lines) * font.get_linesize() // 2
         draw_lines(surface, font, lines, th.TEXT, text.left, top, text.width)
