@@ -81,7 +81,7 @@ def test_falling_mood_says_so(store):
     assert report.verdict == "Not so far: your mood tended to drop after the music. Your mood fell in 3 of 3 measured visits."
     visit(store, cy.id, sad, happy, "/m/fast.ogg", 10, 10)
     report = summarise("Cy", store.visits(cy.id))
-    assert report.verdict.endswith("rose in 1 and fell in 3 of 4 measured visits, though it is getting better.")
+    assert report.verdict.endswith("rose in 1 and fell in 3 of 4 measured visits, though lately the music has helped more.")
 
 
 @pytest.mark.parametrize(
@@ -97,6 +97,13 @@ def test_falling_mood_says_so(store):
         ([("sad", "happy"), ("happy", "happy"), ("happy", "sad"), ("neutral", "happy")],
          ("Yes, the music seems to lift your mood. Your mood rose in 2, held steady in 1 and fell in 1 of 4 "
          "measured visits, though the effect is fading.")),
+        # said of the music, calmly: not "No clear change yet … and it is getting worse"
+        ([("sad", "happy"), ("happy", "happy"), ("happy", "sad")],
+         ("No clear change yet. Your mood rose in 1, held steady in 1 and fell in 1 of 3 measured visits,"
+          " and lately the music has helped less.")),
+        ([("happy", "sad"), ("happy", "happy"), ("sad", "happy")],
+         ("No clear change yet. Your mood rose in 1, held steady in 1 and fell in 1 of 3 measured visits,"
+          " though lately the music has helped more.")),
     ],
 )
 def test_the_verdict_counts_visits_whose_mood_rose_held_or_fell(store, pairs, expected):

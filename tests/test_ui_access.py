@@ -134,7 +134,8 @@ def test_the_mood_before_is_dashed_with_hollow_dots_the_mood_after_solid(setting
         assert before in dashed and len(dashed) > 1, "the 'before' line is dashed"
         assert {tuple(pixels[x, y_solid]) for x in range(x0 + 10, x1 - 10)} == {accent}, "the 'after' line is solid"
         # The legend shows the same dots, hollow and filled: between the columns where each is tallest.
-        band = range(plot.bottom + app.look.px(4), plot.bottom + app.look.px(4) + app.look.small().get_linesize())
+        row = charts._below(app.look, plot)  # the legend's row, clear of the dots above it
+        band = range(row.top, row.bottom)
         middle = band[len(band) // 2]
         for colour, centre in ((before, th.SURFACE), (accent, accent)):
             heights = [sum(tuple(pixels[x, y]) == colour for y in band) for x in range(plot.left, plot.right)]

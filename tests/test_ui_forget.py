@@ -10,6 +10,7 @@ from ui_support import (
     add_tracks,
     guest_at_songs,
     make_app,
+    record_texts,
     rows,
     sample_scanner,
     step,
@@ -84,5 +85,34 @@ def test_the_report_and_the_confirmation_keep_big_separate_targets(settings, ada
                 assert all(not target.rect.colliderect(other.rect) for other in targets[i + 1:])
             if app.screen.name == "report":
                 tap(app, "forget")
+    finally:
+        app.close()
+
+
+@pytest.mark.parametrize(
+    ("name", "size", "title"),
+    [
+        ("Ada", (800, 480), "Forget Ada?"),
+        ("Donaudampfschifffahrtskapitän", (800, 480), "Forget your profile?"),  # not "Forget Donaudampf…"
+        ("Donaudampfschifffahrtskapitän", (480, 800), "Forget your profile?"),
+        ("Donaudampfschifffahrtskapitän", (1280, 720), "Forget Donaudampfschifffahrtskapitän?"),
+    ],
+)
+def test_the_confirmations_title_is_never_a_cut_name(settings, tmp_path, monkeypatch, name, size, title):
+    from moodtunes.ui.screens import finish
+
+    with Store.open(settings.database_path) as store:
+        add_tracks(store, tmp_path / "music", count=2)
+        profile = store.create_profile(name, "#5fd08a")
+        store.record_consent(profile.id)
+    app = make_app(settings, sample_scanner, size=size)
+    try:
+        to_report(app, profile.id)
+        tap(app, "forget")
+        drawn = []
+        record_texts(monkeypatch, (finish,), lambda font, text: drawn.append((font, text)))
+        step(app, 1)
+        (font, shown), *_ = [(font, text) for font, text in drawn if text.startswith("Forget")]
+        assert shown == title and font.size(shown)[0] <= app.screen.card.width - 2 * app.look.px(24)
     finally:
         app.close()

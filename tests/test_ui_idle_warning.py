@@ -5,6 +5,7 @@ to answer (WCAG 2.2.1 asks for 20 s at least), starting earlier, within the same
 
 from __future__ import annotations
 
+import math
 import threading
 from pathlib import Path
 
@@ -260,4 +261,30 @@ def test_no_warning_while_waiting_for_the_library_and_a_full_count_after(setting
         assert seconds_shown(after(app, clock, 0.25, drawn)) == ["30"]
     finally:
         release.set()
+        app.close()
+
+
+@pytest.mark.parametrize("size", [(800, 480), (1024, 600), (1280, 720), (480, 800)])
+@pytest.mark.parametrize("idle_for", [60.0, 89.5])  # 30 seconds left, then 1 second
+def test_the_countdown_and_its_unit_sit_inside_the_ring_with_room(settings, library, monkeypatch, size, idle_for):
+    """At 800x480 "seconds" ran into the ring: every corner of both lines' boxes (as drawn, so
+    wider than their ink) stays inside the ring's inner edge, a few pixels clear of it."""
+    rings, boxes = [], {}
+    draw_ring, draw_text = app_module.draw_ring, app_module.draw_text
+    monkeypatch.setattr(app_module, "draw_ring", lambda surface, centre, radius, width, *args: (
+        rings.append((centre, radius - width)), draw_ring(surface, centre, radius, width, *args))[1])
+    monkeypatch.setattr(app_module, "draw_text", lambda surface, font, text, *args, **kwargs: boxes.setdefault(
+        text, draw_text(surface, font, text, *args, **kwargs)))
+    app, clock = start(settings, size=size)
+    try:
+        to_manual_picker(app)
+        clock.now += idle_for
+        step(app, 1)
+        ((cx, cy), inner), *_ = rings
+        number, unit = ("30", "seconds") if idle_for == 60.0 else ("1", "second")
+        for box in (boxes[number], boxes[unit]):
+            corners = (box.topleft, box.topright, box.bottomleft, box.bottomright)
+            assert max(math.hypot(x - cx, y - cy) for x, y in corners) <= inner - app.look.px(4)
+        assert boxes[number].centery < cy < boxes[unit].bottom  # the number over its unit
+    finally:
         app.close()

@@ -33,11 +33,12 @@ from ui_support import (
 @pytest.fixture
 def drawn(monkeypatch):
     """Every text the screens and widgets draw, in order (the kiosk draws text through these)."""
-    from moodtunes.ui import widgets
+    from moodtunes.ui import charts, widgets
     from moodtunes.ui.screens import base, finish, music, scan, welcome
 
     texts: list[str] = []
-    record_texts(monkeypatch, (widgets, base, finish, music, scan, welcome), lambda font, text: texts.append(text))
+    modules = (widgets, base, charts, finish, music, scan, welcome)
+    record_texts(monkeypatch, modules, lambda font, text: texts.append(text))
     return texts
 
 
@@ -373,20 +374,69 @@ def chart_surface(size=(400, 240)) -> pygame.Surface:
     return surface
 
 
-def test_rating_bars_grow_from_the_one_star_line():
+def test_rating_bars_stand_on_zero_so_one_star_is_a_fifth_of_five():
+    """Grown from the "1 ★" line, a 1-star bar was a flat stub that read as no rating."""
     from moodtunes.ui import charts
     from moodtunes.ui.theme import Theme
 
     look, surface = Theme(scale=1.0), chart_surface()
     rect = surface.get_rect()
-    gold = th.MOOD_COLOURS["happy"]
-    charts.bar_chart(surface, look, rect, "Your ratings", [1.0, 4.0, None], 1.0, 5.0, {5.0: "5", 1.0: "1"}, gold)
-    plot, _ = charts._plot_area(look, rect, "Your ratings", chart_surface(), {5.0: "5", 1.0: "1"})
+    gold, labels = th.MOOD_COLOURS["happy"], {5.0: "5", 3.0: "3", 1.0: "1"}
+    charts.bar_chart(surface, look, rect, "Your ratings", [1.0, 5.0, None], 0.0, 5.0, labels, gold)
+    plot, _ = charts._plot_area(look, rect, "Your ratings", chart_surface(), labels)
     pixels = pygame.surfarray.pixels3d(surface)
-    rows = [y for y in range(rect.height) if any(tuple(pixels[x, y]) == gold for x in range(rect.width))]
-    assert rows and max(rows) <= plot.bottom  # nothing below the "1" line
-    x_one = charts._x_positions(plot, 3)[0]
-    assert tuple(pixels[x_one, plot.bottom - 2]) == gold  # a 1-star rating still shows
+    one, five, gap = charts._x_positions(plot, 3)
+
+    def height(x: int) -> int:
+        return sum(1 for y in range(rect.height) if tuple(pixels[x, y]) == gold)
+
+    assert height(five) == plot.height and height(one) == pytest.approx(plot.height / 5, abs=1)
+    assert height(gap) == 0  # no rating: a gap
+
+    def width(y: int) -> int:
+        return sum(1 for x in range(one - 40, one + 40) if tuple(pixels[x, y]) == gold)
+
+    assert width(plot.bottom - 1) == width(plot.bottom - 10) > 10  # square at the foot: flat on the floor
+    assert width(plot.bottom) == 0
+    assert tuple(pixels[gap, plot.bottom]) == th.SURFACE_HIGH  # which is drawn, under every bar alike
+
+
+def test_the_legend_and_caption_rows_keep_clear_of_the_lowest_dots(monkeypatch):
+    """The bottom ("sad") dots, drawn bigger where before = after, ran into the legend, whose hollow
+    "before" sample then read as one more point; the ratings' caption shares the row's height."""
+    from moodtunes.ui import charts
+    from moodtunes.ui.theme import Theme
+
+    look, rect = Theme(scale=1.0), pygame.Rect(0, 0, 400, 240)
+    circles, rows = [], {}
+    monkeypatch.setattr(charts, "aa_circle", lambda surface, colour, centre, radius: circles.append((centre[1], radius)))
+    monkeypatch.setattr(charts, "draw_text", lambda surface, font, text, colour, box, **kwargs: rows.setdefault(text, box))
+    sad = [-1.0, -1.0, -1.0]
+    charts.line_chart(chart_surface(), look, rect, "Mood", [charts.Series("before", th.BEFORE_LINE, sad, dashed=True),
+                                                           charts.Series("after", (60, 200, 190), sad)],
+                      -1.0, 1.0, {1.0: "happy", -1.0: "sad"})
+    legend = rows["before"].top
+    dots = [(y, r) for y, r in circles if y < legend]
+    assert dots and max(y + r for y, r in dots) + look.px(4) <= legend  # a clear gap under the biggest dot
+    assert all(y - r >= legend for y, r in circles if y >= legend)  # the legend's samples within their row
+    charts.bar_chart(chart_surface(), look, rect, "Ratings", [1.0], 0.0, 5.0, {5.0: "5", 1.0: "1"}, (250, 200, 60),
+                     caption=("1 visit",))
+    assert rows["1 visit"].top == legend  # the two charts' rows line up side by side
+
+
+def test_a_caption_too_long_for_its_chart_says_the_count_alone(monkeypatch):
+    from moodtunes.ui import charts
+    from moodtunes.ui.theme import Theme
+
+    texts = []
+    draw_text = charts.draw_text
+    monkeypatch.setattr(charts, "draw_text", lambda surface, font, text, *args, **kwargs: (
+        texts.append(text), draw_text(surface, font, text, *args, **kwargs))[1])
+    caption = ("last 12 of 121 visits, ratings falling", "last 12 of 121 visits")
+    for width, shown in ((400, caption[0]), (240, caption[1])):
+        charts.bar_chart(chart_surface((width, 240)), Theme(scale=1.0), pygame.Rect(0, 0, width, 240), "Ratings",
+                         [1.0], 0.0, 5.0, {5.0: "5", 1.0: "1"}, (250, 200, 60), caption=caption)
+        assert texts[-1] == shown  # not cut short with an ellipsis
 
 
 def test_a_mood_before_equal_to_after_still_shows_its_dot():
@@ -469,7 +519,7 @@ def test_a_report_that_cant_be_read_is_told_plainly(settings, tmp_path, monkeypa
         assert store._db.execute("SELECT end_reason FROM sessions").fetchone()[0] == "completed"
 
 
-def test_the_report_draws_rating_bars_from_one_star(settings, tmp_path, monkeypatch):
+def test_the_reports_rating_bars_grow_from_zero(settings, tmp_path, monkeypatch):
     from moodtunes.ui.screens import finish
 
     calls = []
@@ -481,7 +531,8 @@ def test_the_report_draws_rating_bars_from_one_star(settings, tmp_path, monkeypa
         tap(app, "report")
         step(app)
         (*_, values, low, high, labels, _colour) = calls[-1][:9]
-        assert values == [1.0] and (low, high) == (1.0, 5.0) and min(labels) == low
+        assert values == [1.0] and (low, high) == (0.0, 5.0)  # a 1-star bar a fifth of the height
+        assert sorted(labels) == [1.0, 3.0, 5.0]  # still labelled in stars
     finally:
         app.close()
 
@@ -532,3 +583,53 @@ def test_time_listened_is_said_in_seconds_or_minutes(minutes, shown):
     from moodtunes.ui.screens.finish import listening_time
 
     assert listening_time(minutes) == shown
+
+
+def journey(settings, tmp_path, past: list[tuple[str, str, int]]) -> int:
+    """Robin, with the past visits ``past`` ((mood before, mood after, stars), oldest first, a
+    song heard in each); returns the profile's id."""
+    with Store.open(settings.database_path) as store:
+        (track, *_) = add_tracks(store, tmp_path / "music", count=2)
+        robin = store.create_profile("Robin", "#5aa9ff")
+        store.record_consent(robin.id)
+        for before, after, stars in past:
+            session = store.start_session(robin.id)
+            store.add_reading(session, "before", MoodReading.manual(before))
+            play = store.start_play(session, track)
+            store.update_play(play, 60)
+            store.add_rating(session, (stars - 1) * 25, play)
+            store.add_reading(session, "after", MoodReading.manual(after))
+            store.finish_session(session, "completed", device_id="t")
+    return robin.id
+
+
+FALLING_LATELY = [("sad", "neutral", 3)] * 109 + [("sad", "neutral", s) for s in (5, 5, 5, 4, 4, 4, 3, 3, 2, 2, 1)]
+
+
+@pytest.mark.parametrize(
+    ("past", "size", "caption"),
+    [
+        ([], (800, 480), "1 visit"),  # this visit, unrated
+        # two measured visits, ratings falling: the verdict says it is too early, and so do the charts
+        ([("sad", "happy", 4), ("sad", "sad", 1)], (800, 480), "3 visits"),
+        ([("sad", "happy", 2), ("neutral", "neutral", 3), ("happy", "sad", 5)], (800, 480), "4 visits, ratings rising"),
+        ([("sad", "neutral", 4)] * 25, (800, 480), "last 12 of 26 visits, ratings steady"),
+        (FALLING_LATELY, (800, 480), "last 12 of 121 visits, ratings falling"),  # of the bars shown
+        (FALLING_LATELY, (480, 800), "last 12 of 121 visits, ratings falling"),
+    ],
+)
+def test_the_charts_say_a_trend_only_with_enough_data_and_in_plain_words(settings, tmp_path, drawn, past, size, caption):
+    """No "lift falling" beside "Too early to tell": the mood chart leaves the lift's trend to the
+    verdict, and the ratings chart says how many visits it shows, and their trend once there are
+    as many ratings as the verdict waits for."""
+    robin = journey(settings, tmp_path, past)
+    app = make_app(settings, sample_scanner, size=size)
+    try:
+        to_report(app, robin)
+        drawn.clear()
+        step(app, 1)
+        assert caption in drawn
+        trends = [text for text in drawn if text.endswith(("rising", "falling", "steady"))]
+        assert trends == ([caption] if "ratings" in caption else [])
+    finally:
+        app.close()

@@ -60,7 +60,7 @@ def _mean(values: Sequence[float]) -> float | None:
     return round(float(np.mean(values)), 4) + 0.0 if values else None  # + 0.0: never a -0.0
 
 
-def _slope(values: Sequence[float]) -> float | None:
+def slope(values: Sequence[float]) -> float | None:
     """The least-squares change per visit; a flat series' float noise rounds to 0.0, never -0.0."""
     if len(values) < 2:
         return None
@@ -105,13 +105,13 @@ def _verdict(lifts: Sequence[float]) -> str:
     else:
         head = "No clear change yet"
     tail = ""
-    trend = _slope(lifts)
-    if trend is not None and abs(trend) > 0.01:
+    trend = slope(lifts)
+    if trend is not None and abs(trend) > 0.01:  # said of the music, in calm words: no "it" to puzzle over
         lifting = mean_step > CLEAR_CHANGE
         if trend > 0:
-            tail = ", and the effect is growing" if lifting else ", though it is getting better"
+            tail = ", and the effect is growing" if lifting else ", though lately the music has helped more"
         else:
-            tail = ", though the effect is fading" if lifting else ", and it is getting worse"
+            tail = ", though the effect is fading" if lifting else ", and lately the music has helped less"
     return f"{head}. Your mood {_counted(lifts)}{tail}."
 
 
@@ -167,11 +167,11 @@ def summarise(profile: str, visits: Sequence[dict[str, Any]]) -> ProfileReport:
         visit_count=len(lines),
         measured_lifts=len(lifts),
         mean_lift=_mean(lifts),
-        lift_trend=_slope(lifts),
+        lift_trend=slope(lifts),
         improved_share=_share(lifts, lambda x: x > 0),
         worsened_share=_share(lifts, lambda x: x < 0),
         mean_rating=_mean(ratings),
-        rating_trend=_slope(ratings),
+        rating_trend=slope(ratings),
         listening_minutes=round(sum(line.listening_minutes for line in lines), 2),
         by_category=by_category,
         verdict=_verdict(lifts),

@@ -431,9 +431,15 @@ class KioskApp:
             self._shade.fill((*th.BACKGROUND, 200))
         surface.blit(self._shade, (0, 0))
 
-        title_font, body_font, count_font = look.title(), look.body(), look.font(40, bold=True)
+        title_font, body_font = look.title(), look.body()
+        count_font, unit_font = look.font(40, bold=True), look.small()
         pad, gap = look.px(24), look.px(14)
-        radius = look.px(52)
+        # The ring is sized to what it holds, the number (as many digits as the first one shown) over
+        # "seconds": both lines' boxes inside its inner edge with room to spare, at every scale.
+        ring_w, overlap = look.px(9), look.px(6)  # the number's line ends in room for descenders
+        stack_h = count_font.get_linesize() + unit_font.get_linesize() - overlap
+        widest = max(count_font.size(str(math.ceil(self.idle_warning_s())))[0], unit_font.size("seconds")[0])
+        radius = math.ceil(math.hypot(widest / 2, stack_h / 2)) + look.px(6) + ring_w
         button_h = look.px(60)
         card_w = min(width - 2 * look.px(24), look.px(440))
         inner_w = card_w - 2 * pad
@@ -451,16 +457,14 @@ class KioskApp:
         draw_text(surface, body_font, IDLE_WARNING_TEXT, th.TEXT, line, align="center")
 
         centre = (card.centerx, line.bottom + gap + radius)
-        draw_ring(surface, centre, radius, look.px(9), left / self.idle_warning_s(),
-                  look.accent, th.SURFACE_HIGH)
+        draw_ring(surface, centre, radius, ring_w, left / self.idle_warning_s(), look.accent, th.SURFACE_HIGH)
         seconds = str(math.ceil(left))
         number = pygame.Rect(0, 0, 2 * radius, count_font.get_linesize())
-        number.center = (centre[0], centre[1] - look.px(6))
+        number.midtop = (centre[0], centre[1] - stack_h // 2)
         draw_text(surface, count_font, seconds, th.TEXT, number, align="center")
-        unit = pygame.Rect(0, number.bottom - look.px(8), 2 * radius, look.small().get_linesize())
+        unit = pygame.Rect(0, number.bottom - overlap, 2 * radius, unit_font.get_linesize())
         unit.centerx = centre[0]
-        draw_text(surface, look.small(), "second" if seconds == "1" else "seconds", th.MUTED, unit,
-                  align="center")
+        draw_text(surface, unit_font, "second" if seconds == "1" else "seconds", th.MUTED, unit, align="center")
 
         button = pygame.Rect(0, 0, min(inner_w, look.px(300)), button_h)
         button.midtop = (card.centerx, centre[1] + radius + gap)

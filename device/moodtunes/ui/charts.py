@@ -11,7 +11,10 @@ import pygame
 
 from moodtunes.ui import theme as th
 from moodtunes.ui.theme import Colour, Theme
-from moodtunes.ui.widgets import aa_circle, draw_card, draw_text
+from moodtunes.ui.widgets import aa_circle, draw_card, draw_text, first_that_fits
+
+DOT_RADIUS = 5  # a point of a line chart
+DOT_AROUND_RADIUS = 8  # an earlier series' point drawn around a later one's at the same place
 
 
 @dataclass(frozen=True)
@@ -43,9 +46,20 @@ def _plot_area(
         inner.left + label_w,
         inner.top + title_h + look.px(10),
         inner.width - label_w,
-        inner.height - title_h - look.px(10) - look.small().get_linesize() - look.px(4),
+        inner.height - title_h - look.px(10) - _below_gap(look) - look.small().get_linesize(),
     )
     return plot, label_w
+
+
+def _below_gap(look: Theme) -> int:
+    """From the plot's bottom to the legend or caption row: clear of the biggest dot on the bottom
+    line, so that no dot touches the legend's samples (a hollow one would pass for a data point)."""
+    return look.px(DOT_AROUND_RADIUS) + look.px(6)
+
+
+def _below(look: Theme, plot: pygame.Rect) -> pygame.Rect:
+    """The legend's or caption's row, at the same height in both charts."""
+    return pygame.Rect(plot.left, plot.bottom + _below_gap(look), plot.width, look.small().get_linesize())
 
 
 def _y(plot: pygame.Rect, value: float, low: float, high: float) -> int:
@@ -90,10 +104,8 @@ def line_chart(
     low: float,
     high: float,
     y_labels: dict[float, str],
-    note: str = "",
 ) -> None:
-    """Lines (with dots) over visits, oldest left; gaps where a value is missing; a legend below
-    with an optional ``note`` at its right (e.g. the trend)."""
+    """Lines (with dots) over visits, oldest left; gaps where a value is missing; a legend below."""
     plot, label_w = _plot_area(look, rect, title, surface, y_labels)
     _grid(surface, look, plot, label_w, y_labels, low, high)
     count = max((len(line.values) for line in series), default=0)
@@ -115,23 +127,7 @@ def line_chart(
         later = {point for _, others in placed[k + 1 :] for point in others}
         for point in points:
             _dot(surface, look, line, point, around=point in later)
-    _legend(
-        surface,
-        look,
-        pygame.Rect(plot.left, plot.bottom + look.px(4), plot.width, look.small().get_linesize()),
-        series,
-    )
-    if note:
-        draw_text(
-            surface,
-            look.small(),
-            note,
-            th.MUTED,
-            pygame.Rect(
-                plot.left, plot.bottom + look.px(4), plot.width, look.small().get_linesize()
-            ),
-            align="right",
-        )
+    _legend(surface, look, _below(look, plot), series)
 
 
 def bar_chart(
@@ -144,37 +140,30 @@ def bar_chart(
     high: float,
     y_labels: dict[float, str],
     colour: Colour,
-    caption: str = "",
+    caption: Sequence[str] = (),
 ) -> None:
-    """One bar per visit (a missing value leaves a gap), growing from ``low`` or from zero; a
-    value at the base still shows as a short stub (a 1-star rating is a rating, not a gap)."""
+    """One bar per visit standing on the line of ``low`` (a missing value leaves a gap); under the
+    plot the first of the ``caption`` wordings (longest first) that fits its width."""
     plot, label_w = _plot_area(look, rect, title, surface, y_labels)
     _grid(surface, look, plot, label_w, y_labels, low, high)
+    pygame.draw.line(surface, th.SURFACE_HIGH, plot.bottomleft, plot.bottomright, 1)
     if not values:
         draw_text(surface, look.small(), "No visits yet", th.MUTED, plot, align="center")
         return
     xs = _x_positions(plot, len(values))
     slot = plot.width / max(len(values), 1)
     width = max(look.px(4), min(look.px(36), round(slot * 0.6)))
-    base = _y(plot, max(low, min(high, 0.0)), low, high)
     for x, value in zip(xs, values):
         if value is None:
             continue
         top = _y(plot, value, low, high)
-        height = max(look.px(6), abs(base - top))
-        bar = pygame.Rect(x - width // 2, base - height if top <= base else base, width, height)
-        fill = colour if value >= 0 else th.DANGER
-        pygame.draw.rect(surface, fill, bar, border_radius=min(look.px(6), width // 2))
-    if caption:  # under the plot, from the left edge of the labels
-        draw_text(
-            surface,
-            look.small(),
-            caption,
-            th.MUTED,
-            pygame.Rect(
-                plot.left, plot.bottom + look.px(4), plot.width, look.small().get_linesize()
-            ),
-        )
+        bar = pygame.Rect(x - width // 2, top, width, plot.bottom - top)
+        corner = min(look.px(6), width // 2)
+        pygame.draw.rect(surface, colour, bar, border_top_left_radius=corner, border_top_right_radius=corner)
+    if caption:  # from the left edge of the labels: room for the longer wordings
+        row = _below(look, plot)
+        row = pygame.Rect(row.left - label_w, row.top, row.width + label_w, row.height)
+        draw_text(surface, look.small(), first_that_fits(look.small(), caption, row.width), th.MUTED, row)
 
 
 def _dot(
@@ -182,7 +171,7 @@ def _dot(
 ) -> None:
     """A point of ``line``: a filled dot, or a hollow one for a dashed line; bigger when it goes
     ``around`` a later series' dot at the same point (drawn over it), so that both show."""
-    radius = look.px(8) if around else look.px(5)
+    radius = look.px(DOT_AROUND_RADIUS if around else DOT_RADIUS)
     aa_circle(surface, line.colour, centre, radius)
     if line.dashed:
         aa_circle(surface, th.SURFACE, centre, radius - look.px(2))

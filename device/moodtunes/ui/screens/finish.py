@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pygame
 
-from moodtunes.report import ProfileReport, one_visit_verdict, summarise
+from moodtunes.report import (
+    VISITS_FOR_A_VERDICT,
+    ProfileReport,
+    VisitLine,
+    one_visit_verdict,
+    slope,
+    summarise,
+)
 from moodtunes.ui import layout as lay
 from moodtunes.ui import theme as th
 from moodtunes.ui.charts import Series, bar_chart, line_chart
@@ -26,13 +35,20 @@ CHART_VISITS = 12  # the report's charts show this many most recent visits
 HISTORY_UNREADABLE = "Sorry, your report can't be read right now. Please tell the staff."
 
 
-def trend_words(what: str, slope: float | None, steady_below: float) -> str:
-    """'lift rising' / 'rating falling' / '… steady' from a per-visit slope; '' without one."""
-    if slope is None:
-        return ""
-    if abs(slope) < steady_below:
-        return f"{what} steady"
-    return f"{what} {'rising' if slope > 0 else 'falling'}"
+def ratings_caption(shown: Sequence[VisitLine], total: int) -> tuple[str, ...]:
+    """The ratings chart's caption, longest wording first: how many visits it shows ("3 visits",
+    "last 12 of 26 visits") and, once it shows as many ratings as the verdict waits for measured
+    visits, which way they went. Fewer would call a trend the verdict still calls too early."""
+    if total > len(shown):
+        count = f"last {len(shown)} of {total} visits"
+    else:
+        count = f"{len(shown)} visit{'' if len(shown) == 1 else 's'}"
+    ratings = [float(line.rating) for line in shown if line.rating is not None]
+    if len(ratings) < VISITS_FOR_A_VERDICT:
+        return (count,)
+    change = slope(ratings)  # in stored points (0..100) a rating
+    way = "steady" if abs(change) < 0.5 else "rising" if change > 0 else "falling"
+    return (f"{count}, ratings {way}", count)
 
 
 class RateScreen(Screen):
@@ -285,7 +301,6 @@ class ReportScreen(Screen):
             -1.0,
             1.0,
             {1.0: "happy", 0.0: "neutral", -1.0: "sad"},
-            note=trend_words("lift", report.lift_trend, 0.01),
         )
         stars = [None if v.rating is None else score_to_stars(v.rating) for v in recent]
         bar_chart(
@@ -294,12 +309,11 @@ class ReportScreen(Screen):
             self.charts[1],
             "Your ratings",
             stars,
-            1.0,  # the bars grow from the "1 ★" line: one star is the least a rating can be
+            0.0,  # from zero, so that a 1-star bar is a fifth of a 5-star one, not a stub like no rating
             5.0,
             {v: glyphs_or(look.small(), f"{v:.0f} ★", f"{v:.0f}") for v in (5.0, 3.0, 1.0)},
             th.MOOD_COLOURS["happy"],
-            caption=trend_words("rating", report.rating_trend, 0.5)
-            or f"last {len(recent)} visit{'s' if len(recent) != 1 else ''}",
+            caption=ratings_caption(recent, report.visit_count),
         )
         rating = (
             glyphs_or(
@@ -391,8 +405,10 @@ class ForgetScreen(Screen):
         title_h, gap = look.title().get_linesize(), look.px(12)
         text_h = min(paragraph_height(look.body(), self.text(), inner.width, 1.15), inner.height - title_h - gap)
         top = inner.centery - (title_h + gap + text_h) // 2  # the question and its answer, centred
-        draw_text(surface, look.title(), f"Forget {self.app.visit.profile.name}?", th.TEXT,
-                  pygame.Rect(inner.left, top, inner.width, title_h))
+        title = first_that_fits(  # not "Forget Donaudampfschifffahrtskapit…"
+            look.title(), (f"Forget {self.app.visit.profile.name}?", "Forget your profile?"), inner.width
+        )
+        draw_text(surface, look.title(), title, th.TEXT, pygame.Rect(inner.left, top, inner.width, title_h))
         draw_paragraph(surface, look.body(), self.text(), th.TEXT,
                        pygame.Rect(inner.left, top + title_h + gap, inner.width, text_h), line_spacing=1.15)
         self.button(surface, "delete", ("Delete everything", "Delete"), style="ghost")
