@@ -33,7 +33,7 @@ def test_forget_me_deletes_the_profile_and_its_visits_after_a_yes(settings, ada,
     try:
         to_report(app, ada)
         tap(app, "forget")
-        assert app.screen.name == "forget" and "deletes Ada's profile and Ada's visit from" in app.screen.text()
+        assert app.screen.name == "forget" and "deletes Ada's profile and its visit from" in app.screen.text()
         tap(app, "keep")  # the default: back to the report, nothing deleted
         assert app.screen.name == "report"
         tap(app, "forget")
@@ -114,5 +114,27 @@ def test_the_confirmations_title_is_never_a_cut_name(settings, tmp_path, monkeyp
         step(app, 1)
         (font, shown), *_ = [(font, text) for font, text in drawn if text.startswith("Forget")]
         assert shown == title and font.size(shown)[0] <= app.screen.card.width - 2 * app.look.px(24)
+    finally:
+        app.close()
+
+
+def test_the_delete_button_looks_destructive_and_keeping_stays_the_main_way(settings, ada, monkeypatch):
+    """"Delete everything" was outlined like "Back": nothing marked it as the one that destroys."""
+    from moodtunes.ui import theme as th
+    from moodtunes.ui.widgets import button_colours
+    from ui_support import record_buttons
+
+    styles: dict[str, str] = {}
+    record_buttons(monkeypatch, lambda label, style: styles.__setitem__(label, style))
+    app = make_app(settings, sample_scanner)
+    try:
+        to_report(app, ada)
+        tap(app, "forget")
+        styles.clear()
+        step(app, 1)
+        delete = next(label for label in styles if label.startswith("Delete"))
+        assert styles[delete] == "danger" and [s for s in styles.values() if s == "primary"]
+        fill, ink = button_colours(app.look, "danger")
+        assert ink == th.DANGER and th.contrast(fill, ink) >= 4.5
     finally:
         app.close()

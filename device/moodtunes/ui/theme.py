@@ -19,6 +19,7 @@ OUTLINE: Colour = (62, 72, 96)  # edges of cards and panels, which nobody needs 
 # against every surface, as non-text controls need to be seen (WCAG 1.4.11).
 CONTROL_EDGE: Colour = (115, 126, 152)
 TEXT: Colour = (238, 241, 247)
+DARK_TEXT: Colour = (20, 24, 34)  # on light fills (text_on)
 MUTED: Colour = (152, 162, 184)
 DANGER: Colour = (239, 104, 104)
 SUCCESS: Colour = (95, 208, 138)
@@ -67,9 +68,9 @@ def mix(a: Colour, b: Colour, amount: float) -> Colour:
 
 
 def text_on(colour: Colour) -> Colour:
-    """Dark or light text, whichever reads better on ``colour``."""
-    r, g, b = colour
-    return (20, 24, 34) if 0.299 * r + 0.587 * g + 0.114 * b > 150 else TEXT
+    """Dark or light text, whichever contrasts more with ``colour`` (by WCAG's measure: a rule
+    of thumb on brightness put light text on the danger red, at 2.7:1)."""
+    return max((DARK_TEXT, TEXT), key=lambda ink: contrast(ink, colour))
 
 
 def contrast(a: Colour, b: Colour) -> float:

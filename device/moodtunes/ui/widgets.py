@@ -284,14 +284,15 @@ def draw_button(
 ) -> None:
     """A rounded button: "primary" (accent fill), "secondary" (raised surface), "ghost" (outline),
     "selected" (the option chosen among others: raised, ringed in the accent, so that it doesn't
-    pass for the screen's main button). A disabled one looks the same whatever its style (no
+    pass for the screen's main button), "danger" (outlined and labelled in red: what can't be
+    undone, marked as such without drawing the eye from the screen's main button). A disabled one looks the same whatever its style (no
     accent: nothing to press), its label muted but readable. A label too wide for one line takes
     two when the button is tall enough."""
     radius = min(rect.height // 2, look.px(18))
     fill, ink = button_colours(look, style, enabled)
     if pressed and enabled:
         fill = th.mix(fill, (255, 255, 255), 0.25)
-    border = {"ghost": th.CONTROL_EDGE, "selected": look.accent}.get(style) if enabled else None
+    border = {"ghost": th.CONTROL_EDGE, "selected": look.accent, "danger": th.DANGER}.get(style) if enabled else None
     draw_card(surface, rect, fill, radius, border=border, border_width=look.px(3) if style == "selected" else 2)
     font = font or look.body_bold()
     room = rect.inflate(-look.px(12), 0)
@@ -311,6 +312,8 @@ def button_colours(look: Theme, style: str, enabled: bool = True) -> tuple[Colou
         return th.BACKGROUND, th.TEXT
     if style == "selected":
         return th.mix(th.SURFACE_HIGH, look.accent, 0.18), th.TEXT
+    if style == "danger":
+        return th.BACKGROUND, th.DANGER
     return th.SURFACE_HIGH, th.TEXT
 
 

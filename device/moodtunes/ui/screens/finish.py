@@ -378,7 +378,7 @@ class ForgetScreen(Screen):
     def text(self) -> str:
         name = self.app.visit.profile.name
         visits = self.report.report.visit_count
-        which = f"{name}'s visit" if visits == 1 else f"all {visits} of {name}'s visits"
+        which = "its visit" if visits == 1 else f"all {visits} of its visits"  # the name once is enough
         said = (f"This deletes {name}'s profile and {which} from this kiosk: moods, songs and ratings. "
                 "It can't be undone.")
         if self.app.settings.mqtt.enabled:
@@ -411,7 +411,7 @@ class ForgetScreen(Screen):
         draw_text(surface, look.title(), title, th.TEXT, pygame.Rect(inner.left, top, inner.width, title_h))
         draw_paragraph(surface, look.body(), self.text(), th.TEXT,
                        pygame.Rect(inner.left, top + title_h + gap, inner.width, text_h), line_spacing=1.15)
-        self.button(surface, "delete", ("Delete everything", "Delete"), style="ghost")
+        self.button(surface, "delete", ("Delete everything", "Delete"), style="danger")
         self.button(surface, "keep", ("Keep my profile", "Keep"), style="primary")
 
     def on_tap(self, target_id: str) -> None:
