@@ -5,11 +5,12 @@ photo, real playback of generated songs, and the database checked afterwards."""
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 
 import pytest
-from moodtunes.store import Store, StoreError
+from moodtunes.store import Store, StoreError, utc_now
 from moodtunes.ui.app import NOT_SAVED_MESSAGE
 from ui_support import (
     CALM,
@@ -688,3 +689,32 @@ def test_stars_and_stored_scores_convert_both_ways():
     assert [stars_to_score(stars) for stars in range(1, 6)] == [0, 25, 50, 75, 100]
     assert [score_to_stars(stars_to_score(stars)) for stars in range(1, 6)] == [1, 2, 3, 4, 5]
     assert score_to_stars(62.5) == 3.5  # an average rating
+
+
+def test_a_visit_whose_end_could_not_be_saved_is_ended_as_it_was_once_the_store_takes_it(settings, library,
+                                                                                         monkeypatch, caplog):
+    """The disk was full as the visit ended: the log said "ended: completed", the visit stayed open,
+    and the next start closed it as "interrupted". Now the end is saved when the store takes writes
+    again (the next visit, or closing the kiosk), with its reason and its time."""
+    caplog.set_level(logging.INFO, logger="moodtunes.ui.app")
+    app = make_app(settings, sample_scanner)
+    finish = app.store.finish_session
+    try:
+        monkeypatch.setattr(app.store, "finish_session", lambda *a, **k: (_ for _ in ()).throw(
+            StoreError("database: the disk is full; free some space")))
+        songs_as_guest(app, "sad")
+        session = app.visit.session_id
+        tap(app, "done")
+        tap(app, "report")
+        assert f"visit {session} ended: completed" not in caplog.text
+        assert f"visit {session} couldn't be saved as ended" in caplog.text
+        ended_at = utc_now()
+        monkeypatch.setattr(app.store, "finish_session", finish)  # room again
+        tap(app, "finish")
+        tap(app, "guest")  # the next visitor
+        with Store.open(settings.database_path) as store:
+            (row,) = rows(store, "SELECT ended_at, end_reason FROM sessions WHERE id = ?", session)
+            assert row["end_reason"] == "completed" and row["ended_at"] <= ended_at
+            assert len(store.pending_events(10)) == 1  # its event queued
+    finally:
+        app.close()

@@ -723,10 +723,11 @@ class Store:
             )
             return int(cur.lastrowid)
 
-    def finish_session(self, session_id: int, reason: str, device_id: str) -> VisitEvent:
+    def finish_session(self, session_id: int, reason: str, device_id: str, ended_at: str | None = None) -> VisitEvent:
         """End a visit and queue its event for upload, in the same transaction. An "interrupted"
-        visit (closed at start-up after a crash) ends at its last activity, and no visit ends before
-        it began (a kiosk's clock may be set back mid-visit).
+        visit (closed at start-up after a crash) ends at its last activity, any other at
+        ``ended_at`` (ISO 8601, UTC; when it ended, for an end saved late), else now; and no visit
+        ends before it began (a kiosk's clock may be set back mid-visit).
 
         A visit whose event can't be built is a StoreError, and stays open."""
         if reason not in END_REASONS:
@@ -737,7 +738,7 @@ class Store:
                 raise StoreError(f"no visit with id {session_id} (forgotten meanwhile?)")
             if row["ended_at"] is not None:
                 raise ValueError(f"session {session_id} has already ended")
-            ended_at = _last_activity(db, session_id) if reason == "interrupted" else utc_now()
+            ended_at = _last_activity(db, session_id) if reason == "interrupted" else ended_at or utc_now()
             ended_at = max(ended_at, row["started_at"], key=datetime.fromisoformat)
             db.execute(
                 "UPDATE sessions SET ended_at = ?, end_reason = ? WHERE id = ?",

@@ -23,7 +23,7 @@ from moodtunes.config import KIOSK_MIN_SIDE, Settings
 from moodtunes.domain import Category, MoodReading
 from moodtunes.player import Player, PlayerError
 from moodtunes.recommend import Feedback, Ranked, rank
-from moodtunes.store import Profile, Store, StoreError
+from moodtunes.store import Profile, Store, StoreError, utc_now
 from moodtunes.ui import INVISIBLE_DRIVERS
 from moodtunes.ui import theme as th
 from moodtunes.ui.services import LibraryLoader, LibraryService, Scanner, ScannerService
@@ -123,6 +123,7 @@ class KioskApp:
         self._warned = False  # the "Still there?" warning is up (logged once each time)
         self._shade: pygame.Surface | None = None  # the screen dimmed under "Still there?"
         self._player: Player | None = None
+        self._unsaved_ends: dict[int, tuple[str, str]] = {}  # visit -> (end reason, when): end_visit
         self.music_on = False  # a song was started and is neither stopped nor over
         self.now_playing: int | None = None  # its index in the visit's ranking
         self.last_saved = 0.0  # when the seconds listened were last written
@@ -216,6 +217,8 @@ class KioskApp:
     def close(self) -> None:
         if self.visit is not None and not self.visit.ended:
             self.end_visit("abandoned")
+        if self.store is not None:
+            self._save_unsaved_ends()
         if self._player is not None:
             self._player.close()
         self.scanner_service.stop()
@@ -619,6 +622,7 @@ class KioskApp:
         self.look.accent = th.parse_colour(
             th.DEFAULT_ACCENT if profile.is_guest else profile.colour
         )
+        self._save_unsaved_ends()
         self.visit = Visit(profile)
         self.visit.session_id = self.record(self.store.start_session, profile.id)
         logger.info("visit started: profile %d, session %s", profile.id, self.visit.session_id)
@@ -634,13 +638,32 @@ class KioskApp:
         visit.ended = True
         self.save_play_progress(final=True)
         if visit.session_id is not None:
-            self.record(
-                self.store.finish_session,
-                visit.session_id,
-                reason,
-                device_id=self.settings.device_id,
-            )
-            logger.info("visit %d ended: %s", visit.session_id, reason)
+            ended_at = utc_now()
+            if self.record(self.store.finish_session, visit.session_id, reason, device_id=self.settings.device_id):
+                logger.info("visit %d ended: %s", visit.session_id, reason)
+            else:  # ended as it did once the store takes writes: not "interrupted" at the next start
+                self._unsaved_ends[visit.session_id] = (reason, ended_at)
+                logger.error("visit %d couldn't be saved as ended (%s); saving it is tried again at the next "
+                             "visit", visit.session_id, reason)
+
+    def _save_unsaved_ends(self) -> None:
+        """Save the ends of visits the store refused (a full disk), with their reasons and times, in
+        order; one still refused waits for the next try. A visit no longer open (forgotten
+        meanwhile) is let go."""
+        if not self._unsaved_ends:
+            return
+        still_open = self.read("the open visits", self.store.open_sessions)
+        if still_open is None:
+            return
+        for session_id, (reason, ended_at) in list(self._unsaved_ends.items()):
+            if session_id in still_open:
+                try:
+                    self.store.finish_session(session_id, reason, device_id=self.settings.device_id, ended_at=ended_at)
+                except StoreError as exc:
+                    logger.error("visit %d still can't be saved as ended: %s", session_id, exc)
+                    return
+                logger.info("visit %d ended: %s (saved late)", session_id, reason)
+            del self._unsaved_ends[session_id]
 
     def add_reading(self, phase: str, reading: MoodReading) -> None:
         visit = self.visit
