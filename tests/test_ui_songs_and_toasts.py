@@ -291,6 +291,8 @@ def test_a_message_never_covers_a_button_on_the_songs_and_now_playing_screens(se
             assert box.height >= 40 and box.width >= min(size) // 2  # a message, not a stray pixel
             for target in app.screen.targets:
                 assert not box.colliderect(target.rect), f"the message covers {target.id} on {screen} at {size}"
+            if screen == "playing":  # nor the title of the song now playing, after one that failed
+                assert not box.colliderect(app.screen.info), f"the message covers the song's title at {size}"
             assert box == app.toast_rect()
             app.toast("", 0)  # gone
             step(app)

@@ -474,18 +474,22 @@ class KioskApp:
         draw_button(surface, look, button, IDLE_WARNING_BUTTON, style="primary")
 
     def toast_rect(self) -> pygame.Rect | None:
-        """Where the message shows, if one does: the top of the screen when no button is there
-        (every screen of a visit, at every supported size: above the songs, over the player's
-        title; centred, else to one side of a button such as "My mood"), else the bottom, else the
-        first band between that hides no button. Only when no band is free does it go at the top
-        anyway, and a tap on it presses nothing (``_pointer``)."""
+        """Where the message shows, if one does: at the top of the screen's message room, if it
+        has one (the player's record), else the top of the screen when no button is there (every
+        other screen of a visit, at every supported size: above the songs; centred, else to one
+        side of a button such as "My mood"), else the bottom, else the first band between that
+        hides no button. Only when no band is free does it go at the top anyway, and a tap on it
+        presses nothing (``_pointer``)."""
         if self._toast is None or self.clock() > self._toast[1]:
             return None
         look, (width, height) = self.look, self.surface.get_size()
         font = look.body()
-        lines_h = (TOAST_LINES - 1) * round(font.get_linesize() * TOAST_LINE_SPACING) + font.get_linesize()
+        lines_h = (self._toast_lines() - 1) * round(font.get_linesize() * TOAST_LINE_SPACING) + font.get_linesize()
         pad_x, pad_y = (look.px(pad) for pad in TOAST_PAD)
         box = pygame.Rect(0, 0, self._toast_width() + 2 * pad_x, lines_h + 2 * pad_y)
+        if (room := self._message_room()) is not None:
+            box.midtop = (room.centerx, room.top + look.px(12))
+            return box
         buttons = [target.rect for target in self.screen.targets] if self.screen is not None else []
         top, bottom = look.px(12), height - look.px(12) - box.height
         sides = (width // 2, width - look.px(12) - box.width // 2, look.px(12) + box.width // 2)
@@ -523,17 +527,25 @@ class KioskApp:
             line_spacing=TOAST_LINE_SPACING,
         )
 
+    def _message_room(self) -> pygame.Rect | None:
+        return self.screen.message_room() if self.screen is not None else None
+
     def _toast_width(self) -> int:
         """The width of the message's lines (its box, less the padding, ``toast_rect``)."""
-        look = self.look
-        return min(self.surface.get_width() - look.px(32), look.px(560)) - 2 * look.px(TOAST_PAD[0])
+        look, room = self.look, self._message_room()
+        widest = room.width - look.px(24) if room is not None else self.surface.get_width() - look.px(32)
+        return min(widest, look.px(560)) - 2 * look.px(TOAST_PAD[0])
+
+    def _toast_lines(self) -> int:
+        """A screen's message room is narrower than the screen: one line more there."""
+        return TOAST_LINES + (self._message_room() is not None)
 
     def _toast_text(self, message: str, title: str | None) -> str:
         """``message`` as shown: a song ``title`` in it cut short so that the whole takes
-        TOAST_LINES lines at most (fit_title measures it once per message and width)."""
+        ``_toast_lines`` lines at most (fit_title measures it once per message and width)."""
         if title is None:
             return message
-        return fit_title(self.look.body(), message, title, self._toast_width(), TOAST_LINES) or message.format("…")
+        return fit_title(self.look.body(), message, title, self._toast_width(), self._toast_lines()) or message.format("…")
 
     # ---- navigation ------------------------------------------------------------------------
 

@@ -75,6 +75,11 @@ class Screen:
         """Whether the idle timeout may end the visit while this screen is shown."""
         return True
 
+    def message_room(self) -> pygame.Rect | None:
+        """Where messages go on this screen, if it has such a place (a picture, nothing to read or
+        tap); None: the kiosk finds a band that hides no button (``KioskApp.toast_rect``)."""
+        return None
+
     # Helpers ---------------------------------------------------------------------------------
     def add(self, target_id: str, rect: pygame.Rect, enabled: bool = True) -> pygame.Rect:
         self.targets.append(Target(target_id, pygame.Rect(rect), enabled))

@@ -567,6 +567,12 @@ class PlayingScreen(Screen):
         self.add("vol_up", up)
         self.add("done", done)
 
+    def message_room(self) -> pygame.Rect | None:
+        """The record: a message over the title would hide the song now playing (the one after a
+        song that couldn't be played, whose message names the broken one). None before the first
+        layout (a song that fails as the screen opens)."""
+        return getattr(self, "art", None)
+
     def draw(self, surface: pygame.Surface) -> None:
         look, visit = self.look, self.app.visit
         item = visit.ranked[self.index] if visit.ranked else None
