@@ -49,6 +49,20 @@ def test_id3_tags_in_a_wav_file_are_read(tmp_path):
     assert (tags.title, tags.artist, tags.album, tags.genre, tags.year) == ("Rain", "Nora", "Grey", "Jazz", 2011)
 
 
+def test_riff_info_tags_in_a_wav_file_are_read_where_it_has_no_id3(tmp_path):
+    """Windows, ffmpeg and most WAV taggers write a RIFF LIST/INFO chunk, which mutagen doesn't
+    read: such a song was catalogued as its file name by "Unknown artist"."""
+    path = tmp_path / "t.wav"
+    t = np.arange(int(SR * 1.5)) / SR
+    with sf.SoundFile(str(path), "w", SR, 1, format="WAV", subtype="PCM_16") as out:
+        out.title, out.artist, out.album, out.genre, out.date = "Rain", "Nora", "Grey", "Jazz", "2011"
+        out.write(0.3 * np.sin(2 * np.pi * 440 * t))
+    assert WAVE(str(path)).tags is None  # no ID3: only the INFO chunk says it
+    tags = read_tags(path)
+    assert (tags.title, tags.artist, tags.album, tags.genre, tags.year) == ("Rain", "Nora", "Grey", "Jazz", 2011)
+    assert tags.duration == pytest.approx(1.5, abs=0.05)
+
+
 def test_every_artist_of_a_collaboration_is_kept_and_other_fields_take_their_first_value(tmp_path):
     path = _tone(tmp_path / "duet.flac", "FLAC")
     audio = FLAC(str(path))

@@ -8,7 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import mutagen
+import soundfile
+from mutagen.aiff import AIFF
 from mutagen.id3 import ID3
+from mutagen.wave import WAVE
 
 logger = logging.getLogger(__name__)
 
@@ -75,12 +78,21 @@ def _raw_fields(path: Path) -> tuple[dict[str, str | None], float | None]:
         return {}, None
     duration = getattr(audio.info, "length", None) or None
     tags = audio.tags
-    if tags is None:
-        return {}, duration
     if isinstance(tags, ID3):
-        return {k: _field(k, tags.get(frame).text if frame in tags else None)
-                for k, frame in _ID3_FRAMES.items()}, duration
-    return {k: _field(k, tags.get(k)) for k in _ID3_FRAMES}, duration
+        fields = {k: _field(k, tags.get(frame).text if frame in tags else None) for k, frame in _ID3_FRAMES.items()}
+    else:
+        fields = {k: _field(k, tags.get(k)) for k in _ID3_FRAMES} if tags is not None else {}
+    if isinstance(audio, WAVE | AIFF) and not all(fields.get(k) for k in _ID3_FRAMES):
+        fields = _chunk_fields(path) | {k: v for k, v in fields.items() if v}
+    return fields, duration
+
+
+def _chunk_fields(path: Path) -> dict[str, str | None]:
+    """The tags of a WAV file's RIFF LIST/INFO chunk (and an AIFF's NAME), as libsndfile reads them:
+    Windows, ffmpeg and most WAV taggers write those, and mutagen reads only ID3 in such files."""
+    with soundfile.SoundFile(str(path)) as audio:
+        found = audio.copy_metadata()
+    return {k: _field(k, found.get(k)) for k in _ID3_FRAMES}
 
 
 def title_from_filename(path: Path) -> str:
@@ -94,7 +106,7 @@ def read_tags(path: Path) -> TrackTags:
     since the audio may still be fine (the decoder decides whether the file is usable)."""
     try:
         fields, duration = _raw_fields(path)
-    except (mutagen.MutagenError, OSError, ValueError) as exc:
+    except (mutagen.MutagenError, soundfile.LibsndfileError, OSError, ValueError) as exc:
         logger.debug("no readable tags in %s: %s", path, exc)
         fields, duration = {}, None
     return TrackTags(
