@@ -217,8 +217,7 @@ class KioskApp:
     def close(self) -> None:
         if self.visit is not None and not self.visit.ended:
             self.end_visit("abandoned")
-        if self.store is not None:
-            self._save_unsaved_ends()
+        self._save_unsaved_ends()
         if self._player is not None:
             self._player.close()
         self.scanner_service.stop()
@@ -662,7 +661,7 @@ class KioskApp:
         """Save the ends of visits the store refused (a full disk), with their reasons and times, in
         order; one still refused waits for the next try. A visit no longer open (forgotten
         meanwhile) is let go."""
-        if not self._unsaved_ends:
+        if not self._unsaved_ends or self.store is None:
             return
         still_open = self.read("the open visits", self.store.open_sessions)
         if still_open is None:
