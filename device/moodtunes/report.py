@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -147,9 +147,35 @@ def _share(lifts: Sequence[float], counted: Callable[[float], bool]) -> float | 
     return round(sum(1 for x in lifts if counted(x)) / len(lifts), 4) if lifts else None
 
 
+class KeptHistory(NamedTuple):
+    """A profile's visit lines as last read, and the id of the newest visit among them."""
+
+    last_visit: int
+    lines: list[VisitLine]
+
+
+def kept_history(store: Any, profile_id: int, kept: KeptHistory | None = None) -> KeptHistory:
+    """The profile's visit lines from ``store`` (a Store): ``kept`` and the visits ended after them,
+    so that a regular visitor's thousand visits are not read again at every report on the kiosk's
+    UI thread (bench/report.py); read whole again when the count doesn't add up (a visit whose end
+    was saved late ended after one recorded later). StoreError when the history can't be read."""
+    last, lines = kept or (0, [])
+    new = store.visits(profile_id, after=last)
+    lines = lines + [visit_line(v) for v in new]
+    if len(lines) != store.ended_visit_count(profile_id):
+        new = store.visits(profile_id)
+        lines = [visit_line(v) for v in new]
+    return KeptHistory(new[-1]["id"] if new else last, lines)
+
+
 def summarise(profile: str, visits: Sequence[dict[str, Any]]) -> ProfileReport:
     """Build the report from ``Store.visits(profile_id)`` (oldest first)."""
-    lines = [visit_line(v) for v in visits]
+    return summarise_lines(profile, [visit_line(v) for v in visits])
+
+
+def summarise_lines(profile: str, lines: list[VisitLine]) -> ProfileReport:
+    """Build the report from the profile's visit lines (oldest first), as ``visit_line`` made them
+    (the kiosk keeps them: ``kept_history``)."""
     lifts = [line.lift for line in lines if line.lift is not None]
     ratings = [float(line.rating) for line in lines if line.rating is not None]
     by_category: dict[str, dict[str, CategoryStats]] = {}

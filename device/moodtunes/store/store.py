@@ -24,7 +24,7 @@ from typing import Any, NamedTuple, Self
 
 from pydantic import BaseModel, ValidationError
 
-from moodtunes.domain import MOODS, MoodReading, same_name
+from moodtunes.domain import MOODS, Mood, MoodReading, ScanOutcome, same_name
 from moodtunes.events import (
     END_REASONS,
     MAX_PLAYS,
@@ -152,17 +152,26 @@ def _track_from_row(row: sqlite3.Row) -> TrackRecord:
     return TrackRecord(**values, id=row["id"])
 
 
+def _reading_fields(row: sqlite3.Row) -> dict[str, Any]:
+    return {
+        "outcome": row["outcome"], "label": row["label"], "corrected_label": row["corrected_label"],
+        "confidence": min(1.0, max(0.0, row["confidence"])), "probs": json.loads(row["probs"]),
+        "frames_used": row["frames_used"],
+    }
+
+
+def _stored_reading(row: sqlite3.Row) -> ReadingEvent:
+    """A reading as recorded, built without checking it again (it was, when it was recorded)."""
+    fields = _reading_fields(row)
+    typed = {k: None if fields[k] is None else Mood(fields[k]) for k in ("label", "corrected_label")}
+    return ReadingEvent.model_construct(**fields | typed | {"outcome": ScanOutcome(fields["outcome"])})
+
+
 def _readings(db: sqlite3.Connection, session_id: int) -> dict[str, ReadingEvent]:
     """A visit's mood readings by phase ("before"/"after"); the newest of a phase wins."""
     return {
-        r["phase"]: ReadingEvent(
-            outcome=r["outcome"], label=r["label"], corrected_label=r["corrected_label"],
-            confidence=min(1.0, max(0.0, r["confidence"])), probs=json.loads(r["probs"]),
-            frames_used=r["frames_used"],
-        )
-        for r in db.execute(
-            "SELECT * FROM mood_readings WHERE session_id = ? ORDER BY id", (session_id,)
-        )
+        r["phase"]: ReadingEvent(**_reading_fields(r))
+        for r in db.execute("SELECT * FROM mood_readings WHERE session_id = ? ORDER BY id", (session_id,))
     }
 
 
@@ -800,24 +809,36 @@ class Store:
 
     # ---- history (recommendations and reports) ---------------------------------------------
 
-    def visits(self, profile_id: int | None = None, limit: int | None = None) -> list[dict[str, Any]]:
-        """Ended visits (newest ``limit``), oldest first, each a row dict plus ``readings``
-        (phase -> ReadingEvent) and ``plays`` (row dicts). In the order they were recorded, not by
-        their times: a kiosk's clock may be set back (no RTC, NTP not yet synced)."""
+    def visits(self, profile_id: int | None = None, limit: int | None = None, after: int | None = None) -> list[dict[str, Any]]:
+        """Ended visits (newest ``limit``; recorded after visit ``after``), oldest first, each a row
+        dict plus ``readings`` (phase -> ReadingEvent) and ``plays`` (row dicts). In the order they
+        were recorded, not by their times: a kiosk's clock may be set back (no RTC, NTP not yet synced)."""
+        # Three queries whatever the history's length, not three a visit: the report screen reads a
+        # regular visitor's thousand visits on the kiosk's UI thread (bench/report.py). The readings
+        # were validated when they were recorded: built again without checking them again.
+        chosen = (
+            "SELECT s.id FROM sessions s WHERE s.ended_at IS NOT NULL AND (:profile IS NULL OR s.profile_id = :profile)"
+            " AND s.id > :after ORDER BY s.id DESC LIMIT :limit"
+        )
         sql = (
             "SELECT s.*, p.name AS profile, (SELECT score FROM ratings r WHERE r.session_id = s.id"
-            " ORDER BY r.id DESC LIMIT 1) AS rating FROM sessions s"
-            " JOIN profiles p ON p.id = s.profile_id"
-            " WHERE s.ended_at IS NOT NULL AND (? IS NULL OR s.profile_id = ?)"
-            " ORDER BY s.id DESC LIMIT ?"
+            f" ORDER BY r.id DESC LIMIT 1) AS rating FROM sessions s JOIN profiles p ON p.id = s.profile_id"
+            f" WHERE s.id IN ({chosen}) ORDER BY s.id"
         )
+        names = {"profile": profile_id, "limit": -1 if limit is None else limit, "after": after or 0}
         with self.transaction("DEFERRED") as db:
-            sessions = db.execute(sql, (profile_id, profile_id, -1 if limit is None else limit))
-            result = []
-            for s in reversed(sessions.fetchall()):
-                plays = [dict(r) for r in _plays(db, s["id"])]
-                result.append(dict(s) | {"readings": _readings(db, s["id"]), "plays": plays})
-        return result
+            sessions = db.execute(sql, names).fetchall()
+            readings: dict[int, dict[str, ReadingEvent]] = {s["id"]: {} for s in sessions}
+            for r in db.execute(f"SELECT * FROM mood_readings WHERE session_id IN ({chosen}) ORDER BY id", names):
+                readings[r["session_id"]][r["phase"]] = _stored_reading(r)
+            plays: dict[int, list[dict[str, Any]]] = {s["id"]: [] for s in sessions}
+            for r in db.execute(f"SELECT * FROM plays WHERE session_id IN ({chosen}) ORDER BY id", names):
+                plays[r["session_id"]].append(dict(r))
+        return [dict(s) | {"readings": readings[s["id"]], "plays": plays[s["id"]]} for s in sessions]
+
+    def ended_visit_count(self, profile_id: int) -> int:
+        return self._query("SELECT count(*) AS n FROM sessions WHERE profile_id = ? AND ended_at IS NOT NULL",
+                           (profile_id,))[0]["n"]
 
     def track_feedback(self, profile_id: int, latest: int = FEEDBACK_WINDOW) -> list[tuple[str, str, int]]:
         """(path, artist, score) for the profile's ``latest`` rated plays, oldest first: a play's

@@ -23,6 +23,7 @@ from moodtunes.config import KIOSK_MIN_SIDE, Settings
 from moodtunes.domain import Category, MoodReading
 from moodtunes.player import Player, PlayerError
 from moodtunes.recommend import Feedback, Ranked, rank
+from moodtunes.report import KeptHistory
 from moodtunes.store import Profile, Store, StoreError, utc_now
 from moodtunes.ui import INVISIBLE_DRIVERS
 from moodtunes.ui import theme as th
@@ -124,6 +125,7 @@ class KioskApp:
         self._shade: pygame.Surface | None = None  # the screen dimmed under "Still there?"
         self._player: Player | None = None
         self._unsaved_ends: dict[int, tuple[str, str]] = {}  # visit -> (end reason, when): end_visit
+        self.histories: dict[int, KeptHistory] = {}  # by profile: the report reads only what ended since
         self.music_on = False  # a song was started and is neither stopped nor over
         self.now_playing: int | None = None  # its index in the visit's ranking
         self.last_saved = 0.0  # when the seconds listened were last written

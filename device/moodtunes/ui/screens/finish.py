@@ -10,9 +10,11 @@ from moodtunes.report import (
     VISITS_FOR_A_VERDICT,
     ProfileReport,
     VisitLine,
+    kept_history,
     one_visit_verdict,
     slope,
-    summarise,
+    summarise_lines,
+    visit_line,
 )
 from moodtunes.ui import layout as lay
 from moodtunes.ui import theme as th
@@ -214,16 +216,26 @@ class ReportScreen(Screen):
         # Reading the history saves nothing: a failure says it can't be read, not "not saved".
         if profile.is_guest:  # the newest ended visit is this one; the shared profile's others stay unread
             newest = app.read("the visit history", app.store.visits, profile.id, limit=1)
-            visits = None if newest is None else [v for v in newest if v["id"] == app.visit.session_id]
+            lines = None if newest is None else [visit_line(v) for v in newest if v["id"] == app.visit.session_id]
         else:
-            visits = app.read("the visit history", app.store.visits, profile.id)
-        self.unreadable = visits is None
-        self.report: ProfileReport = summarise(profile.name, visits or [])
+            lines = self._history(profile.id)
+        self.unreadable = lines is None
+        self.report: ProfileReport = summarise_lines(profile.name, lines or [])
         self.verdict_text = (
             one_visit_verdict(self.report.visits[-1])
             if profile.is_guest and self.report.visits
             else self.report.verdict
         )
+
+    def _history(self, profile_id: int) -> list[VisitLine] | None:
+        """The profile's visit lines, kept by the kiosk between reports (``kept_history``); None
+        when the history can't be read."""
+        app = self.app
+        kept = app.read("the visit history", kept_history, app.store, profile_id, app.histories.get(profile_id))
+        if kept is None:
+            return None
+        app.histories[profile_id] = kept
+        return kept.lines
 
     def primary(self) -> str | None:
         return "finish"

@@ -1,0 +1,64 @@
+"""The report screen's history: kept between reports, so that each reads only the visits ended
+since the last one (a regular visitor's thousand visits were all read, three queries each, on the
+kiosk's UI thread at every report: bench/report.py), and read whole again when a visit ended out
+of order (its end saved late)."""
+
+from __future__ import annotations
+
+import pytest
+from moodtunes.report import summarise
+from moodtunes.store import Store
+from ui_support import add_tracks, make_app, sample_scanner, tap, to_report
+
+
+@pytest.fixture
+def ada(settings, tmp_path) -> int:
+    with Store.open(settings.database_path) as store:
+        add_tracks(store, tmp_path / "music", count=2)
+        profile = store.create_profile("Ada", "#5fd08a")
+        store.record_consent(profile.id)
+        return profile.id
+
+
+def reads(app, monkeypatch) -> list[int | None]:
+    """The ``after`` of every history read the kiosk makes from now on."""
+    seen: list[int | None] = []
+    visits = app.store.visits
+    monkeypatch.setattr(app.store, "visits", lambda *a, **k: (seen.append(k.get("after")), visits(*a, **k))[1])
+    return seen
+
+
+def whole_report(settings, profile_id: int):
+    """The report from the whole history, read apart from the kiosk."""
+    with Store.open(settings.database_path) as store:
+        return summarise("Ada", store.visits(profile_id))
+
+
+def test_each_report_reads_only_the_visits_ended_since_the_last_and_says_the_same(settings, ada, monkeypatch):
+    app = make_app(settings, sample_scanner)
+    try:
+        seen = reads(app, monkeypatch)
+        for visit in range(3):
+            to_report(app, ada)
+            assert app.screen.report == whole_report(settings, ada), f"report {visit + 1}"
+            tap(app, "finish")
+        assert seen == [0, 1, 2]  # after none, then after the visit each report read last
+    finally:
+        app.close()
+
+
+def test_a_visit_that_ended_out_of_order_is_in_the_next_report(settings, ada, monkeypatch):
+    """A visit whose end was saved late ended after one recorded later: reading only what came
+    after the newest visit read would leave it out, so the count tells and the history is read whole."""
+    app = make_app(settings, sample_scanner)
+    try:
+        late = app.store.start_session(ada)  # its end is saved only after the next visit's report
+        to_report(app, ada)
+        tap(app, "finish")
+        app.store.finish_session(late, "completed", device_id="kiosk-1")
+        seen = reads(app, monkeypatch)
+        to_report(app, ada)
+        assert app.screen.report == whole_report(settings, ada) and app.screen.report.visit_count == 3
+        assert seen == [2, None]  # what came after the newest read, then the whole history
+    finally:
+        app.close()
