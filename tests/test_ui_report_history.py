@@ -62,3 +62,24 @@ def test_a_visit_that_ended_out_of_order_is_in_the_next_report(settings, ada, mo
         assert seen == [2, None]  # what came after the newest read, then the whole history
     finally:
         app.close()
+
+
+def test_the_kiosk_keeps_the_histories_of_the_most_recent_profiles_only_and_none_of_a_forgotten_one(
+        settings, ada, monkeypatch):
+    from moodtunes.ui.screens import finish
+
+    monkeypatch.setattr(finish, "KEPT_HISTORIES", 1)
+    with Store.open(settings.database_path) as store:
+        ben = store.create_profile("Ben", "#a78bfa").id
+        store.record_consent(ben)
+    app = make_app(settings, sample_scanner)
+    try:
+        to_report(app, ada)
+        tap(app, "finish")
+        to_report(app, ben)
+        assert list(app.histories) == [ben]  # Ada's went: one profile's at most here
+        tap(app, "forget")
+        tap(app, "delete")
+        assert app.histories == {}
+    finally:
+        app.close()

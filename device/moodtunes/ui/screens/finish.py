@@ -34,6 +34,7 @@ from moodtunes.ui.widgets import (
 
 STAR_WORDS = {1: "Not for me", 2: "It was OK", 3: "Nice", 4: "Really good", 5: "Loved it!"}
 CHART_VISITS = 12  # the report's charts show this many most recent visits
+KEPT_HISTORIES = 20  # profiles whose visit lines the kiosk keeps between reports, the most recent
 HISTORY_UNREADABLE = "Sorry, your report can't be read right now. Please tell the staff."
 
 
@@ -231,10 +232,12 @@ class ReportScreen(Screen):
         """The profile's visit lines, kept by the kiosk between reports (``kept_history``); None
         when the history can't be read."""
         app = self.app
-        kept = app.read("the visit history", kept_history, app.store, profile_id, app.histories.get(profile_id))
+        kept = app.read("the visit history", kept_history, app.store, profile_id, app.histories.pop(profile_id, None))
         if kept is None:
             return None
-        app.histories[profile_id] = kept
+        app.histories[profile_id] = kept  # the most recent last: the least recent goes first
+        while len(app.histories) > KEPT_HISTORIES:
+            del app.histories[next(iter(app.histories))]
         return kept.lines
 
     def primary(self) -> str | None:
@@ -433,5 +436,6 @@ class ForgetScreen(Screen):
         elif target_id == "delete":
             profile = app.visit.profile
             if app.record(app.store.forget_profile, profile.id) is not None:
+                app.histories.pop(profile.id, None)
                 app.home()
                 app.toast("Your profile and visits are deleted from this kiosk.", good=True)  # no name to the log
