@@ -19,15 +19,6 @@ from ui_support import (
 )
 
 
-@pytest.fixture
-def ada(settings, tmp_path) -> int:
-    with Store.open(settings.database_path) as store:
-        add_tracks(store, tmp_path / "music", count=2)
-        profile = store.create_profile("Ada", "#5fd08a")
-        store.record_consent(profile.id)
-        return profile.id
-
-
 def test_forget_me_deletes_the_profile_and_its_visits_after_a_yes(settings, ada, told):
     app = make_app(settings, sample_scanner)
     try:

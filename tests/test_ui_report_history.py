@@ -5,19 +5,9 @@ of order (its end saved late)."""
 
 from __future__ import annotations
 
-import pytest
 from moodtunes.report import summarise
 from moodtunes.store import Store
-from ui_support import add_tracks, make_app, sample_scanner, tap, to_report
-
-
-@pytest.fixture
-def ada(settings, tmp_path) -> int:
-    with Store.open(settings.database_path) as store:
-        add_tracks(store, tmp_path / "music", count=2)
-        profile = store.create_profile("Ada", "#5fd08a")
-        store.record_consent(profile.id)
-        return profile.id
+from ui_support import make_app, sample_scanner, tap, to_report
 
 
 def reads(app, monkeypatch) -> list[int | None]:

@@ -184,6 +184,16 @@ def add_tracks(
     return records
 
 
+@pytest.fixture
+def ada(settings, tmp_path) -> int:
+    """A profile, Ada, who agreed to the camera on an earlier visit, and two songs: her id."""
+    with Store.open(settings.database_path) as store:
+        add_tracks(store, tmp_path / "music", count=2)
+        profile = store.create_profile("Ada", "#5fd08a")
+        store.record_consent(profile.id)
+        return profile.id
+
+
 def add_songs(settings: Settings, folder: Path, **tracks) -> list[TrackRecord]:
     """add_tracks(store, folder, **tracks) into the kiosk's database, opened for it."""
     with Store.open(settings.database_path) as store:
