@@ -577,6 +577,7 @@ class PlayingScreen(Screen):
         look, visit = self.look, self.app.visit
         item = visit.ranked[self.index] if visit.ranked else None
         player = self.app.active_player
+        paused = player is not None and player.paused
         self._draw_disc(surface, player)
         if item is not None:
             info = self.info
@@ -604,7 +605,6 @@ class PlayingScreen(Screen):
                     track.category,
                     look.accent,
                 )
-            paused = player is not None and player.paused
             position = player.position() if player else 0.0
             total = (player.duration() if player else 0.0) or track.duration
             bar = pygame.Rect(info.left, info.bottom - look.px(40), info.width, look.px(10))
@@ -622,7 +622,6 @@ class PlayingScreen(Screen):
                 draw_text(
                     surface, look.small(), SILENT_NOTE, th.mix(th.DANGER, th.TEXT, 0.35), between, align="center",
                 )
-        paused = player is not None and player.paused
         self.button(surface, "stop", "Stop", style="ghost")
         self._toggle(surface, paused)
         self.button(surface, "next", ("Next song", "Next"))
