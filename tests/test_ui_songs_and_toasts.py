@@ -259,8 +259,22 @@ def test_two_pages_offer_one_way_back_and_one_page_no_paging_at_all(settings, tm
             for i, a in enumerate(app.screen.targets):  # the buttons left take the room
                 for b in app.screen.targets[i + 1:]:
                     assert not a.rect.colliderect(b.rect), (a.id, b.id)
+            if count:  # (with no song at all, "Finish my visit" alone)
+                done = app.screen.target("done").rect
+                assert done.width > (0.8 if size[1] > size[0] else 0.4) * size[0], "no hole where paging was"
         finally:
             app.close()
+
+
+def test_a_list_of_one_page_says_no_page_count(settings, tmp_path, drawn):
+    texts, _ = drawn
+    app = guest_at_songs(settings, tmp_path / "music", "sad", count=5, category=CALM)
+    try:
+        texts.clear()
+        step(app)
+        assert "Tap a song to play it" in texts and not any("of 1" in text for text in texts)
+    finally:
+        app.close()
 
 
 # ---- 4. messages hide no button, and a tap on one presses nothing -----------------------------

@@ -234,7 +234,7 @@ class SongsScreen(Screen):
             return
         pages = page_count(visit.ranked) if self.loaded else 0
         if portrait:
-            other, (more, done) = upper, lay.cols(footer, [0.5, 0.5], gap)
+            other, (more, done) = upper, lay.cols(footer, [0.5, 0.5], gap) if pages > 1 else (None, footer)
         elif pages > 1:
             other, more, done = lay.cols(footer, [0.36, 0.3, 0.34], gap)
         else:  # nothing to page through: no paging buttons, their room to the others
@@ -263,8 +263,9 @@ class SongsScreen(Screen):
             ),
             valign="top",
         )
-        where = f"page {visit.page + 1} of {page_count(visit.ranked)}"
-        subs = [f"Tap a song to play it · {where}", where[:1].upper() + where[1:]]
+        pages = page_count(visit.ranked)
+        where = f"page {visit.page + 1} of {pages}"
+        subs = [f"Tap a song to play it · {where}", where[:1].upper() + where[1:]] if pages > 1 else ["Tap a song to play it"]
         sub_rect = pygame.Rect(
             self.head.left,
             self.head.centery + look.px(4),
