@@ -184,11 +184,16 @@ def test_fitting_a_huge_title_on_two_lines_measures_only_what_can_show(monkeypat
     monkeypatch.setattr(font, "size", size)
     for huge in ("T" * 2_000_000, "la " * 700_000):
         first, second = title_lines(font, huge, 300)
-        assert huge.startswith(first) and second.endswith("…")
+        assert huge.startswith(first.removesuffix("-")) and second.endswith("…")
         assert (first, second) == tuple(title_lines(font, huge[:3000], 300))
     assert longest[0] < 500
     assert title_lines(font, "Blue Sky", 300) == ["Blue Sky"]
     assert title_lines(font, "Maximilian-Alexander", font.size("Maximilian-Alex")[0]) == ["Maximilian-", "Alexander"]
+    # A word too long for a line is broken with a hyphen where its alphabet writes one, not in Japanese.
+    first, second = title_lines(font, "Donaudampfschifffahrt", font.size("Donaudampfschiff")[0])
+    assert first.endswith("-") and font.size(first)[0] <= font.size("Donaudampfschiff")[0]
+    assert first[:-1] + second == "Donaudampfschifffahrt"
+    assert not title_lines(font, "ありがとうございました" * 3, 300)[0].endswith("-")
     assert title_lines(font, "Blue Sky " * 10, 300, max_lines=1) == [ellipsize(font, "Blue Sky " * 10, 300)]
 
 

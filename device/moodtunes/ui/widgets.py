@@ -114,10 +114,21 @@ def title_lines(font: FontStack, text: str, width: int, max_lines: int = 2) -> l
     space, hyphen = text.rfind(" ", 0, fits + 1), text.rfind("-", 0, fits)
     if hyphen > max(space, 0):  # the hyphen stays at the end of the first line
         cut = hyphen + 1
-    else:
-        cut = space if space > 0 and text[:space].strip() else max(fits, 1)  # leaves a line to show
+    elif space > 0 and text[:space].strip():
+        cut = space
+    else:  # inside a word, which alphabets break with a hyphen ("Donaudampfschiff-")
+        cut = max(fits, 1)
+        for end in range(cut, max(cut - 3, 1), -1):  # a hyphen takes less room than two letters
+            if _hyphenated(text[end - 1], text[end]) and font.size(text[:end] + "-", base)[0] <= width:
+                return [text[:end] + "-", ellipsize(font, text[end:], width, base)]
     first, rest = text[:cut].rstrip(), text[cut:].lstrip()
     return [first, ellipsize(font, rest, width, base)] if rest else [first]
+
+
+def _hyphenated(before: str, after: str) -> bool:
+    """Whether a word broken between these two letters takes a hyphen: in the alphabets that write
+    one (Latin, Greek, Cyrillic, Armenian), not in Chinese, Japanese, Thai or Arabic."""
+    return all(char.isalpha() and ord(char) < 0x0590 for char in (before, after))
 
 
 def _wrapped_lines(font: FontStack, text: str, width: int, base: str) -> Iterator[str]:
