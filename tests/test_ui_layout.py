@@ -165,3 +165,31 @@ def test_a_profile_tile_breaks_a_long_name_between_words_in_smaller_type_rather_
         assert "Bartholomew" in lines and "Li" in lines, sorted(lines)
     finally:
         app.close()
+
+
+def test_the_welcome_page_arrows_are_big_and_the_one_that_leads_nowhere_is_dimmed(settings):
+    """A small "‹" and "›" (about 10 px at 800x480), the disabled one barely different."""
+    from moodtunes.ui import theme as th
+    from ui_support import tap
+
+    def ink(target_id: str) -> set[tuple[int, int, int]]:
+        rect = next(t.rect for t in app.screen.targets if t.id == target_id)
+        inner = app.surface.subsurface(rect.inflate(-rect.width // 3, -rect.height // 3))
+        return {tuple(inner.get_at((x, y)))[:3] for x in range(inner.get_width()) for y in range(inner.get_height())}
+
+    def arrow_height(target_id: str) -> int:
+        rect = next(t.rect for t in app.screen.targets if t.id == target_id)
+        rows = [y for y in range(rect.top, rect.bottom) if any(
+            tuple(app.surface.get_at((x, y)))[:3] in (th.TEXT, th.DISABLED_TEXT) for x in range(rect.left, rect.right))]
+        return rows[-1] - rows[0] + 1 if rows else 0
+
+    app = make_app(settings, StillScanner)
+    try:
+        step(app)
+        assert th.TEXT not in ink("page_prev") and th.DISABLED_TEXT in ink("page_prev")  # first page: nowhere back
+        assert th.TEXT in ink("page_next")
+        assert arrow_height("page_next") >= app.look.px(18)
+        tap(app, "page_next")
+        assert th.TEXT in ink("page_prev") and th.TEXT not in ink("page_next")
+    finally:
+        app.close()

@@ -13,6 +13,7 @@ from moodtunes.ui.widgets import (
     draw_button,
     draw_lines,
     draw_paragraph,
+    draw_text,
     first_that_fits,
     paragraph_height,
     wrap,
@@ -114,6 +115,29 @@ class Screen:
                 pressed=self.app.pointed == target_id,
                 enabled=target.enabled,
             )
+
+    def chevron_button(
+        self, surface: pygame.Surface, target_id: str, label: str = "", style: str = "secondary",
+        pointing: str = "left",
+    ) -> None:
+        """A button with a chevron drawn on it (no font needed; a font's "‹" is a few pixels), before
+        its label if any, dimmed like a disabled label when it leads nowhere: the previous and next
+        pages, the way back to the mood."""
+        target = self.target(target_id)
+        if target is None:
+            return
+        self.button(surface, target_id, "", style=style)
+        look, rect = self.look, target.rect
+        s = min(rect.height, rect.width) * 0.18
+        cx, cy = (rect.left + look.px(20) + s * 0.5, rect.centery) if label else rect.center
+        tip = -s * 0.5 if pointing == "left" else s * 0.5
+        ink = th.TEXT if target.enabled else th.DISABLED_TEXT
+        pygame.draw.lines(surface, ink, False, [(cx - tip, cy - s), (cx + tip, cy), (cx - tip, cy + s)],
+                          max(3, look.px(4)))
+        if label:
+            left = round(cx + s) + look.px(8)
+            draw_text(surface, look.body_bold(), label, ink,
+                      pygame.Rect(left, rect.top, rect.right - left - look.px(8), rect.height))
 
     def header(
         self,

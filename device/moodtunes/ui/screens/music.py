@@ -319,35 +319,11 @@ class SongsScreen(Screen):
         pages = page_count(visit.ranked)
         last = pages > 1 and visit.page == pages - 1  # "more" goes round to the first page: say so
         self.button(surface, "more", ("Back to the first songs", "First songs") if last else ("More songs", "More"))
-        self._chevron_button(surface, "previous")
-        self._chevron_button(surface, "back", MOOD_BUTTON, style="ghost")
+        self.chevron_button(surface, "previous")
+        self.chevron_button(surface, "back", MOOD_BUTTON, style="ghost")
         # The songs are the main thing here: leaving is outlined, not the one filled button.
         self.button(surface, "done", "I'm done", style="ghost")
         self.button(surface, "finish", ("Finish my visit", "Finish"), style="primary")
-
-    def _chevron_button(
-        self, surface: pygame.Surface, target_id: str, label: str = "", style: str = "secondary"
-    ) -> None:
-        """A button with a left chevron drawn on it (no font needed), before its label if any:
-        the previous page, and the way back to the mood."""
-        target = self.target(target_id)
-        if target is None:
-            return
-        self.button(surface, target_id, "", style=style)
-        look, rect = self.look, target.rect
-        s = min(rect.height, rect.width) * 0.18
-        cx, cy = (rect.left + look.px(20) + s * 0.5, rect.centery) if label else rect.center
-        pygame.draw.lines(
-            surface, th.TEXT, False,
-            [(cx + s * 0.5, cy - s), (cx - s * 0.5, cy), (cx + s * 0.5, cy + s)],
-            max(3, look.px(4)),
-        )
-        if label:
-            left = round(cx + s) + look.px(8)
-            draw_text(
-                surface, look.body_bold(), label, th.TEXT,
-                pygame.Rect(left, rect.top, rect.right - left - look.px(8), rect.height),
-            )
 
     def _note_card(self, surface: pygame.Surface, rect: pygame.Rect, note: str) -> None:
         """The next free place in the list, outlined, saying that more songs are being sorted."""

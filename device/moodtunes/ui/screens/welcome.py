@@ -163,8 +163,8 @@ class WelcomeScreen(Screen):
         if first_arrow is not None:  # which page of how many, beside the arrows
             where = pygame.Rect(box.right, self.heading.top, first_arrow.rect.left - look.px(10) - box.right, self.heading.height)
             draw_text(surface, look.small(), f"{self.page + 1} of {self.pages}", th.MUTED, where, align="right")
-        self.button(surface, "page_prev", "‹", font=look.font(28, bold=True))
-        self.button(surface, "page_next", "›", font=look.font(28, bold=True))
+        self.chevron_button(surface, "page_prev")
+        self.chevron_button(surface, "page_next", pointing="right")
         if self.unreadable:
             draw_paragraph(surface, look.body(), PROFILES_UNREADABLE, th.MUTED, self.note_area)
         for target in self.targets:
