@@ -221,14 +221,14 @@ def write_demo_library(folder: Path, seed: int = 0) -> list[Path]:
 
 
 def _write_track(path: Path, track: DemoTrack, seed: int) -> None:
-    # A temporary name of this call's own: one shared with another writer (the kiosk's scan and the
-    # library service's, on the first start) had the two write, tag and rename one file at the same
-    # time, leaving a damaged song that is never rewritten. Not mkstemp: its 0600 would ignore the umask.
     # Encoded and tagged in memory, then written in one go: a disk that refuses it (full) says why
     # in an OSError naming the file, where libsndfile would say only "System error.".
     flac = io.BytesIO()
     sf.write(flac, synthesize(track, seed), SR, format="FLAC", subtype="PCM_16")
     _tag(flac, track)
+    # A temporary name of this call's own: one shared with another writer (the kiosk's scan and the
+    # library service's, on the first start) had the two write, tag and rename one file at the same
+    # time, leaving a damaged song that is never rewritten. Not mkstemp: its 0600 would ignore the umask.
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
         tmp.write_bytes(flac.getvalue())

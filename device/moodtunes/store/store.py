@@ -822,7 +822,7 @@ class Store:
         )
         sql = (
             "SELECT s.*, p.name AS profile, (SELECT score FROM ratings r WHERE r.session_id = s.id"
-            f" ORDER BY r.id DESC LIMIT 1) AS rating FROM sessions s JOIN profiles p ON p.id = s.profile_id"
+            " ORDER BY r.id DESC LIMIT 1) AS rating FROM sessions s JOIN profiles p ON p.id = s.profile_id"
             f" WHERE s.id IN ({chosen}) ORDER BY s.id"
         )
         names = {"profile": profile_id, "limit": -1 if limit is None else limit, "after": after or 0}

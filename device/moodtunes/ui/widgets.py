@@ -296,9 +296,9 @@ def draw_button(
     """A rounded button: "primary" (accent fill), "secondary" (raised surface), "ghost" (outline),
     "selected" (the option chosen among others: raised, ringed in the accent, so that it doesn't
     pass for the screen's main button), "danger" (outlined and labelled in red: what can't be
-    undone, marked as such without drawing the eye from the screen's main button). A disabled one looks the same whatever its style (no
-    accent: nothing to press), its label muted but readable. A label too wide for one line takes
-    two when the button is tall enough."""
+    undone, marked as such without drawing the eye from the screen's main button). A disabled one
+    looks the same whatever its style (no accent: nothing to press), its label muted but readable.
+    A label too wide for one line takes two when the button is tall enough."""
     radius = min(rect.height // 2, look.px(18))
     fill, ink = button_colours(look, style, enabled)
     if pressed and enabled:

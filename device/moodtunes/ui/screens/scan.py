@@ -38,15 +38,16 @@ LOST_TITLE = "The camera stopped"  # frames came, then stopped: the scanner is r
 LOST_HINT = "Trying to reconnect…"
 UNREACHED_TITLE = "Can't reach the camera"  # no frame yet in this scan, and opening it failed
 UNREACHED_HINT = "Trying again…"
-# When a scan ends without a face: what its last hint said was wrong (the scanner's hint words,
-# ``moodtunes.vision.scan.HINT_*``), told on the mood picker as what may help next time. Only the
-# hints of a frame without a face: "move closer" comes with a face, and any face found is read.
-# What the visitor can do about the scanner's live hint (its words, as above), said plainly.
+# What the visitor can do about the scanner's live hint (its words, ``moodtunes.vision.scan.HINT_*``),
+# said plainly under the ring while the scan runs.
 LIVE_HINTS = {
     "more light": "Too dark: face the light",
     "face the camera": "Please look at the camera",
     "move closer": "Come a little closer",
 }
+# When a scan ends without a face: what its last hint said was wrong (the scanner's hint words),
+# told on the mood picker as what may help next time. Only the hints of a frame without a face:
+# "move closer" comes with a face, and any face found is read.
 NO_FACE = "I couldn't see a face."
 NO_FACE_BECAUSE = {
     "more light": "It was too dark to see your face: more light may help.",
