@@ -8,6 +8,7 @@ import soundfile as sf
 from moodtunes.events import PlayEvent
 from moodtunes.library.tags import MAX_TAG_CHARS, UNKNOWN_ARTIST, read_tags, title_from_filename
 from moodtunes.recommend import artist_key
+from mutagen.apev2 import APEv2
 from mutagen.flac import FLAC
 from mutagen.id3 import ID3, TALB, TCON, TDRC, TIT2, TPE1
 from mutagen.oggvorbis import OggVorbis
@@ -139,3 +140,49 @@ def test_unreadable_file_still_gets_a_title(tmp_path):
 @pytest.mark.parametrize("stem, title", [("01. Intro", "Intro"), ("my_song", "my song"), ("2024", "2024")])
 def test_title_from_filename(stem, title):
     assert title_from_filename(Path(f"/music/{stem}.mp3")) == title
+
+
+def _mp3(path: Path) -> Path:
+    t = np.arange(SR) / SR
+    sf.write(str(path), 0.3 * np.sin(2 * np.pi * 440 * t), SR, format="MP3")
+    return path
+
+
+def test_apev2_tags_of_an_mp3_are_read(tmp_path):
+    """foobar2000 and MP3Gain write APEv2 tags into MP3s, which mutagen's MP3 view leaves out."""
+    path = _mp3(tmp_path / "03_track.mp3")
+    ape = APEv2()
+    ape.update({"TITLE": "Blue Sky", "Artist": "The Larks\x00Nora", "album": "Days", "Genre": "Pop", "Year": "1999"})
+    ape.save(str(path))
+    tags = read_tags(path)
+    assert (tags.title, tags.artist, tags.album, tags.genre, tags.year) == (
+        "Blue Sky", "The Larks, Nora", "Days", "Pop", 1999)
+
+
+def test_id3_tags_win_over_apev2_and_apev2_fills_what_id3_lacks(tmp_path):
+    path = _mp3(tmp_path / "x.mp3")
+    id3 = ID3()
+    id3.add(TIT2(text="From ID3"))
+    id3.save(str(path))
+    ape = APEv2()
+    ape.update({"Title": "From APE", "Artist": "Nora"})
+    ape.save(str(path))
+    tags = read_tags(path)
+    assert (tags.title, tags.artist) == ("From ID3", "Nora")
+
+
+@pytest.mark.parametrize("tag_size", [10**8, 20])  # beyond the file; too small for its footer
+def test_a_damaged_apev2_block_leaves_the_id3_tags(tmp_path, tag_size):
+    path = _mp3(tmp_path / "x.mp3")
+    id3 = ID3()
+    id3.add(TIT2(text="From ID3"))
+    id3.save(str(path))
+    ape = APEv2()
+    ape["Artist"] = "Nora"
+    ape.save(str(path))
+    data = bytearray(path.read_bytes())
+    footer = data.rindex(b"APETAGEX")
+    data[footer + 12:footer + 16] = tag_size.to_bytes(4, "little")
+    path.write_bytes(bytes(data))
+    tags = read_tags(path)
+    assert (tags.title, tags.artist) == ("From ID3", UNKNOWN_ARTIST)

@@ -10,7 +10,9 @@ from pathlib import Path
 import mutagen
 import soundfile
 from mutagen.aiff import AIFF
+from mutagen.apev2 import APENoHeaderError, APEv2
 from mutagen.id3 import ID3
+from mutagen.mp3 import MP3
 from mutagen.wave import WAVE
 
 logger = logging.getLogger(__name__)
@@ -20,6 +22,7 @@ logger = logging.getLogger(__name__)
 UNKNOWN_ARTIST = "Unknown artist"
 # ID3 frames for files whose tags mutagen has no "easy" view of (WAV, AIFF).
 _ID3_FRAMES = {"title": "TIT2", "artist": "TPE1", "album": "TALB", "genre": "TCON", "date": "TDRC"}
+_APE_KEYS = {"title": "Title", "artist": "Artist", "album": "Album", "genre": "Genre", "date": "Year"}
 # Longest tag text catalogued; longer is cut, ending in "…". A tag can hold megabytes (a file with a
 # 2 MB title froze the kiosk's songs screen for minutes) and no screen shows more than two lines of
 # it. The visit event keeps 300 bytes of UTF-8 of a title or artist (the same for Latin letters,
@@ -82,8 +85,11 @@ def _raw_fields(path: Path) -> tuple[dict[str, str | None], float | None]:
         fields = {k: _field(k, tags.get(frame).text if frame in tags else None) for k, frame in _ID3_FRAMES.items()}
     else:
         fields = {k: _field(k, tags.get(k)) for k in _ID3_FRAMES} if tags is not None else {}
-    if isinstance(audio, WAVE | AIFF) and not all(fields.get(k) for k in _ID3_FRAMES):
-        fields = _chunk_fields(path) | {k: v for k, v in fields.items() if v}
+    if not all(fields.get(k) for k in _ID3_FRAMES):
+        if isinstance(audio, WAVE | AIFF):
+            fields = _chunk_fields(path) | {k: v for k, v in fields.items() if v}
+        elif isinstance(audio, MP3):
+            fields = _ape_fields(path) | {k: v for k, v in fields.items() if v}
     return fields, duration
 
 
@@ -93,6 +99,19 @@ def _chunk_fields(path: Path) -> dict[str, str | None]:
     with soundfile.SoundFile(str(path)) as audio:
         found = audio.copy_metadata()
     return {k: _field(k, found.get(k)) for k in _ID3_FRAMES}
+
+
+def _ape_fields(path: Path) -> dict[str, str | None]:
+    """The tags of an MP3's APEv2 block (foobar2000 and MP3Gain write those, some files hold no
+    others), which mutagen's MP3 view leaves out. Its keys are case-insensitive."""
+    try:
+        tags = APEv2(str(path))
+    except APENoHeaderError:
+        return {}
+    except (mutagen.MutagenError, ValueError) as exc:  # a damaged APE block: the ID3 tags found still count
+        logger.debug("unreadable APEv2 tags in %s: %s", path, exc)
+        return {}
+    return {k: _field(k, list(tags[key]) if key in tags else None) for k, key in _APE_KEYS.items()}
 
 
 def title_from_filename(path: Path) -> str:
