@@ -17,15 +17,26 @@ ANALYSIS_LOG_ENV = "MOODTUNES_TEST_ANALYSIS_LOG"
 _analyse = scan._analyse_in_worker
 
 
-def _die() -> None:
-    """End this worker abruptly, as a segfaulting decoder would."""
-    os.kill(os.getpid(), signal.SIGKILL)
+def _die(how: signal.Signals = signal.SIGSEGV) -> None:
+    """End this worker abruptly, as a segfaulting decoder would (or, with SIGKILL, the OOM killer)."""
+    os.kill(os.getpid(), how)
 
 
 def analyse_or_die_on_crash_files(state: scan.FileState) -> scan.AnalysisResult:
     if "crash" in os.path.basename(state.path):
         _die()
     return scan._analyse_in_worker(state)
+
+
+def analyse_or_get_killed_on_oom_files(state: scan.FileState) -> scan.AnalysisResult:
+    if "oom" in os.path.basename(state.path):
+        _die(signal.SIGKILL)
+    return scan._analyse_in_worker(state)
+
+
+def always_get_killed(state: scan.FileState) -> scan.AnalysisResult:
+    _die(signal.SIGKILL)
+    raise AssertionError("unreachable")
 
 
 def always_die(state: scan.FileState) -> scan.AnalysisResult:

@@ -481,6 +481,41 @@ def test_a_file_that_kills_its_worker_is_recorded_as_failed_and_the_scan_goes_on
     assert (again.unchanged, again.analysed, again.failed) == (5, 0, [])
 
 
+def test_a_file_whose_analysis_is_killed_is_tried_once_more_at_the_next_scan(
+    tmp_path, demo_files, store, monkeypatch
+):
+    """SIGKILL (the OOM killer on a device short of memory) is not the file's fault, unlike a
+    segfault: the next scan tries it again, and a second kill of the same file is final."""
+    monkeypatch.setattr(scan_module, "_analyse_in_worker", scan_support.analyse_or_get_killed_on_oom_files)
+    folder = _few(tmp_path, demo_files, ["a.flac", "oom.flac", "b.flac"])
+    oom = str(folder / "oom.flac")
+    first = scan_library([folder], store, workers=2)
+    assert (first.analysed, first.failed) == (2, [(oom, scan_module.WORKER_KILLED)])
+    second = scan_library([folder], store, workers=2)
+    assert (second.unchanged, second.failed) == (2, [(oom, scan_module.WORKER_KILLED_TWICE)])
+    third = scan_library([folder], store, workers=2)
+    assert (third.unchanged, third.failed) == (3, [])
+    assert store.track_by_path(oom).error == scan_module.WORKER_KILLED_TWICE
+
+
+def test_a_file_killed_once_is_catalogued_when_the_next_scan_gets_through(tmp_path, demo_files, store, monkeypatch):
+    monkeypatch.setattr(scan_module, "_analyse_in_worker", scan_support.analyse_or_get_killed_on_oom_files)
+    folder = _few(tmp_path, demo_files, ["a.flac", "oom.flac"])
+    assert scan_library([folder], store, workers=2).failed == [(str(folder / "oom.flac"), scan_module.WORKER_KILLED)]
+    monkeypatch.setattr(scan_module, "_analyse_in_worker", scan_support.analyse_and_log)
+    monkeypatch.setenv(scan_support.ANALYSIS_LOG_ENV, str(tmp_path / "analyses.jsonl"))
+    again = scan_library([folder], store, workers=2)
+    assert (again.analysed, again.failed) == (1, [])
+    assert store.track_by_path(str(folder / "oom.flac")).error is None
+
+
+def test_a_scan_whose_every_analysis_is_killed_points_at_memory(tmp_path, demo_files, store, monkeypatch):
+    monkeypatch.setattr(scan_module, "_analyse_in_worker", scan_support.always_get_killed)
+    folder = _few(tmp_path, demo_files, [f"{i}.flac" for i in range(4)])
+    with pytest.raises(scan_module.AnalyserCrashing, match="killed on 3 files in a row .*out of memory"):
+        scan_library([folder], store, workers=2)
+
+
 def test_a_scan_whose_every_analysis_crashes_stops_with_a_clear_error(tmp_path, demo_files, store, monkeypatch):
     monkeypatch.setattr(scan_module, "_analyse_in_worker", scan_support.always_die)
     folder = _few(tmp_path, demo_files, [f"{i}.flac" for i in range(6)])

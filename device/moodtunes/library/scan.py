@@ -4,7 +4,8 @@ A file's (size, mtime) decides whether it changed. Each result is committed to t
 arrives, so an interrupted scan loses nothing and the next run picks up the rest. Files that can't
 be decoded, or that crash the process analysing them, are recorded with their error, reported, and
 skipped until they change or the analysis does (new features or a new mood model); files that
-couldn't be read, or whose decoder is missing, are tried again on every scan. When only the mood
+couldn't be read, or whose decoder is missing, are tried again on every scan, and a file whose
+analysis was killed (out of memory) once more. When only the mood
 model changed, catalogued tracks are re-scored from their stored features, with no audio work.
 Files are catalogued under their real paths: a folder scanned through a symlink maps to the same
 tracks, a symlinked file to its target when that is in the scanned folders (else to the link, so
@@ -31,6 +32,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 from moodtunes.library.analysis import ANALYSIS_ID, audio_features
@@ -69,6 +71,10 @@ OTHER_AUDIO_EXTENSIONS = frozenset({
 ProgressCallback = Callable[[int, int, str], None]
 
 WORKER_CRASHED = "the analysis process crashed on this file (a decoder or library bug); skipped"
+# SIGKILL is no crash: something outside ended the process, most likely the kernel's OOM killer
+# when the device ran short of memory. The file may well be fine: it is tried once more.
+WORKER_KILLED = "the analysis process was killed while analysing this file (out of memory?); tried again at the next scan"
+WORKER_KILLED_TWICE = "the analysis process was killed twice while analysing this file (out of memory?); skipped"
 # Different files crashing the analysis one after another point at the analyser, not the files.
 MAX_CRASHES_IN_A_ROW = 3
 LOCK_POLL_S = 0.5  # how often a scan waiting for another's lock asks whether it should stop
@@ -503,12 +509,20 @@ def _store_result(
         store.upsert_track(result)
         report.analysed += 1
         return
+    if result == Failure(WORKER_KILLED, retry=True) and _killed_before(store, state):
+        result = Failure(WORKER_KILLED_TWICE)  # a file that exhausts memory must not do so every night
     # A retryable failure is recorded without an analysis key, which never matches the current
     # one: the next scan tries the file again, unchanged or not.
     store.record_track_error(state.path, state.size, state.mtime, result.reason,
                              None if result.retry else analysis)
     report.failed.append((state.path, result.reason))
     logger.warning("skipped %s: %s", state.path, result.reason)
+
+
+def _killed_before(store: Store, state: FileState) -> bool:
+    """Whether the last analysis of this very file (same size and mtime) was killed too."""
+    before = store.track_by_path(state.path)
+    return before is not None and (before.error, before.size, before.mtime) == (WORKER_KILLED, state.size, state.mtime)
 
 
 def _run_inline(todo: list[FileState], model_path: Path | None) -> Iterator[tuple[FileState, AnalysisResult]]:
@@ -540,13 +554,19 @@ def _run_pool(
             crashes_in_a_row = 0
         for state in suspects:
             result = _analyse_alone(state, model_path)
-            crashes_in_a_row = crashes_in_a_row + 1 if result == Failure(WORKER_CRASHED) else 0
+            died = result in (Failure(WORKER_CRASHED), Failure(WORKER_KILLED, retry=True))
+            crashes_in_a_row = crashes_in_a_row + 1 if died else 0
             if crashes_in_a_row >= MAX_CRASHES_IN_A_ROW:
-                raise AnalyserCrashing(
-                    f"the audio analysis crashed on {crashes_in_a_row} files in a row (last: {state.path}); "
-                    "the analyser itself is broken, not the files: reinstall moodtunes or report this"
-                )
+                raise AnalyserCrashing(_crashing_message(result, crashes_in_a_row, state.path))
             yield state, result
+
+
+def _crashing_message(last: AnalysisResult, crashes: int, path: str) -> str:
+    if last == Failure(WORKER_KILLED, retry=True):
+        return (f"the analysis processes were killed on {crashes} files in a row (last: {path}): the device "
+                "is out of memory? Scan with fewer workers (--workers 1) or close other programs")
+    return (f"the audio analysis crashed on {crashes} files in a row (last: {path}); "
+            "the analyser itself is broken, not the files: reinstall moodtunes or report this")
 
 
 def _analyses(
@@ -601,12 +621,35 @@ def _pool_until_broken(
 
 
 def _analyse_alone(state: FileState, model_path: Path | None) -> AnalysisResult:
-    with _new_pool(model_path, 1) as pool:
-        try:
-            return pool.submit(_analyse_in_worker, state).result()
-        except BrokenProcessPool:
-            logger.error("the analysis process died on %s", state.path)
-            return Failure(WORKER_CRASHED)
+    """``state`` analysed in a process of its own, whose exit status tells a crash (a decoder's
+    segfault: the file's fault) from a kill (the OOM killer: likely not)."""
+    context = multiprocessing.get_context("spawn")
+    receiving, sending = context.Pipe(duplex=False)
+    # _analyse_in_worker is passed, not looked up in the child, so that tests can replace it.
+    worker = context.Process(target=_analyse_and_send, daemon=True,
+                             args=(sending, _analyse_in_worker, state, model_path, os.getpid()))
+    worker.start()
+    sending.close()  # the child's copy is the only one left: its death ends the pipe
+    try:
+        with receiving:
+            return receiving.recv()
+    except EOFError:
+        worker.join()
+        logger.error("the analysis process died on %s (exit status %s)", state.path, worker.exitcode)
+        return Failure(WORKER_KILLED, retry=True) if worker.exitcode == -signal.SIGKILL else Failure(WORKER_CRASHED)
+    finally:
+        if worker.is_alive():  # interrupted while it worked
+            worker.kill()
+        worker.join()
+
+
+def _analyse_and_send(
+    sending: Connection, analyse: Callable[[FileState], AnalysisResult], state: FileState,
+    model_path: Path | None, parent_pid: int,
+) -> None:
+    _init_worker(model_path, True, parent_pid)
+    with sending:
+        sending.send(analyse(state))
 
 
 def check_model(model: MoodModel) -> None:
