@@ -27,6 +27,7 @@ from moodtunes.library import NoMusicFolders, ensure_library, scan_library
 from moodtunes.library import scan as scan_module
 from moodtunes.library.demo import ARTISTS, TRACKS, synthesize, write_demo_library
 from moodtunes.store import Store, TrackRecord
+from mutagen.flac import FLAC
 
 LIST_FIELDS = {"path", "title", "artist", "album", "genre", "duration", "quadrant", "probs", "valence",
                "arousal", "category", "tempo", "key", "features"}
@@ -195,6 +196,73 @@ def test_changed_files_are_reanalysed_and_removed_files_pruned(library, store, a
     assert store.track_by_path(str(changed)).mtime == 1_700_000_000
     paths = set(store.track_index())
     assert str(library / "demo" / "09-grey-rain.flac") not in paths and str(broken) not in paths
+
+
+def _keeping_times(path: Path, edit) -> None:
+    """``edit(path)``, then the file's mtime put back, as a tagger that keeps file times does."""
+    before = path.stat()
+    edit(path)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert path.stat().st_size == before.st_size
+
+
+def test_a_file_retagged_in_place_with_its_size_and_mtime_kept_is_analysed_again(library, store, analyses):
+    scan_library([library], store, workers=1)
+    analyses.clear()
+    retagged = library / "demo" / SMALL[1]
+
+    def retitle(path):
+        tags = FLAC(str(path))
+        tags["title"] = "Evening Tea"  # fits the padding: the file keeps its size
+        tags.save()
+
+    _keeping_times(retagged, retitle)
+    report = scan_library([library], store, workers=1)
+    assert (analyses, report.analysed, report.unchanged) == ([str(retagged)], 1, 4)
+    assert store.track_by_path(str(retagged)).title == "Evening Tea"
+    analyses.clear()
+    assert (scan_library([library], store, workers=1).unchanged, analyses) == (5, [])
+
+
+def test_bytes_rewritten_at_the_end_of_a_file_with_its_times_kept_are_seen_too(library, store, analyses):
+    """ID3v1 and APEv2 tags sit at the end of an MP3."""
+    scan_library([library], store, workers=1)
+    analyses.clear()
+    rewritten = library / "demo" / SMALL[2]
+
+    def flip_the_last_byte(path):
+        data = bytearray(path.read_bytes())
+        data[-1] ^= 0xFF
+        path.write_bytes(bytes(data))
+
+    _keeping_times(rewritten, flip_the_last_byte)
+    scan_library([library], store, workers=1)
+    assert analyses == [str(rewritten)]
+
+
+def test_a_chown_or_chmod_alone_costs_no_analysis_and_is_noted(library, store, analyses, monkeypatch):
+    scan_library([library], store, workers=1)
+    analyses.clear()
+    for track in (library / "demo").iterdir():
+        track.chmod(0o640)  # moves the ctime, like a chown
+    report = scan_library([library], store, workers=1)
+    assert (analyses, report.analysed, report.unchanged) == ([], 0, 5)
+    fingerprints = []
+    monkeypatch.setattr(scan_module, "file_fingerprint", lambda path: fingerprints.append(path) or "")
+    scan_library([library], store, workers=1)
+    assert fingerprints == []  # the new ctimes were kept: nothing to compare the next time
+
+
+def test_tracks_catalogued_before_fingerprints_adopt_theirs_without_analysis(library, store, analyses):
+    scan_library([library], store, workers=1)
+    with store.transaction() as db:  # as migration 8 leaves them
+        db.execute("UPDATE tracks SET ctime = NULL, fingerprint = NULL")
+    analyses.clear()
+    report = scan_library([library], store, workers=1)
+    assert (analyses, report.unchanged) == ([], 5)
+    track = store.track_by_path(str(library / "demo" / SMALL[0]))
+    assert (track.ctime, track.fingerprint) == (
+        (library / "demo" / SMALL[0]).stat().st_ctime, scan_module.file_fingerprint(track.path))
 
 
 def test_an_interrupted_scan_resumes_where_it_stopped(library, store, analyses):

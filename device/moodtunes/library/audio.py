@@ -44,6 +44,10 @@ class RetryableDecodeError(AudioDecodeError):
     format is installed. Fixing that changes neither its size nor its mtime, so the scanner tries
     it again next time instead of skipping it until it changes."""
 
+    @classmethod
+    def unreadable(cls, exc: OSError) -> RetryableDecodeError:
+        return cls(f"cannot read the file: {exc.strerror or exc}")
+
 
 @dataclass(frozen=True)
 class Excerpt:
@@ -176,7 +180,7 @@ def _decode_fallback(path: Path, sr: int, max_seconds: float, duration: float | 
             ) from None
         raise AudioDecodeError(_not_valid(path, exc)) from None
     except OSError as exc:
-        raise RetryableDecodeError(f"cannot read the file: {exc.strerror or exc}") from None
+        raise RetryableDecodeError.unreadable(exc) from None
     except Exception as exc:  # noqa: BLE001 - garbage fails in audioread or librosa in many ways
         raise AudioDecodeError(_not_valid(path, exc)) from None
 
@@ -187,7 +191,7 @@ def _readable_size(path: Path) -> int:
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError as exc:  # unreadable, or vanished since the scan listed it
-        raise RetryableDecodeError(f"cannot read the file: {exc.strerror or exc}") from None
+        raise RetryableDecodeError.unreadable(exc) from None
     try:
         return os.fstat(fd).st_size
     finally:

@@ -1,6 +1,7 @@
 """Incremental library scan: find audio files, analyse only new or changed ones, prune the gone.
 
-A file's (size, mtime) decides whether it changed. Each result is committed to the store as it
+A file's (size, mtime) decides whether it changed, and for one whose ctime moved, a digest of its
+head and tail (a tagger can keep size and mtime). Each result is committed to the store as it
 arrives, so an interrupted scan loses nothing and the next run picks up the rest. Files that can't
 be decoded, or that crash the process analysing them, are recorded with their error, reported, and
 skipped until they change or the analysis does (new features or a new mood model); files that
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import bisect
 import ctypes
+import hashlib
 import logging
 import multiprocessing
 import os
@@ -146,6 +148,23 @@ class FileState:
     path: str
     size: int
     mtime: float
+    ctime: float | None = None  # status-change time: a retag that keeps size and mtime moves it
+
+
+# Bytes read from each end of a file for its fingerprint: tags live at the start (ID3v2, FLAC and
+# Vorbis comments, an MP4's moov atom) or at the end (ID3v1, APEv2, a moov written last).
+FINGERPRINT_SPAN = 64 * 1024
+
+
+def file_fingerprint(path: str) -> str:
+    """A digest of the file's first and last FINGERPRINT_SPAN bytes: what a tag edit rewrites."""
+    digest = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as audio:
+        digest.update(audio.read(FINGERPRINT_SPAN))
+        size = os.fstat(audio.fileno()).st_size
+        audio.seek(max(FINGERPRINT_SPAN, size - FINGERPRINT_SPAN))
+        digest.update(audio.read(FINGERPRINT_SPAN))
+    return digest.hexdigest()
 
 
 def iter_audio_files(
@@ -189,7 +208,7 @@ def iter_audio_files(
                 unreadable(exc)
                 continue
             if stat.S_ISREG(st.st_mode):
-                yield FileState(catalogued_as, st.st_size, st.st_mtime)
+                yield FileState(catalogued_as, st.st_size, st.st_mtime, st.st_ctime)
             else:
                 not_a_file(path, _not_a_file_reason(path, st.st_mode))
 
@@ -248,10 +267,15 @@ def analysis_key(model: MoodModel) -> str:
 def analyse_track(state: FileState, model: MoodModel) -> TrackRecord:
     """Tags, audio features and mood of one file. Raises AudioDecodeError or MoodModelError."""
     path = Path(state.path)
+    try:  # first: were the file rewritten during the analysis, its mtime would tell the next scan
+        fingerprint = file_fingerprint(state.path)
+    except OSError as exc:
+        raise RetryableDecodeError.unreadable(exc) from None
     tags = read_tags(path)
     features, decoded_duration = audio_features(path, duration_hint=tags.duration)
     record = TrackRecord(
-        path=state.path, size=state.size, mtime=state.mtime, title=tags.title, artist=tags.artist,
+        path=state.path, size=state.size, mtime=state.mtime, ctime=state.ctime, fingerprint=fingerprint,
+        title=tags.title, artist=tags.artist,
         album=tags.album, genre=tags.genre, year=tags.year,
         duration=round(song_length(tags.duration, decoded_duration), 3), tempo=round(features["tempo"], 1),
         features=features,
@@ -456,6 +480,7 @@ def _plan(
     on_disk, kept = _walk(roots, catalogued, report)
     report.found = len(on_disk)
     changed = [s for p, s in on_disk.items() if catalogued.get(p) != (s.size, s.mtime, analysis)]
+    changed += _retagged([s for s in on_disk.values() if catalogued.get(s.path) == (s.size, s.mtime, analysis)], store)
     report.unchanged = report.found - len(changed)
     todo, rescore = [], []
     for state in changed:
@@ -481,6 +506,35 @@ def _plan(
     elif exclusive:
         gone += outside
     return todo, rescore, gone
+
+
+def _retagged(unchanged: list[FileState], store: Store) -> list[FileState]:
+    """Those of the files catalogued with their current size and mtime that were rewritten all the
+    same: a tagger that keeps file times (Mp3tag, foobar2000 can) edits tags in place within their
+    padding. Such an edit moves the ctime, as does a chown, so a file whose ctime moved has its
+    fingerprint compared, which reads 128 KiB of it, no audio work. Files catalogued without a
+    fingerprint (before there were any, or failed) adopt their current one."""
+    identities = store.file_identities()
+    rewritten, confirmed = [], []
+    for state in unchanged:
+        ctime, fingerprint = identities.get(state.path, (None, None))
+        if state.ctime is None or ctime == state.ctime:
+            continue
+        try:
+            now = file_fingerprint(state.path)
+        except OSError:
+            rewritten.append(state)  # the analysis will say why it can't be read
+            continue
+        if fingerprint in (None, now):
+            confirmed.append((state.path, state.ctime, now))
+        else:
+            rewritten.append(state)
+    if confirmed:
+        store.confirm_files(confirmed)
+    if rewritten:
+        logger.info("%d files rewritten in place with their size and mtime kept (retagged?): analysed again",
+                    len(rewritten))
+    return rewritten
 
 
 def _rescore(store: Store, rescore: list[FileState], model: MoodModel, report: ScanReport) -> list[FileState]:
@@ -514,7 +568,7 @@ def _store_result(
     # A retryable failure is recorded without an analysis key, which never matches the current
     # one: the next scan tries the file again, unchanged or not.
     store.record_track_error(state.path, state.size, state.mtime, result.reason,
-                             None if result.retry else analysis)
+                             None if result.retry else analysis, ctime=state.ctime)
     report.failed.append((state.path, result.reason))
     logger.warning("skipped %s: %s", state.path, result.reason)
 

@@ -142,4 +142,11 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE outbox ADD COLUMN first_sent_at TEXT;
     UPDATE outbox SET first_sent_at = sent_at WHERE sent_at IS NOT NULL;
     """,
+    # 8: a track's file status-change time and a digest of its head and tail, so that a file
+    # retagged in place by a tagger that keeps its size and mtime is analysed again (see
+    # library.scan._retagged). Tracks catalogued before have neither: the next scan adopts them.
+    """
+    ALTER TABLE tracks ADD COLUMN ctime REAL;
+    ALTER TABLE tracks ADD COLUMN fingerprint TEXT;
+    """,
 )

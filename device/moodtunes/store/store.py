@@ -103,6 +103,8 @@ class TrackRecord:
     features: dict[str, float] = field(default_factory=dict)
     error: str | None = None
     analysis: str | None = None  # the analysis key of the scan that wrote the record
+    ctime: float | None = None  # the file's status-change time when it was analysed
+    fingerprint: str | None = None  # library.scan.file_fingerprint of the file analysed
     id: int | None = None
 
 
@@ -139,7 +141,7 @@ class Requeued(NamedTuple):
 
 _TRACK_COLUMNS = (
     "path", "size", "mtime", "title", "artist", "album", "genre", "year", "duration", "tempo",
-    "quadrant", "probs", "valence", "arousal", "category", "features", "error", "analysis",
+    "quadrant", "probs", "valence", "arousal", "category", "features", "error", "analysis", "ctime", "fingerprint",
 )
 
 
@@ -883,6 +885,17 @@ class Store:
         rows = self._query("SELECT path, size, mtime, analysis FROM tracks")
         return {r["path"]: (r["size"], r["mtime"], r["analysis"]) for r in rows}
 
+    def file_identities(self) -> dict[str, tuple[float | None, str | None]]:
+        """path -> (ctime, fingerprint) of every catalogued file, to tell a retagged file."""
+        rows = self._query("SELECT path, ctime, fingerprint FROM tracks")
+        return {r["path"]: (r["ctime"], r["fingerprint"]) for r in rows}
+
+    def confirm_files(self, identities: Iterable[tuple[str, float, str]]) -> None:
+        """(path, ctime, fingerprint): files found unchanged though their ctime moved (a chown)."""
+        with self.transaction() as db:
+            db.executemany("UPDATE tracks SET ctime = ?, fingerprint = ? WHERE path = ?",
+                           [(ctime, fingerprint, path) for path, ctime, fingerprint in identities])
+
     def upsert_track(self, rec: TrackRecord) -> int:
         values = [getattr(rec, name) for name in _TRACK_COLUMNS]
         values[_TRACK_COLUMNS.index("probs")] = json.dumps(rec.probs)
@@ -898,9 +911,12 @@ class Store:
             )
             return int(db.execute("SELECT id FROM tracks WHERE path = ?", (rec.path,)).fetchone()[0])
 
-    def record_track_error(self, path: str, size: int, mtime: float, error: str, analysis: str | None = None) -> None:
+    def record_track_error(
+        self, path: str, size: int, mtime: float, error: str, analysis: str | None = None, ctime: float | None = None
+    ) -> None:
         """Keep a file that can't be analysed, so a rescan skips it until it or the analysis changes."""
-        record = TrackRecord(path=path, size=size, mtime=mtime, title=Path(path).stem, artist="", analysis=analysis)
+        record = TrackRecord(path=path, size=size, mtime=mtime, title=Path(path).stem, artist="", analysis=analysis,
+                             ctime=ctime)
         record.error = error
         self.upsert_track(record)
 
