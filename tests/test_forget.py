@@ -166,7 +166,8 @@ def test_a_visit_sent_before_the_acknowledged_device_id_was_kept_is_said_and_del
     assert _statements(out) == [
         *(f"DELETE FROM \"{m}\" WHERE \"profile_key\" = '{keys[device]}'"
           for device in ("pi-new", "pi-old", "pi-older") for m in ("visit", "play", "reading")),
-        *(f"DELETE FROM \"reading\" WHERE \"device_id\" = '{device}' AND time >= {start}ms AND time <= {end}ms"
+        *(f"DELETE FROM \"reading\" WHERE \"device_id\" = '{device}' AND \"profile_key\" = '' "
+          f"AND time >= {start}ms AND time <= {end}ms"
           for device in ("pi-old", "pi-new", "pi-older")),
     ]
 

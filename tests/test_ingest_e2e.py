@@ -850,7 +850,16 @@ def test_a_forgotten_person_can_be_deleted_from_influxdb_as_forget_says(mosquitt
     with running_ingest(settings) as ingest:
         assert moodtunes(["uplink", "--once"]) == 0
         wait_for(lambda: ingest.stats.written == 3, "3 visits written")
-    V1Writer(settings).write([p for event in (*ana, ben) for p in _readings_as_an_older_ingest_wrote_them(event)])
+    [[_, _, ben_key]] = influxql(influxdb, db, f"SELECT confidence, profile_key FROM reading "
+                                            f"WHERE time = {epoch_ms(ben.started_at)}ms")[0]["values"]
+    # Someone else's scan within Ana's visit's time (a clock set back can overlap visits): the
+    # deletes of readings without a key must not take it.
+    amid_ana = epoch_ms(ana[0].started_at) + 1
+    V1Writer(settings).write([
+        *(p for event in (*ana, ben) for p in _readings_as_an_older_ingest_wrote_them(event)),
+        Point("reading").tag("device_id", device).tag("phase", "before").tag("profile_key", ben_key)
+        .field("confidence", 0.5).time(amid_ana, WritePrecision.MS),
+    ])
     capsys.readouterr()
     assert moodtunes(["forget", "Ana", "--yes"]) == 0
     said = capsys.readouterr().out
@@ -864,8 +873,8 @@ def test_a_forgotten_person_can_be_deleted_from_influxdb_as_forget_says(mosquitt
         assert len(keys) == 1 and key not in keys, measurement  # only Ben's are left
     assert influxql(influxdb, db, f"SELECT * FROM reading WHERE profile_key = '{key}'") == []
     left = {row[0] for row in influxql(influxdb, db, "SELECT confidence FROM reading")[0]["values"]}
-    assert left == {epoch_ms(ben.started_at), epoch_ms(ben.ended_at)}  # Ben's, the older ingest's ones too
-    assert _count(influxdb, db, "SELECT count(confidence) FROM reading") == 4
+    assert left == {epoch_ms(ben.started_at), epoch_ms(ben.ended_at), amid_ana}  # Ben's, the older ingest's too
+    assert _count(influxdb, db, "SELECT count(confidence) FROM reading") == 5
     assert len(statements) == 3 + len(ana)  # by key in each measurement, then the older readings visit by visit
 
 

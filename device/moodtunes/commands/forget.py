@@ -90,7 +90,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
               f"of the {len(uploaded)} uploaded visit(s) by device and visit time:")
     for visit, device_ids in sent_as:
         for device_id in device_ids:
-            print(f"DELETE FROM \"reading\" WHERE \"device_id\" = '{device_id}' "
+            # Only readings without a key: someone else's scan may lie in the range (a clock set back).
+            print(f"DELETE FROM \"reading\" WHERE \"device_id\" = '{device_id}' AND \"profile_key\" = '' "
                   f"AND time >= {epoch_ms(datetime.fromisoformat(visit.started_at))}ms "
                   f"AND time <= {epoch_ms(datetime.fromisoformat(visit.ended_at))}ms")
     return 0
