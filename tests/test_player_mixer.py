@@ -204,9 +204,7 @@ def test_without_an_audio_device_the_mixer_falls_back_to_the_silent_driver(monke
     monkeypatch.setattr(pygame.mixer, "init", fake_init)
     assert init_mixer() == "dummy"
     assert calls == [None, "dummy"]
-    monkeypatch.setenv(
-        "SDL_AUDIODRIVER", "dummy"
-    )  # restore for the other tests (monkeypatch undoes it)
+    assert "SDL_AUDIODRIVER" not in os.environ  # the next mixer tries the audio device again
 
 
 def test_a_chosen_driver_that_fails_is_reported_not_replaced(monkeypatch):
@@ -228,5 +226,6 @@ def test_a_player_on_the_dummy_driver_knows_it_is_silent():
     player = MixerPlayer()
     try:
         assert player.driver == "dummy" and player.silent
+        assert not player.without_device  # chosen, not fallen back to: no device to look for again
     finally:
         player.close()

@@ -5,6 +5,7 @@ buttons, charts that show every value, and reads that fail told as reads."""
 
 from __future__ import annotations
 
+import os
 import threading
 
 import pygame
@@ -251,6 +252,42 @@ def test_silent_playback_is_said_on_the_now_playing_screen(settings, tmp_path, d
         drawn.clear()
         step(app)
         assert (SILENT_NOTE in drawn) == silent
+    finally:
+        app.close()
+
+
+def test_a_speaker_switched_on_after_a_silent_song_is_heard_from_the_next_visit(settings, tmp_path, monkeypatch):
+    """No audio device at the first song made the kiosk play silently until it restarted, for
+    months maybe. SDL's "disk" driver stands in for the speaker found later."""
+    import pygame
+
+    real_init, speaker = pygame.mixer.init, {"on": False}
+
+    def init(*args, **kwargs):
+        if os.environ.get("SDL_AUDIODRIVER"):  # the fallback to the silent driver
+            return real_init(*args, **kwargs)
+        if not speaker["on"]:
+            raise pygame.error("ALSA: Couldn't open audio device")
+        os.environ["SDL_AUDIODRIVER"] = "disk"
+        try:
+            return real_init(*args, **kwargs)
+        finally:
+            del os.environ["SDL_AUDIODRIVER"]
+
+    pygame.mixer.quit()
+    monkeypatch.delenv("SDL_AUDIODRIVER")
+    monkeypatch.setenv("SDL_DISKAUDIOFILE", str(tmp_path / "heard.raw"))
+    monkeypatch.setattr(pygame.mixer, "init", init)
+    app = guest_at_songs(settings, tmp_path / "music", "sad", wait=False, count=2, category=CALM, seconds=5.0)
+    try:
+        tap(app, "row:0")
+        assert app.screen.name == "playing" and app.player().without_device
+        guest = app.visit.profile
+        app.end_visit("completed")
+        speaker["on"] = True
+        app.begin_visit(guest)
+        assert app.active_player is None  # closed between visits
+        assert app.player().driver == "disk" and not app.player().without_device
     finally:
         app.close()
 

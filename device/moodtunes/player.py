@@ -57,6 +57,7 @@ CONVERT_TIMEOUT_S = 30.0  # ffmpeg decodes a 20-minute song in a few seconds, ev
 
 
 SILENT_DRIVERS = frozenset({"dummy", "disk"})  # SDL audio drivers nobody hears ("disk" writes a file)
+FALLBACK_DRIVER = "dummy"  # when no audio device opens
 
 
 class PlayerError(Exception):
@@ -80,6 +81,8 @@ class Player(Protocol):
     def paused(self) -> bool: ...
     @property
     def silent(self) -> bool: ...
+    @property
+    def without_device(self) -> bool: ...
     def position(self) -> float: ...
     def duration(self) -> float: ...
     def is_finished(self) -> bool: ...
@@ -89,7 +92,9 @@ class Player(Protocol):
 
 def init_mixer() -> str:
     """Open pygame's mixer, falling back to the silent dummy driver when there is no audio device
-    (only if the user did not choose a driver). Returns the driver in use; PlayerError if none."""
+    (only if the user did not choose a driver). Returns the driver in use; PlayerError if none.
+    The fallback is not written into the environment for good: a later call, once the mixer is
+    closed, tries the audio device again (a speaker switched on since)."""
     import pygame
 
     if pygame.mixer.get_init():
@@ -101,12 +106,14 @@ def init_mixer() -> str:
         if os.environ.get("SDL_AUDIODRIVER"):
             raise PlayerError(f"no sound output: {exc}") from None
         logger.warning("no audio device (%s): playing silently with SDL's dummy driver", exc)
-    os.environ["SDL_AUDIODRIVER"] = "dummy"
+    os.environ["SDL_AUDIODRIVER"] = "dummy"  # SDL reads it when the mixer opens
     try:
         pygame.mixer.init()
     except pygame.error as exc:
         raise PlayerError(f"no sound output, not even the silent driver: {exc}") from None
-    return "dummy"
+    finally:
+        del os.environ["SDL_AUDIODRIVER"]
+    return FALLBACK_DRIVER
 
 
 def _driver_in_use() -> str:
@@ -177,6 +184,7 @@ class MixerPlayer:
         import pygame
 
         self.driver = init_mixer()
+        self._fell_back = self.driver == FALLBACK_DRIVER and not os.environ.get("SDL_AUDIODRIVER")
         self._music = pygame.mixer.music
         self._pygame_error = pygame.error
         self._rate, _, self._channels = pygame.mixer.get_init()  # what songs are converted to
@@ -276,6 +284,12 @@ class MixerPlayer:
         (no sound card, or SDL_AUDIODRIVER=dummy). The kiosk tells the visitor so."""
         return self.driver.lower() in SILENT_DRIVERS
 
+    @property
+    def without_device(self) -> bool:
+        """True when silent only because no audio device opened when this player was made (not
+        because the user chose a silent driver): a new player may find one."""
+        return self._fell_back
+
     def _clock_elapsed(self) -> float:
         """Seconds our clock has counted for this song, pauses excluded."""
         running = self._clock() - self._run_started if self._run_started is not None else 0.0
@@ -345,8 +359,12 @@ class MixerPlayer:
         return ended_at is not None and not self._heard_whole(ended_at)
 
     def close(self) -> None:
+        """Stop and close the mixer, so that the next player opens the audio device afresh."""
+        import pygame
+
         self.stop()
         try:
             self._music.unload()
         except self._pygame_error:
             logger.debug("mixer unload failed", exc_info=True)
+        pygame.mixer.quit()

@@ -636,10 +636,19 @@ class KioskApp:
             th.DEFAULT_ACCENT if profile.is_guest else profile.colour
         )
         self._save_unsaved_ends()
+        self._retry_sound_device()
         self.visit = Visit(profile)
         self.visit.session_id = self.record(self.store.start_session, profile.id)
         logger.info("visit started: profile %d, session %s", profile.id, self.visit.session_id)
         return self.visit
+
+    def _retry_sound_device(self) -> None:
+        """A player left silent because no audio device opened (a USB speaker off at the first
+        song) is closed between visits, so that the next visit's first song tries the device again:
+        the kiosk runs for months, and a speaker plugged in later must be heard without a restart."""
+        if self._player is not None and self._player.without_device:
+            self._player.close()
+            self._player = None
 
     def end_visit(self, reason: str) -> None:
         """Finish the visit once (its event goes to the outbox in the same transaction)."""
