@@ -168,6 +168,12 @@ def test_without_a_terminal_progress_is_logged_every_minute(caplog):
     ]
     assert journal.getvalue() == ""
     caplog.clear()
+    with ScanProgress(journal, clock=lambda: now[0]) as progress:  # a count said again: no estimate, no crash
+        for _ in range(3):
+            progress(1, 10, "/music/1.flac")
+            now[0] += 60
+    assert [record.getMessage() for record in caplog.records] == ["1 of 10 files analysed (0.0 a minute)"] * 2
+    caplog.clear()
     with ScanProgress(Terminal(), clock=lambda: now[0]) as progress:  # a bar instead
         for done in range(1, 7):
             progress(done, 1003, f"/music/{done}.flac")

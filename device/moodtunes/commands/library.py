@@ -139,7 +139,7 @@ class ScanProgress:
         self._logged_at = now
         since, first_done = self._first
         per_second = (done - first_done) / (now - since)
-        left = f", about {_duration((total - done) / per_second)} left" if done < total else ""
+        left = f", about {_duration((total - done) / per_second)} left" if done < total and per_second else ""
         logger.info("%d of %d files analysed (%.1f a minute%s)", done, total, 60 * per_second, left)
 
 
