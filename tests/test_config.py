@@ -95,6 +95,26 @@ def test_a_secret_of_the_wrong_type_is_not_echoed(tmp_path, capsys):
     assert "31415926" not in err
 
 
+@pytest.mark.parametrize("config", [
+    "[mqtt]\nenabled = true\nqos = 0\npassword = 'hunter2'\n",  # the qos error shows the whole section
+    "[[mqtt]]\npassword = 'hunter2'\n",  # a section of the wrong type
+    "mqtt = [{ nested = { token = 'hunter2' } }]\n",
+])
+def test_a_secret_in_a_section_an_error_shows_is_not_echoed(tmp_path, capsys, config):
+    assert moodtunes(["--config", str(write(tmp_path, config)), "uplink", "--status"]) == 2
+    err = capsys.readouterr().err
+    assert ": mqtt: " in err and "(not shown)" in err and "hunter2" not in err
+
+
+def test_a_secret_set_in_the_environment_is_not_echoed_with_its_section(monkeypatch, capsys):
+    monkeypatch.setenv("MOODTUNES_MQTT__ENABLED", "true")
+    monkeypatch.setenv("MOODTUNES_MQTT__QOS", "0")
+    monkeypatch.setenv("MOODTUNES_MQTT__PASSWORD", "hunter2")
+    assert moodtunes(["uplink", "--status"]) == 2
+    err = capsys.readouterr().err
+    assert "mqtt.qos must be 1" in err and "hunter2" not in err
+
+
 def test_bad_environment_value_names_the_key(monkeypatch):
     monkeypatch.setenv("MOODTUNES_KIOSK__WIDTH", "wide")
     with pytest.raises(ConfigError, match="kiosk.width"):

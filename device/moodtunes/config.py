@@ -290,7 +290,17 @@ def _describe(error: dict[str, Any]) -> str:
         return f"{key}: unknown key{set_by}"
     if _is_secret(key):  # a mistyped password is still a password: keep it off terminals and journals
         return f"{key}: {error['msg']} (value not shown){set_by}"
-    return f"{key}: {error['msg']} (got {error.get('input')!r}){set_by}"
+    return f"{key}: {error['msg']} (got {_without_secrets(error.get('input'))!r}){set_by}"
+
+
+def _without_secrets(value: Any) -> Any:
+    """``value`` with what its secret keys hold hidden, at any depth: an error about the whole mqtt
+    section (its qos, or a section of the wrong type) shows the section, password and all."""
+    if isinstance(value, dict):
+        return {k: "(not shown)" if _is_secret(str(k)) else _without_secrets(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_without_secrets(item) for item in value]
+    return value
 
 
 def _undecodable(exc: SettingsError) -> ConfigError:
