@@ -285,7 +285,7 @@ def test_forget_names_every_key_and_device_the_person_was_uploaded_under(tmp_pat
     assert statements == [
         *(f"DELETE FROM \"{m}\" WHERE \"profile_key\" = '{key}'" for key in (new_key, event.profile_key)
           for m in ("visit", "play", "reading")),
-        f"DELETE FROM \"reading\" WHERE \"device_id\" = 'kiosk-old' AND time >= {start}ms AND time <= {end}ms",
+        f"DELETE FROM \"reading\" WHERE \"device_id\" = 'kiosk-old' AND \"profile_key\" = '' AND time >= {start}ms AND time <= {end}ms",
     ]
 
 
