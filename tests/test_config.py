@@ -297,3 +297,21 @@ def test_the_system_config_without_a_data_dir_is_one_data_dir_for_every_user(tmp
     other = tmp_path / "mine"
     other.mkdir()
     assert load_settings(write(other, '[kiosk]\nvolume = 0.5\n')).data_dir == tmp_path / ".local" / "share" / "moodtunes"
+
+
+def test_relative_paths_in_a_config_file_are_taken_from_its_folder(tmp_path, monkeypatch):
+    """`library scan` and `report` run from two folders found two databases and two libraries."""
+    config = write(tmp_path, "data_dir = 'data'\n[library]\npaths = ['music', '~/Music']\n[emotion]\nmodel = '../m.tflite'\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    settings = load_settings(config)
+    assert settings.data_dir == tmp_path / "data"
+    assert settings.library.paths == [tmp_path / "music", Path.home() / "Music"]
+    assert settings.emotion.model == tmp_path / "../m.tflite"
+
+
+def test_a_relative_path_without_a_config_file_is_made_absolute_from_the_current_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MOODTUNES_DATA_DIR", "data")
+    assert load_settings().data_dir == tmp_path / "data"

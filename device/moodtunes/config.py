@@ -16,6 +16,7 @@ import os
 import re
 import socket
 import tomllib
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -76,8 +77,20 @@ def _not_empty(value: Any) -> Any:
     return value
 
 
-# A path setting: "~" expanded once, here, so that the doctor, the scan and the kiosk see one folder.
-UserPath = Annotated[Path, BeforeValidator(_not_empty), AfterValidator(Path.expanduser)]
+# The folder relative paths are taken from while settings load: the config file's, else the
+# current one (see _absolute).
+_relative_to: ContextVar[Path | None] = ContextVar("relative_to", default=None)
+
+
+def _absolute(path: Path) -> Path:
+    """``path`` with "~" expanded and, if relative, joined to the config file's folder (else to the
+    current folder), once, here: `report` run from another folder than `library scan` found
+    another database and library."""
+    return (_relative_to.get() or Path.cwd()) / path.expanduser()
+
+
+# A path setting, made absolute as it loads so that the doctor, the scan and the kiosk see one folder.
+UserPath = Annotated[Path, BeforeValidator(_not_empty), AfterValidator(_absolute)]
 
 
 class Section(BaseModel):
@@ -369,6 +382,7 @@ def load_settings(config: Path | None = None) -> Settings:
         # Following $HOME, a moodtunes.toml without data_dir gave each its own: the kiosk's home is
         # /var/lib/moodtunes, the uplink's none.
         values.setdefault("data_dir", str(SYSTEM_DATA_DIR))
+    folder = _relative_to.set(config.parent.absolute() if config is not None else None)
     try:
         return Settings(**values)
     except ValidationError as exc:
@@ -377,3 +391,5 @@ def load_settings(config: Path | None = None) -> Settings:
         raise ConfigError(f"config error{origin}: {problems}") from None
     except SettingsError as exc:
         raise _undecodable(exc) from None
+    finally:
+        _relative_to.reset(folder)
