@@ -245,21 +245,28 @@ def test_root_is_warned_off_a_data_dir_that_belongs_to_the_services_user(tmp_pat
     assert root_in_a_users_data_dir(data_dir) is None
 
 
-def test_forget_deletes_a_persons_profile_only_when_told_to(tmp_path, capsys):
+def test_forget_deletes_a_persons_profile_only_when_told_to(tmp_path, capsys, monkeypatch):
     with Store.open(tmp_path / "data" / "moodtunes.db") as store:
         ana = store.create_profile("Ana", "#ff8800")
         session = store.start_session(ana.id)
         store.add_reading(session, "before", MoodReading.manual("sad"))
         store.finish_session(session, "completed", device_id="t")
-        key = store.profile_key(load_settings().device_id, ana.id)
         store.guest_profile()
     assert main(["forget", "ana"]) == 0  # a dry run that worked, not an error
     assert "would delete Ana's profile and 1 visit(s)" in capsys.readouterr().out
     assert main(["forget", "ana", "--yes"]) == 0
     out = capsys.readouterr().out
-    assert "deleted Ana's profile and 1 visit(s)" in out and f"\"profile_key\" = '{key}'" in out
+    assert "deleted Ana's profile and 1 visit(s)" in out and "nothing of them is in the cloud" in out
+    assert "DELETE" not in out  # uploading is off: no cloud to clean
     with Store.open(tmp_path / "data" / "moodtunes.db") as store:
         assert store.profile_by_name("Ana") is None and store.visits() == []
+        bea = store.create_profile("Bea", "#ff8800")
+        store.finish_session(store.start_session(bea.id), "completed", device_id="t")
+        key = store.profile_key(load_settings().device_id, bea.id)
+    monkeypatch.setenv("MOODTUNES_MQTT__ENABLED", "true")  # queued, not acknowledged: perhaps on its way
+    assert main(["forget", "bea", "--yes"]) == 0
+    out = capsys.readouterr().out
+    assert "The broker acknowledged none of their visits" in out and f"\"profile_key\" = '{key}'" in out
     assert main(["forget", "Guest", "--yes"]) == 1
     assert "every guest's" in capsys.readouterr().err
     assert main(["forget", "Bob"]) == 1

@@ -76,11 +76,19 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         # What was deleted, counted in the deleting transaction: a visit may have ended since.
         # (A checkpoint another program held up is logged, on stderr.)
         deleted = store.forget_profile(profile.id)
-    print(f"deleted {profile.name}'s profile and {deleted} visit(s){_in_progress(in_progress)} from this device. "
-          "Visits already uploaded "
-          f"are in the cloud under profile_key {', '.join(keys)}: the operator deletes them there with this "
-          "InfluxQL (and again once the ingest has taken what the broker holds for it: a visit the broker "
-          "took before this ran may still be on its way; the uplink sends no more of this person's):")
+    done = f"deleted {profile.name}'s profile and {deleted} visit(s){_in_progress(in_progress)} from this device."
+    if not uploaded and not args.sent_as:
+        if not settings.mqtt.enabled:
+            print(f"{done} None of their visits was uploaded (uploading is off): nothing of them is in the cloud.")
+            return 0
+        print(f"{done} The broker acknowledged none of their visits, so none should be in the cloud; one being "
+              "sent as this ran may still arrive, so to be sure the operator can run, once the ingest has taken "
+              f"what the broker holds (their profile_key: {', '.join(keys)}):")
+    else:
+        print(f"{done} Visits already uploaded "
+              f"are in the cloud under profile_key {', '.join(keys)}: the operator deletes them there with this "
+              "InfluxQL (and again once the ingest has taken what the broker holds for it: a visit the broker "
+              "took before this ran may still be on its way; the uplink sends no more of this person's):")
     _say_unknown(len(guessed), assumed)
     for each_key in keys:
         for measurement in MEASUREMENTS:
