@@ -115,6 +115,16 @@ def test_rescan_of_an_unchanged_library_does_no_audio_work(library, store, analy
     report = scan_library([library], store, workers=1)
     assert analyses == []
     assert (report.found, report.analysed, report.unchanged, report.failed) == (5, 0, 5, [])
+    assert report.still_failing == 1  # the corrupt MP3, not tried again
+
+
+def test_a_rescan_says_how_many_unchanged_files_failed_before(library, monkeypatch, capsys):
+    """The second scan said "0 failed": the nightly log forgot the damaged files for good."""
+    monkeypatch.setenv("MOODTUNES_LIBRARY__WORKERS", "1")
+    assert moodtunes(["library", "scan", str(library)]) == 0
+    assert "1 failed" in capsys.readouterr().out
+    assert moodtunes(["library", "scan", str(library)]) == 0
+    assert "5 unchanged (1 of them failed before: moodtunes library list --errors), 0 failed" in capsys.readouterr().out
 
 
 def test_a_new_mood_model_rescores_the_stored_features_without_audio_work(library, store, analyses, tmp_path):

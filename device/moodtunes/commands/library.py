@@ -198,7 +198,10 @@ def _print_scan(report: Any, as_json: bool) -> None:
         print(json.dumps(report.as_dict()))
         return
     rescored = f"{report.rescored} re-scored with the new mood model, " if report.rescored else ""
-    print(f"{report.found} audio files: {report.analysed} analysed, {rescored}{report.unchanged} unchanged, "
+    # Files that failed before are unchanged, not tried again: said, or the nightly log forgets them.
+    failing = (f" ({report.still_failing} of them failed before: moodtunes library list --errors)"
+               if report.still_failing else "")
+    print(f"{report.found} audio files: {report.analysed} analysed, {rescored}{report.unchanged} unchanged{failing}, "
           f"{len(report.failed)} failed, {report.removed} removed ({report.seconds:.1f} s)")
     notes = [not_a_folder(root) for root in report.missing_roots]
     if report.outside_kept:

@@ -120,6 +120,7 @@ class ScanReport:
     found: int = 0  # audio files under the scanned folders
     analysed: int = 0  # decoded and classified in this run
     unchanged: int = 0  # skipped: catalogued (or failed) with the same size, mtime and analysis
+    still_failing: int = 0  # of the unchanged, those whose analysis failed before (not tried again)
     rescored: int = 0  # unchanged files whose stored features a new mood model scored again
     removed: int = 0  # catalogue entries pruned because their file is gone
     failed: list[tuple[str, str]] = field(default_factory=list)  # (path, reason) for this run
@@ -135,7 +136,8 @@ class ScanReport:
 
     def as_dict(self) -> dict[str, object]:
         return {
-            "found": self.found, "analysed": self.analysed, "unchanged": self.unchanged, "rescored": self.rescored,
+            "found": self.found, "analysed": self.analysed, "unchanged": self.unchanged,
+            "still_failing": self.still_failing, "rescored": self.rescored,
             "removed": self.removed, "failed": [{"path": p, "error": e} for p, e in self.failed],
             "missing_roots": self.missing_roots, "outside_kept": self.outside_kept, "skipped": self.skipped,
             "kept": [{"path": p, "reason": r} for p, r in self.kept],
@@ -482,6 +484,7 @@ def _plan(
     changed = [s for p, s in on_disk.items() if catalogued.get(p) != (s.size, s.mtime, analysis)]
     changed += _retagged([s for s in on_disk.values() if catalogued.get(s.path) == (s.size, s.mtime, analysis)], store)
     report.unchanged = report.found - len(changed)
+    report.still_failing = len(store.failed_paths() & (on_disk.keys() - {s.path for s in changed}))
     todo, rescore = [], []
     for state in changed:
         if _only_the_model_changed(state, catalogued.get(state.path), analysis):

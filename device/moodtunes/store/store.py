@@ -885,6 +885,10 @@ class Store:
         rows = self._query("SELECT path, size, mtime, analysis FROM tracks")
         return {r["path"]: (r["size"], r["mtime"], r["analysis"]) for r in rows}
 
+    def failed_paths(self) -> set[str]:
+        """The files whose analysis failed, as recorded (`library list --errors` lists them)."""
+        return {r["path"] for r in self._query("SELECT path FROM tracks WHERE error IS NOT NULL")}
+
     def file_identities(self) -> dict[str, tuple[float | None, str | None]]:
         """path -> (ctime, fingerprint) of every catalogued file, to tell a retagged file."""
         rows = self._query("SELECT path, ctime, fingerprint FROM tracks")
