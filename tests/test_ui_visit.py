@@ -550,14 +550,16 @@ def test_an_unreadable_music_library_is_a_plain_message_not_a_path(settings, lib
     assert "the file is damaged" in caplog.text  # the detail is for the staff, in the log
 
 
-def test_the_autopilot_fails_when_the_visit_was_not_saved():
+def test_the_autopilot_fails_when_the_visit_was_not_saved_or_the_mood_not_scanned():
     from types import SimpleNamespace
 
     from moodtunes.ui.autopilot import Autopilot
 
-    for failures, code in ((0, 0), (2, 1)):
+    for failures, by_hand, code in ((0, False, 0), (2, False, 1), (0, True, 1)):
         pilot = Autopilot()
         pilot._reported = pilot._played = True
+        if by_hand:  # the mood scanner was unavailable (a missing emotion model): the picker came up
+            pilot._decide(SimpleNamespace(screen=SimpleNamespace(name="manual")))
         app = SimpleNamespace(screen=SimpleNamespace(name="welcome"), save_failures=failures, running=True)
         pilot._decide(app)
         assert pilot.result == code and not app.running
