@@ -309,3 +309,17 @@ def test_screenshots_into_a_folder_that_cant_be_written_fail_at_once_in_one_line
         assert capsys.readouterr().err == f"moodtunes {command}: --screenshots {folder}: {why}\n"
     made = tmp_path / "new" / "shots"
     assert kiosk_command.screenshots_problem(made) is None and made.is_dir()  # made, as the autopilot would
+
+
+@pytest.mark.parametrize("argv", [
+    ["--config", "CONFIG", "-v", "report"],
+    ["report", "--config", "CONFIG", "-v"],  # "unrecognized arguments" before
+    ["-v", "report", "--config", "CONFIG"],
+])
+def test_the_global_options_work_before_or_after_the_command(tmp_path, argv):
+    from moodtunes.cli import build_parser
+
+    config = tmp_path / "moodtunes.toml"
+    args = build_parser().parse_args([str(config) if arg == "CONFIG" else arg for arg in argv])
+    assert (args.command, args.config, args.verbose) == ("report", config, True)
+    assert build_parser().parse_args(["report"]).config is None

@@ -28,20 +28,29 @@ COMMANDS: dict[str, str] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="moodtunes",
-        description="Reads your mood from your face and plays music from your library to lift it.",
-    )
-    parser.add_argument(
+def _global_options() -> argparse.ArgumentParser:
+    """--config and -v, taken before the command or after it (`moodtunes report -v`). Unset they
+    leave no value, so that a command's parser does not undo what was given before it."""
+    options = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
+    options.add_argument(
         "--config", type=Path, metavar="FILE",
         help="TOML settings file (default: $MOODTUNES_CONFIG, else /etc/moodtunes/moodtunes.toml if present)",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    options.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    return options
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="moodtunes", parents=[_global_options()],
+        description="Reads your mood from your face and plays music from your library to lift it.",
+    )
+    parser.set_defaults(config=None, verbose=False)  # on its own copy: the commands' stay unset
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    after_the_command = _global_options()
     for name, summary in COMMANDS.items():
         module = importlib.import_module(f"moodtunes.commands.{name}")
-        command = sub.add_parser(name, help=summary, description=summary)
+        command = sub.add_parser(name, help=summary, description=summary, parents=[after_the_command])
         module.configure(command)
         command.set_defaults(_module=module)
     return parser
