@@ -102,8 +102,8 @@ main() {
     -exec cp --parents {} "$stage/models/" \;)
   cp -r "$repo/systemd" "$stage/"
   mkdir -p "$stage/provisioning"
-  cp "$repo/provisioning/install-pi.sh" "$repo/provisioning/moodtunes.example.toml" "$repo/provisioning/env.example" \
-    "$repo/provisioning/uplink.env.example" "$stage/provisioning/"
+  cp "$repo/provisioning/install-pi.sh" "$repo/provisioning/uninstall-pi.sh" "$repo/provisioning/moodtunes.example.toml" \
+    "$repo/provisioning/env.example" "$repo/provisioning/uplink.env.example" "$stage/provisioning/"
   cp "$repo/README.md" "$stage/"
   write_target "$stage"
   write_checksums "$stage"

@@ -15,6 +15,7 @@ set -euo pipefail
 prefix=/opt/moodtunes
 etc=/etc/moodtunes
 os_release=/etc/os-release
+systemd_dir=/etc/systemd/system
 
 indent() { sed 's/^/  /'; }
 
@@ -183,6 +184,57 @@ no_sd_swap() {
   disk_swap_warnings /proc/swaps /sys/block
 }
 
+# stop_services: on an upgrade, the services and the scan's timer stop before pip and the new
+# models change /opt/moodtunes: pip uninstalls moodtunes before it reinstalls it, and a kiosk
+# restarting (or a scan the timer starts) meanwhile would run a half-changed venv. main starts
+# them again at the end. Sets stopped.
+stopped=
+stop_services() {
+  local units=() unit
+  for unit in moodtunes-library.timer moodtunes-library.service moodtunes-kiosk.service moodtunes-uplink.service; do
+    [ ! -f "$systemd_dir/$unit" ] || units+=("$unit")
+  done
+  [ "${#units[@]}" -gt 0 ] || return 0
+  echo "  stopping ${units[*]} for the upgrade"
+  systemctl stop "${units[@]}"
+  stopped=1
+}
+
+# unfinished: the EXIT trap while main changes the system: an install that stops half-way (pip or
+# cp on a full disk, a package apt can't get) says so after the error, whatever command failed.
+unfinished() {
+  local status=$?
+  [ "$status" -ne 0 ] || return 0
+  echo "install-pi.sh: the install (or upgrade) did not complete (exit status $status, error above)." >&2
+  if [ -n "$stopped" ]; then
+    echo "install-pi.sh: the moodtunes services are stopped, on a partly upgraded $prefix (a reboot would start them on it)." >&2
+  fi
+  echo "install-pi.sh: fix the cause (a full disk? df -h $prefix), then run install-pi.sh again." >&2
+}
+
+# service_env FILE COMMAND...: COMMAND with the variables of FILE ($etc/env, which every service
+# reads: EnvironmentFile=) instead of any MOODTUNES_* this script was given, as the services get
+# them; loaded as README says for commands run by hand (set -a; . FILE). A line that doesn't load
+# so (a value with a space, unquoted) is a configuration error: status 2, as doctor's. Never
+# uplink.env: the MQTT password stays out of the moodtunes user's processes (UnsetEnvironment=).
+service_env() {
+  local file=$1
+  shift
+  if [ -f "$file" ] && ! bash -e -c 'set -a; . "$1"' service_env "$file" >/dev/null; then
+    echo "install-pi.sh: $file does not load (above): write KEY=value lines, a value with spaces or \$ in single quotes" >&2
+    return 2
+  fi
+  (
+    unset "${!MOODTUNES_@}"
+    set -a
+    # shellcheck source=/dev/null
+    if [ -f "$file" ]; then . "$file"; fi
+    set +a
+    unset MOODTUNES_MQTT__PASSWORD
+    "$@"
+  )
+}
+
 main() {
   [ "$(id -u)" -eq 0 ] || { echo "install-pi.sh: run as root (sudo $0)" >&2; exit 1; }
   # uname alone can't tell: 32-bit Raspberry Pi OS runs a 64-bit kernel too.
@@ -198,6 +250,8 @@ main() {
   echo "== checking the bundle"
   verify_bundle "$bundle"
   check_target "$bundle"
+  # From here on the system changes: a failure says the install did not complete.
+  trap unfinished EXIT
 
   echo "== system packages"
   # picamera2 only comes from Raspberry Pi OS; the venv sees it through --system-site-packages.
@@ -226,6 +280,7 @@ main() {
   install -d -m 0755 "$prefix" "$etc"
 
   echo "== python environment ($prefix/venv)"
+  stop_services
   # One another Python made (the OS upgraded under it) has its packages where this Python doesn't
   # look, and its bin/python may now run this one: start afresh.
   local made_by python
@@ -259,7 +314,7 @@ main() {
   move_uplink_secret "$etc/env" "$etc/uplink.env"
 
   echo "== services"
-  install -m 0644 "$bundle"/systemd/moodtunes-* /etc/systemd/system/
+  install -m 0644 "$bundle"/systemd/moodtunes-* "$systemd_dir/"
   systemctl daemon-reload
   systemctl enable moodtunes-kiosk.service moodtunes-uplink.service moodtunes-library.timer
   # The scan is a oneshot that lasts until every song is analysed: queue it, don't wait for it. The
@@ -268,30 +323,42 @@ main() {
   # A service that stopped on an invalid configuration (exit status 2) is marked failed: start afresh.
   systemctl reset-failed moodtunes-kiosk.service moodtunes-uplink.service || true
   systemctl restart moodtunes-kiosk.service moodtunes-uplink.service || true
+  # The nightly scan's timer, started now (stop_services stopped it; a first install left it for the
+  # next boot). After the scan's restart: its boot trigger, long past, fires at once and finds the
+  # scan already queued.
+  systemctl start moodtunes-library.timer
+  trap - EXIT
 
   # As the services' user: a database root created here would lock the services out of it. With the
-  # kiosk's display driver, so doctor also checks that pygame's SDL has it. Its camera check doesn't
-  # open the camera (no visitor agreed to anything here).
-  local doctor=0
-  runuser -u moodtunes -- env SDL_VIDEODRIVER=kmsdrm \
-    "$prefix/venv/bin/moodtunes" --config "$etc/moodtunes.toml" doctor || doctor=$?
-  report_doctor "$doctor"
+  # kiosk's display driver, so doctor also checks that pygame's SDL has it, and the services'
+  # $etc/env. Its camera check doesn't open the camera (no visitor agreed to anything here).
+  local doctor=0 output
+  output=$(service_env "$etc/env" runuser -u moodtunes -- env SDL_VIDEODRIVER=kmsdrm \
+    "$prefix/venv/bin/moodtunes" --config "$etc/moodtunes.toml" doctor 2>&1) || doctor=$?
+  report_doctor "$doctor" "$output"
 }
 
-# report_doctor STATUS: the end of the install, by doctor's exit status: 2 is a configuration the
-# services refuse (they stop at once, not restarted), so the install is not done.
+# report_doctor STATUS OUTPUT: the end of the install, by doctor's exit status (OUTPUT: what it
+# printed). 2 is a configuration the services refuse (they stop at once, not restarted): the
+# install fails (exit status 1). 1 is problems to fix (no camera or songs yet, a broker out of
+# reach): the install is done (exit status 0) and ends with doctor's FAIL lines.
 report_doctor() {
   local restart="sudo systemctl restart moodtunes-kiosk moodtunes-uplink"
+  local by_hand="sudo sh -c 'set -a; . $etc/env; exec runuser -u moodtunes -- $prefix/venv/bin/moodtunes doctor'"
   case $1 in
     0)
+      printf '%s\n' "$2"
       echo "moodtunes is installed. Edit $etc/moodtunes.toml (music folders, broker), put the MQTT"
       echo "password in $etc/uplink.env, then: $restart";;
     2)
-      echo "install-pi.sh: installed, but the services can't start: $etc/moodtunes.toml is invalid (above)." >&2
-      echo "install-pi.sh: fix it (sudo -u moodtunes $prefix/venv/bin/moodtunes doctor says when it is), then: $restart" >&2
+      printf '%s\n' "$2" >&2
+      echo "install-pi.sh: installed, but the services can't start: their configuration ($etc/moodtunes.toml, $etc/env) is invalid (above)." >&2
+      echo "install-pi.sh: fix it ($by_hand says when it is), then: $restart" >&2
       return 1;;
     *)
-      echo "install-pi.sh: installed, but doctor found problems (FAIL above): fix them, then: $restart" >&2;;
+      printf '%s\n' "$2"
+      echo "install-pi.sh: installed, but doctor found problems: fix them, then: $restart" >&2
+      grep '^FAIL' <<<"$2" | indent >&2 || true;;
   esac
 }
 

@@ -142,7 +142,8 @@ def test_the_built_bundle_passes_the_installers_check(built_bundle, tmp_path):
         archive.extractall(tmp_path, filter="data")
     [bundle] = tmp_path.iterdir()
     listed = {line.split("  ", 1)[1] for line in (bundle / "SHA256SUMS").read_text().splitlines()}
-    for needed in ("./provisioning/install-pi.sh", "./provisioning/uplink.env.example", "./provisioning/env.example",
+    for needed in ("./provisioning/install-pi.sh", "./provisioning/uninstall-pi.sh", "./provisioning/uplink.env.example",
+                   "./provisioning/env.example",
                    "./requirements/hashed-dependencies.txt", "./requirements/hashed-moodtunes.txt",
                    "./systemd/moodtunes-kiosk.service", "./wheels/mtdep-1.0-py3-none-any.whl", "./TARGET"):
         assert needed in listed, needed

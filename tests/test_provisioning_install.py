@@ -262,19 +262,21 @@ def test_swap_on_a_disk_or_zram_writeback_is_reported(tmp_path):
 
 # --- the whole installer (main), every command that changes the system a stand-in ----------------
 
-# Stand-ins for main's commands, each listed in $CALLS; $PREFIX, $ETC and $OS_RELEASE replace
-# /opt/moodtunes, /etc/moodtunes and /etc/os-release. python3 says it is Python $PY_VERSION.
+# Stand-ins for main's commands, each listed in $CALLS; $PREFIX, $ETC, $OS_RELEASE and $SYSTEMD_DIR
+# replace /opt/moodtunes, /etc/moodtunes, /etc/os-release and /etc/systemd/system. python3 says it
+# is Python $PY_VERSION; install_wheels (pip) fails with $PIP_FAILS.
 MAIN_STUBS = """
-prefix=$PREFIX etc=$ETC os_release=$OS_RELEASE
+prefix=$PREFIX etc=$ETC os_release=$OS_RELEASE systemd_dir=$SYSTEMD_DIR
 record() { printf '%s\\n' "$*" >> "$CALLS"; }
 id() { if [ "$1" = -u ]; then echo 0; else false; fi; }
 uname() { echo aarch64; }
 dpkg() { [ "$1" = --print-architecture ] && echo arm64; }
 dpkg-query() { [ -n "${HAS_PACKAGES:-}" ] && printf installed; }
 apt-get() { record "apt-get $*"; [ "$1" != update ] || return "${UPDATE_FAILS:-0}"; }
-for command in dphys-swapfile systemctl useradd usermod install chown chgrp share_data_dir install_wheels; do
+for command in dphys-swapfile systemctl useradd usermod install chown chgrp share_data_dir; do
   eval "$command() { record $command \\"\\$*\\"; }"
 done
+install_wheels() { record install_wheels "$*"; return "${PIP_FAILS:-0}"; }
 disk_swap_warnings() { :; }
 python3() {
   if [ "$1" = -c ]; then echo "$PY_VERSION"; return; fi
@@ -288,11 +290,19 @@ main
 
 def run_installer(bundle: Path, tmp_path: Path, *, python: str = "3.11", codename: str = "bookworm",
                   venv_python: str | None = None, config: str = "", doctor: str | None = "exit 0",
+                  env_file: str = "", uplink_env: str = "", upgrade: bool = False,
                   **env: str) -> tuple[subprocess.CompletedProcess, list[str]]:
     """install-pi.sh's main on a system with Python ``python`` and release ``codename``, the given
-    moodtunes.toml, and the venv of an earlier install (made by ``venv_python``, default ``python``)
-    whose moodtunes runs ``doctor`` (None: the real moodtunes). The result and the calls made."""
+    moodtunes.toml, env and uplink.env, and the venv of an earlier install (made by ``venv_python``,
+    default ``python``) whose moodtunes runs ``doctor`` (None: the real moodtunes); ``upgrade``: its
+    units installed too. The result and the calls made."""
     prefix, etc, calls = tmp_path / "opt", tmp_path / "etc", tmp_path / "calls"
+    systemd_dir = tmp_path / "systemd"
+    systemd_dir.mkdir(exist_ok=True)
+    if upgrade:
+        for name in ("moodtunes-kiosk.service", "moodtunes-uplink.service", "moodtunes-library.service",
+                     "moodtunes-library.timer"):
+            (systemd_dir / name).write_text("[Unit]\n")
     (prefix / "venv" / "bin").mkdir(parents=True, exist_ok=True)
     (prefix / "venv" / "pyvenv.cfg").write_text(f"home = /usr/bin\nversion = {venv_python or python}.2\n")
     (prefix / "venv" / "bin" / "python").symlink_to(sys.executable)
@@ -300,13 +310,13 @@ def run_installer(bundle: Path, tmp_path: Path, *, python: str = "3.11", codenam
     moodtunes.write_text(f"#!/bin/sh\n{doctor}\n" if doctor else f'#!/bin/sh\nexec "{sys.executable}" -m moodtunes "$@"\n')
     moodtunes.chmod(0o755)
     etc.mkdir(exist_ok=True)
-    for name, text in (("moodtunes.toml", config), ("env", ""), ("uplink.env", "")):
+    for name, text in (("moodtunes.toml", config), ("env", env_file), ("uplink.env", uplink_env)):
         (etc / name).write_text(text)
     os_release = tmp_path / "os-release"
     os_release.write_text(f'PRETTY_NAME="Debian GNU/Linux"\nVERSION_CODENAME={codename}\n')
     calls.write_text("")
     variables = dict(os.environ, PREFIX=str(prefix), ETC=str(etc), OS_RELEASE=str(os_release), CALLS=str(calls),
-                     PY_VERSION=python, **env)
+                     SYSTEMD_DIR=str(systemd_dir), PY_VERSION=python, **env)
     # main finds the bundle from $0, which is "bash" here: one folder up from the working directory.
     result = bash(MAIN_STUBS, bundle / "provisioning" / "install-pi.sh", cwd=bundle / "provisioning", env=variables)
     return result, calls.read_text().splitlines()
@@ -376,10 +386,163 @@ def test_an_invalid_configuration_is_no_successful_install(bundle, tmp_path):
     result, _ = run_installer(bundle, tmp_path, HAS_PACKAGES="1", config="[kiosk]\nno_such_key = 1\n", doctor=None)
     assert result.returncode != 0
     assert "moodtunes is installed" not in result.stdout
-    assert "no_such_key" in result.stderr and "moodtunes.toml is invalid" in result.stderr
+    assert "no_such_key" in result.stderr and "is invalid" in result.stderr
 
 
 def test_problems_doctor_finds_are_pointed_at(bundle, tmp_path):
-    result, _ = run_installer(bundle, tmp_path, HAS_PACKAGES="1", doctor="echo 'FAIL  camera   none'; exit 1")
+    """Installed (exit status 0: no camera or no songs yet is no failed install), and the summary
+    at the end repeats doctor's FAIL lines, which its report may have scrolled away."""
+    result, _ = run_installer(bundle, tmp_path, HAS_PACKAGES="1",
+                              doctor="echo 'OK    store    fine'; echo 'FAIL  camera   none'; exit 1")
     assert result.returncode == 0, result.stderr
-    assert "moodtunes is installed" not in result.stdout and "doctor found problems" in result.stderr
+    assert "moodtunes is installed" not in result.stdout and "FAIL  camera   none" in result.stdout
+    summary = result.stderr.split("doctor found problems", 1)[1]
+    assert summary.splitlines()[1:] == ["  FAIL  camera   none"]
+
+
+# --- doctor with the services' /etc/moodtunes/env ---------------------------------------------
+
+
+@pytest.mark.parametrize(("line", "says"), [
+    ("MOODTUNES_DEVICE_ID='Living Room'", "device_id"),  # not a valid device id
+    ("MOODTUNES_DEVICEID=kiosk-1", "did you mean MOODTUNES_DEVICE_ID"),  # misspelt
+])
+def test_an_env_file_the_services_refuse_is_no_successful_install(bundle, tmp_path, line, says):
+    """Every service reads /etc/moodtunes/env and exits 2 on such a line (not restarted): doctor,
+    the real one, must read it too, and the installer then fails."""
+    result, _ = run_installer(bundle, tmp_path, HAS_PACKAGES="1", env_file=f"# settings\n{line}\n", doctor=None)
+    assert result.returncode != 0, result.stdout
+    assert "moodtunes is installed" not in result.stdout
+    assert says in result.stderr and "is invalid" in result.stderr
+
+
+def test_an_env_file_line_sh_cannot_load_is_a_configuration_error(bundle, tmp_path):
+    """Unquoted, a value with a space is a command to sh (README loads the file with it), and
+    systemd reads it otherwise: doctor can't check what the services get."""
+    result, _ = run_installer(bundle, tmp_path, HAS_PACKAGES="1", env_file="MOODTUNES_DEVICE_ID=Living Room\n")
+    assert result.returncode != 0 and "moodtunes is installed" not in result.stdout
+    assert "env does not load" in result.stderr and "is invalid" in result.stderr
+
+
+def test_doctor_gets_the_services_env_and_not_the_uplinks_password(bundle, tmp_path):
+    """The variables of /etc/moodtunes/env, in place of any MOODTUNES_* the installer was given
+    (the services get none of those); never uplink.env's MQTT password."""
+    seen = tmp_path / "doctor-env"
+    result, _ = run_installer(
+        bundle, tmp_path, HAS_PACKAGES="1", doctor=f'env > "{seen}"; exit 0',
+        env_file="MOODTUNES_DEVICE_ID=kiosk-7\nMOODTUNES_LIBRARY__PATHS='/srv/my music'\n",
+        uplink_env="MOODTUNES_MQTT__PASSWORD=s3cret\n", MOODTUNES_KEEP_SWAPFILE="1")
+    assert result.returncode == 0, result.stderr
+    variables = dict(line.split("=", 1) for line in seen.read_text().splitlines() if "=" in line)
+    assert variables["MOODTUNES_DEVICE_ID"] == "kiosk-7" and variables["MOODTUNES_LIBRARY__PATHS"] == "/srv/my music"
+    assert variables["SDL_VIDEODRIVER"] == "kmsdrm"
+    assert "MOODTUNES_KEEP_SWAPFILE" not in variables
+    assert "s3cret" not in seen.read_text()
+
+
+# --- upgrades: services stopped while the venv changes; a failure said plainly ------------------
+
+
+UNITS = ["moodtunes-library.timer", "moodtunes-library.service", "moodtunes-kiosk.service", "moodtunes-uplink.service"]
+
+
+def test_an_upgrade_stops_the_services_before_it_changes_the_venv(bundle, tmp_path):
+    result, calls = run_installer(bundle, tmp_path, HAS_PACKAGES="1", upgrade=True)
+    assert result.returncode == 0, result.stderr
+    stop = "systemctl stop " + " ".join(UNITS)
+    wheels = next(c for c in calls if c.startswith("install_wheels"))
+    assert calls.index(stop) < calls.index(wheels)
+    later = calls[calls.index(wheels):]
+    for started in ("systemctl restart moodtunes-kiosk.service moodtunes-uplink.service",
+                    "systemctl --no-block restart moodtunes-library.service",
+                    "systemctl start moodtunes-library.timer"):
+        assert started in later, started
+
+
+def test_a_first_install_has_nothing_to_stop(bundle, tmp_path):
+    result, calls = run_installer(bundle, tmp_path, HAS_PACKAGES="1")
+    assert result.returncode == 0, result.stderr
+    assert not [c for c in calls if c.startswith("systemctl stop")]
+    assert "systemctl start moodtunes-library.timer" in calls
+
+
+def test_a_failed_upgrade_says_it_did_not_complete_and_starts_nothing(bundle, tmp_path):
+    """pip failing (a full disk) ended the install with pip's message only."""
+    result, calls = run_installer(bundle, tmp_path, HAS_PACKAGES="1", upgrade=True, PIP_FAILS="1")
+    assert result.returncode != 0
+    assert "did not complete" in result.stderr and "run install-pi.sh again" in result.stderr
+    assert "services are stopped" in result.stderr
+    assert calls[-1].startswith("install_wheels")  # nothing enabled, restarted or started after it
+    assert "moodtunes is installed" not in result.stdout
+
+
+def test_a_failed_first_install_says_it_did_not_complete(bundle, tmp_path):
+    result, _ = run_installer(bundle, tmp_path, PIP_FAILS="1", HAS_PACKAGES="1")
+    assert result.returncode != 0 and "did not complete" in result.stderr
+    assert "services are stopped" not in result.stderr
+
+
+def test_a_refused_bundle_does_not_speak_of_an_unfinished_install(bundle, tmp_path):
+    """Nothing changed yet: "nothing was installed" is the whole story."""
+    result, _ = run_installer(bundle, tmp_path, codename="bullseye")
+    assert result.returncode != 0 and "did not complete" not in result.stderr
+
+
+# --- provisioning/uninstall-pi.sh ----------------------------------------------------------------
+
+UNINSTALL = INSTALL.with_name("uninstall-pi.sh")
+UNINSTALL_STUBS = """
+prefix=$ROOT/opt etc=$ROOT/etc data=$ROOT/var systemd_dir=$ROOT/systemd
+record() { printf '%s\\n' "$*" >> "$ROOT/calls"; }
+id() { if [ "$1" = -u ]; then echo 0; else [ -n "${HAS_USERS:-}" ]; fi; }
+systemctl() { record systemctl "$*"; }
+userdel() { record userdel "$*"; }
+main "$@"
+"""
+
+
+def run_uninstaller(tmp_path: Path, *args: str, units: bool = True,
+                    **env: str) -> tuple[subprocess.CompletedProcess, list[str]]:
+    """uninstall-pi.sh's main on a system installed under tmp_path (``units``: with moodtunes'
+    units); the result and the calls made."""
+    for folder in ("opt/venv", "etc", "var", "systemd"):
+        (tmp_path / folder).mkdir(parents=True, exist_ok=True)
+    (tmp_path / "var" / "moodtunes.db").write_bytes(b"visits")
+    (tmp_path / "systemd" / "other.service").write_text("[Unit]\n")
+    for name in ("moodtunes-kiosk.service", "moodtunes-uplink.service", "moodtunes-library.service",
+                 "moodtunes-library.timer") if units else ():
+        (tmp_path / "systemd" / name).write_text("[Unit]\n")
+    (tmp_path / "calls").write_text("")
+    result = subprocess.run(["bash", "-c", f'. "{UNINSTALL}"\n{UNINSTALL_STUBS}', "uninstall-pi.sh", *args],
+                            env=dict(os.environ, ROOT=str(tmp_path), **env), capture_output=True, text=True,
+                            timeout=60, check=False)
+    return result, (tmp_path / "calls").read_text().splitlines()
+
+
+def test_uninstall_removes_services_users_and_files_but_keeps_the_visits(tmp_path):
+    result, calls = run_uninstaller(tmp_path, HAS_USERS="1")
+    assert result.returncode == 0, result.stderr
+    assert calls[0] == ("systemctl disable --now moodtunes-kiosk.service moodtunes-uplink.service "
+                        "moodtunes-library.timer moodtunes-library.service")
+    assert "systemctl daemon-reload" in calls and "systemctl start getty@tty1.service" in calls
+    assert calls.index("userdel moodtunes-uplink") < calls.index("userdel moodtunes")  # its group is moodtunes'
+    assert sorted(p.name for p in (tmp_path / "systemd").iterdir()) == ["other.service"]
+    assert not (tmp_path / "opt").exists() and not (tmp_path / "etc").exists()
+    assert (tmp_path / "var" / "moodtunes.db").read_bytes() == b"visits"
+    assert "stays" in result.stdout and "systemctl enable --now dphys-swapfile" in result.stdout
+
+
+def test_uninstall_deletes_the_visit_history_only_when_asked(tmp_path):
+    result, _ = run_uninstaller(tmp_path, "--delete-data")
+    assert result.returncode == 0, result.stderr
+    assert not (tmp_path / "var").exists()
+    refused, calls = run_uninstaller(tmp_path, "--delete-everything")
+    assert refused.returncode != 0 and "usage" in refused.stderr and calls == []
+
+
+def test_uninstall_of_a_partial_install_goes_through(tmp_path):
+    """No users, no units (an install that stopped early): nothing to disable or delete."""
+    result, calls = run_uninstaller(tmp_path, units=False)
+    assert result.returncode == 0, result.stderr
+    assert not [c for c in calls if c.startswith(("userdel", "systemctl disable"))]
+    assert not (tmp_path / "opt").exists() and (tmp_path / "systemd" / "other.service").exists()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import re
+import shlex
 import socket
 import subprocess
 import sys
@@ -245,6 +246,30 @@ def test_the_kiosk_takes_tty1_once_the_login_prompt_let_go_of_it():
     u = unit(KIOSK)
     assert "getty@tty1.service" in words(u, "Conflicts")
     assert {"getty@tty1.service", "plymouth-quit-wait.service"} <= words(u, "After")
+
+
+@pytest.mark.parametrize(("exit_status", "getty"), [("2", True), ("1", False), ("", False), ("TERM", False)])
+def test_a_kiosk_stopped_for_good_gives_tty1_its_login_prompt_back(tmp_path, exit_status, getty):
+    """Conflicts= takes tty1 from the getty; after an invalid configuration (exit status 2, no
+    restart) tty1 had neither kiosk nor login prompt. The getty starts only then: started while
+    Restart=always brings the kiosk back, it would stop the kiosk for good through Conflicts=
+    (and OnFailure= fires between restarts from systemd 254). Run here with a stub systemctl, with
+    the variables systemd gives ExecStopPost= (EXIT_STATUS: a number, a signal name, or unset)."""
+    u = unit(KIOSK)
+    assert u["Restart"] == ["always"] and "2" in words(u, "RestartPreventExitStatus")
+    [stop_post] = u["ExecStopPost"]
+    assert stop_post.startswith("+/bin/sh -c ")  # as root: the sandboxed user can't start units
+    calls = tmp_path / "calls"
+    stub = tmp_path / "bin" / "systemctl"
+    stub.parent.mkdir()
+    stub.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
+    stub.chmod(0o755)
+    env = {"PATH": f"{stub.parent}:/usr/bin:/bin"} | ({"EXIT_STATUS": exit_status} if exit_status else {})
+    command = [word.replace("$$", "$") for word in shlex.split(stop_post[1:])]  # as systemd unescapes
+    subprocess.run(command, env=env, check=True)
+    assert (calls.read_text() if calls.exists() else "") == ("--no-block start getty@tty1.service\n" if getty else "")
+    for key in ("OnFailure", "ExecStop", "OnSuccess", "Wants", "Requires", "BindsTo", "PartOf"):
+        assert not any("getty" in value for value in u.get(key, [])), key
 
 
 def test_a_kiosk_restart_starts_no_library_scan():

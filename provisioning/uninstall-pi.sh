@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Remove what install-pi.sh installed: the services, the users moodtunes and moodtunes-uplink,
+# /opt/moodtunes and /etc/moodtunes (the settings and the MQTT password). The data dir,
+# /var/lib/moodtunes, with the visit history, goes only with --delete-data. The system packages
+# stay (zram-tools, fonts, ffmpeg...), and the swap file on the SD card stays off: it says how to
+# turn it back on.
+#
+#   sudo ./provisioning/uninstall-pi.sh [--delete-data]
+#
+# Sourced (`. uninstall-pi.sh`), it only defines its functions, for the tests.
+set -euo pipefail
+
+prefix=/opt/moodtunes
+etc=/etc/moodtunes
+data=/var/lib/moodtunes
+systemd_dir=/etc/systemd/system
+units=(moodtunes-kiosk.service moodtunes-uplink.service moodtunes-library.timer moodtunes-library.service)
+
+main() {
+  local delete_data=
+  case ${1:-} in
+    "") ;;
+    --delete-data) delete_data=1;;
+    *) echo "usage: sudo $0 [--delete-data]" >&2; exit 2;;
+  esac
+  [ "$(id -u)" -eq 0 ] || { echo "uninstall-pi.sh: run as root (sudo $0)" >&2; exit 1; }
+
+  echo "== services"
+  local present=() unit
+  for unit in "${units[@]}"; do
+    [ ! -f "$systemd_dir/$unit" ] || present+=("$unit")
+  done
+  if [ "${#present[@]}" -gt 0 ]; then
+    systemctl disable --now "${present[@]}"
+    rm -f "${present[@]/#/$systemd_dir/}"
+  fi
+  systemctl daemon-reload
+  systemctl reset-failed "${units[@]}" 2>/dev/null || true
+  # The kiosk held tty1 (Conflicts=getty@tty1.service): the login prompt comes back now, not only at
+  # the next boot.
+  systemctl start getty@tty1.service || true
+
+  echo "== users, $prefix, $etc"
+  # moodtunes-uplink first: the group moodtunes, its primary group, goes with the user moodtunes.
+  if id moodtunes-uplink >/dev/null 2>&1; then userdel moodtunes-uplink; fi
+  if id moodtunes >/dev/null 2>&1; then userdel moodtunes; fi
+  rm -rf "$prefix" "$etc"
+
+  if [ -n "$delete_data" ]; then
+    echo "== $data (the visit history, the music catalogue)"
+    rm -rf "$data"
+  else
+    echo "$data stays (visit history, catalogue), for a later install. To delete it: sudo rm -rf $data" \
+         "(and a data_dir set elsewhere in moodtunes.toml, which stays in any case)"
+  fi
+
+  echo "moodtunes is uninstalled. The swap file on the SD card stays off (install-pi.sh turned it off" \
+       "against camera frames being paged out to it); to have it back: sudo systemctl enable --now dphys-swapfile"
+}
+
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+  main "$@"
+fi
