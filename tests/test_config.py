@@ -315,3 +315,9 @@ def test_a_relative_path_without_a_config_file_is_made_absolute_from_the_current
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MOODTUNES_DATA_DIR", "data")
     assert load_settings().data_dir == tmp_path / "data"
+
+
+@pytest.mark.parametrize("width", [479, 4097])
+def test_a_kiosk_size_out_of_range_is_refused(tmp_path, width):
+    with pytest.raises(ConfigError, match="kiosk.width"):
+        load_settings(write(tmp_path, f"[kiosk]\nwidth = {width}\n"))

@@ -174,11 +174,14 @@ class LibrarySettings(Section):
 # 480 px at least each way: below that (a 480x320 panel) a keyboard row or a page of songs has no
 # room for 48 px touch targets. Tested: 800x480, 1024x600, 1280x720, 480x800.
 KIOSK_MIN_SIDE = 480
+# The largest side of a window or screen: a 4K panel's. A size typed wrong (99999x99999) made a
+# 16384x16384 window that took 4 GB and most of a minute to draw.
+KIOSK_MAX_SIDE = 4096
 
 
 class KioskSettings(Section):
-    width: int = Field(800, ge=KIOSK_MIN_SIDE, description="window or screen width in px (at least 480)")
-    height: int = Field(480, ge=KIOSK_MIN_SIDE, description="window or screen height in px (at least 480)")
+    width: int = Field(800, ge=KIOSK_MIN_SIDE, le=KIOSK_MAX_SIDE, description="window or screen width in px (480-4096)")
+    height: int = Field(480, ge=KIOSK_MIN_SIDE, le=KIOSK_MAX_SIDE, description="window or screen height in px (480-4096)")
     fullscreen: bool = False
     idle_timeout_s: float = Field(90.0, gt=0)
     volume: float = Field(0.7, ge=0.0, le=1.0)
