@@ -6,16 +6,20 @@ import json
 import logging
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
 import jsonschema
 import numpy as np
 import pytest
-from conftest import png_header_claiming
+from conftest import as_unprivileged, png_header_claiming
 from moodtunes.cli import main
 from moodtunes.domain import MOODS
 from moodtunes.vision.camera import sample_frame
+from PIL import Image
+from test_vision_camera import rotated_video
 
 PROBS = {"type": "object", "required": list(MOODS), "additionalProperties": False,
          "properties": {m: {"type": "number", "minimum": 0, "maximum": 1} for m in MOODS}}
@@ -213,3 +217,92 @@ def test_help_says_small_faces_in_large_photos_are_missed(capsys) -> None:
     with pytest.raises(SystemExit):
         main(["detect", "--help"])
     assert "1/6 of the image's long side" in " ".join(capsys.readouterr().out.split())
+
+
+def test_a_path_that_cannot_be_looked_at_is_one_error_and_the_run_goes_on(tmp_path: Path, capsys) -> None:
+    """Python 3.11's Path.is_file() raises OSError for a name too long (or a file in a folder this
+    user may not enter): that stopped the run."""
+    write_rgb(tmp_path / "a.png", sample_frame(640, 480))
+    write_rgb(tmp_path / "b.png", np.zeros((100, 100, 3), np.uint8))
+    too_long = tmp_path / ("x" * 300 + ".jpg")
+    code, lines = run_json(capsys, str(tmp_path / "a.png"), str(too_long), str(tmp_path / "b.png"))
+    assert code == 1
+    assert [line["path"] for line in lines] == [str(tmp_path / "a.png"), str(too_long), str(tmp_path / "b.png")]
+    assert lines[1]["error"] == "can't read it (File name too long)"
+    assert len(lines[0]["faces"]) == 1 and lines[2]["faces"] == []
+
+
+def test_folders_and_files_this_user_cannot_read_are_errors(tmp_path: Path) -> None:
+    """A subfolder the user can't enter was skipped silently (exit 0); a folder holding nothing
+    else said "no images or videos in this folder"; a file in it stopped the run."""
+    (tmp_path / "photos" / "private").mkdir(parents=True)
+    write_rgb(tmp_path / "photos" / "a.png", sample_frame(640, 480))
+    (tmp_path / "only" / "private").mkdir(parents=True)
+    hidden = write_rgb(tmp_path / "only" / "private" / "b.png", sample_frame(640, 480))
+    locked = [tmp_path / "photos" / "private", tmp_path / "only" / "private"]
+    for folder in locked:
+        folder.chmod(0o000)
+    try:
+        command = [sys.executable, "-m", "moodtunes", "detect", "--json", str(tmp_path / "photos"), str(tmp_path / "only"),
+                   str(hidden)]
+        done = subprocess.run(as_unprivileged(command), check=False, capture_output=True, text=True, timeout=120)
+    finally:
+        for folder in locked:
+            folder.chmod(0o755)
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert done.returncode == 1, done.stderr
+    assert [(line["path"], line.get("error")) for line in lines] == [
+        (str(locked[0]), "can't read it (Permission denied)"),
+        (str(tmp_path / "photos" / "a.png"), None),
+        (str(locked[1]), "can't read it (Permission denied)"),
+        (str(hidden), "can't read it (Permission denied)"),
+    ]
+    assert len(lines[1]["faces"]) == 1
+
+
+def test_an_empty_path_is_a_usage_error(tmp_path: Path, capsys, monkeypatch) -> None:
+    """Path("") is ".": it scanned the current folder, recursively."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["detect", ""])
+    assert exit_info.value.code == 2
+    assert "an empty path names no file or folder" in capsys.readouterr().err
+
+
+def test_a_newline_in_a_file_name_stays_on_its_line(tmp_path: Path, capsys) -> None:
+    """In the text output; --json escapes it anyway. A name that isn't UTF-8 prints too."""
+    odd = write_rgb(tmp_path / "two\nlines.png", sample_frame(640, 480))
+    latin1 = Path(os.fsdecode(bytes(tmp_path / "caf") + b"\xe9.png"))
+    write_rgb(tmp_path / "plain.png", sample_frame(640, 480)).rename(latin1)
+    assert main(["detect", str(odd), str(latin1)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith(f"{tmp_path}/two lines.png: happy ")
+    assert lines[1].startswith(f"{tmp_path}/caf\\xe9.png: happy ")
+
+
+def test_a_portrait_phone_video_is_read_upright(tmp_path: Path, capsys) -> None:
+    """Its rotation metadata applied: the face found, its box in the picture as shown."""
+    code, lines = run_json(capsys, str(rotated_video(tmp_path / "portrait.mp4", [sample_frame(640, 480)] * 2)))
+    assert code == 0 and len(lines) == 2
+    for line in lines:
+        (face,) = line["faces"]
+        x, y, w, _ = face["box"]
+        assert 200 < x < 250 and 0 < y < 50 and 90 < w < 150 and face["score"] > 0.8, line
+
+
+def test_webp_exif_orientation_and_gif_read_like_jpeg(tmp_path: Path, capsys) -> None:
+    """OpenCV applies JPEG's EXIF orientation but not WebP's, and has no GIF decoder."""
+    astronaut = sample_frame(640, 480)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored turned a quarter to the left: to be turned a quarter to the right
+    stored = Image.fromarray(np.ascontiguousarray(np.rot90(astronaut)))
+    stored.save(tmp_path / "a.jpg", exif=exif.tobytes(), quality=95)
+    stored.save(tmp_path / "b.webp", exif=exif.tobytes(), quality=95)
+    Image.fromarray(astronaut).save(tmp_path / "c.gif")
+    code, lines = run_json(capsys, str(tmp_path))
+    assert code == 0
+    assert [Path(line["path"]).name for line in lines] == ["a.jpg", "b.webp", "c.gif"]
+    boxes = [np.array(line["faces"][0]["box"]) for line in lines]
+    assert 200 < boxes[0][0] < 250 and 0 < boxes[0][1] < 50
+    assert all(np.abs(box - boxes[0]).max() <= 6 for box in boxes), boxes

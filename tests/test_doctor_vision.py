@@ -3,10 +3,15 @@ camera (or file) once."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import as_unprivileged
 from moodtunes.commands import doctor
 from moodtunes.config import load_settings
 from moodtunes.vision.faces import bundled_model_path
@@ -42,3 +47,28 @@ def test_camera_problems_name_the_source_once(tmp_path: Path, monkeypatch: pytes
     on_disk, opened = doctor._camera(load_settings()), doctor._camera_frame(load_settings())
     assert opened.status == "warn"
     assert on_disk.detail.count(str(path)) == 1 and opened.detail.count(str(path)) == 1, (on_disk, opened)
+
+
+def test_a_replay_path_that_cannot_be_looked_at_is_a_camera_problem(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Python 3.11's Path.is_dir() raises OSError for a name too long: doctor stopped there."""
+    monkeypatch.setenv("MOODTUNES_CAMERA__SOURCE", f"replay:{tmp_path / ('x' * 300)}")
+    for check in (doctor._camera(load_settings()), doctor._camera_frame(load_settings())):
+        assert check.status == "warn" and "can't read it (File name too long)" in check.detail, check
+
+
+def test_every_check_runs_when_the_replay_folder_is_in_a_home_doctor_cannot_enter(tmp_path: Path) -> None:
+    """camera.source = replay:/home/pi/faces, run by a user who may not enter /home/pi (0700):
+    doctor printed one fatal line and no check."""
+    home = tmp_path / "home"
+    (home / "faces").mkdir(parents=True)
+    home.chmod(0o000)
+    env = dict(os.environ, MOODTUNES_CAMERA__SOURCE=f"replay:{home / 'faces'}", SDL_VIDEODRIVER="dummy")
+    try:
+        done = subprocess.run(as_unprivileged([sys.executable, "-m", "moodtunes", "doctor", "--json"]), check=False,
+                              env=env, capture_output=True, text=True, timeout=120)
+    finally:
+        home.chmod(0o755)
+    checks = {check["name"]: check for check in map(json.loads, done.stdout.splitlines())}
+    assert len(checks) == len(doctor.CHECKS), done
+    assert checks["camera"]["status"] == "warn"
+    assert checks["camera"]["detail"].startswith(f"{home / 'faces'}: can't read it (Permission denied)")

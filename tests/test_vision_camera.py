@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+import tracemalloc
 import types
 from pathlib import Path
 from typing import ClassVar
@@ -11,7 +13,7 @@ from typing import ClassVar
 import cv2
 import numpy as np
 import pytest
-from conftest import png_header_claiming
+from conftest import as_unprivileged, png_header_claiming, require_tool
 from moodtunes.vision.camera import (
     IMAGE_SUFFIXES,
     CameraError,
@@ -19,7 +21,10 @@ from moodtunes.vision.camera import (
     media_files,
     open_camera,
     read_image_rgb,
+    upright,
 )
+from moodtunes.vision.limits import MAX_IMAGE_BYTES
+from PIL import Image, ImageOps
 
 
 def write_rgb(path: Path, rgb: np.ndarray) -> Path:
@@ -83,7 +88,7 @@ def test_folders_are_searched_through_symlinked_subfolders_once_each(tmp_path: P
     os.symlink(replayed, replayed / "real" / "back_up")  # a loop
     os.symlink(replayed / "real", replayed / "same_again")  # a folder reached twice
     os.symlink(tmp_path / "nowhere.png", replayed / "dangling.png")
-    assert media_files(replayed, IMAGE_SUFFIXES) == [replayed / "linked" / "b.png", replayed / "real" / "a.png"]
+    assert media_files(replayed, IMAGE_SUFFIXES) == ([replayed / "linked" / "b.png", replayed / "real" / "a.png"], [])
     with open_camera(f"replay:{replayed}", paced=False) as camera:
         assert [tuple(camera.read()[0, 0]) for _ in range(3)] == [(0, 0, 255), (255, 0, 0), (0, 0, 255)]
 
@@ -105,6 +110,172 @@ def test_opencv_running_out_of_memory_is_an_image_too_large(tmp_path: Path, monk
     monkeypatch.setattr("moodtunes.vision.camera.cv2.cvtColor", out_of_memory)
     with pytest.raises(CameraError, match=r"photo.png: image too large \(40x30\)$"):
         read_image_rgb(path)
+
+
+def test_an_image_pillow_cannot_size_is_refused_by_opencv_past_100_megapixels(tmp_path: Path) -> None:
+    """A Radiance HDR (which Pillow can't read) claiming 15000x15000: OpenCV's limit, 2^30 pixels
+    unless moodtunes.vision sets it before cv2's first import, let such a 14 MB file take 3.4 GB.
+    A fresh process, so that nothing imported cv2 before moodtunes did."""
+    path = tmp_path / "photo.jpg"
+    path.write_bytes(b"#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n-Y 15000 +X 15000\n" + b"\x02\x02\x3a\x98" + b"\x80\x01" * 64)
+    check = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from moodtunes.vision.camera import CameraError, read_image_rgb\n"
+        "try:\n"
+        "    read_image_rgb(Path(sys.argv[1]))\n"
+        "except CameraError as exc:\n"
+        "    print(exc)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", check, str(path)], check=False, capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == f"{path}: image too large (over 100 megapixels)", done
+
+
+def test_a_file_over_the_size_limit_is_refused_before_it_is_read(tmp_path: Path, monkeypatch) -> None:
+    """Any file named like an image was read whole, then copied: a 3 GB one took 6.4 GB."""
+    sparse = tmp_path / "huge.jpg"
+    with sparse.open("wb") as file:
+        file.truncate(MAX_IMAGE_BYTES + 1_000_000)  # nothing on disk
+
+    def not_to_be_read(*args, **kwargs):
+        raise AssertionError("the file was read")
+
+    monkeypatch.setattr("moodtunes.vision.camera.np.fromfile", not_to_be_read)
+    with pytest.raises(CameraError, match=r"huge.jpg: image too large \(301 MB file, over 300 MB\)$"):
+        read_image_rgb(sparse)
+
+
+def test_running_out_of_memory_reading_a_file_is_an_image_too_large(tmp_path: Path, monkeypatch) -> None:
+    path = write_rgb(tmp_path / "photo.png", solid((1, 2, 3), (30, 40)))
+
+    def out_of_memory(*args, **kwargs):
+        raise MemoryError("Unable to allocate 30.0 GiB for an array with shape (32212254720,) and data type uint8")
+
+    monkeypatch.setattr("moodtunes.vision.camera.np.fromfile", out_of_memory)
+    with pytest.raises(CameraError, match=r"photo.png: image too large \(40x30\)$"):
+        read_image_rgb(path)
+
+
+def test_an_image_file_is_held_in_memory_once(tmp_path: Path) -> None:
+    """Not read and then copied for Pillow's look at its header."""
+    path = tmp_path / "noise.jpg"
+    path.write_bytes(np.random.default_rng(0).integers(0, 256, 20_000_000, np.uint8).tobytes())
+    tracemalloc.start()
+    try:
+        with pytest.raises(CameraError, match="not a readable image"):
+            read_image_rgb(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1.5 * path.stat().st_size
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_upright_turns_pixels_as_pillow_does(orientation: int) -> None:
+    stored = np.random.default_rng(orientation).integers(0, 256, (5, 7, 3), np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    image = Image.fromarray(stored)
+    image.info["exif"] = exif.tobytes()
+    expected = np.asarray(ImageOps.exif_transpose(image))
+    assert np.array_equal(upright(stored, orientation), expected)
+
+
+def test_a_webp_is_turned_upright_by_its_exif_orientation(tmp_path: Path) -> None:
+    """OpenCV applies JPEG's EXIF orientation itself, but not WebP's."""
+    upright_rgb = solid((0, 0, 255), (40, 60))
+    upright_rgb[:10, :10] = (255, 0, 0)  # a red corner, top left when upright
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored turned a quarter to the left: to be turned a quarter to the right
+    stored = Image.fromarray(np.ascontiguousarray(np.rot90(upright_rgb)))
+    stored.save(tmp_path / "photo.webp", exif=exif.tobytes(), lossless=True)
+    stored.save(tmp_path / "photo.jpg", exif=exif.tobytes(), quality=95)
+    for name in ("photo.webp", "photo.jpg"):
+        frame = read_image_rgb(tmp_path / name)
+        assert frame.shape == (40, 60, 3), name
+        assert frame[2, 2, 0] > 200 and frame[2, 2, 2] < 50 and frame[30, 50, 2] > 200, name
+
+
+def test_a_gif_gives_its_first_frame_and_is_found_in_folders(tmp_path: Path) -> None:
+    """This OpenCV has no GIF decoder: Pillow reads it."""
+    first, second = Image.new("RGB", (64, 48), (255, 0, 0)), Image.new("RGB", (64, 48), (0, 0, 255))
+    first.save(tmp_path / "animated.gif", save_all=True, append_images=[second])
+    frame = read_image_rgb(tmp_path / "animated.gif")
+    assert frame.shape == (48, 64, 3) and tuple(frame[0, 0]) == (255, 0, 0)
+    assert media_files(tmp_path, IMAGE_SUFFIXES) == ([tmp_path / "animated.gif"], [])
+    (tmp_path / "animated.gif").write_bytes((tmp_path / "animated.gif").read_bytes()[:40])
+    with pytest.raises(CameraError, match="not a readable image"):
+        read_image_rgb(tmp_path / "animated.gif")
+
+
+def test_a_replay_path_with_a_name_too_long_is_a_camera_error(tmp_path: Path) -> None:
+    """Python 3.11's Path.is_dir() raises OSError for it, which stopped `moodtunes doctor`."""
+    with pytest.raises(CameraError, match=r"can't read it \(File name too long\)"):
+        open_camera(f"replay:{tmp_path / ('x' * 300)}")
+
+
+def test_unreadable_parts_of_a_replayed_folder_are_said(tmp_path: Path) -> None:
+    """As a user that can't enter a folder: one unreadable subfolder among images is warned about;
+    a folder with nothing but an unreadable subfolder, or a file in a folder the user can't enter,
+    doesn't open, and says why (it used to say "no images in this folder", or raise OSError)."""
+    (tmp_path / "mixed" / "locked").mkdir(parents=True)
+    write_rgb(tmp_path / "mixed" / "a.png", solid((255, 0, 0)))
+    (tmp_path / "only" / "locked").mkdir(parents=True)
+    write_rgb(tmp_path / "only" / "locked" / "b.png", solid((0, 0, 255)))
+    check = (
+        "import logging, sys\n"
+        "from moodtunes.vision.camera import CameraError, open_camera\n"
+        "logging.basicConfig(format='%(levelname)s %(message)s')\n"
+        "with open_camera('replay:' + sys.argv[1], paced=False) as camera:\n"
+        "    print(tuple(camera.read()[0, 0]))\n"
+        "for path in sys.argv[2:]:\n"
+        "    try:\n"
+        "        open_camera('replay:' + path)\n"
+        "    except CameraError as exc:\n"
+        "        print(exc)\n"
+    )
+    locked = [tmp_path / "mixed" / "locked", tmp_path / "only" / "locked"]
+    for folder in locked:
+        folder.chmod(0o000)
+    try:
+        command = [sys.executable, "-c", check, str(tmp_path / "mixed"), str(tmp_path / "only"), str(locked[1] / "b.png")]
+        done = subprocess.run(as_unprivileged(command), check=False, capture_output=True, text=True, timeout=60)
+    finally:
+        for folder in locked:
+            folder.chmod(0o755)
+    assert done.stdout.splitlines() == [
+        "(255, 0, 0)",
+        f"{tmp_path / 'only'}: no images in this folder, and can't read {locked[1]} (Permission denied)",
+        f"{locked[1] / 'b.png'}: can't read it (Permission denied)",
+    ], done
+    assert f"WARNING {locked[0]}: can't read it (Permission denied; skipped)" in done.stderr.splitlines()
+
+
+def rotated_video(path: Path, upright_frames: list[np.ndarray]) -> Path:
+    """An mp4 as a phone films in portrait: frames stored turned a quarter to the left, with
+    rotation metadata saying to turn them back (ffmpeg writes it; OpenCV can't)."""
+    ffmpeg = require_tool("ffmpeg")
+    stored = path.with_suffix(".stored.avi")
+    height, width = upright_frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(stored), cv2.VideoWriter_fourcc(*"MJPG"), 10, (height, width))
+    for frame in upright_frames:
+        writer.write(cv2.cvtColor(np.ascontiguousarray(np.rot90(frame)), cv2.COLOR_RGB2BGR))
+    writer.release()
+    subprocess.run([ffmpeg, "-loglevel", "error", "-y", "-i", str(stored), "-c", "copy",
+                    "-metadata:s:v:0", "rotate=270", str(path)], check=True, timeout=60)
+    capture = cv2.VideoCapture(str(path))
+    assert capture.get(cv2.CAP_PROP_ORIENTATION_META) == 90, "this ffmpeg wrote no rotation metadata"
+    capture.release()
+    return path
+
+
+def test_a_replayed_portrait_video_is_upright(tmp_path: Path) -> None:
+    frame = solid((0, 0, 255), (48, 64))
+    frame[:8, :8] = (255, 0, 0)  # a red corner, top left when upright
+    with open_camera(f"replay:{rotated_video(tmp_path / 'portrait.mp4', [frame] * 3)}", paced=False) as camera:
+        shown = camera.read()
+    assert shown.shape == (48, 64, 3)
+    assert shown[3, 3, 0] > 200 and shown[3, 3, 2] < 50
 
 
 def test_replay_video_loops_over_its_frames(tmp_path: Path) -> None:

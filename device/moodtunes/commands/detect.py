@@ -5,9 +5,9 @@
 
 With --json every image (or video frame) is one JSON object per line:
 ``{"path": ..., ["frame": N,] "faces": [{"box": [x, y, w, h], "score": 0.93, "emotion": "happy",
-"confidence": 0.81, "probs": {...}}]}``, the box cut to the image; a file that cannot be read (or a
-video that ends before the frames its header promised), or a folder without images or videos, gives
-``{"path": ..., "error": ...}``, processing goes on, and the exit code is 1 at the end.
+"confidence": 0.81, "probs": {...}}]}``, the box cut to the image; a file or folder that cannot be
+read (or a video that ends before the frames its header promised), or a folder without images or
+videos, gives ``{"path": ..., "error": ...}``, processing goes on, and the exit code is 1 at the end.
 """
 
 from __future__ import annotations
@@ -28,10 +28,19 @@ SMALL_FACES_NOTE = ("Faces narrower than about 1/6 of the image's long side are 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.epilog = SMALL_FACES_NOTE
-    parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="images, folders (searched recursively) or videos")
+    parser.add_argument("paths", nargs="+", type=path_argument, metavar="PATH",
+                        help="images, folders (searched recursively) or videos")
     parser.add_argument("--cropped", action="store_true", help="treat each image as an already cropped face (no detection)")
     parser.add_argument("--json", action="store_true", help="one JSON object per image or video frame")
     parser.add_argument("--every", type=int, default=1, metavar="N", help="videos: use every Nth frame (default 1)")
+
+
+def path_argument(text: str) -> Path:
+    """A PATH argument; an empty one is a usage error, as Path("") is "." and would scan the
+    current folder, recursively."""
+    if not text:
+        raise argparse.ArgumentTypeError("an empty path names no file or folder")
+    return Path(text)
 
 
 @dataclass(frozen=True)
@@ -43,21 +52,30 @@ class Item:
 
 
 def expand_paths(paths: list[Path]) -> Iterator[Item | tuple[Path, str]]:
-    """Images and videos named or found under folders (sorted); a missing path, or a folder with
-    nothing to detect in, yields (path, error)."""
+    """Images and videos named or found under folders (sorted); a missing path, one that can't be
+    read, or a folder with nothing to detect in, yields (path, error), and the next path goes on."""
+    for path in paths:
+        try:
+            items = _items_at(path)
+        except OSError as exc:  # Python 3.11's Path.is_dir() raises on EACCES and ENAMETOOLONG
+            items = [(path, f"can't read it ({exc.strerror})")]
+        yield from items
+
+
+def _items_at(path: Path) -> list[Item | tuple[Path, str]]:
+    """What one PATH argument names: its images and videos, and (path, error) for each part of it
+    that can't be read."""
     from moodtunes.vision.camera import IMAGE_SUFFIXES, VIDEO_SUFFIXES, media_files
 
-    for path in paths:
-        if path.is_dir():
-            found = media_files(path, IMAGE_SUFFIXES | VIDEO_SUFFIXES)
-            if not found:
-                yield path, "no images or videos in this folder"
-            for file in found:
-                yield Item(file, file.suffix.lower() in VIDEO_SUFFIXES)
-        elif path.is_file():
-            yield Item(path, path.suffix.lower() in VIDEO_SUFFIXES)
-        else:
-            yield path, "no such file or folder"
+    if path.is_dir():
+        found, unreadable = media_files(path, IMAGE_SUFFIXES | VIDEO_SUFFIXES)
+        errors = [(Path(exc.filename), f"can't read it ({exc.strerror})") for exc in unreadable]
+        if not found and not errors:
+            return [(path, "no images or videos in this folder")]
+        return [*errors, *(Item(file, file.suffix.lower() in VIDEO_SUFFIXES) for file in found)]
+    if path.is_file():
+        return [Item(path, path.suffix.lower() in VIDEO_SUFFIXES)]
+    return [(path, "no such file or folder")]
 
 
 def face_record(box: tuple[int, int, int, int], score: float | None, probs: np.ndarray,
@@ -73,8 +91,11 @@ def face_record(box: tuple[int, int, int, int], score: float | None, probs: np.n
 
 
 def summary_line(record: dict[str, Any]) -> str:
-    """The human-readable form of one record."""
-    where = record["path"] + (f" [frame {record['frame']}]" if "frame" in record else "")
+    """The human-readable form of one record, on one line: a newline or an escape sequence in a
+    file name, or bytes that aren't UTF-8, are shown harmlessly."""
+    from moodtunes.printable import printable, printable_path
+
+    where = printable(printable_path(record["path"])) + (f" [frame {record['frame']}]" if "frame" in record else "")
     if "error" in record:
         return f"{where}: error: {record['error']}"
     if not record["faces"]:

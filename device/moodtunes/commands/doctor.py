@@ -155,14 +155,7 @@ def _camera_presence(spec: str) -> tuple[str | None, str]:
         webcam_problem, found = _webcam_presence(0)
         return (None, found) if webcam_problem is None else (f"no camera found: {problem}; {webcam_problem}", "")
     if kind == "replay":
-        from moodtunes.vision.camera import IMAGE_SUFFIXES, media_files
-
-        path = Path(arg).expanduser()
-        if path.is_dir():
-            return (None, "a folder of images to replay") if media_files(path, IMAGE_SUFFIXES) else (f"{path}: no images in this folder", "")
-        if not path.is_file():
-            return f"{path}: no such file or folder", ""
-        return None, "an image to replay" if path.suffix.lower() in IMAGE_SUFFIXES else "a file to replay"
+        return _replay_presence(Path(arg).expanduser())
     if kind == "sample":
         from moodtunes.vision.camera import CameraError, sample_photo_path
 
@@ -172,6 +165,25 @@ def _camera_presence(spec: str) -> tuple[str | None, str]:
             return str(exc), ""
         return None, "the built-in sample photo"
     return f"unknown camera source {spec!r}", ""
+
+
+def _replay_presence(path: Path) -> tuple[str | None, str]:
+    """Whether a replay source's file, or a folder with images, is there and readable. A path this
+    user can't look at (a folder in another user's 0700 home) is this check's problem, not the end
+    of doctor: Python 3.11's Path.is_dir() raises for it."""
+    from moodtunes.vision.camera import IMAGE_SUFFIXES, CameraError, replay_images
+
+    try:
+        if path.is_dir():
+            replay_images(path)
+            return None, "a folder of images to replay"
+        if not path.is_file():
+            return f"{path}: no such file or folder", ""
+    except OSError as exc:
+        return f"{path}: can't read it ({exc.strerror})", ""
+    except CameraError as exc:  # it names the folder already
+        return str(exc), ""
+    return None, "an image to replay" if path.suffix.lower() in IMAGE_SUFFIXES else "a file to replay"
 
 
 def _picamera2_presence() -> tuple[str | None, str]:

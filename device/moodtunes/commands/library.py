@@ -107,7 +107,7 @@ class ScanProgress:
             self._log_now_and_then(done, total)
 
     def _draw(self, done: int, total: int, path: str) -> None:
-        from moodtunes.library.tags import printable
+        from moodtunes.printable import printable
 
         width = 24
         filled = round(width * done / total)
@@ -192,7 +192,7 @@ def track_to_dict(track: Any) -> dict[str, Any]:
 
 def _print_scan(report: Any, as_json: bool) -> None:
     from moodtunes.library.scan import not_a_folder, skipped_summary
-    from moodtunes.library.tags import printable
+    from moodtunes.printable import printable
 
     if as_json:
         print(json.dumps(report.as_dict()))
@@ -251,7 +251,7 @@ def folders_outside_library(folders: list[Path], library_paths: list[Path]) -> l
 
 
 def _list(args: argparse.Namespace, settings: Any) -> int:
-    from moodtunes.library.tags import printable
+    from moodtunes.printable import printable
     from moodtunes.store import Store
 
     if problem := data_dir_problem(settings.data_dir):  # opening the store would create it there

@@ -41,8 +41,9 @@ from moodtunes.library.analysis import ANALYSIS_ID, audio_features
 from moodtunes.library.audio import AudioDecodeError, RetryableDecodeError
 from moodtunes.library.embedding import shipped_embedder
 from moodtunes.library.mood_model import MoodModel, MoodModelError
-from moodtunes.library.tags import printable, read_tags
+from moodtunes.library.tags import read_tags
 from moodtunes.locks import lock_path, open_lock, try_lock
+from moodtunes.printable import printable, printable_path
 from moodtunes.store import Store, TrackRecord
 
 logger = logging.getLogger(__name__)
@@ -253,11 +254,6 @@ def has_utf8_name(path: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
-
-
-def printable_path(path: str) -> str:
-    """The path with each undecodable byte shown as \\xNN, safe to print, log and send as JSON."""
-    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def analysis_key(model: MoodModel) -> str:

@@ -15,6 +15,8 @@ from mutagen.id3 import ID3
 from mutagen.mp3 import MP3
 from mutagen.wave import WAVE
 
+from moodtunes.printable import printable
+
 logger = logging.getLogger(__name__)
 
 # Stored for a file without an artist tag, as catalogues have always held it (`library list` shows
@@ -28,9 +30,6 @@ _APE_KEYS = {"title": "Title", "artist": "Artist", "album": "Album", "genre": "G
 # it. The visit event keeps 300 bytes of UTF-8 of a title or artist (the same for Latin letters,
 # 100 letters of Japanese), so that its size in bytes is bounded.
 MAX_TAG_CHARS = 300
-# Control characters (C0, DEL, C1): a newline or a bell in a title broke `library list`'s table and
-# reached the terminal. Each run of them becomes one space.
-_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
 
 
 @dataclass(frozen=True)
@@ -41,11 +40,6 @@ class TrackTags:
     genre: str | None
     year: int | None
     duration: float | None  # seconds, from the container; None when it can't tell
-
-
-def printable(text: str) -> str:
-    """``text`` with each run of control characters replaced by one space."""
-    return _CONTROL_CHARACTERS.sub(" ", text).strip()
 
 
 def _texts(values: object) -> list[str]:

@@ -12,18 +12,24 @@ Frames only ever live in memory: nothing here writes an image anywhere.
 from __future__ import annotations
 
 import importlib.util
-import io
 import logging
 import os
+import stat
 import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, Self
+from typing import TYPE_CHECKING, Protocol, Self
 
 import cv2
 import numpy as np
+
+from moodtunes.vision.limits import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS
+
+if TYPE_CHECKING:
+    from PIL.Image import Image as PILImage
 
 logger = logging.getLogger(__name__)
 
@@ -32,12 +38,22 @@ SAMPLE_PHOTO = "data/astronaut.png"  # inside the installed skimage package
 # "ending early": containers that estimate their frame count from the duration miss by a few.
 MISSING_FRAMES_TOLERATED = 2
 MISSING_SHARE_TOLERATED = 0.02
-# Decoding takes ~6 bytes a pixel (BGR, then RGB): 100 megapixels is ~600 MB, and more than any
-# camera photo. OpenCV's own limit (2^30 pixels) lets a 1 MB PNG of 30000x30000 ask for 5.4 GB.
-MAX_IMAGE_PIXELS = 100_000_000
-
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm"})
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm", ".gif"})
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"})
+# Formats decoded by Pillow, not OpenCV: this OpenCV build has no GIF decoder.
+PILLOW_DECODES = frozenset({"GIF"})
+EXIF_ORIENTATION = 0x0112
+# How to turn stored pixels upright for each EXIF orientation (what Pillow's ImageOps.exif_transpose
+# does; 1 is upright already).
+_UPRIGHT: dict[int, Callable[[np.ndarray], np.ndarray]] = {
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: a.swapaxes(0, 1),
+    6: lambda a: a.swapaxes(0, 1)[:, ::-1],
+    7: lambda a: a.swapaxes(0, 1)[::-1, ::-1],
+    8: lambda a: a.swapaxes(0, 1)[::-1],
+}
 
 
 class CameraError(Exception):
@@ -170,56 +186,123 @@ class OpenCVCamera(_ClosingContext):
 
 
 def read_image_rgb(path: Path) -> np.ndarray:
-    """Decode an image file to (H, W, 3) uint8 RGB; CameraError if it is not a readable image, or
-    is too large to decode (told from its header first, so a small file can't claim gigabytes).
-    Every OpenCV error becomes a CameraError too: one bad file is one error, not a crashed run."""
+    """Decode an image file to (H, W, 3) uint8 RGB, upright; CameraError if it is not a readable
+    image, or is too large to decode (told from its size on disk and its header first, so a file
+    can't claim gigabytes). Every OpenCV error becomes a CameraError too: one bad file is one
+    error, not a crashed run."""
+    _check_file_size(path)
+    header = _read_header(path)
     try:
-        data = np.fromfile(str(path), dtype=np.uint8) if path.is_file() else None
+        rgb = _pillow_rgb(path) if header and header.format in PILLOW_DECODES else _opencv_rgb(path)
+    except (cv2.error, MemoryError) as exc:
+        raise CameraError(f"{path}: {_decode_failure(exc, header)}") from None
+    return upright(rgb, header.orientation) if header else rgb
+
+
+def _decode_failure(exc: cv2.error | MemoryError, header: ImageHeader | None) -> str:
+    """What an OpenCV error, or running out of memory, while decoding says about the image."""
+    if isinstance(exc, MemoryError) or "Insufficient memory" in str(exc):
+        return "image too large" + (f" ({header.width}x{header.height})" if header else "")
+    if "CV_IO_MAX_IMAGE_PIXELS" in str(exc):  # set by moodtunes.vision: an image Pillow couldn't size
+        return f"image too large (over {MAX_IMAGE_PIXELS // 1_000_000} megapixels)"
+    return "not a readable image"
+
+
+def _check_file_size(path: Path) -> None:
+    """CameraError unless ``path`` is a regular file of at most MAX_IMAGE_BYTES, told from its size
+    on disk, before any of it is read."""
+    try:
+        info = path.stat()
     except OSError as exc:
         raise CameraError(f"{path}: can't read it ({exc.strerror})") from None
-    if data is None or not data.size:
+    if not stat.S_ISREG(info.st_mode) or not info.st_size:
         raise CameraError(f"{path}: not a readable image")
-    size = checked_size(path, data)
+    if info.st_size > MAX_IMAGE_BYTES:
+        raise CameraError(f"{path}: image too large ({info.st_size / 1e6:.0f} MB file, over {MAX_IMAGE_BYTES / 1e6:.0f} MB)")
+
+
+def _opencv_rgb(path: Path) -> np.ndarray:
+    """The file read once, in one buffer, and decoded by OpenCV."""
     try:
-        bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise CameraError(f"{path}: not a readable image")
-        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-    except (cv2.error, MemoryError) as exc:
-        out_of_memory = isinstance(exc, MemoryError) or any(
-            sign in str(exc) for sign in ("CV_IO_MAX_IMAGE_PIXELS", "Insufficient memory"))
-        if not out_of_memory:
-            raise CameraError(f"{path}: not a readable image") from None
-        raise CameraError(f"{path}: image too large" + (f" ({size[0]}x{size[1]})" if size else "")) from None
+        data = np.fromfile(str(path), dtype=np.uint8)
+    except OSError as exc:
+        raise CameraError(f"{path}: can't read it ({exc.strerror})") from None
+    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise CameraError(f"{path}: not a readable image")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
-def checked_size(path: Path, data: np.ndarray) -> tuple[int, int] | None:
-    """The image's (width, height) from its header, without decoding the pixels; None when Pillow
-    can't tell (OpenCV may still read it). CameraError when it has more than MAX_IMAGE_PIXELS.
-    Pillow's decompression-bomb warning (from 89 megapixels) is silenced: this is that check."""
+def _pillow_rgb(path: Path) -> np.ndarray:
+    """The first frame, decoded by Pillow (this OpenCV has no GIF decoder)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"))
+    except (OSError, ValueError):  # a truncated or damaged file
+        raise CameraError(f"{path}: not a readable image") from None
+
+
+@dataclass(frozen=True)
+class ImageHeader:
+    """What Pillow tells from an image's header, without decoding its pixels."""
+
+    width: int
+    height: int
+    format: str
+    orientation: int  # the EXIF orientation OpenCV doesn't apply itself (WebP's); 1 if upright
+
+
+def _read_header(path: Path) -> ImageHeader | None:
+    """The image's header; None when Pillow can't read it (OpenCV may still decode the file).
+    CameraError when it has more than MAX_IMAGE_PIXELS. Pillow's decompression-bomb warning (from
+    89 megapixels) is silenced: this is that check."""
     from PIL import Image
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as image:
+            with Image.open(path) as image:
                 width, height = image.size
+                format_name = image.format or ""
+                orientation = _orientation_to_apply(image)
     except Image.DecompressionBombError:  # Pillow's own limit, twice its 89 megapixels: over ours
         raise CameraError(f"{path}: image too large (over {MAX_IMAGE_PIXELS // 1_000_000} megapixels)") from None
     except Exception:  # noqa: BLE001 - a format Pillow doesn't know, or a header it can't parse
         return None
     if width * height > MAX_IMAGE_PIXELS:
         raise CameraError(f"{path}: image too large ({width}x{height})")
-    return width, height
+    return ImageHeader(width, height, format_name, orientation)
 
 
-def media_files(folder: Path, suffixes: frozenset[str]) -> list[Path]:
-    """Files under ``folder`` with one of ``suffixes`` (any case), recursively, sorted. Symlinked
-    subfolders are followed (Path.rglob doesn't, in Python 3.11), each folder only once, so a
-    link back up the tree is not a loop and a folder linked twice is not listed twice."""
+def _orientation_to_apply(image: PILImage) -> int:
+    """The EXIF orientation of a WebP (OpenCV applies JPEG's, PNG's and TIFF's, not WebP's), else 1;
+    1 too when its EXIF block can't be parsed, which mustn't cost the image its size check."""
+    if image.format != "WEBP":
+        return 1
+    try:
+        return int(image.getexif().get(EXIF_ORIENTATION, 1))
+    except Exception:  # noqa: BLE001 - damaged EXIF data raises whatever its parser meets
+        return 1
+
+
+def upright(rgb: np.ndarray, orientation: int) -> np.ndarray:
+    """The pixels turned as EXIF ``orientation`` says (what ImageOps.exif_transpose does)."""
+    turn = _UPRIGHT.get(orientation)
+    return rgb if turn is None else np.ascontiguousarray(turn(rgb))
+
+
+def media_files(folder: Path, suffixes: frozenset[str]) -> tuple[list[Path], list[OSError]]:
+    """Files under ``folder`` with one of ``suffixes`` (any case), recursively, sorted, and the
+    errors of the folders (or files) that couldn't be read, which the caller reports: skipping them
+    silently hid a whole subfolder. Symlinked subfolders are followed (Path.rglob doesn't, in
+    Python 3.11), each folder only once, so a link back up the tree is not a loop and a folder
+    linked twice is not listed twice."""
     seen: set[tuple[int, int]] = set()
-    found = []
-    for root, folders, files in os.walk(folder, followlinks=True):
+    found: list[Path] = []
+    unreadable: list[OSError] = []
+    for root, folders, files in os.walk(folder, onerror=unreadable.append, followlinks=True):
         info = os.stat(root)
         if (info.st_dev, info.st_ino) in seen:
             folders.clear()
@@ -227,8 +310,39 @@ def media_files(folder: Path, suffixes: frozenset[str]) -> list[Path]:
         seen.add((info.st_dev, info.st_ino))
         folders.sort()  # so which of two links to one folder is listed doesn't depend on the disk
         found += [path for name in files
-                  if (path := Path(root, name)).suffix.lower() in suffixes and path.is_file()]
-    return sorted(found)
+                  if (path := Path(root, name)).suffix.lower() in suffixes and _is_file(path, unreadable)]
+    return sorted(found), unreadable
+
+
+def _is_file(path: Path, unreadable: list[OSError]) -> bool:
+    """Path.is_file(), but a file that can't be looked at (in a folder this user may list but not
+    enter) is added to ``unreadable``: Path.is_file() raises for it in Python 3.11."""
+    try:
+        return path.is_file()
+    except OSError as exc:
+        unreadable.append(exc)
+        return False
+
+
+def replay_images(folder: Path) -> list[Path]:
+    """The images under a replayed folder; each part of it that can't be read is warned about and
+    skipped. CameraError when there is no image, saying whether the folder holds none or can't be
+    read."""
+    files, unreadable = media_files(folder, IMAGE_SUFFIXES)
+    if not files and unreadable:
+        raise CameraError(_not_readable(folder, unreadable[0]))
+    if not files:
+        raise CameraError(f"{folder}: no images in this folder")
+    for error in unreadable:
+        logger.warning("%s: can't read it (%s; skipped)", error.filename, error.strerror)
+    return files
+
+
+def _not_readable(folder: Path, error: OSError) -> str:
+    """Why a replayed folder with no image can't be replayed: it, or a part of it, can't be read."""
+    if error.filename == str(folder):
+        return f"{folder}: can't read it ({error.strerror})"
+    return f"{folder}: no images in this folder, and can't read {error.filename} ({error.strerror})"
 
 
 def _readable_images(files: list[Path], reported: set[Path]) -> Iterator[np.ndarray]:
@@ -251,6 +365,7 @@ def video_frames(path: Path, *, complete: bool = False) -> Iterator[np.ndarray]:
     try:
         if not capture.isOpened():
             raise CameraError(f"{path}: not a readable video")
+        capture.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)  # a phone's portrait video, upright (rotation metadata)
         promised = capture.get(cv2.CAP_PROP_FRAME_COUNT)
         decoded = 0
         while True:
@@ -305,15 +420,17 @@ class ReplayCamera(_ClosingContext):
     @classmethod
     def from_path(cls, path: Path, fps: float | None) -> ReplayCamera:
         description = f"replay:{path}"
-        if path.is_dir():
-            files = media_files(path, IMAGE_SUFFIXES)
-            if not files:
-                raise CameraError(f"{path}: no images in this folder")
+        try:
+            is_folder, exists = path.is_dir(), path.exists()
+        except OSError as exc:  # Python 3.11 raises for a folder on the way it may not enter, or a name too long
+            raise CameraError(f"{path}: can't read it ({exc.strerror})") from None
+        if is_folder:
+            files = replay_images(path)
             if not _any_readable(files):
                 raise CameraError(f"{path}: no readable image in this folder ({len(files)} tried)")
             reported: set[Path] = set()
             return cls(lambda: _readable_images(files, reported), description, fps)
-        if not path.exists():
+        if not exists:
             raise CameraError(f"{path}: no such file or folder")
         if path.suffix.lower() in VIDEO_SUFFIXES:
             probe = video_frames(path)

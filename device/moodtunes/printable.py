@@ -1,0 +1,20 @@
+"""Text safe to show on a terminal or in a log: file names and tags come from anywhere."""
+
+from __future__ import annotations
+
+import os
+import re
+
+# Control characters (C0, DEL, C1): a newline or a bell in a title broke `library list`'s table and
+# reached the terminal. Each run of them becomes one space.
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
+
+
+def printable(text: str) -> str:
+    """``text`` with each run of control characters replaced by one space."""
+    return _CONTROL_CHARACTERS.sub(" ", text).strip()
+
+
+def printable_path(path: str) -> str:
+    """The path with each undecodable byte shown as \\xNN, safe to print, log and send as JSON."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
