@@ -260,13 +260,16 @@ def test_folders_and_files_this_user_cannot_read_are_errors(tmp_path: Path) -> N
     assert len(lines[1]["faces"]) == 1
 
 
-def test_an_empty_path_is_a_usage_error(tmp_path: Path, capsys, monkeypatch) -> None:
-    """Path("") is ".": it scanned the current folder, recursively."""
+@pytest.mark.parametrize("argv", [["detect", ""], ["library", "scan", ""], ["library", "demo", ""]])
+def test_an_empty_path_is_a_usage_error(tmp_path: Path, capsys, monkeypatch, argv) -> None:
+    """Path("") is ".": detect and scan went through the current folder, recursively, and
+    `library demo ""` wrote twelve songs into it."""
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as exit_info:
-        main(["detect", ""])
+        main(argv)
     assert exit_info.value.code == 2
     assert "an empty path names no file or folder" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_newline_in_a_file_name_stays_on_its_line(tmp_path: Path, capsys) -> None:

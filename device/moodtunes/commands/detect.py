@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from moodtunes.commands import path_argument
+
 SMALL_FACES_NOTE = ("Faces narrower than about 1/6 of the image's long side are often missed (BlazeFace short range "
                     "sees the image shrunk to 128 pixels): crop large photos around the face first.")
 
@@ -33,14 +35,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cropped", action="store_true", help="treat each image as an already cropped face (no detection)")
     parser.add_argument("--json", action="store_true", help="one JSON object per image or video frame")
     parser.add_argument("--every", type=int, default=1, metavar="N", help="videos: use every Nth frame (default 1)")
-
-
-def path_argument(text: str) -> Path:
-    """A PATH argument; an empty one is a usage error, as Path("") is "." and would scan the
-    current folder, recursively."""
-    if not text:
-        raise argparse.ArgumentTypeError("an empty path names no file or folder")
-    return Path(text)
 
 
 @dataclass(frozen=True)

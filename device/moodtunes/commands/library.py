@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Self, TextIO
 
+from moodtunes.commands import path_argument
 from moodtunes.domain import Category
 from moodtunes.paths import data_dir_problem
 
@@ -41,11 +42,15 @@ SCAN_EXIT_STATUS = (
 PROGRESS_LOG_EVERY_S = 60.0
 
 
+SCAN_HELP = "analyse new or changed audio files and prune removed ones"
+LIST_HELP = "print the catalogue"
+DEMO_HELP = "synthesize a small royalty-free demo library"
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="library_command", metavar="ACTION", required=True)
-    scan = sub.add_parser("scan", help="analyse new or changed audio files and prune removed ones",
-                          epilog=SCAN_EXIT_STATUS)
-    scan.add_argument("dirs", nargs="*", type=Path, metavar="DIR",
+    scan = sub.add_parser("scan", help=SCAN_HELP, description=SCAN_HELP, epilog=SCAN_EXIT_STATUS)
+    scan.add_argument("dirs", nargs="*", type=path_argument, metavar="DIR",
                       help="folders to scan recursively (default: library.paths, or the demo library)")
     scan.add_argument("--json", action="store_true", help="print the scan summary as JSON")
     scan.add_argument("--workers", type=worker_count, metavar="N",
@@ -53,12 +58,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
                            "one per core)")
     scan.add_argument("--prune-outside", action="store_true",
                       help="also forget catalogued tracks that are not under the given folders")
-    listing = sub.add_parser("list", help="print the catalogue")
+    listing = sub.add_parser("list", help=LIST_HELP, description=LIST_HELP)
     listing.add_argument("--json", action="store_true", help="one JSON object per track per line")
     listing.add_argument("--category", choices=[c.value for c in Category], help="only this category")
     listing.add_argument("--errors", action="store_true", help="include files that failed analysis")
-    demo = sub.add_parser("demo", help="synthesize a small royalty-free demo library")
-    demo.add_argument("dir", type=Path, metavar="DIR", help="folder to write the demo tracks into")
+    demo = sub.add_parser("demo", help=DEMO_HELP, description=DEMO_HELP)
+    demo.add_argument("dir", type=path_argument, metavar="DIR", help="folder to write the demo tracks into")
 
 
 def worker_count(text: str) -> int:
