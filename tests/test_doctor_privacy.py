@@ -3,14 +3,20 @@ warns when uploads would cross the network unencrypted."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
+import ssl
+import subprocess
 import sys
+import threading
 import types
 from contextlib import nullcontext
+from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import require_tool
 from moodtunes.cli import main
 from moodtunes.commands import doctor
 from moodtunes.config import load_settings
@@ -128,6 +134,7 @@ def test_replay_sources_are_checked_on_disk(monkeypatch, tmp_path, camera_opens)
 def broker_answers(monkeypatch) -> None:
     """Every broker is reachable, and nothing leaves this machine."""
     monkeypatch.setattr(doctor.socket, "create_connection", lambda *a, **k: nullcontext())
+    monkeypatch.setattr(doctor, "_tls_problem", lambda *a: None)
 
 
 def _mqtt(monkeypatch, host: str, *, password: bool = True, tls: bool = False) -> doctor.Check:
@@ -188,3 +195,71 @@ def test_doctor_help_offers_the_camera_option(capsys):
     with pytest.raises(SystemExit):
         main(["doctor", "--help"])
     assert "--camera" in capsys.readouterr().out
+
+
+# ---- TLS, against real listeners: the uplink would fail where doctor said "reachable" ---------
+
+@pytest.fixture
+def tls_broker(tmp_path):
+    """A TLS listener on localhost with a self-signed certificate (which no system CA trusts):
+    (its port, the certificate). It completes handshakes and closes; nothing MQTT."""
+    openssl = require_tool("openssl")
+    cert, key = tmp_path / "broker.crt", tmp_path / "broker.key"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                client, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with contextlib.suppress(OSError), context.wrap_socket(client, server_side=True):
+                pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield listener.getsockname()[1], cert
+    stop.set()
+    thread.join(5)
+    listener.close()
+
+
+def _tls_check(monkeypatch, port: int, ca_file: Path | None) -> doctor.Check:
+    monkeypatch.setenv("MOODTUNES_MQTT__ENABLED", "true")
+    monkeypatch.setenv("MOODTUNES_MQTT__HOST", "localhost")
+    monkeypatch.setenv("MOODTUNES_MQTT__PORT", str(port))
+    monkeypatch.setenv("MOODTUNES_MQTT__TLS", "true")
+    if ca_file is not None:
+        monkeypatch.setenv("MOODTUNES_MQTT__CA_FILE", str(ca_file))
+    return doctor._mqtt(load_settings())
+
+
+def test_a_broker_whose_certificate_the_ca_file_vouches_for_is_fine(monkeypatch, tls_broker):
+    port, cert = tls_broker
+    check = _tls_check(monkeypatch, port, cert)
+    assert check.status == "ok", check
+
+
+def test_a_broker_certificate_nothing_vouches_for_fails(monkeypatch, tls_broker):
+    port, _ = tls_broker
+    check = _tls_check(monkeypatch, port, None)  # the system's CAs only
+    assert check.status == "fail" and "its certificate is not trusted" in check.detail, check
+
+
+def test_a_ca_file_that_is_missing_fails(monkeypatch, tls_broker, tmp_path):
+    port, _ = tls_broker
+    check = _tls_check(monkeypatch, port, tmp_path / "missing.crt")
+    assert check.status == "fail" and "mqtt.ca_file" in check.detail and "missing.crt" in check.detail, check
+
+
+def test_tls_to_a_plain_mqtt_listener_fails(monkeypatch, mosquitto, tls_broker):
+    _, cert = tls_broker
+    check = _tls_check(monkeypatch, mosquitto.port, cert)
+    assert check.status == "fail" and "no TLS handshake" in check.detail, check

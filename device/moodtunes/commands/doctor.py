@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import socket
+import ssl
 import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -369,15 +370,36 @@ def _mqtt(settings: Settings) -> Check:
         what = "the MQTT password and every visit" if mqtt.password else "every visit"
         cleartext = (f"{what} would cross the network unencrypted (mqtt.tls = false): set mqtt.tls = true "
                      "and port = 8883 once the broker has a certificate (cloud/README.md)")
+    context = None
+    if mqtt.tls:
+        try:
+            context = ssl.create_default_context(cafile=str(mqtt.ca_file) if mqtt.ca_file else None)
+        except (OSError, ValueError) as exc:
+            return Check("mqtt", "fail", f"mqtt.ca_file {mqtt.ca_file}: can't use it for TLS ({exc}); "
+                                         "the uplink can't connect")
     try:
-        with socket.create_connection((mqtt.host, mqtt.port), timeout=3):
-            pass
+        with socket.create_connection((mqtt.host, mqtt.port), timeout=3) as connection:
+            tls_problem = _tls_problem(context, connection, mqtt.host) if context else None
     except OSError as exc:
         detail = f"{broker} unreachable ({exc}); events wait in the outbox"
         return Check("mqtt", "warn", f"{detail}; also, {cleartext}" if cleartext else detail)
+    if tls_problem:
+        return Check("mqtt", "fail", f"{broker} reachable, but {tls_problem}; the uplink can't connect")
     if cleartext:
         return Check("mqtt", "warn", f"{broker} reachable, but {cleartext}")
     return Check("mqtt", "ok", f"{broker} reachable" + (" (mqtt.tls = true)" if mqtt.tls else " (on this machine: no TLS needed)"))
+
+
+def _tls_problem(context: ssl.SSLContext, connection: socket.socket, host: str) -> str | None:
+    """Why the uplink's TLS would fail, from a handshake as paho makes it (no MQTT: doctor runs
+    without the password, which only the uplink's user holds)."""
+    try:
+        with context.wrap_socket(connection, server_hostname=host):
+            return None
+    except ssl.SSLCertVerificationError as exc:
+        return f"its certificate is not trusted ({exc.verify_message}): check mqtt.ca_file and mqtt.host"
+    except OSError as exc:  # a plain MQTT listener answers a TLS hello with garbage, a reset or nothing
+        return f"no TLS handshake ({exc}): is this port the broker's TLS listener (8883)?"
 
 
 CHECKS: tuple[Callable[[Settings], Check], ...] = (
