@@ -121,6 +121,7 @@ def test_bad_config_exits_nonzero_with_one_line(tmp_path):
 def test_doctor_reports_each_check_as_json(capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("MOODTUNES_CAMERA__SOURCE", f"replay:{tmp_path / 'no-such-video.mp4'}")
     monkeypatch.setenv("MOODTUNES_LIBRARY__PATHS", json.dumps([str(tmp_path / "no-music")]))
+    load_settings().data_dir.mkdir(parents=True)
     code = main(["doctor", "--json"])
     checks = {c["name"]: c for c in map(json.loads, capsys.readouterr().out.splitlines())}
     assert set(checks) == {
@@ -209,9 +210,25 @@ def test_doctor_fails_clearly_when_the_music_embedding_is_missing(capsys, monkey
 def test_doctor_fails_when_the_data_dir_is_nearly_full(monkeypatch, free_mb, status):
     usage = shutil.disk_usage("/")._replace(free=int(free_mb * 1e6))
     monkeypatch.setattr(doctor.shutil, "disk_usage", lambda path: usage)
+    load_settings().data_dir.mkdir(parents=True)
     check = doctor._data_dir(load_settings())
     assert check.status == status
     assert ("MB free" in check.detail) == (status != "ok")
+
+
+def test_doctor_makes_no_data_dir_and_says_one_is_missing(monkeypatch, tmp_path, capsys):
+    """It made the folder and an empty store, and said OK: a typo in data_dir, or a drive not
+    mounted, passed as a fresh start (`report` says "does not exist" for the same)."""
+    monkeypatch.setenv("MOODTUNES_DATA_DIR", str(tmp_path / "typo-dir"))
+    main(["doctor", "--json"])
+    checks = {c["name"]: c for c in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert checks["data dir"]["status"] == "warn" and "does not exist yet" in checks["data dir"]["detail"]
+    assert checks["store"]["status"] == "ok" and "none yet" in checks["store"]["detail"]
+    assert not (tmp_path / "typo-dir").exists()
+    (tmp_path / "typo-dir").write_text("a file")
+    assert doctor._data_dir(load_settings()).status == "fail"
+    monkeypatch.setenv("MOODTUNES_DATA_DIR", str(tmp_path / "typo-dir" / "data"))  # nowhere to make it
+    assert doctor._data_dir(load_settings()).status == "fail"
 
 
 def test_doctor_warns_when_the_library_has_no_music(monkeypatch, tmp_path):

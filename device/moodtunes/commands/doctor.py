@@ -36,10 +36,10 @@ def _data_dir(settings: Settings) -> Check:
     path = settings.data_dir
     if link := unmounted_link(path):
         return Check("data dir", "fail", f"{path}: {link}")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        return Check("data dir", "fail", f"{path}: {exc}; set MOODTUNES_DATA_DIR to a writable folder")
+    if not path.exists():  # doctor makes nothing: a typo or an unmounted drive must not pass as a fresh store
+        return _data_dir_to_come(path)
+    if not path.is_dir():
+        return Check("data dir", "fail", f"{path} is not a folder; set MOODTUNES_DATA_DIR to a writable folder")
     if not os.access(path, os.W_OK):
         return Check("data dir", "fail", f"{path} is not writable")
     free_mb = shutil.disk_usage(path).free / 1e6
@@ -50,9 +50,22 @@ def _data_dir(settings: Settings) -> Check:
     return Check("data dir", "ok", f"{path} ({free_mb / 1000:.1f} GB free)")
 
 
+def _data_dir_to_come(path: Path) -> Check:
+    """A data dir not made yet: whether the kiosk could make it (its nearest existing folder is
+    writable), said as a warning, as it may be a typo or a drive not mounted."""
+    parent = next(folder for folder in path.parents if folder.exists())
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        return Check("data dir", "fail", f"{path} does not exist, and {parent} is not a writable folder to make it in; "
+                                         "set MOODTUNES_DATA_DIR to a writable folder")
+    return Check("data dir", "warn", f"{path} does not exist yet: the kiosk makes it as it starts (a typo, or a "
+                                     "drive not mounted? check data_dir)")
+
+
 def _store(settings: Settings) -> Check:
     from moodtunes.store import Store, StoreError
 
+    if not settings.database_path.exists() and not unmounted_link(settings.data_dir):
+        return Check("store", "ok", f"{settings.database_path}: none yet, made at the first visit or scan")
     try:
         with Store.open(settings.database_path) as store:
             problems = store.integrity_problems()
