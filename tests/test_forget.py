@@ -235,3 +235,22 @@ def test_a_sent_as_that_is_no_device_id_never_reaches_the_printed_influxql(datab
     with Store.open(database) as store:
         assert store.profile_by_name("Ana") is not None
     assert main(["forget", "Ana", "--yes", "--sent-as", "old-kiosk.1"]) == 0
+
+
+def test_a_dry_run_writes_nothing_and_no_database_is_made_for_nobody(tmp_path, capsys, monkeypatch):
+    """On a read-only data dir the dry run said "can't write here"; on an empty one it made a database."""
+    data = tmp_path / "empty"
+    data.mkdir()
+    monkeypatch.setenv("MOODTUNES_DATA_DIR", str(data))
+    assert main(["forget", "Bob", "--yes"]) == 1
+    assert "no profile named 'Bob' (nothing is recorded here yet)" in capsys.readouterr().err
+    assert list(data.iterdir()) == []
+    with Store.open(data / "moodtunes.db") as store:
+        _visit(store, store.create_profile("Ana", "#ff8800").id)
+    before = {path.name: path.read_bytes() for path in data.iterdir()}
+    opened = []
+    real_open = Store.open.__func__
+    monkeypatch.setattr(Store, "open", classmethod(lambda cls, path, readonly=False: opened.append(readonly)
+                                                   or real_open(cls, path, readonly)))
+    assert main(["forget", "Ana"]) == 0
+    assert opened == [True] and {path.name: path.read_bytes() for path in data.iterdir()} == before

@@ -9,6 +9,7 @@ import shlex
 import sqlite3
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
 from analytics_support import record_visit
@@ -128,3 +129,20 @@ def test_a_database_that_cannot_be_read_says_why_in_the_read_only_commands_too(d
     assert main(["report"]) == 1
     err = capsys.readouterr().err
     assert "the file is damaged" in err and ".recover" in err
+
+
+def test_a_read_only_file_system_is_named_not_a_files_owner(tmp_path, monkeypatch):
+    """On a drive mounted read-only it said "this user may not write moodtunes.db (owner root)",
+    to root itself: no mode or owner is the cause."""
+    from moodtunes.store import store as store_module
+
+    database = tmp_path / "moodtunes.db"
+    database.write_bytes(b"")
+    refused = sqlite3.OperationalError("attempt to write a readonly database")
+    flags = {"flag": os.ST_RDONLY}
+    real_statvfs = os.statvfs
+    monkeypatch.setattr(os, "statvfs", lambda path: SimpleNamespace(f_flag=flags["flag"]))
+    said = store_module._describe_sqlite_error(database, refused)
+    assert said.endswith("its file system is mounted read-only") and "owner" not in said
+    flags["flag"] = real_statvfs(tmp_path).f_flag & ~os.ST_RDONLY
+    assert "mounted read-only" not in store_module._describe_sqlite_error(database, refused)

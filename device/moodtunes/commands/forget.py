@@ -47,7 +47,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if problem := data_dir_problem(settings.data_dir):
         print(f"moodtunes forget: the {problem}", file=sys.stderr)
         return 1
-    with Store.open(settings.database_path) as store:
+    if not settings.database_path.exists():
+        print(f"moodtunes forget: no profile named {args.name!r} (nothing is recorded here yet)", file=sys.stderr)
+        return 1
+    with Store.open(settings.database_path, readonly=not args.yes) as store:  # a dry run writes nothing
         exact = store.profiles_spelled(args.name)
         if len(exact) != 1 or exact[0].is_guest:
             known = ", ".join(p.name for p in store.profiles()) or "none"

@@ -270,10 +270,19 @@ def _describe_sqlite_error(path: Path, exc: sqlite3.Error, writing: bool = True)
     if not writing:
         return f"database {path}: can't open ({text})"
     if "readonly" in text or "unable to open" in text:
+        if _read_only_mount(path.parent):  # no file's mode or owner is the cause: say what is
+            return f"database {path}: can't write here ({text}): its file system is mounted read-only"
         others = _not_writable(path)
         barred = f"; this user may not write {', '.join(others)}" if others else ""
         return f"database {path}: can't write here ({text}){barred}; check MOODTUNES_DATA_DIR and permissions"
     return f"database {path}: {text}"
+
+
+def _read_only_mount(folder: Path) -> bool:
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
 
 
 def _not_writable(path: Path) -> list[str]:
