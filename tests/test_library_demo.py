@@ -14,7 +14,7 @@ import pytest
 import soundfile as sf
 from moodtunes.config import load_settings
 from moodtunes.library import demo_library_dir, ensure_library
-from moodtunes.library.demo import SR, TRACKS, synthesize
+from moodtunes.library.demo import SR, TRACKS, synthesize, write_demo_library
 from moodtunes.library.scan import ScanStopped
 from moodtunes.locks import lock_path, open_lock, try_lock
 from moodtunes.store import Store
@@ -95,3 +95,9 @@ def test_a_demo_library_the_disk_cannot_take_says_so_and_leaves_no_part_files(tm
     assert "System error" not in result.stderr
     assert f"01-{TRACKS[0].slug}.flac" in result.stderr and "File too large" in result.stderr
     assert sorted(p.name for p in folder.iterdir()) == []
+
+
+def test_a_demo_library_asked_for_where_a_file_is_says_so(tmp_path):
+    (tmp_path / "songs").write_text("a file")
+    with pytest.raises(OSError, match=f"^{tmp_path / 'songs'} is a file, not a folder$"):
+        write_demo_library(tmp_path / "songs")

@@ -759,3 +759,12 @@ def test_database_files_another_user_left_are_named_with_their_owner(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "can't write here" in done.stdout
     assert "moodtunes.db-shm (owner 12345)" in done.stdout, done.stdout
+
+
+@pytest.mark.parametrize("below", ["", "sub"])
+def test_a_file_where_the_data_dir_should_be_is_named(tmp_path, below):
+    """mkdir said only "[Errno 17] File exists" (or "Not a directory" for a folder under the file)."""
+    in_the_way = tmp_path / "data"
+    in_the_way.write_text("a file")
+    with pytest.raises(StoreError, match=f"can't open \\({in_the_way} is a file, not a folder\\)"):
+        Store.open(in_the_way / below / "moodtunes.db")

@@ -51,3 +51,13 @@ def unmounted_link(path: Path) -> str | None:
         if folder.is_symlink() and not folder.exists():
             return f"{folder} is a symbolic link to {os.readlink(folder)}, which does not exist (is its drive mounted?)"
     return None
+
+
+def make_folder(folder: Path) -> None:
+    """``mkdir -p``, saying which part of the path is a file where mkdir says only "File exists"
+    or "Not a directory"."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):  # the folder, or one on the way, is a file
+        in_the_way = next((part for part in (folder, *folder.parents) if part.exists() and not part.is_dir()), folder)
+        raise OSError(f"{in_the_way} is a file, not a folder") from None

@@ -22,6 +22,7 @@ from mutagen.flac import FLAC
 from scipy.signal import fftconvolve, lfilter
 
 from moodtunes.domain import Category
+from moodtunes.paths import make_folder
 
 logger = logging.getLogger(__name__)
 
@@ -209,7 +210,7 @@ def write_demo_library(folder: Path, seed: int = 0) -> list[Path]:
     so calling it again costs nothing and leaves the catalogue's size+mtime untouched. Each file
     appears whole or not at all, also while another process writes the same folder."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    make_folder(folder)
     paths = []
     for number, track in enumerate(TRACKS, start=1):
         path = folder / f"{number:02d}-{track.slug}.flac"

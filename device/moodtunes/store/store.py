@@ -36,7 +36,7 @@ from moodtunes.events import (
     mood_lift,
 )
 from moodtunes.events import profile_key as derive_profile_key
-from moodtunes.paths import unmounted_link
+from moodtunes.paths import make_folder, unmounted_link
 from moodtunes.store.migrations import MIGRATIONS
 
 logger = logging.getLogger(__name__)
@@ -363,7 +363,7 @@ class Store:
             else:
                 if link := unmounted_link(path.parent):
                     raise StoreError(f"database {path}: can't open: {link}")
-                path.parent.mkdir(parents=True, exist_ok=True)
+                make_folder(path.parent)
                 _create_database_file(path)
                 db = sqlite3.connect(path, timeout=10.0, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
