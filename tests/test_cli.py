@@ -113,7 +113,7 @@ def test_bad_config_exits_nonzero_with_one_line(tmp_path):
     config.write_text("[camera]\nsorce = 'auto'\n")
     result = moodtunes("--config", str(config), "report")
     assert result.returncode == 2
-    assert result.stderr.strip() == f"moodtunes: config error in {config}: camera.sorce: unknown key"
+    assert result.stderr.strip() == f"moodtunes: config error in {config}: camera.sorce: unknown key (did you mean source?)"
     result = moodtunes("--config", str(tmp_path / "nope.toml"), "report")
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "not found" in result.stderr
 

@@ -321,3 +321,25 @@ def test_a_relative_path_without_a_config_file_is_made_absolute_from_the_current
 def test_a_kiosk_size_out_of_range_is_refused(tmp_path, width):
     with pytest.raises(ConfigError, match="kiosk.width"):
         load_settings(write(tmp_path, f"[kiosk]\nwidth = {width}\n"))
+
+
+def test_an_unknown_key_in_the_file_gets_the_closest_known_one(tmp_path):
+    with pytest.raises(ConfigError, match=r"mqtt.enabeld: unknown key \(did you mean enabled\?\)"):
+        load_settings(write(tmp_path, "[mqtt]\nenabeld = true\n"))
+    with pytest.raises(ConfigError, match=r"datadir: unknown key \(did you mean data_dir\?\)"):
+        load_settings(write(tmp_path, "datadir = '/x'\n"))
+    with pytest.raises(ConfigError, match=r"mqtt.zzz: unknown key;|mqtt.zzz: unknown key$"):
+        load_settings(write(tmp_path, "[mqtt]\nzzz = 1\n"))
+
+
+def test_a_log_level_is_read_in_any_case(monkeypatch):
+    monkeypatch.setenv("MOODTUNES_LOGGING__LEVEL", "debug")
+    assert load_settings().logging.level == "DEBUG"
+
+
+def test_a_missing_config_file_named_by_the_environment_says_so(monkeypatch, tmp_path):
+    monkeypatch.setenv("MOODTUNES_CONFIG", str(tmp_path / "nope.toml"))
+    with pytest.raises(ConfigError, match=r"nope.toml: not found \(named by MOODTUNES_CONFIG\)$"):
+        load_settings()
+    with pytest.raises(ConfigError, match=r"other.toml: not found$"):
+        load_settings(tmp_path / "other.toml")

@@ -93,6 +93,10 @@ def _absolute(path: Path) -> Path:
 UserPath = Annotated[Path, BeforeValidator(_not_empty), AfterValidator(_absolute)]
 
 
+def _upper(value: Any) -> Any:
+    return value.upper() if isinstance(value, str) else value
+
+
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -221,7 +225,8 @@ class MqttSettings(Section):
 
 
 class LoggingSettings(Section):
-    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # In any case, as logging's own names are written both ways ("debug" was refused).
+    level: Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR"], BeforeValidator(_upper)] = "INFO"
     format: Literal["auto", "text", "json"] = Field(
         "auto", description="auto: text on a terminal, json otherwise (the journal, a pipe, a file)"
     )
@@ -303,10 +308,22 @@ def _describe(error: dict[str, Any]) -> str:
     key = ".".join(str(part) for part in error["loc"]) or "(top level)"
     set_by = _set_by(error["loc"])
     if error["type"] == "extra_forbidden":
-        return f"{key}: unknown key{set_by}"
+        return f"{key}: unknown key{_closest_key(error['loc'])}{set_by}"
     if _is_secret(key):  # a mistyped password is still a password: keep it off terminals and journals
         return f"{key}: {error['msg']} (value not shown){set_by}"
     return f"{key}: {error['msg']} (got {_without_secrets(error.get('input'))!r}){set_by}"
+
+
+def _closest_key(loc: tuple[int | str, ...]) -> str:
+    """' (did you mean enabled?)' for an unknown key close to one its section has, else ''."""
+    model: type[BaseModel] = Settings
+    for part in loc[:-1]:
+        section = model.model_fields.get(str(part))
+        if section is None or not (isinstance(section.annotation, type) and issubclass(section.annotation, BaseModel)):
+            return ""
+        model = section.annotation
+    close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
 
 
 def _without_secrets(value: Any) -> Any:
@@ -375,11 +392,15 @@ def load_settings(config: Path | None = None) -> Settings:
     """Read settings from ``config`` (else MOODTUNES_CONFIG, else /etc/moodtunes/moodtunes.toml if
     present) with environment overrides; raise ConfigError with one readable line on any problem."""
     _check_variable_names()
+    named_by = ""
     if config is None and os.environ.get(f"{ENV_PREFIX}CONFIG"):
-        config = Path(os.environ[f"{ENV_PREFIX}CONFIG"])
+        config, named_by = Path(os.environ[f"{ENV_PREFIX}CONFIG"]), f" (named by {ENV_PREFIX}CONFIG)"
     if config is None and SYSTEM_CONFIG.is_file():
         config = SYSTEM_CONFIG
-    values = _read_toml(config) if config is not None else {}
+    try:
+        values = _read_toml(config) if config is not None else {}
+    except ConfigError as exc:
+        raise ConfigError(f"{exc}{named_by}") from None
     if config == SYSTEM_CONFIG:
         # The appliance's: its services and the commands staff run (as any user) share one data dir.
         # Following $HOME, a moodtunes.toml without data_dir gave each its own: the kiosk's home is
