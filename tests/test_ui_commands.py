@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import _service_binary
+from moodtunes.cli import main as moodtunes_main
 from moodtunes.commands.demo import demo_settings
 from moodtunes.commands.kiosk import parse_size
 from moodtunes.config import load_settings
@@ -250,3 +251,8 @@ def test_the_autopilot_plays_the_demo_library_whatever_library_paths_says(tmp_pa
     piloted = autopilot_settings(settings, tmp_path / "throwaway")
     assert (piloted.library.paths, piloted.library.demo, piloted.camera.source) == ([], True, "sample")
     assert settings.library.paths == [tmp_path / "music"]  # the kiosk's own settings are left alone
+
+
+def test_in_data_dir_without_the_autopilot_is_refused(capsys):
+    assert moodtunes_main(["demo", "--in-data-dir"]) == 2
+    assert "--in-data-dir is for an autopilot visit" in capsys.readouterr().err

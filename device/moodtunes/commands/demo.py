@@ -5,6 +5,7 @@ built-in sample photo) and the store in the user's data dir. It works without a 
 from __future__ import annotations
 
 import argparse
+import sys
 
 from moodtunes.commands.kiosk import add_kiosk_arguments, refused_screenshots
 from moodtunes.config import Settings
@@ -32,6 +33,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from moodtunes.ui import run_kiosk
 
     if refused_screenshots(args):
+        return 2
+    if args.in_data_dir and not (args.autopilot or args.screenshots):  # it would be ignored, silently
+        print("moodtunes demo: --in-data-dir is for an autopilot visit: add --autopilot", file=sys.stderr)
         return 2
     return run_kiosk(
         demo_settings(settings),
