@@ -57,8 +57,8 @@ def test_report_without_its_data_dir_says_so_and_creates_nothing(tmp_path, make)
     for args in (["report"], ["report", "--json"]):
         result = moodtunes(*args)
         assert result.returncode == 1 and result.stdout == ""
-        problem = "is not a folder" if make else "does not exist"
-        assert f"the data dir {data_dir} {problem}" in result.stderr and "mounted" in result.stderr
+        problem = "is not a folder" if make else "does not exist: nothing recorded yet, or a wrong path or a drive not mounted"
+        assert f"the data dir {data_dir} {problem}" in result.stderr and "MOODTUNES_DATA_DIR" in result.stderr
     assert data_dir.exists() == bool(make)
 
 

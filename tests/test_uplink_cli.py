@@ -65,7 +65,7 @@ def test_a_missing_data_dir_is_reported_not_created(tmp_path, monkeypatch, capsy
         assert moodtunes(["uplink", *options]) == 1
         captured = capsys.readouterr()  # a problem: on stderr, named like every command's
         assert captured.out == "" and captured.err.count("\n") == 1 and captured.err.startswith("moodtunes uplink: ")
-        assert f"the data dir {data_dir} does not exist (not mounted?" in captured.err
+        assert f"the data dir {data_dir} does not exist: nothing recorded yet, or a wrong path" in captured.err
     assert not data_dir.exists()
 
 

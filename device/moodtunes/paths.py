@@ -39,8 +39,11 @@ def data_dir_problem(data_dir: Path) -> str | None:
         return None
     if link := unmounted_link(data_dir):
         return f"data dir {data_dir}: {link}"
-    problem = "is not a folder" if data_dir.exists() else "does not exist"
-    return f"data dir {data_dir} {problem} (not mounted? check data_dir in the config or MOODTUNES_DATA_DIR)"
+    if data_dir.exists():
+        return f"data dir {data_dir} is not a folder (check data_dir in the config or MOODTUNES_DATA_DIR)"
+    # Also what a new user sees before the first visit or scan: not only the alarming causes.
+    return (f"data dir {data_dir} does not exist: nothing recorded yet, or a wrong path or a drive not mounted "
+            "(check data_dir in the config or MOODTUNES_DATA_DIR)")
 
 
 def unmounted_link(path: Path) -> str | None:
