@@ -113,7 +113,8 @@ as_service moodtunes detect --json "$photo" 2>/dev/null | tee "$root/tmp/detect.
 grep -q '"emotion": "happy"' "$root/tmp/detect.json" || { echo "FAIL: no happy face in the sample photo" >&2; exit 1; }
 
 echo "== library: demo tracks, a scan with two workers, their categories"
-# Where `moodtunes demo` looks for it, so the kiosk visit below finds it catalogued.
+# Written and scanned by the services' user in its own data dir; the autopilot visit below catalogues the
+# demo library again in a throwaway data dir of its own.
 as_service moodtunes library demo /var/lib/moodtunes/demo-library >/dev/null 2>&1
 as_service moodtunes library scan --workers 2 /var/lib/moodtunes/demo-library 2>/dev/null
 as_service python - <<'PY'
