@@ -42,7 +42,7 @@ def test_scanning_a_folder_outside_library_paths_warns_that_the_kiosk_will_drop_
     folder.mkdir()
     result = _scan(folder, monkeypatch, None)
     assert result.returncode == 0, result.stderr
-    assert f"note: {folder} not under library.paths" in result.stderr
+    assert f"moodtunes library scan: note: {folder} not under library.paths" in result.stderr
     assert "add the folder to library.paths" in result.stderr
 
 

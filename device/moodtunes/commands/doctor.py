@@ -439,5 +439,5 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             print(f"{result.status.upper():4}  {result.name:14} {result.detail}")
     failed = [r for r in results if r.status == "fail"]
     if failed and not args.json:
-        print(f"{len(failed)} problem(s) to fix.", file=sys.stderr)
+        print(f"moodtunes doctor: {len(failed)} problem(s) to fix", file=sys.stderr)
     return 1 if failed else 0

@@ -242,7 +242,7 @@ def _scan(args: argparse.Namespace, settings: Any) -> int:
     _print_scan(report, args.json)
     folders = [d for d in args.dirs if d.is_dir()]  # the others were reported as such
     if folders and (outside := folders_outside_library(folders, settings.library.paths)):
-        print(f"note: {', '.join(map(str, outside))} not under library.paths: the kiosk and the nightly scan keep "
+        print(f"moodtunes library scan: note: {', '.join(map(str, outside))} not under library.paths: the kiosk and the nightly scan keep "
               "only the songs under library.paths, so they will drop these at their next scan; add the "
               "folder to library.paths to keep them", file=sys.stderr)
     return 1 if (report.missing_roots or report.kept) and not report.found else 0
@@ -271,7 +271,7 @@ def _list(args: argparse.Namespace, settings: Any) -> int:
             print(json.dumps(track_to_dict(track)))
         return 0
     if not tracks:
-        print("the catalogue is empty; run `moodtunes library scan DIR`", file=sys.stderr)
+        print("moodtunes library list: the catalogue is empty; run `moodtunes library scan DIR`", file=sys.stderr)
         return 0
     print(f"{'category':<17} {'quad':<4} {'val':>4} {'aro':>4} {'bpm':>4} {'time':>5}  artist — title")
     for t in tracks:
@@ -308,10 +308,10 @@ def run(args: argparse.Namespace, settings: Any) -> int:
         print(f"moodtunes library {args.library_command}: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("\ninterrupted: everything analysed so far is saved; run the scan again to finish",
-              file=sys.stderr)
+        print("\nmoodtunes library scan: interrupted: everything analysed so far is saved; run the scan again "
+              "to finish", file=sys.stderr)
         return 130
     except Terminated:
-        print("\nterminated (SIGTERM): everything analysed so far is saved; run the scan again to finish",
-              file=sys.stderr)
+        print("\nmoodtunes library scan: terminated (SIGTERM): everything analysed so far is saved; run the scan "
+              "again to finish", file=sys.stderr)
         return 143
