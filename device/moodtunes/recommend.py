@@ -169,21 +169,18 @@ def rank(
 
 
 def spread_artists(ranked: Sequence[Ranked], after: Ranked | None = None) -> list[Ranked]:
-    """Reorder so that no two neighbours share an artist where avoidable, otherwise keeping the
-    ranking: each place takes the best remaining song whose artist differs from the previous one
-    (for the first place, from ``after``'s: the song the list will follow), provided the songs
-    left after it can still be spread (no artist may then hold more than every other place). When
-    that is impossible, the artist with the most songs left (other than the previous one) goes
-    next, to use its repeats up. O(n log n): a library of thousands of songs is ranked while the
-    screen opens."""
+    """Reorder so that neighbours don't share an artist where the ranking leaves a choice: each
+    place takes the best remaining song whose artist differs from the previous one (for the first
+    place, from ``after``'s: the song the list will follow), and one of the previous artist only
+    when no other is left. The ranking comes first: an artist with most of the songs is not made
+    to take every other place from the top (which put a disliked one first at every visit); its
+    songs that nothing is left to part end the list, side by side. O(n log n): a library of
+    thousands of songs is ranked while the screen opens."""
     queues = _ArtistQueues(ranked)
     result: list[Ranked] = []
     previous = _spread_key(after) if after is not None else None
-    for left in range(len(ranked) - 1, -1, -1):  # songs left after this place
-        if queues.commonest(exclude=None)[1] <= (left + 1) // 2:
-            artist = queues.best(exclude=previous)  # any artist keeps the rest spreadable
-        else:  # one artist has more songs than the places between the others can separate
-            artist = queues.commonest(exclude=previous)[0]
+    for _ in ranked:
+        artist = queues.best(exclude=previous)
         if artist is None:  # only `previous` has songs left
             artist = previous
         result.append(ranked[queues.take(artist)])
@@ -192,50 +189,34 @@ def spread_artists(ranked: Sequence[Ranked], after: Ranked | None = None) -> lis
 
 
 class _ArtistQueues:
-    """Each artist's remaining songs (positions in the ranking, best first), with heaps that find
-    the artist whose next song ranks best and the one with the most songs left (ties: best next
-    song). Heap entries are replaced rather than updated; stale ones are skipped when met."""
+    """Each artist's remaining songs (positions in the ranking, best first), with a heap that finds
+    the artist whose next song ranks best. Heap entries are replaced rather than updated; stale
+    ones are skipped when met."""
 
     def __init__(self, ranked: Sequence[Ranked]) -> None:
         self.songs: dict[str, deque[int]] = defaultdict(deque)
         for position, item in enumerate(ranked):
             self.songs[_spread_key(item)].append(position)
         self._best = [(q[0], artist) for artist, q in self.songs.items()]
-        self._most = [(-len(q), q[0], artist) for artist, q in self.songs.items()]
         heapq.heapify(self._best)
-        heapq.heapify(self._most)
-
-    def _live(self, artist: str, head: int, count: int | None = None) -> bool:
-        queue = self.songs[artist]
-        return bool(queue) and queue[0] == head and (count is None or len(queue) == count)
 
     def best(self, exclude: str | None) -> str | None:
         """The artist whose next song ranks best, other than ``exclude``."""
-        return self._top(self._best, exclude, lambda e: self._live(e[1], e[0]), lambda e: e[1])[0]
-
-    def commonest(self, exclude: str | None) -> tuple[str | None, int]:
-        """The artist with the most songs left, other than ``exclude``, and that number (0: none)."""
-        artist, entry = self._top(
-            self._most, exclude, lambda e: self._live(e[2], e[1], -e[0]), lambda e: e[2]
-        )
-        return artist, -entry[0] if entry else 0
-
-    @staticmethod
-    def _top(heap: list, exclude: str | None, live, artist_of) -> tuple[str | None, tuple | None]:
         skipped = []
         found = None
-        while heap:
-            entry = heap[0]
-            if not live(entry):
-                heapq.heappop(heap)
-            elif artist_of(entry) == exclude:
-                skipped.append(heapq.heappop(heap))
+        while self._best:
+            head, artist = self._best[0]
+            queue = self.songs[artist]
+            if not queue or queue[0] != head:  # stale
+                heapq.heappop(self._best)
+            elif artist == exclude:
+                skipped.append(heapq.heappop(self._best))
             else:
-                found = entry
+                found = artist
                 break
         for entry in skipped:
-            heapq.heappush(heap, entry)
-        return (artist_of(found), found) if found else (None, None)
+            heapq.heappush(self._best, entry)
+        return found
 
     def take(self, artist: str) -> int:
         """Remove and return ``artist``'s next song (its position in the ranking)."""
@@ -243,7 +224,6 @@ class _ArtistQueues:
         position = queue.popleft()
         if queue:
             heapq.heappush(self._best, (queue[0], artist))
-            heapq.heappush(self._most, (-len(queue), queue[0], artist))
         return position
 
 
