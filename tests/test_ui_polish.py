@@ -670,3 +670,18 @@ def test_the_charts_say_a_trend_only_with_enough_data_and_in_plain_words(setting
         assert trends == ([caption] if "ratings" in caption else [])
     finally:
         app.close()
+
+
+def test_ratings_that_swing_back_and_forth_are_steady_not_a_trend():
+    """A slope of stored points called 5, 1, 5, 1... "ratings falling"."""
+    from moodtunes.report import VisitLine
+    from moodtunes.ui.ratings import stars_to_score
+    from moodtunes.ui.screens.finish import ratings_caption
+
+    def lines(*stars):
+        return [VisitLine(started_at="", mood_before=None, mood_after=None, score_before=None, score_after=None,
+                          lift=None, rating=stars_to_score(s),
+                          listening_minutes=1.0, category=None, songs=[]) for s in stars]
+
+    assert ratings_caption(lines(5, 1) * 6, 12)[0] == "12 visits, ratings steady"
+    assert ratings_caption(lines(2, 2, 3, 4, 5, 5), 6)[0] == "6 visits, ratings rising"

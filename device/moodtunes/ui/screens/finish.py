@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import pygame
 
 from moodtunes.report import (
@@ -12,7 +13,6 @@ from moodtunes.report import (
     VisitLine,
     kept_history,
     one_visit_verdict,
-    slope,
     summarise_lines,
     visit_line,
 )
@@ -38,6 +38,9 @@ KEPT_HISTORIES = 20  # profiles whose visit lines the kiosk keeps between report
 HISTORY_UNREADABLE = "Sorry, your report can't be read right now. Please tell the staff."
 
 
+CLEAR_RATING_CHANGE = 0.5  # stars between the means of the earlier and later ratings shown
+
+
 def ratings_caption(shown: Sequence[VisitLine], total: int) -> tuple[str, ...]:
     """The ratings chart's caption, longest wording first: how many visits it shows ("3 visits",
     "last 12 of 26 visits") and, once it shows as many ratings as the verdict waits for measured
@@ -49,8 +52,11 @@ def ratings_caption(shown: Sequence[VisitLine], total: int) -> tuple[str, ...]:
     ratings = [float(line.rating) for line in shown if line.rating is not None]
     if len(ratings) < VISITS_FOR_A_VERDICT:
         return (count,)
-    change = slope(ratings)  # in stored points (0..100) a rating
-    way = "steady" if abs(change) < 0.5 else "rising" if change > 0 else "falling"
+    # The later half of the ratings shown against the earlier, in stars: a slope of stored points
+    # called 5, 1, 5, 1... "falling" (0.02 stars a visit).
+    half = len(ratings) // 2
+    change = score_to_stars(float(np.mean(ratings[-half:]))) - score_to_stars(float(np.mean(ratings[:half])))
+    way = "steady" if abs(change) < CLEAR_RATING_CHANGE else "rising" if change > 0 else "falling"
     return (f"{count}, ratings {way}", count)
 
 
