@@ -206,16 +206,19 @@ def test_a_corrupt_song_is_skipped_with_a_message(settings, tmp_path, told):
 
 
 def test_start_up_closes_visits_left_open_by_a_crash(settings, library):
+    """One with a mood is ended as interrupted; one that recorded nothing is dropped."""
+    from moodtunes.domain import MoodReading
+
     with Store.open(settings.database_path) as store:
         session = store.start_session(store.guest_profile().id)
+        store.add_reading(session, "before", MoodReading.manual("sad"))
+        empty = store.start_session(store.guest_profile().id)
     app = make_app(settings, sample_scanner)
     app.close()
     with Store.open(settings.database_path) as store:
         assert store.open_sessions() == []
-        assert (
-            rows(store, "SELECT end_reason FROM sessions WHERE id = ?", session)[0][0]
-            == "interrupted"
-        )
+        assert [tuple(r) for r in rows(store, "SELECT id, end_reason FROM sessions")] == [(session, "interrupted")]
+        assert empty != session
 
 
 def test_a_visit_that_cant_be_closed_at_start_up_doesnt_stop_the_kiosk(settings, library, monkeypatch):
@@ -310,8 +313,8 @@ def test_an_unexpected_error_ends_the_visit_and_the_kiosk_carries_on(settings, l
     assert "consent" in seen and seen[-1] == "welcome"
     assert "kiosk error on the scan screen" in caplog.text
     assert "went wrong" in told()[-1]
-    with Store.open(settings.database_path) as store:
-        assert rows(store, "SELECT end_reason FROM sessions")[0][0] == "abandoned"
+    with Store.open(settings.database_path) as store:  # the visit had recorded nothing: not kept
+        assert rows(store, "SELECT * FROM sessions") == []
 
 
 def shown_titles(app) -> list[str]:
@@ -375,8 +378,8 @@ def test_a_returning_profile_skips_the_notice_and_names_are_unique(settings, lib
         assert app.screen.name == "new_profile" and "already exists" in app.screen.error
     finally:
         app.close()
-    with Store.open(settings.database_path) as store:  # closing the kiosk ended Ada's visit
-        assert rows(store, "SELECT end_reason FROM sessions")[0][0] == "abandoned"
+    with Store.open(settings.database_path) as store:  # closing the kiosk ended Ada's visit, empty: not kept
+        assert rows(store, "SELECT * FROM sessions") == []
 
 
 def test_when_a_song_ends_the_next_one_plays_and_after_the_last_comes_the_rating(
@@ -464,9 +467,8 @@ def test_start_over_from_the_mood_picker_leaves_the_visit(settings, library):
         assert app.screen.name == "welcome" and app.visit is None
     finally:
         app.close()
-    with Store.open(settings.database_path) as store:
-        (session,) = rows(store, "SELECT end_reason, mood_before FROM sessions")
-    assert session["end_reason"] == "abandoned" and session["mood_before"] is None
+    with Store.open(settings.database_path) as store:  # nothing recorded: no visit kept, none to upload
+        assert rows(store, "SELECT * FROM sessions") == rows(store, "SELECT * FROM outbox") == []
 
 
 def test_a_truncated_song_is_saved_as_heard_in_part_not_whole(settings, tmp_path):

@@ -776,6 +776,21 @@ class Store:
             )
         return event
 
+    def drop_empty_visit(self, session_id: int) -> bool:
+        """Delete an open visit that recorded nothing (no mood, no song, no rating: a wrong tile
+        tapped and "Back", a visitor gone at once) instead of ending it; whether it was. Ended, it
+        went to the report, its charts, "Forget me"'s count and the cloud as a visit."""
+        with self.transaction() as db:
+            empty = db.execute(
+                "SELECT NOT EXISTS (SELECT 1 FROM mood_readings WHERE session_id = :id)"
+                " AND NOT EXISTS (SELECT 1 FROM plays WHERE session_id = :id)"
+                " AND NOT EXISTS (SELECT 1 FROM ratings WHERE session_id = :id)",
+                {"id": session_id},
+            ).fetchone()[0]
+            return bool(empty) and db.execute(
+                "DELETE FROM sessions WHERE id = ? AND ended_at IS NULL", (session_id,)
+            ).rowcount == 1
+
     def open_sessions(self) -> list[int]:
         """Visits that never ended (a crash or power cut); the kiosk closes them at start-up."""
         rows = self._query("SELECT id FROM sessions WHERE ended_at IS NULL ORDER BY id")

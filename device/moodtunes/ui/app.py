@@ -211,6 +211,9 @@ class KioskApp:
         next start: it must not keep the kiosk from serving the next visitor."""
         for session_id in session_ids:
             try:
+                if self.store.drop_empty_visit(session_id):
+                    logger.info("dropped visit %d, left open by an interruption with nothing recorded", session_id)
+                    continue
                 self.store.finish_session(session_id, "interrupted", device_id=self.settings.device_id)
                 logger.info("closed visit %d left open by an interruption", session_id)
             except StoreError as exc:
@@ -659,14 +662,19 @@ class KioskApp:
             self.screen.save_pending()
         visit.ended = True
         self.save_play_progress(final=True)
-        if visit.session_id is not None:
-            ended_at = utc_now()
-            if self.record(self.store.finish_session, visit.session_id, reason, device_id=self.settings.device_id):
-                logger.info("visit %d ended: %s", visit.session_id, reason)
-            else:  # ended as it did once the store takes writes: not "interrupted" at the next start
-                self._unsaved_ends[visit.session_id] = (reason, ended_at)
-                logger.error("visit %d couldn't be saved as ended (%s); saving it is tried again at the next "
-                             "visit", visit.session_id, reason)
+        if visit.session_id is None:
+            return
+        ended_at = utc_now()
+        dropped = self.record(self.store.drop_empty_visit, visit.session_id)  # None: the store failed
+        if dropped:
+            logger.info("visit %d ended (%s) with nothing recorded: not kept", visit.session_id, reason)
+        elif dropped is not None and self.record(
+                self.store.finish_session, visit.session_id, reason, device_id=self.settings.device_id):
+            logger.info("visit %d ended: %s", visit.session_id, reason)
+        else:  # ended as it did once the store takes writes: not "interrupted" at the next start
+            self._unsaved_ends[visit.session_id] = (reason, ended_at)
+            logger.error("visit %d couldn't be saved as ended (%s); saving it is tried again at the next "
+                         "visit", visit.session_id, reason)
 
     def _save_unsaved_ends(self) -> None:
         """Save the ends of visits the store refused (a full disk), with their reasons and times, in
