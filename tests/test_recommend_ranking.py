@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-from collections import Counter
 from itertools import pairwise
 
 import pytest
@@ -326,3 +325,25 @@ def test_fit_is_kept_within_0_and_1_whatever_the_model_stored():
     ranked = rank([track("over", q4=1.3)], CALM, rng=ScriptedLiking([1.0]))
     assert ranked[0].score == pytest.approx(1.0)
     assert [recommend._clip01(v) for v in (-0.5, 0.0, 0.25, 1.0, 7)] == [0.0, 0.0, 0.25, 1.0, 1.0]
+
+
+def test_a_song_catalogued_twice_is_one_song_for_its_ratings_and_recent_plays():
+    """Rated 1 star, or heard last visit, on its album, it came back through its best-of copy."""
+    album = track("album/07 Rain.flac", artist="Nora", q4=0.5)
+    best_of = track("best-of/02 Rain.flac", artist=" NORA", q4=0.5)
+    album.title, best_of.title = "Rain", "rain "
+    others = [track(f"t{i}", artist=f"artist{i}", q4=0.5) for i in range(7)]
+    disliked = [Feedback(album.path, "Nora", 0)] * 2
+    on_page_one = 0
+    for seed in range(200):
+        ranked = rank([album, best_of, *others], CALM, disliked, rng=random.Random(seed))
+        on_page_one += best_of.path in [r.track.path for r in page(ranked, 0)]
+    assert on_page_one < 60  # as often as the rated copy (about 33); unrated, 6 places of 9: 133
+    ranked = rank([album, best_of, *others], CALM, recent_paths={album.path}, rng=random.Random(0))
+    assert {r.track.path for r in ranked[-2:]} == {album.path, best_of.path}  # both copies heard lately
+
+
+def test_untagged_songs_with_one_file_name_stay_apart():
+    first, second = track("a/01 Track.mp3", artist="Unknown artist"), track("b/01 Track.mp3", artist="Unknown artist")
+    first.title = second.title = "Track"
+    assert recommend.song_key(first) != recommend.song_key(second)

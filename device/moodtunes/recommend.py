@@ -2,11 +2,11 @@
 
 A track's score blends how well it fits the category (its quadrant probability, or its
 valence/arousal when the model gave no probabilities) with a Thompson sample of how much this
-person likes it: a Beta posterior per track over their past ratings, on a prior whose mean leans
-toward how they rated the artist's other tracks (never so far that those outvote their own word on
-this one). The more they have rated a track, the less its fit counts against what they said. Songs
-heard in their last visits go to the back of the list, and each part of it (fresh songs, then
-recent ones) spreads artists so that no two neighbours share one where that can be avoided.
+person likes it: a Beta posterior per song (a song catalogued twice is one) over their past
+ratings, on a prior whose mean leans toward how they rated the artist's other tracks (never so far
+that those outvote their own word on this one). The more they have rated a track, the less its fit
+counts against what they said. Songs heard in their last visits go to the back of the list, and
+each part of it (fresh songs, then recent ones) spreads artists, the ranking first.
 """
 
 from __future__ import annotations
@@ -126,19 +126,32 @@ def liking_posteriors(feedback: Iterable[Feedback]) -> tuple[dict[str, Counts], 
     return {k: (v[0], v[1]) for k, v in tracks.items()}, dict(artists)
 
 
+def song_key(track: TrackRecord) -> str:
+    """What a song's ratings and recent plays go by: its artist and title, so that one song
+    catalogued twice (on its album and on a best-of) is one song, where a 1-star rating of one
+    copy left the other on page 1; its path when either tag is missing (untagged songs are titled
+    by their file names, which may match)."""
+    artist = artist_key(track.artist)
+    title = " ".join(track.title.split()).casefold()
+    return f"{artist}\n{title}" if artist is not None and title else track.path
+
+
 def liking_beta(
-    track: TrackRecord, track_counts: dict[str, Counts], artist_counts: dict[str, ArtistRatings]
+    track: TrackRecord, track_counts: dict[str, Counts], artist_counts: dict[str, ArtistRatings],
+    key: str | None = None,
 ) -> tuple[float, float]:
     """The Beta(alpha, beta) posterior of how much the visitor likes ``track``: its own ratings, on
-    a prior of PRIOR's strength whose mean leans (ARTIST_PULL) toward the artist's other tracks'."""
+    a prior of PRIOR's strength whose mean leans (ARTIST_PULL) toward the artist's other tracks'.
+    ``key``: what the counts know the track by (its path if not given)."""
+    key = track.path if key is None else key
     mean = 0.5
     artist = artist_key(track.artist)
     if artist is not None and artist in artist_counts:
-        liked, disliked = artist_counts[artist].others(track.path)
+        liked, disliked = artist_counts[artist].others(key)
         shrunk = (liked + PRIOR[0]) / (liked + disliked + sum(PRIOR))  # few ratings say little
         mean += ARTIST_PULL * (shrunk - 0.5)
     strength = sum(PRIOR)
-    t_liked, t_disliked = track_counts.get(track.path, (0.0, 0.0))
+    t_liked, t_disliked = track_counts.get(key, (0.0, 0.0))
     return strength * mean + RATING_WEIGHT * t_liked, strength * (1.0 - mean) + RATING_WEIGHT * t_disliked
 
 
@@ -153,16 +166,19 @@ def rank(
     each part with its artists spread out (spreading them together could pull a recent song
     forward to separate two songs of another artist)."""
     rng = rng or random.Random()
-    track_counts, artist_counts = liking_posteriors(feedback)
-    recent = set(recent_paths)
+    keys = {track.path: song_key(track) for track in tracks}
+    track_counts, artist_counts = liking_posteriors(
+        Feedback(keys.get(item.path, item.path), item.artist, item.score) for item in feedback)
+    recent = {keys.get(path, path) for path in recent_paths}
     scored = []
     for track in tracks:
         if track.category != category:
             continue
-        fit_weight = FIT_WEIGHT / (1.0 + sum(track_counts.get(track.path, (0.0, 0.0))))  # / (1 + ratings)
-        liked = rng.betavariate(*liking_beta(track, track_counts, artist_counts))
+        key = keys[track.path]
+        fit_weight = FIT_WEIGHT / (1.0 + sum(track_counts.get(key, (0.0, 0.0))))  # / (1 + ratings)
+        liked = rng.betavariate(*liking_beta(track, track_counts, artist_counts, key))
         score = fit_weight * category_fit(track, category) + (1.0 - fit_weight) * liked
-        scored.append(Ranked(track, score, track.path in recent))
+        scored.append(Ranked(track, score, key in recent))
     scored.sort(key=lambda r: r.score, reverse=True)
     fresh = spread_artists([r for r in scored if not r.recent])
     return fresh + spread_artists([r for r in scored if r.recent], after=fresh[-1] if fresh else None)
