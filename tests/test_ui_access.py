@@ -113,7 +113,7 @@ def report_of(settings, colour: str):
     labels = {1.0: "happy", 0.0: "neutral", -1.0: "sad"}
     scratch = pygame.Surface(app.surface.get_size())
     plot, _ = charts._plot_area(app.look, app.screen.charts[0], "", scratch, labels)
-    xs = charts._x_positions(plot, len(VISITS) + 1)  # and the visit under way, with no mood
+    xs = charts._x_positions(plot, len(VISITS))  # the visit under way recorded nothing: not kept
     points = [(x, charts._y(plot, SCORES[b], -1, 1), charts._y(plot, SCORES[a], -1, 1)) for x, (b, a) in zip(xs, VISITS)]
     return app, plot, points
 

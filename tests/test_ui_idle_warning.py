@@ -238,9 +238,10 @@ def test_no_warning_on_welcome_or_while_music_plays(settings, library, drawn):
         app.close()
 
 
-def test_no_warning_while_waiting_for_the_library_and_a_full_count_after(settings, tmp_path, drawn):
-    """The music is being prepared for minutes: no warning meanwhile, and when the songs show,
-    the visitor gets the whole idle time (with its warning), not an end on the spot."""
+def test_the_count_runs_while_the_library_is_prepared_and_starts_afresh_when_songs_show(settings, tmp_path, drawn):
+    """A first scan takes hours on a Pi: with no count while it ran, a visitor who left kept their
+    visit open (and their mood on screen for the next person) until it ended. Songs that show
+    during the count give the whole idle time to look at them."""
     release = threading.Event()
 
     def first_scan(settings, store, progress=None, should_stop=None):
@@ -252,13 +253,32 @@ def test_no_warning_while_waiting_for_the_library_and_a_full_count_after(setting
         to_manual_picker(app)
         tap(app, "mood:sad")
         assert app.screen.name == "songs" and not app.screen.loaded
-        for _ in range(8):
-            assert not warned(after(app, clock, 25.0, drawn))
-        release.set()
-        run_until(app, lambda: app.screen.loaded, what="songs after the scan")
-        assert app.screen.name == "songs"
         assert not warned(after(app, clock, 59.75, drawn))
         assert seconds_shown(after(app, clock, 0.25, drawn)) == ["30"]
+        key(app, pygame.K_SPACE, " ")  # still there
+        assert not warned(after(app, clock, 50.0, drawn))
+        release.set()
+        run_until(app, lambda: app.screen.loaded, what="songs after the scan")
+        assert not warned(after(app, clock, 59.75, drawn))  # 110 s into waiting, the list: a fresh count
+        assert seconds_shown(after(app, clock, 0.25, drawn)) == ["30"]
+        after(app, clock, 30.0, drawn)
+        assert app.screen.name == "welcome" and app.visit is None
+    finally:
+        release.set()
+        app.close()
+    with Store.open(settings.database_path) as store:
+        assert [r["end_reason"] for r in rows(store, "SELECT end_reason FROM sessions")] == ["idle"]
+
+
+def test_a_visitor_gone_while_the_library_is_prepared_leaves_no_open_visit(settings, tmp_path, drawn):
+    release = threading.Event()
+    app, clock = start(settings, library_loader=lambda *args, **kwargs: release.wait(30))
+    try:
+        to_manual_picker(app)
+        tap(app, "mood:happy")
+        assert app.screen.name == "songs" and not app.screen.loaded
+        after(app, clock, 90.0, drawn)
+        assert app.screen.name == "welcome" and app.visit is None and open_sessions(settings) == []
     finally:
         release.set()
         app.close()

@@ -213,6 +213,7 @@ def make_app(
         size=size,
         rng=random.Random(seed),
         max_fps=0,
+        settle_s=0.0,  # the tests tap on the frame a screen appears
     )
     app.start()
     app.step()  # the welcome screen is up; the background services start

@@ -65,6 +65,10 @@ IDLE_WARNING_BUTTON = "I'm still here"
 # The screens the music plays on: now playing, and the rating after "I'm done, rate it" (a tap too
 # soon stops nothing); going to any other screen stops it.
 MUSIC_PLAYS_ON = frozenset({"playing", "rate"})
+# Presses and keys this soon after a screen appears are ignored: they are the second tap of a
+# double tap (170 ms apart is usual), which landed on whatever the first one opened ("I'm done"
+# under "Show my songs", a song under a mood's face). No one reads a new screen and taps it sooner.
+SCREEN_SETTLE_S = 0.3
 # What a visitor does to the screen (not QUIT, not window events): dropped after a wait.
 INPUT_EVENTS = (
     pygame.MOUSEBUTTONDOWN, pygame.MOUSEBUTTONUP, pygame.MOUSEMOTION, pygame.FINGERDOWN, pygame.FINGERUP,
@@ -96,8 +100,10 @@ class KioskApp:
         clock: Callable[[], float] = time.monotonic,
         max_fps: int = MAX_FPS,
         invisible_ok: bool = False,
+        settle_s: float = SCREEN_SETTLE_S,
     ) -> None:
         self.settings = settings
+        self.settle_s = settle_s  # tests that tap on the frame a screen appears set 0
         self._invisible_ok = invisible_ok  # the autopilot: it ends by itself, and keeps screenshots
         self._player_factory = player_factory
         self._requested_size = size
@@ -118,6 +124,8 @@ class KioskApp:
         self._finger_at: tuple[int, int] | None = None  # where the finger (or mouse) that pressed is now
         self._busy_wait = False  # this frame waited on work: the rest of its input is dropped
         self.last_input = clock()
+        self.screen_since = clock()  # when the screen shown appeared
+        self.songs_on_their_own = 0  # songs started by themselves since the last touch
         self.running = False
         self.frames = 0
         self._toast: tuple[str, float, bool, str | None] | None = None  # message, until, good news, title
@@ -300,7 +308,7 @@ class KioskApp:
                 self.running = False
             elif warned:  # the key only keeps the visit: it does nothing on the screen under it
                 self._keep_visit()
-            elif self.screen is not None:
+            elif self.screen is not None and not self.settling():
                 self.screen.on_key(event)
                 self.relayout()
 
@@ -338,6 +346,8 @@ class KioskApp:
             self._keep_visit()
             return
         self.touch()
+        if down and self.settling():  # a double tap's second tap, on the screen its first opened
+            return
         hit = self.target_at(pos)
         toast = self.toast_rect()
         if down and toast is not None and toast.collidepoint(pos):
@@ -367,6 +377,11 @@ class KioskApp:
     def touch(self) -> None:
         """Note user activity (resets the idle timer)."""
         self.last_input = self.clock()
+        self.songs_on_their_own = 0
+
+    def settling(self) -> bool:
+        """Whether the screen appeared too recently for a press or key to be meant for it."""
+        return 0.0 <= self.clock() - self.screen_since < self.settle_s  # a clock a test swapped: settled
 
     def idle_warning_s(self) -> float:
         """How long before the idle timeout "Still there?" shows."""
@@ -558,6 +573,7 @@ class KioskApp:
             self.screen.leave()
         self.screen = screen
         self.pressed = None
+        self.screen_since = self.clock()
         self.touch()  # each new screen gets the full idle timeout
         if screen.name not in MUSIC_PLAYS_ON:
             self.stop_music()
@@ -640,6 +656,8 @@ class KioskApp:
         )
         self._save_unsaved_ends()
         self._retry_sound_device()
+        if self._player is not None:  # each visitor starts at the set volume, not the last one's (0: silence)
+            self._player.set_volume(self.settings.kiosk.volume)
         self.visit = Visit(profile)
         self.visit.session_id = self.record(self.store.start_session, profile.id)
         logger.info("visit started: profile %d, session %s", profile.id, self.visit.session_id)

@@ -73,8 +73,9 @@ class RateScreen(Screen):
 
     def _music_heard(self) -> bool:
         """Only then does a second scan measure anything: a mood that changed while no song
-        played says nothing about the music (the report leaves such a visit out)."""
-        return self.app.visit.last_play_id is not None
+        played says nothing about the music (the report leaves such a visit out). A song that
+        played counts though its play couldn't be saved (a full disk)."""
+        return self.app.visit.last_title is not None
 
     def back(self) -> str | None:
         return "back"

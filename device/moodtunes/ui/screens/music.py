@@ -38,6 +38,10 @@ NONE_LIFTING_MESSAGE = (
 )
 NONE_PLAYED_MESSAGE = "None of these songs would play. Try the other songs, or tell the staff."
 MOOD_BUTTON = "My mood"  # back from the songs to the mood they were picked for
+# Songs that may start one after the other, after the one tapped, with no touch in between; then
+# the rating, where the idle timeout runs: an unattended kiosk played a whole category, for hours,
+# with the visit open and every song saved as listened.
+SONGS_ON_THEIR_OWN = 2
 
 SHORT_NAMES = {  # for the button to the other category, where "Try highly energetic" won't fit
     Category.HIGHLY_ENERGETIC.value: "Energetic",
@@ -154,6 +158,7 @@ class SongsScreen(Screen):
         if ranked or ready:  # an empty category is shown (and says so) only once the scan is over
             self._show(ranked)
             self.app.relayout()
+            self.app.touch()  # the whole idle time to look at the list, as on a new screen
 
     def _top_up(self, final: bool) -> None:
         """Add the songs of this category catalogued since the list was made, ranked among
@@ -193,9 +198,6 @@ class SongsScreen(Screen):
         Never ends the visit (the mood picker's back would, as abandoned, a visit with music and a rating)."""
         visit = self.app.visit
         return "back" if "before" in visit.readings and visit.last_play_id is None else None
-
-    def idle_applies(self) -> bool:
-        return self.loaded  # the visitor is waiting for us while the library is being prepared
 
     def layout(self, area: pygame.Rect) -> None:
         super().layout(area)
@@ -509,9 +511,15 @@ class PlayingScreen(Screen):
     def update(self, now: float) -> None:
         if not self.playing:
             return
-        if self.app.follow_playback(now):
-            self._play_from(self.index + 1, onwards_only=True)
-            self.app.relayout()  # "Next song" may now be the last one
+        if not self.app.follow_playback(now):
+            return
+        if self.app.songs_on_their_own >= SONGS_ON_THEIR_OWN:  # no one there: the rating's idle count runs
+            self.playing = False
+            self.app.go(self._rate())
+            return
+        self.app.songs_on_their_own += 1
+        self._play_from(self.index + 1, onwards_only=True)
+        self.app.relayout()  # "Next song" may now be the last one
 
     def _rate(self):
         from moodtunes.ui.screens.finish import RateScreen

@@ -1,0 +1,157 @@
+"""What the kiosk does between people and with hasty fingers: a double tap is one tap, a visitor
+who walks away from the music leaves no visit open for hours, and the next visitor starts afresh
+(the volume too). Headless (SDL dummy video and audio)."""
+
+from __future__ import annotations
+
+import pygame
+from moodtunes.store import Store
+from moodtunes.ui.screens import music
+from ui_support import (
+    CALM,
+    add_songs,
+    guest_at_songs,
+    make_app,
+    on_screen,
+    rows,
+    sample_scanner,
+    songs_as_guest,
+    step,
+    tap,
+    target_rect,
+)
+
+
+class HandClock:
+    """The kiosk's clock, moved only by the test."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def tap_at(pos: tuple[int, int]) -> None:
+    """A tap at ``pos``, on whatever screen is up when the kiosk reads it."""
+    pygame.event.post(pygame.event.Event(pygame.MOUSEBUTTONDOWN, pos=pos, button=1))
+    pygame.event.post(pygame.event.Event(pygame.MOUSEBUTTONUP, pos=pos, button=1))
+
+
+def double_tap(app, clock: HandClock, target_id: str, apart: float = 0.17) -> None:
+    """Two taps ``apart`` seconds (170 ms: a usual double tap) where ``target_id`` is now."""
+    pos = target_rect(app, target_id).center
+    for _ in range(2):
+        tap_at(pos)
+        step(app, 1)
+        clock.now += apart
+    step(app)
+
+
+def test_a_double_tap_is_one_tap_not_a_second_one_on_the_screen_it_opened(settings, tmp_path):
+    """The second tap of a double tap on a mood's face started a song nobody chose; on "Show my
+    songs" it pressed "I'm done" under it; on "I'm done, rate it", "Check my mood again"."""
+    add_songs(settings, tmp_path / "music", count=8, category=CALM)
+    app = make_app(settings, sample_scanner)
+    clock = HandClock()
+    app.clock, app.settle_s = clock, 0.3
+    try:
+        tap(app, "guest")
+        clock.now += 1.0
+        tap(app, "no_camera")
+        clock.now += 1.0
+        double_tap(app, clock, "mood:sad")
+        assert app.screen.name == "songs" and app.visit.play_id is None  # no song started by itself
+        clock.now += 1.0
+        double_tap(app, clock, "row:0", apart=0.25)
+        assert app.screen.name == "playing"  # not the player's button under the row
+        clock.now += 1.0
+        double_tap(app, clock, "done")
+        assert app.screen.name == "rate"
+    finally:
+        app.close()
+
+
+def test_a_key_pressed_twice_does_one_thing(settings, tmp_path):
+    add_songs(settings, tmp_path / "music", count=2, category=CALM)
+    app = make_app(settings, sample_scanner)
+    clock = HandClock()
+    app.clock, app.settle_s = clock, 0.3
+    try:
+        tap(app, "guest")
+        clock.now += 1.0
+        assert app.screen.name == "consent"
+        for _ in range(2):  # Enter, Enter: the notice's "I agree", then nothing on the scan
+            pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_RETURN, mod=0, unicode="\r"))
+            step(app, 1)
+            clock.now += 0.1
+        assert app.screen.name == "scan"
+    finally:
+        app.close()
+
+
+def test_music_left_alone_stops_after_a_few_songs_and_the_visit_ends_as_idle(settings, tmp_path):
+    """Tapped once, then left: the whole category played on, for hours, the visit open and every
+    song saved as listened. Now two more songs play by themselves, then the rating, whose idle
+    count ends the visit."""
+    app = guest_at_songs(settings, tmp_path / "music", "sad", count=6, category=CALM, seconds=0.5)
+    try:
+        tap(app, "row:0")
+        on_screen(app, "rate", timeout=30)
+    finally:
+        app.close()
+    with Store.open(settings.database_path) as store:
+        plays = rows(store, "SELECT path FROM plays ORDER BY id")
+    assert len(plays) == 1 + music.SONGS_ON_THEIR_OWN
+
+
+def test_a_touch_lets_the_music_play_on(settings, tmp_path):
+    app = guest_at_songs(settings, tmp_path / "music", "sad", count=6, category=CALM, seconds=0.5)
+    try:
+        tap(app, "row:0")
+        plays = 0
+        while app.screen.name == "playing" and plays < 5:
+            played = app.visit.play_id
+            step(app, 1)
+            if app.visit.play_id != played:
+                plays += 1
+                app.touch()  # someone is there (a tap on the volume, say)
+        assert plays >= music.SONGS_ON_THEIR_OWN + 1  # more than left alone would play
+    finally:
+        app.close()
+
+
+def test_each_visitor_starts_at_the_set_volume(settings, tmp_path):
+    """The player outlives visits: one visitor's "−" pressed to nothing made the next one's songs
+    silent, with no note (the sound device was fine)."""
+    app = guest_at_songs(settings, tmp_path / "music", "sad", count=2, category=CALM, seconds=5.0)
+    try:
+        tap(app, "row:0")
+        for _ in range(10):
+            tap(app, "vol_down")
+        assert app.player().volume == 0.0
+        app.end_visit("completed")
+        app.home()
+        songs_as_guest(app, "sad")
+        assert app.player().volume == settings.kiosk.volume
+    finally:
+        app.close()
+
+
+def test_a_song_heard_whose_play_could_not_be_saved_still_counts_as_heard(settings, tmp_path, monkeypatch):
+    """The rating then asked "How was your visit?" with no "Check my mood again", as if no song
+    had played."""
+    from moodtunes.store import StoreError
+
+    app = guest_at_songs(settings, tmp_path / "music", "sad", count=2, category=CALM, seconds=5.0)
+    try:
+        def full_disk(*args, **kwargs):
+            raise StoreError("database: the disk is full")
+
+        monkeypatch.setattr(app.store, "start_play", full_disk)
+        tap(app, "row:0")
+        assert app.screen.name == "playing" and app.visit.last_play_id is None
+        tap(app, "done")
+        assert app.screen.name == "rate" and app.screen.primary() == "again"
+    finally:
+        app.close()
