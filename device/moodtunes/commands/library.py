@@ -40,8 +40,6 @@ SCAN_EXIT_STATUS = (
 # Without a terminal (the nightly service's journal) a first scan on a Pi runs for hours: a line
 # saying how far it got this often.
 PROGRESS_LOG_EVERY_S = 60.0
-
-
 SCAN_HELP = "analyse new or changed audio files and prune removed ones"
 LIST_HELP = "print the catalogue"
 DEMO_HELP = "synthesize a small royalty-free demo library"
@@ -242,9 +240,9 @@ def _scan(args: argparse.Namespace, settings: Any) -> int:
     _print_scan(report, args.json)
     folders = [d for d in args.dirs if d.is_dir()]  # the others were reported as such
     if folders and (outside := folders_outside_library(folders, settings.library.paths)):
-        print(f"moodtunes library scan: note: {', '.join(map(str, outside))} not under library.paths: the kiosk and the nightly scan keep "
-              "only the songs under library.paths, so they will drop these at their next scan; add the "
-              "folder to library.paths to keep them", file=sys.stderr)
+        print(f"moodtunes library scan: note: {', '.join(map(str, outside))} not under library.paths: the kiosk "
+              "and the nightly scan keep only the songs under library.paths, so they will drop these at their "
+              "next scan; add the folder to library.paths to keep them", file=sys.stderr)
     return 1 if (report.missing_roots or report.kept) and not report.found else 0
 
 
