@@ -40,6 +40,46 @@ def test_forget_me_deletes_the_profile_and_its_visits_after_a_yes(settings, ada,
         assert rows(store, "SELECT count(*) FROM sessions")[0][0] == 0
         assert rows(store, "SELECT count(*) FROM outbox")[0][0] == 0
         assert store.profile_by_name("Ada") is None
+        assert store.pending_cloud_deletes() == []  # uploading off, nothing sent: nothing in the cloud
+
+
+def test_forget_me_with_uploads_leaves_the_staff_what_deletes_them_in_the_cloud(settings, ada, capsys, monkeypatch):
+    """The cloud keeps the visits under a key derived from the profile: once the kiosk deleted it,
+    no one could tell the key, and `moodtunes forget NAME` found no such profile."""
+    from moodtunes.cli import main as moodtunes
+
+    from moodtunes.domain import MoodReading
+
+    settings.mqtt.enabled = True
+    with Store.open(settings.database_path) as store:
+        earlier = store.start_session(ada)
+        store.add_reading(earlier, "before", MoodReading.manual("sad"))
+        store.finish_session(earlier, "completed", device_id=settings.device_id)
+        [item] = store.pending_events()
+        store.mark_sent(item.id, item.payload)  # Ada's earlier visit reached the cloud
+        key = store.profile_key(settings.device_id, ada)
+    app = make_app(settings, sample_scanner)
+    try:
+        to_report(app, ada)
+        tap(app, "forget")
+        tap(app, "delete")
+        assert app.screen.name == "welcome"
+    finally:
+        app.close()
+    monkeypatch.setenv("MOODTUNES_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("MOODTUNES_DEVICE_ID", settings.device_id)
+    capsys.readouterr()
+    assert moodtunes(["forget", "--pending"]) == 0
+    out = capsys.readouterr().out
+    assert "1 forgotten people's visits may be in the cloud" in out and "Ada" not in out
+    assert [line for line in out.splitlines() if line.startswith("DELETE")] == [
+        f"DELETE FROM \"{m}\" WHERE \"profile_key\" = '{key}'" for m in ("visit", "play", "reading")]
+    assert moodtunes(["doctor", "--json"]) in (0, 1)
+    assert "1 forgotten people's visits to delete in the cloud" in capsys.readouterr().out
+    assert moodtunes(["forget", "--pending", "--done"]) == 0
+    assert "cleared 1" in capsys.readouterr().out
+    assert moodtunes(["forget", "--pending"]) == 0
+    assert "no one forgotten here has data left to delete in the cloud" in capsys.readouterr().out
 
 
 def test_uploads_on_the_confirmation_says_what_stays_in_the_cloud(settings, ada):

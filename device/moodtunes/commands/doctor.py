@@ -70,6 +70,7 @@ def _store(settings: Settings) -> Check:
         with Store.open(settings.database_path) as store:
             problems = store.integrity_problems()
             counts = store.outbox_counts()
+            cloud_deletes = len(store.pending_cloud_deletes())
             catalogued = store.tracks(include_errors=True, features=False)
     except StoreError as exc:
         return Check("store", "fail", str(exc))
@@ -86,6 +87,9 @@ def _store(settings: Settings) -> Check:
     summary = f"{settings.database_path}: schema ok, {songs}, {counts['pending']} events to upload"
     if counts["refused"]:  # the uplink set them aside: over the size limit, they can never be sent
         return Check("store", "warn", f"{summary}, {counts['refused']} too big ever to send (kept here; the uplink's log says which)")
+    if cloud_deletes:  # "Forget me" on the kiosk: their uploaded visits wait for the operator
+        return Check("store", "warn", f"{summary}, {cloud_deletes} forgotten people's visits to delete in the cloud "
+                                      "(`moodtunes forget --pending` prints how)")
     return Check("store", "ok", summary)
 
 

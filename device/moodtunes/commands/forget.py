@@ -19,16 +19,22 @@ if TYPE_CHECKING:
 # Every point of a visit carries the person's profile_key (readings since the ingest tagged them too).
 MEASUREMENTS = ("visit", "play", "reading")
 EXIT_STATUS = (
-    "exit status: 0 when the profile was deleted, or, without --yes, when it would be; 1 when there is "
-    "no such profile (or it is the guest's, or the name fits several), or the database can't be used; "
-    "2 on a bad configuration."
+    "exit status: 0 when the profile was deleted, or, without --yes, when it would be (and for --pending); "
+    "1 when there is no such profile (or it is the guest's, or the name fits several), or the database "
+    "can't be used; 2 on a bad configuration or arguments."
 )
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EXIT_STATUS
-    parser.add_argument("name", help="the profile's name (any case or spacing, in any alphabet)")
+    parser.add_argument("name", nargs="?", help="the profile's name (any case or spacing, in any alphabet)")
     parser.add_argument("--yes", action="store_true", help="delete (without it: only say what would go)")
+    parser.add_argument(
+        "--pending", action="store_true",
+        help="instead of a name: print the InfluxQL that deletes the cloud data of everyone forgotten here "
+             "(on the kiosk too) since the operator last said it was run; with --done, say it was",
+    )
+    parser.add_argument("--done", action="store_true", help="with --pending: the deletes it prints were run")
     parser.add_argument(
         "--sent-as", action="append", default=[], metavar="DEVICE_ID",
         help="also print the deletes for what went to the cloud under this earlier device_id of this device "
@@ -44,9 +50,14 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         # It goes into the printed InfluxQL: x' OR '1'='1 would delete every device's readings.
         print(f"moodtunes forget: --sent-as {bad[0]!r} is no device_id (letters, digits, '.', '_', '-')", file=sys.stderr)
         return 2
+    if (args.name is None) != args.pending or (args.done and not args.pending):
+        print("moodtunes forget: give a NAME, or --pending (with --done once its deletes were run)", file=sys.stderr)
+        return 2
     if problem := data_dir_problem(settings.data_dir):
         print(f"moodtunes forget: the {problem}", file=sys.stderr)
         return 1
+    if args.pending:
+        return _pending(settings, done=args.done)
     if not settings.database_path.exists():
         print(f"moodtunes forget: no profile named {args.name!r} (nothing is recorded here yet)", file=sys.stderr)
         return 1
@@ -66,9 +77,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         visits, in_progress = store.visits_to_forget(profile.id)
         uploaded = store.uploaded_visits(profile.id)
         sent_as = [(visit, _sent_as(visit, settings.device_id, args.sent_as)) for visit in uploaded]
-        device_ids = sorted({device_id for _, ids in sent_as for device_id in ids} | set(args.sent_as))
         # A visit sent under an earlier device_id carries the key derived from that one.
-        keys = list(dict.fromkeys(store.profile_key(d, profile.id) for d in [settings.device_id, *device_ids]))
+        keys = store.cloud_keys(profile.id, settings.device_id, args.sent_as, uploading=settings.mqtt.enabled)
         guessed = [ids for visit, ids in sent_as if visit.device_id is None]  # those the broker took as unknown
         assumed = list(dict.fromkeys(device_id for ids in guessed for device_id in ids))
         what = f"{profile.name}'s profile and {visits} visit(s){_in_progress(in_progress)}"
@@ -78,12 +88,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             return 0
         # What was deleted, counted in the deleting transaction: a visit may have ended since.
         # (A checkpoint another program held up is logged, on stderr.)
-        deleted = store.forget_profile(profile.id)
+        deleted = store.forget_profile(profile.id, keys)
     done = f"deleted {profile.name}'s profile and {deleted} visit(s){_in_progress(in_progress)} from this device."
+    if not keys:
+        print(f"{done} None of their visits was uploaded (uploading is off): nothing of them is in the cloud.")
+        return 0
     if not uploaded and not args.sent_as:
-        if not settings.mqtt.enabled:
-            print(f"{done} None of their visits was uploaded (uploading is off): nothing of them is in the cloud.")
-            return 0
         print(f"{done} The broker acknowledged none of their visits, so none should be in the cloud; one being "
               "sent as this ran may still arrive, so to be sure the operator can run, once the ingest has taken "
               f"what the broker holds (their profile_key: {', '.join(keys)}):")
@@ -105,6 +115,36 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             print(f"DELETE FROM \"reading\" WHERE \"device_id\" = '{device_id}' AND \"profile_key\" = '' "
                   f"AND time >= {epoch_ms(datetime.fromisoformat(visit.started_at))}ms "
                   f"AND time <= {epoch_ms(datetime.fromisoformat(visit.ended_at))}ms")
+    print("(the deletes by profile_key stay listed by `moodtunes forget --pending` until "
+          "`moodtunes forget --pending --done`)")
+    return 0
+
+
+def _pending(settings: Settings, done: bool) -> int:
+    """Print the deletes by key of everyone forgotten here whose cloud data may remain (the kiosk's
+    "Forget me" prints nothing, and the keys can't be derived once the profile is gone); with
+    ``done``, the operator ran them: they are cleared."""
+    from moodtunes.store import Store
+
+    if not settings.database_path.exists():
+        print("no one forgotten here has data left to delete in the cloud")
+        return 0
+    with Store.open(settings.database_path, readonly=not done) as store:
+        pending = store.pending_cloud_deletes()
+        if done:
+            store.clear_cloud_deletes(key for key, _ in pending)
+    if not pending:
+        print("no one forgotten here has data left to delete in the cloud")
+        return 0
+    if done:
+        print(f"cleared {len(pending)} forgotten people's cloud deletes as run:")
+    else:
+        print(f"{len(pending)} forgotten people's visits may be in the cloud: the operator deletes them with this "
+              "InfluxQL, then runs `moodtunes forget --pending --done`")
+    for key, forgotten_at in pending:
+        print(f"-- forgotten {forgotten_at}")
+        for measurement in MEASUREMENTS:
+            print(f"DELETE FROM \"{measurement}\" WHERE \"profile_key\" = '{key}'")
     return 0
 
 

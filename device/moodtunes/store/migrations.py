@@ -149,4 +149,13 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE tracks ADD COLUMN ctime REAL;
     ALTER TABLE tracks ADD COLUMN fingerprint TEXT;
     """,
+    # 9: the cloud keys (pseudonyms) of people forgotten here whose uploaded visits the operator
+    # has yet to delete in the cloud, no name: once the profile is gone its keys can't be derived
+    # again, and "Forget me" on the kiosk printed nothing (`moodtunes forget --pending`).
+    """
+    CREATE TABLE cloud_deletes (
+        profile_key  TEXT PRIMARY KEY,
+        forgotten_at TEXT NOT NULL
+    );
+    """,
 )

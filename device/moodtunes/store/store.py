@@ -597,7 +597,29 @@ class Store:
                 raise StoreError(f"no profile with id {profile_id} (forgotten meanwhile?)")
             return self._profile_by_id(db, profile_id)
 
-    def forget_profile(self, profile_id: int) -> int:
+    def cloud_keys(self, profile_id: int, device_id: str, also: Iterable[str] = (), uploading: bool = False) -> list[str]:
+        """The profile_keys a person's visits may be in the cloud under, this device's first: the key
+        of each device_id the broker acknowledged one as (for one sent before migration 4 kept
+        that, the id it was recorded under and this device's), and of ``also``'s. None when nothing
+        of theirs was acknowledged and, with ``uploading`` off, none can be on its way."""
+        ids = set(also)
+        for visit in self.uploaded_visits(profile_id):
+            ids |= {visit.device_id} if visit.device_id else {visit.recorded_as or device_id, device_id}
+        if not ids and not uploading:
+            return []
+        return [self.profile_key(d, profile_id) for d in dict.fromkeys([device_id, *sorted(ids)])]
+
+    def pending_cloud_deletes(self) -> list[tuple[str, str]]:
+        """(profile_key, forgotten_at) of forgotten people whose cloud data may remain, oldest first."""
+        rows = self._query("SELECT profile_key, forgotten_at FROM cloud_deletes ORDER BY forgotten_at, profile_key")
+        return [(r["profile_key"], r["forgotten_at"]) for r in rows]
+
+    def clear_cloud_deletes(self, keys: Iterable[str]) -> None:
+        """The operator deleted these keys' data in the cloud."""
+        with self.transaction() as db:
+            db.executemany("DELETE FROM cloud_deletes WHERE profile_key = ?", [(key,) for key in keys])
+
+    def forget_profile(self, profile_id: int, cloud_keys: Iterable[str] = ()) -> int:
         """Delete a person's profile and all this device holds of them: their visits (readings,
         plays, ratings), one still in progress included, and those visits' events, sent or not
         (unsent ones would still upload the visits; sent ones could be sent again). Returns the
@@ -608,7 +630,11 @@ class Store:
 
         Then the WAL is checkpointed: with secure_delete the pages that held the person are zeroed,
         but the WAL keeps the old copies until a checkpoint, and the automatic one at the last
-        connection's close never comes while the kiosk runs."""
+        connection's close never comes while the kiosk runs.
+
+        ``cloud_keys`` (``cloud_keys()``) are kept, in the same transaction, for the operator to
+        delete in the cloud (``pending_cloud_deletes``): no one can derive them once the profile is
+        gone."""
         with self.transaction() as db:
             row = db.execute("SELECT is_guest FROM profiles WHERE id = ?", (profile_id,)).fetchone()
             if row is None:
@@ -621,6 +647,8 @@ class Store:
                 (profile_id,),
             )
             db.execute("DELETE FROM profiles WHERE id = ?", (profile_id,))  # sessions and the rest cascade
+            db.executemany("INSERT OR IGNORE INTO cloud_deletes (profile_key, forgotten_at) VALUES (?, ?)",
+                           [(key, utc_now()) for key in cloud_keys])
         if not self.checkpoint():
             logger.warning("the forgotten profile's old pages stay in %s-wal until its next checkpoint (another "
                            "program kept it busy; the next forget, or stopping both the kiosk and the uplink, empties it)", self.path)

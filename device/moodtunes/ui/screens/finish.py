@@ -436,13 +436,20 @@ class ForgetScreen(Screen):
         self.button(surface, "delete", ("Delete everything", "Delete"), style="danger")
         self.button(surface, "keep", ("Keep my profile", "Keep"), style="primary")
 
+    def _forget(self, profile_id: int) -> int:
+        """Delete the profile, keeping the keys its uploaded visits are under in the cloud for the
+        staff (`moodtunes forget --pending`): nothing else can tell them once the profile is gone."""
+        store, settings = self.app.store, self.app.settings
+        keys = store.cloud_keys(profile_id, settings.device_id, uploading=settings.mqtt.enabled)
+        return store.forget_profile(profile_id, keys)
+
     def on_tap(self, target_id: str) -> None:
         app = self.app
         if target_id == "keep":
             app.go(self.report)
         elif target_id == "delete":
             profile = app.visit.profile
-            if app.record(app.store.forget_profile, profile.id) is not None:
+            if app.record(self._forget, profile.id) is not None:
                 app.histories.pop(profile.id, None)
                 app.home()
                 app.toast("Your profile and visits are deleted from this kiosk.", good=True)  # no name to the log
