@@ -897,6 +897,25 @@ def test_replay_reports_what_is_no_dead_letter_and_goes_on(tmp_path, monkeypatch
     assert out[3:] == ["replayed: 2 written, 0 still refused, 3 unreadable"]
 
 
+def test_purge_deletes_the_letters_of_a_forgotten_key_and_keeps_the_rest(tmp_path, capsys):
+    """A dead letter keeps a whole visit, the person's key with it: replayed after the person was
+    forgotten, it wrote them back into InfluxDB."""
+    letters = DeadLetters(tmp_path, max_bytes_per_day=1 << 20)
+    forgotten, other = "ab" * 8, "cd" * 8
+    for n, key in enumerate((forgotten, other, forgotten)):
+        event = _event(event_id=f"evt-{n:08d}", profile_key=key)
+        letters.keep("moodtunes/kiosk-1/visit", event.model_dump_json().encode(), "InfluxDB rejected it", ENDED)
+    letters.keep("moodtunes/kiosk-1/visit", b"not json", "json", ENDED)
+    day = tmp_path / "2026-03-01.jsonl"
+    day.write_bytes(day.read_bytes() + b"half a line")
+    assert deadletter.main(["purge", "--profile-key", forgotten, str(day)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "purged: 2 letter(s) deleted"
+    lines = day.read_bytes().splitlines()
+    assert len(lines) == 3 and lines[-1] == b"half a line"  # no letter, or not a visit: kept
+    assert other in lines[0].decode() and forgotten not in day.read_text()
+    assert [path.name for path in tmp_path.iterdir()] == [day.name]  # no temporary file left
+
+
 # ---- review fixes: schema versions, rejections held and stamped, statuses in a full queue ----
 
 def test_a_version_1_visit_is_taken_without_per_play_ratings_and_refused_with_them():

@@ -47,7 +47,6 @@ def test_forget_me_with_uploads_leaves_the_staff_what_deletes_them_in_the_cloud(
     """The cloud keeps the visits under a key derived from the profile: once the kiosk deleted it,
     no one could tell the key, and `moodtunes forget NAME` found no such profile."""
     from moodtunes.cli import main as moodtunes
-
     from moodtunes.domain import MoodReading
 
     settings.mqtt.enabled = True

@@ -17,6 +17,12 @@ with the same MOODTUNES_INGEST_* settings as the ingest and its user properties 
 upload delay of its first delivery), and writes the valid ones to InfluxDB:
 after an upgrade of the ingest (an event of a newer schema_version), or once InfluxDB takes what it
 refused. Writing a visit again overwrites its points, so a file can be replayed more than once.
+
+    python -m moodtunes_cloud.deadletter purge --profile-key KEY... FILE...
+
+deletes from the files the letters of visits of these pseudonyms (a person forgotten on a device:
+`moodtunes forget --pending` gives their keys), so that no replay writes them back. Each file is
+rewritten whole: purge past days' files, or stop the ingest first (it appends to today's).
 """
 
 from __future__ import annotations
@@ -214,6 +220,33 @@ def replay(paths: list[Path], settings: IngestSettings, writer: Writer) -> Repla
     return result
 
 
+def _names_key(line: bytes, keys: set[str]) -> bool:
+    """Whether a letter is of a visit under one of ``keys`` (a line that is no letter, or whose
+    payload is no JSON object, names none: it is kept)."""
+    try:
+        payload = json.loads(_read_letter(line)[2])
+    except ValueError:
+        return False
+    return isinstance(payload, dict) and payload.get("profile_key") in keys
+
+
+def purge(paths: list[Path], keys: set[str]) -> int:
+    """Rewrite each file without the letters naming ``keys`` (atomically: a new file replaces it);
+    the number of letters deleted. OSError if a file can't be read or replaced."""
+    deleted = 0
+    for path in paths:
+        lines = path.read_bytes().splitlines(keepends=True)
+        kept = [line for line in lines if not _names_key(line, keys)]
+        if len(kept) == len(lines):
+            continue
+        fresh = path.with_name(f".{path.name}.purging")
+        fresh.write_bytes(b"".join(kept))
+        os.replace(fresh, path)
+        deleted += len(lines) - len(kept)
+        print(f"{path}: {len(lines) - len(kept)} letter(s) deleted")
+    return deleted
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m moodtunes_cloud.deadletter", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -224,7 +257,18 @@ def main(argv: list[str] | None = None) -> int:
                "again once it does (the letters already written are overwritten)",
     )
     replaying.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    purging = commands.add_parser("purge", help="delete the letters of visits of forgotten people's profile keys")
+    purging.add_argument("--profile-key", action="append", required=True, metavar="KEY",
+                         help="a pseudonym, as `moodtunes forget` prints it (repeatable)")
+    purging.add_argument("files", nargs="+", type=Path, metavar="FILE")
     args = parser.parse_args(argv)
+    if args.command == "purge":
+        try:
+            print(f"purged: {purge(args.files, set(args.profile_key))} letter(s) deleted")
+        except OSError as exc:
+            print(f"deadletter: {exc}", file=sys.stderr)
+            return 1
+        return 0
     try:
         settings = load_ingest_settings()
         writer = make_writer(settings)

@@ -116,7 +116,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                   f"AND time >= {epoch_ms(datetime.fromisoformat(visit.started_at))}ms "
                   f"AND time <= {epoch_ms(datetime.fromisoformat(visit.ended_at))}ms")
     print("(the deletes by profile_key stay listed by `moodtunes forget --pending` until "
-          "`moodtunes forget --pending --done`)")
+          "`moodtunes forget --pending --done`; the ingest's dead letters of these keys go with "
+          "`python -m moodtunes_cloud.deadletter purge --profile-key KEY FILE...`)")
     return 0
 
 
@@ -140,7 +141,8 @@ def _pending(settings: Settings, done: bool) -> int:
         print(f"cleared {len(pending)} forgotten people's cloud deletes as run:")
     else:
         print(f"{len(pending)} forgotten people's visits may be in the cloud: the operator deletes them with this "
-              "InfluxQL, then runs `moodtunes forget --pending --done`")
+              "InfluxQL and their dead letters on the ingest (`python -m moodtunes_cloud.deadletter purge "
+              "--profile-key KEY FILE...`), then runs `moodtunes forget --pending --done`")
     for key, forgotten_at in pending:
         print(f"-- forgotten {forgotten_at}")
         for measurement in MEASUREMENTS:
