@@ -168,3 +168,20 @@ def test_the_delete_button_looks_destructive_and_keeping_stays_the_main_way(sett
         assert ink == th.DANGER and th.contrast(fill, ink) >= 4.5
     finally:
         app.close()
+
+
+def test_a_profile_forgotten_elsewhere_while_its_tile_shows_starts_no_visit(settings, ada, told):
+    """`moodtunes forget` while the kiosk showed welcome: the stale tile led to "Hi Ada!" and a
+    scan under the consent deleted with the profile."""
+    app = make_app(settings, sample_scanner)
+    try:
+        with Store.open(settings.database_path) as store:
+            store.forget_profile(ada)
+        tap(app, f"profile:{ada}")
+        assert app.screen.name == "welcome" and app.visit is None
+        assert app.screen.target(f"profile:{ada}") is None  # the tiles as they are now
+        assert told()[-1] == "That profile isn't here any more."
+    finally:
+        app.close()
+    with Store.open(settings.database_path) as store:
+        assert rows(store, "SELECT count(*) FROM sessions")[0][0] == 0

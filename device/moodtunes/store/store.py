@@ -576,11 +576,10 @@ class Store:
         named = [p for p in self.profiles(include_guest=True) if same_name(p.name, name)]
         return sorted(named, key=lambda p: p.name != name.strip())
 
-    def profile(self, profile_id: int) -> Profile:
+    def profile(self, profile_id: int) -> Profile | None:
+        """The profile as stored now, or None if it is gone (forgotten)."""
         rows = self._query("SELECT * FROM profiles WHERE id = ?", (profile_id,))
-        if not rows:
-            raise KeyError(f"no profile with id {profile_id}")
-        return self._profile(rows[0])
+        return self._profile(rows[0]) if rows else None
 
     def record_consent(self, profile_id: int) -> None:
         with self.transaction() as db:

@@ -236,8 +236,19 @@ class WelcomeScreen(Screen):
         elif target_id == "page_next":
             self.page += 1
         elif target_id.startswith("profile:"):
-            profile_id = int(target_id.split(":", 1)[1])
-            self._start(next(p for p in self.profiles if p.id == profile_id))
+            self._start_profile(int(target_id.split(":", 1)[1]))
+
+    def _start_profile(self, profile_id: int) -> None:
+        """Start a visit of the profile as the store has it now, not as the tile was drawn: it may
+        have been forgotten meanwhile (`moodtunes forget`), its consent with it, and a stale tile
+        led to "Hi Ada!" and a scan under a consent deleted."""
+        profile = self.app.read("the profile", self.app.store.profile, profile_id)
+        if profile is None:
+            self.app.histories.pop(profile_id, None)
+            self.app.go(WelcomeScreen(self.app))  # the profiles as they are
+            self.app.toast("That profile isn't here any more.")
+            return
+        self._start(profile)
 
     def _start(self, profile: Profile) -> None:
         start_visit(self.app, profile)
