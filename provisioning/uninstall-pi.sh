@@ -34,6 +34,10 @@ main() {
     systemctl disable --now "${present[@]}"
     rm -f "${present[@]/#/$systemd_dir/}"
   fi
+  # Drop-ins made with `systemctl edit` (a data_dir elsewhere needs one, README).
+  for unit in "${units[@]}"; do
+    rm -rf "${systemd_dir:?}/$unit.d"
+  done
   systemctl daemon-reload
   systemctl reset-failed "${units[@]}" 2>/dev/null || true
   # The kiosk held tty1 (Conflicts=getty@tty1.service): the login prompt comes back now, not only at

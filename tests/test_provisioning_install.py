@@ -512,6 +512,9 @@ def run_uninstaller(tmp_path: Path, *args: str, units: bool = True,
     for name in ("moodtunes-kiosk.service", "moodtunes-uplink.service", "moodtunes-library.service",
                  "moodtunes-library.timer") if units else ():
         (tmp_path / "systemd" / name).write_text("[Unit]\n")
+    if units:  # a data_dir elsewhere, as README says: a drop-in made with `systemctl edit`
+        (tmp_path / "systemd" / "moodtunes-kiosk.service.d").mkdir(exist_ok=True)
+        (tmp_path / "systemd" / "moodtunes-kiosk.service.d" / "override.conf").write_text("[Service]\n")
     (tmp_path / "calls").write_text("")
     result = subprocess.run(["bash", "-c", f'. "{UNINSTALL}"\n{UNINSTALL_STUBS}', "uninstall-pi.sh", *args],
                             env=dict(os.environ, ROOT=str(tmp_path), **env), capture_output=True, text=True,

@@ -25,7 +25,7 @@ def test_sizes_parse_and_bad_ones_are_explained():
     assert parse_size("800x480") == (800, 480)
     assert parse_size(" 480X800 ") == (480, 800)
     assert parse_size("4096x2160") == (4096, 2160)
-    for bad in ("800", "800x", "wide", "100x100", "99999x99999", "4097x480"):
+    for bad in ("800", "800x", "wide", "100x100", "480x320", "99999x99999", "4097x480"):
         with pytest.raises(argparse.ArgumentTypeError):
             parse_size(bad)
 

@@ -8,7 +8,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from moodtunes.config import KIOSK_MAX_SIDE, Settings
+from moodtunes.config import KIOSK_MAX_SIDE, KIOSK_MIN_SIDE, Settings
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -17,8 +17,8 @@ def parse_size(text: str) -> tuple[int, int]:
     if not match:
         raise argparse.ArgumentTypeError(f"{text!r}: use WIDTHxHEIGHT, e.g. 800x480")
     width, height = int(match[1]), int(match[2])
-    if min(width, height) < 320:
-        raise argparse.ArgumentTypeError(f"{text!r}: the kiosk needs at least 320 pixels each way")
+    if min(width, height) < KIOSK_MIN_SIDE:  # as the settings: the layouts are made and tested from 480
+        raise argparse.ArgumentTypeError(f"{text!r}: the kiosk needs at least {KIOSK_MIN_SIDE} pixels each way")
     if max(width, height) > KIOSK_MAX_SIDE:
         raise argparse.ArgumentTypeError(f"{text!r}: at most {KIOSK_MAX_SIDE} pixels each way")
     return width, height
