@@ -340,8 +340,9 @@ main() {
 
 # report_doctor STATUS OUTPUT: the end of the install, by doctor's exit status (OUTPUT: what it
 # printed). 2 is a configuration the services refuse (they stop at once, not restarted): the
-# install fails (exit status 1). 1 is problems to fix (no camera or songs yet, a broker out of
-# reach): the install is done (exit status 0) and ends with doctor's FAIL lines.
+# install fails (exit status 1). 1 is a check that failed (a model, the display driver, the data
+# dir, TLS to the broker): the install is done (exit status 0) and ends with doctor's FAIL lines.
+# What is only a warning (no camera or songs yet, a broker out of reach) is in OUTPUT either way.
 report_doctor() {
   local restart="sudo systemctl restart moodtunes-kiosk moodtunes-uplink"
   local by_hand="sudo sh -c 'set -a; . $etc/env; exec runuser -u moodtunes -- $prefix/venv/bin/moodtunes doctor'"
