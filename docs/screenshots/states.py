@@ -42,7 +42,8 @@ class NoScanner:
 def kiosk(data_dir: Path, size: tuple[int, int]) -> KioskApp:
     os.environ["MOODTUNES_DATA_DIR"] = str(data_dir)
     app = KioskApp(demo_settings(load_settings()), scanner_factory=lambda settings: NoScanner(),
-                   player_factory=default_player_factory, library_loader=None, size=size, max_fps=0)
+                   player_factory=default_player_factory, library_loader=None, size=size, max_fps=0,
+                   settle_s=0.0)  # it taps on the frame a screen appears
     app.start()
     app.step()
     return app
