@@ -17,6 +17,7 @@ from moodtunes.ui import widgets
 from ui_support import (
     CALM,
     ENERGETIC,
+    HandClock,
     add_tracks,
     key,
     make_app,
@@ -29,16 +30,6 @@ from ui_support import (
     touch,
     visit_settings,
 )
-
-
-class HandClock:
-    """The kiosk's clock, moved only by the test (whole binary fractions: exact arithmetic)."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

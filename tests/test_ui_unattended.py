@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import pygame
 from moodtunes.store import Store
+from moodtunes.ui.app import SCREEN_SETTLE_S
 from moodtunes.ui.screens import music
 from ui_support import (
     CALM,
+    HandClock,
     add_songs,
     guest_at_songs,
     make_app,
@@ -20,16 +22,6 @@ from ui_support import (
     tap,
     target_rect,
 )
-
-
-class HandClock:
-    """The kiosk's clock, moved only by the test."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def tap_at(pos: tuple[int, int]) -> None:
@@ -48,13 +40,20 @@ def double_tap(app, clock: HandClock, target_id: str, apart: float = 0.17) -> No
     step(app)
 
 
+def settling_kiosk(settings, folder) -> tuple:
+    """The kiosk with calm songs, on a clock the test moves, ignoring input for 0.3 s after each
+    screen appears, as shipped (the tests' kiosks don't): (app, clock)."""
+    add_songs(settings, folder, count=8, category=CALM)
+    app = make_app(settings, sample_scanner)
+    clock = HandClock()
+    app.clock, app.settle_s = clock, SCREEN_SETTLE_S
+    return app, clock
+
+
 def test_a_double_tap_is_one_tap_not_a_second_one_on_the_screen_it_opened(settings, tmp_path):
     """The second tap of a double tap on a mood's face started a song nobody chose; on "Show my
     songs" it pressed "I'm done" under it; on "I'm done, rate it", "Check my mood again"."""
-    add_songs(settings, tmp_path / "music", count=8, category=CALM)
-    app = make_app(settings, sample_scanner)
-    clock = HandClock()
-    app.clock, app.settle_s = clock, 0.3
+    app, clock = settling_kiosk(settings, tmp_path / "music")
     try:
         tap(app, "guest")
         clock.now += 1.0
@@ -73,10 +72,7 @@ def test_a_double_tap_is_one_tap_not_a_second_one_on_the_screen_it_opened(settin
 
 
 def test_a_key_pressed_twice_does_one_thing(settings, tmp_path):
-    add_songs(settings, tmp_path / "music", count=2, category=CALM)
-    app = make_app(settings, sample_scanner)
-    clock = HandClock()
-    app.clock, app.settle_s = clock, 0.3
+    app, clock = settling_kiosk(settings, tmp_path / "music")
     try:
         tap(app, "guest")
         clock.now += 1.0

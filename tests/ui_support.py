@@ -200,6 +200,16 @@ def add_songs(settings: Settings, folder: Path, **tracks) -> list[TrackRecord]:
         return add_tracks(store, folder, **tracks)
 
 
+class HandClock:
+    """The kiosk's clock, moved only by the test (whole binary fractions: exact arithmetic)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def make_app(
     settings: Settings, scanner_factory: Callable, size=(800, 480), seed: int = 7, library_loader=None
 ) -> KioskApp:
