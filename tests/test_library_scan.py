@@ -250,6 +250,20 @@ def test_bytes_rewritten_at_the_end_of_a_file_with_its_times_kept_are_seen_too(l
     assert analyses == [str(rewritten)]
 
 
+def test_a_failed_file_repaired_in_place_with_its_times_kept_is_analysed_again(library, store, analyses):
+    """A failure kept no fingerprint, so a repair that kept size and mtime was adopted, not analysed."""
+    good = library / "demo" / SMALL[3]
+    repaired = good.read_bytes()
+    damaged = bytearray(repaired)
+    damaged[:4] = b"XXXX"  # no FLAC any more
+    good.write_bytes(bytes(damaged))
+    assert str(good) in [path for path, _ in scan_library([library], store, workers=1).failed]
+    analyses.clear()
+    _keeping_times(good, lambda path: path.write_bytes(repaired))
+    report = scan_library([library], store, workers=1)
+    assert analyses == [str(good)] and report.analysed == 1 and store.track_by_path(str(good)).error is None
+
+
 def test_a_chown_or_chmod_alone_costs_no_analysis_and_is_noted(library, store, analyses, monkeypatch):
     scan_library([library], store, workers=1)
     analyses.clear()

@@ -347,3 +347,13 @@ def test_untagged_songs_with_one_file_name_stay_apart():
     first, second = track("a/01 Track.mp3", artist="Unknown artist"), track("b/01 Track.mp3", artist="Unknown artist")
     first.title = second.title = "Track"
     assert recommend.song_key(first) != recommend.song_key(second)
+
+
+def test_songs_titled_by_their_file_names_are_not_one_song():
+    """Untagged rips of one band: "Track 01" of each album took each other's ratings and plays."""
+    first, second = track("Album One/Track 01.flac", artist="The Band"), track("Album Two/Track 01.flac", artist="The Band")
+    first.title = second.title = "Track 01"  # what the scan makes of the file name
+    assert recommend.song_key(first) != recommend.song_key(second)
+    tagged = track("Album One/01.flac", artist="The Band")
+    tagged.title = "Rain"
+    assert recommend.song_key(tagged) == "the band\nrain"

@@ -3,6 +3,8 @@ confirm; keeping is the default; the shared guest profile has no such button."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from moodtunes.store import Store
 from moodtunes.ui.layout import MIN_TOUCH
@@ -70,15 +72,20 @@ def test_forget_me_with_uploads_leaves_the_staff_what_deletes_them_in_the_cloud(
     capsys.readouterr()
     assert moodtunes(["forget", "--pending"]) == 0
     out = capsys.readouterr().out
-    assert "1 forgotten people's visits may be in the cloud" in out and "Ada" not in out
+    assert "1 cloud key(s) of forgotten people may have visits in the cloud" in out and "Ada" not in out
     assert [line for line in out.splitlines() if line.startswith("DELETE")] == [
         f"DELETE FROM \"{m}\" WHERE \"profile_key\" = '{key}'" for m in ("visit", "play", "reading")]
+    [done] = re.findall(r"`moodtunes forget --pending --done (\S+)`", out)
     assert moodtunes(["doctor", "--json"]) in (0, 1)
-    assert "1 forgotten people's visits to delete in the cloud" in capsys.readouterr().out
-    assert moodtunes(["forget", "--pending", "--done"]) == 0
-    assert "cleared 1" in capsys.readouterr().out
-    assert moodtunes(["forget", "--pending"]) == 0
-    assert "no one forgotten here has data left to delete in the cloud" in capsys.readouterr().out
+    assert "1 cloud key(s) of forgotten people whose visits may be in the cloud" in capsys.readouterr().out
+    with Store.open(settings.database_path) as store:  # someone forgotten after the list was printed
+        bob = store.create_profile("Bob", "#123456")
+        store.forget_profile(bob.id, ["b0" * 8])
+    assert moodtunes(["forget", "--pending", "--done", done]) == 0
+    assert "cleared 1 cloud key(s)" in capsys.readouterr().out
+    assert moodtunes(["forget", "--pending"]) == 0  # Bob's key was not printed: it stays
+    out = capsys.readouterr().out
+    assert "1 cloud key(s)" in out and "b0" * 8 in out and key not in out
 
 
 def test_uploads_on_the_confirmation_says_what_stays_in_the_cloud(settings, ada):
@@ -185,3 +192,23 @@ def test_a_profile_forgotten_elsewhere_while_its_tile_shows_starts_no_visit(sett
         app.close()
     with Store.open(settings.database_path) as store:
         assert rows(store, "SELECT count(*) FROM sessions")[0][0] == 0
+
+
+def test_a_profile_that_cant_be_read_is_not_said_to_be_gone(settings, ada, told, monkeypatch):
+    """A database busy past its timeout told a regular visitor their profile was deleted."""
+    from moodtunes.store import StoreError
+    from moodtunes.ui.screens.welcome import PROFILES_UNREADABLE
+
+    app = make_app(settings, sample_scanner)
+    try:
+        def busy(profile_id):
+            raise StoreError("database: database is locked")
+
+        monkeypatch.setattr(app.store, "profile", busy)
+        tap(app, f"profile:{ada}")
+        assert app.screen.name == "welcome" and app.visit is None and told()[-1] == PROFILES_UNREADABLE
+        monkeypatch.undo()
+        tap(app, f"profile:{ada}")
+        assert app.visit is not None and app.visit.profile.id == ada  # the tile still there, working
+    finally:
+        app.close()

@@ -151,3 +151,27 @@ def test_a_song_heard_whose_play_could_not_be_saved_still_counts_as_heard(settin
         assert app.screen.name == "rate" and app.screen.primary() == "again"
     finally:
         app.close()
+
+
+def test_an_empty_visit_whose_drop_failed_is_dropped_when_its_end_is_saved_late(settings, tmp_path, monkeypatch):
+    from moodtunes.store import StoreError
+
+    add_songs(settings, tmp_path / "music", count=2, category=CALM)
+    app = make_app(settings, sample_scanner)
+    try:
+        tap(app, "guest")  # the consent notice: nothing recorded yet
+        real_drop = app.store.drop_empty_visit
+
+        def full_disk(session_id):
+            raise StoreError("database: the disk is full")
+
+        monkeypatch.setattr(app.store, "drop_empty_visit", full_disk)
+        app.end_visit("abandoned")
+        app.home()
+        monkeypatch.setattr(app.store, "drop_empty_visit", real_drop)
+        tap(app, "guest")  # the next visit saves the last one's end: as dropped, not ended
+        with Store.open(settings.database_path) as store:
+            assert len(rows(store, "SELECT id FROM sessions")) == 1  # the new visit only
+            assert rows(store, "SELECT * FROM outbox") == []
+    finally:
+        app.close()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import heapq
 import random
+import re
 from collections import defaultdict, deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -38,6 +39,8 @@ PAGE_SIZE = 6
 # Artist tags that name no one (casefolded), as library scans and rippers write them for untagged
 # music: taken for an artist, they would make all such songs one band's, sharing its ratings.
 UNKNOWN_ARTISTS = frozenset({"", "unknown", "unknown artist", "[unknown]", "<unknown>"})
+# Titles that only number a track (casefolded): no song's name, whatever the artist.
+_NUMBERED_TRACK = re.compile(r"((audio )?(track|piste|titel|pista|spur|faixa) ?)?#?\d{1,3}")
 
 _CATEGORY_QUADRANT = {Category.HIGHLY_ENERGETIC: "Q1", Category.HAPPY_AND_CALM: "Q4"}
 
@@ -129,11 +132,14 @@ def liking_posteriors(feedback: Iterable[Feedback]) -> tuple[dict[str, Counts], 
 def song_key(track: TrackRecord) -> str:
     """What a song's ratings and recent plays go by: its artist and title, so that one song
     catalogued twice (on its album and on a best-of) is one song, where a 1-star rating of one
-    copy left the other on page 1; its path when either tag is missing (untagged songs are titled
-    by their file names, which may match)."""
+    copy left the other on page 1; its path when either tag is missing, or when the title only
+    numbers the track ("Track 01", "01": a rip's, or the file name of a song with no title tag,
+    the same in every album of a band)."""
     artist = artist_key(track.artist)
     title = " ".join(track.title.split()).casefold()
-    return f"{artist}\n{title}" if artist is not None and title else track.path
+    if artist is None or not title or _NUMBERED_TRACK.fullmatch(title):
+        return track.path
+    return f"{artist}\n{title}"
 
 
 def liking_beta(

@@ -88,8 +88,8 @@ def _store(settings: Settings) -> Check:
     if counts["refused"]:  # the uplink set them aside: over the size limit, they can never be sent
         return Check("store", "warn", f"{summary}, {counts['refused']} too big ever to send (kept here; the uplink's log says which)")
     if cloud_deletes:  # "Forget me" on the kiosk: their uploaded visits wait for the operator
-        return Check("store", "warn", f"{summary}, {cloud_deletes} forgotten people's visits to delete in the cloud "
-                                      "(`moodtunes forget --pending` prints how)")
+        return Check("store", "warn", f"{summary}, {cloud_deletes} cloud key(s) of forgotten people whose visits "
+                                      "may be in the cloud (`moodtunes forget --pending` prints how to delete them)")
     return Check("store", "ok", summary)
 
 

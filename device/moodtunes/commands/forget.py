@@ -32,9 +32,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--pending", action="store_true",
         help="instead of a name: print the InfluxQL that deletes the cloud data of everyone forgotten here "
-             "(on the kiosk too) since the operator last said it was run; with --done, say it was",
+             "(on the kiosk too) since the operator last said it was run, and the --done command that says so",
     )
-    parser.add_argument("--done", action="store_true", help="with --pending: the deletes it prints were run")
+    parser.add_argument(
+        "--done", metavar="UNTIL",
+        help="with --pending: the deletes it printed were run, for everyone forgotten until UNTIL (as it "
+             "printed it; someone forgotten since stays listed)",
+    )
     parser.add_argument(
         "--sent-as", action="append", default=[], metavar="DEVICE_ID",
         help="also print the deletes for what went to the cloud under this earlier device_id of this device "
@@ -50,14 +54,15 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         # It goes into the printed InfluxQL: x' OR '1'='1 would delete every device's readings.
         print(f"moodtunes forget: --sent-as {bad[0]!r} is no device_id (letters, digits, '.', '_', '-')", file=sys.stderr)
         return 2
-    if (args.name is None) != args.pending or (args.done and not args.pending):
-        print("moodtunes forget: give a NAME, or --pending (with --done once its deletes were run)", file=sys.stderr)
+    if (args.name is None) != args.pending or (args.done is not None and not args.pending):
+        print("moodtunes forget: give a NAME, or --pending (with --done UNTIL once its deletes were run)",
+              file=sys.stderr)
         return 2
     if problem := data_dir_problem(settings.data_dir):
         print(f"moodtunes forget: the {problem}", file=sys.stderr)
         return 1
     if args.pending:
-        return _pending(settings, done=args.done)
+        return _pending(settings, done_until=args.done)
     if not settings.database_path.exists():
         print(f"moodtunes forget: no profile named {args.name!r} (nothing is recorded here yet)", file=sys.stderr)
         return 1
@@ -121,28 +126,30 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _pending(settings: Settings, done: bool) -> int:
+def _pending(settings: Settings, done_until: str | None) -> int:
     """Print the deletes by key of everyone forgotten here whose cloud data may remain (the kiosk's
-    "Forget me" prints nothing, and the keys can't be derived once the profile is gone); with
-    ``done``, the operator ran them: they are cleared."""
+    "Forget me" prints nothing, and the keys can't be derived once the profile is gone), and the
+    command that says they were run; with ``done_until``, the operator ran those of everyone
+    forgotten until then: they are cleared (someone forgotten after the list was printed stays)."""
     from moodtunes.store import Store
 
     if not settings.database_path.exists():
         print("no one forgotten here has data left to delete in the cloud")
         return 0
-    with Store.open(settings.database_path, readonly=not done) as store:
-        pending = store.pending_cloud_deletes()
-        if done:
+    with Store.open(settings.database_path, readonly=done_until is None) as store:
+        pending = [(key, at) for key, at in store.pending_cloud_deletes() if done_until is None or at <= done_until]
+        if done_until is not None:
             store.clear_cloud_deletes(key for key, _ in pending)
     if not pending:
-        print("no one forgotten here has data left to delete in the cloud")
+        print("no one forgotten here has data left to delete in the cloud"
+              + (f" (until {done_until})" if done_until is not None else ""))
         return 0
-    if done:
-        print(f"cleared {len(pending)} forgotten people's cloud deletes as run:")
+    if done_until is not None:
+        print(f"cleared {len(pending)} cloud key(s) of forgotten people as deleted:")
     else:
-        print(f"{len(pending)} forgotten people's visits may be in the cloud: the operator deletes them with this "
-              "InfluxQL and their dead letters on the ingest (`python -m moodtunes_cloud.deadletter purge "
-              "--profile-key KEY FILE...`), then runs `moodtunes forget --pending --done`")
+        print(f"{len(pending)} cloud key(s) of forgotten people may have visits in the cloud: the operator deletes "
+              "them with this InfluxQL and their dead letters on the ingest (`python -m moodtunes_cloud.deadletter "
+              f"purge --profile-key KEY FILE...`), then runs `moodtunes forget --pending --done {pending[-1][1]}`")
     for key, forgotten_at in pending:
         print(f"-- forgotten {forgotten_at}")
         for measurement in MEASUREMENTS:

@@ -567,9 +567,18 @@ def _store_result(
     # A retryable failure is recorded without an analysis key, which never matches the current
     # one: the next scan tries the file again, unchanged or not.
     store.record_track_error(state.path, state.size, state.mtime, result.reason,
-                             None if result.retry else analysis, ctime=state.ctime)
+                             None if result.retry else analysis, ctime=state.ctime, fingerprint=_readable_fingerprint(state))
     report.failed.append((state.path, result.reason))
     logger.warning("skipped %s: %s", state.path, result.reason)
+
+
+def _readable_fingerprint(state: FileState) -> str | None:
+    """The file's fingerprint, kept with its failure: repaired in place with its size and mtime
+    kept, it is then analysed again (None, for a file that can't be read, adopts one later)."""
+    try:
+        return file_fingerprint(state.path)
+    except OSError:
+        return None
 
 
 def _killed_before(store: Store, state: FileState) -> bool:

@@ -967,11 +967,12 @@ class Store:
             return int(db.execute("SELECT id FROM tracks WHERE path = ?", (rec.path,)).fetchone()[0])
 
     def record_track_error(
-        self, path: str, size: int, mtime: float, error: str, analysis: str | None = None, ctime: float | None = None
+        self, path: str, size: int, mtime: float, error: str, analysis: str | None = None,
+        ctime: float | None = None, fingerprint: str | None = None,
     ) -> None:
         """Keep a file that can't be analysed, so a rescan skips it until it or the analysis changes."""
         record = TrackRecord(path=path, size=size, mtime=mtime, title=Path(path).stem, artist="", analysis=analysis,
-                             ctime=ctime)
+                             ctime=ctime, fingerprint=fingerprint)
         record.error = error
         self.upsert_track(record)
 

@@ -706,11 +706,15 @@ class KioskApp:
         for session_id, (reason, ended_at) in list(self._unsaved_ends.items()):
             if session_id in still_open:
                 try:
-                    self.store.finish_session(session_id, reason, device_id=self.settings.device_id, ended_at=ended_at)
+                    if self.store.drop_empty_visit(session_id):  # its drop was what failed
+                        logger.info("visit %d ended (%s) with nothing recorded: not kept", session_id, reason)
+                    else:
+                        self.store.finish_session(session_id, reason, device_id=self.settings.device_id,
+                                                  ended_at=ended_at)
+                        logger.info("visit %d ended: %s (saved late)", session_id, reason)
                 except StoreError as exc:
                     logger.error("visit %d still can't be saved as ended: %s", session_id, exc)
                     return
-                logger.info("visit %d ended: %s (saved late)", session_id, reason)
             del self._unsaved_ends[session_id]
 
     def add_reading(self, phase: str, reading: MoodReading) -> None:

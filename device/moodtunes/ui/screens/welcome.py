@@ -4,10 +4,12 @@ when the database can't be opened."""
 
 from __future__ import annotations
 
+import logging
+
 import pygame
 
 from moodtunes.domain import same_name
-from moodtunes.store import Profile
+from moodtunes.store import Profile, StoreError
 from moodtunes.ui import layout as lay
 from moodtunes.ui import theme as th
 from moodtunes.ui.fonts import FontStack
@@ -24,6 +26,8 @@ from moodtunes.ui.widgets import (
     paragraph_height,
     title_lines,
 )
+
+logger = logging.getLogger(__name__)
 
 TAGLINE = "Let the camera read your mood, then enjoy music picked to lift it."
 STEPS = ("Look at the camera", "Play a song or two", "See if it helped")
@@ -242,7 +246,12 @@ class WelcomeScreen(Screen):
         """Start a visit of the profile as the store has it now, not as the tile was drawn: it may
         have been forgotten meanwhile (`moodtunes forget`), its consent with it, and a stale tile
         led to "Hi Ada!" and a scan under a consent deleted."""
-        profile = self.app.read("the profile", self.app.store.profile, profile_id)
+        try:
+            profile = self.app.store.profile(profile_id)
+        except StoreError as exc:  # not "deleted": a database busy or failing
+            logger.error("can't read the profile: %s", exc)
+            self.app.toast(PROFILES_UNREADABLE)
+            return
         if profile is None:
             self.app.histories.pop(profile_id, None)
             self.app.go(WelcomeScreen(self.app))  # the profiles as they are
