@@ -81,6 +81,10 @@ def test_forget_me_with_uploads_leaves_the_staff_what_deletes_them_in_the_cloud(
     with Store.open(settings.database_path) as store:  # someone forgotten after the list was printed
         bob = store.create_profile("Bob", "#123456")
         store.forget_profile(bob.id, ["b0" * 8])
+    for typo in ("now", "2026-12-06"):  # compared as text, "now" cleared every key for good
+        with pytest.raises(SystemExit) as refused:
+            moodtunes(["forget", "--pending", "--done", typo])
+        assert refused.value.code == 2
     assert moodtunes(["forget", "--pending", "--done", done]) == 0
     assert "cleared 1 cloud key(s)" in capsys.readouterr().out
     assert moodtunes(["forget", "--pending"]) == 0  # Bob's key was not printed: it stays

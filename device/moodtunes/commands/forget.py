@@ -25,6 +25,18 @@ EXIT_STATUS = (
 )
 
 
+def _moment(text: str) -> datetime:
+    """UNTIL as --pending prints it: an ISO 8601 date and time with its zone. Anything else was
+    compared as text, and "now" cleared every key for good."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date and time as --pending prints it") from None
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no time zone (--pending prints it with +00:00)")
+    return moment
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EXIT_STATUS
     parser.add_argument("name", nargs="?", help="the profile's name (any case or spacing, in any alphabet)")
@@ -35,7 +47,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
              "(on the kiosk too) since the operator last said it was run, and the --done command that says so",
     )
     parser.add_argument(
-        "--done", metavar="UNTIL",
+        "--done", metavar="UNTIL", type=_moment,
         help="with --pending: the deletes it printed were run, for everyone forgotten until UNTIL (as it "
              "printed it; someone forgotten since stays listed)",
     )
@@ -120,13 +132,14 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             print(f"DELETE FROM \"reading\" WHERE \"device_id\" = '{device_id}' AND \"profile_key\" = '' "
                   f"AND time >= {epoch_ms(datetime.fromisoformat(visit.started_at))}ms "
                   f"AND time <= {epoch_ms(datetime.fromisoformat(visit.ended_at))}ms")
-    print("(the deletes by profile_key stay listed by `moodtunes forget --pending` until "
-          "`moodtunes forget --pending --done`; the ingest's dead letters of these keys go with "
-          "`python -m moodtunes_cloud.deadletter purge --profile-key KEY FILE...`)")
+    print("(the deletes by profile_key stay listed by `moodtunes forget --pending`, with the `--done` command "
+          "to run once they were; the ingest's dead letters of these keys go with `python -m "
+          "moodtunes_cloud.deadletter purge --profile-key KEY FILE...` on every file of its dead-letter folder, "
+          "the ingest stopped: cloud/README.md)")
     return 0
 
 
-def _pending(settings: Settings, done_until: str | None) -> int:
+def _pending(settings: Settings, done_until: datetime | None) -> int:
     """Print the deletes by key of everyone forgotten here whose cloud data may remain (the kiosk's
     "Forget me" prints nothing, and the keys can't be derived once the profile is gone), and the
     command that says they were run; with ``done_until``, the operator ran those of everyone
@@ -137,19 +150,21 @@ def _pending(settings: Settings, done_until: str | None) -> int:
         print("no one forgotten here has data left to delete in the cloud")
         return 0
     with Store.open(settings.database_path, readonly=done_until is None) as store:
-        pending = [(key, at) for key, at in store.pending_cloud_deletes() if done_until is None or at <= done_until]
+        pending = [(key, at) for key, at in store.pending_cloud_deletes()
+                   if done_until is None or datetime.fromisoformat(at) <= done_until]
         if done_until is not None:
             store.clear_cloud_deletes(key for key, _ in pending)
     if not pending:
         print("no one forgotten here has data left to delete in the cloud"
-              + (f" (until {done_until})" if done_until is not None else ""))
+              + (f" (until {done_until.isoformat()})" if done_until is not None else ""))
         return 0
     if done_until is not None:
         print(f"cleared {len(pending)} cloud key(s) of forgotten people as deleted:")
     else:
         print(f"{len(pending)} cloud key(s) of forgotten people may have visits in the cloud: the operator deletes "
               "them with this InfluxQL and their dead letters on the ingest (`python -m moodtunes_cloud.deadletter "
-              f"purge --profile-key KEY FILE...`), then runs `moodtunes forget --pending --done {pending[-1][1]}`")
+              "purge --profile-key KEY FILE...` on every file of its dead-letter folder, the ingest stopped: "
+              f"cloud/README.md), then runs `moodtunes forget --pending --done {pending[-1][1]}`")
     for key, forgotten_at in pending:
         print(f"-- forgotten {forgotten_at}")
         for measurement in MEASUREMENTS:
