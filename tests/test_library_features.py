@@ -191,6 +191,21 @@ def vbr_mp3_without_xing(path: Path, quiet_s: float, loud_s: float) -> Path:
     return path
 
 
+def test_a_flac_written_to_a_pipe_is_as_long_as_what_decodes(tmp_path):
+    """Its header gives 0 total samples ("unknown"), which libsndfile reports as 2^63-1 frames: it
+    was refused as "truncated or damaged: the header says 209146758205324 s"."""
+    ffmpeg = require_tool("ffmpeg")
+    path = tmp_path / "piped.flac"
+    with path.open("wb") as out:
+        subprocess.run([ffmpeg, "-loglevel", "error", "-f", "lavfi", "-t", "10", "-i",
+                        "aevalsrc=0.3*sin(2*PI*220*t)*(0.5+0.5*sin(2*PI*2*t)):s=44100:c=stereo",
+                        "-c:a", "flac", "-f", "flac", "-"], stdout=out, check=True)
+    assert sf.info(str(path)).frames == 2**63 - 1  # what made it look six million years long
+    excerpt = load_excerpt(path)
+    assert excerpt.source_duration == pytest.approx(10.0, abs=0.1)
+    assert excerpt.samples.size / excerpt.sr == pytest.approx(10.0, abs=0.1)
+
+
 def test_an_mp3_is_as_long_as_what_decodes_not_as_its_headers_estimate(tmp_path):
     """An MP3's header length is an estimate from its first frame's bitrate: a good VBR file
     without a VBR header (a quiet start, then loud) was refused as truncated at "40 s"; the first

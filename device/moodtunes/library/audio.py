@@ -78,16 +78,28 @@ def _to_mono_resampled(samples: np.ndarray, native_sr: int, sr: int) -> np.ndarr
     return mono
 
 
+# What libsndfile gives as the frame count of a file whose header doesn't say (a FLAC written to
+# a pipe has 0 total samples): taken for a length, it made a 10 s song "6 million years" long.
+SF_UNKNOWN_FRAMES = 2**63 - 1
+
+
+class _LengthUnknown(Exception):
+    """libsndfile can't tell the length (and, at the end of such a stream, can't tell its place
+    either, which every read past the end fails on): ffmpeg's turn, told the length measured."""
+
+
 def _decode_soundfile(path: Path, sr: int, max_seconds: float) -> Excerpt:
     with sf.SoundFile(str(path)) as f:
         native_sr = f.samplerate
+        if f.frames >= SF_UNKNOWN_FRAMES:
+            raise _LengthUnknown
         if f.frames > 0:
             duration = f.frames / native_sr
             offset, length = excerpt_window(duration, max_seconds)
             if offset > 0:
                 f.seek(int(offset * native_sr))
             samples = f.read(int(length * native_sr), dtype="float32", always_2d=True)
-        else:  # a stream whose length the header doesn't give: read it all, keep the middle
+        else:  # a WAV streamed without sizes in its header: read it all, keep the middle
             samples = f.read(dtype="float32", always_2d=True)
             duration = len(samples) / native_sr
             offset, length = excerpt_window(duration, max_seconds)
@@ -233,6 +245,8 @@ def load_excerpt(
     with _decoder_notes_silenced():
         try:
             excerpt = _decode_soundfile(path, sr, max_seconds)
+        except _LengthUnknown:  # a FLAC written to a pipe: 0 total samples in its header
+            excerpt = _decode_fallback(path, sr, max_seconds, _decodable_seconds(path))
         except sf.LibsndfileError:
             excerpt = _decode_fallback(path, sr, max_seconds, duration_hint)
         except (RuntimeError, ValueError) as exc:
