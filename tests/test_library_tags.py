@@ -10,7 +10,7 @@ from moodtunes.library.tags import MAX_TAG_CHARS, UNKNOWN_ARTIST, read_tags, tit
 from moodtunes.recommend import artist_key
 from mutagen.apev2 import APEv2
 from mutagen.flac import FLAC
-from mutagen.id3 import ID3, TALB, TCON, TDRC, TIT2, TPE1
+from mutagen.id3 import ID3, TALB, TCON, TDRC, TIT2, TPE1, TPE2
 from mutagen.oggvorbis import OggVorbis
 from mutagen.wave import WAVE
 
@@ -186,3 +186,21 @@ def test_a_damaged_apev2_block_leaves_the_id3_tags(tmp_path, tag_size):
     path.write_bytes(bytes(data))
     tags = read_tags(path)
     assert (tags.title, tags.artist) == ("From ID3", UNKNOWN_ARTIST)
+
+
+def test_an_album_artist_stands_in_for_a_missing_artist(tmp_path):
+    """An album tagged for its artist only (MP4 aART, ID3 TPE2, Vorbis ALBUMARTIST) was by
+    "Unknown artist"."""
+    flac = _tone(tmp_path / "x.flac", "FLAC")
+    audio = FLAC(str(flac))
+    audio.update({"title": "Rain", "albumartist": "Nora"})
+    audio.save()
+    assert read_tags(flac).artist == "Nora"
+    mp3 = _mp3(tmp_path / "x.mp3")
+    id3 = ID3()
+    id3.add(TPE2(text="The Larks"))
+    id3.save(str(mp3))
+    assert read_tags(mp3).artist == "The Larks"
+    audio["artist"] = "Ann"  # an artist tag wins
+    audio.save()
+    assert read_tags(flac).artist == "Ann"

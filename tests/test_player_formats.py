@@ -63,6 +63,15 @@ def test_a_converted_song_longer_than_the_memory_cap_is_refused(tmp_path, player
         player.load(song)
 
 
+def test_a_song_the_catalogue_knows_too_long_to_convert_is_refused_before_converting(tmp_path, player, monkeypatch):
+    """A 2 h M4A was decoded for 20 minutes' worth (231 MB) at every pick, then refused."""
+    song = ffmpeg_tone(tmp_path / "long.m4a", 3.0, ["-c:a", "aac"])
+    monkeypatch.setattr(player_module, "MAX_CONVERTED_S", 2)
+    monkeypatch.setattr(player_module, "convert_to_wav", lambda *a, **k: pytest.fail("converted"))
+    with pytest.raises(PlayerError, match="long.m4a: can't be played: longer than"):
+        player.load(song, duration=3.0)
+
+
 def test_a_file_neither_the_mixer_nor_ffmpeg_decodes_is_a_player_error(tmp_path, player):
     require_tool("ffmpeg")
     bad = tmp_path / "broken.m4a"

@@ -160,10 +160,14 @@ def convert_to_wav(
         raise PlayerError(f"{path.name}: can't be played: neither the mixer nor ffmpeg decodes it "
                           "(damaged, or not audio)")
     if seconds > MAX_CONVERTED_S:
-        raise PlayerError(f"{path.name}: can't be played: longer than {MAX_CONVERTED_S // 60} minutes, "
-                          "the most converted for playback in memory")
+        raise _too_long_to_convert(path)
     buffer.seek(0)
     return buffer, seconds
+
+
+def _too_long_to_convert(path: Path) -> PlayerError:
+    return PlayerError(f"{path.name}: can't be played: longer than {MAX_CONVERTED_S // 60} minutes, "
+                       "the most converted for playback in memory")
 
 
 def probe_duration(path: Path) -> float:
@@ -217,6 +221,8 @@ class MixerPlayer:
         except OSError as exc:  # not readable by the kiosk's user, or the drive failing
             raise PlayerError(f"{path.name}: can't be read ({exc.strerror or exc})") from None
         except self._pygame_error as exc:
+            if duration and duration > MAX_CONVERTED_S:  # known from the catalogue: no 20 min of decoding to learn it
+                raise _too_long_to_convert(path) from None
             logger.info("%s: the mixer can't read it (%s): converting it with ffmpeg", path.name, exc)
             if converting is not None:
                 converting()

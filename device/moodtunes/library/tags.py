@@ -77,8 +77,12 @@ def _raw_fields(path: Path) -> tuple[dict[str, str | None], float | None]:
     tags = audio.tags
     if isinstance(tags, ID3):
         fields = {k: _field(k, tags.get(frame).text if frame in tags else None) for k, frame in _ID3_FRAMES.items()}
+        album_artist = _field("artist", tags.get("TPE2").text if "TPE2" in tags else None)
     else:
         fields = {k: _field(k, tags.get(k)) for k in _ID3_FRAMES} if tags is not None else {}
+        album_artist = _field("artist", tags.get("albumartist")) if tags is not None else None
+    if not fields.get("artist") and album_artist:  # an album tagged for its artist only (MP4 aART)
+        fields["artist"] = album_artist
     if not all(fields.get(k) for k in _ID3_FRAMES):
         if isinstance(audio, WAVE | AIFF):
             fields = _chunk_fields(path) | {k: v for k, v in fields.items() if v}
