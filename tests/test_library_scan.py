@@ -27,7 +27,7 @@ from moodtunes.library import NoMusicFolders, ensure_library, scan_library
 from moodtunes.library import scan as scan_module
 from moodtunes.library.demo import ARTISTS, TRACKS, synthesize, write_demo_library
 from moodtunes.store import Store, TrackRecord
-from mutagen.flac import FLAC
+from mutagen.flac import FLAC, Picture, VCFLACDict
 
 LIST_FIELDS = {"path", "title", "artist", "album", "genre", "duration", "quadrant", "probs", "valence",
                "arousal", "category", "tempo", "key", "features"}
@@ -232,6 +232,32 @@ def test_a_file_retagged_in_place_with_its_size_and_mtime_kept_is_analysed_again
     assert store.track_by_path(str(retagged)).title == "Evening Tea"
     analyses.clear()
     assert (scan_library([library], store, workers=1).unchanged, analyses) == (5, [])
+
+
+def test_a_retag_past_a_large_cover_with_its_times_kept_is_seen_too(library, store, analyses):
+    """A FLAC's comments may follow its picture: 3 MB in, out of the digest's first and last 64 KiB."""
+    retagged = library / "demo" / SMALL[0]
+    tags = FLAC(str(retagged))
+    cover = Picture()
+    cover.data, cover.type, cover.mime = bytes(3_000_000), 3, "image/jpeg"
+    tags.add_picture(cover)
+    tags.save()
+    tags = FLAC(str(retagged))
+    comments = next(block for block in tags.metadata_blocks if isinstance(block, VCFLACDict))
+    tags.metadata_blocks.remove(comments)
+    tags.metadata_blocks.append(comments)  # after the picture
+    tags.save()
+    scan_library([library], store, workers=1)
+    analyses.clear()
+
+    def retitle(path):
+        edited = FLAC(str(path))
+        edited["title"] = "Sunset sprint"  # within the padding: the file keeps its size
+        edited.save()
+
+    _keeping_times(retagged, retitle)
+    scan_library([library], store, workers=1)
+    assert analyses == [str(retagged)] and store.track_by_path(str(retagged)).title == "Sunset sprint"
 
 
 def test_bytes_rewritten_at_the_end_of_a_file_with_its_times_kept_are_seen_too(library, store, analyses):

@@ -160,13 +160,16 @@ FINGERPRINT_SPAN = 64 * 1024
 
 
 def file_fingerprint(path: str) -> str:
-    """A digest of the file's first and last FINGERPRINT_SPAN bytes: what a tag edit rewrites."""
+    """A digest of the file's first and last FINGERPRINT_SPAN bytes, what a tag edit rewrites, and
+    of its tags as read, wherever the format keeps them (a FLAC's comments may follow a 3 MB
+    cover, out of those bytes' reach)."""
     digest = hashlib.blake2b(digest_size=16)
     with open(path, "rb") as audio:
         digest.update(audio.read(FINGERPRINT_SPAN))
         size = os.fstat(audio.fileno()).st_size
         audio.seek(max(FINGERPRINT_SPAN, size - FINGERPRINT_SPAN))
         digest.update(audio.read(FINGERPRINT_SPAN))
+    digest.update(repr(read_tags(Path(path))).encode())
     return digest.hexdigest()
 
 
