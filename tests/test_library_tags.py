@@ -1,5 +1,6 @@
 """Tags: real metadata is read from each container; files without tags fall back to the file name."""
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -204,3 +205,18 @@ def test_an_album_artist_stands_in_for_a_missing_artist(tmp_path):
     audio["artist"] = "Ann"  # an artist tag wins
     audio.save()
     assert read_tags(flac).artist == "Ann"
+
+
+def test_an_id3_tag_before_a_flac_stream_is_read(tmp_path):
+    """Some rippers write one; mutagen's FLAC view skips it, and the song was its file name."""
+    plain = _tone(tmp_path / "plain.flac", "FLAC")
+    id3 = ID3()
+    id3.add(TIT2(text="Rain"))
+    id3.add(TPE2(text="Nora"))  # an album artist only
+    tag = io.BytesIO()
+    id3.save(tag)
+    tagged = tmp_path / "tagged.flac"
+    tagged.write_bytes(tag.getvalue() + plain.read_bytes())
+    tags = read_tags(tagged)
+    assert (tags.title, tags.artist) == ("Rain", "Nora") and tags.duration == pytest.approx(1.5, abs=0.05)
+    assert read_tags(plain).title == "plain"  # no ID3 there: nothing changes

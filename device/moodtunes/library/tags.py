@@ -11,6 +11,7 @@ import mutagen
 import soundfile
 from mutagen.aiff import AIFF
 from mutagen.apev2 import APENoHeaderError, APEv2
+from mutagen.flac import FLAC
 from mutagen.id3 import ID3
 from mutagen.mp3 import MP3
 from mutagen.wave import WAVE
@@ -76,8 +77,7 @@ def _raw_fields(path: Path) -> tuple[dict[str, str | None], float | None]:
     duration = getattr(audio.info, "length", None) or None
     tags = audio.tags
     if isinstance(tags, ID3):
-        fields = {k: _field(k, tags.get(frame).text if frame in tags else None) for k, frame in _ID3_FRAMES.items()}
-        album_artist = _field("artist", tags.get("TPE2").text if "TPE2" in tags else None)
+        fields, album_artist = _id3_fields(tags)
     else:
         fields = {k: _field(k, tags.get(k)) for k in _ID3_FRAMES} if tags is not None else {}
         album_artist = _field("artist", tags.get("albumartist")) if tags is not None else None
@@ -88,7 +88,25 @@ def _raw_fields(path: Path) -> tuple[dict[str, str | None], float | None]:
             fields = _chunk_fields(path) | {k: v for k, v in fields.items() if v}
         elif isinstance(audio, MP3):
             fields = _ape_fields(path) | {k: v for k, v in fields.items() if v}
+        elif isinstance(audio, FLAC):
+            fields = _leading_id3_fields(path) | {k: v for k, v in fields.items() if v}
     return fields, duration
+
+
+def _id3_fields(tags: ID3) -> tuple[dict[str, str | None], str | None]:
+    """(the fields of an ID3 tag, its album artist)."""
+    fields = {k: _field(k, tags.get(frame).text if frame in tags else None) for k, frame in _ID3_FRAMES.items()}
+    return fields, _field("artist", tags.get("TPE2").text if "TPE2" in tags else None)
+
+
+def _leading_id3_fields(path: Path) -> dict[str, str | None]:
+    """The fields of an ID3 tag before a FLAC stream (some rippers write one), which mutagen's FLAC
+    view skips; none when there is none, or it can't be read."""
+    try:
+        fields, album_artist = _id3_fields(ID3(str(path)))
+    except (mutagen.MutagenError, ValueError):
+        return {}
+    return fields | ({"artist": album_artist} if not fields.get("artist") and album_artist else {})
 
 
 def _chunk_fields(path: Path) -> dict[str, str | None]:
