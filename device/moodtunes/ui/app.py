@@ -219,11 +219,7 @@ class KioskApp:
         next start: it must not keep the kiosk from serving the next visitor."""
         for session_id in session_ids:
             try:
-                if self.store.drop_empty_visit(session_id):
-                    logger.info("dropped visit %d, left open by an interruption with nothing recorded", session_id)
-                    continue
-                self.store.finish_session(session_id, "interrupted", device_id=self.settings.device_id)
-                logger.info("closed visit %d left open by an interruption", session_id)
+                self._end_in_store(session_id, "interrupted")
             except StoreError as exc:
                 logger.error("visit %d left open by an interruption can't be closed: %s", session_id, exc)
 
@@ -683,16 +679,21 @@ class KioskApp:
         if visit.session_id is None:
             return
         ended_at = utc_now()
-        dropped = self.record(self.store.drop_empty_visit, visit.session_id)  # None: the store failed
-        if dropped:
-            logger.info("visit %d ended (%s) with nothing recorded: not kept", visit.session_id, reason)
-        elif dropped is not None and self.record(
-                self.store.finish_session, visit.session_id, reason, device_id=self.settings.device_id):
-            logger.info("visit %d ended: %s", visit.session_id, reason)
-        else:  # ended as it did once the store takes writes: not "interrupted" at the next start
+        if self.record(self._end_in_store, visit.session_id, reason) is None:
+            # ended as it did once the store takes writes: not "interrupted" at the next start
             self._unsaved_ends[visit.session_id] = (reason, ended_at)
             logger.error("visit %d couldn't be saved as ended (%s); saving it is tried again at the next "
                          "visit", visit.session_id, reason)
+
+    def _end_in_store(self, session_id: int, reason: str, ended_at: str | None = None) -> bool:
+        """End a visit in the store (its event queued), or delete it if it recorded nothing
+        (``drop_empty_visit``); True, or StoreError. ``ended_at``: for an end saved late."""
+        if self.store.drop_empty_visit(session_id):
+            logger.info("visit %d ended (%s) with nothing recorded: not kept", session_id, reason)
+        else:
+            self.store.finish_session(session_id, reason, device_id=self.settings.device_id, ended_at=ended_at)
+            logger.info("visit %d ended: %s%s", session_id, reason, " (saved late)" if ended_at else "")
+        return True
 
     def _save_unsaved_ends(self) -> None:
         """Save the ends of visits the store refused (a full disk), with their reasons and times, in
@@ -706,12 +707,7 @@ class KioskApp:
         for session_id, (reason, ended_at) in list(self._unsaved_ends.items()):
             if session_id in still_open:
                 try:
-                    if self.store.drop_empty_visit(session_id):  # its drop was what failed
-                        logger.info("visit %d ended (%s) with nothing recorded: not kept", session_id, reason)
-                    else:
-                        self.store.finish_session(session_id, reason, device_id=self.settings.device_id,
-                                                  ended_at=ended_at)
-                        logger.info("visit %d ended: %s (saved late)", session_id, reason)
+                    self._end_in_store(session_id, reason, ended_at)
                 except StoreError as exc:
                     logger.error("visit %d still can't be saved as ended: %s", session_id, exc)
                     return
