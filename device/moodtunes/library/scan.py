@@ -41,10 +41,10 @@ from moodtunes.library.analysis import ANALYSIS_ID, audio_features
 from moodtunes.library.audio import AudioDecodeError, RetryableDecodeError
 from moodtunes.library.embedding import shipped_embedder
 from moodtunes.library.mood_model import MoodModel, MoodModelError
-from moodtunes.library.tags import read_tags
+from moodtunes.library.tags import TrackTags, read_tags
 from moodtunes.locks import lock_path, open_lock, try_lock
 from moodtunes.printable import printable, printable_path
-from moodtunes.store import Store, TrackRecord
+from moodtunes.store import FileIdentity, Store, TrackRecord
 
 logger = logging.getLogger(__name__)
 
@@ -159,17 +159,17 @@ class FileState:
 FINGERPRINT_SPAN = 64 * 1024
 
 
-def file_fingerprint(path: str) -> str:
+def file_fingerprint(path: str, tags: TrackTags | None = None) -> str:
     """A digest of the file's first and last FINGERPRINT_SPAN bytes, what a tag edit rewrites, and
-    of its tags as read, wherever the format keeps them (a FLAC's comments may follow a 3 MB
-    cover, out of those bytes' reach)."""
+    of its tags as read (``tags``, if read already), wherever the format keeps them (a FLAC's
+    comments may follow a 3 MB cover, out of those bytes' reach)."""
     digest = hashlib.blake2b(digest_size=16)
     with open(path, "rb") as audio:
         digest.update(audio.read(FINGERPRINT_SPAN))
         size = os.fstat(audio.fileno()).st_size
         audio.seek(max(FINGERPRINT_SPAN, size - FINGERPRINT_SPAN))
         digest.update(audio.read(FINGERPRINT_SPAN))
-    digest.update(repr(read_tags(Path(path))).encode())
+    digest.update(repr(tags or read_tags(Path(path))).encode())
     return digest.hexdigest()
 
 
@@ -268,11 +268,11 @@ def analysis_key(model: MoodModel) -> str:
 def analyse_track(state: FileState, model: MoodModel) -> TrackRecord:
     """Tags, audio features and mood of one file. Raises AudioDecodeError or MoodModelError."""
     path = Path(state.path)
-    try:  # first: were the file rewritten during the analysis, its mtime would tell the next scan
-        fingerprint = file_fingerprint(state.path)
+    tags = read_tags(path)
+    try:  # before the audio: were the file rewritten during the analysis, its mtime would tell the next scan
+        fingerprint = file_fingerprint(state.path, tags)
     except OSError as exc:
         raise RetryableDecodeError.unreadable(exc) from None
-    tags = read_tags(path)
     features, decoded_duration = audio_features(path, duration_hint=tags.duration)
     record = TrackRecord(
         path=state.path, size=state.size, mtime=state.mtime, ctime=state.ctime, fingerprint=fingerprint,
@@ -480,10 +480,14 @@ def _plan(
     catalogued = store.track_index()
     on_disk, kept = _walk(roots, catalogued, report)
     report.found = len(on_disk)
-    changed = [s for p, s in on_disk.items() if catalogued.get(p) != (s.size, s.mtime, analysis)]
-    changed += _retagged([s for s in on_disk.values() if catalogued.get(s.path) == (s.size, s.mtime, analysis)], store)
+    identities = store.file_identities()
+    changed, same = [], []
+    for state in on_disk.values():
+        (same if catalogued.get(state.path) == (state.size, state.mtime, analysis) else changed).append(state)
+    retagged = {s.path for s in _retagged(same, identities, store)}
+    changed += [s for s in same if s.path in retagged]
     report.unchanged = report.found - len(changed)
-    report.still_failing = len(store.failed_paths() & (on_disk.keys() - {s.path for s in changed}))
+    report.still_failing = sum(identities[s.path].failed for s in same if s.path not in retagged)
     todo, rescore = [], []
     for state in changed:
         if _only_the_model_changed(state, catalogued.get(state.path), analysis):
@@ -510,16 +514,15 @@ def _plan(
     return todo, rescore, gone
 
 
-def _retagged(unchanged: list[FileState], store: Store) -> list[FileState]:
+def _retagged(unchanged: list[FileState], identities: dict[str, FileIdentity], store: Store) -> list[FileState]:
     """Those of the files catalogued with their current size and mtime that were rewritten all the
     same: a tagger that keeps file times (Mp3tag, foobar2000 can) edits tags in place within their
     padding. Such an edit moves the ctime, as does a chown, so a file whose ctime moved has its
     fingerprint compared, which reads 128 KiB of it, no audio work. Files catalogued without a
     fingerprint (before there were any, or failed) adopt their current one."""
-    identities = store.file_identities()
     rewritten, confirmed = [], []
     for state in unchanged:
-        ctime, fingerprint = identities.get(state.path, (None, None))
+        ctime, fingerprint, _ = identities[state.path]
         if state.ctime is None or ctime == state.ctime:
             continue
         try:

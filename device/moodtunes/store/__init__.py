@@ -2,6 +2,7 @@
 
 from moodtunes.store.store import (
     GUEST_NAME,
+    FileIdentity,
     OutboxItem,
     Profile,
     Store,
@@ -10,4 +11,4 @@ from moodtunes.store.store import (
     utc_now,
 )
 
-__all__ = ["GUEST_NAME", "OutboxItem", "Profile", "Store", "StoreError", "TrackRecord", "utc_now"]
+__all__ = ["GUEST_NAME", "FileIdentity", "OutboxItem", "Profile", "Store", "StoreError", "TrackRecord", "utc_now"]

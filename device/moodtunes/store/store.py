@@ -120,6 +120,15 @@ class OutboxItem:
     first_sent_at: str | None = None  # when the broker first acknowledged it (ISO 8601, UTC), for an event queued again
 
 
+class FileIdentity(NamedTuple):
+    """A catalogued file's status-change time and fingerprint when analysed (None: not known), and
+    whether its analysis failed."""
+
+    ctime: float | None
+    fingerprint: str | None
+    failed: bool
+
+
 class UploadedVisit(NamedTuple):
     """A visit whose event the broker acknowledged: as which device (None: sent before migration 4
     kept that), and its start and end, which time its mood readings in the cloud; and the device_id
@@ -936,14 +945,10 @@ class Store:
         rows = self._query("SELECT path, size, mtime, analysis FROM tracks")
         return {r["path"]: (r["size"], r["mtime"], r["analysis"]) for r in rows}
 
-    def failed_paths(self) -> set[str]:
-        """The files whose analysis failed, as recorded (`library list --errors` lists them)."""
-        return {r["path"] for r in self._query("SELECT path FROM tracks WHERE error IS NOT NULL")}
-
-    def file_identities(self) -> dict[str, tuple[float | None, str | None]]:
-        """path -> (ctime, fingerprint) of every catalogued file, to tell a retagged file."""
-        rows = self._query("SELECT path, ctime, fingerprint FROM tracks")
-        return {r["path"]: (r["ctime"], r["fingerprint"]) for r in rows}
+    def file_identities(self) -> dict[str, FileIdentity]:
+        """path -> what tells a rewritten file of every catalogued one, and whether it failed."""
+        rows = self._query("SELECT path, ctime, fingerprint, error IS NOT NULL AS failed FROM tracks")
+        return {r["path"]: FileIdentity(r["ctime"], r["fingerprint"], bool(r["failed"])) for r in rows}
 
     def confirm_files(self, identities: Iterable[tuple[str, float, str]]) -> None:
         """(path, ctime, fingerprint): files found unchanged though their ctime moved (a chown)."""
