@@ -7,14 +7,10 @@ from __future__ import annotations
 import argparse
 import sys
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from moodtunes.config import Settings, is_device_id
 from moodtunes.events import as_utc, epoch_ms
 from moodtunes.paths import data_dir_problem
-
-if TYPE_CHECKING:
-    from moodtunes.store.store import UploadedVisit
 
 # Every point of a visit carries the person's profile_key (readings since the ingest tagged them too).
 MEASUREMENTS = ("visit", "play", "reading")
@@ -93,7 +89,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         [profile] = exact
         visits, in_progress = store.visits_to_forget(profile.id)
         uploaded = store.uploaded_visits(profile.id)
-        sent_as = [(visit, _sent_as(visit, settings.device_id, args.sent_as)) for visit in uploaded]
+        sent_as = [(visit, visit.sent_as(settings.device_id, args.sent_as)) for visit in uploaded]
         # A visit sent under an earlier device_id carries the key derived from that one.
         keys = store.cloud_keys(profile.id, settings.device_id, args.sent_as, uploading=settings.mqtt.enabled)
         guessed = [ids for visit, ids in sent_as if visit.device_id is None]  # those the broker took as unknown
@@ -121,8 +117,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
               "took before this ran may still be on its way; the uplink sends no more of this person's):")
     _say_unknown(len(guessed), assumed)
     for each_key in keys:
-        for measurement in MEASUREMENTS:
-            print(f"DELETE FROM \"{measurement}\" WHERE \"profile_key\" = '{each_key}'")
+        _print_deletes_by_key(each_key)
     if uploaded:
         print("and, as an ingest from before readings carried profile_key wrote them without it, the mood readings "
               f"of the {len(uploaded)} uploaded visit(s) by device and visit time:")
@@ -167,18 +162,13 @@ def _pending(settings: Settings, done_until: datetime | None) -> int:
               f"cloud/README.md), then runs `moodtunes forget --pending --done {pending[-1][1]}`")
     for key, forgotten_at in pending:
         print(f"-- forgotten {forgotten_at}")
-        for measurement in MEASUREMENTS:
-            print(f"DELETE FROM \"{measurement}\" WHERE \"profile_key\" = '{key}'")
+        _print_deletes_by_key(key)
     return 0
 
 
-def _sent_as(visit: UploadedVisit, device_id: str, also: list[str]) -> list[str]:
-    """The device_ids an uploaded visit may have gone to the cloud as: the one the broker acknowledged;
-    unknown for one sent before migration 4 kept that, most likely the one it was recorded under (the
-    uplink sent it as the device_id of the moment), else this device's, or one given with --sent-as."""
-    if visit.device_id:
-        return [visit.device_id]
-    return list(dict.fromkeys([visit.recorded_as or device_id, device_id, *also]))
+def _print_deletes_by_key(key: str) -> None:
+    for measurement in MEASUREMENTS:
+        print(f"DELETE FROM \"{measurement}\" WHERE \"profile_key\" = '{key}'")
 
 
 def _in_progress(started: list[str]) -> str:

@@ -139,6 +139,15 @@ class UploadedVisit(NamedTuple):
     ended_at: str
     recorded_as: str | None = None
 
+    def sent_as(self, device_id: str, also: Iterable[str] = ()) -> list[str]:
+        """The device_ids it may have gone to the cloud as: the one the broker acknowledged; unknown
+        for one sent before migration 4 kept that, most likely the one it was recorded under (the
+        uplink sent it as the device_id of the moment), else ``device_id`` (this device's), or
+        ``also``'s (given with `moodtunes forget --sent-as`)."""
+        if self.device_id:
+            return [self.device_id]
+        return list(dict.fromkeys([self.recorded_as or device_id, device_id, *also]))
+
 
 class Requeued(NamedTuple):
     """What mark_unsent_since did: events queued again, and those left sent, by the device_id the
@@ -612,7 +621,7 @@ class Store:
         of theirs was acknowledged and, with ``uploading`` off, none can be on its way."""
         ids = set(also)
         for visit in self.uploaded_visits(profile_id):
-            ids |= {visit.device_id} if visit.device_id else {visit.recorded_as or device_id, device_id}
+            ids.update(visit.sent_as(device_id))
         if not ids and not uploading:
             return []
         return [self.profile_key(d, profile_id) for d in dict.fromkeys([device_id, *sorted(ids)])]
