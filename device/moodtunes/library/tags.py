@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,36 +78,46 @@ def _raw_fields(path: Path) -> tuple[dict[str, str | None], float | None]:
     duration = getattr(audio.info, "length", None) or None
     tags = audio.tags
     if isinstance(tags, ID3):
-        fields, album_artist = _id3_fields(tags)
+        fields = _id3_fields(tags)
+    elif tags is not None:
+        fields = _with_album_artist({k: _field(k, tags.get(k)) for k in _ID3_FRAMES},
+                                    _field("artist", tags.get("albumartist")))
     else:
-        fields = {k: _field(k, tags.get(k)) for k in _ID3_FRAMES} if tags is not None else {}
-        album_artist = _field("artist", tags.get("albumartist")) if tags is not None else None
-    if not fields.get("artist") and album_artist:  # an album tagged for its artist only (MP4 aART)
-        fields["artist"] = album_artist
-    if not all(fields.get(k) for k in _ID3_FRAMES):
-        if isinstance(audio, WAVE | AIFF):
-            fields = _chunk_fields(path) | {k: v for k, v in fields.items() if v}
-        elif isinstance(audio, MP3):
-            fields = _ape_fields(path) | {k: v for k, v in fields.items() if v}
-        elif isinstance(audio, FLAC):
-            fields = _leading_id3_fields(path) | {k: v for k, v in fields.items() if v}
+        fields = {}
+    other = _other_tags(audio)
+    if other is not None and not all(fields.get(k) for k in _ID3_FRAMES):
+        fields = other(path) | {k: v for k, v in fields.items() if v}
     return fields, duration
 
 
-def _id3_fields(tags: ID3) -> tuple[dict[str, str | None], str | None]:
-    """(the fields of an ID3 tag, its album artist)."""
+def _other_tags(audio: mutagen.FileType) -> Callable[[Path], dict[str, str | None]] | None:
+    """Where a container keeps tags its mutagen view leaves out: read for the fields it leaves empty."""
+    if isinstance(audio, WAVE | AIFF):
+        return _chunk_fields
+    if isinstance(audio, MP3):
+        return _ape_fields
+    if isinstance(audio, FLAC):
+        return _leading_id3_fields
+    return None
+
+
+def _with_album_artist(fields: dict[str, str | None], album_artist: str | None) -> dict[str, str | None]:
+    """An album tagged for its artist only (MP4 aART, ID3 TPE2, ALBUMARTIST): that artist, else none."""
+    return fields | {"artist": album_artist} if not fields.get("artist") and album_artist else fields
+
+
+def _id3_fields(tags: ID3) -> dict[str, str | None]:
     fields = {k: _field(k, tags.get(frame).text if frame in tags else None) for k, frame in _ID3_FRAMES.items()}
-    return fields, _field("artist", tags.get("TPE2").text if "TPE2" in tags else None)
+    return _with_album_artist(fields, _field("artist", tags.get("TPE2").text if "TPE2" in tags else None))
 
 
 def _leading_id3_fields(path: Path) -> dict[str, str | None]:
     """The fields of an ID3 tag before a FLAC stream (some rippers write one), which mutagen's FLAC
     view skips; none when there is none, or it can't be read."""
     try:
-        fields, album_artist = _id3_fields(ID3(str(path)))
+        return _id3_fields(ID3(str(path)))
     except (mutagen.MutagenError, ValueError):
         return {}
-    return fields | ({"artist": album_artist} if not fields.get("artist") and album_artist else {})
 
 
 def _chunk_fields(path: Path) -> dict[str, str | None]:
