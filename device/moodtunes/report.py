@@ -60,7 +60,7 @@ def _mean(values: Sequence[float]) -> float | None:
     return round(float(np.mean(values)), 4) + 0.0 if values else None  # + 0.0: never a -0.0
 
 
-def slope(values: Sequence[float]) -> float | None:
+def _slope(values: Sequence[float]) -> float | None:
     """The least-squares change per visit; a flat series' float noise rounds to 0.0, never -0.0."""
     if len(values) < 2:
         return None
@@ -210,11 +210,11 @@ def summarise_lines(profile: str, lines: list[VisitLine]) -> ProfileReport:
         visit_count=len(lines),
         measured_lifts=len(lifts),
         mean_lift=_mean(lifts),
-        lift_trend=slope(lifts),
+        lift_trend=_slope(lifts),
         improved_share=_share(lifts, lambda x: x > 0),
         worsened_share=_share(lifts, lambda x: x < 0),
         mean_rating=_mean(ratings),
-        rating_trend=slope(ratings),
+        rating_trend=_slope(ratings),
         listening_minutes=round(sum(line.listening_minutes for line in lines), 2),
         by_category=by_category,
         verdict=_verdict(lifts),
