@@ -132,3 +132,29 @@ def test_benchmark_metrics_survive_retraining_only_while_the_cost_is_the_same(tm
         assert carried_over_metrics(previous, new | {"layers": wider}) == {}
     assert caplog.text.count("dropped metrics analysis_speed") == 2
     assert carried_over_metrics(tmp_path / "absent.json", new) == {}
+
+
+def test_feature_cache_is_per_file_and_kept_where_asked(tmp_path, monkeypatch):
+    """Another copy of the dataset, or a clip replaced under the same song id, is analysed again;
+    an unchanged clip is not; the cache goes to the folder given, not into the checkout."""
+    from models.music import dataset_features
+
+    analysed: list[Path] = []
+    monkeypatch.setattr(dataset_features, "_features_of", lambda path: analysed.append(path) or {"rms": float(len(analysed))})
+    clip_file = tmp_path / "a" / "MT0001.mp3"
+    clip_file.parent.mkdir()
+    clip_file.write_bytes(b"one")
+    clip = Clip("MT0001", "Ada", "Song", "Q1", (), clip_file)
+    cache = tmp_path / "cache"
+
+    first = dataset_features.clip_features([clip], cache_dir=cache)
+    assert dataset_features.clip_features([clip], cache_dir=cache) == first
+    assert analysed == [clip_file] and list(cache.iterdir())
+
+    clip_file.write_bytes(b"a replaced clip")
+    assert dataset_features.clip_features([clip], cache_dir=cache) != first
+    other_copy = tmp_path / "b" / "MT0001.mp3"
+    other_copy.parent.mkdir()
+    other_copy.write_bytes(b"one")
+    dataset_features.clip_features([Clip("MT0001", "Ada", "Song", "Q1", (), other_copy)], cache_dir=cache)
+    assert analysed == [clip_file, clip_file, other_copy]

@@ -1,7 +1,8 @@
 """Features of the music-4q clips, computed by the device's own analysis code and cached.
 
-Decoding and analysing 417 clips takes a minute or two per core; the cache
-(models/music/cache/, git-ignored) keys on the analysis id so changed feature code recomputes."""
+Decoding and analysing 417 clips takes a minute or two per core; the cache (models/music/cache/,
+git-ignored, or any folder given) keys on the analysis id, so changed feature code recomputes, and
+on each clip's file (path, size, mtime), so another copy of the dataset or a replaced clip does."""
 
 from __future__ import annotations
 
@@ -16,31 +17,38 @@ from moodtunes.library.analysis import ANALYSIS_ID, audio_features
 from data.music4q import Clip
 
 logger = logging.getLogger(__name__)
-CACHE_DIR = Path(__file__).resolve().parent / "cache"
+DEFAULT_CACHE_DIR = Path(__file__).resolve().parent / "cache"
 
 
 def _features_of(path: Path) -> dict[str, float]:
     return audio_features(path)[0]
 
 
-def clip_features(clips: list[Clip], workers: int | None = None) -> dict[str, dict[str, float]]:
+def _cache_key(clip: Clip) -> str:
+    stat = clip.path.stat()
+    return f"{clip.path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def clip_features(clips: list[Clip], workers: int | None = None,
+                  cache_dir: Path = DEFAULT_CACHE_DIR) -> dict[str, dict[str, float]]:
     """song_id -> features for every clip, reading and extending the on-disk cache."""
-    cache_file = CACHE_DIR / f"features-{ANALYSIS_ID}.json"
+    cache_file = cache_dir / f"features-{ANALYSIS_ID}.json"
     cached: dict[str, dict[str, float]] = {}
     if cache_file.is_file():
         cached = json.loads(cache_file.read_text())
-    missing = [c for c in clips if c.song_id not in cached]
+    keys = {c.song_id: _cache_key(c) for c in clips}
+    missing = [c for c in clips if keys[c.song_id] not in cached]
     if missing:
         logger.info("analysing %d clips (%d cached)", len(missing), len(clips) - len(missing))
         # The first clip is analysed here, alone, so the workers find librosa's numba functions
         # compiled in numba's cache instead of compiling them at once (see library/scan.py).
         first, rest = missing[0], missing[1:]
-        cached[first.song_id] = _features_of(first.path)
+        cached[keys[first.song_id]] = _features_of(first.path)
         with ProcessPoolExecutor(max_workers=workers or os.cpu_count()) as pool:
             for clip, feats in zip(rest, pool.map(_features_of, [c.path for c in rest], chunksize=4)):
-                cached[clip.song_id] = feats
-        CACHE_DIR.mkdir(parents=True, exist_ok=True)
+                cached[keys[clip.song_id]] = feats
+        cache_dir.mkdir(parents=True, exist_ok=True)
         tmp = cache_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(cached))
         tmp.replace(cache_file)
-    return {c.song_id: cached[c.song_id] for c in clips}
+    return {c.song_id: cached[keys[c.song_id]] for c in clips}

@@ -4,7 +4,7 @@
         --out models/music/mood_model.json
 
 Features come from the device's own analysis code (moodtunes.library.analysis), cached under
-models/music/cache/. Evaluation is nested, grouped-by-artist cross-validation (no act is in both
+models/music/cache/ (--cache DIR for another folder). Evaluation is nested, grouped-by-artist cross-validation (no act is in both
 a training and a test fold, as in the held-back split; the credits of one act, such as "Xavier Cugat"
 and "Xavier Cugat & His Orchestra", are one group: data.music4q.clip_group): the outer folds
 measure, the inner folds pick the regularisation. The shipped model is then fit on all clips with
@@ -37,7 +37,7 @@ from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from threadpoolctl import threadpool_limits
 
 from data.music4q import QUADRANTS, clip_group, load_clips
-from models.music.dataset_features import clip_features
+from models.music.dataset_features import DEFAULT_CACHE_DIR, clip_features
 
 logger = logging.getLogger("models.music.train")
 
@@ -313,12 +313,14 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"feature groups ({', '.join(FEATURE_GROUPS)}), the weights of their logits and "
                              f"the kind of expert ({', '.join(EXPERT_KINDS)}; default linear)")
     parser.add_argument("--workers", type=int, default=None, help="feature extraction processes")
+    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE_DIR,
+                        help="folder keeping the clips' features between runs (default: %(default)s)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     warnings.filterwarnings("ignore", category=ConvergenceWarning)
 
     clips = load_clips(args.data)
-    features = clip_features(clips, workers=args.workers)
+    features = clip_features(clips, workers=args.workers, cache_dir=args.cache)
     names = list(features[clips[0].song_id])
     X = np.array([[features[c.song_id][n] for n in names] for c in clips])
     y = np.array([c.quadrant for c in clips])
