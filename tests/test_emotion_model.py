@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -161,3 +164,26 @@ def test_a_model_with_two_outputs_is_refused_in_words(tmp_path):
         f"emotion model {other} is not an emotion model: expected one input of shape (1, 48, 48, 1) and one "
         "output of shape (1, 3), found 1 input (1, 187, 96) and 2 outputs (1, 50), (1, 2, 1, 128)"
     )
+
+
+def test_the_runtimes_one_time_notice_stays_off_stderr():
+    """detect's stderr and the journal carry our messages only: the runtime prints its XNNPACK
+    notice once per process, at the first allocation."""
+    code = "from moodtunes.emotion import EmotionModel; EmotionModel.load(); print('loaded')"
+    done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout == "loaded\n", done.stderr
+    assert "XNNPACK" not in done.stderr
+
+
+def test_other_runtime_output_on_stderr_is_passed_on(monkeypatch, capfd):
+    from moodtunes import litert
+
+    class Noisy:
+        def allocate_tensors(self):
+            os.write(2, litert.RUNTIME_NOTICE + b"ERROR: something the user should see\n")
+
+    monkeypatch.setattr(litert, "_notice_filtered", False)
+    litert.allocate_tensors(Noisy())
+    assert capfd.readouterr().err == "ERROR: something the user should see\n"
+    litert.allocate_tensors(Noisy())  # after the first allocation the runtime prints no notice again
+    assert "XNNPACK" in capfd.readouterr().err

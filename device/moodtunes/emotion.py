@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from moodtunes.domain import MOODS
-from moodtunes.litert import load_interpreter
+from moodtunes.litert import allocate_tensors, load_interpreter
 from moodtunes.paths import file_sha256, shipped_model
 
 logger = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ def metadata_path(model_path: Path) -> Path:
 def _load_interpreter(path: Path, threads: int) -> Any:
     interpreter = load_interpreter(path, threads, EmotionModelError, "emotion model")
     try:
-        interpreter.allocate_tensors()
+        allocate_tensors(interpreter)
     except (ValueError, RuntimeError) as exc:
         raise EmotionModelError(f"emotion model {path} is not a valid TFLite model: {exc}") from exc
     return interpreter

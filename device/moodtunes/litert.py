@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import sys
+import tempfile
 from pathlib import Path
 from typing import Any
+
+# What the runtime prints once per process, at the first allocation, straight to file descriptor 2:
+# not a message for the user, and in the journal a line that isn't JSON like the others.
+RUNTIME_NOTICE = b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n"
+_notice_filtered = False
 
 
 def load_interpreter(path: Path, threads: int, error: type[Exception], what: str) -> Any:
@@ -20,3 +28,30 @@ def load_interpreter(path: Path, threads: int, error: type[Exception], what: str
         return Interpreter(model_path=str(path), num_threads=threads)
     except (ValueError, RuntimeError) as exc:
         raise error(f"{what} {path} is not a valid TFLite model: {exc}") from exc
+
+
+def allocate_tensors(interpreter: Any) -> None:
+    """``interpreter.allocate_tensors()`` without the runtime's one-time notice on stderr; anything
+    else the runtime writes there is passed on."""
+    global _notice_filtered
+    if _notice_filtered:
+        interpreter.allocate_tensors()
+        return
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr at all: nothing to keep clean
+        interpreter.allocate_tensors()
+        return
+    with tempfile.TemporaryFile() as caught:
+        os.dup2(caught.fileno(), 2)
+        try:
+            interpreter.allocate_tensors()
+            _notice_filtered = True
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            caught.seek(0)
+            passed_on = caught.read().replace(RUNTIME_NOTICE, b"", 1)
+            if passed_on:
+                os.write(2, passed_on)

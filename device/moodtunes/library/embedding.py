@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from moodtunes.library.mood_model import MoodModelError
-from moodtunes.litert import load_interpreter
+from moodtunes.litert import allocate_tensors, load_interpreter
 from moodtunes.paths import file_sha256, shipped_model
 
 EMBEDDING_MODEL = "music/msd_vgg_int8.tflite"
@@ -96,7 +96,7 @@ class MusicEmbedder:
         )
         inp = interpreter.get_input_details()[0]
         interpreter.resize_tensor_input(inp["index"], [1, mel.patch_frames, mel.n_mels])
-        interpreter.allocate_tensors()
+        allocate_tensors(interpreter)
         by_name = {d["name"]: d for d in interpreter.get_output_details()}
         outputs = {}
         for key, expected in (("tags", (1, len(meta["tags"]))), ("pool", None)):

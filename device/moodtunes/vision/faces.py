@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from moodtunes.litert import load_interpreter
+from moodtunes.litert import allocate_tensors, load_interpreter
 
 logger = logging.getLogger(__name__)
 
@@ -195,7 +195,7 @@ class FaceDetector:
         """Size the network for (height, width) inputs; done again only when the frame shape changes."""
         try:
             self._interpreter.resize_tensor_input(self._input_index, [1, height, width, 3])
-            self._interpreter.allocate_tensors()
+            allocate_tensors(self._interpreter)
         except (ValueError, RuntimeError) as exc:
             raise FaceModelError(f"{self.model_path}: cannot run at {width}x{height}: {exc}") from exc
         by_width = sorted(self._interpreter.get_output_details(), key=lambda d: d["shape"][-1])
