@@ -1,6 +1,7 @@
 """Tags: real metadata is read from each container; files without tags fall back to the file name."""
 
 import io
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ from moodtunes.library.tags import MAX_TAG_CHARS, UNKNOWN_ARTIST, read_tags, tit
 from moodtunes.recommend import artist_key
 from mutagen.apev2 import APEv2
 from mutagen.flac import FLAC
-from mutagen.id3 import ID3, TALB, TCON, TDRC, TIT2, TPE1, TPE2
+from mutagen.id3 import ID3, TALB, TCON, TDRC, TIT2, TPE1, TPE2, Encoding
 from mutagen.oggvorbis import OggVorbis
 from mutagen.wave import WAVE
 
@@ -220,3 +221,34 @@ def test_an_id3_tag_before_a_flac_stream_is_read(tmp_path):
     tags = read_tags(tagged)
     assert (tags.title, tags.artist) == ("Rain", "Nora") and tags.duration == pytest.approx(1.5, abs=0.05)
     assert read_tags(plain).title == "plain"  # no ID3 there: nothing changes
+
+
+@pytest.mark.parametrize("meant, written_as", [
+    ("Море", "utf-8"),  # UTF-8 bytes in a frame declared Latin-1 (many taggers)
+    ("Don’t Stop – Live", "cp1252"),  # a Windows tagger's code page
+    ("Beyoncé Déjà Vu", "latin-1"),  # truly Latin-1: kept as it is
+])
+def test_latin1_id3_frames_are_read_as_their_tagger_wrote_them(tmp_path, meant, written_as):
+    path = _mp3(tmp_path / "x.mp3")
+    id3 = ID3()
+    as_latin1 = meant.encode(written_as).decode("latin-1")
+    id3.add(TIT2(encoding=Encoding.LATIN1, text=as_latin1))
+    id3.add(TPE1(encoding=Encoding.LATIN1, text=as_latin1))
+    id3.save(str(path))
+    tags = read_tags(path)
+    assert (tags.title, tags.artist) == (meant, meant)
+
+
+def test_id3_genre_numbers_dates_and_mp4_atoms_are_read_by_name(tmp_path):
+    mp3 = _mp3(tmp_path / "x.mp3")
+    id3 = ID3()
+    id3.add(TCON(encoding=Encoding.LATIN1, text="(13)"))  # an ID3v1 genre number: Pop
+    id3.add(TDRC(encoding=Encoding.LATIN1, text="1999-04-01"))
+    id3.save(str(mp3))
+    assert (read_tags(mp3).genre, read_tags(mp3).year) == ("Pop", 1999)
+    m4a = tmp_path / "x.m4a"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=1",
+                    "-c:a", "aac", "-metadata", "title=Rain", "-metadata", "album_artist=Nora",
+                    "-metadata", "genre=Jazz", "-metadata", "date=2011", str(m4a)], check=True)
+    tags = read_tags(m4a)
+    assert (tags.title, tags.artist, tags.genre, tags.year) == ("Rain", "Nora", "Jazz", 2011)

@@ -12,9 +12,11 @@ import mutagen
 import soundfile
 from mutagen.aiff import AIFF
 from mutagen.apev2 import APENoHeaderError, APEv2
+from mutagen.easymp4 import EasyMP4
 from mutagen.flac import FLAC
-from mutagen.id3 import ID3
+from mutagen.id3 import ID3, TCON, Encoding
 from mutagen.mp3 import MP3
+from mutagen.mp4 import MP4
 from mutagen.wave import WAVE
 
 from moodtunes.printable import printable
@@ -72,9 +74,11 @@ def _year(text: str | None) -> int | None:
 
 
 def _raw_fields(path: Path) -> tuple[dict[str, str | None], float | None]:
-    audio = mutagen.File(str(path), easy=True)
+    audio = mutagen.File(str(path))
     if audio is None:
         return {}, None
+    if isinstance(audio, MP4):  # its atoms ("©nam", "aART") by the names the others use
+        audio = EasyMP4(str(path))
     duration = getattr(audio.info, "length", None) or None
     tags = audio.tags
     if isinstance(tags, ID3):
@@ -107,8 +111,31 @@ def _with_album_artist(fields: dict[str, str | None], album_artist: str | None) 
 
 
 def _id3_fields(tags: ID3) -> dict[str, str | None]:
-    fields = {k: _field(k, tags.get(frame).text if frame in tags else None) for k, frame in _ID3_FRAMES.items()}
-    return _with_album_artist(fields, _field("artist", tags.get("TPE2").text if "TPE2" in tags else None))
+    fields = {k: _field(k, _id3_texts(tags, frame)) for k, frame in _ID3_FRAMES.items()}
+    return _with_album_artist(fields, _field("artist", _id3_texts(tags, "TPE2")))
+
+
+def _id3_texts(tags: ID3, frame_id: str) -> list[str] | None:
+    if frame_id not in tags:
+        return None
+    frame = tags[frame_id]
+    texts = [str(text) for text in frame.text]  # a date frame holds timestamps
+    if frame.encoding == Encoding.LATIN1:
+        texts = [_as_meant(text) for text in texts]
+    return TCON(text=texts).genres if frame_id == "TCON" else texts  # "(13)" and "13" are "Pop"
+
+
+def _as_meant(latin1_text: str) -> str:
+    """What a frame declared Latin-1 was written in: many taggers put UTF-8 there ("ÐœÐ¾Ñ€Ðµ" for
+    "Море"), and Windows ones their code page, cp1252 (U+0092 for "’"). Either one's bytes decode;
+    text truly in Latin-1 with letters beyond ASCII is never valid UTF-8 and has no C1 controls."""
+    raw = latin1_text.encode("latin-1")
+    for encoding in ("utf-8", "cp1252"):
+        try:
+            return raw.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    return latin1_text
 
 
 def _leading_id3_fields(path: Path) -> dict[str, str | None]:
