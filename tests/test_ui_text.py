@@ -94,3 +94,33 @@ def test_a_title_behind_characters_of_no_width_is_fitted_by_what_they_measure(fo
     pixels would fit lost the word behind them, and without the ellipsis that tells of a cut."""
     for title in ("\u200b" * 1000 + "Song", "e" + "\u0301" * 1000 + " Song"):
         assert fit_title(font, "How was “{}”?", title, 300, 2).endswith("Song”?")
+
+
+@pytest.mark.parametrize("title", [
+    "नमस्ते " * 30,  # Devanagari: vowel signs and viramas join the letter before
+    "🇯🇵🇨🇳🇰🇷" * 20,  # flags: two letters each
+    "👩‍👩‍👧 " * 40,  # an emoji sequence joined by ZWJs
+    "e\u0301" * 200,  # a letter and its combining accent
+])
+def test_text_is_cut_short_between_graphemes_never_inside_one(font, title):
+    from moodtunes.ui.widgets import GRAPHEME, title_lines
+
+    ends = [0] + [match.end() for match in GRAPHEME.finditer(title)]
+
+    def whole_graphemes(shown):  # what shows of the title ends where one of its graphemes does
+        body = shown.removesuffix("…").rstrip().removesuffix("-")
+        return any(title[:end].rstrip() == body for end in ends)
+
+    for width in range(40, 400, 7):
+        assert whole_graphemes(ellipsize(font, title, width))
+        first = title_lines(font, title, width)[0]
+        assert whole_graphemes(first)
+        fitted = fit_title(font, "How was “{}”?", title, width, 2)
+        assert fitted is None or whole_graphemes(fitted.removeprefix("How was “").removesuffix("”?"))
+
+
+def test_a_title_fitted_into_a_sentence_keeps_the_words_after_it(font):
+    """A spaceless title too wide for a line was cut by wrap, the question's “”? with it."""
+    question = fit_title(font, "How was “{}”?", "あいうえお" * 20, 300, 2)
+    assert question.endswith("…”?")
+    assert all(font.size(line)[0] <= 300 for line in wrap(font, question, 300))

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import pygame
 import pygame.gfxdraw
+import regex
 
 from moodtunes.ui import theme as th
 from moodtunes.ui.fonts import FontStack, base_direction
@@ -70,17 +71,22 @@ def _head(font: FontStack, text: str, width: int, base: str | None = None) -> st
     return text[:length]
 
 
+GRAPHEME = regex.compile(r"\X")  # what a reader sees as one character: a letter and its marks, a flag…
+
+
 def longest_fitting_prefix(text: str, fits: Callable[[str], bool]) -> int:
-    """The length of the longest start of ``text`` that ``fits`` (a binary search: a start that
-    fits must fit when shorter, as text drawn in less room does)."""
-    lo, hi = 0, len(text)
+    """The length of the longest start of ``text`` that ``fits`` and ends between two graphemes,
+    never inside one (a vowel sign without its letter, half a flag or an emoji sequence). A binary
+    search: a start that fits must fit when shorter, as text drawn in less room does."""
+    ends = [match.end() for match in GRAPHEME.finditer(text)]
+    lo, hi = 0, len(ends)
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        if fits(text[:mid]):
+        if fits(text[:ends[mid - 1]]):
             lo = mid
         else:
             hi = mid - 1
-    return lo
+    return ends[lo - 1] if lo else 0
 
 
 def first_that_fits(font: FontStack, wordings: Sequence[str], width: int) -> str:
@@ -117,7 +123,7 @@ def title_lines(font: FontStack, text: str, width: int, max_lines: int = 2) -> l
     elif space > 0 and text[:space].strip():
         cut = space
     else:  # inside a word, which alphabets break with a hyphen ("Donaudampfschiff-")
-        cut = max(fits, 1)
+        cut = fits or GRAPHEME.match(text).end()
         for end in range(cut, max(cut - 3, 1), -1):  # a hyphen takes less room than two letters
             if _hyphenated(text[end - 1], text[end]) and font.size(text[:end] + "-", base)[0] <= width:
                 return [text[:end] + "-", ellipsize(font, text[end:], width, base)]
@@ -178,8 +184,10 @@ def fit_title(font: FontStack, template: str, title: str, width: int, max_lines:
     # (marks and zero-width spaces have none).
     title = " ".join(_head(font, title, (max_lines + 1) * width).split())
 
-    def fits(text: str) -> bool:
-        return len(wrap(font, template.format(text), width, max_lines + 1)) <= max_lines
+    def fits(text: str) -> bool:  # in so many lines, and no word of it cut short by wrap
+        whole = template.format(text)
+        lines = wrap(font, whole, width, max_lines + 1)
+        return len(lines) <= max_lines and sum(line.count("…") for line in lines) == whole.count("…")
 
     if fits(title):
         return template.format(title)
