@@ -77,3 +77,17 @@ def test_an_invisible_driver_asked_for_is_fine(screenless, monkeypatch, driver):
 def test_a_driver_sdl_lacks_still_fails(screenless, monkeypatch):
     monkeypatch.setenv("SDL_VIDEODRIVER", "no-such-driver")
     assert display_check().status == "fail"
+
+
+def test_fonts_missing_for_song_titles_are_a_warning_naming_the_packages(monkeypatch, tmp_path):
+    present = tmp_path / "font.ttf"
+    present.write_bytes(b"")
+    packages = [(package, str(present), adds) for package, _, adds in doctor.FONT_PACKAGES]
+    monkeypatch.setattr(doctor, "FONT_PACKAGES", tuple(packages))
+    assert doctor._fonts(load_settings()).status == "ok"
+    packages[1] = ("fonts-wqy-microhei", str(tmp_path / "gone.ttc"), "Chinese, Japanese, Korean")
+    monkeypatch.setattr(doctor, "FONT_PACKAGES", tuple(packages))
+    check = doctor._fonts(load_settings())
+    assert check.status == "warn"
+    assert "Chinese, Japanese, Korean (fonts-wqy-microhei)" in check.detail
+    assert check.detail.endswith("sudo apt install fonts-wqy-microhei")

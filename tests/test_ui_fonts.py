@@ -329,3 +329,35 @@ def test_control_characters_are_left_out_in_any_direction(text):
     font = FontStack(20, False)
     shown = "".join(c for c in text if not (0 <= ord(c) < 32 or ord(c) == 127))
     assert font.render(text, True, WHITE).get_size() == font.size(shown)
+
+
+@pytest.fixture
+def no_fallback_fonts(monkeypatch):
+    """A Pi whose fallback fonts couldn't be installed: DejaVu only (the offline bundle's case)."""
+    monkeypatch.setattr(fonts, "installed_fallbacks", lambda: ())
+    fonts.legible.cache_clear()
+    yield
+    fonts.legible.cache_clear()
+
+
+def test_a_song_no_font_can_draw_shows_its_file_name_or_a_word_for_it(_dejavu_installed, no_fallback_fonts):
+    """Its row was an empty card with a length, the rating asked How was “”?"""
+    from moodtunes.store import TrackRecord
+    from moodtunes.ui.screens.music import UNTITLED, artist_label, song_title
+
+    def track(title, artist, path="/music/x.mp3"):
+        return TrackRecord(path=path, size=1, mtime=0.0, title=title, artist=artist)
+
+    assert song_title(track("雨の日", "山田", "/music/03 - Rainy_Day.mp3")) == "Rainy Day"
+    assert song_title(track("雨の日", "", "/music/雨.mp3")) == UNTITLED
+    assert song_title(track("\u200b\u200b", "")) == "x"  # zero-width spaces only
+    assert song_title(track("Rain 雨 Song", "")) == "Rain Song"  # the space left is not doubled
+    assert artist_label("山田") == artist_label("") == "Unknown artist"
+    assert artist_label("山田 Band") == "Band"
+    assert song_title(track("Ça va", "Zoë")) == "Ça va" and artist_label("Zoë") == "Zoë"
+
+
+def test_text_the_fonts_draw_is_legible_as_it_is(_fonts_installed):
+    fonts.legible.cache_clear()
+    for text in ("Blue Sky", "雨の日", "Ça va", "Моря"):
+        assert fonts.legible(text) == text

@@ -313,6 +313,28 @@ def _display(settings: Settings) -> Check:
     )
 
 
+# The fonts the kiosk draws song titles with (ui/fonts.py), by Debian package: what each one adds.
+FONT_PACKAGES = (
+    ("fonts-dejavu-core", "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", "Greek, Cyrillic, Arabic, Hebrew"),
+    ("fonts-wqy-microhei", "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc", "Chinese, Japanese, Korean"),
+    ("fonts-noto-core", "/usr/share/fonts/truetype/noto/NotoSansDevanagari-Regular.ttf", "Indic scripts, Thai"),
+    ("fonts-symbola", "/usr/share/fonts/truetype/ancient-scripts/Symbola_hint.ttf", "emoji"),
+)
+
+
+def _fonts(settings: Settings) -> Check:
+    """Whether song titles in other scripts can be drawn: without a font for them, their letters
+    are left out of the screen (a title of nothing else shows its file name)."""
+    missing = [(package, adds) for package, path, adds in FONT_PACKAGES if not Path(path).is_file()]
+    if not missing:
+        return Check("fonts", "ok", "song titles in Latin, Greek, Cyrillic, Arabic, Hebrew, CJK, Indic scripts, "
+                                    "Thai and emoji (of Unicode 9 and before) can be drawn")
+    lost = "; ".join(f"{adds} ({package})" for package, adds in missing)
+    packages = " ".join(package for package, _ in missing)
+    return Check("fonts", "warn", f"no font for {lost}: those letters are left out of song titles; "
+                                  f"sudo apt install {packages}")
+
+
 DRI_DIR = Path("/dev/dri")
 
 
@@ -420,7 +442,7 @@ def _tls_problem(context: ssl.SSLContext, connection: socket.socket, host: str) 
 
 
 CHECKS: tuple[Callable[[Settings], Check], ...] = (
-    _data_dir, _store, _emotion_model, _face_model, _camera, _display, _music, _mqtt,
+    _data_dir, _store, _emotion_model, _face_model, _camera, _display, _fonts, _music, _mqtt,
 )
 
 

@@ -27,6 +27,7 @@ from moodtunes.report import KeptHistory
 from moodtunes.store import Profile, Store, StoreError, utc_now
 from moodtunes.ui import INVISIBLE_DRIVERS
 from moodtunes.ui import theme as th
+from moodtunes.ui.screens.music import song_title
 from moodtunes.ui.services import LibraryLoader, LibraryService, Scanner, ScannerService
 from moodtunes.ui.theme import Theme
 from moodtunes.ui.visit import Visit
@@ -785,7 +786,7 @@ class KioskApp:
         def getting_ready() -> None:
             nonlocal waited
             waited = True
-            self.say_now("Getting “{}” ready…", title=track.title)
+            self.say_now("Getting “{}” ready…", title=song_title(track))
 
         try:
             player = self.player()
@@ -795,14 +796,14 @@ class KioskApp:
             logger.warning("can't play %s: %s", track.path, exc)
             if play_id is not None:
                 self.record(self.store.update_play, play_id, 0.0, False, str(exc)[:300])
-            self.toast("Couldn't play “{}”, skipping to the next song.", title=track.title)
+            self.toast("Couldn't play “{}”, skipping to the next song.", title=song_title(track))
             return False
         finally:
             if waited:
                 self.forget_input_made_while_busy()
         # Only a play that started is the one a rating goes to: a song that failed was never heard.
         visit.play_id = visit.last_play_id = play_id
-        visit.last_title = track.title
+        visit.last_title = song_title(track)
         self.music_on, self.now_playing = True, index
         self.last_saved = self.clock()
         return True

@@ -87,6 +87,27 @@ def installed_fallbacks() -> tuple[Path, ...]:
     return tuple(path for path in FALLBACK_FILES if path.is_file())
 
 
+def _needs_a_glyph(char: str) -> bool:
+    """Whether ``char`` shows as ink of its own: not a space, mark, joiner or control character."""
+    return not char.isspace() and char not in LEFT_OUT and unicodedata.category(char) not in (*ATTACHED, "Cc")
+
+
+@functools.lru_cache(maxsize=4096)  # asked for the same titles every frame
+def legible(text: str) -> str:
+    """What a reader sees of ``text``: without the characters no installed font draws (the kiosk
+    leaves them out, see FontStack), the spaces they leave collapsed; "" when nothing of it shows,
+    for a stand-in instead of an empty row ("🫠🥲" with emoji only up to Unicode 9, a Chinese title
+    on a Pi without CJK fonts, zero-width spaces)."""
+    if text.isascii() and text.isprintable():
+        return text.strip()
+    paths = (primary_file(bold=False) or bundled_file(), *installed_fallbacks())
+    missing = {c for c in set(text) if _needs_a_glyph(c) and not any(has_glyph(p, c) for p in paths)}
+    shown = "".join(c for c in text if c not in missing)
+    if not any(_needs_a_glyph(c) for c in shown):
+        return ""
+    return " ".join(shown.split()) if missing else shown.strip()
+
+
 @functools.cache
 def _glyph_lookup(path: Path) -> pygame.freetype.Font:
     if not pygame.freetype.get_init():

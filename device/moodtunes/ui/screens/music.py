@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pygame
 
 from moodtunes.domain import Category, ScanOutcome, category_for_mood
-from moodtunes.library.tags import UNKNOWN_ARTIST
+from moodtunes.library.tags import UNKNOWN_ARTIST, title_from_filename
 from moodtunes.recommend import PAGE_SIZE, artist_key, page, page_count
+from moodtunes.store import TrackRecord
 from moodtunes.ui import layout as lay
 from moodtunes.ui import theme as th
+from moodtunes.ui.fonts import legible
 from moodtunes.ui.screens.base import Screen
 from moodtunes.ui.widgets import (
     aa_circle,
@@ -37,6 +40,7 @@ NONE_LIFTING_MESSAGE = (
     "The songs here all sound sad or tense, so none are offered to lift a mood. Please tell the staff."
 )
 NONE_PLAYED_MESSAGE = "None of these songs would play. Try the other songs, or tell the staff."
+UNTITLED = "Untitled song"  # a title and file name no font here can draw
 MOOD_BUTTON = "My mood"  # back from the songs to the mood they were picked for
 # Songs that may start one after the other, after the one tapped, with no touch in between; then
 # the rating, where the idle timeout runs: an unattended kiosk played a whole category, for hours,
@@ -55,8 +59,15 @@ TITLES = {  # the list's heading, then shorter ones for a narrow heading (portra
 
 
 def artist_label(artist: str) -> str:
-    """The artist as shown: one wording for every tag that names no one ("", "Unknown Artist"…)."""
-    return artist if artist_key(artist) is not None else UNKNOWN_ARTIST
+    """The artist as shown: one wording for every tag that names no one ("", "Unknown Artist"…)
+    and for one no font can draw."""
+    return (artist_key(artist) is not None and legible(artist)) or UNKNOWN_ARTIST
+
+
+def song_title(track: TrackRecord) -> str:
+    """The title as shown: what the fonts draw of its tag, else of its file name, else a word for
+    it (a row, the playing screen and the rating question are never blank)."""
+    return legible(track.title) or legible(title_from_filename(Path(track.path))) or UNTITLED
 
 
 def clock_time(seconds: float) -> str:
@@ -414,7 +425,7 @@ class SongsScreen(Screen):
         title_font, artist_font = look.body_bold(), look.small()
         title_h, artist_h = title_font.get_linesize(), artist_font.get_linesize()
         room = 2 if inner.height >= 2 * title_h + artist_h else 1  # a second line where it fits
-        lines = title_lines(title_font, track.title, text.width, room)
+        lines = title_lines(title_font, song_title(track), text.width, room)
         top = inner.centery - (len(lines) * title_h + artist_h) // 2
         top = draw_lines(surface, title_font, lines, th.TEXT, text.left, top, text.width)
         draw_text(
@@ -569,7 +580,7 @@ class PlayingScreen(Screen):
             track = item.track
             fonts = (look.title(), look.body())
             y = info.top + look.px(4)
-            lines = title_lines(fonts[0], track.title, info.width)  # a spaceless (CJK) title too
+            lines = title_lines(fonts[0], song_title(track), info.width)  # a spaceless (CJK) title too
             y = draw_lines(surface, fonts[0], lines, th.TEXT, info.left, y, info.width)
             y += look.px(4)
             draw_text(
