@@ -3,9 +3,10 @@ before the keys stop, and the shift key lit as a state, not as the screen's main
 
 from __future__ import annotations
 
+import pygame
 import pytest
 from moodtunes.ui.screens import welcome
-from ui_support import make_app, record_buttons, record_texts, sample_scanner, step, tap
+from ui_support import key, make_app, record_buttons, record_texts, sample_scanner, step, tap
 
 
 @pytest.fixture
@@ -49,5 +50,30 @@ def test_the_shift_key_shows_its_state_without_looking_like_the_main_button(sett
         tap(app, "key:A")
         step(app)
         assert not app.screen.capital_next() and styles[shift] == "secondary"
+    finally:
+        app.close()
+
+
+@pytest.mark.parametrize("name", ["नमस्ते", "น้ำใจ", "தமிழ்", "Zoë", "مهسا\u200cجان"])
+def test_a_name_typed_on_a_keyboard_keeps_its_marks_and_joiners(settings, name):
+    """Vowel signs, tone marks and viramas aren't alphanumeric: "नमस्ते" was saved as "नमसत"."""
+    app = make_app(settings, sample_scanner)
+    try:
+        tap(app, "new_profile")
+        for char in name:
+            key(app, pygame.K_UNKNOWN, char, frames=1)
+        assert app.screen.text == name
+    finally:
+        app.close()
+
+
+def test_the_name_limit_counts_letters_as_read_not_code_points(settings):
+    app = make_app(settings, sample_scanner)
+    try:
+        tap(app, "new_profile")
+        for char in "नमस्ते" * 7:  # 3 letters each, 18 code points
+            key(app, pygame.K_UNKNOWN, char, frames=1)
+        assert welcome.letters(app.screen.text) == welcome.MAX_NAME  # ... stopped at 20 letters
+        assert app.screen.text.startswith("नमस्ते" * 6)
     finally:
         app.close()

@@ -21,6 +21,7 @@ from ui_support import (
     guest_at_songs,
     key_event,
     make_app,
+    record_lines,
     record_texts,
     run_until,
     sample_scanner,
@@ -598,6 +599,24 @@ def test_a_long_name_makes_the_report_title_your_mood_journey_not_a_cut_name(set
         drawn.clear()
         step(app)
         assert "Your mood journey" in drawn and "Maximilian-Alexander's mood journey" not in drawn
+    finally:
+        app.close()
+
+
+def test_a_hebrew_name_in_the_report_title_leaves_it_an_english_sentence(settings, tmp_path, monkeypatch):
+    """Drawn in the name's direction, it read "s mood journey'דוד"."""
+    with Store.open(settings.database_path) as store:
+        add_tracks(store, tmp_path / "music", count=2)
+        profile = store.create_profile("דוד", "#5fd08a")
+        store.record_consent(profile.id)
+    app = make_app(settings, sample_scanner)
+    rendered: list[tuple[str, str | None]] = []
+    record_lines(monkeypatch, lambda text, base: rendered.append((text, base)))
+    try:
+        to_report(app, profile.id)
+        rendered.clear()
+        step(app)
+        assert ("דוד's mood journey", "L") in rendered
     finally:
         app.close()
 

@@ -267,6 +267,25 @@ def test_a_taken_name_is_said_beside_the_name_typed_which_stays(settings, drawn,
         app.close()
 
 
+def test_a_taken_hebrew_name_is_said_in_an_english_sentence_not_turned_around(settings, monkeypatch):
+    """“דוד” at its start made the whole error read right to left: "tap its tile ”דוד“"."""
+    consented_profile(settings, "דוד")
+    app = make_app(settings, sample_scanner)
+    rendered: list[tuple[str, str | None]] = []
+    record_lines(monkeypatch, lambda text, base: rendered.append((text, base)))
+    try:
+        tap(app, "new_profile")
+        for letter in "דוד":
+            key(app, pygame.K_UNKNOWN, letter)
+        tap(app, "create")
+        rendered.clear()
+        step(app)
+        error = [(text, base) for text, base in rendered if "already exists" in text]
+        assert error and all(base == "L" for _, base in error)
+    finally:
+        app.close()
+
+
 # ---- 6. a returning profile chooses at every visit ---------------------------------------------------
 
 class InstantScanner(StillScanner):

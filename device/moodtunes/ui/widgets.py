@@ -245,12 +245,14 @@ def draw_paragraph(
     align: str = "left",
     valign: str = "top",
     line_spacing: float = 1.25,
+    base: str | None = None,
 ) -> int:
     """Wrapped text inside ``rect`` (lines that don't fit are cut with an ellipsis), every line in
-    the direction of the whole text; returns its height."""
+    the direction ``base`` ("L": a sentence of ours that may start with a name), else that of the
+    whole text; returns its height."""
     step = round(font.get_linesize() * line_spacing)
     max_lines = max(1, (rect.height + step - font.get_linesize()) // step)
-    base = base_direction(text)
+    base = base or base_direction(text)
     lines = wrap(font, text, rect.width, max_lines, base)
     total = step * (len(lines) - 1) + font.get_linesize()
     y = {"top": rect.top, "center": rect.centery - total // 2, "bottom": rect.bottom - total}[

@@ -289,7 +289,7 @@ class ReportScreen(Screen):
         look, report = self.look, self.report
         title = "Your visit" if self.app.visit.profile.is_guest else f"{report.profile}'s mood journey"
         title = first_that_fits(look.title(), (title, "Your mood journey"), self.title_rect.width)  # not "Maximilian-Alexand…"
-        draw_text(surface, look.title(), title, th.TEXT, self.title_rect)
+        draw_text(surface, look.title(), title, th.TEXT, self.title_rect, base="L")  # "דוד's…" reads as English
         self.button(surface, "finish", "Finish", style="primary")
         self.button(surface, "forget", ("Forget me", "Forget"), style="ghost")
         if self.unreadable:  # no charts of zeros that would pass for a history

@@ -5,6 +5,7 @@ when the database can't be opened."""
 from __future__ import annotations
 
 import logging
+import unicodedata
 
 import pygame
 
@@ -15,6 +16,7 @@ from moodtunes.ui import theme as th
 from moodtunes.ui.fonts import FontStack
 from moodtunes.ui.screens.base import Screen
 from moodtunes.ui.widgets import (
+    GRAPHEME,
     aa_circle,
     draw_card,
     draw_initial_badge,
@@ -292,8 +294,19 @@ ALPHABETIC = (tuple("ABCDEFG"), tuple("HIJKLMN"), tuple("OPQRSTU"), ("shift", *"
 # portrait) so that the keys below them stay put; cased like the first page's as they are typed.
 ACCENTED_WIDE = (tuple("àáâäãåæçèéê"), tuple("ëìíîïñòóôöõ"), ("shift", *"øœßùúûüý", "backspace"))
 ACCENTED_NARROW = (tuple("àáâäãåæç"), tuple("èéêëìíîï"), tuple("ñòóôöõøœ"), ("shift", *"ßùúûüý", "backspace"))
-NAME_CHARS = " -'"  # besides letters and digits
+NAME_CHARS = " -'\u200c\u200d"  # besides letters, marks and digits (the joiners: Persian, Indic names)
 WORD_STARTS = " -"  # an on-screen letter after these (or first) is a capital unless shift says not
+
+
+def typable(char: str) -> bool:
+    """Whether a key's character goes into a name: any script's letters, digits and marks (the vowel
+    signs of "नमस्ते", Thai tone marks: dropping them saved "नमसत"), and NAME_CHARS."""
+    return unicodedata.category(char)[0] in "LMN" or char in NAME_CHARS
+
+
+def letters(text: str) -> int:
+    """How many letters a reader counts in ``text``: graphemes, not code points ("नमस्ते" has 3)."""
+    return len(GRAPHEME.findall(text))
 
 
 def tidy_name(text: str) -> str:
@@ -403,13 +416,16 @@ class NewProfileScreen(Screen):
         # An error goes where the title or "Your colour" would be: the name typed stays in view.
         if self.title_rect is not None:
             title, colour = (self.error, th.DANGER) if self.error else ("New profile", th.TEXT)
-            draw_text(surface, look.body_bold() if self.error else look.heading(), title, colour, self.title_rect)
+            # An English sentence, also when it starts with a Hebrew name (which would turn it around).
+            draw_text(surface, look.body_bold() if self.error else look.heading(), title, colour, self.title_rect,
+                      base="L")
         accent = th.parse_colour(self.colour)
         draw_card(surface, self.field, th.SURFACE, look.px(16), border=accent)
         inner = lay.inset(self.field, look.px(18), 0)
-        if len(self.text) >= MAX_NAME - NAME_COUNT_FROM:  # the keys stop at MAX_NAME: say so before
-            count = f"{len(self.text)}/{MAX_NAME}"
-            draw_text(surface, look.small(), count, th.DANGER if len(self.text) >= MAX_NAME else th.MUTED,
+        typed = letters(self.text)
+        if typed >= MAX_NAME - NAME_COUNT_FROM:  # the keys stop at MAX_NAME: say so before
+            count = f"{typed}/{MAX_NAME}"
+            draw_text(surface, look.small(), count, th.DANGER if typed >= MAX_NAME else th.MUTED,
                       inner, align="right")
             inner.width -= look.small().size(count)[0] + look.px(12)
         if self.text:
@@ -426,7 +442,8 @@ class NewProfileScreen(Screen):
             draw_text(surface, look.font(22), "Type your name", th.MUTED, inner)
         if self.error and self.swatch_label is not None:  # beside the swatches: room for two short lines
             draw_paragraph(
-                surface, look.small(), self.error, th.DANGER, self.swatch_label, valign="center", line_spacing=1.0
+                surface, look.small(), self.error, th.DANGER, self.swatch_label, valign="center", line_spacing=1.0,
+                base="L",
             )
         elif self.swatch_label is not None:
             draw_text(surface, look.body(), "Your colour", th.MUTED, self.swatch_label)
@@ -460,14 +477,14 @@ class NewProfileScreen(Screen):
     def on_key(self, event: pygame.event.Event) -> None:
         if event.key == pygame.K_BACKSPACE:
             self.on_tap("backspace")
-        elif event.unicode and (event.unicode.isalnum() or event.unicode in NAME_CHARS):
+        elif event.unicode and all(typable(char) for char in event.unicode):
             self._type(event.unicode)  # a physical keyboard: the case the visitor typed
         else:
             super().on_key(event)
 
     def _type(self, char: str) -> None:
         self.error = None
-        if len(self.text) >= MAX_NAME or (
+        if letters(self.text + char) > MAX_NAME or (
             char == " " and (not self.text or self.text.endswith(" "))
         ):
             return
