@@ -20,7 +20,7 @@ from moodtunes.ui.screens.welcome import (
 )
 from ui_support import CALM, ENERGETIC, StillScanner, add_tracks, make_app, record_lines, step
 
-SIZES = [(800, 480), (1024, 600), (1280, 720), (480, 800)]
+SIZES = [(800, 480), (1024, 600), (1280, 720), (1280, 800), (480, 800)]
 
 
 @pytest.fixture
@@ -113,6 +113,20 @@ def test_every_screen_fits_with_big_enough_touch_targets(settings, size):
     finally:
         app.close()
     assert len(set(seen)) == 12
+
+
+@pytest.mark.parametrize("size", SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
+def test_the_product_name_shows_whole_on_the_welcome_screen(settings, size, monkeypatch):
+    """On a 16:10 panel (1280x800) it read "moodtun…": type sized by the short side, in a column
+    sized by the long one."""
+    rendered: list[str] = []
+    record_lines(monkeypatch, lambda text, base: rendered.append(text))
+    app = make_app(settings, StillScanner, size=size)
+    try:
+        step(app)
+        assert "moodtunes" in rendered
+    finally:
+        app.close()
 
 
 def test_welcome_pages_through_many_profiles(settings):

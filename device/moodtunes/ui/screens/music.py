@@ -32,7 +32,8 @@ from moodtunes.ui.widgets import (
 VOLUME_STEP = 0.1
 CATALOGUE_LOOK_EVERY_S = 1.0  # while the library scan runs, how often the songs screen looks for songs
 TOP_UP_EVERY_S = 3.0  # ... and at most how often a list already shown looks for newly sorted ones
-SILENT_NOTE = "No sound output — playing silently"
+# Between the times under the progress bar: the first wording that fits (1280x800: "playing si…").
+SILENT_NOTES = ("No sound output — playing silently", "No sound — playing silently", "No sound output")
 PAUSED_NOTE = "Paused"
 LIBRARY_PROBLEM_MESSAGE = "The music library can't be read right now. Please tell the staff."
 NO_MUSIC_MESSAGE = "No music is set up yet. Please tell the staff."
@@ -615,9 +616,8 @@ class PlayingScreen(Screen):
             if paused:  # more than the button's icon says so: the idle countdown runs meanwhile
                 draw_text(surface, look.body_bold(), PAUSED_NOTE, th.TEXT, between, align="center")
             elif player is not None and getattr(player, "silent", False):  # no sound card: say so
-                draw_text(
-                    surface, look.small(), SILENT_NOTE, th.mix(th.DANGER, th.TEXT, 0.35), between, align="center",
-                )
+                note = first_that_fits(look.small(), SILENT_NOTES, between.width)
+                draw_text(surface, look.small(), note, th.mix(th.DANGER, th.TEXT, 0.35), between, align="center")
         self.button(surface, "stop", "Stop", style="ghost")
         self._toggle(surface, paused)
         self.button(surface, "next", ("Next song", "Next"))

@@ -121,21 +121,13 @@ class WelcomeScreen(Screen):
         # Brand panel: name, a friendly face, the tagline and how a visit goes.
         b = self.brand
         face_r = look.px(28)
-        title_font = look.font(34, bold=True)
         top = b.top + look.px(4)
         draw_mood_face(surface, (b.left + face_r, top + face_r), face_r, "happy")
-        draw_text(
-            surface,
-            title_font,
-            "moodtunes",
-            th.TEXT,
-            pygame.Rect(
-                b.left + 2 * face_r + look.px(12),
-                top,
-                b.width - 2 * face_r - look.px(12),
-                2 * face_r,
-            ),
-        )
+        name_rect = pygame.Rect(b.left + 2 * face_r + look.px(12), top, b.width - 2 * face_r - look.px(12), 2 * face_r)
+        # Type sized by the screen's short side in a column of its width: on 16:10 it was "moodtun…".
+        title_font = next((font for font in (look.font(size, bold=True) for size in (34, 30, 26, 22))
+                           if font.size("moodtunes")[0] <= name_rect.width), look.font(18, bold=True))
+        draw_text(surface, title_font, "moodtunes", th.TEXT, name_rect)
         y = top + 2 * face_r + look.px(16)
         y += draw_paragraph(
             surface, look.body(), TAGLINE, th.MUTED, pygame.Rect(b.left, y, b.width, b.bottom - y)
