@@ -420,3 +420,45 @@ def test_a_visit_forgotten_while_in_flight_is_not_sent_when_the_link_comes_back(
     with sqlite3.connect(tmp_path / "moodtunes.db") as db:
         outbox = db.execute("SELECT event_id, sent_payload FROM outbox").fetchall()
     assert [(event_id, json.loads(payload)["event_id"]) for event_id, payload in outbox] == [(ana.event_id, ana.event_id)]
+
+
+def test_a_visit_forgotten_during_the_uplinks_backoff_is_not_sent_by_paho_reconnecting(mosquitto, tmp_path):
+    """No PUBACK came, so the uplink waited before its next turn (retry_seconds); meanwhile
+    `moodtunes forget` deleted the visit and the broker came back. paho reconnected by itself, in
+    that wait, and sent what it held: the forgotten visit arrived 0.15 s after forget returned."""
+    device, prefix = unique("kiosk-"), unique("mt")
+    proxy = Blackhole(mosquitto)
+    mqtt = MqttSettings(enabled=True, host="127.0.0.1", port=proxy.port, topic_prefix=prefix,
+                        retry_seconds=30, max_retry_seconds=30, poll_seconds=0.2, ack_timeout_seconds=0.5)
+    kiosk = Store.open(tmp_path / "moodtunes.db")
+    listener = Subscriber(mosquitto, f"{prefix}/+/visit")
+    link = BrokerLink(mqtt, device)
+    uplink = Uplink(Store.open(tmp_path / "moodtunes.db"), link, mqtt, device)
+    stop = threading.Event()
+    worker = threading.Thread(target=uplink.run_forever, args=(stop,))
+    link.start()
+    try:
+        wait_for(lambda: link.connected, "the uplink to connect")
+        proxy.swallow = True
+        zed = record_visit(kiosk, device, profile="Zed")
+        worker.start()
+        wait_for(lambda: "no PUBACK" in (last_upload_error(tmp_path / "moodtunes.db") or ""), "the upload to fail",
+                 timeout=10)
+        kiosk.forget_profile(kiosk.profile_by_name("Zed").id)
+        proxy.swallow = False
+        proxy.cut()  # the broker is back, well within the uplink's 30 s wait
+        wait_for(lambda: link.connected, "paho to reconnect", timeout=15)
+        time.sleep(1.0)
+    finally:
+        stop.set()
+        if worker.is_alive():
+            worker.join()
+        link.close()
+        listener.close()
+        proxy.close()
+    assert zed.event_id not in [json.loads(m.payload)["event_id"] for m in listener.messages]
+
+
+def last_upload_error(database):
+    with sqlite3.connect(database) as db:
+        return db.execute("SELECT last_error FROM outbox ORDER BY id DESC LIMIT 1").fetchone()[0]

@@ -374,7 +374,7 @@ class BrokerLink:
 
     def wait_for_ack(self, mid: int, deadline: float) -> ReasonCode | None:
         """The PUBACK's reason code for message ``mid``, or None if none came by ``deadline``
-        (time.monotonic()); the message then stays queued in paho and is resent on reconnect."""
+        (time.monotonic()); paho still holds the message then (``Uplink.send_pending`` drops it)."""
         with self._changed:
             while mid not in self._acks:
                 remaining = deadline - time.monotonic()
@@ -394,10 +394,6 @@ class Uplink:
         self._device_id = device_id
         self.topic = visit_topic(mqtt.topic_prefix, device_id)
         self.status_topic = status_topic(mqtt.topic_prefix, device_id)
-        # event id -> a publication paho still holds (it resends it on reconnect), so a slow
-        # PUBACK does not make us publish the same event again. By event id, not outbox row: SQLite
-        # gives a deleted row's id (`moodtunes forget`) to the next event queued.
-        self._in_flight: dict[str, Publication] = {}
         self._restamped: Counter[str] = Counter()  # sent events by the old device_id they had
         self._failures = 0  # failed turns in a row, for the backoff
         self._waiting_for_broker = False  # said so already
@@ -445,41 +441,51 @@ class Uplink:
 
     def send_pending(self) -> CycleResult:
         """Publish one batch of pending events (oldest first) and wait for each PUBACK; every
-        event is marked sent or failed with the reason."""
+        event is marked sent or failed with the reason. Nothing is left in paho's hands after it
+        (``_settle``)."""
         items = self._store.pending_events(BATCH_SIZE)
         result = CycleResult(attempted=len(items))
+        published: dict[int, Publication] = {}
         problems: dict[int, str] = {}
         for item in items:
-            if item.event_id not in self._in_flight:
-                try:
-                    self._in_flight[item.event_id] = self._publish(item)
-                except EventTooBig as exc:
-                    self._refuse(item, str(exc))
-                    result.refused += 1
-                except UplinkError as exc:  # not queued: paho refused it outright
-                    problems[item.id] = str(exc)
+            try:
+                published[item.id] = self._publish(item)
+            except EventTooBig as exc:
+                self._refuse(item, str(exc))
+                result.refused += 1
+            except UplinkError as exc:  # not queued: paho refused it outright
+                problems[item.id] = str(exc)
         deadline = time.monotonic() + self._settings.ack_timeout_seconds
-        for item in items:
-            if item.id in problems:
-                self._failed(item, problems[item.id], result)
-            elif item.event_id in self._in_flight:
-                self._settle(item, deadline, result)
+        answered = 0
+        try:
+            for item in items:
+                if item.id in problems:
+                    self._failed(item, problems[item.id], result)
+                elif item.id in published:
+                    answered += self._settle(item, published[item.id], deadline, result)
+        finally:
+            if answered < len(published):  # no PUBACK, or the store failed before all were settled
+                # paho would send what it holds again on reconnecting, whenever that is: after
+                # `moodtunes forget` deleted the visit and the operator ran the cloud's DELETEs
+                # (during the backoff's wait, before any check of the outbox could run). A new
+                # client holds nothing: the outbox, which forget deletes from, says what goes.
+                self._link.drop_queued()
         return result
 
-    def _settle(self, item: OutboxItem, deadline: float, result: CycleResult) -> None:
-        """Wait for the PUBACK of an event in flight, and record what became of it."""
-        publication = self._in_flight[item.event_id]
+    def _settle(self, item: OutboxItem, publication: Publication, deadline: float, result: CycleResult) -> bool:
+        """Wait for the PUBACK of an event published, and record what became of it; False when
+        none came (it goes again from the outbox: a second delivery overwrites the same points)."""
         reason = self._link.wait_for_ack(publication.mid, deadline)
-        if reason is None:  # still in paho's hands: it sends the event again on reconnecting
+        if reason is None:
             timeout = self._settings.ack_timeout_seconds
             self._failed(item, f"no PUBACK from {self._link.address} within {timeout:g} s", result)
-            return
-        del self._in_flight[item.event_id]
+            return False
         if (problem := describe_puback(reason, self.topic)) is not None:
             self._failed(item, problem, result)
-            return
-        self._sent(item.id, publication)
-        result.sent += 1
+        else:
+            self._sent(item.id, publication)
+            result.sent += 1
+        return True
 
     def _failed(self, item: OutboxItem, problem: str, result: CycleResult) -> None:
         self._store.mark_failed(item.id, problem)
@@ -540,7 +546,6 @@ class Uplink:
     def _turn(self) -> float | None:
         """Send what is pending if the broker is there, and the status after it or when it is due;
         how long to wait before the next turn (None: not at all, waiting for the broker took the time)."""
-        self._drop_forgotten()
         if not self._store.pending_events(1):
             if time.monotonic() >= self._status_due:
                 self.report_status()
@@ -555,20 +560,6 @@ class Uplink:
         delay = self._pace_after(result)
         self.report_status()
         return delay
-
-    def _drop_forgotten(self) -> None:
-        """Events in flight whose outbox rows are gone (`moodtunes forget` deleted the person's
-        visits) must not go: paho would send them on its next reconnect, however late, after the
-        operator ran the cloud's DELETEs. Their messages are dropped with the rest paho holds; the
-        rest are still pending and go again (a second delivery overwrites the same points)."""
-        if not self._in_flight:
-            return
-        forgotten = self._in_flight.keys() - self._store.events_kept(self._in_flight.keys())
-        if forgotten:
-            logger.info("%d events in flight were deleted from the outbox (moodtunes forget): not sending them; "
-                        "reconnecting without them", len(forgotten))
-            self._in_flight.clear()
-            self._link.drop_queued()
 
     def _wait_for_broker(self) -> None:
         """Wait up to poll_seconds for the link, saying once per outage that events are waiting."""

@@ -1029,13 +1029,6 @@ class Store:
         return [OutboxItem(r["id"], r["event_id"], r["kind"], r["payload"], r["attempts"], r["profile_id"],
                            r["sent_payload"], r["first_sent_at"]) for r in rows]
 
-    def events_kept(self, event_ids: Iterable[str]) -> set[str]:
-        """Those of ``event_ids`` still in the outbox (``forget_profile`` deletes a person's)."""
-        ids = list(event_ids)
-        marks = ",".join("?" * len(ids))
-        rows = self._query(f"SELECT event_id FROM outbox WHERE event_id IN ({marks})", ids) if ids else []
-        return {r["event_id"] for r in rows}
-
     def mark_sent(self, outbox_id: int, payload: str) -> None:
         """The broker acknowledged the event as ``payload``; the first payload acknowledged, and when,
         are kept, to be sent again unchanged if the event is queued again (mark_unsent_since)."""
