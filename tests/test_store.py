@@ -67,6 +67,24 @@ def test_open_sets_wal_foreign_keys_and_latest_schema(store):
         store.start_session(profile_id=999)
 
 
+def test_the_wal_a_long_reader_let_grow_shrinks_at_the_next_checkpoint(tmp_path):
+    """A backup reading for a minute grew the WAL to 11 MB, and it stayed so while the kiosk ran."""
+    store = Store.open(tmp_path / "moodtunes.db")
+    reader = sqlite3.connect(tmp_path / "moodtunes.db")
+    reader.execute("BEGIN")
+    reader.execute("SELECT COUNT(*) FROM tracks").fetchone()  # holds its snapshot: no checkpoint gets past it
+    for i in range(400):
+        store.upsert_track(TrackRecord(path=f"/music/{i}.ogg", size=i, mtime=1.0, title="x" * 2000, artist="A",
+                                       features={f"f{k}": float(k) for k in range(300)}))
+    wal = tmp_path / "moodtunes.db-wal"
+    assert wal.stat().st_size > 2 * store_module.WAL_SIZE_LIMIT_BYTES
+    reader.close()
+    store.upsert_track(track())  # the next commit checkpoints (the WAL is over 1000 pages) ...
+    store.upsert_track(track("/music/b.ogg"))  # ... and the one after starts the WAL anew, cut back
+    assert wal.stat().st_size <= store_module.WAL_SIZE_LIMIT_BYTES
+    store.close()
+
+
 def test_reopening_keeps_data_and_does_not_migrate_twice(tmp_path):
     path = tmp_path / "moodtunes.db"
     with Store.open(path) as s:

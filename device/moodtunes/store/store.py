@@ -46,6 +46,7 @@ FEEDBACK_WINDOW = 1000  # rated plays the recommender reads per profile: a busy 
 GUEST_NAME = "Guest"
 GUEST_COLOUR = "#8a94a6"
 BUSY_TIMEOUT_MS = 10_000  # how long a statement waits for another connection's lock
+WAL_SIZE_LIMIT_BYTES = 4 << 20  # what a checkpoint truncates the write-ahead log to
 CHECKPOINT_WAIT_MS = 1000  # a forget's checkpoint waits this long for readers (the kiosk's screen waits too)
 DISK_FULL_BELOW_BYTES = 1 << 20  # with less free than this, an SQLite I/O error means a full disk
 PSEUDONYM_SECRET_BYTES = 32
@@ -400,6 +401,10 @@ class Store:
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA synchronous=FULL")
                 db.execute("PRAGMA secure_delete=ON")  # a forgotten person's rows are zeroed, not left in free pages
+                # A reader held for a while (a backup, `sqlite3` by hand) lets the WAL grow past its
+                # checkpoints; without a limit it stays that size on the SD card until every
+                # connection closes, i.e. for as long as the kiosk runs.
+                db.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT_BYTES}")
                 store._migrate()
                 store._pseudonym_secret = store._read_or_make_pseudonym_secret()
         except sqlite3.Error as exc:
