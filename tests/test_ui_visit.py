@@ -501,7 +501,38 @@ def test_a_store_failure_is_a_plain_message_for_the_visitor(settings, library, m
     finally:
         app.close()
     assert message == NOT_SAVED_MESSAGE and "/" not in message and "database" not in message
-    assert app.save_failures == 1 and "the disk is full" in caplog.text  # the detail is for the operator
+    assert app.save_failures >= 1 and "the disk is full" in caplog.text  # the detail is for the operator
+
+
+def test_a_visit_the_store_refused_to_start_is_kept_once_it_takes_writes(settings, library, monkeypatch, told):
+    """Another program's lock (or a full disk) for a moment as the visit began lost all of it:
+    the reading, the song and the rating made once the store was free again were never written."""
+    app = make_app(settings, sample_scanner)
+    start = app.store.start_session
+    try:
+        monkeypatch.setattr(app.store, "start_session", lambda *a, **k: (_ for _ in ()).throw(
+            StoreError("database: database is locked")))
+        tap(app, "guest")
+        assert app.visit.session_id is None and told() == [NOT_SAVED_MESSAGE]
+        began = app.visit.started_at
+        monkeypatch.setattr(app.store, "start_session", start)  # the lock is gone
+        tap(app, "no_camera")
+        tap(app, "mood:sad")
+        run_until(app, lambda: app.screen.name == "songs" and app.screen.loaded, what="the songs")
+        tap(app, "row:0")
+        on_screen(app, "playing")
+        tap(app, "done")
+        tap(app, "star:4")
+        tap(app, "report")
+        session = app.visit.session_id
+    finally:
+        app.close()
+    with Store.open(settings.database_path) as store:
+        (visit,) = rows(store, "SELECT started_at, mood_before, end_reason FROM sessions WHERE id = ?", session)
+        assert (visit["started_at"], visit["mood_before"], visit["end_reason"]) == (began, "sad", "completed")
+        assert len(rows(store, "SELECT id FROM plays WHERE session_id = ?", session)) == 1
+        (rating,) = rows(store, "SELECT score FROM ratings WHERE session_id = ?", session)
+        assert rating["score"] == 75  # 4 stars
 
 
 def damage_the_tracks_table(database: Path) -> None:

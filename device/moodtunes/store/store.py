@@ -714,11 +714,12 @@ class Store:
 
     # ---- visits ----------------------------------------------------------------------------
 
-    def start_session(self, profile_id: int) -> int:
+    def start_session(self, profile_id: int, started_at: str | None = None) -> int:
+        """A new visit, started now or at ``started_at`` (a start the store refused at the time)."""
         with self.transaction() as db:
             cur = db.execute(
                 "INSERT INTO sessions (uuid, profile_id, started_at) VALUES (?, ?, ?)",
-                (str(uuid.uuid4()), profile_id, utc_now()),
+                (str(uuid.uuid4()), profile_id, started_at or utc_now()),
             )
             return int(cur.lastrowid)
 

@@ -656,9 +656,34 @@ class KioskApp:
         if self._player is not None:  # each visitor starts at the set volume, not the last one's (0: silence)
             self._player.set_volume(self.settings.kiosk.volume)
         self.visit = Visit(profile)
-        self.visit.session_id = self.record(self.store.start_session, profile.id)
+        self.visit_session()
         logger.info("visit started: profile %d, session %s", profile.id, self.visit.session_id)
         return self.visit
+
+    def visit_session(self) -> int | None:
+        """The visit's session in the store, with every reading made so far. One the store refused
+        at the start (another program's lock, a full disk for a moment) is started at the next
+        write, as of the visit's start: the whole visit was lost, its later song and rating too."""
+        visit = self.visit
+        if visit.session_id is None and self.store is not None:
+            visit.session_id = self.record(self.store.start_session, visit.profile.id, visit.started_at)
+        if visit.session_id is not None:
+            self._save_readings()
+        return visit.session_id
+
+    def _save_readings(self) -> None:
+        """Write the readings not written yet (the store refused them, or there was no session), in
+        order, each with the correction the visitor made meanwhile."""
+        visit = self.visit
+        for phase, reading in visit.readings.items():
+            if phase in visit.reading_ids:
+                continue
+            reading_id = self.record(self.store.add_reading, visit.session_id, phase, reading)
+            if reading_id is None:
+                return
+            visit.reading_ids[phase] = reading_id
+            if visit.moods.get(phase, reading.label) != reading.label:
+                self.record(self.store.correct_reading, reading_id, visit.moods[phase])
 
     def _retry_sound_device(self) -> None:
         """A player left silent because no audio device opened (a USB speaker off at the first
@@ -677,7 +702,7 @@ class KioskApp:
             self.screen.save_pending()
         visit.ended = True
         self.save_play_progress(final=True)
-        if visit.session_id is None:
+        if self.visit_session() is None:
             return
         ended_at = utc_now()
         if self.record(self._end_in_store, visit.session_id, reason) is None:
@@ -719,10 +744,8 @@ class KioskApp:
         visit.readings[phase] = reading
         if reading.label:
             visit.moods[phase] = reading.label
-        if visit.session_id is not None:
-            reading_id = self.record(self.store.add_reading, visit.session_id, phase, reading)
-            if reading_id is not None:
-                visit.reading_ids[phase] = reading_id
+        visit.reading_ids.pop(phase, None)  # this reading of the phase is the one to write
+        self.visit_session()
 
     def correct_reading(self, phase: str, label: str) -> None:
         visit = self.visit
@@ -776,11 +799,7 @@ class KioskApp:
         self.stop_music()
         item = visit.ranked[index]
         track = item.track
-        play_id = (
-            self.record(self.store.start_play, visit.session_id, track)
-            if visit.session_id
-            else None
-        )
+        play_id = self.record(self.store.start_play, visit.session_id, track) if self.visit_session() else None
         waited = False
 
         def getting_ready() -> None:

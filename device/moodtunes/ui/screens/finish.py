@@ -196,7 +196,7 @@ class RateScreen(Screen):
         visit = self.app.visit
         score = stars_to_score(self.stars) if self.stars else None
         same = score == visit.rating and visit.last_play_id == visit.rating_play_id
-        if score is None or same or visit.session_id is None:
+        if score is None or same or self.app.visit_session() is None:
             return
         # A song rated again after going back to the music, or another song: the later counts.
         if self.app.record(self.app.store.add_rating, visit.session_id, score, visit.last_play_id) is not None:
