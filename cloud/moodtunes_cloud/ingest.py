@@ -31,8 +31,10 @@ nothing. The CONNECT's Receive Maximum is the size of the queue, so the broker s
 unacknowledged visits than the ingest can hold and queues the rest itself. A queued visit is in
 memory only, so it is lost if the ingest stops before InfluxDB is back, only when the broker does
 not hold it either: it came with QoS 0 (never delivered again), or the broker lost the ingest's
-session. The queue overflows only then too, and the visit it drops is dead-lettered, for `replay`.
-Every loss is logged as an error.
+session. Then a full queue drops its oldest visit into the dead letters, for `replay`, and logs it
+as an error. A broker can also send past the Receive Maximum (mosquitto 2.0.11 does after the ingest
+acknowledges rejected messages): the visit a full queue drops then is left unacknowledged with the
+broker, and once the queue has drained the ingest reconnects, so that the broker delivers it again.
 
 While the broker can't be reached, paho retries silently; the ingest logs the reason at once and
 then once every OUTAGE_LOG_SECONDS, and says when it is connected again.
@@ -294,7 +296,8 @@ class IngestStats:
     statuses: int = 0  # device statuses written
     rejected: int = 0
     write_failures: int = 0
-    dropped: int = 0
+    dropped: int = 0  # from a full queue: dead-lettered, or left_with_broker
+    left_with_broker: int = 0  # dropped unacknowledged, for the broker to deliver again
 
 
 @dataclass
@@ -331,6 +334,10 @@ class Ingest:
         self._queue_lock = threading.Lock()  # held only briefly, never while writing to InfluxDB
         self._queue_changed = threading.Condition(self._queue_lock)
         self._writing: _Queued | None = None  # the visit being written now: a full queue keeps it
+        # QoS 1 visits a full queue left unacknowledged with the broker, which delivers them again
+        # when the ingest reconnects: it does once the queue has drained (_fetch_left_with_broker).
+        self._left_with_broker = 0
+        self._refetching = False  # reconnecting on purpose: no "lost the broker" warning
         self._rejections: collections.deque[Point] = collections.deque(maxlen=REJECTIONS_HELD)  # the newest
         self._rejection_count = random.randrange(REJECTION_SPREAD_NS)  # for a time of its own: see REJECTION_SPREAD_NS
         self._stop = threading.Event()
@@ -367,6 +374,11 @@ class Ingest:
             self._writer.prepare()
         except WriteError as exc:
             logger.error("InfluxDB not ready (%s); visits will be held and retried", exc)
+        self._connect()
+        self._writer_thread.start()
+
+    def _connect(self) -> None:
+        """Connect in the background (paho reconnects by itself), resuming the persistent session."""
         properties = Properties(PacketTypes.CONNECT)
         properties.SessionExpiryInterval = self._settings.mqtt_session_expiry_seconds
         properties.ReceiveMaximum = min(self._settings.retry_queue_size, RECEIVE_MAXIMUM_LIMIT)
@@ -375,7 +387,6 @@ class Ingest:
             clean_start=False, properties=properties,
         )
         self._client.loop_start()
-        self._writer_thread.start()
 
     def _say_where_dead_letters_go(self) -> None:
         if self._dead_letters is not None:
@@ -465,7 +476,7 @@ class Ingest:
 
     def _on_disconnect(self, client, userdata, flags, reason, properties) -> None:
         self._subscribed.clear()
-        if not self._stop.is_set():
+        if not self._stop.is_set() and not self._refetching:
             logger.warning("lost the broker (%s); reconnecting", reason)
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
@@ -521,10 +532,23 @@ class Ingest:
         return dropped
 
     def _drop(self, dropped: _Queued) -> None:
-        """A valid visit the full queue can't hold: dead-lettered (outside the queue lock: the writer
-        thread needs it), so `replay` can write it once InfluxDB is back, then acknowledged, so that
-        it doesn't block the broker's Receive Maximum."""
+        """A valid visit the full queue can't hold. One the broker still holds (QoS 1, unacknowledged
+        in this session) is left with it, unacknowledged, to be delivered again once the queue has
+        drained. mosquitto 2.0.11 sends past the Receive Maximum after acknowledgements of rejected
+        messages, so the queue overflowed: acknowledged, each dropped visit let the broker send one
+        more, and 799 of 1,000 went to the dead letters in an InfluxDB outage. Others (QoS 0, or
+        from a session the broker lost) are dead-lettered (outside the queue lock: the writer
+        thread needs it), so `replay` can write them once InfluxDB is back."""
         size = self._settings.retry_queue_size
+        if dropped.mid is not None:
+            with self._queue_lock:
+                self._left_with_broker += 1
+                self.stats.left_with_broker += 1
+                left = self._left_with_broker
+            if left == 1:  # once per overflow: the broker holds them all, nothing is lost
+                logger.warning("retry queue full (%d visits): leaving the oldest unacknowledged with the broker, "
+                               "which delivers them again once the queue has drained", size)
+            return
         logger.error(
             "retry queue full (%d visits): dropped %s into the dead letters; raise "
             "MOODTUNES_INGEST_RETRY_QUEUE_SIZE or bring InfluxDB back, then replay it", size, dropped.name,
@@ -532,7 +556,6 @@ class Ingest:
         reason = f"retry queue full: InfluxDB unreachable while {size} visits were held; replay it once InfluxDB is back"
         self._dead_letter(dropped.topic, dropped.payload, reason, Reason.QUEUE_FULL, dropped.received_at,
                           dropped.user_properties)
-        self._acknowledge(dropped)
 
     def _reject(self, topic: str, payload: bytes, problem: str, reason: Reason, received_at: datetime,
                 user_properties: UserProperties = ()) -> None:
@@ -589,6 +612,24 @@ class Ingest:
                 backlog = False
                 self._held_log.reset()
                 logger.info("InfluxDB is back: every held visit is written")
+            if written:
+                self._fetch_left_with_broker()
+
+    def _fetch_left_with_broker(self) -> None:
+        """Once the queue has drained, reconnect if it left visits with the broker: it delivers the
+        unacknowledged ones again only then (the session resumes: nothing else changes)."""
+        with self._queue_lock:
+            if self._queue or not self._left_with_broker:
+                return
+            left, self._left_with_broker = self._left_with_broker, 0
+        logger.info("the queue has drained: reconnecting, so that the broker delivers the %d visits left with it", left)
+        self._refetching = True
+        try:
+            self._client.disconnect()
+            self._client.loop_stop()
+        finally:
+            self._refetching = False
+        self._connect()
 
     def _write_rejections(self) -> bool:
         """Write the `rejected` points waiting; False when InfluxDB should be tried again later (they
