@@ -7,10 +7,11 @@ from __future__ import annotations
 import json
 import logging
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
-from moodtunes.store import Store, StoreError, utc_now
+from moodtunes.store import Store, StoreError, shifted, utc_now
 from moodtunes.ui.app import NOT_SAVED_MESSAGE
 from ui_support import (
     CALM,
@@ -754,3 +755,44 @@ def test_a_visit_whose_end_could_not_be_saved_is_ended_as_it_was_once_the_store_
             assert len(store.pending_events(10)) == 1  # its event queued
     finally:
         app.close()
+
+
+def test_a_visit_under_way_when_the_clock_is_set_is_moved_with_it(settings, library, monkeypatch):
+    """A Pi runs from 1970 (or the time saved at shutdown) until its first time sync: a visit under
+    way then was stored from 1970 to today, and the ingest refused it as `clock` (or put its plays
+    and first scan months away from its end)."""
+    from moodtunes.events import VisitEvent
+    from moodtunes.store import store as store_module
+
+    behind = 20_000 * 86_400.0  # the clock before the sync: 1971
+    from moodtunes.ui import app as app_module
+
+    now_then = store_module.utc_now
+    for module in (store_module, app_module):
+        monkeypatch.setattr(module, "utc_now", lambda: shifted(now_then(), -behind))
+    app = make_app(settings, sample_scanner)
+    app.wall_clock = lambda: time.time() - behind
+    try:
+        step(app)  # the clock as it is when the kiosk starts: no visit to move
+        songs_as_guest(app, "sad")
+        tap(app, "row:0")
+        on_screen(app, "playing")
+        for module in (store_module, app_module):  # the first time sync
+            monkeypatch.setattr(module, "utc_now", now_then)
+        app.wall_clock = time.time
+        step(app)
+        tap(app, "done")
+        tap(app, "star:4")
+        tap(app, "report")
+        session = app.visit.session_id
+    finally:
+        app.close()
+    with Store.open(settings.database_path) as store:
+        (visit,) = rows(store, "SELECT started_at, ended_at FROM sessions WHERE id = ?", session)
+        times = [visit["started_at"], *(r["created_at"] for r in rows(store, "SELECT created_at FROM mood_readings")),
+                 *(r["started_at"] for r in rows(store, "SELECT started_at FROM plays")), visit["ended_at"]]
+        (event,) = store.pending_events(10)
+    assert min(times) > "2026" and all(t <= visit["ended_at"] for t in times)
+    length = datetime.fromisoformat(visit["ended_at"]) - datetime.fromisoformat(visit["started_at"])
+    assert length.total_seconds() < 600
+    assert VisitEvent.model_validate_json(event.payload).started_at.year > 2000

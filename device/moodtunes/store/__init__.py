@@ -8,7 +8,9 @@ from moodtunes.store.store import (
     Store,
     StoreError,
     TrackRecord,
+    shifted,
     utc_now,
 )
 
-__all__ = ["GUEST_NAME", "FileIdentity", "OutboxItem", "Profile", "Store", "StoreError", "TrackRecord", "utc_now"]
+__all__ = ["GUEST_NAME", "FileIdentity", "OutboxItem", "Profile", "Store", "StoreError", "TrackRecord", "shifted",
+           "utc_now"]

@@ -70,6 +70,11 @@ def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
+def shifted(stamp: str, seconds: float) -> str:
+    """A time as utc_now writes it, ``seconds`` later."""
+    return (datetime.fromisoformat(stamp) + timedelta(seconds=seconds)).isoformat(timespec="milliseconds")
+
+
 @dataclass(frozen=True)
 class Profile:
     id: int
@@ -713,6 +718,22 @@ class Store:
         )
 
     # ---- visits ----------------------------------------------------------------------------
+
+    def shift_open_visit(self, session_id: int, seconds: float) -> None:
+        """Move every time recorded so far of an open visit by ``seconds``: the wall clock was set
+        while it ran (a Pi has no clock of its own until its first time sync), and its start in
+        1970, or last shutdown's time, made it days long, and rejected or split in the cloud."""
+        moved = {
+            "sessions": ("started_at", "id"), "mood_readings": ("created_at", "session_id"),
+            "plays": ("started_at", "session_id"), "ratings": ("created_at", "session_id"),
+        }
+        with self.transaction() as db:
+            if db.execute("SELECT 1 FROM sessions WHERE id = ? AND ended_at IS NULL", (session_id,)).fetchone() is None:
+                return
+            for table, (column, key) in moved.items():
+                rows = db.execute(f"SELECT rowid, {column} FROM {table} WHERE {key} = ?", (session_id,)).fetchall()
+                db.executemany(f"UPDATE {table} SET {column} = ? WHERE rowid = ?",
+                               [(shifted(row[1], seconds), row[0]) for row in rows])
 
     def start_session(self, profile_id: int, started_at: str | None = None) -> int:
         """A new visit, started now or at ``started_at`` (a start the store refused at the time)."""

@@ -24,7 +24,7 @@ from moodtunes.domain import Category, MoodReading
 from moodtunes.player import Player, PlayerError
 from moodtunes.recommend import Feedback, Ranked, rank
 from moodtunes.report import KeptHistory
-from moodtunes.store import Profile, Store, StoreError, utc_now
+from moodtunes.store import Profile, Store, StoreError, shifted, utc_now
 from moodtunes.ui import INVISIBLE_DRIVERS
 from moodtunes.ui import theme as th
 from moodtunes.ui.screens.music import song_title
@@ -70,6 +70,9 @@ MUSIC_PLAYS_ON = frozenset({"playing", "rate"})
 # double tap (170 ms apart is usual), which landed on whatever the first one opened ("I'm done"
 # under "Show my songs", a song under a mood's face). No one reads a new screen and taps it sooner.
 SCREEN_SETTLE_S = 0.3
+# A change of the wall clock against the monotonic one this big is the clock being set (a first time
+# sync, by hand), not drift, which NTP slews away in small steps.
+CLOCK_STEP_S = 60.0
 # What a visitor does to the screen (not QUIT, not window events): dropped after a wait.
 INPUT_EVENTS = (
     pygame.MOUSEBUTTONDOWN, pygame.MOUSEBUTTONUP, pygame.MOUSEMOTION, pygame.FINGERDOWN, pygame.FINGERUP,
@@ -99,6 +102,7 @@ class KioskApp:
         fullscreen: bool = False,
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
         max_fps: int = MAX_FPS,
         invisible_ok: bool = False,
         settle_s: float = SCREEN_SETTLE_S,
@@ -111,6 +115,8 @@ class KioskApp:
         self._fullscreen = fullscreen
         self.rng = rng or random.Random()
         self.clock = clock
+        self.wall_clock = wall_clock
+        self._wall_offset = wall_clock() - time.monotonic()  # changes when the clock is set: _follow_clock_steps
         self.max_fps = max_fps
         self.scanner_service = ScannerService(scanner_factory, settings)
         self.library_service = LibraryService(library_loader, settings)
@@ -264,6 +270,7 @@ class KioskApp:
     def step(self) -> None:
         """Handle pending events, advance the screen and draw one frame (also used by tests)."""
         self._busy_wait = False
+        self._follow_clock_steps()
         for event in pygame.event.get():
             if self._busy_wait and event.type in INPUT_EVENTS:
                 continue  # fetched with the tap that made the visitor wait: ``forget_input_made_while_busy``
@@ -283,6 +290,25 @@ class KioskApp:
         self.frames += 1
         if self._frame_clock is not None and self.max_fps:
             self._frame_clock.tick(self.max_fps)
+
+    def _follow_clock_steps(self) -> None:
+        """A Pi has no clock of its own: it runs from 1970, or the time saved at shutdown, until its
+        first time sync sets the clock, maybe months on. A visit under way then is moved by the
+        step, so that it is as long as it was: it was stored from 1970 (or September) to today,
+        and the cloud refused it, or put its plays and first scan months away from its end."""
+        offset = self.wall_clock() - time.monotonic()
+        step, self._wall_offset = offset - self._wall_offset, offset
+        if abs(step) < CLOCK_STEP_S:
+            return
+        visit = self.visit
+        open_visit = visit is not None and not visit.ended
+        logger.warning("the clock was set %s by %.0f s (a time sync?)%s", "forward" if step > 0 else "back", abs(step),
+                       "; the visit under way is moved with it" if open_visit else "")
+        if not open_visit:
+            return
+        visit.started_at = shifted(visit.started_at, step)
+        if visit.session_id is not None:
+            self.record(self.store.shift_open_visit, visit.session_id, step)
 
     def handle(self, event: pygame.event.Event) -> None:
         if event.type == pygame.QUIT:
@@ -655,7 +681,7 @@ class KioskApp:
         self._retry_sound_device()
         if self._player is not None:  # each visitor starts at the set volume, not the last one's (0: silence)
             self._player.set_volume(self.settings.kiosk.volume)
-        self.visit = Visit(profile)
+        self.visit = Visit(profile, utc_now())
         self.visit_session()
         logger.info("visit started: profile %d, session %s", profile.id, self.visit.session_id)
         return self.visit

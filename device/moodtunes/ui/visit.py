@@ -8,14 +8,14 @@ from dataclasses import dataclass, field
 
 from moodtunes.domain import MoodReading
 from moodtunes.recommend import Ranked
-from moodtunes.store import Profile, utc_now
+from moodtunes.store import Profile
 
 
 @dataclass
 class Visit:
     profile: Profile
+    started_at: str  # the session's start (store.utc_now), also when the store takes it late
     session_id: int | None = None  # None until the store took the visit's start
-    started_at: str = field(default_factory=utc_now)  # the session's start, also when written late
     reading_ids: dict[str, int] = field(default_factory=dict)  # phase -> mood_readings.id
     readings: dict[str, MoodReading] = field(default_factory=dict)
     moods: dict[str, str] = field(
