@@ -133,8 +133,14 @@ def test_bars_of_several_series_are_stacked_and_lines_are_not():
 
 LISTED_ZONES = [
     "Europe/London", "Europe/Dublin", "Europe/Lisbon", "Europe/Paris", "Europe/Berlin", "Europe/Madrid", "Europe/Rome",
-    "Europe/Amsterdam", "Europe/Stockholm", "Europe/Warsaw", "America/New_York", "America/Chicago", "America/Denver",
-    "America/Los_Angeles", "America/Sao_Paulo", "Asia/Tokyo", "Asia/Singapore", "Australia/Sydney",
+    "Europe/Amsterdam", "Europe/Stockholm", "Europe/Warsaw", "Europe/Helsinki", "Europe/Athens", "Europe/Istanbul",
+    "Europe/Moscow", "Africa/Lagos", "Africa/Johannesburg", "Africa/Nairobi", "America/St_Johns", "America/Halifax",
+    "America/New_York", "America/Toronto", "America/Chicago", "America/Mexico_City", "America/Denver",
+    "America/Phoenix", "America/Los_Angeles", "America/Anchorage", "America/Bogota", "America/Lima",
+    "America/Sao_Paulo", "America/Argentina/Buenos_Aires", "Asia/Dubai", "Asia/Karachi", "Asia/Kolkata",
+    "Asia/Kathmandu", "Asia/Dhaka", "Asia/Bangkok", "Asia/Jakarta", "Asia/Singapore", "Asia/Manila", "Asia/Shanghai",
+    "Asia/Hong_Kong", "Asia/Seoul", "Asia/Tokyo", "Australia/Perth", "Australia/Adelaide", "Australia/Brisbane",
+    "Australia/Sydney", "Pacific/Auckland", "Pacific/Honolulu", "Pacific/Kiritimati",
 ]
 
 

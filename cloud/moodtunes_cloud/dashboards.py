@@ -48,11 +48,20 @@ DEFAULT_TIMEZONE = "UTC"
 # day's midnight, "to" up to the day's end. Without it the range began at this hour 30 days ago, and the first
 # day's bar counted only the visits after that hour.
 TIME_RANGE = {"from": "now-29d/d", "to": "now/d"}
+# Zones whose clocks change at midnight (America/Santiago, Havana, Asuncion; Africa/Cairo; Asia/Beirut)
+# are left out: where DST ends at midnight, InfluxDB 1.6.7's tz() adds an empty bucket at 23:00 the
+# day before, a second bar for one day.
 TIMEZONES = (
     "UTC", "Europe/London", "Europe/Dublin", "Europe/Lisbon", "Europe/Paris", "Europe/Berlin", "Europe/Madrid",
-    "Europe/Rome", "Europe/Amsterdam", "Europe/Stockholm", "Europe/Warsaw", "America/New_York", "America/Chicago",
-    "America/Denver", "America/Los_Angeles", "America/Sao_Paulo", "Asia/Tokyo", "Asia/Singapore",
-    "Australia/Sydney",
+    "Europe/Rome", "Europe/Amsterdam", "Europe/Stockholm", "Europe/Warsaw", "Europe/Helsinki", "Europe/Athens",
+    "Europe/Istanbul", "Europe/Moscow", "Africa/Lagos", "Africa/Johannesburg", "Africa/Nairobi",
+    "America/St_Johns", "America/Halifax", "America/New_York", "America/Toronto", "America/Chicago",
+    "America/Mexico_City", "America/Denver", "America/Phoenix", "America/Los_Angeles", "America/Anchorage",
+    "America/Bogota", "America/Lima", "America/Sao_Paulo", "America/Argentina/Buenos_Aires", "Asia/Dubai",
+    "Asia/Karachi", "Asia/Kolkata", "Asia/Kathmandu", "Asia/Dhaka", "Asia/Bangkok", "Asia/Jakarta",
+    "Asia/Singapore", "Asia/Manila", "Asia/Shanghai", "Asia/Hong_Kong", "Asia/Seoul", "Asia/Tokyo",
+    "Australia/Perth", "Australia/Adelaide", "Australia/Brisbane", "Australia/Sydney", "Pacific/Auckland",
+    "Pacific/Honolulu", "Pacific/Kiritimati",
 )
 PANEL_HEIGHT = 8
 GRID_WIDTH = 24
