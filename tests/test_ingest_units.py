@@ -29,6 +29,7 @@ from moodtunes_cloud.ingest import (
     MAX_PAYLOAD_BYTES,
     REJECTION_SPREAD_NS,
     REJECTIONS_HELD,
+    REJECTIONS_LOGGED_PER_MINUTE,
     Ingest,
     Reason,
     Rejected,
@@ -847,6 +848,30 @@ def test_a_days_dead_letters_stop_at_the_limit_and_the_log_counts_the_rest(tmp_p
         "dropped so far, not kept (is a device flooding the broker? the rejections above name its topic)"
         for n in (1, 4)
     ]
+
+
+def test_a_flood_of_rejected_messages_logs_a_few_a_minute_and_counts_the_rest(caplog, monkeypatch):
+    """Each rejection logged a 200-byte line, at the broker's speed: 1.5 MB for 2,550 of them, while
+    the dead letters have a cap. Now 20 a minute one by one, the rest in one line."""
+    import logging
+    from types import SimpleNamespace
+
+    from moodtunes_cloud import logthrottle
+
+    caplog.set_level(logging.WARNING, logger="moodtunes_cloud.ingest")
+    minute = [1000.0]
+    monkeypatch.setattr(logthrottle, "time", SimpleNamespace(monotonic=lambda: minute[0]))
+    ingest = Ingest(IngestSettings(mqtt_host="127.0.0.1", mqtt_port=1, dead_letter=False), _FakeWriter())
+    for _ in range(100):
+        ingest._reject("moodtunes/kiosk-1/visit", b"{", "not a valid visit event: Invalid JSON", Reason.JSON, ENDED)
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == REJECTIONS_LOGGED_PER_MINUTE and all(line.startswith("rejected a message on") for line in lines)
+    minute[0] += 60
+    caplog.clear()
+    ingest._reject("moodtunes/kiosk-1/visit", b"{", "not a valid visit event: Invalid JSON", Reason.JSON, ENDED)
+    assert [r.getMessage()[:40] for r in caplog.records] == [
+        f"rejected {100 - REJECTIONS_LOGGED_PER_MINUTE} more messages in a minute wi", "rejected a message on moodtunes/kiosk-1/"]
+    assert ingest.stats.rejected == 101
 
 
 def _letters_of_valid_visits(folder, count: int):

@@ -79,7 +79,7 @@ from pydantic import ValidationError
 
 from moodtunes_cloud.deadletter import DeadLetters, letter
 from moodtunes_cloud.influx import WriteError, Writer, make_writer
-from moodtunes_cloud.logthrottle import LogThrottle
+from moodtunes_cloud.logthrottle import LogBudget, LogThrottle
 from moodtunes_cloud.points import epoch_ns, event_points, rejected_point, status_point
 from moodtunes_cloud.settings import IngestSettings, SettingsError, load_ingest_settings
 
@@ -108,6 +108,7 @@ REJECTIONS_HELD = 1000
 # modulo this many nanoseconds, so that two in one microsecond (a flood), and two ingests or runs
 # in the same one (with a random start), land on points of their own, and no later than it came.
 REJECTION_SPREAD_NS = 1000
+REJECTIONS_LOGGED_PER_MINUTE = 20  # rejected messages logged one by one; the rest counted in a line
 UNKNOWN_DEVICE = "(unknown)"  # the device_id tag of a rejection whose topic names no device (no device id has parentheses)
 MESSAGE_KINDS = (VISIT_KIND, STATUS_KIND)
 # The user properties of a message that say how it was delivered, kept in its dead letter for `replay`.
@@ -346,6 +347,9 @@ class Ingest:
         self._failure_log = LogThrottle()  # the broker out of reach
         self._held_log = LogThrottle()  # InfluxDB out of reach (writer thread)
         self._rejections_log = LogThrottle()  # rejections not counted in InfluxDB yet (writer thread)
+        # Rejected messages (paho's thread): a device flooding junk wrote 200 bytes of log each, at
+        # the broker's speed, while the dead letters have a cap of their own.
+        self._rejected_log = LogBudget(REJECTIONS_LOGGED_PER_MINUTE, 60.0)
         self._writer_thread = threading.Thread(target=self._write_queue, name="ingest-writer", daemon=True)
         self._client = self._make_client()
 
@@ -412,6 +416,7 @@ class Ingest:
             self._writer_thread.join()
         self._client.disconnect()
         self._client.loop_stop()
+        self._say_unlogged_rejections(self._rejected_log.flush())
         self._report_unwritten()
         self._writer.close()
 
@@ -560,8 +565,17 @@ class Ingest:
     def _reject(self, topic: str, payload: bytes, problem: str, reason: Reason, received_at: datetime,
                 user_properties: UserProperties = ()) -> None:
         self.stats.rejected += 1
-        logger.warning("rejected a message on %s: %s", topic, problem)
+        log, missed = self._rejected_log.take()
+        self._say_unlogged_rejections(missed)
+        if log:
+            logger.warning("rejected a message on %s: %s", topic, problem)
         self._dead_letter(topic, payload, problem, reason, received_at, user_properties)
+
+    @staticmethod
+    def _say_unlogged_rejections(count: int) -> None:
+        if count:
+            logger.warning("rejected %d more messages in a minute without a line each (over %d a minute); the dead "
+                           "letters and the `rejected` points have every one", count, REJECTIONS_LOGGED_PER_MINUTE)
 
     def _dead_letter(self, topic: str, payload: bytes, problem: str, reason: Reason, received_at: datetime,
                      user_properties: UserProperties) -> None:
