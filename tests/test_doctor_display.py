@@ -91,3 +91,16 @@ def test_fonts_missing_for_song_titles_are_a_warning_naming_the_packages(monkeyp
     assert check.status == "warn"
     assert "Chinese, Japanese, Korean (fonts-wqy-microhei)" in check.detail
     assert check.detail.endswith("sudo apt install fonts-wqy-microhei")
+
+
+@pytest.mark.parametrize("state, status", [(0, "ok"), (doctor.TIME_ERROR, "warn"), (None, "ok")])
+def test_a_clock_no_time_server_set_is_a_warning(monkeypatch, state, status):
+    """A Pi runs from the time saved at shutdown until a time server sets its clock: visits recorded
+    meanwhile land on the wrong day, and nothing said why."""
+    monkeypatch.setattr(doctor, "kernel_clock_state", lambda: state)
+    check = doctor._clock(load_settings())
+    assert check.status == status and ("NTP" in check.detail) == (status == "warn")
+
+
+def test_the_kernels_clock_state_can_be_read_here():
+    assert doctor.kernel_clock_state() in (0, 1, 2, 3, 4, doctor.TIME_ERROR)

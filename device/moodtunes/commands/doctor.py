@@ -335,6 +335,35 @@ def _fonts(settings: Settings) -> Check:
                                   f"sudo apt install {packages}")
 
 
+TIME_ERROR = 5  # adjtimex's answer while the kernel's clock is not synchronized (STA_UNSYNC)
+
+
+def kernel_clock_state() -> int | None:
+    """adjtimex's clock state (0 synchronized, TIME_ERROR not), as every NTP client (timesyncd,
+    chrony, ntpd) sets it; None where it can't be asked."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        return int(libc.adjtimex(ctypes.create_string_buffer(512)))  # modes 0: only read (struct timex fits)
+    except (OSError, AttributeError):
+        return None
+
+
+def _clock(settings: Settings) -> Check:
+    """A Pi has no clock of its own: until a time server sets it, it runs from the time saved at the
+    last shutdown (or 1970), and visits are stamped so: on the wrong day in Grafana, or refused."""
+    state = kernel_clock_state()
+    if state is None or state < 0:
+        return Check("clock", "ok", "can't tell whether the clock is synchronized here")
+    if state == TIME_ERROR:
+        return Check("clock", "warn", "not synchronized with a time server: visits get this device's own idea of the "
+                                      "time (a Pi has no clock of its own); connect it to the network (NTP, "
+                                      "`timedatectl timesync-status`)")
+    return Check("clock", "ok", "synchronized with a time server")
+
+
 DRI_DIR = Path("/dev/dri")
 
 
@@ -442,7 +471,7 @@ def _tls_problem(context: ssl.SSLContext, connection: socket.socket, host: str) 
 
 
 CHECKS: tuple[Callable[[Settings], Check], ...] = (
-    _data_dir, _store, _emotion_model, _face_model, _camera, _display, _fonts, _music, _mqtt,
+    _data_dir, _store, _emotion_model, _face_model, _camera, _display, _fonts, _clock, _music, _mqtt,
 )
 
 
