@@ -171,7 +171,7 @@ def test_the_runtimes_one_time_notice_stays_off_stderr():
     notice once per process, at the first allocation."""
     code = "from moodtunes.emotion import EmotionModel; EmotionModel.load(); print('loaded')"
     done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0 and done.stdout == "loaded\n", done.stderr
+    assert done.returncode == 0 and done.stdout == "loaded\n"
     assert "XNNPACK" not in done.stderr
 
 
@@ -187,3 +187,37 @@ def test_other_runtime_output_on_stderr_is_passed_on(monkeypatch, capfd):
     assert capfd.readouterr().err == "ERROR: something the user should see\n"
     litert.allocate_tensors(Noisy())  # after the first allocation the runtime prints no notice again
     assert "XNNPACK" in capfd.readouterr().err
+
+
+def test_two_threads_loading_models_at_once_leave_stderr_where_it_was():
+    """The kiosk loads the face and emotion models in one thread and the music embedding in another:
+    one thread saved fd 2 while the other had it pointed at a temporary file, and restored that as
+    stderr, for good (every later log line went into a deleted file)."""
+    code = """
+import os, sys, threading, time
+import moodtunes.litert as litert
+
+class Slow:
+    def __init__(self, seconds): self.seconds = seconds
+    def allocate_tensors(self):
+        os.write(2, litert.RUNTIME_NOTICE)
+        time.sleep(self.seconds)
+
+def load(seconds, wait):
+    time.sleep(wait)
+    litert.allocate_tensors(Slow(seconds))
+
+threads = [threading.Thread(target=load, args=(0.1, 0)), threading.Thread(target=load, args=(0.3, 0.05))]
+for t in threads: t.start()
+for t in threads: t.join()
+os.write(2, b"after both\\n")
+"""
+    done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stderr.endswith("after both\n"), done.stderr
+
+
+def test_a_model_loads_with_no_stderr_at_all():
+    code = "from moodtunes.emotion import EmotionModel; EmotionModel.load(); print('loaded')"
+    done = subprocess.run(["sh", "-c", f'exec "{sys.executable}" -c "{code}" 2>&-'], check=False,
+                          stdout=subprocess.PIPE, text=True, timeout=120)  # started with fd 2 closed
+    assert done.returncode == 0 and done.stdout == "loaded\n"
