@@ -796,3 +796,31 @@ def test_a_visit_under_way_when_the_clock_is_set_is_moved_with_it(settings, libr
     length = datetime.fromisoformat(visit["ended_at"]) - datetime.fromisoformat(visit["started_at"])
     assert length.total_seconds() < 600
     assert VisitEvent.model_validate_json(event.payload).started_at.year > 2000
+
+
+def test_a_reading_written_late_takes_only_a_correction_made_to_it(settings, library, monkeypatch):
+    """A no-face scan after a mood picked by hand is no correction: written late, it was given the
+    picked mood as its corrected label, and the cloud counted the visit as corrected. A correction
+    the visitor made while the reading waited for the store is kept."""
+    from moodtunes.domain import MoodReading, ScanOutcome
+
+    app = make_app(settings, sample_scanner)
+    try:
+        tap(app, "guest")
+        app.add_reading("before", MoodReading.manual("sad"))
+        app.add_reading("before", MoodReading(ScanOutcome.NO_FACE))  # written at once: the store is fine
+        add = app.store.add_reading
+        monkeypatch.setattr(app.store, "add_reading", lambda *a, **k: (_ for _ in ()).throw(
+            StoreError("database: database is locked")))
+        app.add_reading("after", MoodReading(ScanOutcome.OK, "neutral", 0.7, {"happy": 0.1, "neutral": 0.7, "sad": 0.2}))
+        app.correct_reading("after", "happy")  # "not right?", while the reading waits
+        monkeypatch.setattr(app.store, "add_reading", add)
+        app.visit_session()
+        session = app.visit.session_id
+    finally:
+        app.close()
+    with Store.open(settings.database_path) as store:
+        found = rows(store, "SELECT phase, outcome, corrected_label FROM mood_readings WHERE session_id = ? ORDER BY id",
+                     session)
+    assert [tuple(r) for r in found] == [("before", "manual", None), ("before", "no_face", None),
+                                         ("after", "ok", "happy")]

@@ -708,8 +708,8 @@ class KioskApp:
             if reading_id is None:
                 return
             visit.reading_ids[phase] = reading_id
-            if visit.moods.get(phase, reading.label) != reading.label:
-                self.record(self.store.correct_reading, reading_id, visit.moods[phase])
+            if (label := visit.unsaved_corrections.pop(phase, None)) is not None:
+                self.record(self.store.correct_reading, reading_id, label)
 
     def _retry_sound_device(self) -> None:
         """A player left silent because no audio device opened (a USB speaker off at the first
@@ -771,6 +771,7 @@ class KioskApp:
         if reading.label:
             visit.moods[phase] = reading.label
         visit.reading_ids.pop(phase, None)  # this reading of the phase is the one to write
+        visit.unsaved_corrections.pop(phase, None)  # a correction was of the reading before
         self.visit_session()
 
     def correct_reading(self, phase: str, label: str) -> None:
@@ -780,6 +781,8 @@ class KioskApp:
         visit.moods[phase] = label
         if phase in visit.reading_ids:
             self.record(self.store.correct_reading, visit.reading_ids[phase], label)
+        elif phase in visit.readings:  # written with the reading, once the store takes it
+            visit.unsaved_corrections[phase] = label
 
     def recommendations(self, category: str) -> list[Ranked]:
         """The ranked songs of ``category`` for the visitor (empty if the library has none or can't

@@ -17,6 +17,7 @@ class Visit:
     started_at: str  # the session's start (store.utc_now), also when the store takes it late
     session_id: int | None = None  # None until the store took the visit's start
     reading_ids: dict[str, int] = field(default_factory=dict)  # phase -> mood_readings.id
+    unsaved_corrections: dict[str, str] = field(default_factory=dict)  # phase -> label, for a reading not written yet
     readings: dict[str, MoodReading] = field(default_factory=dict)
     moods: dict[str, str] = field(
         default_factory=dict
