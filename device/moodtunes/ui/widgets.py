@@ -187,7 +187,7 @@ def fit_title(font: FontStack, template: str, title: str, width: int, max_lines:
     def fits(text: str) -> bool:  # in so many lines, and no word of it cut short by wrap
         whole = template.format(text)
         lines = wrap(font, whole, width, max_lines + 1)
-        return len(lines) <= max_lines and sum(line.count("…") for line in lines) == whole.count("…")
+        return len(lines) <= max_lines and " ".join(lines).split() == whole.split()
 
     if fits(title):
         return template.format(title)
