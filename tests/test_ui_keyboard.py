@@ -77,3 +77,15 @@ def test_the_name_limit_counts_letters_as_read_not_code_points(settings):
         assert app.screen.text.startswith("नमस्ते" * 6)
     finally:
         app.close()
+
+
+def test_marks_can_not_be_typed_onto_a_name_without_end(settings):
+    """They add no letter: 300 vowel signs on one "क" made a name 1,500 px wide."""
+    app = make_app(settings, sample_scanner)
+    try:
+        tap(app, "new_profile")
+        for char in "क" + "\u093e" * 300:
+            key(app, pygame.K_UNKNOWN, char, frames=1)
+        assert len(app.screen.text) == welcome.MAX_NAME_CODE_POINTS
+    finally:
+        app.close()

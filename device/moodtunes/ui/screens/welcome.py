@@ -34,6 +34,8 @@ logger = logging.getLogger(__name__)
 TAGLINE = "Let the camera read your mood, then enjoy music picked to lift it."
 STEPS = ("Look at the camera", "Play a song or two", "See if it helped")
 MAX_NAME = 20
+# Marks and joiners add no letter: without a cap of their own, hundreds could be typed onto one.
+MAX_NAME_CODE_POINTS = 4 * MAX_NAME
 NAME_COUNT_FROM = 5  # letters before MAX_NAME from which the name field shows its count
 PROFILES_UNREADABLE = "Sorry, the saved profiles can't be read right now. Please tell the staff."
 
@@ -476,7 +478,7 @@ class NewProfileScreen(Screen):
 
     def _type(self, char: str) -> None:
         self.error = None
-        if letters(self.text + char) > MAX_NAME or (
+        if letters(self.text + char) > MAX_NAME or len(self.text + char) > MAX_NAME_CODE_POINTS or (
             char == " " and (not self.text or self.text.endswith(" "))
         ):
             return
