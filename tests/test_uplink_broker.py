@@ -158,8 +158,10 @@ def test_a_qos_that_could_lose_events_is_refused(mosquitto, tmp_path, monkeypatc
 
 
 def test_an_event_published_while_the_link_is_down_goes_once_when_it_is_back(mosquitto, tmp_path):
-    """paho keeps a QoS 1 message it could not send (rc NO_CONN) and sends it on connecting, so
-    the uplink waits for that message's PUBACK rather than publish the event a second time."""
+    """paho keeps a QoS 1 message it could not send (rc NO_CONN) to send on connecting: the uplink
+    drops it with the failed turn (a new client), so the event goes once, from the outbox, and the
+    link made by connect() is not connected a second time in the background (the broker dropped
+    one of two connections with the same client id, and the PUBACK never came)."""
     device, prefix = unique("kiosk-"), unique("mt")
     mqtt = MqttSettings(
         enabled=True, host=mosquitto.host, port=mosquitto.port, topic_prefix=prefix, ack_timeout_seconds=0.5

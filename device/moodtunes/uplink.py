@@ -226,6 +226,7 @@ class BrokerLink:
         self._unawaited: set[int] = set()  # QoS 0 messages not yet written: their on_publish is no PUBACK
         self._connected = False
         self._closing = False
+        self._in_background = False  # start(): paho connects and reconnects by itself
         self._refusal: str | None = None
         self.last_error: str | None = None
 
@@ -264,6 +265,7 @@ class BrokerLink:
 
     def start(self) -> None:
         """Connect in the background; paho reconnects by itself (with backoff) whenever needed."""
+        self._in_background = True
         self._client.connect_async(
             self._settings.host, self._settings.port, KEEPALIVE_SECONDS,
             clean_start=False, properties=self._connect_properties(),
@@ -301,9 +303,10 @@ class BrokerLink:
         self._client.loop_stop()
 
     def drop_queued(self) -> None:
-        """Drop every message paho holds to send again on reconnecting, and connect anew in the
-        background. paho has no way to take back one message: the client goes, and a new one starts
-        with nothing queued (what else it held is still pending in the outbox, and goes again)."""
+        """Drop every message paho holds to send again on reconnecting, and connect anew as before
+        (in the background after ``start``; a link made by ``connect`` is left for the caller to
+        connect again). paho has no way to take back one message: the client goes, and a new one
+        starts with nothing queued (what else it held is still pending in the outbox, and goes again)."""
         self.close()
         with self._changed:
             self._connected, self._closing = False, False
@@ -311,7 +314,8 @@ class BrokerLink:
             self._unawaited.clear()
             self._changed.notify_all()
         self._client = self._new_client()
-        self.start()
+        if self._in_background:
+            self.start()
 
     def _on_connect(self, client, userdata, flags, reason: ReasonCode, properties) -> None:
         with self._changed:
