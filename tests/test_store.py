@@ -786,3 +786,21 @@ def test_a_file_where_the_data_dir_should_be_is_named(tmp_path, below):
     in_the_way.write_text("a file")
     with pytest.raises(StoreError, match=f"can't open \\({in_the_way} is a file, not a folder\\)"):
         Store.open(in_the_way / below / "moodtunes.db")
+
+
+def test_a_clock_step_moves_what_an_open_visit_recorded_before_it_and_nothing_after(store, clock):
+    profile = store.create_profile("Ada", "#5fd08a")
+    clock.now = datetime(1970, 1, 1, 0, 1, tzinfo=UTC)  # a Pi before its first time sync
+    session = store.start_session(profile.id)
+    store.add_reading(session, "before", HAPPY)
+    clock.now = datetime(2026, 12, 6, 10, 0, tzinfo=UTC)  # synced; a play recorded in the same frame
+    store.start_play(session, stored_track(store))
+    store.shift_open_visit(session, (clock.now - datetime(1970, 1, 1, 0, 1, 30, tzinfo=UTC)).total_seconds())
+    (started,) = store._db.execute("SELECT started_at FROM sessions").fetchone()
+    (read,) = store._db.execute("SELECT created_at FROM mood_readings").fetchone()
+    (played,) = store._db.execute("SELECT started_at FROM plays").fetchone()
+    assert (started, read, played) == ("2026-12-06T09:59:30.000+00:00", "2026-12-06T09:59:30.000+00:00",
+                                       "2026-12-06T10:00:00.000+00:00")
+    store.finish_session(session, "completed", device_id="kiosk-1")
+    store.shift_open_visit(session, 3600)  # an ended visit stays as it is
+    assert store._db.execute("SELECT started_at FROM sessions").fetchone()[0] == started

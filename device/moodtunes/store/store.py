@@ -720,9 +720,15 @@ class Store:
     # ---- visits ----------------------------------------------------------------------------
 
     def shift_open_visit(self, session_id: int, seconds: float) -> None:
-        """Move every time recorded so far of an open visit by ``seconds``: the wall clock was set
-        while it ran (a Pi has no clock of its own until its first time sync), and its start in
-        1970, or last shutdown's time, made it days long, and rejected or split in the cloud."""
+        """Move the times an open visit recorded before the wall clock was set ``seconds`` on (a Pi
+        has no clock of its own until its first time sync) by as much: its start in 1970, or last
+        shutdown's time, made it days long, and rejected or split in the cloud. Times recorded
+        after the step (they are on the far side of half of it from now) stay."""
+        cut = shifted(utc_now(), -seconds / 2)
+
+        def before_the_step(stamp: str) -> bool:
+            return stamp < cut if seconds > 0 else stamp > cut
+
         moved = {
             "sessions": ("started_at", "id"), "mood_readings": ("created_at", "session_id"),
             "plays": ("started_at", "session_id"), "ratings": ("created_at", "session_id"),
@@ -733,7 +739,7 @@ class Store:
             for table, (column, key) in moved.items():
                 rows = db.execute(f"SELECT rowid, {column} FROM {table} WHERE {key} = ?", (session_id,)).fetchall()
                 db.executemany(f"UPDATE {table} SET {column} = ? WHERE rowid = ?",
-                               [(shifted(row[1], seconds), row[0]) for row in rows])
+                               [(shifted(row[1], seconds), row[0]) for row in rows if before_the_step(row[1])])
 
     def start_session(self, profile_id: int, started_at: str | None = None) -> int:
         """A new visit, started now or at ``started_at`` (a start the store refused at the time)."""
