@@ -54,38 +54,30 @@ def test_the_shift_key_shows_its_state_without_looking_like_the_main_button(sett
         app.close()
 
 
+def typed_on_a_keyboard(settings, text: str) -> str:
+    """What the name field holds after ``text`` is typed on a physical keyboard, key by key."""
+    app = make_app(settings, sample_scanner)
+    try:
+        tap(app, "new_profile")
+        for char in text:
+            key(app, pygame.K_UNKNOWN, char, frames=1)
+        return app.screen.text
+    finally:
+        app.close()
+
+
 @pytest.mark.parametrize("name", ["नमस्ते", "น้ำใจ", "தமிழ்", "Zoë", "مهسا\u200cجان"])
 def test_a_name_typed_on_a_keyboard_keeps_its_marks_and_joiners(settings, name):
     """Vowel signs, tone marks and viramas aren't alphanumeric: "नमस्ते" was saved as "नमसत"."""
-    app = make_app(settings, sample_scanner)
-    try:
-        tap(app, "new_profile")
-        for char in name:
-            key(app, pygame.K_UNKNOWN, char, frames=1)
-        assert app.screen.text == name
-    finally:
-        app.close()
+    assert typed_on_a_keyboard(settings, name) == name
 
 
 def test_the_name_limit_counts_letters_as_read_not_code_points(settings):
-    app = make_app(settings, sample_scanner)
-    try:
-        tap(app, "new_profile")
-        for char in "नमस्ते" * 7:  # 3 letters each, 18 code points
-            key(app, pygame.K_UNKNOWN, char, frames=1)
-        assert welcome.letters(app.screen.text) == welcome.MAX_NAME  # ... stopped at 20 letters
-        assert app.screen.text.startswith("नमस्ते" * 6)
-    finally:
-        app.close()
+    typed = typed_on_a_keyboard(settings, "नमस्ते" * 7)  # 3 letters each, 18 code points
+    assert welcome.letters(typed) == welcome.MAX_NAME  # ... stopped at 20 letters
+    assert typed.startswith("नमस्ते" * 6)
 
 
 def test_marks_can_not_be_typed_onto_a_name_without_end(settings):
     """They add no letter: 300 vowel signs on one "क" made a name 1,500 px wide."""
-    app = make_app(settings, sample_scanner)
-    try:
-        tap(app, "new_profile")
-        for char in "क" + "\u093e" * 300:
-            key(app, pygame.K_UNKNOWN, char, frames=1)
-        assert len(app.screen.text) == welcome.MAX_NAME_CODE_POINTS
-    finally:
-        app.close()
+    assert len(typed_on_a_keyboard(settings, "क" + "\u093e" * 300)) == welcome.MAX_NAME_CODE_POINTS

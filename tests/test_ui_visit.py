@@ -511,8 +511,7 @@ def test_a_visit_the_store_refused_to_start_is_kept_once_it_takes_writes(setting
     app = make_app(settings, sample_scanner)
     start = app.store.start_session
     try:
-        monkeypatch.setattr(app.store, "start_session", lambda *a, **k: (_ for _ in ()).throw(
-            StoreError("database: database is locked")))
+        monkeypatch.setattr(app.store, "start_session", refusing("database: database is locked"))
         tap(app, "guest")
         assert app.visit.session_id is None and told() == [NOT_SAVED_MESSAGE]
         began = app.visit.started_at
@@ -522,10 +521,7 @@ def test_a_visit_the_store_refused_to_start_is_kept_once_it_takes_writes(setting
         run_until(app, lambda: app.screen.name == "songs" and app.screen.loaded, what="the songs")
         tap(app, "row:0")
         on_screen(app, "playing")
-        tap(app, "done")
-        tap(app, "star:4")
-        tap(app, "report")
-        session = app.visit.session_id
+        session = rate_four_stars_and_see_the_report(app)
     finally:
         app.close()
     with Store.open(settings.database_path) as store:
@@ -534,6 +530,21 @@ def test_a_visit_the_store_refused_to_start_is_kept_once_it_takes_writes(setting
         assert len(rows(store, "SELECT id FROM plays WHERE session_id = ?", session)) == 1
         (rating,) = rows(store, "SELECT score FROM ratings WHERE session_id = ?", session)
         assert rating["score"] == 75  # 4 stars
+
+
+def refusing(problem: str):
+    """A store call that fails as the store does when it can't write: ``problem``."""
+    def refuse(*args, **kwargs):
+        raise StoreError(problem)
+    return refuse
+
+
+def rate_four_stars_and_see_the_report(app) -> int:
+    """From the playing screen: "I'm done", 4 stars, the report; the visit's session id."""
+    tap(app, "done")
+    tap(app, "star:4")
+    tap(app, "report")
+    return app.visit.session_id
 
 
 def damage_the_tracks_table(database: Path) -> None:
@@ -737,8 +748,7 @@ def test_a_visit_whose_end_could_not_be_saved_is_ended_as_it_was_once_the_store_
     app = make_app(settings, sample_scanner)
     finish = app.store.finish_session
     try:
-        monkeypatch.setattr(app.store, "finish_session", lambda *a, **k: (_ for _ in ()).throw(
-            StoreError("database: the disk is full; free some space")))
+        monkeypatch.setattr(app.store, "finish_session", refusing("database: the disk is full; free some space"))
         songs_as_guest(app, "sad")
         session = app.visit.session_id
         tap(app, "done")
@@ -781,10 +791,7 @@ def test_a_visit_under_way_when_the_clock_is_set_is_moved_with_it(settings, libr
             monkeypatch.setattr(module, "utc_now", now_then)
         app.wall_clock = time.time
         step(app)
-        tap(app, "done")
-        tap(app, "star:4")
-        tap(app, "report")
-        session = app.visit.session_id
+        session = rate_four_stars_and_see_the_report(app)
     finally:
         app.close()
     with Store.open(settings.database_path) as store:
@@ -810,8 +817,7 @@ def test_a_reading_written_late_takes_only_a_correction_made_to_it(settings, lib
         app.add_reading("before", MoodReading.manual("sad"))
         app.add_reading("before", MoodReading(ScanOutcome.NO_FACE))  # written at once: the store is fine
         add = app.store.add_reading
-        monkeypatch.setattr(app.store, "add_reading", lambda *a, **k: (_ for _ in ()).throw(
-            StoreError("database: database is locked")))
+        monkeypatch.setattr(app.store, "add_reading", refusing("database: database is locked"))
         app.add_reading("after", MoodReading(ScanOutcome.OK, "neutral", 0.7, {"happy": 0.1, "neutral": 0.7, "sad": 0.2}))
         app.correct_reading("after", "happy")  # "not right?", while the reading waits
         monkeypatch.setattr(app.store, "add_reading", add)

@@ -3,6 +3,7 @@ broker that is absent at first, then appears, then goes away and comes back (not
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sqlite3
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from types import SimpleNamespace
 
 import pytest
 from analytics_support import Broker, Subscriber, record_visit, stop_process, unique, wait_for
@@ -376,17 +378,15 @@ class Blackhole:
         self.cut()
 
 
-@pytest.mark.parametrize("next_visit_at_once", [False, True], ids=["later", "before-the-uplinks-next-turn"])
-def test_a_visit_forgotten_while_in_flight_is_not_sent_when_the_link_comes_back(mosquitto, tmp_path, next_visit_at_once):
-    """The broker never acknowledged the visit (the network went one way), so paho held it to send
-    again on reconnecting; meanwhile `moodtunes forget` deleted it from the outbox and the operator
-    ran the cloud's DELETEs. It must not arrive days later, at the next reconnect; nor may the next
-    visit, given the deleted row's id by SQLite, pass for it (marked sent as the forgotten one went)."""
+@contextlib.contextmanager
+def _uplink_behind_a_blackhole(mosquitto, tmp_path, retry_seconds: float, max_retry_seconds: float):
+    """A connected uplink whose broker is reached through a Blackhole proxy, its service thread
+    (``worker``) not started yet, the kiosk's store, and a subscriber to the visits; all closed after."""
     device, prefix = unique("kiosk-"), unique("mt")
     proxy = Blackhole(mosquitto)
     mqtt = MqttSettings(enabled=True, host="127.0.0.1", port=proxy.port, topic_prefix=prefix,
-                        retry_seconds=0.2, max_retry_seconds=1.0, poll_seconds=0.2, ack_timeout_seconds=0.5)
-    kiosk = Store.open(tmp_path / "moodtunes.db")
+                        retry_seconds=retry_seconds, max_retry_seconds=max_retry_seconds, poll_seconds=0.2,
+                        ack_timeout_seconds=0.5)
     listener = Subscriber(mosquitto, f"{prefix}/+/visit")
     link = BrokerLink(mqtt, device)
     uplink = Uplink(Store.open(tmp_path / "moodtunes.db"), link, mqtt, device)
@@ -395,22 +395,8 @@ def test_a_visit_forgotten_while_in_flight_is_not_sent_when_the_link_comes_back(
     link.start()
     try:
         wait_for(lambda: link.connected, "the uplink to connect")
-        proxy.swallow = True
-        zed = record_visit(kiosk, device, profile="Zed")
-        (zed_row,) = kiosk.pending_events()
-        assert "no PUBACK" in uplink.send_pending().error
-        kiosk.forget_profile(kiosk.profile_by_name("Zed").id)
-        if next_visit_at_once:
-            ana = record_visit(kiosk, device, profile="Ana")
-            assert kiosk.pending_events()[0].id == zed_row.id  # the forgotten visit's row id, again
-        worker.start()
-        time.sleep(1.0)  # a few of the uplink's turns
-        proxy.swallow = False
-        proxy.cut()  # paho reconnects: what it holds goes now
-        if not next_visit_at_once:
-            ana = record_visit(kiosk, device, profile="Ana")
-        wait_for(lambda: any(json.loads(m.payload)["event_id"] == ana.event_id for m in listener.messages),
-                 "Ana's visit after the reconnect", timeout=30)
+        yield SimpleNamespace(device=device, proxy=proxy, kiosk=Store.open(tmp_path / "moodtunes.db"), link=link,
+                              uplink=uplink, worker=worker, listener=listener)
     finally:
         stop.set()
         if worker.is_alive():
@@ -418,7 +404,36 @@ def test_a_visit_forgotten_while_in_flight_is_not_sent_when_the_link_comes_back(
         link.close()
         listener.close()
         proxy.close()
-    assert zed.event_id not in [json.loads(m.payload)["event_id"] for m in listener.messages]
+
+
+def _event_ids(listener) -> list[str]:
+    return [json.loads(m.payload)["event_id"] for m in listener.messages]
+
+
+@pytest.mark.parametrize("next_visit_at_once", [False, True], ids=["later", "before-the-uplinks-next-turn"])
+def test_a_visit_forgotten_while_in_flight_is_not_sent_when_the_link_comes_back(mosquitto, tmp_path, next_visit_at_once):
+    """The broker never acknowledged the visit (the network went one way), so paho held it to send
+    again on reconnecting; meanwhile `moodtunes forget` deleted it from the outbox and the operator
+    ran the cloud's DELETEs. It must not arrive days later, at the next reconnect; nor may the next
+    visit, given the deleted row's id by SQLite, pass for it (marked sent as the forgotten one went)."""
+    with _uplink_behind_a_blackhole(mosquitto, tmp_path, 0.2, 1.0) as up:
+        kiosk = up.kiosk
+        up.proxy.swallow = True
+        zed = record_visit(kiosk, up.device, profile="Zed")
+        (zed_row,) = kiosk.pending_events()
+        assert "no PUBACK" in up.uplink.send_pending().error
+        kiosk.forget_profile(kiosk.profile_by_name("Zed").id)
+        if next_visit_at_once:
+            ana = record_visit(kiosk, up.device, profile="Ana")
+            assert kiosk.pending_events()[0].id == zed_row.id  # the forgotten visit's row id, again
+        up.worker.start()
+        time.sleep(1.0)  # a few of the uplink's turns
+        up.proxy.swallow = False
+        up.proxy.cut()  # paho reconnects: what it holds goes now
+        if not next_visit_at_once:
+            ana = record_visit(kiosk, up.device, profile="Ana")
+        wait_for(lambda: ana.event_id in _event_ids(up.listener), "Ana's visit after the reconnect", timeout=30)
+    assert zed.event_id not in _event_ids(up.listener)
     with sqlite3.connect(tmp_path / "moodtunes.db") as db:
         outbox = db.execute("SELECT event_id, sent_payload FROM outbox").fetchall()
     assert [(event_id, json.loads(payload)["event_id"]) for event_id, payload in outbox] == [(ana.event_id, ana.event_id)]
@@ -428,37 +443,18 @@ def test_a_visit_forgotten_during_the_uplinks_backoff_is_not_sent_by_paho_reconn
     """No PUBACK came, so the uplink waited before its next turn (retry_seconds); meanwhile
     `moodtunes forget` deleted the visit and the broker came back. paho reconnected by itself, in
     that wait, and sent what it held: the forgotten visit arrived 0.15 s after forget returned."""
-    device, prefix = unique("kiosk-"), unique("mt")
-    proxy = Blackhole(mosquitto)
-    mqtt = MqttSettings(enabled=True, host="127.0.0.1", port=proxy.port, topic_prefix=prefix,
-                        retry_seconds=30, max_retry_seconds=30, poll_seconds=0.2, ack_timeout_seconds=0.5)
-    kiosk = Store.open(tmp_path / "moodtunes.db")
-    listener = Subscriber(mosquitto, f"{prefix}/+/visit")
-    link = BrokerLink(mqtt, device)
-    uplink = Uplink(Store.open(tmp_path / "moodtunes.db"), link, mqtt, device)
-    stop = threading.Event()
-    worker = threading.Thread(target=uplink.run_forever, args=(stop,))
-    link.start()
-    try:
-        wait_for(lambda: link.connected, "the uplink to connect")
-        proxy.swallow = True
-        zed = record_visit(kiosk, device, profile="Zed")
-        worker.start()
+    with _uplink_behind_a_blackhole(mosquitto, tmp_path, 30, 30) as up:
+        up.proxy.swallow = True
+        zed = record_visit(up.kiosk, up.device, profile="Zed")
+        up.worker.start()
         wait_for(lambda: "no PUBACK" in (last_upload_error(tmp_path / "moodtunes.db") or ""), "the upload to fail",
                  timeout=10)
-        kiosk.forget_profile(kiosk.profile_by_name("Zed").id)
-        proxy.swallow = False
-        proxy.cut()  # the broker is back, well within the uplink's 30 s wait
-        wait_for(lambda: link.connected, "paho to reconnect", timeout=15)
+        up.kiosk.forget_profile(up.kiosk.profile_by_name("Zed").id)
+        up.proxy.swallow = False
+        up.proxy.cut()  # the broker is back, well within the uplink's 30 s wait
+        wait_for(lambda: up.link.connected, "paho to reconnect", timeout=15)
         time.sleep(1.0)
-    finally:
-        stop.set()
-        if worker.is_alive():
-            worker.join()
-        link.close()
-        listener.close()
-        proxy.close()
-    assert zed.event_id not in [json.loads(m.payload)["event_id"] for m in listener.messages]
+    assert zed.event_id not in _event_ids(up.listener)
 
 
 def last_upload_error(database):
