@@ -138,17 +138,36 @@ protect_secret() {
   chmod 0600 "$1"
 }
 
-# share_data_dir DIR: the uplink (user moodtunes-uplink, group moodtunes) updates the outbox in the
-# kiosk's database. An older install made the folder 0750 and the database files 0600: give the
-# group what it needs.
+# share_data_dir DIR [GROUP]: the uplink (user moodtunes-uplink, group moodtunes) updates the outbox
+# in the kiosk's database. An older install made the folder 0750 and the database files 0600: give
+# the group what it needs. The kiosk's user can write DIR: a link it left there (moodtunes.db-x ->
+# /etc/shadow) gave that file to its group, as root. So each file is opened without following links
+# and changed through that handle, only a plain file with one name.
 share_data_dir() {
-  local dir=$1 file
+  local dir=$1 group=${2:-moodtunes}
   chmod 0770 "$dir"
-  for file in "$dir"/moodtunes.db*; do  # the database, its -wal and -shm, the lock files
-    [ -f "$file" ] || continue
-    chgrp moodtunes "$file"
-    chmod g+rw "$file"
-  done
+  python3 - "$dir" "$group" <<'PY'
+import grp, os, stat, sys
+
+folder, gid = sys.argv[1], grp.getgrnam(sys.argv[2]).gr_gid
+for name in sorted(os.listdir(folder)):
+    if not name.startswith("moodtunes.db"):  # the database, its -wal and -shm, the lock files
+        continue
+    try:
+        fd = os.open(os.path.join(folder, name), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:  # a link (ELOOP), or gone meanwhile
+        print(f"install-pi.sh: {folder}/{name} left as it is: {exc.strerror}", file=sys.stderr)
+        continue
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISREG(info.st_mode) and info.st_nlink == 1:
+            os.fchown(fd, -1, gid)
+            os.fchmod(fd, stat.S_IMODE(info.st_mode) | 0o060)
+        else:
+            print(f"install-pi.sh: {folder}/{name} left as it is: not a plain file", file=sys.stderr)
+    finally:
+        os.close(fd)
+PY
 }
 
 # disk_swap_warnings SWAPS SYS_BLOCK (/proc/swaps /sys/block): swap on a disk or SD card could receive camera frames paged out of the

@@ -4,6 +4,7 @@ without group write (a command run by hand, an older install) keeps every visit 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from moodtunes.commands.doctor import write_access_problem
 from moodtunes.store import Store
@@ -38,3 +39,23 @@ def test_a_file_or_folder_without_group_write_is_named_with_its_fix(tmp_path):
     not_in_group = write_access_problem("moodtunes-uplink", OTHER_UID, {os.getgid() + 1}, database)
     assert not_in_group is not None and f"can't write {data} " in not_in_group  # the folder first
     assert write_access_problem("moodtunes-uplink", os.getuid(), set(), database) is None  # the owner itself
+
+
+def test_a_link_in_place_of_a_database_file_is_named_not_given_a_chmod(tmp_path):
+    """doctor's fix, run as root, would have changed what a link left by the kiosk's user points at
+    (`sudo chmod g+rw .../moodtunes.db-wal`, a link to /etc/shadow)."""
+    data = tmp_path / "data"
+    data.mkdir()
+    data.chmod(0o770)
+    database = data / "moodtunes.db"
+    Store.open(database).close()
+    database.chmod(0o660)
+    secret = tmp_path / "shadow"
+    secret.write_text("root:$y$hash")
+    secret.chmod(0o600)
+    Path(f"{database}-wal").unlink(missing_ok=True)
+    Path(f"{database}-wal").symlink_to(secret)
+    said = write_access_problem("moodtunes-uplink", OTHER_UID, {os.getgid()}, database)
+    assert said == f"{database}-wal is a link, not the database's own file (left by whom?): remove it, then run " \
+                   "`moodtunes doctor` again"
+    assert "chmod" not in said

@@ -4,6 +4,7 @@ mode and the SD card swap file."""
 
 from __future__ import annotations
 
+import grp
 import os
 import re
 import shutil
@@ -171,12 +172,30 @@ def test_an_older_installs_data_dir_is_shared_with_the_uplink_through_the_group(
         (data / name).write_bytes(b"")
         (data / name).chmod(0o600)
     (data / "demo-library").mkdir(mode=0o700)
-    result = bash(f'chgrp() {{ echo "chgrp $*"; }}; share_data_dir "{data}"', INSTALL)
+    group = grp.getgrgid(os.getgid()).gr_name  # the machine has no moodtunes group
+    result = bash(f'share_data_dir "{data}" "{group}"', INSTALL)
     assert result.returncode == 0, result.stderr
-    assert sorted(result.stdout.splitlines()) == sorted(f"chgrp moodtunes {data / name}" for name in names)
     assert stat.S_IMODE(data.stat().st_mode) == 0o770
     assert {name: stat.S_IMODE((data / name).stat().st_mode) for name in names} == dict.fromkeys(names, 0o660)
     assert stat.S_IMODE((data / "demo-library").stat().st_mode) == 0o700
+
+
+def test_sharing_the_data_dir_follows_no_link_the_kiosks_user_left_there(tmp_path):
+    """The installer runs as root in a folder the kiosk's user can write: a link named like the
+    database's files gave the file it points at (/etc/shadow) to the kiosk's group, writable."""
+    data, secret = tmp_path / "moodtunes", tmp_path / "shadow"
+    data.mkdir()
+    secret.write_text("root:$y$hash")
+    secret.chmod(0o600)
+    (data / "moodtunes.db-x").symlink_to(secret)
+    (data / "moodtunes.db").write_bytes(b"")
+    os.mkfifo(data / "moodtunes.db-fifo")
+    group = grp.getgrgid(os.getgid()).gr_name
+    result = bash(f'share_data_dir "{data}" "{group}"', INSTALL)
+    assert result.returncode == 0, result.stderr
+    assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+    assert stat.S_IMODE((data / "moodtunes.db").stat().st_mode) & 0o060 == 0o060
+    assert "moodtunes.db-x left as it is" in result.stderr and "moodtunes.db-fifo left as it is" in result.stderr
 
 
 def test_the_installer_protects_the_config_and_installs_the_uplinks_secret_file():

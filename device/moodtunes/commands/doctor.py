@@ -9,6 +9,7 @@ import os
 import shutil
 import socket
 import ssl
+import stat
 import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -115,9 +116,12 @@ def write_access_problem(user: str, uid: int, gids: set[int], database: Path) ->
     needed += [(path, os.W_OK) for path in (database, *(Path(f"{database}{end}") for end in ("-wal", "-shm")))]
     for path, mode in needed:
         try:
-            info = path.stat()
+            info = path.lstat()
         except FileNotFoundError:
             continue
+        if stat.S_ISLNK(info.st_mode):  # the fix below, run as root, would change what it points at
+            return (f"{path} is a link, not the database's own file (left by whom?): remove it, then run "
+                    f"`moodtunes doctor` again")
         shift = 6 if info.st_uid == uid else 3 if info.st_gid in gids else 0
         bits = (info.st_mode >> shift) & 0o7
         if (mode & os.W_OK and not bits & 0o2) or (mode & os.X_OK and not bits & 0o1):
