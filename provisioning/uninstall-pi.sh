@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Remove what install-pi.sh installed: the services, the users moodtunes and moodtunes-uplink,
-# /opt/moodtunes and /etc/moodtunes (the settings and the MQTT password). The data dir,
-# /var/lib/moodtunes, with the visit history, goes only with --delete-data. The system packages
+# Remove what install-pi.sh installed: the services, /opt/moodtunes and /etc/moodtunes (the settings
+# and the MQTT password). The data dir, /var/lib/moodtunes, with the visit history, and the users
+# moodtunes and moodtunes-uplink that own it, go only with --delete-data: a user deleted from under
+# files it owns leaves them to the next system user created, which gets its number. The system packages
 # stay (zram-tools, fonts, ffmpeg...), and the swap file on the SD card stays off: it says how to
 # turn it back on.
 #
@@ -44,18 +45,20 @@ main() {
   # the next boot.
   systemctl start getty@tty1.service || true
 
-  echo "== users, $prefix, $etc"
-  # moodtunes-uplink first: the group moodtunes, its primary group, goes with the user moodtunes.
-  if id moodtunes-uplink >/dev/null 2>&1; then userdel moodtunes-uplink; fi
-  if id moodtunes >/dev/null 2>&1; then userdel moodtunes; fi
+  echo "== $prefix, $etc"
   rm -rf "$prefix" "$etc"
 
   if [ -n "$delete_data" ]; then
-    echo "== $data (the visit history, the music catalogue)"
+    echo "== $data (the visit history, the music catalogue), the users"
     rm -rf "$data"
+    # moodtunes-uplink first: the group moodtunes, its primary group, goes with the user moodtunes.
+    if id moodtunes-uplink >/dev/null 2>&1; then userdel moodtunes-uplink; fi
+    if id moodtunes >/dev/null 2>&1; then userdel moodtunes; fi
   else
-    echo "$data stays (visit history, catalogue), for a later install. To delete it: sudo rm -rf $data" \
-         "(and a data_dir set elsewhere in moodtunes.toml, which stays in any case)"
+    echo "$data stays (visit history, catalogue), for a later install, and so do the users moodtunes and" \
+         "moodtunes-uplink that own it (deleted, their numbers would go to the next system user created," \
+         "with the files). To delete both: sudo $0 --delete-data (a data_dir set elsewhere in" \
+         "moodtunes.toml stays in any case)"
   fi
 
   echo "moodtunes is uninstalled. The swap file on the SD card stays off (install-pi.sh turned it off" \

@@ -541,23 +541,27 @@ def run_uninstaller(tmp_path: Path, *args: str, units: bool = True,
     return result, (tmp_path / "calls").read_text().splitlines()
 
 
-def test_uninstall_removes_services_users_and_files_but_keeps_the_visits(tmp_path):
+def test_uninstall_removes_services_and_files_but_keeps_the_visits_and_their_owners(tmp_path):
+    """Users deleted from under the visits kept left them to the next system user created (it gets
+    the freed number): they stay with the data."""
     result, calls = run_uninstaller(tmp_path, HAS_USERS="1")
     assert result.returncode == 0, result.stderr
     assert calls[0] == ("systemctl disable --now moodtunes-kiosk.service moodtunes-uplink.service "
                         "moodtunes-library.timer moodtunes-library.service")
     assert "systemctl daemon-reload" in calls and "systemctl start getty@tty1.service" in calls
-    assert calls.index("userdel moodtunes-uplink") < calls.index("userdel moodtunes")  # its group is moodtunes'
+    assert not [c for c in calls if c.startswith("userdel")]
     assert sorted(p.name for p in (tmp_path / "systemd").iterdir()) == ["other.service"]
     assert not (tmp_path / "opt").exists() and not (tmp_path / "etc").exists()
     assert (tmp_path / "var" / "moodtunes.db").read_bytes() == b"visits"
-    assert "stays" in result.stdout and "systemctl enable --now dphys-swapfile" in result.stdout
+    assert "stays" in result.stdout and "so do the users" in result.stdout
+    assert "systemctl enable --now dphys-swapfile" in result.stdout
 
 
-def test_uninstall_deletes_the_visit_history_only_when_asked(tmp_path):
-    result, _ = run_uninstaller(tmp_path, "--delete-data")
+def test_uninstall_deletes_the_visit_history_and_its_users_only_when_asked(tmp_path):
+    result, calls = run_uninstaller(tmp_path, "--delete-data", HAS_USERS="1")
     assert result.returncode == 0, result.stderr
     assert not (tmp_path / "var").exists()
+    assert calls.index("userdel moodtunes-uplink") < calls.index("userdel moodtunes")  # its group is moodtunes'
     refused, calls = run_uninstaller(tmp_path, "--delete-everything")
     assert refused.returncode != 0 and "usage" in refused.stderr and calls == []
 
