@@ -159,6 +159,25 @@ def test_visits_sent_in_clear_text_are_a_warning_even_without_a_password(monkeyp
     assert "password" not in check.detail
 
 
+def test_a_user_name_says_a_password_goes_too_where_doctor_cant_read_it(monkeypatch, broker_answers):
+    """doctor runs without the uplink's password file (root's alone): it said "every visit" only."""
+    monkeypatch.setenv("MOODTUNES_MQTT__USERNAME", "kiosk-1")
+    check = _mqtt(monkeypatch, "192.0.2.10", password=False)
+    assert "the MQTT password and every visit would cross the network unencrypted" in check.detail
+
+
+def test_the_uplink_warns_in_its_log_when_it_would_send_in_clear_text_to_another_machine(caplog):
+    from moodtunes.config import MqttSettings
+    from moodtunes.uplink import BrokerLink
+
+    for host, warned in (("192.0.2.10", True), ("127.0.0.1", False)):
+        caplog.clear()
+        BrokerLink(MqttSettings(enabled=True, host=host, username="kiosk-1", password="s3cret"), "kiosk-1")
+        said = " ".join(r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+        assert ("the MQTT password and every visit cross the network unencrypted" in said) == warned, host
+        assert "s3cret" not in said
+
+
 def test_tls_or_a_broker_on_this_machine_is_fine(monkeypatch, broker_answers):
     assert _mqtt(monkeypatch, "192.0.2.10", tls=True).status == "ok"
     for host in ("localhost", "127.0.0.1", "::1", "[::1]", "127.0.1.1"):

@@ -28,9 +28,11 @@ One uplink of a device runs at a time (uplink_lock): two would connect as the sa
 from __future__ import annotations
 
 import importlib.metadata
+import ipaddress
 import json
 import logging
 import os
+import socket
 import threading
 import time
 from collections import Counter
@@ -214,12 +216,37 @@ class Publication:
     recorded_as: str | None = None
 
 
+def is_loopback(host: str) -> bool:
+    """Whether every address ``host`` names is this machine's own (traffic never leaves it)."""
+    name = host.strip().strip("[]").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        pass
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(name, None)}
+    except OSError:
+        return False
+    return bool(addresses) and all(ipaddress.ip_address(a.split("%")[0]).is_loopback for a in addresses)
+
+
+def crosses_the_network_unencrypted(mqtt: MqttSettings) -> bool:
+    """Whether the uplink would send the password and the visits in plain text to another machine."""
+    return not mqtt.tls and not is_loopback(mqtt.host)
+
+
 class BrokerLink:
     """One paho client with its network thread; remembers the reason code of each PUBACK."""
 
     def __init__(self, mqtt: MqttSettings, device_id: str) -> None:
         self._settings = mqtt
         self._device_id = device_id
+        if crosses_the_network_unencrypted(mqtt):  # doctor says so too; the journal is what gets read
+            logger.warning("mqtt.tls = false with the broker at %s, on another machine: the MQTT password and every "
+                           "visit cross the network unencrypted; set mqtt.tls = true and port = 8883 (cloud/README.md)",
+                           mqtt.host)
         self._client = self._new_client()
         self._changed = threading.Condition()
         self._acks: dict[int, ReasonCode] = {}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import json
 import os
 import shutil
@@ -416,30 +415,17 @@ def _music(settings: Settings) -> Check:
     return Check("music model", "ok", f"model ok; library: {where}")
 
 
-def _is_loopback(host: str) -> bool:
-    """Whether every address ``host`` names is this machine's own (traffic never leaves it)."""
-    name = host.strip().strip("[]").lower()
-    if name == "localhost" or name.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        pass
-    try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(name, None)}
-    except OSError:
-        return False
-    return bool(addresses) and all(ipaddress.ip_address(a.split("%")[0]).is_loopback for a in addresses)
-
-
 def _mqtt(settings: Settings) -> Check:
+    from moodtunes.uplink import crosses_the_network_unencrypted
+
     mqtt = settings.mqtt
     if not mqtt.enabled:
         return Check("mqtt", "ok", "uplink disabled (mqtt.enabled = false); visits stay on this device")
     broker = f"broker {mqtt.host}:{mqtt.port}"
     cleartext = None
-    if not mqtt.tls and not _is_loopback(mqtt.host):
-        what = "the MQTT password and every visit" if mqtt.password else "every visit"
+    if crosses_the_network_unencrypted(mqtt):
+        # doctor runs without the uplink's password file: the user name says one is used
+        what = "the MQTT password and every visit" if mqtt.username or mqtt.password else "every visit"
         cleartext = (f"{what} would cross the network unencrypted (mqtt.tls = false): set mqtt.tls = true "
                      "and port = 8883 once the broker has a certificate (cloud/README.md)")
     context = None
