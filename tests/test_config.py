@@ -343,3 +343,16 @@ def test_a_missing_config_file_named_by_the_environment_says_so(monkeypatch, tmp
         load_settings()
     with pytest.raises(ConfigError, match=r"other.toml: not found$"):
         load_settings(tmp_path / "other.toml")
+
+
+@pytest.mark.parametrize("mode, warned", [(0o640, True), (0o600, False)])
+def test_an_mqtt_password_others_may_read_in_the_config_file_is_warned_of(tmp_path, caplog, mode, warned):
+    """The config is the group moodtunes' to read (the kiosk's and the scan's): a password put there,
+    though the README says not to, was taken without a word."""
+    config = tmp_path / "moodtunes.toml"
+    config.write_text('[mqtt]\nenabled = true\nhost = "127.0.0.1"\nusername = "kiosk-1"\npassword = "s3cret"\n')
+    config.chmod(mode)
+    with caplog.at_level("WARNING", logger="moodtunes.config"):
+        assert load_settings(config).mqtt.password.get_secret_value() == "s3cret"
+    said = " ".join(r.getMessage() for r in caplog.records)
+    assert ("holds mqtt.password and other users may read it" in said) == warned and "s3cret" not in said

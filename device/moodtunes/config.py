@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import logging
 import os
 import re
 import socket
@@ -40,6 +41,8 @@ from pydantic_settings import (
     SettingsConfigDict,
     SettingsError,
 )
+
+logger = logging.getLogger(__name__)
 
 SYSTEM_CONFIG = Path("/etc/moodtunes/moodtunes.toml")
 SYSTEM_DATA_DIR = Path("/var/lib/moodtunes")  # the services' StateDirectory=
@@ -388,6 +391,19 @@ def _check_variable_names() -> None:
     )
 
 
+def _warn_of_a_readable_password(config: Path | None, values: dict[str, Any]) -> None:
+    """The MQTT password belongs in the uplink's environment (/etc/moodtunes/uplink.env, root's
+    alone): in moodtunes.toml (0640, group moodtunes) the kiosk and the scan can read it."""
+    section = values.get("mqtt")
+    if config is None or not isinstance(section, dict) or "password" not in section:
+        return
+    mode = config.stat().st_mode & 0o777
+    if mode & 0o044:
+        logger.warning("%s holds mqtt.password and other users may read it (mode %04o): the kiosk and the library "
+                       "scan can; put it in the uplink's environment instead (MOODTUNES_MQTT__PASSWORD in "
+                       "/etc/moodtunes/uplink.env, README)", config, mode)
+
+
 def load_settings(config: Path | None = None) -> Settings:
     """Read settings from ``config`` (else MOODTUNES_CONFIG, else /etc/moodtunes/moodtunes.toml if
     present) with environment overrides; raise ConfigError with one readable line on any problem."""
@@ -401,6 +417,7 @@ def load_settings(config: Path | None = None) -> Settings:
         values = _read_toml(config) if config is not None else {}
     except ConfigError as exc:
         raise ConfigError(f"{exc}{named_by}") from None
+    _warn_of_a_readable_password(config, values)
     if config == SYSTEM_CONFIG:
         # The appliance's: its services and the commands staff run (as any user) share one data dir.
         # Following $HOME, a moodtunes.toml without data_dir gave each its own: the kiosk's home is
