@@ -153,6 +153,36 @@ def test_a_song_heard_whose_play_could_not_be_saved_still_counts_as_heard(settin
         app.close()
 
 
+def test_a_play_the_store_refused_as_the_song_started_is_written_at_the_next_save(settings, tmp_path, monkeypatch):
+    """A lock or a full disk for a moment as the song started: the song played, but the visit's
+    event had no play, and the stars rated the visit instead of the song."""
+    from moodtunes.store import StoreError
+
+    app = guest_at_songs(settings, tmp_path / "music", "sad", count=2, category=CALM, seconds=5.0)
+    start = app.store.start_play
+    try:
+        def locked(*args, **kwargs):
+            raise StoreError("database: database is locked")
+
+        monkeypatch.setattr(app.store, "start_play", locked)
+        tap(app, "row:0")
+        assert app.screen.name == "playing" and app.visit.play_id is None
+        began = app.visit.unrecorded_play[1]
+        monkeypatch.setattr(app.store, "start_play", start)  # free again
+        app.save_play_progress()
+        assert app.visit.play_id is not None and app.visit.last_play_id == app.visit.play_id
+        tap(app, "done")
+        tap(app, "star:5")
+        tap(app, "report")
+        session = app.visit.session_id
+    finally:
+        app.close()
+    with Store.open(settings.database_path) as store:
+        (play,) = rows(store, "SELECT id, started_at FROM plays WHERE session_id = ?", session)
+        (rating,) = rows(store, "SELECT play_id FROM ratings WHERE session_id = ?", session)
+    assert play["started_at"] == began and rating["play_id"] == play["id"]
+
+
 def test_an_empty_visit_whose_drop_failed_is_dropped_when_its_end_is_saved_late(settings, tmp_path, monkeypatch):
     from moodtunes.store import StoreError
 

@@ -790,14 +790,15 @@ class Store:
         column = "mood_before" if phase == "before" else "mood_after"
         db.execute(f"UPDATE sessions SET {column} = ? WHERE id = ?", (label, session_id))
 
-    def start_play(self, session_id: int, track: TrackRecord) -> int:
+    def start_play(self, session_id: int, track: TrackRecord, started_at: str | None = None) -> int:
+        """A play of ``track``, started now or at ``started_at`` (a start the store refused at the time)."""
         with self.transaction() as db:
             cur = db.execute(
                 "INSERT INTO plays (session_id, track_id, path, title, artist, category, started_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
                     session_id, track.id, track.path, track.title, track.artist, track.category,
-                    utc_now(),
+                    started_at or utc_now(),
                 ),
             )
             return int(cur.lastrowid)

@@ -307,6 +307,9 @@ class KioskApp:
         if not open_visit:
             return
         visit.started_at = shifted(visit.started_at, step)
+        if visit.unrecorded_play is not None:
+            track, started_at = visit.unrecorded_play
+            visit.unrecorded_play = (track, shifted(started_at, step))
         if visit.session_id is not None:
             self.record(self.store.shift_open_visit, visit.session_id, step)
 
@@ -828,7 +831,8 @@ class KioskApp:
         self.stop_music()
         item = visit.ranked[index]
         track = item.track
-        play_id = self.record(self.store.start_play, visit.session_id, track) if self.visit_session() else None
+        started_at = utc_now()
+        play_id = self.record(self.store.start_play, visit.session_id, track, started_at) if self.visit_session() else None
         waited = False
 
         def getting_ready() -> None:
@@ -851,15 +855,27 @@ class KioskApp:
                 self.forget_input_made_while_busy()
         # Only a play that started is the one a rating goes to: a song that failed was never heard.
         visit.play_id = visit.last_play_id = play_id
+        visit.unrecorded_play = (track, started_at) if play_id is None else None
         visit.last_title = song_title(track)
         self.music_on, self.now_playing = True, index
         self.last_saved = self.clock()
         return True
 
     def save_play_progress(self, final: bool = False, finished: bool = False) -> None:
-        """Persist the seconds listened so far (every few seconds, and when the song stops)."""
+        """Persist the seconds listened so far (every few seconds, and when the song stops); a play
+        the store refused as the song started is written first, as of its start."""
         visit = self.visit
-        if visit is None or visit.play_id is None or self._player is None:
+        if visit is None or self._player is None:
+            return
+        if visit.play_id is None and visit.unrecorded_play is not None and self.visit_session() is not None:
+            track, started_at = visit.unrecorded_play
+            play_id = self.record(self.store.start_play, visit.session_id, track, started_at)
+            if play_id is not None:  # the song a rating goes to, as if written at its start
+                visit.play_id = visit.last_play_id = play_id
+                visit.unrecorded_play = None
+        if visit.play_id is None:
+            if final or finished:
+                visit.unrecorded_play = None
             return
         self.record(self.store.update_play, visit.play_id, self._player.position(), finished)
         self.last_saved = self.clock()

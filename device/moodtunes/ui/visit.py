@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from moodtunes.domain import MoodReading
 from moodtunes.recommend import Ranked
-from moodtunes.store import Profile
+from moodtunes.store import Profile, TrackRecord
 
 
 @dataclass
@@ -29,6 +29,8 @@ class Visit:
     earlier_lists: dict[str, tuple[list[Ranked], int]] = field(default_factory=dict)
     page: int = 0
     play_id: int | None = None  # the play in progress
+    # The song playing, and since when, whose play the store refused: written at the next save.
+    unrecorded_play: tuple[TrackRecord, str] | None = None
     last_play_id: int | None = None  # the most recent play, which a rating is attached to
     last_title: str | None = None  # the title of the song that play was of (what the stars rate)
     rating: int | None = None
