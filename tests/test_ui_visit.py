@@ -830,3 +830,45 @@ def test_a_reading_written_late_takes_only_a_correction_made_to_it(settings, lib
                      session)
     assert [tuple(r) for r in found] == [("before", "manual", None), ("before", "no_face", None),
                                          ("after", "ok", "happy")]
+
+
+def test_after_a_write_timed_out_on_a_lock_the_next_ones_wait_briefly_for_a_while(settings, library, monkeypatch):
+    """Another program held the database past the busy timeout: the rating, the seconds listened
+    and the visit's end, saved in one frame, each waited 10 s more, and the screen froze for 30."""
+    import sqlite3
+
+    from moodtunes.store import store as store_module
+    from moodtunes.ui import app as app_module
+
+    monkeypatch.setattr(store_module, "BUSY_TIMEOUT_MS", 200)  # the test's own patience
+    monkeypatch.setattr(app_module, "BUSY_TIMEOUT_MS", 200)
+    now = [0.0]
+    app = make_app(settings, sample_scanner)
+    app.clock = lambda: now[0]
+    holder = sqlite3.connect(settings.database_path, isolation_level=None)
+    try:
+        tap(app, "guest")
+        holder.execute("BEGIN IMMEDIATE")  # another program, writing for long
+        assert app.record(app.store.create_profile, "Ada", "#5fd08a") is None
+        waits = app.store._db.execute("PRAGMA busy_timeout").fetchone()[0]
+        assert waits == app_module.BRIEF_LOCK_WAIT_MS
+        holder.execute("ROLLBACK")
+        now[0] += app_module.BRIEF_LOCK_WAITS_FOR_S
+        assert app.record(app.store.create_profile, "Ada", "#5fd08a") is not None  # free again, and saved
+        assert app.store._db.execute("PRAGMA busy_timeout").fetchone()[0] == 200  # the store's own again
+    finally:
+        holder.close()
+        app.close()
+
+
+def test_only_a_lock_timeout_is_a_busy_store_error(tmp_path):
+    import sqlite3
+
+    from moodtunes.store import store as store_module
+
+    locked = sqlite3.OperationalError("database is locked")
+    locked.sqlite_errorcode = sqlite3.SQLITE_BUSY
+    full = sqlite3.OperationalError("database or disk is full")
+    full.sqlite_errorcode = sqlite3.SQLITE_FULL
+    assert store_module._store_error(tmp_path / "x.db", locked).busy
+    assert not store_module._store_error(tmp_path / "x.db", full).busy

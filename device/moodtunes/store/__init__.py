@@ -1,6 +1,7 @@
 """The device's SQLite store (see store.py)."""
 
 from moodtunes.store.store import (
+    BUSY_TIMEOUT_MS,
     GUEST_NAME,
     FileIdentity,
     OutboxItem,
@@ -12,5 +13,7 @@ from moodtunes.store.store import (
     utc_now,
 )
 
-__all__ = ["GUEST_NAME", "FileIdentity", "OutboxItem", "Profile", "Store", "StoreError", "TrackRecord", "shifted",
-           "utc_now"]
+__all__ = [
+    "BUSY_TIMEOUT_MS", "GUEST_NAME", "FileIdentity", "OutboxItem", "Profile", "Store", "StoreError", "TrackRecord",
+    "shifted", "utc_now",
+]

@@ -63,7 +63,12 @@ _RECORDED_AS = "CASE WHEN json_valid(payload) THEN json_extract(payload, '$.devi
 
 
 class StoreError(Exception):
-    """The database can't be used (full disk, corrupt file, newer schema…), in one clear line."""
+    """The database can't be used (full disk, corrupt file, newer schema…), in one clear line;
+    ``busy``: another connection held it past the busy timeout."""
+
+    def __init__(self, message: str, *, busy: bool = False) -> None:
+        super().__init__(message)
+        self.busy = busy
 
 
 def utc_now() -> str:
@@ -302,6 +307,11 @@ def _describe_sqlite_error(path: Path, exc: sqlite3.Error, writing: bool = True)
     return f"database {path}: {text}"
 
 
+def _store_error(path: Path, exc: sqlite3.Error) -> StoreError:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return StoreError(_describe_sqlite_error(path, exc), busy=code is not None and code & 0xFF == sqlite3.SQLITE_BUSY)
+
+
 def _read_only_mount(folder: Path) -> bool:
     try:
         return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
@@ -502,13 +512,13 @@ class Store:
         try:
             self._db.execute(f"BEGIN {mode}")
         except sqlite3.Error as exc:
-            raise StoreError(_describe_sqlite_error(self.path, exc)) from None
+            raise _store_error(self.path, exc) from None
         try:
             yield self._db
             self._db.execute("COMMIT")
         except sqlite3.Error as exc:
             self._rollback()
-            raise StoreError(_describe_sqlite_error(self.path, exc)) from None
+            raise _store_error(self.path, exc) from None
         except BaseException:
             self._rollback()
             raise
@@ -522,7 +532,11 @@ class Store:
         try:
             return self._db.execute(sql, tuple(params)).fetchall()
         except sqlite3.Error as exc:
-            raise StoreError(_describe_sqlite_error(self.path, exc)) from None
+            raise _store_error(self.path, exc) from None
+
+    def wait_for_locks(self, milliseconds: int) -> None:
+        """How long a statement waits for another connection's lock (BUSY_TIMEOUT_MS at opening)."""
+        self._db.execute(f"PRAGMA busy_timeout={int(milliseconds)}")
 
     def integrity_problems(self) -> list[str]:
         """What SQLite's integrity and foreign-key checks find; empty when the file is sound."""

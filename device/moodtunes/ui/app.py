@@ -24,7 +24,7 @@ from moodtunes.domain import Category, MoodReading
 from moodtunes.player import Player, PlayerError
 from moodtunes.recommend import Feedback, Ranked, rank
 from moodtunes.report import KeptHistory
-from moodtunes.store import Profile, Store, StoreError, shifted, utc_now
+from moodtunes.store import BUSY_TIMEOUT_MS, Profile, Store, StoreError, shifted, utc_now
 from moodtunes.ui import INVISIBLE_DRIVERS
 from moodtunes.ui import theme as th
 from moodtunes.ui.screens.music import song_title
@@ -73,6 +73,10 @@ SCREEN_SETTLE_S = 0.3
 # A change of the wall clock against the monotonic one this big is the clock being set (a first time
 # sync, by hand), not drift, which NTP slews away in small steps.
 CLOCK_STEP_S = 60.0
+# After a write timed out on another program's lock, the next writes for BRIEF_LOCK_WAITS_FOR_S wait
+# this long for it (not the store's BUSY_TIMEOUT_MS each): _wait_briefly_for_locks.
+BRIEF_LOCK_WAIT_MS = 500
+BRIEF_LOCK_WAITS_FOR_S = 30.0
 # What a visitor does to the screen (not QUIT, not window events): dropped after a wait.
 INPUT_EVENTS = (
     pygame.MOUSEBUTTONDOWN, pygame.MOUSEBUTTONUP, pygame.MOUSEMOTION, pygame.FINGERDOWN, pygame.FINGERUP,
@@ -140,6 +144,7 @@ class KioskApp:
         self._shade: pygame.Surface | None = None  # the screen dimmed under "Still there?"
         self._player: Player | None = None
         self._unsaved_ends: dict[int, tuple[str, str]] = {}  # visit -> (end reason, when): end_visit
+        self._brief_lock_waits_until: float | None = None  # _wait_briefly_for_locks
         self.histories: dict[int, KeptHistory] = {}  # by profile: the report reads only what ended since
         self.music_on = False  # a song was started and is neither stopped nor over
         self.now_playing: int | None = None  # its index in the visit's ranking
@@ -654,10 +659,26 @@ class KioskApp:
         the visitor (no paths or database words on their screen) and None."""
         if self.store is None:
             return self._not_saved(self.store_error or "the database is not open")
+        self._end_brief_lock_waits()
         try:
             return action(*args, **kwargs)
         except StoreError as exc:
+            if exc.busy:
+                self._wait_briefly_for_locks()
             return self._not_saved(str(exc))
+
+    def _wait_briefly_for_locks(self) -> None:
+        """Another program held the database past the busy timeout: each of the next writes waited
+        as long again, and the report screen, which saves the rating, the seconds listened and the
+        visit's end at once, froze for 30 s. For a while they wait only BRIEF_LOCK_WAIT_MS (what
+        they can't save is tried again later: the visit, its readings and plays, its end)."""
+        self.store.wait_for_locks(BRIEF_LOCK_WAIT_MS)
+        self._brief_lock_waits_until = self.clock() + BRIEF_LOCK_WAITS_FOR_S
+
+    def _end_brief_lock_waits(self) -> None:
+        if self._brief_lock_waits_until is not None and self.clock() >= self._brief_lock_waits_until:
+            self.store.wait_for_locks(BUSY_TIMEOUT_MS)
+            self._brief_lock_waits_until = None
 
     def _not_saved(self, problem: str) -> None:
         logger.error("not saved: %s", problem)
