@@ -59,3 +59,14 @@ def test_a_link_in_place_of_a_database_file_is_named_not_given_a_chmod(tmp_path)
     assert said == f"{database}-wal is a link, not the database's own file (left by whom?): remove it, then run " \
                    "`moodtunes doctor` again"
     assert "chmod" not in said
+
+
+def test_a_data_dir_that_is_a_link_to_a_folder_passes(tmp_path):
+    """A data_dir on a USB stick, linked: doctor said to remove it."""
+    real = tmp_path / "usb"
+    real.mkdir()
+    real.chmod(0o770)
+    Store.open(real / "moodtunes.db").close()
+    (real / "moodtunes.db").chmod(0o660)
+    (tmp_path / "data").symlink_to(real)
+    assert write_access_problem("moodtunes-uplink", OTHER_UID, {os.getgid()}, tmp_path / "data" / "moodtunes.db") is None

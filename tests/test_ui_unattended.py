@@ -168,10 +168,10 @@ def test_a_play_the_store_refused_as_the_song_started_is_written_at_the_next_sav
         tap(app, "row:0")
         assert app.screen.name == "playing" and app.visit.play_id is None
         began = app.visit.unrecorded_play[1]
-        monkeypatch.setattr(app.store, "start_play", start)  # free again
-        app.save_play_progress()
-        assert app.visit.play_id is not None and app.visit.last_play_id == app.visit.play_id
+        monkeypatch.setattr(app.store, "start_play", start)  # free again, "I'm done" within the 3 s between saves
         tap(app, "done")
+        assert app.visit.play_id is not None and app.visit.last_play_id == app.visit.play_id
+        assert app.screen.wording(800)[0].startswith("How was “")  # the song, not "your visit"
         tap(app, "star:5")
         tap(app, "report")
         session = app.visit.session_id

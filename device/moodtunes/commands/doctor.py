@@ -115,7 +115,7 @@ def write_access_problem(user: str, uid: int, gids: set[int], database: Path) ->
     needed += [(path, os.W_OK) for path in (database, *(Path(f"{database}{end}") for end in ("-wal", "-shm")))]
     for path, mode in needed:
         try:
-            info = path.lstat()
+            info = path.stat() if path == database.parent else path.lstat()  # a data_dir may be a link
         except FileNotFoundError:
             continue
         if stat.S_ISLNK(info.st_mode):  # the fix below, run as root, would change what it points at

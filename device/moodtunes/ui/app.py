@@ -719,6 +719,7 @@ class KioskApp:
             visit.session_id = self.record(self.store.start_session, visit.profile.id, visit.started_at)
         if visit.session_id is not None:
             self._save_readings()
+            self._save_unrecorded_play()
         return visit.session_id
 
     def _save_readings(self) -> None:
@@ -734,6 +735,18 @@ class KioskApp:
             visit.reading_ids[phase] = reading_id
             if (label := visit.unsaved_corrections.pop(phase, None)) is not None:
                 self.record(self.store.correct_reading, reading_id, label)
+
+    def _save_unrecorded_play(self) -> None:
+        """Write the play of the song playing that the store refused as it started, as of its start:
+        the one the stars then rate."""
+        visit = self.visit
+        if visit.play_id is not None or visit.unrecorded_play is None:
+            return
+        track, started_at = visit.unrecorded_play
+        play_id = self.record(self.store.start_play, visit.session_id, track, started_at)
+        if play_id is not None:
+            visit.play_id = visit.last_play_id = play_id
+            visit.unrecorded_play = None
 
     def _retry_sound_device(self) -> None:
         """A player left silent because no audio device opened (a USB speaker off at the first
@@ -888,12 +901,8 @@ class KioskApp:
         visit = self.visit
         if visit is None or self._player is None:
             return
-        if visit.play_id is None and visit.unrecorded_play is not None and self.visit_session() is not None:
-            track, started_at = visit.unrecorded_play
-            play_id = self.record(self.store.start_play, visit.session_id, track, started_at)
-            if play_id is not None:  # the song a rating goes to, as if written at its start
-                visit.play_id = visit.last_play_id = play_id
-                visit.unrecorded_play = None
+        if visit.unrecorded_play is not None:
+            self.visit_session()
         if visit.play_id is None:
             if final or finished:
                 visit.unrecorded_play = None

@@ -65,6 +65,8 @@ class RateScreen(Screen):
 
     def enter(self) -> None:
         visit = self.app.visit  # back from the music: the stars given to this same song before
+        if visit.unrecorded_play is not None:  # the store refused it as it started: the stars rate it
+            self.app.visit_session()
         rated = visit.rating is not None and visit.rating_play_id == visit.last_play_id
         self.stars = round(score_to_stars(visit.rating)) if rated else 0
 
