@@ -21,12 +21,19 @@ def test_a_database_the_group_may_write_passes(tmp_path):
         assert write_access_problem("moodtunes-uplink", OTHER_UID, {os.getgid()}, store.path) is None
 
 
+def shared_database(folder: Path) -> Path:
+    """A database in ``folder``, both the group's to write, as install-pi.sh leaves them."""
+    folder.mkdir()
+    folder.chmod(0o770)
+    database = folder / "moodtunes.db"
+    Store.open(database).close()
+    database.chmod(0o660)
+    return database
+
+
 def test_a_file_or_folder_without_group_write_is_named_with_its_fix(tmp_path):
     data = tmp_path / "data"
-    data.mkdir()
-    data.chmod(0o770)
-    database = data / "moodtunes.db"
-    Store.open(database).close()
+    database = shared_database(data)
     database.chmod(0o640)
     said = write_access_problem("moodtunes-uplink", OTHER_UID, {os.getgid()}, database)
     assert said == (f"the uplink (moodtunes-uplink) can't write {database} (mode 0640): visits can't leave the "
@@ -44,12 +51,7 @@ def test_a_file_or_folder_without_group_write_is_named_with_its_fix(tmp_path):
 def test_a_link_in_place_of_a_database_file_is_named_not_given_a_chmod(tmp_path):
     """doctor's fix, run as root, would have changed what a link left by the kiosk's user points at
     (`sudo chmod g+rw .../moodtunes.db-wal`, a link to /etc/shadow)."""
-    data = tmp_path / "data"
-    data.mkdir()
-    data.chmod(0o770)
-    database = data / "moodtunes.db"
-    Store.open(database).close()
-    database.chmod(0o660)
+    database = shared_database(tmp_path / "data")
     secret = tmp_path / "shadow"
     secret.write_text("root:$y$hash")
     secret.chmod(0o600)
@@ -63,10 +65,5 @@ def test_a_link_in_place_of_a_database_file_is_named_not_given_a_chmod(tmp_path)
 
 def test_a_data_dir_that_is_a_link_to_a_folder_passes(tmp_path):
     """A data_dir on a USB stick, linked: doctor said to remove it."""
-    real = tmp_path / "usb"
-    real.mkdir()
-    real.chmod(0o770)
-    Store.open(real / "moodtunes.db").close()
-    (real / "moodtunes.db").chmod(0o660)
-    (tmp_path / "data").symlink_to(real)
+    (tmp_path / "data").symlink_to(shared_database(tmp_path / "usb").parent)
     assert write_access_problem("moodtunes-uplink", OTHER_UID, {os.getgid()}, tmp_path / "data" / "moodtunes.db") is None

@@ -15,6 +15,7 @@ from ui_support import (
     guest_at_songs,
     make_app,
     on_screen,
+    refusing,
     rows,
     sample_scanner,
     songs_as_guest,
@@ -137,14 +138,9 @@ def test_each_visitor_starts_at_the_set_volume(settings, tmp_path):
 def test_a_song_heard_whose_play_could_not_be_saved_still_counts_as_heard(settings, tmp_path, monkeypatch):
     """The rating then asked "How was your visit?" with no "Check my mood again", as if no song
     had played."""
-    from moodtunes.store import StoreError
-
     app = guest_at_songs(settings, tmp_path / "music", "sad", count=2, category=CALM, seconds=5.0)
     try:
-        def full_disk(*args, **kwargs):
-            raise StoreError("database: the disk is full")
-
-        monkeypatch.setattr(app.store, "start_play", full_disk)
+        monkeypatch.setattr(app.store, "start_play", refusing("database: the disk is full"))
         tap(app, "row:0")
         assert app.screen.name == "playing" and app.visit.last_play_id is None
         tap(app, "done")
@@ -156,15 +152,10 @@ def test_a_song_heard_whose_play_could_not_be_saved_still_counts_as_heard(settin
 def test_a_play_the_store_refused_as_the_song_started_is_written_at_the_next_save(settings, tmp_path, monkeypatch):
     """A lock or a full disk for a moment as the song started: the song played, but the visit's
     event had no play, and the stars rated the visit instead of the song."""
-    from moodtunes.store import StoreError
-
     app = guest_at_songs(settings, tmp_path / "music", "sad", count=2, category=CALM, seconds=5.0)
     start = app.store.start_play
     try:
-        def locked(*args, **kwargs):
-            raise StoreError("database: database is locked")
-
-        monkeypatch.setattr(app.store, "start_play", locked)
+        monkeypatch.setattr(app.store, "start_play", refusing("database: database is locked"))
         tap(app, "row:0")
         assert app.screen.name == "playing" and app.visit.play_id is None
         began = app.visit.unrecorded_play[1]

@@ -22,6 +22,7 @@ from ui_support import (
     make_app,
     on_screen,
     record_texts,
+    refusing,
     rows,
     run_until,
     sample_scanner,
@@ -530,13 +531,6 @@ def test_a_visit_the_store_refused_to_start_is_kept_once_it_takes_writes(setting
         assert len(rows(store, "SELECT id FROM plays WHERE session_id = ?", session)) == 1
         (rating,) = rows(store, "SELECT score FROM ratings WHERE session_id = ?", session)
         assert rating["score"] == 75  # 4 stars
-
-
-def refusing(problem: str):
-    """A store call that fails as the store does when it can't write: ``problem``."""
-    def refuse(*args, **kwargs):
-        raise StoreError(problem)
-    return refuse
 
 
 def rate_four_stars_and_see_the_report(app) -> int:

@@ -12,6 +12,7 @@ import time
 import wave
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pygame
@@ -336,3 +337,13 @@ def guest_at_songs(
         app.close()
         raise
     return app
+
+
+def refusing(problem: str) -> Callable[..., Any]:
+    """A store call that fails as the store does when it can't write: ``problem``."""
+    from moodtunes.store import StoreError
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise StoreError(problem)
+
+    return refuse
