@@ -82,11 +82,13 @@ def test_a_driver_sdl_lacks_still_fails(screenless, monkeypatch):
 def test_fonts_missing_for_song_titles_are_a_warning_naming_the_packages(monkeypatch, tmp_path):
     present = tmp_path / "font.ttf"
     present.write_bytes(b"")
-    packages = [(package, str(present), adds) for package, _, adds in doctor.FONT_PACKAGES]
-    monkeypatch.setattr(doctor, "FONT_PACKAGES", tuple(packages))
+    from moodtunes.ui import fonts
+
+    packages = [(package, str(present), adds) for package, _, adds in fonts.FONT_PACKAGES]
+    monkeypatch.setattr(fonts, "FONT_PACKAGES", tuple(packages))
     assert doctor._fonts(load_settings()).status == "ok"
     packages[1] = ("fonts-wqy-microhei", str(tmp_path / "gone.ttc"), "Chinese, Japanese, Korean")
-    monkeypatch.setattr(doctor, "FONT_PACKAGES", tuple(packages))
+    monkeypatch.setattr(fonts, "FONT_PACKAGES", tuple(packages))
     check = doctor._fonts(load_settings())
     assert check.status == "warn"
     assert "Chinese, Japanese, Korean (fonts-wqy-microhei)" in check.detail

@@ -12,7 +12,7 @@ import pytest
 from bidi import get_display
 from conftest import require
 from moodtunes.ui import fonts
-from moodtunes.ui.fonts import FALLBACK_FILES, FontStack, has_glyph, primary_file
+from moodtunes.ui.fonts import FALLBACK_FILES, SYMBOLA, FontStack, has_glyph, primary_file
 from moodtunes.ui.widgets import ellipsize
 
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
@@ -20,7 +20,6 @@ os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 CJK = FALLBACK_FILES[0]  # WenQuanYi Micro Hei
 NOTO = Path("/usr/share/fonts/truetype/noto")
 DEVANAGARI = NOTO / "NotoSansDevanagari-Regular.ttf"
-SYMBOLA = Path("/usr/share/fonts/truetype/ancient-scripts/Symbola_hint.ttf")
 WHITE = (255, 255, 255)
 
 

@@ -316,18 +316,13 @@ def _display(settings: Settings) -> Check:
     )
 
 
-# The fonts the kiosk draws song titles with (ui/fonts.py), by Debian package: what each one adds.
-FONT_PACKAGES = (
-    ("fonts-dejavu-core", "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", "Greek, Cyrillic, Arabic, Hebrew"),
-    ("fonts-wqy-microhei", "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc", "Chinese, Japanese, Korean"),
-    ("fonts-noto-core", "/usr/share/fonts/truetype/noto/NotoSansDevanagari-Regular.ttf", "Indic scripts, Thai"),
-    ("fonts-symbola", "/usr/share/fonts/truetype/ancient-scripts/Symbola_hint.ttf", "emoji"),
-)
-
-
 def _fonts(settings: Settings) -> Check:
     """Whether song titles in other scripts can be drawn: without a font for them, their letters
     are left out of the screen (a title of nothing else shows its file name)."""
+    try:
+        from moodtunes.ui.fonts import FONT_PACKAGES
+    except ImportError as exc:
+        return Check("fonts", "fail", f"{exc}: install moodtunes with the device extra")
     missing = [(package, adds) for package, path, adds in FONT_PACKAGES if not Path(path).is_file()]
     if not missing:
         return Check("fonts", "ok", "song titles in Latin, Greek, Cyrillic, Arabic, Hebrew, CJK, Indic scripts, "

@@ -28,15 +28,25 @@ Colour = tuple[int, int, int]
 
 DEJAVU = Path("/usr/share/fonts/truetype/dejavu")
 NOTO = Path("/usr/share/fonts/truetype/noto")  # fonts-noto-core
+WQY_MICROHEI = Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc")  # fonts-wqy-microhei: CJK and Hangul
+SYMBOLA = Path("/usr/share/fonts/truetype/ancient-scripts/Symbola_hint.ttf")  # fonts-symbola: emoji
 FALLBACK_FILES = (
-    Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"),  # fonts-wqy-microhei: CJK and Hangul
+    WQY_MICROHEI,
     Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"),  # fonts-noto-cjk
     Path("/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf"),  # fonts-droid-fallback: no Hangul
     *(NOTO / f"NotoSans{script}-Regular.ttf" for script in (
         "Devanagari", "Bengali", "Gurmukhi", "Gujarati", "Oriya", "Tamil", "Telugu", "Kannada",
         "Malayalam", "Sinhala", "Thai", "Lao", "Khmer", "Myanmar", "Ethiopic", "Armenian",
         "Georgian", "Arabic", "Hebrew")),  # the last two: letters DejaVu lacks (Urdu, Persian…)
-    Path("/usr/share/fonts/truetype/ancient-scripts/Symbola_hint.ttf"),  # fonts-symbola: emoji
+    SYMBOLA,
+)
+# The Debian packages of the fonts the kiosk wants (install-pi.sh installs them), a file of each
+# that shows it installed, and what it draws (`moodtunes doctor` names those missing).
+FONT_PACKAGES = (
+    ("fonts-dejavu-core", DEJAVU / "DejaVuSans.ttf", "Greek, Cyrillic, Arabic, Hebrew"),
+    ("fonts-wqy-microhei", WQY_MICROHEI, "Chinese, Japanese, Korean"),
+    ("fonts-noto-core", NOTO / "NotoSansDevanagari-Regular.ttf", "Indic scripts, Thai"),
+    ("fonts-symbola", SYMBOLA, "emoji"),
 )
 
 # The scripts HarfBuzz shapes only when told, by Unicode block: (first, last, ISO 15924 code). The
