@@ -408,7 +408,7 @@ class Store:
         store = cls(db, path)
         try:
             db.execute("PRAGMA foreign_keys=ON")
-            db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            store.wait_for_locks(BUSY_TIMEOUT_MS)
             if readonly:
                 store._check_schema_current()
                 store._pseudonym_secret = store._read_pseudonym_secret()
