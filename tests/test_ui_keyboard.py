@@ -6,7 +6,7 @@ from __future__ import annotations
 import pygame
 import pytest
 from moodtunes.ui.screens import welcome
-from ui_support import key, make_app, record_buttons, record_texts, sample_scanner, step, tap
+from ui_support import HandClock, make_app, record_buttons, record_texts, sample_scanner, step, tap, typed_events
 
 
 @pytest.fixture
@@ -59,8 +59,9 @@ def typed_on_a_keyboard(settings, text: str) -> str:
     app = make_app(settings, sample_scanner)
     try:
         tap(app, "new_profile")
-        for char in text:
-            key(app, pygame.K_UNKNOWN, char, frames=1)
+        for event in typed_events(text):
+            pygame.event.post(event)
+            step(app, 1)
         return app.screen.text
     finally:
         app.close()
@@ -81,3 +82,42 @@ def test_the_name_limit_counts_letters_as_read_not_code_points(settings):
 def test_marks_can_not_be_typed_onto_a_name_without_end(settings):
     """They add no letter: 300 vowel signs on one "क" made a name 1,500 px wide."""
     assert len(typed_on_a_keyboard(settings, "क" + "\u093e" * 300)) == welcome.MAX_NAME_CODE_POINTS
+
+
+def test_a_name_typed_on_a_keyboard_is_typed_once(settings):
+    """SDL sends each character twice, with its key and as text: the field takes the text."""
+    assert typed_on_a_keyboard(settings, "Zoë") == "Zoë"
+
+
+def test_a_name_composed_by_an_input_method_is_taken(settings):
+    """An input method (Japanese, Chinese...) sends what it composed as text, with no key of its
+    own: a name typed that way was never taken."""
+    app = make_app(settings, sample_scanner)
+    try:
+        tap(app, "new_profile")
+        pygame.event.post(pygame.event.Event(pygame.TEXTINPUT, text="さくら"))
+        step(app, 1)
+        assert app.screen.text == "さくら"
+    finally:
+        app.close()
+
+
+def test_a_key_that_puts_the_idle_warning_away_types_nothing(settings):
+    settings.kiosk.idle_timeout_s = 90.0
+    app = make_app(settings, sample_scanner)
+    try:
+        app.clock = clock = HandClock()
+        tap(app, "new_profile")
+        clock.now += 80.0
+        step(app, 1)
+        assert app.idle_warning_left() is not None
+        for event in typed_events("a"):
+            pygame.event.post(event)
+        step(app, 1)
+        assert app.idle_warning_left() is None and app.screen.text == ""
+        for event in typed_events("a"):
+            pygame.event.post(event)
+        step(app, 1)
+        assert app.screen.text == "a"
+    finally:
+        app.close()

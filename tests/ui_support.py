@@ -279,6 +279,15 @@ def key_event(which: int, unicode: str = "") -> pygame.event.Event:
     return pygame.event.Event(pygame.KEYDOWN, key=which, unicode=unicode, mod=0)
 
 
+def typed_events(text: str) -> list[pygame.event.Event]:
+    """What SDL sends for ``text`` typed on a physical keyboard: each key down (pygame gives it the
+    character too), then the character again as text (TEXTINPUT)."""
+    events = []
+    for char in text:
+        events += [key_event(pygame.K_UNKNOWN, char), pygame.event.Event(pygame.TEXTINPUT, text=char)]
+    return events
+
+
 def key(app: KioskApp, which: int, unicode: str = "", frames: int = 2) -> None:
     """Press the key ``which`` and run ``frames`` frames."""
     pygame.event.post(key_event(which, unicode))

@@ -80,7 +80,7 @@ BRIEF_LOCK_WAITS_FOR_S = 30.0
 # What a visitor does to the screen (not QUIT, not window events): dropped after a wait.
 INPUT_EVENTS = (
     pygame.MOUSEBUTTONDOWN, pygame.MOUSEBUTTONUP, pygame.MOUSEMOTION, pygame.FINGERDOWN, pygame.FINGERUP,
-    pygame.FINGERMOTION, pygame.KEYDOWN,
+    pygame.FINGERMOTION, pygame.KEYDOWN, pygame.TEXTINPUT,
 )
 NOT_SAVED_MESSAGE = "Sorry, this couldn't be saved. The music still works; please tell the staff."
 # When the music catalogue can't be read either, the music does not work: say only what failed.
@@ -134,6 +134,7 @@ class KioskApp:
         self.pressed: str | None = None
         self._finger_at: tuple[int, int] | None = None  # where the finger (or mouse) that pressed is now
         self._busy_wait = False  # this frame waited on work: the rest of its input is dropped
+        self._text_of_dropped_key = ""  # the text SDL sends after a key that did nothing on the screen
         self.last_input = clock()
         self.screen_since = clock()  # when the screen shown appeared
         self.songs_on_their_own = 0  # songs started by themselves since the last touch
@@ -335,13 +336,31 @@ class KioskApp:
         elif event.type == pygame.KEYDOWN:
             warned = self.idle_warning_left() is not None
             self.touch()
+            self._text_of_dropped_key = event.unicode
             if event.key == pygame.K_q and event.mod & pygame.KMOD_CTRL:
                 self.running = False
             elif warned:  # the key only keeps the visit: it does nothing on the screen under it
                 self._keep_visit()
             elif self.screen is not None and not self.settling():
+                self._text_of_dropped_key = ""
                 self.screen.on_key(event)
                 self.relayout()
+        elif event.type == pygame.TEXTINPUT:
+            self._typed(event.text)
+
+    def _typed(self, text: str) -> None:
+        """Text typed: a key's character, after its key down, or what an input method composed
+        (Japanese, Chinese...), which comes with no key of its own. The text of a key that only
+        kept the visit, or came as the screen changed, is dropped with its key."""
+        dropped, self._text_of_dropped_key = self._text_of_dropped_key, ""
+        self.touch()
+        if dropped and text == dropped:
+            return
+        if self.idle_warning_left() is not None:
+            self._keep_visit()
+        elif self.screen is not None and not self.settling():
+            self.screen.on_text(text)
+            self.relayout()
 
     def _finger_pos(self, event: pygame.event.Event) -> tuple[int, int]:
         """A finger event's position in pixels (SDL gives it normalised to 0..1)."""

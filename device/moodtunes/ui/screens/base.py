@@ -63,6 +63,9 @@ class Screen:
         elif event.key == pygame.K_ESCAPE and self.back():
             self.on_tap(self.back())
 
+    def on_text(self, text: str) -> None:
+        """Text typed on a keyboard or composed by an input method (SDL's TEXTINPUT)."""
+
     def primary(self) -> str | None:
         return None
 

@@ -361,6 +361,7 @@ class NewProfileScreen(Screen):
             self.title_rect = None
             letter_rows = ACCENTED_WIDE if self.accents else QWERTY
         self.field = field
+        pygame.key.set_text_input_rect(field)  # an input method's candidate list opens under the name
         per_row = len(th.PROFILE_COLOURS) // (2 if portrait else 1)
         row_width = per_row * swatch + (per_row - 1) * key_gap
         for i, colour in enumerate(th.PROFILE_COLOURS):
@@ -471,10 +472,15 @@ class NewProfileScreen(Screen):
     def on_key(self, event: pygame.event.Event) -> None:
         if event.key == pygame.K_BACKSPACE:
             self.on_tap("backspace")
-        elif event.unicode and all(typable(char) for char in event.unicode):
-            self._type(event.unicode)  # a physical keyboard: the case the visitor typed
         else:
-            super().on_key(event)
+            super().on_key(event)  # a key's character comes after it, as text: on_text
+
+    def on_text(self, text: str) -> None:
+        """A physical keyboard's characters, in the case the visitor typed, or a name an input
+        method composed ("さくら" comes as one text, with no key down of its own)."""
+        for char in text:
+            if typable(char):
+                self._type(char)
 
     def _type(self, char: str) -> None:
         self.error = None
