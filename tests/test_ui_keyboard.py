@@ -6,7 +6,16 @@ from __future__ import annotations
 import pygame
 import pytest
 from moodtunes.ui.screens import welcome
-from ui_support import HandClock, make_app, record_buttons, record_texts, sample_scanner, step, tap, typed_events
+from ui_support import (
+    HandClock,
+    make_app,
+    record_buttons,
+    record_texts,
+    sample_scanner,
+    step,
+    tap,
+    typed_events,
+)
 
 
 @pytest.fixture
