@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from moodtunes.domain import Category
-from moodtunes.recommend import Feedback, rank
+from moodtunes.recommend import Feedback, Heard, rank
 from moodtunes.store import Store, TrackRecord
 
 CALM = Category.HAPPY_AND_CALM.value
@@ -59,8 +59,10 @@ def median_ms(store: Store, profile_id: int, runs: int) -> float:
     for seed in range(runs):
         start = time.perf_counter()
         feedback = [Feedback(*row) for row in store.track_feedback(profile_id)]
-        recent = store.recent_paths(profile_id) | store.unplayable_paths()
-        ranked = rank(store.tracks(CALM, features=False), CALM, feedback, recent, rng=random.Random(seed))
+        recent = [Heard(*row) for row in store.recent_songs(profile_id)]
+        ranked = rank(
+            store.tracks(CALM, features=False), CALM, feedback, recent, store.unplayable_paths(), rng=random.Random(seed)
+        )
         times.append((time.perf_counter() - start) * 1000)
         assert ranked
     return statistics.median(times)

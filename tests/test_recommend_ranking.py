@@ -40,6 +40,11 @@ def track(
     )
 
 
+def heard(*tracks: TrackRecord) -> list[recommend.Heard]:
+    """The tracks as played in recent visits."""
+    return [recommend.Heard(t.path, t.artist, t.title) for t in tracks]
+
+
 def adjacent_repeats(ranked) -> int:
     artists = [r.track.artist for r in ranked]
     return sum(a == b for a, b in pairwise(artists))
@@ -71,7 +76,7 @@ def test_without_history_better_fitting_tracks_come_first_on_average():
 
 def test_a_loved_song_rises_and_a_disliked_one_drops():
     tracks = [track(f"t{i}", artist=f"artist{i}", q4=0.5) for i in range(8)]
-    feedback = [Feedback("t3", "artist3", 100)] * 3 + [Feedback("t4", "artist4", 0)] * 3
+    feedback = [Feedback("t3", "artist3", "t3", 100)] * 3 + [Feedback("t4", "artist4", "t4", 0)] * 3
     top = bottom = 0
     for seed in range(100):
         order = [r.track.path for r in rank(tracks, CALM, feedback, rng=random.Random(seed))]
@@ -85,7 +90,7 @@ def test_artist_ratings_shape_the_prior_of_their_other_songs():
     loved = track("new-song", artist="Loved Band")
     disliked = track("other", artist="Meh Band")
     counts, artists = liking_posteriors(
-        [Feedback("old-song", "loved band", 100), Feedback("x", "Meh Band ", 0)]
+        [Feedback("old-song", "loved band", "old-song", 100), Feedback("x", "Meh Band ", "x", 0)]
     )
     a, b = liking_beta(loved, counts, artists)
     assert a / (a + b) > 0.5
@@ -95,7 +100,7 @@ def test_artist_ratings_shape_the_prior_of_their_other_songs():
 
 def test_a_rating_counts_once_not_again_in_its_own_artist_prior():
     rated, sibling = track("rated", artist="X"), track("sibling", artist="x ")
-    counts, artists = liking_posteriors([Feedback("rated", "X", 100)])
+    counts, artists = liking_posteriors([Feedback("rated", "X", "rated", 100)])
     alpha, beta = recommend.PRIOR
     assert liking_beta(rated, counts, artists) == (alpha + recommend.RATING_WEIGHT, beta)
     # The sibling's prior leans toward the artist's one loved song: (1 + 2) / (1 + 4) = 0.6, pulled 0.4 of the way.
@@ -111,13 +116,13 @@ def mean_liking(song: TrackRecord, feedback: list[Feedback]) -> float:
 def test_the_visitors_own_word_on_a_song_outweighs_any_number_of_ratings_of_its_artist():
     """Rated "Not for me", a song stayed above unrated ones when its artist's five other songs
     were loved; loved, it fell below them when another song of the artist was disliked six times."""
-    others_loved = [Feedback(f"x{i}", "X", 100) for i in range(5)]
-    assert mean_liking(track("x5", artist="X"), [*others_loved, Feedback("x5", "X", 0)]) < 0.5
-    other_disliked = [Feedback("x2", "X", 0)] * 6
-    assert mean_liking(track("x1", artist="X"), [*other_disliked, Feedback("x1", "X", 100)]) > 0.5
+    others_loved = [Feedback(f"x{i}", "X", f"x{i}", 100) for i in range(5)]
+    assert mean_liking(track("x5", artist="X"), [*others_loved, Feedback("x5", "X", "x5", 0)]) < 0.5
+    other_disliked = [Feedback("x2", "X", "x2", 0)] * 6
+    assert mean_liking(track("x1", artist="X"), [*other_disliked, Feedback("x1", "X", "x1", 100)]) > 0.5
     # A song loved ten times lifts its artist's unheard songs, but not above a song loved once.
-    loved_once = mean_liking(track("mine"), [Feedback("mine", "A", 100)])
-    assert 0.5 < mean_liking(track("unheard", artist="X"), [Feedback("x1", "X", 100)] * 10) < loved_once
+    loved_once = mean_liking(track("mine"), [Feedback("mine", "A", "mine", 100)])
+    assert 0.5 < mean_liking(track("unheard", artist="X"), [Feedback("x1", "X", "x1", 100)] * 10) < loved_once
 
 
 @pytest.mark.parametrize(("stars", "liked"), [(1, 0.0), (2, 0.4), (3, 0.65), (4, 0.85), (5, 1.0)])
@@ -133,12 +138,12 @@ def test_a_song_rated_often_counts_its_rating_more_than_its_fit():
     """Loved three times, a song the model thinks fits the category less (0.55) was on the first
     page in 5 % of visits, behind unrated songs that fit better (0.9)."""
     tracks = [track("loved", artist="L", q4=0.55)] + [track(f"t{i}", artist=f"a{i}", q4=0.9) for i in range(11)]
-    feedback = [Feedback("loved", "L", 100)] * 3
+    feedback = [Feedback("loved", "L", "loved", 100)] * 3
     first_page = sum(
         [r.track.path for r in rank(tracks, CALM, feedback, rng=random.Random(seed))].index("loved") < 6
         for seed in range(200)
     )
-    assert first_page > 120  # about three visits in four now (Thompson sampling still explores the others)
+    assert first_page > 120  # about nine visits in ten now (Thompson sampling still explores the others)
 
 
 def test_an_empty_or_placeholder_artist_names_no_one():
@@ -151,7 +156,7 @@ def test_an_empty_or_placeholder_artist_names_no_one():
 def test_untagged_songs_do_not_share_each_others_ratings():
     """Every untagged song is catalogued as "Unknown artist"; one loved one must not lift the rest."""
     rated, other = track("rated", artist="Unknown artist"), track("other", artist="Unknown Artist")
-    counts, artists = liking_posteriors([Feedback("rated", "Unknown artist", 100), Feedback("x", "", 0)])
+    counts, artists = liking_posteriors([Feedback("rated", "Unknown artist", "rated", 100), Feedback("x", "", "x", 0)])
     assert artists == {}
     assert liking_beta(other, counts, artists) == recommend.PRIOR
     assert liking_beta(rated, counts, artists) == (recommend.PRIOR[0] + recommend.RATING_WEIGHT, recommend.PRIOR[1])
@@ -169,7 +174,7 @@ def test_untagged_songs_are_not_spread_as_one_artist():
 
 def test_recently_heard_songs_go_last():
     tracks = [track(f"t{i}", artist=f"artist{i}", q4=0.9 if i == 0 else 0.3) for i in range(6)]
-    order = [r.track.path for r in rank(tracks, CALM, recent_paths={"t0"}, rng=random.Random(3))]
+    order = [r.track.path for r in rank(tracks, CALM, recent=heard(tracks[0]), rng=random.Random(3))]
     assert order[-1] == "t0"
 
 
@@ -177,7 +182,7 @@ def test_recently_heard_songs_go_last():
 def test_recently_heard_songs_go_last_even_when_they_could_separate_an_artist(seed):
     # Spread together, B's recent song would come second, to part A's five.
     tracks = [track(f"a{i}", artist="A", q4=0.9) for i in range(5)] + [track("b0", artist="B", q4=0.9)]
-    ranked = rank(tracks, CALM, recent_paths={"b0"}, rng=random.Random(seed))
+    ranked = rank(tracks, CALM, recent=heard(tracks[-1]), rng=random.Random(seed))
     assert [r.track.path for r in ranked][-1] == "b0"
     assert [r.recent for r in ranked] == [False] * 5 + [True]
 
@@ -185,7 +190,7 @@ def test_recently_heard_songs_go_last_even_when_they_could_separate_an_artist(se
 @pytest.mark.parametrize("seed", range(20))
 def test_the_recent_songs_are_spread_from_the_last_fresh_one(seed):
     tracks = [track("a0", artist="A"), track("a1", artist="A", q4=0.9), track("b0", artist="B", q4=0.1)]
-    ranked = rank(tracks, CALM, recent_paths={"a1", "b0"}, rng=random.Random(seed))
+    ranked = rank(tracks, CALM, recent=heard(*tracks[1:]), rng=random.Random(seed))
     assert [r.track.path for r in ranked] == ["a0", "b0", "a1"]
 
 
@@ -217,7 +222,7 @@ def test_an_artist_with_most_songs_does_not_lead_when_ranked_low():
     songs first at every visit even when the visitor had rated each of them 1 star."""
     tracks = [track(f"big{i}", artist="Big Band", q4=0.5) for i in range(20)]
     tracks += [track(f"solo{i}", artist=f"Solo {i}", q4=0.5) for i in range(15)]
-    feedback = [Feedback(f"big{i}", "Big Band", 0) for i in range(20)]
+    feedback = [Feedback(f"big{i}", "Big Band", f"big{i}", 0) for i in range(20)]
     on_page_one = first = 0
     for seed in range(200):
         ranked = rank(tracks, CALM, feedback, rng=random.Random(seed))
@@ -227,14 +232,30 @@ def test_an_artist_with_most_songs_does_not_lead_when_ranked_low():
     assert on_page_one / 200 < 1.0 and first / 200 < 0.15
 
 
+def test_songs_the_visitor_disliked_are_not_pulled_up_to_part_an_artist():
+    """With most of a category by one artist, the spread took its other artists' songs to page 1
+    to part them, however the visitor had rated them: three 1-star songs of six, every visit."""
+    tracks = [track(f"bach{i}", artist="Bach") for i in range(14)]
+    tracks += [track(f"other{i}", artist=f"Other {i}") for i in range(4)]
+    feedback = [Feedback(f"other{i}", f"Other {i}", f"other{i}", 0) for i in range(4)] * 3
+    disliked_on_page_one = sum(
+        r.track.artist != "Bach" for seed in range(200) for r in page(rank(tracks, CALM, feedback, rng=random.Random(seed)), 0)
+    )
+    assert disliked_on_page_one / 200 < 0.5
+
+
 def spread_quadratic(ranked):
     """spread_artists as plainly as can be, O(n^2): the reference the fast one must match exactly."""
-    remaining, result = list(ranked), []
+    remaining, result = list(enumerate(ranked)), []
     key = recommend._spread_key
     while remaining:
         previous = key(result[-1]) if result else None
-        pick = next((i for i, item in enumerate(remaining) if key(item) != previous), 0)
-        result.append(remaining.pop(pick))
+        own = [i for i, (_, item) in enumerate(remaining) if key(item) == previous]
+        other = [i for i, (_, item) in enumerate(remaining) if key(item) != previous]
+        pick = other[0] if other else own[0]
+        if own and remaining[pick][0] - remaining[own[0]][0] > recommend.SPREAD_REACH:
+            pick = own[0]
+        result.append(remaining.pop(pick)[1])
     return result
 
 
@@ -301,14 +322,38 @@ def test_the_score_blends_fit_and_liking_half_and_half():
     assert [r.score for r in ranked] == pytest.approx([0.55, 0.4])
 
 
+class MeanLiking:
+    """An rng whose liking sample is the posterior's mean: the score a song has on average."""
+
+    def betavariate(self, alpha: float, beta: float) -> float:
+        return alpha / (alpha + beta)
+
+
+@pytest.mark.parametrize("fit", [0.05, 0.5, 0.95])
+def test_each_rating_moves_a_song_the_way_its_stars_say_whatever_its_fit(fit):
+    """Rated 3 stars ("Nice") or 4, a song that fits well sank (its fit gave way to the liking);
+    rated 2 ("It was OK"), one that fits badly rose."""
+    song = track("song", q4=fit)
+
+    def score(*stars: int) -> float:
+        feedback = [Feedback("song", "A", "song", (n - 1) * 25) for n in stars]
+        return rank([song], CALM, feedback, rng=MeanLiking())[0].score
+
+    unrated = score()
+    for stars in (1, 2):
+        assert score(stars, stars) < score(stars) < unrated
+    for stars in (3, 4, 5):
+        assert score(stars, stars) > score(stars) > unrated
+
+
 def test_a_rating_outside_0_to_100_counts_as_the_nearest_bound():
     """A score from an older kiosk or a hand edit must not make the Beta counts negative (which
     betavariate refuses) or weigh more than one full rating."""
-    assert liking_posteriors([Feedback("t", "A", 150)]) == liking_posteriors([Feedback("t", "A", 100)])
-    assert liking_posteriors([Feedback("t", "A", -20)]) == liking_posteriors([Feedback("t", "A", 0)])
-    counts, artists = liking_posteriors([Feedback("t", "A", 150), Feedback("t", "A", -20)])
+    assert liking_posteriors([Feedback("t", "A", "t", 150)]) == liking_posteriors([Feedback("t", "A", "t", 100)])
+    assert liking_posteriors([Feedback("t", "A", "t", -20)]) == liking_posteriors([Feedback("t", "A", "t", 0)])
+    counts, artists = liking_posteriors([Feedback("t", "A", "t", 150), Feedback("t", "A", "t", -20)])
     assert counts == {"t": (1.0, 1.0)} and artists["a"].by_path == {"t": (1.0, 1.0)}
-    ranked = rank([track("t")], CALM, [Feedback("t", "A", -20)], rng=random.Random(0))
+    ranked = rank([track("t")], CALM, [Feedback("t", "A", "t", -20)], rng=random.Random(0))
     assert 0.0 <= ranked[0].score <= 1.0
 
 
@@ -333,14 +378,51 @@ def test_a_song_catalogued_twice_is_one_song_for_its_ratings_and_recent_plays():
     best_of = track("best-of/02 Rain.flac", artist=" NORA", q4=0.5)
     album.title, best_of.title = "Rain", "rain "
     others = [track(f"t{i}", artist=f"artist{i}", q4=0.5) for i in range(7)]
-    disliked = [Feedback(album.path, "Nora", 0)] * 2
+    disliked = [Feedback(album.path, "Nora", "Rain", 0)] * 2
     on_page_one = 0
     for seed in range(200):
         ranked = rank([album, best_of, *others], CALM, disliked, rng=random.Random(seed))
         on_page_one += best_of.path in [r.track.path for r in page(ranked, 0)]
     assert on_page_one < 60  # as often as the rated copy (about 33); unrated, 6 places of 9: 133
-    ranked = rank([album, best_of, *others], CALM, recent_paths={album.path}, rng=random.Random(0))
-    assert {r.track.path for r in ranked[-2:]} == {album.path, best_of.path}  # both copies heard lately
+    ranked = rank([album, best_of, *others], CALM, recent=heard(album), rng=random.Random(0))
+    assert ranked[-1].track.path in (album.path, best_of.path) and ranked[-1].recent  # heard lately, either copy
+
+
+def test_a_song_catalogued_twice_is_listed_once():
+    """Both copies were listed: the same song twice among the six in a visit in four."""
+    album, best_of = track("album/07 Rain.flac", artist="Nora"), track("best-of/02 Rain.flac", artist="Nora")
+    album.title = best_of.title = "Rain"
+    others = [track(f"t{i}", artist=f"artist{i}") for i in range(5)]
+    for seed in range(50):
+        ranked = rank([album, best_of, *others], CALM, rng=random.Random(seed))
+        assert len(ranked) == 6 and sum(r.track.title == "Rain" for r in ranked) == 1
+
+
+def test_a_song_played_or_rated_as_another_copy_counts_though_that_copy_is_not_listed():
+    """Its ratings and recent plays went by the copies listed: a copy analysed into the other
+    category, or deleted since, left this one unrated and fresh."""
+    best_of = track("best-of/02 Rain.flac", artist="Nora")
+    best_of.title = "Rain"
+    others = [track(f"t{i}", artist=f"artist{i}") for i in range(8)]
+    gone = recommend.Heard("album/07 Rain.flac", "Nora", "Rain")
+    ranked = rank([best_of, *others], CALM, recent=[gone], rng=random.Random(0))
+    assert ranked[-1].track is best_of and ranked[-1].recent
+    disliked = [Feedback(gone.path, "Nora", "Rain", 0)] * 2
+    on_page_one = sum(
+        best_of in [r.track for r in page(rank([best_of, *others], CALM, disliked, rng=random.Random(seed)), 0)]
+        for seed in range(200)
+    )
+    assert on_page_one < 60  # unrated, 6 places of 9: 133
+
+
+def test_an_unplayable_file_goes_last_but_another_copy_of_its_song_does_not():
+    album, best_of = track("album/07 Rain.flac", artist="Nora", q4=0.9), track("best-of/02 Rain.flac", artist="Nora", q4=0.1)
+    album.title = best_of.title = "Rain"
+    others = [track(f"t{i}", artist=f"artist{i}") for i in range(3)]
+    ranked = rank([album, best_of, *others], CALM, unplayable={album.path}, rng=random.Random(0))
+    assert best_of in [r.track for r in ranked] and album not in [r.track for r in ranked]
+    ranked = rank([album, *others], CALM, unplayable={album.path}, rng=random.Random(0))
+    assert ranked[-1].track is album and ranked[-1].recent
 
 
 def test_untagged_songs_with_one_file_name_stay_apart():

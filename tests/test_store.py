@@ -180,8 +180,8 @@ def test_a_whole_visit_and_its_outbox_event(store):
     assert "Ana" not in item.payload  # a pseudonymous key, never the name
     row = store._db.execute("SELECT * FROM sessions WHERE id = ?", (session,)).fetchone()
     assert (row["mood_before"], row["mood_after"], row["end_reason"]) == ("neutral", "happy", "completed")
-    assert store.track_feedback(ana.id) == [("/music/a.ogg", "Artist", 85)]
-    assert store.recent_paths(ana.id) == {"/music/a.ogg"}
+    assert store.track_feedback(ana.id) == [("/music/a.ogg", "Artist", "Song", 85)]
+    assert recent_paths(store, ana.id) == {"/music/a.ogg"}
     with pytest.raises(ValueError, match="already ended"):
         store.finish_session(session, "completed", device_id="kiosk-1")
 
@@ -485,6 +485,10 @@ def test_two_processes_opening_a_new_database_at_once_both_end_up_migrated(tmp_p
     store.close()
 
 
+def recent_paths(store: Store, profile_id: int, **kwargs) -> set[str]:
+    return {path for path, _, _ in store.recent_songs(profile_id, **kwargs)}
+
+
 def _visit(store: Store, profile_id: int, song: str) -> None:
     session = store.start_session(profile_id)
     record = TrackRecord(path=f"/music/{song}.ogg", size=1, mtime=1.0, title=song, artist=song,
@@ -505,7 +509,7 @@ def test_visits_are_in_the_order_recorded_when_the_clock_steps_back(store, clock
     _visit(store, ana.id, "just-played")
     assert [v["plays"][0]["title"] for v in store.visits(ana.id)] == ["first", "second", "third", "just-played"]
     assert [v["plays"][0]["title"] for v in store.visits(ana.id, limit=2)] == ["third", "just-played"]
-    assert store.recent_paths(ana.id, visits=2) == {"/music/third.ogg", "/music/just-played.ogg"}
+    assert recent_paths(store, ana.id, visits=2) == {"/music/third.ogg", "/music/just-played.ogg"}
     [visit] = store.visits(ana.id, limit=1)
     assert visit["started_at"] == stamp(clock.now)  # the times stay as recorded
 
@@ -583,12 +587,12 @@ def test_a_profiles_feedback_holds_its_own_ratings_only(store):
     session = store.start_session(ana.id)
     store.add_rating(session, 90, store.start_play(session, song))
     store.finish_session(session, "completed", device_id="kiosk-1")
-    assert store.track_feedback(ana.id) == [("/music/a.ogg", "Artist", 90)]
+    assert store.track_feedback(ana.id) == [("/music/a.ogg", "Artist", "Song", 90)]
     assert store.track_feedback(ben.id) == []
     session = store.start_session(ben.id)
     store.add_rating(session, 10, store.start_play(session, song))
-    assert store.track_feedback(ben.id) == [("/music/a.ogg", "Artist", 10)]
-    assert store.track_feedback(ana.id) == [("/music/a.ogg", "Artist", 90)]
+    assert store.track_feedback(ben.id) == [("/music/a.ogg", "Artist", "Song", 10)]
+    assert store.track_feedback(ana.id) == [("/music/a.ogg", "Artist", "Song", 90)]
 
 
 def test_a_song_rated_again_counts_once_with_its_later_rating(store):
@@ -600,15 +604,15 @@ def test_a_song_rated_again_counts_once_with_its_later_rating(store):
     store.add_rating(session, 0, play)  # back to the music, then rated again: changed their mind
     second = store.start_play(session, song)
     store.add_rating(session, 75, second)  # another play of the same song is another opinion
-    assert store.track_feedback(ana.id) == [("/music/a.ogg", "Artist", 0), ("/music/a.ogg", "Artist", 75)]
+    assert store.track_feedback(ana.id) == [("/music/a.ogg", "Artist", "Song", 0), ("/music/a.ogg", "Artist", "Song", 75)]
 
 
-def test_recent_paths_are_those_of_the_last_three_visits(store):
+def test_recent_songs_are_those_of_the_last_three_visits(store):
     ana = store.create_profile("Ana", "#ff8800")
     for song in ("oldest", "second", "third", "newest"):
         _visit(store, ana.id, song)
-    assert store.recent_paths(ana.id) == {"/music/second.ogg", "/music/third.ogg", "/music/newest.ogg"}
-    assert store.recent_paths(ana.id, visits=1) == {"/music/newest.ogg"}
+    assert recent_paths(store, ana.id) == {"/music/second.ogg", "/music/third.ogg", "/music/newest.ogg"}
+    assert recent_paths(store, ana.id, visits=1) == {"/music/newest.ogg"}
 
 
 def test_the_newest_reading_of_a_phase_is_the_visits_mood(store):
@@ -700,7 +704,7 @@ def test_the_last_three_visits_with_music_are_recent_not_the_visit_under_way_nor
     for _ in range(2):  # two visits that ended before any song
         store.finish_session(store.start_session(ana.id), "abandoned", device_id="kiosk-1")
     under_way = store.start_session(ana.id)
-    assert store.recent_paths(ana.id, before_session=under_way) == {f"/music/{s}.ogg" for s in "abc"}
+    assert recent_paths(store, ana.id, before_session=under_way) == {f"/music/{s}.ogg" for s in "abc"}
 
 
 def test_a_track_whose_last_play_failed_is_unplayable_until_a_play_of_it_works(store):
@@ -731,8 +735,27 @@ def test_the_recommender_reads_a_profiles_latest_ratings_only(store):
         record = TrackRecord(path=f"/music/{i}.ogg", size=1, mtime=1.0, title=str(i), artist="A")
         record.id = store.upsert_track(record)
         store.add_rating(session, 25 * (i % 5), store.start_play(session, record))
-    assert [path for path, _, _ in store.track_feedback(ana.id, latest=3)] == ["/music/2.ogg", "/music/3.ogg", "/music/4.ogg"]
+    assert [path for path, _, _, _ in store.track_feedback(ana.id, latest=3)] == ["/music/2.ogg", "/music/3.ogg", "/music/4.ogg"]
     assert len(store.track_feedback(ana.id)) == 5
+
+
+def test_a_failed_play_stops_counting_once_the_file_is_analysed_again_or_after_a_day(store, clock):
+    """A USB stick unplugged for one play put its best song at the back of every list for good,
+    though the scan found the file again, changed or not."""
+    ana = store.create_profile("Ana", "#ff8800")
+    session = store.start_session(ana.id)
+    song = stored_track(store)
+    clock.advance(minutes=1)
+    store.update_play(store.start_play(session, song), 0.0, error="a.ogg: file not found")
+    assert store.unplayable_paths(now=clock.now) == {song.path}
+    assert store.unplayable_paths(now=clock.now + store_module.UNPLAYABLE_FOR) == {song.path}
+    assert store.unplayable_paths(now=clock.now + store_module.UNPLAYABLE_FOR + timedelta(seconds=1)) == set()
+    clock.advance(minutes=1)
+    store.upsert_track(track())  # the scan analysed it again: it changed
+    assert store.unplayable_paths(now=clock.now) == set()
+    clock.advance(minutes=1)
+    store.update_play(store.start_play(session, song), 0.0, error="a.ogg: can't be decoded")
+    assert store.unplayable_paths(now=clock.now) == {song.path}
 
 
 def test_the_songs_whose_last_play_failed_are_found_without_reading_every_play(store):

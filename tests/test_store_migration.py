@@ -90,8 +90,8 @@ def test_an_older_database_with_data_is_migrated_and_keeps_everything(tmp_path, 
         assert (visit["uuid"], visit["profile"], visit["rating"]) == ("sess-0000000000000001", "Ana", 80)
         assert visit["readings"]["before"].label == "sad" and visit["readings"]["after"].label == "happy"
         assert [p["seconds_listened"] for p in visit["plays"]] == [95.5]
-        assert store.track_feedback(1) == [("/music/song.ogg", "Artist", 80)]
-        assert store.recent_paths(1) == {"/music/song.ogg"}
+        assert store.track_feedback(1) == [("/music/song.ogg", "Artist", "Song", 80)]
+        assert {path for path, _, _ in store.recent_songs(1)} == {"/music/song.ogg"}
         # the catalogue: kept, with no analysis key, so the next scan analyses the tracks again
         [song] = store.tracks()
         assert (song.title, song.category, song.probs["Q4"], song.features["mfcc0_mean"]) == (

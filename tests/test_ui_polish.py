@@ -29,6 +29,7 @@ from ui_support import (
     step,
     tap,
     to_report,
+    typed_events,
 )
 
 
@@ -155,12 +156,40 @@ def test_names_keep_the_case_typed():
     assert same_name("McKay", "mckay ") and not same_name("Ann", "Anne")
 
 
+def test_a_copy_of_a_listed_song_the_scan_sorts_later_is_not_listed_again(settings, tmp_path):
+    """The list is one song once; the scan's new copy (a best-of) of a song shown was added to it."""
+    from dataclasses import replace
+
+    with Store.open(settings.database_path) as store:
+        listed = add_tracks(store, tmp_path / "music", count=3, category=ENERGETIC)
+    release = threading.Event()
+
+    def first_scan(settings, store, progress=None, should_stop=None):
+        progress(3, 4, "a.wav")
+        release.wait(30)
+        store.upsert_track(replace(listed[0], id=None, path=str(tmp_path / "best-of" / "a.wav"),
+                                   probs={"Q1": 0.99, "Q2": 0.0, "Q3": 0.0, "Q4": 0.01}))
+        progress(4, 4, "best-of/a.wav")
+
+    app = make_app(settings, sample_scanner, library_loader=first_scan)
+    try:
+        songs_as_guest(app, "happy", wait=False)
+        screen = app.screen
+        run_until(app, lambda: screen.loaded, what="the songs catalogued so far")
+        release.set()
+        run_until(app, lambda: app.library_service.ready and screen._topped_up, timeout=15, what="the scan's end")
+        step(app)
+        assert sorted(item.track.title for item in app.visit.ranked) == sorted(t.title for t in listed)
+    finally:
+        app.close()
+
+
 def test_a_physical_keyboard_keeps_capitals_and_hyphens(settings, tmp_path):
     app = make_app(settings, sample_scanner)
     try:
         tap(app, "new_profile")
-        for char in "Anne-Marie":
-            pygame.event.post(key_event(pygame.K_a, char))
+        for event in typed_events("Anne-Marie"):
+            pygame.event.post(event)
         pygame.event.post(key_event(pygame.K_RETURN, "\r"))
         step(app)
         assert app.screen.name == "consent" and app.visit.profile.name == "Anne-Marie"
@@ -228,8 +257,8 @@ def test_a_name_differing_only_in_case_is_refused(settings):
     app = make_app(settings, sample_scanner)
     try:
         tap(app, "new_profile")
-        for char in "mckay":
-            pygame.event.post(key_event(pygame.K_a, char))
+        for event in typed_events("mckay"):
+            pygame.event.post(event)
         step(app)
         tap(app, "create")
         assert app.screen.name == "new_profile" and "“McKay” already exists" in app.screen.error
@@ -704,7 +733,7 @@ def test_ratings_that_swing_back_and_forth_are_steady_not_a_trend():
     def lines(*stars):
         return [VisitLine(started_at="", mood_before=None, mood_after=None, score_before=None, score_after=None,
                           lift=None, rating=stars_to_score(s),
-                          listening_minutes=1.0, category=None, songs=[]) for s in stars]
+                          listening_minutes=1.0, category=None, songs=[], rated_songs=[]) for s in stars]
 
     assert ratings_caption(lines(5, 1) * 6, 12)[0] == "12 visits, ratings steady"
     assert ratings_caption(lines(2, 2, 3, 4, 5, 5), 6)[0] == "6 visits, ratings rising"

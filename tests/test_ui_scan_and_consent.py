@@ -44,6 +44,7 @@ from ui_support import (
     step,
     tap,
     touch,
+    typed_events,
     visit_settings,
 )
 
@@ -275,8 +276,9 @@ def test_a_taken_hebrew_name_is_said_in_an_english_sentence_not_turned_around(se
     record_lines(monkeypatch, lambda text, base: rendered.append((text, base)))
     try:
         tap(app, "new_profile")
-        for letter in "דוד":
-            key(app, pygame.K_UNKNOWN, letter)
+        for event in typed_events("דוד"):
+            pygame.event.post(event)
+        step(app)
         tap(app, "create")
         rendered.clear()
         step(app)

@@ -139,6 +139,21 @@ def test_a_list_where_no_song_will_play_sends_the_visitor_elsewhere(settings, tm
         app.close()
 
 
+def test_a_tap_tries_a_few_songs_not_a_whole_library_of_missing_files(settings, tmp_path, told):
+    """With the library's files gone (a stick unplugged), one tap tried every song of the category:
+    400 failed plays saved, with the screen frozen."""
+    from moodtunes.ui.screens.music import NONE_PLAYED_MESSAGE, SONGS_TRIED_IN_A_ROW
+
+    app = guest_at_songs(settings, tmp_path / "music", "sad", count=0, category=CALM, corrupt=SONGS_TRIED_IN_A_ROW + 4)
+    try:
+        tap(app, "row:0")
+        assert app.screen.name == "songs" and told()[-1] == NONE_PLAYED_MESSAGE
+        with Store.open(settings.database_path) as store:
+            assert rows(store, "SELECT count(*) AS n FROM plays WHERE error IS NOT NULL")[0]["n"] == SONGS_TRIED_IN_A_ROW
+    finally:
+        app.close()
+
+
 def test_a_message_of_the_visit_that_ended_is_not_shown_to_the_next_visitor(settings, tmp_path, told):
     app = guest_at_songs(settings, tmp_path / "music", "sad", count=1, category=CALM, corrupt=1)
     try:

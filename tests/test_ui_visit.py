@@ -30,6 +30,7 @@ from ui_support import (
     step,
     tap,
     touch,
+    typed_events,
 )
 
 
@@ -264,8 +265,8 @@ def test_a_physical_keyboard_types_a_name_and_enter_creates_it(settings, library
     app = make_app(settings, sample_scanner)
     try:
         tap(app, "new_profile")
-        for char in "bo b":
-            pygame.event.post(key_event(pygame.K_a, char))
+        for event in typed_events("bo b"):
+            pygame.event.post(event)
         pygame.event.post(key_event(pygame.K_BACKSPACE))
         pygame.event.post(key_event(pygame.K_RETURN, "\r"))
         step(app)
@@ -670,7 +671,7 @@ def test_the_rating_goes_to_the_last_song_that_played_not_to_a_broken_one_after_
     heard = next(p for p in plays if p["error"] is None)
     assert Path(heard["path"]).name == names[last_good]
     assert rating["score"] == 25 and rating["play_id"] == heard["id"]
-    assert [(Path(path).name, score) for path, _, score in feedback] == [(names[last_good], 25)]
+    assert [(Path(path).name, score) for path, _, _, score in feedback] == [(names[last_good], 25)]
 
 
 def test_the_other_category_waits_for_the_library_scan_when_it_has_no_songs_yet(settings, tmp_path):

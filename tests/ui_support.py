@@ -172,7 +172,7 @@ def add_tracks(
             path=str(path),
             size=path.stat().st_size,
             mtime=path.stat().st_mtime,
-            title=f"Broken song {i}" if broken else f"Song {i}",
+            title=f"Broken song {i}" if broken else f"Song {i} {path.stem} {folder.name}",  # a song of its own
             artist=f"Artist {i % 4}",
             duration=seconds,
             category=category,

@@ -2,11 +2,12 @@
 
 A track's score blends how well it fits the category (its quadrant probability, or its
 valence/arousal when the model gave no probabilities) with a Thompson sample of how much this
-person likes it: a Beta posterior per song (a song catalogued twice is one) over their past
-ratings, on a prior whose mean leans toward how they rated the artist's other tracks (never so far
-that those outvote their own word on this one). The more they have rated a track, the less its fit
-counts against what they said. Songs heard in their last visits go to the back of the list, and
-each part of it (fresh songs, then recent ones) spreads artists, the ranking first.
+person likes it: a Beta posterior per song (a song catalogued twice is one, listed once) over their
+past ratings, on a prior whose mean leans toward how they rated the artist's other tracks (never so
+far that those outvote their own word on this one). The more they have rated a track, the more
+their liking counts, around a neutral one: each rating moves the song the way its stars say.
+Songs heard in their last visits, and files that failed to play, go to the back of the list, and
+each part of it (fresh songs, then the others) spreads artists, the ranking first.
 """
 
 from __future__ import annotations
@@ -18,14 +19,18 @@ from collections import defaultdict, deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
+from typing import Protocol
 
 from moodtunes.domain import Category
 from moodtunes.store import TrackRecord
 
-# Share of the score given to category fit for a track the visitor never rated (the rest to the
-# liking sample); each of their ratings of it divides the share further: FIT_WEIGHT / (1 + n).
+# Share of the score given to category fit (the rest, for a track the visitor never rated, to the
+# liking sample). Each of their ratings of a track gives its liking more weight, 1 - FIT_WEIGHT /
+# (1 + n), around NEUTRAL_LIKING, so that "Nice" lifts a song and "It was OK" lowers it whatever its
+# fit: taking that weight from the fit instead sank a well-fitting song rated 4 stars.
 FIT_WEIGHT = 0.5
-RATING_WEIGHT = 2.0  # pseudo-observations one rating of a track adds to its posterior
+NEUTRAL_LIKING = 0.5
+RATING_WEIGHT = 4.0  # pseudo-observations one rating of a track adds to its posterior: as many as PRIOR has
 PRIOR = (2.0, 2.0)  # Beta prior before any rating: a liking of 0.5, mildly uncertain
 # How far the prior's mean moves from 0.5 toward the (shrunk) mean liking of the artist's other
 # tracks: at most 0.2 either way, so that one rating of the track itself outweighs any number of
@@ -36,6 +41,9 @@ ARTIST_PULL = 0.4
 # never rated.
 LIKING_OF_SCORE = ((0, 0.0), (25, 0.4), (50, 0.65), (75, 0.85), (100, 1.0))
 PAGE_SIZE = 6
+# The most places a song moves up the ranking to part two songs of one artist: further, a song the
+# visitor rated 1 star came to page 1 to part the songs of an artist with most of the category.
+SPREAD_REACH = 3
 # Artist tags that name no one (casefolded), as library scans and rippers write them for untagged
 # music: taken for an artist, they would make all such songs one band's, sharing its ratings.
 UNKNOWN_ARTISTS = frozenset({"", "unknown", "unknown artist", "[unknown]", "<unknown>"})
@@ -45,12 +53,30 @@ _NUMBERED_TRACK = re.compile(r"((audio )?(track|piste|titel|pista|spur|faixa) ?)
 _CATEGORY_QUADRANT = {Category.HIGHLY_ENERGETIC: "Q1", Category.HAPPY_AND_CALM: "Q4"}
 
 
-@dataclass(frozen=True)
-class Feedback:
-    """One rated play: the track's path and artist, and the visitor's score 0..100."""
+class Song(Protocol):
+    """A catalogued track, or one as played (a play keeps its path and tags)."""
 
     path: str
     artist: str
+    title: str
+
+
+@dataclass(frozen=True)
+class Heard:
+    """A song played in a recent visit, with the tags it had then (its copy may be gone since)."""
+
+    path: str
+    artist: str
+    title: str
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """One rated play: the track's path and tags, and the visitor's score 0..100."""
+
+    path: str
+    artist: str
+    title: str
     score: int
 
 
@@ -129,16 +155,17 @@ def liking_posteriors(feedback: Iterable[Feedback]) -> tuple[dict[str, Counts], 
     return {k: (v[0], v[1]) for k, v in tracks.items()}, dict(artists)
 
 
-def song_key(track: TrackRecord) -> str:
+def song_key(song: Song) -> str:
     """What a song's ratings and recent plays go by: its artist and title, so that one song
-    catalogued twice (on its album and on a best-of) is one song, where a 1-star rating of one
-    copy left the other on page 1; its path when either tag is missing, or when the title only
-    numbers the track ("Track 01", "01": a rip's, or the file name of a song with no title tag,
-    the same in every album of a band)."""
-    artist = artist_key(track.artist)
-    title = " ".join(track.title.split()).casefold()
+    catalogued twice (on its album and on a best-of, maybe analysed into different categories, or
+    the rated copy since deleted) is one song, where a 1-star rating of one copy left the other on
+    page 1; its path when either tag is missing, or when the title only numbers the track ("Track
+    01", "01": a rip's, or the file name of a song with no title tag, the same in every album of a
+    band)."""
+    artist = artist_key(song.artist)
+    title = " ".join(song.title.split()).casefold()
     if artist is None or not title or _NUMBERED_TRACK.fullmatch(title):
-        return track.path
+        return song.path
     return f"{artist}\n{title}"
 
 
@@ -165,45 +192,57 @@ def rank(
     tracks: Sequence[TrackRecord],
     category: str,
     feedback: Iterable[Feedback] = (),
-    recent_paths: Iterable[str] = (),
+    recent: Iterable[Heard] = (),
+    unplayable: Iterable[str] = (),
     rng: random.Random | None = None,
 ) -> list[Ranked]:
-    """All tracks of ``category`` (others are ignored), best first, then the recently heard ones;
-    each part with its artists spread out (spreading them together could pull a recent song
-    forward to separate two songs of another artist)."""
+    """All tracks of ``category`` (others are ignored), one copy of each song, best first; then
+    those heard lately and the ``unplayable`` files (paths whose last play failed); each part with
+    its artists spread out (spreading them together could pull a recent song forward to separate
+    two songs of another artist)."""
     rng = rng or random.Random()
-    keys = {track.path: song_key(track) for track in tracks}
     track_counts, artist_counts = liking_posteriors(
-        Feedback(keys.get(item.path, item.path), item.artist, item.score) for item in feedback)
-    recent = {keys.get(path, path) for path in recent_paths}
+        Feedback(song_key(item), item.artist, item.title, item.score) for item in feedback)
+    recent_keys = {song_key(song) for song in recent}
+    unplayable = set(unplayable)
     scored = []
     for track in tracks:
         if track.category != category:
             continue
-        key = keys[track.path]
-        fit_weight = FIT_WEIGHT / (1.0 + sum(track_counts.get(key, (0.0, 0.0))))  # / (1 + ratings)
+        key = song_key(track)
+        liking_weight = 1.0 - FIT_WEIGHT / (1.0 + sum(track_counts.get(key, (0.0, 0.0))))  # 1 - w / (1 + ratings)
         liked = rng.betavariate(*liking_beta(track, track_counts, artist_counts, key))
-        score = fit_weight * category_fit(track, category) + (1.0 - fit_weight) * liked
-        scored.append(Ranked(track, score, key in recent))
-    scored.sort(key=lambda r: r.score, reverse=True)
-    fresh = spread_artists([r for r in scored if not r.recent])
-    return fresh + spread_artists([r for r in scored if r.recent], after=fresh[-1] if fresh else None)
+        score = (FIT_WEIGHT * category_fit(track, category) + liking_weight * liked
+                 - (liking_weight - (1.0 - FIT_WEIGHT)) * NEUTRAL_LIKING)
+        scored.append(Ranked(track, score, key in recent_keys or track.path in unplayable))
+    scored.sort(key=lambda r: (r.recent, -r.score))
+    listed: set[str] = set()
+    fresh, later = [], []
+    for item in scored:  # the best copy of a song, a fresh one first
+        key = song_key(item.track)
+        if key not in listed:
+            listed.add(key)
+            (later if item.recent else fresh).append(item)
+    fresh = spread_artists(fresh)
+    return fresh + spread_artists(later, after=fresh[-1] if fresh else None)
 
 
 def spread_artists(ranked: Sequence[Ranked], after: Ranked | None = None) -> list[Ranked]:
     """Reorder so that neighbours don't share an artist where the ranking leaves a choice: each
     place takes the best remaining song whose artist differs from the previous one (for the first
-    place, from ``after``'s: the song the list will follow), and one of the previous artist only
-    when no other is left. The ranking comes first: an artist with most of the songs is not made
-    to take every other place from the top (which put a disliked one first at every visit); its
-    songs that nothing is left to part end the list, side by side. O(n log n): a library of
-    thousands of songs is ranked while the screen opens."""
+    place, from ``after``'s: the song the list will follow), and one of the previous artist when
+    no other is left, or when the others' best ranks more than SPREAD_REACH places below the
+    previous artist's next: no song moves up further than that. The ranking comes first: an
+    artist with most of the songs is not made to take every other place from the top (which put a
+    disliked one first at every visit), nor are songs the visitor disliked pulled up to part its
+    songs, which end the list side by side when nothing is left to part them. O(n log n): a
+    library of thousands of songs is ranked while the screen opens."""
     queues = _ArtistQueues(ranked)
     result: list[Ranked] = []
     previous = _spread_key(after) if after is not None else None
     for _ in ranked:
         artist = queues.best(exclude=previous)
-        if artist is None:  # only `previous` has songs left
+        if artist is None or queues.next_place(artist) - queues.next_place(previous) > SPREAD_REACH:
             artist = previous
         result.append(ranked[queues.take(artist)])
         previous = artist
@@ -239,6 +278,11 @@ class _ArtistQueues:
         for entry in skipped:
             heapq.heappush(self._best, entry)
         return found
+
+    def next_place(self, artist: str | None) -> float:
+        """Where ``artist``'s next song is in the ranking (infinity when it has none left)."""
+        queue = self.songs.get(artist) if artist is not None else None
+        return queue[0] if queue else float("inf")
 
     def take(self, artist: str) -> int:
         """Remove and return ``artist``'s next song (its position in the ranking)."""

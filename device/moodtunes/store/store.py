@@ -42,6 +42,9 @@ from moodtunes.store.migrations import MIGRATIONS
 logger = logging.getLogger(__name__)
 
 FEEDBACK_WINDOW = 1000  # rated plays the recommender reads per profile: a busy guest profile's few months
+# How long a file whose play failed stays at the back of every list (unless analysed again or played
+# since): a USB stick unplugged or a share down for a while put its best song last for good.
+UNPLAYABLE_FOR = timedelta(days=1)
 
 GUEST_NAME = "Guest"
 GUEST_COLOUR = "#8a94a6"
@@ -959,39 +962,46 @@ class Store:
         return self._query("SELECT count(*) AS n FROM sessions WHERE profile_id = ? AND ended_at IS NOT NULL",
                            (profile_id,))[0]["n"]
 
-    def track_feedback(self, profile_id: int, latest: int = FEEDBACK_WINDOW) -> list[tuple[str, str, int]]:
-        """(path, artist, score) for the profile's ``latest`` rated plays, oldest first: a play's
+    def track_feedback(self, profile_id: int, latest: int = FEEDBACK_WINDOW) -> list[tuple[str, str, str, int]]:
+        """(path, artist, title, score) for the profile's ``latest`` rated plays, oldest first: a play's
         latest rating only (a visitor who went back to the music and rated the song again changed
         their mind; both would otherwise count). The window keeps the read (on the kiosk's UI thread)
         bounded for the shared guest profile, whose ratings pile up for ever, and lets old tastes go."""
         rows = self._query(
-            "SELECT pl.path, pl.artist, r.score FROM ratings r"
+            "SELECT pl.path, pl.artist, pl.title, r.score FROM ratings r"
             " JOIN plays pl ON pl.id = r.play_id JOIN sessions s ON s.id = r.session_id"
             " WHERE s.profile_id = ? AND r.id = (SELECT max(id) FROM ratings WHERE play_id = r.play_id)"
             " ORDER BY r.id DESC LIMIT ?",
             (profile_id, latest),
         )
-        return [(r["path"], r["artist"], r["score"]) for r in reversed(rows)]
+        return [(r["path"], r["artist"], r["title"], r["score"]) for r in reversed(rows)]
 
-    def recent_paths(self, profile_id: int, visits: int = 3, before_session: int | None = None) -> set[str]:
-        """Tracks played in the profile's last ``visits`` visits with music (the last recorded,
-        whatever the clock said; before ``before_session``, the visit under way), to avoid repeating
-        them. Visits that ended before any song played don't use up the count."""
+    def recent_songs(
+        self, profile_id: int, visits: int = 3, before_session: int | None = None
+    ) -> set[tuple[str, str, str]]:
+        """(path, artist, title) of the tracks played in the profile's last ``visits`` visits with
+        music (the last recorded, whatever the clock said; before ``before_session``, the visit
+        under way), to avoid repeating them. Visits that ended before any song played don't use up
+        the count."""
         rows = self._query(
-            "SELECT DISTINCT pl.path FROM plays pl WHERE pl.session_id IN ("
+            "SELECT DISTINCT pl.path, pl.artist, pl.title FROM plays pl WHERE pl.session_id IN ("
             " SELECT s.id FROM sessions s WHERE s.profile_id = ? AND (? IS NULL OR s.id < ?)"
             " AND EXISTS (SELECT 1 FROM plays p WHERE p.session_id = s.id AND p.error IS NULL)"
             " ORDER BY s.id DESC LIMIT ?)",
             (profile_id, before_session, before_session, visits),
         )
-        return {r["path"] for r in rows}
+        return {(r["path"], r["artist"], r["title"]) for r in rows}
 
-    def unplayable_paths(self) -> set[str]:
-        """Tracks whose last play failed (the player couldn't decode the file): they go to the back
-        of every list until a play of them works."""
+    def unplayable_paths(self, now: datetime | None = None) -> set[str]:
+        """Tracks whose last play failed (the player couldn't decode the file, or it was gone):
+        they go to the back of every list until a play of them works, the scan analyses the file
+        again (it changed), or UNPLAYABLE_FOR has passed (the stick is back, or it fails again)."""
+        since = ((now or datetime.now(UTC)) - UNPLAYABLE_FOR).isoformat(timespec="milliseconds")
         rows = self._query(
-            "SELECT p.path FROM plays p WHERE p.error IS NOT NULL"
+            "SELECT p.path FROM plays p JOIN tracks t ON t.path = p.path WHERE p.error IS NOT NULL"
             " AND p.id = (SELECT max(id) FROM plays WHERE path = p.path)"
+            " AND p.started_at >= t.analysed_at AND p.started_at >= ?",
+            (since,),
         )
         return {r["path"] for r in rows}
 

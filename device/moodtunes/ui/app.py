@@ -22,7 +22,7 @@ import pygame
 from moodtunes.config import KIOSK_MIN_SIDE, Settings
 from moodtunes.domain import Category, MoodReading
 from moodtunes.player import Player, PlayerError
-from moodtunes.recommend import Feedback, Ranked, rank
+from moodtunes.recommend import Feedback, Heard, Ranked, rank
 from moodtunes.report import KeptHistory
 from moodtunes.store import BUSY_TIMEOUT_MS, Profile, Store, StoreError, shifted, utc_now
 from moodtunes.ui import INVISIBLE_DRIVERS
@@ -850,12 +850,14 @@ class KioskApp:
         if tracks is None:
             return []
         ratings = self.read("the profile's ratings", self.store.track_feedback, visit.profile.id)
-        feedback = [Feedback(*row) for row in ratings or []]
         recent = self.read(
-            "the profile's recent songs", self.store.recent_paths, visit.profile.id, before_session=visit.session_id
+            "the profile's recent songs", self.store.recent_songs, visit.profile.id, before_session=visit.session_id
         )
         unplayable = self.read("the songs that failed to play", self.store.unplayable_paths)
-        return rank(tracks, category, feedback, (recent or set()) | (unplayable or set()), self.rng)
+        return rank(
+            tracks, category, [Feedback(*row) for row in ratings or []], [Heard(*row) for row in recent or []],
+            unplayable or (), self.rng,
+        )
 
     def other_category(self, category: str) -> str:
         return (

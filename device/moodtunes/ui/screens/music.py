@@ -9,7 +9,7 @@ import pygame
 
 from moodtunes.domain import Category, ScanOutcome, category_for_mood
 from moodtunes.library.tags import UNKNOWN_ARTIST, title_from_filename
-from moodtunes.recommend import PAGE_SIZE, artist_key, page, page_count
+from moodtunes.recommend import PAGE_SIZE, artist_key, page, page_count, song_key
 from moodtunes.store import TrackRecord
 from moodtunes.ui import layout as lay
 from moodtunes.ui import theme as th
@@ -47,6 +47,9 @@ MOOD_BUTTON = "My mood"  # back from the songs to the mood they were picked for
 # the rating, where the idle timeout runs: an unattended kiosk played a whole category, for hours,
 # with the visit open and every song saved as listened.
 SONGS_ON_THEIR_OWN = 2
+# The most songs tried in a row, after one that failed to play: a library whose files are gone (a
+# stick unplugged) made one tap try every song of a category, 400 failures saved in a frozen second.
+SONGS_TRIED_IN_A_ROW = 6
 
 SHORT_NAMES = {  # for the button to the other category, where "Try highly energetic" won't fit
     Category.HIGHLY_ENERGETIC.value: "Energetic",
@@ -177,11 +180,11 @@ class SongsScreen(Screen):
         themselves, after the others: a song on screen never moves under the visitor's finger, and
         the song playing keeps its place (the list is the player's too). ``final``: the scan is over."""
         visit = self.app.visit
-        shown = {item.track.path for item in visit.ranked}
+        shown = {song_key(item.track) for item in visit.ranked}  # a new copy of a song listed is no new song
         ranked = self.app.recommendations(visit.category)
         if self.app.catalogue_unreadable and visit.ranked:  # a failed re-read: the list still plays
             self.app.catalogue_unreadable = False
-        new = [item for item in ranked if item.track.path not in shown]
+        new = [item for item in ranked if song_key(item.track) not in shown]
         if new:
             visit.ranked = visit.ranked + new
             self.app.relayout()
@@ -498,12 +501,13 @@ class PlayingScreen(Screen):
             self._play_from(self.index)
 
     def _play_from(self, index: int, *, onwards_only: bool = False) -> None:
-        """Play song ``index``, skipping songs that fail. After a tap: round the list once, and back
-        to the list when none will play. After a song ended by itself (``onwards_only``): only the
-        songs after it, then the rating, so a run of broken songs can't loop for ever."""
+        """Play song ``index``, skipping songs that fail, SONGS_TRIED_IN_A_ROW at most. After a tap:
+        round the list, and back to it when none will play. After a song ended by itself
+        (``onwards_only``): only the songs after it, then the rating, so a run of broken songs
+        can't loop for ever."""
         count = len(self.app.visit.ranked)
         candidates = range(index, count) if onwards_only else [(index + offset) % count for offset in range(count)]
-        for candidate in candidates:
+        for candidate in candidates[:SONGS_TRIED_IN_A_ROW]:
             if self.app.start_play(candidate):
                 self.index, self.playing = candidate, True
                 return
@@ -511,7 +515,7 @@ class PlayingScreen(Screen):
         if onwards_only:
             self.app.go(self._rate())
         else:
-            self.app.toast(NONE_PLAYED_MESSAGE)  # every song of the list was tried
+            self.app.toast(NONE_PLAYED_MESSAGE)
             self.app.go(SongsScreen(self.app))
 
     def primary(self) -> str | None:
