@@ -59,6 +59,24 @@ def test_a_profile_whose_mood_the_music_lifts(store):
     assert report.verdict == "Yes, the music seems to lift your mood. Your mood rose in 3 of 3 measured visits."
 
 
+def test_a_categorys_rating_is_its_own_songs_stars_not_the_visits_last_rating(store):
+    """A visit that heard calm songs longest, then rated an energetic one 1 star, gave the calm
+    music that 1 star: "heard Happy and calm: rating 3.0" for one 5-star calm song and the 1."""
+    dee = store.create_profile("Dee", "#aa00aa")
+    sad, neutral = reading("sad", 0.1, 0.8), reading("neutral", 0.3, 0.3)
+    session = store.start_session(dee.id)
+    store.add_reading(session, "before", sad)
+    store.update_play(store.start_play(session, store.track_by_path("/m/calm.ogg")), 300)  # not rated
+    store.add_rating(session, 0, store.start_play(session, store.track_by_path("/m/fast.ogg")))
+    store.add_reading(session, "after", neutral)
+    store.finish_session(session, "completed", device_id="t")
+    visit(store, dee.id, sad, neutral, "/m/calm.ogg", 60, 100)
+    report = summarise("Dee", store.visits(dee.id))
+    calm = report.by_category["sad"]["Happy and calm"]
+    assert (calm.visits, calm.mean_rating) == (2, 100.0)
+    assert report.mean_rating == 50.0  # the visits' own ratings, as before
+
+
 def test_a_correction_counts_instead_of_the_models_guess(store):
     bob = store.create_profile("Bob", "#00aaff")
     session = store.start_session(bob.id)

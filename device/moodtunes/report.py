@@ -24,13 +24,14 @@ class VisitLine:
     listening_minutes: float
     category: str | None
     songs: list[str]
+    rated_songs: list[tuple[str | None, int]]  # (category, latest rating) of each song rated
 
 
 @dataclass(frozen=True)
 class CategoryStats:
     visits: int
     mean_lift: float | None
-    mean_rating: float | None
+    mean_rating: float | None  # of the category's songs rated in those visits (not the visits' last rating)
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,7 @@ def visit_line(visit: dict[str, Any]) -> VisitLine:
         listening_minutes=round(seconds / 60.0, 2),
         category=category_heard_longest((p["category"], p["seconds_listened"], p["error"] is not None) for p in plays),
         songs=[f'{p["title"]} – {p["artist"]}' if p["artist"] else p["title"] for p in plays],
+        rated_songs=[(p["category"], p["rating"]) for p in plays if p["rating"] is not None],
     )
 
 
@@ -202,7 +204,8 @@ def summarise_lines(profile: str, lines: list[VisitLine]) -> ProfileReport:
         by_category.setdefault(mood, {})[category] = CategoryStats(
             visits=len(group),
             mean_lift=_mean([g.lift for g in group if g.lift is not None]),
-            mean_rating=_mean([float(g.rating) for g in group if g.rating is not None]),
+            # The stars given to this category's songs: a visit's last rating may be another song's.
+            mean_rating=_mean([float(score) for g in group for heard, score in g.rated_songs if heard == category]),
         )
     return ProfileReport(
         profile=profile,

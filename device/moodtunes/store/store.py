@@ -933,7 +933,8 @@ class Store:
 
     def visits(self, profile_id: int | None = None, limit: int | None = None, after: int | None = None) -> list[dict[str, Any]]:
         """Ended visits (newest ``limit``; recorded after visit ``after``), oldest first, each a row
-        dict plus ``readings`` (phase -> ReadingEvent) and ``plays`` (row dicts). In the order they
+        dict plus ``readings`` (phase -> ReadingEvent) and ``plays`` (row dicts, with the play's
+        latest ``rating``, None if none). ``rating`` is the visit's latest. In the order they
         were recorded, not by their times: a kiosk's clock may be set back (no RTC, NTP not yet synced)."""
         # Three queries whatever the history's length, not three a visit: the report screen reads a
         # regular visitor's thousand visits on the kiosk's UI thread (bench/report.py). The readings
@@ -954,7 +955,10 @@ class Store:
             for r in db.execute(f"SELECT * FROM mood_readings WHERE session_id IN ({chosen}) ORDER BY id", names):
                 readings[r["session_id"]][r["phase"]] = _stored_reading(r)
             plays: dict[int, list[dict[str, Any]]] = {s["id"]: [] for s in sessions}
-            for r in db.execute(f"SELECT * FROM plays WHERE session_id IN ({chosen}) ORDER BY id", names):
+            for r in db.execute(
+                "SELECT pl.*, (SELECT score FROM ratings r WHERE r.play_id = pl.id ORDER BY r.id DESC LIMIT 1)"
+                f" AS rating FROM plays pl WHERE pl.session_id IN ({chosen}) ORDER BY pl.id", names,
+            ):
                 plays[r["session_id"]].append(dict(r))
         return [dict(s) | {"readings": readings[s["id"]], "plays": plays[s["id"]]} for s in sessions]
 
