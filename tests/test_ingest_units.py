@@ -411,6 +411,15 @@ def test_a_resend_takes_its_upload_delay_from_when_the_broker_first_took_it(user
     assert first_delivery(user_properties, ARRIVED) == first
 
 
+def test_a_visit_the_broker_delivers_again_leaves_its_upload_delay_as_the_first_delivery_wrote_it():
+    """Delivered again after the ingest restarted (MQTT's DUP flag, which mosquitto sets then), a
+    visit's delay was counted from the second arrival: hours too long after an outage of hours."""
+    assert first_delivery((), ARRIVED, redelivered=True) is None
+    assert first_delivery((RESEND, FIRST_ACK), ARRIVED, redelivered=True) == ENDED + timedelta(seconds=3)
+    message = parse_message("moodtunes/kiosk-1/visit", _payload(), "moodtunes", ENDED + timedelta(hours=5), redelivered=True)
+    assert "upload_delay_seconds" not in message.points[0].to_line_protocol()
+
+
 def test_a_resend_is_told_by_its_user_properties_and_only_those_are_kept():
     properties = Properties(PacketTypes.PUBLISH)
     properties.UserProperty = [("other", "x"), RESEND, FIRST_ACK]

@@ -244,14 +244,16 @@ def parse_status(topic: str, payload: bytes, topic_prefix: str) -> DeviceStatus:
 
 
 def parse_message(topic: str, payload: bytes, topic_prefix: str, received_at: datetime,
-                  user_properties: UserProperties = ()) -> Message:
-    """A visit or a status, by its topic, as its points; Rejected if it is neither."""
+                  user_properties: UserProperties = (), redelivered: bool = False) -> Message:
+    """A visit or a status, by its topic, as its points; Rejected if it is neither. ``redelivered``:
+    MQTT's DUP flag, the broker delivering the message to the ingest again (``first_delivery``)."""
     parts = _topic_parts(topic, topic_prefix)
     if parts is not None and parts[1] == STATUS_KIND:
         status = parse_status(topic, payload, topic_prefix)
         return Message(STATUS_KIND, status.device_id, [status_point(status, received_at)])
     event = parse_visit(topic, payload, topic_prefix, received_at)
-    return Message(VISIT_KIND, event.event_id, event_points(event, first_delivery(user_properties, received_at)))
+    first = first_delivery(user_properties, received_at, redelivered)
+    return Message(VISIT_KIND, event.event_id, event_points(event, first))
 
 
 def delivery_properties(properties: Properties | None) -> UserProperties:
@@ -260,13 +262,15 @@ def delivery_properties(properties: Properties | None) -> UserProperties:
     return tuple((name, value) for name, value in pairs if name in DELIVERY_PROPERTIES)
 
 
-def first_delivery(user_properties: UserProperties, received_at: datetime) -> datetime | None:
+def first_delivery(user_properties: UserProperties, received_at: datetime, redelivered: bool = False) -> datetime | None:
     """When a visit that came at ``received_at`` was first delivered, for its upload delay: then,
-    unless the device marked it as sent again; then when the broker first acknowledged it, as the
-    device says (its clock, as the visit's end is), or None where it doesn't say, or says a time no
+    unless the broker delivered it again (``redelivered``: the ingest had it before, after an
+    outage of hours maybe, and a delay counted from now would grow by that much) or the device
+    marked it as sent again; for the latter, when the broker first acknowledged it, as the device
+    says (its clock, as the visit's end is). None where nothing says, or the device says a time no
     clock check would pass: the delay is left out, and InfluxDB keeps what the first delivery wrote."""
     if RESEND_PROPERTY not in user_properties:
-        return received_at
+        return None if redelivered else received_at
     said = dict(user_properties).get(FIRST_ACK_PROPERTY)
     try:
         acked = datetime.fromisoformat(said) if said is not None else None
@@ -498,7 +502,7 @@ class Ingest:
         user_properties = delivery_properties(message.properties)
         try:
             parsed = parse_message(message.topic, message.payload, self._settings.topic_prefix, received_at,
-                                   user_properties)
+                                   user_properties, redelivered=bool(message.dup))
         except Rejected as exc:
             problem, reason = str(exc), exc.reason
         except Exception as exc:  # a bug must cost one message, never the MQTT thread
