@@ -374,6 +374,84 @@ class HangingCamera(FlakyCamera):
         raise AssertionError("unreachable")
 
 
+class HangsAfterFrames(FlakyCamera):
+    """Gives ``frames_before_failure`` frames, then a read that hangs until ``released`` is set
+    (then fails, so that the test leaves no stuck worker behind)."""
+
+    released = threading.Event()
+
+    def read(self) -> np.ndarray:
+        if self.left <= 0:
+            self.released.wait()
+        return super().read()
+
+
+@pytest.fixture
+def hanging_cameras():
+    """HangsAfterFrames, whose hung reads end with the test."""
+    HangsAfterFrames.released.clear()
+    yield HangsAfterFrames
+    HangsAfterFrames.released.set()
+
+
+def test_a_camera_read_that_hangs_shows_no_stale_frame_and_ends_the_scan_on_time(detector, monkeypatch,
+                                                                                   hanging_cameras) -> None:
+    """The last frame before the hang stayed on screen as live, in that scan and every later one
+    (the next visitor's too), and the scan ended only by the kiosk's own timeout."""
+    monkeypatch.setattr("moodtunes.vision.scan.STOP_TIMEOUT_S", 0.2)
+    monkeypatch.setattr("moodtunes.vision.scan.STALE_FRAME_S", 0.3)
+    scanner = scanner_for(lambda: hanging_cameras(sample_frame(640, 480), 5), detector)
+    scanner.start()
+    try:
+        scanner.begin_scan(1.0)
+        wait_for(scanner, lambda s: s.frame is not None)
+        stale = wait_for(scanner, lambda s: s.frame is None, timeout=5)
+        assert not stale.camera_ok and stale.faces == () and stale.live_probs is None
+        assert wait_for(scanner, lambda s: s.result is not None, timeout=5).result.frames_used == 5
+        scanner.begin_scan(0.2)  # "Try again", or the next visitor: the worker is still stuck
+        assert scanner.snapshot().frame is None
+        assert wait_for(scanner, lambda s: s.result is not None, timeout=5).result.outcome is ScanOutcome.NO_CAMERA
+    finally:
+        hanging_cameras.released.set()
+        scanner.stop()
+
+
+def test_a_cancelled_scan_leaves_no_frame_behind(detector, hanging_cameras) -> None:
+    scanner = scanner_for(lambda: hanging_cameras(sample_frame(640, 480), 3), detector)
+    scanner.start()
+    try:
+        scanner.begin_scan(5.0)
+        wait_for(scanner, lambda s: s.frame is not None)
+        scanner.cancel_scan()
+        after = scanner.snapshot()
+        assert after.frame is None and after.faces == () and after.live_probs is None
+    finally:
+        hanging_cameras.released.set()
+        scanner.stop()
+
+
+def test_one_failed_read_is_read_again_not_a_two_second_reopen(detector, caplog) -> None:
+    """One dropped frame closed the camera and waited camera.retry_seconds: 2 s of a 3 s scan."""
+    cameras: list[FlakyCamera] = []
+
+    class DropsOneFrame(FlakyCamera):
+        def read(self) -> np.ndarray:
+            self.reads = getattr(self, "reads", 0) + 1
+            if self.reads == 3:
+                raise CameraError("one frame lost")
+            return self.frame
+
+    def factory() -> FlakyCamera:
+        cameras.append(DropsOneFrame(sample_frame(64, 48), 0))
+        return cameras[-1]
+
+    caplog.set_level(logging.WARNING, logger="moodtunes.vision.scan")
+    with scanner_for(factory, detector) as scanner:
+        scanner.begin_scan(0.3)
+        wait_for(scanner, lambda s: s.result is not None)
+    assert len(cameras) == 1 and "one frame lost" not in caplog.text
+
+
 def test_stopping_mid_scan_ends_it_and_keeps_no_frame(detector) -> None:
     """Privacy: a frame must not outlive the camera, even when the kiosk stops during a scan."""
     scanner = scanner_for(lambda: open_camera("sample", paced=False), detector)

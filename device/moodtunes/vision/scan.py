@@ -6,7 +6,10 @@ The UI thread only calls ``begin_scan``/``cancel_scan`` and reads ``snapshot()``
 only while a scan runs (after the visitor agreed to it): between scans it is closed, no frame is
 read or looked at, and the last frame is dropped. Frames stay in memory: nothing is written to disk
 or sent anywhere. A camera that fails, is missing or disappears mid-scan is reported in the
-snapshot and reopened every ``camera.retry_seconds``, never raised to the UI.
+snapshot and reopened every ``camera.retry_seconds``, never raised to the UI; one failed read
+after a good frame is read again at once (a dropped frame cost 2 s of a 3 s scan). A read that
+hangs (a dying Pi camera, a webcam pulled out) can't stall the screen: a frame older than
+STALE_FRAME_S is not shown, and the scan window ends on time without the worker.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ DARK_BELOW = 45.0  # mean luma (0-255) under which the scene is too dark for a r
 SMALL_FACE_BELOW = 0.18  # face width as a fraction of the frame's shorter side: "move closer"
 FIRST_FRAME_GRACE_S = 1.5  # a scan whose camera gives no frame within its window plus this ends NO_CAMERA
 STOP_TIMEOUT_S = 5.0  # stop() waits this long for a camera read that may never return
+STALE_FRAME_S = 1.0  # a scan's frame no newer than this is no longer shown (a camera read hangs)
 MIN_FACE_FRAMES = 3  # a reading averages at least this many frames with a face; fewer is a glimpse (uncertain)
 _IDLE_POLL_SECONDS = 0.05
 
@@ -158,6 +162,7 @@ class MoodScanner:
         self._analyzer: FrameAnalyzer | None = None
         self._lock = threading.Lock()
         self._snapshot = ScanSnapshot(hint=HINT_NO_CAMERA)
+        self._frame_shown_at = 0.0  # when the snapshot's frame was read (monotonic)
         self._scan: _ScanWindow | None = None
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -182,21 +187,32 @@ class MoodScanner:
         self._thread.start()
 
     def begin_scan(self, seconds: float | None = None) -> None:
-        """Start (or restart) a scan window; its result appears in ``snapshot().result``."""
+        """Start (or restart) a scan window; its result appears in ``snapshot().result``. It shows
+        only frames read for it: a frame left by a camera read that hung was shown as live in every
+        later scan, the next visitor's too."""
         window = _ScanWindow(time.monotonic(), float(seconds if seconds is not None else self._settings.vision.scan_seconds))
         with self._lock:
             self._scan = window
-            hint = self._snapshot.hint if self._snapshot.frame is not None else HINT_STARTING
-            self._snapshot = replace(self._snapshot, scanning=True, progress=0.0, result=None, hint=hint)
+            self._snapshot = replace(self._snapshot, scanning=True, progress=0.0, result=None, hint=HINT_STARTING,
+                                     frame=None, faces=(), live_probs=None)
 
     def cancel_scan(self) -> None:
         with self._lock:
             self._scan = None
-            self._snapshot = replace(self._snapshot, scanning=False, progress=0.0)
+            self._snapshot = replace(self._snapshot, scanning=False, progress=0.0, frame=None, faces=(),
+                                     live_probs=None)
 
     def snapshot(self) -> ScanSnapshot:
+        """What to show now. A scan whose time is up ends here too (its worker may be stuck in a
+        camera read), and a frame older than STALE_FRAME_S is dropped, the camera reported."""
+        now = time.monotonic()
+        self._finish_scan_if_due(now)
         with self._lock:
-            return self._snapshot
+            shown = self._snapshot
+            if shown.frame is not None and now - self._frame_shown_at > STALE_FRAME_S:
+                shown = self._snapshot = replace(shown, frame=None, faces=(), live_probs=None, camera_ok=False,
+                                                 hint=HINT_NO_CAMERA)
+            return shown
 
     def stop(self) -> None:
         """Stop the worker and close the camera. Waits for the frame in progress, but not for a
@@ -220,6 +236,7 @@ class MoodScanner:
 
     def _run(self) -> None:
         camera: Camera | None = None
+        read_again = False  # a failed read right after a good frame is tried again at once
         try:
             while not self._stopping.is_set():
                 if not self._scan_running():
@@ -237,12 +254,17 @@ class MoodScanner:
                 try:
                     frame = camera.read()
                     taken = time.monotonic()
-                except Exception as exc:  # noqa: BLE001 - CameraError or any driver error: report and reopen, never crash
+                except Exception as exc:  # CameraError or any driver error: read again or reopen, never crash
+                    if read_again:
+                        read_again = False
+                        logger.debug("a camera read failed; reading again", exc_info=True)
+                        continue
                     self._camera_failed(camera_problem(camera, exc))
                     self._close(camera)
                     camera = None
                     self._wait_for_retry()
                     continue
+                read_again = True
                 self._process(frame, taken)
         finally:
             if camera is not None:
@@ -319,6 +341,7 @@ class MoodScanner:
                     scan.face_probs.append(found[0].probs)
             self._snapshot = replace(self._snapshot, frame=shown, faces=shown_faces, hint=hint,
                                      camera_ok=True, live_probs=live)
+            self._frame_shown_at = taken
         self._finish_scan_if_due(time.monotonic())
 
     def _analysis_failed(self) -> None:
