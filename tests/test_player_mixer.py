@@ -67,6 +67,24 @@ def test_a_song_past_its_length_while_the_mixer_got_nowhere_is_finished_and_posi
         player.close()
 
 
+def test_a_song_that_plays_on_far_past_its_length_has_stalled_unseen(tone: Path, monkeypatch):
+    """An audio output that stopped taking samples blocks the mixer while pygame's position runs on
+    with the wall clock: the song played on for good, and the visit never ended."""
+    clock = FakeClock()
+    player = MixerPlayer(clock=clock)
+    try:
+        player.load(tone)
+        player.play()
+        monkeypatch.setattr(player, "_mixer_stalled", lambda: False)  # the position keeps up
+        for _ in range(62):  # ten seconds at a time (the kiosk looks many times a second), to 620 s
+            clock.now += 10.0
+            assert not player.is_finished()
+        clock.now += 11.0  # 631 s in: 600 s past its 30 s
+        assert player.is_finished() and player.position() == pytest.approx(30.0)
+    finally:
+        player.close()
+
+
 def wait_until_finished(player: MixerPlayer) -> None:
     """Wait (up to 10 s) for the player to call the song it plays finished."""
     deadline = time.monotonic() + 10.0

@@ -154,6 +154,50 @@ def test_a_tap_tries_a_few_songs_not_a_whole_library_of_missing_files(settings, 
         app.close()
 
 
+def test_no_sound_output_is_said_once_and_blames_no_song(settings, tmp_path, told):
+    """The sound device the operator chose (SDL_AUDIODRIVER) couldn't open: each song tried was
+    told as broken, saved as failed, and sent to the back of every list for a day."""
+    from moodtunes.player import PlayerError
+    from moodtunes.ui.app import NO_SOUND_MESSAGE
+
+    def no_device(volume):
+        raise PlayerError("no sound output: ALSA: Couldn't open audio device")
+
+    app = guest_at_songs(settings, tmp_path / "music", "sad", count=3, category=CALM)
+    try:
+        app._player_factory = no_device
+        tap(app, "row:0")
+        assert app.screen.name == "songs" and told()[-1] == NO_SOUND_MESSAGE
+        assert not any("Couldn't play" in message for message in told())
+        with Store.open(settings.database_path) as store:
+            assert rows(store, "SELECT count(*) AS n FROM plays")[0]["n"] == 0 and store.unplayable_paths() == set()
+    finally:
+        app.close()
+
+
+def test_why_a_song_was_skipped_is_shown_again_after_the_next_is_made_ready(settings, tmp_path, told, monkeypatch):
+    """"Getting “three” ready…" (an M4A converted) took the place of "Couldn't play “two”…" in
+    the same frame: the visitor never learnt why their song was skipped."""
+    from moodtunes.player import MixerPlayer
+
+    plain_load = MixerPlayer.load
+
+    def converted_load(self, path, duration=None, converting=None):
+        if converting is not None:
+            converting()
+        return plain_load(self, path, duration)
+
+    monkeypatch.setattr(MixerPlayer, "load", converted_load)
+    app = guest_at_songs(settings, tmp_path / "music", "sad", count=1, category=CALM, corrupt=1)
+    try:
+        broken = next(i for i, r in enumerate(app.visit.ranked) if "broken" in r.track.path)
+        tap(app, f"row:{broken}")
+        assert app.screen.name == "playing" and "broken" not in app.visit.ranked[app.screen.index].track.path
+        assert "Couldn't play" in told()[-1] and app._toast[0].startswith("Couldn't play")
+    finally:
+        app.close()
+
+
 def test_a_message_of_the_visit_that_ended_is_not_shown_to_the_next_visitor(settings, tmp_path, told):
     app = guest_at_songs(settings, tmp_path / "music", "sad", count=1, category=CALM, corrupt=1)
     try:

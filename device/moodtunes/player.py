@@ -50,6 +50,12 @@ _EARLY_END_FRACTION = 0.1
 # Past its length, a song the mixer still plays has ended only if the mixer's own position stopped
 # keeping up with our clock over this long (half as fast): else the length was an under-estimate.
 _STALL_CHECK_S = 2.0
+# How far past the length it was loaded with a song may play on: further, it has stalled unseen
+# (pygame's position runs on with the wall clock while an audio output that stopped taking samples
+# blocks the mixer), and it ends, counted as heard to that length: it played on for good, the
+# visit never ended and its listening time grew without end. A VBR file's length may be an
+# under-estimate by minutes, not by this much.
+_MAX_OVERRUN_S = 600.0
 # Longest song converted for playback: its PCM is held in memory (10.6 MB a minute at 44.1 kHz
 # stereo, so up to ~210 MB).
 MAX_CONVERTED_S = 20 * 60
@@ -197,6 +203,7 @@ class MixerPlayer:
         self._music.set_volume(self._volume)
         self._path: Path | None = None
         self._duration = 0.0
+        self._loaded_duration = 0.0
         self._elapsed_before = 0.0  # seconds played before the current run (pauses split runs)
         self._run_started: float | None = None
         self._ended_at: float | None = None  # our clock's seconds when the mixer ended the song
@@ -229,6 +236,7 @@ class MixerPlayer:
             duration = self._load_converted(path)
         self._path = path
         self._duration = float(duration) if duration and duration > 0 else probe_duration(path)
+        self._loaded_duration = self._duration
         self._elapsed_before, self._run_started, self._ended_at = 0.0, None, None
         self._started = self._stopped = False
 
@@ -344,8 +352,8 @@ class MixerPlayer:
     def is_finished(self) -> bool:
         """True once a started song has ended by itself, played to its end or cut short (see
         ``ended_early``); not when paused or stopped by hand. Past its length, a song the mixer
-        still plays is finished only if playback stalled; else its length was an under-estimate,
-        and grows."""
+        still plays is finished only if playback stalled (or it plays on _MAX_OVERRUN_S past the
+        length it was loaded with); else its length was an under-estimate, and grows."""
         if self._mixer_ended_at() is not None:
             return True
         if self._run_started is None or not self._duration:  # not started, paused or stopped
@@ -354,6 +362,9 @@ class MixerPlayer:
         if elapsed < self._duration + _END_GRACE_S:
             return False
         if self._mixer_stalled():
+            return True
+        if elapsed >= self._loaded_duration + _MAX_OVERRUN_S:
+            self._duration = self._loaded_duration
             return True
         self._duration = elapsed  # the mixer plays on: the header under-estimated the song's length
         return False

@@ -83,6 +83,7 @@ INPUT_EVENTS = (
     pygame.FINGERMOTION, pygame.KEYDOWN, pygame.TEXTINPUT,
 )
 NOT_SAVED_MESSAGE = "Sorry, this couldn't be saved. The music still works; please tell the staff."
+NO_SOUND_MESSAGE = "The music can't play: no sound output. Please tell the staff."
 # When the music catalogue can't be read either, the music does not work: say only what failed.
 NOT_SAVED_NO_MUSIC_MESSAGE = "Sorry, this couldn't be saved. Please tell the staff."
 
@@ -874,6 +875,19 @@ class KioskApp:
             self._player = self._player_factory(self.settings.kiosk.volume)
         return self._player
 
+    def sound_output(self) -> bool:
+        """Whether songs can play at all: the player opens (its sound device, or the silent one when
+        none was chosen). When the device the operator chose can't open, no song is to blame:
+        the visitor is told so once, and no song is marked as failing to play (each one tried was,
+        and went to the back of every list for a day)."""
+        try:
+            self.player()
+        except PlayerError as exc:
+            logger.error("no sound output: %s", exc)
+            self.toast(NO_SOUND_MESSAGE)
+            return False
+        return True
+
     @property
     def active_player(self) -> Player | None:
         """The player if one was created (no sound device is opened just to draw a screen)."""
@@ -889,10 +903,13 @@ class KioskApp:
         started_at = utc_now()
         play_id = self.record(self.store.start_play, visit.session_id, track, started_at) if self.visit_session() else None
         waited = False
+        told_before = None  # a message "Getting … ready" replaced: why the song before was skipped
 
         def getting_ready() -> None:
-            nonlocal waited
+            nonlocal waited, told_before
             waited = True
+            if self._toast is not None and self.clock() <= self._toast[1]:
+                told_before = self._toast
             self.say_now("Getting “{}” ready…", title=song_title(track))
 
         try:
@@ -908,6 +925,9 @@ class KioskApp:
         finally:
             if waited:
                 self.forget_input_made_while_busy()
+        if told_before is not None:  # shown again, in full: it was replaced before it could be read
+            message, _, good, title = told_before
+            self.toast(message, good=good, title=title)
         # Only a play that started is the one a rating goes to: a song that failed was never heard.
         visit.play_id = visit.last_play_id = play_id
         visit.unrecorded_play = (track, started_at) if play_id is None else None

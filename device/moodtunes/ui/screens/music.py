@@ -507,7 +507,8 @@ class PlayingScreen(Screen):
         can't loop for ever."""
         count = len(self.app.visit.ranked)
         candidates = range(index, count) if onwards_only else [(index + offset) % count for offset in range(count)]
-        for candidate in candidates[:SONGS_TRIED_IN_A_ROW]:
+        sound = self.app.sound_output()
+        for candidate in candidates[:SONGS_TRIED_IN_A_ROW] if sound else ():
             if self.app.start_play(candidate):
                 self.index, self.playing = candidate, True
                 return
@@ -515,7 +516,8 @@ class PlayingScreen(Screen):
         if onwards_only:
             self.app.go(self._rate())
         else:
-            self.app.toast(NONE_PLAYED_MESSAGE)
+            if sound:
+                self.app.toast(NONE_PLAYED_MESSAGE)
             self.app.go(SongsScreen(self.app))
 
     def primary(self) -> str | None:
