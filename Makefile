@@ -121,7 +121,9 @@ bundle: $(STAMP)
 
 ## Install the bundle into an emulated arm64 Debian and use it (root, qemu-user-static; ~15 min).
 check-bundle:
-	provisioning/check-bundle-arm64.sh $$(ls -t dist/moodtunes-*-rpi-aarch64.tar.gz | head -1)
+	@bundle=$$(ls -t dist/moodtunes-*-rpi-aarch64.tar.gz 2>/dev/null | head -1); \
+	if [ -z "$$bundle" ]; then echo "make check-bundle: no bundle in dist/: run \`make bundle\` first" >&2; exit 1; fi; \
+	provisioning/check-bundle-arm64.sh "$$bundle"
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache

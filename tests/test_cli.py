@@ -181,6 +181,38 @@ def test_doctor_warns_of_events_too_big_ever_to_send(capsys, monkeypatch, tmp_pa
     assert checks["store"]["status"] == "warn" and "1 too big ever to send" in checks["store"]["detail"]
 
 
+def test_doctor_leaves_an_older_schema_to_the_services_and_says_so(capsys, monkeypatch, tmp_path):
+    """Opened to write, doctor upgraded the database under the running services (and a newer
+    doctor, from a checkout, would leave older services a schema they refuse)."""
+    import sqlite3
+
+    from moodtunes.store.migrations import MIGRATIONS
+
+    db = sqlite3.connect(tmp_path / "moodtunes.db", isolation_level=None)
+    for script in MIGRATIONS[:-1]:
+        db.executescript(script)
+    db.execute(f"PRAGMA user_version = {len(MIGRATIONS) - 1}")
+    db.close()
+    monkeypatch.setenv("MOODTUNES_DATA_DIR", str(tmp_path))
+    main(["doctor", "--json"])
+    checks = {c["name"]: c for c in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert checks["store"]["status"] == "warn" and "the services upgrade it" in checks["store"]["detail"]
+    db = sqlite3.connect(tmp_path / "moodtunes.db")
+    assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) - 1  # left as it was
+    db.close()
+
+
+def test_doctor_says_when_this_user_cant_write_the_store(capsys, monkeypatch, tmp_path):
+    from moodtunes.store import Store
+
+    monkeypatch.setenv("MOODTUNES_DATA_DIR", str(tmp_path))
+    Store.open(tmp_path / "moodtunes.db").close()
+    monkeypatch.setattr(doctor.os, "access", lambda path, mode: not str(path).endswith(".db"))
+    main(["doctor", "--json"])
+    checks = {c["name"]: c for c in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert checks["store"]["status"] == "fail" and "can't write it, so visits and scans can't be saved" in checks["store"]["detail"]
+
+
 def test_doctor_fails_clearly_on_a_missing_model(capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("MOODTUNES_EMOTION__MODEL", str(tmp_path / "gone.tflite"))
     assert main(["doctor"]) == 1
@@ -340,3 +372,27 @@ def test_the_global_options_work_before_or_after_the_command(tmp_path, argv):
     args = build_parser().parse_args([str(config) if arg == "CONFIG" else arg for arg in argv])
     assert (args.command, args.config, args.verbose) == ("report", config, True)
     assert build_parser().parse_args(["report"]).config is None
+
+
+@pytest.mark.parametrize("argv", [
+    ["library", "scan", "--config", "CONFIG", "-v"],  # "unrecognized arguments" before
+    ["library", "--config", "CONFIG", "list", "-v"],
+    ["--config", "CONFIG", "library", "demo", "DIR", "-v"],
+])
+def test_the_global_options_work_after_a_commands_action_too(tmp_path, argv):
+    from moodtunes.cli import build_parser
+
+    config = tmp_path / "moodtunes.toml"
+    args = build_parser().parse_args([str(config) if arg == "CONFIG" else arg for arg in argv])
+    action = next(arg for arg in argv if arg in ("scan", "list", "demo"))
+    assert (args.command, args.library_command, args.config, args.verbose) == ("library", action, config, True)
+    assert build_parser().parse_args(["library", "list"]).config is None
+
+
+def test_the_version_installed_is_said(capsys):
+    import importlib.metadata
+
+    with pytest.raises(SystemExit) as stopped:
+        main(["--version"])
+    assert stopped.value.code == 0
+    assert capsys.readouterr().out == f"moodtunes {importlib.metadata.version('moodtunes')}\n"

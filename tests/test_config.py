@@ -356,3 +356,20 @@ def test_an_mqtt_password_others_may_read_in_the_config_file_is_warned_of(tmp_pa
         assert load_settings(config).mqtt.password.get_secret_value() == "s3cret"
     said = " ".join(r.getMessage() for r in caplog.records)
     assert ("holds mqtt.password and other users may read it" in said) == warned and "s3cret" not in said
+
+
+def test_the_password_warning_is_a_log_line_of_the_command(tmp_path):
+    """Logged while the settings were read, before their logging was set: it came out bare, by
+    Python's last-resort handler, not as the JSON line the journal gets."""
+    import json
+    import subprocess
+    import sys
+
+    config = tmp_path / "moodtunes.toml"
+    config.write_text(f'data_dir = "{tmp_path}"\n[mqtt]\nusername = "kiosk-1"\npassword = "s3cret"\n')
+    config.chmod(0o644)
+    done = subprocess.run([sys.executable, "-m", "moodtunes", "--config", str(config), "report"],
+                          capture_output=True, text=True, timeout=120, check=False)
+    [line] = [line for line in done.stderr.splitlines() if "holds mqtt.password" in line]
+    record = json.loads(line)  # not a terminal: JSON lines, as the journal gets
+    assert record["level"] == "warning" and record["logger"] == "moodtunes.config" and "s3cret" not in line

@@ -41,6 +41,15 @@ def test_demo_uses_the_demo_library_and_may_show_the_sample(tmp_path):
     assert settings.library.paths == [tmp_path] and not settings.camera.sample_when_missing  # left alone
 
 
+def test_the_demo_keeps_its_visits_and_catalogue_apart_from_the_configured_kiosks(tmp_path):
+    """In the configured data dir, the demo emptied the catalogue of the configured library (all
+    of it analysed again by the next scan) and mixed its visits with real ones."""
+    settings = load_settings()
+    settings.data_dir = tmp_path / "kiosk"
+    demo = demo_settings(settings)
+    assert demo.data_dir == tmp_path / "kiosk" / "demo" and demo.database_path != settings.database_path
+
+
 @pytest.mark.parametrize(("autopilot", "screenshots"), [(True, False), (False, True)])
 def test_the_autopilot_and_its_screenshots_only_ever_see_the_sample(monkeypatch, tmp_path, autopilot, screenshots):
     """Enforced inside run_kiosk, not only by the CLI: a screenshot must never hold a real face,
@@ -136,7 +145,7 @@ def test_demo_autopilot_walks_a_whole_visit(tmp_path):
     names = {p.stem.split("-", 1)[1] for p in shots.glob("*.png")}
     assert {"welcome", "new_profile", "consent", "songs", "playing", "rate", "report"} <= names
     assert names & {"scan", "manual"}
-    with Store.open(Path(env["MOODTUNES_DATA_DIR"]) / "moodtunes.db") as store:
+    with Store.open(Path(env["MOODTUNES_DATA_DIR"]) / "demo" / "moodtunes.db") as store:  # the demo's own
         (visit,) = store.visits()
         assert visit["end_reason"] == "completed"
         assert visit["readings"]["before"].label and visit["readings"]["after"].label

@@ -135,9 +135,10 @@ def test_events_nobody_subscribes_to_stay_in_the_outbox(mosquitto, tmp_path, mon
         record_visit(store, device)
     _enable(monkeypatch, mosquitto, device, prefix)
     assert moodtunes(["uplink", "--once"]) == 1
-    out = capsys.readouterr().out
-    assert "sent 0 to" in out and "1 still pending" in out
-    assert f"nobody subscribes to {prefix}/{device}/visit yet (is moodtunes-ingest running?)" in out
+    said = capsys.readouterr()
+    assert said.out == "" and "\nmoodtunes uplink: sent 0 to" in said.err  # a problem, on stderr
+    assert "1 still pending" in said.err
+    assert f"nobody subscribes to {prefix}/{device}/visit yet (is moodtunes-ingest running?)" in said.err
     with Store.open(tmp_path / "data" / "moodtunes.db") as store:
         assert store.outbox_counts() == {"pending": 1, "sent": 0, "refused": 0}
         assert store.pending_events(1)[0].attempts == 1

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
 import logging
+import logging.handlers
 import os
 import pwd
 import sys
@@ -28,30 +30,46 @@ COMMANDS: dict[str, str] = {
 }
 
 
-def _global_options() -> argparse.ArgumentParser:
-    """--config and -v, taken before the command or after it (`moodtunes report -v`). Unset they
-    leave no value, so that a command's parser does not undo what was given before it."""
-    options = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
-    options.add_argument(
-        "--config", type=Path, metavar="FILE",
+def _add_global_options(parser: argparse.ArgumentParser) -> None:
+    """--config and -v, taken before the command or after it (`moodtunes report -v`, `moodtunes
+    library scan -v`). Unset they leave no value, so that a command's parser does not undo what
+    was given before it."""
+    parser.add_argument(
+        "--config", type=Path, metavar="FILE", default=argparse.SUPPRESS,
         help="TOML settings file (default: $MOODTUNES_CONFIG, else /etc/moodtunes/moodtunes.toml if present)",
     )
-    options.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    return options
+    parser.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="debug logging")
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("moodtunes")
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout that was never installed
+        return "(not installed)"
+
+
+def _actions_of(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """The parsers of a command's own actions (`library scan`, `list`, `demo`), if it has some."""
+    return [choice for action in parser._actions if isinstance(action, argparse._SubParsersAction)
+            for choice in dict.fromkeys(action.choices.values())]
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="moodtunes", parents=[_global_options()],
-        description="Reads your mood from your face and plays music from your library to lift it.",
+        prog="moodtunes", description="Reads your mood from your face and plays music from your library to lift it.",
     )
+    _add_global_options(parser)
+    parser.add_argument("--version", action="version", version=f"moodtunes {_version()}",
+                        help="the version installed (which bundle a Pi runs)")
     parser.set_defaults(config=None, verbose=False)  # on its own copy: the commands' stay unset
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    after_the_command = _global_options()
     for name, summary in COMMANDS.items():
         module = importlib.import_module(f"moodtunes.commands.{name}")
-        command = sub.add_parser(name, help=summary, description=summary, parents=[after_the_command])
+        command = sub.add_parser(name, help=summary, description=summary)
+        _add_global_options(command)
         module.configure(command)
+        for action in _actions_of(command):
+            _add_global_options(action)
         command.set_defaults(_module=module)
     return parser
 
@@ -78,12 +96,20 @@ def root_in_a_users_data_dir(data_dir: Path) -> str | None:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")  # pygame-ce's banner is noise in a kiosk's log and in --json
     args = build_parser().parse_args(argv)
+    # What reading the settings logs (a password others may read) waits for the logging they set:
+    # before it, Python's last-resort handler printed it bare, no JSON line in the journal.
+    said_while_loading = logging.handlers.BufferingHandler(capacity=100)
+    logging.getLogger().addHandler(said_while_loading)
     try:
         settings = load_settings(args.config)
     except ConfigError as exc:
         print(f"moodtunes: {exc}", file=sys.stderr)
         return 2
+    finally:
+        logging.getLogger().removeHandler(said_while_loading)
     setup_logging(settings.logging, verbose=args.verbose)
+    for record in said_while_loading.buffer:
+        logging.getLogger(record.name).handle(record)
     if warning := root_in_a_users_data_dir(settings.data_dir):
         print(f"moodtunes: warning: {warning}", file=sys.stderr)
     try:

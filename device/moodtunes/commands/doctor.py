@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import os
 import shutil
@@ -66,14 +67,18 @@ def _store(settings: Settings) -> Check:
 
     if not settings.database_path.exists() and not unmounted_link(settings.data_dir):
         return Check("store", "ok", f"{settings.database_path}: none yet, made at the first visit or scan")
+    # Read-only, as a check should: opened to write, it upgraded an older schema under the running
+    # services (and a newer doctor, from a checkout, under older services).
     try:
-        with Store.open(settings.database_path) as store:
+        with Store.open(settings.database_path, readonly=True) as store:
             problems = store.integrity_problems()
             counts = store.outbox_counts()
             cloud_deletes = len(store.pending_cloud_deletes())
             catalogued = store.tracks(include_errors=True, features=False)
     except StoreError as exc:
-        return Check("store", "fail", str(exc))
+        return Check("store", "warn" if exc.older_schema else "fail", str(exc))
+    if unwritable := _unwritable_by_me(settings.database_path):
+        return Check("store", "fail", unwritable)
     unreadable = sum(track.error is not None for track in catalogued)
     tracks = len(catalogued) - unreadable
     if problems:
@@ -91,6 +96,15 @@ def _store(settings: Settings) -> Check:
         return Check("store", "warn", f"{summary}, {cloud_deletes} cloud key(s) of forgotten people whose visits "
                                       "may be in the cloud (`moodtunes forget --pending` prints how to delete them)")
     return Check("store", "ok", summary)
+
+
+def _unwritable_by_me(database: Path) -> str | None:
+    """What of the database (its folder, the file, its -wal and -shm) this user may not write, as
+    one line; None when they may. Run as the kiosk's user (as the installer does), what it can't."""
+    for path in (database.parent, database, Path(f"{database}-wal"), Path(f"{database}-shm")):
+        if path.exists() and not os.access(path, os.W_OK):
+            return f"{path}: {getpass.getuser()} can't write it, so visits and scans can't be saved"
+    return None
 
 
 def _uplink_shut_out(database: Path) -> str | None:

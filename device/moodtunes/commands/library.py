@@ -33,8 +33,9 @@ logger = logging.getLogger(__name__)
 SCAN_EXIT_STATUS = (
     "exit status: 0 when the scan completed, even if some files could not be analysed (they are "
     "listed, and kept in the catalogue with their error: `library list --errors`); 1 on an error "
-    "(among them: no DIR given and no library.paths set), or when nothing was found because a "
-    "folder is missing or empty, or songs' links lead to a missing drive, with their tracks kept; "
+    "(among them: no DIR given, no library.paths set and library.demo off), or when nothing was found "
+    "because a folder is missing, or empty while songs of it are catalogued, or songs' links lead to a "
+    "missing drive, with their tracks kept; "
     "130 after Ctrl-C and 143 after SIGTERM, with everything analysed so far saved."
 )
 # Without a terminal (the nightly service's journal) a first scan on a Pi runs for hours: a line

@@ -143,9 +143,10 @@ def _send_pending(settings: Settings) -> int:
         left = store.outbox_counts()["pending"]
     refused = f", {result.refused} refused (too big ever to send; see the log)" if result.refused else ""
     problem = f": {result.error}" if result.error else ""
-    print(f"uplink: sent {result.sent} to {link.address}{refused}, {left} still pending{problem}")
-    if left:
+    if left:  # a problem, on stderr as every command's: "nobody subscribes …" went to stdout
+        _complain(f"sent {result.sent} to {link.address}{refused}, {left} still pending{problem}")
         return 1
+    print(f"uplink: sent {result.sent} to {link.address}{refused}, {left} still pending{problem}")
     return EXIT_REFUSED if result.refused else 0
 
 

@@ -67,11 +67,13 @@ _RECORDED_AS = "CASE WHEN json_valid(payload) THEN json_extract(payload, '$.devi
 
 class StoreError(Exception):
     """The database can't be used (full disk, corrupt file, newer schema…), in one clear line;
-    ``busy``: another connection held it past the busy timeout."""
+    ``busy``: another connection held it past the busy timeout; ``older_schema``: a read-only open
+    found a schema the services have yet to upgrade."""
 
-    def __init__(self, message: str, *, busy: bool = False) -> None:
+    def __init__(self, message: str, *, busy: bool = False, older_schema: bool = False) -> None:
         super().__init__(message)
         self.busy = busy
+        self.older_schema = older_schema
 
 
 def utc_now() -> str:
@@ -394,12 +396,12 @@ class Store:
         and never migrates: a newer moodtunes run by hand must not upgrade the services' database
         under them, and an older schema is a StoreError saying so."""
         path = Path(path)
+        if link := unmounted_link(path.parent):
+            raise StoreError(f"database {path}: can't open: {link}")
         try:
             if readonly:
                 db = _connect_readonly(path)
             else:
-                if link := unmounted_link(path.parent):
-                    raise StoreError(f"database {path}: can't open: {link}")
                 make_folder(path.parent)
                 _create_database_file(path)
                 db = sqlite3.connect(path, timeout=10.0, isolation_level=None, check_same_thread=False)
@@ -461,7 +463,8 @@ class Store:
             raise StoreError(
                 f"database {self.path}: schema version {current} is older than this moodtunes "
                 f"({len(MIGRATIONS)}); this command only reads, so it leaves it as it is: the services "
-                "upgrade it when they start with this moodtunes"
+                "upgrade it when they start with this moodtunes",
+                older_schema=True,
             )
 
     def _migrate(self) -> None:
