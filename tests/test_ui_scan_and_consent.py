@@ -298,7 +298,7 @@ class InstantScanner(StillScanner):
         super().__init__(settings)
         self.scans = 0
 
-    def begin_scan(self, seconds=None) -> None:
+    def begin_scan(self, seconds=None, view_aspect=None) -> None:
         self.scans += 1
         self._snapshot = replace(self._snapshot, result=MoodReading(
             ScanOutcome.OK, "happy", 0.8, {"happy": 0.8, "neutral": 0.15, "sad": 0.05}, frames_used=30))

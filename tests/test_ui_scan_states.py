@@ -180,7 +180,8 @@ class ScriptedScanner:
     def cancel_scan(self) -> None: ...
     def stop(self) -> None: ...
 
-    def begin_scan(self, seconds=None) -> None:  # as MoodScanner.begin_scan, before any frame
+    def begin_scan(self, seconds=None, view_aspect=None) -> None:  # as MoodScanner.begin_scan, before any frame
+        self.view_aspect = view_aspect
         self.snap = replace(self.snap, scanning=True, progress=0.0, result=None, hint=HINT_STARTING)
 
     def snapshot(self) -> ScanSnapshot:
@@ -195,6 +196,17 @@ def scripted_scan(settings, size=(800, 480)):
     tap(app, "accept")
     assert app.screen.name == "scan"
     return app, scanner
+
+
+@SIZES
+def test_the_scanner_reads_only_what_the_preview_shows(settings, size):
+    """A face at the frame's edge, cropped off the preview, was read: someone who can't see it."""
+    app, scanner = scripted_scan(settings, size)
+    try:
+        area = app.screen.preview_area
+        assert scanner.view_aspect == pytest.approx(area.width / area.height)
+    finally:
+        app.close()
 
 
 @SIZES

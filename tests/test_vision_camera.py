@@ -292,6 +292,23 @@ def test_replay_video_loops_over_its_frames(tmp_path: Path) -> None:
         camera.read()
 
 
+@pytest.mark.parametrize("name", [b"caf\xe9.avi", b"pipe:clip.avi"])
+def test_a_video_is_read_whatever_its_name(tmp_path: Path, monkeypatch, name: bytes) -> None:
+    """A name that isn't UTF-8 crashed the process inside OpenCV (a segfault: nothing reported, no
+    file after it); "pipe:clip.avi" was read by FFmpeg as a protocol, from standard input."""
+    from moodtunes.vision.camera import video_frames
+
+    made = tmp_path / "made.avi"
+    writer = cv2.VideoWriter(str(made), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    for value in (0, 250, 0):
+        writer.write(np.full((48, 64, 3), value, dtype=np.uint8))
+    writer.release()
+    path = Path(os.fsdecode(name))
+    monkeypatch.chdir(tmp_path)
+    made.rename(path)
+    assert len(list(video_frames(path, complete=True))) == 3
+
+
 def test_sample_has_the_configured_size() -> None:
     frame = open_camera("sample", 320, 240, paced=False).read()
     assert frame.shape == (240, 320, 3) and frame.dtype == np.uint8 and frame.std() > 20

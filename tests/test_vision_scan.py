@@ -452,6 +452,20 @@ def test_one_failed_read_is_read_again_not_a_two_second_reopen(detector, caplog)
     assert len(cameras) == 1 and "one frame lost" not in caplog.text
 
 
+@pytest.mark.parametrize(("view_aspect", "outcome"), [(None, ScanOutcome.OK), (1.0, ScanOutcome.NO_FACE)])
+def test_a_face_outside_the_preview_the_visitor_sees_is_not_read(detector, view_aspect, outcome) -> None:
+    """The preview fills its card with the frame's centre: a face at the frame's edge, off the
+    screen (a bystander, maybe, who can't see they are being read), was read all the same."""
+    frame = np.full((480, 1280, 3), 90, np.uint8)
+    frame[:, :480] = cv2.resize(sample_frame(640, 480)[:240, 160:400], (480, 480))  # a face at 123..365 px
+    # A square preview shows 400..880 of the frame's width.
+    camera = lambda: ReplayCamera.from_frames([frame], "edge")  # noqa: E731
+    with scanner_for(camera, detector) as scanner:
+        scanner.begin_scan(0.3, view_aspect=view_aspect)
+        done = wait_for(scanner, lambda s: s.result is not None)
+    assert done.result.outcome is outcome
+
+
 def test_stopping_mid_scan_ends_it_and_keeps_no_frame(detector) -> None:
     """Privacy: a frame must not outlive the camera, even when the kiosk stops during a scan."""
     scanner = scanner_for(lambda: open_camera("sample", paced=False), detector)

@@ -361,7 +361,11 @@ def video_frames(path: Path, *, complete: bool = False) -> Iterator[np.ndarray]:
     """RGB frames of a video file, in order; CameraError if it cannot be decoded at all. A failed
     read is the end of the video; with ``complete``, a CameraError after the last frame says when
     that came early (a truncated file), instead of passing for the end."""
-    capture = cv2.VideoCapture(str(path))
+    try:
+        name, held = _name_for_ffmpeg(path)
+    except OSError as exc:
+        raise CameraError(f"{path}: can't read it ({exc.strerror})") from None
+    capture = cv2.VideoCapture(name)
     try:
         if not capture.isOpened():
             raise CameraError(f"{path}: not a readable video")
@@ -376,8 +380,23 @@ def video_frames(path: Path, *, complete: bool = False) -> Iterator[np.ndarray]:
             yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
     finally:
         capture.release()
+        if held is not None:
+            os.close(held)
     if complete and ends_early(decoded, promised):
         raise CameraError(f"{path}: video ends early: {decoded} of {promised:.0f} frames decoded")
+
+
+def _name_for_ffmpeg(path: Path) -> tuple[str, int | None]:
+    """The name FFmpeg opens ``path`` by, and a file descriptor to close afterwards: its absolute
+    path (FFmpeg reads "pipe:x.mp4" as a protocol: standard input), or, for a name that isn't
+    UTF-8, the path of a descriptor held open for it (OpenCV crashed the process on such a name)."""
+    name = str(Path(path).absolute())
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        held = os.open(path, os.O_RDONLY)
+        return f"/proc/self/fd/{held}", held
+    return name, None
 
 
 def ends_early(decoded: int, promised: float) -> bool:

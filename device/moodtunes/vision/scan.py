@@ -89,6 +89,16 @@ def hint_for(frame: np.ndarray | None, faces: Sequence[FaceBox], camera_ok: bool
     return None
 
 
+def centred_crop(width: int, height: int, aspect: float) -> tuple[int, int, int, int]:
+    """The centred (x, y, w, h) part of a ``width`` x ``height`` frame with the ``aspect`` (width
+    / height) of the card it fills without bars: what a visitor sees of the camera's view."""
+    if width > height * aspect:  # frame wider than the card: trim the sides
+        w = max(1, min(width, round(height * aspect)))
+        return (width - w) // 2, 0, w, height
+    h = max(1, min(height, round(width / aspect)))
+    return 0, (height - h) // 2, width, h
+
+
 def preview_frame(frame: np.ndarray, faces: Sequence[FaceBox]) -> tuple[np.ndarray, tuple[FaceBox, ...]]:
     """The frame for the screen (shrunk to PREVIEW_MAX_WIDTH if wider) and the boxes in its pixels."""
     width = frame.shape[1]
@@ -163,6 +173,7 @@ class MoodScanner:
         self._lock = threading.Lock()
         self._snapshot = ScanSnapshot(hint=HINT_NO_CAMERA)
         self._frame_shown_at = 0.0  # when the snapshot's frame was read (monotonic)
+        self._view_aspect: float | None = None  # of the scan's preview: the part of each frame read
         self._scan: _ScanWindow | None = None
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -186,13 +197,17 @@ class MoodScanner:
         self._thread = threading.Thread(target=self._run, name="mood-scanner", daemon=True)
         self._thread.start()
 
-    def begin_scan(self, seconds: float | None = None) -> None:
+    def begin_scan(self, seconds: float | None = None, view_aspect: float | None = None) -> None:
         """Start (or restart) a scan window; its result appears in ``snapshot().result``. It shows
         only frames read for it: a frame left by a camera read that hung was shown as live in every
-        later scan, the next visitor's too."""
+        later scan, the next visitor's too. ``view_aspect``: the width / height of the preview the
+        visitor sees; only that centred part of each frame is read (and shown), so that no one is
+        read who can't see themselves on the screen (a face at the frame's edge, cropped off the
+        preview, was read: a bystander, maybe)."""
         window = _ScanWindow(time.monotonic(), float(seconds if seconds is not None else self._settings.vision.scan_seconds))
         with self._lock:
             self._scan = window
+            self._view_aspect = view_aspect
             self._snapshot = replace(self._snapshot, scanning=True, progress=0.0, result=None, hint=HINT_STARTING,
                                      frame=None, faces=(), live_probs=None)
 
@@ -315,6 +330,11 @@ class MoodScanner:
 
     def _process(self, frame: np.ndarray, taken: float) -> None:
         assert self._analyzer is not None
+        with self._lock:
+            aspect = self._view_aspect
+        if aspect is not None and frame.ndim >= 2 and frame.shape[0] and frame.shape[1]:
+            x, y, w, h = centred_crop(frame.shape[1], frame.shape[0], aspect)
+            frame = frame[y : y + h, x : x + w]
         try:
             found = self._analyzer.analyze(frame, max_faces=1)
         except Exception:  # noqa: BLE001 - a bad frame must not stop the camera, nor the scan ending on time

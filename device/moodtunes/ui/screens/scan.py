@@ -158,12 +158,11 @@ def frame_surface(frame: np.ndarray) -> pygame.Surface:
 
 def cover_crop(width: int, height: int, out_w: int, out_h: int) -> tuple[int, int, int, int]:
     """The centred (x, y, w, h) part of a ``width`` x ``height`` frame with the aspect of the output,
-    so the preview fills its card without bars."""
-    if width * out_h > height * out_w:  # frame wider than the card: trim the sides
-        w = max(1, round(height * out_w / out_h))
-        return (width - w) // 2, 0, w, height
-    h = max(1, round(width * out_h / out_w))
-    return 0, (height - h) // 2, width, h
+    so the preview fills its card without bars (the scanner reads only that part already: then
+    it is the whole frame)."""
+    from moodtunes.vision.scan import centred_crop  # loaded with the scanner (vision loads OpenCV)
+
+    return centred_crop(width, height, out_w / out_h)
 
 
 class ScanScreen(Screen):
@@ -206,7 +205,10 @@ class ScanScreen(Screen):
     def _begin_if_ready(self) -> None:
         service = self.app.scanner_service
         if service.scanner is not None and not self.scanning:
-            service.scanner.begin_scan()
+            if not hasattr(self, "preview_area") and self.app.surface is not None:  # entering: not laid out yet
+                self.layout(self.app.surface.get_rect())
+            area = getattr(self, "preview_area", None)  # what is read is what the visitor sees
+            service.scanner.begin_scan(view_aspect=area.width / area.height if area else None)
             self.scanning = True
             self.scan_started = self.app.clock()
             self._saw_frame = False
