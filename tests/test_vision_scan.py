@@ -459,8 +459,7 @@ def test_a_face_outside_the_preview_the_visitor_sees_is_not_read(detector, view_
     frame = np.full((480, 1280, 3), 90, np.uint8)
     frame[:, :480] = cv2.resize(sample_frame(640, 480)[:240, 160:400], (480, 480))  # a face at 123..365 px
     # A square preview shows 400..880 of the frame's width.
-    camera = lambda: ReplayCamera.from_frames([frame], "edge")  # noqa: E731
-    with scanner_for(camera, detector) as scanner:
+    with scanner_for(lambda: ReplayCamera.from_frames([frame], "edge"), detector) as scanner:
         scanner.begin_scan(0.3, view_aspect=view_aspect)
         done = wait_for(scanner, lambda s: s.result is not None)
     assert done.result.outcome is outcome
