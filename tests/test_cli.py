@@ -100,7 +100,7 @@ def test_report_shows_a_profiles_history(tmp_path, capsys):
     assert [v["mood_after"] for v in report["visits"]] == ["neutral", "happy", "sad"]
     assert main(["report"]) == 0
     text = capsys.readouterr().out
-    assert "Ana: 3 visits" in text and "Yes, the music seems to lift your mood" in text
+    assert "Ana: 3 visits" in text and "Yes, your mood tends to rise after the music" in text
     assert "came sad, heard Happy and calm: 2 visits, lift +0.50" in text
     assert "came neutral, heard Happy and calm: 1 visit, lift +1.00" in text
     assert " UTC " in text  # the store's times are UTC, whatever the Pi's time zone

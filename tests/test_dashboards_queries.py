@@ -366,10 +366,10 @@ def _rated(stars: int):
 CHECKS = {
     ("moodtunes-overview", "Visits", "A"): lambda s, b: _single(s) == len(EVENTS),
     ("moodtunes-overview", "Measured visits", "A"): lambda s, b: _single(s) == len(MEASURED),
-    ("moodtunes-overview", "Lifted (of visitors who arrived sad or neutral)", "A"):
+    ("moodtunes-overview", "Lifted (of visits that began sad or neutral)", "A"):
         lambda s, b: _single(s) == pytest.approx(
             _share([LIFT[e.event_id] for e in MEASURED if _could_rise(e)], lambda x: x > 0)),
-    ("moodtunes-overview", "Fell (of visitors who arrived happy or neutral)", "A"):
+    ("moodtunes-overview", "Fell (of visits that began happy or neutral)", "A"):
         lambda s, b: _single(s) == pytest.approx(
             _share([LIFT[e.event_id] for e in MEASURED if _could_fall(e)], lambda x: x < 0)),
     ("moodtunes-overview", "Mean rating", "A"):
@@ -725,8 +725,8 @@ def test_devices_are_compared_within_the_mood_visitors_arrived_in(influxdb, lobb
 def test_lifted_and_fell_count_only_the_visitors_who_could_move(influxdb, lobby_and_ward):
     """A happy arrival can't go up, a sad one can't go down: over every measured visit the shares were
     39 % and 6 %; among those who could move they are 13 of 19 and 2 of 18."""
-    lifted = _single(_run(influxdb, lobby_and_ward, "Lifted (of visitors who arrived sad or neutral)"))
-    fell = _single(_run(influxdb, lobby_and_ward, "Fell (of visitors who arrived happy or neutral)"))
+    lifted = _single(_run(influxdb, lobby_and_ward, "Lifted (of visits that began sad or neutral)"))
+    fell = _single(_run(influxdb, lobby_and_ward, "Fell (of visits that began happy or neutral)"))
     assert (lifted, fell) == (pytest.approx(100 * 13 / 19), pytest.approx(100 * 2 / 18))
 
 

@@ -56,7 +56,7 @@ def test_a_profile_whose_mood_the_music_lifts(store):
     assert report.by_category["happy"]["Highly energetic"].mean_lift is None
     assert report.lift_trend == pytest.approx(0.0)
     # one step, two steps, one step up: lifted every time, no trend
-    assert report.verdict == "Yes, the music seems to lift your mood. Your mood rose in 3 of 3 measured visits."
+    assert report.verdict == "Yes, your mood tends to rise after the music. Your mood rose in 3 of 3 measured visits."
 
 
 def test_a_categorys_rating_is_its_own_songs_stars_not_the_visits_last_rating(store):
@@ -111,9 +111,9 @@ def test_falling_mood_says_so(store):
          "Too early to tell: your mood rose in 1 and held steady in 1 of 2 measured visits so far. Come back a few more times."),
         ([("happy", "happy, less sure")] * 3, "No clear change yet. Your mood held steady in 3 of 3 measured visits."),
         ([("happy", "happy"), ("sad", "happy"), ("sad", "happy")],
-         "Yes, the music seems to lift your mood. Your mood rose in 2 and held steady in 1 of 3 measured visits."),
+         "Yes, your mood tends to rise after the music. Your mood rose in 2 and held steady in 1 of 3 measured visits."),
         ([("sad", "happy"), ("happy", "happy"), ("happy", "sad"), ("neutral", "happy")],
-         ("Yes, the music seems to lift your mood. Your mood rose in 2, held steady in 1 and fell in 1 of 4 "
+         ("Yes, your mood tends to rise after the music. Your mood rose in 2, held steady in 1 and fell in 1 of 4 "
          "measured visits.")),
         ([("sad", "happy"), ("happy", "happy"), ("happy", "sad")],
          "No clear change yet. Your mood rose in 1, held steady in 1 and fell in 1 of 3 measured visits."),
@@ -126,13 +126,13 @@ def test_falling_mood_says_so(store):
          "No clear change yet. Your mood rose in 3 and fell in 3 of 6 measured visits."),
         # "lately": the last 5 measured visits against those before
         ([("neutral", "neutral")] * 5 + [("sad", "happy")] * 5,
-         ("Yes, the music seems to lift your mood. Your mood rose in 5 and held steady in 5 of 10 measured visits,"
-          " and the effect is growing.")),
+         ("Yes, your mood tends to rise after the music. Your mood rose in 5 and held steady in 5 of 10 measured visits,"
+          " and the rise is growing.")),
         ([("sad", "happy")] * 5 + [("happy", "sad")] * 5,
          ("No clear change yet. Your mood rose in 5 and fell in 5 of 10 measured visits, and lately the music has"
           " helped less.")),
         ([("sad", "happy")] * 9 + [("happy", "happy")],  # one steady visit is not fading
-         "Yes, the music seems to lift your mood. Your mood rose in 9 and held steady in 1 of 10 measured visits."),
+         "Yes, your mood tends to rise after the music. Your mood rose in 9 and held steady in 1 of 10 measured visits."),
     ],
 )
 def test_the_verdict_counts_visits_whose_mood_rose_held_or_fell(store, pairs, expected):
@@ -179,3 +179,16 @@ def test_a_guests_verdict_tells_their_one_visit_and_no_come_back(store, before, 
     verdict = one_visit_verdict(line)
     assert verdict.startswith(expected) and "Come back" not in verdict
     assert verdict.endswith("Make a profile next time to see how the music works for you over several visits.")
+
+
+def test_the_shared_guest_profiles_verdict_speaks_to_no_one(store):
+    """Every guest shares the profile: "Your mood rose … Come back a few more times" spoke to
+    strangers as one person."""
+    guest = store.guest_profile()
+    sad, happy = reading("sad", 0.1, 0.8), reading("happy", 0.9, 0.05)
+    visit(store, guest.id, sad, happy, "/m/calm.ogg", 60, 100)
+    visit(store, guest.id, happy, sad, "/m/fast.ogg", 60, 0)
+    report = summarise("Guest", store.visits(guest.id), shared=True)
+    assert report.verdict == ("Guests' visits together (the guest profile is shared): the mood rose in 1 and fell in 1 "
+                              "of 2 measured visits.")
+    assert "your" not in report.verdict.lower() and "come back" not in report.verdict.lower()

@@ -73,3 +73,26 @@ def test_the_kiosk_keeps_the_histories_of_the_most_recent_profiles_only_and_none
         assert app.histories == {}
     finally:
         app.close()
+
+
+def test_the_after_line_shows_only_visits_in_which_music_was_heard(settings, ada, monkeypatch):
+    """A second scan after a song skipped at once measured nothing: drawn, it read as "sad → sad"
+    on the chart, though the verdict (and the cloud) leave such visits out."""
+    from moodtunes.domain import MoodReading
+    from moodtunes.ui.screens import finish
+
+    with Store.open(settings.database_path) as store:
+        session = store.start_session(ada)
+        store.add_reading(session, "before", MoodReading.manual("sad"))
+        store.add_reading(session, "after", MoodReading.manual("sad"))  # no song heard in between
+        store.finish_session(session, "completed", device_id="kiosk-1")
+    charted = []
+    monkeypatch.setattr(finish, "line_chart", lambda surface, look, rect, title, series, *a, **k: charted.append(series))
+    app = make_app(settings, sample_scanner)
+    try:
+        to_report(app, ada)
+        app.step()
+        before, after = charted[-1]
+        assert before.values[0] == -1.0 and after.values[0] is None
+    finally:
+        app.close()

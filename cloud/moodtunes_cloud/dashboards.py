@@ -208,14 +208,14 @@ OVERVIEW = Dashboard(
         Panel("Measured visits", f"The {MEASURED_VISITS}: the only ones the mood lift figures count. A visitor "
               "who leaves before the scan after the music, or whose face the camera did not see, has no lift.",
               "stat", (Query("A", f'SELECT count("mood_lift") {VISITS}'),), width=4),
-        Panel("Lifted (of visitors who arrived sad or neutral)", f"Share of the {MEASURED_VISITS} whose shown "
-              "mood went up at least one step (e.g. sad → neutral), among the visitors who could go up: those "
-              "who arrived happy are left out.", "stat",
+        Panel("Lifted (of visits that began sad or neutral)", f"Share of the {MEASURED_VISITS} whose shown "
+              "mood went up at least one step (e.g. sad → neutral), among those that could go up: visits that "
+              "began happy are left out. Each visit counts once: a regular weighs as many visits as they made.", "stat",
               (Query("A", f'SELECT mean("improved") * 100 {VISITS} AND "mood_before" != \'happy\''),),
               width=5, unit="percent", decimals=0),
-        Panel("Fell (of visitors who arrived happy or neutral)", f"Share of the {MEASURED_VISITS} whose shown "
-              "mood went down at least one step (e.g. happy → neutral), among the visitors who could go down: "
-              "those who arrived sad are left out.", "stat",
+        Panel("Fell (of visits that began happy or neutral)", f"Share of the {MEASURED_VISITS} whose shown "
+              "mood went down at least one step (e.g. happy → neutral), among those that could go down: visits "
+              "that began sad are left out. Each visit counts once.", "stat",
               (Query("A", f'SELECT mean("worsened") * 100 {VISITS} AND "mood_before" != \'sad\''),),
               width=5, unit="percent", decimals=0),
         Panel("Mean rating", "How much visitors liked the music, in the kiosk's stars (1 to 5), over the visits "

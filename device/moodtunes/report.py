@@ -111,7 +111,7 @@ def _verdict(lifts: Sequence[float]) -> str:
     rose, fell = sum(1 for d in lifts if d > 0), sum(1 for d in lifts if d < 0)
     lifting = mean_step > CLEAR_CHANGE and rose >= max(CLEAR_COUNT, 2 * fell)
     if lifting:
-        head = "Yes, the music seems to lift your mood"
+        head = "Yes, your mood tends to rise after the music"
     elif mean_step < -CLEAR_CHANGE and fell >= max(CLEAR_COUNT, 2 * rose):
         head = "Not so far: your mood tended to drop after the music"
     else:
@@ -120,9 +120,9 @@ def _verdict(lifts: Sequence[float]) -> str:
     lately = recent_change(lifts)
     if lately is not None and abs(lately) >= CLEAR_TREND:  # said of the music, in calm words
         if lately > 0:
-            tail = ", and the effect is growing" if lifting else ", though lately the music has helped more"
+            tail = ", and the rise is growing" if lifting else ", though lately the music has helped more"
         else:
-            tail = ", though the effect is fading" if lifting else ", and lately the music has helped less"
+            tail = ", though the rise is fading" if lifting else ", and lately the music has helped less"
     return f"{head}. Your mood {_counted(lifts)}{tail}."
 
 
@@ -187,14 +187,23 @@ def kept_history(store: Any, profile_id: int, kept: KeptHistory | None = None) -
     return KeptHistory(new[-1]["id"] if new else last, lines)
 
 
-def summarise(profile: str, visits: Sequence[dict[str, Any]]) -> ProfileReport:
-    """Build the report from ``Store.visits(profile_id)`` (oldest first)."""
-    return summarise_lines(profile, [visit_line(v) for v in visits])
+def shared_verdict(lifts: Sequence[float]) -> str:
+    """The verdict of the guest profile, which every guest shares: what its visits add up to, said
+    of no one ("your mood rose … Come back a few more times" spoke to strangers as one person)."""
+    if not lifts:
+        return "Guests' visits (the guest profile is shared): none measured yet."
+    return f"Guests' visits together (the guest profile is shared): the mood {_counted(lifts)}."
 
 
-def summarise_lines(profile: str, lines: list[VisitLine]) -> ProfileReport:
+def summarise(profile: str, visits: Sequence[dict[str, Any]], shared: bool = False) -> ProfileReport:
+    """Build the report from ``Store.visits(profile_id)`` (oldest first); ``shared``: the guest
+    profile's, whose visits are many people's."""
+    return summarise_lines(profile, [visit_line(v) for v in visits], shared)
+
+
+def summarise_lines(profile: str, lines: list[VisitLine], shared: bool = False) -> ProfileReport:
     """Build the report from the profile's visit lines (oldest first), as ``visit_line`` made them
-    (the kiosk keeps them: ``kept_history``)."""
+    (the kiosk keeps them: ``kept_history``); ``shared`` as for ``summarise``."""
     lifts = [line.lift for line in lines if line.lift is not None]
     ratings = [float(line.rating) for line in lines if line.rating is not None]
     by_category: dict[str, dict[str, CategoryStats]] = {}
@@ -220,5 +229,5 @@ def summarise_lines(profile: str, lines: list[VisitLine]) -> ProfileReport:
         rating_trend=_slope(ratings),
         listening_minutes=round(sum(line.listening_minutes for line in lines), 2),
         by_category=by_category,
-        verdict=_verdict(lifts),
+        verdict=shared_verdict(lifts) if shared else _verdict(lifts),
     )

@@ -93,7 +93,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                     known = ", ".join(p.name for p in store.profiles(include_guest=True)) or "none yet"
                     print(f"moodtunes report: no profile named {args.profile!r} (profiles: {known})", file=sys.stderr)
                     return 1
-            reports = [summarise(p.name, store.visits(p.id)) for p in profiles]
+            reports = [summarise(p.name, store.visits(p.id), shared=p.is_guest) for p in profiles]
     elif args.profile is not None:
         print(f"moodtunes report: no profile named {args.profile!r} (the store is empty)", file=sys.stderr)
         return 1

@@ -320,7 +320,9 @@ class ReportScreen(Screen):
             "Mood before and after the music",
             [
                 Series("before", th.BEFORE_LINE, [v.score_before for v in recent], dashed=True),
-                Series("after", look.accent, [v.score_after for v in recent]),
+                # After the music only: a second scan after a song skipped at once measured nothing
+                # (the verdict leaves such visits out too).
+                Series("after", look.accent, [v.score_after if v.lift is not None else None for v in recent]),
             ],
             -1.0,
             1.0,
