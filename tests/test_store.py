@@ -827,3 +827,13 @@ def test_a_clock_step_moves_what_an_open_visit_recorded_before_it_and_nothing_af
     store.finish_session(session, "completed", device_id="kiosk-1")
     store.shift_open_visit(session, 3600)  # an ended visit stays as it is
     assert store._db.execute("SELECT started_at FROM sessions").fetchone()[0] == started
+
+
+def test_tracks_catalogued_after_one_are_read_alone(store):
+    """The songs screen tops its list up with these while a first scan runs (it re-read and
+    re-ranked the whole category every few seconds)."""
+    first = store.upsert_track(track("/music/a.ogg"))
+    store.upsert_track(track("/music/b.ogg"))
+    store.upsert_track(track("/music/a.ogg"))  # analysed again: the same track, not a new one
+    assert [t.path for t in store.tracks(after_id=first)] == ["/music/b.ogg"]
+    assert len(store.tracks(after_id=None)) == 2

@@ -1060,15 +1060,17 @@ class Store:
             return sum(db.execute("DELETE FROM tracks WHERE path = ?", (p,)).rowcount for p in paths)
 
     def tracks(
-        self, category: str | None = None, include_errors: bool = False, features: bool = True
+        self, category: str | None = None, include_errors: bool = False, features: bool = True,
+        after_id: int | None = None,
     ) -> list[TrackRecord]:
         """Catalogued tracks; ``features=False`` leaves out the ~500 audio features of each, which
-        the recommender does not need and which cost most of the time for a large library."""
+        the recommender does not need and which cost most of the time for a large library;
+        ``after_id``: only those catalogued after that track (ids only grow)."""
         columns = ", ".join(["id", *(c for c in _TRACK_COLUMNS if features or c != "features")])
         rows = self._query(
             f"SELECT {columns} FROM tracks WHERE (? IS NULL OR category = ?) AND (? OR error IS NULL)"
-            " ORDER BY artist COLLATE NOCASE, title COLLATE NOCASE",
-            (category, category, include_errors),
+            " AND id > ? ORDER BY artist COLLATE NOCASE, title COLLATE NOCASE",
+            (category, category, include_errors, after_id or 0),
         )
         return [_track_from_row(r) for r in rows]
 

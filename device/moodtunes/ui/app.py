@@ -841,12 +841,13 @@ class KioskApp:
         elif phase in visit.readings:  # written with the reading, once the store takes it
             visit.unsaved_corrections[phase] = label
 
-    def recommendations(self, category: str) -> list[Ranked]:
+    def recommendations(self, category: str, after_id: int | None = None) -> list[Ranked]:
         """The ranked songs of ``category`` for the visitor (empty if the library has none or can't
-        be read: ``catalogue_unreadable`` tells which). Without this profile's ratings or recent
-        songs the songs are still ranked, just less personally."""
+        be read: ``catalogue_unreadable`` tells which); ``after_id``: only the songs catalogued
+        after that track. Without this profile's ratings or recent songs the songs are still
+        ranked, just less personally."""
         visit = self.visit
-        tracks = self.read("the music catalogue", self.store.tracks, category, features=False)
+        tracks = self.read("the music catalogue", self.store.tracks, category, features=False, after_id=after_id)
         self.catalogue_unreadable = tracks is None
         if tracks is None:
             return []
