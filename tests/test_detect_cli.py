@@ -93,6 +93,20 @@ def test_full_images_folder_recursion_no_face_and_unreadable(tmp_path: Path, cap
     assert "no such file" in by_name["missing.png"]["error"]
 
 
+def test_a_path_that_is_no_file_says_what_it_is(tmp_path: Path, capsys) -> None:
+    """A pipe, a loop of links and a link to a file gone were all "no such file or folder"."""
+    os.mkfifo(tmp_path / "pipe.jpg")
+    (tmp_path / "loop-a.jpg").symlink_to(tmp_path / "loop-b.jpg")
+    (tmp_path / "loop-b.jpg").symlink_to(tmp_path / "loop-a.jpg")
+    (tmp_path / "link.jpg").symlink_to("gone.jpg")
+    names = ("pipe.jpg", "loop-a.jpg", "link.jpg", "missing.jpg")
+    code, lines = run_json(capsys, *(str(tmp_path / name) for name in names))
+    assert code == 1
+    assert [line["error"] for line in lines] == [
+        "not a file or folder (a device, a pipe or a socket)", "a loop of symbolic links",
+        "a symbolic link to gone.jpg, which does not exist", "no such file or folder"]
+
+
 def test_cropped_mode_classifies_whole_images(tmp_path: Path, capsys) -> None:
     face = cv2.cvtColor(sample_frame(640, 480)[20:145, 220:345], cv2.COLOR_RGB2GRAY)
     write_rgb(tmp_path / "crops" / "one.png", cv2.cvtColor(cv2.resize(face, (48, 48)), cv2.COLOR_GRAY2RGB))

@@ -13,7 +13,10 @@ videos, gives ``{"path": ..., "error": ...}``, processing goes on, and the exit 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import os
+import stat
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -69,7 +72,23 @@ def _items_at(path: Path) -> list[Item | tuple[Path, str]]:
         return [*errors, *(Item(file, file.suffix.lower() in VIDEO_SUFFIXES) for file in found)]
     if path.is_file():
         return [Item(path, path.suffix.lower() in VIDEO_SUFFIXES)]
-    return [(path, "no such file or folder")]
+    return [(path, _why_not_there(path))]
+
+
+def _why_not_there(path: Path) -> str:
+    """What a PATH that is neither a file nor a folder is: all were "no such file or folder"."""
+    try:
+        mode = path.lstat().st_mode
+    except OSError:
+        return "no such file or folder"
+    if stat.S_ISLNK(mode):
+        try:
+            path.stat()
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return "a loop of symbolic links"
+            return f"a symbolic link to {os.readlink(path)}, which does not exist"
+    return "not a file or folder (a device, a pipe or a socket)"
 
 
 def face_record(box: tuple[int, int, int, int], score: float | None, probs: np.ndarray,
