@@ -591,6 +591,33 @@ def test_an_unreadable_music_library_is_a_plain_message_not_a_path(settings, lib
     assert "the file is damaged" in caplog.text  # the detail is for the staff, in the log
 
 
+def test_a_plays_last_save_the_store_refused_is_made_at_the_next_write(settings, tmp_path, monkeypatch):
+    """A lock held past the wait as the song ended lost its last seconds and that it was heard whole."""
+    app = guest_at_songs(settings, tmp_path / "music", "sad", count=1, category=CALM, seconds=0.6)
+    try:
+        update_play = app.store.update_play
+        refused = []
+
+        def locked_at_the_end(play_id, seconds, finished=False, error=None):
+            if finished and not refused:
+                refused.append(play_id)
+                raise StoreError("database: database is locked", busy=True)
+            return update_play(play_id, seconds, finished, error)
+
+        monkeypatch.setattr(app.store, "update_play", locked_at_the_end)
+        tap(app, "row:0")
+        on_screen(app, "rate", timeout=20)
+        assert refused and app.visit.unsaved_play_end is not None
+        tap(app, "star:4")
+        tap(app, "report")  # the rating's write brings the play's end along
+        assert app.visit.unsaved_play_end is None
+    finally:
+        app.close()
+    with Store.open(settings.database_path) as store:
+        (play,) = rows(store, "SELECT seconds_listened, finished FROM plays")
+    assert play["finished"] == 1 and play["seconds_listened"] == pytest.approx(0.6, abs=0.05)
+
+
 def test_the_autopilot_fails_when_the_visit_was_not_saved_or_the_mood_not_scanned():
     from types import SimpleNamespace
 

@@ -740,6 +740,7 @@ class KioskApp:
         if visit.session_id is not None:
             self._save_readings()
             self._save_unrecorded_play()
+            self._save_play_end()
         return visit.session_id
 
     def _save_readings(self) -> None:
@@ -767,6 +768,17 @@ class KioskApp:
         if play_id is not None:
             visit.play_id = visit.last_play_id = play_id
             visit.unrecorded_play = None
+
+    def _save_play_end(self) -> None:
+        """Write a play's last save that the store refused: the seconds heard since the save before
+        and whether it was heard whole were lost."""
+        visit = self.visit
+        if visit.unsaved_play_end is not None and self._update_play(*visit.unsaved_play_end):
+            visit.unsaved_play_end = None
+
+    def _update_play(self, play_id: int, seconds: float, finished: bool) -> bool:
+        """Save a play's progress; whether the store took it."""
+        return bool(self.record(lambda: self.store.update_play(play_id, seconds, finished) or True))
 
     def _retry_sound_device(self) -> None:
         """A player left silent because no audio device opened (a USB speaker off at the first
@@ -949,9 +961,12 @@ class KioskApp:
             if final or finished:
                 visit.unrecorded_play = None
             return
-        self.record(self.store.update_play, visit.play_id, self._player.position(), finished)
+        seconds = self._player.position()
+        saved = self._update_play(visit.play_id, seconds, finished)
         self.last_saved = self.clock()
         if final or finished:
+            if not saved:  # tried again at the next write (the rating, the visit's end)
+                visit.unsaved_play_end = (visit.play_id, seconds, finished)
             visit.play_id = None
 
     def follow_playback(self, now: float) -> bool:

@@ -31,6 +31,8 @@ class Visit:
     play_id: int | None = None  # the play in progress
     # The song playing, and since when, whose play the store refused: written at the next save.
     unrecorded_play: tuple[TrackRecord, str] | None = None
+    # A play's last save the store refused (play id, seconds heard, heard whole): tried again.
+    unsaved_play_end: tuple[int, float, bool] | None = None
     last_play_id: int | None = None  # the most recent play, which a rating is attached to
     last_title: str | None = None  # the title of the song that play was of (what the stars rate)
     rating: int | None = None
