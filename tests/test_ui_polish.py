@@ -326,6 +326,24 @@ def test_a_speaker_switched_on_after_a_silent_song_is_heard_from_the_next_visit(
         app.close()
 
 
+def test_a_speaker_unplugged_during_a_visit_is_opened_again_at_the_next(settings, tmp_path):
+    """SDL plays on into nothing once the device is gone: the kiosk stayed silent until a restart."""
+    import pygame
+
+    app = guest_at_songs(settings, tmp_path / "music", "sad", count=2, category=CALM, seconds=5.0)
+    try:
+        tap(app, "row:0")
+        first = app.player()
+        pygame.event.post(pygame.event.Event(pygame.AUDIODEVICEREMOVED, which=1, iscapture=0))
+        step(app, 1)
+        guest = app.visit.profile
+        app.end_visit("completed")
+        app.begin_visit(guest)
+        assert app.active_player is None and app.player() is not first
+    finally:
+        app.close()
+
+
 # ---- 7. the sample photo is labelled ----------------------------------------------------------
 
 @pytest.mark.parametrize(("source", "description", "labelled"), [

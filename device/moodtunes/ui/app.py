@@ -136,6 +136,7 @@ class KioskApp:
         self._finger_at: tuple[int, int] | None = None  # where the finger (or mouse) that pressed is now
         self._busy_wait = False  # this frame waited on work: the rest of its input is dropped
         self._text_of_dropped_key = ""  # the text SDL sends after a key that did nothing on the screen
+        self._sound_device_lost = False  # the player's audio device was unplugged (SDL said so)
         self.last_input = clock()
         self.screen_since = clock()  # when the screen shown appeared
         self.songs_on_their_own = 0  # songs started by themselves since the last touch
@@ -348,6 +349,9 @@ class KioskApp:
                 self.relayout()
         elif event.type == pygame.TEXTINPUT:
             self._typed(event.text)
+        elif event.type == pygame.AUDIODEVICEREMOVED and not event.iscapture and self._player is not None:
+            logger.warning("the sound output was unplugged: the next visit opens one again")
+            self._sound_device_lost = True
 
     def _typed(self, text: str) -> None:
         """Text typed: a key's character, after its key down, or what an input method composed
@@ -782,11 +786,13 @@ class KioskApp:
 
     def _retry_sound_device(self) -> None:
         """A player left silent because no audio device opened (a USB speaker off at the first
-        song) is closed between visits, so that the next visit's first song tries the device again:
-        the kiosk runs for months, and a speaker plugged in later must be heard without a restart."""
-        if self._player is not None and self._player.without_device:
+        song), or whose device was unplugged since (SDL plays on into nothing), is closed between
+        visits, so that the next visit's first song opens a device again: the kiosk runs for
+        months, and a speaker plugged in later must be heard without a restart."""
+        if self._player is not None and (self._player.without_device or self._sound_device_lost):
             self._player.close()
             self._player = None
+        self._sound_device_lost = False
 
     def end_visit(self, reason: str) -> None:
         """Finish the visit once (its event goes to the outbox in the same transaction)."""
