@@ -99,7 +99,7 @@ def test_a_device_cannot_publish_as_another_device(secured_broker, ingest_view, 
     # The kitchen's credentials, but claiming to be the living room.
     _device(monkeypatch, secured_broker, "moodtunes-livingroom", "moodtunes-kitchen", DEVICES["moodtunes-kitchen"])
     assert moodtunes(["uplink", "--once"]) == 1
-    assert "broker refused moodtunes/moodtunes-livingroom/visit: Not authorized" in capsys.readouterr().out
+    assert "broker refused moodtunes/moodtunes-livingroom/visit: Not authorized" in capsys.readouterr().err  # a problem
     assert _pending(tmp_path) == 1
     # A visit the kitchen may send arrives, so the refused one was really never delivered.
     sender = publisher(secured_broker, "moodtunes-kitchen", DEVICES["moodtunes-kitchen"])
