@@ -21,7 +21,7 @@ import pygame
 import pytest
 from bidi import get_base_level, get_display
 from moodtunes.domain import MoodReading, ScanOutcome
-from moodtunes.store import Store
+from moodtunes.store import Store, TrackRecord
 from moodtunes.ui import app as app_module
 from moodtunes.ui import charts, widgets
 from moodtunes.ui import theme as th
@@ -101,9 +101,13 @@ def report_of(settings, colour: str):
     closes it), and where its mood chart plots each visit: (x, y of before, y of after)."""
     with Store.open(settings.database_path) as store:
         profile = store.create_profile("Ada", colour)
+        store.upsert_track(TrackRecord(path="/m/song.ogg", size=1, mtime=1.0, title="Song", artist="A",
+                                       category="Happy and calm"))
+        song = store.track_by_path("/m/song.ogg")
         for before, after in VISITS:
             session = store.start_session(profile.id)
             store.add_reading(session, "before", reading(before))
+            store.update_play(store.start_play(session, song), 60.0)  # music heard between: a measured visit
             store.add_reading(session, "after", reading(after))
             store.finish_session(session, "completed", device_id="kiosk")
     app = make_app(settings, StillScanner)
