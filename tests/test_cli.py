@@ -88,9 +88,10 @@ def test_report_shows_a_profiles_history(tmp_path, capsys):
         for before, after, score in (("sad", "neutral", 60), ("neutral", "happy", 90), ("sad", "sad", 75)):
             session = store.start_session(ana.id)
             store.add_reading(session, "before", MoodReading.manual(before))
-            store.update_play(store.start_play(session, store.track_by_path("/m/calm.ogg")), 30)
+            play = store.start_play(session, store.track_by_path("/m/calm.ogg"))
+            store.update_play(play, 30)
             store.add_reading(session, "after", MoodReading.manual(after))
-            store.add_rating(session, score)
+            store.add_rating(session, score, play)
             store.finish_session(session, "completed", device_id="t")
         store.guest_profile()
     assert main(["report", "--profile", "ana", "--json"]) == 0
@@ -98,6 +99,7 @@ def test_report_shows_a_profiles_history(tmp_path, capsys):
     assert report["profile"] == "Ana" and report["visit_count"] == 3
     assert report["mean_lift"] == pytest.approx(2 / 3, abs=1e-3) and report["mean_rating"] == 75.0
     assert [v["mood_after"] for v in report["visits"]] == ["neutral", "happy", "sad"]
+    assert report["visits"][1]["rated_songs"] == [{"category": "Happy and calm", "rating": 90, "rating_stars": 4.6}]
     assert main(["report"]) == 0
     text = capsys.readouterr().out
     assert "Ana: 3 visits" in text and "Yes, your mood tends to rise after the music" in text

@@ -415,6 +415,23 @@ def test_a_song_played_or_rated_as_another_copy_counts_though_that_copy_is_not_l
     assert on_page_one < 60  # unrated, 6 places of 9: 133
 
 
+def test_a_song_tagged_since_it_was_played_keeps_its_ratings_and_recency():
+    """Played and rated untagged (known by its path), then tagged: taken by its new tags alone, it
+    came back unrated and fresh."""
+    song = track("music/01.mp3", artist="Nora")
+    song.title = "Rain"
+    others = [track(f"t{i}", artist=f"artist{i}") for i in range(8)]
+    as_played = {"path": song.path, "artist": "Unknown artist", "title": "01"}
+    ranked = rank([song, *others], CALM, recent=[recommend.Heard(**as_played)], rng=random.Random(0))
+    assert ranked[-1].track is song and ranked[-1].recent
+    disliked = [Feedback(**as_played, score=0)] * 2
+    on_page_one = sum(
+        song in [r.track for r in page(rank([song, *others], CALM, disliked, rng=random.Random(seed)), 0)]
+        for seed in range(200)
+    )
+    assert on_page_one < 60  # unrated, 6 places of 9: 133
+
+
 def test_an_unplayable_file_goes_last_but_another_copy_of_its_song_does_not():
     album, best_of = track("album/07 Rain.flac", artist="Nora", q4=0.9), track("best-of/02 Rain.flac", artist="Nora", q4=0.1)
     album.title = best_of.title = "Rain"

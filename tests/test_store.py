@@ -829,11 +829,15 @@ def test_a_clock_step_moves_what_an_open_visit_recorded_before_it_and_nothing_af
     assert store._db.execute("SELECT started_at FROM sessions").fetchone()[0] == started
 
 
-def test_tracks_catalogued_after_one_are_read_alone(store):
+def test_tracks_analysed_since_a_time_are_read_alone(store, clock):
     """The songs screen tops its list up with these while a first scan runs (it re-read and
-    re-ranked the whole category every few seconds)."""
-    first = store.upsert_track(track("/music/a.ogg"))
+    re-ranked the whole category every few seconds): new ones, and ones analysed again."""
+    store.upsert_track(track("/music/a.ogg"))
+    clock.advance(seconds=1)
+    since = stamp(clock.now)
     store.upsert_track(track("/music/b.ogg"))
-    store.upsert_track(track("/music/a.ogg"))  # analysed again: the same track, not a new one
-    assert [t.path for t in store.tracks(after_id=first)] == ["/music/b.ogg"]
-    assert len(store.tracks(after_id=None)) == 2
+    assert [t.path for t in store.tracks(analysed_since=since)] == ["/music/b.ogg"]
+    clock.advance(seconds=1)
+    store.upsert_track(track("/music/a.ogg"))  # analysed again (changed, or sorted anew)
+    assert {t.path for t in store.tracks(analysed_since=since)} == {"/music/a.ogg", "/music/b.ogg"}
+    assert len(store.tracks(analysed_since=None)) == 2

@@ -130,3 +130,19 @@ def test_a_key_that_puts_the_idle_warning_away_types_nothing(settings):
         assert app.screen.text == "a"
     finally:
         app.close()
+
+
+def test_text_an_input_method_composes_during_the_idle_warning_only_keeps_the_visit(settings):
+    settings.kiosk.idle_timeout_s = 90.0
+    app = make_app(settings, sample_scanner)
+    try:
+        app.clock = clock = HandClock()
+        tap(app, "new_profile")
+        clock.now += 80.0
+        step(app, 1)
+        assert app.idle_warning_left() is not None
+        pygame.event.post(pygame.event.Event(pygame.TEXTINPUT, text="さくら"))  # no key down of its own
+        step(app, 1)
+        assert app.idle_warning_left() is None and app.screen.text == ""
+    finally:
+        app.close()

@@ -184,6 +184,36 @@ def test_a_copy_of_a_listed_song_the_scan_sorts_later_is_not_listed_again(settin
         app.close()
 
 
+def test_a_song_the_scan_sorts_anew_into_the_category_shown_joins_the_list(settings, tmp_path):
+    """Only the songs catalogued after the newest one listed were looked for: one analysed again
+    into this category (changed since the last scan) was never added."""
+    from dataclasses import replace
+
+    with Store.open(settings.database_path) as store:
+        add_tracks(store, tmp_path / "music", count=3, category=ENERGETIC)
+        (calm,) = add_tracks(store, tmp_path / "calm", count=1, category=CALM)
+    release = threading.Event()
+
+    def first_scan(settings, store, progress=None, should_stop=None):
+        progress(3, 4, "a.wav")
+        release.wait(30)
+        store.upsert_track(replace(calm, id=None, category=ENERGETIC, probs={"Q1": 0.9, "Q2": 0.0, "Q3": 0.0, "Q4": 0.1}))
+        progress(4, 4, "calm.wav")
+
+    app = make_app(settings, sample_scanner, library_loader=first_scan)
+    try:
+        songs_as_guest(app, "happy", wait=False)
+        screen = app.screen
+        run_until(app, lambda: screen.loaded, what="the songs catalogued so far")
+        assert len(app.visit.ranked) == 3
+        release.set()
+        run_until(app, lambda: app.library_service.ready and screen._topped_up, timeout=15, what="the scan's end")
+        step(app)
+        assert calm.path in [item.track.path for item in app.visit.ranked] and len(app.visit.ranked) == 4
+    finally:
+        app.close()
+
+
 def test_a_physical_keyboard_keeps_capitals_and_hyphens(settings, tmp_path):
     app = make_app(settings, sample_scanner)
     try:

@@ -142,14 +142,23 @@ def test_a_list_where_no_song_will_play_sends_the_visitor_elsewhere(settings, tm
 def test_a_tap_tries_a_few_songs_not_a_whole_library_of_missing_files(settings, tmp_path, told):
     """With the library's files gone (a stick unplugged), one tap tried every song of the category:
     400 failed plays saved, with the screen frozen."""
-    from moodtunes.ui.screens.music import NONE_PLAYED_MESSAGE, SONGS_TRIED_IN_A_ROW
+    from moodtunes.ui.screens.music import (
+        NONE_PLAYED_MESSAGE,
+        SOME_DID_NOT_PLAY_MESSAGE,
+        SONGS_TRIED_IN_A_ROW,
+    )
 
     app = guest_at_songs(settings, tmp_path / "music", "sad", count=0, category=CALM, corrupt=SONGS_TRIED_IN_A_ROW + 4)
     try:
         tap(app, "row:0")
-        assert app.screen.name == "songs" and told()[-1] == NONE_PLAYED_MESSAGE
+        assert app.screen.name == "songs" and told()[-1] == SOME_DID_NOT_PLAY_MESSAGE  # 4 not tried: they may play
         with Store.open(settings.database_path) as store:
             assert rows(store, "SELECT count(*) AS n FROM plays WHERE error IS NOT NULL")[0]["n"] == SONGS_TRIED_IN_A_ROW
+        tap(app, "row:0")  # again: the songs that failed are not tried again, the 4 others are
+        assert app.screen.name == "songs" and told()[-1] == NONE_PLAYED_MESSAGE
+        with Store.open(settings.database_path) as store:
+            tried = rows(store, "SELECT count(*) AS n, count(DISTINCT path) AS songs FROM plays WHERE error IS NOT NULL")[0]
+        assert (tried["n"], tried["songs"]) == (SONGS_TRIED_IN_A_ROW + 5, SONGS_TRIED_IN_A_ROW + 4)
     finally:
         app.close()
 
@@ -194,6 +203,28 @@ def test_why_a_song_was_skipped_is_shown_again_after_the_next_is_made_ready(sett
         tap(app, f"row:{broken}")
         assert app.screen.name == "playing" and "broken" not in app.visit.ranked[app.screen.index].track.path
         assert "Couldn't play" in told()[-1] and app._toast[0].startswith("Couldn't play")
+    finally:
+        app.close()
+
+
+def test_the_last_songs_getting_ready_is_not_shown_again_over_the_next(settings, tmp_path, told, monkeypatch):
+    """Only a message about a song skipped comes back: "Getting “A” ready…" came back over song B."""
+    from moodtunes.player import MixerPlayer
+
+    plain_load = MixerPlayer.load
+
+    def converted_load(self, path, duration=None, converting=None):
+        if converting is not None:
+            converting()
+        return plain_load(self, path, duration)
+
+    monkeypatch.setattr(MixerPlayer, "load", converted_load)
+    app = guest_at_songs(settings, tmp_path / "music", "sad", count=2, category=CALM)
+    try:
+        tap(app, "row:0")
+        tap(app, "next")
+        assert app.screen.name == "playing" and app.screen.index == 1
+        assert told()[-1] == f"Getting “{app.visit.last_title}” ready…" and app._toast[3] == app.visit.last_title
     finally:
         app.close()
 

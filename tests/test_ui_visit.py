@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from moodtunes.events import VisitEvent
 from moodtunes.store import Store, StoreError, shifted, utc_now
 from moodtunes.ui.app import NOT_SAVED_MESSAGE
 from ui_support import (
@@ -607,15 +608,46 @@ def test_a_plays_last_save_the_store_refused_is_made_at_the_next_write(settings,
         monkeypatch.setattr(app.store, "update_play", locked_at_the_end)
         tap(app, "row:0")
         on_screen(app, "rate", timeout=20)
-        assert refused and app.visit.unsaved_play_end is not None
+        assert refused and app._unsaved_play_ends
         tap(app, "star:4")
         tap(app, "report")  # the rating's write brings the play's end along
-        assert app.visit.unsaved_play_end is None
+        assert not app._unsaved_play_ends
     finally:
         app.close()
     with Store.open(settings.database_path) as store:
         (play,) = rows(store, "SELECT seconds_listened, finished FROM plays")
     assert play["finished"] == 1 and play["seconds_listened"] == pytest.approx(0.6, abs=0.05)
+
+
+def test_a_plays_last_save_is_made_before_the_late_end_of_its_visit(settings, tmp_path, monkeypatch):
+    """The visit's end refused too (saved at the next visit): the play's end went with the visit,
+    and the event said the song was heard for 0 s, not whole."""
+    app = guest_at_songs(settings, tmp_path / "music", "sad", count=1, category=CALM, seconds=0.6)
+    try:
+        update_play, finish_session = app.store.update_play, app.store.finish_session
+        full = {"disk": True}
+
+        def refused_while_full(real):
+            def write(*args, **kwargs):
+                if full["disk"]:
+                    raise StoreError("database: the disk is full")
+                return real(*args, **kwargs)
+            return write
+
+        tap(app, "row:0")
+        monkeypatch.setattr(app.store, "update_play", refused_while_full(update_play))
+        monkeypatch.setattr(app.store, "finish_session", refused_while_full(finish_session))
+        on_screen(app, "rate", timeout=20)
+        guest = app.visit.profile
+        app.end_visit("completed")
+        full["disk"] = False
+        app.begin_visit(guest)  # the earlier visit's end is saved now
+    finally:
+        app.close()
+    with Store.open(settings.database_path) as store:
+        (play,) = rows(store, "SELECT seconds_listened, finished FROM plays")
+        (event,) = [VisitEvent.model_validate_json(item.payload) for item in store.pending_events()]
+    assert play["finished"] == 1 and event.plays[0].finished and event.plays[0].seconds_listened > 0.5
 
 
 def test_the_autopilot_fails_when_the_visit_was_not_saved_or_the_mood_not_scanned():

@@ -416,6 +416,41 @@ def test_a_camera_read_that_hangs_shows_no_stale_frame_and_ends_the_scan_on_time
         scanner.stop()
 
 
+def test_a_frame_asked_for_before_a_scan_is_not_that_scans(detector, hanging_cameras) -> None:
+    """A read that hung through one scan and returned during the next was shown, and counted, as
+    the new scan's: a moment of the visit before, maybe another person."""
+    late = np.full((480, 640, 3), 7, np.uint8)
+
+    class ReturnsLate(FlakyCamera):
+        def read(self) -> np.ndarray:
+            if self.left > 0:
+                self.left -= 1
+                return self.frame
+            if not getattr(self, "late_given", False):
+                self.late_given = True
+                hanging_cameras.released.wait()
+                return late
+            raise CameraError("the webcam stopped delivering frames")
+
+    camera = ReturnsLate(sample_frame(640, 480), 3)  # reopened, it is the same: no frame more
+    scanner = scanner_for(lambda: camera, detector)
+    scanner.start()
+    try:
+        scanner.begin_scan(5.0)
+        wait_for(scanner, lambda s: s.frame is not None)
+        time.sleep(0.1)  # the fourth read hangs
+        scanner.cancel_scan()
+        scanner.begin_scan(0.3)
+        hanging_cameras.released.set()
+        shown = []
+        done = wait_for(scanner, lambda s: shown.append(s.frame) or s.result is not None, timeout=10)
+        assert not any(frame is not None and frame.max() == 7 for frame in shown)
+        assert done.result.outcome is ScanOutcome.NO_CAMERA and done.result.frames_used == 0
+    finally:
+        hanging_cameras.released.set()
+        scanner.stop()
+
+
 def test_a_cancelled_scan_leaves_no_frame_behind(detector, hanging_cameras) -> None:
     scanner = scanner_for(lambda: hanging_cameras(sample_frame(640, 480), 3), detector)
     scanner.start()

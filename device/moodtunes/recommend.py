@@ -201,15 +201,22 @@ def rank(
     its artists spread out (spreading them together could pull a recent song forward to separate
     two songs of another artist)."""
     rng = rng or random.Random()
+    keys = {track.path: song_key(track) for track in tracks}
+
+    def key_of(song: Song) -> str:
+        """A played song's key: its file's as catalogued now (tagged since it was played, it is
+        the same song), else by the tags the play kept (its copy in the other category, or gone)."""
+        return keys.get(song.path) or song_key(song)
+
     track_counts, artist_counts = liking_posteriors(
-        Feedback(song_key(item), item.artist, item.title, item.score) for item in feedback)
-    recent_keys = {song_key(song) for song in recent}
+        Feedback(key_of(item), item.artist, item.title, item.score) for item in feedback)
+    recent_keys = {key_of(song) for song in recent}
     unplayable = set(unplayable)
     scored = []
     for track in tracks:
         if track.category != category:
             continue
-        key = song_key(track)
+        key = keys[track.path]
         liking_weight = 1.0 - FIT_WEIGHT / (1.0 + sum(track_counts.get(key, (0.0, 0.0))))  # 1 - w / (1 + ratings)
         liked = rng.betavariate(*liking_beta(track, track_counts, artist_counts, key))
         score = (FIT_WEIGHT * category_fit(track, category) + liking_weight * liked
@@ -219,7 +226,7 @@ def rank(
     listed: set[str] = set()
     fresh, later = [], []
     for item in scored:  # the best copy of a song, a fresh one first
-        key = song_key(item.track)
+        key = keys[item.track.path]
         if key not in listed:
             listed.add(key)
             (later if item.recent else fresh).append(item)

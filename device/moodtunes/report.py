@@ -13,6 +13,12 @@ from moodtunes.events import category_heard_longest, mood_lift, reading_score
 
 
 @dataclass(frozen=True)
+class RatedSong:
+    category: str | None
+    rating: int  # 0..100, as stored
+
+
+@dataclass(frozen=True)
 class VisitLine:
     started_at: str
     mood_before: str | None
@@ -24,7 +30,7 @@ class VisitLine:
     listening_minutes: float
     category: str | None
     songs: list[str]
-    rated_songs: list[tuple[str | None, int]]  # (category, latest rating) of each song rated
+    rated_songs: list[RatedSong]  # each song rated in the visit, with its latest rating
 
 
 @dataclass(frozen=True)
@@ -83,7 +89,7 @@ def visit_line(visit: dict[str, Any]) -> VisitLine:
         listening_minutes=round(seconds / 60.0, 2),
         category=category_heard_longest((p["category"], p["seconds_listened"], p["error"] is not None) for p in plays),
         songs=[f'{p["title"]} – {p["artist"]}' if p["artist"] else p["title"] for p in plays],
-        rated_songs=[(p["category"], p["rating"]) for p in plays if p["rating"] is not None],
+        rated_songs=[RatedSong(p["category"], p["rating"]) for p in plays if p["rating"] is not None],
     )
 
 
@@ -214,7 +220,7 @@ def summarise_lines(profile: str, lines: list[VisitLine], shared: bool = False) 
             visits=len(group),
             mean_lift=_mean([g.lift for g in group if g.lift is not None]),
             # The stars given to this category's songs: a visit's last rating may be another song's.
-            mean_rating=_mean([float(score) for g in group for heard, score in g.rated_songs if heard == category]),
+            mean_rating=_mean([float(song.rating) for g in group for song in g.rated_songs if song.category == category]),
         )
     return ProfileReport(
         profile=profile,

@@ -67,6 +67,8 @@ def _store(settings: Settings) -> Check:
 
     if not settings.database_path.exists() and not unmounted_link(settings.data_dir):
         return Check("store", "ok", f"{settings.database_path}: none yet, made at the first visit or scan")
+    if unwritable := _unwritable_by_me(settings.database_path):
+        return Check("store", "fail", unwritable)
     # Read-only, as a check should: opened to write, it upgraded an older schema under the running
     # services (and a newer doctor, from a checkout, under older services).
     try:
@@ -77,8 +79,6 @@ def _store(settings: Settings) -> Check:
             catalogued = store.tracks(include_errors=True, features=False)
     except StoreError as exc:
         return Check("store", "warn" if exc.older_schema else "fail", str(exc))
-    if unwritable := _unwritable_by_me(settings.database_path):
-        return Check("store", "fail", unwritable)
     unreadable = sum(track.error is not None for track in catalogued)
     tracks = len(catalogued) - unreadable
     if problems:

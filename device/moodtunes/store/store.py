@@ -1061,16 +1061,16 @@ class Store:
 
     def tracks(
         self, category: str | None = None, include_errors: bool = False, features: bool = True,
-        after_id: int | None = None,
+        analysed_since: str | None = None,
     ) -> list[TrackRecord]:
         """Catalogued tracks; ``features=False`` leaves out the ~500 audio features of each, which
         the recommender does not need and which cost most of the time for a large library;
-        ``after_id``: only those catalogued after that track (ids only grow)."""
+        ``analysed_since`` (a time as utc_now gives it): only those (re-)analysed since then."""
         columns = ", ".join(["id", *(c for c in _TRACK_COLUMNS if features or c != "features")])
         rows = self._query(
             f"SELECT {columns} FROM tracks WHERE (? IS NULL OR category = ?) AND (? OR error IS NULL)"
-            " AND id > ? ORDER BY artist COLLATE NOCASE, title COLLATE NOCASE",
-            (category, category, include_errors, after_id or 0),
+            " AND (? IS NULL OR analysed_at >= ?) ORDER BY artist COLLATE NOCASE, title COLLATE NOCASE",
+            (category, category, include_errors, analysed_since, analysed_since),
         )
         return [_track_from_row(r) for r in rows]
 

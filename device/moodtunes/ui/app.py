@@ -147,6 +147,8 @@ class KioskApp:
         self._shade: pygame.Surface | None = None  # the screen dimmed under "Still there?"
         self._player: Player | None = None
         self._unsaved_ends: dict[int, tuple[str, str]] = {}  # visit -> (end reason, when): end_visit
+        # play -> (seconds heard, heard whole): a play's last save the store refused (save_play_progress)
+        self._unsaved_play_ends: dict[int, tuple[float, bool]] = {}
         self._brief_lock_waits_until: float | None = None  # _wait_briefly_for_locks
         self.histories: dict[int, KeptHistory] = {}  # by profile: the report reads only what ended since
         self.music_on = False  # a song was started and is neither stopped nor over
@@ -358,10 +360,11 @@ class KioskApp:
         (Japanese, Chinese...), which comes with no key of its own. The text of a key that only
         kept the visit, or came as the screen changed, is dropped with its key."""
         dropped, self._text_of_dropped_key = self._text_of_dropped_key, ""
+        warned = self.idle_warning_left() is not None
         self.touch()
         if dropped and text == dropped:
             return
-        if self.idle_warning_left() is not None:
+        if warned:  # composed text, with no key down of its own: it only keeps the visit
             self._keep_visit()
         elif self.screen is not None and not self.settling():
             self.screen.on_text(text)
@@ -744,7 +747,7 @@ class KioskApp:
         if visit.session_id is not None:
             self._save_readings()
             self._save_unrecorded_play()
-            self._save_play_end()
+            self._save_play_ends()
         return visit.session_id
 
     def _save_readings(self) -> None:
@@ -773,12 +776,14 @@ class KioskApp:
             visit.play_id = visit.last_play_id = play_id
             visit.unrecorded_play = None
 
-    def _save_play_end(self) -> None:
-        """Write a play's last save that the store refused: the seconds heard since the save before
-        and whether it was heard whole were lost."""
-        visit = self.visit
-        if visit.unsaved_play_end is not None and self._update_play(*visit.unsaved_play_end):
-            visit.unsaved_play_end = None
+    def _save_play_ends(self) -> None:
+        """Write the plays' last saves the store refused, this visit's or an earlier one's whose end
+        waits too: the seconds heard since the save before and whether the song was heard whole
+        were lost."""
+        for play_id, (seconds, finished) in list(self._unsaved_play_ends.items()):
+            if not self._update_play(play_id, seconds, finished):
+                return
+            del self._unsaved_play_ends[play_id]
 
     def _update_play(self, play_id: int, seconds: float, finished: bool) -> bool:
         """Save a play's progress; whether the store took it."""
@@ -828,6 +833,7 @@ class KioskApp:
         meanwhile) is let go."""
         if not self._unsaved_ends or self.store is None:
             return
+        self._save_play_ends()  # before the ends: a visit's event is built from its plays as saved
         still_open = self.read("the open visits", self.store.open_sessions)
         if still_open is None:
             return
@@ -859,13 +865,14 @@ class KioskApp:
         elif phase in visit.readings:  # written with the reading, once the store takes it
             visit.unsaved_corrections[phase] = label
 
-    def recommendations(self, category: str, after_id: int | None = None) -> list[Ranked]:
+    def recommendations(self, category: str, analysed_since: str | None = None) -> list[Ranked]:
         """The ranked songs of ``category`` for the visitor (empty if the library has none or can't
-        be read: ``catalogue_unreadable`` tells which); ``after_id``: only the songs catalogued
-        after that track. Without this profile's ratings or recent songs the songs are still
-        ranked, just less personally."""
+        be read: ``catalogue_unreadable`` tells which); ``analysed_since``: only the songs the
+        library scan sorted since then. Without this profile's ratings or recent songs the songs
+        are still ranked, just less personally."""
         visit = self.visit
-        tracks = self.read("the music catalogue", self.store.tracks, category, features=False, after_id=after_id)
+        tracks = self.read("the music catalogue", self.store.tracks, category, features=False,
+                           analysed_since=analysed_since)
         self.catalogue_unreadable = tracks is None
         if tracks is None:
             return []
@@ -927,7 +934,7 @@ class KioskApp:
         def getting_ready() -> None:
             nonlocal waited, told_before
             waited = True
-            if self._toast is not None and self.clock() <= self._toast[1]:
+            if self._toast is not None and self.clock() <= self._toast[1] and not self._toast[2]:  # not good news
                 told_before = self._toast
             self.say_now("Getting “{}” ready…", title=song_title(track))
 
@@ -937,6 +944,7 @@ class KioskApp:
             player.play()
         except PlayerError as exc:
             logger.warning("can't play %s: %s", track.path, exc)
+            visit.failed_paths.add(track.path)
             if play_id is not None:
                 self.record(self.store.update_play, play_id, 0.0, False, str(exc)[:300])
             self.toast("Couldn't play “{}”, skipping to the next song.", title=song_title(track))
@@ -971,8 +979,8 @@ class KioskApp:
         saved = self._update_play(visit.play_id, seconds, finished)
         self.last_saved = self.clock()
         if final or finished:
-            if not saved:  # tried again at the next write (the rating, the visit's end)
-                visit.unsaved_play_end = (visit.play_id, seconds, finished)
+            if not saved:  # tried again at the next write (the rating, the visit's end, the next visit)
+                self._unsaved_play_ends[visit.play_id] = (seconds, finished)
             visit.play_id = None
 
     def follow_playback(self, now: float) -> bool:

@@ -25,14 +25,15 @@ class Visit:
     category: str | None = None
     ranked: list[Ranked] = field(default_factory=list)
     ranked_category: str | None = None  # the category ``ranked`` was made for
+    # category -> when its songs were last read (store.utc_now): a top-up reads those sorted since
+    catalogue_read_at: dict[str, str] = field(default_factory=dict)
     # category -> (its list, the page shown) as this visit left it: back to a category, the same list
     earlier_lists: dict[str, tuple[list[Ranked], int]] = field(default_factory=dict)
     page: int = 0
     play_id: int | None = None  # the play in progress
     # The song playing, and since when, whose play the store refused: written at the next save.
     unrecorded_play: tuple[TrackRecord, str] | None = None
-    # A play's last save the store refused (play id, seconds heard, heard whole): tried again.
-    unsaved_play_end: tuple[int, float, bool] | None = None
+    failed_paths: set[str] = field(default_factory=set)  # songs that failed to play in this visit
     last_play_id: int | None = None  # the most recent play, which a rating is attached to
     last_title: str | None = None  # the title of the song that play was of (what the stars rate)
     rating: int | None = None

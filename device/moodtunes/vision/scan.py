@@ -267,6 +267,7 @@ class MoodScanner:
                         self._wait_for_retry()
                         continue
                 try:
+                    asked = time.monotonic()
                     frame = camera.read()
                     taken = time.monotonic()
                 except Exception as exc:  # CameraError or any driver error: read again or reopen, never crash
@@ -280,7 +281,7 @@ class MoodScanner:
                     self._wait_for_retry()
                     continue
                 read_again = True
-                self._process(frame, taken)
+                self._process(frame, asked, taken)
         finally:
             if camera is not None:
                 self._close(camera)
@@ -328,7 +329,11 @@ class MoodScanner:
         except Exception:  # a vanished camera may fail to close; it is being dropped anyway
             logger.debug("camera close failed", exc_info=True)
 
-    def _process(self, frame: np.ndarray, taken: float) -> None:
+    def _process(self, frame: np.ndarray, asked: float, taken: float) -> None:
+        """Analyse a frame read from ``asked`` to ``taken`` (monotonic) into the snapshot and the
+        scan under way, if it was asked for during that scan: one read before it (a read that hung
+        through the scan before, or a frame in analysis as the scan was restarted) is someone
+        else's moment, maybe someone else."""
         assert self._analyzer is not None
         with self._lock:
             aspect = self._view_aspect
@@ -349,11 +354,11 @@ class MoodScanner:
         self._last_problem = None
         with self._lock:
             scan = self._scan
-            if scan is None:  # cancelled while this frame was being analysed: don't show it
+            if scan is None or asked < scan.requested:  # cancelled, or restarted, meanwhile: don't show it
                 return
             # A first frame after the no-frame deadline (a camera slow to open) doesn't start the
             # window: the scan is over, NO_CAMERA, below.
-            if taken >= scan.requested and not (scan.started is None and scan.is_over(taken)):
+            if not (scan.started is None and scan.is_over(taken)):
                 if scan.started is None:
                     scan.started = taken
                 scan.frames_seen += 1

@@ -10,7 +10,7 @@ import pygame
 from moodtunes.domain import Category, ScanOutcome, category_for_mood
 from moodtunes.library.tags import UNKNOWN_ARTIST, title_from_filename
 from moodtunes.recommend import PAGE_SIZE, artist_key, page, page_count, song_key
-from moodtunes.store import TrackRecord
+from moodtunes.store import TrackRecord, utc_now
 from moodtunes.ui import layout as lay
 from moodtunes.ui import theme as th
 from moodtunes.ui.fonts import legible
@@ -41,6 +41,8 @@ NONE_LIFTING_MESSAGE = (
     "The songs here all sound sad or tense, so none are offered to lift a mood. Please tell the staff."
 )
 NONE_PLAYED_MESSAGE = "None of these songs would play. Try the other songs, or tell the staff."
+# SONGS_TRIED_IN_A_ROW failed, and songs not tried are left: they may play.
+SOME_DID_NOT_PLAY_MESSAGE = "These songs wouldn't play. Try another, or tell the staff."
 UNTITLED = "Untitled song"  # a title and file name no font here can draw
 MOOD_BUTTON = "My mood"  # back from the songs to the mood they were picked for
 # Songs that may start one after the other, after the one tapped, with no touch in between; then
@@ -169,8 +171,10 @@ class SongsScreen(Screen):
         if not (ready or since >= CATALOGUE_LOOK_EVERY_S):
             return
         self._looked_at = now
+        read_at = utc_now()
         ranked = self.app.recommendations(self.app.visit.category)
-        if ranked or ready:  # an empty category is shown (and says so) only once the scan is over
+        if ranked or ready:
+            self.app.visit.catalogue_read_at[self.app.visit.category] = read_at  # an empty category is shown (and says so) only once the scan is over
             self._show(ranked)
             self.app.relayout()
             self.app.touch()  # the whole idle time to look at the list, as on a new screen
@@ -181,12 +185,15 @@ class SongsScreen(Screen):
         the song playing keeps its place (the list is the player's too). ``final``: the scan is over."""
         visit = self.app.visit
         shown = {song_key(item.track) for item in visit.ranked}  # a new copy of a song listed is no new song
-        # Only the songs catalogued since: re-reading and ranking the whole category every few
-        # seconds while a first scan runs took half a second of the screen's time at 20,000 songs.
-        newest = max((item.track.id or 0 for item in visit.ranked), default=0)
-        ranked = self.app.recommendations(visit.category, after_id=newest)
+        # Only the songs sorted since (new, or analysed again into this category): re-reading and
+        # ranking the whole category every few seconds while a first scan runs took half a second
+        # of the screen's time at 20,000 songs.
+        read_at = utc_now()
+        ranked = self.app.recommendations(visit.category, analysed_since=visit.catalogue_read_at.get(visit.category))
         if self.app.catalogue_unreadable and visit.ranked:  # a failed re-read: the list still plays
             self.app.catalogue_unreadable = False
+        if not self.app.catalogue_unreadable:
+            visit.catalogue_read_at[visit.category] = read_at
         new = [item for item in ranked if song_key(item.track) not in shown]
         if new:
             visit.ranked = visit.ranked + new
@@ -508,8 +515,12 @@ class PlayingScreen(Screen):
         round the list, and back to it when none will play. After a song ended by itself
         (``onwards_only``): only the songs after it, then the rating, so a run of broken songs
         can't loop for ever."""
-        count = len(self.app.visit.ranked)
-        candidates = range(index, count) if onwards_only else [(index + offset) % count for offset in range(count)]
+        visit = self.app.visit
+        count = len(visit.ranked)
+        order = range(index, count) if onwards_only else [(index + offset) % count for offset in range(count)]
+        # The song tapped, then those that haven't failed in this visit (tapped again, the same
+        # broken ones were tried, and saved as failed, again).
+        candidates = [c for c in order if c == index or visit.ranked[c].track.path not in visit.failed_paths]
         sound = self.app.sound_output()
         for candidate in candidates[:SONGS_TRIED_IN_A_ROW] if sound else ():
             if self.app.start_play(candidate):
@@ -520,7 +531,7 @@ class PlayingScreen(Screen):
             self.app.go(self._rate())
         else:
             if sound:
-                self.app.toast(NONE_PLAYED_MESSAGE)
+                self.app.toast(SOME_DID_NOT_PLAY_MESSAGE if len(candidates) > SONGS_TRIED_IN_A_ROW else NONE_PLAYED_MESSAGE)
             self.app.go(SongsScreen(self.app))
 
     def primary(self) -> str | None:
