@@ -69,18 +69,39 @@ def test_a_song_past_its_length_while_the_mixer_got_nowhere_is_finished_and_posi
 
 def test_a_song_that_plays_on_far_past_its_length_has_stalled_unseen(tone: Path, monkeypatch):
     """An audio output that stopped taking samples blocks the mixer while pygame's position runs on
-    with the wall clock: the song played on for good, and the visit never ended."""
+    with the wall clock: the song played on for good, and the visit never ended. It ends, not heard
+    whole, once past the longest the file could last (10 minutes at least)."""
     clock = FakeClock()
     player = MixerPlayer(clock=clock)
     try:
-        player.load(tone)
+        player.load(tone)  # 30 s of 16-bit mono at 22 kHz: 1.3 MB, 331 s at 32 kbit/s: 10 minutes rule
         player.play()
         monkeypatch.setattr(player, "_mixer_stalled", lambda: False)  # the position keeps up
         for _ in range(62):  # ten seconds at a time (the kiosk looks many times a second), to 620 s
             clock.now += 10.0
             assert not player.is_finished()
         clock.now += 11.0  # 631 s in: 600 s past its 30 s
-        assert player.is_finished() and player.position() == pytest.approx(30.0)
+        assert player.is_finished() and player.ended_early() and player.position() == pytest.approx(631.0)
+    finally:
+        player.close()
+
+
+def test_a_long_file_whose_header_under_states_it_plays_to_its_end(tmp_path: Path, monkeypatch):
+    """MP3s joined with `cat` (the first one's header) or a VBR file without a Xing header play on
+    past a length stated far too short: cut after 10 minutes, a 12-minute song lost its end."""
+    clock = FakeClock()
+    player = MixerPlayer(clock=clock)
+    song = write_tone(tmp_path / "joined.wav", 60.0)  # the mixer plays on through the test
+    with song.open("ab") as grown:  # the size of 12 minutes at 128 kbit/s
+        grown.truncate(12 * 60 * 16_000)
+    try:
+        player.load(song, duration=15.0)  # what the header said
+        player.play()
+        monkeypatch.setattr(player, "_mixer_stalled", lambda: False)  # the mixer plays on
+        for _ in range(70):
+            clock.now += 10.0
+            assert not player.is_finished()
+        assert player.position() == pytest.approx(700.0)
     finally:
         player.close()
 

@@ -244,6 +244,15 @@ def test_songs_the_visitor_disliked_are_not_pulled_up_to_part_an_artist():
     assert disliked_on_page_one / 200 < 0.5
 
 
+def test_artists_with_most_of_a_category_are_still_parted_where_nothing_is_disliked():
+    """Moving no song more than 3 places left two big artists side by side on page 1 in 45 % of
+    visits (15 + 15 songs and 6 singles, nothing rated): only disliked songs are held back."""
+    tracks = [track(f"a{i}", artist="A") for i in range(15)] + [track(f"b{i}", artist="B") for i in range(15)]
+    tracks += [track(f"s{i}", artist=f"Single {i}") for i in range(6)]
+    for seed in range(100):
+        assert adjacent_repeats(page(rank(tracks, CALM, rng=random.Random(seed)), 0)) == 0
+
+
 def spread_quadratic(ranked):
     """spread_artists as plainly as can be, O(n^2): the reference the fast one must match exactly."""
     remaining, result = list(enumerate(ranked)), []
@@ -253,7 +262,7 @@ def spread_quadratic(ranked):
         own = [i for i, (_, item) in enumerate(remaining) if key(item) == previous]
         other = [i for i, (_, item) in enumerate(remaining) if key(item) != previous]
         pick = other[0] if other else own[0]
-        if own and remaining[pick][0] - remaining[own[0]][0] > recommend.SPREAD_REACH:
+        if own and remaining[pick][0] - remaining[own[0]][0] > recommend.SPREAD_REACH and remaining[pick][1].disliked:
             pick = own[0]
         result.append(remaining.pop(pick)[1])
     return result
@@ -266,7 +275,8 @@ def test_the_fast_spread_orders_exactly_as_the_reference(seed):
     artists = [f"artist{i}" for i in range(rng.randint(1, 8))] + ["", None, "Unknown Artist"]  # no artist: its own group
     weights = [rng.random() ** 3 for _ in artists]  # often one artist with most of the songs
     items = [
-        recommend.Ranked(track(f"t{i}", artist=rng.choices(artists, weights)[0]), 1.0 - i / 100, False)
+        recommend.Ranked(track(f"t{i}", artist=rng.choices(artists, weights)[0]), 1.0 - i / 100, False,
+                         disliked=rng.random() < 0.3)
         for i in range(n)
     ]
     assert [r.track.path for r in spread_artists(items)] == [r.track.path for r in spread_quadratic(items)]

@@ -163,6 +163,21 @@ def test_a_tap_tries_a_few_songs_not_a_whole_library_of_missing_files(settings, 
         app.close()
 
 
+def test_a_music_folder_gone_is_said_so(settings, tmp_path, told):
+    """With every file gone (a stick unplugged), each tap said "Try another", 6 songs at a time."""
+    import shutil
+
+    from moodtunes.ui.screens.music import MUSIC_GONE_MESSAGE
+
+    app = guest_at_songs(settings, tmp_path / "music", "sad", count=10, category=CALM)
+    try:
+        shutil.rmtree(tmp_path / "music")
+        tap(app, "row:0")
+        assert app.screen.name == "songs" and told()[-1] == MUSIC_GONE_MESSAGE
+    finally:
+        app.close()
+
+
 def test_no_sound_output_is_said_once_and_blames_no_song(settings, tmp_path, told):
     """The sound device the operator chose (SDL_AUDIODRIVER) couldn't open: each song tried was
     told as broken, saved as failed, and sent to the back of every list for a day."""

@@ -451,6 +451,25 @@ def test_a_frame_asked_for_before_a_scan_is_not_that_scans(detector, hanging_cam
         scanner.stop()
 
 
+def test_a_slow_camera_set_so_is_not_taken_for_a_hung_one(detector) -> None:
+    """At camera.fps = 1 (a frame every 1.2 s here) the preview said "camera not found" between frames."""
+
+    class OneFrameASecond(FlakyCamera):
+        def read(self) -> np.ndarray:
+            time.sleep(1.2)
+            return self.frame
+
+    settings = Settings(camera={"retry_seconds": 0.05, "fps": 1})
+    scanner = MoodScanner(settings, camera_factory=lambda: OneFrameASecond(sample_frame(640, 480), 0),
+                          detector=detector, model=FakeClassifier())
+    with scanner:
+        scanner.begin_scan(3.0)
+        wait_for(scanner, lambda s: s.frame is not None)
+        seen = []
+        wait_for(scanner, lambda s: seen.append(s) or s.result is not None)
+    assert all(s.frame is not None and s.camera_ok for s in seen if s.scanning)
+
+
 def test_a_cancelled_scan_leaves_no_frame_behind(detector, hanging_cameras) -> None:
     scanner = scanner_for(lambda: hanging_cameras(sample_frame(640, 480), 3), detector)
     scanner.start()

@@ -52,10 +52,12 @@ _EARLY_END_FRACTION = 0.1
 _STALL_CHECK_S = 2.0
 # How far past the length it was loaded with a song may play on: further, it has stalled unseen
 # (pygame's position runs on with the wall clock while an audio output that stopped taking samples
-# blocks the mixer), and it ends, counted as heard to that length: it played on for good, the
-# visit never ended and its listening time grew without end. A VBR file's length may be an
-# under-estimate by minutes, not by this much.
+# blocks the mixer), and it ends, not heard whole: it played on for good, the visit never ended and
+# its listening time grew without end. At least _MAX_OVERRUN_S, and as long as the file could last
+# at _LOWEST_BITRATE: the header of MP3s joined with `cat`, or of a VBR file without a Xing header,
+# can under-state the length many times over, and those songs play to their real end.
 _MAX_OVERRUN_S = 600.0
+_LOWEST_BITRATE = 32_000  # bits a second of the leanest music file a library holds
 # Longest song converted for playback: its PCM is held in memory (10.6 MB a minute at 44.1 kHz
 # stereo, so up to ~210 MB).
 MAX_CONVERTED_S = 20 * 60
@@ -203,7 +205,8 @@ class MixerPlayer:
         self._music.set_volume(self._volume)
         self._path: Path | None = None
         self._duration = 0.0
-        self._loaded_duration = 0.0
+        self._longest = 0.0  # seconds past which a song still "playing" has stalled: is_finished
+        self._overran = False  # ended by that limit, the mixer still busy
         self._elapsed_before = 0.0  # seconds played before the current run (pauses split runs)
         self._run_started: float | None = None
         self._ended_at: float | None = None  # our clock's seconds when the mixer ended the song
@@ -236,7 +239,8 @@ class MixerPlayer:
             duration = self._load_converted(path)
         self._path = path
         self._duration = float(duration) if duration and duration > 0 else probe_duration(path)
-        self._loaded_duration = self._duration
+        self._longest = self._duration + max(_MAX_OVERRUN_S, path.stat().st_size * 8 / _LOWEST_BITRATE)
+        self._overran = False
         self._elapsed_before, self._run_started, self._ended_at = 0.0, None, None
         self._started = self._stopped = False
 
@@ -352,8 +356,8 @@ class MixerPlayer:
     def is_finished(self) -> bool:
         """True once a started song has ended by itself, played to its end or cut short (see
         ``ended_early``); not when paused or stopped by hand. Past its length, a song the mixer
-        still plays is finished only if playback stalled (or it plays on _MAX_OVERRUN_S past the
-        length it was loaded with); else its length was an under-estimate, and grows."""
+        still plays is finished only if playback stalled (or it plays on past the longest the file
+        could last: _MAX_OVERRUN_S); else its length was an under-estimate, and grows."""
         if self._mixer_ended_at() is not None:
             return True
         if self._run_started is None or not self._duration:  # not started, paused or stopped
@@ -363,8 +367,8 @@ class MixerPlayer:
             return False
         if self._mixer_stalled():
             return True
-        if elapsed >= self._loaded_duration + _MAX_OVERRUN_S:
-            self._duration = self._loaded_duration
+        if elapsed >= self._longest:
+            self._duration, self._overran = elapsed, True
             return True
         self._duration = elapsed  # the mixer plays on: the header under-estimated the song's length
         return False
@@ -372,6 +376,8 @@ class MixerPlayer:
     def ended_early(self) -> bool:
         """True when the mixer ended the song well before its length (a truncated or damaged
         file): it is finished, but was not heard whole."""
+        if self._overran:  # stalled: what was heard is unknown, and not the song's end
+            return True
         ended_at = self._mixer_ended_at()
         return ended_at is not None and not self._heard_whole(ended_at)
 

@@ -41,8 +41,8 @@ ARTIST_PULL = 0.4
 # never rated.
 LIKING_OF_SCORE = ((0, 0.0), (25, 0.4), (50, 0.65), (75, 0.85), (100, 1.0))
 PAGE_SIZE = 6
-# The most places a song moves up the ranking to part two songs of one artist: further, a song the
-# visitor rated 1 star came to page 1 to part the songs of an artist with most of the category.
+# The most places a song the visitor dislikes moves up the ranking to part two songs of one artist:
+# further, songs rated 1 star came to page 1 to part the songs of an artist with most of the category.
 SPREAD_REACH = 3
 # Artist tags that name no one (casefolded), as library scans and rippers write them for untagged
 # music: taken for an artist, they would make all such songs one band's, sharing its ratings.
@@ -82,11 +82,13 @@ class Feedback:
 
 @dataclass(frozen=True)
 class Ranked:
-    """A track in the ranking: its score (fit and liking blended) and whether it was heard lately."""
+    """A track in the ranking: its score (fit and liking blended), whether it was heard lately, and
+    whether the visitor's ratings say they dislike it (its liking's mean under NEUTRAL_LIKING)."""
 
     track: TrackRecord
     score: float
     recent: bool
+    disliked: bool = False
 
 
 def artist_key(artist: str | None) -> str | None:
@@ -218,10 +220,12 @@ def rank(
             continue
         key = keys[track.path]
         liking_weight = 1.0 - FIT_WEIGHT / (1.0 + sum(track_counts.get(key, (0.0, 0.0))))  # 1 - w / (1 + ratings)
-        liked = rng.betavariate(*liking_beta(track, track_counts, artist_counts, key))
+        alpha, beta = liking_beta(track, track_counts, artist_counts, key)
+        liked = rng.betavariate(alpha, beta)
         score = (FIT_WEIGHT * category_fit(track, category) + liking_weight * liked
                  - (liking_weight - (1.0 - FIT_WEIGHT)) * NEUTRAL_LIKING)
-        scored.append(Ranked(track, score, key in recent_keys or track.path in unplayable))
+        disliked = key in track_counts and alpha / (alpha + beta) < NEUTRAL_LIKING
+        scored.append(Ranked(track, score, key in recent_keys or track.path in unplayable, disliked))
     scored.sort(key=lambda r: (r.recent, -r.score))
     listed: set[str] = set()
     fresh, later = [], []
@@ -238,19 +242,22 @@ def spread_artists(ranked: Sequence[Ranked], after: Ranked | None = None) -> lis
     """Reorder so that neighbours don't share an artist where the ranking leaves a choice: each
     place takes the best remaining song whose artist differs from the previous one (for the first
     place, from ``after``'s: the song the list will follow), and one of the previous artist when
-    no other is left, or when the others' best ranks more than SPREAD_REACH places below the
-    previous artist's next: no song moves up further than that. The ranking comes first: an
-    artist with most of the songs is not made to take every other place from the top (which put a
-    disliked one first at every visit), nor are songs the visitor disliked pulled up to part its
-    songs, which end the list side by side when nothing is left to part them. O(n log n): a
-    library of thousands of songs is ranked while the screen opens."""
+    no other is left, or when the others' best is a song the visitor dislikes that ranks more than
+    SPREAD_REACH places below the previous artist's next. The ranking comes first: an artist with
+    most of the songs is not made to take every other place from the top (which put a disliked
+    one first at every visit), nor are songs the visitor disliked pulled far up to part its songs
+    (three 1-star songs on page 1 at every visit), which end the list side by side when nothing
+    is left to part them. O(n log n): a library of thousands of songs is ranked while the screen
+    opens."""
     queues = _ArtistQueues(ranked)
     result: list[Ranked] = []
     previous = _spread_key(after) if after is not None else None
     for _ in ranked:
         artist = queues.best(exclude=previous)
-        if artist is None or queues.next_place(artist) - queues.next_place(previous) > SPREAD_REACH:
+        if artist is None:  # only `previous` has songs left
             artist = previous
+        elif (place := int(queues.next_place(artist))) - queues.next_place(previous) > SPREAD_REACH and ranked[place].disliked:
+            artist = previous  # not pulled far up to part them
         result.append(ranked[queues.take(artist)])
         previous = artist
     return result

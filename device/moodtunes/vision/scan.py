@@ -42,7 +42,7 @@ DARK_BELOW = 45.0  # mean luma (0-255) under which the scene is too dark for a r
 SMALL_FACE_BELOW = 0.18  # face width as a fraction of the frame's shorter side: "move closer"
 FIRST_FRAME_GRACE_S = 1.5  # a scan whose camera gives no frame within its window plus this ends NO_CAMERA
 STOP_TIMEOUT_S = 5.0  # stop() waits this long for a camera read that may never return
-STALE_FRAME_S = 1.0  # a scan's frame no newer than this is no longer shown (a camera read hangs)
+STALE_FRAME_S = 1.0  # a scan's frame no newer than this (or 2.5 frames at camera.fps) is no longer shown
 MIN_FACE_FRAMES = 3  # a reading averages at least this many frames with a face; fewer is a glimpse (uncertain)
 _IDLE_POLL_SECONDS = 0.05
 
@@ -173,6 +173,8 @@ class MoodScanner:
         self._lock = threading.Lock()
         self._snapshot = ScanSnapshot(hint=HINT_NO_CAMERA)
         self._frame_shown_at = 0.0  # when the snapshot's frame was read (monotonic)
+        # A frame read longer ago is stale (a read hangs); at 1 fps a good camera took a second a frame.
+        self._stale_after = max(STALE_FRAME_S, 2.5 / settings.camera.fps)
         self._view_aspect: float | None = None  # of the scan's preview: the part of each frame read
         self._scan: _ScanWindow | None = None
         self._stopping = threading.Event()
@@ -224,7 +226,7 @@ class MoodScanner:
         self._finish_scan_if_due(now)
         with self._lock:
             shown = self._snapshot
-            if shown.frame is not None and now - self._frame_shown_at > STALE_FRAME_S:
+            if shown.frame is not None and now - self._frame_shown_at > self._stale_after:
                 shown = self._snapshot = replace(shown, frame=None, faces=(), live_probs=None, camera_ok=False,
                                                  hint=HINT_NO_CAMERA)
             return shown

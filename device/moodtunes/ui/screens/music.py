@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import pygame
@@ -43,6 +44,8 @@ NONE_LIFTING_MESSAGE = (
 NONE_PLAYED_MESSAGE = "None of these songs would play. Try the other songs, or tell the staff."
 # SONGS_TRIED_IN_A_ROW failed, and songs not tried are left: they may play.
 SOME_DID_NOT_PLAY_MESSAGE = "These songs wouldn't play. Try another, or tell the staff."
+# ... each because its file is gone: the music folder (a USB stick, a share) is, most likely.
+MUSIC_GONE_MESSAGE = "The music files can't be found. Please tell the staff."
 UNTITLED = "Untitled song"  # a title and file name no font here can draw
 MOOD_BUTTON = "My mood"  # back from the songs to the mood they were picked for
 # Songs that may start one after the other, after the one tapped, with no touch in between; then
@@ -522,17 +525,26 @@ class PlayingScreen(Screen):
         # broken ones were tried, and saved as failed, again).
         candidates = [c for c in order if c == index or visit.ranked[c].track.path not in visit.failed_paths]
         sound = self.app.sound_output()
-        for candidate in candidates[:SONGS_TRIED_IN_A_ROW] if sound else ():
+        tried = candidates[:SONGS_TRIED_IN_A_ROW] if sound else []
+        for candidate in tried:
             if self.app.start_play(candidate):
                 self.index, self.playing = candidate, True
                 return
         self.playing = False
         if onwards_only:
             self.app.go(self._rate())
-        else:
-            if sound:
-                self.app.toast(SOME_DID_NOT_PLAY_MESSAGE if len(candidates) > SONGS_TRIED_IN_A_ROW else NONE_PLAYED_MESSAGE)
-            self.app.go(SongsScreen(self.app))
+            return
+        if sound:  # else sound_output said why
+            self.app.toast(self._why_none_played(tried, untried=len(candidates) > len(tried)))
+        self.app.go(SongsScreen(self.app))
+
+    def _why_none_played(self, tried: list[int], untried: bool) -> str:
+        """What to tell after the songs ``tried`` all failed: that their files are gone ("Try
+        another" took 50 taps to learn that nothing of a vanished folder plays), that others are
+        left to try, or that none would play."""
+        if not any(os.path.exists(self.app.visit.ranked[c].track.path) for c in tried):
+            return MUSIC_GONE_MESSAGE
+        return SOME_DID_NOT_PLAY_MESSAGE if untried else NONE_PLAYED_MESSAGE
 
     def primary(self) -> str | None:
         return "toggle"
