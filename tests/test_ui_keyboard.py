@@ -111,38 +111,34 @@ def test_a_name_composed_by_an_input_method_is_taken(settings):
         app.close()
 
 
-def test_a_key_that_puts_the_idle_warning_away_types_nothing(settings):
-    settings.kiosk.idle_timeout_s = 90.0
-    app = make_app(settings, sample_scanner)
-    try:
-        app.clock = clock = HandClock()
-        tap(app, "new_profile")
-        clock.now += 80.0
-        step(app, 1)
-        assert app.idle_warning_left() is not None
-        for event in typed_events("a"):
-            pygame.event.post(event)
-        step(app, 1)
-        assert app.idle_warning_left() is None and app.screen.text == ""
-        for event in typed_events("a"):
-            pygame.event.post(event)
-        step(app, 1)
-        assert app.screen.text == "a"
-    finally:
-        app.close()
+def posted(app, events: list[pygame.event.Event]) -> None:
+    """Post ``events`` and run one frame."""
+    for event in events:
+        pygame.event.post(event)
+    step(app, 1)
 
 
-def test_text_an_input_method_composes_during_the_idle_warning_only_keeps_the_visit(settings):
+@pytest.fixture
+def warned(settings):
+    """The kiosk on the new-profile screen with "Still there?" showing."""
     settings.kiosk.idle_timeout_s = 90.0
     app = make_app(settings, sample_scanner)
-    try:
-        app.clock = clock = HandClock()
-        tap(app, "new_profile")
-        clock.now += 80.0
-        step(app, 1)
-        assert app.idle_warning_left() is not None
-        pygame.event.post(pygame.event.Event(pygame.TEXTINPUT, text="さくら"))  # no key down of its own
-        step(app, 1)
-        assert app.idle_warning_left() is None and app.screen.text == ""
-    finally:
-        app.close()
+    app.clock = clock = HandClock()
+    tap(app, "new_profile")
+    clock.now += 80.0
+    step(app, 1)
+    assert app.idle_warning_left() is not None
+    yield app
+    app.close()
+
+
+def test_a_key_that_puts_the_idle_warning_away_types_nothing(warned):
+    posted(warned, typed_events("a"))
+    assert warned.idle_warning_left() is None and warned.screen.text == ""
+    posted(warned, typed_events("a"))
+    assert warned.screen.text == "a"
+
+
+def test_text_an_input_method_composes_during_the_idle_warning_only_keeps_the_visit(warned):
+    posted(warned, [pygame.event.Event(pygame.TEXTINPUT, text="さくら")])  # no key down of its own
+    assert warned.idle_warning_left() is None and warned.screen.text == ""

@@ -47,6 +47,15 @@ def drawn(monkeypatch):
 
 # ---- 2. the songs screen while the library scan runs -------------------------------------------
 
+def songs_shown_while_scanning(settings, first_scan):
+    """The kiosk (the caller closes it) whose library loader is ``first_scan``, on the happy
+    guest's songs screen as soon as it shows the songs catalogued so far."""
+    app = make_app(settings, sample_scanner, library_loader=first_scan)
+    songs_as_guest(app, "happy", wait=False)
+    run_until(app, lambda: app.screen.loaded, what="the songs catalogued so far")
+    return app
+
+
 def test_a_partial_list_says_more_songs_are_coming_and_grows_without_moving(settings, tmp_path, drawn):
     with Store.open(settings.database_path) as store:
         add_tracks(store, tmp_path / "music", count=3, category=ENERGETIC)
@@ -61,11 +70,9 @@ def test_a_partial_list_says_more_songs_are_coming_and_grows_without_moving(sett
         add_tracks(store, tmp_path / "newer", count=2, category=ENERGETIC)
         progress(12, 12, "c.mp3")
 
-    app = make_app(settings, sample_scanner, library_loader=first_scan)
+    app = songs_shown_while_scanning(settings, first_scan)
     try:
-        songs_as_guest(app, "happy", wait=False)
         screen = app.screen
-        run_until(app, lambda: screen.loaded, what="the songs catalogued so far")
         assert len(app.visit.ranked) == 3 and not app.library_service.ready
         drawn.clear()
         step(app)
@@ -156,32 +163,38 @@ def test_names_keep_the_case_typed():
     assert same_name("McKay", "mckay ") and not same_name("Ann", "Anne")
 
 
+def songs_after_a_scan_that_sorts(settings, track) -> list:
+    """The happy guest's list of Highly energetic songs, shown while a first scan runs, after the
+    scan has sorted ``track`` (its last file) and ended."""
+    release = threading.Event()
+
+    def first_scan(settings, store, progress=None, should_stop=None):
+        progress(3, 4, "a.wav")
+        release.wait(30)
+        store.upsert_track(track)
+        progress(4, 4, "last.wav")
+
+    app = songs_shown_while_scanning(settings, first_scan)
+    try:
+        screen = app.screen
+        release.set()
+        run_until(app, lambda: app.library_service.ready and screen._topped_up, timeout=15, what="the scan's end")
+        step(app)
+        return [item.track for item in app.visit.ranked]
+    finally:
+        app.close()
+
+
 def test_a_copy_of_a_listed_song_the_scan_sorts_later_is_not_listed_again(settings, tmp_path):
     """The list is one song once; the scan's new copy (a best-of) of a song shown was added to it."""
     from dataclasses import replace
 
     with Store.open(settings.database_path) as store:
         listed = add_tracks(store, tmp_path / "music", count=3, category=ENERGETIC)
-    release = threading.Event()
-
-    def first_scan(settings, store, progress=None, should_stop=None):
-        progress(3, 4, "a.wav")
-        release.wait(30)
-        store.upsert_track(replace(listed[0], id=None, path=str(tmp_path / "best-of" / "a.wav"),
-                                   probs={"Q1": 0.99, "Q2": 0.0, "Q3": 0.0, "Q4": 0.01}))
-        progress(4, 4, "best-of/a.wav")
-
-    app = make_app(settings, sample_scanner, library_loader=first_scan)
-    try:
-        songs_as_guest(app, "happy", wait=False)
-        screen = app.screen
-        run_until(app, lambda: screen.loaded, what="the songs catalogued so far")
-        release.set()
-        run_until(app, lambda: app.library_service.ready and screen._topped_up, timeout=15, what="the scan's end")
-        step(app)
-        assert sorted(item.track.title for item in app.visit.ranked) == sorted(t.title for t in listed)
-    finally:
-        app.close()
+    copy = replace(listed[0], id=None, path=str(tmp_path / "best-of" / "a.wav"),
+                   probs={"Q1": 0.99, "Q2": 0.0, "Q3": 0.0, "Q4": 0.01})
+    shown = songs_after_a_scan_that_sorts(settings, copy)
+    assert sorted(track.title for track in shown) == sorted(track.title for track in listed)
 
 
 def test_a_song_the_scan_sorts_anew_into_the_category_shown_joins_the_list(settings, tmp_path):
@@ -192,26 +205,9 @@ def test_a_song_the_scan_sorts_anew_into_the_category_shown_joins_the_list(setti
     with Store.open(settings.database_path) as store:
         add_tracks(store, tmp_path / "music", count=3, category=ENERGETIC)
         (calm,) = add_tracks(store, tmp_path / "calm", count=1, category=CALM)
-    release = threading.Event()
-
-    def first_scan(settings, store, progress=None, should_stop=None):
-        progress(3, 4, "a.wav")
-        release.wait(30)
-        store.upsert_track(replace(calm, id=None, category=ENERGETIC, probs={"Q1": 0.9, "Q2": 0.0, "Q3": 0.0, "Q4": 0.1}))
-        progress(4, 4, "calm.wav")
-
-    app = make_app(settings, sample_scanner, library_loader=first_scan)
-    try:
-        songs_as_guest(app, "happy", wait=False)
-        screen = app.screen
-        run_until(app, lambda: screen.loaded, what="the songs catalogued so far")
-        assert len(app.visit.ranked) == 3
-        release.set()
-        run_until(app, lambda: app.library_service.ready and screen._topped_up, timeout=15, what="the scan's end")
-        step(app)
-        assert calm.path in [item.track.path for item in app.visit.ranked] and len(app.visit.ranked) == 4
-    finally:
-        app.close()
+    shown = songs_after_a_scan_that_sorts(
+        settings, replace(calm, id=None, category=ENERGETIC, probs={"Q1": 0.9, "Q2": 0.0, "Q3": 0.0, "Q4": 0.1}))
+    assert calm.path in [track.path for track in shown] and len(shown) == 4
 
 
 def test_a_physical_keyboard_keeps_capitals_and_hyphens(settings, tmp_path):

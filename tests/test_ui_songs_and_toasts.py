@@ -199,9 +199,9 @@ def test_no_sound_output_is_said_once_and_blames_no_song(settings, tmp_path, tol
         app.close()
 
 
-def test_why_a_song_was_skipped_is_shown_again_after_the_next_is_made_ready(settings, tmp_path, told, monkeypatch):
-    """"Getting “three” ready…" (an M4A converted) took the place of "Couldn't play “two”…" in
-    the same frame: the visitor never learnt why their song was skipped."""
+@pytest.fixture
+def converted(monkeypatch):
+    """Every song is converted for playback, as an M4A is (the kiosk says "Getting … ready" first)."""
     from moodtunes.player import MixerPlayer
 
     plain_load = MixerPlayer.load
@@ -212,6 +212,11 @@ def test_why_a_song_was_skipped_is_shown_again_after_the_next_is_made_ready(sett
         return plain_load(self, path, duration)
 
     monkeypatch.setattr(MixerPlayer, "load", converted_load)
+
+
+def test_why_a_song_was_skipped_is_shown_again_after_the_next_is_made_ready(settings, tmp_path, told, converted):
+    """"Getting “three” ready…" (an M4A converted) took the place of "Couldn't play “two”…" in
+    the same frame: the visitor never learnt why their song was skipped."""
     app = guest_at_songs(settings, tmp_path / "music", "sad", count=1, category=CALM, corrupt=1)
     try:
         broken = next(i for i, r in enumerate(app.visit.ranked) if "broken" in r.track.path)
@@ -222,18 +227,8 @@ def test_why_a_song_was_skipped_is_shown_again_after_the_next_is_made_ready(sett
         app.close()
 
 
-def test_the_last_songs_getting_ready_is_not_shown_again_over_the_next(settings, tmp_path, told, monkeypatch):
+def test_the_last_songs_getting_ready_is_not_shown_again_over_the_next(settings, tmp_path, told, converted):
     """Only a message about a song skipped comes back: "Getting “A” ready…" came back over song B."""
-    from moodtunes.player import MixerPlayer
-
-    plain_load = MixerPlayer.load
-
-    def converted_load(self, path, duration=None, converting=None):
-        if converting is not None:
-            converting()
-        return plain_load(self, path, duration)
-
-    monkeypatch.setattr(MixerPlayer, "load", converted_load)
     app = guest_at_songs(settings, tmp_path / "music", "sad", count=2, category=CALM)
     try:
         tap(app, "row:0")
