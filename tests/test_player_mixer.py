@@ -74,24 +74,25 @@ def test_a_song_that_plays_on_far_past_its_length_has_stalled_unseen(tone: Path,
     clock = FakeClock()
     player = MixerPlayer(clock=clock)
     try:
-        player.load(tone)  # 30 s of 16-bit mono at 22 kHz: 1.3 MB, 331 s at 32 kbit/s: 10 minutes rule
+        player.load(tone)  # a WAV states its length: 10 minutes past it
         player.play()
         monkeypatch.setattr(player, "_mixer_stalled", lambda: False)  # the position keeps up
         for _ in range(62):  # ten seconds at a time (the kiosk looks many times a second), to 620 s
             clock.now += 10.0
             assert not player.is_finished()
         clock.now += 11.0  # 631 s in: 600 s past its 30 s
-        assert player.is_finished() and player.ended_early() and player.position() == pytest.approx(631.0)
+        assert player.is_finished() and player.ended_early() and player.position() == pytest.approx(30.0)
     finally:
         player.close()
 
 
 def test_a_long_file_whose_header_under_states_it_plays_to_its_end(tmp_path: Path, monkeypatch):
     """MP3s joined with `cat` (the first one's header) or a VBR file without a Xing header play on
-    past a length stated far too short: cut after 10 minutes, a 12-minute song lost its end."""
+    past a length stated far too short: cut after 10 minutes, a 12-minute song lost its end. (A
+    WAV named .mp3 stands in: the mixer reads it by its content, the limit goes by its name.)"""
     clock = FakeClock()
     player = MixerPlayer(clock=clock)
-    song = write_tone(tmp_path / "joined.wav", 60.0)  # the mixer plays on through the test
+    song = write_tone(tmp_path / "joined.wav", 60.0).rename(tmp_path / "joined.mp3")  # the mixer plays on
     with song.open("ab") as grown:  # the size of 12 minutes at 128 kbit/s
         grown.truncate(12 * 60 * 16_000)
     try:
@@ -102,6 +103,25 @@ def test_a_long_file_whose_header_under_states_it_plays_to_its_end(tmp_path: Pat
             clock.now += 10.0
             assert not player.is_finished()
         assert player.position() == pytest.approx(700.0)
+    finally:
+        player.close()
+
+
+def test_a_song_gone_while_it_was_converted_is_no_crash(tmp_path: Path, monkeypatch):
+    """The file was looked at again after a conversion (seconds on a Pi): a stick pulled meanwhile
+    raised FileNotFoundError past the kiosk, which ended the visit with "something went wrong"."""
+    song = tmp_path / "song.m4a"
+    song.write_bytes(b"not audio the mixer reads " * 100)
+    player = MixerPlayer()
+
+    def converted_then_gone(path):
+        path.unlink()
+        return 1.0
+
+    monkeypatch.setattr(player, "_load_converted", converted_then_gone)
+    try:
+        player.load(song)
+        assert player.duration() == 1.0
     finally:
         player.close()
 

@@ -253,6 +253,19 @@ def test_artists_with_most_of_a_category_are_still_parted_where_nothing_is_disli
         assert adjacent_repeats(page(rank(tracks, CALM, rng=random.Random(seed)), 0)) == 0
 
 
+def test_a_disliked_song_far_down_does_not_keep_another_from_parting_an_artist():
+    """Only the best other artist's song was looked at: a disliked one far down left A's songs side
+    by side though an unrated song of C, just below it, could part them."""
+    order = ["a0", "a1", "a2", "a3", "a4", "a5", "b0", "c0", "a6", "a7"]
+    ranked = [recommend.Ranked(track(name, artist=name[0].upper()), 1.0 - i / 100, False, disliked=name == "b0")
+              for i, name in enumerate(order)]
+    parted = [r.track.path for r in spread_artists(ranked)]
+    assert parted[:3] == ["a0", "c0", "a1"] and parted.index("b0") > 3  # C parts A; B's stays down
+    ranked = [recommend.Ranked(track(name, artist=name[0].upper()), 1.0 - i / 100, False, disliked=name == "b0")
+              for i, name in enumerate(["a0", "a1", "b0", "a2", "c0", "a3", "a4", "a5"])]
+    assert [r.track.path for r in spread_artists(ranked)][:4] == ["a0", "b0", "a1", "c0"]
+
+
 def spread_quadratic(ranked):
     """spread_artists as plainly as can be, O(n^2): the reference the fast one must match exactly."""
     remaining, result = list(enumerate(ranked)), []
@@ -260,10 +273,14 @@ def spread_quadratic(ranked):
     while remaining:
         previous = key(result[-1]) if result else None
         own = [i for i, (_, item) in enumerate(remaining) if key(item) == previous]
-        other = [i for i, (_, item) in enumerate(remaining) if key(item) != previous]
-        pick = other[0] if other else own[0]
-        if own and remaining[pick][0] - remaining[own[0]][0] > recommend.SPREAD_REACH and remaining[pick][1].disliked:
-            pick = own[0]
+        firsts = {}  # each other artist's next song, in ranking order
+        for i, (_, item) in enumerate(remaining):
+            if key(item) != previous:
+                firsts.setdefault(key(item), i)
+        other = sorted(firsts.values())
+        near = [i for i in other if not (own and remaining[i][1].disliked
+                                         and remaining[i][0] - remaining[own[0]][0] > recommend.SPREAD_REACH)]
+        pick = near[0] if near else own[0] if own else other[0]
         result.append(remaining.pop(pick)[1])
     return result
 

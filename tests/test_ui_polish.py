@@ -197,14 +197,44 @@ def test_a_copy_of_a_listed_song_the_scan_sorts_later_is_not_listed_again(settin
     assert sorted(track.title for track in shown) == sorted(track.title for track in listed)
 
 
+def test_a_song_sorted_before_a_look_that_failed_still_joins_the_list(settings, tmp_path, monkeypatch):
+    """A look for newly sorted songs that the store refused (busy) moved the list's last look on,
+    and, the scan's last, ended the looking: the songs sorted before it were never listed."""
+    from dataclasses import replace
+
+    from moodtunes.ui.screens import music
+
+    with Store.open(settings.database_path) as store:
+        (calm,) = add_tracks(store, tmp_path / "calm", count=1, category=CALM)
+        add_tracks(store, tmp_path / "music", count=3, category=ENERGETIC)
+    refused = []
+    real_top_up = music.SongsScreen._top_up
+
+    def busy_once(screen, final):
+        if not refused:
+            refused.append(final)
+            tracks = screen.app.store.tracks
+            screen.app.store.tracks = lambda *a, **k: (_ for _ in ()).throw(StoreError("database is locked", busy=True))
+            try:
+                return real_top_up(screen, final)
+            finally:
+                screen.app.store.tracks = tracks
+        return real_top_up(screen, final)
+
+    monkeypatch.setattr(music.SongsScreen, "_top_up", busy_once)
+    shown = songs_after_a_scan_that_sorts(
+        settings, replace(calm, id=None, category=ENERGETIC, probs={"Q1": 0.9, "Q2": 0.0, "Q3": 0.0, "Q4": 0.1}))
+    assert refused and calm.path in [track.path for track in shown]
+
+
 def test_a_song_the_scan_sorts_anew_into_the_category_shown_joins_the_list(settings, tmp_path):
     """Only the songs catalogued after the newest one listed were looked for: one analysed again
     into this category (changed since the last scan) was never added."""
     from dataclasses import replace
 
     with Store.open(settings.database_path) as store:
+        (calm,) = add_tracks(store, tmp_path / "calm", count=1, category=CALM)  # catalogued first: the lowest id
         add_tracks(store, tmp_path / "music", count=3, category=ENERGETIC)
-        (calm,) = add_tracks(store, tmp_path / "calm", count=1, category=CALM)
     shown = songs_after_a_scan_that_sorts(
         settings, replace(calm, id=None, category=ENERGETIC, probs={"Q1": 0.9, "Q2": 0.0, "Q3": 0.0, "Q4": 0.1}))
     assert calm.path in [track.path for track in shown] and len(shown) == 4

@@ -52,12 +52,14 @@ _EARLY_END_FRACTION = 0.1
 _STALL_CHECK_S = 2.0
 # How far past the length it was loaded with a song may play on: further, it has stalled unseen
 # (pygame's position runs on with the wall clock while an audio output that stopped taking samples
-# blocks the mixer), and it ends, not heard whole: it played on for good, the visit never ended and
-# its listening time grew without end. At least _MAX_OVERRUN_S, and as long as the file could last
-# at _LOWEST_BITRATE: the header of MP3s joined with `cat`, or of a VBR file without a Xing header,
-# can under-state the length many times over, and those songs play to their real end.
+# blocks the mixer), and it ends, not heard whole, counted as heard to that length (what was heard
+# is unknown): it played on for good, the visit never ended and its listening time grew without
+# end. _MAX_OVERRUN_S; for an MP3, as long as the file could last at _LOWEST_BITRATE: the header of
+# MP3s joined with `cat`, or of a VBR file without a Xing header, can under-state the length many
+# times over, and those songs play to their real end. Other formats state their length.
 _MAX_OVERRUN_S = 600.0
-_LOWEST_BITRATE = 32_000  # bits a second of the leanest music file a library holds
+_LOWEST_BITRATE = 32_000  # bits a second of the leanest MP3 a library holds
+_LENGTH_ESTIMATED = (".mp3",)
 # Longest song converted for playback: its PCM is held in memory (10.6 MB a minute at 44.1 kHz
 # stereo, so up to ~210 MB).
 MAX_CONVERTED_S = 20 * 60
@@ -205,6 +207,7 @@ class MixerPlayer:
         self._music.set_volume(self._volume)
         self._path: Path | None = None
         self._duration = 0.0
+        self._loaded_duration = 0.0  # the length the song was loaded with
         self._longest = 0.0  # seconds past which a song still "playing" has stalled: is_finished
         self._overran = False  # ended by that limit, the mixer still busy
         self._elapsed_before = 0.0  # seconds played before the current run (pauses split runs)
@@ -225,8 +228,8 @@ class MixerPlayer:
         if not path.is_file():
             raise PlayerError(f"{path.name}: file not found")
         try:
-            with path.open("rb"):  # the mixer calls every file it can't open "not found"
-                pass
+            with path.open("rb") as song:  # the mixer calls every file it can't open "not found"
+                size = os.fstat(song.fileno()).st_size
             self._music.load(str(path))
         except OSError as exc:  # not readable by the kiosk's user, or the drive failing
             raise PlayerError(f"{path.name}: can't be read ({exc.strerror or exc})") from None
@@ -238,8 +241,9 @@ class MixerPlayer:
                 converting()
             duration = self._load_converted(path)
         self._path = path
-        self._duration = float(duration) if duration and duration > 0 else probe_duration(path)
-        self._longest = self._duration + max(_MAX_OVERRUN_S, path.stat().st_size * 8 / _LOWEST_BITRATE)
+        self._duration = self._loaded_duration = float(duration) if duration and duration > 0 else probe_duration(path)
+        could_last = size * 8 / _LOWEST_BITRATE if path.suffix.lower() in _LENGTH_ESTIMATED else 0.0
+        self._longest = self._duration + max(_MAX_OVERRUN_S, could_last)
         self._overran = False
         self._elapsed_before, self._run_started, self._ended_at = 0.0, None, None
         self._started = self._stopped = False
@@ -368,7 +372,7 @@ class MixerPlayer:
         if self._mixer_stalled():
             return True
         if elapsed >= self._longest:
-            self._duration, self._overran = elapsed, True
+            self._duration, self._overran = self._loaded_duration, True
             return True
         self._duration = elapsed  # the mixer plays on: the header under-estimated the song's length
         return False

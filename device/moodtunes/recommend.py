@@ -16,7 +16,7 @@ import heapq
 import random
 import re
 from collections import defaultdict, deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Protocol
@@ -83,7 +83,7 @@ class Feedback:
 @dataclass(frozen=True)
 class Ranked:
     """A track in the ranking: its score (fit and liking blended), whether it was heard lately, and
-    whether the visitor's ratings say they dislike it (its liking's mean under NEUTRAL_LIKING)."""
+    whether the visitor's ratings of it say they dislike it (more "disliked" than "liked")."""
 
     track: TrackRecord
     score: float
@@ -224,7 +224,8 @@ def rank(
         liked = rng.betavariate(alpha, beta)
         score = (FIT_WEIGHT * category_fit(track, category) + liking_weight * liked
                  - (liking_weight - (1.0 - FIT_WEIGHT)) * NEUTRAL_LIKING)
-        disliked = key in track_counts and alpha / (alpha + beta) < NEUTRAL_LIKING
+        own_liked, own_disliked = track_counts.get(key, (0.0, 0.0))
+        disliked = own_liked < own_disliked  # by the visitor's own ratings of it (not its artist's)
         scored.append(Ranked(track, score, key in recent_keys or track.path in unplayable, disliked))
     scored.sort(key=lambda r: (r.recent, -r.score))
     listed: set[str] = set()
@@ -241,9 +242,9 @@ def rank(
 def spread_artists(ranked: Sequence[Ranked], after: Ranked | None = None) -> list[Ranked]:
     """Reorder so that neighbours don't share an artist where the ranking leaves a choice: each
     place takes the best remaining song whose artist differs from the previous one (for the first
-    place, from ``after``'s: the song the list will follow), and one of the previous artist when
-    no other is left, or when the others' best is a song the visitor dislikes that ranks more than
-    SPREAD_REACH places below the previous artist's next. The ranking comes first: an artist with
+    place, from ``after``'s: the song the list will follow), passing over songs the visitor
+    dislikes that rank more than SPREAD_REACH places below the previous artist's next, and one of
+    the previous artist when no other is left. The ranking comes first: an artist with
     most of the songs is not made to take every other place from the top (which put a disliked
     one first at every visit), nor are songs the visitor disliked pulled far up to part its songs
     (three 1-star songs on page 1 at every visit), which end the list side by side when nothing
@@ -253,11 +254,11 @@ def spread_artists(ranked: Sequence[Ranked], after: Ranked | None = None) -> lis
     result: list[Ranked] = []
     previous = _spread_key(after) if after is not None else None
     for _ in ranked:
-        artist = queues.best(exclude=previous)
-        if artist is None:  # only `previous` has songs left
-            artist = previous
-        elif (place := int(queues.next_place(artist))) - queues.next_place(previous) > SPREAD_REACH and ranked[place].disliked:
-            artist = previous  # not pulled far up to part them
+        own = queues.next_place(previous)
+        artist = queues.best(exclude=previous,
+                             passed_over=lambda place, own=own: ranked[place].disliked and place - own > SPREAD_REACH)
+        if artist is None:  # only `previous` has songs left, or others the visitor dislikes, far down
+            artist = previous if own != float("inf") else queues.best(exclude=previous)
         result.append(ranked[queues.take(artist)])
         previous = artist
     return result
@@ -275,8 +276,9 @@ class _ArtistQueues:
         self._best = [(q[0], artist) for artist, q in self.songs.items()]
         heapq.heapify(self._best)
 
-    def best(self, exclude: str | None) -> str | None:
-        """The artist whose next song ranks best, other than ``exclude``."""
+    def best(self, exclude: str | None, passed_over: Callable[[int], bool] = lambda place: False) -> str | None:
+        """The artist whose next song ranks best, other than ``exclude`` and those whose next song
+        is ``passed_over`` (its place in the ranking)."""
         skipped = []
         found = None
         while self._best:
@@ -284,7 +286,7 @@ class _ArtistQueues:
             queue = self.songs[artist]
             if not queue or queue[0] != head:  # stale
                 heapq.heappop(self._best)
-            elif artist == exclude:
+            elif artist == exclude or passed_over(head):
                 skipped.append(heapq.heappop(self._best))
             else:
                 found = artist

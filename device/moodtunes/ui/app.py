@@ -312,6 +312,8 @@ class KioskApp:
             return
         visit = self.visit
         open_visit = visit is not None and not visit.ended
+        if visit is not None:  # the songs sorted since a list's last look are found by time: read them all
+            visit.catalogue_read_at.clear()
         logger.warning("the clock was set %s by %.0f s (a time sync?)%s", "forward" if step > 0 else "back", abs(step),
                        "; the visit under way is moved with it" if open_visit else "")
         if not open_visit:
@@ -776,14 +778,15 @@ class KioskApp:
             visit.play_id = visit.last_play_id = play_id
             visit.unrecorded_play = None
 
-    def _save_play_ends(self) -> None:
+    def _save_play_ends(self) -> bool:
         """Write the plays' last saves the store refused, this visit's or an earlier one's whose end
         waits too: the seconds heard since the save before and whether the song was heard whole
-        were lost."""
+        were lost. Whether all are written."""
         for play_id, (seconds, finished) in list(self._unsaved_play_ends.items()):
             if not self._update_play(play_id, seconds, finished):
-                return
+                return False
             del self._unsaved_play_ends[play_id]
+        return True
 
     def _update_play(self, play_id: int, seconds: float, finished: bool) -> bool:
         """Save a play's progress; whether the store took it."""
@@ -833,7 +836,8 @@ class KioskApp:
         meanwhile) is let go."""
         if not self._unsaved_ends or self.store is None:
             return
-        self._save_play_ends()  # before the ends: a visit's event is built from its plays as saved
+        if not self._save_play_ends():  # before the ends: a visit's event is built from its plays as saved
+            return
         still_open = self.read("the open visits", self.store.open_sessions)
         if still_open is None:
             return
@@ -955,6 +959,7 @@ class KioskApp:
         if told_before is not None:  # shown again, in full: it was replaced before it could be read
             message, _, good, title = told_before
             self.toast(message, good=good, title=title)
+        visit.failed_paths.discard(track.path)  # it plays now (its stick is back)
         # Only a play that started is the one a rating goes to: a song that failed was never heard.
         visit.play_id = visit.last_play_id = play_id
         visit.unrecorded_play = (track, started_at) if play_id is None else None

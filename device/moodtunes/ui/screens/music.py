@@ -11,7 +11,7 @@ import pygame
 from moodtunes.domain import Category, ScanOutcome, category_for_mood
 from moodtunes.library.tags import UNKNOWN_ARTIST, title_from_filename
 from moodtunes.recommend import PAGE_SIZE, artist_key, page, page_count, song_key
-from moodtunes.store import TrackRecord, utc_now
+from moodtunes.store import TrackRecord, shifted, utc_now
 from moodtunes.ui import layout as lay
 from moodtunes.ui import theme as th
 from moodtunes.ui.fonts import legible
@@ -33,6 +33,9 @@ from moodtunes.ui.widgets import (
 VOLUME_STEP = 0.1
 CATALOGUE_LOOK_EVERY_S = 1.0  # while the library scan runs, how often the songs screen looks for songs
 TOP_UP_EVERY_S = 3.0  # ... and at most how often a list already shown looks for newly sorted ones
+# ... reading those analysed since its last look, less this: a song is stamped as its write begins
+# and seen once committed, maybe after the look (those seen twice are listed once).
+TOP_UP_OVERLAP_S = 60.0
 # Between the times under the progress bar: the first wording that fits (1280x800: "playing si…").
 SILENT_NOTES = ("No sound output — playing silently", "No sound — playing silently", "No sound output")
 PAUSED_NOTE = "Paused"
@@ -93,6 +96,7 @@ class SongsScreen(Screen):
             visit.category = category_for_mood(visit.mood or "neutral").value
         self._looked_at: float | None = self.app.clock()
         self._topped_up = False  # the list got the songs the finished library scan catalogued
+        self._top_up_failed = False  # the last look for newly sorted songs couldn't read them
         self._progress_seen = self.app.library_service.progress
         self.no_music = False  # neither category has a song: nothing to offer but finishing
         self.none_lifting = False  # ... though the library has songs: sad or tense ones only
@@ -167,7 +171,10 @@ class SongsScreen(Screen):
         if self.loaded:
             # Re-read only when the scan has sorted more songs, and not too often: ranking a big
             # catalogue takes a moment of the UI thread.
-            if not self._topped_up and (ready or since >= TOP_UP_EVERY_S and service.progress != self._progress_seen):
+            # After a look that failed (the store busy), the next one waits as long as any.
+            due = ready and not self._top_up_failed or since >= TOP_UP_EVERY_S and (
+                ready or service.progress != self._progress_seen)
+            if not self._topped_up and due:
                 self._looked_at, self._progress_seen = now, service.progress
                 self._top_up(final=ready)
             return
@@ -192,16 +199,18 @@ class SongsScreen(Screen):
         # ranking the whole category every few seconds while a first scan runs took half a second
         # of the screen's time at 20,000 songs.
         read_at = utc_now()
-        ranked = self.app.recommendations(visit.category, analysed_since=visit.catalogue_read_at.get(visit.category))
-        if self.app.catalogue_unreadable and visit.ranked:  # a failed re-read: the list still plays
+        since = visit.catalogue_read_at.get(visit.category)
+        ranked = self.app.recommendations(visit.category, analysed_since=since and shifted(since, -TOP_UP_OVERLAP_S))
+        read_failed = self._top_up_failed = self.app.catalogue_unreadable
+        if read_failed and visit.ranked:  # the list still plays
             self.app.catalogue_unreadable = False
-        if not self.app.catalogue_unreadable:
+        if not read_failed:  # else looked for again from the last look that worked
             visit.catalogue_read_at[visit.category] = read_at
         new = [item for item in ranked if song_key(item.track) not in shown]
         if new:
             visit.ranked = visit.ranked + new
             self.app.relayout()
-        if final:
+        if final and not read_failed:
             self._topped_up = True
 
     def sorting_note(self) -> str | None:
