@@ -16,7 +16,7 @@ import heapq
 import random
 import re
 from collections import defaultdict, deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Protocol
@@ -254,46 +254,61 @@ def spread_artists(ranked: Sequence[Ranked], after: Ranked | None = None) -> lis
     result: list[Ranked] = []
     previous = _spread_key(after) if after is not None else None
     for _ in ranked:
-        own = queues.next_place(previous)
-        artist = queues.best(exclude=previous,
-                             passed_over=lambda place, own=own: ranked[place].disliked and place - own > SPREAD_REACH)
+        artist = queues.best(exclude=previous, disliked_within=queues.next_place(previous) + SPREAD_REACH)
         if artist is None:  # only `previous` has songs left, or others the visitor dislikes, far down
-            artist = previous if own != float("inf") else queues.best(exclude=previous)
+            artist = previous
         result.append(ranked[queues.take(artist)])
         previous = artist
     return result
 
 
 class _ArtistQueues:
-    """Each artist's remaining songs (positions in the ranking, best first), with a heap that finds
-    the artist whose next song ranks best. Heap entries are replaced rather than updated; stale
-    ones are skipped when met."""
+    """Each artist's remaining songs (positions in the ranking, best first), with two heaps that
+    find the artist whose next song ranks best: one for next songs the visitor dislikes, one for
+    the others, so that passing over the disliked ones costs nothing (popping them at every place
+    cost seconds for a big artist and hundreds of disliked songs). Heap entries are replaced rather
+    than updated; stale ones are skipped when met."""
 
     def __init__(self, ranked: Sequence[Ranked]) -> None:
+        self._ranked = ranked
         self.songs: dict[str, deque[int]] = defaultdict(deque)
         for position, item in enumerate(ranked):
             self.songs[_spread_key(item)].append(position)
-        self._best = [(q[0], artist) for artist, q in self.songs.items()]
-        heapq.heapify(self._best)
+        self._heads: dict[bool, list[tuple[int, str]]] = {False: [], True: []}  # by disliked
+        for artist in self.songs:
+            self._push(artist)
 
-    def best(self, exclude: str | None, passed_over: Callable[[int], bool] = lambda place: False) -> str | None:
-        """The artist whose next song ranks best, other than ``exclude`` and those whose next song
-        is ``passed_over`` (its place in the ranking)."""
-        skipped = []
+    def _push(self, artist: str) -> None:
+        if queue := self.songs[artist]:
+            heapq.heappush(self._heads[self._ranked[queue[0]].disliked], (queue[0], artist))
+
+    def _top(self, heap: list[tuple[int, str]], exclude: str | None) -> tuple[int, str] | None:
+        """The live entry of ``heap`` that ranks best, other than ``exclude``'s."""
+        skipped = None
         found = None
-        while self._best:
-            head, artist = self._best[0]
+        while heap:
+            head, artist = heap[0]
             queue = self.songs[artist]
             if not queue or queue[0] != head:  # stale
-                heapq.heappop(self._best)
-            elif artist == exclude or passed_over(head):
-                skipped.append(heapq.heappop(self._best))
+                heapq.heappop(heap)
+            elif artist == exclude:
+                skipped = heapq.heappop(heap)
             else:
-                found = artist
+                found = heap[0]
                 break
-        for entry in skipped:
-            heapq.heappush(self._best, entry)
+        if skipped is not None:
+            heapq.heappush(heap, skipped)
         return found
+
+    def best(self, exclude: str | None, disliked_within: float = float("inf")) -> str | None:
+        """The artist whose next song ranks best, other than ``exclude``, and than those whose next
+        song the visitor dislikes and is placed after ``disliked_within``."""
+        candidates = [self._top(self._heads[False], exclude)]
+        disliked = self._top(self._heads[True], exclude)
+        if disliked is not None and disliked[0] <= disliked_within:
+            candidates.append(disliked)
+        found = min((entry for entry in candidates if entry is not None), default=None)
+        return found[1] if found is not None else None
 
     def next_place(self, artist: str | None) -> float:
         """Where ``artist``'s next song is in the ranking (infinity when it has none left)."""
@@ -302,10 +317,8 @@ class _ArtistQueues:
 
     def take(self, artist: str) -> int:
         """Remove and return ``artist``'s next song (its position in the ranking)."""
-        queue = self.songs[artist]
-        position = queue.popleft()
-        if queue:
-            heapq.heappush(self._best, (queue[0], artist))
+        position = self.songs[artist].popleft()
+        self._push(artist)
         return position
 
 
