@@ -183,8 +183,8 @@ class SongsScreen(Screen):
         self._looked_at = now
         read_at = utc_now()
         ranked = self.app.recommendations(self.app.visit.category)
-        if ranked or ready:
-            self.app.visit.catalogue_read_at[self.app.visit.category] = read_at  # an empty category is shown (and says so) only once the scan is over
+        if ranked or ready:  # an empty category is shown (and says so) only once the scan is over
+            self.app.visit.catalogue_read_at[self.app.visit.category] = read_at
             self._show(ranked)
             self.app.relayout()
             self.app.touch()  # the whole idle time to look at the list, as on a new screen
