@@ -99,12 +99,19 @@ def _store(settings: Settings) -> Check:
 
 
 def _unwritable_by_me(database: Path) -> str | None:
-    """What of the database (its folder, the file, its -wal and -shm) this user may not write, as
-    one line; None when they may. Run as the kiosk's user (as the installer does), what it can't."""
-    for path in (database.parent, database, Path(f"{database}-wal"), Path(f"{database}-shm")):
-        if path.exists() and not os.access(path, os.W_OK):
-            return f"{path}: {getpass.getuser()} can't write it, so visits and scans can't be saved"
-    return None
+    """What of the database (its folder, then its files: ``not_writable``, the store's own check)
+    this user may not write, as one line; None when they may. Run as the kiosk's user (as the
+    installer does), what it can't."""
+    from moodtunes.store import not_writable
+
+    folder = database.parent
+    if folder.exists() and not os.access(folder, os.W_OK):
+        what = folder
+    elif barred := not_writable(database):
+        what = folder / barred[0]  # "moodtunes.db-wal (owner root)"
+    else:
+        return None
+    return f"{what}: {getpass.getuser()} can't write it, so visits and scans can't be saved"
 
 
 def _uplink_shut_out(database: Path) -> str | None:

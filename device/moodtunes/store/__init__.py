@@ -9,11 +9,12 @@ from moodtunes.store.store import (
     Store,
     StoreError,
     TrackRecord,
+    not_writable,
     shifted,
     utc_now,
 )
 
 __all__ = [
     "BUSY_TIMEOUT_MS", "GUEST_NAME", "FileIdentity", "OutboxItem", "Profile", "Store", "StoreError", "TrackRecord",
-    "shifted", "utc_now",
+    "not_writable", "shifted", "utc_now",
 ]

@@ -306,7 +306,7 @@ def _describe_sqlite_error(path: Path, exc: sqlite3.Error, writing: bool = True)
     if "readonly" in text or "unable to open" in text:
         if _read_only_mount(path.parent):  # no file's mode or owner is the cause: say what is
             return f"database {path}: can't write here ({text}): its file system is mounted read-only"
-        others = _not_writable(path)
+        others = not_writable(path)
         barred = f"; this user may not write {', '.join(others)}" if others else ""
         return f"database {path}: can't write here ({text}){barred}; check MOODTUNES_DATA_DIR and permissions"
     return f"database {path}: {text}"
@@ -324,7 +324,7 @@ def _read_only_mount(folder: Path) -> bool:
         return False
 
 
-def _not_writable(path: Path) -> list[str]:
+def not_writable(path: Path) -> list[str]:
     """The database's files this user may not write, with their owners: a -wal or -shm file left
     by another user (a command run by hand as someone else) keeps the services out."""
     barred = []
