@@ -56,6 +56,28 @@ def test_songs_the_mixer_cannot_read_are_converted_and_play_to_their_end(tmp_pat
     assert player.is_finished() and not player.ended_early()
 
 
+@pytest.mark.parametrize(("layout", "converted_channels"), [("mono", 1), ("stereo", 2), ("5.1", 2)])
+def test_a_converted_song_keeps_its_level_and_at_most_the_mixers_channels(tmp_path, layout, converted_channels):
+    """A mono M4A came out of ffmpeg's upmix 3 dB quieter (each side at 0.71) than a mono MP3,
+    which the mixer plays on both speakers at full level: mono stays mono for the mixer to do the
+    same; 5.1 is mixed down to the mixer's two channels."""
+    import wave
+
+    import numpy as np
+
+    every_channel = {"mono": "mono|c0=c0", "stereo": "stereo|c0=c0|c1=c0", "5.1": "5.1|c0=c0|c1=c0"}[layout]
+    song = ffmpeg_tone(tmp_path / "song.m4a", 1.0, ["-af", f"pan={every_channel}", "-c:a", "aac"])
+    wav, seconds = player_module.convert_to_wav(song, 44100, 2)
+    with wave.open(wav) as converted:
+        assert (converted.getnchannels(), converted.getframerate()) == (converted_channels, 44100)
+        samples = np.frombuffer(converted.readframes(converted.getnframes()), "<i2")
+    assert seconds == pytest.approx(1.0, abs=0.05)
+    assert len(samples) == round(seconds * 44100) * converted_channels
+    if layout != "5.1":  # lavfi's sine is at 1/8 of full scale, here on every channel
+        steady = samples[len(samples) // 4: -len(samples) // 4] / 32768
+        assert np.sqrt(np.mean(steady ** 2)) == pytest.approx(0.125 / np.sqrt(2), rel=0.05)
+
+
 def test_a_converted_song_longer_than_the_memory_cap_is_refused(tmp_path, player, monkeypatch):
     song = ffmpeg_tone(tmp_path / "long.m4a", 3.0, ["-c:a", "aac"])
     monkeypatch.setattr(player_module, "MAX_CONVERTED_S", 2)

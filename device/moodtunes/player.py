@@ -35,7 +35,7 @@ import time
 import wave
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +63,7 @@ _LENGTH_ESTIMATED = (".mp3",)
 # Longest song converted for playback: its PCM is held in memory (10.6 MB a minute at 44.1 kHz
 # stereo, so up to ~210 MB).
 MAX_CONVERTED_S = 20 * 60
+_STREAMED_WAV_HEAD = 4096  # bytes: more than the header ffmpeg writes with -bitexact (44)
 CONVERT_TIMEOUT_S = 30.0  # ffmpeg decodes a 20-minute song in a few seconds, even on a Pi
 
 
@@ -140,26 +141,27 @@ def convert_to_wav(
     path: Path, rate: int, channels: int, timeout: float = CONVERT_TIMEOUT_S
 ) -> tuple[io.BytesIO, float]:
     """(a 16-bit PCM WAV of the song in memory, its exact length in seconds), decoded by ffmpeg at
-    the mixer's rate and channels: for what SDL_mixer can't read. PlayerError if ffmpeg is missing,
-    can't decode the file, or the song is longer than MAX_CONVERTED_S."""
+    the mixer's rate: for what SDL_mixer can't read. A mono song stays mono, for the mixer to
+    play on every speaker at full level as it does the mono files it reads (ffmpeg's own upmix
+    puts it 3 dB lower); more channels than the mixer's ``channels`` are mixed down by ffmpeg.
+    PlayerError if ffmpeg is missing, can't decode the file, or the song is longer than
+    MAX_CONVERTED_S."""
     ffmpeg = shutil.which("ffmpeg")
     if ffmpeg is None:
         raise PlayerError(f"{path.name}: can't be played without ffmpeg (sudo apt install ffmpeg)")
-    command = [ffmpeg, "-nostdin", "-v", "error", "-i", str(path), "-map", "0:a:0", "-f", "s16le",
-               "-ac", str(channels), "-ar", str(rate), "-t", str(MAX_CONVERTED_S + 1), "-"]
+    layouts = "mono" if channels == 1 else "mono|stereo"
+    command = [ffmpeg, "-nostdin", "-v", "error", "-i", str(path), "-map", "0:a:0",
+               "-af", f"aformat=sample_fmts=s16:channel_layouts={layouts}", "-ar", str(rate),
+               "-t", str(MAX_CONVERTED_S + 1), "-f", "wav", "-bitexact", "-"]
     buffer = io.BytesIO()
     with tempfile.TemporaryFile() as errors:  # a file, not a pipe: ffmpeg never waits on it
-        with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors) as ffmpeg_run, \
-                wave.open(buffer, "wb") as out:
+        with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors) as ffmpeg_run:
             watchdog = threading.Timer(timeout, ffmpeg_run.kill)  # a read stuck on a hung file ends too
             watchdog.start()
             try:
-                out.setnchannels(channels)
-                out.setsampwidth(2)
-                out.setframerate(rate)
-                while chunk := ffmpeg_run.stdout.read(1 << 20):
-                    out.writeframesraw(chunk)
-                seconds = out.getnframes() / rate
+                seconds = _copy_streamed_wav(ffmpeg_run.stdout, buffer)
+            except (wave.Error, EOFError) as exc:
+                raise PlayerError(f"{path.name}: can't be played: ffmpeg's WAV is unreadable ({exc})") from None
             finally:
                 watchdog.cancel()
         errors.seek(0)
@@ -173,6 +175,28 @@ def convert_to_wav(
         raise _too_long_to_convert(path)
     buffer.seek(0)
     return buffer, seconds
+
+
+def _copy_streamed_wav(stream: BinaryIO, buffer: io.BytesIO) -> float:
+    """Copy the WAV ffmpeg streams into ``buffer`` with its sizes filled in (a pipe can't be
+    seeked back to write them, so ffmpeg leaves them unknown); returns its length in seconds, 0.0
+    when nothing was decoded. Its format is read from its header, not assumed; wave.Error if
+    there is none."""
+    head = stream.read(_STREAMED_WAV_HEAD)
+    if not head:
+        return 0.0
+    probe = io.BytesIO(head)
+    with wave.open(probe) as header:
+        channels, width, rate = header.getnchannels(), header.getsampwidth(), header.getframerate()
+        data_starts = probe.tell()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(channels)
+        out.setsampwidth(width)
+        out.setframerate(rate)
+        out.writeframesraw(head[data_starts:])
+        while chunk := stream.read(1 << 20):
+            out.writeframesraw(chunk)
+        return out.getnframes() / rate
 
 
 def _too_long_to_convert(path: Path) -> PlayerError:
