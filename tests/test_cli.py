@@ -273,7 +273,9 @@ def test_doctor_warns_when_the_library_has_no_music(monkeypatch, tmp_path):
     monkeypatch.setenv("MOODTUNES_LIBRARY__DEMO", "false")
     check = doctor._music(load_settings())
     assert check.status == "warn" and f"no music files (MP3, OGG, Opus, FLAC, WAV, AIFF, M4A) in {music}" in check.detail
-    (music / "album" / "song.ogg").write_bytes(b"a song, as far as the name goes")
+    (tmp_path / "usb").mkdir()
+    (tmp_path / "usb" / "song.ogg").write_bytes(b"a song, as far as the name goes")
+    (music / "usb").symlink_to(tmp_path / "usb")  # the scan follows it
     assert doctor._music(load_settings()).status == "ok"
     monkeypatch.setenv("MOODTUNES_LIBRARY__PATHS", "")
     check = doctor._music(load_settings())

@@ -405,19 +405,50 @@ def test_a_folder_scanned_through_a_symlink_is_catalogued_once(library, store, t
         [str(library / "broken.mp3"), *(str(library / "demo" / name) for name in SMALL)])
 
 
-def test_symlinks_inside_a_folder_add_no_track_twice_and_a_link_elsewhere_is_reported(
-    library, store, tmp_path, demo_files
-):
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
-    shutil.copy(demo_files / SMALL[0], elsewhere / "x.flac")
-    (library / "demo" / "up").symlink_to(library)  # a loop
+def test_symlinks_inside_a_folder_add_no_track_twice_and_a_link_up_the_tree_is_reported(library, store, tmp_path):
+    (library / "demo" / "up").symlink_to(library)  # a loop, into the library: its songs are scanned there
     (library / "favourite.flac").symlink_to(library / "demo" / SMALL[0])  # the same song again
-    (library / "more").symlink_to(elsewhere)  # not followed: a link can lead anywhere
+    (library / "everything").symlink_to(tmp_path)  # holds the library: followed, it would scan it again inside
     report = scan_library([library], store, workers=1)
     assert (report.found, len(store.track_index())) == (5, 5)
-    assert report.links == [(str(library / "more"), str(elsewhere))]
-    assert report.as_dict()["links"] == [{"path": str(library / "more"), "target": str(elsewhere)}]
+    assert report.links == [(str(library / "everything"), str(tmp_path))]
+    assert report.as_dict()["links"] == [{"path": str(library / "everything"), "target": str(tmp_path)}]
+
+
+def test_a_folder_linked_in_from_elsewhere_is_scanned_once_under_the_links_path(library, store, tmp_path, demo_files):
+    """A scan found nothing in a library made of links (`ln -s /media/usb/Music`), and said only that
+    the links were not followed: the kiosk had no songs."""
+    usb = tmp_path / "usb"
+    (usb / "album").mkdir(parents=True)
+    shutil.copy(demo_files / SMALL[0], usb / "album" / "x.flac")
+    (usb / "album" / "again").symlink_to(usb / "album")  # a loop outside the library
+    (usb / "also").symlink_to(usb / "album")  # the same folder twice
+    (library / "usb").symlink_to(usb)
+    report = scan_library([library], store, workers=1)
+    assert report.links == [] and report.found == 6
+    assert str(library / "usb" / "album" / "x.flac") in store.track_index()
+    assert not any(path.startswith(str(usb)) or "again" in path or "also" in path for path in store.track_index())
+
+    (library / "usb").unlink()  # the user takes the folder out of the library
+    report = scan_library([library], store, workers=1)
+    assert report.removed == 1 and report.found == 5
+
+
+def test_a_linked_folder_whose_drive_is_not_mounted_keeps_its_tracks(library, store, tmp_path, demo_files):
+    usb = tmp_path / "usb"
+    usb.mkdir()
+    shutil.copy(demo_files / SMALL[0], usb / "x.flac")
+    shutil.copy(demo_files / SMALL[1], usb / "y.flac")
+    (library / "usb").symlink_to(usb)
+    scan_library([library], store, workers=1)
+    usb.rename(tmp_path / "usb.unmounted")
+    report = scan_library([library], store, workers=1)
+    assert report.removed == 0 and str(library / "usb" / "x.flac") in store.track_index()
+    why = f"a link to {usb}, which is missing (drive not mounted?); its 2 catalogued tracks are kept until the link is deleted"
+    assert report.kept == [(str(library / "usb"), why)]
+    (library / "usb").unlink()
+    report = scan_library([library], store, workers=1)
+    assert report.removed == 2 and report.kept == []
 
 
 def test_a_linked_song_from_outside_the_library_is_pruned_when_its_link_goes(library, store, tmp_path, demo_files):

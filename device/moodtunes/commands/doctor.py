@@ -273,13 +273,6 @@ def _camera_frame(settings: Settings) -> Check:
     return Check("camera", "ok", f"{cam.source}: a {width}x{height} frame read (not kept)")
 
 
-def _has_music(folder: Path) -> bool:
-    """Whether the kiosk's scan has any song to find under ``folder`` (stops at the first)."""
-    from moodtunes.library.scan import AUDIO_EXTENSIONS
-
-    return any(path.suffix.lower() in AUDIO_EXTENSIONS for path in folder.rglob("*"))
-
-
 def sdl_video_drivers() -> list[str] | None:
     """The video drivers built into the SDL library pygame loaded, or None where that can't be
     told (not Linux). Read with ctypes: pygame has no call for it."""
@@ -408,7 +401,7 @@ def _display_reachable(driver: str) -> tuple[str | None, str]:
 def _music(settings: Settings) -> Check:
     from moodtunes.library.embedding import shipped_embedder
     from moodtunes.library.mood_model import MoodModel, MoodModelError
-    from moodtunes.library.scan import check_model
+    from moodtunes.library.scan import check_model, has_songs
 
     try:
         check_model(MoodModel.load(settings.library.model))
@@ -422,7 +415,7 @@ def _music(settings: Settings) -> Check:
     if not folders and not settings.library.demo:
         return Check("music model", "warn", "model ok; no music to play: set library.paths to your music "
                      "folders, or library.demo = true for the demo library")
-    if folders and not any(map(_has_music, folders)):
+    if folders and not any(map(has_songs, folders)):
         from moodtunes.library.scan import AUDIO_FORMATS
 
         return Check("music model", "warn", f"model ok; no music files ({AUDIO_FORMATS}) in "

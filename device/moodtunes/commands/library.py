@@ -214,7 +214,8 @@ def _print_scan(report: Any, as_json: bool) -> None:
     if report.skipped:
         notes.append(skipped_summary(report.skipped))
     notes += [f"{folder}: {why}" for folder, why in report.kept]
-    notes += [f"{link}: a link to {target}, not followed (scan that folder too)" for link, target in report.links]
+    notes += [f"{link}: a link to {target}, which holds the music folder: not followed (it would scan the library "
+              "again inside itself)" for link, target in report.links]
     notes += [f"skipped {path}: {error}" for path, error in report.failed]
     for note in notes:
         print(f"  {printable(note)}")  # file names can hold an escape sequence, or a newline

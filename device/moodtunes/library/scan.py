@@ -177,33 +177,50 @@ def iter_audio_files(
     root: Path, unreadable: Callable[[OSError], None], linked_folder: Callable[[str], None],
     roots: Iterable[str] = (), *, not_a_file: Callable[[str, str], None],
     dangling_link: Callable[[str, str], None], other_audio: Callable[[str], None],
-    empty_folder: Callable[[str], None],
+    empty_folder: Callable[[str], None], missing_folder: Callable[[str], None],
 ) -> Iterator[FileState]:
     """Audio files under ``root`` (recursively, hidden folders skipped), in a stable order.
-    Symlinked folders go to ``linked_folder``, not followed: a link can lead anywhere, into a loop
-    even. Folders that can't be listed and files that can't be stat'ed go to ``unreadable``
-    instead: their catalogued tracks must not look deleted. A pipe or device named like a song
+    Symlinked folders are followed (a music folder linked in from a drive is part of the library),
+    each folder once, their songs known by the link's path, as a linked song from outside is:
+    deleting the link prunes them. Not followed: a link into ``roots`` (its music is scanned
+    there) and a link to a folder holding one of them, which goes to ``linked_folder``: a link up
+    the tree would scan the library again inside itself, or a whole disk. Folders that can't be
+    listed and files that can't be stat'ed go to ``unreadable`` instead: their catalogued tracks
+    must not look deleted. A pipe or device named like a song
     goes to ``not_a_file`` (path, why): reading one never ends. A symlinked file whose target is
-    missing goes to ``dangling_link`` (link, target); the extension of an audio file of a format
-    the scan doesn't read to ``other_audio``; a folder with no entries at all, hidden or not, to
-    ``empty_folder``. ``roots``: all the folders scanned (a symlinked file whose target lies in one
-    of them is that target; see _resolve)."""
-    for folder, subdirs, files in os.walk(root, onerror=unreadable):
+    missing goes to ``dangling_link`` (link, target), any other dangling link to
+    ``missing_folder`` (a linked folder whose drive is not mounted, maybe); the extension of an
+    audio file of a format the scan doesn't read to ``other_audio``; a folder with no entries at
+    all, hidden or not, to ``empty_folder``. ``roots``: all the folders scanned (a symlinked file
+    whose target lies in one of them is that target; see _resolve)."""
+    roots = list(roots)
+    seen: set[tuple[int, int]] = set()  # (device, inode) of the folders listed
+    for folder, subdirs, files in os.walk(root, onerror=unreadable, followlinks=True):
+        try:
+            info = os.stat(folder)
+        except OSError as exc:  # gone since it was listed
+            unreadable(exc)
+            subdirs.clear()
+            continue
+        if (info.st_dev, info.st_ino) in seen:  # reached again through another link
+            subdirs.clear()
+            continue
+        seen.add((info.st_dev, info.st_ino))
         if not subdirs and not files:
             empty_folder(folder)
-        subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
-        for name in subdirs:
-            if os.path.islink(os.path.join(folder, name)):
-                linked_folder(os.path.join(folder, name))
+        subdirs[:] = sorted(d for d in subdirs
+                            if not d.startswith(".") and _to_follow(os.path.join(folder, d), roots, linked_folder))
         for name in sorted(files):
             suffix = Path(name).suffix.lower()
             if name.startswith("."):
                 continue
+            path = os.path.join(folder, name)
             if suffix not in AUDIO_EXTENSIONS:
                 if suffix in OTHER_AUDIO_EXTENSIONS:
                     other_audio(suffix)
+                elif os.path.islink(path) and not os.path.exists(path):
+                    missing_folder(path)
                 continue
-            path = os.path.join(folder, name)
             try:
                 catalogued_as, st = _resolve(path, roots)
             except FileNotFoundError:
@@ -217,6 +234,31 @@ def iter_audio_files(
                 yield FileState(catalogued_as, st.st_size, st.st_mtime, st.st_ctime)
             else:
                 not_a_file(path, _not_a_file_reason(path, st.st_mode))
+
+
+def has_songs(folder: Path) -> bool:
+    """Whether a scan of ``folder`` finds a song to analyse (it stops at the first), for doctor."""
+    def ignore(*_: object) -> None:
+        return None
+
+    songs = iter_audio_files(Path(os.path.realpath(folder)), ignore, ignore, [os.path.realpath(folder)],
+                             not_a_file=ignore, dangling_link=ignore, other_audio=ignore, empty_folder=ignore,
+                             missing_folder=ignore)
+    return next(songs, None) is not None
+
+
+def _to_follow(subfolder: str, roots: list[str], linked_folder: Callable[[str], None]) -> bool:
+    """Whether the walk goes into ``subfolder``: a real folder, or a link not into ``roots`` nor
+    to a folder that holds one of them (that one goes to ``linked_folder``)."""
+    if not os.path.islink(subfolder):
+        return True
+    target = os.path.realpath(subfolder)
+    if _under(target, roots):
+        return False
+    if any(_under(root, [target]) for root in roots):
+        linked_folder(subfolder)
+        return False
+    return True
 
 
 def _resolve(path: str, roots: Iterable[str]) -> tuple[str, os.stat_result]:
@@ -400,10 +442,15 @@ def _walk(
 
     def linked_folder(link: str) -> None:
         target = os.path.realpath(link)
-        if not _under(target, map(str, roots)):  # else its music is scanned anyway
-            report.links.append((printable_path(link), printable_path(target)))
-            logger.warning("%s links to %s: not followed; scan that folder too (add it to library.paths)",
-                           printable_path(link), printable_path(target))
+        report.links.append((printable_path(link), printable_path(target)))
+        logger.warning("%s links to %s, which holds the music folder: not followed (it would scan the "
+                       "library again inside itself)", printable_path(link), printable_path(target))
+
+    def missing_folder(link: str) -> None:
+        """A linked folder whose drive is away keeps its tracks, as a missing root does."""
+        if tracks := _count_under(link, in_order):
+            _keep(link, f"a link to {printable_path(os.path.realpath(link))}, which is missing (drive not "
+                        f"mounted?); its {tracks} catalogued tracks are kept until the link is deleted", kept, report)
 
     def skip(path: str, why: str) -> None:
         report.failed.append((printable_path(path), why))
@@ -440,7 +487,7 @@ def _walk(
             continue
         files = iter_audio_files(Path(root), unreadable, linked_folder, list(map(str, roots)),
                                  not_a_file=skip, dangling_link=dangling_link, other_audio=other_audio,
-                                 empty_folder=empty_folder)
+                                 empty_folder=empty_folder, missing_folder=missing_folder)
         found = {s.path: s for s in files}
         # the tracks of an empty folder inside are kept, and counted, already
         tracks = 0 if found or _under(root, kept) else sum(
