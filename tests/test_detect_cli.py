@@ -107,6 +107,30 @@ def test_a_path_that_is_no_file_says_what_it_is(tmp_path: Path, capsys) -> None:
         "a symbolic link to gone.jpg, which does not exist", "no such file or folder"]
 
 
+def test_a_folder_from_a_mac_zip_with_a_dangling_link_and_an_odd_name(tmp_path: Path, capsys) -> None:
+    """AppleDouble `._x.jpg` files (in `__MACOSX/` or beside each image) were each "not a readable
+    image" and made the run fail; a link to a file gone in a folder was left out without a word;
+    a name that isn't UTF-8 came out as a lone surrogate no JSON reader can encode."""
+    face = cv2.cvtColor(sample_frame(640, 480)[20:145, 220:345], cv2.COLOR_RGB2GRAY)
+    crop = cv2.cvtColor(cv2.resize(face, (48, 48)), cv2.COLOR_GRAY2RGB)
+    write_rgb(tmp_path / "test" / "happy" / "a.jpg", crop)
+    (tmp_path / "test" / "happy" / "._a.jpg").write_bytes(b"\x00\x05\x16\x07 resource fork")
+    (tmp_path / "__MACOSX" / "test" / "happy").mkdir(parents=True)
+    (tmp_path / "__MACOSX" / "test" / "happy" / "._a.jpg").write_bytes(b"\x00\x05\x16\x07 resource fork")
+    (tmp_path / "test" / ".thumbnails").mkdir()
+    write_rgb(tmp_path / "test" / ".thumbnails" / "a.jpg", crop)
+    (tmp_path / "test" / "happy" / "gone.jpg").symlink_to("elsewhere.jpg")
+    odd = bytes(tmp_path / "test" / "happy") + b"/b\xffc.jpg"
+    Path(os.fsdecode(odd)).write_bytes(cv2.imencode(".jpg", crop)[1].tobytes())  # cv2.imwrite crashes on the name
+    code, lines = run_json(capsys, "--cropped", str(tmp_path))
+    assert code == 1
+    assert [(line["path"], line.get("error")) for line in lines] == [
+        (str(tmp_path / "test" / "happy" / "gone.jpg"), "a symbolic link to elsewhere.jpg, which does not exist"),
+        (str(tmp_path / "test" / "happy" / "a.jpg"), None),
+        (str(tmp_path / "test" / "happy" / "b\\xffc.jpg"), None),
+    ]
+
+
 def test_cropped_mode_classifies_whole_images(tmp_path: Path, capsys) -> None:
     face = cv2.cvtColor(sample_frame(640, 480)[20:145, 220:345], cv2.COLOR_RGB2GRAY)
     write_rgb(tmp_path / "crops" / "one.png", cv2.cvtColor(cv2.resize(face, (48, 48)), cv2.COLOR_GRAY2RGB))

@@ -88,7 +88,9 @@ def test_folders_are_searched_through_symlinked_subfolders_once_each(tmp_path: P
     os.symlink(replayed, replayed / "real" / "back_up")  # a loop
     os.symlink(replayed / "real", replayed / "same_again")  # a folder reached twice
     os.symlink(tmp_path / "nowhere.png", replayed / "dangling.png")
-    assert media_files(replayed, IMAGE_SUFFIXES) == ([replayed / "linked" / "b.png", replayed / "real" / "a.png"], [])
+    found, unreadable = media_files(replayed, IMAGE_SUFFIXES)
+    assert found == [replayed / "linked" / "b.png", replayed / "real" / "a.png"]
+    assert [(type(exc), exc.filename) for exc in unreadable] == [(FileNotFoundError, str(replayed / "dangling.png"))]
     with open_camera(f"replay:{replayed}", paced=False) as camera:
         assert [tuple(camera.read()[0, 0]) for _ in range(3)] == [(0, 0, 255), (255, 0, 0), (0, 0, 255)]
 

@@ -66,7 +66,8 @@ def _items_at(path: Path) -> list[Item | tuple[Path, str]]:
 
     if path.is_dir():
         found, unreadable = media_files(path, IMAGE_SUFFIXES | VIDEO_SUFFIXES)
-        errors = [(Path(exc.filename), f"can't read it ({exc.strerror})") for exc in unreadable]
+        errors = [(Path(exc.filename), _why_not_there(Path(exc.filename)) if exc.errno in (errno.ENOENT, errno.ELOOP)
+                   else f"can't read it ({exc.strerror})") for exc in unreadable]
         if not found and not errors:
             return [(path, "no images or videos in this folder")]
         return [*errors, *(Item(file, file.suffix.lower() in VIDEO_SUFFIXES) for file in found)]
@@ -172,6 +173,7 @@ def records(items: Iterator[Item | tuple[Path, str]], detection: Detection, ever
 
 def run(args: argparse.Namespace, settings: Any) -> int:
     from moodtunes.emotion import EmotionModelError
+    from moodtunes.printable import printable_path
     from moodtunes.vision.faces import FaceModelError
 
     if args.every < 1:
@@ -185,8 +187,8 @@ def run(args: argparse.Namespace, settings: Any) -> int:
     failures = 0
     for record in records(expand_paths(args.paths), detection, args.every):
         failures += "error" in record
-        if args.json:
-            print(json.dumps(record), flush=True)
+        if args.json:  # a name's bytes that aren't UTF-8 as \xNN, as the library's lists show them
+            print(json.dumps({**record, "path": printable_path(record["path"])}), flush=True)
         else:
             print(summary_line(record), file=sys.stderr if "error" in record else sys.stdout, flush=True)
     return 1 if failures else 0

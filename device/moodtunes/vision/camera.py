@@ -296,9 +296,11 @@ def upright(rgb: np.ndarray, orientation: int) -> np.ndarray:
 def media_files(folder: Path, suffixes: frozenset[str]) -> tuple[list[Path], list[OSError]]:
     """Files under ``folder`` with one of ``suffixes`` (any case), recursively, sorted, and the
     errors of the folders (or files) that couldn't be read, which the caller reports: skipping them
-    silently hid a whole subfolder. Symlinked subfolders are followed (Path.rglob doesn't, in
-    Python 3.11), each folder only once, so a link back up the tree is not a loop and a folder
-    linked twice is not listed twice."""
+    silently hid a whole subfolder. A link to a missing file is such an error too. Symlinked
+    subfolders are followed (Path.rglob doesn't, in Python 3.11), each folder only once, so a link
+    back up the tree is not a loop and a folder linked twice is not listed twice. Hidden files and
+    folders are skipped, as the library scan does: a zip made on a Mac holds a `._name.jpg`
+    resource file beside each image, which no decoder reads."""
     seen: set[tuple[int, int]] = set()
     found: list[Path] = []
     unreadable: list[OSError] = []
@@ -308,17 +310,23 @@ def media_files(folder: Path, suffixes: frozenset[str]) -> tuple[list[Path], lis
             folders.clear()
             continue
         seen.add((info.st_dev, info.st_ino))
-        folders.sort()  # so which of two links to one folder is listed doesn't depend on the disk
-        found += [path for name in files
-                  if (path := Path(root, name)).suffix.lower() in suffixes and _is_file(path, unreadable)]
+        # sorted, so which of two links to one folder is listed doesn't depend on the disk
+        folders[:] = sorted(name for name in folders if not name.startswith("."))
+        found += [path for name in files if not name.startswith(".")
+                  and (path := Path(root, name)).suffix.lower() in suffixes and _is_file(path, unreadable)]
     return sorted(found), unreadable
 
 
 def _is_file(path: Path, unreadable: list[OSError]) -> bool:
     """Path.is_file(), but a file that can't be looked at (in a folder this user may list but not
-    enter) is added to ``unreadable``: Path.is_file() raises for it in Python 3.11."""
+    enter; Path.is_file() raises for it in Python 3.11) or a link to nothing is added to
+    ``unreadable``."""
     try:
-        return path.is_file()
+        if path.is_file():
+            return True
+        if path.is_symlink():
+            path.stat()  # raises: the link leads nowhere, or round in a loop
+        return False
     except OSError as exc:
         unreadable.append(exc)
         return False
