@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -71,7 +72,10 @@ def _entries_in_zip(zf: zipfile.ZipFile) -> Iterator[tuple[PurePosixPath, Callab
 
 
 def _entries_in_folder(root: Path) -> Iterator[tuple[PurePosixPath, Callable[[], bytes]]]:
-    for path in sorted(root.rglob("*")):
+    """The files under ``root``, through symlinked folders too (a `test/` linked in from elsewhere:
+    Path.rglob doesn't follow it in Python 3.11)."""
+    files = [Path(folder, name) for folder, _, names in os.walk(root, followlinks=True) for name in names]
+    for path in sorted(files):
         if path.is_file():
             yield PurePosixPath(path.relative_to(root).as_posix()), path.read_bytes
 

@@ -86,6 +86,17 @@ def test_loader_reads_the_kaggle_folder_layout(tmp_path):
         load_split(tmp_path, Split.TRAIN, ("happy",))
 
 
+def test_loader_follows_a_symlinked_split_folder(tmp_path):
+    """A `test/` linked in from elsewhere read as "no PUBLIC_TEST images"."""
+    from PIL import Image
+
+    (tmp_path / "elsewhere" / "happy").mkdir(parents=True)
+    Image.fromarray(np.full((48, 48), 120, np.uint8)).save(tmp_path / "elsewhere" / "happy" / "PublicTest_4.jpg")
+    (tmp_path / "fer").mkdir()
+    (tmp_path / "fer" / "test").symlink_to(tmp_path / "elsewhere")
+    assert load_split(tmp_path / "fer", Split.PUBLIC_TEST, MOODS).names == ["test/happy/PublicTest_4.jpg"]
+
+
 def test_classification_metrics():
     result = classification_metrics(np.array([0, 0, 1, 2, 2]), np.array([0, 1, 1, 2, 0]))
     assert result["accuracy"] == pytest.approx(0.6)

@@ -58,7 +58,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     scan.add_argument("--prune-outside", action="store_true",
                       help="also forget catalogued tracks that are not under the given folders")
     listing = sub.add_parser("list", help=LIST_HELP, description=LIST_HELP)
-    listing.add_argument("--json", action="store_true", help="one JSON object per track per line")
+    listing.add_argument("--json", action="store_true",
+                         help="one JSON object per track per line; its path starts with the scanned folder's real "
+                              "path (a folder given through a symlink is listed where the link leads)")
     listing.add_argument("--category", choices=[c.value for c in Category], help="only this category")
     listing.add_argument("--errors", action="store_true", help="include files that failed analysis")
     demo = sub.add_parser("demo", help=DEMO_HELP, description=DEMO_HELP)
