@@ -1,6 +1,6 @@
-"""What the scanner catalogues, the player plays: formats SDL_mixer can't read (M4A/AAC, Ogg Opus,
-MP3 data in a file named .ogg or .wav) are converted by ffmpeg into a WAV in memory. Real files made
-with ffmpeg, played on SDL's dummy audio driver (conftest sets it)."""
+"""What the scanner catalogues, the player plays: a file named as another format is played by what
+it holds; formats SDL_mixer can't read (M4A/AAC) are converted by ffmpeg into a WAV in memory. Real
+files made with ffmpeg, played on SDL's dummy audio driver (conftest sets it)."""
 
 from __future__ import annotations
 
@@ -21,9 +21,15 @@ from ui_support import write_tone
 UNREADABLE_BY_THE_MIXER = [
     ("song.m4a", ["-c:a", "aac"]),
     ("song.aac", ["-c:a", "aac", "-f", "adts"]),
+]
+# ... and each one it refuses, or plays as silence, by its name, but plays by its first bytes
+NAMED_AS_ANOTHER_FORMAT = [
     ("opus.ogg", ["-c:a", "libopus", "-f", "ogg"]),
     ("mp3-data.ogg", ["-c:a", "libmp3lame", "-f", "mp3"]),
     ("mp3-data.wav", ["-c:a", "libmp3lame", "-f", "mp3"]),
+    ("mp3-data.flac", ["-c:a", "libmp3lame", "-f", "mp3"]),
+    ("flac-data.mp3", ["-c:a", "flac", "-f", "flac"]),
+    ("wav-data.mp3", ["-c:a", "pcm_s16le", "-f", "wav"]),
 ]
 
 
@@ -54,6 +60,32 @@ def test_songs_the_mixer_cannot_read_are_converted_and_play_to_their_end(tmp_pat
     while not player.is_finished() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert player.is_finished() and not player.ended_early()
+
+
+@pytest.mark.parametrize(("name", "options"), NAMED_AS_ANOTHER_FORMAT)
+def test_a_song_named_as_another_format_plays_by_what_it_holds_without_converting(tmp_path, player, monkeypatch,
+                                                                                  name, options):
+    """A FLAC or WAV named .mp3 played silence and ended at once (saved as heard, never marked
+    unplayable); an MP3 named .flac failed to play: the name chose the decoder."""
+    song = ffmpeg_tone(tmp_path / name, 1.5, options)
+    monkeypatch.setattr(player_module, "convert_to_wav", lambda *a, **k: pytest.fail("converted"))
+    player.load(song, duration=1.5)
+    player.play()
+    deadline = time.monotonic() + 10.0
+    while not player.is_finished() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert player.is_finished() and not player.ended_early()
+
+
+def test_an_mp3_with_junk_before_its_first_frame_plays_by_its_name(tmp_path, player, monkeypatch):
+    """Its first bytes say nothing SDL_mixer knows; its name says MP3, and the MP3 decoder skips the junk."""
+    song = ffmpeg_tone(tmp_path / "tone.mp3", 1.5, ["-c:a", "libmp3lame", "-write_xing", "0", "-id3v2_version", "0"])
+    song.write_bytes(bytes(600) + song.read_bytes())
+    monkeypatch.setattr(player_module, "convert_to_wav", lambda *a, **k: pytest.fail("converted"))
+    player.load(song, duration=1.5)
+    player.play()
+    time.sleep(0.3)
+    assert not player.is_finished()
 
 
 @pytest.mark.parametrize(("layout", "converted_channels"), [("mono", 1), ("stereo", 2), ("5.1", 2)])

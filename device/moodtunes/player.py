@@ -14,8 +14,9 @@ its length growing; only if the mixer's position stops keeping up with our clock
 does the length end it.
 
 SDL_mixer (pygame-ce 2.5) reads MP3, Ogg Vorbis, Opus, FLAC, WAV and AIFF, picking the decoder by
-the file's name and first bytes. What else the scanner catalogues (M4A/AAC, Opus named .ogg, a file
-whose name says another format than its data) is decoded by ffmpeg into a WAV in memory when it is
+the file's first bytes (by its name only when those say nothing: given the name, a FLAC named .mp3
+played silence and an MP3 named .flac failed). What else the scanner catalogues (M4A/AAC, an MP3
+with junk before its first frame named otherwise) is decoded by ffmpeg into a WAV in memory when it is
 loaded, so the kiosk plays every song it recommends. The conversion runs while the kiosk waits
 (0.3 s for a 4-minute AAC song here, more on a Pi; ``load`` lets it say so first), and is given up
 after CONVERT_TIMEOUT_S (a hung network share must not freeze the kiosk).
@@ -64,6 +65,7 @@ _LENGTH_ESTIMATED = (".mp3",)
 # stereo, so up to ~210 MB).
 MAX_CONVERTED_S = 20 * 60
 _STREAMED_WAV_HEAD = 4096  # bytes: more than the header ffmpeg writes with -bitexact (44)
+_BY_CONTENT = "by-content"  # a name hint SDL_mixer has no decoder for: it tells the format from the bytes
 CONVERT_TIMEOUT_S = 30.0  # ffmpeg decodes a 20-minute song in a few seconds, even on a Pi
 
 
@@ -254,7 +256,7 @@ class MixerPlayer:
         try:
             with path.open("rb") as song:  # the mixer calls every file it can't open "not found"
                 size = os.fstat(song.fileno()).st_size
-            self._music.load(str(path))
+            self._load_native(path)
         except OSError as exc:  # not readable by the kiosk's user, or the drive failing
             raise PlayerError(f"{path.name}: can't be read ({exc.strerror or exc})") from None
         except self._pygame_error as exc:
@@ -271,6 +273,14 @@ class MixerPlayer:
         self._overran = False
         self._elapsed_before, self._run_started, self._ended_at = 0.0, None, None
         self._started = self._stopped = False
+
+    def _load_native(self, path: Path) -> None:
+        """Load ``path`` with the decoder its first bytes call for; by its name if they call for none
+        (an MP3 with junk before its first frame, whose name says MP3)."""
+        try:
+            self._music.load(str(path), _BY_CONTENT)
+        except self._pygame_error:
+            self._music.load(str(path))
 
     def _load_converted(self, path: Path) -> float:
         """Load ``path`` decoded by ffmpeg; returns its exact length. The song before is unloaded
