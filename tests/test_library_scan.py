@@ -195,6 +195,7 @@ def test_changed_files_are_reanalysed_and_removed_files_pruned(library, store, a
     scan_library([library], store, workers=1)
     analyses.clear()
     changed = library / "demo" / "05-morning-tea.flac"
+    shutil.copy(library / "demo" / "12-static-storm.flac", changed)  # another song under its name
     os.utime(changed, (1_700_000_000, 1_700_000_000))
     (library / "demo" / "09-grey-rain.flac").unlink()
     broken = library / "broken.mp3"  # the corrupt file is replaced by a good one
@@ -301,6 +302,29 @@ def test_a_chown_or_chmod_alone_costs_no_analysis_and_is_noted(library, store, a
     monkeypatch.setattr(scan_module, "file_fingerprint", lambda path: fingerprints.append(path) or "")
     scan_library([library], store, workers=1)
     assert fingerprints == []  # the new ctimes were kept: nothing to compare the next time
+
+
+def test_times_moved_by_an_hour_with_the_content_unchanged_cost_no_analysis(library, store, analyses, monkeypatch):
+    """A FAT drive's times move by an hour with the time zone or daylight saving: the whole
+    library was analysed again (hours on a Pi). A file whose content did change still is."""
+    scan_library([library], store, workers=1)
+    analyses.clear()
+    for track in library.rglob("*.*"):
+        os.utime(track, (track.stat().st_atime, track.stat().st_mtime + 3600))
+    edited = library / "demo" / SMALL[1]
+    with edited.open("r+b") as audio:  # same size, other bytes at its end
+        audio.seek(-100, os.SEEK_END)
+        last = audio.read(1)
+        audio.seek(-100, os.SEEK_END)
+        audio.write(bytes([last[0] ^ 0xFF]))
+    os.utime(edited, (edited.stat().st_atime, edited.stat().st_mtime + 3600))
+    report = scan_library([library], store, workers=1)
+    assert (analyses, report.unchanged, report.still_failing) == ([str(edited)], 4, 1)
+    fingerprints = []
+    monkeypatch.setattr(scan_module, "file_fingerprint", lambda path: fingerprints.append(path) or "")
+    analyses.clear()
+    report = scan_library([library], store, workers=1)
+    assert (analyses, fingerprints, report.unchanged) == ([], [], 5)  # the new times were kept
 
 
 def test_tracks_catalogued_before_fingerprints_adopt_theirs_without_analysis(library, store, analyses):

@@ -528,10 +528,19 @@ def _plan(
     on_disk, kept = _walk(roots, catalogued, report)
     report.found = len(on_disk)
     identities = store.file_identities()
-    changed, same = [], []
+    changed, same, time_moved = [], [], []
     for state in on_disk.values():
-        (same if catalogued.get(state.path) == (state.size, state.mtime, analysis) else changed).append(state)
+        known = catalogued.get(state.path)
+        if known == (state.size, state.mtime, analysis):
+            same.append(state)
+        elif known is not None and (known[0], known[2]) == (state.size, analysis):
+            time_moved.append(state)
+        else:
+            changed.append(state)
     retagged = {s.path for s in _retagged(same, identities, store)}
+    touched = {s.path for s in _touched(time_moved, identities, store)}
+    same += [s for s in time_moved if s.path in touched]
+    changed += [s for s in time_moved if s.path not in touched]
     changed += [s for s in same if s.path in retagged]
     report.unchanged = report.found - len(changed)
     report.still_failing = sum(identities[s.path].failed for s in same if s.path not in retagged)
@@ -578,7 +587,7 @@ def _retagged(unchanged: list[FileState], identities: dict[str, FileIdentity], s
             rewritten.append(state)  # the analysis will say why it can't be read
             continue
         if fingerprint in (None, now):
-            confirmed.append((state.path, state.ctime, now))
+            confirmed.append((state.path, state.mtime, state.ctime, now))
         else:
             rewritten.append(state)
     if confirmed:
@@ -587,6 +596,29 @@ def _retagged(unchanged: list[FileState], identities: dict[str, FileIdentity], s
         logger.info("%d files rewritten in place with their size and mtime kept (retagged?): analysed again",
                     len(rewritten))
     return rewritten
+
+
+def _touched(time_moved: list[FileState], identities: dict[str, FileIdentity], store: Store) -> list[FileState]:
+    """Those of the files catalogued with their current size but another mtime whose content is as
+    analysed, their new times recorded: a FAT drive's times move by an hour with the time zone or
+    daylight saving, and a copy that keeps no times or a `touch` moves them too; the whole library
+    was analysed again for it (hours on a Pi). Their fingerprints are compared (128 KiB read of
+    each, no audio work); a file catalogued without one is analysed again."""
+    touched, confirmed = [], []
+    for state in time_moved:
+        if (fingerprint := identities[state.path].fingerprint) is None:
+            continue
+        try:
+            now = file_fingerprint(state.path)
+        except OSError:
+            continue  # the analysis will say why it can't be read
+        if now == fingerprint:
+            touched.append(state)
+            confirmed.append((state.path, state.mtime, state.ctime, now))
+    if confirmed:
+        store.confirm_files(confirmed)
+        logger.info("%d files with new times but the same content: not analysed again", len(confirmed))
+    return touched
 
 
 def _rescore(store: Store, rescore: list[FileState], model: MoodModel, report: ScanReport) -> list[FileState]:

@@ -1024,11 +1024,12 @@ class Store:
         rows = self._query("SELECT path, ctime, fingerprint, error IS NOT NULL AS failed FROM tracks")
         return {r["path"]: FileIdentity(r["ctime"], r["fingerprint"], bool(r["failed"])) for r in rows}
 
-    def confirm_files(self, identities: Iterable[tuple[str, float, str]]) -> None:
-        """(path, ctime, fingerprint): files found unchanged though their ctime moved (a chown)."""
+    def confirm_files(self, identities: Iterable[tuple[str, float, float | None, str]]) -> None:
+        """(path, mtime, ctime, fingerprint): files found unchanged though their times moved (a
+        chown, a time zone change on a FAT drive)."""
         with self.transaction() as db:
-            db.executemany("UPDATE tracks SET ctime = ?, fingerprint = ? WHERE path = ?",
-                           [(ctime, fingerprint, path) for path, ctime, fingerprint in identities])
+            db.executemany("UPDATE tracks SET mtime = ?, ctime = ?, fingerprint = ? WHERE path = ?",
+                           [(mtime, ctime, fingerprint, path) for path, mtime, ctime, fingerprint in identities])
 
     def upsert_track(self, rec: TrackRecord) -> int:
         values = [getattr(rec, name) for name in _TRACK_COLUMNS]
