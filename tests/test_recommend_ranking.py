@@ -153,6 +153,20 @@ def test_an_empty_or_placeholder_artist_names_no_one():
     assert artist_key("Unknown Mortal Orchestra") == "unknown mortal orchestra"  # a real band
 
 
+def test_a_compilations_tracks_are_no_one_artists_but_show_their_tag():
+    """A compilation's tracks (often tagged only with the album artist "Various Artists") shared
+    their ratings as one artist's: three disliked ones sank every other; and were parted as one's."""
+    from moodtunes.ui.screens.music import artist_label
+
+    for compilation in ("Various Artists", "VARIOUS", "VA", "V.A.", "Varios artistas", "Artistes divers"):
+        assert artist_key(compilation) is None, compilation
+        assert artist_label(compilation) == compilation
+    disliked = [Feedback(f"va{i}", "Various Artists", f"t{i}", 0) for i in range(3)]
+    counts, artists = liking_posteriors(disliked)
+    assert artists == {}
+    assert liking_beta(track("other", artist="Various Artists"), counts, artists) == recommend.PRIOR
+
+
 def test_untagged_songs_do_not_share_each_others_ratings():
     """Every untagged song is catalogued as "Unknown artist"; one loved one must not lift the rest."""
     rated, other = track("rated", artist="Unknown artist"), track("other", artist="Unknown Artist")

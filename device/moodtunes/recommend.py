@@ -47,6 +47,14 @@ SPREAD_REACH = 3
 # Artist tags that name no one (casefolded), as library scans and rippers write them for untagged
 # music: taken for an artist, they would make all such songs one band's, sharing its ratings.
 UNKNOWN_ARTISTS = frozenset({"", "unknown", "unknown artist", "[unknown]", "<unknown>"})
+# What a compilation's tracks are tagged with (often only as the album artist, which the scan takes
+# for the artist): not one artist either. Taken for one, a few disliked compilation tracks sank
+# every other one, and the spread parted them as one band's songs.
+COMPILATION_ARTISTS = frozenset({
+    "various", "various artists", "va", "v.a.", "v/a", "verschiedene interpreten", "verschiedene künstler",
+    "artistes divers", "artistes variés", "varios artistas", "vários artistas", "artisti vari", "diverse artiesten",
+    "różni wykonawcy", "разные исполнители", "群星", "オムニバス", "여러 아티스트",
+})
 # Titles that only number a track (casefolded): no song's name, whatever the artist.
 _NUMBERED_TRACK = re.compile(r"((audio )?(track|piste|titel|pista|spur|faixa) ?)?#?\d{1,3}")
 
@@ -93,9 +101,15 @@ class Ranked:
 
 def artist_key(artist: str | None) -> str | None:
     """The artist a track's ratings and spreading go by (trimmed, casefolded), or None when the tag
-    names no one: then the track stands alone, with no artist prior and no artist to spread."""
+    names no one artist (a placeholder, a compilation's "Various Artists"): then the track stands
+    alone, with no artist prior and no artist to spread."""
     key = (artist or "").strip().casefold()
-    return None if key in UNKNOWN_ARTISTS else key
+    return None if key in UNKNOWN_ARTISTS or key in COMPILATION_ARTISTS else key
+
+
+def names_someone(artist: str | None) -> bool:
+    """Whether the tag is more than a placeholder: "Various Artists" is shown, "Unknown" is not."""
+    return (artist or "").strip().casefold() not in UNKNOWN_ARTISTS
 
 
 def category_fit(track: TrackRecord, category: str) -> float:

@@ -10,7 +10,7 @@ import pygame
 
 from moodtunes.domain import Category, ScanOutcome, category_for_mood
 from moodtunes.library.tags import UNKNOWN_ARTIST, title_from_filename
-from moodtunes.recommend import PAGE_SIZE, artist_key, page, page_count, song_key
+from moodtunes.recommend import PAGE_SIZE, names_someone, page, page_count, song_key
 from moodtunes.store import TrackRecord, shifted, utc_now
 from moodtunes.ui import layout as lay
 from moodtunes.ui import theme as th
@@ -73,7 +73,7 @@ TITLES = {  # the list's heading, then shorter ones for a narrow heading (portra
 def artist_label(artist: str) -> str:
     """The artist as shown: one wording for every tag that names no one ("", "Unknown Artist"…)
     and for one no font can draw."""
-    return (artist_key(artist) is not None and legible(artist)) or UNKNOWN_ARTIST
+    return (names_someone(artist) and legible(artist)) or UNKNOWN_ARTIST
 
 
 def song_title(track: TrackRecord) -> str:
