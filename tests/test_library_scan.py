@@ -806,19 +806,24 @@ def test_a_file_given_as_the_folder_to_scan_is_told_apart_from_a_missing_folder(
 
 
 def test_audio_of_formats_the_scan_does_not_read_is_counted_and_opus_and_aiff_are_read(tmp_path, store, capsys):
+    """And a drive's system folders are not music: a song deleted on a PC was recommended."""
     ffmpeg = require_tool("ffmpeg")
     folder = tmp_path / "music"
     folder.mkdir()
     for name in ("song.opus", "song.aiff"):
         subprocess.run([ffmpeg, "-loglevel", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=3",
                         str(folder / name)], check=True)
-    for name in ("a.wma", "b.WMA", "c.ape", "cover.jpg", "notes.txt"):
+    for name in ("a.wma", "b.WMA", "c.ape", "d.mp4", "e.m4p", "cover.jpg", "notes.txt"):
         (folder / name).write_bytes(b"not read")
+    for system in ("$RECYCLE.BIN/S-1-5-21", "System Volume Information", "lost+found"):  # a deleted song stays there
+        (folder / system).mkdir(parents=True)
+        shutil.copy(folder / "song.opus", folder / system / "$R8KQ2ZP.opus")
     report = scan_library([folder], store, workers=1)
     assert (report.found, report.analysed, report.failed) == (2, 2, [])
-    assert report.skipped == {".wma": 2, ".ape": 1} and report.as_dict()["skipped"] == report.skipped
+    assert report.skipped == {".wma": 2, ".ape": 1, ".mp4": 1, ".m4p": 1}
+    assert report.as_dict()["skipped"] == report.skipped
     assert moodtunes(["library", "scan", str(folder), "--workers", "1"]) == 0
-    assert "3 files of other kinds skipped: .wma ×2, .ape" in capsys.readouterr().out
+    assert "5 files of other kinds skipped: .wma ×2, .ape, .m4p, .mp4" in capsys.readouterr().out
 
 
 def test_a_wav_streamed_to_a_pipe_gets_its_real_length_and_a_truncated_flac_is_not_catalogued(tmp_path, store):

@@ -67,8 +67,12 @@ AUDIO_FORMATS = "MP3, OGG, Opus, FLAC, WAV, AIFF, M4A"  # AUDIO_EXTENSIONS in wo
 # are missing rather than finding them silently left out.
 OTHER_AUDIO_EXTENSIONS = frozenset({
     ".wma", ".ape", ".wv", ".mpc", ".tta", ".m4b", ".mka", ".webm", ".ac3", ".dts", ".dsf", ".dff",
-    ".aifc", ".amr", ".ra", ".rm", ".mid", ".midi",
+    ".aifc", ".amr", ".ra", ".rm", ".mid", ".midi", ".mp2", ".mp4", ".m4p",
 })
+
+# Folders a drive keeps for its system (casefolded), never music: a song deleted on a Windows PC
+# stays in $RECYCLE.BIN under a made-up name, and was catalogued and recommended.
+SYSTEM_FOLDERS = frozenset({"$recycle.bin", "recycler", "recycled", "system volume information", "lost+found"})
 
 # progress(done, total, path of the file just finished)
 ProgressCallback = Callable[[int, int, str], None]
@@ -179,7 +183,7 @@ def iter_audio_files(
     dangling_link: Callable[[str, str], None], other_audio: Callable[[str], None],
     empty_folder: Callable[[str], None], missing_folder: Callable[[str], None],
 ) -> Iterator[FileState]:
-    """Audio files under ``root`` (recursively, hidden folders skipped), in a stable order.
+    """Audio files under ``root`` (recursively, hidden and SYSTEM_FOLDERS skipped), in a stable order.
     Symlinked folders are followed (a music folder linked in from a drive is part of the library),
     each folder once, their songs known by the link's path, as a linked song from outside is:
     deleting the link prunes them. Not followed: a link into ``roots`` (its music is scanned
@@ -208,8 +212,8 @@ def iter_audio_files(
         seen.add((info.st_dev, info.st_ino))
         if not subdirs and not files:
             empty_folder(folder)
-        subdirs[:] = sorted(d for d in subdirs
-                            if not d.startswith(".") and _to_follow(os.path.join(folder, d), roots, linked_folder))
+        subdirs[:] = sorted(d for d in subdirs if not d.startswith(".") and d.casefold() not in SYSTEM_FOLDERS
+                            and _to_follow(os.path.join(folder, d), roots, linked_folder))
         for name in sorted(files):
             suffix = Path(name).suffix.lower()
             if name.startswith("."):
