@@ -158,6 +158,27 @@ def kiosk_with_an_m4a_song(settings, tmp_path):
     return make_app(settings, sample_scanner)
 
 
+def test_the_kiosk_leaves_out_songs_the_player_would_refuse(settings, tmp_path):
+    """A 25-minute M4A mix was recommended, refused at every pick ("longer than 20 minutes") and
+    back the next day; an MP3 as long is played from its file and stays."""
+    from moodtunes.store import Store, TrackRecord
+    from ui_support import make_app, sample_scanner, songs_as_guest
+
+    with Store.open(settings.database_path) as store:
+        for name in ("mix.m4a", "mix.mp3", "short.m4a"):
+            store.upsert_track(TrackRecord(
+                path=str(tmp_path / name), size=1, mtime=1.0, title=name, artist="DJ", category="Happy and calm",
+                duration=60.0 if name == "short.m4a" else 25 * 60.0, probs={"Q1": 0.1, "Q2": 0.1, "Q3": 0.1, "Q4": 0.7},
+            ))
+    app = make_app(settings, sample_scanner)
+    try:
+        songs_as_guest(app, "sad")
+        listed = {Path(r.track.path).name for r in app.visit.ranked}
+    finally:
+        app.close()
+    assert listed == {"mix.mp3", "short.m4a"}
+
+
 def test_the_kiosk_says_a_song_is_being_made_ready_before_converting_it(settings, tmp_path, told):
     """The conversion makes the visitor wait (longer on a Pi): a message first, not a frozen screen."""
     from ui_support import songs_as_guest, tap

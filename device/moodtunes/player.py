@@ -65,6 +65,7 @@ _LENGTH_ESTIMATED = (".mp3",)
 # stereo, so up to ~210 MB).
 MAX_CONVERTED_S = 20 * 60
 _STREAMED_WAV_HEAD = 4096  # bytes: more than the header ffmpeg writes with -bitexact (44)
+CONVERTED_SUFFIXES = (".m4a", ".aac")  # formats of the catalogue SDL_mixer has no decoder for
 _BY_CONTENT = "by-content"  # a name hint SDL_mixer has no decoder for: it tells the format from the bytes
 CONVERT_TIMEOUT_S = 30.0  # ffmpeg decodes a 20-minute song in a few seconds, even on a Pi
 
@@ -199,6 +200,12 @@ def _copy_streamed_wav(stream: BinaryIO, buffer: io.BytesIO) -> float:
         while chunk := stream.read(1 << 20):
             out.writeframesraw(chunk)
         return out.getnframes() / rate
+
+
+def refuses_by_its_catalogue_entry(path: str, duration: float | None) -> bool:
+    """Whether the player will refuse the song, as its catalogue entry tells: a format only ffmpeg
+    decodes (M4A/AAC), longer than MAX_CONVERTED_S. Recommended, such a song failed every pick."""
+    return Path(path).suffix.lower() in CONVERTED_SUFFIXES and (duration or 0.0) > MAX_CONVERTED_S
 
 
 def _too_long_to_convert(path: Path) -> PlayerError:

@@ -21,7 +21,7 @@ import pygame
 
 from moodtunes.config import KIOSK_MIN_SIDE, Settings
 from moodtunes.domain import Category, MoodReading
-from moodtunes.player import Player, PlayerError
+from moodtunes.player import Player, PlayerError, refuses_by_its_catalogue_entry
 from moodtunes.recommend import Feedback, Heard, Ranked, rank
 from moodtunes.report import KeptHistory
 from moodtunes.store import BUSY_TIMEOUT_MS, Profile, Store, StoreError, shifted, utc_now
@@ -871,15 +871,16 @@ class KioskApp:
 
     def recommendations(self, category: str, analysed_since: str | None = None) -> list[Ranked]:
         """The ranked songs of ``category`` for the visitor (empty if the library has none or can't
-        be read: ``catalogue_unreadable`` tells which); ``analysed_since``: only the songs the
-        library scan sorted since then. Without this profile's ratings or recent songs the songs
-        are still ranked, just less personally."""
+        be read: ``catalogue_unreadable`` tells which), but those the player would refuse;
+        ``analysed_since``: only the songs the library scan sorted since then. Without this
+        profile's ratings or recent songs the songs are still ranked, just less personally."""
         visit = self.visit
         tracks = self.read("the music catalogue", self.store.tracks, category, features=False,
                            analysed_since=analysed_since)
         self.catalogue_unreadable = tracks is None
         if tracks is None:
             return []
+        tracks = [track for track in tracks if not refuses_by_its_catalogue_entry(track.path, track.duration)]
         ratings = self.read("the profile's ratings", self.store.track_feedback, visit.profile.id)
         recent = self.read(
             "the profile's recent songs", self.store.recent_songs, visit.profile.id, before_session=visit.session_id
