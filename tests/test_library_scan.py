@@ -327,6 +327,27 @@ def test_times_moved_by_an_hour_with_the_content_unchanged_cost_no_analysis(libr
     assert (analyses, fingerprints, report.unchanged) == ([], [], 5)  # the new times were kept
 
 
+def test_files_gone_while_the_scan_runs_keep_their_tracks_until_the_next_scan(library, store, monkeypatch, capsys):
+    """A drive unplugged mid-scan: each of its songs was recorded as "cannot read the file", out of
+    the kiosk's lists until it was back, with a line each."""
+    scan_library([library], store, workers=1)
+    changed = library / "demo" / SMALL[0]
+    shutil.copy(library / "demo" / SMALL[3], changed)  # to be analysed again
+    real = scan_module.audio_features
+
+    def unplugged(path, duration_hint=None):
+        Path(path).unlink()
+        return real(path, duration_hint=duration_hint)
+
+    monkeypatch.setattr(scan_module, "audio_features", unplugged)
+    before = store.track_by_path(str(changed))
+    report = scan_library([library], store, workers=1)
+    assert (report.vanished, report.failed, report.as_dict()["vanished"]) == (1, [], 1)
+    after = store.track_by_path(str(changed))
+    assert (after.error, after.category, after.mtime) == (None, before.category, before.mtime)
+    assert scan_library([library], store, workers=1).removed == 1
+
+
 def test_tracks_catalogued_before_fingerprints_adopt_theirs_without_analysis(library, store, analyses):
     scan_library([library], store, workers=1)
     with store.transaction() as db:  # as migration 8 leaves them

@@ -216,6 +216,9 @@ def _print_scan(report: Any, as_json: bool) -> None:
     if report.skipped:
         notes.append(skipped_summary(report.skipped))
     notes += [f"{folder}: {why}" for folder, why in report.kept]
+    if report.vanished:
+        notes.append(f"{report.vanished} file{'s' if report.vanished != 1 else ''} vanished while the scan ran (a drive "
+                     "unplugged?): what is catalogued of them is kept; the next scan prunes those really gone")
     notes += [f"{link}: a link to {target}, which holds the music folder: not followed (it would scan the library "
               "again inside itself)" for link, target in report.links]
     notes += [f"skipped {path}: {error}" for path, error in report.failed]

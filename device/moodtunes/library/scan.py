@@ -135,8 +135,10 @@ class ScanReport:
     skipped: dict[str, int] = field(default_factory=dict)  # files of OTHER_AUDIO_EXTENSIONS, by extension
     # (folder or link, why): its catalogued tracks were kept, not pruned, though none of them was found
     kept: list[tuple[str, str]] = field(default_factory=list)
-    # (link, target): symlinked folders not followed, whose target is outside the scanned folders
+    # (link, target): symlinked folders not followed, whose target holds a scanned folder
     links: list[tuple[str, str]] = field(default_factory=list)
+    # files gone while the scan ran (a drive unplugged?): their catalogued tracks left as they were
+    vanished: int = 0
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, object]:
@@ -146,7 +148,8 @@ class ScanReport:
             "removed": self.removed, "failed": [{"path": p, "error": e} for p, e in self.failed],
             "missing_roots": self.missing_roots, "outside_kept": self.outside_kept, "skipped": self.skipped,
             "kept": [{"path": p, "reason": r} for p, r in self.kept],
-            "links": [{"path": p, "target": t} for p, t in self.links], "seconds": round(self.seconds, 3),
+            "links": [{"path": p, "target": t} for p, t in self.links], "vanished": self.vanished,
+            "seconds": round(self.seconds, 3),
         }
 
 
@@ -650,6 +653,12 @@ def _store_result(
     if isinstance(result, TrackRecord):
         store.upsert_track(result)
         report.analysed += 1
+        return
+    if result.retry and not os.path.lexists(state.path):
+        # Gone since the walk, most often all at once with its drive: recorded as a failure, each
+        # of its catalogued songs was left out of the kiosk's lists until the drive was back. The
+        # next scan prunes what is really gone.
+        report.vanished += 1
         return
     if result == Failure(WORKER_KILLED, retry=True) and _killed_before(store, state):
         result = Failure(WORKER_KILLED_TWICE)  # a file that exhausts memory must not do so every night
