@@ -453,6 +453,7 @@ def test_a_folder_scanned_through_a_symlink_is_catalogued_once(library, store, t
 def test_symlinks_inside_a_folder_add_no_track_twice_and_a_link_up_the_tree_is_reported(library, store, tmp_path):
     (library / "demo" / "up").symlink_to(library)  # a loop, into the library: its songs are scanned there
     (library / "favourite.flac").symlink_to(library / "demo" / SMALL[0])  # the same song again
+    os.link(library / "demo" / SMALL[1], library / "hard-linked.flac")  # and again, analysed and listed twice
     (library / "everything").symlink_to(tmp_path)  # holds the library: followed, it would scan it again inside
     report = scan_library([library], store, workers=1)
     assert (report.found, len(store.track_index())) == (5, 5)

@@ -186,7 +186,8 @@ def iter_audio_files(
     dangling_link: Callable[[str, str], None], other_audio: Callable[[str], None],
     empty_folder: Callable[[str], None], missing_folder: Callable[[str], None],
 ) -> Iterator[FileState]:
-    """Audio files under ``root`` (recursively, hidden and SYSTEM_FOLDERS skipped), in a stable order.
+    """Audio files under ``root`` (recursively, hidden and SYSTEM_FOLDERS skipped), in a stable order,
+    each file once (a hard link is the same song under another name).
     Symlinked folders are followed (a music folder linked in from a drive is part of the library),
     each folder once, their songs known by the link's path, as a linked song from outside is:
     deleting the link prunes them. Not followed: a link into ``roots`` (its music is scanned
@@ -202,6 +203,7 @@ def iter_audio_files(
     whose target lies in one of them is that target; see _resolve)."""
     roots = list(roots)
     seen: set[tuple[int, int]] = set()  # (device, inode) of the folders listed
+    songs_seen: set[tuple[int, int]] = set()  # and of the songs found: two names of one file are one song
     for folder, subdirs, files in os.walk(root, onerror=unreadable, followlinks=True):
         try:
             info = os.stat(folder)
@@ -238,7 +240,9 @@ def iter_audio_files(
                 unreadable(exc)
                 continue
             if stat.S_ISREG(st.st_mode):
-                yield FileState(catalogued_as, st.st_size, st.st_mtime, st.st_ctime)
+                if (st.st_dev, st.st_ino) not in songs_seen:  # else a hard link to a song already found
+                    songs_seen.add((st.st_dev, st.st_ino))
+                    yield FileState(catalogued_as, st.st_size, st.st_mtime, st.st_ctime)
             else:
                 not_a_file(path, _not_a_file_reason(path, st.st_mode))
 
