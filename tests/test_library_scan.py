@@ -348,6 +348,34 @@ def test_files_gone_while_the_scan_runs_keep_their_tracks_until_the_next_scan(li
     assert scan_library([library], store, workers=1).removed == 1
 
 
+def test_a_folder_moved_or_renamed_costs_no_analysis_and_keeps_its_songs_history(library, store, analyses, capsys):
+    """Moving a folder into another had every song in it analysed again (hours on a Pi), and its
+    untagged songs, whose ratings and plays go by their path, lost them."""
+    untagged = library / "demo" / "untagged.flac"
+    shutil.copy(library / "demo" / SMALL[0], untagged)
+    FLAC(untagged).delete()
+    scan_library([library], store, workers=1)
+    track = store.track_by_path(str(untagged))
+    profile = store.create_profile("Robin", "#ff8800")
+    session = store.start_session(profile.id)
+    store.add_rating(session, 100, store.start_play(session, track))
+    analyses.clear()
+    (library / "albums").mkdir()
+    (library / "demo").rename(library / "albums" / "demo 2024")
+    report = scan_library([library], store, workers=1)
+    assert (analyses, report.analysed, report.removed, report.moved) == ([], 0, 0, 5)
+    moved = store.track_by_path(str(library / "albums" / "demo 2024" / "untagged.flac"))
+    assert (moved.id, moved.category) == (track.id, track.category)
+    assert [path for path, *_ in store.track_feedback(profile.id)] == [moved.path]  # an untagged song's key
+    assert {path for path, _, _ in store.recent_songs(profile.id)} == {moved.path}
+    assert moodtunes(["library", "scan", "--workers", "1", str(library)]) == 0  # the CLI's own catalogue
+    (library / "albums" / "demo 2024").rename(library / "demo")  # "albums" left empty: no drive's mount point
+    capsys.readouterr()
+    assert moodtunes(["library", "scan", "--workers", "1", str(library)]) == 0
+    summary = capsys.readouterr().out
+    assert "5 moved or renamed, " in summary and "kept" not in summary
+
+
 def test_tracks_catalogued_before_fingerprints_adopt_theirs_without_analysis(library, store, analyses):
     scan_library([library], store, workers=1)
     with store.transaction() as db:  # as migration 8 leaves them

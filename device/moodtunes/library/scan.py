@@ -139,6 +139,7 @@ class ScanReport:
     links: list[tuple[str, str]] = field(default_factory=list)
     # files gone while the scan ran (a drive unplugged?): their catalogued tracks left as they were
     vanished: int = 0
+    moved: int = 0  # catalogued tracks found under another name (a file or folder moved or renamed)
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, object]:
@@ -148,7 +149,7 @@ class ScanReport:
             "removed": self.removed, "failed": [{"path": p, "error": e} for p, e in self.failed],
             "missing_roots": self.missing_roots, "outside_kept": self.outside_kept, "skipped": self.skipped,
             "kept": [{"path": p, "reason": r} for p, r in self.kept],
-            "links": [{"path": p, "target": t} for p, t in self.links], "vanished": self.vanished,
+            "links": [{"path": p, "target": t} for p, t in self.links], "vanished": self.vanished, "moved": self.moved,
             "seconds": round(self.seconds, 3),
         }
 
@@ -578,7 +579,48 @@ def _plan(
                            "a folder given is missing or unreadable", len(outside))
     elif exclusive:
         gone += outside
+    # Tracks kept for an empty folder or a missing link are candidates too: found elsewhere, they moved.
+    really_gone = [p for p in catalogued if p not in on_disk and (exclusive or _under(p, scanned))
+                   and not os.path.lexists(p)]
+    moved = _moved(todo, really_gone, catalogued, identities, analysis)
+    if moved:
+        store.move_tracks([(old, new.path, new.mtime, new.ctime) for old, new in moved])
+        report.moved = len(moved)
+        logger.info("%d files moved or renamed: known by their new names, not analysed again", len(moved))
+        moved_from, moved_to = {old for old, _ in moved}, {new.path for _, new in moved}
+        todo = [state for state in todo if state.path not in moved_to]
+        gone = [path for path in gone if path not in moved_from]
+        still = sorted(printable_path(p) for p in catalogued if p not in moved_from)
+        report.kept = [(place, why) for place, why in report.kept
+                       if _count_under(place, still) or place in still]  # else all its tracks moved
     return todo, rescore, gone
+
+
+def _moved(
+    new: list[FileState], gone: list[str], catalogued: dict[str, tuple[int, float, str | None]],
+    identities: dict[str, FileIdentity], analysis: str,
+) -> list[tuple[str, FileState]]:
+    """(catalogued path, file): the new files that are catalogued tracks whose files are gone, moved
+    or renamed: of the same size and fingerprint (128 KiB read, no audio work). A folder moved or
+    renamed had every song in it analysed again (hours on a Pi) and its untagged songs' ratings
+    lost. A track whose analysis failed or is out of date is left to be analysed again."""
+    by_size: dict[int, list[str]] = {}
+    for path in gone:
+        size, _, analysed_as = catalogued[path]
+        if analysed_as == analysis and identities[path].fingerprint and not identities[path].failed:
+            by_size.setdefault(size, []).append(path)
+    moved = []
+    for state in new:
+        if state.path in catalogued or not (candidates := by_size.get(state.size)):
+            continue
+        try:
+            fingerprint = file_fingerprint(state.path)
+        except OSError:
+            continue  # the analysis will say why it can't be read
+        if (old := next((p for p in candidates if identities[p].fingerprint == fingerprint), None)) is not None:
+            candidates.remove(old)
+            moved.append((old, state))
+    return moved
 
 
 def _retagged(unchanged: list[FileState], identities: dict[str, FileIdentity], store: Store) -> list[FileState]:

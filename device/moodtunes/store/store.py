@@ -1031,6 +1031,15 @@ class Store:
             db.executemany("UPDATE tracks SET mtime = ?, ctime = ?, fingerprint = ? WHERE path = ?",
                            [(mtime, ctime, fingerprint, path) for path, mtime, ctime, fingerprint in identities])
 
+    def move_tracks(self, moves: Iterable[tuple[str, str, float, float | None]]) -> None:
+        """(old path, new path, mtime, ctime): catalogued files found under another name. Their
+        analysis goes with them, and so do the plays of them, by which the recommender finds a
+        song's ratings and recent plays (an untagged song's go by its path)."""
+        with self.transaction() as db:
+            for old, new, mtime, ctime in moves:
+                db.execute("UPDATE tracks SET path = ?, mtime = ?, ctime = ? WHERE path = ?", (new, mtime, ctime, old))
+                db.execute("UPDATE plays SET path = ? WHERE track_id = (SELECT id FROM tracks WHERE path = ?)", (new, new))
+
     def upsert_track(self, rec: TrackRecord) -> int:
         values = [getattr(rec, name) for name in _TRACK_COLUMNS]
         values[_TRACK_COLUMNS.index("probs")] = json.dumps(rec.probs)
