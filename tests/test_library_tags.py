@@ -252,3 +252,17 @@ def test_id3_genre_numbers_dates_and_mp4_atoms_are_read_by_name(tmp_path):
                     "-metadata", "genre=Jazz", "-metadata", "date=2011", str(m4a)], check=True)
     tags = read_tags(m4a)
     assert (tags.title, tags.artist, tags.genre, tags.year) == ("Rain", "Nora", "Jazz", 2011)
+
+
+@pytest.mark.parametrize(("name", "container"), [("mp3-data.flac", "mp3"), ("flac-data.mp3", "flac"),
+                                                 ("m4a-data.mp3", "ipod"), ("ogg-data.flac", "ogg")])
+def test_a_file_named_as_another_format_has_its_tags_read_by_what_it_holds(tmp_path, name, container):
+    """mutagen let the extension choose its reader: a tagged MP3 named .flac failed as a FLAC and was
+    catalogued as "Unknown artist", titled by its file name."""
+    song = tmp_path / name
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=1",
+                    "-metadata", "title=Set Yourself On Fire", "-metadata", "artist=Stars", "-f", container, str(song)],
+                   check=True)
+    tags = read_tags(song)
+    assert (tags.title, tags.artist) == ("Set Yourself On Fire", "Stars")
+    assert tags.duration == pytest.approx(1.0, abs=0.1)

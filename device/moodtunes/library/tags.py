@@ -10,6 +10,7 @@ from pathlib import Path
 
 import mutagen
 import soundfile
+from mutagen.aac import AAC
 from mutagen.aiff import AIFF
 from mutagen.apev2 import APENoHeaderError, APEv2
 from mutagen.easymp4 import EasyMP4
@@ -17,6 +18,9 @@ from mutagen.flac import FLAC
 from mutagen.id3 import ID3, TCON, Encoding
 from mutagen.mp3 import MP3
 from mutagen.mp4 import MP4
+from mutagen.oggflac import OggFLAC
+from mutagen.oggopus import OggOpus
+from mutagen.oggvorbis import OggVorbis
 from mutagen.wave import WAVE
 
 from moodtunes.printable import printable
@@ -26,6 +30,8 @@ logger = logging.getLogger(__name__)
 # Stored for a file without an artist tag, as catalogues have always held it (`library list` shows
 # it as is); the recommender reads it, like any placeholder, as no artist (recommend.artist_key).
 UNKNOWN_ARTIST = "Unknown artist"
+# The formats the scan reads, as mutagen's readers.
+_READERS = (MP3, FLAC, OggVorbis, OggOpus, OggFLAC, MP4, AAC, WAVE, AIFF)
 # ID3 frames for files whose tags mutagen has no "easy" view of (WAV, AIFF).
 _ID3_FRAMES = {"title": "TIT2", "artist": "TPE1", "album": "TALB", "genre": "TCON", "date": "TDRC"}
 _APE_KEYS = {"title": "Title", "artist": "Artist", "album": "Album", "genre": "Genre", "date": "Year"}
@@ -73,8 +79,23 @@ def _year(text: str | None) -> int | None:
     return (int(match.group(1)) or None) if match else None
 
 
+def _opened(path: Path) -> mutagen.FileType | None:
+    """The file as mutagen reads it. mutagen lets the name's extension outweigh the first bytes: a
+    tagged MP3 named .flac was read as a FLAC, which failed, and catalogued as "Unknown artist".
+    Then the reader the first bytes alone call for is tried (the player, too, goes by them)."""
+    try:
+        return mutagen.File(str(path))
+    except mutagen.MutagenError:
+        with path.open("rb") as audio:
+            header = audio.read(128)
+            score, reader = max(((kind.score("", audio, header), kind) for kind in _READERS), key=lambda s: s[0])
+        if score <= 0:
+            raise
+        return reader(str(path))
+
+
 def _raw_fields(path: Path) -> tuple[dict[str, str | None], float | None]:
-    audio = mutagen.File(str(path))
+    audio = _opened(path)
     if audio is None:
         return {}, None
     if isinstance(audio, MP4):  # its atoms ("©nam", "aART") by the names the others use
