@@ -821,6 +821,63 @@ def test_a_visit_whose_end_could_not_be_saved_is_ended_as_it_was_once_the_store_
         app.close()
 
 
+STORE_WRITES = ("start_session", "add_reading", "correct_reading", "start_play", "update_play", "add_rating",
+                "finish_session", "drop_empty_visit")
+
+
+def a_visit_with_stars_and_a_second_mood(app) -> None:
+    """A guest's visit, moods picked by hand: sad, a song, 4 stars, happy after; to the report."""
+    songs_as_guest(app, "sad")
+    tap(app, "row:0")
+    on_screen(app, "playing")
+    tap(app, "done")
+    tap(app, "star:4")
+    tap(app, "again")
+    tap(app, "mood:happy")
+    assert app.screen.name == "report"
+
+
+@pytest.mark.parametrize("full_from", ["the start", "the stars"])
+def test_a_visit_made_while_the_disk_is_full_is_saved_whole_once_there_is_room(settings, library, monkeypatch,
+                                                                                full_from):
+    """The disk full as a visit began, or as its stars were given: the visit was saved, late, as
+    completed without its stars and second mood, or not at all, though the kiosk still held them."""
+    app = make_app(settings, sample_scanner)
+    writes = {name: getattr(app.store, name) for name in STORE_WRITES}
+
+    def disk_full() -> None:
+        for name in STORE_WRITES:
+            monkeypatch.setattr(app.store, name, refusing("database: the disk is full; free some space"))
+
+    try:
+        if full_from == "the start":
+            disk_full()
+            a_visit_with_stars_and_a_second_mood(app)
+        else:
+            songs_as_guest(app, "sad")
+            tap(app, "row:0")
+            on_screen(app, "playing")
+            tap(app, "done")
+            disk_full()
+            tap(app, "star:4")
+            tap(app, "again")
+            tap(app, "mood:happy")
+        tap(app, "finish")
+        for name, write in writes.items():  # room again
+            monkeypatch.setattr(app.store, name, write)
+        tap(app, "guest")  # the next visitor
+    finally:
+        app.close()
+    with Store.open(settings.database_path) as store:
+        (visit,) = rows(store, "SELECT id, mood_before, mood_after, end_reason FROM sessions ORDER BY id LIMIT 1")
+        assert (visit["mood_before"], visit["mood_after"], visit["end_reason"]) == ("sad", "happy", "completed")
+        (rating,) = rows(store, "SELECT r.score, p.session_id FROM ratings r JOIN plays p ON p.id = r.play_id")
+        assert (rating["score"], rating["session_id"]) == (75, visit["id"])  # 4 stars, for the song played
+        (event,) = store.pending_events(10)
+        sent = json.loads(event.payload)
+        assert (sent["rating"], sent["mood_after"]["label"], len(sent["plays"])) == (75, "happy", 1)
+
+
 def test_a_visit_under_way_when_the_clock_is_set_is_moved_with_it(settings, library, monkeypatch):
     """A Pi runs from 1970 (or the time saved at shutdown) until its first time sync: a visit under
     way then was stored from 1970 to today, and the ingest refused it as `clock` (or put its plays

@@ -146,7 +146,8 @@ class KioskApp:
         self._warned = False  # the "Still there?" warning is up (logged once each time)
         self._shade: pygame.Surface | None = None  # the screen dimmed under "Still there?"
         self._player: Player | None = None
-        self._unsaved_ends: dict[int, tuple[str, str]] = {}  # visit -> (end reason, when): end_visit
+        # visits ended while the store refused what they had left to write: (visit, end reason, when)
+        self._unsaved_ends: list[tuple[Visit, str, str]] = []
         # play -> (seconds heard, heard whole): a play's last save the store refused (save_play_progress)
         self._unsaved_play_ends: dict[int, tuple[float, bool]] = {}
         self._brief_lock_waits_until: float | None = None  # _wait_briefly_for_locks
@@ -322,6 +323,8 @@ class KioskApp:
         if visit.unrecorded_play is not None:
             track, started_at = visit.unrecorded_play
             visit.unrecorded_play = (track, shifted(started_at, step))
+        visit.unwritten_plays = [(track, shifted(started_at, step), seconds, whole)
+                                 for track, started_at, seconds, whole in visit.unwritten_plays]
         if visit.session_id is not None:
             self.record(self.store.shift_open_visit, visit.session_id, step)
 
@@ -743,19 +746,23 @@ class KioskApp:
         """The visit's session in the store, with every reading made so far. One the store refused
         at the start (another program's lock, a full disk for a moment) is started at the next
         write, as of the visit's start: the whole visit was lost, its later song and rating too."""
-        visit = self.visit
+        return self._saved(self.visit)
+
+    def _saved(self, visit: Visit) -> int | None:
+        """``visit``'s session, with what the store has not taken of it yet written: its start,
+        readings (and corrections), the play of the song playing, its plays' ends, its rating."""
         if visit.session_id is None and self.store is not None:
             visit.session_id = self.record(self.store.start_session, visit.profile.id, visit.started_at)
         if visit.session_id is not None:
-            self._save_readings()
-            self._save_unrecorded_play()
+            self._save_readings(visit)
+            self._save_unrecorded_plays(visit)
             self._save_play_ends()
+            self._save_rating(visit)
         return visit.session_id
 
-    def _save_readings(self) -> None:
+    def _save_readings(self, visit: Visit) -> None:
         """Write the readings not written yet (the store refused them, or there was no session), in
         order, each with the correction the visitor made meanwhile."""
-        visit = self.visit
         for phase, reading in visit.readings.items():
             if phase in visit.reading_ids:
                 continue
@@ -766,10 +773,18 @@ class KioskApp:
             if (label := visit.unsaved_corrections.pop(phase, None)) is not None:
                 self.record(self.store.correct_reading, reading_id, label)
 
-    def _save_unrecorded_play(self) -> None:
-        """Write the play of the song playing that the store refused as it started, as of its start:
-        the one the stars then rate."""
-        visit = self.visit
+    def _save_unrecorded_plays(self, visit: Visit) -> None:
+        """Write the plays the store refused as they started, as of their starts: those that ended
+        meanwhile, with what was heard of them, then the song playing, the one the stars then rate."""
+        while visit.unwritten_plays:
+            track, started_at, seconds, whole = visit.unwritten_plays[0]
+            play_id = self.record(self.store.start_play, visit.session_id, track, started_at)
+            if play_id is None:
+                return
+            visit.unwritten_plays.pop(0)
+            visit.last_play_id = play_id
+            if not self._update_play(play_id, seconds, whole):
+                self._unsaved_play_ends[play_id] = (seconds, whole)
         if visit.play_id is not None or visit.unrecorded_play is None:
             return
         track, started_at = visit.unrecorded_play
@@ -777,6 +792,26 @@ class KioskApp:
         if play_id is not None:
             visit.play_id = visit.last_play_id = play_id
             visit.unrecorded_play = None
+
+    def rate(self, score: int) -> None:
+        """The stars for the song heard last: written now, or, refused (a full disk), at the next
+        write, as this visit's or, once it ended, before its end."""
+        visit = self.visit
+        self.visit_session()  # the song's play first, if the store refused it as it started
+        pending_play = visit.unrecorded_play is not None or bool(visit.unwritten_plays)
+        # None: the last play once written (the one before it is another song's)
+        visit.rating, visit.rating_play_id = score, None if pending_play else visit.last_play_id
+        visit.rating_unsaved = True
+        self.visit_session()
+
+    def _save_rating(self, visit: Visit) -> None:
+        """Write the stars given that the store refused (a full disk): they were lost with the
+        visit's end, the kiosk going on to the report as if saved."""
+        if not visit.rating_unsaved:
+            return
+        play_id = visit.rating_play_id or visit.last_play_id  # the song's play, written since
+        if self.record(self.store.add_rating, visit.session_id, visit.rating, play_id) is not None:
+            visit.rating_play_id, visit.rating_unsaved = play_id, False
 
     def _save_play_ends(self) -> bool:
         """Write the plays' last saves the store refused, this visit's or an earlier one's whose end
@@ -811,14 +846,15 @@ class KioskApp:
             self.screen.save_pending()
         visit.ended = True
         self.save_play_progress(final=True)
-        if self.visit_session() is None:
-            return
         ended_at = utc_now()
-        if self.record(self._end_in_store, visit.session_id, reason) is None:
-            # ended as it did once the store takes writes: not "interrupted" at the next start
-            self._unsaved_ends[visit.session_id] = (reason, ended_at)
-            logger.error("visit %d couldn't be saved as ended (%s); saving it is tried again at the next "
-                         "visit", visit.session_id, reason)
+        saved = self.visit_session() is not None and self._all_written(visit)
+        if not saved or self.record(self._end_in_store, visit.session_id, reason) is None:
+            # kept, and ended as it did once the store takes writes: not "interrupted" at the next
+            # start, nor lost with what the visitor gave meanwhile (a reading, the stars)
+            self._unsaved_ends.append((visit, reason, ended_at))
+            which = visit.session_id if visit.session_id is not None else f"of profile {visit.profile.id} (not stored yet)"
+            logger.error("visit %s couldn't be saved as ended (%s); saving it is tried again at the next visit",
+                         which, reason)
 
     def _end_in_store(self, session_id: int, reason: str, ended_at: str | None = None) -> bool:
         """End a visit in the store (its event queued), or delete it if it recorded nothing
@@ -830,10 +866,17 @@ class KioskApp:
             logger.info("visit %d ended: %s%s", session_id, reason, " (saved late)" if ended_at else "")
         return True
 
+    @staticmethod
+    def _all_written(visit: Visit) -> bool:
+        """Whether the store has everything of ``visit`` (its end aside): its event is built from it."""
+        return (visit.session_id is not None and set(visit.readings) <= set(visit.reading_ids)
+                and visit.unrecorded_play is None and not visit.unwritten_plays and not visit.rating_unsaved)
+
     def _save_unsaved_ends(self) -> None:
-        """Save the ends of visits the store refused (a full disk), with their reasons and times, in
-        order; one still refused waits for the next try. A visit no longer open (forgotten
-        meanwhile) is let go."""
+        """Save the visits ended while the store refused writes (a full disk): what they had left
+        to write, then their ends, with their reasons and times, in order; one still refused waits
+        for the next try. A visit whose profile was forgotten meanwhile, or no longer open, is let
+        go."""
         if not self._unsaved_ends or self.store is None:
             return
         if not self._save_play_ends():  # before the ends: a visit's event is built from its plays as saved
@@ -841,14 +884,30 @@ class KioskApp:
         still_open = self.read("the open visits", self.store.open_sessions)
         if still_open is None:
             return
-        for session_id, (reason, ended_at) in list(self._unsaved_ends.items()):
-            if session_id in still_open:
-                try:
-                    self._end_in_store(session_id, reason, ended_at)
-                except StoreError as exc:
-                    logger.error("visit %d still can't be saved as ended: %s", session_id, exc)
-                    return
-            del self._unsaved_ends[session_id]
+        while self._unsaved_ends:
+            visit, reason, ended_at = self._unsaved_ends[0]
+            if visit.session_id is not None and visit.session_id not in still_open:
+                self._unsaved_ends.pop(0)  # ended, or deleted with its forgotten profile
+                continue
+            if visit.session_id is None and not self._profile_kept(visit.profile.id):
+                self._unsaved_ends.pop(0)  # forgotten meanwhile, the visit never saved: nothing to keep
+                continue
+            if self._saved(visit) is None or not self._all_written(visit):
+                return
+            try:
+                self._end_in_store(visit.session_id, reason, ended_at)
+            except StoreError as exc:
+                logger.error("visit %d still can't be saved as ended: %s", visit.session_id, exc)
+                return
+            self._unsaved_ends.pop(0)
+
+    def _profile_kept(self, profile_id: int) -> bool:
+        """Whether the profile is still there (True too when that can't be read: kept, not lost)."""
+        try:
+            return self.store.profile(profile_id) is not None
+        except StoreError as exc:
+            logger.error("can't read profile %d: %s", profile_id, exc)
+            return True
 
     def add_reading(self, phase: str, reading: MoodReading) -> None:
         visit = self.visit
@@ -978,7 +1037,9 @@ class KioskApp:
         if visit.unrecorded_play is not None:
             self.visit_session()
         if visit.play_id is None:
-            if final or finished:
+            if (final or finished) and visit.unrecorded_play is not None:  # written when the store takes it
+                track, started_at = visit.unrecorded_play
+                visit.unwritten_plays.append((track, started_at, self._player.position(), finished))
                 visit.unrecorded_play = None
             return
         seconds = self._player.position()

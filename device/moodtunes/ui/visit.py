@@ -33,11 +33,14 @@ class Visit:
     play_id: int | None = None  # the play in progress
     # The song playing, and since when, whose play the store refused: written at the next save.
     unrecorded_play: tuple[TrackRecord, str] | None = None
+    # Plays that ended before the store took their start: (song, since when, seconds heard, heard whole)
+    unwritten_plays: list[tuple[TrackRecord, str, float, bool]] = field(default_factory=list)
     failed_paths: set[str] = field(default_factory=set)  # songs that failed to play in this visit
     last_play_id: int | None = None  # the most recent play, which a rating is attached to
     last_title: str | None = None  # the title of the song that play was of (what the stars rate)
-    rating: int | None = None
+    rating: int | None = None  # the stars last given, as a score
     rating_play_id: int | None = None  # the play ``rating`` is for (a rating goes with a song)
+    rating_unsaved: bool = False  # ``rating`` the store refused: written at the next write
     ended: bool = False
     camera_declined: bool = False  # "use without camera" at the consent notice
 

@@ -65,7 +65,7 @@ class RateScreen(Screen):
 
     def enter(self) -> None:
         visit = self.app.visit  # back from the music: the stars given to this same song before
-        if visit.unrecorded_play is not None:  # the store refused it as it started: the stars rate it
+        if visit.unrecorded_play is not None or visit.unwritten_plays:  # refused as it started: the stars rate it
             self.app.visit_session()
         rated = visit.rating is not None and visit.rating_play_id == visit.last_play_id
         self.stars = round(score_to_stars(visit.rating)) if rated else 0
@@ -197,12 +197,9 @@ class RateScreen(Screen):
     def _save(self) -> None:
         visit = self.app.visit
         score = stars_to_score(self.stars) if self.stars else None
-        same = score == visit.rating and visit.last_play_id == visit.rating_play_id
-        if score is None or same or self.app.visit_session() is None:
+        if score is None or (score == visit.rating and visit.last_play_id == visit.rating_play_id):
             return
-        # A song rated again after going back to the music, or another song: the later counts.
-        if self.app.record(self.app.store.add_rating, visit.session_id, score, visit.last_play_id) is not None:
-            visit.rating, visit.rating_play_id = score, visit.last_play_id
+        self.app.rate(score)  # a song rated again after going back to the music, or another song: the later counts
 
 
 def listening_time(minutes: float) -> str:
