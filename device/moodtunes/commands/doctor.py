@@ -34,6 +34,8 @@ class Check:
 
 
 def _data_dir(settings: Settings) -> Check:
+    from moodtunes.store import write_refused
+
     path = settings.data_dir
     if link := unmounted_link(path):
         return Check("data dir", "fail", f"{path}: {link}")
@@ -41,6 +43,8 @@ def _data_dir(settings: Settings) -> Check:
         return _data_dir_to_come(path)
     if not path.is_dir():
         return Check("data dir", "fail", f"{path} is not a folder; set MOODTUNES_DATA_DIR to a writable folder")
+    if refused := write_refused(path):  # its mount options may not say it (a card remounted read-only after an error)
+        return Check("data dir", "fail", f"{path} can't be written: {refused}")
     if not os.access(path, os.W_OK):
         return Check("data dir", "fail", f"{path} is not writable")
     free_mb = shutil.disk_usage(path).free / 1e6

@@ -12,9 +12,10 @@ from moodtunes.store.store import (
     not_writable,
     shifted,
     utc_now,
+    write_refused,
 )
 
 __all__ = [
     "BUSY_TIMEOUT_MS", "GUEST_NAME", "FileIdentity", "OutboxItem", "Profile", "Store", "StoreError", "TrackRecord",
-    "not_writable", "shifted", "utc_now",
+    "not_writable", "shifted", "utc_now", "write_refused",
 ]

@@ -8,12 +8,14 @@ Each thread should open its own Store.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
 import secrets
 import shutil
 import sqlite3
+import tempfile
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -303,9 +305,10 @@ def _describe_sqlite_error(path: Path, exc: sqlite3.Error, writing: bool = True)
         )
     if not writing:
         return f"database {path}: can't open ({text})"
+    refusal = "readonly" in text or "unable to open" in text or "disk I/O error" in text
+    if refusal and (refused := write_refused(path.parent)) is not None:  # no mode or owner is the cause: say what is
+        return f"database {path}: can't write here ({text}): {refused}"
     if "readonly" in text or "unable to open" in text:
-        if _read_only_mount(path.parent):  # no file's mode or owner is the cause: say what is
-            return f"database {path}: can't write here ({text}): its file system is mounted read-only"
         others = not_writable(path)
         barred = f"; this user may not write {', '.join(others)}" if others else ""
         return f"database {path}: can't write here ({text}){barred}; check MOODTUNES_DATA_DIR and permissions"
@@ -317,11 +320,27 @@ def _store_error(path: Path, exc: sqlite3.Error) -> StoreError:
     return StoreError(_describe_sqlite_error(path, exc), busy=code is not None and code & 0xFF == sqlite3.SQLITE_BUSY)
 
 
-def _read_only_mount(folder: Path) -> bool:
+# What a folder that refuses a write says of its file system or drive, by errno.
+_FOLDER_REFUSES = {
+    errno.EROFS: "its file system is read-only: mounted so, or remounted read-only after an error "
+                 "(see `dmesg`; check the card or drive with fsck)",
+    errno.EIO: "its card or drive reports an input/output error (failing? see `dmesg`; keep a copy of the database)",
+}
+
+
+def write_refused(folder: Path) -> str | None:
+    """Why ``folder``'s file system refuses a write (a file made, written, synced, removed), or None
+    when it takes it or refuses for another reason (a permission: said elsewhere). Its mount
+    options can't tell: since Linux 6.12 an ext4 card remounted read-only after an error is not
+    flagged read-only, and only a write finds out."""
     try:
-        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
-    except OSError:
-        return False
+        with tempfile.TemporaryFile(dir=folder) as probe:
+            probe.write(b"moodtunes")
+            probe.flush()
+            os.fsync(probe.fileno())
+    except OSError as exc:
+        return _FOLDER_REFUSES.get(exc.errno)
+    return None
 
 
 def not_writable(path: Path) -> list[str]:
