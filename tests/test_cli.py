@@ -170,6 +170,28 @@ def test_doctor_counts_the_songs_that_could_not_be_analysed(capsys, monkeypatch,
     assert "0 playable tracks (1 file could not be analysed: `moodtunes library list --errors`" in checks["store"]["detail"]
 
 
+def test_doctor_names_a_damaged_file_in_one_line_with_what_to_do(capsys, monkeypatch, tmp_path):
+    """SQLite's first line of an integrity problem is a heading, "*** in database main ***": doctor
+    said only that, over two lines, and not what to do. (A wrong free-page count in the header:
+    every read works, only the integrity check finds it.)"""
+    import sqlite3
+
+    monkeypatch.setenv("MOODTUNES_DATA_DIR", str(tmp_path))
+    database = tmp_path / "moodtunes.db"
+    Store.open(database).close()
+    with sqlite3.connect(database) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    with database.open("r+b") as file:
+        file.seek(36)  # the header's count of free pages
+        file.write((7).to_bytes(4, "big"))
+    main(["doctor", "--json"])
+    checks = {c["name"]: c for c in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert checks["store"] == {"name": "store", "status": "fail", "detail": (
+        f"database {database}: the file is damaged (Main freelist: size is 0 but should be 7); keep a copy of it "
+        f"(it holds unsent visits, profiles and the pseudonym secret), then try `sqlite3 {database} .recover`, or "
+        "move it aside to start afresh")}
+
+
 def test_doctor_warns_of_events_too_big_ever_to_send(capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("MOODTUNES_DATA_DIR", str(tmp_path))
     with Store.open(tmp_path / "moodtunes.db") as store:

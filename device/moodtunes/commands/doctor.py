@@ -67,7 +67,7 @@ def _data_dir_to_come(path: Path) -> Check:
 
 
 def _store(settings: Settings) -> Check:
-    from moodtunes.store import Store, StoreError
+    from moodtunes.store import Store, StoreError, damaged
 
     if not settings.database_path.exists() and not unmounted_link(settings.data_dir):
         return Check("store", "ok", f"{settings.database_path}: none yet, made at the first visit or scan")
@@ -86,7 +86,8 @@ def _store(settings: Settings) -> Check:
     unreadable = sum(track.error is not None for track in catalogued)
     tracks = len(catalogued) - unreadable
     if problems:
-        return Check("store", "fail", f"{settings.database_path}: {problems[0]}")
+        more = f", and {len(problems) - 1} more problems" if len(problems) > 1 else ""
+        return Check("store", "fail", damaged(settings.database_path, problems[0] + more))
     if shut_out := _uplink_shut_out(settings.database_path):
         return Check("store", "warn", shut_out)
     songs = f"{tracks} playable tracks"

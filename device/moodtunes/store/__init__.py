@@ -9,6 +9,7 @@ from moodtunes.store.store import (
     Store,
     StoreError,
     TrackRecord,
+    damaged,
     not_writable,
     shifted,
     utc_now,
@@ -17,5 +18,5 @@ from moodtunes.store.store import (
 
 __all__ = [
     "BUSY_TIMEOUT_MS", "GUEST_NAME", "FileIdentity", "OutboxItem", "Profile", "Store", "StoreError", "TrackRecord",
-    "not_writable", "shifted", "utc_now", "write_refused",
+    "damaged", "not_writable", "shifted", "utc_now", "write_refused",
 ]

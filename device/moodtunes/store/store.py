@@ -282,6 +282,15 @@ def _first_problem(exc: ValueError) -> str:
     return str(exc)
 
 
+def damaged(path: Path, problem: str) -> str:
+    """What to do about a damaged database file, and what SQLite found wrong with it."""
+    return (
+        f"database {path}: the file is damaged ({problem}); keep a copy of it (it holds unsent visits, "
+        f"profiles and the pseudonym secret), then try `sqlite3 {path} .recover`, or move it aside "
+        "to start afresh"
+    )
+
+
 def _disk_nearly_full(folder: Path) -> bool:
     """SQLite reports a full disk as a plain "disk I/O error" when it can't even create its
     shared-memory file, so the free space tells the two apart."""
@@ -298,11 +307,7 @@ def _describe_sqlite_error(path: Path, exc: sqlite3.Error, writing: bool = True)
     if "disk is full" in text or ("disk I/O error" in text and _disk_nearly_full(path.parent)):
         return f"database {path}: the disk is full; free some space (nothing already saved was lost)"
     if "not a database" in text or "malformed" in text:
-        return (
-            f"database {path}: the file is damaged ({text}); keep a copy of it (it holds unsent visits, "
-            f"profiles and the pseudonym secret), then try `sqlite3 {path} .recover`, or move it aside "
-            "to start afresh"
-        )
+        return damaged(path, text)
     if not writing:
         return f"database {path}: can't open ({text})"
     refusal = "readonly" in text or "unable to open" in text or "disk I/O error" in text
@@ -564,9 +569,11 @@ class Store:
         self._db.execute(f"PRAGMA busy_timeout={int(milliseconds)}")
 
     def integrity_problems(self) -> list[str]:
-        """What SQLite's integrity and foreign-key checks find; empty when the file is sound."""
+        """What SQLite's integrity and foreign-key checks find, a line each (its "*** in database main
+        ***" headings left out); empty when the file is sound."""
         with self.transaction("DEFERRED") as db:
-            problems = [r[0] for r in db.execute("PRAGMA integrity_check") if r[0] != "ok"]
+            problems = [line for row in db.execute("PRAGMA integrity_check") if row[0] != "ok"
+                        for line in row[0].splitlines() if line.strip() and not line.startswith("*** in database")]
             problems += [f"foreign key: {tuple(r)}" for r in db.execute("PRAGMA foreign_key_check")]
         return problems
 
