@@ -10,6 +10,7 @@ import shlex
 import sqlite3
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from analytics_support import record_visit
@@ -159,3 +160,18 @@ def test_a_read_only_file_system_is_named_not_a_files_owner(database):
         checks["data dir"]["detail"]
 
 
+
+
+def test_a_write_ahead_log_deleted_under_the_services_is_named_as_such(database):
+    """A -wal deleted while the kiosk has the database open: a database made since the last
+    checkpoint then read as "schema version 0 is older than this moodtunes... the services upgrade
+    it when they start", which invited a restart, and a kill lost what only the kiosk still held."""
+    with Store.open(database) as kiosk:  # open, as the kiosk's is, while the commands run
+        record_visit(kiosk, "kiosk-1", songs=())
+        Path(f"{database}-wal").unlink()
+        for command in (["report"], ["uplink", "--status"], ["doctor"], ["report"]):  # each after a read-only open
+            done = subprocess.run([sys.executable, "-m", "moodtunes", *command], check=False, capture_output=True,
+                                  text=True, timeout=120, env={**os.environ, "MOODTUNES_DATA_DIR": str(database.parent)})
+            said = done.stdout + done.stderr
+            assert done.returncode == 1 and "its write-ahead log" in said and "never kill them" in said, (command, said)
+            assert "is older than" not in said

@@ -15,6 +15,7 @@ import os
 import secrets
 import shutil
 import sqlite3
+import sys
 import tempfile
 import uuid
 from collections.abc import Iterable, Iterator
@@ -282,6 +283,32 @@ def _first_problem(exc: ValueError) -> str:
     return str(exc)
 
 
+_WAL_INDEX_HEADER_BYTES = 48  # the -shm file's first header: mxFrame, the log's valid frames, at 16 (native order)
+# A -wal file deleted under the programs that have the database open holds what they wrote since
+# the last checkpoint; they write it back as they close, so they must not be killed.
+_WAL_DELETED = (
+    "database {path}: its write-ahead log ({path}-wal) is gone while programs have the database open "
+    "(deleted?): what they wrote lately is only in them; stop them as services stop (`sudo systemctl stop "
+    "moodtunes-kiosk moodtunes-uplink moodtunes-library`), never kill them: they write it back as they close"
+)
+
+
+def _wal_deleted(path: Path) -> bool:
+    """Whether the database's -wal file is gone, or empty (a read-only connection made it anew),
+    while its -shm file, which only a program that has it open keeps, counts frames in it."""
+    try:
+        with open(f"{path}-shm", "rb") as shm:
+            index_header = shm.read(_WAL_INDEX_HEADER_BYTES)
+    except OSError:
+        return False
+    try:
+        wal_size = os.stat(f"{path}-wal").st_size
+    except FileNotFoundError:
+        return True
+    frames = int.from_bytes(index_header[16:20], sys.byteorder) if len(index_header) >= 20 else 0  # mxFrame
+    return wal_size == 0 and frames > 0
+
+
 def damaged(path: Path, problem: str) -> str:
     """What to do about a damaged database file, and what SQLite found wrong with it."""
     return (
@@ -310,6 +337,8 @@ def _describe_sqlite_error(path: Path, exc: sqlite3.Error, writing: bool = True)
         return damaged(path, text)
     if not writing:
         return f"database {path}: can't open ({text})"
+    if "disk I/O error" in text and _wal_deleted(path):
+        return _WAL_DELETED.format(path=path)
     refusal = "readonly" in text or "unable to open" in text or "disk I/O error" in text
     if refusal and (refused := write_refused(path.parent)) is not None:  # no mode or owner is the cause: say what is
         return f"database {path}: can't write here ({text}): {refused}"
@@ -422,6 +451,7 @@ class Store:
         path = Path(path)
         if link := unmounted_link(path.parent):
             raise StoreError(f"database {path}: can't open: {link}")
+        wal_deleted = readonly and _wal_deleted(path)  # told before connecting, which makes a new one
         try:
             if readonly:
                 db = _connect_readonly(path)
@@ -439,7 +469,7 @@ class Store:
             db.execute("PRAGMA foreign_keys=ON")
             store.wait_for_locks(BUSY_TIMEOUT_MS)
             if readonly:
-                store._check_schema_current()
+                store._check_schema_current(wal_deleted)
                 store._pseudonym_secret = store._read_pseudonym_secret()
             else:
                 db.execute("PRAGMA journal_mode=WAL")
@@ -479,10 +509,14 @@ class Store:
                 f"({len(MIGRATIONS)}); upgrade moodtunes"
             )
 
-    def _check_schema_current(self) -> None:
-        """For a read-only open: the schema this code reads, or one line saying what to do."""
+    def _check_schema_current(self, wal_deleted: bool) -> None:
+        """For a read-only open: the schema this code reads, or one line saying what to do.
+        ``wal_deleted``: the -wal file was gone as it opened (a database made and not yet
+        checkpointed has its schema there: its "version 0" is no older schema)."""
         current = self.schema_version
         self._refuse_newer_schema(current)
+        if current == 0 and wal_deleted:
+            raise StoreError(_WAL_DELETED.format(path=self.path))
         if current < len(MIGRATIONS):
             raise StoreError(
                 f"database {self.path}: schema version {current} is older than this moodtunes "
