@@ -330,6 +330,20 @@ def test_a_status_is_validated_as_strictly_as_a_visit(change, reason):
     assert reason in str(caught.value)
 
 
+@pytest.mark.parametrize("topic, payload", [
+    ("moodtunes/kiosk-1/status", json.dumps(_status(sent_at="0001-01-01T00:00:00+23:59")).encode()),
+    ("moodtunes/kiosk-1/status", json.dumps(_status(sent_at="9999-12-31T23:59:59-23:59")).encode()),
+    ("moodtunes/kiosk-1/visit", _payload(started_at="0001-01-01T00:00:00+23:59")),
+    ("moodtunes/kiosk-1/visit", _payload(ended_at="9999-12-31T23:59:59-23:59")),
+])
+def test_a_time_with_no_utc_equivalent_is_a_wrong_clock_not_a_bug(topic, payload):
+    """Passed as a datetime, then OverflowError converting it to UTC: an `internal` rejection with
+    a traceback in the log for every such message any device sent."""
+    with pytest.raises(Rejected, match="is the device's clock right") as caught:
+        parse_message(topic, payload, "moodtunes", ARRIVED)
+    assert caught.value.reason == Reason.CLOCK
+
+
 def test_a_status_on_a_visit_topic_is_no_visit_and_the_other_way_round():
     with pytest.raises(Rejected, match="not a valid visit event"):
         parse_message("moodtunes/kiosk-1/visit", json.dumps(_status()).encode(), "moodtunes", ARRIVED)
@@ -881,6 +895,28 @@ def test_a_flood_of_rejected_messages_logs_a_few_a_minute_and_counts_the_rest(ca
     assert [r.getMessage()[:40] for r in caplog.records] == [
         f"rejected {100 - REJECTIONS_LOGGED_PER_MINUTE} more messages in a minute wi", "rejected a message on moodtunes/kiosk-1/"]
     assert ingest.stats.rejected == 101
+
+
+def test_a_bug_any_message_sets_off_is_logged_within_the_budget_of_rejections(caplog, monkeypatch):
+    """Its traceback was logged outside the budget: 2,000 such statuses wrote 2.4 MB of log."""
+    from types import SimpleNamespace
+
+    from moodtunes_cloud import ingest as ingest_module
+
+    def a_bug(*args, **kwargs):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(ingest_module, "parse_message", a_bug)
+    ingest = Ingest(IngestSettings(mqtt_host="127.0.0.1", mqtt_port=1, dead_letter=False), _FakeWriter())
+    acks = []
+    client = SimpleNamespace(ack=lambda mid, qos: acks.append(mid))
+    for mid in range(100):
+        message = SimpleNamespace(topic="moodtunes/kiosk-1/status", payload=b"{}", properties=None, mid=mid, qos=1, dup=0)
+        ingest._on_message(client, None, message)
+    assert caplog.text.count("Traceback") == REJECTIONS_LOGGED_PER_MINUTE
+    assert caplog.text.count("ZeroDivisionError: a bug") == REJECTIONS_LOGGED_PER_MINUTE
+    assert acks == list(range(100)) and ingest.stats.rejected == 100
+    assert [point._tags["reason"] for point in ingest._rejections] == ["internal"] * 100
 
 
 def _letters_of_valid_visits(folder, count: int):

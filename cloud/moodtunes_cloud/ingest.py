@@ -500,21 +500,21 @@ class Ingest:
         self.stats.received += 1
         received_at = datetime.now(UTC)
         user_properties = delivery_properties(message.properties)
+        bug = None
         try:
             parsed = parse_message(message.topic, message.payload, self._settings.topic_prefix, received_at,
                                    user_properties, redelivered=bool(message.dup))
         except Rejected as exc:
             problem, reason = str(exc), exc.reason
-        except Exception as exc:  # a bug must cost one message, never the MQTT thread
-            logger.exception("can't process a message on %s", message.topic)
-            problem, reason = f"internal error: {exc!r}", Reason.INTERNAL
+        except Exception as exc:  # noqa: BLE001 - a bug must cost one message, never the MQTT thread (logged by _reject)
+            problem, reason, bug = f"internal error: {exc!r}", Reason.INTERNAL, exc
         else:
             # A QoS 0 message (a hand-made publish, an old device) is never delivered again: nothing to ack.
             mid = message.mid if message.qos > 0 else None
             self._enqueue(_Queued(parsed.subject, parsed.points, mid, message.qos, message.topic, message.payload,
                                   received_at, parsed.kind, user_properties))
             return
-        self._reject(message.topic, message.payload, problem, reason, received_at, user_properties)
+        self._reject(message.topic, message.payload, problem, reason, received_at, user_properties, bug)
         client.ack(message.mid, message.qos)  # dead-lettered: delivering it again can't help
 
     def _enqueue(self, queued: _Queued) -> None:
@@ -567,11 +567,15 @@ class Ingest:
                           dropped.user_properties)
 
     def _reject(self, topic: str, payload: bytes, problem: str, reason: Reason, received_at: datetime,
-                user_properties: UserProperties = ()) -> None:
+                user_properties: UserProperties = (), bug: Exception | None = None) -> None:
+        """Dead-letter a message, logged within the budget of rejections whatever the cause: a bug
+        any device can set off (``bug``, logged with its traceback) wrote 1.2 kB of log a message."""
         self.stats.rejected += 1
         log, missed = self._rejected_log.take()
         self._say_unlogged_rejections(missed)
-        if log:
+        if log and bug is not None:
+            logger.error("can't process a message on %s", topic, exc_info=bug)
+        elif log:
             logger.warning("rejected a message on %s: %s", topic, problem)
         self._dead_letter(topic, payload, problem, reason, received_at, user_properties)
 

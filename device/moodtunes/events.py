@@ -73,6 +73,11 @@ def as_utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
+def _with_zone(moment: datetime) -> datetime:
+    """A time one can compare with a zoned one, without converting it: one without a zone is UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -164,7 +169,9 @@ class VisitEvent(_Strict):
         if received_at is None:
             return moment
         latest = as_utc(received_at) + CLOCK_AHEAD_ALLOWED
-        if not EARLIEST_TIME <= as_utc(moment) <= latest:
+        # Compared as they are: a time at the calendar's end with an offset (0001-01-01T00:00+23:59)
+        # has no UTC time, and converting it raised OverflowError, a bug of the ingest per message.
+        if not EARLIEST_TIME <= _with_zone(moment) <= latest:
             raise PydanticCustomError(
                 CLOCK_ERROR,
                 f"{moment.isoformat()} is not between {EARLIEST_TIME.date()} and {latest.isoformat(timespec='seconds')} "
@@ -219,6 +226,20 @@ class DeviceStatus(_Strict):
     @classmethod
     def _not_newer(cls, version: object) -> object:
         return _known_version(version, STATUS_SCHEMA_VERSION)
+
+    @field_validator("sent_at")
+    @classmethod
+    def _told_in_utc(cls, moment: datetime) -> datetime:
+        """The status shows how far sent_at is from its arrival, in UTC: a time at the calendar's end
+        with an offset (0001-01-01T00:00+23:59) has no UTC time (converting it raised OverflowError)."""
+        try:
+            as_utc(moment)
+        except OverflowError:
+            raise PydanticCustomError(
+                CLOCK_ERROR, f"{moment.isoformat()} has no time in UTC (it is before year 1 or after 9999 there): "
+                "is the device's clock right?",
+            ) from None
+        return moment
 
 
 MOOD_SCORES: dict[str, float] = {Mood.HAPPY: 1.0, Mood.NEUTRAL: 0.0, Mood.SAD: -1.0}
