@@ -974,6 +974,21 @@ def test_replay_reports_what_is_no_dead_letter_and_goes_on(tmp_path, monkeypatch
     assert out[3:] == ["replayed: 2 written, 0 still refused, 3 unreadable"]
 
 
+def test_replay_counts_a_letter_it_fails_on_as_still_refused_and_goes_on(tmp_path, monkeypatch, capsys):
+    """One letter any device could make (an OverflowError then) ended the whole replay with a
+    traceback, before the valid letters after it were written."""
+    day = _letters_of_valid_visits(tmp_path, 3)
+    day.write_bytes(b"[" * 100_000 + b"\n" + day.read_bytes())  # a line no JSON reader of Python can take
+    writer = _FakeWriter(fail_first=OverflowError("date value out of range"))
+    monkeypatch.setattr(deadletter, "make_writer", lambda settings: writer)
+    assert deadletter.main(["replay", str(day)]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out == [f"{day}:1: not a dead letter (JSON nested too deep); skipped",
+                   f"{day}:2: still refused: the ingest failed on it: OverflowError('date value out of range')",
+                   "replayed: 2 written, 1 still refused, 1 unreadable"]
+    assert len(writer.written) == 2 * len(event_points(_event(), ENDED))
+
+
 def test_purge_deletes_the_letters_of_a_forgotten_key_and_keeps_the_rest(tmp_path, capsys):
     """A dead letter keeps a whole visit, the person's key with it: replayed after the person was
     forgotten, it wrote them back into InfluxDB."""

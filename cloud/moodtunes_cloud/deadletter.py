@@ -161,7 +161,10 @@ def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
 def _read_letter(line: bytes) -> tuple[datetime, str, bytes, tuple[tuple[str, str], ...]]:
     """A dead letter's arrival time, topic, payload and user properties (none in a letter of an
     earlier ingest), or ValueError saying why the line is none."""
-    read = json.loads(line)
+    try:
+        read = json.loads(line)
+    except RecursionError:  # JSON nested thousands deep: no letter is
+        raise ValueError("JSON nested too deep") from None
     if not isinstance(read, dict) or not all(isinstance(read.get(key), str) for key in ("received_at", "topic", "payload")):
         raise ValueError("not a JSON object with received_at, topic and payload")
     received_at = datetime.fromisoformat(read["received_at"])
@@ -195,13 +198,15 @@ def _replay_line(where: str, line: bytes, settings: IngestSettings, writer: Writ
         _still_refused(where, exc, result)
     except Rejected as exc:
         _still_refused(where, exc, result)
+    except Exception as exc:  # noqa: BLE001 - a bug a letter sets off costs that letter, not the letters after it
+        _still_refused(where, f"the ingest failed on it: {exc!r}", result)
     else:
         result.written += 1
 
 
-def _still_refused(where: str, exc: Exception, result: Replayed) -> None:
+def _still_refused(where: str, why: Exception | str, result: Replayed) -> None:
     result.refused += 1
-    print(f"{where}: still refused: {exc}")
+    print(f"{where}: still refused: {why}")
 
 
 def replay(paths: list[Path], settings: IngestSettings, writer: Writer) -> Replayed:
