@@ -1008,6 +1008,24 @@ def test_purge_deletes_the_letters_of_a_forgotten_key_and_keeps_the_rest(tmp_pat
     assert [path.name for path in tmp_path.iterdir()] == [day.name]  # no temporary file left
 
 
+def test_purge_gets_through_letters_it_cant_read_and_deletes_those_with_the_key(tmp_path, capsys):
+    """A payload nested 200,000 deep (any device can send one) ended the purge with a RecursionError,
+    and the forgotten person's letters in the file stayed."""
+    letters = DeadLetters(tmp_path, max_bytes_per_day=1 << 20)
+    forgotten, other = "ab" * 8, "cd" * 8
+    letters.keep("moodtunes/kiosk-1/visit", b"[" * 200_000, "recursion limit exceeded", ENDED)
+    letters.keep("moodtunes/kiosk-1/visit", _payload(profile_key=forgotten), "clock", ENDED)
+    letters.keep("moodtunes/kiosk-1/visit", f'{{"profile_key": "{forgotten}", "x": {"[" * 200_000}'.encode(), "json", ENDED)
+    letters.keep("moodtunes/kiosk-1/visit", json.dumps({"profile_key": [forgotten]}).encode(), "schema", ENDED)
+    letters.keep("moodtunes/kiosk-1/visit", _payload(profile_key=other), "clock", ENDED)
+    day = tmp_path / "2026-03-01.jsonl"
+    day.write_bytes(day.read_bytes() + f'{{"payload": "{{\\"profile_key\\": \\"{forgotten}'.encode())  # cut short
+    assert deadletter.main(["purge", "--profile-key", forgotten, str(day)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "purged: 4 letter(s) deleted"
+    assert forgotten not in day.read_text()
+    assert [json.loads(line)["reason"] for line in day.read_text().splitlines()] == ["recursion limit exceeded", "clock"]
+
+
 # ---- review fixes: schema versions, rejections held and stamped, statuses in a full queue ----
 
 def test_a_version_1_visit_is_taken_without_per_play_ratings_and_refused_with_them():

@@ -226,13 +226,18 @@ def replay(paths: list[Path], settings: IngestSettings, writer: Writer) -> Repla
 
 
 def _names_key(line: bytes, keys: set[str]) -> bool:
-    """Whether a letter is of a visit under one of ``keys`` (a line that is no letter, or whose
-    payload is no JSON object, names none: it is kept)."""
+    """Whether a letter is of a visit under one of ``keys``: its profile_key, or where that can't
+    be read (a line that is no letter, a payload that is no JSON object or nested too deep for
+    Python: any device can send one) whether the key is anywhere in the line, so that a letter
+    the person's key is in never stays for want of reading it."""
     try:
         payload = json.loads(_read_letter(line)[2])
-    except ValueError:
-        return False
-    return isinstance(payload, dict) and payload.get("profile_key") in keys
+    except (ValueError, RecursionError):
+        payload = None
+    named = payload.get("profile_key") if isinstance(payload, dict) else None
+    if isinstance(named, str):
+        return named in keys
+    return any(key.encode() in line for key in keys)
 
 
 def purge(paths: list[Path], keys: set[str]) -> int:
