@@ -781,13 +781,48 @@ def test_rejections_influxdb_refuses_are_dropped_and_the_visits_go_on(caplog):
     ingest, acks = _offline_ingest(writer)
     try:
         ingest._reject("moodtunes/kiosk/visit", b"{}", "not a valid visit event", Reason.SCHEMA, ENDED)
-        wait_for(lambda: "InfluxDB refused to count 1 rejected messages" in caplog.text, "the refusal logged")
+        wait_for(lambda: "couldn't count 1 of 1 rejected messages in InfluxDB (WriteError('InfluxDB /write answered 400"
+                 in caplog.text, "the refusal logged")
         writer.refuse = writer.down = False
         ingest._enqueue(_visit("e0", 10))
         wait_for(lambda: acks == [10], "the visit written")
     finally:
         ingest.stop()
     assert _visits_written(writer) == ["e0"] and _rejections_written(writer) == []
+
+
+def test_a_rejected_visits_event_id_that_is_no_valid_utf8_is_left_out_of_its_point(influx2_endpoint):
+    """JSON can spell a lone surrogate ("\\ud800"), which no UTF-8 encoder takes: the `rejected`
+    point naming it could not be sent, and took every held rejection with it."""
+    ingest = Ingest(IngestSettings(mqtt_host="127.0.0.1", mqtt_port=1, dead_letter=False), _FakeWriter())
+    ingest._count_rejection("moodtunes/kiosk-1/visit", b'{"event_id": "\\ud800-evil"}', Reason.SCHEMA, ENDED)
+    [point] = ingest._rejections
+    assert point.to_line_protocol().startswith("rejected,device_id=kiosk-1,message=visit,reason=schema count=1i ")
+    V1Writer(IngestSettings(influx_api="v1", influx_url=influx2_endpoint)).write([point])
+    assert _Recorder.requests[0][2].startswith("rejected,device_id=kiosk-1")
+
+
+class _RefusingWriter(_FakeWriter):
+    """Fails, every time, a batch holding a point of the device ``refused`` (InfluxDB saying no) or
+    ``unsendable`` (a point the client can't encode); writes the others."""
+
+    def write(self, points) -> None:
+        devices = {point._tags["device_id"] for point in points}
+        if "refused" in devices:
+            raise WriteError("InfluxDB /write answered 400: partial write: field type conflict", retryable=False)
+        if "unsendable" in devices:
+            raise UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed")
+        super().write(points)
+
+
+def test_one_rejected_point_that_cant_be_written_costs_only_itself(caplog):
+    writer = _RefusingWriter()
+    ingest = Ingest(IngestSettings(mqtt_host="127.0.0.1", mqtt_port=1, dead_letter=False), writer)
+    for device in ("kiosk-1", "refused", "kiosk-2", "unsendable", "kiosk-3"):
+        ingest._reject(f"moodtunes/{device}/visit", b"{", "not a valid visit event", Reason.JSON, ENDED)
+    assert ingest._write_rejections() is True
+    assert [line.split(",")[1] for line in _rejections_written(writer)] == [f"device_id=kiosk-{n}" for n in (1, 2, 3)]
+    assert "couldn't count 2 of 5 rejected messages in InfluxDB (WriteError('InfluxDB /write answered 400" in caplog.text
 
 
 def test_no_more_rejections_wait_than_held_the_rest_only_in_their_dead_letters():

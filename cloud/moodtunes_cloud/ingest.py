@@ -287,7 +287,13 @@ def _event_id(payload: bytes) -> str | None:
         event_id = json.loads(payload).get("event_id")
     except (ValueError, AttributeError, RecursionError):  # RecursionError: JSON nested thousands deep
         return None
-    return event_id if isinstance(event_id, str) and 0 < len(event_id) <= 64 else None
+    if not isinstance(event_id, str) or not 0 < len(event_id) <= 64:
+        return None
+    try:
+        event_id.encode()
+    except UnicodeEncodeError:  # a lone surrogate ("\ud800" in JSON) is no text InfluxDB can be sent
+        return None
+    return event_id
 
 
 def _attempts(count: int) -> str:
@@ -655,7 +661,9 @@ class Ingest:
 
     def _write_rejections(self) -> bool:
         """Write the `rejected` points waiting; False when InfluxDB should be tried again later (they
-        wait, the newest REJECTIONS_HELD at most). Never more than a log line: each has its dead letter."""
+        wait, the newest REJECTIONS_HELD at most). A batch that fails otherwise (InfluxDB refusing a
+        point, or a bug) is written point by point: one bad point dropped all of them. Never more
+        than a log line: each has its dead letter."""
         with self._queue_lock:
             points = list(self._rejections)
             self._rejections.clear()
@@ -665,16 +673,37 @@ class Ingest:
             self._writer.write(points)
         except WriteError as exc:
             if exc.retryable:
-                with self._queue_lock:  # back before those that came meanwhile: beyond REJECTIONS_HELD, the oldest go
-                    self._rejections = collections.deque([*points, *self._rejections], maxlen=REJECTIONS_HELD)
-                if self._rejections_log.due(OUTAGE_LOG_SECONDS):
-                    logger.warning("can't count %d rejected messages in InfluxDB yet (%s); their dead letters "
-                                   "keep them", len(points), exc)
-                return False
-            logger.error("InfluxDB refused to count %d rejected messages (%s); their dead letters keep them", len(points), exc)
-        except Exception:
-            logger.exception("counting %d rejected messages in InfluxDB failed unexpectedly; their dead letters keep them",
-                             len(points))
+                return self._hold_rejections(points, exc)
+            return self._write_each_rejection(points)
+        except Exception:  # noqa: BLE001 - the same for a bug: each point alone, those it fails on logged
+            return self._write_each_rejection(points)
+        self._rejections_log.reset()
+        return True
+
+    def _hold_rejections(self, points: list[Point], exc: WriteError) -> bool:
+        """InfluxDB can't take them now: back before those that came meanwhile (beyond REJECTIONS_HELD,
+        the oldest go), to be tried again."""
+        with self._queue_lock:
+            self._rejections = collections.deque([*points, *self._rejections], maxlen=REJECTIONS_HELD)
+        if self._rejections_log.due(OUTAGE_LOG_SECONDS):
+            logger.warning("can't count %d rejected messages in InfluxDB yet (%s); their dead letters keep them",
+                           len(points), exc)
+        return False
+
+    def _write_each_rejection(self, points: list[Point]) -> bool:
+        failures: list[Exception] = []
+        for written, point in enumerate(points):
+            try:
+                self._writer.write([point])
+            except WriteError as exc:
+                if exc.retryable:
+                    return self._hold_rejections(points[written:], exc)
+                failures.append(exc)
+            except Exception as exc:  # noqa: BLE001 - logged below, once for all
+                failures.append(exc)
+        if failures:
+            logger.error("couldn't count %d of %d rejected messages in InfluxDB (%r); their dead letters keep them",
+                         len(failures), len(points), failures[0])
         self._rejections_log.reset()
         return True
 
