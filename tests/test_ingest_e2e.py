@@ -296,10 +296,10 @@ def test_rejected_messages_are_kept_in_the_dead_letter_folder_and_replayed_once_
             sender.publish(topic, payload, qos=1).wait_for_publish(10)
         wait_for(lambda: ingest.stats.rejected == 1 and ingest.stats.dropped == 1, "both dead-lettered")
     _close(sender)
-    assert f"rejected messages are kept in {folder}, a JSON line each in a file per day" in caplog.text
+    assert f"rejected messages are kept in {folder}, a JSON line each in a file per device and day" in caplog.text
     [day] = folder.iterdir()
     letters = [json.loads(line) for line in day.read_text().splitlines()]
-    assert day.name == f"{datetime.fromisoformat(letters[0]['received_at']):%Y-%m-%d}.jsonl"
+    assert day.name == f"{datetime.fromisoformat(letters[0]['received_at']):%Y-%m-%d}.{device}.jsonl"
     assert [letter["topic"] for letter in letters] == [topic, topic]
     assert letters[0]["payload"] == "{not json" and "Invalid JSON" in letters[0]["reason"]
     assert letters[1]["payload"] == refused.model_dump_json()  # whole, to be written again

@@ -277,6 +277,18 @@ def test_a_rejection_says_why_in_a_word_for_its_rejected_point(topic, payload, r
     assert caught.value.reason == reason
 
 
+@pytest.mark.parametrize("payload, replayable", [
+    (_payload(schema_version=3), True),  # once the ingest is upgraded
+    (_payload(ended_at=(ARRIVED + timedelta(days=2)).isoformat()), True),  # a real visit, a wrong clock
+    (_payload(rating=250), False), (b"{not json", False), (b"x" * (MAX_PAYLOAD_BYTES + 1), False),
+])
+def test_a_rejection_says_whether_replay_could_ever_write_it(payload, replayable):
+    """What can be has room kept for it in its device's dead letters; junk goes first."""
+    with pytest.raises(Rejected) as caught:
+        parse_message("moodtunes/kiosk-1/visit", payload, "moodtunes", ARRIVED)
+    assert caught.value.replayable is replayable
+
+
 @pytest.mark.parametrize("topic, tags", [
     ("moodtunes/kiosk-1/visit", ("kiosk-1", "visit")),
     ("moodtunes/kiosk-1/status", ("kiosk-1", "status")),
@@ -842,6 +854,17 @@ def test_no_more_rejections_wait_than_held_the_rest_only_in_their_dead_letters()
 
 # ---- dead letters --------------------------------------------------------------------------
 
+def _dead_letters(folder, max_bytes_per_day: int, junk_bytes_per_day: int = 1 << 20) -> DeadLetters:
+    return DeadLetters(folder, max_bytes_per_day, junk_bytes_per_day)
+
+
+def _keep(letters: DeadLetters, topic: str, payload: bytes, reason: str, received_at: datetime,
+          user_properties=(), replayable: bool = True) -> None:
+    """Keep a letter as the ingest does, in the file of its topic's device."""
+    letters.keep(topic, payload, reason, received_at, user_properties, device=rejected_device(topic, "moodtunes")[0],
+                 replayable=replayable)
+
+
 def test_a_dead_letter_folder_that_cant_be_made_stops_the_ingest_at_start(tmp_path):
     """Better than acknowledging rejected messages it can't keep (main() prints the line, exit 2)."""
     taken = tmp_path / "deadletter"
@@ -852,11 +875,11 @@ def test_a_dead_letter_folder_that_cant_be_made_stops_the_ingest_at_start(tmp_pa
 
 def test_a_dead_letter_the_disk_wont_take_goes_to_the_log_whole(tmp_path, caplog):
     folder = tmp_path / "deadletter"
-    letters = DeadLetters(folder, max_bytes_per_day=1 << 20)
+    letters = _dead_letters(folder, 1 << 20)
     folder.rmdir()
     folder.write_text("the folder went away")
-    letters.keep("moodtunes/kiosk-1/visit", b'{"rating": "80"}', "rating: not an integer", ENDED)
-    assert f"can't keep a dead letter in {folder}/2026-03-01.jsonl" in caplog.text
+    _keep(letters, "moodtunes/kiosk-1/visit", b'{"rating": "80"}', "rating: not an integer", ENDED)
+    assert f"can't keep a dead letter in {folder}/2026-03-01.kiosk-1.jsonl" in caplog.text
     assert '"payload": "{\\"rating\\": \\"80\\"}"' in caplog.text
 
 
@@ -868,44 +891,77 @@ def test_a_letter_the_disk_took_only_in_part_is_cut_off_so_the_next_one_reads(tm
     import signal
 
     folder = tmp_path / "deadletter"
-    letters = DeadLetters(folder, max_bytes_per_day=1 << 20)
-    letters.keep("moodtunes/kiosk-1/visit", b'{"first": 1}', "first", ENDED)
-    day_file = folder / "2026-03-01.jsonl"
+    letters = _dead_letters(folder, 1 << 20)
+    _keep(letters, "moodtunes/kiosk-1/visit", b'{"first": 1}', "first", ENDED)
+    day_file = folder / "2026-03-01.kiosk-1.jsonl"
     room = day_file.stat().st_size + 100
     limits = resource.getrlimit(resource.RLIMIT_FSIZE)
     ignored = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     resource.setrlimit(resource.RLIMIT_FSIZE, (room, limits[1]))
     try:
-        letters.keep("moodtunes/kiosk-1/visit", b"x" * 5000, "too big for the room left", ENDED)
+        _keep(letters, "moodtunes/kiosk-1/visit", b"x" * 5000, "too big for the room left", ENDED)
     finally:
         resource.setrlimit(resource.RLIMIT_FSIZE, limits)
         signal.signal(signal.SIGXFSZ, ignored)
     assert "can't keep a dead letter" in caplog.text
-    letters.keep("moodtunes/kiosk-1/visit", b'{"third": 3}', "third", ENDED)
+    _keep(letters, "moodtunes/kiosk-1/visit", b'{"third": 3}', "third", ENDED)
     reasons = [json.loads(line)["reason"] for line in day_file.read_text().splitlines()]
     assert reasons == ["first", "third"]
 
 
-def test_a_days_dead_letters_stop_at_the_limit_and_the_log_counts_the_rest(tmp_path, caplog, monkeypatch):
+def test_a_devices_dead_letters_stop_at_its_limits_junk_first_and_the_log_counts_the_rest(tmp_path, caplog, monkeypatch):
     """A device publishing junk near 256 KiB at the broker's speed filled the volume (each letter up
-    to 1.5 MB with its control bytes escaped). A day's file now stops at the limit; what is dropped
-    is counted in the log, at the first letter and then now and then, not letter by letter."""
+    to 1.5 MB with its control bytes escaped), and then, with one cap for all, left no room for
+    letters replay could write. A device's file of a day now stops at the limit, and junk at its
+    own, the rest kept for those; what is dropped is counted in the log, at the first letter and
+    then now and then, not letter by letter."""
     folder = tmp_path / "deadletter"
     junk = bytes(range(32)) * 8  # control bytes, each six characters once escaped
-    letters = DeadLetters(folder, max_bytes_per_day=4000)
+    junk_line = len(deadletter._letter_line("moodtunes/kiosk-1/visit", junk, "json", ENDED, ()))
+    visit_line = len(deadletter._letter_line("moodtunes/kiosk-1/visit", _payload(), "clock", ENDED, ()))
+    letters = _dead_letters(folder, 2 * junk_line + 3 * visit_line, junk_bytes_per_day=2 * junk_line)
     for _ in range(5):
-        letters.keep("moodtunes/kiosk-1/visit", junk, "not a valid visit event: Invalid JSON", ENDED)
+        _keep(letters, "moodtunes/kiosk-1/visit", junk, "json", ENDED, replayable=False)
     monkeypatch.setattr(deadletter, "DROPPED_LOG_SECONDS", 0.0)  # the next log line is due
-    letters.keep("moodtunes/kiosk-1/visit", junk, "not a valid visit event: Invalid JSON", ENDED)
-    letters.keep("moodtunes/kiosk-1/visit", junk, "not a valid visit event: Invalid JSON", ENDED + timedelta(days=1))
-    day, next_day = sorted(folder.iterdir())
-    assert len(day.read_text().splitlines()) == 2 and day.stat().st_size <= 4000
+    for _ in range(4):
+        _keep(letters, "moodtunes/kiosk-1/visit", _payload(), "clock", ENDED)
+    _keep(letters, "moodtunes/kiosk-2/visit", _payload(device_id="kiosk-2"), "clock", ENDED)
+    _keep(letters, "moodtunes/kiosk-1/visit", junk, "json", ENDED + timedelta(days=1), replayable=False)
+    day, other_device, next_day = (folder / name for name in (
+        "2026-03-01.kiosk-1.jsonl", "2026-03-01.kiosk-2.jsonl", "2026-03-02.kiosk-1.jsonl"))
+    assert [json.loads(line)["reason"] for line in day.read_text().splitlines()] == ["json"] * 2 + ["clock"] * 3
+    assert len(other_device.read_text().splitlines()) == 1  # another device's room is its own
     assert len(next_day.read_text().splitlines()) == 1  # a new day, kept again
     assert [r.getMessage() for r in caplog.records] == [
-        f"the dead letters of 2026-03-01 reached MOODTUNES_INGEST_DEAD_LETTER_MAX_BYTES_PER_DAY (4000 bytes): {n} "
-        "dropped so far, not kept (is a device flooding the broker? the rejections above name its topic)"
-        for n in (1, 4)
+        ("the dead letters of kiosk-1 on 2026-03-01 reached MOODTUNES_INGEST_DEAD_LETTER_JUNK_BYTES_PER_DAY "
+        f"({2 * junk_line} bytes) for messages that can never be written: 1 dropped so far, only counted (is the "
+        "device flooding the broker? the rejections above say what it sends)"),
+        ("the dead letters of kiosk-1 on 2026-03-01 reached MOODTUNES_INGEST_DEAD_LETTER_MAX_BYTES_PER_DAY "
+        f"({2 * junk_line + 3 * visit_line} bytes): 1 that replay could write dropped so far, not kept (is the device "
+        "flooding the broker? cloud/README.md says what to do)"),
     ]
+
+
+def test_one_devices_junk_leaves_room_for_anothers_letters_that_replay_can_write(tmp_path):
+    """The daily cap was shared: one device's junk filled it, and another's visit of a newer
+    schema_version (to be replayed once the ingest is upgraded) was acknowledged and lost."""
+    from types import SimpleNamespace
+
+    folder = tmp_path / "deadletter"
+    settings = IngestSettings(mqtt_host="127.0.0.1", mqtt_port=1, dead_letter=False, dead_letter_dir=folder,
+                              dead_letter_max_bytes_per_day=20_000)
+    ingest = Ingest(settings, _FakeWriter())
+    acks = []
+    client = SimpleNamespace(ack=lambda mid, qos: acks.append(mid))
+    messages = [("moodtunes/kiosk-2/visit", b"\x01" * 100)] * 50 + [  # junk letters of 800 bytes fill 20,000
+        ("moodtunes/kiosk-1/visit", _payload(schema_version=3, event_id="evt-newer-schema"))]
+    for mid, (topic, payload) in enumerate(messages):
+        ingest._on_message(client, None, SimpleNamespace(topic=topic, payload=payload, properties=None, mid=mid, qos=1,
+                                                         dup=0))
+    wait_for(lambda: len(acks) == len(messages), "every message acknowledged")
+    ingest.stop()
+    kept = "".join(path.read_text() for path in folder.glob("*.jsonl"))
+    assert "evt-newer-schema" in kept and "is newer than this ingest knows" in kept
 
 
 def test_a_flood_of_rejected_messages_logs_a_few_a_minute_and_counts_the_rest(caplog, monkeypatch):
@@ -956,11 +1012,11 @@ def test_a_bug_any_message_sets_off_is_logged_within_the_budget_of_rejections(ca
 
 def _letters_of_valid_visits(folder, count: int):
     """A day's dead-letter file of ``count`` valid visits (InfluxDB refused them), as the ingest keeps them."""
-    letters = DeadLetters(folder, max_bytes_per_day=1 << 20)
+    letters = _dead_letters(folder, 1 << 20)
     for n in range(count):
         event = _event(event_id=f"evt-{n:08d}")
-        letters.keep("moodtunes/kiosk-1/visit", event.model_dump_json().encode(), "InfluxDB rejected it: a conflict", ENDED)
-    return folder / "2026-03-01.jsonl"
+        _keep(letters, "moodtunes/kiosk-1/visit", event.model_dump_json().encode(), "InfluxDB rejected it: a conflict", ENDED)
+    return folder / "2026-03-01.kiosk-1.jsonl"
 
 
 def test_replay_stops_at_the_first_letter_influxdb_cant_take_now(tmp_path, monkeypatch, capsys):
@@ -980,14 +1036,14 @@ def test_replay_stops_at_the_first_letter_influxdb_cant_take_now(tmp_path, monke
 def test_replay_refuses_again_a_visit_stamped_by_a_wrong_clock_or_naming_another_device(tmp_path, monkeypatch, capsys):
     """What the Rejected messages panel tells the operator (not to replay these) rests on this: a
     letter is checked again as of its arrival and with its topic, whatever was fixed since."""
-    letters = DeadLetters(tmp_path, max_bytes_per_day=1 << 20)
+    letters = _dead_letters(tmp_path, 1 << 20)
     ahead = ENDED + timedelta(days=3)
     for event, topic in ((_event(started_at=ahead - timedelta(minutes=5), ended_at=ahead), "moodtunes/kiosk-1/visit"),
                          (_event(event_id="evt-00000002"), "moodtunes/kiosk-2/visit")):
-        letters.keep(topic, event.model_dump_json().encode(), "refused", ENDED)
+        _keep(letters, topic, event.model_dump_json().encode(), "refused", ENDED)
     writer = _FakeWriter()
     monkeypatch.setattr(deadletter, "make_writer", lambda settings: writer)
-    deadletter.main(["replay", str(tmp_path / "2026-03-01.jsonl")])
+    deadletter.main(["replay", *(str(path) for path in sorted(tmp_path.glob("2026-03-01.*.jsonl")))])
     out = capsys.readouterr().out
     assert out.endswith("replayed: 0 written, 2 still refused\n") and "is the device's clock right?" in out
     assert writer.written == []
@@ -1027,13 +1083,13 @@ def test_replay_counts_a_letter_it_fails_on_as_still_refused_and_goes_on(tmp_pat
 def test_purge_deletes_the_letters_of_a_forgotten_key_and_keeps_the_rest(tmp_path, capsys):
     """A dead letter keeps a whole visit, the person's key with it: replayed after the person was
     forgotten, it wrote them back into InfluxDB."""
-    letters = DeadLetters(tmp_path, max_bytes_per_day=1 << 20)
+    letters = _dead_letters(tmp_path, 1 << 20)
     forgotten, other = "ab" * 8, "cd" * 8
     for n, key in enumerate((forgotten, other, forgotten)):
         event = _event(event_id=f"evt-{n:08d}", profile_key=key)
-        letters.keep("moodtunes/kiosk-1/visit", event.model_dump_json().encode(), "InfluxDB rejected it", ENDED)
-    letters.keep("moodtunes/kiosk-1/visit", b"not json", "json", ENDED)
-    day = tmp_path / "2026-03-01.jsonl"
+        _keep(letters, "moodtunes/kiosk-1/visit", event.model_dump_json().encode(), "InfluxDB rejected it", ENDED)
+    _keep(letters, "moodtunes/kiosk-1/visit", b"not json", "json", ENDED)
+    day = tmp_path / "2026-03-01.kiosk-1.jsonl"
     day.write_bytes(day.read_bytes() + b"half a line")
     assert deadletter.main(["purge", "--profile-key", forgotten, str(day)]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == "purged: 2 letter(s) deleted"
@@ -1046,14 +1102,14 @@ def test_purge_deletes_the_letters_of_a_forgotten_key_and_keeps_the_rest(tmp_pat
 def test_purge_gets_through_letters_it_cant_read_and_deletes_those_with_the_key(tmp_path, capsys):
     """A payload nested 200,000 deep (any device can send one) ended the purge with a RecursionError,
     and the forgotten person's letters in the file stayed."""
-    letters = DeadLetters(tmp_path, max_bytes_per_day=1 << 20)
+    letters = _dead_letters(tmp_path, 1 << 20)
     forgotten, other = "ab" * 8, "cd" * 8
-    letters.keep("moodtunes/kiosk-1/visit", b"[" * 200_000, "recursion limit exceeded", ENDED)
-    letters.keep("moodtunes/kiosk-1/visit", _payload(profile_key=forgotten), "clock", ENDED)
-    letters.keep("moodtunes/kiosk-1/visit", f'{{"profile_key": "{forgotten}", "x": {"[" * 200_000}'.encode(), "json", ENDED)
-    letters.keep("moodtunes/kiosk-1/visit", json.dumps({"profile_key": [forgotten]}).encode(), "schema", ENDED)
-    letters.keep("moodtunes/kiosk-1/visit", _payload(profile_key=other), "clock", ENDED)
-    day = tmp_path / "2026-03-01.jsonl"
+    _keep(letters, "moodtunes/kiosk-1/visit", b"[" * 200_000, "recursion limit exceeded", ENDED)
+    _keep(letters, "moodtunes/kiosk-1/visit", _payload(profile_key=forgotten), "clock", ENDED)
+    _keep(letters, "moodtunes/kiosk-1/visit", f'{{"profile_key": "{forgotten}", "x": {"[" * 200_000}'.encode(), "json", ENDED)
+    _keep(letters, "moodtunes/kiosk-1/visit", json.dumps({"profile_key": [forgotten]}).encode(), "schema", ENDED)
+    _keep(letters, "moodtunes/kiosk-1/visit", _payload(profile_key=other), "clock", ENDED)
+    day = tmp_path / "2026-03-01.kiosk-1.jsonl"
     day.write_bytes(day.read_bytes() + f'{{"payload": "{{\\"profile_key\\": \\"{forgotten}'.encode())  # cut short
     assert deadletter.main(["purge", "--profile-key", forgotten, str(day)]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == "purged: 4 letter(s) deleted"
@@ -1146,7 +1202,7 @@ def test_v1_writer_writes_each_precision_with_its_own_parameter(influx2_endpoint
 def test_a_dead_letter_keeps_how_the_message_was_delivered_and_replay_honours_it(tmp_path, capsys):
     folder = tmp_path / "deadletter"
     properties = (("moodtunes-resend", "1"), ("moodtunes-first-ack", (ENDED + timedelta(seconds=3)).isoformat()))
-    DeadLetters(folder, max_bytes_per_day=1 << 20).keep("moodtunes/kiosk-1/visit", _payload(), "InfluxDB down", ARRIVED,
+    _keep(_dead_letters(folder, 1 << 20), "moodtunes/kiosk-1/visit", _payload(), "InfluxDB down", ARRIVED,
                                                         properties)
     [day] = folder.iterdir()
     assert json.loads(day.read_text())["user_properties"] == [list(pair) for pair in properties]

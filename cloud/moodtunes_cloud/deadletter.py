@@ -6,9 +6,14 @@ The broker forgets a message once the ingest acknowledges it, and the ingest ack
 rejected one (delivering it again can't help), so the dead letter is its only copy. Each is one
 JSON line ({"received_at", "topic", "reason", "payload"}, and "user_properties", the pairs that say
 how it was delivered, for a visit sent again) appended, and flushed to disk, before the
-acknowledgement, to a file per UTC day of arrival in the ingest's MOODTUNES_INGEST_DEAD_LETTER_DIR.
-A day's file stops growing at MOODTUNES_INGEST_DEAD_LETTER_MAX_BYTES_PER_DAY: a device publishing
-junk at the broker's speed would otherwise fill the volume; the letters over it are counted in the log.
+acknowledgement, to a file per device (of the topic) and UTC day of arrival in the ingest's
+MOODTUNES_INGEST_DEAD_LETTER_DIR, e.g. 2026-12-05.kiosk-1.jsonl. A device's file of a day stops
+growing at MOODTUNES_INGEST_DEAD_LETTER_MAX_BYTES_PER_DAY, and junk, the letters replay can never
+write (not JSON, too big, invalid), takes only its first MOODTUNES_INGEST_DEAD_LETTER_JUNK_BYTES_PER_DAY:
+a device publishing junk at the broker's speed would otherwise fill the volume, or (with one cap
+for all) leave no room for the letters of other devices that replay can write once the cause is
+fixed (a newer schema_version, a wrong clock, InfluxDB refusing, a full queue), which were then
+acknowledged and lost. The letters over a limit are counted in the log.
 
     python -m moodtunes_cloud.deadletter replay FILE...
 
@@ -34,7 +39,7 @@ import os
 import sys
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -46,7 +51,7 @@ from moodtunes_cloud.settings import IngestSettings, SettingsError, load_ingest_
 
 logger = logging.getLogger("moodtunes_cloud.deadletter")
 
-DROPPED_LOG_SECONDS = 600.0  # while a day's letters are over the limit, one log line this often
+DROPPED_LOG_SECONDS = 600.0  # while a device's letters of a day are over a limit, one log line this often
 EXIT_STOPPED = 3  # replay: InfluxDB stopped taking writes; running it again once it does can help
 
 
@@ -70,15 +75,23 @@ def _letter_line(topic: str, payload: bytes, reason: str, received_at: datetime,
     return (json.dumps(kept, ensure_ascii=False) + "\n").encode()
 
 
+@dataclass
+class _Dropped:
+    """The letters of one device and kind dropped on a day, and when that was last logged."""
+
+    count: int = 0
+    log: LogThrottle = field(default_factory=LogThrottle)
+
+
 class DeadLetters:
     """The dead-letter folder; keep() may be called from any thread.
 
     The ingest calls keep() on paho's network thread, since the message is acknowledged there right
     after it: one append and fsync of at most 1.5 MB (a payload of MAX_EVENT_BYTES, its control
     bytes escaped), milliseconds on any disk, while the broker drops a client only after 1.5
-    keepalives (90 s) of silence; and the daily limit bounds what a flood can make it write."""
+    keepalives (90 s) of silence; and the daily limits bound what a flood can make it write."""
 
-    def __init__(self, folder: Path, max_bytes_per_day: int) -> None:
+    def __init__(self, folder: Path, max_bytes_per_day: int, junk_bytes_per_day: int) -> None:
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -87,23 +100,26 @@ class DeadLetters:
             raise PermissionError(f"dead-letter folder {folder}: this user can't write there")
         self.folder = folder
         self._max_bytes_per_day = max_bytes_per_day
+        self._junk_bytes_per_day = min(junk_bytes_per_day, max_bytes_per_day)
         self._lock = threading.Lock()
-        self._dropped_day: str | None = None  # the last day a letter was over the limit
-        self._dropped = 0  # letters of that day dropped
-        self._dropped_log = LogThrottle()
+        self._dropped_day: str | None = None  # the last day a letter was over a limit
+        self._dropped: dict[tuple[str, bool], _Dropped] = {}  # that day's, by device and whether replayable
 
     def keep(self, topic: str, payload: bytes, reason: str, received_at: datetime,
-             user_properties: tuple[tuple[str, str], ...] = ()) -> None:
-        """Append the letter to its day's file, unless that would take the file over the daily
-        limit (then it is only counted); if the disk won't take it, the log gets it whole instead."""
+             user_properties: tuple[tuple[str, str], ...] = (), *, device: str, replayable: bool) -> None:
+        """Append the letter to ``device``'s file of its day, unless that would take the file over
+        its limit: the whole daily one for a letter ``replayable`` once the cause is fixed, the
+        junk one for the others, so that junk goes first and the rest is kept for those (a letter
+        over the limit is only counted); if the disk won't take it, the log gets it whole instead."""
         line = _letter_line(topic, payload, reason, received_at, user_properties)
         day = f"{received_at:%Y-%m-%d}"
-        path = self.folder / f"{day}.jsonl"
+        path = self.folder / f"{day}.{device}.jsonl"
+        limit = self._max_bytes_per_day if replayable else self._junk_bytes_per_day
         try:
             with self._lock, path.open("ab", buffering=0) as out:  # unbuffered: nothing written at close
                 size = os.fstat(out.fileno()).st_size
-                if size + len(line) > self._max_bytes_per_day:
-                    self._count_dropped(day)
+                if size + len(line) > limit:
+                    self._count_dropped(day, device, replayable)
                     return
                 try:
                     unwritten = memoryview(line)
@@ -117,20 +133,29 @@ class DeadLetters:
         except OSError as exc:
             logger.error("can't keep a dead letter in %s (%s); the letter: %s", path, exc, line.decode().rstrip())
 
-    def _count_dropped(self, day: str) -> None:
-        """Count a letter over the day's limit, and say how many so far at the first one of a day,
-        then once every DROPPED_LOG_SECONDS: a flood logged letter by letter would fill the disk too."""
+    def _count_dropped(self, day: str, device: str, replayable: bool) -> None:
+        """Count a letter over its limit, and say how many so far at the first one of a day for a
+        device and kind, then once every DROPPED_LOG_SECONDS: a flood logged letter by letter would
+        fill the disk too."""
         if day != self._dropped_day:
-            self._dropped_day, self._dropped = day, 0
-            self._dropped_log.reset()
-        self._dropped += 1
-        if not self._dropped_log.due(DROPPED_LOG_SECONDS):
+            self._dropped_day = day
+            self._dropped.clear()
+        dropped = self._dropped.setdefault((device, replayable), _Dropped())
+        dropped.count += 1
+        if not dropped.log.due(DROPPED_LOG_SECONDS):
             return
-        logger.error(
-            "the dead letters of %s reached MOODTUNES_INGEST_DEAD_LETTER_MAX_BYTES_PER_DAY (%d bytes): %d dropped "
-            "so far, not kept (is a device flooding the broker? the rejections above name its topic)",
-            day, self._max_bytes_per_day, self._dropped,
-        )
+        if replayable:
+            logger.error(
+                "the dead letters of %s on %s reached MOODTUNES_INGEST_DEAD_LETTER_MAX_BYTES_PER_DAY (%d bytes): %d "
+                "that replay could write dropped so far, not kept (is the device flooding the broker? cloud/README.md "
+                "says what to do)", device, day, self._max_bytes_per_day, dropped.count,
+            )
+        else:
+            logger.warning(
+                "the dead letters of %s on %s reached MOODTUNES_INGEST_DEAD_LETTER_JUNK_BYTES_PER_DAY (%d bytes) for "
+                "messages that can never be written: %d dropped so far, only counted (is the device flooding the "
+                "broker? the rejections above say what it sends)", device, day, self._junk_bytes_per_day, dropped.count,
+            )
 
 
 @dataclass

@@ -64,6 +64,7 @@ from moodtunes.events import (
     EARLIEST_TIME,
     FIRST_ACK_PROPERTY,
     MAX_EVENT_BYTES,
+    NEWER_SCHEMA_ERROR,
     RESEND_PROPERTY,
     STATUS_KIND,
     VISIT_KIND,
@@ -133,11 +134,14 @@ class Reason(StrEnum):
 
 
 class Rejected(Exception):
-    """A payload that is not a valid visit event or status from the device its topic names."""
+    """A payload that is not a valid visit event or status from the device its topic names;
+    ``replayable`` once the cause is fixed (the ingest upgraded for a newer schema_version, a wrong
+    clock dealt with), unlike junk, which no replay can ever write (not JSON, too big, invalid)."""
 
-    def __init__(self, message: str, reason: Reason) -> None:
+    def __init__(self, message: str, reason: Reason, replayable: bool = False) -> None:
         super().__init__(message)
         self.reason = reason
+        self.replayable = replayable
 
 
 @dataclass(frozen=True)
@@ -209,7 +213,8 @@ def _rejection(error: ValidationError, what: str) -> Rejected:
     more = error.error_count() - len(parts)
     summary = "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
     reason = {"json_invalid": Reason.JSON, CLOCK_ERROR: Reason.CLOCK}.get(items[0]["type"], Reason.SCHEMA)
-    return Rejected(f"not a valid {what}: {summary}", reason)
+    replayable = reason == Reason.CLOCK or any(item["type"] == NEWER_SCHEMA_ERROR for item in items)
+    return Rejected(f"not a valid {what}: {summary}", reason, replayable)
 
 
 def _validated(model: type[Model], kind: str, topic: str, payload: bytes, topic_prefix: str,
@@ -338,7 +343,8 @@ class Ingest:
         self._settings = settings
         self._writer = writer
         self._dead_letters = (
-            DeadLetters(settings.dead_letter_dir, settings.dead_letter_max_bytes_per_day) if settings.dead_letter_dir else None
+            DeadLetters(settings.dead_letter_dir, settings.dead_letter_max_bytes_per_day,
+                        settings.dead_letter_junk_bytes_per_day) if settings.dead_letter_dir else None
         )
         self.stats = IngestStats()
         self._queue: collections.deque[_Queued] = collections.deque()
@@ -405,7 +411,7 @@ class Ingest:
     def _say_where_dead_letters_go(self) -> None:
         if self._dead_letters is not None:
             logger.info(
-                "rejected messages are kept in %s, a JSON line each in a file per day; "
+                "rejected messages are kept in %s, a JSON line each in a file per device and day; "
                 "`python -m moodtunes_cloud.deadletter replay FILE` writes them once fixed", self._dead_letters.folder,
             )
         else:
@@ -511,16 +517,17 @@ class Ingest:
             parsed = parse_message(message.topic, message.payload, self._settings.topic_prefix, received_at,
                                    user_properties, redelivered=bool(message.dup))
         except Rejected as exc:
-            problem, reason = str(exc), exc.reason
+            problem, reason, replayable = str(exc), exc.reason, exc.replayable
         except Exception as exc:  # noqa: BLE001 - a bug must cost one message, never the MQTT thread (logged by _reject)
-            problem, reason, bug = f"internal error: {exc!r}", Reason.INTERNAL, exc
+            problem, reason, replayable, bug = f"internal error: {exc!r}", Reason.INTERNAL, True, exc
         else:
             # A QoS 0 message (a hand-made publish, an old device) is never delivered again: nothing to ack.
             mid = message.mid if message.qos > 0 else None
             self._enqueue(_Queued(parsed.subject, parsed.points, mid, message.qos, message.topic, message.payload,
                                   received_at, parsed.kind, user_properties))
             return
-        self._reject(message.topic, message.payload, problem, reason, received_at, user_properties, bug)
+        self._reject(message.topic, message.payload, problem, reason, received_at, user_properties,
+                     replayable=replayable, bug=bug)
         client.ack(message.mid, message.qos)  # dead-lettered: delivering it again can't help
 
     def _enqueue(self, queued: _Queued) -> None:
@@ -570,12 +577,13 @@ class Ingest:
         )
         reason = f"retry queue full: InfluxDB unreachable while {size} visits were held; replay it once InfluxDB is back"
         self._dead_letter(dropped.topic, dropped.payload, reason, Reason.QUEUE_FULL, dropped.received_at,
-                          dropped.user_properties)
+                          dropped.user_properties, replayable=True)
 
     def _reject(self, topic: str, payload: bytes, problem: str, reason: Reason, received_at: datetime,
-                user_properties: UserProperties = (), bug: Exception | None = None) -> None:
-        """Dead-letter a message, logged within the budget of rejections whatever the cause: a bug
-        any device can set off (``bug``, logged with its traceback) wrote 1.2 kB of log a message."""
+                user_properties: UserProperties = (), *, replayable: bool = False, bug: Exception | None = None) -> None:
+        """Dead-letter a message (``replayable`` once its cause is fixed, or junk), logged within the
+        budget of rejections whatever the cause: a bug any device can set off (``bug``, logged with
+        its traceback) wrote 1.2 kB of log a message."""
         self.stats.rejected += 1
         log, missed = self._rejected_log.take()
         self._say_unlogged_rejections(missed)
@@ -583,7 +591,7 @@ class Ingest:
             logger.error("can't process a message on %s", topic, exc_info=bug)
         elif log:
             logger.warning("rejected a message on %s: %s", topic, problem)
-        self._dead_letter(topic, payload, problem, reason, received_at, user_properties)
+        self._dead_letter(topic, payload, problem, reason, received_at, user_properties, replayable=replayable)
 
     @staticmethod
     def _say_unlogged_rejections(count: int) -> None:
@@ -592,13 +600,15 @@ class Ingest:
                            "letters and the `rejected` points have every one", count, REJECTIONS_LOGGED_PER_MINUTE)
 
     def _dead_letter(self, topic: str, payload: bytes, problem: str, reason: Reason, received_at: datetime,
-                     user_properties: UserProperties) -> None:
+                     user_properties: UserProperties, *, replayable: bool) -> None:
         """Keep a message that will never be written, with the problem and how it was delivered,
         before it is acknowledged: in the dead-letter folder, whole (but for a payload rejected as
         over MAX_PAYLOAD_BYTES, cut there), to be replayed once fixed, and republished (its start)
         for anyone watching the dead-letter topic; and count it in InfluxDB, by device and ``reason``."""
         if self._dead_letters is not None:
-            self._dead_letters.keep(topic, payload, problem, received_at, user_properties)
+            device, _ = rejected_device(topic, self._settings.topic_prefix)
+            self._dead_letters.keep(topic, payload, problem, received_at, user_properties, device=device,
+                                    replayable=replayable)
         self._count_rejection(topic, payload, reason, received_at)
         if not self._settings.dead_letter:
             return
@@ -744,7 +754,8 @@ class Ingest:
     def _give_up(self, queued: _Queued, problem: str, reason: Reason) -> None:
         """A visit that will never be written: dead-lettered with the problem, and acknowledged."""
         try:
-            self._dead_letter(queued.topic, queued.payload, problem, reason, queued.received_at, queued.user_properties)
+            self._dead_letter(queued.topic, queued.payload, problem, reason, queued.received_at, queued.user_properties,
+                              replayable=True)
         except Exception:  # the visit is given up on either way; the writer thread goes on
             logger.exception("couldn't dead-letter %s", queued.name)
         with self._queue_lock:

@@ -45,8 +45,12 @@ class IngestSettings(BaseSettings):
         None, description="where rejected messages are kept, a JSON line each, to be replayed (compose: a volume)",
     )
     dead_letter_max_bytes_per_day: int = Field(
-        200 * 1024 * 1024, gt=0, description="a day's dead-letter file grows no bigger: the letters beyond are "
-        "only counted in the log (a device flooding the broker with junk would otherwise fill the volume)",
+        200 * 1024 * 1024, gt=0, description="a device's dead-letter file of a day grows no bigger: the letters "
+        "beyond are only counted in the log (a device flooding the broker would otherwise fill the volume)",
+    )
+    dead_letter_junk_bytes_per_day: int = Field(
+        10 * 1024 * 1024, gt=0, description="of that file, what the letters replay can never write (not JSON, too "
+        "big, invalid) may take: the rest is kept for those it can (a newer schema_version, a wrong clock...)",
     )
 
     influx_api: Literal["v1", "v2"] = Field("v2", description="v1: InfluxDB 1.x /write; v2: InfluxDB 2 API")
