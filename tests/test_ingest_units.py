@@ -13,6 +13,7 @@ import threading
 import time
 import urllib.parse
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import ClassVar
 
 import pytest
@@ -945,30 +946,98 @@ def test_a_devices_dead_letters_stop_at_its_limits_junk_first_and_the_log_counts
 def test_one_devices_junk_leaves_room_for_anothers_letters_that_replay_can_write(tmp_path):
     """The daily cap was shared: one device's junk filled it, and another's visit of a newer
     schema_version (to be replayed once the ingest is upgraded) was acknowledged and lost."""
-    from types import SimpleNamespace
-
     folder = tmp_path / "deadletter"
     settings = IngestSettings(mqtt_host="127.0.0.1", mqtt_port=1, dead_letter=False, dead_letter_dir=folder,
                               dead_letter_max_bytes_per_day=20_000)
     ingest = Ingest(settings, _FakeWriter())
     acks = []
-    client = SimpleNamespace(ack=lambda mid, qos: acks.append(mid))
+    ingest._client.ack = lambda mid, qos: acks.append(mid)
     messages = [("moodtunes/kiosk-2/visit", b"\x01" * 100)] * 50 + [  # junk letters of 800 bytes fill 20,000
         ("moodtunes/kiosk-1/visit", _payload(schema_version=3, event_id="evt-newer-schema"))]
     for mid, (topic, payload) in enumerate(messages):
-        ingest._on_message(client, None, SimpleNamespace(topic=topic, payload=payload, properties=None, mid=mid, qos=1,
-                                                         dup=0))
+        ingest._on_message(ingest._client, None, SimpleNamespace(topic=topic, payload=payload, properties=None, mid=mid,
+                                                                 qos=1, dup=0))
     wait_for(lambda: len(acks) == len(messages), "every message acknowledged")
     ingest.stop()
     kept = "".join(path.read_text() for path in folder.glob("*.jsonl"))
     assert "evt-newer-schema" in kept and "is newer than this ingest knows" in kept
 
 
+def _junk_message(mid: int, device: str = "kiosk-1") -> SimpleNamespace:
+    return SimpleNamespace(topic=f"moodtunes/{device}/visit", payload=b"x", properties=None, mid=mid, qos=1, dup=0)
+
+
+def _ingest_keeping_letters(folder) -> tuple[Ingest, list[int]]:
+    """An ingest (not connected) keeping its dead letters in ``folder``, its acks recorded."""
+    ingest = Ingest(IngestSettings(mqtt_host="127.0.0.1", mqtt_port=1, dead_letter=False, dead_letter_dir=folder),
+                    _FakeWriter())
+    acks: list[int] = []
+    ingest._client.ack = lambda mid, qos: acks.append(mid)
+    return ingest, acks
+
+
+def test_a_flood_of_rejected_messages_costs_an_fsync_for_many_letters_not_one_each(tmp_path, monkeypatch):
+    """An fsync a letter, on paho's thread, kept the ingest to a few hundred rejections a second: a
+    device publishing 200,000 junk messages in 32 s filled the broker's queue for the ingest, and
+    the broker dropped another device's visit it had acknowledged."""
+    fsyncs = []
+    monkeypatch.setattr(deadletter.os, "fsync", fsyncs.append)
+    ingest, acks = _ingest_keeping_letters(tmp_path / "deadletter")
+    for mid in range(1000):
+        ingest._on_message(ingest._client, None, _junk_message(mid))
+    wait_for(lambda: len(acks) == 1000, "every message acknowledged")
+    ingest.stop()
+    assert sorted(acks) == list(range(1000))
+    assert 0 < len(fsyncs) < 100
+    assert len((tmp_path / "deadletter").joinpath(f"{datetime.now(UTC):%Y-%m-%d}.kiosk-1.jsonl").read_text().splitlines()) == 1000
+
+
+def test_a_dead_lettered_message_is_acknowledged_only_once_its_letter_is_on_disk(tmp_path, monkeypatch):
+    """The broker forgets a message once acknowledged: before its letter is flushed, a crash of the
+    host would lose both."""
+    on_disk = threading.Event()
+    real_fsync = deadletter.os.fsync
+    monkeypatch.setattr(deadletter.os, "fsync", lambda fd: on_disk.wait(5) and real_fsync(fd))
+    ingest, acks = _ingest_keeping_letters(tmp_path / "deadletter")
+    try:
+        for mid in range(3):
+            ingest._on_message(ingest._client, None, _junk_message(mid))
+        time.sleep(0.2)
+        assert acks == []
+        on_disk.set()
+        wait_for(lambda: acks == [0, 1, 2], "the three acknowledged once on disk")
+    finally:
+        on_disk.set()
+        ingest.stop()
+
+
+def test_no_acknowledgement_meant_for_an_earlier_connection_is_sent_after_a_reconnect(tmp_path):
+    """A letter is flushed a few ms after its message came: the connection may be lost by then, and
+    on the next one its message id may be another message's (the broker delivers the first again)."""
+    ingest, acks = _ingest_keeping_letters(tmp_path / "deadletter")
+    acknowledge = ingest._acknowledger(7, 1)
+    ingest._on_disconnect(ingest._client, None, None, "connection lost", None)
+    acknowledge()
+    ingest._acknowledger(8, 1)()
+    assert acks == [8]
+
+
+def test_a_days_file_deleted_while_the_ingest_runs_is_made_again(tmp_path):
+    """Kept open, a file an operator deleted (done with it) or purge replaced took the letters after
+    it into a file no one could open."""
+    letters = _dead_letters(tmp_path, 1 << 20)
+    _keep(letters, "moodtunes/kiosk-1/visit", b"first", "json", ENDED, replayable=False)
+    day = tmp_path / "2026-03-01.kiosk-1.jsonl"
+    day.unlink()
+    _keep(letters, "moodtunes/kiosk-1/visit", b"second", "json", ENDED, replayable=False)
+    letters.close()
+    assert [json.loads(line)["payload"] for line in day.read_text().splitlines()] == ["second"]
+
+
 def test_a_flood_of_rejected_messages_logs_a_few_a_minute_and_counts_the_rest(caplog, monkeypatch):
     """Each rejection logged a 200-byte line, at the broker's speed: 1.5 MB for 2,550 of them, while
     the dead letters have a cap. Now 20 a minute one by one, the rest in one line."""
     import logging
-    from types import SimpleNamespace
 
     from moodtunes_cloud import logthrottle
 
@@ -990,8 +1059,6 @@ def test_a_flood_of_rejected_messages_logs_a_few_a_minute_and_counts_the_rest(ca
 
 def test_a_bug_any_message_sets_off_is_logged_within_the_budget_of_rejections(caplog, monkeypatch):
     """Its traceback was logged outside the budget: 2,000 such statuses wrote 2.4 MB of log."""
-    from types import SimpleNamespace
-
     from moodtunes_cloud import ingest as ingest_module
 
     def a_bug(*args, **kwargs):
@@ -1000,10 +1067,10 @@ def test_a_bug_any_message_sets_off_is_logged_within_the_budget_of_rejections(ca
     monkeypatch.setattr(ingest_module, "parse_message", a_bug)
     ingest = Ingest(IngestSettings(mqtt_host="127.0.0.1", mqtt_port=1, dead_letter=False), _FakeWriter())
     acks = []
-    client = SimpleNamespace(ack=lambda mid, qos: acks.append(mid))
+    ingest._client.ack = lambda mid, qos: acks.append(mid)
     for mid in range(100):
         message = SimpleNamespace(topic="moodtunes/kiosk-1/status", payload=b"{}", properties=None, mid=mid, qos=1, dup=0)
-        ingest._on_message(client, None, message)
+        ingest._on_message(ingest._client, None, message)
     assert caplog.text.count("Traceback") == REJECTIONS_LOGGED_PER_MINUTE
     assert caplog.text.count("ZeroDivisionError: a bug") == REJECTIONS_LOGGED_PER_MINUTE
     assert acks == list(range(100)) and ingest.stats.rejected == 100

@@ -2,18 +2,19 @@
 by a full retry queue), kept where an operator can get them back, and ``replay`` to write them once
 the cause is fixed.
 
-The broker forgets a message once the ingest acknowledges it, and the ingest acknowledges a
-rejected one (delivering it again can't help), so the dead letter is its only copy. Each is one
-JSON line ({"received_at", "topic", "reason", "payload"}, and "user_properties", the pairs that say
-how it was delivered, for a visit sent again) appended, and flushed to disk, before the
-acknowledgement, to a file per device (of the topic) and UTC day of arrival in the ingest's
-MOODTUNES_INGEST_DEAD_LETTER_DIR, e.g. 2026-12-05.kiosk-1.jsonl. A device's file of a day stops
-growing at MOODTUNES_INGEST_DEAD_LETTER_MAX_BYTES_PER_DAY, and junk, the letters replay can never
-write (not JSON, too big, invalid), takes only its first MOODTUNES_INGEST_DEAD_LETTER_JUNK_BYTES_PER_DAY:
-a device publishing junk at the broker's speed would otherwise fill the volume, or (with one cap
-for all) leave no room for the letters of other devices that replay can write once the cause is
-fixed (a newer schema_version, a wrong clock, InfluxDB refusing, a full queue), which were then
-acknowledged and lost. The letters over a limit are counted in the log.
+The broker forgets a message once the ingest acknowledges it, and the ingest acknowledges a rejected
+one (delivering it again can't help), so the dead letter is its only copy. Each is one JSON line
+({"received_at", "topic", "reason", "payload"}, and "user_properties", the pairs that say how it was
+delivered, for a visit sent again) appended, and flushed to disk (with the others that came
+meanwhile: one fsync for many) before the acknowledgement, to a file per device (of the topic) and
+UTC day of arrival in the ingest's MOODTUNES_INGEST_DEAD_LETTER_DIR, e.g. 2026-12-05.kiosk-1.jsonl.
+A device's file of a day stops growing at MOODTUNES_INGEST_DEAD_LETTER_MAX_BYTES_PER_DAY, and junk,
+the letters replay can never write (not JSON, too big, invalid), takes only its first
+MOODTUNES_INGEST_DEAD_LETTER_JUNK_BYTES_PER_DAY: a device publishing junk at the broker's speed
+would otherwise fill the volume, or (with one cap for all) leave no room for the letters of other
+devices that replay can write once the cause is fixed (a newer schema_version, a wrong clock,
+InfluxDB refusing, a full queue), which were then acknowledged and lost. The letters over a limit
+are counted in the log.
 
     python -m moodtunes_cloud.deadletter replay FILE...
 
@@ -38,10 +39,12 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import BinaryIO
 
 from moodtunes.events import MAX_EVENT_BYTES
 
@@ -52,6 +55,7 @@ from moodtunes_cloud.settings import IngestSettings, SettingsError, load_ingest_
 logger = logging.getLogger("moodtunes_cloud.deadletter")
 
 DROPPED_LOG_SECONDS = 600.0  # while a device's letters of a day are over a limit, one log line this often
+FLUSH_SECONDS = 0.02  # how long the letters that keep coming gather for one flush to disk
 EXIT_STOPPED = 3  # replay: InfluxDB stopped taking writes; running it again once it does can help
 
 
@@ -86,10 +90,13 @@ class _Dropped:
 class DeadLetters:
     """The dead-letter folder; keep() may be called from any thread.
 
-    The ingest calls keep() on paho's network thread, since the message is acknowledged there right
-    after it: one append and fsync of at most 1.5 MB (a payload of MAX_EVENT_BYTES, its control
-    bytes escaped), milliseconds on any disk, while the broker drops a client only after 1.5
-    keepalives (90 s) of silence; and the daily limits bound what a flood can make it write."""
+    The ingest calls keep() on paho's network thread, which must not wait: it appends the letter
+    (at most 1.5 MB, a payload of MAX_EVENT_BYTES with its control bytes escaped) and goes on, and
+    a thread of its own flushes the letters to disk, all those written since its last flush in
+    one fsync, then acknowledges their messages. An fsync a letter on paho's thread (3 ms) kept the
+    ingest to about 700 rejections a second: a device flooding junk at the broker's speed filled
+    the broker's queue for the ingest, and the broker dropped other devices' visits, acknowledged to
+    them, queued behind it. The daily limits bound what a flood can make it write."""
 
     def __init__(self, folder: Path, max_bytes_per_day: int, junk_bytes_per_day: int) -> None:
         try:
@@ -102,36 +109,103 @@ class DeadLetters:
         self._max_bytes_per_day = max_bytes_per_day
         self._junk_bytes_per_day = min(junk_bytes_per_day, max_bytes_per_day)
         self._lock = threading.Lock()
+        self._written = threading.Condition(self._lock)
+        self._unflushed: set[Path] = set()  # files with letters not flushed to disk yet
+        self._after_flush: list[Callable[[], None]] = []  # what waits for those letters
+        self._closing = False
+        self._files: dict[Path, BinaryIO] = {}  # open for appending: those of _files_day
+        self._files_day: str | None = None
         self._dropped_day: str | None = None  # the last day a letter was over a limit
         self._dropped: dict[tuple[str, bool], _Dropped] = {}  # that day's, by device and whether replayable
+        self._flusher = threading.Thread(target=self._flush, name="dead-letter-flush", daemon=True)
+        self._flusher.start()
 
     def keep(self, topic: str, payload: bytes, reason: str, received_at: datetime,
-             user_properties: tuple[tuple[str, str], ...] = (), *, device: str, replayable: bool) -> None:
+             user_properties: tuple[tuple[str, str], ...] = (), *, device: str, replayable: bool,
+             then: Callable[[], None] = lambda: None) -> bool:
         """Append the letter to ``device``'s file of its day, unless that would take the file over
         its limit: the whole daily one for a letter ``replayable`` once the cause is fixed, the
         junk one for the others, so that junk goes first and the rest is kept for those (a letter
-        over the limit is only counted); if the disk won't take it, the log gets it whole instead."""
+        over the limit is only counted); if the disk won't take it, the log gets it whole instead.
+        ``then`` (the message's acknowledgement) runs once the letter is on disk, or at once if it
+        is not kept; after close(), never (the broker delivers the message again). Whether it is
+        kept (or only counted, or logged)."""
         line = _letter_line(topic, payload, reason, received_at, user_properties)
         day = f"{received_at:%Y-%m-%d}"
         path = self.folder / f"{day}.{device}.jsonl"
         limit = self._max_bytes_per_day if replayable else self._junk_bytes_per_day
         try:
-            with self._lock, path.open("ab", buffering=0) as out:  # unbuffered: nothing written at close
-                size = os.fstat(out.fileno()).st_size
-                if size + len(line) > limit:
-                    self._count_dropped(day, device, replayable)
-                    return
-                try:
-                    unwritten = memoryview(line)
-                    while unwritten:  # a disk filling up takes part of a write, then refuses the rest
-                        unwritten = unwritten[out.write(unwritten):]
-                    os.fsync(out.fileno())
-                except OSError:
-                    # The disk took part of it: the next letter would be appended to half a line.
-                    out.truncate(size)
-                    raise
+            with self._written:
+                out, size = self._open(path, day)
+                if size + len(line) <= limit:
+                    try:
+                        unwritten = memoryview(line)
+                        while unwritten:  # a disk filling up takes part of a write, then refuses the rest
+                            unwritten = unwritten[out.write(unwritten):]
+                    except OSError:
+                        # The disk took part of it: the next letter would be appended to half a line.
+                        out.truncate(size)
+                        raise
+                    self._unflushed.add(path)
+                    self._after_flush.append(then)
+                    self._written.notify()
+                    return True
+                self._count_dropped(day, device, replayable)
         except OSError as exc:
             logger.error("can't keep a dead letter in %s (%s); the letter: %s", path, exc, line.decode().rstrip())
+        then()
+        return False
+
+    def _open(self, path: Path, day: str) -> tuple[BinaryIO, int]:
+        """``path`` open for appending, unbuffered (nothing waits in Python), and its size: kept open
+        (opening it for each letter was a third of the cost of a rejection), and opened again once it
+        is gone (an operator deleted it, purge replaced it); those of other days are closed."""
+        out = self._files.get(path)
+        if out is not None:
+            status = os.fstat(out.fileno())
+            if status.st_nlink:
+                return out, status.st_size
+            out.close()
+        elif day != self._files_day:
+            self._close_files()
+            self._files_day = day
+        out = self._files[path] = path.open("ab", buffering=0)
+        return out, os.fstat(out.fileno()).st_size
+
+    def _close_files(self) -> None:
+        for out in self._files.values():
+            out.close()
+        self._files.clear()
+
+    def _flush(self) -> None:
+        """Flush to disk the files written since the last flush, then run what waited for them: one
+        fsync a file for all the letters that came meanwhile."""
+        while True:
+            with self._written:
+                self._written.wait_for(lambda: self._unflushed or self._closing)
+                if not self._unflushed:
+                    return
+            time.sleep(FLUSH_SECONDS)  # the letters of a flood gather meanwhile
+            with self._written:
+                paths, self._unflushed = self._unflushed, set()
+                waiting, self._after_flush = self._after_flush, []
+            for path in paths:
+                _flush_to_disk(path)
+            for then in waiting:
+                try:
+                    then()
+                except Exception:
+                    logger.exception("acknowledging a dead-lettered message failed")
+
+    def close(self) -> None:
+        """Flush the letters written and run what waits for them (the ingest stopping acknowledges
+        their messages so)."""
+        with self._written:
+            self._closing = True
+            self._written.notify()
+        self._flusher.join()
+        with self._written:
+            self._close_files()
 
     def _count_dropped(self, day: str, device: str, replayable: bool) -> None:
         """Count a letter over its limit, and say how many so far at the first one of a day for a
@@ -156,6 +230,18 @@ class DeadLetters:
                 "messages that can never be written: %d dropped so far, only counted (is the device flooding the "
                 "broker? the rejections above say what it sends)", device, day, self._junk_bytes_per_day, dropped.count,
             )
+
+
+def _flush_to_disk(path: Path) -> None:
+    try:
+        descriptor = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+    except OSError as exc:
+        logger.error("can't flush the dead letters in %s to disk (%s): a crash of the host may lose the last ones",
+                     path, exc)
 
 
 @dataclass

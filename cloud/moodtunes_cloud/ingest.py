@@ -50,6 +50,7 @@ import random
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -105,6 +106,10 @@ OUTAGE_LOG_SECONDS = 60.0  # while the broker or InfluxDB stays unreachable, one
 # the oldest are not counted there (each one's dead letter is its record): the newest say what is
 # wrong now, which is what the dashboards are looked at for once InfluxDB is back.
 REJECTIONS_HELD = 1000
+# After writing rejections alone, the writer waits this long for more: a device flooding junk made
+# it send a request for every few, which took a fifth of the ingest's time (well within
+# REJECTIONS_HELD at the rate the ingest can reject).
+REJECTIONS_GATHER_SECONDS = 0.05
 # A rejection is stamped at its arrival's microsecond plus a count of this process's rejections
 # modulo this many nanoseconds, so that two in one microsecond (a flood), and two ingests or runs
 # in the same one (with a random start), land on points of their own, and no later than it came.
@@ -355,6 +360,7 @@ class Ingest:
         # when the ingest reconnects: it does once the queue has drained (_fetch_left_with_broker).
         self._left_with_broker = 0
         self._refetching = False  # reconnecting on purpose: no "lost the broker" warning
+        self._connection = 0  # counts lost connections, so that no ack meant for an earlier one is sent on this one
         self._rejections: collections.deque[Point] = collections.deque(maxlen=REJECTIONS_HELD)  # the newest
         self._rejection_count = random.randrange(REJECTION_SPREAD_NS)  # for a time of its own: see REJECTION_SPREAD_NS
         self._stop = threading.Event()
@@ -430,6 +436,8 @@ class Ingest:
             self._queue_changed.notify()
         if self._writer_thread.is_alive():
             self._writer_thread.join()
+        if self._dead_letters is not None:
+            self._dead_letters.close()  # their acknowledgements go before the disconnect
         self._client.disconnect()
         self._client.loop_stop()
         self._say_unlogged_rejections(self._rejected_log.flush())
@@ -497,6 +505,8 @@ class Ingest:
 
     def _on_disconnect(self, client, userdata, flags, reason, properties) -> None:
         self._subscribed.clear()
+        with self._queue_lock:
+            self._connection += 1
         if not self._stop.is_set() and not self._refetching:
             logger.warning("lost the broker (%s); reconnecting", reason)
 
@@ -526,9 +536,23 @@ class Ingest:
             self._enqueue(_Queued(parsed.subject, parsed.points, mid, message.qos, message.topic, message.payload,
                                   received_at, parsed.kind, user_properties))
             return
+        # Acknowledged once dead-lettered: delivering it again can't help.
         self._reject(message.topic, message.payload, problem, reason, received_at, user_properties,
-                     replayable=replayable, bug=bug)
-        client.ack(message.mid, message.qos)  # dead-lettered: delivering it again can't help
+                     replayable=replayable, bug=bug, acknowledge=self._acknowledger(message.mid, message.qos))
+
+    def _acknowledger(self, mid: int, qos: int) -> Callable[[], None]:
+        """The acknowledgement of a message, for when its dead letter is on disk (another thread, a few
+        ms later): not sent once the connection is lost, as on another its id may be another
+        message's (the broker delivers it again if it still holds it)."""
+        connection = self._connection
+
+        def acknowledge() -> None:
+            with self._queue_lock:
+                current = self._connection == connection
+            if current:
+                self._client.ack(mid, qos)
+
+        return acknowledge
 
     def _enqueue(self, queued: _Queued) -> None:
         """Hand a visit to the writer thread. The broker sends no more unacknowledged visits than
@@ -580,7 +604,8 @@ class Ingest:
                           dropped.user_properties, replayable=True)
 
     def _reject(self, topic: str, payload: bytes, problem: str, reason: Reason, received_at: datetime,
-                user_properties: UserProperties = (), *, replayable: bool = False, bug: Exception | None = None) -> None:
+                user_properties: UserProperties = (), *, replayable: bool = False, bug: Exception | None = None,
+                acknowledge: Callable[[], None] = lambda: None) -> None:
         """Dead-letter a message (``replayable`` once its cause is fixed, or junk), logged within the
         budget of rejections whatever the cause: a bug any device can set off (``bug``, logged with
         its traceback) wrote 1.2 kB of log a message."""
@@ -591,7 +616,8 @@ class Ingest:
             logger.error("can't process a message on %s", topic, exc_info=bug)
         elif log:
             logger.warning("rejected a message on %s: %s", topic, problem)
-        self._dead_letter(topic, payload, problem, reason, received_at, user_properties, replayable=replayable)
+        self._dead_letter(topic, payload, problem, reason, received_at, user_properties, replayable=replayable,
+                          acknowledge=acknowledge)
 
     @staticmethod
     def _say_unlogged_rejections(count: int) -> None:
@@ -600,17 +626,23 @@ class Ingest:
                            "letters and the `rejected` points have every one", count, REJECTIONS_LOGGED_PER_MINUTE)
 
     def _dead_letter(self, topic: str, payload: bytes, problem: str, reason: Reason, received_at: datetime,
-                     user_properties: UserProperties, *, replayable: bool) -> None:
-        """Keep a message that will never be written, with the problem and how it was delivered,
-        before it is acknowledged: in the dead-letter folder, whole (but for a payload rejected as
-        over MAX_PAYLOAD_BYTES, cut there), to be replayed once fixed, and republished (its start)
-        for anyone watching the dead-letter topic; and count it in InfluxDB, by device and ``reason``."""
+                     user_properties: UserProperties, *, replayable: bool,
+                     acknowledge: Callable[[], None] = lambda: None) -> None:
+        """Keep a message that will never be written, with the problem and how it was delivered:
+        in the dead-letter folder, whole (but for a payload rejected as over MAX_PAYLOAD_BYTES, cut
+        there), to be replayed once fixed, then ``acknowledge`` it; republish it (its start) for
+        anyone watching the dead-letter topic, unless it was over its device's limit there (a flood:
+        every letter published again doubled the broker's work); and count it in InfluxDB, by
+        device and ``reason``."""
+        kept = True
         if self._dead_letters is not None:
             device, _ = rejected_device(topic, self._settings.topic_prefix)
-            self._dead_letters.keep(topic, payload, problem, received_at, user_properties, device=device,
-                                    replayable=replayable)
+            kept = self._dead_letters.keep(topic, payload, problem, received_at, user_properties, device=device,
+                                           replayable=replayable, then=acknowledge)
+        else:
+            acknowledge()
         self._count_rejection(topic, payload, reason, received_at)
-        if not self._settings.dead_letter:
+        if not (self._settings.dead_letter and kept):
             return
         published = letter(topic, payload, problem, received_at, DEAD_LETTER_PAYLOAD_LIMIT, user_properties)
         self._client.publish(dead_letter_topic(self._settings.topic_prefix), json.dumps(published), qos=1)
@@ -650,6 +682,8 @@ class Ingest:
                 backlog = False
                 self._held_log.reset()
                 logger.info("InfluxDB is back: every held visit is written")
+            if oldest is None:  # rejections alone: those of a flood gather, to go in a few requests, not one each
+                self._stop.wait(REJECTIONS_GATHER_SECONDS)
             if written:
                 self._fetch_left_with_broker()
 
@@ -744,35 +778,45 @@ class Ingest:
             self._give_up(queued, f"the ingest failed on it: {exc!r}", Reason.INTERNAL)
             return True
         with self._queue_lock:
-            self._settle(queued)
+            settled = self._settle(queued)
             if queued.kind == VISIT_KIND:
                 self.stats.written += 1
             else:
                 self.stats.statuses += 1
+        if settled:
+            self._acknowledge(queued)
         return True
 
     def _give_up(self, queued: _Queued, problem: str, reason: Reason) -> None:
-        """A visit that will never be written: dead-lettered with the problem, and acknowledged."""
+        """A visit that will never be written: off the queue, dead-lettered with the problem, and
+        acknowledged once its letter is on disk."""
+        with self._queue_lock:
+            settled = self._settle(queued)
+            self.stats.dropped += 1
         try:
             self._dead_letter(queued.topic, queued.payload, problem, reason, queued.received_at, queued.user_properties,
-                              replayable=True)
+                              replayable=True, acknowledge=(lambda: self._acknowledge(queued)) if settled else lambda: None)
         except Exception:  # the visit is given up on either way; the writer thread goes on
             logger.exception("couldn't dead-letter %s", queued.name)
-        with self._queue_lock:
-            self._settle(queued)
-            self.stats.dropped += 1
 
-    def _settle(self, queued: _Queued) -> None:
-        """The visit is written (or final): off the queue, and the broker may forget its message.
+    def _settle(self, queued: _Queued) -> bool:
+        """The visit is written (or final): off the queue; whether the broker may forget its message.
         One no longer first in the queue was let go meanwhile (a resumed session: the broker sends
-        it again) or dropped by a full queue, so its message id is not to be acknowledged here."""
+        it again) or dropped by a full queue, so its message id is not to be acknowledged here.
+        The caller holds the queue lock."""
         if self._queue and self._queue[0] is queued:
-            self._acknowledge(self._queue.popleft())
+            self._queue.popleft()
+            return True
+        return False
 
     def _acknowledge(self, queued: _Queued) -> None:
-        """paho queues the PUBACK; its network thread sends it."""
-        if queued.mid is not None:
-            self._client.ack(queued.mid, queued.qos)
+        """paho queues the PUBACK; its network thread sends it. None once a reconnect let the message
+        go (_after_reconnect). Sent outside the queue lock: paho may take its callback lock for it,
+        which it holds while calling _on_connect, which takes the queue lock."""
+        with self._queue_lock:
+            mid = queued.mid
+        if mid is not None:
+            self._client.ack(mid, queued.qos)
 
 
 def main(argv: list[str] | None = None) -> int:
