@@ -476,14 +476,14 @@ def test_a_full_queue_drops_its_oldest_visit_into_the_dead_letters_and_keeps_the
         wait_for(lambda: ingest.held == 0, "the held visits written")
         assert ingest.stats.written == 2
     assert _dropped(caplog) == [
-        (f"retry queue full (2 visits): dropped visit {events[0].event_id} into the dead letters; raise "
-         "MOODTUNES_INGEST_RETRY_QUEUE_SIZE or bring InfluxDB back, then replay it"),
+        (f"retry queue full (2 visits or 67108864 bytes): dropped visit {events[0].event_id} into the dead letters; "
+         "raise MOODTUNES_INGEST_RETRY_QUEUE_SIZE (or _MAX_BYTES) or bring InfluxDB back, then replay it"),
     ]
     ids = influxql(influxdb, db, "SELECT event_id FROM visit")[0]["values"]
     assert [row[1] for row in ids] == [e.event_id for e in events[1:]]
     [day] = folder.iterdir()
     [letter] = [json.loads(line) for line in day.read_text().splitlines()]
-    assert letter["reason"].startswith("retry queue full: InfluxDB unreachable while 2 visits were held")
+    assert letter["reason"].startswith("retry queue full: InfluxDB unreachable while 2 visits or 67108864 bytes were held")
     settings = ingest_settings(mosquitto, influxdb, db, prefix)
     assert replay([day], settings, V1Writer(settings)) == Replayed(written=1)
     ids = influxql(influxdb, db, "SELECT event_id FROM visit")[0]["values"]

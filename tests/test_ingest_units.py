@@ -719,6 +719,30 @@ def test_a_full_queue_never_drops_the_visit_being_written(caplog):
         ingest.stop()
 
 
+def test_the_visits_held_are_bounded_by_their_bytes_too():
+    """Bounded by count alone (10,000, the Receive Maximum), 1,000 visits at the size limit held
+    while InfluxDB was down grew the ingest from 68 to 399 MB, against compose's mem_limit of 512 MB.
+    Past MOODTUNES_INGEST_RETRY_QUEUE_MAX_BYTES the oldest waiting is left with the broker."""
+    gate = threading.Event()
+    writer = _FakeWriter(gate=gate)
+    ingest, acks = _offline_ingest(writer, queue_size=100, retry_queue_max_bytes=2 * MAX_PAYLOAD_BYTES)
+    ingest._connect = lambda: None  # the reconnect that fetches what was left with the broker
+
+    def big_visit(event_id: str, mid: int) -> _Queued:
+        return _Queued(event_id, [event_id], mid, 1, "moodtunes/kiosk/visit", b"x" * MAX_PAYLOAD_BYTES, ENDED)
+
+    try:
+        ingest._enqueue(big_visit("e0", 10))
+        assert writer.writing.wait(10)  # being written: kept, and its bytes count
+        ingest._enqueue(big_visit("e1", 11))
+        ingest._enqueue(big_visit("e2", 12))
+        assert [q.event_id for q in ingest._queue] == ["e0", "e2"]
+        assert (ingest.stats.dropped, ingest.stats.left_with_broker) == (1, 1) and acks == []
+    finally:
+        gate.set()
+        ingest.stop()
+
+
 def _kept_payloads(folder) -> list[str]:
     return [json.loads(line)["payload"] for day in sorted(folder.glob("*.jsonl")) for line in day.read_text().splitlines()]
 

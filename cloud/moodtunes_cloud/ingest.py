@@ -556,25 +556,32 @@ class Ingest:
 
     def _enqueue(self, queued: _Queued) -> None:
         """Hand a visit to the writer thread. The broker sends no more unacknowledged visits than
-        the queue holds (Receive Maximum), so the queue overflows only after the broker lost the
-        session, or with QoS 0 messages, which that limit doesn't count: the statuses, for one."""
+        the queue holds (Receive Maximum), so the queue overflows by count only after the broker
+        lost the session, or with QoS 0 messages, which that limit doesn't count: the statuses, for
+        one; by bytes, when the visits held are big."""
         with self._queue_changed:
-            dropped = self._make_room()
+            dropped = self._make_room(len(queued.payload))
             self._queue.append(queued)
             self._queue_changed.notify()
-        if dropped is not None:
-            self._drop(dropped)
+        for visit in dropped:
+            self._drop(visit)
 
-    def _make_room(self) -> _Queued | None:
-        """With the queue full, take out and return its oldest status, or with none its oldest visit,
-        not being written (that one may yet be, and acknowledged): statuses are best effort, and
-        those a long InfluxDB outage piles up must not push out visits. The caller holds the queue lock."""
+    def _make_room(self, incoming_bytes: int) -> list[_Queued]:
+        """With the queue full, by count or by bytes, take out and return its oldest statuses, or with
+        none its oldest visits, not being written (that one may yet be, and acknowledged), until a
+        message of ``incoming_bytes`` fits: statuses are best effort, and those a long InfluxDB outage
+        piles up must not push out visits. The caller holds the queue lock."""
         waiting = [q for q in self._queue if q is not self._writing]
-        if len(waiting) < self._settings.retry_queue_size:
-            return None
-        dropped = next((q for q in waiting if q.kind == STATUS_KIND), waiting[0])
-        del self._queue[next(i for i, q in enumerate(self._queue) if q is dropped)]
-        self.stats.dropped += 1
+        held_bytes = sum(len(q.payload) for q in self._queue)
+        dropped = []
+        while waiting and (len(waiting) >= self._settings.retry_queue_size
+                           or held_bytes + incoming_bytes > self._settings.retry_queue_max_bytes):
+            oldest = next((q for q in waiting if q.kind == STATUS_KIND), waiting[0])
+            waiting = [q for q in waiting if q is not oldest]
+            del self._queue[next(i for i, q in enumerate(self._queue) if q is oldest)]
+            held_bytes -= len(oldest.payload)
+            dropped.append(oldest)
+        self.stats.dropped += len(dropped)
         return dropped
 
     def _drop(self, dropped: _Queued) -> None:
@@ -585,21 +592,23 @@ class Ingest:
         more, and 799 of 1,000 went to the dead letters in an InfluxDB outage. Others (QoS 0, or
         from a session the broker lost) are dead-lettered (outside the queue lock: the writer
         thread needs it), so `replay` can write them once InfluxDB is back."""
-        size = self._settings.retry_queue_size
+        size, max_bytes = self._settings.retry_queue_size, self._settings.retry_queue_max_bytes
         if dropped.mid is not None:
             with self._queue_lock:
                 self._left_with_broker += 1
                 self.stats.left_with_broker += 1
                 left = self._left_with_broker
             if left == 1:  # once per overflow: the broker holds them all, nothing is lost
-                logger.warning("retry queue full (%d visits): leaving the oldest unacknowledged with the broker, "
-                               "which delivers them again once the queue has drained", size)
+                logger.warning("retry queue full (%d visits or %d bytes): leaving the oldest unacknowledged with the "
+                               "broker, which delivers them again once the queue has drained", size, max_bytes)
             return
         logger.error(
-            "retry queue full (%d visits): dropped %s into the dead letters; raise "
-            "MOODTUNES_INGEST_RETRY_QUEUE_SIZE or bring InfluxDB back, then replay it", size, dropped.name,
+            "retry queue full (%d visits or %d bytes): dropped %s into the dead letters; raise "
+            "MOODTUNES_INGEST_RETRY_QUEUE_SIZE (or _MAX_BYTES) or bring InfluxDB back, then replay it",
+            size, max_bytes, dropped.name,
         )
-        reason = f"retry queue full: InfluxDB unreachable while {size} visits were held; replay it once InfluxDB is back"
+        reason = (f"retry queue full: InfluxDB unreachable while {size} visits or {max_bytes} bytes were held; "
+                  "replay it once InfluxDB is back")
         self._dead_letter(dropped.topic, dropped.payload, reason, Reason.QUEUE_FULL, dropped.received_at,
                           dropped.user_properties, replayable=True)
 

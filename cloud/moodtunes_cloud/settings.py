@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Literal
 
 from moodtunes.config import unknown_variables
+from moodtunes.events import MAX_EVENT_BYTES
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -69,6 +70,11 @@ class IngestSettings(BaseSettings):
     retry_seconds: float = Field(5.0, gt=0, description="wait between attempts to write held points")
     retry_queue_size: int = Field(10_000, gt=0, description="unacknowledged visits held while InfluxDB is down; also the MQTT Receive Maximum, "
                                   "so the broker queues the rest")
+    retry_queue_max_bytes: int = Field(
+        64 * 1024 * 1024, ge=MAX_EVENT_BYTES, description="and their payloads' bytes at most (a held visit takes about "
+        "1.6 times its payload in memory: 10,000 at the size limit would take 3.3 GB); the oldest beyond are left "
+        "with the broker",
+    )
 
 
 def load_ingest_settings() -> IngestSettings:
