@@ -114,14 +114,29 @@ install_wheels() {
 }
 
 # move_uplink_secret FROM TO: an older install kept MOODTUNES_MQTT__PASSWORD in the env file every
-# service reads; move it to the one only the uplink reads (kept last, so it still wins).
+# service reads; move it to the one only the uplink reads (kept last, so it still wins). In any
+# case: the settings read it so too, and the units unset it only as spelled here.
 move_uplink_secret() {
   local from=$1 to=$2 pattern='^[[:space:]]*(export[[:space:]]+)?MOODTUNES_MQTT__PASSWORD='
-  if [ ! -f "$from" ] || ! grep -Eq "$pattern" "$from"; then return 0; fi
+  if [ ! -f "$from" ] || ! grep -Eiq "$pattern" "$from"; then return 0; fi
   if [ -s "$to" ] && [ -n "$(tail -c1 "$to")" ]; then echo >> "$to"; fi
-  grep -E "$pattern" "$from" >> "$to"
-  sed -E -i "/$pattern/d" "$from"
+  grep -Ei "$pattern" "$from" >> "$to"
+  sed -E -i "/$pattern/Id" "$from"
   echo "install-pi.sh: moved MOODTUNES_MQTT__PASSWORD from $from to $to (only the uplink reads that one)"
+}
+
+# check_no_password_in_json FILE: the settings also take the MQTT password inside MOODTUNES_MQTT,
+# as JSON ('{"password": ...}'), which the kiosk and the library scan read with the rest of FILE
+# (their units unset MOODTUNES_MQTT__PASSWORD alone). The line may hold other settings of theirs,
+# so it is not moved: the install stops, before anything changes, saying what to do.
+check_no_password_in_json() {
+  local file=$1 pattern='^[[:space:]]*(export[[:space:]]+)?MOODTUNES_MQTT=.*password[\"]*[[:space:]]*:'
+  if [ -f "$file" ] && grep -Eiq "$pattern" "$file"; then
+    echo "install-pi.sh: $file gives the MQTT password inside MOODTUNES_MQTT, which the kiosk and the library" \
+         "scan read too: take it out of there and put it in ${file%/*}/uplink.env as MOODTUNES_MQTT__PASSWORD=..." \
+         "(only the uplink reads that file), then run install-pi.sh again: nothing was installed" >&2
+    return 1
+  fi
 }
 
 # protect_config FILE: the settings file may hold mqtt.password: root writes it, the services'
@@ -269,6 +284,7 @@ main() {
   echo "== checking the bundle"
   verify_bundle "$bundle"
   check_target "$bundle"
+  check_no_password_in_json "$etc/env"
   # From here on the system changes: a failure says the install did not complete.
   trap unfinished EXIT
 

@@ -358,6 +358,23 @@ def test_an_mqtt_password_others_may_read_in_the_config_file_is_warned_of(tmp_pa
     assert ("holds mqtt.password and other users may read it" in said) == warned and "s3cret" not in said
 
 
+@pytest.mark.parametrize("name, value, warned", [
+    ("MOODTUNES_MQTT", '{"password": "s3cret", "username": "kiosk-1"}', True),  # the JSON form the settings take
+    ("moodtunes_mqtt__password", "s3cret", True),  # read in any case; unset by the units only as spelled
+    ("MOODTUNES_MQTT__PASSWORD", "s3cret", False),  # the uplink's own, in uplink.env
+    ("MOODTUNES_MQTT", '{"username": "password-kiosk"}', False),
+])
+def test_an_mqtt_password_given_other_than_as_the_uplinks_variable_is_warned_of(monkeypatch, caplog, name, value,
+                                                                                 warned):
+    """The kiosk's and the scan's units unset MOODTUNES_MQTT__PASSWORD alone: in another form, in
+    /etc/moodtunes/env, the password reached them without a word."""
+    monkeypatch.setenv(name, value)
+    with caplog.at_level("WARNING", logger="moodtunes.config"):
+        load_settings()
+    said = " ".join(r.getMessage() for r in caplog.records)
+    assert (f"{name} gives the MQTT password" in said) == warned and "s3cret" not in said
+
+
 def test_the_password_warning_is_a_log_line_of_the_command(tmp_path):
     """Logged while the settings were read, before their logging was set: it came out bare, by
     Python's last-resort handler, not as the JSON line the journal gets."""

@@ -134,7 +134,7 @@ def test_a_wheel_swapped_after_the_build_is_refused_by_pip(bundle, tmp_path):
 def test_an_old_installs_mqtt_password_moves_to_the_uplinks_file(tmp_path):
     env, uplink = tmp_path / "env", tmp_path / "uplink.env"
     env.write_text("# settings\nMOODTUNES_DEVICE_ID=kiosk-1\nMOODTUNES_MQTT__PASSWORD='p4ss word'\n"
-                   "MOODTUNES_MQTT__HOST=broker.lan\n")
+                   "MOODTUNES_MQTT__HOST=broker.lan\nmoodtunes_mqtt__password=other\n")
     uplink.write_text("# The uplink's secret\n# MOODTUNES_MQTT__PASSWORD=change-me")  # no final newline
     env.chmod(0o640)
     result = bash(f'move_uplink_secret "{env}" "{uplink}"', INSTALL)
@@ -142,7 +142,8 @@ def test_an_old_installs_mqtt_password_moves_to_the_uplinks_file(tmp_path):
     assert "moved MOODTUNES_MQTT__PASSWORD" in result.stdout
     assert env.read_text() == "# settings\nMOODTUNES_DEVICE_ID=kiosk-1\nMOODTUNES_MQTT__HOST=broker.lan\n"
     assert stat.S_IMODE(env.stat().st_mode) == 0o640
-    assert uplink.read_text().splitlines()[-1] == "MOODTUNES_MQTT__PASSWORD='p4ss word'"
+    # the settings read the name in any case, the units unset it only as spelled
+    assert uplink.read_text().splitlines()[-2:] == ["MOODTUNES_MQTT__PASSWORD='p4ss word'", "moodtunes_mqtt__password=other"]
     again = bash(f'move_uplink_secret "{env}" "{uplink}"', INSTALL)
     assert again.returncode == 0 and again.stdout == ""
     assert uplink.read_text().count("p4ss word") == 1
@@ -347,6 +348,22 @@ def test_the_installer_runs_to_the_end_with_its_stand_ins(bundle, tmp_path):
     assert "moodtunes is installed" in result.stdout
     assert f"install_wheels {bundle} {tmp_path / 'opt' / 'venv' / 'bin' / 'pip'}" in calls
     assert [c for c in calls if c.startswith(("apt-get", "python3"))] == []  # all there, the venv too
+
+
+@pytest.mark.parametrize("line", [
+    """MOODTUNES_MQTT='{"password": "S3cret", "username": "kiosk-1"}'""",
+    'export MOODTUNES_MQTT="{\\"Password\\":\\"S3cret\\"}"',
+])
+def test_an_mqtt_password_inside_mqtts_json_stops_the_install_before_it_changes_anything(bundle, tmp_path, line):
+    """The settings take it so, and the kiosk and the library scan read /etc/moodtunes/env: the
+    installer moved only MOODTUNES_MQTT__PASSWORD, and their units unset only that."""
+    result, calls = run_installer(bundle, tmp_path, env_file=f"MOODTUNES_DEVICE_ID=kiosk-1\n{line}\n")
+    assert result.returncode != 0 and calls == []
+    assert (f"{tmp_path / 'etc' / 'env'} gives the MQTT password inside MOODTUNES_MQTT, which the kiosk and the library "
+            f"scan read too: take it out of there and put it in {tmp_path / 'etc' / 'uplink.env'} as "
+            "MOODTUNES_MQTT__PASSWORD=...") in result.stderr
+    assert "nothing was installed" in result.stderr
+    assert "S3cret" in (tmp_path / "etc" / "env").read_text()  # left for the operator to move
 
 
 def test_another_python_stops_the_install_before_it_changes_anything(bundle, tmp_path):

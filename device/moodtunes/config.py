@@ -404,6 +404,31 @@ def _warn_of_a_readable_password(config: Path | None, values: dict[str, Any]) ->
                        "/etc/moodtunes/uplink.env, README)", config, mode)
 
 
+UPLINK_PASSWORD_VARIABLE = f"{ENV_PREFIX}MQTT__PASSWORD"
+
+
+def _gives_a_password(section_json: str) -> bool:
+    try:
+        section = json.loads(section_json)
+    except ValueError:
+        return False  # not read as settings either: the error says so
+    return isinstance(section, dict) and any(str(key).lower() == "password" for key in section)
+
+
+def _warn_of_a_password_outside_the_uplinks_variable() -> None:
+    """Only MOODTUNES_MQTT__PASSWORD, spelled so, is kept out of the kiosk and the library scan (the
+    installer moves it to the uplink's /etc/moodtunes/uplink.env, their units unset it): given in
+    another form the settings take (inside MOODTUNES_MQTT's JSON, or the name in another case) in
+    /etc/moodtunes/env, which every service reads, it reaches them."""
+    for name, value in os.environ.items():
+        if (name.upper() == UPLINK_PASSWORD_VARIABLE and name != UPLINK_PASSWORD_VARIABLE
+                or name.upper() == f"{ENV_PREFIX}MQTT" and _gives_a_password(value)):
+            logger.warning("%s gives the MQTT password, and only %s, spelled so, is kept from the kiosk and the "
+                           "library scan: in /etc/moodtunes/env they can read it; set it as %s in "
+                           "/etc/moodtunes/uplink.env instead (README)", name, UPLINK_PASSWORD_VARIABLE,
+                           UPLINK_PASSWORD_VARIABLE)
+
+
 def load_settings(config: Path | None = None) -> Settings:
     """Read settings from ``config`` (else MOODTUNES_CONFIG, else /etc/moodtunes/moodtunes.toml if
     present) with environment overrides; raise ConfigError with one readable line on any problem."""
@@ -418,6 +443,7 @@ def load_settings(config: Path | None = None) -> Settings:
     except ConfigError as exc:
         raise ConfigError(f"{exc}{named_by}") from None
     _warn_of_a_readable_password(config, values)
+    _warn_of_a_password_outside_the_uplinks_variable()
     if config == SYSTEM_CONFIG:
         # The appliance's: its services and the commands staff run (as any user) share one data dir.
         # Following $HOME, a moodtunes.toml without data_dir gave each its own: the kiosk's home is
