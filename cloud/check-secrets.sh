@@ -1,8 +1,16 @@
 #!/bin/sh
-# Runs before InfluxDB and Grafana start (compose.yaml, service check-secrets): refuses the
-# placeholder values of .env.example, since InfluxDB's first start would keep a "change-me" admin
-# password and token for good. (mosquitto/make-passwd.sh checks the broker's passwords.)
+# Runs before InfluxDB and Grafana start (compose.yaml, service check-secrets): refuses a .env that
+# other users of the host may read (it holds every secret of the stack; cp under the usual umask
+# makes it 0644), and the placeholder values of .env.example, since InfluxDB's first start would
+# keep a "change-me" admin password and token for good. (mosquitto/make-passwd.sh checks the
+# broker's passwords.) compose mounts .env at /cloud/.env; ENV_FILE names another.
 set -eu
+env_file=${ENV_FILE:-/cloud/.env}
+if [ -n "$(find "$env_file" -prune \( -perm -040 -o -perm -004 \) -print 2>/dev/null)" ]; then
+    echo "check-secrets: .env can be read by other users of this host (its group or everyone), and it" \
+        "holds every secret of the stack: chmod 600 .env" >&2
+    exit 1
+fi
 placeholders=""
 note_placeholder() {  # <name> <value>
     case "$2" in

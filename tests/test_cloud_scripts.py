@@ -114,6 +114,26 @@ def _check_secrets(**values: str) -> subprocess.CompletedProcess:
     return subprocess.run(["sh", str(CHECK_SECRETS)], env=env, capture_output=True, text=True, check=False)
 
 
+@pytest.mark.parametrize("mode, refused", [(0o644, True), (0o640, True), (0o604, True), (0o600, False), (0o400, False)])
+def test_the_stack_does_not_start_with_a_env_other_users_may_read(tmp_path, mode, refused):
+    """It holds every secret of the stack, and the README's `cp .env.example .env` made it 0644."""
+    dot_env = tmp_path / ".env"
+    dot_env.write_text("INFLUX_TOKEN=" + "b" * 64 + "\n")
+    dot_env.chmod(mode)
+    secrets = {"INFLUX_ADMIN_PASSWORD": "a" * 20, "INFLUX_TOKEN": "b" * 64, "GRAFANA_ADMIN_PASSWORD": "c" * 20,
+               "INFLUX_INGEST_TOKEN": "d" * 64, "INFLUX_GRAFANA_TOKEN": "e" * 64}
+    checked = _check_secrets(ENV_FILE=str(dot_env), **secrets)
+    assert checked.returncode == (1 if refused else 0)
+    assert checked.stderr == ("check-secrets: .env can be read by other users of this host (its group or everyone), "
+                              "and it holds every secret of the stack: chmod 600 .env\n" if refused else "")
+
+
+def test_the_setup_makes_env_readable_by_its_owner_alone():
+    for path in ("cloud/README.md", "cloud/compose.yaml", "cloud/.env.example"):
+        text = (REPO / path).read_text()
+        assert "install -m 600 .env.example .env" in text and "cp .env.example .env" not in text, path
+
+
 def test_the_stack_does_not_start_with_a_placeholder_secret():
     checked = _check_secrets(**_env_example())
     assert checked.returncode == 1

@@ -23,6 +23,7 @@ SERVICES = COMPOSE["services"]
 REFERENCE = re.compile(r"\$\{(\w+)(?:(:?[-?])([^${}]*))?\}")
 # The certificate folder: git ignores it (it holds the TLS key), and Docker creates it if missing.
 CERTS = "./mosquitto/certs"
+DOT_ENV = "./.env"  # the operator's secrets: git ignores it too
 
 
 def _env_example() -> dict[str, str]:
@@ -53,8 +54,12 @@ def _substitute(text: str, **env: str) -> str:
 
 
 def _mounts(service: str) -> dict[str, str]:
-    """Container path -> host source, for the service's volumes."""
-    return {spec.split(":")[1]: spec.split(":")[0] for spec in SERVICES[service].get("volumes", [])}
+    """Container path -> host source, for the service's volumes (short syntax, or long)."""
+    return {
+        spec["target"] if isinstance(spec, dict) else spec.split(":")[1]:
+        spec["source"] if isinstance(spec, dict) else spec.split(":")[0]
+        for spec in SERVICES[service].get("volumes", [])
+    }
 
 
 def test_the_stack_has_its_services():
@@ -68,7 +73,7 @@ def test_the_stack_has_its_services():
 def test_every_mounted_file_exists():
     for service in SERVICES:
         for source in _mounts(service).values():
-            if source.startswith(".") and source != CERTS:
+            if source.startswith(".") and source not in (CERTS, DOT_ENV):
                 assert (CLOUD / source).exists(), f"{service} mounts missing {source}"
 
 
@@ -135,6 +140,15 @@ def test_nothing_starts_with_a_placeholder_secret():
                "INFLUX_GRAFANA_TOKEN"}
     assert set(check["environment"]) == secrets
     assert all(name in (CLOUD / script).read_text() for name in secrets)
+
+
+def test_the_secrets_check_sees_the_mode_of_env_and_a_missing_one_is_no_folder():
+    """.env holds every secret: check-secrets refuses it readable by others, so it must see the file
+    itself, where the script looks; with short syntax Docker would make a missing one a folder."""
+    [dot_env] = [spec for spec in SERVICES["check-secrets"]["volumes"] if isinstance(spec, dict)]
+    assert (dot_env["type"], dot_env["source"], dot_env["read_only"]) == ("bind", DOT_ENV, True)
+    assert dot_env["bind"]["create_host_path"] is False
+    assert f"ENV_FILE:-{dot_env['target']}" in (CLOUD / "check-secrets.sh").read_text()
 
 
 def test_only_the_broker_is_published_beyond_this_host():
