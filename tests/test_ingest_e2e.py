@@ -740,17 +740,21 @@ def test_influxdb_rejecting_the_data_itself_is_final(influxdb):
     assert not caught.value.retryable
 
 
-def test_a_missing_database_is_created_on_write_instead_of_holding_visits_forever(influxdb):
+def test_a_missing_database_is_created_on_write_instead_of_holding_visits_forever(influxdb, caplog):
     """InfluxDB down or brand new when the ingest started (no CREATE took), or the database dropped
-    while it runs: the next write creates it and goes through."""
+    while it runs: the next write creates it and goes through, and the log says so (dropped, the
+    visits written before were gone without a word, the devices holding them as sent)."""
     db = unique("late")
     writer = V1Writer(IngestSettings(influx_api="v1", influx_url=influxdb.url, influx_db=db))
     writer.write([Point("visit").tag("device_id", "k").field("rating", 80)])
     drop = urllib.parse.urlencode({"q": f'DROP DATABASE "{db}"'})
     with urllib.request.urlopen(urllib.request.Request(f"{influxdb.url}/query?{drop}", data=b"", method="POST")) as answer:
         answer.read()  # InfluxDB sends its headers before it runs the statement
+    caplog.clear()
     writer.write([Point("visit").tag("device_id", "k").field("rating", 60)])
     assert influxql(influxdb, db, "SELECT rating FROM visit")[0]["values"][0][1] == 60
+    (warning,) = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert f"no database {db} (dropped" in warning.getMessage() and "--resend-since" in warning.getMessage()
 
 
 def test_a_database_influxdb_refuses_to_create_is_a_retryable_error(influxdb):

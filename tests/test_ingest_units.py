@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import http.server
 import json
+import logging
 import re
 import subprocess
 import sys
@@ -773,6 +774,32 @@ def test_a_visit_the_broker_holds_is_left_with_it_when_the_queue_is_full_and_fet
         ingest.stop()
 
 
+def test_a_status_the_full_queue_drops_is_let_go_not_dead_lettered_as_a_lost_visit(tmp_path, caplog):
+    """Statuses are best effort (QoS 0; the next says the same, newer): each one a full queue dropped
+    was an error line "dropped ... into the dead letters; raise ...", a dead letter and a `rejected`
+    point, as if a visit were lost."""
+    caplog.set_level(logging.DEBUG, logger="moodtunes_cloud.ingest")
+    folder = tmp_path / "deadletter"
+    gate = threading.Event()
+    writer = _FakeWriter(gate=gate)
+    ingest, _ = _offline_ingest(writer, queue_size=1, dead_letter_dir=folder)
+    try:
+        ingest._enqueue(_visit("e0", 10))
+        assert writer.writing.wait(10)
+        status = json.dumps(_status()).encode()
+        ingest._enqueue(_Queued("kiosk-1", ["status"], None, 0, "moodtunes/kiosk-1/status", status, ENDED, kind="status"))
+        ingest._enqueue(_visit("e1", 11))  # full: the status goes
+        assert (ingest.stats.dropped, ingest.stats.statuses_dropped, ingest.stats.left_with_broker) == (1, 1, 0)
+        gate.set()
+        wait_for(lambda: _visits_written(writer) == ["e0", "e1"], "the visits written")
+    finally:
+        gate.set()
+        ingest.stop()
+    assert _kept_payloads(folder) == [] and _rejections_written(writer) == []
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert "retry queue full: let the status of kiosk-1 go (the device sends a newer one)" in caplog.messages
+
+
 class _DownWriter(_FakeWriter):
     """InfluxDB down (a retryable error) while ``down``, or refusing the data itself with ``refuse``;
     counts the attempts."""
@@ -1061,8 +1088,6 @@ def test_a_days_file_deleted_while_the_ingest_runs_is_made_again(tmp_path):
 def test_a_flood_of_rejected_messages_logs_a_few_a_minute_and_counts_the_rest(caplog, monkeypatch):
     """Each rejection logged a 200-byte line, at the broker's speed: 1.5 MB for 2,550 of them, while
     the dead letters have a cap. Now 20 a minute one by one, the rest in one line."""
-    import logging
-
     from moodtunes_cloud import logthrottle
 
     caplog.set_level(logging.WARNING, logger="moodtunes_cloud.ingest")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import logging
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -24,6 +25,8 @@ from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.rest import ApiException
 
 from moodtunes_cloud.settings import IngestSettings
+
+logger = logging.getLogger(__name__)
 
 
 class WriteError(Exception):
@@ -118,6 +121,10 @@ class V1Writer:
             try:
                 self._post("/write", params, body)
             except DatabaseMissing:
+                logger.warning(
+                    "InfluxDB has no database %s (dropped, or not made when the ingest started): made it anew; "
+                    "if it was dropped, the visits written before are gone from it: on each device, `moodtunes "
+                    "uplink --resend-since WHEN` sends them again", self._db)
                 self.prepare()
                 self._post("/write", params, body)
 

@@ -317,8 +317,9 @@ class IngestStats:
     statuses: int = 0  # device statuses written
     rejected: int = 0
     write_failures: int = 0
-    dropped: int = 0  # from a full queue: dead-lettered, or left_with_broker
+    dropped: int = 0  # from a full queue: dead-lettered, or left_with_broker, or statuses_dropped
     left_with_broker: int = 0  # dropped unacknowledged, for the broker to deliver again
+    statuses_dropped: int = 0  # device statuses (best effort; the next one says the same, newer) let go
 
 
 @dataclass
@@ -585,7 +586,7 @@ class Ingest:
         return dropped
 
     def _drop(self, dropped: _Queued) -> None:
-        """A valid visit the full queue can't hold. One the broker still holds (QoS 1, unacknowledged
+        """A valid visit (or a status, let go) the full queue can't hold. One the broker still holds (QoS 1, unacknowledged
         in this session) is left with it, unacknowledged, to be delivered again once the queue has
         drained. mosquitto 2.0.11 sends past the Receive Maximum after acknowledgements of rejected
         messages, so the queue overflowed: acknowledged, each dropped visit let the broker send one
@@ -593,6 +594,10 @@ class Ingest:
         from a session the broker lost) are dead-lettered (outside the queue lock: the writer
         thread needs it), so `replay` can write them once InfluxDB is back."""
         size, max_bytes = self._settings.retry_queue_size, self._settings.retry_queue_max_bytes
+        if dropped.kind == STATUS_KIND:  # best effort: each counted as a lost visit, with an error line, a
+            self.stats.statuses_dropped += 1  # dead letter and a `rejected` point, it hid the real losses
+            logger.debug("retry queue full: let %s go (the device sends a newer one)", dropped.name)
+            return
         if dropped.mid is not None:
             with self._queue_lock:
                 self._left_with_broker += 1
