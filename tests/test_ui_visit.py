@@ -878,6 +878,75 @@ def test_a_visit_made_while_the_disk_is_full_is_saved_whole_once_there_is_room(s
         assert (sent["rating"], sent["mood_after"]["label"], len(sent["plays"])) == (75, "happy", 1)
 
 
+def test_stars_go_to_the_song_they_were_given_to_when_its_play_is_written_late(settings, library, monkeypatch):
+    """Song 1's play refused three times (a lock for a moment), song 2's taken: song 1's was written
+    when the rating opened, and the stars given under song 2's title went to it. With the disk full
+    all visit, 4 stars for song 1, then song 2: its rating showed 4 stars, and they went to song 2."""
+    app = make_app(settings, sample_scanner)
+    real, refused = app.store.start_play, []
+
+    def start_play(session_id, track, started_at=None):
+        if len(refused) < 3:
+            refused.append(track.path)
+            raise StoreError("database: database is locked")
+        return real(session_id, track, started_at)
+
+    monkeypatch.setattr(app.store, "start_play", start_play)
+    try:
+        songs_as_guest(app, "sad")
+        tap(app, "row:0")
+        on_screen(app, "playing")
+        tap(app, "next")
+        song2 = app.visit.ranked[app.now_playing].track
+        tap(app, "done")
+        tap(app, "star:5")
+        tap(app, "report")
+        tap(app, "finish")
+        for name in STORE_WRITES:
+            monkeypatch.setattr(app.store, name, refusing("database: the disk is full; free some space"))
+        songs_as_guest(app, "sad")
+        tap(app, "row:0")
+        on_screen(app, "playing")
+        song1 = app.visit.ranked[app.now_playing].track
+        tap(app, "done")
+        tap(app, "star:4")
+        tap(app, "back")
+        if app.screen.name == "playing":
+            tap(app, "next")
+        else:
+            tap(app, "row:1")
+        on_screen(app, "playing")
+        tap(app, "done")
+        assert app.screen.stars == 0  # song 2's rating, not song 1's
+        tap(app, "report")
+        tap(app, "finish")
+        monkeypatch.undo()  # room again
+        tap(app, "guest")
+    finally:
+        app.close()
+    with Store.open(settings.database_path) as store:
+        rated = rows(store, "SELECT p.path, r.score FROM ratings r JOIN plays p ON p.id = r.play_id ORDER BY r.id")
+        by_id, by_start = (rows(store, f"SELECT path FROM plays ORDER BY {order}") for order in ("id", "started_at, id"))
+    assert [(r["path"], r["score"]) for r in rated] == [(song2.path, 100), (song1.path, 75)]
+    assert [r["path"] for r in by_id] == [r["path"] for r in by_start]  # written in the order heard
+
+
+def test_a_visit_kept_for_the_store_holds_no_song_lists(settings, library, monkeypatch):
+    """A 20,000-song library's two lists take ~34 MB: kept with each visit of a full disk, a day of
+    visits would fill a Pi's memory, and every kept visit was lost."""
+    app = make_app(settings, sample_scanner)
+    try:
+        for name in STORE_WRITES:
+            monkeypatch.setattr(app.store, name, refusing("database: the disk is full; free some space"))
+        for _ in range(2):
+            a_visit_with_stars_and_a_second_mood(app)
+            tap(app, "finish")
+        kept = [(visit.ranked, visit.earlier_lists) for visit, _, _ in app._unsaved_ends]
+    finally:
+        app.close()
+    assert kept == [([], {}), ([], {})]
+
+
 def test_a_visit_under_way_when_the_clock_is_set_is_moved_with_it(settings, library, monkeypatch):
     """A Pi runs from 1970 (or the time saved at shutdown) until its first time sync: a visit under
     way then was stored from 1970 to today, and the ingest refused it as `clock` (or put its plays

@@ -77,6 +77,9 @@ CLOCK_STEP_S = 60.0
 # this long for it (not the store's BUSY_TIMEOUT_MS each): _wait_briefly_for_locks.
 BRIEF_LOCK_WAIT_MS = 500
 BRIEF_LOCK_WAITS_FOR_S = 30.0
+# Visits ended while the store refused writes, kept in memory (slimmed, a few KB each) until it takes
+# them: a month of a kiosk's visits; past it, the oldest goes.
+KEPT_UNSAVED_VISITS = 1000
 # What a visitor does to the screen (not QUIT, not window events): dropped after a wait.
 INPUT_EVENTS = (
     pygame.MOUSEBUTTONDOWN, pygame.MOUSEBUTTONUP, pygame.MOUSEMOTION, pygame.FINGERDOWN, pygame.FINGERUP,
@@ -782,7 +785,7 @@ class KioskApp:
             if play_id is None:
                 return
             visit.unwritten_plays.pop(0)
-            visit.last_play_id = play_id
+            self._written(visit, (track.path, started_at), play_id)
             if not self._update_play(play_id, seconds, whole):
                 self._unsaved_play_ends[play_id] = (seconds, whole)
         if visit.play_id is not None or visit.unrecorded_play is None:
@@ -790,28 +793,33 @@ class KioskApp:
         track, started_at = visit.unrecorded_play
         play_id = self.record(self.store.start_play, visit.session_id, track, started_at)
         if play_id is not None:
-            visit.play_id = visit.last_play_id = play_id
+            visit.play_id = play_id
             visit.unrecorded_play = None
+            self._written(visit, (track.path, started_at), play_id)
+
+    @staticmethod
+    def _written(visit: Visit, pending: tuple[str, str], play_id: int) -> None:
+        """A play the store took late: the latest written (they are written in order), and the one
+        the stars given meanwhile are for, if they were for it."""
+        visit.last_play_id = play_id
+        if visit.rating_for == pending:
+            visit.rating_for = play_id
 
     def rate(self, score: int) -> None:
-        """The stars for the song heard last: written now, or, refused (a full disk), at the next
-        write, as this visit's or, once it ended, before its end."""
+        """The stars for the song playing or heard last: written now, or, refused (a full disk), at
+        the next write, as this visit's or, once it ended, before its end; once its play is written."""
         visit = self.visit
         self.visit_session()  # the song's play first, if the store refused it as it started
-        pending_play = visit.unrecorded_play is not None or bool(visit.unwritten_plays)
-        # None: the last play once written (the one before it is another song's)
-        visit.rating, visit.rating_play_id = score, None if pending_play else visit.last_play_id
-        visit.rating_unsaved = True
+        visit.rating, visit.rating_for, visit.rating_unsaved = score, visit.latest_play(), True
         self.visit_session()
 
     def _save_rating(self, visit: Visit) -> None:
         """Write the stars given that the store refused (a full disk): they were lost with the
-        visit's end, the kiosk going on to the report as if saved."""
-        if not visit.rating_unsaved:
+        visit's end, the kiosk going on to the report as if saved. Not before their play is."""
+        if not visit.rating_unsaved or isinstance(visit.rating_for, tuple):
             return
-        play_id = visit.rating_play_id or visit.last_play_id  # the song's play, written since
-        if self.record(self.store.add_rating, visit.session_id, visit.rating, play_id) is not None:
-            visit.rating_play_id, visit.rating_unsaved = play_id, False
+        if self.record(self.store.add_rating, visit.session_id, visit.rating, visit.rating_for) is not None:
+            visit.rating_unsaved = False
 
     def _save_play_ends(self) -> bool:
         """Write the plays' last saves the store refused, this visit's or an earlier one's whose end
@@ -851,7 +859,11 @@ class KioskApp:
         if not saved or self.record(self._end_in_store, visit.session_id, reason) is None:
             # kept, and ended as it did once the store takes writes: not "interrupted" at the next
             # start, nor lost with what the visitor gave meanwhile (a reading, the stars)
-            self._unsaved_ends.append((visit, reason, ended_at))
+            if len(self._unsaved_ends) >= KEPT_UNSAVED_VISITS:  # days of a full disk: the oldest goes
+                lost, _, _ = self._unsaved_ends.pop(0)
+                logger.error("visit of profile %d, kept since its end, let go: %d visits wait for the store",
+                             lost.profile.id, KEPT_UNSAVED_VISITS)
+            self._unsaved_ends.append((visit.slimmed(), reason, ended_at))
             which = visit.session_id if visit.session_id is not None else f"of profile {visit.profile.id} (not stored yet)"
             logger.error("visit %s couldn't be saved as ended (%s); saving it is tried again at the next visit",
                          which, reason)
@@ -866,11 +878,11 @@ class KioskApp:
             logger.info("visit %d ended: %s%s", session_id, reason, " (saved late)" if ended_at else "")
         return True
 
-    @staticmethod
-    def _all_written(visit: Visit) -> bool:
-        """Whether the store has everything of ``visit`` (its end aside): its event is built from it."""
+    def _all_written(self, visit: Visit) -> bool:
+        """Whether the store has everything of ``visit`` (its end aside), its plays' last seconds
+        too (of this visit's or an earlier one's): its event is built from it."""
         return (visit.session_id is not None and set(visit.readings) <= set(visit.reading_ids)
-                and visit.unrecorded_play is None and not visit.unwritten_plays and not visit.rating_unsaved)
+                and not visit.plays_waiting() and not visit.rating_unsaved and not self._unsaved_play_ends)
 
     def _save_unsaved_ends(self) -> None:
         """Save the visits ended while the store refused writes (a full disk): what they had left
@@ -991,7 +1003,9 @@ class KioskApp:
         item = visit.ranked[index]
         track = item.track
         started_at = utc_now()
-        play_id = self.record(self.store.start_play, visit.session_id, track, started_at) if self.visit_session() else None
+        # after the plays the store refused: written in order, the last written is the last heard
+        in_order = self.visit_session() is not None and not visit.plays_waiting()
+        play_id = self.record(self.store.start_play, visit.session_id, track, started_at) if in_order else None
         waited = False
         told_before = None  # a message "Getting … ready" replaced: why the song before was skipped
 

@@ -5,10 +5,14 @@ the step in progress."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TypeAlias
 
 from moodtunes.domain import MoodReading
 from moodtunes.recommend import Ranked
 from moodtunes.store import Profile, TrackRecord
+
+# A play: its id in the store, or (path, started_at) while the store has not taken it; None: none
+PlayRef: TypeAlias = int | tuple[str, str] | None
 
 
 @dataclass
@@ -39,10 +43,31 @@ class Visit:
     last_play_id: int | None = None  # the most recent play, which a rating is attached to
     last_title: str | None = None  # the title of the song that play was of (what the stars rate)
     rating: int | None = None  # the stars last given, as a score
-    rating_play_id: int | None = None  # the play ``rating`` is for (a rating goes with a song)
+    rating_for: PlayRef = None  # the play ``rating`` is for (a rating goes with a song): latest_play()
     rating_unsaved: bool = False  # ``rating`` the store refused: written at the next write
     ended: bool = False
     camera_declined: bool = False  # "use without camera" at the consent notice
+
+    def latest_play(self) -> PlayRef:
+        """The play of the song playing or heard last, which stars rate: its id, or, not written
+        yet (the store refused it), its song's path and start. Plays are written in order, so
+        when one waits, every later one does."""
+        if self.unrecorded_play is not None:
+            track, started_at = self.unrecorded_play
+            return (track.path, started_at)
+        if self.unwritten_plays:
+            track, started_at, _, _ = self.unwritten_plays[-1]
+            return (track.path, started_at)
+        return self.last_play_id
+
+    def plays_waiting(self) -> bool:
+        return self.unrecorded_play is not None or bool(self.unwritten_plays)
+
+    def slimmed(self) -> Visit:
+        """This visit, ended, without its song lists (a 20,000-song library's take ~17 MB each): kept
+        in memory until the store takes what it has left to write."""
+        self.ranked, self.earlier_lists, self.catalogue_read_at = [], {}, {}
+        return self
 
     @property
     def mood(self) -> str | None:

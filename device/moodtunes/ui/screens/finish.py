@@ -65,9 +65,9 @@ class RateScreen(Screen):
 
     def enter(self) -> None:
         visit = self.app.visit  # back from the music: the stars given to this same song before
-        if visit.unrecorded_play is not None or visit.unwritten_plays:  # refused as it started: the stars rate it
+        if visit.plays_waiting():  # refused as it started: the stars rate it
             self.app.visit_session()
-        rated = visit.rating is not None and visit.rating_play_id == visit.last_play_id
+        rated = visit.rating is not None and visit.rating_for == visit.latest_play()
         self.stars = round(score_to_stars(visit.rating)) if rated else 0
 
     def primary(self) -> str | None:
@@ -197,7 +197,7 @@ class RateScreen(Screen):
     def _save(self) -> None:
         visit = self.app.visit
         score = stars_to_score(self.stars) if self.stars else None
-        if score is None or (score == visit.rating and visit.last_play_id == visit.rating_play_id):
+        if score is None or (score == visit.rating and visit.rating_for == visit.latest_play()):
             return
         self.app.rate(score)  # a song rated again after going back to the music, or another song: the later counts
 
