@@ -376,6 +376,27 @@ def test_a_folder_moved_or_renamed_costs_no_analysis_and_keeps_its_songs_history
     assert "5 moved or renamed, " in summary and "kept" not in summary
 
 
+def test_a_wav_rewritten_in_place_at_its_length_is_analysed_again(tmp_path, store, analyses):
+    """Normalised in place: its size kept, its silent ends (all the digest reads) too; only an
+    mtime moved as a FAT drive's time zone moves them (whole quarter-hours) is taken for no edit."""
+    folder = tmp_path / "music"
+    folder.mkdir()
+    song = folder / "song.wav"
+    silence, seconds = np.zeros(44100), np.arange(44100 * 5) / 44100
+
+    def write(loudness: float) -> None:
+        sf.write(song, np.concatenate([silence, loudness * np.sin(2 * np.pi * 220 * seconds), silence]), 44100,
+                 subtype="PCM_16")
+
+    write(0.2)
+    scan_library([folder], store, workers=1)
+    analyses.clear()
+    write(0.9)
+    os.utime(song, (song.stat().st_atime, song.stat().st_mtime + 5))
+    scan_library([folder], store, workers=1)
+    assert analyses == [str(song)]
+
+
 def test_tracks_catalogued_before_fingerprints_adopt_theirs_without_analysis(library, store, analyses):
     scan_library([library], store, workers=1)
     with store.transaction() as db:  # as migration 8 leaves them
@@ -868,8 +889,10 @@ def test_audio_of_formats_the_scan_does_not_read_is_counted_and_opus_and_aiff_ar
     for system in ("$RECYCLE.BIN/S-1-5-21", "System Volume Information", "lost+found"):  # a deleted song stays there
         (folder / system).mkdir(parents=True)
         shutil.copy(folder / "song.opus", folder / system / "$R8KQ2ZP.opus")
+    (folder / "Nektar" / "Recycled").mkdir(parents=True)  # an album, named like Windows 98's bin
+    shutil.copy(folder / "song.opus", folder / "Nektar" / "Recycled" / "01 Recycled.opus")
     report = scan_library([folder], store, workers=1)
-    assert (report.found, report.analysed, report.failed) == (2, 2, [])
+    assert (report.found, report.analysed, report.failed) == (3, 3, [])
     assert report.skipped == {".wma": 2, ".ape": 1, ".mp4": 1, ".m4p": 1}
     assert report.as_dict()["skipped"] == report.skipped
     assert moodtunes(["library", "scan", str(folder), "--workers", "1"]) == 0

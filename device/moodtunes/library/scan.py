@@ -1,7 +1,8 @@
 """Incremental library scan: find audio files, analyse only new or changed ones, prune the gone.
 
-A file's (size, mtime) decides whether it changed, and for one whose ctime moved, a digest of its
-head and tail (a tagger can keep size and mtime). Each result is committed to the store as it
+A file's (size, mtime) decides whether it changed, and for one whose ctime moved, or whose mtime
+moved by whole quarter-hours (a FAT drive's time zone), a digest of its head and tail (a tagger can
+keep size and mtime); a file found under a new name with a gone track's size and digest was moved. Each result is committed to the store as it
 arrives, so an interrupted scan loses nothing and the next run picks up the rest. Files that can't
 be decoded, or that crash the process analysing them, are recorded with their error, reported, and
 skipped until they change or the analysis does (new features or a new mood model); files that
@@ -10,8 +11,8 @@ analysis was killed (out of memory) once more. When only the mood
 model changed, catalogued tracks are re-scored from their stored features, with no audio work.
 Files are catalogued under their real paths: a folder scanned through a symlink maps to the same
 tracks, a symlinked file to its target when that is in the scanned folders (else to the link, so
-deleting the link prunes it, while a link whose target is missing keeps its track), and symlinked
-folders inside are reported, not followed. Pipes and devices named like songs are reported, never
+deleting the link prunes it, while a link whose target is missing keeps its track); symlinked
+folders inside are followed, each folder once, but for a link up the tree, which is reported. Pipes and devices named like songs are reported, never
 opened. One scan of a catalogue runs at a time: a second one waits for the first.
 """
 
@@ -72,7 +73,7 @@ OTHER_AUDIO_EXTENSIONS = frozenset({
 
 # Folders a drive keeps for its system (casefolded), never music: a song deleted on a Windows PC
 # stays in $RECYCLE.BIN under a made-up name, and was catalogued and recommended.
-SYSTEM_FOLDERS = frozenset({"$recycle.bin", "recycler", "recycled", "system volume information", "lost+found"})
+SYSTEM_FOLDERS = frozenset({"$recycle.bin", "system volume information", "lost+found"})
 
 # progress(done, total, path of the file just finished)
 ProgressCallback = Callable[[int, int, str], None]
@@ -545,7 +546,7 @@ def _plan(
         known = catalogued.get(state.path)
         if known == (state.size, state.mtime, analysis):
             same.append(state)
-        elif known is not None and (known[0], known[2]) == (state.size, analysis):
+        elif known is not None and (known[0], known[2]) == (state.size, analysis) and _clock_shift(state.mtime - known[1]):
             time_moved.append(state)
         else:
             changed.append(state)
@@ -590,9 +591,11 @@ def _plan(
         moved_from, moved_to = {old for old, _ in moved}, {new.path for _, new in moved}
         todo = [state for state in todo if state.path not in moved_to]
         gone = [path for path in gone if path not in moved_from]
+        shown_moved = sorted(map(printable_path, moved_from))
         still = sorted(printable_path(p) for p in catalogued if p not in moved_from)
-        report.kept = [(place, why) for place, why in report.kept
-                       if _count_under(place, still) or place in still]  # else all its tracks moved
+        report.kept = [(place, why) for place, why in report.kept  # unless all its tracks moved
+                       if not (_count_under(place, shown_moved) or place in shown_moved)
+                       or _count_under(place, still) or place in still]
     return todo, rescore, gone
 
 
@@ -651,11 +654,19 @@ def _retagged(unchanged: list[FileState], identities: dict[str, FileIdentity], s
     return rewritten
 
 
+def _clock_shift(seconds: float) -> bool:
+    """Whether an mtime moved as a FAT drive's do when the time zone or daylight saving changes: by
+    whole quarter-hours (to its 2 s precision), at most 14 h. Any other move of a file of the same
+    size is taken for an edit (a WAV normalised in place keeps its size and its silent ends)."""
+    quarters = round(seconds / 900)
+    return 0 < abs(quarters) <= 56 and abs(seconds - quarters * 900) <= 2
+
+
 def _touched(time_moved: list[FileState], identities: dict[str, FileIdentity], store: Store) -> list[FileState]:
-    """Those of the files catalogued with their current size but another mtime whose content is as
-    analysed, their new times recorded: a FAT drive's times move by an hour with the time zone or
-    daylight saving, and a copy that keeps no times or a `touch` moves them too; the whole library
-    was analysed again for it (hours on a Pi). Their fingerprints are compared (128 KiB read of
+    """Those of the files catalogued with their current size but an mtime moved by _clock_shift
+    whose content is as analysed, their new times recorded: a FAT drive's times move by an hour
+    with the time zone or daylight saving, and the whole library was analysed again for it (hours
+    on a Pi). Their fingerprints are compared (128 KiB read of
     each, no audio work); a file catalogued without one is analysed again."""
     touched, confirmed = [], []
     for state in time_moved:
