@@ -7,6 +7,7 @@ import base64
 import http.server
 import json
 import logging
+import os
 import re
 import subprocess
 import sys
@@ -1083,6 +1084,65 @@ def test_a_days_file_deleted_while_the_ingest_runs_is_made_again(tmp_path):
     _keep(letters, "moodtunes/kiosk-1/visit", b"second", "json", ENDED, replayable=False)
     letters.close()
     assert [json.loads(line)["payload"] for line in day.read_text().splitlines()] == ["second"]
+
+
+def _open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_letters_under_many_made_up_device_ids_keep_few_files_open_and_few_files_a_day(tmp_path, caplog):
+    """A broker without the shipped ACL lets any client publish under made-up ids: a file per id,
+    each held open until midnight with a budget of its own, took every descriptor (1,500 ids with
+    RLIMIT_NOFILE 1024: letters lost yet acknowledged, InfluxDB writes failing "Too many open
+    files"). Now OPEN_FILES are kept open, and beyond DEVICE_FILES_PER_DAY devices a day the letters
+    go to the file of (unknown)."""
+    folder = tmp_path / "deadletter"
+    letters = _dead_letters(folder, 1 << 20)
+    before = _open_descriptors()
+    ids = 2 * deadletter.DEVICE_FILES_PER_DAY
+    for number in range(ids):
+        _keep(letters, f"moodtunes/fake-{number:05d}/visit", b"junk", "json", ENDED, replayable=False)
+        assert _open_descriptors() - before <= deadletter.OPEN_FILES + 1  # + the flusher's fsync
+    _keep(letters, "moodtunes/fake-00000/visit", b"again", "json", ENDED, replayable=False)  # one with a file
+    letters.close()
+    assert _open_descriptors() <= before
+    files = sorted(path.name for path in folder.iterdir())
+    assert len(files) == deadletter.DEVICE_FILES_PER_DAY + 1 and "2026-03-01.(unknown).jsonl" in files
+    assert len((folder / "2026-03-01.fake-00000.jsonl").read_text().splitlines()) == 2
+    overflow = [json.loads(line)["topic"] for line in (folder / "2026-03-01.(unknown).jsonl").read_text().splitlines()]
+    assert overflow == [f"moodtunes/fake-{number:05d}/visit" for number in range(deadletter.DEVICE_FILES_PER_DAY, ids)]
+    assert caplog.text.count(f"dead letters of more than {deadletter.DEVICE_FILES_PER_DAY} devices on 2026-03-01") == 1
+
+
+def test_the_devices_with_files_of_the_day_count_after_a_restart(tmp_path, monkeypatch):
+    monkeypatch.setattr(deadletter, "DEVICE_FILES_PER_DAY", 2)
+    for device in ("kiosk-1", "kiosk-2"):
+        (tmp_path / f"2026-03-01.{device}.jsonl").write_text("")
+    letters = _dead_letters(tmp_path, 1 << 20)
+    _keep(letters, "moodtunes/kiosk-3/visit", b"junk", "json", ENDED, replayable=False)
+    _keep(letters, "moodtunes/kiosk-1/visit", b"junk", "json", ENDED, replayable=False)
+    _keep(letters, "moodtunes/kiosk-3/visit", b"junk", "json", ENDED + timedelta(days=1), replayable=False)
+    letters.close()
+    assert sorted(path.name for path in tmp_path.iterdir() if path.stat().st_size) == [
+        "2026-03-01.(unknown).jsonl", "2026-03-01.kiosk-1.jsonl", "2026-03-02.kiosk-3.jsonl"]
+
+
+def test_a_letter_that_cant_be_flushed_to_disk_is_logged_whole_and_its_message_not_acknowledged(tmp_path, monkeypatch,
+                                                                                                 caplog):
+    """The fsync's error was logged, and the message acknowledged all the same: the broker forgot
+    a message whose only copy may not be on disk (with EMFILE, not even opened for the fsync)."""
+    def refuse(descriptor):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(deadletter.os, "fsync", refuse)
+    ingest, acks = _ingest_keeping_letters(tmp_path / "deadletter")
+    for mid in range(3):
+        ingest._on_message(ingest._client, None, _junk_message(mid))
+    ingest.stop()
+    assert acks == []
+    assert caplog.text.count("can't flush a dead letter in") == 3
+    assert caplog.text.count('so its message is not acknowledged (the broker delivers it again); the letter: {"topic": '
+                             '"moodtunes/kiosk-1/visit", "reason": "not a valid visit event: Invalid JSON') == 3
 
 
 def test_a_flood_of_rejected_messages_logs_a_few_a_minute_and_counts_the_rest(caplog, monkeypatch):

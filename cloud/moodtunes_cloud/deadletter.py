@@ -7,7 +7,10 @@ one (delivering it again can't help), so the dead letter is its only copy. Each 
 ({"received_at", "topic", "reason", "payload"}, and "user_properties", the pairs that say how it was
 delivered, for a visit sent again) appended, and flushed to disk (with the others that came
 meanwhile: one fsync for many) before the acknowledgement, to a file per device (of the topic) and
-UTC day of arrival in the ingest's MOODTUNES_INGEST_DEAD_LETTER_DIR, e.g. 2026-12-05.kiosk-1.jsonl.
+UTC day of arrival in the ingest's MOODTUNES_INGEST_DEAD_LETTER_DIR, e.g. 2026-12-05.kiosk-1.jsonl
+(beyond DEVICE_FILES_PER_DAY devices a day, the others' letters go to 2026-12-05.(unknown).jsonl: a
+broker without the shipped ACL lets a client publish under any made-up id). A letter whose flush
+to disk fails goes to the log whole, its message not acknowledged.
 A device's file of a day stops growing at MOODTUNES_INGEST_DEAD_LETTER_MAX_BYTES_PER_DAY, and junk,
 the letters replay can never write (not JSON, too big, invalid), takes only its first
 MOODTUNES_INGEST_DEAD_LETTER_JUNK_BYTES_PER_DAY: a device publishing junk at the broker's speed
@@ -40,6 +43,7 @@ import os
 import sys
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -56,6 +60,14 @@ logger = logging.getLogger("moodtunes_cloud.deadletter")
 
 DROPPED_LOG_SECONDS = 600.0  # while a device's letters of a day are over a limit, one log line this often
 FLUSH_SECONDS = 0.02  # how long the letters that keep coming gather for one flush to disk
+# The files kept open for appending, the least recently written closed beyond: one per device id
+# of the topic, held till midnight, let a broker without the shipped ACL (any client publishing
+# under made-up ids) take every descriptor of the process (EMFILE: letters lost, InfluxDB unreachable).
+OPEN_FILES = 16
+# The devices with a file of their own a day; the letters of any more go to UNKNOWN_DEVICE's file of
+# the day, which has the limits of one device: 1,500 made-up ids made 1,500 files, each with a budget.
+DEVICE_FILES_PER_DAY = 256
+UNKNOWN_DEVICE = "(unknown)"  # the device_id tag of a rejection whose topic names no device (no device id has parentheses)
 EXIT_STOPPED = 3  # replay: InfluxDB stopped taking writes; running it again once it does can help
 
 
@@ -111,12 +123,15 @@ class DeadLetters:
         self._lock = threading.Lock()
         self._written = threading.Condition(self._lock)
         self._unflushed: set[Path] = set()  # files with letters not flushed to disk yet
-        self._after_flush: list[Callable[[], None]] = []  # what waits for those letters
+        self._after_flush: list[tuple[Path, bytes, Callable[[], None]]] = []  # those letters, and what waits for each
         self._closing = False
-        self._files: dict[Path, BinaryIO] = {}  # open for appending: those of _files_day
+        self._files: OrderedDict[Path, BinaryIO] = OrderedDict()  # open for appending, of _files_day, least recent first
         self._files_day: str | None = None
+        self._devices_day: str | None = None
+        self._devices: set[str] = set()  # the devices with a file of their own on _devices_day
         self._dropped_day: str | None = None  # the last day a letter was over a limit
         self._dropped: dict[tuple[str, bool], _Dropped] = {}  # that day's, by device and whether replayable
+        self._overflow_day: str | None = None  # the last day the letters of a device went to UNKNOWN_DEVICE's file
         self._flusher = threading.Thread(target=self._flush, name="dead-letter-flush", daemon=True)
         self._flusher.start()
 
@@ -127,15 +142,18 @@ class DeadLetters:
         its limit: the whole daily one for a letter ``replayable`` once the cause is fixed, the
         junk one for the others, so that junk goes first and the rest is kept for those (a letter
         over the limit is only counted); if the disk won't take it, the log gets it whole instead.
+        Beyond DEVICE_FILES_PER_DAY devices a day, the letter goes to UNKNOWN_DEVICE's file.
         ``then`` (the message's acknowledgement) runs once the letter is on disk, or at once if it
-        is not kept; after close(), never (the broker delivers the message again). Whether it is
-        kept (or only counted, or logged)."""
+        is not kept; never if its flush to disk fails (the log gets it whole, and the broker
+        delivers the message again), nor after close(). Whether it is kept (or only counted, or logged)."""
         line = _letter_line(topic, payload, reason, received_at, user_properties)
         day = f"{received_at:%Y-%m-%d}"
-        path = self.folder / f"{day}.{device}.jsonl"
         limit = self._max_bytes_per_day if replayable else self._junk_bytes_per_day
+        path = self.folder / f"{day}.{device}.jsonl"
         try:
             with self._written:
+                device = self._device_file(day, device)
+                path = self.folder / f"{day}.{device}.jsonl"
                 out, size = self._open(path, day)
                 if size + len(line) <= limit:
                     try:
@@ -147,7 +165,7 @@ class DeadLetters:
                         out.truncate(size)
                         raise
                     self._unflushed.add(path)
-                    self._after_flush.append(then)
+                    self._after_flush.append((path, line, then))
                     self._written.notify()
                     return True
                 self._count_dropped(day, device, replayable)
@@ -156,19 +174,45 @@ class DeadLetters:
         then()
         return False
 
+    def _device_file(self, day: str, device: str) -> str:
+        """The device whose file of ``day`` takes a letter of ``device``: its own, unless
+        DEVICE_FILES_PER_DAY others have one that day (those made before a restart count), then
+        UNKNOWN_DEVICE's, said in the log once a day. The caller holds the lock."""
+        if day != self._devices_day:
+            self._devices_day = day
+            self._devices = {path.name[len(day) + 1:-len(".jsonl")] for path in self.folder.glob(f"{day}.*.jsonl")}
+        if device in self._devices or device == UNKNOWN_DEVICE:
+            return device
+        if len(self._devices) - (UNKNOWN_DEVICE in self._devices) < DEVICE_FILES_PER_DAY:
+            self._devices.add(device)
+            return device
+        if self._overflow_day != day:
+            self._overflow_day = day
+            logger.error(
+                "dead letters of more than %d devices on %s: those of %s and of any more devices that day go to %s "
+                "(a broker without the shipped ACL lets a client publish under made-up device ids)",
+                DEVICE_FILES_PER_DAY, day, device, self.folder / f"{day}.{UNKNOWN_DEVICE}.jsonl",
+            )
+        return UNKNOWN_DEVICE
+
     def _open(self, path: Path, day: str) -> tuple[BinaryIO, int]:
         """``path`` open for appending, unbuffered (nothing waits in Python), and its size: kept open
-        (opening it for each letter was a third of the cost of a rejection), and opened again once it
-        is gone (an operator deleted it, purge replaced it); those of other days are closed."""
+        (opening it for each letter was a third of the cost of a rejection), OPEN_FILES at most (the
+        least recently written closed beyond), and opened again once it is gone (an operator deleted
+        it, purge replaced it); those of other days are closed."""
         out = self._files.get(path)
         if out is not None:
             status = os.fstat(out.fileno())
             if status.st_nlink:
+                self._files.move_to_end(path)
                 return out, status.st_size
+            del self._files[path]
             out.close()
         elif day != self._files_day:
             self._close_files()
             self._files_day = day
+        while len(self._files) >= OPEN_FILES:
+            self._files.popitem(last=False)[1].close()
         out = self._files[path] = path.open("ab", buffering=0)
         return out, os.fstat(out.fileno()).st_size
 
@@ -179,7 +223,8 @@ class DeadLetters:
 
     def _flush(self) -> None:
         """Flush to disk the files written since the last flush, then run what waited for them: one
-        fsync a file for all the letters that came meanwhile."""
+        fsync a file for all the letters that came meanwhile. The letters of a file that can't be
+        flushed go to the log whole, their messages not acknowledged (the broker has them still)."""
         while True:
             with self._written:
                 self._written.wait_for(lambda: self._unflushed or self._closing)
@@ -189,9 +234,12 @@ class DeadLetters:
             with self._written:
                 paths, self._unflushed = self._unflushed, set()
                 waiting, self._after_flush = self._after_flush, []
-            for path in paths:
-                _flush_to_disk(path)
-            for then in waiting:
+            failed = {path for path in paths if not _flush_to_disk(path)}
+            for path, line, then in waiting:
+                if path in failed:
+                    logger.error("can't flush a dead letter in %s to disk, so its message is not acknowledged (the "
+                                 "broker delivers it again); the letter: %s", path, line.decode().rstrip())
+                    continue
                 try:
                     then()
                 except Exception:
@@ -232,7 +280,8 @@ class DeadLetters:
             )
 
 
-def _flush_to_disk(path: Path) -> None:
+def _flush_to_disk(path: Path) -> bool:
+    """fsync ``path``; whether it worked (if not, the error is logged)."""
     try:
         descriptor = os.open(path, os.O_RDONLY)
         try:
@@ -240,8 +289,9 @@ def _flush_to_disk(path: Path) -> None:
         finally:
             os.close(descriptor)
     except OSError as exc:
-        logger.error("can't flush the dead letters in %s to disk (%s): a crash of the host may lose the last ones",
-                     path, exc)
+        logger.error("can't flush the dead letters in %s to disk (%s)", path, exc)
+        return False
+    return True
 
 
 @dataclass

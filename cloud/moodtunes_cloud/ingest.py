@@ -79,7 +79,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 from pydantic import ValidationError
 
-from moodtunes_cloud.deadletter import DeadLetters, letter
+from moodtunes_cloud.deadletter import UNKNOWN_DEVICE, DeadLetters, letter
 from moodtunes_cloud.influx import WriteError, Writer, make_writer
 from moodtunes_cloud.logthrottle import LogBudget, LogThrottle
 from moodtunes_cloud.points import epoch_ns, event_points, rejected_point, status_point
@@ -115,7 +115,6 @@ REJECTIONS_GATHER_SECONDS = 0.05
 # in the same one (with a random start), land on points of their own, and no later than it came.
 REJECTION_SPREAD_NS = 1000
 REJECTIONS_LOGGED_PER_MINUTE = 20  # rejected messages logged one by one; the rest counted in a line
-UNKNOWN_DEVICE = "(unknown)"  # the device_id tag of a rejection whose topic names no device (no device id has parentheses)
 MESSAGE_KINDS = (VISIT_KIND, STATUS_KIND)
 # The user properties of a message that say how it was delivered, kept in its dead letter for `replay`.
 DELIVERY_PROPERTIES = (RESEND_PROPERTY[0], FIRST_ACK_PROPERTY)
