@@ -775,6 +775,50 @@ def test_a_visit_the_broker_holds_is_left_with_it_when_the_queue_is_full_and_fet
         ingest.stop()
 
 
+def test_a_visit_influxdb_refuses_is_acknowledged_before_the_reconnect_that_fetches_those_left_with_the_broker(tmp_path):
+    """Its ack went to the dead letters' flusher (20 ms on), while the writer reconnected at once to
+    fetch the visits left with the broker: the old connection's message id was acknowledged on the
+    new one (another message's there), and the refused visit, delivered again, dead-lettered twice."""
+    writer = _FakeWriter(fail_first=WriteError("field type conflict", retryable=False))
+    ingest, acks = _offline_ingest(writer, queue_size=5, dead_letter_dir=tmp_path / "deadletter")
+    disconnects: list[list[int]] = []
+
+    def disconnect() -> None:
+        disconnects.append(list(acks))
+        ingest._on_disconnect(ingest._client, None, None, "normal disconnection", None)
+
+    ingest._client.disconnect = disconnect
+    ingest._client.loop_stop = lambda: None
+    ingest._connect = lambda: None
+    try:
+        with ingest._queue_lock:
+            ingest._left_with_broker = 1
+        ingest._enqueue(_visit("e0", 10))
+        wait_for(lambda: disconnects, "the reconnect once the queue has drained")
+        time.sleep(0.1)  # the flusher's late ack, if any
+        assert disconnects == [[10]] and acks == [10] and _kept_payloads(tmp_path / "deadletter") == ['{"event_id": "e0"}']
+    finally:
+        ingest.stop()
+
+
+def test_a_dead_lettered_visits_ack_meant_for_a_lost_connection_is_not_sent_on_the_next(tmp_path, monkeypatch):
+    on_disk = threading.Event()
+    real_fsync = deadletter.os.fsync
+    monkeypatch.setattr(deadletter.os, "fsync", lambda fd: on_disk.wait(5) and real_fsync(fd))
+    writer = _FakeWriter(fail_first=WriteError("field type conflict", retryable=False))
+    ingest, acks = _offline_ingest(writer, queue_size=5, dead_letter_dir=tmp_path / "deadletter")
+    try:
+        ingest._enqueue(_visit("e0", 10))
+        wait_for(lambda: ingest.stats.dropped == 1, "the visit given up on")
+        ingest._on_disconnect(ingest._client, None, None, "connection lost", None)
+        on_disk.set()
+        ingest._dead_letters.wait_flushed()
+        assert acks == []
+    finally:
+        on_disk.set()
+        ingest.stop()
+
+
 def test_a_status_the_full_queue_drops_is_let_go_not_dead_lettered_as_a_lost_visit(tmp_path, caplog):
     """Statuses are best effort (QoS 0; the next says the same, newer): each one a full queue dropped
     was an error line "dropped ... into the dead letters; raise ...", a dead letter and a `rejected`

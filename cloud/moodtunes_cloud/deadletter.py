@@ -122,6 +122,9 @@ class DeadLetters:
         self._junk_bytes_per_day = min(junk_bytes_per_day, max_bytes_per_day)
         self._lock = threading.Lock()
         self._written = threading.Condition(self._lock)
+        self._flushed = threading.Condition(self._lock)  # _done_count grew
+        self._kept_count = 0  # letters kept, to be flushed
+        self._done_count = 0  # those flushed (or not, the error logged), what waited for them run
         self._unflushed: set[Path] = set()  # files with letters not flushed to disk yet
         self._after_flush: list[tuple[Path, bytes, Callable[[], None]]] = []  # those letters, and what waits for each
         self._closing = False
@@ -166,6 +169,7 @@ class DeadLetters:
                         raise
                     self._unflushed.add(path)
                     self._after_flush.append((path, line, then))
+                    self._kept_count += 1
                     self._written.notify()
                     return True
                 self._count_dropped(day, device, replayable)
@@ -244,6 +248,16 @@ class DeadLetters:
                     then()
                 except Exception:
                     logger.exception("acknowledging a dead-lettered message failed")
+            with self._flushed:
+                self._done_count += len(waiting)
+                self._flushed.notify_all()
+
+    def wait_flushed(self) -> None:
+        """Wait until the letters kept so far are flushed to disk and what waited for them has run
+        (the ingest, before it disconnects on purpose: their acknowledgements belong to this connection)."""
+        with self._flushed:
+            kept = self._kept_count
+            self._flushed.wait_for(lambda: self._done_count >= kept or not self._flusher.is_alive())
 
     def close(self) -> None:
         """Flush the letters written and run what waits for them (the ingest stopping acknowledges

@@ -540,11 +540,13 @@ class Ingest:
         self._reject(message.topic, message.payload, problem, reason, received_at, user_properties,
                      replayable=replayable, bug=bug, acknowledge=self._acknowledger(message.mid, message.qos))
 
-    def _acknowledger(self, mid: int, qos: int) -> Callable[[], None]:
-        """The acknowledgement of a message, for when its dead letter is on disk (another thread, a few
-        ms later): not sent once the connection is lost, as on another its id may be another
-        message's (the broker delivers it again if it still holds it)."""
-        connection = self._connection
+    def _acknowledger(self, mid: int, qos: int, connection: int | None = None) -> Callable[[], None]:
+        """The acknowledgement of a message that came on ``connection`` (default: the current one),
+        for when its dead letter is on disk (another thread, a few ms later): not sent once that
+        connection is lost, as on another its id may be another message's (the broker delivers it
+        again if it still holds it)."""
+        if connection is None:
+            connection = self._connection
 
         def acknowledge() -> None:
             with self._queue_lock:
@@ -708,6 +710,8 @@ class Ingest:
                 return
             left, self._left_with_broker = self._left_with_broker, 0
         logger.info("the queue has drained: reconnecting, so that the broker delivers the %d visits left with it", left)
+        if self._dead_letters is not None:  # the acks of the letters kept meanwhile go on this connection, or never
+            self._dead_letters.wait_flushed()
         self._refetching = True
         try:
             self._client.disconnect()
@@ -802,13 +806,16 @@ class Ingest:
 
     def _give_up(self, queued: _Queued, problem: str, reason: Reason) -> None:
         """A visit that will never be written: off the queue, dead-lettered with the problem, and
-        acknowledged once its letter is on disk."""
+        acknowledged once its letter is on disk, on the connection it came by only (its message id
+        and connection taken together, under the queue lock: a reconnect may come before the flush)."""
+        acknowledge: Callable[[], None] = lambda: None
         with self._queue_lock:
-            settled = self._settle(queued)
+            if self._settle(queued) and queued.mid is not None:
+                acknowledge = self._acknowledger(queued.mid, queued.qos, self._connection)
             self.stats.dropped += 1
         try:
             self._dead_letter(queued.topic, queued.payload, problem, reason, queued.received_at, queued.user_properties,
-                              replayable=True, acknowledge=(lambda: self._acknowledge(queued)) if settled else lambda: None)
+                              replayable=True, acknowledge=acknowledge)
         except Exception:  # the visit is given up on either way; the writer thread goes on
             logger.exception("couldn't dead-letter %s", queued.name)
 
