@@ -115,12 +115,14 @@ install_wheels() {
 
 # move_uplink_secret FROM TO: an older install kept MOODTUNES_MQTT__PASSWORD in the env file every
 # service reads; move it to the one only the uplink reads (kept last, so it still wins). In any
-# case: the settings read it so too, and the units unset it only as spelled here.
+# case: the settings read it so too, and the units unset it only as spelled here; it is moved
+# spelled so (the settings warn, at every start, of the password given in another form).
 move_uplink_secret() {
   local from=$1 to=$2 pattern='^[[:space:]]*(export[[:space:]]+)?MOODTUNES_MQTT__PASSWORD='
   if [ ! -f "$from" ] || ! grep -Eiq "$pattern" "$from"; then return 0; fi
   if [ -s "$to" ] && [ -n "$(tail -c1 "$to")" ]; then echo >> "$to"; fi
-  grep -Ei "$pattern" "$from" >> "$to"
+  grep -Ei "$pattern" "$from" |
+    sed -E 's/^([[:space:]]*(export[[:space:]]+)?)[^=]*=/\1MOODTUNES_MQTT__PASSWORD=/I' >> "$to"
   sed -E -i "/$pattern/Id" "$from"
   echo "install-pi.sh: moved MOODTUNES_MQTT__PASSWORD from $from to $to (only the uplink reads that one)"
 }

@@ -134,7 +134,8 @@ def test_a_wheel_swapped_after_the_build_is_refused_by_pip(bundle, tmp_path):
 def test_an_old_installs_mqtt_password_moves_to_the_uplinks_file(tmp_path):
     env, uplink = tmp_path / "env", tmp_path / "uplink.env"
     env.write_text("# settings\nMOODTUNES_DEVICE_ID=kiosk-1\nMOODTUNES_MQTT__PASSWORD='p4ss word'\n"
-                   "MOODTUNES_MQTT__HOST=broker.lan\nmoodtunes_mqtt__password=other\n")
+                   "MOODTUNES_MQTT__HOST=broker.lan\nmoodtunes_mqtt__password=other\n"
+                   "  export Moodtunes_Mqtt__Password=a=b\n")
     uplink.write_text("# The uplink's secret\n# MOODTUNES_MQTT__PASSWORD=change-me")  # no final newline
     env.chmod(0o640)
     result = bash(f'move_uplink_secret "{env}" "{uplink}"', INSTALL)
@@ -142,8 +143,10 @@ def test_an_old_installs_mqtt_password_moves_to_the_uplinks_file(tmp_path):
     assert "moved MOODTUNES_MQTT__PASSWORD" in result.stdout
     assert env.read_text() == "# settings\nMOODTUNES_DEVICE_ID=kiosk-1\nMOODTUNES_MQTT__HOST=broker.lan\n"
     assert stat.S_IMODE(env.stat().st_mode) == 0o640
-    # the settings read the name in any case, the units unset it only as spelled
-    assert uplink.read_text().splitlines()[-2:] == ["MOODTUNES_MQTT__PASSWORD='p4ss word'", "moodtunes_mqtt__password=other"]
+    # the settings read the name in any case, the units unset it only as spelled: moved spelled so (as
+    # written, the uplink warned at every start that the password was given in another form)
+    assert uplink.read_text().splitlines()[-3:] == [
+        "MOODTUNES_MQTT__PASSWORD='p4ss word'", "MOODTUNES_MQTT__PASSWORD=other", "  export MOODTUNES_MQTT__PASSWORD=a=b"]
     again = bash(f'move_uplink_secret "{env}" "{uplink}"', INSTALL)
     assert again.returncode == 0 and again.stdout == ""
     assert uplink.read_text().count("p4ss word") == 1
