@@ -282,13 +282,30 @@ def test_a_rejection_says_why_in_a_word_for_its_rejected_point(topic, payload, r
 
 @pytest.mark.parametrize("payload, replayable", [
     (_payload(schema_version=3), True),  # once the ingest is upgraded
-    (_payload(ended_at=(ARRIVED + timedelta(days=2)).isoformat()), True),  # a real visit, a wrong clock
+    (_payload(schema_version=3, new_field=1, rating="very good"), True),  # a newer schema's changes besides
     (_payload(rating=250), False), (b"{not json", False), (b"x" * (MAX_PAYLOAD_BYTES + 1), False),
+    # Junk that says a newer schema_version: replay refused it for its missing fields after any upgrade.
+    (b'{"schema_version": 99}', False), (b'{"schema_version": 99, "x": [1, 2, 3]}', False),
+    (_payload(schema_version=3, event_id=""), False),
+    # A wrong clock: replay judges it as of the arrival, so it refuses the letter every time.
+    (_payload(ended_at=(ARRIVED + timedelta(days=2)).isoformat()), False),
+    (_payload(schema_version=3, ended_at=(ARRIVED + timedelta(days=2)).isoformat()), False),
 ])
 def test_a_rejection_says_whether_replay_could_ever_write_it(payload, replayable):
     """What can be has room kept for it in its device's dead letters; junk goes first."""
     with pytest.raises(Rejected) as caught:
         parse_message("moodtunes/kiosk-1/visit", payload, "moodtunes", ARRIVED)
+    assert caught.value.replayable is replayable
+
+
+@pytest.mark.parametrize("change, replayable", [
+    ({"schema_version": 2}, True), ({"schema_version": 2, "sent_at": None}, False), ({"schema_version": 2, "x": 1}, True),
+])
+def test_a_status_of_a_newer_schema_is_replayable_only_with_its_basic_fields_valid(change, replayable):
+    status = json.loads(DeviceStatus(device_id="kiosk-1", sent_at=ARRIVED, version="0.1.0", pending=0,
+                                     oldest_pending_seconds=0.0, refused=0).model_dump_json())
+    with pytest.raises(Rejected) as caught:
+        parse_message("moodtunes/kiosk-1/status", json.dumps(status | change).encode(), "moodtunes", ARRIVED)
     assert caught.value.replayable is replayable
 
 

@@ -12,11 +12,12 @@ UTC day of arrival in the ingest's MOODTUNES_INGEST_DEAD_LETTER_DIR, e.g. 2026-1
 broker without the shipped ACL lets a client publish under any made-up id). A letter whose flush
 to disk fails goes to the log whole, its message not acknowledged.
 A device's file of a day stops growing at MOODTUNES_INGEST_DEAD_LETTER_MAX_BYTES_PER_DAY, and junk,
-the letters replay can never write (not JSON, too big, invalid), takes only its first
+the letters replay can never write (not JSON, too big, invalid, a wrong clock: replay judges the
+clock as of arrival; a newer schema_version whose basic fields are invalid), takes only its first
 MOODTUNES_INGEST_DEAD_LETTER_JUNK_BYTES_PER_DAY: a device publishing junk at the broker's speed
 would otherwise fill the volume, or (with one cap for all) leave no room for the letters of other
-devices that replay can write once the cause is fixed (a newer schema_version, a wrong clock,
-InfluxDB refusing, a full queue), which were then acknowledged and lost. The letters over a limit
+devices that replay can write once the cause is fixed (a newer schema_version, InfluxDB
+refusing, a full queue), which were then acknowledged and lost. The letters over a limit
 are counted in the log.
 
     python -m moodtunes_cloud.deadletter replay FILE...

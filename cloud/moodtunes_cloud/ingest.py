@@ -120,6 +120,11 @@ MESSAGE_KINDS = (VISIT_KIND, STATUS_KIND)
 DELIVERY_PROPERTIES = (RESEND_PROPERTY[0], FIRST_ACK_PROPERTY)
 UserProperties = tuple[tuple[str, str], ...]
 Model = TypeVar("Model", VisitEvent, DeviceStatus)
+# The fields any schema_version of a message has: one of a newer version counts as replayable (the
+# ingest upgraded) only when these are valid; else it is junk ({"schema_version": 99} was kept in the
+# room of the letters replay can write, and replay refused it for its missing fields).
+BASIC_FIELDS = {VISIT_KIND: frozenset({"event_id", "device_id", "started_at", "ended_at"}),
+                STATUS_KIND: frozenset({"device_id", "sent_at"})}
 
 
 class Reason(StrEnum):
@@ -139,8 +144,9 @@ class Reason(StrEnum):
 
 class Rejected(Exception):
     """A payload that is not a valid visit event or status from the device its topic names;
-    ``replayable`` once the cause is fixed (the ingest upgraded for a newer schema_version, a wrong
-    clock dealt with), unlike junk, which no replay can ever write (not JSON, too big, invalid)."""
+    ``replayable`` once the cause is fixed (the ingest upgraded for a newer schema_version), unlike
+    junk, which no replay can ever write (not JSON, too big, invalid, a wrong clock: replay judges
+    the clock as of the message's arrival, and refuses it again every time)."""
 
     def __init__(self, message: str, reason: Reason, replayable: bool = False) -> None:
         super().__init__(message)
@@ -205,10 +211,11 @@ def dead_letter_topic(topic_prefix: str) -> str:
     return f"{topic_prefix}/deadletter"
 
 
-def _rejection(error: ValidationError, what: str) -> Rejected:
+def _rejection(error: ValidationError, what: str, basic_fields: frozenset[str]) -> Rejected:
     """The first few errors, and how many more: a made-up payload can have thousands, and each one
     turned into a dict costs memory, so they are listed once, without their input values. The
-    first one says which Reason it is."""
+    first one says which Reason it is. Replayable: a newer schema_version whose ``basic_fields``
+    are valid, with no wrong clock (which replay refuses again)."""
     items = error.errors(include_url=False, include_context=False, include_input=False)
     parts = []
     for item in items[:SUMMARISED_ERRORS]:
@@ -217,7 +224,9 @@ def _rejection(error: ValidationError, what: str) -> Rejected:
     more = error.error_count() - len(parts)
     summary = "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
     reason = {"json_invalid": Reason.JSON, CLOCK_ERROR: Reason.CLOCK}.get(items[0]["type"], Reason.SCHEMA)
-    replayable = reason == Reason.CLOCK or any(item["type"] == NEWER_SCHEMA_ERROR for item in items)
+    replayable = any(item["type"] == NEWER_SCHEMA_ERROR for item in items) and not any(
+        item["type"] == CLOCK_ERROR or (item["loc"] and item["loc"][0] in basic_fields) for item in items
+    )
     return Rejected(f"not a valid {what}: {summary}", reason, replayable)
 
 
@@ -233,7 +242,7 @@ def _validated(model: type[Model], kind: str, topic: str, payload: bytes, topic_
     try:
         parsed = model.model_validate_json(payload, strict=True, context=context)
     except ValidationError as exc:
-        raise _rejection(exc, "visit event" if kind == VISIT_KIND else "device status") from None
+        raise _rejection(exc, "visit event" if kind == VISIT_KIND else "device status", BASIC_FIELDS[kind]) from None
     if parsed.device_id != parts[0]:
         raise Rejected(f"device_id {parsed.device_id!r} does not match the topic's device {parts[0]!r}",
                        Reason.DEVICE_MISMATCH)

@@ -51,7 +51,7 @@ class IngestSettings(BaseSettings):
     )
     dead_letter_junk_bytes_per_day: int = Field(
         10 * 1024 * 1024, gt=0, description="of that file, what the letters replay can never write (not JSON, too "
-        "big, invalid) may take: the rest is kept for those it can (a newer schema_version, a wrong clock...)",
+        "big, invalid, a wrong clock) may take: the rest is kept for those it can (a newer schema_version...)",
     )
 
     influx_api: Literal["v1", "v2"] = Field("v2", description="v1: InfluxDB 1.x /write; v2: InfluxDB 2 API")
