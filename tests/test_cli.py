@@ -192,6 +192,22 @@ def test_doctor_names_a_damaged_file_in_one_line_with_what_to_do(capsys, monkeyp
         "move it aside to start afresh")}
 
 
+def test_doctor_tells_rows_pointing_at_rows_gone_from_a_damaged_file(capsys, monkeypatch, tmp_path):
+    """Every page sound, a rating of a visit that isn't there: doctor called the file damaged and
+    advised .recover (which can't mend it) or moving the database aside (losing the profiles)."""
+    import sqlite3
+
+    monkeypatch.setenv("MOODTUNES_DATA_DIR", str(tmp_path))
+    database = tmp_path / "moodtunes.db"
+    Store.open(database).close()
+    with sqlite3.connect(database) as db:
+        db.execute("INSERT INTO ratings (session_id, play_id, score, created_at) VALUES (999, NULL, 50, '2025-01-01')")
+    main(["doctor", "--json"])
+    checks = {c["name"]: c for c in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert checks["store"]["status"] == "warn" and "1 row points at rows that are gone (foreign key: ('ratings'" in \
+        checks["store"]["detail"] and "damaged" not in checks["store"]["detail"]
+
+
 def test_doctor_warns_of_events_too_big_ever_to_send(capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("MOODTUNES_DATA_DIR", str(tmp_path))
     with Store.open(tmp_path / "moodtunes.db") as store:

@@ -94,6 +94,7 @@ def test_loader_follows_a_symlinked_split_folder(tmp_path):
     Image.fromarray(np.full((48, 48), 120, np.uint8)).save(tmp_path / "elsewhere" / "happy" / "PublicTest_4.jpg")
     (tmp_path / "fer").mkdir()
     (tmp_path / "fer" / "test").symlink_to(tmp_path / "elsewhere")
+    (tmp_path / "elsewhere" / "happy" / "up").symlink_to(tmp_path / "elsewhere")  # a loop: each face once
     assert load_split(tmp_path / "fer", Split.PUBLIC_TEST, MOODS).names == ["test/happy/PublicTest_4.jpg"]
 
 

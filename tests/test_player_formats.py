@@ -110,6 +110,14 @@ def test_a_converted_song_keeps_its_level_and_at_most_the_mixers_channels(tmp_pa
         assert np.sqrt(np.mean(steady ** 2)) == pytest.approx(0.125 / np.sqrt(2), rel=0.05)
 
 
+def test_a_converted_song_with_long_tags_plays(tmp_path, player):
+    """ffmpeg copied the tags into the WAV's header: a 6,000-letter comment pushed its data past the
+    head read for the format ("ffmpeg's WAV is unreadable")."""
+    song = ffmpeg_tone(tmp_path / "notes.m4a", 1.0, ["-c:a", "aac", "-metadata", "comment=" + "liner notes " * 500])
+    player.load(song)
+    assert player.duration() == pytest.approx(1.0, abs=0.05)
+
+
 def test_a_converted_song_longer_than_the_memory_cap_is_refused(tmp_path, player, monkeypatch):
     song = ffmpeg_tone(tmp_path / "long.m4a", 3.0, ["-c:a", "aac"])
     monkeypatch.setattr(player_module, "MAX_CONVERTED_S", 2)

@@ -153,7 +153,9 @@ def convert_to_wav(
     if ffmpeg is None:
         raise PlayerError(f"{path.name}: can't be played without ffmpeg (sudo apt install ffmpeg)")
     layouts = "mono" if channels == 1 else "mono|stereo"
-    command = [ffmpeg, "-nostdin", "-v", "error", "-i", str(path), "-map", "0:a:0",
+    # Without the song's tags: copied into the WAV's header, a long comment pushed its data past
+    # the head read for the format.
+    command = [ffmpeg, "-nostdin", "-v", "error", "-i", str(path), "-map", "0:a:0", "-map_metadata", "-1",
                "-af", f"aformat=sample_fmts=s16:channel_layouts={layouts}", "-ar", str(rate),
                "-t", str(MAX_CONVERTED_S + 1), "-f", "wav", "-bitexact", "-"]
     buffer = io.BytesIO()

@@ -2,6 +2,7 @@
 
 from moodtunes.store.store import (
     BUSY_TIMEOUT_MS,
+    FOREIGN_KEY,
     GUEST_NAME,
     FileIdentity,
     OutboxItem,
@@ -17,6 +18,6 @@ from moodtunes.store.store import (
 )
 
 __all__ = [
-    "BUSY_TIMEOUT_MS", "GUEST_NAME", "FileIdentity", "OutboxItem", "Profile", "Store", "StoreError", "TrackRecord",
+    "BUSY_TIMEOUT_MS", "FOREIGN_KEY", "GUEST_NAME", "FileIdentity", "OutboxItem", "Profile", "Store", "StoreError", "TrackRecord",
     "damaged", "not_writable", "shifted", "utc_now", "write_refused",
 ]

@@ -309,6 +309,9 @@ def _wal_deleted(path: Path) -> bool:
     return wal_size == 0 and frames > 0
 
 
+FOREIGN_KEY = "foreign key: "  # integrity_problems' lines of rows pointing at rows gone (table, row, parent, key)
+
+
 def damaged(path: Path, problem: str) -> str:
     """What to do about a damaged database file, and what SQLite found wrong with it."""
     return (
@@ -608,7 +611,7 @@ class Store:
         with self.transaction("DEFERRED") as db:
             problems = [line for row in db.execute("PRAGMA integrity_check") if row[0] != "ok"
                         for line in row[0].splitlines() if line.strip() and not line.startswith("*** in database")]
-            problems += [f"foreign key: {tuple(r)}" for r in db.execute("PRAGMA foreign_key_check")]
+            problems += [f"{FOREIGN_KEY}{tuple(r)}" for r in db.execute("PRAGMA foreign_key_check")]
         return problems
 
     # ---- profiles --------------------------------------------------------------------------
