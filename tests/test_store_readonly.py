@@ -23,6 +23,13 @@ from test_store_migration import _old_database
 READ_ONLY_COMMANDS = (["report"], ["report", "--json"], ["library", "list"], ["uplink", "--status"])
 
 
+def in_a_mount_namespace(*commands: str) -> subprocess.CompletedProcess:
+    """Run the shell ``commands`` (as root) in a mount namespace of their own: what they mount
+    there goes with it."""
+    return subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-ec", "; ".join(commands)],
+                          check=False, capture_output=True, text=True, timeout=120)
+
+
 def _untouched(folder) -> dict[str, tuple[bytes, int]]:
     """Every file in ``folder``, with its bytes and modification time."""
     return {path.name: (path.read_bytes(), path.stat().st_mtime_ns) for path in sorted(folder.iterdir())}
@@ -88,14 +95,12 @@ def test_a_copy_in_a_read_only_folder_can_be_reported(database, capsys):
         finally:
             folder.chmod(0o755)
         return
-    script = "; ".join([
+    done = in_a_mount_namespace(
         f"mount --bind {shlex.quote(str(folder))} {shlex.quote(str(folder))}",
         f"mount -o remount,bind,ro {shlex.quote(str(folder))}",
         f"if touch {shlex.quote(str(folder / 'probe'))} 2>/dev/null; then exit 8; fi",  # really read-only
         *(f"{shlex.quote(sys.executable)} -m moodtunes {' '.join(command)} || exit 9" for command in READ_ONLY_COMMANDS),
-    ])
-    done = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-ec", script],
-                          check=False, capture_output=True, text=True, timeout=120)
+    )
     assert done.returncode == 0, done.stderr
     assert "== Ana: 1 visit" in done.stdout
 
@@ -112,15 +117,13 @@ def test_a_full_disk_does_not_keep_the_read_only_commands_from_reading(database)
     full = database.parent.parent / "full"
     full.mkdir()
     data = full / "data"
-    script = "; ".join([
+    done = in_a_mount_namespace(
         f"mount -t tmpfs -o size=300k tmpfs {shlex.quote(str(full))}",
         f"cp -a {shlex.quote(str(database.parent))} {shlex.quote(str(data))}",
         f"dd if=/dev/zero of={shlex.quote(str(full / 'filler'))} bs=1k 2>/dev/null || true",
         f"export MOODTUNES_DATA_DIR={shlex.quote(str(data))}",
         *(f"{shlex.quote(sys.executable)} -m moodtunes {' '.join(command)} || exit 9" for command in READ_ONLY_COMMANDS),
-    ])
-    done = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-ec", script],
-                          check=False, capture_output=True, text=True, timeout=120)
+    )
     assert done.returncode == 0, done.stderr
     assert "== Ana: 1 visit" in done.stdout
 
@@ -144,14 +147,12 @@ def test_a_read_only_file_system_is_named_not_a_files_owner(database):
     folder = database.parent
     opens = ("from moodtunes.store import Store, StoreError\n"
              "try:\n    Store.open(__import__('sys').argv[1])\nexcept StoreError as exc:\n    print(exc)")
-    script = "; ".join([
+    done = in_a_mount_namespace(
         f"mount --bind {shlex.quote(str(folder))} {shlex.quote(str(folder))}",
         f"mount -o remount,bind,ro {shlex.quote(str(folder))}",
         f"{shlex.quote(sys.executable)} -c {shlex.quote(opens)} {shlex.quote(str(database))}",
         f"MOODTUNES_DATA_DIR={shlex.quote(str(folder))} {shlex.quote(sys.executable)} -m moodtunes doctor --json || true",
-    ])
-    done = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-ec", script],
-                          check=False, capture_output=True, text=True, timeout=120)
+    )
     said, *doctor = done.stdout.splitlines()
     assert said.endswith("its file system is read-only: mounted so, or remounted read-only after an error (see "
                          "`dmesg`; check the card or drive with fsck)") and "owner" not in said, done.stderr
