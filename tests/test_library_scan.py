@@ -327,15 +327,19 @@ def test_times_moved_by_an_hour_with_the_content_unchanged_cost_no_analysis(libr
     assert (analyses, fingerprints, report.unchanged) == ([], [], 5)  # the new times were kept
 
 
-def test_files_gone_while_the_scan_runs_keep_their_tracks_until_the_next_scan(library, store, monkeypatch, capsys):
+@pytest.mark.parametrize("then", ["read", "decode"])
+def test_files_gone_while_the_scan_runs_keep_their_tracks_until_the_next_scan(library, store, monkeypatch, then):
     """A drive unplugged mid-scan: each of its songs was recorded as "cannot read the file", out of
-    the kiosk's lists until it was back, with a line each."""
+    the kiosk's lists until it was back, with a line each; unplugged mid-decode, as damaged, for good."""
     scan_library([library], store, workers=1)
     changed = library / "demo" / SMALL[0]
     shutil.copy(library / "demo" / SMALL[3], changed)  # to be analysed again
     real = scan_module.audio_features
 
     def unplugged(path, duration_hint=None):
+        if then == "decode":  # the decoder met the end of what it could read
+            Path(path).unlink()
+            raise scan_module.AudioDecodeError("truncated or damaged: the header says 30 s, 2 s decode")
         Path(path).unlink()
         return real(path, duration_hint=duration_hint)
 

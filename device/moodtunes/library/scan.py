@@ -711,10 +711,10 @@ def _store_result(
         store.upsert_track(result)
         report.analysed += 1
         return
-    if result.retry and not os.path.lexists(state.path):
-        # Gone since the walk, most often all at once with its drive: recorded as a failure, each
-        # of its catalogued songs was left out of the kiosk's lists until the drive was back. The
-        # next scan prunes what is really gone.
+    if not os.path.lexists(state.path):
+        # Gone since the walk, most often all at once with its drive (maybe mid-decode: "damaged"):
+        # recorded as a failure, each of its catalogued songs was left out of the kiosk's lists
+        # until the drive was back, or for good. The next scan prunes what is really gone.
         report.vanished += 1
         return
     if result == Failure(WORKER_KILLED, retry=True) and _killed_before(store, state):
