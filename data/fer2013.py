@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from enum import Enum
 from pathlib import Path, PurePosixPath
 
 import numpy as np
+from moodtunes.paths import walk_once
 from PIL import Image
 
 FER_CLASSES: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
@@ -74,15 +74,7 @@ def _entries_in_zip(zf: zipfile.ZipFile) -> Iterator[tuple[PurePosixPath, Callab
 def _entries_in_folder(root: Path) -> Iterator[tuple[PurePosixPath, Callable[[], bytes]]]:
     """The files under ``root``, through symlinked folders too (a `test/` linked in from elsewhere:
     Path.rglob doesn't follow it in Python 3.11), each folder once (a link up the tree is no loop)."""
-    seen: set[tuple[int, int]] = set()
-    files = []
-    for folder, subfolders, names in os.walk(root, followlinks=True):
-        info = os.stat(folder)
-        if (info.st_dev, info.st_ino) in seen:
-            subfolders.clear()
-            continue
-        seen.add((info.st_dev, info.st_ino))
-        files += [Path(folder, name) for name in names]
+    files = [Path(folder, name) for folder, _, names in walk_once(root) for name in names]
     for path in sorted(files):
         if path.is_file():
             yield PurePosixPath(path.relative_to(root).as_posix()), path.read_bytes

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 _REPO_MODELS = Path(__file__).resolve().parents[2] / "models"
@@ -64,3 +65,26 @@ def make_folder(folder: Path) -> None:
     except (FileExistsError, NotADirectoryError):  # the folder, or one on the way, is a file
         in_the_way = next((part for part in (folder, *folder.parents) if part.exists() and not part.is_dir()), folder)
         raise OSError(f"{in_the_way} is a file, not a folder") from None
+
+
+def walk_once(
+    root: str | Path, onerror: Callable[[OSError], None] | None = None
+) -> Iterator[tuple[str, list[str], list[str]]]:
+    """os.walk through symlinked folders too (Path.rglob doesn't follow them in Python 3.11), each
+    folder once, told by its device and inode: a link back up the tree is no loop, and a folder
+    linked twice is listed once. As with os.walk, the caller may prune the subfolders it is
+    handed; a folder gone before it could be looked at goes to ``onerror``."""
+    seen: set[tuple[int, int]] = set()
+    for folder, subfolders, files in os.walk(root, onerror=onerror, followlinks=True):
+        try:
+            info = os.stat(folder)
+        except OSError as exc:
+            if onerror is not None:
+                onerror(exc)
+            subfolders.clear()
+            continue
+        if (info.st_dev, info.st_ino) in seen:
+            subfolders.clear()
+            continue
+        seen.add((info.st_dev, info.st_ino))
+        yield folder, subfolders, files

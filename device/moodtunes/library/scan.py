@@ -44,6 +44,7 @@ from moodtunes.library.embedding import shipped_embedder
 from moodtunes.library.mood_model import MoodModel, MoodModelError
 from moodtunes.library.tags import TrackTags, read_tags
 from moodtunes.locks import lock_path, open_lock, try_lock
+from moodtunes.paths import walk_once
 from moodtunes.printable import printable, printable_path
 from moodtunes.store import FileIdentity, Store, TrackRecord
 
@@ -204,19 +205,8 @@ def iter_audio_files(
     all, hidden or not, to ``empty_folder``. ``roots``: all the folders scanned (a symlinked file
     whose target lies in one of them is that target; see _resolve)."""
     roots = list(roots)
-    seen: set[tuple[int, int]] = set()  # (device, inode) of the folders listed
-    songs_seen: set[tuple[int, int]] = set()  # and of the songs found: two names of one file are one song
-    for folder, subdirs, files in os.walk(root, onerror=unreadable, followlinks=True):
-        try:
-            info = os.stat(folder)
-        except OSError as exc:  # gone since it was listed
-            unreadable(exc)
-            subdirs.clear()
-            continue
-        if (info.st_dev, info.st_ino) in seen:  # reached again through another link
-            subdirs.clear()
-            continue
-        seen.add((info.st_dev, info.st_ino))
+    songs_seen: set[tuple[int, int]] = set()  # (device, inode) of the songs found: two names of one file are one song
+    for folder, subdirs, files in walk_once(root, onerror=unreadable):
         if not subdirs and not files:
             empty_folder(folder)
         subdirs[:] = sorted(d for d in subdirs if not d.startswith(".") and d.casefold() not in SYSTEM_FOLDERS

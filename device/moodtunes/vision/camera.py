@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Protocol, Self
 import cv2
 import numpy as np
 
+from moodtunes.paths import walk_once
 from moodtunes.vision.limits import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS
 
 if TYPE_CHECKING:
@@ -301,15 +302,9 @@ def media_files(folder: Path, suffixes: frozenset[str]) -> tuple[list[Path], lis
     back up the tree is not a loop and a folder linked twice is not listed twice. Hidden files and
     folders are skipped, as the library scan does: a zip made on a Mac holds a `._name.jpg`
     resource file beside each image, which no decoder reads."""
-    seen: set[tuple[int, int]] = set()
     found: list[Path] = []
     unreadable: list[OSError] = []
-    for root, folders, files in os.walk(folder, onerror=unreadable.append, followlinks=True):
-        info = os.stat(root)
-        if (info.st_dev, info.st_ino) in seen:
-            folders.clear()
-            continue
-        seen.add((info.st_dev, info.st_ino))
+    for root, folders, files in walk_once(folder, onerror=unreadable.append):
         # sorted, so which of two links to one folder is listed doesn't depend on the disk
         folders[:] = sorted(name for name in folders if not name.startswith("."))
         found += [path for name in files if not name.startswith(".")
