@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import paho.mqtt.client as paho
+from moodtunes.clock import ClockReading
 from moodtunes.domain import MoodReading, ScanOutcome
 from moodtunes.events import VisitEvent
 from moodtunes.store import Store, TrackRecord
@@ -41,6 +42,7 @@ def record_visit(
     songs: tuple[tuple[str | None, float], ...] = (("Happy and calm", 120.0),),
     rating: int | None = 80,
     correct_after: str | None = None,
+    clock: ClockReading | None = None,
 ) -> VisitEvent:
     """One whole visit as the kiosk records it; returns the event finish_session queued."""
     person = store.profile_by_name(profile) or store.create_profile(profile, "#ff8800")
@@ -59,7 +61,7 @@ def record_visit(
         store.correct_reading(after_id, correct_after)
     if rating is not None:
         store.add_rating(session, rating)
-    return store.finish_session(session, "completed", device_id)
+    return store.finish_session(session, "completed", device_id, clock=clock)
 
 
 def unique(prefix: str) -> str:

@@ -829,6 +829,25 @@ def test_a_clock_step_moves_what_an_open_visit_recorded_before_it_and_nothing_af
     assert store._db.execute("SELECT started_at FROM sessions").fetchone()[0] == started
 
 
+def test_a_clock_set_back_moves_what_an_open_visit_recorded_before_it_however_long_ago(store, clock):
+    """The half of the step taken as the line moved only what was recorded in the last half hour
+    before a one-hour step back: a 40-minute visit kept its start ahead of the clock and was saved
+    as lasting 0 s."""
+    profile = store.create_profile("Ada", "#5fd08a")
+    clock.now = datetime(2026, 12, 6, 11, 20, tzinfo=UTC)  # an hour ahead
+    session = store.start_session(profile.id)
+    clock.now = datetime(2026, 12, 6, 11, 50, tzinfo=UTC)
+    store.add_reading(session, "before", HAPPY)
+    clock.now = datetime(2026, 12, 6, 11, 0, 2, tzinfo=UTC)  # set back by an hour; a play in the same frame
+    store.start_play(session, stored_track(store))
+    store.shift_open_visit(session, -3600)
+    event = store.finish_session(session, "completed", device_id="kiosk-1")
+    (read,) = store._db.execute("SELECT created_at FROM mood_readings").fetchone()
+    (played,) = store._db.execute("SELECT started_at FROM plays").fetchone()
+    assert event.started_at == datetime(2026, 12, 6, 10, 20, tzinfo=UTC)
+    assert (read, played) == ("2026-12-06T10:50:00.000+00:00", "2026-12-06T11:00:02.000+00:00")
+
+
 def test_tracks_analysed_since_a_time_are_read_alone(store, clock):
     """The songs screen tops its list up with these while a first scan runs (it re-read and
     re-ranked the whole category every few seconds): new ones, and ones analysed again."""

@@ -23,6 +23,9 @@ refused, the latest error; so a device whose visits don't arrive shows why in th
 is best effort: one that is lost is replaced by the next, while one queued for an ingest that is
 away would take the place of a visit in the broker's queue, and arrive stale.
 One uplink of a device runs at a time (uplink_lock): two would connect as the same MQTT client.
+A visit that ended before a time server set the clock (a Pi has no clock of its own) waits, up to
+CLOCK_SYNC_WAIT_S after the device started, for the clock to be set; its times are then moved by
+the step (settle_clocks), not sent as from the time saved at the last shutdown, or 1970.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -48,6 +51,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from moodtunes.clock import CLOCK_SYNC_WAIT_S, ClockReading, read_clock
 from moodtunes.config import MqttSettings
 from moodtunes.events import (
     FIRST_ACK_PROPERTY,
@@ -418,8 +422,13 @@ class BrokerLink:
 class Uplink:
     """Drains the outbox through a BrokerLink."""
 
-    def __init__(self, store: Store, link: BrokerLink, mqtt: MqttSettings, device_id: str) -> None:
+    def __init__(
+        self, store: Store, link: BrokerLink, mqtt: MqttSettings, device_id: str,
+        clock: Callable[[], ClockReading] = read_clock,
+    ) -> None:
         self._store = store
+        self._clock = clock
+        self._holding = False  # visits wait for the clock to be set (said so already)
         self._link = link
         self._settings = mqtt
         self._device_id = device_id
@@ -470,11 +479,42 @@ class Uplink:
             )
         self._restamped.clear()
 
+    def settle_clocks(self) -> str | None:
+        """Move the times of the visits that ended before a time server set the clock, by the step
+        it took since, once it is set in the same boot; the boot whose visits still wait for it
+        (None: none wait). Those of an earlier boot, or still waiting CLOCK_SYNC_WAIT_S after the
+        start, keep their times: the step is unknown."""
+        now = self._clock()
+        waiting = 0
+        for visit in self._store.unsettled_clocks():
+            if visit.boot_id != now.boot_id:
+                logger.warning("visit %d ended before a time server set the clock, and the device has restarted "
+                               "since: it is sent with the times it had", visit.session_id)
+                self._store.settle_visit_clock(visit.session_id)
+            elif now.synchronized:
+                step = now.offset - visit.offset
+                self._store.settle_visit_clock(visit.session_id, step if abs(step) >= 1 else 0.0)
+                if abs(step) >= 1:
+                    logger.info("visit %d ended before a time server set the clock: its times moved by %+.0f s",
+                                visit.session_id, step)
+            elif now.since_boot >= CLOCK_SYNC_WAIT_S or now.synchronized is None:
+                logger.warning("visit %d ended before a time server set the clock, and none has in %d minutes "
+                               "since the start: it is sent with this device's own times", visit.session_id,
+                               CLOCK_SYNC_WAIT_S // 60)
+                self._store.settle_visit_clock(visit.session_id)
+            else:
+                waiting += 1
+        if waiting and not self._holding:
+            logger.info("%d visits wait for a time server to set the clock (at most %d minutes after the start)",
+                        waiting, CLOCK_SYNC_WAIT_S // 60)
+        self._holding = bool(waiting)
+        return now.boot_id if waiting else None
+
     def send_pending(self) -> CycleResult:
         """Publish one batch of pending events (oldest first) and wait for each PUBACK; every
         event is marked sent or failed with the reason. Nothing is left in paho's hands after it
         (``_settle``)."""
-        items = self._store.pending_events(BATCH_SIZE)
+        items = self._store.pending_events(BATCH_SIZE, held_boot=self.settle_clocks())
         result = CycleResult(attempted=len(items))
         published: dict[int, Publication] = {}
         problems: dict[int, str] = {}
@@ -577,7 +617,7 @@ class Uplink:
     def _turn(self) -> float | None:
         """Send what is pending if the broker is there, and the status after it or when it is due;
         how long to wait before the next turn (None: not at all, waiting for the broker took the time)."""
-        if not self._store.pending_events(1):
+        if not self._store.pending_events(1, held_boot=self.settle_clocks()):
             if time.monotonic() >= self._status_due:
                 self.report_status()
             return self._settings.poll_seconds

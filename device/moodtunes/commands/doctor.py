@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from moodtunes.clock import CLOCK_SYNC_WAIT_S, TIME_ERROR, kernel_clock_state
 from moodtunes.config import Settings
 from moodtunes.paths import unmounted_link
 from moodtunes.ui import INVISIBLE_DRIVERS
@@ -356,22 +357,6 @@ def _fonts(settings: Settings) -> Check:
                                   f"sudo apt install {packages}")
 
 
-TIME_ERROR = 5  # adjtimex's answer while the kernel's clock is not synchronized (STA_UNSYNC)
-
-
-def kernel_clock_state() -> int | None:
-    """adjtimex's clock state (0 synchronized, TIME_ERROR not), as every NTP client (timesyncd,
-    chrony, ntpd) sets it; None where it can't be asked."""
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-        return int(libc.adjtimex(ctypes.create_string_buffer(512)))  # modes 0: only read (struct timex fits)
-    except (OSError, AttributeError):
-        return None
-
-
 def _clock(settings: Settings) -> Check:
     """A Pi has no clock of its own: until a time server sets it, it runs from the time saved at the
     last shutdown (or 1970), and visits are stamped so: on the wrong day in Grafana, or refused."""
@@ -379,8 +364,9 @@ def _clock(settings: Settings) -> Check:
     if state is None or state < 0:
         return Check("clock", "ok", "can't tell whether the clock is synchronized here")
     if state == TIME_ERROR:
-        return Check("clock", "warn", "not synchronized with a time server: visits get this device's own idea of the "
-                                      "time (a Pi has no clock of its own); connect it to the network (NTP, "
+        return Check("clock", "warn", "not synchronized with a time server (a Pi has no clock of its own): visits "
+                                      f"wait up to {CLOCK_SYNC_WAIT_S // 60} minutes after the start for it, then go with this device's "
+                                      "own idea of the time; connect it to the network (NTP, "
                                       "`timedatectl timesync-status`)")
     return Check("clock", "ok", "synchronized with a time server")
 

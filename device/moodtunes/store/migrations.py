@@ -158,4 +158,12 @@ MIGRATIONS: tuple[str, ...] = (
         forgotten_at TEXT NOT NULL
     );
     """,
+    # 10: a visit ended before a time server set the clock (a Pi has no clock of its own): the boot
+    # it ended in and the wall clock's offset from the boot time then, so that once the clock is set
+    # in the same boot its times can be moved by the step (Store.settle_visit_clock). NULL: the
+    # clock was set, or that couldn't be told.
+    """
+    ALTER TABLE sessions ADD COLUMN clock_boot_id TEXT;
+    ALTER TABLE sessions ADD COLUMN clock_offset REAL;
+    """,
 )

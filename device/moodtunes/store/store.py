@@ -27,6 +27,7 @@ from typing import Any, NamedTuple, Self
 
 from pydantic import BaseModel, ValidationError
 
+from moodtunes.clock import ClockReading
 from moodtunes.domain import MOODS, Mood, MoodReading, ScanOutcome, same_name
 from moodtunes.events import (
     END_REASONS,
@@ -59,6 +60,7 @@ PSEUDONYM_SECRET_BYTES = 32
 # Every event's JSON stays within this, well under events.MAX_EVENT_BYTES: room for the uplink to
 # re-stamp it with a longer device_id, and for a JSON library that escapes a little differently.
 EVENT_BYTE_BUDGET = 200 * 1024
+AFTER_STEP_S = timedelta(seconds=5)  # shift_open_visit: a time this recent was recorded after the clock's step
 MAX_TEXT_BYTES = 300  # of a song's title, artist or error in an event: 300 letters, 100 of Japanese
 # The device_id the broker acknowledged an outbox event under; NULL when unknown: for an event sent
 # before migration 4 kept the acknowledged payload (the uplink then re-stamped every event with the
@@ -125,6 +127,15 @@ class TrackRecord:
     ctime: float | None = None  # the file's status-change time when it was analysed
     fingerprint: str | None = None  # library.scan.file_fingerprint of the file analysed
     id: int | None = None
+
+
+class UnsettledClock(NamedTuple):
+    """A visit that ended before a time server set the clock: the boot it ended in, and the wall
+    clock's offset from the boot time then (clock.ClockReading)."""
+
+    session_id: int
+    boot_id: str
+    offset: float
 
 
 @dataclass(frozen=True)
@@ -805,12 +816,14 @@ class Store:
     def shift_open_visit(self, session_id: int, seconds: float) -> None:
         """Move the times an open visit recorded before the wall clock was set ``seconds`` on (a Pi
         has no clock of its own until its first time sync) by as much: its start in 1970, or last
-        shutdown's time, made it days long, and rejected or split in the cloud. Times recorded
-        after the step (they are on the far side of half of it from now) stay."""
-        cut = shifted(utc_now(), -seconds / 2)
+        shutdown's time, made it days long, and rejected or split in the cloud. The kiosk finds a
+        step within a frame of it, so the times of the last AFTER_STEP_S are taken as recorded
+        after it, and stay (a step back would make older ones look recent too, but only those
+        recorded just the step's length before it)."""
+        now = datetime.fromisoformat(utc_now())
 
         def before_the_step(stamp: str) -> bool:
-            return stamp < cut if seconds > 0 else stamp > cut
+            return not now - AFTER_STEP_S <= datetime.fromisoformat(stamp) <= now
 
         moved = {
             "sessions": ("started_at", "id"), "mood_readings": ("created_at", "session_id"),
@@ -905,11 +918,15 @@ class Store:
             )
             return int(cur.lastrowid)
 
-    def finish_session(self, session_id: int, reason: str, device_id: str, ended_at: str | None = None) -> VisitEvent:
+    def finish_session(
+        self, session_id: int, reason: str, device_id: str, ended_at: str | None = None,
+        clock: ClockReading | None = None,
+    ) -> VisitEvent:
         """End a visit and queue its event for upload, in the same transaction. An "interrupted"
         visit (closed at start-up after a crash) ends at its last activity, any other at
         ``ended_at`` (ISO 8601, UTC; when it ended, for an end saved late), else now; and no visit
-        ends before it began (a kiosk's clock may be set back mid-visit).
+        ends before it began (a kiosk's clock may be set back mid-visit). ``clock``: read as the
+        visit ended; one no time server has set yet is kept with the visit (settle_visit_clock).
 
         A visit whose event can't be built is a StoreError, and stays open."""
         if reason not in END_REASONS:
@@ -922,9 +939,10 @@ class Store:
                 raise ValueError(f"session {session_id} has already ended")
             ended_at = _last_activity(db, session_id) if reason == "interrupted" else ended_at or utc_now()
             ended_at = max(ended_at, row["started_at"], key=datetime.fromisoformat)
+            unset = clock is not None and clock.synchronized is False and bool(clock.boot_id)
             db.execute(
-                "UPDATE sessions SET ended_at = ?, end_reason = ? WHERE id = ?",
-                (ended_at, reason, session_id),
+                "UPDATE sessions SET ended_at = ?, end_reason = ?, clock_boot_id = ?, clock_offset = ? WHERE id = ?",
+                (ended_at, reason, clock.boot_id if unset else None, clock.offset if unset else None, session_id),
             )
             try:
                 event = self._visit_event(db, session_id, device_id)
@@ -937,6 +955,35 @@ class Store:
                 (event.event_id, VISIT_KIND, session_id, event.model_dump_json(), utc_now()),
             )
         return event
+
+    def unsettled_clocks(self) -> list[UnsettledClock]:
+        """The visits that ended before a time server set the clock, oldest first."""
+        rows = self._query("SELECT id, clock_boot_id, clock_offset FROM sessions"
+                           " WHERE clock_boot_id IS NOT NULL ORDER BY id")
+        return [UnsettledClock(r["id"], r["clock_boot_id"], r["clock_offset"]) for r in rows]
+
+    def settle_visit_clock(self, session_id: int, seconds: float = 0.0) -> None:
+        """Move every time of an ended visit by ``seconds``, the step the clock took when a time
+        server set it after the visit (0: leave them), its event too if it was never sent; and
+        forget how the clock was, so that it is settled once."""
+        with self.transaction() as db:
+            if seconds:
+                for table, column, key in (
+                    ("sessions", "started_at", "id"), ("sessions", "ended_at", "id"),
+                    ("mood_readings", "created_at", "session_id"), ("plays", "started_at", "session_id"),
+                    ("ratings", "created_at", "session_id"), ("outbox", "created_at", "session_id"),
+                ):
+                    rows = db.execute(f"SELECT rowid, {column} FROM {table} WHERE {key} = ?", (session_id,)).fetchall()
+                    db.executemany(f"UPDATE {table} SET {column} = ? WHERE rowid = ?",
+                                   [(shifted(row[1], seconds), row[0]) for row in rows if row[1] is not None])
+                step = timedelta(seconds=seconds)
+                for row in db.execute("SELECT id, payload FROM outbox WHERE session_id = ? AND sent_at IS NULL"
+                                      " AND sent_payload IS NULL", (session_id,)).fetchall():
+                    event = VisitEvent.model_validate_json(row["payload"])
+                    moved = event.model_copy(update={"started_at": event.started_at + step,
+                                                     "ended_at": event.ended_at + step})
+                    db.execute("UPDATE outbox SET payload = ? WHERE id = ?", (moved.model_dump_json(), row["id"]))
+            db.execute("UPDATE sessions SET clock_boot_id = NULL, clock_offset = NULL WHERE id = ?", (session_id,))
 
     def drop_empty_visit(self, session_id: int) -> bool:
         """Delete an open visit that recorded nothing (no mood, no song, no rating: a wrong tile
@@ -1158,13 +1205,15 @@ class Store:
 
     # ---- outbox ----------------------------------------------------------------------------
 
-    def pending_events(self, limit: int = 50) -> list[OutboxItem]:
+    def pending_events(self, limit: int = 50, held_boot: str | None = None) -> list[OutboxItem]:
+        """The oldest events waiting to be sent, but those of visits that ended in ``held_boot``
+        before a time server set the clock (their times are to be moved first)."""
         rows = self._query(
             "SELECT o.id, o.event_id, o.kind, o.payload, o.attempts, s.profile_id, o.sent_payload, o.first_sent_at"
             " FROM outbox o"
             " LEFT JOIN sessions s ON s.id = o.session_id WHERE o.sent_at IS NULL AND o.refused_at IS NULL"
-            " ORDER BY o.id LIMIT ?",
-            (limit,),
+            " AND (? IS NULL OR s.clock_boot_id IS NOT ?) ORDER BY o.id LIMIT ?",
+            (held_boot, held_boot, limit),
         )
         return [OutboxItem(r["id"], r["event_id"], r["kind"], r["payload"], r["attempts"], r["profile_id"],
                            r["sent_payload"], r["first_sent_at"]) for r in rows]

@@ -19,6 +19,7 @@ from typing import Any
 
 import pygame
 
+from moodtunes.clock import ClockReading, read_clock
 from moodtunes.config import KIOSK_MIN_SIDE, Settings
 from moodtunes.domain import Category, MoodReading
 from moodtunes.player import Player, PlayerError, refuses_by_its_catalogue_entry
@@ -111,6 +112,7 @@ class KioskApp:
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        read_clock: Callable[[], ClockReading] = read_clock,
         max_fps: int = MAX_FPS,
         invisible_ok: bool = False,
         settle_s: float = SCREEN_SETTLE_S,
@@ -124,6 +126,7 @@ class KioskApp:
         self.rng = rng or random.Random()
         self.clock = clock
         self.wall_clock = wall_clock
+        self.read_clock = read_clock  # whether a time server has set the clock, kept with each visit's end
         self._wall_offset = wall_clock() - time.monotonic()  # changes when the clock is set: _follow_clock_steps
         self.max_fps = max_fps
         self.scanner_service = ScannerService(scanner_factory, settings)
@@ -874,7 +877,11 @@ class KioskApp:
         if self.store.drop_empty_visit(session_id):
             logger.info("visit %d ended (%s) with nothing recorded: not kept", session_id, reason)
         else:
-            self.store.finish_session(session_id, reason, device_id=self.settings.device_id, ended_at=ended_at)
+            # how the clock is now says nothing of the times of a visit saved late, or left open by
+            # a crash (maybe before a restart): those keep their times
+            clock = None if ended_at or reason == "interrupted" else self.read_clock()
+            self.store.finish_session(session_id, reason, device_id=self.settings.device_id, ended_at=ended_at,
+                                      clock=clock)
             logger.info("visit %d ended: %s%s", session_id, reason, " (saved late)" if ended_at else "")
         return True
 

@@ -1,0 +1,155 @@
+"""Visits recorded before a time server set the clock. A Pi has no battery clock: it runs from the
+time saved at the last shutdown (or 1970) until its first sync, and its visits were sent as from
+then: on the wrong day in Grafana, or refused as `clock` by the ingest. A visit now keeps, when it
+ends on such a clock, the boot and the wall clock's offset from the boot time; the uplink holds its
+event until the clock is set in the same boot and moves its times by the step, and sends it as it
+is after a restart or CLOCK_SYNC_WAIT_S without a sync (the step is unknown then)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from datetime import datetime
+
+import pytest
+from analytics_support import record_visit
+from moodtunes import clock as clock_module
+from moodtunes.clock import CLOCK_SYNC_WAIT_S, ClockReading
+from moodtunes.config import MqttSettings
+from moodtunes.events import VisitEvent
+from moodtunes.store import Store
+from moodtunes.uplink import Uplink
+from test_uplink_policy import ScriptedLink
+from ui_support import CALM, add_tracks, make_app, rows, sample_scanner, songs_as_guest
+
+DAYS_BEHIND = 40 * 86_400.0  # the time saved at the last shutdown, forty days ago
+UNSET = ClockReading("boot-1", offset=1_000_000.0, since_boot=60.0, synchronized=False)
+SET = ClockReading("boot-1", offset=1_000_000.0 + DAYS_BEHIND, since_boot=90.0, synchronized=True)
+
+
+class Clock:
+    def __init__(self, reading: ClockReading) -> None:
+        self.reading = reading
+
+    def __call__(self) -> ClockReading:
+        return self.reading
+
+
+@pytest.fixture
+def library(settings, tmp_path):
+    with Store.open(settings.database_path) as store:
+        return add_tracks(store, tmp_path / "music", count=3, category=CALM)
+
+
+@pytest.fixture
+def store(tmp_path):
+    with Store.open(tmp_path / "moodtunes.db") as s:
+        yield s
+
+
+def times(store: Store, session_id: int) -> list[datetime]:
+    (visit,) = rows(store, "SELECT started_at, ended_at FROM sessions WHERE id = ?", session_id)
+    stamps = [visit["started_at"], visit["ended_at"]]
+    for table, column in (("mood_readings", "created_at"), ("plays", "started_at"), ("ratings", "created_at"),
+                          ("outbox", "created_at")):
+        stamps += [r[0] for r in rows(store, f"SELECT {column} FROM {table} WHERE session_id = ?", session_id)]
+    return [datetime.fromisoformat(stamp) for stamp in stamps]
+
+
+def uplink(store: Store, clock: Clock) -> tuple[Uplink, ScriptedLink]:
+    link = ScriptedLink()
+    link.refusing = False
+    return Uplink(store, link, MqttSettings(enabled=True), "kiosk-1", clock=clock), link
+
+
+def session_of(store: Store, event: VisitEvent) -> int:
+    return rows(store, "SELECT id FROM sessions WHERE uuid = ?", event.session_id)[0]["id"]
+
+
+def test_a_visit_ended_on_an_unset_clock_waits_for_it_and_goes_with_its_times_moved_by_the_step(store, caplog):
+    event = record_visit(store, "kiosk-1", clock=UNSET)
+    session = session_of(store, event)
+    recorded = times(store, session)
+    clock = Clock(UNSET)
+    sender, link = uplink(store, clock)
+    with caplog.at_level(logging.INFO, logger="moodtunes.uplink"):
+        sender.run_once()
+        sender.run_once()
+    assert link.published == [] and store.outbox_counts()["pending"] == 1
+    said = [r.getMessage() for r in caplog.records]
+    assert said.count("1 visits wait for a time server to set the clock (at most 15 minutes after the start)") == 1
+
+    clock.reading = SET
+    sender.run_once()
+    (payload,) = link.published
+    sent = VisitEvent.model_validate_json(payload)
+    assert sent.event_id == event.event_id  # the same event, not a new one
+    assert (sent.started_at - event.started_at).total_seconds() == pytest.approx(DAYS_BEHIND)
+    assert (sent.ended_at - event.ended_at).total_seconds() == pytest.approx(DAYS_BEHIND)
+    moved = times(store, session)
+    assert [(after - before).total_seconds() for before, after in zip(recorded, moved, strict=True)] == \
+        pytest.approx([DAYS_BEHIND] * len(recorded))
+    assert store.unsettled_clocks() == []
+    sender.run_once()  # settled once: not moved again
+    assert times(store, session) == moved
+
+
+def test_visits_of_another_boot_or_after_the_wait_go_with_the_times_they_have(store, caplog):
+    restarted = record_visit(store, "kiosk-1", clock=ClockReading("boot-0", 5.0, 30.0, False))
+    waited = record_visit(store, "kiosk-1", clock=UNSET)
+    clock = Clock(ClockReading("boot-1", UNSET.offset, CLOCK_SYNC_WAIT_S + 1, False))
+    sender, link = uplink(store, clock)
+    with caplog.at_level(logging.WARNING, logger="moodtunes.uplink"):
+        sender.run_once()
+    assert [VisitEvent.model_validate_json(p).started_at for p in link.published] == \
+        [restarted.started_at, waited.started_at]
+    said = " ".join(r.getMessage() for r in caplog.records)
+    assert "the device has restarted since" in said and "none has in 15 minutes since the start" in said
+
+
+def test_only_the_visits_waiting_for_the_clock_are_held(store):
+    synced = record_visit(store, "kiosk-1", clock=SET)  # ended on a clock a time server had set
+    unknown = record_visit(store, "kiosk-1")  # how the clock was isn't known: nothing to wait for
+    held = record_visit(store, "kiosk-1", clock=UNSET)
+    after = record_visit(store, "kiosk-1", clock=SET)
+    assert [v.session_id for v in store.unsettled_clocks()] == [session_of(store, held)]
+    sender, link = uplink(store, Clock(UNSET))
+    sender.run_once()
+    assert [json.loads(p)["event_id"] for p in link.published] == [synced.event_id, unknown.event_id, after.event_id]
+
+
+def test_an_event_already_sent_is_not_rewritten(store):
+    """A resend (`uplink --resend-since`) must send what the broker acknowledged, byte for byte."""
+    event = record_visit(store, "kiosk-1", clock=UNSET)
+    session = session_of(store, event)
+    store.mark_sent(1, "as acknowledged")
+    store.settle_visit_clock(session, DAYS_BEHIND)
+    (outbox,) = rows(store, "SELECT payload, sent_payload FROM outbox")
+    assert VisitEvent.model_validate_json(outbox["payload"]).started_at == event.started_at
+    assert outbox["sent_payload"] == "as acknowledged"
+
+
+def test_the_clock_is_read_from_the_kernel():
+    reading = clock_module.read_clock()
+    assert reading.since_boot > 0 and reading.offset == pytest.approx(time.time() - reading.since_boot, abs=1.0)
+    assert reading.boot_id  # Linux
+    assert reading.synchronized is True  # the test's kernel answer (conftest): 0, synchronized
+
+
+def test_the_kiosk_keeps_the_clock_with_a_visit_it_ends_not_with_one_a_crash_left_open(settings, library):
+    app = make_app(settings, sample_scanner)
+    app.read_clock = lambda: UNSET
+    try:
+        songs_as_guest(app, "sad")
+        app.end_visit("completed")
+        ended = app.store.unsettled_clocks()
+        crashed = app.store.start_session(app.store.guest_profile().id)
+        app.store.add_rating(crashed, 60)
+        app._close_interrupted_visits([crashed])
+    finally:
+        app.close()
+    with Store.open(settings.database_path) as store:
+        assert [(v.boot_id, v.offset) for v in ended] == [("boot-1", UNSET.offset)]
+        assert [v.session_id for v in store.unsettled_clocks()] == [ended[0].session_id]
+        assert rows(store, "SELECT end_reason FROM sessions WHERE id = ?", crashed)[0][0] == "interrupted"
