@@ -57,7 +57,7 @@ bind "$cpuinfo" "$root/proc/cpuinfo"
 
 echo "== stand-ins for what only a real Raspberry Pi OS has"
 # picamera2 comes from Raspberry Pi OS's own archive; an empty package satisfies the installer
-# (doctor then finds no camera and uses the sample photo, as on a Pi without one).
+# (doctor then reports that no camera was found, as on a Pi without one).
 pkg=$(mktemp -d)
 mkdir "$pkg/DEBIAN"
 printf 'Package: python3-picamera2\nVersion: 0.0-emulation\nArchitecture: all\nMaintainer: moodtunes\nDescription: empty stand-in for the emulated install check\n' > "$pkg/DEBIAN/control"

@@ -275,6 +275,16 @@ def test_the_guest_name_is_kept_for_guests(store):
     assert store.profiles() == []
 
 
+def test_a_name_typed_with_combining_letters_is_the_same_name(store):
+    """An input method, or a Mac's terminal running `moodtunes forget`, may type "ë" as "e" and a
+    combining diaeresis: a second "Zoë" that looks the same could be made, and forget didn't find her."""
+    composed, decomposed = "Zo\u00eb", "Zoe\u0308"
+    zoe = store.create_profile(composed, "#5fd08a")
+    with pytest.raises(ValueError, match="already exists"):
+        store.create_profile(decomposed.upper(), "#5fd08a")
+    assert store.profile_by_name(decomposed) == zoe
+
+
 def test_guest_visits_never_land_on_a_persons_profile_called_guest(store):
     # A database from before the name was kept may have a person called "Guest".
     store._db.execute(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -27,9 +28,14 @@ class Category(StrEnum):
 
 
 def same_name(a: str, b: str) -> bool:
-    """Names that differ only in case (in any alphabet: "ZOË" is "Zoë") or spacing: one person's,
-    as the kiosk tells profiles apart and as the commands find them."""
-    return " ".join(a.split()).casefold() == " ".join(b.split()).casefold()
+    """Names that differ only in case (in any alphabet: "ZOË" is "Zoë"), spacing, or how their
+    letters are composed (an input method or a Mac's terminal may type "ë" as "e" and a combining
+    diaeresis): one person's, as the kiosk tells profiles apart and as the commands find them."""
+    return _name_key(a) == _name_key(b)
+
+
+def _name_key(name: str) -> str:
+    return unicodedata.normalize("NFC", " ".join(name.split()).casefold())
 
 
 def category_for_mood(mood: str) -> Category:

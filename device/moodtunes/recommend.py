@@ -33,8 +33,8 @@ NEUTRAL_LIKING = 0.5
 RATING_WEIGHT = 4.0  # pseudo-observations one rating of a track adds to its posterior: as many as PRIOR has
 PRIOR = (2.0, 2.0)  # Beta prior before any rating: a liking of 0.5, mildly uncertain
 # How far the prior's mean moves from 0.5 toward the (shrunk) mean liking of the artist's other
-# tracks: at most 0.2 either way, so that one rating of the track itself outweighs any number of
-# ratings of its artist's other songs.
+# tracks: at most 0.2 either way, so that one clear rating of the track itself (1, 4 or 5 stars)
+# outweighs any number of ratings of its artist's other songs; a middling one (2 or 3) tempers them.
 ARTIST_PULL = 0.4
 # What the stars mean to the ranking (stored score -> liking): 1 star "Not for me" 0, 2 "It was OK"
 # 0.4, 3 "Nice" 0.65, 4 "Really good" 0.85, 5 "Loved it!" 1. Read linearly, "Nice" was 0.5: as if

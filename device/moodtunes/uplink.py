@@ -564,7 +564,7 @@ class Uplink:
         self._last_error = problem
 
     def run_once(self) -> CycleResult:
-        """Send everything pending (the link must be connected), stopping at the first failure, then
+        """Send everything pending (the link must be connected), stopping after a batch with a failure, then
         the device's status."""
         total = CycleResult()
         while True:
