@@ -719,7 +719,7 @@ def test_a_full_queue_never_drops_the_visit_being_written(caplog):
     oldest waiting one goes instead (here one from a session the broker lost: no message id)."""
     gate = threading.Event()
     writer = _FakeWriter(gate=gate)
-    ingest, acks = _offline_ingest(writer, queue_size=2)
+    ingest, acks = _offline_ingest(writer, queue_size=3)
     try:
         ingest._enqueue(_visit("e0", 10))
         assert writer.writing.wait(10)
@@ -774,7 +774,7 @@ def test_a_visit_the_broker_holds_is_left_with_it_when_the_queue_is_full_and_fet
     folder = tmp_path / "deadletter"
     gate = threading.Event()
     writer = _FakeWriter(gate=gate)
-    ingest, acks = _offline_ingest(writer, queue_size=1, dead_letter_dir=folder)
+    ingest, acks = _offline_ingest(writer, queue_size=2, dead_letter_dir=folder)
     reconnects: list[int] = []
     ingest._connect = lambda: reconnects.append(ingest.held)
     try:
@@ -844,7 +844,7 @@ def test_a_status_the_full_queue_drops_is_let_go_not_dead_lettered_as_a_lost_vis
     folder = tmp_path / "deadletter"
     gate = threading.Event()
     writer = _FakeWriter(gate=gate)
-    ingest, _ = _offline_ingest(writer, queue_size=1, dead_letter_dir=folder)
+    ingest, _ = _offline_ingest(writer, queue_size=2, dead_letter_dir=folder)
     try:
         ingest._enqueue(_visit("e0", 10))
         assert writer.writing.wait(10)
@@ -1372,7 +1372,7 @@ def test_a_full_queue_drops_a_status_before_any_visit():
     and they must not push out the visits (the broker has forgotten a dropped one)."""
     gate = threading.Event()
     writer = _FakeWriter(gate=gate)
-    ingest, acks = _offline_ingest(writer, queue_size=2)
+    ingest, acks = _offline_ingest(writer, queue_size=3)
     status = _Queued("kiosk", ["status"], None, 0, "moodtunes/kiosk/status", b"{}", ENDED, "status")
     try:
         ingest._enqueue(_visit("e0", 10))
@@ -1385,6 +1385,40 @@ def test_a_full_queue_drops_a_status_before_any_visit():
         gate.set()
         ingest.stop()
 
+
+def test_a_status_never_costs_a_visit_it_goes_itself_when_no_status_can():
+    """A queue full of visits (InfluxDB down) took out its oldest for an arriving status: left with
+    the broker, or dead-lettered had the broker lost the session. The status goes instead, counted."""
+    ingest = Ingest(IngestSettings(mqtt_host="127.0.0.1", mqtt_port=1, dead_letter=False, retry_queue_size=3),
+                    _FakeWriter())  # no writer thread: nothing is written
+    for n in range(3):
+        ingest._enqueue(_visit(f"e{n}", 10 + n))
+    ingest._enqueue(_Queued("kiosk", ["status"], None, 0, "moodtunes/kiosk/status", b"{}", ENDED, "status"))
+    assert [q.event_id for q in ingest._queue] == ["e0", "e1", "e2"]
+    assert (ingest.stats.dropped, ingest.stats.statuses_dropped, ingest.stats.left_with_broker) == (1, 1, 0)
+
+
+def test_the_visit_being_written_counts_in_the_queues_size():
+    """Left out of the count, it let the queue hold retry_queue_size + 1. With nothing else to take
+    out, the arriving visit goes: here left with the broker, to be delivered again once the queue
+    has drained."""
+    gate = threading.Event()
+    writer = _FakeWriter(gate=gate)
+    ingest, acks = _offline_ingest(writer, queue_size=1)
+    reconnects: list[int] = []
+    ingest._connect = lambda: reconnects.append(ingest.held)
+    try:
+        ingest._enqueue(_visit("e0", 10))
+        assert writer.writing.wait(10)
+        ingest._enqueue(_visit("e1", 11))
+        assert [q.event_id for q in ingest._queue] == ["e0"]
+        assert (ingest.stats.dropped, ingest.stats.left_with_broker) == (1, 1) and acks == []
+        gate.set()
+        wait_for(lambda: reconnects, "a reconnect once the queue has drained")
+        assert _visits_written(writer) == ["e0"] and acks == [10] and reconnects == [0]
+    finally:
+        gate.set()
+        ingest.stop()
 
 def test_beyond_the_rejections_held_the_oldest_go_also_those_put_back_after_a_failed_write():
     """deque(maxlen).append drops the oldest, but putting a failed batch back with extendleft dropped

@@ -571,27 +571,32 @@ class Ingest:
         lost the session, or with QoS 0 messages, which that limit doesn't count: the statuses, for
         one; by bytes, when the visits held are big."""
         with self._queue_changed:
-            dropped = self._make_room(len(queued.payload))
-            self._queue.append(queued)
-            self._queue_changed.notify()
+            dropped = self._make_room(queued)
+            if all(q is not queued for q in dropped):
+                self._queue.append(queued)
+                self._queue_changed.notify()
         for visit in dropped:
             self._drop(visit)
 
-    def _make_room(self, incoming_bytes: int) -> list[_Queued]:
-        """With the queue full, by count or by bytes, take out and return its oldest statuses, or with
-        none its oldest visits, not being written (that one may yet be, and acknowledged), until a
-        message of ``incoming_bytes`` fits: statuses are best effort, and those a long InfluxDB outage
-        piles up must not push out visits. The caller holds the queue lock."""
-        waiting = [q for q in self._queue if q is not self._writing]
-        held_bytes = sum(len(q.payload) for q in self._queue)
+    def _make_room(self, arriving: _Queued) -> list[_Queued]:
+        """With the queue full, by count or by bytes (the visit being written counted: it is held
+        until written), take out and return its oldest statuses, or with none its oldest visits, not
+        being written (that one may yet be, and acknowledged), until ``arriving`` fits; or return
+        ``arriving`` too, a status with no status to take out (statuses are best effort, and those a
+        long InfluxDB outage piles up must never push out a visit), or a visit with nothing but the
+        one being written held. The caller holds the queue lock."""
+        waiting = [q for q in self._queue if q is not self._writing] + [arriving]
+        held, held_bytes = len(self._queue), sum(len(q.payload) for q in self._queue)
         dropped = []
-        while waiting and (len(waiting) >= self._settings.retry_queue_size
-                           or held_bytes + incoming_bytes > self._settings.retry_queue_max_bytes):
+        while (held >= self._settings.retry_queue_size
+               or held_bytes + len(arriving.payload) > self._settings.retry_queue_max_bytes):
             oldest = next((q for q in waiting if q.kind == STATUS_KIND), waiting[0])
+            dropped.append(oldest)
+            if oldest is arriving:
+                break
             waiting = [q for q in waiting if q is not oldest]
             del self._queue[next(i for i, q in enumerate(self._queue) if q is oldest)]
-            held_bytes -= len(oldest.payload)
-            dropped.append(oldest)
+            held, held_bytes = held - 1, held_bytes - len(oldest.payload)
         self.stats.dropped += len(dropped)
         return dropped
 
