@@ -118,6 +118,18 @@ def test_failed_uploads_back_off_doubling_and_a_success_resets_the_pace(store, m
     assert store.pending_events(1)[0].attempts == 1
 
 
+def test_a_broker_away_for_days_keeps_the_backoff_at_its_longest(store):
+    """2 ** failures overflowed a float at 1,025 failures in a row (85 hours of 300 s waits, a long
+    weekend): the OverflowError ended the service, and systemd's restart began the backoff afresh."""
+    record_visit(store, "kiosk-1")
+    mqtt = MqttSettings(enabled=True, retry_seconds=RETRY, max_retry_seconds=LONGEST, poll_seconds=POLL)
+    uplink = Uplink(store, ScriptedLink(), mqtt, "kiosk-1")
+    uplink._failures = 1_024
+    stop = RecordingStop()
+    stop.steps = [lambda: None, stop.set]
+    uplink.run_forever(stop)
+    assert stop.delays == [LONGEST, LONGEST]
+
 def test_an_empty_outbox_is_polled_and_never_backed_off(store):
     mqtt = MqttSettings(enabled=True, retry_seconds=RETRY, max_retry_seconds=LONGEST, poll_seconds=POLL)
     link = ScriptedLink()

@@ -196,8 +196,10 @@ def resend_properties(item: OutboxItem) -> list[tuple[str, str]] | None:
 
 
 def retry_delay(failures: int, first: float, longest: float) -> float:
-    """Exponential backoff: first, 2×first, 4×first… capped at ``longest``."""
-    return min(longest, first * 2 ** max(0, failures - 1))
+    """Exponential backoff: first, 2×first, 4×first… capped at ``longest``, the exponent too:
+    2 ** 1024 is past what a float holds, and 1,025 failures in a row (85 hours at 300 s) ended
+    the uplink."""
+    return min(longest, first * 2 ** min(max(0, failures - 1), 1023))
 
 
 @dataclass
