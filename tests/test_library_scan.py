@@ -235,6 +235,37 @@ def test_a_file_retagged_in_place_with_its_size_and_mtime_kept_is_analysed_again
     assert (scan_library([library], store, workers=1).unchanged, analyses) == (5, [])
 
 
+def test_a_file_retagged_in_place_when_the_model_changes_is_analysed_not_just_rescored(
+    tmp_path, demo_files, store, analyses
+):
+    """Its size and mtime kept and the analysis key changed, it only had its mood scored again and
+    kept its old title until the next scan."""
+    from moodtunes.library.mood_model import default_model_path
+
+    folder = _few(tmp_path, demo_files, ["kept.flac", "retagged.flac"])
+    scan_library([folder], store, workers=1)
+    retagged = folder / "retagged.flac"
+
+    def retitle(path):
+        tags = FLAC(str(path))
+        tags["title"] = "Evening Tea"  # fits the padding: the file keeps its size
+        tags.save()
+
+    _keeping_times(retagged, retitle)
+    doc = json.loads(default_model_path().read_text())
+    doc["category_rule"]["min_valence"] = 0.99
+    updated = tmp_path / "updated.json"
+    updated.write_text(json.dumps(doc))
+    analyses.clear()
+
+    report = scan_library([folder], store, workers=1, model_path=updated)
+
+    assert (report.rescored, report.analysed, analyses) == (1, 1, [str(retagged)])
+    assert store.track_by_path(str(retagged)).title == "Evening Tea"
+    analyses.clear()
+    again = scan_library([folder], store, workers=1, model_path=updated)
+    assert (again.rescored, again.analysed, again.unchanged, analyses) == (0, 0, 2, [])
+
 def test_a_retag_past_a_large_cover_with_its_times_kept_is_seen_too(library, store, analyses):
     """A FLAC's comments may follow its picture: 3 MB in, out of the digest's first and last 64 KiB."""
     retagged = library / "demo" / SMALL[0]

@@ -540,7 +540,10 @@ def _plan(
             time_moved.append(state)
         else:
             changed.append(state)
-    retagged = {s.path for s in _retagged(same, identities, store)}
+    rescorable = [s for s in changed if _only_the_model_changed(s, catalogued.get(s.path), analysis)]
+    # a retag wants the tags read again, whatever else changed: re-scoring alone kept the old title
+    retagged = {s.path for s in _retagged([*same, *rescorable], identities, store)}
+    rescore_only = {s.path for s in rescorable} - retagged
     touched = {s.path for s in _touched(time_moved, identities, store)}
     same += [s for s in time_moved if s.path in touched]
     changed += [s for s in time_moved if s.path not in touched]
@@ -549,7 +552,7 @@ def _plan(
     report.still_failing = sum(identities[s.path].failed for s in same if s.path not in retagged)
     todo, rescore = [], []
     for state in changed:
-        if _only_the_model_changed(state, catalogued.get(state.path), analysis):
+        if state.path in rescore_only:
             rescore.append(state)
         elif has_utf8_name(state.path):
             todo.append(state)
