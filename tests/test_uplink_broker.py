@@ -58,6 +58,30 @@ def test_once_delivers_every_pending_event_with_qos1(mosquitto, tmp_path, monkey
     assert "nothing to send" in capsys.readouterr().out
 
 
+def test_once_says_which_visits_wait_for_the_clock_to_be_set(mosquitto, tmp_path, monkeypatch, capsys):
+    """A visit held for a time server is no failure: `--once` said "1 still pending" and exited 1."""
+    from moodtunes import uplink as uplink_module
+    from moodtunes.clock import ClockReading
+
+    unset = ClockReading("boot-1", offset=1000.0, since_boot=60.0, synchronized=False)
+    device, prefix = unique("kiosk-"), unique("mt")
+    with Store.open(tmp_path / "data" / "moodtunes.db") as store:
+        sent = record_visit(store, device)
+        record_visit(store, device, clock=unset)
+    monkeypatch.setattr(uplink_module, "read_clock", lambda: unset)
+    listener = Subscriber(mosquitto, f"{prefix}/+/visit")
+    _enable(monkeypatch, mosquitto, device, prefix)
+    try:
+        assert moodtunes(["uplink", "--once"]) == 0
+        wait_for(lambda: len(listener.messages) == 1, "1 message")
+    finally:
+        listener.close()
+    assert [json.loads(m.payload)["event_id"] for m in listener.messages] == [sent.event_id]
+    assert (f"sent 1 to {mosquitto.host}:{mosquitto.port}, 1 held until a time server sets this device's clock "
+            "(at most 15 minutes after its start: `timedatectl timesync-status`), 0 still pending") \
+        in capsys.readouterr().out
+
+
 def test_resend_since_sends_again_what_a_broker_lost(mosquitto, tmp_path, monkeypatch, capsys):
     """A broker killed before it saved what it acknowledged: the operator queues those events
     again and they go out once more, the same events (the ingest overwrites their points)."""

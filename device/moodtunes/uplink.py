@@ -426,11 +426,11 @@ class Uplink:
 
     def __init__(
         self, store: Store, link: BrokerLink, mqtt: MqttSettings, device_id: str,
-        clock: Callable[[], ClockReading] = read_clock,
+        clock: Callable[[], ClockReading] | None = None,
     ) -> None:
         self._store = store
-        self._clock = clock
-        self._holding = False  # visits wait for the clock to be set (said so already)
+        self._clock = clock or read_clock
+        self.waiting_for_clock = 0  # visits held for a time server to set the clock (settle_clocks)
         self._link = link
         self._settings = mqtt
         self._device_id = device_id
@@ -506,10 +506,10 @@ class Uplink:
                 self._store.settle_visit_clock(visit.session_id)
             else:
                 waiting += 1
-        if waiting and not self._holding:
+        if waiting and not self.waiting_for_clock:
             logger.info("%d visits wait for a time server to set the clock (at most %d minutes after the start)",
                         waiting, CLOCK_SYNC_WAIT_S // 60)
-        self._holding = bool(waiting)
+        self.waiting_for_clock = waiting
         return now.boot_id if waiting else None
 
     def send_pending(self) -> CycleResult:

@@ -12,6 +12,7 @@ import sys
 import threading
 from datetime import datetime
 
+from moodtunes.clock import CLOCK_SYNC_WAIT_S
 from moodtunes.config import Settings
 from moodtunes.paths import data_dir_problem
 
@@ -134,14 +135,18 @@ def _send_pending(settings: Settings) -> int:
             link = BrokerLink(settings.mqtt, settings.device_id)
             try:
                 link.connect(CONNECT_TIMEOUT_SECONDS)
-                result = Uplink(store, link, settings.mqtt, settings.device_id).run_once()
+                uplink = Uplink(store, link, settings.mqtt, settings.device_id)
+                result = uplink.run_once()
             finally:
                 link.close()
         except UplinkError as exc:
             _complain(f"sent 0, {pending} still pending: {exc}")
             return 1
-        left = store.outbox_counts()["pending"]
+        left = store.outbox_counts()["pending"] - uplink.waiting_for_clock
     refused = f", {result.refused} refused (too big ever to send; see the log)" if result.refused else ""
+    if uplink.waiting_for_clock:
+        refused += (f", {uplink.waiting_for_clock} held until a time server sets this device's clock (at most "
+                    f"{CLOCK_SYNC_WAIT_S // 60} minutes after its start: `timedatectl timesync-status`)")
     problem = f": {result.error}" if result.error else ""
     if left:  # a problem, on stderr as every command's: "nobody subscribes …" went to stdout
         _complain(f"sent {result.sent} to {link.address}{refused}, {left} still pending{problem}")
