@@ -602,6 +602,29 @@ def test_a_mood_before_equal_to_after_still_shows_its_dot():
         assert tuple(pixels[x + 7, y]) == before  # the "before" ring around it
 
 
+def test_a_mood_line_leaves_a_gap_where_a_visit_has_no_reading():
+    """One line through the visits with a value drew a slope across a visit with no "after" scan,
+    showing moods that never happened there."""
+    from moodtunes.ui import charts
+    from moodtunes.ui.theme import Theme
+
+    look, surface = Theme(scale=1.0), chart_surface()
+    rect = surface.get_rect()
+    after, labels = (60, 200, 190), {1.0: "happy", -1.0: "sad"}
+    charts.line_chart(surface, look, rect, "Mood", [charts.Series("after", after, [1.0, 1.0, None, -1.0])],
+                      -1.0, 1.0, labels)
+    plot, _ = charts._plot_area(look, rect, "Mood", chart_surface(), labels)
+    pixels = pygame.surfarray.pixels3d(surface)
+    first, second, missing, last = charts._x_positions(plot, 4)
+
+    def drawn_at(x: int) -> bool:
+        return any(tuple(pixels[x, y]) == after for y in range(plot.top - 8, plot.bottom + 8))
+
+    assert drawn_at((first + second) // 2)  # two visits side by side with a value: joined
+    assert not drawn_at(missing) and not drawn_at((missing + last) // 2)  # none across the gap
+    assert tuple(pixels[last, charts._y(plot, -1.0, -1.0, 1.0)]) == after  # the dot after it still drawn
+
+
 def test_the_portrait_songs_footer_names_the_other_category(settings, tmp_path, drawn):
     with Store.open(settings.database_path) as store:
         add_tracks(store, tmp_path / "music", count=2, category=CALM)

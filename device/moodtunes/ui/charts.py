@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import pairwise
+from itertools import groupby, pairwise
 
 import pygame
 
@@ -117,9 +117,14 @@ def line_chart(
     placed = []
     for k, line in enumerate(series):
         shift = round((k - (len(series) - 1) / 2) * 2 * spread)
-        points = [(x + shift, _y(plot, v, low, high)) for x, v in zip(xs, line.values) if v is not None]
-        if len(points) > 1:
-            _stroke(surface, look, line, points)
+        at = [None if v is None else (x + shift, _y(plot, v, low, high)) for x, v in zip(xs, line.values)]
+        # A line only between visits side by side: one across a missing value would show moods
+        # that were never read.
+        for present, run in groupby(at, key=lambda point: point is not None):
+            run = list(run)
+            if present and len(run) > 1:
+                _stroke(surface, look, line, run)
+        points = [point for point in at if point is not None]
         placed.append((line, points))
     # The dots over every line, the last series' on top; an earlier one's dot where a later one
     # has a dot too (the mood before = the mood after) is drawn bigger, a ring around it.
