@@ -23,6 +23,7 @@ from ui_support import (
     make_app,
     record_lines,
     record_texts,
+    refusing,
     run_until,
     sample_scanner,
     songs_as_guest,
@@ -127,6 +128,21 @@ def test_the_rating_asks_about_the_last_song_heard_or_the_visit_without_one(sett
         tap(app, "row:0")
         title = app.visit.ranked[0].track.title
         tap(app, "done")
+        assert app.screen.wording(600) == (f"How was “{title}”?", "Your stars help pick your next songs")
+    finally:
+        app.close()
+
+
+def test_the_rating_asks_about_the_song_heard_while_its_play_waits_for_the_store(settings, tmp_path, monkeypatch):
+    """A full disk as the song started: its play is written later and the stars with it, so they
+    rate the song, not "your visit"."""
+    app = guest_at_songs(settings, tmp_path / "music", "sad", wait=False, count=2, category=CALM, seconds=5.0)
+    try:
+        monkeypatch.setattr(app.store, "start_play", refusing("database or disk is full"))
+        tap(app, "row:0")
+        title = app.visit.ranked[0].track.title
+        tap(app, "done")
+        assert app.visit.last_play_id is None  # not saved yet
         assert app.screen.wording(600) == (f"How was “{title}”?", "Your stars help pick your next songs")
     finally:
         app.close()

@@ -158,9 +158,9 @@ class RateScreen(Screen):
     def wording(self, width: int) -> tuple[str, str]:
         """(title, subtitle) saying what the stars rate. They are stored with the last song heard
         and steer that song's (and its artist's) recommendations, so they ask about that song (its
-        title cut to about two lines of ``width``); with none heard they rate the visit, and steer
-        nothing."""
-        song = self.app.visit.last_title if self.app.visit.last_play_id is not None else None
+        title cut to about two lines of ``width``), also while its play waits for the store (the
+        stars are saved with it); with none heard they rate the visit, and steer nothing."""
+        song = self.app.visit.last_title
         if song is None:
             return "How was your visit?", "Rate your moodtunes visit"
         return self._question(" ".join(song.split()), width), "Your stars help pick your next songs"
