@@ -508,6 +508,46 @@ def test_a_store_failure_is_a_plain_message_for_the_visitor(settings, library, m
     assert app.save_failures >= 1 and "the disk is full" in caplog.text  # the detail is for the operator
 
 
+def test_a_store_refusing_every_write_is_told_once_a_visitor(settings, library, monkeypatch, told):
+    """A full disk refused each step of the visit, and each said so: the same message five times."""
+    app = make_app(settings, sample_scanner)
+    try:
+        for name in ("start_session", "add_reading", "start_play", "update_play", "add_rating", "finish_session"):
+            monkeypatch.setattr(app.store, name, refusing("database or disk is full"))
+        songs_as_guest(app, "sad")
+        tap(app, "row:0")
+        on_screen(app, "playing")
+        tap(app, "done")
+        tap(app, "star:4")
+        tap(app, "report")
+        assert told() == [NOT_SAVED_MESSAGE] and app.save_failures >= 5  # the log has every one
+        tap(app, "finish")
+        songs_as_guest(app, "sad", wait=False)
+        assert told() == [NOT_SAVED_MESSAGE] * 2  # and the next visitor is told too
+    finally:
+        app.close()
+
+
+def test_a_profile_the_store_refuses_offers_to_continue_as_a_guest(settings, library, monkeypatch, told):
+    """On a read-only store "Create" stayed lit over the name, and did nothing but fail again."""
+    from moodtunes.ui.screens.welcome import PROFILE_NOT_SAVED
+
+    app = make_app(settings, sample_scanner)
+    try:
+        monkeypatch.setattr(app.store, "create_profile", refusing("attempt to write a readonly database"))
+        tap(app, "new_profile")
+        for letter in "SAM":
+            tap(app, f"key:{letter}")
+        tap(app, "create")
+        assert app.screen.name == "new_profile" and app.screen.error == PROFILE_NOT_SAVED
+        assert "create" not in {target.id for target in app.screen.targets} and app.screen.primary() == "guest"
+        assert told() == [NOT_SAVED_MESSAGE]
+        tap(app, "guest")
+        assert app.screen.name == "consent" and app.visit.profile.is_guest
+    finally:
+        app.close()
+
+
 def test_a_visit_the_store_refused_to_start_is_kept_once_it_takes_writes(settings, library, monkeypatch, told):
     """Another program's lock (or a full disk) for a moment as the visit began lost all of it:
     the reading, the song and the rating made once the store was free again were never written."""

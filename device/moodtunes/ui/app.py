@@ -162,6 +162,7 @@ class KioskApp:
         self.now_playing: int | None = None  # its index in the visit's ranking
         self.last_saved = 0.0  # when the seconds listened were last written
         self.save_failures = 0  # store calls that failed (the autopilot's run fails if any did)
+        self.told_not_saved = False  # this visitor was told that something couldn't be saved
         self._frame_clock: pygame.time.Clock | None = None
         self.on_frame: list[Callable[[KioskApp], None]] = []  # autopilot, screenshots, benchmarks
 
@@ -660,6 +661,7 @@ class KioskApp:
         self.look.accent = th.parse_colour(th.DEFAULT_ACCENT)
         self.visit = None
         self._toast = None  # a message about the visit that ended is not the next visitor's
+        self.told_not_saved = False
         self.go(WelcomeScreen(self))
 
     def say_now(self, message: str, title: str | None = None) -> None:
@@ -721,7 +723,9 @@ class KioskApp:
     def _not_saved(self, problem: str) -> None:
         logger.error("not saved: %s", problem)
         self.save_failures += 1
-        self.toast(NOT_SAVED_NO_MUSIC_MESSAGE if self.catalogue_unreadable else NOT_SAVED_MESSAGE)
+        if not self.told_not_saved:  # once a visitor (a full disk refuses every step): the log has each
+            self.told_not_saved = True
+            self.toast(NOT_SAVED_NO_MUSIC_MESSAGE if self.catalogue_unreadable else NOT_SAVED_MESSAGE)
 
     def read(self, what: str, action: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run a store read; a StoreError is logged for the operator and gives None. Nothing was

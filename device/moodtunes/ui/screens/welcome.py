@@ -38,6 +38,7 @@ MAX_NAME = 20
 MAX_NAME_CODE_POINTS = 4 * MAX_NAME
 NAME_COUNT_FROM = 5  # letters before MAX_NAME from which the name field shows its count
 PROFILES_UNREADABLE = "Sorry, the saved profiles can't be read right now. Please tell the staff."
+PROFILE_NOT_SAVED = "Profiles can't be saved right now"  # "Create" becomes "Continue as guest"
 
 CONSENT_TEXT = (
     "The camera looks at your face for a few seconds to guess your mood: happy, neutral or sad. "
@@ -226,9 +227,7 @@ class WelcomeScreen(Screen):
 
     def on_tap(self, target_id: str) -> None:
         if target_id == "guest":
-            guest = self.app.record(self.app.store.guest_profile)
-            if guest is not None:
-                self._start(guest)
+            start_guest_visit(self.app)
         elif target_id == "new_profile":
             self.app.go(NewProfileScreen(self.app))
         elif target_id == "page_prev":
@@ -257,6 +256,13 @@ class WelcomeScreen(Screen):
 
     def _start(self, profile: Profile) -> None:
         start_visit(self.app, profile)
+
+
+def start_guest_visit(app) -> None:
+    """Begin a guest's visit (the store refusing even the guest profile: the visitor is told)."""
+    guest = app.record(app.store.guest_profile)
+    if guest is not None:
+        start_visit(app, guest)
 
 
 def start_visit(app, profile: Profile) -> None:
@@ -325,6 +331,7 @@ class NewProfileScreen(Screen):
         self.error: str | None = None
         self.shift: bool | None = None  # the shift key's choice for the next letter (None: automatic)
         self.accents = False  # the second page of letter keys shown
+        self.refused = False  # the store refused the profile: "Create" is "Continue as guest"
 
     def capital_next(self) -> bool:
         """Whether the next on-screen letter is a capital: at the start of a word unless the shift
@@ -339,7 +346,7 @@ class NewProfileScreen(Screen):
         return char if len(char) == 1 else key
 
     def primary(self) -> str | None:
-        return "create"
+        return "guest" if self.refused else "create"
 
     def back(self) -> str | None:
         return "back"
@@ -404,7 +411,10 @@ class NewProfileScreen(Screen):
         self.add("back", back)
         self.add("accents", accents)
         self.add("key:space", space)
-        self.add("create", create, enabled=bool(self.text.strip()))
+        if self.refused:  # what the visitor can do instead: the music, saved once the store takes it
+            self.add("guest", create)
+        else:
+            self.add("create", create, enabled=bool(self.text.strip()))
 
     def draw(self, surface: pygame.Surface) -> None:
         look = self.look
@@ -468,6 +478,7 @@ class NewProfileScreen(Screen):
         )
         self.button(surface, "back", "Back", style="ghost")
         self.button(surface, "create", "Create", style="primary")
+        self.button(surface, "guest", ("Continue as guest", "As a guest", "Guest"), style="primary")
 
     def on_key(self, event: pygame.event.Event) -> None:
         if event.key == pygame.K_BACKSPACE:
@@ -520,6 +531,10 @@ class NewProfileScreen(Screen):
                 return
             if profile is not None:
                 start_visit(self.app, profile)
+            else:
+                self.refused, self.error = True, PROFILE_NOT_SAVED
+        elif target_id == "guest":
+            start_guest_visit(self.app)
 
 
 class ConsentScreen(Screen):
