@@ -780,6 +780,34 @@ def test_a_guests_report_tells_their_visit_without_asking_them_to_come_back(sett
         app.close()
 
 
+def test_a_report_after_a_visit_the_store_refused_says_it_isnt_counted(settings, tmp_path, monkeypatch, drawn):
+    """A full disk: the visit just made is not in the history read, and the report said "0 Visits",
+    "No visits yet" and "next time, check your mood again after the music" to one who just had."""
+    from moodtunes.ui.screens.finish import VISIT_NOT_SAVED
+
+    robin = journey(settings, tmp_path, [("sad", "happy", 4)] * 3)
+    app = make_app(settings, sample_scanner)
+    try:
+        for name in ("start_session", "add_reading", "start_play", "update_play", "add_rating", "finish_session"):
+            monkeypatch.setattr(app.store, name, refusing("database or disk is full"))
+        to_report(app, robin)
+        assert app.screen.verdict_text == f"{VISIT_NOT_SAVED} {app.screen.report.verdict}"
+        assert "3 measured visits" in app.screen.verdict_text  # the history saved before still told
+        tap(app, "finish")
+        songs_as_guest(app, "sad", wait=False)
+        tap(app, "row:0")
+        tap(app, "done")
+        tap(app, "again")
+        tap(app, "mood:happy")  # the mood checked again after the music
+        drawn.clear()
+        step(app)
+        assert app.screen.name == "report" and app.screen.verdict_text == VISIT_NOT_SAVED
+        assert "No saved visits yet" in drawn and "Saved visits" in drawn
+        assert not any("next time" in text or "No visits yet" == text for text in drawn)
+    finally:
+        app.close()
+
+
 @pytest.mark.parametrize(("minutes", "shown"), [(0.0, "0 s"), (0.75, "45 s"), (2.5, "2.5 min"), (28.4, "28 min")])
 def test_time_listened_is_said_in_seconds_or_minutes(minutes, shown):
     from moodtunes.ui.screens.finish import listening_time

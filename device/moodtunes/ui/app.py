@@ -875,6 +875,11 @@ class KioskApp:
             logger.error("visit %s couldn't be saved as ended (%s); saving it is tried again at the next visit",
                          which, reason)
 
+    def kept_unsaved(self, visit: Visit) -> bool:
+        """Whether ``visit`` ended while the store refused it: kept in memory to be saved later,
+        and so not yet in the history the report reads."""
+        return any(kept is visit for kept, _, _ in self._unsaved_ends)
+
     def _end_in_store(self, session_id: int, reason: str, ended_at: str | None = None) -> bool:
         """End a visit in the store (its event queued), or delete it if it recorded nothing
         (``drop_empty_visit``); True, or StoreError. ``ended_at``: for an end saved late."""

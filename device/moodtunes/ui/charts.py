@@ -104,13 +104,15 @@ def line_chart(
     low: float,
     high: float,
     y_labels: dict[float, str],
+    empty: str = "No visits yet",
 ) -> None:
-    """Lines (with dots) over visits, oldest left; gaps where a value is missing; a legend below."""
+    """Lines (with dots) over visits, oldest left; gaps where a value is missing; a legend below;
+    ``empty`` said when there are no visits."""
     plot, label_w = _plot_area(look, rect, title, surface, y_labels)
     _grid(surface, look, plot, label_w, y_labels, low, high)
     count = max((len(line.values) for line in series), default=0)
     if count == 0:
-        draw_text(surface, look.small(), "No visits yet", th.MUTED, plot, align="center")
+        draw_text(surface, look.small(), empty, th.MUTED, plot, align="center")
         return
     xs = _x_positions(plot, count)
     spread = look.px(7) if count == 1 else 0  # a single visit: set the series side by side
@@ -146,14 +148,16 @@ def bar_chart(
     y_labels: dict[float, str],
     colour: Colour,
     caption: Sequence[str] = (),
+    empty: str = "No visits yet",
 ) -> None:
     """One bar per visit standing on the line of ``low`` (a missing value leaves a gap); under the
-    plot the first of the ``caption`` wordings (longest first) that fits its width."""
+    plot the first of the ``caption`` wordings (longest first) that fits its width; ``empty`` said
+    when there are no visits."""
     plot, label_w = _plot_area(look, rect, title, surface, y_labels)
     _grid(surface, look, plot, label_w, y_labels, low, high)
     pygame.draw.line(surface, th.SURFACE_HIGH, plot.bottomleft, plot.bottomright, 1)
     if not values:
-        draw_text(surface, look.small(), "No visits yet", th.MUTED, plot, align="center")
+        draw_text(surface, look.small(), empty, th.MUTED, plot, align="center")
         return
     xs = _x_positions(plot, len(values))
     slot = plot.width / max(len(values), 1)

@@ -36,6 +36,8 @@ STAR_WORDS = {1: "Not for me", 2: "It was OK", 3: "Nice", 4: "Really good", 5: "
 CHART_VISITS = 12  # the report's charts show this many most recent visits
 KEPT_HISTORIES = 20  # profiles whose visit lines the kiosk keeps between reports, the most recent
 HISTORY_UNREADABLE = "Sorry, your report can't be read right now. Please tell the staff."
+# A visit the store refused (a full disk) waits in memory to be saved: the history read has not got it.
+VISIT_NOT_SAVED = "This visit couldn't be saved yet (it will be later), so it isn't counted here."
 
 
 CLEAR_RATING_CHANGE = 0.5  # stars between the means of the earlier and later ratings shown
@@ -220,6 +222,7 @@ class ReportScreen(Screen):
         app = self.app
         app.end_visit("completed")
         profile = app.visit.profile
+        self.unsaved = app.kept_unsaved(app.visit)
         # Reading the history saves nothing: a failure says it can't be read, not "not saved".
         if profile.is_guest:  # the newest ended visit is this one; the shared profile's others stay unread
             newest = app.read("the visit history", app.store.visits, profile.id, limit=1)
@@ -233,6 +236,8 @@ class ReportScreen(Screen):
             if profile.is_guest and self.report.visits
             else self.report.verdict
         )
+        if self.unsaved:  # no "next time, check your mood again" to someone who just did
+            self.verdict_text = VISIT_NOT_SAVED + (f" {self.verdict_text}" if self.report.measured_lifts else "")
 
     def _history(self, profile_id: int) -> list[VisitLine] | None:
         """The profile's visit lines, kept by the kiosk between reports (``kept_history``); None
@@ -300,15 +305,11 @@ class ReportScreen(Screen):
             )
             return
         draw_card(surface, self.verdict, th.mix(th.SURFACE, look.accent, 0.12), look.px(18))
-        draw_paragraph(
-            surface,
-            look.body(),
-            self.verdict_text,
-            th.TEXT,
-            lay.inset(self.verdict, look.px(18), look.px(10)),
-            valign="center",
-            line_spacing=1.1,
-        )
+        room = lay.inset(self.verdict, look.px(18), look.px(10))
+        # Smaller type when it takes that to be read whole (a visit not saved yet adds a sentence).
+        font = next((f for f in (look.body(), look.small())
+                     if paragraph_height(f, self.verdict_text, room.width, 1.1) <= room.height), look.small())
+        draw_paragraph(surface, font, self.verdict_text, th.TEXT, room, valign="center", line_spacing=1.1)
         recent = report.visits[-CHART_VISITS:]
         line_chart(
             surface,
@@ -324,6 +325,7 @@ class ReportScreen(Screen):
             -1.0,
             1.0,
             {1.0: "happy", 0.0: "neutral", -1.0: "sad"},
+            empty=self._no_visits(),
         )
         stars = [None if v.rating is None else score_to_stars(v.rating) for v in recent]
         bar_chart(
@@ -337,6 +339,7 @@ class ReportScreen(Screen):
             {v: glyphs_or(look.small(), f"{v:.0f} ★", f"{v:.0f}") for v in (5.0, 3.0, 1.0)},
             th.MOOD_COLOURS["happy"],
             caption=ratings_caption(recent, report.visit_count),
+            empty=self._no_visits(),
         )
         rating = (
             glyphs_or(
@@ -349,7 +352,7 @@ class ReportScreen(Screen):
         )
         rose = sum(1 for v in report.visits if v.lift is not None and v.lift > 0)
         items = [
-            ("Visits", str(report.visit_count)),
+            ("Saved visits" if self.unsaved else "Visits", str(report.visit_count)),
             ("Listened", listening_time(report.listening_minutes)),
             ("Average rating", rating),
             ("Mood rose", f"{rose} of {report.measured_lifts}" if report.measured_lifts else "–"),
@@ -374,6 +377,9 @@ class ReportScreen(Screen):
                 pygame.Rect(inner.left, inner.centery + look.px(2), inner.width, inner.height // 2),
                 valign="center",
             )
+
+    def _no_visits(self) -> str:
+        return "No saved visits yet" if self.unsaved else "No visits yet"
 
     def on_tap(self, target_id: str) -> None:
         if target_id == "finish":
