@@ -8,6 +8,7 @@ tapped, and can take its agreement back."""
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import replace
 
@@ -209,6 +210,34 @@ def test_a_known_unusable_camera_skips_the_notice_and_says_why(settings, error, 
         app.close()
     with Store.open(settings.database_path) as store:
         assert not store.guest_profile().has_consented
+
+
+def test_the_welcome_screen_promises_the_camera_only_while_it_may_work(settings, drawn):
+    """With no camera, it said "Let the camera read your mood… 1 Look at the camera", and the next
+    screen that the camera isn't connected."""
+    starting = threading.Event()
+
+    def still_starting(settings):
+        starting.wait(10)
+        return sample_scanner(settings)
+
+    for factory, known in ((failing_scanner(CameraError("no camera found")), True), (still_starting, False),
+                           (sample_scanner, False)):
+        app = make_app(settings, factory)
+        try:
+            if factory is not still_starting:
+                assert app.scanner_service.wait(5)
+            drawn.clear()
+            step(app, 1)
+            texts = [text for _, text in drawn]
+            if known:
+                assert welcome.TAGLINE_NO_CAMERA in texts and "Choose your mood" in texts
+                assert not any("camera" in text.lower() for text in texts)
+            else:
+                assert welcome.TAGLINE in texts and "Look at the camera" in texts
+        finally:
+            starting.set()
+            app.close()
 
 
 def test_a_camera_missing_at_the_last_scan_skips_the_notice_until_the_visitor_tries_it(settings, tmp_path):

@@ -33,6 +33,9 @@ logger = logging.getLogger(__name__)
 
 TAGLINE = "Let the camera read your mood, then enjoy music picked to lift it."
 STEPS = ("Look at the camera", "Play a song or two", "See if it helped")
+# When the kiosk knows the camera can't be used: the visit goes straight to the mood picker.
+TAGLINE_NO_CAMERA = "Tell us your mood, then enjoy music picked to lift it."
+STEPS_NO_CAMERA = ("Choose your mood", "Play a song or two", "See if it helped")
 MAX_NAME = 20
 # Marks and joiners add no letter: without a cap of their own, hundreds could be typed onto one.
 MAX_NAME_CODE_POINTS = 4 * MAX_NAME
@@ -131,13 +134,14 @@ class WelcomeScreen(Screen):
         title_font = next((font for font in (look.font(size, bold=True) for size in (34, 30, 26, 22))
                            if font.size("moodtunes")[0] <= name_rect.width), look.font(18, bold=True))
         draw_text(surface, title_font, "moodtunes", th.TEXT, name_rect)
+        tagline, steps = self._how_a_visit_goes()
         y = top + 2 * face_r + look.px(16)
         y += draw_paragraph(
-            surface, look.body(), TAGLINE, th.MUTED, pygame.Rect(b.left, y, b.width, b.bottom - y)
+            surface, look.body(), tagline, th.MUTED, pygame.Rect(b.left, y, b.width, b.bottom - y)
         )
         y += look.px(18)
         step_h = look.px(40)
-        for number, step in enumerate(STEPS, start=1):
+        for number, step in enumerate(steps, start=1):
             if y + step_h > b.bottom:
                 break
             r = look.px(15)
@@ -182,6 +186,15 @@ class WelcomeScreen(Screen):
                     profile,
                     pressed=self.app.pointed == target.id,
                 )
+
+    def _how_a_visit_goes(self) -> tuple[str, tuple[str, ...]]:
+        """The tagline and steps: no camera promised once the kiosk knows it can't be used (the next
+        screen would say so); while that is unknown, or the camera works, the camera's."""
+        from moodtunes.ui.screens.scan import known_camera_problem
+
+        if known_camera_problem(self.app) is None:
+            return TAGLINE, STEPS
+        return TAGLINE_NO_CAMERA, STEPS_NO_CAMERA
 
     def _tile(
         self,
