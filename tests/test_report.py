@@ -133,6 +133,11 @@ def test_falling_mood_says_so(store):
           " helped less.")),
         ([("sad", "happy")] * 9 + [("happy", "happy")],  # one steady visit is not fading
          "Yes, your mood tends to rise after the music. Your mood rose in 9 and held steady in 1 of 10 measured visits."),
+        # no "yet" once there are many measured visits: more are not about to settle it
+        ([("happy", "happy")] * 18 + [("sad", "neutral")],
+         "No clear change yet. Your mood rose in 1 and held steady in 18 of 19 measured visits."),
+        ([("happy", "happy")] * 19 + [("sad", "neutral")],
+         "No clear change. Your mood rose in 1 and held steady in 19 of 20 measured visits."),
     ],
 )
 def test_the_verdict_counts_visits_whose_mood_rose_held_or_fell(store, pairs, expected):

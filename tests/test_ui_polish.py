@@ -808,8 +808,9 @@ def test_a_report_after_a_visit_the_store_refused_says_it_isnt_counted(settings,
         app.close()
 
 
-@pytest.mark.parametrize(("minutes", "shown"), [(0.0, "0 s"), (0.75, "45 s"), (2.5, "2.5 min"), (28.4, "28 min")])
-def test_time_listened_is_said_in_seconds_or_minutes(minutes, shown):
+@pytest.mark.parametrize(("minutes", "shown"), [(0.0, "0 s"), (0.75, "45 s"), (2.5, "2.5 min"), (28.4, "28 min"),
+                                                (59.7, "1 h"), (430.2, "7 h 10 min")])  # not "430 min"
+def test_time_listened_is_said_in_seconds_minutes_or_hours(minutes, shown):
     from moodtunes.ui.screens.finish import listening_time
 
     assert listening_time(minutes) == shown
@@ -861,6 +862,24 @@ def test_the_charts_say_a_trend_only_with_enough_data_and_in_plain_words(setting
         assert caption in drawn
         trends = [text for text in drawn if text.endswith(("rising", "falling", "steady"))]
         assert trends == ([caption] if "ratings" in caption else [])
+    finally:
+        app.close()
+
+
+@pytest.mark.parametrize(("past", "size", "captions"), [
+    ([("sad", "neutral", 4)] * 25, (1280, 720), ["last 12 of 26 visits", "last 12 of 26 visits, ratings steady"]),
+    ([("sad", "neutral", 4)] * 25, (800, 480), ["last 12 visits", "last 12 of 26 visits, ratings steady"]),
+    ([("sad", "neutral", 4)] * 2, (800, 480), ["3 visits"]),  # all of them: the ratings chart's count alone
+])
+def test_the_mood_chart_says_when_it_shows_only_the_last_visits(settings, tmp_path, drawn, past, size, captions):
+    """Beside "last 12 of 201 visits" under the ratings, the mood chart showed the same 12 unsaid."""
+    robin = journey(settings, tmp_path, past)
+    app = make_app(settings, sample_scanner, size=size)
+    try:
+        to_report(app, robin)
+        drawn.clear()
+        step(app, 1)
+        assert [text for text in drawn if "visits" in text and "measured" not in text] == captions
     finally:
         app.close()
 

@@ -103,6 +103,9 @@ CLEAR_COUNT = 2
 # called one visit in five a trend, and missed 50 falls after 950 rises.
 RECENT_VISITS = 5
 CLEAR_TREND = 0.5
+# From this many measured visits no clear change is said as such, without "yet": more visits are
+# not about to settle it ("No clear change yet" after 143 of them).
+SETTLED_VISITS = 20
 
 
 def _verdict(lifts: Sequence[float]) -> str:
@@ -121,7 +124,7 @@ def _verdict(lifts: Sequence[float]) -> str:
     elif mean_step < -CLEAR_CHANGE and fell >= max(CLEAR_COUNT, 2 * rose):
         head = "Not so far: your mood tended to drop after the music"
     else:
-        head = "No clear change yet"
+        head = "No clear change" if len(lifts) >= SETTLED_VISITS else "No clear change yet"
     tail = ""
     lately = recent_change(lifts)
     if lately is not None and abs(lately) >= CLEAR_TREND:  # said of the music, in calm words

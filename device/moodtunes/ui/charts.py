@@ -104,10 +104,12 @@ def line_chart(
     low: float,
     high: float,
     y_labels: dict[float, str],
+    caption: Sequence[str] = (),
     empty: str = "No visits yet",
 ) -> None:
-    """Lines (with dots) over visits, oldest left; gaps where a value is missing; a legend below;
-    ``empty`` said when there are no visits."""
+    """Lines (with dots) over visits, oldest left; gaps where a value is missing; a legend below,
+    and at its right the first of the ``caption`` wordings (longest first) that fits; ``empty``
+    said when there are no visits."""
     plot, label_w = _plot_area(look, rect, title, surface, y_labels)
     _grid(surface, look, plot, label_w, y_labels, low, high)
     count = max((len(line.values) for line in series), default=0)
@@ -134,7 +136,12 @@ def line_chart(
         later = {point for _, others in placed[k + 1 :] for point in others}
         for point in points:
             _dot(surface, look, line, point, around=point in later)
-    _legend(surface, look, _below(look, plot), series)
+    row = _below(look, plot)
+    end = _legend(surface, look, row, series)
+    if caption:
+        room = pygame.Rect(end, row.top, row.right - end, row.height)
+        draw_text(surface, look.small(), first_that_fits(look.small(), caption, room.width), th.MUTED, room,
+                  align="right")
 
 
 def bar_chart(
@@ -225,8 +232,9 @@ def _stroke(surface: pygame.Surface, look: Theme, line: Series, points: Sequence
         pygame.draw.lines(surface, line.colour, False, points, max(2, look.px(3)))
 
 
-def _legend(surface: pygame.Surface, look: Theme, rect: pygame.Rect, items: Sequence[Series]) -> None:
-    """Each series' name after a short stretch of its line with its dot, as drawn in the chart."""
+def _legend(surface: pygame.Surface, look: Theme, rect: pygame.Rect, items: Sequence[Series]) -> int:
+    """Each series' name after a short stretch of its line with its dot, as drawn in the chart;
+    where the next thing in the row may start."""
     x = rect.left
     sample = look.px(26)
     for line in items:
@@ -241,3 +249,4 @@ def _legend(surface: pygame.Surface, look: Theme, rect: pygame.Rect, items: Sequ
             pygame.Rect(x + sample + look.px(6), rect.top, rect.right - x - sample - look.px(6), rect.height),
         )
         x = box.right + look.px(18)
+    return x

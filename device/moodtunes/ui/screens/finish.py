@@ -43,6 +43,14 @@ VISIT_NOT_SAVED = "This visit couldn't be saved yet (it will be later), so it is
 CLEAR_RATING_CHANGE = 0.5  # stars between the means of the earlier and later ratings shown
 
 
+def mood_caption(shown: Sequence[VisitLine], total: int) -> tuple[str, ...]:
+    """The mood chart's caption, longest wording first, when it shows only the latest visits
+    ("last 12 of 26 visits", as the ratings chart beside it says); none when it shows them all."""
+    if total > len(shown):
+        return (f"last {len(shown)} of {total} visits", f"last {len(shown)} visits")
+    return ()
+
+
 def ratings_caption(shown: Sequence[VisitLine], total: int) -> tuple[str, ...]:
     """The ratings chart's caption, longest wording first: how many visits it shows ("3 visits",
     "last 12 of 26 visits") and, once it shows as many ratings as the verdict waits for measured
@@ -205,10 +213,16 @@ class RateScreen(Screen):
 
 
 def listening_time(minutes: float) -> str:
-    """Time listened as people say it: "45 s" rather than "0.8" minutes, "12 min" for longer."""
+    """Time listened as people say it: "45 s" rather than "0.8" minutes, "12 min" for longer, and
+    "7 h 10 min" rather than "430 min"."""
     if minutes < 1:
         return f"{round(minutes * 60)} s"
-    return f"{minutes:.1f} min" if minutes < 10 else f"{minutes:.0f} min"
+    if minutes < 10:
+        return f"{minutes:.1f} min"
+    hours, rest = divmod(round(minutes), 60)
+    if not hours:
+        return f"{rest} min"
+    return f"{hours} h {rest} min" if rest else f"{hours} h"
 
 
 class ReportScreen(Screen):
@@ -325,6 +339,7 @@ class ReportScreen(Screen):
             -1.0,
             1.0,
             {1.0: "happy", 0.0: "neutral", -1.0: "sad"},
+            caption=mood_caption(recent, report.visit_count),
             empty=self._no_visits(),
         )
         stars = [None if v.rating is None else score_to_stars(v.rating) for v in recent]
