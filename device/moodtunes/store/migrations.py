@@ -166,4 +166,32 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE sessions ADD COLUMN clock_boot_id TEXT;
     ALTER TABLE sessions ADD COLUMN clock_offset REAL;
     """,
+    # 11: outbox ids never given again (AUTOINCREMENT): the uplink marks an event sent by its id once
+    # the broker acknowledges it, and when `moodtunes forget` had deleted it meanwhile, the kiosk's
+    # next visit took the same id and was marked sent, never to go, with the forgotten visit's
+    # payload to send again at a resend. And the events found by their visit (forget's deletes, a
+    # visit's delete setting theirs NULL) by an index: those scanned the whole outbox with the
+    # database locked, a second's freeze of the kiosk at 35,000 visits.
+    """
+    CREATE TABLE outbox_new (
+        id            INTEGER PRIMARY KEY AUTOINCREMENT,
+        event_id      TEXT NOT NULL UNIQUE,
+        kind          TEXT NOT NULL,
+        session_id    INTEGER REFERENCES sessions(id) ON DELETE SET NULL,
+        payload       TEXT NOT NULL,
+        created_at    TEXT NOT NULL,
+        attempts      INTEGER NOT NULL DEFAULT 0,
+        last_error    TEXT,
+        sent_at       TEXT,
+        sent_payload  TEXT,
+        refused_at    TEXT,
+        first_sent_at TEXT
+    );
+    INSERT INTO outbox_new SELECT id, event_id, kind, session_id, payload, created_at, attempts, last_error,
+        sent_at, sent_payload, refused_at, first_sent_at FROM outbox;
+    DROP TABLE outbox;
+    ALTER TABLE outbox_new RENAME TO outbox;
+    CREATE INDEX outbox_pending ON outbox(sent_at, id);
+    CREATE INDEX outbox_by_session ON outbox(session_id);
+    """,
 )
