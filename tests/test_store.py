@@ -863,6 +863,21 @@ def test_a_clock_step_moves_what_an_open_visit_recorded_before_it_and_nothing_af
     assert store._db.execute("SELECT started_at FROM sessions").fetchone()[0] == started
 
 
+def test_a_clock_step_seen_late_leaves_what_was_recorded_after_it(store, clock):
+    """A frame may wait out another program's lock: a rating given just after the step, seen 6 s
+    later, was moved 40 days on, by the step it had been recorded after."""
+    profile = store.create_profile("Ada", "#5fd08a")
+    clock.now = datetime(1970, 2, 10, 0, 1, tzinfo=UTC)
+    session = store.start_session(profile.id)
+    clock.now = datetime(2026, 12, 6, 10, 0, 1, tzinfo=UTC)  # set 40 days and more on a second ago
+    store.add_rating(session, 80)
+    clock.now = datetime(2026, 12, 6, 10, 0, 7, tzinfo=UTC)
+    store.shift_open_visit(session, (datetime(2026, 12, 6, 10, 0, tzinfo=UTC)
+                                     - datetime(1970, 2, 10, 0, 1, tzinfo=UTC)).total_seconds())
+    (rated,) = store._db.execute("SELECT created_at FROM ratings").fetchone()
+    assert rated == "2026-12-06T10:00:01.000+00:00"
+
+
 def test_a_clock_set_back_moves_what_an_open_visit_recorded_before_it_however_long_ago(store, clock):
     """The half of the step taken as the line moved only what was recorded in the last half hour
     before a one-hour step back: a 40-minute visit kept its start ahead of the clock and was saved

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,10 +33,15 @@ def kernel_clock_state() -> int | None:
     """adjtimex's clock state (0 synchronized, TIME_ERROR not), as every NTP client (timesyncd,
     chrony, ntpd) sets it; None where it can't be asked."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-        return int(libc.adjtimex(ctypes.create_string_buffer(512)))  # modes 0: only read (struct timex fits)
+        return int(_libc().adjtimex(ctypes.create_string_buffer(512)))  # modes 0: only read (struct timex fits)
     except (OSError, AttributeError):
         return None
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    """Loaded once: finding it runs ldconfig (a millisecond, at each visit's start and end)."""
+    return ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 
 
 def read_clock() -> ClockReading:

@@ -24,7 +24,7 @@ is best effort: one that is lost is replaced by the next, while one queued for a
 away would take the place of a visit in the broker's queue, and arrive stale.
 One uplink of a device runs at a time (uplink_lock): two would connect as the same MQTT client.
 A visit that ended before a time server set the clock (a Pi has no clock of its own) waits, up to
-CLOCK_SYNC_WAIT_S after the device started, for the clock to be set; its times are then moved by
+CLOCK_SYNC_WAIT_S with the broker reachable, for the clock to be set; its times are then moved by
 the step (settle_clocks), not sent as from the time saved at the last shutdown, or 1970.
 """
 
@@ -431,6 +431,7 @@ class Uplink:
         self._store = store
         self._clock = clock or read_clock
         self.waiting_for_clock = 0  # visits held for a time server to set the clock (settle_clocks)
+        self._clock_wait_from: float | None = None  # since_boot when they began to wait with the broker reachable
         self._link = link
         self._settings = mqtt
         self._device_id = device_id
@@ -481,42 +482,57 @@ class Uplink:
             )
         self._restamped.clear()
 
-    def settle_clocks(self) -> str | None:
-        """Move the times of the visits that ended before a time server set the clock, by the step
-        it took since, once it is set in the same boot; the boot whose visits still wait for it
-        (None: none wait). Those of an earlier boot, or still waiting CLOCK_SYNC_WAIT_S after the
-        start, keep their times: the step is unknown."""
+    def settle_clocks(self) -> None:
+        """Move the times of the visits that ended before a time server set the clock by the step
+        it took since, once it is set in the same boot, so that their events can go; the others
+        wait (``waiting_for_clock``), up to CLOCK_SYNC_WAIT_S of the broker reachable: no network
+        means no time server either, and holding costs nothing until the events could go. Those
+        of an earlier boot, or waited for long enough, go with the times they have."""
         now = self._clock()
-        waiting = 0
-        for visit in self._store.unsettled_clocks():
+        if now.synchronized:
+            self._clock_wait_from = None
+        let_go: Counter[str] = Counter()
+        moved = waiting = 0
+        for visit in self._store.unset_clock_visits():
             if visit.boot_id != now.boot_id:
-                logger.warning("visit %d ended before a time server set the clock, and the device has restarted "
-                               "since: it is sent with the times it had", visit.session_id)
-                self._store.settle_visit_clock(visit.session_id)
+                let_go["and the device has restarted since"] += 1
+            elif now.synchronized is None:
+                let_go["and whether one has since can't be told"] += 1
             elif now.synchronized:
                 step = now.offset - visit.offset
                 self._store.settle_visit_clock(visit.session_id, step if abs(step) >= 1 else 0.0)
-                if abs(step) >= 1:
-                    logger.info("visit %d ended before a time server set the clock: its times moved by %+.0f s",
-                                visit.session_id, step)
-            elif now.since_boot >= CLOCK_SYNC_WAIT_S or now.synchronized is None:
-                logger.warning("visit %d ended before a time server set the clock, and none has in %d minutes "
-                               "since the start: it is sent with this device's own times", visit.session_id,
-                               CLOCK_SYNC_WAIT_S // 60)
-                self._store.settle_visit_clock(visit.session_id)
-            else:
+                moved += 1
+                continue
+            elif not self._waited_for_clock(now):
                 waiting += 1
+                continue
+            else:
+                let_go[f"and none has in {CLOCK_SYNC_WAIT_S // 60} minutes with the broker reachable"] += 1
+            self._store.settle_visit_clock(visit.session_id)
+        if moved:
+            logger.info("%d visits ended before a time server set the clock: their times moved with it", moved)
+        for why, count in let_go.items():
+            logger.warning("%d visits ended before a time server set the clock, %s: sent with the times they have",
+                           count, why)
         if waiting and not self.waiting_for_clock:
-            logger.info("%d visits wait for a time server to set the clock (at most %d minutes after the start)",
-                        waiting, CLOCK_SYNC_WAIT_S // 60)
+            logger.info("%d visits wait for a time server to set the clock (at most %d minutes with the broker "
+                        "reachable)", waiting, CLOCK_SYNC_WAIT_S // 60)
         self.waiting_for_clock = waiting
-        return now.boot_id if waiting else None
+
+    def _waited_for_clock(self, now: ClockReading) -> bool:
+        """Whether visits have waited CLOCK_SYNC_WAIT_S for the clock with the broker reachable."""
+        if not self._link.connected:
+            return False
+        if self._clock_wait_from is None:
+            self._clock_wait_from = now.since_boot
+        return now.since_boot - self._clock_wait_from >= CLOCK_SYNC_WAIT_S
 
     def send_pending(self) -> CycleResult:
         """Publish one batch of pending events (oldest first) and wait for each PUBACK; every
         event is marked sent or failed with the reason. Nothing is left in paho's hands after it
         (``_settle``)."""
-        items = self._store.pending_events(BATCH_SIZE, held_boot=self.settle_clocks())
+        self.settle_clocks()
+        items = self._store.pending_events(BATCH_SIZE)
         result = CycleResult(attempted=len(items))
         published: dict[int, Publication] = {}
         problems: dict[int, str] = {}
@@ -619,7 +635,8 @@ class Uplink:
     def _turn(self) -> float | None:
         """Send what is pending if the broker is there, and the status after it or when it is due;
         how long to wait before the next turn (None: not at all, waiting for the broker took the time)."""
-        if not self._store.pending_events(1, held_boot=self.settle_clocks()):
+        self.settle_clocks()
+        if not self._store.pending_events(1):
             if time.monotonic() >= self._status_due:
                 self.report_status()
             return self._settings.poll_seconds

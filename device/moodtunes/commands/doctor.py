@@ -365,8 +365,9 @@ def _clock(settings: Settings) -> Check:
         return Check("clock", "ok", "can't tell whether the clock is synchronized here")
     if state == TIME_ERROR:
         return Check("clock", "warn", "not synchronized with a time server (a Pi has no clock of its own): visits "
-                                      f"wait up to {CLOCK_SYNC_WAIT_S // 60} minutes after the start for it, then go with this device's "
-                                      "own idea of the time; connect it to the network (NTP, "
+                                      "ended meanwhile wait for it, up to "
+                                      f"{CLOCK_SYNC_WAIT_S // 60} minutes with the broker reachable, then go with this "
+                                      "device's own idea of the time; connect it to the network (NTP, "
                                       "`timedatectl timesync-status`)")
     return Check("clock", "ok", "synchronized with a time server")
 

@@ -146,7 +146,7 @@ def _send_pending(settings: Settings) -> int:
     refused = f", {result.refused} refused (too big ever to send; see the log)" if result.refused else ""
     if uplink.waiting_for_clock:
         refused += (f", {uplink.waiting_for_clock} held until a time server sets this device's clock (at most "
-                    f"{CLOCK_SYNC_WAIT_S // 60} minutes after its start: `timedatectl timesync-status`)")
+                    f"{CLOCK_SYNC_WAIT_S // 60} minutes with the broker reachable: `timedatectl timesync-status`)")
     problem = f": {result.error}" if result.error else ""
     if left:  # a problem, on stderr as every command's: "nobody subscribes …" went to stdout
         _complain(f"sent {result.sent} to {link.address}{refused}, {left} still pending{problem}")

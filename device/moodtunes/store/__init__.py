@@ -10,7 +10,7 @@ from moodtunes.store.store import (
     Store,
     StoreError,
     TrackRecord,
-    UnsettledClock,
+    UnsetClockVisit,
     damaged,
     not_writable,
     shifted,
@@ -19,6 +19,6 @@ from moodtunes.store.store import (
 )
 
 __all__ = [
-    "BUSY_TIMEOUT_MS", "FOREIGN_KEY", "GUEST_NAME", "FileIdentity", "OutboxItem", "Profile", "Store", "StoreError", "TrackRecord", "UnsettledClock",
+    "BUSY_TIMEOUT_MS", "FOREIGN_KEY", "GUEST_NAME", "FileIdentity", "OutboxItem", "Profile", "Store", "StoreError", "TrackRecord", "UnsetClockVisit",
     "damaged", "not_writable", "shifted", "utc_now", "write_refused",
 ]

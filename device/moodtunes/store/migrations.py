@@ -158,13 +158,14 @@ MIGRATIONS: tuple[str, ...] = (
         forgotten_at TEXT NOT NULL
     );
     """,
-    # 10: a visit ended before a time server set the clock (a Pi has no clock of its own): the boot
-    # it ended in and the wall clock's offset from the boot time then, so that once the clock is set
-    # in the same boot its times can be moved by the step (Store.settle_visit_clock). NULL: the
-    # clock was set, or that couldn't be told.
+    # 10: a visit recorded before a time server set the clock (a Pi has no clock of its own): the
+    # boot and the wall clock's offset from the boot time its times were read with, so that once the
+    # clock is set in the same boot they can be moved by the step (Store.settle_visit_clock). NULL:
+    # the clock was set, or that couldn't be told. Indexed: the uplink looks for them at every turn.
     """
     ALTER TABLE sessions ADD COLUMN clock_boot_id TEXT;
     ALTER TABLE sessions ADD COLUMN clock_offset REAL;
+    CREATE INDEX sessions_on_unset_clock ON sessions(id) WHERE clock_boot_id IS NOT NULL;
     """,
     # 11: outbox ids never given again (AUTOINCREMENT): the uplink marks an event sent by its id once
     # the broker acknowledges it, and when `moodtunes forget` had deleted it meanwhile, the kiosk's

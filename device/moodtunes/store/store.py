@@ -60,7 +60,9 @@ PSEUDONYM_SECRET_BYTES = 32
 # Every event's JSON stays within this, well under events.MAX_EVENT_BYTES: room for the uplink to
 # re-stamp it with a longer device_id, and for a JSON library that escapes a little differently.
 EVENT_BYTE_BUDGET = 200 * 1024
-AFTER_STEP_S = timedelta(seconds=5)  # shift_open_visit: a time this recent was recorded after the clock's step
+# shift_open_visit: a time this recent was recorded after the clock was set back (the kiosk finds a
+# step at its next frame, which may wait out another program's lock: BUSY_TIMEOUT_MS)
+AFTER_BACK_STEP = timedelta(seconds=15)
 MAX_TEXT_BYTES = 300  # of a song's title, artist or error in an event: 300 letters, 100 of Japanese
 # The device_id the broker acknowledged an outbox event under; NULL when unknown: for an event sent
 # before migration 4 kept the acknowledged payload (the uplink then re-stamped every event with the
@@ -129,9 +131,17 @@ class TrackRecord:
     id: int | None = None
 
 
-class UnsettledClock(NamedTuple):
-    """A visit that ended before a time server set the clock: the boot it ended in, and the wall
-    clock's offset from the boot time then (clock.ClockReading)."""
+def _unset(clock: ClockReading | None) -> tuple[str | None, float | None]:
+    """The boot and offset to keep with a visit's times read on ``clock``: none when a time server
+    has set it, or when that, or the boot, can't be told."""
+    if clock is None or clock.synchronized is not False or not clock.boot_id:
+        return None, None
+    return clock.boot_id, clock.offset
+
+
+class UnsetClockVisit(NamedTuple):
+    """A visit whose times are from before a time server set the clock: the boot they are of, and
+    the wall clock's offset from the boot time they were read with (clock.ClockReading)."""
 
     session_id: int
     boot_id: str
@@ -816,14 +826,18 @@ class Store:
     def shift_open_visit(self, session_id: int, seconds: float) -> None:
         """Move the times an open visit recorded before the wall clock was set ``seconds`` on (a Pi
         has no clock of its own until its first time sync) by as much: its start in 1970, or last
-        shutdown's time, made it days long, and rejected or split in the cloud. The kiosk finds a
-        step within a frame of it, so the times of the last AFTER_STEP_S are taken as recorded
-        after it, and stay (a step back would make older ones look recent too, but only those
-        recorded just the step's length before it)."""
+        shutdown's time, made it days long, and rejected or split in the cloud. Times recorded
+        after the step stay: forward, those on the near side of half of it from now (a frame, even
+        one stalled on a lock, is shorter than half a step of a minute); back, those of the last
+        AFTER_BACK_STEP (half of it from now would leave what was recorded longer ago than that
+        ahead of the clock, and the visit saved as lasting 0 s; only times recorded the step's
+        length before it can be taken for recent)."""
         now = datetime.fromisoformat(utc_now())
 
         def before_the_step(stamp: str) -> bool:
-            return not now - AFTER_STEP_S <= datetime.fromisoformat(stamp) <= now
+            if seconds > 0:
+                return datetime.fromisoformat(stamp) < now - timedelta(seconds=seconds / 2)
+            return not now - AFTER_BACK_STEP <= datetime.fromisoformat(stamp) <= now
 
         moved = {
             "sessions": ("started_at", "id"), "mood_readings": ("created_at", "session_id"),
@@ -836,13 +850,17 @@ class Store:
                 rows = db.execute(f"SELECT rowid, {column} FROM {table} WHERE {key} = ?", (session_id,)).fetchall()
                 db.executemany(f"UPDATE {table} SET {column} = ? WHERE rowid = ?",
                                [(shifted(row[1], seconds), row[0]) for row in rows if before_the_step(row[1])])
+            # its times are now as the clock after the step says (settle_visit_clock)
+            db.execute("UPDATE sessions SET clock_offset = clock_offset + ? WHERE id = ?", (seconds, session_id))
 
-    def start_session(self, profile_id: int, started_at: str | None = None) -> int:
-        """A new visit, started now or at ``started_at`` (a start the store refused at the time)."""
+    def start_session(self, profile_id: int, started_at: str | None = None, clock: ClockReading | None = None) -> int:
+        """A new visit, started now or at ``started_at`` (a start the store refused at the time);
+        ``clock``: read at its start (see finish_session)."""
+        boot_id, offset = _unset(clock)
         with self.transaction() as db:
             cur = db.execute(
-                "INSERT INTO sessions (uuid, profile_id, started_at) VALUES (?, ?, ?)",
-                (str(uuid.uuid4()), profile_id, started_at or utc_now()),
+                "INSERT INTO sessions (uuid, profile_id, started_at, clock_boot_id, clock_offset) VALUES (?, ?, ?, ?, ?)",
+                (str(uuid.uuid4()), profile_id, started_at or utc_now(), boot_id, offset),
             )
             return int(cur.lastrowid)
 
@@ -926,7 +944,8 @@ class Store:
         visit (closed at start-up after a crash) ends at its last activity, any other at
         ``ended_at`` (ISO 8601, UTC; when it ended, for an end saved late), else now; and no visit
         ends before it began (a kiosk's clock may be set back mid-visit). ``clock``: read as the
-        visit ended; one no time server has set yet is kept with the visit (settle_visit_clock).
+        visit ended; one no time server has set yet is kept with the visit, unless the clock at its
+        start was (its times are moved by the step the clock takes since: settle_visit_clock).
 
         A visit whose event can't be built is a StoreError, and stays open."""
         if reason not in END_REASONS:
@@ -939,10 +958,11 @@ class Store:
                 raise ValueError(f"session {session_id} has already ended")
             ended_at = _last_activity(db, session_id) if reason == "interrupted" else ended_at or utc_now()
             ended_at = max(ended_at, row["started_at"], key=datetime.fromisoformat)
-            unset = clock is not None and clock.synchronized is False and bool(clock.boot_id)
+            boot_id, offset = _unset(clock)
             db.execute(
-                "UPDATE sessions SET ended_at = ?, end_reason = ?, clock_boot_id = ?, clock_offset = ? WHERE id = ?",
-                (ended_at, reason, clock.boot_id if unset else None, clock.offset if unset else None, session_id),
+                "UPDATE sessions SET ended_at = ?, end_reason = ?, clock_boot_id = coalesce(clock_boot_id, ?),"
+                " clock_offset = coalesce(clock_offset, ?) WHERE id = ?",
+                (ended_at, reason, boot_id, offset, session_id),
             )
             try:
                 event = self._visit_event(db, session_id, device_id)
@@ -956,16 +976,16 @@ class Store:
             )
         return event
 
-    def unsettled_clocks(self) -> list[UnsettledClock]:
-        """The visits that ended before a time server set the clock, oldest first."""
+    def unset_clock_visits(self) -> list[UnsetClockVisit]:
+        """The visits that ended with times from before a time server set the clock, oldest first."""
         rows = self._query("SELECT id, clock_boot_id, clock_offset FROM sessions"
-                           " WHERE clock_boot_id IS NOT NULL ORDER BY id")
-        return [UnsettledClock(r["id"], r["clock_boot_id"], r["clock_offset"]) for r in rows]
+                           " WHERE clock_boot_id IS NOT NULL AND ended_at IS NOT NULL ORDER BY id")
+        return [UnsetClockVisit(r["id"], r["clock_boot_id"], r["clock_offset"]) for r in rows]
 
     def settle_visit_clock(self, session_id: int, seconds: float = 0.0) -> None:
         """Move every time of an ended visit by ``seconds``, the step the clock took when a time
-        server set it after the visit (0: leave them), its event too if it was never sent; and
-        forget how the clock was, so that it is settled once."""
+        server set it after the visit (0: keep them as they are), its event too if it was never
+        sent; and forget how the clock was, so that it is settled once and its event can go."""
         with self.transaction() as db:
             if seconds:
                 for table, column, key in (
@@ -1205,15 +1225,15 @@ class Store:
 
     # ---- outbox ----------------------------------------------------------------------------
 
-    def pending_events(self, limit: int = 50, held_boot: str | None = None) -> list[OutboxItem]:
-        """The oldest events waiting to be sent, but those of visits that ended in ``held_boot``
-        before a time server set the clock (their times are to be moved first)."""
+    def pending_events(self, limit: int = 50) -> list[OutboxItem]:
+        """The oldest events waiting to be sent, but those of visits whose times wait for a time
+        server to set the clock (unset_clock_visits: moved first, or let go, by settle_visit_clock)."""
         rows = self._query(
             "SELECT o.id, o.event_id, o.kind, o.payload, o.attempts, s.profile_id, o.sent_payload, o.first_sent_at"
             " FROM outbox o"
             " LEFT JOIN sessions s ON s.id = o.session_id WHERE o.sent_at IS NULL AND o.refused_at IS NULL"
-            " AND (? IS NULL OR s.clock_boot_id IS NOT ?) ORDER BY o.id LIMIT ?",
-            (held_boot, held_boot, limit),
+            " AND s.clock_boot_id IS NULL ORDER BY o.id LIMIT ?",
+            (limit,),
         )
         return [OutboxItem(r["id"], r["event_id"], r["kind"], r["payload"], r["attempts"], r["profile_id"],
                            r["sent_payload"], r["first_sent_at"]) for r in rows]

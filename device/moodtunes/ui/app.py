@@ -8,6 +8,7 @@ as a message, never a crash.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -327,6 +328,8 @@ class KioskApp:
         if not open_visit:
             return
         visit.started_at = shifted(visit.started_at, step)
+        if visit.clock is not None:  # its times are now as the clock after the step says
+            visit.clock = dataclasses.replace(visit.clock, offset=visit.clock.offset + step)
         if visit.unrecorded_play is not None:
             track, started_at = visit.unrecorded_play
             visit.unrecorded_play = (track, shifted(started_at, step))
@@ -747,7 +750,7 @@ class KioskApp:
         self._retry_sound_device()
         if self._player is not None:  # each visitor starts at the set volume, not the last one's (0: silence)
             self._player.set_volume(self.settings.kiosk.volume)
-        self.visit = Visit(profile, utc_now())
+        self.visit = Visit(profile, utc_now(), self.read_clock())
         self.visit_session()
         logger.info("visit started: profile %d, session %s", profile.id, self.visit.session_id)
         return self.visit
@@ -762,7 +765,7 @@ class KioskApp:
         """``visit``'s session, with what the store has not taken of it yet written: its start,
         readings (and corrections), the play of the song playing, its plays' ends, its rating."""
         if visit.session_id is None and self.store is not None:
-            visit.session_id = self.record(self.store.start_session, visit.profile.id, visit.started_at)
+            visit.session_id = self.record(self.store.start_session, visit.profile.id, visit.started_at, visit.clock)
         if visit.session_id is not None:
             self._save_readings(visit)
             self._save_unrecorded_plays(visit)
@@ -859,6 +862,7 @@ class KioskApp:
             return
         if self.screen is not None:
             self.screen.save_pending()
+        self._follow_clock_steps()  # a step since this frame's look: the visit moves with it before it ends
         visit.ended = True
         self.save_play_progress(final=True)
         ended_at = utc_now()
@@ -887,7 +891,7 @@ class KioskApp:
             logger.info("visit %d ended (%s) with nothing recorded: not kept", session_id, reason)
         else:
             # how the clock is now says nothing of the times of a visit saved late, or left open by
-            # a crash (maybe before a restart): those keep their times
+            # a crash (maybe before a restart): only the clock read at their start goes with them
             clock = None if ended_at or reason == "interrupted" else self.read_clock()
             self.store.finish_session(session_id, reason, device_id=self.settings.device_id, ended_at=ended_at,
                                       clock=clock)

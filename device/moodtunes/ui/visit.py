@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TypeAlias
 
+from moodtunes.clock import ClockReading
 from moodtunes.domain import MoodReading
 from moodtunes.recommend import Ranked
 from moodtunes.store import Profile, TrackRecord
@@ -19,6 +20,7 @@ PlayRef: TypeAlias = int | tuple[str, str] | None
 class Visit:
     profile: Profile
     started_at: str  # the session's start (store.utc_now), also when the store takes it late
+    clock: ClockReading | None = None  # read at the start, moved with the visit's times (a clock step)
     session_id: int | None = None  # None until the store took the visit's start
     reading_ids: dict[str, int] = field(default_factory=dict)  # phase -> mood_readings.id
     unsaved_corrections: dict[str, str] = field(default_factory=dict)  # phase -> label, for a reading not written yet
