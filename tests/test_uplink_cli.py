@@ -350,6 +350,22 @@ def test_a_resend_says_when_the_broker_first_took_the_event_not_when_it_took_it_
     assert link.user_properties == [None, [("moodtunes-resend", "1"), first_ack], [("moodtunes-resend", "1"), first_ack]]
 
 
+def test_an_event_sent_before_the_outbox_kept_its_payload_goes_again_as_a_resend(tmp_path):
+    """Sent before migration 4 (no payload kept; migration 7 took its first acknowledgement from
+    sent_at), then queued again after a broker lost it: it went as a first delivery, and the
+    ingest set its upload delay to the resend's, days after the visit."""
+    with _store(tmp_path) as store:
+        record_visit(store, "kiosk-1")
+        link = AcceptingLink()
+        Uplink(store, link, MqttSettings(enabled=True), "kiosk-1").run_once()
+        store._db.execute("UPDATE outbox SET sent_payload = NULL, sent_at = '2026-01-02T03:04:05.000+00:00',"
+                          " first_sent_at = '2026-01-02T03:04:05.000+00:00'")
+        store.mark_unsent_since(datetime(2000, 1, 1, tzinfo=UTC), "kiosk-1")
+        Uplink(store, link, MqttSettings(enabled=True), "kiosk-1").run_once()
+    assert link.user_properties == [
+        None, [("moodtunes-resend", "1"), ("moodtunes-first-ack", "2026-01-02T03:04:05.000+00:00")]]
+
+
 def test_an_event_queued_again_before_the_outbox_kept_its_first_ack_goes_marked_alone(tmp_path):
     """Queued again by `--resend-since` before migration 7: the ingest then leaves the delay out."""
     with _store(tmp_path) as store:

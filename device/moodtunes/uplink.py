@@ -189,8 +189,9 @@ def restamp(payload: str, device_id: str, profile_key: str | None) -> tuple[str,
 
 def resend_properties(item: OutboxItem) -> list[tuple[str, str]] | None:
     """The user properties of an event the broker acknowledged before: the mark, and when it first
-    did, if the outbox knows (not for one queued again before it kept that); None for a first delivery."""
-    if item.sent_payload is None:
+    did, if the outbox knows (not for one queued again before it kept that); None for a first delivery.
+    One sent before the outbox kept the payload acknowledged (migration 4) has its first time only."""
+    if item.sent_payload is None and item.first_sent_at is None:
         return None
     return [RESEND_PROPERTY, *([(FIRST_ACK_PROPERTY, item.first_sent_at)] if item.first_sent_at else [])]
 
