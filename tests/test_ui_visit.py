@@ -773,6 +773,61 @@ def test_the_rating_goes_to_the_last_song_that_played_not_to_a_broken_one_after_
     assert [(Path(path).name, score) for path, _, _, score in feedback] == [(names[last_good], 25)]
 
 
+def test_a_song_the_library_scan_pruned_while_on_the_list_is_played_rated_and_saved(settings, tmp_path, told):
+    """The operator took a folder out of library.paths and ran the library scan while its songs were
+    on a visitor's list (the files still there): the play's insert failed its foreign key, was tried
+    again every frame (an error each), and the play, its stars and the visit's end were never
+    saved. Now the play is saved by the song's path and tags, tied to no catalogue row."""
+    from moodtunes.library.scan import scan_library
+
+    kept, dropped = tmp_path / "music", tmp_path / "old music"
+    with Store.open(settings.database_path) as store:
+        add_tracks(store, kept, count=1)  # the folder kept: its song analysed again by the scan
+    app = guest_at_songs(settings, dropped, "sad", count=3)
+    try:
+        with Store.open(settings.database_path) as store:
+            assert scan_library([kept], store, workers=1, exclusive=True).removed == 3
+        row, pruned = next((i, r.track) for i, r in enumerate(app.visit.ranked) if dropped in Path(r.track.path).parents)
+        tap(app, f"row:{row}")
+        assert app.screen.name == "playing"
+        step(app, 30)
+        tap(app, "done")
+        tap(app, "star:4")
+        tap(app, "report")
+        assert app.save_failures == 0
+    finally:
+        app.close()
+    assert NOT_SAVED_MESSAGE not in told()
+    with Store.open(settings.database_path) as store:
+        (session,) = rows(store, "SELECT id, end_reason FROM sessions")
+        (play,) = rows(store, "SELECT id, track_id, path, title FROM plays")
+        (rating,) = rows(store, "SELECT score, play_id FROM ratings")
+        assert len(store.pending_events(10)) == 1  # the visit's event
+    assert session["end_reason"] == "completed"
+    assert (play["track_id"], play["path"], play["title"]) == (None, pruned.path, pruned.title)
+    assert rating["score"] == 75 and rating["play_id"] == play["id"]
+
+
+def test_a_pruned_songs_play_is_not_stored_as_the_song_that_took_its_id(settings, tmp_path):
+    """SQLite gives a new track the highest id plus one: songs catalogued after the scan pruned
+    those on a visitor's list took their ids, and a play of a pruned one was stored as another song."""
+    app = guest_at_songs(settings, tmp_path / "old music", "sad", count=3)
+    try:
+        with Store.open(settings.database_path) as store:
+            store.delete_tracks(r.track.path for r in app.visit.ranked)  # as the library scan prunes them
+            newer = add_tracks(store, tmp_path / "new music", count=3)
+        assert {t.id for t in newer} == {r.track.id for r in app.visit.ranked}  # their ids given again
+        tapped = app.visit.ranked[0].track
+        tap(app, "row:0")
+        assert app.screen.name == "playing"
+        tap(app, "stop")
+    finally:
+        app.close()
+    with Store.open(settings.database_path) as store:
+        (play,) = rows(store, "SELECT track_id, path FROM plays")
+    assert (play["track_id"], play["path"]) == (None, tapped.path)
+
+
 def test_the_other_category_waits_for_the_library_scan_when_it_has_no_songs_yet(settings, tmp_path):
     """The catalogue has calm songs only; while the scan runs, "other" (energetic) shows the
     progress message, not "nothing to play", and its songs as soon as the scan catalogues some."""
