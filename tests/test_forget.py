@@ -203,7 +203,7 @@ def test_two_profiles_one_name_apart_in_case_are_never_guessed_between(database,
 
 def test_the_kiosk_carries_on_when_the_visit_under_way_is_forgotten(settings, tmp_path, told, capsys):
     """The kiosk showed "Sorry, something went wrong" (a KeyError from finish_session) when staff
-    forgot the person at the kiosk; now the visit's end is a store problem: "not saved"."""
+    forgot the person at the kiosk; now the visit ends there, keeping nothing (test_ui_forget.py)."""
     from ui_support import add_songs, make_app, on_screen, sample_scanner, tap, touch
 
     add_songs(settings, tmp_path / "music", count=2)
@@ -221,6 +221,7 @@ def test_the_kiosk_carries_on_when_the_visit_under_way_is_forgotten(settings, tm
         tap(app, "done")
         app.end_visit("completed")
         assert app.visit.ended and "Sorry, something went wrong. Please start again." not in told()
+        assert app.visit.forgotten and not app._unsaved_ends
     finally:
         app.close()
 

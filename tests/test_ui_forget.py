@@ -7,17 +7,23 @@ import re
 
 import pytest
 from moodtunes.store import Store
+from moodtunes.ui.app import PROFILE_REMOVED_MESSAGE
 from moodtunes.ui.layout import MIN_TOUCH
 from ui_support import (
+    ENERGETIC,
     add_tracks,
     guest_at_songs,
     make_app,
+    on_screen,
     record_texts,
     rows,
+    run_until,
     sample_scanner,
+    songs_as_guest,
     step,
     tap,
     to_report,
+    touch,
 )
 
 
@@ -216,3 +222,61 @@ def test_a_profile_that_cant_be_read_is_not_said_to_be_gone(settings, ada, told,
         assert app.visit is not None and app.visit.profile.id == ada  # the tile still there, working
     finally:
         app.close()
+
+
+@pytest.mark.parametrize("at", ["songs", "playing", "rate"])
+def test_a_visit_whose_profile_the_staff_forget_under_way_ends_keeping_nothing(settings, ada, tmp_path, told, caplog,
+                                                                               at):
+    """`moodtunes forget Ada --yes` while Ada's visit was under way: the kiosk carried on with a
+    "couldn't be saved" message at each step, an error that her visit couldn't be saved as ended
+    (kept to be saved later), and "Check my mood again" opened the camera under the consent
+    deleted with her profile. Now the visit ends there, keeping nothing, and welcome says why."""
+    with Store.open(settings.database_path) as store:
+        add_tracks(store, tmp_path / "energetic", count=2, category=ENERGETIC)  # for the happy face scanned
+    app = make_app(settings, sample_scanner)
+    try:
+        touch(app, f"profile:{ada}")
+        tap(app, "scan")  # the camera read her mood: "Check my mood again" scans too
+        on_screen(app, "result")
+        tap(app, "continue")
+        run_until(app, lambda: app.screen.name == "songs" and app.screen.loaded, what="the songs")
+        if at != "songs":
+            tap(app, "row:0")
+            assert app.screen.name == "playing"
+        if at == "rate":
+            tap(app, "done")  # the song plays on under the rating
+        scans = []
+        app.scanner_service.scanner.begin_scan = lambda *a, **k: scans.append(k)
+        with Store.open(settings.database_path) as store:
+            store.forget_profile(ada)  # as the command does
+        if at == "songs":
+            tap(app, "row:0")  # its play refused: the visit has no session any more
+        elif at == "playing":
+            step(app, 5)
+            tap(app, "done")
+            tap(app, "again")  # nothing written on the way: the scan asks the store first
+        else:
+            tap(app, "report")  # no stars: only the visit's end is refused
+        assert app.screen.name == "welcome" and app.visit is None and not app.music_on
+        assert scans == [] and told() == [PROFILE_REMOVED_MESSAGE]
+        assert app.screen.target(f"profile:{ada}") is None
+        app.close()
+        assert "couldn't be saved as ended" not in caplog.text and not app._unsaved_ends
+
+        app = make_app(settings, sample_scanner)  # the next visitor, a guest
+        songs_as_guest(app, "sad")
+        tap(app, "row:0")
+        tap(app, "done")
+        tap(app, "star:5")
+        tap(app, "report")
+        assert told() == [PROFILE_REMOVED_MESSAGE]
+    finally:
+        app.close()
+    with Store.open(settings.database_path) as store:
+        guest = store.guest_profile().id
+        assert [s["profile_id"] for s in rows(store, "SELECT profile_id FROM sessions")] == [guest]
+        (session,) = rows(store, "SELECT id, end_reason FROM sessions")
+        assert session["end_reason"] == "completed"
+        for table in ("mood_readings", "plays", "ratings", "outbox"):  # the guest's one each, no more
+            assert [tuple(r) for r in rows(store, f"SELECT session_id FROM {table}")] == [(session["id"],)], table
+        assert store.profile(ada) is None

@@ -91,6 +91,7 @@ NOT_SAVED_MESSAGE = "Sorry, this couldn't be saved. The music still works; pleas
 NO_SOUND_MESSAGE = "The music can't play: no sound output. Please tell the staff."
 # When the music catalogue can't be read either, the music does not work: say only what failed.
 NOT_SAVED_NO_MUSIC_MESSAGE = "Sorry, this couldn't be saved. Please tell the staff."
+PROFILE_REMOVED_MESSAGE = "That profile was removed from this kiosk: nothing of this visit is kept."
 
 
 def toast_seconds(message: str) -> float:
@@ -297,6 +298,8 @@ class KioskApp:
         now = self.clock()
         if self.screen is not None:
             self.screen.update(now)
+            if self.visit is not None and self.visit.forgotten:
+                self._let_forgotten_visit_go()
             if self.music_on and self.screen.name != "playing":
                 self._music_plays_on(now)
             self._check_idle(now)
@@ -642,6 +645,11 @@ class KioskApp:
     # ---- navigation ------------------------------------------------------------------------
 
     def go(self, screen: Any) -> None:
+        """Show ``screen``; welcome instead once the visit's profile is gone, which a scan asks the
+        store first: no camera opens for a person whose consent was deleted with their profile."""
+        if self.visit is not None and (self.visit.forgotten or screen.name == "scan" and self._visit_forgotten()):
+            self._let_forgotten_visit_go()
+            return
         if self.screen is not None:
             self.screen.leave()
         self.screen = screen
@@ -708,7 +716,27 @@ class KioskApp:
         except StoreError as exc:
             if exc.busy:
                 self._wait_briefly_for_locks()
+            if self._visit_forgotten():  # nothing to tell: the visit is let go (_let_forgotten_visit_go)
+                return None
             return self._not_saved(str(exc))
+
+    def _visit_forgotten(self) -> bool:
+        """Whether the visit under way lost its profile, and with it its session and all it recorded
+        (`moodtunes forget` by the staff): asked of the store, not guessed from an error's words.
+        Such a visit is over: nothing more of it is written, or kept to be written later."""
+        visit = self.visit
+        if visit is not None and not visit.forgotten and not self._profile_kept(visit.profile.id):
+            logger.info("visit %s: its profile was forgotten meanwhile, nothing more of it is saved",
+                        visit.session_id if visit.session_id is not None else "not stored yet")
+            visit.forgotten = visit.ended = True
+        return visit is not None and visit.forgotten
+
+    def _let_forgotten_visit_go(self) -> None:
+        """Back to welcome from a visit whose profile was forgotten, the music stopped (the visit
+        let go first: nothing of it is saved), saying why once."""
+        self.histories.pop(self.visit.profile.id, None)
+        self.home()
+        self.toast(PROFILE_REMOVED_MESSAGE)
 
     def _wait_briefly_for_locks(self) -> None:
         """Another program held the database past the busy timeout: each of the next writes waited
@@ -868,6 +896,8 @@ class KioskApp:
         ended_at = utc_now()
         saved = self.visit_session() is not None and self._all_written(visit)
         if not saved or self.record(self._end_in_store, visit.session_id, reason) is None:
+            if visit.forgotten:  # its profile gone meanwhile: nothing of it may be saved, now or later
+                return
             # kept, and ended as it did once the store takes writes: not "interrupted" at the next
             # start, nor lost with what the visitor gave meanwhile (a reading, the stars)
             if len(self._unsaved_ends) >= KEPT_UNSAVED_VISITS:  # days of a full disk: the oldest goes

@@ -48,6 +48,7 @@ class Visit:
     rating_for: PlayRef = None  # the play ``rating`` is for (a rating goes with a song): latest_play()
     rating_unsaved: bool = False  # ``rating`` the store refused: written at the next write
     ended: bool = False
+    forgotten: bool = False  # its profile was forgotten under it (`moodtunes forget`): nothing more of it is saved
     camera_declined: bool = False  # "use without camera" at the consent notice
 
     def latest_play(self) -> PlayRef:
