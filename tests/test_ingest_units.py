@@ -4,6 +4,7 @@ and both InfluxDB writers against a local HTTP endpoint that records what the cl
 from __future__ import annotations
 
 import base64
+import dataclasses
 import http.server
 import json
 import logging
@@ -1419,6 +1420,28 @@ def test_the_visit_being_written_counts_in_the_queues_size():
     finally:
         gate.set()
         ingest.stop()
+
+def test_a_visit_too_big_to_fit_beside_the_one_being_written_goes_alone():
+    """It took out every visit waiting first, then went too: three dropped where one had to be."""
+    gate = threading.Event()
+    writer = _FakeWriter(gate=gate)
+    ingest, acks = _offline_ingest(writer, queue_size=5, retry_queue_max_bytes=300_000)
+
+    def sized(event_id: str, mid: int, size: int) -> _Queued:
+        return dataclasses.replace(_visit(event_id, mid), payload=b"x" * size)
+
+    try:
+        ingest._enqueue(sized("big", 10, 200_000))
+        assert writer.writing.wait(10)
+        ingest._enqueue(sized("small-1", 11, 1_000))
+        ingest._enqueue(sized("small-2", 12, 1_000))
+        ingest._enqueue(sized("arriving", 13, 150_000))
+        assert [q.event_id for q in ingest._queue] == ["big", "small-1", "small-2"]
+        assert (ingest.stats.dropped, ingest.stats.left_with_broker) == (1, 1) and acks == []
+    finally:
+        gate.set()
+        ingest.stop()
+
 
 def test_beyond_the_rejections_held_the_oldest_go_also_those_put_back_after_a_failed_write():
     """deque(maxlen).append drops the oldest, but putting a failed batch back with extendleft dropped

@@ -528,6 +528,21 @@ def test_a_store_refusing_every_write_is_told_once_a_visitor(settings, library, 
         app.close()
 
 
+def test_a_store_refusing_before_any_visit_tells_each_tap(settings, library, monkeypatch, told):
+    """Told once a kiosk session (the flag was cleared only as a visit ended): a second person's
+    tap on "Guest" while the store refused did nothing and said nothing."""
+    app = make_app(settings, sample_scanner)
+    try:
+        monkeypatch.setattr(app.store, "guest_profile", refusing("database or disk is full"))
+        tap(app, "guest")
+        step(app, 30)
+        tap(app, "guest")
+        assert app.screen.name == "welcome" and app.visit is None
+        assert told() == [NOT_SAVED_MESSAGE] * 2
+    finally:
+        app.close()
+
+
 def test_a_profile_the_store_refuses_offers_to_continue_as_a_guest(settings, library, monkeypatch, told):
     """On a read-only store "Create" stayed lit over the name, and did nothing but fail again."""
     from moodtunes.ui.screens.welcome import PROFILE_NOT_SAVED

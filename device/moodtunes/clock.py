@@ -16,8 +16,9 @@ from pathlib import Path
 
 TIME_ERROR = 5  # adjtimex's answer while the kernel's clock is not synchronized (STA_UNSYNC)
 BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
-# How long after the device started the visits that ended before a time server set the clock wait for
-# one (timesyncd's first sync takes seconds once the network is up); then they go with the times they have.
+# How long the uplink holds visits recorded before a time server set the clock, counted while the
+# broker is reachable (timesyncd's first sync takes seconds once the network is up; no network, no
+# time server either); then they go with the times they have.
 CLOCK_SYNC_WAIT_S = 15 * 60
 
 

@@ -432,7 +432,8 @@ class Uplink:
         self._store = store
         self._clock = clock or read_clock
         self.waiting_for_clock = 0  # visits held for a time server to set the clock (settle_clocks)
-        self._clock_wait_from: float | None = None  # since_boot when they began to wait with the broker reachable
+        self._clock_waited = 0.0  # seconds the clock stayed unset with the broker reachable (_waited_for_clock)
+        self._clock_looked_at: float | None = None  # since_boot at the last look that found the broker there
         self._link = link
         self._settings = mqtt
         self._device_id = device_id
@@ -490,8 +491,7 @@ class Uplink:
         means no time server either, and holding costs nothing until the events could go. Those
         of an earlier boot, or waited for long enough, go with the times they have."""
         now = self._clock()
-        if now.synchronized:
-            self._clock_wait_from = None
+        waited = self._waited_for_clock(now)
         let_go: Counter[str] = Counter()
         moved = waiting = 0
         for visit in self._store.unset_clock_visits():
@@ -504,7 +504,7 @@ class Uplink:
                 self._store.settle_visit_clock(visit.session_id, step if abs(step) >= 1 else 0.0)
                 moved += 1
                 continue
-            elif not self._waited_for_clock(now):
+            elif not waited:
                 waiting += 1
                 continue
             else:
@@ -521,12 +521,15 @@ class Uplink:
         self.waiting_for_clock = waiting
 
     def _waited_for_clock(self, now: ClockReading) -> bool:
-        """Whether visits have waited CLOCK_SYNC_WAIT_S for the clock with the broker reachable."""
-        if not self._link.connected:
-            return False
-        if self._clock_wait_from is None:
-            self._clock_wait_from = now.since_boot
-        return now.since_boot - self._clock_wait_from >= CLOCK_SYNC_WAIT_S
+        """Whether the clock has stayed unset for CLOCK_SYNC_WAIT_S of the broker reachable: the
+        time between two looks (a turn apart) that both found it reachable counts, from the last
+        time a time server set the clock."""
+        if now.synchronized:
+            self._clock_waited = 0.0
+        elif self._link.connected and self._clock_looked_at is not None:
+            self._clock_waited += now.since_boot - self._clock_looked_at
+        self._clock_looked_at = now.since_boot if self._link.connected else None
+        return self._clock_waited >= CLOCK_SYNC_WAIT_S
 
     def send_pending(self) -> CycleResult:
         """Publish one batch of pending events (oldest first) and wait for each PUBACK; every

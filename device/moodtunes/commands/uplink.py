@@ -142,11 +142,12 @@ def _send_pending(settings: Settings) -> int:
         except UplinkError as exc:
             _complain(f"sent 0, {pending} still pending: {exc}")
             return 1
-        left = store.outbox_counts()["pending"] - uplink.waiting_for_clock
+        left = store.outbox_counts()["pending"] - uplink.waiting_for_clock  # a visit has one event
     refused = f", {result.refused} refused (too big ever to send; see the log)" if result.refused else ""
     if uplink.waiting_for_clock:
-        refused += (f", {uplink.waiting_for_clock} held until a time server sets this device's clock (at most "
-                    f"{CLOCK_SYNC_WAIT_S // 60} minutes with the broker reachable: `timedatectl timesync-status`)")
+        refused += (f", {uplink.waiting_for_clock} held until a time server sets this device's clock (the uplink "
+                    f"service sends them anyway after {CLOCK_SYNC_WAIT_S // 60} minutes with the broker reachable; "
+                    "`timedatectl timesync-status`)")
     problem = f": {result.error}" if result.error else ""
     if left:  # a problem, on stderr as every command's: "nobody subscribes …" went to stdout
         _complain(f"sent {result.sent} to {link.address}{refused}, {left} still pending{problem}")

@@ -167,12 +167,13 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE sessions ADD COLUMN clock_offset REAL;
     CREATE INDEX sessions_on_unset_clock ON sessions(id) WHERE clock_boot_id IS NOT NULL;
     """,
-    # 11: outbox ids never given again (AUTOINCREMENT): the uplink marks an event sent by its id once
+    # 11: outbox ids never given again from here on (AUTOINCREMENT): the uplink marks an event sent by its id once
     # the broker acknowledges it, and when `moodtunes forget` had deleted it meanwhile, the kiosk's
     # next visit took the same id and was marked sent, never to go, with the forgotten visit's
     # payload to send again at a resend. And the events found by their visit (forget's deletes, a
     # visit's delete setting theirs NULL) by an index: those scanned the whole outbox with the
-    # database locked, a second's freeze of the kiosk at 35,000 visits.
+    # database locked, a second's freeze of the kiosk at 35,000 visits. A row pointing at a visit
+    # gone (a hand edit: the sqlite3 shell enforces no foreign keys) is copied pointing at none.
     """
     CREATE TABLE outbox_new (
         id            INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -188,8 +189,9 @@ MIGRATIONS: tuple[str, ...] = (
         refused_at    TEXT,
         first_sent_at TEXT
     );
-    INSERT INTO outbox_new SELECT id, event_id, kind, session_id, payload, created_at, attempts, last_error,
-        sent_at, sent_payload, refused_at, first_sent_at FROM outbox;
+    INSERT INTO outbox_new SELECT id, event_id, kind,
+        CASE WHEN session_id IN (SELECT id FROM sessions) THEN session_id END,
+        payload, created_at, attempts, last_error, sent_at, sent_payload, refused_at, first_sent_at FROM outbox;
     DROP TABLE outbox;
     ALTER TABLE outbox_new RENAME TO outbox;
     CREATE INDEX outbox_pending ON outbox(sent_at, id);

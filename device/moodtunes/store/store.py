@@ -60,6 +60,9 @@ PSEUDONYM_SECRET_BYTES = 32
 # Every event's JSON stays within this, well under events.MAX_EVENT_BYTES: room for the uplink to
 # re-stamp it with a longer device_id, and for a JSON library that escapes a little differently.
 EVENT_BYTE_BUDGET = 200 * 1024
+# The times an open visit records, as (table, column, the column naming the visit): a clock step moves them
+VISIT_TIMES = (("sessions", "started_at", "id"), ("mood_readings", "created_at", "session_id"),
+               ("plays", "started_at", "session_id"), ("ratings", "created_at", "session_id"))
 # shift_open_visit: a time this recent was recorded after the clock was set back (the kiosk finds a
 # step at its next frame, which may wait out another program's lock: BUSY_TIMEOUT_MS)
 AFTER_BACK_STEP = timedelta(seconds=15)
@@ -696,8 +699,8 @@ class Store:
         return next(iter(named), None)
 
     def profiles_spelled(self, name: str) -> list[Profile]:
-        """The profile spelled exactly ``name``, else every one called so in another case or spacing
-        (more than one: whose visits these are is not to be guessed)."""
+        """The profile spelled exactly ``name``, else every one called so in another case, spacing or
+        composition of its letters (same_name; more than one: whose visits these are is not to be guessed)."""
         named = self.profiles_named(name)
         return named[:1] if named and named[0].name == name.strip() else named
 
@@ -839,14 +842,10 @@ class Store:
                 return datetime.fromisoformat(stamp) < now - timedelta(seconds=seconds / 2)
             return not now - AFTER_BACK_STEP <= datetime.fromisoformat(stamp) <= now
 
-        moved = {
-            "sessions": ("started_at", "id"), "mood_readings": ("created_at", "session_id"),
-            "plays": ("started_at", "session_id"), "ratings": ("created_at", "session_id"),
-        }
         with self.transaction() as db:
             if db.execute("SELECT 1 FROM sessions WHERE id = ? AND ended_at IS NULL", (session_id,)).fetchone() is None:
                 return
-            for table, (column, key) in moved.items():
+            for table, column, key in VISIT_TIMES:
                 rows = db.execute(f"SELECT rowid, {column} FROM {table} WHERE {key} = ?", (session_id,)).fetchall()
                 db.executemany(f"UPDATE {table} SET {column} = ? WHERE rowid = ?",
                                [(shifted(row[1], seconds), row[0]) for row in rows if before_the_step(row[1])])
@@ -948,8 +947,9 @@ class Store:
         visit (closed at start-up after a crash) ends at its last activity, any other at
         ``ended_at`` (ISO 8601, UTC; when it ended, for an end saved late), else now; and no visit
         ends before it began (a kiosk's clock may be set back mid-visit). ``clock``: read as the
-        visit ended; one no time server has set yet is kept with the visit, unless the clock at its
-        start was (its times are moved by the step the clock takes since: settle_visit_clock).
+        visit ended; one no time server has set yet is kept with the visit, unless the one read at
+        its start, also unset, is kept already (its times are moved by the step the clock takes
+        since: settle_visit_clock).
 
         A visit whose event can't be built is a StoreError, and stays open."""
         if reason not in END_REASONS:
@@ -992,11 +992,8 @@ class Store:
         sent; and forget how the clock was, so that it is settled once and its event can go."""
         with self.transaction() as db:
             if seconds:
-                for table, column, key in (
-                    ("sessions", "started_at", "id"), ("sessions", "ended_at", "id"),
-                    ("mood_readings", "created_at", "session_id"), ("plays", "started_at", "session_id"),
-                    ("ratings", "created_at", "session_id"), ("outbox", "created_at", "session_id"),
-                ):
+                for table, column, key in (*VISIT_TIMES, ("sessions", "ended_at", "id"),
+                                            ("outbox", "created_at", "session_id")):
                     rows = db.execute(f"SELECT rowid, {column} FROM {table} WHERE {key} = ?", (session_id,)).fetchall()
                     db.executemany(f"UPDATE {table} SET {column} = ? WHERE rowid = ?",
                                    [(shifted(row[1], seconds), row[0]) for row in rows if row[1] is not None])

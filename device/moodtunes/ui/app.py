@@ -114,7 +114,7 @@ class KioskApp:
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
-        read_clock: Callable[[], ClockReading] = read_clock,
+        clock_state: Callable[[], ClockReading] = read_clock,
         max_fps: int = MAX_FPS,
         invisible_ok: bool = False,
         settle_s: float = SCREEN_SETTLE_S,
@@ -128,7 +128,7 @@ class KioskApp:
         self.rng = rng or random.Random()
         self.clock = clock
         self.wall_clock = wall_clock
-        self.read_clock = read_clock  # whether a time server has set the clock, kept with each visit's end
+        self.clock_state = clock_state  # whether a time server has set the clock: read at a visit's start and end
         self._wall_offset = wall_clock() - time.monotonic()  # changes when the clock is set: _follow_clock_steps
         self.max_fps = max_fps
         self.scanner_service = ScannerService(scanner_factory, settings)
@@ -164,7 +164,6 @@ class KioskApp:
         self.now_playing: int | None = None  # its index in the visit's ranking
         self.last_saved = 0.0  # when the seconds listened were last written
         self.save_failures = 0  # store calls that failed (the autopilot's run fails if any did)
-        self.told_not_saved = False  # this visitor was told that something couldn't be saved
         self._frame_clock: pygame.time.Clock | None = None
         self.on_frame: list[Callable[[KioskApp], None]] = []  # autopilot, screenshots, benchmarks
 
@@ -672,7 +671,6 @@ class KioskApp:
         self.look.accent = th.parse_colour(th.DEFAULT_ACCENT)
         self.visit = None
         self._toast = None  # a message about the visit that ended is not the next visitor's
-        self.told_not_saved = False
         self.go(WelcomeScreen(self))
 
     def say_now(self, message: str, title: str | None = None) -> None:
@@ -754,8 +752,10 @@ class KioskApp:
     def _not_saved(self, problem: str) -> None:
         logger.error("not saved: %s", problem)
         self.save_failures += 1
-        if not self.told_not_saved:  # once a visitor (a full disk refuses every step): the log has each
-            self.told_not_saved = True
+        visit = self.visit
+        if visit is None or not visit.told_not_saved:  # once a visit (a full disk refuses every step): the log has each
+            if visit is not None:
+                visit.told_not_saved = True
             self.toast(NOT_SAVED_NO_MUSIC_MESSAGE if self.catalogue_unreadable else NOT_SAVED_MESSAGE)
 
     def read(self, what: str, action: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -774,11 +774,11 @@ class KioskApp:
         self.look.accent = th.parse_colour(
             th.DEFAULT_ACCENT if profile.is_guest else profile.colour
         )
-        self._save_unsaved_ends()
+        self.visit = Visit(profile, utc_now(), self.clock_state())
+        self._save_unsaved_ends()  # before this visit's start; a failure is this visitor's one message
         self._retry_sound_device()
         if self._player is not None:  # each visitor starts at the set volume, not the last one's (0: silence)
             self._player.set_volume(self.settings.kiosk.volume)
-        self.visit = Visit(profile, utc_now(), self.read_clock())
         self.visit_session()
         logger.info("visit started: profile %d, session %s", profile.id, self.visit.session_id)
         return self.visit
@@ -922,7 +922,7 @@ class KioskApp:
         else:
             # how the clock is now says nothing of the times of a visit saved late, or left open by
             # a crash (maybe before a restart): only the clock read at their start goes with them
-            clock = None if ended_at or reason == "interrupted" else self.read_clock()
+            clock = None if ended_at or reason == "interrupted" else self.clock_state()
             self.store.finish_session(session_id, reason, device_id=self.settings.device_id, ended_at=ended_at,
                                       clock=clock)
             logger.info("visit %d ended: %s%s", session_id, reason, " (saved late)" if ended_at else "")

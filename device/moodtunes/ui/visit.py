@@ -50,6 +50,7 @@ class Visit:
     ended: bool = False
     forgotten: bool = False  # its profile was forgotten under it (`moodtunes forget`): nothing more of it is saved
     camera_declined: bool = False  # "use without camera" at the consent notice
+    told_not_saved: bool = False  # the visitor was told something couldn't be saved (once a visit)
 
     def latest_play(self) -> PlayRef:
         """The play of the song playing or heard last, which stars rate: its id, or, not written
