@@ -140,3 +140,23 @@ def test_an_event_sent_before_the_acknowledged_payload_was_kept_is_resent_as_thi
     with Store.open(path) as store:
         [item] = store.pending_events()
     assert (item.event_id, item.sent_payload) == ("evt-0000000000000001", None)  # the uplink re-stamps it
+
+
+def test_an_outbox_row_pointing_at_a_gone_visit_doesnt_stop_the_outbox_rebuild(tmp_path):
+    """Migration 11 copies the outbox into a new table, which checks each row's visit: one a hand
+    edit left pointing at a deleted visit (the sqlite3 shell enforces no foreign keys) made every
+    open fail. It is kept, pointing at none, and still goes."""
+    path = tmp_path / "moodtunes.db"
+    db = sqlite3.connect(path)
+    for script in MIGRATIONS[:10]:
+        db.executescript(script)
+    db.executescript(f"""
+        PRAGMA user_version = 10;
+        INSERT INTO outbox (id, event_id, kind, session_id, payload, created_at)
+            VALUES (1, 'evt-0000000000000001', 'visit', 99, '{_queued_event("sess-0000000000000001")}', '{ENDED}');
+    """)
+    db.close()
+    with Store.open(path) as store:
+        assert store.schema_version == len(MIGRATIONS) and store.integrity_problems() == []
+        [item] = store.pending_events()
+        assert (item.event_id, item.profile_id) == ("evt-0000000000000001", None)
