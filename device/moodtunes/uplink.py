@@ -8,7 +8,8 @@ only on "Success", so a broker that is down, refuses the topic (ACL) or has nobo
 That takes QoS 1 (config accepts nothing else): QoS 0 has no acknowledgement at all, and with
 QoS 2 paho reports the PUBCOMP, which lacks PUBREC's "No matching subscribers".
 A retry may deliver an event twice; the ingest makes that harmless (a redelivered event overwrites
-the same InfluxDB point), so at-least-once is the right guarantee here. So an event goes out under
+the same InfluxDB point; only its upload delay becomes the later arrival's, after a PUBACK lost),
+so at-least-once is the right guarantee here. So an event goes out under
 the configured device_id the first time, including one queued before it changed, and once the
 broker acknowledged it, only ever as acknowledged (`uplink --resend-since`).
 An event over MAX_EVENT_BYTES is never handed to paho: the broker would drop the connection for
