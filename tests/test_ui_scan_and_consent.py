@@ -1,6 +1,7 @@
 """The scan and the camera notice as a visitor meets them: the result never passes the model's
 probability off as certainty, the scan can be left (camera closed, nothing recorded), the notice
-says when visits are uploaded, a database problem is told in plain words, no notice is asked for a
+says what is kept (a guest's with no name, among every guest's), what for, and when visits are
+uploaded, a database problem is told in plain words, no notice is asked for a
 camera the kiosk already knows it can't use (the real reason said instead), and a profile that
 agreed to the camera before is asked at every visit, never scanned only because its tile was
 tapped, and can take its agreement back."""
@@ -141,21 +142,34 @@ def test_the_scan_after_the_music_can_be_skipped_to_the_report(settings):
     assert [r["phase"] for r in rows(settings, "SELECT phase FROM mood_readings")] == ["before"]
 
 
-# ---- 3. the notice says when visits are uploaded -------------------------------------------------
+# ---- 3. the notice says what is kept, what for, and when visits are uploaded ----------------------
 
 @pytest.mark.parametrize("size", [(800, 480), (480, 800)], ids=["800x480", "480x800"])
 @pytest.mark.parametrize("uploads", [False, True], ids=["uploads-off", "uploads-on"])
-def test_the_notice_says_visits_are_sent_only_when_they_are_and_fits(settings, drawn, size, uploads):
+@pytest.mark.parametrize("guest", [True, False], ids=["guest", "profile"])
+def test_the_notice_says_what_is_kept_for_whom_and_when_it_is_sent_and_fits(settings, drawn, size, uploads, guest):
     settings.mqtt.enabled = uploads
+    if not guest:
+        with Store.open(settings.database_path) as store:
+            profile_id = store.create_profile("Ada", "#5fd08a").id  # never agreed: the notice comes
     app = make_app(settings, sample_scanner, size=size)
     try:
-        tap(app, "guest")
+        if guest:
+            tap(app, "guest")
+        else:
+            touch(app, f"profile:{profile_id}")
         assert app.screen.name == "consent"
         drawn.clear()
         step(app)
-        (text,) = {t for _, t in drawn if welcome.CONSENT_TEXT in t}
-        assert (welcome.UPLOAD_TEXT in text) == uploads
+        (text,) = {t for _, t in drawn if welcome.CAMERA_TEXT in t}
         assert "no image is ever stored or sent" in text  # photos never leave, either way
+        # A guest's visit is kept with no name, among every guest's, and steers later guests' songs:
+        # "to show you whether the music lifts your mood" promised a history no guest can come back to.
+        assert ("without a name" in text and "every other guest's" in text and "later guests" in text) == guest
+        assert "pick your next songs" in text or guest  # a person's ratings and plays steer their lists
+        assert ("sent to the kiosk operator's server" in text) == uploads
+        assert "instead of your name" not in text or not guest  # a guest gave none: a code all guests share
+        assert ("a code all guests share" in text) == (guest and uploads)
         screen = app.screen
         assert paragraph_height(screen.text_font, text, screen.text_area.width) <= screen.text_area.height
         assert screen.text_font.get_linesize() >= app.look.font(19).get_linesize()  # still big type

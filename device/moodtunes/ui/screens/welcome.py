@@ -43,16 +43,30 @@ NAME_COUNT_FROM = 5  # letters before MAX_NAME from which the name field shows i
 PROFILES_UNREADABLE = "Sorry, the saved profiles can't be read right now. Please tell the staff."
 PROFILE_NOT_SAVED = "Profiles can't be saved right now"  # "Create" becomes "Continue as guest"
 
-CONSENT_TEXT = (
+CAMERA_TEXT = (
     "The camera looks at your face for a few seconds to guess your mood: happy, neutral or sad. "
-    "The picture stays in this device's memory: no image is ever stored or sent anywhere.\n"
+    "The picture stays in this device's memory: no image is ever stored or sent anywhere."
+)
+# What is kept, and what for: the report, and the next song lists (ratings and recent plays steer them).
+KEPT_TEXT = (
     "We keep only the mood, the songs you play, how long you listen and your rating, "
-    "to show you whether the music lifts your mood."
+    "to show you whether the music lifts your mood and to pick your next songs."
+)
+# A guest can't come back to their history: their visit joins the guest profile every guest shares,
+# whose ratings and plays steer the songs later guests are offered.
+KEPT_GUEST_TEXT = (
+    "We keep only the mood, the songs you play, how long you listen and your rating, without a name, "
+    "together with every other guest's visits. They show you whether the music lifts your mood today, "
+    "and what you play and rate helps pick songs for later guests."
 )
 # Added when the kiosk uploads visits (``mqtt.enabled``): what the visit event carries, and how.
 UPLOAD_TEXT = (
     "After each visit, that record is also sent to the kiosk operator's server, "
     "with a code instead of your name."
+)
+UPLOAD_GUEST_TEXT = (
+    "After each visit, that record is also sent to the kiosk operator's server, "
+    "under a code all guests share."
 )
 HELLO_TEXT = "Shall the camera read your mood again? It looks for a few seconds and keeps no picture."
 CAMERA_WITHDRAWN = "Done: the camera stays off for you until you agree to it again."
@@ -60,9 +74,11 @@ STORE_PROBLEM_TITLE = "Sorry, moodtunes can't start right now"
 STORE_PROBLEM_TEXT = "Please tell the staff."
 
 
-def consent_text(settings) -> str:
-    """The camera notice: with uploads on, it also says that the visit is sent, and how."""
-    return CONSENT_TEXT + (" " + UPLOAD_TEXT if settings.mqtt.enabled else "")
+def consent_text(settings, guest: bool) -> str:
+    """The camera notice: what a visit keeps (a guest's, nameless and pooled with every guest's)
+    and, with uploads on, that the visit is sent, and how."""
+    kept, upload = (KEPT_GUEST_TEXT, UPLOAD_GUEST_TEXT) if guest else (KEPT_TEXT, UPLOAD_TEXT)
+    return f"{CAMERA_TEXT}\n{kept}" + (" " + upload if settings.mqtt.enabled else "")
 
 
 class WelcomeScreen(Screen):
@@ -577,12 +593,8 @@ class ConsentScreen(Screen):
         look = self.look
         draw_card(surface, self.card, th.SURFACE, look.px(22))
         inner = lay.inset(self.card, look.px(24), look.px(18))
-        name = self.app.visit.profile.name if self.app.visit else ""
-        title = (
-            f"Hi {name}, before we start"
-            if name and not self.app.visit.profile.is_guest
-            else "Before we start"
-        )
+        guest = self.app.visit is None or self.app.visit.profile.is_guest
+        title = "Before we start" if guest else f"Hi {self.app.visit.profile.name}, before we start"
         title_h = look.heading().get_linesize()
         draw_text(
             surface,
@@ -598,7 +610,7 @@ class ConsentScreen(Screen):
             inner.height - title_h - look.px(12),
         )
         # The biggest type that fits: this is the one text every visitor should read.
-        text = consent_text(self.app.settings)
+        text = consent_text(self.app.settings, guest)
         fonts = [look.font(size) for size in (22, 19, 16)]
         font = next((f for f in fonts if _paragraph_fits(f, text, text_area)), fonts[-1])
         self.text_area, self.text_font = text_area, font
