@@ -1,7 +1,8 @@
 """What a first visitor meets on the kiosk screens: a list that says more songs are coming and grows
-without moving, the rating asking about the song it is stored with, names kept as typed, silent
-playback and the sample photo said so, messages that fit how the mood changed, readable disabled
-buttons, charts that show every value, and reads that fail told as reads."""
+without moving, the wait for the first songs told in time left, the rating asking about the song it
+is stored with, names kept as typed, silent playback and the sample photo said so, messages that fit
+how the mood changed, readable disabled buttons, charts that show every value, and reads that fail
+told as reads."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from moodtunes.ui import theme as th
 from ui_support import (
     CALM,
     ENERGETIC,
+    HandClock,
     StillScanner,
     add_tracks,
     guest_at_songs,
@@ -112,6 +114,60 @@ def test_the_list_is_not_topped_up_once_the_scan_is_over(settings, tmp_path):
         assert len(app.visit.ranked) == 3
     finally:
         app.close()
+
+
+def test_the_preparing_message_tells_the_time_left_once_the_pace_has_a_basis(settings, drawn):
+    """A first scan takes hours on a Pi: the message says how long is left, from the pace seen
+    since the first song done (5 songs over 20 s at least), up to now, rounded; nothing before."""
+    songs = [1, 4, 6, 249]  # done, as the scan goes on
+    steps = [threading.Event() for _ in songs + ["the last song"]]
+
+    def first_scan(settings, store, progress=None, should_stop=None):
+        for event, done in zip(steps, songs + [250], strict=True):
+            event.wait(30)
+            progress(done, 250, "a.mp3")
+
+    app = make_app(settings, sample_scanner, library_loader=first_scan)
+    app.clock = clock = HandClock()
+    try:
+        songs_as_guest(app, "happy", wait=False)
+        assert app.screen.name == "songs" and not app.screen.loaded
+
+        def detail(done: int, seconds: float) -> str:
+            """The message once the scan has done ``done`` songs and ``seconds`` passed since the first."""
+            clock.now = 1000.0 + seconds
+            if done != app.library_service.progress[0]:
+                steps[songs.index(done)].set()
+                run_until(app, lambda: app.library_service.progress[0] == done, what=f"{done} songs done")
+            drawn.clear()
+            step(app)
+            said = [text for text in drawn if text.startswith("Listening to the songs")]
+            return max(said, key=len)  # the paragraph, not its lines
+
+        steps[0].set()
+        run_until(app, lambda: app.library_service.progress is not None, what="the first song done")
+        assert detail(1, 0) == "Listening to the songs to sort them by mood: 1 of 250 done."
+        assert detail(1, 10).endswith("1 of 250 done.")  # no song since the first: no pace
+        assert detail(4, 10).endswith("4 of 250 done.")  # 3 songs: too few
+        assert detail(6, 10).endswith("6 of 250 done.")  # 5 songs, but over 10 s: too short
+        assert detail(6, 30).endswith("6 of 250 done.\nAbout 25 minutes left.")  # 6 s a song, 244 to go
+        assert detail(6, 90).endswith("6 of 250 done.\nAbout an hour left.")  # stalled: slower now
+        assert detail(249, 90).endswith("249 of 250 done.\nLess than a minute left.")
+    finally:
+        for event in steps:
+            event.set()
+        app.close()
+
+
+@pytest.mark.parametrize(("seconds", "said"), [
+    (59, "Less than a minute left"), (80, "About a minute left"), (100, "About 2 minutes left"),
+    (9 * 60 + 20, "About 9 minutes left"), (23 * 60, "About 25 minutes left"), (54 * 60, "About 55 minutes left"),
+    (56 * 60, "About an hour left"), (100 * 60, "About 2 hours left"), (7.4 * 3600, "About 7 hours left"),
+])
+def test_the_time_left_is_rounded_as_a_person_would_say_it(seconds, said):
+    from moodtunes.ui.screens.music import time_left
+
+    assert time_left(seconds) == said
 
 
 # ---- 3. the rating asks about the song it is stored with -------------------------------------

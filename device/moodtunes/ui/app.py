@@ -132,7 +132,8 @@ class KioskApp:
         self._wall_offset = wall_clock() - time.monotonic()  # changes when the clock is set: _follow_clock_steps
         self.max_fps = max_fps
         self.scanner_service = ScannerService(scanner_factory, settings)
-        self.library_service = LibraryService(library_loader, settings)
+        # The clock as it is at each call: a test may swap the kiosk's.
+        self.library_service = LibraryService(library_loader, settings, lambda: self.clock())
         self.store: Store | None = None
         self.store_error: str | None = None
         self.catalogue_unreadable = False  # the last read of the music catalogue failed

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -13,6 +14,11 @@ from moodtunes.config import Settings
 from moodtunes.store import Store, StoreError
 
 logger = logging.getLogger(__name__)
+
+# The time a library scan has left is told once its pace has this much to go on, counted from its
+# first song done (which also waited for the analysers to start; they finish songs in bursts).
+ESTIMATE_AFTER_SONGS = 5
+ESTIMATE_AFTER_S = 20.0
 
 
 class Scanner(Protocol):
@@ -118,16 +124,21 @@ class ScannerService:
 
 class LibraryService:
     """Runs the library loader (``ensure_library(settings, store, progress=...)``) with its own
-    Store connection; ``progress`` is (songs done, songs to do) while it analyses new files."""
+    Store connection; ``progress`` is (songs done, songs to do) while it analyses new files, its pace
+    timed by ``clock`` (the kiosk's) for ``seconds_left``."""
 
     STOP_TIMEOUT_S = 30.0  # the analyses in flight finish first: a second or two here, more on a Pi
 
-    def __init__(self, loader: LibraryLoader | None, settings: Settings) -> None:
+    def __init__(
+        self, loader: LibraryLoader | None, settings: Settings, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._loader = loader
         self._settings = settings
+        self._clock = clock
         self.error: str | None = None
         self.report: Any = None
         self.progress: tuple[int, int] | None = None
+        self._first_song: tuple[float, int] | None = None  # (when, songs done) at the first song done
         self._done = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -162,7 +173,22 @@ class LibraryService:
             self._done.set()
 
     def _progress(self, done: int, total: int, path: str) -> None:
+        self._first_song = self._first_song or (self._clock(), done)
         self.progress = (done, total)
+
+    def seconds_left(self) -> float | None:
+        """The scan's time left at its pace since its first song done (a Pi takes hours over a big
+        library: the visitor should know how long), up to now, so a scan that stalls is told
+        slower; None until that pace has ESTIMATE_AFTER_SONGS songs over ESTIMATE_AFTER_S to go
+        on, and once the scan is over."""
+        first, progress = self._first_song, self.progress
+        if self.ready or first is None or progress is None:
+            return None
+        (started, first_done), (done, total) = first, progress
+        songs, seconds = done - first_done, self._clock() - started
+        if songs < ESTIMATE_AFTER_SONGS or seconds < ESTIMATE_AFTER_S:
+            return None
+        return (total - done) * seconds / songs
 
     def stop(self) -> None:
         """Stop a scan under way, or waiting for another's lock, and wait for it to wind down (the

@@ -87,6 +87,21 @@ def clock_time(seconds: float) -> str:
     return f"{seconds // 60}:{seconds % 60:02d}"
 
 
+def time_left(seconds: float) -> str:
+    """The library scan's time left, rounded as a person would say it: the pace it comes from
+    is no more precise than that."""
+    minutes = seconds / 60
+    if minutes < 1:
+        return "Less than a minute left"
+    if minutes < 1.5:
+        return "About a minute left"
+    if minutes < 55:
+        return f"About {round(minutes) if minutes < 10 else 5 * round(minutes / 5)} minutes left"
+    if minutes < 90:
+        return "About an hour left"
+    return f"About {round(minutes / 60)} hours left"
+
+
 class SongsScreen(Screen):
     name = "songs"
 
@@ -331,6 +346,8 @@ class SongsScreen(Screen):
             detail = "The music library is being set up. This only takes a while the first time."
             if progress and progress[1]:
                 detail = f"Listening to the songs to sort them by mood: {progress[0]} of {progress[1]} done."
+                left = self.app.library_service.seconds_left()
+                detail += f"\n{time_left(left)}." if left is not None else ""  # a line of its own: not cut mid-phrase
             self._message(surface, "Preparing your music…", detail, spinner=True)
         elif not visit.ranked and (self.app.catalogue_unreadable or (self.app.library_service.error and self.no_music)):
             # the log has the details (paths, database words), which are the staff's to read
