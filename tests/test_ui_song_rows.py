@@ -1,11 +1,13 @@
 """The rows of the songs list: the heading already names the category, so the rows don't repeat it
 on a chip (the now-playing screen keeps it); the room goes to the title, which takes two lines
 when long (only the second cut short), with the artist below and the length at the right, all
-inside the row at every supported size and the smallest window the config allows."""
+inside the row at every supported size and the smallest window the config allows; a song that
+failed to play in this visit is dimmed, "Won't play" in place of its length."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import pygame
 import pytest
@@ -22,6 +24,7 @@ from ui_support import (
     step,
     tap,
     visit_settings,
+    write_tone,
 )
 
 LONG_TITLE = "Bohemian Rhapsody (Live at Wembley Stadium, 1986) - Remaster"
@@ -210,5 +213,47 @@ def test_the_now_playing_title_without_spaces_takes_two_lines_too(tmp_path, draw
         shown = [d.text for d in texts if d.font is title_font]
         assert len(shown) == 2 and len(shown[0]) >= 6
         assert (shown[0] + shown[1].removesuffix("…")) == JAPANESE_TITLE[: len(shown[0] + shown[1]) - 1]
+    finally:
+        app.close()
+
+
+def test_a_song_that_failed_to_play_is_drawn_unavailable_until_it_plays(tmp_path, monkeypatch):
+    """After "Couldn't play …" or "None of these songs would play…" the songs that failed looked
+    like the others, and were tapped again and again: their rows are dimmed, "Won't play" in place
+    of the length. A tap still tries one first, for its file may be back."""
+    from moodtunes.ui import theme as th
+    from moodtunes.ui.screens import music
+
+    inks: dict[str, th.Colour] = {}  # each text in the rows, as last drawn, and its colour
+    draw_text, draw_lines = music.draw_text, music.draw_lines
+    monkeypatch.setattr(music, "draw_text", lambda surface, font, text, colour, *a, **k: (
+        inks.__setitem__(text, colour), draw_text(surface, font, text, colour, *a, **k))[1])
+    monkeypatch.setattr(music, "draw_lines", lambda surface, font, lines, colour, *a: (
+        inks.update(dict.fromkeys(lines, colour)), draw_lines(surface, font, lines, colour, *a))[1])
+    settings = visit_settings()
+    with Store.open(settings.database_path) as store:
+        good, broken = add_tracks(store, tmp_path / "music", count=1, category=CALM, corrupt=1)
+    app = make_app(settings, sample_scanner)
+    try:
+        songs_as_guest(app, "sad")
+        row = next(i for i, item in enumerate(app.visit.ranked) if item.track.path == broken.path)
+        step(app, 1)
+        assert inks[broken.title] == th.TEXT and "Won't play" not in inks  # not tried yet: like any
+        tap(app, f"row:{row}")  # fails, and the song that plays comes on
+        assert app.screen.name == "playing" and app.visit.failed_paths == {broken.path}
+        tap(app, "stop")
+        assert app.screen.name == "songs"
+        inks.clear()
+        step(app, 1)
+        assert inks.get("Won't play") == inks[broken.title] == inks[broken.artist] == th.DISABLED_TEXT
+        assert inks[good.title] == th.TEXT and inks["0:30"] == th.MUTED  # the song that plays: as it was
+        assert app.screen.target(f"row:{row}").enabled
+        write_tone(Path(broken.path), 30.0)  # its file is back, playable: a tap tries it first
+        tap(app, f"row:{row}")
+        assert app.screen.name == "playing" and app.visit.ranked[app.screen.index].track.path == broken.path
+        tap(app, "stop")
+        inks.clear()
+        step(app, 1)
+        assert inks[broken.title] == th.TEXT and "Won't play" not in inks
     finally:
         app.close()

@@ -50,6 +50,9 @@ SOME_DID_NOT_PLAY_MESSAGE = "These songs wouldn't play. Try another, or tell the
 # ... each because its file is gone: the music folder (a USB stick, a share) is, most likely.
 MUSIC_GONE_MESSAGE = "The music files can't be found. Please tell the staff."
 UNTITLED = "Untitled song"  # a title and file name no font here can draw
+# In place of the length of a song that failed to play in this visit, its row dimmed: they looked
+# like the others after "None of these songs would play", and were tapped again and again.
+WONT_PLAY = "Won't play"
 MOOD_BUTTON = "My mood"  # back from the songs to the mood they were picked for
 # Songs that may start one after the other, after the one tapped, with no touch in between; then
 # the rating, where the idle timeout runs: an unattended kiosk played a whole category, for hours,
@@ -366,7 +369,8 @@ class SongsScreen(Screen):
         for i, item in enumerate(page(visit.ranked, visit.page) if self.loaded else []):
             target = self.target(f"row:{i}")
             if target is not None:
-                self._row(surface, target.rect, item.track, pressed=self.app.pointed == target.id)
+                self._row(surface, target.rect, item.track, pressed=self.app.pointed == target.id,
+                          failed=item.track.path in visit.failed_paths)
         other = self.app.other_category(visit.category)
         self.button(
             surface, "other", (f"Try {other.lower()}", f"{SHORT_NAMES.get(other, 'Other')} songs"),
@@ -452,15 +456,21 @@ class SongsScreen(Screen):
             align="center",
         )
 
-    def _row(self, surface: pygame.Surface, rect: pygame.Rect, track, pressed: bool) -> None:
+    def _row(self, surface: pygame.Surface, rect: pygame.Rect, track, pressed: bool, failed: bool) -> None:
         """A song: its title (two lines when long, only the second cut short), the artist below it,
-        the length at the right. No category: the heading says it, for every song of the list."""
+        the length at the right. No category: the heading says it, for every song of the list.
+        One that ``failed`` to play in this visit is dimmed, "Won't play" in place of its length (a
+        tap still tries it first: its file may be back)."""
         look = self.look
-        fill = th.mix(th.SURFACE, (255, 255, 255), 0.12) if pressed else th.SURFACE
+        fill = th.mix(th.SURFACE, th.BACKGROUND, 0.6) if failed else th.SURFACE
+        if pressed:
+            fill = th.mix(fill, (255, 255, 255), 0.12)
         draw_card(surface, rect, fill, look.px(16))
         inner = lay.inset(rect, look.px(16), look.px(8))
+        ink = th.DISABLED_TEXT if failed else th.TEXT
+        muted = th.DISABLED_TEXT if failed else th.MUTED
         length_font = look.body()
-        length = clock_time(track.duration) if track.duration else ""
+        length = WONT_PLAY if failed else clock_time(track.duration) if track.duration else ""
         length_w = max(length_font.size(length)[0], length_font.size("0:00")[0])
         text = pygame.Rect(
             inner.left, inner.top, inner.width - length_w - look.px(10), inner.height
@@ -470,19 +480,19 @@ class SongsScreen(Screen):
         room = 2 if inner.height >= 2 * title_h + artist_h else 1  # a second line where it fits
         lines = title_lines(title_font, song_title(track), text.width, room)
         top = inner.centery - (len(lines) * title_h + artist_h) // 2
-        top = draw_lines(surface, title_font, lines, th.TEXT, text.left, top, text.width)
+        top = draw_lines(surface, title_font, lines, ink, text.left, top, text.width)
         draw_text(
             surface,
             artist_font,
             artist_label(track.artist),
-            th.MUTED,
+            muted,
             pygame.Rect(text.left, top, text.width, artist_h),
         )
         draw_text(
             surface,
             length_font,
             length,
-            th.MUTED,
+            muted,
             pygame.Rect(inner.right - length_w, inner.top, length_w, inner.height),
             align="right",
         )
