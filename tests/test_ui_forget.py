@@ -253,8 +253,7 @@ def test_a_visit_whose_profile_the_staff_forget_under_way_ends_keeping_nothing(s
             tap(app, "row:0")  # its play refused: the visit has no session any more
         elif at == "playing":
             step(app, 5)
-            tap(app, "done")
-            tap(app, "again")  # nothing written on the way: the scan asks the store first
+            tap(app, "done")  # nothing written on the way: the rating screen asks the store first
         else:
             tap(app, "report")  # no stars: only the visit's end is refused
         assert app.screen.name == "welcome" and app.visit is None and not app.music_on
@@ -280,3 +279,32 @@ def test_a_visit_whose_profile_the_staff_forget_under_way_ends_keeping_nothing(s
         for table in ("mood_readings", "plays", "ratings", "outbox"):  # the guest's one each, no more
             assert [tuple(r) for r in rows(store, f"SELECT session_id FROM {table}")] == [(session["id"],)], table
         assert store.profile(ada) is None
+
+
+@pytest.mark.parametrize("at", ["result", "playing"])
+def test_a_visit_forgotten_while_the_visitor_only_listens_or_reads_ends_by_itself(settings, ada, tmp_path, told, at):
+    """Forgotten while a song played on, nothing failed to tell the kiosk: saving the seconds heard
+    matched no row, and the song played to its end and the next; forgotten on the mood's result,
+    "continue" listed songs for the person removed."""
+    with Store.open(settings.database_path) as store:
+        add_tracks(store, tmp_path / "energetic", count=2, category=ENERGETIC)
+    app = make_app(settings, sample_scanner)
+    try:
+        touch(app, f"profile:{ada}")
+        tap(app, "scan")
+        on_screen(app, "result")
+        if at == "playing":
+            tap(app, "continue")
+            run_until(app, lambda: app.screen.name == "songs" and app.screen.loaded, what="the songs")
+            tap(app, "row:0")
+            assert app.screen.name == "playing" and app.music_on
+        with Store.open(settings.database_path) as store:
+            store.forget_profile(ada)
+        if at == "result":
+            tap(app, "continue")
+        else:  # the visitor just listens: the next save of the seconds heard finds the play gone
+            run_until(app, lambda: app.screen.name == "welcome", what="welcome", timeout=10)
+        assert app.screen.name == "welcome" and app.visit is None and not app.music_on
+        assert told() == [PROFILE_REMOVED_MESSAGE]
+    finally:
+        app.close()

@@ -922,12 +922,13 @@ class Store:
 
     def update_play(
         self, play_id: int, seconds_listened: float, finished: bool = False, error: str | None = None
-    ) -> None:
+    ) -> bool:
+        """Save a play's progress; whether the play is still there (`moodtunes forget` deletes it)."""
         with self.transaction() as db:
-            db.execute(
+            return db.execute(
                 "UPDATE plays SET seconds_listened = ?, finished = ?, error = ? WHERE id = ?",
                 (max(0.0, float(seconds_listened)), int(finished), error, play_id),
-            )
+            ).rowcount == 1
 
     def add_rating(self, session_id: int, score: int, play_id: int | None = None) -> int:
         if not 0 <= int(score) <= 100:

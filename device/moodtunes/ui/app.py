@@ -645,9 +645,10 @@ class KioskApp:
     # ---- navigation ------------------------------------------------------------------------
 
     def go(self, screen: Any) -> None:
-        """Show ``screen``; welcome instead once the visit's profile is gone, which a scan asks the
-        store first: no camera opens for a person whose consent was deleted with their profile."""
-        if self.visit is not None and (self.visit.forgotten or screen.name == "scan" and self._visit_forgotten()):
+        """Show ``screen``; welcome instead once the visit's profile is gone, which each screen of a
+        visit under way asks the store first (a profile looked up by its id): no camera opens for a
+        person whose consent was deleted with their profile, no songs are listed for them."""
+        if self.visit is not None and (self.visit.forgotten or not self.visit.ended and self._visit_forgotten()):
             self._let_forgotten_visit_go()
             return
         if self.screen is not None:
@@ -871,8 +872,13 @@ class KioskApp:
         return True
 
     def _update_play(self, play_id: int, seconds: float, finished: bool) -> bool:
-        """Save a play's progress; whether the store took it."""
-        return bool(self.record(lambda: self.store.update_play(play_id, seconds, finished) or True))
+        """Save a play's progress; whether the store took it. A play gone from the store was
+        forgotten with its visit's profile (the song would play on, minutes maybe, until the next
+        write failed): the visit is let go at the next frame."""
+        kept = self.record(self.store.update_play, play_id, seconds, finished)
+        if kept is False:
+            self._visit_forgotten()
+        return kept is not None
 
     def _retry_sound_device(self) -> None:
         """A player left silent because no audio device opened (a USB speaker off at the first
@@ -966,6 +972,8 @@ class KioskApp:
 
     def _profile_kept(self, profile_id: int) -> bool:
         """Whether the profile is still there (True too when that can't be read: kept, not lost)."""
+        if self.store is None:
+            return True
         try:
             return self.store.profile(profile_id) is not None
         except StoreError as exc:
