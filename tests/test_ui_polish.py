@@ -909,15 +909,21 @@ def test_the_charts_say_a_trend_only_with_enough_data_and_in_plain_words(setting
     """No "lift falling" beside "Too early to tell": the mood chart leaves the lift's trend to the
     verdict, and the ratings chart says how many visits it shows, and their trend once there are
     as many ratings as the verdict waits for."""
+    texts = drawn_on_the_report(settings, tmp_path, drawn, past, size)
+    assert caption in texts
+    trends = [text for text in texts if text.endswith(("rising", "falling", "steady"))]
+    assert trends == ([caption] if "ratings" in caption else [])
+
+
+def drawn_on_the_report(settings, tmp_path, drawn, past, size) -> list[str]:
+    """The texts of one frame of Robin's report after the ``past`` visits, at ``size``."""
     robin = journey(settings, tmp_path, past)
     app = make_app(settings, sample_scanner, size=size)
     try:
         to_report(app, robin)
         drawn.clear()
         step(app, 1)
-        assert caption in drawn
-        trends = [text for text in drawn if text.endswith(("rising", "falling", "steady"))]
-        assert trends == ([caption] if "ratings" in caption else [])
+        return list(drawn)
     finally:
         app.close()
 
@@ -929,15 +935,8 @@ def test_the_charts_say_a_trend_only_with_enough_data_and_in_plain_words(setting
 ])
 def test_the_mood_chart_says_when_it_shows_only_the_last_visits(settings, tmp_path, drawn, past, size, captions):
     """Beside "last 12 of 201 visits" under the ratings, the mood chart showed the same 12 unsaid."""
-    robin = journey(settings, tmp_path, past)
-    app = make_app(settings, sample_scanner, size=size)
-    try:
-        to_report(app, robin)
-        drawn.clear()
-        step(app, 1)
-        assert [text for text in drawn if "visits" in text and "measured" not in text] == captions
-    finally:
-        app.close()
+    texts = drawn_on_the_report(settings, tmp_path, drawn, past, size)
+    assert [text for text in texts if "visits" in text and "measured" not in text] == captions
 
 
 def test_ratings_that_swing_back_and_forth_are_steady_not_a_trend():
