@@ -308,3 +308,61 @@ def test_a_visit_forgotten_while_the_visitor_only_listens_or_reads_ends_by_itsel
         assert told() == [PROFILE_REMOVED_MESSAGE]
     finally:
         app.close()
+
+
+def test_a_forget_me_the_store_refuses_is_told_after_the_visits_one_message(settings, ada, told, monkeypatch):
+    """"Couldn't be saved" is said once a visit: the end refused said it, and a "Delete
+    everything" refused then said nothing, the person left on the screen as if it did nothing."""
+    from moodtunes.ui.app import NOT_SAVED_MESSAGE
+    from ui_support import refusing
+
+    app = make_app(settings, sample_scanner)
+    try:
+        monkeypatch.setattr(app.store, "finish_session", refusing("database or disk is full"))
+        to_report(app, ada)
+        assert told() == [NOT_SAVED_MESSAGE]
+        monkeypatch.setattr(app.store, "forget_profile", refusing("database is locked"))
+        tap(app, "forget")
+        tap(app, "delete")
+        assert app.screen.name == "forget" and told() == [NOT_SAVED_MESSAGE] * 2
+    finally:
+        app.close()
+
+
+def test_a_report_whose_profile_was_forgotten_meanwhile_lets_the_visit_go_at_the_next_tap(settings, ada, told):
+    """An ended visit wasn't asked about: "Forget me" offered to delete Ada's profile, gone already."""
+    app = make_app(settings, sample_scanner)
+    try:
+        to_report(app, ada)
+        with Store.open(settings.database_path) as store:
+            store.forget_profile(ada)
+        tap(app, "forget")
+        assert app.screen.name == "welcome" and app.visit is None and told() == [PROFILE_REMOVED_MESSAGE]
+    finally:
+        app.close()
+
+
+def test_a_visit_forgotten_as_its_song_ends_plays_no_next_song(settings, ada, tmp_path, told, monkeypatch):
+    """Found at the song's end (the last save of the seconds heard), the player's screen still
+    started the next song, a burst of sound for a person just removed, before welcome."""
+    from moodtunes.ui import app as app_module
+
+    with Store.open(settings.database_path) as store:
+        add_tracks(store, tmp_path / "short", count=3, category=ENERGETIC, seconds=1.0)
+    monkeypatch.setattr(app_module, "SAVE_EVERY_S", 1000.0)  # only the song's end saves
+    app = make_app(settings, sample_scanner)
+    try:
+        touch(app, f"profile:{ada}")
+        tap(app, "manual")
+        tap(app, "mood:happy")
+        run_until(app, lambda: app.screen.name == "songs" and app.screen.loaded, what="the songs")
+        started = []
+        start_play = app.start_play
+        monkeypatch.setattr(app, "start_play", lambda index: started.append(index) or start_play(index))
+        tap(app, "row:0")
+        with Store.open(settings.database_path) as store:
+            store.forget_profile(ada)
+        run_until(app, lambda: app.screen.name == "welcome", what="welcome", timeout=15)
+        assert started == [0] and told() == [PROFILE_REMOVED_MESSAGE]
+    finally:
+        app.close()

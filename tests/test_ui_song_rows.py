@@ -2,7 +2,7 @@
 on a chip (the now-playing screen keeps it); the room goes to the title, which takes two lines
 when long (only the second cut short), with the artist below and the length at the right, all
 inside the row at every supported size and the smallest window the config allows; a song that
-failed to play in this visit is dimmed, "Won't play" in place of its length."""
+failed to play in this visit is dimmed, "Didn't play" in place of its length."""
 
 from __future__ import annotations
 
@@ -219,7 +219,7 @@ def test_the_now_playing_title_without_spaces_takes_two_lines_too(tmp_path, draw
 
 def test_a_song_that_failed_to_play_is_drawn_unavailable_until_it_plays(tmp_path, monkeypatch):
     """After "Couldn't play …" or "None of these songs would play…" the songs that failed looked
-    like the others, and were tapped again and again: their rows are dimmed, "Won't play" in place
+    like the others, and were tapped again and again: their rows are dimmed, "Didn't play" in place
     of the length. A tap still tries one first, for its file may be back."""
     from moodtunes.ui import theme as th
     from moodtunes.ui.screens import music
@@ -238,14 +238,14 @@ def test_a_song_that_failed_to_play_is_drawn_unavailable_until_it_plays(tmp_path
         songs_as_guest(app, "sad")
         row = next(i for i, item in enumerate(app.visit.ranked) if item.track.path == broken.path)
         step(app, 1)
-        assert inks[broken.title] == th.TEXT and "Won't play" not in inks  # not tried yet: like any
+        assert inks[broken.title] == th.TEXT and "Didn't play" not in inks  # not tried yet: like any
         tap(app, f"row:{row}")  # fails, and the song that plays comes on
         assert app.screen.name == "playing" and app.visit.failed_paths == {broken.path}
         tap(app, "stop")
         assert app.screen.name == "songs"
         inks.clear()
         step(app, 1)
-        assert inks.get("Won't play") == inks[broken.title] == inks[broken.artist] == th.DISABLED_TEXT
+        assert inks.get("Didn't play") == inks[broken.title] == inks[broken.artist] == th.DISABLED_TEXT
         assert inks[good.title] == th.TEXT and inks["0:30"] == th.MUTED  # the song that plays: as it was
         assert app.screen.target(f"row:{row}").enabled
         write_tone(Path(broken.path), 30.0)  # its file is back, playable: a tap tries it first
@@ -254,6 +254,6 @@ def test_a_song_that_failed_to_play_is_drawn_unavailable_until_it_plays(tmp_path
         tap(app, "stop")
         inks.clear()
         step(app, 1)
-        assert inks[broken.title] == th.TEXT and "Won't play" not in inks
+        assert inks[broken.title] == th.TEXT and "Didn't play" not in inks
     finally:
         app.close()

@@ -648,7 +648,7 @@ class KioskApp:
         """Show ``screen``; welcome instead once the visit's profile is gone, which each screen of a
         visit under way asks the store first (a profile looked up by its id): no camera opens for a
         person whose consent was deleted with their profile, no songs are listed for them."""
-        if self.visit is not None and (self.visit.forgotten or not self.visit.ended and self._visit_forgotten()):
+        if self.visit is not None and (self.visit.forgotten or self._visit_forgotten()):
             self._let_forgotten_visit_go()
             return
         if self.screen is not None:
@@ -719,6 +719,13 @@ class KioskApp:
             if self._visit_forgotten():  # nothing to tell: the visit is let go (_let_forgotten_visit_go)
                 return None
             return self._not_saved(str(exc))
+
+    def record_asked(self, action: Callable[..., Any], *args: Any) -> Any:
+        """``record`` for what the visitor asked for in so many words (delete my profile, stop
+        using the camera): a failure is told, also after this visit's one "couldn't be saved"."""
+        if self.visit is not None:
+            self.visit.told_not_saved = False
+        return self.record(action, *args)
 
     def _visit_forgotten(self) -> bool:
         """Whether the visit under way lost its profile, and with it its session and all it recorded

@@ -471,7 +471,7 @@ class ForgetScreen(Screen):
             app.go(self.report)
         elif target_id == "delete":
             profile = app.visit.profile
-            if app.record(self._forget, profile.id) is not None:
+            if app.record_asked(self._forget, profile.id) is not None:
                 app.histories.pop(profile.id, None)
                 app.home()
                 app.toast("Your profile and visits are deleted from this kiosk.", good=True)  # no name to the log

@@ -52,7 +52,7 @@ MUSIC_GONE_MESSAGE = "The music files can't be found. Please tell the staff."
 UNTITLED = "Untitled song"  # a title and file name no font here can draw
 # In place of the length of a song that failed to play in this visit, its row dimmed: they looked
 # like the others after "None of these songs would play", and were tapped again and again.
-WONT_PLAY = "Won't play"
+WONT_PLAY = "Didn't play"
 MOOD_BUTTON = "My mood"  # back from the songs to the mood they were picked for
 # Songs that may start one after the other, after the one tapped, with no touch in between; then
 # the rating, where the idle timeout runs: an unattended kiosk played a whole category, for hours,
@@ -459,7 +459,7 @@ class SongsScreen(Screen):
     def _row(self, surface: pygame.Surface, rect: pygame.Rect, track, pressed: bool, failed: bool) -> None:
         """A song: its title (two lines when long, only the second cut short), the artist below it,
         the length at the right. No category: the heading says it, for every song of the list.
-        One that ``failed`` to play in this visit is dimmed, "Won't play" in place of its length (a
+        One that ``failed`` to play in this visit is dimmed, "Didn't play" in place of its length (a
         tap still tries it first: its file may be back)."""
         look = self.look
         fill = th.mix(th.SURFACE, th.BACKGROUND, 0.6) if failed else th.SURFACE
@@ -591,7 +591,7 @@ class PlayingScreen(Screen):
     def update(self, now: float) -> None:
         if not self.playing:
             return
-        if not self.app.follow_playback(now):
+        if not self.app.follow_playback(now) or self.app.visit.forgotten:  # forgotten: let go this frame
             return
         if self.app.songs_on_their_own >= SONGS_ON_THEIR_OWN:  # no one there: the rating's idle count runs
             self.playing = False

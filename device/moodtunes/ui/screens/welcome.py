@@ -56,8 +56,8 @@ KEPT_TEXT = (
 # whose ratings and plays steer the songs later guests are offered.
 KEPT_GUEST_TEXT = (
     "We keep only the mood, the songs you play, how long you listen and your rating, without a name, "
-    "together with every other guest's visits. They show you whether the music lifts your mood today, "
-    "and what you play and rate helps pick songs for later guests."
+    "together with every other guest's visits. Your visit shows you whether the music lifts your mood "
+    "today, and what you play and rate helps pick songs for later guests."
 )
 # Added when the kiosk uploads visits (``mqtt.enabled``): what the visit event carries, and how.
 UPLOAD_TEXT = (
@@ -704,7 +704,7 @@ class HelloScreen(Screen):
             app.go(ManualMoodScreen(app, "before"))
         elif target_id == "withdraw":
             visit.camera_declined = True
-            profile = app.record(app.store.withdraw_consent, visit.profile.id)
+            profile = app.record_asked(app.store.withdraw_consent, visit.profile.id)
             if profile is not None:  # else the visitor is told it couldn't be saved
                 visit.profile = profile
             app.go(ManualMoodScreen(app, "before", CAMERA_WITHDRAWN if profile is not None else ""))
