@@ -43,6 +43,7 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"})
 # Formats decoded by Pillow, not OpenCV: this OpenCV build has no GIF decoder.
 PILLOW_DECODES = frozenset({"GIF"})
+RADIANCE_SIGNATURE = b"#?"  # how a Radiance HDR file begins ("#?RADIANCE", "#?RGBE")
 EXIF_ORIENTATION = 0x0112
 # How to turn stored pixels upright for each EXIF orientation (what Pillow's ImageOps.exif_transpose
 # does; 1 is upright already).
@@ -223,15 +224,29 @@ def _check_file_size(path: Path) -> None:
 
 
 def _opencv_rgb(path: Path) -> np.ndarray:
-    """The file read once, in one buffer, and decoded by OpenCV."""
+    """The file read once, in one buffer, and decoded by OpenCV; but a Radiance HDR, read from its
+    file: given one in a buffer, OpenCV copies it into a temporary file of its own, which a decode
+    that fails (a picture over the pixel limit) left in /tmp."""
     try:
         data = np.fromfile(str(path), dtype=np.uint8)
     except OSError as exc:
         raise CameraError(f"{path}: can't read it ({exc.strerror})") from None
-    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    if data[:2].tobytes() == RADIANCE_SIGNATURE and _opencv_can_open(path):
+        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    else:
+        bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
     if bgr is None:
         raise CameraError(f"{path}: not a readable image")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def _opencv_can_open(path: Path) -> bool:
+    """Whether OpenCV can open ``path`` by name: it takes names in UTF-8 only."""
+    try:
+        str(path).encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _pillow_rgb(path: Path) -> np.ndarray:
