@@ -905,10 +905,9 @@ class Store:
 
     def start_play(self, session_id: int, track: TrackRecord, started_at: str | None = None) -> int:
         """A play of ``track``, started now or at ``started_at`` (a start the store refused at the time).
-        It is tied to the track's catalogue row only while that row is still this file: a song the
-        library scan pruned while it was on a visitor's list failed the foreign key (the play, its
-        stars and the visit's end never saved), or, its id taken by a song added since, was stored
-        as that other song. The play keeps the song's path and tags either way."""
+        It is tied to the track's catalogue row only while that row is still this file (the scan may
+        have pruned the song while it was on a visitor's list, its id even given to another since);
+        the play keeps the song's path and tags either way."""
         with self.transaction() as db:
             cur = db.execute(
                 "INSERT INTO plays (session_id, track_id, path, title, artist, category, started_at)"
