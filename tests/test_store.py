@@ -490,7 +490,9 @@ def test_tables_that_dont_match_the_schema_version_are_one_clear_error(tmp_path,
 
 def test_two_processes_opening_a_new_database_at_once_both_end_up_migrated(tmp_path):
     """The kiosk and the uplink start together on a new device: the one that finds the schema
-    migrated by the other while it waited for the write lock must not fail on it."""
+    migrated by the other while it waited for the write lock must not fail on it (it ran its
+    migrations again; 11, which rebuilds a table, succeeded a second time and set the version
+    back, and 12 failed: each now runs only on the schema it was written for)."""
     path = tmp_path / "moodtunes.db"
     other = sqlite3.connect(path, isolation_level=None)
     other.execute("PRAGMA journal_mode=WAL")

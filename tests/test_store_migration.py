@@ -81,8 +81,10 @@ def test_an_older_database_with_data_is_migrated_and_keeps_everything(tmp_path, 
     with Store.open(path) as store:
         assert store.schema_version == len(MIGRATIONS)
         assert store.integrity_problems() == []
-        # profiles, consent and the guest
-        assert [(p.name, p.has_consented) for p in store.profiles()] == [("Ana", True), ("Ben", False)]
+        # profiles, consent (Ana agreed to the first wording of the notice: asked again) and the guest
+        assert [(p.name, p.consent_notice, p.has_consented) for p in store.profiles()] == [
+            ("Ana", 1, False), ("Ben", None, False)]
+        assert store.profile_by_name("Ana").consent_at is not None
         guest = store.guest_profile()
         assert (guest.id, guest.name, guest.is_guest) == (3, "Guest", True)
         # the ended visit, as the recommender and the report read it
@@ -160,3 +162,4 @@ def test_an_outbox_row_pointing_at_a_gone_visit_doesnt_stop_the_outbox_rebuild(t
         assert store.schema_version == len(MIGRATIONS) and store.integrity_problems() == []
         [item] = store.pending_events()
         assert (item.event_id, item.profile_id) == ("evt-0000000000000001", None)
+

@@ -441,3 +441,25 @@ def test_dont_use_the_camera_for_me_takes_the_agreement_back_until_given_again(s
         app.close()
     with Store.open(settings.database_path) as store:
         assert store.profile(ada).has_consented
+
+
+def test_a_person_who_agreed_to_an_earlier_wording_of_the_notice_is_asked_again_once(settings, ada):
+    """The notice now also says the record picks the person's next songs: those who agreed to the
+    first wording agree to what it says now, once."""
+    from moodtunes.store.store import CONSENT_NOTICE
+
+    with Store.open(settings.database_path) as store:
+        store._db.execute("UPDATE profiles SET consent_notice = 1 WHERE id = ?", (ada,))
+    app = make_app(settings, sample_scanner)
+    try:
+        touch(app, f"profile:{ada}")
+        assert app.screen.name == "consent"
+        touch(app, "accept")
+        assert app.screen.name == "scan"
+        tap(app, "back")
+        touch(app, f"profile:{ada}")
+        assert app.screen.name == "hello"  # agreed to this wording: not asked again
+    finally:
+        app.close()
+    with Store.open(settings.database_path) as store:
+        assert store.profile(ada).consent_notice == CONSENT_NOTICE and store.profile(ada).has_consented

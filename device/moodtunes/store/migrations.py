@@ -197,4 +197,10 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX outbox_pending ON outbox(sent_at, id);
     CREATE INDEX outbox_by_session ON outbox(session_id);
     """,
+    # 12: which wording of the consent notice a person agreed to (store.CONSENT_NOTICE), so that a
+    # change of what it says is agreed to again; those who agreed so far saw the first.
+    """
+    ALTER TABLE profiles ADD COLUMN consent_notice INTEGER;
+    UPDATE profiles SET consent_notice = 1 WHERE consent_at IS NOT NULL;
+    """,
 )

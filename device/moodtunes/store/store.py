@@ -50,6 +50,11 @@ FEEDBACK_WINDOW = 1000  # rated plays the recommender reads per profile: a busy 
 # since): a USB stick unplugged or a share down for a while put its best song last for good.
 UNPLAYABLE_FOR = timedelta(days=1)
 
+# The version of the kiosk's consent notice (ui.screens.welcome's texts): raised when what it says
+# is kept, or what for, changes, so that everyone agrees to what it says now. 2: the record also
+# picks the person's next songs (2026-12-06; it said only "to show you whether the music lifts
+# your mood").
+CONSENT_NOTICE = 2
 GUEST_NAME = "Guest"
 GUEST_COLOUR = "#8a94a6"
 BUSY_TIMEOUT_MS = 10_000  # how long a statement waits for another connection's lock
@@ -103,10 +108,13 @@ class Profile:
     is_guest: bool
     created_at: str
     consent_at: str | None
+    consent_notice: int | None = None  # the CONSENT_NOTICE agreed to
 
     @property
     def has_consented(self) -> bool:
-        return self.consent_at is not None
+        """Agreed to the consent notice as the kiosk shows it now: one who agreed to an earlier
+        wording is asked again."""
+        return self.consent_at is not None and (self.consent_notice or 0) >= CONSENT_NOTICE
 
 
 @dataclass
@@ -376,6 +384,13 @@ def _describe_sqlite_error(path: Path, exc: sqlite3.Error, writing: bool = True)
     return f"database {path}: {text}"
 
 
+def _migration_guard(version: int) -> str:
+    """SQL that fails (a CHECK constraint) unless the schema is at ``version``."""
+    return (f"CREATE TEMP TABLE migration_guard (version INTEGER CHECK (version = {version}));\n"
+            "INSERT INTO migration_guard SELECT user_version FROM pragma_user_version;\n"
+            "DROP TABLE migration_guard;\n")
+
+
 def _store_error(path: Path, exc: sqlite3.Error) -> StoreError:
     code = getattr(exc, "sqlite_errorcode", None)
     return StoreError(_describe_sqlite_error(path, exc), busy=code is not None and code & 0xFF == sqlite3.SQLITE_BUSY)
@@ -557,9 +572,13 @@ class Store:
         self._refuse_newer_schema(current)
         for version, script in enumerate(MIGRATIONS[current:], start=current + 1):
             try:
-                # executescript commits first, so the migration is wrapped by hand.
+                # executescript commits first, so the migration is wrapped by hand; and it runs only
+                # on the schema it was written for, read again under the write lock: another process
+                # may have migrated meanwhile, and a migration that succeeds a second time (11
+                # rebuilds a table) set the version back, failing the next one.
                 self._db.executescript(
-                    f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version={version};\nCOMMIT;"
+                    f"BEGIN IMMEDIATE;\n{_migration_guard(version - 1)}{script}\n"
+                    f"PRAGMA user_version={version};\nCOMMIT;"
                 )
             except sqlite3.Error as exc:
                 self._rollback()
@@ -717,10 +736,13 @@ class Store:
         return self._profile(rows[0]) if rows else None
 
     def record_consent(self, profile_id: int) -> None:
+        """The person agreed to the consent notice as shown now (CONSENT_NOTICE); an agreement
+        already given to it keeps its time."""
         with self.transaction() as db:
             db.execute(
-                "UPDATE profiles SET consent_at = ? WHERE id = ? AND consent_at IS NULL",
-                (utc_now(), profile_id),
+                "UPDATE profiles SET consent_at = ?, consent_notice = ? WHERE id = ?"
+                " AND (consent_at IS NULL OR coalesce(consent_notice, 0) < ?)",
+                (utc_now(), CONSENT_NOTICE, profile_id, CONSENT_NOTICE),
             )
 
     def withdraw_consent(self, profile_id: int) -> Profile:
@@ -821,7 +843,7 @@ class Store:
     def _profile(row: sqlite3.Row) -> Profile:
         return Profile(
             row["id"], row["name"], row["colour"], bool(row["is_guest"]),
-            row["created_at"], row["consent_at"],
+            row["created_at"], row["consent_at"], row["consent_notice"],
         )
 
     # ---- visits ----------------------------------------------------------------------------
