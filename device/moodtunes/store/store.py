@@ -18,7 +18,7 @@ import sqlite3
 import sys
 import tempfile
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -382,6 +382,18 @@ def _describe_sqlite_error(path: Path, exc: sqlite3.Error, writing: bool = True)
         barred = f"; this user may not write {', '.join(others)}" if others else ""
         return f"database {path}: can't write here ({text}){barred}; check MOODTUNES_DATA_DIR and permissions"
     return f"database {path}: {text}"
+
+
+def _shift_times(
+    db: sqlite3.Connection, session_id: int, seconds: float, times: Iterable[tuple[str, str, str]],
+    moved: Callable[[str], bool] = lambda stamp: True,
+) -> None:
+    """Move the visit's ``times`` ((table, column, the column naming the visit)) by ``seconds``,
+    those of them ``moved`` picks."""
+    for table, column, key in times:
+        rows = db.execute(f"SELECT rowid, {column} FROM {table} WHERE {key} = ?", (session_id,)).fetchall()
+        db.executemany(f"UPDATE {table} SET {column} = ? WHERE rowid = ?",
+                       [(shifted(stamp, seconds), rowid) for rowid, stamp in rows if stamp is not None and moved(stamp)])
 
 
 def _migration_guard(version: int) -> str:
@@ -867,10 +879,7 @@ class Store:
         with self.transaction() as db:
             if db.execute("SELECT 1 FROM sessions WHERE id = ? AND ended_at IS NULL", (session_id,)).fetchone() is None:
                 return
-            for table, column, key in VISIT_TIMES:
-                rows = db.execute(f"SELECT rowid, {column} FROM {table} WHERE {key} = ?", (session_id,)).fetchall()
-                db.executemany(f"UPDATE {table} SET {column} = ? WHERE rowid = ?",
-                               [(shifted(row[1], seconds), row[0]) for row in rows if before_the_step(row[1])])
+            _shift_times(db, session_id, seconds, VISIT_TIMES, before_the_step)
             # its times are now as the clock after the step says (settle_visit_clock)
             db.execute("UPDATE sessions SET clock_offset = clock_offset + ? WHERE id = ?", (seconds, session_id))
 
@@ -1014,11 +1023,8 @@ class Store:
         sent; and forget how the clock was, so that it is settled once and its event can go."""
         with self.transaction() as db:
             if seconds:
-                for table, column, key in (*VISIT_TIMES, ("sessions", "ended_at", "id"),
-                                            ("outbox", "created_at", "session_id")):
-                    rows = db.execute(f"SELECT rowid, {column} FROM {table} WHERE {key} = ?", (session_id,)).fetchall()
-                    db.executemany(f"UPDATE {table} SET {column} = ? WHERE rowid = ?",
-                                   [(shifted(row[1], seconds), row[0]) for row in rows if row[1] is not None])
+                _shift_times(db, session_id, seconds,
+                             (*VISIT_TIMES, ("sessions", "ended_at", "id"), ("outbox", "created_at", "session_id")))
                 step = timedelta(seconds=seconds)
                 for row in db.execute("SELECT id, payload FROM outbox WHERE session_id = ? AND sent_at IS NULL"
                                       " AND sent_payload IS NULL", (session_id,)).fetchall():
