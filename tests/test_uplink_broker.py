@@ -37,21 +37,27 @@ def _enable(monkeypatch, broker, device_id: str, prefix: str) -> None:
         monkeypatch.setenv(key, value)
 
 
+def _once(broker, monkeypatch, device: str, prefix: str, expected: int) -> list:
+    """`moodtunes uplink --once` (exit 0) as ``device``, and the ``expected`` visits the broker passed on."""
+    listener = Subscriber(broker, f"{prefix}/+/visit")
+    _enable(monkeypatch, broker, device, prefix)
+    try:
+        assert moodtunes(["uplink", "--once"]) == 0
+        wait_for(lambda: len(listener.messages) == expected, f"{expected} messages")
+    finally:
+        listener.close()
+    return listener.messages
+
+
 def test_once_delivers_every_pending_event_with_qos1(mosquitto, tmp_path, monkeypatch, capsys):
     device, prefix = unique("kiosk-"), unique("mt")
     with Store.open(tmp_path / "data" / "moodtunes.db") as store:
         events = [record_visit(store, device, before=b, after=a) for b, a in (("sad", "happy"), ("neutral", "happy"))]
-    listener = Subscriber(mosquitto, f"{prefix}/+/visit")
-    _enable(monkeypatch, mosquitto, device, prefix)
-    try:
-        assert moodtunes(["uplink", "--once"]) == 0
-        wait_for(lambda: len(listener.messages) == 2, "2 messages")
-    finally:
-        listener.close()
+    messages = _once(mosquitto, monkeypatch, device, prefix, 2)
     assert f"sent 2 to {mosquitto.host}:{mosquitto.port}, 0 still pending" in capsys.readouterr().out
-    assert {m.topic for m in listener.messages} == {f"{prefix}/{device}/visit"}
-    assert all(m.qos == 1 for m in listener.messages)
-    assert [json.loads(m.payload)["event_id"] for m in listener.messages] == [e.event_id for e in events]
+    assert {m.topic for m in messages} == {f"{prefix}/{device}/visit"}
+    assert all(m.qos == 1 for m in messages)
+    assert [json.loads(m.payload)["event_id"] for m in messages] == [e.event_id for e in events]
     with Store.open(tmp_path / "data" / "moodtunes.db") as store:
         assert store.outbox_counts() == {"pending": 0, "sent": 2, "refused": 0}
     assert moodtunes(["uplink", "--once"]) == 0
@@ -69,14 +75,8 @@ def test_once_says_which_visits_wait_for_the_clock_to_be_set(mosquitto, tmp_path
         sent = record_visit(store, device)
         record_visit(store, device, clock=unset)
     monkeypatch.setattr(uplink_module, "read_clock", lambda: unset)
-    listener = Subscriber(mosquitto, f"{prefix}/+/visit")
-    _enable(monkeypatch, mosquitto, device, prefix)
-    try:
-        assert moodtunes(["uplink", "--once"]) == 0
-        wait_for(lambda: len(listener.messages) == 1, "1 message")
-    finally:
-        listener.close()
-    assert [json.loads(m.payload)["event_id"] for m in listener.messages] == [sent.event_id]
+    messages = _once(mosquitto, monkeypatch, device, prefix, 1)
+    assert [json.loads(m.payload)["event_id"] for m in messages] == [sent.event_id]
     assert (f"sent 1 to {mosquitto.host}:{mosquitto.port}, 1 held until a time server sets this device's clock "
             "(the uplink service sends them anyway after 15 minutes with the broker reachable; "
             "`timedatectl timesync-status`), 0 still pending") \
@@ -110,23 +110,17 @@ def test_visits_queued_before_device_id_changed_go_under_the_new_one(mosquitto, 
     old, device, prefix = unique("raspberrypi-"), unique("kiosk-"), unique("mt")
     with Store.open(tmp_path / "data" / "moodtunes.db") as store:
         queued = [record_visit(store, old), record_visit(store, old), record_visit(store, device)]
-    listener = Subscriber(mosquitto, f"{prefix}/+/visit")
-    _enable(monkeypatch, mosquitto, device, prefix)
-    try:
-        assert moodtunes(["uplink", "--once"]) == 0
-        wait_for(lambda: len(listener.messages) == 3, "3 messages")
-    finally:
-        listener.close()
+    messages = _once(mosquitto, monkeypatch, device, prefix, 3)
     out, err = capsys.readouterr()
     assert "sent 3 to" in out
     assert f"sent 2 events recorded under the previous device_id {old!r} as {device!r}" in err
-    for message, event in zip(listener.messages, queued, strict=True):
+    for message, event in zip(messages, queued, strict=True):
         assert message.topic == f"{prefix}/{device}/visit"
         assert json.loads(message.payload)["device_id"] == device
         accepted = parse_visit(message.topic, message.payload, prefix)  # what the ingest checks
         assert accepted.model_dump(exclude={"device_id", "profile_key"}) == event.model_dump(
             exclude={"device_id", "profile_key"})
-    keys = {parse_visit(m.topic, m.payload, prefix).profile_key for m in listener.messages}
+    keys = {parse_visit(m.topic, m.payload, prefix).profile_key for m in messages}
     assert len(keys) == 1  # Ana's visits before and after the change are one person in the cloud
     with Store.open(tmp_path / "data" / "moodtunes.db") as store:
         [ana] = store.profiles()
