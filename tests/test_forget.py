@@ -140,6 +140,37 @@ def test_a_blocked_checkpoint_is_reported(database, capsys):
     assert "the forgotten profile's old pages stay in " in err and "-wal until its next checkpoint" in err
 
 
+def test_the_kiosk_writes_while_a_forget_waits_for_a_reader_to_leave_the_wal(database, monkeypatch):
+    """A checkpoint that waits for readers inside SQLite keeps writers out all the while: a
+    `moodtunes report` reading froze the kiosk for the second the forget waited. Between the
+    checkpoint's tries another connection writes without waiting; once the reader is done, the
+    WAL is emptied."""
+    import moodtunes.store.store as store_module
+
+    with Store.open(database) as store:
+        _visit(store, store.create_profile("Ana", "#ff8800").id)
+    kiosk = sqlite3.connect(database, isolation_level=None, timeout=0)
+    reader = sqlite3.connect(database, isolation_level=None)
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM profiles").fetchone()  # a report's read holds the WAL
+    written = []
+
+    def between_tries(_seconds: float) -> None:
+        kiosk.execute("INSERT INTO profiles (name, colour, created_at) VALUES (?, '#00aa00', '2026-12-06T10:00:00+00:00')",
+                      (f"K{len(written)}",))  # no busy wait: it fails if a try holds the lock
+        written.append(True)
+        if len(written) == 3:
+            reader.execute("COMMIT")
+
+    monkeypatch.setattr(store_module.time, "sleep", between_tries)
+    with Store.open(database) as store:
+        assert store.forget_profile(store.profile_by_name("Ana").id, []) == 1
+    assert len(written) == 3
+    assert (database.parent / f"{database.name}-wal").stat().st_size == 0
+    kiosk.close()
+    reader.close()
+
+
 def test_a_visit_sent_before_the_acknowledged_device_id_was_kept_is_said_and_deleted_by_its_likely_ids(
         database, capsys, monkeypatch):
     """Before migration 4 the uplink kept nothing of what the broker took: the device_id (and the key

@@ -17,6 +17,7 @@ import shutil
 import sqlite3
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -59,7 +60,8 @@ GUEST_NAME = "Guest"
 GUEST_COLOUR = "#8a94a6"
 BUSY_TIMEOUT_MS = 10_000  # how long a statement waits for another connection's lock
 WAL_SIZE_LIMIT_BYTES = 4 << 20  # what a checkpoint truncates the write-ahead log to
-CHECKPOINT_WAIT_MS = 1000  # a forget's checkpoint waits this long for readers (the kiosk's screen waits too)
+CHECKPOINT_WAIT_MS = 1000  # a forget's checkpoint tries this long to find no reader in the WAL (the kiosk's "Forget me" waits too)
+CHECKPOINT_RETRY_S = 0.025  # between its tries, in which other programs write (one try blocks their writes)
 DISK_FULL_BELOW_BYTES = 1 << 20  # with less free than this, an SQLite I/O error means a full disk
 PSEUDONYM_SECRET_BYTES = 32
 # Every event's JSON stays within this, well under events.MAX_EVENT_BYTES: room for the uplink to
@@ -834,17 +836,23 @@ class Store:
 
     def checkpoint(self) -> bool:
         """Copy the WAL into the database file and empty it (deleted rows are in no file any more);
-        False when another connection's read or write kept it from finishing within
-        CHECKPOINT_WAIT_MS (a later checkpoint does it)."""
+        False when other connections' reads or writes kept it from finishing for CHECKPOINT_WAIT_MS
+        (a later checkpoint does it). Tried again and again without waiting inside SQLite: a
+        checkpoint that waits for readers keeps every writer out meanwhile (the kiosk froze for the
+        second a running `moodtunes report` held the WAL)."""
+        deadline = time.monotonic() + CHECKPOINT_WAIT_MS / 1000
         try:
-            self._db.execute(f"PRAGMA busy_timeout={CHECKPOINT_WAIT_MS}")
-            busy, _, _ = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            self._db.execute("PRAGMA busy_timeout=0")
+            while True:
+                busy, _, _ = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                if not busy or time.monotonic() >= deadline:
+                    return not busy
+                time.sleep(CHECKPOINT_RETRY_S)
         except sqlite3.Error as exc:
             logger.warning("checkpoint of %s failed: %s", self.path, exc)
             return False
         finally:
             self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        return not busy
 
     @classmethod
     def _profile_by_id(cls, db: sqlite3.Connection, profile_id: int) -> Profile:
