@@ -140,7 +140,7 @@ LISTED_ZONES = [
     "America/Sao_Paulo", "America/Argentina/Buenos_Aires", "Asia/Dubai", "Asia/Karachi", "Asia/Kolkata",
     "Asia/Kathmandu", "Asia/Dhaka", "Asia/Bangkok", "Asia/Jakarta", "Asia/Singapore", "Asia/Manila", "Asia/Shanghai",
     "Asia/Hong_Kong", "Asia/Seoul", "Asia/Tokyo", "Australia/Perth", "Australia/Adelaide", "Australia/Brisbane",
-    "Australia/Sydney", "Pacific/Auckland", "Pacific/Honolulu", "Pacific/Kiritimati",
+    "Australia/Sydney", "Pacific/Auckland", "Pacific/Chatham", "Pacific/Honolulu", "Pacific/Kiritimati",
 ]
 
 

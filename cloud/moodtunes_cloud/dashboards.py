@@ -61,7 +61,7 @@ TIMEZONES = (
     "Asia/Karachi", "Asia/Kolkata", "Asia/Kathmandu", "Asia/Dhaka", "Asia/Bangkok", "Asia/Jakarta",
     "Asia/Singapore", "Asia/Manila", "Asia/Shanghai", "Asia/Hong_Kong", "Asia/Seoul", "Asia/Tokyo",
     "Australia/Perth", "Australia/Adelaide", "Australia/Brisbane", "Australia/Sydney", "Pacific/Auckland",
-    "Pacific/Honolulu", "Pacific/Kiritimati",
+    "Pacific/Chatham", "Pacific/Honolulu", "Pacific/Kiritimati",
 )
 PANEL_HEIGHT = 8
 GRID_WIDTH = 24

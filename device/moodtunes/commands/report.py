@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import datetime
 from typing import Any
 
 from moodtunes.config import Settings
+from moodtunes.events import as_utc
 from moodtunes.paths import data_dir_problem
 from moodtunes.ui.ratings import score_change_in_stars, score_to_stars, stars_text
 
@@ -71,10 +73,16 @@ def _print_text(report) -> None:
                   f"rating {stars_text(stats.mean_rating)}")
     for v in report.visits:
         print(
-            f"   {v.started_at[:16].replace('T', ' ')} UTC  {v.mood_before or '?':>7} -> {v.mood_after or '?':<7}"
+            f"   {_local_time(v.started_at)}  {v.mood_before or '?':>7} -> {v.mood_after or '?':<7}"
             f" lift {_fmt(v.lift)}  rating {stars_text(v.rating, decimals=0):>7}"
             f"  {v.listening_minutes:4.1f} min  {', '.join(v.songs)[:60]}"
         )
+
+
+def _local_time(stamp: str) -> str:
+    """A visit's start on the device's calendar, its zone named (the store keeps UTC: a Sydney
+    morning's visit was printed under the day before)."""
+    return as_utc(datetime.fromisoformat(stamp)).astimezone().strftime("%Y-%m-%d %H:%M %Z")
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
