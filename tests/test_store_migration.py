@@ -70,6 +70,8 @@ def _old_database(path: Path, applied: int) -> None:
              'connection refused', NULL);
         COMMIT;
     """)
+    if applied >= 12:  # the wording agreed to, as a kiosk of that version recorded with the consent
+        db.execute("UPDATE profiles SET consent_notice = 1 WHERE consent_at IS NOT NULL")
     db.close()
 
 

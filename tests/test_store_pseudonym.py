@@ -31,8 +31,10 @@ def test_the_key_is_an_hmac_with_the_devices_secret_not_a_hash_of_public_ids(tmp
     with Store.open(path) as store:
         profile_id, key = finished_visit_key(store)
     secret = stored_secret(path)
-    assert len(secret) == 32
-    assert key == hmac.new(secret, f"kiosk-1:{profile_id}".encode(), hashlib.sha256).hexdigest()[:16]
+    with sqlite3.connect(path) as db:
+        [(token,)] = db.execute("SELECT pseudonym_token FROM profiles WHERE id = ?", (profile_id,))
+    assert len(secret) == 32 and len(token) == 32
+    assert key == hmac.new(secret, f"kiosk-1:{profile_id}:{token}".encode(), hashlib.sha256).hexdigest()[:16]
     # The reviewer's attack: hash every small profile id with the public device id.
     guesses = {hashlib.sha256(f"kiosk-1:{n}".encode()).hexdigest()[:16] for n in range(100_000)}
     assert key not in guesses
@@ -69,3 +71,35 @@ def test_a_database_from_before_the_secret_gets_one_on_first_open(tmp_path):
     with Store.open(path) as store:
         assert store.profile_key("kiosk-1", 1) == key
     assert stored_secret(path) == secret
+
+
+def test_a_profile_made_before_tokens_keeps_its_key(tmp_path):
+    """Its visits in the cloud are followed, and deleted by forget, under the key they went with."""
+    path = tmp_path / "moodtunes.db"
+    with Store.open(path) as store:
+        profile_id, _ = finished_visit_key(store)
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE profiles SET pseudonym_token = NULL")  # as migration 13 leaves an older one
+    with Store.open(path) as store:
+        session = store.start_session(profile_id)
+        key = store.finish_session(session, "completed", "kiosk-1").profile_key
+        assert store.profile_key("kiosk-1", profile_id) == key
+    assert key == hmac.new(stored_secret(path), f"kiosk-1:{profile_id}".encode(), hashlib.sha256).hexdigest()[:16]
+
+
+def test_a_restored_or_copied_database_gives_the_next_person_a_key_of_their_own(tmp_path):
+    """The id count is in the database: restored from a backup (or copied to a second kiosk), it
+    gave the next newcomer the id, and so the pseudonym, of someone made after the backup, and a
+    forget of one deleted the other's visits in the cloud."""
+    path = tmp_path / "moodtunes.db"
+    with Store.open(path) as store:
+        finished_visit_key(store, name="Ana")
+    backup = tmp_path / "backup.db"
+    with sqlite3.connect(path) as db, sqlite3.connect(backup) as copy:
+        db.backup(copy)
+    with Store.open(path) as store:
+        gus_id, gus_key = finished_visit_key(store, name="Gus")
+    with Store.open(backup) as restored:
+        hana_id, hana_key = finished_visit_key(restored, name="Hana")
+    assert hana_id == gus_id  # the count went back with the backup...
+    assert hana_key != gus_key  # ...but the newcomer's pseudonym is theirs alone

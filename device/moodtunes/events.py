@@ -275,10 +275,12 @@ def category_heard_longest(plays: Iterable[tuple[str | None, float, bool]]) -> s
     return category
 
 
-def profile_key(secret: bytes, device_id: str, profile_id: int) -> str:
+def profile_key(secret: bytes, device_id: str, profile_id: int, token: str | None = None) -> str:
     """A stable pseudonym for a profile, so the cloud can follow a person's trend without a name.
     Keyed with the device's own random secret (kept in its database only): device ids are public
     and profile ids small and sequential, so a plain hash of them is reversed by trying them all,
-    and a re-flashed device, counting from 1 again, would hand a new person an old one's trend."""
-    message = f"{device_id}:{profile_id}".encode()
+    and a re-flashed device, counting from 1 again, would hand a new person an old one's trend.
+    ``token``: the profile's own random one (None for profiles made before there were tokens): the
+    secret and the id count travel with a copied or restored database, a token is new for each person."""
+    message = f"{device_id}:{profile_id}".encode() if token is None else f"{device_id}:{profile_id}:{token}".encode()
     return hmac.new(secret, message, hashlib.sha256).hexdigest()[:PROFILE_KEY_LENGTH]

@@ -454,7 +454,8 @@ class Uplink:
         overwrites the points of that delivery; otherwise the event re-stamped for this device."""
         if item.sent_payload is not None:
             return item.sent_payload, None
-        key = None if item.profile_id is None else self._store.profile_key(self._device_id, item.profile_id)
+        key = None if item.profile_id is None else self._store.pseudonym(self._device_id, item.profile_id,
+                                                                          item.pseudonym_token)
         return restamp(item.payload, self._device_id, key)
 
     def _publish(self, item: OutboxItem) -> Publication:

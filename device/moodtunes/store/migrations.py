@@ -203,4 +203,11 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE profiles ADD COLUMN consent_notice INTEGER;
     UPDATE profiles SET consent_notice = 1 WHERE consent_at IS NOT NULL;
     """,
+    # 13: a random token of each new profile, in its pseudonym (events.profile_key): a database
+    # restored from a backup counts profile ids from where the backup was, and one copied to a
+    # second kiosk counts on from the same id on both, so two people got one pseudonym and a
+    # forget's cloud deletes took the other's visits. NULL: a profile made before, keyed as it was.
+    """
+    ALTER TABLE profiles ADD COLUMN pseudonym_token TEXT;
+    """,
 )

@@ -64,6 +64,7 @@ CHECKPOINT_WAIT_MS = 1000  # a forget's checkpoint tries this long to find no re
 CHECKPOINT_RETRY_S = 0.025  # between its tries, in which other programs write (one try blocks their writes)
 DISK_FULL_BELOW_BYTES = 1 << 20  # with less free than this, an SQLite I/O error means a full disk
 PSEUDONYM_SECRET_BYTES = 32
+PSEUDONYM_TOKEN_BYTES = 16  # a profile's own, in its pseudonym (migration 13)
 # Every event's JSON stays within this, well under events.MAX_EVENT_BYTES: room for the uplink to
 # re-stamp it with a longer device_id, and for a JSON library that escapes a little differently.
 EVENT_BYTE_BUDGET = 200 * 1024
@@ -168,7 +169,8 @@ class OutboxItem:
     kind: str
     payload: str
     attempts: int
-    profile_id: int | None = None  # whose visit it is (the uplink re-derives the pseudonym from it)
+    profile_id: int | None = None  # whose visit it is (the uplink re-derives the pseudonym from it…
+    pseudonym_token: str | None = None  # … and from the profile's token: see events.profile_key)
     sent_payload: str | None = None  # what the broker acknowledged, for an event queued again: sent as it is
     first_sent_at: str | None = None  # when the broker first acknowledged it (ISO 8601, UTC), for an event queued again
 
@@ -626,8 +628,15 @@ class Store:
 
     def profile_key(self, device_id: str, profile_id: int) -> str:
         """The pseudonym this device's events carry for a profile (see events.profile_key)."""
+        row = self._query("SELECT pseudonym_token FROM profiles WHERE id = ?", (profile_id,))
+        if not row:
+            raise StoreError(f"no profile with id {profile_id} (forgotten meanwhile?)")
+        return self.pseudonym(device_id, profile_id, row[0]["pseudonym_token"])
+
+    def pseudonym(self, device_id: str, profile_id: int, token: str | None) -> str:
+        """events.profile_key with this device's secret, for a profile whose token is known."""
         assert self._pseudonym_secret is not None, "a Store comes from Store.open()"
-        return derive_profile_key(self._pseudonym_secret, device_id, profile_id)
+        return derive_profile_key(self._pseudonym_secret, device_id, profile_id, token)
 
     @contextmanager
     def transaction(self, mode: str = "IMMEDIATE") -> Iterator[sqlite3.Connection]:
@@ -696,13 +705,14 @@ class Store:
     @classmethod
     def _insert_profile(cls, db: sqlite3.Connection, name: str, colour: str, is_guest: bool) -> Profile:
         """A new profile with an id never given before (migration 6): a forgotten person's id, and
-        with it their pseudonym, must not pass to the next one."""
+        with it their pseudonym, must not pass to the next one; and a token of its own (migration
+        13), for the ids given on a restored or copied database."""
         profile_id = db.execute(
             "SELECT max(highest, (SELECT coalesce(max(id), 0) FROM profiles)) + 1 FROM profile_ids_given"
         ).fetchone()[0]
         db.execute(
-            "INSERT INTO profiles (id, name, colour, is_guest, created_at) VALUES (?, ?, ?, ?, ?)",
-            (profile_id, name, colour, int(is_guest), utc_now()),
+            "INSERT INTO profiles (id, name, colour, is_guest, created_at, pseudonym_token) VALUES (?, ?, ?, ?, ?, ?)",
+            (profile_id, name, colour, int(is_guest), utc_now(), secrets.token_hex(PSEUDONYM_TOKEN_BYTES)),
         )
         db.execute("UPDATE profile_ids_given SET highest = ?", (profile_id,))
         return cls._profile_by_id(db, profile_id)
@@ -1064,7 +1074,7 @@ class Store:
 
     def _visit_event(self, db: sqlite3.Connection, session_id: int, device_id: str) -> VisitEvent:
         s = db.execute(
-            "SELECT s.*, p.is_guest FROM sessions s JOIN profiles p ON p.id = s.profile_id"
+            "SELECT s.*, p.is_guest, p.pseudonym_token FROM sessions s JOIN profiles p ON p.id = s.profile_id"
             " WHERE s.id = ?",
             (session_id,),
         ).fetchone()
@@ -1079,7 +1089,7 @@ class Store:
             event_id=str(uuid.uuid4()),
             device_id=device_id,
             session_id=s["uuid"],
-            profile_key=self.profile_key(device_id, s["profile_id"]),
+            profile_key=self.pseudonym(device_id, s["profile_id"], s["pseudonym_token"]),
             guest=bool(s["is_guest"]),
             started_at=s["started_at"],
             ended_at=s["ended_at"],
@@ -1266,14 +1276,14 @@ class Store:
         """The oldest events waiting to be sent, but those of visits whose times wait for a time
         server to set the clock (unset_clock_visits: moved first, or let go, by settle_visit_clock)."""
         rows = self._query(
-            "SELECT o.id, o.event_id, o.kind, o.payload, o.attempts, s.profile_id, o.sent_payload, o.first_sent_at"
-            " FROM outbox o"
-            " LEFT JOIN sessions s ON s.id = o.session_id WHERE o.sent_at IS NULL AND o.refused_at IS NULL"
+            "SELECT o.id, o.event_id, o.kind, o.payload, o.attempts, s.profile_id, p.pseudonym_token,"
+            " o.sent_payload, o.first_sent_at FROM outbox o"
+            " LEFT JOIN sessions s ON s.id = o.session_id LEFT JOIN profiles p ON p.id = s.profile_id WHERE o.sent_at IS NULL AND o.refused_at IS NULL"
             " AND s.clock_boot_id IS NULL ORDER BY o.id LIMIT ?",
             (limit,),
         )
         return [OutboxItem(r["id"], r["event_id"], r["kind"], r["payload"], r["attempts"], r["profile_id"],
-                           r["sent_payload"], r["first_sent_at"]) for r in rows]
+                           r["pseudonym_token"], r["sent_payload"], r["first_sent_at"]) for r in rows]
 
     def mark_sent(self, outbox_id: int, payload: str) -> None:
         """The broker acknowledged the event as ``payload``; the first payload acknowledged, and when,
