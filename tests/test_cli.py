@@ -128,12 +128,34 @@ def test_doctor_reports_each_check_as_json(capsys, monkeypatch, tmp_path):
     checks = {c["name"]: c for c in map(json.loads, capsys.readouterr().out.splitlines())}
     assert set(checks) == {
         "data dir", "store", "emotion model", "face model", "camera", "display", "fonts", "clock", "music model", "mqtt",
+        "identity",
     }
     assert checks["store"]["status"] == "ok" and checks["data dir"]["status"] == "ok"
     assert checks["mqtt"]["status"] == "ok"  # disabled by default
     assert checks["camera"]["status"] == "warn" and "manual mood picker" in checks["camera"]["detail"]
     assert checks["music model"]["status"] == "warn" and "no-music" in checks["music model"]["detail"]
     assert code == (1 if any(c["status"] == "fail" for c in checks.values()) else 0)
+
+
+@pytest.mark.parametrize(("device_id", "username", "said"), [
+    ("raspberrypi", "raspberrypi", ["device_id 'raspberrypi' is the default hostname every new install has"]),
+    ("lobby", "kiosk-1", ["mqtt.username 'kiosk-1' is not device_id 'lobby'"]),
+    ("kiosk-2", "", []),
+    ("kiosk-2", "kiosk-2", []),
+])
+def test_doctor_warns_of_a_device_id_other_kiosks_may_share_and_a_user_name_the_broker_refuses(
+        capsys, monkeypatch, device_id, username, said):
+    """Cloned SD cards keep the hostname the device_id comes from: the kiosks were one device in the
+    cloud and threw each other off the broker; a user name other than the device_id had every visit
+    refused by the shipped ACL while doctor said "OK mqtt"."""
+    for key, value in {"MOODTUNES_DEVICE_ID": device_id, "MOODTUNES_MQTT__ENABLED": "true",
+                       "MOODTUNES_MQTT__USERNAME": username}.items():
+        monkeypatch.setenv(key, value)
+    load_settings().data_dir.mkdir(parents=True)
+    main(["doctor", "--json"])
+    [check] = [c for c in map(json.loads, capsys.readouterr().out.splitlines()) if c["name"] == "identity"]
+    assert check["status"] == ("warn" if said else "ok")
+    assert all(words in check["detail"] for words in said)
 
 
 linux_only = pytest.mark.skipif(sys.platform != "linux", reason="SDL's drivers are read from /proc/self/maps")

@@ -480,3 +480,20 @@ def test_a_visit_forgotten_during_the_uplinks_backoff_is_not_sent_by_paho_reconn
 def last_upload_error(database):
     with sqlite3.connect(database) as db:
         return db.execute("SELECT last_error FROM outbox ORDER BY id DESC LIMIT 1").fetchone()[0]
+
+
+def test_two_devices_with_one_device_id_are_told_apart_from_a_broker_outage(mosquitto):
+    """mosquitto closes the older of two connections with one client id, without a word: each
+    kiosk logged "lost the MQTT broker (Unspecified error)" a second, for ever."""
+    device = unique("raspberrypi-")
+    mqtt = MqttSettings(enabled=True, host=mosquitto.host, port=mosquitto.port, retry_seconds=1.0)
+    links = [BrokerLink(mqtt, device), BrokerLink(mqtt, device)]
+    try:
+        for link in links:
+            link.start()
+        wait_for(lambda: any(link.takeover for link in links), "a link finding itself taken over", timeout=60)
+    finally:
+        for link in links:
+            link.close()
+    said = next(link.takeover for link in links if link.takeover)
+    assert f"another device connects as the same MQTT client (client id 'moodtunes-{device}')" in said

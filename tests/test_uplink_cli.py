@@ -233,6 +233,7 @@ class AcceptingLink:
 
     address = "test-broker:1883"
     connected = True
+    takeover = None
 
     def __init__(self) -> None:
         self.payloads: list[str] = []

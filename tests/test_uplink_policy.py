@@ -30,6 +30,7 @@ class ScriptedLink:
     address = "test-broker:1883"
     connected = True
     last_error = None
+    takeover = None
 
     def __init__(self) -> None:
         self.refusing = True
@@ -221,3 +222,55 @@ def test_a_store_that_cant_be_read_for_the_status_is_said_as_such_and_is_no_uplo
     monkeypatch.undo()
     uplink.report_status()
     assert json.loads(link.statuses[0])["last_error"] is None  # not reported as an upload error
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _connection(link, clock: Clock, lasting: float) -> None:
+    """paho's callbacks for one connection the broker closes after ``lasting`` seconds, with no word why."""
+    link._on_connect(None, None, None, ReasonCode(PacketTypes.CONNACK, "Success"), None)
+    clock.now += lasting
+    link._on_disconnect(None, None, None, ReasonCode(PacketTypes.DISCONNECT, "Unspecified error"), None)
+    clock.now += 1.0  # paho's reconnect delay
+
+
+def test_connections_closed_again_and_again_within_seconds_are_said_once_as_another_device_with_this_id(caplog):
+    """Two kiosks with one device_id (cloned SD cards keeping the hostname) throw each other off the
+    broker every second: a warning "lost the MQTT broker (Unspecified error)" a second, naming no
+    cause, and a device health that showed the pair as one healthy device."""
+    clock = Clock()
+    link = uplink_module.BrokerLink(MqttSettings(enabled=True, username="raspberrypi"), "raspberrypi", monotonic=clock)
+    caplog.set_level(logging.DEBUG, logger="moodtunes.uplink")
+    for _ in range(2):
+        _connection(link, clock, 0.5)
+    assert link.takeover is None
+    assert [r.levelname for r in caplog.records if "lost the MQTT broker" in r.message] == ["WARNING"] * 2
+    for _ in range(50):
+        _connection(link, clock, 0.5)
+    [said] = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert said.message == link.takeover
+    assert "closed this device's connection 3 times within 10 s of connecting" in said.message
+    assert "'moodtunes-raspberrypi'" in said.message and "user name 'raspberrypi'" in said.message
+    assert [r.levelname for r in caplog.records if "lost the MQTT broker" in r.message].count("WARNING") == 2
+    clock.now += uplink_module.TAKEOVER_REPEAT_S
+    for _ in range(3):
+        _connection(link, clock, 0.5)
+    assert len([r for r in caplog.records if r.levelname == "ERROR"]) == 2  # again, an hour on
+    _connection(link, clock, 60.0)  # a connection that lasted: the other device is gone
+    assert link.takeover is None
+    assert [r.levelname for r in caplog.records if "lost the MQTT broker" in r.message][-1] == "WARNING"
+
+
+def test_the_devices_status_says_its_connection_keeps_being_taken_over(store):
+    link = ScriptedLink()
+    link.refusing = False
+    link.takeover = "the broker at test-broker:1883 closed this device's connection 3 times"
+    uplink = Uplink(store, link, MqttSettings(enabled=True), "kiosk-1")
+    uplink.report_status()
+    assert json.loads(link.statuses[-1])["last_error"] == link.takeover

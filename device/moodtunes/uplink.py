@@ -75,6 +75,15 @@ KEEPALIVE_SECONDS = 60
 SESSION_EXPIRY_SECONDS = 7 * 24 * 3600
 NO_MATCHING_SUBSCRIBERS = 0x10
 LOCK_POLL_SECONDS = 1.0
+# A broker closes a client's connection when another connects with the same client id (mosquitto
+# with no word why: paho says "Unspecified error"): two kiosks with one device_id, or with one
+# broker user name where the broker takes it as the client id, throw each other off every second.
+# TAKEOVER_LOSSES connections closed within SHORT_CONNECTION_S of being made, in TAKEOVER_WINDOW_S,
+# are taken for that, said at most once in TAKEOVER_REPEAT_S.
+SHORT_CONNECTION_S = 10.0
+TAKEOVER_LOSSES = 3
+TAKEOVER_WINDOW_S = 120.0
+TAKEOVER_REPEAT_S = 3600.0
 SERVICE_RUNNING = (
     "the uplink service is running; it sends queued visits itself (`moodtunes uplink --status` "
     "shows the outbox), or stop it first with `sudo systemctl stop moodtunes-uplink`"
@@ -248,9 +257,14 @@ def crosses_the_network_unencrypted(mqtt: MqttSettings) -> bool:
 class BrokerLink:
     """One paho client with its network thread; remembers the reason code of each PUBACK."""
 
-    def __init__(self, mqtt: MqttSettings, device_id: str) -> None:
+    def __init__(self, mqtt: MqttSettings, device_id: str, monotonic: Callable[[], float] = time.monotonic) -> None:
         self._settings = mqtt
         self._device_id = device_id
+        self._monotonic = monotonic
+        self._connected_at = 0.0
+        self._short_losses: list[float] = []  # when connections closed soon after they were made
+        self._takeover_said_at: float | None = None
+        self.takeover: str | None = None  # why connections keep being closed, while they are (_taken_over)
         if crosses_the_network_unencrypted(mqtt):  # doctor says so too; the journal is what gets read
             logger.warning("mqtt.tls = false with the broker at %s, on another machine: the MQTT password and every "
                            "visit cross the network unencrypted; set mqtt.tls = true and port = 8883 (cloud/README.md)",
@@ -362,8 +376,10 @@ class BrokerLink:
                 logger.warning("%s", self._refusal)
             else:
                 self._connected, self._refusal, self.last_error = True, None, None
+                self._connected_at = self._monotonic()
                 self._unawaited.clear()  # paho dropped the QoS 0 messages it had not written on reconnecting
-                logger.info("connected to the MQTT broker at %s", self.address)
+                logger.log(logging.DEBUG if self._takeover_said_at else logging.INFO,
+                           "connected to the MQTT broker at %s", self.address)  # once a second, taken over
             self._changed.notify_all()
 
     def _on_disconnect(self, client, userdata, flags, reason: ReasonCode, properties) -> None:
@@ -371,7 +387,35 @@ class BrokerLink:
             was_connected, self._connected = self._connected, False
             self._changed.notify_all()
         if was_connected and not self._closing:
-            logger.warning("lost the MQTT broker at %s (%s); reconnecting", self.address, reason)
+            if self._taken_over():
+                logger.debug("lost the MQTT broker at %s (%s); reconnecting", self.address, reason)
+            else:
+                logger.warning("lost the MQTT broker at %s (%s); reconnecting", self.address, reason)
+
+    def _taken_over(self) -> bool:
+        """Whether the connection just lost looks taken over by another client with this client id
+        (see SHORT_CONNECTION_S), said once in TAKEOVER_REPEAT_S; every loss of it is then only
+        a debug line (a warning a second filled the journal)."""
+        now = self._monotonic()
+        if now - self._connected_at >= SHORT_CONNECTION_S:
+            self._short_losses.clear()
+            self._takeover_said_at = self.takeover = None
+            return False
+        self._short_losses = [t for t in self._short_losses if now - t < TAKEOVER_WINDOW_S] + [now]
+        if len(self._short_losses) < TAKEOVER_LOSSES:
+            return self._takeover_said_at is not None
+        if self._takeover_said_at is None or now - self._takeover_said_at >= TAKEOVER_REPEAT_S:
+            self._takeover_said_at = now
+            who = f"client id {client_id(self._device_id)!r}"
+            if self._settings.username:
+                who += f", or user name {self._settings.username!r} where the broker takes it as the client id"
+            self.takeover = (
+                f"the broker at {self.address} closed this device's connection {len(self._short_losses)} times "
+                f"within {SHORT_CONNECTION_S:g} s of connecting: most likely another device connects as the "
+                f"same MQTT client ({who}); give each kiosk its own device_id and broker user (`moodtunes doctor`)"
+            )
+            logger.error("%s", self.takeover)
+        return True
 
     def _on_connect_fail(self, client, userdata) -> None:
         self.last_error = f"can't reach the broker at {self.address}"
@@ -616,7 +660,7 @@ class Uplink:
             return
         self._status_due = time.monotonic() + self._settings.status_seconds
         try:
-            status = device_status(self._store, self._device_id, self._version, self._last_error)
+            status = device_status(self._store, self._device_id, self._version, self._last_error or self._link.takeover)
         except StoreError as exc:
             logger.warning("can't read the outbox for the device's status (%s); none sent this time", exc)
             return

@@ -453,6 +453,37 @@ def _mqtt(settings: Settings) -> Check:
     return Check("mqtt", "ok", f"{broker} reachable" + (" (mqtt.tls = true)" if mqtt.tls else " (on this machine: no TLS needed)"))
 
 
+# Hostnames every installed system starts with: a device_id taken from one (the default) is every
+# kiosk's that kept it.
+SHARED_HOSTNAMES = frozenset({"raspberrypi", "localhost", "localhost.localdomain"})
+
+
+def _identity(settings: Settings) -> Check:
+    """What the cloud and the broker know this kiosk by: two kiosks with one device_id are one device
+    on the dashboards and throw each other off the broker; a user name other than the device_id
+    is refused every visit by the shipped ACL (moodtunes/<user name>/visit)."""
+    device_id, username = settings.device_id, settings.mqtt.username
+    if not settings.mqtt.enabled:
+        return Check("identity", "ok", f"device_id {device_id!r} (uploading off: it names nothing outside this device)")
+    problems = []
+    if device_id.casefold() in SHARED_HOSTNAMES:
+        problems.append(
+            f"device_id {device_id!r} is the default hostname every new install has: kiosks left with it are one "
+            "device on the dashboards and throw each other off the broker; set device_id in the config (or "
+            "the hostname) to a name of this kiosk's own, with a broker user of that name"
+        )
+    if username and username != device_id:
+        problems.append(
+            f"mqtt.username {username!r} is not device_id {device_id!r}: the shipped broker ACL lets a device "
+            "send only as moodtunes/<its user name>/, so it refuses every visit (Not authorized), and a "
+            "second kiosk with this user name throws the first off the broker; give both the same name "
+            "(cloud/mosquitto/make-passwd.sh makes the user)"
+        )
+    if problems:
+        return Check("identity", "warn", "; ".join(problems))
+    return Check("identity", "ok", f"device_id {device_id!r}" + (" (also its broker user name)" if username else ""))
+
+
 def _tls_problem(context: ssl.SSLContext, connection: socket.socket, host: str) -> str | None:
     """Why the uplink's TLS would fail, from a handshake as paho makes it (no MQTT: doctor runs
     without the password, which only the uplink's user holds)."""
@@ -466,7 +497,7 @@ def _tls_problem(context: ssl.SSLContext, connection: socket.socket, host: str) 
 
 
 CHECKS: tuple[Callable[[Settings], Check], ...] = (
-    _data_dir, _store, _emotion_model, _face_model, _camera, _display, _fonts, _clock, _music, _mqtt,
+    _data_dir, _store, _emotion_model, _face_model, _camera, _display, _fonts, _clock, _music, _mqtt, _identity,
 )
 
 
