@@ -196,3 +196,29 @@ def test_an_empty_visit_whose_drop_failed_is_dropped_when_its_end_is_saved_late(
             assert rows(store, "SELECT * FROM outbox") == []
     finally:
         app.close()
+
+
+def test_a_double_tap_during_a_slow_song_list_is_one_tap(settings, tmp_path, monkeypatch):
+    """Ranking a big library on a Pi takes a second or two: settling counted from when the songs
+    screen was asked for, so the second tap of a double tap on "Show my songs", queued meanwhile,
+    came after it and pressed "I'm done", ending at the rating with no song played."""
+    app, clock = settling_kiosk(settings, tmp_path / "music")
+    recommendations = app.recommendations
+
+    def slow_recommendations(*args, **kwargs):
+        clock.now += 0.6  # the ranking's half second on this machine, 2 s on a Pi
+        return recommendations(*args, **kwargs)
+
+    monkeypatch.setattr(app, "recommendations", slow_recommendations)
+    try:
+        tap(app, "guest")
+        clock.now += 1.0
+        tap(app, "no_camera")
+        clock.now += 1.0
+        double_tap(app, clock, "mood:sad")
+        assert app.screen.name == "songs" and app.visit.play_id is None
+        clock.now += 1.0
+        tap(app, "done")
+        assert app.screen.name == "rate"  # settled: a tap after the settling is taken
+    finally:
+        app.close()

@@ -147,7 +147,8 @@ class KioskApp:
         self._text_of_dropped_key = ""  # the text SDL sends after a key that did nothing on the screen
         self._sound_device_lost = False  # the player's audio device was unplugged (SDL said so)
         self.last_input = clock()
-        self.screen_since = clock()  # when the screen shown appeared
+        self.screen_since = clock()  # when the screen shown appeared: its first frame was drawn (go, step)
+        self._appearing = False  # go() showed a screen whose first frame is yet to be drawn
         self.songs_on_their_own = 0  # songs started by themselves since the last touch
         self.running = False
         self.frames = 0
@@ -304,6 +305,8 @@ class KioskApp:
                 self._music_plays_on(now)
             self._check_idle(now)
         self.draw()
+        if self._appearing:  # the visitor sees it from now: its settling starts here (go)
+            self.screen_since, self._appearing = self.clock(), False
         if self.frames == 0:  # the first screen is up: now load models, camera and library
             self.scanner_service.start()
             self.library_service.start()
@@ -655,12 +658,15 @@ class KioskApp:
             self.screen.leave()
         self.screen = screen
         self.pressed = None
-        self.screen_since = self.clock()
         self.touch()  # each new screen gets the full idle timeout
         if screen.name not in MUSIC_PLAYS_ON:
             self.stop_music()
         screen.enter()
         self.relayout()
+        # Settling counts from when the screen appears, not from when it was asked for: the second
+        # tap of a double tap made while enter() ranked a big library for half a second came
+        # after the settling and pressed "I'm done" under "Show my songs".
+        self.screen_since, self._appearing = self.clock(), True
         logger.debug("screen: %s", screen.name)
 
     def relayout(self) -> None:
