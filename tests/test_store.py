@@ -257,6 +257,29 @@ def test_catalog_upsert_errors_and_pruning(store):
     assert set(store.track_index()) == {"/m/b.ogg", "/m/broken.mp3"}
 
 
+def test_a_big_prune_lets_other_programs_write_between_its_transactions(store, monkeypatch):
+    """A library scan pruning 20,000 songs (library.paths changed) held the write lock for 13 s in
+    one transaction: the kiosk froze at its next write, then said it couldn't save."""
+    import moodtunes.store.store as store_module
+
+    paths = [f"/m/{n:04}.ogg" for n in range(120)]
+    for path in paths:
+        store.upsert_track(track(path))
+    kiosk = sqlite3.connect(store.path, isolation_level=None, timeout=0)
+    in_between = []
+
+    def pause(_seconds: float) -> None:
+        in_between.append(kiosk.execute("SELECT count(*) FROM tracks").fetchone()[0])
+        kiosk.execute("INSERT INTO profiles (name, colour, created_at) VALUES (?, '#00aa00', '2026-12-06T10:00:00+00:00')",
+                      (f"K{len(in_between)}",))  # no busy wait: it fails while a transaction holds the lock
+
+    monkeypatch.setattr(store_module.time, "sleep", pause)
+    assert store.delete_tracks([*paths, "/m/missing.ogg"]) == 120
+    assert in_between == [120 - store_module.DELETE_TRACKS_AT_ONCE, 120 - 2 * store_module.DELETE_TRACKS_AT_ONCE]
+    assert store.track_index() == {}
+    kiosk.close()
+
+
 def test_deleting_a_played_track_keeps_the_play(store):
     ana = store.create_profile("Ana", "#ff8800")
     session = store.start_session(ana.id)

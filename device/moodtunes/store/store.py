@@ -61,6 +61,11 @@ GUEST_COLOUR = "#8a94a6"
 BUSY_TIMEOUT_MS = 10_000  # how long a statement waits for another connection's lock
 WAL_SIZE_LIMIT_BYTES = 4 << 20  # what a checkpoint truncates the write-ahead log to
 CHECKPOINT_WAIT_MS = 1000  # a forget's checkpoint tries this long to find no reader in the WAL (the kiosk's "Forget me" waits too)
+# A library scan's prune: tracks deleted in one transaction (about 50 ms here, a few times that on
+# a Pi's SD card), and the pause after each, long enough for a writer waiting on SQLite's busy
+# handler (which sleeps up to 100 ms between its looks) to get the lock.
+DELETE_TRACKS_AT_ONCE = 50
+DELETE_TRACKS_PAUSE_S = 0.1
 CHECKPOINT_RETRY_S = 0.025  # between its tries, in which other programs write (one try blocks their writes)
 DISK_FULL_BELOW_BYTES = 1 << 20  # with less free than this, an SQLite I/O error means a full disk
 PSEUDONYM_SECRET_BYTES = 32
@@ -217,14 +222,17 @@ _TRACK_COLUMNS = (
     "quadrant", "probs", "valence", "arousal", "category", "features", "error", "analysis", "ctime", "fingerprint",
 )
 
+_TRACK_FIELDS = frozenset({"id", *_TRACK_COLUMNS})
+SCAN_COLUMNS = ("analysis", "ctime", "fingerprint")  # what the library scan keeps of how it analysed a file
+
 
 def _track_from_row(row: sqlite3.Row) -> TrackRecord:
     """A track from its row; a row selected without the features column gets none."""
-    selected = set(row.keys())
-    values = {name: row[name] for name in _TRACK_COLUMNS if name in selected}
+    values = {name: value for name, value in zip(row.keys(), row, strict=True) if name in _TRACK_FIELDS}
     values["probs"] = json.loads(values["probs"])
-    values["features"] = json.loads(values.get("features") or "{}")
-    return TrackRecord(**values, id=row["id"])
+    features = values.get("features")
+    values["features"] = json.loads(features) if features else {}
+    return TrackRecord(**values)
 
 
 def _reading_fields(row: sqlite3.Row) -> dict[str, Any]:
@@ -1243,17 +1251,29 @@ class Store:
         self.upsert_track(record)
 
     def delete_tracks(self, paths: Iterable[str]) -> int:
-        with self.transaction() as db:
-            return sum(db.execute("DELETE FROM tracks WHERE path = ?", (p,)).rowcount for p in paths)
+        """Delete these tracks from the catalogue, DELETE_TRACKS_AT_ONCE to a transaction with a
+        pause between: each row's overwritten with zeros (secure_delete), 20,000 in one went on
+        for 13 s with the database locked, the kiosk frozen at its next write and then told it
+        couldn't save. Returns how many were catalogued."""
+        paths, deleted = list(paths), 0
+        for start in range(0, len(paths), DELETE_TRACKS_AT_ONCE):
+            if start:
+                time.sleep(DELETE_TRACKS_PAUSE_S)  # the kiosk's and the uplink's writes go in between
+            with self.transaction() as db:
+                deleted += sum(db.execute("DELETE FROM tracks WHERE path = ?", (p,)).rowcount
+                               for p in paths[start:start + DELETE_TRACKS_AT_ONCE])
+        return deleted
 
     def tracks(
         self, category: str | None = None, include_errors: bool = False, features: bool = True,
         analysed_since: str | None = None,
     ) -> list[TrackRecord]:
         """Catalogued tracks; ``features=False`` leaves out the ~500 audio features of each, which
-        the recommender does not need and which cost most of the time for a large library;
-        ``analysed_since`` (a time as utc_now gives it): only those (re-)analysed since then."""
-        columns = ", ".join(["id", *(c for c in _TRACK_COLUMNS if features or c != "features")])
+        the recommender does not need and which cost most of the time for a large library, and
+        the scan's bookkeeping (SCAN_COLUMNS: stored after the features, each read of them goes
+        through the features' pages); ``analysed_since`` (a time as utc_now gives it): only those
+        (re-)analysed since then."""
+        columns = ", ".join(["id", *(c for c in _TRACK_COLUMNS if features or c not in ("features", *SCAN_COLUMNS))])
         rows = self._query(
             f"SELECT {columns} FROM tracks WHERE (? IS NULL OR category = ?) AND (? OR error IS NULL)"
             " AND (? IS NULL OR analysed_at >= ?) ORDER BY artist COLLATE NOCASE, title COLLATE NOCASE",
