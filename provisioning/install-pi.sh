@@ -116,13 +116,14 @@ install_wheels() {
 # move_uplink_secret FROM TO: an older install kept MOODTUNES_MQTT__PASSWORD in the env file every
 # service reads; move it to the one only the uplink reads (kept last, so it still wins). In any
 # case: the settings read it so too, and the units unset it only as spelled here; it is moved
-# spelled so (the settings warn, at every start, of the password given in another form).
+# spelled so (the settings warn, at every start, of the password given in another form), without
+# `export` (systemd ignores such a line: the uplink had no password).
 move_uplink_secret() {
   local from=$1 to=$2 pattern='^[[:space:]]*(export[[:space:]]+)?MOODTUNES_MQTT__PASSWORD='
   if [ ! -f "$from" ] || ! grep -Eiq "$pattern" "$from"; then return 0; fi
   if [ -s "$to" ] && [ -n "$(tail -c1 "$to")" ]; then echo >> "$to"; fi
   grep -Ei "$pattern" "$from" |
-    sed -E 's/^([[:space:]]*(export[[:space:]]+)?)[^=]*=/\1MOODTUNES_MQTT__PASSWORD=/I' >> "$to"
+    sed -E 's/^[[:space:]]*(export[[:space:]]+)?[^=]*=/MOODTUNES_MQTT__PASSWORD=/I' >> "$to"
   sed -E -i "/$pattern/Id" "$from"
   echo "install-pi.sh: moved MOODTUNES_MQTT__PASSWORD from $from to $to (only the uplink reads that one)"
 }
@@ -137,6 +138,37 @@ check_no_password_in_json() {
     echo "install-pi.sh: $file gives the MQTT password inside MOODTUNES_MQTT, which the kiosk and the library" \
          "scan read too: take it out of there and put it in ${file%/*}/uplink.env as MOODTUNES_MQTT__PASSWORD=..." \
          "(only the uplink reads that file), then run install-pi.sh again: nothing was installed" >&2
+    return 1
+  fi
+}
+
+# check_env_file FILE: lines systemd (EnvironmentFile=) reads otherwise than sh (set -a; .), which
+# this script's checks and README's commands run by hand use: all looked fine while the services
+# got another value, or none. systemd ignores a line that starts with `export` (the password
+# moved by move_uplink_secret excepted: it is moved without it), and keeps a `# comment` after
+# an unquoted value as part of it ("kiosk-1   # the hall" as device_id: every service stopped).
+check_env_file() {
+  local file=$1 line value number=0 bad=0
+  [ -f "$file" ] || return 0
+  while IFS= read -r line || [ -n "$line" ]; do
+    number=$((number + 1))
+    line=${line#"${line%%[![:space:]]*}"}
+    case $line in ''|'#'*|';'*) continue ;; esac
+    if [[ $line =~ ^export[[:space:]] ]]; then
+      if ! [[ ${line,,} =~ ^export[[:space:]]+moodtunes_mqtt__password= ]]; then
+        echo "install-pi.sh: $file, line $number: systemd ignores a line starting with 'export': write KEY=value" >&2
+        bad=1
+      fi
+      continue
+    fi
+    value=${line#*=}
+    if [[ $value =~ [[:space:]]# ]] && ! [[ $value =~ ^\'[^\']*\'[[:space:]]*$ || $value =~ ^\"[^\"]*\"[[:space:]]*$ ]]; then
+      echo "install-pi.sh: $file, line $number: systemd keeps what follows '#' in the value (a comment only starts a line): put the comment on a line of its own" >&2
+      bad=1
+    fi
+  done < "$file"
+  if [ "$bad" -ne 0 ]; then
+    echo "install-pi.sh: fix $file as above, then run install-pi.sh again: nothing was installed" >&2
     return 1
   fi
 }
@@ -287,6 +319,8 @@ main() {
   verify_bundle "$bundle"
   check_target "$bundle"
   check_no_password_in_json "$etc/env"
+  check_env_file "$etc/env"
+  check_env_file "$etc/uplink.env"
   # From here on the system changes: a failure says the install did not complete.
   trap unfinished EXIT
 

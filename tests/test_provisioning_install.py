@@ -146,7 +146,7 @@ def test_an_old_installs_mqtt_password_moves_to_the_uplinks_file(tmp_path):
     # the settings read the name in any case, the units unset it only as spelled: moved spelled so (as
     # written, the uplink warned at every start that the password was given in another form)
     assert uplink.read_text().splitlines()[-3:] == [
-        "MOODTUNES_MQTT__PASSWORD='p4ss word'", "MOODTUNES_MQTT__PASSWORD=other", "  export MOODTUNES_MQTT__PASSWORD=a=b"]
+        "MOODTUNES_MQTT__PASSWORD='p4ss word'", "MOODTUNES_MQTT__PASSWORD=other", "MOODTUNES_MQTT__PASSWORD=a=b"]  # systemd ignores `export` lines
     again = bash(f'move_uplink_secret "{env}" "{uplink}"', INSTALL)
     assert again.returncode == 0 and again.stdout == ""
     assert uplink.read_text().count("p4ss word") == 1
@@ -351,6 +351,27 @@ def test_the_installer_runs_to_the_end_with_its_stand_ins(bundle, tmp_path):
     assert "moodtunes is installed" in result.stdout
     assert f"install_wheels {bundle} {tmp_path / 'opt' / 'venv' / 'bin' / 'pip'}" in calls
     assert [c for c in calls if c.startswith(("apt-get", "python3"))] == []  # all there, the venv too
+
+
+@pytest.mark.parametrize(("line", "said"), [
+    ("MOODTUNES_DEVICE_ID=kiosk-livingroom   # the living-room Pi", "line 2: systemd keeps what follows '#' in the value"),
+    ("  export MOODTUNES_MQTT__HOST=broker.lan", "line 2: systemd ignores a line starting with 'export'"),
+])
+def test_an_env_line_systemd_reads_otherwise_than_sh_stops_the_install_before_it_changes_anything(
+        bundle, tmp_path, line, said):
+    """The installer's checks and README's commands by hand load the file with sh, which drops the
+    comment and takes `export`; systemd gave the services "kiosk-livingroom   # the living-room Pi"
+    as device_id (every one stopped, the install and doctor said all was well), or no broker."""
+    result, calls = run_installer(bundle, tmp_path, env_file=f"# settings\n{line}\nMOODTUNES_A='x # y'\n")
+    assert result.returncode != 0 and calls == []
+    assert f"{tmp_path / 'etc' / 'env'}, {said}" in result.stderr and "nothing was installed" in result.stderr
+
+
+def test_quoted_hashes_and_an_exported_password_to_move_install(bundle, tmp_path):
+    result, _ = run_installer(bundle, tmp_path, HAS_PACKAGES="1", env_file=(
+        "# settings\nMOODTUNES_A='x # y'\nMOODTUNES_B=\"x # y\"\nMOODTUNES_C=a#b\nexport MOODTUNES_MQTT__PASSWORD=s3cret\n"))
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "etc" / "uplink.env").read_text().splitlines()[-1] == "MOODTUNES_MQTT__PASSWORD=s3cret"
 
 
 @pytest.mark.parametrize("line", [
