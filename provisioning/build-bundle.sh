@@ -17,9 +17,20 @@ set -euo pipefail
 PI_PYTHON=3.11
 PI_OS=bookworm
 
-# write_target DIR: DIR/TARGET, the Python (major.minor) and Raspberry Pi OS release (codename).
+# write_target DIR [PYTHON REPO]: DIR/TARGET, the Python (major.minor) and Raspberry Pi OS release
+# (codename) the bundle is for; with REPO, also the database schema its moodtunes writes
+# (install-pi.sh refuses to put it over data a newer one wrote) and the commit it was built from
+# (`moodtunes --version`: every bundle was "0.1.0"), "+changes" when the checkout had some.
 write_target() {
   printf 'python=%s\nos=%s\n' "$PI_PYTHON" "$PI_OS" > "$1/TARGET"
+  [ $# -ge 3 ] || return 0
+  local schema commit
+  schema=$(PYTHONPATH="$3/device" "$2" -c 'from moodtunes.store.migrations import MIGRATIONS; print(len(MIGRATIONS))')
+  commit=$(git -C "$3" rev-parse --short=10 HEAD 2>/dev/null) || commit=unknown
+  if [ "$commit" != unknown ] && [ -n "$(git -C "$3" status --porcelain --untracked-files=no 2>/dev/null)" ]; then
+    commit="$commit+changes"
+  fi
+  printf 'schema=%s\ncommit=%s\n' "$schema" "$commit" >> "$1/TARGET"
 }
 
 # write_hashed_requirements PYTHON WHEELS_DIR OUT_DIR: OUT_DIR/hashed-dependencies.txt (every wheel
@@ -105,7 +116,7 @@ main() {
   cp "$repo/provisioning/install-pi.sh" "$repo/provisioning/uninstall-pi.sh" "$repo/provisioning/moodtunes.example.toml" \
     "$repo/provisioning/env.example" "$repo/provisioning/uplink.env.example" "$stage/provisioning/"
   cp "$repo/README.md" "$stage/"
-  write_target "$stage"
+  write_target "$stage" "$python" "$repo"
   write_checksums "$stage"
 
   local tarball="$out/$name.tar.gz"

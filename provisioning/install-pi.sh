@@ -14,6 +14,7 @@ set -euo pipefail
 
 prefix=/opt/moodtunes
 etc=/etc/moodtunes
+data_dir=/var/lib/moodtunes
 os_release=/etc/os-release
 systemd_dir=/etc/systemd/system
 
@@ -44,6 +45,26 @@ check_target() {
     echo "install-pi.sh: this bundle is for Raspberry Pi OS $want_os with Python $want_python, and this" \
          "system is ${os:-of unknown release} with Python ${python:-(no python3)}: nothing was installed." \
          "Use Raspberry Pi OS $want_os (64-bit) (README, On a Raspberry Pi)." >&2
+    return 1
+  fi
+}
+
+# check_schema BUNDLE: the kiosk's database was not written by a newer moodtunes than the bundle's
+# (BUNDLE/TARGET's schema; a bundle older than that line says none). An older bundle installed over
+# it went ahead: every service then refused the database ("schema version 12 is newer than this
+# moodtunes"), the uplink restarting every 10 s for good. Checked before anything changes; a
+# database that can't be read is left to doctor.
+check_schema() {
+  local want have database=$data_dir/moodtunes.db
+  want=$(sed -n 's/^schema=//p' "$1/TARGET")
+  { [ -n "$want" ] && [ -f "$database" ]; } || return 0
+  have=$(command python3 -c 'import sqlite3, sys
+print(sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True).execute("PRAGMA user_version").fetchone()[0])' \
+    "$database" 2>/dev/null) || return 0
+  if [ "$have" -gt "$want" ]; then
+    echo "install-pi.sh: $database was written by a newer moodtunes (database schema $have) than this bundle's" \
+         "(schema $want), which the services would refuse: install the bundle you upgraded from, or a newer" \
+         "one; nothing was installed" >&2
     return 1
   fi
 }
@@ -318,11 +339,16 @@ main() {
   echo "== checking the bundle"
   verify_bundle "$bundle"
   check_target "$bundle"
+  check_schema "$bundle"
   check_no_password_in_json "$etc/env"
   check_env_file "$etc/env"
   check_env_file "$etc/uplink.env"
-  # From here on the system changes: a failure says the install did not complete.
+  # From here on the system changes: a failure says the install did not complete, and so does a
+  # hang-up (an SSH session dropped), Ctrl+C or a kill (bash runs the EXIT trap with status 0 then).
   trap unfinished EXIT
+  trap 'exit 129' HUP
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
 
   echo "== system packages"
   # picamera2 only comes from Raspberry Pi OS; the venv sees it through --system-site-packages.
@@ -346,8 +372,8 @@ main() {
   # The uplink's own user, in the kiosk's group: the one given the MQTT password.
   id moodtunes-uplink >/dev/null 2>&1 ||
     useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin --gid moodtunes moodtunes-uplink
-  install -d -o moodtunes -g moodtunes -m 0770 /var/lib/moodtunes
-  share_data_dir /var/lib/moodtunes
+  install -d -o moodtunes -g moodtunes -m 0770 "$data_dir"
+  share_data_dir "$data_dir"
   install -d -m 0755 "$prefix" "$etc"
 
   echo "== python environment ($prefix/venv)"
@@ -371,7 +397,7 @@ main() {
   echo "== models"
   rm -rf "$prefix/models.new" && cp -r "$bundle/models" "$prefix/models.new"
   rm -rf "$prefix/models" && mv "$prefix/models.new" "$prefix/models"
-  cp "$bundle/README.md" "$prefix/"
+  cp "$bundle/README.md" "$bundle/TARGET" "$prefix/"
 
   echo "== configuration (kept if present)"
   # 0640 root:moodtunes (uplink.env: 0600 root:root), also for a file an older install left

@@ -16,6 +16,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from moodtunes.store.migrations import MIGRATIONS
 
 REPO = Path(__file__).resolve().parents[1]
 BUILD = REPO / "provisioning" / "build-bundle.sh"
@@ -158,7 +159,9 @@ def test_the_bundle_names_the_python_and_release_it_is_for(built_bundle):
     [tarball] = out.glob("moodtunes-*-rpi-aarch64.tar.gz")
     with tarfile.open(tarball) as archive:
         target = archive.extractfile(f"{tarball.name.removesuffix('.tar.gz')}/TARGET").read().decode()
-    assert target == "python=3.11\nos=bookworm\n"
+    # and the schema its moodtunes writes (install-pi.sh checks the data against it), the commit it came from
+    assert re.fullmatch(rf"python=3\.11\nos=bookworm\nschema={len(MIGRATIONS)}\ncommit=([0-9a-f]{{10}}(\+changes)?|unknown)\n",
+                        target), target
     # The Pi's lock file is compiled for that Python too.
     pi_lock = re.search(r"--python-platform aarch64-manylinux_2_36\s*\\\s*--python-version (\S+)", (REPO / "Makefile").read_text())
     assert pi_lock and pi_lock[1] == "3.11"

@@ -463,3 +463,24 @@ def test_the_version_installed_is_said(capsys):
         main(["--version"])
     assert stopped.value.code == 0
     assert capsys.readouterr().out == f"moodtunes {importlib.metadata.version('moodtunes')}\n"
+
+
+def test_a_pi_bundles_commit_is_in_the_version_and_the_devices_status(capsys, monkeypatch, tmp_path):
+    """Every bundle's moodtunes was 0.1.0: neither `--version` nor Device health told which a Pi ran."""
+    import importlib.metadata
+
+    from moodtunes import paths
+    from moodtunes.uplink import software_version
+
+    bundle_models = tmp_path / "opt" / "models"
+    bundle_models.mkdir(parents=True)
+    (tmp_path / "opt" / "TARGET").write_text("python=3.11\nos=bookworm\nschema=13\ncommit=1a2b3c4d5e+changes\n")
+    monkeypatch.setattr(paths, "_BUNDLE_MODELS", bundle_models)
+    monkeypatch.setattr(paths, "_REPO_MODELS", tmp_path / "no-checkout")
+    version = importlib.metadata.version("moodtunes")
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out == f"moodtunes {version} (bundle built from commit 1a2b3c4d5e+changes)\n"
+    assert software_version() == f"{version}+1a2b3c4d5e.changes"
+    (tmp_path / "opt" / "TARGET").write_text("python=3.11\nos=bookworm\n")  # a bundle from before the line
+    assert software_version() == version

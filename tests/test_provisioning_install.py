@@ -8,6 +8,7 @@ import grp
 import os
 import re
 import shutil
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -289,7 +290,7 @@ def test_swap_on_a_disk_or_zram_writeback_is_reported(tmp_path):
 # replace /opt/moodtunes, /etc/moodtunes, /etc/os-release and /etc/systemd/system. python3 says it
 # is Python $PY_VERSION; install_wheels (pip) fails with $PIP_FAILS.
 MAIN_STUBS = """
-prefix=$PREFIX etc=$ETC os_release=$OS_RELEASE systemd_dir=$SYSTEMD_DIR
+prefix=$PREFIX etc=$ETC os_release=$OS_RELEASE systemd_dir=$SYSTEMD_DIR data_dir=$DATA_DIR
 record() { printf '%s\\n' "$*" >> "$CALLS"; }
 id() { if [ "$1" = -u ]; then echo 0; else false; fi; }
 uname() { echo aarch64; }
@@ -299,7 +300,7 @@ apt-get() { record "apt-get $*"; [ "$1" != update ] || return "${UPDATE_FAILS:-0
 for command in dphys-swapfile systemctl useradd usermod install chown chgrp share_data_dir; do
   eval "$command() { record $command \\"\\$*\\"; }"
 done
-install_wheels() { record install_wheels "$*"; return "${PIP_FAILS:-0}"; }
+install_wheels() { record install_wheels "$*"; [ -z "${PIP_SIGNAL:-}" ] || kill -"$PIP_SIGNAL" $$; return "${PIP_FAILS:-0}"; }
 disk_swap_warnings() { :; }
 python3() {
   if [ "$1" = -c ]; then echo "$PY_VERSION"; return; fi
@@ -339,7 +340,7 @@ def run_installer(bundle: Path, tmp_path: Path, *, python: str = "3.11", codenam
     os_release.write_text(f'PRETTY_NAME="Debian GNU/Linux"\nVERSION_CODENAME={codename}\n')
     calls.write_text("")
     variables = dict(os.environ, PREFIX=str(prefix), ETC=str(etc), OS_RELEASE=str(os_release), CALLS=str(calls),
-                     SYSTEMD_DIR=str(systemd_dir), PY_VERSION=python, **env)
+                     SYSTEMD_DIR=str(systemd_dir), DATA_DIR=str(tmp_path / "data"), PY_VERSION=python, **env)
     # main finds the bundle from $0, which is "bash" here: one folder up from the working directory.
     result = bash(MAIN_STUBS, bundle / "provisioning" / "install-pi.sh", cwd=bundle / "provisioning", env=variables)
     return result, calls.read_text().splitlines()
@@ -613,3 +614,33 @@ def test_uninstall_of_a_partial_install_goes_through(tmp_path):
     assert result.returncode == 0, result.stderr
     assert not [c for c in calls if c.startswith(("userdel", "systemctl disable"))]
     assert not (tmp_path / "opt").exists() and (tmp_path / "systemd" / "other.service").exists()
+
+
+@pytest.mark.parametrize(("written_by", "refused"), [(13, True), (12, False), (11, False)])
+def test_a_bundle_older_than_the_data_is_refused_before_it_changes_anything(bundle, tmp_path, written_by, refused):
+    """Installed over a database a newer moodtunes had migrated, every service refused it ("schema
+    version 12 is newer than this moodtunes (10)"), the uplink restarting every 10 s for good."""
+    with (bundle / "TARGET").open("a") as target:
+        target.write("schema=12\ncommit=0123456789\n")
+    assert bash(f'write_checksums "{bundle}"', BUILD).returncode == 0
+    (tmp_path / "data").mkdir()
+    with sqlite3.connect(tmp_path / "data" / "moodtunes.db") as db:
+        db.execute(f"PRAGMA user_version = {written_by}")
+    result, calls = run_installer(bundle, tmp_path, HAS_PACKAGES="1")
+    if refused:
+        assert result.returncode != 0 and calls == []
+        assert (f"{tmp_path / 'data' / 'moodtunes.db'} was written by a newer moodtunes (database schema 13) than this "
+                "bundle's (schema 12)") in result.stderr and "nothing was installed" in result.stderr
+    else:
+        assert result.returncode == 0, result.stderr
+        assert (tmp_path / "opt" / "TARGET").read_text().endswith("commit=0123456789\n")  # for --version
+
+
+@pytest.mark.parametrize(("signal", "status"), [("HUP", 129), ("TERM", 143), ("INT", 130)])
+def test_an_install_stopped_by_a_signal_says_it_did_not_complete(bundle, tmp_path, signal, status):
+    """An SSH session dropped during pip ended the upgrade in silence (bash runs the EXIT trap with
+    status 0 after a signal), the services stopped on a half-replaced venv."""
+    result, _ = run_installer(bundle, tmp_path, HAS_PACKAGES="1", PIP_SIGNAL=signal, upgrade=True)
+    assert result.returncode == status
+    assert f"the install (or upgrade) did not complete (exit status {status}" in result.stderr
+    assert "the moodtunes services are stopped" in result.stderr

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from moodtunes.config import ConfigError, load_settings
 from moodtunes.logs import setup_logging
+from moodtunes.paths import bundle_commit
 
 COMMANDS: dict[str, str] = {
     "demo": "run the kiosk with embedded defaults (demo library, sample camera if no webcam)",
@@ -43,9 +44,11 @@ def _add_global_options(parser: argparse.ArgumentParser) -> None:
 
 def _version() -> str:
     try:
-        return importlib.metadata.version("moodtunes")
+        version = importlib.metadata.version("moodtunes")
     except importlib.metadata.PackageNotFoundError:  # run from a checkout that was never installed
         return "(not installed)"
+    commit = bundle_commit()
+    return version if commit is None else f"{version} (bundle built from commit {commit})"
 
 
 def _actions_of(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:

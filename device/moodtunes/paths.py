@@ -22,6 +22,19 @@ def models_dir() -> Path:
     return _BUNDLE_MODELS
 
 
+def bundle_commit() -> str | None:
+    """The commit the Pi bundle moodtunes runs from was built from (``commit=`` of its TARGET,
+    which install-pi.sh puts beside the models; "+changes" when the checkout had some), or None:
+    every bundle's moodtunes was 0.1.0, and `--version` didn't tell which a Pi ran."""
+    if models_dir() != _BUNDLE_MODELS:
+        return None
+    try:
+        lines = (_BUNDLE_MODELS.parent / "TARGET").read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return None
+    return next((line.removeprefix("commit=") for line in lines if line.startswith("commit=")), None)
+
+
 def shipped_model(relative: str) -> Path:
     """Path of a shipped model file, e.g. ``shipped_model("emotion/emotion_int8.tflite")``."""
     return models_dir() / relative

@@ -65,6 +65,7 @@ from moodtunes.events import (
     DeviceStatus,
 )
 from moodtunes.locks import lock_path, open_lock, try_lock
+from moodtunes.paths import bundle_commit
 from moodtunes.store import OutboxItem, Store, StoreError
 
 logger = logging.getLogger(__name__)
@@ -141,11 +142,14 @@ def status_topic(topic_prefix: str, device_id: str) -> str:
 
 
 def software_version() -> str:
-    """moodtunes' version as installed (the bundle's wheel), for the device's status."""
+    """moodtunes' version as installed (the bundle's wheel, and the commit the bundle was built
+    from as a local version label: 0.1.0+1a2b3c4d5e), for the device's status."""
     try:
-        return importlib.metadata.version("moodtunes")
+        version = importlib.metadata.version("moodtunes")
     except importlib.metadata.PackageNotFoundError:
         return "unknown"
+    commit = bundle_commit()
+    return version if commit is None else f"{version}+{commit.replace('+', '.')}"
 
 
 def device_status(store: Store, device_id: str, version: str, last_error: str | None) -> DeviceStatus:
