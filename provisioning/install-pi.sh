@@ -400,6 +400,7 @@ main() {
   cp "$bundle/README.md" "$bundle/TARGET" "$prefix/"
 
   echo "== configuration (kept if present)"
+  [ -f "$etc/moodtunes.toml" ] || first_install=1
   # 0640 root:moodtunes (uplink.env: 0600 root:root), also for a file an older install left
   # readable by more.
   [ -f "$etc/moodtunes.toml" ] || install -m 0640 "$bundle/provisioning/moodtunes.example.toml" "$etc/moodtunes.toml"
@@ -435,6 +436,8 @@ main() {
   report_doctor "$doctor" "$output"
 }
 
+# Set when this install made $etc/moodtunes.toml: the closing words say what to configure.
+first_install=
 # report_doctor STATUS OUTPUT: the end of the install, by doctor's exit status (OUTPUT: what it
 # printed). 2 is a configuration the services refuse (they stop at once, not restarted): the
 # install fails (exit status 1). 1 is a check that failed (a model, the display driver, the data
@@ -446,8 +449,12 @@ report_doctor() {
   case $1 in
     0)
       printf '%s\n' "$2"
-      echo "moodtunes is installed. Edit $etc/moodtunes.toml (music folders, broker), put the MQTT"
-      echo "password in $etc/uplink.env, then: $restart";;
+      if [ -n "$first_install" ]; then
+        echo "moodtunes is installed. Edit $etc/moodtunes.toml (music folders, broker), put the MQTT"
+        echo "password in $etc/uplink.env, then: $restart"
+      else  # an upgrade or a rerun: the configuration was kept, and the services run the new version
+        echo "moodtunes is installed, with the configuration in $etc kept; the services run it."
+      fi;;
     2)
       printf '%s\n' "$2" >&2
       echo "install-pi.sh: installed, but the services can't start: their configuration ($etc/moodtunes.toml, $etc/env) is invalid (above)." >&2

@@ -644,3 +644,13 @@ def test_an_install_stopped_by_a_signal_says_it_did_not_complete(bundle, tmp_pat
     assert result.returncode == status
     assert f"the install (or upgrade) did not complete (exit status {status}" in result.stderr
     assert "the moodtunes services are stopped" in result.stderr
+
+
+def test_an_upgrade_ends_saying_the_configuration_was_kept(bundle, tmp_path):
+    """It ended with the first install's "Edit moodtunes.toml, put the MQTT password in ..." on a
+    kiosk configured long ago."""
+    result, _ = run_installer(bundle, tmp_path, HAS_PACKAGES="1", upgrade=True, config='device_id = "kiosk-1"\n')
+    assert result.returncode == 0, result.stderr
+    assert "moodtunes is installed, with the configuration in" in result.stdout and "Edit" not in result.stdout
+    first = bash("first_install=1; report_doctor 0 'OK  store'", INSTALL)
+    assert first.returncode == 0 and "moodtunes is installed. Edit /etc/moodtunes/moodtunes.toml" in first.stdout
