@@ -25,7 +25,12 @@ write_target() {
   printf 'python=%s\nos=%s\n' "$PI_PYTHON" "$PI_OS" > "$1/TARGET"
   [ $# -ge 3 ] || return 0
   local schema commit
-  schema=$(PYTHONPATH="$3/device" "$2" -c 'from moodtunes.store.migrations import MIGRATIONS; print(len(MIGRATIONS))')
+  # by its file: importing the package needs its dependencies, which a plain python3 lacks
+  schema=$("$2" -c 'import importlib.util, sys
+spec = importlib.util.spec_from_file_location("migrations", sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+print(len(module.MIGRATIONS))' "$3/device/moodtunes/store/migrations.py")
   commit=$(git -C "$3" rev-parse --short=10 HEAD 2>/dev/null) || commit=unknown
   if [ "$commit" != unknown ] && [ -n "$(git -C "$3" status --porcelain --untracked-files=no 2>/dev/null)" ]; then
     commit="$commit+changes"

@@ -149,6 +149,13 @@ move_uplink_secret() {
   echo "install-pi.sh: moved MOODTUNES_MQTT__PASSWORD from $from to $to (only the uplink reads that one)"
 }
 
+# unexport_uplink_secret FILE: the MQTT password lines of FILE (uplink.env) without `export`, which
+# an older move_uplink_secret kept and systemd ignores (the uplink ran without its password).
+unexport_uplink_secret() {
+  [ -f "$1" ] || return 0
+  sed -E -i 's/^[[:space:]]*export[[:space:]]+(MOODTUNES_MQTT__PASSWORD=)/\1/I' "$1"
+}
+
 # check_no_password_in_json FILE: the settings also take the MQTT password inside MOODTUNES_MQTT,
 # as JSON ('{"password": ...}'), which the kiosk and the library scan read with the rest of FILE
 # (their units unset MOODTUNES_MQTT__PASSWORD alone). The line may hold other settings of theirs,
@@ -165,16 +172,28 @@ check_no_password_in_json() {
 
 # check_env_file FILE: lines systemd (EnvironmentFile=) reads otherwise than sh (set -a; .), which
 # this script's checks and README's commands run by hand use: all looked fine while the services
-# got another value, or none. systemd ignores a line that starts with `export` (the password
-# moved by move_uplink_secret excepted: it is moved without it), and keeps a `# comment` after
-# an unquoted value as part of it ("kiosk-1   # the hall" as device_id: every service stopped).
+# got another value, or none. systemd ignores a line that starts with `export` (the MQTT password
+# excepted: move_uplink_secret and unexport_uplink_secret write it without), keeps a `# comment`
+# after an unquoted value as part of it ("kiosk-1   # the hall" as device_id: every service
+# stopped), drops a line's final CR (Windows line endings: sh keeps it in the value) and takes a
+# line starting with `;` for a comment (sh for an error).
 check_env_file() {
   local file=$1 line value number=0 bad=0
   [ -f "$file" ] || return 0
   while IFS= read -r line || [ -n "$line" ]; do
     number=$((number + 1))
+    if [[ $line == *$'\r' ]]; then
+      echo "install-pi.sh: $file, line $number ends in a CR (Windows line endings): save it with Unix (LF) ones" >&2
+      bad=1
+      continue
+    fi
     line=${line#"${line%%[![:space:]]*}"}
-    case $line in ''|'#'*|';'*) continue ;; esac
+    case $line in ''|'#'*) continue ;; esac
+    if [[ $line == ';'* ]]; then
+      echo "install-pi.sh: $file, line $number: start a comment with '#' (sh can't read one that starts with ';')" >&2
+      bad=1
+      continue
+    fi
     if [[ $line =~ ^export[[:space:]] ]]; then
       if ! [[ ${line,,} =~ ^export[[:space:]]+moodtunes_mqtt__password= ]]; then
         echo "install-pi.sh: $file, line $number: systemd ignores a line starting with 'export': write KEY=value" >&2
@@ -410,6 +429,7 @@ main() {
   protect_config "$etc/env"
   protect_secret "$etc/uplink.env"
   move_uplink_secret "$etc/env" "$etc/uplink.env"
+  unexport_uplink_secret "$etc/uplink.env"
 
   echo "== services"
   install -m 0644 "$bundle"/systemd/moodtunes-* "$systemd_dir/"

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -58,6 +59,22 @@ def shared_datasets() -> Path:
     if not SHARED_DATASETS.is_dir():
         pytest.skip(f"datasets folder {SHARED_DATASETS} is absent (it exists in CI)")
     return SHARED_DATASETS
+
+
+@contextlib.contextmanager
+def time_zone(name: str) -> Iterator[None]:
+    """The process's local time zone is ``name`` for the block (TZ and tzset), then what it was."""
+    before = os.environ.get("TZ")
+    os.environ["TZ"] = name
+    time.tzset()
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["TZ"]
+        else:
+            os.environ["TZ"] = before
+        time.tzset()
 
 
 def free_port() -> int:

@@ -165,3 +165,14 @@ def test_the_bundle_names_the_python_and_release_it_is_for(built_bundle):
     # The Pi's lock file is compiled for that Python too.
     pi_lock = re.search(r"--python-platform aarch64-manylinux_2_36\s*\\\s*--python-version (\S+)", (REPO / "Makefile").read_text())
     assert pi_lock and pi_lock[1] == "3.11"
+
+
+def test_the_schema_is_read_by_a_python_without_moodtunes_dependencies(tmp_path):
+    """`build-bundle.sh` runs with python3 by default: importing the store package needs pydantic,
+    and the build failed at its very end, after the downloads."""
+    python = tmp_path / "bare-python"
+    python.write_text(f'#!/bin/sh\nexec "{sys.executable}" -S "$@"\n')  # no site-packages: no pydantic
+    python.chmod(0o755)
+    result = bash(f'write_target "{tmp_path}" "{python}" "{REPO}"', BUILD)
+    assert result.returncode == 0, result.stderr
+    assert f"\nschema={len(MIGRATIONS)}\n" in (tmp_path / "TARGET").read_text()

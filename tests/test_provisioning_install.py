@@ -357,6 +357,8 @@ def test_the_installer_runs_to_the_end_with_its_stand_ins(bundle, tmp_path):
 @pytest.mark.parametrize(("line", "said"), [
     ("MOODTUNES_DEVICE_ID=kiosk-livingroom   # the living-room Pi", "line 2: systemd keeps what follows '#' in the value"),
     ("  export MOODTUNES_MQTT__HOST=broker.lan", "line 2: systemd ignores a line starting with 'export'"),
+    ("MOODTUNES_DEVICE_ID=kiosk-1\r", "line 2 ends in a CR (Windows line endings)"),
+    ("; the hall's kiosk", "line 2: start a comment with '#'"),
 ])
 def test_an_env_line_systemd_reads_otherwise_than_sh_stops_the_install_before_it_changes_anything(
         bundle, tmp_path, line, said):
@@ -369,10 +371,14 @@ def test_an_env_line_systemd_reads_otherwise_than_sh_stops_the_install_before_it
 
 
 def test_quoted_hashes_and_an_exported_password_to_move_install(bundle, tmp_path):
+    """An older installer moved an exported password as it was, into a line systemd ignores: it is
+    written without `export` now, also where that installer left it."""
     result, _ = run_installer(bundle, tmp_path, HAS_PACKAGES="1", env_file=(
-        "# settings\nMOODTUNES_A='x # y'\nMOODTUNES_B=\"x # y\"\nMOODTUNES_C=a#b\nexport MOODTUNES_MQTT__PASSWORD=s3cret\n"))
+        "# settings\nMOODTUNES_A='x # y'\nMOODTUNES_B=\"x # y\"\nMOODTUNES_C=a#b\nexport MOODTUNES_MQTT__PASSWORD=s3cret\n"),
+        uplink_env="  export MOODTUNES_MQTT__PASSWORD=older\n")
     assert result.returncode == 0, result.stderr
-    assert (tmp_path / "etc" / "uplink.env").read_text().splitlines()[-1] == "MOODTUNES_MQTT__PASSWORD=s3cret"
+    assert (tmp_path / "etc" / "uplink.env").read_text().splitlines() == [
+        "MOODTUNES_MQTT__PASSWORD=older", "MOODTUNES_MQTT__PASSWORD=s3cret"]
 
 
 @pytest.mark.parametrize("line", [

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import time_zone
 from moodtunes.cli import main
 from moodtunes.config import load_settings
 from moodtunes.domain import MoodReading
@@ -95,20 +96,13 @@ def test_the_json_reports_shape_and_scale_are_in_its_help(capsys):
     assert "0 to 100 (1 star = 0, 5 stars = 100)" in said and "*_stars" in said
 
 
-def test_a_visits_time_is_printed_on_the_devices_calendar(capsys, monkeypatch):
+def test_a_visits_time_is_printed_on_the_devices_calendar(capsys):
     """The store keeps UTC; printed as UTC, a Sydney morning's visit showed under the day before (the day DST ended there)."""
-    import time
-
     with store_with_the_song_visits_play() as store:
         ana = store.create_profile("Ana", "#ff8800")
         visit(store, ana.id, 75)
     with sqlite3.connect(load_settings().database_path) as db:
         db.execute("UPDATE sessions SET started_at = '2026-04-04T23:30:00.000+00:00'")
-    monkeypatch.setenv("TZ", "Australia/Sydney")
-    time.tzset()
-    try:
+    with time_zone("Australia/Sydney"):
         assert main(["report", "--profile", "Ana"]) == 0
-    finally:
-        monkeypatch.delenv("TZ")
-        time.tzset()
     assert "   2026-04-05 09:30 AEST  " in capsys.readouterr().out

@@ -232,11 +232,12 @@ class Clock:
         return self.now
 
 
-def _connection(link, clock: Clock, lasting: float) -> None:
-    """paho's callbacks for one connection the broker closes after ``lasting`` seconds, with no word why."""
+def _connection(link, clock: Clock, lasting: float, why: str = "Unspecified error") -> None:
+    """paho's callbacks for one connection the broker closes after ``lasting`` seconds, with no word
+    why (mosquitto's way when another client takes the id over) unless ``why``."""
     link._on_connect(None, None, None, ReasonCode(PacketTypes.CONNACK, "Success"), None)
     clock.now += lasting
-    link._on_disconnect(None, None, None, ReasonCode(PacketTypes.DISCONNECT, "Unspecified error"), None)
+    link._on_disconnect(None, None, None, ReasonCode(PacketTypes.DISCONNECT, why), None)
     clock.now += 1.0  # paho's reconnect delay
 
 
@@ -274,3 +275,22 @@ def test_the_devices_status_says_its_connection_keeps_being_taken_over(store):
     uplink = Uplink(store, link, MqttSettings(enabled=True), "kiosk-1")
     uplink.report_status()
     assert json.loads(link.statuses[-1])["last_error"] == link.takeover
+
+
+def test_a_takeover_is_over_once_a_connection_lasts_and_a_broker_that_says_why_is_no_takeover(caplog):
+    """The other kiosk switched off, this one stayed connected and its status said it was being
+    taken over for good; a broker restarting again and again ("Server shutting down") was said to
+    be another device with this id."""
+    clock = Clock()
+    link = uplink_module.BrokerLink(MqttSettings(enabled=True), "kiosk-1", monotonic=clock)
+    for _ in range(3):
+        _connection(link, clock, 0.5)
+    assert link.takeover is not None
+    link._on_connect(None, None, None, ReasonCode(PacketTypes.CONNACK, "Success"), None)
+    clock.now += uplink_module.SHORT_CONNECTION_S
+    assert link.takeover is None  # connected, and it lasts
+    link._on_disconnect(None, None, None, ReasonCode(PacketTypes.DISCONNECT, "Unspecified error"), None)
+    caplog.clear()
+    for _ in range(5):
+        _connection(link, clock, 5.0, why="Server shutting down")
+    assert link.takeover is None and not [r for r in caplog.records if r.levelname == "ERROR"]

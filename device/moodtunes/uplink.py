@@ -82,6 +82,7 @@ LOCK_POLL_SECONDS = 1.0
 # TAKEOVER_LOSSES connections closed within SHORT_CONNECTION_S of being made, in TAKEOVER_WINDOW_S,
 # are taken for that, said at most once in TAKEOVER_REPEAT_S.
 SHORT_CONNECTION_S = 10.0
+TAKEOVER_REASONS = (0x80, 0x8E)  # no reason given (paho's "Unspecified error"), "Session taken over"
 TAKEOVER_LOSSES = 3
 TAKEOVER_WINDOW_S = 120.0
 TAKEOVER_REPEAT_S = 3600.0
@@ -268,7 +269,7 @@ class BrokerLink:
         self._connected_at = 0.0
         self._short_losses: list[float] = []  # when connections closed soon after they were made
         self._takeover_said_at: float | None = None
-        self.takeover: str | None = None  # why connections keep being closed, while they are (_taken_over)
+        self._takeover: str | None = None  # why connections keep being closed, while they are (_taken_over)
         if crosses_the_network_unencrypted(mqtt):  # doctor says so too; the journal is what gets read
             logger.warning("mqtt.tls = false with the broker at %s, on another machine: the MQTT password and every "
                            "visit cross the network unencrypted; set mqtt.tls = true and port = 8883 (cloud/README.md)",
@@ -382,7 +383,7 @@ class BrokerLink:
                 self._connected, self._refusal, self.last_error = True, None, None
                 self._connected_at = self._monotonic()
                 self._unawaited.clear()  # paho dropped the QoS 0 messages it had not written on reconnecting
-                logger.log(logging.DEBUG if self._takeover_said_at else logging.INFO,
+                logger.log(logging.DEBUG if self._takeover_said_at is not None else logging.INFO,
                            "connected to the MQTT broker at %s", self.address)  # once a second, taken over
             self._changed.notify_all()
 
@@ -391,19 +392,33 @@ class BrokerLink:
             was_connected, self._connected = self._connected, False
             self._changed.notify_all()
         if was_connected and not self._closing:
-            if self._taken_over():
+            if self._taken_over(reason):
                 logger.debug("lost the MQTT broker at %s (%s); reconnecting", self.address, reason)
             else:
                 logger.warning("lost the MQTT broker at %s (%s); reconnecting", self.address, reason)
 
-    def _taken_over(self) -> bool:
-        """Whether the connection just lost looks taken over by another client with this client id
-        (see SHORT_CONNECTION_S), said once in TAKEOVER_REPEAT_S; every loss of it is then only
-        a debug line (a warning a second filled the journal)."""
+    @property
+    def takeover(self) -> str | None:
+        """Why the broker keeps closing this device's connections (``_taken_over``), while it does:
+        None again once a connection has lasted SHORT_CONNECTION_S (the other device is gone)."""
+        if self._takeover is not None and self._connected and self._monotonic() - self._connected_at >= SHORT_CONNECTION_S:
+            self._no_takeover()
+        return self._takeover
+
+    def _no_takeover(self) -> None:
+        self._short_losses.clear()
+        self._takeover_said_at = self._takeover = None
+
+    def _taken_over(self, reason: ReasonCode) -> bool:
+        """Whether the connection just lost, with no reason given (TAKEOVER_REASONS: a broker that
+        says why, shutting down say, is not this), looks taken over by another client with this
+        client id (see SHORT_CONNECTION_S), said once in TAKEOVER_REPEAT_S; every loss of it is
+        then only a debug line (a warning a second filled the journal)."""
         now = self._monotonic()
         if now - self._connected_at >= SHORT_CONNECTION_S:
-            self._short_losses.clear()
-            self._takeover_said_at = self.takeover = None
+            self._no_takeover()
+            return False
+        if reason.value not in TAKEOVER_REASONS:
             return False
         self._short_losses = [t for t in self._short_losses if now - t < TAKEOVER_WINDOW_S] + [now]
         if len(self._short_losses) < TAKEOVER_LOSSES:
@@ -413,12 +428,12 @@ class BrokerLink:
             who = f"client id {client_id(self._device_id)!r}"
             if self._settings.username:
                 who += f", or user name {self._settings.username!r} where the broker takes it as the client id"
-            self.takeover = (
+            self._takeover = (
                 f"the broker at {self.address} closed this device's connection {len(self._short_losses)} times "
                 f"within {SHORT_CONNECTION_S:g} s of connecting: most likely another device connects as the "
                 f"same MQTT client ({who}); give each kiosk its own device_id and broker user (`moodtunes doctor`)"
             )
-            logger.error("%s", self.takeover)
+            logger.error("%s", self._takeover)
         return True
 
     def _on_connect_fail(self, client, userdata) -> None:
