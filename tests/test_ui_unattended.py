@@ -222,3 +222,24 @@ def test_a_double_tap_during_a_slow_song_list_is_one_tap(settings, tmp_path, mon
         assert app.screen.name == "rate"  # settled: a tap after the settling is taken
     finally:
         app.close()
+
+
+def test_start_ups_objects_leave_the_cyclic_collector_once_the_models_are_loaded(settings, tmp_path):
+    """Its full collections, set off by a visit's song lists, went through all of them: 50-250 ms
+    of the frame that opened the songs of a big library. Not in the middle of a visit; undone at close."""
+    import gc
+
+    add_songs(settings, tmp_path / "music", count=2, category=CALM)
+    app = make_app(settings, sample_scanner)
+    try:
+        step(app, 1)
+        assert app.scanner_service.wait(30)
+        tap(app, "guest")  # a visit under way: not now
+        step(app, 2)
+        assert gc.get_freeze_count() == 0
+        app.home()
+        step(app, 2)
+        assert gc.get_freeze_count() > 0
+    finally:
+        app.close()
+    assert gc.get_freeze_count() == 0
