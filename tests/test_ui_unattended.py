@@ -51,15 +51,19 @@ def settling_kiosk(settings, folder) -> tuple:
     return app, clock
 
 
+def to_the_moods_as_guest(app, clock: HandClock) -> None:
+    """The guest's mood picker ("Don't use the camera"), each tap a second after its screen appeared."""
+    for target in ("guest", "no_camera"):
+        tap(app, target)
+        clock.now += 1.0
+
+
 def test_a_double_tap_is_one_tap_not_a_second_one_on_the_screen_it_opened(settings, tmp_path):
     """The second tap of a double tap on a mood's face started a song nobody chose; on "Show my
     songs" it pressed "I'm done" under it; on "I'm done, rate it", "Check my mood again"."""
     app, clock = settling_kiosk(settings, tmp_path / "music")
     try:
-        tap(app, "guest")
-        clock.now += 1.0
-        tap(app, "no_camera")
-        clock.now += 1.0
+        to_the_moods_as_guest(app, clock)
         double_tap(app, clock, "mood:sad")
         assert app.screen.name == "songs" and app.visit.play_id is None  # no song started by itself
         clock.now += 1.0
@@ -211,10 +215,7 @@ def test_a_double_tap_during_a_slow_song_list_is_one_tap(settings, tmp_path, mon
 
     monkeypatch.setattr(app, "recommendations", slow_recommendations)
     try:
-        tap(app, "guest")
-        clock.now += 1.0
-        tap(app, "no_camera")
-        clock.now += 1.0
+        to_the_moods_as_guest(app, clock)
         double_tap(app, clock, "mood:sad")
         assert app.screen.name == "songs" and app.visit.play_id is None
         clock.now += 1.0
