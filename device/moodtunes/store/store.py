@@ -61,12 +61,12 @@ GUEST_COLOUR = "#8a94a6"
 BUSY_TIMEOUT_MS = 10_000  # how long a statement waits for another connection's lock
 WAL_SIZE_LIMIT_BYTES = 4 << 20  # what a checkpoint truncates the write-ahead log to
 CHECKPOINT_WAIT_MS = 1000  # a forget's checkpoint tries this long to find no reader in the WAL (the kiosk's "Forget me" waits too)
+CHECKPOINT_RETRY_S = 0.025  # between its tries, in which other programs write (one try blocks their writes)
 # A library scan's prune: tracks deleted in one transaction (about 50 ms here, a few times that on
 # a Pi's SD card), and the pause after each, long enough for a writer waiting on SQLite's busy
 # handler (which sleeps up to 100 ms between its looks) to get the lock.
 DELETE_TRACKS_AT_ONCE = 50
 DELETE_TRACKS_PAUSE_S = 0.1
-CHECKPOINT_RETRY_S = 0.025  # between its tries, in which other programs write (one try blocks their writes)
 DISK_FULL_BELOW_BYTES = 1 << 20  # with less free than this, an SQLite I/O error means a full disk
 PSEUDONYM_SECRET_BYTES = 32
 PSEUDONYM_TOKEN_BYTES = 16  # a profile's own, in its pseudonym (migration 13)
