@@ -175,8 +175,9 @@ check_no_password_in_json() {
 # got another value, or none. systemd ignores a line that starts with `export` (the MQTT password
 # excepted: move_uplink_secret and unexport_uplink_secret write it without), keeps a `# comment`
 # after an unquoted value as part of it ("kiosk-1   # the hall" as device_id: every service
-# stopped), drops a line's final CR (Windows line endings: sh keeps it in the value) and takes a
-# line starting with `;` for a comment (sh for an error).
+# stopped), drops a line's final CR (Windows line endings: sh keeps it in the value), takes a
+# line starting with `;` for a comment (sh for an error), and reads "KEY = value" or a first line
+# after a byte-order mark (Notepad's) where sh runs a command.
 check_env_file() {
   local file=$1 line value number=0 bad=0
   [ -f "$file" ] || return 0
@@ -199,6 +200,12 @@ check_env_file() {
         echo "install-pi.sh: $file, line $number: systemd ignores a line starting with 'export': write KEY=value" >&2
         bad=1
       fi
+      continue
+    fi
+    if ! [[ $line =~ ^[A-Za-z_][A-Za-z0-9_]*=([^[:space:]]|$) ]]; then
+      echo "install-pi.sh: $file, line $number: write KEY=value, with no spaces around '=' (and no byte-order mark" \
+           "at the start of the file)" >&2
+      bad=1
       continue
     fi
     value=${line#*=}

@@ -359,6 +359,8 @@ def test_the_installer_runs_to_the_end_with_its_stand_ins(bundle, tmp_path):
     ("  export MOODTUNES_MQTT__HOST=broker.lan", "line 2: systemd ignores a line starting with 'export'"),
     ("MOODTUNES_DEVICE_ID=kiosk-1\r", "line 2 ends in a CR (Windows line endings)"),
     ("; the hall's kiosk", "line 2: start a comment with '#'"),
+    ("MOODTUNES_DEVICE_ID = kiosk-1", "line 2: write KEY=value, with no spaces around '='"),
+    ("MOODTUNES_DEVICE_ID= kiosk-1", "line 2: write KEY=value, with no spaces around '='"),
 ])
 def test_an_env_line_systemd_reads_otherwise_than_sh_stops_the_install_before_it_changes_anything(
         bundle, tmp_path, line, said):
@@ -368,6 +370,13 @@ def test_an_env_line_systemd_reads_otherwise_than_sh_stops_the_install_before_it
     result, calls = run_installer(bundle, tmp_path, env_file=f"# settings\n{line}\nMOODTUNES_A='x # y'\n")
     assert result.returncode != 0 and calls == []
     assert f"{tmp_path / 'etc' / 'env'}, {said}" in result.stderr and "nothing was installed" in result.stderr
+
+
+def test_an_env_file_saved_with_a_byte_order_mark_stops_the_install_before_it_changes_anything(bundle, tmp_path):
+    """Notepad's mark made sh run "\ufeffMOODTUNES_DEVICE_ID=kiosk-1" as a command, at the end."""
+    result, calls = run_installer(bundle, tmp_path, env_file="\ufeffMOODTUNES_DEVICE_ID=kiosk-1\n")
+    assert result.returncode != 0 and calls == []
+    assert f"{tmp_path / 'etc' / 'env'}, line 1: write KEY=value" in result.stderr
 
 
 def test_quoted_hashes_and_an_exported_password_to_move_install(bundle, tmp_path):
