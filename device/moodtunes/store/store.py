@@ -1,7 +1,9 @@
 """SQLite store: the device's memory of profiles, visits, plays, ratings, the music catalog and
 the outbox of events waiting to be uploaded.
 
-WAL mode and synchronous=FULL so a crash or power cut loses at most the write in progress; every
+WAL mode and synchronous=FULL so a crash or power cut loses at most the write in progress (but
+for the writes made at NORMAL, ``transaction(synced=False)``, which the next synced one or a
+checkpoint puts on the card: a song's progress, an event marked sent); every
 public method is one transaction (reads of several queries too, so they see one consistent state).
 Each thread should open its own Store.
 """
@@ -647,22 +649,31 @@ class Store:
         return derive_profile_key(self._pseudonym_secret, device_id, profile_id, token)
 
     @contextmanager
-    def transaction(self, mode: str = "IMMEDIATE") -> Iterator[sqlite3.Connection]:
+    def transaction(self, mode: str = "IMMEDIATE", synced: bool = True) -> Iterator[sqlite3.Connection]:
         """One atomic unit of work; sqlite errors become StoreError with a readable message.
-        ``mode="DEFERRED"`` for reads: one snapshot, without locking writers out."""
+        ``mode="DEFERRED"`` for reads: one snapshot, without locking writers out. ``synced=False``:
+        a write the card needn't have at once (synchronous=NORMAL: no fsync at its commit; a power
+        cut may take it back, never half of it), for what is written again and again: a song's
+        progress every few seconds fsynced made 3,000 SD card writes a day."""
+        if not synced:
+            self._db.execute("PRAGMA synchronous=NORMAL")
         try:
-            self._db.execute(f"BEGIN {mode}")
-        except sqlite3.Error as exc:
-            raise _store_error(self.path, exc) from None
-        try:
-            yield self._db
-            self._db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            self._rollback()
-            raise _store_error(self.path, exc) from None
-        except BaseException:
-            self._rollback()
-            raise
+            try:
+                self._db.execute(f"BEGIN {mode}")
+            except sqlite3.Error as exc:
+                raise _store_error(self.path, exc) from None
+            try:
+                yield self._db
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback()
+                raise _store_error(self.path, exc) from None
+            except BaseException:
+                self._rollback()
+                raise
+        finally:
+            if not synced:
+                self._db.execute("PRAGMA synchronous=FULL")
 
     def _rollback(self) -> None:
         # SQLite may already have rolled back by itself (e.g. on a full disk).
@@ -979,8 +990,11 @@ class Store:
     def update_play(
         self, play_id: int, seconds_listened: float, finished: bool = False, error: str | None = None
     ) -> bool:
-        """Save a play's progress; whether the play is still there (`moodtunes forget` deletes it)."""
-        with self.transaction() as db:
+        """Save a play's progress; whether the play is still there (`moodtunes forget` deletes it).
+        Progress alone (not finished, no error: every few seconds while a song plays) is not synced
+        to the card at once: the next synced write (the rating, the visit's end) or a checkpoint
+        takes it there; a power cut before may take back those seconds."""
+        with self.transaction(synced=finished or error is not None) as db:
             return db.execute(
                 "UPDATE plays SET seconds_listened = ?, finished = ?, error = ? WHERE id = ?",
                 (max(0.0, float(seconds_listened)), int(finished), error, play_id),
@@ -1307,9 +1321,11 @@ class Store:
 
     def mark_sent(self, outbox_id: int, payload: str) -> None:
         """The broker acknowledged the event as ``payload``; the first payload acknowledged, and when,
-        are kept, to be sent again unchanged if the event is queued again (mark_unsent_since)."""
+        are kept, to be sent again unchanged if the event is queued again (mark_unsent_since). Not
+        synced at once (``transaction``): after a power cut that takes it back, the event goes again
+        and overwrites the same points."""
         now = utc_now()
-        with self.transaction() as db:
+        with self.transaction(synced=False) as db:
             db.execute(
                 "UPDATE outbox SET sent_at = ?, attempts = attempts + 1, last_error = NULL,"
                 " sent_payload = coalesce(sent_payload, ?), first_sent_at = coalesce(first_sent_at, ?) WHERE id = ?",
