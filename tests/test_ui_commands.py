@@ -265,3 +265,22 @@ def test_the_autopilot_plays_the_demo_library_whatever_library_paths_says(tmp_pa
 def test_in_data_dir_without_the_autopilot_is_refused(capsys):
     assert moodtunes_main(["demo", "--in-data-dir"]) == 2
     assert "--in-data-dir is for an autopilot visit" in capsys.readouterr().err
+
+
+def test_a_second_kiosk_on_one_data_dir_is_refused_before_it_touches_the_visits(capsys):
+    """Each kiosk closes the visits it finds open as interrupted when it starts: one run by hand
+    beside the service ended the visitor's visit under way, and the service's kiosk then failed
+    at its next write ("Sorry, something went wrong")."""
+    from moodtunes.locks import holding
+
+    settings = load_settings()
+    with Store.open(settings.database_path) as store:
+        visit = store.start_session(store.guest_profile().id)  # the service kiosk's visitor
+    with holding(settings.database_path, "kiosk") as taken:  # that kiosk, running
+        assert taken
+        assert moodtunes_main(["kiosk", "--size", "800x480"]) == 1
+    said = capsys.readouterr().err
+    assert f"another kiosk is running on {settings.data_dir} (the moodtunes-kiosk service?)" in said
+    assert "sudo systemctl stop moodtunes-kiosk" in said
+    with Store.open(settings.database_path) as store:
+        assert store.open_sessions() == [visit]  # left open for the kiosk it belongs to

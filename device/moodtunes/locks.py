@@ -1,11 +1,13 @@
-"""Advisory locks beside the database (``flock`` on ``<database>.<name>-lock``): one library scan
-and one uplink at a time per device. Lock files are opened read-only, so one that root created
+"""Advisory locks beside the database (``flock`` on ``<database>.<name>-lock``): one library scan,
+one uplink and one kiosk at a time per device. Lock files are opened read-only, so one that root created
 still serves the services' user."""
 
 from __future__ import annotations
 
 import fcntl
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
@@ -26,3 +28,21 @@ def try_lock(lock: int | IO) -> bool:
     except BlockingIOError:
         return False
     return True
+
+
+@contextmanager
+def holding(database: Path, name: str) -> Iterator[bool | None]:
+    """Hold the ``name`` lock beside ``database`` for the block: True; False when another process
+    holds it (not waited for); None when its file can't be made (a data dir that can't be written:
+    the caller goes on, and says what is wrong with it its own way)."""
+    path = lock_path(database, name)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = open_lock(path)
+    except OSError:
+        yield None
+        return
+    try:
+        yield try_lock(descriptor)
+    finally:
+        os.close(descriptor)  # releases the lock

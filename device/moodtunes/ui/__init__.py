@@ -14,6 +14,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from moodtunes.config import Settings
+from moodtunes.locks import holding
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +27,10 @@ AUTOPILOT_SEED = 7  # the autopilot's visit ranks the songs alike every run (sta
 
 class DisplayError(Exception):
     """The kiosk's window or screen can't be opened, with what to do about it."""
+
+
+class KioskBusy(Exception):
+    """Another kiosk runs on the same data dir (it holds the kiosk lock)."""
 
 
 def autopilot_settings(settings: Settings, data_dir: Path) -> Settings:
@@ -99,6 +104,13 @@ def run_kiosk(
                     tempfile.TemporaryDirectory(prefix="moodtunes-autopilot-", ignore_cleanup_errors=True)))
                 logger.info("autopilot: a throwaway data dir %s; %s is left alone", data_dir, settings.data_dir)
             settings = autopilot_settings(settings, data_dir)
+        # Two kiosks on one database close each other's visits as interrupted at their start, and
+        # the first then failed at its next write ("Sorry, something went wrong").
+        if cleanup.enter_context(holding(settings.database_path, "kiosk")) is False:
+            raise KioskBusy(
+                f"another kiosk is running on {settings.data_dir} (the moodtunes-kiosk service?), and two would "
+                "end each other's visits: stop it first (sudo systemctl stop moodtunes-kiosk)"
+            )
         app = KioskApp(
             settings,
             scanner_factory=default_scanner_factory,
