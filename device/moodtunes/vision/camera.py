@@ -231,22 +231,23 @@ def _opencv_rgb(path: Path) -> np.ndarray:
         data = np.fromfile(str(path), dtype=np.uint8)
     except OSError as exc:
         raise CameraError(f"{path}: can't read it ({exc.strerror})") from None
-    if data[:2].tobytes() == RADIANCE_SIGNATURE and _opencv_can_open(path):
-        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    else:
-        bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    bgr = _imread(path) if data[:2].tobytes() == RADIANCE_SIGNATURE else cv2.imdecode(data, cv2.IMREAD_COLOR)
     if bgr is None:
         raise CameraError(f"{path}: not a readable image")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
-def _opencv_can_open(path: Path) -> bool:
-    """Whether OpenCV can open ``path`` by name: it takes names in UTF-8 only."""
+def _imread(path: Path) -> np.ndarray | None:
+    """OpenCV's decoding of the image file ``path``, opened by a name OpenCV takes."""
     try:
-        str(path).encode()
-    except UnicodeEncodeError:
-        return False
-    return True
+        name, held = _name_opencv_opens(path)
+    except OSError as exc:
+        raise CameraError(f"{path}: can't read it ({exc.strerror})") from None
+    try:
+        return cv2.imread(name, cv2.IMREAD_COLOR)
+    finally:
+        if held is not None:
+            os.close(held)
 
 
 def _pillow_rgb(path: Path) -> np.ndarray:
@@ -380,7 +381,7 @@ def video_frames(path: Path, *, complete: bool = False) -> Iterator[np.ndarray]:
     read is the end of the video; with ``complete``, a CameraError after the last frame says when
     that came early (a truncated file), instead of passing for the end."""
     try:
-        name, held = _name_for_ffmpeg(path)
+        name, held = _name_opencv_opens(path)
     except OSError as exc:
         raise CameraError(f"{path}: can't read it ({exc.strerror})") from None
     capture = cv2.VideoCapture(name)
@@ -404,10 +405,11 @@ def video_frames(path: Path, *, complete: bool = False) -> Iterator[np.ndarray]:
         raise CameraError(f"{path}: video ends early: {decoded} of {promised:.0f} frames decoded")
 
 
-def _name_for_ffmpeg(path: Path) -> tuple[str, int | None]:
-    """The name FFmpeg opens ``path`` by, and a file descriptor to close afterwards: its absolute
-    path (FFmpeg reads "pipe:x.mp4" as a protocol: standard input), or, for a name that isn't
-    UTF-8, the path of a descriptor held open for it (OpenCV crashed the process on such a name)."""
+def _name_opencv_opens(path: Path) -> tuple[str, int | None]:
+    """The name OpenCV (and the FFmpeg under it) opens ``path`` by, and a file descriptor to close
+    afterwards: its absolute path (FFmpeg reads "pipe:x.mp4" as a protocol: standard input), or,
+    for a name that isn't UTF-8, the path of a descriptor held open for it (OpenCV crashed the
+    process on such a name)."""
     name = str(Path(path).absolute())
     try:
         name.encode("utf-8")
