@@ -638,10 +638,10 @@ class Store:
 
     def profile_key(self, device_id: str, profile_id: int) -> str:
         """The pseudonym this device's events carry for a profile (see events.profile_key)."""
-        row = self._query("SELECT pseudonym_token FROM profiles WHERE id = ?", (profile_id,))
-        if not row:
+        rows = self._query("SELECT pseudonym_token FROM profiles WHERE id = ?", (profile_id,))
+        if not rows:
             raise StoreError(f"no profile with id {profile_id} (forgotten meanwhile?)")
-        return self.pseudonym(device_id, profile_id, row[0]["pseudonym_token"])
+        return self.pseudonym(device_id, profile_id, rows[0]["pseudonym_token"])
 
     def pseudonym(self, device_id: str, profile_id: int, token: str | None) -> str:
         """events.profile_key with this device's secret, for a profile whose token is known."""
