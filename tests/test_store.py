@@ -244,6 +244,7 @@ def test_catalog_upsert_errors_and_pruning(store):
     }
     assert [t.path for t in store.tracks()] == ["/m/a.ogg", "/m/b.ogg"]
     assert [t.path for t in store.tracks(category="Highly energetic")] == ["/m/b.ogg"]
+    assert store.has_tracks() and store.has_tracks("Highly energetic") and not store.has_tracks("not mood-lifting")
     assert store.tracks()[0].features == {"tempo": 80.0}
     light = store.tracks(features=False)[0]  # what the recommender reads: all but the features
     assert light.features == {} and light == TrackRecord(**{**vars(store.tracks()[0]), "features": {}})

@@ -18,7 +18,16 @@ from moodtunes.ui.screens.welcome import (
     StoreProblemScreen,
     WelcomeScreen,
 )
-from ui_support import CALM, ENERGETIC, StillScanner, add_tracks, make_app, record_lines, step
+from ui_support import (
+    CALM,
+    ENERGETIC,
+    StillScanner,
+    add_tracks,
+    lists_made,
+    make_app,
+    record_lines,
+    step,
+)
 
 SIZES = [(800, 480), (1024, 600), (1280, 720), (1280, 800), (480, 800)]
 
@@ -97,6 +106,7 @@ def test_every_screen_fits_with_big_enough_touch_targets(settings, size):
             else:
                 app.relayout()
             step(app, 2)
+            lists_made(app)  # the songs' rows are checked too
             if app.screen is not screen:  # e.g. a song that can't play sends the visitor back
                 pytest.fail(f"{screen.name} left for {app.screen.name} at {size}")
             seen.append(screen.name)

@@ -274,26 +274,19 @@ def test_a_song_sorted_before_a_look_that_failed_still_joins_the_list(settings, 
     and, the scan's last, ended the looking: the songs sorted before it were never listed."""
     from dataclasses import replace
 
-    from moodtunes.ui.screens import music
-
     with Store.open(settings.database_path) as store:
         (calm,) = add_tracks(store, tmp_path / "calm", count=1, category=CALM)
         add_tracks(store, tmp_path / "music", count=3, category=ENERGETIC)
     refused = []
-    real_top_up = music.SongsScreen._top_up
+    real_tracks = Store.tracks
 
-    def busy_once(screen, final):
-        if not refused:
-            refused.append(final)
-            tracks = screen.app.store.tracks
-            screen.app.store.tracks = lambda *a, **k: (_ for _ in ()).throw(StoreError("database is locked", busy=True))
-            try:
-                return real_top_up(screen, final)
-            finally:
-                screen.app.store.tracks = tracks
-        return real_top_up(screen, final)
+    def busy_once(store, *args, analysed_since=None, **kwargs):
+        if analysed_since is not None and not refused:  # the first look for newly sorted songs
+            refused.append(analysed_since)
+            raise StoreError("database is locked", busy=True)
+        return real_tracks(store, *args, analysed_since=analysed_since, **kwargs)
 
-    monkeypatch.setattr(music.SongsScreen, "_top_up", busy_once)
+    monkeypatch.setattr(Store, "tracks", busy_once)
     shown = songs_after_a_scan_that_sorts(
         settings, replace(calm, id=None, category=ENERGETIC, probs={"Q1": 0.9, "Q2": 0.0, "Q3": 0.0, "Q4": 0.1}))
     assert refused and calm.path in [track.path for track in shown]

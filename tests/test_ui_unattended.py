@@ -4,6 +4,8 @@ who walks away from the music leaves no visit open for hours, and the next visit
 
 from __future__ import annotations
 
+import threading
+
 import pygame
 from moodtunes.store import Store
 from moodtunes.ui.app import SCREEN_SETTLE_S
@@ -13,10 +15,13 @@ from ui_support import (
     HandClock,
     add_songs,
     guest_at_songs,
+    lists_made,
     make_app,
     on_screen,
+    record_texts,
     refusing,
     rows,
+    run_until,
     sample_scanner,
     songs_as_guest,
     step,
@@ -66,6 +71,7 @@ def test_a_double_tap_is_one_tap_not_a_second_one_on_the_screen_it_opened(settin
         to_the_moods_as_guest(app, clock)
         double_tap(app, clock, "mood:sad")
         assert app.screen.name == "songs" and app.visit.play_id is None  # no song started by itself
+        lists_made(app)
         clock.now += 1.0
         double_tap(app, clock, "row:0", apart=0.25)
         assert app.screen.name == "playing"  # not the player's button under the row
@@ -202,26 +208,56 @@ def test_an_empty_visit_whose_drop_failed_is_dropped_when_its_end_is_saved_late(
         app.close()
 
 
-def test_a_double_tap_during_a_slow_song_list_is_one_tap(settings, tmp_path, monkeypatch):
-    """Ranking a big library on a Pi takes a second or two: settling counted from when the songs
-    screen was asked for, so the second tap of a double tap on "Show my songs", queued meanwhile,
-    came after it and pressed "I'm done", ending at the rating with no song played."""
+def shown_rect(app, target_id: str) -> pygame.Rect:
+    """Where ``target_id`` is on the screen as it is now (``target_rect`` waits for a song list)."""
+    return next(target.rect for target in app.screen.targets if target.id == target_id)
+
+
+def test_a_slow_song_list_keeps_the_screen_answering_and_appears_settled(settings, tmp_path, monkeypatch):
+    """Reading and ranking a big library takes a second or two of a Pi: it ran on the UI thread,
+    the screen frozen meanwhile (the second tap of a double tap on a mood pressed "I'm done" under
+    it). The list is now made off the UI thread: the songs screen shows at once, says it is
+    finding songs, answers taps, and a tap made as the list appears is not taken by a song."""
+    from moodtunes.ui.songlists import SongListMaker
+
     app, clock = settling_kiosk(settings, tmp_path / "music")
-    recommendations = app.recommendations
-
-    def slow_recommendations(*args, **kwargs):
-        clock.now += 0.6  # the ranking's half second on this machine, 2 s on a Pi
-        return recommendations(*args, **kwargs)
-
-    monkeypatch.setattr(app, "recommendations", slow_recommendations)
+    release = threading.Event()
+    real_make = SongListMaker.make
+    monkeypatch.setattr(SongListMaker, "make", lambda maker, request: (release.wait(30), real_make(maker, request))[1])
+    shown = []
+    record_texts(monkeypatch, [music], lambda font, text: shown.append(text))
     try:
         to_the_moods_as_guest(app, clock)
-        double_tap(app, clock, "mood:sad")
+        mood = shown_rect(app, "mood:sad").center
+        tap_at(mood)
+        step(app)
+        assert app.screen.name == "songs" and app.screen.making
+        assert music.FINDING_TITLE not in shown  # not flashed by for a list made in a moment
+        clock.now += 0.17
+        tap_at(mood)  # the double tap's second
+        step(app)
         assert app.screen.name == "songs" and app.visit.play_id is None
         clock.now += 1.0
-        tap(app, "done")
-        assert app.screen.name == "rate"  # settled: a tap after the settling is taken
+        step(app)
+        assert music.FINDING_TITLE in shown
+        tap_at(shown_rect(app, "back").center)  # "My mood" answers while the list is made
+        step(app)
+        assert app.screen.name == "manual"
+        clock.now += 1.0
+        tap_at(shown_rect(app, "mood:sad").center)
+        step(app)
+        assert app.screen.name == "songs" and app.screen.making
+        clock.now += 1.0
+        release.set()
+        run_until(app, lambda: app.visit.ranked, what="the song list")
+        tap_at(shown_rect(app, "row:0").center)  # meant for the message, as the list appeared
+        step(app)
+        assert app.screen.name == "songs" and app.visit.play_id is None
+        clock.now += 1.0
+        tap(app, "row:0")
+        assert app.screen.name == "playing"
     finally:
+        release.set()
         app.close()
 
 

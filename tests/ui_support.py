@@ -236,7 +236,14 @@ def step(app: KioskApp, frames: int = 2) -> None:
         app.step()
 
 
+def lists_made(app: KioskApp) -> None:
+    """Frames until the songs screen has taken the list it asked for: lists are made off the UI
+    thread, and a test's taps and looks are at the list as a visitor sees it once shown."""
+    run_until(app, lambda: not getattr(app.screen, "making", False), what="the song list")
+
+
 def target_rect(app: KioskApp, target_id: str) -> pygame.Rect:
+    lists_made(app)
     for target in app.screen.targets:
         if target.id == target_id:
             assert target.enabled, f"{target_id} is disabled on {app.screen.name}"
@@ -252,6 +259,7 @@ def tap(app: KioskApp, target_id: str) -> None:
     pygame.event.post(pygame.event.Event(pygame.MOUSEBUTTONDOWN, pos=pos, button=1))
     pygame.event.post(pygame.event.Event(pygame.MOUSEBUTTONUP, pos=pos, button=1))
     step(app)
+    lists_made(app)
 
 
 def touch(app: KioskApp, target_id: str) -> None:
@@ -272,6 +280,7 @@ def touch(app: KioskApp, target_id: str) -> None:
             )
         )
     step(app)
+    lists_made(app)
 
 
 def key_event(which: int, unicode: str = "") -> pygame.event.Event:
@@ -292,6 +301,7 @@ def key(app: KioskApp, which: int, unicode: str = "", frames: int = 2) -> None:
     """Press the key ``which`` and run ``frames`` frames."""
     pygame.event.post(key_event(which, unicode))
     step(app, frames)
+    lists_made(app)
 
 
 def run_until(

@@ -1171,7 +1171,7 @@ class Store:
     def track_feedback(self, profile_id: int, latest: int = FEEDBACK_WINDOW) -> list[tuple[str, str, str, int]]:
         """(path, artist, title, score) for the profile's ``latest`` rated plays, oldest first: a play's
         latest rating only (a visitor who went back to the music and rated the song again changed
-        their mind; both would otherwise count). The window keeps the read (on the kiosk's UI thread)
+        their mind; both would otherwise count). The window keeps the read (each song list the kiosk makes)
         bounded for the shared guest profile, whose ratings pile up for ever, and lets old tastes go."""
         rows = self._query(
             "SELECT pl.path, pl.artist, pl.title, r.score FROM ratings r"
@@ -1295,10 +1295,13 @@ class Store:
         )
         return [_track_from_row(r) for r in rows]
 
-    def has_tracks(self) -> bool:
-        """Whether any song is catalogued (of any category; files that failed analysis left out),
-        without reading the catalogue."""
-        return bool(self._query("SELECT EXISTS (SELECT 1 FROM tracks WHERE error IS NULL)")[0][0])
+    def has_tracks(self, category: str | None = None) -> bool:
+        """Whether any song is catalogued (of ``category``, else of any; files that failed analysis
+        left out), without reading the catalogue."""
+        return bool(self._query(
+            "SELECT EXISTS (SELECT 1 FROM tracks WHERE error IS NULL AND (? IS NULL OR category = ?))",
+            (category, category),
+        )[0][0])
 
     def track_by_path(self, path: str) -> TrackRecord | None:
         rows = self._query("SELECT * FROM tracks WHERE path = ?", (path,))

@@ -16,6 +16,7 @@ import os
 import random
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +25,14 @@ import pygame
 from moodtunes.clock import ClockReading, read_clock
 from moodtunes.config import KIOSK_MIN_SIDE, Settings
 from moodtunes.domain import Category, MoodReading
-from moodtunes.player import Player, PlayerError, refuses_by_its_catalogue_entry
-from moodtunes.recommend import Feedback, Heard, Ranked, rank
+from moodtunes.player import Player, PlayerError
 from moodtunes.report import KeptHistory
 from moodtunes.store import BUSY_TIMEOUT_MS, Profile, Store, StoreError, shifted, utc_now
 from moodtunes.ui import INVISIBLE_DRIVERS
 from moodtunes.ui import theme as th
 from moodtunes.ui.screens.music import song_title
 from moodtunes.ui.services import LibraryLoader, LibraryService, Scanner, ScannerService
+from moodtunes.ui.songlists import SongList, SongListMaker, SongListRequest
 from moodtunes.ui.theme import Theme
 from moodtunes.ui.visit import Visit
 from moodtunes.ui.widgets import (
@@ -135,6 +136,7 @@ class KioskApp:
         self.scanner_service = ScannerService(scanner_factory, settings)
         # The clock as it is at each call: a test may swap the kiosk's.
         self.library_service = LibraryService(library_loader, settings, lambda: self.clock())
+        self.song_lists = SongListMaker(settings.database_path)
         self.store: Store | None = None
         self.store_error: str | None = None
         self.catalogue_unreadable = False  # the last read of the music catalogue failed
@@ -261,6 +263,7 @@ class KioskApp:
             self._player.close()
         self.scanner_service.stop()
         self.library_service.stop()
+        self.song_lists.close()
         if self.store is not None:
             self.store.close()
         if self._startup_frozen:
@@ -474,6 +477,11 @@ class KioskApp:
         self.last_input = self.clock()
         self.songs_on_their_own = 0
 
+    def settle_anew(self) -> None:
+        """What the screen shows was replaced under the visitor's finger (a song list shown once
+        made): input settles again, as on a new screen, from the first frame that shows it."""
+        self._appearing = True
+
     def settling(self) -> bool:
         """Whether the screen appeared too recently for a press or key to be meant for it."""
         return 0.0 <= self.clock() - self.screen_since < self.settle_s  # a clock a test swapped: settled
@@ -680,8 +688,8 @@ class KioskApp:
         screen.enter()
         self.relayout()
         # Settling counts from when the screen appears, not from when it was asked for: the second
-        # tap of a double tap made while enter() ranked a big library for half a second came
-        # after the settling and pressed "I'm done" under "Show my songs".
+        # tap of a double tap made while enter() worked (it ranked a big library for half a second)
+        # came after the settling and pressed "I'm done" under "Show my songs".
         self.screen_since, self._appearing = self.clock(), True
         logger.debug("screen: %s", screen.name)
 
@@ -1028,27 +1036,13 @@ class KioskApp:
         elif phase in visit.readings:  # written with the reading, once the store takes it
             visit.unsaved_corrections[phase] = label
 
-    def recommendations(self, category: str, analysed_since: str | None = None) -> list[Ranked]:
-        """The ranked songs of ``category`` for the visitor (empty if the library has none or can't
-        be read: ``catalogue_unreadable`` tells which), but those the player would refuse;
-        ``analysed_since``: only the songs the library scan sorted since then. Without this
-        profile's ratings or recent songs the songs are still ranked, just less personally."""
+    def request_songs(self, category: str, analysed_since: str | None = None) -> Future[SongList]:
+        """The ranked songs of ``category`` for the visitor, made off this thread (a big library
+        takes a second of a Pi to read and rank); ``analysed_since``: only the songs the library
+        scan sorted since then."""
         visit = self.visit
-        tracks = self.read("the music catalogue", self.store.tracks, category, features=False,
-                           analysed_since=analysed_since)
-        self.catalogue_unreadable = tracks is None
-        if tracks is None:
-            return []
-        tracks = [track for track in tracks if not refuses_by_its_catalogue_entry(track.path, track.duration)]
-        ratings = self.read("the profile's ratings", self.store.track_feedback, visit.profile.id)
-        recent = self.read(
-            "the profile's recent songs", self.store.recent_songs, visit.profile.id, before_session=visit.session_id
-        )
-        unplayable = self.read("the songs that failed to play", self.store.unplayable_paths)
-        return rank(
-            tracks, category, [Feedback(*row) for row in ratings or []], [Heard(*row) for row in recent or []],
-            unplayable or (), self.rng,
-        )
+        return self.song_lists.request(SongListRequest(
+            category, visit.profile.id, visit.session_id, analysed_since, seed=self.rng.getrandbits(64)))
 
     def other_category(self, category: str) -> str:
         return (

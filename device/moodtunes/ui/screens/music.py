@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+from concurrent.futures import Future
 from pathlib import Path
 
 import pygame
@@ -11,11 +12,12 @@ import pygame
 from moodtunes.domain import Category, ScanOutcome, category_for_mood
 from moodtunes.library.tags import UNKNOWN_ARTIST, title_from_filename
 from moodtunes.recommend import PAGE_SIZE, names_someone, page, page_count, song_key
-from moodtunes.store import TrackRecord, shifted, utc_now
+from moodtunes.store import TrackRecord, shifted
 from moodtunes.ui import layout as lay
 from moodtunes.ui import theme as th
 from moodtunes.ui.fonts import legible
 from moodtunes.ui.screens.base import Screen
+from moodtunes.ui.songlists import SongList
 from moodtunes.ui.widgets import (
     aa_circle,
     chip_width,
@@ -36,6 +38,9 @@ TOP_UP_EVERY_S = 3.0  # ... and at most how often a list already shown looks for
 # ... reading those analysed since its last look, less this: a song is stamped as its write begins
 # and seen once committed, maybe after the look (those seen twice are listed once).
 TOP_UP_OVERLAP_S = 60.0
+FINDING_SHOWN_AFTER_S = 0.3  # a list made sooner shows no "Finding your songs" flashing by
+FINDING_TITLE = "Finding your songs…"
+FINDING_DETAIL = "Picking the ones that suit how you feel."
 # Between the times under the progress bar: the first wording that fits (1280x800: "playing si…").
 SILENT_NOTES = ("No sound output — playing silently", "No sound — playing silently", "No sound output")
 PAUSED_NOTE = "Paused"
@@ -112,6 +117,8 @@ class SongsScreen(Screen):
         visit = self.app.visit
         if visit.category is None:
             visit.category = category_for_mood(visit.mood or "neutral").value
+        self._making: Future[SongList] | None = None  # the list asked for and not yet taken
+        self._asked: tuple[float, bool, bool] | None = None  # ... when, whether a top-up, whether final
         self._looked_at: float | None = self.app.clock()
         self._topped_up = False  # the list got the songs the finished library scan catalogued
         self._top_up_failed = False  # the last look for newly sorted songs couldn't read them
@@ -124,12 +131,22 @@ class SongsScreen(Screen):
         else:
             self._look_for_songs()
 
+    def leave(self) -> None:
+        self._stop_making()
+
+    def _stop_making(self) -> None:
+        """The list asked for is no longer wanted (another category, another screen)."""
+        if self._making is not None:
+            self._making.cancel()
+        self._making = self._asked = None
+
     def _look_for_songs(self) -> None:
         """Load the list of ``visit.category``: the one this visit already made for it, as it was
         left (a list must not reshuffle when the visitor tries the other category and comes back;
         songs sorted since are added by ``update``), else through ``update``, the one path that
         also waits for the library scan when the catalogue has no such songs yet."""
         visit = self.app.visit
+        self._stop_making()
         earlier = visit.earlier_lists.get(visit.category)
         if earlier is not None:
             self._show(*earlier, topped_up=False)
@@ -143,16 +160,16 @@ class SongsScreen(Screen):
         if visit.ranked_category is not None and visit.ranked:
             visit.earlier_lists[visit.ranked_category] = (visit.ranked, visit.page)
 
-    def _show(self, ranked, page: int = 0, topped_up: bool | None = None) -> None:
+    def _show(self, ranked, page: int = 0, topped_up: bool = False) -> None:
         """Show ``ranked`` at ``page``, keeping the list it replaces for its category. ``topped_up``:
-        whether the songs catalogued since it was made are in it (a new list: once the scan is over)."""
+        whether the songs catalogued since it was made are in it (a list read once the scan was over)."""
         visit = self.app.visit
         self._keep_the_list_shown()
         visit.ranked = ranked
         visit.ranked_category = visit.category
         visit.page = page
         self.loaded = True
-        self._topped_up = self.app.library_service.ready if topped_up is None else topped_up
+        self._topped_up = topped_up
         self._look_for_any_music()
 
     def _look_for_any_music(self) -> None:
@@ -165,12 +182,11 @@ class SongsScreen(Screen):
         self.no_music = self.none_lifting = False
         if app.visit.ranked or not service.ready or app.catalogue_unreadable:
             return
-        other = app.other_category(app.visit.category)
-        tracks = app.read("the music catalogue", app.store.tracks, other, features=False)
-        if tracks is None:  # told as a library that can't be read
+        other = app.read("the music catalogue", app.store.has_tracks, app.other_category(app.visit.category))
+        if other is None:  # told as a library that can't be read
             app.catalogue_unreadable = True
             return
-        self.no_music = not tracks
+        self.no_music = not other
         if self.no_music:  # songs, but none that lift a mood (sad or tense ones), or no songs at all
             self.none_lifting = bool(app.read("the music catalogue", app.store.has_tracks))
 
@@ -179,52 +195,80 @@ class SongsScreen(Screen):
         app = self.app
         return self.loaded and not app.visit.ranked and not self.no_music and not app.catalogue_unreadable
 
+    @property
+    def making(self) -> bool:
+        """A list asked for is not yet taken (being made, or made and taken at the next frame)."""
+        return self._making is not None
+
+    def finding(self) -> bool:
+        """A list is being made for this screen, for long enough to say so (a list made in a
+        moment shows no message flashing by)."""
+        return not self.loaded and self._asked is not None and self.app.clock() - self._asked[0] >= FINDING_SHOWN_AFTER_S
+
     def update(self, now: float) -> None:
         """Show the list once the library is ready, or sooner if the catalogue already has songs of
         this category: a scan of new music (minutes on a Pi) must not keep a visitor from the rest.
-        While the scan runs, the songs it sorts into this category join the end of the list."""
+        While the scan runs, the songs it sorts into this category join the end of the list. Lists
+        are made off this thread (``KioskApp.request_songs``): one at a time, taken when made."""
+        if self._making is not None:
+            if not self._making.done():
+                return
+            made, (_, top_up, final) = self._making.result(), self._asked
+            self._making = self._asked = None
+            if top_up:
+                self._add_new_songs(made, final)
+            else:
+                self._take_list(made, final)
         service = self.app.library_service
         ready = service.ready
         since = now - self._looked_at if self._looked_at is not None else math.inf
         if self.loaded:
-            # Re-read only when the scan has sorted more songs, and not too often: ranking a big
-            # catalogue takes a moment of the UI thread.
+            # Looked for again only when the scan has sorted more songs, and not too often.
             # After a look that failed (the store busy), the next one waits as long as any.
             due = ready and not self._top_up_failed or since >= TOP_UP_EVERY_S and (
                 ready or service.progress != self._progress_seen)
             if not self._topped_up and due:
                 self._looked_at, self._progress_seen = now, service.progress
-                self._top_up(final=ready)
+                self._ask(now, top_up=True, final=ready)
             return
-        if not (ready or since >= CATALOGUE_LOOK_EVERY_S):
-            return
-        self._looked_at = now
-        read_at = utc_now()
-        ranked = self.app.recommendations(self.app.visit.category)
-        if ranked or ready:  # an empty category is shown (and says so) only once the scan is over
-            self.app.visit.catalogue_read_at[self.app.visit.category] = read_at
-            self._show(ranked)
+        if ready or since >= CATALOGUE_LOOK_EVERY_S:
+            self._looked_at = now
+            self._ask(now, top_up=False, final=ready)
+
+    def _ask(self, now: float, top_up: bool, final: bool) -> None:
+        """Ask for this category's list (``top_up``: its songs sorted since the last look);
+        ``final``: the library scan was over when asked, so the list read has all there will be."""
+        visit = self.app.visit
+        # A song is stamped as its write begins and seen once committed, maybe after the last look.
+        since = visit.catalogue_read_at.get(visit.category) if top_up else None
+        self._making = self.app.request_songs(visit.category, analysed_since=since and shifted(since, -TOP_UP_OVERLAP_S))
+        self._asked = (now, top_up, final)
+
+    def _take_list(self, made: SongList, final: bool) -> None:
+        """The first list of the category, once it has songs or the scan is over (an empty
+        category is shown, and says so, only then)."""
+        visit = self.app.visit
+        self.app.catalogue_unreadable = made.unreadable
+        if made.ranked or final:
+            visit.catalogue_read_at[visit.category] = made.read_at
+            self._show(made.ranked, topped_up=final)
             self.app.relayout()
             self.app.touch()  # the whole idle time to look at the list, as on a new screen
+            self.app.settle_anew()  # a tap meant for the message it replaces doesn't start a song
 
-    def _top_up(self, final: bool) -> None:
+    def _add_new_songs(self, made: SongList, final: bool) -> None:
         """Add the songs of this category catalogued since the list was made, ranked among
         themselves, after the others: a song on screen never moves under the visitor's finger, and
-        the song playing keeps its place (the list is the player's too). ``final``: the scan is over."""
+        the song playing keeps its place (the list is the player's too). Only those sorted since
+        are read: re-reading and ranking the whole category every few seconds while a first scan
+        runs took half a second at 20,000 songs. ``final``: the scan was over when they were read."""
         visit = self.app.visit
-        shown = {song_key(item.track) for item in visit.ranked}  # a new copy of a song listed is no new song
-        # Only the songs sorted since (new, or analysed again into this category): re-reading and
-        # ranking the whole category every few seconds while a first scan runs took half a second
-        # of the screen's time at 20,000 songs.
-        read_at = utc_now()
-        since = visit.catalogue_read_at.get(visit.category)
-        ranked = self.app.recommendations(visit.category, analysed_since=since and shifted(since, -TOP_UP_OVERLAP_S))
-        read_failed = self._top_up_failed = self.app.catalogue_unreadable
-        if read_failed and visit.ranked:  # the list still plays
-            self.app.catalogue_unreadable = False
+        read_failed = self._top_up_failed = made.unreadable
+        self.app.catalogue_unreadable = read_failed and not visit.ranked  # else the list still plays
         if not read_failed:  # else looked for again from the last look that worked
-            visit.catalogue_read_at[visit.category] = read_at
-        new = [item for item in ranked if song_key(item.track) not in shown]
+            visit.catalogue_read_at[visit.category] = made.read_at
+        shown = {song_key(item.track) for item in visit.ranked}  # a new copy of a song listed is no new song
+        new = [item for item in made.ranked if song_key(item.track) not in shown]
         if new:
             visit.ranked = visit.ranked + new
             self.app.relayout()
@@ -344,7 +388,10 @@ class SongsScreen(Screen):
                 surface, look.body(), f"· {note}", th.TEXT,
                 pygame.Rect(left, sub_rect.top, sub_rect.right - left, sub_rect.height),
             )
-        if not self.loaded:
+        if not self.loaded and self.app.library_service.ready:
+            if self.finding():  # else the list is moments away: nothing flashes by
+                self._message(surface, FINDING_TITLE, FINDING_DETAIL, spinner=True)
+        elif not self.loaded:
             progress = self.app.library_service.progress
             detail = "The music library is being set up. This only takes a while the first time."
             if progress and progress[1]:

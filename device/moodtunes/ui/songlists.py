@@ -1,0 +1,93 @@
+"""Song lists made off the UI thread: reading and ranking a category of a big library takes a
+quarter of a second here and more than a second on a Pi, and the songs screen keeps drawing (its
+spinner turning, its buttons answering) meanwhile. The lists are read through a read-only
+connection of their own, so a list never reads the kiosk's writes half done."""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from moodtunes.player import refuses_by_its_catalogue_entry
+from moodtunes.recommend import Feedback, Heard, Ranked, rank
+from moodtunes.store import Store, StoreError, utc_now
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SongListRequest:
+    category: str
+    profile_id: int
+    session_id: int | None  # the visit under way: its own songs are not "heard lately"
+    analysed_since: str | None = None  # only the songs the library scan sorted since then
+    seed: int = 0  # the ranking's sampling: drawn from the kiosk's random source, on its thread
+
+
+@dataclass(frozen=True)
+class SongList:
+    ranked: list[Ranked]
+    read_at: str  # when the catalogue was read (as utc_now gives it): a later look starts there
+    unreadable: bool = False  # the catalogue couldn't be read: ``ranked`` is empty
+
+
+class SongListMaker:
+    """Makes song lists one at a time on a thread of its own; ``request`` returns at once."""
+
+    def __init__(self, database_path: Path, open_store: Callable[..., Store] = Store.open) -> None:
+        self._database_path = database_path
+        self._open_store = open_store
+        self._store: Store | None = None  # opened by the first list, on the list's thread
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="song-lists")
+
+    def request(self, request: SongListRequest) -> Future[SongList]:
+        """The list asked for, once made; cancel it when it is no longer wanted (a request not
+        started is dropped, one under way is finished and ignored)."""
+        return self._executor.submit(self.make, request)
+
+    def make(self, request: SongListRequest) -> SongList:
+        """The ranked songs of the category (empty, and ``unreadable``, if the catalogue can't be
+        read), but those the player would refuse. Without the profile's ratings or recent songs
+        the songs are still ranked, just less personally."""
+        read_at = utc_now()
+        tracks = self._read("the music catalogue", "tracks", request.category, features=False,
+                            analysed_since=request.analysed_since)
+        if tracks is None:
+            return SongList([], read_at, unreadable=True)
+        tracks = [track for track in tracks if not refuses_by_its_catalogue_entry(track.path, track.duration)]
+        ratings = self._read("the profile's ratings", "track_feedback", request.profile_id)
+        recent = self._read("the profile's recent songs", "recent_songs", request.profile_id,
+                            before_session=request.session_id)
+        unplayable = self._read("the songs that failed to play", "unplayable_paths")
+        ranked = rank(
+            tracks, request.category, [Feedback(*row) for row in ratings or []],
+            [Heard(*row) for row in recent or []], unplayable or (), random.Random(request.seed),
+        )
+        return SongList(ranked, read_at)
+
+    def _read(self, what: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        """A read through the lists' own connection; a StoreError is logged for the operator and
+        gives None (the connection is opened again by the next read: the database may be back)."""
+        try:
+            if self._store is None:
+                self._store = self._open_store(self._database_path, readonly=True)
+            return getattr(self._store, method)(*args, **kwargs)
+        except StoreError as exc:
+            logger.error("can't read %s: %s", what, exc)
+            self._close_store()
+            return None
+
+    def _close_store(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    def close(self) -> None:
+        """Drop the lists not started, wait for the one under way, close the connection."""
+        self._executor.shutdown(wait=True, cancel_futures=True)
+        self._close_store()

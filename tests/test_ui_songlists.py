@@ -1,0 +1,103 @@
+"""Song lists made off the kiosk's UI thread (moodtunes.ui.songlists), against a real SQLite
+database: what a list holds, what it does when the database can't be read, and that it reads
+through a connection of its own (neither blocked by the kiosk's writes nor seeing them half done)."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+
+import pytest
+from moodtunes.store import Store, utc_now
+from moodtunes.ui.songlists import SongListMaker, SongListRequest
+from ui_support import CALM, ENERGETIC, add_tracks
+
+
+@pytest.fixture
+def library(settings, tmp_path):
+    """The kiosk's database with four calm songs and two energetic ones: (calm, guest's profile id)."""
+    with Store.open(settings.database_path) as store:
+        calm = add_tracks(store, tmp_path / "calm", count=4, category=CALM)
+        add_tracks(store, tmp_path / "energetic", count=2, category=ENERGETIC)
+        return calm, store.create_profile("Bo", "#5fd08a").id
+
+
+@pytest.fixture
+def maker(settings):
+    maker = SongListMaker(settings.database_path)
+    yield maker
+    maker.close()
+
+
+def test_a_list_holds_the_categorys_songs_the_player_takes(settings, tmp_path, library, maker):
+    calm, profile_id = library
+    with Store.open(settings.database_path) as store:  # an M4A longer than the player converts
+        long_m4a = replace(calm[0], id=None, path=str(tmp_path / "calm" / "long.m4a"), title="Long", duration=4000.0)
+        store.upsert_track(long_m4a)
+    before = utc_now()
+    made = maker.request(SongListRequest(CALM, profile_id, None, seed=1)).result(timeout=30)
+    assert sorted(item.track.path for item in made.ranked) == sorted(track.path for track in calm)
+    assert not made.unreadable and before <= made.read_at <= utc_now()
+    again = maker.request(SongListRequest(CALM, profile_id, None, seed=1)).result(timeout=30)
+    assert [item.track.path for item in again.ranked] == [item.track.path for item in made.ranked]  # the seed's
+
+
+def test_a_top_up_reads_only_the_songs_sorted_since(settings, tmp_path, library, maker):
+    _, profile_id = library
+    since = utc_now()
+    with Store.open(settings.database_path) as store:
+        (later,) = add_tracks(store, tmp_path / "later", count=1, category=CALM)
+    made = maker.request(SongListRequest(CALM, profile_id, None, analysed_since=since)).result(timeout=30)
+    assert [item.track.path for item in made.ranked] == [later.path]
+
+
+def test_a_database_that_cant_be_read_gives_an_unreadable_list_and_is_opened_again_later(settings, library, caplog):
+    _, profile_id = library
+    database = settings.database_path
+    kept = database.read_bytes()
+    maker = SongListMaker(database)
+    try:
+        database.write_bytes(b"this is not a database " * 100)
+        made = maker.request(SongListRequest(CALM, profile_id, None)).result(timeout=30)
+        assert made.ranked == [] and made.unreadable
+        assert any("can't read the music catalogue" in record.getMessage() for record in caplog.records)
+        database.write_bytes(kept)  # the card is back
+        made = maker.request(SongListRequest(CALM, profile_id, None)).result(timeout=30)
+        assert len(made.ranked) == 4 and not made.unreadable
+    finally:
+        maker.close()
+
+
+def test_the_list_reads_through_its_own_connection_beside_the_kiosks_write(settings, tmp_path, library, maker):
+    """The kiosk's store writes (a play's progress) while a list is read: the list neither waits
+    for the write nor reads it before it is committed."""
+    calm, profile_id = library
+    with Store.open(settings.database_path) as kiosk:
+        with kiosk.transaction() as db:  # the scan sorts a song anew, its write not yet committed
+            db.execute("UPDATE tracks SET category = ? WHERE path = ?", (ENERGETIC, calm[0].path))
+            made = maker.request(SongListRequest(CALM, profile_id, None)).result(timeout=5)
+            assert len(made.ranked) == 4
+        made = maker.request(SongListRequest(CALM, profile_id, None)).result(timeout=5)
+        assert len(made.ranked) == 3
+
+
+def test_a_list_no_longer_wanted_is_not_made_and_close_waits_for_the_one_under_way(settings, library):
+    _, profile_id = library
+    started, release = threading.Event(), threading.Event()
+    made = []
+
+    class Slow(SongListMaker):
+        def make(self, request):
+            started.set()
+            release.wait(30)
+            made.append(request.category)
+            return super().make(request)
+
+    maker = Slow(settings.database_path)
+    under_way = maker.request(SongListRequest(CALM, profile_id, None))
+    assert started.wait(30)
+    dropped = maker.request(SongListRequest(ENERGETIC, profile_id, None))
+    assert dropped.cancel()
+    release.set()
+    maker.close()
+    assert under_way.done() and len(under_way.result().ranked) == 4 and made == [CALM]
