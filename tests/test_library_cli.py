@@ -5,6 +5,7 @@ fits the terminal, and without a terminal its progress is logged; `library list`
 catalogue that is there, and prints it one track a line."""
 
 import io
+import json
 import logging
 import os
 import re
@@ -86,6 +87,18 @@ def test_control_characters_catalogued_by_an_older_scan_stay_out_of_the_table(ca
     assert moodtunes(["library", "list"]) == 0
     rows = capsys.readouterr().out.splitlines()
     assert len(rows) == 2 and rows[1].endswith("1:01  [31mRed — line1 line2")
+
+
+def test_the_listed_loudness_is_the_rms_level_the_player_evens_songs_out_by(capsys):
+    """It was the average of the frames' decibels (rms_db_mean), several dB under the RMS level."""
+    with Store.open(Settings().database_path) as store:
+        store.upsert_track(TrackRecord(path="/music/a.flac", size=1, mtime=1.0, title="A", artist="B",
+                                       category=Category.HAPPY_AND_CALM.value,
+                                       features={"rms_mean": 0.1 * 0.375 ** 0.5, "rms_std": 0.0, "rms_db_mean": -27.0}))
+        store.record_track_error("/music/broken.flac", 1, 1.0, "cannot decode audio")
+    assert moodtunes(["library", "list", "--json", "--errors"]) == 0
+    listed = {track["path"]: track["loudness_db"] for track in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert listed == {"/music/a.flac": -20.0, "/music/broken.flac": None}
 
 
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")  # all but the newline

@@ -19,7 +19,13 @@ import pytest
 import soundfile as sf
 from conftest import require_tool
 from moodtunes.library.audio import AudioDecodeError, excerpt_window, load_excerpt
-from moodtunes.library.features import FEATURE_VERSION, extract_features, feature_names, key_name
+from moodtunes.library.features import (
+    FEATURE_VERSION,
+    extract_features,
+    feature_names,
+    key_name,
+    loudness_db,
+)
 
 SR = 22050
 GOLDEN = Path(__file__).parent / "data" / "feature_golden.json"
@@ -73,6 +79,21 @@ def test_louder_and_brighter_signals_score_so():
     assert loud["rms_db_mean"] == pytest.approx(quiet["rms_db_mean"] + 20, abs=0.5)
     noise = np.random.default_rng(1).standard_normal(SR * 5).astype(np.float32) * 0.1
     assert extract_features(noise, SR)["centroid_mean"] > 3 * extract_features(progression(60, False), SR)["centroid_mean"]
+
+
+def test_loudness_is_the_rms_level_in_dbfs_and_a_pause_lowers_it_by_its_share_of_the_power_only():
+    """The player evens songs out by loudness_db. The catalogue called rms_db_mean the loudness: an
+    average of the frames' decibels, which a pause (its frames at 80 dB below the peak) pulls down
+    far more than it lowers what is heard."""
+    t = np.arange(SR * 10) / SR
+    tone = (10 ** (-20 / 20) * np.sqrt(2) * np.sin(2 * np.pi * 440 * t)).astype(np.float32)  # -20 dBFS RMS
+    assert loudness_db(extract_features(tone, SR)) == pytest.approx(-20.0, abs=0.05)
+    paused = tone.copy()
+    paused[: 2 * SR] = 0.0  # silent for a fifth of the time: a fifth less power
+    features = extract_features(paused, SR)
+    assert loudness_db(features) == pytest.approx(-20.0 + 10 * np.log10(0.8), abs=0.2)
+    assert features["rms_db_mean"] < -30.0
+    assert loudness_db({"tempo": 120.0}) is None  # no statistics to measure by: the song plays as it is
 
 
 def test_every_feature_is_a_finite_float_with_a_stable_name():

@@ -59,6 +59,14 @@ def stored_track(store):
     return catalogued(store)
 
 
+def test_a_tracks_features_are_read_by_name_and_those_it_lacks_left_out(store):
+    store.upsert_track(track())
+    store.record_track_error("/music/broken.ogg", 10, 1.5, "cannot decode audio")
+    assert store.track_features("/music/a.ogg", ["tempo", "rms_mean"]) == {"tempo": 80.0}
+    assert store.track_features("/music/broken.ogg", ["tempo"]) == {}
+    assert store.track_features("/music/not-catalogued.ogg", ["tempo"]) == {}
+
+
 def test_open_sets_wal_foreign_keys_and_latest_schema(store):
     assert store.schema_version == len(MIGRATIONS)
     assert store._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

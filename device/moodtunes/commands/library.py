@@ -180,7 +180,7 @@ def _duration(seconds: float) -> str:
 
 
 def track_to_dict(track: Any) -> dict[str, Any]:
-    from moodtunes.library.features import key_name
+    from moodtunes.library.features import key_name, loudness_db
 
     features = track.features
     key = None
@@ -191,7 +191,7 @@ def track_to_dict(track: Any) -> dict[str, Any]:
         "genre": track.genre, "year": track.year, "duration": track.duration,
         "quadrant": track.quadrant, "probs": track.probs, "valence": track.valence,
         "arousal": track.arousal, "category": track.category, "tempo": track.tempo, "key": key,
-        "loudness_db": round(features["rms_db_mean"], 2) if "rms_db_mean" in features else None,
+        "loudness_db": None if (loudness := loudness_db(features)) is None else round(loudness, 2),
         "error": track.error, "features": features,
     }
 

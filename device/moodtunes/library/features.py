@@ -7,6 +7,9 @@ float under a stable name; the mood model stores the names it was trained on.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
+
 import numpy as np
 
 N_FFT = 2048
@@ -188,6 +191,23 @@ def extract_features(y: np.ndarray, sr: int) -> dict[str, float]:
     _tempo_features(onset_env, sr, out)
     _tonal_features(sparse_magnitude**2, sr, out)
     return out
+
+
+# librosa's frame RMS comes from a Hann-windowed STFT, which keeps 3/8 of the signal's power.
+_HANN_POWER = 0.375
+LOUDNESS_FEATURES = ("rms_mean", "rms_std")  # what loudness_db is computed from
+
+
+def loudness_db(features: Mapping[str, float]) -> float | None:
+    """The RMS level in dBFS (a full-scale sine: -3) of the excerpt analysed (a song's middle
+    minute), from its frame RMS statistics: the mean power is mean² + std². The player evens
+    songs out by it. Not ``rms_db_mean``, an average of decibels: the frames of pauses, fades and
+    decaying notes (silence at 80 dB below the peak) pull it down far more than they lower the
+    power, 4.6 to 7.5 dB under the demo songs' levels, 15 dB for a tone silent a fifth of the time
+    (its power: 1 dB). None without the statistics (a file that failed analysis)."""
+    if not all(name in features for name in LOUDNESS_FEATURES):
+        return None
+    return 10 * math.log10((features["rms_mean"] ** 2 + features["rms_std"] ** 2) / _HANN_POWER)
 
 
 def feature_names() -> list[str]:

@@ -1307,6 +1307,15 @@ class Store:
         rows = self._query("SELECT * FROM tracks WHERE path = ?", (path,))
         return _track_from_row(rows[0]) if rows else None
 
+    def track_features(self, path: str, names: Iterable[str]) -> dict[str, float]:
+        """The features ``names`` of the track at ``path``, read without decoding its ~480 others
+        (the player wants two, for each song); those it lacks are left out (a file that failed
+        analysis, or is not catalogued, has none)."""
+        names = list(names)
+        extracts = ", ".join("json_extract(features, ?)" for _ in names)
+        rows = self._query(f"SELECT {extracts} FROM tracks WHERE path = ?", [*(f'$."{n}"' for n in names), path])
+        return {name: value for name, value in zip(names, rows[0], strict=True) if value is not None} if rows else {}
+
     # ---- outbox ----------------------------------------------------------------------------
 
     def pending_events(self, limit: int = 50) -> list[OutboxItem]:
