@@ -25,6 +25,7 @@ import pygame
 from moodtunes.clock import ClockReading, read_clock
 from moodtunes.config import KIOSK_MIN_SIDE, Settings
 from moodtunes.domain import Category, MoodReading
+from moodtunes.library.features import LOUDNESS_FEATURES, loudness_db
 from moodtunes.player import Player, PlayerError
 from moodtunes.report import KeptHistory
 from moodtunes.store import BUSY_TIMEOUT_MS, Profile, Store, StoreError, shifted, utc_now
@@ -1088,6 +1089,8 @@ class KioskApp:
         # after the plays the store refused: written in order, the last written is the last heard
         in_order = self.visit_session() is not None and not visit.plays_waiting()
         play_id = self.record(self.store.start_play, visit.session_id, track, started_at) if in_order else None
+        # Played at an even loudness; a song the catalogue has no measure of (or can't say) as it is.
+        measured = self.read("the song's loudness", self.store.track_features, track.path, LOUDNESS_FEATURES)
         waited = False
         told_before = None  # a message "Getting … ready" replaced: why the song before was skipped
 
@@ -1100,7 +1103,8 @@ class KioskApp:
 
         try:
             player = self.player()
-            player.load(track.path, track.duration or None, converting=getting_ready)
+            player.load(track.path, track.duration or None, converting=getting_ready,
+                        loudness_db=loudness_db(measured or {}))
             player.play()
         except PlayerError as exc:
             logger.warning("can't play %s: %s", track.path, exc)
