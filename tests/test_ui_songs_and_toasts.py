@@ -206,10 +206,10 @@ def converted(monkeypatch):
 
     plain_load = MixerPlayer.load
 
-    def converted_load(self, path, duration=None, converting=None):
+    def converted_load(self, path, duration=None, converting=None, loudness_db=None):
         if converting is not None:
             converting()
-        return plain_load(self, path, duration)
+        return plain_load(self, path, duration, loudness_db=loudness_db)
 
     monkeypatch.setattr(MixerPlayer, "load", converted_load)
 
