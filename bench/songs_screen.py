@@ -29,7 +29,7 @@ os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from recommend import fill  # noqa: E402  (the bench's catalogue, beside this file)
+from recommend import fill  # the bench's catalogue, beside this file
 
 
 class NoScanner:
@@ -105,9 +105,9 @@ def main() -> None:
         try:
             open_the_songs(app)  # warm-up: caches, the list's connection
             for _ in range(args.runs):
-                for way in results:
+                for way, timings in results.items():
                     app.request_songs = made_inline(app) if way == "inline" else threaded
-                    results[way].append(open_the_songs(app))
+                    timings.append(open_the_songs(app))
         finally:
             app.close()
     longest = {way: statistics.median(frame for frame, _ in runs) for way, runs in results.items()}

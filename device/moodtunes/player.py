@@ -71,12 +71,14 @@ CONVERT_TIMEOUT_S = 30.0  # ffmpeg decodes a 20-minute song in a few seconds, ev
 
 
 # Songs play at an even loudness (as ReplayGain does): the volume is that of a song whose RMS level
-# is REFERENCE_LOUDNESS_DB, ReplayGain 2's reference (-18 LUFS) and about the middle of a library
-# of 1970s masters (-20) and modern ones (-8). A louder song is turned down by the difference, a
-# quieter one up, as far as the mixer goes: it can't amplify (1.0 plays the file as it is, so
-# nothing clips), and the default volume, 0.7, leaves 3 dB. At most MAX_RAISE_DB: only a song's
-# middle minute is measured, and a song raised for a quiet middle would startle with its loud rest.
-REFERENCE_LOUDNESS_DB = -18.0
+# is REFERENCE_LOUDNESS_DB, the streaming services' -14 (LUFS: Spotify, YouTube), between a 1970s
+# master (-20) and a modern one (-8). A louder song is turned down by the difference, a quieter
+# one up, as far as the mixer goes: it can't amplify (1.0 plays the file as it is, so nothing
+# clips), and the default volume, 0.7, leaves 3 dB. ReplayGain's -18 evened more old masters out
+# but turned every modern song down by 10 dB: a kiosk's small speaker has little to spare. At most
+# MAX_RAISE_DB: only a song's middle minute is measured, and a song raised for a quiet middle would
+# startle with its loud rest.
+REFERENCE_LOUDNESS_DB = -14.0
 MAX_RAISE_DB = 10.0
 
 
