@@ -7,6 +7,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import numpy as np
 import pygame
 import pytest
 from conftest import require_tool
@@ -288,3 +289,58 @@ def test_a_player_on_the_dummy_driver_knows_it_is_silent():
         assert not player.without_device  # chosen, not fallen back to: no device to look for again
     finally:
         player.close()
+
+
+def recorded(tmp_path: Path, monkeypatch, play) -> np.ndarray:
+    """What a player sends to the sound card while ``play(player)`` runs (SDL's disk driver)."""
+    output = tmp_path / "heard.raw"
+    monkeypatch.setenv("SDL_AUDIODRIVER", "disk")
+    monkeypatch.setenv("SDL_DISKAUDIOFILE", str(output))
+    player = MixerPlayer(volume=1.0)
+    try:
+        assert player.driver == "disk" and pygame.mixer.get_init()[1] == -16
+        play(player)
+    finally:
+        player.close()
+    return np.fromfile(output, dtype=np.int16).astype(np.float64) / 32768
+
+
+def fading_windows(samples: np.ndarray) -> int:
+    """How many 20 ms windows of the output are between a tenth and nine tenths of its loudest."""
+    rate, channels = 44100, 2
+    window = rate * channels // 50
+    levels = [np.sqrt(np.mean(samples[i:i + window] ** 2)) for i in range(0, len(samples) - window, window)]
+    top = max(levels)
+    return sum(0.1 * top < level < 0.9 * top for level in levels)
+
+
+def test_a_song_stopped_with_a_fade_fades_out_and_one_stopped_at_once_is_cut(tone: Path, tmp_path: Path, monkeypatch):
+    def stopped(fade_s):
+        def play(player):
+            player.load(tone)
+            player.play()
+            time.sleep(0.6)
+            player.stop(fade_s)
+            time.sleep(0.8)
+        return play
+
+    faded = fading_windows(recorded(tmp_path, monkeypatch, stopped(0.5)))
+    cut = fading_windows(recorded(tmp_path, monkeypatch, stopped(0.0)))
+    assert faded >= 10 and cut <= 2, (faded, cut)  # 0.5 s of fading is 25 windows
+
+
+def test_a_fade_doesnt_hold_up_the_next_song_or_closing(tone: Path):
+    """SDL_mixer's load and unload wait for a fade to end: a song tapped, or the kiosk closed,
+    while the last one faded out froze the screen for the rest of the fade."""
+    player = MixerPlayer(volume=1.0)
+    try:
+        player.load(tone)
+        player.play()
+        player.stop(fade_s=10.0)
+        started = time.monotonic()
+        player.load(tone)
+        player.play()
+        player.stop(fade_s=10.0)
+    finally:
+        player.close()
+    assert time.monotonic() - started < 5.0

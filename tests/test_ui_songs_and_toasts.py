@@ -630,3 +630,32 @@ def test_a_paused_song_says_paused_and_its_progress_bar_dims(settings, tmp_path,
         assert music.PAUSED_NOTE not in texts and app.surface.get_at(bar) == playing_bar
     finally:
         app.close()
+
+
+def test_a_song_fades_out_as_the_visitor_moves_on_and_is_cut_for_the_next_one(settings, tmp_path, monkeypatch):
+    """"Stop", and the rating left for the report, fade the song out (cut mid-note, it sounded
+    like a fault); "Next" cuts it, for the next song to start at once."""
+    from moodtunes.player import MixerPlayer
+    from moodtunes.ui.app import MUSIC_FADE_S
+
+    fades = []
+    real_stop = MixerPlayer.stop
+    monkeypatch.setattr(MixerPlayer, "stop", lambda player, fade_s=0.0: (fades.append(fade_s), real_stop(player, fade_s))[1])
+    app = guest_at_songs(settings, tmp_path / "music", "sad", count=3, category=CALM)
+    try:
+        tap(app, "row:0")
+        assert app.screen.name == "playing" and app.music_on
+        fades.clear()
+        tap(app, "next")
+        assert app.music_on and fades[:1] == [0.0]
+        fades.clear()
+        tap(app, "stop")
+        assert app.screen.name == "songs" and not app.music_on and fades[:1] == [MUSIC_FADE_S]
+        tap(app, "row:0")
+        tap(app, "done")
+        assert app.screen.name == "rate" and app.music_on  # the song plays on under the rating
+        fades.clear()
+        tap(app, "report")
+        assert not app.music_on and fades[:1] == [MUSIC_FADE_S]
+    finally:
+        app.close()

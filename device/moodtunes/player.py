@@ -110,7 +110,7 @@ class Player(Protocol):
     def play(self) -> None: ...
     def pause(self) -> None: ...
     def resume(self) -> None: ...
-    def stop(self) -> None: ...
+    def stop(self, fade_s: float = 0.0) -> None: ...
     def set_volume(self, volume: float) -> None: ...
     @property
     def volume(self) -> float: ...
@@ -287,6 +287,7 @@ class MixerPlayer:
         sets its gain toward REFERENCE_LOUDNESS_DB on top of the volume (``playback_volume``)."""
         path = Path(path)
         self.stop()
+        self._cut_any_fade()
         if not path.is_file():
             raise PlayerError(f"{path.name}: file not found")
         try:
@@ -353,12 +354,22 @@ class MixerPlayer:
             self._music.unpause()
             self._run_started = self._clock()
 
-    def stop(self) -> None:
+    def stop(self, fade_s: float = 0.0) -> None:
+        """Stop the song; a playing one over ``fade_s`` seconds to silence, in the background (a
+        song cut off mid-note as the visitor moves on sounds like a fault). Its seconds heard end now."""
         if self._started and not self._stopped:
             self._elapsed_before = self.position()
-            self._run_started = None
-            self._music.stop()
+            playing, self._run_started = self._run_started is not None, None
+            if playing and fade_s > 0:
+                self._music.fadeout(round(fade_s * 1000))
+            else:
+                self._music.stop()
             self._stopped = True
+
+    def _cut_any_fade(self) -> None:
+        """Halt a song still fading out: SDL_mixer's load and unload wait for its fade to end,
+        the kiosk's screen frozen meanwhile."""
+        self._music.stop()
 
     def set_volume(self, volume: float) -> None:
         self._volume = min(1.0, max(0.0, float(volume)))
@@ -464,6 +475,7 @@ class MixerPlayer:
 
         self.stop()
         try:
+            self._cut_any_fade()
             self._music.unload()
         except self._pygame_error:
             logger.debug("mixer unload failed", exc_info=True)

@@ -71,6 +71,7 @@ IDLE_WARNING_BUTTON = "I'm still here"
 # The screens the music plays on: now playing, and the rating after "I'm done, rate it" (a tap too
 # soon stops nothing); going to any other screen stops it.
 MUSIC_PLAYS_ON = frozenset({"playing", "rate"})
+MUSIC_FADE_S = 1.0  # a song the visitor moves on from fades out this long
 # Presses and keys this soon after a screen appears are ignored: they are the second tap of a
 # double tap (170 ms apart is usual), which landed on whatever the first one opened ("I'm done"
 # under "Show my songs", a song under a mood's face). No one reads a new screen and taps it sooner.
@@ -525,7 +526,7 @@ class KioskApp:
         logger.info(
             "idle for %.0f s on %s: back to welcome", now - self.last_input, self.screen.name
         )
-        self.stop_music()
+        self.stop_music(fade=True)
         self.end_visit("idle")
         self._warned = False
         self.home()
@@ -685,7 +686,7 @@ class KioskApp:
         self.pressed = None
         self.touch()  # each new screen gets the full idle timeout
         if screen.name not in MUSIC_PLAYS_ON:
-            self.stop_music()
+            self.stop_music(fade=True)
         screen.enter()
         self.relayout()
         # Settling counts from when the screen appears, not from when it was asked for: the second
@@ -1168,13 +1169,14 @@ class KioskApp:
         if self.follow_playback(now):
             self.music_on, self.now_playing = False, None
 
-    def stop_music(self) -> None:
+    def stop_music(self, fade: bool = False) -> None:
+        """Stop the song and save its seconds heard; ``fade``: it fades out over MUSIC_FADE_S as the
+        visitor moves on (the next song, an error, a closing kiosk cut it at once)."""
         self.music_on, self.now_playing = False, None
         if self._player is None:
             return
-        self._player.pause()
+        self._player.stop(MUSIC_FADE_S if fade else 0.0)
         self.save_play_progress(final=True)
-        self._player.stop()
 
     # ---- screenshots ---------------------------------------------------------------------------
 

@@ -809,7 +809,7 @@ class PlayingScreen(Screen):
                 player.pause()
                 app.save_play_progress()
         elif target_id == "stop":
-            app.stop_music()
+            app.stop_music(fade=True)
             self.playing = False
             app.go(SongsScreen(app))
         elif target_id == "next":
