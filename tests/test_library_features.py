@@ -94,6 +94,8 @@ def test_loudness_is_the_rms_level_in_dbfs_and_a_pause_lowers_it_by_its_share_of
     assert loudness_db(features) == pytest.approx(-20.0 + 10 * np.log10(0.8), abs=0.2)
     assert features["rms_db_mean"] < -30.0
     assert loudness_db({"tempo": 120.0}) is None  # no statistics to measure by: the song plays as it is
+    assert loudness_db({"rms_mean": 0.0, "rms_std": 0.0}) is None  # silence: no level, and no crash
+    assert loudness_db({"rms_mean": float("nan"), "rms_std": 0.0}) is None
 
 
 def test_every_feature_is_a_finite_float_with_a_stable_name():

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import time
 import wave
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,13 @@ import pygame
 import pytest
 from moodtunes.library.audio import load_excerpt
 from moodtunes.library.features import extract_features, loudness_db
-from moodtunes.player import MAX_RAISE_DB, REFERENCE_LOUDNESS_DB, MixerPlayer, playback_volume
+from moodtunes.player import (
+    MAX_RAISE_DB,
+    REFERENCE_LOUDNESS_DB,
+    MixerPlayer,
+    lower_volume,
+    playback_volume,
+)
 from moodtunes.store import Store, TrackRecord
 from ui_support import (
     CALM,
@@ -53,6 +60,21 @@ def test_a_quiet_song_is_raised_only_within_the_headroom_the_volume_leaves():
 def test_a_quiet_song_is_raised_by_at_most_max_raise_db():
     """Only its middle minute is measured: a song raised for a quiet middle would startle with its loud rest."""
     assert db(playback_volume(0.1, REFERENCE_LOUDNESS_DB - 30)) == pytest.approx(db(0.1) + MAX_RAISE_DB)
+
+
+def test_each_step_down_makes_a_raised_song_quieter():
+    """A quiet song raised to the mixer's full volume stayed there while the visitor stepped the
+    volume down from 100 % to 40 %: seven taps heard as nothing."""
+    for loudness in (REFERENCE_LOUDNESS_DB - 6, REFERENCE_LOUDNESS_DB - 10, REFERENCE_LOUDNESS_DB + 6, None):
+        volume, heard = 1.0, [playback_volume(1.0, loudness)]
+        while heard[-1] > 0:
+            volume = lower_volume(volume, loudness, 0.1)
+            heard.append(playback_volume(volume, loudness))
+        assert all(after < before for before, after in pairwise(heard)), (loudness, heard)
+        assert len(heard) <= 12  # no more steps to silence than a song at the reference takes
+    # a song below the mixer's full volume steps down by the visitor's step, as before
+    assert lower_volume(0.5, REFERENCE_LOUDNESS_DB - 2, 0.1) == pytest.approx(0.4)
+    assert lower_volume(0.7, REFERENCE_LOUDNESS_DB + 6, 0.1) == pytest.approx(0.6)
 
 
 def test_a_song_never_measured_plays_at_the_visitors_volume():
@@ -170,5 +192,32 @@ def test_a_song_whose_loudness_cant_be_read_plays_at_the_set_volume(settings, tm
         assert app.screen.name == "playing"
         assert pygame.mixer.music.get_volume() == pytest.approx(settings.kiosk.volume, abs=MIXER_STEP)
         assert "can't read the song's loudness: database is locked" in caplog.text
+    finally:
+        app.close()
+
+
+def test_the_kiosks_minus_button_turns_a_quiet_song_down_at_every_tap(settings, tmp_path):
+    settings.kiosk.volume = 1.0
+    folder = tmp_path / "music"
+    folder.mkdir()
+    song = write_song(folder / "1970s-master.wav", -22.0, seconds=20.0)
+    with Store.open(settings.database_path) as store:
+        store.upsert_track(TrackRecord(
+            path=str(song), size=song.stat().st_size, mtime=song.stat().st_mtime, title="Quiet", artist="Old",
+            duration=20.0, category=CALM, probs={"Q1": 0.1, "Q2": 0.1, "Q3": 0.1, "Q4": 0.7},
+            valence=0.8, arousal=0.3, features=measured(song),
+        ))
+    app = make_app(settings, sample_scanner)
+    try:
+        songs_as_guest(app, "sad")
+        tap(app, "row:0")
+        on_screen(app, "playing")
+        heard, shown = [pygame.mixer.music.get_volume()], [app.player().volume]
+        for _ in range(3):
+            tap(app, "vol_down")
+            heard.append(pygame.mixer.music.get_volume())
+            shown.append(app.player().volume)
+        assert heard[0] == 1.0 and all(after < before for before, after in pairwise(heard)), heard
+        assert all(after < before for before, after in pairwise(shown)), shown
     finally:
         app.close()

@@ -280,3 +280,71 @@ def test_start_ups_objects_leave_the_cyclic_collector_once_the_models_are_loaded
     finally:
         app.close()
     assert gc.get_freeze_count() == 0
+
+
+def blocked_song_lists(monkeypatch) -> tuple[threading.Event, list[str]]:
+    """Song lists made only once the returned event is set; the categories made, in order."""
+    from moodtunes.ui.songlists import SongListMaker
+
+    release, made = threading.Event(), []
+    real_make = SongListMaker.make
+
+    def make(maker, request):
+        release.wait(30)
+        made.append(request.category)
+        return real_make(maker, request)
+
+    monkeypatch.setattr(SongListMaker, "make", make)
+    return release, made
+
+
+def test_the_other_songs_tapped_while_a_list_is_made_are_the_ones_shown(settings, tmp_path, monkeypatch):
+    """The list asked for before "Try highly energetic" must not be shown under its heading."""
+    from ui_support import ENERGETIC, add_tracks
+
+    with Store.open(settings.database_path) as store:
+        add_tracks(store, tmp_path / "calm", count=3, category=CALM)
+        add_tracks(store, tmp_path / "energetic", count=2, category=ENERGETIC)
+    release, made = blocked_song_lists(monkeypatch)
+    app = make_app(settings, sample_scanner)
+    try:
+        tap(app, "guest")
+        tap(app, "no_camera")
+        tap_at(shown_rect(app, "mood:sad").center)
+        step(app)
+        assert app.screen.name == "songs" and app.screen.making
+        tap_at(shown_rect(app, "other").center)
+        step(app)
+        release.set()
+        run_until(app, lambda: app.visit.ranked, what="the song list")
+        assert app.visit.category == app.visit.ranked_category == ENERGETIC
+        assert {item.track.category for item in app.visit.ranked} == {ENERGETIC}
+        assert made == [CALM, ENERGETIC]  # the calm one was under way: made, and not shown
+    finally:
+        release.set()
+        app.close()
+
+
+def test_a_list_asked_for_is_dropped_when_the_visitor_leaves_the_songs(settings, tmp_path, monkeypatch):
+    from moodtunes.ui.songlists import SongListRequest
+
+    add_songs(settings, tmp_path / "music", count=3, category=CALM)
+    release, made = blocked_song_lists(monkeypatch)
+    app = make_app(settings, sample_scanner)
+    try:
+        tap(app, "guest")
+        tap(app, "no_camera")
+        tap_at(shown_rect(app, "mood:sad").center)
+        step(app)
+        tap_at(shown_rect(app, "other").center)  # the calm list under way, the energetic one waiting
+        step(app)
+        tap_at(shown_rect(app, "back").center)  # "My mood"
+        step(app)
+        assert app.screen.name == "manual"
+        release.set()
+        last = app.song_lists.request(SongListRequest(CALM, app.visit.profile.id, None))
+        last.result(timeout=30)  # made one at a time, in turn: those asked for before are made or dropped
+        assert made == [CALM, CALM]  # the list under way and the last: the energetic one was dropped
+    finally:
+        release.set()
+        app.close()

@@ -82,14 +82,31 @@ REFERENCE_LOUDNESS_DB = -14.0
 MAX_RAISE_DB = 10.0
 
 
+def _gain(loudness_db: float | None) -> float:
+    """The factor that brings a song of RMS level ``loudness_db`` to REFERENCE_LOUDNESS_DB (1 for a
+    song never measured), raising it by MAX_RAISE_DB at most."""
+    if loudness_db is None:
+        return 1.0
+    return 10 ** (min(REFERENCE_LOUDNESS_DB - loudness_db, MAX_RAISE_DB) / 20)
+
+
 def playback_volume(volume: float, loudness_db: float | None) -> float:
     """The mixer volume that plays a song of RMS level ``loudness_db`` (dBFS) as loud as a song at
     REFERENCE_LOUDNESS_DB plays at ``volume`` (the visitor's, 0-1), or as near as the mixer goes;
     ``volume`` itself for a song never measured."""
-    if loudness_db is None:
-        return volume
-    gain_db = min(REFERENCE_LOUDNESS_DB - loudness_db, MAX_RAISE_DB)
-    return min(1.0, volume * 10 ** (gain_db / 20))
+    return min(1.0, volume * _gain(loudness_db))
+
+
+def lower_volume(volume: float, loudness_db: float | None, step: float) -> float:
+    """The visitor's volume a ``step`` lower, or lower still where that would leave the song playing
+    as loud: a quiet song raised to the mixer's full volume stayed there for several steps while
+    the volume bar went down. Then it is the volume that plays the song a step below what is heard
+    (the next songs play at it too: the visitor asked for less than they heard)."""
+    lower = max(0.0, volume - step)
+    heard = playback_volume(volume, loudness_db)
+    if playback_volume(lower, loudness_db) < heard:
+        return lower
+    return max(0.0, (heard - step) / _gain(loudness_db))
 
 
 SILENT_DRIVERS = frozenset({"dummy", "disk"})  # SDL audio drivers nobody hears ("disk" writes a file)
@@ -114,6 +131,8 @@ class Player(Protocol):
     def set_volume(self, volume: float) -> None: ...
     @property
     def volume(self) -> float: ...
+    @property
+    def loudness_db(self) -> float | None: ...
     @property
     def paused(self) -> bool: ...
     @property
@@ -379,6 +398,11 @@ class MixerPlayer:
     def volume(self) -> float:
         """The volume as set (the one the kiosk shows), the song's gain left out."""
         return self._volume
+
+    @property
+    def loudness_db(self) -> float | None:
+        """The RMS level of the song loaded, which its gain comes from (None: never measured)."""
+        return self._loudness_db
 
     @property
     def paused(self) -> bool:

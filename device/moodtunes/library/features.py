@@ -204,10 +204,12 @@ def loudness_db(features: Mapping[str, float]) -> float | None:
     songs out by it. Not ``rms_db_mean``, an average of decibels: the frames of pauses, fades and
     decaying notes (silence at 80 dB below the peak) pull it down far more than they lower the
     power, 4.6 to 7.5 dB under the demo songs' levels, 15 dB for a tone silent a fifth of the time
-    (its power: 1 dB). None without the statistics (a file that failed analysis)."""
+    (its power: 1 dB). None without the statistics (a file that failed analysis) or with no power
+    in them (silence, or values a catalogue edited by hand holds): that song plays as it is."""
     if not all(name in features for name in LOUDNESS_FEATURES):
         return None
-    return 10 * math.log10((features["rms_mean"] ** 2 + features["rms_std"] ** 2) / _HANN_POWER)
+    power = (features["rms_mean"] ** 2 + features["rms_std"] ** 2) / _HANN_POWER
+    return 10 * math.log10(power) if math.isfinite(power) and power > 0 else None
 
 
 def feature_names() -> list[str]:

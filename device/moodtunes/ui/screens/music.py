@@ -11,6 +11,7 @@ import pygame
 
 from moodtunes.domain import Category, ScanOutcome, category_for_mood
 from moodtunes.library.tags import UNKNOWN_ARTIST, title_from_filename
+from moodtunes.player import lower_volume
 from moodtunes.recommend import PAGE_SIZE, names_someone, page, page_count, song_key
 from moodtunes.store import TrackRecord, shifted
 from moodtunes.ui import layout as lay
@@ -815,10 +816,10 @@ class PlayingScreen(Screen):
         elif target_id == "next":
             app.stop_music()
             self._play_from(self.index + 1)
-        elif target_id in ("vol_down", "vol_up") and player is not None:
-            player.set_volume(
-                player.volume + (VOLUME_STEP if target_id == "vol_up" else -VOLUME_STEP)
-            )
+        elif target_id == "vol_down" and player is not None:
+            player.set_volume(lower_volume(player.volume, player.loudness_db, VOLUME_STEP))
+        elif target_id == "vol_up" and player is not None:  # a song at the mixer's full volume stays there
+            player.set_volume(player.volume + VOLUME_STEP)
         elif target_id == "done":
             # The music plays on under the rating, so a tap too soon loses nothing; the app stops it
             # when the visit moves on from there (app.MUSIC_PLAYS_ON).
