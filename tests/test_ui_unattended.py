@@ -298,6 +298,17 @@ def blocked_song_lists(monkeypatch) -> tuple[threading.Event, list[str]]:
     return release, made
 
 
+def the_other_songs_while_a_list_is_made(app) -> None:
+    """A guest's sad mood opens the calm songs, and "Try highly energetic" is tapped at once."""
+    tap(app, "guest")
+    tap(app, "no_camera")
+    tap_at(shown_rect(app, "mood:sad").center)
+    step(app)
+    assert app.screen.name == "songs" and app.screen.making
+    tap_at(shown_rect(app, "other").center)
+    step(app)
+
+
 def test_the_other_songs_tapped_while_a_list_is_made_are_the_ones_shown(settings, tmp_path, monkeypatch):
     """The list asked for before "Try highly energetic" must not be shown under its heading."""
     from ui_support import ENERGETIC, add_tracks
@@ -308,13 +319,7 @@ def test_the_other_songs_tapped_while_a_list_is_made_are_the_ones_shown(settings
     release, made = blocked_song_lists(monkeypatch)
     app = make_app(settings, sample_scanner)
     try:
-        tap(app, "guest")
-        tap(app, "no_camera")
-        tap_at(shown_rect(app, "mood:sad").center)
-        step(app)
-        assert app.screen.name == "songs" and app.screen.making
-        tap_at(shown_rect(app, "other").center)
-        step(app)
+        the_other_songs_while_a_list_is_made(app)
         release.set()
         run_until(app, lambda: app.visit.ranked, what="the song list")
         assert app.visit.category == app.visit.ranked_category == ENERGETIC
@@ -332,12 +337,7 @@ def test_a_list_asked_for_is_dropped_when_the_visitor_leaves_the_songs(settings,
     release, made = blocked_song_lists(monkeypatch)
     app = make_app(settings, sample_scanner)
     try:
-        tap(app, "guest")
-        tap(app, "no_camera")
-        tap_at(shown_rect(app, "mood:sad").center)
-        step(app)
-        tap_at(shown_rect(app, "other").center)  # the calm list under way, the energetic one waiting
-        step(app)
+        the_other_songs_while_a_list_is_made(app)  # the calm list under way, the energetic one waiting
         tap_at(shown_rect(app, "back").center)  # "My mood"
         step(app)
         assert app.screen.name == "manual"
