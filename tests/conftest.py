@@ -188,9 +188,10 @@ class InfluxDB:
         self.url = f"http://127.0.0.1:{port}"
 
 
-def start_influxd(folder: Path, auth: bool = False) -> tuple[subprocess.Popen, int, Path]:
+def start_influxd(folder: Path, auth: bool = False, data: str = "") -> tuple[subprocess.Popen, int, Path]:
     """An influxd of a test's own in ``folder``, on free loopback ports, with HTTP authentication
-    if ``auth``: its process, HTTP port and log, for the caller to wait on in its own way."""
+    if ``auth`` and ``data`` added to its [data] section: its process, HTTP port and log, for the
+    caller to wait on in its own way."""
     binary = _service_binary("influxdb", ["influxd", "/usr/bin/influxd"])
     http_port, rpc_port = free_port(), free_port()
     conf = folder / "influxdb.conf"
@@ -203,6 +204,7 @@ bind-address = "127.0.0.1:{rpc_port}"
   dir = "{folder}/data"
   wal-dir = "{folder}/wal"
   query-log-enabled = false
+  {data}
 [http]
   bind-address = "127.0.0.1:{http_port}"
   auth-enabled = {str(auth).lower()}

@@ -84,3 +84,29 @@ def test_a_wrong_password_is_refused_and_kept_for_a_retry(secured_influxdb):
         writer.write([Point("visit").tag("device_id", "k").field("rating", 80)])
     assert caught.value.retryable
     assert "not-the-password" not in str(caught.value)
+
+
+def test_a_database_at_its_series_limit_holds_visits_rather_than_refusing_them(tmp_path):
+    """InfluxDB 1.x refuses every new series once a database has max-series-per-database of them (a
+    fleet's profiles and songs reach the default's million in a few years): each visit was
+    dead-lettered as bad data, and vanished from the dashboards. It is a setting to raise, said so,
+    and the visit is held for a retry."""
+    proc, http_port, log = start_influxd(tmp_path, data="max-series-per-database = 2")
+
+    def pinged() -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/ping", timeout=0.5) as response:
+                return response.status == 204
+        except OSError:
+            return False
+
+    try:
+        _wait_until(pinged, "influxd", proc, log, timeout=30.0)
+        writer = V1Writer(IngestSettings(influx_api="v1", influx_url=f"http://127.0.0.1:{http_port}", influx_db="fleet"))
+        writer.prepare()
+        writer.write([Point("visit").tag("device_id", f"kiosk-{n}").field("rating", 80) for n in range(2)])
+        with pytest.raises(WriteError, match="max-series-per-database limit exceeded.*raise max-series-per-database") as caught:
+            writer.write([Point("visit").tag("device_id", "kiosk-3").field("rating", 80)])
+        assert caught.value.retryable
+    finally:
+        _stop(proc)

@@ -42,6 +42,12 @@ class DatabaseMissing(WriteError):
         super().__init__(message, retryable=True)
 
 
+# What InfluxDB 1.x answers (400, "partial write") once a database reaches a limit of its own
+# configuration: no visit's fault, and every new device, profile or song after it is refused the
+# same way; dead-lettered one by one, they vanished from the dashboards (their counts too).
+_CONFIGURED_LIMITS = ("max-series-per-database", "max-values-per-tag")
+
+
 def _retryable_status(status: int) -> bool:
     """Only an answer that the data itself is bad (malformed, too large, a field type conflict,
     outside retention) is final; a server that is down, overloaded, misconfigured or missing its
@@ -89,6 +95,9 @@ class V1Writer:
             message = f"InfluxDB {path} answered {exc.code}: {detail}"
             if exc.code == 404 and "database not found" in detail:
                 raise DatabaseMissing(message) from None
+            if exc.code == 400 and (limit := next((n for n in _CONFIGURED_LIMITS if f"{n} limit exceeded" in detail), None)):
+                raise WriteError(f"{message} (raise {limit} in the [data] section of influxdb.conf, or set it to 0, "
+                                 "and restart InfluxDB: the visits held are written then)", retryable=True) from None
             raise WriteError(message, _retryable_status(exc.code)) from None
         except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
             reason = getattr(exc, "reason", exc)
