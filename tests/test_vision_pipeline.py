@@ -97,3 +97,41 @@ def test_scanner_over_replayed_fer_faces_agrees_with_their_label(model, shared_d
         scanner.begin_scan(0.5)
         done = wait_for_result(scanner)
     assert done.result.label == "happy" and done.result.frames_used >= 1
+
+
+def test_a_backlit_face_is_read_as_well_as_a_lit_one(analyzer, shared_datasets: Path, monkeypatch) -> None:
+    """A bright window behind a dark face (the face at 0.15 of the room's light) read sad: the crop's
+    bright edges squeezed the face into a few grey levels. Its crop is equalised now."""
+    from moodtunes.vision import pipeline
+
+    def right(frames) -> int:
+        count = 0
+        for label, frame, (x, y, side) in frames:
+            results = analyzer.analyze(frame)
+            if results and x < results[0].face.center[0] < x + side and y < results[0].face.center[1] < y + side:
+                count += MOODS[int(np.argmax(results[0].probs))] == label
+        return count
+
+    backlit = []
+    for index, label in enumerate(MOODS):
+        for _, frame, (x, y, side) in pasted_fer_faces(shared_datasets, label, 60, seed=index):
+            lit = np.full_like(frame, 235)  # the window
+            lit[y:y + side, x:x + side] = (frame[y:y + side, x:x + side] * 0.15).astype(np.uint8)
+            backlit.append((label, lit, (x, y, side)))
+    equalised = right(backlit)
+    monkeypatch.setattr(pipeline, "even_out_backlight", lambda crop: crop)
+    as_it_was = right(backlit)
+    assert equalised >= as_it_was + 0.04 * len(backlit), (equalised, as_it_was, len(backlit))
+
+
+def test_only_a_backlit_crop_is_equalised() -> None:
+    from moodtunes.vision.crop import even_out_backlight
+
+    crop = np.full((96, 96), 230, np.uint8)
+    crop[24:72, 24:72] = np.arange(48, dtype=np.uint8)[None, :] // 2 + 10  # a dark face, 10-33
+    evened = even_out_backlight(crop)
+    face, evened_face = crop[24:72, 24:72], evened[24:72, 24:72]
+    assert np.ptp(evened_face) > 2 * np.ptp(face)  # spread over more grey levels
+    lit = crop.copy()
+    lit[24:72, 24:72] += 100  # a face half as bright as the window or more: left as it is
+    assert even_out_backlight(lit) is lit

@@ -16,6 +16,9 @@ import numpy as np
 from moodtunes.vision.faces import FaceBox
 
 CROP_OVERSAMPLE = 2  # the crop is made at twice the model input size; preprocess area-averages it down
+# A face this much darker than the crop's edges is backlit (a window behind the visitor): measured
+# as the mean of the crop's centre half against that of its outer eighth all round.
+BACKLIT_RATIO = 0.5
 
 
 def eye_angle_degrees(face: FaceBox) -> float:
@@ -55,3 +58,18 @@ def face_crop(frame: np.ndarray, face: FaceBox, *, margin: float, size: int, shi
     rgb = cv2.warpAffine(frame, crop_transform(face, margin, out, shift), (out, out),
                          flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+
+
+def even_out_backlight(crop: np.ndarray) -> np.ndarray:
+    """The crop equalised if its face is backlit, else as it is. A bright window behind a dark face
+    fills the crop's edges, and the model's per-crop standardisation squeezed the face into a few
+    grey levels: a review's backlit faces (the face at 0.15 of a bright room's light) read sad, 60.6 %
+    right, with "Too dark" shown and the reading still confident; equalised, 75.2 %. Only then:
+    equalising every crop costs clean faces 0.9 points (docs/vision.md)."""
+    n = crop.shape[0]
+    band, quarter = max(1, n // 8), n // 4
+    edges = np.concatenate([crop[:band].ravel(), crop[-band:].ravel(),
+                            crop[band:-band, :band].ravel(), crop[band:-band, -band:].ravel()])
+    if crop[quarter:n - quarter, quarter:n - quarter].mean() < BACKLIT_RATIO * edges.mean():
+        return cv2.equalizeHist(crop)
+    return crop

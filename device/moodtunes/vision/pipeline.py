@@ -14,7 +14,7 @@ from typing import Protocol
 import numpy as np
 
 from moodtunes.config import VisionSettings
-from moodtunes.vision.crop import face_crop
+from moodtunes.vision.crop import even_out_backlight, face_crop
 from moodtunes.vision.faces import FaceBox
 
 
@@ -58,7 +58,8 @@ class FrameAnalyzer:
         return tuple(self.classifier.labels)
 
     def crop(self, frame: np.ndarray, face: FaceBox) -> np.ndarray:
-        return face_crop(frame, face, margin=self.margin, shift=self.shift, size=self.classifier.input_size)
+        crop = face_crop(frame, face, margin=self.margin, shift=self.shift, size=self.classifier.input_size)
+        return even_out_backlight(crop)
 
     def analyze(self, frame: np.ndarray, *, max_faces: int | None = None) -> list[FaceEmotion]:
         """Faces (largest first, at most ``max_faces``) with their emotion probabilities."""
