@@ -177,3 +177,29 @@ def test_a_failed_scan_with_no_songs_at_all_offers_only_finishing(settings, monk
         assert music.LIBRARY_PROBLEM_MESSAGE in drawn and music.NO_MUSIC_MESSAGE not in drawn
     finally:
         app.close()
+
+
+def test_the_library_scan_waits_for_the_scanners_start(settings):
+    """OpenCV's import, in the scanner's start, rewrites sys.path for a while: on an emulated Pi the
+    library's imports and the analysis processes it spawned alongside broke both (no scanner, every
+    analysis crashing). The scan starts once the scanner has."""
+    from ui_support import make_app, sample_scanner
+
+    release, scanned = threading.Event(), []
+
+    def slow_scanner(settings):
+        release.wait(30)
+        return sample_scanner(settings)
+
+    def library(settings, store, progress=None, should_stop=None):
+        scanned.append(True)
+
+    app = make_app(settings, slow_scanner, library_loader=library)
+    try:
+        time.sleep(0.5)
+        assert not scanned and not app.library_service.ready
+        release.set()
+        assert app.library_service.wait(30) and scanned == [True]
+    finally:
+        release.set()
+        app.close()

@@ -136,8 +136,10 @@ class KioskApp:
         self._wall_offset = wall_clock() - time.monotonic()  # changes when the clock is set: _follow_clock_steps
         self.max_fps = max_fps
         self.scanner_service = ScannerService(scanner_factory, settings)
-        # The clock as it is at each call: a test may swap the kiosk's.
-        self.library_service = LibraryService(library_loader, settings, lambda: self.clock())
+        # The clock as it is at each call: a test may swap the kiosk's. The scan after the scanner's
+        # start (LibraryService's ``after``).
+        self.library_service = LibraryService(library_loader, settings, lambda: self.clock(),
+                                              after=self.scanner_service.wait)
         self.song_lists = SongListMaker(settings.database_path)
         self.store: Store | None = None
         self.store_error: str | None = None

@@ -128,13 +128,20 @@ class LibraryService:
     timed by ``clock`` (the kiosk's) for ``seconds_left``."""
 
     STOP_TIMEOUT_S = 30.0  # the analyses in flight finish first: a second or two here, more on a Pi
+    AFTER_WAIT_S = 120.0  # the longest the scan waits for ``after``
 
     def __init__(
-        self, loader: LibraryLoader | None, settings: Settings, clock: Callable[[], float] = time.monotonic
+        self, loader: LibraryLoader | None, settings: Settings, clock: Callable[[], float] = time.monotonic,
+        after: Callable[[float], bool] | None = None,
     ) -> None:
+        """``after(timeout)``: what the scan waits for before its imports (the scanner's start: OpenCV's
+        import rewrites sys.path for a while and sets up NumPy's C API; alongside it, on an emulated
+        Pi, the scanner failed to start and every analysis process, spawned with that sys.path,
+        crashed)."""
         self._loader = loader
         self._settings = settings
         self._clock = clock
+        self._after = after
         self.error: str | None = None
         self.report: Any = None
         self.progress: tuple[int, int] | None = None
@@ -151,6 +158,8 @@ class LibraryService:
         self._thread.start()
 
     def _run(self) -> None:
+        if self._after is not None and not self._after(self.AFTER_WAIT_S):
+            logger.warning("the library scan starts without waiting any longer for the mood scanner's start")
         # Imported on this thread (it brings librosa): the welcome screen doesn't wait for it.
         from moodtunes.library.scan import NoMusicFolders, ScanStopped
 
