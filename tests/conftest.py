@@ -219,17 +219,18 @@ bind-address = "127.0.0.1:{rpc_port}"
     return proc, http_port, log
 
 
+def influxd_answers(http_port: int) -> bool:
+    """Whether the influxd on ``http_port`` answers its ping."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/ping", timeout=0.5) as r:
+            return r.status == 204
+    except OSError:
+        return False
+
+
 @pytest.fixture(scope="session")
 def influxdb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxDB]:
     proc, http_port, log = start_influxd(tmp_path_factory.mktemp("influxdb"))
-
-    def pinged() -> bool:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/ping", timeout=0.5) as r:
-                return r.status == 204
-        except OSError:
-            return False
-
-    _wait_until(pinged, "influxd", proc, log, timeout=30.0)
+    _wait_until(lambda: influxd_answers(http_port), "influxd", proc, log, timeout=30.0)
     yield InfluxDB(http_port, proc)
     _stop(proc)

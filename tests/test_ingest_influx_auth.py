@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 from analytics_support import unique
-from conftest import _stop, _wait_until, start_influxd
+from conftest import _stop, _wait_until, influxd_answers, start_influxd
 from influxdb_client import Point
 from moodtunes_cloud.influx import V1Writer, WriteError
 from moodtunes_cloud.settings import IngestSettings
@@ -92,16 +92,8 @@ def test_a_database_at_its_series_limit_holds_visits_rather_than_refusing_them(t
     dead-lettered as bad data, and vanished from the dashboards. It is a setting to raise, said so,
     and the visit is held for a retry."""
     proc, http_port, log = start_influxd(tmp_path, data="max-series-per-database = 2")
-
-    def pinged() -> bool:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/ping", timeout=0.5) as response:
-                return response.status == 204
-        except OSError:
-            return False
-
     try:
-        _wait_until(pinged, "influxd", proc, log, timeout=30.0)
+        _wait_until(lambda: influxd_answers(http_port), "influxd", proc, log, timeout=30.0)
         writer = V1Writer(IngestSettings(influx_api="v1", influx_url=f"http://127.0.0.1:{http_port}", influx_db="fleet"))
         writer.prepare()
         writer.write([Point("visit").tag("device_id", f"kiosk-{n}").field("rating", 80) for n in range(2)])
