@@ -118,8 +118,8 @@ class SongsScreen(Screen):
         visit = self.app.visit
         if visit.category is None:
             visit.category = category_for_mood(visit.mood or "neutral").value
-        self._making: Future[SongList] | None = None  # the list asked for and not yet taken
-        self._asked: tuple[float, bool, bool] | None = None  # ... when, whether a top-up, whether final
+        # The list asked for and not yet taken: (its future, when asked, whether a top-up, whether final).
+        self._asked: tuple[Future[SongList], float, bool, bool] | None = None
         self._looked_at: float | None = self.app.clock()
         self._topped_up = False  # the list got the songs the finished library scan catalogued
         self._top_up_failed = False  # the last look for newly sorted songs couldn't read them
@@ -137,9 +137,9 @@ class SongsScreen(Screen):
 
     def _stop_making(self) -> None:
         """The list asked for is no longer wanted (another category, another screen)."""
-        if self._making is not None:
-            self._making.cancel()
-        self._making = self._asked = None
+        if self._asked is not None:
+            self._asked[0].cancel()
+        self._asked = None
 
     def _look_for_songs(self) -> None:
         """Load the list of ``visit.category``: the one this visit already made for it, as it was
@@ -199,23 +199,23 @@ class SongsScreen(Screen):
     @property
     def making(self) -> bool:
         """A list asked for is not yet taken (being made, or made and taken at the next frame)."""
-        return self._making is not None
+        return self._asked is not None
 
     def finding(self) -> bool:
         """A list is being made for this screen, for long enough to say so (a list made in a
         moment shows no message flashing by)."""
-        return not self.loaded and self._asked is not None and self.app.clock() - self._asked[0] >= FINDING_SHOWN_AFTER_S
+        return not self.loaded and self._asked is not None and self.app.clock() - self._asked[1] >= FINDING_SHOWN_AFTER_S
 
     def update(self, now: float) -> None:
         """Show the list once the library is ready, or sooner if the catalogue already has songs of
         this category: a scan of new music (minutes on a Pi) must not keep a visitor from the rest.
         While the scan runs, the songs it sorts into this category join the end of the list. Lists
         are made off this thread (``KioskApp.request_songs``): one at a time, taken when made."""
-        if self._making is not None:
-            if not self._making.done():
+        if self._asked is not None:
+            making, _, top_up, final = self._asked
+            if not making.done():
                 return
-            made, (_, top_up, final) = self._making.result(), self._asked
-            self._making = self._asked = None
+            made, self._asked = making.result(), None
             if top_up:
                 self._add_new_songs(made, final)
             else:
@@ -242,8 +242,8 @@ class SongsScreen(Screen):
         visit = self.app.visit
         # A song is stamped as its write begins and seen once committed, maybe after the last look.
         since = visit.catalogue_read_at.get(visit.category) if top_up else None
-        self._making = self.app.request_songs(visit.category, analysed_since=since and shifted(since, -TOP_UP_OVERLAP_S))
-        self._asked = (now, top_up, final)
+        making = self.app.request_songs(visit.category, analysed_since=since and shifted(since, -TOP_UP_OVERLAP_S))
+        self._asked = (making, now, top_up, final)
 
     def _take_list(self, made: SongList, final: bool) -> None:
         """The first list of the category, once it has songs or the scan is over (an empty
