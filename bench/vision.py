@@ -4,6 +4,7 @@
     .venv/bin/python bench/vision.py detectors   # BlazeFace: direct LiteRT vs mediapipe's two APIs
     .venv/bin/python bench/vision.py detection   # detection rate, BlazeFace vs Haar cascade
     .venv/bin/python bench/vision.py margin      # emotion accuracy vs crop margin (and eye levelling)
+    .venv/bin/python bench/vision.py distance    # small (far) faces: found and read, with the centre look
 
 Test frames are 640x480: FER-2013 PublicTest faces (../shared/datasets/fer2013.zip) scaled up and
 pasted at random places into scikit-image's bundled photos without faces, plus the astronaut photo.
@@ -72,15 +73,20 @@ def fer_faces(classes: tuple[str, ...] | None = None, limit: int | None = None) 
 
 
 def paste_faces(faces: list[tuple[str, np.ndarray]], *, seed: int = 0, tilt: float = 0.0,
-                sides: tuple[int, int] = (120, 300)) -> list[PastedFace]:
+                sides: tuple[int, int] = (120, 300), centred: bool = False) -> list[PastedFace]:
     """Each face scaled to a random side, optionally rotated by up to ``tilt`` degrees, pasted at a
-    random place in a background."""
+    random place in a background (``centred``: its centre in the frame's centre half, where a
+    visitor stands)."""
     rng = np.random.default_rng(seed)
     bgs = backgrounds()
     pasted = []
     for i, (label, face) in enumerate(faces):
         side = int(rng.integers(*sides))
-        x, y = int(rng.integers(0, FRAME_W - side)), int(rng.integers(0, FRAME_H - side))
+        if centred:
+            cx, cy = int(rng.integers(FRAME_W // 4, 3 * FRAME_W // 4)), int(rng.integers(FRAME_H // 4, 3 * FRAME_H // 4))
+            x, y = min(max(cx - side // 2, 0), FRAME_W - side), min(max(cy - side // 2, 0), FRAME_H - side)
+        else:
+            x, y = int(rng.integers(0, FRAME_W - side)), int(rng.integers(0, FRAME_H - side))
         patch = cv2.cvtColor(cv2.resize(face, (side, side), interpolation=cv2.INTER_CUBIC), cv2.COLOR_GRAY2RGB)
         frame = bgs[i % len(bgs)].copy()
         angle = float(rng.uniform(-tilt, tilt)) if tilt else 0.0
@@ -305,6 +311,38 @@ def cmd_margin(args: argparse.Namespace) -> None:
                 print(f"| {margin:+.2f} | {shift:.2f} | {accuracy(levelled, truth)} | {accuracy(flat, truth)} |", flush=True)
 
 
+def cmd_distance(args: argparse.Namespace) -> None:
+    analyzer = load_ours()
+    model = analyzer.classifier
+    faces = fer_faces(MOODS, limit=args.limit)
+
+    def label_of(crop: np.ndarray) -> str:
+        return model.labels[int(np.argmax(model.predict(crop)))]
+
+    def read(p: PastedFace, found: list) -> str | None:
+        """The label read from the pasted face, or None when the largest face found is not it."""
+        if not found or not inside(p.square, found[0].pixel_box()):
+            return None
+        return label_of(analyzer.crop(p.frame, found[0]))
+
+    print(f"{len(faces)} FER PublicTest faces (happy/neutral/sad) pasted with their centre in the centre half "
+          f"of {FRAME_W}x{FRAME_H} photos; accuracy is of the faces found (their own 48x48 crops in brackets)")
+    print("| pasted side | faces found, whole frame only | read right | found with the centre look | read right |")
+    print("|---|---|---|---|---|")
+    for seed, (low, high) in enumerate(args.sides):
+        pasted = paste_faces(faces, seed=10 + seed, sides=(low, high), centred=True)
+        cells = []
+        for look in (analyzer.detector.detect, analyzer.find_faces):
+            reads = [(p, read(p, look(p.frame))) for p in pasted]
+            hits = [(p, label) for p, label in reads if label is not None]
+            right = np.mean([label == p.label for p, label in hits]) if hits else float("nan")
+            own = np.mean([label_of(p.face) == p.label for p, _ in hits]) if hits else float("nan")
+            cells += [f"{len(hits)}/{len(pasted)} ({100 * len(hits) / len(pasted):.1f}%)",
+                      f"{100 * right:.1f}% ({100 * own:.1f}%)"]
+        print(f"| {low}-{high} px ({100 * low / FRAME_W:.0f}-{100 * high / FRAME_W:.0f}% of the width) | "
+              + " | ".join(cells) + " |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -321,9 +359,15 @@ def main() -> None:
     margin.add_argument("--margins", type=float, nargs="+", default=[0.0, 0.05, 0.1, 0.15, 0.2, 0.3])
     margin.add_argument("--shifts", type=float, nargs="+", default=[0.0, 0.09])
     margin.add_argument("--tilts", type=float, nargs="+", default=[0.0, 20.0])
+    distance = sub.add_parser("distance")
+    distance.add_argument("--limit", type=int, default=200, help="faces per class")
+    distance.add_argument("--sides", type=lambda text: tuple(int(v) for v in text.split("-")), nargs="+",
+                          default=[(32, 48), (48, 64), (64, 80), (80, 96), (96, 128), (160, 240)],
+                          help="pasted side ranges in px, e.g. 48-64")
     args = parser.parse_args()
     sys.path.insert(0, str(REPO / "device"))
-    {"speed": cmd_speed, "detectors": cmd_detectors, "detection": cmd_detection, "margin": cmd_margin}[args.command](args)
+    {"speed": cmd_speed, "detectors": cmd_detectors, "detection": cmd_detection, "margin": cmd_margin,
+     "distance": cmd_distance}[args.command](args)
 
 
 if __name__ == "__main__":

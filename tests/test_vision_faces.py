@@ -106,6 +106,13 @@ def test_reported_boxes_are_cut_to_the_image() -> None:
     assert FaceBox(100, 100, 50, 50, 0.9).clipped_pixel_box(640, 480) == (100, 100, 50, 50)
 
 
+def test_a_face_found_in_part_of_a_frame_moves_to_the_whole_frame() -> None:
+    face = FaceBox(10, 20, 30, 40, 0.8, right_eye=(15, 30), left_eye=(30, 31))
+    moved = face.moved(160, 120)
+    assert moved == FaceBox(170, 140, 30, 40, 0.8, right_eye=(175, 150), left_eye=(190, 151))
+    assert FaceBox(1, 2, 3, 4, 0.5).moved(5, 6).right_eye is None
+
+
 def test_detects_the_astronauts_face_with_level_eyes(detector) -> None:
     faces = detector.detect(sample_frame(640, 480))
     assert len(faces) == 1

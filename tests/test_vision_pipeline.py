@@ -14,7 +14,7 @@ from moodtunes.domain import ScanOutcome
 from moodtunes.emotion import EmotionModel
 from moodtunes.vision import MoodScanner
 from moodtunes.vision.camera import ReplayCamera, open_camera, sample_frame
-from moodtunes.vision.faces import load_face_detector
+from moodtunes.vision.faces import FaceBox, load_face_detector
 from moodtunes.vision.pipeline import FrameAnalyzer
 
 MOODS = ("happy", "neutral", "sad")
@@ -63,6 +63,56 @@ def test_fer_faces_in_larger_frames_are_found_and_read_as_from_their_own_crops(a
     assert found >= 0.8 * total  # bench/vision.py detection: 85-95 % at these sizes
     assert from_frame >= from_crop - 0.08 * found
     assert from_frame > 0.45 * found  # chance is 1/3
+
+
+def far_astronaut(width_fraction: float) -> np.ndarray:
+    """A 640x480 grey frame with the astronaut's face (from the sample photo) shrunk to
+    ``width_fraction`` of the frame's width, a little above its centre: a visitor a step back."""
+    photo = sample_frame(640, 480)[0:180, 190:370]  # the face (about 121 px wide) with a margin
+    side = round(640 * width_fraction * 180 / 121)
+    frame = np.full((480, 640, 3), 120, np.uint8)
+    x, y = 320 - side // 2, 200 - side // 2
+    frame[y:y + side, x:x + side] = cv2.resize(photo, (side, side), interpolation=cv2.INTER_AREA)
+    return frame
+
+
+@pytest.mark.parametrize("width_fraction", [0.06, 0.08, 0.10])
+def test_a_face_too_small_for_the_whole_frame_is_found_by_looking_closer_at_its_centre(
+        analyzer, width_fraction: float) -> None:
+    from moodtunes.vision.scan import HINT_MOVE_CLOSER, hint_for
+
+    frame = far_astronaut(width_fraction)
+    assert analyzer.detector.detect(frame) == []  # what the kiosk saw of a visitor a step back
+    (found,) = analyzer.analyze(frame)
+    face = found.face
+    assert 250 < face.center[0] < 390 and 130 < face.center[1] < 270  # on the face, in frame pixels
+    assert face.w == pytest.approx(640 * width_fraction, rel=0.3)
+    assert MOODS[int(np.argmax(found.probs))] == "happy"
+    assert hint_for(frame, [face], camera_ok=True) == HINT_MOVE_CLOSER
+
+
+def test_a_frame_with_a_face_is_not_looked_at_twice(model) -> None:
+    """The closer look costs a second detection: only on a frame where the first found none."""
+    calls = []
+
+    class CountingDetector:
+        def __init__(self, faces):
+            self.faces = faces
+
+        def detect(self, frame):
+            calls.append(frame.shape[:2])
+            return list(self.faces)
+
+    frame = np.full((480, 640, 3), 120, np.uint8)
+    face = FaceBox(300, 200, 120, 120, 0.9)
+    assert [f.face for f in FrameAnalyzer(CountingDetector([face]), model, margin=0.1).analyze(frame)] == [face]
+    assert calls == [(480, 640)]
+    calls.clear()
+    assert FrameAnalyzer(CountingDetector([]), model, margin=0.1).analyze(frame) == []
+    assert calls == [(480, 640), (240, 320)]
+    calls.clear()
+    assert FrameAnalyzer(CountingDetector([]), model, margin=0.1).analyze(frame[:40, :60]) == []
+    assert calls == [(40, 60)]  # too small a frame to look closer at
 
 
 def wait_for_result(scanner: MoodScanner, timeout: float = 60.0, *, seen: list | None = None):

@@ -122,6 +122,10 @@ def test_hints() -> None:
     assert hint_for(bright, [small], camera_ok=True) == HINT_MOVE_CLOSER
     assert hint_for(dark, [big], camera_ok=True) == HINT_MORE_LIGHT
     assert hint_for(bright, [big], camera_ok=True) is None
+    # A face under 1/6 of the long side, which the whole frame finds unsteadily, asks to come closer.
+    assert hint_for(bright, [FaceBox(270, 190, 100, 100, 0.8)], camera_ok=True) == HINT_MOVE_CLOSER
+    assert hint_for(bright, [FaceBox(260, 180, 110, 110, 0.8)], camera_ok=True) is None
+    assert hint_for(bright[:, :360], [FaceBox(130, 190, 100, 100, 0.8)], camera_ok=True) is None
 
 
 def test_large_frames_are_shrunk_for_the_preview_with_their_boxes() -> None:

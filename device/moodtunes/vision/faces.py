@@ -78,6 +78,13 @@ class FaceBox:
         inter = inter_w * inter_h
         return inter / max(self.area + w * h - inter, 1e-9)
 
+    def moved(self, dx: float, dy: float) -> FaceBox:
+        """The same face in a frame whose origin is (-dx, -dy) here: from a part of a frame to the whole."""
+        def point(p: tuple[float, float] | None) -> tuple[float, float] | None:
+            return None if p is None else (p[0] + dx, p[1] + dy)
+
+        return replace(self, x=self.x + dx, y=self.y + dy, right_eye=point(self.right_eye), left_eye=point(self.left_eye))
+
     def scaled(self, factor: float) -> FaceBox:
         """The same face in a frame resized by ``factor``."""
         def point(p: tuple[float, float] | None) -> tuple[float, float] | None:
