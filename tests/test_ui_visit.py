@@ -741,6 +741,40 @@ def test_songs_already_catalogued_show_while_the_library_scan_runs(settings, lib
         app.close()
 
 
+@pytest.mark.parametrize("photographing", [False, True])
+def test_the_autopilot_photographs_the_songs_only_once_the_library_scan_has_sorted_them_all(
+        settings, library, tmp_path, photographing):
+    """A photo taken while the scan ran showed "Still sorting 1 more song…" and a list short of
+    songs, different at every run of ``make screenshots``; without photos, the autopilot plays the
+    first song listed at once, as a visitor would."""
+    import threading
+
+    from moodtunes.ui.autopilot import Autopilot
+
+    release = threading.Event()
+
+    def scan_adding_one(settings, store, progress=None, should_stop=None):
+        release.wait(30)
+        add_tracks(store, tmp_path / "more", count=1, category=CALM)
+
+    app = make_app(settings, sample_scanner, library_loader=scan_adding_one)
+    try:
+        songs_as_guest(app, "sad")
+        pilot = Autopilot(dwell_s=0.0, screenshots=tmp_path / "shots" if photographing else None)
+        app.on_frame.append(pilot)
+        step(app, 10)
+        assert app.screen.name == ("songs" if photographing else "playing")
+        assert pilot.shots == []
+        release.set()
+        run_until(app, lambda: app.screen.name == "playing", what="the autopilot to play a song")
+        if photographing:
+            assert len(app.visit.ranked) == 8  # the song the scan sorted joined the list, and the photo
+            assert [path.name for path in pilot.shots] == ["01-songs.png"]
+    finally:
+        release.set()
+        app.close()
+
+
 def test_an_empty_catalogue_waits_for_the_library_scan(settings, tmp_path):
     import threading
 

@@ -125,7 +125,9 @@ class Autopilot:
         if name == "result":
             return "continue"
         if name == "songs":
-            if not screen.loaded:
+            # A song is picked as soon as there is one (a visitor doesn't wait for the library
+            # scan either); a photo waits for the whole list, or it shows how far a scan had got.
+            if not screen.loaded or self.screenshots is not None and not screen.complete:
                 return None
             return "row:0" if app.visit.ranked else "done"
         if name == "playing":

@@ -201,6 +201,12 @@ class SongsScreen(Screen):
         """A list asked for is not yet taken (being made, or made and taken at the next frame)."""
         return self._asked is not None
 
+    @property
+    def complete(self) -> bool:
+        """The list shown has every song of its category there will be: the library scan was over
+        when it was read (nothing more joins it)."""
+        return self.loaded and self._topped_up
+
     def finding(self) -> bool:
         """A list is being made for this screen, for long enough to say so (a list made in a
         moment shows no message flashing by)."""
