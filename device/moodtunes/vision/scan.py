@@ -38,7 +38,20 @@ HINT_NO_CAMERA = "camera not found – retrying"
 HINT_MORE_LIGHT = "more light"
 HINT_FACE_CAMERA = "face the camera"
 HINT_MOVE_CLOSER = "move closer"
+HINT_TOO_BRIGHT = "too bright"
 DARK_BELOW = 45.0  # mean luma (0-255) under which the scene is too dark for a reliable reading
+CLIPPED_FROM = 250.0  # luma (0-255) from which a pixel counts as clipped (blown out)
+# "Too bright" when over this share of the face box's pixels is clipped. Picked on 900 FER PublicTest
+# faces pasted into photos whose pixels were multiplied by a gain and clipped at 255 (a lit face, the
+# camera metering a darker room), checked on all 2,155 (bench/vision.py exposure, docs/vision.md): it
+# fires on 1.7 % of the faces as they are and 4.1 % at x1.2, on 73 % at x1.6 and 95-99 % at x2-x3,
+# which cost 5-24 points of accuracy. FER faces are contrast-stretched, so some clean ones are
+# clipped in part already: 0.30 fired on 3.6 % of the 900 as they are and 8.0 % at x1.2.
+BRIGHT_FACE_ABOVE = 0.35
+# A frame without a face, over this share clipped, is "too bright" rather than "face the camera": a
+# quarter of the faceless frames at x2 and half at x3 on the same bench; none at x1.6 or less.
+BLOWN_OUT_ABOVE = 0.5
+LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114])  # ITU-R BT.601, as OpenCV's RGB -> grey for the emotion crop
 # "move closer" below this face width, as a fraction of the frame's long side: the frame alone
 # finds faces from about 1/8, unsteadily under 1/6; smaller ones are found by looking closer at
 # its centre, and read, but a step back loses them (docs/vision.md, "Visitors further away").
@@ -76,19 +89,34 @@ def combine_readings(face_probs: Sequence[Sequence[float]], labels: Sequence[str
                        frames_used=len(stacked))
 
 
+def clipped_share(pixels: np.ndarray) -> float:
+    """The share of RGB ``pixels`` whose luma is clipped. Luma, not any channel: the emotion model
+    reads the face in grey, and the thresholds were measured on grey FER faces, whereas skin's red
+    channel clips long before its luma (the sample photo's face brightened x1.2: 47 % of its pixels
+    have a clipped channel, 12 % a clipped luma)."""
+    return float((pixels @ LUMA_WEIGHTS >= CLIPPED_FROM).mean())
+
+
 def hint_for(frame: np.ndarray | None, faces: Sequence[FaceBox], camera_ok: bool) -> str | None:
     """What to tell the person in front of the kiosk, or None when the view is good."""
     if not camera_ok or frame is None:
         return HINT_NO_CAMERA
     if not faces:
-        return HINT_MORE_LIGHT if float(frame[::8, ::8].mean()) < DARK_BELOW else HINT_FACE_CAMERA
+        scene = frame[::8, ::8]
+        if float(scene.mean()) < DARK_BELOW:
+            return HINT_MORE_LIGHT
+        return HINT_TOO_BRIGHT if clipped_share(scene) > BLOWN_OUT_ABOVE else HINT_FACE_CAMERA
     face = faces[0]
     if face.w < SMALL_FACE_BELOW * max(frame.shape[:2]):
         return HINT_MOVE_CLOSER
     x, y, w, h = face.clipped_pixel_box(frame.shape[1], frame.shape[0])
-    region = frame[y:y + h, x:x + w]
-    if region.size and float(region[::4, ::4].mean()) < DARK_BELOW:
+    region = frame[y:y + h, x:x + w][::4, ::4]
+    if not region.size:
+        return None
+    if float(region.mean()) < DARK_BELOW:
         return HINT_MORE_LIGHT
+    if clipped_share(region) > BRIGHT_FACE_ABOVE:
+        return HINT_TOO_BRIGHT
     return None
 
 
