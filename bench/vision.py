@@ -5,6 +5,7 @@
     .venv/bin/python bench/vision.py detection   # detection rate, BlazeFace vs Haar cascade
     .venv/bin/python bench/vision.py margin      # emotion accuracy vs crop margin (and eye levelling)
     .venv/bin/python bench/vision.py distance    # small (far) faces: found and read, with the centre look
+    .venv/bin/python bench/vision.py exposure    # accuracy and the "too bright" hint on overexposed frames
 
 Test frames are 640x480: FER-2013 PublicTest faces (../shared/datasets/fer2013.zip) scaled up and
 pasted at random places into scikit-image's bundled photos without faces, plus the astronaut photo.
@@ -343,6 +344,41 @@ def cmd_distance(args: argparse.Namespace) -> None:
               + " | ".join(cells) + " |", flush=True)
 
 
+def cmd_exposure(args: argparse.Namespace) -> None:
+    """Overexposure as a camera metering a darker room sees a lit face: every pixel multiplied by a
+    gain and clipped at 255. Per gain: faces found, right among them (the whole frame pipeline, as
+    in the scan), how many face boxes are clipped past the threshold, and how often the scan's hint
+    says "too bright", with a face (one under 1/6 of the width hears "move closer" first) and
+    without one."""
+    from moodtunes.vision.scan import BRIGHT_FACE_ABOVE, HINT_TOO_BRIGHT, clipped_share, hint_for
+
+    analyzer = load_ours()
+    pasted = paste_faces(fer_faces(MOODS, limit=args.limit), seed=args.seed)
+    print(f"{len(pasted)} FER PublicTest faces (happy/neutral/sad) pasted into 640x480 photos (seed {args.seed}); "
+          f"\"too bright\" over {BRIGHT_FACE_ABOVE:.0%} of the face box clipped")
+    print("| gain | faces found | right among them | face box clipped, median (10th-90th pct) | over the threshold "
+          "| \"too bright\" said with a face | \"too bright\" without a face |")
+    print("|---|---|---|---|---|---|---|")
+    for gain in args.gains:
+        right, clipped, said, bright_scenes, misses = [], [], 0, 0, 0
+        for p in pasted:
+            frame = np.clip(p.frame * np.float32(gain), 0, 255).astype(np.uint8)
+            found = analyzer.analyze(frame, max_faces=1)
+            if not found or not inside(p.square, found[0].face.pixel_box()):
+                misses += 1
+                bright_scenes += hint_for(frame, [], camera_ok=True) == HINT_TOO_BRIGHT
+                continue
+            face = found[0].face
+            right.append(analyzer.labels[int(np.argmax(found[0].probs))] == p.label)
+            x, y, w, h = face.clipped_pixel_box(FRAME_W, FRAME_H)
+            clipped.append(clipped_share(frame[y:y + h, x:x + w][::4, ::4]))
+            said += hint_for(frame, [face], camera_ok=True) == HINT_TOO_BRIGHT
+        low, mid, high = np.percentile(clipped, [10, 50, 90])
+        over = np.mean(np.array(clipped) > BRIGHT_FACE_ABOVE)
+        print(f"| x{gain:g} | {len(right)}/{len(pasted)} | {100 * np.mean(right):.1f}% | {mid:.2f} ({low:.2f}-{high:.2f}) "
+              f"| {100 * over:.1f}% | {100 * said / len(right):.1f}% | {bright_scenes}/{misses} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -364,10 +400,14 @@ def main() -> None:
     distance.add_argument("--sides", type=lambda text: tuple(int(v) for v in text.split("-")), nargs="+",
                           default=[(32, 48), (48, 64), (64, 80), (80, 96), (96, 128), (160, 240)],
                           help="pasted side ranges in px, e.g. 48-64")
+    exposure = sub.add_parser("exposure")
+    exposure.add_argument("--limit", type=int, default=None, help="faces per class (default all)")
+    exposure.add_argument("--seed", type=int, default=5, help="of the faces' places, sizes and backgrounds")
+    exposure.add_argument("--gains", type=float, nargs="+", default=[1.0, 1.2, 1.6, 2.0, 3.0])
     args = parser.parse_args()
     sys.path.insert(0, str(REPO / "device"))
     {"speed": cmd_speed, "detectors": cmd_detectors, "detection": cmd_detection, "margin": cmd_margin,
-     "distance": cmd_distance}[args.command](args)
+     "distance": cmd_distance, "exposure": cmd_exposure}[args.command](args)
 
 
 if __name__ == "__main__":
