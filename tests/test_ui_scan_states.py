@@ -9,7 +9,8 @@ what its buttons do:
 3. no mood face is drawn before the first live reading (a grey face looked like "you look
    neutral"): an empty, dotted face outline instead;
 4. a scan that saw no face says, on the mood picker, what its last hint said may help (only a hint
-   still given when the scan ended: one the view was right after says nothing).
+   still given when the scan ended: one the view was right after says nothing); every hint and
+   reason is said whole at every supported size.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import pygame
 import pytest
 from moodtunes.domain import MoodReading, ScanOutcome
 from moodtunes.ui.screens import scan as scan_screens
-from moodtunes.ui.screens.scan import ResultScreen
+from moodtunes.ui.screens.scan import ManualMoodScreen, ResultScreen
 from moodtunes.vision.camera import CameraError, ReplayCamera, sample_frame
 from moodtunes.vision.faces import FaceBox
 from moodtunes.vision.scan import HINT_NO_CAMERA, HINT_STARTING, MoodScanner, ScanSnapshot
@@ -30,6 +31,7 @@ from ui_support import (
     key,
     make_app,
     record_buttons,
+    record_lines,
     record_texts,
     run_until,
     step,
@@ -301,6 +303,7 @@ def test_the_correction_row_says_keep_as_is_and_any_choice_closes_it(settings, d
 @pytest.mark.parametrize(("hint", "said"), [
     ("more light", "It was too dark to see your face: more light may help."),
     ("face the camera", "I couldn't see your face: try facing the camera."),
+    ("too bright", "It was too bright to see your face: less glare may help."),
     (None, "I couldn't see a face."),  # the view looked fine, yet no face was read
 ])
 def test_a_scan_that_saw_no_face_says_what_may_help(settings, hint, said):
@@ -331,6 +334,29 @@ def test_a_hint_the_view_was_right_after_is_not_told_when_no_face_was_seen(setti
         app.close()
 
 
+@pytest.mark.parametrize("size", [(800, 480), (1024, 600), (1280, 720), (480, 800)],
+                         ids=["800x480", "1024x600", "1280x720", "480x800"])
+def test_every_hint_and_no_face_reason_is_said_whole(settings, monkeypatch, size):
+    """Each live hint in the two lines under the ring, and each reason on the mood picker, uncut
+    at every supported size ("Too bright: avoid the glare" only just fits one line at 800x480)."""
+    rendered: list[str] = []  # as cut to fit
+    record_lines(monkeypatch, lambda text, base: rendered.append(text))
+    app, scanner = scripted_scan(settings, size)
+    try:
+        for hint, said in scan_screens.LIVE_HINTS.items():
+            scanner.snap = ScanSnapshot(frame=FRAME, scanning=True, progress=0.3, hint=hint, camera_ok=True)
+            rendered.clear()
+            step(app, 1)
+            assert said in " ".join(rendered), rendered
+        for reason in scan_screens.NO_FACE_BECAUSE.values():
+            app.go(ManualMoodScreen(app, "before", reason))
+            rendered.clear()
+            step(app, 1)
+            assert f"{reason} Tap the face that fits." in " ".join(rendered), rendered
+    finally:
+        app.close()
+
+
 def test_the_mood_chosen_in_the_correction_row_is_marked_not_styled_as_the_main_button(settings, monkeypatch):
     """It was drawn as "primary", exactly like "Show my songs" beside it: two main buttons."""
     styles: dict[str, str] = {}
@@ -354,6 +380,7 @@ def test_the_mood_chosen_in_the_correction_row_is_marked_not_styled_as_the_main_
     ("more light", "Too dark: face the light"),
     ("face the camera", "Please look at the camera"),
     ("move closer", "Come a little closer"),
+    ("too bright", "Too bright: avoid the glare"),
 ])
 def test_what_to_do_during_a_scan_is_said_plainly_and_stands_out(settings, monkeypatch, hint, said):
     """"More light" in small grey type under the ring was the least visible text on the screen,

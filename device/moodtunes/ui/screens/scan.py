@@ -44,6 +44,7 @@ LIVE_HINTS = {
     "more light": "Too dark: face the light",
     "face the camera": "Please look at the camera",
     "move closer": "Come a little closer",
+    "too bright": "Too bright: avoid the glare",
 }
 # When a scan ends without a face: what its last hint said was wrong (the scanner's hint words),
 # told on the mood picker as what may help next time. Only the hints of a frame without a face:
@@ -52,6 +53,7 @@ NO_FACE = "I couldn't see a face."
 NO_FACE_BECAUSE = {
     "more light": "It was too dark to see your face: more light may help.",
     "face the camera": "I couldn't see your face: try facing the camera.",
+    "too bright": "It was too bright to see your face: less glare may help.",
 }
 
 MOOD_TITLES = {"happy": "Happy", "neutral": "Neutral", "sad": "Sad"}
