@@ -82,6 +82,13 @@ def test_one_odd_frame_does_not_flip_the_reading() -> None:
     assert combine_readings(frames, MOODS, frames_seen=5, uncertain_below=0.3).label == "sad"
 
 
+def test_a_face_too_bright_in_most_frames_is_a_best_guess() -> None:
+    frames = [[0.8, 0.1, 0.1]] * 6
+    for glare, outcome in ((0, ScanOutcome.OK), (3, ScanOutcome.OK), (4, ScanOutcome.UNCERTAIN)):
+        reading = combine_readings(frames, MOODS, frames_seen=6, uncertain_below=0.45, glare_frames=glare)
+        assert reading.outcome is outcome and reading.label == "happy"
+
+
 def test_low_confidence_is_uncertain_but_keeps_the_best_guess() -> None:
     reading = combine_readings([[0.4, 0.35, 0.25]], MOODS, frames_seen=1, uncertain_below=0.45)
     assert reading.outcome is ScanOutcome.UNCERTAIN and reading.label == "happy"
@@ -210,13 +217,18 @@ def test_scan_of_the_sample_gives_a_reading_and_live_boxes(detector) -> None:
 
 
 def test_the_scan_says_too_bright_over_an_overexposed_face(detector) -> None:
-    """The hint reaches the snapshot with the face BlazeFace finds in the overexposed frame."""
+    """The hint reaches the snapshot with the face BlazeFace finds in the overexposed frame, and
+    the reading of a face too bright all along is a best guess, not a confident one."""
     frame = overexposed(sample_frame(640, 480), 2.0)
     with scanner_for(lambda: ReplayCamera.from_frames([frame]), detector) as scanner:
         scanner.begin_scan(600.0)
         live = wait_for(scanner, lambda s: s.frame is not None)
         scanner.cancel_scan()
+        scanner.begin_scan(0.3)
+        done = wait_for(scanner, lambda s: s.result is not None)
     assert len(live.faces) == 1 and live.hint == HINT_TOO_BRIGHT
+    assert done.result.outcome is ScanOutcome.UNCERTAIN and done.result.frames_used >= MIN_FACE_FRAMES
+    assert done.result.label is not None
 
 
 class IdleCounter(threading.Event):

@@ -64,13 +64,15 @@ _IDLE_POLL_SECONDS = 0.05
 
 
 def combine_readings(face_probs: Sequence[Sequence[float]], labels: Sequence[str], *, frames_seen: int,
-                     uncertain_below: float) -> MoodReading:
+                     uncertain_below: float, glare_frames: int = 0) -> MoodReading:
     """One reading from a scan window: the mean of the per-frame probabilities of the frames that had
     a face (an averaged vote that one odd frame cannot flip), confidence = the top mean probability.
 
     No frames at all -> NO_CAMERA; frames but no face -> NO_FACE; confidence under
-    ``uncertain_below``, or fewer than MIN_FACE_FRAMES frames with a face (a glimpse: the camera
-    gone a moment into the scan) -> UNCERTAIN (with the best guess kept in ``label``); otherwise OK.
+    ``uncertain_below``, fewer than MIN_FACE_FRAMES frames with a face (a glimpse: the camera
+    gone a moment into the scan), or a face too bright in most of them (``glare_frames``, the
+    "too bright" hint: such faces are read 13-24 points worse) -> UNCERTAIN (with the best guess
+    kept in ``label``); otherwise OK.
     """
     if frames_seen <= 0:
         return MoodReading(ScanOutcome.NO_CAMERA)
@@ -83,7 +85,7 @@ def combine_readings(face_probs: Sequence[Sequence[float]], labels: Sequence[str
     mean = mean / mean.sum()
     best = int(np.argmax(mean))
     confidence = float(mean[best])
-    sure = confidence >= uncertain_below and len(stacked) >= MIN_FACE_FRAMES
+    sure = confidence >= uncertain_below and len(stacked) >= MIN_FACE_FRAMES and 2 * glare_frames <= len(stacked)
     outcome = ScanOutcome.OK if sure else ScanOutcome.UNCERTAIN
     return MoodReading(outcome, labels[best], confidence, {label: float(p) for label, p in zip(labels, mean)},
                        frames_used=len(stacked))
@@ -171,6 +173,7 @@ class _ScanWindow:
     seconds: float
     started: float | None = None
     face_probs: list[np.ndarray] = field(default_factory=list)
+    glare_frames: int = 0  # of the frames with a face, those whose face was too bright to read well
     frames_seen: int = 0
     frames_failed: int = 0  # frames whose analysis raised (logged once per scan, then counted)
 
@@ -397,6 +400,7 @@ class MoodScanner:
                 scan.frames_seen += 1
                 if found:
                     scan.face_probs.append(found[0].probs)
+                    scan.glare_frames += hint == HINT_TOO_BRIGHT
             self._snapshot = replace(self._snapshot, frame=shown, faces=shown_faces, hint=hint,
                                      camera_ok=True, live_probs=live)
             self._frame_shown_at = taken
@@ -425,7 +429,7 @@ class MoodScanner:
                 return
             self._scan = None
             result = combine_readings(scan.face_probs, self._analyzer.labels if self._analyzer else (),
-                                      frames_seen=scan.frames_seen,
+                                      frames_seen=scan.frames_seen, glare_frames=scan.glare_frames,
                                       uncertain_below=self._settings.vision.uncertain_below)
             self._snapshot = replace(self._snapshot, scanning=False, progress=1.0, result=result)
         if scan.frames_failed:
