@@ -5,6 +5,7 @@
     .venv/bin/python bench/vision.py detection   # detection rate, BlazeFace vs Haar cascade
     .venv/bin/python bench/vision.py margin      # emotion accuracy vs crop margin (and eye levelling)
     .venv/bin/python bench/vision.py distance    # small (far) faces: found and read, with the centre look
+    .venv/bin/python bench/vision.py look-cost   # FPS with the centre look against the whole frame only
     .venv/bin/python bench/vision.py exposure    # accuracy and the "too bright" hint on overexposed frames
 
 Test frames are 640x480: FER-2013 PublicTest faces (../shared/datasets/fer2013.zip) scaled up and
@@ -379,6 +380,28 @@ def cmd_exposure(args: argparse.Namespace) -> None:
               f"| {100 * over:.1f}% | {100 * said / len(right):.1f}% | {bright_scenes}/{misses} |", flush=True)
 
 
+def cmd_look_cost(args: argparse.Namespace) -> None:
+    """What the second, closer look at a face-free frame's centre costs, on the ``speed`` frames."""
+    from moodtunes.vision.pipeline import FrameAnalyzer
+
+    class WholeFrameOnly(FrameAnalyzer):
+        def find_faces(self, frame: np.ndarray) -> list:
+            return self.detector.detect(frame)
+
+    cv2.setNumThreads(1)
+    frames = sample_frames() + [p.frame for p in paste_faces(fer_faces(MOODS, limit=args.frames // 3), seed=3)]
+    ours = load_ours()
+    once = WholeFrameOnly(ours.detector, ours.classifier, margin=ours.margin, shift=ours.shift)
+    with_face = sum(bool(ours.detector.detect(f)) for f in frames)
+    rates: dict[str, list[float]] = {"centre look": [], "whole frame only": []}
+    for _ in range(args.rounds):
+        rates["centre look"].append(cpu_fps(ours.analyze, frames))
+        rates["whole frame only"].append(cpu_fps(once.analyze, frames))
+    print(f"frames: {len(frames)} at {FRAME_W}x{FRAME_H}, {len(frames) - with_face} without a face the whole frame "
+          f"finds; {args.rounds} rounds, single thread, medians per CPU-second")
+    print(" ".join(f"{name.replace(' ', '_')}_fps={statistics.median(r):.1f}" for name, r in rates.items()))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -404,10 +427,13 @@ def main() -> None:
     exposure.add_argument("--limit", type=int, default=None, help="faces per class (default all)")
     exposure.add_argument("--seed", type=int, default=5, help="of the faces' places, sizes and backgrounds")
     exposure.add_argument("--gains", type=float, nargs="+", default=[1.0, 1.2, 1.6, 2.0, 3.0])
+    look_cost = sub.add_parser("look-cost")
+    look_cost.add_argument("--rounds", type=int, default=7)
+    look_cost.add_argument("--frames", type=int, default=30, help="FER frames (plus the astronaut)")
     args = parser.parse_args()
     sys.path.insert(0, str(REPO / "device"))
     {"speed": cmd_speed, "detectors": cmd_detectors, "detection": cmd_detection, "margin": cmd_margin,
-     "distance": cmd_distance, "exposure": cmd_exposure}[args.command](args)
+     "distance": cmd_distance, "look-cost": cmd_look_cost, "exposure": cmd_exposure}[args.command](args)
 
 
 if __name__ == "__main__":
