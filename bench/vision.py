@@ -111,6 +111,11 @@ def sample_frames() -> list[np.ndarray]:
     return [sample_frame(FRAME_W, FRAME_H)]
 
 
+def speed_frames(fer_frames: int) -> list[np.ndarray]:
+    """The frames the speed measurements run on: the astronaut, and FER faces pasted into photos."""
+    return sample_frames() + [p.frame for p in paste_faces(fer_faces(MOODS, limit=fer_frames // 3), seed=3)]
+
+
 # --- speed -----------------------------------------------------------------------------------
 
 
@@ -173,7 +178,7 @@ def cmd_speed(args: argparse.Namespace) -> None:
         sys.exit(f"baseline model missing: {BASELINE}\nmake it with: "
                  ".venv-train/bin/python -m models.emotion.make_baseline --out .cache/baseline/mobilenetv2_224_fp32.tflite")
     cv2.setNumThreads(1)
-    frames = sample_frames() + [p.frame for p in paste_faces(fer_faces(MOODS, limit=args.frames // 3), seed=3)]
+    frames = speed_frames(args.frames)
     ours = load_ours()
     baseline = BaselinePipeline()
     found_ours = sum(len(ours.analyze(f)) for f in frames)
@@ -313,36 +318,68 @@ def cmd_margin(args: argparse.Namespace) -> None:
                 print(f"| {margin:+.2f} | {shift:.2f} | {accuracy(levelled, truth)} | {accuracy(flat, truth)} |", flush=True)
 
 
+def face_free_frames(per_photo: int = 40, seed: int = 1) -> list[np.ndarray]:
+    """Random crops (30-100 % of the height, 4:3) of the face-free photos ``backgrounds`` shrinks,
+    scaled to 640x480: textures, stars and colours where a detector may see a face that isn't there."""
+    from skimage import data
+
+    rng = np.random.default_rng(seed)
+    frames = []
+    for photo in (data.coffee(), data.rocket(), data.hubble_deep_field(), data.immunohistochemistry(),
+                  data.brick(), data.grass(), data.gravel(), data.colorwheel()):
+        rgb = np.repeat(photo[:, :, None], 3, axis=2) if photo.ndim == 2 else photo[:, :, :3]
+        height, width = rgb.shape[:2]
+        for _ in range(per_photo):
+            h = int(height * rng.uniform(0.3, 1.0))
+            w = int(min(width, h * 4 / 3))
+            y, x = int(rng.integers(0, height - h + 1)), int(rng.integers(0, width - w + 1))
+            crop = np.ascontiguousarray(rgb[y:y + h, x:x + w])
+            frames.append(cv2.resize(crop, (FRAME_W, FRAME_H), interpolation=cv2.INTER_AREA))
+    return frames
+
+
 def cmd_distance(args: argparse.Namespace) -> None:
+    """Small (far) faces pasted near the middle, and face-free frames, through the whole frame only
+    and through the centre look at each minimum score: faces found and read right, boxes on
+    something else, false faces."""
     analyzer = load_ours()
     model = analyzer.classifier
     faces = fer_faces(MOODS, limit=args.limit)
+    looks = [("whole frame only", None)] + [(f"centre look, score >= {score:g}", score) for score in args.centre_scores]
+
+    def faces_found(frame: np.ndarray, centre_min_score: float | None) -> list:
+        if centre_min_score is None:
+            return analyzer.detector.detect(frame)
+        analyzer.centre_min_score = centre_min_score
+        return analyzer.find_faces(frame)
 
     def label_of(crop: np.ndarray) -> str:
         return model.labels[int(np.argmax(model.predict(crop)))]
 
-    def read(p: PastedFace, found: list) -> str | None:
-        """The label read from the pasted face, or None when the largest face found is not it."""
-        if not found or not inside(p.square, found[0].pixel_box()):
-            return None
-        return label_of(analyzer.crop(p.frame, found[0]))
-
-    print(f"{len(faces)} FER PublicTest faces (happy/neutral/sad) pasted with their centre in the centre half "
-          f"of {FRAME_W}x{FRAME_H} photos; accuracy is of the faces found (their own 48x48 crops in brackets)")
-    print("| pasted side | faces found, whole frame only | read right | found with the centre look | read right |")
-    print("|---|---|---|---|---|")
+    print(f"{len(faces)} FER PublicTest faces (happy/neutral/sad) a size range, pasted with their centre in the centre "
+          f"half of {FRAME_W}x{FRAME_H} photos. Each cell: faces found / read right among them (their own 48x48 crops) "
+          "/ frames whose largest box is not the face")
+    print("| pasted side | " + " | ".join(name for name, _ in looks) + " |")
+    print("|---|" + "---|" * len(looks))
     for seed, (low, high) in enumerate(args.sides):
         pasted = paste_faces(faces, seed=10 + seed, sides=(low, high), centred=True)
         cells = []
-        for look in (analyzer.detector.detect, analyzer.find_faces):
-            reads = [(p, read(p, look(p.frame))) for p in pasted]
-            hits = [(p, label) for p, label in reads if label is not None]
-            right = np.mean([label == p.label for p, label in hits]) if hits else float("nan")
-            own = np.mean([label_of(p.face) == p.label for p, _ in hits]) if hits else float("nan")
-            cells += [f"{len(hits)}/{len(pasted)} ({100 * len(hits) / len(pasted):.1f}%)",
-                      f"{100 * right:.1f}% ({100 * own:.1f}%)"]
+        for _, score in looks:
+            hits, elsewhere = [], 0
+            for p in pasted:
+                found = faces_found(p.frame, score)
+                if found and inside(p.square, found[0].pixel_box()):
+                    hits.append((p, label_of(analyzer.crop(p.frame, found[0]))))
+                elif found:
+                    elsewhere += 1
+            right = 100 * np.mean([label == p.label for p, label in hits]) if hits else float("nan")
+            own = 100 * np.mean([label_of(p.face) == p.label for p, _ in hits]) if hits else float("nan")
+            cells.append(f"{100 * len(hits) / len(pasted):.1f}% / {right:.1f}% ({own:.1f}%) / {elsewhere}")
         print(f"| {low}-{high} px ({100 * low / FRAME_W:.0f}-{100 * high / FRAME_W:.0f}% of the width) | "
               + " | ".join(cells) + " |", flush=True)
+    empty = face_free_frames()
+    cells = [f"{sum(bool(faces_found(frame, score)) for frame in empty)} false" for _, score in looks]
+    print(f"| {len(empty)} face-free crops of the photos | " + " | ".join(cells) + " |")
 
 
 def cmd_exposure(args: argparse.Namespace) -> None:
@@ -351,7 +388,13 @@ def cmd_exposure(args: argparse.Namespace) -> None:
     in the scan), how many face boxes are clipped past the threshold, and how often the scan's hint
     says "too bright", with a face (one under 1/6 of the width hears "move closer" first) and
     without one."""
-    from moodtunes.vision.scan import BRIGHT_FACE_ABOVE, HINT_TOO_BRIGHT, clipped_share, hint_for
+    from moodtunes.vision.scan import (
+        BRIGHT_FACE_ABOVE,
+        HINT_TOO_BRIGHT,
+        clipped_share,
+        face_pixels,
+        hint_for,
+    )
 
     analyzer = load_ours()
     pasted = paste_faces(fer_faces(MOODS, limit=args.limit), seed=args.seed)
@@ -371,9 +414,11 @@ def cmd_exposure(args: argparse.Namespace) -> None:
                 continue
             face = found[0].face
             right.append(analyzer.labels[int(np.argmax(found[0].probs))] == p.label)
-            x, y, w, h = face.clipped_pixel_box(FRAME_W, FRAME_H)
-            clipped.append(clipped_share(frame[y:y + h, x:x + w][::4, ::4]))
+            clipped.append(clipped_share(face_pixels(frame, face)))
             said += hint_for(frame, [face], camera_ok=True) == HINT_TOO_BRIGHT
+        if not right:
+            print(f"| x{gain:g} | 0/{len(pasted)} | - | - | - | - | {bright_scenes}/{misses} |", flush=True)
+            continue
         low, mid, high = np.percentile(clipped, [10, 50, 90])
         over = np.mean(np.array(clipped) > BRIGHT_FACE_ABOVE)
         print(f"| x{gain:g} | {len(right)}/{len(pasted)} | {100 * np.mean(right):.1f}% | {mid:.2f} ({low:.2f}-{high:.2f}) "
@@ -389,7 +434,7 @@ def cmd_look_cost(args: argparse.Namespace) -> None:
             return self.detector.detect(frame)
 
     cv2.setNumThreads(1)
-    frames = sample_frames() + [p.frame for p in paste_faces(fer_faces(MOODS, limit=args.frames // 3), seed=3)]
+    frames = speed_frames(args.frames)
     ours = load_ours()
     once = WholeFrameOnly(ours.detector, ours.classifier, margin=ours.margin, shift=ours.shift)
     with_face = sum(bool(ours.detector.detect(f)) for f in frames)
@@ -420,6 +465,8 @@ def main() -> None:
     margin.add_argument("--tilts", type=float, nargs="+", default=[0.0, 20.0])
     distance = sub.add_parser("distance")
     distance.add_argument("--limit", type=int, default=200, help="faces per class")
+    distance.add_argument("--centre-scores", type=float, nargs="+", default=[0.5, 0.6, 0.7, 0.8],
+                          help="minimum scores of a face found by the centre look to try")
     distance.add_argument("--sides", type=lambda text: tuple(int(v) for v in text.split("-")), nargs="+",
                           default=[(32, 48), (48, 64), (64, 80), (80, 96), (96, 128), (160, 240)],
                           help="pasted side ranges in px, e.g. 48-64")

@@ -138,6 +138,9 @@ def test_hints() -> None:
     assert hint_for(bright, [FaceBox(270, 190, 100, 100, 0.8)], camera_ok=True) == HINT_MOVE_CLOSER
     assert hint_for(bright, [FaceBox(260, 180, 110, 110, 0.8)], camera_ok=True) is None
     assert hint_for(bright[:, :360], [FaceBox(130, 190, 100, 100, 0.8)], camera_ok=True) is None
+    # A grey frame (a helper's caller may pass one) is its own luma.
+    assert hint_for(bright[:, :, 0], [], camera_ok=True) == HINT_FACE_CAMERA
+    assert hint_for(np.full((480, 640), 255, np.uint8), [], camera_ok=True) == HINT_TOO_BRIGHT
 
 
 ASTRONAUT_FACE = FaceBox(222, 19, 121, 121, 0.9)  # BlazeFace's box on the sample photo
@@ -229,6 +232,21 @@ def test_the_scan_says_too_bright_over_an_overexposed_face(detector) -> None:
     assert len(live.faces) == 1 and live.hint == HINT_TOO_BRIGHT
     assert done.result.outcome is ScanOutcome.UNCERTAIN and done.result.frames_used >= MIN_FACE_FRAMES
     assert done.result.label is not None
+
+
+def test_a_far_face_too_bright_is_a_best_guess_too(detector) -> None:
+    """"Move closer" is said before "too bright", but the glare counts all the same: a far,
+    overexposed face was read as surely as a well-lit one."""
+    photo = cv2.resize(sample_frame(640, 480), (384, 288), interpolation=cv2.INTER_AREA)
+    frame = np.full((480, 640, 3), 110, np.uint8)
+    frame[96:384, 128:512] = photo
+    frame = overexposed(frame, 1.6)
+    with scanner_for(lambda: ReplayCamera.from_frames([frame]), detector) as scanner:
+        scanner.begin_scan(0.3)
+        live = wait_for(scanner, lambda s: s.faces != ())
+        done = wait_for(scanner, lambda s: s.result is not None)
+    assert live.hint == HINT_MOVE_CLOSER
+    assert done.result.outcome is ScanOutcome.UNCERTAIN and done.result.frames_used >= MIN_FACE_FRAMES
 
 
 class IdleCounter(threading.Event):

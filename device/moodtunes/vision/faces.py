@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
@@ -80,18 +81,18 @@ class FaceBox:
 
     def moved(self, dx: float, dy: float) -> FaceBox:
         """The same face in a frame whose origin is (-dx, -dy) here: from a part of a frame to the whole."""
-        def point(p: tuple[float, float] | None) -> tuple[float, float] | None:
-            return None if p is None else (p[0] + dx, p[1] + dy)
-
-        return replace(self, x=self.x + dx, y=self.y + dy, right_eye=point(self.right_eye), left_eye=point(self.left_eye))
+        return self._mapped(lambda x, y: (x + dx, y + dy), 1.0)
 
     def scaled(self, factor: float) -> FaceBox:
         """The same face in a frame resized by ``factor``."""
-        def point(p: tuple[float, float] | None) -> tuple[float, float] | None:
-            return None if p is None else (p[0] * factor, p[1] * factor)
+        return self._mapped(lambda x, y: (x * factor, y * factor), factor)
 
-        return replace(self, x=self.x * factor, y=self.y * factor, w=self.w * factor, h=self.h * factor,
-                       right_eye=point(self.right_eye), left_eye=point(self.left_eye))
+    def _mapped(self, point: Callable[[float, float], tuple[float, float]], size_factor: float) -> FaceBox:
+        """The face with its corner and eyes taken through ``point``, its size times ``size_factor``."""
+        x, y = point(self.x, self.y)
+        eyes = [None if eye is None else point(*eye) for eye in (self.right_eye, self.left_eye)]
+        return replace(self, x=x, y=y, w=self.w * size_factor, h=self.h * size_factor,
+                       right_eye=eyes[0], left_eye=eyes[1])
 
 
 def bundled_model_path() -> Path | None:

@@ -18,6 +18,11 @@ from moodtunes.vision.crop import even_out_backlight, face_crop
 from moodtunes.vision.faces import FaceBox
 
 MIN_CENTRE_SIDE = 32  # a frame whose centre half is smaller than this is too small to look closer at
+# A face found by the centre look counts from this score (the whole frame's from vision.min_face_score,
+# 0.5): at 0.5 the centre look nearly doubled the false faces on face-free photos (29 -> 51 of 320)
+# and put a box off the face in 50-70 more of 600 frames with a small face; at 0.7 it added none,
+# and still found 35 % of 80-96 px faces instead of 5 % (bench/vision.py distance, docs/vision.md).
+CENTRE_MIN_SCORE = 0.7
 
 
 class Detector(Protocol):
@@ -45,11 +50,13 @@ class FaceEmotion:
 class FrameAnalyzer:
     """Detect, crop and classify the faces in RGB frames."""
 
-    def __init__(self, detector: Detector, classifier: Classifier, *, margin: float, shift: float = 0.0) -> None:
+    def __init__(self, detector: Detector, classifier: Classifier, *, margin: float, shift: float = 0.0,
+                 centre_min_score: float = CENTRE_MIN_SCORE) -> None:
         self.detector = detector
         self.classifier = classifier
         self.margin = margin
         self.shift = shift
+        self.centre_min_score = centre_min_score
 
     @classmethod
     def for_settings(cls, detector: Detector, classifier: Classifier, vision: VisionSettings) -> FrameAnalyzer:
@@ -75,7 +82,7 @@ class FrameAnalyzer:
             return faces
         left, top = width // 4, height // 4
         centre = frame[top:top + height // 2, left:left + width // 2]
-        return [face.moved(left, top) for face in self.detector.detect(centre)]
+        return [face.moved(left, top) for face in self.detector.detect(centre) if face.score >= self.centre_min_score]
 
     def analyze(self, frame: np.ndarray, *, max_faces: int | None = None) -> list[FaceEmotion]:
         """Faces (largest first, at most ``max_faces``) with their emotion probabilities."""

@@ -45,7 +45,7 @@ CLIPPED_FROM = 250.0  # luma (0-255) from which a pixel counts as clipped (blown
 # faces pasted into photos whose pixels were multiplied by a gain and clipped at 255 (a lit face, the
 # camera metering a darker room), checked on all 2,155 (bench/vision.py exposure, docs/vision.md): it
 # fires on 1.7 % of the faces as they are and 4.1 % at x1.2, on 73 % at x1.6 and 95-99 % at x2-x3,
-# which cost 5-24 points of accuracy. FER faces are contrast-stretched, so some clean ones are
+# which cost 5-23 points of accuracy. FER faces are contrast-stretched, so some clean ones are
 # clipped in part already: 0.30 fired on 3.6 % of the 900 as they are and 8.0 % at x1.2.
 BRIGHT_FACE_ABOVE = 0.35
 # A frame without a face, over this share clipped, is "too bright" rather than "face the camera": a
@@ -70,8 +70,8 @@ def combine_readings(face_probs: Sequence[Sequence[float]], labels: Sequence[str
 
     No frames at all -> NO_CAMERA; frames but no face -> NO_FACE; confidence under
     ``uncertain_below``, fewer than MIN_FACE_FRAMES frames with a face (a glimpse: the camera
-    gone a moment into the scan), or a face too bright in most of them (``glare_frames``, the
-    "too bright" hint: such faces are read 13-24 points worse) -> UNCERTAIN (with the best guess
+    gone a moment into the scan), or a face too bright in most of them (``glare_frames``: such
+    faces are read 5-23 points worse) -> UNCERTAIN (with the best guess
     kept in ``label``); otherwise OK.
     """
     if frames_seen <= 0:
@@ -95,8 +95,21 @@ def clipped_share(pixels: np.ndarray) -> float:
     """The share of RGB ``pixels`` whose luma is clipped. Luma, not any channel: the emotion model
     reads the face in grey, and the thresholds were measured on grey FER faces, whereas skin's red
     channel clips long before its luma (the sample photo's face brightened x1.2: 47 % of its pixels
-    have a clipped channel, 12 % a clipped luma)."""
-    return float((pixels @ LUMA_WEIGHTS >= CLIPPED_FROM).mean())
+    have a clipped channel, 12 % a clipped luma). A grey frame is its own luma."""
+    luma = pixels[..., :3] @ LUMA_WEIGHTS if pixels.ndim == 3 else pixels
+    return float((luma >= CLIPPED_FROM).mean())
+
+
+def face_pixels(frame: np.ndarray, face: FaceBox) -> np.ndarray:
+    """A sample (every 4th pixel each way) of the part of ``face``'s box inside ``frame``."""
+    x, y, w, h = face.clipped_pixel_box(frame.shape[1], frame.shape[0])
+    return frame[y:y + h, x:x + w][::4, ::4]
+
+
+def too_bright(face_region: np.ndarray) -> bool:
+    """Whether a face (``face_pixels``) is blown out past reading well: said as a hint, and a scan
+    with such a face in most frames is a best guess, however far the face is."""
+    return bool(face_region.size) and clipped_share(face_region) > BRIGHT_FACE_ABOVE
 
 
 def hint_for(frame: np.ndarray | None, faces: Sequence[FaceBox], camera_ok: bool) -> str | None:
@@ -111,15 +124,12 @@ def hint_for(frame: np.ndarray | None, faces: Sequence[FaceBox], camera_ok: bool
     face = faces[0]
     if face.w < SMALL_FACE_BELOW * max(frame.shape[:2]):
         return HINT_MOVE_CLOSER
-    x, y, w, h = face.clipped_pixel_box(frame.shape[1], frame.shape[0])
-    region = frame[y:y + h, x:x + w][::4, ::4]
+    region = face_pixels(frame, face)
     if not region.size:
         return None
     if float(region.mean()) < DARK_BELOW:
         return HINT_MORE_LIGHT
-    if clipped_share(region) > BRIGHT_FACE_ABOVE:
-        return HINT_TOO_BRIGHT
-    return None
+    return HINT_TOO_BRIGHT if too_bright(region) else None
 
 
 def centred_crop(width: int, height: int, aspect: float) -> tuple[int, int, int, int]:
@@ -387,6 +397,7 @@ class MoodScanner:
         live = found[0].probs_by_label(labels) if found else None
         shown, shown_faces = preview_frame(frame, faces)
         hint = hint_for(frame, faces, camera_ok=True)
+        glare = bool(faces) and too_bright(face_pixels(frame, faces[0]))  # also of a face told to come closer
         self._last_problem = None
         with self._lock:
             scan = self._scan
@@ -400,7 +411,7 @@ class MoodScanner:
                 scan.frames_seen += 1
                 if found:
                     scan.face_probs.append(found[0].probs)
-                    scan.glare_frames += hint == HINT_TOO_BRIGHT
+                    scan.glare_frames += glare
             self._snapshot = replace(self._snapshot, frame=shown, faces=shown_faces, hint=hint,
                                      camera_ok=True, live_probs=live)
             self._frame_shown_at = taken
