@@ -102,9 +102,9 @@ def test_report_shows_a_profiles_history(tmp_path, capsys):
     assert report["visits"][1]["rated_songs"] == [{"category": "Happy and calm", "rating": 90, "rating_stars": 4.6}]
     assert main(["report"]) == 0
     text = capsys.readouterr().out
-    assert "Ana: 3 visits" in text and "Yes, your mood tends to rise after the music" in text
-    assert "came sad, heard Happy and calm: 2 visits, lift +0.50" in text
-    assert "came neutral, heard Happy and calm: 1 visit, lift +1.00" in text
+    assert "Ana: 3 visits" in text and "Promising so far, but not clear yet" in text
+    assert "came sad, heard Happy and calm: 2 visits (2 measured), lift +0.50" in text
+    assert "came neutral, heard Happy and calm: 1 visit (1 measured), lift +1.00" in text
     assert " UTC " in text  # the store's times are UTC, whatever the Pi's time zone
     assert main(["report", "--profile", "Bob"]) == 1
     assert "no profile named 'Bob'" in capsys.readouterr().err

@@ -51,12 +51,15 @@ def test_a_profile_whose_mood_the_music_lifts(store):
     assert report.mean_rating == 62.5 and report.rating_trend == pytest.approx(-5.0)
     # by the mood each visit started in: categories compare only within one
     assert report.by_category["sad"]["Happy and calm"].visits == 2
+    assert report.by_category["happy"]["Highly energetic"].visits == 1  # its one visit was not measured:
+    assert report.by_category["happy"]["Highly energetic"].measured == 0  # no lift to show beside it
     assert report.by_category["sad"]["Happy and calm"].mean_lift == pytest.approx(1.5)
     assert report.by_category["neutral"]["Highly energetic"].mean_lift == pytest.approx(1.0)
     assert report.by_category["happy"]["Highly energetic"].mean_lift is None
     assert report.lift_trend == pytest.approx(0.0)
-    # one step, two steps, one step up: lifted every time, no trend
-    assert report.verdict == "Yes, your mood tends to rise after the music. Your mood rose in 3 of 3 measured visits."
+    # one step, two steps, one step up: lifted every time, no trend; but three rises in three
+    # visits come by chance one time in eight (the camera's readings vary): not yet a "yes"
+    assert report.verdict == "Promising so far, but not clear yet. Your mood rose in 3 of 3 measured visits."
 
 
 def test_a_categorys_rating_is_its_own_songs_stars_not_the_visits_last_rating(store):
@@ -75,6 +78,20 @@ def test_a_categorys_rating_is_its_own_songs_stars_not_the_visits_last_rating(st
     calm = report.by_category["sad"]["Happy and calm"]
     assert (calm.visits, calm.mean_rating) == (2, 100.0)
     assert report.mean_rating == 50.0  # the visits' own ratings, as before
+
+
+def test_a_song_that_broke_off_after_playing_files_its_visit_under_its_category(store):
+    """A truncated song heard 200 s, then failed: its visit's lift counted, under no category (and
+    the dashboards' listening minutes counted it for its own)."""
+    eve = store.create_profile("Eve", "#aa5500")
+    session = store.start_session(eve.id)
+    store.add_reading(session, "before", reading("sad", 0.1, 0.8))
+    store.update_play(store.start_play(session, store.track_by_path("/m/calm.ogg")), 200, error="truncated")
+    store.update_play(store.start_play(session, store.track_by_path("/m/fast.ogg")), 0, error="unreadable")
+    store.add_reading(session, "after", reading("neutral", 0.3, 0.3))
+    store.finish_session(session, "completed", device_id="t")
+    [line] = summarise("Eve", store.visits(eve.id)).visits
+    assert (line.lift, line.category) == (1.0, "Happy and calm")
 
 
 def test_a_correction_counts_instead_of_the_models_guess(store):
@@ -96,11 +113,14 @@ def test_falling_mood_says_so(store):
         visit(store, cy.id, happy, sad, "/m/fast.ogg", 10, 10)
     report = summarise("Cy", store.visits(cy.id))
     assert report.mean_lift == -2.0 and report.improved_share == 0.0 and report.worsened_share == 1.0
-    assert report.verdict == "Not so far: your mood tended to drop after the music. Your mood fell in 3 of 3 measured visits."
+    assert report.verdict == "No clear change yet. Your mood fell in 3 of 3 measured visits."  # chance: 1 in 8
+    for _ in range(2):
+        visit(store, cy.id, happy, sad, "/m/fast.ogg", 10, 10)
+    report = summarise("Cy", store.visits(cy.id))
+    assert report.verdict == "Not so far: your mood tended to drop after the music. Your mood fell in 5 of 5 measured visits."
     visit(store, cy.id, sad, happy, "/m/fast.ogg", 10, 10)
     report = summarise("Cy", store.visits(cy.id))
-    assert report.verdict == ("Not so far: your mood tended to drop after the music. Your mood rose in 1 and fell in 3 "
-                              "of 4 measured visits.")  # one visit is no "lately"
+    assert report.verdict == ("No clear change yet. Your mood rose in 1 and fell in 5 of 6 measured visits.")  # chance: 11 %
 
 
 @pytest.mark.parametrize(
@@ -111,10 +131,17 @@ def test_falling_mood_says_so(store):
          "Too early to tell: your mood rose in 1 and held steady in 1 of 2 measured visits so far. Come back a few more times."),
         ([("happy", "happy, less sure")] * 3, "No clear change yet. Your mood held steady in 3 of 3 measured visits."),
         ([("happy", "happy"), ("sad", "happy"), ("sad", "happy")],
-         "Yes, your mood tends to rise after the music. Your mood rose in 2 and held steady in 1 of 3 measured visits."),
+         "Promising so far, but not clear yet. Your mood rose in 2 and held steady in 1 of 3 measured visits."),
         ([("sad", "happy"), ("happy", "happy"), ("happy", "sad"), ("neutral", "happy")],
-         ("Yes, your mood tends to rise after the music. Your mood rose in 2, held steady in 1 and fell in 1 of 4 "
+         ("Promising so far, but not clear yet. Your mood rose in 2, held steady in 1 and fell in 1 of 4 "
          "measured visits.")),
+        # past chance: five rises and no fall (one time in 32), or eleven against two (one in 89)
+        ([("sad", "neutral")] * 5, "Yes, your mood tends to rise after the music. Your mood rose in 5 of 5 measured visits."),
+        ([("sad", "neutral")] * 7 + [("neutral", "sad")] + [("sad", "neutral")] * 4 + [("neutral", "sad")],
+         "Yes, your mood tends to rise after the music. Your mood rose in 11 and fell in 2 of 13 measured visits."),
+        ([("sad", "neutral")] * 5 + [("neutral", "sad")] * 2 + [("sad", "neutral")] * 3 + [("neutral", "sad")] * 2,
+         # twice as many, one time in five by chance
+         "Promising so far, but not clear yet. Your mood rose in 8 and fell in 4 of 12 measured visits."),
         ([("sad", "happy"), ("happy", "happy"), ("happy", "sad")],
          "No clear change yet. Your mood rose in 1, held steady in 1 and fell in 1 of 3 measured visits."),
         # one rise among steady visits is no lift, whatever the mean (it was "Yes" for 1 of 9)
@@ -129,8 +156,8 @@ def test_falling_mood_says_so(store):
          ("Yes, your mood tends to rise after the music. Your mood rose in 5 and held steady in 5 of 10 measured visits,"
           " and the rise is growing.")),
         ([("sad", "happy")] * 5 + [("happy", "sad")] * 5,
-         ("No clear change yet. Your mood rose in 5 and fell in 5 of 10 measured visits, and lately the music has"
-          " helped less.")),
+         ("No clear change yet. Your mood rose in 5 and fell in 5 of 10 measured visits, and lately it has fared"
+          " worse after the music.")),
         ([("sad", "happy")] * 9 + [("happy", "happy")],  # one steady visit is not fading
          "Yes, your mood tends to rise after the music. Your mood rose in 9 and held steady in 1 of 10 measured visits."),
         # no "yet" once there are many measured visits: more are not about to settle it

@@ -46,8 +46,8 @@ def test_ratings_are_stars_as_on_the_kiosk_and_counts_are_plural_only_when_many(
     ana_text, bo_text = out.split("== Bo")
     assert "== Ana: 1 visit, " in ana_text and "1 visits" not in out
     assert "mean rating 4.0 stars" in ana_text and "rating 4 stars" in ana_text
-    assert "Happy and calm: 1 visit, " in ana_text
-    assert ": 2 visits, " in bo_text and "mean rating 3.0 stars (trend +4.00 stars/visit)" in bo_text
+    assert "Happy and calm: 1 visit (1 measured), " in ana_text
+    assert ": 2 visits (2 measured), " in bo_text and "mean rating 3.0 stars (trend +4.00 stars/visit)" in bo_text
     assert "rating  1 star " in bo_text and "rating 5 stars" in bo_text
     assert "/100" not in out and "75" not in out
 

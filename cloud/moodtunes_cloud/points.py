@@ -41,7 +41,7 @@ def _flag(value: bool) -> str:
 
 def main_category(plays: list[PlayEvent]) -> str:
     """The category of the song heard longest; "none" when no song was heard."""
-    return category_heard_longest((p.category, p.seconds_listened, p.error is not None) for p in plays) or NO_CATEGORY
+    return category_heard_longest((p.category, p.seconds_listened) for p in plays) or NO_CATEGORY
 
 
 def _mood_tag(reading: ReadingEvent | None) -> str:

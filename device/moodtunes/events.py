@@ -264,13 +264,15 @@ def mood_lift(before: ReadingEvent | None, after: ReadingEvent | None, seconds_l
     return None if a is None or b is None or seconds_listened <= 0 else a - b
 
 
-def category_heard_longest(plays: Iterable[tuple[str | None, float, bool]]) -> str | None:
-    """The category of the song heard longest, from (category, seconds listened, failed) per play
-    (the first on a tie); None when no song was heard: a song that failed or was skipped at once
-    takes no credit for the visit's change of mood."""
+def category_heard_longest(plays: Iterable[tuple[str | None, float]]) -> str | None:
+    """The category of the song heard longest, from (category, seconds listened) per play (the
+    first on a tie); None when no song was heard: a song that failed to play or was skipped at once
+    takes no credit for the visit's change of mood. One that broke off after playing a while (a
+    truncated file, a USB stick pulled out) was heard that long: its visit's lift, counted, was
+    filed under no category while its minutes counted for its own (a review's dashboards)."""
     category, longest = None, 0.0
-    for play_category, seconds, failed in plays:
-        if not failed and seconds > longest:
+    for play_category, seconds in plays:
+        if seconds > longest:
             category, longest = play_category, seconds
     return category
 

@@ -16,7 +16,8 @@ from moodtunes.ui.ratings import score_change_in_stars, score_to_stars, stars_te
 JSON_SHAPE = (
     "--json prints one JSON document (not a line per profile): {\"profiles\": [...]}, each profile with its "
     "summary (visit_count, mean_lift and lift_trend in mood steps, improved_share, mean_rating, rating_trend, "
-    "by_category: by the mood a visit came with and the category heard longest, its visits, their mean lift and "
+    "by_category: by the mood a visit came with and the category heard longest, its visits, how many of them were measured, "
+    "their mean lift and "
     "the mean rating of that category's songs in them; verdict) and its visits (each with its rated_songs: "
     "category and rating of each song rated). Ratings are as stored, 0 to 100 (1 star = 0, 5 stars = 100), each "
     "with a *_stars twin on the kiosk's 1-5 star scale (rating_trend_stars: stars per visit). "
@@ -69,7 +70,8 @@ def _print_text(report) -> None:
     )
     for mood, categories in report.by_category.items():
         for category, stats in categories.items():
-            print(f"   came {mood}, heard {category}: {_count(stats.visits, 'visit')}, lift {_fmt(stats.mean_lift)}, "
+            print(f"   came {mood}, heard {category}: {_count(stats.visits, 'visit')} ({stats.measured} measured), "
+                  f"lift {_fmt(stats.mean_lift)}, "
                   f"rating {stars_text(stats.mean_rating)}")
     for v in report.visits:
         print(
