@@ -85,7 +85,7 @@ def _ago(days, hours) -> datetime:
 NEAR_MIDNIGHT = datetime.combine((NOW - timedelta(days=5)).date(), clock(23, 30), UTC)
 HC, HE = "Happy and calm", "Highly energetic"
 # Each visit with its mood lift in steps of the shown mood (None: not both moods, or no music heard)
-# and the category heard longest (songs that failed don't count; "none": no song heard).
+# and the category heard longest (a song that failed counts for what was heard of it; "none": no song heard).
 CASES = [
     # the first song rated 3 stars, the second 90, which is the visit's rating (its last)
     (_visit(HALL, _ago(2, 3), _reading("sad"), _reading("happy"), [(HC, 150.0), (HE, 30.0)], 90, 2.0,
@@ -106,9 +106,10 @@ CASES = [
     # the only song failed at once: no music heard, so no lift however the mood moved, and no category
     (_visit(HALL, _ago(1, 5), _reading("sad"), _reading("happy", "manual"), [(HE, 0.0, "could not decode")],
             None, None), None, "none"),
-    # a hand-picked mood after; the longest song failed midway, so the category is the one that played
+    # a hand-picked mood after; the longest song failed midway, after 200 s heard: its category, as
+    # "Listening by category" counts those minutes for it
     (_visit(WARD, _ago(3, 4), _reading("sad", confidence=0.7), _reading("neutral", "manual"),
-            [(HE, 200.0, "output device lost"), (HC, 50.0)], 65, 1.0), 1, HC),
+            [(HE, 200.0, "output device lost"), (HC, 50.0)], 65, 1.0), 1, HE),
     # left before the scan after the music
     (_visit(HALL, _ago(3, 6), _reading("happy"), None, [(HE, 90.0)], None, None, "abandoned"), None, HE),
     # picked by hand both times, without a camera
@@ -386,8 +387,6 @@ CHECKS = {
         lambda s, b: _per_day(s) == _approx(_mean_by((_day(e.ended_at), _score(e.mood_before)) for e in MEASURED)),
     ("moodtunes-overview", "Mood before and after the music", "B"):
         lambda s, b: _per_day(s) == _approx(_mean_by((_day(e.ended_at), _score(e.mood_after)) for e in MEASURED)),
-    ("moodtunes-overview", "Mood before and after the music", "C"):
-        lambda s, b: _per_day(s) == _approx(_mean_by((_day(e.ended_at), LIFT[e.event_id]) for e in MEASURED)),
     ("moodtunes-overview", "Mood before", "A"):
         lambda s, b: _per_tag(s, "mood_before") == Counter(_shown(e.mood_before) for e in MEASURED),
     ("moodtunes-overview", "Mood after", "A"):
