@@ -373,8 +373,13 @@ CHECKS = {
     ("moodtunes-overview", "Fell (of visits that began happy or neutral)", "A"):
         lambda s, b: _single(s) == pytest.approx(
             _share([LIFT[e.event_id] for e in MEASURED if _could_fall(e)], lambda x: x < 0)),
+    ("moodtunes-overview", "Lifted (of visits that began sad or neutral)", "B"):
+        lambda s, b: _single(s) == sum(1 for e in MEASURED if _could_rise(e)),
+    ("moodtunes-overview", "Fell (of visits that began happy or neutral)", "B"):
+        lambda s, b: _single(s) == sum(1 for e in MEASURED if _could_fall(e)),
     ("moodtunes-overview", "Mean rating", "A"):
         lambda s, b: _single(s) == pytest.approx(statistics.fmean(score_to_stars(e.rating) for e in RATED)),
+    ("moodtunes-overview", "Mean rating", "B"): lambda s, b: _single(s) == len(RATED),
     ("moodtunes-overview", "Mood lift by mood on arrival", "A"):
         lambda s, b: _lift_rows(s, "mood_before") == _lift_table(
             ((_shown(e.mood_before),), LIFT[e.event_id]) for e in MEASURED),

@@ -105,7 +105,9 @@ class Panel:
     # it is listed ("Time": a selector's row, stamped with its point's time). A table of several queries has
     # their rows merged first: rows of the same Time and tags become one (Grafana's "merge").
     columns: tuple[tuple[str, str], ...] = ()
-    group_size: str = ""  # the table's column counting the visits of each row, shown red below FEW_VISITS
+    # The column (a table's) or value (a stat's second) counting the visits a figure is from: a whole number,
+    # red below FEW_VISITS ("Lifted 100 %" from 5 visits, or "Fell 0 %" from 2, said nothing of how few).
+    group_size: str = ""
     cells: tuple[Cells, ...] = ()  # the table's columns shown other than the panel's unit and decimals
     # A range of its own ("30d": the last 30 days) whatever the dashboard's, which Grafana shows on the panel;
     # its queries say it themselves (time > now() - 30d), not $timeFilter.
@@ -227,16 +229,19 @@ OVERVIEW = Dashboard(
               "began happy are left out. Each visit counts once: a regular weighs as many visits as they made. "
               "The camera's readings vary, so some visits rise with no effect at all (29 % in a review's "
               "simulation, against 22 % falling): read it against Fell.", "stat",
-              (Query("A", f'SELECT mean("improved") * 100 {VISITS} AND "mood_before" != \'happy\''),),
-              width=5, unit="percent", decimals=0),
+              (Query("A", f'SELECT mean("improved") * 100 {VISITS} AND "mood_before" != \'happy\'', "lifted"),
+               Query("B", f'SELECT count("improved") {VISITS} AND "mood_before" != \'happy\'', "of visits")),
+              width=5, unit="percent", decimals=0, group_size="of visits"),
         Panel("Fell (of visits that began happy or neutral)", f"Share of the {MEASURED_VISITS} whose shown "
               "mood went down at least one step (e.g. happy → neutral), among those that could go down: visits "
               "that began sad are left out. Each visit counts once. Read it against Lifted.", "stat",
-              (Query("A", f'SELECT mean("worsened") * 100 {VISITS} AND "mood_before" != \'sad\''),),
-              width=5, unit="percent", decimals=0),
+              (Query("A", f'SELECT mean("worsened") * 100 {VISITS} AND "mood_before" != \'sad\'', "fell"),
+               Query("B", f'SELECT count("worsened") {VISITS} AND "mood_before" != \'sad\'', "of visits")),
+              width=5, unit="percent", decimals=0, group_size="of visits"),
         Panel("Mean rating", "How much visitors liked the music, in the kiosk's stars (1 to 5), over the visits "
-              "rated.", "stat", (Query("A", f"SELECT {MEAN_STARS} {VISITS}"),), width=6, unit=STARS_UNIT,
-              decimals=1),
+              "rated.", "stat", (Query("A", f"SELECT {MEAN_STARS} {VISITS}", "mean rating"),
+                                 Query("B", f'SELECT count("rating") {VISITS}', "of visits")),
+              width=6, unit=STARS_UNIT, decimals=1, group_size="of visits"),
         Panel("Mood lift by mood on arrival", f"Mean mood lift ({LIFT}) of the {MEASURED_VISITS}, for each "
               "mood before the music, and how many visits each mean is from (red: fewer than "
               f"{FEW_VISITS}). Happy arrivals can only stay or fall (0 at best), sad ones only stay or rise. "
@@ -499,7 +504,7 @@ def _thresholds(cells: Cells) -> dict:
     return {"mode": "absolute", "steps": steps}
 
 
-def _cell_properties(cells: Cells) -> list[dict]:
+def _cell_properties(cells: Cells, in_table: bool) -> list[dict]:
     properties = []
     if cells.unit is not None:
         properties.append({"id": "unit", "value": cells.unit})
@@ -512,18 +517,20 @@ def _cell_properties(cells: Cells) -> list[dict]:
             {"type": "special", "options": {"match": "empty", "result": {"text": "none", "index": 0}}},
             {"type": "regex", "options": {"pattern": ".+", "result": {"color": "red", "index": 1}}},
         ]})
-    if cells.red_from is not None or cells.red_below is not None or cells.red_text:
-        properties.append({"id": "custom.cellOptions", "value": {"type": "color-text"}})
+    if in_table and (cells.red_from is not None or cells.red_below is not None or cells.red_text):
+        properties.append({"id": "custom.cellOptions", "value": {"type": "color-text"}})  # a stat colours its value
     return properties
 
 
 def _overrides(panel: Panel) -> list[dict]:
-    """A table's columns shown otherwise than the panel's: its group sizes as whole numbers (the panel's unit
-    and decimals are its means'), red below FEW_VISITS, and its ``cells``."""
+    """A table's columns (or a stat's values) shown otherwise than the panel's: its group sizes as whole numbers
+    (the panel's unit and decimals are its means'), red below FEW_VISITS, and its ``cells``."""
     cells = list(panel.cells)
     if panel.group_size:
         cells.insert(0, Cells(panel.group_size, unit="none", decimals=0, red_below=FEW_VISITS))
-    return [{"matcher": {"id": "byName", "options": c.column}, "properties": _cell_properties(c)} for c in cells]
+    in_table = panel.kind == "table"
+    return [{"matcher": {"id": "byName", "options": c.column}, "properties": _cell_properties(c, in_table)}
+            for c in cells]
 
 
 def _transformations(panel: Panel) -> list[dict]:
