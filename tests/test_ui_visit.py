@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -33,6 +34,16 @@ from ui_support import (
     touch,
     typed_events,
 )
+
+
+def scan_held_until(release: threading.Event, then=lambda store: None):
+    """A library scan (the kiosk's ``library_loader``) that waits for ``release``, then catalogues
+    what ``then(store)`` adds: the scan of new music still under way while the visit goes on."""
+    def scan(settings, store, progress=None, should_stop=None):
+        release.wait(30)
+        then(store)
+
+    return scan
 
 
 @pytest.fixture
@@ -722,14 +733,8 @@ def test_the_autopilot_fails_when_the_visit_was_not_saved_or_the_mood_not_scanne
 
 def test_songs_already_catalogued_show_while_the_library_scan_runs(settings, library):
     """A scan of new music takes minutes on a Pi: the songs catalogued before are offered meanwhile."""
-    import threading
-
     release = threading.Event()
-
-    def slow_scan(settings, store, progress=None, should_stop=None):
-        release.wait(30)
-
-    app = make_app(settings, sample_scanner, library_loader=slow_scan)
+    app = make_app(settings, sample_scanner, library_loader=scan_held_until(release))
     try:
         songs_as_guest(app, "sad")
         assert not app.library_service.ready and app.screen.name == "songs"
@@ -747,17 +752,11 @@ def test_the_autopilot_photographs_the_songs_only_once_the_library_scan_has_sort
     """A photo taken while the scan ran showed "Still sorting 1 more song…" and a list short of
     songs, different at every run of ``make screenshots``; without photos, the autopilot plays the
     first song listed at once, as a visitor would."""
-    import threading
-
     from moodtunes.ui.autopilot import Autopilot
 
     release = threading.Event()
-
-    def scan_adding_one(settings, store, progress=None, should_stop=None):
-        release.wait(30)
-        add_tracks(store, tmp_path / "more", count=1, category=CALM)
-
-    app = make_app(settings, sample_scanner, library_loader=scan_adding_one)
+    one_more = scan_held_until(release, lambda store: add_tracks(store, tmp_path / "more", count=1, category=CALM))
+    app = make_app(settings, sample_scanner, library_loader=one_more)
     try:
         songs_as_guest(app, "sad")
         pilot = Autopilot(dwell_s=0.0, screenshots=tmp_path / "shots" if photographing else None)
@@ -776,14 +775,8 @@ def test_the_autopilot_photographs_the_songs_only_once_the_library_scan_has_sort
 
 
 def test_an_empty_catalogue_waits_for_the_library_scan(settings, tmp_path):
-    import threading
-
     release = threading.Event()
-
-    def first_scan(settings, store, progress=None, should_stop=None):
-        release.wait(30)
-        add_tracks(store, tmp_path / "music", count=2, category=CALM)
-
+    first_scan = scan_held_until(release, lambda store: add_tracks(store, tmp_path / "music", count=2, category=CALM))
     app = make_app(settings, sample_scanner, library_loader=first_scan)
     try:
         songs_as_guest(app, "sad", wait=False)
@@ -880,8 +873,6 @@ def test_a_pruned_songs_play_is_not_stored_as_the_song_that_took_its_id(settings
 def test_the_other_category_waits_for_the_library_scan_when_it_has_no_songs_yet(settings, tmp_path):
     """The catalogue has calm songs only; while the scan runs, "other" (energetic) shows the
     progress message, not "nothing to play", and its songs as soon as the scan catalogues some."""
-    import threading
-
     scanned_some, release = threading.Event(), threading.Event()
 
     def scan_finding_energetic_songs(settings, store, progress=None, should_stop=None):
