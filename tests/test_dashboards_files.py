@@ -226,6 +226,24 @@ def test_ratings_are_shown_in_the_kiosks_stars():
     assert [target["alias"] for target in ratings["targets"]] == ["1 ★", "2 ★", "3 ★", "4 ★", "5 ★"]
 
 
+def test_a_stat_shows_its_figure_plain_and_its_visit_count_as_a_whole_number_red_when_few():
+    """Grafana's default thresholds turn a stat red from 80 ("Lifted 85 %" read as a warning); a count's
+    override must name a column the stat's query returns (a name that matches nothing changes nothing), with
+    no table cell options."""
+    stats = [p for model in _models() for p in model["panels"] if p["type"] == "stat"]
+    counted = 0
+    for panel in stats:
+        assert panel["fieldConfig"]["defaults"]["thresholds"]["steps"] == [{"color": "text", "value": None}]
+        for override in panel["fieldConfig"]["overrides"]:
+            name = override["matcher"]["options"]
+            assert any(f'AS "{name}"' in t["query"] and t["alias"] == "$col" for t in panel["targets"]), panel["title"]
+            properties = {p["id"]: p["value"] for p in override["properties"]}
+            assert not [key for key in properties if key.startswith("custom.")], panel["title"]
+            assert properties["decimals"] == 0 and properties["thresholds"]["steps"][0]["color"] == "red"
+            counted += 1
+    assert counted == 3  # Lifted, Fell, Mean rating
+
+
 def _panel(title: str) -> dict:
     (panel,) = [p for model in _models() for p in model["panels"] if p["title"] == title]
     return panel

@@ -102,8 +102,9 @@ VISITS_FOR_A_VERDICT = 3  # measured visits before the report says how the mood 
 CLEAR_COUNT = 2
 # "Yes" (or a drop) also needs the rises to outnumber the falls past chance: one-sided sign test,
 # held-steady visits left out. The camera's readings vary, so a visitor whose mood never changes
-# shows rises and falls alike: "Yes" after 3 rises in 3 visits came to 18 % of such visitors (a
-# review's calculation from the model's confusion matrix); this needs 5 rises and no fall.
+# shows rises and falls alike: "Yes" after 3 rises in 3 visits came to up to 18 % of such visitors
+# (a truly neutral one; a review's calculation from the model's confusion matrix); this needs 5
+# rises and no fall, 7 against 1, 9 against 2.
 CHANCE_BELOW = 0.05
 # "Lately" means the last RECENT_VISITS measured visits against the ones before (at least as many
 # again): a change of CLEAR_TREND steps or more in their means. A slope over the whole history
@@ -117,9 +118,15 @@ SETTLED_VISITS = 20
 
 def chance_of_as_many(more: int, fewer: int) -> float:
     """The sign test's one-sided p-value: the chance of ``more`` or more of ``more + fewer``
-    changes going one way if each went either way at even odds."""
+    changes going one way if each went either way at even odds (exact: whole numbers, each
+    binomial coefficient from the one before)."""
     changes = more + fewer
-    return sum(math.comb(changes, k) for k in range(more, changes + 1)) / 2 ** changes if changes else 1.0
+    term = math.comb(changes, more)
+    total = 0
+    for k in range(more, changes + 1):
+        total += term
+        term = term * (changes - k) // (k + 1)
+    return total / 2 ** changes
 
 
 def _verdict(lifts: Sequence[float]) -> str:
@@ -140,7 +147,7 @@ def _verdict(lifts: Sequence[float]) -> str:
     elif mean_step < -CLEAR_CHANGE and fell >= max(CLEAR_COUNT, 2 * rose) and chance_of_as_many(fell, rose) < CHANCE_BELOW:
         head = "Not so far: your mood tended to drop after the music"
     elif leaning_up:
-        head = "Promising so far, but not clear yet"
+        head = "Promising, but not clear" if len(lifts) >= SETTLED_VISITS else "Promising so far, but not clear yet"
     else:
         head = "No clear change" if len(lifts) >= SETTLED_VISITS else "No clear change yet"
     tail = ""

@@ -69,7 +69,7 @@ AFTER_MESSAGES = {
     ("happy", "happy"): "Still happy. Lovely!",
     ("neutral", "neutral"): "Steady as before. Thanks for checking in.",
     ("sad", "sad"): "Thanks for telling us. Music can take time; come back soon.",
-    ("sad", "neutral"): "A little lighter than before. Glad the music helped.",
+    ("sad", "neutral"): "A little lighter than before. Glad to see it.",
     ("sad", "happy"): "Great, you look happier now!",
     ("neutral", "happy"): "Great, you look happier now!",
     ("happy", "neutral"): "A bit calmer now. Thanks for checking in.",
