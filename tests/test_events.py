@@ -48,6 +48,8 @@ def test_a_lift_needs_both_moods_and_music_heard():
     picked = ReadingEvent(outcome="manual", label="happy", confidence=1.0, probs={}, frames_used=0)
     assert mood_lift(camera, picked, 30.0) == 2.0 and mood_lift(picked, camera, 30.0) == -2.0
     assert mood_lift(camera, picked, 0.0) is None  # nothing was heard: the music can't take credit
+    assert mood_lift(camera, picked, 14.9) is None  # a song skipped at once measures nothing either
+    assert mood_lift(camera, picked, 15.0) == 2.0
     assert mood_lift(camera, None, 30.0) is None
 
 

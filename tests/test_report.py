@@ -32,7 +32,7 @@ def visit(store, profile_id, before, after, track, seconds, rating):
 def test_no_visits_is_an_empty_report_with_advice(store):
     report = summarise("Ana", [])
     assert report.visit_count == 0 and report.mean_lift is None and report.by_category == {}
-    assert report.verdict.startswith("Not enough data yet: next time, check your mood again")
+    assert report.verdict.startswith("Not enough data yet: next time, listen a while and check your mood again")
 
 
 def test_a_profile_whose_mood_the_music_lifts(store):
@@ -110,15 +110,15 @@ def test_falling_mood_says_so(store):
     cy = store.create_profile("Cy", "#00aa00")
     happy, sad = reading("happy", 0.9, 0.05), reading("sad", 0.1, 0.8)
     for _ in range(3):
-        visit(store, cy.id, happy, sad, "/m/fast.ogg", 10, 10)
+        visit(store, cy.id, happy, sad, "/m/fast.ogg", 20, 10)
     report = summarise("Cy", store.visits(cy.id))
     assert report.mean_lift == -2.0 and report.improved_share == 0.0 and report.worsened_share == 1.0
     assert report.verdict == "No clear change yet. Your mood fell in 3 of 3 measured visits."  # chance: 1 in 8
     for _ in range(2):
-        visit(store, cy.id, happy, sad, "/m/fast.ogg", 10, 10)
+        visit(store, cy.id, happy, sad, "/m/fast.ogg", 20, 10)
     report = summarise("Cy", store.visits(cy.id))
     assert report.verdict == "Not so far: your mood tended to drop after the music. Your mood fell in 5 of 5 measured visits."
-    visit(store, cy.id, sad, happy, "/m/fast.ogg", 10, 10)
+    visit(store, cy.id, sad, happy, "/m/fast.ogg", 20, 10)
     report = summarise("Cy", store.visits(cy.id))
     assert report.verdict == ("No clear change yet. Your mood rose in 1 and fell in 5 of 6 measured visits.")  # chance: 11 %
 
@@ -199,6 +199,7 @@ def test_a_visit_without_music_heard_is_not_measured(store):
         ("neutral", "neutral", 60, "Your mood stayed neutral after the music."),
         ("sad", None, 60, "Your mood wasn't checked again after the music, so this visit can't tell whether it helped."),
         ("sad", "happy", 0, "No music was heard this time, so this visit can't tell whether it helps."),
+        ("sad", "happy", 5, "Too little music was heard this time to tell whether it helps."),  # a song skipped
         ("sad", None, 0, "No music was heard this time, so this visit can't tell whether it helps."),
         (None, "happy", 60, "Your mood wasn't read before the music, so this visit can't tell whether it helped."),
     ],

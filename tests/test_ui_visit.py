@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from moodtunes import events
 from moodtunes.events import VisitEvent
 from moodtunes.store import Store, StoreError, shifted, utc_now
 from moodtunes.ui.app import NOT_SAVED_MESSAGE
@@ -54,7 +55,8 @@ def library(settings, tmp_path: Path):
         )
 
 
-def test_a_whole_visit_by_touch_is_recorded(settings, library):
+def test_a_whole_visit_by_touch_is_recorded(settings, library, monkeypatch):
+    monkeypatch.setattr(events, "MIN_SECONDS_HEARD", 0.1)  # the generated songs last 0.6 s
     app = make_app(settings, sample_scanner)
     try:
         assert app.screen.name == "welcome"
@@ -434,7 +436,8 @@ def test_broken_songs_after_the_last_good_one_lead_to_the_rating_not_a_loop(sett
     assert [name for name, _ in plays] == ranked[first:]
 
 
-def test_the_second_mood_check_never_waits_for_stars_and_needs_music_heard(settings, library):
+def test_the_second_mood_check_never_waits_for_stars_and_needs_music_heard(settings, library, monkeypatch):
+    monkeypatch.setattr(events, "MIN_SECONDS_HEARD", 0.1)  # the generated songs last 0.6 s
     app = make_app(settings, sample_scanner)
     try:
         songs_as_guest(app, "sad")
@@ -445,6 +448,7 @@ def test_the_second_mood_check_never_waits_for_stars_and_needs_music_heard(setti
         tap(app, "finish")
         songs_as_guest(app, "sad")
         tap(app, "row:0")
+        run_until(app, lambda: app.active_player.position() > 0.2, what="a moment of the song")
         tap(app, "done")
         assert app.screen.stars == 0 and app.screen.primary() == "again"
         tap(app, "again")  # enabled without a rating: the stars are optional

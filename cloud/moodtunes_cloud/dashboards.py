@@ -26,7 +26,7 @@ PLAYS = f'FROM "play" WHERE $timeFilter AND {DEVICE}'
 READINGS = f'FROM "reading" WHERE $timeFilter AND {DEVICE}'
 CAMERA_SCAN = "(\"outcome\" = 'ok' OR \"outcome\" = 'uncertain')"  # the camera saw a face and gave a mood
 # A field condition keeps only the points that have the field: the visits with a mood lift, i.e. a mood
-# before and after and some music heard (mood_lift is always within -2…+2).
+# before and after and at least MIN_SECONDS_HEARD of music heard (mood_lift is always within -2…+2).
 MEASURED = "\"mood_lift\" >= -2"
 # Day buckets in the visitor's time zone; InfluxQL wants tz() last, after fill().
 TZ = "tz('$timezone')"
@@ -127,7 +127,7 @@ class Dashboard:
 
 LIFT = ("mood steps of the shown mood (happy +1, neutral 0, sad -1: sad → neutral is +1, sad → happy +2); "
         "the shown mood is the camera's label, or the corrected or hand-picked one")
-MEASURED_VISITS = "visits with a mood before and after the music and some music heard"
+MEASURED_VISITS = "visits with a mood before and after the music and at least 15 s of music heard"
 # A mean mood lift compares only visitors who arrived in the same mood: a happy one can't go up, a sad one can't
 # go down, so a device (or category) whose visitors mostly arrive happy shows a low mean whatever the music does.
 # So the lift is always split by the mood before, with the number of visits each mean is from.

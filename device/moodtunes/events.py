@@ -256,12 +256,18 @@ def reading_score(reading: ReadingEvent | None) -> float | None:
     return mood_score(reading.effective_label) if reading is not None else None
 
 
+# Music heard for less than this, in all, measures nothing: a song tapped and skipped at once, then
+# a second scan, counted as a visit the music lifted (an analytics review). Short of the 20 s of the
+# shortest demo song, so that a whole one counts.
+MIN_SECONDS_HEARD = 15.0
+
+
 def mood_lift(before: ReadingEvent | None, after: ReadingEvent | None, seconds_listened: float) -> float | None:
     """How many steps happier the visitor seemed after the music than before (sad -> neutral is
-    +1, sad -> happy +2); None unless both scans gave a mood and some music was heard, for
-    otherwise the change says nothing about the music."""
+    +1, sad -> happy +2); None unless both scans gave a mood and at least MIN_SECONDS_HEARD of
+    music was heard, for otherwise the change says nothing about the music."""
     b, a = reading_score(before), reading_score(after)
-    return None if a is None or b is None or seconds_listened <= 0 else a - b
+    return None if a is None or b is None or seconds_listened < MIN_SECONDS_HEARD else a - b
 
 
 def category_heard_longest(plays: Iterable[tuple[str | None, float]]) -> str | None:

@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from moodtunes.events import category_heard_longest, mood_lift, reading_score
+from moodtunes.events import MIN_SECONDS_HEARD, category_heard_longest, mood_lift, reading_score
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ class ProfileReport:
     profile: str
     visits: list[VisitLine]
     visit_count: int
-    measured_lifts: int  # visits with a mood before and after, and music heard between them
+    measured_lifts: int  # visits with a mood before and after, and MIN_SECONDS_HEARD of music between them
     mean_lift: float | None  # in steps of the shown mood: sad -> neutral is +1
     lift_trend: float | None  # change in lift per visit (least squares)
     improved_share: float | None  # share of measured visits whose mood rose
@@ -136,7 +136,8 @@ def _verdict(lifts: Sequence[float]) -> str:
     leaning short of the sign test is "promising", not "yes". Said of what followed the music,
     never that the music caused it (there are no visits without music to compare with)."""
     if not lifts:
-        return "Not enough data yet: next time, check your mood again after the music to measure its effect."
+        return ("Not enough data yet: next time, listen a while and check your mood again after the music to "
+                "measure its effect.")
     if len(lifts) < VISITS_FOR_A_VERDICT:
         return f"Too early to tell: your mood {_counted(lifts)} so far. Come back a few more times."
     mean_step = float(np.mean(lifts))
@@ -174,6 +175,8 @@ def one_visit_verdict(line: VisitLine) -> str:
     if line.lift is None:
         if not line.listening_minutes:
             said = "No music was heard this time, so this visit can't tell whether it helps."
+        elif line.listening_minutes * 60 < MIN_SECONDS_HEARD and line.mood_before and line.mood_after:
+            said = "Too little music was heard this time to tell whether it helps."
         elif line.mood_after is None:
             said = "Your mood wasn't checked again after the music, so this visit can't tell whether it helped."
         else:

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 
 import pygame
 
+from moodtunes.events import MIN_SECONDS_HEARD
+
 if TYPE_CHECKING:
     from moodtunes.ui.app import KioskApp
 
@@ -31,7 +33,7 @@ class Autopilot:
     def __init__(
         self,
         name: str = "Robin",
-        listen_s: float = 3.0,
+        listen_s: float = MIN_SECONDS_HEARD + 1.0,  # long enough for its visit to be measured, as a visitor's
         dwell_s: float = 0.8,
         timeout_s: float = 600.0,
         screenshots: Path | None = None,
