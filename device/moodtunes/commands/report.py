@@ -16,9 +16,9 @@ from moodtunes.ui.ratings import score_change_in_stars, score_to_stars, stars_te
 JSON_SHAPE = (
     "--json prints one JSON document (not a line per profile): {\"profiles\": [...]}, each profile with its "
     "summary (visit_count, mean_lift and lift_trend in mood steps, improved_share, mean_rating, rating_trend, "
-    "by_category: by the mood a visit came with and the category heard longest, its visits, how many of them were measured, "
-    "their mean lift and "
-    "the mean rating of that category's songs in them; verdict) and its visits (each with its rated_songs: "
+    "by_category: by the mood a visit came with and the category heard longest, its visits, how many of them "
+    "were measured, their mean lift and the mean rating of that category's songs in them; verdict) and its "
+    "visits (each with its rated_songs: "
     "category and rating of each song rated). Ratings are as stored, 0 to 100 (1 star = 0, 5 stars = 100), each "
     "with a *_stars twin on the kiosk's 1-5 star scale (rating_trend_stars: stars per visit). "
     "exit status: 0 with the report, an empty one too; 1 when there is no such profile, no data dir, or the "

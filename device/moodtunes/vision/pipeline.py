@@ -74,8 +74,8 @@ class FrameAnalyzer:
         """The faces in the frame, largest first; when there is none, those in its centre looked
         at twice as close. The detector sees every frame shrunk to its input size, so it misses a
         face narrower than about 1/8 of the frame (80 px of 640: a visitor a metre or more away);
-        in the centre half it finds them from about 1/16. Costs a second detection, and only on a
-        frame with no face (docs/vision.md, "Visitors further away")."""
+        in the centre half it finds them from about 1/15 (scoring CENTRE_MIN_SCORE). Costs a second
+        detection, and only on a frame with no face (docs/vision.md, "Visitors further away")."""
         faces = self.detector.detect(frame)
         height, width = frame.shape[:2]
         if faces or min(height, width) < 2 * MIN_CENTRE_SIDE:

@@ -71,8 +71,8 @@ def combine_readings(face_probs: Sequence[Sequence[float]], labels: Sequence[str
     No frames at all -> NO_CAMERA; frames but no face -> NO_FACE; confidence under
     ``uncertain_below``, fewer than MIN_FACE_FRAMES frames with a face (a glimpse: the camera
     gone a moment into the scan), or a face too bright in most of them (``glare_frames``: such
-    faces are read 5-23 points worse) -> UNCERTAIN (with the best guess
-    kept in ``label``); otherwise OK.
+    faces are read 5-23 points worse) -> UNCERTAIN (with the best guess kept in ``label``);
+    otherwise OK.
     """
     if frames_seen <= 0:
         return MoodReading(ScanOutcome.NO_CAMERA)
