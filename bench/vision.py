@@ -45,17 +45,23 @@ class PastedFace:
     face: np.ndarray  # the original 48x48 crop
 
 
-def backgrounds() -> list[np.ndarray]:
-    """Face-free photos bundled with scikit-image, as 640x480 RGB."""
+def face_free_photos() -> list[np.ndarray]:
+    """Face-free photos bundled with scikit-image, as RGB at their own sizes."""
     from skimage import data
 
     photos = [data.coffee(), data.rocket(), data.hubble_deep_field(), data.immunohistochemistry(),
               data.brick(), data.grass(), data.gravel(), data.colorwheel()]
-    out = []
-    for photo in photos:
-        rgb = np.repeat(photo[:, :, None], 3, axis=2) if photo.ndim == 2 else photo[:, :, :3]
-        out.append(cv2.resize(np.ascontiguousarray(rgb), (FRAME_W, FRAME_H), interpolation=cv2.INTER_AREA))
-    return out
+    return [np.repeat(p[:, :, None], 3, axis=2) if p.ndim == 2 else np.ascontiguousarray(p[:, :, :3]) for p in photos]
+
+
+def backgrounds() -> list[np.ndarray]:
+    """The face-free photos as 640x480 RGB."""
+    return [cv2.resize(rgb, (FRAME_W, FRAME_H), interpolation=cv2.INTER_AREA) for rgb in face_free_photos()]
+
+
+def label_of(model, crop: np.ndarray) -> str:
+    """The emotion ``model`` reads in one crop."""
+    return model.labels[int(np.argmax(model.predict(crop)))]
 
 
 def fer_faces(classes: tuple[str, ...] | None = None, limit: int | None = None) -> list[tuple[str, np.ndarray]]:
@@ -291,14 +297,11 @@ def cmd_margin(args: argparse.Namespace) -> None:
     model = analyzer.classifier
     faces = fer_faces(MOODS, limit=args.limit)
 
-    def label_of(crop: np.ndarray) -> str:
-        return model.labels[int(np.argmax(model.predict(crop)))]
-
     def accuracy(predictions: list[str], truth: list[str]) -> str:
         return f"{100 * np.mean([p == t for p, t in zip(predictions, truth)]):.1f}%"
 
     print(f"{len(faces)} FER PublicTest faces (happy/neutral/sad); the model on the original 48x48 crops: "
-          f"{accuracy([label_of(face) for _, face in faces], [label for label, _ in faces])}")
+          f"{accuracy([label_of(model, face) for _, face in faces], [label for label, _ in faces])}")
     for tilt in args.tilts:
         found = []
         for p in paste_faces(faces, seed=2, tilt=tilt):
@@ -307,27 +310,23 @@ def cmd_margin(args: argparse.Namespace) -> None:
                 found.append((p, detections[0]))
         truth = [p.label for p, _ in found]
         print(f"\npasted {'upright' if not tilt else f'and tilted by up to ±{tilt:g}°'}: {len(found)}/{len(faces)} "
-              f"detected; the original 48x48 crops of these faces: {accuracy([label_of(p.face) for p, _ in found], truth)}")
+              f"detected; the original 48x48 crops of these faces: {accuracy([label_of(model, p.face) for p, _ in found], truth)}")
         print("| margin per side | shift up | eyes levelled | not levelled |")
         print("|---|---|---|---|")
         for margin in args.margins:
             for shift in args.shifts:
                 analyzer.margin, analyzer.shift = margin, shift
-                levelled = [label_of(analyzer.crop(p.frame, d)) for p, d in found]
-                flat = [label_of(analyzer.crop(p.frame, FaceBox(d.x, d.y, d.w, d.h, d.score))) for p, d in found]
+                levelled = [label_of(model, analyzer.crop(p.frame, d)) for p, d in found]
+                flat = [label_of(model, analyzer.crop(p.frame, FaceBox(d.x, d.y, d.w, d.h, d.score))) for p, d in found]
                 print(f"| {margin:+.2f} | {shift:.2f} | {accuracy(levelled, truth)} | {accuracy(flat, truth)} |", flush=True)
 
 
 def face_free_frames(per_photo: int = 40, seed: int = 1) -> list[np.ndarray]:
-    """Random crops (30-100 % of the height, 4:3) of the face-free photos ``backgrounds`` shrinks,
-    scaled to 640x480: textures, stars and colours where a detector may see a face that isn't there."""
-    from skimage import data
-
+    """Random crops (30-100 % of the height, 4:3) of the face-free photos, scaled to 640x480:
+    textures, stars and colours where a detector may see a face that isn't there."""
     rng = np.random.default_rng(seed)
     frames = []
-    for photo in (data.coffee(), data.rocket(), data.hubble_deep_field(), data.immunohistochemistry(),
-                  data.brick(), data.grass(), data.gravel(), data.colorwheel()):
-        rgb = np.repeat(photo[:, :, None], 3, axis=2) if photo.ndim == 2 else photo[:, :, :3]
+    for rgb in face_free_photos():
         height, width = rgb.shape[:2]
         for _ in range(per_photo):
             h = int(height * rng.uniform(0.3, 1.0))
@@ -353,9 +352,6 @@ def cmd_distance(args: argparse.Namespace) -> None:
         analyzer.centre_min_score = centre_min_score
         return analyzer.find_faces(frame)
 
-    def label_of(crop: np.ndarray) -> str:
-        return model.labels[int(np.argmax(model.predict(crop)))]
-
     print(f"{len(faces)} FER PublicTest faces (happy/neutral/sad) a size range, pasted with their centre in the centre "
           f"half of {FRAME_W}x{FRAME_H} photos. Each cell: faces found / read right among them (their own 48x48 crops) "
           "/ frames whose largest box is not the face")
@@ -369,11 +365,11 @@ def cmd_distance(args: argparse.Namespace) -> None:
             for p in pasted:
                 found = faces_found(p.frame, score)
                 if found and inside(p.square, found[0].pixel_box()):
-                    hits.append((p, label_of(analyzer.crop(p.frame, found[0]))))
+                    hits.append((p, label_of(model, analyzer.crop(p.frame, found[0]))))
                 elif found:
                     elsewhere += 1
             right = 100 * np.mean([label == p.label for p, label in hits]) if hits else float("nan")
-            own = 100 * np.mean([label_of(p.face) == p.label for p, _ in hits]) if hits else float("nan")
+            own = 100 * np.mean([label_of(model, p.face) == p.label for p, _ in hits]) if hits else float("nan")
             cells.append(f"{100 * len(hits) / len(pasted):.1f}% / {right:.1f}% ({own:.1f}%) / {elsewhere}")
         print(f"| {low}-{high} px ({100 * low / FRAME_W:.0f}-{100 * high / FRAME_W:.0f}% of the width) | "
               + " | ".join(cells) + " |", flush=True)
