@@ -200,6 +200,7 @@ def test_a_visit_without_music_heard_is_not_measured(store):
         ("sad", None, 60, "Your mood wasn't checked again after the music, so this visit can't tell whether it helped."),
         ("sad", "happy", 0, "No music was heard this time, so this visit can't tell whether it helps."),
         ("sad", "happy", 5, "Too little music was heard this time to tell whether it helps."),  # a song skipped
+        ("sad", "happy", 14.9, "Too little music was heard this time to tell whether it helps."),  # 0.25 min, rounded
         ("sad", None, 0, "No music was heard this time, so this visit can't tell whether it helps."),
         (None, "happy", 60, "Your mood wasn't read before the music, so this visit can't tell whether it helped."),
     ],

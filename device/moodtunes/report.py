@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from moodtunes.events import MIN_SECONDS_HEARD, category_heard_longest, mood_lift, reading_score
+from moodtunes.events import category_heard_longest, mood_lift, reading_score
 
 
 @dataclass(frozen=True)
@@ -175,7 +175,7 @@ def one_visit_verdict(line: VisitLine) -> str:
     if line.lift is None:
         if not line.listening_minutes:
             said = "No music was heard this time, so this visit can't tell whether it helps."
-        elif line.listening_minutes * 60 < MIN_SECONDS_HEARD and line.mood_before and line.mood_after:
+        elif line.mood_before and line.mood_after:  # both moods, some music, no lift: under MIN_SECONDS_HEARD
             said = "Too little music was heard this time to tell whether it helps."
         elif line.mood_after is None:
             said = "Your mood wasn't checked again after the music, so this visit can't tell whether it helped."
