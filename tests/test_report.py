@@ -154,13 +154,27 @@ def test_falling_mood_says_so(store):
         ([("sad", "happy"), ("neutral", "sad"), ("happy", "neutral"), ("neutral", "happy"), ("happy", "neutral"),
           ("sad", "neutral")],
          "No clear change yet. Your mood rose in 3 and fell in 3 of 6 measured visits."),
-        # "lately": the last 5 measured visits against those before
-        ([("neutral", "neutral")] * 5 + [("sad", "happy")] * 5,
+        # "lately": the last 5 measured visits against those before that came in the same mood
+        ([("sad", "sad")] * 5 + [("sad", "happy")] * 5,
          ("Yes, your mood tends to rise after the music. Your mood rose in 5 and held steady in 5 of 10 measured visits,"
           " and the rise is growing.")),
-        ([("sad", "happy")] * 5 + [("happy", "sad")] * 5,
-         ("No clear change yet. Your mood rose in 5 and fell in 5 of 10 measured visits, and lately it has fared"
+        ([("sad", "happy")] * 5 + [("sad", "sad")] * 5,
+         "Yes, your mood tends to rise after the music. Your mood rose in 5 and held steady in 5 of 10 measured visits,"
+         " though the rise is fading."),
+        ([("neutral", "happy"), ("neutral", "sad")] * 3 + [("neutral", "sad")] * 5,
+         ("No clear change yet. Your mood rose in 3 and fell in 8 of 11 measured visits, and lately it has fared"
           " worse after the music.")),
+        # only the moods on arrival changed: a visitor who lately comes sad has more room to rise
+        # (the means of all visits said "the rise is growing" for the first, "worse" for the second)
+        ([("sad", "neutral"), ("happy", "happy")] * 3 + [("sad", "neutral")] * 5,
+         "Yes, your mood tends to rise after the music. Your mood rose in 8 and held steady in 3 of 11 measured visits."),
+        ([("sad", "happy")] * 5 + [("happy", "sad")] * 5,
+         "No clear change yet. Your mood rose in 5 and fell in 5 of 10 measured visits."),
+        ([("neutral", "neutral")] * 5 + [("sad", "happy")] * 5,
+         "Yes, your mood tends to rise after the music. Your mood rose in 5 and held steady in 5 of 10 measured visits."),
+        # two of the last five came in a mood seen before: too few to compare
+        ([("sad", "neutral")] * 5 + [("happy", "happy")] * 3 + [("sad", "happy")] * 2,
+         "Yes, your mood tends to rise after the music. Your mood rose in 7 and held steady in 3 of 10 measured visits."),
         ([("sad", "happy")] * 9 + [("happy", "happy")],  # one steady visit is not fading
          "Yes, your mood tends to rise after the music. Your mood rose in 9 and held steady in 1 of 10 measured visits."),
         # no "yet" once there are many measured visits: more are not about to settle it

@@ -15,6 +15,7 @@ from ui_support import (
     HandClock,
     add_songs,
     guest_at_songs,
+    heard_enough,
     lists_made,
     make_app,
     on_screen,
@@ -145,14 +146,16 @@ def test_each_visitor_starts_at_the_set_volume(settings, tmp_path):
         app.close()
 
 
-def test_a_song_heard_whose_play_could_not_be_saved_still_counts_as_heard(settings, tmp_path, monkeypatch):
+def test_a_song_heard_whose_play_could_not_be_saved_still_counts_as_heard(settings, tmp_path, monkeypatch,
+                                                                           short_listens):
     """The rating then asked "How was your visit?" with no "Check my mood again", as if no song
-    had played."""
+    had played; its seconds count towards the second mood check."""
     app = guest_at_songs(settings, tmp_path / "music", "sad", count=2, category=CALM, seconds=5.0)
     try:
         monkeypatch.setattr(app.store, "start_play", refusing("database: the disk is full"))
         tap(app, "row:0")
         assert app.screen.name == "playing" and app.visit.last_play_id is None
+        heard_enough(app)
         tap(app, "done")
         assert app.screen.name == "rate" and app.screen.primary() == "again"
     finally:

@@ -21,9 +21,11 @@ from ui_support import (
     ENERGETIC,
     add_tracks,
     guest_at_songs,
+    heard_enough,
     key_event,
     make_app,
     on_screen,
+    record_buttons,
     record_texts,
     refusing,
     rows,
@@ -458,12 +460,59 @@ def test_the_second_mood_check_never_waits_for_stars_and_needs_music_heard(setti
         app.close()
 
 
-def test_a_guest_report_shows_only_this_visit(settings, library):
+def test_a_second_mood_check_waits_for_the_music_that_makes_it_count(settings, library, monkeypatch):
+    """A song skipped after a moment, then a second scan, was a visit that counted for nothing, which
+    the visitor learnt only from the report: the check waits for MIN_SECONDS_HEARD of music in all,
+    counting down while the song plays on under the stars, and adds up the songs heard."""
+    monkeypatch.setattr(events, "MIN_SECONDS_HEARD", 1.0)
+    buttons: list[tuple[str, str]] = []
+    record_buttons(monkeypatch, lambda label, style: buttons.append((label, style)))
+    app = make_app(settings, sample_scanner)
+    try:
+        songs_as_guest(app, "sad")
+        tap(app, "row:0")
+        run_until(app, lambda: app.active_player.position() > 0.2, what="a moment of the song")
+        tap(app, "stop")
+        heard = app.seconds_heard()
+        assert 0.2 < heard < 1.0
+        tap(app, "done")
+        assert app.screen.name == "rate" and app.screen.primary() == "report"
+        buttons.clear()
+        started = time.monotonic()
+        run_until(app, lambda: time.monotonic() - started > 1.2, what="a while with no music")
+        assert not app.screen.target("again").enabled and app.seconds_heard() == heard  # nothing plays
+        assert ("Check my mood again", "secondary") in buttons and ("See my report", "primary") in buttons
+        tap(app, "back")  # to the songs, for more music
+        tap(app, "row:1")
+        run_until(app, lambda: app.active_player.position() > 0.2, what="a moment of the next song")
+        tap(app, "toggle")
+        tap(app, "done")
+        buttons.clear()
+        step(app)
+        assert ("Check my mood again", "secondary") in buttons  # a song on hold counts nothing down
+        tap(app, "back")
+        tap(app, "toggle")
+        tap(app, "done")  # the song plays on under the stars: the check counts down
+        assert not app.screen.target("again").enabled
+        buttons.clear()
+        step(app)
+        assert ("Check my mood in 1 s", "secondary") in buttons
+        run_until(app, lambda: app.screen.target("again").enabled, what="a second of music in all")
+        assert app.seconds_heard() >= 1.0 and app.screen.primary() == "again"
+        tap(app, "again")
+        tap(app, "mood:neutral")
+        assert app.screen.name == "report" and app.screen.report.visits[-1].lift == 1.0  # the store counted as much
+    finally:
+        app.close()
+
+
+def test_a_guest_report_shows_only_this_visit(settings, library, short_listens):
     app = make_app(settings, sample_scanner)
     try:
         for mood in ("sad", "happy"):  # two strangers in a row, both as the guest
             songs_as_guest(app, mood)
             tap(app, "row:0")  # a song heard, so that the second mood check measures something
+            heard_enough(app)
             tap(app, "done")
             tap(app, "star:1" if mood == "sad" else "star:5")
             tap(app, "again")
@@ -969,6 +1018,7 @@ def a_visit_with_stars_and_a_second_mood(app) -> None:
     songs_as_guest(app, "sad")
     tap(app, "row:0")
     on_screen(app, "playing")
+    heard_enough(app)
     tap(app, "done")
     tap(app, "star:4")
     tap(app, "again")
@@ -977,8 +1027,8 @@ def a_visit_with_stars_and_a_second_mood(app) -> None:
 
 
 @pytest.mark.parametrize("full_from", ["the start", "the stars"])
-def test_a_visit_made_while_the_disk_is_full_is_saved_whole_once_there_is_room(settings, library, monkeypatch,
-                                                                                full_from):
+def test_a_visit_made_while_the_disk_is_full_is_saved_whole_once_there_is_room(
+        settings, library, monkeypatch, short_listens, full_from):
     """The disk full as a visit began, or as its stars were given: the visit was saved, late, as
     completed without its stars and second mood, or not at all, though the kiosk still held them."""
     app = make_app(settings, sample_scanner)
@@ -996,6 +1046,7 @@ def test_a_visit_made_while_the_disk_is_full_is_saved_whole_once_there_is_room(s
             songs_as_guest(app, "sad")
             tap(app, "row:0")
             on_screen(app, "playing")
+            heard_enough(app)
             tap(app, "done")
             disk_full()
             tap(app, "star:4")
@@ -1070,7 +1121,7 @@ def test_stars_go_to_the_song_they_were_given_to_when_its_play_is_written_late(s
     assert [r["path"] for r in by_id] == [r["path"] for r in by_start]  # written in the order heard
 
 
-def test_a_visit_kept_for_the_store_holds_no_song_lists(settings, library, monkeypatch):
+def test_a_visit_kept_for_the_store_holds_no_song_lists(settings, library, monkeypatch, short_listens):
     """A 20,000-song library's two lists take ~34 MB: kept with each visit of a full disk, a day of
     visits would fill a Pi's memory, and every kept visit was lost."""
     app = make_app(settings, sample_scanner)

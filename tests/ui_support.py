@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pygame
 import pytest
+from moodtunes import events
 from moodtunes.config import Settings, load_settings
 from moodtunes.domain import Category
 from moodtunes.store import Store, TrackRecord
@@ -315,6 +316,18 @@ def run_until(
             )
         app.step()
         time.sleep(0.01)
+
+
+def heard_enough(app: KioskApp) -> None:
+    """Frames until the visit has heard events.MIN_SECONDS_HEARD of music, from which a second mood
+    check is offered (the tests that make one set it short, with ``short_listens``)."""
+    run_until(app, lambda: app.seconds_heard() >= events.MIN_SECONDS_HEARD, what="enough music for a mood check")
+
+
+@pytest.fixture
+def short_listens(monkeypatch) -> None:
+    """A second mood check from 0.1 s of music (MIN_SECONDS_HEARD; the generated songs last seconds)."""
+    monkeypatch.setattr(events, "MIN_SECONDS_HEARD", 0.1)
 
 
 def on_screen(app: KioskApp, name: str, timeout: float = 20.0) -> None:

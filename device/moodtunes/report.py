@@ -107,10 +107,12 @@ CLEAR_COUNT = 2
 # rises and no fall, 7 against 1, 9 against 2.
 CHANCE_BELOW = 0.05
 # "Lately" means the last RECENT_VISITS measured visits against the ones before (at least as many
-# again): a change of CLEAR_TREND steps or more in their means. A slope over the whole history
-# called one visit in five a trend, and missed 50 falls after 950 rises.
+# again) that came in the same mood: a change of CLEAR_TREND steps or more, on average. A slope over
+# the whole history called one visit in five a trend, and missed 50 falls after 950 rises. At least
+# COMPARABLE_RECENT of the recent visits must have come in a mood seen before, or nothing is said.
 RECENT_VISITS = 5
 CLEAR_TREND = 0.5
+COMPARABLE_RECENT = 3
 # From this many measured visits no clear change is said as such, without "yet": more visits are
 # not about to settle it ("No clear change yet" after 143 of them).
 SETTLED_VISITS = 20
@@ -129,12 +131,14 @@ def chance_of_as_many(more: int, fewer: int) -> float:
     return total / 2 ** changes
 
 
-def _verdict(lifts: Sequence[float]) -> str:
-    """The report's one-sentence answer, in steps of the moods the visitor was shown (sad,
-    neutral, happy): 'rose in 2 and held steady in 1 of 3 measured visits'. A visitor who came
-    happy and left happy held steady. One or two visits are too few to call it either way; a
-    leaning short of the sign test is "promising", not "yes". Said of what followed the music,
-    never that the music caused it (there are no visits without music to compare with)."""
+def _verdict(measured: Sequence[tuple[str, float]]) -> str:
+    """The report's one-sentence answer from the measured visits, (mood before, lift) oldest
+    first, in steps of the moods the visitor was shown (sad, neutral, happy): 'rose in 2 and held
+    steady in 1 of 3 measured visits'. A visitor who came happy and left happy held steady. One or
+    two visits are too few to call it either way; a leaning short of the sign test is "promising",
+    not "yes". Said of what followed the music, never that the music caused it (there are no
+    visits without music to compare with)."""
+    lifts = [lift for _, lift in measured]
     if not lifts:
         return ("Not enough data yet: next time, listen a while and check your mood again after the music to "
                 "measure its effect.")
@@ -152,7 +156,7 @@ def _verdict(lifts: Sequence[float]) -> str:
     else:
         head = "No clear change" if len(lifts) >= SETTLED_VISITS else "No clear change yet"
     tail = ""
-    lately = recent_change(lifts)
+    lately = recent_change(measured)
     if lately is not None and abs(lately) >= CLEAR_TREND:  # of what followed the music, in calm words
         if lately > 0:
             tail = ", and the rise is growing" if leaning_up else ", though lately it has fared better after the music"
@@ -161,12 +165,20 @@ def _verdict(lifts: Sequence[float]) -> str:
     return f"{head}. Your mood {_counted(lifts)}{tail}."
 
 
-def recent_change(lifts: Sequence[float]) -> float | None:
-    """How much more the last RECENT_VISITS measured visits lifted the mood, on average, than the
-    ones before them; None until there are at least as many before."""
-    if len(lifts) < 2 * RECENT_VISITS:
+def recent_change(measured: Sequence[tuple[str, float]]) -> float | None:
+    """How much more the last RECENT_VISITS measured visits, (mood before, lift) oldest first,
+    lifted the mood than the earlier ones that came in the same mood, on average; None until there
+    are at least as many earlier ones, or when fewer than COMPARABLE_RECENT of the recent came in a
+    mood among them. Mood by mood, for a visitor who lately comes sad more often has more room to
+    rise (regression to the mean): the means of all visits then said "the rise is growing" when
+    nothing but the moods on arrival had changed."""
+    if len(measured) < 2 * RECENT_VISITS:
         return None
-    return float(np.mean(lifts[-RECENT_VISITS:]) - np.mean(lifts[:-RECENT_VISITS]))
+    earlier: dict[str, list[float]] = {}
+    for mood, lift in measured[:-RECENT_VISITS]:
+        earlier.setdefault(mood, []).append(lift)
+    changes = [lift - float(np.mean(earlier[mood])) for mood, lift in measured[-RECENT_VISITS:] if mood in earlier]
+    return float(np.mean(changes)) if len(changes) >= COMPARABLE_RECENT else None
 
 
 def one_visit_verdict(line: VisitLine) -> str:
@@ -267,5 +279,6 @@ def summarise_lines(profile: str, lines: list[VisitLine], shared: bool = False) 
         rating_trend=_slope(ratings),
         listening_minutes=round(sum(line.listening_minutes for line in lines), 2),
         by_category=by_category,
-        verdict=shared_verdict(lifts) if shared else _verdict(lifts),
+        verdict=shared_verdict(lifts) if shared else _verdict(
+            [(line.mood_before, line.lift) for line in lines if line.mood_before and line.lift is not None]),
     )

@@ -514,8 +514,11 @@ class KioskApp:
         """Whether the idle timeout runs: where the screen lets it (``Screen.idle_applies``), and
         never while a song plays, on whatever screen (the player's, the rating under which the
         song plays on): the visitor is listening."""
-        listening = self.music_on and self._player is not None and not self._player.paused
-        return self.screen is not None and self.screen.idle_applies() and not listening
+        return self.screen is not None and self.screen.idle_applies() and not self.listening()
+
+    def listening(self) -> bool:
+        """Whether a song is playing, not paused, on whatever screen."""
+        return self.music_on and self._player is not None and not self._player.paused
 
     def _check_idle(self, now: float) -> None:
         if not self.idle_applies():
@@ -1142,8 +1145,10 @@ class KioskApp:
         if visit.play_id is None:
             if (final or finished) and visit.unrecorded_play is not None:  # written when the store takes it
                 track, started_at = visit.unrecorded_play
-                visit.unwritten_plays.append((track, started_at, self._player.position(), finished))
+                seconds = self._player.position()
+                visit.unwritten_plays.append((track, started_at, seconds, finished))
                 visit.unrecorded_play = None
+                visit.seconds_heard += seconds
             return
         seconds = self._player.position()
         saved = self._update_play(visit.play_id, seconds, finished)
@@ -1152,6 +1157,16 @@ class KioskApp:
             if not saved:  # tried again at the next write (the rating, the visit's end, the next visit)
                 self._unsaved_play_ends[visit.play_id] = (seconds, finished)
             visit.play_id = None
+            visit.seconds_heard += seconds
+
+    def seconds_heard(self) -> float:
+        """Seconds of music heard in this visit so far, the song playing included: from
+        events.MIN_SECONDS_HEARD of them, a second mood check measures the music (``mood_lift``)."""
+        visit = self.visit
+        if visit is None:
+            return 0.0
+        playing = self._player is not None and (visit.play_id is not None or visit.unrecorded_play is not None)
+        return visit.seconds_heard + (self._player.position() if playing else 0.0)
 
     def follow_playback(self, now: float) -> bool:
         """The song playing: its seconds listened saved every SAVE_EVERY_S, and the song saved as

@@ -139,7 +139,10 @@ class Autopilot:
             self._played = True
             return "done"
         if name == "rate":
-            return "again" if screen.stars else "star:4"
+            if not screen.stars:
+                return "star:4"
+            again = screen.target("again")  # offered once enough music was heard (a short listen_s: never)
+            return "again" if again is not None and again.enabled else "report"
         if name == "report":
             self._reported = True
             return "finish"

@@ -42,6 +42,7 @@ class Visit:
     # Plays that ended before the store took their start: (song, since when, seconds heard, heard whole)
     unwritten_plays: list[tuple[TrackRecord, str, float, bool]] = field(default_factory=list)
     failed_paths: set[str] = field(default_factory=set)  # songs that failed to play in this visit
+    seconds_heard: float = 0.0  # of the songs that stopped (app.seconds_heard adds the one playing)
     last_play_id: int | None = None  # the most recent play, which a rating is attached to
     last_title: str | None = None  # the title of the song that play was of (what the stars rate)
     rating: int | None = None  # the stars last given, as a score

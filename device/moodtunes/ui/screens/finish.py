@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
 import pygame
 
+from moodtunes import events
 from moodtunes.report import (
     VISITS_FOR_A_VERDICT,
     ProfileReport,
@@ -81,13 +83,27 @@ class RateScreen(Screen):
         self.stars = round(score_to_stars(visit.rating)) if rated else 0
 
     def primary(self) -> str | None:
-        return "again" if self._music_heard() else "report"
+        return "again" if self._heard_enough() else "report"
 
     def _music_heard(self) -> bool:
-        """Only then does a second scan measure anything: a mood that changed while no song
-        played says nothing about the music (the report leaves such a visit out). A song that
-        played counts though its play couldn't be saved (a full disk)."""
+        """Only then is a second scan offered: a mood that changed while no song played says
+        nothing about the music (the report leaves such a visit out). A song that played counts
+        though its play couldn't be saved (a full disk)."""
         return self.app.visit.last_title is not None
+
+    def _seconds_to_go(self) -> float:
+        """Music still to hear before a second scan measures it (``events.mood_lift``): a song
+        skipped after a few seconds, then a scan, would be a visit that counts for nothing, which the
+        visitor learnt only from the report. The song plays on under the stars, so this counts down."""
+        return max(0.0, events.MIN_SECONDS_HEARD - self.app.seconds_heard())
+
+    def _heard_enough(self) -> bool:
+        return self._music_heard() and self._seconds_to_go() == 0.0
+
+    def update(self, now: float) -> None:
+        again = self.target("again")
+        if again is not None and again.enabled != self._heard_enough():
+            self.app.relayout()
 
     def back(self) -> str | None:
         return "back"
@@ -107,7 +123,7 @@ class RateScreen(Screen):
             self.card, footer = lay.rows(body, [1.0, h], gap)
             back, report, again = lay.cols(footer, [0.3, 0.3, 0.4], gap)
         if self._music_heard():  # the stars are optional: a second scan never waits for them
-            self.add("again", again)
+            self.add("again", again, enabled=self._heard_enough())
         self.add("report", report)
         self.add("back", back)  # "I'm done" tapped too soon loses nothing
         inner = lay.inset(self.card, look.px(20))
@@ -151,6 +167,9 @@ class RateScreen(Screen):
             inner.bottom - self.star_row.bottom - look.px(10),
         )
         word = STAR_WORDS.get(self.stars, "Tap the stars")
+        if self._music_heard() and not self._heard_enough():
+            below, note = lay.rows(below, [1.0, look.small().get_linesize()], 0)
+            draw_text(surface, look.small(), self._wait_note(note.width), th.MUTED, note, align="center")
         draw_text(
             surface,
             look.heading(),
@@ -160,10 +179,29 @@ class RateScreen(Screen):
             align="center",
         )
         if self._music_heard():
-            self.button(surface, "again", "Check my mood again", style="primary")
-        self.button(surface, "report", "See my report", style="secondary" if self._music_heard() else "primary")
+            self.button(surface, "again", self._again_label(), style="primary" if self._heard_enough() else "secondary")
+        self.button(surface, "report", "See my report", style="secondary" if self._heard_enough() else "primary")
         back = ("Back to the music", "Music") if self.app.music_on else ("Back to the songs", "Songs")
         self.button(surface, "back", back, style="ghost")
+
+    def _again_label(self) -> tuple[str, ...]:
+        """"Check my mood again", or, while a song plays and counts down to it, when it will be."""
+        if self._heard_enough() or not self.app.listening():
+            return ("Check my mood again", "Check my mood")
+        seconds = max(1, math.ceil(self._seconds_to_go()))
+        return (f"Check my mood in {seconds} s", f"Mood check in {seconds} s", f"In {seconds} s")
+
+    def _wait_note(self, width: int) -> str:
+        """Why a second scan waits, longest wording that fits ``width`` first."""
+        need = f"{events.MIN_SECONDS_HEARD:.0f} s"
+        wordings = (
+            (f"Your mood can be checked again once {need} of music have played",
+             f"A second mood check needs {need} of music")
+            if self.app.listening()
+            else (f"Your mood can be checked again after {need} of music: play a little more",
+                  f"A second mood check needs {need} of music")
+        )
+        return first_that_fits(self.look.small(), wordings, width)
 
     def wording(self, width: int) -> tuple[str, str]:
         """(title, subtitle) saying what the stars rate. They are stored with the last song heard
