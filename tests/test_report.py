@@ -159,8 +159,8 @@ def test_falling_mood_says_so(store):
          ("Yes, your mood tends to rise after the music. Your mood rose in 5 and held steady in 5 of 10 measured visits,"
           " and the rise is growing.")),
         ([("sad", "happy")] * 5 + [("sad", "sad")] * 5,
-         "Yes, your mood tends to rise after the music. Your mood rose in 5 and held steady in 5 of 10 measured visits,"
-         " though the rise is fading."),
+         ("Yes, your mood tends to rise after the music. Your mood rose in 5 and held steady in 5 of 10 measured visits,"
+          " though the rise is fading.")),
         ([("neutral", "happy"), ("neutral", "sad")] * 3 + [("neutral", "sad")] * 5,
          ("No clear change yet. Your mood rose in 3 and fell in 8 of 11 measured visits, and lately it has fared"
           " worse after the music.")),
