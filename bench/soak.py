@@ -55,6 +55,7 @@ def main() -> int:
 
     data = Path(tempfile.mkdtemp(prefix="moodtunes-soak-"))
     os.environ["MOODTUNES_DATA_DIR"] = str(data)
+    from moodtunes import events
     from moodtunes.commands.demo import demo_settings
     from moodtunes.config import load_settings
     from moodtunes.ui import (
@@ -68,6 +69,7 @@ def main() -> int:
 
     settings = demo_settings(load_settings())
     settings.vision.scan_seconds = 0.5
+    events.MIN_SECONDS_HEARD = 0.2  # each visit listens 0.3 s, then checks the mood again (offered from this)
     app = KioskApp(settings, scanner_factory=default_scanner_factory, player_factory=default_player_factory,
                    library_loader=default_library_loader, size=(800, 480), rng=random.Random(7), max_fps=0,
                    settle_s=0.0)

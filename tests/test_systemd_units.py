@@ -169,9 +169,10 @@ def _install_socket_hook() -> None:
     sys.addaudithook(_record_sockets)  # can't be removed: it records only while _sockets is a list
 
 
-def test_a_kiosk_visit_opens_no_internet_socket(monkeypatch, tmp_path):
+def test_a_kiosk_visit_opens_no_internet_socket(monkeypatch, tmp_path, short_listens):
     """One whole autopilot visit (real UI, store, player and face detection; a quick library and
-    emotion model) asks for no Internet socket, no connection and no name lookup."""
+    emotion model; the mood checked again after 0.5 s of music) asks for no Internet socket, no
+    connection and no name lookup."""
     global _sockets
     from moodtunes.config import load_settings
     from moodtunes.ui import autopilot, run_kiosk

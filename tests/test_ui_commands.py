@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import logging
 import os
 import subprocess
 import sys
@@ -76,7 +77,7 @@ def test_the_autopilot_and_its_screenshots_only_ever_see_the_sample(monkeypatch,
     assert data_dir != configured and not data_dir.exists() and settings.data_dir == configured
 
 
-def test_an_autopilot_visit_leaves_the_configured_store_alone(monkeypatch, tmp_path):
+def test_an_autopilot_visit_leaves_the_configured_store_alone(monkeypatch, tmp_path, short_listens, caplog):
     """Privacy: the autopilot's made-up visit must not join the kiosk's records or its uplink
     outbox, nor walk through the history of a real person who happens to be called Robin."""
     from moodtunes.domain import MoodReading
@@ -107,7 +108,9 @@ def test_an_autopilot_visit_leaves_the_configured_store_alone(monkeypatch, tmp_p
     monkeypatch.setattr("moodtunes.ui.default_library_loader", small_library)
     monkeypatch.setattr("moodtunes.ui.default_scanner_factory", quick_scanner)
     monkeypatch.setattr(autopilot, "Autopilot", functools.partial(autopilot.Autopilot, listen_s=0.5, dwell_s=0.05))
+    caplog.set_level(logging.INFO, logger="moodtunes.ui.autopilot")
     assert run_kiosk(settings, size=(800, 480), autopilot=True) == 0
+    assert "autopilot taps again on rate" in caplog.text  # the whole visit, its mood checked after the music
     with Store.open(settings.database_path) as store:
         after = (store.visits(robin.id), store.outbox_counts(), [p.name for p in store.profiles()])
     assert after == before

@@ -107,12 +107,14 @@ CLEAR_COUNT = 2
 # rises and no fall, 7 against 1, 9 against 2.
 CHANCE_BELOW = 0.05
 # "Lately" means the last RECENT_VISITS measured visits against the ones before (at least as many
-# again) that came in the same mood: a change of CLEAR_TREND steps or more, on average. A slope over
-# the whole history called one visit in five a trend, and missed 50 falls after 950 rises. At least
-# COMPARABLE_RECENT of the recent visits must have come in a mood seen before, or nothing is said.
+# again): a change of CLEAR_TREND steps or more, on average, both over all of them and against the
+# earlier visits that came in the same mood (recent_change). A slope over the whole history called
+# one visit in five a trend, and missed 50 falls after 950 rises. At least COMPARABLE_RECENT of the
+# recent visits must have come in a mood read at least EARLIER_OF_A_MOOD times before.
 RECENT_VISITS = 5
 CLEAR_TREND = 0.5
 COMPARABLE_RECENT = 3
+EARLIER_OF_A_MOOD = 2
 # From this many measured visits no clear change is said as such, without "yet": more visits are
 # not about to settle it ("No clear change yet" after 143 of them).
 SETTLED_VISITS = 20
@@ -167,18 +169,28 @@ def _verdict(measured: Sequence[tuple[str, float]]) -> str:
 
 def recent_change(measured: Sequence[tuple[str, float]]) -> float | None:
     """How much more the last RECENT_VISITS measured visits, (mood before, lift) oldest first,
-    lifted the mood than the earlier ones that came in the same mood, on average; None until there
-    are at least as many earlier ones, or when fewer than COMPARABLE_RECENT of the recent came in a
-    mood among them. Mood by mood, for a visitor who lately comes sad more often has more room to
-    rise (regression to the mean): the means of all visits then said "the rise is growing" when
-    nothing but the moods on arrival had changed."""
+    lifted the mood than the earlier ones, as both ways of comparing agree: the smaller of the
+    change in the means of all of them and the mean change against earlier visits that came in
+    the same mood, 0.0 when they disagree in sign; None until there are at least as many earlier
+    visits and COMPARABLE_RECENT recent ones of a mood read EARLIER_OF_A_MOOD times before.
+    Neither is enough alone: a visitor who lately comes sad more often has more room to rise
+    (regression to the mean), which moved the means of all visits with nothing else changed; and
+    mood by mood follows the camera's misreadings (a happy visitor read sad rebounds, a sad one read
+    sad doesn't), which moved the comparison within moods as much when the moods on arrival changed
+    (a review's simulation of a camera right 78 % of the time)."""
     if len(measured) < 2 * RECENT_VISITS:
         return None
+    earlier_visits, recent = measured[:-RECENT_VISITS], measured[-RECENT_VISITS:]
     earlier: dict[str, list[float]] = {}
-    for mood, lift in measured[:-RECENT_VISITS]:
+    for mood, lift in earlier_visits:
         earlier.setdefault(mood, []).append(lift)
-    changes = [lift - float(np.mean(earlier[mood])) for mood, lift in measured[-RECENT_VISITS:] if mood in earlier]
-    return float(np.mean(changes)) if len(changes) >= COMPARABLE_RECENT else None
+    within = [lift - float(np.mean(earlier[mood])) for mood, lift in recent
+              if len(earlier.get(mood, ())) >= EARLIER_OF_A_MOOD]
+    if len(within) < COMPARABLE_RECENT:
+        return None
+    by_mood = float(np.mean(within))
+    overall = float(np.mean([lift for _, lift in recent]) - np.mean([lift for _, lift in earlier_visits]))
+    return min(by_mood, overall, key=abs) if by_mood * overall > 0 else 0.0
 
 
 def one_visit_verdict(line: VisitLine) -> str:

@@ -195,7 +195,7 @@ class RateScreen(Screen):
         """Why a second scan waits, longest wording that fits ``width`` first."""
         need = f"{events.MIN_SECONDS_HEARD:.0f} s"
         wordings = (
-            (f"Your mood can be checked again once {need} of music have played",
+            (f"Your mood can be checked again once {need} of music has played",
              f"A second mood check needs {need} of music")
             if self.app.listening()
             else (f"Your mood can be checked again after {need} of music: play a little more",
