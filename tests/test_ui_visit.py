@@ -506,6 +506,22 @@ def test_a_second_mood_check_waits_for_the_music_that_makes_it_count(settings, l
         app.close()
 
 
+def test_the_second_mood_check_counts_down_only_as_far_as_the_song_playing_goes(settings, tmp_path, monkeypatch):
+    """Nothing follows a song under the stars: a countdown the song ends before stopped short."""
+    monkeypatch.setattr(events, "MIN_SECONDS_HEARD", 3.0)
+    buttons: list[str] = []
+    record_buttons(monkeypatch, lambda label, style: buttons.append(label))
+    app = guest_at_songs(settings, tmp_path / "music", "sad", count=2, category=CALM, seconds=2.0)
+    try:
+        tap(app, "row:0")
+        tap(app, "done")
+        run_until(app, lambda: not app.music_on, what="the song's end")
+        assert app.seconds_heard() < 3.0 and not app.screen.target("again").enabled
+        assert not any(label.startswith("Check my mood in") for label in buttons)
+    finally:
+        app.close()
+
+
 def test_a_guest_report_shows_only_this_visit(settings, library, short_listens):
     app = make_app(settings, sample_scanner)
     try:

@@ -185,8 +185,11 @@ class RateScreen(Screen):
         self.button(surface, "back", back, style="ghost")
 
     def _again_label(self) -> tuple[str, ...]:
-        """"Check my mood again", or, while a song plays and counts down to it, when it will be."""
-        if self._heard_enough() or not self.app.listening():
+        """"Check my mood again", or, while the song playing counts down to it, when it will be
+        (not a countdown the song ends before: nothing follows it under the stars)."""
+        player = self.app.active_player
+        song_left = player.duration() - player.position() if player is not None and player.duration() else math.inf
+        if self._heard_enough() or not self.app.listening() or song_left < self._seconds_to_go():
             return ("Check my mood again", "Check my mood")
         seconds = max(1, math.ceil(self._seconds_to_go()))
         return (f"Check my mood in {seconds} s", f"Mood check in {seconds} s", f"In {seconds} s")
