@@ -84,6 +84,7 @@ bench: $(STAMP)
 	$(VENV)/bin/python bench/kiosk.py
 	$(VENV)/bin/python bench/recommend.py
 	$(VENV)/bin/python bench/report.py
+	$(VENV)/bin/python bench/verdict.py
 
 ## Screenshots of a whole autopilot visit at every supported size (the autopilot's own throwaway
 ## data dir: every run shows a first visit), refreshing the committed ones in docs/screenshots/
