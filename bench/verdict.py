@@ -14,9 +14,9 @@ of ``--visitors`` visitors whose report, after all their visits, says:
 
 - ``yes`` / ``drop``: "Yes, your mood tends to rise after the music" / "Not so far: … drop …";
 - ``lately``: a "lately" clause either way, by the shipped rule (``report.recent_change``: the
-  means of all visits and the comparison within arrival moods must agree), and in the same run by
-  each of the two alone, the rules it replaced (``means``, used until 2026-12-06) and considered
-  (``within``).
+  means of all visits and the comparison within arrival moods must agree, by CLEAR_TREND steps),
+  and in the same run by each of the two alone at half a step, the rule it replaced (``means``,
+  used until 2026-12-06) and one considered (``within``).
 """
 
 from __future__ import annotations
@@ -80,8 +80,11 @@ def within_moods(measured: list[tuple[str, float]]) -> float | None:
     return float(np.mean(changes)) if changes else None
 
 
-def said(change: float | None) -> bool:
-    return change is not None and abs(change) >= CLEAR_TREND
+EARLIER_TREND = 0.5  # steps: the threshold of the rule used until 2026-12-06, for the two rules alone
+
+
+def said(change: float | None, threshold: float = CLEAR_TREND) -> bool:
+    return change is not None and abs(change) >= threshold
 
 
 def simulate(visits: Visits, read: Callable[[str], str], visitors: int) -> dict[str, float]:
@@ -95,8 +98,8 @@ def simulate(visits: Visits, read: Callable[[str], str], visitors: int) -> dict[
         counts["yes"] += sentence.startswith("Yes")
         counts["drop"] += sentence.startswith("Not so far")
         counts["lately"] += said(recent_change(measured))
-        counts["means"] += said(by_means(measured))
-        counts["within"] += said(within_moods(measured))
+        counts["means"] += said(by_means(measured), EARLIER_TREND)
+        counts["within"] += said(within_moods(measured), EARLIER_TREND)
     return {name: count / visitors for name, count in counts.items()}
 
 

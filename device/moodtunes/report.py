@@ -110,9 +110,11 @@ CHANCE_BELOW = 0.05
 # again): a change of CLEAR_TREND steps or more, on average, both over all of them and against the
 # earlier visits that came in the same mood (recent_change). A slope over the whole history called
 # one visit in five a trend, and missed 50 falls after 950 rises. At least COMPARABLE_RECENT of the
-# recent visits must have come in a mood read at least EARLIER_OF_A_MOOD times before.
+# recent visits must have come in a mood read at least EARLIER_OF_A_MOOD times before. With 0.75
+# steps, noise alone says "lately" to at most 4.6 % of simulated visitors, near the verdict's 5 %
+# (bench/verdict.py; 16 % at 0.5), and a real step in the last five visits is seen 66 % of the time.
 RECENT_VISITS = 5
-CLEAR_TREND = 0.5
+CLEAR_TREND = 0.75
 COMPARABLE_RECENT = 3
 EARLIER_OF_A_MOOD = 2
 # From this many measured visits no clear change is said as such, without "yet": more visits are
@@ -177,7 +179,8 @@ def recent_change(measured: Sequence[tuple[str, float]]) -> float | None:
     (regression to the mean), which moved the means of all visits with nothing else changed; and
     mood by mood follows the camera's misreadings (a happy visitor read sad rebounds, a sad one read
     sad doesn't), which moved the comparison within moods more when the moods on arrival changed
-    (bench/verdict.py: "lately" of noise to 2-16 % of visitors, 14-34 % by the means, up to 66 % within moods)."""
+    (bench/verdict.py: at 0.5 steps, "lately" of noise to 2-16 % of visitors, 14-34 % by the means, up to 66 %
+    within moods)."""
     if len(measured) < 2 * RECENT_VISITS:
         return None
     earlier_visits, recent = measured[:-RECENT_VISITS], measured[-RECENT_VISITS:]
