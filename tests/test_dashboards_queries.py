@@ -28,7 +28,7 @@ from analytics_support import (
     wait_for,
 )
 from conftest import REPO
-from moodtunes.events import DeviceStatus, PlayEvent, ReadingEvent, VisitEvent
+from moodtunes.events import MIN_SECONDS_HEARD, DeviceStatus, PlayEvent, ReadingEvent, VisitEvent
 from moodtunes.ui.ratings import score_to_stars, stars_to_score
 from moodtunes_cloud import dashboards
 from moodtunes_cloud.influx import make_writer
@@ -315,6 +315,17 @@ def _shares_of(outcome: str):
     return lambda s, b: _per_tag(s, "device_id") == _outcome_shares(outcome)
 
 
+def _checked_again(series, bounds) -> bool:
+    """Per mood on arrival, of the visits with that mood read and enough music heard: the share
+    measured (a mood checked after the music), and how many such visits."""
+    could = [e for e in EVENTS if e.listening_seconds >= MIN_SECONDS_HEARD and _shown(e.mood_before) != "unknown"]
+    groups = defaultdict(list)
+    for e in could:
+        groups[(_shown(e.mood_before),)].append(LIFT[e.event_id] is not None)
+    return _lift_rows(series, "mood_before") == {
+        mood: (pytest.approx(100 * sum(checked) / len(checked)), len(checked)) for mood, checked in groups.items()}
+
+
 def _rating_by_category(series, bounds) -> bool:
     groups = defaultdict(list)
     for play in RATED_PLAYS:
@@ -390,6 +401,7 @@ CHECKS = {
     ("moodtunes-overview", "Mood lift by music category", "A"):
         lambda s, b: _lift_rows(s, "category", "mood_before") == _lift_table(
             ((CATEGORY[e.event_id], _shown(e.mood_before)), LIFT[e.event_id]) for e in MEASURED),
+    ("moodtunes-overview", "Checked again after the music, by mood on arrival", "A"): _checked_again,
     ("moodtunes-overview", "Visits per day", "A"):
         lambda s, b: _per_day(s, skip_zero=True) == Counter(_day(e.ended_at) for e in EVENTS),
     ("moodtunes-overview", "Mood before and after the music", "A"):
@@ -500,6 +512,8 @@ def test_the_visits_tell_the_new_definitions_from_the_old():
                for e in EVENTS)  # both moods, no music heard
     assert any(CATEGORY[e.event_id] != max(e.plays, key=lambda p: p.seconds_listened).category for e in EVENTS)
     assert any(e.mood_after is None for e in EVENTS)
+    assert any(e.listening_seconds >= MIN_SECONDS_HEARD and _shown(e.mood_before) != "unknown"
+               and LIFT[e.event_id] is None for e in EVENTS)  # music enough, not checked again
     assert any(r.outcome == "manual" for _, r in _readings()) and any(r.corrected_label for r in CAMERA_SCANS)
     assert _day(NEAR_MIDNIGHT) != _day(NEAR_MIDNIGHT, UTC)
 

@@ -15,9 +15,11 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from moodtunes.events import MIN_SECONDS_HEARD
 from moodtunes.ui.ratings import SCORE_PER_STAR
 
 from moodtunes_cloud.ingest import UNKNOWN_DEVICE
+from moodtunes_cloud.points import UNKNOWN_MOOD
 
 DATASOURCE = {"type": "influxdb", "uid": "moodtunes-influxdb"}
 DEVICE = '"device_id" =~ /^$device$/'
@@ -251,7 +253,7 @@ OVERVIEW = Dashboard(
               f"{FEW_VISITS}). Happy arrivals can only stay or fall (0 at best), sad ones only stay or rise. "
               f"{REGRESSION_TO_THE_MEAN}",
               "table", (Query("A", f'SELECT {LIFT_AND_VISITS} {VISITS} GROUP BY "mood_before"', table=True),),
-              decimals=2, columns=(ARRIVAL, *LIFT_COLUMNS), group_size="visits"),
+              width=8, decimals=2, columns=(ARRIVAL, *LIFT_COLUMNS), group_size="visits"),
         Panel("Mood lift by music category", "Mean mood lift by the category of the song heard longest (a song "
               "that failed counts for what was heard of it), for each mood before the music, and how many visits each mean is "
               f"from (red: fewer than {FEW_VISITS}). The recommender picks the category from that mood (happy → "
@@ -260,7 +262,20 @@ OVERVIEW = Dashboard(
               "mood the rows share the pull toward the middle that \"Mood lift by mood on arrival\" explains.",
               "table",
               (Query("A", f'SELECT {LIFT_AND_VISITS} {VISITS} GROUP BY "category", "mood_before"', table=True),),
-              decimals=2, columns=(("category", "music category"), ARRIVAL, *LIFT_COLUMNS), group_size="visits"),
+              width=8, decimals=2, columns=(("category", "music category"), ARRIVAL, *LIFT_COLUMNS),
+              group_size="visits"),
+        Panel("Checked again after the music, by mood on arrival", "Of the visits with a mood read before the "
+              f"music and at least {MIN_SECONDS_HEARD:.0f} s of music heard, the share whose mood was checked "
+              "again after it (and so measured), for each mood on arrival, and how many visits each share is "
+              f"from (red: fewer than {FEW_VISITS}). Who scans again is up to the visitor: if those who arrive "
+              "sad check again more often than those who arrive happy, or those who feel better do, the pooled "
+              "figures lean with it; the lifts split by mood on arrival don't mix the arrival moods.", "table",
+              (Query("A", f'SELECT count("mood_lift") / count("listening_seconds") * 100 AS "checked again", '
+                     f'count("listening_seconds") AS "of visits" {VISITS} '
+                     f'AND "listening_seconds" >= {MIN_SECONDS_HEARD:.0f} AND "mood_before" != \'{UNKNOWN_MOOD}\' '
+                     'GROUP BY "mood_before"', table=True),),
+              width=8, unit="percent", decimals=0, group_size="of visits",
+              columns=(ARRIVAL, ("checked again", "checked again"), ("of visits", "of visits"))),
         Panel("Visits per day", "How often moodtunes is used (days in the dashboard's time zone setting).",
               "timeseries",
               (Query("A", f'SELECT count("listening_seconds") {VISITS} {DAILY} fill(0) {TZ}', "visits"),),
