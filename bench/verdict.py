@@ -29,7 +29,13 @@ from pathlib import Path
 
 import numpy as np
 from moodtunes.events import MOOD_SCORES
-from moodtunes.report import CLEAR_TREND, RECENT_VISITS, recent_change, verdict
+from moodtunes.report import (
+    CLEAR_TREND,
+    change_over_all,
+    changes_within_moods,
+    recent_change,
+    verdict,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL_METADATA = REPO / "models" / "emotion" / "emotion_int8.json"
@@ -67,16 +73,9 @@ def reader(confusion: list[list[int]], labels: list[str], rng: random.Random) ->
     return read
 
 
-def by_means(measured: list[tuple[str, float]]) -> float:
-    recent, earlier = measured[-RECENT_VISITS:], measured[:-RECENT_VISITS]
-    return float(np.mean([lift for _, lift in recent]) - np.mean([lift for _, lift in earlier]))
-
-
 def within_moods(measured: list[tuple[str, float]]) -> float | None:
-    earlier: dict[str, list[float]] = {}
-    for mood, lift in measured[:-RECENT_VISITS]:
-        earlier.setdefault(mood, []).append(lift)
-    changes = [lift - np.mean(earlier[mood]) for mood, lift in measured[-RECENT_VISITS:] if mood in earlier]
+    """The comparison within arrival moods alone, against any earlier visit of the mood."""
+    changes = changes_within_moods(measured, earlier_of_a_mood=1)
     return float(np.mean(changes)) if changes else None
 
 
@@ -98,7 +97,7 @@ def simulate(visits: Visits, read: Callable[[str], str], visitors: int) -> dict[
         counts["yes"] += sentence.startswith("Yes")
         counts["drop"] += sentence.startswith("Not so far")
         counts["lately"] += said(recent_change(measured))
-        counts["means"] += said(by_means(measured), EARLIER_TREND)
+        counts["means"] += said(change_over_all(measured), EARLIER_TREND)
         counts["within"] += said(within_moods(measured), EARLIER_TREND)
     return {name: count / visitors for name, count in counts.items()}
 

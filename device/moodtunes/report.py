@@ -183,17 +183,27 @@ def recent_change(measured: Sequence[tuple[str, float]]) -> float | None:
     within moods)."""
     if len(measured) < 2 * RECENT_VISITS:
         return None
-    earlier_visits, recent = measured[:-RECENT_VISITS], measured[-RECENT_VISITS:]
-    earlier: dict[str, list[float]] = {}
-    for mood, lift in earlier_visits:
-        earlier.setdefault(mood, []).append(lift)
-    within = [lift - float(np.mean(earlier[mood])) for mood, lift in recent
-              if len(earlier.get(mood, ())) >= EARLIER_OF_A_MOOD]
+    within = changes_within_moods(measured)
     if len(within) < COMPARABLE_RECENT:
         return None
-    by_mood = float(np.mean(within))
-    overall = float(np.mean([lift for _, lift in recent]) - np.mean([lift for _, lift in earlier_visits]))
+    by_mood, overall = float(np.mean(within)), change_over_all(measured)
     return min(by_mood, overall, key=abs) if by_mood * overall > 0 else 0.0
+
+
+def change_over_all(measured: Sequence[tuple[str, float]]) -> float:
+    """The mean lift of the last RECENT_VISITS measured visits less that of the ones before."""
+    recent, earlier = measured[-RECENT_VISITS:], measured[:-RECENT_VISITS]
+    return float(np.mean([lift for _, lift in recent]) - np.mean([lift for _, lift in earlier]))
+
+
+def changes_within_moods(measured: Sequence[tuple[str, float]], earlier_of_a_mood: int = EARLIER_OF_A_MOOD) -> list[float]:
+    """Each of the last RECENT_VISITS measured visits' lift less the mean lift of the earlier visits
+    that came in its mood, for those whose mood came at least ``earlier_of_a_mood`` times before."""
+    earlier: dict[str, list[float]] = {}
+    for mood, lift in measured[:-RECENT_VISITS]:
+        earlier.setdefault(mood, []).append(lift)
+    return [lift - float(np.mean(earlier[mood])) for mood, lift in measured[-RECENT_VISITS:]
+            if len(earlier.get(mood, ())) >= earlier_of_a_mood]
 
 
 def one_visit_verdict(line: VisitLine) -> str:
