@@ -55,7 +55,7 @@ def songs_shown_while_scanning(settings, first_scan):
     """The kiosk (the caller closes it) whose library loader is ``first_scan``, on the happy
     guest's songs screen as soon as it shows the songs catalogued so far and the scan has said how
     far it got (it starts once the scanner has, which may be after the list shows: "More songs are
-    on the way…" then, not "Still sorting 9 more songs…", failed one run in five)."""
+    on the way…" then, not "Still sorting 9 more songs…": 2 runs in 12 failed)."""
     app = make_app(settings, sample_scanner, library_loader=first_scan)
     songs_as_guest(app, "happy", wait=False)
     run_until(app, lambda: app.screen.loaded and app.library_service.progress is not None,
