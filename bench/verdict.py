@@ -25,10 +25,11 @@ import argparse
 import json
 import random
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
+from moodtunes.emotion import SHIPPED_MODEL, metadata_path
 from moodtunes.events import MOOD_SCORES
+from moodtunes.paths import shipped_model
 from moodtunes.report import (
     CLEAR_TREND,
     change_over_all,
@@ -36,9 +37,6 @@ from moodtunes.report import (
     recent_change,
     verdict,
 )
-
-REPO = Path(__file__).resolve().parents[1]
-MODEL_METADATA = REPO / "models" / "emotion" / "emotion_int8.json"
 
 # A scenario: per visit, (true mood on arrival, true mood after the music), oldest first.
 Visits = list[tuple[str, str]]
@@ -107,7 +105,7 @@ def main() -> int:
     parser.add_argument("--visitors", type=int, default=4000, help="simulated visitors per scenario")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    metadata = json.loads(MODEL_METADATA.read_text())
+    metadata = json.loads(metadata_path(shipped_model(SHIPPED_MODEL)).read_text())
     confusion = metadata["metrics"]["public_test_happy_neutral_sad"]["int8"]["confusion"]
     read = reader(confusion, metadata["labels"], random.Random(args.seed))
     print(f"{'scenario':<40} {'yes':>6} {'drop':>6} {'lately':>7} {'means':>6} {'within':>7}")
