@@ -285,3 +285,58 @@ def test_a_dry_run_writes_nothing_and_no_database_is_made_for_nobody(tmp_path, c
                                                    or real_open(cls, path, readonly)))
     assert main(["forget", "Ana"]) == 0
     assert opened == [True] and {path.name: path.read_bytes() for path in data.iterdir()} == before
+
+
+def test_a_visit_handed_to_the_broker_but_never_marked_sent_keeps_its_key_with_uploading_off(
+        database, capsys, monkeypatch):
+    """The uplink killed after the broker took a visit, before it marked it sent (or a power cut
+    taking that mark back), then uploading switched off: forget said "nothing of them is in the
+    cloud" and kept no key, while the visit was there under it for good."""
+    with Store.open(database) as store:
+        ana = store.create_profile("Ana", "#ff8800")
+        _visit(store, ana.id)
+        [item] = store.pending_events()
+        store.mark_published([item.id])  # what the uplink records before it publishes
+        key = store.profile_key("kiosk-1", ana.id)
+        ben = store.create_profile("Ben", "#0088ff")
+        _visit(store, ben.id)  # queued, never handed over: nothing of Ben can be in the cloud
+    monkeypatch.setenv("MOODTUNES_DEVICE_ID", "kiosk-1")
+    assert main(["forget", "Ana", "--yes"]) == 0
+    out = capsys.readouterr().out
+    assert "acknowledged none of their visits" in out and "sent without an answer" in out
+    assert f"DELETE FROM \"visit\" WHERE \"profile_key\" = '{key}'" in _statements(out)
+    assert main(["forget", "Ben", "--yes"]) == 0
+    assert "nothing of them is in the cloud" in capsys.readouterr().out
+    with Store.open(database) as store:
+        assert [k for _, k, _ in store.pending_cloud_deletes()] == [key]
+
+
+def test_done_clears_only_those_listed_whatever_the_clock_said_when_the_others_were_forgotten(
+        database, capsys, monkeypatch):
+    """`--done` cleared by the time each was forgotten: a Pi restarted offline (no clock of its own)
+    forgot Ben "days earlier" than the list the operator had printed, which then cleared Ben's key
+    too, unprinted, leaving his visits in the cloud with nothing left to find them by."""
+    import moodtunes.store.store as store_module
+
+    with Store.open(database) as store:
+        ana, ben = (store.create_profile(name, "#ff8800") for name in ("Ana", "Ben"))
+        store.forget_profile(ana.id, ["a1" * 8])
+    assert main(["forget", "--pending"]) == 0
+    out = capsys.readouterr().out
+    assert "-- 1: forgotten " in out and "`moodtunes forget --pending --done 1`" in out
+    monkeypatch.setattr(store_module, "utc_now", lambda: "2020-01-01T00:00:00.000+00:00")  # the clock set back
+    with Store.open(database) as store:
+        store.forget_profile(ben.id, ["b2" * 8])
+    for typo in ("now", "2099-01-01T00:00:00+00:00", "0", "-1"):  # a time is what older versions printed
+        with pytest.raises(SystemExit) as refused:
+            main(["forget", "--pending", "--done", typo])
+        assert refused.value.code == 2
+    assert main(["forget", "--pending", "--done", "1"]) == 0
+    assert "cleared 1 cloud key(s)" in capsys.readouterr().out
+    with Store.open(database) as store:
+        assert store.pending_cloud_deletes() == [(2, "b2" * 8, "2020-01-01T00:00:00.000+00:00")]
+    assert main(["forget", "--pending", "--done", "2"]) == 0
+    with Store.open(database) as store:
+        assert store.pending_cloud_deletes() == []
+        store.forget_profile(store.create_profile("Cy", "#123456").id, ["c3" * 8])
+        assert [n for n, _, _ in store.pending_cloud_deletes()] == [3]  # a number is never given again

@@ -72,6 +72,9 @@ def _old_database(path: Path, applied: int) -> None:
     """)
     if applied >= 12:  # the wording agreed to, as a kiosk of that version recorded with the consent
         db.execute("UPDATE profiles SET consent_notice = 1 WHERE consent_at IS NOT NULL")
+    if applied >= 9:  # two people forgotten, the later one by a clock set back
+        db.execute("INSERT INTO cloud_deletes VALUES ('b0b0b0b0b0b0b0b0', '2025-07-01T00:00:00.000+00:00'),"
+                   " ('a0a0a0a0a0a0a0a0', '2025-06-01T00:00:00.000+00:00')")
     db.close()
 
 
@@ -106,6 +109,13 @@ def test_an_older_database_with_data_is_migrated_and_keeps_everything(tmp_path, 
         # the unsent event, with its retry count, still waits for the uplink
         [item] = store.pending_events()
         assert (item.event_id, item.attempts, item.profile_id) == ("evt-0000000000000001", 2, 1)
+        # tried twice: it may have reached the cloud unacknowledged, so forgetting Ana keeps her key
+        assert store.cloud_keys(1, "kiosk-1", uploading=False) == [store.profile_key("kiosk-1", 1)]
+        assert store.cloud_keys(2, "kiosk-1", uploading=False) == []
+        # forgotten people's keys, numbered in the order their times give (migration 14)
+        assert store.pending_cloud_deletes() == ([] if applied < 9 else [
+            (1, "a0a0a0a0a0a0a0a0", "2025-06-01T00:00:00.000+00:00"),
+            (2, "b0b0b0b0b0b0b0b0", "2025-07-01T00:00:00.000+00:00")])
         assert VisitEvent.model_validate_json(item.payload).rating == 80
         # the device now has its pseudonym secret
         key = store.profile_key("kiosk-1", 1)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from moodtunes.domain import MoodReading
 from moodtunes.store import Store
 from moodtunes.ui.app import PROFILE_REMOVED_MESSAGE
 from moodtunes.ui.layout import MIN_TOUCH
@@ -55,7 +56,6 @@ def test_forget_me_with_uploads_leaves_the_staff_what_deletes_them_in_the_cloud(
     """The cloud keeps the visits under a key derived from the profile: once the kiosk deleted it,
     no one could tell the key, and `moodtunes forget NAME` found no such profile."""
     from moodtunes.cli import main as moodtunes
-    from moodtunes.domain import MoodReading
 
     settings.mqtt.enabled = True
     with Store.open(settings.database_path) as store:
@@ -87,7 +87,7 @@ def test_forget_me_with_uploads_leaves_the_staff_what_deletes_them_in_the_cloud(
     with Store.open(settings.database_path) as store:  # someone forgotten after the list was printed
         bob = store.create_profile("Bob", "#123456")
         store.forget_profile(bob.id, ["b0" * 8])
-    for typo in ("now", "2026-12-06"):  # compared as text, "now" cleared every key for good
+    for typo in ("now", "2026-12-06", "1x"):  # compared as text, "now" cleared every key for good
         with pytest.raises(SystemExit) as refused:
             moodtunes(["forget", "--pending", "--done", typo])
         assert refused.value.code == 2
@@ -100,6 +100,22 @@ def test_forget_me_with_uploads_leaves_the_staff_what_deletes_them_in_the_cloud(
 
 def test_uploads_on_the_confirmation_says_what_stays_in_the_cloud(settings, ada):
     settings.mqtt.enabled = True
+    app = make_app(settings, sample_scanner)
+    try:
+        to_report(app, ada)
+        tap(app, "forget")
+        assert "ask the staff to delete them too" in app.screen.text()
+    finally:
+        app.close()
+
+
+def test_uploads_turned_off_since_a_visit_was_sent_still_says_what_stays_in_the_cloud(settings, ada):
+    with Store.open(settings.database_path) as store:
+        earlier = store.start_session(ada)
+        store.add_reading(earlier, "before", MoodReading.manual("sad"))
+        store.finish_session(earlier, "completed", device_id=settings.device_id)
+        [item] = store.pending_events()
+        store.mark_published([item.id])  # handed to the broker, then uploading was switched off
     app = make_app(settings, sample_scanner)
     try:
         to_report(app, ada)

@@ -521,10 +521,14 @@ class Uplink:
                                                                           item.pseudonym_token)
         return restamp(item.payload, self._device_id, key)
 
-    def _publish(self, item: OutboxItem) -> Publication:
+    def _sendable(self, item: OutboxItem) -> tuple[str, str | None]:
+        """``_payload``, checked for size (EventTooBig)."""
         payload, recorded_as = self._payload(item)
         if (size := len(payload.encode())) > MAX_EVENT_BYTES:
             raise EventTooBig(f"{size} bytes, over the {MAX_EVENT_BYTES} the broker and the ingest take: never sent")
+        return payload, recorded_as
+
+    def _publish(self, item: OutboxItem, payload: str, recorded_as: str | None) -> Publication:
         mid = self._link.publish(self.topic, payload, self._settings.qos, resend_properties(item))
         return Publication(mid, payload, recorded_as)
 
@@ -603,14 +607,23 @@ class Uplink:
         self.settle_clocks()
         items = self._store.pending_events(BATCH_SIZE)
         result = CycleResult(attempted=len(items))
-        published: dict[int, Publication] = {}
-        problems: dict[int, str] = {}
+        ready: dict[int, tuple[str, str | None]] = {}
         for item in items:
             try:
-                published[item.id] = self._publish(item)
+                ready[item.id] = self._sendable(item)
             except EventTooBig as exc:
                 self._refuse(item, str(exc))
                 result.refused += 1
+        # Recorded first: once the broker has an event it may reach the cloud, whatever becomes of
+        # its mark_sent (this process killed, a power cut), and `forget` must then say so.
+        self._store.mark_published(ready)
+        published: dict[int, Publication] = {}
+        problems: dict[int, str] = {}
+        for item in items:
+            if item.id not in ready:
+                continue
+            try:
+                published[item.id] = self._publish(item, *ready[item.id])
             except UplinkError as exc:  # not queued: paho refused it outright
                 problems[item.id] = str(exc)
         deadline = time.monotonic() + self._settings.ack_timeout_seconds
@@ -752,10 +765,11 @@ class Uplink:
     def _store_failed(self, exc: StoreError) -> float:
         """The outbox can't be written (a full disk): keep running and try again later, said once
         per outage rather than exiting, which made systemd restart the service every 10 s to publish
-        the same batch again. An event acknowledged but not recorded as sent goes once more."""
+        the same batch again. Nothing goes while it can't (each event is recorded as handed over
+        first); an event acknowledged but not recorded as sent (the disk filled meanwhile) goes once more."""
         delay = self._backoff()
         if not self._store_failing:
-            logger.error("can't record what the broker took (%s); sending paused, trying again in %.0f s, "
+            logger.error("can't write the outbox (%s); sending paused, trying again in %.0f s, "
                          "then less and less often", exc, delay)
         self._store_failing = True
         self._last_error = str(exc)

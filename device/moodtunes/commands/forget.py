@@ -21,16 +21,15 @@ EXIT_STATUS = (
 )
 
 
-def _moment(text: str) -> datetime:
-    """UNTIL as --pending prints it: an ISO 8601 date and time with its zone. Anything else was
-    compared as text, and "now" cleared every key for good."""
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date and time as --pending prints it") from None
-    if moment.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"{text!r} has no time zone (--pending prints it with +00:00)")
-    return moment
+def _list_number(text: str) -> int:
+    """N as --pending prints it: the number of the last person its list held. It was a date and time,
+    compared with when each was forgotten by the device's clock, which a Pi restarted offline sets
+    days back: someone forgotten after the list was printed was cleared with it, unprinted."""
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number as --pending prints it (`--done N`; a date and time is what an older "
+            "version printed: run `moodtunes forget --pending` again)")
+    return int(text)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -43,9 +42,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
              "(on the kiosk too) since the operator last said it was run, and the --done command that says so",
     )
     parser.add_argument(
-        "--done", metavar="UNTIL", type=_moment,
-        help="with --pending: the deletes it printed were run, for everyone forgotten until UNTIL (as it "
-             "printed it; someone forgotten since stays listed)",
+        "--done", metavar="N", type=_list_number,
+        help="with --pending: the deletes it printed were run, for everyone it listed up to number N (as it "
+             "printed it; someone forgotten since has a higher number and stays listed)",
     )
     parser.add_argument(
         "--sent-as", action="append", default=[], metavar="DEVICE_ID",
@@ -63,14 +62,14 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"moodtunes forget: --sent-as {bad[0]!r} is no device_id (letters, digits, '.', '_', '-')", file=sys.stderr)
         return 2
     if (args.name is None) != args.pending or (args.done is not None and not args.pending):
-        print("moodtunes forget: give a NAME, or --pending (with --done UNTIL once its deletes were run)",
+        print("moodtunes forget: give a NAME, or --pending (with --done N once its deletes were run)",
               file=sys.stderr)
         return 2
     if problem := data_dir_problem(settings.data_dir):
         print(f"moodtunes forget: the {problem}", file=sys.stderr)
         return 1
     if args.pending:
-        return _pending(settings, done_until=args.done)
+        return _pending(settings, done_through=args.done)
     if not settings.database_path.exists():
         print(f"moodtunes forget: no profile named {args.name!r} (nothing is recorded here yet)", file=sys.stderr)
         return 1
@@ -107,9 +106,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{done} None of their visits was uploaded (uploading is off): nothing of them is in the cloud.")
         return 0
     if not uploaded and not args.sent_as:
-        print(f"{done} The broker acknowledged none of their visits, so none should be in the cloud; one being "
-              "sent as this ran may still arrive, so to be sure the operator can run, once the ingest has taken "
-              f"what the broker holds (their profile_key: {', '.join(keys)}):")
+        print(f"{done} The broker acknowledged none of their visits, so none should be in the cloud; one sent "
+              "without an answer, or being sent as this ran, may still have arrived, so to be sure the operator "
+              f"can run, once the ingest has taken what the broker holds (their profile_key: {', '.join(keys)}):")
     else:
         print(f"{done} Visits already uploaded "
               f"are in the cloud under profile_key {', '.join(keys)}: the operator deletes them there with this "
@@ -134,34 +133,33 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _pending(settings: Settings, done_until: datetime | None) -> int:
+def _pending(settings: Settings, done_through: int | None) -> int:
     """Print the deletes by key of everyone forgotten here whose cloud data may remain (the kiosk's
-    "Forget me" prints nothing, and the keys can't be derived once the profile is gone), and the
-    command that says they were run; with ``done_until``, the operator ran those of everyone
-    forgotten until then: they are cleared (someone forgotten after the list was printed stays)."""
+    "Forget me" prints nothing, and the keys can't be derived once the profile is gone), numbered,
+    and the command that says they were run; with ``done_through``, the operator ran those of
+    everyone listed up to that number: they are cleared (someone forgotten after the list was
+    printed has a higher number, and stays)."""
     from moodtunes.store import Store
 
     if not settings.database_path.exists():
         print("no one forgotten here has data left to delete in the cloud")
         return 0
-    with Store.open(settings.database_path, readonly=done_until is None) as store:
-        pending = [(key, at) for key, at in store.pending_cloud_deletes()
-                   if done_until is None or datetime.fromisoformat(at) <= done_until]
-        if done_until is not None:
-            store.clear_cloud_deletes(key for key, _ in pending)
+    with Store.open(settings.database_path, readonly=done_through is None) as store:
+        if done_through is not None:
+            cleared = store.clear_cloud_deletes(done_through)
+            print(f"cleared {len(cleared)} cloud key(s) of forgotten people, numbered up to {done_through}, as deleted"
+                  + "".join(f"\n-- {key}" for key in cleared))
+            return 0
+        pending = store.pending_cloud_deletes()
     if not pending:
-        print("no one forgotten here has data left to delete in the cloud"
-              + (f" (until {done_until.isoformat()})" if done_until is not None else ""))
+        print("no one forgotten here has data left to delete in the cloud")
         return 0
-    if done_until is not None:
-        print(f"cleared {len(pending)} cloud key(s) of forgotten people as deleted:")
-    else:
-        print(f"{len(pending)} cloud key(s) of forgotten people may have visits in the cloud: the operator deletes "
-              "them with this InfluxQL and their dead letters on the ingest (`python -m moodtunes_cloud.deadletter "
-              "purge --profile-key KEY FILE...` on every file of its dead-letter folder, the ingest stopped: "
-              f"cloud/README.md), then runs `moodtunes forget --pending --done {pending[-1][1]}`")
-    for key, forgotten_at in pending:
-        print(f"-- forgotten {forgotten_at}")
+    print(f"{len(pending)} cloud key(s) of forgotten people may have visits in the cloud: the operator deletes "
+          "them with this InfluxQL and their dead letters on the ingest (`python -m moodtunes_cloud.deadletter "
+          "purge --profile-key KEY FILE...` on every file of its dead-letter folder, the ingest stopped: "
+          f"cloud/README.md), then runs `moodtunes forget --pending --done {pending[-1][0]}`")
+    for number, key, forgotten_at in pending:
+        print(f"-- {number}: forgotten {forgotten_at} (by this device's clock)")
         _print_deletes_by_key(key)
     return 0
 

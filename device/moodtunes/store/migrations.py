@@ -210,4 +210,27 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE profiles ADD COLUMN pseudonym_token TEXT;
     """,
+    # 14: the forgotten people's cloud keys numbered in the order they were kept, never a number
+    # given again (AUTOINCREMENT): `forget --pending --done N` clears those listed up to N. It
+    # cleared by the time they were forgotten, by the device's clock: a Pi without a clock of its
+    # own, restarted offline, forgot someone "days earlier" and the list printed before cleared
+    # them too, unprinted, for good. And when the uplink first handed each event to the broker
+    # (``published_at``): an event the broker took may be in the cloud whatever is recorded after
+    # (the uplink killed before it marked the event sent, a power cut taking that back, no PUBACK
+    # in time), so `forget` keeps its key even with uploading off now. Events tried before are
+    # counted as handed over: the deletes are a precaution that costs nothing where there is none.
+    """
+    CREATE TABLE cloud_deletes_new (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        profile_key  TEXT NOT NULL UNIQUE,
+        forgotten_at TEXT NOT NULL
+    );
+    INSERT INTO cloud_deletes_new (profile_key, forgotten_at)
+        SELECT profile_key, forgotten_at FROM cloud_deletes ORDER BY forgotten_at, profile_key;
+    DROP TABLE cloud_deletes;
+    ALTER TABLE cloud_deletes_new RENAME TO cloud_deletes;
+    ALTER TABLE outbox ADD COLUMN published_at TEXT;
+    UPDATE outbox SET published_at = coalesce(first_sent_at, sent_at, created_at)
+        WHERE attempts > 0 OR sent_at IS NOT NULL OR sent_payload IS NOT NULL;
+    """,
 )

@@ -799,24 +799,33 @@ class Store:
     def cloud_keys(self, profile_id: int, device_id: str, also: Iterable[str] = (), uploading: bool = False) -> list[str]:
         """The profile_keys a person's visits may be in the cloud under, this device's first: the key
         of each device_id the broker acknowledged one as (for one sent before migration 4 kept
-        that, the id it was recorded under and this device's), and of ``also``'s. None when nothing
-        of theirs was acknowledged and, with ``uploading`` off, none can be on its way."""
+        that, the id it was recorded under and this device's), and of ``also``'s. None when the
+        uplink never handed an event of theirs to the broker (``mark_published``: one it did may
+        have arrived unacknowledged) and, with ``uploading`` off, none can be on its way."""
         ids = set(also)
         for visit in self.uploaded_visits(profile_id):
             ids.update(visit.sent_as(device_id))
-        if not ids and not uploading:
+        if not ids and not uploading and not self._published_any(profile_id):
             return []
         return [self.profile_key(d, profile_id) for d in dict.fromkeys([device_id, *sorted(ids)])]
 
-    def pending_cloud_deletes(self) -> list[tuple[str, str]]:
-        """(profile_key, forgotten_at) of forgotten people whose cloud data may remain, oldest first."""
-        rows = self._query("SELECT profile_key, forgotten_at FROM cloud_deletes ORDER BY forgotten_at, profile_key")
-        return [(r["profile_key"], r["forgotten_at"]) for r in rows]
+    def _published_any(self, profile_id: int) -> bool:
+        return bool(self._query(
+            "SELECT EXISTS (SELECT 1 FROM outbox o JOIN sessions s ON s.id = o.session_id"
+            " WHERE s.profile_id = ? AND o.published_at IS NOT NULL)", (profile_id,))[0][0])
 
-    def clear_cloud_deletes(self, keys: Iterable[str]) -> None:
-        """The operator deleted these keys' data in the cloud."""
+    def pending_cloud_deletes(self) -> list[tuple[int, str, str]]:
+        """(number, profile_key, forgotten_at) of forgotten people whose cloud data may remain, in
+        the order they were forgotten: numbers only grow, whatever the clock said (migration 14)."""
+        rows = self._query("SELECT id, profile_key, forgotten_at FROM cloud_deletes ORDER BY id")
+        return [(r["id"], r["profile_key"], r["forgotten_at"]) for r in rows]
+
+    def clear_cloud_deletes(self, through: int) -> list[str]:
+        """The operator deleted the cloud data of those numbered up to ``through``; returns their keys."""
         with self.transaction() as db:
-            db.executemany("DELETE FROM cloud_deletes WHERE profile_key = ?", [(key,) for key in keys])
+            keys = [r["profile_key"] for r in db.execute("SELECT profile_key FROM cloud_deletes WHERE id <= ?", (through,))]
+            db.execute("DELETE FROM cloud_deletes WHERE id <= ?", (through,))
+        return keys
 
     def forget_profile(self, profile_id: int, cloud_keys: Iterable[str] = ()) -> int:
         """Delete a person's profile and all this device holds of them: their visits (readings,
@@ -1343,6 +1352,15 @@ class Store:
                 " sent_payload = coalesce(sent_payload, ?), first_sent_at = coalesce(first_sent_at, ?) WHERE id = ?",
                 (now, payload, now, outbox_id),
             )
+
+    def mark_published(self, outbox_ids: Iterable[int]) -> None:
+        """The uplink is about to hand these events to the broker: from then on they may be in the
+        cloud, whatever is recorded after (``cloud_keys``). Synced, unlike mark_sent: a power cut
+        must not take it back."""
+        now = utc_now()
+        with self.transaction() as db:
+            db.executemany("UPDATE outbox SET published_at = coalesce(published_at, ?) WHERE id = ?",
+                           [(now, outbox_id) for outbox_id in outbox_ids])
 
     def mark_refused(self, outbox_id: int, reason: str) -> None:
         """An event that can never be sent leaves the queue for good, so that it holds up no other;

@@ -453,6 +453,15 @@ class ForgetScreen(Screen):
     def __init__(self, app, report: ReportScreen) -> None:
         super().__init__(app)
         self.report = report
+        self.maybe_in_cloud = False
+
+    def enter(self) -> None:
+        """Whether anything of theirs may be in the cloud: uploading on, or a visit handed to the
+        broker before it was turned off (a history that can't be read: said, to be safe)."""
+        app = self.app
+        keys = app.read("what was uploaded", app.store.cloud_keys, app.visit.profile.id, app.settings.device_id,
+                        uploading=app.settings.mqtt.enabled)
+        self.maybe_in_cloud = keys is None or bool(keys)
 
     def primary(self) -> str | None:
         return "keep"
@@ -466,7 +475,7 @@ class ForgetScreen(Screen):
         which = "its visit" if visits == 1 else f"all {visits} of its visits"  # the name once is enough
         said = (f"This deletes {name}'s profile and {which} from this kiosk: moods, songs and ratings. "
                 "It can't be undone.")
-        if self.app.settings.mqtt.enabled:
+        if self.maybe_in_cloud:
             said += (" Visits already sent to the kiosk's operator are kept there under a code, not the "
                      "name: ask the staff to delete them too.")
         return said
