@@ -64,15 +64,16 @@ _IDLE_POLL_SECONDS = 0.05
 
 
 def combine_readings(face_probs: Sequence[Sequence[float]], labels: Sequence[str], *, frames_seen: int,
-                     uncertain_below: float, glare_frames: int = 0) -> MoodReading:
+                     uncertain_below: float, glare_frames: int = 0, camera_lost: bool = False) -> MoodReading:
     """One reading from a scan window: the mean of the per-frame probabilities of the frames that had
     a face (an averaged vote that one odd frame cannot flip), confidence = the top mean probability.
 
     No frames at all -> NO_CAMERA; frames but no face -> NO_FACE; confidence under
     ``uncertain_below``, fewer than MIN_FACE_FRAMES frames with a face (a glimpse: the camera
-    gone a moment into the scan), or a face too bright in most of them (``glare_frames``: such
-    faces are read 5-23 points worse) -> UNCERTAIN (with the best guess kept in ``label``);
-    otherwise OK.
+    gone a moment into the scan), a face too bright in most of them (``glare_frames``: such
+    faces are read 5-23 points worse), or a camera lost after the scan's first frame
+    (``camera_lost``: the visitor was told "The camera stopped") -> UNCERTAIN (with the best
+    guess kept in ``label``); otherwise OK.
     """
     if frames_seen <= 0:
         return MoodReading(ScanOutcome.NO_CAMERA)
@@ -85,7 +86,8 @@ def combine_readings(face_probs: Sequence[Sequence[float]], labels: Sequence[str
     mean = mean / mean.sum()
     best = int(np.argmax(mean))
     confidence = float(mean[best])
-    sure = confidence >= uncertain_below and len(stacked) >= MIN_FACE_FRAMES and 2 * glare_frames <= len(stacked)
+    sure = (confidence >= uncertain_below and len(stacked) >= MIN_FACE_FRAMES and 2 * glare_frames <= len(stacked)
+            and not camera_lost)
     outcome = ScanOutcome.OK if sure else ScanOutcome.UNCERTAIN
     return MoodReading(outcome, labels[best], confidence, {label: float(p) for label, p in zip(labels, mean)},
                        frames_used=len(stacked))
@@ -186,6 +188,7 @@ class _ScanWindow:
     glare_frames: int = 0  # of the frames with a face, those whose face was too bright to read well
     frames_seen: int = 0
     frames_failed: int = 0  # frames whose analysis raised (logged once per scan, then counted)
+    camera_lost: bool = False  # the camera failed after the first frame: the visitor saw it go
 
     def progress(self, now: float) -> float:
         if self.started is None:
@@ -359,6 +362,8 @@ class MoodScanner:
         with self._lock:
             self._snapshot = replace(self._snapshot, camera_ok=False, frame=None, faces=(), hint=HINT_NO_CAMERA,
                                      live_probs=None)
+            if self._scan is not None and self._scan.started is not None:
+                self._scan.camera_lost = True
         self._finish_scan_if_due(time.monotonic())
 
     def _wait_for_retry(self) -> None:
@@ -441,6 +446,7 @@ class MoodScanner:
             self._scan = None
             result = combine_readings(scan.face_probs, self._analyzer.labels if self._analyzer else (),
                                       frames_seen=scan.frames_seen, glare_frames=scan.glare_frames,
+                                      camera_lost=scan.camera_lost,
                                       uncertain_below=self._settings.vision.uncertain_below)
             self._snapshot = replace(self._snapshot, scanning=False, progress=1.0, result=result)
         if scan.frames_failed:
