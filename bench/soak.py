@@ -72,7 +72,7 @@ def main() -> int:
     events.MIN_SECONDS_HEARD = 0.2  # each visit listens 0.3 s, then checks the mood again (offered from this)
     app = KioskApp(settings, scanner_factory=default_scanner_factory, player_factory=default_player_factory,
                    library_loader=default_library_loader, size=(800, 480), rng=random.Random(7), max_fps=0,
-                   settle_s=0.0)
+                   settle_s=0.0, same_spot_s=0.0)
     app.start()
     app.step()
     database = Path(settings.database_path)

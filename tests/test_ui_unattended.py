@@ -7,8 +7,9 @@ from __future__ import annotations
 import threading
 
 import pygame
+import pytest
 from moodtunes.store import Store
-from moodtunes.ui.app import SCREEN_SETTLE_S
+from moodtunes.ui.app import SAME_SPOT_SETTLE_S, SCREEN_SETTLE_S
 from moodtunes.ui.screens import music
 from ui_support import (
     CALM,
@@ -49,11 +50,12 @@ def double_tap(app, clock: HandClock, target_id: str, apart: float = 0.17) -> No
 
 def settling_kiosk(settings, folder) -> tuple:
     """The kiosk with calm songs, on a clock the test moves, ignoring input for 0.3 s after each
-    screen appears, as shipped (the tests' kiosks don't): (app, clock)."""
+    screen appears, and where its opening tap was for 0.7 s, as shipped (the tests' kiosks don't):
+    (app, clock)."""
     add_songs(settings, folder, count=8, category=CALM)
     app = make_app(settings, sample_scanner)
     clock = HandClock()
-    app.clock, app.settle_s = clock, SCREEN_SETTLE_S
+    app.clock, app.settle_s, app.same_spot_s = clock, SCREEN_SETTLE_S, SAME_SPOT_SETTLE_S
     return app, clock
 
 
@@ -79,6 +81,44 @@ def test_a_double_tap_is_one_tap_not_a_second_one_on_the_screen_it_opened(settin
         clock.now += 1.0
         double_tap(app, clock, "done")
         assert app.screen.name == "rate"
+    finally:
+        app.close()
+
+
+@pytest.mark.parametrize("apart", [0.35, 0.5])
+def test_a_slow_double_tap_is_one_tap_too(settings, tmp_path, apart):
+    """An unsure second tap, 0.35-0.5 s after the first, came after the settling: a review's pressed
+    "See my report" under the songs' "I'm done", and the rating was skipped."""
+    app, clock = settling_kiosk(settings, tmp_path / "music")
+    try:
+        to_the_moods_as_guest(app, clock)
+        double_tap(app, clock, "mood:sad", apart=apart)
+        assert app.screen.name == "songs" and app.visit.play_id is None
+        lists_made(app)
+        clock.now += 1.0
+        double_tap(app, clock, "done", apart=apart)
+        assert app.screen.name == "rate"
+    finally:
+        app.close()
+
+
+@pytest.mark.parametrize("apart", [0.35, 0.5])
+def test_a_quick_tap_elsewhere_than_the_one_that_opened_the_screen_is_meant_for_it(settings, tmp_path, apart):
+    app, clock = settling_kiosk(settings, tmp_path / "music")
+    try:
+        to_the_moods_as_guest(app, clock)
+        tap(app, "mood:sad")
+        lists_made(app)
+        clock.now += 1.0
+        tap(app, "row:0")
+        clock.now += 1.0
+        tap_at(target_rect(app, "done").center)  # "I'm done, rate it", at the bottom right
+        step(app, 1)
+        assert app.screen.name == "rate"
+        clock.now += apart
+        tap_at(target_rect(app, "report").center)  # in the middle
+        step(app)
+        assert app.screen.name == "report"
     finally:
         app.close()
 

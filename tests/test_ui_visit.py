@@ -315,6 +315,7 @@ def test_an_unexpected_error_ends_the_visit_and_the_kiosk_carries_on(settings, l
         size=(800, 480),
         max_fps=0,
         settle_s=0.0,
+        same_spot_s=0.0,
     )
     seen = []
 

@@ -226,6 +226,7 @@ def make_app(
         rng=random.Random(seed),
         max_fps=0,
         settle_s=0.0,  # the tests tap on the frame a screen appears
+        same_spot_s=0.0,
     )
     app.start()
     app.step()  # the welcome screen is up; the background services start

@@ -76,6 +76,12 @@ MUSIC_FADE_S = 1.0  # a song the visitor moves on from fades out this long
 # double tap (170 ms apart is usual), which landed on whatever the first one opened ("I'm done"
 # under "Show my songs", a song under a mood's face). No one reads a new screen and taps it sooner.
 SCREEN_SETTLE_S = 0.3
+# A press where the tap that opened the screen was, this soon after it appeared, is that tap again:
+# a slow or unsure second tap comes 0.3-0.5 s later (a review's taps then pressed "I'm done" under
+# "Show my songs", a sad face under "Use without camera", "See my report" under "I'm done"). A press
+# elsewhere is meant for the new screen from SCREEN_SETTLE_S on. Under the autopilot's 0.8 s dwell.
+SAME_SPOT_SETTLE_S = 0.7
+SAME_SPOT_PX = 40  # "where it was": within a fingertip, at the 800x480 scale (Theme.px)
 # A change of the wall clock against the monotonic one this big is the clock being set (a first time
 # sync, by hand), not drift, which NTP slews away in small steps.
 CLOCK_STEP_S = 60.0
@@ -122,9 +128,12 @@ class KioskApp:
         max_fps: int = MAX_FPS,
         invisible_ok: bool = False,
         settle_s: float = SCREEN_SETTLE_S,
+        same_spot_s: float = SAME_SPOT_SETTLE_S,
     ) -> None:
         self.settings = settings
         self.settle_s = settle_s  # tests that tap on the frame a screen appears set 0
+        self.same_spot_s = same_spot_s  # and this too
+        self._last_tap: tuple[tuple[int, int], float] | None = None  # where and when the last tap was lifted
         self._invisible_ok = invisible_ok  # the autopilot: it ends by itself, and keeps screenshots
         self._player_factory = player_factory
         self._requested_size = size
@@ -448,7 +457,7 @@ class KioskApp:
             self._keep_visit()
             return
         self.touch()
-        if down and self.settling():  # a double tap's second tap, on the screen its first opened
+        if down and (self.settling() or self.tapped_again(pos)):  # a double tap's second tap, on the screen its first opened
             return
         hit = self.target_at(pos)
         toast = self.toast_rect()
@@ -465,6 +474,7 @@ class KioskApp:
             return
         tapped = self._lifted_on(pressed, pos)
         if tapped is not None:
+            self._last_tap = pos, self.clock()
             self.screen.on_tap(tapped)
             self.relayout()
 
@@ -489,6 +499,15 @@ class KioskApp:
     def settling(self) -> bool:
         """Whether the screen appeared too recently for a press or key to be meant for it."""
         return 0.0 <= self.clock() - self.screen_since < self.settle_s  # a clock a test swapped: settled
+
+    def tapped_again(self, pos: tuple[int, int]) -> bool:
+        """Whether a press at ``pos`` is the tap that opened this screen, made again (SAME_SPOT_SETTLE_S)."""
+        if self._last_tap is None or self.look is None:
+            return False
+        (x, y), at = self._last_tap
+        since = self.clock() - self.screen_since
+        return (at <= self.screen_since and 0.0 <= since < self.same_spot_s
+                and math.hypot(pos[0] - x, pos[1] - y) <= self.look.px(SAME_SPOT_PX))
 
     def idle_warning_s(self) -> float:
         """How long before the idle timeout "Still there?" shows."""
