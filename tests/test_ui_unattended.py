@@ -10,9 +10,10 @@ import pygame
 import pytest
 from moodtunes.store import Store
 from moodtunes.ui.app import SAME_SPOT_SETTLE_S, SCREEN_SETTLE_S
-from moodtunes.ui.screens import music
+from moodtunes.ui.screens import finish, music
 from ui_support import (
     CALM,
+    ENERGETIC,
     HandClock,
     add_songs,
     guest_at_songs,
@@ -20,6 +21,7 @@ from ui_support import (
     lists_made,
     make_app,
     on_screen,
+    record_buttons,
     record_texts,
     refusing,
     rows,
@@ -29,6 +31,7 @@ from ui_support import (
     step,
     tap,
     target_rect,
+    touch,
 )
 
 
@@ -151,6 +154,76 @@ def test_music_left_alone_stops_after_a_few_songs_and_the_visit_ends_as_idle(set
     with Store.open(settings.database_path) as store:
         plays = rows(store, "SELECT path FROM plays ORDER BY id")
     assert len(plays) == 1 + music.SONGS_ON_THEIR_OWN
+
+
+def ada_walked_away(settings, folder, size=(800, 480)):
+    """Ada (who agreed to the camera before) picks her mood by hand, taps a song and walks away: the
+    songs run out by themselves and the rating shows for whoever comes next; the caller closes the app."""
+    add_songs(settings, folder, count=6, category=ENERGETIC, seconds=0.5)  # the sample photo smiles
+    with Store.open(settings.database_path) as store:
+        ada = store.create_profile("Ada", "#5fd08a")
+        store.record_consent(ada.id)
+    app = make_app(settings, sample_scanner, size=size)
+    try:
+        touch(app, f"profile:{ada.id}")
+        tap(app, "scan")
+        on_screen(app, "result")
+        tap(app, "continue")
+        run_until(app, lambda: app.screen.name == "songs" and app.screen.loaded, what="the songs")
+        tap(app, "row:0")
+        on_screen(app, "rate", timeout=30)
+    except BaseException:
+        app.close()
+        raise
+    return app
+
+
+@pytest.mark.parametrize("size", [(800, 480), (480, 800)])
+def test_after_music_left_alone_the_next_person_is_asked_before_a_scan_and_can_start_anew(
+        settings, tmp_path, short_listens, size, monkeypatch):
+    """A review's newcomer found Ada's rating up and tapped the green "Check my mood again": their
+    face was read under Ada's consent, saved as Ada's mood after the music, and "See my report"
+    then showed them Ada's history, "Forget me" included."""
+    app = ada_walked_away(settings, tmp_path / "music", size)
+    try:
+        tap(app, "again")
+        assert app.screen.name == "same_visitor"
+        texts: list[str] = []
+        record_texts(monkeypatch, [finish], lambda font, text: texts.append(text))
+        record_buttons(monkeypatch, lambda label, style: texts.append(label))
+        step(app, 1)
+        assert "Is this Ada?" in texts and "Yes, I'm Ada" in texts and "No, start a new visit" in texts
+        tap(app, "no")
+        assert app.screen.name == "welcome" and app.visit is None
+    finally:
+        app.close()
+    with Store.open(settings.database_path) as store:
+        assert [tuple(r) for r in rows(store, "SELECT end_reason FROM sessions")] == [("idle",)]
+        # no one's face as Ada's mood after the music
+        assert [tuple(r) for r in rows(store, "SELECT phase FROM mood_readings")] == [("before",)]
+
+
+@pytest.mark.parametrize("asked, opens", [("again", "scan"), ("report", "report")])
+def test_the_same_visitor_goes_on_with_a_yes(settings, tmp_path, short_listens, asked, opens):
+    app = ada_walked_away(settings, tmp_path / "music")
+    try:
+        tap(app, asked)
+        tap(app, "yes")
+        assert app.screen.name == opens
+    finally:
+        app.close()
+
+
+def test_a_visitor_who_tapped_through_to_the_rating_is_not_asked(settings, tmp_path, short_listens):
+    app = guest_at_songs(settings, tmp_path / "music", "sad", count=6, category=CALM, seconds=0.5)
+    try:
+        tap(app, "row:0")
+        heard_enough(app)
+        tap(app, "done")
+        tap(app, "again")
+        assert app.screen.name == "manual"  # the guest chose their mood by hand: so again
+    finally:
+        app.close()
 
 
 def test_a_touch_lets_the_music_play_on(settings, tmp_path):

@@ -143,6 +143,8 @@ class Autopilot:
                 return "star:4"
             again = screen.target("again")  # offered once enough music was heard (a short listen_s: never)
             return "again" if again is not None and again.enabled else "report"
+        if name == "same_visitor":  # the songs ran out before it tapped (a long listen_s): still the same one
+            return "yes"
         if name == "report":
             self._reported = True
             return "finish"

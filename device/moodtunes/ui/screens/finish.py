@@ -73,7 +73,15 @@ def ratings_caption(shown: Sequence[VisitLine], total: int) -> tuple[str, ...]:
 
 
 class RateScreen(Screen):
+    """``unattended``: the music ran out by itself, the last touch a few songs ago: whoever taps
+    "Check my mood again" or "See my report" may have come after the visitor left, and is asked
+    first (SameVisitorScreen)."""
+
     name = "rate"
+
+    def __init__(self, app, unattended: bool = False) -> None:
+        super().__init__(app)
+        self.unattended = unattended
 
     def enter(self) -> None:
         visit = self.app.visit  # back from the music: the stars given to this same song before
@@ -222,7 +230,6 @@ class RateScreen(Screen):
 
     def on_tap(self, target_id: str) -> None:
         from moodtunes.ui.screens.music import PlayingScreen, SongsScreen
-        from moodtunes.ui.screens.scan import ManualMoodScreen, ScanScreen
 
         app = self.app
         if target_id.startswith("star:"):
@@ -234,7 +241,18 @@ class RateScreen(Screen):
                 app.go(PlayingScreen(app, app.now_playing, resume=True))
             else:
                 app.go(SongsScreen(app))
-        elif target_id == "again":
+        elif self.unattended:  # the camera, or the person's history: theirs only
+            app.go(SameVisitorScreen(app, self, target_id))
+        else:
+            self.go_on(target_id)
+
+    def go_on(self, target_id: str) -> None:
+        """To the second mood check ("again") or the report ("report")."""
+        from moodtunes.ui.screens.scan import ManualMoodScreen, ScanScreen
+
+        app = self.app
+        self.unattended = False  # the visitor said it is still them
+        if target_id == "again":
             if app.visit.camera_declined or app.scanner_service.error is not None:
                 app.go(ManualMoodScreen(app, "after"))
             else:
@@ -251,6 +269,72 @@ class RateScreen(Screen):
         if score is None or (score == visit.rating and visit.rating_for == visit.latest_play()):
             return
         self.app.rate(score)  # a song rated again after going back to the music, or another song: the later counts
+
+
+class SameVisitorScreen(Screen):
+    """Asked before the second mood check or the report of a visit whose music ran out by itself
+    (``RateScreen.unattended``): a visitor who walked away left their visit to the next person,
+    whose face "Check my mood again" read under the first one's consent, as their mood after the
+    music, and whom "See my report" showed the first one's history, "Forget me" included. "No"
+    ends that visit (as left alone, ``idle``) and starts afresh; Escape and the idle timeout too."""
+
+    name = "same_visitor"
+
+    def __init__(self, app, rate: RateScreen, asked: str) -> None:
+        super().__init__(app)
+        self.rate = rate
+        self.asked = asked  # "again" or "report", done on a yes
+
+    def primary(self) -> str | None:
+        return "yes"
+
+    def back(self) -> str | None:
+        return "no"
+
+    def wording(self, width: int) -> tuple[str, str, tuple[str, ...]]:
+        """(title, text, the yes button's labels), by the profile's name when it fits."""
+        profile = self.app.visit.profile
+        text = "The songs played on by themselves for a while, so someone new may be here now."
+        if profile.is_guest:
+            return "Still the same visitor?", text, ("Yes, it's me", "Yes")
+        title = first_that_fits(self.look.title(), (f"Is this {profile.name}?", "Still the same person?"), width)
+        named = title != "Still the same person?"
+        return title, text, ((f"Yes, I'm {profile.name}", "Yes, it's me", "Yes") if named else ("Yes, it's me", "Yes"))
+
+    def layout(self, area: pygame.Rect) -> None:
+        super().layout(area)
+        body = lay.inset(area, self.margin())
+        h, gap = self.touch_height(), self.gap()
+        if area.height > area.width:
+            self.card, yes, no = lay.rows(body, [1.0, h, h], gap)
+        else:
+            self.card, footer = lay.rows(body, [1.0, h], gap)
+            no, yes = lay.cols(footer, [0.45, 0.55], gap)
+        self.add("no", no)
+        self.add("yes", yes)
+
+    def draw(self, surface: pygame.Surface) -> None:
+        look = self.look
+        draw_card(surface, self.card, th.SURFACE, look.px(22))
+        inner = lay.inset(self.card, look.px(24), look.px(20))
+        title, text, yes = self.wording(inner.width)
+        title_h, gap = look.title().get_linesize(), look.px(12)
+        text_h = min(paragraph_height(look.body(), text, inner.width, 1.15), inner.height - title_h - gap)
+        top = inner.centery - (title_h + gap + text_h) // 2
+        draw_text(surface, look.title(), title, th.TEXT, pygame.Rect(inner.left, top, inner.width, title_h))
+        draw_paragraph(surface, look.body(), text, th.TEXT,
+                       pygame.Rect(inner.left, top + title_h + gap, inner.width, text_h), line_spacing=1.15)
+        self.button(surface, "no", ("No, start a new visit", "No, start anew", "No"), style="ghost")
+        self.button(surface, "yes", yes, style="primary")
+
+    def on_tap(self, target_id: str) -> None:
+        app = self.app
+        if target_id == "yes":
+            self.rate.go_on(self.asked)
+        elif target_id == "no":
+            app.stop_music(fade=True)
+            app.end_visit("idle")
+            app.home()
 
 
 def listening_time(minutes: float) -> str:
