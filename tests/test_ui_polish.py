@@ -528,6 +528,43 @@ def test_the_after_message_fits_how_the_mood_changed():
     assert after_message(None, "happy") == "Great, you look happy!"
 
 
+def test_a_best_guess_after_the_music_tells_a_change_only_if_it_is_right():
+    """A review saw "You might be happy · That's my best guess. Is that right?" over "Great, you
+    look happier now!": a rise celebrated that may be the camera's noise."""
+    from moodtunes.domain import MOODS
+    from moodtunes.ui.screens.scan import after_message
+
+    assert after_message("sad", "happy", sure=False) == "If so, you look happier than before."
+    assert after_message("happy", "neutral", sure=False).startswith("If so, a little lower")
+    assert after_message("neutral", "neutral", sure=False) == "If so, much as before."
+    assert after_message(None, "happy", sure=False) == after_message(None, "happy")  # nothing to compare
+    for before in MOODS:
+        for after in MOODS:
+            assert "Great" not in after_message(before, after, sure=False)
+
+
+def test_the_result_screen_after_an_uncertain_second_scan(settings, tmp_path, drawn):
+    from moodtunes.domain import ScanOutcome
+    from moodtunes.ui.screens.scan import ResultScreen
+
+    app = guest_at_songs(settings, tmp_path / "music", "sad", wait=False, count=1, category=CALM)
+    try:
+        guess = MoodReading(ScanOutcome.UNCERTAIN, "happy", 0.4, {"happy": 0.4, "neutral": 0.35, "sad": 0.25})
+        app.add_reading("after", guess)
+        app.go(ResultScreen(app, "after"))
+        drawn.clear()
+        step(app)
+        assert "You might be happy" in drawn and "If so, you look happier than before." in drawn
+        assert "Great, you look happier now!" not in drawn
+        tap(app, "not_right")
+        tap(app, "fix:neutral")  # the visitor says how they feel: theirs, so said as it is
+        drawn.clear()
+        step(app)
+        assert "A little lighter than before. Glad to see it." in drawn
+    finally:
+        app.close()
+
+
 def test_the_result_screen_says_the_mood_held(settings, tmp_path, drawn):
     from moodtunes.ui.screens.scan import ResultScreen
 

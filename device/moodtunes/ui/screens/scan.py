@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pygame
 
+from moodtunes import events
 from moodtunes.domain import MOODS, MoodReading, ScanOutcome, category_for_mood
 from moodtunes.ui import layout as lay
 from moodtunes.ui import theme as th
@@ -111,8 +112,22 @@ def known_camera_problem(app) -> str | None:
     return None
 
 
-def after_message(before: str | None, after: str) -> str:
-    """What the result screen says after the second scan, by how the mood changed."""
+# After a second scan that is a best guess ("You might be happy · Is that right?"): a change told
+# only if the guess is right. "Great, you look happier now!" under "That's my best guess" celebrated
+# what may be the camera's noise, and the screen contradicted itself.
+TENTATIVE_AFTER_MESSAGES = {
+    1: "If so, you look happier than before.",
+    0: "If so, much as before.",
+    -1: "If so, a little lower than before. Tap your mood if not.",
+}
+
+
+def after_message(before: str | None, after: str, sure: bool = True) -> str:
+    """What the result screen says after the second scan, by how the mood changed; ``sure``: the
+    reading is not a best guess (or the visitor picked or corrected it)."""
+    if not sure and before is not None:
+        change = events.mood_score(after) - events.mood_score(before)
+        return TENTATIVE_AFTER_MESSAGES[(change > 0) - (change < 0)]
     return AFTER_MESSAGES.get((before, after)) or AFTER_ONLY_MESSAGES.get(after, "Thanks for checking in.")
 
 
@@ -609,7 +624,8 @@ class ResultScreen(Screen):
             lines.append((look.title(), f"You seem {mood}", th.TEXT))
             lines.append((look.body(), CONFIDENT_NOTE, th.MUTED))
         message = (
-            MOOD_MESSAGES[mood] if self.phase == "before" else after_message(visit.moods.get("before"), mood)
+            MOOD_MESSAGES[mood] if self.phase == "before"
+            else after_message(visit.moods.get("before"), mood, sure=corrected or reading.outcome != ScanOutcome.UNCERTAIN)
         )
         lines.append((look.heading(), message, look.accent))
         heights = [
