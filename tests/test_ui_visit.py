@@ -292,6 +292,33 @@ def test_a_physical_keyboard_types_a_name_and_enter_creates_it(settings, library
         app.close()
 
 
+def test_a_profile_made_and_left_at_the_camera_notice_leaves_no_tile(settings, library):
+    """A review made "Robin", then tapped "Back" on the camera notice: Robin's tile stayed on the
+    welcome screen for everyone, the name of someone who changed their mind. A profile that was
+    there before stays when its visit is left there (the visit, which recorded nothing, is not kept)."""
+    with Store.open(settings.database_path) as store:
+        ada = store.create_profile("Ada", "#5fd08a").id  # never agreed to the camera: the notice comes
+    app = make_app(settings, sample_scanner)
+    try:
+        tap(app, "new_profile")
+        for letter in "ROBIN":
+            tap(app, f"key:{letter}")
+        tap(app, "create")
+        assert app.screen.name == "consent"
+        tap(app, "back")
+        assert app.screen.name == "welcome" and [p.name for p in app.screen.profiles] == ["Ada"]
+        touch(app, f"profile:{ada}")
+        assert app.screen.name == "consent"
+        tap(app, "back")
+        assert app.screen.name == "welcome" and [p.name for p in app.screen.profiles] == ["Ada"]
+    finally:
+        app.close()
+    with Store.open(settings.database_path) as store:
+        assert store.profile_by_name("Robin") is None and store.profile_by_name("Ada") is not None
+        assert rows(store, "SELECT count(*) FROM sessions")[0][0] == 0
+        assert rows(store, "SELECT count(*) FROM outbox")[0][0] == 0
+
+
 def test_an_unexpected_error_ends_the_visit_and_the_kiosk_carries_on(settings, library, caplog, told):
     from moodtunes.player import MixerPlayer
     from moodtunes.ui.app import KioskApp

@@ -22,6 +22,7 @@ class Visit:
     started_at: str  # the session's start (store.utc_now), also when the store takes it late
     clock: ClockReading | None = None  # read at the start, moved with the visit's times (a clock step)
     session_id: int | None = None  # None until the store took the visit's start
+    made_now: bool = False  # the profile was made for this visit (left at the camera notice, it goes)
     reading_ids: dict[str, int] = field(default_factory=dict)  # phase -> mood_readings.id
     unsaved_corrections: dict[str, str] = field(default_factory=dict)  # phase -> label, for a reading not written yet
     readings: dict[str, MoodReading] = field(default_factory=dict)

@@ -560,6 +560,7 @@ class NewProfileScreen(Screen):
                 return
             if profile is not None:
                 start_visit(self.app, profile)
+                self.app.visit.made_now = True
             else:
                 self.refused, self.error = True, PROFILE_NOT_SAVED
         elif target_id == "guest":
@@ -631,7 +632,10 @@ class ConsentScreen(Screen):
             visit.camera_declined = True
             app.go(ManualMoodScreen(app, "before", "No problem. Just tell us how you feel."))
         elif target_id == "back":
-            app.end_visit("abandoned")
+            # A profile made a moment ago and left here goes with its empty visit: its tile stayed on
+            # the welcome screen for everyone, the name of someone who changed their mind.
+            if not (visit.made_now and app.record(app.store.forget_profile, visit.profile.id) is not None):
+                app.end_visit("abandoned")
             app.home()
 
 
