@@ -9,7 +9,7 @@ import unicodedata
 
 import pygame
 
-from moodtunes.domain import same_name
+from moodtunes.domain import Category, same_name
 from moodtunes.store import Profile, StoreError
 from moodtunes.ui import layout as lay
 from moodtunes.ui import theme as th
@@ -70,8 +70,29 @@ UPLOAD_GUEST_TEXT = (
 )
 HELLO_TEXT = "Shall the camera read your mood again? It looks for a few seconds and keeps no picture."
 CAMERA_WITHDRAWN = "Done: the camera stays off for you until you agree to it again."
+# Said on the welcome screen while no song can lift a mood: a visitor learnt it only after the camera
+# notice and the scan ("Let's cheer you up", then "Sorry, no music yet"), and on a Pi's first start
+# that lasts hours. Looked at again every MUSIC_LOOKED_AT_EVERY_S (the screen waits there for hours).
+NO_MUSIC_NOTE = "No music is set up yet, so there are no songs to play. Please tell the staff."
+NONE_LIFTING_NOTE = "The songs here all sound sad or tense, so none are offered yet. Please tell the staff."
+PREPARING_NOTE = "The music is being prepared: {} of {} songs sorted so far."
+PREPARING_NOTE_UNCOUNTED = "The music is being prepared: songs can be played once they are sorted."
+MUSIC_LOOKED_AT_EVERY_S = 5.0
 STORE_PROBLEM_TITLE = "Sorry, moodtunes can't start right now"
 STORE_PROBLEM_TEXT = "Please tell the staff."
+
+
+def music_note(app) -> str | None:
+    """What the welcome screen says of the music: None once a song can lift a mood (or the
+    catalogue can't be read, which the songs screen tells)."""
+    store, service = app.store, app.library_service
+    lifting = (Category.HIGHLY_ENERGETIC.value, Category.HAPPY_AND_CALM.value)
+    if store is None or app.read("the music catalogue", lambda: any(map(store.has_tracks, lifting))) in (None, True):
+        return None
+    if not service.ready and service.error is None:
+        done, total = service.progress or (0, 0)
+        return PREPARING_NOTE.format(done, total) if total else PREPARING_NOTE_UNCOUNTED
+    return NONE_LIFTING_NOTE if app.read("the music catalogue", store.has_tracks) else NO_MUSIC_NOTE
 
 
 def consent_text(settings, guest: bool) -> str:
@@ -92,15 +113,21 @@ class WelcomeScreen(Screen):
         self.page = 0
         self.per_page = 1
         self.pages = 1
+        self.music_note = music_note(self.app)
+        self._music_looked_at = self.app.clock()
 
     def idle_applies(self) -> bool:
         return False
+
+    def update(self, now: float) -> None:
+        if not 0.0 <= now - self._music_looked_at < MUSIC_LOOKED_AT_EVERY_S:
+            self.music_note, self._music_looked_at = music_note(self.app), now
 
     def layout(self, area: pygame.Rect) -> None:
         super().layout(area)
         look, m, gap = self.look, self.margin(), self.gap()
         body = lay.inset(area, m)
-        portrait = area.height > area.width
+        portrait = self.portrait = area.height > area.width
         if portrait:
             self.brand, heading, grid_area, guest = lay.rows(
                 body, [look.px(290), look.px(48), 1.0, self.touch_height()], gap
@@ -178,6 +205,7 @@ class WelcomeScreen(Screen):
                 pygame.Rect(b.left + 2 * r + look.px(12), y, b.width - 2 * r - look.px(12), step_h),
             )
             y += step_h
+        self._draw_music_note(surface, y)
         self.button(surface, "guest", "Continue as guest", style="secondary")
         box = draw_text(surface, look.heading(), "Who's listening?", th.TEXT, self.heading)
         first_arrow = self.target("page_prev")
@@ -202,6 +230,24 @@ class WelcomeScreen(Screen):
                     profile,
                     pressed=self.app.pointed == target.id,
                 )
+
+    def _draw_music_note(self, surface: pygame.Surface, steps_end: int) -> None:
+        """The music note, whole, under how a visit goes (landscape), else at the foot of the space
+        under the profiles, above "Continue as guest" (portrait); where it doesn't fit, not at all."""
+        note, look = self.music_note, self.look
+        if note is None:
+            return
+        font, colour = look.small(), th.mix(th.DANGER, th.TEXT, 0.35)
+        if self.portrait:
+            area = self.note_area
+            height = paragraph_height(font, note, area.width)
+            room = pygame.Rect(area.left, area.bottom - height, area.width, height)
+        else:
+            height = paragraph_height(font, note, self.brand.width)
+            room = pygame.Rect(self.brand.left, steps_end + look.px(8), self.brand.width, height)
+            area = self.brand
+        if area.contains(room) and not (self.unreadable and room.colliderect(self.note_area)):
+            draw_paragraph(surface, font, note, colour, room)
 
     def _how_a_visit_goes(self) -> tuple[str, tuple[str, ...]]:
         """The tagline and steps: no camera promised once the kiosk knows it can't be used (the next

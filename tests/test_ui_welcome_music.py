@@ -1,0 +1,96 @@
+"""The welcome screen says when no song can lift a mood yet (an empty library, one being sorted for
+the first time, songs that all sound sad or tense): a review's visitor agreed to the camera, was
+scanned and told "Let's cheer you up", and only then learnt that nothing could play."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from moodtunes.domain import Category
+from moodtunes.ui.screens import welcome
+from ui_support import (
+    ENERGETIC,
+    HandClock,
+    add_songs,
+    make_app,
+    record_texts,
+    run_until,
+    sample_scanner,
+    step,
+)
+
+
+@pytest.fixture
+def drawn(monkeypatch) -> list[str]:
+    texts: list[str] = []
+    record_texts(monkeypatch, [welcome], lambda font, text: texts.append(text))
+    return texts
+
+
+def frame_texts(app, drawn: list[str]) -> list[str]:
+    drawn.clear()
+    step(app, 1)
+    return list(drawn)
+
+
+@pytest.mark.parametrize("size", [(800, 480), (480, 800), (1024, 600)])
+def test_an_empty_library_is_said_before_a_visit_and_the_note_goes_once_songs_are_sorted(
+        settings, tmp_path, drawn, size):
+    app = make_app(settings, sample_scanner, size=size)
+    try:
+        clock = HandClock()
+        app.clock = clock
+        run_until(app, lambda: app.library_service.ready, what="the library scan")
+        app.home()
+        assert welcome.NO_MUSIC_NOTE in frame_texts(app, drawn)
+        add_songs(settings, tmp_path / "music", count=2, category=ENERGETIC)
+        clock.now += welcome.MUSIC_LOOKED_AT_EVERY_S / 2
+        assert welcome.NO_MUSIC_NOTE in frame_texts(app, drawn)  # looked at again only every few seconds
+        clock.now += welcome.MUSIC_LOOKED_AT_EVERY_S
+        step(app, 1)
+        assert welcome.NO_MUSIC_NOTE not in frame_texts(app, drawn)
+    finally:
+        app.close()
+
+
+def test_songs_that_all_sound_sad_or_tense_are_said(settings, tmp_path, drawn):
+    add_songs(settings, tmp_path / "music", count=2, category=Category.NOT_MOOD_LIFTING.value)
+    app = make_app(settings, sample_scanner)
+    try:
+        run_until(app, lambda: app.library_service.ready, what="the library scan")
+        app.home()
+        assert welcome.NONE_LIFTING_NOTE in frame_texts(app, drawn)
+    finally:
+        app.close()
+
+
+def test_a_first_sorting_of_the_library_says_how_far_it_got(settings, drawn):
+    release = threading.Event()
+
+    def first_scan(settings, store, progress=None, should_stop=None):
+        progress(14, 250, "/music/song.mp3")
+        release.wait(30)
+
+    app = make_app(settings, sample_scanner, library_loader=first_scan)
+    try:
+        run_until(app, lambda: app.library_service.progress is not None, what="the scan's first progress")
+        app.home()
+        assert "The music is being prepared: 14 of 250 songs sorted so far." in frame_texts(app, drawn)
+    finally:
+        release.set()
+        app.close()
+
+
+def test_a_library_with_songs_to_lift_a_mood_says_nothing(settings, tmp_path, drawn):
+    add_songs(settings, tmp_path / "music", count=2, category=ENERGETIC)
+    app = make_app(settings, sample_scanner)
+    try:
+        run_until(app, lambda: app.library_service.ready, what="the library scan")
+        app.home()
+        texts = frame_texts(app, drawn)
+        assert not [t for t in texts if t in (welcome.NO_MUSIC_NOTE, welcome.NONE_LIFTING_NOTE)
+                    or t.startswith("The music is being prepared")], texts
+        assert "Look at the camera" in texts  # the screen was drawn
+    finally:
+        app.close()
