@@ -900,8 +900,9 @@ def test_a_report_after_a_visit_the_store_refused_says_it_isnt_counted(settings,
         app.close()
 
 
-@pytest.mark.parametrize(("minutes", "shown"), [(0.0, "0 s"), (0.75, "45 s"), (2.5, "2.5 min"), (28.4, "28 min"),
-                                                (59.7, "1 h"), (430.2, "7 h 10 min")])  # not "430 min"
+@pytest.mark.parametrize(("minutes", "shown"), [(0.0, "0 s"), (0.75, "45 s"), (0.995, "1 min"), (2.5, "3 min"),
+                                                (6.3, "6 min"), (28.4, "28 min"), (59.7, "1 h"),
+                                                (430.2, "7 h 10 min")])  # not "430 min"
 def test_time_listened_is_said_in_seconds_minutes_or_hours(minutes, shown):
     from moodtunes.ui.screens.finish import listening_time
 

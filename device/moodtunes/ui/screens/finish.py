@@ -338,13 +338,11 @@ class SameVisitorScreen(Screen):
 
 
 def listening_time(minutes: float) -> str:
-    """Time listened as people say it: "45 s" rather than "0.8" minutes, "12 min" for longer, and
-    "7 h 10 min" rather than "430 min"."""
-    if minutes < 1:
-        return f"{round(minutes * 60)} s"
-    if minutes < 10:
-        return f"{minutes:.1f} min"
-    hours, rest = divmod(round(minutes), 60)
+    """Time listened as people say it: "45 s" rather than "0.8" minutes, whole minutes for longer
+    ("6 min", not "6.3 min" beside "45 min"), and "7 h 10 min" rather than "430 min"."""
+    if (seconds := int(minutes * 60 + 0.5)) < 60:
+        return f"{seconds} s"
+    hours, rest = divmod(int(minutes + 0.5), 60)
     if not hours:
         return f"{rest} min"
     return f"{hours} h {rest} min" if rest else f"{hours} h"
