@@ -10,7 +10,8 @@
 #
 # Needs root and Debian's qemu-user-static, binfmt-support and debootstrap. The rootfs (default
 # build/arm64-rootfs, ~700 MB) is made once with debootstrap (~10 min) and reused; each run
-# removes the previous install first. About 15 minutes on 2 cores with the rootfs in place.
+# removes the previous install first. About 11-12 minutes on 2 cores with the rootfs in place,
+# 16-27 when the run makes it first (README.md).
 set -euo pipefail
 [ "$(id -u)" -eq 0 ] || { echo "check-bundle-arm64.sh: run as root" >&2; exit 1; }
 bundle_tar=$(realpath "${1:?usage: check-bundle-arm64.sh BUNDLE.tar.gz [ROOTFS_DIR]}")

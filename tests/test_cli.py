@@ -140,14 +140,15 @@ def test_doctor_reports_each_check_as_json(capsys, monkeypatch, tmp_path):
 @pytest.mark.parametrize(("device_id", "username", "said"), [
     ("raspberrypi", "raspberrypi", ["device_id 'raspberrypi' is the default hostname every new install has"]),
     ("lobby", "kiosk-1", ["mqtt.username 'kiosk-1' is not device_id 'lobby'"]),
-    ("kiosk-2", "", []),
+    ("kiosk-2", "", ["no mqtt.username: the shipped broker takes no client without one", "username = 'kiosk-2'"]),
     ("kiosk-2", "kiosk-2", []),
 ])
 def test_doctor_warns_of_a_device_id_other_kiosks_may_share_and_a_user_name_the_broker_refuses(
         capsys, monkeypatch, device_id, username, said):
     """Cloned SD cards keep the hostname the device_id comes from: the kiosks were one device in the
     cloud and threw each other off the broker; a user name other than the device_id had every visit
-    refused by the shipped ACL while doctor said "OK mqtt"."""
+    refused by the shipped ACL while doctor said "OK mqtt", and none at all, which the shipped broker
+    refuses outright, too."""
     for key, value in {"MOODTUNES_DEVICE_ID": device_id, "MOODTUNES_MQTT__ENABLED": "true",
                        "MOODTUNES_MQTT__USERNAME": username}.items():
         monkeypatch.setenv(key, value)

@@ -79,7 +79,7 @@ def test_once_says_which_visits_wait_for_the_clock_to_be_set(mosquitto, tmp_path
     assert [json.loads(m.payload)["event_id"] for m in messages] == [sent.event_id]
     assert (f"sent 1 to {mosquitto.host}:{mosquitto.port}, 1 held until a time server sets this device's clock "
             "(the uplink service sends them anyway after 15 minutes with the broker reachable; "
-            "`timedatectl timesync-status`), 0 still pending") \
+            "`timedatectl timesync-status`), 0 others still pending") \
         in capsys.readouterr().out
 
 

@@ -472,7 +472,13 @@ def _identity(settings: Settings) -> Check:
             "device on the dashboards and throw each other off the broker; set device_id in the config (or "
             "the hostname) to a name of this kiosk's own, with a broker user of that name"
         )
-    if username and username != device_id:
+    if not username:
+        problems.append(
+            f"no mqtt.username: the shipped broker takes no client without one (allow_anonymous false); set "
+            f"username = {device_id!r}, the device_id, with its password in /etc/moodtunes/uplink.env "
+            "(cloud/README.md, \"Connect a device\")"
+        )
+    elif username != device_id:
         problems.append(
             f"mqtt.username {username!r} is not device_id {device_id!r}: the shipped broker ACL lets a device "
             "send only as moodtunes/<its user name>/, so it refuses every visit (Not authorized), and a "

@@ -21,7 +21,8 @@ CONNECT_TIMEOUT_SECONDS = 15.0
 # when all went but it refused an event too big ever to send, which no retry helps: see the log.
 EXIT_REFUSED = 3
 EXIT_STATUS = (
-    "exit status: --once 0 when all went (or nothing was pending), 1 if anything is left (mqtt.enabled = "
+    "exit status: --once 0 when all went (or nothing was pending; visits held until a time server sets the "
+    "clock are said, and no failure), 1 if anything else is left (mqtt.enabled = "
     "false with events pending too) or it could not run (the uplink service is running, no data dir), 3 if "
     "it refused an event too big ever to send; without --once, 0 when stopped (or disabled), 1 when it can't "
     "run; --status and --resend-since 0, or 1 when the data dir or database can't be used; 2 on a bad "
@@ -34,7 +35,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument(
         "--once", action="store_true",
-        help="send what is pending, print a summary and exit: 0 when all went, 1 if anything is left (also with "
+        help="send what is pending, print a summary and exit: 0 when all went (visits held until a time server "
+             "sets the clock are said, and no failure), 1 if anything else is left (also with "
              "mqtt.enabled = false) or the uplink service is running, 3 if it refused an event too big ever to "
              "send (kept in the outbox)",
     )
@@ -149,10 +151,12 @@ def _send_pending(settings: Settings) -> int:
                     f"service sends them anyway after {CLOCK_SYNC_WAIT_S // 60} minutes with the broker reachable; "
                     "`timedatectl timesync-status`)")
     problem = f": {result.error}" if result.error else ""
+    # "0 still pending" beside "1 held" read as a contradiction of `--status`'s "1 pending"
+    still = f"{left} {'others ' if uplink.waiting_for_clock else ''}still pending"
     if left:  # a problem, on stderr as every command's: "nobody subscribes …" went to stdout
-        _complain(f"sent {result.sent} to {link.address}{refused}, {left} still pending{problem}")
+        _complain(f"sent {result.sent} to {link.address}{refused}, {still}{problem}")
         return 1
-    print(f"uplink: sent {result.sent} to {link.address}{refused}, {left} still pending{problem}")
+    print(f"uplink: sent {result.sent} to {link.address}{refused}, {still}{problem}")
     return EXIT_REFUSED if result.refused else 0
 
 
