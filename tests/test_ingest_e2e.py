@@ -1021,9 +1021,28 @@ def test_a_visit_sent_again_keeps_the_upload_delay_of_its_first_delivery(mosquit
     assert _count(influxdb, db, f"SELECT count(listening_seconds) FROM visit WHERE device_id = '{device}'") == 1
     sent, again = listener.messages
     assert again.payload == sent.payload and json.loads(sent.payload)["event_id"] == event.event_id
-    assert not hasattr(sent.properties, "UserProperty")
+    assert [name for name, _ in sent.properties.UserProperty] == ["moodtunes-sent-at"]
     assert again.properties.UserProperty[0] == ("moodtunes-resend", "1")
     assert again.properties.UserProperty[1][0] == "moodtunes-first-ack"
+
+
+def test_the_upload_delay_is_the_devices_not_the_time_the_broker_held_the_visit_for_an_ingest_away(
+        mosquitto, influxdb, tmp_path, monkeypatch):
+    """A review stopped the ingest (its session kept by the broker), had the device upload, and
+    started the ingest 22 s later: the visit's upload delay was written as 21 s, the ingest's outage,
+    and one ingest restart showed every device as slow on "Upload delay" and "Uplink freshness"."""
+    device, prefix, db = unique("kiosk-"), unique("mt"), unique("away")
+    settings = ingest_settings(mosquitto, influxdb, db, prefix)  # one client id for both runs
+    with running_ingest(settings):  # its session, and so its subscription, stay with the broker
+        pass
+    with Store.open(tmp_path / "data" / "moodtunes.db") as store:
+        record_visit(store, device)
+    _enable_uplink(monkeypatch, mosquitto, device, prefix)
+    assert moodtunes(["uplink", "--once"]) == 0  # the broker holds it for the ingest's session
+    time.sleep(2.0)
+    with running_ingest(settings) as ingest:
+        wait_for(lambda: ingest.stats.written == 1, "the held visit written")
+    assert _upload_delay(influxdb, db, device) < 1.0
 
 
 def test_each_song_keeps_its_own_rating_and_older_events_still_go_in(mosquitto, influxdb, tmp_path):

@@ -458,6 +458,26 @@ def test_a_resend_takes_its_upload_delay_from_when_the_broker_first_took_it(user
     assert first_delivery(user_properties, ARRIVED) == first
 
 
+SENT_AT = ("moodtunes-sent-at", (ENDED + timedelta(seconds=2)).isoformat(timespec="milliseconds"))
+
+
+@pytest.mark.parametrize("user_properties, redelivered, first", [
+    ((SENT_AT,), False, ENDED + timedelta(seconds=2)),  # when the device first handed it over
+    ((SENT_AT,), True, ENDED + timedelta(seconds=2)),  # delivered again: the same
+    ((("moodtunes-sent-at", "soon"),), False, None),
+    ((("moodtunes-sent-at", (ARRIVED + timedelta(days=2)).isoformat()),), False, None),
+    ((RESEND, FIRST_ACK, SENT_AT), False, ENDED + timedelta(seconds=3)),  # a resend: the first acknowledgement
+])
+def test_a_first_delivery_takes_its_upload_delay_from_when_the_device_first_handed_it_over(
+        user_properties, redelivered, first):
+    """A review's ingest, away 22 s while the broker held a visit, wrote its upload delay as 21 s:
+    the outage, not the device's delay; those in flight, delivered again, got none."""
+    assert first_delivery(user_properties, ARRIVED, redelivered) == first
+    message = parse_message("moodtunes/kiosk-1/visit", _payload(), "moodtunes", ENDED + timedelta(hours=5),
+                            (SENT_AT,), redelivered=redelivered)
+    assert "upload_delay_seconds=2," in message.points[0].to_line_protocol()
+
+
 def test_a_visit_the_broker_delivers_again_leaves_its_upload_delay_as_the_first_delivery_wrote_it():
     """Delivered again after the ingest restarted (MQTT's DUP flag, which mosquitto sets then), a
     visit's delay was counted from the second arrival: hours too long after an outage of hours."""
@@ -469,8 +489,8 @@ def test_a_visit_the_broker_delivers_again_leaves_its_upload_delay_as_the_first_
 
 def test_a_resend_is_told_by_its_user_properties_and_only_those_are_kept():
     properties = Properties(PacketTypes.PUBLISH)
-    properties.UserProperty = [("other", "x"), RESEND, FIRST_ACK]
-    assert delivery_properties(properties) == (RESEND, FIRST_ACK)
+    properties.UserProperty = [("other", "x"), RESEND, FIRST_ACK, SENT_AT]
+    assert delivery_properties(properties) == (RESEND, FIRST_ACK, SENT_AT)
     assert delivery_properties(None) == ()  # an MQTT 3.1.1 message has no properties
     message = parse_message("moodtunes/kiosk-1/visit", _payload(), "moodtunes", ENDED + timedelta(days=3), (RESEND, FIRST_ACK))
     assert "upload_delay_seconds=3," in message.points[0].to_line_protocol()  # not 3 days

@@ -329,11 +329,12 @@ def test_an_event_queued_again_goes_exactly_as_the_broker_acknowledged_it(tmp_pa
         store._pseudonym_secret = b"another secret".ljust(32)
         assert store.mark_unsent_since(datetime(2000, 1, 1, tzinfo=UTC), "kiosk-1") == (1, {})
         assert Uplink(store, link, MqttSettings(enabled=True), "kiosk-1").run_once().sent == 1
-        [acked] = store._db.execute("SELECT first_sent_at FROM outbox").fetchone()
+        acked, handed = store._db.execute("SELECT first_sent_at, published_at FROM outbox").fetchone()
     first, again = link.payloads
     assert again == first
     # marked outside the payload, with when the broker first took it: the ingest keeps the first upload delay
-    assert link.user_properties == [None, [("moodtunes-resend", "1"), ("moodtunes-first-ack", acked)]]
+    assert link.user_properties == [[("moodtunes-sent-at", handed)],
+                                    [("moodtunes-resend", "1"), ("moodtunes-first-ack", acked)]]
 
 
 def test_a_resend_says_when_the_broker_first_took_the_event_not_when_it_took_it_again(tmp_path):
@@ -347,8 +348,10 @@ def test_a_resend_says_when_the_broker_first_took_the_event_not_when_it_took_it_
         for _ in range(2):  # sent again twice: the second resend still says the first time
             store.mark_unsent_since(datetime(2000, 1, 1, tzinfo=UTC), "kiosk-1")
             Uplink(store, link, MqttSettings(enabled=True), "kiosk-1").run_once()
+        [handed] = store._db.execute("SELECT published_at FROM outbox").fetchone()
     first_ack = ("moodtunes-first-ack", "2026-01-02T03:04:05.000+00:00")
-    assert link.user_properties == [None, [("moodtunes-resend", "1"), first_ack], [("moodtunes-resend", "1"), first_ack]]
+    assert link.user_properties == [[("moodtunes-sent-at", handed)], [("moodtunes-resend", "1"), first_ack],
+                                    [("moodtunes-resend", "1"), first_ack]]
 
 
 def test_an_event_sent_before_the_outbox_kept_its_payload_goes_again_as_a_resend(tmp_path):
@@ -363,8 +366,32 @@ def test_an_event_sent_before_the_outbox_kept_its_payload_goes_again_as_a_resend
                           " first_sent_at = '2026-01-02T03:04:05.000+00:00'")
         store.mark_unsent_since(datetime(2000, 1, 1, tzinfo=UTC), "kiosk-1")
         Uplink(store, link, MqttSettings(enabled=True), "kiosk-1").run_once()
+        [handed] = store._db.execute("SELECT published_at FROM outbox").fetchone()
     assert link.user_properties == [
-        None, [("moodtunes-resend", "1"), ("moodtunes-first-ack", "2026-01-02T03:04:05.000+00:00")]]
+        [("moodtunes-sent-at", handed)],
+        [("moodtunes-resend", "1"), ("moodtunes-first-ack", "2026-01-02T03:04:05.000+00:00")]]
+
+
+def test_a_first_delivery_says_when_it_was_first_handed_to_the_broker_on_every_try(tmp_path):
+    """The ingest takes the upload delay from it: counted from the arrival, it grew by every minute
+    the broker held the visit for an ingest that was away, and a retry after a lost PUBACK made it
+    the retry's."""
+    class LosingFirstAck(AcceptingLink):
+        def wait_for_ack(self, mid, deadline):
+            return None if mid == 1 else super().wait_for_ack(mid, deadline)
+
+        def drop_queued(self) -> None:
+            pass
+
+    with _store(tmp_path) as store:
+        record_visit(store, "kiosk-1")
+        link = LosingFirstAck()
+        uplink = Uplink(store, link, MqttSettings(enabled=True, ack_timeout_seconds=0.01), "kiosk-1")
+        assert uplink.send_pending().sent == 0
+        store._db.execute("UPDATE outbox SET published_at = '2026-01-02T03:04:05.000+00:00'")  # the first try's
+        assert uplink.send_pending().sent == 1
+    assert link.user_properties[1] == [("moodtunes-sent-at", "2026-01-02T03:04:05.000+00:00")]
+    assert link.user_properties[0][0][0] == "moodtunes-sent-at"
 
 
 def test_an_event_queued_again_before_the_outbox_kept_its_first_ack_goes_marked_alone(tmp_path):
@@ -376,4 +403,5 @@ def test_an_event_queued_again_before_the_outbox_kept_its_first_ack_goes_marked_
         store.mark_unsent_since(datetime(2000, 1, 1, tzinfo=UTC), "kiosk-1")
         store._db.execute("UPDATE outbox SET first_sent_at = NULL")
         Uplink(store, link, MqttSettings(enabled=True), "kiosk-1").run_once()
-    assert link.user_properties == [None, [("moodtunes-resend", "1")]]
+        [handed] = store._db.execute("SELECT published_at FROM outbox").fetchone()
+    assert link.user_properties == [[("moodtunes-sent-at", handed)], [("moodtunes-resend", "1")]]

@@ -405,8 +405,9 @@ DEVICES = Dashboard(
               (Query("A", f'SELECT mean("confidence") {READINGS} AND {CAMERA_SCAN} {DAILY} fill(none) {TZ}',
                      "confidence"),),
               unit="percentunit", decimals=2, limits=(0, 1)),
-        Panel("Upload delay", "Longest time from the end of a visit to its arrival in the cloud "
-              "(visits wait in the device's outbox while it is offline).", "timeseries",
+        Panel("Upload delay", "Longest time from the end of a visit to when its device sent it to the "
+              "broker, by the device's clock (visits wait in the device's outbox while it is offline; "
+              "a broker holding them while the ingest is away doesn't count).", "timeseries",
               (Query("A", f'SELECT max("upload_delay_seconds") {VISITS} GROUP BY time($__interval), "device_id" '
                      f"fill(none) {TZ}", "$tag_device_id"),), unit="s"),
     ),

@@ -11,11 +11,14 @@ replays them), republished to ``{prefix}/deadletter`` and counted in InfluxDB as
 point (by device and a one-word reason), so that a device whose visits are all refused shows up
 as such; nothing a device sends can stop the ingest.
 
-A visit marked as sent again (the RESEND_PROPERTY user property, `uplink --resend-since`) takes its
-upload delay from when the broker first acknowledged it (the FIRST_ACK_PROPERTY user property), so
-it is the first delivery's whether or not that was written; from a device that doesn't say (an
-earlier version), it is written without one, so that the first delivery's stays. A dead letter
-keeps these properties, and `replay` honours them.
+A visit's upload delay runs from its end to when the uplink first handed it to the broker, both by
+the device's clock (the SENT_AT_PROPERTY user property): a broker holding it for an ingest that
+was away, or a retry, doesn't lengthen it. A visit marked as sent again (the RESEND_PROPERTY user
+property, `uplink --resend-since`) takes it from when the broker first acknowledged it (the
+FIRST_ACK_PROPERTY user property), so it is the first delivery's whether or not that was written;
+from a device that doesn't say (an earlier version), a first delivery's runs to its arrival here,
+and a resend is written without one, so that the first delivery's stays. A dead letter keeps these
+properties, and `replay` honours them.
 
 A payload over MAX_PAYLOAD_BYTES is rejected before it is parsed.
 
@@ -67,6 +70,7 @@ from moodtunes.events import (
     MAX_EVENT_BYTES,
     NEWER_SCHEMA_ERROR,
     RESEND_PROPERTY,
+    SENT_AT_PROPERTY,
     STATUS_KIND,
     VISIT_KIND,
     DeviceStatus,
@@ -117,7 +121,7 @@ REJECTION_SPREAD_NS = 1000
 REJECTIONS_LOGGED_PER_MINUTE = 20  # rejected messages logged one by one; the rest counted in a line
 MESSAGE_KINDS = (VISIT_KIND, STATUS_KIND)
 # The user properties of a message that say how it was delivered, kept in its dead letter for `replay`.
-DELIVERY_PROPERTIES = (RESEND_PROPERTY[0], FIRST_ACK_PROPERTY)
+DELIVERY_PROPERTIES = (RESEND_PROPERTY[0], FIRST_ACK_PROPERTY, SENT_AT_PROPERTY)
 UserProperties = tuple[tuple[str, str], ...]
 Model = TypeVar("Model", VisitEvent, DeviceStatus)
 # The fields any schema_version of a message has: one of a newer version counts as replayable (the
@@ -281,22 +285,30 @@ def delivery_properties(properties: Properties | None) -> UserProperties:
 
 
 def first_delivery(user_properties: UserProperties, received_at: datetime, redelivered: bool = False) -> datetime | None:
-    """When a visit that came at ``received_at`` was first delivered, for its upload delay: then,
-    unless the broker delivered it again (``redelivered``: the ingest had it before, after an
-    outage of hours maybe, and a delay counted from now would grow by that much) or the device
-    marked it as sent again; for the latter, when the broker first acknowledged it, as the device
-    says (its clock, as the visit's end is). None where nothing says, or the device says a time no
-    clock check would pass: the delay is left out, and InfluxDB keeps what the first delivery wrote."""
-    if RESEND_PROPERTY not in user_properties:
-        return None if redelivered else received_at
-    said = dict(user_properties).get(FIRST_ACK_PROPERTY)
+    """When a visit that came at ``received_at`` was first delivered, for its upload delay, as the
+    device says (its clock, as the visit's end is): when it was first handed to the broker, or, for
+    one marked as sent again, when the broker first acknowledged it. From a device that doesn't say
+    (an earlier version), a first delivery's arrival, unless the broker delivered it again
+    (``redelivered``: the ingest had it before, after an outage of hours maybe, and a delay counted
+    from now would grow by that much). None where nothing says, or the device says a time no clock
+    check would pass: the delay is left out, and InfluxDB keeps what the first delivery wrote."""
+    said = dict(user_properties)
+    if RESEND_PROPERTY in user_properties:
+        return _device_time(said.get(FIRST_ACK_PROPERTY), received_at)
+    if SENT_AT_PROPERTY in said:
+        return _device_time(said[SENT_AT_PROPERTY], received_at)
+    return None if redelivered else received_at
+
+
+def _device_time(said: str | None, received_at: datetime) -> datetime | None:
+    """A time the device says (ISO 8601 with its zone), if a clock check would pass it."""
     try:
-        acked = datetime.fromisoformat(said) if said is not None else None
+        moment = datetime.fromisoformat(said) if said is not None else None
     except ValueError:
         return None
-    if acked is None or acked.tzinfo is None:
+    if moment is None or moment.tzinfo is None:
         return None
-    return acked if EARLIEST_TIME <= acked <= as_utc(received_at) + CLOCK_AHEAD_ALLOWED else None
+    return moment if EARLIEST_TIME <= moment <= as_utc(received_at) + CLOCK_AHEAD_ALLOWED else None
 
 
 def _event_id(payload: bytes) -> str | None:

@@ -53,10 +53,11 @@ def _was_corrected(reading: ReadingEvent | None) -> bool:
 
 
 def visit_point(event: VisitEvent, first_delivered_at: datetime | None) -> Point:
-    """The visit, its upload delay from its end to ``first_delivered_at``: its arrival, or for a
-    visit sent again (`uplink --resend-since`) when the broker first acknowledged it. None (a resend
-    from a device that doesn't say when): no delay, so that InfluxDB keeps the first one (a field a
-    point leaves out keeps its value at the same series and time)."""
+    """The visit, its upload delay from its end to ``first_delivered_at`` (ingest.first_delivery:
+    when the device first handed it to the broker, or for a visit sent again when the broker first
+    acknowledged it; from an older device, its arrival). None (a resend from a device that doesn't
+    say when): no delay, so that InfluxDB keeps the first one (a field a point leaves out keeps its
+    value at the same series and time)."""
     point = (
         Point("visit")
         .tag("device_id", event.device_id)

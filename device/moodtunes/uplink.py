@@ -8,8 +8,9 @@ only on "Success", so a broker that is down, refuses the topic (ACL) or has nobo
 That takes QoS 1 (config accepts nothing else): QoS 0 has no acknowledgement at all, and with
 QoS 2 paho reports the PUBCOMP, which lacks PUBREC's "No matching subscribers".
 A retry may deliver an event twice; the ingest makes that harmless (a redelivered event overwrites
-the same InfluxDB point; only its upload delay becomes the later arrival's, after a PUBACK lost),
-so at-least-once is the right guarantee here. So an event goes out under
+the same InfluxDB point, its upload delay too: each delivery says, as SENT_AT_PROPERTY, when the
+event was first handed to the broker, by the device's clock), so at-least-once is the right
+guarantee here. So an event goes out under
 the configured device_id the first time, including one queued before it changed, and once the
 broker acknowledged it, only ever as acknowledged (`uplink --resend-since`).
 An event over MAX_EVENT_BYTES is never handed to paho: the broker would drop the connection for
@@ -60,6 +61,7 @@ from moodtunes.events import (
     MAX_EVENT_BYTES,
     MAX_PENDING_SECONDS,
     RESEND_PROPERTY,
+    SENT_AT_PROPERTY,
     STATUS_KIND,
     VISIT_KIND,
     DeviceStatus,
@@ -202,12 +204,13 @@ def restamp(payload: str, device_id: str, profile_key: str | None) -> tuple[str,
     return json.dumps(stamped, separators=(",", ":"), ensure_ascii=False), changed_id
 
 
-def resend_properties(item: OutboxItem) -> list[tuple[str, str]] | None:
-    """The user properties of an event the broker acknowledged before: the mark, and when it first
-    did, if the outbox knows (not for one queued again before it kept that); None for a first delivery.
-    One sent before the outbox kept the payload acknowledged (migration 4) has its first time only."""
+def delivery_properties(item: OutboxItem, handed_at: str) -> list[tuple[str, str]]:
+    """The user properties of an event: for one the broker acknowledged before, the mark, and when
+    it first did, if the outbox knows (not for one queued again before it kept that; one sent before
+    the outbox kept the payload acknowledged, migration 4, has its first time only); for a first
+    delivery, when it was first handed to the broker (``handed_at`` on the first try)."""
     if item.sent_payload is None and item.first_sent_at is None:
-        return None
+        return [(SENT_AT_PROPERTY, item.published_at or handed_at)]
     return [RESEND_PROPERTY, *([(FIRST_ACK_PROPERTY, item.first_sent_at)] if item.first_sent_at else [])]
 
 
@@ -528,8 +531,8 @@ class Uplink:
             raise EventTooBig(f"{size} bytes, over the {MAX_EVENT_BYTES} the broker and the ingest take: never sent")
         return payload, recorded_as
 
-    def _publish(self, item: OutboxItem, payload: str, recorded_as: str | None) -> Publication:
-        mid = self._link.publish(self.topic, payload, self._settings.qos, resend_properties(item))
+    def _publish(self, item: OutboxItem, payload: str, recorded_as: str | None, handed_at: str) -> Publication:
+        mid = self._link.publish(self.topic, payload, self._settings.qos, delivery_properties(item, handed_at))
         return Publication(mid, payload, recorded_as)
 
     def _refuse(self, item: OutboxItem, reason: str) -> None:
@@ -616,14 +619,14 @@ class Uplink:
                 result.refused += 1
         # Recorded first: once the broker has an event it may reach the cloud, whatever becomes of
         # its mark_sent (this process killed, a power cut), and `forget` must then say so.
-        self._store.mark_published(ready)
+        handed_at = self._store.mark_published(ready)
         published: dict[int, Publication] = {}
         problems: dict[int, str] = {}
         for item in items:
             if item.id not in ready:
                 continue
             try:
-                published[item.id] = self._publish(item, *ready[item.id])
+                published[item.id] = self._publish(item, *ready[item.id], handed_at)
             except UplinkError as exc:  # not queued: paho refused it outright
                 problems[item.id] = str(exc)
         deadline = time.monotonic() + self._settings.ack_timeout_seconds
