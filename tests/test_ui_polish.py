@@ -543,6 +543,24 @@ def test_a_best_guess_after_the_music_tells_a_change_only_if_it_is_right():
             assert "Great" not in after_message(before, after, sure=False)
 
 
+def test_a_change_from_a_best_guess_before_the_music_is_told_if_so_too(settings, tmp_path, drawn):
+    from moodtunes.domain import ScanOutcome
+    from moodtunes.ui.screens.scan import ResultScreen
+
+    app = guest_at_songs(settings, tmp_path / "music", "sad", wait=False, count=1, category=CALM)
+    try:
+        guess = MoodReading(ScanOutcome.UNCERTAIN, "sad", 0.4, {"happy": 0.25, "neutral": 0.35, "sad": 0.4})
+        app.visit.readings["before"] = guess  # read as a best guess and kept as is
+        app.visit.moods["before"] = "sad"
+        app.add_reading("after", MoodReading.manual("happy"))
+        app.go(ResultScreen(app, "after"))
+        drawn.clear()
+        step(app)
+        assert "If so, you look happier than before." in drawn and "Great, you look happier now!" not in drawn
+    finally:
+        app.close()
+
+
 def test_the_result_screen_after_an_uncertain_second_scan(settings, tmp_path, drawn):
     from moodtunes.domain import ScanOutcome
     from moodtunes.ui.screens.scan import ResultScreen

@@ -214,6 +214,23 @@ def test_the_same_visitor_goes_on_with_a_yes(settings, tmp_path, short_listens, 
         app.close()
 
 
+def test_back_to_the_music_and_here_again_still_asks(settings, tmp_path, short_listens):
+    """A review's newcomer tapped "Back to the music", then "I'm done", then "Check my mood
+    again": the new rating screen didn't know the music had run out by itself, and didn't ask."""
+    app = ada_walked_away(settings, tmp_path / "music")
+    try:
+        tap(app, "back")  # the songs ran out: to the list
+        assert app.screen.name == "songs"
+        tap(app, "done")
+        assert app.screen.name == "rate"
+        tap(app, "again")
+        assert app.screen.name == "same_visitor"
+        tap(app, "yes")
+        assert app.screen.name == "scan" and not app.visit.unattended
+    finally:
+        app.close()
+
+
 def test_a_visitor_who_tapped_through_to_the_rating_is_not_asked(settings, tmp_path, short_listens):
     app = guest_at_songs(settings, tmp_path / "music", "sad", count=6, category=CALM, seconds=0.5)
     try:

@@ -94,3 +94,33 @@ def test_a_library_with_songs_to_lift_a_mood_says_nothing(settings, tmp_path, dr
         assert "Look at the camera" in texts  # the screen was drawn
     finally:
         app.close()
+
+
+@pytest.mark.parametrize("size", [(480, 800), (600, 1024)])
+def test_the_note_in_portrait_keeps_clear_of_every_profile_tile(settings, monkeypatch, size):
+    """It was placed at the foot of the room under the first row of tiles: at 600x1024 with nine
+    profiles the later rows were drawn over it."""
+    from moodtunes.store import Store
+
+    with Store.open(settings.database_path) as store:
+        for i in range(9):
+            store.create_profile(f"Person {i}", "#5fd08a")
+    app = make_app(settings, sample_scanner, size=size)
+    placed: list = []
+    record = welcome.draw_paragraph
+
+    def noting(surface, font, text, colour, rect, *args, **kwargs):
+        if text == welcome.NO_MUSIC_NOTE:
+            placed.append(rect)
+        return record(surface, font, text, colour, rect, *args, **kwargs)
+
+    monkeypatch.setattr(welcome, "draw_paragraph", noting)
+    try:
+        run_until(app, lambda: app.library_service.ready, what="the library scan")
+        app.home()
+        step(app, 1)
+        tiles = [t.rect for t in app.screen.targets if t.id.startswith(("profile:", "new_profile", "guest"))]
+        assert len(tiles) >= 5
+        assert all(not rect.colliderect(tile) for rect in placed for tile in tiles)
+    finally:
+        app.close()

@@ -366,7 +366,8 @@ DEVICES = Dashboard(
               columns=(("device_id", "device"), ("message", "kind"), ("reason", "reason"), ("messages", "messages")),
               cells=(Cells("messages", decimals=0, red_from=1),)),
         Panel("Uplink freshness", "Each device's latest visit in the time range (time) and how long after it "
-              "ended it reached the cloud; a device whose latest visit is old may be offline. A device with no "
+              "ended its device sent it to the cloud (the upload delay, by the device's clock); a device whose "
+              "latest visit is old may be offline. A device with no "
               "visit in the selected time range does not appear at all: Device health shows every device's "
               "latest status.",
               "table",

@@ -11,9 +11,9 @@ replays them), republished to ``{prefix}/deadletter`` and counted in InfluxDB as
 point (by device and a one-word reason), so that a device whose visits are all refused shows up
 as such; nothing a device sends can stop the ingest.
 
-A visit's upload delay runs from its end to when the uplink first handed it to the broker, both by
-the device's clock (the SENT_AT_PROPERTY user property): a broker holding it for an ingest that
-was away, or a retry, doesn't lengthen it. A visit marked as sent again (the RESEND_PROPERTY user
+A visit's upload delay runs from its end to when the uplink handed it to the broker (the try the
+broker took), both by the device's clock (the SENT_AT_PROPERTY user property): a broker holding it
+for an ingest that was away, and delivering it again, doesn't lengthen it. A visit marked as sent again (the RESEND_PROPERTY user
 property, `uplink --resend-since`) takes it from when the broker first acknowledged it (the
 FIRST_ACK_PROPERTY user property), so it is the first delivery's whether or not that was written;
 from a device that doesn't say (an earlier version), a first delivery's runs to its arrival here,
@@ -286,7 +286,7 @@ def delivery_properties(properties: Properties | None) -> UserProperties:
 
 def first_delivery(user_properties: UserProperties, received_at: datetime, redelivered: bool = False) -> datetime | None:
     """When a visit that came at ``received_at`` was first delivered, for its upload delay, as the
-    device says (its clock, as the visit's end is): when it was first handed to the broker, or, for
+    device says (its clock, as the visit's end is): when the try the broker took handed it over, or, for
     one marked as sent again, when the broker first acknowledged it. From a device that doesn't say
     (an earlier version), a first delivery's arrival, unless the broker delivered it again
     (``redelivered``: the ingest had it before, after an outage of hours maybe, and a delay counted

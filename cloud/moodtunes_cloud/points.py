@@ -54,7 +54,7 @@ def _was_corrected(reading: ReadingEvent | None) -> bool:
 
 def visit_point(event: VisitEvent, first_delivered_at: datetime | None) -> Point:
     """The visit, its upload delay from its end to ``first_delivered_at`` (ingest.first_delivery:
-    when the device first handed it to the broker, or for a visit sent again when the broker first
+    when the device handed it to the broker, or for a visit sent again when the broker first
     acknowledged it; from an older device, its arrival). None (a resend from a device that doesn't
     say when): no delay, so that InfluxDB keeps the first one (a field a point leaves out keeps its
     value at the same series and time)."""

@@ -41,10 +41,11 @@ RESEND_PROPERTY = ("moodtunes-resend", "1")
 # is the first delivery's whether or not that one was ever written (the broker lost it, or its
 # points were deleted). A device of an earlier version sends the mark alone.
 FIRST_ACK_PROPERTY = "moodtunes-first-ack"
-# The user property of a first delivery that says when the uplink first handed the event to the
-# broker (ISO 8601, by the device's clock, like the visit's times; the same on every retry): the
-# ingest takes the upload delay from it. Counted from the ingest's arrival, the delay grew by every
-# minute the broker held the visit for an ingest that was away, and took in the two clocks' gap.
+# The user property of a first delivery that says when the uplink handed the event to the broker
+# (ISO 8601, by the device's clock, like the visit's times; each try its own): the ingest takes the
+# upload delay from it. Counted to the ingest's arrival, the delay grew by every minute the broker
+# held the visit for an ingest that was away (its redelivery keeps the property), and took in the
+# two clocks' gap.
 SENT_AT_PROPERTY = "moodtunes-sent-at"
 # A validation error of this type: the event's schema_version is newer than the validating code's.
 NEWER_SCHEMA_ERROR = "newer_schema"

@@ -8,8 +8,8 @@ only on "Success", so a broker that is down, refuses the topic (ACL) or has nobo
 That takes QoS 1 (config accepts nothing else): QoS 0 has no acknowledgement at all, and with
 QoS 2 paho reports the PUBCOMP, which lacks PUBREC's "No matching subscribers".
 A retry may deliver an event twice; the ingest makes that harmless (a redelivered event overwrites
-the same InfluxDB point, its upload delay too: each delivery says, as SENT_AT_PROPERTY, when the
-event was first handed to the broker, by the device's clock), so at-least-once is the right
+the same InfluxDB point; its upload delay runs to the time the try says, SENT_AT_PROPERTY, by the
+device's clock, which the broker's own redelivery keeps), so at-least-once is the right
 guarantee here. So an event goes out under
 the configured device_id the first time, including one queued before it changed, and once the
 broker acknowledged it, only ever as acknowledged (`uplink --resend-since`).
@@ -208,9 +208,11 @@ def delivery_properties(item: OutboxItem, handed_at: str) -> list[tuple[str, str
     """The user properties of an event: for one the broker acknowledged before, the mark, and when
     it first did, if the outbox knows (not for one queued again before it kept that; one sent before
     the outbox kept the payload acknowledged, migration 4, has its first time only); for a first
-    delivery, when it was first handed to the broker (``handed_at`` on the first try)."""
+    delivery, when this try hands it to the broker (``handed_at``). Not the first try's: one the
+    broker refused (no ingest subscribed, a wrong ACL) would then seem to have gone at once,
+    however many days later it went."""
     if item.sent_payload is None and item.first_sent_at is None:
-        return [(SENT_AT_PROPERTY, item.published_at or handed_at)]
+        return [(SENT_AT_PROPERTY, handed_at)]
     return [RESEND_PROPERTY, *([(FIRST_ACK_PROPERTY, item.first_sent_at)] if item.first_sent_at else [])]
 
 

@@ -152,7 +152,7 @@ def _send_pending(settings: Settings) -> int:
                     "`timedatectl timesync-status`)")
     problem = f": {result.error}" if result.error else ""
     # "0 still pending" beside "1 held" read as a contradiction of `--status`'s "1 pending"
-    still = f"{left} {'others ' if uplink.waiting_for_clock else ''}still pending"
+    still = f"{left} {('other ' if left == 1 else 'others ') if uplink.waiting_for_clock else ''}still pending"
     if left:  # a problem, on stderr as every command's: "nobody subscribes …" went to stdout
         _complain(f"sent {result.sent} to {link.address}{refused}, {still}{problem}")
         return 1

@@ -180,7 +180,6 @@ class OutboxItem:
     pseudonym_token: str | None = None  # … and from the profile's token: see events.profile_key)
     sent_payload: str | None = None  # what the broker acknowledged, for an event queued again: sent as it is
     first_sent_at: str | None = None  # when the broker first acknowledged it (ISO 8601, UTC), for an event queued again
-    published_at: str | None = None  # when the uplink first handed it to the broker (mark_published), if it has
 
 
 class FileIdentity(NamedTuple):
@@ -1333,13 +1332,13 @@ class Store:
         server to set the clock (unset_clock_visits: moved first, or let go, by settle_visit_clock)."""
         rows = self._query(
             "SELECT o.id, o.event_id, o.kind, o.payload, o.attempts, s.profile_id, p.pseudonym_token,"
-            " o.sent_payload, o.first_sent_at, o.published_at FROM outbox o"
+            " o.sent_payload, o.first_sent_at FROM outbox o"
             " LEFT JOIN sessions s ON s.id = o.session_id LEFT JOIN profiles p ON p.id = s.profile_id WHERE o.sent_at IS NULL AND o.refused_at IS NULL"
             " AND s.clock_boot_id IS NULL ORDER BY o.id LIMIT ?",
             (limit,),
         )
         return [OutboxItem(r["id"], r["event_id"], r["kind"], r["payload"], r["attempts"], r["profile_id"],
-                           r["pseudonym_token"], r["sent_payload"], r["first_sent_at"], r["published_at"]) for r in rows]
+                           r["pseudonym_token"], r["sent_payload"], r["first_sent_at"]) for r in rows]
 
     def mark_sent(self, outbox_id: int, payload: str) -> None:
         """The broker acknowledged the event as ``payload``; the first payload acknowledged, and when,
@@ -1357,7 +1356,8 @@ class Store:
     def mark_published(self, outbox_ids: Iterable[int]) -> str:
         """The uplink is about to hand these events to the broker: from then on they may be in the
         cloud, whatever is recorded after (``cloud_keys``). Synced, unlike mark_sent: a power cut
-        must not take it back. Returns the time recorded for those handed over the first time now."""
+        must not take it back. Returns the time of this handing over (kept for those handed over the
+        first time), which the uplink sends with them."""
         now = utc_now()
         with self.transaction() as db:
             db.executemany("UPDATE outbox SET published_at = coalesce(published_at, ?) WHERE id = ?",

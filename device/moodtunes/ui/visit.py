@@ -23,6 +23,9 @@ class Visit:
     clock: ClockReading | None = None  # read at the start, moved with the visit's times (a clock step)
     session_id: int | None = None  # None until the store took the visit's start
     made_now: bool = False  # the profile was made for this visit (left at the camera notice, it goes)
+    # The music ran out by itself: whoever asks for a second scan or the report is asked first
+    # whether they are still this visit's person (SameVisitorScreen), until they say yes.
+    unattended: bool = False
     reading_ids: dict[str, int] = field(default_factory=dict)  # phase -> mood_readings.id
     unsaved_corrections: dict[str, str] = field(default_factory=dict)  # phase -> label, for a reading not written yet
     readings: dict[str, MoodReading] = field(default_factory=dict)

@@ -73,15 +73,11 @@ def ratings_caption(shown: Sequence[VisitLine], total: int) -> tuple[str, ...]:
 
 
 class RateScreen(Screen):
-    """``unattended``: the music ran out by itself, the last touch a few songs ago: whoever taps
-    "Check my mood again" or "See my report" may have come after the visitor left, and is asked
-    first (SameVisitorScreen)."""
+    """After music that ran out by itself (``Visit.unattended``), whoever taps "Check my mood
+    again" or "See my report" may have come after the visitor left, and is asked first
+    (SameVisitorScreen), also after going back to the music and here again."""
 
     name = "rate"
-
-    def __init__(self, app, unattended: bool = False) -> None:
-        super().__init__(app)
-        self.unattended = unattended
 
     def enter(self) -> None:
         visit = self.app.visit  # back from the music: the stars given to this same song before
@@ -241,7 +237,7 @@ class RateScreen(Screen):
                 app.go(PlayingScreen(app, app.now_playing, resume=True))
             else:
                 app.go(SongsScreen(app))
-        elif self.unattended:  # the camera, or the person's history: theirs only
+        elif app.visit.unattended:  # the camera, or the person's history: theirs only
             app.go(SameVisitorScreen(app, self, target_id))
         else:
             self.go_on(target_id)
@@ -251,7 +247,7 @@ class RateScreen(Screen):
         from moodtunes.ui.screens.scan import ManualMoodScreen, ScanScreen
 
         app = self.app
-        self.unattended = False  # the visitor said it is still them
+        app.visit.unattended = False  # the visitor said it is still them
         if target_id == "again":
             if app.visit.camera_declined or app.scanner_service.error is not None:
                 app.go(ManualMoodScreen(app, "after"))
@@ -273,7 +269,7 @@ class RateScreen(Screen):
 
 class SameVisitorScreen(Screen):
     """Asked before the second mood check or the report of a visit whose music ran out by itself
-    (``RateScreen.unattended``): a visitor who walked away left their visit to the next person,
+    (``Visit.unattended``): a visitor who walked away left their visit to the next person,
     whose face "Check my mood again" read under the first one's consent, as their mood after the
     music, and whom "See my report" showed the first one's history, "Forget me" included. "No"
     ends that visit (as left alone, ``idle``) and starts afresh; Escape and the idle timeout too."""

@@ -622,7 +622,8 @@ class PlayingScreen(Screen):
                 return
         self.playing = False
         if onwards_only:  # the music ran out by itself
-            self.app.go(self._rate(unattended=True))
+            self.app.visit.unattended = True
+            self.app.go(self._rate())
             return
         if sound:  # else sound_output said why
             self.app.toast(self._why_none_played(tried, untried=len(candidates) > len(tried)))
@@ -649,16 +650,17 @@ class PlayingScreen(Screen):
             return
         if self.app.songs_on_their_own >= SONGS_ON_THEIR_OWN:  # no one there: the rating's idle count runs
             self.playing = False
-            self.app.go(self._rate(unattended=True))
+            self.app.visit.unattended = True
+            self.app.go(self._rate())
             return
         self.app.songs_on_their_own += 1
         self._play_from(self.index + 1, onwards_only=True)
         self.app.relayout()  # "Next song" may now be the last one
 
-    def _rate(self, unattended: bool = False):
+    def _rate(self):
         from moodtunes.ui.screens.finish import RateScreen
 
-        return RateScreen(self.app, unattended)
+        return RateScreen(self.app)
 
     def layout(self, area: pygame.Rect) -> None:
         super().layout(area)

@@ -625,7 +625,7 @@ class ResultScreen(Screen):
             lines.append((look.body(), CONFIDENT_NOTE, th.MUTED))
         message = (
             MOOD_MESSAGES[mood] if self.phase == "before"
-            else after_message(visit.moods.get("before"), mood, sure=corrected or reading.outcome != ScanOutcome.UNCERTAIN)
+            else after_message(visit.moods.get("before"), mood, sure=self._sure("before") and self._sure("after"))
         )
         lines.append((look.heading(), message, look.accent))
         heights = [
@@ -681,6 +681,15 @@ class ResultScreen(Screen):
             "Show my songs" if self.phase == "before" else "See my report",
             style="primary",
         )
+
+    def _sure(self, phase: str) -> bool:
+        """Whether the visit's ``phase`` reading is no best guess: read surely, picked or corrected
+        by the visitor (none: nothing to doubt). A change told from a guess is told "if so"."""
+        visit = self.app.visit
+        reading = visit.readings.get(phase)
+        if reading is None or visit.moods.get(phase, reading.label) != reading.label:
+            return True
+        return reading.outcome != ScanOutcome.UNCERTAIN
 
     def on_tap(self, target_id: str) -> None:
         from moodtunes.ui.screens.finish import ReportScreen

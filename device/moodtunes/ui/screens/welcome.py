@@ -161,9 +161,8 @@ class WelcomeScreen(Screen):
         self.add("new_profile", cells[0])
         for profile, cell in zip(shown, cells[1:]):
             self.add(f"profile:{profile.id}", cell)
-        self.note_area = pygame.Rect(
-            grid_area.left, cells[0].bottom + gap, grid_area.width, grid_area.bottom - cells[0].bottom - gap
-        )
+        below = cells[len(shown)].bottom + gap  # under the last tile
+        self.note_area = pygame.Rect(grid_area.left, below, grid_area.width, max(0, grid_area.bottom - below))
 
     def draw(self, surface: pygame.Surface) -> None:
         look = self.look
