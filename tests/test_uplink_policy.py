@@ -131,11 +131,12 @@ def test_a_broker_away_for_days_keeps_the_backoff_at_its_longest(store):
     uplink.run_forever(stop)
     assert stop.delays == [LONGEST, LONGEST]
 
-def test_an_empty_outbox_is_polled_and_never_backed_off(store):
+def test_an_empty_outbox_is_polled_and_never_backed_off(store, monkeypatch):
     mqtt = MqttSettings(enabled=True, retry_seconds=RETRY, max_retry_seconds=LONGEST, poll_seconds=POLL)
     link = ScriptedLink()
     stop = RecordingStop()
     stop.steps = [lambda: None, lambda: None, stop.set]
+    monkeypatch.setattr(store, "mark_published", lambda ids: pytest.fail("a write for nothing to send"))
     Uplink(store, link, mqtt, "kiosk-1").run_forever(stop)
     assert stop.delays == [POLL, POLL, POLL] and link.published == []
 

@@ -620,8 +620,9 @@ class Uplink:
                 self._refuse(item, str(exc))
                 result.refused += 1
         # Recorded first: once the broker has an event it may reach the cloud, whatever becomes of
-        # its mark_sent (this process killed, a power cut), and `forget` must then say so.
-        handed_at = self._store.mark_published(ready)
+        # its mark_sent (this process killed, a power cut), and `forget` must then say so. (Nothing
+        # to send, nothing written: the outbox is looked at every few seconds.)
+        handed_at = self._store.mark_published(ready) if ready else ""
         published: dict[int, Publication] = {}
         problems: dict[int, str] = {}
         for item in items:

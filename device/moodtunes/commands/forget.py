@@ -25,7 +25,7 @@ def _list_number(text: str) -> int:
     """N as --pending prints it: the number of the last person its list held. It was a date and time,
     compared with when each was forgotten by the device's clock, which a Pi restarted offline sets
     days back: someone forgotten after the list was printed was cleared with it, unprinted."""
-    if not text.strip().isdigit() or int(text) < 1:
+    if not text.strip().isdecimal() or int(text) < 1:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a number as --pending prints it (`--done N`; a date and time is what an older "
             "version printed: run `moodtunes forget --pending` again)")
