@@ -131,14 +131,24 @@ def test_a_broker_away_for_days_keeps_the_backoff_at_its_longest(store):
     uplink.run_forever(stop)
     assert stop.delays == [LONGEST, LONGEST]
 
-def test_an_empty_outbox_is_polled_and_never_backed_off(store, monkeypatch):
+def test_an_empty_outbox_is_polled_and_never_backed_off(store):
     mqtt = MqttSettings(enabled=True, retry_seconds=RETRY, max_retry_seconds=LONGEST, poll_seconds=POLL)
     link = ScriptedLink()
     stop = RecordingStop()
     stop.steps = [lambda: None, lambda: None, stop.set]
-    monkeypatch.setattr(store, "mark_published", lambda ids: pytest.fail("a write for nothing to send"))
     Uplink(store, link, mqtt, "kiosk-1").run_forever(stop)
     assert stop.delays == [POLL, POLL, POLL] and link.published == []
+
+
+def test_a_batch_with_nothing_to_hand_over_writes_nothing(store, monkeypatch):
+    """Only events too big ever to send: refused, and no handing over recorded for none."""
+    record_visit(store, "kiosk-1")
+    monkeypatch.setattr(uplink_module, "MAX_EVENT_BYTES", 10)
+    monkeypatch.setattr(store, "mark_published", lambda ids: pytest.fail("a write for nothing to hand over"))
+    link = ScriptedLink()
+    link.refusing = False
+    result = Uplink(store, link, MqttSettings(enabled=True), "kiosk-1").send_pending()
+    assert result.refused == 1 and link.published == []
 
 
 def test_a_store_that_cant_be_written_pauses_the_service_and_sends_nothing_meanwhile(store, caplog):
