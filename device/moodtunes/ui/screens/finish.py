@@ -267,7 +267,44 @@ class RateScreen(Screen):
         self.app.rate(score)  # a song rated again after going back to the music, or another song: the later counts
 
 
-class SameVisitorScreen(Screen):
+class QuestionScreen(Screen):
+    """A question on a card, with two answers below it: ``answers`` is (the other, the default),
+    the default at the right in landscape and at the bottom in portrait, and Enter's."""
+
+    answers: tuple[str, str] = ("no", "yes")
+
+    def primary(self) -> str | None:
+        return self.answers[1]
+
+    def layout(self, area: pygame.Rect) -> None:
+        super().layout(area)
+        body = lay.inset(area, self.margin())
+        h, gap = self.touch_height(), self.gap()
+        if area.height > area.width:
+            self.card, other, default = lay.rows(body, [1.0, h, h], gap)
+        else:
+            self.card, footer = lay.rows(body, [1.0, h], gap)
+            other, default = lay.cols(footer, [0.45, 0.55], gap)
+        self.add(self.answers[0], other)
+        self.add(self.answers[1], default)
+
+    def question_width(self) -> int:
+        return self.card.width - 2 * self.look.px(24)
+
+    def draw_question(self, surface: pygame.Surface, title: str, text: str) -> None:
+        """The card, and on it ``title`` over ``text``, the two centred together."""
+        look = self.look
+        draw_card(surface, self.card, th.SURFACE, look.px(22))
+        inner = lay.inset(self.card, look.px(24), look.px(20))
+        title_h, gap = look.title().get_linesize(), look.px(12)
+        text_h = min(paragraph_height(look.body(), text, inner.width, 1.15), inner.height - title_h - gap)
+        top = inner.centery - (title_h + gap + text_h) // 2
+        draw_text(surface, look.title(), title, th.TEXT, pygame.Rect(inner.left, top, inner.width, title_h))
+        draw_paragraph(surface, look.body(), text, th.TEXT,
+                       pygame.Rect(inner.left, top + title_h + gap, inner.width, text_h), line_spacing=1.15)
+
+
+class SameVisitorScreen(QuestionScreen):
     """Asked before the second mood check or the report of a visit whose music ran out by itself
     (``Visit.unattended``): a visitor who walked away left their visit to the next person,
     whose face "Check my mood again" read under the first one's consent, as their mood after the
@@ -275,14 +312,12 @@ class SameVisitorScreen(Screen):
     ends that visit (as left alone, ``idle``) and starts afresh; Escape and the idle timeout too."""
 
     name = "same_visitor"
+    answers = ("no", "yes")
 
     def __init__(self, app, rate: RateScreen, asked: str) -> None:
         super().__init__(app)
         self.rate = rate
         self.asked = asked  # "again" or "report", done on a yes
-
-    def primary(self) -> str | None:
-        return "yes"
 
     def back(self) -> str | None:
         return "no"
@@ -297,29 +332,9 @@ class SameVisitorScreen(Screen):
         named = title != "Still the same person?"
         return title, text, ((f"Yes, I'm {profile.name}", "Yes, it's me", "Yes") if named else ("Yes, it's me", "Yes"))
 
-    def layout(self, area: pygame.Rect) -> None:
-        super().layout(area)
-        body = lay.inset(area, self.margin())
-        h, gap = self.touch_height(), self.gap()
-        if area.height > area.width:
-            self.card, yes, no = lay.rows(body, [1.0, h, h], gap)
-        else:
-            self.card, footer = lay.rows(body, [1.0, h], gap)
-            no, yes = lay.cols(footer, [0.45, 0.55], gap)
-        self.add("no", no)
-        self.add("yes", yes)
-
     def draw(self, surface: pygame.Surface) -> None:
-        look = self.look
-        draw_card(surface, self.card, th.SURFACE, look.px(22))
-        inner = lay.inset(self.card, look.px(24), look.px(20))
-        title, text, yes = self.wording(inner.width)
-        title_h, gap = look.title().get_linesize(), look.px(12)
-        text_h = min(paragraph_height(look.body(), text, inner.width, 1.15), inner.height - title_h - gap)
-        top = inner.centery - (title_h + gap + text_h) // 2
-        draw_text(surface, look.title(), title, th.TEXT, pygame.Rect(inner.left, top, inner.width, title_h))
-        draw_paragraph(surface, look.body(), text, th.TEXT,
-                       pygame.Rect(inner.left, top + title_h + gap, inner.width, text_h), line_spacing=1.15)
+        title, text, yes = self.wording(self.question_width())
+        self.draw_question(surface, title, text)
         self.button(surface, "no", ("No, start a new visit", "No, start anew", "No"), style="ghost")
         self.button(surface, "yes", yes, style="primary")
 
@@ -522,11 +537,12 @@ class ReportScreen(Screen):
             self.app.go(ForgetScreen(self.app, self))
 
 
-class ForgetScreen(Screen):
+class ForgetScreen(QuestionScreen):
     """"Forget me": the person's profile and every visit of theirs deleted from the kiosk, once
     they confirm. Keeping is the default (Enter, Escape, the idle timeout)."""
 
     name = "forget"
+    answers = ("delete", "keep")
 
     def __init__(self, app, report: ReportScreen) -> None:
         super().__init__(app)
@@ -540,9 +556,6 @@ class ForgetScreen(Screen):
         keys = app.read("what was uploaded", app.store.cloud_keys, app.visit.profile.id, app.settings.device_id,
                         uploading=app.settings.mqtt.enabled)
         self.maybe_in_cloud = keys is None or bool(keys)
-
-    def primary(self) -> str | None:
-        return "keep"
 
     def back(self) -> str | None:
         return "keep"
@@ -558,31 +571,11 @@ class ForgetScreen(Screen):
                      "name: ask the staff to delete them too.")
         return said
 
-    def layout(self, area: pygame.Rect) -> None:
-        super().layout(area)
-        body = lay.inset(area, self.margin())
-        h, gap = self.touch_height(), self.gap()
-        if area.height > area.width:
-            self.card, delete, keep = lay.rows(body, [1.0, h, h], gap)
-        else:
-            self.card, footer = lay.rows(body, [1.0, h], gap)
-            delete, keep = lay.cols(footer, [0.45, 0.55], gap)
-        self.add("delete", delete)
-        self.add("keep", keep)
-
     def draw(self, surface: pygame.Surface) -> None:
-        look = self.look
-        draw_card(surface, self.card, th.SURFACE, look.px(22))
-        inner = lay.inset(self.card, look.px(24), look.px(20))
-        title_h, gap = look.title().get_linesize(), look.px(12)
-        text_h = min(paragraph_height(look.body(), self.text(), inner.width, 1.15), inner.height - title_h - gap)
-        top = inner.centery - (title_h + gap + text_h) // 2  # the question and its answer, centred
         title = first_that_fits(  # not "Forget Donaudampfschifffahrtskapit…"
-            look.title(), (f"Forget {self.app.visit.profile.name}?", "Forget your profile?"), inner.width
+            self.look.title(), (f"Forget {self.app.visit.profile.name}?", "Forget your profile?"), self.question_width()
         )
-        draw_text(surface, look.title(), title, th.TEXT, pygame.Rect(inner.left, top, inner.width, title_h))
-        draw_paragraph(surface, look.body(), self.text(), th.TEXT,
-                       pygame.Rect(inner.left, top + title_h + gap, inner.width, text_h), line_spacing=1.15)
+        self.draw_question(surface, title, self.text())
         self.button(surface, "delete", ("Delete everything", "Delete"), style="danger")
         self.button(surface, "keep", ("Keep my profile", "Keep"), style="primary")
 
