@@ -94,6 +94,21 @@ def test_with_no_music_at_all_the_visitor_is_told_and_can_finish_without_rating(
         assert rows(store, "SELECT * FROM ratings") == [] and rows(store, "SELECT * FROM plays") == []
 
 
+def test_with_no_music_in_portrait_the_two_ways_share_one_row_under_the_message(settings):
+    """"‹ My mood" sat alone on a row above a centred "Finish my visit", under a card whose message
+    stood at its top, over some 550 px of nothing (a review at 480x800)."""
+    app = make_app(settings, sample_scanner, size=(480, 800))
+    try:
+        songs_as_guest(app, "sad")
+        step(app)
+        back, finish = (app.screen.target(i).rect for i in ("back", "finish"))
+        assert back.top == finish.top and back.right < finish.left
+        assert finish.right == app.screen.list_area.right  # the rest of the row
+        assert back.top > app.screen.list_area.bottom
+    finally:
+        app.close()
+
+
 def test_a_library_of_only_sad_or_tense_songs_says_so_instead_of_no_music(settings, tmp_path, drawn):
     """The staff would look for a missing library; the songs are there, none of them lifts a mood."""
     from moodtunes.domain import Category

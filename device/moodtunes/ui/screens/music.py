@@ -30,6 +30,7 @@ from moodtunes.ui.widgets import (
     draw_ring,
     draw_text,
     first_that_fits,
+    paragraph_height,
     title_lines,
 )
 
@@ -311,14 +312,23 @@ class SongsScreen(Screen):
         body = lay.inset(area, m)
         portrait = area.height > area.width
         h = self.touch_height()
-        # Portrait: two rows of buttons (four don't fit across one), so the heading keeps its width.
-        self.head, self.list_area, footer = lay.rows(body, [look.px(56), 1.0, 2 * h + gap if portrait else h], gap)
-        upper, footer = lay.rows(footer, [h, h], gap) if portrait else (None, footer)
+        # Portrait: two rows of buttons (four don't fit across one), so the heading keeps its width;
+        # one when finishing the visit is the only way on ("‹ My mood" sat alone on a row of its own).
+        no_way_on = self.loaded and self.no_music
+        two_rows = portrait and not no_way_on
+        self.head, self.list_area, footer = lay.rows(body, [look.px(56), 1.0, 2 * h + gap if two_rows else h], gap)
+        upper, footer = lay.rows(footer, [h, h], gap) if two_rows else (None, footer)
         if self.back():  # a touchscreen has no Escape: the way back to the mood is a button
             width = look.body_bold().size(MOOD_BUTTON)[0] + look.px(64)
-            mood, rest = lay.cols(upper or self.head, [width, 1.0], gap)
+            beside = upper or (footer if portrait else self.head)
+            mood, rest = lay.cols(beside, [width, 1.0], gap)
             self.add("back", mood)
-            upper, self.head = (rest, self.head) if portrait else (None, rest)
+            if upper is not None:
+                upper = rest
+            elif portrait:
+                footer = rest
+            else:
+                self.head = rest
         visit = self.app.visit
         songs = page(visit.ranked, visit.page) if self.loaded else []
         self.note_cell: pygame.Rect | None = None  # where the "still sorting" note goes, if room
@@ -337,8 +347,8 @@ class SongsScreen(Screen):
                 self.add(f"row:{i}", cell)
             if len(songs) < PAGE_SIZE:
                 self.note_cell = cells[len(songs)]
-        if self.loaded and self.no_music:  # one way on: finishing the visit, with nothing to rate
-            self.add("finish", lay.centred(footer, max(look.px(260), footer.width // 3), h))
+        if no_way_on:  # one way on: finishing the visit, with nothing to rate
+            self.add("finish", footer if portrait else lay.centred(footer, max(look.px(260), footer.width // 3), h))
             return
         pages = page_count(visit.ranked) if self.loaded else 0
         if portrait:
@@ -477,8 +487,14 @@ class SongsScreen(Screen):
         card = self.list_area
         draw_card(surface, card, th.SURFACE, look.px(22))
         inner = lay.inset(card, look.px(28), look.px(20))
+        # The spinner, title and text centred as one in the card (at its top they left a tall card
+        # empty below, most of the screen in portrait).
+        r, title_h = look.px(26), look.heading().get_linesize()
+        block = ((2 * r + look.px(20)) if spinner else 0) + title_h + look.px(10) + paragraph_height(
+            look.body(), detail, inner.width)
+        inner.top = max(inner.top, inner.centery - block // 2)
+        inner.height = lay.inset(card, look.px(28), look.px(20)).bottom - inner.top
         if spinner:
-            r = look.px(26)
             centre = (inner.centerx, inner.top + r + look.px(6))
             self._spinner(surface, centre, r, thickness=look.px(7), dot=look.px(5))
             inner = pygame.Rect(
@@ -487,7 +503,6 @@ class SongsScreen(Screen):
                 inner.width,
                 inner.bottom - centre[1] - r - look.px(14),
             )
-        title_h = look.heading().get_linesize()
         draw_text(
             surface,
             look.heading(),
