@@ -243,6 +243,28 @@ def test_a_visitor_who_tapped_through_to_the_rating_is_not_asked(settings, tmp_p
         app.close()
 
 
+def test_the_music_going_on_by_itself_passes_over_a_song_the_visitor_disliked(settings, tmp_path):
+    """"Next" on its own took the list's next song, one rated "Not for me" too (a review found
+    one right after the song played)."""
+    from dataclasses import replace
+
+    app = guest_at_songs(settings, tmp_path / "music", "sad", count=6, category=CALM, seconds=0.5)
+    try:
+        ranked = app.visit.ranked
+        ranked[1] = replace(ranked[1], disliked=True)
+        tap(app, "row:0")
+        run_until(app, lambda: app.now_playing not in (None, 0), what="the next song by itself")
+        assert app.now_playing == 2
+        ranked[3] = replace(ranked[3], disliked=True)
+        tap(app, "next")  # "Next song" too
+        assert app.now_playing == 4
+        tap(app, "stop")
+        tap(app, "row:1")  # a song tapped plays, disliked or not
+        assert app.screen.name == "playing" and app.now_playing == 1
+    finally:
+        app.close()
+
+
 def test_a_touch_lets_the_music_play_on(settings, tmp_path):
     app = guest_at_songs(settings, tmp_path / "music", "sad", count=6, category=CALM, seconds=0.5)
     try:

@@ -618,7 +618,7 @@ class PlayingScreen(Screen):
         else:
             self._play_from(self.index)
 
-    def _play_from(self, index: int, *, onwards_only: bool = False) -> None:
+    def _play_from(self, index: int, *, onwards_only: bool = False, tapped: bool = True) -> None:
         """Play song ``index``, skipping songs that fail, SONGS_TRIED_IN_A_ROW at most. After a tap:
         round the list, and back to it when none will play. After a song ended by itself
         (``onwards_only``): only the songs after it, then the rating, so a run of broken songs
@@ -626,9 +626,14 @@ class PlayingScreen(Screen):
         visit = self.app.visit
         count = len(visit.ranked)
         order = range(index, count) if onwards_only else [(index + offset) % count for offset in range(count)]
+
         # The song tapped, then those that haven't failed in this visit (tapped again, the same
-        # broken ones were tried, and saved as failed, again).
-        candidates = [c for c in order if c == index or visit.ranked[c].track.path not in visit.failed_paths]
+        # broken ones were tried, and saved as failed, again); unless tapped, none the visitor
+        # disliked while others are left ("Next song" and the music going on by itself played a
+        # song rated "Not for me" as the list's next; on its own, rather none: the rating comes).
+        not_failed = [c for c in order if (c == index and tapped) or visit.ranked[c].track.path not in visit.failed_paths]
+        not_disliked = [c for c in not_failed if (c == index and tapped) or not visit.ranked[c].disliked]
+        candidates = not_disliked if not_disliked or onwards_only else not_failed
         sound = self.app.sound_output()
         tried = candidates[:SONGS_TRIED_IN_A_ROW] if sound else []
         for candidate in tried:
@@ -669,7 +674,7 @@ class PlayingScreen(Screen):
             self.app.go(self._rate())
             return
         self.app.songs_on_their_own += 1
-        self._play_from(self.index + 1, onwards_only=True)
+        self._play_from(self.index + 1, onwards_only=True, tapped=False)
         self.app.relayout()  # "Next song" may now be the last one
 
     def _rate(self):
@@ -838,7 +843,7 @@ class PlayingScreen(Screen):
             app.go(SongsScreen(app))
         elif target_id == "next":
             app.stop_music()
-            self._play_from(self.index + 1)
+            self._play_from(self.index + 1, tapped=False)
         elif target_id == "vol_down" and player is not None:
             player.set_volume(lower_volume(player.volume, player.loudness_db, VOLUME_STEP))
         elif target_id == "vol_up" and player is not None:  # a song at the mixer's full volume stays there
