@@ -201,6 +201,27 @@ def test_recently_heard_songs_go_last_even_when_they_could_separate_an_artist(se
     assert [r.recent for r in ranked] == [False] * 5 + [True]
 
 
+def test_a_favourite_heard_lately_comes_before_the_songs_the_visitor_said_are_not_for_them():
+    """A review's favourite, loved three times and heard last visit, came 19th of 20, below three
+    songs rated 1 star in every list, one of them on page 1. Songs rated mostly "Not for me" now go
+    behind those heard lately; one rated "It was OK" stays among the fresh songs."""
+    tracks = [track(f"t{i}", artist=f"artist{i}", q4=0.3 + i / 40) for i in range(20)]
+    favourite, not_for_me, so_so = tracks[0], tracks[17:20], tracks[16]
+    feedback = [Feedback("t0", "artist0", "t0", 100)] * 3 + [Feedback(t.path, t.artist, t.title, 0) for t in not_for_me]
+    feedback.append(Feedback(so_so.path, so_so.artist, so_so.title, 25))
+    for seed in range(100):
+        order = [r.track.path for r in rank(tracks, CALM, feedback, recent=heard(favourite), rng=random.Random(seed))]
+        assert order.index("t0") < min(order.index(t.path) for t in not_for_me)
+        assert set(order[-3:]) == {t.path for t in not_for_me}
+        assert order.index(so_so.path) < order.index("t0")  # still fresh, ranked by its score
+
+
+def test_a_song_rated_once_well_and_once_not_for_me_is_not_shunned():
+    tracks = [track(f"t{i}", artist=f"artist{i}", q4=0.5) for i in range(8)]
+    feedback = [Feedback("t0", "artist0", "t0", 0), Feedback("t0", "artist0", "t0", 100)]
+    assert not any(r.recent for r in rank(tracks, CALM, feedback, rng=random.Random(0)) if r.track.path == "t0")
+
+
 @pytest.mark.parametrize("seed", range(20))
 def test_the_recent_songs_are_spread_from_the_last_fresh_one(seed):
     tracks = [track("a0", artist="A"), track("a1", artist="A", q4=0.9), track("b0", artist="B", q4=0.1)]

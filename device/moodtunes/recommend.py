@@ -44,6 +44,10 @@ PAGE_SIZE = 6
 # The most places a song the visitor dislikes moves up the ranking to part two songs of one artist:
 # further, songs rated 1 star came to page 1 to part the songs of an artist with most of the category.
 SPREAD_REACH = 3
+# A song the visitor's own ratings put at this liking or under (mostly "Not for me") goes behind the
+# songs heard lately: one rated 1 star came above a favourite heard last visit, in every list of a
+# review's, and on page 1. ("It was OK", 0.4, stays among the fresh songs, ranked by its score.)
+SHUNNED_LIKING = 0.25
 # Artist tags that name no one (casefolded), as library scans and rippers write them for untagged
 # music: taken for an artist, they would make all such songs one band's, sharing its ratings.
 UNKNOWN_ARTISTS = frozenset({"", "unknown", "unknown artist", "[unknown]", "<unknown>"})
@@ -213,9 +217,9 @@ def rank(
     rng: random.Random | None = None,
 ) -> list[Ranked]:
     """All tracks of ``category`` (others are ignored), one copy of each song, best first; then
-    those heard lately and the ``unplayable`` files (paths whose last play failed); each part with
-    its artists spread out (spreading them together could pull a recent song forward to separate
-    two songs of another artist)."""
+    those heard lately, those the visitor shuns (SHUNNED_LIKING) and the ``unplayable`` files (paths
+    whose last play failed); each part with its artists spread out (spreading them together could
+    pull a later part's song forward to separate two songs of another artist)."""
     rng = rng or random.Random()
     keys = {track.path: song_key(track) for track in tracks}
 
@@ -240,17 +244,21 @@ def rank(
                  - (liking_weight - (1.0 - FIT_WEIGHT)) * NEUTRAL_LIKING)
         own_liked, own_disliked = track_counts.get(key, (0.0, 0.0))
         disliked = own_liked < own_disliked  # by the visitor's own ratings of it (not its artist's)
-        scored.append(Ranked(track, score, key in recent_keys or track.path in unplayable, disliked))
-    scored.sort(key=lambda r: (r.recent, -r.score))
+        shunned = own_liked + own_disliked > 0 and own_liked <= SHUNNED_LIKING * (own_liked + own_disliked)
+        part = 3 if track.path in unplayable else 2 if shunned else 1 if key in recent_keys else 0
+        scored.append((part, Ranked(track, score, part > 0, disliked)))
+    scored.sort(key=lambda item: (item[0], -item[1].score))
     listed: set[str] = set()
-    fresh, later = [], []
-    for item in scored:  # the best copy of a song, a fresh one first
+    parts: list[list[Ranked]] = [[], [], [], []]
+    for part, item in scored:  # the best copy of a song, in the earliest part a copy of it is in
         key = keys[item.track.path]
         if key not in listed:
             listed.add(key)
-            (later if item.recent else fresh).append(item)
-    fresh = spread_artists(fresh)
-    return fresh + spread_artists(later, after=fresh[-1] if fresh else None)
+            parts[part].append(item)
+    ranked: list[Ranked] = []
+    for songs in parts:
+        ranked += spread_artists(songs, after=ranked[-1] if ranked else None)
+    return ranked
 
 
 def spread_artists(ranked: Sequence[Ranked], after: Ranked | None = None) -> list[Ranked]:
