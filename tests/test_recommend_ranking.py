@@ -153,6 +153,26 @@ def test_an_empty_or_placeholder_artist_names_no_one():
     assert artist_key("Unknown Mortal Orchestra") == "unknown mortal orchestra"  # a real band
 
 
+def test_a_localised_placeholder_names_no_one_either():
+    """A review's rips tagged "Unbekannter Interpret" were one band's: spread as one, sharing ratings."""
+    for placeholder in ("Unbekannter Interpret", "Artiste inconnu", "Artista desconocido", "不明なアーティスト"):
+        assert artist_key(placeholder) is None, placeholder
+
+
+def test_a_featured_guest_or_a_double_space_makes_no_other_artist():
+    """"Drake", "Drake feat. Rihanna" and "Drake ft. Future" were three artists: a review's page
+    held four of one singer's six songs, side by side, and his ratings didn't carry over."""
+    for credit in ("Drake feat. Rihanna", "Drake (feat. Future)", "Drake ft. Future", "Drake featuring Rihanna",
+                   "  drake  "):
+        assert artist_key(credit) == "drake", credit
+    assert artist_key("Daft  Punk") == artist_key("Daft Punk") == "daft punk"
+    for band in ("Simon & Garfunkel", "Earth, Wind & Fire", "Feat Fighters", "Loft Featurettes"):
+        assert artist_key(band) == " ".join(band.split()).casefold(), band  # a name of its own
+    ranked = [recommend.Ranked(track(path, artist=artist), score, False) for path, artist, score in (
+        ("d1", "Drake", 0.9), ("d2", "Drake feat. Rihanna", 0.8), ("x", "X", 0.7))]
+    assert [r.track.path for r in spread_artists(ranked)] == ["d1", "x", "d2"]  # parted as one singer's
+
+
 def test_a_compilations_tracks_are_no_one_artists_but_show_their_tag():
     """A compilation's tracks (often tagged only with the album artist "Various Artists") shared
     their ratings as one artist's: three disliked ones sank every other; and were parted as one's."""

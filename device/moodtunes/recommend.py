@@ -50,7 +50,17 @@ SPREAD_REACH = 3
 SHUNNED_LIKING = 0.25
 # Artist tags that name no one (casefolded), as library scans and rippers write them for untagged
 # music: taken for an artist, they would make all such songs one band's, sharing its ratings.
-UNKNOWN_ARTISTS = frozenset({"", "unknown", "unknown artist", "[unknown]", "<unknown>"})
+UNKNOWN_ARTISTS = frozenset({
+    "", "unknown", "unknown artist", "[unknown]", "<unknown>",
+    # what localised players and rippers write (a review's "Unbekannter Interpret" was a band)
+    "unbekannter interpret", "unbekannter künstler", "artiste inconnu", "artista desconocido",
+    "artista desconhecido", "artista sconosciuto", "onbekende artiest", "nieznany wykonawca",
+    "неизвестный исполнитель", "未知艺术家", "未知藝術家", "不明なアーティスト", "알 수 없는 아티스트",
+})
+# A guest credited after the artist ("Drake feat. Rihanna", "Drake (ft. Future)"): the artist's
+# ratings and spreading go by the name before it. As five artists, one singer's songs filled four
+# places of a page, side by side. "&" and "," are left alone: they are in band names too.
+_FEATURING = re.compile(r"\s+[(\[]?\s*(?:feat\.?|ft\.|featuring)\s.*$")
 # What a compilation's tracks are tagged with (often only as the album artist, which the scan takes
 # for the artist): not one artist either. Taken for one, a few disliked compilation tracks sank
 # every other one, and the spread parted them as one band's songs.
@@ -104,16 +114,17 @@ class Ranked:
 
 
 def artist_key(artist: str | None) -> str | None:
-    """The artist a track's ratings and spreading go by (trimmed, casefolded), or None when the tag
+    """The artist a track's ratings and spreading go by (its spaces evened out, casefolded, a
+    featured guest left out: _FEATURING), or None when the tag
     names no one artist (a placeholder, a compilation's "Various Artists"): then the track stands
     alone, with no artist prior and no artist to spread."""
-    key = (artist or "").strip().casefold()
+    key = _FEATURING.sub("", " ".join((artist or "").split()).casefold())
     return None if key in UNKNOWN_ARTISTS or key in COMPILATION_ARTISTS else key
 
 
 def names_someone(artist: str | None) -> bool:
     """Whether the tag is more than a placeholder: "Various Artists" is shown, "Unknown" is not."""
-    return (artist or "").strip().casefold() not in UNKNOWN_ARTISTS
+    return " ".join((artist or "").split()).casefold() not in UNKNOWN_ARTISTS
 
 
 def category_fit(track: TrackRecord, category: str) -> float:
