@@ -58,8 +58,8 @@ UNKNOWN_ARTISTS = frozenset({
     "неизвестный исполнитель", "未知艺术家", "未知藝術家", "不明なアーティスト", "알 수 없는 아티스트",
 })
 # A guest credited after the artist ("Drake feat. Rihanna", "Drake (ft. Future)"): the artist's
-# ratings and spreading go by the name before it. As five artists, one singer's songs filled four
-# places of a page, side by side. "&" and "," are left alone: they are in band names too.
+# ratings and spreading go by the name before it. As several artists, one singer's songs filled
+# four places of a page, side by side. "&" and "," are left alone: they are in band names too.
 _FEATURING = re.compile(r"\s+[(\[]?\s*(?:feat\.?|ft\.|featuring)\s.*$")
 # What a compilation's tracks are tagged with (often only as the album artist, which the scan takes
 # for the artist): not one artist either. Taken for one, a few disliked compilation tracks sank
@@ -104,8 +104,9 @@ class Feedback:
 
 @dataclass(frozen=True)
 class Ranked:
-    """A track in the ranking: its score (fit and liking blended), whether it was heard lately, and
-    whether the visitor's ratings of it say they dislike it (more "disliked" than "liked")."""
+    """A track in the ranking: its score (fit and liking blended), whether it goes behind the fresh
+    songs (``recent``: heard lately, shunned or unplayable), and whether the visitor's ratings of it
+    say they dislike it (more "disliked" than "liked")."""
 
     track: TrackRecord
     score: float
