@@ -63,9 +63,7 @@ import paho.mqtt.client as paho
 from influxdb_client import Point
 from moodtunes.config import is_device_id
 from moodtunes.events import (
-    CLOCK_AHEAD_ALLOWED,
     CLOCK_ERROR,
-    EARLIEST_TIME,
     FIRST_ACK_PROPERTY,
     MAX_EVENT_BYTES,
     NEWER_SCHEMA_ERROR,
@@ -75,7 +73,7 @@ from moodtunes.events import (
     VISIT_KIND,
     DeviceStatus,
     VisitEvent,
-    as_utc,
+    on_a_plausible_clock,
 )
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
@@ -308,7 +306,7 @@ def _device_time(said: str | None, received_at: datetime) -> datetime | None:
         return None
     if moment is None or moment.tzinfo is None:
         return None
-    return moment if EARLIEST_TIME <= moment <= as_utc(received_at) + CLOCK_AHEAD_ALLOWED else None
+    return moment if on_a_plausible_clock(moment, received_at) else None
 
 
 def _event_id(payload: bytes) -> str | None:

@@ -84,6 +84,14 @@ def _with_zone(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
+def on_a_plausible_clock(moment: datetime, received_at: datetime) -> bool:
+    """Whether a time a device says is between EARLIEST_TIME and CLOCK_AHEAD_ALLOWED after it was
+    ``received_at``: else the device's clock is wrong. Compared as they are: a time at the
+    calendar's end with an offset (0001-01-01T00:00+23:59) has no UTC time, and converting it raised
+    OverflowError."""
+    return EARLIEST_TIME <= _with_zone(moment) <= as_utc(received_at) + CLOCK_AHEAD_ALLOWED
+
+
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -174,10 +182,8 @@ class VisitEvent(_Strict):
         received_at = _received_at(info)
         if received_at is None:
             return moment
-        latest = as_utc(received_at) + CLOCK_AHEAD_ALLOWED
-        # Compared as they are: a time at the calendar's end with an offset (0001-01-01T00:00+23:59)
-        # has no UTC time, and converting it raised OverflowError, a bug of the ingest per message.
-        if not EARLIEST_TIME <= _with_zone(moment) <= latest:
+        if not on_a_plausible_clock(moment, received_at):
+            latest = as_utc(received_at) + CLOCK_AHEAD_ALLOWED
             raise PydanticCustomError(
                 CLOCK_ERROR,
                 f"{moment.isoformat()} is not between {EARLIEST_TIME.date()} and {latest.isoformat(timespec='seconds')} "
