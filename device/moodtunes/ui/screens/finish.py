@@ -271,7 +271,7 @@ class QuestionScreen(Screen):
     """A question on a card, with two answers below it: ``answers`` is (the other, the default),
     the default at the right in landscape and at the bottom in portrait, and Enter's."""
 
-    answers: tuple[str, str] = ("no", "yes")
+    answers: tuple[str, str]
 
     def primary(self) -> str | None:
         return self.answers[1]
@@ -288,14 +288,15 @@ class QuestionScreen(Screen):
         self.add(self.answers[0], other)
         self.add(self.answers[1], default)
 
-    def question_width(self) -> int:
-        return self.card.width - 2 * self.look.px(24)
+    def question_area(self) -> pygame.Rect:
+        """Where the question goes on the card."""
+        return lay.inset(self.card, self.look.px(24), self.look.px(20))
 
     def draw_question(self, surface: pygame.Surface, title: str, text: str) -> None:
         """The card, and on it ``title`` over ``text``, the two centred together."""
         look = self.look
         draw_card(surface, self.card, th.SURFACE, look.px(22))
-        inner = lay.inset(self.card, look.px(24), look.px(20))
+        inner = self.question_area()
         title_h, gap = look.title().get_linesize(), look.px(12)
         text_h = min(paragraph_height(look.body(), text, inner.width, 1.15), inner.height - title_h - gap)
         top = inner.centery - (title_h + gap + text_h) // 2
@@ -333,7 +334,7 @@ class SameVisitorScreen(QuestionScreen):
         return title, text, ((f"Yes, I'm {profile.name}", "Yes, it's me", "Yes") if named else ("Yes, it's me", "Yes"))
 
     def draw(self, surface: pygame.Surface) -> None:
-        title, text, yes = self.wording(self.question_width())
+        title, text, yes = self.wording(self.question_area().width)
         self.draw_question(surface, title, text)
         self.button(surface, "no", ("No, start a new visit", "No, start anew", "No"), style="ghost")
         self.button(surface, "yes", yes, style="primary")
@@ -573,7 +574,7 @@ class ForgetScreen(QuestionScreen):
 
     def draw(self, surface: pygame.Surface) -> None:
         title = first_that_fits(  # not "Forget Donaudampfschifffahrtskapit…"
-            self.look.title(), (f"Forget {self.app.visit.profile.name}?", "Forget your profile?"), self.question_width()
+            self.look.title(), (f"Forget {self.app.visit.profile.name}?", "Forget your profile?"), self.question_area().width
         )
         self.draw_question(surface, title, self.text())
         self.button(surface, "delete", ("Delete everything", "Delete"), style="danger")

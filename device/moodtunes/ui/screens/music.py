@@ -492,8 +492,8 @@ class SongsScreen(Screen):
         r, title_h = look.px(26), look.heading().get_linesize()
         block = ((2 * r + look.px(20)) if spinner else 0) + title_h + look.px(10) + paragraph_height(
             look.body(), detail, inner.width)
-        inner.top = max(inner.top, inner.centery - block // 2)
-        inner.height = lay.inset(card, look.px(28), look.px(20)).bottom - inner.top
+        top = max(inner.top, inner.centery - block // 2)
+        inner = pygame.Rect(inner.left, top, inner.width, inner.bottom - top)
         if spinner:
             centre = (inner.centerx, inner.top + r + look.px(6))
             self._spinner(surface, centre, r, thickness=look.px(7), dot=look.px(5))
@@ -631,8 +631,9 @@ class PlayingScreen(Screen):
         # broken ones were tried, and saved as failed, again); unless tapped, none the visitor
         # disliked while others are left ("Next song" and the music going on by itself played a
         # song rated "Not for me" as the list's next; on its own, rather none: the rating comes).
-        not_failed = [c for c in order if (c == index and tapped) or visit.ranked[c].track.path not in visit.failed_paths]
-        not_disliked = [c for c in not_failed if (c == index and tapped) or not visit.ranked[c].disliked]
+        chosen = index if tapped else None
+        not_failed = [c for c in order if c == chosen or visit.ranked[c].track.path not in visit.failed_paths]
+        not_disliked = [c for c in not_failed if c == chosen or not visit.ranked[c].disliked]
         candidates = not_disliked if not_disliked or onwards_only else not_failed
         sound = self.app.sound_output()
         tried = candidates[:SONGS_TRIED_IN_A_ROW] if sound else []

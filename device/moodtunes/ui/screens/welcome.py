@@ -234,7 +234,7 @@ class WelcomeScreen(Screen):
         """The music note, whole, under how a visit goes (landscape), else at the foot of the space
         under the profiles, above "Continue as guest" (portrait); where it doesn't fit, not at all."""
         note, look = self.music_note, self.look
-        if note is None:
+        if note is None or self.portrait and self.unreadable:  # portrait: the profiles' message is there
             return
         font, colour = look.small(), th.mix(th.DANGER, th.TEXT, 0.35)
         if self.portrait:
@@ -245,7 +245,7 @@ class WelcomeScreen(Screen):
             height = paragraph_height(font, note, self.brand.width)
             room = pygame.Rect(self.brand.left, steps_end + look.px(8), self.brand.width, height)
             area = self.brand
-        if area.contains(room) and not (self.unreadable and room.colliderect(self.note_area)):
+        if area.contains(room):
             draw_paragraph(surface, font, note, colour, room)
 
     def _how_a_visit_goes(self) -> tuple[str, tuple[str, ...]]:
