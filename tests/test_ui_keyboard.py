@@ -10,19 +10,11 @@ from ui_support import (
     HandClock,
     make_app,
     record_buttons,
-    record_texts,
     sample_scanner,
     step,
     tap,
     typed_events,
 )
-
-
-@pytest.fixture
-def texts(monkeypatch) -> list[str]:
-    drawn: list[str] = []
-    record_texts(monkeypatch, [welcome], lambda font, text: drawn.append(text))
-    return drawn
 
 
 def typed(app, texts: list[str], count: int) -> list[str]:
@@ -34,14 +26,14 @@ def typed(app, texts: list[str], count: int) -> list[str]:
     return list(texts)
 
 
-def test_the_name_field_counts_letters_near_the_limit_and_says_when_it_is_full(settings, texts):
+def test_the_name_field_counts_letters_near_the_limit_and_says_when_it_is_full(settings, welcome_texts):
     """At 20 letters the keys stopped working, and nothing said why."""
     app = make_app(settings, sample_scanner)
     try:
         tap(app, "new_profile")
-        assert not any("/" in text for text in typed(app, texts, welcome.MAX_NAME - 6))
-        assert f"{welcome.MAX_NAME - 5}/{welcome.MAX_NAME}" in typed(app, texts, 1)
-        drawn = typed(app, texts, 10)
+        assert not any("/" in text for text in typed(app, welcome_texts, welcome.MAX_NAME - 6))
+        assert f"{welcome.MAX_NAME - 5}/{welcome.MAX_NAME}" in typed(app, welcome_texts, 1)
+        drawn = typed(app, welcome_texts, 10)
         assert len(app.screen.text) == welcome.MAX_NAME and f"{welcome.MAX_NAME}/{welcome.MAX_NAME}" in drawn
     finally:
         app.close()

@@ -14,58 +14,51 @@ from ui_support import (
     HandClock,
     add_songs,
     make_app,
-    record_texts,
     run_until,
     sample_scanner,
     step,
 )
 
 
-@pytest.fixture
-def drawn(monkeypatch) -> list[str]:
-    texts: list[str] = []
-    record_texts(monkeypatch, [welcome], lambda font, text: texts.append(text))
-    return texts
-
-
-def frame_texts(app, drawn: list[str]) -> list[str]:
-    drawn.clear()
+def frame_texts(app, texts: list[str]) -> list[str]:
+    """What the next frame draws, of ``texts`` (welcome_texts)."""
+    texts.clear()
     step(app, 1)
-    return list(drawn)
+    return list(texts)
 
 
 @pytest.mark.parametrize("size", [(800, 480), (480, 800), (1024, 600)])
 def test_an_empty_library_is_said_before_a_visit_and_the_note_goes_once_songs_are_sorted(
-        settings, tmp_path, drawn, size):
+        settings, tmp_path, welcome_texts, size):
     app = make_app(settings, sample_scanner, size=size)
     try:
         clock = HandClock()
         app.clock = clock
         run_until(app, lambda: app.library_service.ready, what="the library scan")
         app.home()
-        assert welcome.NO_MUSIC_NOTE in frame_texts(app, drawn)
+        assert welcome.NO_MUSIC_NOTE in frame_texts(app, welcome_texts)
         add_songs(settings, tmp_path / "music", count=2, category=ENERGETIC)
         clock.now += welcome.MUSIC_LOOKED_AT_EVERY_S / 2
-        assert welcome.NO_MUSIC_NOTE in frame_texts(app, drawn)  # looked at again only every few seconds
+        assert welcome.NO_MUSIC_NOTE in frame_texts(app, welcome_texts)  # looked at again only every few seconds
         clock.now += welcome.MUSIC_LOOKED_AT_EVERY_S
         step(app, 1)
-        assert welcome.NO_MUSIC_NOTE not in frame_texts(app, drawn)
+        assert welcome.NO_MUSIC_NOTE not in frame_texts(app, welcome_texts)
     finally:
         app.close()
 
 
-def test_songs_that_all_sound_sad_or_tense_are_said(settings, tmp_path, drawn):
+def test_songs_that_all_sound_sad_or_tense_are_said(settings, tmp_path, welcome_texts):
     add_songs(settings, tmp_path / "music", count=2, category=Category.NOT_MOOD_LIFTING.value)
     app = make_app(settings, sample_scanner)
     try:
         run_until(app, lambda: app.library_service.ready, what="the library scan")
         app.home()
-        assert welcome.NONE_LIFTING_NOTE in frame_texts(app, drawn)
+        assert welcome.NONE_LIFTING_NOTE in frame_texts(app, welcome_texts)
     finally:
         app.close()
 
 
-def test_a_first_sorting_of_the_library_says_how_far_it_got(settings, drawn):
+def test_a_first_sorting_of_the_library_says_how_far_it_got(settings, welcome_texts):
     release = threading.Event()
 
     def first_scan(settings, store, progress=None, should_stop=None):
@@ -76,22 +69,22 @@ def test_a_first_sorting_of_the_library_says_how_far_it_got(settings, drawn):
     try:
         run_until(app, lambda: app.library_service.progress is not None, what="the scan's first progress")
         app.home()
-        assert "The music is being prepared: 14 of 250 songs sorted so far." in frame_texts(app, drawn)
+        assert "The music is being prepared: 14 of 250 songs sorted so far." in frame_texts(app, welcome_texts)
     finally:
         release.set()
         app.close()
 
 
-def test_a_library_with_songs_to_lift_a_mood_says_nothing(settings, tmp_path, drawn):
+def test_a_library_with_songs_to_lift_a_mood_says_nothing(settings, tmp_path, welcome_texts):
     add_songs(settings, tmp_path / "music", count=2, category=ENERGETIC)
     app = make_app(settings, sample_scanner)
     try:
         run_until(app, lambda: app.library_service.ready, what="the library scan")
         app.home()
-        texts = frame_texts(app, drawn)
+        texts = frame_texts(app, welcome_texts)
         assert not [t for t in texts if t in (welcome.NO_MUSIC_NOTE, welcome.NONE_LIFTING_NOTE)
                     or t.startswith("The music is being prepared")], texts
-        assert "Look at the camera" in texts  # the screen was drawn
+        assert "Look at the camera" in texts  # the screen was welcome_texts
     finally:
         app.close()
 
@@ -99,7 +92,7 @@ def test_a_library_with_songs_to_lift_a_mood_says_nothing(settings, tmp_path, dr
 @pytest.mark.parametrize("size", [(480, 800), (600, 1024)])
 def test_the_note_in_portrait_keeps_clear_of_every_profile_tile(settings, monkeypatch, size):
     """It was placed at the foot of the room under the first row of tiles: at 600x1024 with nine
-    profiles the later rows were drawn over it."""
+    profiles the later rows were welcome_texts over it."""
     from moodtunes.store import Store
 
     with Store.open(settings.database_path) as store:

@@ -73,6 +73,16 @@ def toasts(caplog) -> Callable[[], list[str]]:
 
 
 @pytest.fixture
+def welcome_texts(monkeypatch) -> list[str]:
+    """Every text the welcome screens (welcome, new profile, consent, hello) draw, in order."""
+    from moodtunes.ui.screens import welcome
+
+    texts: list[str] = []
+    record_texts(monkeypatch, [welcome], lambda font, text: texts.append(text))
+    return texts
+
+
+@pytest.fixture
 def told(caplog) -> Callable[[], list[str]]:
     """toasts(caplog): the messages shown to the visitor so far, newest last."""
     return toasts(caplog)
