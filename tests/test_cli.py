@@ -159,6 +159,23 @@ def test_doctor_warns_of_a_device_id_other_kiosks_may_share_and_a_user_name_the_
     assert all(words in check["detail"] for words in said)
 
 
+def test_a_mistake_in_mqtt_is_a_failed_doctor_check_not_a_refusal(capsys, monkeypatch, tmp_path):
+    """Doctor refused to run at all (exit 2) over a mistake only the uplink needs fixed; it says what
+    to fix as a failed check now, among the others, and logs no warning besides."""
+    (tmp_path / "data").mkdir()
+    monkeypatch.setenv("MOODTUNES_MQTT__ENABLED", "true")
+    monkeypatch.setenv("MOODTUNES_MQTT__TOPIC_PREFIX", "moodtunes/#")
+    assert main(["doctor", "--json"]) == 1
+    captured = capsys.readouterr()
+    checks = {c["name"]: c for c in map(json.loads, captured.out.splitlines())}
+    assert len(checks) == len(doctor.CHECKS)
+    assert checks["mqtt"]["status"] == "fail"
+    assert checks["mqtt"]["detail"].startswith("config error: mqtt.topic_prefix: String should match pattern")
+    assert "(set by MOODTUNES_MQTT__TOPIC_PREFIX); the uplink refuses to start until it is fixed" in checks["mqtt"]["detail"]
+    assert checks["identity"]["status"] == "ok" and "see the mqtt check" in checks["identity"]["detail"]
+    assert "warning" not in captured.err
+
+
 linux_only = pytest.mark.skipif(sys.platform != "linux", reason="SDL's drivers are read from /proc/self/maps")
 
 

@@ -1,4 +1,6 @@
+import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -390,3 +392,84 @@ def test_the_password_warning_is_a_log_line_of_the_command(tmp_path):
     [line] = [line for line in done.stderr.splitlines() if "holds mqtt.password" in line]
     record = json.loads(line)  # not a terminal: JSON lines, as the journal gets
     assert record["level"] == "warning" and record["logger"] == "moodtunes.config" and "s3cret" not in line
+
+
+# --- a mistake in [mqtt] stops only the uplink -------------------------------------------------
+# The kiosk sends nothing: a typo in the uplink's settings left its screen dark (exit 2, which its
+# unit does not restart) until someone logged in.
+
+def logged_warnings(err: str) -> list[str]:
+    """The warnings a command logged: JSON lines on stderr, which is no terminal here."""
+    records = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    return [record["msg"] for record in records if record["level"] == "warning"]
+
+
+MQTT_MISTAKES = [  # (file, environment, what the one line names)
+    ("[mqtt]\nenabled = true\nqos = 0\n", {}, "mqtt: Value error, mqtt.qos must be 1"),
+    ("[mqtt]\nport = 0\n", {}, "mqtt.port: Input should be greater than 0 (got 0)"),
+    ("[mqtt]\ntopic_prefix = 'moodtunes/#'\n", {}, "mqtt.topic_prefix: String should match pattern"),
+    ("[mqtt]\nenabeld = true\n", {}, "mqtt.enabeld: unknown key (did you mean enabled?)"),
+    ("mqtt = 'broker'\n", {}, "mqtt: Input should be a valid dictionary"),
+    ("", {"MOODTUNES_MQTT__PORT": "abc"}, "mqtt.port: Input should be a valid integer"),
+    ("", {"MOODTUNES_MQTT__HSOT": "broker"}, "MOODTUNES_MQTT__HSOT (did you mean MOODTUNES_MQTT__HOST?)"),
+    ("", {"MOODTUNES_MQTT_ENABLED": "true"}, "MOODTUNES_MQTT_ENABLED (did you mean MOODTUNES_MQTT__ENABLED?)"),
+    ("", {"MOODTUNES_MQTT": "{host: broker}"}, "MOODTUNES_MQTT: not valid JSON"),
+]
+
+
+@pytest.mark.parametrize(("text", "environment", "named"), MQTT_MISTAKES)
+def test_a_mistake_in_mqtt_leaves_uploading_off_for_a_command_that_sends_nothing(
+        tmp_path, monkeypatch, capsys, text, environment, named):
+    (tmp_path / "data").mkdir()  # the test's MOODTUNES_DATA_DIR
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    config = write(tmp_path, f'{text}[kiosk]\nwidth = 1024\n')
+    assert moodtunes(["--config", str(config), "report"]) == 0
+    [warning] = logged_warnings(capsys.readouterr().err)
+    assert named in warning and "report goes on without [mqtt], uploading off" in warning
+    assert "`moodtunes uplink` refuses to start until it is fixed" in warning
+    settings = load_settings(config, mqtt_needed=False)
+    assert settings.kiosk.width == 1024  # the rest as configured
+    assert settings.mqtt.enabled is False and settings.mqtt.host == "localhost"  # [mqtt] not half-read
+    assert named in settings.mqtt_problem and settings.may_upload  # visits queued meanwhile may go later
+    with pytest.raises(ConfigError, match=re.escape(named)):  # the uplink's
+        load_settings(config)
+    assert moodtunes(["--config", str(config), "uplink"]) == 2
+    err = capsys.readouterr().err
+    assert named in err and err.count("\n") == 1
+
+
+def test_without_a_mistake_nothing_is_set_aside(tmp_path):
+    settings = load_settings(write(tmp_path, "[mqtt]\nenabled = true\nhost = 'broker'\n"), mqtt_needed=False)
+    assert settings.mqtt_problem is None and settings.mqtt.host == "broker" and settings.may_upload
+    assert load_settings(mqtt_needed=False).may_upload is False  # uploading off, nothing set aside
+
+
+@pytest.mark.parametrize(("text", "environment", "named"), [
+    ("[camera]\nsource = 'webcam'\n[mqtt]\nport = 0\n", {}, ["camera.source: Value error", "mqtt.port"]),
+    ("[mqtt]\nport = 0\n", {"MOODTUNES_DATADIR": "/x"}, ["MOODTUNES_DATADIR (did you mean"]),
+    ("", {"MOODTUNES_MQTT__HSOT": "x", "MOODTUNES_KIOSK": "{width: 800}"}, ["MOODTUNES_KIOSK: not valid JSON"]),
+])
+def test_a_mistake_outside_mqtt_still_stops_every_command(tmp_path, monkeypatch, capsys, text, environment, named):
+    """A typo in the camera source left the kiosk on the manual mood picker for good: it must stop
+    the start, whatever [mqtt] holds."""
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    assert moodtunes(["--config", str(write(tmp_path, text)), "report"]) == 2
+    err = capsys.readouterr().err
+    assert all(words in err for words in named) and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("text", [
+    "[mqtt]\nenabled = true\nqos = 0\npassword = 'hunter2'\n",
+    "[mqtt]\nusername = 'kiosk'\npassword = 31415926\n",
+    "[[mqtt]]\npassword = 'hunter2'\n",
+])
+def test_a_mistake_in_mqtt_set_aside_keeps_its_secrets_out_of_the_warning(tmp_path, capsys, text):
+    (tmp_path / "data").mkdir()
+    config = write(tmp_path, text)
+    config.chmod(0o600)  # no warning of a password others may read
+    assert moodtunes(["--config", str(config), "report"]) == 0
+    said = capsys.readouterr().err
+    [warning] = logged_warnings(said)
+    assert "not shown" in warning and "hunter2" not in said and "31415926" not in said

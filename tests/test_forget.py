@@ -311,6 +311,25 @@ def test_a_visit_handed_to_the_broker_but_never_marked_sent_keeps_its_key_with_u
         assert [k for _, k, _ in store.pending_cloud_deletes()] == [key]
 
 
+def test_with_a_mistake_in_mqtt_forget_keeps_the_key_as_the_visits_may_go(database, capsys, monkeypatch):
+    """A mistake in [mqtt] stops the uplink only until it is fixed, and not an uplink started
+    before it, which may be sending the visit as forget runs: forget (which such a mistake no
+    longer stops) must not say "nothing of them is in the cloud" nor keep no key."""
+    with Store.open(database) as store:
+        ana = store.create_profile("Ana", "#ff8800")
+        _visit(store, ana.id)  # queued, not handed to the broker yet
+        key = store.profile_key("kiosk-1", ana.id)
+    monkeypatch.setenv("MOODTUNES_DEVICE_ID", "kiosk-1")
+    monkeypatch.setenv("MOODTUNES_MQTT__ENABLED", "true")
+    monkeypatch.setenv("MOODTUNES_MQTT__QOS", "0")
+    assert main(["forget", "Ana", "--yes"]) == 0
+    out = capsys.readouterr().out
+    assert "acknowledged none of their visits" in out and "nothing of them is in the cloud" not in out
+    assert f"DELETE FROM \"visit\" WHERE \"profile_key\" = '{key}'" in _statements(out)
+    with Store.open(database) as store:
+        assert [k for _, k, _ in store.pending_cloud_deletes()] == [key]
+
+
 def test_done_clears_only_those_listed_whatever_the_clock_said_when_the_others_were_forgotten(
         database, capsys, monkeypatch):
     """`--done` cleared by the time each was forgotten: a Pi restarted offline (no clock of its own)

@@ -234,6 +234,26 @@ def test_an_invalid_configuration_is_not_restarted(name, tmp_path):
     assert "2" in words(unit(name), "RestartPreventExitStatus")
 
 
+@pytest.mark.parametrize("name", SERVICES)
+def test_a_mistake_in_mqtt_stops_only_the_uplink(name, tmp_path, monkeypatch):
+    """The kiosk sends nothing: a typo in the uplink's [mqtt] stopped it with exit status 2 too,
+    which RestartPreventExitStatus= leaves stopped, its screen dark until someone logged in."""
+    import importlib
+
+    from moodtunes.cli import main as moodtunes
+
+    config = tmp_path / "moodtunes.toml"
+    config.write_text("[mqtt]\nenabled = true\nport = 0\n")
+    command = unit(name)["ExecStart"][0].split()[1:]
+    started = []
+    module = importlib.import_module(f"moodtunes.commands.{command[0]}")
+    monkeypatch.setattr(module, "run", lambda args, settings: started.append(settings) or 0)
+    assert moodtunes(["--config", str(config), *command]) == (2 if name == UPLINK else 0)
+    if name != UPLINK:
+        [settings] = started
+        assert not settings.mqtt.enabled and "mqtt.port" in settings.mqtt_problem
+
+
 def test_a_stopped_library_scan_is_not_a_failure():
     """Stopped, the scan saves its work and exits 143 (SIGTERM before the scan began kills it): a
     oneshot counts neither as success unless told."""

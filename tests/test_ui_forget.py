@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from moodtunes.config import load_settings
 from moodtunes.domain import MoodReading
 from moodtunes.store import Store
 from moodtunes.ui.app import PROFILE_REMOVED_MESSAGE
@@ -107,6 +108,26 @@ def test_uploads_on_the_confirmation_says_what_stays_in_the_cloud(settings, ada)
         assert "ask the staff to delete them too" in app.screen.text()
     finally:
         app.close()
+
+
+def test_with_a_mistake_in_mqtt_forget_me_says_and_keeps_what_may_be_in_the_cloud(settings, ada, monkeypatch):
+    """The kiosk starts despite a mistake in [mqtt], which stops the uplink only until it is fixed
+    (and not one started before it): its visits may still go, so it is said, and the key kept."""
+    monkeypatch.setenv("MOODTUNES_MQTT__ENABLED", "true")
+    monkeypatch.setenv("MOODTUNES_MQTT__PORT", "0")
+    mistaken = load_settings(mqtt_needed=False)
+    mistaken.camera, mistaken.vision, mistaken.kiosk = settings.camera, settings.vision, settings.kiosk
+    app = make_app(mistaken, sample_scanner)
+    try:
+        to_report(app, ada)
+        tap(app, "forget")
+        assert "ask the staff to delete them too" in app.screen.text()
+        tap(app, "delete")
+        assert app.screen.name == "welcome"
+    finally:
+        app.close()
+    with Store.open(settings.database_path) as store:
+        assert len(store.pending_cloud_deletes()) == 1
 
 
 def test_uploads_turned_off_since_a_visit_was_sent_still_says_what_stays_in_the_cloud(settings, ada):

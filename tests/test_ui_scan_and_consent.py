@@ -15,6 +15,7 @@ from dataclasses import replace
 
 import pygame
 import pytest
+from moodtunes.config import load_settings
 from moodtunes.domain import MoodReading, ScanOutcome
 from moodtunes.emotion import EmotionModelError
 from moodtunes.store import Store
@@ -175,6 +176,17 @@ def test_the_notice_says_what_is_kept_for_whom_and_when_it_is_sent_and_fits(sett
         assert screen.text_font.get_linesize() >= app.look.font(19).get_linesize()  # still big type
     finally:
         app.close()
+
+
+@pytest.mark.parametrize("guest", [True, False], ids=["guest", "profile"])
+def test_with_a_mistake_in_mqtt_the_notice_still_says_the_visit_may_be_sent(monkeypatch, guest):
+    """The kiosk starts despite a mistake in [mqtt] (uploading off for it), but the visit it queues
+    goes once the mistake is fixed, or now with an uplink started before it: saying nothing is sent
+    would not be true."""
+    monkeypatch.setenv("MOODTUNES_MQTT__ENABLED", "true")
+    monkeypatch.setenv("MOODTUNES_MQTT__QOS", "0")
+    text = welcome.consent_text(load_settings(mqtt_needed=False), guest)
+    assert "sent to the kiosk operator's server" in text
 
 
 # ---- 4. a database that can't be opened -----------------------------------------------------------

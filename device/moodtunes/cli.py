@@ -29,6 +29,11 @@ COMMANDS: dict[str, str] = {
     "uplink": "upload queued visit events to the MQTT broker",
     "doctor": "check camera, models, library, store and broker, and say what to fix",
 }
+# A mistake in [mqtt], the uplink's settings, stops only the uplink (exit 2, as any configuration
+# error); doctor fails its mqtt check; the others send nothing and go on with uploading off and a
+# warning: the kiosk's screen stayed dark over a typo there (RestartPreventExitStatus=2).
+NEEDS_MQTT = "uplink"
+CHECKS_MQTT = "doctor"
 
 
 def _add_global_options(parser: argparse.ArgumentParser) -> None:
@@ -104,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     said_while_loading = logging.handlers.BufferingHandler(capacity=100)
     logging.getLogger().addHandler(said_while_loading)
     try:
-        settings = load_settings(args.config)
+        settings = load_settings(args.config, mqtt_needed=args.command == NEEDS_MQTT)
     except ConfigError as exc:
         print(f"moodtunes: {exc}", file=sys.stderr)
         return 2
@@ -113,6 +118,10 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(settings.logging, verbose=args.verbose)
     for record in said_while_loading.buffer:
         logging.getLogger(record.name).handle(record)
+    if settings.mqtt_problem and args.command != CHECKS_MQTT:
+        logging.getLogger("moodtunes").warning(
+            "%s; %s goes on without [mqtt], uploading off, and `moodtunes uplink` refuses to start until it is "
+            "fixed (visits wait in the outbox)", settings.mqtt_problem, args.command)
     if warning := root_in_a_users_data_dir(settings.data_dir):
         print(f"moodtunes: warning: {warning}", file=sys.stderr)
     try:

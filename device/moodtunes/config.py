@@ -5,6 +5,8 @@ Environment names are ``MOODTUNES_<KEY>`` for top-level keys and ``MOODTUNES_<SE
 for keys in a section, e.g. ``MOODTUNES_DATA_DIR`` or ``MOODTUNES_MQTT__HOST``. Any other
 ``MOODTUNES_*`` variable is an error too (``OTHER_VARIABLES`` lists those read elsewhere): a typo
 such as ``MOODTUNES_MQTT_ENABLED`` would otherwise leave its setting at the default, silently.
+A mistake in [mqtt] (or a MOODTUNES_MQTT* variable) is an error only for the uplink, which sends:
+the commands that send nothing load without it, uploading off (``load_settings(mqtt_needed=False)``).
 Paths have ``~`` expanded here, once, so every command sees the same folder.
 """
 
@@ -28,6 +30,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     ValidationInfo,
@@ -36,6 +39,7 @@ from pydantic import (
 )
 from pydantic_settings import (
     BaseSettings,
+    EnvSettingsSource,
     NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
@@ -71,6 +75,17 @@ OTHER_PREFIXES = ("MOODTUNES_INGEST_", "MOODTUNES_TEST_")
 
 class ConfigError(Exception):
     """A configuration problem, worded for one line on a terminal."""
+
+
+def _names_mqtt(variable: str) -> bool:
+    """Whether a MOODTUNES_* variable is (or, misspelt, was meant as) one of the [mqtt] section's."""
+    name = variable.upper()
+    return name.startswith(ENV_PREFIX) and name[len(ENV_PREFIX):].startswith("MQTT")
+
+
+# Set while the settings are read without [mqtt] and its variables, for a command that sends
+# nothing once a mistake was found there (see load_settings).
+_mqtt_set_aside: ContextVar[bool] = ContextVar("mqtt_set_aside", default=False)
 
 
 def _not_empty(value: Any) -> Any:
@@ -265,6 +280,7 @@ class Settings(BaseSettings):
     kiosk: KioskSettings = Field(default_factory=KioskSettings)
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    _mqtt_problem: str | None = PrivateAttr(None)
 
     @classmethod
     def settings_customise_sources(
@@ -276,11 +292,28 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # The TOML file arrives as init kwargs; the environment overrides it.
+        if _mqtt_set_aside.get() and isinstance(env_settings, EnvSettingsSource):
+            env_settings.env_vars = {name: value for name, value in env_settings.env_vars.items()
+                                     if not _names_mqtt(name)}
         return env_settings, init_settings
 
     @property
     def database_path(self) -> Path:
         return self.data_dir / "moodtunes.db"
+
+    @property
+    def mqtt_problem(self) -> str | None:
+        """The mistake in [mqtt] that loading set aside (``mqtt_needed=False``), as one line; the
+        section then has its defaults (uploading off). None when there was none."""
+        return self._mqtt_problem
+
+    @property
+    def may_upload(self) -> bool:
+        """Whether this device's visits may reach the cloud, for what a person is told (the camera
+        notice, "Forget me"): with uploading on, and with a mistake in [mqtt] too, which stops the
+        uplink only until it is fixed (it then sends the visits queued meanwhile), and not an
+        uplink started before it."""
+        return self.mqtt.enabled or self._mqtt_problem is not None
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -339,10 +372,15 @@ def _without_secrets(value: Any) -> Any:
     return value
 
 
-def _undecodable(exc: SettingsError) -> ConfigError:
-    """pydantic-settings reads MOODTUNES_<SECTION> as JSON, and when it isn't, names only the field."""
+def _undecodable_variable(exc: SettingsError) -> str:
+    """The MOODTUNES_<SECTION> variable pydantic-settings could not read as JSON (it names only the field)."""
     field = re.search(r'field "(\w+)"', str(exc))
-    name = ENV_PREFIX + (field[1].upper() if field else "<SECTION>")
+    return ENV_PREFIX + (field[1].upper() if field else "<SECTION>")
+
+
+def _undecodable(exc: SettingsError) -> ConfigError:
+    """One line naming the variable, and how to set its section instead."""
+    name = _undecodable_variable(exc)
     return ConfigError(
         f"config error: {name}: not valid JSON ({exc.__cause__ or exc}); it must be a JSON object, "
         f"or set one key at a time as {name}__<KEY>"
@@ -378,17 +416,16 @@ def unknown_variables(prefix: str, known: list[str], ignore: tuple[str, ...] = (
     return [described(name) for name in unknown]
 
 
-def _check_variable_names() -> None:
-    """Stop on a MOODTUNES_* variable that nothing reads, naming the closest known one."""
+def _unknown_variable_names() -> list[str]:
+    """The MOODTUNES_* variables that nothing reads, each with the closest known one."""
     known = [*_setting_variables(), *(name[len(ENV_PREFIX):] for name in OTHER_VARIABLES)]
-    unknown = unknown_variables(ENV_PREFIX, known, OTHER_PREFIXES)
-    if not unknown:
-        return
+    return unknown_variables(ENV_PREFIX, known, OTHER_PREFIXES)
+
+
+def _unknown_variables_error(unknown: list[str]) -> str:
     plural = "s" if len(unknown) > 1 else ""
-    raise ConfigError(
-        f"config error: unknown environment variable{plural} {', '.join(unknown)}; "
-        f"settings are {ENV_PREFIX}<KEY> or {ENV_PREFIX}<SECTION>__<KEY> (provisioning/moodtunes.example.toml)"
-    )
+    return (f"config error: unknown environment variable{plural} {', '.join(unknown)}; "
+            f"settings are {ENV_PREFIX}<KEY> or {ENV_PREFIX}<SECTION>__<KEY> (provisioning/moodtunes.example.toml)")
 
 
 def _warn_of_a_readable_password(config: Path | None, values: dict[str, Any]) -> None:
@@ -429,10 +466,17 @@ def _warn_of_a_password_outside_the_uplinks_variable() -> None:
                            UPLINK_PASSWORD_VARIABLE)
 
 
-def load_settings(config: Path | None = None) -> Settings:
+def load_settings(config: Path | None = None, *, mqtt_needed: bool = True) -> Settings:
     """Read settings from ``config`` (else MOODTUNES_CONFIG, else /etc/moodtunes/moodtunes.toml if
-    present) with environment overrides; raise ConfigError with one readable line on any problem."""
-    _check_variable_names()
+    present) with environment overrides; raise ConfigError with one readable line on any problem.
+
+    Without ``mqtt_needed`` (a command that sends nothing), a mistake only in [mqtt] or in the
+    MOODTUNES_MQTT* variables is no error: the settings have that section's defaults (uploading
+    off) and say the mistake (``mqtt_problem``). The kiosk's screen stayed dark over one."""
+    unknown = _unknown_variable_names()
+    if unknown and (mqtt_needed or not all(map(_names_mqtt, unknown))):
+        raise ConfigError(_unknown_variables_error(unknown))
+    mqtt_problems = [_unknown_variables_error(unknown)] if unknown else []  # all MOODTUNES_MQTT*
     named_by = ""
     if config is None and os.environ.get(f"{ENV_PREFIX}CONFIG"):
         config, named_by = Path(os.environ[f"{ENV_PREFIX}CONFIG"]), f" (named by {ENV_PREFIX}CONFIG)"
@@ -451,12 +495,32 @@ def load_settings(config: Path | None = None) -> Settings:
         values.setdefault("data_dir", str(SYSTEM_DATA_DIR))
     folder = _relative_to.set(config.parent.absolute() if config is not None else None)
     try:
-        return Settings(**values)
-    except ValidationError as exc:
-        origin = f" in {config}" if config is not None else ""
-        problems = "; ".join(_describe(e) for e in exc.errors())
-        raise ConfigError(f"config error{origin}: {problems}") from None
-    except SettingsError as exc:
-        raise _undecodable(exc) from None
+        settings = _validated(values, config, mqtt_needed, mqtt_problems)
     finally:
         _relative_to.reset(folder)
+    if mqtt_problems:
+        settings._mqtt_problem = "; ".join(mqtt_problems)
+    return settings
+
+
+def _validated(values: dict[str, Any], config: Path | None, mqtt_needed: bool, mqtt_problems: list[str]) -> Settings:
+    """Settings from the file's ``values`` and the environment, read without [mqtt] and its
+    variables once ``mqtt_problems`` holds a mistake there; one found now, unless ``mqtt_needed``,
+    joins them, and they are read again without it."""
+    set_aside = _mqtt_set_aside.set(bool(mqtt_problems))
+    try:
+        return Settings(**{key: value for key, value in values.items() if not (mqtt_problems and key == "mqtt")})
+    except ValidationError as exc:
+        origin = f" in {config}" if config is not None else ""
+        errors = exc.errors()
+        problem = f"config error{origin}: {'; '.join(_describe(e) for e in errors)}"
+        if mqtt_needed or mqtt_problems or any(e["loc"][:1] != ("mqtt",) for e in errors):
+            raise ConfigError(problem) from None
+    except SettingsError as exc:
+        if mqtt_needed or mqtt_problems or not _names_mqtt(_undecodable_variable(exc)):
+            raise _undecodable(exc) from None
+        problem = str(_undecodable(exc))
+    finally:
+        _mqtt_set_aside.reset(set_aside)
+    mqtt_problems.append(problem)
+    return _validated(values, config, mqtt_needed, mqtt_problems)

@@ -90,7 +90,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         uploaded = store.uploaded_visits(profile.id)
         sent_as = [(visit, visit.sent_as(settings.device_id, args.sent_as)) for visit in uploaded]
         # A visit sent under an earlier device_id carries the key derived from that one.
-        keys = store.cloud_keys(profile.id, settings.device_id, args.sent_as, uploading=settings.mqtt.enabled)
+        keys = store.cloud_keys(profile.id, settings.device_id, args.sent_as, uploading=settings.may_upload)
         guessed = [ids for visit, ids in sent_as if visit.device_id is None]  # those the broker took as unknown
         assumed = list(dict.fromkeys(device_id for ids in guessed for device_id in ids))
         what = f"{profile.name}'s profile and {visits} visit(s){_in_progress(in_progress)}"

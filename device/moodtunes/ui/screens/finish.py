@@ -551,11 +551,12 @@ class ForgetScreen(QuestionScreen):
         self.maybe_in_cloud = False
 
     def enter(self) -> None:
-        """Whether anything of theirs may be in the cloud: uploading on, or a visit handed to the
-        broker before it was turned off (a history that can't be read: said, to be safe)."""
+        """Whether anything of theirs may be in the cloud: uploading on (or a mistake in [mqtt]:
+        ``may_upload``), or a visit handed to the broker before it was turned off (a history that
+        can't be read: said, to be safe)."""
         app = self.app
         keys = app.read("what was uploaded", app.store.cloud_keys, app.visit.profile.id, app.settings.device_id,
-                        uploading=app.settings.mqtt.enabled)
+                        uploading=app.settings.may_upload)
         self.maybe_in_cloud = keys is None or bool(keys)
 
     def back(self) -> str | None:
@@ -584,7 +585,7 @@ class ForgetScreen(QuestionScreen):
         """Delete the profile, keeping the keys its uploaded visits are under in the cloud for the
         staff (`moodtunes forget --pending`): nothing else can tell them once the profile is gone."""
         store, settings = self.app.store, self.app.settings
-        keys = store.cloud_keys(profile_id, settings.device_id, uploading=settings.mqtt.enabled)
+        keys = store.cloud_keys(profile_id, settings.device_id, uploading=settings.may_upload)
         return store.forget_profile(profile_id, keys)
 
     def on_tap(self, target_id: str) -> None:

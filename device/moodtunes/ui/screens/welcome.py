@@ -59,7 +59,8 @@ KEPT_GUEST_TEXT = (
     "together with every other guest's visits. Your visit shows you whether the music lifts your mood "
     "today, and what you play and rate helps pick songs for later guests."
 )
-# Added when the kiosk uploads visits (``mqtt.enabled``): what the visit event carries, and how.
+# Added when the kiosk's visits may be uploaded (``Settings.may_upload``): what the visit event
+# carries, and how.
 UPLOAD_TEXT = (
     "After each visit, that record is also sent to the kiosk operator's server, "
     "with a code instead of your name."
@@ -97,9 +98,10 @@ def music_note(app) -> str | None:
 
 def consent_text(settings, guest: bool) -> str:
     """The camera notice: what a visit keeps (a guest's, nameless and pooled with every guest's)
-    and, with uploads on, that the visit is sent, and how."""
+    and, with uploads on (or a mistake in [mqtt], which holds them up only until it is fixed), that
+    the visit is sent, and how."""
     kept, upload = (KEPT_GUEST_TEXT, UPLOAD_GUEST_TEXT) if guest else (KEPT_TEXT, UPLOAD_TEXT)
-    return f"{CAMERA_TEXT}\n{kept}" + (" " + upload if settings.mqtt.enabled else "")
+    return f"{CAMERA_TEXT}\n{kept}" + (" " + upload if settings.may_upload else "")
 
 
 class WelcomeScreen(Screen):
