@@ -468,7 +468,8 @@ first_install=
 # report_doctor STATUS OUTPUT: the end of the install, by doctor's exit status (OUTPUT: what it
 # printed). 2 is a configuration the services refuse (they stop at once, not restarted): the
 # install fails (exit status 1). 1 is a check that failed (a model, the display driver, the data
-# dir, TLS to the broker): the install is done (exit status 0) and ends with doctor's FAIL lines.
+# dir, TLS to the broker, a mistake in [mqtt], which stops the uplink alone): the install is done
+# (exit status 0) and ends with doctor's FAIL lines.
 # What is only a warning (no camera or songs yet, a broker out of reach) is in OUTPUT either way.
 report_doctor() {
   local restart="sudo systemctl restart moodtunes-kiosk moodtunes-uplink"
