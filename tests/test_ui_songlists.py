@@ -101,3 +101,19 @@ def test_a_list_no_longer_wanted_is_not_made_and_close_waits_for_the_one_under_w
     release.set()
     maker.close()
     assert under_way.done() and len(under_way.result().ranked) == 4 and made == [CALM]
+
+
+def test_plays_recorded_before_count_for_the_other_versions_of_their_song(settings, tmp_path, library, maker):
+    """Song keys are not stored: a 1-star play of "Yesterday (Live)" recorded before versions were
+    one song, its file deleted since, still sends "Yesterday - Remastered 2009" behind the others."""
+    calm, profile_id = library
+    live = replace(calm[0], id=None, path=str(tmp_path / "live.wav"), title="Yesterday (Live)", artist="The Beatles")
+    remaster = replace(live, path=str(tmp_path / "remaster.wav"), title="Yesterday - Remastered 2009")
+    with Store.open(settings.database_path) as store:
+        store.upsert_track(live)
+        session = store.start_session(profile_id)
+        store.add_rating(session, 0, store.start_play(session, live))
+        store.delete_tracks([live.path])
+        store.upsert_track(remaster)
+    made = maker.request(SongListRequest(CALM, profile_id, None, seed=1)).result(timeout=30)
+    assert made.ranked[-1].track.path == remaster.path and made.ranked[-1].recent
