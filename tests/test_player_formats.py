@@ -15,6 +15,7 @@ import pytest
 from conftest import as_unprivileged, require_tool
 from moodtunes import player as player_module
 from moodtunes.player import MixerPlayer, PlayerError
+from test_player_mixer import FakeClock
 from ui_support import write_tone
 
 # (file name, ffmpeg output options): each one pygame's music.load refuses
@@ -116,6 +117,26 @@ def test_a_converted_song_with_long_tags_plays(tmp_path, player):
     song = ffmpeg_tone(tmp_path / "notes.m4a", 1.0, ["-c:a", "aac", "-metadata", "comment=" + "liner notes " * 500])
     player.load(song)
     assert player.duration() == pytest.approx(1.0, abs=0.05)
+
+
+def test_a_converted_song_cut_short_plays_as_long_as_its_header_says_and_ends_cut_short(tmp_path):
+    """An M4A copy cut short (its header, written first, says 6 s; a quarter of it is left) decoded
+    to 1.5 s, taken for its length: played whole, it was never found cut short."""
+    song = ffmpeg_tone(tmp_path / "cut.m4a", 6.0, ["-c:a", "aac", "-movflags", "+faststart"])
+    song.write_bytes(song.read_bytes()[: song.stat().st_size // 4])
+    clock = FakeClock()
+    player = MixerPlayer(clock=clock)
+    try:
+        player.load(song)
+        assert player.duration() == pytest.approx(6.0, abs=0.1)
+        player.play()
+        clock.now += 1.0
+        deadline = time.monotonic() + 10.0
+        while not player.is_finished() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert player.is_finished() and player.cut_short()
+    finally:
+        player.close()
 
 
 def test_a_converted_song_longer_than_the_memory_cap_is_refused(tmp_path, player, monkeypatch):

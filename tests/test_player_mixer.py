@@ -83,6 +83,7 @@ def test_a_song_that_plays_on_far_past_its_length_has_stalled_unseen(tone: Path,
             assert not player.is_finished()
         clock.now += 11.0  # 631 s in: 600 s past its 30 s
         assert player.is_finished() and player.ended_early() and player.position() == pytest.approx(30.0)
+        assert not player.cut_short()  # the audio output's doing, not the file's
     finally:
         player.close()
 
@@ -181,11 +182,49 @@ def test_a_truncated_song_ended_by_the_mixer_counts_only_what_the_clock_heard(
         clock.now += clock_s
         wait_until_finished(player)
         assert player.is_finished()
-        assert player.ended_early() == (heard_s < player.duration())
+        assert player.ended_early() == player.cut_short() == (heard_s < player.duration())
         clock.now += 10.0  # the UI may ask again a while later
         assert player.position() == pytest.approx(heard_s)
         player.stop()
         assert player.position() == pytest.approx(heard_s)
+    finally:
+        player.close()
+
+
+@pytest.mark.parametrize(("file_s", "catalogued_s", "cut"), [
+    (0.5, 30.0, True),  # a 30 s song cut to half a second
+    (2.0, 4.5, False),  # its tags 2.5 s more than its audio
+    (0.5, 3.0, False),  # a very short song: the mixer drains ahead of our clock by up to 3 s
+])
+def test_a_song_is_cut_short_when_the_mixer_ends_it_well_before_its_length(
+    tmp_path: Path, file_s: float, catalogued_s: float, cut: bool
+):
+    """Well before: by more than 3 s and 10 % of its length, as our clock counts what was played
+    (pauses left out, however long: the wall clock would have called it heard whole)."""
+    clock = FakeClock()
+    player = MixerPlayer(clock=clock)
+    try:
+        player.load(write_tone(tmp_path / "song.wav", file_s), duration=catalogued_s)
+        player.play()
+        player.pause()
+        clock.now += 600.0  # paused longer than the song lasts
+        player.resume()
+        clock.now += file_s  # played as long as the file holds
+        wait_until_finished(player)
+        assert player.is_finished() and player.cut_short() == player.ended_early() == cut
+    finally:
+        player.close()
+
+
+def test_a_song_stopped_by_hand_is_not_cut_short(tone: Path):
+    clock = FakeClock()
+    player = MixerPlayer(clock=clock)
+    try:
+        player.load(tone)
+        player.play()
+        clock.now += 1.0
+        player.stop()
+        assert not player.is_finished() and not player.cut_short()
     finally:
         player.close()
 

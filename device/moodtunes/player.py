@@ -7,7 +7,7 @@ driver, which plays silently in real time, so positions still advance and songs 
 Elapsed time is kept with our own monotonic clock (with pauses taken out) rather than
 ``mixer.music.get_pos``, which resets on every ``play`` and keeps no notion of the song's length.
 The mixer ending a song counts as a full listen only if our clock got near its length: a truncated
-or damaged file ends early, and then the clock says how much was heard (``ended_early``). The mixer,
+or damaged file ends early, and then the clock says how much was heard (``cut_short``). The mixer,
 not the length, says when a song ends: a header may under-estimate it (a VBR MP3 without a Xing
 header, MP3 files joined with `cat`), so a song plays on past its length while the mixer plays it,
 its length growing; only if the mixer's position stops keeping up with our clock (playback stalled)
@@ -61,6 +61,8 @@ _STALL_CHECK_S = 2.0
 _MAX_OVERRUN_S = 600.0
 _LOWEST_BITRATE = 32_000  # bits a second of the leanest MP3 a library holds
 _LENGTH_ESTIMATED = (".mp3",)
+# Converted formats whose header states the song's length exactly (an ADTS AAC's is an estimate).
+_LENGTH_STATED = (".m4a",)
 # Longest song converted for playback: its PCM is held in memory (10.6 MB a minute at 44.1 kHz
 # stereo, so up to ~210 MB).
 MAX_CONVERTED_S = 20 * 60
@@ -143,6 +145,7 @@ class Player(Protocol):
     def duration(self) -> float: ...
     def is_finished(self) -> bool: ...
     def ended_early(self) -> bool: ...
+    def cut_short(self) -> bool: ...
     def close(self) -> None: ...
 
 
@@ -258,6 +261,13 @@ def _too_long_to_convert(path: Path) -> PlayerError:
                        "the most converted for playback in memory")
 
 
+def _stated_length(path: Path) -> float:
+    """The length a converted song's header states, where it states it exactly (an M4A), else 0.0.
+    A copy cut short decodes to less: played as that long, it ends cut short (``cut_short``), as a
+    song the mixer reads does; its decoded length alone made a 3-minute song of 10 s heard whole."""
+    return probe_duration(path) if path.suffix.lower() in _LENGTH_STATED else 0.0
+
+
 def probe_duration(path: Path) -> float:
     """The song's length in seconds from its tags/header (mutagen), or 0.0 when unknown."""
     try:
@@ -321,7 +331,7 @@ class MixerPlayer:
             logger.info("%s: the mixer can't read it (%s): converting it with ffmpeg", path.name, exc)
             if converting is not None:
                 converting()
-            duration = self._load_converted(path)
+            duration = max(self._load_converted(path), _stated_length(path))
         self._path = path
         self._duration = self._loaded_duration = float(duration) if duration and duration > 0 else probe_duration(path)
         could_last = size * 8 / _LOWEST_BITRATE if path.suffix.lower() in _LENGTH_ESTIMATED else 0.0
@@ -486,10 +496,13 @@ class MixerPlayer:
         return False
 
     def ended_early(self) -> bool:
-        """True when the mixer ended the song well before its length (a truncated or damaged
-        file): it is finished, but was not heard whole."""
-        if self._overran:  # stalled: what was heard is unknown, and not the song's end
-            return True
+        """True when the song is finished but was not heard whole: cut short (``cut_short``), or
+        ended after it stalled unseen past its length (what was heard is unknown)."""
+        return self._overran or self.cut_short()
+
+    def cut_short(self) -> bool:
+        """True when the mixer ended the song by itself well before its length: the file is
+        truncated or damaged, and plays so every time (unlike a stall, the audio output's doing)."""
         ended_at = self._mixer_ended_at()
         return ended_at is not None and not self._heard_whole(ended_at)
 
