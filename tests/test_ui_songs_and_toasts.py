@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pygame
@@ -551,6 +552,57 @@ def test_a_song_that_ends_under_the_rating_is_saved_as_heard_whole(settings, tmp
     with Store.open(settings.database_path) as store:
         (play,) = rows(store, "SELECT seconds_listened, finished FROM plays")
         assert play["finished"] == 1 and play["seconds_listened"] == pytest.approx(0.8, abs=0.05)
+
+
+def cut_short(path: str, fraction: float) -> None:
+    """Keep the first ``fraction`` of the file's bytes (its header still says its whole length), as
+    a copy cut short when a USB stick was pulled does."""
+    with open(path, "r+b") as song:
+        song.truncate(int(song.seek(0, 2) * fraction))
+
+
+def test_a_song_cut_short_is_a_failed_play_and_the_next_one_plays(settings, tmp_path, told):
+    """A 30 s song whose file holds 0.6 s "played", the next one followed with no word, and it
+    stayed at the top of the lists: it is now told, saved as failed, and goes to the back of them.
+    The song after it, stopped by the visitor, is no failure."""
+    from moodtunes.ui.app import CUT_SHORT_MESSAGE
+    from moodtunes.ui.screens.music import song_title
+
+    app = guest_at_songs(settings, tmp_path / "music", "sad", count=3, category=CALM, seconds=30.0)
+    try:
+        track = app.visit.ranked[0].track
+        cut_short(track.path, 0.02)
+        tap(app, "row:0")
+        run_until(app, lambda: app.screen.index != 0, timeout=10, what="the next song")
+        assert app.music_on and told() == [CUT_SHORT_MESSAGE.format(song_title(track))]
+        assert track.path in app.visit.failed_paths  # its row says "Didn't play"; the music passes over it
+        tap(app, "stop")
+    finally:
+        app.close()
+    with Store.open(settings.database_path) as store:
+        cut, stopped = rows(store, "SELECT path, seconds_listened, finished, error FROM plays ORDER BY id")
+        assert store.unplayable_paths() == {track.path}
+    assert cut["path"] == track.path and not cut["finished"] and cut["seconds_listened"] < 5.0
+    assert cut["error"].startswith(f"{Path(track.path).name}: stopped after ") and "of its 30 s" in cut["error"]
+    assert stopped["error"] is None
+
+
+def test_a_song_cut_short_under_the_rating_is_a_failed_play_with_nothing_after_it(settings, tmp_path, told):
+    from moodtunes.ui.app import CUT_SHORT_UNDER_RATING_MESSAGE
+    from moodtunes.ui.screens.music import song_title
+
+    app = guest_at_songs(settings, tmp_path / "music", "sad", count=2, category=CALM, seconds=30.0)
+    try:
+        track = app.visit.ranked[0].track
+        cut_short(track.path, 0.1)  # 3 s of it: time to reach the rating
+        tap(app, "row:0")
+        tap(app, "done")
+        run_until(app, lambda: not app.music_on, timeout=10, what="the song to end")
+        assert app.screen.name == "rate" and told() == [CUT_SHORT_UNDER_RATING_MESSAGE.format(song_title(track))]
+    finally:
+        app.close()
+    with Store.open(settings.database_path) as store:
+        assert store.unplayable_paths() == {track.path}
 
 
 def test_the_rating_goes_back_to_the_songs_when_nothing_plays(settings, tmp_path):

@@ -782,6 +782,35 @@ def test_a_plays_last_save_the_store_refused_is_made_at_the_next_write(settings,
     assert play["finished"] == 1 and play["seconds_listened"] == pytest.approx(0.6, abs=0.05)
 
 
+def test_a_song_cut_short_whose_end_the_store_refused_is_saved_as_failed_at_the_next_write(
+    settings, tmp_path, monkeypatch
+):
+    """Its last save, refused (a lock held past the wait), is made at the next write, with why it
+    failed: without it, the song stayed at the top of the lists."""
+    app = guest_at_songs(settings, tmp_path / "music", "sad", count=3, category=CALM, seconds=30.0)
+    try:
+        cut = app.visit.ranked[0].track.path
+        with open(cut, "r+b") as song:  # 0.6 s of its 30 s
+            song.truncate(song.seek(0, 2) // 50)
+        update_play = app.store.update_play
+        refused = []
+
+        def locked_at_the_failure(play_id, seconds, finished=False, error=None):
+            if error and not refused:
+                refused.append(play_id)
+                raise StoreError("database: database is locked", busy=True)
+            return update_play(play_id, seconds, finished, error)
+
+        monkeypatch.setattr(app.store, "update_play", locked_at_the_failure)
+        tap(app, "row:0")
+        run_until(app, lambda: app.screen.index != 0, timeout=10, what="the next song")
+        assert refused and not app._unsaved_play_ends  # the next song's play brought it along
+    finally:
+        app.close()
+    with Store.open(settings.database_path) as store:
+        assert store.unplayable_paths() == {cut}
+
+
 def test_a_plays_last_save_is_made_before_the_late_end_of_its_visit(settings, tmp_path, monkeypatch):
     """The visit's end refused too (saved at the next visit): the play's end went with the visit,
     and the event said the song was heard for 0 s, not whole."""

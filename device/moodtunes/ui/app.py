@@ -102,6 +102,10 @@ NO_SOUND_MESSAGE = "The music can't play: no sound output. Please tell the staff
 # When the music catalogue can't be read either, the music does not work: say only what failed.
 NOT_SAVED_NO_MUSIC_MESSAGE = "Sorry, this couldn't be saved. Please tell the staff."
 PROFILE_REMOVED_MESSAGE = "That profile was removed from this kiosk: nothing of this visit is kept."
+# A song the mixer ended by itself well before its length (Player.cut_short): a copy cut short, a
+# file whose audio breaks off. Under the rating nothing follows it.
+CUT_SHORT_MESSAGE = "“{}” stopped early: its file seems cut short. Playing the next song."
+CUT_SHORT_UNDER_RATING_MESSAGE = "“{}” stopped early: its file seems cut short."
 
 
 def toast_seconds(message: str) -> float:
@@ -175,8 +179,9 @@ class KioskApp:
         self._player: Player | None = None
         # visits ended while the store refused what they had left to write: (visit, end reason, when)
         self._unsaved_ends: list[tuple[Visit, str, str]] = []
-        # play -> (seconds heard, heard whole): a play's last save the store refused (save_play_progress)
-        self._unsaved_play_ends: dict[int, tuple[float, bool]] = {}
+        # play -> (seconds heard, heard whole, why it failed): a play's last save the store refused
+        # (save_play_progress)
+        self._unsaved_play_ends: dict[int, tuple[float, bool, str | None]] = {}
         self._brief_lock_waits_until: float | None = None  # _wait_briefly_for_locks
         self.histories: dict[int, KeptHistory] = {}  # by profile: the report reads only what ended since
         self.music_on = False  # a song was started and is neither stopped nor over
@@ -371,8 +376,8 @@ class KioskApp:
         if visit.unrecorded_play is not None:
             track, started_at = visit.unrecorded_play
             visit.unrecorded_play = (track, shifted(started_at, step))
-        visit.unwritten_plays = [(track, shifted(started_at, step), seconds, whole)
-                                 for track, started_at, seconds, whole in visit.unwritten_plays]
+        visit.unwritten_plays = [(track, shifted(started_at, step), *end)
+                                 for track, started_at, *end in visit.unwritten_plays]
         if visit.session_id is not None:
             self.record(self.store.shift_open_visit, visit.session_id, step)
 
@@ -883,14 +888,14 @@ class KioskApp:
         """Write the plays the store refused as they started, as of their starts: those that ended
         meanwhile, with what was heard of them, then the song playing, the one the stars then rate."""
         while visit.unwritten_plays:
-            track, started_at, seconds, whole = visit.unwritten_plays[0]
+            track, started_at, *end = visit.unwritten_plays[0]
             play_id = self.record(self.store.start_play, visit.session_id, track, started_at)
             if play_id is None:
                 return
             visit.unwritten_plays.pop(0)
             self._written(visit, (track.path, started_at), play_id)
-            if not self._update_play(play_id, seconds, whole):
-                self._unsaved_play_ends[play_id] = (seconds, whole)
+            if not self._update_play(play_id, *end):
+                self._unsaved_play_ends[play_id] = tuple(end)
         if visit.play_id is not None or visit.unrecorded_play is None:
             return
         track, started_at = visit.unrecorded_play
@@ -926,19 +931,19 @@ class KioskApp:
 
     def _save_play_ends(self) -> bool:
         """Write the plays' last saves the store refused, this visit's or an earlier one's whose end
-        waits too: the seconds heard since the save before and whether the song was heard whole
-        were lost. Whether all are written."""
-        for play_id, (seconds, finished) in list(self._unsaved_play_ends.items()):
-            if not self._update_play(play_id, seconds, finished):
+        waits too: the seconds heard since the save before, whether the song was heard whole and
+        why it failed were lost. Whether all are written."""
+        for play_id, end in list(self._unsaved_play_ends.items()):
+            if not self._update_play(play_id, *end):
                 return False
             del self._unsaved_play_ends[play_id]
         return True
 
-    def _update_play(self, play_id: int, seconds: float, finished: bool) -> bool:
-        """Save a play's progress; whether the store took it. A play gone from the store was
-        forgotten with its visit's profile (the song would play on, minutes maybe, until the next
-        write failed): the visit is let go at the next frame."""
-        kept = self.record(self.store.update_play, play_id, seconds, finished)
+    def _update_play(self, play_id: int, seconds: float, finished: bool, error: str | None = None) -> bool:
+        """Save a play's progress (``error``: why it failed); whether the store took it. A play gone
+        from the store was forgotten with its visit's profile (the song would play on, minutes maybe,
+        until the next write failed): the visit is let go at the next frame."""
+        kept = self.record(self.store.update_play, play_id, seconds, finished, error)
         if kept is False:
             self._visit_forgotten()
         return kept is not None
@@ -1153,9 +1158,10 @@ class KioskApp:
         self.last_saved = self.clock()
         return True
 
-    def save_play_progress(self, final: bool = False, finished: bool = False) -> None:
-        """Persist the seconds listened so far (every few seconds, and when the song stops); a play
-        the store refused as the song started is written first, as of its start."""
+    def save_play_progress(self, final: bool = False, finished: bool = False, error: str | None = None) -> None:
+        """Persist the seconds listened so far (every few seconds, and when the song stops, with
+        ``error`` if it failed); a play the store refused as the song started is written first, as
+        of its start."""
         visit = self.visit
         if visit is None or self._player is None:
             return
@@ -1165,16 +1171,16 @@ class KioskApp:
             if (final or finished) and visit.unrecorded_play is not None:  # written when the store takes it
                 track, started_at = visit.unrecorded_play
                 seconds = self._player.position()
-                visit.unwritten_plays.append((track, started_at, seconds, finished))
+                visit.unwritten_plays.append((track, started_at, seconds, finished, error))
                 visit.unrecorded_play = None
                 visit.seconds_heard += seconds
             return
         seconds = self._player.position()
-        saved = self._update_play(visit.play_id, seconds, finished)
+        saved = self._update_play(visit.play_id, seconds, finished, error)
         self.last_saved = self.clock()
         if final or finished:
             if not saved:  # tried again at the next write (the rating, the visit's end, the next visit)
-                self._unsaved_play_ends[visit.play_id] = (seconds, finished)
+                self._unsaved_play_ends[visit.play_id] = (seconds, finished, error)
             visit.play_id = None
             visit.seconds_heard += seconds
 
@@ -1187,22 +1193,40 @@ class KioskApp:
         playing = self._player is not None and (visit.play_id is not None or visit.unrecorded_play is not None)
         return visit.seconds_heard + (self._player.position() if playing else 0.0)
 
-    def follow_playback(self, now: float) -> bool:
+    def follow_playback(self, now: float, next_follows: bool = True) -> bool:
         """The song playing: its seconds listened saved every SAVE_EVERY_S, and the song saved as
         heard when it ends, then True (what follows is the caller's: the player's screen plays the
-        next song, the rating nothing)."""
+        next song, ``next_follows``, the rating nothing). A song cut short is a failed play."""
         player = self._player
         if player.is_finished():
-            self.save_play_progress(final=True, finished=not player.ended_early())
+            if player.cut_short():
+                self._cut_short(player, next_follows)
+            else:
+                self.save_play_progress(final=True, finished=not player.ended_early())
             return True
         if now - self.last_saved >= SAVE_EVERY_S:
             self.save_play_progress()
         return False
 
+    def _cut_short(self, player: Player, next_follows: bool) -> None:
+        """The song playing ended by itself well before its length: its file is truncated or
+        damaged (a copy cut short as a USB stick was pulled) and ends so at every play, though the
+        scan found it whole when it catalogued it. Saved as a failed play, which sends it to the
+        back of every list (Store.unplayable_paths), and told, as a song that fails to load is."""
+        visit = self.visit
+        track = visit.ranked[self.now_playing].track
+        heard, length = player.position(), player.duration()
+        error = f"{Path(track.path).name}: stopped after {heard:.1f} s of its {length:.0f} s (cut short or damaged)"
+        logger.warning("%s stopped after %.1f s of its %.0f s: the file seems cut short or damaged",
+                       track.path, heard, length)
+        visit.failed_paths.add(track.path)
+        self.save_play_progress(final=True, error=error[:300])
+        self.toast(CUT_SHORT_MESSAGE if next_follows else CUT_SHORT_UNDER_RATING_MESSAGE, title=song_title(track))
+
     def _music_plays_on(self, now: float) -> None:
         """A song left playing under another screen (the rating): followed as on the player's
         screen; nothing follows it."""
-        if self.follow_playback(now):
+        if self.follow_playback(now, next_follows=False):
             self.music_on, self.now_playing = False, None
 
     def stop_music(self, fade: bool = False) -> None:

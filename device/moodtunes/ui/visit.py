@@ -43,8 +43,9 @@ class Visit:
     play_id: int | None = None  # the play in progress
     # The song playing, and since when, whose play the store refused: written at the next save.
     unrecorded_play: tuple[TrackRecord, str] | None = None
-    # Plays that ended before the store took their start: (song, since when, seconds heard, heard whole)
-    unwritten_plays: list[tuple[TrackRecord, str, float, bool]] = field(default_factory=list)
+    # Plays that ended before the store took their start: (song, since when, seconds heard, heard
+    # whole, why it failed: None, or what stopped it, a file cut short)
+    unwritten_plays: list[tuple[TrackRecord, str, float, bool, str | None]] = field(default_factory=list)
     failed_paths: set[str] = field(default_factory=set)  # songs that failed to play in this visit
     seconds_heard: float = 0.0  # of the songs that stopped (app.seconds_heard adds the one playing)
     last_play_id: int | None = None  # the most recent play, which a rating is attached to
@@ -65,7 +66,7 @@ class Visit:
             track, started_at = self.unrecorded_play
             return (track.path, started_at)
         if self.unwritten_plays:
-            track, started_at, _, _ = self.unwritten_plays[-1]
+            track, started_at, *_ = self.unwritten_plays[-1]
             return (track.path, started_at)
         return self.last_play_id
 

@@ -667,9 +667,10 @@ class PlayingScreen(Screen):
     def update(self, now: float) -> None:
         if not self.playing:
             return
-        if not self.app.follow_playback(now) or self.app.visit.forgotten:  # forgotten: let go this frame
-            return
-        if self.app.songs_on_their_own >= SONGS_ON_THEIR_OWN:  # no one there: the rating's idle count runs
+        on_to_the_rating = self.app.songs_on_their_own >= SONGS_ON_THEIR_OWN  # once this song ends
+        if not self.app.follow_playback(now, next_follows=not on_to_the_rating) or self.app.visit.forgotten:
+            return  # forgotten: let go this frame
+        if on_to_the_rating:  # no one there: the rating's idle count runs
             self.playing = False
             self.app.visit.unattended = True
             self.app.go(self._rate())
