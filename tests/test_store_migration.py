@@ -72,7 +72,12 @@ def _old_database(path: Path, applied: int) -> None:
     """)
     if applied >= 12:  # the wording agreed to, as a kiosk of that version recorded with the consent
         db.execute("UPDATE profiles SET consent_notice = 1 WHERE consent_at IS NOT NULL")
-    if applied >= 9:  # two people forgotten, the later one by a clock set back
+    if applied >= 14:  # numbered as they were forgotten, and the tried event recorded as handed over
+        db.execute("INSERT INTO cloud_deletes (profile_key, forgotten_at) VALUES"
+                   " ('a0a0a0a0a0a0a0a0', '2025-06-01T00:00:00.000+00:00'),"
+                   " ('b0b0b0b0b0b0b0b0', '2025-07-01T00:00:00.000+00:00')")
+        db.execute(f"UPDATE outbox SET published_at = '{ENDED}'")
+    elif applied >= 9:  # two people forgotten, the later one by a clock set back
         db.execute("INSERT INTO cloud_deletes VALUES ('b0b0b0b0b0b0b0b0', '2025-07-01T00:00:00.000+00:00'),"
                    " ('a0a0a0a0a0a0a0a0', '2025-06-01T00:00:00.000+00:00')")
     db.close()
@@ -90,6 +95,7 @@ def test_an_older_database_with_data_is_migrated_and_keeps_everything(tmp_path, 
         assert [(p.name, p.consent_notice, p.has_consented) for p in store.profiles()] == [
             ("Ana", 1, False), ("Ben", None, False)]
         assert store.profile_by_name("Ana").consent_at is not None
+        assert [(p.has_pin, p.pin_failures) for p in store.profiles()] == [(False, 0)] * 2  # no PIN before 15
         guest = store.guest_profile()
         assert (guest.id, guest.name, guest.is_guest) == (3, "Guest", True)
         # the ended visit, as the recommender and the report read it

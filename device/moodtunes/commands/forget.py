@@ -1,6 +1,7 @@
 """`moodtunes forget NAME`: delete a person's profile and every visit of theirs from this device,
 when they ask (the kiosk's report screen offers the same to the person), and print the InfluxQL
-that deletes what was uploaded of them from the cloud."""
+that deletes what was uploaded of them from the cloud. `moodtunes forget NAME --pin`: delete only
+the profile's PIN, for a visitor who forgot it (the kiosk's keypad tells them to ask the staff)."""
 
 from __future__ import annotations
 
@@ -15,9 +16,9 @@ from moodtunes.paths import data_dir_problem
 # Every point of a visit carries the person's profile_key (readings since the ingest tagged them too).
 MEASUREMENTS = ("visit", "play", "reading")
 EXIT_STATUS = (
-    "exit status: 0 when the profile was deleted, or, without --yes, when it would be (and for --pending); "
-    "1 when there is no such profile (or it is the guest's, or the name fits several), or the database "
-    "can't be used; 2 on a bad configuration or arguments."
+    "exit status: 0 when the profile (with --pin: its PIN) was deleted, or, without --yes, when it would be "
+    "(and for --pending); 1 when there is no such profile (or it is the guest's, or the name fits several, or "
+    "with --pin it has no PIN), or the database can't be used; 2 on a bad configuration or arguments."
 )
 
 
@@ -36,6 +37,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EXIT_STATUS
     parser.add_argument("name", nargs="?", help="the profile's name (any case or spacing, in any alphabet)")
     parser.add_argument("--yes", action="store_true", help="delete (without it: only say what would go)")
+    parser.add_argument(
+        "--pin", action="store_true",
+        help="delete only the profile's PIN (its owner forgot it), and its count of wrong tries: the profile "
+             "and its visits stay, and its tile on the kiosk opens without a PIN",
+    )
     parser.add_argument(
         "--pending", action="store_true",
         help="instead of a name: print the InfluxQL that deletes the cloud data of everyone forgotten here "
@@ -65,6 +71,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print("moodtunes forget: give a NAME, or --pending (with --done N once its deletes were run)",
               file=sys.stderr)
         return 2
+    if args.pin and (args.pending or args.sent_as):
+        print("moodtunes forget: --pin takes only a NAME (and --yes)", file=sys.stderr)
+        return 2
     if problem := data_dir_problem(settings.data_dir):
         print(f"moodtunes forget: the {problem}", file=sys.stderr)
         return 1
@@ -86,6 +95,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             print(f"moodtunes forget: {why} (profiles: {known})", file=sys.stderr)
             return 1
         [profile] = exact
+        if args.pin:
+            return _forget_pin(store, profile, args.yes)
         visits, in_progress = store.visits_to_forget(profile.id)
         uploaded = store.uploaded_visits(profile.id)
         sent_as = [(visit, visit.sent_as(settings.device_id, args.sent_as)) for visit in uploaded]
@@ -130,6 +141,19 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
           "to run once they were; the ingest's dead letters of these keys go with `python -m "
           "moodtunes_cloud.deadletter purge --profile-key KEY FILE...` on every file of its dead-letter folder, "
           "the ingest stopped: cloud/README.md)")
+    return 0
+
+
+def _forget_pin(store, profile, yes: bool) -> int:
+    """Delete ``profile``'s PIN (with ``yes``; else say it would be): nothing else of it goes."""
+    if not profile.has_pin:
+        print(f"moodtunes forget: {profile.name} has no PIN (nothing to delete)", file=sys.stderr)
+        return 1
+    if not yes:
+        print(f"would delete {profile.name}'s PIN (the profile and its visits stay); run again with --yes to delete")
+        return 0
+    store.clear_pin(profile.id)
+    print(f"deleted {profile.name}'s PIN: the tile opens without one now (the profile and its visits stay)")
     return 0
 
 

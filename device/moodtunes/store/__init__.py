@@ -4,6 +4,7 @@ from moodtunes.store.store import (
     BUSY_TIMEOUT_MS,
     FOREIGN_KEY,
     GUEST_NAME,
+    PIN_DIGITS,
     FileIdentity,
     OutboxItem,
     Profile,
@@ -12,6 +13,7 @@ from moodtunes.store.store import (
     TrackRecord,
     UnsetClockVisit,
     damaged,
+    is_pin,
     not_writable,
     shifted,
     utc_now,
@@ -19,6 +21,6 @@ from moodtunes.store.store import (
 )
 
 __all__ = [
-    "BUSY_TIMEOUT_MS", "FOREIGN_KEY", "GUEST_NAME", "FileIdentity", "OutboxItem", "Profile", "Store", "StoreError", "TrackRecord", "UnsetClockVisit",
-    "damaged", "not_writable", "shifted", "utc_now", "write_refused",
+    "BUSY_TIMEOUT_MS", "FOREIGN_KEY", "GUEST_NAME", "PIN_DIGITS", "FileIdentity", "OutboxItem", "Profile", "Store", "StoreError", "TrackRecord", "UnsetClockVisit",
+    "damaged", "is_pin", "not_writable", "shifted", "utc_now", "write_refused",
 ]

@@ -233,4 +233,11 @@ MIGRATIONS: tuple[str, ...] = (
     UPDATE outbox SET published_at = coalesce(first_sent_at, sent_at, created_at)
         WHERE attempts > 0 OR sent_at IS NOT NULL OR sent_payload IS NOT NULL;
     """,
+    # 15 (profile PINs): a profile's optional 4-digit PIN, asked before its visit starts, as its
+    # salted scrypt hash only (store.hash_pin; NULL: no PIN), and the wrong tries at it in a row,
+    # kept here so that restarting the kiosk doesn't give them back.
+    """
+    ALTER TABLE profiles ADD COLUMN pin_hash TEXT;
+    ALTER TABLE profiles ADD COLUMN pin_failures INTEGER NOT NULL DEFAULT 0;
+    """,
 )

@@ -11,6 +11,8 @@ Each thread should open its own Store.
 from __future__ import annotations
 
 import errno
+import hashlib
+import hmac
 import json
 import logging
 import os
@@ -72,6 +74,13 @@ DELETE_TRACKS_PAUSE_S = 0.1
 DISK_FULL_BELOW_BYTES = 1 << 20  # with less free than this, an SQLite I/O error means a full disk
 PSEUDONYM_SECRET_BYTES = 32
 PSEUDONYM_TOKEN_BYTES = 16  # a profile's own, in its pseudonym (migration 13)
+PIN_DIGITS = 4
+# A PIN is kept as scrypt of it with a random salt of its own (migration 15): 16 MiB and about 50 ms
+# a try here, a few times that on a Pi. Four digits are only 10,000 guesses: the hash keeps the PIN
+# from being read off the database, not from someone who has the file and an hour to try them all.
+PIN_SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+PIN_SALT_BYTES = 16
+PIN_HASH_BYTES = 32
 # Every event's JSON stays within this, well under events.MAX_EVENT_BYTES: room for the uplink to
 # re-stamp it with a longer device_id, and for a JSON library that escapes a little differently.
 EVENT_BYTE_BUDGET = 200 * 1024
@@ -110,6 +119,33 @@ def shifted(stamp: str, seconds: float) -> str:
     return (datetime.fromisoformat(stamp) + timedelta(seconds=seconds)).isoformat(timespec="milliseconds")
 
 
+def is_pin(text: str) -> bool:
+    """Whether ``text`` is a PIN as the kiosk takes them: PIN_DIGITS digits 0-9."""
+    return len(text) == PIN_DIGITS and text.isascii() and text.isdigit()
+
+
+def hash_pin(pin: str) -> str:
+    """What the store keeps of a PIN: "scrypt$N$R$P$SALT$HASH" (hex), the costs with it so that a
+    later version can raise them without making the PINs kept so far useless."""
+    if not is_pin(pin):
+        raise ValueError(f"a PIN is {PIN_DIGITS} digits")
+    salt = secrets.token_bytes(PIN_SALT_BYTES)
+    digest = hashlib.scrypt(pin.encode(), salt=salt, dklen=PIN_HASH_BYTES, **PIN_SCRYPT)
+    costs = "$".join(str(PIN_SCRYPT[cost]) for cost in ("n", "r", "p"))
+    return f"scrypt${costs}${salt.hex()}${digest.hex()}"
+
+
+def pin_matches(pin: str, stored: str) -> bool:
+    """Whether ``pin`` is the one ``stored`` (hash_pin's) was made of, compared in constant time."""
+    kind, n, r, p, salt, digest = stored.split("$")
+    if kind != "scrypt" or not is_pin(pin):
+        return False
+    expected = bytes.fromhex(digest)
+    tried = hashlib.scrypt(pin.encode(), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p),
+                           dklen=len(expected))
+    return hmac.compare_digest(tried, expected)
+
+
 @dataclass(frozen=True)
 class Profile:
     id: int
@@ -119,6 +155,8 @@ class Profile:
     created_at: str
     consent_at: str | None
     consent_notice: int | None = None  # the CONSENT_NOTICE agreed to
+    has_pin: bool = False  # whether a PIN guards it (the hash stays in the store: no repr shows it)
+    pin_failures: int = 0  # wrong PINs tried in a row
 
     @property
     def has_consented(self) -> bool:
@@ -701,16 +739,50 @@ class Store:
 
     # ---- profiles --------------------------------------------------------------------------
 
-    def create_profile(self, name: str, colour: str) -> Profile:
+    def create_profile(self, name: str, colour: str, pin: str | None = None) -> Profile:
+        """A person's profile, guarded by ``pin`` if given: made with it, so that it is never
+        there a moment without it."""
         name = name.strip()
         if not name:
             raise ValueError("a profile needs a name")
         if same_name(name, GUEST_NAME):
             raise ValueError("that name is kept for guests")  # short: the kiosk screen shows it
+        pin_hash = None if pin is None else hash_pin(pin)  # slow: before the write lock, not under it
         with self.transaction() as db:
             if any(same_name(r["name"], name) for r in db.execute("SELECT name FROM profiles")):
                 raise ValueError(f"a profile named {name!r} already exists")
-            return self._insert_profile(db, name, colour, is_guest=False)
+            profile = self._insert_profile(db, name, colour, is_guest=False)
+            if pin_hash is not None:
+                db.execute("UPDATE profiles SET pin_hash = ? WHERE id = ?", (pin_hash, profile.id))
+                profile = self._profile_by_id(db, profile.id)
+            return profile
+
+    def check_pin(self, profile_id: int, pin: str) -> int | None:
+        """Try ``pin`` on a profile: the wrong tries in a row with this one, 0 when it is right (or
+        the profile has no PIN), None when the profile is gone. The count is kept in the database,
+        so that a restart doesn't give the tries back; a right PIN starts it again."""
+        rows = self._query("SELECT pin_hash, pin_failures FROM profiles WHERE id = ?", (profile_id,))
+        if not rows:
+            return None
+        stored, failures = rows[0]["pin_hash"], rows[0]["pin_failures"]
+        if stored is None:
+            return 0
+        right = pin_matches(pin, stored)  # slow: before the write lock, not under it
+        if right and not failures:
+            return 0
+        with self.transaction() as db:
+            db.execute("UPDATE profiles SET pin_failures = CASE WHEN ? THEN 0 ELSE pin_failures + 1 END "
+                       "WHERE id = ?", (right, profile_id))
+            row = db.execute("SELECT pin_failures FROM profiles WHERE id = ?", (profile_id,)).fetchone()
+        return None if row is None else row["pin_failures"]
+
+    def clear_pin(self, profile_id: int) -> bool:
+        """Remove a profile's PIN (its owner forgot it: `moodtunes forget NAME --pin`) and its count
+        of wrong tries; whether it had one. The hash is zeroed in the database file (``secure_delete``;
+        the write-ahead log keeps its old page until the next checkpoint)."""
+        with self.transaction() as db:
+            return db.execute("UPDATE profiles SET pin_hash = NULL, pin_failures = 0 "
+                              "WHERE id = ? AND pin_hash IS NOT NULL", (profile_id,)).rowcount > 0
 
     def guest_profile(self) -> Profile:
         """The shared guest profile, created on first use. Found by its flag, never by its name:
@@ -902,6 +974,7 @@ class Store:
         return Profile(
             row["id"], row["name"], row["colour"], bool(row["is_guest"]),
             row["created_at"], row["consent_at"], row["consent_notice"],
+            row["pin_hash"] is not None, row["pin_failures"],
         )
 
     # ---- visits ----------------------------------------------------------------------------
