@@ -10,6 +10,7 @@ from moodtunes.store import Store
 from moodtunes.ui.layout import MIN_TOUCH
 from moodtunes.ui.screens.finish import RateScreen, ReportScreen
 from moodtunes.ui.screens.music import PlayingScreen, SongsScreen
+from moodtunes.ui.screens.pin import NewPinScreen, PinChoiceScreen, PinScreen
 from moodtunes.ui.screens.scan import ManualMoodScreen, ResultScreen, ScanScreen
 from moodtunes.ui.screens.welcome import (
     ConsentScreen,
@@ -65,6 +66,11 @@ def screens(app):
     yield new_profile
     new_profile.on_tap("accents")  # the second page of letters
     yield new_profile
+    choice = PinChoiceScreen(app, new_profile, "Visitor with a long name")
+    yield choice
+    yield NewPinScreen(app, choice)
+    somebody = app.store.profiles()[0]
+    yield PinScreen(app, somebody, on_right=app.home, on_cancel=app.home)
     guest = app.store.guest_profile()
     app.begin_visit(guest)
     yield ConsentScreen(app)
@@ -122,7 +128,7 @@ def test_every_screen_fits_with_big_enough_touch_targets(settings, size):
                     )
     finally:
         app.close()
-    assert len(set(seen)) == 12
+    assert len(set(seen)) == 15
 
 
 @pytest.mark.parametrize("size", SIZES, ids=[f"{w}x{h}" for w, h in SIZES])

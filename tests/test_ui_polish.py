@@ -317,6 +317,9 @@ def test_a_physical_keyboard_keeps_capitals_and_hyphens(settings, tmp_path):
             pygame.event.post(event)
         pygame.event.post(key_event(pygame.K_RETURN, "\r"))
         step(app)
+        assert app.screen.name == "pin_choice"
+        pygame.event.post(key_event(pygame.K_RETURN, "\r"))  # "No PIN", as before
+        step(app)
         assert app.screen.name == "consent" and app.visit.profile.name == "Anne-Marie"
     finally:
         app.close()
@@ -335,6 +338,7 @@ def test_the_on_screen_shift_key_types_mckay(settings):
             tap(app, target)
         assert screen.text == "McKay-Jo"
         tap(app, "create")
+        tap(app, "no_pin")
         assert app.screen.name == "consent" and app.visit.profile.name == "McKay-Jo"
     finally:
         app.close()
@@ -356,6 +360,7 @@ def test_accented_names_are_typed_with_taps_alone(settings, size, taps, name):
             tap(app, target)
         assert app.screen.text == name
         tap(app, "create")
+        tap(app, "no_pin")
         assert app.screen.name == "consent" and app.visit.profile.name == name
     finally:
         app.close()

@@ -68,6 +68,7 @@ def test_a_whole_visit_by_touch_is_recorded(settings, library, monkeypatch):
             touch(app, key)
         tap(app, "colour:#5fd08a")
         tap(app, "create")
+        tap(app, "no_pin")
         assert app.screen.name == "consent"
         touch(app, "accept")
         assert app.screen.name == "scan"
@@ -286,6 +287,9 @@ def test_a_physical_keyboard_types_a_name_and_enter_creates_it(settings, library
         pygame.event.post(key_event(pygame.K_BACKSPACE))
         pygame.event.post(key_event(pygame.K_RETURN, "\r"))
         step(app)
+        assert app.screen.name == "pin_choice"
+        pygame.event.post(key_event(pygame.K_RETURN, "\r"))  # "No PIN"
+        step(app)
         assert app.screen.name == "consent"
         assert app.visit.profile.name == "Bo"
     finally:
@@ -304,6 +308,7 @@ def test_a_profile_made_and_left_at_the_camera_notice_leaves_no_tile(settings, l
         for letter in "ROBIN":
             tap(app, f"key:{letter}")
         tap(app, "create")
+        tap(app, "no_pin")
         assert app.screen.name == "consent"
         tap(app, "back")
         assert app.screen.name == "welcome" and [p.name for p in app.screen.profiles] == ["Ada"]
@@ -662,6 +667,7 @@ def test_a_profile_the_store_refuses_offers_to_continue_as_a_guest(settings, lib
         for letter in "SAM":
             tap(app, f"key:{letter}")
         tap(app, "create")
+        tap(app, "no_pin")
         assert app.screen.name == "new_profile" and app.screen.error == PROFILE_NOT_SAVED
         assert "create" not in {target.id for target in app.screen.targets} and app.screen.primary() == "guest"
         assert told() == [NOT_SAVED_MESSAGE]

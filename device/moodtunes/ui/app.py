@@ -184,6 +184,7 @@ class KioskApp:
         self._unsaved_play_ends: dict[int, tuple[float, bool, str | None]] = {}
         self._brief_lock_waits_until: float | None = None  # _wait_briefly_for_locks
         self.histories: dict[int, KeptHistory] = {}  # by profile: the report reads only what ended since
+        self.pin_waits: dict[int, float] = {}  # by profile: until when (self.clock) its tile waits after wrong PINs
         self.music_on = False  # a song was started and is neither stopped nor over
         self.now_playing: int | None = None  # its index in the visit's ranking
         self.last_saved = 0.0  # when the seconds listened were last written

@@ -19,6 +19,9 @@ logger = logging.getLogger(__name__)
 
 # Screens photographed just before this tap (so they show a typed name, chosen stars), not on arrival.
 SHOOT_BEFORE = {"new_profile": "create", "rate": "again"}
+# Screens not photographed: the PIN's choice (docs/screenshots/states.py photographs the PIN screens),
+# so that the visit's photos keep the numbers of those committed (docs/screenshots/refresh.py).
+NOT_SHOT = frozenset({"pin_choice"})
 
 
 def post_tap(pos: tuple[int, int]) -> None:
@@ -75,6 +78,7 @@ class Autopilot:
             and not self._shot
             and (target is not None or app.screen.name == "scan")
             and SHOOT_BEFORE.get(app.screen.name, target) == target
+            and app.screen.name not in NOT_SHOT
         ):
             self._shoot(app)
         if target is None:
@@ -117,6 +121,8 @@ class Autopilot:
                 char = self.name[len(screen.text)]
                 return "key:space" if char == " " else f"key:{char.upper()}"
             return "create"
+        if name == "pin_choice":
+            return "no_pin"
         if name == "consent":
             return "accept"
         if name == "hello":

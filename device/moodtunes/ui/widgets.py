@@ -477,6 +477,17 @@ def draw_initial_badge(
     )
 
 
+def draw_padlock(surface: pygame.Surface, centre: tuple[int, int], size: int, colour: Colour) -> None:
+    """A closed padlock ``size`` px tall: the tile of a profile whose PIN is asked first."""
+    cx, cy = centre
+    body = pygame.Rect(0, 0, round(size * 0.8), round(size * 0.55))
+    body.midbottom = (cx, cy + size // 2)
+    shackle = pygame.Rect(0, 0, round(size * 0.5), round(size * 0.75))
+    shackle.midtop = (cx, cy - size // 2)
+    pygame.draw.rect(surface, colour, shackle, width=max(2, size // 8), border_radius=shackle.width // 2)
+    pygame.draw.rect(surface, colour, body, border_radius=max(1, size // 8))
+
+
 def draw_chip(
     surface: pygame.Surface, look: Theme, rect: pygame.Rect, label: str, colour: Colour
 ) -> None:

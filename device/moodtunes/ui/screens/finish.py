@@ -310,7 +310,8 @@ class SameVisitorScreen(QuestionScreen):
     (``Visit.unattended``): a visitor who walked away left their visit to the next person,
     whose face "Check my mood again" read under the first one's consent, as their mood after the
     music, and whom "See my report" showed the first one's history, "Forget me" included. "No"
-    ends that visit (as left alone, ``idle``) and starts afresh; Escape and the idle timeout too."""
+    ends that visit (as left alone, ``idle``) and starts afresh; Escape and the idle timeout too.
+    "Yes" asks the profile's PIN first, if it has one: anyone can say yes."""
 
     name = "same_visitor"
     answers = ("no", "yes")
@@ -340,9 +341,17 @@ class SameVisitorScreen(QuestionScreen):
         self.button(surface, "yes", yes, style="primary")
 
     def on_tap(self, target_id: str) -> None:
+        from moodtunes.ui.screens.pin import PinScreen
+
         app = self.app
         if target_id == "yes":
-            self.rate.go_on(self.asked)
+            # A yes is no proof: a profile with a PIN is asked it, as at its tile ("Cancel": this question).
+            profile = app.read("the profile", app.store.profile, app.visit.profile.id) or app.visit.profile
+            if profile.has_pin:
+                app.go(PinScreen(app, profile, on_right=lambda: self.rate.go_on(self.asked),
+                                 on_cancel=lambda: app.go(self)))
+            else:
+                self.rate.go_on(self.asked)
         elif target_id == "no":
             app.stop_music(fade=True)
             app.end_visit("idle")

@@ -10,11 +10,12 @@ import unicodedata
 import pygame
 
 from moodtunes.domain import Category, same_name
-from moodtunes.store import Profile, StoreError
+from moodtunes.store import GUEST_NAME, Profile, StoreError
 from moodtunes.ui import layout as lay
 from moodtunes.ui import theme as th
 from moodtunes.ui.fonts import FontStack
 from moodtunes.ui.screens.base import Screen
+from moodtunes.ui.screens.pin import PinChoiceScreen, PinScreen
 from moodtunes.ui.widgets import (
     GRAPHEME,
     aa_circle,
@@ -22,6 +23,7 @@ from moodtunes.ui.widgets import (
     draw_initial_badge,
     draw_lines,
     draw_mood_face,
+    draw_padlock,
     draw_paragraph,
     draw_text,
     glyphs_or,
@@ -292,6 +294,10 @@ class WelcomeScreen(Screen):
             rect.right - centre[0] - r - look.px(22),
             rect.height,
         )
+        if profile is not None and profile.has_pin:  # its PIN is asked first: a padlock at the right
+            lock = look.px(20)
+            draw_padlock(surface, (rect.right - look.px(14) - lock // 2, rect.centery), lock, th.MUTED)
+            text.width -= lock + look.px(8)
         # A long name on two lines ("Maximilian-…" and "Maximilian-…" told apart), in smaller type
         # if more of its words fit whole in it: "Bartholome / w" was cut inside the word.
         words = label.split()
@@ -331,7 +337,12 @@ class WelcomeScreen(Screen):
         self._start(profile)
 
     def _start(self, profile: Profile) -> None:
-        start_visit(self.app, profile)
+        """The visit of the profile, after its PIN if it has one ("Cancel": back here)."""
+        if profile.has_pin:
+            self.app.go(PinScreen(self.app, profile, on_right=lambda: start_visit(self.app, profile),
+                                  on_cancel=self.app.home))
+        else:
+            start_visit(self.app, profile)
 
 
 def start_guest_visit(app) -> None:
@@ -398,16 +409,24 @@ def tidy_name(text: str) -> str:
 
 
 class NewProfileScreen(Screen):
+    """The name and colour of a new profile; "Create" asks whether to add a PIN (PinChoiceScreen),
+    whose "Back" returns here with the name as typed."""
+
     name = "new_profile"
 
-    def enter(self) -> None:
+    def __init__(self, app) -> None:
+        super().__init__(app)
         self.text = ""
-        self.profiles = self.app.read("the profiles", self.app.store.profiles) or []
-        self.colour = th.PROFILE_COLOURS[len(self.profiles) % len(th.PROFILE_COLOURS)]
+        self.colour: str | None = None  # the next free one, once the profiles are read
         self.error: str | None = None
         self.shift: bool | None = None  # the shift key's choice for the next letter (None: automatic)
         self.accents = False  # the second page of letter keys shown
         self.refused = False  # the store refused the profile: "Create" is "Continue as guest"
+
+    def enter(self) -> None:
+        self.profiles = self.app.read("the profiles", self.app.store.profiles) or []
+        if self.colour is None:
+            self.colour = th.PROFILE_COLOURS[len(self.profiles) % len(th.PROFILE_COLOURS)]
 
     def capital_next(self) -> bool:
         """Whether the next on-screen letter is a capital: at the start of a word unless the shift
@@ -599,19 +618,30 @@ class NewProfileScreen(Screen):
             if taken is not None:  # the store tells names apart by case; people don't
                 self.error = f"“{taken}” already exists: tap its tile"
                 return
-            try:
-                profile = self.app.record(self.app.store.create_profile, name, self.colour)
-            except ValueError as exc:  # an empty or taken name
-                message = str(exc)
-                self.error = message[:1].upper() + message[1:]
+            if same_name(name, GUEST_NAME):  # said before the PIN is asked for, as the store would after
+                self.error = "That name is kept for guests"
                 return
-            if profile is not None:
-                start_visit(self.app, profile)
-                self.app.visit.made_now = True
-            else:
-                self.refused, self.error = True, PROFILE_NOT_SAVED
+            self.app.go(PinChoiceScreen(self.app, self, name))
         elif target_id == "guest":
             start_guest_visit(self.app)
+
+    def create(self, pin: str | None) -> None:
+        """Make the profile, with ``pin`` if one was chosen, and start its visit; what the store
+        refuses is said here, beside the name typed."""
+        app = self.app
+        try:
+            profile = app.record(app.store.create_profile, tidy_name(self.text), self.colour, pin)
+        except ValueError as exc:  # a name taken meanwhile, or kept for guests
+            message = str(exc)
+            self.error = message[:1].upper() + message[1:]
+            app.go(self)
+            return
+        if profile is not None:
+            start_visit(app, profile)
+            app.visit.made_now = True
+        else:
+            self.refused, self.error = True, PROFILE_NOT_SAVED
+            app.go(self)
 
 
 class ConsentScreen(Screen):

@@ -1,0 +1,351 @@
+"""A profile's optional PIN: offered after a new profile's name ("Add a PIN" / "No PIN"), chosen on a
+keypad (twice, to be sure of it), and asked on the same keypad before anything of a profile that
+has one: its visit (a tap on its tile), and its second mood check or report after the music ran
+out by itself ("Is this Ada?"). After PIN_TRIES wrong tries in a row the tile waits PIN_WAIT_S;
+the store counts the tries, so a restart gives none back."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+
+import pygame
+
+from moodtunes.store import PIN_DIGITS, Profile, StoreError
+from moodtunes.ui import layout as lay
+from moodtunes.ui import theme as th
+from moodtunes.ui.screens.base import Screen
+from moodtunes.ui.widgets import (
+    aa_circle,
+    draw_card,
+    draw_initial_badge,
+    draw_paragraph,
+    draw_text,
+    first_that_fits,
+    glyphs_or,
+    paragraph_height,
+)
+
+logger = logging.getLogger(__name__)
+
+PIN_TRIES = 5  # wrong PINs in a row before the tile waits
+PIN_WAIT_S = 60.0
+FORGOT_TEXT = "Forgot it? Ask whoever runs this kiosk."
+PIN_UNCHECKED = "Sorry, the PIN can't be checked right now. Please tell the staff."
+PROFILE_GONE = "That profile isn't here any more."
+CHOICE_TEXT = (
+    "With a {digits}-digit PIN, only someone who knows it can start a visit as {name}, see the "
+    "mood report or delete it. Without one, anyone at this kiosk can tap the tile."
+)
+# The keypad, row by row, as on a phone: "cancel" and "backspace" beside the 0.
+KEYS = (("1", "2", "3"), ("4", "5", "6"), ("7", "8", "9"), ("cancel", "0", "backspace"))
+
+
+def wait_left(app, profile_id: int) -> float:
+    """Seconds the profile's tile still waits after too many wrong PINs (0: none)."""
+    until = app.pin_waits.get(profile_id)
+    return 0.0 if until is None else max(0.0, until - app.clock())
+
+
+class KeypadScreen(Screen):
+    """PIN_DIGITS digits typed on a phone's keypad (keys far above 48 px at every size), shown as
+    dots, never as digits; done at the last digit (``complete``). A physical keyboard's digits,
+    Backspace and Escape work too."""
+
+    cancel_label = "Cancel"
+
+    def __init__(self, app, profile_name: str, colour: str) -> None:
+        super().__init__(app)
+        self.profile_name = profile_name
+        self.colour = colour
+        self.digits = ""
+        self.message: str | None = None  # what went wrong, in red under the dots
+
+    # what each screen says --------------------------------------------------------------------
+    def titles(self) -> tuple[str, str]:
+        """The title, and a shorter one for a name too long for it."""
+        raise NotImplementedError
+
+    def instruction(self) -> str:
+        raise NotImplementedError
+
+    def footnote(self) -> str | None:
+        return None
+
+    def warning(self) -> str | None:
+        """What went wrong, in red under the dots."""
+        return self.message
+
+    def complete(self, pin: str) -> None:
+        """The last digit was typed: ``pin`` is all of them (``digits`` is empty again)."""
+        raise NotImplementedError
+
+    def cancel(self) -> None:
+        raise NotImplementedError
+
+    def keys_enabled(self) -> bool:
+        return True
+
+    # the keypad -------------------------------------------------------------------------------
+    def back(self) -> str | None:
+        return "cancel"
+
+    def layout(self, area: pygame.Rect) -> None:
+        super().layout(area)
+        look = self.look
+        gap = look.px(10)
+        body = lay.inset(area, self.margin())
+        if area.height > area.width:
+            self.info, pad = lay.rows(body, [look.px(250), 1.0], self.gap())
+        else:
+            self.info, pad = lay.cols(body, [1.0, look.px(340)], look.px(28))
+        enabled = self.keys_enabled()
+        for row_rect, row in zip(lay.rows(pad, [0.25] * 4, gap), KEYS):
+            for cell, key in zip(lay.cols(row_rect, [1 / 3] * 3, gap), row):
+                if key == "cancel":
+                    self.add("cancel", cell)
+                elif key == "backspace":
+                    self.add("backspace", cell, enabled=enabled and bool(self.digits))
+                else:
+                    self.add(f"digit:{key}", cell, enabled=enabled)
+
+    def draw(self, surface: pygame.Surface) -> None:
+        look = self.look
+        digit_font = look.font(30, bold=True)
+        for target in self.targets:
+            if target.id.startswith("digit:"):
+                self.button(surface, target.id, target.id[6:], font=digit_font)
+        self.button(surface, "backspace", glyphs_or(digit_font, "⌫", "Del"), font=digit_font)
+        self.button(surface, "cancel", self.cancel_label, style="ghost")
+        self._draw_info(surface)
+
+    def _draw_info(self, surface: pygame.Surface) -> None:
+        """Beside the keypad (above it in portrait): whose PIN, what to do, the dots, what went
+        wrong, and the footnote at the foot."""
+        look, area = self.look, self.info
+        colour = th.parse_colour(self.colour)
+        r, gap = look.px(24), look.px(14)
+        title_font = look.title()
+        title = first_that_fits(title_font, self.titles(), area.width - 2 * r - gap)
+        top = area.top + look.px(8)
+        draw_initial_badge(surface, look, (area.left + r, top + r), r, colour, self.profile_name)
+        draw_text(surface, title_font, title, th.TEXT,
+                  pygame.Rect(area.left + 2 * r + gap, top, area.width - 2 * r - gap, 2 * r), base="L")
+        y = top + 2 * r + look.px(16)
+        body = look.body()
+        text = self.instruction()
+        height = paragraph_height(body, text, area.width)
+        draw_paragraph(surface, body, text, th.TEXT, pygame.Rect(area.left, y, area.width, height), base="L")
+        y += height + look.px(20)
+        dot_r, spacing = look.px(13), look.px(44)
+        for i in range(PIN_DIGITS):
+            centre = (area.left + dot_r + look.px(4) + i * spacing, y + dot_r)
+            if i < len(self.digits):
+                aa_circle(surface, colour, centre, dot_r)
+            else:
+                pygame.draw.circle(surface, th.CONTROL_EDGE, centre, dot_r, max(2, look.px(3)))
+        self.dots = pygame.Rect(area.left, y, PIN_DIGITS * spacing, 2 * dot_r)
+        y += 2 * dot_r + look.px(18)
+        footnote = self.footnote()
+        small = look.small()
+        foot_h = paragraph_height(small, footnote, area.width) if footnote else 0
+        if footnote:
+            draw_paragraph(surface, small, footnote, th.MUTED,
+                           pygame.Rect(area.left, area.bottom - foot_h, area.width, foot_h))
+        if warning := self.warning():
+            room = pygame.Rect(area.left, y, area.width, area.bottom - foot_h - look.px(8) - y)
+            draw_paragraph(surface, look.body_bold(), warning, th.DANGER, room, line_spacing=1.15, base="L")
+
+    def on_tap(self, target_id: str) -> None:
+        if target_id == "cancel":
+            self.cancel()
+        elif target_id == "backspace":
+            self.digits = self.digits[:-1]
+        elif target_id.startswith("digit:") and self.keys_enabled():
+            self.message = None
+            self.digits += target_id[6:]
+            if len(self.digits) == PIN_DIGITS:
+                pin, self.digits = self.digits, ""
+                self.complete(pin)
+
+    def on_key(self, event: pygame.event.Event) -> None:
+        if event.key == pygame.K_BACKSPACE:
+            self.on_tap("backspace")
+        else:
+            super().on_key(event)  # a digit's character comes after it, as text: on_text
+
+    def on_text(self, text: str) -> None:
+        for char in text:
+            if char in "0123456789" and self.app.screen is self:  # a PIN done may have moved on
+                self.on_tap(f"digit:{char}")
+
+
+class PinScreen(KeypadScreen):
+    """A profile's PIN, asked before its visit starts (or goes on: ``on_right``); "Cancel"
+    (Escape) does ``on_cancel``. A wrong PIN says so and how many tries are left; after PIN_TRIES
+    in a row the keys wait PIN_WAIT_S, counting down."""
+
+    name = "pin"
+
+    def __init__(self, app, profile: Profile, on_right: Callable[[], None], on_cancel: Callable[[], None]) -> None:
+        super().__init__(app, profile.name, profile.colour)
+        self.profile = profile
+        self.on_right = on_right
+        self.on_cancel = on_cancel
+        self._waiting = False
+
+    def enter(self) -> None:
+        # Tries the store counted before a restart: a tile that had to wait waits anew, from now.
+        failures = self.profile.pin_failures
+        if failures and failures % PIN_TRIES == 0 and self.profile.id not in self.app.pin_waits:
+            self.app.pin_waits[self.profile.id] = self.app.clock() + PIN_WAIT_S
+        self._waiting = not self.keys_enabled()
+
+    def keys_enabled(self) -> bool:
+        return wait_left(self.app, self.profile.id) == 0.0
+
+    def update(self, now: float) -> None:
+        if self._waiting != (not self.keys_enabled()):  # the wait is over: the keys come back
+            self._waiting = not self._waiting
+            self.message = None
+            self.app.relayout()
+
+    def titles(self) -> tuple[str, str]:
+        return f"{self.profile_name}'s PIN", "Your PIN"
+
+    def instruction(self) -> str:
+        return f"Enter {self.profile_name}'s {PIN_DIGITS}-digit PIN."
+
+    def warning(self) -> str | None:
+        if left := wait_left(self.app, self.profile.id):
+            return f"Too many wrong tries. Try again in {math.ceil(left)} s."
+        return self.message
+
+    def footnote(self) -> str | None:
+        return FORGOT_TEXT
+
+    def cancel(self) -> None:
+        self.on_cancel()
+
+    def complete(self, pin: str) -> None:
+        from moodtunes.ui.screens.welcome import WelcomeScreen
+
+        app, profile_id = self.app, self.profile.id
+        try:
+            wrong = app.store.check_pin(profile_id, pin)
+        except StoreError as exc:  # the count can't be kept: no try without it
+            logger.error("can't check the PIN of profile %d: %s", profile_id, exc)
+            self.message = PIN_UNCHECKED
+            return
+        if wrong is None:  # forgotten meanwhile (`moodtunes forget`); a visit of it is let go by go()
+            app.histories.pop(profile_id, None)
+            visit = app.visit
+            app.go(WelcomeScreen(app))
+            if visit is None:
+                app.toast(PROFILE_GONE)
+            return
+        if wrong == 0:
+            app.pin_waits.pop(profile_id, None)
+            self.on_right()
+            return
+        left = PIN_TRIES - wrong % PIN_TRIES
+        if left == PIN_TRIES:
+            app.pin_waits[profile_id] = app.clock() + PIN_WAIT_S
+            self._waiting = True
+            logger.info("profile %d: %d wrong PINs in a row, its tile waits %.0f s", profile_id, wrong, PIN_WAIT_S)
+            self.message = None  # ``warning`` says so, counting down
+        else:
+            logger.info("profile %d: a wrong PIN (%d in a row)", profile_id, wrong)
+            self.message = f"Wrong PIN. {left} {'try' if left == 1 else 'tries'} left before a one-minute wait."
+
+
+class NewPinScreen(KeypadScreen):
+    """The PIN of a profile about to be made, typed twice: the profile is made with it once both
+    agree (``NewProfileScreen.create``); "Back" returns to the choice."""
+
+    name = "new_pin"
+    cancel_label = "Back"
+
+    def __init__(self, app, choice: PinChoiceScreen) -> None:
+        super().__init__(app, choice.profile_name, choice.name_screen.colour)
+        self.choice = choice
+        self.first: str | None = None
+
+    def titles(self) -> tuple[str, str]:
+        return f"A PIN for {self.profile_name}", "Choose a PIN"
+
+    def footnote(self) -> str | None:
+        return "It will be asked for at every tap on your tile. Forgot it? Whoever runs this kiosk can remove it."
+
+    def instruction(self) -> str:
+        if self.first is None:
+            return f"Choose {PIN_DIGITS} digits you will remember."
+        return "Enter the same PIN again."
+
+    def cancel(self) -> None:
+        self.app.go(self.choice)
+
+    def complete(self, pin: str) -> None:
+        if self.first is None:
+            self.first = pin
+        elif pin != self.first:
+            self.first, self.message = None, "The two PINs differ. Please choose one again."
+        else:
+            self.choice.name_screen.create(pin)
+
+
+class PinChoiceScreen(Screen):
+    """After a new profile's name: "Add a PIN" (the keypad) or "No PIN" (the profile is made as it
+    always was: Enter too); "Back" (Escape) to the name, as typed."""
+
+    name = "pin_choice"
+
+    def __init__(self, app, name_screen, profile_name: str) -> None:
+        super().__init__(app)
+        self.name_screen = name_screen
+        self.profile_name = profile_name
+
+    def primary(self) -> str | None:
+        return "no_pin"
+
+    def back(self) -> str | None:
+        return "back"
+
+    def layout(self, area: pygame.Rect) -> None:
+        super().layout(area)
+        body = lay.inset(area, self.margin())
+        h, gap = self.touch_height(), self.gap()
+        if area.height > area.width:
+            self.card, no_pin, add_pin, back = lay.rows(body, [1.0, h, h, h], gap)
+        else:
+            self.card, footer = lay.rows(body, [1.0, h], gap)
+            back, add_pin, no_pin = lay.cols(footer, [0.22, 0.39, 0.39], gap)
+        self.add("back", back)
+        self.add("add_pin", add_pin)
+        self.add("no_pin", no_pin)
+
+    def draw(self, surface: pygame.Surface) -> None:
+        look = self.look
+        draw_card(surface, self.card, th.SURFACE, look.px(22))
+        inner = lay.inset(self.card, look.px(24), look.px(20))
+        title_font, body = look.title(), look.body()
+        title = first_that_fits(title_font, (f"A PIN for {self.profile_name}?", "Add a PIN?"), inner.width)
+        text = CHOICE_TEXT.format(digits=PIN_DIGITS, name=self.profile_name)
+        title_h, gap = title_font.get_linesize(), look.px(12)
+        text_h = min(paragraph_height(body, text, inner.width, 1.15), inner.height - title_h - gap)
+        top = inner.centery - (title_h + gap + text_h) // 2
+        draw_text(surface, title_font, title, th.TEXT, pygame.Rect(inner.left, top, inner.width, title_h), base="L")
+        draw_paragraph(surface, body, text, th.TEXT, pygame.Rect(inner.left, top + title_h + gap, inner.width, text_h),
+                       line_spacing=1.15, base="L")
+        self.button(surface, "back", "Back", style="ghost")
+        self.button(surface, "add_pin", "Add a PIN")
+        self.button(surface, "no_pin", "No PIN", style="primary")
+
+    def on_tap(self, target_id: str) -> None:
+        if target_id == "back":
+            self.app.go(self.name_screen)
+        elif target_id == "add_pin":
+            self.app.go(NewPinScreen(self.app, self))
+        elif target_id == "no_pin":
+            self.name_screen.create(None)
