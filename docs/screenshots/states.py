@@ -1,6 +1,7 @@
 """Screenshots of kiosk screens a normal autopilot visit never reaches, reproducibly: the manual
-mood picker after a scan saw no face, an uncertain reading with its "not right?" choices open, and
-the database problem screen. Headless (SDL dummy drivers), in a throwaway data dir, the screens
+mood picker after a scan saw no face, an uncertain reading with its "not right?" choices open, the
+database problem screen, and a profile's PIN (offered after a new profile's name, and asked at a
+tile, after a wrong try). Headless (SDL dummy drivers), in a throwaway data dir, the screens
 reached through the kiosk's own taps from a guest visit.
 
     .venv/bin/python docs/screenshots/states.py [--out docs/screenshots]
@@ -68,6 +69,22 @@ def guest_visit(app: KioskApp) -> None:
     app.scanner_service.wait(10)
 
 
+def pin_screens(app: KioskApp, out: Path) -> None:
+    """A new profile's "A PIN for Robin?", then Ada's PIN asked at her tile, after a wrong one."""
+    ada = app.store.create_profile("Ada", "#5fd08a", "2468")
+    app.home()
+    tap(app, "new_profile")
+    for letter in "ROBIN":
+        tap(app, f"key:{letter}")
+    tap(app, "create")
+    shoot(app, out / "16-pin-choice.png")
+    app.home()
+    tap(app, f"profile:{ada.id}")
+    for digit in "1357":
+        tap(app, f"digit:{digit}")
+    shoot(app, out / "17-pin.png")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("docs/screenshots"))
@@ -83,6 +100,8 @@ def main() -> int:
             if name == "800x480":
                 app.go(ManualMoodScreen(app, "before", "I couldn't see a face."))
                 shoot(app, args.out / name / "12-manual-picker.png")
+                app.end_visit("abandoned")
+                pin_screens(app, args.out / name)
             app.close()
     # A fixed path, so that the staff's small print is the same in every run of the screenshot.
     blocked = Path(tempfile.gettempdir()) / "moodtunes-screenshots" / "data-is-a-file"
