@@ -966,3 +966,40 @@ def test_a_songs_progress_and_a_sent_mark_reach_the_card_with_the_next_synced_wr
     assert statements[-1] == "PRAGMA synchronous=FULL" and "PRAGMA synchronous=NORMAL" in statements
     store._db.set_trace_callback(None)
     assert store._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+
+
+def test_an_early_skip_is_a_song_left_for_another_in_its_first_seconds(store):
+    """A visitor who pressed "Next song" (or went back and picked another) within seconds told the
+    recommender something; a song heard whole or nearly, a play that failed, a play they rated,
+    the visit's last song (they left, or went on to the rating) and a song started again are not skips."""
+    ana, ben = store.create_profile("Ana", "#ff8800"), store.create_profile("Ben", "#0088ff")
+    songs = {}
+    for name, seconds in (("skipped", 200.0), ("whole", 200.0), ("failed", 200.0), ("rated", 200.0),
+                          ("long", 200.0), ("short", 20.0), ("again", 200.0), ("next", 200.0), ("last", 200.0)):
+        record = TrackRecord(path=f"/music/{name}.ogg", size=1, mtime=1.0, title=name, artist="Artist",
+                             duration=seconds, category="Happy and calm")
+        record.id = store.upsert_track(record)
+        songs[name] = record
+    session = store.start_session(ana.id)
+
+    def play(name: str, seconds: float, finished: bool = False, error: str | None = None) -> int:
+        play_id = store.start_play(session, songs[name])
+        store.update_play(play_id, seconds, finished, error)
+        return play_id
+
+    play("skipped", 4.0)
+    play("whole", 200.0, finished=True)
+    play("failed", 0.0, error="can't decode")
+    store.add_rating(session, 0, play("rated", 3.0))  # their stars say more than the skip
+    play("long", 31.0)  # past the first seconds: they gave it a chance
+    play("short", 19.0)  # a 20 s song stopped at 19 s: nearly whole
+    play("again", 2.0)
+    play("again", 150.0)  # started again: the visitor wanted it
+    play("next", 5.0)
+    play("last", 5.0)  # the visit's last song: the visitor left
+    store.finish_session(session, "idle", device_id="kiosk-1")
+    assert store.early_skips(ana.id) == [("/music/skipped.ogg", "Artist", "skipped"), ("/music/next.ogg", "Artist", "next")]
+    assert store.early_skips(ana.id, latest=1) == [("/music/next.ogg", "Artist", "next")]
+    assert store.early_skips(ben.id) == []
+    store.delete_tracks(["/music/skipped.ogg"])  # a skip of a song deleted since still counts, by the play's tags
+    assert store.early_skips(ana.id)[0] == ("/music/skipped.ogg", "Artist", "skipped")

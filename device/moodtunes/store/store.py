@@ -51,6 +51,9 @@ from moodtunes.store.migrations import MIGRATIONS
 logger = logging.getLogger(__name__)
 
 FEEDBACK_WINDOW = 1000  # rated plays the recommender reads per profile: a busy guest profile's few months
+# A song the visitor left for another of the same visit before this many seconds of it is an early
+# skip, which counts a little against it (recommend.SKIP_WEIGHT): they gave it no more than its start.
+EARLY_SKIP_S = 30.0
 # How long a file whose play failed stays at the back of every list (unless analysed again or played
 # since): a USB stick unplugged or a share down for a while put its best song last for good.
 UNPLAYABLE_FOR = timedelta(days=1)
@@ -1263,6 +1266,25 @@ class Store:
             (profile_id, latest),
         )
         return [(r["path"], r["artist"], r["title"], r["score"]) for r in reversed(rows)]
+
+    def early_skips(self, profile_id: int, latest: int = FEEDBACK_WINDOW) -> list[tuple[str, str, str]]:
+        """(path, artist, title) of the profile's ``latest`` early skips, one per skip, oldest first:
+        plays the visitor left for another song of the same visit ("Next song", or back to the list
+        and another) within EARLY_SKIP_S seconds and before nine tenths of the song. None of these
+        is one: a song heard whole, a play that failed, the visit's last play (the visitor left, or
+        went on to the rating), a play they rated (the stars say more), a song they started again."""
+        rows = self._query(
+            "SELECT pl.path, pl.artist, pl.title FROM plays pl JOIN sessions s ON s.id = pl.session_id"
+            " LEFT JOIN tracks t ON t.id = pl.track_id"
+            " WHERE s.profile_id = ? AND NOT pl.finished AND pl.error IS NULL AND pl.seconds_listened < ?"
+            " AND (coalesce(t.duration, 0) <= 0 OR pl.seconds_listened < 0.9 * t.duration)"
+            " AND (SELECT later.path FROM plays later WHERE later.session_id = pl.session_id AND later.id > pl.id"
+            "      ORDER BY later.id LIMIT 1) <> pl.path"
+            " AND NOT EXISTS (SELECT 1 FROM ratings r WHERE r.play_id = pl.id)"
+            " ORDER BY pl.id DESC LIMIT ?",
+            (profile_id, EARLY_SKIP_S, latest),
+        )
+        return [(r["path"], r["artist"], r["title"]) for r in reversed(rows)]
 
     def recent_songs(
         self, profile_id: int, visits: int = 3, before_session: int | None = None
