@@ -83,6 +83,7 @@ bench: $(STAMP)
 	$(VENV)/bin/python bench/library.py
 	$(VENV)/bin/python bench/kiosk.py
 	$(VENV)/bin/python bench/recommend.py
+	$(VENV)/bin/python bench/exploration.py
 	$(VENV)/bin/python bench/report.py
 	$(VENV)/bin/python bench/verdict.py
 

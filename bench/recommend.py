@@ -5,8 +5,8 @@
 A catalogue of n tracks (half of them in the category asked for, 481 features each, one artist per
 ten songs) in a temporary SQLite store, and a profile with a year of a busy guest profile's history
 (1,000 visits, 6,000 rated plays); each run does what the kiosk does when the songs screen opens:
-reads the category (without features), the profile's ratings, its recent songs and the songs whose
-last play failed, and ranks the category with a seeded RNG. Medians of 5 runs per size. ``scaling`` is the 10,000-track
+reads the category (without features), the profile's ratings, its recent songs, its early skips and
+the songs whose last play failed, and ranks the category with a seeded RNG. Medians of 5 runs per size. ``scaling`` is the 10,000-track
 time over the 1,000-track time measured in the same process: 10x would be linear, about 13x
 n log n (10 * log(10,000) / log(1,000) = 13.3), 100x quadratic (the artist spread was quadratic until
 2026-12-02: 9 s for 5,000 songs).
@@ -60,9 +60,9 @@ def median_ms(store: Store, profile_id: int, runs: int) -> float:
         start = time.perf_counter()
         feedback = [Feedback(*row) for row in store.track_feedback(profile_id)]
         recent = [Heard(*row) for row in store.recent_songs(profile_id)]
-        ranked = rank(
-            store.tracks(CALM, features=False), CALM, feedback, recent, store.unplayable_paths(), rng=random.Random(seed)
-        )
+        skipped = [Heard(*row) for row in store.early_skips(profile_id)]
+        ranked = rank(store.tracks(CALM, features=False), CALM, feedback, recent, store.unplayable_paths(),
+                      rng=random.Random(seed), skipped=skipped)
         times.append((time.perf_counter() - start) * 1000)
         assert ranked
     return statistics.median(times)

@@ -8,7 +8,10 @@ import threading
 from dataclasses import replace
 
 import pytest
+from moodtunes import recommend
+from moodtunes.recommend import Heard
 from moodtunes.store import Store, utc_now
+from moodtunes.ui import songlists
 from moodtunes.ui.songlists import SongListMaker, SongListRequest
 from ui_support import CALM, ENERGETIC, add_tracks
 
@@ -117,3 +120,21 @@ def test_plays_recorded_before_count_for_the_other_versions_of_their_song(settin
         store.upsert_track(remaster)
     made = maker.request(SongListRequest(CALM, profile_id, None, seed=1)).result(timeout=30)
     assert made.ranked[-1].track.path == remaster.path and made.ranked[-1].recent
+
+
+def test_a_list_counts_the_profiles_early_skips(settings, library, maker, monkeypatch):
+    """A song the visitor left for another within seconds counts a little against it (recommend.SKIP_WEIGHT)."""
+    calm, profile_id = library
+    with Store.open(settings.database_path) as store:
+        session = store.start_session(profile_id)
+        for song in calm[:2]:  # the first left after 3 s for the second, which was playing as the visit ended
+            store.update_play(store.start_play(session, song), 3.0)
+    passed = []
+
+    def rank(*args, skipped=(), **kwargs):
+        passed.append(list(skipped))
+        return recommend.rank(*args, skipped=skipped, **kwargs)
+
+    monkeypatch.setattr(songlists, "rank", rank)
+    assert len(maker.request(SongListRequest(CALM, profile_id, None)).result(timeout=30).ranked) == 4
+    assert passed == [[Heard(calm[0].path, calm[0].artist, calm[0].title)]]

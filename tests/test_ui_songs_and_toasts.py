@@ -726,3 +726,26 @@ def test_a_song_fades_out_as_the_visitor_moves_on_and_is_cut_for_the_next_one(se
         assert not app.music_on and fades[:1] == [MUSIC_FADE_S]
     finally:
         app.close()
+
+
+def test_songs_left_for_others_in_their_first_seconds_are_the_visitors_early_skips(settings, tmp_path):
+    """"Next song", or back to the list and another song, within seconds: the next lists count it a
+    little against the song (store.early_skips, recommend.SKIP_WEIGHT); the song rated is none."""
+    app = guest_at_songs(settings, tmp_path / "music", "sad", count=3, category=CALM)
+    try:
+        tap(app, "row:0")
+        first = app.visit.ranked[app.now_playing].track
+        tap(app, "next")
+        second = app.visit.ranked[app.now_playing].track
+        tap(app, "stop")
+        third = next(i for i, r in enumerate(app.visit.ranked) if r.track not in (first, second))
+        tap(app, f"row:{third}")
+        tap(app, "done")
+        tap(app, "star:4")
+        tap(app, "report")
+        tap(app, "finish")
+    finally:
+        app.close()
+    with Store.open(settings.database_path) as store:
+        skipped = [path for path, _, _ in store.early_skips(store.guest_profile().id)]
+    assert skipped == [first.path, second.path]

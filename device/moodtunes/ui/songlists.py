@@ -52,8 +52,8 @@ class SongListMaker:
 
     def make(self, request: SongListRequest) -> SongList:
         """The ranked songs of the category (empty, and ``unreadable``, if the catalogue can't be
-        read), but those the player would refuse. Without the profile's ratings or recent songs
-        the songs are still ranked, just less personally."""
+        read), but those the player would refuse. Without the profile's ratings, recent songs or
+        early skips the songs are still ranked, just less personally."""
         read_at = utc_now()
         tracks = self._read("the music catalogue", "tracks", request.category, features=False,
                             analysed_since=request.analysed_since)
@@ -63,10 +63,12 @@ class SongListMaker:
         ratings = self._read("the profile's ratings", "track_feedback", request.profile_id)
         recent = self._read("the profile's recent songs", "recent_songs", request.profile_id,
                             before_session=request.session_id)
+        skips = self._read("the profile's early skips", "early_skips", request.profile_id)
         unplayable = self._read("the songs that failed to play", "unplayable_paths")
         ranked = rank(
             tracks, request.category, [Feedback(*row) for row in ratings or []],
             [Heard(*row) for row in recent or []], unplayable or (), random.Random(request.seed),
+            skipped=[Heard(*row) for row in skips or []],
         )
         return SongList(ranked, read_at)
 
