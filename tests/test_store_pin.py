@@ -1,6 +1,7 @@
 """A profile's PIN in the store: kept only as a salted scrypt hash (never the digits, in the database
-file, its write-ahead log, the visit events or the report's JSON), its wrong tries counted there, and
-`moodtunes forget NAME --pin`, which removes it for a visitor who forgot it."""
+file, its write-ahead log, the visit events or the report's JSON), its wrong tries counted there,
+``set_pin``, which adds or changes one (its owner, on the kiosk's report), and `moodtunes forget
+NAME --pin`, which removes it for a visitor who forgot it."""
 
 from __future__ import annotations
 
@@ -90,3 +91,23 @@ def test_forget_pin_removes_only_the_pin(database, capsys):
     with Store.open(database) as store:
         assert [p.name for p in store.profiles()] == ["Ada", "Bob"]
 
+
+
+def test_set_pin_gives_a_profile_a_pin_or_a_new_one_and_starts_the_count_again(database):
+    with Store.open(database) as store:
+        bob = store.create_profile("Bob", "#5fd08a")  # made without one, as before PINs
+        assert store.set_pin(bob.id, PIN) and store.profile(bob.id).has_pin
+        assert store.check_pin(bob.id, "0000") == 1 and store.check_pin(bob.id, PIN) == 0
+        [(first,)] = store._db.execute("SELECT pin_hash FROM profiles").fetchall()
+        store.check_pin(bob.id, "0000")
+        assert store.set_pin(bob.id, "2468")  # changed: the old PIN opens nothing any more
+        assert store.profile(bob.id).pin_failures == 0
+        assert store.check_pin(bob.id, PIN) == 1 and store.check_pin(bob.id, "2468") == 0
+        [(second,)] = store._db.execute("SELECT pin_hash FROM profiles").fetchall()
+        assert second != first and PIN not in second
+        with pytest.raises(ValueError, match="guest"):
+            store.set_pin(store.guest_profile().id, PIN)
+        with pytest.raises(ValueError, match="4 digits"):
+            store.set_pin(bob.id, "246")
+        assert not store.set_pin(999, PIN)  # no such profile
+        assert not store.guest_profile().has_pin

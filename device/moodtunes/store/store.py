@@ -779,6 +779,20 @@ class Store:
             row = db.execute("SELECT pin_failures FROM profiles WHERE id = ?", (profile_id,)).fetchone()
         return None if row is None else row["pin_failures"]
 
+    def set_pin(self, profile_id: int, pin: str) -> bool:
+        """Give a profile ``pin``, in place of any it had (its owner added or changed it on the
+        kiosk, having typed the one it had), the count of wrong tries started again; False when the
+        profile is gone. The guest profile is everyone's: a PIN on it would lock out every guest."""
+        pin_hash = hash_pin(pin)  # slow: before the write lock, not under it
+        with self.transaction() as db:
+            row = db.execute("SELECT is_guest FROM profiles WHERE id = ?", (profile_id,)).fetchone()
+            if row is None:
+                return False
+            if row["is_guest"]:
+                raise ValueError("the guest profile can't have a PIN")
+            db.execute("UPDATE profiles SET pin_hash = ?, pin_failures = 0 WHERE id = ?", (pin_hash, profile_id))
+            return True
+
     def clear_pin(self, profile_id: int) -> bool:
         """Remove a profile's PIN (its owner forgot it: `moodtunes forget NAME --pin`) and its count
         of wrong tries; whether it had one. The hash is zeroed in the database file (``secure_delete``;
