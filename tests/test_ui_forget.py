@@ -146,12 +146,13 @@ def test_uploads_turned_off_since_a_visit_was_sent_still_says_what_stays_in_the_
         app.close()
 
 
-def test_a_guest_report_has_no_forget_me(settings, tmp_path):
+def test_a_guest_report_has_no_forget_me_nor_a_pin(settings, tmp_path):
+    """The guest profile is everyone's: a PIN on it would lock out every guest."""
     app = guest_at_songs(settings, tmp_path / "music", "happy", count=2)
     try:
         tap(app, "done")
         tap(app, "report")
-        assert app.screen.name == "report" and app.screen.target("forget") is None
+        assert app.screen.name == "report" and app.screen.target("forget") is None and app.screen.target("pin") is None
     finally:
         app.close()
 

@@ -10,7 +10,14 @@ from moodtunes.store import Store
 from moodtunes.ui.layout import MIN_TOUCH
 from moodtunes.ui.screens.finish import RateScreen, ReportScreen
 from moodtunes.ui.screens.music import PlayingScreen, SongsScreen
-from moodtunes.ui.screens.pin import NewPinScreen, PinChoiceScreen, PinScreen
+from moodtunes.ui.screens.pin import (
+    NewPinScreen,
+    PinChoiceScreen,
+    PinOptionsScreen,
+    PinScreen,
+    RemovePinScreen,
+    SetPinScreen,
+)
 from moodtunes.ui.screens.scan import ManualMoodScreen, ResultScreen, ScanScreen
 from moodtunes.ui.screens.welcome import (
     ConsentScreen,
@@ -93,6 +100,12 @@ def screens(app):
     yield RateScreen(app)
     yield ManualMoodScreen(app, "after")
     yield ReportScreen(app)
+    app.begin_visit(somebody)  # a person's report: "Forget me" and "Add a PIN" too
+    report = ReportScreen(app)
+    yield report
+    yield SetPinScreen(app, report, replacing=True)
+    yield PinOptionsScreen(app, report)
+    yield RemovePinScreen(app, report)
     yield StoreProblemScreen(
         app,
         "database /data/moodtunes.db: the disk is full; free some space "
@@ -128,7 +141,7 @@ def test_every_screen_fits_with_big_enough_touch_targets(settings, size):
                     )
     finally:
         app.close()
-    assert len(set(seen)) == 15
+    assert len(set(seen)) == 18
 
 
 @pytest.mark.parametrize("size", SIZES, ids=[f"{w}x{h}" for w, h in SIZES])

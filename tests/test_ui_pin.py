@@ -1,12 +1,14 @@
 """A profile's optional PIN on the kiosk, driven headless through posted taps: chosen twice when the
 profile is made, asked at its tile before anything else, a wrong one said, the tile waiting a
 minute after five in a row (a restart gives no tries back), and asked again on "Yes, I'm Ada" after
-the music ran out by itself."""
+the music ran out by itself; on the report, added to a profile made without one, and changed or
+removed once it was typed again."""
 
 from __future__ import annotations
 
 import logging
 
+import pygame
 import pytest
 from moodtunes.store import Store
 from moodtunes.ui.screens import pin
@@ -14,13 +16,17 @@ from ui_support import (
     ENERGETIC,
     HandClock,
     add_songs,
+    key,
     make_app,
     on_screen,
+    record_buttons,
+    refusing,
     rows,
     run_until,
     sample_scanner,
     step,
     tap,
+    to_report,
     touch,
 )
 
@@ -225,3 +231,156 @@ def test_a_profile_forgotten_while_its_pin_is_asked_is_said_gone(settings, told)
         assert app.screen.name == "welcome" and app.visit is None and told()[-1] == pin.PROFILE_GONE
     finally:
         app.close()
+
+
+def report_with_pin(app, profile_id: int) -> None:
+    """to_report for a profile with a PIN: its PIN typed at its tile first."""
+    touch(app, f"profile:{profile_id}")
+    type_pin(app, PIN)
+    tap(app, "manual")
+    tap(app, "mood:sad")
+    on_screen(app, "songs")
+    tap(app, "done")
+    tap(app, "report")
+    assert app.screen.name == "report"
+
+
+def labels_drawn(app, buttons: list[str]) -> list[str]:
+    """The labels of the buttons on the next frame."""
+    buttons.clear()
+    step(app, 1)
+    return list(buttons)
+
+
+@pytest.fixture
+def buttons(monkeypatch) -> list[str]:
+    """Every button label drawn, in order."""
+    drawn: list[str] = []
+    record_buttons(monkeypatch, lambda label, style: drawn.append(label))
+    return drawn
+
+
+@pytest.mark.parametrize("size", [(800, 480), (480, 800)])
+def test_a_profile_made_without_a_pin_gets_one_on_its_report(settings, ada, told, buttons, size):
+    """Every profile made before PINs, or whose PIN was removed, stayed open for good."""
+    app = make_app(settings, sample_scanner, size=size)
+    clock = app.clock = HandClock()
+    try:
+        to_report(app, ada)
+        assert "Add a PIN" in labels_drawn(app, buttons)
+        tap(app, "pin")
+        assert app.screen.name == "set_pin" and app.screen.titles()[0] == "A PIN for Ada"
+        type_pin(app, "1234")
+        type_pin(app, "1243")
+        assert app.screen.name == "set_pin" and "differ" in app.screen.message
+        type_pin(app, PIN)
+        with Store.open(settings.database_path) as store:
+            assert not store.profile(ada).has_pin  # nothing before it was typed twice
+        type_pin(app, PIN)
+        assert app.screen.name == "report" and told()[-1] == pin.PIN_ADDED
+        assert "My PIN" in labels_drawn(app, buttons) and "Add a PIN" not in buttons
+        clock.now += 30.0  # the message gone
+        tap(app, "finish")
+        touch(app, f"profile:{ada}")
+        assert app.screen.name == "pin"  # her tile asks it now
+        type_pin(app, PIN)
+        assert app.screen.name == "hello" and app.visit.profile.id == ada
+    finally:
+        app.close()
+    with Store.open(settings.database_path) as store:
+        [(stored,)] = rows(store, "SELECT pin_hash FROM profiles WHERE id = ?", ada)
+    assert stored.startswith("scrypt$")
+
+
+def test_cancel_on_the_report_keypad_adds_no_pin(settings, ada):
+    app = make_app(settings, sample_scanner)
+    try:
+        to_report(app, ada)
+        tap(app, "pin")
+        type_pin(app, PIN)
+        key(app, pygame.K_ESCAPE)  # "Cancel"
+        assert app.screen.name == "report" and not app.visit.profile.has_pin
+    finally:
+        app.close()
+    with Store.open(settings.database_path) as store:
+        assert not store.profile(ada).has_pin
+
+
+def test_a_pin_the_store_refuses_is_said_and_chosen_again(settings, ada, told, monkeypatch):
+    from moodtunes.ui.app import NOT_SAVED_MESSAGE
+
+    app = make_app(settings, sample_scanner)
+    try:
+        to_report(app, ada)
+        monkeypatch.setattr(app.store, "set_pin", refusing("database is locked"))
+        tap(app, "pin")
+        type_pin(app, PIN)
+        type_pin(app, PIN)
+        assert app.screen.name == "set_pin" and app.screen.first is None and told()[-1] == NOT_SAVED_MESSAGE
+        assert not app.visit.profile.has_pin
+    finally:
+        app.close()
+
+
+def test_my_pin_asks_the_pin_again_then_changes_it(settings, tmp_path, told):
+    """The visitor who typed it at the tile may have walked away from the report: it is asked
+    again, and a wrong one counts towards the tile's wait."""
+    add_songs(settings, tmp_path / "music", count=2)
+    ada = ada_with_pin(settings)
+    app = make_app(settings, sample_scanner)
+    clock = app.clock = HandClock()
+    try:
+        report_with_pin(app, ada)
+        tap(app, "pin")
+        assert app.screen.name == "pin"
+        type_pin(app, "0000")
+        assert app.screen.name == "pin" and app.screen.message.startswith("Wrong PIN. 4 tries left")
+        tap(app, "cancel")
+        assert app.screen.name == "report"
+        tap(app, "pin")
+        type_pin(app, PIN)
+        assert app.screen.name == "pin_options"
+        tap(app, "change")
+        assert app.screen.name == "set_pin" and app.screen.titles()[0] == "A new PIN for Ada"
+        type_pin(app, "2468")
+        type_pin(app, "2468")
+        assert app.screen.name == "report" and told()[-1] == pin.PIN_CHANGED
+        clock.now += 30.0
+        tap(app, "finish")
+        touch(app, f"profile:{ada}")
+        type_pin(app, PIN)  # the old one opens nothing any more
+        assert app.screen.name == "pin" and app.screen.message.startswith("Wrong PIN. 4 tries left")
+        type_pin(app, "2468")
+        assert app.screen.name == "hello"
+    finally:
+        app.close()
+
+
+def test_my_pin_removes_it_after_a_confirmation(settings, tmp_path, told, buttons):
+    add_songs(settings, tmp_path / "music", count=2)
+    ada = ada_with_pin(settings)
+    app = make_app(settings, sample_scanner)
+    clock = app.clock = HandClock()
+    try:
+        report_with_pin(app, ada)
+        tap(app, "pin")
+        type_pin(app, PIN)
+        tap(app, "remove")
+        assert app.screen.name == "remove_pin" and app.screen.primary() == "keep"
+        key(app, pygame.K_ESCAPE)  # keeping is the default
+        assert app.screen.name == "report" and app.visit.profile.has_pin
+        tap(app, "pin")
+        type_pin(app, PIN)  # asked again: the confirmation left
+        tap(app, "remove")
+        tap(app, "remove")
+        assert app.screen.name == "report" and told()[-1] == pin.PIN_REMOVED
+        assert "Add a PIN" in labels_drawn(app, buttons)
+        clock.now += 30.0
+        tap(app, "finish")
+        touch(app, f"profile:{ada}")
+        assert app.screen.name == "hello"  # open with a tap again
+    finally:
+        app.close()
+    with Store.open(settings.database_path) as store:
+        assert not store.profile(ada).has_pin
+

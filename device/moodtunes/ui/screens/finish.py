@@ -372,7 +372,9 @@ def listening_time(minutes: float) -> str:
 class ReportScreen(Screen):
     """The visit is complete: close it, then show this profile's mood over time. A guest sees only
     this visit: the guest profile is shared by everyone who didn't make one, and one stranger's
-    moods and ratings are none of the next one's business."""
+    moods and ratings are none of the next one's business. A person's own report has "Forget me",
+    and "Add a PIN" (a profile made without one) or "My PIN" (its PIN asked, then changed or
+    removed), under "Finish" in landscape, between the two in portrait."""
 
     name = "report"
 
@@ -421,17 +423,19 @@ class ReportScreen(Screen):
         body = lay.inset(area, m)
         h = self.touch_height()
         self.content = pygame.Rect(body)  # where the history can't be read, the message goes
-        forget = None
+        forget = pin = None
         if area.height > area.width:
             self.title_rect, self.verdict, kpis, chart1, chart2, footer = lay.rows(
                 body, [look.px(44), look.px(136), look.px(136), 0.5, 0.5, h], gap
             )
             self.kpis = lay.grid(kpis, 4, 2, look.px(8))
-            forget, finish = lay.cols(footer, [0.4, 0.6], gap) if self.can_forget() else (None, footer)
+            forget, pin, finish = lay.cols(footer, [1 / 3] * 3, gap) if self.can_forget() else (None, None, footer)
         else:
             top, self.verdict, middle = lay.rows(body, [h, look.px(100), 1.0], gap)
             if self.can_forget():
                 self.title_rect, forget, finish = lay.cols(top, [1.0, look.px(170), look.px(170)], gap)
+                self.verdict, beside = lay.cols(self.verdict, [1.0, finish.width], gap)
+                pin = pygame.Rect(beside.left, beside.top, beside.width, h)  # a button's height, under "Finish"
             else:
                 self.title_rect, finish = lay.cols(top, [1.0, look.px(190)], gap)
             charts, kpis = lay.rows(middle, [1.0, look.px(64)], gap)
@@ -442,9 +446,11 @@ class ReportScreen(Screen):
         self.add("finish", finish)
         if forget is not None:
             self.add("forget", forget)
+            self.add("pin", pin)
 
     def can_forget(self) -> bool:
-        """A person's own profile can be deleted from here; the guest profile is no one's."""
+        """A person's own profile can be deleted from here, and its PIN set; the guest profile is
+        no one's."""
         return not self.app.visit.profile.is_guest
 
     def draw(self, surface: pygame.Surface) -> None:
@@ -454,6 +460,7 @@ class ReportScreen(Screen):
         draw_text(surface, look.title(), title, th.TEXT, self.title_rect, base="L")  # "דוד's…" reads as English
         self.button(surface, "finish", "Finish", style="primary")
         self.button(surface, "forget", ("Forget me", "Forget"), style="ghost")
+        self.button(surface, "pin", "My PIN" if self.app.visit.profile.has_pin else "Add a PIN", style="ghost")
         if self.unreadable:  # no charts of zeros that would pass for a history
             draw_card(surface, self.content, th.SURFACE, look.px(18))
             draw_paragraph(
@@ -541,10 +548,21 @@ class ReportScreen(Screen):
         return "No saved visits yet" if self.unsaved else "No visits yet"
 
     def on_tap(self, target_id: str) -> None:
+        from moodtunes.ui.screens.pin import PinOptionsScreen, PinScreen, SetPinScreen, profile_now
+
+        app = self.app
         if target_id == "finish":
-            self.app.home()
+            app.home()
         elif target_id == "forget":
-            self.app.go(ForgetScreen(self.app, self))
+            app.go(ForgetScreen(app, self))
+        elif target_id == "pin":
+            # Its PIN first, whoever started the visit: the person may have walked away from this report.
+            profile = profile_now(app)
+            if profile.has_pin:
+                app.go(PinScreen(app, profile, on_right=lambda: app.go(PinOptionsScreen(app, self)),
+                                 on_cancel=lambda: app.go(self)))
+            else:
+                app.go(SetPinScreen(app, self, replacing=False))
 
 
 class ForgetScreen(QuestionScreen):

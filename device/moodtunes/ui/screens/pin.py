@@ -2,10 +2,12 @@
 keypad (twice, to be sure of it), and asked on the same keypad before anything of a profile that
 has one: its visit (a tap on its tile), and its second mood check or report after the music ran
 out by itself ("Is this Ada?"). After PIN_TRIES wrong tries in a row the tile waits PIN_WAIT_S;
-the store counts the tries, so a restart gives none back."""
+the store counts the tries, so a restart gives none back. The report's "Add a PIN" gives one to a
+profile made without; its "My PIN" asks the PIN, then changes it (typed twice) or removes it."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Callable
@@ -16,6 +18,7 @@ from moodtunes.store import PIN_DIGITS, Profile, StoreError
 from moodtunes.ui import layout as lay
 from moodtunes.ui import theme as th
 from moodtunes.ui.screens.base import Screen
+from moodtunes.ui.screens.finish import QuestionScreen, ReportScreen
 from moodtunes.ui.widgets import (
     aa_circle,
     draw_card,
@@ -38,6 +41,11 @@ CHOICE_TEXT = (
     "With a {digits}-digit PIN, only someone who knows it can start a visit as {name}, see the "
     "mood report or delete it. Without one, anyone at this kiosk can tap the tile."
 )
+CHOSEN_FOOTNOTE = "It will be asked for at every tap on your tile. Forgot it? Whoever runs this kiosk can remove it."
+OPTIONS_TEXT = "Choose a new one, or remove it: then anyone at this kiosk can tap your tile again."
+PIN_ADDED = "Your PIN is set: your tile asks for it from now on."
+PIN_CHANGED = "Your new PIN is set."
+PIN_REMOVED = "Your PIN is removed: your tile opens with a tap again."
 # The keypad, row by row, as on a phone: "cancel" and "backspace" beside the 0.
 KEYS = (("1", "2", "3"), ("4", "5", "6"), ("7", "8", "9"), ("cancel", "0", "backspace"))
 
@@ -46,6 +54,26 @@ def wait_left(app, profile_id: int) -> float:
     """Seconds the profile's tile still waits after too many wrong PINs (0: none)."""
     until = app.pin_waits.get(profile_id)
     return 0.0 if until is None else max(0.0, until - app.clock())
+
+
+def profile_now(app) -> Profile:
+    """The visit's profile as the store has it now (a PIN added or removed meanwhile, by the staff
+    too), or as it was when the visit began if the store can't be read."""
+    profile = app.visit.profile
+    return app.read("the profile", app.store.profile, profile.id) or profile
+
+
+def pin_changed(app, report: ReportScreen, has_pin: bool, message: str) -> None:
+    """Back to the report after the visit's profile got a PIN, a new one or none: the visit holds
+    the profile as it is now (the report's button says "My PIN" or "Add a PIN"), no wait is left
+    from wrong tries at the old one, and the visitor is told it is done. Back to welcome instead if
+    the profile was forgotten meanwhile (``app.go``)."""
+    profile = app.visit.profile
+    app.visit.profile = dataclasses.replace(profile, has_pin=has_pin, pin_failures=0)
+    app.pin_waits.pop(profile.id, None)
+    app.go(report)
+    if app.screen is report:
+        app.toast(message, good=True)
 
 
 class KeypadScreen(Screen):
@@ -260,31 +288,24 @@ class PinScreen(KeypadScreen):
             self.message = f"Wrong PIN. {left} {'try' if left == 1 else 'tries'} left before a one-minute wait."
 
 
-class NewPinScreen(KeypadScreen):
-    """The PIN of a profile about to be made, typed twice: the profile is made with it once both
-    agree (``NewProfileScreen.create``); "Back" returns to the choice."""
+class ChoosePinScreen(KeypadScreen):
+    """A PIN chosen on the keypad, typed twice: ``chosen`` once both agree; two that differ are
+    said, and it is chosen again from the start."""
 
-    name = "new_pin"
-    cancel_label = "Back"
-
-    def __init__(self, app, choice: PinChoiceScreen) -> None:
-        super().__init__(app, choice.profile_name, choice.name_screen.colour)
-        self.choice = choice
+    def __init__(self, app, profile_name: str, colour: str) -> None:
+        super().__init__(app, profile_name, colour)
         self.first: str | None = None
 
-    def titles(self) -> tuple[str, str]:
-        return f"A PIN for {self.profile_name}", "Choose a PIN"
+    def chosen(self, pin: str) -> None:
+        raise NotImplementedError
 
     def footnote(self) -> str | None:
-        return "It will be asked for at every tap on your tile. Forgot it? Whoever runs this kiosk can remove it."
+        return CHOSEN_FOOTNOTE
 
     def instruction(self) -> str:
         if self.first is None:
             return f"Choose {PIN_DIGITS} digits you will remember."
         return "Enter the same PIN again."
-
-    def cancel(self) -> None:
-        self.app.go(self.choice)
 
     def complete(self, pin: str) -> None:
         if self.first is None:
@@ -292,55 +313,132 @@ class NewPinScreen(KeypadScreen):
         elif pin != self.first:
             self.first, self.message = None, "The two PINs differ. Please choose one again."
         else:
-            self.choice.name_screen.create(pin)
+            self.chosen(pin)
 
 
-class PinChoiceScreen(Screen):
-    """After a new profile's name: "Add a PIN" (the keypad) or "No PIN" (the profile is made as it
-    always was: Enter too); "Back" (Escape) to the name, as typed."""
+class NewPinScreen(ChoosePinScreen):
+    """The PIN of a profile about to be made: the profile is made with it once both agree
+    (``NewProfileScreen.create``); "Back" returns to the choice."""
 
-    name = "pin_choice"
+    name = "new_pin"
+    cancel_label = "Back"
 
-    def __init__(self, app, name_screen, profile_name: str) -> None:
-        super().__init__(app)
-        self.name_screen = name_screen
-        self.profile_name = profile_name
+    def __init__(self, app, choice: PinChoiceScreen) -> None:
+        super().__init__(app, choice.profile_name, choice.name_screen.colour)
+        self.choice = choice
+
+    def titles(self) -> tuple[str, str]:
+        return f"A PIN for {self.profile_name}", "Choose a PIN"
+
+    def cancel(self) -> None:
+        self.app.go(self.choice)
+
+    def chosen(self, pin: str) -> None:
+        self.choice.name_screen.create(pin)
+
+
+class SetPinScreen(ChoosePinScreen):
+    """From the report: a PIN for the visit's profile, added to one made without ("Add a PIN"), or
+    a new one for it once its PIN was typed ("My PIN", ``PinOptionsScreen``); "Cancel" (Escape)
+    returns to the report with the PIN as it was."""
+
+    name = "set_pin"
+
+    def __init__(self, app, report: ReportScreen, replacing: bool) -> None:
+        profile = app.visit.profile
+        super().__init__(app, profile.name, profile.colour)
+        self.report = report
+        self.replacing = replacing
+
+    def titles(self) -> tuple[str, str]:
+        if self.replacing:
+            return f"A new PIN for {self.profile_name}", "Your new PIN"
+        return f"A PIN for {self.profile_name}", "Choose a PIN"
+
+    def cancel(self) -> None:
+        self.app.go(self.report)
+
+    def chosen(self, pin: str) -> None:
+        app = self.app
+        if app.record_asked(app.store.set_pin, app.visit.profile.id, pin) is None and not app.visit.forgotten:
+            self.first = None  # not saved (said): chosen again, the old PIN still in force
+            return
+        pin_changed(app, self.report, True, PIN_CHANGED if self.replacing else PIN_ADDED)
+
+
+class PinQuestionScreen(Screen):
+    """A question about a PIN on a card, with three answers below it: ``answers`` is ("back", the
+    other, the default), left to right in landscape (the default at the right), top to bottom
+    in portrait (the default first); Enter taps the default, Escape "back"."""
+
+    answers: tuple[str, str, str]
+
+    def titles(self) -> tuple[str, ...]:
+        """The title, longest wording first: the first that fits is shown."""
+        raise NotImplementedError
+
+    def text(self) -> str:
+        raise NotImplementedError
+
+    def labels(self) -> tuple[str | tuple[str, ...], str | tuple[str, ...], str | tuple[str, ...]]:
+        """The answers' button labels, in ``answers``' order."""
+        raise NotImplementedError
 
     def primary(self) -> str | None:
-        return "no_pin"
+        return self.answers[2]
 
     def back(self) -> str | None:
-        return "back"
+        return self.answers[0]
 
     def layout(self, area: pygame.Rect) -> None:
         super().layout(area)
         body = lay.inset(area, self.margin())
         h, gap = self.touch_height(), self.gap()
         if area.height > area.width:
-            self.card, no_pin, add_pin, back = lay.rows(body, [1.0, h, h, h], gap)
+            self.card, default, other, back = lay.rows(body, [1.0, h, h, h], gap)
         else:
             self.card, footer = lay.rows(body, [1.0, h], gap)
-            back, add_pin, no_pin = lay.cols(footer, [0.22, 0.39, 0.39], gap)
-        self.add("back", back)
-        self.add("add_pin", add_pin)
-        self.add("no_pin", no_pin)
+            back, other, default = lay.cols(footer, [0.22, 0.39, 0.39], gap)
+        for answer, rect in zip(self.answers, (back, other, default)):
+            self.add(answer, rect)
 
     def draw(self, surface: pygame.Surface) -> None:
         look = self.look
         draw_card(surface, self.card, th.SURFACE, look.px(22))
         inner = lay.inset(self.card, look.px(24), look.px(20))
         title_font, body = look.title(), look.body()
-        title = first_that_fits(title_font, (f"A PIN for {self.profile_name}?", "Add a PIN?"), inner.width)
-        text = CHOICE_TEXT.format(digits=PIN_DIGITS, name=self.profile_name)
+        title = first_that_fits(title_font, self.titles(), inner.width)
+        text = self.text()
         title_h, gap = title_font.get_linesize(), look.px(12)
         text_h = min(paragraph_height(body, text, inner.width, 1.15), inner.height - title_h - gap)
         top = inner.centery - (title_h + gap + text_h) // 2
         draw_text(surface, title_font, title, th.TEXT, pygame.Rect(inner.left, top, inner.width, title_h), base="L")
         draw_paragraph(surface, body, text, th.TEXT, pygame.Rect(inner.left, top + title_h + gap, inner.width, text_h),
                        line_spacing=1.15, base="L")
-        self.button(surface, "back", "Back", style="ghost")
-        self.button(surface, "add_pin", "Add a PIN")
-        self.button(surface, "no_pin", "No PIN", style="primary")
+        for answer, label, style in zip(self.answers, self.labels(), ("ghost", "secondary", "primary")):
+            self.button(surface, answer, label, style=style)
+
+
+class PinChoiceScreen(PinQuestionScreen):
+    """After a new profile's name: "Add a PIN" (the keypad) or "No PIN" (the profile is made as it
+    always was: Enter too); "Back" (Escape) to the name, as typed."""
+
+    name = "pin_choice"
+    answers = ("back", "add_pin", "no_pin")
+
+    def __init__(self, app, name_screen, profile_name: str) -> None:
+        super().__init__(app)
+        self.name_screen = name_screen
+        self.profile_name = profile_name
+
+    def titles(self) -> tuple[str, ...]:
+        return f"A PIN for {self.profile_name}?", "Add a PIN?"
+
+    def text(self) -> str:
+        return CHOICE_TEXT.format(digits=PIN_DIGITS, name=self.profile_name)
+
+    def labels(self) -> tuple[str, str, str]:
+        return "Back", "Add a PIN", "No PIN"
 
     def on_tap(self, target_id: str) -> None:
         if target_id == "back":
@@ -349,3 +447,68 @@ class PinChoiceScreen(Screen):
             self.app.go(NewPinScreen(self.app, self))
         elif target_id == "no_pin":
             self.name_screen.create(None)
+
+
+class PinOptionsScreen(PinQuestionScreen):
+    """The report's "My PIN", once the PIN was typed: "Choose a new PIN" (the keypad, twice) or
+    "Remove the PIN" (asked once more: ``RemovePinScreen``); "Back" (Escape) to the report."""
+
+    name = "pin_options"
+    answers = ("back", "remove", "change")
+
+    def __init__(self, app, report: ReportScreen) -> None:
+        super().__init__(app)
+        self.report = report
+
+    def titles(self) -> tuple[str, ...]:
+        return f"{self.app.visit.profile.name}'s PIN", "Your PIN"
+
+    def text(self) -> str:
+        return OPTIONS_TEXT
+
+    def labels(self) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+        return "Back", ("Remove the PIN", "Remove PIN", "Remove"), ("Choose a new PIN", "New PIN")
+
+    def on_tap(self, target_id: str) -> None:
+        app = self.app
+        if target_id == "back":
+            app.go(self.report)
+        elif target_id == "remove":
+            app.go(RemovePinScreen(app, self.report))
+        elif target_id == "change":
+            app.go(SetPinScreen(app, self.report, replacing=True))
+
+
+class RemovePinScreen(QuestionScreen):
+    """"Remove the PIN", once more, as "Forget me" is: keeping it is the default (Enter, Escape,
+    the idle timeout)."""
+
+    name = "remove_pin"
+    answers = ("remove", "keep")
+
+    def __init__(self, app, report: ReportScreen) -> None:
+        super().__init__(app)
+        self.report = report
+
+    def back(self) -> str | None:
+        return "keep"
+
+    def text(self) -> str:
+        name = self.app.visit.profile.name
+        return f"Without it, anyone at this kiosk can start a visit as {name} with a tap, see the mood report or delete it."
+
+    def draw(self, surface: pygame.Surface) -> None:
+        name = self.app.visit.profile.name
+        title = first_that_fits(self.look.title(), (f"Remove {name}'s PIN?", "Remove your PIN?"), self.question_area().width)
+        self.draw_question(surface, title, self.text())
+        self.button(surface, "remove", ("Remove the PIN", "Remove"), style="danger")
+        self.button(surface, "keep", ("Keep my PIN", "Keep"), style="primary")
+
+    def on_tap(self, target_id: str) -> None:
+        app = self.app
+        if target_id == "keep":
+            app.go(self.report)
+        elif target_id == "remove":
+            removed = app.record_asked(app.store.clear_pin, app.visit.profile.id)
+            if removed is not None or app.visit.forgotten:  # not saved: said, and the question stays
+                pin_changed(app, self.report, False, PIN_REMOVED)
