@@ -404,22 +404,22 @@ def logged_warnings(err: str) -> list[str]:
     return [record["msg"] for record in records if record["level"] == "warning"]
 
 
-MQTT_MISTAKES = [  # (file, environment, what the one line names)
-    ("[mqtt]\nenabled = true\nqos = 0\n", {}, "mqtt: Value error, mqtt.qos must be 1"),
-    ("[mqtt]\nport = 0\n", {}, "mqtt.port: Input should be greater than 0 (got 0)"),
-    ("[mqtt]\ntopic_prefix = 'moodtunes/#'\n", {}, "mqtt.topic_prefix: String should match pattern"),
-    ("[mqtt]\nenabeld = true\n", {}, "mqtt.enabeld: unknown key (did you mean enabled?)"),
-    ("mqtt = 'broker'\n", {}, "mqtt: Input should be a valid dictionary"),
-    ("", {"MOODTUNES_MQTT__PORT": "abc"}, "mqtt.port: Input should be a valid integer"),
-    ("", {"MOODTUNES_MQTT__HSOT": "broker"}, "MOODTUNES_MQTT__HSOT (did you mean MOODTUNES_MQTT__HOST?)"),
-    ("", {"MOODTUNES_MQTT_ENABLED": "true"}, "MOODTUNES_MQTT_ENABLED (did you mean MOODTUNES_MQTT__ENABLED?)"),
-    ("", {"MOODTUNES_MQTT": "{host: broker}"}, "MOODTUNES_MQTT: not valid JSON"),
+MQTT_MISTAKES = [  # (file, environment, what the one line names, whether uploading was meant on)
+    ("[mqtt]\nenabled = true\nqos = 0\n", {}, "mqtt: Value error, mqtt.qos must be 1", True),
+    ("[mqtt]\nport = 0\n", {}, "mqtt.port: Input should be greater than 0 (got 0)", False),
+    ("[mqtt]\ntopic_prefix = 'moodtunes/#'\n", {}, "mqtt.topic_prefix: String should match pattern", False),
+    ("[mqtt]\nenabeld = true\n", {}, "mqtt.enabeld: unknown key (did you mean enabled?)", True),
+    ("mqtt = 'broker'\n", {}, "mqtt: Input should be a valid dictionary", True),
+    ("", {"MOODTUNES_MQTT__PORT": "abc"}, "mqtt.port: Input should be a valid integer", False),
+    ("", {"MOODTUNES_MQTT__HSOT": "broker"}, "MOODTUNES_MQTT__HSOT (did you mean MOODTUNES_MQTT__HOST?)", False),
+    ("", {"MOODTUNES_MQTT_ENABLED": "true"}, "MOODTUNES_MQTT_ENABLED (did you mean MOODTUNES_MQTT__ENABLED?)", True),
+    ("", {"MOODTUNES_MQTT": "{host: broker}"}, "MOODTUNES_MQTT: not valid JSON", True),
 ]
 
 
-@pytest.mark.parametrize(("text", "environment", "named"), MQTT_MISTAKES)
+@pytest.mark.parametrize(("text", "environment", "named", "meant_on"), MQTT_MISTAKES)
 def test_a_mistake_in_mqtt_leaves_uploading_off_for_a_command_that_sends_nothing(
-        tmp_path, monkeypatch, capsys, text, environment, named):
+        tmp_path, monkeypatch, capsys, text, environment, named, meant_on):
     (tmp_path / "data").mkdir()  # the test's MOODTUNES_DATA_DIR
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
@@ -431,7 +431,8 @@ def test_a_mistake_in_mqtt_leaves_uploading_off_for_a_command_that_sends_nothing
     settings = load_settings(config, mqtt_needed=False)
     assert settings.kiosk.width == 1024  # the rest as configured
     assert settings.mqtt.enabled is False and settings.mqtt.host == "localhost"  # [mqtt] not half-read
-    assert named in settings.mqtt_problem and settings.may_upload  # visits queued meanwhile may go later
+    assert named in settings.mqtt_problem
+    assert settings.may_upload is meant_on  # meant on (or unreadable): visits queued meanwhile may go later
     with pytest.raises(ConfigError, match=re.escape(named)):  # the uplink's
         load_settings(config)
     assert moodtunes(["--config", str(config), "uplink"]) == 2
@@ -443,6 +444,31 @@ def test_without_a_mistake_nothing_is_set_aside(tmp_path):
     settings = load_settings(write(tmp_path, "[mqtt]\nenabled = true\nhost = 'broker'\n"), mqtt_needed=False)
     assert settings.mqtt_problem is None and settings.mqtt.host == "broker" and settings.may_upload
     assert load_settings(mqtt_needed=False).may_upload is False  # uploading off, nothing set aside
+
+
+@pytest.mark.parametrize(("text", "environment", "meant_on"), [
+    ("[mqtt]\nenabled = false\nhots = 'broker'\n", {}, False),
+    ("", {"MOODTUNES_MQTT_HOST": "broker"}, False),  # stray, on a device that never uploads
+    ("[mqtt]\nenabled = true\nhots = 'broker'\n", {}, True),
+    ("[mqtt]\nenabled = 'yes'\nport = 0\n", {}, True),  # as the settings read it
+    ("[mqtt]\nenabled = 2\nport = 0\n", {}, True),  # unreadable: on, to be safe
+    ("[mqtt]\nenabled = true\n", {"MOODTUNES_MQTT__ENABLED": "false", "MOODTUNES_MQTT__PORT": "0"}, False),
+    ("[mqtt]\nenabeld = true\n", {"MOODTUNES_MQTT__ENABLED": "off"}, False),  # the variable overrides the file
+    ("[mqtt]\nenabled = false\n", {"MOODTUNES_MQTT_ENABLED": "true"}, True),
+    ("", {"MOODTUNES_MQTT": '{"enabled": false, "hots": "broker"}'}, False),
+    ("", {"MOODTUNES_MQTT": '{"enabled": false}', "MOODTUNES_MQTT__ENABLED": "yes", "MOODTUNES_MQTT__QOS": "0"}, True),
+    ("[mqtt]\nenabled = true\n", {"MOODTUNES_MQTT": '{"enabled": false}', "MOODTUNES_MQTT__HSOT": "b"}, False),
+])
+def test_a_mistake_in_mqtt_says_visits_may_go_only_where_uploading_was_meant_on(
+        tmp_path, monkeypatch, text, environment, meant_on):
+    """`enabled = false` and a misspelt key, or a stray MOODTUNES_MQTT_HOST on a device that never
+    uploads, told visitors their visits went to the operator's server and made `forget` keep
+    cloud keys of people nothing of whom could ever leave the device."""
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    settings = load_settings(write(tmp_path, text), mqtt_needed=False)
+    assert settings.mqtt_problem and settings.mqtt.enabled is False
+    assert settings.may_upload is meant_on
 
 
 @pytest.mark.parametrize(("text", "environment", "named"), [

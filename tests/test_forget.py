@@ -330,6 +330,21 @@ def test_with_a_mistake_in_mqtt_forget_keeps_the_key_as_the_visits_may_go(databa
         assert [k for _, k, _ in store.pending_cloud_deletes()] == [key]
 
 
+def test_with_uploading_off_and_a_mistake_in_mqtt_forget_keeps_no_key_of_what_never_left(
+        database, tmp_path, capsys, monkeypatch):
+    """`enabled = false` and a misspelt key printed cloud DELETEs for a person nothing of whom was
+    ever handed to the broker, and kept their key: `doctor` then warned of it until `--done`."""
+    with Store.open(database) as store:
+        _visit(store, store.create_profile("Ana", "#ff8800").id)  # queued, never handed over
+    config = tmp_path / "moodtunes.toml"
+    config.write_text("[mqtt]\nenabled = false\nhots = 'broker'\n")
+    assert main(["--config", str(config), "forget", "Ana", "--yes"]) == 0
+    out = capsys.readouterr().out
+    assert "nothing of them is in the cloud" in out and _statements(out) == []
+    with Store.open(database) as store:
+        assert store.pending_cloud_deletes() == []
+
+
 def test_done_clears_only_those_listed_whatever_the_clock_said_when_the_others_were_forgotten(
         database, capsys, monkeypatch):
     """`--done` cleared by the time each was forgotten: a Pi restarted offline (no clock of its own)

@@ -179,14 +179,20 @@ def test_the_notice_says_what_is_kept_for_whom_and_when_it_is_sent_and_fits(sett
 
 
 @pytest.mark.parametrize("guest", [True, False], ids=["guest", "profile"])
-def test_with_a_mistake_in_mqtt_the_notice_still_says_the_visit_may_be_sent(monkeypatch, guest):
+@pytest.mark.parametrize(("environment", "sent"), [
+    ({"MOODTUNES_MQTT__ENABLED": "true", "MOODTUNES_MQTT__QOS": "0"}, True),
+    ({"MOODTUNES_MQTT__ENABLED": "false", "MOODTUNES_MQTT__HSOT": "broker"}, False),
+    ({"MOODTUNES_MQTT_HOST": "broker"}, False),  # stray, on a kiosk that never uploads
+], ids=["meant-on", "meant-off", "stray-variable"])
+def test_with_a_mistake_in_mqtt_the_notice_says_the_visit_may_be_sent_if_uploading_was_meant_on(
+        monkeypatch, guest, environment, sent):
     """The kiosk starts despite a mistake in [mqtt] (uploading off for it), but the visit it queues
     goes once the mistake is fixed, or now with an uplink started before it: saying nothing is sent
-    would not be true."""
-    monkeypatch.setenv("MOODTUNES_MQTT__ENABLED", "true")
-    monkeypatch.setenv("MOODTUNES_MQTT__QOS", "0")
+    would not be true. With uploading meant off, saying it is sent was not true either."""
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
     text = welcome.consent_text(load_settings(mqtt_needed=False), guest)
-    assert "sent to the kiosk operator's server" in text
+    assert ("sent to the kiosk operator's server" in text) == sent
 
 
 # ---- 4. a database that can't be opened -----------------------------------------------------------

@@ -32,6 +32,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     SecretStr,
+    TypeAdapter,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -281,6 +282,7 @@ class Settings(BaseSettings):
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     _mqtt_problem: str | None = PrivateAttr(None)
+    _uploading_meant: bool = PrivateAttr(False)
 
     @classmethod
     def settings_customise_sources(
@@ -310,10 +312,10 @@ class Settings(BaseSettings):
     @property
     def may_upload(self) -> bool:
         """Whether this device's visits may reach the cloud, for what a person is told (the camera
-        notice, "Forget me"): with uploading on, and with a mistake in [mqtt] too, which stops the
-        uplink only until it is fixed (it then sends the visits queued meanwhile), and not an
-        uplink started before it."""
-        return self.mqtt.enabled or self._mqtt_problem is not None
+        notice, "Forget me"): with uploading on, and with a mistake in [mqtt] where the section as
+        meant turns it on (``_uploading_meant``): the mistake stops the uplink only until it is
+        fixed (it then sends the visits queued meanwhile), and not an uplink started before it."""
+        return self.mqtt.enabled or (self._mqtt_problem is not None and self._uploading_meant)
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -500,6 +502,7 @@ def load_settings(config: Path | None = None, *, mqtt_needed: bool = True) -> Se
         _relative_to.reset(folder)
     if mqtt_problems:
         settings._mqtt_problem = "; ".join(mqtt_problems)
+        settings._uploading_meant = _uploading_meant(values.get("mqtt"))
     return settings
 
 
@@ -524,3 +527,54 @@ def _validated(values: dict[str, Any], config: Path | None, mqtt_needed: bool, m
         _mqtt_set_aside.reset(set_aside)
     mqtt_problems.append(problem)
     return _validated(values, config, mqtt_needed, mqtt_problems)
+
+
+_BOOLEAN = TypeAdapter(bool)
+
+
+def _reads_as_on(value: Any) -> bool:
+    """Whether an ``enabled`` value turns uploading on, as the settings read it (true, "yes", 1…);
+    one they can't read (``enabled = 2``) counts as on, to be safe (see _uploading_meant)."""
+    try:
+        return _BOOLEAN.validate_python(value)
+    except ValidationError:
+        return True
+
+
+def _meant_as(name: str, known: list[str], meant: str) -> bool:
+    """Whether an unknown key or variable ``name`` is a misspelling of ``meant``, as the error says it."""
+    return difflib.get_close_matches(name, known, n=1) == [meant]
+
+
+def _enabled_in(section: Any) -> bool | None:
+    """What an [mqtt] section (the file's, or MOODTUNES_MQTT's JSON) says of uploading; None when
+    it says nothing of it. One that is no table, or spells ``enabled`` wrong (``enabeld = true``),
+    says on (see _uploading_meant)."""
+    if not isinstance(section, dict):
+        return True
+    keys = list(MqttSettings.model_fields)
+    if any(_meant_as(str(key), keys, "enabled") for key in section if key not in keys):
+        return True
+    return _reads_as_on(section["enabled"]) if "enabled" in section else None
+
+
+def _uploading_meant(file_section: Any) -> bool:
+    """Whether the [mqtt] that loading set aside over a mistake was meant to turn uploading on: the
+    last word on ``enabled`` of the file's section, MOODTUNES_MQTT, MOODTUNES_MQTT__ENABLED (each
+    overriding the one before, as in the settings) and a variable misspelling that one; off when
+    none says anything of it (a stray MOODTUNES_MQTT_HOST on a device that never uploads).
+    What can't be read counts as on, to be safe: the operator may have meant it, and a visitor
+    told that their visit may be sent is misled less than one told nothing while it goes."""
+    variables = {name.upper()[len(ENV_PREFIX):]: value for name, value in os.environ.items() if _names_mqtt(name)}
+    said = [None if file_section is None else _enabled_in(file_section)]
+    if "MQTT" in variables:
+        try:
+            said.append(_enabled_in(json.loads(variables["MQTT"])))
+        except ValueError:
+            said.append(True)
+    if "MQTT__ENABLED" in variables:
+        said.append(_reads_as_on(variables["MQTT__ENABLED"]))
+    known = _setting_variables()
+    if any(_meant_as(name, known, "MQTT__ENABLED") for name in variables if name not in known):
+        said.append(True)
+    return next((reading for reading in reversed(said) if reading is not None), False)
