@@ -91,7 +91,7 @@ def test_qos_1_in_existing_files_and_the_environment_still_loads(tmp_path, monke
 
 def test_a_secret_of_the_wrong_type_is_not_echoed(tmp_path, capsys):
     config = write(tmp_path, "[mqtt]\nusername = 'kiosk'\npassword = 31415926\n")
-    assert moodtunes(["--config", str(config), "uplink", "--status"]) == 2
+    assert moodtunes(["--config", str(config), "uplink", "--once"]) == 2
     err = capsys.readouterr().err
     assert "mqtt.password: Input should be a valid string (value not shown)" in err
     assert "31415926" not in err
@@ -103,7 +103,7 @@ def test_a_secret_of_the_wrong_type_is_not_echoed(tmp_path, capsys):
     "mqtt = [{ nested = { token = 'hunter2' } }]\n",
 ])
 def test_a_secret_in_a_section_an_error_shows_is_not_echoed(tmp_path, capsys, config):
-    assert moodtunes(["--config", str(write(tmp_path, config)), "uplink", "--status"]) == 2
+    assert moodtunes(["--config", str(write(tmp_path, config)), "uplink", "--once"]) == 2
     err = capsys.readouterr().err
     assert ": mqtt: " in err and "(not shown)" in err and "hunter2" not in err
 
@@ -112,7 +112,7 @@ def test_a_secret_set_in_the_environment_is_not_echoed_with_its_section(monkeypa
     monkeypatch.setenv("MOODTUNES_MQTT__ENABLED", "true")
     monkeypatch.setenv("MOODTUNES_MQTT__QOS", "0")
     monkeypatch.setenv("MOODTUNES_MQTT__PASSWORD", "hunter2")
-    assert moodtunes(["uplink", "--status"]) == 2
+    assert moodtunes(["uplink", "--once"]) == 2
     err = capsys.readouterr().err
     assert "mqtt.qos must be 1" in err and "hunter2" not in err
 
@@ -171,7 +171,7 @@ def test_library_paths_from_the_environment_as_a_folder_a_list_or_json(monkeypat
 def test_an_undecodable_environment_value_is_one_line_naming_the_variable(monkeypatch, capsys, variable, value,
                                                                           expected):
     monkeypatch.setenv(variable, value)
-    assert moodtunes(["uplink", "--status"]) == 2
+    assert moodtunes(["uplink", "--once"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     for part in expected:
@@ -194,7 +194,7 @@ def test_every_camera_source_open_camera_knows_loads(monkeypatch, source):
 @pytest.mark.parametrize("source", ["webcam", "opencv:x", "opencv:-1", "replay:", "", "picamera"])
 def test_a_mistyped_camera_source_stops_the_start(monkeypatch, capsys, source):
     monkeypatch.setenv("MOODTUNES_CAMERA__SOURCE", source)
-    assert moodtunes(["uplink", "--status"]) == 2
+    assert moodtunes(["uplink", "--once"]) == 2
     err = capsys.readouterr().err
     assert "camera.source: Value error, must be auto" in err and err.count("\n") == 1
     assert err.strip().endswith(f"(got {source!r}) (set by MOODTUNES_CAMERA__SOURCE)")
@@ -213,7 +213,7 @@ def test_a_mistyped_camera_source_stops_the_start(monkeypatch, capsys, source):
 def test_a_mistyped_environment_variable_stops_the_start_naming_the_close_match(monkeypatch, capsys, variable,
                                                                                   close):
     monkeypatch.setenv(variable, "true")
-    assert moodtunes(["uplink", "--status"]) == 2
+    assert moodtunes(["uplink", "--once"]) == 2
     err = capsys.readouterr().err
     assert f"unknown environment variable {variable} (did you mean {close}?)" in err and err.count("\n") == 1
 

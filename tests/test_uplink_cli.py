@@ -126,8 +126,36 @@ def test_topics_backoff_and_puback_reasons():
 @pytest.mark.parametrize("prefix", ["moodtunes/+", "#", "/moodtunes", "moodtunes/", ""])
 def test_a_topic_prefix_with_wildcards_or_empty_levels_is_a_config_error(monkeypatch, capsys, prefix):
     monkeypatch.setenv("MOODTUNES_MQTT__TOPIC_PREFIX", prefix)
-    assert moodtunes(["uplink", "--status"]) == 2
+    assert moodtunes(["uplink", "--once"]) == 2
     assert "mqtt.topic_prefix" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("enabled", "state", "sender"), [
+    ("true", "uplink held up until the mistake in [mqtt] is fixed",
+     "they go once the mistake in [mqtt] is fixed"),
+    ("false", "uplink disabled (mqtt.enabled = false)", "they go once the uplink is enabled"),
+])
+def test_a_mistake_in_mqtt_stops_only_the_modes_that_send(tmp_path, monkeypatch, capsys, enabled, state, sender):
+    """`--status` and `--resend-since` send nothing, yet refused to run (exit 2) over a mistake in
+    [mqtt]: staff could not look at the outbox while they fixed the settings."""
+    monkeypatch.setenv("MOODTUNES_DEVICE_ID", "kiosk")
+    monkeypatch.setenv("MOODTUNES_MQTT__ENABLED", enabled)
+    monkeypatch.setenv("MOODTUNES_MQTT__TOPIC_PREFIX", "moodtunes/#")
+    with _store(tmp_path) as store:
+        record_visit(store, "kiosk")
+        [item] = store.pending_events()
+        store.mark_sent(item.id, item.payload)
+    assert moodtunes(["uplink", "--status"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith(f"outbox: 0 pending, 1 sent; {state}")
+    assert "mqtt.topic_prefix" in captured.err and "uplink goes on without [mqtt]" in captured.err
+    assert moodtunes(["uplink", "--resend-since", "2020-01-01"]) == 0
+    assert "1 events sent since 2020-01-01T" in (out := capsys.readouterr().out) and sender in out
+    for sending in ([], ["--once"]):
+        assert moodtunes(["uplink", *sending]) == 2
+        assert capsys.readouterr().err.startswith("moodtunes: config error: mqtt.topic_prefix")
+    with _store(tmp_path) as store:
+        assert store.outbox_counts() == {"pending": 1, "sent": 0, "refused": 0}
 
 
 def test_resend_since_queues_again_what_was_sent_since_then(tmp_path, monkeypatch, capsys):

@@ -29,10 +29,10 @@ COMMANDS: dict[str, str] = {
     "uplink": "upload queued visit events to the MQTT broker",
     "doctor": "check camera, models, library, store and broker, and say what to fix",
 }
-# A mistake in [mqtt], the uplink's settings, stops only the uplink (exit 2, as any configuration
-# error); doctor fails its mqtt check; the others send nothing and go on with uploading off and a
-# warning: the kiosk's screen stayed dark over a typo there (RestartPreventExitStatus=2).
-NEEDS_MQTT = "uplink"
+# A mistake in [mqtt], the uplink's settings, stops only what sends (exit 2, as any configuration
+# error): a command whose module's needs_mqtt(args) says so, the uplink's service and `--once`;
+# doctor fails its mqtt check; the others send nothing and go on with uploading off and a warning:
+# the kiosk's screen stayed dark over a typo there (RestartPreventExitStatus=2).
 CHECKS_MQTT = "doctor"
 
 
@@ -101,6 +101,12 @@ def root_in_a_users_data_dir(data_dir: Path) -> str | None:
             f"root and lock {name}'s services out of them; run it as {name} (sudo -u {name} moodtunes ...)")
 
 
+def _needs_mqtt(args: argparse.Namespace) -> bool:
+    """Whether the command, as ``args`` run it, sends (its module's needs_mqtt; none: it never does)."""
+    needs_mqtt = getattr(args._module, "needs_mqtt", None)
+    return needs_mqtt is not None and needs_mqtt(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")  # pygame-ce's banner is noise in a kiosk's log and in --json
     args = build_parser().parse_args(argv)
@@ -109,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     said_while_loading = logging.handlers.BufferingHandler(capacity=100)
     logging.getLogger().addHandler(said_while_loading)
     try:
-        settings = load_settings(args.config, mqtt_needed=args.command == NEEDS_MQTT)
+        settings = load_settings(args.config, mqtt_needed=_needs_mqtt(args))
     except ConfigError as exc:
         print(f"moodtunes: {exc}", file=sys.stderr)
         return 2

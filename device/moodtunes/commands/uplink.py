@@ -2,7 +2,8 @@
 (`--once`), show the outbox (`--status`), or queue again what a broker lost (`--resend-since`).
 With mqtt.enabled = false there is nothing to send. `--once` refuses to run beside the service (see
 uplink_lock); the service waits for a `--once`. `--resend-since` needs no lock: it is one write to
-the store, which the service (or the next `--once`) just finds pending."""
+the store, which the service (or the next `--once`) just finds pending. A mistake in [mqtt] stops
+only the service and `--once` (needs_mqtt)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ EXIT_STATUS = (
     "false with events pending too) or it could not run (the uplink service is running, no data dir), 3 if "
     "it refused an event too big ever to send; without --once, 0 when stopped (or disabled), 1 when it can't "
     "run; --status and --resend-since 0, or 1 when the data dir or database can't be used; 2 on a bad "
-    "configuration. Problems go to stderr, results to stdout."
+    "configuration (for --status and --resend-since, which send nothing, not a mistake only in [mqtt]). "
+    "Problems go to stderr, results to stdout."
 )
 
 
@@ -50,6 +52,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def needs_mqtt(args: argparse.Namespace) -> bool:
+    """Whether this run sends, and so needs a valid [mqtt] (cli.main): the service and `--once` do.
+    `--status` and `--resend-since` send nothing: staff look at the outbox while they fix a mistake
+    there."""
+    return not args.status and args.resend_since is None
+
+
 def _moment(text: str) -> datetime:
     """An ISO date or date and time; without a zone, in this device's local time."""
     try:
@@ -71,7 +80,12 @@ def _status(settings: Settings) -> int:
     if problem := data_dir_problem(settings.data_dir):
         _complain(f"the {problem}")
         return 1
-    state = "enabled" if settings.mqtt.enabled else "disabled (mqtt.enabled = false)"
+    if settings.mqtt.enabled:
+        state = "enabled"
+    elif settings.may_upload:  # a mistake in [mqtt], which was meant to turn it on
+        state = "held up until the mistake in [mqtt] is fixed (the warning says it)"
+    else:
+        state = "disabled (mqtt.enabled = false)"
     if not settings.database_path.exists():
         print(f"outbox: 0 pending, 0 sent (no database at {settings.database_path} yet: no visits recorded, "
               f"or its drive is not mounted); uplink {state}")
@@ -97,8 +111,12 @@ def _resend_since(settings: Settings, since: datetime) -> int:
     with Store.open(settings.database_path) as store:
         requeued = store.mark_unsent_since(since, settings.device_id)
         pending = store.outbox_counts()["pending"]
-    sender = ("the uplink service sends them (or `moodtunes uplink --once`)" if settings.mqtt.enabled
-              else "they go once the uplink is enabled (mqtt.enabled = false now)")
+    if settings.mqtt.enabled:
+        sender = "the uplink service sends them (or `moodtunes uplink --once`)"
+    elif settings.may_upload:  # a mistake in [mqtt], which was meant to turn it on
+        sender = "they go once the mistake in [mqtt] is fixed (the warning says it)"
+    else:
+        sender = "they go once the uplink is enabled (mqtt.enabled = false now)"
     print(f"uplink: {requeued.count} events sent since {since.isoformat(timespec='seconds')} queued again, "
           f"{pending} pending; {sender}")
     for device_id, count in requeued.left_sent.items():
