@@ -416,9 +416,9 @@ def test_each_try_of_a_first_delivery_says_when_it_handed_the_event_to_the_broke
         link.__class__ = AcceptingLink
         assert Uplink(store, link, MqttSettings(enabled=True), "kiosk-1").send_pending().sent == 1
         [first_try] = store._db.execute("SELECT published_at FROM outbox").fetchone()
-    assert handed[0] < handed[1]
-    assert link.user_properties == [[("moodtunes-sent-at", handed[0])], [("moodtunes-sent-at", handed[1])]]
-    assert first_try == handed[0]
+    assert handed[0].at < handed[1].at
+    assert link.user_properties == [[("moodtunes-sent-at", handed[0].at)], [("moodtunes-sent-at", handed[1].at)]]
+    assert first_try == handed[0].at
 
 
 def test_an_event_queued_again_before_the_outbox_kept_its_first_ack_goes_marked_alone(tmp_path):
@@ -432,3 +432,26 @@ def test_an_event_queued_again_before_the_outbox_kept_its_first_ack_goes_marked_
         Uplink(store, link, MqttSettings(enabled=True), "kiosk-1").run_once()
         [handed] = store._db.execute("SELECT published_at FROM outbox").fetchone()
     assert link.user_properties == [[("moodtunes-sent-at", handed)], [("moodtunes-resend", "1")]]
+
+
+def test_a_visit_forgotten_after_the_uplink_read_it_is_not_handed_to_the_broker(tmp_path, monkeypatch):
+    """`forget` ran between the uplink reading a batch and recording it as handed over: the row was
+    gone, mark_published updated nothing, and the visit was published anyway, after forget had said
+    nothing of the person was in the cloud (or after the operator ran the cloud's deletes)."""
+    with _store(tmp_path) as store:
+        record_visit(store, "kiosk-1", profile="Ana")
+        record_visit(store, "kiosk-1", profile="Ben")  # Ben's, which goes
+        ana = store.profile_by_name("Ana")
+        hand_over = store.mark_published
+
+        def forgotten_meanwhile(ids):
+            store.forget_profile(ana.id)
+            return hand_over(ids)
+
+        monkeypatch.setattr(store, "mark_published", forgotten_meanwhile)
+        link = AcceptingLink()
+        result = Uplink(store, link, MqttSettings(enabled=True), "kiosk-1").send_pending()
+        assert store.pending_events() == []
+        ben_key = store.profile_key("kiosk-1", store.profile_by_name("Ben").id)
+    assert result.sent == 1 and len(link.payloads) == 1
+    assert json.loads(link.payloads[0])["profile_key"] == ben_key

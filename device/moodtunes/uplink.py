@@ -622,14 +622,14 @@ class Uplink:
         # Recorded first: once the broker has an event it may reach the cloud, whatever becomes of
         # its mark_sent (this process killed, a power cut), and `forget` must then say so. (Nothing
         # to send, nothing written: the outbox is looked at every few seconds.)
-        handed_at = self._store.mark_published(ready) if ready else ""
+        handed = self._store.mark_published(ready) if ready else None
         published: dict[int, Publication] = {}
         problems: dict[int, str] = {}
         for item in items:
-            if item.id not in ready:
+            if handed is None or item.id not in handed.ids:  # refused, or forgotten since it was read
                 continue
             try:
-                published[item.id] = self._publish(item, *ready[item.id], handed_at)
+                published[item.id] = self._publish(item, *ready[item.id], handed.at)
             except UplinkError as exc:  # not queued: paho refused it outright
                 problems[item.id] = str(exc)
         deadline = time.monotonic() + self._settings.ack_timeout_seconds

@@ -150,6 +150,14 @@ def pin_matches(pin: str, stored: str) -> bool:
 
 
 @dataclass(frozen=True)
+class HandedOver:
+    """What Store.mark_published recorded: when, and the events still there to hand over."""
+
+    at: str
+    ids: frozenset[int]
+
+
+@dataclass(frozen=True)
 class Profile:
     id: int
     name: str
@@ -1462,16 +1470,21 @@ class Store:
                 (now, payload, now, outbox_id),
             )
 
-    def mark_published(self, outbox_ids: Iterable[int]) -> str:
+    def mark_published(self, outbox_ids: Iterable[int]) -> HandedOver:
         """The uplink is about to hand these events to the broker: from then on they may be in the
         cloud, whatever is recorded after (``cloud_keys``). Synced, unlike mark_sent: a power cut
         must not take it back. Returns the time of this handing over (kept for those handed over the
-        first time), which the uplink sends with them."""
+        first time), which the uplink sends with them, and which of the events are still queued:
+        `forget` may have deleted some since the uplink read them, and those must not go (their
+        person was told nothing of them is in the cloud, or the cloud's deletes already ran)."""
         now = utc_now()
+        still_queued = set()
         with self.transaction() as db:
-            db.executemany("UPDATE outbox SET published_at = coalesce(published_at, ?) WHERE id = ?",
-                           [(now, outbox_id) for outbox_id in outbox_ids])
-        return now
+            for outbox_id in outbox_ids:
+                if db.execute("UPDATE outbox SET published_at = coalesce(published_at, ?) WHERE id = ?",
+                              (now, outbox_id)).rowcount:
+                    still_queued.add(outbox_id)
+        return HandedOver(now, frozenset(still_queued))
 
     def mark_refused(self, outbox_id: int, reason: str) -> None:
         """An event that can never be sent leaves the queue for good, so that it holds up no other;
