@@ -5,6 +5,7 @@ files made with ffmpeg, played on SDL's dummy audio driver (conftest sets it).""
 from __future__ import annotations
 
 import os
+import struct
 import subprocess
 import sys
 import time
@@ -100,11 +101,11 @@ def test_a_converted_song_keeps_its_level_and_at_most_the_mixers_channels(tmp_pa
 
     every_channel = {"mono": "mono|c0=c0", "stereo": "stereo|c0=c0|c1=c0", "5.1": "5.1|c0=c0|c1=c0"}[layout]
     song = ffmpeg_tone(tmp_path / "song.m4a", 1.0, ["-af", f"pan={every_channel}", "-c:a", "aac"])
-    wav, seconds = player_module.convert_to_wav(song, 44100, 2)
+    wav, seconds, errors = player_module.convert_to_wav(song, 44100, 2)
     with wave.open(wav) as converted:
         assert (converted.getnchannels(), converted.getframerate()) == (converted_channels, 44100)
         samples = np.frombuffer(converted.readframes(converted.getnframes()), "<i2")
-    assert seconds == pytest.approx(1.0, abs=0.05)
+    assert seconds == pytest.approx(1.0, abs=0.05) and not errors
     assert len(samples) == round(seconds * 44100) * converted_channels
     if layout != "5.1":  # lavfi's sine is at 1/8 of full scale, here on every channel
         steady = samples[len(samples) // 4: -len(samples) // 4] / 32768
@@ -135,6 +136,31 @@ def test_a_converted_song_cut_short_plays_as_long_as_its_header_says_and_ends_cu
         while not player.is_finished() and time.monotonic() < deadline:
             time.sleep(0.05)
         assert player.is_finished() and player.cut_short()
+    finally:
+        player.close()
+
+
+def test_a_whole_converted_song_whose_header_says_more_is_heard_whole(tmp_path):
+    """An M4A whose header says three times what it holds (a tool's slip), every bit of it there:
+    played as long as the header said, its end was taken for a file cut short, a failed play."""
+    song = ffmpeg_tone(tmp_path / "whole.m4a", 2.0, ["-c:a", "aac", "-movflags", "+faststart"])
+    data = bytearray(song.read_bytes())
+    length_at = data.index(b"mdhd") + 20  # version 0: its flags, two times and its time scale first
+    (length,) = struct.unpack_from(">I", data, length_at)
+    struct.pack_into(">I", data, length_at, length * 3)
+    song.write_bytes(bytes(data))
+    assert player_module.probe_duration(song) == pytest.approx(6.0, abs=0.2)
+    clock = FakeClock()
+    player = MixerPlayer(clock=clock)
+    try:
+        player.load(song)
+        assert player.duration() == pytest.approx(2.0, abs=0.1)
+        player.play()
+        clock.now += 2.0
+        deadline = time.monotonic() + 10.0
+        while not player.is_finished() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert player.is_finished() and not player.cut_short()
     finally:
         player.close()
 

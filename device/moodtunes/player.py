@@ -187,9 +187,10 @@ def _driver_in_use() -> str:
 
 def convert_to_wav(
     path: Path, rate: int, channels: int, timeout: float = CONVERT_TIMEOUT_S
-) -> tuple[io.BytesIO, float]:
-    """(a 16-bit PCM WAV of the song in memory, its exact length in seconds), decoded by ffmpeg at
-    the mixer's rate: for what SDL_mixer can't read. A mono song stays mono, for the mixer to
+) -> tuple[io.BytesIO, float, bool]:
+    """(a 16-bit PCM WAV of the song in memory, its exact length in seconds, whether ffmpeg reported
+    errors: a file cut short, whose data ends before its index does, or damaged), decoded by ffmpeg
+    at the mixer's rate: for what SDL_mixer can't read. A mono song stays mono, for the mixer to
     play on every speaker at full level as it does the mono files it reads (ffmpeg's own upmix
     puts it 3 dB lower); more channels than the mixer's ``channels`` are mixed down by ffmpeg.
     PlayerError if ffmpeg is missing, can't decode the file, or the song is longer than
@@ -215,7 +216,8 @@ def convert_to_wav(
             finally:
                 watchdog.cancel()
         errors.seek(0)
-        logger.debug("ffmpeg on %s: %s", path, errors.read().decode(errors="replace").strip())
+        reported = errors.read().decode(errors="replace").strip()
+        logger.debug("ffmpeg on %s: %s", path, reported)
     if ffmpeg_run.returncode == -signal.SIGKILL:
         raise PlayerError(f"{path.name}: can't be played: converting it took over {timeout:.0f} s")
     if ffmpeg_run.returncode != 0 or seconds <= 0:
@@ -224,7 +226,7 @@ def convert_to_wav(
     if seconds > MAX_CONVERTED_S:
         raise _too_long_to_convert(path)
     buffer.seek(0)
-    return buffer, seconds
+    return buffer, seconds, bool(reported)
 
 
 def _copy_streamed_wav(stream: BinaryIO, buffer: io.BytesIO) -> float:
@@ -264,7 +266,9 @@ def _too_long_to_convert(path: Path) -> PlayerError:
 def _stated_length(path: Path) -> float:
     """The length a converted song's header states, where it states it exactly (an M4A), else 0.0.
     A copy cut short decodes to less: played as that long, it ends cut short (``cut_short``), as a
-    song the mixer reads does; its decoded length alone made a 3-minute song of 10 s heard whole."""
+    song the mixer reads does; its decoded length alone made a 3-minute song of 10 s heard whole.
+    Asked only when ffmpeg reported errors: a whole file whose header says more than it holds (a
+    tool's slip) decodes without any, and plays as long as it decodes, heard whole."""
     return probe_duration(path) if path.suffix.lower() in _LENGTH_STATED else 0.0
 
 
@@ -331,7 +335,7 @@ class MixerPlayer:
             logger.info("%s: the mixer can't read it (%s): converting it with ffmpeg", path.name, exc)
             if converting is not None:
                 converting()
-            duration = max(self._load_converted(path), _stated_length(path))
+            duration = self._load_converted(path)
         self._path = path
         self._duration = self._loaded_duration = float(duration) if duration and duration > 0 else probe_duration(path)
         could_last = size * 8 / _LOWEST_BITRATE if path.suffix.lower() in _LENGTH_ESTIMATED else 0.0
@@ -351,15 +355,16 @@ class MixerPlayer:
             self._music.load(str(path))
 
     def _load_converted(self, path: Path) -> float:
-        """Load ``path`` decoded by ffmpeg; returns its exact length. The song before is unloaded
-        first, so that two converted songs are never held in memory at once."""
+        """Load ``path`` decoded by ffmpeg; returns its length: what decodes, or, when ffmpeg
+        reported errors, what its header states if more (``_stated_length``). The song before is
+        unloaded first, so that two converted songs are never held in memory at once."""
         self._music.unload()
-        wav, seconds = convert_to_wav(path, self._rate, self._channels)
+        wav, seconds, errors = convert_to_wav(path, self._rate, self._channels)
         try:
             self._music.load(wav, "wav")
         except self._pygame_error as exc:
             raise PlayerError(f"{path.name}: can't be played ({exc})") from None
-        return seconds
+        return max(seconds, _stated_length(path)) if errors else seconds
 
     def play(self) -> None:
         if self._path is None:
