@@ -675,6 +675,19 @@ def test_a_song_rated_again_counts_once_with_its_later_rating(store):
     assert store.track_feedback(ana.id) == [("/music/a.ogg", "Artist", "Song", 0), ("/music/a.ogg", "Artist", "Song", 75)]
 
 
+def test_a_rating_of_a_play_that_failed_is_no_feedback(store):
+    """Stars given as a song played, which was then cut short: they judged a broken copy, and a
+    1-star "Not for me" shunned the song's healthy versions for good."""
+    ana = store.create_profile("Ana", "#ff8800")
+    song = stored_track(store)
+    session = store.start_session(ana.id)
+    heard, cut = store.start_play(session, song), store.start_play(session, song)
+    store.add_rating(session, 75, heard)
+    store.add_rating(session, 0, cut)
+    store.update_play(cut, 0.6, error="a.ogg: stopped after 0.6 s of its 30 s (cut short or damaged, or its drive unplugged)")
+    assert store.track_feedback(ana.id) == [("/music/a.ogg", "Artist", "Song", 75)]
+
+
 def test_recent_songs_are_those_of_the_last_three_visits(store):
     ana = store.create_profile("Ana", "#ff8800")
     for song in ("oldest", "second", "third", "newest"):

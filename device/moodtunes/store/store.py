@@ -1279,11 +1279,14 @@ class Store:
         """(path, artist, title, score) for the profile's ``latest`` rated plays, oldest first: a play's
         latest rating only (a visitor who went back to the music and rated the song again changed
         their mind; both would otherwise count). The window keeps the read (each song list the kiosk makes)
-        bounded for the shared guest profile, whose ratings pile up for ever, and lets old tastes go."""
+        bounded for the shared guest profile, whose ratings pile up for ever, and lets old tastes go.
+        A failed play's rating is left out (stars given as a song played, which was then cut short):
+        it judged a broken copy, and a "Not for me" shunned the song's healthy versions too."""
         rows = self._query(
             "SELECT pl.path, pl.artist, pl.title, r.score FROM ratings r"
             " JOIN plays pl ON pl.id = r.play_id JOIN sessions s ON s.id = r.session_id"
-            " WHERE s.profile_id = ? AND r.id = (SELECT max(id) FROM ratings WHERE play_id = r.play_id)"
+            " WHERE s.profile_id = ? AND pl.error IS NULL"
+            " AND r.id = (SELECT max(id) FROM ratings WHERE play_id = r.play_id)"
             " ORDER BY r.id DESC LIMIT ?",
             (profile_id, latest),
         )
