@@ -565,7 +565,7 @@ def test_a_song_cut_short_is_a_failed_play_and_the_next_one_plays(settings, tmp_
     """A 30 s song whose file holds 0.6 s "played", the next one followed with no word, and it
     stayed at the top of the lists: it is now told, saved as failed, and goes to the back of them.
     The song after it, stopped by the visitor, is no failure."""
-    from moodtunes.ui.app import CUT_SHORT_MESSAGE
+    from moodtunes.ui.app import CUT_SHORT_THEN_NEXT_MESSAGE
     from moodtunes.ui.screens.music import song_title
 
     app = guest_at_songs(settings, tmp_path / "music", "sad", count=3, category=CALM, seconds=30.0)
@@ -574,7 +574,7 @@ def test_a_song_cut_short_is_a_failed_play_and_the_next_one_plays(settings, tmp_
         cut_short(track.path, 0.02)
         tap(app, "row:0")
         run_until(app, lambda: app.screen.index != 0, timeout=10, what="the next song")
-        assert app.music_on and told() == [CUT_SHORT_MESSAGE.format(song_title(track))]
+        assert app.music_on and told() == [CUT_SHORT_THEN_NEXT_MESSAGE.format(song_title(track))]
         assert track.path in app.visit.failed_paths  # its row says "Didn't play"; the music passes over it
         tap(app, "stop")
     finally:
@@ -587,8 +587,12 @@ def test_a_song_cut_short_is_a_failed_play_and_the_next_one_plays(settings, tmp_
     assert stopped["error"] is None
 
 
-def test_a_song_cut_short_under_the_rating_is_a_failed_play_with_nothing_after_it(settings, tmp_path, told):
-    from moodtunes.ui.app import CUT_SHORT_UNDER_RATING_MESSAGE
+def test_a_song_cut_short_under_the_rating_is_a_failed_play_the_stars_dont_rate(settings, tmp_path, told):
+    """With no song heard before it, they rate the visit: they asked about the broken copy, and its
+    1 star, a "Not for me", was saved on its failed play and shunned the song's healthy versions.
+    The star tapped as it played, for the broken copy, is let go."""
+    from moodtunes.ui.app import CUT_SHORT_MESSAGE
+    from moodtunes.ui.ratings import stars_to_score
     from moodtunes.ui.screens.music import song_title
 
     app = guest_at_songs(settings, tmp_path / "music", "sad", count=2, category=CALM, seconds=30.0)
@@ -597,12 +601,49 @@ def test_a_song_cut_short_under_the_rating_is_a_failed_play_with_nothing_after_i
         cut_short(track.path, 0.1)  # 3 s of it: time to reach the rating
         tap(app, "row:0")
         tap(app, "done")
+        tap(app, "star:1")
+        assert app.music_on and app.screen.wording(800)[0] == f"How was “{song_title(track)}”?"
         run_until(app, lambda: not app.music_on, timeout=10, what="the song to end")
-        assert app.screen.name == "rate" and told() == [CUT_SHORT_UNDER_RATING_MESSAGE.format(song_title(track))]
+        assert app.screen.name == "rate" and told() == [CUT_SHORT_MESSAGE.format(song_title(track))]
+        assert app.screen.wording(800)[0] == "How was your visit?" and app.screen.stars == 0
+        assert app.screen.target("again") is None  # no music heard: no second scan to offer
+        tap(app, "star:2")
+        tap(app, "report")
     finally:
         app.close()
     with Store.open(settings.database_path) as store:
         assert store.unplayable_paths() == {track.path}
+        (rating,) = rows(store, "SELECT score, play_id FROM ratings")
+        assert (rating["score"], rating["play_id"]) == (stars_to_score(2), None)
+        assert store.track_feedback(store.guest_profile().id) == []
+
+
+def test_the_lists_last_song_cut_short_is_told_once_and_the_stars_rate_the_song_before(
+    settings, tmp_path, told, caplog
+):
+    """Nothing follows it: "Playing the next song." was said, then, the music still on under the
+    rating, said again without it (and logged twice); and the stars asked about the broken copy."""
+    from moodtunes.ui.app import CUT_SHORT_MESSAGE
+    from moodtunes.ui.screens.music import song_title
+
+    app = guest_at_songs(settings, tmp_path / "music", "sad", count=2, category=CALM, seconds=30.0)
+    try:
+        heard, cut = (item.track for item in app.visit.ranked)
+        cut_short(cut.path, 0.02)
+        tap(app, "row:0")
+        tap(app, "next")
+        run_until(app, lambda: app.screen.name == "rate", timeout=10, what="the rating")
+        step(app)
+        assert told() == [CUT_SHORT_MESSAGE.format(song_title(cut))] and not app.music_on
+        assert [r.levelname for r in caplog.records if "stopped after" in r.getMessage()] == ["WARNING"]
+        assert app.screen.wording(800)[0] == f"How was “{song_title(heard)}”?"
+        tap(app, "star:1")
+        tap(app, "report")
+    finally:
+        app.close()
+    with Store.open(settings.database_path) as store:
+        rated = rows(store, "SELECT r.score, p.path, p.error FROM ratings r JOIN plays p ON p.id = r.play_id")
+        assert [(r["score"], r["path"], r["error"]) for r in rated] == [(0, heard.path, None)]
 
 
 def test_the_rating_goes_back_to_the_songs_when_nothing_plays(settings, tmp_path):

@@ -16,6 +16,7 @@ from moodtunes import events
 from moodtunes.events import VisitEvent
 from moodtunes.store import Store, StoreError, shifted, utc_now
 from moodtunes.ui.app import NOT_SAVED_MESSAGE
+from moodtunes.ui.screens.music import song_title
 from ui_support import (
     CALM,
     ENERGETIC,
@@ -815,6 +816,33 @@ def test_a_song_cut_short_whose_end_the_store_refused_is_saved_as_failed_at_the_
         app.close()
     with Store.open(settings.database_path) as store:
         assert store.unplayable_paths() == {cut}
+
+
+def test_a_song_cut_short_whose_play_the_store_took_late_is_not_what_the_stars_rate(
+    settings, tmp_path, monkeypatch
+):
+    """Its start refused (a lock held through it), it waited to be written, failed: the stars asked
+    about it, went to it once written, and it became the play they rate, not the song before."""
+    app = guest_at_songs(settings, tmp_path / "music", "sad", count=2, category=CALM, seconds=30.0)
+    try:
+        heard, cut = (item.track for item in app.visit.ranked)
+        with open(cut.path, "r+b") as song:  # 0.6 s of its 30 s
+            song.truncate(song.seek(0, 2) // 50)
+        tap(app, "row:0")
+        monkeypatch.setattr(app.store, "start_play", refusing("database: database is locked"))
+        tap(app, "next")
+        run_until(app, lambda: app.screen.name == "rate", timeout=10, what="the rating")
+        assert app.visit.unwritten_plays and app.visit.last_title == song_title(heard)
+        monkeypatch.undo()
+        tap(app, "star:5")
+        tap(app, "report")
+        assert not app.visit.unwritten_plays
+    finally:
+        app.close()
+    with Store.open(settings.database_path) as store:
+        plays = rows(store, "SELECT p.path, p.error IS NOT NULL AS failed, r.score FROM plays p"
+                            " LEFT JOIN ratings r ON r.play_id = p.id ORDER BY p.id")
+    assert [(p["path"], p["failed"], p["score"]) for p in plays] == [(heard.path, 0, 100), (cut.path, 1, None)]
 
 
 def test_a_plays_last_save_is_made_before_the_late_end_of_its_visit(settings, tmp_path, monkeypatch):

@@ -28,7 +28,15 @@ from moodtunes.domain import Category, MoodReading
 from moodtunes.library.features import LOUDNESS_FEATURES, loudness_db
 from moodtunes.player import Player, PlayerError
 from moodtunes.report import KeptHistory
-from moodtunes.store import BUSY_TIMEOUT_MS, Profile, Store, StoreError, shifted, utc_now
+from moodtunes.store import (
+    BUSY_TIMEOUT_MS,
+    Profile,
+    Store,
+    StoreError,
+    TrackRecord,
+    shifted,
+    utc_now,
+)
 from moodtunes.ui import INVISIBLE_DRIVERS
 from moodtunes.ui import theme as th
 from moodtunes.ui.screens.music import song_title
@@ -103,9 +111,18 @@ NO_SOUND_MESSAGE = "The music can't play: no sound output. Please tell the staff
 NOT_SAVED_NO_MUSIC_MESSAGE = "Sorry, this couldn't be saved. Please tell the staff."
 PROFILE_REMOVED_MESSAGE = "That profile was removed from this kiosk: nothing of this visit is kept."
 # A song the mixer ended by itself well before its length (Player.cut_short): a copy cut short, a
-# file whose audio breaks off. Under the rating nothing follows it.
-CUT_SHORT_MESSAGE = "“{}” stopped early: its file seems cut short. Playing the next song."
-CUT_SHORT_UNDER_RATING_MESSAGE = "“{}” stopped early: its file seems cut short."
+# file whose audio breaks off, or a USB stick pulled as it played. The next song is said only once
+# it plays: nothing follows the list's last song, nor one under the rating.
+CUT_SHORT_MESSAGE = "“{}” stopped early (its file may be damaged)."
+CUT_SHORT_THEN_NEXT_MESSAGE = "“{}” stopped early (its file may be damaged). Playing the next song."
+
+
+@dataclasses.dataclass(frozen=True)
+class SongEnd:
+    """The song playing ended by itself (``follow_playback``); ``cut_short``: it, when it ended well
+    before its length, a failed play, told once what follows it is known (``tell_song_end``)."""
+
+    cut_short: TrackRecord | None = None
 
 
 def toast_seconds(message: str) -> float:
@@ -894,7 +911,7 @@ class KioskApp:
             if play_id is None:
                 return
             visit.unwritten_plays.pop(0)
-            self._written(visit, (track.path, started_at), play_id)
+            self._written(visit, (track.path, started_at), play_id, failed=end[-1] is not None)
             if not self._update_play(play_id, *end):
                 self._unsaved_play_ends[play_id] = tuple(end)
         if visit.play_id is not None or visit.unrecorded_play is None:
@@ -907,12 +924,16 @@ class KioskApp:
             self._written(visit, (track.path, started_at), play_id)
 
     @staticmethod
-    def _written(visit: Visit, pending: tuple[str, str], play_id: int) -> None:
-        """A play the store took late: the latest written (they are written in order), and the one
-        the stars given meanwhile are for, if they were for it."""
-        visit.last_play_id = play_id
+    def _written(visit: Visit, pending: tuple[str, str], play_id: int, failed: bool = False) -> None:
+        """A play the store took late: the latest written (they are written in order), unless it
+        ``failed`` (cut short: the stars don't rate it), and the one the stars given meanwhile are
+        for, if they were for it."""
+        if not failed:
+            visit.last_play_id = play_id
         if visit.rating_for == pending:
             visit.rating_for = play_id
+        if visit.heard_before[0] == pending:
+            visit.heard_before = (play_id, visit.heard_before[1])
 
     def rate(self, score: int) -> None:
         """The stars for the song playing or heard last: written now, or, refused (a full disk), at
@@ -1152,6 +1173,8 @@ class KioskApp:
             self.toast(message, good=good, title=title)
         visit.failed_paths.discard(track.path)  # it plays now (its stick is back)
         # Only a play that started is the one a rating goes to: a song that failed was never heard.
+        # The one before is kept for when this one is cut short (a failed play too: _cut_short).
+        visit.heard_before = (visit.latest_play(), visit.last_title)
         visit.play_id = visit.last_play_id = play_id
         visit.unrecorded_play = (track, started_at) if play_id is None else None
         visit.last_title = song_title(track)
@@ -1194,41 +1217,61 @@ class KioskApp:
         playing = self._player is not None and (visit.play_id is not None or visit.unrecorded_play is not None)
         return visit.seconds_heard + (self._player.position() if playing else 0.0)
 
-    def follow_playback(self, now: float, next_follows: bool = True) -> bool:
-        """The song playing: its seconds listened saved every SAVE_EVERY_S, and the song saved as
-        heard when it ends, then True (what follows is the caller's: the player's screen plays the
-        next song, ``next_follows``, the rating nothing). A song cut short is a failed play."""
+    def follow_playback(self, now: float) -> SongEnd | None:
+        """The song playing: its seconds listened saved every SAVE_EVERY_S, and when it ends, the
+        song saved as heard, or, cut short, as a failed play; then the music is off (left on as the
+        list's last song went to the rating, it was followed there and ended again: told twice)
+        and how it ended is returned. What follows is the caller's (the player's screen plays the
+        next song, the rating nothing), who then tells it (``tell_song_end``)."""
         player = self._player
-        if player.is_finished():
-            if player.cut_short():
-                self._cut_short(player, next_follows)
-            else:
-                self.save_play_progress(final=True, finished=not player.ended_early())
-            return True
-        if now - self.last_saved >= SAVE_EVERY_S:
-            self.save_play_progress()
-        return False
+        if not player.is_finished():
+            if now - self.last_saved >= SAVE_EVERY_S:
+                self.save_play_progress()
+            return None
+        playing, self.music_on, self.now_playing = self.now_playing, False, None
+        if player.cut_short():
+            track = self.visit.ranked[playing].track
+            self._cut_short(player, track)
+            return SongEnd(cut_short=track)
+        self.save_play_progress(final=True, finished=not player.ended_early())
+        return SongEnd()
 
-    def _cut_short(self, player: Player, next_follows: bool) -> None:
-        """The song playing ended by itself well before its length: its file is truncated or
-        damaged (a copy cut short as a USB stick was pulled) and ends so at every play, though the
-        scan found it whole when it catalogued it. Saved as a failed play, which sends it to the
-        back of every list (Store.unplayable_paths), and told, as a song that fails to load is."""
+    def _cut_short(self, player: Player, track: TrackRecord) -> None:
+        """``track`` ended by itself well before its length: its file is truncated or damaged (a
+        copy cut short as a USB stick was pulled) and ends so at every play, though the scan found
+        it whole when it catalogued it, or its stick was pulled as it played. Saved as a failed
+        play, which sends it to the back of every list (Store.unplayable_paths) and, as a song that
+        fails to load, is not what the stars rate: they rate the song heard before it again, or,
+        with none, the visit (a 1-star "Not for me" went to the broken copy, which shunned the
+        song's healthy versions too)."""
         visit = self.visit
-        track = visit.ranked[self.now_playing].track
         heard, length = player.position(), player.duration()
-        error = f"{Path(track.path).name}: stopped after {heard:.1f} s of its {length:.0f} s (cut short or damaged)"
-        logger.warning("%s stopped after %.1f s of its %.0f s: the file seems cut short or damaged",
-                       track.path, heard, length)
+        error = (f"{Path(track.path).name}: stopped after {heard:.1f} s of its {length:.0f} s"
+                 " (cut short or damaged, or its drive unplugged)")
+        logger.warning("%s stopped after %.1f s of its %.0f s: the file may be cut short or damaged, "
+                       "or its drive unplugged", track.path, heard, length)
         visit.failed_paths.add(track.path)
         self.save_play_progress(final=True, error=error[:300])
-        self.toast(CUT_SHORT_MESSAGE if next_follows else CUT_SHORT_UNDER_RATING_MESSAGE, title=song_title(track))
+        before, visit.last_title = visit.heard_before
+        if not isinstance(before, tuple):  # else it waits for the store, as this play does: latest_play
+            visit.last_play_id = before
+
+    def tell_song_end(self, end: SongEnd, next_follows: bool) -> None:
+        """Tell the visitor of a song cut short (``follow_playback``), once it is known whether
+        ``next_follows`` it: a song playing now ("Playing the next song." said as the list's last
+        went to the rating)."""
+        if end.cut_short is None or self.visit.forgotten:  # forgotten: the visit is let go
+            return
+        message = CUT_SHORT_THEN_NEXT_MESSAGE if next_follows else CUT_SHORT_MESSAGE
+        self.toast(message, title=song_title(end.cut_short))
 
     def _music_plays_on(self, now: float) -> None:
         """A song left playing under another screen (the rating): followed as on the player's
-        screen; nothing follows it."""
-        if self.follow_playback(now, next_follows=False):
-            self.music_on, self.now_playing = False, None
+        screen; nothing follows it. Its end changes that screen: no music to go back to, and the
+        stars ask of the song heard before one cut short."""
+        if (end := self.follow_playback(now)) is not None:
+            self.tell_song_end(end, next_follows=False)
+            self.relayout()
 
     def stop_music(self, fade: bool = False) -> None:
         """Stop the song and save its seconds heard; ``fade``: it fades out over MUSIC_FADE_S as the

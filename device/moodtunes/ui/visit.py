@@ -50,6 +50,9 @@ class Visit:
     seconds_heard: float = 0.0  # of the songs that stopped (app.seconds_heard adds the one playing)
     last_play_id: int | None = None  # the most recent play, which a rating is attached to
     last_title: str | None = None  # the title of the song that play was of (what the stars rate)
+    # The play and title the stars rated before the song playing started: theirs again if that song
+    # is cut short, a failed play (app._cut_short)
+    heard_before: tuple[PlayRef, str | None] = (None, None)
     rating: int | None = None  # the stars last given, as a score
     rating_for: PlayRef = None  # the play ``rating`` is for (a rating goes with a song): latest_play()
     rating_unsaved: bool = False  # ``rating`` the store refused: written at the next write
@@ -61,13 +64,14 @@ class Visit:
     def latest_play(self) -> PlayRef:
         """The play of the song playing or heard last, which stars rate: its id, or, not written
         yet (the store refused it), its song's path and start. Plays are written in order, so
-        when one waits, every later one does."""
+        when one waits, every later one does. A play cut short is none: it failed, as a song that
+        fails to load does (``last_play_id`` is the one before it)."""
         if self.unrecorded_play is not None:
             track, started_at = self.unrecorded_play
             return (track.path, started_at)
-        if self.unwritten_plays:
-            track, started_at, *_ = self.unwritten_plays[-1]
-            return (track.path, started_at)
+        for track, started_at, *_, error in reversed(self.unwritten_plays):
+            if error is None:
+                return (track.path, started_at)
         return self.last_play_id
 
     def plays_waiting(self) -> bool:

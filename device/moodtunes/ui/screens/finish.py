@@ -78,13 +78,31 @@ class RateScreen(Screen):
     (SameVisitorScreen), also after going back to the music and here again."""
 
     name = "rate"
+    _stars: tuple[str | None, int] = (None, 0)  # (the song they were tapped for, the stars): ``stars``
 
     def enter(self) -> None:
         visit = self.app.visit  # back from the music: the stars given to this same song before
         if visit.plays_waiting():  # refused as it started: the stars rate it
             self.app.visit_session()
+        self.stars = self._stars_given()
+
+    def _stars_given(self) -> int:
+        """The stars already given to the song asked about (the play they are for), else none."""
+        visit = self.app.visit
         rated = visit.rating is not None and visit.rating_for == visit.latest_play()
-        self.stars = round(score_to_stars(visit.rating)) if rated else 0
+        return round(score_to_stars(visit.rating)) if rated else 0
+
+    @property
+    def stars(self) -> int:
+        """The stars shown and saved: those tapped for the song asked about (``Visit.last_title``).
+        The song playing under them cut short, they ask of the one heard before it (or of the
+        visit): those tapped were for the broken copy, and went to the song before."""
+        song, stars = self._stars
+        return stars if song == self.app.visit.last_title else self._stars_given()
+
+    @stars.setter
+    def stars(self, stars: int) -> None:
+        self._stars = (self.app.visit.last_title, stars)
 
     def primary(self) -> str | None:
         return "again" if self._heard_enough() else "report"

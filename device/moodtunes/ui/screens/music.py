@@ -667,17 +667,18 @@ class PlayingScreen(Screen):
     def update(self, now: float) -> None:
         if not self.playing:
             return
-        on_to_the_rating = self.app.songs_on_their_own >= SONGS_ON_THEIR_OWN  # once this song ends
-        if not self.app.follow_playback(now, next_follows=not on_to_the_rating) or self.app.visit.forgotten:
-            return  # forgotten: let go this frame
-        if on_to_the_rating:  # no one there: the rating's idle count runs
+        end = self.app.follow_playback(now)
+        if end is None or self.app.visit.forgotten:  # forgotten: let go this frame
+            return
+        if self.app.songs_on_their_own >= SONGS_ON_THEIR_OWN:  # no one there: the rating's idle count runs
             self.playing = False
             self.app.visit.unattended = True
             self.app.go(self._rate())
-            return
-        self.app.songs_on_their_own += 1
-        self._play_from(self.index + 1, onwards_only=True, tapped=False)
-        self.app.relayout()  # "Next song" may now be the last one
+        else:
+            self.app.songs_on_their_own += 1
+            self._play_from(self.index + 1, onwards_only=True, tapped=False)
+            self.app.relayout()  # "Next song" may now be the last one
+        self.app.tell_song_end(end, next_follows=self.playing)
 
     def _rate(self):
         from moodtunes.ui.screens.finish import RateScreen
