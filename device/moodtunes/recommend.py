@@ -366,35 +366,60 @@ def rank(
             listed.add(key)
             parts[part].append(item)
     known = track_counts.keys() | skips.keys()
-    parts[0] = with_new_songs_on_page_one(parts[0], lambda item: keys[item.track.path] not in known)
-    ranked: list[Ranked] = []
-    for songs in parts:
+    ranked: list[Ranked] = with_new_songs_on_page_one(parts[0], lambda item: keys[item.track.path] not in known)
+    for songs in parts[1:]:
         ranked += spread_artists(songs, after=ranked[-1] if ranked else None)
     return ranked
 
 
 def with_new_songs_on_page_one(songs: Sequence[Ranked], new: Callable[[Ranked], bool]) -> list[Ranked]:
-    """``songs`` (best first) with NEW_ON_PAGE_ONE of the first page's places, at least, held by
-    songs ``new`` to the visitor (never rated nor skipped): the best new ones below the page take
-    the places of the page's last songs the visitor knows, and the page keeps its order."""
-    news_on_page = sum(map(new, songs[:PAGE_SIZE]))
-    new_below = [item for item in songs[PAGE_SIZE:] if new(item)]
-    promoted = {id(item) for item in new_below[:max(0, NEW_ON_PAGE_ONE - news_on_page)]}
+    """``songs`` (best first) with their artists spread (spread_artists), and NEW_ON_PAGE_ONE of the
+    first page's places, at least, held by songs ``new`` to the visitor (never rated nor skipped):
+    the best new ones below the spread's first page take the places of its last songs the visitor
+    knows, the page spreads its own artists (_spread_page), and the others are spread after it.
+    Spreading after bringing them (until a review) parted two new songs of one artist, a new
+    album's, placed side by side last on the page, and pushed the second to page 2."""
+    first = spread_artists(songs, places=PAGE_SIZE)
+    news_on_page = sum(map(new, first))
+    on_page = {id(item) for item in first}
+    new_below = [item for item in songs if new(item) and id(item) not in on_page]
+    promoted = new_below[:max(0, NEW_ON_PAGE_ONE - news_on_page)]
+    if not promoted:
+        return spread_artists(songs)
     known_places = PAGE_SIZE - news_on_page - len(promoted)
-    page: list[Ranked] = []
-    rest: list[Ranked] = []
-    for place, item in enumerate(songs):
-        if id(item) in promoted or (place < PAGE_SIZE and new(item)):
-            page.append(item)
-        elif not new(item) and known_places > 0:
-            known_places -= 1
-            page.append(item)
-        else:
-            rest.append(item)
-    return page + rest
+    kept = [item for item in first if new(item) or (known_places := known_places - 1) >= 0]
+    page = _spread_page(kept + promoted)
+    on_page = {id(item) for item in page}
+    return page + spread_artists([item for item in songs if id(item) not in on_page], after=page[-1])
 
 
-def spread_artists(ranked: Sequence[Ranked], after: Ranked | None = None) -> list[Ranked]:
+def _spread_page(songs: Sequence[Ranked]) -> list[Ranked]:
+    """A page's songs in their order, but for neighbours of one artist that another order of the
+    page parts: each place takes the first song left whose artist differs from the previous one's
+    and after which the others can still be parted (_can_part), else the first whose artist
+    differs, else the first. The greedy spread_artists, which never looks ahead, leaves two songs
+    of one artist last side by side (only a song from below would part them)."""
+    left = list(songs)
+    result: list[Ranked] = []
+    previous = None
+    while left:
+        differing = [i for i, item in enumerate(left) if _spread_key(item) != previous]
+        parted = [i for i in differing if _can_part(left[:i] + left[i + 1:], after=_spread_key(left[i]))]
+        item = left.pop((parted or differing or [0])[0])
+        result.append(item)
+        previous = _spread_key(item)
+    return result
+
+
+def _can_part(songs: Sequence[Ranked], after: str) -> bool:
+    """Whether ``songs`` have an order with no neighbours of one artist, the first not by ``after``:
+    no artist has more songs than every other place from the first, nor ``after``'s than every
+    other place from the second."""
+    counts = Counter(map(_spread_key, songs))
+    return all(count <= (len(songs) + (artist != after)) // 2 for artist, count in counts.items())
+
+
+def spread_artists(ranked: Sequence[Ranked], after: Ranked | None = None, places: int | None = None) -> list[Ranked]:
     """Reorder so that neighbours don't share an artist where the ranking leaves a choice: each
     place takes the best remaining song whose artist differs from the previous one (for the first
     place, from ``after``'s: the song the list will follow), passing over songs the visitor
@@ -404,11 +429,11 @@ def spread_artists(ranked: Sequence[Ranked], after: Ranked | None = None) -> lis
     one first at every visit), nor are songs the visitor disliked pulled far up to part its songs
     (three 1-star songs on page 1 at every visit), which end the list side by side when nothing
     is left to part them. O(n log n): a library of thousands of songs is ranked while the screen
-    opens."""
+    opens. ``places``: only that many first places (a page), made in O(n)."""
     queues = _ArtistQueues(ranked)
     result: list[Ranked] = []
     previous = _spread_key(after) if after is not None else None
-    for _ in ranked:
+    for _ in ranked[:places]:
         artist = queues.best(exclude=previous, disliked_within=queues.next_place(previous) + SPREAD_REACH)
         if artist is None:  # only `previous` has songs left, or others the visitor dislikes, far down
             artist = previous
