@@ -1016,3 +1016,29 @@ def test_an_early_skip_is_a_song_left_for_another_in_its_first_seconds(store):
     assert store.early_skips(ben.id) == []
     store.delete_tracks(["/music/skipped.ogg"])  # a skip of a song deleted since still counts, by the play's tags
     assert store.early_skips(ana.id)[0] == ("/music/skipped.ogg", "Artist", "skipped")
+
+
+def test_a_song_left_early_and_come_back_to_later_in_the_visit_is_no_skip(store):
+    """A for 5 s, B whole, then A again, heard whole: the visitor wanted A after all, yet A counted
+    as a skip (only a song started again at once was none). The song's last play in the visit
+    speaks for it: a skip again is one skip, not two; another visit's skip still counts."""
+    ana = store.create_profile("Ana", "#ff8800")
+    songs = {}
+    for name in ("a", "b", "c"):
+        record = TrackRecord(path=f"/music/{name}.ogg", size=1, mtime=1.0, title=name, artist="Artist",
+                             duration=200.0, category="Happy and calm")
+        record.id = store.upsert_track(record)
+        songs[name] = record
+
+    def visit(*plays: tuple[str, float]) -> None:
+        session = store.start_session(ana.id)
+        for name, seconds in plays:
+            store.update_play(store.start_play(session, songs[name]), seconds, finished=seconds >= 200.0)
+        store.finish_session(session, "idle", device_id="kiosk-1")
+
+    visit(("a", 5.0), ("b", 200.0), ("a", 200.0), ("c", 3.0))  # came back to A and heard it whole
+    assert store.early_skips(ana.id) == []
+    visit(("a", 5.0), ("b", 4.0), ("a", 6.0), ("b", 200.0), ("c", 200.0))  # A left twice: one skip
+    assert store.early_skips(ana.id) == [("/music/a.ogg", "Artist", "a")]
+    visit(("c", 5.0), ("b", 200.0))
+    assert store.early_skips(ana.id) == [("/music/a.ogg", "Artist", "a"), ("/music/c.ogg", "Artist", "c")]

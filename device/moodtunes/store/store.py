@@ -1297,14 +1297,19 @@ class Store:
         plays the visitor left for another song of the same visit ("Next song", or back to the list
         and another) within EARLY_SKIP_S seconds and before nine tenths of the song. None of these
         is one: a song heard whole, a play that failed, the visit's last play (the visitor left, or
-        went on to the rating), a play they rated (the stars say more), a song they started again."""
+        went on to the rating), a play they rated (the stars say more), a song they came back to
+        later in the visit, at once or after others (that play says more: heard whole, rated, or
+        left early again, a skip of its own). It comes back by its path, as a visit's list holds
+        one copy of each song; a copy of it in the other category's list (rare) is left unmatched:
+        the tags a play keeps can't tell one song (untagged rips share "Track 01")."""
         rows = self._query(
             "SELECT pl.path, pl.artist, pl.title FROM plays pl JOIN sessions s ON s.id = pl.session_id"
             " LEFT JOIN tracks t ON t.id = pl.track_id"
             " WHERE s.profile_id = ? AND NOT pl.finished AND pl.error IS NULL AND pl.seconds_listened < ?"
             " AND (coalesce(t.duration, 0) <= 0 OR pl.seconds_listened < 0.9 * t.duration)"
-            " AND (SELECT later.path FROM plays later WHERE later.session_id = pl.session_id AND later.id > pl.id"
-            "      ORDER BY later.id LIMIT 1) <> pl.path"
+            " AND EXISTS (SELECT 1 FROM plays later WHERE later.session_id = pl.session_id AND later.id > pl.id)"
+            " AND NOT EXISTS (SELECT 1 FROM plays again WHERE again.session_id = pl.session_id"
+            "                 AND again.id > pl.id AND again.path = pl.path)"
             " AND NOT EXISTS (SELECT 1 FROM ratings r WHERE r.play_id = pl.id)"
             " ORDER BY pl.id DESC LIMIT ?",
             (profile_id, EARLY_SKIP_S, latest),
