@@ -10,6 +10,7 @@ import pygame
 import pytest
 from moodtunes.store import Store
 from moodtunes.ui.app import SAME_SPOT_SETTLE_S, SCREEN_SETTLE_S
+from moodtunes.ui.ratings import stars_to_score
 from moodtunes.ui.screens import finish, music
 from ui_support import (
     CALM,
@@ -214,21 +215,42 @@ def test_the_same_visitor_goes_on_with_a_yes(settings, tmp_path, short_listens, 
         app.close()
 
 
-def test_back_to_the_music_and_here_again_still_asks(settings, tmp_path, short_listens):
-    """A review's newcomer tapped "Back to the music", then "I'm done", then "Check my mood
-    again": the new rating screen didn't know the music had run out by itself, and didn't ask."""
+@pytest.mark.parametrize("answer, opens", [("yes", "songs"), ("no", "welcome")])
+def test_back_to_the_songs_asks_too(settings, tmp_path, short_listens, answer, opens):
+    """A review's newcomer tapped "Back to the songs": the songs ranked for Ada, played as hers."""
     app = ada_walked_away(settings, tmp_path / "music")
     try:
-        tap(app, "back")  # the songs ran out: to the list
-        assert app.screen.name == "songs"
-        tap(app, "done")
-        assert app.screen.name == "rate"
-        tap(app, "again")
+        tap(app, "back")
         assert app.screen.name == "same_visitor"
-        tap(app, "yes")
-        assert app.screen.name == "scan" and not app.visit.unattended
+        tap(app, answer)
+        assert app.screen.name == opens and (app.visit is None or not app.visit.unattended)
     finally:
         app.close()
+
+
+@pytest.mark.parametrize("answer, saved", [("no", []), ("yes", [(stars_to_score(1),)])])
+def test_the_stars_are_saved_only_after_a_yes(settings, tmp_path, short_listens, answer, saved):
+    """A review: the stars were saved before the question, as Ada's, whoever then said "No"."""
+    app = ada_walked_away(settings, tmp_path / "music")
+    try:
+        tap(app, "star:1")
+        tap(app, "report")
+        tap(app, answer)
+    finally:
+        app.close()
+    with Store.open(settings.database_path) as store:
+        assert [tuple(r) for r in rows(store, "SELECT score FROM ratings")] == saved
+
+
+def test_stars_left_on_a_rating_no_one_answered_for_are_not_saved(settings, tmp_path, short_listens):
+    app = ada_walked_away(settings, tmp_path / "music")
+    try:
+        tap(app, "star:1")
+        app.end_visit("idle")  # as the idle timeout ends it
+    finally:
+        app.close()
+    with Store.open(settings.database_path) as store:
+        assert rows(store, "SELECT count(*) FROM ratings")[0][0] == 0
 
 
 def test_a_visitor_who_tapped_through_to_the_rating_is_not_asked(settings, tmp_path, short_listens):

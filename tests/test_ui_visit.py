@@ -780,7 +780,8 @@ def test_a_plays_last_save_the_store_refused_is_made_at_the_next_write(settings,
         on_screen(app, "rate", timeout=20)
         assert refused and app._unsaved_play_ends
         tap(app, "star:4")
-        tap(app, "report")  # the rating's write brings the play's end along
+        tap(app, "report")
+        tap(app, "yes")  # "Still the same visitor?" (the song ended by itself): the rating's write brings the play's end along
         assert not app._unsaved_play_ends
     finally:
         app.close()
@@ -962,6 +963,7 @@ def test_the_rating_goes_to_the_last_song_that_played_not_to_a_broken_one_after_
         on_screen(app, "rate", timeout=20)  # it ended, the broken ones after it failed, then the rating
         tap(app, "star:2")
         tap(app, "report")
+        tap(app, "yes")  # "Still the same visitor?": the stars are saved with the yes
     finally:
         app.close()
     with Store.open(settings.database_path) as store:

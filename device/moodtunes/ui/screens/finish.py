@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pygame
@@ -40,6 +40,8 @@ KEPT_HISTORIES = 20  # profiles whose visit lines the kiosk keeps between report
 HISTORY_UNREADABLE = "Sorry, your report can't be read right now. Please tell the staff."
 # A visit the store refused (a full disk) waits in memory to be saved: the history read has not got it.
 VISIT_NOT_SAVED = "This visit couldn't be saved yet (it will be later), so it isn't counted here."
+# Why someone new may be at the kiosk, said under "Is this Ada?" (SameVisitorScreen)
+MUSIC_RAN_OUT = "The songs played on by themselves for a while, so someone new may be here now."
 
 
 CLEAR_RATING_CHANGE = 0.5  # stars between the means of the earlier and later ratings shown
@@ -74,8 +76,8 @@ def ratings_caption(shown: Sequence[VisitLine], total: int) -> tuple[str, ...]:
 
 class RateScreen(Screen):
     """After music that ran out by itself (``Visit.unattended``), whoever taps "Check my mood
-    again" or "See my report" may have come after the visitor left, and is asked first
-    (SameVisitorScreen), also after going back to the music and here again."""
+    again", "See my report" or "Back to the songs" may have come after the visitor left, and is
+    asked first (SameVisitorScreen); the stars they tapped are saved only after a yes."""
 
     name = "rate"
     _stars: tuple[str | None, int] = (None, 0)  # (the song they were tapped for, the stars): ``stars``
@@ -243,30 +245,29 @@ class RateScreen(Screen):
         return fit_title(self.look.title(), "How was “{}”?", song, width, max_lines=2) or "How was that song?"
 
     def on_tap(self, target_id: str) -> None:
-        from moodtunes.ui.screens.music import PlayingScreen, SongsScreen
-
         app = self.app
         if target_id.startswith("star:"):
             self.stars = int(target_id.split(":", 1)[1])
-            return
-        self._save()
-        if target_id == "back":  # to the song still playing, or else the list as it was
-            if app.music_on and app.now_playing is not None:
-                app.go(PlayingScreen(app, app.now_playing, resume=True))
-            else:
-                app.go(SongsScreen(app))
-        elif app.visit.unattended:  # the camera, or the person's history: theirs only
-            app.go(SameVisitorScreen(app, self, target_id))
+        elif app.visit.unattended:  # the camera, the person's history or songs, their stars: theirs only
+            app.go(SameVisitorScreen(app, then=lambda: self.go_on(target_id), why=MUSIC_RAN_OUT))
         else:
             self.go_on(target_id)
 
     def go_on(self, target_id: str) -> None:
-        """To the second mood check ("again") or the report ("report")."""
+        """The stars saved, then back to the song still playing or else the list as it was
+        ("back"), to the second mood check ("again") or to the report ("report")."""
+        from moodtunes.ui.screens.music import PlayingScreen, SongsScreen
         from moodtunes.ui.screens.scan import ManualMoodScreen, ScanScreen
 
         app = self.app
         app.visit.unattended = False  # the visitor said it is still them
-        if target_id == "again":
+        self._save()
+        if target_id == "back":
+            if app.music_on and app.now_playing is not None:
+                app.go(PlayingScreen(app, app.now_playing, resume=True))
+            else:
+                app.go(SongsScreen(app))
+        elif target_id == "again":
             if app.visit.camera_declined or app.scanner_service.error is not None:
                 app.go(ManualMoodScreen(app, "after"))
             else:
@@ -275,7 +276,8 @@ class RateScreen(Screen):
             app.go(ReportScreen(app))
 
     def save_pending(self) -> None:
-        self._save()
+        if not self.app.visit.unattended:  # stars no one said were the visitor's are not theirs
+            self._save()
 
     def _save(self) -> None:
         visit = self.app.visit
@@ -324,20 +326,20 @@ class QuestionScreen(Screen):
 
 
 class SameVisitorScreen(QuestionScreen):
-    """Asked before the second mood check or the report of a visit whose music ran out by itself
-    (``Visit.unattended``): a visitor who walked away left their visit to the next person,
-    whose face "Check my mood again" read under the first one's consent, as their mood after the
-    music, and whom "See my report" showed the first one's history, "Forget me" included. "No"
-    ends that visit (as left alone, ``idle``) and starts afresh; Escape and the idle timeout too.
-    "Yes" asks the profile's PIN first, if it has one: anyone can say yes."""
+    """Asked of whoever may have come after the visitor walked away: before the second mood check,
+    the report or the songs of a visit whose music ran out by itself (``Visit.unattended``). A
+    review's newcomer had their face read under the first one's consent, as their mood after the
+    music, and saw the first one's history, "Forget me" included. "No" ends that visit (as left
+    alone, ``idle``) and starts afresh; Escape and the idle timeout too. "Yes" asks the profile's
+    PIN first, if it has one: anyone can say yes."""
 
     name = "same_visitor"
     answers = ("no", "yes")
 
-    def __init__(self, app, rate: RateScreen, asked: str) -> None:
+    def __init__(self, app, then: Callable[[], None], why: str) -> None:
         super().__init__(app)
-        self.rate = rate
-        self.asked = asked  # "again" or "report", done on a yes
+        self.then = then  # done on a yes (and the PIN)
+        self.why = why  # why someone new may be here
 
     def back(self) -> str | None:
         return "no"
@@ -345,12 +347,11 @@ class SameVisitorScreen(QuestionScreen):
     def wording(self, width: int) -> tuple[str, str, tuple[str, ...]]:
         """(title, text, the yes button's labels), by the profile's name when it fits."""
         profile = self.app.visit.profile
-        text = "The songs played on by themselves for a while, so someone new may be here now."
         if profile.is_guest:
-            return "Still the same visitor?", text, ("Yes, it's me", "Yes")
+            return "Still the same visitor?", self.why, ("Yes, it's me", "Yes")
         title = first_that_fits(self.look.title(), (f"Is this {profile.name}?", "Still the same person?"), width)
         named = title != "Still the same person?"
-        return title, text, ((f"Yes, I'm {profile.name}", "Yes, it's me", "Yes") if named else ("Yes, it's me", "Yes"))
+        return title, self.why, ((f"Yes, I'm {profile.name}", "Yes, it's me", "Yes") if named else ("Yes, it's me", "Yes"))
 
     def draw(self, surface: pygame.Surface) -> None:
         title, text, yes = self.wording(self.question_area().width)
@@ -366,10 +367,9 @@ class SameVisitorScreen(QuestionScreen):
             # A yes is no proof: a profile with a PIN is asked it, as at its tile ("Cancel": this question).
             profile = app.read("the profile", app.store.profile, app.visit.profile.id) or app.visit.profile
             if profile.has_pin:
-                app.go(PinScreen(app, profile, on_right=lambda: self.rate.go_on(self.asked),
-                                 on_cancel=lambda: app.go(self)))
+                app.go(PinScreen(app, profile, on_right=self.then, on_cancel=lambda: app.go(self)))
             else:
-                self.rate.go_on(self.asked)
+                self.then()
         elif target_id == "no":
             app.stop_music(fade=True)
             app.end_visit("idle")
