@@ -10,16 +10,20 @@ import logging
 
 import pygame
 import pytest
-from moodtunes.store import Store
-from moodtunes.ui.screens import pin
+from moodtunes.store import PIN_DIGITS, Store
+from moodtunes.ui.screens import finish, pin
+from moodtunes.ui.theme import parse_colour
 from ui_support import (
+    CALM,
     ENERGETIC,
     HandClock,
     add_songs,
+    add_tracks,
     key,
     make_app,
     on_screen,
     record_buttons,
+    record_lines,
     refusing,
     rows,
     run_until,
@@ -160,9 +164,8 @@ def test_five_wrong_pins_make_the_tile_wait_a_minute_and_a_restart_gives_no_trie
         assert keys_wait(app) and app.screen.warning() == "Too many wrong tries. Try again in 60 s."
     finally:
         app.close()
-    app = make_app(settings, sample_scanner)  # and again: the tile waits anew, the right PIN or not
     clock = HandClock()
-    app.clock = clock
+    app = make_app(settings, sample_scanner, clock=clock)  # and again: the tile waits anew, the right PIN or not
     try:
         touch(app, f"profile:{ada}")
         assert app.screen.name == "pin" and keys_wait(app)
@@ -178,6 +181,90 @@ def test_five_wrong_pins_make_the_tile_wait_a_minute_and_a_restart_gives_no_trie
         app.close()
     with Store.open(settings.database_path) as store:
         assert store.profile(ada).pin_failures == 0
+
+
+def locked_out(settings) -> int:
+    """Ada, whose tile had to wait after five wrong PINs in a row before the kiosk restarted: her id."""
+    ada = ada_with_pin(settings)
+    with Store.open(settings.database_path) as store:
+        for _ in range(pin.PIN_TRIES):
+            store.check_pin(ada, "0000")
+    return ada
+
+
+def test_after_a_restart_the_wait_counts_from_the_restart(settings):
+    """A review: after a (nightly) restart, Ada tapping her tile 8 hours later still waited a
+    minute, counted from her tap."""
+    ada = locked_out(settings)
+    clock = HandClock()
+    app = make_app(settings, sample_scanner, clock=clock)
+    try:
+        clock.now += 10.0
+        touch(app, f"profile:{ada}")
+        assert keys_wait(app) and app.screen.warning() == "Too many wrong tries. Try again in 50 s."
+        tap(app, "cancel")
+        clock.now += 8 * 3600.0
+        touch(app, f"profile:{ada}")
+        assert not keys_wait(app) and app.screen.warning() is None
+        type_pin(app, PIN)
+        assert app.screen.name == "hello"
+    finally:
+        app.close()
+
+
+def test_the_last_dot_shows_before_the_pin_is_checked(settings, monkeypatch):
+    """The check (scrypt) holds the frame: the dots froze at three, the fourth never drawn."""
+    ada = ada_with_pin(settings)
+    app = make_app(settings, sample_scanner, size=(480, 800))
+    seen = []
+    try:
+        touch(app, f"profile:{ada}")
+        dots = app.screen.dots
+        spacing, radius = dots.width // PIN_DIGITS, dots.height // 2
+        fourth = (dots.left + radius + app.look.px(4) + (PIN_DIGITS - 1) * spacing, dots.centery)
+        check = app.store.check_pin
+        monkeypatch.setattr(app.store, "check_pin", lambda *args: (
+            seen.append(pygame.display.get_surface().get_at(fourth)[:3]), check(*args))[1])
+        type_pin(app, PIN)
+        assert app.screen.name == "hello"
+    finally:
+        app.close()
+    assert seen == [parse_colour("#5fd08a")]  # Ada's colour: the dot filled
+
+
+@pytest.mark.parametrize("size", [(480, 800), (800, 480), (1024, 600)])
+def test_the_keypads_messages_are_read_whole_with_a_long_name(settings, tmp_path, size, monkeypatch):
+    """In portrait the message had one line, under an instruction or a footnote of two: "The two
+    PINs differ. Please choose one…", "Wrong PIN. 4 tries left before a …" (20 letters: the
+    longest name the keyboard takes)."""
+    name = "Maximilian Alexandra"
+    with Store.open(settings.database_path) as store:
+        add_tracks(store, tmp_path / "music", count=2)
+        open_one = store.create_profile(name, "#5fd08a")
+        store.record_consent(open_one.id)
+        guarded = store.create_profile("W" + "w" * 19, "#5fd08a", PIN)  # 20 of the widest letters
+    lines: list[str] = []
+    record_lines(monkeypatch, lambda text, base: lines.append(text))
+    app = make_app(settings, sample_scanner, size=size)
+    clock = app.clock = HandClock()
+    try:
+        to_report(app, open_one.id)
+        tap(app, "pin")
+        type_pin(app, "1234")
+        type_pin(app, "1243")
+        lines.clear()
+        step(app, 1)
+        assert "The two PINs differ. Please choose one again." in " ".join(lines)
+        key(app, pygame.K_ESCAPE)
+        clock.now += 30.0  # the message gone
+        tap(app, "finish")
+        touch(app, f"profile:{guarded.id}")
+        type_pin(app, "0000")
+        lines.clear()
+        step(app, 1)
+        assert "Wrong PIN. 4 tries left before a one-minute wait." in " ".join(lines)
+    finally:
+        app.close()
 
 
 def ada_walked_away(settings, folder) -> object:
@@ -216,6 +303,114 @@ def test_yes_im_ada_asks_adas_pin_before_her_report_or_a_scan(settings, tmp_path
         tap(app, "yes")
         type_pin(app, PIN)
         assert app.screen.name == opens and not app.visit.unattended
+    finally:
+        app.close()
+
+
+def ada_listening(settings, folder, clock: HandClock):
+    """Ada (a PIN) opens her tile with it, picks her mood by hand and taps a song, which plays for
+    minutes; the kiosk runs on ``clock``; the caller closes the app."""
+    add_songs(settings, folder, count=2, category=CALM, seconds=60.0)
+    ada = ada_with_pin(settings)
+    app = make_app(settings, sample_scanner, clock=clock)
+    try:
+        touch(app, f"profile:{ada}")
+        type_pin(app, PIN)
+        tap(app, "manual")
+        tap(app, "mood:sad")
+        on_screen(app, "songs")
+        tap(app, "row:0")
+        assert app.screen.name == "playing" and app.listening()
+    except BaseException:
+        app.close()
+        raise
+    return app
+
+
+@pytest.mark.parametrize("path, tapped", [
+    ([], "toggle"), ([], "vol_up"), ([], "done"), (["done"], "star:1"), (["done"], "report"),
+    (["done", "report"], "forget"), (["done", "report"], "pin"), (["done", "report", "forget"], "delete"),
+])
+def test_a_touch_after_the_screen_was_left_alone_asks_adas_pin_and_does_nothing(
+        settings, tmp_path, path, tapped):
+    """A review: Ada walked away from her song; the next person tapped "I'm done", "See my report",
+    "Forget me", "Delete", and Ada was deleted, no PIN asked (the music keeps a visit open)."""
+    clock = HandClock()
+    app = ada_listening(settings, tmp_path / "music", clock)
+    try:
+        for target in path:
+            clock.now += 5.0
+            tap(app, target)
+        where, volume, rating = app.screen.name, app.active_player.volume, app.visit.rating
+        clock.now += pin.LOCK_AFTER_S
+        tap(app, tapped)
+        assert app.screen.name == "same_visitor" and app.screen.why == finish.LEFT_ALONE
+        assert app.music_on == (where in ("playing", "rate"))  # it plays on under the question
+        assert not app.active_player.paused and app.active_player.volume == volume and app.visit.rating == rating
+        tap(app, "yes")
+        assert app.screen.name == "pin"
+        tap(app, "cancel")
+        tap(app, "no")  # a new visit
+        assert app.screen.name == "welcome" and app.visit is None and not app.music_on
+    finally:
+        app.close()
+    with Store.open(settings.database_path) as store:
+        assert store.profile(ada_id(store)) is not None
+        assert rows(store, "SELECT count(*) FROM ratings")[0][0] == 0
+
+
+def ada_id(store) -> int:
+    return next(p.id for p in store.profiles() if p.name == "Ada")
+
+
+def test_adas_pin_after_a_while_goes_back_to_her_song_playing_on(settings, tmp_path):
+    clock = HandClock()
+    app = ada_listening(settings, tmp_path / "music", clock)
+    try:
+        play = app.visit.play_id
+        clock.now += pin.LOCK_AFTER_S - 1.0  # not a while: the tap does what it says
+        tap(app, "vol_down")
+        assert app.screen.name == "playing" and app.active_player.volume < app.settings.kiosk.volume
+        clock.now += pin.LOCK_AFTER_S
+        tap(app, "toggle")
+        tap(app, "yes")
+        type_pin(app, "0000")  # a wrong one is said, as at the tile
+        assert app.screen.name == "pin" and app.screen.message.startswith("Wrong PIN.")
+        type_pin(app, PIN)
+        assert app.screen.name == "playing" and app.visit.play_id == play and app.listening()  # not started again
+        tap(app, "toggle")  # and the screen answers at once
+        assert app.active_player.paused
+    finally:
+        app.close()
+
+
+def test_a_profile_without_a_pin_is_not_asked_after_a_while(settings, ada, tmp_path):
+    """A tile anyone can open is no lock: its visit goes on as it always did."""
+    add_songs(settings, tmp_path / "more", count=2, category=CALM, seconds=60.0)
+    clock = HandClock()
+    app = make_app(settings, sample_scanner, clock=clock)
+    try:
+        touch(app, f"profile:{ada}")
+        tap(app, "manual")
+        tap(app, "mood:sad")
+        on_screen(app, "songs")
+        tap(app, "row:0")
+        clock.now += 10 * pin.LOCK_AFTER_S
+        tap(app, "toggle")
+        assert app.screen.name == "playing" and app.active_player.paused
+    finally:
+        app.close()
+
+
+def test_back_from_the_rating_asks_adas_pin_too(settings, tmp_path, short_listens):
+    """A review's newcomer tapped "Back to the songs": Ada's songs, played and rated as hers."""
+    app = ada_walked_away(settings, tmp_path / "music")
+    try:
+        tap(app, "back")
+        tap(app, "yes")
+        assert app.screen.name == "pin"
+        type_pin(app, PIN)
+        assert app.screen.name == "songs" and not app.visit.unattended
     finally:
         app.close()
 

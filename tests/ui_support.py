@@ -223,8 +223,11 @@ class HandClock:
 
 
 def make_app(
-    settings: Settings, scanner_factory: Callable, size=(800, 480), seed: int = 7, library_loader=None
+    settings: Settings, scanner_factory: Callable, size=(800, 480), seed: int = 7, library_loader=None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> KioskApp:
+    """The kiosk, started and its welcome screen up; ``clock``: the kiosk's from its start (a
+    HandClock), for what it reads as it starts."""
     from moodtunes.player import MixerPlayer
 
     app = KioskApp(
@@ -234,6 +237,7 @@ def make_app(
         library_loader=library_loader,
         size=size,
         rng=random.Random(seed),
+        clock=clock,
         max_fps=0,
         settle_s=0.0,  # the tests tap on the frame a screen appears
         same_spot_s=0.0,

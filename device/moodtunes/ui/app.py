@@ -76,9 +76,10 @@ IDLE_WARNING_MIN_S = 20.0
 IDLE_WARNING_TITLE = "Still there?"
 IDLE_WARNING_TEXT = "Tap anywhere to keep going."
 IDLE_WARNING_BUTTON = "I'm still here"
-# The screens the music plays on: now playing, and the rating after "I'm done, rate it" (a tap too
-# soon stops nothing); going to any other screen stops it.
-MUSIC_PLAYS_ON = frozenset({"playing", "rate"})
+# The screens the music plays on: now playing, the rating after "I'm done, rate it" (a tap too
+# soon stops nothing), and "Is this Ada?" and its PIN (the visitor back after a while stops nothing);
+# going to any other screen stops it.
+MUSIC_PLAYS_ON = frozenset({"playing", "rate", "same_visitor", "pin"})
 MUSIC_FADE_S = 1.0  # a song the visitor moves on from fades out this long
 # Presses and keys this soon after a screen appears are ignored: they are the second tap of a
 # double tap (170 ms apart is usual), which landed on whatever the first one opened ("I'm done"
@@ -184,6 +185,7 @@ class KioskApp:
         self._text_of_dropped_key = ""  # the text SDL sends after a key that did nothing on the screen
         self._sound_device_lost = False  # the player's audio device was unplugged (SDL said so)
         self.last_input = clock()
+        self.touched_at = clock()  # the last press or key (not a screen changing, nor the music): _locked
         self.screen_since = clock()  # when the screen shown appeared: its first frame was drawn (go, step)
         self._appearing = False  # go() showed a screen whose first frame is yet to be drawn
         self._startup_frozen = False  # _freeze_startup_objects has run
@@ -268,11 +270,13 @@ class KioskApp:
 
     def open_store(self) -> None:
         """Open the database and close visits a crash left open; on failure show why, with a retry."""
+        from moodtunes.ui.screens.pin import waits_at_start
         from moodtunes.ui.screens.welcome import StoreProblemScreen, WelcomeScreen
 
         try:
             self.store = Store.open(self.settings.database_path)
             interrupted = self.store.open_sessions()
+            self.pin_waits = waits_at_start(self.store.profiles(), self.clock())
         except StoreError as exc:
             logger.error("%s", exc)
             self.store, self.store_error = None, str(exc)
@@ -400,6 +404,8 @@ class KioskApp:
             self.record(self.store.shift_open_visit, visit.session_id, step)
 
     def handle(self, event: pygame.event.Event) -> None:
+        if self._locked(event):
+            return
         if event.type == pygame.QUIT:
             self.running = False
         elif event.type in (pygame.MOUSEBUTTONDOWN, pygame.MOUSEBUTTONUP):
@@ -430,6 +436,26 @@ class KioskApp:
         elif event.type == pygame.AUDIODEVICEREMOVED and not event.iscapture and self._player is not None:
             logger.warning("the sound output was unplugged: the next visit opens one again")
             self._sound_device_lost = True
+
+    def _locked(self, event: pygame.event.Event) -> bool:
+        """Whether ``event``, a press or key after the screen of a visit with a PIN was left alone
+        pin.LOCK_AFTER_S, only locked the visit (``lock_visit``): it does nothing on the screen, nor
+        does its release or its key's text."""
+        from moodtunes.ui.screens.pin import LOCK_AFTER_S, lock_visit
+
+        mouse = event.type == pygame.MOUSEBUTTONDOWN and event.button == 1 and not getattr(event, "touch", False)
+        if not (mouse or event.type in (pygame.FINGERDOWN, pygame.KEYDOWN, pygame.TEXTINPUT)):
+            return False
+        now = self.clock()
+        left_alone, self.touched_at = now - self.touched_at >= LOCK_AFTER_S, now
+        visit = self.visit
+        if not left_alone or visit is None or not visit.profile.has_pin or self.screen.asks_who:
+            return False
+        self.pressed = None
+        if event.type == pygame.KEYDOWN:
+            self._text_of_dropped_key = event.unicode
+        lock_visit(self)
+        return True
 
     def _typed(self, text: str) -> None:
         """Text typed: a key's character, after its key down, or what an input method composed

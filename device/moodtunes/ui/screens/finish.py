@@ -42,6 +42,7 @@ HISTORY_UNREADABLE = "Sorry, your report can't be read right now. Please tell th
 VISIT_NOT_SAVED = "This visit couldn't be saved yet (it will be later), so it isn't counted here."
 # Why someone new may be at the kiosk, said under "Is this Ada?" (SameVisitorScreen)
 MUSIC_RAN_OUT = "The songs played on by themselves for a while, so someone new may be here now."
+LEFT_ALONE = "The screen was left alone for a while, so someone new may be here now."
 
 
 CLEAR_RATING_CHANGE = 0.5  # stars between the means of the earlier and later ratings shown
@@ -327,14 +328,16 @@ class QuestionScreen(Screen):
 
 class SameVisitorScreen(QuestionScreen):
     """Asked of whoever may have come after the visitor walked away: before the second mood check,
-    the report or the songs of a visit whose music ran out by itself (``Visit.unattended``). A
-    review's newcomer had their face read under the first one's consent, as their mood after the
-    music, and saw the first one's history, "Forget me" included. "No" ends that visit (as left
-    alone, ``idle``) and starts afresh; Escape and the idle timeout too. "Yes" asks the profile's
-    PIN first, if it has one: anyone can say yes."""
+    the report or the songs of a visit whose music ran out by itself (``Visit.unattended``), and at
+    a touch after the screen of a visit with a PIN was left alone (``pin.lock_visit``). A review's
+    newcomer had their face read under the first one's consent, as their mood after the music,
+    and saw the first one's history, "Forget me" included. "No" ends that visit (as left alone,
+    ``idle``) and starts afresh; Escape and the idle timeout too. "Yes" asks the profile's PIN
+    first, if it has one: anyone can say yes. The music plays on meanwhile (``MUSIC_PLAYS_ON``)."""
 
     name = "same_visitor"
     answers = ("no", "yes")
+    asks_who = True
 
     def __init__(self, app, then: Callable[[], None], why: str) -> None:
         super().__init__(app)

@@ -1,9 +1,11 @@
 """A profile's optional PIN: offered after a new profile's name ("Add a PIN" / "No PIN"), chosen on a
 keypad (twice, to be sure of it), and asked on the same keypad before anything of a profile that
-has one: its visit (a tap on its tile), and its second mood check or report after the music ran
-out by itself ("Is this Ada?"). After PIN_TRIES wrong tries in a row the tile waits PIN_WAIT_S;
-the store counts the tries, so a restart gives none back. The report's "Add a PIN" gives one to a
-profile made without; its "My PIN" asks the PIN, then changes it (typed twice) or removes it."""
+has one: its visit (a tap on its tile), its second mood check, report or songs after the music ran
+out by itself ("Is this Ada?"), and anything of its visit at a touch after the screen was left
+alone LOCK_AFTER_S (``lock_visit``). After PIN_TRIES wrong tries in a row the tile waits
+PIN_WAIT_S; the store counts the tries, so a restart gives none back. The report's "Add a PIN"
+gives one to a profile made without; its "My PIN" asks the PIN, then changes it (typed twice) or
+removes it."""
 
 from __future__ import annotations
 
@@ -34,6 +36,11 @@ logger = logging.getLogger(__name__)
 
 PIN_TRIES = 5  # wrong PINs in a row before the tile waits
 PIN_WAIT_S = 60.0
+# A touch after a visit's screen was left alone this long is answered by its PIN first, as a phone
+# locks: longer than people leave it alone between taps while choosing (the idle timeout asks "Still
+# there?" after 60 s), shorter than a song (3-4 min), during which its visitor may walk away and a
+# stranger come to its report and "Forget me". The music doesn't keep it open, as it does the visit.
+LOCK_AFTER_S = 120.0
 FORGOT_TEXT = "Forgot it? Ask whoever runs this kiosk."
 PIN_UNCHECKED = "Sorry, the PIN can't be checked right now. Please tell the staff."
 PROFILE_GONE = "That profile isn't here any more."
@@ -48,6 +55,37 @@ PIN_CHANGED = "Your new PIN is set."
 PIN_REMOVED = "Your PIN is removed: your tile opens with a tap again."
 # The keypad, row by row, as on a phone: "cancel" and "backspace" beside the 0.
 KEYS = (("1", "2", "3"), ("4", "5", "6"), ("7", "8", "9"), ("cancel", "0", "backspace"))
+
+
+def waits_at_start(profiles: list[Profile], now: float) -> dict[int, float]:
+    """The waits of the tiles whose last wrong try made them wait (the store counts the tries), from
+    the kiosk's start: its clock can't tell how long it was down (a Pi has no clock of its own), so
+    a tile waits anew from the restart, not from the first tap after it, maybe hours later."""
+    return {p.id: now + PIN_WAIT_S for p in profiles if p.pin_failures and p.pin_failures % PIN_TRIES == 0}
+
+
+def lock_visit(app) -> None:
+    """A touch after the screen of a visit whose profile has a PIN was left alone LOCK_AFTER_S: "Is
+    this Ada?" and her PIN before anything of hers, then back to the screen as it was ("No": the
+    visit ends). What was chosen before is saved first (the stars): it was the visitor's."""
+    from moodtunes.ui.screens.finish import LEFT_ALONE, SameVisitorScreen
+
+    left = app.screen
+    left.save_pending()
+    logger.info("%s left alone over %.0f s: the visit asks who is there", left.name, LOCK_AFTER_S)
+    app.go(SameVisitorScreen(app, then=lambda: back_to(app, left), why=LEFT_ALONE))
+
+
+def back_to(app, screen: Screen) -> None:
+    """To ``screen`` again once the visitor said who they are; the player's song, if it ended
+    meanwhile (nothing follows it under the question), leaves the song list instead."""
+    from moodtunes.ui.screens.music import PlayingScreen, SongsScreen
+
+    app.visit.unattended = False  # the PIN was typed: it is the visitor
+    if screen.name == "playing":
+        playing = app.music_on and app.now_playing is not None
+        screen = PlayingScreen(app, app.now_playing, resume=True) if playing else SongsScreen(app)
+    app.go(screen)
 
 
 def wait_left(app, profile_id: int) -> float:
@@ -78,8 +116,8 @@ def pin_changed(app, report: ReportScreen, has_pin: bool, message: str) -> None:
 
 class KeypadScreen(Screen):
     """PIN_DIGITS digits typed on a phone's keypad (keys far above 48 px at every size), shown as
-    dots, never as digits; done at the last digit (``complete``). A physical keyboard's digits,
-    Backspace and Escape work too."""
+    dots, never as digits; done at the last digit, once its dot is drawn (``complete``). A
+    physical keyboard's digits, Backspace and Escape work too."""
 
     cancel_label = "Cancel"
 
@@ -125,7 +163,7 @@ class KeypadScreen(Screen):
         gap = look.px(10)
         body = lay.inset(area, self.margin())
         if area.height > area.width:
-            self.info, pad = lay.rows(body, [look.px(250), 1.0], self.gap())
+            self.info, pad = lay.rows(body, [self._info_height(), 1.0], self.gap())
         else:
             self.info, pad = lay.cols(body, [1.0, look.px(340)], look.px(28))
         enabled = self.keys_enabled()
@@ -137,6 +175,19 @@ class KeypadScreen(Screen):
                     self.add("backspace", cell, enabled=enabled and bool(self.digits))
                 else:
                     self.add(f"digit:{key}", cell, enabled=enabled)
+
+    def _info_height(self) -> int:
+        """The height of what goes above the keypad in portrait (``_draw_info``), with two lines for
+        each of the instruction, what went wrong and the footnote, whatever they say: a message
+        had the one line a footnote of two left it ("The two PINs differ. Please choose one…")."""
+        look = self.look
+
+        def two_lines(font, spacing: float) -> int:
+            return round(font.get_linesize() * spacing) + font.get_linesize()
+
+        return (look.px(8) + 2 * look.px(24) + look.px(16) + two_lines(look.body(), 1.25) + look.px(20)
+                + 2 * look.px(13) + look.px(18) + two_lines(look.body_bold(), 1.15) + look.px(8)
+                + two_lines(look.small(), 1.25))
 
     def draw(self, surface: pygame.Surface) -> None:
         look = self.look
@@ -194,6 +245,9 @@ class KeypadScreen(Screen):
             self.message = None
             self.digits += target_id[6:]
             if len(self.digits) == PIN_DIGITS:
+                # The last dot shown first: the PIN's check or hash (scrypt: 50 ms here, a few times
+                # that on a Pi) holds the frame, and the dots froze at one short of the PIN.
+                self.app.draw()
                 pin, self.digits = self.digits, ""
                 self.complete(pin)
 
@@ -215,6 +269,7 @@ class PinScreen(KeypadScreen):
     in a row the keys wait PIN_WAIT_S, counting down."""
 
     name = "pin"
+    asks_who = True
 
     def __init__(self, app, profile: Profile, on_right: Callable[[], None], on_cancel: Callable[[], None]) -> None:
         super().__init__(app, profile.name, profile.colour)
@@ -224,10 +279,6 @@ class PinScreen(KeypadScreen):
         self._waiting = False
 
     def enter(self) -> None:
-        # Tries the store counted before a restart: a tile that had to wait waits anew, from now.
-        failures = self.profile.pin_failures
-        if failures and failures % PIN_TRIES == 0 and self.profile.id not in self.app.pin_waits:
-            self.app.pin_waits[self.profile.id] = self.app.clock() + PIN_WAIT_S
         self._waiting = not self.keys_enabled()
 
     def keys_enabled(self) -> bool:
