@@ -837,6 +837,7 @@ def test_a_song_cut_short_whose_play_the_store_took_late_is_not_what_the_stars_r
         monkeypatch.undo()
         tap(app, "star:5")
         tap(app, "report")
+        tap(app, "yes")  # "Still the same visitor?": the stars are saved with the yes
         assert not app.visit.unwritten_plays
     finally:
         app.close()
