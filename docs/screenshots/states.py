@@ -44,7 +44,7 @@ def kiosk(data_dir: Path, size: tuple[int, int]) -> KioskApp:
     os.environ["MOODTUNES_DATA_DIR"] = str(data_dir)
     app = KioskApp(demo_settings(load_settings()), scanner_factory=lambda settings: NoScanner(),
                    player_factory=default_player_factory, library_loader=None, size=size, max_fps=0,
-                   settle_s=0.0)  # it taps on the frame a screen appears
+                   settle_s=0.0, same_spot_s=0.0)  # it taps on the frame a screen appears, where the last tap was
     app.start()
     app.step()
     return app
