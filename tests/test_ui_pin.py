@@ -330,6 +330,7 @@ def ada_listening(settings, folder, clock: HandClock):
 @pytest.mark.parametrize("path, tapped", [
     ([], "toggle"), ([], "vol_up"), ([], "done"), (["done"], "star:1"), (["done"], "report"),
     (["done", "report"], "forget"), (["done", "report"], "pin"), (["done", "report", "forget"], "delete"),
+    (["done", "report", "pin"], "cancel"),  # the report's keypad, left open: its Cancel went to the report
 ])
 def test_a_touch_after_the_screen_was_left_alone_asks_adas_pin_and_does_nothing(
         settings, tmp_path, path, tapped):
@@ -357,6 +358,42 @@ def test_a_touch_after_the_screen_was_left_alone_asks_adas_pin_and_does_nothing(
     with Store.open(settings.database_path) as store:
         assert store.profile(ada_id(store)) is not None
         assert rows(store, "SELECT count(*) FROM ratings")[0][0] == 0
+
+
+def test_escape_on_the_reports_keypad_left_open_asks_who_is_there(settings, tmp_path):
+    """A review: Ada tapped "My PIN" on her report and walked away; Escape (or "Cancel") on that
+    keypad took the next person to her report, "Forget me" a tap away. Only the keypad of "Is this
+    Ada?" answers the lock."""
+    clock = HandClock()
+    app = ada_listening(settings, tmp_path / "music", clock)
+    try:
+        for target in ("done", "report", "pin"):
+            clock.now += 5.0
+            tap(app, target)
+        clock.now += pin.LOCK_AFTER_S
+        key(app, pygame.K_ESCAPE)
+        assert app.screen.name == "same_visitor" and app.screen.why == finish.LEFT_ALONE
+        tap(app, "yes")
+        assert app.screen.name == "pin" and app.screen.asks_who
+        clock.now += pin.LOCK_AFTER_S  # the lock's own keypad, left alone too, is answered, not locked
+        type_pin(app, PIN)
+        assert app.screen.name == "pin" and not app.screen.asks_who  # back to the report's keypad
+    finally:
+        app.close()
+
+
+def test_ctrl_q_after_a_while_quits_at_once(settings, tmp_path):
+    """A review: the lock took the staff's Ctrl+Q as the touch that locks, so it quit only at the
+    second press."""
+    clock = HandClock()
+    app = ada_listening(settings, tmp_path / "music", clock)
+    try:
+        clock.now += pin.LOCK_AFTER_S
+        pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_q, unicode="\x11", mod=pygame.KMOD_LCTRL))
+        app.step()
+        assert not app.running
+    finally:
+        app.close()
 
 
 def ada_id(store) -> int:

@@ -126,6 +126,11 @@ class SongEnd:
     cut_short: TrackRecord | None = None
 
 
+def is_quit_key(event: pygame.event.Event) -> bool:
+    """Ctrl+Q, which stops the kiosk (the staff's, with a keyboard plugged in)."""
+    return event.type == pygame.KEYDOWN and event.key == pygame.K_q and bool(event.mod & pygame.KMOD_CTRL)
+
+
 def toast_seconds(message: str) -> float:
     """How long ``message`` shows: long enough to read it, a little longer for each word."""
     return min(TOAST_MAX_S, TOAST_SECONDS + TOAST_S_PER_WORD * len(message.split()))
@@ -423,7 +428,7 @@ class KioskApp:
             warned = self.idle_warning_left() is not None
             self.touch()
             self._text_of_dropped_key = event.unicode
-            if event.key == pygame.K_q and event.mod & pygame.KMOD_CTRL:
+            if is_quit_key(event):
                 self.running = False
             elif warned:  # the key only keeps the visit: it does nothing on the screen under it
                 self._keep_visit()
@@ -444,8 +449,8 @@ class KioskApp:
         from moodtunes.ui.screens.pin import LOCK_AFTER_S, lock_visit
 
         mouse = event.type == pygame.MOUSEBUTTONDOWN and event.button == 1 and not getattr(event, "touch", False)
-        if not (mouse or event.type in (pygame.FINGERDOWN, pygame.KEYDOWN, pygame.TEXTINPUT)):
-            return False
+        if not (mouse or event.type in (pygame.FINGERDOWN, pygame.KEYDOWN, pygame.TEXTINPUT)) or is_quit_key(event):
+            return False  # the staff's Ctrl+Q quits at once, as under "Still there?"
         now = self.clock()
         left_alone, self.touched_at = now - self.touched_at >= LOCK_AFTER_S, now
         visit = self.visit

@@ -370,7 +370,7 @@ class SameVisitorScreen(QuestionScreen):
             # A yes is no proof: a profile with a PIN is asked it, as at its tile ("Cancel": this question).
             profile = app.read("the profile", app.store.profile, app.visit.profile.id) or app.visit.profile
             if profile.has_pin:
-                app.go(PinScreen(app, profile, on_right=self.then, on_cancel=lambda: app.go(self)))
+                app.go(PinScreen(app, profile, on_right=self.then, on_cancel=lambda: app.go(self), asks_who=True))
             else:
                 self.then()
         elif target_id == "no":

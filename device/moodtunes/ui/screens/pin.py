@@ -269,10 +269,13 @@ class PinScreen(KeypadScreen):
     in a row the keys wait PIN_WAIT_S, counting down."""
 
     name = "pin"
-    asks_who = True
 
-    def __init__(self, app, profile: Profile, on_right: Callable[[], None], on_cancel: Callable[[], None]) -> None:
+    def __init__(self, app, profile: Profile, on_right: Callable[[], None], on_cancel: Callable[[], None],
+                 asks_who: bool = False) -> None:
         super().__init__(app, profile.name, profile.colour)
+        # Only the keypad of "Is this Ada?" answers the lock: the report's "My PIN" left open, its
+        # "Cancel" (a tap after the visitor left) went back to the report, "Forget me" a tap away.
+        self.asks_who = asks_who
         self.profile = profile
         self.on_right = on_right
         self.on_cancel = on_cancel
