@@ -74,18 +74,22 @@ def _complain(problem: str) -> None:
     print(f"moodtunes uplink: {problem}", file=sys.stderr)
 
 
+def _uplink_state(settings: Settings, enabled: str, held_up: str, disabled: str) -> str:
+    """What to say of the uplink: ``enabled``; ``held_up`` by a mistake in [mqtt] where the section
+    as meant turns it on (``Settings.may_upload``); else ``disabled``."""
+    if settings.mqtt.enabled:
+        return enabled
+    return held_up if settings.may_upload else disabled
+
+
 def _status(settings: Settings) -> int:
     from moodtunes.store import Store
 
     if problem := data_dir_problem(settings.data_dir):
         _complain(f"the {problem}")
         return 1
-    if settings.mqtt.enabled:
-        state = "enabled"
-    elif settings.may_upload:  # a mistake in [mqtt], which was meant to turn it on
-        state = "held up until the mistake in [mqtt] is fixed (the warning says it)"
-    else:
-        state = "disabled (mqtt.enabled = false)"
+    state = _uplink_state(settings, "enabled", "held up until the mistake in [mqtt] is fixed (the warning says it)",
+                          "disabled (mqtt.enabled = false)")
     if not settings.database_path.exists():
         print(f"outbox: 0 pending, 0 sent (no database at {settings.database_path} yet: no visits recorded, "
               f"or its drive is not mounted); uplink {state}")
@@ -111,12 +115,9 @@ def _resend_since(settings: Settings, since: datetime) -> int:
     with Store.open(settings.database_path) as store:
         requeued = store.mark_unsent_since(since, settings.device_id)
         pending = store.outbox_counts()["pending"]
-    if settings.mqtt.enabled:
-        sender = "the uplink service sends them (or `moodtunes uplink --once`)"
-    elif settings.may_upload:  # a mistake in [mqtt], which was meant to turn it on
-        sender = "they go once the mistake in [mqtt] is fixed (the warning says it)"
-    else:
-        sender = "they go once the uplink is enabled (mqtt.enabled = false now)"
+    sender = _uplink_state(settings, "the uplink service sends them (or `moodtunes uplink --once`)",
+                           "they go once the mistake in [mqtt] is fixed (the warning says it)",
+                           "they go once the uplink is enabled (mqtt.enabled = false now)")
     print(f"uplink: {requeued.count} events sent since {since.isoformat(timespec='seconds')} queued again, "
           f"{pending} pending; {sender}")
     for device_id, count in requeued.left_sent.items():
