@@ -288,7 +288,30 @@ class RateScreen(Screen):
         self.app.rate(score)  # a song rated again after going back to the music, or another song: the later counts
 
 
-class QuestionScreen(Screen):
+class QuestionCard(Screen):
+    """A question on a card (``card``, placed by the layout): its title over its text."""
+
+    card: pygame.Rect
+
+    def question_area(self) -> pygame.Rect:
+        """Where the question goes on the card."""
+        return lay.inset(self.card, self.look.px(24), self.look.px(20))
+
+    def draw_question(self, surface: pygame.Surface, title: str, text: str, base: str | None = None) -> None:
+        """The card, and on it ``title`` over ``text``, the two centred together; ``base``: their
+        direction ("L": a sentence of ours that may start with a name), else each one's own."""
+        look = self.look
+        draw_card(surface, self.card, th.SURFACE, look.px(22))
+        inner = self.question_area()
+        title_h, gap = look.title().get_linesize(), look.px(12)
+        text_h = min(paragraph_height(look.body(), text, inner.width, 1.15), inner.height - title_h - gap)
+        top = inner.centery - (title_h + gap + text_h) // 2
+        draw_text(surface, look.title(), title, th.TEXT, pygame.Rect(inner.left, top, inner.width, title_h), base=base)
+        draw_paragraph(surface, look.body(), text, th.TEXT,
+                       pygame.Rect(inner.left, top + title_h + gap, inner.width, text_h), line_spacing=1.15, base=base)
+
+
+class QuestionScreen(QuestionCard):
     """A question on a card, with two answers below it: ``answers`` is (the other, the default),
     the default at the right in landscape and at the bottom in portrait, and Enter's."""
 
@@ -308,22 +331,6 @@ class QuestionScreen(Screen):
             other, default = lay.cols(footer, [0.45, 0.55], gap)
         self.add(self.answers[0], other)
         self.add(self.answers[1], default)
-
-    def question_area(self) -> pygame.Rect:
-        """Where the question goes on the card."""
-        return lay.inset(self.card, self.look.px(24), self.look.px(20))
-
-    def draw_question(self, surface: pygame.Surface, title: str, text: str) -> None:
-        """The card, and on it ``title`` over ``text``, the two centred together."""
-        look = self.look
-        draw_card(surface, self.card, th.SURFACE, look.px(22))
-        inner = self.question_area()
-        title_h, gap = look.title().get_linesize(), look.px(12)
-        text_h = min(paragraph_height(look.body(), text, inner.width, 1.15), inner.height - title_h - gap)
-        top = inner.centery - (title_h + gap + text_h) // 2
-        draw_text(surface, look.title(), title, th.TEXT, pygame.Rect(inner.left, top, inner.width, title_h))
-        draw_paragraph(surface, look.body(), text, th.TEXT,
-                       pygame.Rect(inner.left, top + title_h + gap, inner.width, text_h), line_spacing=1.15)
 
 
 class SameVisitorScreen(QuestionScreen):

@@ -20,10 +20,9 @@ from moodtunes.store import PIN_DIGITS, Profile, StoreError
 from moodtunes.ui import layout as lay
 from moodtunes.ui import theme as th
 from moodtunes.ui.screens.base import Screen
-from moodtunes.ui.screens.finish import QuestionScreen, ReportScreen
+from moodtunes.ui.screens.finish import QuestionCard, QuestionScreen, ReportScreen
 from moodtunes.ui.widgets import (
     aa_circle,
-    draw_card,
     draw_initial_badge,
     draw_paragraph,
     draw_text,
@@ -420,7 +419,7 @@ class SetPinScreen(ChoosePinScreen):
         pin_changed(app, self.report, True, PIN_CHANGED if self.replacing else PIN_ADDED)
 
 
-class PinQuestionScreen(Screen):
+class PinQuestionScreen(QuestionCard):
     """A question about a PIN on a card, with three answers below it: ``answers`` is ("back", the
     other, the default), left to right in landscape (the default at the right), top to bottom
     in portrait (the default first); Enter taps the default, Escape "back"."""
@@ -457,18 +456,8 @@ class PinQuestionScreen(Screen):
             self.add(answer, rect)
 
     def draw(self, surface: pygame.Surface) -> None:
-        look = self.look
-        draw_card(surface, self.card, th.SURFACE, look.px(22))
-        inner = lay.inset(self.card, look.px(24), look.px(20))
-        title_font, body = look.title(), look.body()
-        title = first_that_fits(title_font, self.titles(), inner.width)
-        text = self.text()
-        title_h, gap = title_font.get_linesize(), look.px(12)
-        text_h = min(paragraph_height(body, text, inner.width, 1.15), inner.height - title_h - gap)
-        top = inner.centery - (title_h + gap + text_h) // 2
-        draw_text(surface, title_font, title, th.TEXT, pygame.Rect(inner.left, top, inner.width, title_h), base="L")
-        draw_paragraph(surface, body, text, th.TEXT, pygame.Rect(inner.left, top + title_h + gap, inner.width, text_h),
-                       line_spacing=1.15, base="L")
+        title = first_that_fits(self.look.title(), self.titles(), self.question_area().width)
+        self.draw_question(surface, title, self.text(), base="L")
         for answer, label, style in zip(self.answers, self.labels(), ("ghost", "secondary", "primary")):
             self.button(surface, answer, label, style=style)
 
