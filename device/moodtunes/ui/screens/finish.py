@@ -370,12 +370,12 @@ class SameVisitorScreen(QuestionScreen):
         self.button(surface, "yes", yes, style="primary")
 
     def on_tap(self, target_id: str) -> None:
-        from moodtunes.ui.screens.pin import PinScreen
+        from moodtunes.ui.screens.pin import PinScreen, profile_now
 
         app = self.app
         if target_id == "yes":
             # A yes is no proof: a profile with a PIN is asked it, as at its tile ("Cancel": this question).
-            profile = app.read("the profile", app.store.profile, app.visit.profile.id) or app.visit.profile
+            profile = profile_now(app)
             if profile.has_pin:
                 app.go(PinScreen(app, profile, on_right=self.then, on_cancel=lambda: app.go(self), asks_who=True))
             else:
