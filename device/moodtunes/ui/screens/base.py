@@ -25,8 +25,9 @@ if TYPE_CHECKING:
 
 class Screen:
     name = "screen"
-    # The screen asks who is there ("Is this Ada?", a PIN): a touch on it after the screen was left
-    # alone answers it, and locks nothing (``pin.lock_visit``).
+    # The screen asks who is there ("Is this Ada?" and the keypad of the PIN it asks; not a tile's
+    # keypad nor the report's "My PIN"): a touch on it after the screen was left alone answers it,
+    # and locks nothing (``pin.lock_visit``).
     asks_who = False
 
     def __init__(self, app: KioskApp) -> None:
