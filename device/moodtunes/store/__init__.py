@@ -13,7 +13,6 @@ from moodtunes.store.store import (
     TrackRecord,
     UnsetClockVisit,
     damaged,
-    is_pin,
     not_writable,
     shifted,
     utc_now,
@@ -22,5 +21,5 @@ from moodtunes.store.store import (
 
 __all__ = [
     "BUSY_TIMEOUT_MS", "FOREIGN_KEY", "GUEST_NAME", "PIN_DIGITS", "FileIdentity", "OutboxItem", "Profile", "Store", "StoreError", "TrackRecord", "UnsetClockVisit",
-    "damaged", "is_pin", "not_writable", "shifted", "utc_now", "write_refused",
+    "damaged", "not_writable", "shifted", "utc_now", "write_refused",
 ]
