@@ -172,7 +172,8 @@ class Heard:
 
 @dataclass(frozen=True)
 class Feedback:
-    """One rated play: the track's path and tags, and the visitor's score 0..100."""
+    """One rated play: the track's path and tags (a play keeps no album), and the visitor's score
+    0..100."""
 
     path: str
     artist: str
@@ -330,7 +331,8 @@ def rank(
     """All tracks of ``category`` (others are ignored), one copy of each song, best first; then
     those heard lately, those the visitor shuns (SHUNNED_LIKING) and the ``unplayable`` files (paths
     whose last play failed); each part with its artists spread out (spreading them together could
-    pull a later part's song forward to separate two songs of another artist). ``skipped``: the
+    pull a later part's song forward to separate two songs of another artist), page 1 of the first
+    keeping places for songs new to the visitor (with_new_songs_on_page_one). ``skipped``: the
     songs the visitor skipped early, once per skip."""
     rng = rng or random.Random()
     keys = {track.path: song_key(track) for track in tracks}
