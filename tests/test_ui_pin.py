@@ -15,39 +15,34 @@ from moodtunes.ui.screens import finish, pin
 from moodtunes.ui.theme import parse_colour
 from ui_support import (
     CALM,
-    ENERGETIC,
     HandClock,
+    ada_walked_away,
     add_songs,
     add_tracks,
     key,
     make_app,
-    on_screen,
+    name_new_profile,
     record_buttons,
     record_lines,
     refusing,
     rows,
-    run_until,
     sample_scanner,
     step,
     tap,
     to_report,
+    to_songs,
     touch,
+    type_pin,
 )
 
 PIN = "5791"
 
 
-def type_pin(app, digits: str) -> None:
-    for digit in digits:
-        tap(app, f"digit:{digit}")
-
-
-def ada_with_pin(settings, consented: bool = True) -> int:
+def ada_with_pin(settings) -> int:
     """Ada, whose tile a PIN guards (and who agreed to the camera before): her id."""
     with Store.open(settings.database_path) as store:
         ada = store.create_profile("Ada", "#5fd08a", PIN)
-        if consented:
-            store.record_consent(ada.id)
+        store.record_consent(ada.id)
         return ada.id
 
 
@@ -59,10 +54,7 @@ def test_a_profile_made_with_a_pin_asks_for_it_at_its_tile(settings, caplog):
     caplog.set_level(logging.DEBUG)
     app = make_app(settings, sample_scanner)
     try:
-        tap(app, "new_profile")
-        for letter in "ADA":
-            tap(app, f"key:{letter}")
-        tap(app, "create")
+        name_new_profile(app, "ADA")
         assert app.screen.name == "pin_choice"
         tap(app, "add_pin")
         assert app.screen.name == "new_pin"
@@ -99,10 +91,7 @@ def test_a_profile_made_with_a_pin_asks_for_it_at_its_tile(settings, caplog):
 def test_no_pin_is_one_tap_and_the_tile_opens_as_before(settings):
     app = make_app(settings, sample_scanner)
     try:
-        tap(app, "new_profile")
-        for letter in "BO":
-            tap(app, f"key:{letter}")
-        tap(app, "create")
+        name_new_profile(app, "BO")
         tap(app, "no_pin")
         assert app.screen.name == "consent" and not app.visit.profile.has_pin
         tap(app, "no_camera")
@@ -118,10 +107,7 @@ def test_no_pin_is_one_tap_and_the_tile_opens_as_before(settings):
 def test_back_from_the_pin_choice_keeps_the_name_typed(settings):
     app = make_app(settings, sample_scanner)
     try:
-        tap(app, "new_profile")
-        for letter in "ADA":
-            tap(app, f"key:{letter}")
-        tap(app, "create")
+        name_new_profile(app, "ADA")
         tap(app, "add_pin")
         tap(app, "cancel")  # "Back" on the keypad: to the choice
         assert app.screen.name == "pin_choice"
@@ -267,31 +253,10 @@ def test_the_keypads_messages_are_read_whole_with_a_long_name(settings, tmp_path
         app.close()
 
 
-def ada_walked_away(settings, folder) -> object:
-    """Ada (a PIN, the camera agreed to) opens her tile with her PIN, is scanned, taps a song and
-    walks away: the songs run out by themselves and the rating shows for whoever comes next."""
-    add_songs(settings, folder, count=6, category=ENERGETIC, seconds=0.5)  # the sample photo smiles
-    ada = ada_with_pin(settings)
-    app = make_app(settings, sample_scanner)
-    try:
-        touch(app, f"profile:{ada}")
-        type_pin(app, PIN)
-        tap(app, "scan")
-        on_screen(app, "result")
-        tap(app, "continue")
-        run_until(app, lambda: app.screen.name == "songs" and app.screen.loaded, what="the songs")
-        tap(app, "row:0")
-        on_screen(app, "rate", timeout=30)
-    except BaseException:
-        app.close()
-        raise
-    return app
-
-
 @pytest.mark.parametrize("asked, opens", [("again", "scan"), ("report", "report")])
 def test_yes_im_ada_asks_adas_pin_before_her_report_or_a_scan(settings, tmp_path, short_listens, asked, opens):
     """Anyone can tap "Yes, I'm Ada": her report, "Forget me" included, was one tap away."""
-    app = ada_walked_away(settings, tmp_path / "music")
+    app = ada_walked_away(settings, tmp_path / "music", pin=PIN)
     try:
         tap(app, asked)
         tap(app, "yes")
@@ -314,11 +279,7 @@ def ada_listening(settings, folder, clock: HandClock):
     ada = ada_with_pin(settings)
     app = make_app(settings, sample_scanner, clock=clock)
     try:
-        touch(app, f"profile:{ada}")
-        type_pin(app, PIN)
-        tap(app, "manual")
-        tap(app, "mood:sad")
-        on_screen(app, "songs")
+        to_songs(app, ada, PIN)
         tap(app, "row:0")
         assert app.screen.name == "playing" and app.listening()
     except BaseException:
@@ -427,10 +388,7 @@ def test_a_profile_without_a_pin_is_not_asked_after_a_while(settings, ada, tmp_p
     clock = HandClock()
     app = make_app(settings, sample_scanner, clock=clock)
     try:
-        touch(app, f"profile:{ada}")
-        tap(app, "manual")
-        tap(app, "mood:sad")
-        on_screen(app, "songs")
+        to_songs(app, ada)
         tap(app, "row:0")
         clock.now += 10 * pin.LOCK_AFTER_S
         tap(app, "toggle")
@@ -441,7 +399,7 @@ def test_a_profile_without_a_pin_is_not_asked_after_a_while(settings, ada, tmp_p
 
 def test_back_from_the_rating_asks_adas_pin_too(settings, tmp_path, short_listens):
     """A review's newcomer tapped "Back to the songs": Ada's songs, played and rated as hers."""
-    app = ada_walked_away(settings, tmp_path / "music")
+    app = ada_walked_away(settings, tmp_path / "music", pin=PIN)
     try:
         tap(app, "back")
         tap(app, "yes")
@@ -463,18 +421,6 @@ def test_a_profile_forgotten_while_its_pin_is_asked_is_said_gone(settings, told)
         assert app.screen.name == "welcome" and app.visit is None and told()[-1] == pin.PROFILE_GONE
     finally:
         app.close()
-
-
-def report_with_pin(app, profile_id: int) -> None:
-    """to_report for a profile with a PIN: its PIN typed at its tile first."""
-    touch(app, f"profile:{profile_id}")
-    type_pin(app, PIN)
-    tap(app, "manual")
-    tap(app, "mood:sad")
-    on_screen(app, "songs")
-    tap(app, "done")
-    tap(app, "report")
-    assert app.screen.name == "report"
 
 
 def labels_drawn(app, buttons: list[str]) -> list[str]:
@@ -562,7 +508,7 @@ def test_my_pin_asks_the_pin_again_then_changes_it(settings, tmp_path, told):
     app = make_app(settings, sample_scanner)
     clock = app.clock = HandClock()
     try:
-        report_with_pin(app, ada)
+        to_report(app, ada, PIN)
         tap(app, "pin")
         assert app.screen.name == "pin"
         type_pin(app, "0000")
@@ -594,7 +540,7 @@ def test_my_pin_removes_it_after_a_confirmation(settings, tmp_path, told, button
     app = make_app(settings, sample_scanner)
     clock = app.clock = HandClock()
     try:
-        report_with_pin(app, ada)
+        to_report(app, ada, PIN)
         tap(app, "pin")
         type_pin(app, PIN)
         tap(app, "remove")

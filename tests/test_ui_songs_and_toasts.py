@@ -20,6 +20,7 @@ from ui_support import (
     CALM,
     ENERGETIC,
     add_tracks,
+    cut_short,
     guest_at_songs,
     key,
     make_app,
@@ -552,13 +553,6 @@ def test_a_song_that_ends_under_the_rating_is_saved_as_heard_whole(settings, tmp
     with Store.open(settings.database_path) as store:
         (play,) = rows(store, "SELECT seconds_listened, finished FROM plays")
         assert play["finished"] == 1 and play["seconds_listened"] == pytest.approx(0.8, abs=0.05)
-
-
-def cut_short(path: str, fraction: float) -> None:
-    """Keep the first ``fraction`` of the file's bytes (its header still says its whole length), as
-    a copy cut short when a USB stick was pulled does."""
-    with open(path, "r+b") as song:
-        song.truncate(int(song.seek(0, 2) * fraction))
 
 
 def test_a_song_cut_short_is_a_failed_play_and_the_next_one_plays(settings, tmp_path, told):

@@ -14,8 +14,8 @@ from moodtunes.ui.ratings import stars_to_score
 from moodtunes.ui.screens import finish, music
 from ui_support import (
     CALM,
-    ENERGETIC,
     HandClock,
+    ada_walked_away,
     add_songs,
     guest_at_songs,
     heard_enough,
@@ -32,7 +32,6 @@ from ui_support import (
     step,
     tap,
     target_rect,
-    touch,
 )
 
 
@@ -155,28 +154,6 @@ def test_music_left_alone_stops_after_a_few_songs_and_the_visit_ends_as_idle(set
     with Store.open(settings.database_path) as store:
         plays = rows(store, "SELECT path FROM plays ORDER BY id")
     assert len(plays) == 1 + music.SONGS_ON_THEIR_OWN
-
-
-def ada_walked_away(settings, folder, size=(800, 480)):
-    """Ada (who agreed to the camera before) picks her mood by hand, taps a song and walks away: the
-    songs run out by themselves and the rating shows for whoever comes next; the caller closes the app."""
-    add_songs(settings, folder, count=6, category=ENERGETIC, seconds=0.5)  # the sample photo smiles
-    with Store.open(settings.database_path) as store:
-        ada = store.create_profile("Ada", "#5fd08a")
-        store.record_consent(ada.id)
-    app = make_app(settings, sample_scanner, size=size)
-    try:
-        touch(app, f"profile:{ada.id}")
-        tap(app, "scan")
-        on_screen(app, "result")
-        tap(app, "continue")
-        run_until(app, lambda: app.screen.name == "songs" and app.screen.loaded, what="the songs")
-        tap(app, "row:0")
-        on_screen(app, "rate", timeout=30)
-    except BaseException:
-        app.close()
-        raise
-    return app
 
 
 @pytest.mark.parametrize("size", [(800, 480), (480, 800)])

@@ -21,10 +21,12 @@ from ui_support import (
     CALM,
     ENERGETIC,
     add_tracks,
+    cut_short,
     guest_at_songs,
     heard_enough,
     key_event,
     make_app,
+    name_new_profile,
     on_screen,
     record_buttons,
     record_texts,
@@ -305,10 +307,7 @@ def test_a_profile_made_and_left_at_the_camera_notice_leaves_no_tile(settings, l
         ada = store.create_profile("Ada", "#5fd08a").id  # never agreed to the camera: the notice comes
     app = make_app(settings, sample_scanner)
     try:
-        tap(app, "new_profile")
-        for letter in "ROBIN":
-            tap(app, f"key:{letter}")
-        tap(app, "create")
+        name_new_profile(app, "ROBIN")
         tap(app, "no_pin")
         assert app.screen.name == "consent"
         tap(app, "back")
@@ -425,10 +424,7 @@ def test_a_returning_profile_skips_the_notice_and_names_are_unique(settings, lib
         app.close()
     app = make_app(settings, sample_scanner)
     try:
-        tap(app, "new_profile")
-        for key in ("key:B", "key:O"):
-            tap(app, key)
-        tap(app, "create")
+        name_new_profile(app, "BO")
         assert app.screen.name == "new_profile" and "already exists" in app.screen.error
     finally:
         app.close()
@@ -664,10 +660,7 @@ def test_a_profile_the_store_refuses_offers_to_continue_as_a_guest(settings, lib
     app = make_app(settings, sample_scanner)
     try:
         monkeypatch.setattr(app.store, "create_profile", refusing("attempt to write a readonly database"))
-        tap(app, "new_profile")
-        for letter in "SAM":
-            tap(app, f"key:{letter}")
-        tap(app, "create")
+        name_new_profile(app, "SAM")
         tap(app, "no_pin")
         assert app.screen.name == "new_profile" and app.screen.error == PROFILE_NOT_SAVED
         assert "create" not in {target.id for target in app.screen.targets} and app.screen.primary() == "guest"
@@ -798,8 +791,7 @@ def test_a_song_cut_short_whose_end_the_store_refused_is_saved_as_failed_at_the_
     app = guest_at_songs(settings, tmp_path / "music", "sad", count=3, category=CALM, seconds=30.0)
     try:
         cut = app.visit.ranked[0].track.path
-        with open(cut, "r+b") as song:  # 0.6 s of its 30 s
-            song.truncate(song.seek(0, 2) // 50)
+        cut_short(cut, 0.02)  # 0.6 s of its 30 s
         update_play = app.store.update_play
         refused = []
 
@@ -827,8 +819,7 @@ def test_a_song_cut_short_whose_play_the_store_took_late_is_not_what_the_stars_r
     app = guest_at_songs(settings, tmp_path / "music", "sad", count=2, category=CALM, seconds=30.0)
     try:
         heard, cut = (item.track for item in app.visit.ranked)
-        with open(cut.path, "r+b") as song:  # 0.6 s of its 30 s
-            song.truncate(song.seek(0, 2) // 50)
+        cut_short(cut.path, 0.02)  # 0.6 s of its 30 s
         tap(app, "row:0")
         monkeypatch.setattr(app.store, "start_play", refusing("database: database is locked"))
         tap(app, "next")

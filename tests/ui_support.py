@@ -358,17 +358,70 @@ def songs_as_guest(app: KioskApp, mood: str, wait: bool = True) -> None:
         run_until(app, lambda: app.screen.name == "songs" and app.screen.loaded, what="the songs")
 
 
-def to_report(app: KioskApp, profile_id: int) -> None:
-    """A profile that consented before: its tile → "Hi …" → mood picked by hand (sad) → songs →
-    "I'm done" → "See my report", without playing."""
+def name_new_profile(app: KioskApp, name: str) -> None:
+    """From the welcome screen: "New profile", ``name`` typed on the screen's keys, "Create"."""
+    tap(app, "new_profile")
+    for letter in name:
+        tap(app, f"key:{letter}")
+    tap(app, "create")
+
+
+def type_pin(app: KioskApp, digits: str) -> None:
+    """``digits`` tapped on a PIN keypad."""
+    for digit in digits:
+        tap(app, f"digit:{digit}")
+
+
+def to_songs(app: KioskApp, profile_id: int, pin: str | None = None) -> None:
+    """A profile that consented before: its tile (and its ``pin`` typed) → "Hi …" → mood picked by
+    hand (sad) → songs."""
     touch(app, f"profile:{profile_id}")
+    if pin is not None:
+        type_pin(app, pin)
     assert app.screen.name == "hello"
     tap(app, "manual")
     tap(app, "mood:sad")
     on_screen(app, "songs")
+
+
+def to_report(app: KioskApp, profile_id: int, pin: str | None = None) -> None:
+    """to_songs, then "I'm done" → "See my report", without playing."""
+    to_songs(app, profile_id, pin)
     tap(app, "done")
     tap(app, "report")
     assert app.screen.name == "report"
+
+
+def ada_walked_away(settings: Settings, folder: Path, size=(800, 480), pin: str | None = None) -> KioskApp:
+    """Ada (who agreed to the camera before; ``pin``: her tile's PIN, typed) is scanned, taps a
+    song and walks away: the songs run out by themselves and the rating shows for whoever comes
+    next; the caller closes the app."""
+    add_songs(settings, folder, count=6, category=ENERGETIC, seconds=0.5)  # the sample photo smiles
+    with Store.open(settings.database_path) as store:
+        ada = store.create_profile("Ada", "#5fd08a", pin)
+        store.record_consent(ada.id)
+    app = make_app(settings, sample_scanner, size=size)
+    try:
+        touch(app, f"profile:{ada.id}")
+        if pin is not None:
+            type_pin(app, pin)
+        tap(app, "scan")
+        on_screen(app, "result")
+        tap(app, "continue")
+        run_until(app, lambda: app.screen.name == "songs" and app.screen.loaded, what="the songs")
+        tap(app, "row:0")
+        on_screen(app, "rate", timeout=30)
+    except BaseException:
+        app.close()
+        raise
+    return app
+
+
+def cut_short(path: str, fraction: float) -> None:
+    """Keep the first ``fraction`` of the file's bytes (its header still says its whole length), as
+    a copy cut short when a USB stick was pulled does."""
+    with open(path, "r+b") as song:
+        song.truncate(int(song.seek(0, 2) * fraction))
 
 
 def guest_at_songs(
