@@ -8,6 +8,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -755,20 +756,27 @@ def test_an_unreadable_music_library_is_a_plain_message_not_a_path(settings, lib
     assert "the file is damaged" in caplog.text  # the detail is for the staff, in the log
 
 
+def update_play_locked_once(monkeypatch, store, when: Callable[[bool, str | None], bool]) -> list[int]:
+    """``store.update_play`` refused, a lock held past the wait, the first time ``when(finished,
+    error)`` is true of a save: the play it refused (a list, empty until then)."""
+    update_play = store.update_play
+    refused = []
+
+    def locked_once(play_id, seconds, finished=False, error=None):
+        if when(finished, error) and not refused:
+            refused.append(play_id)
+            raise StoreError("database: database is locked", busy=True)
+        return update_play(play_id, seconds, finished, error)
+
+    monkeypatch.setattr(store, "update_play", locked_once)
+    return refused
+
+
 def test_a_plays_last_save_the_store_refused_is_made_at_the_next_write(settings, tmp_path, monkeypatch):
     """A lock held past the wait as the song ended lost its last seconds and that it was heard whole."""
     app = guest_at_songs(settings, tmp_path / "music", "sad", count=1, category=CALM, seconds=0.6)
     try:
-        update_play = app.store.update_play
-        refused = []
-
-        def locked_at_the_end(play_id, seconds, finished=False, error=None):
-            if finished and not refused:
-                refused.append(play_id)
-                raise StoreError("database: database is locked", busy=True)
-            return update_play(play_id, seconds, finished, error)
-
-        monkeypatch.setattr(app.store, "update_play", locked_at_the_end)
+        refused = update_play_locked_once(monkeypatch, app.store, lambda finished, error: finished)  # at the end
         tap(app, "row:0")
         on_screen(app, "rate", timeout=20)
         assert refused and app._unsaved_play_ends
@@ -792,16 +800,7 @@ def test_a_song_cut_short_whose_end_the_store_refused_is_saved_as_failed_at_the_
     try:
         cut = app.visit.ranked[0].track.path
         cut_short(cut, 0.02)  # 0.6 s of its 30 s
-        update_play = app.store.update_play
-        refused = []
-
-        def locked_at_the_failure(play_id, seconds, finished=False, error=None):
-            if error and not refused:
-                refused.append(play_id)
-                raise StoreError("database: database is locked", busy=True)
-            return update_play(play_id, seconds, finished, error)
-
-        monkeypatch.setattr(app.store, "update_play", locked_at_the_failure)
+        refused = update_play_locked_once(monkeypatch, app.store, lambda finished, error: error is not None)
         tap(app, "row:0")
         run_until(app, lambda: app.screen.index != 0, timeout=10, what="the next song")
         assert refused and not app._unsaved_play_ends  # the next song's play brought it along
