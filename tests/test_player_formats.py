@@ -16,7 +16,7 @@ import pytest
 from conftest import as_unprivileged, require_tool
 from moodtunes import player as player_module
 from moodtunes.player import MixerPlayer, PlayerError
-from test_player_mixer import FakeClock
+from test_player_mixer import FakeClock, wait_until_finished
 from ui_support import write_tone
 
 # (file name, ffmpeg output options): each one pygame's music.load refuses
@@ -58,9 +58,7 @@ def test_songs_the_mixer_cannot_read_are_converted_and_play_to_their_end(tmp_pat
     player.load(song, duration=99.0)  # the catalogue's length is wrong: the decoded one is exact
     assert player.duration() == pytest.approx(1.5, abs=0.05)
     player.play()
-    deadline = time.monotonic() + 10.0
-    while not player.is_finished() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until_finished(player)
     assert player.is_finished() and not player.ended_early()
 
 
@@ -73,9 +71,7 @@ def test_a_song_named_as_another_format_plays_by_what_it_holds_without_convertin
     monkeypatch.setattr(player_module, "convert_to_wav", lambda *a, **k: pytest.fail("converted"))
     player.load(song, duration=1.5)
     player.play()
-    deadline = time.monotonic() + 10.0
-    while not player.is_finished() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until_finished(player)
     assert player.is_finished() and not player.ended_early()
 
 
@@ -132,9 +128,7 @@ def test_a_converted_song_cut_short_plays_as_long_as_its_header_says_and_ends_cu
         assert player.duration() == pytest.approx(6.0, abs=0.1)
         player.play()
         clock.now += 1.0
-        deadline = time.monotonic() + 10.0
-        while not player.is_finished() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until_finished(player)
         assert player.is_finished() and player.cut_short()
     finally:
         player.close()
@@ -157,9 +151,7 @@ def test_a_whole_converted_song_whose_header_says_more_is_heard_whole(tmp_path):
         assert player.duration() == pytest.approx(2.0, abs=0.1)
         player.play()
         clock.now += 2.0
-        deadline = time.monotonic() + 10.0
-        while not player.is_finished() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until_finished(player)
         assert player.is_finished() and not player.cut_short()
     finally:
         player.close()
