@@ -11,6 +11,7 @@ import logging
 import pygame
 import pytest
 from moodtunes.store import PIN_DIGITS, Store
+from moodtunes.ui.app import KioskApp
 from moodtunes.ui.screens import finish, pin
 from moodtunes.ui.theme import parse_colour
 from ui_support import (
@@ -500,15 +501,26 @@ def test_a_pin_the_store_refuses_is_said_and_chosen_again(settings, ada, told, m
         app.close()
 
 
-def test_my_pin_asks_the_pin_again_then_changes_it(settings, tmp_path, told):
-    """The visitor who typed it at the tile may have walked away from the report: it is asked
-    again, and a wrong one counts towards the tile's wait."""
-    add_songs(settings, tmp_path / "music", count=2)
+def at_adas_report(settings, folder) -> tuple[KioskApp, HandClock, int]:
+    """The kiosk on a HandClock at the report of Ada (a PIN, typed at her tile): it, the clock and
+    her id; the caller closes the app."""
+    add_songs(settings, folder, count=2)
     ada = ada_with_pin(settings)
     app = make_app(settings, sample_scanner)
     clock = app.clock = HandClock()
     try:
         to_report(app, ada, PIN)
+    except BaseException:
+        app.close()
+        raise
+    return app, clock, ada
+
+
+def test_my_pin_asks_the_pin_again_then_changes_it(settings, tmp_path, told):
+    """The visitor who typed it at the tile may have walked away from the report: it is asked
+    again, and a wrong one counts towards the tile's wait."""
+    app, clock, ada = at_adas_report(settings, tmp_path / "music")
+    try:
         tap(app, "pin")
         assert app.screen.name == "pin"
         type_pin(app, "0000")
@@ -535,12 +547,8 @@ def test_my_pin_asks_the_pin_again_then_changes_it(settings, tmp_path, told):
 
 
 def test_my_pin_removes_it_after_a_confirmation(settings, tmp_path, told, buttons):
-    add_songs(settings, tmp_path / "music", count=2)
-    ada = ada_with_pin(settings)
-    app = make_app(settings, sample_scanner)
-    clock = app.clock = HandClock()
+    app, clock, ada = at_adas_report(settings, tmp_path / "music")
     try:
-        to_report(app, ada, PIN)
         tap(app, "pin")
         type_pin(app, PIN)
         tap(app, "remove")
