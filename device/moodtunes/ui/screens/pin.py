@@ -216,15 +216,7 @@ class KeypadScreen(Screen):
         height = paragraph_height(body, text, area.width)
         draw_paragraph(surface, body, text, th.TEXT, pygame.Rect(area.left, y, area.width, height), base="L")
         y += height + look.px(20)
-        dot_r, spacing = look.px(13), look.px(44)
-        for i in range(PIN_DIGITS):
-            centre = (area.left + dot_r + look.px(4) + i * spacing, y + dot_r)
-            if i < len(self.digits):
-                aa_circle(surface, colour, centre, dot_r)
-            else:
-                pygame.draw.circle(surface, th.CONTROL_EDGE, centre, dot_r, max(2, look.px(3)))
-        self.dots = pygame.Rect(area.left, y, PIN_DIGITS * spacing, 2 * dot_r)
-        y += 2 * dot_r + look.px(18)
+        y = self._draw_dots(surface, area.left, y, colour) + look.px(18)
         footnote = self.footnote()
         small = look.small()
         foot_h = paragraph_height(small, footnote, area.width) if footnote else 0
@@ -234,6 +226,20 @@ class KeypadScreen(Screen):
         if warning := self.warning():
             room = pygame.Rect(area.left, y, area.width, area.bottom - foot_h - look.px(8) - y)
             draw_paragraph(surface, look.body_bold(), warning, th.DANGER, room, line_spacing=1.15, base="L")
+
+    def _draw_dots(self, surface: pygame.Surface, left: int, top: int, colour: th.Colour) -> int:
+        """A dot for each digit of the PIN from ``left``, ``top``, filled for those typed (never the
+        digits themselves); returns their bottom."""
+        look = self.look
+        dot_r, spacing = look.px(13), look.px(44)
+        for i in range(PIN_DIGITS):
+            centre = (left + dot_r + look.px(4) + i * spacing, top + dot_r)
+            if i < len(self.digits):
+                aa_circle(surface, colour, centre, dot_r)
+            else:
+                pygame.draw.circle(surface, th.CONTROL_EDGE, centre, dot_r, max(2, look.px(3)))
+        self.dots = pygame.Rect(left, top, PIN_DIGITS * spacing, 2 * dot_r)
+        return self.dots.bottom
 
     def on_tap(self, target_id: str) -> None:
         if target_id == "cancel":
@@ -329,7 +335,13 @@ class PinScreen(KeypadScreen):
         if wrong == 0:
             app.pin_waits.pop(profile_id, None)
             self.on_right()
-            return
+        else:
+            self._wrong(wrong)
+
+    def _wrong(self, wrong: int) -> None:
+        """A wrong PIN, the ``wrong``-th in a row: the tries left said, or, the last of PIN_TRIES, the
+        tile's wait begun."""
+        app, profile_id = self.app, self.profile.id
         left = PIN_TRIES - wrong % PIN_TRIES
         if left == PIN_TRIES:
             app.pin_waits[profile_id] = app.clock() + PIN_WAIT_S
