@@ -192,6 +192,18 @@ def test_the_same_visitor_goes_on_with_a_yes(settings, tmp_path, short_listens, 
         app.close()
 
 
+@pytest.mark.parametrize("asked, opens", [("again", "scan"), ("report", "report"), ("back", "songs")])
+def test_music_that_ran_out_moments_after_a_touch_asks_nothing(settings, tmp_path, short_listens, asked, opens):
+    """The list's last song, or one cut short at once after "Next song", ended by itself: "Still
+    the same visitor?" asked someone who had just tapped (music.PRESENT_WITHIN_S)."""
+    app = ada_walked_away(settings, tmp_path / "music", away_s=music.PRESENT_WITHIN_S - 5.0)
+    try:
+        tap(app, asked)
+        assert app.screen.name == opens and not app.visit.unattended
+    finally:
+        app.close()
+
+
 @pytest.mark.parametrize("answer, opens", [("yes", "songs"), ("no", "welcome")])
 def test_back_to_the_songs_asks_too(settings, tmp_path, short_listens, answer, opens):
     """A review's newcomer tapped "Back to the songs": the songs ranked for Ada, played as hers."""

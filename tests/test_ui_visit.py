@@ -782,7 +782,6 @@ def test_a_plays_last_save_the_store_refused_is_made_at_the_next_write(settings,
         assert refused and app._unsaved_play_ends
         tap(app, "star:4")
         tap(app, "report")
-        tap(app, "yes")  # "Still the same visitor?" (the song ended by itself): the rating's write brings the play's end along
         assert not app._unsaved_play_ends
     finally:
         app.close()
@@ -827,7 +826,6 @@ def test_a_song_cut_short_whose_play_the_store_took_late_is_not_what_the_stars_r
         monkeypatch.undo()
         tap(app, "star:5")
         tap(app, "report")
-        tap(app, "yes")  # "Still the same visitor?": the stars are saved with the yes
         assert not app.visit.unwritten_plays
     finally:
         app.close()
@@ -954,7 +952,6 @@ def test_the_rating_goes_to_the_last_song_that_played_not_to_a_broken_one_after_
         on_screen(app, "rate", timeout=20)  # it ended, the broken ones after it failed, then the rating
         tap(app, "star:2")
         tap(app, "report")
-        tap(app, "yes")  # "Still the same visitor?": the stars are saved with the yes
     finally:
         app.close()
     with Store.open(settings.database_path) as store:

@@ -22,6 +22,7 @@ from moodtunes.config import Settings, load_settings
 from moodtunes.domain import Category
 from moodtunes.store import Store, TrackRecord
 from moodtunes.ui.app import KioskApp
+from moodtunes.ui.screens import music
 from moodtunes.vision.faces import FaceBox
 from moodtunes.vision.scan import MoodScanner, ScanSnapshot
 
@@ -392,10 +393,13 @@ def to_report(app: KioskApp, profile_id: int, pin: str | None = None) -> None:
     assert app.screen.name == "report"
 
 
-def ada_walked_away(settings: Settings, folder: Path, size=(800, 480), pin: str | None = None) -> KioskApp:
+def ada_walked_away(
+    settings: Settings, folder: Path, size=(800, 480), pin: str | None = None, away_s: float | None = None
+) -> KioskApp:
     """Ada (who agreed to the camera before; ``pin``: her tile's PIN, typed) is scanned, taps a
     song and walks away: the songs run out by themselves and the rating shows for whoever comes
-    next; the caller closes the app."""
+    next, her last touch ``away_s`` before (default: long enough for "Is this Ada?"); the caller
+    closes the app."""
     add_songs(settings, folder, count=6, category=ENERGETIC, seconds=0.5)  # the sample photo smiles
     with Store.open(settings.database_path) as store:
         ada = store.create_profile("Ada", "#5fd08a", pin)
@@ -410,6 +414,7 @@ def ada_walked_away(settings: Settings, folder: Path, size=(800, 480), pin: str 
         tap(app, "continue")
         run_until(app, lambda: app.screen.name == "songs" and app.screen.loaded, what="the songs")
         tap(app, "row:0")
+        app.touched_at -= music.PRESENT_WITHIN_S if away_s is None else away_s
         on_screen(app, "rate", timeout=30)
     except BaseException:
         app.close()

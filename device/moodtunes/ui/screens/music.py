@@ -65,6 +65,9 @@ MOOD_BUTTON = "My mood"  # back from the songs to the mood they were picked for
 # the rating, where the idle timeout runs: an unattended kiosk played a whole category, for hours,
 # with the visit open and every song saved as listened.
 SONGS_ON_THEIR_OWN = 2
+# A visitor who touched the screen this recently when the music ran out is taken to be still there
+# (no "Is this Ada?"): as long as the idle timeout waits before it asks "Still there?" by default.
+PRESENT_WITHIN_S = 60.0
 # The most songs tried in a row, after one that failed to play: a library whose files are gone (a
 # stick unplugged) made one tap try every song of a category, 400 failures saved in a frozen second.
 SONGS_TRIED_IN_A_ROW = 6
@@ -643,8 +646,7 @@ class PlayingScreen(Screen):
                 return
         self.playing = False
         if onwards_only:  # the music ran out by itself
-            self.app.visit.unattended = True
-            self.app.go(self._rate())
+            self._music_ran_out()
             return
         if sound:  # else sound_output said why
             self.app.toast(self._why_none_played(tried, untried=len(candidates) > len(tried)))
@@ -672,13 +674,21 @@ class PlayingScreen(Screen):
             return
         if self.app.songs_on_their_own >= SONGS_ON_THEIR_OWN:  # no one there: the rating's idle count runs
             self.playing = False
-            self.app.visit.unattended = True
-            self.app.go(self._rate())
+            self._music_ran_out()
         else:
             self.app.songs_on_their_own += 1
             self._play_from(self.index + 1, onwards_only=True, tapped=False)
             self.app.relayout()  # "Next song" may now be the last one
         self.app.tell_song_end(end, next_follows=self.playing)
+
+    def _music_ran_out(self) -> None:
+        """The music ended by itself: on to the rating, which asks whether it is still the visitor
+        (``Visit.unattended``) unless they touched the screen within PRESENT_WITHIN_S: a song cut
+        short at once after their "Next song", or the list's last short song, asked someone who
+        had just tapped "Still the same visitor?"."""
+        app = self.app
+        app.visit.unattended = app.clock() - app.touched_at >= PRESENT_WITHIN_S
+        app.go(self._rate())
 
     def _rate(self):
         from moodtunes.ui.screens.finish import RateScreen
