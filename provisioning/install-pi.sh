@@ -6,6 +6,10 @@
 # on the others.
 #
 #   sudo ./provisioning/install-pi.sh
+#   sudo /opt/moodtunes/install-pi.sh --rollback    # back to the version the last upgrade replaced
+#
+# An upgrade makes the new venv in $prefix/venvs/ while the installed version runs, then switches
+# the $prefix/venv link (which the units run) to it: a failure before leaves the old one running.
 #
 # This checks the bundle against its own SHA256SUMS, which proves it arrived whole, not who made
 # it: first compare the tarball's sha256 with the one `make bundle` printed (README, "On a
@@ -299,10 +303,82 @@ no_sd_swap() {
   disk_swap_warnings /proc/swaps /sys/block
 }
 
-# stop_services: on an upgrade, the services and the scan's timer stop before pip and the new
-# models change /opt/moodtunes: pip uninstalls moodtunes before it reinstalls it, and a kiosk
-# restarting (or a scan the timer starts) meanwhile would run a half-changed venv. main starts
-# them again at the end. Sets stopped.
+# active_venv: the venv $prefix/venv links to (venvs/ID); nothing when it is no link (no install
+# yet, or the real folder an older installer made).
+active_venv() {
+  if [ -L "$prefix/venv" ]; then readlink "$prefix/venv"; fi
+}
+
+# drop_venvs KEEP...: delete the venvs in $prefix/venvs but the KEEP ones (venvs/ID): an older
+# rollback, a build that stopped half-way.
+drop_venvs() {
+  local venv
+  for venv in "$prefix"/venvs/*; do
+    [ -d "$venv" ] || continue
+    case " $* " in *" venvs/${venv##*/} "*) continue;; esac
+    echo "  deleting $venv"
+    rm -rf "$venv"
+  done
+}
+
+# venv_id BUNDLE: the name of BUNDLE's venv in $prefix/venvs: when it was made (the names sort by
+# age) and the commit the bundle was built from; another one's if the same bundle is installed
+# again within the second.
+venv_id() {
+  local id commit
+  commit=$(sed -n 's/^commit=//p' "$1/TARGET")
+  id=$(date -u +%Y%m%d-%H%M%S)-${commit:-unknown}
+  [ ! -e "$prefix/venvs/$id" ] || id+=-$$
+  echo "$id"
+}
+
+# venv_space_mb BUNDLE: about what a venv of BUNDLE takes, in MB: its wheels' files unpacked, a
+# quarter more for the byte-code pip compiles and the venv's own pip, and the models twice (the
+# venv keeps a copy for a rollback). The 0.1.0 bundle: 1,156 MB unpacked, a venv of 1,376 MB.
+venv_space_mb() {
+  command python3 - "$1" <<'PY'
+import pathlib, sys, zipfile
+
+bundle = pathlib.Path(sys.argv[1])
+unpacked = sum(entry.file_size for wheel in bundle.glob("wheels/*.whl") for entry in zipfile.ZipFile(wheel).infolist())
+models = sum(path.stat().st_size for path in bundle.glob("models/**/*") if path.is_file())
+print((unpacked * 5 // 4 + 2 * models) // 2**20 + 1)
+PY
+}
+
+# check_free_space BUNDLE: $prefix has room for the new venv beside the one in use (both stay: the
+# one in use runs while the other is made, then is kept for a rollback), checked before it is made.
+check_free_space() {
+  local need free
+  need=$(venv_space_mb "$1")
+  free=$(df -Pk "$prefix" | awk 'NR == 2 {print $4}') || true
+  if ! [[ $free =~ ^[0-9]+$ ]]; then
+    echo "install-pi.sh: df does not say how much room $prefix has: going on without knowing" >&2
+    return 0
+  fi
+  free=$((free / 1024))
+  if [ "$free" -lt "$need" ]; then
+    echo "install-pi.sh: the new version needs about $need MB in $prefix, which has $free MB free: make room" \
+         "(df -h $prefix), then run install-pi.sh again; the installed version was not touched" >&2
+    return 1
+  fi
+}
+
+# build_venv BUNDLE VENV: a venv of BUNDLE's wheels made afresh in VENV, where it stays (its
+# scripts name their folder), with --system-site-packages for Raspberry Pi OS's picamera2; and
+# BUNDLE's models and TARGET, which a rollback puts back with it. TARGET last: a venv without it
+# was not finished.
+build_venv() {
+  local bundle=$1 venv=$2
+  python3 -m venv --system-site-packages "$venv"
+  install_wheels "$bundle" "$venv/bin/pip"
+  cp -r "$bundle/models" "$venv/models"
+  cp "$bundle/TARGET" "$venv/TARGET"
+}
+
+# stop_services: on an upgrade, the services and the scan's timer stop only for the switch to the
+# new venv and models: a kiosk restarting (or a scan the timer starts) meanwhile would run the new
+# venv with the old models. start_services starts them again. Sets stopped.
 stopped=
 stop_services() {
   local units=() unit
@@ -310,19 +386,85 @@ stop_services() {
     [ ! -f "$systemd_dir/$unit" ] || units+=("$unit")
   done
   [ "${#units[@]}" -gt 0 ] || return 0
-  echo "  stopping ${units[*]} for the upgrade"
+  echo "  stopping ${units[*]} for the switch"
   systemctl stop "${units[@]}"
   stopped=1
 }
 
+# start_services: the services and the nightly scan's timer, (re)started.
+start_services() {
+  # The scan is a oneshot that lasts until every song is analysed: queue it, don't wait for it. The
+  # kiosk scans as it starts too: the two take turns (a lock), the second finding the work done.
+  systemctl --no-block restart moodtunes-library.service || true
+  # A service that stopped on an invalid configuration (exit status 2) is marked failed: start afresh.
+  systemctl reset-failed moodtunes-kiosk.service moodtunes-uplink.service || true
+  systemctl restart moodtunes-kiosk.service moodtunes-uplink.service || true
+  # The nightly scan's timer, started now (stop_services stopped it; a first install left it for the
+  # next boot). After the scan's restart: its boot trigger, long past, fires at once and finds the
+  # scan already queued.
+  systemctl start moodtunes-library.timer
+}
+
+# switch_venv ID: $prefix/venv, which the units name, links to venvs/ID: a link made beside it,
+# renamed over it (one step: never no venv, never half of one), then ID's models and TARGET in
+# place. The real folder an older installer made can't be kept (moved, its scripts would name a
+# folder that is gone): it is replaced. The services are stopped. Sets switched.
+switched=
+switch_venv() {
+  local id=$1
+  rm -rf "$prefix/models.new" && cp -r "$prefix/venvs/$id/models" "$prefix/models.new"
+  ln -sfn "venvs/$id" "$prefix/venv.new"
+  if [ -d "$prefix/venv" ] && [ ! -L "$prefix/venv" ]; then
+    rm -rf "$prefix/venv.old" && mv -T "$prefix/venv" "$prefix/venv.old"
+  fi
+  mv -T "$prefix/venv.new" "$prefix/venv"
+  switched=1
+  rm -rf "$prefix/venv.old"
+  rm -rf "$prefix/models" && mv "$prefix/models.new" "$prefix/models"
+  cp "$prefix/venvs/$id/TARGET" "$prefix/TARGET"
+}
+
+# rollback: back to the version the last upgrade replaced (its venv, models and TARGET, kept in
+# $prefix/venvs), unless the data is newer than it; the one it leaves is kept in turn (a second
+# rollback goes forward again).
+rollback() {
+  local active previous
+  active=$(active_venv)
+  previous=$(for venv in "$prefix"/venvs/*/TARGET; do
+               [ ! -f "$venv" ] || [ "venvs/$(basename "${venv%/TARGET}")" = "$active" ] || basename "${venv%/TARGET}"
+             done | tail -n 1)
+  if [ -z "$previous" ]; then
+    echo "install-pi.sh: no earlier version kept in $prefix/venvs to roll back to" >&2
+    return 1
+  fi
+  check_schema "$prefix/venvs/$previous"
+  trap unfinished EXIT
+  echo "== rolling back from ${active:-?} to venvs/$previous"
+  stop_services
+  switch_venv "$previous"
+  start_services
+  trap - EXIT
+  echo "moodtunes rolled back to venvs/$previous; ${active:-the version it replaced} is kept (install-pi.sh --rollback returns to it)"
+}
+
 # unfinished: the EXIT trap while main changes the system: an install that stops half-way (pip or
-# cp on a full disk, a package apt can't get) says so after the error, whatever command failed.
+# cp on a full disk, a package apt can't get) says so after the error, whatever command failed, and
+# what runs now. A venv it was making is deleted; services stopped before the switch start again
+# on the version they ran.
+building=
 unfinished() {
   local status=$?
   [ "$status" -ne 0 ] || return 0
   echo "install-pi.sh: the install (or upgrade) did not complete (exit status $status, error above)." >&2
-  if [ -n "$stopped" ]; then
-    echo "install-pi.sh: the moodtunes services are stopped, on a partly upgraded $prefix (a reboot would start them on it)." >&2
+  if [ -n "$building" ]; then rm -rf "$building"; fi
+  if [ -n "$switched" ]; then
+    echo "install-pi.sh: the moodtunes services are stopped, on the new version (a reboot would start them on it;" \
+         "sudo $prefix/install-pi.sh --rollback goes back to the one before)." >&2
+  elif [ -n "$stopped" ]; then
+    start_services >/dev/null 2>&1 || true
+    echo "install-pi.sh: the version installed before is unchanged, and its services were started again." >&2
+  elif [ -e "$prefix/venv" ]; then
+    echo "install-pi.sh: the version installed before is unchanged and still runs." >&2
   fi
   echo "install-pi.sh: fix the cause (a full disk? df -h $prefix), then run install-pi.sh again." >&2
 }
@@ -359,6 +501,11 @@ main() {
     echo "install-pi.sh: needs 64-bit Raspberry Pi OS (arm64), found $arch on $(uname -m)" >&2
     exit 1
   fi
+  case ${1:-} in
+    "") ;;
+    --rollback) rollback; return;;
+    *) echo "usage: sudo $0 [--rollback]" >&2; exit 2;;
+  esac
   local bundle
   bundle=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -403,27 +550,34 @@ main() {
   install -d -m 0755 "$prefix" "$etc"
 
   echo "== python environment ($prefix/venv)"
-  stop_services
-  # One another Python made (the OS upgraded under it) has its packages where this Python doesn't
-  # look, and its bin/python may now run this one: start afresh.
-  local made_by python
-  made_by=$(venv_version "$prefix/venv")
-  python=$(python_version python3)
-  if [ -e "$prefix/venv" ] && [ "$made_by" != "$python" ]; then
-    echo "  $prefix/venv was made by Python ${made_by:-?}, not by this system's $python: making it afresh"
-    rm -rf "$prefix/venv"
-  fi
-  [ -x "$prefix/venv/bin/python" ] || python3 -m venv --system-site-packages "$prefix/venv"
-  # Older bundles installed pygame, which pygame-ce replaces: both own the `pygame` package.
-  if ls "$prefix"/venv/lib/python3*/site-packages/pygame-[0-9]*.dist-info >/dev/null 2>&1; then
-    "$prefix/venv/bin/pip" uninstall -q -y pygame pygame-ce
-  fi
-  install_wheels "$bundle" "$prefix/venv/bin/pip"
+  # A new venv beside the one in use, which runs meanwhile and is kept for a rollback: others go
+  # first (an older rollback, a build that stopped half-way), making room.
+  local active made_by python id
+  active=$(active_venv)
+  drop_venvs "$active"
+  check_free_space "$bundle"
+  id=$(venv_id "$bundle")
+  building=$prefix/venvs/$id
+  echo "  making $building (the installed version runs meanwhile)"
+  build_venv "$bundle" "$building"
+  # This script too, for its --rollback once the bundle's folder is gone.
+  cp "$bundle/README.md" "$bundle/provisioning/install-pi.sh" "$prefix/"
 
-  echo "== models"
-  rm -rf "$prefix/models.new" && cp -r "$bundle/models" "$prefix/models.new"
-  rm -rf "$prefix/models" && mv "$prefix/models.new" "$prefix/models"
-  cp "$bundle/README.md" "$bundle/TARGET" "$prefix/"
+  echo "== switching $prefix/venv to venvs/$id, with its models"
+  stop_services
+  switch_venv "$id"
+  building=
+  # One another Python made (the OS upgraded under it) has its packages where this Python doesn't
+  # look: no use for a rollback.
+  made_by=$(venv_version "$prefix/$active")
+  python=$(python_version python3)
+  if [ -n "$active" ] && [ "$made_by" != "$python" ]; then
+    echo "  $prefix/$active was made by Python ${made_by:-?}, not by this system's $python: not kept for a rollback"
+    drop_venvs "venvs/$id"
+  else
+    drop_venvs "venvs/$id" "$active"
+    [ -z "$active" ] || echo "  $prefix/$active kept: sudo $prefix/install-pi.sh --rollback returns to it"
+  fi
 
   echo "== configuration (kept if present)"
   [ -f "$etc/moodtunes.toml" ] || first_install=1
@@ -442,16 +596,7 @@ main() {
   install -m 0644 "$bundle"/systemd/moodtunes-* "$systemd_dir/"
   systemctl daemon-reload
   systemctl enable moodtunes-kiosk.service moodtunes-uplink.service moodtunes-library.timer
-  # The scan is a oneshot that lasts until every song is analysed: queue it, don't wait for it. The
-  # kiosk scans as it starts too: the two take turns (a lock), the second finding the work done.
-  systemctl --no-block restart moodtunes-library.service || true
-  # A service that stopped on an invalid configuration (exit status 2) is marked failed: start afresh.
-  systemctl reset-failed moodtunes-kiosk.service moodtunes-uplink.service || true
-  systemctl restart moodtunes-kiosk.service moodtunes-uplink.service || true
-  # The nightly scan's timer, started now (stop_services stopped it; a first install left it for the
-  # next boot). After the scan's restart: its boot trigger, long past, fires at once and finds the
-  # scan already queued.
-  systemctl start moodtunes-library.timer
+  start_services
   trap - EXIT
 
   # As the services' user: a database root created here would lock the services out of it. With the

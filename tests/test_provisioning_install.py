@@ -1,6 +1,7 @@
 """provisioning/install-pi.sh, one step at a time (sourced, it only defines its functions): the
 bundle check, the hash-checked pip install, the MQTT password kept from the kiosk, the config's
-mode and the SD card swap file."""
+mode, the SD card swap file, and an upgrade's new venv switched to (the one before kept for
+--rollback) only once it is whole."""
 
 from __future__ import annotations
 
@@ -98,9 +99,9 @@ def test_the_installer_checks_the_bundle_before_anything_else():
     main = INSTALL.read_text().split("\nmain() {", 1)[1]
     check = main.index('verify_bundle "$bundle"')
     assert check < main.index('check_target "$bundle"')
-    for later in ("apt_install", "install_wheels", "useradd", "systemctl"):
+    for later in ("apt_install", "build_venv", "useradd", "systemctl"):
         assert check < main.index(later), later
-    assert 'install_wheels "$bundle" "$prefix/venv/bin/pip"' in main
+    assert 'install_wheels "$bundle" "$venv/bin/pip"' in INSTALL.read_text()
     assert "--find-links" not in main  # only through install_wheels, with hashes
 
 
@@ -288,7 +289,8 @@ def test_swap_on_a_disk_or_zram_writeback_is_reported(tmp_path):
 
 # Stand-ins for main's commands, each listed in $CALLS; $PREFIX, $ETC, $OS_RELEASE and $SYSTEMD_DIR
 # replace /opt/moodtunes, /etc/moodtunes, /etc/os-release and /etc/systemd/system. python3 says it
-# is Python $PY_VERSION; install_wheels (pip) fails with $PIP_FAILS.
+# is Python $PY_VERSION, and its venvs' moodtunes is $MOODTUNES_CMD; install_wheels (pip) fails
+# with $PIP_FAILS, the switch's ln with $LN_FAILS; df says $FREE_KB are free.
 MAIN_STUBS = """
 prefix=$PREFIX etc=$ETC os_release=$OS_RELEASE systemd_dir=$SYSTEMD_DIR data_dir=$DATA_DIR
 record() { printf '%s\\n' "$*" >> "$CALLS"; }
@@ -305,34 +307,51 @@ disk_swap_warnings() { :; }
 python3() {
   if [ "$1" = -c ]; then echo "$PY_VERSION"; return; fi
   record "python3 $*"
-  mkdir -p "$prefix/venv/bin" && printf 'version = %s.1\\n' "$PY_VERSION" > "$prefix/venv/pyvenv.cfg"
+  mkdir -p "${*: -1}/bin" && printf 'version = %s.1\\n' "$PY_VERSION" > "${*: -1}/pyvenv.cfg"
+  cp "$MOODTUNES_CMD" "${*: -1}/bin/moodtunes"
 }
+df() { if [ -n "${FREE_KB:-}" ]; then printf 'Filesystem 1024-blocks Used Available Capacity Mounted on\\nroot 9 9 %s 99%% /\\n' "$FREE_KB"; else command df "$@"; fi; }
+ln() { [ -z "${LN_FAILS:-}" ] || return 1; command ln "$@"; }
 runuser() { shift 3; "$@"; }
-main
+main ${INSTALL_ARGS:-}
 """
+
+
+OLD_VENV = "20260101-000000-0123456789"  # the version installed before, in venvs/ (venv="link")
 
 
 def run_installer(bundle: Path, tmp_path: Path, *, python: str = "3.11", codename: str = "bookworm",
                   venv_python: str | None = None, config: str = "", doctor: str | None = "exit 0",
-                  env_file: str = "", uplink_env: str = "", upgrade: bool = False,
+                  env_file: str = "", uplink_env: str = "", upgrade: bool = False, venv: str | None = "dir",
                   **env: str) -> tuple[subprocess.CompletedProcess, list[str]]:
     """install-pi.sh's main on a system with Python ``python`` and release ``codename``, the given
     moodtunes.toml, env and uplink.env, and the venv of an earlier install (made by ``venv_python``,
-    default ``python``) whose moodtunes runs ``doctor`` (None: the real moodtunes); ``upgrade``: its
-    units installed too. The result and the calls made."""
+    default ``python``): ``venv`` "dir", the real /opt/moodtunes/venv an older installer made, or
+    "link", venvs/OLD_VENV (with its models and TARGET) that /opt/moodtunes/venv links to, or None.
+    Every venv's moodtunes runs ``doctor`` (None: the real moodtunes); ``upgrade``: the units
+    installed too. The result and the calls made."""
     prefix, etc, calls = tmp_path / "opt", tmp_path / "etc", tmp_path / "calls"
     systemd_dir = tmp_path / "systemd"
-    systemd_dir.mkdir(exist_ok=True)
+    systemd_dir.mkdir(parents=True, exist_ok=True)
     if upgrade:
         for name in ("moodtunes-kiosk.service", "moodtunes-uplink.service", "moodtunes-library.service",
                      "moodtunes-library.timer"):
             (systemd_dir / name).write_text("[Unit]\n")
-    (prefix / "venv" / "bin").mkdir(parents=True, exist_ok=True)
-    (prefix / "venv" / "pyvenv.cfg").write_text(f"home = /usr/bin\nversion = {venv_python or python}.2\n")
-    (prefix / "venv" / "bin" / "python").symlink_to(sys.executable)
-    moodtunes = prefix / "venv" / "bin" / "moodtunes"
-    moodtunes.write_text(f"#!/bin/sh\n{doctor}\n" if doctor else f'#!/bin/sh\nexec "{sys.executable}" -m moodtunes "$@"\n')
-    moodtunes.chmod(0o755)
+    command = tmp_path / "moodtunes-cmd"
+    command.write_text(f"#!/bin/sh\n{doctor}\n" if doctor else f'#!/bin/sh\nexec "{sys.executable}" -m moodtunes "$@"\n')
+    command.chmod(0o755)
+    if venv and not (prefix / "venv").exists():
+        folder = prefix / "venv" if venv == "dir" else prefix / "venvs" / OLD_VENV
+        (folder / "bin").mkdir(parents=True)
+        (folder / "pyvenv.cfg").write_text(f"home = /usr/bin\nversion = {venv_python or python}.2\n")
+        (folder / "bin" / "python").symlink_to(sys.executable)
+        shutil.copy(command, folder / "bin" / "moodtunes")
+        (prefix / "models").mkdir()
+        (prefix / "models" / "old-model").write_text("old")
+        if venv == "link":
+            shutil.copytree(prefix / "models", folder / "models")
+            (folder / "TARGET").write_text("python=3.11\nos=bookworm\nschema=12\ncommit=0123456789\n")
+            (prefix / "venv").symlink_to(f"venvs/{OLD_VENV}")
     etc.mkdir(exist_ok=True)
     for name, text in (("moodtunes.toml", config), ("env", env_file), ("uplink.env", uplink_env)):
         (etc / name).write_text(text)
@@ -340,18 +359,26 @@ def run_installer(bundle: Path, tmp_path: Path, *, python: str = "3.11", codenam
     os_release.write_text(f'PRETTY_NAME="Debian GNU/Linux"\nVERSION_CODENAME={codename}\n')
     calls.write_text("")
     variables = dict(os.environ, PREFIX=str(prefix), ETC=str(etc), OS_RELEASE=str(os_release), CALLS=str(calls),
-                     SYSTEMD_DIR=str(systemd_dir), DATA_DIR=str(tmp_path / "data"), PY_VERSION=python, **env)
+                     SYSTEMD_DIR=str(systemd_dir), DATA_DIR=str(tmp_path / "data"), PY_VERSION=python,
+                     MOODTUNES_CMD=str(command), **env)
     # main finds the bundle from $0, which is "bash" here: one folder up from the working directory.
     result = bash(MAIN_STUBS, bundle / "provisioning" / "install-pi.sh", cwd=bundle / "provisioning", env=variables)
     return result, calls.read_text().splitlines()
+
+
+def venvs(tmp_path: Path) -> list[str]:
+    """The venvs in /opt/moodtunes/venvs, oldest first."""
+    return sorted(p.name for p in (tmp_path / "opt" / "venvs").iterdir())
 
 
 def test_the_installer_runs_to_the_end_with_its_stand_ins(bundle, tmp_path):
     result, calls = run_installer(bundle, tmp_path, HAS_PACKAGES="1")
     assert result.returncode == 0, result.stderr
     assert "moodtunes is installed" in result.stdout
-    assert f"install_wheels {bundle} {tmp_path / 'opt' / 'venv' / 'bin' / 'pip'}" in calls
-    assert [c for c in calls if c.startswith(("apt-get", "python3"))] == []  # all there, the venv too
+    [new] = venvs(tmp_path)
+    assert f"install_wheels {bundle} {tmp_path / 'opt' / 'venvs' / new / 'bin' / 'pip'}" in calls
+    assert os.readlink(tmp_path / "opt" / "venv") == f"venvs/{new}"
+    assert [c for c in calls if c.startswith("apt-get")] == []  # all there
 
 
 @pytest.mark.parametrize(("line", "said"), [
@@ -428,16 +455,14 @@ def test_a_bundle_without_its_target_is_refused(bundle, tmp_path):
     assert result.returncode != 0 and "TARGET is missing" in result.stderr and calls == []
 
 
-def test_a_venv_of_another_python_is_made_afresh(bundle, tmp_path):
+def test_a_venv_of_another_python_is_kept_for_no_rollback(bundle, tmp_path):
     """An OS upgraded under an install: the venv's packages are in lib/python3.9, which 3.11 ignores
-    (and its bin/python, a link to python3, now runs 3.11)."""
-    old = tmp_path / "opt" / "venv" / "lib" / "python3.9" / "site-packages"
-    old.mkdir(parents=True)
-    result, calls = run_installer(bundle, tmp_path, venv_python="3.9", HAS_PACKAGES="1")
-    assert "made by Python 3.9" in result.stdout, result.stderr
-    venv = f"python3 -m venv --system-site-packages {tmp_path / 'opt' / 'venv'}"
-    wheels = [c for c in calls if c.startswith("install_wheels")]
-    assert not old.exists() and venv in calls and calls.index(venv) < calls.index(wheels[0])
+    (and its bin/python, a link to python3, now runs 3.11): no version to go back to."""
+    result, calls = run_installer(bundle, tmp_path, venv="link", venv_python="3.9", HAS_PACKAGES="1")
+    assert result.returncode == 0, result.stderr
+    assert f"venvs/{OLD_VENV} was made by Python 3.9, not by this system's 3.11: not kept" in result.stdout
+    [new] = venvs(tmp_path)
+    assert f"python3 -m venv --system-site-packages {tmp_path / 'opt' / 'venvs' / new}" in calls
 
 
 def test_missing_packages_are_installed_after_an_apt_get_update(bundle, tmp_path):
@@ -522,34 +547,130 @@ def test_doctor_gets_the_services_env_and_not_the_uplinks_password(bundle, tmp_p
 UNITS = ["moodtunes-library.timer", "moodtunes-library.service", "moodtunes-kiosk.service", "moodtunes-uplink.service"]
 
 
-def test_an_upgrade_stops_the_services_before_it_changes_the_venv(bundle, tmp_path):
-    result, calls = run_installer(bundle, tmp_path, HAS_PACKAGES="1", upgrade=True)
+def test_an_upgrade_makes_the_new_venv_beside_the_running_one_and_stops_the_services_only_to_switch(bundle, tmp_path):
+    """The old script pip-installed into the venv in use, the services stopped: a full SD card
+    half-way left the kiosk's screen dark."""
+    result, calls = run_installer(bundle, tmp_path, HAS_PACKAGES="1", upgrade=True, venv="link")
     assert result.returncode == 0, result.stderr
+    old, new = venvs(tmp_path)
+    assert old == OLD_VENV and re.fullmatch(r"\d{8}-\d{6}-unknown", new)  # when it was made, the bundle's commit
+    prefix = tmp_path / "opt"
+    assert os.readlink(prefix / "venv") == f"venvs/{new}" and not (prefix / "venv.new").exists()
     stop = "systemctl stop " + " ".join(UNITS)
-    wheels = next(c for c in calls if c.startswith("install_wheels"))
-    assert calls.index(stop) < calls.index(wheels)
-    later = calls[calls.index(wheels):]
+    wheels = calls.index(f"install_wheels {bundle} {prefix / 'venvs' / new / 'bin' / 'pip'}")
+    assert calls.index(f"python3 -m venv --system-site-packages {prefix / 'venvs' / new}") < wheels < calls.index(stop)
+    later = calls[calls.index(stop):]
     for started in ("systemctl restart moodtunes-kiosk.service moodtunes-uplink.service",
                     "systemctl --no-block restart moodtunes-library.service",
                     "systemctl start moodtunes-library.timer"):
         assert started in later, started
+    # the new models in place, a copy with the new venv; the old venv, its models and TARGET kept
+    assert sorted(p.name for p in (prefix / "models").iterdir()) == ["emotion"]
+    assert (prefix / "venvs" / new / "models" / "emotion" / "emotion_int8.tflite").is_file()
+    assert (prefix / "TARGET").read_text() == (bundle / "TARGET").read_text() == (prefix / "venvs" / new / "TARGET").read_text()
+    assert (prefix / "venvs" / old / "models" / "old-model").read_text() == "old"
+    assert (prefix / "venvs" / old / "bin" / "moodtunes").is_file()
+    assert f"{prefix}/venvs/{old} kept: sudo {prefix}/install-pi.sh --rollback returns to it" in result.stdout
+    assert (prefix / "install-pi.sh").read_bytes() == (bundle / "provisioning" / "install-pi.sh").read_bytes()
 
 
-def test_a_first_install_has_nothing_to_stop(bundle, tmp_path):
-    result, calls = run_installer(bundle, tmp_path, HAS_PACKAGES="1")
+def test_only_the_venv_in_use_is_kept_for_a_rollback(bundle, tmp_path):
+    """Two venvs on the SD card, not one per upgrade: an older rollback and a build that stopped
+    half-way (a power cut) go before the new venv is made."""
+    half_built = tmp_path / "opt" / "venvs" / "20260102-000000-half"
+    (half_built / "bin").mkdir(parents=True)
+    result, _ = run_installer(bundle, tmp_path, HAS_PACKAGES="1", upgrade=True, venv="link")
     assert result.returncode == 0, result.stderr
-    assert not [c for c in calls if c.startswith("systemctl stop")]
-    assert "systemctl start moodtunes-library.timer" in calls
+    first = venvs(tmp_path)[1]
+    assert venvs(tmp_path) == [OLD_VENV, first]
+    result, _ = run_installer(bundle, tmp_path, HAS_PACKAGES="1", upgrade=True)  # the same bundle again
+    assert result.returncode == 0, result.stderr
+    kept, active = venvs(tmp_path)
+    assert kept == first and os.readlink(tmp_path / "opt" / "venv") == f"venvs/{active}"
+    assert f"deleting {tmp_path / 'opt' / 'venvs' / OLD_VENV}" in result.stdout
 
 
-def test_a_failed_upgrade_says_it_did_not_complete_and_starts_nothing(bundle, tmp_path):
-    """pip failing (a full disk) ended the install with pip's message only."""
-    result, calls = run_installer(bundle, tmp_path, HAS_PACKAGES="1", upgrade=True, PIP_FAILS="1")
+def test_a_first_upgrade_replaces_an_older_installers_real_venv_folder(bundle, tmp_path):
+    """Its scripts name /opt/moodtunes/venv: moved aside, they would run nothing, so it is no rollback."""
+    result, _ = run_installer(bundle, tmp_path, HAS_PACKAGES="1", upgrade=True, venv="dir")
+    assert result.returncode == 0, result.stderr
+    prefix = tmp_path / "opt"
+    [new] = venvs(tmp_path)
+    assert os.readlink(prefix / "venv") == f"venvs/{new}"
+    assert not (prefix / "venv.old").exists() and not (prefix / "venv.new").exists()
+    assert "--rollback returns" not in result.stdout
+
+
+@pytest.mark.parametrize("venv", ["link", "dir"])
+def test_a_failed_build_leaves_the_installed_venv_running_and_untouched(bundle, tmp_path, venv):
+    """pip failing (a full disk) stopped the services on a half-changed venv: the kiosk's screen
+    stayed dark until someone ran the installer again."""
+    result, calls = run_installer(bundle, tmp_path, HAS_PACKAGES="1", upgrade=True, venv=venv, PIP_FAILS="1")
     assert result.returncode != 0
     assert "did not complete" in result.stderr and "run install-pi.sh again" in result.stderr
-    assert "services are stopped" in result.stderr
-    assert calls[-1].startswith("install_wheels")  # nothing enabled, restarted or started after it
+    assert "the version installed before is unchanged and still runs" in result.stderr
+    assert calls[-1].startswith("install_wheels")  # nothing stopped, enabled or restarted
     assert "moodtunes is installed" not in result.stdout
+    prefix = tmp_path / "opt"
+    if venv == "link":
+        assert os.readlink(prefix / "venv") == f"venvs/{OLD_VENV}" and venvs(tmp_path) == [OLD_VENV]
+    else:
+        assert not (prefix / "venv").is_symlink() and (prefix / "venv" / "bin" / "moodtunes").is_file()
+        assert venvs(tmp_path) == []  # the half-made venv deleted
+    assert (prefix / "models" / "old-model").read_text() == "old" and not (prefix / "models.new").exists()
+
+
+def test_a_switch_that_fails_starts_the_services_again_on_the_old_venv(bundle, tmp_path):
+    result, calls = run_installer(bundle, tmp_path, HAS_PACKAGES="1", upgrade=True, venv="link", LN_FAILS="1")
+    assert result.returncode != 0 and "did not complete" in result.stderr
+    assert "the version installed before is unchanged, and its services were started again" in result.stderr
+    assert calls.index("systemctl stop " + " ".join(UNITS)) < calls.index(
+        "systemctl restart moodtunes-kiosk.service moodtunes-uplink.service")
+    assert os.readlink(tmp_path / "opt" / "venv") == f"venvs/{OLD_VENV}" and venvs(tmp_path) == [OLD_VENV]
+
+
+def test_too_little_room_for_a_second_venv_stops_before_it_is_made(bundle, tmp_path):
+    result, calls = run_installer(bundle, tmp_path, HAS_PACKAGES="1", upgrade=True, venv="link", FREE_KB="512")
+    assert result.returncode != 0
+    assert re.search(r"the new version needs about \d+ MB in \S+, which has 0 MB free", result.stderr)
+    assert "the installed version was not touched" in result.stderr
+    assert not [c for c in calls if c.startswith(("python3", "install_wheels", "systemctl stop"))]
+    assert os.readlink(tmp_path / "opt" / "venv") == f"venvs/{OLD_VENV}"
+
+
+def test_the_room_a_venv_needs_is_its_wheels_unpacked_and_a_quarter(bundle):
+    make_wheel(bundle / "wheels", "big", "1.0", payload="#" * (8 << 20))
+    result = bash(f'venv_space_mb "{bundle}"', INSTALL)
+    assert result.returncode == 0, result.stderr
+    assert 10 <= int(result.stdout) <= 11
+
+
+def test_rollback_goes_back_to_the_version_kept_and_forward_again(bundle, tmp_path):
+    result, _ = run_installer(bundle, tmp_path, HAS_PACKAGES="1", upgrade=True, venv="link")
+    assert result.returncode == 0, result.stderr
+    prefix, new = tmp_path / "opt", venvs(tmp_path)[1]
+    back, calls = run_installer(bundle, tmp_path, upgrade=True, INSTALL_ARGS="--rollback")
+    assert back.returncode == 0, back.stderr
+    assert os.readlink(prefix / "venv") == f"venvs/{OLD_VENV}" and venvs(tmp_path) == [OLD_VENV, new]
+    assert (prefix / "models" / "old-model").read_text() == "old" and (prefix / "TARGET").read_text().startswith("python=3.11")
+    assert calls[0] == "systemctl stop " + " ".join(UNITS) and calls[-1] == "systemctl start moodtunes-library.timer"
+    assert f"rolled back to venvs/{OLD_VENV}; venvs/{new} is kept" in back.stdout
+    forward, _ = run_installer(bundle, tmp_path, upgrade=True, INSTALL_ARGS="--rollback")
+    assert forward.returncode == 0, forward.stderr
+    assert os.readlink(prefix / "venv") == f"venvs/{new}" and (prefix / "models" / "emotion").is_dir()
+
+
+def test_rollback_refuses_when_nothing_is_kept_or_the_data_is_newer(bundle, tmp_path):
+    none, calls = run_installer(bundle, tmp_path / "older", venv="dir", INSTALL_ARGS="--rollback")
+    assert none.returncode != 0 and "no earlier version kept" in none.stderr and calls == []
+    result, _ = run_installer(bundle, tmp_path, HAS_PACKAGES="1", upgrade=True, venv="link")
+    assert result.returncode == 0, result.stderr
+    (tmp_path / "data").mkdir(exist_ok=True)
+    with sqlite3.connect(tmp_path / "data" / "moodtunes.db") as db:
+        db.execute("PRAGMA user_version = 13")  # the old venv's TARGET says schema 12
+    newer, calls = run_installer(bundle, tmp_path, upgrade=True, INSTALL_ARGS="--rollback")
+    assert newer.returncode != 0 and "newer moodtunes (database schema 13)" in newer.stderr and calls == []
+    assert os.readlink(tmp_path / "opt" / "venv") != f"venvs/{OLD_VENV}"
 
 
 def test_a_failed_first_install_says_it_did_not_complete(bundle, tmp_path):
@@ -658,7 +779,7 @@ def test_an_install_stopped_by_a_signal_says_it_did_not_complete(bundle, tmp_pat
     result, _ = run_installer(bundle, tmp_path, HAS_PACKAGES="1", PIP_SIGNAL=signal, upgrade=True)
     assert result.returncode == status
     assert f"the install (or upgrade) did not complete (exit status {status}" in result.stderr
-    assert "the moodtunes services are stopped" in result.stderr
+    assert "the version installed before is unchanged and still runs" in result.stderr
 
 
 def test_an_upgrade_ends_saying_the_configuration_was_kept(bundle, tmp_path):
