@@ -3,7 +3,8 @@
 # Pi OS bookworm, same Python 3.11) and use it as the services would: install-pi.sh, doctor,
 # detect on the sample photo, a library scan with two workers whose demo tracks must land in their
 # categories, one whole kiosk visit on the autopilot, and the uplink's own user sharing the data. It proves the aarch64 wheels, models and
-# installer work together without a Pi; it says nothing about the Pi's speed (emulation is ~40x
+# installer work together without a Pi, and that the installer run again (an upgrade) switches to a
+# new venv and keeps the first for --rollback; it says nothing about the Pi's speed (emulation is ~40x
 # slower) or its camera, screen and sound.
 #
 #   sudo provisioning/check-bundle-arm64.sh dist/moodtunes-*-rpi-aarch64.tar.gz [ROOTFS_DIR]
@@ -11,7 +12,8 @@
 # Needs root and Debian's qemu-user-static, binfmt-support and debootstrap. The rootfs (default
 # build/arm64-rootfs, ~700 MB) is made once with debootstrap (~10 min) and reused; each run
 # removes the previous install first. About 11-12 minutes on 2 cores with the rootfs in place,
-# 16-27 when the run makes it first (README.md).
+# 16-27 when the run makes it first (README.md), before the upgrade, which installs the wheels a
+# second time, was added.
 set -euo pipefail
 [ "$(id -u)" -eq 0 ] || { echo "check-bundle-arm64.sh: run as root" >&2; exit 1; }
 bundle_tar=$(realpath "${1:?usage: check-bundle-arm64.sh BUNDLE.tar.gz [ROOTFS_DIR]}")
@@ -146,4 +148,31 @@ if as_service cat /etc/moodtunes/uplink.env >/dev/null 2>&1; then
   echo "FAIL: the services' user (moodtunes) can read /etc/moodtunes/uplink.env" >&2
   exit 1
 fi
-echo "OK: the bundle installs and runs on emulated aarch64"
+
+echo "== an upgrade (the installer again): a new venv beside the first, kept for a rollback"
+first=$(readlink "$root/opt/moodtunes/venv" || true)
+[[ $first == venvs/* ]] || { echo "FAIL: /opt/moodtunes/venv is no link to a venv in /opt/moodtunes/venvs" >&2; exit 1; }
+if ! chroot "$root" "${clean_env[@]}" HOME=/root "/$installer" >"$root/tmp/upgrade.log" 2>&1; then
+  tail -20 "$root/tmp/upgrade.log" >&2
+  echo "FAIL: the upgrade failed" >&2
+  exit 1
+fi
+second=$(readlink "$root/opt/moodtunes/venv" || true)
+venvs=$(cd "$root/opt/moodtunes" && echo venvs/*)
+if [[ $second != venvs/* ]] || [ "$venvs" != "$first $second" ]; then
+  echo "FAIL: after the upgrade /opt/moodtunes/venv links to '$second' and $venvs are kept, not a new venv beside $first" >&2
+  exit 1
+fi
+# The kiosk unit's command (ExecStart), through the link; the scripts name their venvs/ folder.
+as_service /opt/moodtunes/venv/bin/moodtunes --version
+as_service env SDL_VIDEODRIVER=kmsdrm /opt/moodtunes/venv/bin/moodtunes doctor >/dev/null 2>&1 ||
+  { echo "FAIL: doctor fails after the upgrade" >&2; exit 1; }
+
+echo "== --rollback to the first venv, and again, forward to the second"
+for want in "$first" "$second"; do
+  chroot "$root" "${clean_env[@]}" HOME=/root /opt/moodtunes/install-pi.sh --rollback
+  [ "$(readlink "$root/opt/moodtunes/venv")" = "$want" ] ||
+    { echo "FAIL: after --rollback /opt/moodtunes/venv does not link to $want" >&2; exit 1; }
+  as_service /opt/moodtunes/venv/bin/moodtunes --version
+done
+echo "OK: the bundle installs, upgrades, rolls back and runs on emulated aarch64"
