@@ -387,8 +387,8 @@ stop_services() {
   done
   [ "${#units[@]}" -gt 0 ] || return 0
   echo "  stopping ${units[*]} for the switch"
+  stopped=1  # before: a hang-up during the stop must start them again (the EXIT trap)
   systemctl stop "${units[@]}"
-  stopped=1
 }
 
 # start_services: the services and the nightly scan's timer, (re)started.
@@ -408,19 +408,29 @@ start_services() {
 # switch_venv ID: $prefix/venv, which the units name, links to venvs/ID: a link made beside it,
 # renamed over it (one step: never no venv, never half of one), then ID's models and TARGET in
 # place. The real folder an older installer made can't be kept (moved, its scripts would name a
-# folder that is gone): it is replaced. The services are stopped. Sets switched.
+# folder that is gone): it is replaced. The venv it replaces is noted in venvs/.previous, the
+# one --rollback goes to. The services are stopped. Sets switched.
 switched=
+# Each step on a line of its own: set -e does not stop at a failure inside `a && b`, which went
+# on with the step after it (the models of one version beside the venv of another). The venv
+# being built is the live one from the switch on: the EXIT trap must not delete it (building=).
 switch_venv() {
-  local id=$1
-  rm -rf "$prefix/models.new" && cp -r "$prefix/venvs/$id/models" "$prefix/models.new"
+  local id=$1 replaced
+  replaced=$(active_venv)
+  rm -rf "$prefix/models.new"
+  cp -r "$prefix/venvs/$id/models" "$prefix/models.new"
   ln -sfn "venvs/$id" "$prefix/venv.new"
   if [ -d "$prefix/venv" ] && [ ! -L "$prefix/venv" ]; then
-    rm -rf "$prefix/venv.old" && mv -T "$prefix/venv" "$prefix/venv.old"
+    rm -rf "$prefix/venv.old"
+    mv -T "$prefix/venv" "$prefix/venv.old"
   fi
   mv -T "$prefix/venv.new" "$prefix/venv"
   switched=1
+  building=
+  echo "${replaced#venvs/}" > "$prefix/venvs/.previous"
   rm -rf "$prefix/venv.old"
-  rm -rf "$prefix/models" && mv "$prefix/models.new" "$prefix/models"
+  rm -rf "$prefix/models"
+  mv "$prefix/models.new" "$prefix/models"
   cp "$prefix/venvs/$id/TARGET" "$prefix/TARGET"
 }
 
@@ -430,10 +440,11 @@ switch_venv() {
 rollback() {
   local active previous
   active=$(active_venv)
-  previous=$(for venv in "$prefix"/venvs/*/TARGET; do
-               [ ! -f "$venv" ] || [ "venvs/$(basename "${venv%/TARGET}")" = "$active" ] || basename "${venv%/TARGET}"
-             done | tail -n 1)
-  if [ -z "$previous" ]; then
+  # The venv the last switch replaced, whole (its TARGET, written last) and still kept: not the
+  # newest other one, which may be a build a power cut stopped before its switch, a version that
+  # never ran.
+  previous=$(cat "$prefix/venvs/.previous" 2>/dev/null || true)
+  if [ -z "$previous" ] || [ "venvs/$previous" = "$active" ] || [ ! -f "$prefix/venvs/$previous/TARGET" ]; then
     echo "install-pi.sh: no earlier version kept in $prefix/venvs to roll back to" >&2
     return 1
   fi
@@ -501,6 +512,12 @@ main() {
     echo "install-pi.sh: needs 64-bit Raspberry Pi OS (arm64), found $arch on $(uname -m)" >&2
     exit 1
   fi
+  # A hang-up (an SSH session dropped), Ctrl+C or a kill exits with a failure, so that the EXIT
+  # trap set once the system changes (an install's or a rollback's) says so (bash runs it with
+  # status 0 otherwise): a rollback cut short left the services stopped, without a word.
+  trap 'exit 129' HUP
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
   case ${1:-} in
     "") ;;
     --rollback) rollback; return;;
@@ -517,11 +534,8 @@ main() {
   check_env_file "$etc/env"
   check_env_file "$etc/uplink.env"
   # From here on the system changes: a failure says the install did not complete, and so does a
-  # hang-up (an SSH session dropped), Ctrl+C or a kill (bash runs the EXIT trap with status 0 then).
+  # hang-up, Ctrl+C or a kill (the traps above).
   trap unfinished EXIT
-  trap 'exit 129' HUP
-  trap 'exit 130' INT
-  trap 'exit 143' TERM
 
   echo "== system packages"
   # picamera2 only comes from Raspberry Pi OS; the venv sees it through --system-site-packages.
@@ -566,7 +580,6 @@ main() {
   echo "== switching $prefix/venv to venvs/$id, with its models"
   stop_services
   switch_venv "$id"
-  building=
   # One another Python made (the OS upgraded under it) has its packages where this Python doesn't
   # look: no use for a rollback.
   made_by=$(venv_version "$prefix/$active")

@@ -302,6 +302,7 @@ apt-get() { record "apt-get $*"; [ "$1" != update ] || return "${UPDATE_FAILS:-0
 for command in dphys-swapfile systemctl useradd usermod install chown chgrp share_data_dir; do
   eval "$command() { record $command \\"\\$*\\"; }"
 done
+systemctl() { record systemctl "$*"; [ "$1" != stop ] || [ -z "${STOP_SIGNAL:-}" ] || kill -"$STOP_SIGNAL" $$; }
 install_wheels() { record install_wheels "$*"; [ -z "${PIP_SIGNAL:-}" ] || kill -"$PIP_SIGNAL" $$; return "${PIP_FAILS:-0}"; }
 disk_swap_warnings() { :; }
 python3() {
@@ -368,7 +369,7 @@ def run_installer(bundle: Path, tmp_path: Path, *, python: str = "3.11", codenam
 
 def venvs(tmp_path: Path) -> list[str]:
     """The venvs in /opt/moodtunes/venvs, oldest first."""
-    return sorted(p.name for p in (tmp_path / "opt" / "venvs").iterdir())
+    return sorted(p.name for p in (tmp_path / "opt" / "venvs").iterdir() if not p.name.startswith("."))
 
 
 def test_the_installer_runs_to_the_end_with_its_stand_ins(bundle, tmp_path):
@@ -790,3 +791,58 @@ def test_an_upgrade_ends_saying_the_configuration_was_kept(bundle, tmp_path):
     assert "moodtunes is installed, with the configuration in" in result.stdout and "Edit" not in result.stdout
     first = bash("first_install=1; report_doctor 0 'OK  store'", INSTALL)
     assert first.returncode == 0 and "moodtunes is installed. Edit /etc/moodtunes/moodtunes.toml" in first.stdout
+
+
+def switch_with(tmp_path: Path, failing: str) -> tuple[subprocess.CompletedProcess, Path]:
+    """switch_venv from venvs/A to venvs/B (the one just built), under set -e and the EXIT trap as
+    in main, with ``failing`` (bash) making one of its steps fail; the result and the prefix."""
+    prefix = tmp_path / "opt"
+    for name in ("A", "B"):
+        (prefix / "venvs" / name / "models" / name).mkdir(parents=True)
+        (prefix / "venvs" / name / "TARGET").write_text(f"commit={name}\n")
+    (prefix / "venv").symlink_to("venvs/A")
+    shutil.copytree(prefix / "venvs" / "A" / "models", prefix / "models")
+    shutil.copy(prefix / "venvs" / "A" / "TARGET", prefix / "TARGET")
+    snippet = (f'set -e; prefix="{prefix}" systemd_dir="{tmp_path}" building="{prefix}/venvs/B"\n'
+               f'systemctl() {{ :; }}\n{failing}\ntrap unfinished EXIT\nswitch_venv B\n')
+    return bash(snippet, INSTALL), prefix
+
+
+def test_a_failure_after_the_switch_leaves_the_venv_now_live(tmp_path):
+    """A review: a full disk at the switch's last copy ran the EXIT trap, which deleted the venv
+    being built, the one the link had just been switched to: no venv at all."""
+    result, prefix = switch_with(tmp_path, f'cp() {{ [ "${{*: -1}}" != "{tmp_path}/opt/TARGET" ] || return 1; command cp "$@"; }}')
+    assert result.returncode != 0 and "did not complete" in result.stderr
+    assert os.readlink(prefix / "venv") == "venvs/B" and (prefix / "venvs" / "B" / "TARGET").is_file()
+
+
+def test_a_step_of_the_switch_that_fails_stops_it(tmp_path):
+    """A review: `rm -rf models && mv ...` under set -e went on when the rm failed: the old models
+    stayed beside the new venv, TARGET said the new version, and the install said it succeeded."""
+    result, prefix = switch_with(tmp_path, f'rm() {{ [ "$*" != "-rf {tmp_path}/opt/models" ] || return 1; command rm "$@"; }}')
+    assert result.returncode != 0 and "did not complete" in result.stderr
+    assert (prefix / "TARGET").read_text() == "commit=A\n"
+
+
+def test_rollback_goes_to_the_venv_the_last_switch_replaced_not_a_newer_build(bundle, tmp_path):
+    """A review: a venv built whole, then a power cut before its switch, was the newest, and
+    --rollback went "back" to it, a version that never ran."""
+    result, _ = run_installer(bundle, tmp_path, HAS_PACKAGES="1", upgrade=True, venv="link")
+    assert result.returncode == 0, result.stderr
+    stray = tmp_path / "opt" / "venvs" / "29990101-000000-abcdef"  # built, never switched to
+    shutil.copytree(tmp_path / "opt" / "venvs" / OLD_VENV, stray)
+    back, _ = run_installer(bundle, tmp_path, upgrade=True, INSTALL_ARGS="--rollback")
+    assert back.returncode == 0, back.stderr
+    assert os.readlink(tmp_path / "opt" / "venv") == f"venvs/{OLD_VENV}"
+
+
+def test_a_rollback_cut_short_starts_the_services_again_and_says_so(bundle, tmp_path):
+    """A review: a hang-up (an SSH session dropped) as --rollback stopped the services left them
+    stopped, without a word: the signal traps were set only on the install's path."""
+    result, _ = run_installer(bundle, tmp_path, HAS_PACKAGES="1", upgrade=True, venv="link")
+    assert result.returncode == 0, result.stderr
+    live = os.readlink(tmp_path / "opt" / "venv")
+    cut, calls = run_installer(bundle, tmp_path, upgrade=True, INSTALL_ARGS="--rollback", STOP_SIGNAL="HUP")
+    assert cut.returncode == 129 and "did not complete" in cut.stderr and "started again" in cut.stderr
+    assert "systemctl restart moodtunes-kiosk.service moodtunes-uplink.service" in calls
+    assert os.readlink(tmp_path / "opt" / "venv") == live
