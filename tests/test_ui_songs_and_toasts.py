@@ -19,6 +19,7 @@ from moodtunes.ui.layout import MIN_TOUCH
 from ui_support import (
     CALM,
     ENERGETIC,
+    add_songs,
     add_tracks,
     cut_short,
     guest_at_songs,
@@ -638,6 +639,38 @@ def test_the_lists_last_song_cut_short_is_told_once_and_the_stars_rate_the_song_
     with Store.open(settings.database_path) as store:
         rated = rows(store, "SELECT r.score, p.path, p.error FROM ratings r JOIN plays p ON p.id = r.play_id")
         assert [(r["score"], r["path"], r["error"]) for r in rated] == [(0, heard.path, None)]
+
+
+def test_stars_tapped_for_a_song_cut_short_are_not_given_to_the_one_before_of_the_same_title(
+    settings, tmp_path, told
+):
+    """Two albums' "Track 01": the stars tapped as the second played, for its broken copy, were
+    kept when it was cut short, for they were matched to their song by title, and went to the
+    first. They are matched to the visit's song now: the rating asks of the first with its own
+    stars (none)."""
+    from moodtunes.ui.app import CUT_SHORT_MESSAGE
+
+    folder = tmp_path / "music"
+    add_songs(settings, folder, count=2, category=CALM, seconds=30.0)
+    with Store.open(settings.database_path) as store:  # the same title, on two albums
+        store._db.execute("UPDATE tracks SET title = 'Track 01', album = 'Album ' || id")
+    app = make_app(settings, sample_scanner)
+    try:
+        songs_as_guest(app, "sad")
+        heard, cut = (item.track for item in app.visit.ranked)
+        cut_short(cut.path, 0.1)  # 3 s of it: time to reach the rating
+        tap(app, "row:0")
+        tap(app, "next")
+        tap(app, "done")
+        tap(app, "star:1")  # for the second "Track 01", the broken copy
+        run_until(app, lambda: not app.music_on, timeout=10, what="the song to end")
+        assert told() == [CUT_SHORT_MESSAGE.format("Track 01")]
+        assert app.screen.wording(800)[0] == "How was “Track 01”?" and app.screen.stars == 0
+        tap(app, "report")
+    finally:
+        app.close()
+    with Store.open(settings.database_path) as store:
+        assert rows(store, "SELECT score FROM ratings") == [] and store.unplayable_paths() == {cut.path}
 
 
 def test_the_rating_goes_back_to_the_songs_when_nothing_plays(settings, tmp_path):

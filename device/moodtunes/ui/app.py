@@ -964,7 +964,7 @@ class KioskApp:
         if visit.rating_for == pending:
             visit.rating_for = play_id
         if visit.heard_before[0] == pending:
-            visit.heard_before = (play_id, visit.heard_before[1])
+            visit.heard_before = (play_id, *visit.heard_before[1:])
 
     def rate(self, score: int) -> None:
         """The stars for the song playing or heard last: written now, or, refused (a full disk), at
@@ -1205,10 +1205,12 @@ class KioskApp:
         visit.failed_paths.discard(track.path)  # it plays now (its stick is back)
         # Only a play that started is the one a rating goes to: a song that failed was never heard.
         # The one before is kept for when this one is cut short (a failed play too: _cut_short).
-        visit.heard_before = (visit.latest_play(), visit.last_title)
+        visit.heard_before = (visit.latest_play(), visit.last_title, visit.song_number)
         visit.play_id = visit.last_play_id = play_id
         visit.unrecorded_play = (track, started_at) if play_id is None else None
         visit.last_title = song_title(track)
+        visit.songs_started += 1
+        visit.song_number = visit.songs_started
         self.music_on, self.now_playing = True, index
         self.last_saved = self.clock()
         return True
@@ -1283,7 +1285,7 @@ class KioskApp:
                        "or its drive unplugged", track.path, heard, length)
         visit.failed_paths.add(track.path)
         self.save_play_progress(final=True, error=error[:300])
-        before, visit.last_title = visit.heard_before
+        before, visit.last_title, visit.song_number = visit.heard_before
         if not isinstance(before, tuple):  # else it waits for the store, as this play does: latest_play
             visit.last_play_id = before
 

@@ -50,9 +50,13 @@ class Visit:
     seconds_heard: float = 0.0  # of the songs that stopped (app.seconds_heard adds the one playing)
     last_play_id: int | None = None  # the most recent play, which a rating is attached to
     last_title: str | None = None  # the title of the song that play was of (what the stars rate)
-    # The play and title the stars rated before the song playing started: theirs again if that song
-    # is cut short, a failed play (app._cut_short)
-    heard_before: tuple[PlayRef, str | None] = (None, None)
+    # Which song of the visit that is (1 for the first started, 0 for none): stars tapped are kept
+    # for it, not for its title, which two songs may share ("Track 01")
+    song_number: int = 0
+    songs_started: int = 0
+    # The play, title and number the stars rated before the song playing started: theirs again if
+    # that song is cut short, a failed play (app._cut_short)
+    heard_before: tuple[PlayRef, str | None, int] = (None, None, 0)
     rating: int | None = None  # the stars last given, as a score
     rating_for: PlayRef = None  # the play ``rating`` is for (a rating goes with a song): latest_play()
     rating_unsaved: bool = False  # ``rating`` the store refused: written at the next write

@@ -81,7 +81,7 @@ class RateScreen(Screen):
     asked first (SameVisitorScreen); the stars they tapped are saved only after a yes."""
 
     name = "rate"
-    _stars: tuple[str | None, int] = (None, 0)  # (the song they were tapped for, the stars): ``stars``
+    _stars: tuple[int, int] = (0, 0)  # (the visit's song they were tapped for, the stars): ``stars``
 
     def enter(self) -> None:
         visit = self.app.visit  # back from the music: the stars given to this same song before
@@ -97,15 +97,15 @@ class RateScreen(Screen):
 
     @property
     def stars(self) -> int:
-        """The stars shown and saved: those tapped for the song asked about (``Visit.last_title``).
+        """The stars shown and saved: those tapped for the song asked about (``Visit.song_number``).
         The song playing under them cut short, they ask of the one heard before it (or of the
         visit): those tapped were for the broken copy, and went to the song before."""
         song, stars = self._stars
-        return stars if song == self.app.visit.last_title else self._stars_given()
+        return stars if song == self.app.visit.song_number else self._stars_given()
 
     @stars.setter
     def stars(self, stars: int) -> None:
-        self._stars = (self.app.visit.last_title, stars)
+        self._stars = (self.app.visit.song_number, stars)
 
     def primary(self) -> str | None:
         return "again" if self._heard_enough() else "report"
