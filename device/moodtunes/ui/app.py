@@ -190,7 +190,9 @@ class KioskApp:
         self._text_of_dropped_key = ""  # the text SDL sends after a key that did nothing on the screen
         self._sound_device_lost = False  # the player's audio device was unplugged (SDL said so)
         self.last_input = clock()
-        self.touched_at = clock()  # the last press or key (not a screen changing, nor the music): _locked
+        # The last press or key (not a screen changing, nor the music): who is there is judged from it,
+        # by the lock (pin.LOCK_AFTER_S) and the music running out (music.PRESENT_WITHIN_S)
+        self.touched_at = clock()
         self.screen_since = clock()  # when the screen shown appeared: its first frame was drawn (go, step)
         self._appearing = False  # go() showed a screen whose first frame is yet to be drawn
         self._startup_frozen = False  # _freeze_startup_objects has run
@@ -1279,12 +1281,10 @@ class KioskApp:
         song's healthy versions too)."""
         visit = self.visit
         heard, length = player.position(), player.duration()
-        error = (f"{Path(track.path).name}: stopped after {heard:.1f} s of its {length:.0f} s"
-                 " (cut short or damaged, or its drive unplugged)")
-        logger.warning("%s stopped after %.1f s of its %.0f s: the file may be cut short or damaged, "
-                       "or its drive unplugged", track.path, heard, length)
+        what = f"stopped after {heard:.1f} s of its {length:.0f} s (cut short or damaged, or its drive unplugged)"
+        logger.warning("%s %s", track.path, what)
         visit.failed_paths.add(track.path)
-        self.save_play_progress(final=True, error=error[:300])
+        self.save_play_progress(final=True, error=f"{Path(track.path).name}: {what}"[:300])
         before, visit.last_title, visit.song_number = visit.heard_before
         if not isinstance(before, tuple):  # else it waits for the store, as this play does: latest_play
             visit.last_play_id = before
