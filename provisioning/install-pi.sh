@@ -10,6 +10,8 @@
 #
 # An upgrade makes the new venv in $prefix/venvs/ while the installed version runs, then switches
 # the $prefix/venv link (which the units run) to it: a failure before leaves the old one running.
+# Each venv keeps its version's models, TARGET, systemd units and README, which a switch (an
+# upgrade's or a rollback's) puts in place with it.
 #
 # This checks the bundle against its own SHA256SUMS, which proves it arrived whole, not who made
 # it: first compare the tarball's sha256 with the one `make bundle` printed (README, "On a
@@ -309,6 +311,17 @@ active_venv() {
   if [ -L "$prefix/venv" ]; then readlink "$prefix/venv"; fi
 }
 
+# kept_venv: the venv the last switch replaced (venvs/ID), the one --rollback goes to, whole (its
+# TARGET, written last) and still kept; nothing if there is none. Not the newest other one, which
+# may be a build a power cut stopped before its switch, a version that never ran.
+kept_venv() {
+  local previous
+  previous=$(cat "$prefix/venvs/.previous" 2>/dev/null || true)
+  if [ -n "$previous" ] && [ "venvs/$previous" != "$(active_venv)" ] && [ -f "$prefix/venvs/$previous/TARGET" ]; then
+    echo "venvs/$previous"
+  fi
+}
+
 # drop_venvs KEEP...: delete the venvs in $prefix/venvs but the KEEP ones (venvs/ID): an older
 # rollback, a build that stopped half-way.
 drop_venvs() {
@@ -334,7 +347,8 @@ venv_id() {
 
 # venv_space_mb BUNDLE: about what a venv of BUNDLE takes, in MB: its wheels' files unpacked, a
 # quarter more for the byte-code pip compiles and the venv's own pip, and the models twice (the
-# venv keeps a copy for a rollback). The 0.1.0 bundle: 1,156 MB unpacked, a venv of 1,376 MB.
+# venv keeps a copy for a rollback; its units and README are a few KB). The 0.1.0 bundle: 1,156 MB
+# unpacked, a venv of 1,376 MB.
 venv_space_mb() {
   command python3 - "$1" <<'PY'
 import pathlib, sys, zipfile
@@ -346,39 +360,52 @@ print((unpacked * 5 // 4 + 2 * models) // 2**20 + 1)
 PY
 }
 
-# check_free_space BUNDLE: $prefix has room for the new venv beside the one in use (both stay: the
-# one in use runs while the other is made, then is kept for a rollback), checked before it is made.
-check_free_space() {
-  local need free
-  need=$(venv_space_mb "$1")
+# make_room BUNDLE KEPT: $prefix has room for BUNDLE's venv beside the one in use, which runs
+# meanwhile, and KEPT (venvs/ID, the one kept for --rollback, or nothing), which stays until the new
+# one is switched to: a build that fails (a full disk) then still leaves a version to roll back to.
+# Without that room, KEPT is deleted first if that makes enough (du: what it holds on the card),
+# saying that --rollback can't reach it any more; otherwise the install stops, nothing touched.
+make_room() {
+  local bundle=$1 kept=$2 need free held=0 freed=
+  need=$(($(venv_space_mb "$bundle") * 1024))
   free=$(df -Pk "$prefix" | awk 'NR == 2 {print $4}') || true
   if ! [[ $free =~ ^[0-9]+$ ]]; then
     echo "install-pi.sh: df does not say how much room $prefix has: going on without knowing" >&2
     return 0
   fi
-  free=$((free / 1024))
-  if [ "$free" -lt "$need" ]; then
-    echo "install-pi.sh: the new version needs about $need MB in $prefix, which has $free MB free: make room" \
-         "(df -h $prefix), then run install-pi.sh again; the installed version was not touched" >&2
+  [ "$free" -lt "$need" ] || return 0
+  if [ -n "$kept" ]; then
+    held=$(du -sk "$prefix/$kept" | cut -f1)
+    freed=" ($(((free + held) / 1024)) MB with $prefix/$kept, kept for --rollback, deleted)"
+  fi
+  if [ $((free + held)) -lt "$need" ]; then
+    echo "install-pi.sh: the new version needs about $((need / 1024)) MB in $prefix, which has $((free / 1024)) MB" \
+         "free$freed: make room (df -h $prefix), then run install-pi.sh again; the installed version was not touched" >&2
     return 1
   fi
+  echo "install-pi.sh: no room for the new version ($((need / 1024)) MB) beside $prefix/$kept, the version kept" \
+       "for --rollback ($((free / 1024)) MB free): deleting it first. --rollback can't go back to it any more, and if" \
+       "this upgrade fails there will be no version to roll back to" >&2
+  rm -rf "${prefix:?}/$kept"
 }
 
 # build_venv BUNDLE VENV: a venv of BUNDLE's wheels made afresh in VENV, where it stays (its
 # scripts name their folder), with --system-site-packages for Raspberry Pi OS's picamera2; and
-# BUNDLE's models and TARGET, which a rollback puts back with it. TARGET last: a venv without it
-# was not finished.
+# BUNDLE's models, systemd units, README and TARGET, which a switch to VENV puts in place with it.
+# TARGET last: a venv without it was not finished.
 build_venv() {
   local bundle=$1 venv=$2
   python3 -m venv --system-site-packages "$venv"
   install_wheels "$bundle" "$venv/bin/pip"
   cp -r "$bundle/models" "$venv/models"
+  cp -r "$bundle/systemd" "$venv/systemd"
+  cp "$bundle/README.md" "$venv/README.md"
   cp "$bundle/TARGET" "$venv/TARGET"
 }
 
 # stop_services: on an upgrade, the services and the scan's timer stop only for the switch to the
-# new venv and models: a kiosk restarting (or a scan the timer starts) meanwhile would run the new
-# venv with the old models. start_services starts them again. Sets stopped.
+# new venv, models and units: a kiosk restarting (or a scan the timer starts) meanwhile would run
+# the new venv with the old models. start_services starts them again. Sets stopped.
 stopped=
 stop_services() {
   local units=() unit
@@ -405,11 +432,43 @@ start_services() {
   systemctl start moodtunes-library.timer
 }
 
+# keep_installed_units VENV ID: VENV (venvs/X), the version a switch to venvs/ID replaces, made by
+# an older installer that kept no units with it, keeps those installed now, which it ran under
+# (those of venvs/ID's names), and the README, for a rollback to it. Whole or not at all: a units
+# folder is taken for the version's whole set.
+keep_installed_units() {
+  local venv=$prefix/$1 unit
+  if [ ! -d "$venv" ] || [ -d "$venv/systemd" ]; then return 0; fi
+  rm -rf "$venv/systemd.new"
+  mkdir "$venv/systemd.new"
+  for unit in "$prefix/venvs/$2"/systemd/*; do
+    if [ -f "$systemd_dir/${unit##*/}" ]; then cp "$systemd_dir/${unit##*/}" "$venv/systemd.new/"; fi
+  done
+  if [ ! -f "$venv/README.md" ] && [ -f "$prefix/README.md" ]; then cp "$prefix/README.md" "$venv/README.md"; fi
+  mv -T "$venv/systemd.new" "$venv/systemd"
+}
+
+# install_release_files ID: the systemd units and README kept with venvs/ID installed, as they
+# were for that version (a rollback ran the old code under the newer version's units), and
+# systemd told. The configuration in $etc is the operator's and stays; so does $prefix/install-pi.sh,
+# the newest: it knows every layout, and a rollback runs it.
+install_release_files() {
+  local kept=$prefix/venvs/$1 units
+  units=("$kept"/systemd/*)
+  if [ -f "${units[0]}" ]; then
+    install -m 0644 "${units[@]}" "$systemd_dir/"
+  else
+    echo "install-pi.sh: $kept kept no systemd units (an older installer made it): the ones installed stay" >&2
+  fi
+  if [ -f "$kept/README.md" ]; then install -m 0644 "$kept/README.md" "$prefix/README.md"; fi
+  systemctl daemon-reload
+}
+
 # switch_venv ID: $prefix/venv, which the units name, links to venvs/ID: a link made beside it,
-# renamed over it (one step: never no venv, never half of one), then ID's models and TARGET in
-# place. The real folder an older installer made can't be kept (moved, its scripts would name a
-# folder that is gone): it is replaced. The venv it replaces is noted in venvs/.previous, the
-# one --rollback goes to. The services are stopped. Sets switched.
+# renamed over it (one step: never no venv, never half of one), then ID's models, units, README
+# and TARGET in place. The real folder an older installer made can't be kept (moved, its scripts
+# would name a folder that is gone): it is replaced. The venv it replaces is noted in
+# venvs/.previous, the one --rollback goes to. The services are stopped. Sets switched.
 switched=
 # Each step on a line of its own: set -e does not stop at a failure inside `a && b`, which went
 # on with the step after it (the models of one version beside the venv of another). The venv
@@ -417,6 +476,7 @@ switched=
 switch_venv() {
   local id=$1 replaced
   replaced=$(active_venv)
+  if [ -n "$replaced" ]; then keep_installed_units "$replaced" "$id"; fi
   rm -rf "$prefix/models.new"
   cp -r "$prefix/venvs/$id/models" "$prefix/models.new"
   ln -sfn "venvs/$id" "$prefix/venv.new"
@@ -431,31 +491,29 @@ switch_venv() {
   rm -rf "$prefix/venv.old"
   rm -rf "$prefix/models"
   mv "$prefix/models.new" "$prefix/models"
+  install_release_files "$id"
   cp "$prefix/venvs/$id/TARGET" "$prefix/TARGET"
 }
 
-# rollback: back to the version the last upgrade replaced (its venv, models and TARGET, kept in
-# $prefix/venvs), unless the data is newer than it; the one it leaves is kept in turn (a second
-# rollback goes forward again).
+# rollback: back to the version the last upgrade replaced (its venv, models, TARGET, systemd units
+# and README, kept in $prefix/venvs), unless the data is newer than it; the one it leaves is kept
+# in turn (a second rollback goes forward again).
 rollback() {
   local active previous
   active=$(active_venv)
-  # The venv the last switch replaced, whole (its TARGET, written last) and still kept: not the
-  # newest other one, which may be a build a power cut stopped before its switch, a version that
-  # never ran.
-  previous=$(cat "$prefix/venvs/.previous" 2>/dev/null || true)
-  if [ -z "$previous" ] || [ "venvs/$previous" = "$active" ] || [ ! -f "$prefix/venvs/$previous/TARGET" ]; then
+  previous=$(kept_venv)
+  if [ -z "$previous" ]; then
     echo "install-pi.sh: no earlier version kept in $prefix/venvs to roll back to" >&2
     return 1
   fi
-  check_schema "$prefix/venvs/$previous"
+  check_schema "$prefix/$previous"
   trap unfinished EXIT
-  echo "== rolling back from ${active:-?} to venvs/$previous"
+  echo "== rolling back from ${active:-?} to $previous"
   stop_services
-  switch_venv "$previous"
+  switch_venv "${previous#venvs/}"
   start_services
   trap - EXIT
-  echo "moodtunes rolled back to venvs/$previous; ${active:-the version it replaced} is kept (install-pi.sh --rollback returns to it)"
+  echo "moodtunes rolled back to $previous; ${active:-the version it replaced} is kept (install-pi.sh --rollback returns to it)"
 }
 
 # unfinished: the EXIT trap while main changes the system: an install that stops half-way (pip or
@@ -564,20 +622,22 @@ main() {
   install -d -m 0755 "$prefix" "$etc"
 
   echo "== python environment ($prefix/venv)"
-  # A new venv beside the one in use, which runs meanwhile and is kept for a rollback: others go
-  # first (an older rollback, a build that stopped half-way), making room.
-  local active made_by python id
+  # A new venv beside the one in use, which runs meanwhile and is kept for a rollback, and the one
+  # kept for --rollback until the switch, room allowing (make_room): others go first (a build that
+  # stopped half-way, a power cut's).
+  local active kept made_by python id
   active=$(active_venv)
-  drop_venvs "$active"
-  check_free_space "$bundle"
+  kept=$(kept_venv)
+  drop_venvs "$active" "$kept"
+  make_room "$bundle" "$kept"
   id=$(venv_id "$bundle")
   building=$prefix/venvs/$id
   echo "  making $building (the installed version runs meanwhile)"
   build_venv "$bundle" "$building"
   # This script too, for its --rollback once the bundle's folder is gone.
-  cp "$bundle/README.md" "$bundle/provisioning/install-pi.sh" "$prefix/"
+  cp "$bundle/provisioning/install-pi.sh" "$prefix/"
 
-  echo "== switching $prefix/venv to venvs/$id, with its models"
+  echo "== switching $prefix/venv to venvs/$id, with its models and systemd units"
   stop_services
   switch_venv "$id"
   # One another Python made (the OS upgraded under it) has its packages where this Python doesn't
@@ -606,8 +666,6 @@ main() {
   unexport_uplink_secret "$etc/uplink.env"
 
   echo "== services"
-  install -m 0644 "$bundle"/systemd/moodtunes-* "$systemd_dir/"
-  systemctl daemon-reload
   systemctl enable moodtunes-kiosk.service moodtunes-uplink.service moodtunes-library.timer
   start_services
   trap - EXIT

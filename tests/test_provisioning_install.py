@@ -1,7 +1,7 @@
 """provisioning/install-pi.sh, one step at a time (sourced, it only defines its functions): the
 bundle check, the hash-checked pip install, the MQTT password kept from the kiosk, the config's
 mode, the SD card swap file, and an upgrade's new venv switched to (the one before kept for
---rollback) only once it is whole."""
+--rollback) only once it is whole, with its version's systemd units and README."""
 
 from __future__ import annotations
 
@@ -22,6 +22,9 @@ pytestmark = pytest.mark.skipif(shutil.which("bash") is None or shutil.which("sh
                                 reason="needs bash and coreutils")
 
 
+UNITS = ["moodtunes-library.timer", "moodtunes-library.service", "moodtunes-kiosk.service", "moodtunes-uplink.service"]
+
+
 def verify(bundle: Path) -> subprocess.CompletedProcess:
     return bash(f'verify_bundle "{bundle}"', INSTALL)
 
@@ -38,6 +41,9 @@ def bundle(tmp_path) -> Path:
     (root / "models" / "emotion" / "emotion_int8.tflite").write_bytes(b"\x00model")
     (root / "requirements").mkdir()
     (root / "README.md").write_text("# moodtunes\n")
+    (root / "systemd").mkdir()
+    for name in UNITS:
+        (root / "systemd" / name).write_text(f"[Unit]\nDescription={name} of the bundle\n")
     result = bash(f'write_hashed_requirements "{sys.executable}" "{root}/wheels" "{root}/requirements" && '
                   f'write_target "{root}" && write_checksums "{root}"', BUILD)
     assert result.returncode == 0, result.stderr
@@ -290,7 +296,8 @@ def test_swap_on_a_disk_or_zram_writeback_is_reported(tmp_path):
 # Stand-ins for main's commands, each listed in $CALLS; $PREFIX, $ETC, $OS_RELEASE and $SYSTEMD_DIR
 # replace /opt/moodtunes, /etc/moodtunes, /etc/os-release and /etc/systemd/system. python3 says it
 # is Python $PY_VERSION, and its venvs' moodtunes is $MOODTUNES_CMD; install_wheels (pip) fails
-# with $PIP_FAILS, the switch's ln with $LN_FAILS; df says $FREE_KB are free.
+# with $PIP_FAILS, the switch's ln with $LN_FAILS; df says $FREE_KB are free. install copies a
+# file (the units) for real, without the owner it would give.
 MAIN_STUBS = """
 prefix=$PREFIX etc=$ETC os_release=$OS_RELEASE systemd_dir=$SYSTEMD_DIR data_dir=$DATA_DIR
 record() { printf '%s\\n' "$*" >> "$CALLS"; }
@@ -299,11 +306,12 @@ uname() { echo aarch64; }
 dpkg() { [ "$1" = --print-architecture ] && echo arm64; }
 dpkg-query() { [ -n "${HAS_PACKAGES:-}" ] && printf installed; }
 apt-get() { record "apt-get $*"; [ "$1" != update ] || return "${UPDATE_FAILS:-0}"; }
-for command in dphys-swapfile systemctl useradd usermod install chown chgrp share_data_dir; do
+for command in dphys-swapfile systemctl useradd usermod chown chgrp share_data_dir; do
   eval "$command() { record $command \\"\\$*\\"; }"
 done
 systemctl() { record systemctl "$*"; [ "$1" != stop ] || [ -z "${STOP_SIGNAL:-}" ] || kill -"$STOP_SIGNAL" $$; }
 install_wheels() { record install_wheels "$*"; [ -z "${PIP_SIGNAL:-}" ] || kill -"$PIP_SIGNAL" $$; return "${PIP_FAILS:-0}"; }
+install() { record install "$*"; case " $* " in *" -d "*|*" -o "*|*" -g "*) ;; *) command install "$@";; esac; }
 disk_swap_warnings() { :; }
 python3() {
   if [ "$1" = -c ]; then echo "$PY_VERSION"; return; fi
@@ -330,14 +338,15 @@ def run_installer(bundle: Path, tmp_path: Path, *, python: str = "3.11", codenam
     default ``python``): ``venv`` "dir", the real /opt/moodtunes/venv an older installer made, or
     "link", venvs/OLD_VENV (with its models and TARGET) that /opt/moodtunes/venv links to, or None.
     Every venv's moodtunes runs ``doctor`` (None: the real moodtunes); ``upgrade``: the units
-    installed too. The result and the calls made."""
+    installed too (an earlier run's, else "[Unit]"). The result and the calls made."""
     prefix, etc, calls = tmp_path / "opt", tmp_path / "etc", tmp_path / "calls"
     systemd_dir = tmp_path / "systemd"
     systemd_dir.mkdir(parents=True, exist_ok=True)
     if upgrade:
         for name in ("moodtunes-kiosk.service", "moodtunes-uplink.service", "moodtunes-library.service",
                      "moodtunes-library.timer"):
-            (systemd_dir / name).write_text("[Unit]\n")
+            if not (systemd_dir / name).exists():
+                (systemd_dir / name).write_text("[Unit]\n")
     command = tmp_path / "moodtunes-cmd"
     command.write_text(f"#!/bin/sh\n{doctor}\n" if doctor else f'#!/bin/sh\nexec "{sys.executable}" -m moodtunes "$@"\n')
     command.chmod(0o755)
@@ -545,9 +554,6 @@ def test_doctor_gets_the_services_env_and_not_the_uplinks_password(bundle, tmp_p
 # --- upgrades: services stopped while the venv changes; a failure said plainly ------------------
 
 
-UNITS = ["moodtunes-library.timer", "moodtunes-library.service", "moodtunes-kiosk.service", "moodtunes-uplink.service"]
-
-
 def test_an_upgrade_makes_the_new_venv_beside_the_running_one_and_stops_the_services_only_to_switch(bundle, tmp_path):
     """The old script pip-installed into the venv in use, the services stopped: a full SD card
     half-way left the kiosk's screen dark."""
@@ -576,8 +582,8 @@ def test_an_upgrade_makes_the_new_venv_beside_the_running_one_and_stops_the_serv
 
 
 def test_only_the_venv_in_use_is_kept_for_a_rollback(bundle, tmp_path):
-    """Two venvs on the SD card, not one per upgrade: an older rollback and a build that stopped
-    half-way (a power cut) go before the new venv is made."""
+    """Two venvs on the SD card once an upgrade is done, not one per upgrade: a build that stopped
+    half-way (a power cut) goes before the new venv is made, an older rollback once it runs."""
     half_built = tmp_path / "opt" / "venvs" / "20260102-000000-half"
     (half_built / "bin").mkdir(parents=True)
     result, _ = run_installer(bundle, tmp_path, HAS_PACKAGES="1", upgrade=True, venv="link")
@@ -846,3 +852,115 @@ def test_a_rollback_cut_short_starts_the_services_again_and_says_so(bundle, tmp_
     assert cut.returncode == 129 and "did not complete" in cut.stderr and "started again" in cut.stderr
     assert "systemctl restart moodtunes-kiosk.service moodtunes-uplink.service" in calls
     assert os.readlink(tmp_path / "opt" / "venv") == live
+
+
+# --- what a switch puts in place besides the venv: the version's units and README ----------------
+
+
+def new_bundle_version(bundle: Path, name: str) -> None:
+    """The bundle as a later version's: its units and README say ``name``."""
+    for unit in UNITS:
+        (bundle / "systemd" / unit).write_text(f"[Unit]\nDescription={unit} of {name}\n")
+    (bundle / "README.md").write_text(f"# moodtunes {name}\n")
+    assert bash(f'write_checksums "{bundle}"', BUILD).returncode == 0
+
+
+def installed_units(tmp_path: Path) -> dict[str, str]:
+    return {name: (tmp_path / "systemd" / name).read_text() for name in UNITS}
+
+
+def test_a_rollback_puts_back_the_units_and_readme_of_the_version_it_returns_to(bundle, tmp_path):
+    """The old code ran under the newer version's units (a rollback restored the venv, models and
+    TARGET only). The operator's configuration and drop-ins are no version's: they stay."""
+    result, _ = run_installer(bundle, tmp_path, HAS_PACKAGES="1", upgrade=True, venv="link")
+    assert result.returncode == 0, result.stderr
+    first, first_units = venvs(tmp_path)[1], installed_units(tmp_path)
+    assert first_units == {name: (bundle / "systemd" / name).read_text() for name in UNITS}
+    new_bundle_version(bundle, "v2")
+    result, _ = run_installer(bundle, tmp_path, HAS_PACKAGES="1", upgrade=True)
+    assert result.returncode == 0, result.stderr
+    prefix, second = tmp_path / "opt", venvs(tmp_path)[1]
+    assert venvs(tmp_path) == [first, second] and (prefix / "README.md").read_text() == "# moodtunes v2\n"
+    assert all(text.endswith(" of v2\n") for text in installed_units(tmp_path).values())
+    drop_in = tmp_path / "systemd" / "moodtunes-kiosk.service.d" / "override.conf"
+    drop_in.parent.mkdir()
+    drop_in.write_text("[Service]\nReadWritePaths=/srv/data\n")
+    config, env_file = 'device_id = "kiosk-1"\n', "MOODTUNES_DEVICE_ID=kiosk-1\n"
+    back, calls = run_installer(bundle, tmp_path, upgrade=True, INSTALL_ARGS="--rollback", config=config, env_file=env_file)
+    assert back.returncode == 0, back.stderr
+    assert os.readlink(prefix / "venv") == f"venvs/{first}"
+    assert installed_units(tmp_path) == first_units and (prefix / "README.md").read_text() == "# moodtunes\n"
+    assert calls.index("systemctl stop " + " ".join(UNITS)) < calls.index("systemctl daemon-reload") < calls.index(
+        "systemctl restart moodtunes-kiosk.service moodtunes-uplink.service")
+    assert drop_in.read_text() == "[Service]\nReadWritePaths=/srv/data\n"
+    assert (tmp_path / "etc" / "moodtunes.toml").read_text() == config and (tmp_path / "etc" / "env").read_text() == env_file
+    forward, _ = run_installer(bundle, tmp_path, upgrade=True, INSTALL_ARGS="--rollback")
+    assert forward.returncode == 0, forward.stderr
+    assert all(text.endswith(" of v2\n") for text in installed_units(tmp_path).values())
+    assert (prefix / "README.md").read_text() == "# moodtunes v2\n"
+
+
+def test_a_venv_an_older_installer_made_keeps_the_units_it_ran_under(bundle, tmp_path):
+    """That installer kept no units with its venvs: the ones it installed are kept with it as the
+    upgrade replaces them, and a rollback to it puts them back."""
+    (tmp_path / "opt").mkdir()
+    (tmp_path / "opt" / "README.md").write_text("# moodtunes before\n")
+    result, _ = run_installer(bundle, tmp_path, HAS_PACKAGES="1", upgrade=True, venv="link")
+    assert result.returncode == 0, result.stderr
+    assert installed_units(tmp_path)["moodtunes-kiosk.service"].endswith("of the bundle\n")
+    back, _ = run_installer(bundle, tmp_path, upgrade=True, INSTALL_ARGS="--rollback")
+    assert back.returncode == 0, back.stderr
+    assert installed_units(tmp_path) == dict.fromkeys(UNITS, "[Unit]\n")
+    assert (tmp_path / "opt" / "README.md").read_text() == "# moodtunes before\n"
+
+
+def test_a_rollback_to_a_venv_without_units_keeps_the_installed_ones_and_says_so(bundle, tmp_path):
+    """One an older installer made and none since replaced (a switch of the newer one that failed)."""
+    result, _ = run_installer(bundle, tmp_path, HAS_PACKAGES="1", upgrade=True, venv="link")
+    assert result.returncode == 0, result.stderr
+    shutil.rmtree(tmp_path / "opt" / "venvs" / OLD_VENV / "systemd")
+    back, _ = run_installer(bundle, tmp_path, upgrade=True, INSTALL_ARGS="--rollback")
+    assert back.returncode == 0, back.stderr
+    assert f"venvs/{OLD_VENV} kept no systemd units (an older installer made it): the ones installed stay" in back.stderr
+    assert installed_units(tmp_path)["moodtunes-kiosk.service"].endswith("of the bundle\n")
+
+
+# --- the venv kept for --rollback during an upgrade ------------------------------------------------
+
+
+def test_the_version_kept_for_rollback_stays_until_the_new_one_is_switched_to(bundle, tmp_path):
+    """It was deleted before the new venv was made: a build that then failed left the running
+    version and nothing to roll back to."""
+    result, _ = run_installer(bundle, tmp_path, HAS_PACKAGES="1", upgrade=True, venv="link")
+    assert result.returncode == 0, result.stderr
+    first = venvs(tmp_path)[1]
+    failed, _ = run_installer(bundle, tmp_path, HAS_PACKAGES="1", upgrade=True, PIP_FAILS="1")
+    assert failed.returncode != 0 and venvs(tmp_path) == [OLD_VENV, first]
+    back, _ = run_installer(bundle, tmp_path, upgrade=True, INSTALL_ARGS="--rollback")
+    assert back.returncode == 0, back.stderr
+    assert os.readlink(tmp_path / "opt" / "venv") == f"venvs/{OLD_VENV}"
+    again, _ = run_installer(bundle, tmp_path, HAS_PACKAGES="1", upgrade=True)  # first is the one kept now
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.index("== switching") < again.stdout.index(f"deleting {tmp_path / 'opt' / 'venvs' / first}")
+    assert venvs(tmp_path)[0] == OLD_VENV and len(venvs(tmp_path)) == 2
+
+
+@pytest.mark.parametrize("kept_mb", [2, 0])
+def test_without_room_for_it_the_version_kept_goes_first_and_the_install_says_so(bundle, tmp_path, kept_mb):
+    """The venv needs 1 MB here, 0.5 MB are free: deleting the kept one (2 MB) makes room, and the
+    operator learns that --rollback can't reach it; if that makes too little, nothing is deleted."""
+    result, _ = run_installer(bundle, tmp_path, HAS_PACKAGES="1", upgrade=True, venv="link")
+    assert result.returncode == 0, result.stderr
+    first = venvs(tmp_path)[1]
+    kept = tmp_path / "opt" / "venvs" / OLD_VENV
+    (kept / "ballast").write_bytes(os.urandom(kept_mb << 20))
+    again, _ = run_installer(bundle, tmp_path, HAS_PACKAGES="1", upgrade=True, FREE_KB="512")
+    if kept_mb:
+        assert again.returncode == 0, again.stderr
+        assert (f"no room for the new version (1 MB) beside {kept}, the version kept for --rollback (0 MB free): "
+                "deleting it first. --rollback can't go back to it any more") in again.stderr
+        assert venvs(tmp_path)[0] == first and len(venvs(tmp_path)) == 2
+    else:
+        assert again.returncode != 0 and "the installed version was not touched" in again.stderr
+        assert f"which has 0 MB free (0 MB with {kept}, kept for --rollback, deleted)" in again.stderr
+        assert venvs(tmp_path) == [OLD_VENV, first] and os.readlink(tmp_path / "opt" / "venv") == f"venvs/{first}"
