@@ -4,7 +4,8 @@
 # detect on the sample photo, a library scan with two workers whose demo tracks must land in their
 # categories, one whole kiosk visit on the autopilot, and the uplink's own user sharing the data. It proves the aarch64 wheels, models and
 # installer work together without a Pi, and that the installer run again (an upgrade) switches to a
-# new venv and keeps the first for --rollback; it says nothing about the Pi's speed (emulation is ~40x
+# new venv and keeps the first for --rollback, which puts back the first version's systemd units
+# with it; it says nothing about the Pi's speed (emulation is ~40x
 # slower) or its camera, screen and sound.
 #
 #   sudo provisioning/check-bundle-arm64.sh dist/moodtunes-*-rpi-aarch64.tar.gz [ROOTFS_DIR]
@@ -152,6 +153,14 @@ fi
 echo "== an upgrade (the installer again): a new venv beside the first, kept for a rollback"
 first=$(readlink "$root/opt/moodtunes/venv" || true)
 [[ $first == venvs/* ]] || { echo "FAIL: /opt/moodtunes/venv is no link to a venv in /opt/moodtunes/venvs" >&2; exit 1; }
+# As if the first version had shipped another kiosk unit (both bundles here are one): a line added
+# to the unit installed and to the copy its venv keeps. The upgrade installs the second's; each
+# --rollback below must install the units kept with the venv it goes to.
+units=$root/etc/systemd/system
+for unit in "$units/moodtunes-kiosk.service" "$root/opt/moodtunes/$first/systemd/moodtunes-kiosk.service"; do
+  [ -f "$unit" ] || { echo "FAIL: no $unit (each venv keeps its version's units)" >&2; exit 1; }
+  echo "# the first version's (check-bundle-arm64.sh)" >> "$unit"
+done
 if ! chroot "$root" "${clean_env[@]}" HOME=/root "/$installer" >"$root/tmp/upgrade.log" 2>&1; then
   tail -20 "$root/tmp/upgrade.log" >&2
   echo "FAIL: the upgrade failed" >&2
@@ -163,16 +172,24 @@ if [[ $second != venvs/* ]] || [ "$venvs" != "$first $second" ]; then
   echo "FAIL: after the upgrade /opt/moodtunes/venv links to '$second' and $venvs are kept, not a new venv beside $first" >&2
   exit 1
 fi
+if grep -q "first version's" "$units/moodtunes-kiosk.service"; then
+  echo "FAIL: the upgrade left the first version's kiosk unit installed" >&2
+  exit 1
+fi
 # The kiosk unit's command (ExecStart), through the link; the scripts name their venvs/ folder.
 as_service /opt/moodtunes/venv/bin/moodtunes --version
 as_service env SDL_VIDEODRIVER=kmsdrm /opt/moodtunes/venv/bin/moodtunes doctor >/dev/null 2>&1 ||
   { echo "FAIL: doctor fails after the upgrade" >&2; exit 1; }
 
-echo "== --rollback to the first venv, and again, forward to the second"
+echo "== --rollback to the first venv (and its units), and again, forward to the second"
 for want in "$first" "$second"; do
   chroot "$root" "${clean_env[@]}" HOME=/root /opt/moodtunes/install-pi.sh --rollback
   [ "$(readlink "$root/opt/moodtunes/venv")" = "$want" ] ||
     { echo "FAIL: after --rollback /opt/moodtunes/venv does not link to $want" >&2; exit 1; }
+  for unit in "$root/opt/moodtunes/$want"/systemd/moodtunes-*; do
+    cmp -s "$unit" "$units/${unit##*/}" ||
+      { echo "FAIL: after --rollback to $want, $units/${unit##*/} is not the one kept with it" >&2; exit 1; }
+  done
   as_service /opt/moodtunes/venv/bin/moodtunes --version
 done
 echo "OK: the bundle installs, upgrades, rolls back and runs on emulated aarch64"
