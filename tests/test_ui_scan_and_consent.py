@@ -306,9 +306,8 @@ def test_the_reason_names_the_camera_only_when_the_camera_is_the_problem():
 
 @pytest.mark.parametrize("size", [(800, 480), (480, 800)])
 def test_a_taken_name_is_said_beside_the_name_typed_which_stays(settings, drawn, size, monkeypatch):
-    settings.kiosk.width, settings.kiosk.height = size
     consented_profile(settings, "McKay")
-    app = make_app(settings, sample_scanner)
+    app = make_app(settings, sample_scanner, size=size)  # the settings' size was overridden: 800x480 twice
     rendered: list[str] = []  # what reaches the screen, after any cut to fit
     record_lines(monkeypatch, lambda text, base: rendered.append(text))
     try:
@@ -324,6 +323,8 @@ def test_a_taken_name_is_said_beside_the_name_typed_which_stays(settings, drawn,
         assert message in texts
         lines = dict.fromkeys(text for text in rendered if len(text) > 3 and text in message)  # not keys
         assert " ".join(lines) == message  # whole, not "tap its…"
+        font = next(font for font, text in drawn if text == message)
+        assert font.size_px >= app.look.body().size_px  # beside the swatches it was in the smallest type
         assert "Mckay" in texts  # what was typed, still there to correct
     finally:
         app.close()

@@ -541,9 +541,13 @@ class NewProfileScreen(Screen):
         else:
             draw_text(surface, look.font(22), "Type your name", th.MUTED, inner)
         if self.error and self.swatch_label is not None:  # beside the swatches: room for two short lines
+            # In the type of the "Your colour" it replaces where it fits there: the smallest type
+            # (2.3 mm capitals on the 7" panel) only for an error too long for it.
+            font = next((font for font in (look.body(), look.small())
+                         if paragraph_height(font, self.error, self.swatch_label.width, 1.0) <= self.swatch_label.height),
+                        look.small())
             draw_paragraph(
-                surface, look.small(), self.error, th.DANGER, self.swatch_label, valign="center", line_spacing=1.0,
-                base="L",
+                surface, font, self.error, th.DANGER, self.swatch_label, valign="center", line_spacing=1.0, base="L",
             )
         elif self.swatch_label is not None:
             draw_text(surface, look.body(), "Your colour", th.MUTED, self.swatch_label)
