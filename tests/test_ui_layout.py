@@ -1,8 +1,14 @@
 """Every screen at every supported size: drawn without error, touch targets inside the screen,
-at least 48 px each way, and never overlapping one another."""
+at least 48 px each way, and apart from one another; every text on them readable against what is
+under it."""
 
 from __future__ import annotations
 
+import math
+import sys
+
+import numpy as np
+import pygame
 import pytest
 from moodtunes.config import load_settings
 from moodtunes.domain import MoodReading, ScanOutcome
@@ -38,6 +44,12 @@ from ui_support import (
 )
 
 SIZES = [(800, 480), (1024, 600), (1280, 720), (1280, 800), (480, 800)]
+# px at the 480 px scale (1.5 mm on the 7" panel) at least between two targets, as between the
+# closest, the on-screen keyboard's keys: of two that touch, a tap on one's edge may be the other's.
+MIN_GAP = 8
+# WCAG's large text (18 pt, or 14 pt bold) in CSS px, which at the 480 px scale are about the 7"
+# panel's px seen from 50 cm: it needs 3:1 contrast, other text 4.5:1.
+LARGE_TEXT_PX, LARGE_BOLD_TEXT_PX = 24, 18.66
 
 
 @pytest.fixture
@@ -64,6 +76,38 @@ def settings(tmp_path):
             store.add_rating(session, (i * 25) % 125)
             store.finish_session(session, "completed", device_id="test")
     return s
+
+
+def gap_between(a, b) -> float:
+    """The shortest distance between two rectangles that don't overlap, in px."""
+    dx = max(b.left - a.right, a.left - b.right, 0)
+    dy = max(b.top - a.bottom, a.top - b.bottom, 0)
+    return math.hypot(dx, dy)
+
+
+def record_contrast(monkeypatch, record) -> None:
+    """Have ``record(font, text, ratio)`` called for every text drawn (all of it goes through
+    ``widgets.draw_text``) with its contrast against the colour most of the pixels under it had."""
+    from moodtunes.ui import theme as th
+    from moodtunes.ui import widgets
+
+    draw = widgets.draw_text
+
+    def measured(surface, font, text, colour, rect, *args, **kwargs):
+        room = pygame.Rect(rect).clip(surface.get_rect())
+        before = surface.subsurface(room).copy()
+        box = draw(surface, font, text, colour, rect, *args, **kwargs)
+        under = box.clip(room).move(-room.left, -room.top)
+        if text.strip() and under.width and under.height:
+            pixels = pygame.surfarray.array3d(before)[under.left:under.right, under.top:under.bottom].reshape(-1, 3)
+            values, counts = np.unique(pixels, axis=0, return_counts=True)
+            ground = tuple(int(v) for v in values[counts.argmax()])
+            record(font, text, th.contrast(tuple(colour)[:3], ground))
+        return box
+
+    for name, module in list(sys.modules.items()):
+        if name.startswith("moodtunes.ui") and getattr(module, "draw_text", None) is draw:
+            monkeypatch.setattr(module, "draw_text", measured)
 
 
 def screens(app):
@@ -139,9 +183,42 @@ def test_every_screen_fits_with_big_enough_touch_targets(settings, size):
                     assert not a.rect.colliderect(b.rect), (
                         f"{a.id} overlaps {b.id} on {screen.name} at {size}"
                     )
+                    if not (a.id.startswith("star:") and b.id.startswith("star:")):  # one row: the nearest star
+                        assert gap_between(a.rect, b.rect) >= app.look.px(MIN_GAP), (
+                            f"{a.id} and {b.id} closer than {MIN_GAP} px on {screen.name} at {size}"
+                        )
     finally:
         app.close()
     assert len(set(seen)) == 18
+
+
+@pytest.mark.parametrize("size", [(800, 480), (480, 800), (1024, 600)], ids=["800x480", "480x800", "1024x600"])
+def test_every_text_on_every_screen_reads_at_4_5_to_1_or_3_to_1_when_large(settings, size, monkeypatch):
+    """Measured as drawn, against the pixels under each text: disabled labels and hints included."""
+    app = make_app(settings, StillScanner, size=size)
+    faint: list[str] = []
+    measured: set[str] = set()  # the screens whose texts were measured
+
+    def check(font, text, ratio):
+        measured.add(app.screen.name)
+        px = font.size_px / app.look.scale
+        large = px >= LARGE_TEXT_PX or font.bold and px >= LARGE_BOLD_TEXT_PX
+        if ratio < (3.0 if large else 4.5):
+            faint.append(f"{text!r} at {ratio:.2f}:1 on {app.screen.name}")
+
+    record_contrast(monkeypatch, check)
+    try:
+        for screen in screens(app):
+            if app.screen is not screen:
+                app.go(screen)
+            else:
+                app.relayout()
+            step(app, 2)
+            lists_made(app)
+            step(app, 1)
+    finally:
+        app.close()
+    assert len(measured) == 18 and not faint, (sorted(measured), faint)
 
 
 @pytest.mark.parametrize("size", SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
