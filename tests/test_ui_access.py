@@ -427,8 +427,9 @@ def test_what_a_finger_slid_off_is_not_drawn_pressed(settings, tmp_path, how, re
         target_id = reach(app)
         screen = app.screen.name
         rect = target_rect(app, target_id)
-        below = rect.bottom + 2
-        off = (rect.centerx, below if below < app.surface.get_height() else rect.top - 3)
+        beyond = app.look.px(app_module.LIFT_SLOP_PX) + 2  # a finger lifted within the slop still taps
+        below = rect.bottom + beyond
+        off = (rect.centerx, below if below < app.surface.get_height() else rect.top - beyond - 1)
         def drawn():
             return pygame.image.tobytes(app.surface.subsurface(rect), "RGB")
         untouched = drawn()
@@ -446,6 +447,30 @@ def test_what_a_finger_slid_off_is_not_drawn_pressed(settings, tmp_path, how, re
 
 
 @pytest.mark.parametrize("how", ["finger", "mouse"])
+def test_a_finger_lifted_just_off_a_button_taps_it_but_not_onto_another(settings, how):
+    """A finger rolls as it lifts: 2 px off a button's edge cancelled its tap. Within LIFT_SLOP_PX
+    it taps, drawn pressed as it slides there; beyond, or on a button beside it, nothing."""
+    app = make_app(settings, StillScanner)
+    try:
+        tap(app, "guest")
+        assert app.screen.name == "consent"
+        declined, camera = target_rect(app, "no_camera"), target_rect(app, "accept")
+        assert declined.right < camera.left and declined.top == camera.top  # side by side
+        slop = app.look.px(app_module.LIFT_SLOP_PX)
+        lift(app, how, declined.center, (declined.left - 2 * slop, declined.centery))
+        lift(app, how, declined.center, camera.center)
+        assert app.screen.name == "consent"
+        just_off = (declined.left - slop + 1, declined.bottom + slop - 1)
+        pointer(app, how, "down", declined.center)
+        pointer(app, how, "move", just_off)
+        assert app.pointed == "no_camera", "drawn pressed: lifting there taps it"
+        pointer(app, how, "up", just_off)
+        assert app.screen.name == "manual"  # the moods to choose from, no camera
+    finally:
+        app.close()
+
+
+@pytest.mark.parametrize("how", ["finger", "mouse"])
 def test_a_finger_lifted_off_the_stars_row_rates_nothing(settings, how):
     app = make_app(settings, StillScanner)
     try:
@@ -453,7 +478,7 @@ def test_a_finger_lifted_off_the_stars_row_rates_nothing(settings, how):
         app.go(RateScreen(app))
         step(app)
         star = target_rect(app, "star:3")
-        lift(app, how, star.center, (star.centerx, star.top - 10))  # slid up, off the row
+        lift(app, how, star.center, (star.centerx, star.top - 3 * app_module.LIFT_SLOP_PX))  # slid up, off the row
         lift(app, how, star.center, target_rect(app, "report").center)  # slid onto a button
         assert app.screen.name == "rate" and app.screen.stars == 0
     finally:

@@ -91,6 +91,10 @@ SCREEN_SETTLE_S = 0.3
 # elsewhere is meant for the new screen from SCREEN_SETTLE_S on. Under the autopilot's 0.8 s dwell.
 SAME_SPOT_SETTLE_S = 0.7
 SAME_SPOT_PX = 40  # "where it was": within a fingertip, at the 800x480 scale (Theme.px)
+# A finger lifted this far outside what it pressed (onto no other target) still taps it: a finger
+# rolls as it lifts, a shaky one more, and 2 px off a button's edge cancelled the tap. About 2 mm
+# on the 7" panel, at the 800x480 scale (Theme.px); under the 8 px kept between targets, doubled.
+LIFT_SLOP_PX = 10
 # A change of the wall clock against the monotonic one this big is the clock being set (a first time
 # sync, by hand), not drift, which NTP slews away in small steps.
 CLOCK_STEP_S = 60.0
@@ -500,9 +504,18 @@ class KioskApp:
 
     def _lifted_on(self, pressed: str, pos: tuple[int, int]) -> str | None:
         """The target tapped by lifting at ``pos`` a finger pressed on ``pressed``: that one while
-        it is on it; a screen may take a finger that slid off it (the stars: ``slid_to``)."""
+        it is on it or within LIFT_SLOP_PX of it, on no other; a screen may take a finger that
+        slid off it further (the stars: ``slid_to``)."""
         hit = self.target_at(pos)
-        return pressed if hit is not None and hit.id == pressed else self.screen.slid_to(pressed, pos)
+        if hit is not None and hit.id == pressed:
+            return pressed
+        slid = self.screen.slid_to(pressed, pos)
+        if slid is not None or hit is not None:
+            return slid
+        target = self.screen.target(pressed)
+        slop = self.look.px(LIFT_SLOP_PX) if self.look is not None else 0
+        near = target is not None and target.enabled and target.rect.inflate(2 * slop, 2 * slop).collidepoint(pos)
+        return pressed if near else None
 
     def _pointer(self, pos: tuple[int, int], down: bool) -> None:
         if self.idle_warning_left() is not None:
