@@ -322,6 +322,13 @@ kept_venv() {
   fi
 }
 
+# delete_venv VENV: VENV deleted, its TARGET (the mark of a whole venv) first: a deletion cut short
+# (Ctrl+C, a power cut) left a venv half gone with its TARGET, and --rollback went to it.
+delete_venv() {
+  rm -f "$1/TARGET"
+  rm -rf "$1"
+}
+
 # drop_venvs KEEP...: delete the venvs in $prefix/venvs but the KEEP ones (venvs/ID): an older
 # rollback, a build that stopped half-way.
 drop_venvs() {
@@ -330,7 +337,7 @@ drop_venvs() {
     [ -d "$venv" ] || continue
     case " $* " in *" venvs/${venv##*/} "*) continue;; esac
     echo "  deleting $venv"
-    rm -rf "$venv"
+    delete_venv "$venv"
   done
 }
 
@@ -386,7 +393,7 @@ make_room() {
   echo "install-pi.sh: no room for the new version ($((need / 1024)) MB) beside $prefix/$kept, the version kept" \
        "for --rollback ($((free / 1024)) MB free): deleting it first. --rollback can't go back to it any more, and if" \
        "this upgrade fails there will be no version to roll back to" >&2
-  rm -rf "${prefix:?}/$kept"
+  delete_venv "${prefix:?}/$kept"
 }
 
 # build_venv BUNDLE VENV: a venv of BUNDLE's wheels made afresh in VENV, where it stays (its

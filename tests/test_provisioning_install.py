@@ -296,8 +296,9 @@ def test_swap_on_a_disk_or_zram_writeback_is_reported(tmp_path):
 # Stand-ins for main's commands, each listed in $CALLS; $PREFIX, $ETC, $OS_RELEASE and $SYSTEMD_DIR
 # replace /opt/moodtunes, /etc/moodtunes, /etc/os-release and /etc/systemd/system. python3 says it
 # is Python $PY_VERSION, and its venvs' moodtunes is $MOODTUNES_CMD; install_wheels (pip) fails
-# with $PIP_FAILS, the switch's ln with $LN_FAILS; df says $FREE_KB are free. install copies a
-# file (the units) for real, without the owner it would give.
+# with $PIP_FAILS, the switch's ln with $LN_FAILS; df says $FREE_KB are free. `rm -rf $RM_CUT` is
+# cut short by a Ctrl+C (bin/ deleted, the rest not). install copies a file (the units) for real,
+# without the owner it would give.
 MAIN_STUBS = """
 prefix=$PREFIX etc=$ETC os_release=$OS_RELEASE systemd_dir=$SYSTEMD_DIR data_dir=$DATA_DIR
 record() { printf '%s\\n' "$*" >> "$CALLS"; }
@@ -310,6 +311,7 @@ for command in dphys-swapfile systemctl useradd usermod chown chgrp share_data_d
   eval "$command() { record $command \\"\\$*\\"; }"
 done
 systemctl() { record systemctl "$*"; [ "$1" != stop ] || [ -z "${STOP_SIGNAL:-}" ] || kill -"$STOP_SIGNAL" $$; }
+rm() { if [ -n "${RM_CUT:-}" ] && [ "${*: -1}" = "$RM_CUT" ]; then command rm -rf "$RM_CUT/bin"; kill -INT $$; fi; command rm "$@"; }
 install_wheels() { record install_wheels "$*"; [ -z "${PIP_SIGNAL:-}" ] || kill -"$PIP_SIGNAL" $$; return "${PIP_FAILS:-0}"; }
 install() { record install "$*"; case " $* " in *" -d "*|*" -o "*|*" -g "*) ;; *) command install "$@";; esac; }
 disk_swap_warnings() { :; }
@@ -964,3 +966,29 @@ def test_without_room_for_it_the_version_kept_goes_first_and_the_install_says_so
         assert again.returncode != 0 and "the installed version was not touched" in again.stderr
         assert f"which has 0 MB free (0 MB with {kept}, kept for --rollback, deleted)" in again.stderr
         assert venvs(tmp_path) == [OLD_VENV, first] and os.readlink(tmp_path / "opt" / "venv") == f"venvs/{first}"
+
+
+# --- found by the review of the units kept with each venv and of make_room ----------------------
+
+
+@pytest.mark.parametrize("deleted_by", ["make_room", "another Python"])
+def test_a_kept_venv_whose_deletion_was_cut_short_is_no_rollback(bundle, tmp_path, deleted_by):
+    """A Ctrl+C (or a power cut) while rm -rf deleted the venv --rollback goes to (make_room's, for
+    room; after the switch, one another Python made) left it half deleted with its TARGET, the mark
+    of a whole venv: --rollback switched to it, a venv without its programs."""
+    prefix = tmp_path / "opt"
+    if deleted_by == "make_room":
+        result, _ = run_installer(bundle, tmp_path, HAS_PACKAGES="1", upgrade=True, venv="link")
+        assert result.returncode == 0, result.stderr
+        kept = prefix / "venvs" / OLD_VENV
+        (kept / "ballast").write_bytes(os.urandom(2 << 20))
+        cut, _ = run_installer(bundle, tmp_path, HAS_PACKAGES="1", upgrade=True, FREE_KB="512", RM_CUT=str(kept))
+    else:
+        kept = prefix / "venvs" / OLD_VENV
+        cut, _ = run_installer(bundle, tmp_path, HAS_PACKAGES="1", upgrade=True, venv="link", venv_python="3.9",
+                               RM_CUT=str(kept))
+    assert cut.returncode == 130 and "did not complete" in cut.stderr
+    assert not (kept / "bin").exists()
+    back, _ = run_installer(bundle, tmp_path, upgrade=True, INSTALL_ARGS="--rollback")
+    assert back.returncode != 0 and "no earlier version kept" in back.stderr
+    assert os.readlink(prefix / "venv") != f"venvs/{OLD_VENV}"
