@@ -442,7 +442,8 @@ start_services() {
 # keep_installed_units VENV ID: VENV (venvs/X), the version a switch to venvs/ID replaces, made by
 # an older installer that kept no units with it, keeps those installed now, which it ran under
 # (those of venvs/ID's names), and the README, for a rollback to it. Whole or not at all: a units
-# folder is taken for the version's whole set.
+# folder is taken for the version's whole set, and moved in place last; until then each run copies
+# the README again (those venvs had none: one there is what a full disk or a power cut cut short).
 keep_installed_units() {
   local venv=$prefix/$1 unit
   if [ ! -d "$venv" ] || [ -d "$venv/systemd" ]; then return 0; fi
@@ -451,7 +452,7 @@ keep_installed_units() {
   for unit in "$prefix/venvs/$2"/systemd/*; do
     if [ -f "$systemd_dir/${unit##*/}" ]; then cp "$systemd_dir/${unit##*/}" "$venv/systemd.new/"; fi
   done
-  if [ ! -f "$venv/README.md" ] && [ -f "$prefix/README.md" ]; then cp "$prefix/README.md" "$venv/README.md"; fi
+  if [ -f "$prefix/README.md" ]; then cp "$prefix/README.md" "$venv/README.md"; fi
   mv -T "$venv/systemd.new" "$venv/systemd"
 }
 

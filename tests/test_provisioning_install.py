@@ -297,8 +297,8 @@ def test_swap_on_a_disk_or_zram_writeback_is_reported(tmp_path):
 # replace /opt/moodtunes, /etc/moodtunes, /etc/os-release and /etc/systemd/system. python3 says it
 # is Python $PY_VERSION, and its venvs' moodtunes is $MOODTUNES_CMD; install_wheels (pip) fails
 # with $PIP_FAILS, the switch's ln with $LN_FAILS; df says $FREE_KB are free. `rm -rf $RM_CUT` is
-# cut short by a Ctrl+C (bin/ deleted, the rest not). install copies a file (the units) for real,
-# without the owner it would give.
+# cut short by a Ctrl+C (bin/ deleted, the rest not), `cp FILE $CP_CUT` by a full disk (5 bytes
+# written). install copies a file (the units) for real, without the owner it would give.
 MAIN_STUBS = """
 prefix=$PREFIX etc=$ETC os_release=$OS_RELEASE systemd_dir=$SYSTEMD_DIR data_dir=$DATA_DIR
 record() { printf '%s\\n' "$*" >> "$CALLS"; }
@@ -312,6 +312,7 @@ for command in dphys-swapfile systemctl useradd usermod chown chgrp share_data_d
 done
 systemctl() { record systemctl "$*"; [ "$1" != stop ] || [ -z "${STOP_SIGNAL:-}" ] || kill -"$STOP_SIGNAL" $$; }
 rm() { if [ -n "${RM_CUT:-}" ] && [ "${*: -1}" = "$RM_CUT" ]; then command rm -rf "$RM_CUT/bin"; kill -INT $$; fi; command rm "$@"; }
+cp() { if [ -n "${CP_CUT:-}" ] && [ "${*: -1}" = "$CP_CUT" ]; then head -c 5 "${@: -2:1}" > "$CP_CUT"; return 1; fi; command cp "$@"; }
 install_wheels() { record install_wheels "$*"; [ -z "${PIP_SIGNAL:-}" ] || kill -"$PIP_SIGNAL" $$; return "${PIP_FAILS:-0}"; }
 install() { record install "$*"; case " $* " in *" -d "*|*" -o "*|*" -g "*) ;; *) command install "$@";; esac; }
 disk_swap_warnings() { :; }
@@ -992,3 +993,20 @@ def test_a_kept_venv_whose_deletion_was_cut_short_is_no_rollback(bundle, tmp_pat
     back, _ = run_installer(bundle, tmp_path, upgrade=True, INSTALL_ARGS="--rollback")
     assert back.returncode != 0 and "no earlier version kept" in back.stderr
     assert os.readlink(prefix / "venv") != f"venvs/{OLD_VENV}"
+
+
+def test_a_readme_half_kept_by_a_full_disk_is_kept_whole_by_the_next_upgrade(bundle, tmp_path):
+    """The card full as the README went into a venv an older installer made: the next upgrade kept
+    the 5 bytes written (it copied the README only into a venv without one), and a rollback to
+    that version installed them as $prefix/README.md."""
+    (tmp_path / "opt").mkdir()
+    (tmp_path / "opt" / "README.md").write_text("# moodtunes before\n")
+    kept_readme = tmp_path / "opt" / "venvs" / OLD_VENV / "README.md"
+    full, _ = run_installer(bundle, tmp_path, HAS_PACKAGES="1", upgrade=True, venv="link", CP_CUT=str(kept_readme))
+    assert full.returncode != 0 and "did not complete" in full.stderr
+    assert kept_readme.read_text() == "# moo" and os.readlink(tmp_path / "opt" / "venv") == f"venvs/{OLD_VENV}"
+    result, _ = run_installer(bundle, tmp_path, HAS_PACKAGES="1", upgrade=True)
+    assert result.returncode == 0, result.stderr
+    back, _ = run_installer(bundle, tmp_path, upgrade=True, INSTALL_ARGS="--rollback")
+    assert back.returncode == 0, back.stderr
+    assert (tmp_path / "opt" / "README.md").read_text() == "# moodtunes before\n"
