@@ -527,16 +527,19 @@ rollback() {
 # unfinished: the EXIT trap while main changes the system: an install that stops half-way (pip or
 # cp on a full disk, a package apt can't get) says so after the error, whatever command failed, and
 # what runs now. A venv it was making is deleted; services stopped before the switch start again
-# on the version they ran.
+# on the version they ran. After the switch it names the version switched to and the one --rollback
+# would go to, if any: after a rollback's switch that is the newer one (it said "on the new version"
+# and "--rollback goes back", and on a first install offered a rollback to nothing).
 building=
 unfinished() {
-  local status=$?
+  local status=$? previous
   [ "$status" -ne 0 ] || return 0
   echo "install-pi.sh: the install (or upgrade) did not complete (exit status $status, error above)." >&2
   if [ -n "$building" ]; then rm -rf "$building"; fi
   if [ -n "$switched" ]; then
-    echo "install-pi.sh: the moodtunes services are stopped, on the new version (a reboot would start them on it;" \
-         "sudo $prefix/install-pi.sh --rollback goes back to the one before)." >&2
+    previous=$(kept_venv)
+    echo "install-pi.sh: the moodtunes services are stopped, on $prefix/$(active_venv), the version switched to" \
+         "(a reboot would start them on it)${previous:+; sudo $prefix/install-pi.sh --rollback switches to $prefix/$previous}." >&2
   elif [ -n "$stopped" ]; then
     start_services >/dev/null 2>&1 || true
     echo "install-pi.sh: the version installed before is unchanged, and its services were started again." >&2

@@ -296,9 +296,10 @@ def test_swap_on_a_disk_or_zram_writeback_is_reported(tmp_path):
 # Stand-ins for main's commands, each listed in $CALLS; $PREFIX, $ETC, $OS_RELEASE and $SYSTEMD_DIR
 # replace /opt/moodtunes, /etc/moodtunes, /etc/os-release and /etc/systemd/system. python3 says it
 # is Python $PY_VERSION, and its venvs' moodtunes is $MOODTUNES_CMD; install_wheels (pip) fails
-# with $PIP_FAILS, the switch's ln with $LN_FAILS; df says $FREE_KB are free. `rm -rf $RM_CUT` is
-# cut short by a Ctrl+C (bin/ deleted, the rest not), `cp FILE $CP_CUT` by a full disk (5 bytes
-# written). install copies a file (the units) for real, without the owner it would give.
+# with $PIP_FAILS, the switch's ln with $LN_FAILS, systemctl daemon-reload with $RELOAD_FAILS; df
+# says $FREE_KB are free. `rm -rf $RM_CUT` is cut short by a Ctrl+C (bin/ deleted, the rest not),
+# `cp FILE $CP_CUT` by a full disk (5 bytes written). install copies a file (the units) for real,
+# without the owner it would give.
 MAIN_STUBS = """
 prefix=$PREFIX etc=$ETC os_release=$OS_RELEASE systemd_dir=$SYSTEMD_DIR data_dir=$DATA_DIR
 record() { printf '%s\\n' "$*" >> "$CALLS"; }
@@ -310,7 +311,11 @@ apt-get() { record "apt-get $*"; [ "$1" != update ] || return "${UPDATE_FAILS:-0
 for command in dphys-swapfile systemctl useradd usermod chown chgrp share_data_dir; do
   eval "$command() { record $command \\"\\$*\\"; }"
 done
-systemctl() { record systemctl "$*"; [ "$1" != stop ] || [ -z "${STOP_SIGNAL:-}" ] || kill -"$STOP_SIGNAL" $$; }
+systemctl() {
+  record systemctl "$*"
+  [ "$1" != stop ] || [ -z "${STOP_SIGNAL:-}" ] || kill -"$STOP_SIGNAL" $$
+  [ "$1" != daemon-reload ] || [ -z "${RELOAD_FAILS:-}" ]
+}
 rm() { if [ -n "${RM_CUT:-}" ] && [ "${*: -1}" = "$RM_CUT" ]; then command rm -rf "$RM_CUT/bin"; kill -INT $$; fi; command rm "$@"; }
 cp() { if [ -n "${CP_CUT:-}" ] && [ "${*: -1}" = "$CP_CUT" ]; then head -c 5 "${@: -2:1}" > "$CP_CUT"; return 1; fi; command cp "$@"; }
 install_wheels() { record install_wheels "$*"; [ -z "${PIP_SIGNAL:-}" ] || kill -"$PIP_SIGNAL" $$; return "${PIP_FAILS:-0}"; }
@@ -1010,3 +1015,27 @@ def test_a_readme_half_kept_by_a_full_disk_is_kept_whole_by_the_next_upgrade(bun
     back, _ = run_installer(bundle, tmp_path, upgrade=True, INSTALL_ARGS="--rollback")
     assert back.returncode == 0, back.stderr
     assert (tmp_path / "opt" / "README.md").read_text() == "# moodtunes before\n"
+
+
+def test_a_failure_after_a_rollbacks_switch_names_the_version_it_is_on_and_where_rollback_goes(bundle, tmp_path):
+    """daemon-reload failing after --rollback switched back said the services were stopped "on the
+    new version" and that --rollback "goes back to the one before": it was on the older one, and
+    --rollback would go forward again, undoing the rollback."""
+    result, _ = run_installer(bundle, tmp_path, HAS_PACKAGES="1", upgrade=True, venv="link")
+    assert result.returncode == 0, result.stderr
+    prefix, new = tmp_path / "opt", venvs(tmp_path)[1]
+    back, _ = run_installer(bundle, tmp_path, upgrade=True, INSTALL_ARGS="--rollback", RELOAD_FAILS="1")
+    assert back.returncode != 0 and "did not complete" in back.stderr
+    assert os.readlink(prefix / "venv") == f"venvs/{OLD_VENV}"
+    assert "the new version" not in back.stderr
+    assert (f"the moodtunes services are stopped, on {prefix}/venvs/{OLD_VENV}, the version switched to (a reboot "
+            f"would start them on it); sudo {prefix}/install-pi.sh --rollback switches to {prefix}/venvs/{new}") in back.stderr
+
+
+def test_a_first_install_that_fails_after_its_switch_offers_no_rollback(bundle, tmp_path):
+    """It said that --rollback goes back to the version before, and there was none."""
+    result, _ = run_installer(bundle, tmp_path, HAS_PACKAGES="1", venv=None, RELOAD_FAILS="1")
+    assert result.returncode != 0 and "did not complete" in result.stderr
+    [new] = venvs(tmp_path)
+    assert f"the moodtunes services are stopped, on {tmp_path / 'opt' / 'venvs' / new}, the version switched to" in result.stderr
+    assert "--rollback" not in result.stderr
