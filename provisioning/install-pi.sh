@@ -23,6 +23,8 @@ etc=/etc/moodtunes
 data_dir=/var/lib/moodtunes
 os_release=/etc/os-release
 systemd_dir=/etc/systemd/system
+# The units every version has shipped (systemd/), in the order they stop.
+units=(moodtunes-library.timer moodtunes-library.service moodtunes-kiosk.service moodtunes-uplink.service)
 
 indent() { sed 's/^/  /'; }
 
@@ -415,14 +417,14 @@ build_venv() {
 # the new venv with the old models. start_services starts them again. Sets stopped.
 stopped=
 stop_services() {
-  local units=() unit
-  for unit in moodtunes-library.timer moodtunes-library.service moodtunes-kiosk.service moodtunes-uplink.service; do
-    [ ! -f "$systemd_dir/$unit" ] || units+=("$unit")
+  local installed=() unit
+  for unit in "${units[@]}"; do
+    [ ! -f "$systemd_dir/$unit" ] || installed+=("$unit")
   done
-  [ "${#units[@]}" -gt 0 ] || return 0
-  echo "  stopping ${units[*]} for the switch"
+  [ "${#installed[@]}" -gt 0 ] || return 0
+  echo "  stopping ${installed[*]} for the switch"
   stopped=1  # before: a hang-up during the stop must start them again (the EXIT trap)
-  systemctl stop "${units[@]}"
+  systemctl stop "${installed[@]}"
 }
 
 # start_services: the services and the nightly scan's timer, (re)started.
@@ -439,9 +441,10 @@ start_services() {
   systemctl start moodtunes-library.timer
 }
 
-# keep_installed_units VENV ID: VENV (venvs/X), the version a switch to venvs/ID replaces, made by
-# an older installer that kept no units with it, keeps those installed now, which it ran under
-# (those of venvs/ID's names), and the README, for a rollback to it. Whole or not at all: a units
+# keep_installed_units VENV: VENV (venvs/X), the version a switch replaces, made by an older
+# installer that kept no units with it, keeps those installed now, which it ran under (not by the
+# names of the units of the version switched to: a rollback to one that has none, also an older
+# installer's, kept none), and the README, for a rollback to it. Whole or not at all: a units
 # folder is taken for the version's whole set, and moved in place last; until then each run copies
 # the README again (those venvs had none: one there is what a full disk or a power cut cut short).
 keep_installed_units() {
@@ -449,8 +452,8 @@ keep_installed_units() {
   if [ ! -d "$venv" ] || [ -d "$venv/systemd" ]; then return 0; fi
   rm -rf "$venv/systemd.new"
   mkdir "$venv/systemd.new"
-  for unit in "$prefix/venvs/$2"/systemd/*; do
-    if [ -f "$systemd_dir/${unit##*/}" ]; then cp "$systemd_dir/${unit##*/}" "$venv/systemd.new/"; fi
+  for unit in "${units[@]}"; do
+    if [ -f "$systemd_dir/$unit" ]; then cp "$systemd_dir/$unit" "$venv/systemd.new/"; fi
   done
   if [ -f "$prefix/README.md" ]; then cp "$prefix/README.md" "$venv/README.md"; fi
   mv -T "$venv/systemd.new" "$venv/systemd"
@@ -461,10 +464,10 @@ keep_installed_units() {
 # systemd told. The configuration in $etc is the operator's and stays; so does $prefix/install-pi.sh,
 # the newest: it knows every layout, and a rollback runs it.
 install_release_files() {
-  local kept=$prefix/venvs/$1 units
-  units=("$kept"/systemd/*)
-  if [ -f "${units[0]}" ]; then
-    install -m 0644 "${units[@]}" "$systemd_dir/"
+  local kept=$prefix/venvs/$1 files
+  files=("$kept"/systemd/*)
+  if [ -f "${files[0]}" ]; then
+    install -m 0644 "${files[@]}" "$systemd_dir/"
   else
     echo "install-pi.sh: $kept kept no systemd units (an older installer made it): the ones installed stay" >&2
   fi
@@ -484,7 +487,7 @@ switched=
 switch_venv() {
   local id=$1 replaced
   replaced=$(active_venv)
-  if [ -n "$replaced" ]; then keep_installed_units "$replaced" "$id"; fi
+  if [ -n "$replaced" ]; then keep_installed_units "$replaced"; fi
   rm -rf "$prefix/models.new"
   cp -r "$prefix/venvs/$id/models" "$prefix/models.new"
   ln -sfn "venvs/$id" "$prefix/venv.new"

@@ -1039,3 +1039,28 @@ def test_a_first_install_that_fails_after_its_switch_offers_no_rollback(bundle, 
     [new] = venvs(tmp_path)
     assert f"the moodtunes services are stopped, on {tmp_path / 'opt' / 'venvs' / new}, the version switched to" in result.stderr
     assert "--rollback" not in result.stderr
+
+
+def test_a_rollback_from_a_venv_an_older_installer_made_to_one_without_units_keeps_the_units_it_leaves(bundle, tmp_path):
+    """An upgrade from the previous installer's venvs cut short as it stopped the services (an SSH
+    session dropped) leaves this installer in /opt/moodtunes; its --rollback from that venv to the
+    one kept, which has no units either, kept the units installed by the names of the latter's
+    (none): an empty units folder, and a later rollback to the venv left ran it under newer units."""
+    cut, _ = run_installer(bundle, tmp_path, HAS_PACKAGES="1", upgrade=True, venv="link", STOP_SIGNAL="HUP")
+    assert cut.returncode == 129 and "started again" in cut.stderr
+    prefix = tmp_path / "opt"
+    older = prefix / "venvs" / "20251201-000000-abcdef0123"  # the one the previous installer kept
+    shutil.copytree(prefix / "venvs" / OLD_VENV, older)
+    (prefix / "venvs" / ".previous").write_text(f"{older.name}\n")
+    back, _ = run_installer(bundle, tmp_path, upgrade=True, INSTALL_ARGS="--rollback")
+    assert back.returncode == 0, back.stderr
+    assert os.readlink(prefix / "venv") == f"venvs/{older.name}"
+    kept_units = prefix / "venvs" / OLD_VENV / "systemd"
+    assert {p.name: p.read_text() for p in kept_units.iterdir()} == dict.fromkeys(UNITS, "[Unit]\n")
+
+
+def test_the_installers_units_are_those_of_the_systemd_folder():
+    """keep_installed_units and stop_services name them: a unit added to systemd/ goes there too."""
+    result = bash('printf "%s\\n" "${units[@]}"', INSTALL)
+    assert result.returncode == 0, result.stderr
+    assert sorted(result.stdout.split()) == sorted(p.name for p in (INSTALL.parent.parent / "systemd").iterdir())
