@@ -10,8 +10,9 @@
 #
 # An upgrade makes the new venv in $prefix/venvs/ while the installed version runs, then switches
 # the $prefix/venv link (which the units run) to it: a failure before leaves the old one running.
-# Each venv keeps its version's models, TARGET, systemd units and README, which a switch (an
-# upgrade's or a rollback's) puts in place with it.
+# Each venv keeps its version's models, TARGET, systemd units and README: $prefix/models and
+# $prefix/TARGET link through $prefix/venv to its own, so the one rename switches them too; a
+# switch (an upgrade's or a rollback's) installs its units and README.
 #
 # This checks the bundle against its own SHA256SUMS, which proves it arrived whole, not who made
 # it: first compare the tarball's sha256 with the one `make bundle` printed (README, "On a
@@ -355,9 +356,9 @@ venv_id() {
 }
 
 # venv_space_mb BUNDLE: about what a venv of BUNDLE takes, in MB: its wheels' files unpacked, a
-# quarter more for the byte-code pip compiles and the venv's own pip, and the models twice (the
-# venv keeps a copy for a rollback; its units and README are a few KB). The 0.1.0 bundle: 1,156 MB
-# unpacked, a venv of 1,376 MB.
+# quarter more for the byte-code pip compiles and the venv's own pip, and the models (the only
+# copy: $prefix/models links to it; its units and README are a few KB). The 0.1.0 bundle:
+# 1,156 MB unpacked, a venv of 1,376 MB.
 venv_space_mb() {
   command python3 - "$1" <<'PY'
 import pathlib, sys, zipfile
@@ -365,7 +366,7 @@ import pathlib, sys, zipfile
 bundle = pathlib.Path(sys.argv[1])
 unpacked = sum(entry.file_size for wheel in bundle.glob("wheels/*.whl") for entry in zipfile.ZipFile(wheel).infolist())
 models = sum(path.stat().st_size for path in bundle.glob("models/**/*") if path.is_file())
-print((unpacked * 5 // 4 + 2 * models) // 2**20 + 1)
+print((unpacked * 5 // 4 + models) // 2**20 + 1)
 PY
 }
 
@@ -401,7 +402,9 @@ make_room() {
 # build_venv BUNDLE VENV: a venv of BUNDLE's wheels made afresh in VENV, where it stays (its
 # scripts name their folder), with --system-site-packages for Raspberry Pi OS's picamera2; and
 # BUNDLE's models, systemd units, README and TARGET, which a switch to VENV puts in place with it.
-# TARGET last: a venv without it was not finished.
+# TARGET last: a venv without it was not finished. Then on the card (sync) before the switch:
+# its rename reaches the card within seconds (the ext4 journal), the files pip wrote up to about
+# 30 s later (delayed allocation): a power cut between the two left a live venv of empty files.
 build_venv() {
   local bundle=$1 venv=$2
   python3 -m venv --system-site-packages "$venv"
@@ -410,11 +413,12 @@ build_venv() {
   cp -r "$bundle/systemd" "$venv/systemd"
   cp "$bundle/README.md" "$venv/README.md"
   cp "$bundle/TARGET" "$venv/TARGET"
+  sync -f "$venv"
 }
 
 # stop_services: on an upgrade, the services and the scan's timer stop only for the switch to the
-# new venv, models and units: a kiosk restarting (or a scan the timer starts) meanwhile would run
-# the new venv with the old models. start_services starts them again. Sets stopped.
+# new venv and units: a kiosk restarting (or a scan the timer starts) meanwhile would run the new
+# venv under the old units. start_services starts them again. Sets stopped.
 stopped=
 stop_services() {
   local installed=() unit
@@ -475,21 +479,47 @@ install_release_files() {
   systemctl daemon-reload
 }
 
+# follow_venv NAME: $prefix/NAME (models, TARGET) a link to venv/NAME, the version's own, which
+# the switch of the venv link then switches with it: no step where the models are missing or
+# another version's (an older installer deleted them, then moved the new copy in; a power cut
+# left the kiosk without models, or the new venv with the old ones). Made once: the link is made
+# beside and renamed over the copy an older installer made. A folder can't be renamed over: it is
+# renamed away (NAME.old) first; a power cut before the link is in leaves no NAME, which the next
+# run's switch puts in, and the folder is deleted then (also when the cut came after the link).
+follow_venv() {
+  local name=$1 path=$prefix/$1
+  if [ "$(readlink "$path")" != "venv/$name" ]; then
+    rm -rf "$path.new"
+    ln -s "venv/$name" "$path.new"
+    if [ -d "$path" ] && [ ! -L "$path" ]; then
+      rm -rf "$path.old"
+      mv -T "$path" "$path.old"
+    fi
+    mv -T "$path.new" "$path"
+  fi
+  rm -rf "$path.old"
+}
+
 # switch_venv ID: $prefix/venv, which the units name, links to venvs/ID: a link made beside it,
-# renamed over it (one step: never no venv, never half of one), then ID's models, units, README
-# and TARGET in place. The real folder an older installer made can't be kept (moved, its scripts
+# renamed over it (one step: never no venv, never half of one, and with it ID's models and TARGET,
+# which $prefix/models and $prefix/TARGET link through it to), then ID's units and README in
+# place, and all of it on the card (sync: a power cut soon after an upgrade could lose the new
+# link, or venvs/.previous). The real folder an older installer made can't be kept (moved, its scripts
 # would name a folder that is gone): it is replaced. The venv it replaces is noted in
 # venvs/.previous, the one --rollback goes to. The services are stopped. Sets switched.
 switched=
 # Each step on a line of its own: set -e does not stop at a failure inside `a && b`, which went
 # on with the step after it (the models of one version beside the venv of another). The venv
 # being built is the live one from the switch on: the EXIT trap must not delete it (building=).
+# The links to the version's files are made before the switch where the venv in use has them
+# (one of this installer's), else after it (a first install; an older installer's real folder).
 switch_venv() {
-  local id=$1 replaced
+  local id=$1 replaced name
   replaced=$(active_venv)
   if [ -n "$replaced" ]; then keep_installed_units "$replaced"; fi
-  rm -rf "$prefix/models.new"
-  cp -r "$prefix/venvs/$id/models" "$prefix/models.new"
+  for name in models TARGET; do
+    if [ -e "$prefix/venv/$name" ]; then follow_venv "$name"; fi
+  done
   ln -sfn "venvs/$id" "$prefix/venv.new"
   if [ -d "$prefix/venv" ] && [ ! -L "$prefix/venv" ]; then
     rm -rf "$prefix/venv.old"
@@ -499,11 +529,11 @@ switch_venv() {
   switched=1
   building=
   echo "${replaced#venvs/}" > "$prefix/venvs/.previous"
+  follow_venv models
+  follow_venv TARGET
   rm -rf "$prefix/venv.old"
-  rm -rf "$prefix/models"
-  mv "$prefix/models.new" "$prefix/models"
   install_release_files "$id"
-  cp "$prefix/venvs/$id/TARGET" "$prefix/TARGET"
+  sync -f "$prefix" "$systemd_dir"
 }
 
 # rollback: back to the version the last upgrade replaced (its venv, models, TARGET, systemd units

@@ -13,6 +13,7 @@ import sqlite3
 import stat
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -299,7 +300,7 @@ def test_swap_on_a_disk_or_zram_writeback_is_reported(tmp_path):
 # with $PIP_FAILS, the switch's ln with $LN_FAILS, systemctl daemon-reload with $RELOAD_FAILS; df
 # says $FREE_KB are free. `rm -rf $RM_CUT` is cut short by a Ctrl+C (bin/ deleted, the rest not),
 # `cp FILE $CP_CUT` by a full disk (5 bytes written). install copies a file (the units) for real,
-# without the owner it would give.
+# without the owner it would give; sync is only listed.
 MAIN_STUBS = """
 prefix=$PREFIX etc=$ETC os_release=$OS_RELEASE systemd_dir=$SYSTEMD_DIR data_dir=$DATA_DIR
 record() { printf '%s\\n' "$*" >> "$CALLS"; }
@@ -308,7 +309,7 @@ uname() { echo aarch64; }
 dpkg() { [ "$1" = --print-architecture ] && echo arm64; }
 dpkg-query() { [ -n "${HAS_PACKAGES:-}" ] && printf installed; }
 apt-get() { record "apt-get $*"; [ "$1" != update ] || return "${UPDATE_FAILS:-0}"; }
-for command in dphys-swapfile systemctl useradd usermod chown chgrp share_data_dir; do
+for command in dphys-swapfile systemctl useradd usermod chown chgrp share_data_dir sync; do
   eval "$command() { record $command \\"\\$*\\"; }"
 done
 systemctl() {
@@ -579,7 +580,10 @@ def test_an_upgrade_makes_the_new_venv_beside_the_running_one_and_stops_the_serv
                     "systemctl --no-block restart moodtunes-library.service",
                     "systemctl start moodtunes-library.timer"):
         assert started in later, started
-    # the new models in place, a copy with the new venv; the old venv, its models and TARGET kept
+    # the new models and TARGET in place, through links to the venv's (the older installer's copies
+    # replaced); the old venv, its models and TARGET kept
+    assert os.readlink(prefix / "models") == "venv/models" and os.readlink(prefix / "TARGET") == "venv/TARGET"
+    assert not {"models.old", "models.new", "TARGET.new"} & {p.name for p in prefix.iterdir()}
     assert sorted(p.name for p in (prefix / "models").iterdir()) == ["emotion"]
     assert (prefix / "venvs" / new / "models" / "emotion" / "emotion_int8.tflite").is_file()
     assert (prefix / "TARGET").read_text() == (bundle / "TARGET").read_text() == (prefix / "venvs" / new / "TARGET").read_text()
@@ -614,6 +618,10 @@ def test_a_first_upgrade_replaces_an_older_installers_real_venv_folder(bundle, t
     assert os.readlink(prefix / "venv") == f"venvs/{new}"
     assert not (prefix / "venv.old").exists() and not (prefix / "venv.new").exists()
     assert "--rollback returns" not in result.stdout
+    # its models folder and TARGET file replaced by links to the new venv's
+    assert os.readlink(prefix / "models") == "venv/models" and os.readlink(prefix / "TARGET") == "venv/TARGET"
+    assert model_set(prefix / "models") == model_set(bundle / "models") and not (prefix / "models.old").exists()
+    assert (prefix / "TARGET").read_text() == (bundle / "TARGET").read_text()
 
 
 @pytest.mark.parametrize("venv", ["link", "dir"])
@@ -660,6 +668,15 @@ def test_the_room_a_venv_needs_is_its_wheels_unpacked_and_a_quarter(bundle):
     assert 10 <= int(result.stdout) <= 11
 
 
+def test_the_room_a_venv_needs_counts_its_models_once(bundle):
+    """The switch copied them to /opt/moodtunes/models too, so they were counted twice: that is a
+    link to the venv's now."""
+    (bundle / "models" / "big.tflite").write_bytes(b"\0" * (8 << 20))
+    result = bash(f'venv_space_mb "{bundle}"', INSTALL)
+    assert result.returncode == 0, result.stderr
+    assert 8 <= int(result.stdout) <= 9
+
+
 def test_rollback_goes_back_to_the_version_kept_and_forward_again(bundle, tmp_path):
     result, _ = run_installer(bundle, tmp_path, HAS_PACKAGES="1", upgrade=True, venv="link")
     assert result.returncode == 0, result.stderr
@@ -668,11 +685,15 @@ def test_rollback_goes_back_to_the_version_kept_and_forward_again(bundle, tmp_pa
     assert back.returncode == 0, back.stderr
     assert os.readlink(prefix / "venv") == f"venvs/{OLD_VENV}" and venvs(tmp_path) == [OLD_VENV, new]
     assert (prefix / "models" / "old-model").read_text() == "old" and (prefix / "TARGET").read_text().startswith("python=3.11")
+    assert (prefix / "models").resolve() == (prefix / "venvs" / OLD_VENV / "models").resolve()
+    assert (prefix / "TARGET").resolve() == (prefix / "venvs" / OLD_VENV / "TARGET").resolve()
     assert calls[0] == "systemctl stop " + " ".join(UNITS) and calls[-1] == "systemctl start moodtunes-library.timer"
     assert f"rolled back to venvs/{OLD_VENV}; venvs/{new} is kept" in back.stdout
     forward, _ = run_installer(bundle, tmp_path, upgrade=True, INSTALL_ARGS="--rollback")
     assert forward.returncode == 0, forward.stderr
     assert os.readlink(prefix / "venv") == f"venvs/{new}" and (prefix / "models" / "emotion").is_dir()
+    assert (prefix / "models").resolve() == (prefix / "venvs" / new / "models").resolve()
+    assert (prefix / "TARGET").resolve() == (prefix / "venvs" / new / "TARGET").resolve()
 
 
 def test_rollback_refuses_when_nothing_is_kept_or_the_data_is_newer(bundle, tmp_path):
@@ -807,35 +828,145 @@ def test_an_upgrade_ends_saying_the_configuration_was_kept(bundle, tmp_path):
     assert first.returncode == 0 and "moodtunes is installed. Edit /etc/moodtunes/moodtunes.toml" in first.stdout
 
 
-def switch_with(tmp_path: Path, failing: str) -> tuple[subprocess.CompletedProcess, Path]:
+def switch_with(tmp_path: Path, failing: str, *, layout: str = "copies") -> tuple[subprocess.CompletedProcess, Path]:
     """switch_venv from venvs/A to venvs/B (the one just built), under set -e and the EXIT trap as
-    in main, with ``failing`` (bash) making one of its steps fail; the result and the prefix."""
+    in main, with ``failing`` (bash) making one of its steps fail; the result and the prefix.
+    ``layout``: /opt/moodtunes/models and TARGET as "copies" of A's (an older installer's) or as
+    "links" to venv/models and venv/TARGET (this one's)."""
     prefix = tmp_path / "opt"
     for name in ("A", "B"):
-        (prefix / "venvs" / name / "models" / name).mkdir(parents=True)
+        for model in ("face", "emotion"):
+            (prefix / "venvs" / name / "models" / model).mkdir(parents=True)
+            (prefix / "venvs" / name / "models" / model / "model.tflite").write_text(f"{model} of {name}")
         (prefix / "venvs" / name / "TARGET").write_text(f"commit={name}\n")
     (prefix / "venv").symlink_to("venvs/A")
-    shutil.copytree(prefix / "venvs" / "A" / "models", prefix / "models")
-    shutil.copy(prefix / "venvs" / "A" / "TARGET", prefix / "TARGET")
+    if layout == "copies":
+        shutil.copytree(prefix / "venvs" / "A" / "models", prefix / "models")
+        shutil.copy(prefix / "venvs" / "A" / "TARGET", prefix / "TARGET")
+    else:
+        (prefix / "models").symlink_to("venv/models")
+        (prefix / "TARGET").symlink_to("venv/TARGET")
     snippet = (f'set -e; prefix="{prefix}" systemd_dir="{tmp_path}" building="{prefix}/venvs/B"\n'
-               f'systemctl() {{ :; }}\n{failing}\ntrap unfinished EXIT\nswitch_venv B\n')
+               f'systemctl() {{ :; }}\nsync() {{ :; }}\n{failing}\ntrap unfinished EXIT\nswitch_venv B\n')
     return bash(snippet, INSTALL), prefix
+
+
+def model_set(folder: Path) -> dict[str, str]:
+    """The model files under ``folder`` and what they hold ({} for no folder)."""
+    return {str(p.relative_to(folder)): p.read_text() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def test_a_failure_after_the_switch_leaves_the_venv_now_live(tmp_path):
     """A review: a full disk at the switch's last copy ran the EXIT trap, which deleted the venv
     being built, the one the link had just been switched to: no venv at all."""
-    result, prefix = switch_with(tmp_path, f'cp() {{ [ "${{*: -1}}" != "{tmp_path}/opt/TARGET" ] || return 1; command cp "$@"; }}')
+    result, prefix = switch_with(tmp_path, 'systemctl() { [ "$1" != daemon-reload ]; }')
     assert result.returncode != 0 and "did not complete" in result.stderr
     assert os.readlink(prefix / "venv") == "venvs/B" and (prefix / "venvs" / "B" / "TARGET").is_file()
 
 
 def test_a_step_of_the_switch_that_fails_stops_it(tmp_path):
     """A review: `rm -rf models && mv ...` under set -e went on when the rm failed: the old models
-    stayed beside the new venv, TARGET said the new version, and the install said it succeeded."""
-    result, prefix = switch_with(tmp_path, f'rm() {{ [ "$*" != "-rf {tmp_path}/opt/models" ] || return 1; command rm "$@"; }}')
+    stayed beside the new venv, TARGET said the new version, and the install said it succeeded.
+    Here the older installer's models folder can't be renamed away for the link to A's."""
+    result, prefix = switch_with(tmp_path, f'mv() {{ [ "$*" != "-T {tmp_path}/opt/models {tmp_path}/opt/models.old" ] || return 1; command mv "$@"; }}')
     assert result.returncode != 0 and "did not complete" in result.stderr
+    assert os.readlink(prefix / "venv") == "venvs/A" and not (prefix / "venvs" / "B").exists()
+    assert model_set(prefix / "models") == model_set(prefix / "venvs" / "A" / "models")
     assert (prefix / "TARGET").read_text() == "commit=A\n"
+
+
+# Each command of the switch that changes a file, then a power cut (SIGKILL: no EXIT trap) after
+# the $cut_after-th of them.
+POWER_CUT = """
+steps=0
+cut() { steps=$((steps + 1)); if [ "$steps" -eq "$cut_after" ]; then kill -KILL $$; fi; }
+for command in rm mv ln cp mkdir install; do eval "$command() { command $command \\"\\$@\\"; cut; }"; done
+sync() { cut; }
+"""
+
+
+def power_cut_switches(tmp_path: Path, layout: str) -> Iterator[tuple[int, Path]]:
+    """switch_venv A -> B cut by a power cut after each of its steps in turn, one prefix each: the
+    step and the prefix it left, until a switch runs to its end (the last one, step 0)."""
+    for step in range(1, 100):
+        result, prefix = switch_with(tmp_path / f"cut-{step}", f"cut_after={step}\n{POWER_CUT}", layout=layout)
+        assert result.returncode in (0, -9), result.stderr
+        yield (0 if result.returncode == 0 else step), prefix
+        if result.returncode == 0:
+            return
+    raise AssertionError("the switch never ended")
+
+
+@pytest.mark.parametrize("layout", ["links", "copies"])
+def test_a_power_cut_at_any_step_of_a_switch_leaves_the_models_and_target_of_the_venv_linked(tmp_path, layout):
+    """A review: the switch deleted /opt/moodtunes/models, then moved the new copy in (a power cut
+    between the two left the kiosk without models), and copied the models after the venv link's
+    rename (between the two, the new venv with the old models). Now they follow the link. The
+    one step without them is the move of an older installer's folder out of the way (a folder
+    can't be renamed over), made once: its models are whole, and the next switch finishes it."""
+    cuts, missing = [], []
+    for step, prefix in power_cut_switches(tmp_path, layout):
+        cuts.append((step, prefix))
+        venv = prefix / os.readlink(prefix / "venv")
+        if layout == "copies" and not (prefix / "models").exists():
+            missing.append(step)
+            assert model_set(prefix / "models.old") == model_set(prefix / "venvs" / "A" / "models"), step
+        else:
+            assert model_set(prefix / "models") == model_set(venv / "models"), step
+            assert (prefix / "TARGET").read_text() == (venv / "TARGET").read_text(), step
+    assert len(cuts) > 5 and len(missing) == (1 if layout == "copies" else 0)
+    for step, prefix in cuts:
+        if step:  # the next run's switch (here to B again) finishes what was cut
+            again = bash(f'set -e; prefix="{prefix}" systemd_dir="{prefix.parent}"; systemctl() {{ :; }}; sync() {{ :; }}; '
+                         "switch_venv B", INSTALL)
+            assert again.returncode == 0, again.stderr
+        assert os.readlink(prefix / "venv") == "venvs/B"
+        assert os.readlink(prefix / "models") == "venv/models" and os.readlink(prefix / "TARGET") == "venv/TARGET"
+        assert model_set(prefix / "models") == model_set(prefix / "venvs" / "B" / "models")
+        assert sorted(p.name for p in prefix.iterdir()) == ["TARGET", "models", "venv", "venvs"], step
+
+
+def test_a_move_to_the_models_link_cut_between_its_two_renames_is_finished_by_the_next_run(bundle, tmp_path):
+    """A power cut after the older installer's models folder was renamed away, before the link
+    took its place: no /opt/moodtunes/models. The next upgrade puts the link in and deletes the
+    folder; so does a rollback."""
+    prefix = tmp_path / "opt"
+    failed, _ = run_installer(bundle, tmp_path, HAS_PACKAGES="1", upgrade=True, venv="link", PIP_FAILS="1")
+    assert failed.returncode != 0 and (prefix / "models").is_dir() and not (prefix / "models").is_symlink()
+    (prefix / "models").rename(prefix / "models.old")  # an older installer's models folder, moved away
+    result, _ = run_installer(bundle, tmp_path, HAS_PACKAGES="1", upgrade=True)
+    assert result.returncode == 0, result.stderr
+    new = venvs(tmp_path)[1]
+    assert os.readlink(prefix / "models") == "venv/models" and not (prefix / "models.old").exists()
+    assert model_set(prefix / "models") == model_set(prefix / "venvs" / new / "models") != {}
+    # the same cut before a rollback
+    (prefix / "models").unlink()
+    shutil.copytree(prefix / "venvs" / new / "models", prefix / "models.old")
+    back, _ = run_installer(bundle, tmp_path, upgrade=True, INSTALL_ARGS="--rollback")
+    assert back.returncode == 0, back.stderr
+    assert os.readlink(prefix / "models") == "venv/models" and not (prefix / "models.old").exists()
+    assert model_set(prefix / "models") == {"old-model": "old"}
+
+
+def test_the_new_venv_is_on_the_card_before_the_switch_and_the_switch_after_it(bundle, tmp_path):
+    """A review: the installer never synced. ext4 writes a rename to the card within seconds (its
+    journal) and the files written before it up to half a minute later (delayed allocation): a
+    power cut soon after an upgrade could leave the link to a venv of empty files, or lose the
+    new link or venvs/.previous."""
+    result, calls = run_installer(bundle, tmp_path, HAS_PACKAGES="1", upgrade=True, venv="link")
+    assert result.returncode == 0, result.stderr
+    prefix, new = tmp_path / "opt", venvs(tmp_path)[1]
+    built = calls.index(f"sync -f {prefix / 'venvs' / new}")
+    assert calls.index(f"install_wheels {bundle} {prefix / 'venvs' / new / 'bin' / 'pip'}") < built < calls.index(
+        "systemctl stop " + " ".join(UNITS))
+    switched = calls.index(f"sync -f {prefix} {tmp_path / 'systemd'}")
+    assert calls.index("systemctl daemon-reload") < switched < calls.index(
+        "systemctl restart moodtunes-kiosk.service moodtunes-uplink.service")
+    assert len([c for c in calls if c.startswith("sync")]) == 2
+    back, calls = run_installer(bundle, tmp_path, upgrade=True, INSTALL_ARGS="--rollback")
+    assert back.returncode == 0, back.stderr
+    assert calls.index("systemctl daemon-reload") < calls.index(f"sync -f {prefix} {tmp_path / 'systemd'}") < calls.index(
+        "systemctl restart moodtunes-kiosk.service moodtunes-uplink.service")
 
 
 def test_rollback_goes_to_the_venv_the_last_switch_replaced_not_a_newer_build(bundle, tmp_path):
