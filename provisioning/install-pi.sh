@@ -500,6 +500,15 @@ follow_venv() {
   rm -rf "$path.old"
 }
 
+# finish_link NAME: the link follow_venv made beside $prefix/NAME renamed into its place if nothing
+# is there, for the EXIT trap: a hang-up or Ctrl+C between follow_venv's two renames ended the
+# install with no $prefix/models (the services started again without models).
+finish_link() {
+  if [ -L "$prefix/$1.new" ] && [ ! -e "$prefix/$1" ] && [ ! -L "$prefix/$1" ]; then
+    mv -T "$prefix/$1.new" "$prefix/$1"
+  fi
+}
+
 # switch_venv ID: $prefix/venv, which the units name, links to venvs/ID: a link made beside it,
 # renamed over it (one step: never no venv, never half of one, and with it ID's models and TARGET,
 # which $prefix/models and $prefix/TARGET link through it to), then ID's units and README in
@@ -559,15 +568,17 @@ rollback() {
 
 # unfinished: the EXIT trap while main changes the system: an install that stops half-way (pip or
 # cp on a full disk, a package apt can't get) says so after the error, whatever command failed, and
-# what runs now. A venv it was making is deleted; services stopped before the switch start again
-# on the version they ran. After the switch it names the version switched to and the one --rollback
-# would go to, if any: after a rollback's switch that is the newer one (it said "on the new version"
-# and "--rollback goes back", and on a first install offered a rollback to nothing).
+# what runs now. A move to the models link cut between its renames is finished. A venv it was
+# making is deleted; services stopped before the switch start again on the version they ran. After
+# the switch it names the version switched to and the one --rollback would go to, if any: after a
+# rollback's switch that is the newer one (it said "on the new version" and "--rollback goes
+# back", and on a first install offered a rollback to nothing).
 building=
 unfinished() {
   local status=$? previous
   [ "$status" -ne 0 ] || return 0
   echo "install-pi.sh: the install (or upgrade) did not complete (exit status $status, error above)." >&2
+  finish_link models || true
   if [ -n "$building" ]; then rm -rf "$building"; fi
   if [ -n "$switched" ]; then
     previous=$(kept_venv)

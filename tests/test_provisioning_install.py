@@ -948,6 +948,19 @@ def test_a_move_to_the_models_link_cut_between_its_two_renames_is_finished_by_th
     assert model_set(prefix / "models") == {"old-model": "old"}
 
 
+def test_a_hang_up_between_the_two_renames_of_the_move_to_the_models_link_leaves_the_models(tmp_path):
+    """A review: a hang-up (or Ctrl+C) just after the older installer's models folder was renamed
+    away ran the EXIT trap before the link took its place: the services started again without
+    /opt/moodtunes/models, and the installer said the version before was unchanged."""
+    prefix = tmp_path / "opt"
+    hang_up = (f"trap 'exit 129' HUP\n"
+               f'mv() {{ command mv "$@"; [ "$*" != "-T {prefix}/models {prefix}/models.old" ] || kill -HUP $$; }}')
+    result, prefix = switch_with(tmp_path, hang_up)
+    assert result.returncode == 129 and "did not complete" in result.stderr
+    assert os.readlink(prefix / "venv") == "venvs/A" and os.readlink(prefix / "models") == "venv/models"
+    assert model_set(prefix / "models") == model_set(prefix / "venvs" / "A" / "models") != {}
+
+
 def test_the_new_venv_is_on_the_card_before_the_switch_and_the_switch_after_it(bundle, tmp_path):
     """A review: the installer never synced. ext4 writes a rename to the card within seconds (its
     journal) and the files written before it up to half a minute later (delayed allocation): a
