@@ -10,9 +10,9 @@
 #
 # An upgrade makes the new venv in $prefix/venvs/ while the installed version runs, then switches
 # the $prefix/venv link (which the units run) to it: a failure before leaves the old one running.
-# Each venv keeps its version's models, TARGET, systemd units and README: $prefix/models and
-# $prefix/TARGET link through $prefix/venv to its own, so the one rename switches them too; a
-# switch (an upgrade's or a rollback's) installs its units and README.
+# Each venv keeps its version's models, TARGET, systemd units and README: $prefix/models links
+# through $prefix/venv to its own, so the one rename switches them too; a switch (an upgrade's or
+# a rollback's) puts a copy of its TARGET, its units and README in place.
 #
 # This checks the bundle against its own SHA256SUMS, which proves it arrived whole, not who made
 # it: first compare the tarball's sha256 with the one `make bundle` printed (README, "On a
@@ -479,7 +479,7 @@ install_release_files() {
   systemctl daemon-reload
 }
 
-# follow_venv NAME: $prefix/NAME (models, TARGET) a link to venv/NAME, the version's own, which
+# follow_venv NAME: $prefix/NAME (models) a link to venv/NAME, the version's own, which
 # the switch of the venv link then switches with it: no step where the models are missing or
 # another version's (an older installer deleted them, then moved the new copy in; a power cut
 # left the kiosk without models, or the new venv with the old ones). Made once: the link is made
@@ -500,6 +500,17 @@ follow_venv() {
   rm -rf "$path.old"
 }
 
+# put_target ID: $prefix/TARGET a copy of venvs/ID's, replaced in one step (made beside it, renamed
+# over it). No link through the venv link, as the models are: the installers before this one copy
+# a version's TARGET onto it after their switch, and to their cp a link to venv/TARGET was that
+# very file ("are the same file"): the bundle upgraded from failed to install again, at every run.
+# moodtunes reads the venv's own first (paths.bundle_commit); older versions read this one.
+put_target() {
+  rm -f "$prefix/TARGET.new"
+  cp "$prefix/venvs/$1/TARGET" "$prefix/TARGET.new"
+  mv -T "$prefix/TARGET.new" "$prefix/TARGET"
+}
+
 # finish_link NAME: the link follow_venv made beside $prefix/NAME renamed into its place if nothing
 # is there, for the EXIT trap: a hang-up or Ctrl+C between follow_venv's two renames ended the
 # install with no $prefix/models (the services started again without models).
@@ -510,8 +521,8 @@ finish_link() {
 }
 
 # switch_venv ID: $prefix/venv, which the units name, links to venvs/ID: a link made beside it,
-# renamed over it (one step: never no venv, never half of one, and with it ID's models and TARGET,
-# which $prefix/models and $prefix/TARGET link through it to), then ID's units and README in
+# renamed over it (one step: never no venv, never half of one, and with it ID's models, which
+# $prefix/models links through it to), then a copy of ID's TARGET, its units and README in
 # place, and all of it on the card (sync: a power cut soon after an upgrade could lose the new
 # link, or venvs/.previous). The real folder an older installer made can't be kept (moved, its scripts
 # would name a folder that is gone): it is replaced. The venv it replaces is noted in
@@ -520,15 +531,13 @@ switched=
 # Each step on a line of its own: set -e does not stop at a failure inside `a && b`, which went
 # on with the step after it (the models of one version beside the venv of another). The venv
 # being built is the live one from the switch on: the EXIT trap must not delete it (building=).
-# The links to the version's files are made before the switch where the venv in use has them
+# The link to the version's models is made before the switch where the venv in use has them
 # (one of this installer's), else after it (a first install; an older installer's real folder).
 switch_venv() {
-  local id=$1 replaced name
+  local id=$1 replaced
   replaced=$(active_venv)
   if [ -n "$replaced" ]; then keep_installed_units "$replaced"; fi
-  for name in models TARGET; do
-    if [ -e "$prefix/venv/$name" ]; then follow_venv "$name"; fi
-  done
+  if [ -e "$prefix/venv/models" ]; then follow_venv models; fi
   ln -sfn "venvs/$id" "$prefix/venv.new"
   if [ -d "$prefix/venv" ] && [ ! -L "$prefix/venv" ]; then
     rm -rf "$prefix/venv.old"
@@ -537,9 +546,9 @@ switch_venv() {
   mv -T "$prefix/venv.new" "$prefix/venv"
   switched=1
   building=
+  put_target "$id"
   echo "${replaced#venvs/}" > "$prefix/venvs/.previous"
   follow_venv models
-  follow_venv TARGET
   rm -rf "$prefix/venv.old"
   install_release_files "$id"
   sync -f "$prefix" "$systemd_dir"

@@ -502,3 +502,21 @@ def test_a_pi_bundles_commit_is_in_the_version_and_the_devices_status(capsys, mo
     assert software_version() == f"{version}+1a2b3c4d5e.changes"
     (tmp_path / "opt" / "TARGET").write_text("python=3.11\nos=bookworm\n")  # a bundle from before the line
     assert software_version() == version
+
+
+def test_the_commit_is_the_one_of_the_venv_in_use(monkeypatch, tmp_path):
+    """install-pi.sh copies a version's TARGET to /opt/moodtunes/TARGET after the venv link's
+    rename: a power cut between the two left it naming the version before. The venv's own
+    switches with the link."""
+    from moodtunes import paths
+
+    opt = tmp_path / "opt"
+    (opt / "models").mkdir(parents=True)
+    (opt / "venvs" / "B").mkdir(parents=True)
+    (opt / "venv").symlink_to("venvs/B")
+    (opt / "TARGET").write_text("commit=aaaaaaaaaa\n")
+    monkeypatch.setattr(paths, "_BUNDLE_MODELS", opt / "models")
+    monkeypatch.setattr(paths, "_REPO_MODELS", tmp_path / "no-checkout")
+    assert paths.bundle_commit() == "aaaaaaaaaa"  # a venv without one: an install from before venvs/
+    (opt / "venvs" / "B" / "TARGET").write_text("python=3.11\ncommit=bbbbbbbbbb\n")
+    assert paths.bundle_commit() == "bbbbbbbbbb"

@@ -580,9 +580,9 @@ def test_an_upgrade_makes_the_new_venv_beside_the_running_one_and_stops_the_serv
                     "systemctl --no-block restart moodtunes-library.service",
                     "systemctl start moodtunes-library.timer"):
         assert started in later, started
-    # the new models and TARGET in place, through links to the venv's (the older installer's copies
-    # replaced); the old venv, its models and TARGET kept
-    assert os.readlink(prefix / "models") == "venv/models" and os.readlink(prefix / "TARGET") == "venv/TARGET"
+    # the new models in place through a link to the venv's (the older installer's copy replaced),
+    # TARGET a copy of its (older installers copy onto it); the old venv, its models and TARGET kept
+    assert os.readlink(prefix / "models") == "venv/models" and not (prefix / "TARGET").is_symlink()
     assert not {"models.old", "models.new", "TARGET.new"} & {p.name for p in prefix.iterdir()}
     assert sorted(p.name for p in (prefix / "models").iterdir()) == ["emotion"]
     assert (prefix / "venvs" / new / "models" / "emotion" / "emotion_int8.tflite").is_file()
@@ -618,8 +618,8 @@ def test_a_first_upgrade_replaces_an_older_installers_real_venv_folder(bundle, t
     assert os.readlink(prefix / "venv") == f"venvs/{new}"
     assert not (prefix / "venv.old").exists() and not (prefix / "venv.new").exists()
     assert "--rollback returns" not in result.stdout
-    # its models folder and TARGET file replaced by links to the new venv's
-    assert os.readlink(prefix / "models") == "venv/models" and os.readlink(prefix / "TARGET") == "venv/TARGET"
+    # its models folder replaced by a link to the new venv's, its TARGET by a copy of the venv's
+    assert os.readlink(prefix / "models") == "venv/models" and not (prefix / "TARGET").is_symlink()
     assert model_set(prefix / "models") == model_set(bundle / "models") and not (prefix / "models.old").exists()
     assert (prefix / "TARGET").read_text() == (bundle / "TARGET").read_text()
 
@@ -686,14 +686,14 @@ def test_rollback_goes_back_to_the_version_kept_and_forward_again(bundle, tmp_pa
     assert os.readlink(prefix / "venv") == f"venvs/{OLD_VENV}" and venvs(tmp_path) == [OLD_VENV, new]
     assert (prefix / "models" / "old-model").read_text() == "old" and (prefix / "TARGET").read_text().startswith("python=3.11")
     assert (prefix / "models").resolve() == (prefix / "venvs" / OLD_VENV / "models").resolve()
-    assert (prefix / "TARGET").resolve() == (prefix / "venvs" / OLD_VENV / "TARGET").resolve()
+    assert (prefix / "TARGET").read_text() == (prefix / "venvs" / OLD_VENV / "TARGET").read_text()
     assert calls[0] == "systemctl stop " + " ".join(UNITS) and calls[-1] == "systemctl start moodtunes-library.timer"
     assert f"rolled back to venvs/{OLD_VENV}; venvs/{new} is kept" in back.stdout
     forward, _ = run_installer(bundle, tmp_path, upgrade=True, INSTALL_ARGS="--rollback")
     assert forward.returncode == 0, forward.stderr
     assert os.readlink(prefix / "venv") == f"venvs/{new}" and (prefix / "models" / "emotion").is_dir()
     assert (prefix / "models").resolve() == (prefix / "venvs" / new / "models").resolve()
-    assert (prefix / "TARGET").resolve() == (prefix / "venvs" / new / "TARGET").resolve()
+    assert (prefix / "TARGET").read_text() == (prefix / "venvs" / new / "TARGET").read_text()
 
 
 def test_rollback_refuses_when_nothing_is_kept_or_the_data_is_newer(bundle, tmp_path):
@@ -831,8 +831,8 @@ def test_an_upgrade_ends_saying_the_configuration_was_kept(bundle, tmp_path):
 def switch_with(tmp_path: Path, failing: str, *, layout: str = "copies") -> tuple[subprocess.CompletedProcess, Path]:
     """switch_venv from venvs/A to venvs/B (the one just built), under set -e and the EXIT trap as
     in main, with ``failing`` (bash) making one of its steps fail; the result and the prefix.
-    ``layout``: /opt/moodtunes/models and TARGET as "copies" of A's (an older installer's) or as
-    "links" to venv/models and venv/TARGET (this one's)."""
+    ``layout``: /opt/moodtunes/models and TARGET as "copies" of A's (an older installer's), or
+    models a "link" to venv/models and TARGET a copy of A's (this one's)."""
     prefix = tmp_path / "opt"
     for name in ("A", "B"):
         for model in ("face", "emotion"):
@@ -845,7 +845,7 @@ def switch_with(tmp_path: Path, failing: str, *, layout: str = "copies") -> tupl
         shutil.copy(prefix / "venvs" / "A" / "TARGET", prefix / "TARGET")
     else:
         (prefix / "models").symlink_to("venv/models")
-        (prefix / "TARGET").symlink_to("venv/TARGET")
+        shutil.copy(prefix / "venvs" / "A" / "TARGET", prefix / "TARGET")
     snippet = (f'set -e; prefix="{prefix}" systemd_dir="{tmp_path}" building="{prefix}/venvs/B"\n'
                f'systemctl() {{ :; }}\nsync() {{ :; }}\n{failing}\ntrap unfinished EXIT\nswitch_venv B\n')
     return bash(snippet, INSTALL), prefix
@@ -897,13 +897,15 @@ def power_cut_switches(tmp_path: Path, layout: str) -> Iterator[tuple[int, Path]
     raise AssertionError("the switch never ended")
 
 
-@pytest.mark.parametrize("layout", ["links", "copies"])
-def test_a_power_cut_at_any_step_of_a_switch_leaves_the_models_and_target_of_the_venv_linked(tmp_path, layout):
+@pytest.mark.parametrize("layout", ["link", "copies"])
+def test_a_power_cut_at_any_step_of_a_switch_leaves_the_models_of_the_venv_linked_and_a_whole_target(tmp_path, layout):
     """A review: the switch deleted /opt/moodtunes/models, then moved the new copy in (a power cut
     between the two left the kiosk without models), and copied the models after the venv link's
     rename (between the two, the new venv with the old models). Now they follow the link. The
     one step without them is the move of an older installer's folder out of the way (a folder
-    can't be renamed over), made once: its models are whole, and the next switch finishes it."""
+    can't be renamed over), made once: its models are whole, and the next switch finishes it.
+    TARGET, a copy renamed in after the link's rename, is whole: the linked venv's or A's
+    (moodtunes reads the venv's own first)."""
     cuts, missing = [], []
     for step, prefix in power_cut_switches(tmp_path, layout):
         cuts.append((step, prefix))
@@ -913,7 +915,7 @@ def test_a_power_cut_at_any_step_of_a_switch_leaves_the_models_and_target_of_the
             assert model_set(prefix / "models.old") == model_set(prefix / "venvs" / "A" / "models"), step
         else:
             assert model_set(prefix / "models") == model_set(venv / "models"), step
-            assert (prefix / "TARGET").read_text() == (venv / "TARGET").read_text(), step
+            assert (prefix / "TARGET").read_text() in {(venv / "TARGET").read_text(), "commit=A\n"}, step
     assert len(cuts) > 5 and len(missing) == (1 if layout == "copies" else 0)
     for step, prefix in cuts:
         if step:  # the next run's switch (here to B again) finishes what was cut
@@ -921,8 +923,9 @@ def test_a_power_cut_at_any_step_of_a_switch_leaves_the_models_and_target_of_the
                          "switch_venv B", INSTALL)
             assert again.returncode == 0, again.stderr
         assert os.readlink(prefix / "venv") == "venvs/B"
-        assert os.readlink(prefix / "models") == "venv/models" and os.readlink(prefix / "TARGET") == "venv/TARGET"
+        assert os.readlink(prefix / "models") == "venv/models" and not (prefix / "TARGET").is_symlink()
         assert model_set(prefix / "models") == model_set(prefix / "venvs" / "B" / "models")
+        assert (prefix / "TARGET").read_text() == "commit=B\n"
         assert sorted(p.name for p in prefix.iterdir()) == ["TARGET", "models", "venv", "venvs"], step
 
 
@@ -980,6 +983,45 @@ def test_the_new_venv_is_on_the_card_before_the_switch_and_the_switch_after_it(b
     assert back.returncode == 0, back.stderr
     assert calls.index("systemctl daemon-reload") < calls.index(f"sync -f {prefix} {tmp_path / 'systemd'}") < calls.index(
         "systemctl restart moodtunes-kiosk.service moodtunes-uplink.service")
+
+
+# How the installers between venvs/ and the links (e8f7a68 to 905cecc) switch to venvs/$id: their
+# copies of the models and TARGET put in place after the link's rename.
+OLDER_INSTALLERS_SWITCH = """set -e
+rm -rf "$prefix/models.new"
+cp -r "$prefix/venvs/$id/models" "$prefix/models.new"
+ln -sfn "venvs/$id" "$prefix/venv.new"
+mv -T "$prefix/venv.new" "$prefix/venv"
+rm -rf "$prefix/models"
+mv "$prefix/models.new" "$prefix/models"
+cp "$prefix/venvs/$id/TARGET" "$prefix/TARGET"
+"""
+
+
+def test_the_bundle_upgraded_from_installs_again_over_this_installers_layout(bundle, tmp_path):
+    """A review: check_schema's refusal says to install the bundle upgraded from. Its installer
+    copied TARGET after its switch onto /opt/moodtunes/TARGET, a link through the venv link to
+    that very file ("are the same file"): it failed there at every run, the services stopped."""
+    result, _ = run_installer(bundle, tmp_path, HAS_PACKAGES="1", upgrade=True, venv="link")
+    assert result.returncode == 0, result.stderr
+    prefix = tmp_path / "opt"
+    older = subprocess.run(["bash", "-c", OLDER_INSTALLERS_SWITCH], check=False, capture_output=True, text=True,
+                           env=dict(os.environ, prefix=str(prefix), id=OLD_VENV))
+    assert older.returncode == 0, older.stderr
+    assert (prefix / "TARGET").read_text() == (prefix / "venvs" / OLD_VENV / "TARGET").read_text()
+    assert model_set(prefix / "models") == {"old-model": "old"}
+
+
+def test_a_target_link_of_the_installer_before_is_replaced_by_a_copy_without_writing_through_it(tmp_path):
+    """/opt/moodtunes/TARGET as the installer before made it (a link to venv/TARGET) and a
+    TARGET.new link its power cut left: a cp to either would have written into venvs/A/TARGET."""
+    prefix = tmp_path / "opt"
+    links = (f'command rm "{prefix}/TARGET"; command ln -s venv/TARGET "{prefix}/TARGET"; '
+             f'command ln -s venv/TARGET "{prefix}/TARGET.new"')
+    result, prefix = switch_with(tmp_path, links, layout="link")
+    assert result.returncode == 0, result.stderr
+    assert not (prefix / "TARGET").is_symlink() and (prefix / "TARGET").read_text() == "commit=B\n"
+    assert (prefix / "venvs" / "A" / "TARGET").read_text() == "commit=A\n" and not (prefix / "TARGET.new").exists()
 
 
 def test_rollback_goes_to_the_venv_the_last_switch_replaced_not_a_newer_build(bundle, tmp_path):

@@ -23,16 +23,20 @@ def models_dir() -> Path:
 
 
 def bundle_commit() -> str | None:
-    """The commit the Pi bundle moodtunes runs from was built from (``commit=`` of its TARGET,
-    which install-pi.sh puts beside the models; "+changes" when the checkout had some), or None:
-    every bundle's moodtunes was 0.1.0, and `--version` didn't tell which a Pi ran."""
+    """The commit the Pi bundle moodtunes runs from was built from (``commit=`` of its TARGET;
+    "+changes" when the checkout had some), or None: every bundle's moodtunes was 0.1.0, and
+    `--version` didn't tell which a Pi ran. The venv's own TARGET, which switches with it, else the
+    copy install-pi.sh puts beside the models (an install from before venvs kept one), which a
+    power cut during a switch can leave naming the version before."""
     if models_dir() != _BUNDLE_MODELS:
         return None
-    try:
-        lines = (_BUNDLE_MODELS.parent / "TARGET").read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
-        return None
-    return next((line.removeprefix("commit=") for line in lines if line.startswith("commit=")), None)
+    for target in (_BUNDLE_MODELS.parent / "venv" / "TARGET", _BUNDLE_MODELS.parent / "TARGET"):
+        try:
+            lines = target.read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError:
+            continue
+        return next((line.removeprefix("commit=") for line in lines if line.startswith("commit=")), None)
+    return None
 
 
 def shipped_model(relative: str) -> Path:
