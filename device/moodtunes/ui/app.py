@@ -93,7 +93,8 @@ SAME_SPOT_SETTLE_S = 0.7
 SAME_SPOT_PX = 40  # "where it was": within a fingertip, at the 800x480 scale (Theme.px)
 # A finger lifted this far outside what it pressed (onto no other target) still taps it: a finger
 # rolls as it lifts, a shaky one more, and 2 px off a button's edge cancelled the tap. About 2 mm
-# on the 7" panel, at the 800x480 scale (Theme.px); under the 8 px kept between targets, doubled.
+# on the 7" panel, at the 800x480 scale (Theme.px); more than the 8 px between neighbouring targets,
+# so lifted in that gap it presses the one it went down on, lifted on the neighbour nothing.
 LIFT_SLOP_PX = 10
 # A change of the wall clock against the monotonic one this big is the clock being set (a first time
 # sync, by hand), not drift, which NTP slews away in small steps.
