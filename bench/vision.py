@@ -7,6 +7,7 @@
     .venv/bin/python bench/vision.py distance    # small (far) faces: found and read, with the centre look
     .venv/bin/python bench/vision.py look-cost   # FPS with the centre look against the whole frame only
     .venv/bin/python bench/vision.py exposure    # accuracy and the "too bright" hint on overexposed frames
+    .venv/bin/python bench/vision.py motion      # accuracy and the "hold still" hint on moving, blurred faces
 
 Test frames are 640x480: FER-2013 PublicTest faces (../shared/datasets/fer2013.zip) scaled up and
 pasted at random places into scikit-image's bundled photos without faces, plus the astronaut photo.
@@ -421,6 +422,174 @@ def cmd_exposure(args: argparse.Namespace) -> None:
               f"| {100 * over:.1f}% | {100 * said / len(right):.1f}% | {bright_scenes}/{misses} |", flush=True)
 
 
+CAMERA_FPS = 30  # the motion bench's camera: a frame, and an exposure, every 1/30 s
+SENSOR_NOISE = 3.0  # grey levels (std) of noise on each frame, so that a still face's box jitters as a camera's does
+
+
+def motion_kernel(length: int, angle: float) -> np.ndarray | None:
+    """A line ``length`` px long at ``angle`` (radians), summing to 1: the blur of a face that moves
+    that far during the exposure. None for under 2 px."""
+    if length < 2:
+        return None
+    size = length + 1 if length % 2 == 0 else length + 2
+    centre, reach = size // 2, (length - 1) / 2
+    ends = [(round(centre + sign * reach * np.cos(angle)), round(centre + sign * reach * np.sin(angle))) for sign in (-1, 1)]
+    kernel = np.zeros((size, size), np.float32)
+    cv2.line(kernel, ends[0], ends[1], 1.0, 1, cv2.LINE_AA)
+    return kernel / kernel.sum()
+
+
+def moving_face_frame(background: np.ndarray, patch: np.ndarray, x: int, y: int, kernel: np.ndarray | None,
+                      noise: np.ndarray) -> np.ndarray:
+    """``patch`` at (x, y) in ``background``, smeared by ``kernel`` over the still background (the
+    face and its outline blurred, as a moving face in front of a still room), plus sensor ``noise``."""
+    side = patch.shape[0]
+    pad = 0 if kernel is None else kernel.shape[0]
+    left, top = max(0, x - pad), max(0, y - pad)
+    right, bottom = min(FRAME_W, x + side + pad), min(FRAME_H, y + side + pad)
+    layer = np.zeros((bottom - top, right - left, 3), np.float32)
+    cover = np.zeros((bottom - top, right - left), np.float32)
+    layer[y - top:y - top + side, x - left:x - left + side] = patch
+    cover[y - top:y - top + side, x - left:x - left + side] = 1.0
+    if kernel is not None:
+        layer = cv2.filter2D(layer, -1, kernel, borderType=cv2.BORDER_CONSTANT)
+        cover = cv2.filter2D(cover, -1, kernel, borderType=cv2.BORDER_CONSTANT)
+    frame = background.astype(np.float32)
+    frame[top:bottom, left:right] = layer + frame[top:bottom, left:right] * (1.0 - cover[..., None])
+    return np.clip(frame + noise, 0, 255).astype(np.uint8)
+
+
+@dataclass
+class MotionFrame:
+    speed: float  # pasted, px a frame
+    widths_per_s: float  # the same, in face widths a second (the true speed)
+    right: bool | None  # None: the face was not found
+    measured: float | None  # face_speed, None on a face frame with none before
+    said_hold_still: bool
+
+
+def motion_runs(analyzer, faces: list[tuple[str, np.ndarray]], speeds: list[float], frames: int,
+                seed: int) -> tuple[list[MotionFrame], dict[tuple[int, float], tuple[str, list[np.ndarray], list[bool]]]]:
+    """Each face moved across a photo at each speed (px a frame, in a random direction, from a
+    random place, the same for every speed), ``frames`` frames a run, through the scan's own
+    pipeline, track and hint. Returns every frame, and per (face, speed) run the truth, the
+    probabilities of its frames with a face and whether each was moving."""
+    from moodtunes.vision.scan import HINT_HOLD_STILL, HOLD_STILL_ABOVE, FaceTrack, hint_for
+
+    rng = np.random.default_rng(seed)
+    noises = rng.normal(0.0, SENSOR_NOISE, (12, FRAME_H, FRAME_W, 3)).astype(np.float32)
+    bgs = backgrounds()
+    records: list[MotionFrame] = []
+    runs = {}
+    for i, (label, face) in enumerate(faces):
+        side, angle = int(rng.integers(120, 300)), float(rng.uniform(0, 2 * np.pi))
+        patch = cv2.cvtColor(cv2.resize(face, (side, side), interpolation=cv2.INTER_CUBIC), cv2.COLOR_GRAY2RGB)
+        place = rng.uniform(0, 1, 2)
+        for speed in speeds:
+            step_x, step_y = speed * np.cos(angle), speed * np.sin(angle)
+            reach_x, reach_y = step_x * (frames - 1), step_y * (frames - 1)
+            x0 = max(0.0, -reach_x) + place[0] * (FRAME_W - side - abs(reach_x))
+            y0 = max(0.0, -reach_y) + place[1] * (FRAME_H - side - abs(reach_y))
+            kernel = motion_kernel(round(speed), angle)
+            track, probs, moving = FaceTrack(), [], []
+            for t in range(frames):
+                x, y = round(x0 + step_x * t), round(y0 + step_y * t)
+                frame = moving_face_frame(bgs[i % len(bgs)], patch, x, y, kernel, noises[int(rng.integers(len(noises)))])
+                found = analyzer.analyze(frame, max_faces=1)
+                box = found[0].face if found and inside((x, y, side), found[0].face.pixel_box()) else None
+                measured = track.follow(box, t / CAMERA_FPS)
+                fast = measured is not None and measured > HOLD_STILL_ABOVE
+                said = box is not None and hint_for(frame, [box], camera_ok=True, moving=fast) == HINT_HOLD_STILL
+                right = None if box is None else analyzer.labels[int(np.argmax(found[0].probs))] == label
+                records.append(MotionFrame(speed, speed * CAMERA_FPS / side, right, measured, said))
+                if box is not None:
+                    probs.append(found[0].probs)
+                    moving.append(fast)
+            runs[(i, speed)] = (label, probs, moving)
+    return records, runs
+
+
+def share(flags) -> str:
+    flags = list(flags)
+    return f"{100 * np.mean(flags):.1f}%" if flags else "-"
+
+
+def cmd_motion(args: argparse.Namespace) -> None:
+    """A face moving a few pixels a frame, blurred along its way as by a 1/30 s exposure: how
+    reading falls with speed, per frame and per run of frames (a short scan), and how often the
+    scan says "hold still", on still faces (false) and moving ones; then what dropping the moving
+    frames, or calling a mostly moving scan a best guess, would do to the reading."""
+    import timeit
+
+    from moodtunes.vision.faces import FaceBox
+    from moodtunes.vision.scan import HOLD_STILL_ABOVE, FaceTrack
+
+    analyzer = load_ours()
+    by_class: dict[str, list] = {}
+    for label, face in fer_faces(MOODS):
+        by_class.setdefault(label, []).append((label, face))
+    faces = [f for label in MOODS for f in by_class[label][args.offset:args.offset + args.limit if args.limit else None]]
+    records, runs = motion_runs(analyzer, faces, args.speeds, args.frames, args.seed)
+    print(f"{len(faces)} FER PublicTest faces (happy/neutral/sad; the first {args.offset} of each class skipped), "
+          f"120-300 px, moved in 640x480 photos (seed {args.seed}), {args.frames} frames a run at {CAMERA_FPS} fps, "
+          f"blurred over the frame's travel, noise sigma {SENSOR_NOISE:g}; \"hold still\" over {HOLD_STILL_ABOVE:g} "
+          "face widths a second")
+    print("| speed (px a frame) | faces found | right per frame | right per run | measured speed, widths/s, median "
+          "(10th-90th pct) | \"hold still\" said |")
+    print("|---|---|---|---|---|---|")
+    for speed in args.speeds:
+        frames = [r for r in records if r.speed == speed]
+        seen = [r for r in frames if r.right is not None]
+        measured = [r.measured for r in seen if r.measured is not None]
+        scans = [np.mean(p, axis=0) for (_, s), (_, p, _) in runs.items() if s == speed and p]
+        truths = [label for (_, s), (label, p, _) in runs.items() if s == speed and p]
+        run_right = share(analyzer.labels[int(np.argmax(p))] == t for p, t in zip(scans, truths))
+        low, mid, high = np.percentile(measured, [10, 50, 90])
+        print(f"| {speed:g} | {len(seen)}/{len(frames)} | {share(r.right for r in seen)} | {run_right} "
+              f"| {mid:.2f} ({low:.2f}-{high:.2f}) | {share(r.said_hold_still for r in seen if r.measured is not None)} |")
+    print("\nBy the true speed, in face widths a second (frames with a face frame before them): right, "
+          "measured over each threshold, and \"hold still\" said")
+    print("| widths/s | frames | right | " + " | ".join(f"over {t:g}" for t in args.thresholds) + " | said |")
+    print("|---|---|---|" + "---|" * len(args.thresholds) + "---|")
+    for low, high in ((0, 0), (0, 0.5), (0.5, 1), (1, 1.5), (1.5, 2), (2, 3), (3, 99)):
+        band = [r for r in records if r.right is not None and r.measured is not None
+                and (r.widths_per_s == 0 if high == 0 else low < r.widths_per_s <= high)]
+        name = "still" if high == 0 else f"{low:g}-{high:g}" if high < 99 else f"over {low:g}"
+        over = " | ".join(share(r.measured > t for r in band) for t in args.thresholds)
+        print(f"| {name} | {len(band)} | {share(r.right for r in band)} | {over} | {share(r.said_hold_still for r in band)} |")
+    print("\nThe reading of a run whose first half is still and second half moving (the same face), with every"
+          " frame, and with the frames said to be moving left out; and of runs moving all along: right,"
+          " uncertain by their confidence already, said to be moving in most frames, and right among those:")
+    print("| speed (px a frame) | half moving: right, all frames | moving frames left out | moving all along: right "
+          "| ends uncertain by confidence | most frames moving | right among those |")
+    print("|---|---|---|---|---|---|---|")
+    half = args.frames // 2
+    for speed in args.speeds[1:]:
+        every, kept, whole, unsure, mostly, flagged = [], [], [], [], [], []
+        for i in range(len(faces)):
+            label, still, _ = runs[(i, 0)]
+            _, moved, fast = runs[(i, speed)]
+            probs, flags = still[:half] + moved[half:], [False] * len(still[:half]) + fast[half:]
+            if probs:
+                every.append(analyzer.labels[int(np.argmax(np.mean(probs, axis=0)))] == label)
+                calm = [p for p, f in zip(probs, flags) if not f] or probs
+                kept.append(analyzer.labels[int(np.argmax(np.mean(calm, axis=0)))] == label)
+            if moved:
+                mean = np.mean(moved, axis=0)
+                right = analyzer.labels[int(np.argmax(mean))] == label
+                whole.append(right)
+                unsure.append(float(mean.max()) < 0.45)
+                mostly.append(2 * sum(fast) > len(fast))
+                if mostly[-1]:
+                    flagged.append(right)
+        print(f"| {speed:g} | {share(every)} | {share(kept)} | {share(whole)} | {share(unsure)} | {share(mostly)} "
+              f"| {share(flagged)} |")
+    track = FaceTrack()
+    boxes = [FaceBox(200 + k, 100, 180, 180, 0.9) for k in range(1000)]
+    per_frame = min(timeit.repeat(lambda: [track.follow(b, k / CAMERA_FPS) for k, b in enumerate(boxes)], number=1, repeat=5))
+    print(f"\nFaceTrack.follow: {1e6 * per_frame / len(boxes):.1f} us a frame")
+
+
 def cmd_look_cost(args: argparse.Namespace) -> None:
     """What the second, closer look at a face-free frame's centre costs, on the ``speed`` frames."""
     from moodtunes.vision.pipeline import FrameAnalyzer
@@ -470,13 +639,21 @@ def main() -> None:
     exposure.add_argument("--limit", type=int, default=None, help="faces per class (default all)")
     exposure.add_argument("--seed", type=int, default=5, help="of the faces' places, sizes and backgrounds")
     exposure.add_argument("--gains", type=float, nargs="+", default=[1.0, 1.2, 1.6, 2.0, 3.0])
+    motion = sub.add_parser("motion")
+    motion.add_argument("--limit", type=int, default=None, help="faces per class (default all from --offset)")
+    motion.add_argument("--offset", type=int, default=0, help="faces of each class skipped first (another set)")
+    motion.add_argument("--seed", type=int, default=5, help="of the faces' sizes, places, directions and noise")
+    motion.add_argument("--frames", type=int, default=8, help="frames a run (a short scan)")
+    motion.add_argument("--speeds", type=float, nargs="+", default=[0, 2, 4, 8, 12, 16, 24], help="px a frame; 0 first")
+    motion.add_argument("--thresholds", type=float, nargs="+", default=[1.0, 1.5, 2.0], help="face widths a second")
     look_cost = sub.add_parser("look-cost")
     look_cost.add_argument("--rounds", type=int, default=7)
     look_cost.add_argument("--frames", type=int, default=30, help="FER frames (plus the astronaut)")
     args = parser.parse_args()
     sys.path.insert(0, str(REPO / "device"))
     {"speed": cmd_speed, "detectors": cmd_detectors, "detection": cmd_detection, "margin": cmd_margin,
-     "distance": cmd_distance, "look-cost": cmd_look_cost, "exposure": cmd_exposure}[args.command](args)
+     "distance": cmd_distance, "look-cost": cmd_look_cost, "exposure": cmd_exposure,
+     "motion": cmd_motion}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -381,6 +381,7 @@ def test_the_mood_chosen_in_the_correction_row_is_marked_not_styled_as_the_main_
     ("face the camera", "Please look at the camera"),
     ("move closer", "Come a little closer"),
     ("too bright", "Too bright: avoid the glare"),
+    ("hold still", "Please hold still"),
 ])
 def test_what_to_do_during_a_scan_is_said_plainly_and_stands_out(settings, monkeypatch, hint, said):
     """"More light" in small grey type under the ring was the least visible text on the screen,

@@ -15,17 +15,23 @@ import pytest
 from moodtunes.config import Settings
 from moodtunes.domain import MOODS, ScanOutcome
 from moodtunes.vision import CameraError, MoodScanner, ScanSnapshot, combine_readings
+from moodtunes.vision import scan as scan_module
 from moodtunes.vision.camera import ReplayCamera, open_camera, sample_frame
 from moodtunes.vision.faces import FaceBox, load_face_detector
 from moodtunes.vision.scan import (
     HINT_FACE_CAMERA,
+    HINT_HOLD_STILL,
     HINT_MORE_LIGHT,
     HINT_MOVE_CLOSER,
     HINT_NO_CAMERA,
     HINT_STARTING,
     HINT_TOO_BRIGHT,
+    HOLD_STILL_ABOVE,
     MIN_FACE_FRAMES,
+    MOTION_SPAN_FRAMES,
+    FaceTrack,
     camera_problem,
+    face_speed,
     hint_for,
     preview_frame,
 )
@@ -151,6 +157,54 @@ def test_hints() -> None:
 
 
 ASTRONAUT_FACE = FaceBox(222, 19, 121, 121, 0.9)  # BlazeFace's box on the sample photo
+
+
+def test_face_speed_is_in_face_widths_a_second_and_counts_a_step_closer() -> None:
+    face = FaceBox(200, 100, 180, 180, 0.9)
+    assert face_speed(face, face, 1 / 30) == 0.0
+    assert face_speed(face, FaceBox(212, 100, 180, 180, 0.9), 1 / 30) == pytest.approx(2.0)  # 12 px in 1/30 s
+    assert face_speed(face, FaceBox(212, 100, 180, 180, 0.9), 1 / 3) == pytest.approx(0.2)  # the same, slowly
+    assert face_speed(face, FaceBox(194, 94, 192, 192, 0.9), 1 / 30) == pytest.approx(30 * 6 / 186)  # a step closer
+    assert face_speed(face, FaceBox(206, 100, 180, 180, 0.9), 0.0) > HOLD_STILL_ABOVE  # two frames at one instant
+
+
+def test_the_face_track_measures_over_its_span_and_a_face_after_none_has_not_moved() -> None:
+    track = FaceTrack()
+    boxes = [FaceBox(200 + 6 * k, 100, 180, 180, 0.9) for k in range(6)]  # 6 px a frame: 1 width a second
+    assert track.follow(boxes[0], 0.0) is None  # nothing before it
+    assert track.follow(boxes[1], 1 / 30) == pytest.approx(1.0)
+    speeds = [track.follow(box, k / 30) for k, box in enumerate(boxes[2:], start=2)]
+    assert speeds == pytest.approx([1.0] * 4) and len(track.recent) == MOTION_SPAN_FRAMES
+    assert track.follow(None, 6 / 30) is None
+    # Back after a frame without a face, somewhere else: someone else maybe, not a face that moved.
+    assert track.follow(FaceBox(20, 20, 180, 180, 0.9), 7 / 30) is None
+    assert track.follow(FaceBox(20, 20, 180, 180, 0.9), 8 / 30) == 0.0
+
+
+def test_a_jitter_in_place_does_not_add_up_over_the_span() -> None:
+    """BlazeFace's box wobbles a few pixels on a still face: measured over a few frames the wobble
+    stays a few pixels while a movement adds up (false "hold still" 1.7 % of still frames one frame
+    back, 0.2 % three back, on the motion bench's frames)."""
+    track = FaceTrack()
+    wobble = [FaceBox(200 + (12 if k % 2 else 0), 100, 180, 180, 0.9) for k in range(8)]  # 2 widths/s a frame
+    speeds = [track.follow(box, k / 30) for k, box in enumerate(wobble)]
+    assert speeds[1] > HOLD_STILL_ABOVE and max(speeds[MOTION_SPAN_FRAMES:]) < HOLD_STILL_ABOVE
+
+
+def test_hold_still_comes_after_every_other_hint() -> None:
+    """Distance and light stay wrong however still the visitor stands, and a step closer moves the
+    box as a sway does: those come first, then "hold still", then nothing."""
+    bright = np.full((480, 640, 3), 150, dtype=np.uint8)
+    dark = np.full((480, 640, 3), 10, dtype=np.uint8)
+    blown_out = np.full((480, 640, 3), 255, dtype=np.uint8)
+    big, small = FaceBox(200, 100, 200, 200, 0.9), FaceBox(300, 200, 40, 40, 0.9)
+    assert hint_for(None, [], camera_ok=False, moving=True) == HINT_NO_CAMERA
+    assert hint_for(bright, [], camera_ok=True, moving=True) == HINT_FACE_CAMERA
+    assert hint_for(bright, [small], camera_ok=True, moving=True) == HINT_MOVE_CLOSER
+    assert hint_for(dark, [big], camera_ok=True, moving=True) == HINT_MORE_LIGHT
+    assert hint_for(blown_out, [big], camera_ok=True, moving=True) == HINT_TOO_BRIGHT
+    assert hint_for(bright, [big], camera_ok=True, moving=True) == HINT_HOLD_STILL
+    assert hint_for(bright, [big], camera_ok=True) is None
 
 
 def overexposed(frame: np.ndarray, gain: float) -> np.ndarray:
@@ -350,6 +404,44 @@ def test_a_camera_too_slow_to_start_ends_the_scan_as_no_camera(detector, monkeyp
         scanner.begin_scan(0.2)
         done = wait_for(scanner, lambda s: s.result is not None)
     assert done.result.outcome is ScanOutcome.NO_CAMERA
+
+
+def moving_flags(monkeypatch) -> list[bool]:
+    """Whether the scanner told ``hint_for`` the face was moving, frame by frame."""
+    flags: list[bool] = []
+    real = scan_module.hint_for
+
+    def recording(frame, faces, camera_ok, *, moving=False):
+        flags.append(moving)
+        return real(frame, faces, camera_ok, moving=moving)
+
+    monkeypatch.setattr(scan_module, "hint_for", recording)
+    return flags
+
+
+def test_a_face_that_moves_is_told_to_hold_still(detector, monkeypatch) -> None:
+    """The astronaut 48 px to one side every other frame: far faster than anyone reads well."""
+    flags = moving_flags(monkeypatch)
+    still = sample_frame(640, 480)
+    moved = np.roll(still, 48, axis=1)
+    with scanner_for(lambda: ReplayCamera.from_frames([still, moved]), detector) as scanner:
+        scanner.begin_scan(600.0)
+        live = wait_for(scanner, lambda s: s.hint == HINT_HOLD_STILL)
+        scanner.cancel_scan()
+    assert len(live.faces) == 1 and any(flags)
+
+
+def test_a_face_back_after_a_frame_without_one_has_not_moved(detector, monkeypatch) -> None:
+    """Each face frame follows a blank one, the face somewhere else each time: never "hold still"."""
+    flags = moving_flags(monkeypatch)
+    face = sample_frame(640, 480)
+    blank = np.full((480, 640, 3), 128, dtype=np.uint8)
+    with scanner_for(lambda: ReplayCamera.from_frames([face, blank, np.roll(face, 48, axis=1), blank]),
+                     detector) as scanner:
+        scanner.begin_scan(0.3)
+        done = wait_for(scanner, lambda s: s.result is not None)
+    assert done.result.frames_used >= MIN_FACE_FRAMES and len(flags) > done.result.frames_used
+    assert not any(flags)
 
 
 def test_blank_frames_end_in_no_face(detector) -> None:

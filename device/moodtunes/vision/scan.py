@@ -39,6 +39,7 @@ HINT_MORE_LIGHT = "more light"
 HINT_FACE_CAMERA = "face the camera"
 HINT_MOVE_CLOSER = "move closer"
 HINT_TOO_BRIGHT = "too bright"
+HINT_HOLD_STILL = "hold still"
 DARK_BELOW = 45.0  # mean luma (0-255) under which the scene is too dark for a reliable reading
 CLIPPED_FROM = 250.0  # luma (0-255) from which a pixel counts as clipped (blown out)
 # "Too bright" when over this share of the face box's pixels is clipped. Picked on 900 FER PublicTest
@@ -56,6 +57,17 @@ LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114])  # ITU-R BT.601, as OpenCV's RGB 
 # finds faces from about 1/8, unsteadily under 1/6; smaller ones are found by looking closer at
 # its centre, and read, but a step back loses them (docs/vision.md, "Visitors further away").
 SMALL_FACE_BELOW = 1 / 6
+# "hold still" when the face moves faster than this, in face widths a second (``face_speed``).
+# Picked on 900 FER PublicTest faces pasted into photos and moved a few pixels a frame at 30 fps,
+# blurred along the way as a 1/30 s exposure blurs them (bench/vision.py motion, docs/vision.md):
+# they read as well as still faces up to 1.5 widths a second, 2 points worse at 1.5-2, 4.5 at 2-3
+# and 13 above. At 1.5 it fires on 0.3 % of still frames and 91-98 % of those faster than 1.5;
+# at 1 on 18-58 % of faces under a width a second, which read as well as still ones. Checked on
+# the other 1,255 faces: 0.3 % and 91-98 % again.
+HOLD_STILL_ABOVE = 1.5
+# The face's speed is measured since this many face frames before: a box wobbling in place doesn't
+# add up, a movement does (one frame back, 1.7 % of still frames said "hold still"; three, 0.2 %).
+MOTION_SPAN_FRAMES = 3
 FIRST_FRAME_GRACE_S = 1.5  # a scan whose camera gives no frame within its window plus this ends NO_CAMERA
 STOP_TIMEOUT_S = 5.0  # stop() waits this long for a camera read that may never return
 STALE_FRAME_S = 1.0  # a scan's frame no newer than this (or 2.5 frames at camera.fps) is no longer shown
@@ -114,8 +126,42 @@ def too_bright(face_region: np.ndarray) -> bool:
     return bool(face_region.size) and clipped_share(face_region) > BRIGHT_FACE_ABOVE
 
 
-def hint_for(frame: np.ndarray | None, faces: Sequence[FaceBox], camera_ok: bool) -> str | None:
-    """What to tell the person in front of the kiosk, or None when the view is good."""
+def face_speed(earlier: FaceBox, later: FaceBox, seconds: float) -> float:
+    """How fast a face moves, in face widths a second: the furthest any edge of its box went from
+    ``earlier`` to ``later`` (a step sideways moves every edge, a step closer the sides apart), over
+    the box's mean width, so a far face and a near one blurred alike are alike. Two frames read
+    at one clock tick count as a millisecond apart."""
+    shift = max(abs(later.x - earlier.x), abs(later.y - earlier.y),
+                abs(later.x + later.w - earlier.x - earlier.w), abs(later.y + later.h - earlier.y - earlier.h))
+    return shift / max((earlier.w + later.w) / 2, 1.0) / max(seconds, 1e-3)
+
+
+@dataclass
+class FaceTrack:
+    """The largest face of the last few frames of a scan, to tell how fast it moves. A frame
+    without a face ends the track: a face that comes back, maybe someone else's, has not moved."""
+
+    recent: list[tuple[FaceBox, float]] = field(default_factory=list)  # (face, when), oldest first
+
+    def follow(self, face: FaceBox | None, at: float) -> float | None:
+        """Add this frame's face (None: no face) read at ``at`` (seconds); return its speed since
+        MOTION_SPAN_FRAMES face frames before (fewer at the track's start), None with no face before."""
+        if face is None:
+            self.recent.clear()
+            return None
+        speed = None
+        if self.recent:
+            earlier, when = self.recent[0]
+            speed = face_speed(earlier, face, at - when)
+        self.recent = [*self.recent, (face, at)][-MOTION_SPAN_FRAMES:]
+        return speed
+
+
+def hint_for(frame: np.ndarray | None, faces: Sequence[FaceBox], camera_ok: bool, *,
+             moving: bool = False) -> str | None:
+    """What to tell the person in front of the kiosk, or None when the view is good. ``moving``
+    (the face is moving too fast to read well) comes last: a face too far, too dark or too bright
+    stays so however still it is, and a visitor stepping closer moves the box as a sway does."""
     if not camera_ok or frame is None:
         return HINT_NO_CAMERA
     if not faces:
@@ -127,11 +173,11 @@ def hint_for(frame: np.ndarray | None, faces: Sequence[FaceBox], camera_ok: bool
     if face.w < SMALL_FACE_BELOW * max(frame.shape[:2]):
         return HINT_MOVE_CLOSER
     region = face_pixels(frame, face)
-    if not region.size:
-        return None
-    if float(region.mean()) < DARK_BELOW:
+    if region.size and float(region.mean()) < DARK_BELOW:
         return HINT_MORE_LIGHT
-    return HINT_TOO_BRIGHT if too_bright(region) else None
+    if region.size and too_bright(region):
+        return HINT_TOO_BRIGHT
+    return HINT_HOLD_STILL if moving else None
 
 
 def centred_crop(width: int, height: int, aspect: float) -> tuple[int, int, int, int]:
@@ -186,6 +232,7 @@ class _ScanWindow:
     started: float | None = None
     face_probs: list[np.ndarray] = field(default_factory=list)
     glare_frames: int = 0  # of the frames with a face, those whose face was too bright to read well
+    track: FaceTrack = field(default_factory=FaceTrack)  # the face's last boxes, for "hold still"
     frames_seen: int = 0
     frames_failed: int = 0  # frames whose analysis raised (logged once per scan, then counted)
     camera_lost: bool = False  # the camera failed after the first frame: the visitor saw it go
@@ -388,6 +435,8 @@ class MoodScanner:
         assert self._analyzer is not None
         with self._lock:
             aspect = self._view_aspect
+            scan = self._scan
+            track = scan.track if scan is not None and asked >= scan.requested else None
         if aspect is not None and frame.ndim >= 2 and frame.shape[0] and frame.shape[1]:
             x, y, w, h = centred_crop(frame.shape[1], frame.shape[0], aspect)
             frame = frame[y : y + h, x : x + w]
@@ -401,7 +450,8 @@ class MoodScanner:
         labels = self._analyzer.labels
         live = found[0].probs_by_label(labels) if found else None
         shown, shown_faces = preview_frame(frame, faces)
-        hint = hint_for(frame, faces, camera_ok=True)
+        speed = track.follow(faces[0] if faces else None, taken) if track is not None else None
+        hint = hint_for(frame, faces, camera_ok=True, moving=speed is not None and speed > HOLD_STILL_ABOVE)
         glare = bool(faces) and too_bright(face_pixels(frame, faces[0]))  # also of a face told to come closer
         self._last_problem = None
         with self._lock:

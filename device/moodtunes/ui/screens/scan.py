@@ -46,6 +46,7 @@ LIVE_HINTS = {
     "face the camera": "Please look at the camera",
     "move closer": "Come a little closer",
     "too bright": "Too bright: avoid the glare",
+    "hold still": "Please hold still",
 }
 # When a scan ends without a face: what its last hint said was wrong (the scanner's hint words),
 # told on the mood picker as what may help next time. Only the hints of a frame without a face:
