@@ -7,7 +7,7 @@
    body type, whole in its box, a song title in it cut short before what the message says is, a
    right-to-left title on its second line not turning that line around;
 3. the stars rated where the finger lifts along their row: a finger that slid, a tap between two
-   stars; lifted off the row, nothing; while it slides, the star it would rate shows pressed, and
+   stars, lifted just off the row (LIFT_SLOP_PX); further off the row, nothing; while it slides, the star it would rate shows pressed, and
    a button, tile, card or row it slid off does not;
 4. a song category chip's label at 4.5:1 in every profile colour.
 """
@@ -377,8 +377,8 @@ def test_the_star_a_finger_slides_to_shows_pressed_before_it_lifts(settings, how
         assert stars_shown_pressed(app) == {1}
         pointer(app, how, "move", last.center)
         assert stars_shown_pressed(app) == {5}, "the star it would rate, not the one first pressed"
-        pointer(app, how, "move", (last.centerx, last.top - 10))
-        assert stars_shown_pressed(app) == set(), "off the row: nothing would be rated"
+        pointer(app, how, "move", (last.centerx, last.top - app.look.px(app_module.LIFT_SLOP_PX) - 2))
+        assert stars_shown_pressed(app) == set(), "off the row, beyond the slop: nothing would be rated"
         pointer(app, how, "move", last.center)
         pointer(app, how, "up", last.center)
         assert app.screen.stars == 5
@@ -481,6 +481,27 @@ def test_a_finger_lifted_off_the_stars_row_rates_nothing(settings, how):
         lift(app, how, star.center, (star.centerx, star.top - 3 * app_module.LIFT_SLOP_PX))  # slid up, off the row
         lift(app, how, star.center, target_rect(app, "report").center)  # slid onto a button
         assert app.screen.name == "rate" and app.screen.stars == 0
+    finally:
+        app.close()
+
+
+@pytest.mark.parametrize("how", ["finger", "mouse"])
+def test_a_finger_slid_along_the_stars_and_lifted_just_off_the_row_rates_the_star_it_lifted_by(settings, how):
+    """The row is one target, as a slider, and a finger rolls as it lifts: lifted 3 px off the row,
+    it rates the star it lifted by, as on the row. It rated nothing, or, lifted within LIFT_SLOP_PX
+    of the star it went down on, that one, though it had slid on to the next."""
+    app = make_app(settings, StillScanner)
+    try:
+        app.begin_visit(app.store.guest_profile())
+        app.go(RateScreen(app))
+        step(app)
+        pressed = target_rect(app, "star:3")
+        lifted_by = target_rect(app, "star:5")
+        lift(app, how, pressed.center, (lifted_by.centerx, lifted_by.top - 3))
+        assert app.screen.stars == 5
+        next_one = target_rect(app, "star:4")
+        lift(app, how, pressed.center, (next_one.left + 6, next_one.bottom + 3))  # 6 px into star 4's target
+        assert app.screen.stars == 4
     finally:
         app.close()
 

@@ -162,8 +162,12 @@ class RateScreen(Screen):
 
     def slid_to(self, pressed: str, pos: tuple[int, int]) -> str | None:
         """A finger that pressed a star and slid along the row before lifting rates the star it
-        lifted nearest to (the row is the target, as on a slider); lifted off the row, nothing."""
-        if not pressed.startswith("star:") or not self.star_row.collidepoint(pos):
+        lifted nearest to (the row is the target, as on a slider); lifted off the row, further than
+        a finger rolls as it lifts (LIFT_SLOP_PX, as off a button), nothing."""
+        from moodtunes.ui.app import LIFT_SLOP_PX
+
+        slop = self.look.px(LIFT_SLOP_PX)
+        if not pressed.startswith("star:") or not self.star_row.inflate(0, 2 * slop).collidepoint(pos):
             return None
         stars = [self.target(f"star:{i}") for i in range(1, 6)]
         return min(stars, key=lambda star: abs(star.rect.centerx - pos[0])).id
