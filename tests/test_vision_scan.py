@@ -181,6 +181,19 @@ def test_the_face_track_measures_over_its_span_and_a_face_after_none_has_not_mov
     assert track.follow(FaceBox(20, 20, 180, 180, 0.9), 8 / 30) == 0.0
 
 
+def test_two_still_faces_taking_turns_as_the_largest_are_not_a_face_moving() -> None:
+    """Two visitors side by side, their faces about as large: the largest of a frame is now one,
+    now the other (a box's size wobbles a pixel or two). Its box jumped a face width and more
+    between them, said "hold still" to two people standing still. A face where the track's last
+    one wasn't (no overlap) is another face: the track starts again, as after a frame without one."""
+    track = FaceTrack()
+    left, right = FaceBox(100, 100, 180, 180, 0.9), FaceBox(340, 100, 180, 180, 0.9)
+    turns = [left, left, right, left, right, right, left, left, left, right]
+    speeds = [track.follow(face, k / 30) for k, face in enumerate(turns)]
+    assert not any(speed is not None and speed > HOLD_STILL_ABOVE for speed in speeds), speeds
+    assert speeds[:3] == [None, 0.0, None] and speeds[-2:] == [0.0, None]
+
+
 def test_a_jitter_in_place_does_not_add_up_over_the_span() -> None:
     """BlazeFace's box wobbles a few pixels on a still face: measured over a few frames the wobble
     stays a few pixels while a movement adds up (false "hold still" 1.7 % of still frames one frame

@@ -139,15 +139,19 @@ def face_speed(earlier: FaceBox, later: FaceBox, seconds: float) -> float:
 @dataclass
 class FaceTrack:
     """The largest face of the last few frames of a scan, to tell how fast it moves. A frame
-    without a face ends the track: a face that comes back, maybe someone else's, has not moved."""
+    without a face ends the track: a face that comes back, maybe someone else's, has not moved.
+    So does a face that doesn't overlap the last one: another face, taking its turn as the largest
+    (two visitors side by side were told to hold still); a face moves far less in a frame."""
 
     recent: list[tuple[FaceBox, float]] = field(default_factory=list)  # (face, when), oldest first
 
     def follow(self, face: FaceBox | None, at: float) -> float | None:
         """Add this frame's face (None: no face) read at ``at`` (seconds); return its speed since
         MOTION_SPAN_FRAMES face frames before (fewer at the track's start), None with no face before."""
-        if face is None:
+        last = self.recent[-1][0] if self.recent else None
+        if face is None or (last is not None and not face.iou((last.x, last.y, last.w, last.h))):
             self.recent.clear()
+        if face is None:
             return None
         speed = None
         if self.recent:
