@@ -471,6 +471,23 @@ def test_a_finger_lifted_just_off_a_button_taps_it_but_not_onto_another(settings
 
 
 @pytest.mark.parametrize("how", ["finger", "mouse"])
+def test_a_finger_lifted_on_a_greyed_button_beside_what_it_pressed_presses_nothing(settings, how):
+    """"M" is 8 px above "Create", greyed while the name is empty: lifted 1 px into "Create", within
+    the slop of "M", it typed "M"."""
+    app = make_app(settings, StillScanner)
+    try:
+        tap(app, "new_profile")
+        key_m, create = target_rect(app, "key:M"), app.screen.target("create").rect
+        assert not app.screen.target("create").enabled and 0 < create.top - key_m.bottom < app_module.LIFT_SLOP_PX
+        lift(app, how, key_m.center, (key_m.centerx, create.top + 1))
+        assert not app.screen.target("create").enabled, "nothing typed"
+        lift(app, how, key_m.center, (key_m.centerx, create.top - 1))  # in the gap: within the slop of "M"
+        assert app.screen.target("create").enabled, "M typed"
+    finally:
+        app.close()
+
+
+@pytest.mark.parametrize("how", ["finger", "mouse"])
 def test_a_finger_lifted_off_the_stars_row_rates_nothing(settings, how):
     app = make_app(settings, StillScanner)
     try:

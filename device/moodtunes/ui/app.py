@@ -505,8 +505,9 @@ class KioskApp:
 
     def _lifted_on(self, pressed: str, pos: tuple[int, int]) -> str | None:
         """The target tapped by lifting at ``pos`` a finger pressed on ``pressed``: that one while
-        it is on it or within LIFT_SLOP_PX of it, on no other; a screen may take a finger that
-        slid off it further (the stars: ``slid_to``)."""
+        it is on it or within LIFT_SLOP_PX of it, on no other (a greyed one neither: lifted on a
+        key's greyed neighbour, "Create", it typed the key); a screen may take a finger that slid
+        off it further (the stars: ``slid_to``)."""
         hit = self.target_at(pos)
         if hit is not None and hit.id == pressed:
             return pressed
@@ -516,7 +517,8 @@ class KioskApp:
         target = self.screen.target(pressed)
         slop = self.look.px(LIFT_SLOP_PX) if self.look is not None else 0
         near = target is not None and target.enabled and target.rect.inflate(2 * slop, 2 * slop).collidepoint(pos)
-        return pressed if near else None
+        on_another = any(other.id != pressed and other.rect.collidepoint(pos) for other in self.screen.targets)
+        return pressed if near and not on_another else None
 
     def _pointer(self, pos: tuple[int, int], down: bool) -> None:
         if self.idle_warning_left() is not None:
