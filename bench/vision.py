@@ -465,7 +465,10 @@ class MotionFrame:
     widths_per_s: float  # the same, in face widths a second (the true speed)
     right: bool | None  # None: the face was not found
     measured: float | None  # face_speed, None on a face frame with none before
-    said_hold_still: bool
+    said_hold_still: bool  # by the scan's rule (HoldStill: two fast frames in a row, kept a while)
+    said_each_frame: bool  # by the rule before HoldStill: whenever this frame was measured fast
+    run: tuple[int, float]  # (face, speed)
+    index: int  # of the frame in its run, from 0
 
 
 def motion_runs(analyzer, faces: list[tuple[str, np.ndarray]], speeds: list[float], frames: int,
@@ -474,7 +477,13 @@ def motion_runs(analyzer, faces: list[tuple[str, np.ndarray]], speeds: list[floa
     random place, the same for every speed), ``frames`` frames a run, through the scan's own
     pipeline, track and hint. Returns every frame, and per (face, speed) run the truth, the
     probabilities of its frames with a face and whether each was moving."""
-    from moodtunes.vision.scan import HINT_HOLD_STILL, HOLD_STILL_ABOVE, FaceTrack, hint_for
+    from moodtunes.vision.scan import (
+        HINT_HOLD_STILL,
+        HOLD_STILL_ABOVE,
+        FaceTrack,
+        HoldStill,
+        hint_for,
+    )
 
     rng = np.random.default_rng(seed)
     noises = rng.normal(0.0, SENSOR_NOISE, (12, FRAME_H, FRAME_W, 3)).astype(np.float32)
@@ -491,7 +500,7 @@ def motion_runs(analyzer, faces: list[tuple[str, np.ndarray]], speeds: list[floa
             x0 = max(0.0, -reach_x) + place[0] * (FRAME_W - side - abs(reach_x))
             y0 = max(0.0, -reach_y) + place[1] * (FRAME_H - side - abs(reach_y))
             kernel = motion_kernel(round(speed), angle)
-            track, probs, moving = FaceTrack(), [], []
+            track, hold, probs, moving = FaceTrack(), HoldStill(), [], []
             for t in range(frames):
                 x, y = round(x0 + step_x * t), round(y0 + step_y * t)
                 frame = moving_face_frame(bgs[i % len(bgs)], patch, x, y, kernel, noises[int(rng.integers(len(noises)))])
@@ -499,9 +508,12 @@ def motion_runs(analyzer, faces: list[tuple[str, np.ndarray]], speeds: list[floa
                 box = found[0].face if found and inside((x, y, side), found[0].face.pixel_box()) else None
                 measured = track.follow(box, t / CAMERA_FPS)
                 fast = measured is not None and measured > HOLD_STILL_ABOVE
-                said = box is not None and hint_for(frame, [box], camera_ok=True, moving=fast) == HINT_HOLD_STILL
+                steady = hold.update(measured, t / CAMERA_FPS)
+                said, said_each = (box is not None and hint_for(frame, [box], camera_ok=True, moving=flag) == HINT_HOLD_STILL
+                                   for flag in (steady, fast))
                 right = None if box is None else analyzer.labels[int(np.argmax(found[0].probs))] == label
-                records.append(MotionFrame(speed, speed * CAMERA_FPS / side, right, measured, said))
+                records.append(MotionFrame(speed, speed * CAMERA_FPS / side, right, measured, said, said_each,
+                                           (i, speed), t))
                 if box is not None:
                     probs.append(found[0].probs)
                     moving.append(fast)
@@ -512,6 +524,35 @@ def motion_runs(analyzer, faces: list[tuple[str, np.ndarray]], speeds: list[floa
 def share(flags) -> str:
     flags = list(flags)
     return f"{100 * np.mean(flags):.1f}%" if flags else "-"
+
+
+def first_said(frames: list[MotionFrame], rule: str) -> int | None:
+    """The frame (from 1) of a run at which "hold still" was first said by ``rule`` (a
+    MotionFrame flag), None if never."""
+    return next((r.index + 1 for r in frames if getattr(r, rule)), None)
+
+
+def print_hint_per_run(records: list[MotionFrame], speeds: list[float], frames: int) -> None:
+    """Per run (a short scan): how many ever said "hold still", and from which frame, by the
+    rule of one fast frame and by the scan's (HoldStill): a still run that says it once flashes it."""
+    print(f"\nPer {frames}-frame run with a face: \"hold still\" ever said, and the frame it was first "
+          "said at, median (10th-90th pct) of the runs that said it; each frame measured fast, then the scan's rule")
+    print("| speed (px a frame) | runs | said, each fast frame | said, scan's rule | first at, each fast frame "
+          "| first at, scan's rule |")
+    print("|---|---|---|---|---|---|")
+    for speed in speeds:
+        runs: dict[tuple[int, float], list[MotionFrame]] = {}
+        for r in records:
+            if r.speed == speed:
+                runs.setdefault(r.run, []).append(r)
+        seen = [run for run in runs.values() if any(r.right is not None for r in run)]
+        cells = []
+        for rule in ("said_each_frame", "said_hold_still"):
+            firsts = [f for f in (first_said(run, rule) for run in seen) if f is not None]
+            low, mid, high = np.percentile(firsts, [10, 50, 90]) if firsts else (0, 0, 0)
+            cells.append((share(f is not None for f in (first_said(run, rule) for run in seen)),
+                          f"{mid:g} ({low:g}-{high:g})" if firsts else "-"))
+        print(f"| {speed:g} | {len(seen)} | {cells[0][0]} | {cells[1][0]} | {cells[0][1]} | {cells[1][1]} |")
 
 
 def cmd_motion(args: argparse.Namespace) -> None:
@@ -557,6 +598,7 @@ def cmd_motion(args: argparse.Namespace) -> None:
         name = "still" if high == 0 else f"{low:g}-{high:g}" if high < 99 else f"over {low:g}"
         over = " | ".join(share(r.measured > t for r in band) for t in args.thresholds)
         print(f"| {name} | {len(band)} | {share(r.right for r in band)} | {over} | {share(r.said_hold_still for r in band)} |")
+    print_hint_per_run(records, args.speeds, args.frames)
     print("\nThe reading of a run whose first half is still and second half moving (the same face), with every"
           " frame, and with the frames said to be moving left out; and of runs moving all along: right,"
           " uncertain by their confidence already, said to be moving in most frames, and right among those:")

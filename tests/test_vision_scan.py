@@ -27,9 +27,12 @@ from moodtunes.vision.scan import (
     HINT_STARTING,
     HINT_TOO_BRIGHT,
     HOLD_STILL_ABOVE,
+    HOLD_STILL_AFTER_FRAMES,
+    HOLD_STILL_KEEP_S,
     MIN_FACE_FRAMES,
     MOTION_SPAN_FRAMES,
     FaceTrack,
+    HoldStill,
     camera_problem,
     face_speed,
     hint_for,
@@ -202,6 +205,45 @@ def test_a_jitter_in_place_does_not_add_up_over_the_span() -> None:
     wobble = [FaceBox(200 + (12 if k % 2 else 0), 100, 180, 180, 0.9) for k in range(8)]  # 2 widths/s a frame
     speeds = [track.follow(box, k / 30) for k, box in enumerate(wobble)]
     assert speeds[1] > HOLD_STILL_ABOVE and max(speeds[MOTION_SPAN_FRAMES:]) < HOLD_STILL_ABOVE
+
+
+FAST, SLOW = 2 * HOLD_STILL_ABOVE, HOLD_STILL_ABOVE / 2  # face widths a second
+FRAME_S = 1 / 30
+
+
+def said_hold_still(speeds: list[float | None], hold: HoldStill | None = None) -> list[bool]:
+    """HoldStill's answer for each of ``speeds``, one a frame at 30 fps."""
+    hold = hold or HoldStill()
+    return [hold.update(speed, k * FRAME_S) for k, speed in enumerate(speeds)]
+
+
+def test_one_fast_frame_among_still_ones_says_nothing() -> None:
+    """A still face's box measured fast for one frame (0.3 % of still frames on the motion bench)
+    flashed "Please hold still" for a frame: it takes HOLD_STILL_AFTER_FRAMES in a row."""
+    assert HOLD_STILL_AFTER_FRAMES == 2
+    assert not any(said_hold_still([None, SLOW, FAST, SLOW, SLOW, FAST, SLOW, FAST, SLOW]))
+
+
+def test_two_fast_frames_in_a_row_say_it() -> None:
+    assert said_hold_still([None, SLOW, FAST, FAST, FAST]) == [False, False, False, True, True]
+
+
+def test_it_lasts_keep_s_after_the_last_fast_frame_then_stops() -> None:
+    """Long enough to read, and a face moving near the threshold doesn't flip bold/grey a frame."""
+    hold = HoldStill()
+    assert said_hold_still([None, FAST, FAST], hold)[-1]
+    last_fast = 2 * FRAME_S
+    assert hold.update(SLOW, last_fast + HOLD_STILL_KEEP_S / 2)
+    assert hold.update(FAST, last_fast + HOLD_STILL_KEEP_S * 0.9)  # one fast frame keeps it going
+    last_fast += HOLD_STILL_KEEP_S * 0.9
+    assert hold.update(SLOW, last_fast + HOLD_STILL_KEEP_S - FRAME_S / 2)
+    assert not hold.update(SLOW, last_fast + HOLD_STILL_KEEP_S + FRAME_S / 2)
+    assert not hold.update(FAST, last_fast + HOLD_STILL_KEEP_S + 2 * FRAME_S)  # a fresh start takes two again
+
+
+def test_a_track_started_again_ends_it() -> None:
+    """No face, or another one (``FaceTrack.follow`` gives None): whoever is there now has not moved."""
+    assert said_hold_still([None, FAST, FAST, None, SLOW, FAST]) == [False, False, True, False, False, False]
 
 
 def test_hold_still_comes_after_every_other_hint() -> None:
@@ -442,6 +484,18 @@ def test_a_face_that_moves_is_told_to_hold_still(detector, monkeypatch) -> None:
         live = wait_for(scanner, lambda s: s.hint == HINT_HOLD_STILL)
         scanner.cancel_scan()
     assert len(live.faces) == 1 and any(flags)
+
+
+def test_a_face_that_jumps_for_one_frame_is_not_told_to_hold_still(detector, monkeypatch) -> None:
+    """The astronaut 48 px to one side one frame in six: each jump is measured fast on its own
+    frame and the frame three after, never two in a row, so the scan says nothing."""
+    flags = moving_flags(monkeypatch)
+    still = sample_frame(640, 480)
+    with scanner_for(lambda: ReplayCamera.from_frames([still] * 5 + [np.roll(still, 48, axis=1)]),
+                     detector) as scanner:
+        scanner.begin_scan(0.5)
+        done = wait_for(scanner, lambda s: s.result is not None)
+    assert done.result.frames_used >= 12 and not any(flags)
 
 
 def test_a_face_back_after_a_frame_without_one_has_not_moved(detector, monkeypatch) -> None:

@@ -68,6 +68,15 @@ HOLD_STILL_ABOVE = 1.5
 # The face's speed is measured since this many face frames before: a box wobbling in place doesn't
 # add up, a movement does (one frame back, 1.7 % of still frames said "hold still"; three, 0.2 %).
 MOTION_SPAN_FRAMES = 3
+# "Hold still" starts at this many face frames in a row over HOLD_STILL_ABOVE, so that one odd box
+# doesn't flash it. Said on each fast frame, it flashed in 1.1-1.3 % of still 8-frame runs (0.27 s
+# at 30 fps) on the motion bench; two in a row, 0.3 %, while runs at 2.6-3.7 widths a second still
+# hear it in 89-90 % (93-94 %), from their third frame instead of their second.
+HOLD_STILL_AFTER_FRAMES = 2
+# Then it goes on this long after the last fast frame while the face stays tracked: about the time
+# it takes to read three words (8 frames on a Pi at 10 fps), and a face moving near the threshold
+# doesn't flip between bold and grey frame to frame. The bench's runs are too short to measure it.
+HOLD_STILL_KEEP_S = 0.8
 FIRST_FRAME_GRACE_S = 1.5  # a scan whose camera gives no frame within its window plus this ends NO_CAMERA
 STOP_TIMEOUT_S = 5.0  # stop() waits this long for a camera read that may never return
 STALE_FRAME_S = 1.0  # a scan's frame no newer than this (or 2.5 frames at camera.fps) is no longer shown
@@ -161,6 +170,30 @@ class FaceTrack:
         return speed
 
 
+@dataclass
+class HoldStill:
+    """Whether to say "hold still", from the face's speeds (``FaceTrack.follow``) frame by frame:
+    said from HOLD_STILL_AFTER_FRAMES fast frames in a row, kept HOLD_STILL_KEEP_S after the last
+    fast one, so that it neither flashes for one frame nor flips with a speed near the threshold."""
+
+    fast_in_a_row: int = 0
+    last_fast: float | None = None  # when the last fast frame of the hint being said was read
+
+    def update(self, speed: float | None, at: float) -> bool:
+        """Add a frame's ``speed`` read at ``at`` (seconds); None (no face, or a track started
+        again: maybe someone else) ends the hint. Return whether to say it for this frame."""
+        if speed is None:
+            self.fast_in_a_row, self.last_fast = 0, None
+            return False
+        fast = speed > HOLD_STILL_ABOVE
+        self.fast_in_a_row = self.fast_in_a_row + 1 if fast else 0
+        if fast and (self.fast_in_a_row >= HOLD_STILL_AFTER_FRAMES or self.last_fast is not None):
+            self.last_fast = at
+        if self.last_fast is not None and at - self.last_fast > HOLD_STILL_KEEP_S:
+            self.last_fast = None
+        return self.last_fast is not None
+
+
 def hint_for(frame: np.ndarray | None, faces: Sequence[FaceBox], camera_ok: bool, *,
              moving: bool = False) -> str | None:
     """What to tell the person in front of the kiosk, or None when the view is good. ``moving``
@@ -237,6 +270,7 @@ class _ScanWindow:
     face_probs: list[np.ndarray] = field(default_factory=list)
     glare_frames: int = 0  # of the frames with a face, those whose face was too bright to read well
     track: FaceTrack = field(default_factory=FaceTrack)  # the face's last boxes, for "hold still"
+    hold_still: HoldStill = field(default_factory=HoldStill)  # whether "hold still" is being said
     frames_seen: int = 0
     frames_failed: int = 0  # frames whose analysis raised (logged once per scan, then counted)
     camera_lost: bool = False  # the camera failed after the first frame: the visitor saw it go
@@ -440,7 +474,7 @@ class MoodScanner:
         with self._lock:
             aspect = self._view_aspect
             scan = self._scan
-            track = scan.track if scan is not None and asked >= scan.requested else None
+            ours = scan if scan is not None and asked >= scan.requested else None
         if aspect is not None and frame.ndim >= 2 and frame.shape[0] and frame.shape[1]:
             x, y, w, h = centred_crop(frame.shape[1], frame.shape[0], aspect)
             frame = frame[y : y + h, x : x + w]
@@ -454,8 +488,9 @@ class MoodScanner:
         labels = self._analyzer.labels
         live = found[0].probs_by_label(labels) if found else None
         shown, shown_faces = preview_frame(frame, faces)
-        speed = track.follow(faces[0] if faces else None, taken) if track is not None else None
-        hint = hint_for(frame, faces, camera_ok=True, moving=speed is not None and speed > HOLD_STILL_ABOVE)
+        speed = ours.track.follow(faces[0] if faces else None, taken) if ours is not None else None
+        moving = ours is not None and ours.hold_still.update(speed, taken)
+        hint = hint_for(frame, faces, camera_ok=True, moving=moving)
         glare = bool(faces) and too_bright(face_pixels(frame, faces[0]))  # also of a face told to come closer
         self._last_problem = None
         with self._lock:
