@@ -20,6 +20,7 @@ the two pipelines alternate round by round so a busy machine slows both alike; m
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import statistics
 import sys
@@ -532,27 +533,37 @@ def first_said(frames: list[MotionFrame], rule: str) -> int | None:
     return next((r.index + 1 for r in frames if getattr(r, rule)), None)
 
 
+def switches(frames: list[MotionFrame], rule: str) -> int:
+    """How many times ``rule``'s "hold still" came on or went off between a run's frames."""
+    said = [getattr(r, rule) for r in frames]
+    return sum(a != b for a, b in itertools.pairwise(said))
+
+
 def print_hint_per_run(records: list[MotionFrame], speeds: list[float], frames: int) -> None:
-    """Per run (a short scan): how many ever said "hold still", and from which frame, by the
-    rule of one fast frame and by the scan's (HoldStill): a still run that says it once flashes it."""
-    print(f"\nPer {frames}-frame run with a face: \"hold still\" ever said, and the frame it was first "
-          "said at, median (10th-90th pct) of the runs that said it; each frame measured fast, then the scan's rule")
+    """Per run (a short scan): how many ever said "hold still", from which frame, and how often
+    it came on or went off, by the rule of one fast frame and by the scan's (HoldStill): a still run
+    that says it once flashes it, a face near the threshold flips it."""
+    print(f"\nPer {frames}-frame run with a face: \"hold still\" ever said, the frame it was first "
+          "said at, median (10th-90th pct) of the runs that said it, and the times it came on or went off, "
+          "mean; each frame measured fast, then the scan's rule")
     print("| speed (px a frame) | runs | said, each fast frame | said, scan's rule | first at, each fast frame "
-          "| first at, scan's rule |")
-    print("|---|---|---|---|---|---|")
+          "| first at, scan's rule | on or off, each fast frame | on or off, scan's rule |")
+    print("|---|---|---|---|---|---|---|---|")
     for speed in speeds:
         runs: dict[tuple[int, float], list[MotionFrame]] = {}
         for r in records:
             if r.speed == speed:
                 runs.setdefault(r.run, []).append(r)
         seen = [run for run in runs.values() if any(r.right is not None for r in run)]
-        cells = []
+        cells, flips = [], []
         for rule in ("said_each_frame", "said_hold_still"):
+            flips.append(f"{np.mean([switches(run, rule) for run in seen]):.2f}")
             firsts = [f for f in (first_said(run, rule) for run in seen) if f is not None]
             low, mid, high = np.percentile(firsts, [10, 50, 90]) if firsts else (0, 0, 0)
             cells.append((share(f is not None for f in (first_said(run, rule) for run in seen)),
                           f"{mid:g} ({low:g}-{high:g})" if firsts else "-"))
-        print(f"| {speed:g} | {len(seen)} | {cells[0][0]} | {cells[1][0]} | {cells[0][1]} | {cells[1][1]} |")
+        print(f"| {speed:g} | {len(seen)} | {cells[0][0]} | {cells[1][0]} | {cells[0][1]} | {cells[1][1]} "
+              f"| {flips[0]} | {flips[1]} |")
 
 
 def cmd_motion(args: argparse.Namespace) -> None:
