@@ -330,9 +330,7 @@ def test_a_star_counts_where_the_finger_lifts_along_the_row(settings, how, down,
     """Offsets from the centre of star 3 (84 px stars, 8 px apart, at 800x480)."""
     app = make_app(settings, StillScanner)
     try:
-        app.begin_visit(app.store.guest_profile())
-        app.go(RateScreen(app))
-        step(app)
+        at_rate(app)
         x, y = target_rect(app, "star:3").center
         lift(app, how, (x + down, y), (x + up, y))
         assert app.screen.name == "rate" and app.screen.stars == stars
@@ -368,9 +366,7 @@ def stars_shown_pressed(app) -> set[int]:
 def test_the_star_a_finger_slides_to_shows_pressed_before_it_lifts(settings, how):
     app = make_app(settings, StillScanner)
     try:
-        app.begin_visit(app.store.guest_profile())
-        app.go(RateScreen(app))
-        step(app)
+        at_rate(app)
         assert stars_shown_pressed(app) == set()
         first, last = target_rect(app, "star:1"), target_rect(app, "star:5")
         pointer(app, how, "down", first.center)
@@ -387,6 +383,7 @@ def test_the_star_a_finger_slides_to_shows_pressed_before_it_lifts(settings, how
 
 
 def at_rate(app) -> str:
+    """The rating of a guest's visit on screen; the id of a plain button on it."""
     app.begin_visit(app.store.guest_profile())
     app.go(RateScreen(app))
     step(app)
@@ -491,9 +488,7 @@ def test_a_finger_lifted_on_a_greyed_button_beside_what_it_pressed_presses_nothi
 def test_a_finger_lifted_off_the_stars_row_rates_nothing(settings, how):
     app = make_app(settings, StillScanner)
     try:
-        app.begin_visit(app.store.guest_profile())
-        app.go(RateScreen(app))
-        step(app)
+        at_rate(app)
         star = target_rect(app, "star:3")
         lift(app, how, star.center, (star.centerx, star.top - 3 * app_module.LIFT_SLOP_PX))  # slid up, off the row
         lift(app, how, star.center, target_rect(app, "report").center)  # slid onto a button
@@ -509,9 +504,7 @@ def test_a_finger_slid_along_the_stars_and_lifted_just_off_the_row_rates_the_sta
     of the star it went down on, that one, though it had slid on to the next."""
     app = make_app(settings, StillScanner)
     try:
-        app.begin_visit(app.store.guest_profile())
-        app.go(RateScreen(app))
-        step(app)
+        at_rate(app)
         pressed = target_rect(app, "star:3")
         lifted_by = target_rect(app, "star:5")
         lift(app, how, pressed.center, (lifted_by.centerx, lifted_by.top - 3))

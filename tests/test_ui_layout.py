@@ -157,6 +157,16 @@ def screens(app):
     )
 
 
+def show(app, screen) -> None:
+    """``screen`` on the kiosk (laid out anew if it is there already), drawn, its song lists made."""
+    if app.screen is not screen:
+        app.go(screen)
+    else:
+        app.relayout()
+    step(app, 2)
+    lists_made(app)
+
+
 @pytest.mark.parametrize("size", SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
 def test_every_screen_fits_with_big_enough_touch_targets(settings, size):
     app = make_app(settings, StillScanner, size=size)
@@ -164,12 +174,7 @@ def test_every_screen_fits_with_big_enough_touch_targets(settings, size):
     try:
         bounds = app.surface.get_rect()
         for screen in screens(app):
-            if app.screen is not screen:
-                app.go(screen)
-            else:
-                app.relayout()
-            step(app, 2)
-            lists_made(app)  # the songs' rows are checked too
+            show(app, screen)  # the songs' rows are checked too
             if app.screen is not screen:  # e.g. a song that can't play sends the visitor back
                 pytest.fail(f"{screen.name} left for {app.screen.name} at {size}")
             seen.append(screen.name)
@@ -209,12 +214,7 @@ def test_every_text_on_every_screen_reads_at_4_5_to_1_or_3_to_1_when_large(setti
     record_contrast(monkeypatch, check)
     try:
         for screen in screens(app):
-            if app.screen is not screen:
-                app.go(screen)
-            else:
-                app.relayout()
-            step(app, 2)
-            lists_made(app)
+            show(app, screen)
             step(app, 1)
     finally:
         app.close()
