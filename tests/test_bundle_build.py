@@ -9,6 +9,7 @@ import hashlib
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
@@ -48,11 +49,20 @@ def make_wheel(folder: Path, name: str, version: str, requires: tuple[str, ...] 
     return wheel
 
 
+def default_signals() -> None:
+    """In a shell a test starts, the signals at their defaults, as an operator's terminal leaves
+    them: a shell started with them ignored (the suite run under nohup, or in the background of a
+    script, as a CI runner may start it) can't trap them, and the tests of the installer's traps
+    failed there."""
+    for number in (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM):
+        signal.signal(number, signal.SIG_DFL)
+
+
 def bash(snippet: str, *sourced: Path, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
     """``snippet`` in bash after sourcing ``sourced`` (which then only define their functions)."""
     script = "".join(f'. "{path}"\n' for path in sourced) + snippet
     return subprocess.run(["bash", "-c", script], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=300, check=False)
+                          timeout=300, check=False, preexec_fn=default_signals)
 
 
 def sha256(path: Path) -> str:
