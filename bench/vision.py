@@ -558,10 +558,10 @@ def print_hint_per_run(records: list[MotionFrame], speeds: list[float], frames: 
         cells, flips = [], []
         for rule in ("said_each_frame", "said_hold_still"):
             flips.append(f"{np.mean([switches(run, rule) for run in seen]):.2f}")
-            firsts = [f for f in (first_said(run, rule) for run in seen) if f is not None]
+            each_run = [first_said(run, rule) for run in seen]
+            firsts = [f for f in each_run if f is not None]
             low, mid, high = np.percentile(firsts, [10, 50, 90]) if firsts else (0, 0, 0)
-            cells.append((share(f is not None for f in (first_said(run, rule) for run in seen)),
-                          f"{mid:g} ({low:g}-{high:g})" if firsts else "-"))
+            cells.append((share(f is not None for f in each_run), f"{mid:g} ({low:g}-{high:g})" if firsts else "-"))
         print(f"| {speed:g} | {len(seen)} | {cells[0][0]} | {cells[1][0]} | {cells[0][1]} | {cells[1][1]} "
               f"| {flips[0]} | {flips[1]} |")
 

@@ -588,7 +588,7 @@ unfinished() {
   [ "$status" -ne 0 ] || return 0
   echo "install-pi.sh: the install (or upgrade) did not complete (exit status $status, error above)." >&2
   finish_link models || true
-  if [ -n "$building" ]; then rm -rf "$building"; fi
+  if [ -n "$building" ]; then delete_venv "$building"; fi
   if [ -n "$switched" ]; then
     previous=$(kept_venv)
     echo "install-pi.sh: the moodtunes services are stopped, on $prefix/$(active_venv), the version switched to" \
