@@ -176,6 +176,24 @@ def test_an_event_already_sent_is_not_rewritten(store):
     assert outbox["sent_payload"] == "as acknowledged"
 
 
+def test_an_unreadable_event_of_a_held_visit_goes_as_it_is_and_holds_up_nothing(store, caplog):
+    """An event whose payload can't be read (a hand edit, a damaged page) can't be moved with the
+    clock: it goes as it is, as restamp sends one (the ingest dead-letters it), and the events
+    after it go. Read to be moved, it raised at every turn and the uplink service died at each
+    restart, every visit of the device held behind it."""
+    held = record_visit(store, "kiosk-1", clock=UNSET)
+    later = record_visit(store, "kiosk-1")
+    with store.transaction() as db:
+        db.execute("UPDATE outbox SET payload = '{\"cut short' WHERE event_id = ?", (held.event_id,))
+    sender, link = uplink(store, Clock(SET))
+    with caplog.at_level(logging.WARNING, logger="moodtunes.store"):
+        sender.run_once()
+    assert link.published[0] == '{"cut short'
+    assert [json.loads(p)["event_id"] for p in link.published[1:]] == [later.event_id]
+    assert store.unset_clock_visits() == [] and store.outbox_counts()["pending"] == 0
+    assert any("can't be read" in r.getMessage() for r in caplog.records)
+
+
 def test_the_clock_is_read_from_the_kernel(monkeypatch):
     monkeypatch.undo()  # the kernel's own answer, not conftest's stand-in
     state = clock_module.kernel_clock_state()

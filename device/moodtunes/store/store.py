@@ -1167,7 +1167,9 @@ class Store:
     def settle_visit_clock(self, session_id: int, seconds: float = 0.0) -> None:
         """Move every time of an ended visit by ``seconds``, the step the clock took when a time
         server set it after the visit (0: keep them as they are), its event too if it was never
-        sent; and forget how the clock was, so that it is settled once and its event can go."""
+        sent; and forget how the clock was, so that it is settled once and its event can go. An
+        event that can't be read (a hand edit, a damaged page) goes as it is, as the uplink sends
+        one (the ingest dead-letters it): raising here stopped the uplink at every turn."""
         with self.transaction() as db:
             if seconds:
                 _shift_times(db, session_id, seconds,
@@ -1175,7 +1177,12 @@ class Store:
                 step = timedelta(seconds=seconds)
                 for row in db.execute("SELECT id, payload FROM outbox WHERE session_id = ? AND sent_at IS NULL"
                                       " AND sent_payload IS NULL", (session_id,)).fetchall():
-                    event = VisitEvent.model_validate_json(row["payload"])
+                    try:
+                        event = VisitEvent.model_validate_json(row["payload"])
+                    except ValueError as exc:  # pydantic's ValidationError is one
+                        logger.warning("visit %d: its event can't be read (%s), so its times can't be moved: "
+                                       "it goes as it is", session_id, _first_problem(exc))
+                        continue
                     moved = event.model_copy(update={"started_at": event.started_at + step,
                                                      "ended_at": event.ended_at + step})
                     db.execute("UPDATE outbox SET payload = ? WHERE id = ?", (moved.model_dump_json(), row["id"]))
