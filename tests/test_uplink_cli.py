@@ -434,6 +434,24 @@ def test_an_event_queued_again_before_the_outbox_kept_its_first_ack_goes_marked_
     assert link.user_properties == [[("moodtunes-sent-at", handed)], [("moodtunes-resend", "1")]]
 
 
+def test_an_event_queued_again_before_the_outbox_kept_its_first_ack_never_takes_a_resends_for_it(tmp_path):
+    """Its first acknowledgement is unknown, and the resend's is not it: kept as its first_sent_at,
+    a second resend said the broker first took the visit then, and the ingest wrote an upload delay
+    of all the days between the visit and the first resend."""
+    with _store(tmp_path) as store:
+        record_visit(store, "kiosk-1")
+        link = AcceptingLink()
+        Uplink(store, link, MqttSettings(enabled=True), "kiosk-1").run_once()
+        store.mark_unsent_since(datetime(2000, 1, 1, tzinfo=UTC), "kiosk-1")
+        store._db.execute("UPDATE outbox SET first_sent_at = NULL")
+        for _ in range(2):
+            Uplink(store, link, MqttSettings(enabled=True), "kiosk-1").run_once()
+            store.mark_unsent_since(datetime(2000, 1, 1, tzinfo=UTC), "kiosk-1")
+        [first_ack] = store._db.execute("SELECT first_sent_at FROM outbox").fetchone()
+    assert link.user_properties[1:] == [[("moodtunes-resend", "1")], [("moodtunes-resend", "1")]]
+    assert first_ack is None
+
+
 def test_a_visit_forgotten_after_the_uplink_read_it_is_not_handed_to_the_broker(tmp_path, monkeypatch):
     """`forget` ran between the uplink reading a batch and recording it as handed over: the row was
     gone, mark_published updated nothing, and the visit was published anyway, after forget had said

@@ -1474,14 +1474,16 @@ class Store:
 
     def mark_sent(self, outbox_id: int, payload: str) -> None:
         """The broker acknowledged the event as ``payload``; the first payload acknowledged, and when,
-        are kept, to be sent again unchanged if the event is queued again (mark_unsent_since). Not
-        synced at once (``transaction``): after a power cut that takes it back, the event goes again
-        and overwrites the same points."""
+        are kept, to be sent again unchanged if the event is queued again (mark_unsent_since). A
+        resend's acknowledgement is never taken for the first: one queued again before migration 7
+        kept when has none, and it goes without one. Not synced at once (``transaction``): after a
+        power cut that takes it back, the event goes again and overwrites the same points."""
         now = utc_now()
         with self.transaction(synced=False) as db:
             db.execute(
                 "UPDATE outbox SET sent_at = ?, attempts = attempts + 1, last_error = NULL,"
-                " sent_payload = coalesce(sent_payload, ?), first_sent_at = coalesce(first_sent_at, ?) WHERE id = ?",
+                " sent_payload = coalesce(sent_payload, ?),"
+                " first_sent_at = coalesce(first_sent_at, CASE WHEN sent_payload IS NULL THEN ? END) WHERE id = ?",
                 (now, payload, now, outbox_id),
             )
 
