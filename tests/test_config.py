@@ -407,6 +407,8 @@ def logged_warnings(err: str) -> list[str]:
 MQTT_MISTAKES = [  # (file, environment, what the one line names, whether uploading was meant on)
     ("[mqtt]\nenabled = true\nqos = 0\n", {}, "mqtt: Value error, mqtt.qos must be 1", True),
     ("[mqtt]\nport = 0\n", {}, "mqtt.port: Input should be greater than 0 (got 0)", False),
+    # paho's bare "Invalid host." ended the service at each start (exit 1, restarted every 10 s)
+    ("", {"MOODTUNES_MQTT__ENABLED": "true", "MOODTUNES_MQTT__HOST": " "}, "mqtt: Value error, mqtt.host is empty", True),
     ("[mqtt]\ntopic_prefix = 'moodtunes/#'\n", {}, "mqtt.topic_prefix: String should match pattern", False),
     ("[mqtt]\nenabeld = true\n", {}, "mqtt.enabeld: unknown key (did you mean enabled?)", True),
     ("mqtt = 'broker'\n", {}, "mqtt: Input should be a valid dictionary", True),

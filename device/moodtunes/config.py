@@ -231,6 +231,14 @@ class MqttSettings(Section):
     )
 
     @model_validator(mode="after")
+    def _a_host_to_send_to(self) -> MqttSettings:
+        """Uploading on, a broker to send to: an empty host passed, and paho's bare "Invalid host."
+        ended the uplink service at each start. Checked only with uploading on, as qos is."""
+        if self.enabled and not self.host.strip():
+            raise ValueError("mqtt.host is empty: set it to the broker's host name or address")
+        return self
+
+    @model_validator(mode="after")
     def _at_least_once(self) -> MqttSettings:
         """An event leaves the outbox only on a PUBACK with reason Success, so only QoS 1 keeps that
         promise (the error says why the others can't); its retries' duplicates the ingest overwrites.
