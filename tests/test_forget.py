@@ -171,6 +171,17 @@ def test_the_kiosk_writes_while_a_forget_waits_for_a_reader_to_leave_the_wal(dat
     reader.close()
 
 
+def test_a_forgets_checkpoint_leaves_the_wait_for_locks_as_it_found_it(database):
+    """The kiosk waits only BRIEF_LOCK_WAIT_MS for a while after a write timed out on another
+    program's lock; a "Forget me" meanwhile set it back to BUSY_TIMEOUT_MS, and each of the next
+    writes could freeze the kiosk for 10 s again."""
+    with Store.open(database) as store:
+        _visit(store, store.create_profile("Ana", "#ff8800").id)
+        store.wait_for_locks(500)
+        store.forget_profile(store.profile_by_name("Ana").id, [])
+        assert store._db.execute("PRAGMA busy_timeout").fetchone()[0] == 500
+
+
 def test_a_visit_sent_before_the_acknowledged_device_id_was_kept_is_said_and_deleted_by_its_likely_ids(
         database, capsys, monkeypatch):
     """Before migration 4 the uplink kept nothing of what the broker took: the device_id (and the key

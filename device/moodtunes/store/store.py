@@ -974,8 +974,10 @@ class Store:
         False when other connections' reads or writes kept it from finishing for CHECKPOINT_WAIT_MS
         (a later checkpoint does it). Tried again and again without waiting inside SQLite: a
         checkpoint that waits for readers keeps every writer out meanwhile (the kiosk froze for the
-        second a running `moodtunes report` held the WAL)."""
+        second a running `moodtunes report` held the WAL). The wait for locks is left as it was
+        (wait_for_locks: the kiosk's may be brief for a while)."""
         deadline = time.monotonic() + CHECKPOINT_WAIT_MS / 1000
+        waited_ms = self._db.execute("PRAGMA busy_timeout").fetchone()[0]
         try:
             self._db.execute("PRAGMA busy_timeout=0")
             while True:
@@ -987,7 +989,7 @@ class Store:
             logger.warning("checkpoint of %s failed: %s", self.path, exc)
             return False
         finally:
-            self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            self.wait_for_locks(waited_ms)
 
     @classmethod
     def _profile_by_id(cls, db: sqlite3.Connection, profile_id: int) -> Profile:
