@@ -607,8 +607,9 @@ class Uplink:
 
     def send_pending(self) -> CycleResult:
         """Publish one batch of pending events (oldest first) and wait for each PUBACK; every
-        event is marked sent or failed with the reason. Nothing is left in paho's hands after it
-        (``_settle``)."""
+        event is marked sent, failed with the reason, or refused (too big ever to send); one
+        forgotten since it was read is not published. Nothing is left in paho's hands after it
+        (``drop_queued`` when a PUBACK didn't come)."""
         self.settle_clocks()
         items = self._store.pending_events(BATCH_SIZE)
         result = CycleResult(attempted=len(items))

@@ -209,7 +209,7 @@ def _forever(settings: Settings) -> int:
                     Uplink(store, link, settings.mqtt, settings.device_id).run_forever(stop)
                 finally:
                     link.close()
-    except UplinkError as exc:  # the lock file can't be opened
+    except UplinkError as exc:  # the lock file can't be opened, or mqtt.ca_file no longer can (drop_queued's new client)
         _complain(str(exc))
         return 1
     return 0
