@@ -95,7 +95,8 @@ SERVICE_RUNNING = (
 
 
 class UplinkError(Exception):
-    """The broker can't be used right now, in one line for a terminal."""
+    """The broker, or what the uplink needs to reach it (its lock file, mqtt.ca_file), can't be
+    used right now, in one line for a terminal."""
 
 
 class UplinkBusy(Exception):
