@@ -673,6 +673,43 @@ def test_stars_tapped_for_a_song_cut_short_are_not_given_to_the_one_before_of_th
         assert rows(store, "SELECT score FROM ratings") == [] and store.unplayable_paths() == {cut.path}
 
 
+def test_a_song_cut_short_under_the_rating_shows_the_stars_already_given_to_the_one_before(
+    settings, tmp_path, told
+):
+    """Song A rated 4 stars, song B rated 2 and the rating shown again as B played on: B cut short
+    there, the stars ask of A again and showed none, though A's 4 were saved. They show A's 4, and
+    A's rating stays 4, the visit's too (its latest), not the broken copy's 2."""
+    from moodtunes.ui.app import CUT_SHORT_MESSAGE
+    from moodtunes.ui.ratings import stars_to_score
+    from moodtunes.ui.screens.music import song_title
+
+    app = guest_at_songs(settings, tmp_path / "music", "sad", count=2, category=CALM, seconds=30.0)
+    try:
+        heard, cut = (item.track for item in app.visit.ranked)
+        cut_short(cut.path, 0.1)  # 3 s of it: time to rate it and come back to the rating
+        tap(app, "row:0")
+        tap(app, "done")
+        tap(app, "star:4")  # for A
+        tap(app, "back")
+        tap(app, "next")  # B
+        tap(app, "done")
+        tap(app, "star:2")  # for B, the broken copy
+        tap(app, "back")
+        tap(app, "done")
+        assert app.music_on and app.screen.stars == 2
+        run_until(app, lambda: not app.music_on, timeout=10, what="the song to end")
+        assert told() == [CUT_SHORT_MESSAGE.format(song_title(cut))]
+        assert app.screen.wording(800)[0] == f"How was “{song_title(heard)}”?" and app.screen.stars == 4
+        tap(app, "report")
+    finally:
+        app.close()
+    with Store.open(settings.database_path) as store:
+        (feedback,) = store.track_feedback(store.guest_profile().id)
+        (visit,) = store.visits(store.guest_profile().id)
+    assert (feedback[0], feedback[-1]) == (heard.path, stars_to_score(4))
+    assert visit["rating"] == stars_to_score(4)
+
+
 def test_the_rating_goes_back_to_the_songs_when_nothing_plays(settings, tmp_path):
     app = guest_at_songs(settings, tmp_path / "music", "sad", count=3, category=CALM)
     try:

@@ -990,6 +990,7 @@ class KioskApp:
         visit = self.visit
         self.visit_session()  # the song's play first, if the store refused it as it started
         visit.rating, visit.rating_for, visit.rating_unsaved = score, visit.latest_play(), True
+        visit.scores_given[visit.song_number] = score
         self.visit_session()
 
     def _save_rating(self, visit: Visit) -> None:

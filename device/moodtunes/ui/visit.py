@@ -57,6 +57,10 @@ class Visit:
     # The play, title and number the stars rated before the song playing started: theirs again if
     # that song is cut short, a failed play (app._cut_short)
     heard_before: tuple[PlayRef, str | None, int] = (None, None, 0)
+    # The stars given to each song of the visit, as a score, by its number (0: the visit, no song
+    # heard): what the rating shows when it asks of a song again, also after the one after it was
+    # cut short, when ``rating`` is that one's
+    scores_given: dict[int, int] = field(default_factory=dict)
     rating: int | None = None  # the stars last given, as a score
     rating_for: PlayRef = None  # the play ``rating`` is for (a rating goes with a song): latest_play()
     rating_unsaved: bool = False  # ``rating`` the store refused: written at the next write

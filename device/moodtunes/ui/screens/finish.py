@@ -90,10 +90,11 @@ class RateScreen(Screen):
         self.stars = self._stars_given()
 
     def _stars_given(self) -> int:
-        """The stars already given to the song asked about (the play they are for), else none."""
+        """The stars already given to the song asked about, else none: also a song asked about
+        again after the one after it, rated too, was cut short (``Visit.scores_given``)."""
         visit = self.app.visit
-        rated = visit.rating is not None and visit.rating_for == visit.latest_play()
-        return round(score_to_stars(visit.rating)) if rated else 0
+        score = visit.scores_given.get(visit.song_number)
+        return 0 if score is None else round(score_to_stars(score))
 
     @property
     def stars(self) -> int:
