@@ -262,6 +262,20 @@ def test_hold_still_comes_after_every_other_hint() -> None:
     assert hint_for(bright, [big], camera_ok=True) is None
 
 
+def test_the_hint_says_too_bright_by_the_glare_the_scanner_counts() -> None:
+    """The scanner works out once a frame whether the face is too bright, for the reading's best
+    guess and for the hint: the hint goes by that figure, after distance and darkness as before."""
+    bright = np.full((480, 640, 3), 150, dtype=np.uint8)
+    dark = np.full((480, 640, 3), 10, dtype=np.uint8)
+    blown_out = np.full((480, 640, 3), 255, dtype=np.uint8)
+    big, small = FaceBox(200, 100, 200, 200, 0.9), FaceBox(300, 200, 40, 40, 0.9)
+    assert hint_for(bright, [big], camera_ok=True, glare=True) == HINT_TOO_BRIGHT
+    assert hint_for(blown_out, [big], camera_ok=True, glare=False) is None
+    assert hint_for(blown_out, [big], camera_ok=True, moving=True, glare=False) == HINT_HOLD_STILL
+    assert hint_for(blown_out, [small], camera_ok=True, glare=True) == HINT_MOVE_CLOSER
+    assert hint_for(dark, [big], camera_ok=True, glare=True) == HINT_MORE_LIGHT
+
+
 def overexposed(frame: np.ndarray, gain: float) -> np.ndarray:
     """As a camera metering a darker room shows a lit face: every pixel x ``gain``, clipped."""
     return np.clip(frame * np.float32(gain), 0, 255).astype(np.uint8)
@@ -466,9 +480,9 @@ def moving_flags(monkeypatch) -> list[bool]:
     flags: list[bool] = []
     real = scan_module.hint_for
 
-    def recording(frame, faces, camera_ok, *, moving=False):
+    def recording(frame, faces, camera_ok, *, moving=False, **given):
         flags.append(moving)
-        return real(frame, faces, camera_ok, moving=moving)
+        return real(frame, faces, camera_ok, moving=moving, **given)
 
     monkeypatch.setattr(scan_module, "hint_for", recording)
     return flags

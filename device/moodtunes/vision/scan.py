@@ -195,10 +195,12 @@ class HoldStill:
 
 
 def hint_for(frame: np.ndarray | None, faces: Sequence[FaceBox], camera_ok: bool, *,
-             moving: bool = False) -> str | None:
+             moving: bool = False, glare: bool | None = None) -> str | None:
     """What to tell the person in front of the kiosk, or None when the view is good. ``moving``
     (the face is moving too fast to read well) comes last: a face too far, too dark or too bright
-    stays so however still it is, and a visitor stepping closer moves the box as a sway does."""
+    stays so however still it is, and a visitor stepping closer moves the box as a sway does.
+    ``glare``: whether ``faces[0]`` is too bright (``too_bright``), when the caller has it already
+    (the scanner, which counts it for the reading too: worked out once a frame), else worked out here."""
     if not camera_ok or frame is None:
         return HINT_NO_CAMERA
     if not faces:
@@ -212,7 +214,7 @@ def hint_for(frame: np.ndarray | None, faces: Sequence[FaceBox], camera_ok: bool
     region = face_pixels(frame, face)
     if region.size and float(region.mean()) < DARK_BELOW:
         return HINT_MORE_LIGHT
-    if region.size and too_bright(region):
+    if too_bright(region) if glare is None else glare:
         return HINT_TOO_BRIGHT
     return HINT_HOLD_STILL if moving else None
 
@@ -490,8 +492,8 @@ class MoodScanner:
         shown, shown_faces = preview_frame(frame, faces)
         speed = ours.track.follow(faces[0] if faces else None, taken) if ours is not None else None
         moving = ours is not None and ours.hold_still.update(speed, taken)
-        hint = hint_for(frame, faces, camera_ok=True, moving=moving)
         glare = bool(faces) and too_bright(face_pixels(frame, faces[0]))  # also of a face told to come closer
+        hint = hint_for(frame, faces, camera_ok=True, moving=moving, glare=glare)
         self._last_problem = None
         with self._lock:
             scan = self._scan
