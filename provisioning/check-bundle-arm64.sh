@@ -5,7 +5,7 @@
 # categories, one whole kiosk visit on the autopilot, and the uplink's own user sharing the data. It proves the aarch64 wheels, models and
 # installer work together without a Pi, and that the installer run again (an upgrade) switches to a
 # new venv and keeps the first for --rollback, which puts back the first version's systemd units
-# with it; it says nothing about the Pi's speed (emulation is ~40x
+# with it, exactly (a unit only the second has removed, the first's enabled); it says nothing about the Pi's speed (emulation is ~40x
 # slower) or its camera, screen and sound.
 #
 #   sudo provisioning/check-bundle-arm64.sh dist/moodtunes-*-rpi-aarch64.tar.gz [ROOTFS_DIR]
@@ -181,15 +181,29 @@ as_service /opt/moodtunes/venv/bin/moodtunes --version
 as_service env SDL_VIDEODRIVER=kmsdrm /opt/moodtunes/venv/bin/moodtunes doctor >/dev/null 2>&1 ||
   { echo "FAIL: doctor fails after the upgrade" >&2; exit 1; }
 
-echo "== --rollback to the first venv (and its units), and again, forward to the second"
+# As if the second version had added a unit: kept with its venv and installed, as its upgrade
+# does. The rollback to the first must disable and remove it, the one forward put it back.
+added=$root/opt/moodtunes/$second/systemd/moodtunes-check.timer
+printf '[Timer]\nOnCalendar=daily\n\n[Install]\nWantedBy=timers.target\n' > "$added"
+cp "$added" "$units/"
+
+echo "== --rollback to the first venv (and exactly its units), and again, forward to the second"
 for want in "$first" "$second"; do
-  chroot "$root" "${clean_env[@]}" HOME=/root /opt/moodtunes/install-pi.sh --rollback
+  chroot "$root" "${clean_env[@]}" HOME=/root /opt/moodtunes/install-pi.sh --rollback | tee "$root/tmp/rollback.log"
   [ "$(readlink "$root/opt/moodtunes/venv")" = "$want" ] ||
     { echo "FAIL: after --rollback /opt/moodtunes/venv does not link to $want" >&2; exit 1; }
   for unit in "$root/opt/moodtunes/$want"/systemd/moodtunes-*; do
     cmp -s "$unit" "$units/${unit##*/}" ||
       { echo "FAIL: after --rollback to $want, $units/${unit##*/} is not the one kept with it" >&2; exit 1; }
+    if grep -q '^\[Install\]' "$unit" && ! grep -q "^systemctl enable .*${unit##*/}" "$root/tmp/rollback.log"; then
+      echo "FAIL: --rollback to $want did not enable ${unit##*/}" >&2
+      exit 1
+    fi
   done
+  kept=$(cd "$root/opt/moodtunes/$want/systemd" && find . -type f -printf '%f\n' | sort)
+  installed=$(cd "$units" && find . -maxdepth 1 -type f -name 'moodtunes-*' -printf '%f\n' | sort)
+  [ "$installed" = "$kept" ] ||
+    { echo "FAIL: after --rollback to $want the units installed are ${installed//$'\n'/ }, not those kept with it: ${kept//$'\n'/ }" >&2; exit 1; }
   as_service /opt/moodtunes/venv/bin/moodtunes --version
 done
 echo "OK: the bundle installs, upgrades, rolls back and runs on emulated aarch64"

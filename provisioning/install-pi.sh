@@ -12,7 +12,8 @@
 # the $prefix/venv link (which the units run) to it: a failure before leaves the old one running.
 # Each venv keeps its version's models, TARGET, systemd units and README: $prefix/models links
 # through $prefix/venv to its own, so the one rename switches them too; a switch (an upgrade's or
-# a rollback's) puts a copy of its TARGET, its units and README in place.
+# a rollback's) puts a copy of its TARGET, its units (exactly those: another version's removed)
+# and README in place. Every run first mends units a power cut left another version's.
 #
 # This checks the bundle against its own SHA256SUMS, which proves it arrived whole, not who made
 # it: first compare the tarball's sha256 with the one `make bundle` printed (README, "On a
@@ -422,9 +423,9 @@ build_venv() {
 stopped=
 stop_services() {
   local installed=() unit
-  for unit in "${units[@]}"; do
+  while read -r unit; do
     [ ! -f "$systemd_dir/$unit" ] || installed+=("$unit")
-  done
+  done < <(known_units)
   [ "${#installed[@]}" -gt 0 ] || return 0
   echo "  stopping ${installed[*]} for the switch"
   stopped=1  # before: a hang-up during the stop must start them again (the EXIT trap)
@@ -463,20 +464,105 @@ keep_installed_units() {
   mv -T "$venv/systemd.new" "$venv/systemd"
 }
 
-# install_release_files ID: the systemd units and README kept with venvs/ID installed, as they
-# were for that version (a rollback ran the old code under the newer version's units), and
-# systemd told. The configuration in $etc is the operator's and stays; so does $prefix/install-pi.sh,
+# known_units: the name of every moodtunes unit that may be installed, once each: this installer's
+# (units, in their order) and those each venv in $prefix/venvs keeps. Another version than the one
+# switched to may have one more (a rollback from a version that added a unit), and only those
+# names are removed: a unit of the operator's own stays, whatever its name.
+known_units() {
+  local file
+  {
+    printf '%s\n' "${units[@]}"
+    for file in "$prefix"/venvs/*/systemd/*; do
+      if [ -f "$file" ]; then echo "${file##*/}"; fi
+    done
+  } | awk '!seen[$0]++'
+}
+
+# keeps_units ID: venvs/ID kept its version's units (an older installer's venv kept none).
+keeps_units() {
+  local files=("$prefix/venvs/$1"/systemd/*)
+  [ -f "${files[0]}" ]
+}
+
+# installable UNIT_FILE: it has an [Install] section, so that a fresh install enables it (the
+# kiosk, the uplink, the scan's timer: not the scan, which the timer starts).
+installable() {
+  grep -q '^\[Install\]' "$1"
+}
+
+# units_differ ID: the units installed are not exactly those venvs/ID keeps: one of its units
+# missing, changed (a power cut as it was copied, or before its sync) or not enabled, or one only
+# another version has still installed.
+units_differ() {
+  local kept=$prefix/venvs/$1/systemd name
+  while read -r name; do
+    if [ -f "$kept/$name" ]; then
+      cmp -s "$kept/$name" "$systemd_dir/$name" || return 0
+      if installable "$kept/$name" && ! systemctl is-enabled --quiet "$name"; then return 0; fi
+    elif [ -e "$systemd_dir/$name" ]; then
+      return 0
+    fi
+  done < <(known_units)
+  return 1
+}
+
+# install_units ID: the units installed made exactly those venvs/ID keeps, as a fresh install of
+# that version leaves them: its own copied in (those that changed), then any other version's
+# (known_units) disabled and removed, systemd told, and its own enabled (installable). A rollback
+# copied the old version's over the newer one's: a unit only the newer version has stayed enabled,
+# running the old code, and one only the older has (the upgrade disabled it) stayed disabled.
+# A power cut at any step leaves what units_differ finds at the next run. Drop-ins (UNIT.d/, made by systemctl edit) and $etc are the operator's: they stay.
+install_units() {
+  local kept=$prefix/venvs/$1/systemd name enable=() extra=()
+  if ! keeps_units "$1"; then
+    echo "install-pi.sh: $prefix/venvs/$1 kept no systemd units (an older installer made it): the ones installed stay" >&2
+    systemctl daemon-reload
+    return 0
+  fi
+  while read -r name; do
+    if [ -f "$kept/$name" ]; then
+      if ! cmp -s "$kept/$name" "$systemd_dir/$name"; then install -m 0644 "$kept/$name" "$systemd_dir/"; fi
+      if installable "$kept/$name"; then enable+=("$name"); fi
+    elif [ -e "$systemd_dir/$name" ]; then
+      extra+=("$name")
+    fi
+  done < <(known_units)
+  if [ "${#extra[@]}" -gt 0 ]; then
+    echo "  removing ${extra[*]}: not units of venvs/$1"
+    systemctl disable "${extra[@]}"
+    rm -f "${extra[@]/#/$systemd_dir/}"
+  fi
+  systemctl daemon-reload
+  if [ "${#enable[@]}" -gt 0 ]; then systemctl enable "${enable[@]}"; fi
+}
+
+# install_release_files ID: the systemd units (install_units) and README kept with venvs/ID
+# installed, as they were for that version (a rollback ran the old code under the newer version's
+# units). The configuration in $etc is the operator's and stays; so does $prefix/install-pi.sh,
 # the newest: it knows every layout, and a rollback runs it.
 install_release_files() {
-  local kept=$prefix/venvs/$1 files
-  files=("$kept"/systemd/*)
-  if [ -f "${files[0]}" ]; then
-    install -m 0644 "${files[@]}" "$systemd_dir/"
-  else
-    echo "install-pi.sh: $kept kept no systemd units (an older installer made it): the ones installed stay" >&2
-  fi
+  local kept=$prefix/venvs/$1
+  install_units "$1"
   if [ -f "$kept/README.md" ]; then install -m 0644 "$kept/README.md" "$prefix/README.md"; fi
-  systemctl daemon-reload
+}
+
+# repair_units: at the start of every run, before anything else changes, the units of the version
+# $prefix/venv links to put in place if those installed are not (units_differ), the services
+# restarted under them. A switch installs them after the link's rename, and a power cut between
+# the two left the version switched to running under the other's units: no order of a rename and
+# several copies avoids that step, so the next run (an install or a --rollback) mends it first.
+repair_units() {
+  local active
+  active=$(active_venv)
+  active=${active#venvs/}
+  if [ -z "$active" ] || ! keeps_units "$active" || ! units_differ "$active"; then return 0; fi
+  echo "== the systemd units installed are not those of $prefix/venvs/$active, the version in use (a switch cut short" \
+       "by a power cut, or a unit changed or disabled by hand): putting them in place"
+  stop_services
+  install_units "$active"
+  sync -f "$systemd_dir"
+  start_services
+  stopped=
 }
 
 # follow_venv NAME: $prefix/NAME (models) a link to venv/NAME, the version's own, which
@@ -559,6 +645,9 @@ switch_venv() {
 # in turn (a second rollback goes forward again).
 rollback() {
   local active previous
+  trap unfinished EXIT
+  repair_units
+  trap - EXIT
   active=$(active_venv)
   previous=$(kept_venv)
   if [ -z "$previous" ]; then
@@ -658,6 +747,7 @@ main() {
   # From here on the system changes: a failure says the install did not complete, and so does a
   # hang-up, Ctrl+C or a kill (the traps above).
   trap unfinished EXIT
+  repair_units
 
   echo "== system packages"
   # picamera2 only comes from Raspberry Pi OS; the venv sees it through --system-site-packages.
@@ -730,7 +820,6 @@ main() {
   unexport_uplink_secret "$etc/uplink.env"
 
   echo "== services"
-  systemctl enable moodtunes-kiosk.service moodtunes-uplink.service moodtunes-library.timer
   start_services
   trap - EXIT
 

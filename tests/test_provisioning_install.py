@@ -24,6 +24,16 @@ pytestmark = pytest.mark.skipif(shutil.which("bash") is None or shutil.which("sh
 
 
 UNITS = ["moodtunes-library.timer", "moodtunes-library.service", "moodtunes-kiosk.service", "moodtunes-uplink.service"]
+# Those a fresh install enables: the real ones with an [Install] section.
+ENABLED = ["moodtunes-library.timer", "moodtunes-kiosk.service", "moodtunes-uplink.service"]
+
+
+def unit_text(name: str, version: str, *, enabled: bool | None = None) -> str:
+    """A stand-in for unit ``name`` of ``version``, with an [Install] section (first: the tests
+    read its last line) if ``enabled``, by default as the real one of that name has."""
+    if enabled is None:
+        enabled = name in ENABLED
+    return ("[Install]\nWantedBy=multi-user.target\n\n" if enabled else "") + f"[Unit]\nDescription={name} of {version}\n"
 
 
 def verify(bundle: Path) -> subprocess.CompletedProcess:
@@ -44,7 +54,7 @@ def bundle(tmp_path) -> Path:
     (root / "README.md").write_text("# moodtunes\n")
     (root / "systemd").mkdir()
     for name in UNITS:
-        (root / "systemd" / name).write_text(f"[Unit]\nDescription={name} of the bundle\n")
+        (root / "systemd" / name).write_text(unit_text(name, "the bundle"))
     result = bash(f'write_hashed_requirements "{sys.executable}" "{root}/wheels" "{root}/requirements" && '
                   f'write_target "{root}" && write_checksums "{root}"', BUILD)
     assert result.returncode == 0, result.stderr
@@ -300,8 +310,22 @@ def test_swap_on_a_disk_or_zram_writeback_is_reported(tmp_path):
 # with $PIP_FAILS, the switch's ln with $LN_FAILS, systemctl daemon-reload with $RELOAD_FAILS; df
 # says $FREE_KB are free. `rm -rf $RM_CUT` is cut short by a Ctrl+C (bin/ deleted, the rest not),
 # `cp FILE $CP_CUT` by a full disk (5 bytes written). install copies a file (the units) for real,
-# without the owner it would give; sync is only listed.
-MAIN_STUBS = """
+# without the owner it would give; sync is only listed. systemctl keeps the units enabled
+# (ENABLEMENT; is-enabled unlisted).
+# systemctl's is-enabled (its status), enable and disable, on the units enabled kept in $ENABLED,
+# one a line.
+ENABLEMENT = """
+enablement() {
+  case $1 in
+    is-enabled) grep -qxF "${*: -1}" "$ENABLED" 2>/dev/null;;
+    enable) printf '%s\\n' "${@:2}" >> "$ENABLED";;
+    disable) { grep -vxF -f <(printf '%s\\n' "${@:2}") "$ENABLED" 2>/dev/null || true; } > "$ENABLED.new"
+             command mv "$ENABLED.new" "$ENABLED";;
+  esac
+}
+"""
+
+MAIN_STUBS = ENABLEMENT + """
 prefix=$PREFIX etc=$ETC os_release=$OS_RELEASE systemd_dir=$SYSTEMD_DIR data_dir=$DATA_DIR
 record() { printf '%s\\n' "$*" >> "$CALLS"; }
 id() { if [ "$1" = -u ]; then echo 0; else false; fi; }
@@ -313,6 +337,8 @@ for command in dphys-swapfile systemctl useradd usermod chown chgrp share_data_d
   eval "$command() { record $command \\"\\$*\\"; }"
 done
 systemctl() {
+  if [ "$1" = is-enabled ]; then enablement "$@"; return; fi
+  enablement "$@"
   record systemctl "$*"
   [ "$1" != stop ] || [ -z "${STOP_SIGNAL:-}" ] || kill -"$STOP_SIGNAL" $$
   [ "$1" != daemon-reload ] || [ -z "${RELOAD_FAILS:-}" ]
@@ -378,7 +404,7 @@ def run_installer(bundle: Path, tmp_path: Path, *, python: str = "3.11", codenam
     os_release.write_text(f'PRETTY_NAME="Debian GNU/Linux"\nVERSION_CODENAME={codename}\n')
     calls.write_text("")
     variables = dict(os.environ, PREFIX=str(prefix), ETC=str(etc), OS_RELEASE=str(os_release), CALLS=str(calls),
-                     SYSTEMD_DIR=str(systemd_dir), DATA_DIR=str(tmp_path / "data"), PY_VERSION=python,
+                     SYSTEMD_DIR=str(systemd_dir), ENABLED=str(tmp_path / "enabled"), DATA_DIR=str(tmp_path / "data"), PY_VERSION=python,
                      MOODTUNES_CMD=str(command), **env)
     # main finds the bundle from $0, which is "bash" here: one folder up from the working directory.
     result = bash(MAIN_STUBS, bundle / "provisioning" / "install-pi.sh", cwd=bundle / "provisioning", env=variables)
@@ -1051,16 +1077,30 @@ def test_a_rollback_cut_short_starts_the_services_again_and_says_so(bundle, tmp_
 # --- what a switch puts in place besides the venv: the version's units and README ----------------
 
 
-def new_bundle_version(bundle: Path, name: str) -> None:
-    """The bundle as a later version's: its units and README say ``name``."""
-    for unit in UNITS:
-        (bundle / "systemd" / unit).write_text(f"[Unit]\nDescription={unit} of {name}\n")
+def new_bundle_version(bundle: Path, name: str, *, adds: tuple[str, ...] = (), drops: tuple[str, ...] = ()) -> None:
+    """The bundle as a later version's: its units and README say ``name``; it ``adds`` units
+    (enabled by a fresh install) and ``drops`` some."""
+    for unit in (*UNITS, *adds):
+        (bundle / "systemd" / unit).write_text(unit_text(unit, name, enabled=True if unit in adds else None))
+    for unit in drops:
+        (bundle / "systemd" / unit).unlink()
     (bundle / "README.md").write_text(f"# moodtunes {name}\n")
     assert bash(f'write_checksums "{bundle}"', BUILD).returncode == 0
 
 
 def installed_units(tmp_path: Path) -> dict[str, str]:
     return {name: (tmp_path / "systemd" / name).read_text() for name in UNITS}
+
+
+def unit_files(systemd_dir: Path) -> dict[str, str]:
+    """The unit files installed (not the drop-in folders) and what they hold."""
+    return {p.name: p.read_text() for p in systemd_dir.iterdir() if p.is_file()}
+
+
+def enabled_units(tmp_path: Path) -> set[str]:
+    """The units the systemctl stand-in has enabled."""
+    path = tmp_path / "enabled"
+    return set(path.read_text().split()) if path.exists() else set()
 
 
 def test_a_rollback_puts_back_the_units_and_readme_of_the_version_it_returns_to(bundle, tmp_path):
@@ -1117,6 +1157,154 @@ def test_a_rollback_to_a_venv_without_units_keeps_the_installed_ones_and_says_so
     assert back.returncode == 0, back.stderr
     assert f"venvs/{OLD_VENV} kept no systemd units (an older installer made it): the ones installed stay" in back.stderr
     assert installed_units(tmp_path)["moodtunes-kiosk.service"].endswith("of the bundle\n")
+
+
+def test_a_fresh_install_enables_the_units_with_an_install_section(bundle, tmp_path):
+    """They were named in the installer (kiosk, uplink, timer), which can't name the units of
+    every version a rollback may go to: those the real units give an [Install] section."""
+    real = bash(f'for file in "{INSTALL.parent.parent}"/systemd/*; do if installable "$file"; then echo "${{file##*/}}"; fi; done',
+                INSTALL)
+    assert real.returncode == 0 and sorted(real.stdout.split()) == sorted(ENABLED)
+    result, calls = run_installer(bundle, tmp_path, HAS_PACKAGES="1", venv=None)
+    assert result.returncode == 0, result.stderr
+    assert "systemctl enable " + " ".join(ENABLED) in calls and enabled_units(tmp_path) == set(ENABLED)
+    assert calls.index("systemctl daemon-reload") < calls.index("systemctl enable " + " ".join(ENABLED))
+
+
+def test_a_rollback_removes_the_units_only_the_newer_version_has_and_enables_its_own(bundle, tmp_path):
+    """A version may add a unit or drop one. A rollback copied the old version's units over the
+    newer one's: a unit only the newer one has stayed enabled, running the old code, and one the
+    newer one dropped (disabled by its upgrade) stayed disabled. Drop-ins and a unit of the
+    operator's own, whatever its name, are no version's: they stay."""
+    result, _ = run_installer(bundle, tmp_path, HAS_PACKAGES="1", upgrade=True, venv="link")
+    assert result.returncode == 0, result.stderr
+    prefix, systemd = tmp_path / "opt", tmp_path / "systemd"
+    first, first_units = venvs(tmp_path)[1], unit_files(systemd)
+    own = systemd / "moodtunes-backup.service"
+    own.write_text("[Unit]\nDescription=the operator's own\n")
+    new_bundle_version(bundle, "v2", adds=("moodtunes-report.timer",), drops=("moodtunes-uplink.service",))
+    result, calls = run_installer(bundle, tmp_path, HAS_PACKAGES="1", upgrade=True)
+    assert result.returncode == 0, result.stderr
+    second = venvs(tmp_path)[1]
+    v2_units = {p.name: p.read_text() for p in (prefix / "venvs" / second / "systemd").iterdir()}
+    assert unit_files(systemd) == {**v2_units, own.name: own.read_text()}
+    assert enabled_units(tmp_path) == {"moodtunes-library.timer", "moodtunes-kiosk.service", "moodtunes-report.timer"}
+    assert "systemctl disable moodtunes-uplink.service" in calls
+    drop_in = systemd / "moodtunes-report.timer.d" / "override.conf"
+    drop_in.parent.mkdir()
+    drop_in.write_text("[Timer]\nOnCalendar=weekly\n")
+    # (not upgrade=True: run_installer would put back the unit the second version dropped)
+    back, calls = run_installer(bundle, tmp_path, INSTALL_ARGS="--rollback")
+    assert back.returncode == 0, back.stderr
+    assert os.readlink(prefix / "venv") == f"venvs/{first}"
+    assert unit_files(systemd) == {**first_units, own.name: own.read_text()} and enabled_units(tmp_path) == set(ENABLED)
+    assert calls.index("systemctl stop " + " ".join([*UNITS[:3], "moodtunes-report.timer"])) < calls.index(
+        "systemctl disable moodtunes-report.timer") < calls.index("systemctl daemon-reload") < calls.index(
+        "systemctl enable " + " ".join(ENABLED)) < calls.index("systemctl restart moodtunes-kiosk.service moodtunes-uplink.service")
+    assert f"removing moodtunes-report.timer: not units of venvs/{first}" in back.stdout
+    assert drop_in.read_text() == "[Timer]\nOnCalendar=weekly\n" and own.exists()
+    forward, _ = run_installer(bundle, tmp_path, INSTALL_ARGS="--rollback")
+    assert forward.returncode == 0, forward.stderr
+    assert unit_files(systemd) == {**v2_units, own.name: own.read_text()}
+    assert enabled_units(tmp_path) == {"moodtunes-library.timer", "moodtunes-kiosk.service", "moodtunes-report.timer"}
+
+
+def test_a_rerun_after_a_power_cut_between_the_switch_and_its_units_puts_in_those_of_the_version_in_use(bundle, tmp_path):
+    """A switch installs the units after the link's rename: a power cut between the two left the
+    version switched to running under the other's units until an install switched again (one that
+    failed, or a --rollback refused, never did). Every run now mends that first."""
+    result, _ = run_installer(bundle, tmp_path, HAS_PACKAGES="1", upgrade=True, venv="link")
+    assert result.returncode == 0, result.stderr
+    prefix, systemd = tmp_path / "opt", tmp_path / "systemd"
+    first, first_units = venvs(tmp_path)[1], unit_files(systemd)
+    new_bundle_version(bundle, "v2", adds=("moodtunes-report.timer",))
+    result, _ = run_installer(bundle, tmp_path, HAS_PACKAGES="1", upgrade=True)
+    assert result.returncode == 0, result.stderr
+    second, second_units = venvs(tmp_path)[1], unit_files(systemd)
+
+    def cut_before_the_units(unit_set: dict[str, str], enabled: list[str]) -> None:
+        for name in set(unit_files(systemd)) - set(unit_set):
+            (systemd / name).unlink()
+        for name, text in unit_set.items():
+            (systemd / name).write_text(text)
+        (tmp_path / "enabled").write_text("".join(f"{name}\n" for name in enabled))
+
+    # the upgrade to the second cut so, then rerun and failing (pip: a full disk)
+    cut_before_the_units(first_units, ENABLED)
+    failed, calls = run_installer(bundle, tmp_path, HAS_PACKAGES="1", upgrade=True, PIP_FAILS="1")
+    assert failed.returncode != 0 and "did not complete" in failed.stderr
+    assert f"not those of {prefix}/venvs/{second}, the version in use" in failed.stdout
+    assert os.readlink(prefix / "venv") == f"venvs/{second}"
+    assert unit_files(systemd) == second_units and enabled_units(tmp_path) == {*ENABLED, "moodtunes-report.timer"}
+    build = next(i for i, call in enumerate(calls) if call.startswith("python3 -m venv"))
+    assert calls.index("systemctl enable " + " ".join([*ENABLED, "moodtunes-report.timer"])) < calls.index(
+        "systemctl restart moodtunes-kiosk.service moodtunes-uplink.service") < build
+    assert "the version installed before is unchanged and still runs" in failed.stderr
+    # a --rollback to the first cut so before it noted the one it left (venvs/.previous): refused, and mended
+    (prefix / "venv").unlink()
+    (prefix / "venv").symlink_to(f"venvs/{first}")
+    cut_before_the_units(second_units, [*ENABLED, "moodtunes-report.timer"])
+    refused, _ = run_installer(bundle, tmp_path, upgrade=True, INSTALL_ARGS="--rollback")
+    assert refused.returncode != 0 and "no earlier version kept" in refused.stderr
+    assert f"not those of {prefix}/venvs/{first}, the version in use" in refused.stdout
+    assert unit_files(systemd) == first_units and enabled_units(tmp_path) == set(ENABLED)
+    # nothing to mend: a run says nothing of it, and changes nothing before its own steps
+    again, calls = run_installer(bundle, tmp_path, upgrade=True, INSTALL_ARGS="--rollback")
+    assert "not those of" not in again.stdout and calls == []
+
+
+# systemctl as in MAIN_STUBS, its enable, disable and daemon-reload a step of POWER_CUT's if set.
+UNITS_STUBS = ENABLEMENT + """
+systemctl() {
+  if [ "$1" = is-enabled ]; then enablement "$@"; return; fi
+  enablement "$@"
+  case $1 in enable|disable|daemon-reload) if declare -F cut >/dev/null; then cut; fi;; esac
+}
+"""
+
+
+def test_a_power_cut_at_any_step_of_a_switch_leaves_units_the_next_run_makes_those_of_the_venv_linked(tmp_path):
+    """switch_venv from A to B, whose units differ (B changes the kiosk's, drops A's report timer,
+    adds a backup timer), cut by a power cut after each step in turn; then the next run's first
+    step (repair_units). The units installed are then exactly the linked version's, enabled as a
+    fresh install enables them, and a run after that finds nothing to mend."""
+    versions = {"A": {"moodtunes-kiosk.service": True, "moodtunes-report.timer": True, "moodtunes-library.service": False},
+                "B": {"moodtunes-kiosk.service": True, "moodtunes-backup.timer": True, "moodtunes-library.service": False}}
+    mended = 0
+    for step in range(1, 100):
+        root = tmp_path / f"cut-{step}"
+        prefix, systemd, enabled = root / "opt", root / "systemd", root / "enabled"
+        systemd.mkdir(parents=True)
+        for version, units in versions.items():
+            (prefix / "venvs" / version / "systemd").mkdir(parents=True)
+            (prefix / "venvs" / version / "TARGET").write_text(f"commit={version}\n")
+            for name, installable in units.items():
+                text = unit_text(name, version if name == "moodtunes-kiosk.service" else "both", enabled=installable)
+                (prefix / "venvs" / version / "systemd" / name).write_text(text)
+        shutil.copytree(prefix / "venvs" / "A" / "systemd", systemd, dirs_exist_ok=True)
+        enabled.write_text("moodtunes-kiosk.service\nmoodtunes-report.timer\n")
+        (prefix / "venv").symlink_to("venvs/A")
+        setup = (f'set -e; prefix="{prefix}" systemd_dir="{systemd}" ENABLED="{enabled}"\n'
+                 f"sync() {{ :; }}\nstop_services() {{ :; }}\nstart_services() {{ :; }}\n")
+        cut = bash(f"{setup}cut_after={step}\n{POWER_CUT}\n{UNITS_STUBS}\nswitch_venv B\n", INSTALL)
+        assert cut.returncode in (0, -9), cut.stderr
+        if cut.returncode == -9:
+            mend = bash(f"{setup}{UNITS_STUBS}\nrepair_units\n", INSTALL)
+            assert mend.returncode == 0, mend.stderr
+            mended += "not those of" in mend.stdout
+        active = os.readlink(prefix / "venv").removeprefix("venvs/")
+        units = versions[active]
+        assert unit_files(systemd) == model_set(prefix / "venvs" / active / "systemd"), step
+        assert set(enabled.read_text().split()) == {name for name, installable in units.items() if installable}, step
+        again = bash(f"{setup}{UNITS_STUBS}\nrepair_units\n", INSTALL)
+        assert again.returncode == 0 and again.stdout == "", (step, again.stdout)
+        if cut.returncode == 0:
+            assert active == "B"
+            break
+    else:
+        raise AssertionError("the switch never ended")
+    print("STEPS", step, mended)
+    assert step > 5 and mended >= 3
 
 
 # --- the venv kept for --rollback during an upgrade ------------------------------------------------
