@@ -4,9 +4,10 @@
 # detect on the sample photo, a library scan with two workers whose demo tracks must land in their
 # categories, one whole kiosk visit on the autopilot, and the uplink's own user sharing the data. It proves the aarch64 wheels, models and
 # installer work together without a Pi, and that the installer run again (an upgrade) switches to a
-# new venv and keeps the first for --rollback, which puts back the first version's systemd units
-# with it, exactly (a unit only the second has removed, the first's enabled); it says nothing about the Pi's speed (emulation is ~40x
-# slower) or its camera, screen and sound.
+# new venv (swapping an older installer's models copy for the link) and keeps the first for
+# --rollback, which puts back the first version's systemd units with it, exactly (a unit only the
+# second has removed, the first's enabled); it says nothing about the Pi's speed (emulation is
+# ~40x slower) or its camera, screen and sound.
 #
 #   sudo provisioning/check-bundle-arm64.sh dist/moodtunes-*-rpi-aarch64.tar.gz [ROOTFS_DIR]
 #
@@ -161,6 +162,11 @@ for unit in "$units/moodtunes-kiosk.service" "$root/opt/moodtunes/$first/systemd
   [ -f "$unit" ] || { echo "FAIL: no $unit (each venv keeps its version's units)" >&2; exit 1; }
   echo "# the first version's (check-bundle-arm64.sh)" >> "$unit"
 done
+# /opt/moodtunes/models a copy, as an installer before the link left it: the upgrade swaps it for
+# the link in one step (renameat2 through the chroot's Python).
+models=$root/opt/moodtunes/models
+rm "$models"
+cp -r "$root/opt/moodtunes/$first/models" "$models"
 if ! chroot "$root" "${clean_env[@]}" HOME=/root "/$installer" >"$root/tmp/upgrade.log" 2>&1; then
   tail -20 "$root/tmp/upgrade.log" >&2
   echo "FAIL: the upgrade failed" >&2
@@ -170,6 +176,10 @@ second=$(readlink "$root/opt/moodtunes/venv" || true)
 venvs=$(cd "$root/opt/moodtunes" && echo venvs/*)
 if [[ $second != venvs/* ]] || [ "$venvs" != "$first $second" ]; then
   echo "FAIL: after the upgrade /opt/moodtunes/venv links to '$second' and $venvs are kept, not a new venv beside $first" >&2
+  exit 1
+fi
+if [ "$(readlink "$models")" != venv/models ] || [ -e "$models.new" ] || grep -q "could not swap names" "$root/tmp/upgrade.log"; then
+  echo "FAIL: the upgrade did not swap the models copy for the link to venv/models in one step" >&2
   exit 1
 fi
 if grep -q "first version's" "$units/moodtunes-kiosk.service"; then

@@ -565,25 +565,44 @@ repair_units() {
   stopped=
 }
 
+# exchange A B: A and B swap names in one step (renameat2's RENAME_EXCHANGE, which ext4 has had
+# since Linux 3.15; coreutils' mv --exchange is newer than bookworm's 9.1): the one way to put a
+# link where a folder is, with no step where neither is there.
+exchange() {
+  command python3 - "$1" "$2" <<'PY'
+import ctypes, os, sys
+
+libc = ctypes.CDLL(None, use_errno=True)
+AT_FDCWD, RENAME_EXCHANGE = -100, 2
+if libc.renameat2(AT_FDCWD, os.fsencode(sys.argv[1]), AT_FDCWD, os.fsencode(sys.argv[2]), RENAME_EXCHANGE):
+    sys.exit(f"install-pi.sh: {sys.argv[1]} and {sys.argv[2]} could not swap names: {os.strerror(ctypes.get_errno())}")
+PY
+}
+
 # follow_venv NAME: $prefix/NAME (models) a link to venv/NAME, the version's own, which
 # the switch of the venv link then switches with it: no step where the models are missing or
 # another version's (an older installer deleted them, then moved the new copy in; a power cut
 # left the kiosk without models, or the new venv with the old ones). Made once: the link is made
-# beside and renamed over the copy an older installer made. A folder can't be renamed over: it is
-# renamed away (NAME.old) first; a power cut before the link is in leaves no NAME, which the next
-# run's switch puts in, and the folder is deleted then (also when the cut came after the link).
+# beside the copy an older installer made and takes its place in one step: a folder can't be
+# renamed over, so the two swap names (exchange), and the folder, now NAME.new, is deleted. Where
+# the filesystem can't (NFS), and as the installer before did, the folder is renamed away
+# (NAME.old) first: a power cut before the link is in leaves no NAME, which the next run's switch
+# puts in, deleting NAME.old.
 follow_venv() {
   local name=$1 path=$prefix/$1
   if [ "$(readlink "$path")" != "venv/$name" ]; then
     rm -rf "$path.new"
     ln -s "venv/$name" "$path.new"
-    if [ -d "$path" ] && [ ! -L "$path" ]; then
+    if [ ! -d "$path" ] || [ -L "$path" ]; then
+      mv -T "$path.new" "$path"
+    elif ! exchange "$path.new" "$path"; then
+      echo "install-pi.sh: renaming $path away, then its link in (a power cut between the two leaves no $path until the next run)" >&2
       rm -rf "$path.old"
       mv -T "$path" "$path.old"
+      mv -T "$path.new" "$path"
     fi
-    mv -T "$path.new" "$path"
   fi
-  rm -rf "$path.old"
+  rm -rf "$path.new" "$path.old"
 }
 
 # put_target ID: $prefix/TARGET a copy of venvs/ID's, replaced in one step (made beside it, renamed
@@ -598,8 +617,9 @@ put_target() {
 }
 
 # finish_link NAME: the link follow_venv made beside $prefix/NAME renamed into its place if nothing
-# is there, for the EXIT trap: a hang-up or Ctrl+C between follow_venv's two renames ended the
-# install with no $prefix/models (the services started again without models).
+# is there, for the EXIT trap: a hang-up or Ctrl+C between the two renames follow_venv makes where
+# it can't swap names, or before the link's rename where a power cut between them left no
+# $prefix/models, ended the install without it (the services started again without models).
 finish_link() {
   if [ -L "$prefix/$1.new" ] && [ ! -e "$prefix/$1" ] && [ ! -L "$prefix/$1" ]; then
     mv -T "$prefix/$1.new" "$prefix/$1"
@@ -666,8 +686,8 @@ rollback() {
 
 # unfinished: the EXIT trap while main changes the system: an install that stops half-way (pip or
 # cp on a full disk, a package apt can't get) says so after the error, whatever command failed, and
-# what runs now. A move to the models link cut between its renames is finished. A venv it was
-# making is deleted; services stopped before the switch start again on the version they ran. After
+# what runs now. A move to the models link cut before its rename is finished (finish_link). A venv
+# it was making is deleted; services stopped before the switch start again on the version they ran. After
 # the switch it names the version switched to and the one --rollback would go to, if any: after a
 # rollback's switch that is the newer one (it said "on the new version" and "--rollback goes
 # back", and on a first install offered a rollback to nothing).

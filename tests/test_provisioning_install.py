@@ -893,8 +893,10 @@ def test_a_failure_after_the_switch_leaves_the_venv_now_live(tmp_path):
 def test_a_step_of_the_switch_that_fails_stops_it(tmp_path):
     """A review: `rm -rf models && mv ...` under set -e went on when the rm failed: the old models
     stayed beside the new venv, TARGET said the new version, and the install said it succeeded.
-    Here the older installer's models folder can't be renamed away for the link to A's."""
-    result, prefix = switch_with(tmp_path, f'mv() {{ [ "$*" != "-T {tmp_path}/opt/models {tmp_path}/opt/models.old" ] || return 1; command mv "$@"; }}')
+    Here the older installer's models folder can't swap names with the link to A's (NFS), nor be
+    renamed away."""
+    result, prefix = switch_with(tmp_path, "exchange() { return 1; }\n"
+                                 f'mv() {{ [ "$*" != "-T {tmp_path}/opt/models {tmp_path}/opt/models.old" ] || return 1; command mv "$@"; }}')
     assert result.returncode != 0 and "did not complete" in result.stderr
     assert os.readlink(prefix / "venv") == "venvs/A" and not (prefix / "venvs" / "B").exists()
     assert model_set(prefix / "models") == model_set(prefix / "venvs" / "A" / "models")
@@ -907,6 +909,8 @@ POWER_CUT = """
 steps=0
 cut() { steps=$((steps + 1)); if [ "$steps" -eq "$cut_after" ]; then kill -KILL $$; fi; }
 for command in rm mv ln cp mkdir install; do eval "$command() { command $command \\"\\$@\\"; cut; }"; done
+eval "installers_$(declare -f exchange)"
+exchange() { installers_exchange "$@"; cut; }
 sync() { cut; }
 """
 
@@ -928,21 +932,17 @@ def test_a_power_cut_at_any_step_of_a_switch_leaves_the_models_of_the_venv_linke
     """A review: the switch deleted /opt/moodtunes/models, then moved the new copy in (a power cut
     between the two left the kiosk without models), and copied the models after the venv link's
     rename (between the two, the new venv with the old models). Now they follow the link. The
-    one step without them is the move of an older installer's folder out of the way (a folder
-    can't be renamed over), made once: its models are whole, and the next switch finishes it.
+    move of an older installer's folder out of the way (a folder can't be renamed over) left them
+    missing at one step, until the next switch: now the link and the folder swap names, in one.
     TARGET, a copy renamed in after the link's rename, is whole: the linked venv's or A's
     (moodtunes reads the venv's own first)."""
-    cuts, missing = [], []
+    cuts = []
     for step, prefix in power_cut_switches(tmp_path, layout):
         cuts.append((step, prefix))
         venv = prefix / os.readlink(prefix / "venv")
-        if layout == "copies" and not (prefix / "models").exists():
-            missing.append(step)
-            assert model_set(prefix / "models.old") == model_set(prefix / "venvs" / "A" / "models"), step
-        else:
-            assert model_set(prefix / "models") == model_set(venv / "models"), step
-            assert (prefix / "TARGET").read_text() in {(venv / "TARGET").read_text(), "commit=A\n"}, step
-    assert len(cuts) > 5 and len(missing) == (1 if layout == "copies" else 0)
+        assert model_set(prefix / "models") == model_set(venv / "models") != {}, step
+        assert (prefix / "TARGET").read_text() in {(venv / "TARGET").read_text(), "commit=A\n"}, step
+    assert len(cuts) > 5
     for step, prefix in cuts:
         if step:  # the next run's switch (here to B again) finishes what was cut
             again = bash(f'set -e; prefix="{prefix}" systemd_dir="{prefix.parent}"; systemctl() {{ :; }}; sync() {{ :; }}; '
@@ -956,9 +956,9 @@ def test_a_power_cut_at_any_step_of_a_switch_leaves_the_models_of_the_venv_linke
 
 
 def test_a_move_to_the_models_link_cut_between_its_two_renames_is_finished_by_the_next_run(bundle, tmp_path):
-    """A power cut after the older installer's models folder was renamed away, before the link
-    took its place: no /opt/moodtunes/models. The next upgrade puts the link in and deletes the
-    folder; so does a rollback."""
+    """A power cut after the installer before this one renamed the older installer's models folder
+    away, before its link took its place: no /opt/moodtunes/models. The next upgrade puts the link
+    in and deletes the folder; so does a rollback."""
     prefix = tmp_path / "opt"
     failed, _ = run_installer(bundle, tmp_path, HAS_PACKAGES="1", upgrade=True, venv="link", PIP_FAILS="1")
     assert failed.returncode != 0 and (prefix / "models").is_dir() and not (prefix / "models").is_symlink()
@@ -977,17 +977,38 @@ def test_a_move_to_the_models_link_cut_between_its_two_renames_is_finished_by_th
     assert model_set(prefix / "models") == {"old-model": "old"}
 
 
-def test_a_hang_up_between_the_two_renames_of_the_move_to_the_models_link_leaves_the_models(tmp_path):
-    """A review: a hang-up (or Ctrl+C) just after the older installer's models folder was renamed
-    away ran the EXIT trap before the link took its place: the services started again without
-    /opt/moodtunes/models, and the installer said the version before was unchanged."""
+@pytest.mark.parametrize("where", ["no models", "no exchange"])
+def test_a_hang_up_before_the_models_link_is_renamed_in_leaves_the_models(tmp_path, where):
+    """A review: a hang-up (or Ctrl+C) between the two renames of the move to the models link ran
+    the EXIT trap before the link took its place: the services started again without
+    /opt/moodtunes/models. The link and the folder now swap names in one step; where the installer
+    before left "no models" (a power cut between its two renames) the link is renamed in, and
+    where there is "no exchange" (NFS) the two renames remain: a hang-up just before the link's
+    rename still ends with it in place."""
     prefix = tmp_path / "opt"
-    hang_up = (f"trap 'exit 129' HUP\n"
-               f'mv() {{ command mv "$@"; [ "$*" != "-T {prefix}/models {prefix}/models.old" ] || kill -HUP $$; }}')
-    result, prefix = switch_with(tmp_path, hang_up)
+    if where == "no models":
+        hang_up = (f'command mv -T "{prefix}/models" "{prefix}/models.old"\n'
+                   f'ln() {{ command ln "$@"; [ "${{*: -1}}" != "{prefix}/models.new" ] || kill -HUP $$; }}')
+    else:
+        hang_up = ("exchange() { return 1; }\n"
+                   f'mv() {{ command mv "$@"; [ "$*" != "-T {prefix}/models {prefix}/models.old" ] || kill -HUP $$; }}')
+    result, prefix = switch_with(tmp_path, f"trap 'exit 129' HUP\n{hang_up}")
     assert result.returncode == 129 and "did not complete" in result.stderr
     assert os.readlink(prefix / "venv") == "venvs/A" and os.readlink(prefix / "models") == "venv/models"
     assert model_set(prefix / "models") == model_set(prefix / "venvs" / "A" / "models") != {}
+
+
+def test_where_names_cannot_swap_the_models_folder_is_renamed_away_then_the_link_in(tmp_path):
+    """NFS has no RENAME_EXCHANGE: the move to the models link there is the two renames it was."""
+    (tmp_path / "folder").mkdir()
+    refused = bash(f'exchange "{tmp_path}/link" "{tmp_path}/folder"', INSTALL)
+    assert refused.returncode != 0 and (tmp_path / "folder").is_dir()
+    assert f"{tmp_path}/link and {tmp_path}/folder could not swap names: No such file or directory" in refused.stderr
+    result, prefix = switch_with(tmp_path / "nfs", 'exchange() { echo "could not swap names" >&2; return 1; }')
+    assert result.returncode == 0, result.stderr
+    assert f"renaming {prefix}/models away, then its link in" in result.stderr
+    assert os.readlink(prefix / "models") == "venv/models" and model_set(prefix / "models") == model_set(prefix / "venvs" / "B" / "models")
+    assert not (prefix / "models.old").exists() and not (prefix / "models.new").exists()
 
 
 def test_the_new_venv_is_on_the_card_before_the_switch_and_the_switch_after_it(bundle, tmp_path):
