@@ -17,6 +17,16 @@ data=/var/lib/moodtunes
 systemd_dir=/etc/systemd/system
 units=(moodtunes-kiosk.service moodtunes-uplink.service moodtunes-library.timer moodtunes-library.service)
 
+# add_kept_units: units also names those each version in $prefix/venvs keeps: one may have added a
+# unit this script (perhaps an older bundle's) doesn't name, which would stay enabled, running
+# nothing once $prefix is gone.
+add_kept_units() {
+  local file
+  for file in "$prefix"/venvs/*/systemd/*; do
+    if [ -f "$file" ] && [[ " ${units[*]} " != *" ${file##*/} "* ]]; then units+=("${file##*/}"); fi
+  done
+}
+
 main() {
   local delete_data=
   case ${1:-} in
@@ -25,6 +35,7 @@ main() {
     *) echo "usage: sudo $0 [--delete-data]" >&2; exit 2;;
   esac
   [ "$(id -u)" -eq 0 ] || { echo "uninstall-pi.sh: run as root (sudo $0)" >&2; exit 1; }
+  add_kept_units
 
   echo "== services"
   local present=() unit

@@ -814,6 +814,22 @@ def test_uninstall_of_a_partial_install_goes_through(tmp_path):
     assert not (tmp_path / "opt").exists() and (tmp_path / "systemd" / "other.service").exists()
 
 
+def test_uninstall_also_removes_a_unit_only_a_kept_version_names(tmp_path):
+    """A version that adds a unit, uninstalled by an older bundle's script: the unit stayed
+    enabled, its drop-in with it, running a program deleted with /opt/moodtunes."""
+    kept = tmp_path / "opt" / "venvs" / "20270101-000000-abc" / "systemd"
+    kept.mkdir(parents=True)
+    (kept / "moodtunes-kiosk.service").write_text("[Unit]\n")
+    (kept / "moodtunes-report.timer").write_text("[Unit]\n")
+    (tmp_path / "systemd" / "moodtunes-report.timer.d").mkdir(parents=True)
+    (tmp_path / "systemd" / "moodtunes-report.timer").write_text("[Unit]\n")
+    result, calls = run_uninstaller(tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert calls[0] == ("systemctl disable --now moodtunes-kiosk.service moodtunes-uplink.service "
+                        "moodtunes-library.timer moodtunes-library.service moodtunes-report.timer")
+    assert sorted(p.name for p in (tmp_path / "systemd").iterdir()) == ["other.service"]
+
+
 @pytest.mark.parametrize(("written_by", "refused"), [(13, True), (12, False), (11, False)])
 def test_a_bundle_older_than_the_data_is_refused_before_it_changes_anything(bundle, tmp_path, written_by, refused):
     """Installed over a database a newer moodtunes had migrated, every service refused it ("schema
