@@ -1419,6 +1419,23 @@ def test_a_status_never_costs_a_visit_it_goes_itself_when_no_status_can():
     assert (ingest.stats.dropped, ingest.stats.statuses_dropped, ingest.stats.left_with_broker) == (1, 1, 0)
 
 
+def test_a_status_never_costs_a_visit_also_when_the_bytes_held_are_the_limit():
+    """A queue full by bytes, with a smaller status held than the one arriving: dropping the held
+    status made too little room, and the oldest visit went next, for a status."""
+    settings = IngestSettings(mqtt_host="127.0.0.1", mqtt_port=1, dead_letter=False, retry_queue_size=10,
+                              retry_queue_max_bytes=MAX_PAYLOAD_BYTES)
+    ingest = Ingest(settings, _FakeWriter())  # no writer thread: nothing is written
+
+    def status(size: int) -> _Queued:
+        return _Queued("kiosk", ["status"], None, 0, "moodtunes/kiosk/status", b"s" * size, ENDED, "status")
+
+    ingest._enqueue(dataclasses.replace(_visit("e0", 10), payload=b"x" * (MAX_PAYLOAD_BYTES - 100)))
+    ingest._enqueue(status(50))
+    ingest._enqueue(status(200))
+    assert [(q.event_id, len(q.payload)) for q in ingest._queue] == [("e0", MAX_PAYLOAD_BYTES - 100), ("kiosk", 50)]
+    assert (ingest.stats.dropped, ingest.stats.statuses_dropped, ingest.stats.left_with_broker) == (1, 1, 0)
+
+
 def test_the_visit_being_written_counts_in_the_queues_size():
     """Left out of the count, it let the queue hold retry_queue_size + 1. With nothing else to take
     out, the arriving visit goes: here left with the broker, to be delivered again once the queue

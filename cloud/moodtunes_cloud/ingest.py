@@ -590,27 +590,28 @@ class Ingest:
 
     def _make_room(self, arriving: _Queued) -> list[_Queued]:
         """With the queue full, by count or by bytes (the visit being written counted: it is held
-        until written), take out and return its oldest statuses, or with none its oldest visits, not
-        being written (that one may yet be, and acknowledged), until ``arriving`` fits. ``arriving``
-        itself is returned, and nothing taken out, when it is a status and no status is queued
-        (statuses are best effort: those a long InfluxDB outage piles up must never push out a
-        visit), or when it wouldn't fit beside the visit being written alone. The caller holds the
-        queue lock."""
+        until written), take out and return its oldest statuses, then its oldest visits, not being
+        written (that one may yet be, and acknowledged), until ``arriving`` fits. An arriving status
+        takes out statuses only (statuses are best effort: those a long InfluxDB outage piles up must
+        never push out a visit, also when the held ones are smaller than it). ``arriving`` itself is
+        returned, and nothing taken out, when what it may take out would not make room. The caller
+        holds the queue lock."""
         size, max_bytes = self._settings.retry_queue_size, self._settings.retry_queue_max_bytes
         held, held_bytes = len(self._queue), sum(len(q.payload) for q in self._queue)
         if held < size and held_bytes + len(arriving.payload) <= max_bytes:
             return []
-        waiting = [q for q in self._queue if q is not self._writing]
-        writing = held - len(waiting)  # 1 while the visit being written is held, else 0
-        writing_bytes = held_bytes - sum(len(q.payload) for q in waiting)
-        no_status = arriving.kind == STATUS_KIND and all(q.kind != STATUS_KIND for q in waiting)
-        if no_status or writing >= size or writing_bytes + len(arriving.payload) > max_bytes:
+        # Oldest first, statuses before visits (a stable sort keeps each kind's order).
+        removable = sorted((q for q in self._queue if q is not self._writing), key=lambda q: q.kind != STATUS_KIND)
+        if arriving.kind == STATUS_KIND:
+            removable = [q for q in removable if q.kind == STATUS_KIND]
+        staying, staying_bytes = held - len(removable), held_bytes - sum(len(q.payload) for q in removable)
+        if staying >= size or staying_bytes + len(arriving.payload) > max_bytes:
             self.stats.dropped += 1
             return [arriving]
         dropped = []
-        while held >= size or held_bytes + len(arriving.payload) > max_bytes:
-            oldest = next((q for q in waiting if q.kind == STATUS_KIND), waiting[0])
-            waiting = [q for q in waiting if q is not oldest]
+        for oldest in removable:
+            if held < size and held_bytes + len(arriving.payload) <= max_bytes:
+                break
             del self._queue[next(i for i, q in enumerate(self._queue) if q is oldest)]
             held, held_bytes = held - 1, held_bytes - len(oldest.payload)
             dropped.append(oldest)
