@@ -883,6 +883,19 @@ def test_a_status_the_full_queue_drops_is_let_go_not_dead_lettered_as_a_lost_vis
     assert "retry queue full: let the status of kiosk-1 go (the device sends a newer one)" in caplog.messages
 
 
+def test_stopping_with_statuses_unwritten_says_nothing_of_lost_visits(caplog):
+    """Statuses are QoS 0, so none has a message id: each one held at a stop (InfluxDB down) was
+    counted in "visits ... the broker no longer holds ...: they are lost"."""
+    ingest = Ingest(IngestSettings(mqtt_host="127.0.0.1", mqtt_port=1, dead_letter=False), _FakeWriter())
+    ingest._enqueue(_visit("e0", 10))
+    ingest._enqueue(_Queued("kiosk", ["status"], None, 0, "moodtunes/kiosk/status", b"{}", ENDED, "status"))
+    with caplog.at_level(logging.WARNING, logger="moodtunes_cloud.ingest"):
+        ingest.stop()
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == [
+        ("stopping with 1 visits not yet written to InfluxDB; they are unacknowledged, so the broker delivers them "
+         "again when the ingest is back")]
+
+
 class _DownWriter(_FakeWriter):
     """InfluxDB down (a retryable error) while ``down``, or refusing the data itself with ``refuse``;
     counts the attempts."""

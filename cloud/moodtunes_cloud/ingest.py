@@ -464,13 +464,16 @@ class Ingest:
         self._writer.close()
 
     def _report_unwritten(self) -> None:
-        redelivered = sum(1 for queued in self._queue if queued.mid is not None)
+        """The visits held at a stop, by whether the broker delivers them again. Statuses are left out:
+        best effort, none has a message id, and each was counted as a lost visit."""
+        visits = [queued for queued in self._queue if queued.kind == VISIT_KIND]
+        redelivered = sum(1 for queued in visits if queued.mid is not None)
         if redelivered:
             logger.warning(
                 "stopping with %d visits not yet written to InfluxDB; they are unacknowledged, so the broker "
                 "delivers them again when the ingest is back", redelivered,
             )
-        if lost := len(self._queue) - redelivered:
+        if lost := len(visits) - redelivered:
             logger.error(
                 "stopping with %d visits not yet written to InfluxDB that the broker no longer holds "
                 "(it had lost the ingest's session, or sent them with QoS 0): they are lost", lost,
@@ -478,7 +481,7 @@ class Ingest:
 
     @property
     def held(self) -> int:
-        """Visits not written yet: just arrived, or waiting for InfluxDB to come back."""
+        """Visits and statuses not written yet: just arrived, or waiting for InfluxDB to come back."""
         return len(self._queue)
 
     # ---- MQTT (paho's network thread: nothing here may wait for InfluxDB) -----------------
