@@ -1,15 +1,18 @@
 """The broker as shipped in cloud/mosquitto (mosquitto.conf, acl, and the password file that
 make-passwd.sh writes), run by a real mosquitto: a client's id is its user name, so no device can
 take over the ingest's id or session; a device may publish its own visits and nothing else; a
-publish over the size limit never reaches the ingest; and a visit queued for the ingest survives a
+publish over the size limit never reaches the ingest, nor does the ingest republish one (a long key
+named in a rejection); and a visit queued for the ingest survives a
 broker crash once the broker's autosave has come round."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import paho.mqtt.client as paho
@@ -114,6 +117,30 @@ def test_a_device_asking_for_the_ingests_client_id_does_not_discard_its_queued_v
     with running_ingest(settings) as ingest:
         wait_for(lambda: ingest.stats.written == 1, "the queued visit written")
     assert ingest.stats.received == 1
+
+
+def test_a_visit_with_a_long_key_of_its_own_is_rejected_once_and_the_ingest_stays_connected(shipped_broker, influxdb,
+                                                                                          tmp_path, caplog):
+    """A rejection named the payload's own keys (an unknown field, a mood's name) whole: one of 80,000
+    letters in a 160 KB visit made a dead letter of 577 KB, over the broker's packet limit, which
+    disconnected the ingest as it republished it; the broker delivered the visit again, and paho
+    republished the letter at every reconnect, for good."""
+    caplog.set_level(logging.WARNING, logger="moodtunes_cloud.ingest")
+    with Store.open(tmp_path / "moodtunes.db") as store:
+        event = record_visit(store, KITCHEN)
+    hostile = json.loads(event.model_dump_json()) | {"\u00e9" * 80_000: 1}
+    payload = json.dumps(hostile, ensure_ascii=False).encode()
+    assert len(payload) <= MAX_PAYLOAD_BYTES
+    with running_ingest(_ingest(shipped_broker, influxdb)) as ingest:
+        sender = publisher(shipped_broker, KITCHEN, KITCHEN_PASSWORD)
+        sender.publish(f"moodtunes/{KITCHEN}/visit", payload, qos=1).wait_for_publish(10)
+        sender.publish(f"moodtunes/{KITCHEN}/visit", event.model_dump_json(), qos=1).wait_for_publish(10)
+        sender.disconnect()
+        sender.loop_stop()
+        wait_for(lambda: ingest.stats.written == 1, "the visit after it written")
+        time.sleep(2)  # a disconnect, and the redelivery after it, would come within this
+    assert ingest.stats.rejected == 1
+    assert [r.getMessage() for r in caplog.records if r.getMessage().startswith("lost the broker")] == []
 
 
 def _saved_state(path: Path) -> int | None:

@@ -264,6 +264,21 @@ def test_a_rejection_names_the_first_errors_and_counts_the_rest():
     assert named.count(";") == 2 and int(more.removesuffix(" more)")) > 1000
 
 
+@pytest.mark.parametrize("topic, changes", [
+    ("moodtunes/kiosk-1/visit", {"é" * 80_000: 1}),  # an unknown field
+    ("moodtunes/kiosk-1/visit", {"mood_before.probs": {"é" * 80_000: 1.0}}),  # a mood of its own
+    ("moodtunes/" + "k" * 60_000 + "/visit", {}),  # a topic's device (a broker without the shipped ACL)
+])
+def test_a_rejection_names_a_long_key_or_device_cut_short(topic, changes):
+    """Named whole, a key of 80,000 letters made the rejection 80 kB: the dead letter republished
+    with it was over the broker's packet limit (tests/test_cloud_broker.py), and the log line too."""
+    values = json.loads(_payload(**{k: v for k, v in changes.items() if "." in k}))
+    values |= {k: v for k, v in changes.items() if "." not in k}
+    with pytest.raises(Rejected) as caught:
+        parse_visit(topic, json.dumps(values, ensure_ascii=False).encode(), "moodtunes", ARRIVED)
+    assert len(str(caught.value)) < 400 and "… (" in str(caught.value)
+
+
 @pytest.mark.parametrize("topic, payload, reason", [
     ("moodtunes/kiosk-1/visit/extra", _event().model_dump_json().encode(), Reason.TOPIC),
     ("moodtunes/kiosk-1/visit", b"x" * (MAX_PAYLOAD_BYTES + 1), Reason.TOO_BIG),

@@ -102,6 +102,11 @@ MAX_PAYLOAD_BYTES = MAX_EVENT_BYTES
 # which the broker enforces on the ingest's own publishes as well.
 DEAD_LETTER_PAYLOAD_LIMIT = 32 * 1024
 SUMMARISED_ERRORS = 3  # validation errors named in a rejection; the rest are counted
+# A name a rejection takes from the message (a key of the payload: an unknown field, a mood; the
+# topic's device) is cut to this many characters. Named whole, a key of 80,000 letters in a 160 KB
+# visit made a dead letter of 577 KB, over the broker's packet limit: the broker disconnected the
+# ingest as it republished it, delivered the visit again, and paho republished it at each reconnect.
+NAME_SHOWN = 64
 RECONNECT_DELAY_SECONDS = (1, 60)  # paho waits the first before trying again, doubling up to the second
 OUTAGE_LOG_SECONDS = 60.0  # while the broker or InfluxDB stays unreachable, one log line this often
 # Rejected-message points waiting for InfluxDB; beyond this many (a long outage, a flood of junk)
@@ -213,6 +218,12 @@ def dead_letter_topic(topic_prefix: str) -> str:
     return f"{topic_prefix}/deadletter"
 
 
+def _shown(name: object) -> str:
+    """A name from a message as a rejection says it: at most NAME_SHOWN characters, and how long it was."""
+    text = str(name)
+    return text if len(text) <= NAME_SHOWN else f"{text[:NAME_SHOWN]}… ({len(text)} characters)"
+
+
 def _rejection(error: ValidationError, what: str, basic_fields: frozenset[str]) -> Rejected:
     """The first few errors, and how many more: a made-up payload can have thousands, and each one
     turned into a dict costs memory, so they are listed once, without their input values. The
@@ -221,7 +232,7 @@ def _rejection(error: ValidationError, what: str, basic_fields: frozenset[str]) 
     items = error.errors(include_url=False, include_context=False, include_input=False)
     parts = []
     for item in items[:SUMMARISED_ERRORS]:
-        where = ".".join(str(p) for p in item["loc"])
+        where = ".".join(_shown(p) for p in item["loc"])
         parts.append(f"{where}: {item['msg']}" if where else item["msg"])
     more = error.error_count() - len(parts)
     summary = "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
@@ -246,7 +257,7 @@ def _validated(model: type[Model], kind: str, topic: str, payload: bytes, topic_
     except ValidationError as exc:
         raise _rejection(exc, "visit event" if kind == VISIT_KIND else "device status", BASIC_FIELDS[kind]) from None
     if parsed.device_id != parts[0]:
-        raise Rejected(f"device_id {parsed.device_id!r} does not match the topic's device {parts[0]!r}",
+        raise Rejected(f"device_id {parsed.device_id!r} does not match the topic's device {_shown(parts[0])!r}",
                        Reason.DEVICE_MISMATCH)
     return parsed
 
