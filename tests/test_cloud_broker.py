@@ -2,7 +2,7 @@
 make-passwd.sh writes), run by a real mosquitto: a client's id is its user name, so no device can
 take over the ingest's id or session; a device may publish its own visits and nothing else; a
 publish over the size limit never reaches the ingest, nor does the ingest republish one (a long key
-named in a rejection); and a visit queued for the ingest survives a
+named in a rejection, a topic of 64 KB on a broker without the ACL); and a visit queued for the ingest survives a
 broker crash once the broker's autosave has come round."""
 
 from __future__ import annotations
@@ -141,6 +141,32 @@ def test_a_visit_with_a_long_key_of_its_own_is_rejected_once_and_the_ingest_stay
         time.sleep(2)  # a disconnect, and the redelivery after it, would come within this
     assert ingest.stats.rejected == 1
     assert [r.getMessage() for r in caplog.records if r.getMessage().startswith("lost the broker")] == []
+
+
+def test_a_dead_letter_too_big_for_the_broker_is_kept_but_not_republished(tmp_path, influxdb, caplog):
+    """On a broker without the shipped ACL (the packet limit kept), any client may publish under a
+    topic of 64 KB: its dead letter, the topic JSON-escaped up to six characters a byte, was over
+    the limit, and republished it disconnected the ingest, again at each reconnect."""
+    caplog.set_level(logging.WARNING, logger="moodtunes_cloud.ingest")
+    broker = Broker(tmp_path / "broker", free_port(), "allow_anonymous true\nmax_packet_size 266240\n").start()
+    with Store.open(tmp_path / "moodtunes.db") as store:
+        event = record_visit(store, KITCHEN)
+    settings = ingest_settings(broker, influxdb, unique("broker"), "moodtunes", dead_letter_dir=tmp_path / "letters")
+    try:
+        with running_ingest(settings) as ingest:
+            sender = publisher(broker)
+            sender.publish("moodtunes/" + "\u00e9" * 32_000 + "/visit", b"\x00" * 32 * 1024, qos=1).wait_for_publish(10)
+            sender.publish(f"moodtunes/{KITCHEN}/visit", event.model_dump_json(), qos=1).wait_for_publish(10)
+            sender.disconnect()
+            sender.loop_stop()
+            wait_for(lambda: ingest.stats.written == 1, "the visit after it written")
+            time.sleep(2)  # a disconnect, and the redelivery after it, would come within this
+    finally:
+        broker.stop()
+    assert ingest.stats.rejected == 1
+    assert [r.getMessage() for r in caplog.records if r.getMessage().startswith("lost the broker")] == []
+    (kept,) = (tmp_path / "letters").iterdir()
+    assert len(kept.read_bytes().splitlines()) == 1  # the folder keeps it whole
 
 
 def _saved_state(path: Path) -> int | None:

@@ -98,8 +98,10 @@ RECEIVE_MAXIMUM_LIMIT = 65535  # the largest Receive Maximum MQTT v5 can express
 # the broker's max_packet_size to match.
 MAX_PAYLOAD_BYTES = MAX_EVENT_BYTES
 # The start of a rejected payload kept in its dead letter. JSON-escaping can turn one byte into six
-# characters ("\ufffd" for an invalid one), so this keeps every letter under MAX_PAYLOAD_BYTES too,
-# which the broker enforces on the ingest's own publishes as well.
+# characters ("\ufffd" for an invalid one), so this keeps a letter under MAX_PAYLOAD_BYTES too, which
+# the broker enforces on the ingest's own publishes as well: it disconnects the ingest for one over
+# it, and paho publishes it again at each reconnect. A letter still over it (a topic of 64 KB, which
+# only a broker without the shipped ACL lets a client publish to) is not republished.
 DEAD_LETTER_PAYLOAD_LIMIT = 32 * 1024
 SUMMARISED_ERRORS = 3  # validation errors named in a rejection; the rest are counted
 # A name a rejection takes from the message (a key of the payload: an unknown field, a mood; the
@@ -693,7 +695,7 @@ class Ingest:
         in the dead-letter folder, whole (but for a payload rejected as over MAX_PAYLOAD_BYTES, cut
         there), to be replayed once fixed, then ``acknowledge`` it; republish it (its start) for
         anyone watching the dead-letter topic, unless it was over its device's limit there (a flood:
-        every letter published again doubled the broker's work); and count it in InfluxDB, by
+        every letter published again doubled the broker's work) or is too big for the broker; and count it in InfluxDB, by
         device and ``reason``."""
         kept = True
         if self._dead_letters is not None:
@@ -705,8 +707,11 @@ class Ingest:
         self._count_rejection(topic, payload, reason, received_at)
         if not (self._settings.dead_letter and kept):
             return
-        published = letter(topic, payload, problem, received_at, DEAD_LETTER_PAYLOAD_LIMIT, user_properties)
-        self._client.publish(dead_letter_topic(self._settings.topic_prefix), json.dumps(published), qos=1)
+        published = json.dumps(letter(topic, payload, problem, received_at, DEAD_LETTER_PAYLOAD_LIMIT, user_properties))
+        if len(published) > MAX_PAYLOAD_BYTES:  # a topic of 64 KB, JSON-escaped: see DEAD_LETTER_PAYLOAD_LIMIT
+            logger.debug("a dead letter of %d bytes is over the broker's limit: not republished", len(published))
+            return
+        self._client.publish(dead_letter_topic(self._settings.topic_prefix), published, qos=1)
 
     def _count_rejection(self, topic: str, payload: bytes, reason: Reason, received_at: datetime) -> None:
         """Queue a `rejected` point for the writer thread (which writes it when it can, never making
