@@ -18,7 +18,7 @@ from pathlib import Path
 from moodtunes.events import MIN_SECONDS_HEARD
 from moodtunes.ui.ratings import SCORE_PER_STAR
 
-from moodtunes_cloud.ingest import UNKNOWN_DEVICE
+from moodtunes_cloud.deadletter import UNKNOWN_DEVICE
 from moodtunes_cloud.points import UNKNOWN_MOOD
 
 DATASOURCE = {"type": "influxdb", "uid": "moodtunes-influxdb"}

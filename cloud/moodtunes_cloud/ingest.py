@@ -348,7 +348,9 @@ class IngestStats:
     statuses: int = 0  # device statuses written
     rejected: int = 0
     write_failures: int = 0
-    dropped: int = 0  # from a full queue: dead-lettered, or left_with_broker, or statuses_dropped
+    # Not written: from a full queue (dead-lettered, left_with_broker or statuses_dropped), or given up
+    # on (InfluxDB refused it as bad data, or the ingest failed on it: dead-lettered).
+    dropped: int = 0
     left_with_broker: int = 0  # dropped unacknowledged, for the broker to deliver again
     statuses_dropped: int = 0  # device statuses (best effort; the next one says the same, newer) let go
 
