@@ -62,8 +62,8 @@ def test_the_password_file_has_the_ingest_and_every_device_for_mosquitto_only(tm
     ("#:pw", "'#' is not a device id"),
     ("k" * 65 + ":pw", "is not a device id"),
     ("kiosk-1:pw-1 kiosk-1:pw-2", "'kiosk-1' is in MQTT_DEVICES twice"),
-    ("kiosk-1:", "'kiosk-1:' is not <device_id>:<password>"),
-    ("kiosk-1", "'kiosk-1' is not <device_id>:<password>"),
+    ("kiosk-1:", "entry 1 of MQTT_DEVICES ('kiosk-1') has no password"),
+    ("kiosk-1:pw kiosk-2", "entry 2 of MQTT_DEVICES is not <device_id>:<password>"),
 ])
 def test_a_bad_device_entry_is_refused_and_no_file_written(tmp_path, devices, problem):
     made = _make_passwd(tmp_path / "passwd", devices)
@@ -72,13 +72,22 @@ def test_a_bad_device_entry_is_refused_and_no_file_written(tmp_path, devices, pr
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("devices", ["kiosk-1:pw-1 :s3cret-Pass", "kiosk-1:my s3cret-Pass"])
+def test_a_bad_device_entry_is_refused_without_the_password_in_the_log(tmp_path, devices):
+    """compose keeps what the script says (`docker compose logs mosquitto-users`): an entry with no
+    device id, or the end of a password with a space in it, was said whole, the password with it."""
+    made = _make_passwd(tmp_path / "passwd", devices)
+    assert made.returncode == 1 and "is not <device_id>:<password>" in made.stderr
+    assert "s3cret" not in made.stderr + made.stdout
+
+
 def test_a_wildcard_in_the_device_list_is_not_expanded_to_file_names(tmp_path):
     """Unquoted, `*` would become the names of the files where the script runs: here one that
     reads as a device entry."""
     (tmp_path / "intruder:pw").touch()
     made = _make_passwd(tmp_path / "passwd", "kiosk-1:pw *", cwd=tmp_path)
     assert made.returncode == 1
-    assert "'*' is not <device_id>:<password>" in made.stderr
+    assert "entry 2 of MQTT_DEVICES is not <device_id>:<password>" in made.stderr
     assert not (tmp_path / "passwd").exists()
 
 

@@ -135,5 +135,5 @@ def test_devices_cannot_read_each_others_visits(secured_broker, ingest_view):
 def test_the_password_script_rejects_a_malformed_device_entry(tmp_path):
     made = _make_passwd(tmp_path / "passwd", "moodtunes-kitchen:pw no-password-here")
     assert made.returncode == 1
-    assert "'no-password-here' is not <device_id>:<password>" in made.stderr
+    assert "entry 2 of MQTT_DEVICES is not <device_id>:<password>" in made.stderr
     assert not (tmp_path / "passwd").exists()

@@ -49,11 +49,16 @@ chmod 0600 "$tmp"
 add_user "$ingest_user" "$MQTT_INGEST_PASSWORD"
 devices=" "  # the ids so far, each between spaces
 count=0
+# A refused entry is named by its place, never shown whole: compose keeps what this says in its
+# logs, and an entry may be a password (no device id before its ":") or the end of one (a space in it).
 for pair in $MQTT_DEVICES; do
     user="${pair%%:*}"
     password="${pair#*:}"
-    if [ -z "$user" ] || [ -z "$password" ] || [ "$user" = "$pair" ]; then
-        fail "MQTT_DEVICES entry '$pair' is not <device_id>:<password>"
+    if [ -z "$user" ] || [ "$user" = "$pair" ]; then
+        fail "entry $((count + 1)) of MQTT_DEVICES is not <device_id>:<password> (a password can't have a space)"
+    fi
+    if [ -z "$password" ]; then
+        fail "entry $((count + 1)) of MQTT_DEVICES ('$user') has no password"
     fi
     check_device_id "$user"
     case "$devices" in
