@@ -598,6 +598,20 @@ def test_a_bad_setting_is_one_line_naming_the_variable(monkeypatch):
         load_ingest_settings()
 
 
+@pytest.mark.parametrize("variable, value", [
+    ("MOODTUNES_INGEST_SHARE_GROUP", "Yx3/+q=="),  # openssl rand -base64 gives / and +
+    ("MOODTUNES_INGEST_SHARE_GROUP", "ingest#1"),
+    ("MOODTUNES_INGEST_TOPIC_PREFIX", "moodtunes/+"),
+    ("MOODTUNES_INGEST_TOPIC_PREFIX", "moodtunes/"),
+])
+def test_a_share_group_or_topic_prefix_no_subscription_can_take_is_refused_at_start(monkeypatch, variable, value):
+    """paho refused the subscription it made with one (ValueError in the connect callback): its
+    network thread ended, and the ingest ran on taking nothing, with no word after the first."""
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError, match=f"^ingest settings: {variable}: String should match pattern"):
+        load_ingest_settings()
+
+
 def test_an_influxdb_url_without_its_scheme_is_refused_at_start(monkeypatch):
     monkeypatch.setenv("MOODTUNES_INGEST_INFLUX_URL", "influx:8086")
     with pytest.raises(SettingsError, match="MOODTUNES_INGEST_INFLUX_URL: String should match pattern"):

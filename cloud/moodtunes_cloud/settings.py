@@ -10,7 +10,7 @@ import socket
 from pathlib import Path
 from typing import Literal
 
-from moodtunes.config import unknown_variables
+from moodtunes.config import TOPIC_PREFIX_PATTERN, unknown_variables
 from moodtunes.events import MAX_EVENT_BYTES
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -36,10 +36,13 @@ class IngestSettings(BaseSettings):
         description="persistent: the broker queues visits for this ingest while it is away",
     )
     mqtt_session_expiry_seconds: int = Field(7 * 24 * 3600, ge=0)
-    topic_prefix: str = Field("moodtunes", min_length=1)
+    # Both go into the subscriptions: a wildcard or a "/" where MQTT takes none made paho refuse them in
+    # the connect callback, which ended its network thread, and the ingest ran on taking nothing.
+    topic_prefix: str = Field("moodtunes", pattern=TOPIC_PREFIX_PATTERN)
     share_group: str = Field(
-        "", description="empty: one ingest, a plain subscription; several: the same secret name (e.g. "
-        "`openssl rand -hex 16`) in each, and they split the load (anyone who knows it can join the group)",
+        "", pattern=r"^[^+#/]*$", description="empty: one ingest, a plain subscription; several: the same secret "
+        "name (e.g. `openssl rand -hex 16`; no / + #) in each, and they split the load (anyone who knows it can join "
+        "the group)",
     )
     dead_letter: bool = Field(True, description="republish rejected payloads to {topic_prefix}/deadletter")
     dead_letter_dir: Path | None = Field(

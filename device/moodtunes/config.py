@@ -53,6 +53,7 @@ SYSTEM_CONFIG = Path("/etc/moodtunes/moodtunes.toml")
 SYSTEM_DATA_DIR = Path("/var/lib/moodtunes")  # the services' StateDirectory=
 ENV_PREFIX = "MOODTUNES_"
 DEVICE_ID_PATTERN = r"^[A-Za-z0-9._-]+$"  # the same rule as VisitEvent.device_id
+TOPIC_PREFIX_PATTERN = r"^[^+#/]+(/[^+#/]+)*$"  # MQTT topic levels, no wildcards (the ingest's rule too)
 MAX_DEVICE_ID_LENGTH = 64
 
 
@@ -218,9 +219,7 @@ class MqttSettings(Section):
     password: SecretStr | None = None
     tls: bool = False
     ca_file: UserPath | None = None
-    topic_prefix: str = Field(
-        "moodtunes", pattern=r"^[^+#/]+(/[^+#/]+)*$", description="MQTT topic levels, no wildcards"
-    )
+    topic_prefix: str = Field("moodtunes", pattern=TOPIC_PREFIX_PATTERN, description="MQTT topic levels, no wildcards")
     qos: int = Field(1, description="MQTT QoS of uploads: only 1, kept so that files saying qos = 1 still load")
     retry_seconds: float = Field(10.0, gt=0, description="first wait after a failed upload; doubles per failure")
     max_retry_seconds: float = Field(300.0, gt=0, description="the longest wait between upload attempts")
