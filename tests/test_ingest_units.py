@@ -1572,6 +1572,16 @@ def test_v1_writer_writes_each_precision_with_its_own_parameter(influx2_endpoint
     assert _Recorder.requests[1][2].endswith(f" {epoch_ns(ENDED) + 7}")
 
 
+def test_v2_writer_writes_each_precision_with_its_own_parameter(influx2_endpoint):
+    """The same for InfluxDB 2 (compose): the client sends each point in its own precision."""
+    settings = IngestSettings(influx_api="v2", influx_url=influx2_endpoint, influx_token="t")
+    rejection = rejected_point("kiosk-1", "visit", "json", None, epoch_ns(ENDED) + 7)
+    V2Writer(settings).write([*event_points(_event(), ENDED), rejection])
+    precisions = [urllib.parse.parse_qs(urllib.parse.urlparse(path).query)["precision"] for path, _, _ in _Recorder.requests]
+    assert precisions == [["ms"], ["ns"]]
+    assert _Recorder.requests[1][2].endswith(f" {epoch_ns(ENDED) + 7}")
+
+
 def test_a_dead_letter_keeps_how_the_message_was_delivered_and_replay_honours_it(tmp_path, capsys):
     folder = tmp_path / "deadletter"
     properties = (("moodtunes-resend", "1"), ("moodtunes-first-ack", (ENDED + timedelta(seconds=3)).isoformat()))

@@ -20,7 +20,7 @@ import urllib.request
 from typing import Protocol
 
 import urllib3.exceptions
-from influxdb_client import InfluxDBClient, Point, WritePrecision
+from influxdb_client import InfluxDBClient, Point
 from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.rest import ApiException
 
@@ -157,8 +157,10 @@ class V2Writer:
         """The bucket is made by InfluxDB's own setup (compose: DOCKER_INFLUXDB_INIT_BUCKET)."""
 
     def write(self, points: list[Point]) -> None:
+        """Write the points; the client sends a request per timestamp precision, each point in its own
+        (a visit's in milliseconds, a `rejected` one in nanoseconds), whatever a write_precision says."""
         try:
-            self._api.write(self._bucket, self._org, record=points, write_precision=WritePrecision.MS)
+            self._api.write(self._bucket, self._org, record=points)
         except ApiException as exc:
             raise WriteError(
                 f"InfluxDB write answered {exc.status}: {(exc.body or exc.reason or '')[:300]}",
