@@ -556,6 +556,53 @@ def test_cancelled_scan_gives_no_result_and_closes_the_camera(detector) -> None:
     assert later.result is None and not later.scanning and later.frame is None and log["closed"] == 1
 
 
+def test_a_scan_cancelled_while_the_camera_opens_reads_no_frame(detector) -> None:
+    """"Back" while the camera was starting (a second or two on a Pi): the camera, once open, was
+    read once all the same, and that frame's face found and its mood classified, after the
+    visitor had left the scan."""
+    log = {"opened": 0, "read": 0, "closed": 0}
+    opening, release = threading.Event(), threading.Event()
+
+    def slow_to_open() -> CountingCamera:
+        opening.set()
+        release.wait(timeout=60)
+        return CountingCamera(log)
+
+    model = FakeClassifier()
+    scanner = scanner_for(slow_to_open, detector, model)
+    with scanner:
+        scanner.begin_scan(5.0)
+        assert opening.wait(timeout=60)
+        scanner.cancel_scan()
+        release.set()
+        wait_for(scanner, lambda s: log["closed"] == 1)
+        idle_counted(scanner).wait_for_polls(3)  # the worker went round its loop, idle
+    assert log["opened"] == 1 and log["read"] == 0 and model.crops == []
+
+
+def test_a_frame_read_as_the_scan_is_cancelled_is_not_classified(detector) -> None:
+    """A read under way at "Back" can't be taken back, but its frame was then searched for a face
+    and its mood classified, only to be dropped: no frame is classified outside a scan."""
+    reading, release = threading.Event(), threading.Event()
+
+    class SlowRead(FlakyCamera):
+        def read(self) -> np.ndarray:
+            reading.set()
+            release.wait(timeout=60)
+            return super().read()
+
+    camera = SlowRead(sample_frame(640, 480), 1)
+    model = FakeClassifier()
+    scanner = scanner_for(lambda: camera, detector, model)
+    with scanner:
+        scanner.begin_scan(5.0)
+        assert reading.wait(timeout=60)
+        scanner.cancel_scan()
+        release.set()
+        wait_for(scanner, lambda s: camera.closed)
+    assert camera.left == 0 and model.crops == []
+
+
 def test_missing_camera_is_reported_retried_and_ends_a_scan_as_no_camera(detector, caplog) -> None:
     attempts = []
 

@@ -401,7 +401,7 @@ class MoodScanner:
                     camera = self._open_camera()
                     if camera is None:
                         self._wait_for_retry()
-                        continue
+                    continue  # the scan may have been cancelled while the camera opened: no frame then
                 try:
                     asked = time.monotonic()
                     frame = camera.read()
@@ -471,12 +471,15 @@ class MoodScanner:
         """Analyse a frame read from ``asked`` to ``taken`` (monotonic) into the snapshot and the
         scan under way, if it was asked for during that scan: one read before it (a read that hung
         through the scan before, or a frame in analysis as the scan was restarted) is someone
-        else's moment, maybe someone else."""
+        else's moment, maybe someone else, and one read as the scan was cancelled is no scan's:
+        neither is looked at."""
         assert self._analyzer is not None
         with self._lock:
             aspect = self._view_aspect
             scan = self._scan
             ours = scan if scan is not None and asked >= scan.requested else None
+        if ours is None:
+            return
         if aspect is not None and frame.ndim >= 2 and frame.shape[0] and frame.shape[1]:
             x, y, w, h = centred_crop(frame.shape[1], frame.shape[0], aspect)
             frame = frame[y : y + h, x : x + w]
@@ -490,8 +493,8 @@ class MoodScanner:
         labels = self._analyzer.labels
         live = found[0].probs_by_label(labels) if found else None
         shown, shown_faces = preview_frame(frame, faces)
-        speed = ours.track.follow(faces[0] if faces else None, taken) if ours is not None else None
-        moving = ours is not None and ours.hold_still.update(speed, taken)
+        speed = ours.track.follow(faces[0] if faces else None, taken)
+        moving = ours.hold_still.update(speed, taken)
         glare = bool(faces) and too_bright(face_pixels(frame, faces[0]))  # also of a face told to come closer
         hint = hint_for(frame, faces, camera_ok=True, moving=moving, glare=glare)
         self._last_problem = None
