@@ -347,3 +347,35 @@ def test_webp_exif_orientation_and_gif_read_like_jpeg(tmp_path: Path, capsys) ->
     boxes = [np.array(line["faces"][0]["box"]) for line in lines]
     assert 200 < boxes[0][0] < 250 and 0 < boxes[0][1] < 50
     assert all(np.abs(box - boxes[0]).max() <= 6 for box in boxes), boxes
+
+
+@pytest.mark.parametrize("what", ["emotion model", "face model"])
+@pytest.mark.parametrize("locked", ["file", "folder"])
+def test_a_model_this_user_cannot_read_is_said_so(tmp_path: Path, what: str, locked: str) -> None:
+    """A model file the user may not read (installed 0600 root, or in a folder it can't enter) was
+    "[Errno 13] Permission denied: '…'" (exit 1; for the emotion model, in the kiosk's journal, a
+    traceback as for a bug), or for the face model file "not a valid TFLite model", as if damaged."""
+    from moodtunes.emotion import SHIPPED_MODEL
+    from moodtunes.paths import shipped_model
+    from moodtunes.vision.faces import bundled_model_path
+
+    sources = {"emotion model": [shipped_model(SHIPPED_MODEL), shipped_model(SHIPPED_MODEL).with_suffix(".json")],
+               "face model": [bundled_model_path()]}
+    for kind, files in sources.items():
+        (tmp_path / kind).mkdir()
+        for source in files:
+            (tmp_path / kind / source.name).write_bytes(source.read_bytes())
+    model = tmp_path / what / sources[what][0].name
+    env = dict(os.environ, MOODTUNES_EMOTION__MODEL=str(tmp_path / "emotion model" / sources["emotion model"][0].name),
+               MOODTUNES_VISION__FACE_MODEL=str(tmp_path / "face model" / sources["face model"][0].name))
+    write_rgb(tmp_path / "a.png", sample_frame(640, 480))
+    shut = model if locked == "file" else model.parent
+    shut.chmod(0o000)
+    try:
+        done = subprocess.run(as_unprivileged([sys.executable, "-m", "moodtunes", "detect", str(tmp_path / "a.png")]),
+                              check=False, env=env, capture_output=True, text=True, timeout=120)
+    finally:
+        shut.chmod(0o755)
+    assert done.returncode == 2, done.stderr
+    assert f"moodtunes detect: {what} {model}: can't read it (Permission denied)\n" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and done.stdout == ""

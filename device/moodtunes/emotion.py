@@ -168,16 +168,20 @@ class EmotionModel:
     def load(cls, path: Path | None = None, threads: int = 1) -> EmotionModel:
         """Load and verify the model (default: the shipped one); EmotionModelError says what is wrong."""
         path = Path(path) if path is not None else shipped_model(SHIPPED_MODEL)
-        if not path.is_file():
-            raise EmotionModelError(f"emotion model not found: {path}")
-        meta = _read_metadata(path)
+        try:  # a file this user may not read (or in a folder it can't enter) is not a bug's traceback
+            if not path.is_file():
+                raise EmotionModelError(f"emotion model not found: {path}")
+            meta = _read_metadata(path)
+            sha = file_sha256(path)
+        except OSError as exc:
+            raise EmotionModelError(f"emotion model {path}: can't read it ({exc.strerror})") from None
         expected_sha = meta.get("sha256")
         if not isinstance(expected_sha, str) or not expected_sha:
             raise EmotionModelError(
                 f"{metadata_path(path).name} has no sha256 of {path.name}, so the model can't be verified "
                 "(models.emotion.train writes it: add the file's sha256 to the metadata)"
             )
-        if file_sha256(path) != expected_sha:
+        if sha != expected_sha:
             raise EmotionModelError(
                 f"emotion model {path} is corrupt or was replaced: its sha256 differs from {metadata_path(path).name}"
             )

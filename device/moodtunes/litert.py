@@ -22,6 +22,11 @@ def load_interpreter(path: Path, threads: int, error: type[Exception], what: str
     """An interpreter for ``path``; problems raise ``error`` with a one-line message naming
     ``what`` the file is (e.g. "emotion model")."""
     try:
+        with open(path, "rb"):  # the runtime says "not a valid TFLite model" of a file it may not read
+            pass
+    except OSError as exc:
+        raise error(f"{what} {path}: can't read it ({exc.strerror})") from None
+    try:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:
         try:

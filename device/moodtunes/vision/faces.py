@@ -278,7 +278,7 @@ def load_face_detector(model_path: Path | None = None, *, min_score: float = DEF
                 "no face detection model: install mediapipe (pip install 'moodtunes[device]'), which bundles "
                 f"BlazeFace ({BUNDLED_MODEL}), or set vision.face_model to a face_detection_short_range.tflite"
             )
-    elif not Path(model_path).is_file():
+    elif not _is_file(Path(model_path)):
         raise FaceModelError(f"face model not found: {model_path} (fix vision.face_model, or unset it to use mediapipe's)")
     detector = FaceDetector(Path(model_path), min_score=min_score, input_size=input_size, threads=threads)
     # The check runs at the defaults: the detector just built, when configured so (the usual case).
@@ -286,6 +286,15 @@ def load_face_detector(model_path: Path | None = None, *, min_score: float = DEF
     check_on_sample(detector if defaults else FaceDetector(Path(model_path), threads=threads))
     logger.debug("face detector: %s at %dx%d", Path(model_path).name, input_size, input_size)
     return detector
+
+
+def _is_file(path: Path) -> bool:
+    """Path.is_file(), but FaceModelError for a path this user can't look at (in a folder it may not
+    enter: Python 3.11's is_file() raises for it)."""
+    try:
+        return path.is_file()
+    except OSError as exc:
+        raise FaceModelError(f"face model {path}: can't read it ({exc.strerror})") from None
 
 
 def check_on_sample(detector: FaceDetector) -> None:
