@@ -63,8 +63,8 @@ def face_crop(frame: np.ndarray, face: FaceBox, *, margin: float, size: int, shi
 def even_out_backlight(crop: np.ndarray) -> np.ndarray:
     """The crop equalised if its face is backlit, else as it is. A bright window behind a dark face
     fills the crop's edges, and the model's per-crop standardisation squeezed the face into a few
-    grey levels: a review's backlit faces (the face at 0.15 of a bright room's light) read sad, 60.6 %
-    right, with "Too dark" shown and the reading still confident; equalised, 75.2 %. Only then:
+    grey levels: a review's backlit faces (the face at 0.15 of a bright room's light) read sad, 66.5 %
+    right, with "Too dark" shown and the reading still confident; equalised, 76.4 %. Only then:
     equalising every crop costs clean faces 0.9 points (docs/vision.md)."""
     n = crop.shape[0]
     band, quarter = max(1, n // 8), n // 4
