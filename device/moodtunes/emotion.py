@@ -196,7 +196,7 @@ class EmotionModel:
         return np.clip(q, -128, 127).astype(np.int8)
 
     def predict_preprocessed(self, x: np.ndarray) -> np.ndarray:
-        """Probabilities for one already preprocessed (size, size) input; used by evaluation."""
+        """Probabilities for one already preprocessed (size, size) input; bench/emotion.py times the model alone with it."""
         self._interpreter.set_tensor(self._input_index, self.quantize(x)[None, :, :, None])
         self._interpreter.invoke()
         raw = self._interpreter.get_tensor(self._output_index)[0].astype(np.float32)
