@@ -40,7 +40,7 @@ HINT_FACE_CAMERA = "face the camera"
 HINT_MOVE_CLOSER = "move closer"
 HINT_TOO_BRIGHT = "too bright"
 HINT_HOLD_STILL = "hold still"
-DARK_BELOW = 45.0  # mean luma (0-255) under which the scene is too dark for a reliable reading
+DARK_BELOW = 45.0  # mean pixel value (0-255, over R, G and B alike, not luma) under which the view is too dark
 CLIPPED_FROM = 250.0  # luma (0-255) from which a pixel counts as clipped (blown out)
 # "Too bright" when over this share of the face box's pixels is clipped. Picked on 900 FER PublicTest
 # faces pasted into photos whose pixels were multiplied by a gain and clipped at 255 (a lit face, the
