@@ -317,7 +317,7 @@ class MoodScanner:
 
     def start(self) -> None:
         """Load the models (FaceModelError / EmotionModelError if they are unusable) and start the
-        worker, which opens the camera and keeps retrying in the background if it fails."""
+        worker, which opens the camera only when a scan begins, retrying in the background if it fails."""
         if self._thread is not None:
             return
         vision = self._settings.vision
