@@ -151,6 +151,15 @@ def test_quantization_that_does_not_match(model_copy):
         EmotionModel.load(model_copy)
 
 
+def test_quantization_written_as_text_is_refused_in_words(model_copy):
+    """A scale written as text (a hand-edited metadata file) passed the metadata check, then numpy
+    raised "The DType <class 'numpy._FloatAbstractDType'> could not be promoted..." from the load."""
+    _edit_metadata(model_copy, input__quantization={"scale": "0.0152", "zero_point": 7})
+    with pytest.raises(EmotionModelError, match=r"emotion_int8.json: the input quantization's scale and zero point "
+                                                 r"must be numbers"):
+        EmotionModel.load(model_copy)
+
+
 def test_a_model_with_two_outputs_is_refused_in_words(tmp_path):
     """The music embedding put in the emotion model's place (with a matching checksum) gave "too many
     values to unpack (expected 1)" in detect, the doctor and the kiosk's log."""

@@ -103,6 +103,10 @@ def _read_metadata(path: Path) -> dict[str, Any]:
         float(in_q["scale"]), int(in_q["zero_point"]), float(out_q["scale"]), int(out_q["zero_point"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise EmotionModelError(f"emotion model metadata {meta_file} is unreadable: {exc!r}") from exc
+    for name, quantization in (("input", in_q), ("output", out_q)):
+        if not all(isinstance(quantization[key], int | float) for key in ("scale", "zero_point")):
+            raise EmotionModelError(f"{meta_file}: the {name} quantization's scale and zero point must be numbers, "
+                                    f"got {quantization['scale']!r} and {quantization['zero_point']!r}")
     if labels != MOODS:
         raise EmotionModelError(f"{meta_file} lists labels {labels}; this device expects {MOODS}")
     if meta["output"].get("kind") != "logits":
