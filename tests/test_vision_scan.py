@@ -969,3 +969,29 @@ def test_the_mood_itself_is_logged_only_when_debugging(detector, caplog) -> None
     assert any("mood scan: ok" in line for line in info)
     assert not any(mood in line for line in info for mood in MOODS)
     assert any("sad" in line and "0.70" in line for line in debug)
+
+
+def test_a_frame_failing_after_its_analysis_does_not_end_the_worker(detector, monkeypatch, caplog) -> None:
+    """An error past the analysis (drawing the preview, the hint) ended the worker thread: that scan
+    never finished, every later one ended "no camera" with "starting the camera" shown, until the
+    kiosk restarted, and the traceback went to stderr, not the log."""
+    monkeypatch.setattr("moodtunes.vision.scan.FIRST_FRAME_GRACE_S", 1.0)
+    caplog.set_level(logging.WARNING, logger="moodtunes.vision.scan")
+    failing = [True]
+
+    def preview(frame, faces):
+        if failing[0]:
+            raise RuntimeError("preview went wrong")
+        return frame, tuple(faces)
+
+    monkeypatch.setattr("moodtunes.vision.scan.preview_frame", preview)
+    with scanner_for(lambda: open_camera("sample", paced=False), detector) as scanner:
+        scanner.begin_scan(0.2)
+        broken = wait_for(scanner, lambda s: s.result is not None, timeout=10)
+        failing[0] = False
+        scanner.begin_scan(0.2)
+        mended = wait_for(scanner, lambda s: s.result is not None, timeout=10)
+    assert broken.result.outcome is ScanOutcome.NO_CAMERA and not broken.scanning
+    assert mended.result.outcome is ScanOutcome.OK
+    (first,) = [r for r in caplog.records if r.exc_info]
+    assert first.exc_info[0] is RuntimeError and "preview went wrong" in caplog.text

@@ -417,7 +417,11 @@ class MoodScanner:
                     self._wait_for_retry()
                     continue
                 read_again = True
-                self._process(frame, asked, taken)
+                try:
+                    self._process(frame, asked, taken)
+                except Exception:  # noqa: BLE001 - a bad frame (or a bug) must not end the worker, nor the scan on time
+                    self._analysis_failed()
+                    self._finish_scan_if_due(time.monotonic())
         finally:
             if camera is not None:
                 self._close(camera)
@@ -483,12 +487,7 @@ class MoodScanner:
         if aspect is not None and frame.ndim >= 2 and frame.shape[0] and frame.shape[1]:
             x, y, w, h = centred_crop(frame.shape[1], frame.shape[0], aspect)
             frame = frame[y : y + h, x : x + w]
-        try:
-            found = self._analyzer.analyze(frame, max_faces=1)
-        except Exception:  # noqa: BLE001 - a bad frame must not stop the camera, nor the scan ending on time
-            self._analysis_failed()
-            self._finish_scan_if_due(time.monotonic())
-            return
+        found = self._analyzer.analyze(frame, max_faces=1)
         faces = tuple(f.face for f in found)
         labels = self._analyzer.labels
         live = found[0].probs_by_label(labels) if found else None
@@ -517,9 +516,9 @@ class MoodScanner:
         self._finish_scan_if_due(time.monotonic())
 
     def _analysis_failed(self) -> None:
-        """Log the first failure of a scan with its traceback; the rest (up to the camera's frame
-        rate) are only counted, and the count is logged when the scan ends. Call it from the except
-        block, where the traceback is."""
+        """Log the first frame of a scan whose processing raised (the analysis, the preview, the
+        hint) with its traceback; the rest (up to the camera's frame rate) are only counted, and the
+        count is logged when the scan ends. Call it from the except block, where the traceback is."""
         with self._lock:
             scan = self._scan
             if scan is None:  # cancelled meanwhile: the next scan reports its own failures
