@@ -317,6 +317,13 @@ def test_large_frames_are_shrunk_for_the_preview_with_their_boxes() -> None:
     assert scaled.pixel_box() == (200, 150, 100, 100) and scaled.left_eye == (275, 175)
 
 
+def test_a_frame_too_wide_to_keep_a_row_in_the_preview_keeps_one() -> None:
+    """A 2000x1 image replayed (camera.source = replay:PATH) shrank to no rows: OpenCV refused it,
+    every frame of the scan failed and it ended "no camera"."""
+    small, _ = preview_frame(np.full((1, 2000, 3), 120, np.uint8), [])
+    assert small.shape == (1, 800, 3) and small.max() == 120
+
+
 # --- the worker ------------------------------------------------------------------------------
 
 

@@ -235,7 +235,8 @@ def preview_frame(frame: np.ndarray, faces: Sequence[FaceBox]) -> tuple[np.ndarr
     if width <= PREVIEW_MAX_WIDTH:
         return frame, tuple(faces)
     factor = PREVIEW_MAX_WIDTH / width
-    small = cv2.resize(frame, (PREVIEW_MAX_WIDTH, round(frame.shape[0] * factor)), interpolation=cv2.INTER_AREA)
+    rows = max(1, round(frame.shape[0] * factor))  # OpenCV refuses to make no rows of a very wide frame
+    small = cv2.resize(frame, (PREVIEW_MAX_WIDTH, rows), interpolation=cv2.INTER_AREA)
     return small, tuple(face.scaled(factor) for face in faces)
 
 
