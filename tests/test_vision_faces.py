@@ -46,6 +46,20 @@ def test_input_follows_the_frame_aspect() -> None:
     assert input_shape(10, 4000, 128) == (16, 128)
 
 
+def test_an_image_is_not_seen_with_a_row_of_the_image_before() -> None:
+    """Images of one input shape whose resized heights differ by a row but centre at the same
+    offset (640x490, then 640x485: 98 and 97 of 112 rows, 7 rows above each) kept the first one's
+    last row below the second in the network's input: `detect` on a folder saw each image with a
+    strip of the one before, so what it found depended on the order of the files."""
+    photo = sample_frame(640, 480)
+    before, image = np.full((490, 640, 3), 255, np.uint8), cv2.resize(photo, (640, 485))
+    alone, after = load_face_detector(), load_face_detector()
+    alone.detect(image)
+    after.detect(before)
+    after.detect(image)
+    np.testing.assert_array_equal(after._input, alone._input)
+
+
 def test_weighted_nms_merges_overlaps_and_keeps_separate_faces() -> None:
     boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [50, 50, 60, 60]], dtype=np.float32)
     scores = np.array([0.9, 0.6, 0.8], dtype=np.float32)

@@ -197,7 +197,7 @@ class FaceDetector:
         self._input_index = inputs[0]["index"]
         self._shape: tuple[int, int] | None = None
         self._input = np.zeros((1, 1, 1, 3), dtype=np.float32)
-        self._last_pad = (-1, -1)
+        self._last_window = (-1, -1, -1, -1)
 
     def _reshape(self, height: int, width: int) -> None:
         """Size the network for (height, width) inputs; done again only when the frame shape changes."""
@@ -213,7 +213,7 @@ class FaceDetector:
             raise FaceModelError(f"{self.model_path}: {by_width[1]['shape'][1]} anchors, expected {len(anchors)}")
         self._shape = (height, width)
         self._input = np.zeros((1, height, width, 3), dtype=np.float32)
-        self._last_pad = (-1, -1)
+        self._last_window = (-1, -1, -1, -1)
 
     def _letterbox(self, frame: np.ndarray) -> tuple[float, int, int]:
         """Fit the frame into the input (kept aspect, centred, grey borders) scaled to [-1, 1];
@@ -227,9 +227,11 @@ class FaceDetector:
         new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
         pad_x, pad_y = (in_w - new_w) // 2, (in_h - new_h) // 2
         small = shrink(frame, new_w, new_h)
-        if (pad_x, pad_y) != self._last_pad:  # borders stay 0 (grey) until the frame shape changes
+        # The borders stay 0 (grey) while the picture fills the same window; a window a row smaller
+        # at the same offset would keep a row of the image before.
+        if (pad_x, pad_y, new_w, new_h) != self._last_window:
             self._input.fill(0.0)
-            self._last_pad = (pad_x, pad_y)
+            self._last_window = (pad_x, pad_y, new_w, new_h)
         window = self._input[0, pad_y:pad_y + new_h, pad_x:pad_x + new_w]
         np.multiply(small, np.float32(1.0 / 127.5), out=window, dtype=np.float32)
         np.subtract(window, np.float32(1.0), out=window)
