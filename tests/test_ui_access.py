@@ -141,9 +141,11 @@ def test_the_mood_before_is_dashed_with_hollow_dots_the_mood_after_solid(setting
         row = charts._below(app.look, plot)  # the legend's row, clear of the dots above it
         band = range(row.top, row.bottom)
         middle = band[len(band) // 2]
+        card = app.screen.charts[0]  # the legend starts under the labels, left of the plot
         for colour, centre in ((before, th.SURFACE), (accent, accent)):
-            heights = [sum(tuple(pixels[x, y]) == colour for y in band) for x in range(plot.left, plot.right)]
-            tallest = [plot.left + i for i, height in enumerate(heights) if height == max(heights)]
+            heights = [sum(tuple(pixels[x, y]) == colour for y in band) for x in range(card.left, card.right)]
+            assert max(heights) > 0, f"the legend's sample in {colour}"
+            tallest = [card.left + i for i, height in enumerate(heights) if height == max(heights)]
             x = (tallest[0] + tallest[-1]) // 2
             assert tuple(pixels[x, middle]) == centre, f"the legend's dot in {colour}"
     finally:

@@ -221,6 +221,41 @@ def test_every_text_on_every_screen_reads_at_4_5_to_1_or_3_to_1_when_large(setti
     assert len(measured) == 18 and not faint, (sorted(measured), faint)
 
 
+# px per mm of a 7" panel at its native size (800x480 in 154x86 mm; 1024x600 taken to be a 7"
+# panel too), and ISO 9241-303's smallest capitals, in minutes of arc from 50 cm.
+PANEL_PX_PER_MM = {(800, 480): 5.19, (480, 800): 5.19, (1024, 600): 6.64}
+MIN_CAPITALS_ARCMIN, VIEWED_FROM_MM = 16.0, 500
+
+
+def capitals_arcmin(font, px_per_mm: float) -> float:
+    """How tall ``font``'s capitals look from VIEWED_FROM_MM, as SDL_ttf draws them (its hinting
+    rounds them to whole px: 16 and 17 px type both have 12 px capitals)."""
+    height_px = font.render("H", True, (255, 255, 255)).get_bounding_rect().height
+    return math.degrees(math.atan(height_px / px_per_mm / VIEWED_FROM_MM)) * 60
+
+
+@pytest.mark.parametrize("size", list(PANEL_PX_PER_MM), ids=[f"{w}x{h}" for w, h in PANEL_PX_PER_MM])
+def test_every_text_on_every_screen_has_capitals_of_16_minutes_of_arc_from_50_cm(settings, size, monkeypatch):
+    """The small type was 16 px, its capitals 2.3 mm on the 7" panel: 15.9 minutes."""
+    app = make_app(settings, StillScanner, size=size)
+    small: set[str] = set()
+    measured: set[str] = set()
+
+    def check(font, text, ratio):
+        measured.add(app.screen.name)
+        if capitals_arcmin(font, PANEL_PX_PER_MM[size]) < MIN_CAPITALS_ARCMIN:
+            small.add(f"{text!r} ({font.size_px} px) on {app.screen.name}")
+
+    record_contrast(monkeypatch, check)
+    try:
+        for screen in screens(app):
+            show(app, screen)
+            step(app, 1)
+    finally:
+        app.close()
+    assert len(measured) == 18 and not small, sorted(small)
+
+
 @pytest.mark.parametrize("size", SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
 def test_the_product_name_shows_whole_on_the_welcome_screen(settings, size, monkeypatch):
     """On a 16:10 panel (1280x800) it read "moodtun…": type sized by the short side, in a column

@@ -964,6 +964,8 @@ FALLING_LATELY = [("sad", "neutral", 3)] * 109 + [("sad", "neutral", s) for s in
         ([("sad", "neutral", 4)] * 25, (800, 480), "last 12 of 26 visits, ratings steady"),
         (FALLING_LATELY, (800, 480), "last 12 of 121 visits, ratings falling"),  # of the bars shown
         (FALLING_LATELY, (480, 800), "last 12 of 121 visits, ratings falling"),
+        # too long for a 16:10 panel's: the total is on the "Visits" card below, the trend only here
+        ([("sad", "neutral", 4)] * 25, (1280, 800), "last 12 visits, ratings steady"),
     ],
 )
 def test_the_charts_say_a_trend_only_with_enough_data_and_in_plain_words(settings, tmp_path, drawn, past, size, caption):
@@ -991,7 +993,10 @@ def drawn_on_the_report(settings, tmp_path, drawn, past, size) -> list[str]:
 
 @pytest.mark.parametrize(("past", "size", "captions"), [
     ([("sad", "neutral", 4)] * 25, (1280, 720), ["last 12 of 26 visits", "last 12 of 26 visits, ratings steady"]),
-    ([("sad", "neutral", 4)] * 25, (800, 480), ["last 12 visits", "last 12 of 26 visits, ratings steady"]),
+    ([("sad", "neutral", 4)] * 25, (800, 480), ["last 12 of 26 visits", "last 12 of 26 visits, ratings steady"]),
+    # beside the legend from the labels' left edge, in a chart 0.54 of the width: 3 digits too
+    (FALLING_LATELY, (800, 480), ["last 12 of 121 visits", "last 12 of 121 visits, ratings falling"]),
+    (FALLING_LATELY, (480, 800), ["last 12 of 121 visits", "last 12 of 121 visits, ratings falling"]),
     ([("sad", "neutral", 4)] * 2, (800, 480), ["3 visits"]),  # all of them: the ratings chart's count alone
 ])
 def test_the_mood_chart_says_when_it_shows_only_the_last_visits(settings, tmp_path, drawn, past, size, captions):
@@ -1015,3 +1020,5 @@ def test_ratings_that_swing_back_and_forth_are_steady_not_a_trend():
 
     assert ratings_caption(lines(5, 1) * 6, 12)[0] == "12 visits, ratings steady"
     assert ratings_caption(lines(2, 2, 3, 4, 5, 5), 6)[0] == "6 visits, ratings rising"
+    assert ratings_caption(lines(5, 1) * 6, 26) == ("last 12 of 26 visits, ratings steady",
+                                                    "last 12 visits, ratings steady", "last 12 of 26 visits")

@@ -57,9 +57,12 @@ def _below_gap(look: Theme) -> int:
     return look.px(DOT_AROUND_RADIUS) + look.px(6)
 
 
-def _below(look: Theme, plot: pygame.Rect) -> pygame.Rect:
-    """The legend's or caption's row, at the same height in both charts."""
-    return pygame.Rect(plot.left, plot.bottom + _below_gap(look), plot.width, look.small().get_linesize())
+def _below(look: Theme, plot: pygame.Rect, label_w: int = 0) -> pygame.Rect:
+    """The legend's or caption's row, at the same height in both charts, from the left edge of the
+    labels ``label_w`` left of the plot: room for the longer wordings ("last 12 of 26 visits" beside
+    the legend)."""
+    return pygame.Rect(plot.left - label_w, plot.bottom + _below_gap(look), plot.width + label_w,
+                       look.small().get_linesize())
 
 
 def _y(plot: pygame.Rect, value: float, low: float, high: float) -> int:
@@ -136,7 +139,7 @@ def line_chart(
         later = {point for _, others in placed[k + 1 :] for point in others}
         for point in points:
             _dot(surface, look, line, point, around=point in later)
-    row = _below(look, plot)
+    row = _below(look, plot, label_w)
     end = _legend(surface, look, row, series)
     if caption:
         room = pygame.Rect(end, row.top, row.right - end, row.height)
@@ -176,9 +179,8 @@ def bar_chart(
         bar = pygame.Rect(x - width // 2, top, width, plot.bottom - top)
         corner = min(look.px(6), width // 2)
         pygame.draw.rect(surface, colour, bar, border_top_left_radius=corner, border_top_right_radius=corner)
-    if caption:  # from the left edge of the labels: room for the longer wordings
-        row = _below(look, plot)
-        row = pygame.Rect(row.left - label_w, row.top, row.width + label_w, row.height)
+    if caption:
+        row = _below(look, plot, label_w)
         draw_text(surface, look.small(), first_that_fits(look.small(), caption, row.width), th.MUTED, row)
 
 

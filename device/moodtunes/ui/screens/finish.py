@@ -59,20 +59,21 @@ def mood_caption(shown: Sequence[VisitLine], total: int) -> tuple[str, ...]:
 def ratings_caption(shown: Sequence[VisitLine], total: int) -> tuple[str, ...]:
     """The ratings chart's caption, longest wording first: how many visits it shows ("3 visits",
     "last 12 of 26 visits") and, once it shows as many ratings as the verdict waits for measured
-    visits, which way they went. Fewer would call a trend the verdict still calls too early."""
+    visits, which way they went. Fewer would call a trend the verdict still calls too early. Where
+    the whole doesn't fit, the trend goes before the total, which the "Visits" card shows too."""
     if total > len(shown):
-        count = f"last {len(shown)} of {total} visits"
+        counts: tuple[str, ...] = (f"last {len(shown)} of {total} visits", f"last {len(shown)} visits")
     else:
-        count = f"{len(shown)} visit{'' if len(shown) == 1 else 's'}"
+        counts = (f"{len(shown)} visit{'' if len(shown) == 1 else 's'}",)
     ratings = [float(line.rating) for line in shown if line.rating is not None]
     if len(ratings) < VISITS_FOR_A_VERDICT:
-        return (count,)
+        return counts[:1]
     # The later half of the ratings shown against the earlier, in stars: a slope of stored points
     # called 5, 1, 5, 1... "falling" (0.02 stars a visit).
     half = len(ratings) // 2
     change = score_to_stars(float(np.mean(ratings[-half:]))) - score_to_stars(float(np.mean(ratings[:half])))
     way = "steady" if abs(change) < CLEAR_RATING_CHANGE else "rising" if change > 0 else "falling"
-    return (f"{count}, ratings {way}", count)
+    return (*(f"{count}, ratings {way}" for count in counts), counts[0])
 
 
 class RateScreen(Screen):
@@ -472,7 +473,8 @@ class ReportScreen(Screen):
             else:
                 self.title_rect, finish = lay.cols(top, [1.0, look.px(190)], gap)
             charts, kpis = lay.rows(middle, [1.0, look.px(64)], gap)
-            chart1, chart2 = lay.cols(charts, [0.56, 0.44], gap)
+            # The mood chart's title whole on a 16:10 panel, the ratings' caption with its trend at 800x480.
+            chart1, chart2 = lay.cols(charts, [0.54, 0.46], gap)
             self.kpis = lay.cols(kpis, [0.25] * 4, look.px(8))
         self.charts = (chart1, chart2)
         self.content = self.verdict.union(self.charts[0]).union(self.charts[1]).unionall(self.kpis)

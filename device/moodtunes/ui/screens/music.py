@@ -706,8 +706,10 @@ class PlayingScreen(Screen):
                 body, [body.width * 2 // 3, 1.0, look.px(84), h, h], gap
             )
         else:
+            # The disc 38 % of the width (was 45 %): "No sound output — playing silently" in the
+            # small type fits between the times at 800x480 only so.
             self.art, right = lay.cols(
-                body, [min(body.height, body.width * 45 // 100), 1.0], look.px(24)
+                body, [min(body.height, body.width * 38 // 100), 1.0], look.px(24)
             )
             info, controls, volume, done = lay.rows(right, [1.0, look.px(84), h, h], gap)
         self.info = info

@@ -186,7 +186,7 @@ class WelcomeScreen(Screen):
             surface, look.body(), tagline, th.MUTED, pygame.Rect(b.left, y, b.width, b.bottom - y)
         )
         y += look.px(18)
-        step_h = look.px(40)
+        step_h = look.px(38)  # 40 left a music note in the small type 3 px short of room at 800x480
         for number, step in enumerate(steps, start=1):
             if y + step_h > b.bottom:
                 break
@@ -301,7 +301,7 @@ class WelcomeScreen(Screen):
         # A long name on two lines ("Maximilian-…" and "Maximilian-…" told apart), in smaller type
         # if more of its words fit whole in it: "Bartholome / w" was cut inside the word.
         words = label.split()
-        font = max((look.body_bold(), look.font(16, bold=True)),  # the bigger one when as many fit
+        font = max((look.body_bold(), look.small_bold()),  # the bigger one when as many fit
                    key=lambda f: sum(f.size(word)[0] <= text.width for word in words))
         lines = title_lines(font, label, text.width, 2 if text.height >= 2 * font.get_linesize() else 1)
         top = text.centery - len(lines) * font.get_linesize() // 2
