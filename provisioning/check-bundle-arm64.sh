@@ -6,7 +6,8 @@
 # installer work together without a Pi, and that the installer run again (an upgrade) switches to a
 # new venv (swapping an older installer's models copy for the link) and keeps the first for
 # --rollback, which puts back the first version's systemd units with it, exactly (a unit only the
-# second has removed, the first's enabled); it says nothing about the Pi's speed (emulation is
+# second has removed, the first's enabled) and notes the version it left in
+# venvs/.previous; it says nothing about the Pi's speed (emulation is
 # ~40x slower) or its camera, screen and sound.
 #
 #   sudo provisioning/check-bundle-arm64.sh dist/moodtunes-*-rpi-aarch64.tar.gz [ROOTFS_DIR]
@@ -210,6 +211,14 @@ for want in "$first" "$second"; do
       exit 1
     fi
   done
+  other=$first
+  [ "$want" != "$first" ] || other=$second
+  previous=$(cat "$root/opt/moodtunes/venvs/.previous")
+  notes=$(cd "$root/opt/moodtunes/venvs" && find . -maxdepth 1 -name '.previous.*')
+  if [ "venvs/$previous" != "$other" ] || [ -n "$notes" ]; then
+    echo "FAIL: after --rollback to $want, venvs/.previous names '$previous', not ${other#venvs/}, or notes are left: $notes" >&2
+    exit 1
+  fi
   kept=$(cd "$root/opt/moodtunes/$want/systemd" && find . -type f -printf '%f\n' | sort)
   installed=$(cd "$units" && find . -maxdepth 1 -type f -name 'moodtunes-*' -printf '%f\n' | sort)
   [ "$installed" = "$kept" ] ||

@@ -13,7 +13,8 @@
 # Each venv keeps its version's models, TARGET, systemd units and README: $prefix/models links
 # through $prefix/venv to its own, so the one rename switches them too; a switch (an upgrade's or
 # a rollback's) puts a copy of its TARGET, its units (exactly those: another version's removed)
-# and README in place. Every run first mends units a power cut left another version's.
+# and README in place. Every run first mends units a power cut left another version's, and puts
+# in place (or drops) the note of the version --rollback goes to that a switch cut short left.
 #
 # This checks the bundle against its own SHA256SUMS, which proves it arrived whole, not who made
 # it: first compare the tarball's sha256 with the one `make bundle` printed (README, "On a
@@ -313,6 +314,33 @@ no_sd_swap() {
 # yet, or the real folder an older installer made).
 active_venv() {
   if [ -L "$prefix/venv" ]; then readlink "$prefix/venv"; fi
+}
+
+# note_previous ID REPLACED: venvs/.previous.ID holds REPLACED (an ID, or nothing), the
+# venvs/.previous of the switch to venvs/ID, on the card before the switch's rename: written after
+# it, a power cut between the two (or during the write) left the one before, so --rollback went to
+# an older version (or, after a rollback, was refused) and the next install deleted the version
+# just replaced. settle_previous puts it in place once the link names venvs/ID.
+note_previous() {
+  echo "$2" > "$prefix/venvs/.previous.$1"
+  sync -f "$prefix/venvs/.previous.$1"
+}
+
+# settle_previous: a note of note_previous renamed to venvs/.previous if $prefix/venv links to the
+# venv it was written for (the switch's rename was done, so the note was whole on the card before
+# it), else deleted (the rename was not done, or another installer switched since). Right after
+# the rename, at the start of every run and in the EXIT trap: --rollback and the venvs an install
+# keeps then agree with the link, wherever a power cut or a signal stopped a switch.
+settle_previous() {
+  local note
+  for note in "$prefix"/venvs/.previous.*; do
+    [ -f "$note" ] || continue
+    if [ "venvs/${note##*/.previous.}" = "$(active_venv)" ]; then
+      mv -T "$note" "$prefix/venvs/.previous"
+    else
+      rm -f "$note"
+    fi
+  done
 }
 
 # kept_venv: the venv the last switch replaced (venvs/ID), the one --rollback goes to, whole (its
@@ -630,9 +658,10 @@ finish_link() {
 # renamed over it (one step: never no venv, never half of one, and with it ID's models, which
 # $prefix/models links through it to), then a copy of ID's TARGET, its units and README in
 # place, and all of it on the card (sync: a power cut soon after an upgrade could lose the new
-# link, or venvs/.previous). The real folder an older installer made can't be kept (moved, its scripts
-# would name a folder that is gone): it is replaced. The venv it replaces is noted in
-# venvs/.previous, the one --rollback goes to. The services are stopped. Sets switched.
+# link). The real folder an older installer made can't be kept (moved, its scripts would name a
+# folder that is gone): it is replaced. The venv it replaces is noted as venvs/.previous, the one
+# --rollback goes to, before the rename (note_previous) and put in place after it. The services
+# are stopped. Sets switched.
 switched=
 # Each step on a line of its own: set -e does not stop at a failure inside `a && b`, which went
 # on with the step after it (the models of one version beside the venv of another). The venv
@@ -644,6 +673,7 @@ switch_venv() {
   replaced=$(active_venv)
   if [ -n "$replaced" ]; then keep_installed_units "$replaced"; fi
   if [ -e "$prefix/venv/models" ]; then follow_venv models; fi
+  note_previous "$id" "${replaced#venvs/}"
   ln -sfn "venvs/$id" "$prefix/venv.new"
   if [ -d "$prefix/venv" ] && [ ! -L "$prefix/venv" ]; then
     rm -rf "$prefix/venv.old"
@@ -652,8 +682,8 @@ switch_venv() {
   mv -T "$prefix/venv.new" "$prefix/venv"
   switched=1
   building=
+  settle_previous
   put_target "$id"
-  echo "${replaced#venvs/}" > "$prefix/venvs/.previous"
   follow_venv models
   rm -rf "$prefix/venv.old"
   install_release_files "$id"
@@ -666,6 +696,7 @@ switch_venv() {
 rollback() {
   local active previous
   trap unfinished EXIT
+  settle_previous
   repair_units
   trap - EXIT
   active=$(active_venv)
@@ -686,8 +717,9 @@ rollback() {
 
 # unfinished: the EXIT trap while main changes the system: an install that stops half-way (pip or
 # cp on a full disk, a package apt can't get) says so after the error, whatever command failed, and
-# what runs now. A move to the models link cut before its rename is finished (finish_link). A venv
-# it was making is deleted; services stopped before the switch start again on the version they ran. After
+# what runs now. A move to the models link cut before its rename is finished (finish_link), and so
+# is venvs/.previous of a switch cut after its rename (settle_previous). A venv it was making is
+# deleted; services stopped before the switch start again on the version they ran. After
 # the switch it names the version switched to and the one --rollback would go to, if any: after a
 # rollback's switch that is the newer one (it said "on the new version" and "--rollback goes
 # back", and on a first install offered a rollback to nothing).
@@ -697,6 +729,7 @@ unfinished() {
   [ "$status" -ne 0 ] || return 0
   echo "install-pi.sh: the install (or upgrade) did not complete (exit status $status, error above)." >&2
   finish_link models || true
+  settle_previous || true
   if [ -n "$building" ]; then delete_venv "$building"; fi
   if [ -n "$switched" ]; then
     previous=$(kept_venv)
@@ -767,6 +800,7 @@ main() {
   # From here on the system changes: a failure says the install did not complete, and so does a
   # hang-up, Ctrl+C or a kill (the traps above).
   trap unfinished EXIT
+  settle_previous
   repair_units
 
   echo "== system packages"

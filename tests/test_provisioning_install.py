@@ -870,12 +870,18 @@ def test_an_upgrade_ends_saying_the_configuration_was_kept(bundle, tmp_path):
     assert first.returncode == 0 and "moodtunes is installed. Edit /etc/moodtunes/moodtunes.toml" in first.stdout
 
 
-def switch_with(tmp_path: Path, failing: str, *, layout: str = "copies") -> tuple[subprocess.CompletedProcess, Path]:
+def switch_with(tmp_path: Path, failing: str, *, layout: str = "copies",
+                previous: str | None = None) -> tuple[subprocess.CompletedProcess, Path]:
     """switch_venv from venvs/A to venvs/B (the one just built), under set -e and the EXIT trap as
     in main, with ``failing`` (bash) making one of its steps fail; the result and the prefix.
     ``layout``: /opt/moodtunes/models and TARGET as "copies" of A's (an older installer's), or
-    models a "link" to venv/models and TARGET a copy of A's (this one's)."""
+    models a "link" to venv/models and TARGET a copy of A's (this one's). ``previous``: the venv
+    venvs/.previous names (X: one older than A, kept whole), if any."""
     prefix = tmp_path / "opt"
+    if previous:
+        (prefix / "venvs" / previous).mkdir(parents=True)
+        (prefix / "venvs" / previous / "TARGET").write_text(f"commit={previous}\n")
+        (prefix / "venvs" / ".previous").write_text(f"{previous}\n")
     for name in ("A", "B"):
         for model in ("face", "emotion"):
             (prefix / "venvs" / name / "models" / model).mkdir(parents=True)
@@ -931,11 +937,11 @@ sync() { cut; }
 """
 
 
-def power_cut_switches(tmp_path: Path, layout: str) -> Iterator[tuple[int, Path]]:
+def power_cut_switches(tmp_path: Path, layout: str, **options: str) -> Iterator[tuple[int, Path]]:
     """switch_venv A -> B cut by a power cut after each of its steps in turn, one prefix each: the
     step and the prefix it left, until a switch runs to its end (the last one, step 0)."""
     for step in range(1, 100):
-        result, prefix = switch_with(tmp_path / f"cut-{step}", f"cut_after={step}\n{POWER_CUT}", layout=layout)
+        result, prefix = switch_with(tmp_path / f"cut-{step}", f"cut_after={step}\n{POWER_CUT}", layout=layout, **options)
         assert result.returncode in (0, -9), result.stderr
         yield (0 if result.returncode == 0 else step), prefix
         if result.returncode == 0:
@@ -969,6 +975,35 @@ def test_a_power_cut_at_any_step_of_a_switch_leaves_the_models_of_the_venv_linke
         assert model_set(prefix / "models") == model_set(prefix / "venvs" / "B" / "models")
         assert (prefix / "TARGET").read_text() == "commit=B\n"
         assert sorted(p.name for p in prefix.iterdir()) == ["TARGET", "models", "venv", "venvs"], step
+
+
+@pytest.mark.parametrize("previous", ["X", "B"])
+def test_a_power_cut_at_any_step_of_a_switch_leaves_the_rollback_target_of_the_venv_linked(tmp_path, previous):
+    """A review: venvs/.previous was written after the link's rename. A power cut between the two
+    (or while it was written) left the one before: after an upgrade from A to B (``previous`` X,
+    an older version kept) --rollback went to X and the next install deleted A, the version just
+    replaced; after a rollback from A to B (``previous`` B) --rollback was refused. Now the note is
+    on the card before the rename, and the next run (settle_previous) puts it in place or drops it
+    by where the link points: --rollback goes to A once the link names B, else to ``previous``."""
+    cuts, noted = 0, {"venvs/A": 0, "venvs/B": 0}  # cuts that left a note, by where the link pointed
+    for step, prefix in power_cut_switches(tmp_path, "link", previous=previous):
+        cuts += 1
+        active = os.readlink(prefix / "venv")
+        noted[active] += (prefix / "venvs" / ".previous.B").exists()
+        after = bash(f'prefix="{prefix}"; settle_previous; kept_venv; settle_previous; kept_venv', INSTALL)
+        assert after.returncode == 0, after.stderr
+        want = "venvs/A" if active == "venvs/B" else f"venvs/{previous}"
+        assert after.stdout.split() == [want, want], (step, active)
+        assert not list((prefix / "venvs").glob(".previous.*")), step
+        if step == 0:
+            assert active == "venvs/B"
+    assert cuts > 5 and noted["venvs/A"] >= 1 and noted["venvs/B"] >= 1
+    # a cut as the note was written (before its sync, so before the rename): empty, or a part
+    first = tmp_path / "cut-1" / "opt"
+    for part in ("", "2026"):
+        (first / "venvs" / ".previous.B").write_text(part)
+        after = bash(f'prefix="{first}"; settle_previous; kept_venv', INSTALL)
+        assert after.stdout.split() == [f"venvs/{previous}"] and not (first / "venvs" / ".previous.B").exists()
 
 
 def test_a_move_to_the_models_link_cut_between_its_two_renames_is_finished_by_the_next_run(bundle, tmp_path):
@@ -1031,17 +1066,18 @@ def test_the_new_venv_is_on_the_card_before_the_switch_and_the_switch_after_it(b
     """A review: the installer never synced. ext4 writes a rename to the card within seconds (its
     journal) and the files written before it up to half a minute later (delayed allocation): a
     power cut soon after an upgrade could leave the link to a venv of empty files, or lose the
-    new link or venvs/.previous."""
+    new link or venvs/.previous. The note of the venv replaced is on the card before the switch
+    too (a third sync): the link's rename may reach it first."""
     result, calls = run_installer(bundle, tmp_path, HAS_PACKAGES="1", upgrade=True, venv="link")
     assert result.returncode == 0, result.stderr
     prefix, new = tmp_path / "opt", venvs(tmp_path)[1]
     built = calls.index(f"sync -f {prefix / 'venvs' / new}")
     assert calls.index(f"install_wheels {bundle} {prefix / 'venvs' / new / 'bin' / 'pip'}") < built < calls.index(
-        "systemctl stop " + " ".join(UNITS))
+        "systemctl stop " + " ".join(UNITS)) < calls.index(f"sync -f {prefix / 'venvs' / ('.previous.' + new)}")
     switched = calls.index(f"sync -f {prefix} {tmp_path / 'systemd'}")
     assert calls.index("systemctl daemon-reload") < switched < calls.index(
         "systemctl restart moodtunes-kiosk.service moodtunes-uplink.service")
-    assert len([c for c in calls if c.startswith("sync")]) == 2
+    assert len([c for c in calls if c.startswith("sync")]) == 3
     back, calls = run_installer(bundle, tmp_path, upgrade=True, INSTALL_ARGS="--rollback")
     assert back.returncode == 0, back.stderr
     assert calls.index("systemctl daemon-reload") < calls.index(f"sync -f {prefix} {tmp_path / 'systemd'}") < calls.index(
@@ -1109,6 +1145,29 @@ def test_a_rollback_cut_short_starts_the_services_again_and_says_so(bundle, tmp_
     assert cut.returncode == 129 and "did not complete" in cut.stderr and "started again" in cut.stderr
     assert "systemctl restart moodtunes-kiosk.service moodtunes-uplink.service" in calls
     assert os.readlink(tmp_path / "opt" / "venv") == live
+
+
+@pytest.mark.parametrize("run", ["--rollback", "install"])
+def test_a_rerun_after_a_power_cut_just_after_a_switchs_rename_keeps_the_version_it_replaced(bundle, tmp_path, run):
+    """A rollback from the version installed to the one kept, cut by a power cut after the link's
+    rename, before venvs/.previous was written: it still named the version rolled back to, so
+    --rollback said none was kept, and the next install deleted the newer version. The note the
+    switch put on the card before its rename is now put in place first."""
+    result, _ = run_installer(bundle, tmp_path, HAS_PACKAGES="1", upgrade=True, venv="link")
+    assert result.returncode == 0, result.stderr
+    prefix, new = tmp_path / "opt", venvs(tmp_path)[1]
+    (prefix / "venv").unlink()
+    (prefix / "venv").symlink_to(f"venvs/{OLD_VENV}")
+    (prefix / "venvs" / f".previous.{OLD_VENV}").write_text(f"{new}\n")
+    if run == "--rollback":
+        back, _ = run_installer(bundle, tmp_path, upgrade=True, INSTALL_ARGS="--rollback")
+        assert back.returncode == 0, back.stderr
+        assert os.readlink(prefix / "venv") == f"venvs/{new}"
+    else:
+        failed, _ = run_installer(bundle, tmp_path, HAS_PACKAGES="1", upgrade=True, PIP_FAILS="1")
+        assert failed.returncode != 0 and "did not complete" in failed.stderr
+        assert venvs(tmp_path) == [OLD_VENV, new]
+    assert not list((prefix / "venvs").glob(".previous.*"))
 
 
 # --- what a switch puts in place besides the venv: the version's units and README ----------------
