@@ -6,7 +6,7 @@
 # installer work together without a Pi, and that the installer run again (an upgrade) switches to a
 # new venv (swapping an older installer's models copy for the link) and keeps the first for
 # --rollback, which puts back the first version's systemd units with it, exactly (a unit only the
-# second has removed, the first's enabled) and notes the version it left in
+# second has removed, the first's enabled and started) and notes the version it left in
 # venvs/.previous; it says nothing about the Pi's speed (emulation is
 # ~40x slower) or its camera, screen and sound.
 #
@@ -208,6 +208,10 @@ for want in "$first" "$second"; do
       { echo "FAIL: after --rollback to $want, $units/${unit##*/} is not the one kept with it" >&2; exit 1; }
     if grep -q '^\[Install\]' "$unit" && ! grep -q "^systemctl enable .*${unit##*/}" "$root/tmp/rollback.log"; then
       echo "FAIL: --rollback to $want did not enable ${unit##*/}" >&2
+      exit 1
+    fi
+    if grep -q '^\[Install\]' "$unit" && ! grep -Eq "^systemctl (re)?start .*${unit##*/}" "$root/tmp/rollback.log"; then
+      echo "FAIL: --rollback to $want did not start ${unit##*/}" >&2
       exit 1
     fi
   done

@@ -460,18 +460,29 @@ stop_services() {
   systemctl stop "${installed[@]}"
 }
 
-# start_services: the services and the nightly scan's timer, (re)started.
+# start_services: the scan queued, then the moodtunes units installed that have an [Install]
+# section (re)started: after a switch those are exactly the active version's, which install_units
+# enables; before it, the ones of the version still running. Named here, a unit a version added
+# was enabled but not started until the next boot. The operator's own units are left alone.
 start_services() {
+  local name services=() others=()
+  while read -r name; do
+    if [ -f "$systemd_dir/$name" ] && installable "$systemd_dir/$name"; then
+      case $name in *.service) services+=("$name");; *) others+=("$name");; esac
+    fi
+  done < <(known_units)
   # The scan is a oneshot that lasts until every song is analysed: queue it, don't wait for it. The
   # kiosk scans as it starts too: the two take turns (a lock), the second finding the work done.
   systemctl --no-block restart moodtunes-library.service || true
   # A service that stopped on an invalid configuration (exit status 2) is marked failed: start afresh.
-  systemctl reset-failed moodtunes-kiosk.service moodtunes-uplink.service || true
-  systemctl restart moodtunes-kiosk.service moodtunes-uplink.service || true
-  # The nightly scan's timer, started now (stop_services stopped it; a first install left it for the
-  # next boot). After the scan's restart: its boot trigger, long past, fires at once and finds the
-  # scan already queued.
-  systemctl start moodtunes-library.timer
+  if [ "${#services[@]}" -gt 0 ]; then
+    systemctl reset-failed "${services[@]}" || true
+    systemctl restart "${services[@]}" || true
+  fi
+  # The timers last (stop_services stopped them; a first install left them for the next boot):
+  # after the scan's restart, its timer's boot trigger, long past, fires at once and finds the scan
+  # already queued.
+  if [ "${#others[@]}" -gt 0 ]; then systemctl start "${others[@]}"; fi
 }
 
 # keep_installed_units VENV: VENV (venvs/X), the version a switch replaces, made by an older

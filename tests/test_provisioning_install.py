@@ -373,7 +373,8 @@ def run_installer(bundle: Path, tmp_path: Path, *, python: str = "3.11", codenam
     default ``python``): ``venv`` "dir", the real /opt/moodtunes/venv an older installer made, or
     "link", venvs/OLD_VENV (with its models and TARGET) that /opt/moodtunes/venv links to, or None.
     Every venv's moodtunes runs ``doctor`` (None: the real moodtunes); ``upgrade``: the units
-    installed too (an earlier run's, else "[Unit]"). The result and the calls made."""
+    installed too (an earlier run's, else those of ``unit_text`` for "the version before"). The
+    result and the calls made."""
     prefix, etc, calls = tmp_path / "opt", tmp_path / "etc", tmp_path / "calls"
     systemd_dir = tmp_path / "systemd"
     systemd_dir.mkdir(parents=True, exist_ok=True)
@@ -381,7 +382,7 @@ def run_installer(bundle: Path, tmp_path: Path, *, python: str = "3.11", codenam
         for name in ("moodtunes-kiosk.service", "moodtunes-uplink.service", "moodtunes-library.service",
                      "moodtunes-library.timer"):
             if not (systemd_dir / name).exists():
-                (systemd_dir / name).write_text("[Unit]\n")
+                (systemd_dir / name).write_text(unit_text(name, "the version before"))
     command = tmp_path / "moodtunes-cmd"
     command.write_text(f"#!/bin/sh\n{doctor}\n" if doctor else f'#!/bin/sh\nexec "{sys.executable}" -m moodtunes "$@"\n')
     command.chmod(0o755)
@@ -1240,7 +1241,7 @@ def test_a_venv_an_older_installer_made_keeps_the_units_it_ran_under(bundle, tmp
     assert installed_units(tmp_path)["moodtunes-kiosk.service"].endswith("of the bundle\n")
     back, _ = run_installer(bundle, tmp_path, upgrade=True, INSTALL_ARGS="--rollback")
     assert back.returncode == 0, back.stderr
-    assert installed_units(tmp_path) == dict.fromkeys(UNITS, "[Unit]\n")
+    assert installed_units(tmp_path) == {name: unit_text(name, "the version before") for name in UNITS}
     assert (tmp_path / "opt" / "README.md").read_text() == "# moodtunes before\n"
 
 
@@ -1303,6 +1304,29 @@ def test_a_rollback_removes_the_units_only_the_newer_version_has_and_enables_its
     assert forward.returncode == 0, forward.stderr
     assert unit_files(systemd) == {**v2_units, own.name: own.read_text()}
     assert enabled_units(tmp_path) == {"moodtunes-library.timer", "moodtunes-kiosk.service", "moodtunes-report.timer"}
+
+
+def test_the_units_started_after_a_switch_are_those_of_the_version_switched_to_with_an_install_section(bundle, tmp_path):
+    """start_services named the kiosk, the uplink and the scan's timer: a unit a version added was
+    enabled but not started until the next boot, and one it dropped was restarted in vain. The
+    operator's own units are no version's: left alone."""
+    result, _ = run_installer(bundle, tmp_path, HAS_PACKAGES="1", upgrade=True, venv="link")
+    assert result.returncode == 0, result.stderr
+    (tmp_path / "systemd" / "moodtunes-backup.service").write_text(unit_text("moodtunes-backup.service", "the operator", enabled=True))
+    new_bundle_version(bundle, "v2", adds=("moodtunes-report.timer", "moodtunes-export.service"),
+                       drops=("moodtunes-uplink.service",))
+    result, calls = run_installer(bundle, tmp_path, HAS_PACKAGES="1", upgrade=True)
+    assert result.returncode == 0, result.stderr
+    started = calls[calls.index("systemctl daemon-reload"):]
+    assert started[-4:] == ["systemctl --no-block restart moodtunes-library.service",
+                            "systemctl reset-failed moodtunes-kiosk.service moodtunes-export.service",
+                            "systemctl restart moodtunes-kiosk.service moodtunes-export.service",
+                            "systemctl start moodtunes-library.timer moodtunes-report.timer"]
+    back, calls = run_installer(bundle, tmp_path, INSTALL_ARGS="--rollback")
+    assert back.returncode == 0, back.stderr
+    assert calls[-3:] == ["systemctl reset-failed moodtunes-kiosk.service moodtunes-uplink.service",
+                          "systemctl restart moodtunes-kiosk.service moodtunes-uplink.service",
+                          "systemctl start moodtunes-library.timer"]
 
 
 def test_a_rerun_after_a_power_cut_between_the_switch_and_its_units_puts_in_those_of_the_version_in_use(bundle, tmp_path):
@@ -1526,7 +1550,7 @@ def test_a_rollback_from_a_venv_an_older_installer_made_to_one_without_units_kee
     assert back.returncode == 0, back.stderr
     assert os.readlink(prefix / "venv") == f"venvs/{older.name}"
     kept_units = prefix / "venvs" / OLD_VENV / "systemd"
-    assert {p.name: p.read_text() for p in kept_units.iterdir()} == dict.fromkeys(UNITS, "[Unit]\n")
+    assert {p.name: p.read_text() for p in kept_units.iterdir()} == {name: unit_text(name, "the version before") for name in UNITS}
 
 
 def test_the_installers_units_are_those_of_the_systemd_folder():
