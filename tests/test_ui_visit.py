@@ -924,6 +924,34 @@ def test_the_autopilot_photographs_the_songs_only_once_the_library_scan_has_sort
         app.close()
 
 
+@pytest.mark.parametrize("photographing", [False, True])
+def test_the_autopilot_photographs_the_welcome_once_the_music_is_sorted(settings, tmp_path, monkeypatch, photographing):
+    """``make screenshots`` runs the autopilot on a brand-new demo library: its welcome photo (the
+    README's first) showed "The music is being prepared", which a visitor sees only on a kiosk's
+    first start. Without photos the autopilot goes on at once, as a visitor would."""
+    from moodtunes.ui.autopilot import Autopilot
+    from moodtunes.ui.screens import welcome
+
+    monkeypatch.setattr(welcome, "MUSIC_LOOKED_AT_EVERY_S", 0.05)
+    release = threading.Event()
+    first_scan = scan_held_until(release, lambda store: add_tracks(store, tmp_path / "music", count=2, category=CALM))
+    app = make_app(settings, sample_scanner, library_loader=first_scan)
+    try:
+        assert app.screen.name == "welcome" and app.screen.music_note == welcome.PREPARING_NOTE_UNCOUNTED
+        pilot = Autopilot(dwell_s=0.0, screenshots=tmp_path / "shots" if photographing else None)
+        app.on_frame.append(pilot)
+        step(app, 10)
+        assert (app.screen.name == "welcome") == photographing
+        assert pilot.shots == []
+        release.set()
+        run_until(app, lambda: app.screen.name != "welcome", what="the autopilot to leave the welcome")
+        if photographing:
+            assert [path.name for path in pilot.shots] == ["01-welcome.png"]
+    finally:
+        release.set()
+        app.close()
+
+
 def test_an_empty_catalogue_waits_for_the_library_scan(settings, tmp_path):
     release = threading.Event()
     first_scan = scan_held_until(release, lambda store: add_tracks(store, tmp_path / "music", count=2, category=CALM))

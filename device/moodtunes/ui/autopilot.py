@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import pygame
 
 from moodtunes.events import MIN_SECONDS_HEARD
+from moodtunes.ui.screens.welcome import music_note
 
 if TYPE_CHECKING:
     from moodtunes.ui.app import KioskApp
@@ -22,6 +23,15 @@ SHOOT_BEFORE = {"new_profile": "create", "rate": "again"}
 # Screens not photographed: the PIN's choice (docs/screenshots/states.py photographs the PIN screens),
 # so that the visit's photos keep the numbers of those committed (docs/screenshots/refresh.py).
 NOT_SHOT = frozenset({"pin_choice"})
+
+
+def music_settled(app: KioskApp, welcome) -> bool:
+    """The welcome screen says of the music what it will say once the library scan is over: a photo
+    taken as the autopilot's brand-new demo library was sorted showed "The music is being
+    prepared", a note a visitor sees only on a kiosk's first start (the README's screenshot)."""
+    service, note = app.library_service, music_note(app)
+    preparing = not service.ready and service.error is None
+    return welcome.music_note == note and (note is None or not preparing)
 
 
 def post_tap(pos: tuple[int, int]) -> None:
@@ -113,6 +123,8 @@ class Autopilot:
                     logger.error("autopilot: the face scan gave no mood, the mood was picked by hand "
                                  "(the camera, face detector or emotion model failed: see the log above)")
                 self._finish(app, 0 if self._played and not app.save_failures and not self._picked_by_hand else 1)
+                return None
+            if self.screenshots is not None and not music_settled(app, screen):
                 return None
             profile = next((p for p in screen.profiles if p.name == self.name), None)
             return f"profile:{profile.id}" if profile else "new_profile"
