@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 QUADRANTS: tuple[str, ...] = ("Q1", "Q2", "Q3", "Q4")
+LABEL_COLUMNS = ("Song", "Artist", "Title", "Quadrant")  # GenresStr may be absent
 
 
 class DatasetError(Exception):
@@ -64,14 +65,18 @@ def clip_group(clip: Clip) -> str:
 def load_clips(root: Path) -> list[Clip]:
     """Every labelled clip whose MP3 exists, in labels.csv order.
 
-    Raises DatasetError if the folder or labels.csv is missing, a quadrant is unknown, or a
-    labelled clip has no audio file."""
+    Raises DatasetError if the folder or labels.csv is missing, a column of LABEL_COLUMNS is
+    missing, a quadrant is unknown, or a labelled clip has no audio file."""
     labels = root / "labels.csv"
     if not labels.is_file():
         raise DatasetError(f"{labels}: not found (expected the music-4q dataset folder)")
     clips: list[Clip] = []
     with labels.open(newline="", encoding="utf-8") as f:
-        for row in csv.DictReader(f):
+        reader = csv.DictReader(f)
+        missing = [column for column in LABEL_COLUMNS if column not in (reader.fieldnames or ())]
+        if missing:
+            raise DatasetError(f"{labels}: no {', '.join(missing)} column (expected {', '.join(LABEL_COLUMNS)})")
+        for row in reader:
             quadrant = row["Quadrant"].strip()
             if quadrant not in QUADRANTS:
                 raise DatasetError(f"{labels}: song {row['Song']} has unknown quadrant {quadrant!r}")

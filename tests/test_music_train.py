@@ -158,3 +158,19 @@ def test_feature_cache_is_per_file_and_kept_where_asked(tmp_path, monkeypatch):
     other_copy.write_bytes(b"one")
     dataset_features.clip_features([Clip("MT0001", "Ada", "Song", "Q1", (), other_copy)], cache_dir=cache)
     assert analysed == [clip_file, clip_file, other_copy]
+
+
+def test_a_missing_dataset_is_one_line_not_a_traceback(tmp_path, capsys):
+    from models.music.train import main
+
+    assert main(["--data", str(tmp_path / "music-4q"), "--out", str(tmp_path / "model.json")]) == 2
+    assert "music-4q/labels.csv: not found" in capsys.readouterr().err
+    assert not (tmp_path / "model.json").exists()
+
+
+def test_labels_without_a_needed_column_are_named(tmp_path):
+    from data.music4q import DatasetError, load_clips
+
+    (tmp_path / "labels.csv").write_text("Song,Artist,Title,GenresStr\nMT0001,Ada,Song,Pop\n", encoding="utf-8")
+    with pytest.raises(DatasetError, match="labels.csv: no Quadrant column"):
+        load_clips(tmp_path)

@@ -36,7 +36,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from threadpoolctl import threadpool_limits
 
-from data.music4q import QUADRANTS, clip_group, load_clips
+from data.music4q import QUADRANTS, DatasetError, clip_group, load_clips
 from models.music.dataset_features import DEFAULT_CACHE_DIR, clip_features
 
 logger = logging.getLogger("models.music.train")
@@ -319,7 +319,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     warnings.filterwarnings("ignore", category=ConvergenceWarning)
 
-    clips = load_clips(args.data)
+    try:
+        clips = load_clips(args.data)
+    except DatasetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     features = clip_features(clips, workers=args.workers, cache_dir=args.cache)
     names = list(features[clips[0].song_id])
     X = np.array([[features[c.song_id][n] for n in names] for c in clips])
