@@ -70,6 +70,13 @@ def baseline_runner(path: Path):
     return run
 
 
+def at_least_one(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"at least 1, not {value}")
+    return value
+
+
 def timed(fn) -> float:
     started = time.perf_counter()
     fn()
@@ -78,7 +85,7 @@ def timed(fn) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=1000, help="timed faces (default 1000)")
+    parser.add_argument("--runs", type=at_least_one, default=1000, help="timed faces (default 1000)")
     parser.add_argument("--model", type=Path, default=None, help="int8 .tflite (default: the shipped model)")
     parser.add_argument("--baseline", type=Path, default=DEFAULT_BASELINE)
     parser.add_argument("--record", action="store_true", help="write the result into the model's metadata JSON")

@@ -1,0 +1,27 @@
+"""bench/emotion.py's command line: what it says when it can't measure, and which baseline it names."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+@pytest.fixture
+def bench(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCH))  # its `from record import record_metric`
+    spec = importlib.util.spec_from_file_location("bench_emotion", BENCH / "emotion.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_run_count_below_one_is_refused_before_measuring(bench, capsys):
+    """--runs 0 measured for nothing and ended in statistics' "no median for empty data"."""
+    with pytest.raises(SystemExit) as exit_:
+        bench.main(["--runs", "0"])
+    assert exit_.value.code == 2 and "--runs: at least 1" in capsys.readouterr().err
+
