@@ -10,7 +10,8 @@ same machine load. ``median_ms_per_face`` is the full per-face cost on the devic
 pipeline has cut the face out: preprocess (the 96x96 grayscale crop it hands over, see
 moodtunes.vision.crop, to the 48x48 model input) + int8 inference + softmax. The baseline
 (MobileNetV2, 224x224x3, fp32, 7-class head, random weights) is timed on inference alone, so the
-printed speedup is conservative. Make the baseline once with the training environment:
+printed speedup is conservative. Make the baseline once with ``make baseline-models``, which runs
+(in the training environment, .venv-train, made first if missing):
 
     .venv-train/bin/python -m models.emotion.make_baseline --out .cache/baseline/mobilenetv2_224_fp32.tflite
 """
@@ -37,9 +38,8 @@ from record import record_metric
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_BASELINE = REPO / ".cache" / "baseline" / "mobilenetv2_224_fp32.tflite"
-MAKE_BASELINE = (
-    ".venv-train/bin/python -m models.emotion.make_baseline --out .cache/baseline/mobilenetv2_224_fp32.tflite"
-)
+# The make target, not the module: it makes .venv-train (TensorFlow) first when it is missing.
+MAKE_BASELINE = "make baseline-models  (from the repository root; it installs TensorFlow in .venv-train first)"
 BASELINE_EVERY = 5  # one baseline run per 5 face runs: the baseline is ~20x slower
 
 

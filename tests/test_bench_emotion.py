@@ -25,3 +25,10 @@ def test_a_run_count_below_one_is_refused_before_measuring(bench, capsys):
         bench.main(["--runs", "0"])
     assert exit_.value.code == 2 and "--runs: at least 1" in capsys.readouterr().err
 
+
+def test_a_missing_baseline_names_the_make_target(bench, tmp_path, capsys):
+    """The hint named only `.venv-train/bin/python …`, which fails until that venv exists."""
+    assert bench.main(["--baseline", str(tmp_path / "absent.tflite")]) == 2
+    err = capsys.readouterr().err
+    assert "absent.tflite is missing" in err and "make baseline-models" in err
+
