@@ -32,3 +32,13 @@ def test_a_missing_baseline_names_the_make_target(bench, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "absent.tflite is missing" in err and "make baseline-models" in err
 
+
+def test_another_baseline_file_is_named_as_itself(bench, capsys):
+    """--baseline another.tflite was printed as "baseline=MobileNetV2 224x224x3 fp32"."""
+    mediapipe = pytest.importorskip("mediapipe")
+    other = Path(mediapipe.__file__).parent / "modules" / "selfie_segmentation" / "selfie_segmentation.tflite"
+    if not other.is_file():
+        pytest.skip(f"{other} is absent")
+    assert bench.main(["--runs", "5", "--baseline", str(other)]) == 0
+    out = capsys.readouterr().out
+    assert "baseline=selfie_segmentation.tflite runs=1 median_ms=" in out and "MobileNetV2" not in out
