@@ -1,13 +1,19 @@
-"""Train the emotion model on FER-2013 and export the shipped int8 TFLite file with its metadata.
+"""Train the emotion model on FER-2013 and export it as a full-integer int8 TFLite file with its metadata.
 
-    .venv-train/bin/python -m models.emotion.train --data ../shared/datasets/fer2013.zip --out models/emotion
+    .venv-train/bin/python -m models.emotion.train --data ../shared/datasets/fer2013.zip --out DIR [options]
+
+The defaults are not the shipped recipe (they train all seven classes for 40 epochs, without
+teachers): ``make train-emotion`` runs the one that made models/emotion/emotion_int8.tflite
+(``--classes 3 --epochs 60 --teacher …``, models/emotion/README.md). ``--out models/emotion``
+overwrites the shipped model and its metadata.
 
 Reproducible: fixed seeds and deterministic TensorFlow ops. Faces go through
 ``moodtunes.emotion.preprocess`` (the device's own function), then augmentation (flip, rotation,
 zoom, shift, cutout), class-balanced loss weights, label smoothing and a cosine learning rate. The
 best epoch by PublicTest happy/neutral/sad accuracy is kept, exported to full-integer int8
 (calibrated on training faces), evaluated as float and int8, and described in emotion_int8.json.
-Intermediate files (checkpoints, the float .keras model, the log) go to <out>/work/ (git-ignored).
+Intermediate files (the best checkpoint, the float .keras model, the epoch history history.json) go
+to <out>/work/ (git-ignored).
 """
 
 from __future__ import annotations
