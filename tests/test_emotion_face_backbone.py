@@ -55,6 +55,15 @@ def test_a_weights_file_of_the_wrong_size_is_refused(tmp_path):
         read_weights(path)
 
 
+def test_a_weights_file_cut_short_is_refused(tmp_path):
+    """A shorter file came out of numpy as "buffer is smaller than requested size"."""
+    path = write_graph_model(tmp_path, {"w": np.ones(4, np.float32), "b": np.ones(2, np.float32)})
+    weights_file = tmp_path / "model.bin"
+    weights_file.write_bytes(weights_file.read_bytes()[:10])
+    with pytest.raises(BackboneError, match="weights file has 10 bytes, the manifest describes 12"):
+        read_weights(path)
+
+
 def test_fetch_refuses_files_that_differ_from_the_pinned_ones(tmp_path):
     for name in face_backbone.FILES:
         (tmp_path / name).write_bytes(b"not the pinned file")

@@ -73,16 +73,17 @@ def read_weights(model_json: Path) -> dict[str, np.ndarray]:
     weights: dict[str, np.ndarray] = {}
     for group in manifest:
         raw = b"".join((model_json.parent / p).read_bytes() for p in group["paths"])
+        stored = [(spec.get("quantization") or {}).get("dtype", spec["dtype"]) for spec in group["weights"]]
+        dtypes = [{"float16": np.float16, "float32": np.float32, "int32": np.int32}[s] for s in stored]
+        counts = [int(np.prod(spec["shape"], dtype=np.int64)) for spec in group["weights"]]
+        described = sum(count * np.dtype(dtype).itemsize for count, dtype in zip(counts, dtypes))
+        if described != len(raw):
+            raise BackboneError(f"{model_json}: weights file has {len(raw)} bytes, the manifest describes {described}")
         offset = 0
-        for spec in group["weights"]:
-            count = int(np.prod(spec["shape"], dtype=np.int64))
-            stored = (spec.get("quantization") or {}).get("dtype", spec["dtype"])
-            dtype = {"float16": np.float16, "float32": np.float32, "int32": np.int32}[stored]
+        for spec, dtype, count in zip(group["weights"], dtypes, counts):
             values = np.frombuffer(raw, dtype, count, offset)
-            offset += count * values.itemsize
-            weights[spec["name"]] = values.astype(np.float32 if stored != "int32" else np.int32).reshape(spec["shape"])
-        if offset != len(raw):
-            raise BackboneError(f"{model_json}: weights file has {len(raw)} bytes, the manifest describes {offset}")
+            offset += values.nbytes
+            weights[spec["name"]] = values.astype(np.int32 if dtype is np.int32 else np.float32).reshape(spec["shape"])
     return weights
 
 
