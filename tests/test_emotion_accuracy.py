@@ -192,3 +192,18 @@ def test_record_writes_the_figure_without_copies_beside_the_official_one(tmp_pat
     assert meta["metrics"]["public_test_happy_neutral_sad"] == shipped["metrics"]["public_test_happy_neutral_sad"]
     assert {k: v for k, v in meta.items() if k != "metrics"} == {k: v for k, v in shipped.items() if k != "metrics"}
     EmotionModel.load(model)  # still the same model
+
+
+def test_json_goes_into_a_folder_made_for_it(tmp_path):
+    """--json in a folder not yet there ended the evaluation with a FileNotFoundError traceback."""
+    from PIL import Image
+
+    from models.emotion import evaluate as evaluate_module
+
+    rng = np.random.default_rng(3)
+    for folder, mood, name in [("train", "angry", "Training_1.png")] + [("test", m, "PublicTest_1.png") for m in MOODS]:
+        (tmp_path / "fer" / folder / mood).mkdir(parents=True)
+        Image.fromarray(rng.integers(0, 256, (48, 48), dtype=np.uint8)).save(tmp_path / "fer" / folder / mood / name)
+    out = tmp_path / "results" / "today" / "metrics.json"
+    assert evaluate_module.main(["--data", str(tmp_path / "fer"), "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["int8"]["n"] == 3

@@ -204,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
                 if kind in results["not_in_train"]:
                     print(format_report(f"{kind}, not in Training", results["not_in_train"][kind]))
     if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     if args.record:
         if "not_in_train" not in results:
