@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the music-4q folder")
     parser.add_argument("--clips", type=int, default=40, help="clips for the device pipeline (0 = all)")
-    parser.add_argument("--baseline-clips", type=int, default=8, help="clips for the naive baseline")
+    parser.add_argument("--baseline-clips", type=int, default=8, help="clips for the naive baseline (0 = all, about 1 s each)")
     parser.add_argument("--record", action="store_true", help="write the result into the mood model's JSON")
     args = parser.parse_args(argv)
     paths = sorted(args.data.glob("Q*/*.mp3"))
