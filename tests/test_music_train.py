@@ -174,3 +174,15 @@ def test_labels_without_a_needed_column_are_named(tmp_path):
     (tmp_path / "labels.csv").write_text("Song,Artist,Title,GenresStr\nMT0001,Ada,Song,Pop\n", encoding="utf-8")
     with pytest.raises(DatasetError, match="labels.csv: no Quadrant column"):
         load_clips(tmp_path)
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--repeats", "0", "at least 1"),  # no outer fold: NaN metrics written over the shipped model
+    ("--folds", "1", "at least 2"),  # scikit-learn's traceback after the features were analysed
+])
+def test_fold_counts_that_measure_nothing_are_refused_before_any_work(tmp_path, capsys, option, value, message):
+    from models.music.train import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--data", str(tmp_path), option, value])
+    assert exit_.value.code == 2 and f"{option}: {message}" in capsys.readouterr().err

@@ -302,12 +302,22 @@ def carried_over_metrics(previous_file: Path, doc: dict) -> dict:
     return extra
 
 
+def at_least(minimum: int):
+    """An argparse type: an integer of at least ``minimum`` (fewer folds or repeats measure nothing)."""
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"at least {minimum}, not {value}")
+        return value
+    return parse
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, required=True, help="the music-4q dataset folder")
     parser.add_argument("--out", type=Path, default=Path("models/music/mood_model.json"))
-    parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--repeats", type=int, default=3, help="outer CV repeats with new shuffles")
+    parser.add_argument("--folds", type=at_least(2), default=5, help="outer CV folds")
+    parser.add_argument("--repeats", type=at_least(1), default=3, help="outer CV repeats with new shuffles")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--experts", nargs="+", default=list(DEFAULT_EXPERTS), metavar="GROUP:WEIGHT[:KIND]",
                         help=f"feature groups ({', '.join(FEATURE_GROUPS)}), the weights of their logits and "
