@@ -207,3 +207,13 @@ def test_json_goes_into_a_folder_made_for_it(tmp_path):
     out = tmp_path / "results" / "today" / "metrics.json"
     assert evaluate_module.main(["--data", str(tmp_path / "fer"), "--json", str(out)]) == 0
     assert json.loads(out.read_text())["int8"]["n"] == 3
+
+
+def test_a_limit_below_one_face_is_refused_as_such(tmp_path, capsys):
+    """--limit-per-class 0 was reported as "no PUBLIC_TEST images … (expected test/<class>/PublicTest_*.jpg)",
+    sending the user to look for faces that were there."""
+    from models.emotion import evaluate as evaluate_module
+
+    with pytest.raises(SystemExit) as exit_:
+        evaluate_module.main(["--data", str(tmp_path), "--limit-per-class", "0"])
+    assert exit_.value.code == 2 and "--limit-per-class: at least 1" in capsys.readouterr().err

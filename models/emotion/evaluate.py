@@ -158,13 +158,20 @@ def record_not_in_train(model_path: Path, results: dict, command: str) -> None:
     print(f"recorded metrics.{RECORD_KEY} in {meta_file}")
 
 
+def at_least_one(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"at least 1, not {value}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True, help="FER-2013 zip or folder (Kaggle layout)")
     parser.add_argument("--model", type=Path, default=None, help="int8 .tflite (default: the shipped model)")
     parser.add_argument("--float-model", type=Path, default=None, help="float .keras model (needs TensorFlow)")
     parser.add_argument(
-        "--limit-per-class", type=int, default=None, help="only the first N faces per class (quick checks)"
+        "--limit-per-class", type=at_least_one, default=None, help="only the first N faces per class (quick checks)"
     )
     parser.add_argument("--json", type=Path, default=None, help="also write the metrics to this JSON file")
     parser.add_argument(
