@@ -12,7 +12,7 @@ wall-clock figure is printed beside it. The baseline is what a straightforward i
 librosa.load at 44.1 kHz of the whole file, then each librosa feature called on the waveform
 (every call recomputes its own STFT; chroma estimates tuning; tonnetz computes a CQT chroma;
 beat_track for tempo). The first analysis of the process (numba JIT compilation, lazy imports) is
-timed separately as ``warmup_s`` and left out of the medians. BLAS/FFT threads are limited to one.
+timed separately, by the wall clock, as ``warmup_s`` and left out of the medians. BLAS/FFT threads are limited to one.
 ``--record`` writes the result into the mood model's JSON (``metrics.analysis_speed``), which does
 not change the model's identity (moodtunes.library.mood_model.content_digest).
 """
