@@ -13,7 +13,7 @@ LABEL_COLUMNS = ("Song", "Artist", "Title", "Quadrant")  # GenresStr may be abse
 
 
 class DatasetError(Exception):
-    """The dataset folder is missing or not laid out as expected."""
+    """The dataset folder is missing or not laid out as expected, or holds a clip that can't be decoded."""
 
 
 @dataclass(frozen=True)

@@ -186,3 +186,35 @@ def test_fold_counts_that_measure_nothing_are_refused_before_any_work(tmp_path, 
     with pytest.raises(SystemExit) as exit_:
         main(["--data", str(tmp_path), option, value])
     assert exit_.value.code == 2 and f"{option}: {message}" in capsys.readouterr().err
+
+
+def features_unless_broken(path: Path) -> dict[str, float]:
+    """A stand-in for the analysis, at module level so the worker processes can run it."""
+    from moodtunes.library.audio import AudioDecodeError
+
+    if path.name.startswith("broken"):
+        raise AudioDecodeError("not an audio file")
+    return {"rms": float(len(path.read_bytes()))}
+
+
+def test_a_clip_that_fails_its_analysis_is_named_and_the_others_stay_cached(tmp_path, monkeypatch):
+    """One unreadable clip ended training with the worker's traceback, and the features of every
+    clip analysed before it were thrown away with it (the cache was written only at the end)."""
+    from data.music4q import DatasetError
+    from models.music import dataset_features
+
+    monkeypatch.setattr(dataset_features, "_features_of", features_unless_broken)
+    clips = []
+    for name in ("good1", "good2", "broken", "good3"):
+        path = tmp_path / f"{name}.mp3"
+        path.write_bytes(name.encode())
+        clips.append(Clip(name, "Ada", name, "Q1", (), path))
+    cache = tmp_path / "cache"
+
+    with pytest.raises(DatasetError, match=rf"1 clip can't be analysed: {tmp_path / 'broken.mp3'} \(not an audio file\)"):
+        dataset_features.clip_features(clips, workers=1, cache_dir=cache)
+    good = [c for c in clips if c.song_id != "broken"]
+    analysed = []
+    monkeypatch.setattr(dataset_features, "_features_of", lambda path: analysed.append(path) or {"rms": 0.0})
+    dataset_features.clip_features(good, cache_dir=cache)
+    assert analysed == []  # every clip but the broken one was analysed and kept

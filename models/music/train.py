@@ -331,10 +331,10 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         clips = load_clips(args.data)
+        features = clip_features(clips, workers=args.workers, cache_dir=args.cache)
     except DatasetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    features = clip_features(clips, workers=args.workers, cache_dir=args.cache)
     names = list(features[clips[0].song_id])
     X = np.array([[features[c.song_id][n] for n in names] for c in clips])
     y = np.array([c.quadrant for c in clips])
