@@ -13,7 +13,7 @@ Test frames are 640x480: FER-2013 PublicTest faces (../shared/datasets/fer2013.z
 pasted at random places into scikit-image's bundled photos without faces, plus the astronaut photo.
 The original project's approach is OpenCV's Haar cascade (haarcascade_frontalface_default.xml) then
 MobileNetV2 at 224x224 fp32 (.cache/baseline/mobilenetv2_224_fp32.tflite, made by
-``.venv-train/bin/python -m models.emotion.make_baseline``). Everything runs single-threaded, and
+``make baseline-models``, which runs ``models.emotion.make_baseline`` in .venv-train). Everything runs single-threaded, and
 the two pipelines alternate round by round so a busy machine slows both alike; medians are printed.
 """
 
@@ -183,8 +183,8 @@ def cpu_fps(run, frames: list[np.ndarray]) -> float:
 
 def cmd_speed(args: argparse.Namespace) -> None:
     if not BASELINE.is_file():
-        sys.exit(f"baseline model missing: {BASELINE}\nmake it with: "
-                 ".venv-train/bin/python -m models.emotion.make_baseline --out .cache/baseline/mobilenetv2_224_fp32.tflite")
+        sys.exit(f"baseline model missing: {BASELINE}\nmake it once with: "
+                 "make baseline-models  (from the repository root; it installs TensorFlow in .venv-train first)")
     cv2.setNumThreads(1)
     frames = speed_frames(args.frames)
     ours = load_ours()

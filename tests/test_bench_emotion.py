@@ -1,8 +1,11 @@
-"""bench/emotion.py's command line: what it says when it can't measure, and which baseline it names."""
+"""bench/emotion.py's command line: what it says when it can't measure, and which baseline it names;
+bench/vision.py's hint for the same missing baseline."""
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,13 +13,18 @@ import pytest
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 
 
-@pytest.fixture
-def bench(monkeypatch):
-    monkeypatch.syspath_prepend(str(BENCH))  # its `from record import record_metric`
-    spec = importlib.util.spec_from_file_location("bench_emotion", BENCH / "emotion.py")
+def load_bench(monkeypatch, name: str):
+    monkeypatch.syspath_prepend(str(BENCH))  # their `from record import record_metric`
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)  # its dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture
+def bench(monkeypatch):
+    return load_bench(monkeypatch, "emotion")
 
 
 def test_a_run_count_below_one_is_refused_before_measuring(bench, capsys):
@@ -42,3 +50,11 @@ def test_another_baseline_file_is_named_as_itself(bench, capsys):
     assert bench.main(["--runs", "5", "--baseline", str(other)]) == 0
     out = capsys.readouterr().out
     assert "baseline=selfie_segmentation.tflite runs=1 median_ms=" in out and "MobileNetV2" not in out
+
+
+def test_the_vision_bench_names_the_make_target_for_a_missing_baseline(monkeypatch, tmp_path):
+    vision = load_bench(monkeypatch, "vision")
+    monkeypatch.setattr(vision, "BASELINE", tmp_path / "absent.tflite")
+    with pytest.raises(SystemExit) as exit_:
+        vision.cmd_speed(argparse.Namespace(frames=1, rounds=1))
+    assert "absent.tflite" in str(exit_.value) and "make baseline-models" in str(exit_.value)
