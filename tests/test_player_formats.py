@@ -301,3 +301,19 @@ def test_a_song_the_kiosk_may_not_read_is_a_player_error_saying_why(tmp_path):
                             text=True, timeout=60, env=dict(os.environ, PYGAME_HIDE_SUPPORT_PROMPT="1"))
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "private.wav: can't be read (Permission denied)"
+
+
+def test_a_conversion_that_cant_start_is_a_player_error_not_a_crash(tmp_path, player, monkeypatch):
+    """A full disk (ffmpeg's messages go to a temporary file) or a failed fork raised OSError out of
+    ``load``: not a PlayerError, it ended the visit ("Sorry, something went wrong") instead of
+    skipping the song."""
+    import errno
+
+    song = ffmpeg_tone(tmp_path / "song.m4a", 1.0, ["-c:a", "aac"])
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(player_module.tempfile, "TemporaryFile", disk_full)
+    with pytest.raises(PlayerError, match="song.m4a: can't be converted for playback .No space left on device."):
+        player.load(song)

@@ -193,8 +193,8 @@ def convert_to_wav(
     at the mixer's rate: for what SDL_mixer can't read. A mono song stays mono, for the mixer to
     play on every speaker at full level as it does the mono files it reads (ffmpeg's own upmix
     puts it 3 dB lower); more channels than the mixer's ``channels`` are mixed down by ffmpeg.
-    PlayerError if ffmpeg is missing, can't decode the file, or the song is longer than
-    MAX_CONVERTED_S."""
+    PlayerError if ffmpeg is missing, can't run (no room for its messages' temporary file), can't
+    decode the file, or the song is longer than MAX_CONVERTED_S."""
     ffmpeg = shutil.which("ffmpeg")
     if ffmpeg is None:
         raise PlayerError(f"{path.name}: can't be played without ffmpeg (sudo apt install ffmpeg)")
@@ -205,19 +205,22 @@ def convert_to_wav(
                "-af", f"aformat=sample_fmts=s16:channel_layouts={layouts}", "-ar", str(rate),
                "-t", str(MAX_CONVERTED_S + 1), "-f", "wav", "-bitexact", "-"]
     buffer = io.BytesIO()
-    with tempfile.TemporaryFile() as errors:  # a file, not a pipe: ffmpeg never waits on it
-        with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors) as ffmpeg_run:
-            watchdog = threading.Timer(timeout, ffmpeg_run.kill)  # a read stuck on a hung file ends too
-            watchdog.start()
-            try:
-                seconds = _copy_streamed_wav(ffmpeg_run.stdout, buffer)
-            except (wave.Error, EOFError) as exc:
-                raise PlayerError(f"{path.name}: can't be played: ffmpeg's WAV is unreadable ({exc})") from None
-            finally:
-                watchdog.cancel()
-        errors.seek(0)
-        reported = errors.read().decode(errors="replace").strip()
-        logger.debug("ffmpeg on %s: %s", path, reported)
+    try:
+        with tempfile.TemporaryFile() as errors:  # a file, not a pipe: ffmpeg never waits on it
+            with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors) as ffmpeg_run:
+                watchdog = threading.Timer(timeout, ffmpeg_run.kill)  # a read stuck on a hung file ends too
+                watchdog.start()
+                try:
+                    seconds = _copy_streamed_wav(ffmpeg_run.stdout, buffer)
+                except (wave.Error, EOFError) as exc:
+                    raise PlayerError(f"{path.name}: can't be played: ffmpeg's WAV is unreadable ({exc})") from None
+                finally:
+                    watchdog.cancel()
+            errors.seek(0)
+            reported = errors.read().decode(errors="replace").strip()
+    except OSError as exc:  # a full disk (the temporary file), a failed fork: the song is skipped, not the visit
+        raise PlayerError(f"{path.name}: can't be converted for playback ({exc.strerror or exc})") from None
+    logger.debug("ffmpeg on %s: %s", path, reported)
     if ffmpeg_run.returncode == -signal.SIGKILL:
         raise PlayerError(f"{path.name}: can't be played: converting it took over {timeout:.0f} s")
     if ffmpeg_run.returncode != 0 or seconds <= 0:
