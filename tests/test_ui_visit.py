@@ -1329,6 +1329,33 @@ def test_a_reading_written_late_takes_only_a_correction_made_to_it(settings, lib
                                          ("after", "ok", "happy")]
 
 
+def test_a_correction_the_store_refused_is_written_at_the_next_write(settings, library, monkeypatch):
+    """"Not right?" while another program held the database: the kiosk showed the corrected mood
+    and picked songs for it, but the store kept the model's label, and the visit went to the
+    report and the cloud with the mood the visitor had said was wrong."""
+    from moodtunes.domain import MoodReading, ScanOutcome
+
+    app = make_app(settings, sample_scanner)
+    try:
+        tap(app, "guest")
+        app.add_reading("before", MoodReading(ScanOutcome.OK, "neutral", 0.7, {"happy": 0.1, "neutral": 0.7, "sad": 0.2}))
+        correct = app.store.correct_reading
+        monkeypatch.setattr(app.store, "correct_reading", refusing("database: database is locked"))
+        app.correct_reading("before", "happy")
+        monkeypatch.setattr(app.store, "correct_reading", correct)  # the lock is gone
+        session = app.visit.session_id
+        app.end_visit("completed")
+    finally:
+        app.close()
+    with Store.open(settings.database_path) as store:
+        (reading,) = rows(store, "SELECT label, corrected_label FROM mood_readings WHERE session_id = ?", session)
+        (visit,) = rows(store, "SELECT mood_before, end_reason FROM sessions WHERE id = ?", session)
+        (event,) = store.pending_events(10)
+    assert (reading["label"], reading["corrected_label"]) == ("neutral", "happy")
+    assert (visit["mood_before"], visit["end_reason"]) == ("happy", "completed")
+    assert VisitEvent.model_validate_json(event.payload).mood_before.corrected_label == "happy"
+
+
 def test_after_a_write_timed_out_on_a_lock_the_next_ones_wait_briefly_for_a_while(settings, library, monkeypatch):
     """Another program held the database past the busy timeout: the rating, the seconds listened
     and the visit's end, saved in one frame, each waited 10 s more, and the screen froze for 30."""

@@ -940,16 +940,23 @@ class KioskApp:
 
     def _save_readings(self, visit: Visit) -> None:
         """Write the readings not written yet (the store refused them, or there was no session), in
-        order, each with the correction the visitor made meanwhile."""
+        order, and the corrections the store has not taken: one it refused was lost, the visit
+        saved with the mood the visitor had said was wrong."""
         for phase, reading in visit.readings.items():
-            if phase in visit.reading_ids:
-                continue
-            reading_id = self.record(self.store.add_reading, visit.session_id, phase, reading)
-            if reading_id is None:
-                return
-            visit.reading_ids[phase] = reading_id
-            if (label := visit.unsaved_corrections.pop(phase, None)) is not None:
-                self.record(self.store.correct_reading, reading_id, label)
+            if phase not in visit.reading_ids:
+                reading_id = self.record(self.store.add_reading, visit.session_id, phase, reading)
+                if reading_id is None:
+                    return
+                visit.reading_ids[phase] = reading_id
+            if (label := visit.unsaved_corrections.get(phase)) is not None:
+                if self.record(self._correct_in_store, visit.reading_ids[phase], label) is None:
+                    return
+                del visit.unsaved_corrections[phase]
+
+    def _correct_in_store(self, reading_id: int, label: str) -> bool:
+        """Store.correct_reading, True once done (``record`` gives None when the store refused it)."""
+        self.store.correct_reading(reading_id, label)
+        return True
 
     def _save_unrecorded_plays(self, visit: Visit) -> None:
         """Write the plays the store refused as they started, as of their starts: those that ended
@@ -1079,7 +1086,7 @@ class KioskApp:
         """Whether the store has everything of ``visit`` (its end aside), its plays' last seconds
         too (of this visit's or an earlier one's): its event is built from it."""
         return (visit.session_id is not None and set(visit.readings) <= set(visit.reading_ids)
-                and not visit.plays_waiting() and not visit.rating_unsaved and not self._unsaved_play_ends)
+                and not visit.unsaved_corrections and not visit.plays_waiting() and not visit.rating_unsaved and not self._unsaved_play_ends)
 
     def _save_unsaved_ends(self) -> None:
         """Save the visits ended while the store refused writes (a full disk): what they had left
@@ -1134,10 +1141,9 @@ class KioskApp:
         if visit.moods.get(phase) == label:
             return
         visit.moods[phase] = label
-        if phase in visit.reading_ids:
-            self.record(self.store.correct_reading, visit.reading_ids[phase], label)
-        elif phase in visit.readings:  # written with the reading, once the store takes it
+        if phase in visit.readings:  # written now, or with the reading, or at the next write: _save_readings
             visit.unsaved_corrections[phase] = label
+            self.visit_session()
 
     def request_songs(self, category: str, analysed_since: str | None = None) -> Future[SongList]:
         """The ranked songs of ``category`` for the visitor, made off this thread (a big library

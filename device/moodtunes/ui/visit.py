@@ -27,7 +27,7 @@ class Visit:
     # whether they are still this visit's person (SameVisitorScreen), until they say yes.
     unattended: bool = False
     reading_ids: dict[str, int] = field(default_factory=dict)  # phase -> mood_readings.id
-    unsaved_corrections: dict[str, str] = field(default_factory=dict)  # phase -> label, for a reading not written yet
+    unsaved_corrections: dict[str, str] = field(default_factory=dict)  # phase -> label the store has not taken yet
     readings: dict[str, MoodReading] = field(default_factory=dict)
     moods: dict[str, str] = field(
         default_factory=dict
