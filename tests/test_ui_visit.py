@@ -1302,6 +1302,50 @@ def test_a_visit_under_way_when_the_clock_is_set_is_moved_with_it(settings, libr
     assert VisitEvent.model_validate_json(event.payload).started_at.year > 2000
 
 
+def test_stars_for_a_play_the_store_took_after_the_clock_was_set_are_saved(settings, library, monkeypatch,
+                                                                            short_listens):
+    """The play refused as its song started (a lock), the stars given to it, then the first time
+    sync during the second mood check: the play's start was moved with the clock, the stars' note
+    of it was not, so they never found their play once written. The visit waited in memory for
+    them for good, holding back every visit kept after it, and the next start closed it as
+    "interrupted", without its stars."""
+    from moodtunes.store import store as store_module
+    from moodtunes.ui import app as app_module
+
+    behind = 20_000 * 86_400.0  # the clock before the sync: 1971
+    now_then = store_module.utc_now
+    for module in (store_module, app_module):
+        monkeypatch.setattr(module, "utc_now", lambda: shifted(now_then(), -behind))
+    app = make_app(settings, sample_scanner)
+    app.wall_clock = lambda: time.time() - behind
+    try:
+        step(app)
+        songs_as_guest(app, "sad")
+        start_play = app.store.start_play
+        monkeypatch.setattr(app.store, "start_play", refusing("database: database is locked"))
+        tap(app, "row:0")
+        on_screen(app, "playing")
+        heard_enough(app)
+        tap(app, "done")
+        tap(app, "star:4")
+        tap(app, "again")
+        for module in (store_module, app_module):  # the first time sync
+            monkeypatch.setattr(module, "utc_now", now_then)
+        app.wall_clock = time.time
+        step(app)
+        monkeypatch.setattr(app.store, "start_play", start_play)  # the lock is gone
+        tap(app, "mood:happy")
+        assert app.screen.name == "report"
+        session = app.visit.session_id
+        assert not app._unsaved_ends
+    finally:
+        app.close()
+    with Store.open(settings.database_path) as store:
+        (visit,) = rows(store, "SELECT end_reason FROM sessions WHERE id = ?", session)
+        (rating,) = rows(store, "SELECT r.score, p.session_id FROM ratings r JOIN plays p ON p.id = r.play_id")
+    assert visit["end_reason"] == "completed" and (rating["score"], rating["session_id"]) == (75, session)
+
+
 def test_a_reading_written_late_takes_only_a_correction_made_to_it(settings, library, monkeypatch):
     """A no-face scan after a mood picked by hand is no correction: written late, it was given the
     picked mood as its corrected label, and the cloud counted the visit as corrected. A correction

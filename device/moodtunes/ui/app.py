@@ -43,7 +43,7 @@ from moodtunes.ui.screens.music import song_title
 from moodtunes.ui.services import LibraryLoader, LibraryService, Scanner, ScannerService
 from moodtunes.ui.songlists import SongList, SongListMaker, SongListRequest
 from moodtunes.ui.theme import Theme
-from moodtunes.ui.visit import Visit
+from moodtunes.ui.visit import PlayRef, Visit
 from moodtunes.ui.widgets import (
     Target,
     draw_button,
@@ -134,6 +134,15 @@ class SongEnd:
 def is_quit_key(event: pygame.event.Event) -> bool:
     """Ctrl+Q, which stops the kiosk (the staff's, with a keyboard plugged in)."""
     return event.type == pygame.KEYDOWN and event.key == pygame.K_q and bool(event.mod & pygame.KMOD_CTRL)
+
+
+def shifted_play(play: PlayRef, seconds: float) -> PlayRef:
+    """``play`` as the clock set ``seconds`` on says: one not written yet is known by its song's path
+    and start, which moves; a play's id does not."""
+    if not isinstance(play, tuple):
+        return play
+    path, started_at = play
+    return path, shifted(started_at, seconds)
 
 
 def toast_seconds(message: str) -> float:
@@ -412,6 +421,9 @@ class KioskApp:
             visit.unrecorded_play = (track, shifted(started_at, step))
         visit.unwritten_plays = [(track, shifted(started_at, step), *end)
                                  for track, started_at, *end in visit.unwritten_plays]
+        # the stars' note of a play not written yet is its start too: moved alike, they find it once written
+        visit.rating_for = shifted_play(visit.rating_for, step)
+        visit.heard_before = (shifted_play(visit.heard_before[0], step), *visit.heard_before[1:])
         if visit.session_id is not None:
             self.record(self.store.shift_open_visit, visit.session_id, step)
 
