@@ -229,6 +229,40 @@ def test_a_corrupt_song_is_skipped_with_a_message(settings, tmp_path, told):
         assert plays[-1]["path"] == playing.path
 
 
+@pytest.mark.parametrize("refused", ["its start", "its failure"])
+def test_a_song_that_fails_while_the_store_refuses_its_play_is_saved_as_failed_later(settings, tmp_path,
+                                                                                  monkeypatch, refused):
+    """A lock held as a broken song was tried: its play (or the failure written to it) was not kept
+    for later, as every other write is, so the song stayed at the top of the lists, tried and
+    failing again at every visit."""
+    app = guest_at_songs(settings, tmp_path / "music", "neutral", count=3, category=CALM, corrupt=1)
+    try:
+        ranked = [r.track for r in app.visit.ranked]
+        broken = next(i for i, t in enumerate(ranked) if "broken" in t.path)
+        if refused == "its start":
+            start_play = app.store.start_play
+
+            def locked_for_the_broken_song(session_id, track, started_at=None):
+                if "broken" in track.path:
+                    raise StoreError("database: database is locked", busy=True)
+                return start_play(session_id, track, started_at)
+
+            monkeypatch.setattr(app.store, "start_play", locked_for_the_broken_song)
+        else:
+            update_play_locked_once(monkeypatch, app.store, lambda finished, error: error is not None)
+        tap(app, f"row:{broken}")
+        assert app.screen.name == "playing" and "broken" not in app.visit.ranked[app.screen.index].track.path
+        monkeypatch.undo()  # the lock is gone
+        tap(app, "done")
+        tap(app, "report")
+    finally:
+        app.close()
+    with Store.open(settings.database_path) as store:
+        plays = rows(store, "SELECT path, error FROM plays ORDER BY id")
+        assert [("broken" in p["path"], p["error"] is not None) for p in plays] == [(True, True), (False, False)]
+        assert store.unplayable_paths() == {ranked[broken].path}
+
+
 def test_start_up_closes_visits_left_open_by_a_crash(settings, library):
     """One with a mood is ended as interrupted; one that recorded nothing is dropped."""
     from moodtunes.domain import MoodReading

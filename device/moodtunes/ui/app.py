@@ -1229,8 +1229,7 @@ class KioskApp:
         except PlayerError as exc:
             logger.warning("can't play %s: %s", track.path, exc)
             visit.failed_paths.add(track.path)
-            if play_id is not None:
-                self.record(self.store.update_play, play_id, 0.0, False, str(exc)[:300])
+            self._save_failed_play(play_id, track, started_at, str(exc)[:300])
             self.toast("Couldn't play “{}”, skipping to the next song.", title=song_title(track))
             return False
         finally:
@@ -1251,6 +1250,15 @@ class KioskApp:
         self.music_on, self.now_playing = True, index
         self.last_saved = self.clock()
         return True
+
+    def _save_failed_play(self, play_id: int | None, track: TrackRecord, started_at: str, error: str) -> None:
+        """Save ``track``'s play as failed, which sends it to the back of every list; its start or
+        its failure refused by the store, at the next write, as any play's (the song stayed on top,
+        failing again at every visit)."""
+        if play_id is None:
+            self.visit.unwritten_plays.append((track, started_at, 0.0, False, error))
+        elif not self._update_play(play_id, 0.0, False, error):
+            self._unsaved_play_ends[play_id] = (0.0, False, error)
 
     def save_play_progress(self, final: bool = False, finished: bool = False, error: str | None = None) -> None:
         """Persist the seconds listened so far (every few seconds, and when the song stops, with
