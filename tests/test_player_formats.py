@@ -281,11 +281,16 @@ def test_taps_fetched_with_the_one_that_made_a_song_ready_dont_land_on_the_scree
         app.close()
 
 
-def test_a_song_the_kiosk_may_not_read_is_a_player_error_saying_why(tmp_path):
+@pytest.mark.parametrize("locked", ["the file", "its folder"])
+def test_a_song_the_kiosk_may_not_read_is_a_player_error_saying_why(tmp_path, locked):
     """pygame's loader reports any file it can't open as "No such file or directory" (and not as a
-    pygame.error): a song copied in readable by root alone must be skipped like a broken one."""
-    song = write_tone(tmp_path / "private.wav", 2.0)
-    song.chmod(0o000)
+    pygame.error): a song copied in readable by root alone must be skipped like a broken one. In a
+    folder the kiosk's user may not enter, the check that the file exists raised PermissionError,
+    which ended the visit ("Sorry, something went wrong")."""
+    folder = tmp_path / "private"
+    folder.mkdir()
+    song = write_tone(folder / "private.wav", 2.0)
+    (song if locked == "the file" else folder).chmod(0o000)
     check = (
         "import sys\n"
         "from moodtunes.player import MixerPlayer, PlayerError\n"

@@ -324,9 +324,9 @@ class MixerPlayer:
         path = Path(path)
         self.stop()
         self._cut_any_fade()
-        if not path.is_file():
-            raise PlayerError(f"{path.name}: file not found")
         try:
+            if not path.is_file():  # raises in a folder the kiosk's user may not enter, or on a failing drive
+                raise PlayerError(f"{path.name}: file not found")
             with path.open("rb") as song:  # the mixer calls every file it can't open "not found"
                 size = os.fstat(song.fileno()).st_size
             self._load_native(path)
