@@ -1168,6 +1168,23 @@ def test_a_visit_whose_end_could_not_be_saved_is_ended_as_it_was_once_the_store_
         app.close()
 
 
+def test_visits_the_store_still_refuses_as_the_kiosk_closes_are_logged_as_lost(settings, library, monkeypatch,
+                                                                               caplog):
+    """Each visit ended on a full disk logged "saving it is tried again at the next visit"; closing
+    the kiosk then lost it from memory without a word, and the operator looked for it in vain."""
+    app = make_app(settings, sample_scanner)
+    try:
+        for name in ("start_session", "add_reading", "finish_session"):
+            monkeypatch.setattr(app.store, name, refusing("database: the disk is full; free some space"))
+        songs_as_guest(app, "sad")
+        tap(app, "done")
+        tap(app, "report")
+        assert len(app._unsaved_ends) == 1
+    finally:
+        app.close()
+    assert "closing with 1 visit the store refused: lost" in caplog.text
+
+
 STORE_WRITES = ("start_session", "add_reading", "correct_reading", "start_play", "update_play", "add_rating",
                 "finish_session", "drop_empty_visit")
 

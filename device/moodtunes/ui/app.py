@@ -320,6 +320,10 @@ class KioskApp:
         if self.visit is not None and not self.visit.ended:
             self.end_visit("abandoned")
         self._save_unsaved_ends()
+        if self._unsaved_ends:  # each was logged as "tried again at the next visit": there is none
+            count = len(self._unsaved_ends)
+            logger.error("closing with %d visit%s the store refused: lost (one it had started is closed as "
+                         "interrupted at the next start, without what it refused)", count, "" if count == 1 else "s")
         if self._player is not None:
             self._player.close()
         self.scanner_service.stop()
