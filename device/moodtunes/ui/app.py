@@ -937,9 +937,10 @@ class KioskApp:
         return self.visit
 
     def visit_session(self) -> int | None:
-        """The visit's session in the store, with every reading made so far. One the store refused
-        at the start (another program's lock, a full disk for a moment) is started at the next
-        write, as of the visit's start: the whole visit was lost, its later song and rating too."""
+        """The visit's session in the store, with all it has not written yet (``_saved``). One the
+        store refused at the start (another program's lock, a full disk for a moment) is started at
+        the next write, as of the visit's start: the whole visit was lost, its later song and rating
+        too."""
         return self._saved(self.visit)
 
     def _saved(self, visit: Visit) -> int | None:

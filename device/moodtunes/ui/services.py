@@ -1,6 +1,7 @@
 """The kiosk's slow helpers, started in the background so the welcome screen comes up at once:
 the mood scanner (loads the face and emotion models; it opens the camera only during a scan) and the music library
-(generates and analyses the demo library on first run). The UI thread only reads their state."""
+(generates and analyses the demo library on first run). The UI thread reads their state, and
+notes only whether the last scan found the camera (``ScannerService.camera_gone``)."""
 
 from __future__ import annotations
 

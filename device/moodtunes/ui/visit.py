@@ -1,6 +1,7 @@
 """One visit's state on the kiosk: who is visiting, what was read, what is playing. Every step is
-written to the store as it happens (the store makes each write durable), so a crash loses at most
-the step in progress."""
+written to the store as it happens, the seconds listened every few (app.SAVE_EVERY_S), so a crash
+loses little; what the store refused (a lock, a full disk) waits here for the next write, and a
+crash loses that too."""
 
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ class Visit:
     unwritten_plays: list[tuple[TrackRecord, str, float, bool, str | None]] = field(default_factory=list)
     failed_paths: set[str] = field(default_factory=set)  # songs that failed to play in this visit
     seconds_heard: float = 0.0  # of the songs that stopped (app.seconds_heard adds the one playing)
-    last_play_id: int | None = None  # the most recent play, which a rating is attached to
+    last_play_id: int | None = None  # the most recent play heard, not failed: the one a rating is attached to
     last_title: str | None = None  # the title of the song that play was of (what the stars rate)
     # Which song of the visit that is (1 for the first started, 0 for none): stars tapped are kept
     # for it, not for its title, which two songs may share ("Track 01")
