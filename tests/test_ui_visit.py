@@ -869,6 +869,35 @@ def test_a_song_cut_short_whose_play_the_store_took_late_is_not_what_the_stars_r
     assert [(p["path"], p["failed"], p["score"]) for p in plays] == [(heard.path, 0, 100), (cut.path, 1, None)]
 
 
+def test_a_play_the_store_refused_is_tried_again_every_few_seconds_not_every_frame(settings, tmp_path,
+                                                                                     monkeypatch, caplog):
+    """Its start refused (a full disk), the song playing was written at each frame from the first
+    save of its seconds on: 30 failed writes and 30 error lines a second, and, under another
+    program's lock, a frame frozen half a second (or 10) by each."""
+    from moodtunes.ui import app as app_module
+
+    app = guest_at_songs(settings, tmp_path / "music", "sad", count=2, category=CALM, seconds=30.0)
+    now = [app.clock()]
+    app.clock = lambda: now[0]
+    tried = []
+
+    def full(*args, **kwargs):
+        tried.append(args)
+        raise StoreError("database: the disk is full; free some space")
+
+    try:
+        monkeypatch.setattr(app.store, "start_play", full)
+        tap(app, "row:0")
+        assert app.screen.name == "playing" and app.visit.unrecorded_play is not None
+        tried.clear()
+        for _ in range(3):  # 3 saves of the seconds listened, 30 frames
+            now[0] += app_module.SAVE_EVERY_S
+            step(app, 10)
+        assert len(tried) == 3
+    finally:
+        app.close()
+
+
 def test_a_plays_last_save_is_made_before_the_late_end_of_its_visit(settings, tmp_path, monkeypatch):
     """The visit's end refused too (saved at the next visit): the play's end went with the visit,
     and the event said the song was heard for 0 s, not whole."""

@@ -1272,6 +1272,7 @@ class KioskApp:
         visit = self.visit
         if visit is None or self._player is None:
             return
+        self.last_saved = self.clock()  # tried, if the store refuses: again in SAVE_EVERY_S, not at every frame
         if visit.unrecorded_play is not None:
             self.visit_session()
         if visit.play_id is None:
@@ -1284,7 +1285,6 @@ class KioskApp:
             return
         seconds = self._player.position()
         saved = self._update_play(visit.play_id, seconds, finished, error)
-        self.last_saved = self.clock()
         if final or finished:
             if not saved:  # tried again at the next write (the rating, the visit's end, the next visit)
                 self._unsaved_play_ends[visit.play_id] = (seconds, finished, error)
