@@ -575,7 +575,9 @@ class KioskApp:
         return None
 
     def touch(self) -> None:
-        """Note user activity (resets the idle timer)."""
+        """Start the idle count afresh, and the count of songs that played on their own: at a press,
+        a key, and a new screen (``go``). Who is there is judged from ``touched_at`` instead, which a
+        screen changing does not set."""
         self.last_input = self.clock()
         self.songs_on_their_own = 0
 
