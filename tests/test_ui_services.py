@@ -203,3 +203,34 @@ def test_the_library_scan_waits_for_the_scanners_start(settings):
     finally:
         release.set()
         app.close()
+
+
+def test_the_services_start_once_when_the_first_frame_fails(settings):
+    """A hook of the first frame that failed (the autopilot's first screenshot on a full disk) left
+    the frame count at 0, and the kiosk, carrying on, started the scanner and the library scan
+    again at its next frame: a second scanner loading the models, a second scan."""
+    import pygame
+    from moodtunes.player import MixerPlayer
+    from moodtunes.ui.app import KioskApp
+    from ui_support import StillScanner
+
+    def library(settings, store, progress=None, should_stop=None):
+        return None
+
+    app = KioskApp(settings, scanner_factory=StillScanner, player_factory=MixerPlayer, library_loader=library,
+                   size=(800, 480), max_fps=0)
+    app.start()
+
+    def screenshot_on_a_full_disk(app) -> None:
+        app.on_frame.remove(screenshot_on_a_full_disk)
+        raise pygame.error("Couldn't save the screenshot: No space left on device")
+
+    app.on_frame.append(screenshot_on_a_full_disk)
+    try:
+        with pytest.raises(pygame.error):
+            app.step()
+        started = app.scanner_service._thread, app.library_service._thread
+        app.step()
+        assert (app.scanner_service._thread, app.library_service._thread) == started
+    finally:
+        app.close()

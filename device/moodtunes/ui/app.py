@@ -210,6 +210,7 @@ class KioskApp:
         self.screen_since = clock()  # when the screen shown appeared: its first frame was drawn (go, step)
         self._appearing = False  # go() showed a screen whose first frame is yet to be drawn
         self._startup_frozen = False  # _freeze_startup_objects has run
+        self._services_started = False  # the scanner's and the library's threads were started (step)
         self.songs_on_their_own = 0  # songs started by themselves since the last touch
         self.running = False
         self.frames = 0
@@ -379,7 +380,8 @@ class KioskApp:
         self.draw()
         if self._appearing:  # the visitor sees it from now: its settling starts here (go)
             self.screen_since, self._appearing = self.clock(), False
-        if self.frames == 0:  # the first screen is up: now load models, camera and library
+        if not self._services_started:  # the first screen is up: now load models, camera and library
+            self._services_started = True  # once, also when this frame fails after (a hook: frames stays 0)
             self.scanner_service.start()
             self.library_service.start()
         elif not self._startup_frozen and self.visit is None and self.scanner_service.wait(0):
