@@ -1079,7 +1079,8 @@ class KioskApp:
                 lost, _, _ = self._unsaved_ends.pop(0)
                 logger.error("visit of profile %d, kept since its end, let go: %d visits wait for the store",
                              lost.profile.id, KEPT_UNSAVED_VISITS)
-            self._unsaved_ends.append((visit.slimmed(), reason, ended_at))
+            visit.slim()
+            self._unsaved_ends.append((visit, reason, ended_at))
             which = visit.session_id if visit.session_id is not None else f"of profile {visit.profile.id} (not stored yet)"
             logger.error("visit %s couldn't be saved as ended (%s); saving it is tried again at the next visit",
                          which, reason)

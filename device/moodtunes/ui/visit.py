@@ -86,11 +86,11 @@ class Visit:
     def plays_waiting(self) -> bool:
         return self.unrecorded_play is not None or bool(self.unwritten_plays)
 
-    def slimmed(self) -> Visit:
-        """This visit, ended, without its song lists (a 20,000-song library's take ~17 MB each): kept
-        in memory until the store takes what it has left to write."""
+    def slim(self) -> None:
+        """Drop this ended visit's song lists (a 20,000-song library's take ~17 MB each), in place:
+        it is kept in memory until the store takes what it has left to write, and the kiosk knows
+        it by identity (``KioskApp.kept_unsaved``)."""
         self.ranked, self.earlier_lists, self.catalogue_read_at = [], {}, {}
-        return self
 
     @property
     def mood(self) -> str | None:
