@@ -97,6 +97,22 @@ def test_scan_catalogues_tracks_and_records_the_corrupt_file(library, store, ana
     assert failed is not None and "cannot decode" in failed.error and failed.category is None
 
 
+def test_a_file_whose_tags_break_mutagen_is_recorded_and_the_scan_goes_on(tmp_path, store):
+    """mutagen fails on some damaged files with an IndexError, none of its own errors: the scan,
+    reading the tags again to record the failure, stopped there, and so did every later scan."""
+    folder = tmp_path / "music"
+    folder.mkdir()
+    damaged = folder / "damaged.ogg"
+    sf.write(str(damaged), 0.3 * np.sin(np.arange(16000) / 5), 8000, format="OGG", subtype="VORBIS")
+    data = bytearray(damaged.read_bytes())
+    data[data.index(b"ENCODER=") - 1] = 0xFD  # the high byte of its one comment's length: 4 GB
+    damaged.write_bytes(data)
+    report = scan_library([folder], store, workers=1)
+    assert [(path, "cannot decode" in why) for path, why in report.failed] == [(str(damaged), True)]
+    again = scan_library([folder], store, workers=1)
+    assert (again.unchanged, again.still_failing, again.failed) == (1, 1, [])
+
+
 def test_a_file_name_that_is_not_utf8_is_reported_and_the_scan_goes_on(library, store, analyses):
     latin1 = os.path.join(os.fsencode(library), b"caf\xe9.flac")  # 'café' from an old Latin-1 rip
     shutil.copy(library / "demo" / SMALL[0], latin1)

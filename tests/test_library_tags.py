@@ -139,6 +139,22 @@ def test_unreadable_file_still_gets_a_title(tmp_path):
     assert tags.duration is None
 
 
+def _damaged_ogg(path: Path) -> Path:
+    """An Ogg Vorbis file whose one comment claims 4 GB: mutagen fails on it with an IndexError,
+    none of its own errors."""
+    data = bytearray(_tone(path, "OGG").read_bytes())
+    data[data.index(b"ENCODER=") - 1] = 0xFD  # the high byte of the comment's length
+    path.write_bytes(data)
+    return path
+
+
+def test_tags_mutagen_fails_on_in_its_own_way_still_give_a_title(tmp_path):
+    """mutagen fails on damaged files with IndexError or struct.error too: one such Ogg file
+    stopped every scan of its library (the scan reads tags again after a failed analysis)."""
+    tags = read_tags(_damaged_ogg(tmp_path / "damaged.ogg"))
+    assert (tags.title, tags.artist, tags.duration) == ("damaged", UNKNOWN_ARTIST, None)
+
+
 @pytest.mark.parametrize("stem, title", [("01. Intro", "Intro"), ("my_song", "my song"), ("2024", "2024")])
 def test_title_from_filename(stem, title):
     assert title_from_filename(Path(f"/music/{stem}.mp3")) == title

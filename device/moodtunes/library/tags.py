@@ -197,11 +197,13 @@ def title_from_filename(path: Path) -> str:
 
 def read_tags(path: Path) -> TrackTags:
     """The file's tags; unreadable or absent tags fall back to the file name and no metadata,
-    since the audio may still be fine (the decoder decides whether the file is usable)."""
+    since the audio may still be fine (the decoder decides whether the file is usable). Any
+    error counts as unreadable: mutagen fails on damaged files with IndexError or struct.error
+    too, not only its own errors, and the scan reads tags outside the analysis's safety net."""
     try:
         fields, duration = _raw_fields(path)
-    except (mutagen.MutagenError, soundfile.LibsndfileError, OSError, ValueError) as exc:
-        logger.debug("no readable tags in %s: %s", path, exc)
+    except Exception as exc:  # noqa: BLE001 - a damaged file fails mutagen in many ways
+        logger.debug("no readable tags in %s: %s: %s", path, type(exc).__name__, exc)
         fields, duration = {}, None
     return TrackTags(
         title=fields.get("title") or title_from_filename(path),
