@@ -52,6 +52,26 @@ def test_id3_tags_in_a_wav_file_are_read(tmp_path):
     assert (tags.title, tags.artist, tags.album, tags.genre, tags.year) == ("Rain", "Nora", "Grey", "Jazz", 2011)
 
 
+def test_id3_tags_of_a_wav_file_libsndfile_refuses_are_kept(tmp_path):
+    """A WAV of a codec libsndfile doesn't read (Yamaha ADPCM, G.722: ffmpeg decodes them, and the
+    scan catalogues them) failed the look for its RIFF INFO chunk, and that failure lost the ID3
+    title and artist already read: such a song was its file name by "Unknown artist"."""
+    path = _tone(tmp_path / "song.wav", "WAV")
+    audio = WAVE(str(path))
+    audio.add_tags()
+    audio.tags.add(TIT2(text="Rain"))
+    audio.tags.add(TPE1(text="Nora"))
+    audio.save()
+    data = bytearray(path.read_bytes())
+    fmt = data.index(b"fmt ") + 8
+    data[fmt:fmt + 2] = (0x20).to_bytes(2, "little")  # WAVE_FORMAT_YAMAHA_ADPCM
+    path.write_bytes(data)
+    with pytest.raises(sf.LibsndfileError):
+        sf.SoundFile(str(path))
+    tags = read_tags(path)
+    assert (tags.title, tags.artist) == ("Rain", "Nora")
+
+
 def test_riff_info_tags_in_a_wav_file_are_read_where_it_has_no_id3(tmp_path):
     """Windows, ffmpeg and most WAV taggers write a RIFF LIST/INFO chunk, which mutagen doesn't
     read: such a song was catalogued as its file name by "Unknown artist"."""

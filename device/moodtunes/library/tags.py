@@ -170,9 +170,15 @@ def _leading_id3_fields(path: Path) -> dict[str, str | None]:
 
 def _chunk_fields(path: Path) -> dict[str, str | None]:
     """The tags of a WAV file's RIFF LIST/INFO chunk (and an AIFF's NAME), as libsndfile reads them:
-    Windows, ffmpeg and most WAV taggers write those, and mutagen reads only ID3 in such files."""
-    with soundfile.SoundFile(str(path)) as audio:
-        found = audio.copy_metadata()
+    Windows, ffmpeg and most WAV taggers write those, and mutagen reads only ID3 in such files.
+    None when libsndfile can't open the file (a codec it lacks, such as Yamaha ADPCM, which ffmpeg
+    decodes): the ID3 tags found still count."""
+    try:
+        with soundfile.SoundFile(str(path)) as audio:
+            found = audio.copy_metadata()
+    except soundfile.LibsndfileError as exc:
+        logger.debug("no RIFF INFO tags read from %s: %s", path, exc)
+        return {}
     return {k: _field(k, found.get(k)) for k in _ID3_FRAMES}
 
 
