@@ -126,10 +126,13 @@ AnalysisResult = TrackRecord | Failure
 class ScanReport:
     found: int = 0  # audio files under the scanned folders
     analysed: int = 0  # decoded and classified in this run
-    unchanged: int = 0  # skipped: catalogued (or failed) with the same size, mtime and analysis
+    # skipped: catalogued (or failed) with the same size, mtime and analysis, or with times moved
+    # and the same fingerprint (a chmod, a FAT drive's time zone)
+    unchanged: int = 0
     still_failing: int = 0  # of the unchanged, those whose analysis failed before (not tried again)
-    rescored: int = 0  # unchanged files whose stored features a new mood model scored again
-    removed: int = 0  # catalogue entries pruned because their file is gone
+    # files unchanged on disk whose stored features a new mood model scored again (not in ``unchanged``)
+    rescored: int = 0
+    removed: int = 0  # catalogue entries pruned: their file is gone, or outside an exclusive scan's folders
     failed: list[tuple[str, str]] = field(default_factory=list)  # (path, reason) for this run
     missing_roots: list[str] = field(default_factory=list)  # folders that don't exist (or are files)
     # catalogued tracks outside the folders that an exclusive scan kept: a folder was missing or unreadable
@@ -379,7 +382,7 @@ def _init_worker(model_path: Path | None, single_thread: bool = False, parent_pi
 
 def _die_with_parent(parent_pid: int) -> None:
     """Have Linux kill this worker when the scan that started it dies. A scan killed outright
-    (SIGKILL, the OOM killer) left its workers (~330 MB each) waiting for work for good. The
+    (SIGKILL, the OOM killer) left its workers (~320 MB each) waiting for work for good. The
     signal comes when the thread that started the worker ends: the scanning thread, which shuts
     its pools down before it goes on. Elsewhere than Linux, nothing is done."""
     if not sys.platform.startswith("linux"):
