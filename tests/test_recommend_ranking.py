@@ -434,7 +434,7 @@ def test_a_rating_outside_0_to_100_counts_as_the_nearest_bound():
     assert liking_posteriors([Feedback("t", "A", "t", 150)]) == liking_posteriors([Feedback("t", "A", "t", 100)])
     assert liking_posteriors([Feedback("t", "A", "t", -20)]) == liking_posteriors([Feedback("t", "A", "t", 0)])
     counts, artists = liking_posteriors([Feedback("t", "A", "t", 150), Feedback("t", "A", "t", -20)])
-    assert counts == {"t": (1.0, 1.0)} and artists["a"].by_path == {"t": (1.0, 1.0)}
+    assert counts == {"t": (1.0, 1.0)} and artists["a"].by_song == {"t": (1.0, 1.0)}
     ranked = rank([track("t")], CALM, [Feedback("t", "A", "t", -20)], rng=random.Random(0))
     assert 0.0 <= ranked[0].score <= 1.0
 

@@ -10,8 +10,9 @@ the way its stars say.
 A song they skipped in its first seconds counts as a little disliked (much less than a rating).
 Their favourites must not crowd out the songs they don't know yet (exploration): page 1 keeps
 places for songs they never rated nor skipped.
-Songs heard in their last visits, and files that failed to play, go to the back of the list, and
-each part of it (fresh songs, then the others) spreads artists, the ranking first.
+Songs heard in their last visits, songs their own ratings shun (mostly "Not for me"), and files
+that failed to play go to the back of the list, in that order, and each part of it (fresh songs,
+then the others) spreads artists, the ranking first.
 """
 
 from __future__ import annotations
@@ -226,19 +227,20 @@ Counts = tuple[float, float]  # Beta pseudo-counts: (liked, disliked)
 
 @dataclass
 class ArtistRatings:
-    """One artist's ratings: in all, and per track, so that a track's prior leaves out its own."""
+    """One artist's ratings: in all, and per song (by its song_key), so that a song's prior leaves
+    out its own."""
 
     total: Counts = (0.0, 0.0)
-    by_path: dict[str, Counts] = field(default_factory=dict)
+    by_song: dict[str, Counts] = field(default_factory=dict)
 
-    def add(self, path: str, liked: float) -> None:
-        own = self.by_path.get(path, (0.0, 0.0))
-        self.by_path[path] = (own[0] + liked, own[1] + 1.0 - liked)
+    def add(self, song: str, liked: float) -> None:
+        own = self.by_song.get(song, (0.0, 0.0))
+        self.by_song[song] = (own[0] + liked, own[1] + 1.0 - liked)
         self.total = (self.total[0] + liked, self.total[1] + 1.0 - liked)
 
-    def others(self, path: str) -> Counts:
-        """The ratings of the artist's tracks other than ``path``."""
-        own = self.by_path.get(path, (0.0, 0.0))
+    def others(self, song: str) -> Counts:
+        """The ratings of the artist's songs other than ``song``."""
+        own = self.by_song.get(song, (0.0, 0.0))
         return self.total[0] - own[0], self.total[1] - own[1]
 
 
@@ -252,8 +254,9 @@ def liking(score: float) -> float:
 
 
 def liking_posteriors(feedback: Iterable[Feedback]) -> tuple[dict[str, Counts], dict[str, ArtistRatings]]:
-    """(per-path pseudo-counts, per-artist ratings) from ratings: a rating adds its ``liking`` to
-    the "liked" count and the rest of 1 to the "disliked" count."""
+    """(pseudo-counts per song, per-artist ratings) from ratings, each song known by its
+    Feedback's ``path``, which rank sets to the song's key (song_key): a rating adds its ``liking``
+    to the "liked" count and the rest of 1 to the "disliked" count."""
     tracks: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
     artists: dict[str, ArtistRatings] = defaultdict(ArtistRatings)
     for item in feedback:
