@@ -110,6 +110,27 @@ def test_uploads_on_the_confirmation_says_what_stays_in_the_cloud(settings, ada)
         app.close()
 
 
+def test_a_history_that_cant_be_read_gives_the_confirmation_no_count(settings, ada, monkeypatch):
+    """The report's count of visits is 0 when the history can't be read: the confirmation said
+    "This deletes Ada's profile and all 0 of its visits", of a profile with visits saved."""
+    from moodtunes.store import StoreError
+
+    def cant_read(*args, **kwargs):
+        raise StoreError("database: disk I/O error")
+
+    app = make_app(settings, sample_scanner)
+    try:
+        to_report(app, ada)  # a visit saved: a history of one
+        tap(app, "finish")
+        monkeypatch.setattr(app.store, "visits", cant_read)
+        to_report(app, ada)
+        assert app.screen.unreadable
+        tap(app, "forget")
+        assert "deletes Ada's profile and all its visits from" in app.screen.text()
+    finally:
+        app.close()
+
+
 @pytest.mark.parametrize(("environment", "may_be_in_cloud"), [
     ({"MOODTUNES_MQTT__ENABLED": "true", "MOODTUNES_MQTT__PORT": "0"}, True),
     ({"MOODTUNES_MQTT__ENABLED": "false", "MOODTUNES_MQTT__PORT": "0"}, False),

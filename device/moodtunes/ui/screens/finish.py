@@ -626,8 +626,11 @@ class ForgetScreen(QuestionScreen):
 
     def text(self) -> str:
         name = self.app.visit.profile.name
-        visits = self.report.report.visit_count
-        which = "its visit" if visits == 1 else f"all {visits} of its visits"  # the name once is enough
+        # Counted only from a history read (and saved): one that can't be read counts none.
+        visits = None if self.report.unreadable else self.report.report.visit_count
+        which = (  # the name once is enough
+            "its visit" if visits == 1 else f"all {visits} of its visits" if visits else "all its visits"
+        )
         said = (f"This deletes {name}'s profile and {which} from this kiosk: moods, songs and ratings. "
                 "It can't be undone.")
         if self.maybe_in_cloud:
