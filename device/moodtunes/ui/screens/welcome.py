@@ -542,7 +542,7 @@ class NewProfileScreen(Screen):
             draw_text(surface, look.font(22), "Type your name", th.MUTED, inner)
         if self.error and self.swatch_label is not None:  # beside the swatches: room for two short lines
             # In the type of the "Your colour" it replaces where it fits there: the smallest type
-            # (2.3 mm capitals on the 7" panel) only for an error too long for it.
+            # (2.5 mm capitals on the 7" panel, theme.SMALL_PX) only for an error too long for it.
             font = next((font for font in (look.body(), look.small())
                          if paragraph_height(font, self.error, self.swatch_label.width, 1.0) <= self.swatch_label.height),
                         look.small())
