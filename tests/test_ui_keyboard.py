@@ -134,3 +134,36 @@ def test_a_key_that_puts_the_idle_warning_away_types_nothing(warned):
 def test_text_an_input_method_composes_during_the_idle_warning_only_keeps_the_visit(warned):
     posted(warned, [pygame.event.Event(pygame.TEXTINPUT, text="さくら")])  # no key down of its own
     assert warned.idle_warning_left() is None and warned.screen.text == ""
+
+
+@pytest.mark.parametrize("keys", [["key:-"], ["key:'", "key:space", "key:-"]])
+def test_a_name_of_no_letter_is_refused_with_a_reason(settings, keys):
+    """A hyphen alone made a profile named "-": a tile with no name on it for everyone."""
+    app = make_app(settings, sample_scanner)
+    try:
+        tap(app, "new_profile")
+        for key in keys:
+            tap(app, key)
+        tap(app, "create")
+        assert app.screen.name == "new_profile" and app.screen.error == welcome.NAME_NEEDS_A_LETTER
+        tap(app, "key:A")  # a letter: the name may be made
+        tap(app, "create")
+        assert app.screen.name == "pin_choice"
+    finally:
+        app.close()
+
+
+def test_a_name_of_joiners_alone_is_refused_with_a_reason(settings):
+    """A Persian keyboard types the zero-width non-joiner (Shift+Space): alone it made a profile
+    whose tile showed no name at all."""
+    app = make_app(settings, sample_scanner)
+    try:
+        tap(app, "new_profile")
+        pygame.event.post(pygame.event.Event(pygame.TEXTINPUT, text="\u200c"))
+        step(app, 1)
+        assert app.screen.text == "\u200c"
+        pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_RETURN, unicode="\r", mod=0))
+        step(app)
+        assert app.screen.name == "new_profile" and app.screen.error == welcome.NAME_NEEDS_A_LETTER
+    finally:
+        app.close()

@@ -44,6 +44,8 @@ MAX_NAME_CODE_POINTS = 4 * MAX_NAME
 NAME_COUNT_FROM = 5  # letters before MAX_NAME from which the name field shows its count
 PROFILES_UNREADABLE = "Sorry, the saved profiles can't be read right now. Please tell the staff."
 PROFILE_NOT_SAVED = "Profiles can't be saved right now"  # "Create" becomes "Continue as guest"
+# A name of hyphens, apostrophes or joiners alone shows nothing on its tile to tell it by.
+NAME_NEEDS_A_LETTER = "A name needs a letter"
 
 CAMERA_TEXT = (
     "The camera looks at your face for a few seconds to guess your mood: happy, neutral or sad. "
@@ -618,6 +620,9 @@ class NewProfileScreen(Screen):
             self.app.home()
         elif target_id == "create" and self.text.strip():
             name = tidy_name(self.text)
+            if not any(unicodedata.category(char)[0] == "L" for char in name):
+                self.error = NAME_NEEDS_A_LETTER
+                return
             taken = next((p.name for p in self.profiles if same_name(p.name, name)), None)
             if taken is not None:  # the store tells names apart by case; people don't
                 self.error = f"“{taken}” already exists: tap its tile"
