@@ -357,6 +357,44 @@ def test_every_hint_and_no_face_reason_is_said_whole(settings, monkeypatch, size
         app.close()
 
 
+@pytest.mark.parametrize("size", [(800, 480), (1024, 600), (1280, 720), (480, 800)],
+                         ids=["800x480", "1024x600", "1280x720", "480x800"])
+def test_every_result_message_is_said_whole(settings, monkeypatch, size):
+    """The message under the mood, before the music and after it (each change, sure or a best
+    guess, and with no mood before), uncut at every supported size, with the correction row open
+    too: at 480x800 "Thanks for telling us. Not every song hits the spot; come back soon." takes
+    three lines, and its third was cut to "…"."""
+    rendered: list[str] = []  # as cut to fit
+    record_lines(monkeypatch, lambda text, base: rendered.append(" ".join(text.split())))
+    app = make_app(settings, lambda s: ScriptedScanner(), size=size)
+    try:
+        tap(app, "guest")
+
+        def said_whole(phase: str, message: str) -> None:
+            for correcting in (False, True):
+                app.go(ResultScreen(app, phase))
+                app.screen.correcting = correcting
+                app.relayout()
+                rendered.clear()
+                step(app, 1)
+                assert message in " ".join(rendered), (message, correcting, rendered)
+
+        for mood in ("happy", "neutral", "sad"):
+            app.add_reading("before", MoodReading(ScanOutcome.OK, mood, 0.9))
+            said_whole("before", scan_screens.MOOD_MESSAGES[mood])
+        for before in ("happy", "neutral", "sad", None):
+            for after in ("happy", "neutral", "sad"):
+                for outcome in (ScanOutcome.OK, ScanOutcome.UNCERTAIN):
+                    app.visit.readings.pop("before", None), app.visit.moods.pop("before", None)
+                    if before is not None:
+                        app.add_reading("before", MoodReading(outcome, before, 0.9))
+                    app.add_reading("after", MoodReading(outcome, after, 0.9))
+                    sure = outcome == ScanOutcome.OK
+                    said_whole("after", scan_screens.after_message(before, after, sure))
+    finally:
+        app.close()
+
+
 def test_the_mood_chosen_in_the_correction_row_is_marked_not_styled_as_the_main_button(settings, monkeypatch):
     """It was drawn as "primary", exactly like "Show my songs" beside it: two main buttons."""
     styles: dict[str, str] = {}

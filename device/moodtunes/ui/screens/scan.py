@@ -629,9 +629,8 @@ class ResultScreen(Screen):
             else after_message(visit.moods.get("before"), mood, sure=self._sure("before") and self._sure("after"))
         )
         lines.append((look.heading(), message, look.accent))
-        heights = [
-            f.get_linesize() * (2 if f.size(t)[0] > text_area.width else 1) for f, t, _ in lines
-        ]
+        # As many lines as each takes: at 480x800 a message after the music takes three.
+        heights = [paragraph_height(f, t, text_area.width, 1.0) for f, t, _ in lines]
         chip_h = look.px(34)
         total = (
             sum(heights) + look.px(10) * (len(lines)) + (chip_h if self.phase == "before" else 0)
