@@ -148,6 +148,7 @@ def test_a_library_of_files_that_failed_analysis_is_no_music_not_sad_songs(setti
 def test_a_list_where_no_song_will_play_sends_the_visitor_elsewhere(settings, tmp_path, told):
     from moodtunes.ui.screens.music import NONE_PLAYED_MESSAGE
 
+    add_songs(settings, tmp_path / "other", count=1, category=ENERGETIC)
     app = guest_at_songs(settings, tmp_path / "music", "sad", count=0, category=CALM, corrupt=2)
     try:
         tap(app, "row:0")
@@ -157,11 +158,24 @@ def test_a_list_where_no_song_will_play_sends_the_visitor_elsewhere(settings, tm
         app.close()
 
 
+def test_a_list_where_no_song_will_play_sends_no_one_to_an_empty_category(settings, tmp_path, told):
+    """"Try the other songs" sent the visitor to "Nothing to play here yet", whose button led back."""
+    from moodtunes.ui.screens.music import NONE_PLAYED_NOWHERE_ELSE
+
+    app = guest_at_songs(settings, tmp_path / "music", "sad", count=0, category=CALM, corrupt=2)
+    try:
+        tap(app, "row:0")
+        assert app.screen.name == "songs" and told()[-1] == NONE_PLAYED_NOWHERE_ELSE
+        assert "other" not in NONE_PLAYED_NOWHERE_ELSE and "staff" in NONE_PLAYED_NOWHERE_ELSE
+    finally:
+        app.close()
+
+
 def test_a_tap_tries_a_few_songs_not_a_whole_library_of_missing_files(settings, tmp_path, told):
     """With the library's files gone (a stick unplugged), one tap tried every song of the category:
     400 failed plays saved, with the screen frozen."""
     from moodtunes.ui.screens.music import (
-        NONE_PLAYED_MESSAGE,
+        NONE_PLAYED_NOWHERE_ELSE,
         SOME_DID_NOT_PLAY_MESSAGE,
         SONGS_TRIED_IN_A_ROW,
     )
@@ -173,7 +187,7 @@ def test_a_tap_tries_a_few_songs_not_a_whole_library_of_missing_files(settings, 
         with Store.open(settings.database_path) as store:
             assert rows(store, "SELECT count(*) AS n FROM plays WHERE error IS NOT NULL")[0]["n"] == SONGS_TRIED_IN_A_ROW
         tap(app, "row:0")  # again: the songs that failed are not tried again, the 4 others are
-        assert app.screen.name == "songs" and told()[-1] == NONE_PLAYED_MESSAGE
+        assert app.screen.name == "songs" and told()[-1] == NONE_PLAYED_NOWHERE_ELSE  # no other songs
         with Store.open(settings.database_path) as store:
             tried = rows(store, "SELECT count(*) AS n, count(DISTINCT path) AS songs FROM plays WHERE error IS NOT NULL")[0]
         assert (tried["n"], tried["songs"]) == (SONGS_TRIED_IN_A_ROW + 5, SONGS_TRIED_IN_A_ROW + 4)

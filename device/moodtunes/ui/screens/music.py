@@ -52,6 +52,8 @@ NONE_LIFTING_MESSAGE = (
     "The songs here all sound sad or tense, so none are offered to lift a mood. Please tell the staff."
 )
 NONE_PLAYED_MESSAGE = "None of these songs would play. Try the other songs, or tell the staff."
+# ... when the other category has no songs: "Try the other songs" led to an empty list.
+NONE_PLAYED_NOWHERE_ELSE = "None of these songs would play. Please tell the staff."
 # SONGS_TRIED_IN_A_ROW failed, and songs not tried are left: they may play.
 SOME_DID_NOT_PLAY_MESSAGE = "These songs wouldn't play. Try another, or tell the staff."
 # ... each because its file is gone: the music folder (a USB stick, a share) is, most likely.
@@ -655,10 +657,14 @@ class PlayingScreen(Screen):
     def _why_none_played(self, tried: list[int], untried: bool) -> str:
         """What to tell after the songs ``tried`` all failed: that their files are gone ("Try
         another" took 50 taps to learn that nothing of a vanished folder plays), that others are
-        left to try, or that none would play."""
-        if not any(os.path.exists(self.app.visit.ranked[c].track.path) for c in tried):
+        left to try, or that none would play (and the other category's songs might, if it has any)."""
+        app = self.app
+        if not any(os.path.exists(app.visit.ranked[c].track.path) for c in tried):
             return MUSIC_GONE_MESSAGE
-        return SOME_DID_NOT_PLAY_MESSAGE if untried else NONE_PLAYED_MESSAGE
+        if untried:
+            return SOME_DID_NOT_PLAY_MESSAGE
+        other = app.read("the music catalogue", app.store.has_tracks, app.other_category(app.visit.category))
+        return NONE_PLAYED_NOWHERE_ELSE if other is False else NONE_PLAYED_MESSAGE
 
     def primary(self) -> str | None:
         return "toggle"
