@@ -58,6 +58,25 @@ def test_songs_that_all_sound_sad_or_tense_are_said(settings, tmp_path, welcome_
         app.close()
 
 
+def test_a_library_scan_that_failed_is_not_said_to_be_no_music_set_up(settings, welcome_texts):
+    """Its songs screen says the library can't be read: the welcome screen said "No music is set
+    up yet" of a music folder the scan had failed on."""
+    from moodtunes.ui.screens.music import LIBRARY_PROBLEM_MESSAGE
+
+    def failing_scan(settings, store, progress=None, should_stop=None):
+        raise OSError("[Errno 13] Permission denied: '/srv/music'")
+
+    app = make_app(settings, sample_scanner, library_loader=failing_scan)
+    try:
+        run_until(app, lambda: app.library_service.ready, what="the library scan")
+        app.home()
+        texts = frame_texts(app, welcome_texts)
+        assert welcome.LIBRARY_PROBLEM_NOTE in texts and welcome.NO_MUSIC_NOTE not in texts
+        assert welcome.LIBRARY_PROBLEM_NOTE == LIBRARY_PROBLEM_MESSAGE  # the songs screen's words
+    finally:
+        app.close()
+
+
 def test_a_first_sorting_of_the_library_says_how_far_it_got(settings, welcome_texts):
     release = threading.Event()
 
@@ -90,10 +109,10 @@ def test_a_library_with_songs_to_lift_a_mood_says_nothing(settings, tmp_path, we
 
 
 NOTES = (welcome.NO_MUSIC_NOTE, welcome.NONE_LIFTING_NOTE, welcome.PREPARING_NOTE.format(12_345, 25_000),
-         welcome.PREPARING_NOTE_UNCOUNTED)
+         welcome.PREPARING_NOTE_UNCOUNTED, welcome.LIBRARY_PROBLEM_NOTE)
 
 
-@pytest.mark.parametrize("note", NOTES, ids=["none", "none-lifting", "counted", "uncounted"])
+@pytest.mark.parametrize("note", NOTES, ids=["none", "none-lifting", "counted", "uncounted", "library-problem"])
 @pytest.mark.parametrize("size", [(800, 480), (1024, 600), (1280, 720), (1280, 800), (480, 800)],
                          ids=["800x480", "1024x600", "1280x720", "1280x800", "480x800"])
 def test_every_note_shows_whole_at_every_size(settings, welcome_texts, monkeypatch, size, note):

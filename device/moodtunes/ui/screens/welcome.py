@@ -82,6 +82,8 @@ NO_MUSIC_NOTE = "No music is set up yet, so there are no songs to play. Please t
 NONE_LIFTING_NOTE = "The songs here all sound sad or tense, so none are offered yet. Please tell the staff."
 PREPARING_NOTE = "The music is being prepared: {} of {} songs sorted so far."
 PREPARING_NOTE_UNCOUNTED = "The music is being prepared: songs can be played once they are sorted."
+# The library scan failed (its songs screen says the same): not "no music set up" of a folder it failed on.
+LIBRARY_PROBLEM_NOTE = "The music library can't be read right now. Please tell the staff."
 MUSIC_LOOKED_AT_EVERY_S = 5.0
 STORE_PROBLEM_TITLE = "Sorry, moodtunes can't start right now"
 STORE_PROBLEM_TEXT = "Please tell the staff."
@@ -89,7 +91,8 @@ STORE_PROBLEM_TEXT = "Please tell the staff."
 
 def music_note(app) -> str | None:
     """What the welcome screen says of the music: None once a song can lift a mood (or the
-    catalogue can't be read, which the songs screen tells)."""
+    catalogue can't be read, which the songs screen tells); a library scan that failed is said
+    as the songs screen says it."""
     store, service = app.store, app.library_service
     lifting = (Category.HIGHLY_ENERGETIC.value, Category.HAPPY_AND_CALM.value)
     if store is None or app.read("the music catalogue", lambda: any(map(store.has_tracks, lifting))) in (None, True):
@@ -97,6 +100,8 @@ def music_note(app) -> str | None:
     if not service.ready and service.error is None:
         done, total = service.progress or (0, 0)
         return PREPARING_NOTE.format(done, total) if total else PREPARING_NOTE_UNCOUNTED
+    if service.error is not None:
+        return LIBRARY_PROBLEM_NOTE
     return NONE_LIFTING_NOTE if app.read("the music catalogue", store.has_tracks) else NO_MUSIC_NOTE
 
 
