@@ -526,6 +526,27 @@ def test_escape_after_a_mood_picked_by_hand_goes_back_to_the_faces(settings, tmp
         app.close()
 
 
+@pytest.mark.parametrize("refused", [False, True], ids=["saved", "store-refused"])
+def test_after_a_song_played_the_songs_no_longer_go_back_to_the_mood(settings, tmp_path, monkeypatch, refused):
+    """The mood is what the music is measured against once a song played. With the play refused
+    by the store (a full disk), "‹ My mood" and Escape came back, and the mood could be changed
+    after the music."""
+    from ui_support import refusing
+
+    app = guest_at_songs(settings, tmp_path / "music", "sad", count=3, category=CALM)
+    try:
+        assert app.screen.target("back") is not None
+        if refused:
+            monkeypatch.setattr(app.store, "start_play", refusing("database or disk is full"))
+        tap(app, "row:0")
+        tap(app, "stop")
+        assert app.screen.name == "songs" and app.screen.target("back") is None
+        key(app, pygame.K_ESCAPE)
+        assert app.screen.name == "songs"
+    finally:
+        app.close()
+
+
 def test_im_done_keeps_the_song_playing_under_the_rating_until_the_visit_moves_on(settings, tmp_path):
     app = guest_at_songs(settings, tmp_path / "music", "sad", count=3, category=CALM)
     try:

@@ -307,9 +307,10 @@ class SongsScreen(Screen):
     def back(self) -> str | None:
         """"My mood" (and Escape) go back to the mood, where it can be corrected, until a song has
         played; then the mood is what the music is measured against, and the way on is "I'm done".
-        Never ends the visit (the mood picker's back would, as abandoned, a visit with music and a rating)."""
+        Never ends the visit (the mood picker's back would, as abandoned, a visit with music and a rating).
+        A play the store refused is a song played too (``latest_play``: not saved yet)."""
         visit = self.app.visit
-        return "back" if "before" in visit.readings and visit.last_play_id is None else None
+        return "back" if "before" in visit.readings and visit.latest_play() is None else None
 
     def layout(self, area: pygame.Rect) -> None:
         super().layout(area)
