@@ -106,7 +106,11 @@ def _absolute(path: Path) -> Path:
     """``path`` with "~" expanded and, if relative, joined to the config file's folder (else to the
     current folder), once, here: `report` run from another folder than `library scan` found
     another database and library."""
-    return (_relative_to.get() or Path.cwd()) / path.expanduser()
+    try:
+        expanded = path.expanduser()
+    except RuntimeError:  # pathlib's answer to "~user" of no such user, or "~" with no HOME: it was a traceback
+        raise ValueError(f"{path.parts[0]} names no home folder here (no such user, or HOME unset)") from None
+    return (_relative_to.get() or Path.cwd()) / expanded
 
 
 # A path setting, made absolute as it loads so that the doctor, the scan and the kiosk see one folder.
