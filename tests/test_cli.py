@@ -9,6 +9,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from conftest import as_unprivileged
 from moodtunes.cli import COMMANDS, main, root_in_a_users_data_dir
 from moodtunes.commands import doctor
 from moodtunes.commands import kiosk as kiosk_command
@@ -344,6 +345,36 @@ def test_doctor_makes_no_data_dir_and_says_one_is_missing(monkeypatch, tmp_path,
     assert doctor._data_dir(load_settings()).status == "fail"
     monkeypatch.setenv("MOODTUNES_DATA_DIR", str(tmp_path / "typo-dir" / "data"))  # nowhere to make it
     assert doctor._data_dir(load_settings()).status == "fail"
+
+
+def unprivileged_moodtunes(*args: str) -> subprocess.CompletedProcess:
+    """``moodtunes ARGS`` without root's right to enter any folder: as the services' user runs it."""
+    return subprocess.run(as_unprivileged([sys.executable, "-m", "moodtunes", *args]), capture_output=True, text=True,
+                          timeout=120, check=False, env=dict(os.environ, SDL_VIDEODRIVER="dummy"))
+
+
+def test_a_data_dir_this_user_may_not_reach_is_said_so_and_doctor_runs_every_check(tmp_path, monkeypatch):
+    """A data dir in a home other users may not enter (0700): doctor printed one bare "[Errno 13]
+    Permission denied" and none of its checks, the other commands that line alone (Python 3.11's
+    Path.is_dir() and exists() raise for it)."""
+    home = tmp_path / "home"
+    (home / "data").mkdir(parents=True)
+    monkeypatch.setenv("MOODTUNES_DATA_DIR", str(home / "data"))
+    home.chmod(0o000)
+    try:
+        doctor_run = unprivileged_moodtunes("doctor", "--json")
+        others = {command: unprivileged_moodtunes(*command.split())
+                  for command in ("report", "library list", "uplink --status", "forget --pending", "forget Ana")}
+    finally:
+        home.chmod(0o755)
+    checks = {check["name"]: check for check in map(json.loads, doctor_run.stdout.splitlines())}
+    assert len(checks) == len(doctor.CHECKS) and doctor_run.returncode == 1, doctor_run
+    said = f"{home / 'data'} can't be reached by this user (Permission denied): run the command as the user it belongs to"
+    assert checks["data dir"]["status"] == "fail" and checks["data dir"]["detail"].startswith(said)
+    assert checks["store"]["status"] == "fail" and "can't look at it (Permission denied)" in checks["store"]["detail"]
+    for command, done in others.items():
+        assert done.returncode == 1 and done.stderr.count("\n") == 1, (command, done.stderr)
+        assert f"the data dir {said}" in done.stderr and "Errno" not in done.stderr, (command, done.stderr)
 
 
 def test_doctor_warns_when_the_library_has_no_music(monkeypatch, tmp_path):

@@ -53,8 +53,11 @@ def data_dir_problem(data_dir: Path) -> str | None:
     """Why ``data_dir`` holds no records to read, or None. A command that only reads says so rather
     than "no visits yet" (an unmounted drive, a wrong path), and opens no store that would create
     an empty one in its place."""
-    if data_dir.is_dir():
-        return None
+    try:
+        if data_dir.is_dir():
+            return f"data dir {out_of_reach(data_dir)}" if not os.access(data_dir, os.X_OK) else None
+    except OSError as exc:  # Python 3.11's is_dir() raises for a folder on the way this user may not enter
+        return f"data dir {out_of_reach(data_dir, exc.strerror)}"
     if link := unmounted_link(data_dir):
         return f"data dir {data_dir}: {link}"
     if data_dir.exists():
@@ -64,13 +67,24 @@ def data_dir_problem(data_dir: Path) -> str | None:
             "(check data_dir in the config or MOODTUNES_DATA_DIR)")
 
 
+def out_of_reach(data_dir: Path, why: str = "Permission denied") -> str:
+    """What to do about a data dir this user may not enter (another user's home, the services'
+    /var/lib/moodtunes): the commands ended on a bare "[Errno 13] Permission denied", doctor with
+    none of its checks."""
+    return (f"{data_dir} can't be reached by this user ({why}): run the command as the user it belongs "
+            "to (on the Pi, the services' user: README), or check data_dir in the config or MOODTUNES_DATA_DIR")
+
+
 def unmounted_link(path: Path) -> str | None:
     """Why ``path`` can't be reached if it or a folder above it is a symbolic link to nothing (a
     drive not mounted yet), or None. Creating the path would fail with a bare "File exists". Not a
     configuration error: the services are restarted until the drive is there."""
     for folder in (path, *path.parents):
-        if folder.is_symlink() and not folder.exists():
-            return f"{folder} is a symbolic link to {os.readlink(folder)}, which does not exist (is its drive mounted?)"
+        try:
+            if folder.is_symlink() and not folder.exists():
+                return f"{folder} is a symbolic link to {os.readlink(folder)}, which does not exist (is its drive mounted?)"
+        except OSError:  # a folder above it this user may not enter: no link to tell of there
+            continue
     return None
 
 

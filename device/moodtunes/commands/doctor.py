@@ -17,7 +17,7 @@ from pathlib import Path
 
 from moodtunes.clock import CLOCK_SYNC_WAIT_S, TIME_ERROR, kernel_clock_state
 from moodtunes.config import Settings
-from moodtunes.paths import unmounted_link
+from moodtunes.paths import out_of_reach, unmounted_link
 from moodtunes.ui import INVISIBLE_DRIVERS
 
 # Free space in the data dir: the demo library alone takes ~11 MB and a full disk stops visits being
@@ -40,7 +40,11 @@ def _data_dir(settings: Settings) -> Check:
     path = settings.data_dir
     if link := unmounted_link(path):
         return Check("data dir", "fail", f"{path}: {link}")
-    if not path.exists():  # doctor makes nothing: a typo or an unmounted drive must not pass as a fresh store
+    try:
+        exists = path.exists()
+    except OSError as exc:  # Python 3.11's exists() raises for a folder on the way this user may not enter
+        return Check("data dir", "fail", out_of_reach(path, exc.strerror))
+    if not exists:  # doctor makes nothing: a typo or an unmounted drive must not pass as a fresh store
         return _data_dir_to_come(path)
     if not path.is_dir():
         return Check("data dir", "fail", f"{path} is not a folder; set MOODTUNES_DATA_DIR to a writable folder")
@@ -70,7 +74,11 @@ def _data_dir_to_come(path: Path) -> Check:
 def _store(settings: Settings) -> Check:
     from moodtunes.store import FOREIGN_KEY, Store, StoreError, damaged
 
-    if not settings.database_path.exists() and not unmounted_link(settings.data_dir):
+    try:
+        present = settings.database_path.exists()
+    except OSError as exc:  # the data dir check says what to do
+        return Check("store", "fail", f"{settings.database_path}: can't look at it ({exc.strerror})")
+    if not present and not unmounted_link(settings.data_dir):
         return Check("store", "ok", f"{settings.database_path}: none yet, made at the first visit or scan")
     if unwritable := _unwritable_by_me(settings.database_path):
         return Check("store", "fail", unwritable)
