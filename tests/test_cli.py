@@ -377,6 +377,29 @@ def test_a_data_dir_this_user_may_not_reach_is_said_so_and_doctor_runs_every_che
         assert f"the data dir {said}" in done.stderr and "Errno" not in done.stderr, (command, done.stderr)
 
 
+def test_a_music_folder_this_user_may_not_read_is_said_so_and_doctor_runs_every_check(tmp_path, monkeypatch):
+    """README's music in /home/pi/Music (0700 on bookworm), checked as the services' user: doctor
+    stopped before its first check (Python 3.11's is_dir() raises there), and a folder of its own
+    mode 0700 was "no music files"."""
+    home, shut = tmp_path / "home", tmp_path / "shut"
+    (home / "Music").mkdir(parents=True)
+    shut.mkdir()
+    monkeypatch.setenv("MOODTUNES_LIBRARY__PATHS", f"{home / 'Music'}:{shut}:{tmp_path / 'gone'}")
+    home.chmod(0o000)
+    shut.chmod(0o000)
+    try:
+        done = unprivileged_moodtunes("doctor", "--json")
+    finally:
+        home.chmod(0o755)
+        shut.chmod(0o755)
+    checks = {check["name"]: check for check in map(json.loads, done.stdout.splitlines())}
+    assert len(checks) == len(doctor.CHECKS), done
+    assert checks["music model"] == {"name": "music model", "status": "warn", "detail": (
+        f"model ok; music folder(s) {home / 'Music'} can't be read by this user (Permission denied), {shut} can't be "
+        f"read by this user, {tmp_path / 'gone'} not found; put the songs where the services can read them, not in "
+        "a home folder (README)")}
+
+
 def test_doctor_warns_when_the_library_has_no_music(monkeypatch, tmp_path):
     music = tmp_path / "music"
     (music / "album").mkdir(parents=True)

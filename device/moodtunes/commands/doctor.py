@@ -413,9 +413,10 @@ def _music(settings: Settings) -> Check:
     except MoodModelError as exc:
         return Check("music model", "fail", str(exc))
     folders = settings.library.paths
-    missing = [str(p) for p in folders if not p.is_dir()]
-    if missing:
-        return Check("music model", "warn", f"model ok; music folder(s) not found: {', '.join(missing)}")
+    if problems := [f"{folder} {problem}" for folder in folders if (problem := _music_folder_problem(folder))]:
+        advice = ("; put the songs where the services can read them, not in a home folder (README)"
+                  if any(UNREADABLE in problem for problem in problems) else "")
+        return Check("music model", "warn", f"model ok; music folder(s) {', '.join(problems)}{advice}")
     if not folders and not settings.library.demo:
         return Check("music model", "warn", "model ok; no music to play: set library.paths to your music "
                      "folders, or library.demo = true for the demo library")
@@ -426,6 +427,21 @@ def _music(settings: Settings) -> Check:
                      f"{', '.join(map(str, folders))}: copy songs there, or fix library.paths")
     where = ", ".join(map(str, folders)) or "the demo library"
     return Check("music model", "ok", f"model ok; library: {where}")
+
+
+UNREADABLE = "can't be read by this user"
+
+
+def _music_folder_problem(folder: Path) -> str | None:
+    """Why the scan run by this user finds no songs in ``folder``, or None. A folder in a home other
+    users may not enter (bookworm's are 0700) was "no music files" to the services' user, or
+    stopped doctor (Python 3.11's is_dir() raises for it)."""
+    try:
+        if not folder.is_dir():
+            return "not found"
+    except OSError as exc:
+        return f"{UNREADABLE} ({exc.strerror})"
+    return None if os.access(folder, os.R_OK | os.X_OK) else UNREADABLE
 
 
 def _mqtt(settings: Settings) -> Check:
