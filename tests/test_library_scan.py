@@ -1075,6 +1075,26 @@ def test_the_tracks_of_a_folder_that_cannot_be_listed_are_kept(library, store, m
     assert report.kept == [(str(locked), UNREADABLE)]
 
 
+def test_a_folder_given_that_this_user_may_not_reach_is_said_so_not_missing(library, store, monkeypatch, caplog):
+    """library.paths = ["/home/pi/Music"], scanned as the services' user, who may not enter
+    /home/pi (0700): it was a "missing folder"."""
+    music = library / "demo"
+    catalogue(store, music / SMALL[0])
+    real_stat = os.stat
+
+    def stat(path, *args, **kwargs):  # what a folder in a home it may not enter gives a non-root user
+        if os.fspath(path) == str(music):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real_stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", stat)
+    report = scan_library([music], store, workers=1)
+    assert str(music / SMALL[0]) in store.track_index() and report.missing_roots == [str(music)]
+    said = f"{music}: can't be reached (Permission denied), so what is catalogued there is kept"
+    assert scan_module.not_a_folder(str(music)) == said
+    assert f"{said}; skipped" in caplog.text and "missing folder" not in caplog.text
+
+
 def test_the_track_of_a_file_that_cannot_be_stated_is_kept(library, store, monkeypatch):
     hidden = library / "demo" / SMALL[0]
     catalogue(store, hidden)

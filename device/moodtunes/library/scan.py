@@ -417,9 +417,16 @@ def _under(path: str, roots: Iterable[str]) -> bool:
 
 
 def not_a_folder(root: str) -> str:
-    """Why ``root``, given as a music folder, can't be scanned."""
+    """Why ``root``, given as a music folder, can't be scanned. One in a home this user may not
+    enter (0700 on bookworm) was a "missing folder"."""
     if os.path.isfile(root):
         return f"{printable_path(root)} is a file, not a folder: give the folder that holds it"
+    try:
+        os.stat(root)
+    except PermissionError as exc:
+        return f"{printable_path(root)}: can't be reached ({exc.strerror}), so what is catalogued there is kept"
+    except OSError:
+        pass
     return f"missing folder: {printable_path(root)}"
 
 
