@@ -52,6 +52,18 @@ def test_ratings_are_stars_as_on_the_kiosk_and_counts_are_plural_only_when_many(
     assert "/100" not in out and "75" not in out
 
 
+def test_a_song_title_with_control_characters_stays_off_the_terminal(capsys):
+    """A title catalogued before the scan cleaned tags reached the terminal as it was: an escape
+    sequence coloured the rest of the report, a newline broke the visit's line."""
+    with store_with_the_song_visits_play() as store:
+        store.upsert_track(TrackRecord(path="/m/calm.ogg", size=1, mtime=1.0, title="Calm\x1b[31m\nNow",
+                                       artist="A\x07", category="Happy and calm"))
+        visit(store, store.create_profile("Ana", "#ff8800").id, 75)
+    assert main(["report"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out and "Calm [31m Now – A" in out
+
+
 def test_the_kiosk_and_the_report_share_one_star_scale():
     from moodtunes.ui import ratings
     from moodtunes.ui.screens import finish

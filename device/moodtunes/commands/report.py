@@ -11,6 +11,7 @@ from typing import Any
 from moodtunes.config import Settings
 from moodtunes.events import as_utc
 from moodtunes.paths import data_dir_problem
+from moodtunes.printable import printable
 from moodtunes.ui.ratings import score_change_in_stars, score_to_stars, stars_text
 
 JSON_SHAPE = (
@@ -61,6 +62,8 @@ def _count(n: int, word: str) -> str:
 
 def _print_text(report) -> None:
     # Ratings on the kiosk's scale (1-5 stars; the store keeps 0..100), in words: a terminal may lack "★".
+    # Song titles printable, as `library list` shows them: a catalogue from before the scan cleaned
+    # tags may hold an escape sequence or a newline.
     stars_trend = None if report.rating_trend is None else score_change_in_stars(report.rating_trend)
     print(f"== {report.profile}: {_count(report.visit_count, 'visit')}, {report.listening_minutes:.1f} listening minutes")
     print(f"   {report.verdict}")
@@ -77,7 +80,7 @@ def _print_text(report) -> None:
         print(
             f"   {_local_time(v.started_at)}  {v.mood_before or '?':>7} -> {v.mood_after or '?':<7}"
             f" lift {_fmt(v.lift)}  rating {stars_text(v.rating, decimals=0):>7}"
-            f"  {v.listening_minutes:4.1f} min  {', '.join(v.songs)[:60]}"
+            f"  {v.listening_minutes:4.1f} min  {', '.join(map(printable, v.songs))[:60]}"
         )
 
 
