@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import as_unprivileged
 from moodtunes.cli import main as moodtunes
 from moodtunes.commands.library import ScanProgress, folders_outside_library
 from moodtunes.config import Settings
@@ -53,6 +54,22 @@ def test_scanning_a_library_folder_gives_no_such_note(tmp_path, monkeypatch):
     result = _scan(folder, monkeypatch, str(tmp_path / "music"))
     assert result.returncode == 0, result.stderr
     assert "note:" not in result.stderr
+
+
+def test_a_folder_this_user_may_not_reach_is_said_once_without_a_bare_errno(tmp_path):
+    """After its summary said the folder can't be reached, the scan ended on "[Errno 13] Permission
+    denied" (Python 3.11's is_dir() raises for a folder in a home this user may not enter)."""
+    home = tmp_path / "home"
+    (home / "Music").mkdir(parents=True)
+    home.chmod(0o000)
+    try:
+        done = subprocess.run(as_unprivileged([sys.executable, "-m", "moodtunes", "library", "scan", "--workers", "1",
+                                               str(home / "Music")]),
+                              capture_output=True, text=True, timeout=120, check=False)
+    finally:
+        home.chmod(0o755)
+    assert done.returncode == 1 and f"{home / 'Music'}: can't be reached (Permission denied)" in done.stdout
+    assert "Errno" not in done.stderr, done.stderr
 
 
 def test_the_prune_log_tells_files_gone_from_files_outside_the_folders(tmp_path, caplog):

@@ -246,7 +246,7 @@ def _scan(args: argparse.Namespace, settings: Any) -> int:
     finally:
         store.close()
     _print_scan(report, args.json)
-    folders = [d for d in args.dirs if d.is_dir()]  # the others were reported as such
+    folders = [d for d in args.dirs if os.path.isdir(d)]  # the others were reported as such (is_dir() raises for some)
     if folders and (outside := folders_outside_library(folders, settings.library.paths)):
         print(f"moodtunes library scan: note: {', '.join(map(str, outside))} not under library.paths: the kiosk "
               "and the nightly scan keep only the songs under library.paths, so they will drop these at their "
