@@ -72,6 +72,19 @@ def test_a_folder_this_user_may_not_reach_is_said_once_without_a_bare_errno(tmp_
     assert "Errno" not in done.stderr, done.stderr
 
 
+def test_ctrl_c_outside_a_scan_says_nothing_of_a_scan(tmp_path, monkeypatch, capsys):
+    """Ctrl-C in `library demo` (or `list`) said "library scan: interrupted: everything analysed so
+    far is saved; run the scan again"."""
+    from moodtunes.library import demo
+
+    def interrupted(folder):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(demo, "write_demo_library", interrupted)
+    assert moodtunes(["library", "demo", str(tmp_path / "demo")]) == 130
+    assert "scan" not in capsys.readouterr().err
+
+
 def test_the_prune_log_tells_files_gone_from_files_outside_the_folders(tmp_path, caplog):
     music, other = tmp_path / "music", tmp_path / "other"
     music.mkdir()

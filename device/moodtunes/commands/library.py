@@ -314,6 +314,8 @@ def run(args: argparse.Namespace, settings: Any) -> int:
         print(f"moodtunes library {args.library_command}: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
+        if args.library_command != "scan":  # nothing analysed to speak of: the CLI exits 130
+            raise
         print("\nmoodtunes library scan: interrupted: everything analysed so far is saved; run the scan again "
               "to finish", file=sys.stderr)
         return 130
