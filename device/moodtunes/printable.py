@@ -16,5 +16,7 @@ def printable(text: str) -> str:
 
 
 def printable_path(path: str) -> str:
-    """The path with each undecodable byte shown as \\xNN, safe to print, log and send as JSON."""
+    """The path with each undecodable byte shown as \\xNN, which any UTF-8 output can encode (print,
+    a log, JSON), where the lone surrogate standing for it raised. Control characters stay:
+    ``printable`` replaces them, for a terminal."""
     return os.fsencode(path).decode("utf-8", "backslashreplace")
