@@ -279,6 +279,15 @@ def test_a_sent_as_that_is_no_device_id_never_reaches_the_printed_influxql(datab
     assert main(["forget", "Ana", "--yes", "--sent-as", "old-kiosk.1"]) == 0
 
 
+def test_pending_refuses_a_sent_as_it_would_ignore(database, capsys):
+    """`forget --pending --sent-as OLD` printed the usual list, as if the deletes under OLD were in it."""
+    with Store.open(database) as store:
+        _visit(store, store.create_profile("Ana", "#ff8800").id)
+    assert main(["forget", "--pending", "--sent-as", "old-kiosk"]) == 2
+    captured = capsys.readouterr()
+    assert "--sent-as goes with a NAME" in captured.err and captured.out == ""
+
+
 def test_a_dry_run_writes_nothing_and_no_database_is_made_for_nobody(tmp_path, capsys, monkeypatch):
     """On a read-only data dir the dry run said "can't write here"; on an empty one it made a database."""
     data = tmp_path / "empty"

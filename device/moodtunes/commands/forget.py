@@ -74,6 +74,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.pin and (args.pending or args.sent_as):
         print("moodtunes forget: --pin takes only a NAME (and --yes)", file=sys.stderr)
         return 2
+    if args.pending and args.sent_as:  # it would be ignored, silently: the keys listed were worked out as each was forgotten
+        print("moodtunes forget: --sent-as goes with a NAME, as it is forgotten: --pending lists the keys worked out "
+              "then", file=sys.stderr)
+        return 2
     if problem := data_dir_problem(settings.data_dir):
         print(f"moodtunes forget: the {problem}", file=sys.stderr)
         return 1
