@@ -281,14 +281,17 @@ def test_a_home_folder_in_a_path_is_expanded_once_for_every_command(tmp_path, mo
 
 
 @pytest.mark.parametrize("text", ['data_dir = "~no-such-user-of-moodtunes/data"',
-                                  '[library]\npaths = ["~no-such-user-of-moodtunes/Music"]'])
+                                  '[library]\npaths = ["~no-such-user-of-moodtunes/Music"]',
+                                  '[camera]\nsource = "replay:~no-such-user-of-moodtunes/faces"'])
 def test_a_home_folder_of_no_user_is_one_line_naming_the_key(tmp_path, monkeypatch, capsys, text):
-    """~NAME of no user ended every command with pathlib's RuntimeError and a traceback."""
+    """~NAME of no user ended every command (in a replay camera source: doctor) with pathlib's
+    RuntimeError and a traceback."""
     monkeypatch.delenv("MOODTUNES_DATA_DIR")
     assert moodtunes(["--config", str(write(tmp_path, text + "\n")), "report"]) == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "~no-such-user-of-moodtunes names no home folder here" in error
-    assert ("data_dir: " if "data_dir" in text else "library.paths.0: ") in error
+    key = {"data_dir": "data_dir: ", "[library]": "library.paths.0: ", "[camera]": "camera.source: "}[text.split()[0]]
+    assert key in error
 
 
 def test_the_system_config_without_a_data_dir_is_one_data_dir_for_every_user(tmp_path, monkeypatch):

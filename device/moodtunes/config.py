@@ -106,11 +106,16 @@ def _absolute(path: Path) -> Path:
     """``path`` with "~" expanded and, if relative, joined to the config file's folder (else to the
     current folder), once, here: `report` run from another folder than `library scan` found
     another database and library."""
+    return (_relative_to.get() or Path.cwd()) / _home_expanded(path)
+
+
+def _home_expanded(path: Path) -> Path:
+    """``path`` with "~" or "~NAME" expanded; ValueError, for one line naming the key, where there
+    is no such home (pathlib's RuntimeError was a traceback)."""
     try:
-        expanded = path.expanduser()
-    except RuntimeError:  # pathlib's answer to "~user" of no such user, or "~" with no HOME: it was a traceback
+        return path.expanduser()
+    except RuntimeError:
         raise ValueError(f"{path.parts[0]} names no home folder here (no such user, or HOME unset)") from None
-    return (_relative_to.get() or Path.cwd()) / expanded
 
 
 # A path setting, made absolute as it loads so that the doctor, the scan and the kiosk see one folder.
@@ -151,6 +156,9 @@ class CameraSettings(Section):
         """A typo must stop the start, not leave the kiosk on the manual mood picker for good."""
         if not CAMERA_SOURCE.fullmatch(source.strip()):
             raise ValueError("must be auto, picamera2, opencv:N (e.g. opencv:0), replay:PATH or sample")
+        kind, _, path = source.strip().partition(":")
+        if kind.lower() == "replay":
+            _home_expanded(Path(path))  # a "~NAME" of no user: doctor ended in pathlib's RuntimeError
         return source
 
 
