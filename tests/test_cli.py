@@ -499,6 +499,20 @@ def test_screenshots_into_a_folder_that_cant_be_written_fail_at_once_in_one_line
     assert kiosk_command.screenshots_problem(made) is None and made.is_dir()  # made, as the autopilot would
 
 
+def test_screenshots_into_a_folder_this_user_may_not_reach_is_refused_as_such(tmp_path):
+    """It ended on a bare "[Errno 13] Permission denied", exit status 1, not the 2 of a DIR it
+    can't write in."""
+    home = tmp_path / "home"
+    home.mkdir()
+    home.chmod(0o000)
+    try:
+        done = unprivileged_moodtunes("demo", "--screenshots", str(home / "shots"))
+    finally:
+        home.chmod(0o755)
+    assert done.returncode == 2, done
+    assert done.stderr == f"moodtunes demo: --screenshots {home / 'shots'}: can't write there (Permission denied)\n"
+
+
 @pytest.mark.parametrize("argv", [
     ["--config", "CONFIG", "-v", "report"],
     ["report", "--config", "CONFIG", "-v"],  # "unrecognized arguments" before

@@ -62,9 +62,9 @@ def screenshots_problem(folder: Path | None) -> str | None:
     kiosk starts: it would fail at every screen, for the autopilot's whole 600 s."""
     if folder is None:
         return None
-    if folder.exists() and not folder.is_dir():
-        return f"--screenshots {folder}: not a folder"
-    try:
+    try:  # in it: Python 3.11's exists() raises for a folder on the way this user may not enter
+        if folder.exists() and not folder.is_dir():
+            return f"--screenshots {folder}: not a folder"
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder):
             pass
