@@ -342,9 +342,13 @@ def test_doctor_makes_no_data_dir_and_says_one_is_missing(monkeypatch, tmp_path,
     assert checks["store"]["status"] == "ok" and "none yet" in checks["store"]["detail"]
     assert not (tmp_path / "typo-dir").exists()
     (tmp_path / "typo-dir").write_text("a file")
-    assert doctor._data_dir(load_settings()).status == "fail"
+    # The fix named the data dir's variable alone: the services read data_dir from the config.
+    fix = "set data_dir in the config (or MOODTUNES_DATA_DIR) to a writable folder"
+    check = doctor._data_dir(load_settings())
+    assert check.status == "fail" and check.detail.endswith(fix)
     monkeypatch.setenv("MOODTUNES_DATA_DIR", str(tmp_path / "typo-dir" / "data"))  # nowhere to make it
-    assert doctor._data_dir(load_settings()).status == "fail"
+    check = doctor._data_dir(load_settings())
+    assert check.status == "fail" and check.detail.endswith(fix)
 
 
 def unprivileged_moodtunes(*args: str) -> subprocess.CompletedProcess:

@@ -24,6 +24,8 @@ from moodtunes.ui import INVISIBLE_DRIVERS
 # saved, so below FAIL_BELOW_MB the kiosk can't be relied on; below WARN_BELOW_MB it soon can't.
 FAIL_BELOW_MB = 20
 WARN_BELOW_MB = 200
+# Where the data dir is set: the appliance's services read data_dir from the config, not from a shell's variable.
+SET_DATA_DIR = "set data_dir in the config (or MOODTUNES_DATA_DIR) to a writable folder"
 UPLINK_USER = "moodtunes-uplink"  # the uplink service's own user on the Pi (systemd/moodtunes-uplink.service)
 
 
@@ -47,7 +49,7 @@ def _data_dir(settings: Settings) -> Check:
     if not exists:  # doctor makes nothing: a typo or an unmounted drive must not pass as a fresh store
         return _data_dir_to_come(path)
     if not path.is_dir():
-        return Check("data dir", "fail", f"{path} is not a folder; set MOODTUNES_DATA_DIR to a writable folder")
+        return Check("data dir", "fail", f"{path} is not a folder; {SET_DATA_DIR}")
     if refused := write_refused(path):  # its mount options may not say it (a card remounted read-only after an error)
         return Check("data dir", "fail", f"{path} can't be written: {refused}")
     if not os.access(path, os.W_OK):
@@ -66,7 +68,7 @@ def _data_dir_to_come(path: Path) -> Check:
     parent = next(folder for folder in path.parents if folder.exists())
     if not parent.is_dir() or not os.access(parent, os.W_OK):
         return Check("data dir", "fail", f"{path} does not exist, and {parent} is not a writable folder to make it in; "
-                                         "set MOODTUNES_DATA_DIR to a writable folder")
+                                         f"{SET_DATA_DIR}")
     return Check("data dir", "warn", f"{path} does not exist yet: the kiosk makes it as it starts (a typo, or a "
                                      "drive not mounted? check data_dir)")
 
