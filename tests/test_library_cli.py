@@ -109,6 +109,28 @@ def test_listing_a_data_dir_that_is_not_there_says_so_and_creates_nothing(tmp_pa
     assert not (tmp_path / "not-mounted").exists()
 
 
+def test_a_list_with_no_track_says_why_not_that_the_catalogue_is_empty(capsys):
+    """`library list --category X` of a catalogue without X, or of one whose files all failed
+    analysis, said "the catalogue is empty; run `moodtunes library scan DIR`"."""
+    Settings().data_dir.mkdir(parents=True)
+    assert moodtunes(["library", "list"]) == 0
+    assert "the catalogue is empty; run `moodtunes library scan DIR`" in capsys.readouterr().err
+    with Store.open(Settings().database_path) as store:
+        store.upsert_track(TrackRecord(path="/music/bad.flac", size=1, mtime=1.0, title="bad", artist="A",
+                                       error="can't decode it"))
+    assert moodtunes(["library", "list"]) == 0
+    assert capsys.readouterr().err == ("moodtunes library list: no tracks; 1 catalogued, 1 of them not analysed "
+                                       "(`moodtunes library list --errors` says why)\n")
+    with Store.open(Settings().database_path) as store:
+        store.upsert_track(TrackRecord(path="/music/a.flac", size=1, mtime=1.0, title="a", artist="A",
+                                       category=Category.HAPPY_AND_CALM.value, quadrant="Q4", valence=0.7,
+                                       arousal=0.3))
+    assert moodtunes(["library", "list", "--category", Category.HIGHLY_ENERGETIC.value]) == 0
+    assert capsys.readouterr().err == (f"moodtunes library list: no tracks of the category "
+                                       f"{Category.HIGHLY_ENERGETIC.value!r}; 2 catalogued, 1 of them not analysed "
+                                       "(`moodtunes library list --errors` says why)\n")
+
+
 def test_control_characters_catalogued_by_an_older_scan_stay_out_of_the_table(capsys):
     with Store.open(Settings().database_path) as store:
         store.upsert_track(TrackRecord(path="/music/a.flac", size=1, mtime=1.0, title="line1\nline2\r\x07",

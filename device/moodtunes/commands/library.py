@@ -268,16 +268,18 @@ def _list(args: argparse.Namespace, settings: Any) -> int:
     if problem := data_dir_problem(settings.data_dir):  # opening the store would create it there
         print(f"moodtunes library list: the {problem}, so there is no catalogue to read", file=sys.stderr)
         return 1
-    tracks = []
+    tracks, catalogued = [], []
     if settings.database_path.exists():
         with Store.open(settings.database_path, readonly=True) as store:
             tracks = store.tracks(category=args.category, include_errors=args.errors)
+            if not tracks:
+                catalogued = store.tracks(include_errors=True, features=False)
     if args.json:
         for track in tracks:
             print(json.dumps(track_to_dict(track)))
         return 0
     if not tracks:
-        print("moodtunes library list: the catalogue is empty; run `moodtunes library scan DIR`", file=sys.stderr)
+        print(f"moodtunes library list: {_none_listed(args.category, catalogued)}", file=sys.stderr)
         return 0
     print(f"{'category':<17} {'quad':<4} {'val':>4} {'aro':>4} {'bpm':>4} {'time':>5}  artist — title")
     for t in tracks:
@@ -289,6 +291,17 @@ def _list(args: argparse.Namespace, settings: Any) -> int:
         print(f"{t.category:<17} {t.quadrant:<4} {t.valence:4.2f} {t.arousal:4.2f} {t.tempo or 0:4.0f} "
               f"{minutes:2d}:{seconds:02d}  {printable(t.artist)} — {printable(t.title)}")
     return 0
+
+
+def _none_listed(category: str | None, catalogued: list[Any]) -> str:
+    """Why `library list` shows no track: "the catalogue is empty" was said of one whose tracks were
+    all of other categories, or all failed analysis, and sent the user to scan again."""
+    if not catalogued:
+        return "the catalogue is empty; run `moodtunes library scan DIR`"
+    failed = sum(track.error is not None for track in catalogued)
+    of_it = f", {failed} of them not analysed (`moodtunes library list --errors` says why)" if failed else ""
+    where = f" of the category {category!r}" if category else ""
+    return f"no tracks{where}; {len(catalogued)} catalogued{of_it}"
 
 
 def _demo(args: argparse.Namespace, settings: Any) -> int:
