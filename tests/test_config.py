@@ -327,6 +327,18 @@ def test_relative_paths_in_a_config_file_are_taken_from_its_folder(tmp_path, mon
     assert settings.emotion.model == tmp_path / "../m.tflite"
 
 
+def test_a_relative_replay_camera_path_is_taken_from_the_config_files_folder_too(tmp_path, monkeypatch):
+    """The example config says a relative path is taken from its folder: a replay source's was
+    taken from wherever the command or the kiosk started."""
+    config = write(tmp_path, '[camera]\nsource = "Replay:faces"\n')
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert load_settings(config).camera.source == f"Replay:{tmp_path / 'faces'}"
+    monkeypatch.setenv("MOODTUNES_CAMERA__SOURCE", "replay:~/faces")
+    assert load_settings().camera.source == f"replay:{Path.home() / 'faces'}"
+
+
 def test_a_relative_path_without_a_config_file_is_made_absolute_from_the_current_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MOODTUNES_DATA_DIR", "data")

@@ -153,12 +153,14 @@ class CameraSettings(Section):
     @field_validator("source")
     @classmethod
     def _known_source(cls, source: str) -> str:
-        """A typo must stop the start, not leave the kiosk on the manual mood picker for good."""
+        """A typo must stop the start, not leave the kiosk on the manual mood picker for good. A
+        replay path is made absolute as every path setting is (it was taken from wherever the
+        kiosk started, and "~NAME" of no user ended doctor in pathlib's RuntimeError)."""
         if not CAMERA_SOURCE.fullmatch(source.strip()):
             raise ValueError("must be auto, picamera2, opencv:N (e.g. opencv:0), replay:PATH or sample")
         kind, _, path = source.strip().partition(":")
-        if kind.lower() == "replay":
-            _home_expanded(Path(path))  # a "~NAME" of no user: doctor ended in pathlib's RuntimeError
+        if kind.lower() == "replay":  # a path as the others: "~" expanded, relative to the config file's folder
+            return f"{kind}:{_absolute(Path(path))}"
         return source
 
 
