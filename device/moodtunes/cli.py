@@ -24,7 +24,7 @@ COMMANDS: dict[str, str] = {
     "kiosk": "run the touchscreen kiosk with the configured camera, library and store",
     "detect": "detect faces and emotions in images, folders or videos",
     "library": "scan, list and generate music libraries",
-    "report": "print a profile's mood history from the local store",
+    "report": "print each profile's mood history (or one's) from the local store",
     "forget": "delete a person's profile and all their visits from this device",
     "uplink": "upload queued visit events to the MQTT broker",
     "doctor": "check camera, models, library, store and broker, and say what to fix",
