@@ -288,6 +288,20 @@ def test_pending_refuses_a_sent_as_it_would_ignore(database, capsys):
     assert "--sent-as goes with a NAME" in captured.err and captured.out == ""
 
 
+def test_done_beyond_every_number_listed_clears_nothing(database, capsys):
+    """`--done 30` for the 3 the list printed cleared whoever was forgotten after it, unprinted."""
+    with Store.open(database) as store:
+        for name in ("Ana", "Ben"):
+            store.forget_profile(store.create_profile(name, "#ff8800").id, [name.lower() * 8])
+    assert main(["forget", "--pending", "--done", "30"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == ("moodtunes forget: --done 30: no one listed has that number (the highest is 2); give "
+                            "the N `moodtunes forget --pending` printed\n") and captured.out == ""
+    with Store.open(database) as store:
+        assert [number for number, _, _ in store.pending_cloud_deletes()] == [1, 2]
+    assert main(["forget", "--pending", "--done", "2"]) == 0
+
+
 def test_a_dry_run_writes_nothing_and_no_database_is_made_for_nobody(tmp_path, capsys, monkeypatch):
     """On a read-only data dir the dry run said "can't write here"; on an empty one it made a database."""
     data = tmp_path / "empty"

@@ -174,6 +174,11 @@ def _pending(settings: Settings, done_through: int | None) -> int:
         return 0
     with Store.open(settings.database_path, readonly=done_through is None) as store:
         if done_through is not None:
+            numbers = [number for number, _, _ in store.pending_cloud_deletes()]
+            if numbers and done_through > numbers[-1]:  # a typo (30 for 3) cleared people never printed
+                print(f"moodtunes forget: --done {done_through}: no one listed has that number (the highest is "
+                      f"{numbers[-1]}); give the N `moodtunes forget --pending` printed", file=sys.stderr)
+                return 2
             cleared = store.clear_cloud_deletes(done_through)
             print(f"cleared {len(cleared)} cloud key(s) of forgotten people, numbered up to {done_through}, as deleted"
                   + "".join(f"\n-- {key}" for key in cleared))
