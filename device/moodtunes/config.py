@@ -56,10 +56,6 @@ DEVICE_ID_PATTERN = r"^[A-Za-z0-9._-]+$"  # the same rule as VisitEvent.device_i
 TOPIC_PREFIX_PATTERN = r"^[^+#/]+(/[^+#/]+)*$"  # MQTT topic levels, no wildcards (the ingest's rule too)
 MAX_DEVICE_ID_LENGTH = 64
 
-
-def is_device_id(text: str) -> bool:
-    """Whether ``text`` passes as a device_id (setting, event field, MQTT topic level)."""
-    return len(text) <= MAX_DEVICE_ID_LENGTH and re.fullmatch(DEVICE_ID_PATTERN, text) is not None
 SECRET_WORDS = ("password", "secret", "token")  # keys whose values an error must not echo
 # What open_camera understands (it checks again, and says whether the camera opens).
 CAMERA_SOURCE = re.compile(r"auto|picamera2|sample|opencv(:\d+)?|replay:.+", re.IGNORECASE)
@@ -73,6 +69,11 @@ OTHER_VARIABLES = (
 # Whole families read elsewhere: the cloud ingest (which checks its own; a developer's shell may
 # hold both kinds) and the tests' helpers in subprocesses.
 OTHER_PREFIXES = ("MOODTUNES_INGEST_", "MOODTUNES_TEST_")
+
+
+def is_device_id(text: str) -> bool:
+    """Whether ``text`` passes as a device_id (setting, event field, MQTT topic level)."""
+    return len(text) <= MAX_DEVICE_ID_LENGTH and re.fullmatch(DEVICE_ID_PATTERN, text) is not None
 
 
 class ConfigError(Exception):
