@@ -38,7 +38,10 @@ def test_each_subcommand_has_help(name, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([name, "--help"])
     assert exit_info.value.code == 0
-    assert f"usage: moodtunes {name}" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"usage: moodtunes {name}" in out
+    # doctor's and detect's --help did not say what their exit statuses mean; the others' did
+    assert "exit status:" in out or name == "library"
 
 
 def test_report_on_an_empty_store_is_an_empty_report(tmp_path):

@@ -30,7 +30,10 @@ from moodtunes.commands import path_argument
 SMALL_FACES_NOTE = ("Faces narrower than about 1/6 of the image's long side are often missed (BlazeFace short range "
                     "sees the image shrunk to 128 pixels); an image with no face found is looked at again, its "
                     "middle at twice the scale, which finds those near the middle from about 1/12. Crop large "
-                    "photos around a small face first.")
+                    "photos around a small face first. "
+                    "exit status: 0 when every image and video was read, 1 when one could not be (its line says "
+                    "why; the others are still done), 2 on a bad configuration, a model that can't be loaded or "
+                    "--every below 1.")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

@@ -539,7 +539,14 @@ CHECKS: tuple[Callable[[Settings], Check], ...] = (
 )
 
 
+EXIT_STATUS = (
+    "exit status: 0 when no check failed (warnings too), 1 when one did, 2 on a bad configuration (a mistake "
+    "only in [mqtt] is the mqtt check's failure)."
+)
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = EXIT_STATUS
     parser.add_argument("--json", action="store_true", help="one JSON object per check")
     parser.add_argument(
         "--camera", action="store_true",
