@@ -134,7 +134,7 @@ class ScanReport:
     rescored: int = 0
     removed: int = 0  # catalogue entries pruned: their file is gone, or outside an exclusive scan's folders
     failed: list[tuple[str, str]] = field(default_factory=list)  # (path, reason) for this run
-    missing_roots: list[str] = field(default_factory=list)  # folders that don't exist (or are files)
+    missing_roots: list[str] = field(default_factory=list)  # folders that don't exist, are files or can't be reached (not_a_folder says which)
     # catalogued tracks outside the folders that an exclusive scan kept: a folder was missing or unreadable
     outside_kept: int = 0
     skipped: dict[str, int] = field(default_factory=dict)  # files of OTHER_AUDIO_EXTENSIONS, by extension
