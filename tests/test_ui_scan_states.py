@@ -25,7 +25,13 @@ from moodtunes.ui.screens import scan as scan_screens
 from moodtunes.ui.screens.scan import ManualMoodScreen, ResultScreen
 from moodtunes.vision.camera import CameraError, ReplayCamera, sample_frame
 from moodtunes.vision.faces import FaceBox
-from moodtunes.vision.scan import HINT_NO_CAMERA, HINT_STARTING, MoodScanner, ScanSnapshot
+from moodtunes.vision.scan import (
+    HINT_NO_CAMERA,
+    HINT_STARTING,
+    MoodScanner,
+    ScanSnapshot,
+    longest_scan_s,
+)
 from ui_support import (
     FixedEmotion,
     key,
@@ -230,6 +236,24 @@ def test_the_live_scan_keeps_its_title_ring_and_hints(settings, drawn):
         texts = one_frame(app, drawn)
         assert NORMAL_TITLE in texts and "Come a little closer" in texts
         assert drawn.rings == [0.4] and drawn.faces == ["sad"]
+    finally:
+        app.close()
+
+
+def test_the_screen_waits_as_long_as_a_scan_with_a_slow_camera_takes(settings):
+    """A 10 s scan whose camera was slow to start runs up to 21.5 s (longest_scan_s): the screen
+    said "The scan didn't finish." at 15 s while the scanner still ran."""
+    settings.vision.scan_seconds = 10.0
+    app, _ = scripted_scan(settings)
+    try:
+        started = app.screen.scan_started
+        app.clock = lambda: started + longest_scan_s(10.0)
+        step(app)
+        assert app.screen.name == "scan"
+        app.clock = lambda: started + longest_scan_s(10.0) + scan_screens.SCAN_GRACE_S + 0.125
+        step(app)
+        assert app.screen.name == "manual"
+        assert app.screen.subtitle() == "The scan didn't finish. Tap the face that fits."
     finally:
         app.close()
 

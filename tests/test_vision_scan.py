@@ -36,6 +36,7 @@ from moodtunes.vision.scan import (
     camera_problem,
     face_speed,
     hint_for,
+    longest_scan_s,
     preview_frame,
 )
 
@@ -480,6 +481,18 @@ def test_a_camera_too_slow_to_start_ends_the_scan_as_no_camera(detector, monkeyp
         scanner.begin_scan(0.2)
         done = wait_for(scanner, lambda s: s.result is not None)
     assert done.result.outcome is ScanOutcome.NO_CAMERA
+
+
+def test_the_longest_a_scan_takes_is_a_late_first_frame_then_the_whole_window() -> None:
+    """The kiosk's scan screen waits longest_scan_s before it gives up: it gave up 5 s after the
+    window, while a 10 s scan whose camera was slow to start ran up to 21.5 s."""
+    assert longest_scan_s(10.0) == 21.5 and longest_scan_s(3.0) == 7.5
+    window = scan_module._ScanWindow(requested=100.0, seconds=10.0)
+    latest_first_frame = 100.0 + 10.0 + scan_module.FIRST_FRAME_GRACE_S - 0.125
+    assert not window.is_over(latest_first_frame)  # so it starts the window (MoodScanner._process)
+    window.started = latest_first_frame
+    assert not window.is_over(100.0 + longest_scan_s(10.0) - 0.25)
+    assert window.is_over(100.0 + longest_scan_s(10.0))
 
 
 def moving_flags(monkeypatch) -> list[bool]:

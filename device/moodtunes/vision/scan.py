@@ -285,8 +285,22 @@ class _ScanWindow:
 
     def is_over(self, now: float) -> bool:
         if self.started is None:
-            return now - self.requested >= self.seconds + FIRST_FRAME_GRACE_S
+            return now - self.requested >= _first_frame_within_s(self.seconds)
         return now - self.started >= self.seconds
+
+
+def _first_frame_within_s(seconds: float) -> float:
+    """How long after it is asked for a scan of a ``seconds`` window waits for its first frame
+    before it ends NO_CAMERA."""
+    return seconds + FIRST_FRAME_GRACE_S
+
+
+def longest_scan_s(seconds: float) -> float:
+    """The longest a scan of a ``seconds`` window takes from ``begin_scan`` to its result: a camera
+    slow to start gives its first frame just within ``_first_frame_within_s``, and the whole window
+    runs from that frame (2 x 10 + 1.5 = 21.5 s for a 10 s scan). The kiosk waits this long before
+    it tells the visitor the scan didn't finish."""
+    return _first_frame_within_s(seconds) + seconds
 
 
 class MoodScanner:

@@ -29,7 +29,7 @@ from moodtunes.ui.widgets import (
 CAMERA_START_WAIT_S = (
     20.0  # the camera and models get this long to come up before the manual picker
 )
-SCAN_GRACE_S = 5.0  # beyond the scan window, before giving up on a scan that never reports
+SCAN_GRACE_S = 1.0  # beyond the longest a scan takes (longest_scan_s), before giving up on one that never reports
 LIVE_HOLD_S = 0.5  # a live mood face stays this long through frames without a face (no flicker)
 
 # What the scan screen says in each state of the camera: one story at a time, in the title and
@@ -246,8 +246,9 @@ class ScanScreen(Screen):
         self._follow_live(now)
         result: MoodReading | None = self.snapshot.result
         if result is None:
-            window = self.app.settings.vision.scan_seconds
-            if now - self.scan_started > window + SCAN_GRACE_S:
+            from moodtunes.vision.scan import longest_scan_s  # loaded with the scanner (OpenCV)
+
+            if now - self.scan_started > longest_scan_s(self.app.settings.vision.scan_seconds) + SCAN_GRACE_S:
                 self._manual("The scan didn't finish.")
             return
         self.scanning = False
