@@ -330,6 +330,22 @@ def test_a_player_on_the_dummy_driver_knows_it_is_silent():
         player.close()
 
 
+def test_a_player_whose_device_was_unplugged_is_silent_and_without_device(tmp_path, monkeypatch):
+    """SDL plays on into nothing once the device is gone; the kiosk shows the player's ``silent``
+    and makes a new player for a ``without_device`` one. SDL's disk driver stands in for the
+    speaker, counted as heard."""
+    monkeypatch.setenv("SDL_AUDIODRIVER", "disk")
+    monkeypatch.setenv("SDL_DISKAUDIOFILE", str(tmp_path / "heard.raw"))
+    monkeypatch.setattr("moodtunes.player.SILENT_DRIVERS", frozenset({"dummy"}))
+    player = MixerPlayer()
+    try:
+        assert not player.silent and not player.without_device
+        player.device_removed()
+        assert player.silent and player.without_device
+    finally:
+        player.close()
+
+
 def recorded(tmp_path: Path, monkeypatch, play) -> np.ndarray:
     """What a player sends to the sound card while ``play(player)`` runs (SDL's disk driver)."""
     output = tmp_path / "heard.raw"

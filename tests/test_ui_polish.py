@@ -421,12 +421,11 @@ def test_silent_playback_is_said_on_the_now_playing_screen(settings, tmp_path, m
         app.close()
 
 
-def test_a_speaker_switched_on_after_a_silent_song_is_heard_from_the_next_visit(settings, tmp_path, monkeypatch):
-    """No audio device at the first song made the kiosk play silently until it restarted, for
-    months maybe. SDL's "disk" driver stands in for the speaker found later."""
-    import pygame
-
-    real_init, speaker = pygame.mixer.init, {"on": False}
+def speaker_plugged(monkeypatch, tmp_path, on: bool) -> dict[str, bool]:
+    """A speaker the test plugs in and out (``["on"]``): SDL's "disk" driver stands in for it, and
+    with none the mixer can't open a device (the player falls back to the silent dummy driver).
+    The disk driver counts as heard (not in SILENT_DRIVERS)."""
+    real_init, speaker = pygame.mixer.init, {"on": on}
 
     def init(*args, **kwargs):
         if os.environ.get("SDL_AUDIODRIVER"):  # the fallback to the silent driver
@@ -443,34 +442,65 @@ def test_a_speaker_switched_on_after_a_silent_song_is_heard_from_the_next_visit(
     monkeypatch.delenv("SDL_AUDIODRIVER")
     monkeypatch.setenv("SDL_DISKAUDIOFILE", str(tmp_path / "heard.raw"))
     monkeypatch.setattr(pygame.mixer, "init", init)
+    monkeypatch.setattr("moodtunes.player.SILENT_DRIVERS", frozenset({"dummy"}))
+    return speaker
+
+
+def silent_note_shown(app, rendered: list[str]) -> bool:
+    """Whether the next frame says the music plays silently."""
+    from moodtunes.ui.screens.music import SILENT_NOTES
+
+    rendered.clear()
+    step(app, 1)
+    return any(note in rendered for note in SILENT_NOTES)
+
+
+def test_a_speaker_switched_on_after_a_silent_song_is_heard_from_the_next_song(settings, tmp_path, monkeypatch):
+    """No audio device at the first song made the kiosk play silently until it restarted, for
+    months maybe; then until the next visit."""
+    speaker = speaker_plugged(monkeypatch, tmp_path, on=False)
+    rendered: list[str] = []
+    record_lines(monkeypatch, lambda text, base: rendered.append(text))
     app = guest_at_songs(settings, tmp_path / "music", "sad", wait=False, count=2, category=CALM, seconds=5.0)
     try:
         tap(app, "row:0")
-        assert app.screen.name == "playing" and app.player().without_device
-        guest = app.visit.profile
-        app.end_visit("completed")
+        tap(app, "vol_down")
+        volume = app.active_player.volume
+        assert app.screen.name == "playing" and app.active_player.without_device and silent_note_shown(app, rendered)
         speaker["on"] = True
-        app.begin_visit(guest)
-        assert app.active_player is None  # closed between visits
-        assert app.player().driver == "disk" and not app.player().without_device
+        tap(app, "next")
+        player = app.active_player
+        assert app.now_playing == 1 and player.driver == "disk" and not player.without_device
+        assert player.volume == volume < settings.kiosk.volume  # the visitor's, not the kiosk's
+        assert not silent_note_shown(app, rendered)
     finally:
         app.close()
 
 
-def test_a_speaker_unplugged_during_a_visit_is_opened_again_at_the_next(settings, tmp_path):
-    """SDL plays on into nothing once the device is gone: the kiosk stayed silent until a restart."""
-    import pygame
-
-    app = guest_at_songs(settings, tmp_path / "music", "sad", count=2, category=CALM, seconds=5.0)
+def test_a_speaker_unplugged_mid_song_is_said_at_once_and_heard_again_from_the_next_song(
+    settings, tmp_path, monkeypatch,
+):
+    """SDL plays on into nothing once the device is gone: the now-playing screen looked as if all
+    were well, and the visit's later songs played into nothing; only the next visit opened a
+    device again."""
+    speaker = speaker_plugged(monkeypatch, tmp_path, on=True)
+    rendered: list[str] = []
+    record_lines(monkeypatch, lambda text, base: rendered.append(text))
+    app = guest_at_songs(settings, tmp_path / "music", "sad", wait=False, count=3, category=CALM, seconds=5.0)
     try:
         tap(app, "row:0")
-        first = app.player()
+        first, visit, ranked = app.active_player, app.visit, app.visit.ranked
+        assert first.driver == "disk" and not silent_note_shown(app, rendered)
+        speaker["on"] = False
         pygame.event.post(pygame.event.Event(pygame.AUDIODEVICEREMOVED, which=1, iscapture=0))
-        step(app, 1)
-        guest = app.visit.profile
-        app.end_visit("completed")
-        app.begin_visit(guest)
-        assert app.active_player is None and app.player() is not first
+        assert silent_note_shown(app, rendered) and app.now_playing == 0  # at once, the song playing on
+        tap(app, "next")  # still unplugged: silent, and said
+        assert app.now_playing == 1 and app.active_player.without_device and silent_note_shown(app, rendered)
+        speaker["on"] = True  # plugged back in: the song after, coming by itself, is heard
+        run_until(app, lambda: app.now_playing == 2, what="the next song by itself")
+        player = app.active_player
+        assert player.driver == "disk" and not player.without_device and player.volume == settings.kiosk.volume
+        assert app.visit is visit and app.visit.ranked is ranked and not silent_note_shown(app, rendered)
     finally:
         app.close()
 

@@ -231,6 +231,34 @@ def test_no_sound_output_is_said_once_and_blames_no_song(settings, tmp_path, tol
         app.close()
 
 
+def test_a_speaker_unplugged_and_still_out_at_the_next_song_is_said_and_blames_no_song(settings, tmp_path, told):
+    """The device the operator chose (SDL_AUDIODRIVER), unplugged mid-song, can't open again at
+    "Next": the visitor is told there is no sound output (the song before played on into nothing),
+    no song is blamed, and the song heard keeps its seconds."""
+    from moodtunes.player import PlayerError
+    from moodtunes.ui.app import NO_SOUND_MESSAGE
+
+    def no_device(volume):
+        raise PlayerError("no sound output: ALSA: Couldn't open audio device")
+
+    app = guest_at_songs(settings, tmp_path / "music", "sad", count=3, category=CALM)
+    try:
+        tap(app, "row:0")
+        run_until(app, lambda: app.active_player.position() > 0.25, what="some music")
+        pygame.event.post(pygame.event.Event(pygame.AUDIODEVICEREMOVED, which=1, iscapture=0))
+        app._player_factory = no_device
+        step(app, 1)
+        tap(app, "next")
+        assert app.screen.name == "songs" and told()[-1] == NO_SOUND_MESSAGE
+        assert not any("Couldn't play" in message for message in told())
+        with Store.open(settings.database_path) as store:
+            plays = rows(store, "SELECT seconds_listened AS seconds, error FROM plays")
+            assert len(plays) == 1 and plays[0]["seconds"] > 0.25 and plays[0]["error"] is None
+            assert store.unplayable_paths() == set()
+    finally:
+        app.close()
+
+
 @pytest.fixture
 def converted(monkeypatch):
     """Every song is converted for playback, as an M4A is (the kiosk says "Getting … ready" first)."""

@@ -141,6 +141,7 @@ class Player(Protocol):
     def silent(self) -> bool: ...
     @property
     def without_device(self) -> bool: ...
+    def device_removed(self) -> None: ...
     def position(self) -> float: ...
     def duration(self) -> float: ...
     def is_finished(self) -> bool: ...
@@ -294,6 +295,7 @@ class MixerPlayer:
 
         self.driver = init_mixer()
         self._fell_back = self.driver == FALLBACK_DRIVER and not os.environ.get("SDL_AUDIODRIVER")
+        self._device_gone = False  # SDL said the audio device was unplugged: device_removed
         self._music = pygame.mixer.music
         self._pygame_error = pygame.error
         self._rate, _, self._channels = pygame.mixer.get_init()  # what songs are converted to
@@ -428,15 +430,22 @@ class MixerPlayer:
 
     @property
     def silent(self) -> bool:
-        """True when the mixer plays through SDL's dummy driver: time passes, nothing is heard
-        (no sound card, or SDL_AUDIODRIVER=dummy). The kiosk tells the visitor so."""
-        return self.driver.lower() in SILENT_DRIVERS
+        """True when nothing is heard while time passes: the mixer plays through SDL's dummy driver
+        (no sound card, or SDL_AUDIODRIVER=dummy), or its device was unplugged. The kiosk tells the
+        visitor so."""
+        return self._device_gone or self.driver.lower() in SILENT_DRIVERS
 
     @property
     def without_device(self) -> bool:
-        """True when silent only because no audio device opened when this player was made (not
-        because the user chose a silent driver): a new player may find one."""
-        return self._fell_back
+        """True when silent only for want of an audio device (not because the user chose a silent
+        driver): none opened when this player was made, or it was unplugged since. A new player
+        may find one."""
+        return self._fell_back or self._device_gone
+
+    def device_removed(self) -> None:
+        """SDL said the audio device was unplugged (AUDIODEVICEREMOVED): SDL plays on into
+        nothing, songs still end, and the player is ``silent`` from now on."""
+        self._device_gone = True
 
     def _clock_elapsed(self) -> float:
         """Seconds our clock has counted for this song, pauses excluded."""

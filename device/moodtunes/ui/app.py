@@ -202,7 +202,6 @@ class KioskApp:
         self._finger_at: tuple[int, int] | None = None  # where the finger (or mouse) that pressed is now
         self._busy_wait = False  # this frame waited on work: the rest of its input is dropped
         self._text_of_dropped_key = ""  # the text SDL sends after a key that did nothing on the screen
-        self._sound_device_lost = False  # the player's audio device was unplugged (SDL said so)
         self.last_input = clock()
         # The last press or key (not a screen changing, nor the music): who is there is judged from it,
         # by the lock (pin.LOCK_AFTER_S) and the music running out (music.PRESENT_WITHIN_S)
@@ -464,8 +463,8 @@ class KioskApp:
         elif event.type == pygame.TEXTINPUT:
             self._typed(event.text)
         elif event.type == pygame.AUDIODEVICEREMOVED and not event.iscapture and self._player is not None:
-            logger.warning("the sound output was unplugged: the next visit opens one again")
-            self._sound_device_lost = True
+            logger.warning("the sound output was unplugged: the next song opens one again")
+            self._player.device_removed()  # the now-playing screen says so at its next frame
 
     def _locked(self, event: pygame.event.Event) -> bool:
         """Whether ``event``, a press or key after the screen of a visit with a PIN was left alone
@@ -933,7 +932,6 @@ class KioskApp:
         )
         self.visit = Visit(profile, utc_now(), self.clock_state())
         self._save_unsaved_ends()  # before this visit's start; a failure is this visitor's one message
-        self._retry_sound_device()
         if self._player is not None:  # each visitor starts at the set volume, not the last one's (0: silence)
             self._player.set_volume(self.settings.kiosk.volume)
         self.visit_session()
@@ -1047,16 +1045,6 @@ class KioskApp:
         if kept is False:
             self._visit_forgotten()
         return kept is not None
-
-    def _retry_sound_device(self) -> None:
-        """A player left silent because no audio device opened (a USB speaker off at the first
-        song), or whose device was unplugged since (SDL plays on into nothing), is closed between
-        visits, so that the next visit's first song opens a device again: the kiosk runs for
-        months, and a speaker plugged in later must be heard without a restart."""
-        if self._player is not None and (self._player.without_device or self._sound_device_lost):
-            self._player.close()
-            self._player = None
-        self._sound_device_lost = False
 
     def end_visit(self, reason: str) -> None:
         """Finish the visit once (its event goes to the outbox in the same transaction)."""
@@ -1191,17 +1179,34 @@ class KioskApp:
         return self._player
 
     def sound_output(self) -> bool:
-        """Whether songs can play at all: the player opens (its sound device, or the silent one when
-        none was chosen). When the device the operator chose can't open, no song is to blame:
-        the visitor is told so once, and no song is marked as failing to play (each one tried was,
-        and went to the back of every list for a day)."""
+        """Whether songs can play at all, asked before each song: the player opens (its sound
+        device, or the silent one when none was chosen), again if it plays without a device
+        (``_open_sound_again``). When the device the operator chose can't open, no song is to
+        blame: the visitor is told so once, and no song is marked as failing to play (each one
+        tried was, and went to the back of every list for a day)."""
         try:
+            self._open_sound_again()
             self.player()
         except PlayerError as exc:
             logger.error("no sound output: %s", exc)
             self.toast(NO_SOUND_MESSAGE)
             return False
         return True
+
+    def _open_sound_again(self) -> None:
+        """Make the player again, at the volume the visitor chose, if it plays without a device:
+        none opened (a USB speaker off at the first song) or SDL said it was unplugged (it plays on
+        into nothing). The kiosk runs for months, and a speaker plugged in (back) must be heard
+        from the next song, without a restart or leaving the visit. Its song is stopped first,
+        its seconds heard saved from it. PlayerError if no sound output opens."""
+        lost = self._player
+        if lost is None or not lost.without_device:
+            return
+        self.stop_music()
+        volume = lost.volume
+        lost.close()
+        self._player = None
+        self._player = self._player_factory(volume)
 
     @property
     def active_player(self) -> Player | None:
