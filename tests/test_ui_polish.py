@@ -505,6 +505,25 @@ def test_a_speaker_unplugged_mid_song_is_said_at_once_and_heard_again_from_the_n
         app.close()
 
 
+def test_another_audio_device_unplugged_leaves_the_speaker_in_use_heard(settings, tmp_path, monkeypatch):
+    """SDL (2.24 on) also says when a device the kiosk never opened goes (a Bluetooth headset, an
+    HDMI screen's sound): ``which`` 0. The screen said "No sound output" over music still heard,
+    and the next song made a new player."""
+    speaker_plugged(monkeypatch, tmp_path, on=True)
+    rendered: list[str] = []
+    record_lines(monkeypatch, lambda text, base: rendered.append(text))
+    app = guest_at_songs(settings, tmp_path / "music", "sad", wait=False, count=2, category=CALM, seconds=5.0)
+    try:
+        tap(app, "row:0")
+        first = app.active_player
+        pygame.event.post(pygame.event.Event(pygame.AUDIODEVICEREMOVED, which=0, iscapture=0))
+        assert not silent_note_shown(app, rendered) and not first.silent
+        tap(app, "next")
+        assert app.now_playing == 1 and app.active_player is first
+    finally:
+        app.close()
+
+
 # ---- 7. the sample photo is labelled ----------------------------------------------------------
 
 @pytest.mark.parametrize(("source", "description", "labelled"), [

@@ -136,6 +136,13 @@ def is_quit_key(event: pygame.event.Event) -> bool:
     return event.type == pygame.KEYDOWN and event.key == pygame.K_q and bool(event.mod & pygame.KMOD_CTRL)
 
 
+def is_output_lost(event: pygame.event.Event) -> bool:
+    """Whether ``event`` says an audio output the kiosk opened was unplugged. SDL (2.24 on) also
+    says it of a device never opened (a Bluetooth headset, an HDMI screen's sound), with ``which``
+    0: the speaker in use still plays."""
+    return event.type == pygame.AUDIODEVICEREMOVED and not event.iscapture and event.which != 0
+
+
 def shifted_play(play: PlayRef, seconds: float) -> PlayRef:
     """``play`` as the clock set ``seconds`` on says: one not written yet is known by its song's path
     and start, which moves; a play's id does not."""
@@ -462,7 +469,7 @@ class KioskApp:
                 self.relayout()
         elif event.type == pygame.TEXTINPUT:
             self._typed(event.text)
-        elif event.type == pygame.AUDIODEVICEREMOVED and not event.iscapture and self._player is not None:
+        elif self._player is not None and is_output_lost(event):
             logger.warning("the sound output was unplugged: the next song opens one again")
             self._player.device_removed()  # the now-playing screen says so at its next frame
 
