@@ -259,6 +259,35 @@ def test_a_speaker_unplugged_and_still_out_at_the_next_song_is_said_and_blames_n
         app.close()
 
 
+def test_a_speaker_back_after_no_sound_output_plays_at_the_visitors_volume(settings, tmp_path, told):
+    """Unplugged mid-song and still out at "Next": the player closed, none opened, and the song
+    tapped once the speaker was back played at the kiosk's volume, not the one the visitor had
+    chosen."""
+    from moodtunes.player import PlayerError
+    from moodtunes.ui.app import NO_SOUND_MESSAGE
+
+    def no_device(volume):
+        raise PlayerError("no sound output: ALSA: Couldn't open audio device")
+
+    app = guest_at_songs(settings, tmp_path / "music", "sad", count=3, category=CALM)
+    speaker = app._player_factory
+    try:
+        tap(app, "row:0")
+        tap(app, "vol_down")
+        chosen = app.active_player.volume
+        assert chosen < settings.kiosk.volume
+        pygame.event.post(pygame.event.Event(pygame.AUDIODEVICEREMOVED, which=2, iscapture=0))
+        app._player_factory = no_device
+        step(app, 1)
+        tap(app, "next")
+        assert app.screen.name == "songs" and told()[-1] == NO_SOUND_MESSAGE and app.active_player is None
+        app._player_factory = speaker  # plugged back in
+        tap(app, "row:1")
+        assert app.now_playing == 1 and app.active_player.volume == chosen
+    finally:
+        app.close()
+
+
 @pytest.fixture
 def converted(monkeypatch):
     """Every song is converted for playback, as an M4A is (the kiosk says "Getting … ready" first)."""

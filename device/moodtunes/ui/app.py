@@ -218,6 +218,7 @@ class KioskApp:
         self._startup_frozen = False  # _freeze_startup_objects has run
         self._services_started = False  # the scanner's and the library's threads were started (step)
         self.songs_on_their_own = 0  # songs started by themselves since the last touch
+        self._volume_kept: float | None = None  # the visitor's volume for the next player (_open_sound_again)
         self.running = False
         self.frames = 0
         self._toast: tuple[str, float, bool, str | None] | None = None  # message, until, good news, title
@@ -939,6 +940,7 @@ class KioskApp:
         )
         self.visit = Visit(profile, utc_now(), self.clock_state())
         self._save_unsaved_ends()  # before this visit's start; a failure is this visitor's one message
+        self._volume_kept = None
         if self._player is not None:  # each visitor starts at the set volume, not the last one's (0: silence)
             self._player.set_volume(self.settings.kiosk.volume)
         self.visit_session()
@@ -1182,7 +1184,9 @@ class KioskApp:
     def player(self) -> Player:
         """The music player, created on first use (PlayerError if there is no sound output at all)."""
         if self._player is None:
-            self._player = self._player_factory(self.settings.kiosk.volume)
+            volume = self.settings.kiosk.volume if self._volume_kept is None else self._volume_kept
+            self._player = self._player_factory(volume)
+            self._volume_kept = None
         return self._player
 
     def sound_output(self) -> bool:
@@ -1205,15 +1209,16 @@ class KioskApp:
         none opened (a USB speaker off at the first song) or SDL said it was unplugged (it plays on
         into nothing). The kiosk runs for months, and a speaker plugged in (back) must be heard
         from the next song, without a restart or leaving the visit. Its song is stopped first,
-        its seconds heard saved from it. PlayerError if no sound output opens."""
+        its seconds heard saved from it. PlayerError if no sound output opens; the visitor's volume
+        then waits for the player a later song makes (it came back at the kiosk's)."""
         lost = self._player
         if lost is None or not lost.without_device:
             return
         self.stop_music()
-        volume = lost.volume
+        self._volume_kept = lost.volume
         lost.close()
         self._player = None
-        self._player = self._player_factory(volume)
+        self.player()
 
     @property
     def active_player(self) -> Player | None:
