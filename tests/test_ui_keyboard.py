@@ -153,6 +153,19 @@ def test_a_name_of_no_letter_is_refused_with_a_reason(settings, keys):
         app.close()
 
 
+def test_a_name_of_digits_is_a_name(settings):
+    """Digits show on a tile as letters do: "42", typed on a physical keyboard, was refused."""
+    app = make_app(settings, sample_scanner)
+    try:
+        tap(app, "new_profile")
+        pygame.event.post(pygame.event.Event(pygame.TEXTINPUT, text="42"))
+        step(app, 1)
+        tap(app, "create")
+        assert app.screen.name == "pin_choice"
+    finally:
+        app.close()
+
+
 def test_a_name_of_joiners_alone_is_refused_with_a_reason(settings):
     """A Persian keyboard types the zero-width non-joiner (Shift+Space): alone it made a profile
     whose tile showed no name at all."""

@@ -44,8 +44,9 @@ MAX_NAME_CODE_POINTS = 4 * MAX_NAME
 NAME_COUNT_FROM = 5  # letters before MAX_NAME from which the name field shows its count
 PROFILES_UNREADABLE = "Sorry, the saved profiles can't be read right now. Please tell the staff."
 PROFILE_NOT_SAVED = "Profiles can't be saved right now"  # "Create" becomes "Continue as guest"
-# A name of hyphens, apostrophes or joiners alone shows nothing on its tile to tell it by.
-NAME_NEEDS_A_LETTER = "A name needs a letter"
+# A name of hyphens, apostrophes or joiners alone shows nothing on its tile to tell it by; one of
+# digits does ("42", typed on a physical keyboard).
+NAME_NEEDS_A_LETTER = "A name needs a letter or a digit"
 
 CAMERA_TEXT = (
     "The camera looks at your face for a few seconds to guess your mood: happy, neutral or sad. "
@@ -625,7 +626,7 @@ class NewProfileScreen(Screen):
             self.app.home()
         elif target_id == "create" and self.text.strip():
             name = tidy_name(self.text)
-            if not any(unicodedata.category(char)[0] == "L" for char in name):
+            if not any(unicodedata.category(char)[0] in "LN" for char in name):
                 self.error = NAME_NEEDS_A_LETTER
                 return
             taken = next((p.name for p in self.profiles if same_name(p.name, name)), None)
