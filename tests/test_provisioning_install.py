@@ -1423,7 +1423,6 @@ def test_a_power_cut_at_any_step_of_a_switch_leaves_units_the_next_run_makes_tho
             break
     else:
         raise AssertionError("the switch never ended")
-    print("STEPS", step, mended)
     assert step > 5 and mended >= 3
 
 
