@@ -730,8 +730,8 @@ rollback() {
 # cp on a full disk, a package apt can't get) says so after the error, whatever command failed, and
 # what runs now. A move to the models link cut before its rename is finished (finish_link), and so
 # is venvs/.previous of a switch cut after its rename (settle_previous). A venv it was making is
-# deleted; services stopped before the switch start again on the version they ran. After
-# the switch it names the version switched to and the one --rollback would go to, if any: after a
+# deleted, unless the link names it already (a signal during the rename); services stopped
+# before the switch start again on the version they ran. After the switch it names the version switched to and the one --rollback would go to, if any: after a
 # rollback's switch that is the newer one (it said "on the new version" and "--rollback goes
 # back", and on a first install offered a rollback to nothing).
 building=
@@ -739,6 +739,8 @@ unfinished() {
   local status=$? previous
   [ "$status" -ne 0 ] || return 0
   echo "install-pi.sh: the install (or upgrade) did not complete (exit status $status, error above)." >&2
+  # A signal during the link's rename is handled right after it, before switch_venv sets switched.
+  if [ -n "$building" ] && [ "$(active_venv)" = "venvs/${building##*/}" ]; then switched=1 building=; fi
   finish_link models || true
   settle_previous || true
   if [ -n "$building" ]; then delete_venv "$building"; fi

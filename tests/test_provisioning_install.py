@@ -913,6 +913,23 @@ def test_a_failure_after_the_switch_leaves_the_venv_now_live(tmp_path):
     assert os.readlink(prefix / "venv") == "venvs/B" and (prefix / "venvs" / "B" / "TARGET").is_file()
 
 
+def test_a_hang_up_just_after_the_links_rename_keeps_the_venv_now_live_and_names_the_rollback(tmp_path):
+    """A hang-up (or Ctrl+C) that arrives while the link's rename runs is handled right after it,
+    before the switch has noted that it switched: the EXIT trap deleted the venv being built, the
+    one the link now names, and started the services again on nothing, saying the version before
+    was unchanged. The trap also puts the switch's note in place: it names the version replaced,
+    not the one before it (X), as the one --rollback goes to."""
+    prefix = tmp_path / "opt"
+    hang_up = (f"trap 'exit 129' HUP\n"
+               f'mv() {{ command mv "$@"; [ "$*" != "-T {prefix}/venv.new {prefix}/venv" ] || kill -HUP $$; }}')
+    result, prefix = switch_with(tmp_path, hang_up, layout="link", previous="X")
+    assert result.returncode == 129 and "did not complete" in result.stderr
+    assert os.readlink(prefix / "venv") == "venvs/B" and (prefix / "venvs" / "B" / "TARGET").is_file()
+    assert f"on {prefix}/venvs/B, the version switched to" in result.stderr
+    assert f"--rollback switches to {prefix}/venvs/A" in result.stderr
+    assert (prefix / "venvs" / ".previous").read_text() == "A\n"
+
+
 def test_a_step_of_the_switch_that_fails_stops_it(tmp_path):
     """A review: `rm -rf models && mv ...` under set -e went on when the rm failed: the old models
     stayed beside the new venv, TARGET said the new version, and the install said it succeeded.
