@@ -672,8 +672,9 @@ finish_link() {
 # link). The real folder an older installer made can't be kept (moved, its scripts would name a
 # folder that is gone): it is replaced. The venv it replaces is noted as venvs/.previous, the one
 # --rollback goes to, before the rename (note_previous) and put in place after it. The services
-# are stopped. Sets switched.
+# are stopped. Sets switching (ID) and switched.
 switched=
+switching=
 # Each step on a line of its own: set -e does not stop at a failure inside `a && b`, which went
 # on with the step after it (the models of one version beside the venv of another). The venv
 # being built is the live one from the switch on: the EXIT trap must not delete it (building=).
@@ -681,6 +682,7 @@ switched=
 # (one of this installer's), else after it (a first install; an older installer's real folder).
 switch_venv() {
   local id=$1 replaced
+  switching=$id
   replaced=$(active_venv)
   if [ -n "$replaced" ]; then keep_installed_units "$replaced"; fi
   if [ -e "$prefix/venv/models" ]; then follow_venv models; fi
@@ -730,17 +732,18 @@ rollback() {
 # cp on a full disk, a package apt can't get) says so after the error, whatever command failed, and
 # what runs now. A move to the models link cut before its rename is finished (finish_link), and so
 # is venvs/.previous of a switch cut after its rename (settle_previous). A venv it was making is
-# deleted, unless the link names it already (a signal during the rename); services stopped
-# before the switch start again on the version they ran. After the switch it names the version switched to and the one --rollback would go to, if any: after a
-# rollback's switch that is the newer one (it said "on the new version" and "--rollback goes
-# back", and on a first install offered a rollback to nothing).
+# deleted, unless the link names it already (a signal handled right after its rename); services
+# stopped before the switch start again on the version they ran. After the switch it names the
+# version switched to and the one --rollback would go to, if any: after a rollback's switch that is
+# the newer one (it said "on the new version" and "--rollback goes back", and on a first install
+# offered a rollback to nothing).
 building=
 unfinished() {
   local status=$? previous
   [ "$status" -ne 0 ] || return 0
   echo "install-pi.sh: the install (or upgrade) did not complete (exit status $status, error above)." >&2
   # A signal during the link's rename is handled right after it, before switch_venv sets switched.
-  if [ -n "$building" ] && [ "$(active_venv)" = "venvs/${building##*/}" ]; then switched=1 building=; fi
+  if [ -n "$switching" ] && [ "$(active_venv)" = "venvs/$switching" ]; then switched=1 building=; fi
   finish_link models || true
   settle_previous || true
   if [ -n "$building" ]; then delete_venv "$building"; fi

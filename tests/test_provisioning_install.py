@@ -913,18 +913,23 @@ def test_a_failure_after_the_switch_leaves_the_venv_now_live(tmp_path):
     assert os.readlink(prefix / "venv") == "venvs/B" and (prefix / "venvs" / "B" / "TARGET").is_file()
 
 
-def test_a_hang_up_just_after_the_links_rename_keeps_the_venv_now_live_and_names_the_rollback(tmp_path):
+@pytest.mark.parametrize("switch", ["upgrade", "rollback"])
+def test_a_hang_up_just_after_the_links_rename_keeps_the_venv_now_live_and_names_the_rollback(tmp_path, switch):
     """A hang-up (or Ctrl+C) that arrives while the link's rename runs is handled right after it,
     before the switch has noted that it switched: the EXIT trap deleted the venv being built, the
-    one the link now names, and started the services again on nothing, saying the version before
-    was unchanged. The trap also puts the switch's note in place: it names the version replaced,
-    not the one before it (X), as the one --rollback goes to."""
+    one the link now names, and started the services again on nothing (a rollback's: on the other
+    version's units), saying the version before was unchanged. The trap also puts the switch's note
+    in place: it names the version replaced, not the one before it (X), as the one --rollback goes
+    to."""
     prefix = tmp_path / "opt"
-    hang_up = (f"trap 'exit 129' HUP\n"
+    hang_up = (f"trap 'exit 129' HUP\nstopped=1\nstart_services() {{ echo 'services started' >&2; }}\n"
                f'mv() {{ command mv "$@"; [ "$*" != "-T {prefix}/venv.new {prefix}/venv" ] || kill -HUP $$; }}')
+    if switch == "rollback":  # no venv being built
+        hang_up += "\nbuilding="
     result, prefix = switch_with(tmp_path, hang_up, layout="link", previous="X")
     assert result.returncode == 129 and "did not complete" in result.stderr
     assert os.readlink(prefix / "venv") == "venvs/B" and (prefix / "venvs" / "B" / "TARGET").is_file()
+    assert "services started" not in result.stderr
     assert f"on {prefix}/venvs/B, the version switched to" in result.stderr
     assert f"--rollback switches to {prefix}/venvs/A" in result.stderr
     assert (prefix / "venvs" / ".previous").read_text() == "A\n"
