@@ -16,7 +16,7 @@ import pytest
 from moodtunes import events
 from moodtunes.events import VisitEvent
 from moodtunes.store import Store, StoreError, shifted, utc_now
-from moodtunes.ui.app import NOT_SAVED_MESSAGE
+from moodtunes.ui.app import NOT_SAVED_MESSAGE, KioskApp
 from moodtunes.ui.screens.music import song_title
 from ui_support import (
     CALM,
@@ -1342,30 +1342,43 @@ def test_a_visit_kept_for_the_store_holds_no_song_lists(settings, library, monke
     assert kept == [([], {}), ([], {})]
 
 
+CLOCK_BEHIND_S = 20_000 * 86_400.0  # a Pi's clock before its first time sync: 1971
+
+
+def app_before_the_first_time_sync(settings, monkeypatch) -> tuple[KioskApp, Callable[[], None]]:
+    """The kiosk with its clocks (the store's and the app's utc_now, its wall clock) CLOCK_BEHIND_S
+    behind, as a Pi's are from boot until its first time sync; and that sync, to call mid-visit."""
+    from moodtunes.store import store as store_module
+    from moodtunes.ui import app as app_module
+
+    now_then = store_module.utc_now
+    for module in (store_module, app_module):
+        monkeypatch.setattr(module, "utc_now", lambda: shifted(now_then(), -CLOCK_BEHIND_S))
+    app = make_app(settings, sample_scanner)
+    app.wall_clock = lambda: time.time() - CLOCK_BEHIND_S
+
+    def time_sync() -> None:
+        for module in (store_module, app_module):
+            monkeypatch.setattr(module, "utc_now", now_then)
+        app.wall_clock = time.time
+
+    return app, time_sync
+
+
 def test_a_visit_under_way_when_the_clock_is_set_is_moved_with_it(settings, library, monkeypatch):
     """A Pi runs from 1970 (or the time saved at shutdown) until its first time sync: a visit under
     way then was stored from 1970 to today, and the ingest refused it as `clock` (or put its plays
     and first scan months away from its end)."""
     from moodtunes.events import VisitEvent
-    from moodtunes.store import store as store_module
 
-    behind = 20_000 * 86_400.0  # the clock before the sync: 1971
-    from moodtunes.ui import app as app_module
-
-    now_then = store_module.utc_now
-    for module in (store_module, app_module):
-        monkeypatch.setattr(module, "utc_now", lambda: shifted(now_then(), -behind))
-    app = make_app(settings, sample_scanner)
-    app.wall_clock = lambda: time.time() - behind
+    app, time_sync = app_before_the_first_time_sync(settings, monkeypatch)
     try:
         step(app)  # the clock as it is when the kiosk starts: no visit to move
         songs_as_guest(app, "sad")
         tap(app, "row:0")
         on_screen(app, "playing")
         assert app.visit.catalogue_read_at  # when the songs were read, by the clock before the sync
-        for module in (store_module, app_module):  # the first time sync
-            monkeypatch.setattr(module, "utc_now", now_then)
-        app.wall_clock = time.time
+        time_sync()
         step(app)
         assert app.visit.catalogue_read_at == {}  # a top-up reads the whole category again
         session = rate_four_stars_and_see_the_report(app)
@@ -1389,15 +1402,7 @@ def test_stars_for_a_play_the_store_took_after_the_clock_was_set_are_saved(setti
     of it was not, so they never found their play once written. The visit waited in memory for
     them for good, holding back every visit kept after it, and the next start closed it as
     "interrupted", without its stars."""
-    from moodtunes.store import store as store_module
-    from moodtunes.ui import app as app_module
-
-    behind = 20_000 * 86_400.0  # the clock before the sync: 1971
-    now_then = store_module.utc_now
-    for module in (store_module, app_module):
-        monkeypatch.setattr(module, "utc_now", lambda: shifted(now_then(), -behind))
-    app = make_app(settings, sample_scanner)
-    app.wall_clock = lambda: time.time() - behind
+    app, time_sync = app_before_the_first_time_sync(settings, monkeypatch)
     try:
         step(app)
         songs_as_guest(app, "sad")
@@ -1409,9 +1414,7 @@ def test_stars_for_a_play_the_store_took_after_the_clock_was_set_are_saved(setti
         tap(app, "done")
         tap(app, "star:4")
         tap(app, "again")
-        for module in (store_module, app_module):  # the first time sync
-            monkeypatch.setattr(module, "utc_now", now_then)
-        app.wall_clock = time.time
+        time_sync()
         step(app)
         monkeypatch.setattr(app.store, "start_play", start_play)  # the lock is gone
         tap(app, "mood:happy")
