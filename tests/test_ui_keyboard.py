@@ -90,24 +90,34 @@ def test_a_name_typed_on_a_keyboard_is_typed_once(settings):
     assert typed_on_a_keyboard(settings, "Zoë") == "Zoë"
 
 
-def test_a_name_composed_by_an_input_method_is_taken(settings):
-    """An input method (Japanese, Chinese...) sends what it composed as text, with no key of its
-    own: a name typed that way was never taken."""
-    app = make_app(settings, sample_scanner)
-    try:
-        tap(app, "new_profile")
-        pygame.event.post(pygame.event.Event(pygame.TEXTINPUT, text="さくら"))
-        step(app, 1)
-        assert app.screen.text == "さくら"
-    finally:
-        app.close()
-
-
 def posted(app, events: list[pygame.event.Event]) -> None:
     """Post ``events`` and run one frame."""
     for event in events:
         pygame.event.post(event)
     step(app, 1)
+
+
+def composed(text: str) -> pygame.event.Event:
+    """``text`` as an input method (Japanese, Chinese...) sends it: as text, with no key down."""
+    return pygame.event.Event(pygame.TEXTINPUT, text=text)
+
+
+@pytest.fixture
+def naming(settings):
+    """The kiosk on the new-profile screen, its name field empty."""
+    app = make_app(settings, sample_scanner)
+    try:
+        tap(app, "new_profile")
+        yield app
+    finally:
+        app.close()
+
+
+def test_a_name_composed_by_an_input_method_is_taken(naming):
+    """An input method sends what it composed as text, with no key of its own: a name typed that
+    way was never taken."""
+    posted(naming, [composed("さくら")])
+    assert naming.screen.text == "さくら"
 
 
 @pytest.fixture
@@ -132,51 +142,34 @@ def test_a_key_that_puts_the_idle_warning_away_types_nothing(warned):
 
 
 def test_text_an_input_method_composes_during_the_idle_warning_only_keeps_the_visit(warned):
-    posted(warned, [pygame.event.Event(pygame.TEXTINPUT, text="さくら")])  # no key down of its own
+    posted(warned, [composed("さくら")])
     assert warned.idle_warning_left() is None and warned.screen.text == ""
 
 
 @pytest.mark.parametrize("keys", [["key:-"], ["key:'", "key:space", "key:-"]])
-def test_a_name_of_no_letter_is_refused_with_a_reason(settings, keys):
+def test_a_name_of_no_letter_is_refused_with_a_reason(naming, keys):
     """A hyphen alone made a profile named "-": a tile with no name on it for everyone."""
-    app = make_app(settings, sample_scanner)
-    try:
-        tap(app, "new_profile")
-        for key in keys:
-            tap(app, key)
-        tap(app, "create")
-        assert app.screen.name == "new_profile" and app.screen.error == welcome.NAME_NEEDS_A_LETTER
-        tap(app, "key:A")  # a letter: the name may be made
-        tap(app, "create")
-        assert app.screen.name == "pin_choice"
-    finally:
-        app.close()
+    for key in keys:
+        tap(naming, key)
+    tap(naming, "create")
+    assert naming.screen.name == "new_profile" and naming.screen.error == welcome.NAME_NEEDS_A_LETTER
+    tap(naming, "key:A")  # a letter: the name may be made
+    tap(naming, "create")
+    assert naming.screen.name == "pin_choice"
 
 
-def test_a_name_of_digits_is_a_name(settings):
+def test_a_name_of_digits_is_a_name(naming):
     """Digits show on a tile as letters do: "42", typed on a physical keyboard, was refused."""
-    app = make_app(settings, sample_scanner)
-    try:
-        tap(app, "new_profile")
-        pygame.event.post(pygame.event.Event(pygame.TEXTINPUT, text="42"))
-        step(app, 1)
-        tap(app, "create")
-        assert app.screen.name == "pin_choice"
-    finally:
-        app.close()
+    posted(naming, [composed("42")])
+    tap(naming, "create")
+    assert naming.screen.name == "pin_choice"
 
 
-def test_a_name_of_joiners_alone_is_refused_with_a_reason(settings):
+def test_a_name_of_joiners_alone_is_refused_with_a_reason(naming):
     """A Persian keyboard types the zero-width non-joiner (Shift+Space): alone it made a profile
     whose tile showed no name at all."""
-    app = make_app(settings, sample_scanner)
-    try:
-        tap(app, "new_profile")
-        pygame.event.post(pygame.event.Event(pygame.TEXTINPUT, text="\u200c"))
-        step(app, 1)
-        assert app.screen.text == "\u200c"
-        pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_RETURN, unicode="\r", mod=0))
-        step(app)
-        assert app.screen.name == "new_profile" and app.screen.error == welcome.NAME_NEEDS_A_LETTER
-    finally:
-        app.close()
+    posted(naming, [composed("\u200c")])
+    assert naming.screen.text == "\u200c"
+    pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_RETURN, unicode="\r", mod=0))
+    step(naming)
+    assert naming.screen.name == "new_profile" and naming.screen.error == welcome.NAME_NEEDS_A_LETTER
