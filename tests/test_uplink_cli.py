@@ -421,14 +421,21 @@ def test_each_try_of_a_first_delivery_says_when_it_handed_the_event_to_the_broke
     assert first_try == handed[0].at
 
 
+def queued_again_before_migration_7(store) -> AcceptingLink:
+    """A visit sent once, then queued again by `--resend-since` on an outbox from before migration 7,
+    which kept no first acknowledgement (first_sent_at NULL); the link that took the first send."""
+    record_visit(store, "kiosk-1")
+    link = AcceptingLink()
+    Uplink(store, link, MqttSettings(enabled=True), "kiosk-1").run_once()
+    store.mark_unsent_since(datetime(2000, 1, 1, tzinfo=UTC), "kiosk-1")
+    store._db.execute("UPDATE outbox SET first_sent_at = NULL")
+    return link
+
+
 def test_an_event_queued_again_before_the_outbox_kept_its_first_ack_goes_marked_alone(tmp_path):
     """Queued again by `--resend-since` before migration 7: the ingest then leaves the delay out."""
     with _store(tmp_path) as store:
-        record_visit(store, "kiosk-1")
-        link = AcceptingLink()
-        Uplink(store, link, MqttSettings(enabled=True), "kiosk-1").run_once()
-        store.mark_unsent_since(datetime(2000, 1, 1, tzinfo=UTC), "kiosk-1")
-        store._db.execute("UPDATE outbox SET first_sent_at = NULL")
+        link = queued_again_before_migration_7(store)
         Uplink(store, link, MqttSettings(enabled=True), "kiosk-1").run_once()
         [handed] = store._db.execute("SELECT published_at FROM outbox").fetchone()
     assert link.user_properties == [[("moodtunes-sent-at", handed)], [("moodtunes-resend", "1")]]
@@ -439,11 +446,7 @@ def test_an_event_queued_again_before_the_outbox_kept_its_first_ack_never_takes_
     a second resend said the broker first took the visit then, and the ingest wrote an upload delay
     of all the days between the visit and the first resend."""
     with _store(tmp_path) as store:
-        record_visit(store, "kiosk-1")
-        link = AcceptingLink()
-        Uplink(store, link, MqttSettings(enabled=True), "kiosk-1").run_once()
-        store.mark_unsent_since(datetime(2000, 1, 1, tzinfo=UTC), "kiosk-1")
-        store._db.execute("UPDATE outbox SET first_sent_at = NULL")
+        link = queued_again_before_migration_7(store)
         for _ in range(2):
             Uplink(store, link, MqttSettings(enabled=True), "kiosk-1").run_once()
             store.mark_unsent_since(datetime(2000, 1, 1, tzinfo=UTC), "kiosk-1")
