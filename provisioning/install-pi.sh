@@ -473,7 +473,10 @@ start_services() {
   done < <(known_units)
   # The scan is a oneshot that lasts until every song is analysed: queue it, don't wait for it. The
   # kiosk scans as it starts too: the two take turns (a lock), the second finding the work done.
-  systemctl --no-block restart moodtunes-library.service || true
+  # (Only if the version has it: systemctl would fail on it with an error line.)
+  if [ -f "$systemd_dir/moodtunes-library.service" ]; then
+    systemctl --no-block restart moodtunes-library.service || true
+  fi
   # A service that stopped on an invalid configuration (exit status 2) is marked failed: start afresh.
   if [ "${#services[@]}" -gt 0 ]; then
     systemctl reset-failed "${services[@]}" || true

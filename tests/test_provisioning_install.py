@@ -1351,6 +1351,19 @@ def test_the_units_started_after_a_switch_are_those_of_the_version_switched_to_w
                           "systemctl start moodtunes-library.timer"]
 
 
+def test_a_version_without_the_library_scan_is_not_asked_to_run_it(bundle, tmp_path):
+    """start_services queued moodtunes-library.service by name: after a switch to a version that
+    has no such unit, systemctl failed on it with an error line in the install's output."""
+    result, _ = run_installer(bundle, tmp_path, HAS_PACKAGES="1", upgrade=True, venv="link")
+    assert result.returncode == 0, result.stderr
+    new_bundle_version(bundle, "v2", drops=("moodtunes-library.service", "moodtunes-library.timer"))
+    result, calls = run_installer(bundle, tmp_path, HAS_PACKAGES="1", upgrade=True)
+    assert result.returncode == 0, result.stderr
+    started = calls[calls.index("systemctl daemon-reload"):]
+    assert [call for call in started if "moodtunes-library" in call] == []
+    assert started[-1] == "systemctl restart moodtunes-kiosk.service moodtunes-uplink.service"
+
+
 def test_a_rerun_after_a_power_cut_between_the_switch_and_its_units_puts_in_those_of_the_version_in_use(bundle, tmp_path):
     """A switch installs the units after the link's rename: a power cut between the two left the
     version switched to running under the other's units until an install switched again (one that
