@@ -341,6 +341,24 @@ def test_a_name_typed_with_combining_letters_is_the_same_name(store):
     assert store.profile_by_name(decomposed) == zoe
 
 
+@pytest.mark.parametrize("invisible", ["\u200c", "\u200d", "\u034f", "\ufe0f", "\u3164", "\u200b", "\u202e"])
+def test_a_name_with_a_character_drawn_as_nothing_is_the_same_name(store, invisible):
+    """A joiner, a variation selector or a Hangul filler is drawn as nothing: a stranger's "Ada" with
+    one made a second tile that looked exactly like Ada's, and "Guest" with one a person's profile
+    on a tile reading "Guest", whose report would show its owner the visits of everyone who took it
+    for the guests'. The name keeps what was typed: a Persian name's joiner is still drawn."""
+    ada = store.create_profile("Ada", "#5fd08a")
+    for lookalike in (f"Ada{invisible}", f"A{invisible}da"):
+        with pytest.raises(ValueError, match="already exists"):
+            store.create_profile(lookalike, "#5fd08a")
+    with pytest.raises(ValueError, match="kept for guests"):
+        store.create_profile(f"Guest{invisible}", "#5fd08a")
+    assert store.profiles() == [ada]
+    assert store.profile_by_name(f"{invisible}ada") == ada
+    persian = store.create_profile("\u0646\u06cc\u06a9\u200c\u0646\u0627\u0645", "#ff8800")  # Niknam, a joiner in it
+    assert persian.name == "\u0646\u06cc\u06a9\u200c\u0646\u0627\u0645"
+
+
 def test_guest_visits_never_land_on_a_persons_profile_called_guest(store):
     # A database from before the name was kept may have a person called "Guest".
     store._db.execute(

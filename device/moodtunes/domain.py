@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -27,15 +28,25 @@ class Category(StrEnum):
     NOT_MOOD_LIFTING = "not mood-lifting"  # Q2/Q3-like: tense or sad, never recommended
 
 
+# Unicode's Default_Ignorable_Code_Point characters (joiners, variation selectors, Hangul fillers,
+# direction marks): drawn as nothing, so "Ada" with one looked exactly like "Ada" on a second tile,
+# and "Guest" with one was a person's profile on a tile that read "Guest".
+INVISIBLE_IN_NAMES = re.compile(
+    "[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u206f"
+    "\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e0fff]"
+)
+
+
 def same_name(a: str, b: str) -> bool:
-    """Names that differ only in case (in any alphabet: "ZOË" is "Zoë"), spacing, or how their
+    """Names that differ only in case (in any alphabet: "ZOË" is "Zoë"), spacing, how their
     letters are composed (an input method or a Mac's terminal may type "ë" as "e" and a combining
-    diaeresis): one person's, as the kiosk tells profiles apart and as the commands find them."""
+    diaeresis) or characters drawn as nothing (a Persian name's joiner): one person's, as the kiosk
+    tells profiles apart and as the commands find them."""
     return _name_key(a) == _name_key(b)
 
 
 def _name_key(name: str) -> str:
-    return unicodedata.normalize("NFC", " ".join(name.split()).casefold())
+    return unicodedata.normalize("NFC", " ".join(INVISIBLE_IN_NAMES.sub("", name).split()).casefold())
 
 
 def category_for_mood(mood: str) -> Category:
