@@ -179,6 +179,54 @@ def locked_out(settings) -> int:
     return ada
 
 
+def test_each_five_wrong_pins_more_double_the_wait_up_to_an_hour(settings):
+    """A minute after every five wrong PINs let someone standing at the kiosk try all 10,000 in 33
+    hours; doubled after each five more, up to an hour, it takes them 83 days."""
+    assert [pin.pin_wait_s(wrong) for wrong in range(5, 50, 5)] == [60, 120, 240, 480, 960, 1920, 3600, 3600, 3600]
+    assert pin.pin_wait_s(10**6) == 3600  # however many tries (2 ** n overflowed a float)
+    ada = locked_out(settings)
+    clock = HandClock()
+    app = make_app(settings, sample_scanner, clock=clock)
+    try:
+        clock.now += pin.PIN_WAIT_S
+        touch(app, f"profile:{ada}")
+        type_pin(app, "0000")
+        assert app.screen.message == "Wrong PIN. 4 tries left before a 2-minute wait."
+        for _ in range(pin.PIN_TRIES - 1):
+            type_pin(app, "0000")
+        assert keys_wait(app) and app.screen.warning() == "Too many wrong tries. Try again in 120 s."
+        clock.now += 119.0
+        step(app)
+        assert keys_wait(app)
+        clock.now += 1.0
+        step(app)
+        assert not keys_wait(app)
+    finally:
+        app.close()
+    with Store.open(settings.database_path) as store:
+        for _ in range(25):
+            store.check_pin(ada, "0000")
+        assert store.profile(ada).pin_failures == 35
+    app = make_app(settings, sample_scanner, clock=clock)  # restarted: the longest wait, from the restart
+    try:
+        touch(app, f"profile:{ada}")
+        assert keys_wait(app) and app.screen.warning() == "Too many wrong tries. Try again in 60 min."
+        clock.now += 3600.0 - 90.0
+        step(app)  # left alone that long, the keypad went back to welcome
+        touch(app, f"profile:{ada}")
+        assert keys_wait(app) and app.screen.warning() == "Too many wrong tries. Try again in 90 s."
+        clock.now += 90.0
+        step(app)
+        type_pin(app, "0000")
+        assert app.screen.message == "Wrong PIN. 4 tries left before a one-hour wait."
+        type_pin(app, PIN)
+        assert app.screen.name == "hello"
+    finally:
+        app.close()
+    with Store.open(settings.database_path) as store:
+        assert store.profile(ada).pin_failures == 0  # the right PIN: the next wrong one waits a minute again
+
+
 def test_after_a_restart_the_wait_counts_from_the_restart(settings):
     """A review: after a (nightly) restart, Ada tapping her tile 8 hours later still waited a
     minute, counted from her tap."""
@@ -250,6 +298,12 @@ def test_the_keypads_messages_are_read_whole_with_a_long_name(settings, tmp_path
         lines.clear()
         step(app, 1)
         assert "Wrong PIN. 4 tries left before a one-minute wait." in " ".join(lines)
+        with Store.open(settings.database_path) as store:  # 34 wrong in a row: the next waits the longest
+            store._db.execute("UPDATE profiles SET pin_failures = 34 WHERE id = ?", (guarded.id,))
+        type_pin(app, "0000")
+        lines.clear()
+        step(app, 1)
+        assert "Too many wrong tries. Try again in 60 min." in " ".join(lines)
     finally:
         app.close()
 

@@ -3,7 +3,8 @@ keypad (twice, to be sure of it), and asked on the same keypad before anything o
 has one: its visit (a tap on its tile), its second mood check, report or songs after the music ran
 out by itself ("Is this Ada?"), and anything of its visit at a touch after the screen was left
 alone LOCK_AFTER_S (``lock_visit``). After PIN_TRIES wrong tries in a row the tile waits
-PIN_WAIT_S; the store counts the tries, so a restart gives none back. The report's "Add a PIN"
+PIN_WAIT_S, twice as long after each PIN_TRIES more, up to PIN_MAX_WAIT_S (``pin_wait_s``); the
+store counts the tries, so a restart gives none back. The report's "Add a PIN"
 gives one to a profile made without; its "My PIN" asks the PIN, then changes it (typed twice) or
 removes it."""
 
@@ -35,6 +36,9 @@ logger = logging.getLogger(__name__)
 
 PIN_TRIES = 5  # wrong PINs in a row before the tile waits
 PIN_WAIT_S = 60.0
+# The longest wait, reached after 35 wrong tries in a row. With a minute after every five, someone
+# standing at the kiosk tried all 10,000 PINs in 33 hours; at 5 an hour past the doubling, 83 days.
+PIN_MAX_WAIT_S = 3600.0
 # A touch after a visit's screen was left alone this long is answered by its PIN first, as a phone
 # locks: longer than people leave it alone between taps while choosing (the idle timeout asks "Still
 # there?" after 60 s), shorter than a song (3-4 min), during which its visitor may walk away and a
@@ -56,11 +60,30 @@ PIN_REMOVED = "Your PIN is removed: your tile opens with a tap again."
 KEYS = (("1", "2", "3"), ("4", "5", "6"), ("7", "8", "9"), ("cancel", "0", "backspace"))
 
 
+def pin_wait_s(wrong: int) -> float:
+    """How long a tile waits after its ``wrong``-th wrong PIN in a row (a multiple of PIN_TRIES):
+    a minute after the first five, doubled after each five more, at most PIN_MAX_WAIT_S."""
+    doublings = min(wrong // PIN_TRIES - 1, math.ceil(math.log2(PIN_MAX_WAIT_S / PIN_WAIT_S)))
+    return min(PIN_WAIT_S * 2 ** max(0, doublings), PIN_MAX_WAIT_S)
+
+
+def wait_words(seconds: float) -> str:
+    """A wait as the keypad says it before it starts: "one-minute", "16-minute", "one-hour"."""
+    minutes = math.ceil(seconds / 60)
+    return "one-minute" if minutes == 1 else "one-hour" if minutes == 60 else f"{minutes}-minute"
+
+
+def time_left_words(seconds: float) -> str:
+    """A wait's countdown: "45 s" up to two minutes, then whole minutes ("16 min")."""
+    return f"{math.ceil(seconds)} s" if seconds <= 120 else f"{math.ceil(seconds / 60)} min"
+
+
 def waits_at_start(profiles: list[Profile], now: float) -> dict[int, float]:
     """The waits of the tiles whose last wrong try made them wait (the store counts the tries), from
     the kiosk's start: its clock can't tell how long it was down (a Pi has no clock of its own), so
     a tile waits anew from the restart, not from the first tap after it, maybe hours later."""
-    return {p.id: now + PIN_WAIT_S for p in profiles if p.pin_failures and p.pin_failures % PIN_TRIES == 0}
+    return {p.id: now + pin_wait_s(p.pin_failures) for p in profiles
+            if p.pin_failures and p.pin_failures % PIN_TRIES == 0}
 
 
 def lock_visit(app) -> None:
@@ -271,7 +294,7 @@ class KeypadScreen(Screen):
 class PinScreen(KeypadScreen):
     """A profile's PIN, asked before its visit starts (or goes on: ``on_right``); "Cancel"
     (Escape) does ``on_cancel``. A wrong PIN says so and how many tries are left; after PIN_TRIES
-    in a row the keys wait PIN_WAIT_S, counting down."""
+    in a row the keys wait (``pin_wait_s``), counting down."""
 
     name = "pin"
 
@@ -306,7 +329,7 @@ class PinScreen(KeypadScreen):
 
     def warning(self) -> str | None:
         if left := wait_left(self.app, self.profile.id):
-            return f"Too many wrong tries. Try again in {math.ceil(left)} s."
+            return f"Too many wrong tries. Try again in {time_left_words(left)}."
         return self.message
 
     def footnote(self) -> str | None:
@@ -344,13 +367,15 @@ class PinScreen(KeypadScreen):
         app, profile_id = self.app, self.profile.id
         left = PIN_TRIES - wrong % PIN_TRIES
         if left == PIN_TRIES:
-            app.pin_waits[profile_id] = app.clock() + PIN_WAIT_S
+            wait = pin_wait_s(wrong)
+            app.pin_waits[profile_id] = app.clock() + wait
             self._waiting = True
-            logger.info("profile %d: %d wrong PINs in a row, its tile waits %.0f s", profile_id, wrong, PIN_WAIT_S)
+            logger.info("profile %d: %d wrong PINs in a row, its tile waits %.0f s", profile_id, wrong, wait)
             self.message = None  # ``warning`` says so, counting down
         else:
             logger.info("profile %d: a wrong PIN (%d in a row)", profile_id, wrong)
-            self.message = f"Wrong PIN. {left} {'try' if left == 1 else 'tries'} left before a one-minute wait."
+            self.message = (f"Wrong PIN. {left} {'try' if left == 1 else 'tries'} left before a "
+                            f"{wait_words(pin_wait_s(wrong + left))} wait.")
 
 
 class ChoosePinScreen(KeypadScreen):
