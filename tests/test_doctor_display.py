@@ -21,6 +21,7 @@ def screenless(monkeypatch, tmp_path):
     dri = tmp_path / "dri"
     dri.mkdir()
     monkeypatch.setattr(doctor, "DRI_DIR", dri)
+    monkeypatch.setattr(doctor, "SYSTEMD_UNITS_DIR", tmp_path / "systemd")  # no console logs in by itself
     return dri
 
 
@@ -53,6 +54,34 @@ def test_the_kiosk_units_kmsdrm_needs_a_kms_card(screenless, monkeypatch):
     (screenless / "card0").touch()
     check = display_check()
     assert check.status == "ok" and f"KMSDRM on {screenless / 'card0'}" in check.detail
+
+
+RASPI_CONFIG_AUTOLOGIN = "[Service]\nExecStart=\nExecStart=-/sbin/agetty --autologin pi --noclear %I $TERM\n"
+
+
+@pytest.mark.parametrize(("unit", "text", "where"), [
+    ("getty@tty1.service", RASPI_CONFIG_AUTOLOGIN, "pi in on tty1"),
+    ("getty@.service", "[Service]\nExecStart=\nExecStart=-/sbin/agetty -a admin - $TERM\n", "admin in on every console"),
+])
+def test_a_console_that_logs_a_user_in_by_itself_is_a_warning(screenless, monkeypatch, tmp_path, unit, text, where):
+    """raspi-config's "Console Autologin": tty1's login prompt, which the kiosk gives back when it
+    stops on a bad configuration, logged its user in by itself, so that anyone at the kiosk's screen
+    with a keyboard had that user's shell, and on Raspberry Pi OS sudo without a password."""
+    monkeypatch.setenv("SDL_VIDEODRIVER", "kmsdrm")
+    (screenless / "card0").touch()
+    dropins = tmp_path / "systemd" / f"{unit}.d"
+    dropins.mkdir(parents=True)
+    dropin = dropins / "autologin.conf"
+    dropin.write_text(text)
+    check = display_check()
+    assert check.status == "warn" and f"{dropin} logs {where} by itself" in check.detail, check
+    assert "delete that file" in check.detail and f"KMSDRM on {screenless / 'card0'}" in check.detail
+    dropin.write_text("[Service]\n# ExecStart=-/sbin/agetty --autologin pi --noclear %I $TERM\n")
+    assert display_check().status == "ok"
+    dropin.write_text(text)
+    monkeypatch.setenv("SDL_VIDEODRIVER", "x11")  # a desktop, not the kiosk's console: not its business
+    monkeypatch.setenv("DISPLAY", ":0")
+    assert display_check().status == "ok"
 
 
 def test_a_kms_card_this_user_may_not_open_is_said(screenless, monkeypatch):

@@ -6,6 +6,7 @@ import argparse
 import getpass
 import json
 import os
+import re
 import shutil
 import socket
 import ssl
@@ -337,6 +338,10 @@ def _display(settings: Settings) -> Check:
     for driver in candidates:
         problem, where = _display_reachable(driver)
         (missing if problem else found).append(problem or where)
+    if found and "kmsdrm" in asked and (autologin := console_autologin()):
+        return Check("display", "warn", f"{chosen}: {found[0]}, but {autologin}: when the kiosk stops, whoever is at "
+                     "its screen with a keyboard has that user's shell (on Raspberry Pi OS, sudo without a password); "
+                     "delete that file and run sudo systemctl daemon-reload (raspi-config: Boot / Auto Login → Console)")
     if found:
         return Check("display", "ok", f"{chosen}: {found[0]}; pygame's SDL has {names}")
     if not candidates:  # none of the drivers doctor knows how to judge
@@ -383,6 +388,30 @@ def _clock(settings: Settings) -> Check:
 
 
 DRI_DIR = Path("/dev/dri")
+
+
+# Where the drop-ins of the consoles' login prompts are: raspi-config's "Console Autologin" writes
+# getty@tty1.service.d/autologin.conf; getty@.service.d and autovt@.service.d reach every console.
+SYSTEMD_UNITS_DIR = Path("/etc/systemd/system")
+CONSOLE_UNITS = ("getty@tty1.service", "getty@.service", "autovt@.service")
+AUTOLOGIN = re.compile(r"(?:--autologin[=\s]|\s-a)\s*([^\s'\"]+)")
+
+
+def console_autologin() -> str | None:
+    """Which drop-in makes a console log a user in by itself, and whom, said; None if none does. The
+    kiosk gives tty1 back to its login prompt when it stops on a bad configuration (a staff's
+    `systemctl stop`, then `start getty@tty1`, too), and a keyboard reaches the other consoles."""
+    for unit in CONSOLE_UNITS:
+        for dropin in sorted((SYSTEMD_UNITS_DIR / f"{unit}.d").glob("*.conf")):
+            try:
+                lines = dropin.read_text(errors="replace").splitlines()
+            except OSError:
+                continue
+            for line in lines:
+                if not line.lstrip().startswith(("#", ";")) and (match := AUTOLOGIN.search(line)):
+                    where = "tty1" if unit == CONSOLE_UNITS[0] else "every console"
+                    return f"{dropin} logs {match.group(1)} in on {where} by itself"
+    return None
 
 
 def _display_reachable(driver: str) -> tuple[str | None, str]:
