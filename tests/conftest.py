@@ -38,6 +38,7 @@ def _isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
             monkeypatch.delenv(name)
     monkeypatch.setenv("MOODTUNES_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setattr("moodtunes.config.SYSTEM_CONFIG", tmp_path / "no-system-config.toml")
+    monkeypatch.setattr("moodtunes.config.UPLINK_SECRETS", tmp_path / "no-uplink.env")
     # the clock set by a time server, as on a Pi once online (a test machine's may not be): visits
     # are sent at once, not held for the clock (tests/test_clock_settle.py holds them)
     monkeypatch.setattr("moodtunes.clock.kernel_clock_state", lambda: 0)

@@ -386,6 +386,23 @@ def test_an_mqtt_password_others_may_read_in_the_config_file_is_warned_of(tmp_pa
     assert ("holds mqtt.password and other users may read it" in said) == warned and "s3cret" not in said
 
 
+@pytest.mark.parametrize("mode, warned", [(0o644, True), (0o640, True), (0o600, False)])
+def test_an_uplink_password_file_others_may_read_is_warned_of(tmp_path, monkeypatch, caplog, mode, warned):
+    """The installer makes /etc/moodtunes/uplink.env root's alone, but one made again after it with
+    `sudo tee` is 0644: every user of the Pi could read the MQTT password, and no command said so."""
+    from moodtunes import config as config_module
+
+    secrets = tmp_path / "uplink.env"
+    secrets.write_text("MOODTUNES_MQTT__PASSWORD=s3cret\n")
+    secrets.chmod(mode)
+    monkeypatch.setattr(config_module, "UPLINK_SECRETS", secrets)
+    with caplog.at_level("WARNING", logger="moodtunes.config"):
+        load_settings()
+    said = " ".join(r.getMessage() for r in caplog.records)
+    assert (f"{secrets} holds the MQTT password and other users may read it (mode {mode:04o})" in said) == warned
+    assert "s3cret" not in said and ("chmod 600" in said) == warned
+
+
 @pytest.mark.parametrize("name, value, warned", [
     ("MOODTUNES_MQTT", '{"password": "s3cret", "username": "kiosk-1"}', True),  # the JSON form the settings take
     ("moodtunes_mqtt__password", "s3cret", True),  # read in any case; unset by the units only as spelled

@@ -50,6 +50,7 @@ from pydantic_settings import (
 logger = logging.getLogger(__name__)
 
 SYSTEM_CONFIG = Path("/etc/moodtunes/moodtunes.toml")
+UPLINK_SECRETS = Path("/etc/moodtunes/uplink.env")  # the MQTT password, systemd's to read for the uplink
 SYSTEM_DATA_DIR = Path("/var/lib/moodtunes")  # the services' StateDirectory=
 ENV_PREFIX = "MOODTUNES_"
 DEVICE_ID_PATTERN = r"^[A-Za-z0-9._-]+$"  # the same rule as VisitEvent.device_id
@@ -465,6 +466,20 @@ def _warn_of_a_readable_password(config: Path | None, values: dict[str, Any]) ->
                        "/etc/moodtunes/uplink.env, README)", config, mode)
 
 
+def _warn_of_a_readable_uplink_secret() -> None:
+    """The installer makes the uplink's password file root's alone (0600), but a file made again
+    after it (`sudo tee`, `sudo cp` under the usual umask) is 0644: every user of the Pi could read
+    the password, and nothing said so. Only its mode is looked at: the kiosk and the scan can't
+    even see the file (their units' InaccessiblePaths=)."""
+    try:
+        mode = UPLINK_SECRETS.stat().st_mode & 0o777
+    except OSError:
+        return  # none (not the appliance), or hidden from this service
+    if mode & 0o044:
+        logger.warning("%s holds the MQTT password and other users may read it (mode %04o): run sudo chown root:root "
+                       "%s; sudo chmod 600 %s", UPLINK_SECRETS, mode, UPLINK_SECRETS, UPLINK_SECRETS)
+
+
 UPLINK_PASSWORD_VARIABLE = f"{ENV_PREFIX}MQTT__PASSWORD"
 
 
@@ -511,6 +526,7 @@ def load_settings(config: Path | None = None, *, mqtt_needed: bool = True) -> Se
     except ConfigError as exc:
         raise ConfigError(f"{exc}{named_by}") from None
     _warn_of_a_readable_password(config, values)
+    _warn_of_a_readable_uplink_secret()
     _warn_of_a_password_outside_the_uplinks_variable()
     if config == SYSTEM_CONFIG:
         # The appliance's: its services and the commands staff run (as any user) share one data dir.
