@@ -153,6 +153,26 @@ def test_the_listed_loudness_is_the_rms_level_the_player_evens_songs_out_by(caps
     assert listed == {"/music/a.flac": -20.0, "/music/broken.flac": None}
 
 
+def _catalogue_by_hand(path: str, category: str) -> None:
+    """A row as an operator (or an older version) writes it straight into SQLite: a path and a
+    category, every analysis column left to its default (no quadrant, valence, arousal, tempo)."""
+    with Store.open(Settings().database_path) as store, store.transaction() as db:
+        db.execute("INSERT INTO tracks (path, size, mtime, title, category, analysed_at) VALUES (?, 1, 1.0, ?, ?, ?)",
+                   (path, "By hand", category, "2026-12-01T00:00:00Z"))
+
+
+def test_a_track_catalogued_by_hand_without_valence_is_listed_with_blanks(capsys):
+    """Its valence (NULL) failed the table's number format: `library list` stopped with a TypeError."""
+    _catalogue_by_hand("/music/by-hand.mp3", Category.HAPPY_AND_CALM.value)
+    assert moodtunes(["library", "list"]) == 0
+    _header, row = capsys.readouterr().out.splitlines()
+    assert row == f"{Category.HAPPY_AND_CALM.value:<17} {'':<4} {'':>4} {'':>4} {'':>4}  0:00   — By hand"
+    assert moodtunes(["library", "list", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert (listed["category"], listed["quadrant"], listed["valence"], listed["arousal"], listed["tempo"]) == (
+        Category.HAPPY_AND_CALM.value, None, None, None, None)
+
+
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")  # all but the newline
 
 

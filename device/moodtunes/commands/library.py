@@ -288,9 +288,15 @@ def _list(args: argparse.Namespace, settings: Any) -> int:
             continue
         minutes, seconds = divmod(round(t.duration), 60)
         # printable: tracks catalogued before the scan cleaned tags may hold control characters
-        print(f"{t.category:<17} {t.quadrant:<4} {t.valence:4.2f} {t.arousal:4.2f} {t.tempo or 0:4.0f} "
-              f"{minutes:2d}:{seconds:02d}  {printable(t.artist)} — {printable(t.title)}")
+        print(f"{t.category or '':<17} {t.quadrant or '':<4} {_cell(t.valence, 2)} {_cell(t.arousal, 2)} "
+              f"{_cell(t.tempo, 0)} {minutes:2d}:{seconds:02d}  {printable(t.artist)} — {printable(t.title)}")
     return 0
+
+
+def _cell(value: float | None, places: int, width: int = 4) -> str:
+    """A number of the table, blank when the catalogue has none: a row written by hand into the
+    database (a path and a category) stopped the listing with a TypeError."""
+    return " " * width if value is None else f"{value:{width}.{places}f}"
 
 
 def _none_listed(category: str | None, catalogued: list[Any]) -> str:
