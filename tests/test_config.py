@@ -70,6 +70,25 @@ def test_bad_config_is_one_clear_line(tmp_path, text, expected):
     assert "\n" not in message
 
 
+BYTE_ORDER_MARK = "\ufeff".encode()
+
+
+def test_a_config_saved_with_a_byte_order_mark_is_read(tmp_path):
+    """Windows Notepad starts a UTF-8 file with a byte-order mark: the kiosk refused such a file,
+    "invalid TOML: Invalid statement (at line 1, column 1)"."""
+    config = tmp_path / "moodtunes.toml"
+    config.write_bytes(BYTE_ORDER_MARK + b"[kiosk]\nwidth = 1024\n")
+    assert load_settings(config).kiosk.width == 1024
+
+
+def test_doctor_reads_a_config_saved_with_a_byte_order_mark(tmp_path, capsys):
+    config = tmp_path / "moodtunes.toml"
+    config.write_bytes(BYTE_ORDER_MARK + f'[library]\npaths = ["{tmp_path / "bom-music"}"]\n'.encode())
+    assert moodtunes(["--config", str(config), "doctor", "--json"]) in (0, 1)  # 2: the config refused
+    checks = {c["name"]: c for c in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert "bom-music" in checks["music model"]["detail"]
+
+
 @pytest.mark.parametrize("qos", [0, 2])
 def test_only_qos_1_is_accepted_for_uploads_and_the_error_says_why(tmp_path, qos):
     with pytest.raises(ConfigError) as info:

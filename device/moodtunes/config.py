@@ -342,9 +342,10 @@ class Settings(BaseSettings):
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    """The file's TOML, read past a UTF-8 byte-order mark: Windows Notepad starts the files it saves
+    with one, which TOML does not allow ("Invalid statement" at line 1, column 1)."""
     try:
-        with path.open("rb") as f:
-            return tomllib.load(f)
+        return tomllib.loads(path.read_bytes().decode("utf-8-sig"))
     except FileNotFoundError:
         raise ConfigError(f"config file {path}: not found") from None
     except PermissionError:
