@@ -175,8 +175,23 @@ def test_tags_mutagen_fails_on_in_its_own_way_still_give_a_title(tmp_path):
     assert (tags.title, tags.artist, tags.duration) == ("damaged", UNKNOWN_ARTIST, None)
 
 
-@pytest.mark.parametrize("stem, title", [("01. Intro", "Intro"), ("my_song", "my song"), ("2024", "2024")])
+@pytest.mark.parametrize("stem, title", [
+    ("01. Intro", "Intro"), ("my_song", "my song"), ("2024", "2024"), ("01 Song", "Song"), ("01 - Song", "Song"),
+    ("1. Song", "Song"), ("07_Song", "Song"), ("007 Song", "Song"), ("12 - Song", "Song"), ("12-static-storm", "static-storm"),
+    ("03 - My_Song", "My Song"), ("01", "01"),
+])
 def test_title_from_filename(stem, title):
+    assert title_from_filename(Path(f"/music/{stem}.mp3")) == title
+
+
+@pytest.mark.parametrize("stem, title", [
+    ("99 Luftballons", "99 Luftballons"), ("21 Guns", "21 Guns"), ("7 Years", "7 Years"), ("1999", "1999"),
+    ("7_Years", "7 Years"), ("100 Years", "100 Years"),
+])
+def test_a_number_a_title_starts_with_is_kept(stem, title):
+    """Any leading number with a space after it was taken for a track number: an untagged
+    "99 Luftballons.mp3" was titled "Luftballons". An unpadded one before a space (or an
+    underscore, which stands for one) is the title's."""
     assert title_from_filename(Path(f"/music/{stem}.mp3")) == title
 
 

@@ -195,9 +195,15 @@ def _ape_fields(path: Path) -> dict[str, str | None]:
     return {k: _field(k, list(tags[key]) if key in tags else None) for k, key in _APE_KEYS.items()}
 
 
+# A track number before a file name's title: zero-padded ("01 Song", "007_Song") before any
+# separator, or any number before "." or "-" ("1. Song", "12 - Song"). An unpadded one before a
+# space or an underscore (which stands for a space) starts the title: "99 Luftballons", "7_Years".
+_TRACK_NUMBER = re.compile(r"^\s*(?:0\d{1,2}\s*[-._ ]|\d{1,3}\s*[-.])\s*")
+
+
 def title_from_filename(path: Path) -> str:
     """'03 - My_Song' -> 'My Song': a readable title when the file has none."""
-    stem = re.sub(r"^\s*\d{1,3}\s*[-._ ]\s*", "", printable(path.stem))
+    stem = _TRACK_NUMBER.sub("", printable(path.stem), count=1)
     return re.sub(r"[_\s]+", " ", stem).strip() or printable(path.stem)
 
 
