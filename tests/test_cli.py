@@ -214,6 +214,18 @@ def test_doctor_counts_the_songs_that_could_not_be_analysed(capsys, monkeypatch,
     assert "0 playable tracks (1 file could not be analysed: `moodtunes library list --errors`" in checks["store"]["detail"]
 
 
+def test_doctor_counts_the_catalogue_without_reading_its_tracks(capsys, monkeypatch, tmp_path):
+    """It read every track (20,000: 0.3 s on this machine, a Pi 3-4 times that) to count them."""
+    monkeypatch.setenv("MOODTUNES_DATA_DIR", str(tmp_path))
+    with Store.open(tmp_path / "moodtunes.db") as store:
+        store.record_track_error("/music/broken.mp3", 10, 1.0, "cannot decode audio")
+        store.upsert_track(TrackRecord(path="/music/a.mp3", size=1, mtime=1.0, title="A", artist="B", category="x"))
+    monkeypatch.setattr(Store, "tracks", lambda *args, **kwargs: pytest.fail("read every track to count them"))
+    main(["doctor", "--json"])
+    checks = {c["name"]: c for c in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert "1 playable tracks (1 file could not be analysed" in checks["store"]["detail"]
+
+
 def test_doctor_names_a_damaged_file_in_one_line_with_what_to_do(capsys, monkeypatch, tmp_path):
     """SQLite's first line of an integrity problem is a heading, "*** in database main ***": doctor
     said only that, over two lines, and not what to do. (A wrong free-page count in the header:

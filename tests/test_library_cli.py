@@ -131,6 +131,20 @@ def test_a_list_with_no_track_says_why_not_that_the_catalogue_is_empty(capsys):
                                        "(`moodtunes library list --errors` says why)\n")
 
 
+def test_an_empty_list_counts_the_catalogue_without_reading_it_again(capsys, monkeypatch):
+    """Saying why no track is listed read every track of the catalogue a second time to count them."""
+    with Store.open(Settings().database_path) as store:
+        store.upsert_track(TrackRecord(path="/music/a.flac", size=1, mtime=1.0, title="a", artist="A",
+                                       category=Category.HAPPY_AND_CALM.value))
+    reads = []
+    listed = Store.tracks
+    monkeypatch.setattr(Store, "tracks", lambda store, **kwargs: reads.append(kwargs) or listed(store, **kwargs))
+    assert moodtunes(["library", "list", "--category", Category.HIGHLY_ENERGETIC.value]) == 0
+    assert capsys.readouterr().err == (f"moodtunes library list: no tracks of the category "
+                                       f"{Category.HIGHLY_ENERGETIC.value!r}; 1 catalogued\n")
+    assert reads == [{"category": Category.HIGHLY_ENERGETIC.value, "include_errors": False}]
+
+
 def test_control_characters_catalogued_by_an_older_scan_stay_out_of_the_table(capsys):
     with Store.open(Settings().database_path) as store:
         store.upsert_track(TrackRecord(path="/music/a.flac", size=1, mtime=1.0, title="line1\nline2\r\x07",

@@ -92,11 +92,10 @@ def _store(settings: Settings) -> Check:
             problems = store.integrity_problems()
             counts = store.outbox_counts()
             cloud_deletes = len(store.pending_cloud_deletes())
-            catalogued = store.tracks(include_errors=True, features=False)
+            catalogued, unreadable = store.track_counts()
     except StoreError as exc:
         return Check("store", "warn" if exc.older_schema else "fail", str(exc))
-    unreadable = sum(track.error is not None for track in catalogued)
-    tracks = len(catalogued) - unreadable
+    tracks = catalogued - unreadable
     if damage := [problem for problem in problems if not problem.startswith(FOREIGN_KEY)]:
         more = f", and {len(damage) - 1} more problems" if len(damage) > 1 else ""
         return Check("store", "fail", damaged(settings.database_path, damage[0] + more))

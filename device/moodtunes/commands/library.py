@@ -20,11 +20,14 @@ import time
 import unicodedata
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Self, TextIO
+from typing import TYPE_CHECKING, Any, Self, TextIO
 
 from moodtunes.commands import path_argument
 from moodtunes.domain import Category
 from moodtunes.paths import data_dir_problem
+
+if TYPE_CHECKING:  # the store is imported where it is used: `--help` needs none of it
+    from moodtunes.store import TrackCounts
 
 logger = logging.getLogger(__name__)
 
@@ -263,17 +266,17 @@ def folders_outside_library(folders: list[Path], library_paths: list[Path]) -> l
 
 def _list(args: argparse.Namespace, settings: Any) -> int:
     from moodtunes.printable import printable
-    from moodtunes.store import Store
+    from moodtunes.store import Store, TrackCounts
 
     if problem := data_dir_problem(settings.data_dir):  # opening the store would create it there
         print(f"moodtunes library list: the {problem}, so there is no catalogue to read", file=sys.stderr)
         return 1
-    tracks, catalogued = [], []
+    tracks, catalogued = [], TrackCounts(0, 0)
     if settings.database_path.exists():
         with Store.open(settings.database_path, readonly=True) as store:
             tracks = store.tracks(category=args.category, include_errors=args.errors)
             if not tracks:
-                catalogued = store.tracks(include_errors=True, features=False)
+                catalogued = store.track_counts()
     if args.json:
         for track in tracks:
             print(json.dumps(track_to_dict(track)))
@@ -299,15 +302,14 @@ def _cell(value: float | None, places: int, width: int = 4) -> str:
     return " " * width if value is None else f"{value:{width}.{places}f}"
 
 
-def _none_listed(category: str | None, catalogued: list[Any]) -> str:
+def _none_listed(category: str | None, counts: TrackCounts) -> str:
     """Why `library list` shows no track: "the catalogue is empty" was said of one whose tracks were
     all of other categories, or all failed analysis, and sent the user to scan again."""
-    if not catalogued:
+    if not counts.catalogued:
         return "the catalogue is empty; run `moodtunes library scan DIR`"
-    failed = sum(track.error is not None for track in catalogued)
-    of_it = f", {failed} of them not analysed (`moodtunes library list --errors` says why)" if failed else ""
+    of_it = f", {counts.failed} of them not analysed (`moodtunes library list --errors` says why)" if counts.failed else ""
     where = f" of the category {category!r}" if category else ""
-    return f"no tracks{where}; {len(catalogued)} catalogued{of_it}"
+    return f"no tracks{where}; {counts.catalogued} catalogued{of_it}"
 
 
 def _demo(args: argparse.Namespace, settings: Any) -> int:

@@ -10,6 +10,7 @@ from moodtunes.store.store import (
     Profile,
     Store,
     StoreError,
+    TrackCounts,
     TrackRecord,
     UnsetClockVisit,
     damaged,
@@ -20,6 +21,6 @@ from moodtunes.store.store import (
 )
 
 __all__ = [
-    "BUSY_TIMEOUT_MS", "FOREIGN_KEY", "GUEST_NAME", "PIN_DIGITS", "FileIdentity", "OutboxItem", "Profile", "Store", "StoreError", "TrackRecord", "UnsetClockVisit",
+    "BUSY_TIMEOUT_MS", "FOREIGN_KEY", "GUEST_NAME", "PIN_DIGITS", "FileIdentity", "OutboxItem", "Profile", "Store", "StoreError", "TrackCounts", "TrackRecord", "UnsetClockVisit",
     "damaged", "not_writable", "shifted", "utc_now", "write_refused",
 ]
