@@ -561,6 +561,22 @@ def test_symlinks_inside_a_folder_add_no_track_twice_and_a_link_up_the_tree_is_r
     assert report.as_dict()["links"] == [{"path": str(library / "everything"), "target": str(tmp_path)}]
 
 
+@pytest.mark.parametrize("inside", [True, False], ids=["a folder scanned inside another", "two folders apart"])
+def test_a_files_hard_links_under_two_folders_scanned_are_one_track(library, store, tmp_path, inside):
+    """One file was one track per folder scanned: with library.paths /m and /m/links, or a hard link
+    from one folder into another, its names under each were two tracks, the song twice in the lists.
+    The tracks an earlier scan made of the other names are pruned, and a folder whose songs are all
+    such names is not taken for an unmounted drive's."""
+    links = library / "links" if inside else tmp_path / "elsewhere"
+    links.mkdir()
+    os.link(library / "demo" / SMALL[0], links / "again.flac")
+    catalogue(store, links / "again.flac")  # by a version that made it a track of its own
+    report = scan_library([library, links], store, workers=1)
+    assert sorted(store.track_index()) == sorted(
+        [str(library / "broken.mp3"), *(str(library / "demo" / name) for name in SMALL)])
+    assert (report.found, report.removed, report.kept, report.missing_roots) == (5, 1, [], [])
+
+
 def test_a_folder_linked_in_from_elsewhere_is_scanned_once_under_the_links_path(library, store, tmp_path, demo_files):
     """A scan found nothing in a library made of links (`ln -s /media/usb/Music`), and said only that
     the links were not followed: the kiosk had no songs."""
