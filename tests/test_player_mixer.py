@@ -88,6 +88,44 @@ def test_a_song_that_plays_on_far_past_its_length_has_stalled_unseen(tone: Path,
         player.close()
 
 
+def test_a_song_of_unknown_length_that_plays_on_for_good_ends_after_ten_minutes(tone: Path, monkeypatch):
+    """A song with no length in the catalogue nor its tags, whose audio output stopped taking
+    samples (pygame's position running on): nothing ended it, and the now-playing screen stayed
+    for good. It ends, not heard whole, after the 10 minutes a song past its length may play on."""
+    clock = FakeClock()
+    player = MixerPlayer(clock=clock)
+    monkeypatch.setattr("moodtunes.player.probe_duration", lambda path: 0.0)  # tags that say no length
+    try:
+        player.load(tone, duration=None)
+        assert player.duration() == 0.0
+        player.play()
+        monkeypatch.setattr(player, "_mixer_stalled", lambda: False)  # the position keeps up
+        for _ in range(59):  # ten seconds at a time, to 590 s
+            clock.now += 10.0
+            assert not player.is_finished()
+        clock.now += 11.0
+        assert player.is_finished() and player.ended_early() and not player.cut_short()
+    finally:
+        player.close()
+
+
+def test_a_song_of_unknown_length_whose_mixer_got_nowhere_ends_not_heard_whole(tone: Path, monkeypatch):
+    """The mixer's position stopped keeping up with our clock (a test's clock here): playback
+    stalled, and with no length to go by the song ends there, not heard whole."""
+    clock = FakeClock()
+    player = MixerPlayer(clock=clock)
+    monkeypatch.setattr("moodtunes.player.probe_duration", lambda path: 0.0)
+    try:
+        player.load(tone)
+        player.play()
+        clock.now += 1.0
+        assert not player.is_finished()
+        clock.now += 4.0
+        assert player.is_finished() and player.ended_early() and not player.cut_short()
+    finally:
+        player.close()
+
+
 def test_a_long_file_whose_header_under_states_it_plays_to_its_end(tmp_path: Path, monkeypatch):
     """MP3s joined with `cat` (the first one's header) or a VBR file without a Xing header play on
     past a length stated far too short: cut after 10 minutes, a 12-minute song lost its end. (A

@@ -145,6 +145,14 @@ class Player(Protocol):
     def position(self) -> float: ...
     def duration(self) -> float: ...
     def is_finished(self) -> bool: ...
+    def _unknown_length_ended(self, elapsed: float) -> bool:
+        """Whether a song of unknown length (none in the catalogue nor its tags), which the mixer
+        still plays, has ended: only if playback stalled, or past the longest the file could last,
+        as past a known length. Not heard whole (how much of it there was is unknown). It played
+        on for good when the mixer never reported its end, the visit never ending."""
+        self._overran = self._mixer_stalled() or elapsed >= self._longest
+        return self._overran
+
     def ended_early(self) -> bool: ...
     def cut_short(self) -> bool: ...
     def close(self) -> None: ...
@@ -496,12 +504,15 @@ class MixerPlayer:
         """True once a started song has ended by itself, played to its end or cut short (see
         ``ended_early``); not when paused or stopped by hand. Past its length, a song the mixer
         still plays is finished only if playback stalled (or it plays on past the longest the file
-        could last: _MAX_OVERRUN_S); else its length was an under-estimate, and grows."""
+        could last: _MAX_OVERRUN_S); else its length was an under-estimate, and grows. A song of
+        unknown length: ``_unknown_length_ended``."""
         if self._mixer_ended_at() is not None:
             return True
-        if self._run_started is None or not self._duration:  # not started, paused or stopped
+        if self._run_started is None:  # not started, paused or stopped
             return False
         elapsed = self._clock_elapsed()
+        if not self._duration:
+            return self._unknown_length_ended(elapsed)
         if elapsed < self._duration + _END_GRACE_S:
             return False
         if self._mixer_stalled():
@@ -512,9 +523,18 @@ class MixerPlayer:
         self._duration = elapsed  # the mixer plays on: the header under-estimated the song's length
         return False
 
+    def _unknown_length_ended(self, elapsed: float) -> bool:
+        """Whether a song of unknown length (none in the catalogue nor its tags), which the mixer
+        still plays, has ended: only if playback stalled, or past the longest the file could last,
+        as past a known length. Not heard whole (how much of it there was is unknown). It played
+        on for good when the mixer never reported its end, the visit never ending."""
+        self._overran = self._mixer_stalled() or elapsed >= self._longest
+        return self._overran
+
     def ended_early(self) -> bool:
         """True when the song is finished but was not heard whole: cut short (``cut_short``), or
-        ended after it stalled unseen past its length (what was heard is unknown)."""
+        ended after it stalled unseen past its length, or, of unknown length, ended by a stall or
+        that limit (what was heard is unknown)."""
         return self._overran or self.cut_short()
 
     def cut_short(self) -> bool:
