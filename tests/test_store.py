@@ -943,6 +943,23 @@ def test_a_clock_step_seen_late_leaves_what_was_recorded_after_it(store, clock):
     assert rated == "2026-12-06T10:00:01.000+00:00"
 
 
+def test_a_clock_step_applied_late_moves_what_it_moved_when_it_was_seen(store, clock):
+    """A shift the store refused (a lock) is tried again later, with when the step was seen: counted
+    from the retry, half a minute on, a step back took the play recorded in the step's frame for
+    one before it, and moved it an hour back."""
+    profile = store.create_profile("Ada", "#5fd08a")
+    clock.now = datetime(2026, 12, 6, 11, 50, tzinfo=UTC)  # an hour ahead
+    session = store.start_session(profile.id)
+    clock.now = datetime(2026, 12, 6, 11, 0, 2, tzinfo=UTC)  # set back by an hour; a play in the same frame
+    store.start_play(session, stored_track(store))
+    seen_at = stamp(clock.now)
+    clock.now = datetime(2026, 12, 6, 11, 0, 32, tzinfo=UTC)
+    store.shift_open_visit(session, -3600, seen_at)
+    (started,) = store._db.execute("SELECT started_at FROM sessions").fetchone()
+    (played,) = store._db.execute("SELECT started_at FROM plays").fetchone()
+    assert (started, played) == ("2026-12-06T10:50:00.000+00:00", "2026-12-06T11:00:02.000+00:00")
+
+
 def test_a_clock_set_back_moves_what_an_open_visit_recorded_before_it_however_long_ago(store, clock):
     """The half of the step taken as the line moved only what was recorded in the last half hour
     before a one-hour step back: a 40-minute visit kept its start ahead of the clock and was saved

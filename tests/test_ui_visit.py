@@ -1395,6 +1395,36 @@ def test_a_visit_under_way_when_the_clock_is_set_is_moved_with_it(settings, libr
     assert VisitEvent.model_validate_json(event.payload).started_at.year > 2000
 
 
+def test_a_clock_step_the_store_refused_to_apply_is_applied_at_the_next_write(settings, library, monkeypatch):
+    """The first time sync while another program held the database: the shift of the visit's times
+    was refused and lost, and the visit went to the cloud from 1971 to today. It is applied at the
+    next write, before it, as of when the step was seen."""
+    app, time_sync = app_before_the_first_time_sync(settings, monkeypatch)
+    try:
+        step(app)
+        songs_as_guest(app, "sad")
+        tap(app, "row:0")
+        on_screen(app, "playing")
+        shift = app.store.shift_open_visit
+        monkeypatch.setattr(app.store, "shift_open_visit", refusing("database: database is locked"))
+        time_sync()
+        step(app)
+        assert app.visit.clock_steps  # kept for the next write
+        monkeypatch.setattr(app.store, "shift_open_visit", shift)  # the lock is gone
+        session = rate_four_stars_and_see_the_report(app)
+        assert not app.visit.clock_steps and not app._unsaved_ends
+    finally:
+        app.close()
+    with Store.open(settings.database_path) as store:
+        (visit,) = rows(store, "SELECT started_at, ended_at FROM sessions WHERE id = ?", session)
+        times = [visit["started_at"], *(r["created_at"] for r in rows(store, "SELECT created_at FROM mood_readings")),
+                 *(r["started_at"] for r in rows(store, "SELECT started_at FROM plays")),
+                 *(r["created_at"] for r in rows(store, "SELECT created_at FROM ratings"))]
+    assert len(times) == 4 and min(times) > "2026" and all(t <= visit["ended_at"] for t in times)
+    length = datetime.fromisoformat(visit["ended_at"]) - datetime.fromisoformat(visit["started_at"])
+    assert length.total_seconds() < 600
+
+
 def test_stars_for_a_play_the_store_took_after_the_clock_was_set_are_saved(settings, library, monkeypatch,
                                                                             short_listens):
     """The play refused as its song started (a lock), the stars given to it, then the first time

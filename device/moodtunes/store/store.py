@@ -1013,7 +1013,7 @@ class Store:
 
     # ---- visits ----------------------------------------------------------------------------
 
-    def shift_open_visit(self, session_id: int, seconds: float) -> None:
+    def shift_open_visit(self, session_id: int, seconds: float, seen_at: str | None = None) -> None:
         """Move the times an open visit recorded before the wall clock was set ``seconds`` on (a Pi
         has no clock of its own until its first time sync) by as much: its start in 1970, or last
         shutdown's time, made it days long, and rejected or split in the cloud. Times recorded
@@ -1021,8 +1021,11 @@ class Store:
         one stalled on a lock, is shorter than half a step of a minute); back, those of the last
         AFTER_BACK_STEP (half of it from now would leave what was recorded longer ago than that
         ahead of the clock, and the visit saved as lasting 0 s; only times recorded the step's
-        length before it can be taken for recent)."""
-        now = datetime.fromisoformat(utc_now())
+        length before it can be taken for recent). "Now" is ``seen_at`` when given (utc_now's
+        form): when the step was seen, so that a shift refused then and tried again later moves
+        the same times (counted from the retry, a step back moved what was recorded in the frame
+        of the step)."""
+        now = datetime.fromisoformat(seen_at or utc_now())
 
         def before_the_step(stamp: str) -> bool:
             if seconds > 0:

@@ -438,7 +438,8 @@ class KioskApp:
         visit.rating_for = shifted_play(visit.rating_for, step)
         visit.heard_before = (shifted_play(visit.heard_before[0], step), *visit.heard_before[1:])
         if visit.session_id is not None:
-            self.record(self.store.shift_open_visit, visit.session_id, step)
+            visit.clock_steps.append((step, utc_now()))
+            self._steps_applied(visit)
 
     def handle(self, event: pygame.event.Event) -> None:
         if self._locked(event):
@@ -955,16 +956,34 @@ class KioskApp:
         return self._saved(self.visit)
 
     def _saved(self, visit: Visit) -> int | None:
-        """``visit``'s session, with what the store has not taken of it yet written: its start,
-        readings (and corrections), the play of the song playing, its plays' ends, its rating."""
+        """``visit``'s session, with what the store has not taken of it yet written: its start, the
+        clock steps its times move by, readings (and corrections), the play of the song playing, its
+        plays' ends, its rating."""
         if visit.session_id is None and self.store is not None:
             visit.session_id = self.record(self.store.start_session, visit.profile.id, visit.started_at, visit.clock)
-        if visit.session_id is not None:
+        if visit.session_id is not None and self._steps_applied(visit):
             self._save_readings(visit)
             self._save_unrecorded_plays(visit)
             self._save_play_ends()
             self._save_rating(visit)
         return visit.session_id
+
+    def _steps_applied(self, visit: Visit) -> bool:
+        """Apply the clock steps the store has not applied to ``visit``'s times (a lock, a full
+        disk: the shift was lost, the visit stored from 1970 to today), in order, each counted from
+        when it was seen; whether none waits. Before anything else of the visit is written: a time
+        written after a step back, and before its shift, would be taken for one before it."""
+        while visit.clock_steps:
+            seconds, seen_at = visit.clock_steps[0]
+            if self.record(self._shift_in_store, visit.session_id, seconds, seen_at) is None:
+                return False
+            visit.clock_steps.pop(0)
+        return True
+
+    def _shift_in_store(self, session_id: int, seconds: float, seen_at: str) -> bool:
+        """Store.shift_open_visit, True once done (``record`` gives None when the store refused it)."""
+        self.store.shift_open_visit(session_id, seconds, seen_at)
+        return True
 
     def _save_readings(self, visit: Visit) -> None:
         """Write the readings not written yet (the store refused them, or there was no session), in
@@ -1105,7 +1124,8 @@ class KioskApp:
         """Whether the store has everything of ``visit`` (its end aside), its plays' last seconds
         too (of this visit's or an earlier one's): its event is built from it."""
         return (visit.session_id is not None and set(visit.readings) <= set(visit.reading_ids)
-                and not visit.unsaved_corrections and not visit.plays_waiting() and not visit.rating_unsaved and not self._unsaved_play_ends)
+                and not visit.unsaved_corrections and not visit.plays_waiting() and not visit.rating_unsaved
+                and not visit.clock_steps and not self._unsaved_play_ends)
 
     def _save_unsaved_ends(self) -> None:
         """Save the visits ended while the store refused writes (a full disk): what they had left
@@ -1234,7 +1254,7 @@ class KioskApp:
         track = item.track
         started_at = utc_now()
         # after the plays the store refused: written in order, the last written is the last heard
-        in_order = self.visit_session() is not None and not visit.plays_waiting()
+        in_order = self.visit_session() is not None and not visit.plays_waiting() and not visit.clock_steps
         play_id = self.record(self.store.start_play, visit.session_id, track, started_at) if in_order else None
         # Played at an even loudness; a song the catalogue has no measure of (or can't say) as it is.
         measured = self.read("the song's loudness", self.store.track_features, track.path, LOUDNESS_FEATURES)
@@ -1290,12 +1310,12 @@ class KioskApp:
     def save_play_progress(self, final: bool = False, finished: bool = False, error: str | None = None) -> None:
         """Persist the seconds listened so far (every few seconds, and when the song stops, with
         ``error`` if it failed); a play the store refused as the song started is written first, as
-        of its start."""
+        of its start, after a clock step it refused to apply to the visit's times."""
         visit = self.visit
         if visit is None or self._player is None:
             return
         self.last_saved = self.clock()  # tried, if the store refuses: again in SAVE_EVERY_S, not at every frame
-        if visit.unrecorded_play is not None:
+        if visit.unrecorded_play is not None or visit.clock_steps:
             self.visit_session()
         if visit.play_id is None:
             if (final or finished) and visit.unrecorded_play is not None:  # written when the store takes it

@@ -48,6 +48,9 @@ class Visit:
     # whole, why it failed: None, or what stopped it, a file cut short)
     unwritten_plays: list[tuple[TrackRecord, str, float, bool, str | None]] = field(default_factory=list)
     failed_paths: set[str] = field(default_factory=set)  # songs that failed to play in this visit
+    # Clock steps the store refused to apply to the visit's times: (seconds, when seen, utc_now's
+    # form), applied in order before anything else of the visit is written (app._steps_applied)
+    clock_steps: list[tuple[float, str]] = field(default_factory=list)
     seconds_heard: float = 0.0  # of the songs that stopped (app.seconds_heard adds the one playing)
     last_play_id: int | None = None  # the most recent play heard, not failed: the one a rating is attached to
     last_title: str | None = None  # the title of the song that play was of (what the stars rate)
