@@ -15,6 +15,7 @@ import pytest
 from moodtunes.domain import MoodReading
 from moodtunes.store import Store, StoreError
 from moodtunes.ui import theme as th
+from moodtunes.ui.app import SOUND_RETRY_S
 from ui_support import (
     CALM,
     ENERGETIC,
@@ -455,19 +456,24 @@ def silent_note_shown(app, rendered: list[str]) -> bool:
     return any(note in rendered for note in SILENT_NOTES)
 
 
-def test_a_speaker_switched_on_after_a_silent_song_is_heard_from_the_next_song(settings, tmp_path, monkeypatch):
+def test_a_speaker_switched_on_after_a_silent_song_is_heard_from_the_next_song_a_minute_on(
+    settings, tmp_path, monkeypatch,
+):
     """No audio device at the first song made the kiosk play silently until it restarted, for
-    months maybe; then until the next visit."""
+    months maybe; then until the next visit. (Tried again at a song a minute after the last try.)"""
     speaker = speaker_plugged(monkeypatch, tmp_path, on=False)
     rendered: list[str] = []
     record_lines(monkeypatch, lambda text, base: rendered.append(text))
-    app = guest_at_songs(settings, tmp_path / "music", "sad", wait=False, count=2, category=CALM, seconds=5.0)
+    clock = HandClock()
+    app = guest_at_songs(settings, tmp_path / "music", "sad", wait=False, clock=clock, count=2, category=CALM,
+                         seconds=5.0)
     try:
         tap(app, "row:0")
         tap(app, "vol_down")
         volume = app.active_player.volume
         assert app.screen.name == "playing" and app.active_player.without_device and silent_note_shown(app, rendered)
         speaker["on"] = True
+        clock.now += SOUND_RETRY_S
         tap(app, "next")
         player = app.active_player
         assert app.now_playing == 1 and player.driver == "disk" and not player.without_device
@@ -486,7 +492,9 @@ def test_a_speaker_unplugged_mid_song_is_said_at_once_and_heard_again_from_the_n
     speaker = speaker_plugged(monkeypatch, tmp_path, on=True)
     rendered: list[str] = []
     record_lines(monkeypatch, lambda text, base: rendered.append(text))
-    app = guest_at_songs(settings, tmp_path / "music", "sad", wait=False, count=3, category=CALM, seconds=5.0)
+    clock = HandClock()
+    app = guest_at_songs(settings, tmp_path / "music", "sad", wait=False, clock=clock, count=3, category=CALM,
+                         seconds=5.0)
     try:
         tap(app, "row:0")
         first, visit, ranked = app.active_player, app.visit, app.visit.ranked
@@ -494,13 +502,41 @@ def test_a_speaker_unplugged_mid_song_is_said_at_once_and_heard_again_from_the_n
         speaker["on"] = False
         pygame.event.post(pygame.event.Event(pygame.AUDIODEVICEREMOVED, which=1, iscapture=0))
         assert silent_note_shown(app, rendered) and app.now_playing == 0  # at once, the song playing on
-        tap(app, "next")  # still unplugged: silent, and said
+        tap(app, "next")  # tried at once, still unplugged: silent, and said
         assert app.now_playing == 1 and app.active_player.without_device and silent_note_shown(app, rendered)
-        speaker["on"] = True  # plugged back in: the song after, coming by itself, is heard
+        speaker["on"] = True  # plugged back in: the song after, coming by itself a minute on, is heard
+        clock.now += SOUND_RETRY_S
         run_until(app, lambda: app.now_playing == 2, what="the next song by itself")
         player = app.active_player
         assert player.driver == "disk" and not player.without_device and player.volume == settings.kiosk.volume
         assert app.visit is visit and app.visit.ranked is ranked and not silent_note_shown(app, rendered)
+    finally:
+        app.close()
+
+
+def test_with_no_audio_device_a_song_tries_one_again_only_a_minute_after_the_last_try(
+    settings, tmp_path, monkeypatch,
+):
+    """Each song made a new player, each a failed open of the audio device (17 ms) and 9 lines of
+    ALSA's on stderr, also at every one of a run of "Next" taps."""
+    speaker_plugged(monkeypatch, tmp_path, on=False)
+    clock = HandClock()
+    app = guest_at_songs(settings, tmp_path / "music", "sad", wait=False, clock=clock, count=4, category=CALM,
+                         seconds=5.0)
+    try:
+        tap(app, "row:0")
+        first = app.active_player
+        assert first.without_device
+        clock.now += SOUND_RETRY_S - 1
+        tap(app, "next")
+        assert app.now_playing == 1 and app.active_player is first  # no try
+        clock.now += 1
+        tap(app, "next")
+        second = app.active_player
+        assert app.now_playing == 2 and second is not first and second.without_device  # tried: still none
+        clock.now += SOUND_RETRY_S - 1
+        tap(app, "next")
+        assert app.now_playing == 3 and app.active_player is second  # a minute from that try
     finally:
         app.close()
 

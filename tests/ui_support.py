@@ -430,12 +430,14 @@ def cut_short(path: str, fraction: float) -> None:
 
 
 def guest_at_songs(
-    settings: Settings, folder: Path, mood: str, size=(800, 480), wait: bool = True, **tracks
+    settings: Settings, folder: Path, mood: str, size=(800, 480), wait: bool = True,
+    clock: Callable[[], float] = time.monotonic, **tracks
 ) -> KioskApp:
-    """add_songs(settings, folder, **tracks), then the kiosk on the sample scanner at ``size``, and
-    a guest at the songs for ``mood`` (songs_as_guest); the caller closes the app."""
+    """add_songs(settings, folder, **tracks), then the kiosk on the sample scanner at ``size``
+    (``clock``: the kiosk's, make_app), and a guest at the songs for ``mood`` (songs_as_guest); the
+    caller closes the app."""
     add_songs(settings, folder, **tracks)
-    app = make_app(settings, sample_scanner, size=size)
+    app = make_app(settings, sample_scanner, size=size, clock=clock)
     try:
         songs_as_guest(app, mood, wait)
     except BaseException:

@@ -102,6 +102,10 @@ CLOCK_STEP_S = 60.0
 # After a write timed out on another program's lock, the next writes for BRIEF_LOCK_WAITS_FOR_S wait
 # this long for it (not the store's BUSY_TIMEOUT_MS each): _wait_briefly_for_locks.
 BRIEF_LOCK_WAIT_MS = 500
+# A player made without an audio device (none there) tries it again at a song once this long has
+# passed: each try with none there is a failed open (6-111 ms here) and ALSA's 9 lines on stderr,
+# and it was made at every song, also each of a run of "Next" taps or of songs that fail to load.
+SOUND_RETRY_S = 60.0
 BRIEF_LOCK_WAITS_FOR_S = 30.0
 # Visits ended while the store refused writes, kept in memory (slimmed, a few KB each) until it takes
 # them: a month of a kiosk's visits; past it, the oldest goes.
@@ -219,6 +223,7 @@ class KioskApp:
         self._services_started = False  # the scanner's and the library's threads were started (step)
         self.songs_on_their_own = 0  # songs started by themselves since the last touch
         self._volume_kept: float | None = None  # the visitor's volume for the next player (_open_sound_again)
+        self._no_device_at: float | None = None  # when the player in use was made without a device (clock)
         self.running = False
         self.frames = 0
         self._toast: tuple[str, float, bool, str | None] | None = None  # message, until, good news, title
@@ -1207,6 +1212,7 @@ class KioskApp:
             volume = self.settings.kiosk.volume if self._volume_kept is None else self._volume_kept
             self._player = self._player_factory(volume)
             self._volume_kept = None
+            self._no_device_at = self.clock() if self._player.without_device else None
         return self._player
 
     def sound_output(self) -> bool:
@@ -1228,11 +1234,14 @@ class KioskApp:
         """Make the player again, at the volume the visitor chose, if it plays without a device:
         none opened (a USB speaker off at the first song) or SDL said it was unplugged (it plays on
         into nothing). The kiosk runs for months, and a speaker plugged in (back) must be heard
-        from the next song, without a restart or leaving the visit. Its song is stopped first,
-        its seconds heard saved from it. PlayerError if no sound output opens; the visitor's volume
-        then waits for the player a later song makes (it came back at the kiosk's)."""
+        from the next song, without a restart or leaving the visit; one made with no device there
+        tries again SOUND_RETRY_S after (a device unplugged since is tried at once). Its song is
+        stopped first, its seconds heard saved from it. PlayerError if no sound output opens; the
+        visitor's volume then waits for the player a later song makes (it came back at the kiosk's)."""
         lost = self._player
         if lost is None or not lost.without_device:
+            return
+        if self._no_device_at is not None and self.clock() - self._no_device_at < SOUND_RETRY_S:
             return
         self.stop_music()
         self._volume_kept = lost.volume
