@@ -10,11 +10,16 @@ what its buttons do:
    neutral"): an empty, dotted face outline instead;
 4. a scan that saw no face says, on the mood picker, what its last hint said may help (only a hint
    still given when the scan ended: one the view was right after says nothing); every hint and
-   reason is said whole at every supported size.
+   reason is said whole at every supported size;
+5. the scanner's module (OpenCV) is imported at the first scan, once, not at every frame.
 """
 
 from __future__ import annotations
 
+import builtins
+import os
+import subprocess
+import sys
 from dataclasses import replace
 
 import numpy as np
@@ -461,3 +466,39 @@ def test_what_to_do_during_a_scan_is_said_plainly_and_stands_out(settings, monke
         assert fonts["Great, hold still"] is app.look.body()
     finally:
         app.close()
+
+
+# ---- 5. the scanner's module, imported once ---------------------------------------------------------
+
+def test_the_scan_screen_imports_the_scanners_module_once_not_at_every_frame(settings, monkeypatch):
+    """Three functions the scan screen calls at every frame imported ``moodtunes.vision.scan`` each
+    time they ran."""
+    app, scanner = scripted_scan(settings)
+    try:
+        scanner.snap = ScanSnapshot(frame=FRAME, faces=(FACE,), scanning=True, progress=0.4, camera_ok=True)
+        step(app)
+        imported: list[str] = []
+        plain_import = builtins.__import__
+
+        def counted(name, *args, **kwargs):
+            if name == "moodtunes.vision.scan":
+                imported.append(name)
+            return plain_import(name, *args, **kwargs)
+
+        monkeypatch.setattr(builtins, "__import__", counted)
+        step(app, 5)  # a live preview
+        scanner.snap = ScanSnapshot(scanning=True, hint=HINT_NO_CAMERA)
+        step(app, 5)  # the camera lost
+        monkeypatch.setattr(builtins, "__import__", plain_import)
+        assert app.screen.name == "scan" and imported == []
+    finally:
+        app.close()
+
+
+def test_the_kiosks_screens_load_no_opencv_as_the_kiosk_starts():
+    """Why the scanner's module is imported at the first scan: with the scan screen, OpenCV loaded
+    on the UI thread before the welcome screen was drawn."""
+    code = "import sys, moodtunes.ui.app, moodtunes.ui.screens.scan; print('cv2' in sys.modules)"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "False"

@@ -3,7 +3,9 @@ used whenever the camera can't help, and the result with its "not right?" correc
 
 from __future__ import annotations
 
+import functools
 import math
+from types import ModuleType
 
 import numpy as np
 import pygame
@@ -168,6 +170,16 @@ def draw_face_placeholder(surface: pygame.Surface, centre: tuple[int, int], radi
         )
 
 
+@functools.cache
+def vision_scan() -> ModuleType:
+    """``moodtunes.vision.scan``, imported at its first use, once (its functions and hints are asked
+    at every frame of a scan): imported with this module, it would load OpenCV on the UI thread as
+    the kiosk starts, where the scanner's thread loads it after the welcome screen's first frame."""
+    import moodtunes.vision.scan
+
+    return moodtunes.vision.scan
+
+
 def frame_surface(frame: np.ndarray) -> pygame.Surface:
     """A mirrored (selfie view) surface of an RGB frame."""
     mirrored = np.ascontiguousarray(frame[:, ::-1])
@@ -178,9 +190,7 @@ def cover_crop(width: int, height: int, out_w: int, out_h: int) -> tuple[int, in
     """The centred (x, y, w, h) part of a ``width`` x ``height`` frame with the aspect of the output,
     so the preview fills its card without bars (the scanner reads only that part already: then
     it is the whole frame)."""
-    from moodtunes.vision.scan import centred_crop  # loaded with the scanner (vision loads OpenCV)
-
-    return centred_crop(width, height, out_w / out_h)
+    return vision_scan().centred_crop(width, height, out_w / out_h)
 
 
 class ScanScreen(Screen):
@@ -246,9 +256,8 @@ class ScanScreen(Screen):
         self._follow_live(now)
         result: MoodReading | None = self.snapshot.result
         if result is None:
-            from moodtunes.vision.scan import longest_scan_s  # loaded with the scanner (OpenCV)
-
-            if now - self.scan_started > longest_scan_s(self.app.settings.vision.scan_seconds) + SCAN_GRACE_S:
+            longest = vision_scan().longest_scan_s(self.app.settings.vision.scan_seconds)
+            if now - self.scan_started > longest + SCAN_GRACE_S:
                 self._manual("The scan didn't finish.")
             return
         self.scanning = False
@@ -281,11 +290,7 @@ class ScanScreen(Screen):
             return "starting"
         if getattr(snap, "frame", None) is not None:
             return "live"
-        # Imported here, with a scan under way (so already loaded): importing the scanner (OpenCV)
-        # with this module would load it on the UI thread, where start-up doesn't wait for it.
-        from moodtunes.vision.scan import HINT_NO_CAMERA
-
-        if getattr(snap, "hint", None) == HINT_NO_CAMERA:
+        if getattr(snap, "hint", None) == vision_scan().HINT_NO_CAMERA:
             return "lost"
         return "starting"
 
