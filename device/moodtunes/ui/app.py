@@ -102,11 +102,11 @@ CLOCK_STEP_S = 60.0
 # After a write timed out on another program's lock, the next writes for BRIEF_LOCK_WAITS_FOR_S wait
 # this long for it (not the store's BUSY_TIMEOUT_MS each): _wait_briefly_for_locks.
 BRIEF_LOCK_WAIT_MS = 500
+BRIEF_LOCK_WAITS_FOR_S = 30.0
 # A player made without an audio device (none there) tries it again at a song once this long has
 # passed: each try with none there is a failed open (6-111 ms here) and ALSA's 9 lines on stderr,
 # and it was made at every song, also each of a run of "Next" taps or of songs that fail to load.
 SOUND_RETRY_S = 60.0
-BRIEF_LOCK_WAITS_FOR_S = 30.0
 # Visits ended while the store refused writes, kept in memory (slimmed, a few KB each) until it takes
 # them: a month of a kiosk's visits; past it, the oldest goes.
 KEPT_UNSAVED_VISITS = 1000
