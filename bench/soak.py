@@ -126,10 +126,9 @@ class CountingHandler(logging.Handler):
 
 # ---- kiosk ---------------------------------------------------------------------------------------
 
-def soak_kiosk(args: argparse.Namespace) -> Samples:
+def soak_kiosk(args: argparse.Namespace, data: Path) -> Samples:
     logged = CountingHandler()
     logging.basicConfig(level=logging.INFO, handlers=[logged])
-    data = Path(tempfile.mkdtemp(prefix="moodtunes-soak-"))
     os.environ["MOODTUNES_DATA_DIR"] = str(data)
     from moodtunes import events
     from moodtunes.commands.demo import demo_settings
@@ -190,14 +189,14 @@ def soak_kiosk(args: argparse.Namespace) -> Samples:
                 samples.take(visit)
     finally:
         app.close()
-    first, last = samples.rows[1], samples.rows[-1]
-    visits = last["visit"] - first["visit"]
+    first, last = samples.rows[0], samples.rows[-1]
+    visits = max(1, last["visit"])
     print(f"visits={args.visits} failed={samples.failures}")
     print(f"log_records_per_visit={(last['log_records'] - first['log_records']) / visits:.1f} "
           f"log_bytes_per_visit={(last['log_bytes'] - first['log_bytes']) / visits:.0f} (messages, INFO and up)")
     for message, count in logged.by_message.most_common(8):
-        print(f"  {count / args.visits:5.1f} a visit: {message[:100]}")
-    print(f"seconds_per_visit={last['seconds'] / args.visits:.2f}")
+        print(f"  {count / visits:5.1f} a visit: {message[:100]}")
+    print(f"seconds_per_visit={(last['seconds'] - first['seconds']) / visits:.2f}")
     return samples
 
 
@@ -218,7 +217,7 @@ def replay_video(folder: Path, frames: int = 60) -> Path:
     return path
 
 
-def soak_scanner(args: argparse.Namespace) -> Samples:
+def soak_scanner(args: argparse.Namespace, folder: Path) -> Samples:
     logged = CountingHandler()
     logging.basicConfig(level=logging.INFO, handlers=[logged])
     from moodtunes.config import Settings
@@ -226,7 +225,7 @@ def soak_scanner(args: argparse.Namespace) -> Samples:
     from moodtunes.vision.camera import Camera, open_camera
     from moodtunes.vision.scan import MoodScanner
 
-    video = replay_video(Path(tempfile.mkdtemp(prefix="moodtunes-soak-")))
+    video = replay_video(folder)
     settings = Settings(camera={"source": f"replay:{video}", "retry_seconds": 0.05},
                         vision={"scan_seconds": args.scan_s})
     outcomes: Counter[ScanOutcome] = Counter()
@@ -321,7 +320,7 @@ client.loop_forever()
 """
 
 
-def soak_uplink(args: argparse.Namespace) -> Samples:
+def soak_uplink(args: argparse.Namespace, folder: Path) -> Samples:
     sys.path.insert(0, str(REPO / "tests"))
     logged = CountingHandler()
     logging.basicConfig(level=logging.INFO, handlers=[logged])
@@ -330,7 +329,6 @@ def soak_uplink(args: argparse.Namespace) -> Samples:
     from moodtunes.store import Store
     from moodtunes.uplink import BrokerLink, Uplink
 
-    folder = Path(tempfile.mkdtemp(prefix="moodtunes-soak-"))
     database = folder / "moodtunes.db"
     port, device, prefix = free_port(), "soak-kiosk", "soak"
     mqtt = MqttSettings(enabled=True, host="127.0.0.1", port=port, topic_prefix=prefix, retry_seconds=0.1,
@@ -408,7 +406,7 @@ def soak_uplink(args: argparse.Namespace) -> Samples:
 
 # ---- ingest --------------------------------------------------------------------------------------
 
-def soak_ingest(args: argparse.Namespace) -> Samples:
+def soak_ingest(args: argparse.Namespace, folder: Path) -> Samples:
     sys.path.insert(0, str(REPO / "tests"))
     logged = CountingHandler()
     logging.basicConfig(level=logging.INFO, handlers=[logged])
@@ -419,7 +417,6 @@ def soak_ingest(args: argparse.Namespace) -> Samples:
     from moodtunes_cloud.ingest import Ingest
     from moodtunes_cloud.settings import IngestSettings
 
-    folder = Path(tempfile.mkdtemp(prefix="moodtunes-soak-"))
     (folder / "influxdb").mkdir()
     influxd, http_port, log = start_influxd(folder / "influxdb")
     _wait_until(lambda: influxd_answers(http_port), "influxd", influxd, log, timeout=30.0)
@@ -507,7 +504,9 @@ def main() -> int:
     for part in (kiosk, scanner, uplink, ingest):
         part.add_argument("--csv", type=Path, help="write every sample here too")
     args = parser.parse_args()
-    samples = {"kiosk": soak_kiosk, "scanner": soak_scanner, "uplink": soak_uplink, "ingest": soak_ingest}[args.part](args)
+    part = {"kiosk": soak_kiosk, "scanner": soak_scanner, "uplink": soak_uplink, "ingest": soak_ingest}[args.part]
+    with tempfile.TemporaryDirectory(prefix="moodtunes-soak-") as folder:  # data, database, broker: deleted after
+        samples = part(args, Path(folder))
     if args.csv:
         samples.write_csv(args.csv)
     if args.part in ("kiosk", "scanner"):
