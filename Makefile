@@ -75,7 +75,8 @@ music-embedding: $(TRAIN_STAMP)
 	$(TRAIN_VENV)/bin/pip download -q musicnn==0.1.0 --no-deps -d .cache/musicnn
 	$(TRAIN_VENV)/bin/python -m models.music.musicnn_export --wheel .cache/musicnn/musicnn-0.1.0-py3-none-any.whl --out models/music --clips $(SHARED)/music-4q
 
-## Every benchmark (results in docs/benchmarks.md); run `make baseline-models` once first.
+## The main benchmarks (results in docs/benchmarks.md, which gives the commands of the others);
+## run `make baseline-models` once first.
 bench: $(STAMP)
 	$(VENV)/bin/python bench/emotion.py
 	$(VENV)/bin/python bench/vision.py speed
