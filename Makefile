@@ -122,7 +122,7 @@ dashboards: $(STAMP)
 bundle: $(STAMP)
 	PYTHON=$(VENV)/bin/python provisioning/build-bundle.sh dist
 
-## Install the bundle into an emulated arm64 Debian and use it (root, qemu-user-static; ~12 min, 16-27 with the rootfs made first).
+## Install the bundle into an emulated arm64 Debian and use it (root, qemu-user-static; ~15 min, 22-23 with the rootfs made first).
 check-bundle:
 	@bundle=$$(ls -t dist/moodtunes-*-rpi-aarch64.tar.gz 2>/dev/null | head -1); \
 	if [ -z "$$bundle" ]; then echo "make check-bundle: no bundle in dist/: run \`make bundle\` first" >&2; exit 1; fi; \

@@ -14,9 +14,9 @@
 #
 # Needs root and Debian's qemu-user-static, binfmt-support and debootstrap. The rootfs (default
 # build/arm64-rootfs, ~700 MB) is made once with debootstrap (~10 min) and reused; each run
-# removes the previous install first. About 19-20 minutes on 2 cores with the rootfs in place,
-# 23-35 when the run makes it first (README.md); the upgrade, which installs the wheels a second
-# time, and the rollbacks take about 8 of them.
+# removes the previous install first. About 15 minutes on 2 cores with the rootfs in place, 22-23
+# when the run makes it first, longer on a busy machine (docs/benchmarks.md); the upgrade, which
+# installs the wheels a second time, and the rollbacks take about 8 of them.
 set -euo pipefail
 [ "$(id -u)" -eq 0 ] || { echo "check-bundle-arm64.sh: run as root" >&2; exit 1; }
 bundle_tar=$(realpath "${1:?usage: check-bundle-arm64.sh BUNDLE.tar.gz [ROOTFS_DIR]}")
