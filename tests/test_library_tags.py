@@ -195,6 +195,17 @@ def test_a_number_a_title_starts_with_is_kept(stem, title):
     assert title_from_filename(Path(f"/music/{stem}.mp3")) == title
 
 
+@pytest.mark.parametrize("stem, title", [
+    ("1.5 Hours", "1.5 Hours"), ("2.0 Remix", "2.0 Remix"), ("3.14159", "3.14159"), ("24-7", "24-7"),
+    ("9-5", "9-5"), ("4-3-2-1", "4-3-2-1"), ("06.5 Song", "06.5 Song"), ("12 - 5 Songs", "5 Songs"),
+    ("01 5 Seconds", "5 Seconds"),
+])
+def test_a_number_with_digits_after_its_point_or_hyphen_is_one_number(stem, title):
+    """A number before "." or "-" was taken for a track number even with a digit after them: an
+    untagged "1.5 Hours.mp3" was titled "5 Hours", "24-7" "7", "2.0 Remix" "0 Remix"."""
+    assert title_from_filename(Path(f"/music/{stem}.mp3")) == title
+
+
 def _mp3(path: Path) -> Path:
     t = np.arange(SR) / SR
     sf.write(str(path), 0.3 * np.sin(2 * np.pi * 440 * t), SR, format="MP3")
