@@ -197,8 +197,9 @@ def _ape_fields(path: Path) -> dict[str, str | None]:
 
 # A track number before a file name's title: zero-padded ("01 Song", "007_Song") before any
 # separator, or any number before "." or "-" ("1. Song", "12 - Song"). An unpadded one before a
-# space or an underscore (which stands for a space) starts the title: "99 Luftballons", "7_Years".
-_TRACK_NUMBER = re.compile(r"^\s*(?:0\d{1,2}\s*[-._ ]|\d{1,3}\s*[-.])\s*")
+# space or an underscore (which stands for a space) starts the title: "99 Luftballons", "7_Years";
+# so does a number with a digit right after its "." or "-": "1.5 Hours", "24-7", "2.0 Remix".
+_TRACK_NUMBER = re.compile(r"^\s*(?!\d+[-.]\d)(?:0\d{1,2}\s*[-._ ]|\d{1,3}\s*[-.])\s*")
 
 
 def title_from_filename(path: Path) -> str:
