@@ -165,6 +165,16 @@ def test_a_name_of_digits_is_a_name(naming):
     assert naming.screen.name == "pin_choice"
 
 
+@pytest.mark.parametrize("invisible", ["\u3164", "\u115f\u1160", "\uffa0"])
+def test_a_name_of_hangul_fillers_alone_is_refused_with_a_reason(naming, invisible):
+    """A Hangul filler is a letter to Unicode (Lo) but drawn as nothing: alone it passed "a letter or
+    a digit" and made a profile whose tile showed no name, as joiners alone did."""
+    posted(naming, [composed(invisible)])
+    assert naming.screen.text == invisible
+    tap(naming, "create")
+    assert naming.screen.name == "new_profile" and naming.screen.error == welcome.NAME_NEEDS_A_LETTER
+
+
 def test_a_name_of_joiners_alone_is_refused_with_a_reason(naming):
     """A Persian keyboard types the zero-width non-joiner (Shift+Space): alone it made a profile
     whose tile showed no name at all."""
