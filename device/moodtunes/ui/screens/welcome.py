@@ -9,7 +9,7 @@ import unicodedata
 
 import pygame
 
-from moodtunes.domain import Category, same_name
+from moodtunes.domain import INVISIBLE_IN_NAMES, Category, same_name
 from moodtunes.store import GUEST_NAME, Profile, StoreError
 from moodtunes.ui import layout as lay
 from moodtunes.ui import theme as th
@@ -626,7 +626,8 @@ class NewProfileScreen(Screen):
             self.app.home()
         elif target_id == "create" and self.text.strip():
             name = tidy_name(self.text)
-            if not any(unicodedata.category(char)[0] in "LN" for char in name):
+            # a Hangul filler is a letter (Lo) drawn as nothing: alone, it made a tile with no name
+            if not any(unicodedata.category(char)[0] in "LN" for char in INVISIBLE_IN_NAMES.sub("", name)):
                 self.error = NAME_NEEDS_A_LETTER
                 return
             taken = next((p.name for p in self.profiles if same_name(p.name, name)), None)
