@@ -76,6 +76,13 @@ def slope(points: list[tuple[float, float]]) -> float:
     return sum((x - mean_x) * (y - mean_y) for x, y in points) / spread if spread else 0.0
 
 
+def sample_due(count: int, every: int, last: int) -> bool:
+    """Whether to sample after ``count`` of ``last``: each ``every``-th and the last, so that figures
+    "a visit" divide what was counted by as many visits (the visits after the last sample were
+    counted, not divided by)."""
+    return count % every == 0 or count == last
+
+
 class Samples:
     """This process's resident memory, open files and threads, with what the part adds
     (``extra``), each time ``take`` is called."""
@@ -160,8 +167,10 @@ def soak_kiosk(args: argparse.Namespace, data: Path) -> Samples:
     app.start()
     app.step()
     try:
-        if args.idle_frames:  # once the library is catalogued and the models loaded, both in the background
-            assert app.library_service.wait(600) and app.scanner_service.wait(60), "the kiosk did not get ready"
+        # once the library is catalogued and the models loaded, both in the background: the time a
+        # visit takes leaves them out
+        assert app.library_service.wait(600) and app.scanner_service.wait(60), "the kiosk did not get ready"
+        if args.idle_frames:
             idle = Samples("frame", lambda: {"objects": len(gc.get_objects()), "text_cache": len(widgets.TEXT._cache),
                                             "log_records": logged.records})
             idle.take(0)
@@ -185,7 +194,7 @@ def soak_kiosk(args: argparse.Namespace, data: Path) -> Samples:
                 return samples
             app.running = True  # the autopilot stops the kiosk after its visit
             samples.failures += pilot.result != 0
-            if visit % args.every == 0:
+            if sample_due(visit, args.every, args.visits):
                 samples.take(visit)
     finally:
         app.close()
@@ -239,7 +248,7 @@ def soak_scanner(args: argparse.Namespace, folder: Path) -> Samples:
                 time.sleep(0.01)  # the kiosk's frame rate, about
             outcomes[result.outcome] += 1
             time.sleep(0.1)  # the worker closes the camera between scans
-            if scan % args.every == 0:
+            if sample_due(scan, args.every, args.scans):
                 samples.take(scan)
     samples.failures = args.scans - outcomes[ScanOutcome.OK]
     print(f"scans={args.scans} ok={outcomes[ScanOutcome.OK]}")
