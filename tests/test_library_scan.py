@@ -577,6 +577,23 @@ def test_a_files_hard_links_under_two_folders_scanned_are_one_track(library, sto
     assert (report.found, report.removed, report.kept, report.missing_roots) == (5, 1, [], [])
 
 
+@pytest.mark.parametrize("inside", [True, False], ids=["in the same folder", "in a folder scanned first"])
+def test_a_hard_link_made_to_a_catalogued_song_leaves_its_track_as_it_was(library, store, tmp_path, analyses, inside):
+    """A song's track keeps the name it is catalogued by when a hard link to it is made where the
+    scan looks first ("00 favourites" beside its folder, or a folder listed before): the link's name
+    was kept as the song's and its track pruned, the song analysed again as a new one, and an
+    untagged song's ratings, found by its path, left with the old name."""
+    scan_library([library], store, workers=1)
+    favourites = library / "00 favourites" if inside else tmp_path / "favourites"
+    favourites.mkdir()
+    os.link(library / "demo" / SMALL[1], favourites / "morning-tea.flac")
+    analyses.clear()
+    report = scan_library([library] if inside else [favourites, library], store, workers=1)
+    assert sorted(store.track_index()) == sorted(
+        [str(library / "broken.mp3"), *(str(library / "demo" / name) for name in SMALL)])
+    assert (analyses, report.found, report.removed, report.kept) == ([], 5, 0, [])
+
+
 def test_a_folder_linked_in_from_elsewhere_is_scanned_once_under_the_links_path(library, store, tmp_path, demo_files):
     """A scan found nothing in a library made of links (`ln -s /media/usb/Music`), and said only that
     the links were not followed: the kiosk had no songs."""
