@@ -570,7 +570,7 @@ def test_a_files_hard_links_under_two_folders_scanned_are_one_track(library, sto
     links = library / "links" if inside else tmp_path / "elsewhere"
     links.mkdir()
     os.link(library / "demo" / SMALL[0], links / "again.flac")
-    catalogue(store, links / "again.flac")  # by a version that made it a track of its own
+    catalogue(store, library / "demo" / SMALL[0], links / "again.flac")  # by a version that made each a track
     report = scan_library([library, links], store, workers=1)
     assert sorted(store.track_index()) == sorted(
         [str(library / "broken.mp3"), *(str(library / "demo" / name) for name in SMALL)])

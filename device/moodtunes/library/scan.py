@@ -191,11 +191,14 @@ def iter_audio_files(
     roots: Iterable[str] = (), *, not_a_file: Callable[[str, str], None],
     dangling_link: Callable[[str, str], None], other_audio: Callable[[str], None],
     empty_folder: Callable[[str], None], missing_folder: Callable[[str], None],
-    first_names: dict[tuple[int, int], str] | None = None,
+    song_names: dict[tuple[int, int], str] | None = None, catalogued: Collection[str] = (),
 ) -> Iterator[FileState]:
     """Audio files under ``root`` (recursively, hidden and SYSTEM_FOLDERS skipped), in a stable order,
-    each file once (a hard link is the same song under another name). ``first_names``, shared by
-    the walks of several folders: (device, inode) -> the name a file was first found by, kept there.
+    each file once (a hard link is the same song under another name), by the name it is
+    ``catalogued`` by if any, else the first found; a later name that is catalogued, where the
+    first is not, is yielded too. ``song_names``, shared by the walks of several folders: (device,
+    inode) -> that name, the song's over all of them: a hard link made where the walk comes first
+    ("00 favourites") took a catalogued song's place, its ratings left with the old name.
     Symlinked folders are followed (a music folder linked in from a drive is part of the library),
     each folder once, their songs known by the link's path, as a linked song from outside is:
     deleting the link prunes them. Not followed: a link into ``roots`` (its music is scanned
@@ -210,7 +213,7 @@ def iter_audio_files(
     all, hidden or not, to ``empty_folder``. ``roots``: all the folders scanned (a symlinked file
     whose target lies in one of them is that target; see _resolve)."""
     roots = list(roots)
-    first_names = {} if first_names is None else first_names
+    song_names = {} if song_names is None else song_names
     songs_seen: set[tuple[int, int]] = set()  # (device, inode) of the songs found: two names of one file are one song
     for folder, subdirs, files in walk_once(root, onerror=unreadable):
         if not subdirs and not files:
@@ -238,9 +241,12 @@ def iter_audio_files(
                 unreadable(exc)
                 continue
             if stat.S_ISREG(st.st_mode):
-                if (st.st_dev, st.st_ino) not in songs_seen:  # else a hard link to a song already found
-                    songs_seen.add((st.st_dev, st.st_ino))
-                    first_names.setdefault((st.st_dev, st.st_ino), catalogued_as)
+                song = (st.st_dev, st.st_ino)
+                named = song_names.get(song)
+                if named is None or (catalogued_as in catalogued and named not in catalogued):
+                    song_names[song] = catalogued_as
+                if song not in songs_seen or song_names[song] == catalogued_as:  # else a hard link to a song found
+                    songs_seen.add(song)
                     yield FileState(catalogued_as, st.st_size, st.st_mtime, st.st_ctime)
             else:
                 not_a_file(path, _not_a_file_reason(path, st.st_mode))
@@ -452,7 +458,7 @@ def _walk(
     on_disk: dict[str, FileState] = {}
     kept: list[str] = []
     in_order = sorted(catalogued)
-    first_names: dict[tuple[int, int], str] = {}  # over every root: a file under two of them is one song
+    song_names: dict[tuple[int, int], str] = {}  # over every root: a file under two of them is one song
 
     def unreadable(exc: OSError) -> None:
         _keep(exc.filename, f"can't be read ({exc.strerror or exc}), so what is catalogued there is kept",
@@ -505,7 +511,8 @@ def _walk(
             continue
         files = iter_audio_files(Path(root), unreadable, linked_folder, list(map(str, roots)),
                                  not_a_file=skip, dangling_link=dangling_link, other_audio=other_audio,
-                                 empty_folder=empty_folder, missing_folder=missing_folder, first_names=first_names)
+                                 empty_folder=empty_folder, missing_folder=missing_folder, song_names=song_names,
+                                 catalogued=catalogued)
         found = {s.path: s for s in files}
         # the tracks of an empty folder inside are kept, and counted, already
         tracks = 0 if found or _under(root, kept) else sum(
@@ -516,7 +523,7 @@ def _walk(
     # One name per file over all the roots: a hard link under another root, or a root inside
     # another, made one file a track per root. Each root's own names still count as found above:
     # a root whose songs are all known by other names is no unmounted drive's.
-    songs = set(first_names.values())
+    songs = set(song_names.values())
     on_disk = {path: state for path, state in on_disk.items() if path in songs}
     if report.skipped:
         logger.warning("%s", skipped_summary(report.skipped))
