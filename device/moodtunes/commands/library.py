@@ -296,10 +296,10 @@ def _list(args: argparse.Namespace, settings: Any) -> int:
     return 0
 
 
-def _cell(value: float | None, places: int, width: int = 4) -> str:
-    """A number of the table, blank when the catalogue has none: a row written by hand into the
-    database (a path and a category) stopped the listing with a TypeError."""
-    return " " * width if value is None else f"{value:{width}.{places}f}"
+def _cell(value: float | None, places: int) -> str:
+    """A number of the table, 4 wide, blank when the catalogue has none: a row written by hand into
+    the database (a path and a category) stopped the listing with a TypeError."""
+    return " " * 4 if value is None else f"{value:4.{places}f}"
 
 
 def _none_listed(category: str | None, counts: TrackCounts) -> str:
