@@ -473,12 +473,14 @@ def _warn_of_a_readable_uplink_secret() -> None:
     the password, and nothing said so. Only its mode is looked at: the kiosk and the scan can't
     even see the file (their units' InaccessiblePaths=)."""
     try:
-        mode = UPLINK_SECRETS.stat().st_mode & 0o777
+        status = UPLINK_SECRETS.stat()
     except OSError:
         return  # none (not the appliance), or hidden from this service
-    if mode & 0o044:
-        logger.warning("%s holds the MQTT password and other users may read it (mode %04o): run sudo chown root:root "
-                       "%s; sudo chmod 600 %s", UPLINK_SECRETS, mode, UPLINK_SECRETS, UPLINK_SECRETS)
+    mode = status.st_mode & 0o777
+    if mode & 0o044 or status.st_uid != 0:  # systemd reads it as root: nobody else needs to
+        who = f"mode {mode:04o}" if mode & 0o044 else f"owned by uid {status.st_uid}"
+        logger.warning("%s holds the MQTT password and other users may read it (%s): run sudo chown root:root "
+                       "%s; sudo chmod 600 %s", UPLINK_SECRETS, who, UPLINK_SECRETS, UPLINK_SECRETS)
 
 
 UPLINK_PASSWORD_VARIABLE = f"{ENV_PREFIX}MQTT__PASSWORD"
