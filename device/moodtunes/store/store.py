@@ -842,10 +842,11 @@ class Store:
 
     @staticmethod
     def _free_guest_name(db: sqlite3.Connection) -> str:
-        """The guest's name: "Guest", unless a person's profile has it (then "Guest 2", …)."""
-        taken = {r["name"].casefold() for r in db.execute("SELECT name FROM profiles")}
+        """The guest's name: "Guest", unless a person's profile has it, as the kiosk tells names
+        apart (`same_name`: a "Guest" with a joiner too), then "Guest 2", …"""
+        taken = [r["name"] for r in db.execute("SELECT name FROM profiles")]
         names = (GUEST_NAME if n == 1 else f"{GUEST_NAME} {n}" for n in range(1, len(taken) + 2))
-        return next(name for name in names if name.casefold() not in taken)
+        return next(name for name in names if not any(same_name(name, other) for other in taken))
 
     def profiles(self, include_guest: bool = False) -> list[Profile]:
         rows = self._query(
