@@ -97,7 +97,7 @@ def test_the_prune_log_tells_files_gone_from_files_outside_the_folders(tmp_path,
         with caplog.at_level(logging.INFO, logger="moodtunes.library.scan"):
             report = scan_library([music], store, workers=1, exclusive=True)
     assert report.removed == 2
-    assert "pruned 2 tracks: 1 whose files are gone, 1 outside the folders scanned" in caplog.text
+    assert "pruned 2 tracks: 1 whose files are gone, 1 outside the folders scanned, 0 in them by another name or no longer a song" in caplog.text
 
 
 def test_listing_a_data_dir_that_is_not_there_says_so_and_creates_nothing(tmp_path, monkeypatch, capsys):

@@ -562,7 +562,7 @@ def test_symlinks_inside_a_folder_add_no_track_twice_and_a_link_up_the_tree_is_r
 
 
 @pytest.mark.parametrize("inside", [True, False], ids=["a folder scanned inside another", "two folders apart"])
-def test_a_files_hard_links_under_two_folders_scanned_are_one_track(library, store, tmp_path, inside):
+def test_a_files_hard_links_under_two_folders_scanned_are_one_track(library, store, tmp_path, inside, caplog):
     """One file was one track per folder scanned: with library.paths /m and /m/links, or a hard link
     from one folder into another, its names under each were two tracks, the song twice in the lists.
     The tracks an earlier scan made of the other names are pruned, and a folder whose songs are all
@@ -571,10 +571,13 @@ def test_a_files_hard_links_under_two_folders_scanned_are_one_track(library, sto
     links.mkdir()
     os.link(library / "demo" / SMALL[0], links / "again.flac")
     catalogue(store, library / "demo" / SMALL[0], links / "again.flac")  # by a version that made each a track
-    report = scan_library([library, links], store, workers=1)
+    with caplog.at_level("INFO", logger="moodtunes.library.scan"):
+        report = scan_library([library, links], store, workers=1)
     assert sorted(store.track_index()) == sorted(
         [str(library / "broken.mp3"), *(str(library / "demo" / name) for name in SMALL)])
     assert (report.found, report.removed, report.kept, report.missing_roots) == (5, 1, [], [])
+    # the name pruned is inside the folders scanned: not said to be outside them
+    assert "pruned 1 tracks: 0 whose files are gone, 0 outside the folders scanned, 1 in them by another name" in caplog.text
 
 
 @pytest.mark.parametrize("inside", [True, False], ids=["in the same folder", "in a folder scanned first"])

@@ -987,9 +987,13 @@ def _scan(
     todo += _rescore(store, rescore, model, report)
     if gone:
         report.removed = store.delete_tracks(gone)
-        outside = sum(os.path.lexists(p) for p in gone)  # still there: pruned for being outside ``roots``
-        logger.info("pruned %d tracks: %d whose files are gone, %d outside the folders scanned",
-                    report.removed, report.removed - outside, outside)
+        still_there = [p for p in gone if os.path.lexists(p)]
+        # one still there inside the folders scanned: a hard link's other name (iter_audio_files), or
+        # no longer a song's file (a dangling link, say); it was counted as outside them
+        inside = sum(_under(p, [*given, *map(str, resolved)]) for p in still_there)
+        logger.info("pruned %d tracks: %d whose files are gone, %d outside the folders scanned, %d in them by another "
+                    "name or no longer a song", report.removed, report.removed - len(still_there),
+                    len(still_there) - inside, inside)
     results = _analyses(todo, model_path, resolve_workers(workers), report.found)
     with closing(results):  # interrupted: the pool is shut down before the exception goes on
         for done, (state, result) in enumerate(results, start=1):
