@@ -766,14 +766,21 @@ def test_a_database_influxdb_refuses_to_create_is_a_retryable_error(influxdb):
 
 
 def test_the_ingest_command_runs_until_sigterm(mosquitto, influxdb, tmp_path):
+    """And deletes the dead-letter files past MOODTUNES_INGEST_DEAD_LETTER_KEEP_DAYS as it starts."""
     device, prefix, db = unique("kiosk-"), unique("mt"), unique("cmd")
     with Store.open(tmp_path / "moodtunes.db") as store:
         event = record_visit(store, device)
+    folder = tmp_path / "deadletter"
+    folder.mkdir()
+    expired, recent = folder / "2020-01-01.kiosk-1.jsonl", folder / f"{datetime.now(UTC) - timedelta(days=7):%Y-%m-%d}.kiosk-1.jsonl"
+    for path in (expired, recent):
+        path.write_text("{}\n")
     env = os.environ | {
         "MOODTUNES_INGEST_MQTT_HOST": mosquitto.host, "MOODTUNES_INGEST_MQTT_PORT": str(mosquitto.port),
         "MOODTUNES_INGEST_MQTT_CLIENT_ID": unique("ingest-"), "MOODTUNES_INGEST_TOPIC_PREFIX": prefix,
         "MOODTUNES_INGEST_INFLUX_API": "v1", "MOODTUNES_INGEST_INFLUX_URL": influxdb.url,
         "MOODTUNES_INGEST_INFLUX_DB": db,
+        "MOODTUNES_INGEST_DEAD_LETTER_DIR": str(folder), "MOODTUNES_INGEST_DEAD_LETTER_KEEP_DAYS": "7",
     }
     command = Path(sys.executable).with_name("moodtunes-ingest")
     log = tmp_path / "ingest.log"
@@ -794,6 +801,9 @@ def test_the_ingest_command_runs_until_sigterm(mosquitto, influxdb, tmp_path):
         returncode = stop_process(process)
     assert returncode == 0, f"the ingest did not stop cleanly on SIGTERM ({returncode}): {log.read_text()[-2000:]}"
     assert "stopped: IngestStats(received=" in log.read_text()
+    assert (expired.exists(), recent.exists()) == (False, True)
+    assert f"deleted 1 dead-letter file(s) of 2020-01-01 to 2020-01-01 from {folder} (3 bytes)" in log.read_text()
+    assert "a file per device and day, for 7 days after that day;" in log.read_text()
 
 
 def test_a_bug_while_processing_costs_one_message_not_the_ingest(mosquitto, influxdb, tmp_path, monkeypatch):

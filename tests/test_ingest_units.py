@@ -15,7 +15,8 @@ import sys
 import threading
 import time
 import urllib.parse
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from types import SimpleNamespace
 from typing import ClassVar
 
@@ -1032,7 +1033,7 @@ def test_no_more_rejections_wait_than_held_the_rest_only_in_their_dead_letters()
 # ---- dead letters --------------------------------------------------------------------------
 
 def _dead_letters(folder, max_bytes_per_day: int, junk_bytes_per_day: int = 1 << 20) -> DeadLetters:
-    return DeadLetters(folder, max_bytes_per_day, junk_bytes_per_day)
+    return DeadLetters(folder, max_bytes_per_day, junk_bytes_per_day, keep_days=0)
 
 
 def _keep(letters: DeadLetters, topic: str, payload: bytes, reason: str, received_at: datetime,
@@ -1415,6 +1416,110 @@ def test_purge_gets_through_letters_it_cant_read_and_deletes_those_with_the_key(
     assert capsys.readouterr().out.splitlines()[-1] == "purged: 4 letter(s) deleted"
     assert forgotten not in day.read_text()
     assert [json.loads(line)["reason"] for line in day.read_text().splitlines()] == ["recursion limit exceeded", "clock"]
+
+
+# ---- dead-letter retention ---------------------------------------------------------------
+
+def _letter_files(folder, *names: str) -> None:
+    folder.mkdir(exist_ok=True)
+    for name in names:
+        (folder / name).write_text('{"topic": "moodtunes/kiosk-1/visit"}\n')  # 37 bytes
+
+
+def test_dead_letter_files_expire_by_the_day_in_their_name_and_only_the_ingests_names(tmp_path):
+    """A day's file goes once that day is more than keep_days past, so its last letter (23:59) was
+    kept keep_days. By the name, not the modification time, which a purge renews (and a copy put
+    back may have lost); and only the ingest's names: the folder is the operator's too."""
+    _letter_files(
+        tmp_path,
+        "2026-11-06.kiosk-1.jsonl",  # 31 days before 2026-12-07: expired
+        "2026-11-07.kiosk-1.jsonl",  # 30 days: kept until 2026-12-08
+        "2026-10-01.jsonl",  # an earlier ingest's, one a day for all devices
+        "2026-10-01.(unknown).jsonl",
+        "2026-10-01.kiosk-1.jsonl.gz",  # the operator's archive
+        ".2026-10-01.kiosk-1.jsonl.purging",  # purge's file being written
+        "2026-13-01.kiosk-1.jsonl",  # no day
+        "notes.jsonl",
+        "2026-10-02.kiosk-1.jsonl",  # purged today: new mtime, old letters
+        "2026-12-01.kiosk-1.jsonl",  # an old mtime, recent letters
+    )
+    (tmp_path / "2026-10-03.kiosk-1.jsonl").mkdir()
+    os.utime(tmp_path / "2026-12-01.kiosk-1.jsonl", (0, 0))
+    expired = deadletter.expired_files(tmp_path, date(2026, 12, 7), keep_days=30)
+    assert [path.name for path in expired] == [
+        "2026-10-01.(unknown).jsonl", "2026-10-01.jsonl", "2026-10-02.kiosk-1.jsonl", "2026-11-06.kiosk-1.jsonl",
+    ]
+
+
+def test_the_ingest_deletes_expired_dead_letters_at_start_saying_which_in_one_line(tmp_path, monkeypatch, caplog):
+    """Files were deleted only by hand: a device sending junk daily added 10 MiB a day, for ever,
+    each letter with a whole visit and the person's profile_key."""
+    caplog.set_level(logging.INFO, logger="moodtunes_cloud.deadletter")
+    monkeypatch.setattr(deadletter, "_utc_now", lambda: datetime(2026, 12, 7, 9, 30, tzinfo=UTC))
+    folder = tmp_path / "deadletter"
+    _letter_files(folder, "2026-11-01.kiosk-1.jsonl", "2026-11-01.kiosk-2.jsonl", "2026-11-06.jsonl",
+                  "2026-11-07.kiosk-1.jsonl", "notes.txt")
+    ingest, _ = _offline_ingest(_FakeWriter(), dead_letter_dir=folder)  # the default: 30 days
+    ingest.stop()
+    assert sorted(path.name for path in folder.iterdir()) == ["2026-11-07.kiosk-1.jsonl", "notes.txt"]
+    said = (f"deleted 3 dead-letter file(s) of 2026-11-01 to 2026-11-06 from {folder} (111 bytes), older than "
+            "MOODTUNES_INGEST_DEAD_LETTER_KEEP_DAYS (30 days): 2026-11-01.kiosk-1.jsonl, 2026-11-01.kiosk-2.jsonl, "
+            "2026-11-06.jsonl")
+    assert [record.getMessage() for record in caplog.records if "deleted" in record.getMessage()] == [said]
+
+
+def test_dead_letters_are_kept_for_ever_with_keep_days_0(tmp_path, monkeypatch):
+    monkeypatch.setattr(deadletter, "_utc_now", lambda: datetime(2026, 12, 7, 9, 30, tzinfo=UTC))
+    folder = tmp_path / "deadletter"
+    _letter_files(folder, "2020-01-01.kiosk-1.jsonl")
+    ingest, _ = _offline_ingest(_FakeWriter(), dead_letter_dir=folder, dead_letter_keep_days=0)
+    ingest.stop()
+    assert (folder / "2020-01-01.kiosk-1.jsonl").exists()
+
+
+def test_a_day_of_dead_letters_expires_just_after_midnight_while_the_ingest_runs(tmp_path, monkeypatch):
+    """Not only at start: an ingest runs for months."""
+    folder = tmp_path / "deadletter"
+    expiring = folder / "2026-11-07.kiosk-1.jsonl"
+    _letter_files(folder, expiring.name)
+    times = iter([datetime(2026, 12, 7, 23, 59, 59, 900_000, tzinfo=UTC), datetime(2026, 12, 8, 0, 0, 0, 1000, tzinfo=UTC)])
+    there_at_each_sweep: list[bool] = []
+
+    def clock() -> datetime:
+        there_at_each_sweep.append(expiring.exists())
+        return next(times)
+
+    monkeypatch.setattr(deadletter, "_utc_now", clock)
+    letters = DeadLetters(folder, 1 << 20, 1 << 20, keep_days=30)
+    try:
+        wait_for(lambda: not expiring.exists(), "the file deleted after midnight")
+    finally:
+        letters.close()
+    assert there_at_each_sweep == [True, True]  # kept by the sweep of 2026-12-07, deleted by the next
+
+
+def test_a_dead_letter_file_that_cant_be_deleted_is_said_in_the_log_and_the_rest_go(tmp_path, monkeypatch, caplog):
+    folder = tmp_path / "deadletter"
+    _letter_files(folder, "2026-10-01.kiosk-1.jsonl", "2026-10-02.kiosk-1.jsonl")
+    real_unlink = Path.unlink
+
+    def unlink(path, missing_ok=False):
+        if path.name.startswith("2026-10-01"):
+            raise PermissionError(13, "Permission denied")
+        real_unlink(path, missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", unlink)
+    deadletter.delete_expired(folder, date(2026, 12, 7), keep_days=30)
+    assert sorted(path.name for path in folder.iterdir()) == ["2026-10-01.kiosk-1.jsonl"]
+    assert f"can't delete 1 dead-letter file(s) older than MOODTUNES_INGEST_DEAD_LETTER_KEEP_DAYS (30 days) from " \
+           f"{folder}: 2026-10-01.kiosk-1.jsonl (Permission denied)" in caplog.text
+
+
+def test_the_dead_letters_keep_days_setting_is_never_negative(monkeypatch):
+    monkeypatch.setenv("MOODTUNES_INGEST_DEAD_LETTER_KEEP_DAYS", "-1")
+    with pytest.raises(SettingsError, match="^ingest settings: MOODTUNES_INGEST_DEAD_LETTER_KEEP_DAYS: Input should "
+                                            "be greater than or equal to 0$"):
+        load_ingest_settings()
 
 
 # ---- review fixes: schema versions, rejections held and stamped, statuses in a full queue ----

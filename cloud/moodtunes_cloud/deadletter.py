@@ -18,7 +18,9 @@ MOODTUNES_INGEST_DEAD_LETTER_JUNK_BYTES_PER_DAY: a device publishing junk at the
 would otherwise fill the volume, or (with one cap for all) leave no room for the letters of other
 devices that replay can write once the cause is fixed (a newer schema_version, InfluxDB
 refusing, a full queue), which were then acknowledged and lost. The letters over a limit
-are counted in the log.
+are counted in the log. A file is deleted once its day, by its name, is more than
+MOODTUNES_INGEST_DEAD_LETTER_KEEP_DAYS past (a letter keeps a whole visit, the person's
+profile_key with it), at start and just after each UTC midnight, in one line of the log.
 
     python -m moodtunes_cloud.deadletter replay FILE...
 
@@ -41,13 +43,14 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
 
@@ -70,6 +73,10 @@ OPEN_FILES = 16
 DEVICE_FILES_PER_DAY = 256
 UNKNOWN_DEVICE = "(unknown)"  # the device_id tag of a rejection whose topic names no device (no device id has parentheses)
 EXIT_STOPPED = 3  # replay: InfluxDB stopped taking writes; running it again once it does can help
+# The name of a dead-letter file: 2026-12-05.kiosk-1.jsonl, or an earlier ingest's 2026-12-05.jsonl
+# (one a day for all devices). Only these are ever deleted for their age: the folder is the operator's too.
+DAY_FILE = re.compile(r"(?P<day>\d{4}-\d{2}-\d{2})(?:\..+)?\.jsonl")
+DELETED_NAMES_LOGGED = 20  # the log line of a retention sweep names so many of the files it deleted
 
 
 def letter(topic: str, payload: bytes, reason: str, received_at: datetime, limit: int,
@@ -111,7 +118,7 @@ class DeadLetters:
     the broker's queue for the ingest, and the broker dropped other devices' visits, acknowledged to
     them, queued behind it. The daily limits bound what a flood can make it write."""
 
-    def __init__(self, folder: Path, max_bytes_per_day: int, junk_bytes_per_day: int) -> None:
+    def __init__(self, folder: Path, max_bytes_per_day: int, junk_bytes_per_day: int, keep_days: int) -> None:
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -138,6 +145,11 @@ class DeadLetters:
         self._overflow_day: str | None = None  # the last day the letters of a device went to UNKNOWN_DEVICE's file
         self._flusher = threading.Thread(target=self._flush, name="dead-letter-flush", daemon=True)
         self._flusher.start()
+        self._keep_days = keep_days
+        self._closed = threading.Event()  # ends the retention thread
+        self._retention = threading.Thread(target=self._retain, name="dead-letter-retention", daemon=True)
+        if keep_days:
+            self._retention.start()
 
     def keep(self, topic: str, payload: bytes, reason: str, received_at: datetime,
              user_properties: tuple[tuple[str, str], ...] = (), *, device: str, replayable: bool,
@@ -263,12 +275,27 @@ class DeadLetters:
     def close(self) -> None:
         """Flush the letters written and run what waits for them (the ingest stopping acknowledges
         their messages so)."""
+        self._closed.set()
+        if self._retention.is_alive():
+            self._retention.join()
         with self._written:
             self._closing = True
             self._written.notify()
         self._flusher.join()
         with self._written:
             self._close_files()
+
+    def _retain(self) -> None:
+        """Delete the files past ``keep_days`` at start, then just after each UTC midnight, when
+        the next day's files expire: in a thread of its own, as a sweep of thousands of files must
+        not hold up a letter. It takes no lock: keep() appends to the file of a letter's day of
+        arrival, today's but for a visit held in the retry queue since an earlier day, and opens a
+        file deleted under it again; a letter that came more than ``keep_days`` ago is due to go."""
+        while True:
+            now = _utc_now()
+            delete_expired(self.folder, now.date(), self._keep_days)
+            if self._closed.wait(_seconds_to_next_day(now)):
+                return
 
     def _count_dropped(self, day: str, device: str, replayable: bool) -> None:
         """Count a letter over its limit, and say how many so far at the first one of a day for a
@@ -293,6 +320,70 @@ class DeadLetters:
                 "messages that can never be written: %d dropped so far, only counted (is the device flooding the "
                 "broker? the rejections above say what it sends)", device, day, self._junk_bytes_per_day, dropped.count,
             )
+
+
+def _utc_now() -> datetime:
+    """The retention's clock (a test moves it to midnight)."""
+    return datetime.now(UTC)
+
+
+def _seconds_to_next_day(now: datetime) -> float:
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    return (midnight - now).total_seconds()
+
+
+def _file_day(name: str) -> date | None:
+    """The day of a dead-letter file by its name, or None for a name that is no dead-letter file's."""
+    named = DAY_FILE.fullmatch(name)
+    if named is None:
+        return None
+    try:
+        return date.fromisoformat(named["day"])
+    except ValueError:  # 2026-13-45: no day
+        return None
+
+
+def expired_files(folder: Path, today: date, keep_days: int) -> list[Path]:
+    """The dead-letter files in ``folder`` of a day more than ``keep_days`` before ``today``, by the
+    day in their name (a letter's day of arrival): not their modification time, which a purge
+    renews. So each letter is kept ``keep_days`` whole days after the day it came."""
+    oldest_kept = today - timedelta(days=keep_days)
+    return sorted(path for path in folder.iterdir()
+                  if (day := _file_day(path.name)) is not None and day < oldest_kept and not path.is_dir())
+
+
+def delete_expired(folder: Path, today: date, keep_days: int) -> None:
+    """Delete the expired files (``expired_files``), saying which in one line of the log, and
+    those it couldn't delete in another."""
+    deleted: list[Path] = []
+    failed: list[str] = []
+    deleted_bytes = 0
+    try:
+        expired = expired_files(folder, today, keep_days)
+    except OSError as exc:
+        logger.error("can't list the dead-letter folder %s to delete the files older than %d days (%s)",
+                     folder, keep_days, exc.strerror or exc)
+        return
+    for path in expired:
+        try:
+            size = path.stat().st_size
+            path.unlink()
+        except FileNotFoundError:  # deleted by hand meanwhile
+            continue
+        except OSError as exc:
+            failed.append(f"{path.name} ({exc.strerror or exc})")
+            continue
+        deleted.append(path)
+        deleted_bytes += size
+    if deleted:
+        names = ", ".join(path.name for path in deleted[:DELETED_NAMES_LOGGED])
+        more = f" and {len(deleted) - DELETED_NAMES_LOGGED} more" if len(deleted) > DELETED_NAMES_LOGGED else ""
+        logger.info("deleted %d dead-letter file(s) of %s to %s from %s (%d bytes), older than "
+                    "MOODTUNES_INGEST_DEAD_LETTER_KEEP_DAYS (%d days): %s%s", len(deleted), _file_day(deleted[0].name),
+                    _file_day(deleted[-1].name), folder, deleted_bytes, keep_days, names, more)
+    if failed:
+        logger.error("can't delete %d dead-letter file(s) older than MOODTUNES_INGEST_DEAD_LETTER_KEEP_DAYS (%d days) "
+                     "from %s: %s", len(failed), keep_days, folder, ", ".join(failed))
 
 
 def _flush_to_disk(path: Path) -> bool:

@@ -383,7 +383,8 @@ class Ingest:
         self._writer = writer
         self._dead_letters = (
             DeadLetters(settings.dead_letter_dir, settings.dead_letter_max_bytes_per_day,
-                        settings.dead_letter_junk_bytes_per_day) if settings.dead_letter_dir else None
+                        settings.dead_letter_junk_bytes_per_day, settings.dead_letter_keep_days)
+            if settings.dead_letter_dir else None
         )
         self.stats = IngestStats()
         self._queue: collections.deque[_Queued] = collections.deque()
@@ -450,9 +451,11 @@ class Ingest:
 
     def _say_where_dead_letters_go(self) -> None:
         if self._dead_letters is not None:
+            keep_days = self._settings.dead_letter_keep_days
             logger.info(
-                "rejected messages are kept in %s, a JSON line each in a file per device and day; "
+                "rejected messages are kept in %s, a JSON line each in a file per device and day, %s; "
                 "`python -m moodtunes_cloud.deadletter replay FILE` writes them once fixed", self._dead_letters.folder,
+                f"for {keep_days} days after that day" if keep_days else "until deleted by hand",
             )
         else:
             logger.warning("MOODTUNES_INGEST_DEAD_LETTER_DIR is not set: a rejected message is kept nowhere, "

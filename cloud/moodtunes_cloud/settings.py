@@ -56,6 +56,11 @@ class IngestSettings(BaseSettings):
         10 * 1024 * 1024, gt=0, description="of that file, what the letters replay can never write (not JSON, too "
         "big, invalid, a wrong clock) may take: the rest is kept for those it can (a newer schema_version...)",
     )
+    dead_letter_keep_days: int = Field(
+        30, ge=0, description="a dead-letter file is deleted once its day (in its name) is this many days past: "
+        "time to notice rejections on the dashboards and replay them, while a letter keeps a whole visit, the "
+        "person's profile_key with it; 0 keeps them until deleted by hand",
+    )
 
     influx_api: Literal["v1", "v2"] = Field("v2", description="v1: InfluxDB 1.x /write; v2: InfluxDB 2 API")
     influx_url: str = Field(
