@@ -1061,6 +1061,25 @@ def test_a_dead_letter_the_disk_wont_take_goes_to_the_log_whole(tmp_path, caplog
     assert '"payload": "{\\"rating\\": \\"80\\"}"' in caplog.text
 
 
+def test_a_letter_the_disk_wont_take_is_acknowledged_and_its_log_line_replays(tmp_path, caplog, capsys):
+    """A full volume: the log line is the letter's only copy, and cloud/README.md's sed takes from
+    it a file that replay writes."""
+    folder = tmp_path / "deadletter"
+    letters = _dead_letters(folder, 1 << 20)
+    folder.rmdir()
+    folder.write_text("the folder went away")
+    acknowledged = []
+    letters.keep("moodtunes/kiosk-1/visit", _payload(), "InfluxDB down", ARRIVED, device="kiosk-1", replayable=True,
+                 then=lambda: acknowledged.append(True))
+    letters.close()
+    assert acknowledged == [True]
+    logged = tmp_path / "logged.jsonl"
+    logged.write_text("".join(re.sub(r"^[^{]*can't keep a dead letter in [^{]*; the letter: ", "", record.getMessage())
+                              + "\n" for record in caplog.records))
+    result = deadletter.replay([logged], IngestSettings(), _FakeWriter())
+    assert (result.written, result.refused, result.unreadable) == (1, 0, 0), capsys.readouterr().out
+
+
 def test_a_letter_the_disk_took_only_in_part_is_cut_off_so_the_next_one_reads(tmp_path, caplog):
     """A full disk took half a letter: the next one, written once there was room, was appended to
     that half line, and replay couldn't read it either. The file goes back to its size before the
