@@ -235,9 +235,29 @@ def test_the_kiosk_says_a_song_is_being_made_ready_before_converting_it(settings
         songs_as_guest(app, "sad")
         tap(app, "row:0")
         assert app.screen.name == "playing" and app.music_on
-        assert told() == ["Getting “Harbour Song” ready…"]
+        assert told() == ["Getting “…” ready…"] and app._toast[3] == "Harbour Song"  # the log names no song that plays
     finally:
         app.close()
+
+
+def test_the_journal_names_no_song_that_plays(settings, tmp_path, caplog):
+    """docs/privacy.md: the journal names only the songs that failed to play. A song converted for
+    playback went to it by title ("Getting “Harbour Song” ready…") and by file name (the mixer's
+    and ffmpeg's lines), beside the visit's profile number: a visitor's listening, logged."""
+    import logging
+
+    from ui_support import songs_as_guest, tap
+
+    caplog.set_level(logging.DEBUG)
+    app = kiosk_with_an_m4a_song(settings, tmp_path)
+    try:
+        songs_as_guest(app, "sad")
+        tap(app, "row:0")
+        assert app.screen.name == "playing" and app.music_on
+    finally:
+        app.close()
+    assert "Harbour Song" not in caplog.text and "song.m4a" not in caplog.text
+    assert "converting it with ffmpeg" in caplog.text  # the operator still learns of the conversion
 
 
 def test_taps_made_while_a_song_is_made_ready_dont_land_on_the_screen_that_follows(settings, tmp_path):

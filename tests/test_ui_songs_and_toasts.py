@@ -325,7 +325,8 @@ def test_the_last_songs_getting_ready_is_not_shown_again_over_the_next(settings,
         tap(app, "row:0")
         tap(app, "next")
         assert app.screen.name == "playing" and app.screen.index == 1
-        assert told()[-1] == f"Getting “{app.visit.last_title}” ready…" and app._toast[3] == app.visit.last_title
+        # the log names no song that plays: the toast itself says which
+        assert told()[-1] == "Getting “…” ready…" and app._toast[3] == app.visit.last_title
     finally:
         app.close()
 

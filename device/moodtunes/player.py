@@ -221,7 +221,8 @@ def convert_to_wav(
             reported = errors.read().decode(errors="replace").strip()
     except OSError as exc:  # a full disk (the temporary file), a failed fork: the song is skipped, not the visit
         raise PlayerError(f"{path.name}: can't be converted for playback ({exc.strerror or exc})") from None
-    logger.debug("ffmpeg on %s: %s", path, reported)
+    if reported:  # the song unnamed: the journal names only songs that failed (the PlayerErrors below)
+        logger.debug("ffmpeg's errors converting a song: %s", reported)
     if ffmpeg_run.returncode == -signal.SIGKILL:
         raise PlayerError(f"{path.name}: can't be played: converting it took over {timeout:.0f} s")
     if ffmpeg_run.returncode != 0 or seconds <= 0:
@@ -337,7 +338,8 @@ class MixerPlayer:
         except self._pygame_error as exc:
             if duration and duration > MAX_CONVERTED_S:  # known from the catalogue: no 20 min of decoding to learn it
                 raise _too_long_to_convert(path) from None
-            logger.info("%s: the mixer can't read it (%s): converting it with ffmpeg", path.name, exc)
+            # Unnamed: a song that plays is part of someone's listening, which the journal never holds
+            logger.info("a song the mixer can't read (%s): converting it with ffmpeg", exc)
             if converting is not None:
                 converting()
             duration = self._load_converted(path)

@@ -858,8 +858,10 @@ class KioskApp:
         tinted red, or green for ``good`` news (something done as asked) so it can't pass for an
         error; for ``seconds``, else long enough to read it (``toast_seconds``). A song ``title``
         goes in the ``{}`` of ``message``, cut short on screen where the whole would not fit: what
-        the message says happens is never the part cut."""
-        logger.info("message to the visitor: %s", message if title is None else message.format(title))
+        the message says happens is never the part cut. The log names the song only in news of one
+        that failed: ``good`` news is of a song that plays, and the journal keeps no one's listening
+        (docs/privacy.md)."""
+        logger.info("message to the visitor: %s", message if title is None else message.format("…" if good else title))
         # As shown: the words of a title cut short are not there to read.
         seconds = toast_seconds(self._toast_text(message, title)) if seconds is None else seconds
         self._toast = (message, self.clock() + seconds, good, title)
