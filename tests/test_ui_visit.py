@@ -665,7 +665,7 @@ def test_a_store_refusing_every_write_is_told_once_a_visitor(settings, library, 
         tap(app, "done")
         tap(app, "star:4")
         tap(app, "report")
-        assert told() == [NOT_SAVED_MESSAGE] and app.save_failures >= 5  # the log has every one
+        assert told() == [NOT_SAVED_MESSAGE] and app.save_failures >= 5  # the log has each problem
         tap(app, "finish")
         songs_as_guest(app, "sad", wait=False)
         assert told() == [NOT_SAVED_MESSAGE] * 2  # and the next visitor is told too
@@ -896,6 +896,35 @@ def test_a_play_the_store_refused_is_tried_again_every_few_seconds_not_every_fra
         assert len(tried) == 3
     finally:
         app.close()
+
+
+def test_a_store_refusing_the_same_way_again_is_logged_once_a_minute(settings, tmp_path, monkeypatch, caplog):
+    """A full disk refused the seconds listened of a song every SAVE_EVERY_S, and each refusal was
+    an error line: 1,200 an hour in the journal, for one problem. It is logged once a minute, with
+    how many times it came meanwhile, and another problem at once."""
+    from moodtunes.ui import app as app_module
+
+    full = "database: the disk is full; free some space"
+    app = guest_at_songs(settings, tmp_path / "music", "sad", count=1, category=CALM, seconds=300.0)
+    now = [app.clock()]
+    app.clock = lambda: now[0]
+    try:
+        tap(app, "row:0")
+        assert app.screen.name == "playing"
+        monkeypatch.setattr(app.store, "update_play", refusing(full))
+        for _ in range(40):  # two minutes of a song playing: 40 saves of its seconds, each refused
+            now[0] += app_module.SAVE_EVERY_S
+            step(app, 2)
+        monkeypatch.setattr(app.store, "update_play", refusing("database: database is locked"))
+        now[0] += app_module.SAVE_EVERY_S
+        step(app, 2)
+        assert app.save_failures == 41
+    finally:
+        app.close()
+    assert [r.getMessage() for r in caplog.records if r.getMessage().startswith("not saved")] == [
+        f"not saved: {full}", f"not saved: {full} (19 more times since it was last logged)",
+        "not saved: database: database is locked",
+    ]
 
 
 def test_a_plays_last_save_is_made_before_the_late_end_of_its_visit(settings, tmp_path, monkeypatch):
