@@ -55,6 +55,19 @@ def test_known_problems_are_one_line_and_bugs_keep_their_traceback(caplog, make,
     assert service.error == str(bug)  # the kiosk still goes on without the service
 
 
+def test_the_library_scan_is_logged_as_a_sentence(caplog):
+    """It was the report's dict, every list in it: with a big library's failures, one line of
+    hundreds of paths (each failure has a line of its own as the scan meets it)."""
+    from moodtunes.library.scan import ScanReport
+
+    report = ScanReport(found=1200, analysed=3, unchanged=1196, failed=[("/srv/music/a.mp3", "not audio")], seconds=9.5)
+    caplog.set_level(logging.INFO, logger="moodtunes.ui.services")
+    service = LibraryService(lambda *args, **kwargs: report, load_settings())
+    service.start()
+    assert service.wait(10)
+    assert caplog.messages == ["library ready: 1200 audio files: 3 analysed, 1196 unchanged, 1 failed, 0 removed (9.5 s)"]
+
+
 def test_closing_the_kiosk_stops_a_library_scan_cleanly_keeping_what_it_analysed(caplog, tmp_path, monkeypatch):
     """Without the stop, the scan went on until Python's exit shut its worker pool under it:
     'cannot schedule new futures after shutdown', logged as a bug."""

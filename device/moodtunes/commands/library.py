@@ -206,13 +206,7 @@ def _print_scan(report: Any, as_json: bool) -> None:
     if as_json:
         print(json.dumps(report.as_dict()))
         return
-    rescored = f"{report.rescored} re-scored with the new mood model, " if report.rescored else ""
-    # Files that failed before are unchanged, not tried again: said, or the nightly log forgets them.
-    failing = (f" ({report.still_failing} of them failed before: moodtunes library list --errors)"
-               if report.still_failing else "")
-    moved = f"{report.moved} moved or renamed, " if report.moved else ""
-    print(f"{report.found} audio files: {report.analysed} analysed, {rescored}{report.unchanged} unchanged{failing}, "
-          f"{moved}{len(report.failed)} failed, {report.removed} removed ({report.seconds:.1f} s)")
+    print(report.summary())
     notes = [not_a_folder(root) for root in report.missing_roots]
     if report.outside_kept:
         notes.append(f"{report.outside_kept} catalogued tracks outside these folders kept, not pruned: "

@@ -147,6 +147,17 @@ class ScanReport:
     moved: int = 0  # catalogued tracks found under another name (a file or folder moved or renamed)
     seconds: float = 0.0
 
+    def summary(self) -> str:
+        """The scan's figures in a sentence: the first line of `moodtunes library scan`, and what the
+        kiosk logs of its own scan (a dict of every list, paths and all, was one line of hundreds)."""
+        rescored = f"{self.rescored} re-scored with the new mood model, " if self.rescored else ""
+        # Files that failed before are unchanged, not tried again: said, or the nightly log forgets them.
+        failing = (f" ({self.still_failing} of them failed before: moodtunes library list --errors)"
+                   if self.still_failing else "")
+        moved = f"{self.moved} moved or renamed, " if self.moved else ""
+        return (f"{self.found} audio files: {self.analysed} analysed, {rescored}{self.unchanged} unchanged{failing}, "
+                f"{moved}{len(self.failed)} failed, {self.removed} removed ({self.seconds:.1f} s)")
+
     def as_dict(self) -> dict[str, object]:
         return {
             "found": self.found, "analysed": self.analysed, "unchanged": self.unchanged,

@@ -162,13 +162,14 @@ class LibraryService:
         if self._after is not None and not self._after(self.AFTER_WAIT_S):
             logger.warning("the library scan starts without waiting any longer for the mood scanner's start")
         # Imported on this thread (it brings librosa): the welcome screen doesn't wait for it.
-        from moodtunes.library.scan import NoMusicFolders, ScanStopped
+        from moodtunes.library.scan import NoMusicFolders, ScanReport, ScanStopped
 
         try:
             with Store.open(self._settings.database_path) as store:
                 self.report = self._loader(self._settings, store, progress=self._progress,
                                            should_stop=self._stopping.is_set)
-            logger.info("library ready: %s", getattr(self.report, "as_dict", lambda: self.report)())
+            # LibraryLoader returns Any: what is no ScanReport is said as it is
+            logger.info("library ready: %s", self.report.summary() if isinstance(self.report, ScanReport) else self.report)
         except ScanStopped:  # the kiosk closing: stopped before Python's exit could shut its pool under it
             logger.info("library scan stopped with the kiosk; the next start goes on from there")
         except NoMusicFolders as exc:  # no music set up: the catalogue (kept) says what there is to play
