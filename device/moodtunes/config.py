@@ -371,9 +371,19 @@ def _describe(error: dict[str, Any]) -> str:
     set_by = _set_by(error["loc"])
     if error["type"] == "extra_forbidden":
         return f"{key}: unknown key{_closest_key(error['loc'])}{set_by}"
+    problem = _plain_message(error)
     if _is_secret(key):  # a mistyped password is still a password: keep it off terminals and journals
-        return f"{key}: {error['msg']} (value not shown){set_by}"
-    return f"{key}: {error['msg']} (got {_without_secrets(error.get('input'))!r}){set_by}"
+        return f"{key}: {problem} (value not shown){set_by}"
+    return f"{key}: {problem} (got {_without_secrets(error.get('input'))!r}){set_by}"
+
+
+def _plain_message(error: dict[str, Any]) -> str:
+    """The message our validators wrote, without the "Value error, " pydantic puts before it (a word
+    of its own code, which read as part of the problem: "mqtt: Value error, mqtt.qos must be 1")."""
+    message = error["msg"]
+    if error["type"] == "value_error":
+        return message.removeprefix("Value error, ")
+    return message
 
 
 def _closest_key(loc: tuple[int | str, ...]) -> str:
