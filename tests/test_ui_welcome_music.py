@@ -154,3 +154,29 @@ def test_the_note_in_portrait_keeps_clear_of_every_profile_tile(settings, monkey
         assert all(not rect.colliderect(tile) for rect in placed for tile in tiles)
     finally:
         app.close()
+
+
+def test_a_catalogue_unreadable_for_hours_is_logged_once_a_minute(settings, caplog):
+    """The welcome screen looks at the catalogue every MUSIC_LOOKED_AT_EVERY_S, for hours when no one
+    comes: a catalogue it can't read was an error line each time, 720 an hour. The same problem is
+    logged once a minute, with how many times it came meanwhile."""
+    from moodtunes.store import StoreError
+
+    app = make_app(settings, sample_scanner)
+    try:
+        run_until(app, lambda: app.library_service.ready, what="the library scan")
+        clock = HandClock()
+        app.clock = clock
+
+        def unreadable(*args, **kwargs):
+            raise StoreError("database /var/lib/moodtunes/moodtunes.db: damaged (database disk image is malformed)")
+
+        app.store.has_tracks = unreadable
+        app.home()
+        for _ in range(24):  # two minutes on the welcome screen
+            clock.now += welcome.MUSIC_LOOKED_AT_EVERY_S
+            step(app, 1)
+    finally:
+        app.close()
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("can't read the music catalogue")]
+    assert len(lines) == 3 and lines[1].endswith("(11 more times since it was last logged)")

@@ -68,9 +68,10 @@ TOAST_LINES = 2
 TOAST_LINE_SPACING = 1.1
 TOAST_PAD = (12, 8)
 SAVE_EVERY_S = 3.0  # seconds listened are written this often, so a crash loses at most this much
-# The store refusing a write the same way again is logged at most this often, with how many times it
-# went unsaid: a full disk refused the seconds listened every SAVE_EVERY_S, 1,200 lines an hour.
-NOT_SAVED_LOG_EVERY_S = 60.0
+# The store failing the same way again is logged at most this often, with how many times it went
+# unsaid: a full disk refused the seconds listened every SAVE_EVERY_S, 1,200 lines an hour, and an
+# unreadable catalogue failed the welcome screen's look at it every 5 s, for hours.
+STORE_PROBLEM_LOG_EVERY_S = 60.0
 # "Still there?" shows this long before the idle timeout ends a visit, or for the second half of
 # a timeout shorter than twice this: time to notice it, read it and answer. WCAG 2.2.1 asks for
 # at least IDLE_WARNING_MIN_S, which a timeout shorter than twice that can't give (logged at start).
@@ -159,6 +160,25 @@ def shifted_play(play: PlayRef, seconds: float) -> PlayRef:
     return path, shifted(started_at, seconds)
 
 
+class RepeatedProblem:
+    """A store problem met again and again for as long as it lasts: a line unlike the last one is
+    logged at once, the same one again at most every ``every_s`` (by ``clock``), with how many times
+    it came meanwhile."""
+
+    def __init__(self, clock: Callable[[], float], every_s: float) -> None:
+        self._clock, self._every_s = clock, every_s
+        self._said: tuple[str, float, int] | None = None  # the last line logged, when, and how many came since
+
+    def log(self, line: str) -> None:
+        now, said = self._clock(), self._said
+        if said is not None and said[0] == line and now - said[1] < self._every_s:
+            self._said = (line, said[1], said[2] + 1)
+            return
+        unsaid = said[2] if said is not None and said[0] == line else 0
+        logger.error("%s%s", line, f" ({unsaid} more times since it was last logged)" if unsaid else "")
+        self._said = (line, now, 0)
+
+
 def toast_seconds(message: str) -> float:
     """How long ``message`` shows: long enough to read it, a little longer for each word."""
     return min(TOAST_MAX_S, TOAST_SECONDS + TOAST_S_PER_WORD * len(message.split()))
@@ -245,8 +265,8 @@ class KioskApp:
         self.now_playing: int | None = None  # its index in the visit's ranking
         self.last_saved = 0.0  # when the seconds listened were last written
         self.save_failures = 0  # store calls that failed (the autopilot's run fails if any did)
-        # the store's last refusal logged, when, and how many times it came again unsaid (_log_refusal)
-        self._refusal_said: tuple[str, float, int] | None = None
+        self._refusals = RepeatedProblem(lambda: self.clock(), STORE_PROBLEM_LOG_EVERY_S)  # writes
+        self._unreadable = RepeatedProblem(lambda: self.clock(), STORE_PROBLEM_LOG_EVERY_S)  # reads
         self._frame_clock: pygame.time.Clock | None = None
         self.on_frame: list[Callable[[KioskApp], None]] = []  # autopilot, screenshots, benchmarks
 
@@ -927,7 +947,7 @@ class KioskApp:
             self._brief_lock_waits_until = None
 
     def _not_saved(self, problem: str) -> None:
-        self._log_refusal(problem)
+        self._refusals.log(f"not saved: {problem}")
         self.save_failures += 1
         visit = self.visit
         if visit is None or not visit.told_not_saved:  # once a visit (a full disk refuses every step): the log has each
@@ -935,25 +955,13 @@ class KioskApp:
                 visit.told_not_saved = True
             self.toast(NOT_SAVED_NO_MUSIC_MESSAGE if self.catalogue_unreadable else NOT_SAVED_MESSAGE)
 
-    def _log_refusal(self, problem: str) -> None:
-        """A refusal unlike the last one logged is logged at once; the same one again, at most every
-        NOT_SAVED_LOG_EVERY_S, with how many times it came meanwhile."""
-        now = self.clock()
-        said = self._refusal_said
-        if said is not None and said[0] == problem and now - said[1] < NOT_SAVED_LOG_EVERY_S:
-            self._refusal_said = (problem, said[1], said[2] + 1)
-            return
-        unsaid = said[2] if said is not None and said[0] == problem else 0
-        logger.error("not saved: %s%s", problem, f" ({unsaid} more times since it was last logged)" if unsaid else "")
-        self._refusal_said = (problem, now, 0)
-
     def read(self, what: str, action: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run a store read; a StoreError is logged for the operator and gives None. Nothing was
         being saved, so the visitor gets no "not saved" message: the caller shows what it means."""
         try:
             return action(*args, **kwargs)
         except StoreError as exc:
-            logger.error("can't read %s: %s", what, exc)
+            self._unreadable.log(f"can't read {what}: {exc}")
             return None
 
     # ---- the visit ---------------------------------------------------------------------------
