@@ -114,6 +114,27 @@ def test_report_shows_a_profiles_history(tmp_path, capsys):
     assert "no profile named 'Bob'" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("error", "traceback"), [
+    (StoreError("database /var/lib/moodtunes/moodtunes.db: the disk is full"), False),
+    (OSError(28, "No space left on device"), False),
+    (TypeError("'NoneType' object is not subscriptable"), True),
+])
+def test_an_unexpected_error_is_one_line_and_a_bug_keeps_its_traceback_in_the_log(monkeypatch, capsys, error,
+                                                                                   traceback):
+    """A service that met a bug (the uplink's loop, the library scan) left the journal one line,
+    "moodtunes uplink: 'NoneType' object is not subscriptable", its traceback at DEBUG, which the
+    services don't log: nothing to find the bug by, at each of systemd's restarts. A problem our
+    code names in a sentence (a StoreError, an OSError) stays one line."""
+    def fails(args, settings):
+        raise error
+
+    monkeypatch.setattr("moodtunes.commands.report.run", fails)
+    assert main(["report"]) == 1
+    err = capsys.readouterr().err
+    assert f"moodtunes report: {error}\n" in err
+    assert ("Traceback" in err) is traceback
+
+
 def test_bad_config_exits_nonzero_with_one_line(tmp_path):
     config = tmp_path / "bad.toml"
     config.write_text("[camera]\nsorce = 'auto'\n")

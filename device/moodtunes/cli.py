@@ -136,10 +136,22 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
-    except Exception as exc:  # the last line of defence: one clear line, details in the log
-        logging.getLogger("moodtunes").debug("unhandled error", exc_info=True)
+    except Exception as exc:  # the last line of defence: one clear line, a bug's traceback in the log
+        if said_in_a_sentence(exc):
+            logging.getLogger("moodtunes").debug("unhandled error", exc_info=True)
+        else:
+            logging.getLogger("moodtunes").exception("moodtunes %s stopped on an unexpected error (a bug: report "
+                                                     "it with this traceback)", args.command)
         print(f"moodtunes {args.command}: {exc}", file=sys.stderr)
         return 1
+
+
+def said_in_a_sentence(exc: Exception) -> bool:
+    """Whether ``exc`` says what went wrong for whoever runs moodtunes: one of moodtunes' own errors
+    (a StoreError, a CameraError...) or the system's (a full disk). Anything else is a bug, whose
+    traceback is all there is to find it by: at DEBUG, which the services don't log, a service's
+    journal had one line of it at each of systemd's restarts."""
+    return isinstance(exc, OSError) or type(exc).__module__.split(".")[0] == "moodtunes"
 
 
 if __name__ == "__main__":
