@@ -1394,12 +1394,14 @@ def app_before_the_first_time_sync(settings, monkeypatch) -> tuple[KioskApp, Cal
     return app, time_sync
 
 
-def test_a_visit_under_way_when_the_clock_is_set_is_moved_with_it(settings, library, monkeypatch):
+def test_a_visit_under_way_when_the_clock_is_set_is_moved_with_it(settings, library, monkeypatch, caplog):
     """A Pi runs from 1970 (or the time saved at shutdown) until its first time sync: a visit under
     way then was stored from 1970 to today, and the ingest refused it as `clock` (or put its plays
-    and first scan months away from its end)."""
+    and first scan months away from its end). The step is logged as news, not a warning: it comes
+    at every boot of a Pi, and asks nothing of anyone."""
     from moodtunes.events import VisitEvent
 
+    caplog.set_level(logging.INFO, logger="moodtunes.ui.app")
     app, time_sync = app_before_the_first_time_sync(settings, monkeypatch)
     try:
         step(app)  # the clock as it is when the kiosk starts: no visit to move
@@ -1422,6 +1424,8 @@ def test_a_visit_under_way_when_the_clock_is_set_is_moved_with_it(settings, libr
     length = datetime.fromisoformat(visit["ended_at"]) - datetime.fromisoformat(visit["started_at"])
     assert length.total_seconds() < 600
     assert VisitEvent.model_validate_json(event.payload).started_at.year > 2000
+    (said,) = [r for r in caplog.records if "the clock was set forward" in r.getMessage()]
+    assert said.levelno == logging.INFO and "the visit under way is moved with it" in said.getMessage()
 
 
 def test_a_clock_step_the_store_refused_to_apply_is_applied_at_the_next_write(settings, library, monkeypatch):

@@ -452,8 +452,9 @@ class KioskApp:
         open_visit = visit is not None and not visit.ended
         if visit is not None:  # the songs sorted since a list's last look are found by time: read them all
             visit.catalogue_read_at.clear()
-        logger.warning("the clock was set %s by %.0f s (a time sync?)%s", "forward" if step > 0 else "back", abs(step),
-                       "; the visit under way is moved with it" if open_visit else "")
+        # News, not a warning: it comes at every boot of a Pi (its first time sync), and asks nothing of anyone
+        logger.info("the clock was set %s by %.0f s (a time sync?)%s", "forward" if step > 0 else "back", abs(step),
+                    "; the visit under way is moved with it" if open_visit else "")
         if not open_visit:
             return
         visit.started_at = shifted(visit.started_at, step)
