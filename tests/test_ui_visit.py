@@ -21,6 +21,8 @@ from moodtunes.ui.screens.music import song_title
 from ui_support import (
     CALM,
     ENERGETIC,
+    HandClock,
+    StillScanner,
     add_tracks,
     cut_short,
     guest_at_songs,
@@ -403,6 +405,34 @@ def test_an_unexpected_error_ends_the_visit_and_the_kiosk_carries_on(settings, l
     assert "went wrong" in told()[-1]
     with Store.open(settings.database_path) as store:  # the visit had recorded nothing: not kept
         assert rows(store, "SELECT * FROM sessions") == []
+
+
+def test_an_error_at_every_frame_is_logged_once_a_minute_with_its_traceback(settings, library, monkeypatch, caplog):
+    """A bug in the welcome screen's drawing failed every frame, the kiosk back at welcome after
+    each: a traceback 30 times a second, gigabytes an hour, until journald's limit pushed out the
+    first one and everything before it. The same error is logged once a minute, with its traceback
+    and how many times it came meanwhile."""
+    from moodtunes.player import MixerPlayer
+    from moodtunes.ui.app import KioskApp
+    from moodtunes.ui.screens.welcome import WelcomeScreen
+
+    clock = HandClock()
+    app = KioskApp(settings, scanner_factory=StillScanner, player_factory=MixerPlayer, library_loader=None,
+                   size=(800, 480), clock=clock, max_fps=0, settle_s=0.0, same_spot_s=0.0)
+    frames = []
+
+    def broken_draw(screen, surface) -> None:
+        frames.append(clock.now)
+        clock.now += 1.0  # a frame a second: two minutes in 120
+        if len(frames) == 120:
+            app.running = False
+        raise KeyError("tile")
+
+    monkeypatch.setattr(WelcomeScreen, "draw", broken_draw)
+    assert app.run() == 0
+    logged = [r for r in caplog.records if r.getMessage().startswith("kiosk error on the welcome screen")]
+    assert len(frames) == 120 and len(logged) == 2 and all(r.exc_info for r in logged)
+    assert logged[1].getMessage() == "kiosk error on the welcome screen (KeyError: 'tile') (59 more times since it was last logged)"
 
 
 def shown_titles(app) -> list[str]:

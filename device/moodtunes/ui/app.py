@@ -68,10 +68,11 @@ TOAST_LINES = 2
 TOAST_LINE_SPACING = 1.1
 TOAST_PAD = (12, 8)
 SAVE_EVERY_S = 3.0  # seconds listened are written this often, so a crash loses at most this much
-# The store failing the same way again is logged at most this often, with how many times it went
-# unsaid: a full disk refused the seconds listened every SAVE_EVERY_S, 1,200 lines an hour, and an
-# unreadable catalogue failed the welcome screen's look at it every 5 s, for hours.
-STORE_PROBLEM_LOG_EVERY_S = 60.0
+# A problem met again and again is logged at most this often, with how many times it went unsaid: a
+# full disk refused the seconds listened every SAVE_EVERY_S, 1,200 lines an hour; an unreadable
+# catalogue failed the welcome screen's look at it every 5 s, for hours; a bug in a screen's drawing
+# logged its traceback at every frame, 30 a second, until journald's limit pushed out all else.
+REPEAT_LOG_EVERY_S = 60.0
 # "Still there?" shows this long before the idle timeout ends a visit, or for the second half of
 # a timeout shorter than twice this: time to notice it, read it and answer. WCAG 2.2.1 asks for
 # at least IDLE_WARNING_MIN_S, which a timeout shorter than twice that can't give (logged at start).
@@ -161,21 +162,22 @@ def shifted_play(play: PlayRef, seconds: float) -> PlayRef:
 
 
 class RepeatedProblem:
-    """A store problem met again and again for as long as it lasts: a line unlike the last one is
-    logged at once, the same one again at most every ``every_s`` (by ``clock``), with how many times
-    it came meanwhile."""
+    """A problem met again and again for as long as it lasts: a line unlike the last one is logged
+    at once, the same one again at most every ``every_s`` (by ``clock``), with how many times it
+    came meanwhile (and ``exc_info``'s traceback, when given, each time it is logged)."""
 
     def __init__(self, clock: Callable[[], float], every_s: float) -> None:
         self._clock, self._every_s = clock, every_s
         self._said: tuple[str, float, int] | None = None  # the last line logged, when, and how many came since
 
-    def log(self, line: str) -> None:
+    def log(self, line: str, exc_info: BaseException | None = None) -> None:
         now, said = self._clock(), self._said
         if said is not None and said[0] == line and now - said[1] < self._every_s:
             self._said = (line, said[1], said[2] + 1)
             return
         unsaid = said[2] if said is not None and said[0] == line else 0
-        logger.error("%s%s", line, f" ({unsaid} more times since it was last logged)" if unsaid else "")
+        logger.error("%s%s", line, f" ({unsaid} more times since it was last logged)" if unsaid else "",
+                     exc_info=exc_info)
         self._said = (line, now, 0)
 
 
@@ -265,8 +267,9 @@ class KioskApp:
         self.now_playing: int | None = None  # its index in the visit's ranking
         self.last_saved = 0.0  # when the seconds listened were last written
         self.save_failures = 0  # store calls that failed (the autopilot's run fails if any did)
-        self._refusals = RepeatedProblem(lambda: self.clock(), STORE_PROBLEM_LOG_EVERY_S)  # writes
-        self._unreadable = RepeatedProblem(lambda: self.clock(), STORE_PROBLEM_LOG_EVERY_S)  # reads
+        self._refusals = RepeatedProblem(lambda: self.clock(), REPEAT_LOG_EVERY_S)  # the store's, of writes
+        self._unreadable = RepeatedProblem(lambda: self.clock(), REPEAT_LOG_EVERY_S)  # the store's, of reads
+        self._bugs = RepeatedProblem(lambda: self.clock(), REPEAT_LOG_EVERY_S)  # errors no screen caught (run)
         self._frame_clock: pygame.time.Clock | None = None
         self.on_frame: list[Callable[[KioskApp], None]] = []  # autopilot, screenshots, benchmarks
 
@@ -380,10 +383,9 @@ class KioskApp:
             while self.running:
                 try:
                     self.step()
-                except Exception:
-                    logger.exception(
-                        "kiosk error on the %s screen", getattr(self.screen, "name", "?")
-                    )
+                except Exception as exc:  # noqa: BLE001 - a bug must not end the kiosk: logged, the visit started again
+                    self._bugs.log(f"kiosk error on the {getattr(self.screen, 'name', '?')} screen "
+                                   f"({type(exc).__name__}: {exc})", exc_info=exc)
                     self.recover()
         finally:
             self.close()
