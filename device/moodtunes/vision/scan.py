@@ -463,7 +463,9 @@ class MoodScanner:
 
     def _camera_failed(self, message: str) -> None:
         if message != self._last_problem:  # once per distinct problem, not once per retry
-            logger.warning("camera problem (retrying every %.1f s): %s", self._settings.camera.retry_seconds, message)
+            # "during a scan": the camera is opened for scans only, so nothing retries between visits
+            logger.warning("camera problem (tried again every %.1f s during a scan): %s",
+                           self._settings.camera.retry_seconds, message)
             self._last_problem = message
         with self._lock:
             self._snapshot = replace(self._snapshot, camera_ok=False, frame=None, faces=(), hint=HINT_NO_CAMERA,
