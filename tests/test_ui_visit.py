@@ -942,6 +942,7 @@ def test_a_store_refusing_the_same_way_again_is_logged_once_a_minute(settings, t
         tap(app, "row:0")
         assert app.screen.name == "playing"
         monkeypatch.setattr(app.store, "update_play", refusing(full))
+        monkeypatch.setattr(app.store, "profile", refusing("database: disk I/O error"))  # asked at each refusal
         for _ in range(40):  # two minutes of a song playing: 40 saves of its seconds, each refused
             now[0] += app_module.SAVE_EVERY_S
             step(app, 2)
@@ -954,6 +955,10 @@ def test_a_store_refusing_the_same_way_again_is_logged_once_a_minute(settings, t
     assert [r.getMessage() for r in caplog.records if r.getMessage().startswith("not saved")] == [
         f"not saved: {full}", f"not saved: {full} (19 more times since it was last logged)",
         "not saved: database: database is locked",
+    ]
+    assert [r.getMessage() for r in caplog.records if r.getMessage().startswith("can't read profile")] == [
+        "can't read profile 1: database: disk I/O error",
+        *["can't read profile 1: database: disk I/O error (19 more times since it was last logged)"] * 2,
     ]
 
 

@@ -1197,8 +1197,8 @@ class KioskApp:
             return True
         try:
             return self.store.profile(profile_id) is not None
-        except StoreError as exc:
-            logger.error("can't read profile %d: %s", profile_id, exc)
+        except StoreError as exc:  # asked at each refused write: at every save of a song's seconds
+            self._unreadable.log(f"can't read profile {profile_id}: {exc}")
             return True
 
     def add_reading(self, phase: str, reading: MoodReading) -> None:
