@@ -301,6 +301,27 @@ def test_connections_closed_again_and_again_within_seconds_are_said_once_as_anot
     assert [r.levelname for r in caplog.records if "lost the MQTT broker" in r.message][-1] == "WARNING"
 
 
+def test_a_broker_refusing_the_connection_the_same_way_is_said_once_an_hour(caplog):
+    """A wrong password was a warning at each of paho's tries: 1, 2, 4... s apart, then every
+    max_retry_seconds (300), 288 a day for as long as it lasted. Said at once, then once an hour,
+    and at once again after a connection that worked."""
+    clock = Clock()
+    link = uplink_module.BrokerLink(MqttSettings(enabled=True), "kiosk-1", monotonic=clock)
+    caplog.set_level(logging.WARNING, logger="moodtunes.uplink")
+
+    def refused(seconds_after: float) -> None:
+        clock.now += seconds_after
+        link._on_connect(None, None, None, ReasonCode(PacketTypes.CONNACK, "Not authorized"), None)
+
+    for wait in (1, 2, 4, 8, 16, 32, 64, 128, 256, *[300] * 12):  # paho's tries over an hour and a bit
+        refused(wait)
+    refusals = [r.message for r in caplog.records if "refused the connection: Not authorized" in r.message]
+    assert len(refusals) == 2 and link.last_error == refusals[0]
+    link._on_connect(None, None, None, ReasonCode(PacketTypes.CONNACK, "Success"), None)
+    refused(300)
+    assert len([r for r in caplog.records if "refused the connection" in r.message]) == 3
+
+
 def test_the_devices_status_says_its_connection_keeps_being_taken_over(store):
     link = ScriptedLink()
     link.refusing = False

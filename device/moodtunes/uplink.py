@@ -88,6 +88,9 @@ TAKEOVER_REASONS = (0x80, 0x8E)  # no reason given (paho's "Unspecified error"),
 TAKEOVER_LOSSES = 3
 TAKEOVER_WINDOW_S = 120.0
 TAKEOVER_REPEAT_S = 3600.0
+# The broker refusing the connection the same way again (a wrong password: at each of paho's tries, up
+# to every max_retry_seconds, 288 warnings a day for as long as it lasts) is said at most this often.
+REFUSAL_REPEAT_S = 3600.0
 SERVICE_RUNNING = (
     "the uplink service is running; it sends queued visits itself (`moodtunes uplink --status` "
     "shows the outbox), or stop it first with `sudo systemctl stop moodtunes-uplink`"
@@ -288,6 +291,7 @@ class BrokerLink:
         self._closing = False
         self._in_background = False  # start(): paho connects and reconnects by itself
         self._refusal: str | None = None
+        self._refusal_said: tuple[str, float] | None = None  # the refusal last logged, and when (_on_connect)
         self.last_error: str | None = None
 
     def _new_client(self) -> paho.Client:
@@ -384,9 +388,12 @@ class BrokerLink:
                 if reason.value in (0x86, 0x87):  # bad user name or password / not authorized
                     self._refusal += " (check mqtt.username and MOODTUNES_MQTT__PASSWORD)"
                 self.last_error = self._refusal
-                logger.warning("%s", self._refusal)
+                said, now = self._refusal_said, self._monotonic()
+                if said is None or said[0] != self._refusal or now - said[1] >= REFUSAL_REPEAT_S:
+                    logger.warning("%s", self._refusal)
+                    self._refusal_said = (self._refusal, now)
             else:
-                self._connected, self._refusal, self.last_error = True, None, None
+                self._connected, self._refusal, self._refusal_said, self.last_error = True, None, None, None
                 self._connected_at = self._monotonic()
                 self._unawaited.clear()  # paho dropped the QoS 0 messages it had not written on reconnecting
                 logger.log(logging.DEBUG if self._takeover_said_at is not None else logging.INFO,
