@@ -225,16 +225,17 @@ class HandClock:
 
 def make_app(
     settings: Settings, scanner_factory: Callable, size=(800, 480), seed: int = 7, library_loader=None,
-    clock: Callable[[], float] = time.monotonic,
+    clock: Callable[[], float] = time.monotonic, player_clock: Callable[[], float] = time.monotonic,
 ) -> KioskApp:
     """The kiosk, started and its welcome screen up; ``clock``: the kiosk's from its start (a
-    HandClock), for what it reads as it starts."""
+    HandClock), for what it reads as it starts; ``player_clock``: its music player's, which counts
+    the seconds heard (a HandClock: seconds that don't depend on how busy the machine is)."""
     from moodtunes.player import MixerPlayer
 
     app = KioskApp(
         settings,
         scanner_factory=scanner_factory,
-        player_factory=lambda v: MixerPlayer(v),
+        player_factory=lambda v: MixerPlayer(v, clock=player_clock),
         library_loader=library_loader,
         size=size,
         rng=random.Random(seed),
@@ -431,13 +432,13 @@ def cut_short(path: str, fraction: float) -> None:
 
 def guest_at_songs(
     settings: Settings, folder: Path, mood: str, size=(800, 480), wait: bool = True,
-    clock: Callable[[], float] = time.monotonic, **tracks
+    clock: Callable[[], float] = time.monotonic, player_clock: Callable[[], float] = time.monotonic, **tracks
 ) -> KioskApp:
     """add_songs(settings, folder, **tracks), then the kiosk on the sample scanner at ``size``
-    (``clock``: the kiosk's, make_app), and a guest at the songs for ``mood`` (songs_as_guest); the
-    caller closes the app."""
+    (``clock`` and ``player_clock``: the kiosk's and its player's, make_app), and a guest at the
+    songs for ``mood`` (songs_as_guest); the caller closes the app."""
     add_songs(settings, folder, **tracks)
-    app = make_app(settings, sample_scanner, size=size, clock=clock)
+    app = make_app(settings, sample_scanner, size=size, clock=clock, player_clock=player_clock)
     try:
         songs_as_guest(app, mood, wait)
     except BaseException:
