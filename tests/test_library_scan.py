@@ -702,7 +702,10 @@ def test_a_pipe_or_device_named_like_a_song_is_skipped_not_read(tmp_path, demo_f
 
 
 def _worker_processes(scan: psutil.Process) -> list[psutil.Process]:
-    return [p for p in scan.children(recursive=True) if "spawn_main" in " ".join(_command_line(p))]
+    """The scan's pool workers: its own children, not theirs. A worker's first analysis imports
+    numpy.testing, which runs `lscpu`; that child bears the worker's command line until its exec
+    (a search of PATH, drawn out on a loaded machine): counted, it made one worker look like two."""
+    return [p for p in scan.children() if "spawn_main" in " ".join(_command_line(p))]
 
 
 def _command_line(process: psutil.Process) -> list[str]:
