@@ -500,7 +500,10 @@ def test_a_returning_profile_skips_the_notice_and_names_are_unique(settings, lib
 def test_when_a_song_ends_the_next_one_plays_and_after_the_last_comes_the_rating(
     settings, tmp_path
 ):
-    app = guest_at_songs(settings, tmp_path / "music", "sad", count=2, category=CALM, seconds=0.6)
+    """Each saved as heard whole, 0.6 s: the player's clock never moves, so that a loaded machine,
+    which sees a song's end late, doesn't make it longer."""
+    app = guest_at_songs(settings, tmp_path / "music", "sad", player_clock=HandClock(), count=2, category=CALM,
+                         seconds=0.6)
     try:
         tap(app, "row:0")
         run_until(
@@ -513,7 +516,7 @@ def test_when_a_song_ends_the_next_one_plays_and_after_the_last_comes_the_rating
     with Store.open(settings.database_path) as store:
         plays = rows(store, "SELECT finished, seconds_listened FROM plays ORDER BY id")
         assert [p["finished"] for p in plays] == [1, 1]
-        assert all(p["seconds_listened"] == pytest.approx(0.6, abs=0.05) for p in plays)
+        assert [p["seconds_listened"] for p in plays] == [0.6, 0.6]
 
 
 def test_broken_songs_after_the_last_good_one_lead_to_the_rating_not_a_loop(settings, tmp_path):
@@ -837,8 +840,11 @@ def update_play_locked_once(monkeypatch, store, when: Callable[[bool, str | None
 
 
 def test_a_plays_last_save_the_store_refused_is_made_at_the_next_write(settings, tmp_path, monkeypatch):
-    """A lock held past the wait as the song ended lost its last seconds and that it was heard whole."""
-    app = guest_at_songs(settings, tmp_path / "music", "sad", count=1, category=CALM, seconds=0.6)
+    """A lock held past the wait as the song ended lost its last seconds and that it was heard whole
+    (the player's clock never moves: its seconds are the song's, however late a loaded machine
+    sees the end)."""
+    app = guest_at_songs(settings, tmp_path / "music", "sad", player_clock=HandClock(), count=1, category=CALM,
+                         seconds=0.6)
     try:
         refused = update_play_locked_once(monkeypatch, app.store, lambda finished, error: finished)  # at the end
         tap(app, "row:0")
@@ -851,7 +857,7 @@ def test_a_plays_last_save_the_store_refused_is_made_at_the_next_write(settings,
         app.close()
     with Store.open(settings.database_path) as store:
         (play,) = rows(store, "SELECT seconds_listened, finished FROM plays")
-    assert play["finished"] == 1 and play["seconds_listened"] == pytest.approx(0.6, abs=0.05)
+    assert play["finished"] == 1 and play["seconds_listened"] == 0.6
 
 
 def test_a_song_cut_short_whose_end_the_store_refused_is_saved_as_failed_at_the_next_write(
