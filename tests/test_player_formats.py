@@ -205,6 +205,15 @@ def kiosk_with_an_m4a_song(settings, tmp_path):
     return make_app(settings, sample_scanner)
 
 
+def play_the_m4a_song(app) -> None:
+    """As a sad guest, tap the first song (the M4A ``kiosk_with_an_m4a_song`` catalogued): it plays."""
+    from ui_support import songs_as_guest, tap
+
+    songs_as_guest(app, "sad")
+    tap(app, "row:0")
+    assert app.screen.name == "playing" and app.music_on
+
+
 def test_the_kiosk_leaves_out_songs_the_player_would_refuse(settings, tmp_path):
     """A 25-minute M4A mix was recommended, refused at every pick ("longer than 20 minutes") and
     back the next day; an MP3 as long is played from its file and stays."""
@@ -228,13 +237,9 @@ def test_the_kiosk_leaves_out_songs_the_player_would_refuse(settings, tmp_path):
 
 def test_the_kiosk_says_a_song_is_being_made_ready_before_converting_it(settings, tmp_path, told):
     """The conversion makes the visitor wait (longer on a Pi): a message first, not a frozen screen."""
-    from ui_support import songs_as_guest, tap
-
     app = kiosk_with_an_m4a_song(settings, tmp_path)
     try:
-        songs_as_guest(app, "sad")
-        tap(app, "row:0")
-        assert app.screen.name == "playing" and app.music_on
+        play_the_m4a_song(app)
         assert told() == ["Getting “…” ready…"] and app._toast[3] == "Harbour Song"  # the log names no song that plays
     finally:
         app.close()
@@ -246,14 +251,10 @@ def test_the_journal_names_no_song_that_plays(settings, tmp_path, caplog):
     and ffmpeg's lines), beside the visit's profile number: a visitor's listening, logged."""
     import logging
 
-    from ui_support import songs_as_guest, tap
-
     caplog.set_level(logging.DEBUG)
     app = kiosk_with_an_m4a_song(settings, tmp_path)
     try:
-        songs_as_guest(app, "sad")
-        tap(app, "row:0")
-        assert app.screen.name == "playing" and app.music_on
+        play_the_m4a_song(app)
     finally:
         app.close()
     assert "Harbour Song" not in caplog.text and "song.m4a" not in caplog.text
@@ -264,7 +265,7 @@ def test_taps_made_while_a_song_is_made_ready_dont_land_on_the_screen_that_follo
     """An impatient visitor taps again while the screen can't answer: on a Pi those taps would
     reach the player's screen as soon as it is up (here Escape, its Stop) and end the song."""
     import pygame
-    from ui_support import key_event, songs_as_guest, tap
+    from ui_support import key_event
 
     app = kiosk_with_an_m4a_song(settings, tmp_path)
     say_now = app.say_now
@@ -275,9 +276,7 @@ def test_taps_made_while_a_song_is_made_ready_dont_land_on_the_screen_that_follo
 
     app.say_now = impatient
     try:
-        songs_as_guest(app, "sad")
-        tap(app, "row:0")
-        assert app.screen.name == "playing" and app.music_on
+        play_the_m4a_song(app)
     finally:
         app.close()
 
