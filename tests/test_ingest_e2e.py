@@ -800,7 +800,9 @@ def test_the_ingest_command_runs_until_sigterm(mosquitto, influxdb, tmp_path):
         sender.loop_stop()
         returncode = stop_process(process)
     assert returncode == 0, f"the ingest did not stop cleanly on SIGTERM ({returncode}): {log.read_text()[-2000:]}"
-    assert "stopped: IngestStats(received=" in log.read_text()
+    assert re.search(r"stopped: messages received [1-9]\d*, visits written [1-9]\d*, statuses written 0, rejected 0, "
+                     r"failed writes 0, visits not written 0 \(left with the broker 0\), statuses let go 0\n",
+                     log.read_text())  # a sentence, not the counts' repr
     assert (expired.exists(), recent.exists()) == (False, True)
     assert f"deleted 1 dead-letter file(s) of 2020-01-01 to 2020-01-01 from {folder} (3 bytes)" in log.read_text()
     assert "a file per device and day, for 7 days after that day;" in log.read_text()

@@ -354,6 +354,13 @@ class IngestStats:
     left_with_broker: int = 0  # dropped unacknowledged, for the broker to deliver again
     statuses_dropped: int = 0  # device statuses (best effort; the next one says the same, newer) let go
 
+    def summary(self) -> str:
+        """The counts in a sentence, for the log line of a stop (the dataclass's repr was that line)."""
+        return (f"messages received {self.received}, visits written {self.written}, statuses written "
+                f"{self.statuses}, rejected {self.rejected}, failed writes {self.write_failures}, visits not "
+                f"written {self.dropped} (left with the broker {self.left_with_broker}), statuses let go "
+                f"{self.statuses_dropped}")
+
 
 @dataclass
 class _Queued:
@@ -916,7 +923,7 @@ def main(argv: list[str] | None = None) -> int:
     ingest.start()
     stop.wait()
     ingest.stop()
-    logger.info("stopped: %s", ingest.stats)
+    logger.info("stopped: %s", ingest.stats.summary())
     return 0
 
 
