@@ -447,6 +447,19 @@ def speaker_plugged(monkeypatch, tmp_path, on: bool) -> dict[str, bool]:
     return speaker
 
 
+def guest_at_songs_with_a_speaker(settings, tmp_path, monkeypatch, *, on: bool, count: int):
+    """A guest at ``count`` calm songs of 5 s, with a speaker the test plugs in and out
+    (``speaker_plugged``), the kiosk's clock in the test's hand, and the lines drawn recorded:
+    (app, speaker, clock, rendered)."""
+    speaker = speaker_plugged(monkeypatch, tmp_path, on=on)
+    rendered: list[str] = []
+    record_lines(monkeypatch, lambda text, base: rendered.append(text))
+    clock = HandClock()
+    app = guest_at_songs(settings, tmp_path / "music", "sad", wait=False, clock=clock, count=count, category=CALM,
+                         seconds=5.0)
+    return app, speaker, clock, rendered
+
+
 def silent_note_shown(app, rendered: list[str]) -> bool:
     """Whether the next frame says the music plays silently."""
     from moodtunes.ui.screens.music import SILENT_NOTES
@@ -461,12 +474,7 @@ def test_a_speaker_switched_on_after_a_silent_song_is_heard_from_the_next_song_a
 ):
     """No audio device at the first song made the kiosk play silently until it restarted, for
     months maybe; then until the next visit. (Tried again at a song a minute after the last try.)"""
-    speaker = speaker_plugged(monkeypatch, tmp_path, on=False)
-    rendered: list[str] = []
-    record_lines(monkeypatch, lambda text, base: rendered.append(text))
-    clock = HandClock()
-    app = guest_at_songs(settings, tmp_path / "music", "sad", wait=False, clock=clock, count=2, category=CALM,
-                         seconds=5.0)
+    app, speaker, clock, rendered = guest_at_songs_with_a_speaker(settings, tmp_path, monkeypatch, on=False, count=2)
     try:
         tap(app, "row:0")
         tap(app, "vol_down")
@@ -489,12 +497,7 @@ def test_a_speaker_unplugged_mid_song_is_said_at_once_and_heard_again_from_the_n
     """SDL plays on into nothing once the device is gone: the now-playing screen looked as if all
     were well, and the visit's later songs played into nothing; only the next visit opened a
     device again."""
-    speaker = speaker_plugged(monkeypatch, tmp_path, on=True)
-    rendered: list[str] = []
-    record_lines(monkeypatch, lambda text, base: rendered.append(text))
-    clock = HandClock()
-    app = guest_at_songs(settings, tmp_path / "music", "sad", wait=False, clock=clock, count=3, category=CALM,
-                         seconds=5.0)
+    app, speaker, clock, rendered = guest_at_songs_with_a_speaker(settings, tmp_path, monkeypatch, on=True, count=3)
     try:
         tap(app, "row:0")
         first, visit, ranked = app.active_player, app.visit, app.visit.ranked
@@ -519,10 +522,7 @@ def test_with_no_audio_device_a_song_tries_one_again_only_a_minute_after_the_las
 ):
     """Each song made a new player, each a failed open of the audio device (17 ms) and 9 lines of
     ALSA's on stderr, also at every one of a run of "Next" taps."""
-    speaker_plugged(monkeypatch, tmp_path, on=False)
-    clock = HandClock()
-    app = guest_at_songs(settings, tmp_path / "music", "sad", wait=False, clock=clock, count=4, category=CALM,
-                         seconds=5.0)
+    app, _, clock, _ = guest_at_songs_with_a_speaker(settings, tmp_path, monkeypatch, on=False, count=4)
     try:
         tap(app, "row:0")
         first = app.active_player
@@ -545,10 +545,7 @@ def test_another_audio_device_unplugged_leaves_the_speaker_in_use_heard(settings
     """SDL (2.24 on) also says when a device the kiosk never opened goes (a Bluetooth headset, an
     HDMI screen's sound): ``which`` 0. The screen said "No sound output" over music still heard,
     and the next song made a new player."""
-    speaker_plugged(monkeypatch, tmp_path, on=True)
-    rendered: list[str] = []
-    record_lines(monkeypatch, lambda text, base: rendered.append(text))
-    app = guest_at_songs(settings, tmp_path / "music", "sad", wait=False, count=2, category=CALM, seconds=5.0)
+    app, _, _, rendered = guest_at_songs_with_a_speaker(settings, tmp_path, monkeypatch, on=True, count=2)
     try:
         tap(app, "row:0")
         first = app.active_player
