@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 from moodtunes.events import PlayEvent
-from moodtunes.library.tags import MAX_TAG_CHARS, UNKNOWN_ARTIST, read_tags, title_from_filename
+from moodtunes.library.tags import (
+    MAX_TAG_CHARS,
+    UNKNOWN_ARTIST,
+    name_parts,
+    read_tags,
+    title_from_filename,
+)
 from moodtunes.recommend import artist_key
 from mutagen.apev2 import APEv2
 from mutagen.flac import FLAC
@@ -204,6 +210,44 @@ def test_a_number_with_digits_after_its_point_or_hyphen_is_one_number(stem, titl
     """A number before "." or "-" was taken for a track number even with a digit after them: an
     untagged "1.5 Hours.mp3" was titled "5 Hours", "24-7" "7", "2.0 Remix" "0 Remix"."""
     assert title_from_filename(Path(f"/music/{stem}.mp3")) == title
+
+
+@pytest.mark.parametrize("stem, title", [
+    ("1-01 Song", "Song"), ("2-13 Song", "Song"), ("1-01_Song", "Song"), ("1-01 - Song", "Song"),
+    ("1-01. Song", "Song"), ("2-13 99 Luftballons", "99 Luftballons"), ("24-7", "24-7"), ("1-2-3 Go", "1-2-3 Go"),
+    ("9-5 Blues", "9-5 Blues"), ("1-01", "1-01"), ("1-01-02", "1-01-02"),
+])
+def test_a_disc_and_track_number_as_itunes_writes_them_is_no_title(stem, title):
+    """iTunes names a multi-disc album's files "1-01 Song", "2-13 Song": untagged, they were
+    titled "1-01 Song" (a number with a digit after its "-" stays whole, for "24-7")."""
+    assert title_from_filename(Path(f"/music/{stem}.mp3")) == title
+
+
+@pytest.mark.parametrize("stem, parts", [
+    ("Nora - 03 - Rain", ("Rain", "Nora")), ("Nora_-_03_-_Rain", ("Rain", "Nora")),
+    ("Nora  -  3  -  Rain", ("Rain", "Nora")), ("Nora - 03 - Rain - Live", ("Rain - Live", "Nora")),
+    ("Nora - Grey - 03 - Rain", ("Rain", None)), ("1 - 03 - Rain", ("Rain", None)),
+    ("Nora - 1999 - Rain", ("Nora - 1999 - Rain", None)), ("Prince - 1999", ("Prince - 1999", None)),
+    ("12 - 5 Songs", ("5 Songs", None)), ("03 - Nora - Rain", ("Nora - Rain", None)), ("Nora - 03", ("Nora - 03", None)),
+])
+def test_a_track_number_between_dashes_ends_the_artist_and_starts_the_title(stem, parts):
+    """"Artist - 03 - Song" was titled "Artist - 03 - Song", by "Unknown artist". The part before
+    the number is the artist only when it is the one part there."""
+    assert name_parts(Path(f"/music/{stem}.mp3")) == parts
+
+
+def test_an_artist_named_by_the_file_name_fills_only_a_missing_artist_tag(tmp_path):
+    untagged = read_tags(_tone(tmp_path / "Nora - 03 - Rain.wav", "WAV"))
+    assert (untagged.title, untagged.artist) == ("Rain", "Nora")
+    assert read_tags(_tone(tmp_path / "Nora - Grey - 03 - Rain.wav", "WAV")).artist == UNKNOWN_ARTIST
+    flac = _tone(tmp_path / "Nora - 03 - Rain.flac", "FLAC")
+    audio = FLAC(str(flac))
+    audio.update({"title": "Rain (Live)"})
+    audio.save()
+    assert (read_tags(flac).title, read_tags(flac).artist) == ("Rain (Live)", "Nora")
+    audio.update({"artist": "Ann"})  # an artist tag wins
+    audio.save()
+    assert read_tags(flac).artist == "Ann"
 
 
 def _mp3(path: Path) -> Path:

@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import mutagen
 import soundfile
@@ -195,17 +196,42 @@ def _ape_fields(path: Path) -> dict[str, str | None]:
     return {k: _field(k, list(tags[key]) if key in tags else None) for k, key in _APE_KEYS.items()}
 
 
-# A track number before a file name's title: zero-padded ("01 Song", "007_Song") before any
-# separator, or any number before "." or "-" ("1. Song", "12 - Song"). An unpadded one before a
-# space or an underscore (which stands for a space) starts the title: "99 Luftballons", "7_Years";
-# so does a number with a digit right after its "." or "-": "1.5 Hours", "24-7", "2.0 Remix".
-_TRACK_NUMBER = re.compile(r"^\s*(?!\d+[-.]\d)(?:0\d{1,2}\s*[-._ ]|\d{1,3}\s*[-.])\s*")
+# A track number before a file name's title (its underscores and runs of spaces made one space):
+# zero-padded ("01 Song", "007_Song") before any separator, any number before "." or "-" ("1. Song",
+# "12 - Song"), or a disc and track number as iTunes writes them, a digit, "-", two digits and a
+# space ("1-01 Song", "2-13 Song", also "1-01 - Song"). An unpadded number before a space starts the
+# title: "99 Luftballons", "7_Years"; so does one with a digit right after its "." or "-" that is no
+# disc and track number: "1.5 Hours", "24-7", "2.0 Remix", "1-2-3 Go". Every quantifier is bounded
+# or anchored: no name takes more than one pass.
+_TRACK_NUMBER = re.compile(r"^(?:[1-9]-\d\d(?: ?[-.])? |(?!\d+[-.]\d)(?:0\d{1,2} ?[-. ]|\d{1,3} ?[-.])) ?")
+# A track number standing alone between " - " ("Artist - 03 - Song"): what follows it is the title.
+_TRACK_NUMBER_PART = re.compile(r"[0-9]{1,3}")
+
+
+class NameParts(NamedTuple):
+    """What an untagged file's name tells: a title, and an artist only where the name says which
+    part is one ("Artist - 03 - Song")."""
+
+    title: str
+    artist: str | None
+
+
+def name_parts(path: Path) -> NameParts:
+    """'03 - My_Song' -> title 'My Song'; 'Nora - 03 - Rain' -> 'Rain' by 'Nora'. Of 'Nora - Grey
+    - 03 - Rain' the title is 'Rain', and no artist: which of the two parts before it is the
+    artist, the name doesn't say."""
+    name = " ".join(printable(path.stem).replace("_", " ").split())
+    parts = name.split(" - ")
+    track = next((i for i, part in enumerate(parts[1:-1], start=1) if _TRACK_NUMBER_PART.fullmatch(part)), None)
+    if track is not None:
+        artist = parts[0] if track == 1 and not _TRACK_NUMBER_PART.fullmatch(parts[0]) else None
+        return NameParts(" - ".join(parts[track + 1:]), artist)
+    return NameParts(_TRACK_NUMBER.sub("", name, count=1) or printable(path.stem), None)
 
 
 def title_from_filename(path: Path) -> str:
     """'03 - My_Song' -> 'My Song': a readable title when the file has none."""
-    stem = _TRACK_NUMBER.sub("", printable(path.stem), count=1)
-    return re.sub(r"[_\s]+", " ", stem).strip() or printable(path.stem)
+    return name_parts(path).title
 
 
 def read_tags(path: Path) -> TrackTags:
@@ -213,14 +239,15 @@ def read_tags(path: Path) -> TrackTags:
     since the audio may still be fine (the decoder decides whether the file is usable). Any
     error counts as unreadable: mutagen fails on damaged files with IndexError or struct.error
     too, not only its own errors, and the scan reads tags outside the analysis's safety net."""
+    named = name_parts(path)
     try:
         fields, duration = _raw_fields(path)
     except Exception as exc:  # noqa: BLE001 - a damaged file fails mutagen in many ways
         logger.debug("no readable tags in %s: %s: %s", path, type(exc).__name__, exc)
         fields, duration = {}, None
     return TrackTags(
-        title=fields.get("title") or title_from_filename(path),
-        artist=fields.get("artist") or UNKNOWN_ARTIST,
+        title=fields.get("title") or named.title,
+        artist=fields.get("artist") or named.artist or UNKNOWN_ARTIST,
         album=fields.get("album"),
         genre=fields.get("genre"),
         year=_year(fields.get("date")),
