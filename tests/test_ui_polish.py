@@ -541,6 +541,55 @@ def test_with_no_audio_device_a_song_tries_one_again_only_a_minute_after_the_las
         app.close()
 
 
+def chosen_driver_failing(monkeypatch, tmp_path) -> dict:
+    """The operator chose ALSA (SDL_AUDIODRIVER) and its device can't open until the test plugs it
+    in (``["on"]``; SDL's "disk" driver stands in for it then); ``["tries"]`` counts the opens."""
+    real_init, speaker = pygame.mixer.init, {"on": False, "tries": 0}
+
+    def init(*args, **kwargs):
+        speaker["tries"] += 1
+        if not speaker["on"]:
+            raise pygame.error("ALSA: Couldn't open audio device")
+        os.environ["SDL_AUDIODRIVER"] = "disk"
+        try:
+            return real_init(*args, **kwargs)
+        finally:
+            os.environ["SDL_AUDIODRIVER"] = "alsa"
+
+    pygame.mixer.quit()
+    monkeypatch.setenv("SDL_AUDIODRIVER", "alsa")
+    monkeypatch.setenv("SDL_DISKAUDIOFILE", str(tmp_path / "heard.raw"))
+    monkeypatch.setattr(pygame.mixer, "init", init)
+    return speaker
+
+
+def test_a_chosen_driver_that_fails_is_tried_again_only_a_minute_after_the_last_try(
+    settings, tmp_path, monkeypatch, told,
+):
+    """The device the operator chose failing to open, each song tapped tried it again: a failed open
+    (6-111 ms) and ALSA's lines on stderr each time. Between tries a tap is told at once that no
+    sound output plays; a speaker plugged in is heard from the first song a minute after the try."""
+    from moodtunes.ui.app import NO_SOUND_MESSAGE
+
+    speaker = chosen_driver_failing(monkeypatch, tmp_path)
+    clock = HandClock()
+    app = guest_at_songs(settings, tmp_path / "music", "sad", wait=False, clock=clock, count=2, category=CALM,
+                         seconds=5.0)
+    try:
+        tap(app, "row:0")
+        assert speaker["tries"] == 1 and app.screen.name == "songs" and told()[-1] == NO_SOUND_MESSAGE
+        speaker["on"] = True
+        clock.now += SOUND_RETRY_S - 1
+        told_before = len(told())
+        tap(app, "row:1")
+        assert speaker["tries"] == 1 and app.screen.name == "songs" and told()[told_before:] == [NO_SOUND_MESSAGE]
+        clock.now += 1
+        tap(app, "row:1")
+        assert speaker["tries"] == 2 and app.screen.name == "playing" and app.active_player.driver == "disk"
+    finally:
+        app.close()
+
+
 def test_another_audio_device_unplugged_leaves_the_speaker_in_use_heard(settings, tmp_path, monkeypatch):
     """SDL (2.24 on) also says when a device the kiosk never opened goes (a Bluetooth headset, an
     HDMI screen's sound): ``which`` 0. The screen said "No sound output" over music still heard,

@@ -108,9 +108,10 @@ CLOCK_STEP_S = 60.0
 # this long for it (not the store's BUSY_TIMEOUT_MS each): _wait_briefly_for_locks.
 BRIEF_LOCK_WAIT_MS = 500
 BRIEF_LOCK_WAITS_FOR_S = 30.0
-# A player made without an audio device (none there) tries it again at a song once this long has
-# passed: each try with none there is a failed open (6-111 ms here) and ALSA's 9 lines on stderr,
-# and it was made at every song, also each of a run of "Next" taps or of songs that fail to load.
+# A player made without an audio device (none there), or none made at all (the driver the operator
+# chose failed to open), tries it again at a song once this long has passed: each try with none
+# there is a failed open (6-111 ms here) and ALSA's 9 lines on stderr, and it was made at every
+# song, also each of a run of "Next" taps or of songs that fail to load, or each song tapped.
 SOUND_RETRY_S = 60.0
 # Visits ended while the store refused writes, kept in memory (slimmed, a few KB each) until it takes
 # them: a month of a kiosk's visits; past it, the oldest goes.
@@ -248,7 +249,9 @@ class KioskApp:
         self._services_started = False  # the scanner's and the library's threads were started (step)
         self.songs_on_their_own = 0  # songs started by themselves since the last touch
         self._volume_kept: float | None = None  # the visitor's volume for the next player (_open_sound_again)
-        self._no_device_at: float | None = None  # when the player in use was made without a device (clock)
+        # when the last try to open a sound device found none (clock): the player in use was made
+        # without one, or, with no player, none opened (the driver the operator chose failed)
+        self._no_device_at: float | None = None
         self.running = False
         self.frames = 0
         self._toast: tuple[str, float, bool, str | None] | None = None  # message, until, good news, title
@@ -1240,7 +1243,11 @@ class KioskApp:
         """The music player, created on first use (PlayerError if there is no sound output at all)."""
         if self._player is None:
             volume = self.settings.kiosk.volume if self._volume_kept is None else self._volume_kept
-            self._player = self._player_factory(volume)
+            try:
+                self._player = self._player_factory(volume)
+            except PlayerError:
+                self._no_device_at = self.clock()
+                raise
             self._volume_kept = None
             self._no_device_at = self.clock() if self._player.without_device else None
         return self._player
@@ -1250,15 +1257,23 @@ class KioskApp:
         device, or the silent one when none was chosen), again if it plays without a device
         (``_open_sound_again``). When the device the operator chose can't open, no song is to
         blame: the visitor is told so once, and no song is marked as failing to play (each one
-        tried was, and went to the back of every list for a day)."""
+        tried was, and went to the back of every list for a day); it is tried again at a song
+        SOUND_RETRY_S after, and until then the visitor is told so at once, with no try."""
+        if self._player is None and self._tried_lately():
+            self.toast(NO_SOUND_MESSAGE)
+            return False
         try:
             self._open_sound_again()
             self.player()
         except PlayerError as exc:
-            logger.error("no sound output: %s", exc)
+            logger.error("%s; tried again at the first song %.0f s on", exc, SOUND_RETRY_S)
             self.toast(NO_SOUND_MESSAGE)
             return False
         return True
+
+    def _tried_lately(self) -> bool:
+        """Whether a try to open a sound device found none less than SOUND_RETRY_S ago."""
+        return self._no_device_at is not None and self.clock() - self._no_device_at < SOUND_RETRY_S
 
     def _open_sound_again(self) -> None:
         """Make the player again, at the volume the visitor chose, if it plays without a device:
@@ -1271,7 +1286,7 @@ class KioskApp:
         lost = self._player
         if lost is None or not lost.without_device:
             return
-        if self._no_device_at is not None and self.clock() - self._no_device_at < SOUND_RETRY_S:
+        if self._tried_lately():
             return
         self.stop_music()
         self._volume_kept = lost.volume
