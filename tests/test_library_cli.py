@@ -167,6 +167,48 @@ def test_the_listed_loudness_is_the_rms_level_the_player_evens_songs_out_by(caps
     assert listed == {"/music/a.flac": -20.0, "/music/broken.flac": None}
 
 
+def test_a_failed_files_error_with_control_characters_stays_one_row(capsys):
+    """A failed file's error was printed raw: one holding a newline or an escape (an exception's
+    text, a row written by an older version) broke the table and reached the terminal."""
+    with Store.open(Settings().database_path) as store:
+        store.record_track_error("/music/a\nb.mp3", 1, 1.0, "analysis failed: ValueError: a\nb \x1b[31mred")
+    assert moodtunes(["library", "list", "--errors"]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert len(rows) == 2 and rows[1].endswith("  /music/a b.mp3: analysis failed: ValueError: a b  [31mred")
+
+
+def test_a_long_artist_or_title_is_cut_so_the_row_stays_readable(capsys):
+    """A 300-character artist (MAX_TAG_CHARS), or a 2 MB title catalogued before tags were cut,
+    made a row of hundreds of columns to millions, wrapped over the terminal's lines. Each is cut
+    to LISTED_NAME_COLUMNS columns (a CJK character takes two), the rest in --json."""
+    from moodtunes.commands.library import LISTED_NAME_COLUMNS
+
+    with Store.open(Settings().database_path) as store:
+        for path, title, artist in (("/music/a.flac", "T" * 2_000_000, "A" * 300), ("/music/b.flac", "海" * 100, "Nora")):
+            store.upsert_track(TrackRecord(path=path, size=1, mtime=1.0, title=title, artist=artist,
+                                           category=Category.HAPPY_AND_CALM.value, quadrant="Q4", valence=0.8,
+                                           arousal=0.3, duration=61.0))
+    assert moodtunes(["library", "list"]) == 0
+    _header, *rows = capsys.readouterr().out.splitlines()
+    cut = LISTED_NAME_COLUMNS - 1
+    assert sorted(row.split("1:01  ")[1] for row in rows) == [
+        f"{'A' * cut}… — {'T' * cut}…", f"Nora — {'海' * (cut // 2)}…"]
+    assert moodtunes(["library", "list", "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out.splitlines()[0])["title"]) == 2_000_000
+
+
+def test_unicode_line_separators_in_a_tag_keep_one_row_a_track(capsys):
+    """U+2028 and U+2029 end a line for Python's splitlines, and many editors and viewers: a
+    title holding one split its row in two for whatever read the table by lines."""
+    with Store.open(Settings().database_path) as store:
+        store.upsert_track(TrackRecord(path="/music/a.flac", size=1, mtime=1.0, title="Line\u2028Sep\u2029Para",
+                                       artist="Nora", category=Category.HAPPY_AND_CALM.value, quadrant="Q4",
+                                       valence=0.8, arousal=0.3, duration=61.0))
+    assert moodtunes(["library", "list"]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert len(rows) == 2 and rows[1].endswith("1:01  Nora — Line Sep Para")
+
+
 def _catalogue_by_hand(path: str, category: str) -> None:
     """A row as an operator (or an older version) writes it straight into SQLite: a path and a
     category, every analysis column left to its default (no quadrant, valence, arousal, tempo)."""

@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 import re
 
-# Control characters (C0, DEL, C1): a newline or a bell in a title broke `library list`'s table and
-# reached the terminal. Each run of them becomes one space.
-_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
+# Control characters (C0, DEL, C1) and Unicode's line and paragraph separators: a newline or a bell
+# in a title broke `library list`'s table and reached the terminal, and U+2028 split a row for
+# Python's splitlines. Each run of them becomes one space.
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 
 
 def printable(text: str) -> str:
-    """``text`` with each run of control characters replaced by one space."""
+    """``text`` with each run of control characters (or line separators) replaced by one space."""
     return _CONTROL_CHARACTERS.sub(" ", text).strip()
 
 

@@ -46,6 +46,10 @@ SCAN_EXIT_STATUS = (
 PROGRESS_LOG_EVERY_S = 60.0
 SCAN_HELP = "analyse new or changed audio files and prune removed ones"
 LIST_HELP = "print the catalogue"
+# The most terminal columns a track's artist, or its title, takes in `list`'s table: a tag holds up
+# to 300 characters (tags.MAX_TAG_CHARS), one catalogued before that limit megabytes, and a row
+# wrapped over the terminal's lines hid the table's columns. --json gives them whole.
+LISTED_NAME_COLUMNS = 60
 DEMO_HELP = "synthesize a small royalty-free demo library"
 
 
@@ -158,8 +162,21 @@ def _terminal_columns() -> int:
 
 def _fit_columns(text: str, columns: int) -> str:
     """``text`` cut, then padded, to ``columns`` terminal columns: a line wider than the terminal
-    wraps, and the bar's ``\\r`` then leaves the first part behind. Wide (CJK) characters take two
-    columns, combining marks none."""
+    wraps, and the bar's ``\\r`` then leaves the first part behind."""
+    kept, used = _columns_start(text, columns)
+    return kept + " " * (columns - used)
+
+
+def _cut_to_columns(text: str, columns: int) -> str:
+    """``text`` in at most ``columns`` terminal columns, ending in "…" where it was cut."""
+    if len(_columns_start(text, columns)[0]) == len(text):
+        return text
+    return _columns_start(text, columns - 1)[0].rstrip() + "…"
+
+
+def _columns_start(text: str, columns: int) -> tuple[str, int]:
+    """The longest start of ``text`` that fits in ``columns`` terminal columns, and the columns it
+    takes. Wide (CJK) characters take two columns, combining marks none."""
     kept, used = [], 0
     for char in text:
         width = _character_columns(char)
@@ -167,7 +184,7 @@ def _fit_columns(text: str, columns: int) -> str:
             break
         kept.append(char)
         used += width
-    return "".join(kept) + " " * (columns - used)
+    return "".join(kept), used
 
 
 def _character_columns(char: str) -> int:
@@ -281,13 +298,20 @@ def _list(args: argparse.Namespace, settings: Any) -> int:
     print(f"{'category':<17} {'quad':<4} {'val':>4} {'aro':>4} {'bpm':>4} {'time':>5}  artist — title")
     for t in tracks:
         if t.error:
-            print(f"{'(failed)':<17} {'':<4} {'':>4} {'':>4} {'':>4} {'':>5}  {printable(t.path)}: {t.error}")
+            print(f"{'(failed)':<17} {'':<4} {'':>4} {'':>4} {'':>4} {'':>5}  {printable(t.path)}: {printable(t.error)}")
             continue
         minutes, seconds = divmod(round(t.duration), 60)
-        # printable: tracks catalogued before the scan cleaned tags may hold control characters
         print(f"{t.category or '':<17} {t.quadrant or '':<4} {_cell(t.valence, 2)} {_cell(t.arousal, 2)} "
-              f"{_cell(t.tempo, 0)} {minutes:2d}:{seconds:02d}  {printable(t.artist)} — {printable(t.title)}")
+              f"{_cell(t.tempo, 0)} {minutes:2d}:{seconds:02d}  {_listed_name(t.artist)} — {_listed_name(t.title)}")
     return 0
+
+
+def _listed_name(text: str) -> str:
+    """An artist or title as the table shows it: control characters as spaces (a track catalogued
+    before the scan cleaned tags may hold them), at most LISTED_NAME_COLUMNS columns."""
+    from moodtunes.printable import printable
+
+    return _cut_to_columns(printable(text), LISTED_NAME_COLUMNS)
 
 
 def _cell(value: float | None, places: int) -> str:
