@@ -1,9 +1,11 @@
-"""Every screen at every supported size: drawn without error, touch targets inside the screen,
-at least 48 px each way, and apart from one another; every text on them readable against what is
-under it."""
+"""Every screen at every supported size, with normal and larger text: drawn without error, touch
+targets inside the screen, at least 48 px each way, and apart from one another; every text on them
+readable against what is under it, inside its box, clear of the others, and, but for names and
+song titles cut to fit, whole."""
 
 from __future__ import annotations
 
+import inspect
 import math
 import sys
 
@@ -50,6 +52,7 @@ MIN_GAP = 8
 # WCAG's large text (18 pt, or 14 pt bold) in CSS px, which at the 480 px scale are about the 7"
 # panel's px seen from 50 cm: it needs 3:1 contrast, other text 4.5:1.
 LARGE_TEXT_PX, LARGE_BOLD_TEXT_PX = 24, 18.66
+TEXT_SIZES = pytest.mark.parametrize("larger_text", [False, True], ids=["normal-text", "larger-text"])
 
 
 @pytest.fixture
@@ -187,8 +190,10 @@ def check_every_text_drawn(app, monkeypatch, check) -> set[str]:
     return measured
 
 
+@TEXT_SIZES
 @pytest.mark.parametrize("size", SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
-def test_every_screen_fits_with_big_enough_touch_targets(settings, size):
+def test_every_screen_fits_with_big_enough_touch_targets(settings, size, larger_text):
+    settings.kiosk.larger_text = larger_text
     app = make_app(settings, StillScanner, size=size)
     seen = []
     try:
@@ -217,9 +222,16 @@ def test_every_screen_fits_with_big_enough_touch_targets(settings, size):
     assert len(set(seen)) == 18
 
 
-@pytest.mark.parametrize("size", [(800, 480), (480, 800), (1024, 600)], ids=["800x480", "480x800", "1024x600"])
-def test_every_text_on_every_screen_reads_at_4_5_to_1_or_3_to_1_when_large(settings, size, monkeypatch):
+ACCESS_SIZES = pytest.mark.parametrize(
+    "size", [(800, 480), (480, 800), (1024, 600)], ids=["800x480", "480x800", "1024x600"]
+)
+
+
+@TEXT_SIZES
+@ACCESS_SIZES
+def test_every_text_on_every_screen_reads_at_4_5_to_1_or_3_to_1_when_large(settings, size, monkeypatch, larger_text):
     """Measured as drawn, against the pixels under each text: disabled labels and hints included."""
+    settings.kiosk.larger_text = larger_text
     app = make_app(settings, StillScanner, size=size)
     faint: list[str] = []
 
@@ -246,9 +258,12 @@ def capitals_arcmin(font, px_per_mm: float) -> float:
     return math.degrees(math.atan(height_px / px_per_mm / VIEWED_FROM_MM)) * 60
 
 
+@TEXT_SIZES
 @pytest.mark.parametrize("size", list(PANEL_PX_PER_MM), ids=[f"{w}x{h}" for w, h in PANEL_PX_PER_MM])
-def test_every_text_on_every_screen_has_capitals_of_16_minutes_of_arc_from_50_cm(settings, size, monkeypatch):
+def test_every_text_on_every_screen_has_capitals_of_16_minutes_of_arc_from_50_cm(settings, size, monkeypatch,
+                                                                                 larger_text):
     """The small type was 16 px, its capitals 2.3 mm on the 7" panel: 15.9 minutes."""
+    settings.kiosk.larger_text = larger_text
     app = make_app(settings, StillScanner, size=size)
     small: set[str] = set()
 
@@ -258,6 +273,87 @@ def test_every_text_on_every_screen_has_capitals_of_16_minutes_of_arc_from_50_cm
 
     measured = check_every_text_drawn(app, monkeypatch, check)
     assert len(measured) == 18 and not small, sorted(small)
+
+
+def record_placed_texts(monkeypatch, record) -> None:
+    """Have ``record(text, problem, box)`` called for every text drawn through ``draw_text`` or
+    ``draw_paragraph``: ``box`` where it went (a paragraph: its box), ``problem`` what is wrong
+    with it, if anything: cut short (ellipsized, or a paragraph's lines past its box's left out), or
+    out of the box it was given (a line taller than its box) or off the screen."""
+    from moodtunes.ui import widgets
+
+    draw_text, draw_paragraph = widgets.draw_text, widgets.draw_paragraph
+    text_signature, paragraph_signature = inspect.signature(draw_text), inspect.signature(draw_paragraph)
+
+    def placed_text(*args, **kwargs):
+        given = text_signature.bind(*args, **kwargs)
+        given.apply_defaults()
+        surface, font, text, rect, base = (given.arguments[name] for name in ("surface", "font", "text", "rect", "base"))
+        box = draw_text(*args, **kwargs)
+        rect = pygame.Rect(rect)
+        if text.strip():
+            cut = widgets.ellipsize(font, text, rect.width, base) != text
+            outside = not rect.inflate(0, 2).contains(box)  # (a line with CJK in it may be 2 px taller)
+            offscreen = not surface.get_rect().contains(box)
+            record(text, "cut short" if cut else "out of its box" if outside else "off screen" if offscreen else None,
+                   box)
+        return box
+
+    def placed_paragraph(*args, **kwargs):
+        given = paragraph_signature.bind(*args, **kwargs)
+        given.apply_defaults()
+        font, text, rect, spacing = (given.arguments[name] for name in ("font", "text", "rect", "line_spacing"))
+        step_px = round(font.get_linesize() * spacing)
+        room = max(1, (pygame.Rect(rect).height + step_px - font.get_linesize()) // step_px)
+        if text.strip() and len(widgets.wrap(font, text, pygame.Rect(rect).width, base=given.arguments["base"])) > room:
+            record(text, f"cut short after {room} lines", pygame.Rect(rect))
+        return draw_paragraph(*args, **kwargs)
+
+    for name, module in list(sys.modules.items()):
+        if name.startswith("moodtunes.ui"):
+            if getattr(module, "draw_text", None) is draw_text:
+                monkeypatch.setattr(module, "draw_text", placed_text)
+            if getattr(module, "draw_paragraph", None) is draw_paragraph:
+                monkeypatch.setattr(module, "draw_paragraph", placed_paragraph)
+
+
+@TEXT_SIZES
+@ACCESS_SIZES
+def test_every_text_on_every_screen_shows_whole_in_its_box_clear_of_the_others(settings, size, monkeypatch, larger_text):
+    """With larger text on, a button's label was cut ("Choose my mood w…"), a report's verdict lost
+    its last line, a chart's label overlapped its title and the chip "Happy and calm" the song's
+    progress bar. Cut to fit may be only what visitors named or tagged: names and song titles (the
+    fixture's names are longer than the keyboard takes)."""
+    settings.kiosk.larger_text = larger_text
+    with Store.open(settings.database_path) as store:
+        theirs = [p.name for p in store.profiles(include_guest=True)]
+        theirs += [text for t in store.tracks() for text in (t.title, t.artist)]
+    drawn: list[tuple[str, str | None, pygame.Rect]] = []
+    record_placed_texts(monkeypatch, lambda text, problem, box: drawn.append((text, problem, box)))
+    app = make_app(settings, StillScanner, size=size)
+    problems: list[str] = []
+    try:
+        for screen in screens(app):
+            show(app, screen)
+            drawn.clear()
+            step(app, 1)
+            where = f"on {screen.name} at {size}"
+            for text, problem, _ in drawn:
+                if problem and not (problem == "cut short" and any(text.strip() in name for name in theirs)):
+                    problems.append(f"{text!r} {problem} {where}")
+            boxes = [(text, box) for text, problem, box in drawn if not problem or problem == "cut short"]
+            for i, (text, box) in enumerate(boxes):
+                for other, other_box in boxes[i + 1:]:
+                    overlap = box.clip(other_box)
+                    if min(overlap.size) > 2:
+                        problems.append(f"{text!r} overlaps {other!r} {where}")
+                for target in screen.targets:
+                    across = box.clip(target.rect)
+                    if min(across.size) > 2 and not target.rect.contains(box):
+                        problems.append(f"{text!r} crosses the edge of {target.id} {where}")
+    finally:
+        app.close()
+    assert not problems, "\n".join(sorted(set(problems)))
 
 
 @pytest.mark.parametrize("size", SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
@@ -274,23 +370,27 @@ def test_the_product_name_shows_whole_on_the_welcome_screen(settings, size, monk
         app.close()
 
 
-def test_welcome_pages_through_many_profiles(settings):
+@TEXT_SIZES
+def test_welcome_pages_through_many_profiles(settings, larger_text):
     from ui_support import tap
 
+    settings.kiosk.larger_text = larger_text
     app = make_app(settings, StillScanner)
     try:
-        first = {t.id for t in app.screen.targets if t.id.startswith("profile:")}
-        tap(app, "page_next")
-        second = {t.id for t in app.screen.targets if t.id.startswith("profile:")}
-        assert first and second and not first & second
-        assert len(first | second) == 11
+        pages = [{t.id for t in app.screen.targets if t.id.startswith("profile:")}]
+        while app.screen.target("page_next").enabled:
+            tap(app, "page_next")
+            pages.append({t.id for t in app.screen.targets if t.id.startswith("profile:")})
+        assert len(pages) > 1 and all(pages) and sum(map(len, pages)) == len(set().union(*pages)) == 11
     finally:
         app.close()
 
 
-def test_long_names_on_the_welcome_tiles_stay_told_apart_and_the_pages_are_numbered(monkeypatch):
+@TEXT_SIZES
+def test_long_names_on_the_welcome_tiles_stay_told_apart_and_the_pages_are_numbered(monkeypatch, larger_text):
     """Names of the longest kind the kiosk takes: cut to one line, every tile read "Anne-Mari…"."""
     settings = load_settings()
+    settings.kiosk.larger_text = larger_text
     with Store.open(settings.database_path) as store:
         for i in range(9):
             store.create_profile(f"Anne-Marie Dupont {i:02d}", "#a78bfa")  # 20 characters
@@ -303,7 +403,7 @@ def test_long_names_on_the_welcome_tiles_stay_told_apart_and_the_pages_are_numbe
         tiles = [t for t in app.screen.targets if t.id.startswith("profile:")]
         told_apart = {text for text in rendered if text.startswith("Dupont ")}
         assert len(tiles) > 1 and len(told_apart) == len(tiles)
-        assert "1 of 2" in rendered
+        assert ("1/2" if larger_text else "1 of 2") in rendered  # the shorter beside the larger heading
     finally:
         app.close()
 
@@ -348,7 +448,8 @@ def test_the_welcome_page_arrows_are_big_and_the_one_that_leads_nowhere_is_dimme
         assert th.TEXT not in ink("page_prev") and th.DISABLED_TEXT in ink("page_prev")  # first page: nowhere back
         assert th.TEXT in ink("page_next")
         assert arrow_height("page_next") >= app.look.px(18)
-        tap(app, "page_next")
+        for _ in range(app.screen.pages - 1):  # to the last page: nowhere on
+            tap(app, "page_next")
         assert th.TEXT in ink("page_prev") and th.TEXT not in ink("page_next")
     finally:
         app.close()

@@ -63,11 +63,15 @@ def library(settings, tmp_path: Path):
         )
 
 
-def test_a_whole_visit_by_touch_is_recorded(settings, library, monkeypatch):
+@pytest.mark.parametrize("larger_text", [False, True], ids=["normal-text", "larger-text"])
+def test_a_whole_visit_by_touch_is_recorded(settings, library, monkeypatch, larger_text):
     monkeypatch.setattr(events, "MIN_SECONDS_HEARD", 0.1)  # the generated songs last 0.6 s
     app = make_app(settings, sample_scanner)
     try:
         assert app.screen.name == "welcome"
+        if larger_text:  # the visitor's first tap, the welcome screen's toggle
+            tap(app, "text_size")
+            assert app.screen.name == "welcome" and app.look.larger_text
         tap(app, "new_profile")
         assert app.screen.name == "new_profile"
         for key in ("key:A", "key:D", "key:A"):

@@ -225,6 +225,7 @@ class KioskSettings(Section):
     fullscreen: bool = False
     idle_timeout_s: float = Field(90.0, gt=0)
     volume: float = Field(0.7, ge=0.0, le=1.0)
+    larger_text: bool = Field(False, description='text sizes x1.25 until "Larger text" is chosen on the welcome screen')
 
 
 class MqttSettings(Section):

@@ -240,4 +240,13 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE profiles ADD COLUMN pin_hash TEXT;
     ALTER TABLE profiles ADD COLUMN pin_failures INTEGER NOT NULL DEFAULT 0;
     """,
+    # 16: "Larger text", chosen on the kiosk's welcome screen for the kiosk (one row; none: never
+    # chosen there, and kiosk.larger_text in the config says), so that a restart keeps it.
+    """
+    CREATE TABLE text_size (
+        id          INTEGER PRIMARY KEY CHECK (id = 1),
+        larger      INTEGER NOT NULL CHECK (larger IN (0, 1)),
+        chosen_at   TEXT NOT NULL
+    );
+    """,
 )

@@ -755,6 +755,22 @@ class Store:
             problems += [f"{FOREIGN_KEY}{tuple(r)}" for r in db.execute("PRAGMA foreign_key_check")]
         return problems
 
+    # ---- the kiosk's own settings -------------------------------------------------------------
+
+    def larger_text(self) -> bool | None:
+        """Whether "Larger text" was last turned on (True) or off on the kiosk's screen; None: it
+        was never chosen there."""
+        rows = self._query("SELECT larger FROM text_size WHERE id = 1")
+        return bool(rows[0]["larger"]) if rows else None
+
+    def choose_larger_text(self, larger: bool) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO text_size (id, larger, chosen_at) VALUES (1, ?, ?)"
+                " ON CONFLICT (id) DO UPDATE SET larger = excluded.larger, chosen_at = excluded.chosen_at",
+                (int(larger), utc_now()),
+            )
+
     # ---- profiles --------------------------------------------------------------------------
 
     def create_profile(self, name: str, colour: str, pin: str | None = None) -> Profile:

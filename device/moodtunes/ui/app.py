@@ -58,8 +58,8 @@ logger = logging.getLogger(__name__)
 
 MAX_FPS = 30
 # A message shows TOAST_SECONDS and TOAST_S_PER_WORD more for each of its words as shown (time to
-# read it), TOAST_MAX_S at most, on TOAST_LINES lines at most (every message does, at every size: a
-# song title in one is cut short to fit), TOAST_LINE_SPACING line heights apart, in a box that fits
+# read it), TOAST_MAX_S at most, on TOAST_LINES lines at most, one more with larger text (every
+# message does, at every size: a song title in one is cut short to fit), TOAST_LINE_SPACING line heights apart, in a box that fits
 # those lines and TOAST_PAD (px at 480 px, across and up and down) around them.
 TOAST_SECONDS = 4.0
 TOAST_S_PER_WORD = 0.3
@@ -298,7 +298,7 @@ class KioskApp:
         if min(width, height) < KIOSK_MIN_SIDE:  # fullscreen takes the panel's own size, whatever the settings say
             logger.warning("the display is %dx%d, smaller than the %d px each way the kiosk is made for: "
                            "touch targets and text will be too small to use well", width, height, KIOSK_MIN_SIDE)
-        self.look = Theme(scale=min(width, height) / 480)
+        self.look = Theme(scale=min(width, height) / 480, larger_text=self.settings.kiosk.larger_text)
         self._frame_clock = pygame.time.Clock()
         self.running = True
         if self.idle_warning_s() < IDLE_WARNING_MIN_S:
@@ -349,6 +349,9 @@ class KioskApp:
             return
         self.store_error = None
         self._close_interrupted_visits(interrupted)
+        chosen = self.read("the text size chosen", self.store.larger_text)
+        if chosen is not None:  # on the screen: over the config's default
+            self.look.larger_text = chosen
         self.go(WelcomeScreen(self))
 
     def _close_interrupted_visits(self, session_ids: list[int]) -> None:
@@ -821,8 +824,9 @@ class KioskApp:
         return min(widest, look.px(560)) - 2 * look.px(TOAST_PAD[0])
 
     def _toast_lines(self) -> int:
-        """A screen's message room is narrower than the screen: one line more there."""
-        return TOAST_LINES + (self._message_room() is not None)
+        """A screen's message room is narrower than the screen: one line more there, and one more
+        with larger text ("…please tell the staff." took three lines at 480x800)."""
+        return TOAST_LINES + (self._message_room() is not None) + self.look.larger_text
 
     def _toast_text(self, message: str, title: str | None) -> str:
         """``message`` as shown: a song ``title`` in it cut short so that the whole takes
@@ -858,6 +862,14 @@ class KioskApp:
     def relayout(self) -> None:
         if self.screen is not None and self.surface is not None:
             self.screen.layout(self.surface.get_rect())
+
+    def choose_larger_text(self, larger: bool) -> None:
+        """The kiosk's text larger or back to normal at once, and kept for its next start (a store
+        that refuses it: for this run, the visitor told it wasn't saved)."""
+        self.look.larger_text = larger
+        self.record(self.store.choose_larger_text, larger)
+        logger.info("text size: %s", "larger" if larger else "normal")
+        self.relayout()
 
     def home(self) -> None:
         from moodtunes.ui.screens.welcome import WelcomeScreen

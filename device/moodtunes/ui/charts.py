@@ -29,24 +29,27 @@ class Series:
 
 
 def _plot_area(
-    look: Theme, rect: pygame.Rect, title: str, surface: pygame.Surface, y_labels: dict[float, str]
+    look: Theme, rect: pygame.Rect, title: str | Sequence[str], surface: pygame.Surface, y_labels: dict[float, str]
 ) -> tuple[pygame.Rect, int]:
+    """The card, its ``title`` (or the first of its wordings, longest first, that fits) and where
+    the plot goes, with the width of the labels left of it."""
     draw_card(surface, rect, th.SURFACE, look.px(18))
     inner = rect.inflate(-look.px(28), -look.px(20))
     title_h = look.body_bold().get_linesize()
     draw_text(
         surface,
         look.body_bold(),
-        title,
+        title if isinstance(title, str) else first_that_fits(look.body_bold(), title, inner.width),
         th.TEXT,
         pygame.Rect(inner.left, inner.top, inner.width, title_h),
     )
     label_w = max((look.small().size(t)[0] for t in y_labels.values()), default=0) + look.px(8)
+    below_title = max(look.px(10), look.small().get_linesize() // 2)  # the top label, centred on its line, under it
     plot = pygame.Rect(
         inner.left + label_w,
-        inner.top + title_h + look.px(10),
+        inner.top + title_h + below_title,
         inner.width - label_w,
-        inner.height - title_h - look.px(10) - _below_gap(look) - look.small().get_linesize(),
+        inner.height - title_h - below_title - _below_gap(look) - look.small().get_linesize(),
     )
     return plot, label_w
 
@@ -85,24 +88,24 @@ def _grid(
     low: float,
     high: float,
 ) -> None:
+    """The lines of ``y_labels``' values, each labelled at its left, but for a label that would
+    touch the one drawn before it (a chart too short for them all in larger text)."""
+    height = look.small().get_linesize()
+    taken: list[pygame.Rect] = []
     for value, text in y_labels.items():
         y = _y(plot, value, low, high)
         pygame.draw.line(surface, th.SURFACE_HIGH, (plot.left, y), (plot.right, y), 1)
-        draw_text(
-            surface,
-            look.small(),
-            text,
-            th.MUTED,
-            pygame.Rect(plot.left - label_w, y - 10, label_w - look.px(6), 20),
-            align="right",
-        )
+        where = pygame.Rect(plot.left - label_w, y - height // 2, label_w - look.px(6), height)
+        if not where.collidelistall(taken):
+            taken.append(where)
+            draw_text(surface, look.small(), text, th.MUTED, where, align="right")
 
 
 def line_chart(
     surface: pygame.Surface,
     look: Theme,
     rect: pygame.Rect,
-    title: str,
+    title: str | Sequence[str],
     series: Sequence[Series],
     low: float,
     high: float,

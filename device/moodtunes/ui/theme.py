@@ -104,21 +104,35 @@ def legible(ink: Colour, ground: Colour, minimum: float = 4.5) -> Colour:
 # 13 px, are 2.5 mm on the 7" panel: 17.2 minutes of arc from 50 cm, over the 16 that ISO 9241-303
 # asks for. At 16 and 17 px SDL_ttf draws them 12 px high, 15.9 minutes.
 SMALL_PX = 18
+# Every text size times this with "Larger text" on (the welcome screen's toggle): the small type's
+# 18 px become 22, its capitals 16 px, 3.1 mm on the 7" panel (21 minutes of arc from 50 cm); the
+# body's 19 px become 24, WCAG's large text. Only the type grows: the layouts, their touch
+# targets and gaps keep their size, and fit the larger type by the cuts, wraps and smaller
+# wordings they use for long names.
+LARGER_TEXT = 1.25
 
 
 @dataclass
 class Theme:
-    """Scale, fonts and the current accent colour (the visitor's profile colour)."""
+    """Scale, fonts and the current accent colour (the visitor's profile colour); ``larger_text``:
+    the text sizes times LARGER_TEXT."""
 
     scale: float
     accent: Colour = field(default_factory=lambda: parse_colour(DEFAULT_ACCENT))
+    larger_text: bool = False
     _fonts: dict[tuple[int, bool], FontStack] = field(default_factory=dict, repr=False)
 
     def px(self, value: float) -> int:
         return max(1, round(value * self.scale))
 
     def font(self, size: float, bold: bool = False) -> FontStack:
-        key = (self.px(size), bold)
+        """Type of ``size`` px at the 480 px scale, larger with ``larger_text``."""
+        return self.font_of_px(self.px(size * (LARGER_TEXT if self.larger_text else 1.0)), bold)
+
+    def font_of_px(self, px: int, bold: bool = False) -> FontStack:
+        """Type ``px`` px high whatever ``larger_text`` says: a letter that is part of a drawing
+        sized to the screen (a profile's initial in its round badge)."""
+        key = (px, bold)
         if key not in self._fonts:
             self._fonts[key] = FontStack(*key)
         return self._fonts[key]
@@ -141,3 +155,8 @@ class Theme:
 
     def small_bold(self) -> FontStack:
         return self.font(SMALL_PX, bold=True)
+
+    def smallest_bold(self) -> FontStack:
+        """The small bold type at its normal size, larger text or not: the last resort of a text
+        that must show whole to be told apart (a long name on a profile's tile)."""
+        return self.font_of_px(self.px(SMALL_PX), bold=True)

@@ -94,6 +94,17 @@ def first_that_fits(font: FontStack, wordings: Sequence[str], width: int) -> str
     return next((text for text in wordings if font.size(text)[0] <= width), wordings[-1])
 
 
+def fit_wording(fonts: Sequence[FontStack], wordings: Sequence[str], width: int) -> tuple[FontStack, str]:
+    """The first of ``wordings`` (longest first) that fits ``width`` in the first of ``fonts``
+    (largest first) that fits one: a title in smaller type rather than cut short (larger text).
+    None fits: the last of each."""
+    for font in fonts:
+        for text in wordings:
+            if font.size(text)[0] <= width:
+                return font, text
+    return fonts[-1], wordings[-1]
+
+
 def ellipsize(font: FontStack, text: str, width: int, base: str | None = None) -> str:
     """``text`` shortened with an ellipsis so that it fits ``width`` pixels (as a line of a
     paragraph of direction ``base``)."""
@@ -308,7 +319,9 @@ def draw_button(
     pass for the screen's main button), "danger" (outlined and labelled in red: what can't be
     undone, marked as such without drawing the eye from the screen's main button). A disabled one
     looks the same whatever its style (no accent: nothing to press), its label muted but readable.
-    A label too wide for one line takes two when the button is tall enough."""
+    A label too wide for one line takes two when the button is tall enough and no word is too wide,
+    else the small type, closer to the edges, on one line or two (larger text in a button sized for
+    the normal), else it is cut short."""
     radius = min(rect.height // 2, look.px(18))
     fill, ink = button_colours(look, style, enabled)
     if pressed and enabled:
@@ -316,11 +329,18 @@ def draw_button(
     border = {"ghost": th.CONTROL_EDGE, "selected": look.accent, "danger": th.DANGER}.get(style) if enabled else None
     draw_card(surface, rect, fill, radius, border=border, border_width=look.px(3) if style == "selected" else 2)
     font = font or look.body_bold()
-    room = rect.inflate(-look.px(12), 0)
-    if font.size(label)[0] > room.width and rect.height >= 2 * font.get_linesize() + look.px(8):
-        draw_paragraph(surface, font, label, ink, room, align="center", valign="center", line_spacing=1.0)
-    else:
-        draw_text(surface, font, label, ink, room, align="center")
+    small = look.small_bold() if font.bold else look.small()
+    for type_, across, down in ((font, look.px(12), look.px(8)), (small, look.px(4), look.px(4))):
+        box = rect.inflate(-across, 0)
+        if type_.size(label)[0] <= box.width:
+            draw_text(surface, type_, label, ink, box, align="center")
+            return
+        if all(type_.size(word)[0] <= box.width for word in label.split()) and paragraph_height(
+            type_, label, box.width, 1.0
+        ) <= rect.height - down:
+            draw_paragraph(surface, type_, label, ink, box, align="center", valign="center", line_spacing=1.0)
+            return
+    draw_text(surface, font, label, ink, rect.inflate(-look.px(12), 0), align="center")
 
 
 def button_colours(look: Theme, style: str, enabled: bool = True) -> tuple[Colour, Colour]:
@@ -466,7 +486,7 @@ def draw_initial_badge(
     text: str,
 ) -> None:
     aa_circle(surface, colour, centre, radius)
-    font = look.font(radius * 0.9 / look.scale, bold=True)
+    font = look.font_of_px(max(1, round(radius * 0.9)), bold=True)
     draw_text(
         surface,
         font,

@@ -15,6 +15,7 @@ from moodtunes.ui.widgets import (
     draw_paragraph,
     draw_text,
     first_that_fits,
+    fit_wording,
     paragraph_height,
     wrap,
 )
@@ -158,6 +159,8 @@ class Screen:
         (on the lines it needs), centred in ``rect``."""
         look = self.look
         title_font, sub_font = look.title(), look.body()
+        if title_lines == 1:  # in the heading type if it takes that to show it whole (larger text)
+            title_font, _ = fit_wording((title_font, look.heading()), (title,), rect.width)
         titles = [title] if title_lines == 1 else wrap(title_font, title, rect.width, max_lines=title_lines)
         gap = look.px(4) if subtitle else 0
         sub_h = paragraph_height(sub_font, subtitle, rect.width, 1.0) if subtitle else 0

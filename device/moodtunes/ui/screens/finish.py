@@ -30,6 +30,7 @@ from moodtunes.ui.widgets import (
     draw_text,
     first_that_fits,
     fit_title,
+    fit_wording,
     glyphs_or,
     paragraph_height,
 )
@@ -230,10 +231,10 @@ class RateScreen(Screen):
         need = f"{events.MIN_SECONDS_HEARD:.0f} s"
         wordings = (
             (f"Your mood can be checked again once {need} of music has played",
-             f"A second mood check needs {need} of music")
+             f"A second mood check needs {need} of music", f"Check again after {need} of music")
             if self.app.listening()
             else (f"Your mood can be checked again after {need} of music: play a little more",
-                  f"A second mood check needs {need} of music")
+                  f"A second mood check needs {need} of music", f"Check again after {need} of music")
         )
         return first_that_fits(self.look.small(), wordings, width)
 
@@ -305,14 +306,16 @@ class QuestionCard(Screen):
 
     def draw_question(self, surface: pygame.Surface, title: str, text: str, base: str | None = None) -> None:
         """The card, and on it ``title`` over ``text``, the two centred together; ``base``: their
-        direction ("L": a sentence of ours that may start with a name), else each one's own."""
+        direction ("L": a sentence of ours that may start with a name), else each one's own. A title
+        too wide for the title type (larger text) is in the heading type."""
         look = self.look
         draw_card(surface, self.card, th.SURFACE, look.px(22))
         inner = self.question_area()
-        title_h, gap = look.title().get_linesize(), look.px(12)
+        title_font, _ = fit_wording((look.title(), look.heading()), (title,), inner.width)
+        title_h, gap = title_font.get_linesize(), look.px(12)
         text_h = min(paragraph_height(look.body(), text, inner.width, 1.15), inner.height - title_h - gap)
         top = inner.centery - (title_h + gap + text_h) // 2
-        draw_text(surface, look.title(), title, th.TEXT, pygame.Rect(inner.left, top, inner.width, title_h), base=base)
+        draw_text(surface, title_font, title, th.TEXT, pygame.Rect(inner.left, top, inner.width, title_h), base=base)
         draw_paragraph(surface, look.body(), text, th.TEXT,
                        pygame.Rect(inner.left, top + title_h + gap, inner.width, text_h), line_spacing=1.15, base=base)
 
@@ -460,12 +463,15 @@ class ReportScreen(Screen):
         forget = pin = None
         if area.height > area.width:
             self.title_rect, self.verdict, kpis, chart1, chart2, footer = lay.rows(
-                body, [look.px(44), look.px(136), look.px(136), 0.5, 0.5, h], gap
+                body, [max(look.px(44), look.title().get_linesize()), self._verdict_height(body.width, look.px(136)),
+                       look.px(136), 0.5, 0.5, h], gap
             )
             self.kpis = lay.grid(kpis, 4, 2, look.px(8))
             forget, pin, finish = lay.cols(footer, [1 / 3] * 3, gap) if self.can_forget() else (None, None, footer)
         else:
-            top, self.verdict, middle = lay.rows(body, [h, look.px(100), 1.0], gap)
+            beside = look.px(170) + gap if self.can_forget() else 0  # "Add a PIN" beside the verdict
+            top, self.verdict, middle = lay.rows(body, [h, self._verdict_height(body.width - beside, look.px(100)), 1.0],
+                                                 gap)
             if self.can_forget():
                 self.title_rect, forget, finish = lay.cols(top, [1.0, look.px(170), look.px(170)], gap)
                 self.verdict, beside = lay.cols(self.verdict, [1.0, finish.width], gap)
@@ -483,6 +489,13 @@ class ReportScreen(Screen):
             self.add("forget", forget)
             self.add("pin", pin)
 
+    def _verdict_height(self, width: int, least: int) -> int:
+        """The verdict's card, ``width`` wide: ``least`` px high, or as high as its text needs in the
+        small type (larger text), which it is then drawn in."""
+        look = self.look
+        needed = paragraph_height(look.small(), self.verdict_text, width - 2 * look.px(18), 1.1) + 2 * look.px(10)
+        return max(least, needed)
+
     def can_forget(self) -> bool:
         """A person's own profile can be deleted from here, and its PIN set; the guest profile is
         no one's."""
@@ -491,8 +504,9 @@ class ReportScreen(Screen):
     def draw(self, surface: pygame.Surface) -> None:
         look, report = self.look, self.report
         title = "Your visit" if self.app.visit.profile.is_guest else f"{report.profile}'s mood journey"
-        title = first_that_fits(look.title(), (title, "Your mood journey"), self.title_rect.width)  # not "Maximilian-Alexand…"
-        draw_text(surface, look.title(), title, th.TEXT, self.title_rect, base="L")  # "דוד's…" reads as English
+        font, title = fit_wording((look.title(), look.heading()), (title, "Your mood journey"),  # not "Maximilian-Alexand…"
+                                  self.title_rect.width)
+        draw_text(surface, font, title, th.TEXT, self.title_rect, base="L")  # "דוד's…" reads as English
         self.button(surface, "finish", "Finish", style="primary")
         self.button(surface, "forget", ("Forget me", "Forget"), style="ghost")
         self.button(surface, "pin", "My PIN" if self.app.visit.profile.has_pin else "Add a PIN", style="ghost")
@@ -515,7 +529,7 @@ class ReportScreen(Screen):
             surface,
             look,
             self.charts[0],
-            "Mood before and after the music",
+            ("Mood before and after the music", "Mood before and after"),
             [
                 Series("before", th.BEFORE_LINE, [v.score_before for v in recent], dashed=True),
                 # After the music only: a second scan after a song skipped at once measured nothing
@@ -553,12 +567,12 @@ class ReportScreen(Screen):
         )
         rose = sum(1 for v in report.visits if v.lift is not None and v.lift > 0)
         items = [
-            ("Saved visits" if self.unsaved else "Visits", str(report.visit_count)),
-            ("Listened", listening_time(report.listening_minutes)),
-            ("Average rating", rating),
-            ("Mood rose", f"{rose} of {report.measured_lifts}" if report.measured_lifts else "–"),
+            (("Saved visits" if self.unsaved else "Visits",), str(report.visit_count)),
+            (("Listened",), listening_time(report.listening_minutes)),
+            (("Average rating", "Rating"), rating),  # the shorter in larger text
+            (("Mood rose",), f"{rose} of {report.measured_lifts}" if report.measured_lifts else "–"),
         ]
-        for rect, (label, value) in zip(self.kpis, items):
+        for rect, (labels, value) in zip(self.kpis, items):
             draw_card(surface, rect, th.SURFACE, look.px(14))
             inner = lay.inset(rect, look.px(12), look.px(6))
             value_font = look.body_bold()
@@ -573,7 +587,7 @@ class ReportScreen(Screen):
             draw_text(
                 surface,
                 look.small(),
-                label,
+                first_that_fits(look.small(), labels, inner.width),
                 th.MUTED,
                 pygame.Rect(inner.left, inner.centery + look.px(2), inner.width, inner.height // 2),
                 valign="center",

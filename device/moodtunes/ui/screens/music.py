@@ -16,7 +16,7 @@ from moodtunes.recommend import PAGE_SIZE, names_someone, page, page_count, song
 from moodtunes.store import TrackRecord, shifted
 from moodtunes.ui import layout as lay
 from moodtunes.ui import theme as th
-from moodtunes.ui.fonts import legible
+from moodtunes.ui.fonts import FontStack, legible
 from moodtunes.ui.screens.base import Screen
 from moodtunes.ui.songlists import SongList
 from moodtunes.ui.widgets import (
@@ -322,7 +322,8 @@ class SongsScreen(Screen):
         # one when finishing the visit is the only way on ("‹ My mood" sat alone on a row of its own).
         no_way_on = self.loaded and self.no_music
         two_rows = portrait and not no_way_on
-        self.head, self.list_area, footer = lay.rows(body, [look.px(56), 1.0, 2 * h + gap if two_rows else h], gap)
+        head_h = max(look.px(56), look.heading().get_linesize() + look.body().get_linesize() + look.px(4))  # larger text
+        self.head, self.list_area, footer = lay.rows(body, [head_h, 1.0, 2 * h + gap if two_rows else h], gap)
         upper, footer = lay.rows(footer, [h, h], gap) if two_rows else (None, footer)
         if self.back():  # a touchscreen has no Escape: the way back to the mood is a button
             width = look.body_bold().size(MOOD_BUTTON)[0] + look.px(64)
@@ -730,6 +731,16 @@ class PlayingScreen(Screen):
         self.add("vol_up", up)
         self.add("done", done)
 
+    def _title_lines(self, title: str, height: int) -> tuple[FontStack, list[str]]:
+        """The song's title on up to two lines (a spaceless, CJK, title too) in the title type, or
+        the heading type if it takes that to fit ``height`` px (larger text), else on one line."""
+        look, width = self.look, self.info.width
+        for font in (look.title(), look.heading()):
+            lines = title_lines(font, title, width)
+            if len(lines) * font.get_linesize() <= height:
+                return font, lines
+        return look.heading(), title_lines(look.heading(), title, width, max_lines=1)
+
     def message_room(self) -> pygame.Rect | None:
         """The record: a message over the title would hide the song now playing (the one after a
         song that couldn't be played, whose message names the broken one). None before the first
@@ -745,32 +756,32 @@ class PlayingScreen(Screen):
         if item is not None:
             info = self.info
             track = item.track
-            fonts = (look.title(), look.body())
+            bar = pygame.Rect(info.left, info.bottom - look.px(40), info.width, look.px(10))
+            body = look.body()
+            chip_h = max(look.px(28), look.small().get_linesize() + look.px(2)) if track.category else 0
             y = info.top + look.px(4)
-            lines = title_lines(fonts[0], song_title(track), info.width)  # a spaceless (CJK) title too
-            y = draw_lines(surface, fonts[0], lines, th.TEXT, info.left, y, info.width)
+            title_font, lines = self._title_lines(song_title(track), bar.top - look.px(10) - y - (
+                look.px(4) + body.get_linesize() + look.px(10) + chip_h))
+            y = draw_lines(surface, title_font, lines, th.TEXT, info.left, y, info.width)
             y += look.px(4)
             draw_text(
                 surface,
-                fonts[1],
+                body,
                 artist_label(track.artist),
                 th.MUTED,
-                pygame.Rect(info.left, y, info.width, fonts[1].get_linesize()),
+                pygame.Rect(info.left, y, info.width, body.get_linesize()),
             )
-            y += fonts[1].get_linesize() + look.px(10)
+            y += body.get_linesize() + look.px(10)
             if track.category:
                 draw_chip(
                     surface,
                     look,
-                    pygame.Rect(
-                        info.left, y, min(chip_width(look, track.category), info.width), look.px(28)
-                    ),
+                    pygame.Rect(info.left, y, min(chip_width(look, track.category), info.width), chip_h),
                     track.category,
                     look.accent,
                 )
             position = player.position() if player else 0.0
             total = (player.duration() if player else 0.0) or track.duration
-            bar = pygame.Rect(info.left, info.bottom - look.px(40), info.width, look.px(10))
             fill = th.mix(look.accent, th.MUTED, 0.6) if paused else look.accent  # a held song looks held
             draw_progress_bar(surface, bar, position / total if total else 0.0, fill)
             times = pygame.Rect(

@@ -28,6 +28,7 @@ from moodtunes.ui.widgets import (
     draw_paragraph,
     draw_text,
     first_that_fits,
+    fit_wording,
     glyphs_or,
     paragraph_height,
 )
@@ -227,8 +228,7 @@ class KeypadScreen(Screen):
         look, area = self.look, self.info
         colour = th.parse_colour(self.colour)
         r, gap = look.px(24), look.px(14)
-        title_font = look.title()
-        title = first_that_fits(title_font, self.titles(), area.width - 2 * r - gap)
+        title_font, title = fit_wording((look.title(), look.heading()), self.titles(), area.width - 2 * r - gap)
         top = area.top + look.px(8)
         draw_initial_badge(surface, look, (area.left + r, top + r), r, colour, self.profile_name)
         draw_text(surface, title_font, title, th.TEXT,

@@ -26,6 +26,8 @@ from moodtunes.ui.widgets import (
     draw_padlock,
     draw_paragraph,
     draw_text,
+    first_that_fits,
+    fit_wording,
     glyphs_or,
     paragraph_height,
     title_lines,
@@ -74,6 +76,7 @@ UPLOAD_GUEST_TEXT = (
     "After each visit, that record is also sent to the kiosk operator's server, "
     "under a code all guests share."
 )
+WITHDRAW_LABEL = "Don't use the camera for me"
 HELLO_TEXT = "Shall the camera read your mood again? It looks for a few seconds and keeps no picture."
 CAMERA_WITHDRAWN = "Done: the camera stays off for you until you agree to it again."
 # Said on the welcome screen while no song can lift a mood: a visitor learnt it only after the camera
@@ -88,6 +91,8 @@ LIBRARY_PROBLEM_NOTE = "The music library can't be read right now. Please tell t
 MUSIC_LOOKED_AT_EVERY_S = 5.0
 STORE_PROBLEM_TITLE = "Sorry, moodtunes can't start right now"
 STORE_PROBLEM_TEXT = "Please tell the staff."
+# The toggle of the kiosk's text size (Theme.larger_text), labelled with what a tap does.
+LARGER_TEXT_LABEL, NORMAL_TEXT_LABEL = "Larger text", "Normal text"
 
 
 def music_note(app) -> str | None:
@@ -141,18 +146,21 @@ class WelcomeScreen(Screen):
         body = lay.inset(area, m)
         portrait = self.portrait = area.height > area.width
         if portrait:
-            self.brand, heading, grid_area, guest = lay.rows(
-                body, [look.px(290), look.px(48), 1.0, self.touch_height()], gap
+            self.brand, heading, grid_area, text_row, guest = lay.rows(
+                body, [look.px(290), look.px(48), 1.0, self.touch_height(), self.touch_height()], gap
             )
         else:
             self.brand, right = lay.cols(body, [0.4, 0.6], look.px(24))
             self.brand, guest = lay.rows(self.brand, [1.0, self.touch_height()], gap)
-            heading, grid_area = lay.rows(right, [look.px(48), 1.0], gap)
+            heading, grid_area, text_row = lay.rows(right, [look.px(48), 1.0, self.touch_height()], gap)
         self.heading = heading
         self.add("guest", guest)
-        tile_h = look.px(76)
+        self.add("text_size", self._text_size_button(text_row))
+        # Tiles 76 px high, or down to 68 to keep a row of them (landscape, above the text size's
+        # toggle: seven profiles a page, not five).
         columns = 2
-        rows_fit = max(1, (grid_area.height + gap) // (tile_h + gap))
+        rows_fit = max(1, (grid_area.height + gap) // (look.px(68) + gap))
+        tile_h = min(look.px(76), (grid_area.height - gap * (rows_fit - 1)) // rows_fit)
         self.per_page = rows_fit * columns - 1  # the first tile is always "new profile"
         self.pages = max(1, -(-len(self.profiles) // self.per_page))
         self.page = min(self.page, self.pages - 1)
@@ -218,11 +226,21 @@ class WelcomeScreen(Screen):
             y += step_h
         self._draw_music_note(surface, y)
         self.button(surface, "guest", "Continue as guest", style="secondary")
-        box = draw_text(surface, look.heading(), "Who's listening?", th.TEXT, self.heading)
+        self.button(surface, "text_size", NORMAL_TEXT_LABEL if look.larger_text else LARGER_TEXT_LABEL, style="ghost")
         first_arrow = self.target("page_prev")
-        if first_arrow is not None:  # which page of how many, beside the arrows
-            where = pygame.Rect(box.right, self.heading.top, first_arrow.rect.left - look.px(10) - box.right, self.heading.height)
-            draw_text(surface, look.small(), f"{self.page + 1} of {self.pages}", th.MUTED, where, align="right")
+        room = pygame.Rect(self.heading)
+        if first_arrow is not None:  # which page of how many, beside the arrows ("1/2" in larger text)
+            room.width = first_arrow.rect.left - look.px(10) - room.left
+            wordings = (f"{self.page + 1} of {self.pages}", f"{self.page + 1}/{self.pages}")
+            least = look.small().size(wordings[-1])[0] + look.px(8)
+        else:
+            wordings, least = (), 0
+        font, _ = fit_wording((look.heading(), look.body_bold()), ("Who's listening?",), room.width - least)
+        box = draw_text(surface, font, "Who's listening?", th.TEXT, room)
+        if wordings:
+            where = pygame.Rect(box.right, room.top, room.right - box.right, room.height)
+            draw_text(surface, look.small(), first_that_fits(look.small(), wordings, where.width), th.MUTED, where,
+                      align="right")
         self.chevron_button(surface, "page_prev")
         self.chevron_button(surface, "page_next", pointing="right")
         if self.unreadable:
@@ -241,6 +259,14 @@ class WelcomeScreen(Screen):
                     profile,
                     pressed=self.app.pointed == target.id,
                 )
+
+    def _text_size_button(self, row: pygame.Rect) -> pygame.Rect:
+        """The text size toggle at the right of ``row``, as wide as its longer label needs (in the
+        type it is drawn in now), as wide as a tile at least and the row at most."""
+        font, look = self.look.body_bold(), self.look
+        width = max(font.size(label)[0] for label in (LARGER_TEXT_LABEL, NORMAL_TEXT_LABEL)) + look.px(48)
+        width = min(row.width, max(width, (row.width - self.gap()) // 2))
+        return pygame.Rect(row.right - width, row.top, width, row.height)
 
     def _draw_music_note(self, surface: pygame.Surface, steps_end: int) -> None:
         """The music note, whole, under how a visit goes (landscape), else at the foot of the space
@@ -307,11 +333,20 @@ class WelcomeScreen(Screen):
             draw_padlock(surface, (rect.right - look.px(14) - lock // 2, rect.centery), lock, th.MUTED)
             text.width -= lock + look.px(8)
         # A long name on two lines ("Maximilian-…" and "Maximilian-…" told apart), in smaller type
-        # if more of its words fit whole in it: "Bartholome / w" was cut inside the word.
+        # if more of its words fit whole in it ("Bartholome / w" was cut inside the word), or more of
+        # it shows: with larger text, down to the normal small type ("Anne- / Marie Du…" was on every
+        # tile of a family of Anne-Maries).
         words = label.split()
-        font = max((look.body_bold(), look.small_bold()),  # the bigger one when as many fit
-                   key=lambda f: sum(f.size(word)[0] <= text.width for word in words))
-        lines = title_lines(font, label, text.width, 2 if text.height >= 2 * font.get_linesize() else 1)
+
+        def lines_in(font: FontStack) -> list[str]:
+            return title_lines(font, label, text.width, 2 if text.height >= 2 * font.get_linesize() else 1)
+
+        def shown(font: FontStack) -> tuple[int, int]:  # words that fit whole, then the letters shown
+            return (sum(font.size(word)[0] <= text.width for word in words),
+                    sum(len("".join(line.removesuffix("…").split())) for line in lines_in(font)))
+
+        font = max((look.body_bold(), look.small_bold(), look.smallest_bold()), key=shown)  # the biggest when as much shows
+        lines = lines_in(font)
         top = text.centery - len(lines) * font.get_linesize() // 2
         draw_lines(surface, font, lines, th.TEXT, text.left, top, text.width)
 
@@ -320,6 +355,8 @@ class WelcomeScreen(Screen):
             start_guest_visit(self.app)
         elif target_id == "new_profile":
             self.app.go(NewProfileScreen(self.app))
+        elif target_id == "text_size":
+            self.app.choose_larger_text(not self.look.larger_text)
         elif target_id == "page_prev":
             self.page = max(0, self.page - 1)
         elif target_id == "page_next":
@@ -759,7 +796,8 @@ class HelloScreen(Screen):
         self.add("manual", manual)
         self.add("scan", scan)
         inner = lay.inset(self.card, look.px(24), look.px(18))
-        withdraw = pygame.Rect(inner.left, inner.bottom - h, min(inner.width, look.px(340)), h)
+        label_w = look.body_bold().size(WITHDRAW_LABEL)[0] + look.px(24)  # the larger text's whole
+        withdraw = pygame.Rect(inner.left, inner.bottom - h, min(inner.width, max(look.px(340), label_w)), h)
         if area.height > area.width:  # a button as wide as the others
             withdraw.width = inner.width
         self.add("withdraw", withdraw)
@@ -785,7 +823,7 @@ class HelloScreen(Screen):
         draw_lines(surface, title_font, titles, th.TEXT, area.left + 2 * r + gap,
                    top + (title_h - len(titles) * title_font.get_linesize()) // 2, title_w)
         draw_paragraph(surface, font, HELLO_TEXT, th.TEXT, pygame.Rect(area.left, top + title_h + gap, area.width, text_h))
-        self.button(surface, "withdraw", "Don't use the camera for me", style="ghost")
+        self.button(surface, "withdraw", WITHDRAW_LABEL, style="ghost")
         self.button(surface, "back", "Back", style="ghost")
         self.button(surface, "manual", "Choose my mood without the camera")
         self.button(surface, "scan", "Scan my face", style="primary")
@@ -857,12 +895,13 @@ class StoreProblemScreen(Screen):
             th.TEXT,
             pygame.Rect(inner.left, y, inner.width, 2 * look.body().get_linesize()),
         )
-        small = look.small()
-        detail_h = 3 * small.get_linesize()  # at most three lines, cut if longer
-        detail = pygame.Rect(inner.left, inner.bottom - detail_h, inner.width, detail_h)
-        if detail.top > y + 2 * look.body().get_linesize():
+        small, detail = look.small(), f"For the staff: {self.message}"
+        room = inner.bottom - (y + 2 * look.body().get_linesize()) - look.px(14)
+        # Whole where it fits (larger text takes more lines), else cut: the log has it whole.
+        detail_h = min(paragraph_height(small, detail, inner.width, 1.0), max(0, room))
+        if detail_h >= small.get_linesize():
             draw_paragraph(
-                surface, small, f"For the staff: {self.message}", th.MUTED, detail,
+                surface, small, detail, th.MUTED, pygame.Rect(inner.left, inner.bottom - detail_h, inner.width, detail_h),
                 valign="bottom", line_spacing=1.0,
             )
         self.button(surface, "retry", "Try again", style="primary")
