@@ -6,6 +6,7 @@ song titles cut to fit, whole."""
 from __future__ import annotations
 
 import inspect
+import itertools
 import math
 import sys
 
@@ -158,6 +159,32 @@ def screens(app):
         "database /data/moodtunes.db: the disk is full; free some space "
         "(nothing already saved was lost)",
     )
+
+
+def more_screens(app):
+    """Screens a visit reaches less often, for the texts' check: a person's own notice, greeting,
+    "Is this …?" and "Forget …?", the mood picker saying why the camera can't be used, and a
+    store problem's long detail for the staff."""
+    from moodtunes.ui.screens.finish import (
+        LEFT_ALONE,
+        MUSIC_RAN_OUT,
+        ForgetScreen,
+        SameVisitorScreen,
+    )
+    from moodtunes.ui.screens.scan import CAMERA_NOT_WORKING
+
+    somebody = app.store.profiles()[0]
+    app.begin_visit(somebody)
+    yield ConsentScreen(app)
+    yield HelloScreen(app)
+    yield ManualMoodScreen(app, "before", CAMERA_NOT_WORKING, consent_first=True)
+    for why in (MUSIC_RAN_OUT, LEFT_ALONE):
+        yield SameVisitorScreen(app, then=lambda: None, why=why)
+    report = ReportScreen(app)
+    yield report
+    yield ForgetScreen(app, report)
+    yield StoreProblemScreen(app, "database /var/lib/moodtunes/moodtunes.db: disk I/O error (the SD card may be "
+                                  "failing: copy the data dir off it and replace it); nothing already saved was lost")
 
 
 def show(app, screen) -> None:
@@ -333,7 +360,7 @@ def test_every_text_on_every_screen_shows_whole_in_its_box_clear_of_the_others(s
     app = make_app(settings, StillScanner, size=size)
     problems: list[str] = []
     try:
-        for screen in screens(app):
+        for screen in itertools.chain(screens(app), more_screens(app)):
             show(app, screen)
             drawn.clear()
             step(app, 1)

@@ -725,7 +725,10 @@ class ConsentScreen(Screen):
         draw_card(surface, self.card, th.SURFACE, look.px(22))
         inner = lay.inset(self.card, look.px(24), look.px(18))
         guest = self.app.visit is None or self.app.visit.profile.is_guest
-        title = "Before we start" if guest else f"Hi {self.app.visit.profile.name}, before we start"
+        # A name too long for the line (larger text, portrait) leaves the greeting out, not cut short.
+        title = "Before we start" if guest else first_that_fits(
+            look.heading(), (f"Hi {self.app.visit.profile.name}, before we start", "Before we start"),
+            inner.width)
         title_h = look.heading().get_linesize()
         draw_text(
             surface,
