@@ -764,6 +764,7 @@ class Store:
         return bool(rows[0]["larger"]) if rows else None
 
     def choose_larger_text(self, larger: bool) -> None:
+        """Keep the text size chosen on the kiosk's screen: the one row, replaced."""
         with self.transaction() as db:
             db.execute(
                 "INSERT INTO text_size (id, larger, chosen_at) VALUES (1, ?, ?)"
