@@ -1599,8 +1599,12 @@ class Store:
         return [UploadedVisit(r["device"], r["started_at"], r["ended_at"], r["recorded"]) for r in rows]
 
     def outbox_counts(self) -> dict[str, int]:
+        """Counted in the index of sent_at (outbox_pending), not row by row: the outbox keeps every
+        event sent, 3.5 KB a visit (186 MB after five years of 30 visits a day, bench/years.py),
+        and the uplink counts it at every status. A refused event was never sent (mark_refused)."""
         row = self._query(
-            "SELECT COUNT(*) - COUNT(sent_at) - COUNT(refused_at) AS pending, COUNT(sent_at) AS sent,"
-            " COUNT(refused_at) AS refused FROM outbox"
+            "SELECT (SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL AND refused_at IS NULL) AS pending,"
+            " (SELECT COUNT(*) FROM outbox WHERE sent_at IS NOT NULL) AS sent,"
+            " (SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL AND refused_at IS NOT NULL) AS refused"
         )[0]
         return {"pending": row["pending"], "sent": row["sent"], "refused": row["refused"]}
