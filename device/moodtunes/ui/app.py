@@ -265,6 +265,7 @@ class KioskApp:
         self._unsaved_play_ends: dict[int, tuple[float, bool, str | None]] = {}
         self._brief_lock_waits_until: float | None = None  # _wait_briefly_for_locks
         self.histories: dict[int, KeptHistory] = {}  # by profile: the report reads only what ended since
+        self._history_ahead: tuple[int, Future[KeptHistory | None]] | None = None  # read_history's, this visit's
         self.pin_waits: dict[int, float] = {}  # by profile: until when (self.clock) its tile waits after wrong PINs
         self.music_on = False  # a song was started and is neither stopped nor over
         self.now_playing: int | None = None  # its index in the visit's ranking
@@ -991,6 +992,7 @@ class KioskApp:
         )
         self.visit = Visit(profile, utc_now(), self.clock_state())
         self._save_unsaved_ends()  # before this visit's start; a failure is this visitor's one message
+        self._read_history_ahead(profile)
         self._volume_kept = None
         if self._player is not None:  # each visitor starts at the set volume, not the last one's (0: silence)
             self._player.set_volume(self.settings.kiosk.volume)
@@ -1233,6 +1235,21 @@ class KioskApp:
         if phase in visit.readings:  # written now, or with the reading, or at the next write: _save_readings
             visit.unsaved_corrections[phase] = label
             self.visit_session()
+
+    def _read_history_ahead(self, profile: Profile) -> None:
+        """A person's history not kept yet is read off this thread as their visit starts, for the
+        report (SongListMaker.read_history); the shared guest profile's report reads no history."""
+        self._history_ahead = None
+        if not profile.is_guest and profile.id not in self.histories:
+            self._history_ahead = (profile.id, self.song_lists.read_history(profile.id))
+
+    def history_read_ahead(self, profile_id: int) -> KeptHistory | None:
+        """The history read as this profile's visit started, once: None when it was not read
+        (kept already, another profile's), is still being read, or couldn't be read."""
+        ahead, self._history_ahead = self._history_ahead, None
+        if ahead is None or ahead[0] != profile_id or not ahead[1].done():
+            return None
+        return ahead[1].result()
 
     def request_songs(self, category: str, analysed_since: str | None = None) -> Future[SongList]:
         """The ranked songs of ``category`` for the visitor, made off this thread (a big library

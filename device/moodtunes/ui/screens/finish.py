@@ -437,10 +437,12 @@ class ReportScreen(Screen):
             self.verdict_text = VISIT_NOT_SAVED + (f" {self.verdict_text}" if self.report.measured_lifts else "")
 
     def _history(self, profile_id: int) -> list[VisitLine] | None:
-        """The profile's visit lines, kept by the kiosk between reports (``kept_history``); None
-        when the history can't be read."""
+        """The profile's visit lines, kept by the kiosk between reports (``kept_history``) or read
+        ahead as the visit started (``history_read_ahead``), and the visits ended since; None when
+        the history can't be read."""
         app = self.app
-        kept = app.read("the visit history", kept_history, app.store, profile_id, app.histories.pop(profile_id, None))
+        known = app.histories.pop(profile_id, None) or app.history_read_ahead(profile_id)
+        kept = app.read("the visit history", kept_history, app.store, profile_id, known)
         if kept is None:
             return None
         app.histories[profile_id] = kept  # the most recent last: the least recent goes first
