@@ -56,8 +56,6 @@ from pathlib import Path
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "bench"))
-sys.path.insert(0, str(REPO / "tests"))
 
 from moodtunes.domain import Category, MoodReading, ScanOutcome
 from moodtunes.store import Store, TrackRecord
@@ -604,6 +602,7 @@ def run_cloud(args: argparse.Namespace) -> None:
 
 
 def main() -> int:
+    sys.path[:0] = [str(REPO / "bench"), str(REPO / "tests")]  # bench/kiosk.py, bench/soak.py and the tests' helpers
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parts = parser.add_subparsers(dest="part", required=True)
