@@ -387,16 +387,21 @@ class KioskApp:
         """The main loop, until the window is closed or something asks it to stop."""
         self.start()
         try:
-            while self.running:
-                try:
-                    self.step()
-                except Exception as exc:  # noqa: BLE001 - a bug must not end the kiosk: logged, the visit started again
-                    self._bugs.log(f"kiosk error on the {getattr(self.screen, 'name', '?')} screen "
-                                   f"({type(exc).__name__}: {exc})", exc_info=exc)
-                    self.recover()
+            self.loop()
         finally:
             self.close()
         return 0
+
+    def loop(self) -> None:
+        """Frames until something asks the kiosk to stop (``running``); a benchmark runs it on a
+        kiosk it started itself."""
+        while self.running:
+            try:
+                self.step()
+            except Exception as exc:  # noqa: BLE001 - a bug must not end the kiosk: logged, the visit started again
+                self._bugs.log(f"kiosk error on the {getattr(self.screen, 'name', '?')} screen "
+                               f"({type(exc).__name__}: {exc})", exc_info=exc)
+                self.recover()
 
     def recover(self) -> None:
         """After an unexpected error: end the visit as abandoned and start again at welcome."""
