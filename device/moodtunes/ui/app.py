@@ -57,6 +57,16 @@ from moodtunes.ui.widgets import (
 logger = logging.getLogger(__name__)
 
 MAX_FPS = 30
+# While nothing on the screen moves by itself (``KioskApp.animating``), a frame comes this often
+# instead of MAX_FPS times a second: the welcome screen with nobody there cost 2.4 CPU seconds a
+# minute here at 30 frames (bench/idle.py), most of a kiosk's day. What each frame runs (the idle
+# timeout, a clock step, the welcome screen's look at the music, a PIN's wait counting down in
+# seconds, a message's end) is up to this late; a touch or key ends the wait (``frame_wait_s``).
+CALM_FRAME_S = 0.5
+# How often that wait looks for input: a tap is handled within this, under a frame at MAX_FPS.
+# (pygame.event.wait polls every millisecond on drivers without a wait of their own, the dummy
+# one here: 44 ms of CPU over 3 s of waiting, against 8 ms looking every 20 ms.)
+INPUT_POLL_S = 0.02
 # A message shows TOAST_SECONDS and TOAST_S_PER_WORD more for each of its words as shown (time to
 # read it), TOAST_MAX_S at most, on TOAST_LINES lines at most, one more with larger text (every
 # message does, at every size: a song title in one is cut short to fit), TOAST_LINE_SPACING line heights apart, in a box that fits
@@ -182,6 +192,16 @@ class RepeatedProblem:
         self._said = (line, now, 0)
 
 
+def frame_wait_s(*, animating: bool, input_pending: bool, since_frame_s: float, max_fps: int) -> float:
+    """How much longer the loop waits for its next frame, ``since_frame_s`` after the last one
+    began: not at all when input (or any event) waits, or with no frame cap (benchmarks); else
+    until a frame at ``max_fps`` while the screen moves (``animating``), CALM_FRAME_S while not."""
+    if input_pending or not max_fps:
+        return 0.0
+    period = 1.0 / max_fps if animating else CALM_FRAME_S
+    return max(0.0, period - since_frame_s)
+
+
 def toast_seconds(message: str) -> float:
     """How long ``message`` shows: long enough to read it, a little longer for each word."""
     return min(TOAST_MAX_S, TOAST_SECONDS + TOAST_S_PER_WORD * len(message.split()))
@@ -274,7 +294,6 @@ class KioskApp:
         self._refusals = RepeatedProblem(lambda: self.clock(), REPEAT_LOG_EVERY_S)  # the store's, of writes
         self._unreadable = RepeatedProblem(lambda: self.clock(), REPEAT_LOG_EVERY_S)  # the store's, of reads
         self._bugs = RepeatedProblem(lambda: self.clock(), REPEAT_LOG_EVERY_S)  # errors no screen caught (run)
-        self._frame_clock: pygame.time.Clock | None = None
         self.on_frame: list[Callable[[KioskApp], None]] = []  # autopilot, screenshots, benchmarks
 
     # ---- start and stop --------------------------------------------------------------------
@@ -300,7 +319,6 @@ class KioskApp:
             logger.warning("the display is %dx%d, smaller than the %d px each way the kiosk is made for: "
                            "touch targets and text will be too small to use well", width, height, KIOSK_MIN_SIDE)
         self.look = Theme(scale=min(width, height) / 480, larger_text=self.settings.kiosk.larger_text)
-        self._frame_clock = pygame.time.Clock()
         self.running = True
         if self.idle_warning_s() < IDLE_WARNING_MIN_S:
             logger.warning(
@@ -393,15 +411,33 @@ class KioskApp:
         return 0
 
     def loop(self) -> None:
-        """Frames until something asks the kiosk to stop (``running``); a benchmark runs it on a
-        kiosk it started itself."""
+        """Frames until something asks the kiosk to stop (``running``), each when the last one's
+        wait is over (``frame_wait_s``); a benchmark runs it on a kiosk it started itself."""
         while self.running:
+            began = time.monotonic()
             try:
                 self.step()
             except Exception as exc:  # noqa: BLE001 - a bug must not end the kiosk: logged, the visit started again
                 self._bugs.log(f"kiosk error on the {getattr(self.screen, 'name', '?')} screen "
                                f"({type(exc).__name__}: {exc})", exc_info=exc)
                 self.recover()
+            if self.running:
+                self._wait_for_next_frame(began)
+
+    def _wait_for_next_frame(self, began: float) -> None:
+        """Sleep until the next frame is due, looking for input every INPUT_POLL_S."""
+        animating = self.animating()
+        while (wait := frame_wait_s(animating=animating, input_pending=pygame.event.peek(),
+                                    since_frame_s=time.monotonic() - began, max_fps=self.max_fps)) > 0:
+            time.sleep(min(wait, INPUT_POLL_S))
+
+    def animating(self) -> bool:
+        """Whether the next frame may differ from this one with no input, so frames come at
+        ``max_fps``: the screen says so (``Screen.animates``), a song plays (its turning disc and
+        progress; the next song follows without a gap, under any screen), "Still there?" counts
+        down, or a frame hook (the autopilot, screenshots) acts at every frame."""
+        return bool(self.on_frame) or self.listening() or self.idle_warning_left() is not None or (
+            self.screen is not None and self.screen.animates())
 
     def recover(self) -> None:
         """After an unexpected error: end the visit as abandoned and start again at welcome."""
@@ -440,8 +476,6 @@ class KioskApp:
         for hook in list(self.on_frame):
             hook(self)
         self.frames += 1
-        if self._frame_clock is not None and self.max_fps:
-            self._frame_clock.tick(self.max_fps)
 
     def _freeze_startup_objects(self) -> None:
         """Once the models are loaded, between visits: what start-up made (modules, the models'

@@ -84,6 +84,12 @@ class Screen:
         """Whether the idle timeout may end the visit while this screen is shown."""
         return True
 
+    def animates(self) -> bool:
+        """Whether this screen changes by itself, with no input (a camera preview, a spinner, a
+        blinking caret): the kiosk draws it at its full frame rate, a still one only a few times a
+        second (``KioskApp.animating``), which spares a Pi's CPU for hours on the welcome screen."""
+        return False
+
     def message_room(self) -> pygame.Rect | None:
         """Where messages go on this screen, if it has such a place (a picture, nothing to read or
         tap); None: the kiosk finds a band that hides no button (``KioskApp.toast_rect``)."""

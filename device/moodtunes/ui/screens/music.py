@@ -299,6 +299,11 @@ class SongsScreen(Screen):
             return f"Still sorting {left} more song{'s' if left != 1 else ''}…"
         return "More songs are on the way…"
 
+    def animates(self) -> bool:
+        """Its spinners: while the list is being made, and beside the note that more songs are
+        being sorted."""
+        return not self.loaded or self.sorting_note() is not None
+
     def primary(self) -> str | None:
         if self.loaded and self.no_music:
             return "finish"

@@ -212,6 +212,9 @@ class ScanScreen(Screen):
         self.entered = self.app.clock()
         self._begin_if_ready()
 
+    def animates(self) -> bool:
+        return True  # the live preview, the progress ring
+
     def leave(self) -> None:
         self._stop_scan()
 

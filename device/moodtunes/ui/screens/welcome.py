@@ -473,6 +473,9 @@ class NewProfileScreen(Screen):
         if self.colour is None:
             self.colour = th.PROFILE_COLOURS[len(self.profiles) % len(th.PROFILE_COLOURS)]
 
+    def animates(self) -> bool:
+        return True  # the name field's blinking caret
+
     def capital_next(self) -> bool:
         """Whether the next on-screen letter is a capital: at the start of a word unless the shift
         key was tapped to say otherwise (so "McKay" can be typed: M, c, shift, K, a, y)."""
