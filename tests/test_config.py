@@ -58,6 +58,7 @@ def test_example_config_is_valid_and_complete(monkeypatch):
         ("[camera\nsource = 1\n", "invalid TOML"),
         ("[kiosk]\nidle_timeout_s = true\n", "kiosk.idle_timeout_s: must be a number, not true or false"),
         ("[kiosk]\nvolume = true\n", "kiosk.volume: must be a number"),
+        ("[kiosk]\nsleep_after_s = -1\n", "kiosk.sleep_after_s: Input should be greater than or equal to 0"),
         ("[mqtt]\nport = true\n", "mqtt.port: must be a number"),
         ("[camera]\nsource = 'webcam'\n", "camera.source: must be auto, picamera2, opencv:N"),
     ],

@@ -1,17 +1,21 @@
 """The kiosk left alone, as it is most of a day: frames only as often as something on the screen
-moves (the welcome screen was drawn 30 times a second for hours), on the headless kiosk (SDL dummy
-video and audio) driven by posted events."""
+moves (the welcome screen was drawn 30 times a second for hours), and the screen asleep (black,
+its backlight off) after ``kiosk.sleep_after_s`` on the welcome screen, on the headless kiosk (SDL
+dummy video and audio) driven by posted events, the sleep on a clock the test moves by hand."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from pathlib import Path
 
 import pygame
 import pytest
+from moodtunes.player import MixerPlayer
 from moodtunes.store import Store
-from moodtunes.ui.app import CALM_FRAME_S, MAX_FPS, frame_wait_s
+from moodtunes.ui.app import CALM_FRAME_S, MAX_FPS, KioskApp, frame_wait_s
+from moodtunes.ui.backlight import Backlight, find_backlight
 from ui_support import (
     CALM,
     ENERGETIC,
@@ -22,6 +26,7 @@ from ui_support import (
     songs_as_guest,
     step,
     tap,
+    touch,
 )
 
 
@@ -140,5 +145,187 @@ def test_a_tap_ends_the_wait_at_once(settings, library):
         began = time.monotonic()
         app._wait_for_next_frame(began)
         assert time.monotonic() - began < CALM_FRAME_S / 2
+    finally:
+        app.close()
+
+
+# ---- the screen asleep -------------------------------------------------------------------------
+
+@pytest.fixture
+def backlight_dir(tmp_path: Path) -> Path:
+    """A sysfs backlight as the official 7" display's on bookworm, switched on."""
+    folder = tmp_path / "sys" / "class" / "backlight" / "10-0045"
+    folder.mkdir(parents=True)
+    (folder / "bl_power").write_text("0\n")
+    return folder
+
+
+def start_at_welcome(settings, backlight: Backlight | None = None) -> tuple[KioskApp, HandClock]:
+    clock = HandClock()
+    app = KioskApp(settings, scanner_factory=sample_scanner, player_factory=lambda v: MixerPlayer(v),
+                   library_loader=None, size=(800, 480), clock=clock, max_fps=0, settle_s=0.0, same_spot_s=0.0,
+                   backlight=backlight)
+    app.start()
+    app.step()
+    return app, clock
+
+
+def black(app: KioskApp) -> bool:
+    return tuple(pygame.transform.average_color(app.surface))[:3] == (0, 0, 0)
+
+
+def test_the_screen_sleeps_after_ten_minutes_on_the_welcome_screen(settings, library, caplog):
+    assert settings.kiosk.sleep_after_s == 600.0  # the default
+    caplog.set_level(logging.INFO)
+    app, clock = start_at_welcome(settings)
+    try:
+        clock.now += 599.0
+        step(app)
+        assert not app.asleep and not black(app)
+        clock.now += 2.0
+        step(app)
+        assert app.asleep and black(app) and not app.animating()
+        assert "the screen sleeps until touched" in caplog.text
+    finally:
+        app.close()
+
+
+def test_a_sleep_after_of_zero_never_sleeps(settings, library):
+    settings.kiosk.sleep_after_s = 0.0
+    app, clock = start_at_welcome(settings)
+    try:
+        clock.now += 24 * 3600.0
+        step(app)
+        assert not app.asleep and not black(app)
+    finally:
+        app.close()
+
+
+def test_never_during_a_visit_nor_while_music_plays(settings, library):
+    settings.kiosk.idle_timeout_s = 10_000.0
+    app, clock = start_at_welcome(settings)
+    try:
+        songs_as_guest(app, "happy")
+        clock.now += 700.0
+        step(app)
+        assert not app.asleep and app.screen.name == "songs"
+        tap(app, "row:0")
+        clock.now += 700.0  # a long song: the idle timeout waits for it, and so does the sleep
+        step(app)
+        assert not app.asleep and app.screen.name == "playing"
+    finally:
+        app.close()
+
+
+def test_the_wait_counts_from_the_welcome_screen_s_return(settings, library):
+    """A visit left alone ends by the idle timeout: the ten minutes start from the welcome screen
+    it returns to, not from the visitor's last touch."""
+    settings.kiosk.idle_timeout_s = 90.0
+    app, clock = start_at_welcome(settings)
+    try:
+        songs_as_guest(app, "happy")
+        clock.now += 91.0
+        step(app)
+        assert app.screen.name == "welcome"
+        clock.now += 599.0
+        step(app)
+        assert not app.asleep
+        clock.now += 2.0
+        step(app)
+        assert app.asleep
+    finally:
+        app.close()
+
+
+def test_the_touch_that_wakes_it_presses_nothing(settings, library):
+    app, clock = start_at_welcome(settings)
+    try:
+        clock.now += 601.0
+        step(app)
+        assert app.asleep
+        touch(app, "guest")  # a finger on "Continue as guest", unseen on the black screen
+        assert not app.asleep and not black(app)
+        assert app.screen.name == "welcome" and app.visit is None
+        touch(app, "guest")  # seen now: it starts a visit
+        assert app.screen.name != "welcome" and app.visit is not None
+    finally:
+        app.close()
+
+
+def test_a_click_or_key_wakes_it_too_and_a_second_tap_there_settles(settings, library):
+    """Someone tapping the black screen twice: the second tap, on the welcome screen just shown,
+    settles as a new screen's does (0.3 s anywhere, 0.7 s where the first was)."""
+    app, clock = start_at_welcome(settings)
+    app.settle_s, app.same_spot_s = 0.3, 0.7
+    try:
+        clock.now += 601.0
+        step(app)
+        pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_g, mod=0, unicode="g"))
+        step(app)
+        assert not app.asleep and app.screen.name == "welcome"
+        clock.now += 601.0
+        step(app)
+        assert app.asleep
+        tap(app, "guest")
+        assert not app.asleep and app.visit is None
+        clock.now += 0.5
+        tap(app, "guest")  # where the waking click was, 0.5 s later: the same tap again
+        assert app.visit is None
+        clock.now += 0.3
+        tap(app, "guest")
+        assert app.visit is not None
+    finally:
+        app.close()
+
+
+def test_the_backlight_goes_off_asleep_and_on_again_at_a_touch(settings, library, backlight_dir):
+    app, clock = start_at_welcome(settings, find_backlight(backlight_dir.parent))
+    switch = backlight_dir / "bl_power"
+    try:
+        clock.now += 601.0
+        step(app)
+        assert switch.read_text() == "4"  # FB_BLANK_POWERDOWN
+        touch(app, "guest")
+        assert switch.read_text() == "0"
+    finally:
+        app.close()
+
+
+def test_a_kiosk_stopped_asleep_leaves_the_backlight_on_and_one_started_switches_it_on(
+        settings, library, backlight_dir):
+    switch = backlight_dir / "bl_power"
+    switch.write_text("4")  # a kiosk killed while its screen slept
+    app, clock = start_at_welcome(settings, Backlight(backlight_dir))
+    assert switch.read_text() == "0"
+    clock.now += 601.0
+    step(app)
+    assert switch.read_text() == "4"
+    app.close()
+    assert switch.read_text() == "0"
+
+
+def test_no_backlight_found_is_one_log_line(tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    assert find_backlight(tmp_path / "no-such-dir") is None
+    assert find_backlight(tmp_path) is None  # a folder with no backlight in it
+    assert [r.levelname for r in caplog.records if "no backlight" in r.getMessage()] == ["INFO", "INFO"]
+
+
+def test_a_backlight_the_kiosk_may_not_switch_is_one_log_line_and_a_black_screen(
+        settings, library, backlight_dir, caplog):
+    switch = backlight_dir / "bl_power"
+    switch.unlink()
+    switch.mkdir()  # a write fails, as one without permission does (tests may run as root)
+    caplog.set_level(logging.INFO)
+    app, clock = start_at_welcome(settings, Backlight(backlight_dir))
+    try:
+        for _ in range(3):
+            clock.now += 601.0
+            step(app)
+            assert app.asleep and black(app)
+            touch(app, "guest")
+            assert not app.asleep
+        said = [r for r in caplog.records if "can't switch the backlight" in r.getMessage()]
+        assert len(said) == 1 and said[0].levelname == "INFO"
     finally:
         app.close()

@@ -226,6 +226,9 @@ class KioskSettings(Section):
     idle_timeout_s: float = Field(90.0, gt=0)
     volume: float = Field(0.7, ge=0.0, le=1.0)
     larger_text: bool = Field(False, description='text sizes x1.25 until "Larger text" is chosen on the welcome screen')
+    sleep_after_s: float = Field(
+        600.0, ge=0, description="the screen goes black (backlight off) after this long on the welcome screen "
+        "with no touch, until touched; 0 = never")
 
 
 class MqttSettings(Section):

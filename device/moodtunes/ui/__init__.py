@@ -94,6 +94,7 @@ def run_kiosk(
     kiosk's real records."""
     from moodtunes.ui.app import KioskApp
     from moodtunes.ui.autopilot import Autopilot
+    from moodtunes.ui.backlight import find_backlight
 
     autopilot = autopilot or screenshots is not None
     with ExitStack() as cleanup:
@@ -118,6 +119,8 @@ def run_kiosk(
             library_loader=default_library_loader,
             size=size,
             fullscreen=fullscreen,
+            # the appliance's panel; a window's screen (a laptop's) is not the kiosk's to switch off
+            backlight=find_backlight() if fullscreen else None,
             invisible_ok=autopilot,  # a visit that ends by itself may run unseen (make screenshots)
             rng=random.Random(AUTOPILOT_SEED) if autopilot else None,  # the same songs every run
         )

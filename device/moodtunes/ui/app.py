@@ -39,6 +39,7 @@ from moodtunes.store import (
 )
 from moodtunes.ui import INVISIBLE_DRIVERS
 from moodtunes.ui import theme as th
+from moodtunes.ui.backlight import Backlight
 from moodtunes.ui.screens.music import song_title
 from moodtunes.ui.services import LibraryLoader, LibraryService, Scanner, ScannerService
 from moodtunes.ui.songlists import SongList, SongListMaker, SongListRequest
@@ -227,8 +228,11 @@ class KioskApp:
         invisible_ok: bool = False,
         settle_s: float = SCREEN_SETTLE_S,
         same_spot_s: float = SAME_SPOT_SETTLE_S,
+        backlight: Backlight | None = None,
     ) -> None:
         self.settings = settings
+        self.backlight = backlight  # switched off while the screen sleeps (the appliance's panel)
+        self.asleep = False  # the screen sleeps: black until a press or key (_check_sleep)
         self.settle_s = settle_s  # tests that tap on the frame a screen appears set 0
         self.same_spot_s = same_spot_s  # and this too
         self._last_tap: tuple[tuple[int, int], float] | None = None  # where and when the last tap was lifted
@@ -319,6 +323,8 @@ class KioskApp:
             logger.warning("the display is %dx%d, smaller than the %d px each way the kiosk is made for: "
                            "touch targets and text will be too small to use well", width, height, KIOSK_MIN_SIDE)
         self.look = Theme(scale=min(width, height) / 480, larger_text=self.settings.kiosk.larger_text)
+        if self.backlight is not None:  # a kiosk stopped while its screen slept left it off
+            self.backlight.power(True)
         self.running = True
         if self.idle_warning_s() < IDLE_WARNING_MIN_S:
             logger.warning(
@@ -392,6 +398,8 @@ class KioskApp:
                          "interrupted at the next start, without what it refused)", count, "" if count == 1 else "s")
         if self._player is not None:
             self._player.close()
+        if self.asleep and self.backlight is not None:  # the console, or the next kiosk, is seen
+            self.backlight.power(True)
         self.scanner_service.stop()
         self.library_service.stop()
         self.song_lists.close()
@@ -464,6 +472,7 @@ class KioskApp:
             if self.music_on and self.screen.name != "playing":
                 self._music_plays_on(now)
             self._check_idle(now)
+            self._check_sleep(now)
         self.draw()
         if self._appearing:  # the visitor sees it from now: its settling starts here (go)
             self.screen_since, self._appearing = self.clock(), False
@@ -521,7 +530,7 @@ class KioskApp:
             self._steps_applied(visit)
 
     def handle(self, event: pygame.event.Event) -> None:
-        if self._locked(event):
+        if (self.asleep and self._woken(event)) or self._locked(event):
             return
         if event.type == pygame.QUIT:
             self.running = False
@@ -553,6 +562,27 @@ class KioskApp:
         elif self._player is not None and is_output_lost(event):
             logger.warning("the sound output was unplugged: the next song opens one again")
             self._player.device_removed()  # the now-playing screen says so at its next frame
+
+    def _woken(self, event: pygame.event.Event) -> bool:
+        """Whether ``event``, a press or key (not Ctrl+Q: it quits), woke the sleeping screen: it
+        does nothing else (nor does its release or its key's text), as nobody saw what was under
+        the finger. Input then settles as on a new screen, and a press where it was as after a tap
+        (SAME_SPOT_SETTLE_S): the second tap of someone who tapped the black screen twice."""
+        mouse = event.type == pygame.MOUSEBUTTONDOWN and not getattr(event, "touch", False)
+        if not (mouse or event.type in (pygame.FINGERDOWN, pygame.KEYDOWN)) or is_quit_key(event):
+            return False
+        now = self.clock()
+        self.asleep, self.touched_at, self.pressed = False, now, None
+        self.touch()
+        self.settle_anew()
+        if event.type == pygame.KEYDOWN:
+            self._text_of_dropped_key = event.unicode
+        else:
+            self._last_tap = (event.pos if mouse else self._finger_pos(event)), now
+        if self.backlight is not None:
+            self.backlight.power(True)
+        logger.info("touched: the screen wakes")
+        return True
 
     def _locked(self, event: pygame.event.Event) -> bool:
         """Whether ``event``, a press or key after the screen of a visit with a PIN was left alone
@@ -734,8 +764,25 @@ class KioskApp:
         self._warned = False
         self.home()
 
+    def _check_sleep(self, now: float) -> None:
+        """Put the screen to sleep after ``kiosk.sleep_after_s`` on the welcome screen with no press
+        or key (counted from the later of the last one and the screen's appearing): black, the
+        backlight off where the kiosk may switch it. Never during a visit, nor while music plays."""
+        after = self.settings.kiosk.sleep_after_s
+        if (self.asleep or not after or self.screen.name != "welcome" or self.visit is not None or self.music_on
+                or now - max(self.touched_at, self.screen_since) < after):
+            return
+        logger.info("no touch for %.0f s on the welcome screen: the screen sleeps until touched", after)
+        self.asleep = True
+        if self.backlight is not None:
+            self.backlight.power(False)
+
     def draw(self) -> None:
         assert self.surface is not None and self.look is not None
+        if self.asleep:  # black: the backlight may have no switch, or none the kiosk may use
+            self.surface.fill((0, 0, 0))
+            pygame.display.flip()
+            return
         self.surface.fill(th.BACKGROUND)
         if self.screen is not None:
             self.screen.draw(self.surface)

@@ -1,0 +1,51 @@
+"""The panel's backlight, switched off while the kiosk's screen sleeps (``KioskApp.asleep``).
+
+Linux shows a backlight as a folder under /sys/class/backlight (the official 7" display's is
+``10-0045`` on bookworm, ``rpi_backlight`` before), whose ``bl_power`` switches it: 0 on, 4 off
+(FB_BLANK_UNBLANK and FB_BLANK_POWERDOWN, the kernel's sysfs-class-backlight ABI). Only root may
+write it unless a udev rule lets the kiosk's user (docs/kiosk.md). Without one, or with no
+backlight (an HDMI screen, a desktop), the sleeping screen is only black: said once in the log.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+BACKLIGHTS = Path("/sys/class/backlight")
+POWER_ON = "0"  # FB_BLANK_UNBLANK
+POWER_OFF = "4"  # FB_BLANK_POWERDOWN
+
+
+class Backlight:
+    """One backlight's power switch, ``folder``/bl_power. A write that fails (no permission, the
+    panel gone) is logged once and not tried again: the screen then only goes black."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.usable = True
+
+    def power(self, on: bool) -> bool:
+        """Switch the backlight on or off; whether it was."""
+        if not self.usable:
+            return False
+        switch = self.folder / "bl_power"
+        try:
+            switch.write_text(POWER_ON if on else POWER_OFF)
+        except OSError as exc:
+            self.usable = False
+            logger.info("can't switch the backlight (%s: %s): the screen only goes black when it sleeps",
+                        switch, exc.strerror or exc)
+            return False
+        return True
+
+
+def find_backlight(root: Path = BACKLIGHTS) -> Backlight | None:
+    """The first backlight under ``root`` (by name) with a power switch, if any (one log line if none)."""
+    folders = sorted(folder for folder in root.glob("*") if (folder / "bl_power").exists()) if root.is_dir() else []
+    if not folders:
+        logger.info("no backlight in %s: the screen only goes black when it sleeps", root)
+        return None
+    return Backlight(folders[0])
