@@ -121,7 +121,7 @@ def quit_after(seconds: float) -> threading.Timer:
 
 
 def test_the_welcome_screen_left_alone_is_drawn_twice_a_second_not_30_times(settings, library):
-    """Most of a kiosk's day: 30 frames a second cost 2.4 CPU seconds a minute here (bench/idle.py).
+    """Most of a kiosk's day: 30 frames a second cost 1.67 CPU seconds a minute here, 2 cost 0.38 (bench/idle.py).
     Fewer frames under load pass too: this counts an upper bound, not speed."""
     app = make_app(settings, sample_scanner)
     app.max_fps = MAX_FPS

@@ -59,8 +59,8 @@ logger = logging.getLogger(__name__)
 
 MAX_FPS = 30
 # While nothing on the screen moves by itself (``KioskApp.animating``), a frame comes this often
-# instead of MAX_FPS times a second: the welcome screen with nobody there cost 2.4 CPU seconds a
-# minute here at 30 frames (bench/idle.py), most of a kiosk's day. What each frame runs (the idle
+# instead of MAX_FPS times a second: the welcome screen with nobody there, most of a kiosk's day,
+# cost 1.67 CPU seconds a minute here at 30 frames, 0.38 at 2 (bench/idle.py). What each frame runs (the idle
 # timeout, a clock step, the welcome screen's look at the music, a PIN's wait counting down in
 # seconds, a message's end) is up to this late; a touch or key ends the wait (``frame_wait_s``).
 CALM_FRAME_S = 0.5
