@@ -9,7 +9,7 @@ import pytest
 from moodtunes.store import Store
 from moodtunes.ui import app as app_module
 from moodtunes.ui.theme import LARGER_TEXT, SMALL_PX, Theme
-from ui_support import StillScanner, make_app, refusing, tap, target_rect
+from ui_support import HandClock, StillScanner, make_app, refusing, tap, target_rect
 
 
 def sizes(look: Theme) -> dict[str, int]:
@@ -114,5 +114,25 @@ def test_the_kiosks_messages_show_whole_in_larger_text(settings, size):
             lines = wrap(app.look.body(), message, app._toast_width())
             assert len(lines) <= app._toast_lines() and not lines[-1].endswith("…"), (message, lines)
             assert app.toast_rect().height >= app._toast_lines() * app.look.body().get_linesize()
+    finally:
+        app.close()
+
+
+def test_a_double_tap_on_the_toggle_changes_the_size_once(settings):
+    """Every text of the screen changed under the finger: the second tap of an unsure double tap,
+    where the first was, settles as on a new screen and doesn't turn the larger text off again."""
+    clock = HandClock()
+    app = make_app(settings, StillScanner, clock=clock)
+    app.settle_s, app.same_spot_s = 0.3, 0.7
+    try:
+        clock.now += 5.0
+        tap(app, "text_size")
+        assert app.look.larger_text
+        clock.now += 0.375
+        tap(app, "text_size")  # the same tap again
+        assert app.look.larger_text
+        clock.now += 1.0
+        tap(app, "text_size")  # meant: back to normal
+        assert not app.look.larger_text
     finally:
         app.close()

@@ -952,11 +952,13 @@ class KioskApp:
 
     def choose_larger_text(self, larger: bool) -> None:
         """The kiosk's text larger or back to normal at once, and kept for its next start (a store
-        that refuses it: for this run, the visitor told it wasn't saved)."""
+        that refuses it: for this run, the visitor told it wasn't saved). Every text changed under
+        the finger: input settles as on a new screen, or a double tap's second tap put it back."""
         self.look.larger_text = larger
         self.record(self.store.choose_larger_text, larger)
         logger.info("text size: %s", "larger" if larger else "normal")
         self.relayout()
+        self.settle_anew()
 
     def home(self) -> None:
         from moodtunes.ui.screens.welcome import WelcomeScreen
