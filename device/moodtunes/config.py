@@ -225,7 +225,8 @@ class KioskSettings(Section):
     fullscreen: bool = False
     idle_timeout_s: float = Field(90.0, gt=0)
     volume: float = Field(0.7, ge=0.0, le=1.0)
-    larger_text: bool = Field(False, description='text sizes x1.25 until "Larger text" is chosen on the welcome screen')
+    larger_text: bool = Field(False, description="text sizes x1.25, until the welcome screen's toggle "
+                              '("Larger text", "Normal text") is used: its choice is kept instead')
     sleep_after_s: float = Field(
         600.0, ge=0, description="the screen goes black (backlight off) after this long on the welcome screen "
         "with no touch, until touched; 0 = never")
