@@ -329,3 +329,35 @@ def test_a_backlight_the_kiosk_may_not_switch_is_one_log_line_and_a_black_screen
         assert len(said) == 1 and said[0].levelname == "INFO"
     finally:
         app.close()
+
+
+
+def fail_the_wake(app: KioskApp, clock: HandClock, switch: Path) -> None:
+    """Asleep with the backlight off, then woken by a touch while its switch can't be written."""
+    clock.now += 601.0
+    step(app)
+    assert switch.read_text() == "4"
+    switch.unlink()
+    switch.mkdir()
+    touch(app, "guest")
+    assert not app.asleep and app.visit is None  # the touch only woke it; the panel is still dark
+    switch.rmdir()
+    switch.write_text("4")
+
+
+@pytest.mark.parametrize("then", ["press", "close"])
+def test_a_backlight_that_fails_to_come_on_is_tried_again_at_a_press_and_at_close(
+        settings, library, backlight_dir, caplog, then):
+    """The switch worked, then failed as the screen woke (the panel's driver reloading): it was
+    marked unusable, and the awake screen stayed dark until a restart."""
+    switch = backlight_dir / "bl_power"
+    app, clock = start_at_welcome(settings, Backlight(backlight_dir))
+    try:
+        fail_the_wake(app, clock, switch)
+        assert [r.levelname for r in caplog.records if "can't switch the backlight on" in r.getMessage()] == ["WARNING"]
+        if then == "press":
+            touch(app, "guest")
+            assert switch.read_text() == "0"
+    finally:
+        app.close()
+    assert switch.read_text() == "0"

@@ -398,7 +398,7 @@ class KioskApp:
                          "interrupted at the next start, without what it refused)", count, "" if count == 1 else "s")
         if self._player is not None:
             self._player.close()
-        if self.asleep and self.backlight is not None:  # the console, or the next kiosk, is seen
+        if self.backlight is not None and (self.asleep or self.backlight.off):  # the console, or the next kiosk, is seen
             self.backlight.power(True)
         self.scanner_service.stop()
         self.library_service.stop()
@@ -532,6 +532,8 @@ class KioskApp:
     def handle(self, event: pygame.event.Event) -> None:
         if (self.asleep and self._woken(event)) or self._locked(event):
             return
+        if event.type in (pygame.FINGERDOWN, pygame.MOUSEBUTTONDOWN) and self.backlight is not None and self.backlight.off:
+            self.backlight.power(True)  # awake, but the switch failed at the wake: each press tries again
         if event.type == pygame.QUIT:
             self.running = False
         elif event.type in (pygame.MOUSEBUTTONDOWN, pygame.MOUSEBUTTONUP):

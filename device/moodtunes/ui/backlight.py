@@ -20,12 +20,16 @@ POWER_OFF = "4"  # FB_BLANK_POWERDOWN
 
 
 class Backlight:
-    """One backlight's power switch, ``folder``/bl_power. A write that fails (no permission, the
-    panel gone) is logged once and not tried again: the screen then only goes black."""
+    """One backlight's power switch, ``folder``/bl_power. A switch the kiosk can't write from the
+    first try (no permission, none there) is logged once and not tried again: the screen then only
+    goes black. One that worked and then fails (the panel's driver reloading) is tried again at each
+    switch, each failure logged: a failed "on" left the screen dark until a restart."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.usable = True
+        self.worked = False  # a write succeeded once
+        self.off = False  # last switched off, and not known to be on since
 
     def power(self, on: bool) -> bool:
         """Switch the backlight on or off; whether it was."""
@@ -35,10 +39,16 @@ class Backlight:
         try:
             switch.write_text(POWER_ON if on else POWER_OFF)
         except OSError as exc:
-            self.usable = False
-            logger.info("can't switch the backlight (%s: %s): the screen only goes black when it sleeps",
-                        switch, exc.strerror or exc)
+            reason = exc.strerror or exc
+            if self.worked:
+                logger.warning("can't switch the backlight %s (%s: %s): tried again at the next touch or sleep",
+                               "on" if on else "off", switch, reason)
+            else:
+                self.usable = False
+                logger.info("can't switch the backlight (%s: %s): the screen only goes black when it sleeps",
+                            switch, reason)
             return False
+        self.worked, self.off = True, not on
         return True
 
 
