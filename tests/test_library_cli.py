@@ -151,7 +151,7 @@ def test_an_empty_list_counts_the_catalogue_without_reading_it_again(capsys, mon
     # U+2028 and U+2029 end a line for Python's splitlines, and many editors and viewers: a title
     # holding one split its row in two for whatever read the table by lines
     ("Line\u2028Sep\u2029Para", "Nora", "Nora — Line Sep Para"),
-])
+], ids=["control characters", "line separators"])
 def test_a_tag_s_line_breaks_and_control_characters_keep_one_row_a_track(capsys, title, artist, shown):
     with Store.open(Settings().database_path) as store:
         store.upsert_track(TrackRecord(path="/music/a.flac", size=1, mtime=1.0, title=title, artist=artist,
