@@ -2,7 +2,8 @@
 on a chip (the now-playing screen keeps it); the room goes to the title, which takes two lines
 when long (only the second cut short), with the artist below and the length at the right, all
 inside the row at every supported size and the smallest window the config allows; a song that
-failed to play in this visit is dimmed, "Didn't play" in place of its length."""
+failed to play in this visit is dimmed, "Didn't play" in place of its length. With larger text a
+page has fewer rows where that gives a title its two lines."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from ui_support import (
 
 LONG_TITLE = "Bohemian Rhapsody (Live at Wembley Stadium, 1986) - Remaster"
 JAPANESE_TITLE = "ハウルの動く城メインテーマ人生のメリーゴーランドオーケストラ版"  # no space to break at
+TWO_LINES = "Wouldn't It Be Nice (Mono Version)"  # too long for a line of a row, whole on two
 SIZES = [(800, 480), (1024, 600), (480, 800), (1280, 720)]  # the supported sizes (kiosk.width/height >= 480)
 SIZE_IDS = [f"{w}x{h}" for w, h in SIZES]
 
@@ -64,9 +66,10 @@ def drawn(monkeypatch):
     return texts, chips
 
 
-def songs_screen(tmp_path, size, titles=()):
-    """The calm songs as a guest: one page of six, the first ones titled ``titles``."""
+def songs_screen(tmp_path, size, titles=(), larger_text=False):
+    """The calm songs as a guest: six (one page with normal text), the first ones titled ``titles``."""
     settings = visit_settings()
+    settings.kiosk.larger_text = larger_text
     with Store.open(settings.database_path) as store:
         records = add_tracks(store, tmp_path / "music", count=6, category=CALM, seconds=215.0)
         for record, title in zip(records, titles):
@@ -168,6 +171,32 @@ def test_a_rows_texts_stay_inside_it_at_every_size(tmp_path, drawn, size):
             assert len(title_lines_drawn(app, texts, row_of(app, title))) == 2, (title, size)
         (short,) = title_lines_drawn(app, texts, row_of(app, "Short"))
         assert short.text == "Short"
+    finally:
+        app.close()
+
+
+@pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
+def test_with_larger_text_a_page_has_fewer_rows_where_that_gives_a_title_its_two_lines(tmp_path, drawn, size):
+    """Three rows a column of 800x480 and 1024x600 had room for one line of the larger type: every
+    title was cut ("Song 4 Happy4 mu…"), for the visitors who turned larger text on to read them."""
+    texts, _ = drawn
+    app = songs_screen(tmp_path, size, titles=[TWO_LINES], larger_text=True)
+    try:
+        index = next(i for i, item in enumerate(app.visit.ranked) if item.track.title == TWO_LINES)
+        per_page = len(row_rects(app))  # the first page is full
+        assert per_page < 6
+        for _ in range(index // per_page):
+            tap(app, "more")
+        texts.clear()
+        step(app, 1)
+        row = app.screen.target(f"row:{index % per_page}").rect
+        lines = [d.text for d in title_lines_drawn(app, texts, row)]
+        assert len(lines) == 2 and " ".join(lines) == TWO_LINES, lines  # whole: no "…"
+        look = app.look
+        for rect in row_rects(app):
+            assert rect.height - 2 * look.px(8) >= 2 * look.body_bold().get_linesize() + look.small().get_linesize()
+        tap(app, f"row:{index % per_page}")  # the row tapped plays its own song, on any page
+        assert app.screen.name == "playing" and app.screen.index == index
     finally:
         app.close()
 

@@ -90,7 +90,8 @@ def test_a_whole_visit_by_touch_is_recorded(settings, library, monkeypatch, larg
         assert app.screen.name == "songs"
         assert app.visit.category == CALM  # sad -> happy and calm songs
         run_until(app, lambda: app.screen.loaded, what="songs loaded")
-        assert len([t for t in app.screen.targets if t.id.startswith("row:")]) == 6
+        # 800x480: with larger text two rows a column, each with room for a title's two lines
+        assert len([t for t in app.screen.targets if t.id.startswith("row:")]) == (4 if larger_text else 6)
         first = app.visit.ranked[0].track
         touch(app, "row:0")
         assert app.screen.name == "playing"
@@ -443,7 +444,7 @@ def shown_titles(app) -> list[str]:
     from moodtunes.recommend import page
 
     rows_shown = [t for t in app.screen.targets if t.id.startswith("row:")]
-    return [r.track.title for r in page(app.visit.ranked, app.visit.page)][: len(rows_shown)]
+    return [r.track.title for r in page(app.visit.ranked, app.visit.page, app.screen.per_page)][: len(rows_shown)]
 
 
 def test_more_songs_pages_on_and_the_other_category_is_offered(settings, library):

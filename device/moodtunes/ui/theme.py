@@ -107,7 +107,8 @@ SMALL_PX = 18
 # Every text size times this with "Larger text" on (the welcome screen's toggle): the small type's
 # 18 px become 22, its capitals 16 px, 3.1 mm on the 7" panel (21 minutes of arc from 50 cm); the
 # body's 19 px become 24, WCAG's large text. Only the type grows: the layouts, their touch
-# targets and gaps keep their size, and fit the larger type by the cuts, wraps and smaller
+# targets and gaps keep their size (but for the songs list, which shows fewer rows a page, each
+# with room for its title's two lines), and fit the larger type by the cuts, wraps and smaller
 # wordings they use for long names.
 LARGER_TEXT = 1.25
 

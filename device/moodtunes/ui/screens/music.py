@@ -1,4 +1,5 @@
-"""Recommendations (six songs a page from the category that fits the mood) and now playing."""
+"""Recommendations (six songs a page from the category that fits the mood, fewer where larger
+text needs taller rows) and now playing."""
 
 from __future__ import annotations
 
@@ -74,6 +75,9 @@ PRESENT_WITHIN_S = 60.0
 # stick unplugged) made one tap try every song of a category, 400 failures saved in a frozen second.
 SONGS_TRIED_IN_A_ROW = 6
 
+ROW_GAP = 10  # px at the 480 px scale, between the rows of the songs list
+ROW_PADDING = 8  # ... above and below a row's texts
+
 SHORT_NAMES = {  # for the button to the other category, where "Try highly energetic" won't fit
     Category.HIGHLY_ENERGETIC.value: "Energetic",
     Category.HAPPY_AND_CALM.value: "Calm",
@@ -95,6 +99,18 @@ def song_title(track: TrackRecord) -> str:
     """The title as shown: what the fonts draw of its tag, else of its file name, else a word for
     it (a row, the playing screen and the rating question are never blank)."""
     return legible(track.title) or legible(title_from_filename(Path(track.path))) or UNTITLED
+
+
+def row_text_height(look: th.Theme) -> int:
+    """What a song row's texts need, inside its padding: two lines of title and the artist's."""
+    return 2 * look.body_bold().get_linesize() + look.small().get_linesize()
+
+
+def rows_a_column(look: th.Theme, height: int, most: int) -> int:
+    """How many song rows, ``most`` at most, stack in ``height`` px, each with room for its title's
+    two lines (with larger text three rows of 800x480 had room for one: every title was cut)."""
+    gap = look.px(ROW_GAP)
+    return max(1, min(most, (height + gap) // (row_text_height(look) + 2 * look.px(ROW_PADDING) + gap)))
 
 
 def clock_time(seconds: float) -> str:
@@ -342,27 +358,28 @@ class SongsScreen(Screen):
             else:
                 self.head = rest
         visit = self.app.visit
-        songs = page(visit.ranked, visit.page) if self.loaded else []
+        columns = 1 if portrait else 2
+        rows = rows_a_column(look, self.list_area.height, PAGE_SIZE // columns)
+        self.per_page = rows * columns  # PAGE_SIZE, fewer where a row would have room for one title line
+        songs = page(visit.ranked, visit.page, self.per_page) if self.loaded else []
         self.note_cell: pygame.Rect | None = None  # where the "still sorting" note goes, if room
         if songs:
-            columns = 1 if portrait else 2
+            row_gap = look.px(ROW_GAP)
             cells = lay.grid(
                 self.list_area,
-                min(len(songs) + 1, PAGE_SIZE),
+                min(len(songs) + 1, self.per_page),
                 columns,
-                look.px(10),
-                row_height=(self.list_area.height - 2 * look.px(10)) // 3
-                if not portrait
-                else (self.list_area.height - 5 * look.px(10)) // 6,
+                row_gap,
+                row_height=(self.list_area.height - (rows - 1) * row_gap) // rows,
             )
             for i, cell in enumerate(cells[: len(songs)]):
                 self.add(f"row:{i}", cell)
-            if len(songs) < PAGE_SIZE:
+            if len(songs) < self.per_page:
                 self.note_cell = cells[len(songs)]
         if no_way_on:  # one way on: finishing the visit, with nothing to rate
             self.add("finish", footer if portrait else lay.centred(footer, max(look.px(260), footer.width // 3), h))
             return
-        pages = page_count(visit.ranked) if self.loaded else 0
+        pages = page_count(visit.ranked, self.per_page) if self.loaded else 0
         if portrait:
             other, (more, done) = upper, lay.cols(footer, [0.5, 0.5], gap) if pages > 1 else (None, footer)
         elif pages > 1:
@@ -393,7 +410,7 @@ class SongsScreen(Screen):
             ),
             valign="top",
         )
-        pages = page_count(visit.ranked)
+        pages = page_count(visit.ranked, self.per_page)
         where = f"page {visit.page + 1} of {pages}"
         subs = [f"Tap a song to play it · {where}", where[:1].upper() + where[1:]] if pages > 1 else ["Tap a song to play it"]
         sub_rect = pygame.Rect(
@@ -442,7 +459,7 @@ class SongsScreen(Screen):
                 f"Try the “{other}” ones instead?"
             )
             self._message(surface, "Nothing to play here yet", detail)
-        for i, item in enumerate(page(visit.ranked, visit.page) if self.loaded else []):
+        for i, item in enumerate(page(visit.ranked, visit.page, self.per_page) if self.loaded else []):
             target = self.target(f"row:{i}")
             if target is not None:
                 self._row(surface, target.rect, item.track, pressed=self.app.pointed == target.id,
@@ -452,7 +469,7 @@ class SongsScreen(Screen):
             surface, "other", (f"Try {other.lower()}", f"{SHORT_NAMES.get(other, 'Other')} songs"),
             style="primary" if self.empty_category() else "secondary",
         )
-        pages = page_count(visit.ranked)
+        pages = page_count(visit.ranked, self.per_page)
         last = pages > 1 and visit.page == pages - 1  # "more" goes round to the first page: say so
         self.button(surface, "more", ("Back to the first songs", "First songs") if last else ("More songs", "More"))
         self.chevron_button(surface, "previous")
@@ -547,7 +564,7 @@ class SongsScreen(Screen):
         if pressed:
             fill = th.mix(fill, (255, 255, 255), 0.12)
         draw_card(surface, rect, fill, look.px(16))
-        inner = lay.inset(rect, look.px(16), look.px(8))
+        inner = lay.inset(rect, look.px(16), look.px(ROW_PADDING))
         ink = th.DISABLED_TEXT if failed else th.TEXT
         muted = th.DISABLED_TEXT if failed else th.MUTED
         length_font = look.body()
@@ -558,7 +575,7 @@ class SongsScreen(Screen):
         )
         title_font, artist_font = look.body_bold(), look.small()
         title_h, artist_h = title_font.get_linesize(), artist_font.get_linesize()
-        room = 2 if inner.height >= 2 * title_h + artist_h else 1  # a second line where it fits
+        room = 2 if inner.height >= row_text_height(look) else 1  # a second line where it fits (rows_a_column)
         lines = title_lines(title_font, song_title(track), text.width, room)
         top = inner.centery - (len(lines) * title_h + artist_h) // 2
         top = draw_lines(surface, title_font, lines, ink, text.left, top, text.width)
@@ -583,10 +600,10 @@ class SongsScreen(Screen):
 
         app, visit = self.app, self.app.visit
         if target_id.startswith("row:"):
-            index = visit.page * PAGE_SIZE + int(target_id.split(":", 1)[1])
+            index = visit.page * self.per_page + int(target_id.split(":", 1)[1])
             app.go(PlayingScreen(app, index))
         elif target_id == "more":  # round to the first page after the last ("Back to the first songs")
-            visit.page = (visit.page + 1) % max(page_count(visit.ranked), 1)
+            visit.page = (visit.page + 1) % max(page_count(visit.ranked, self.per_page), 1)
         elif target_id == "previous":
             visit.page = max(0, visit.page - 1)
         elif target_id == "other":
