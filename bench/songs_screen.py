@@ -44,13 +44,15 @@ class NoScanner:
 
 def made_inline(app):
     """``request_songs`` as the kiosk had it: the list made on the UI thread before it returns."""
+    from moodtunes.recommend import PAGE_SIZE
     from moodtunes.ui.songlists import SongListRequest
 
-    def request_songs(category, analysed_since=None):
+    def request_songs(category, analysed_since=None, page_size=PAGE_SIZE):
         visit = app.visit
         done = Future()
         done.set_result(app.song_lists.make(SongListRequest(
-            category, visit.profile.id, visit.session_id, analysed_since, seed=app.rng.getrandbits(64))))
+            category, visit.profile.id, visit.session_id, analysed_since, seed=app.rng.getrandbits(64),
+            page_size=page_size)))
         return done
 
     return request_songs

@@ -594,6 +594,21 @@ def test_new_songs_take_the_last_places_of_page_one_that_known_songs_held():
     assert recommend.with_new_songs_on_page_one(order, new) == order  # none to bring
 
 
+def test_new_songs_take_their_places_on_a_shorter_page_one():
+    """With larger text a page of the songs screen holds four songs: the new songs kept among the
+    first six were on page 2 there ("o0" sixth)."""
+    new = lambda item: item.track.path[0] in "nop"
+    order = ranked_by("a0", "b0", "n0", "c0", "d0", "o0", "e0", "p0")
+    assert [r.track.path for r in recommend.with_new_songs_on_page_one(order, new, page_size=4)] == [
+        "a0", "b0", "n0", "o0", "c0", "d0", "e0", "p0"]
+    favourites = [track(f"fav{i}", artist=f"fav{i}") for i in range(6)]
+    unknown = [track(f"new{i}", artist=f"new{i}") for i in range(4)]
+    feedback = [Feedback(t.path, t.artist, t.title, 100) for t in favourites] * 5
+    for seed in range(20):
+        first = page(rank([*favourites, *unknown], CALM, feedback, rng=random.Random(seed), page_size=4), 0, 4)
+        assert sum(r.track in unknown for r in first) == recommend.NEW_ON_PAGE_ONE
+
+
 def test_two_new_songs_of_one_artist_keep_their_places_on_page_one_apart():
     """A newly added album's songs, new to the visitor, are by one artist: placed side by side last
     on page 1, the list's artist spread parted them and pushed the second to page 2. The page now

@@ -177,8 +177,8 @@ def test_a_rows_texts_stay_inside_it_at_every_size(tmp_path, drawn, size):
 
 @pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
 def test_with_larger_text_a_page_has_fewer_rows_where_that_gives_a_title_its_two_lines(tmp_path, drawn, size):
-    """Three rows a column of 800x480 and 1024x600 had room for one line of the larger type: every
-    title was cut ("Song 4 Happy4 mu…"), for the visitors who turned larger text on to read them."""
+    """Six rows a page had room for one line of the larger type at each of these sizes: every title
+    was cut ("Song 4 Happy4 mu…"), for the visitors who turned larger text on to read them."""
     texts, _ = drawn
     app = songs_screen(tmp_path, size, titles=[TWO_LINES], larger_text=True)
     try:
@@ -199,6 +199,27 @@ def test_with_larger_text_a_page_has_fewer_rows_where_that_gives_a_title_its_two
         assert app.screen.name == "playing" and app.screen.index == index
     finally:
         app.close()
+
+
+def test_the_list_keeps_places_for_new_songs_on_the_first_page_shown(tmp_path, monkeypatch):
+    """The ranking keeps places of page 1 for songs new to the visitor: with larger text that page
+    holds four songs, and the places were kept among the first six."""
+    from moodtunes import recommend
+    from moodtunes.ui import songlists
+
+    pages: list[int] = []
+
+    def rank(*args, page_size=recommend.PAGE_SIZE, **kwargs):
+        pages.append(page_size)
+        return recommend.rank(*args, page_size=page_size, **kwargs)
+
+    monkeypatch.setattr(songlists, "rank", rank)
+    for larger_text in (False, True):
+        app = songs_screen(tmp_path / str(larger_text), (800, 480), larger_text=larger_text)
+        try:
+            assert pages[-1] == len(row_rects(app)) == (4 if larger_text else 6)
+        finally:
+            app.close()
 
 
 def test_fitting_a_huge_title_on_two_lines_measures_only_what_can_show(monkeypatch):

@@ -330,13 +330,14 @@ def rank(
     unplayable: Iterable[str] = (),
     rng: random.Random | None = None,
     skipped: Iterable[Heard] = (),
+    page_size: int = PAGE_SIZE,
 ) -> list[Ranked]:
     """All tracks of ``category`` (others are ignored), one copy of each song, best first; then
     those heard lately, those the visitor shuns (SHUNNED_LIKING) and the ``unplayable`` files (paths
     whose last play failed); each part with its artists spread out (spreading them together could
     pull a later part's song forward to separate two songs of another artist), page 1 of the first
     keeping places for songs new to the visitor (with_new_songs_on_page_one). ``skipped``: the
-    songs the visitor skipped early, once per skip."""
+    songs the visitor skipped early, once per skip; ``page_size``: the songs a page shows."""
     rng = rng or random.Random()
     keys = {track.path: song_key(track) for track in tracks}
 
@@ -374,27 +375,31 @@ def rank(
             listed.add(key)
             parts[part].append(item)
     known = track_counts.keys() | skips.keys()
-    ranked: list[Ranked] = with_new_songs_on_page_one(parts[0], lambda item: keys[item.track.path] not in known)
+    ranked: list[Ranked] = with_new_songs_on_page_one(
+        parts[0], lambda item: keys[item.track.path] not in known, page_size)
     for songs in parts[1:]:
         ranked += spread_artists(songs, after=ranked[-1] if ranked else None)
     return ranked
 
 
-def with_new_songs_on_page_one(songs: Sequence[Ranked], new: Callable[[Ranked], bool]) -> list[Ranked]:
+def with_new_songs_on_page_one(
+    songs: Sequence[Ranked], new: Callable[[Ranked], bool], page_size: int = PAGE_SIZE
+) -> list[Ranked]:
     """``songs`` (best first) with their artists spread (spread_artists), and NEW_ON_PAGE_ONE of the
-    first page's places, at least, held by songs ``new`` to the visitor (never rated nor skipped):
+    first page's ``page_size`` places (fewer with larger text: the songs screen's), at least, held
+    by songs ``new`` to the visitor (never rated nor skipped):
     the best new ones below the spread's first page take the places of its last songs the visitor
     knows, the page spreads its own artists (_spread_page), and the others are spread after it.
     Spreading after bringing them (until a review) parted two new songs of one artist, a new
     album's, placed side by side last on the page, and pushed the second to page 2."""
-    first = spread_artists(songs, places=PAGE_SIZE)
+    first = spread_artists(songs, places=page_size)
     news_on_page = sum(map(new, first))
     on_page = {id(item) for item in first}
     new_below = [item for item in songs if new(item) and id(item) not in on_page]
     promoted = new_below[:max(0, NEW_ON_PAGE_ONE - news_on_page)]
     if not promoted:
         return spread_artists(songs)
-    known_places = PAGE_SIZE - news_on_page - len(promoted)
+    known_places = page_size - news_on_page - len(promoted)
     kept = [item for item in first if new(item) or (known_places := known_places - 1) >= 0]
     page = _spread_page(kept + promoted)
     on_page = {id(item) for item in page}

@@ -27,6 +27,7 @@ from moodtunes.config import KIOSK_MIN_SIDE, Settings
 from moodtunes.domain import Category, MoodReading
 from moodtunes.library.features import LOUDNESS_FEATURES, loudness_db
 from moodtunes.player import Player, PlayerError
+from moodtunes.recommend import PAGE_SIZE
 from moodtunes.report import KeptHistory
 from moodtunes.store import (
     BUSY_TIMEOUT_MS,
@@ -1341,13 +1342,16 @@ class KioskApp:
             return None
         return ahead[1].result()
 
-    def request_songs(self, category: str, analysed_since: str | None = None) -> Future[SongList]:
+    def request_songs(
+        self, category: str, analysed_since: str | None = None, page_size: int = PAGE_SIZE
+    ) -> Future[SongList]:
         """The ranked songs of ``category`` for the visitor, made off this thread (a big library
         takes a second of a Pi to read and rank); ``analysed_since``: only the songs the library
-        scan sorted since then."""
+        scan sorted since then; ``page_size``: the songs a page shows."""
         visit = self.visit
         return self.song_lists.request(SongListRequest(
-            category, visit.profile.id, visit.session_id, analysed_since, seed=self.rng.getrandbits(64)))
+            category, visit.profile.id, visit.session_id, analysed_since, seed=self.rng.getrandbits(64),
+            page_size=page_size))
 
     def other_category(self, category: str) -> str:
         return (

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from moodtunes.player import refuses_by_its_catalogue_entry
-from moodtunes.recommend import Feedback, Heard, Ranked, rank
+from moodtunes.recommend import PAGE_SIZE, Feedback, Heard, Ranked, rank
 from moodtunes.report import KeptHistory, kept_history
 from moodtunes.store import Store, StoreError, utc_now
 
@@ -29,6 +29,7 @@ class SongListRequest:
     session_id: int | None  # the visit under way: its own songs are not "heard lately"
     analysed_since: str | None = None  # only the songs the library scan sorted since then
     seed: int = 0  # the ranking's sampling: drawn from the kiosk's random source, on its thread
+    page_size: int = PAGE_SIZE  # the songs screen's songs a page: page 1 keeps places for new songs
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,7 @@ class SongListMaker:
         ranked = rank(
             tracks, request.category, [Feedback(*row) for row in ratings or []],
             [Heard(*row) for row in recent or []], unplayable or (), random.Random(request.seed),
-            skipped=[Heard(*row) for row in skips or []],
+            skipped=[Heard(*row) for row in skips or []], page_size=request.page_size,
         )
         return SongList(ranked, read_at)
 

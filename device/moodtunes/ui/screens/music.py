@@ -270,8 +270,16 @@ class SongsScreen(Screen):
         visit = self.app.visit
         # A song is stamped as its write begins and seen once committed, maybe after the last look.
         since = visit.catalogue_read_at.get(visit.category) if top_up else None
-        making = self.app.request_songs(visit.category, analysed_since=since and shifted(since, -TOP_UP_OVERLAP_S))
+        making = self.app.request_songs(visit.category, analysed_since=since and shifted(since, -TOP_UP_OVERLAP_S),
+                                        page_size=self._songs_a_page())
         self._asked = (making, now, top_up, final)
+
+    def _songs_a_page(self) -> int:
+        """The songs a page, for the ranking to keep places of the first for new songs: laid out
+        first when entering (the app lays a screen out after ``enter``, which asks for the list)."""
+        if not hasattr(self, "per_page") and self.app.surface is not None:
+            self.layout(self.app.surface.get_rect())
+        return getattr(self, "per_page", PAGE_SIZE)
 
     def _take_list(self, made: SongList, final: bool) -> None:
         """The first list of the category, once it has songs or the scan is over (an empty
