@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Self, TextIO
 from moodtunes.commands import path_argument
 from moodtunes.domain import Category
 from moodtunes.paths import data_dir_problem
+from moodtunes.printable import printable
 
 if TYPE_CHECKING:  # the store is imported where it is used: `--help` needs none of it
     from moodtunes.store import TrackCounts
@@ -120,8 +121,6 @@ class ScanProgress:
             self._log_now_and_then(done, total)
 
     def _draw(self, done: int, total: int, path: str) -> None:
-        from moodtunes.printable import printable
-
         width = 24
         filled = round(width * done / total)
         # printable: a file name can hold an escape sequence, or a newline
@@ -218,7 +217,6 @@ def track_to_dict(track: Any) -> dict[str, Any]:
 
 def _print_scan(report: Any, as_json: bool) -> None:
     from moodtunes.library.scan import not_a_folder, skipped_summary
-    from moodtunes.printable import printable
 
     if as_json:
         print(json.dumps(report.as_dict()))
@@ -276,7 +274,6 @@ def folders_outside_library(folders: list[Path], library_paths: list[Path]) -> l
 
 
 def _list(args: argparse.Namespace, settings: Any) -> int:
-    from moodtunes.printable import printable
     from moodtunes.store import Store, TrackCounts
 
     if problem := data_dir_problem(settings.data_dir):  # opening the store would create it there
@@ -309,8 +306,6 @@ def _list(args: argparse.Namespace, settings: Any) -> int:
 def _listed_name(text: str) -> str:
     """An artist or title as the table shows it: control characters as spaces (a track catalogued
     before the scan cleaned tags may hold them), at most LISTED_NAME_COLUMNS columns."""
-    from moodtunes.printable import printable
-
     return _cut_to_columns(printable(text), LISTED_NAME_COLUMNS)
 
 
