@@ -399,7 +399,7 @@ class KioskApp:
                          "interrupted at the next start, without what it refused)", count, "" if count == 1 else "s")
         if self._player is not None:
             self._player.close()
-        if self.backlight is not None and (self.asleep or self.backlight.off):  # the console, or the next kiosk, is seen
+        if self.backlight is not None and self.backlight.off:  # the console, or the next kiosk, is seen
             self.backlight.power(True)
         self.scanner_service.stop()
         self.library_service.stop()
