@@ -422,25 +422,33 @@ def test_silent_playback_is_said_on_the_now_playing_screen(settings, tmp_path, m
         app.close()
 
 
-def speaker_plugged(monkeypatch, tmp_path, on: bool) -> dict[str, bool]:
+def speaker_plugged(monkeypatch, tmp_path, on: bool, chosen: str | None = None) -> dict:
     """A speaker the test plugs in and out (``["on"]``): SDL's "disk" driver stands in for it, and
-    with none the mixer can't open a device (the player falls back to the silent dummy driver).
-    The disk driver counts as heard (not in SILENT_DRIVERS)."""
-    real_init, speaker = pygame.mixer.init, {"on": on}
+    with none the mixer can't open a device (the player falls back to the silent dummy driver,
+    unless the operator ``chosen`` a driver, SDL_AUDIODRIVER); ``["tries"]`` counts the opens of
+    the speaker. The disk driver counts as heard (not in SILENT_DRIVERS)."""
+    real_init, speaker = pygame.mixer.init, {"on": on, "tries": 0}
 
     def init(*args, **kwargs):
-        if os.environ.get("SDL_AUDIODRIVER"):  # the fallback to the silent driver
+        if os.environ.get("SDL_AUDIODRIVER") != chosen:  # the fallback to the silent driver
             return real_init(*args, **kwargs)
+        speaker["tries"] += 1
         if not speaker["on"]:
             raise pygame.error("ALSA: Couldn't open audio device")
         os.environ["SDL_AUDIODRIVER"] = "disk"
         try:
             return real_init(*args, **kwargs)
         finally:
-            del os.environ["SDL_AUDIODRIVER"]
+            if chosen is None:
+                del os.environ["SDL_AUDIODRIVER"]
+            else:
+                os.environ["SDL_AUDIODRIVER"] = chosen
 
     pygame.mixer.quit()
-    monkeypatch.delenv("SDL_AUDIODRIVER")
+    if chosen is None:
+        monkeypatch.delenv("SDL_AUDIODRIVER")
+    else:
+        monkeypatch.setenv("SDL_AUDIODRIVER", chosen)
     monkeypatch.setenv("SDL_DISKAUDIOFILE", str(tmp_path / "heard.raw"))
     monkeypatch.setattr(pygame.mixer, "init", init)
     monkeypatch.setattr("moodtunes.player.SILENT_DRIVERS", frozenset({"dummy"}))
@@ -541,28 +549,6 @@ def test_with_no_audio_device_a_song_tries_one_again_only_a_minute_after_the_las
         app.close()
 
 
-def chosen_driver_failing(monkeypatch, tmp_path) -> dict:
-    """The operator chose ALSA (SDL_AUDIODRIVER) and its device can't open until the test plugs it
-    in (``["on"]``; SDL's "disk" driver stands in for it then); ``["tries"]`` counts the opens."""
-    real_init, speaker = pygame.mixer.init, {"on": False, "tries": 0}
-
-    def init(*args, **kwargs):
-        speaker["tries"] += 1
-        if not speaker["on"]:
-            raise pygame.error("ALSA: Couldn't open audio device")
-        os.environ["SDL_AUDIODRIVER"] = "disk"
-        try:
-            return real_init(*args, **kwargs)
-        finally:
-            os.environ["SDL_AUDIODRIVER"] = "alsa"
-
-    pygame.mixer.quit()
-    monkeypatch.setenv("SDL_AUDIODRIVER", "alsa")
-    monkeypatch.setenv("SDL_DISKAUDIOFILE", str(tmp_path / "heard.raw"))
-    monkeypatch.setattr(pygame.mixer, "init", init)
-    return speaker
-
-
 def test_a_chosen_driver_that_fails_is_tried_again_only_a_minute_after_the_last_try(
     settings, tmp_path, monkeypatch, told,
 ):
@@ -571,7 +557,7 @@ def test_a_chosen_driver_that_fails_is_tried_again_only_a_minute_after_the_last_
     sound output plays; a speaker plugged in is heard from the first song a minute after the try."""
     from moodtunes.ui.app import NO_SOUND_MESSAGE
 
-    speaker = chosen_driver_failing(monkeypatch, tmp_path)
+    speaker = speaker_plugged(monkeypatch, tmp_path, on=False, chosen="alsa")
     clock = HandClock()
     app = guest_at_songs(settings, tmp_path / "music", "sad", wait=False, clock=clock, count=2, category=CALM,
                          seconds=5.0)
