@@ -30,6 +30,7 @@ from moodtunes.ui.screens.pin import (
 from moodtunes.ui.screens.scan import ManualMoodScreen, ResultScreen, ScanScreen
 from moodtunes.ui.screens.welcome import (
     ConsentScreen,
+    FindNameScreen,
     HelloScreen,
     NewProfileScreen,
     StoreProblemScreen,
@@ -117,6 +118,8 @@ def record_contrast(monkeypatch, record) -> None:
 def screens(app):
     """Each screen of a visit, in the state it is shown in."""
     yield WelcomeScreen(app)
+    yield FindNameScreen(app)
+    yield WelcomeScreen(app, ("V",))  # the names found: two pages of them
     new_profile = NewProfileScreen(app)
     yield new_profile
     new_profile.on_tap("accents")  # the second page of letters
@@ -162,7 +165,8 @@ def screens(app):
 
 
 def more_screens(app):
-    """Screens a visit reaches less often, for the texts' check: a person's own notice, greeting,
+    """Screens a visit reaches less often, for the texts' check: the names found under a letter when
+    none are left, a person's own notice, greeting,
     "Is this …?" and "Forget …?", the mood picker saying why the camera can't be used, and a
     store problem's long detail for the staff."""
     from moodtunes.ui.screens.finish import (
@@ -173,6 +177,7 @@ def more_screens(app):
     )
     from moodtunes.ui.screens.scan import CAMERA_NOT_WORKING
 
+    yield WelcomeScreen(app, ("Q",))  # no name starts with it (any more)
     somebody = app.store.profiles()[0]
     app.begin_visit(somebody)
     yield ConsentScreen(app)
@@ -246,7 +251,7 @@ def test_every_screen_fits_with_big_enough_touch_targets(settings, size, larger_
                         )
     finally:
         app.close()
-    assert len(set(seen)) == 18
+    assert len(set(seen)) == 19
 
 
 ACCESS_SIZES = pytest.mark.parametrize(
@@ -269,7 +274,7 @@ def test_every_text_on_every_screen_reads_at_4_5_to_1_or_3_to_1_when_large(setti
             faint.append(f"{text!r} at {ratio:.2f}:1 on {app.screen.name}")
 
     measured = check_every_text_drawn(app, monkeypatch, check)
-    assert len(measured) == 18 and not faint, (sorted(measured), faint)
+    assert len(measured) == 19 and not faint, (sorted(measured), faint)
 
 
 # px per mm of a 7" panel at its native size (800x480 in 154x86 mm; 1024x600 taken to be a 7"
@@ -299,7 +304,7 @@ def test_every_text_on_every_screen_has_capitals_of_16_minutes_of_arc_from_50_cm
             small.add(f"{text!r} ({font.size_px} px) on {app.screen.name}")
 
     measured = check_every_text_drawn(app, monkeypatch, check)
-    assert len(measured) == 18 and not small, sorted(small)
+    assert len(measured) == 19 and not small, sorted(small)
 
 
 def record_placed_texts(monkeypatch, record) -> None:

@@ -1,7 +1,7 @@
 """Screenshots of kiosk screens a normal autopilot visit never reaches, reproducibly: the manual
 mood picker after a scan saw no face, an uncertain reading with its "not right?" choices open, the
-database problem screen, and a profile's PIN (offered after a new profile's name, and asked at a
-tile, after a wrong try). Headless (SDL dummy drivers), in a throwaway data dir, the screens
+database problem screen, a profile's PIN (offered after a new profile's name, and asked at a
+tile, after a wrong try), and, among 37 profiles, "Find my name"'s letters and the names under W. Headless (SDL dummy drivers), in a throwaway data dir, the screens
 reached through the kiosk's own taps from a guest visit.
 
     .venv/bin/python docs/screenshots/states.py [--out docs/screenshots]
@@ -21,11 +21,22 @@ os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
 import pygame  # imported after the SDL drivers are chosen, above
 from moodtunes.commands.demo import demo_settings
 from moodtunes.config import load_settings
-from moodtunes.domain import MoodReading, ScanOutcome
+from moodtunes.domain import Category, MoodReading, ScanOutcome
+from moodtunes.store import TrackRecord
 from moodtunes.ui import default_player_factory
+from moodtunes.ui import theme as th
 from moodtunes.ui.app import KioskApp
 from moodtunes.ui.screens.scan import ManualMoodScreen, ResultScreen
 
+# A class's names, as tests/test_ui_find_name.py's: more than five pages of tiles.
+THIRTY_SEVEN = (
+    "Abigail Turner", "Adam Novak", "Aisha Khan", "Amelia Clarke", "Anna Maria Rossi", "Ben Carter",
+    "Chloé Dubois", "Daniel Kim", "Eleanor Hughes", "Émile Laurent", "Ethan Brooks", "Fatima Ali",
+    "Freya Lindqvist", "George Evans", "Grace O'Neill", "Hannah Schmidt", "Isaac Cohen", "Jack Wilson",
+    "James Murphy", "Jasmine Patel", "Joseph Nowak", "Leo Fischer", "Lily Chen", "Lucas Silva", "Maya Singh",
+    "Mohammed Rahman", "Noah Jensen", "Olivia Brown", "Oscar Müller", "Priya Sharma", "Ruby Taylor",
+    "Samuel Okafor", "Sofia García", "Thomas Wright", "Violet Reid", "William Scott", "Zoë Walker",
+)
 UNCERTAIN = MoodReading(ScanOutcome.UNCERTAIN, "neutral", 0.41, {"happy": 0.22, "neutral": 0.41, "sad": 0.37},
                         frames_used=27)
 
@@ -85,6 +96,21 @@ def pin_screens(app: KioskApp, out: Path) -> None:
     shoot(app, out / "17-pin.png")
 
 
+def find_screens(app: KioskApp, out: Path) -> None:
+    """"Find my name"'s letters among 37 profiles, then the names under W (one with a PIN), on a
+    kiosk with a song catalogued: its welcome screen says nothing of music missing."""
+    app.store.upsert_track(TrackRecord(path="/srv/music/song.mp3", size=1, mtime=0.0, title="Song", artist="Artist",
+                                       duration=180.0, category=Category.HAPPY_AND_CALM.value))
+    for n, name in enumerate(THIRTY_SEVEN):
+        app.store.create_profile(name, th.PROFILE_COLOURS[n % len(th.PROFILE_COLOURS)],
+                                 "2468" if name == "Zoë Walker" else None)
+    app.home()
+    tap(app, "find_name")
+    shoot(app, out / "18-find-name.png")
+    tap(app, f"letter:{[letters[0] for letters in app.screen.keys].index('W')}")
+    shoot(app, out / "19-found-names.png")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("docs/screenshots"))
@@ -103,6 +129,10 @@ def main() -> int:
                 app.end_visit("abandoned")
                 pin_screens(app, args.out / name)
             app.close()
+    for size, name in (((800, 480), "800x480"), ((480, 800), "480x800"), ((1024, 600), "1024x600")):
+        app = kiosk(Path(tmp) / f"find-{name}", size)
+        find_screens(app, args.out / name)
+        app.close()
     # A fixed path, so that the staff's small print is the same in every run of the screenshot.
     blocked = Path(tempfile.gettempdir()) / "moodtunes-screenshots" / "data-is-a-file"
     blocked.parent.mkdir(exist_ok=True)

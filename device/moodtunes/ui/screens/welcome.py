@@ -1,10 +1,11 @@
-"""Welcome (pick a profile or continue as guest), new profile with an on-screen keyboard, the
-camera consent notice, the greeting of a profile that agreed to it before, and the message shown
-when the database can't be opened."""
+"""Welcome (pick a profile or continue as guest; with more than a page of them, found by a letter
+of the name), new profile with an on-screen keyboard, the camera consent notice, the greeting of a
+profile that agreed to it before, and the message shown when the database can't be opened."""
 
 from __future__ import annotations
 
 import logging
+import re
 import unicodedata
 
 import pygame
@@ -93,6 +94,12 @@ STORE_PROBLEM_TITLE = "Sorry, moodtunes can't start right now"
 STORE_PROBLEM_TEXT = "Please tell the staff."
 # The toggle of the kiosk's text size (Theme.larger_text), labelled with what a tap does.
 LARGER_TEXT_LABEL, NORMAL_TEXT_LABEL = "Larger text", "Normal text"
+# With more profiles than a page holds: a letter of the name finds its tile (FindNameScreen).
+FIND_LABEL, ALL_NAMES_LABEL = "Find my name", "All names"
+FIND_HINT = "Tap the first letter of your name or surname."
+FOUND_HEADING = "Starting with {}"
+# The names under a letter were all forgotten while its key was shown (`moodtunes forget`).
+NONE_FOUND = "No name starts with {} now."
 
 
 def music_note(app) -> str | None:
@@ -120,13 +127,22 @@ def consent_text(settings, guest: bool) -> str:
 
 
 class WelcomeScreen(Screen):
+    """The profiles' tiles, a page at a time, in name order; or, given ``letters`` (a key of
+    FindNameScreen), only those with a word starting with one of them, and "All names" back."""
+
     name = "welcome"
+
+    def __init__(self, app, letters: tuple[str, ...] = ()) -> None:
+        super().__init__(app)
+        self.letters = letters
 
     def enter(self) -> None:
         # Reading saves nothing: a failure says the profiles can't be read, not "not saved".
         profiles = self.app.read("the profiles", self.app.store.profiles)
         self.unreadable = profiles is None
-        self.profiles: list[Profile] = profiles or []
+        self.everyone: list[Profile] = profiles or []
+        self.profiles = [p for p in self.everyone if name_initials(p.name) & set(self.letters)] if self.letters \
+            else self.everyone
         self.page = 0
         self.per_page = 1
         self.pages = 1
@@ -134,7 +150,10 @@ class WelcomeScreen(Screen):
         self._music_looked_at = self.app.clock()
 
     def idle_applies(self) -> bool:
-        return False
+        return bool(self.letters)  # the names found for one visitor: the next one sees them all
+
+    def back(self) -> str | None:
+        return "all_names" if self.letters else None
 
     def update(self, now: float) -> None:
         if not 0.0 <= now - self._music_looked_at < MUSIC_LOOKED_AT_EVERY_S:
@@ -155,7 +174,7 @@ class WelcomeScreen(Screen):
             heading, grid_area, text_row = lay.rows(right, [look.px(48), 1.0, self.touch_height()], gap)
         self.heading = heading
         self.add("guest", guest)
-        self.add("text_size", self._text_size_button(text_row))
+        text_size = self.add("text_size", self._text_size_button(text_row))
         # Tiles 76 px high, or down to 68 to keep a row of them (landscape, above the text size's
         # toggle: seven profiles a page, not five).
         columns = 2
@@ -164,6 +183,13 @@ class WelcomeScreen(Screen):
         self.per_page = rows_fit * columns - 1  # the first tile is always "new profile"
         self.pages = max(1, -(-len(self.profiles) // self.per_page))
         self.page = min(self.page, self.pages - 1)
+        # Left of the text size: the way to a letter of the name (a page of them holds everyone:
+        # nothing, a family kiosk stays as it was), and from the names found, back to them all.
+        finder = pygame.Rect(text_row.left, text_row.top, text_size.left - gap - text_row.left, text_row.height)
+        if self.letters:
+            self.add("all_names", finder)
+        elif len(self.everyone) > self.per_page:
+            self.add("find_name", finder)
         if self.pages > 1:
             arrow = look.px(52)
             nxt = pygame.Rect(heading.right - arrow, heading.top, arrow, heading.height)
@@ -227,6 +253,9 @@ class WelcomeScreen(Screen):
         self._draw_music_note(surface, y)
         self.button(surface, "guest", "Continue as guest", style="secondary")
         self.button(surface, "text_size", NORMAL_TEXT_LABEL if look.larger_text else LARGER_TEXT_LABEL, style="ghost")
+        self.button(surface, "find_name", FIND_LABEL)
+        self.chevron_button(surface, "all_names", ALL_NAMES_LABEL)
+        title = FOUND_HEADING.format(letters_label(self.letters)) if self.letters else "Who's listening?"
         first_arrow = self.target("page_prev")
         room = pygame.Rect(self.heading)
         if first_arrow is not None:  # which page of how many, beside the arrows ("1/2" in larger text)
@@ -235,8 +264,8 @@ class WelcomeScreen(Screen):
             least = look.small().size(wordings[-1])[0] + look.px(8)
         else:
             wordings, least = (), 0
-        font, _ = fit_wording((look.heading(), look.body_bold()), ("Who's listening?",), room.width - least)
-        box = draw_text(surface, font, "Who's listening?", th.TEXT, room)
+        font, _ = fit_wording((look.heading(), look.body_bold()), (title,), room.width - least)
+        box = draw_text(surface, font, title, th.TEXT, room)
         if wordings:
             where = pygame.Rect(box.right, room.top, room.right - box.right, room.height)
             draw_text(surface, look.small(), first_that_fits(look.small(), wordings, where.width), th.MUTED, where,
@@ -245,6 +274,9 @@ class WelcomeScreen(Screen):
         self.chevron_button(surface, "page_next", pointing="right")
         if self.unreadable:
             draw_paragraph(surface, look.body(), PROFILES_UNREADABLE, th.MUTED, self.note_area)
+        elif self.letters and not self.profiles:
+            draw_paragraph(surface, look.body(), NONE_FOUND.format(letters_label(self.letters)), th.TEXT,
+                           self.note_area)
         for target in self.targets:
             if target.id == "new_profile":
                 self._tile(
@@ -361,6 +393,10 @@ class WelcomeScreen(Screen):
             self.page = max(0, self.page - 1)
         elif target_id == "page_next":
             self.page += 1
+        elif target_id == "find_name":
+            self.app.go(FindNameScreen(self.app))
+        elif target_id == "all_names":
+            self.app.home()
         elif target_id.startswith("profile:"):
             self._start_profile(int(target_id.split(":", 1)[1]))
 
@@ -388,6 +424,105 @@ class WelcomeScreen(Screen):
                                   on_cancel=self.app.home))
         else:
             start_visit(self.app, profile)
+
+
+def name_initials(name: str) -> set[str]:
+    """The first letter or digit of each word of ``name`` (words part at spaces and hyphens:
+    "Anne-Marie" is under A and M), as a key of FindNameScreen shows it: a capital without its
+    accents ("émile" under E, "Zoë" under Z); a letter with no capital or no accent, as it is ("さ")."""
+    initials = set()
+    for word in re.split(f"[{re.escape(WORD_STARTS)}]", INVISIBLE_IN_NAMES.sub("", name)):
+        first = next((g for g in GRAPHEME.findall(word) if unicodedata.category(g[0])[0] in "LN"), None)
+        if first is not None:
+            bare = unicodedata.normalize("NFC", "".join(
+                c for c in unicodedata.normalize("NFD", first) if not unicodedata.combining(c))) or first
+            capital = bare.upper()
+            initials.add(capital if len(capital) == len(bare) else bare)  # "ß" stays, not "SS"
+    return initials
+
+
+def letters_label(letters: tuple[str, ...]) -> str:
+    """What a key of FindNameScreen reads: its letter, or the first and last of those it holds."""
+    return letters[0] if len(letters) == 1 else f"{letters[0]}–{letters[-1]}"
+
+
+def letter_keys(initials: list[str], room: int) -> list[tuple[str, ...]]:
+    """A key for each of ``initials`` (sorted), when ``room`` keys fit; else the last key holds
+    those left over ("さ–ん"), so that every name stays found."""
+    if len(initials) <= room:
+        return [(initial,) for initial in initials]
+    return [(initial,) for initial in initials[:room - 1]] + [tuple(initials[room - 1:])]
+
+
+def key_grid(area: pygame.Rect, count: int, gap: int) -> tuple[int, int]:
+    """(columns, rows) of ``count`` keys in ``area`` that make the keys' shorter side longest."""
+    def shorter_side(columns: int) -> int:
+        rows = -(-count // columns)
+        return min((area.width - gap * (columns - 1)) // columns, (area.height - gap * (rows - 1)) // rows)
+
+    columns = max(range(1, max(1, count) + 1), key=shorter_side)
+    return columns, -(-max(1, count) // columns)
+
+
+def key_size(area: pygame.Rect, count: int, gap: int) -> tuple[int, int]:
+    """The width and height of each of ``count`` keys in ``area``, laid out by key_grid."""
+    columns, rows = key_grid(area, count, gap)
+    return (area.width - gap * (columns - 1)) // columns, (area.height - gap * (rows - 1)) // rows
+
+
+class FindNameScreen(Screen):
+    """A key for each letter a word of a profile's name starts with ("Anna Maria" under A and M,
+    "Zoë" under Z): one tap shows the welcome screen's tiles of those names only. With 37
+    profiles, someone late in the alphabet tapped "next" 5 times, reading every tile on the way;
+    now any tile is three taps away ("Find my name", the letter, the tile) where no more than a
+    page of names shares the letter. Keys only for letters in use: no letter leads nowhere."""
+
+    name = "find_name"
+
+    def back(self) -> str | None:
+        return "back"
+
+    def enter(self) -> None:
+        profiles = self.app.read("the profiles", self.app.store.profiles) or []
+        initials = set().union(*(name_initials(p.name) for p in profiles))
+        self.initials = sorted(initials, key=lambda c: (c.isdigit(), c))  # digits after the letters
+
+    def layout(self, area: pygame.Rect) -> None:
+        super().layout(area)
+        look, gap, h = self.look, self.gap(), self.touch_height()
+        body = lay.inset(area, self.margin())
+        hint_h = paragraph_height(look.body(), FIND_HINT, body.width, 1.0)
+        self.title_rect, keys, buttons = lay.rows(
+            body, [look.title().get_linesize() + look.px(4) + hint_h, 1.0, h], gap)
+        key_gap, largest = look.px(10), look.px(110)
+        fits = [n for n in range(len(self.initials), 0, -1)
+                if min(key_size(keys, n, key_gap)) >= lay.MIN_TOUCH]
+        self.keys = letter_keys(self.initials, fits[0] if fits else 1)
+        columns, rows = key_grid(keys, len(self.keys), key_gap)
+        width, height = (min(largest, side) for side in key_size(keys, len(self.keys), key_gap))
+        grid = lay.centred(keys, columns * width + (columns - 1) * key_gap, rows * height + (rows - 1) * key_gap)
+        for i in range(len(self.keys)):
+            row, column = divmod(i, columns)
+            self.add(f"letter:{i}", pygame.Rect(grid.left + column * (width + key_gap),
+                                                grid.top + row * (height + key_gap), width, height))
+        portrait = area.height > area.width  # a button as wide as the screen, as on the others
+        self.add("back", pygame.Rect(buttons.left, buttons.top, buttons.width if portrait else buttons.width // 3, h))
+
+    def draw(self, surface: pygame.Surface) -> None:
+        look = self.look
+        self.header(surface, self.title_rect, FIND_LABEL, FIND_HINT)
+        for i, letters in enumerate(self.keys):
+            rect = self.target(f"letter:{i}").rect
+            font, label = fit_wording((look.title(), look.heading(), look.body_bold()), (letters_label(letters),),
+                                      rect.width - look.px(12))
+            self.button(surface, f"letter:{i}", label, font=font)
+        self.button(surface, "back", "Back", style="ghost")
+
+    def on_tap(self, target_id: str) -> None:
+        if target_id.startswith("letter:"):
+            self.app.go(WelcomeScreen(self.app, self.keys[int(target_id.split(":", 1)[1])]))
+        elif target_id == "back":
+            self.app.home()
 
 
 def start_guest_visit(app) -> None:

@@ -1,0 +1,236 @@
+"""Finding one's name among many profiles: "Find my name" on the welcome screen once the profiles
+take more than a page, a key for each letter a word of a name starts with, and the welcome
+screen's tiles of those names; driven through the kiosk by taps."""
+
+from __future__ import annotations
+
+import pygame
+import pytest
+from moodtunes.store import Store
+from moodtunes.ui.layout import MIN_TOUCH
+from moodtunes.ui.screens.welcome import NONE_FOUND, name_initials
+from ui_support import HandClock, StillScanner, make_app, step, tap
+
+# A class or a care home's worth: 37 profiles, as bench/years.py's five-year kiosk has.
+THIRTY_SEVEN = (
+    "Abigail Turner", "Adam Novak", "Aisha Khan", "Amelia Clarke", "Anna Maria Rossi", "Ben Carter",
+    "Chloé Dubois", "Daniel Kim", "Eleanor Hughes", "Émile Laurent", "Ethan Brooks", "Fatima Ali",
+    "Freya Lindqvist", "George Evans", "Grace O'Neill", "Hannah Schmidt", "Isaac Cohen", "Jack Wilson",
+    "James Murphy", "Jasmine Patel", "Joseph Nowak", "Leo Fischer", "Lily Chen", "Lucas Silva", "Maya Singh",
+    "Mohammed Rahman", "Noah Jensen", "Olivia Brown", "Oscar Müller", "Priya Sharma", "Ruby Taylor",
+    "Samuel Okafor", "Sofia García", "Thomas Wright", "Violet Reid", "William Scott", "Zoë Walker",
+)
+SIZES = pytest.mark.parametrize("size", [(800, 480), (480, 800), (1024, 600)], ids=["800x480", "480x800", "1024x600"])
+TEXT_SIZES = pytest.mark.parametrize("larger_text", [False, True], ids=["normal-text", "larger-text"])
+
+
+def with_profiles(settings, names, pins: dict[str, str] | None = None) -> dict[str, int]:
+    """The profiles ``names`` in the kiosk's database (``pins``: a PIN by name); their ids by name."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    with Store.open(settings.database_path) as store:
+        return {name: store.create_profile(name, "#a78bfa", (pins or {}).get(name)).id for name in names}
+
+
+def key_of(app, letter: str) -> str:
+    """The target id of the letters screen's key for ``letter``."""
+    return f"letter:{[letters[0] for letters in app.screen.keys].index(letter)}"
+
+
+def tiles(app) -> set[int]:
+    return {int(t.id.split(":")[1]) for t in app.screen.targets if t.id.startswith("profile:")}
+
+
+@TEXT_SIZES
+@SIZES
+def test_a_name_late_in_the_alphabet_is_three_taps_from_its_visit(settings, size, larger_text):
+    """It was five taps of "next" (seven in portrait) and a tile, reading every tile on the way."""
+    settings.kiosk.larger_text = larger_text
+    ids = with_profiles(settings, THIRTY_SEVEN)
+    app = make_app(settings, StillScanner, size=size)
+    try:
+        assert app.screen.pages > 5
+        tap(app, "find_name")
+        assert app.screen.name == "find_name"
+        tap(app, key_of(app, "W"))
+        found = {ids[name] for name in ("Jack Wilson", "Thomas Wright", "William Scott", "Zoë Walker")}
+        assert app.screen.name == "welcome" and tiles(app) == found and app.screen.pages == 1
+        tap(app, f"profile:{ids['William Scott']}")
+        assert app.screen.name == "consent" and app.visit.profile.name == "William Scott"
+    finally:
+        app.close()
+
+
+def test_a_name_is_under_each_of_its_words_without_case_or_accents():
+    assert name_initials("Zoë Walker") == {"Z", "W"}
+    assert name_initials("émile") == {"E"}
+    assert name_initials("Anna Maria Rossi") == {"A", "M", "R"}
+    assert name_initials("Anne-Marie") == {"A", "M"}
+    assert name_initials("van der Berg") == {"V", "D", "B"}
+    assert name_initials("Grace O'Neill") == {"G", "O"}
+    assert name_initials("'Ilima") == {"I"}  # a word's first letter, past an apostrophe
+    assert name_initials("Ørjan Ødegård") == {"Ø"}  # a letter of its own, not an accented O
+    assert name_initials("さくら") == {"さ"}  # a script the on-screen keyboard lacks
+    assert name_initials("Person 07") == {"P", "0"}
+    assert name_initials("A\ufe0fda") == {"A"}  # a variation selector is drawn as nothing
+
+
+def test_the_letters_fold_case_and_accents_and_find_every_word_of_a_name(settings):
+    ids = with_profiles(settings, ["zoë walker", "Émile Laurent", "Anna Maria Rossi", "van der Berg", "Anne-Marie Dupont",
+                                   "Chloé Dubois", "Ben Carter", "Lily Chen"])
+    app = make_app(settings, StillScanner)
+    try:
+        tap(app, "find_name")
+        offered = [letters[0] for letters in app.screen.keys]
+        assert offered == sorted("ZWELAMRVDBC") and all(len(letters) == 1 for letters in app.screen.keys)
+        for letter, names in {"Z": ["zoë walker"], "E": ["Émile Laurent"],
+                              "M": ["Anna Maria Rossi", "Anne-Marie Dupont"],
+                              "D": ["van der Berg", "Anne-Marie Dupont", "Chloé Dubois"],
+                              "B": ["van der Berg", "Ben Carter"]}.items():
+            tap(app, key_of(app, letter))
+            assert tiles(app) == {ids[name] for name in names}, letter
+            tap(app, "all_names")
+            assert app.screen.name == "welcome" and not app.screen.letters and app.screen.target("find_name")
+            tap(app, "find_name")
+    finally:
+        app.close()
+
+
+def test_a_letter_whose_names_went_meanwhile_says_so_and_leads_back_to_all_names(settings, welcome_texts):
+    ids = with_profiles(settings, [f"Visitor {n}" for n in range(8)] + ["Quentin Blake"])
+    app = make_app(settings, StillScanner)
+    try:
+        tap(app, "find_name")
+        with Store.open(settings.database_path) as store:  # `moodtunes forget` while the keys are shown
+            store.forget_profile(ids["Quentin Blake"])
+        tap(app, key_of(app, "Q"))
+        welcome_texts.clear()
+        step(app)
+        assert NONE_FOUND.format("Q") in welcome_texts and not tiles(app)
+        assert app.screen.target("guest") and app.screen.target("new_profile")  # still reachable
+        tap(app, "all_names")
+        assert app.screen.name == "welcome" and not app.screen.letters and len(tiles(app)) == app.screen.per_page
+    finally:
+        app.close()
+
+
+@TEXT_SIZES
+@pytest.mark.parametrize(("size", "fit"), [((800, 480), 7), ((480, 800), 5)], ids=["800x480", "480x800"])
+def test_only_profiles_past_a_page_bring_the_find_control(settings, size, fit, larger_text):
+    """A family kiosk, whose profiles fit one page, stays as it was."""
+    settings.kiosk.larger_text = larger_text
+    with_profiles(settings, THIRTY_SEVEN[:fit])
+    app = make_app(settings, StillScanner, size=size)
+    try:
+        assert app.screen.pages == 1 and app.screen.target("find_name") is None
+        with Store.open(settings.database_path) as store:
+            store.create_profile("Zoë Walker", "#a78bfa")
+        app.home()
+        step(app)
+        assert app.screen.pages == 2 and app.screen.target("find_name") is not None
+    finally:
+        app.close()
+
+
+def test_a_found_tile_with_a_pin_asks_it_and_cancel_goes_back_to_all_names(settings):
+    ids = with_profiles(settings, THIRTY_SEVEN, pins={"Zoë Walker": "2468"})
+    app = make_app(settings, StillScanner)
+    try:
+        tap(app, "find_name")
+        tap(app, key_of(app, "Z"))
+        tap(app, f"profile:{ids['Zoë Walker']}")
+        assert app.screen.name == "pin" and app.visit is None
+        tap(app, "cancel")
+        assert app.screen.name == "welcome" and not app.screen.letters
+        tap(app, "find_name")
+        tap(app, key_of(app, "Z"))
+        tap(app, f"profile:{ids['Zoë Walker']}")
+        for digit in "2468":
+            tap(app, f"digit:{digit}")
+        step(app)
+        assert app.visit is not None and app.visit.profile.name == "Zoë Walker"
+    finally:
+        app.close()
+
+
+def test_the_found_names_offer_a_new_profile_and_the_guest_visit(settings):
+    with_profiles(settings, THIRTY_SEVEN)
+    app = make_app(settings, StillScanner)
+    try:
+        tap(app, "find_name")
+        tap(app, key_of(app, "W"))
+        tap(app, "guest")
+        assert app.visit is not None and app.visit.profile.is_guest
+        app.end_visit("abandoned")
+        app.home()
+        tap(app, "find_name")
+        tap(app, key_of(app, "W"))
+        tap(app, "new_profile")
+        assert app.screen.name == "new_profile"
+    finally:
+        app.close()
+
+
+@pytest.mark.parametrize("where", ["letters", "found"])
+def test_left_alone_the_search_gives_way_to_the_plain_welcome_screen(settings, where):
+    """The names found for one visitor are not the next one's welcome."""
+    settings.kiosk.idle_timeout_s = 90.0
+    with_profiles(settings, THIRTY_SEVEN)
+    app = make_app(settings, StillScanner)
+    clock = app.clock = HandClock()
+    try:
+        tap(app, "find_name")
+        if where == "found":
+            tap(app, key_of(app, "W"))
+        app.touch()
+        clock.now += 89.0
+        step(app)
+        assert app.screen.letters if where == "found" else app.screen.name == "find_name"
+        clock.now += 2.0
+        step(app)
+        assert app.screen.name == "welcome" and not app.screen.letters and app.screen.target("find_name")
+    finally:
+        app.close()
+
+
+def test_escape_leaves_the_letters_and_the_names_found(settings):
+    with_profiles(settings, THIRTY_SEVEN)
+    app = make_app(settings, StillScanner)
+    try:
+        tap(app, "find_name")
+        tap(app, key_of(app, "W"))
+        pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_ESCAPE, mod=0, unicode=""))
+        step(app)
+        assert app.screen.name == "welcome" and not app.screen.letters
+        tap(app, "find_name")
+        pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_ESCAPE, mod=0, unicode=""))
+        step(app)
+        assert app.screen.name == "welcome"
+    finally:
+        app.close()
+
+
+@pytest.mark.parametrize("size", [(800, 480), (480, 800)], ids=["800x480", "480x800"])
+def test_more_initials_than_keys_fit_share_the_last_key_and_every_name_is_found(settings, size):
+    """Names in a script of many letters (a kana its own key): 85 initials, keys of 48 px at least."""
+    names = [chr(0x30A2 + 2 * n) + "子" for n in range(45)] + [chr(0x4E00 + 7 * n) + "田" for n in range(45)]
+    ids = with_profiles(settings, names)
+    app = make_app(settings, StillScanner, size=size)
+    try:
+        tap(app, "find_name")
+        keys = app.screen.keys
+        initials = set().union(*map(name_initials, names))
+        assert 20 < len(keys) < len(initials) and len(keys[-1]) == len(initials) - len(keys) + 1
+        for target in app.screen.targets:
+            assert min(target.rect.size) >= MIN_TOUCH and app.surface.get_rect().contains(target.rect), target
+        found: set[int] = set()
+        for i in range(len(keys)):
+            tap(app, f"letter:{i}")
+            for _ in range(app.screen.pages):
+                found |= tiles(app)
+                if app.screen.target("page_next") and app.screen.target("page_next").enabled:
+                    tap(app, "page_next")
+            tap(app, "all_names")
+            tap(app, "find_name")
+        assert found == set(ids.values())
+    finally:
+        app.close()
