@@ -166,9 +166,8 @@ def screens(app):
 
 def more_screens(app):
     """Screens a visit reaches less often, for the texts' check: the names found under a letter when
-    none are left, a person's own notice, greeting,
-    "Is this …?" and "Forget …?", the mood picker saying why the camera can't be used, and a
-    store problem's long detail for the staff."""
+    none are left, a person's own notice, greeting, "Is this …?" and "Forget …?", the mood picker
+    saying why the camera can't be used, and a store problem's long detail for the staff."""
     from moodtunes.ui.screens.finish import (
         LEFT_ALONE,
         MUSIC_RAN_OUT,
