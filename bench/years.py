@@ -7,22 +7,23 @@ of docs/benchmarks.md ("Scale: years of use") by flags:
     .venv/bin/python bench/years.py uplink --queued 2700
     .venv/bin/python bench/years.py cloud --devices 50 --days 365
 
-kiosk: a family kiosk's database after ``--visits`` visits over five years, made through the
-Store API as the kiosk records them (a reading before and after, one to three songs, the first
-sometimes left early, the last rated, the event queued and, but the last day's, sent): 40
-profiles, one of them with ``--heavy`` visits, the guest profile a third of the rest, three
-profiles forgotten on the way, and a catalogue of ``--tracks`` songs whose files exist (a
-kilobyte each, so that the nightly scan has something to walk). Then, medians of ``--runs``:
-kiosk start-up to the welcome screen (bench/kiosk.py's child, on a copy of the database), the
-song list of the busy profile (what the songs screen asks SongListMaker for), its report (whole,
-as the first after a start and `moodtunes report --profile` do, and kept, as later ones), the
-`moodtunes report` and `moodtunes doctor` commands, `moodtunes forget --yes` of the busy profile
-(on a copy), the scan of the unchanged library (the walk and the catalogue compare; no audio
-work), the scan's prune of 100 tracks (on a copy), the welcome screen's pages of profile tiles, the
-database's size by table, and the query plans of every statement a visit, the uplink, the report
-and the song list run (``full_scans``: a plan that scans a table of visits whole).
-The database is made with synchronous=OFF (a bench's shortcut: the kiosk syncs every visit);
-``--keep DIR`` keeps it there and reuses it at the next run.
+kiosk: a family kiosk's database after ``--visits`` visits over five years, made through the Store
+API as the kiosk records them (a reading before and after, one to three songs, the first sometimes
+left early, the last rated, the event queued and, but the last day's, sent half a minute after the
+visit ended): 40 profiles, one of them with ``--heavy`` visits, the guest profile a third of the
+rest, three profiles forgotten on the way, and a catalogue of ``--tracks`` songs whose files exist
+(a kilobyte each, so that the nightly scan has something to walk). Then, medians of ``--runs``:
+kiosk start-up to the welcome screen (bench/kiosk.py's child, on a copy of the database), the song
+list of the busy profile (what the songs screen asks SongListMaker for), its report (whole, as the
+first after a start and `moodtunes report --profile` do, and kept, as later ones), the `moodtunes
+report` and `moodtunes doctor` commands, `moodtunes forget --yes` of the busy profile (on a copy),
+the scan of the unchanged library (the walk and the catalogue compare; no audio work), the scan's
+prune of 100 tracks (on a copy), the uplink's drop of the payloads acknowledged over
+mqtt.keep_sent_days ago (on a copy: its batches, a song's progress saved meanwhile, the sizes
+after), the welcome screen's pages of profile tiles, the database's size by table, and the query
+plans of every statement a visit, the uplink, the report and the song list run (``full_scans``: a
+plan that scans a table of visits whole). The database is made with synchronous=OFF (a bench's
+shortcut: the kiosk syncs every visit); ``--keep DIR`` keeps it there and reuses it at the next run.
 
 uplink: ``--queued`` visits recorded while the broker was away (three months of a busy kiosk:
 2,700), then a real mosquitto: the seconds until all are acknowledged, the uplink's peak memory,
@@ -58,7 +59,7 @@ os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
 REPO = Path(__file__).resolve().parent.parent
 
 from moodtunes.domain import Category, MoodReading, ScanOutcome
-from moodtunes.store import Store, TrackRecord
+from moodtunes.store import OutboxItem, Store, TrackRecord, shifted
 
 CATEGORIES = (Category.HAPPY_AND_CALM.value, Category.HIGHLY_ENERGETIC.value)
 MOODS = ("happy", "neutral", "sad")
@@ -142,12 +143,25 @@ def record_visit(store: Store, profile_id: int, started: datetime, tracks: list[
 
 
 def send_all_but(store: Store, keep_pending: int) -> None:
-    """What the uplink did meanwhile: every event handed over and acknowledged, but the newest."""
-    while len(pending := store.pending_events(limit=500)) > keep_pending:
-        batch = pending[: len(pending) - keep_pending]
-        store.mark_published(item.id for item in batch)
-        for item in batch:
-            store.mark_sent(item.id, item.payload)
+    """What the uplink did meanwhile: every event handed over and acknowledged, but the newest, each
+    half a minute after its visit ended (the store's clock set to that, as the tests set it), so
+    that the payloads dropped after mqtt.keep_sent_days are those of a real kiosk."""
+    from moodtunes.store import store as store_module
+
+    def at(item: OutboxItem) -> Callable[[], str]:
+        return lambda: shifted(json.loads(item.payload)["ended_at"], 30)
+
+    real_clock = store_module.utc_now
+    try:
+        while len(pending := store.pending_events(limit=500)) > keep_pending:
+            batch = pending[: len(pending) - keep_pending]
+            store_module.utc_now = at(batch[0])
+            store.mark_published(item.id for item in batch)
+            for item in batch:
+                store_module.utc_now = at(item)
+                store.mark_sent(item.id, item.payload)
+    finally:
+        store_module.utc_now = real_clock
 
 
 def make_kiosk_database(folder: Path, args: argparse.Namespace) -> dict[str, int]:
@@ -246,6 +260,7 @@ def kiosk_work(ids: dict[str, int], tracks: list[TrackRecord]) -> Callable[[Stor
             store.mark_sent(item.id, item.payload)
         store.visits_to_forget(ids["busy"])
         store.uploaded_visits(ids["busy"])
+        store.drop_sent_payloads(datetime.now(UTC) - timedelta(days=90), 200)
     return work
 
 
@@ -337,6 +352,8 @@ def measure_kiosk(data: Path, ids: dict[str, int], args: argparse.Namespace, scr
         pruned = store.delete_tracks([track.path for track in tracks[:100]])
         print(f"prune_ms_per_track={1000 * (time.perf_counter() - start) / pruned:.1f}  (the scan's prune, {pruned} tracks)")
 
+    measure_payload_drop(database, scratch / "drop")
+
     for size in ((800, 480), (480, 800)):
         pages, frame_ms = welcome_pages(scratch / f"welcome-{size[0]}", PROFILES - FORGOTTEN, size)
         print(f"welcome_{size[0]}x{size[1]}: {PROFILES - FORGOTTEN} profiles on {pages} pages, frame_ms={frame_ms:.1f}")
@@ -352,6 +369,73 @@ def measure_kiosk(data: Path, ids: dict[str, int], args: argparse.Namespace, scr
     print(f"statements={len(plans)} full_scans={len(full)}")
     for sql, lines in full.items():
         print(f"  {' / '.join(lines)}: {sql[:300]}")
+
+
+def outbox_pages(database: Path) -> tuple[float, float]:
+    """(MB of the outbox's table and indexes, MB of the file's free pages)."""
+    with sqlite3.connect(database) as db:
+        free = db.execute("PRAGMA freelist_count").fetchone()[0] * db.execute("PRAGMA page_size").fetchone()[0]
+    outbox = sum(size for name, size in table_bytes(database).items() if name == "outbox")
+    return outbox / 1e6, free / 1e6
+
+
+def measure_payload_drop(database: Path, scratch: Path) -> None:
+    """The uplink's drop of the payloads acknowledged more than mqtt.keep_sent_days ago (the default
+    90), on a copy: the first, after an upgrade, batch after batch as the service's turns run them,
+    while another connection saves a song's progress (the kiosk's write, every 3 s while a song
+    plays) as fast as it can, timing each save: how long the drop held the database from the
+    kiosk. Then one day's drop, an idle one, and the sizes: the file's, the outbox's, the pages
+    freed, and the file VACUUM INTO makes (about what a kiosk that dropped from its first day has)."""
+    import threading
+
+    from moodtunes.config import MqttSettings
+    from moodtunes.uplink import DROP_PAYLOADS_AT_ONCE
+
+    copy = copy_database(database, scratch)
+    keep = timedelta(days=MqttSettings().keep_sent_days)
+    outbox_mb, free_mb = outbox_pages(copy)
+    print(f"before the drop: database_mb={copy.stat().st_size / 1e6:.1f} outbox_mb={outbox_mb:.1f} free_mb={free_mb:.1f}")
+    with Store.open(copy) as store, Store.open(copy) as kiosk:
+        [(play,)] = kiosk._query("SELECT max(id) FROM plays")
+        saves, done = [], threading.Event()
+
+        def save_progress() -> None:
+            while not done.is_set():
+                start = time.perf_counter()
+                kiosk.update_play(play, 60.0)
+                saves.append(time.perf_counter() - start)
+                time.sleep(0.002)
+
+        saver = threading.Thread(target=save_progress)
+        saver.start()
+        batches, dropped, started = [], 0, time.perf_counter()
+        cutoff = datetime.now(UTC) - keep
+        while True:
+            start = time.perf_counter()
+            count = store.drop_sent_payloads(cutoff, DROP_PAYLOADS_AT_ONCE)
+            batches.append(time.perf_counter() - start)
+            dropped += count
+            if count < DROP_PAYLOADS_AT_ONCE:
+                break
+            time.sleep(0.01)  # the service's next turn: poll_seconds later (5 s) when idle
+        done.set()
+        saver.join()
+        print(f"drop: {dropped} events in {len(batches)} batches of {DROP_PAYLOADS_AT_ONCE}, "
+              f"{time.perf_counter() - started:.1f} s with the pauses; batch_ms median "
+              f"{1000 * statistics.median(batches):.0f} max {1000 * max(batches):.0f}; kiosk's progress saves "
+              f"meanwhile: {len(saves)}, ms median {1000 * statistics.median(saves):.1f} max {1000 * max(saves):.0f}")
+        start = time.perf_counter()
+        day = store.drop_sent_payloads(cutoff + timedelta(days=1), DROP_PAYLOADS_AT_ONCE)
+        day_ms = 1000 * (time.perf_counter() - start)
+        idle_ms = median_ms(lambda: store.drop_sent_payloads(cutoff + timedelta(days=1), DROP_PAYLOADS_AT_ONCE), 5)
+        print(f"the next day's drop: {day} events in {day_ms:.1f} ms; an idle one {idle_ms:.2f} ms")
+        store.checkpoint()
+    outbox_mb, free_mb = outbox_pages(copy)
+    vacuumed = scratch / "vacuumed.db"
+    with sqlite3.connect(copy) as db:
+        db.execute("VACUUM INTO ?", (str(vacuumed),))
+    print(f"after the drop: database_mb={copy.stat().st_size / 1e6:.1f} outbox_mb={outbox_mb:.1f} free_mb={free_mb:.1f} "
+          f"vacuumed_mb={vacuumed.stat().st_size / 1e6:.1f}")
 
 
 def welcome_pages(data: Path, profiles: int, size: tuple[int, int]) -> tuple[int, float]:
@@ -379,7 +463,9 @@ def run_kiosk(args: argparse.Namespace) -> None:
         if ids_file.exists():
             ids = json.loads(ids_file.read_text())
             print(f"reusing {data}: {ids}")
+            started = time.perf_counter()
             Store.open(data / "moodtunes.db").close()  # migrated to this version's schema, as the kiosk's start does
+            print(f"opened, and migrated to this version's schema if older, in {time.perf_counter() - started:.2f} s")
         else:
             data.mkdir(parents=True, exist_ok=True)
             ids = make_kiosk_database(data, args)

@@ -501,9 +501,12 @@ def test_forget_deletes_a_persons_profile_only_when_told_to(tmp_path, capsys, mo
     assert "no profile named 'Bob'" in capsys.readouterr().err
 
 
-def test_forget_names_every_key_and_device_the_person_was_uploaded_under(tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("payloads_dropped", [False, True], ids=["kept", "dropped"])
+def test_forget_names_every_key_and_device_the_person_was_uploaded_under(tmp_path, capsys, monkeypatch,
+                                                                          payloads_dropped):
     """A visit the broker acknowledged under an earlier device_id carries the key derived from that
-    id; and readings an older ingest wrote carry no key at all: they go by device and visit time."""
+    id; and readings an older ingest wrote carry no key at all: they go by device and visit time.
+    Also once the uplink dropped the visit's payloads (mqtt.keep_sent_days), which named the device."""
     with Store.open(tmp_path / "data" / "moodtunes.db") as store:
         ana = store.create_profile("Ana", "#ff8800")
         session = store.start_session(ana.id)
@@ -511,6 +514,8 @@ def test_forget_names_every_key_and_device_the_person_was_uploaded_under(tmp_pat
         event = store.finish_session(session, "completed", device_id="kiosk-old")
         [queued] = store.pending_events(1)
         store.mark_sent(queued.id, queued.payload)  # acknowledged as kiosk-old
+        if payloads_dropped:
+            assert store.drop_sent_payloads(datetime.now(UTC) + timedelta(days=1), 10) == 1
         store.finish_session(store.start_session(ana.id), "completed", device_id="kiosk-new")  # never sent
         new_key = store.profile_key("kiosk-new", ana.id)
     monkeypatch.setenv("MOODTUNES_DEVICE_ID", "kiosk-new")

@@ -59,6 +59,8 @@ def test_example_config_is_valid_and_complete(monkeypatch):
         ("[kiosk]\nidle_timeout_s = true\n", "kiosk.idle_timeout_s: must be a number, not true or false"),
         ("[kiosk]\nvolume = true\n", "kiosk.volume: must be a number"),
         ("[kiosk]\nsleep_after_s = -1\n", "kiosk.sleep_after_s: Input should be greater than or equal to 0"),
+        ("[mqtt]\nkeep_sent_days = -1\n", "mqtt.keep_sent_days: Input should be greater than or equal to 0"),
+        ("[mqtt]\nkeep_sent_days = 0.5\n", "mqtt.keep_sent_days: Input should be a valid integer"),
         ("[mqtt]\nport = true\n", "mqtt.port: must be a number"),
         ("[camera]\nsource = 'webcam'\n", "camera.source: must be auto, picamera2, opencv:N"),
     ],
@@ -69,6 +71,11 @@ def test_bad_config_is_one_clear_line(tmp_path, text, expected):
     message = str(info.value)
     assert expected in message
     assert "\n" not in message
+
+
+def test_sent_payloads_are_kept_90_days_unless_told_otherwise_and_0_keeps_them_for_good(tmp_path):
+    assert load_settings(write(tmp_path, "")).mqtt.keep_sent_days == 90
+    assert load_settings(write(tmp_path, "[mqtt]\nkeep_sent_days = 0\n")).mqtt.keep_sent_days == 0
 
 
 BYTE_ORDER_MARK = "\ufeff".encode()

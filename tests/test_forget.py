@@ -192,7 +192,7 @@ def test_a_visit_sent_before_the_acknowledged_device_id_was_kept_is_said_and_del
         _visit(store, ana.id, device_id="pi-old")
         [item] = store.pending_events()
         store.mark_sent(item.id, item.payload)
-        store._db.execute("UPDATE outbox SET sent_payload = NULL")  # as migration 4 found it
+        store._db.execute("UPDATE outbox SET sent_payload = NULL, acknowledged_as = NULL")  # as migration 4 found it
         visit = store.uploaded_visits(ana.id)[0]
         keys = {device: store.profile_key(device, ana.id) for device in ("pi-new", "pi-old", "pi-older")}
     monkeypatch.setenv("MOODTUNES_DEVICE_ID", "pi-new")

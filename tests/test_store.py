@@ -640,10 +640,10 @@ def test_events_the_broker_lost_can_be_queued_again(store, clock):
     store.mark_sent(third.id, third.payload)  # fourth: still pending (never sent)
     with pytest.raises(ValueError, match="time zone"):
         store.mark_unsent_since(crash.replace(tzinfo=None), "kiosk-1")
-    assert store.mark_unsent_since(crash.astimezone(timezone(timedelta(hours=2))), "kiosk-1") == (2, {})
+    assert store.mark_unsent_since(crash.astimezone(timezone(timedelta(hours=2))), "kiosk-1") == store_module.Requeued(2, {})
     assert [e.id for e in store.pending_events()] == [second.id, third.id, fourth.id]
     assert store.outbox_counts() == {"pending": 3, "sent": 1, "refused": 0}
-    assert store.mark_unsent_since(crash + timedelta(seconds=1), "kiosk-1") == (0, {})
+    assert store.mark_unsent_since(crash + timedelta(seconds=1), "kiosk-1") == store_module.Requeued(0, {})
 
 
 def test_the_oldest_pending_event_is_the_oldest_neither_sent_nor_refused(store, clock):
@@ -670,7 +670,7 @@ def test_the_visits_the_broker_took_are_named_with_the_device_they_went_as(store
     sent, sent_before_migration_4, requeued, _never_sent = store.pending_events()
     store.mark_sent(sent.id, sent.payload.replace('"kiosk-1"', '"kiosk-old"'))
     store.mark_sent(sent_before_migration_4.id, sent_before_migration_4.payload)
-    store._db.execute("UPDATE outbox SET sent_payload = NULL WHERE id = ?", (sent_before_migration_4.id,))
+    store._db.execute("UPDATE outbox SET sent_payload = NULL, acknowledged_as = NULL WHERE id = ?", (sent_before_migration_4.id,))
     store.mark_sent(requeued.id, requeued.payload)
     store._db.execute("UPDATE outbox SET sent_at = NULL WHERE id = ?", (requeued.id,))
     uploaded = store.uploaded_visits(ana.id)
@@ -689,8 +689,101 @@ def test_an_event_sent_as_it_was_because_it_cant_be_read_does_not_stop_a_resend(
     [item] = store.pending_events()
     store._db.execute("UPDATE outbox SET payload = '{not json' WHERE id = ?", (item.id,))
     store.mark_sent(item.id, "{not json")
-    assert store.mark_unsent_since(datetime(2000, 1, 1, tzinfo=UTC), "kiosk-1") == (1, {})
+    assert store.mark_unsent_since(datetime(2000, 1, 1, tzinfo=UTC), "kiosk-1") == store_module.Requeued(1, {})
     assert [e.sent_payload for e in store.pending_events()] == ["{not json"]  # to go as it went
+
+
+def _sent_visits(store, clock, profile_id, count, device_id="kiosk-1"):
+    """``count`` visits recorded and acknowledged by the broker a day apart, the clock moved on after each."""
+    sent = []
+    for _ in range(count):
+        store.finish_session(store.start_session(profile_id), "completed", device_id=device_id)
+        [item] = store.pending_events()
+        store.mark_sent(item.id, item.payload)
+        sent.append(item)
+        clock.advance(days=1)
+    return sent
+
+
+def _payloads(store, item):
+    return tuple(store._db.execute("SELECT payload, sent_payload FROM outbox WHERE id = ?", (item.id,)).fetchone())
+
+
+def test_only_the_payloads_of_events_acknowledged_before_the_time_given_are_dropped(store, clock):
+    """The outbox kept both payloads of every event sent, for good (186 MB after five years of a
+    busy kiosk): those acknowledged long ago go, a batch at a time, the oldest first; events pending,
+    refused, or queued again (their acknowledgement undone) keep theirs, and so do the recent ones."""
+    ana = store.create_profile("Ana", "#ff8800")
+    old, requeued, recent = _sent_visits(store, clock, ana.id, 3)  # acknowledged on 1, 2 and 3 March
+    assert store.mark_unsent_since(datetime(2025, 3, 2, tzinfo=UTC), "kiosk-1").count == 2  # a broker lost two
+    store.mark_sent(recent.id, recent.payload)  # acknowledged again on 4 March; `requeued` waits
+    for _ in range(2):
+        store.finish_session(store.start_session(ana.id), "completed", device_id="kiosk-1")
+    refused, pending = store.pending_events()[1:]
+    store.mark_refused(refused.id, "too big")
+    kept = {item.id: _payloads(store, item) for item in (requeued, recent, refused, pending)}
+    with pytest.raises(ValueError, match="time zone"):
+        store.drop_sent_payloads(datetime(2025, 3, 3), 10)
+
+    assert store.drop_sent_payloads(datetime(2025, 3, 3, tzinfo=UTC), 10) == 1
+    assert _payloads(store, old) == ("", None)
+    assert {item.id: _payloads(store, item) for item in (requeued, recent, refused, pending)} == kept
+    assert store.drop_sent_payloads(datetime(2025, 3, 3, tzinfo=UTC), 10) == 0
+    assert [item.id for item in store.pending_events()] == [requeued.id, pending.id]
+    assert store.outbox_counts() == {"pending": 2, "sent": 2, "refused": 1}
+
+
+def test_payloads_are_dropped_at_most_so_many_at_a_time_the_oldest_first(store, clock):
+    """One short transaction each: the first drop after an upgrade meets five years of events."""
+    ana = store.create_profile("Ana", "#ff8800")
+    sent = _sent_visits(store, clock, ana.id, 3)
+    assert store.drop_sent_payloads(clock.now, 2) == 2
+    assert [_payloads(store, item)[0] == "" for item in sent] == [True, True, False]
+    assert [store.drop_sent_payloads(clock.now, 2) for _ in range(2)] == [1, 0]
+    assert [_payloads(store, item) for item in sent] == [("", None)] * 3
+
+
+def test_the_pages_of_dropped_payloads_are_freed_for_sqlite_to_use_again(store, clock):
+    """Updated in place, each row kept the page its payloads had filled: 186 MB of outbox pages
+    after five years, nearly empty, and none of them free for the rows to come."""
+    ana = store.create_profile("Ana", "#ff8800")
+    _sent_visits(store, clock, ana.id, 60)
+    pages = "SELECT count(*) FROM dbstat WHERE name = 'outbox'"
+    [before] = store._db.execute(pages).fetchone()
+    [free_before] = store._db.execute("PRAGMA freelist_count").fetchone()
+    assert store.drop_sent_payloads(clock.now, 100) == 60
+    [after] = store._db.execute(pages).fetchone()
+    [free_after] = store._db.execute("PRAGMA freelist_count").fetchone()
+    assert before >= 15 and after <= before / 4, (before, after)
+    assert free_after - free_before >= before - after - 2  # free for the rows to come
+
+
+def test_a_visit_whose_payloads_were_dropped_still_names_the_devices_it_went_and_was_recorded_as(store, clock):
+    """`moodtunes forget` deletes its readings in the cloud by the device_id the broker took it under
+    and its time range, for visits of any age: that device_id was read from the payload acknowledged."""
+    ana = store.create_profile("Ana", "#ff8800")
+    store.finish_session(store.start_session(ana.id), "completed", device_id="kiosk-old")
+    [item] = store.pending_events()
+    store.mark_sent(item.id, item.payload.replace('"kiosk-old"', '"kiosk-1"'))  # re-stamped as it went
+    before = store.uploaded_visits(ana.id)
+    keys = store.cloud_keys(ana.id, "kiosk-1")
+    clock.advance(days=1)
+    assert store.drop_sent_payloads(clock.now, 10) == 1
+    assert store.uploaded_visits(ana.id) == before
+    assert [(v.device_id, v.recorded_as) for v in before] == [("kiosk-1", "kiosk-old")]
+    assert store.cloud_keys(ana.id, "kiosk-1") == keys == [store.profile_key("kiosk-1", ana.id)]
+
+
+def test_a_resend_over_dropped_payloads_queues_what_it_can_and_counts_what_it_cant(store, clock):
+    """No silent loss: the events acknowledged since WHEN whose payloads are gone stay sent (they
+    can't go as acknowledged) and are counted, with the latest of their acknowledgements."""
+    ana = store.create_profile("Ana", "#ff8800")
+    *_dropped, kept = _sent_visits(store, clock, ana.id, 3)  # acknowledged on 1, 2 and 3 March
+    assert store.drop_sent_payloads(clock.now - timedelta(days=1, hours=1), 10) == 2
+    requeued = store.mark_unsent_since(datetime(2025, 3, 1, 12, tzinfo=UTC), "kiosk-1")  # after the first
+    assert requeued == store_module.Requeued(1, {}, 1, stamp(datetime(2025, 3, 2, 10, tzinfo=UTC)))
+    assert [item.id for item in store.pending_events()] == [kept.id]
+    assert store.outbox_counts() == {"pending": 1, "sent": 2, "refused": 0}
 
 
 def test_a_profiles_feedback_holds_its_own_ratings_only(store):

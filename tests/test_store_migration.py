@@ -163,6 +163,27 @@ def test_an_event_sent_before_the_acknowledged_payload_was_kept_is_resent_as_thi
     assert (item.event_id, item.sent_payload) == ("evt-0000000000000001", None)  # the uplink re-stamps it
 
 
+def test_the_device_ids_of_the_events_in_the_outbox_are_read_into_columns_of_their_own(tmp_path):
+    """Migration 18: `forget` read the device_id a visit was recorded and acknowledged under from
+    its payloads, which the uplink now drops after mqtt.keep_sent_days: they are kept apart, as read
+    from the JSON (NULL where it can't be read, or nothing acknowledged was kept: before migration 4)."""
+    path = tmp_path / "moodtunes.db"
+    _old_database(path, 17)
+    recorded = _queued_event("sess-0000000000000001")
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("UPDATE outbox SET sent_at = ?, sent_payload = ?", (ENDED, recorded.replace('"kiosk-1"', '"kiosk-2"')))
+    db.execute("INSERT INTO outbox (event_id, kind, session_id, payload, created_at, sent_at, sent_payload) VALUES"
+               " ('evt-2', 'visit', 1, '{not json', ?, ?, '{not json'),"
+               " ('evt-3', 'visit', 1, ?, ?, ?, NULL)", (ENDED, ENDED, recorded, ENDED, ENDED))
+    db.close()
+    with Store.open(path) as store:
+        ids = store._db.execute("SELECT event_id, recorded_as, acknowledged_as FROM outbox ORDER BY id").fetchall()
+        assert [tuple(row) for row in ids] == [
+            ("evt-0000000000000001", "kiosk-1", "kiosk-2"), ("evt-2", None, None), ("evt-3", "kiosk-1", None)]
+        assert [(v.device_id, v.recorded_as) for v in store.uploaded_visits(1)] == [
+            ("kiosk-2", "kiosk-1"), (None, None), (None, "kiosk-1")]
+
+
 def test_an_outbox_row_pointing_at_a_gone_visit_doesnt_stop_the_outbox_rebuild(tmp_path):
     """Migration 11 copies the outbox into a new table, which checks each row's visit: one a hand
     edit left pointing at a deleted visit (the sqlite3 shell enforces no foreign keys) made every

@@ -81,7 +81,7 @@ def test_status_counts_pending_and_sent(tmp_path, capsys):
         second = store.pending_events(2)[1]
         store.mark_sent(second.id, second.payload)
     assert moodtunes(["uplink", "--status"]) == 0
-    assert "1 pending (oldest tried 1 times), 1 sent; uplink disabled" in capsys.readouterr().out
+    assert "1 pending (oldest tried 1 times), 1 sent (resendable for 90 days); uplink disabled" in capsys.readouterr().out
 
 
 def test_once_with_an_unreachable_broker_keeps_events_and_fails(tmp_path, monkeypatch, capsys):
@@ -179,6 +179,28 @@ def test_resend_since_queues_again_what_was_sent_since_then(tmp_path, monkeypatc
         assert [e.id for e in store.pending_events()] == [item.id for item in recent]
     assert moodtunes(["uplink", "--resend-since", "2019-12-31T21:00:00-02:00"]) == 0  # a zone of its own
     assert "uplink: 1 events sent since 2019-12-31T21:00:00-02:00 queued again, 3 pending" in capsys.readouterr().out
+
+
+def test_resend_since_over_dropped_payloads_says_how_many_it_cant_send_again(tmp_path, monkeypatch, capsys):
+    """The uplink drops the payloads of events acknowledged more than mqtt.keep_sent_days ago: a
+    WHEN before that queues what it still can, and says how many since WHEN are lost to a resend."""
+    monkeypatch.setenv("MOODTUNES_DEVICE_ID", "kiosk")
+    monkeypatch.setenv("MOODTUNES_MQTT__KEEP_SENT_DAYS", "30")
+    with _store(tmp_path) as store:
+        for _ in range(4):
+            record_visit(store, "kiosk")
+        for item, sent_at in zip(store.pending_events(), ("2025-12-01", "2026-01-10", "2026-01-20", "2026-03-01"),
+                                 strict=True):
+            store.mark_sent(item.id, item.payload)
+            store._db.execute("UPDATE outbox SET sent_at = ? WHERE id = ?", (f"{sent_at}T12:00:00.000+00:00", item.id))
+        assert store.drop_sent_payloads(datetime(2026, 2, 1, tzinfo=UTC), 10) == 3
+    assert moodtunes(["uplink", "--resend-since", "2026-01-01T00:00+00:00"]) == 0
+    assert capsys.readouterr().out.splitlines()[1:] == [(
+        "uplink: 2 events acknowledged since 2026-01-01T00:00:00+00:00, the latest at 2026-01-20T12:00:00.000+00:00, "
+        "can't be sent again: their payloads were dropped, as the uplink does once the broker acknowledged an event "
+        "mqtt.keep_sent_days ago (30 days here)")]
+    with _store(tmp_path) as store:
+        assert store.outbox_counts() == {"pending": 1, "sent": 3, "refused": 0}
 
 
 def test_resend_since_refuses_what_is_not_a_date(capsys):
@@ -355,7 +377,7 @@ def test_an_event_queued_again_goes_exactly_as_the_broker_acknowledged_it(tmp_pa
         link = AcceptingLink()
         Uplink(store, link, MqttSettings(enabled=True), "kiosk-1").run_once()
         store._pseudonym_secret = b"another secret".ljust(32)
-        assert store.mark_unsent_since(datetime(2000, 1, 1, tzinfo=UTC), "kiosk-1") == (1, {})
+        assert store.mark_unsent_since(datetime(2000, 1, 1, tzinfo=UTC), "kiosk-1").count == 1
         assert Uplink(store, link, MqttSettings(enabled=True), "kiosk-1").run_once().sent == 1
         acked, handed = store._db.execute("SELECT first_sent_at, published_at FROM outbox").fetchone()
     first, again = link.payloads

@@ -10,6 +10,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from analytics_support import record_visit
@@ -369,3 +370,54 @@ def test_each_event_is_recorded_as_handed_over_before_the_broker_can_have_it(sto
     mqtt = MqttSettings(enabled=True, retry_seconds=RETRY, max_retry_seconds=LONGEST, poll_seconds=POLL)
     Uplink(store, link, mqtt, "kiosk-1").send_pending()
     assert seen == [True, True]
+
+
+def _acknowledged_days_ago(store, days: float, count: int) -> None:
+    """``count`` visits the broker acknowledged ``days`` ago."""
+    for _ in range(count):
+        record_visit(store, "kiosk-1")
+        [item] = store.pending_events()
+        store.mark_sent(item.id, item.payload)
+        when = datetime.now(UTC) - timedelta(days=days)
+        store._db.execute("UPDATE outbox SET sent_at = ? WHERE id = ?", (when.isoformat(timespec="milliseconds"), item.id))
+
+
+def _dropped(store) -> int:
+    return store._db.execute("SELECT count(*) FROM outbox WHERE payload = ''").fetchone()[0]
+
+
+def test_the_service_drops_old_payloads_a_batch_a_turn_then_once_a_day(store, monkeypatch, caplog):
+    """The outbox kept both payloads of every visit sent, for good; a drop of five years at once
+    would hold the database for seconds (a few times that on a Pi), the kiosk's writes waiting."""
+    monkeypatch.setattr(uplink_module, "DROP_PAYLOADS_AT_ONCE", 2)
+    _acknowledged_days_ago(store, 91, 5)
+    _acknowledged_days_ago(store, 89, 1)  # within the 90 days kept
+    mqtt = MqttSettings(enabled=True, retry_seconds=RETRY, max_retry_seconds=LONGEST, poll_seconds=POLL)
+    seen: list[int] = []
+
+    def look() -> None:
+        seen.append(_dropped(store))
+
+    def another_one_old_enough() -> None:
+        look()
+        _acknowledged_days_ago(store, 91, 1)
+
+    stop = RecordingStop()
+    stop.steps = [look, look, another_one_old_enough, look, stop.set]
+    with caplog.at_level(logging.INFO, logger="moodtunes.uplink"):
+        Uplink(store, ScriptedLink(), mqtt, "kiosk-1").run_forever(stop)
+
+    assert seen == [2, 4, 5, 5]  # the last one waits for the next day's drop
+    assert stop.delays == [POLL] * 5  # the drop never held up the turns
+    said = [r.getMessage() for r in caplog.records if "dropped the payloads" in r.getMessage()]
+    assert said == [("dropped the payloads of 5 events the broker acknowledged over 90 days ago (mqtt.keep_sent_days): "
+                     "`uplink --resend-since` can no longer send them again")]
+
+
+def test_a_keep_sent_days_of_0_keeps_every_payload(store):
+    _acknowledged_days_ago(store, 3650, 2)
+    mqtt = MqttSettings(enabled=True, poll_seconds=POLL, keep_sent_days=0)
+    stop = RecordingStop()
+    stop.steps = [stop.set]
+    Uplink(store, ScriptedLink(), mqtt, "kiosk-1").run_forever(stop)
+    assert _dropped(store) == 0

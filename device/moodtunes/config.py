@@ -249,6 +249,11 @@ class MqttSettings(Section):
     status_seconds: float = Field(
         300.0, gt=0, description="how often the uplink publishes the device's status (also after each batch sent)"
     )
+    keep_sent_days: int = Field(
+        90, ge=0, description="days the outbox keeps an event's payloads after the broker acknowledged it, for "
+        "`uplink --resend-since` after a broker's crash; then only the device ids it went under stay, for "
+        "`forget`; 0 keeps them for good",
+    )
 
     @model_validator(mode="after")
     def _a_host_to_send_to(self) -> MqttSettings:

@@ -28,6 +28,9 @@ One uplink of a device runs at a time (uplink_lock): two would connect as the sa
 A visit that ended before a time server set the clock (a Pi has no clock of its own) waits, up to
 CLOCK_SYNC_WAIT_S with the broker reachable, for the clock to be set; its times are then moved by
 the step (settle_clocks), not sent as from the time saved at the last shutdown, or 1970.
+The service drops the payloads of events acknowledged more than mqtt.keep_sent_days ago, once a
+day (drop_old_payloads): they are kept for `--resend-since` only, and grew the outbox by 3.5 KB a
+visit for good.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import paho.mqtt.client as paho
@@ -91,6 +94,10 @@ TAKEOVER_REPEAT_S = 3600.0
 # The broker refusing the connection the same way again (a wrong password: at each of paho's tries, up
 # to every max_retry_seconds, 288 warnings a day for as long as it lasts) is said at most this often.
 REFUSAL_REPEAT_S = 3600.0
+# How often the service drops the payloads of events acknowledged more than mqtt.keep_sent_days ago
+# (a batch a turn while a full one was dropped: the first time, after an upgrade, five years of them).
+DROP_PAYLOADS_EVERY_S = 24 * 3600.0
+DROP_PAYLOADS_AT_ONCE = 200  # in one transaction: the database held 9 ms here (bench/years.py), a few times that on a Pi
 SERVICE_RUNNING = (
     "the uplink service is running; it sends queued visits itself (`moodtunes uplink --status` "
     "shows the outbox), or stop it first with `sudo systemctl stop moodtunes-uplink`"
@@ -523,6 +530,8 @@ class Uplink:
         self._version = software_version()
         self._last_error: str | None = None  # of the latest turn, for the status; None once one went well
         self._status_due = 0.0  # time.monotonic() of the next status
+        self._drop_due = 0.0  # time.monotonic() of the next drop of old payloads (drop_old_payloads)
+        self._dropped = 0  # payloads dropped in this drop so far, batch by batch
 
     def _payload(self, item: OutboxItem) -> tuple[str, str | None]:
         """What to publish for ``item``, and the device_id it was recorded under if re-stamped from
@@ -729,9 +738,29 @@ class Uplink:
             if delay is not None:
                 stop.wait(delay)
 
+    def drop_old_payloads(self) -> None:
+        """When due, drop the payloads of events the broker acknowledged more than keep_sent_days
+        ago (0: never), one batch of Store.drop_sent_payloads, a short transaction: a full batch
+        leaves the rest to the next turns, so neither the kiosk's writes nor the sending wait
+        for them; once none is left, the next drop is a day later."""
+        keep = self._settings.keep_sent_days
+        if not keep or time.monotonic() < self._drop_due:
+            return
+        dropped = self._store.drop_sent_payloads(datetime.now(UTC) - timedelta(days=keep), DROP_PAYLOADS_AT_ONCE)
+        self._dropped += dropped
+        if dropped == DROP_PAYLOADS_AT_ONCE:
+            return
+        self._drop_due = time.monotonic() + DROP_PAYLOADS_EVERY_S
+        if self._dropped:
+            logger.info("dropped the payloads of %d events the broker acknowledged over %d days ago "
+                        "(mqtt.keep_sent_days): `uplink --resend-since` can no longer send them again",
+                        self._dropped, keep)
+        self._dropped = 0
+
     def _turn(self) -> float | None:
         """Send what is pending if the broker is there, and the status after it or when it is due;
         how long to wait before the next turn (None: not at all, waiting for the broker took the time)."""
+        self.drop_old_payloads()
         self.settle_clocks()
         if not self._store.pending_events(1):
             if time.monotonic() >= self._status_due:

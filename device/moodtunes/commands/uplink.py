@@ -48,7 +48,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="queue again the events the broker acknowledged since WHEN (ISO date or date and time, local "
              "time unless it has a zone), for a broker that lost them; each goes again exactly as acknowledged, "
              "so the ingest overwrites duplicates (those acknowledged under an earlier device_id stay sent; those "
-             "sent before moodtunes kept what was acknowledged go as this device)",
+             "sent before moodtunes kept what was acknowledged go as this device; those acknowledged over "
+             "mqtt.keep_sent_days ago can't go again, and are counted)",
     )
 
 
@@ -99,7 +100,8 @@ def _status(settings: Settings) -> int:
         oldest = store.pending_events(1)
     tried = f" (oldest tried {oldest[0].attempts} times)" if oldest and oldest[0].attempts else ""
     refused = f", {counts['refused']} refused (too big ever to send; kept here)" if counts["refused"] else ""
-    print(f"outbox: {counts['pending']} pending{tried}, {counts['sent']} sent{refused}; uplink {state}")
+    print(f"outbox: {counts['pending']} pending{tried}, {counts['sent']} sent{_resendable(settings)}{refused}; "
+          f"uplink {state}")
     return 0
 
 
@@ -123,7 +125,29 @@ def _resend_since(settings: Settings, since: datetime) -> int:
     for device_id, count in requeued.left_sent.items():
         print(f"uplink: {count} events sent as {device_id!r} left as sent: this device is {settings.device_id!r} "
               "now, and under that id they would count twice")
+    if requeued.dropped:
+        print(f"uplink: {requeued.dropped} events acknowledged since {since.isoformat(timespec='seconds')}, the "
+              f"latest at {requeued.dropped_through}, can't be sent again: their payloads were dropped, as the "
+              f"uplink does once the broker acknowledged an event mqtt.keep_sent_days ago{_kept_here(settings)}")
     return 0
+
+
+def _resendable(settings: Settings) -> str:
+    """How long a sent event can be sent again (mqtt.keep_sent_days), for `--status`; nothing while
+    a mistake in [mqtt] hides the setting (the section's defaults stand in for it)."""
+    if settings.mqtt_problem:
+        return ""
+    days = settings.mqtt.keep_sent_days
+    return " (resendable for good)" if days == 0 else f" (resendable for {days} days)"
+
+
+def _kept_here(settings: Settings) -> str:
+    """mqtt.keep_sent_days as set, for `--resend-since`'s count of what it can't send again; nothing
+    while a mistake in [mqtt] hides it."""
+    if settings.mqtt_problem:
+        return ""
+    days = settings.mqtt.keep_sent_days
+    return " (0 here: none dropped from now on)" if days == 0 else f" ({days} days here)"
 
 
 def _once(settings: Settings) -> int:

@@ -256,4 +256,21 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE INDEX plays_by_track ON plays(track_id);
     """,
+    # 18: the device_id an outbox event was recorded under and the one the broker acknowledged it
+    # under, in columns of their own: they were read from its two payloads, which the uplink now
+    # drops once the event was acknowledged more than mqtt.keep_sent_days ago (Store.drop_sent_payloads:
+    # the outbox kept every visit sent, twice, 186 MB after five years of a busy kiosk,
+    # bench/years.py), while `moodtunes forget` needs the ids for visits of any age. NULL, as
+    # before, where a payload can't be read, or nothing of what was acknowledged was kept (sent
+    # before migration 4). A dropped payload is '' (the column is NOT NULL: rebuilding the table to
+    # allow NULL would copy the whole outbox at the upgrade); the events whose payloads are kept,
+    # sent or not, are indexed by when they were acknowledged, so that the daily drop reads only those.
+    """
+    ALTER TABLE outbox ADD COLUMN recorded_as TEXT;
+    ALTER TABLE outbox ADD COLUMN acknowledged_as TEXT;
+    UPDATE outbox SET
+        recorded_as = CASE WHEN json_valid(payload) THEN json_extract(payload, '$.device_id') END,
+        acknowledged_as = CASE WHEN json_valid(sent_payload) THEN json_extract(sent_payload, '$.device_id') END;
+    CREATE INDEX outbox_payloads_kept ON outbox(sent_at) WHERE payload != '';
+    """,
 )

@@ -94,12 +94,11 @@ VISIT_TIMES = (("sessions", "started_at", "id"), ("mood_readings", "created_at",
 # step at its next frame, which may wait out another program's lock: BUSY_TIMEOUT_MS)
 AFTER_BACK_STEP = timedelta(seconds=15)
 MAX_TEXT_BYTES = 300  # of a song's title, artist or error in an event: 300 letters, 100 of Japanese
-# The device_id the broker acknowledged an outbox event under; NULL when unknown: for an event sent
-# before migration 4 kept the acknowledged payload (the uplink then re-stamped every event with the
-# device_id of the moment, not necessarily the one it was recorded under), or one sent as it was
-# because it can't be read (json_extract would fail on it).
-_ACKNOWLEDGED_AS = "CASE WHEN json_valid(sent_payload) THEN json_extract(sent_payload, '$.device_id') END"
-_RECORDED_AS = "CASE WHEN json_valid(payload) THEN json_extract(payload, '$.device_id') END"
+# The device_id a payload names, as migration 18 read it into outbox.acknowledged_as: NULL for one
+# that can't be read (sent as it was: json_extract would fail on it). An event's acknowledged_as is
+# NULL too when it was sent before migration 4 kept the payload acknowledged (the uplink then
+# re-stamped every event with the device_id of the moment, not necessarily the one it was recorded under).
+_DEVICE_ID_OF_PAYLOAD = "CASE WHEN json_valid(:payload) THEN json_extract(:payload, '$.device_id') END"
 
 
 class StoreError(Exception):
@@ -269,10 +268,13 @@ class UploadedVisit(NamedTuple):
 
 class Requeued(NamedTuple):
     """What mark_unsent_since did: events queued again, and those left sent, by the device_id the
-    broker acknowledged them under."""
+    broker acknowledged them under; and how many of those acknowledged since can't go again, their
+    payloads dropped (drop_sent_payloads), with the latest of their acknowledgements."""
 
     count: int
     left_sent: dict[str, int]
+    dropped: int = 0
+    dropped_through: str | None = None
 
 
 _TRACK_COLUMNS = (
@@ -1182,9 +1184,9 @@ class Store:
                 problem = f"visit {session_id}: its event can't be built ({_first_problem(exc)})"
                 raise StoreError(problem) from None
             db.execute(
-                "INSERT INTO outbox (event_id, kind, session_id, payload, created_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (event.event_id, VISIT_KIND, session_id, event.model_dump_json(), utc_now()),
+                "INSERT INTO outbox (event_id, kind, session_id, payload, created_at, recorded_as)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (event.event_id, VISIT_KIND, session_id, event.model_dump_json(), utc_now(), event.device_id),
             )
         return event
 
@@ -1512,15 +1514,18 @@ class Store:
         """The broker acknowledged the event as ``payload``; the first payload acknowledged, and when,
         are kept, to be sent again unchanged if the event is queued again (mark_unsent_since). A
         resend's acknowledgement is never taken for the first: one queued again before migration 7
-        kept when has none, and it goes without one. Not synced at once (``transaction``): after a
-        power cut that takes it back, the event goes again and overwrites the same points."""
+        kept when has none, and it goes without one. The device_id it names is kept apart too
+        (acknowledged_as), for `forget` once the payload is dropped. Not synced at once
+        (``transaction``): after a power cut that takes it back, the event goes again and overwrites
+        the same points."""
         now = utc_now()
         with self.transaction(synced=False) as db:
             db.execute(
-                "UPDATE outbox SET sent_at = ?, attempts = attempts + 1, last_error = NULL,"
-                " sent_payload = coalesce(sent_payload, ?),"
-                " first_sent_at = coalesce(first_sent_at, CASE WHEN sent_payload IS NULL THEN ? END) WHERE id = ?",
-                (now, payload, now, outbox_id),
+                "UPDATE outbox SET sent_at = :now, attempts = attempts + 1, last_error = NULL,"
+                " sent_payload = coalesce(sent_payload, :payload),"
+                f" acknowledged_as = CASE WHEN sent_payload IS NULL THEN {_DEVICE_ID_OF_PAYLOAD} ELSE acknowledged_as END,"
+                " first_sent_at = coalesce(first_sent_at, CASE WHEN sent_payload IS NULL THEN :now END) WHERE id = :id",
+                {"now": now, "payload": payload, "id": outbox_id},
             )
 
     def mark_published(self, outbox_ids: Iterable[int]) -> HandedOver:
@@ -1564,22 +1569,49 @@ class Store:
         An event whose acknowledged id is unknown (sent before migration 4 kept it) is queued again
         too: it was most likely sent as this device, and the uplink re-stamps it with this device's
         id, as it always did; the id it was recorded under says nothing (the uplink re-stamped it),
-        and leaving it sent would lose it for good."""
+        and leaving it sent would lose it for good. An event whose payloads were dropped
+        (drop_sent_payloads) can't go again: it stays sent, and is counted."""
         if since.tzinfo is None:
             raise ValueError("since must carry its time zone")
         stamp = since.astimezone(UTC).isoformat(timespec="milliseconds")
         with self.transaction() as db:
+            dropped, dropped_through = db.execute(
+                "SELECT count(*), max(sent_at) FROM outbox WHERE sent_at >= ? AND payload = ''", (stamp,)
+            ).fetchone()
             left_sent = db.execute(
-                f"SELECT {_ACKNOWLEDGED_AS} AS device, count(*) AS events FROM outbox"
-                f" WHERE sent_at >= ? AND {_ACKNOWLEDGED_AS} != ? GROUP BY device ORDER BY device",
+                "SELECT acknowledged_as AS device, count(*) AS events FROM outbox"
+                " WHERE sent_at >= ? AND payload != '' AND acknowledged_as != ? GROUP BY device ORDER BY device",
                 (stamp, device_id),
             )
             left = {r["device"]: r["events"] for r in left_sent}
             queued = db.execute(
-                f"UPDATE outbox SET sent_at = NULL WHERE sent_at >= ? AND coalesce({_ACKNOWLEDGED_AS}, ?) = ?",
+                "UPDATE outbox SET sent_at = NULL WHERE sent_at >= ? AND payload != '' AND coalesce(acknowledged_as, ?) = ?",
                 (stamp, device_id, device_id),
             ).rowcount
-        return Requeued(queued, left)
+        return Requeued(queued, left, dropped, dropped_through)
+
+    def drop_sent_payloads(self, acknowledged_before: datetime, limit: int) -> int:
+        """Drop both payloads of the events the broker acknowledged before ``acknowledged_before``,
+        at most ``limit`` of them, oldest first, in one transaction; returns how many (``limit``:
+        call again for more). The outbox kept every event sent, each payload twice, 3.5 KB a visit
+        for good (bench/years.py): what --resend-since needs of them is for a broker's crash of
+        days or weeks ago, while forget needs only the device_ids they went under, kept apart
+        (migration 18). Events pending, refused, or queued again are not touched (sent_at NULL).
+
+        ``id = id`` makes SQLite delete each row and insert it again, as for a new id, and a
+        delete merges the pages it leaves nearly empty: updated in place, each row of about 200
+        bytes kept the 4 KB page it had filled, and the outbox freed nothing (bench/years.py).
+        SQLite reuses the pages freed: the file stops growing, but does not shrink. Not synced
+        at once: a power cut that takes it back leaves the payloads for the next drop."""
+        if acknowledged_before.tzinfo is None:
+            raise ValueError("acknowledged_before must carry its time zone")
+        stamp = acknowledged_before.astimezone(UTC).isoformat(timespec="milliseconds")
+        with self.transaction(synced=False) as db:
+            return db.execute(
+                "UPDATE outbox SET id = id, payload = '', sent_payload = NULL WHERE id IN (SELECT id FROM outbox"
+                " INDEXED BY outbox_payloads_kept WHERE sent_at < ? AND payload != '' ORDER BY sent_at LIMIT ?)",
+                (stamp, limit),
+            ).rowcount
 
     def oldest_pending_at(self) -> datetime | None:
         """When the oldest event waiting to be sent was recorded (one queued again by
@@ -1591,7 +1623,7 @@ class Store:
         """The profile's visits whose events the broker acknowledged (sent, or sent and queued again),
         oldest first: what is in the cloud of them, for `moodtunes forget` to say how to delete it."""
         rows = self._query(
-            f"SELECT {_ACKNOWLEDGED_AS} AS device, s.started_at, s.ended_at, {_RECORDED_AS} AS recorded FROM outbox o"
+            "SELECT o.acknowledged_as AS device, s.started_at, s.ended_at, o.recorded_as AS recorded FROM outbox o"
             " JOIN sessions s ON s.id = o.session_id"
             " WHERE s.profile_id = ? AND (o.sent_at IS NOT NULL OR o.sent_payload IS NOT NULL) ORDER BY s.id",
             (profile_id,),
@@ -1599,8 +1631,8 @@ class Store:
         return [UploadedVisit(r["device"], r["started_at"], r["ended_at"], r["recorded"]) for r in rows]
 
     def outbox_counts(self) -> dict[str, int]:
-        """Counted in the index of sent_at (outbox_pending), not row by row: the outbox keeps every
-        event sent, 3.5 KB a visit (186 MB after five years of 30 visits a day, bench/years.py),
+        """Counted in the index of sent_at (outbox_pending), not row by row: the outbox keeps a row
+        of every event sent (its payloads dropped after mqtt.keep_sent_days, drop_sent_payloads),
         and the uplink counts it at every status. A refused event was never sent (mark_refused)."""
         row = self._query(
             "SELECT (SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL AND refused_at IS NULL) AS pending,"
