@@ -693,11 +693,11 @@ def test_an_event_sent_as_it_was_because_it_cant_be_read_does_not_stop_a_resend(
     assert [e.sent_payload for e in store.pending_events()] == ["{not json"]  # to go as it went
 
 
-def _sent_visits(store, clock, profile_id, count, device_id="kiosk-1"):
+def _sent_visits(store, clock, profile_id, count):
     """``count`` visits recorded and acknowledged by the broker a day apart, the clock moved on after each."""
     sent = []
     for _ in range(count):
-        store.finish_session(store.start_session(profile_id), "completed", device_id=device_id)
+        store.finish_session(store.start_session(profile_id), "completed", device_id="kiosk-1")
         [item] = store.pending_events()
         store.mark_sent(item.id, item.payload)
         sent.append(item)
@@ -711,8 +711,8 @@ def _payloads(store, item):
 
 def test_only_the_payloads_of_events_acknowledged_before_the_time_given_are_dropped(store, clock):
     """The outbox kept both payloads of every event sent, for good (186 MB after five years of a
-    busy kiosk): those acknowledged long ago go, a batch at a time, the oldest first; events pending,
-    refused, or queued again (their acknowledgement undone) keep theirs, and so do the recent ones."""
+    busy kiosk): those acknowledged long ago go; events pending, refused, or queued again (their
+    acknowledgement undone) keep theirs, and so do the recent ones."""
     ana = store.create_profile("Ana", "#ff8800")
     old, requeued, recent = _sent_visits(store, clock, ana.id, 3)  # acknowledged on 1, 2 and 3 March
     assert store.mark_unsent_since(datetime(2025, 3, 2, tzinfo=UTC), "kiosk-1").count == 2  # a broker lost two
