@@ -119,6 +119,7 @@ def test_an_older_database_with_data_is_migrated_and_keeps_everything(tmp_path, 
         # tried twice: it may have reached the cloud unacknowledged, so forgetting Ana keeps her key
         assert store.cloud_keys(1, "kiosk-1", uploading=False) == [store.profile_key("kiosk-1", 1)]
         assert store.cloud_keys(2, "kiosk-1", uploading=False) == []
+        assert store.may_be_in_cloud(1) and not store.may_be_in_cloud(2)  # what the kiosk's confirmation asks
         # forgotten people's keys, numbered in the order their times give (migration 14)
         assert store.pending_cloud_deletes() == ([] if applied < 9 else [
             (1, "a0a0a0a0a0a0a0a0", "2025-06-01T00:00:00.000+00:00"),

@@ -53,6 +53,52 @@ def test_forget_me_deletes_the_profile_and_its_visits_after_a_yes(settings, ada,
         assert store.pending_cloud_deletes() == []  # uploading off, nothing sent: nothing in the cloud
 
 
+def test_forget_me_deletes_off_the_ui_thread_and_the_screen_keeps_drawing(settings, ada, monkeypatch):
+    """Deleting a person with 5,000 visits took 1.3 s on the UI thread (bench/frames.py), and
+    reading which of their visits were uploaded 110 ms as the confirmation opened: the screen
+    froze. Now the confirmation only asks whether any may be in the cloud, the deletion and its
+    read of the uploaded visits are done off the UI thread, and the answers are greyed meanwhile."""
+    import threading
+
+    import pygame
+    from ui_support import target_rect
+
+    calls, release = [], threading.Event()
+
+    def noting_the_thread(name: str):
+        done = getattr(Store, name)
+
+        def call(store, *args, **kwargs):
+            on_ui_thread = threading.current_thread() is threading.main_thread()
+            calls.append((name, on_ui_thread))
+            if name == "forget_profile" and not on_ui_thread:
+                release.wait(10)  # still deleting while the screen draws frames
+            return done(store, *args, **kwargs)
+        return call
+
+    for name in ("uploaded_visits", "forget_profile"):
+        monkeypatch.setattr(Store, name, noting_the_thread(name))
+    app = make_app(settings, sample_scanner)
+    try:
+        to_report(app, ada)
+        tap(app, "forget")
+        assert calls == []
+        centre = target_rect(app, "delete").center
+        for kind in (pygame.MOUSEBUTTONDOWN, pygame.MOUSEBUTTONUP):
+            pygame.event.post(pygame.event.Event(kind, pos=centre, button=1))
+        frames = app.frames
+        step(app, 3)
+        assert app.frames == frames + 3 and app.screen.name == "forget" and app.screen.animates()
+        assert not any(target.enabled for target in app.screen.targets)
+        release.set()
+        run_until(app, lambda: app.screen.name == "welcome", what="welcome")
+        assert calls == [("uploaded_visits", False), ("forget_profile", False)]
+        assert app.screen.target(f"profile:{ada}") is None
+    finally:
+        release.set()
+        app.close()
+
+
 def test_forget_me_with_uploads_leaves_the_staff_what_deletes_them_in_the_cloud(settings, ada, capsys, monkeypatch):
     """The cloud keeps the visits under a key derived from the profile: once the kiosk deleted it,
     no one could tell the key, and `moodtunes forget NAME` found no such profile."""
@@ -388,10 +434,11 @@ def test_a_forget_me_the_store_refuses_is_told_after_the_visits_one_message(sett
         monkeypatch.setattr(app.store, "finish_session", refusing("database or disk is full"))
         to_report(app, ada)
         assert told() == [NOT_SAVED_MESSAGE]
-        monkeypatch.setattr(app.store, "forget_profile", refusing("database is locked"))
+        monkeypatch.setattr(Store, "forget_profile", refusing("database is locked"))  # on the deletion's connection
         tap(app, "forget")
         tap(app, "delete")
         assert app.screen.name == "forget" and told() == [NOT_SAVED_MESSAGE] * 2
+        assert app.screen.target("delete").enabled  # it may be tried again
     finally:
         app.close()
 

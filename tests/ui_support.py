@@ -255,9 +255,11 @@ def step(app: KioskApp, frames: int = 2) -> None:
 
 
 def lists_made(app: KioskApp) -> None:
-    """Frames until the songs screen has taken the list it asked for: lists are made off the UI
-    thread, and a test's taps and looks are at the list as a visitor sees it once shown."""
-    run_until(app, lambda: not getattr(app.screen, "making", False), what="the song list")
+    """Frames until the songs screen has taken the list it asked for, and "Forget me" its deletion:
+    both are done off the UI thread, and a test's taps and looks are at the screen as a visitor
+    sees it once they are done."""
+    run_until(app, lambda: not getattr(app.screen, "making", False) and getattr(app.screen, "deleting", None) is None,
+              what="the song list or the deletion")
 
 
 def target_rect(app: KioskApp, target_id: str) -> pygame.Rect:

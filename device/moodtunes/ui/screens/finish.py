@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 
 import numpy as np
 import pygame
@@ -618,7 +620,8 @@ class ReportScreen(Screen):
 
 class ForgetScreen(QuestionScreen):
     """"Forget me": the person's profile and every visit of theirs deleted from the kiosk, once
-    they confirm. Keeping is the default (Enter, Escape, the idle timeout)."""
+    they confirm. Keeping is the default (Enter, Escape, the idle timeout). The deletion is done
+    off the UI thread (``SongListMaker.forget``), the answers greyed meanwhile."""
 
     name = "forget"
     answers = ("delete", "keep")
@@ -627,18 +630,30 @@ class ForgetScreen(QuestionScreen):
         super().__init__(app)
         self.report = report
         self.maybe_in_cloud = False
+        self.deleting: Future[int] | None = None  # "Delete everything" under way
 
     def enter(self) -> None:
         """Whether anything of theirs may be in the cloud: uploading on (or a mistake in [mqtt]:
         ``may_upload``), or a visit handed to the broker before it was turned off (a history that
         can't be read: said, to be safe)."""
         app = self.app
-        keys = app.read("what was uploaded", app.store.cloud_keys, app.visit.profile.id, app.settings.device_id,
-                        uploading=app.settings.may_upload)
-        self.maybe_in_cloud = keys is None or bool(keys)
+        may_be = app.read("what was uploaded", app.store.may_be_in_cloud, app.visit.profile.id,
+                          uploading=app.settings.may_upload)
+        self.maybe_in_cloud = may_be is None or may_be
 
     def back(self) -> str | None:
         return "keep"
+
+    def layout(self, area: pygame.Rect) -> None:
+        super().layout(area)
+        if self.deleting is not None:  # nothing to answer while it is done
+            self.targets = [dataclasses.replace(target, enabled=False) for target in self.targets]
+
+    def animates(self) -> bool:
+        return self.deleting is not None  # its end is seen at the next frame, not half a second on
+
+    def idle_applies(self) -> bool:
+        return self.deleting is None
 
     def text(self) -> str:
         name = self.app.visit.profile.name
@@ -659,23 +674,28 @@ class ForgetScreen(QuestionScreen):
             self.look.title(), (f"Forget {self.app.visit.profile.name}?", "Forget your profile?"), self.question_area().width
         )
         self.draw_question(surface, title, self.text())
-        self.button(surface, "delete", ("Delete everything", "Delete"), style="danger")
+        deleting = ("Deleting…",) if self.deleting is not None else ("Delete everything", "Delete")
+        self.button(surface, "delete", deleting, style="danger")
         self.button(surface, "keep", ("Keep my profile", "Keep"), style="primary")
 
-    def _forget(self, profile_id: int) -> int:
-        """Delete the profile, keeping the keys its uploaded visits are under in the cloud for the
-        staff (`moodtunes forget --pending`): nothing else can tell them once the profile is gone."""
-        store, settings = self.app.store, self.app.settings
-        keys = store.cloud_keys(profile_id, settings.device_id, uploading=settings.may_upload)
-        return store.forget_profile(profile_id, keys)
+    def update(self, now: float) -> None:
+        """The deletion done: welcome, saying so; refused (the store's message), this screen again."""
+        if self.deleting is None or not self.deleting.done():
+            return
+        app, deleting, self.deleting = self.app, self.deleting, None
+        app.relayout()
+        profile = app.visit.profile
+        if app.record_asked(deleting.result) is not None:  # its StoreError raised again, in ``record``
+            app.histories.pop(profile.id, None)
+            app.home()
+            app.toast("Your profile and visits are deleted from this kiosk.", good=True)  # no name to the log
 
     def on_tap(self, target_id: str) -> None:
         app = self.app
+        if self.deleting is not None:  # Enter or Escape while it is done
+            return
         if target_id == "keep":
             app.go(self.report)
         elif target_id == "delete":
-            profile = app.visit.profile
-            if app.record_asked(self._forget, profile.id) is not None:
-                app.histories.pop(profile.id, None)
-                app.home()
-                app.toast("Your profile and visits are deleted from this kiosk.", good=True)  # no name to the log
+            settings = app.settings
+            self.deleting = app.song_lists.forget(app.visit.profile.id, settings.device_id, settings.may_upload)
