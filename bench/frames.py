@@ -20,7 +20,10 @@ song instead, and the library scan is off (it would find every file changed and 
 Each frame's work is timed from outside: ``KioskApp.step`` (events, the screen's update, its
 drawing), not the wait between frames. A sampling thread looks at the UI thread's stack every
 millisecond while a frame works (a few per cent slower frames; ``--no-sample`` to leave it out), and
-the samples of frames over ``--slow-ms`` name what they did. Printed: per screen (and per change of
+the samples of frames over ``--slow-ms`` name what they did; Python's garbage collector, which
+holds the thread where no sample sees it, is timed apart (gc.callbacks). ``--cprofile`` also
+profiles every frame and names the functions, C ones too, that the slow ones spent most time in
+(the frames then take about twice as long: for the causes, not the times). Printed: per screen (and per change of
 screen: "a>b", the frame that handled the tap and drew the new screen) the frames, their median and
 longest; then the ``--top`` longest frames with their screen and the functions of the kiosk they
 were in.
@@ -29,7 +32,10 @@ were in.
 from __future__ import annotations
 
 import argparse
+import cProfile
+import gc
 import os
+import pstats
 import random
 import shutil
 import sqlite3
@@ -58,6 +64,29 @@ class Frame:
     visit: int
     ms: float
     samples: list[tuple[tuple[str, ...], str]] = field(default_factory=list)  # (kiosk's functions, innermost)
+    gc_ms: float = 0.0  # of it, Python's garbage collector (which holds the thread: no sample sees it)
+    profiled: str = ""  # with --cprofile: the functions it spent most time in
+    froze: bool = False  # the kiosk's one gc.collect and gc.freeze after its start (_freeze_startup_objects)
+
+
+class CollectorTime:
+    """Milliseconds Python's cyclic garbage collector ran on the UI thread since ``take``."""
+
+    def __init__(self) -> None:
+        self._ms, self._began = 0.0, 0.0
+        gc.callbacks.append(self._note)
+
+    def _note(self, phase: str, info: dict) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        if phase == "start":
+            self._began = time.perf_counter()
+        else:
+            self._ms += 1000 * (time.perf_counter() - self._began)
+
+    def take(self) -> float:
+        ms, self._ms = self._ms, 0.0
+        return ms
 
 
 class StackSampler:
@@ -107,14 +136,25 @@ def stack_of(frame) -> tuple[tuple[str, ...], str]:
     return tuple(reversed(ours)), innermost
 
 
-def cause(samples: list[tuple[tuple[str, ...], str]], depth: int = 4) -> str:
-    """What a frame did: the kiosk's deepest functions in most of its samples, and the innermost
-    function there, with the share of samples."""
-    if not samples:
-        return "(no sample)"
-    paths = Counter((ours[-depth:], inner) for ours, inner in samples)
-    (ours, inner), count = paths.most_common(1)[0]
-    return f"{' > '.join(ours)} [{inner}] ({100 * count / len(samples):.0f}% of {len(samples)} samples)"
+def cause(frame: Frame, depth: int = 4) -> str:
+    """What a frame did: the garbage collector's share, and the kiosk's deepest functions in most
+    of its samples with the innermost function there and the share of samples."""
+    said = [f"gc {frame.gc_ms:.0f} ms{' (the start-up gc.freeze)' if frame.froze else ''}"] if frame.gc_ms >= 1 else []
+    if frame.samples:
+        paths = Counter((ours[-depth:], inner) for ours, inner in frame.samples)
+        (ours, inner), count = paths.most_common(1)[0]
+        said.append(f"{' > '.join(ours)} [{inner}] ({100 * count / len(frame.samples):.0f}% of "
+                    f"{len(frame.samples)} samples)")
+    if frame.profiled:
+        said.append(frame.profiled)
+    return "; ".join(said) or "(no sample)"
+
+
+def most_time(profile: cProfile.Profile, count: int = 3) -> str:
+    """The ``count`` functions (C ones too) a profiled frame spent most time in, not counting what they called."""
+    stats = pstats.Stats(profile).stats
+    top = sorted(stats.items(), key=lambda item: -item[1][2])[:count]
+    return ", ".join(f"{Path(file).name}:{name} {1000 * own:.1f} ms" for (file, _, name), (_, _, own, _, _) in top)
 
 
 class Visitor(Autopilot):
@@ -141,7 +181,8 @@ class Visitor(Autopilot):
         return super()._decide(app)
 
 
-def drive(app, pilot: Visitor, visit: int, sampler: StackSampler | None, slow_ms: float) -> list[Frame]:
+def drive(app, pilot: Visitor, visit: int, sampler: StackSampler | None, slow_ms: float,
+          collector: CollectorTime, profiled: bool) -> list[Frame]:
     """Frames until the visit is over, each one's work timed and, if slow, its samples kept."""
     frames = []
     while pilot.result is None:
@@ -149,16 +190,24 @@ def drive(app, pilot: Visitor, visit: int, sampler: StackSampler | None, slow_ms
         pilot(app)  # the taps, as a visitor's arrive between frames
         if pilot.result is not None:
             break
-        before = app.screen.name
+        before, frozen = app.screen.name, app._startup_frozen
         if sampler is not None:
             sampler.frame_started()
+        collector.take()
+        profile = cProfile.Profile() if profiled else None
         start = time.perf_counter()
+        if profile is not None:
+            profile.enable()
         app.step()
+        if profile is not None:
+            profile.disable()
         ms = 1000 * (time.perf_counter() - start)
         samples = sampler.frame_ended() if sampler is not None else []
         after = app.screen.name
         frames.append(Frame(before if before == after else f"{before}>{after}", visit, ms,
-                            samples if ms > slow_ms else []))
+                            samples=samples if ms > slow_ms else [], gc_ms=collector.take(),
+                            froze=app._startup_frozen != frozen,
+                            profiled=most_time(profile) if profile is not None and ms > slow_ms else ""))
         app._wait_for_next_frame(began)  # the kiosk's own pace between frames
     app.running = True  # the autopilot stops the kiosk after its visit
     if pilot.result:
@@ -177,7 +226,7 @@ def report(frames: list[Frame], top: int) -> None:
         print(f"{label:<28} {len(times):>6} {statistics.median(times):>10.2f} {max(times):>11.1f}")
     print(f"the {top} longest frames:")
     for frame in sorted(frames, key=lambda f: -f.ms)[:top]:
-        print(f"  {frame.ms:7.1f} ms  visit {frame.visit}  {frame.label}: {cause(frame.samples)}")
+        print(f"  {frame.ms:7.1f} ms  visit {frame.visit}  {frame.label}: {cause(frame)}")
 
 
 def replay_video(folder: Path) -> Path:
@@ -250,6 +299,8 @@ def main() -> int:
     parser.add_argument("--slow-ms", type=float, default=20.0, help="frames over this keep their samples")
     parser.add_argument("--top", type=int, default=10, help="the longest frames listed")
     parser.add_argument("--no-sample", action="store_true", help="no sampling thread (no causes given)")
+    parser.add_argument("--cprofile", action="store_true",
+                        help="also profile every frame (cProfile: about twice as slow; C functions named too)")
     args = parser.parse_args()
     regular = "Person 01" if args.dataset == "years" else "Ada"
     visitors = [Visitor("Robin", forget=True), Visitor(regular, forget=False), Visitor(regular, forget=True)]
@@ -261,10 +312,11 @@ def main() -> int:
         app.step()
         assert app.library_service.wait(900) and app.scanner_service.wait(120), "the kiosk did not get ready"
         sampler = None if args.no_sample else StackSampler()
+        collector = CollectorTime()
         frames: list[Frame] = []
         try:
             for number, visitor in enumerate(visitors, 1):
-                visit = drive(app, visitor, number, sampler, args.slow_ms)
+                visit = drive(app, visitor, number, sampler, args.slow_ms, collector, args.cprofile)
                 print(f"visit {number} ({visitor.name}): {len(visit)} frames, "
                       f"longest {max(f.ms for f in visit):.1f} ms", flush=True)
                 frames += visit
