@@ -138,3 +138,26 @@ def test_a_list_counts_the_profiles_early_skips(settings, library, maker, monkey
     monkeypatch.setattr(songlists, "rank", rank)
     assert len(maker.request(SongListRequest(CALM, profile_id, None)).result(timeout=30).ranked) == 4
     assert passed == [[Heard(calm[0].path, calm[0].artist, calm[0].title)]]
+
+
+def test_a_visits_song_lists_are_freed_off_the_ui_thread_when_it_is_over(settings, tmp_path):
+    """Freeing a category's 10,000 songs took 12-15 ms of the frame that showed welcome after each
+    visit (bench/frames.py): they are freed on the song lists' thread."""
+    import weakref
+
+    from ui_support import add_songs, guest_at_songs, run_until, tap
+
+    add_songs(settings, tmp_path / "energetic", count=2, category=ENERGETIC)
+    app = guest_at_songs(settings, tmp_path / "calm", "sad", count=4, category=CALM)
+    try:
+        tap(app, "other")  # a list of each category: the one shown and the one kept for coming back
+        freed = []
+        for songs in (app.visit.ranked, *(songs for songs, _ in app.visit.earlier_lists.values())):
+            weakref.finalize(songs[0].track, lambda: freed.append(threading.current_thread() is threading.main_thread()))
+        del songs
+        app.end_visit("completed")
+        app.home()
+        run_until(app, lambda: len(freed) == 2, what="the lists freed")
+        assert freed == [False, False]
+    finally:
+        app.close()

@@ -967,6 +967,9 @@ class KioskApp:
         from moodtunes.ui.screens.welcome import WelcomeScreen
 
         self.look.accent = th.parse_colour(th.DEFAULT_ACCENT)
+        if self.visit is not None:  # its song lists freed off this thread; the visit kept slimmed if unsaved
+            self.song_lists.let_go([self.visit.ranked, *(songs for songs, _ in self.visit.earlier_lists.values())])
+            self.visit.slim()
         self.visit = None
         self._toast = None  # a message about the visit that ended is not the next visitor's
         self.go(WelcomeScreen(self))
