@@ -8,7 +8,7 @@ The kiosk at 800x480, at its own pace (30 frames a second while something moves,
 does; a tap ends the wait), visited by the autopilot: a new profile (consent, a scan, the mood
 corrected by "Not right?", the songs, a song heard, the stars, a second scan, the report, "Forget
 me" and "Delete everything"), then a regular visitor twice (a whole visit ending at "Finish", then
-one ending with "Forget me"). The camera is a replayed video of the sample photo (the shipped face
+one ending with "Forget me"; in the demo, a visit before makes their profile). The camera is a replayed video of the sample photo (the shipped face
 and emotion models read it, on the scanner's thread).
 
 demo: the demo library in a fresh data dir (written and analysed first, before any frame counts).
@@ -23,10 +23,10 @@ millisecond while a frame works (a few per cent slower frames; ``--no-sample`` t
 the samples of frames over ``--slow-ms`` name what they did; Python's garbage collector, which
 holds the thread where no sample sees it, is timed apart (gc.callbacks). ``--cprofile`` also
 profiles every frame and names the functions, C ones too, that the slow ones spent most time in
-(the frames then take about twice as long: for the causes, not the times). Printed: per screen (and per change of
-screen: "a>b", the frame that handled the tap and drew the new screen) the frames, their median and
-longest; then the ``--top`` longest frames with their screen and the functions of the kiosk they
-were in.
+(the frames then take about twice as long: for the causes, not the times). Printed: per screen
+(and per change of screen: "a>b", the frame that handled the tap and drew the new screen) the
+frames, their median and longest; then the ``--top`` longest frames with their screen and the
+functions of the kiosk they were in.
 """
 
 from __future__ import annotations
@@ -285,9 +285,8 @@ def make_kiosk(args: argparse.Namespace, folder: Path):
     settings.camera.source = f"replay:{replay_video(folder)}"
     settings.kiosk.idle_timeout_s = 600.0
     events.MIN_SECONDS_HEARD = 1.0  # the second scan offered after the autopilot's 2 s of the song
-    app = KioskApp(settings, scanner_factory=camera_scanner(), player_factory=default_player_factory,
-                   library_loader=loader, size=SIZE, rng=random.Random(7), settle_s=0.0, same_spot_s=0.0)
-    return app
+    return KioskApp(settings, scanner_factory=camera_scanner(), player_factory=default_player_factory,
+                    library_loader=loader, size=SIZE, rng=random.Random(7), settle_s=0.0, same_spot_s=0.0)
 
 
 def main() -> int:
