@@ -129,10 +129,10 @@ def main() -> int:
                 app.end_visit("abandoned")
                 pin_screens(app, args.out / name)
             app.close()
-    for size, name in (((800, 480), "800x480"), ((480, 800), "480x800"), ((1024, 600), "1024x600")):
-        app = kiosk(Path(tmp) / f"find-{name}", size)
-        find_screens(app, args.out / name)
-        app.close()
+        for size, name in (((800, 480), "800x480"), ((480, 800), "480x800"), ((1024, 600), "1024x600")):
+            app = kiosk(Path(tmp) / f"find-{name}", size)  # in the throwaway dir: it was left in /tmp
+            find_screens(app, args.out / name)
+            app.close()
     # A fixed path, so that the staff's small print is the same in every run of the screenshot.
     blocked = Path(tempfile.gettempdir()) / "moodtunes-screenshots" / "data-is-a-file"
     blocked.parent.mkdir(exist_ok=True)
