@@ -131,18 +131,19 @@ def test_only_profiles_past_a_page_bring_the_find_control(settings, size, fit, l
         app.close()
 
 
-def test_a_found_tile_with_a_pin_asks_it_and_cancel_goes_back_to_all_names(settings):
+def test_a_found_tile_with_a_pin_asks_it_and_cancel_goes_back_to_the_names_found(settings):
+    """Zoë tapped by a Walker who isn't Zoë: "Cancel" shows the names under W again, not all 37
+    (it did: "Find my name" and W again)."""
     ids = with_profiles(settings, THIRTY_SEVEN, pins={"Zoë Walker": "2468"})
     app = make_app(settings, StillScanner)
     try:
         tap(app, "find_name")
-        tap(app, key_of(app, "Z"))
+        tap(app, key_of(app, "W"))
         tap(app, f"profile:{ids['Zoë Walker']}")
         assert app.screen.name == "pin" and app.visit is None
         tap(app, "cancel")
-        assert app.screen.name == "welcome" and not app.screen.letters
-        tap(app, "find_name")
-        tap(app, key_of(app, "Z"))
+        assert app.screen.name == "welcome" and app.screen.letters == ("W",)
+        assert ids["William Scott"] in tiles(app)
         tap(app, f"profile:{ids['Zoë Walker']}")
         for digit in "2468":
             tap(app, f"digit:{digit}")
@@ -172,7 +173,9 @@ def test_the_found_names_offer_a_new_profile_and_the_guest_visit(settings):
 
 @pytest.mark.parametrize("where", ["letters", "found"])
 def test_left_alone_the_search_gives_way_to_the_plain_welcome_screen(settings, where):
-    """The names found for one visitor are not the next one's welcome."""
+    """The names found for one visitor are not the next one's welcome. Quietly, as the welcome
+    screen never asks "Still there?": it asked it over the letters, of a visit not begun, where a
+    passer-by's tap on it kept the last visitor's letter up."""
     settings.kiosk.idle_timeout_s = 90.0
     with_profiles(settings, THIRTY_SEVEN)
     app = make_app(settings, StillScanner)
@@ -185,6 +188,7 @@ def test_left_alone_the_search_gives_way_to_the_plain_welcome_screen(settings, w
         clock.now += 89.0
         step(app)
         assert app.screen.letters if where == "found" else app.screen.name == "find_name"
+        assert app.idle_warning_left() is None  # no "Still there?": no visit to keep, nothing typed
         clock.now += 2.0
         step(app)
         assert app.screen.name == "welcome" and not app.screen.letters and app.screen.target("find_name")
@@ -234,3 +238,154 @@ def test_more_initials_than_keys_fit_share_the_last_key_and_every_name_is_found(
         assert found == set(ids.values())
     finally:
         app.close()
+
+
+def test_a_found_tile_forgotten_meanwhile_says_so_over_the_names_still_found(settings, told):
+    """It said so over all 37 names: the visitor's letter lost as well as the tile."""
+    ids = with_profiles(settings, THIRTY_SEVEN)
+    app = make_app(settings, StillScanner)
+    try:
+        tap(app, "find_name")
+        tap(app, key_of(app, "W"))
+        with Store.open(settings.database_path) as store:  # `moodtunes forget` while the tile is shown
+            store.forget_profile(ids["Jack Wilson"])
+        tap(app, f"profile:{ids['Jack Wilson']}")
+        assert told()[-1] == "That profile isn't here any more."
+        assert app.screen.letters == ("W",) and ids["Jack Wilson"] not in tiles(app)
+        assert ids["Zoë Walker"] in tiles(app) and app.visit is None
+    finally:
+        app.close()
+
+
+def test_back_from_a_new_profile_begun_among_the_names_found_shows_them_again(settings):
+    ids = with_profiles(settings, THIRTY_SEVEN)
+    app = make_app(settings, StillScanner)
+    try:
+        tap(app, "find_name")
+        tap(app, key_of(app, "W"))
+        tap(app, "new_profile")
+        tap(app, "back")
+        assert app.screen.name == "welcome" and app.screen.letters == ("W",)
+        tap(app, "new_profile")
+        for key in ("key:W", "key:E", "key:N", "key:D", "key:Y"):
+            tap(app, key)
+        tap(app, "create")
+        tap(app, "no_pin")
+        assert app.visit is not None and app.visit.profile.name == "Wendy"  # the visit, as from any page
+        assert app.visit.profile.id not in ids.values()
+    finally:
+        app.close()
+
+
+def test_larger_text_tapped_among_the_names_found_keeps_them(settings):
+    """The visitor asked to read their names bigger, not for all 37 again."""
+    with_profiles(settings, THIRTY_SEVEN)
+    app = make_app(settings, StillScanner)
+    try:
+        tap(app, "find_name")
+        tap(app, key_of(app, "S"))
+        before = tiles(app)
+        tap(app, "text_size")
+        assert app.look.larger_text and app.screen.letters == ("S",)
+        assert tiles(app) == before
+    finally:
+        app.close()
+
+
+def typed(app, text: str, key: int = 0) -> None:
+    """A physical keyboard's key: its key down, then its character as SDL sends it (TEXTINPUT)."""
+    pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=key, mod=0, unicode=text))
+    pygame.event.post(pygame.event.Event(pygame.TEXTINPUT, text=text))
+    step(app)
+
+
+def test_a_letter_typed_on_a_keyboard_presses_its_key(settings):
+    """A USB keyboard on the kiosk: "w" shows the names under W, "é" those under E; a letter no
+    name starts with does nothing."""
+    ids = with_profiles(settings, THIRTY_SEVEN)
+    app = make_app(settings, StillScanner)
+    try:
+        tap(app, "find_name")
+        typed(app, "x", pygame.K_x)
+        assert app.screen.name == "find_name"
+        typed(app, "w", pygame.K_w)
+        assert app.screen.letters == ("W",) and ids["William Scott"] in tiles(app)
+        tap(app, "all_names")
+        tap(app, "find_name")
+        typed(app, "é")
+        assert app.screen.letters == ("E",) and ids["Émile Laurent"] in tiles(app)
+    finally:
+        app.close()
+
+
+@TEXT_SIZES
+@SIZES
+def test_the_key_holding_the_initials_left_over_reads_which_they_are(settings, monkeypatch, size, larger_text):
+    """Its label was cut to "…" at 800x480 (either text size) and 480x800 with larger text."""
+    from moodtunes.ui.screens.welcome import letters_label
+    from ui_support import record_lines
+
+    settings.kiosk.larger_text = larger_text
+    names = [chr(0x30A2 + 2 * n) + "子" for n in range(45)] + [chr(0x4E00 + 7 * n) + "田" for n in range(60)]
+    with_profiles(settings, names)
+    lines: list[str] = []
+    record_lines(monkeypatch, lambda text, base: lines.append(text))
+    app = make_app(settings, StillScanner, size=size)
+    try:
+        tap(app, "find_name")
+        keys = app.screen.keys
+        assert len(keys[-1]) > 1, "no key holds more than one initial: more names needed"
+        lines.clear()
+        step(app)
+        assert letters_label(keys[-1]) in lines
+        for target in app.screen.targets:
+            assert min(target.rect.size) >= MIN_TOUCH and app.surface.get_rect().contains(target.rect), target
+            others = [t for t in app.screen.targets if t is not target]
+            assert not any(target.rect.colliderect(other.rect) for other in others), target
+    finally:
+        app.close()
+
+
+@SIZES
+def test_a_double_tap_on_find_my_name_or_a_letter_presses_nothing_on_the_next_screen(settings, size):
+    """The second tap of a double tap, where the first was, is the first tap again (the kiosk's
+    same-spot guard, SAME_SPOT_SETTLE_S): not a letter, nor a name, under the finger."""
+    from moodtunes.ui.app import SAME_SPOT_SETTLE_S
+
+    with_profiles(settings, THIRTY_SEVEN)
+    app = make_app(settings, StillScanner, size=size)
+    clock = app.clock = HandClock()
+    app.same_spot_s = SAME_SPOT_SETTLE_S
+    try:
+        for target_id, then in (("find_name", "find_name"), ("W", "welcome")):
+            spot = app.screen.target(target_id if target_id == "find_name" else key_of(app, "W")).rect.center
+            for _ in range(2):
+                for kind in (pygame.MOUSEBUTTONDOWN, pygame.MOUSEBUTTONUP):
+                    pygame.event.post(pygame.event.Event(kind, pos=spot, button=1))
+                step(app)
+                clock.now += 0.25
+            assert app.screen.name == then and app.visit is None
+            clock.now += 1.0
+        assert app.screen.letters == ("W",)
+    finally:
+        app.close()
+
+
+def test_the_kiosk_still_sleeps_once_a_search_was_left_alone(settings):
+    settings.kiosk.idle_timeout_s, settings.kiosk.sleep_after_s = 90.0, 600.0
+    with_profiles(settings, THIRTY_SEVEN)
+    app = make_app(settings, StillScanner)
+    clock = app.clock = HandClock()
+    try:
+        tap(app, "find_name")
+        tap(app, key_of(app, "W"))
+        app.touched_at = clock.now
+        clock.now += 91.0
+        step(app)
+        assert not app.screen.letters and not app.asleep
+        clock.now += 600.0
+        step(app)
+        assert app.asleep
+    finally:
+        app.close()
+

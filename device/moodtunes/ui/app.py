@@ -728,7 +728,7 @@ class KioskApp:
     def idle_warning_left(self, now: float | None = None) -> float | None:
         """Seconds left before the idle timeout ends the visit while "Still there?" shows (the
         last ``idle_warning_s`` of it, on screens where the timeout applies), else None."""
-        if not self.idle_applies():
+        if not self.idle_applies() or not self.screen.asks_if_still_there():
             return None
         now = self.clock() if now is None else now
         left = self.settings.kiosk.idle_timeout_s - (now - self.last_input)
@@ -963,7 +963,9 @@ class KioskApp:
         self.relayout()
         self.settle_anew()
 
-    def home(self) -> None:
+    def home(self, letters: tuple[str, ...] = ()) -> None:
+        """The welcome screen; given ``letters``, its names found under them (FindNameScreen), for
+        a visitor who turned back from one of them (a PIN's "Cancel", a new profile's "Back")."""
         from moodtunes.ui.screens.welcome import WelcomeScreen
 
         self.look.accent = th.parse_colour(th.DEFAULT_ACCENT)
@@ -972,7 +974,7 @@ class KioskApp:
             self.visit.slim()
         self.visit = None
         self._toast = None  # a message about the visit that ended is not the next visitor's
-        self.go(WelcomeScreen(self))
+        self.go(WelcomeScreen(self, letters))
 
     def say_now(self, message: str, title: str | None = None) -> None:
         """A message shown at once, over the last frame, before work that makes the visitor wait

@@ -84,6 +84,11 @@ class Screen:
         """Whether the idle timeout may end the visit while this screen is shown."""
         return True
 
+    def asks_if_still_there(self) -> bool:
+        """Whether "Still there?" comes before the idle timeout: it keeps a visit, or a name being
+        typed; a screen with neither to lose gives way quietly."""
+        return True
+
     def animates(self) -> bool:
         """Whether this screen changes by itself, with no input (a camera preview, a spinner, a
         blinking caret): the kiosk draws it at its full frame rate, a still one only a few times a

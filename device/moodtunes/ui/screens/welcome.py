@@ -152,6 +152,9 @@ class WelcomeScreen(Screen):
     def idle_applies(self) -> bool:
         return bool(self.letters)  # the names found for one visitor: the next one sees them all
 
+    def asks_if_still_there(self) -> bool:
+        return False  # no visit begun: two taps find the names again
+
     def back(self) -> str | None:
         return "all_names" if self.letters else None
 
@@ -386,7 +389,7 @@ class WelcomeScreen(Screen):
         if target_id == "guest":
             start_guest_visit(self.app)
         elif target_id == "new_profile":
-            self.app.go(NewProfileScreen(self.app))
+            self.app.go(NewProfileScreen(self.app, self.letters))
         elif target_id == "text_size":
             self.app.choose_larger_text(not self.look.larger_text)
         elif target_id == "page_prev":
@@ -412,16 +415,17 @@ class WelcomeScreen(Screen):
             return
         if profile is None:
             self.app.histories.pop(profile_id, None)
-            self.app.go(WelcomeScreen(self.app))  # the profiles as they are
+            self.app.go(WelcomeScreen(self.app, self.letters))  # the profiles as they are
             self.app.toast("That profile isn't here any more.")
             return
         self._start(profile)
 
     def _start(self, profile: Profile) -> None:
-        """The visit of the profile, after its PIN if it has one ("Cancel": back here)."""
+        """The visit of the profile, after its PIN if it has one ("Cancel": back here, to the names
+        found under a letter if it was among them: another Walker tapped by mistake)."""
         if profile.has_pin:
             self.app.go(PinScreen(self.app, profile, on_right=lambda: start_visit(self.app, profile),
-                                  on_cancel=self.app.home))
+                                  on_cancel=lambda: self.app.home(self.letters)))
         else:
             start_visit(self.app, profile)
 
@@ -470,6 +474,14 @@ def key_size(area: pygame.Rect, count: int, gap: int) -> tuple[int, int]:
     return (area.width - gap * (columns - 1)) // columns, (area.height - gap * (rows - 1)) // rows
 
 
+def shared_key_cell(cells: int, columns: int) -> int:
+    """The cell of a grid of ``cells`` where the key holding the initials left over starts, to
+    span to its row's end: two cells or more, where its label ("さ–ん") reads whole (in one cell
+    of 48 px it was cut to "…"), unless it is alone on its row, or the row is one key wide."""
+    last = cells - 1
+    return last - 1 if columns > 1 and last % columns == columns - 1 else last
+
+
 class FindNameScreen(Screen):
     """A key for each letter a word of a profile's name starts with ("Anna Maria" under A and M,
     "Zoë" under Z): one tap shows the welcome screen's tiles of those names only. With 37
@@ -481,6 +493,9 @@ class FindNameScreen(Screen):
 
     def back(self) -> str | None:
         return "back"
+
+    def asks_if_still_there(self) -> bool:
+        return False  # no visit begun: two taps bring the letters back
 
     def enter(self) -> None:
         profiles = self.app.read("the profiles", self.app.store.profiles) or []
@@ -497,14 +512,17 @@ class FindNameScreen(Screen):
         key_gap, largest = look.px(10), look.px(110)
         fits = [n for n in range(len(self.initials), 0, -1)
                 if min(key_size(keys, n, key_gap)) >= lay.MIN_TOUCH]
-        self.keys = letter_keys(self.initials, fits[0] if fits else 1)
-        columns, rows = key_grid(keys, len(self.keys), key_gap)
-        width, height = (min(largest, side) for side in key_size(keys, len(self.keys), key_gap))
+        cells = fits[0] if fits else 1
+        columns, rows = key_grid(keys, cells, key_gap)
+        shared = len(self.initials) > cells
+        self.keys = letter_keys(self.initials, shared_key_cell(cells, columns) + 1 if shared else cells)
+        width, height = (min(largest, side) for side in key_size(keys, cells, key_gap))
         grid = lay.centred(keys, columns * width + (columns - 1) * key_gap, rows * height + (rows - 1) * key_gap)
         for i in range(len(self.keys)):
             row, column = divmod(i, columns)
-            self.add(f"letter:{i}", pygame.Rect(grid.left + column * (width + key_gap),
-                                                grid.top + row * (height + key_gap), width, height))
+            span = columns - column if shared and i == len(self.keys) - 1 else 1
+            self.add(f"letter:{i}", pygame.Rect(grid.left + column * (width + key_gap), grid.top + row * (height + key_gap),
+                                                span * width + (span - 1) * key_gap, height))
         portrait = area.height > area.width  # a button as wide as the screen, as on the others
         self.add("back", pygame.Rect(buttons.left, buttons.top, buttons.width if portrait else buttons.width // 3, h))
 
@@ -523,6 +541,14 @@ class FindNameScreen(Screen):
             self.app.go(WelcomeScreen(self.app, self.keys[int(target_id.split(":", 1)[1])]))
         elif target_id == "back":
             self.app.home()
+
+    def on_text(self, text: str) -> None:
+        """A letter typed on a physical keyboard (a USB one on the kiosk) presses the key that
+        holds it, folded as the names are ("w": W, "é": E); one no name starts with does nothing."""
+        typed = name_initials(text)
+        key = next((i for i, letters in enumerate(self.keys) if typed & set(letters)), None)
+        if key is not None:
+            self.on_tap(f"letter:{key}")
 
 
 def start_guest_visit(app) -> None:
@@ -590,12 +616,14 @@ def tidy_name(text: str) -> str:
 
 class NewProfileScreen(Screen):
     """The name and colour of a new profile; "Create" asks whether to add a PIN (PinChoiceScreen),
-    whose "Back" returns here with the name as typed."""
+    whose "Back" returns here with the name as typed. Its own "Back" returns to the welcome screen
+    it came from: all the names, or those found under ``letters``."""
 
     name = "new_profile"
 
-    def __init__(self, app) -> None:
+    def __init__(self, app, letters: tuple[str, ...] = ()) -> None:
         super().__init__(app)
+        self.letters = letters
         self.text = ""
         self.colour: str | None = None  # the next free one, once the profiles are read
         self.error: str | None = None
@@ -798,7 +826,7 @@ class NewProfileScreen(Screen):
         elif target_id.startswith("colour:"):
             self.colour = target_id.split(":", 1)[1]
         elif target_id == "back":
-            self.app.home()
+            self.app.home(self.letters)
         elif target_id == "create" and self.text.strip():
             name = tidy_name(self.text)
             # a Hangul filler is a letter (Lo) drawn as nothing: alone, it made a tile with no name
