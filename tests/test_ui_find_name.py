@@ -389,3 +389,21 @@ def test_the_kiosk_still_sleeps_once_a_search_was_left_alone(settings):
     finally:
         app.close()
 
+
+def test_the_autopilot_reaches_its_profile_past_the_first_page(settings):
+    """`moodtunes demo` and bench/soak.py on a kiosk of 37: Robin, on the fifth page, was never
+    tapped, and the autopilot waited on the welcome screen until its timeout."""
+    from moodtunes.ui.autopilot import Autopilot
+
+    ids = with_profiles(settings, [*THIRTY_SEVEN, "Robin"])
+    app = make_app(settings, StillScanner)
+    pilot = Autopilot(dwell_s=0.0)
+    app.on_frame.append(pilot)
+    try:
+        for _ in range(40):
+            step(app)
+            if app.visit is not None:
+                break
+        assert app.visit is not None and app.visit.profile.id == ids["Robin"]
+    finally:
+        app.close()

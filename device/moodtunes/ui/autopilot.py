@@ -127,7 +127,10 @@ class Autopilot:
             if self.screenshots is not None and not music_settled(app, screen):
                 return None
             profile = next((p for p in screen.profiles if p.name == self.name), None)
-            return f"profile:{profile.id}" if profile else "new_profile"
+            if profile is None:
+                return "new_profile"
+            tile = f"profile:{profile.id}"  # on a later page among many profiles: "next" to it
+            return tile if screen.target(tile) is not None else "page_next"
         if name == "new_profile":
             if len(screen.text) < len(self.name):
                 char = self.name[len(screen.text)]
