@@ -600,6 +600,17 @@ def test_tables_that_dont_match_the_schema_version_are_one_clear_error(tmp_path,
         assert db.execute("SELECT name FROM profiles").fetchall() == [("Ana",)]
 
 
+def _statements(script: str) -> list[str]:
+    """A migration's statements, one by one (execute takes one; a trigger's body holds ``;`` too)."""
+    statements, pending = [], ""
+    for part in script.split(";"):
+        pending += part + ";"
+        if sqlite3.complete_statement(pending):
+            statements.append(pending)
+            pending = ""
+    return [statement for statement in statements if statement.strip(" \n;")]
+
+
 def test_two_processes_opening_a_new_database_at_once_both_end_up_migrated(tmp_path):
     """The kiosk and the uplink start together on a new device: the one that finds the schema
     migrated by the other while it waited for the write lock must not fail on it (it ran its
@@ -621,7 +632,7 @@ def test_two_processes_opening_a_new_database_at_once_both_end_up_migrated(tmp_p
     opener.start()
     time.sleep(0.5)  # it has read schema version 0 and waits for the write lock
     for version, script in enumerate(MIGRATIONS, start=1):
-        for statement in filter(str.strip, script.split(";")):
+        for statement in _statements(script):
             other.execute(statement)
         other.execute(f"PRAGMA user_version = {version}")
     other.execute("COMMIT")
@@ -819,6 +830,39 @@ def test_a_resend_over_dropped_payloads_queues_what_it_can_and_counts_what_it_ca
     assert requeued == store_module.Requeued(1, {}, 1, stamp(datetime(2025, 3, 2, 10, tzinfo=UTC)))
     assert [item.id for item in store.pending_events()] == [kept.id]
     assert store.outbox_counts() == {"pending": 1, "sent": 2, "refused": 0}
+
+
+def test_an_event_whose_payloads_were_dropped_is_never_queued_again_by_any_path(store, clock):
+    """Queued again with an empty payload, it would go to the broker as an empty message (restamp
+    sends what it can't read as it is) and its row would no longer count as sent for `forget`.
+    mark_unsent_since skips it; so must any other path: the re-queue of the version before (which
+    matched a dropped event's NULL sent_payload as this device's), a hand edit."""
+    ana = store.create_profile("Ana", "#ff8800")
+    _dropped, kept = _sent_visits(store, clock, ana.id, 2)
+    assert store.drop_sent_payloads(clock.now - timedelta(days=1, hours=1), 10) == 1
+    requeued = store._db.execute("UPDATE outbox SET sent_at = NULL WHERE coalesce("
+                                 "CASE WHEN json_valid(sent_payload) THEN json_extract(sent_payload, '$.device_id') END,"
+                                 " 'kiosk-1') = 'kiosk-1'").rowcount
+    assert requeued == 1
+    assert [item.id for item in store.pending_events()] == [kept.id]
+    assert store.outbox_counts() == {"pending": 1, "sent": 1, "refused": 0}
+    assert [v.device_id for v in store.uploaded_visits(ana.id)] == ["kiosk-1", "kiosk-1"]
+
+
+def test_an_event_waiting_to_be_sent_never_loses_its_payload(store, clock):
+    """Only an event the broker acknowledged may be dropped: whatever clears the payload of one
+    pending, refused or queued again (a mistake in a drop's WHERE) leaves it as it was."""
+    ana = store.create_profile("Ana", "#ff8800")
+    _sent_visits(store, clock, ana.id, 2)
+    store.mark_unsent_since(datetime(2025, 3, 1, tzinfo=UTC), "kiosk-1")  # both queued again
+    for _ in range(2):
+        store.finish_session(store.start_session(ana.id), "completed", device_id="kiosk-1")
+    store.mark_refused(store.pending_events()[-1].id, "too big")
+    unsent = "SELECT id, payload, sent_payload FROM outbox WHERE sent_at IS NULL ORDER BY id"
+    waiting = [tuple(row) for row in store._db.execute(unsent)]
+    assert len(waiting) == 4 and all(payload for _, payload, _ in waiting)
+    store._db.execute("UPDATE outbox SET id = id, payload = '', sent_payload = NULL")
+    assert [tuple(row) for row in store._db.execute(unsent)] == waiting
 
 
 def test_a_profiles_feedback_holds_its_own_ratings_only(store):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from moodtunes.cli import main as moodtunes
 from moodtunes.events import VisitEvent
 from moodtunes.store import Store
 from moodtunes.store.migrations import MIGRATIONS
+from moodtunes.store.store import Requeued
 
 STARTED, ENDED = "2025-06-01T10:00:00.000+00:00", "2025-06-01T10:05:00.000+00:00"
 SAD = {"happy": 0.1, "neutral": 0.2, "sad": 0.7}
@@ -183,6 +185,28 @@ def test_the_device_ids_of_the_events_in_the_outbox_are_read_into_columns_of_the
             ("evt-0000000000000001", "kiosk-1", "kiosk-2"), ("evt-2", None, None), ("evt-3", "kiosk-1", None)]
         assert [(v.device_id, v.recorded_as) for v in store.uploaded_visits(1)] == [
             ("kiosk-2", "kiosk-1"), (None, None), (None, "kiosk-1")]
+
+
+@pytest.mark.parametrize("applied", range(1, 18), ids=lambda n: f"schema-v{n}")
+def test_a_visit_sent_under_any_older_schema_is_still_named_for_forget_once_its_payloads_are_dropped(tmp_path, applied):
+    """Migration 18 on every schema a kiosk in the field may have: the device ids a sent visit was
+    recorded and acknowledged under (none kept of the latter before migration 4) outlive its
+    payloads, and a resend over it counts it as lost rather than queueing an empty event."""
+    path = tmp_path / "moodtunes.db"
+    _old_database(path, applied)
+    acknowledged = _queued_event("sess-0000000000000001").replace('"kiosk-1"', '"kiosk-2"')
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("UPDATE outbox SET sent_at = ?", (ENDED,))
+    if applied >= 4:
+        db.execute("UPDATE outbox SET sent_payload = ?", (acknowledged,))
+    db.close()
+    named = [("kiosk-2" if applied >= 4 else None, STARTED, ENDED, "kiosk-1")]
+    with Store.open(path) as store:
+        assert [tuple(v) for v in store.uploaded_visits(1)] == named
+        assert store.drop_sent_payloads(datetime(2026, 1, 1, tzinfo=UTC), 10) == 1
+        assert [tuple(v) for v in store.uploaded_visits(1)] == named
+        assert store.mark_unsent_since(datetime(2025, 1, 1, tzinfo=UTC), "kiosk-1") == Requeued(0, {}, 1, ENDED)
+        assert store.pending_events() == [] and store.integrity_problems() == []
 
 
 def test_an_outbox_row_pointing_at_a_gone_visit_doesnt_stop_the_outbox_rebuild(tmp_path):

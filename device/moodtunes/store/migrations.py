@@ -273,4 +273,17 @@ MIGRATIONS: tuple[str, ...] = (
         acknowledged_as = CASE WHEN json_valid(sent_payload) THEN json_extract(sent_payload, '$.device_id') END;
     CREATE INDEX outbox_payloads_kept ON outbox(sent_at) WHERE payload != '';
     """,
+    # 19: an event whose payload was dropped ('') is never waiting to be sent: queued again, it
+    # would go to the broker as an empty message (the uplink sends what it can't read as it is),
+    # and, neither sent nor holding what was acknowledged, `forget` would no longer list it as in
+    # the cloud. Store.mark_unsent_since skips such events, and the drop takes only acknowledged
+    # ones; the trigger holds for whatever else writes (a re-queue that doesn't check, as the one
+    # before migration 18 took a dropped event's NULL sent_payload for this device's, in a process
+    # still running over the upgrade; a hand edit): the row is left as it was (IGNORE), and the
+    # statement goes on with the others.
+    """
+    CREATE TRIGGER outbox_waiting_keeps_its_payload BEFORE UPDATE OF payload, sent_at ON outbox
+    WHEN NEW.payload = '' AND NEW.sent_at IS NULL
+    BEGIN SELECT RAISE(IGNORE); END;
+    """,
 )
