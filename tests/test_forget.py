@@ -130,6 +130,28 @@ def test_a_forgotten_name_leaves_the_disk_while_the_kiosk_keeps_the_database_ope
         assert [p.name for p in kiosk.profiles()] == ["Ben"]
 
 
+def test_a_visit_whose_payloads_were_dropped_leaves_nothing_of_them_on_disk_and_forget_the_rest(database, capsys):
+    """The uplink drops a sent visit's payloads long before anyone is forgotten: what the drop
+    frees must be zeroed as forget's deletes are (secure_delete), or the visit, its pseudonym among
+    it, would stay in free pages that forget no longer reaches. Then forget still names the visit
+    (device and time range) and zeroes the row that is left."""
+    with Store.open(database) as store:
+        _visit(store, store.create_profile("Ana", "#ff8800").id)
+        [item] = store.pending_events()
+        store.mark_sent(item.id, item.payload)
+        store.checkpoint()  # the payloads in the database file, as after any checkpoint
+        key = store.profile_key("kiosk-1", item.profile_id)
+        assert store.drop_sent_payloads(datetime.now(UTC) + timedelta(days=1), 10) == 1
+        store.checkpoint()
+        files = {path.name: path.read_bytes() for path in database.parent.iterdir()}
+        assert [file for file, content in files.items() if key.encode() in content] == []
+        assert [file for file, content in files.items() if item.event_id.encode() in content] == ["moodtunes.db"]
+    assert main(["forget", "Ana", "--yes"]) == 0
+    assert "kiosk-1" in capsys.readouterr().out
+    files = {path.name: path.read_bytes() for path in database.parent.iterdir()}
+    assert [file for file, content in files.items() if item.event_id.encode() in content] == []
+
+
 def test_a_blocked_checkpoint_is_reported(database, capsys):
     with Store.open(database) as store:
         _visit(store, store.create_profile("Ana", "#ff8800").id)

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from analytics_support import record_visit
 from moodtunes import uplink as uplink_module
+from moodtunes.clock import ClockReading
 from moodtunes.config import MqttSettings
 from moodtunes.store import Store, StoreError
 from moodtunes.uplink import Uplink, UplinkError
@@ -22,6 +23,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.reasoncodes import ReasonCode
 
 RETRY, LONGEST, POLL = 1.0, 10.0, 7.0
+SYNCHRONIZED = ClockReading("boot-1", offset=1_000_000.0, since_boot=60.0, synchronized=True)
+UNSET_CLOCK = ClockReading("boot-1", offset=1_000_000.0, since_boot=60.0, synchronized=False)
 
 
 class ScriptedLink:
@@ -405,7 +408,7 @@ def test_the_service_drops_old_payloads_a_batch_a_turn_then_once_a_day(store, mo
     stop = RecordingStop()
     stop.steps = [look, look, another_one_old_enough, look, stop.set]
     with caplog.at_level(logging.INFO, logger="moodtunes.uplink"):
-        Uplink(store, ScriptedLink(), mqtt, "kiosk-1").run_forever(stop)
+        Uplink(store, ScriptedLink(), mqtt, "kiosk-1", clock=lambda: SYNCHRONIZED).run_forever(stop)
 
     assert seen == [2, 4, 5, 5]  # the last one waits for the next day's drop
     assert stop.delays == [POLL] * 5  # the drop never held up the turns
@@ -421,3 +424,55 @@ def test_a_keep_sent_days_of_0_keeps_every_payload(store):
     stop.steps = [stop.set]
     Uplink(store, ScriptedLink(), mqtt, "kiosk-1").run_forever(stop)
     assert _dropped(store) == 0
+
+
+def test_a_drop_that_fails_holds_up_no_upload_and_is_said_once(store, monkeypatch, caplog):
+    """A drop that can't write (the database locked past its wait by a backup, a full disk that
+    still lets the smaller marks through) raised out of the turn, as an upload that can't be
+    recorded does: backed off, nothing sent, and tried again first thing every turn, for as long
+    as it lasts. It waits an hour instead, and the visits go on."""
+    _acknowledged_days_ago(store, 91, 1)
+    for _ in range(2):
+        record_visit(store, "kiosk-1")
+    tries: list[datetime] = []
+
+    def locked(acknowledged_before, limit):
+        tries.append(acknowledged_before)
+        raise StoreError("database moodtunes.db: database is locked")
+
+    monkeypatch.setattr(store, "drop_sent_payloads", locked)
+    mqtt = MqttSettings(enabled=True, retry_seconds=RETRY, max_retry_seconds=LONGEST, poll_seconds=POLL)
+    link = ScriptedLink()
+    link.refusing = False
+    stop = RecordingStop()
+    stop.steps = [lambda: record_visit(store, "kiosk-1"), lambda: None, stop.set]
+    with caplog.at_level(logging.INFO, logger="moodtunes.uplink"):
+        Uplink(store, link, mqtt, "kiosk-1", clock=lambda: SYNCHRONIZED).run_forever(stop)
+
+    assert len(link.published) == 3 and stop.delays == [POLL] * 3
+    assert len(tries) == 1 and _dropped(store) == 0
+    said = [r.getMessage() for r in caplog.records if "drop" in r.getMessage()]
+    assert said == [("can't drop the payloads of the events the broker acknowledged over 90 days ago "
+                     "(database moodtunes.db: database is locked); uploads go on, and the drop is tried again "
+                     "in 60 minutes")]
+
+
+def test_payloads_wait_for_a_time_server_to_set_the_clock_before_any_is_dropped(store, monkeypatch):
+    """A Pi has no battery clock: until a time server sets it, it runs from the time saved at the
+    last shutdown, which may be far ahead (saved while wrong), and now minus 90 days would then
+    drop the payloads of visits acknowledged yesterday. Unset, it waits, as the visits recorded
+    meanwhile do (CLOCK_SYNC_WAIT_S of the broker reachable, then they go as they are)."""
+    _acknowledged_days_ago(store, 91, 1)
+    _acknowledged_days_ago(store, 1, 1)
+    clock = [UNSET_CLOCK]
+    seen: list[int] = []
+
+    def a_time_server_sets_it() -> None:
+        seen.append(_dropped(store))
+        clock[0] = SYNCHRONIZED
+
+    mqtt = MqttSettings(enabled=True, retry_seconds=RETRY, max_retry_seconds=LONGEST, poll_seconds=POLL)
+    stop = RecordingStop()
+    stop.steps = [lambda: seen.append(_dropped(store)), a_time_server_sets_it, stop.set]
+    Uplink(store, ScriptedLink(), mqtt, "kiosk-1", clock=lambda: clock[0]).run_forever(stop)
+    assert seen == [0, 0] and _dropped(store) == 1

@@ -98,6 +98,9 @@ REFUSAL_REPEAT_S = 3600.0
 # (a batch a turn while a full one was dropped: the first time, after an upgrade, five years of them).
 DROP_PAYLOADS_EVERY_S = 24 * 3600.0
 DROP_PAYLOADS_AT_ONCE = 200  # in one transaction: the database held 9 ms here (bench/years.py), a few times that on a Pi
+# A drop that failed (the database locked past BUSY_TIMEOUT_MS, a full disk) is tried again this much later,
+# not at every turn: each try may wait out the lock, and the uploads come first.
+DROP_RETRY_S = 3600.0
 SERVICE_RUNNING = (
     "the uplink service is running; it sends queued visits itself (`moodtunes uplink --status` "
     "shows the outbox), or stop it first with `sudo systemctl stop moodtunes-uplink`"
@@ -532,6 +535,7 @@ class Uplink:
         self._status_due = 0.0  # time.monotonic() of the next status
         self._drop_due = 0.0  # time.monotonic() of the next drop of old payloads (drop_old_payloads)
         self._dropped = 0  # payloads dropped in this drop so far, batch by batch
+        self._drop_failing = False  # the last drop failed: said once until one goes through
 
     def _payload(self, item: OutboxItem) -> tuple[str, str | None]:
         """What to publish for ``item``, and the device_id it was recorded under if re-stamped from
@@ -742,11 +746,22 @@ class Uplink:
         """When due, drop the payloads of events the broker acknowledged more than keep_sent_days
         ago (0: never), one batch of Store.drop_sent_payloads, a short transaction: a full batch
         leaves the rest to the next turns, so neither the kiosk's writes nor the sending wait
-        for them; once none is left, the next drop is a day later."""
+        for them; once none is left, the next drop is a day later. Not while the clock waits for
+        a time server (_clock_trusted). A drop that fails is said once and tried again an hour
+        later: the payloads can wait, the visits to send can't."""
         keep = self._settings.keep_sent_days
-        if not keep or time.monotonic() < self._drop_due:
+        if not keep or time.monotonic() < self._drop_due or not self._clock_trusted():
             return
-        dropped = self._store.drop_sent_payloads(datetime.now(UTC) - timedelta(days=keep), DROP_PAYLOADS_AT_ONCE)
+        try:
+            dropped = self._store.drop_sent_payloads(datetime.now(UTC) - timedelta(days=keep), DROP_PAYLOADS_AT_ONCE)
+        except StoreError as exc:
+            self._drop_due = time.monotonic() + DROP_RETRY_S
+            if not self._drop_failing:
+                logger.warning("can't drop the payloads of the events the broker acknowledged over %d days ago (%s); "
+                               "uploads go on, and the drop is tried again in %.0f minutes", keep, exc, DROP_RETRY_S / 60)
+            self._drop_failing = True
+            return
+        self._drop_failing = False
         self._dropped += dropped
         if dropped == DROP_PAYLOADS_AT_ONCE:
             return
@@ -757,11 +772,19 @@ class Uplink:
                         self._dropped, keep)
         self._dropped = 0
 
+    def _clock_trusted(self) -> bool:
+        """Whether the wall clock may say which events are keep_sent_days old: set by a time server,
+        or not known to be unset, or unset for CLOCK_SYNC_WAIT_S of the broker reachable (a network
+        without a time server: as settle_clocks lets visits go). Before its first sync a Pi runs
+        from the time saved at its last shutdown, which is far ahead if it was saved while wrong,
+        and would drop the payloads of visits acknowledged yesterday."""
+        return self._clock().synchronized is not False or self._clock_waited >= CLOCK_SYNC_WAIT_S
+
     def _turn(self) -> float | None:
         """Send what is pending if the broker is there, and the status after it or when it is due;
         how long to wait before the next turn (None: not at all, waiting for the broker took the time)."""
-        self.drop_old_payloads()
         self.settle_clocks()
+        self.drop_old_payloads()
         if not self._store.pending_events(1):
             if time.monotonic() >= self._status_due:
                 self.report_status()
