@@ -61,6 +61,8 @@ def test_example_config_is_valid_and_complete(monkeypatch):
         ("[kiosk]\nsleep_after_s = -1\n", "kiosk.sleep_after_s: Input should be greater than or equal to 0"),
         ("[mqtt]\nkeep_sent_days = -1\n", "mqtt.keep_sent_days: Input should be greater than or equal to 0"),
         ("[mqtt]\nkeep_sent_days = 0.5\n", "mqtt.keep_sent_days: Input should be a valid integer"),
+        # now minus a million days is before the year 1: the uplink service's every turn raised
+        ("[mqtt]\nkeep_sent_days = 1000000\n", "mqtt.keep_sent_days: Input should be less than or equal to 36500"),
         ("[mqtt]\nport = true\n", "mqtt.port: must be a number"),
         ("[camera]\nsource = 'webcam'\n", "camera.source: must be auto, picamera2, opencv:N"),
     ],

@@ -250,9 +250,9 @@ class MqttSettings(Section):
         300.0, gt=0, description="how often the uplink publishes the device's status (also after each batch sent)"
     )
     keep_sent_days: int = Field(
-        90, ge=0, description="days the outbox keeps an event's payloads after the broker acknowledged it, for "
-        "`uplink --resend-since` after a broker's crash; then only the device ids it went under stay, for "
-        "`forget`; 0 keeps them for good",
+        90, ge=0, le=36500, description="days the outbox keeps an event's payloads after the broker acknowledged "
+        "it, for `uplink --resend-since` after a broker's crash; then only the device ids it went under stay, for "
+        "`forget`; 0 keeps them for good (at most 100 years: a million days back is before the year 1)",
     )
 
     @model_validator(mode="after")
