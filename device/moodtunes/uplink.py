@@ -29,8 +29,8 @@ A visit that ended before a time server set the clock (a Pi has no clock of its 
 CLOCK_SYNC_WAIT_S with the broker reachable, for the clock to be set; its times are then moved by
 the step (settle_clocks), not sent as from the time saved at the last shutdown, or 1970.
 The service drops the payloads of events acknowledged more than mqtt.keep_sent_days ago, once a
-day (drop_old_payloads): they are kept for `--resend-since` only, and grew the outbox by 3.5 KB a
-visit for good.
+day and only with the clock set (drop_old_payloads): they are kept for `--resend-since` only, and
+grew the outbox by 3.5 KB a visit for good.
 """
 
 from __future__ import annotations
