@@ -334,7 +334,7 @@ def test_an_event_too_big_to_send_is_refused_and_the_later_ones_go(tmp_path, mon
         [reason] = store._db.execute("SELECT last_error FROM outbox WHERE event_id = ?", (too_big,)).fetchone()
     assert reason == f"{size} bytes, over the {MAX_EVENT_BYTES} the broker and the ingest take: never sent"
     assert moodtunes(["uplink", "--status"]) == 0
-    assert "0 pending, 1 sent (resendable for 90 days), 1 refused (too big ever to send; kept here)" in capsys.readouterr().out
+    assert "0 pending, 1 sent (1 of them resendable, each for 90 days), 1 refused (too big ever to send; kept here)" in capsys.readouterr().out
 
 
 def test_a_payload_that_cant_be_read_is_sent_as_it_is():

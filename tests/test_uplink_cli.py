@@ -81,7 +81,24 @@ def test_status_counts_pending_and_sent(tmp_path, capsys):
         second = store.pending_events(2)[1]
         store.mark_sent(second.id, second.payload)
     assert moodtunes(["uplink", "--status"]) == 0
-    assert "1 pending (oldest tried 1 times), 1 sent (resendable for 90 days); uplink disabled" in capsys.readouterr().out
+    assert "1 pending (oldest tried 1 times), 1 sent (1 of them resendable, each for 90 days); uplink disabled" in capsys.readouterr().out
+
+
+def test_status_counts_only_the_sent_events_still_resendable(tmp_path, monkeypatch, capsys):
+    """Once the uplink dropped an event's payloads it can't go again: --status doesn't count it as
+    resendable (it said "52,409 sent (resendable for 90 days)" where 2,582 were)."""
+    (tmp_path / "data").mkdir()
+    with _store(tmp_path) as store:
+        for _ in range(2):
+            record_visit(store, "kiosk")
+        for event in store.pending_events(2):
+            store.mark_sent(event.id, event.payload)
+        assert store.drop_sent_payloads(datetime.now(UTC) + timedelta(days=1), 1) == 1
+    assert moodtunes(["uplink", "--status"]) == 0
+    assert "0 pending, 2 sent (1 of them resendable, each for 90 days); uplink disabled" in capsys.readouterr().out
+    monkeypatch.setenv("MOODTUNES_MQTT__KEEP_SENT_DAYS", "0")
+    assert moodtunes(["uplink", "--status"]) == 0
+    assert "2 sent (1 of them resendable, kept for good); uplink disabled" in capsys.readouterr().out
 
 
 def test_once_with_an_unreachable_broker_keeps_events_and_fails(tmp_path, monkeypatch, capsys):

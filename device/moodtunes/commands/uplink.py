@@ -97,10 +97,11 @@ def _status(settings: Settings) -> int:
         return 0
     with Store.open(settings.database_path, readonly=True) as store:
         counts = store.outbox_counts()
+        resendable = store.resendable_count()
         oldest = store.pending_events(1)
     tried = f" (oldest tried {oldest[0].attempts} times)" if oldest and oldest[0].attempts else ""
     refused = f", {counts['refused']} refused (too big ever to send; kept here)" if counts["refused"] else ""
-    print(f"outbox: {counts['pending']} pending{tried}, {counts['sent']} sent{_resendable(settings)}{refused}; "
+    print(f"outbox: {counts['pending']} pending{tried}, {counts['sent']} sent{_resendable(settings, resendable)}{refused}; "
           f"uplink {state}")
     return 0
 
@@ -132,13 +133,14 @@ def _resend_since(settings: Settings, since: datetime) -> int:
     return 0
 
 
-def _resendable(settings: Settings) -> str:
-    """How long a sent event can be sent again (mqtt.keep_sent_days), for `--status`; nothing while
-    a mistake in [mqtt] hides the setting (the section's defaults stand in for it)."""
+def _resendable(settings: Settings, count: int) -> str:
+    """How many of the events sent can be sent again, and for how long each (mqtt.keep_sent_days),
+    for `--status`; nothing while a mistake in [mqtt] hides the setting (the section's defaults
+    stand in for it)."""
     if settings.mqtt_problem:
         return ""
     days = settings.mqtt.keep_sent_days
-    return " (resendable for good)" if days == 0 else f" (resendable for {days} days)"
+    return f" ({count} of them resendable, " + ("kept for good)" if days == 0 else f"each for {days} days)")
 
 
 def _kept_here(settings: Settings) -> str:
