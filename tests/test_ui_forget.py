@@ -480,3 +480,155 @@ def test_a_visit_forgotten_as_its_song_ends_plays_no_next_song(settings, ada, tm
         assert started == [0] and told() == [PROFILE_REMOVED_MESSAGE]
     finally:
         app.close()
+
+
+def test_a_deletion_still_queued_when_the_kiosk_closes_is_done_before_it_closes(settings, ada, monkeypatch):
+    """The deletion waits on the song lists' thread behind a list under way (a category of 10,000
+    songs: a second or more on a Pi). Closed meanwhile (the window closed, `systemctl restart`),
+    the kiosk dropped it with the lists not started: Ada, who saw "Deleting…", was there again."""
+    import threading
+
+    import pygame
+    from moodtunes.ui.songlists import SongListRequest
+    from ui_support import target_rect
+
+    app = make_app(settings, sample_scanner)
+    started, release = threading.Event(), threading.Event()
+    make = app.song_lists.make
+
+    def slow(request):
+        started.set()
+        release.wait(30)
+        return make(request)
+
+    try:
+        to_report(app, ada)
+        tap(app, "forget")
+        monkeypatch.setattr(app.song_lists, "make", slow)
+        app.song_lists.request(SongListRequest(ENERGETIC, ada, None))
+        assert started.wait(30)
+        centre = target_rect(app, "delete").center
+        for kind in (pygame.MOUSEBUTTONDOWN, pygame.MOUSEBUTTONUP):
+            pygame.event.post(pygame.event.Event(kind, pos=centre, button=1))
+        step(app, 2)
+        assert app.screen.deleting is not None and not app.screen.deleting.done()
+        threading.Timer(0.3, release.set).start()  # the list ends while the kiosk closes
+    finally:
+        app.close()
+        release.set()
+    with Store.open(settings.database_path) as store:
+        assert store.profile_by_name("Ada") is None
+        assert rows(store, "SELECT count(*) FROM sessions")[0][0] == 0
+
+
+def test_a_deletion_another_program_locks_out_is_told_and_may_be_tried_again(settings, ada, told, monkeypatch):
+    """The write lock held by another program (`moodtunes forget`, the uplink) past the deletion
+    connection's wait: "Deleting…" meanwhile, then told as before, the confirmation still up."""
+    import sqlite3
+
+    from moodtunes.store import store as store_module
+    from moodtunes.ui.app import NOT_SAVED_MESSAGE
+
+    monkeypatch.setattr(store_module, "BUSY_TIMEOUT_MS", 200)  # the deletion's connection is opened after this
+    app = make_app(settings, sample_scanner)
+    other = sqlite3.connect(settings.database_path, isolation_level=None)
+    try:
+        to_report(app, ada)
+        tap(app, "forget")
+        other.execute("BEGIN IMMEDIATE")
+        tap(app, "delete")
+        assert app.screen.name == "forget" and told() == [NOT_SAVED_MESSAGE]
+        assert app.screen.deleting is None and app.screen.target("delete").enabled
+        other.execute("ROLLBACK")
+        tap(app, "delete")
+        assert app.screen.name == "welcome" and told()[-1] == "Your profile and visits are deleted from this kiosk."
+    finally:
+        other.close()
+        app.close()
+    with Store.open(settings.database_path) as store:
+        assert store.profile_by_name("Ada") is None
+
+
+def test_no_idle_timeout_nor_still_there_while_deleting_nor_at_once_after(settings, ada, told, monkeypatch):
+    """A deletion held up past the idle timeout (a locked database waits 10 s, a Pi deletes 5,000
+    visits in several): the visit is not ended as idle under "Deleting…", and refused at last, the
+    confirmation comes back with the whole idle time, not "Still there?" at once."""
+    import threading
+
+    import pygame
+    from moodtunes.store import StoreError
+    from ui_support import HandClock, target_rect
+
+    release = threading.Event()
+
+    def held_then_refused(store, *args, **kwargs):
+        release.wait(30)
+        raise StoreError("database is locked", busy=True)
+
+    monkeypatch.setattr(Store, "forget_profile", held_then_refused)
+    app = make_app(settings, sample_scanner)
+    try:
+        to_report(app, ada)
+        tap(app, "forget")
+        clock = HandClock()
+        clock.now, app.clock = app.clock(), clock
+        centre = target_rect(app, "delete").center
+        for kind in (pygame.MOUSEBUTTONDOWN, pygame.MOUSEBUTTONUP):
+            pygame.event.post(pygame.event.Event(kind, pos=centre, button=1))
+        step(app)
+        clock.now += 2 * settings.kiosk.idle_timeout_s
+        step(app, 3)
+        assert app.screen.name == "forget" and app.idle_warning_left() is None and app.screen.deleting is not None
+        release.set()
+        run_until(app, lambda: app.screen.deleting is None, what="the deletion refused")
+        step(app)
+        assert app.screen.name == "forget" and app.idle_warning_left() is None and app.screen.target("delete").enabled
+        clock.now += settings.kiosk.idle_timeout_s - 1
+        step(app)
+        assert app.idle_warning_left() == 1  # "Still there?" then, the whole idle time on
+    finally:
+        release.set()
+        app.close()
+
+
+def test_taps_and_keys_while_deleting_neither_delete_twice_nor_cancel(settings, ada, told, monkeypatch):
+    """A second "Delete everything", "Keep my profile" or Escape under "Deleting…": one deletion,
+    and the visitor ends at welcome, told it is done."""
+    import threading
+
+    import pygame
+    from ui_support import target_rect
+
+    release, calls = threading.Event(), []
+    forget_profile = Store.forget_profile
+
+    def held(store, *args, **kwargs):
+        calls.append(args)
+        release.wait(30)
+        return forget_profile(store, *args, **kwargs)
+
+    monkeypatch.setattr(Store, "forget_profile", held)
+    app = make_app(settings, sample_scanner)
+    try:
+        to_report(app, ada)
+        tap(app, "forget")
+        delete, keep = target_rect(app, "delete").center, target_rect(app, "keep").center
+        for centre in (delete, delete, keep):
+            for kind in (pygame.MOUSEBUTTONDOWN, pygame.MOUSEBUTTONUP):
+                pygame.event.post(pygame.event.Event(kind, pos=centre, button=1))
+        step(app)
+        for centre in (delete, keep):
+            for kind in (pygame.MOUSEBUTTONDOWN, pygame.MOUSEBUTTONUP):
+                pygame.event.post(pygame.event.Event(kind, pos=centre, button=1))
+        for key in (pygame.K_ESCAPE, pygame.K_RETURN):
+            pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=key, mod=0, unicode=""))
+        step(app, 3)
+        assert app.screen.name == "forget"
+        release.set()
+        run_until(app, lambda: app.screen.name == "welcome", what="welcome")
+        step(app, 3)
+        assert len(calls) == 1 and app.screen.name == "welcome"
+        assert told() == ["Your profile and visits are deleted from this kiosk."]
+    finally:
+        release.set()
+        app.close()

@@ -59,6 +59,8 @@ class SongListMaker:
         self._open_store = open_store
         self._store: Store | None = None  # opened by the first list, on the list's thread
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="song-lists")
+        # Deletions asked for, with whom they delete, until done: one not started at ``close`` is done then
+        self._deletions: list[tuple[Future[int], tuple[int, str, bool]]] = []
 
     def request(self, request: SongListRequest) -> Future[SongList]:
         """The list asked for, once made; cancel it when it is no longer wanted (a request not
@@ -78,7 +80,10 @@ class SongListMaker:
         visits are under in the cloud kept for the staff (``Store.cloud_keys``): nothing else can
         tell them once the profile is gone. The visits deleted, or the StoreError. Off the UI
         thread: 5,000 visits took 1.3 s here (bench/frames.py), the screen frozen meanwhile."""
-        return self._executor.submit(self._forget, profile_id, device_id, uploading)
+        person = (profile_id, device_id, uploading)
+        deleting = self._executor.submit(self._forget, *person)
+        self._deletions = [(done, whom) for done, whom in self._deletions if not done.done()] + [(deleting, person)]
+        return deleting
 
     def _forget(self, profile_id: int, device_id: str, uploading: bool) -> int:
         with self._open_store(self._database_path) as store:
@@ -131,6 +136,15 @@ class SongListMaker:
             self._store = None
 
     def close(self) -> None:
-        """Drop the lists not started, wait for the one under way, close the connection."""
+        """Drop the lists not started, wait for the one under way, close the connection. A deletion
+        not started yet (queued behind a list) is done here, not dropped with the lists: the
+        visitor saw "Deleting…", and a kiosk closed meanwhile showed their profile again."""
         self._executor.shutdown(wait=True, cancel_futures=True)
+        for deleting, (profile_id, device_id, uploading) in self._deletions:
+            if deleting.cancelled():
+                try:
+                    self._forget(profile_id, device_id, uploading)
+                except StoreError as exc:
+                    logger.error("profile %d, asked to be forgotten as the kiosk closed, is kept: %s", profile_id, exc)
+        self._deletions = []
         self._close_store()
