@@ -261,3 +261,35 @@ def test_the_shared_guest_profiles_verdict_speaks_to_no_one(store):
     assert report.verdict == ("Guests' visits together (the guest profile is shared): the mood rose in 1 and fell in 1 "
                               "of 2 measured visits.")
     assert "your" not in report.verdict.lower() and "come back" not in report.verdict.lower()
+
+
+def test_the_moods_and_categories_summary_is_each_pairs_visits_counted_apart():
+    """The summary groups a profile's visits by mood and category in one pass (a pass a pair took
+    5 ms of the kiosk's UI thread at 5,000 visits): over random histories, the same numbers, in the
+    same order, as filtering the visits of each pair in turn."""
+    import random
+
+    from moodtunes.report import CategoryStats, RatedSong, VisitLine, summarise_lines
+
+    def mean(values):
+        return round(sum(values) / len(values), 4) + 0.0 if values else None
+
+    rng = random.Random(7)
+    moods, categories = (None, "", "sad", "neutral", "happy"), (None, "", "Happy and calm", "Highly energetic")
+    for _ in range(200):
+        lines = [VisitLine(
+            started_at=f"2026-01-{day % 28 + 1:02d}", mood_before=rng.choice(moods), mood_after=rng.choice(moods),
+            score_before=None, score_after=None, lift=rng.choice((None, -1.0, 0.0, 0.5, 1.0, 2.0)),
+            rating=rng.choice((None, 0, 50, 100)), listening_minutes=1.0, category=rng.choice(categories), songs=[],
+            rated_songs=[RatedSong(rng.choice(categories), rng.choice((0, 25, 75, 100))) for _ in range(rng.randrange(3))],
+        ) for day in range(rng.randrange(40))]
+        expected: dict = {}
+        for mood, category in sorted({(v.mood_before, v.category) for v in lines if v.mood_before and v.category}):
+            group = [v for v in lines if (v.mood_before, v.category) == (mood, category)]
+            lifts = [v.lift for v in group if v.lift is not None]
+            expected.setdefault(mood, {})[category] = CategoryStats(
+                len(group), len(lifts), mean(lifts),
+                mean([float(s.rating) for v in group for s in v.rated_songs if s.category == category]))
+        summary = summarise_lines("Ana", lines).by_category
+        assert summary == expected
+        assert [(m, list(c)) for m, c in summary.items()] == [(m, list(c)) for m, c in expected.items()]

@@ -1276,3 +1276,25 @@ def test_a_song_left_early_and_come_back_to_later_in_the_visit_is_no_skip(store)
     assert store.early_skips(ana.id) == [("/music/a.ogg", "Artist", "a")]
     visit(("c", 5.0), ("b", 200.0))
     assert store.early_skips(ana.id) == [("/music/a.ogg", "Artist", "a"), ("/music/c.ogg", "Artist", "c")]
+
+
+def test_whether_a_person_may_be_in_the_cloud_once_their_sent_payloads_are_dropped(store):
+    """The outbox's retention (migration 18, drop_sent_payloads) empties both payloads of an event
+    acknowledged long ago, sent_at kept: still in the cloud for the "Forget me" confirmation, as for
+    cloud_keys; an event only tried (refused by the network, never handed over) is not."""
+    people = [store.create_profile(name, "#ff8800").id for name in ("Eve", "Fay", "Gus")]
+    for person in people:
+        store.finish_session(store.start_session(person), "completed", device_id="kiosk-1")
+    eve, fay, gus = store.pending_events()
+    for sent in (eve, fay):
+        store.mark_published([sent.id])
+        store.mark_sent(sent.id, sent.payload)
+    assert store.drop_sent_payloads(datetime.now(UTC) + timedelta(days=1), limit=1) == 1  # Eve's, the oldest
+    store.mark_unsent_since(datetime.now(UTC) - timedelta(days=1), "kiosk-1")  # Fay's queued again, Eve's can't go
+    store.mark_failed(gus.id, "no route to host")
+    kept = store._db.execute("SELECT payload, sent_payload IS NULL, sent_at IS NOT NULL FROM outbox ORDER BY id")
+    assert [tuple(row) for row in kept][:2] == [("", 1, 1), (fay.payload, 0, 0)]
+    for person, expected in zip(people, (True, True, False)):
+        for uploading in (False, True):
+            keys = store.cloud_keys(person, "kiosk-1", uploading=uploading)
+            assert store.may_be_in_cloud(person, uploading=uploading) == bool(keys) == (expected or uploading)

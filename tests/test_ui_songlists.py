@@ -161,3 +161,39 @@ def test_a_visits_song_lists_are_freed_off_the_ui_thread_when_it_is_over(setting
         assert freed == [False, False]
     finally:
         app.close()
+
+
+@pytest.mark.parametrize("refused", [False, True])
+def test_the_deletions_connection_is_set_as_the_kiosks_own_and_closed_after(settings, library, maker, monkeypatch,
+                                                                            refused):
+    """"Forget me" deletes through a connection opened for it: zeroing what it deletes
+    (secure_delete), cascading to the visits (foreign keys) and waiting for another program's lock
+    as the kiosk's does; closed after, refused or not (the soak test counts open files)."""
+    import os
+
+    from moodtunes.store import StoreError
+
+    _, profile_id = library
+    names = ("secure_delete", "foreign_keys", "busy_timeout", "journal_mode", "synchronous")
+    seen = []
+    forget_profile = Store.forget_profile
+
+    def noting(store, *args, **kwargs):
+        seen.append({name: store._db.execute(f"PRAGMA {name}").fetchone()[0] for name in names})
+        if refused:
+            raise StoreError("database or disk is full")
+        return forget_profile(store, *args, **kwargs)
+
+    monkeypatch.setattr(Store, "forget_profile", noting)
+    with Store.open(settings.database_path) as kiosks:
+        usual = {name: kiosks._db.execute(f"PRAGMA {name}").fetchone()[0] for name in names}
+        files = []
+        for number in range(4):
+            person = profile_id if refused else kiosks.create_profile(f"Person {number}", "#ff8800").id
+            deleting = maker.forget(person, "kiosk-1", False)
+            assert deleting.exception(timeout=30) is not None if refused else deleting.result(timeout=30) == 0
+            files.append(len(os.listdir("/proc/self/fd")))
+        # SQLite keeps one descriptor of the file closed while the kiosk's connection holds its
+        # locks (closing it would drop them), and the next connection takes it again: none more.
+        assert files[1:] == files[:1] * 3
+    assert seen[0] == usual and usual["secure_delete"] == usual["foreign_keys"] == 1
