@@ -484,8 +484,8 @@ def test_a_visit_forgotten_as_its_song_ends_plays_no_next_song(settings, ada, tm
 
 def test_a_deletion_still_queued_when_the_kiosk_closes_is_done_before_it_closes(settings, ada, monkeypatch):
     """The deletion waits on the song lists' thread behind a list under way (a category of 10,000
-    songs: a second or more on a Pi). Closed meanwhile (the window closed, `systemctl restart`),
-    the kiosk dropped it with the lists not started: Ada, who saw "Deleting…", was there again."""
+    songs: a second or more on a Pi). Closed meanwhile (its window, Ctrl+Q, Ctrl-C), the
+    kiosk dropped it with the lists not started: Ada, who saw "Deleting…", was there again."""
     import threading
 
     import pygame
