@@ -25,7 +25,8 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 EXIT_STATUS = (
-    "exit status: 0 when the kiosk was closed, or the autopilot walked its whole visit; 1 when it could not "
+    "exit status: 0 when the kiosk was closed (its window, Ctrl+Q, or SIGTERM: `systemctl stop`), or the "
+    "autopilot walked its whole visit; 130 after Ctrl-C; 1 when it could not "
     "start (no display, or another kiosk running on the data dir) or the autopilot failed (a database it can't use is said on the screen, with \"Try "
     "again\"); 2 on a bad configuration or a --screenshots DIR it can't write in."
 )

@@ -9,12 +9,19 @@ from __future__ import annotations
 import logging
 import os
 import random
+import signal
 import tempfile
-from contextlib import ExitStack
+import threading
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from moodtunes.config import Settings
 from moodtunes.locks import holding
+
+if TYPE_CHECKING:
+    from moodtunes.ui.app import KioskApp
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +86,24 @@ def default_library_loader(settings: Settings, store, progress=None, should_stop
     return ensure_library(settings, store, progress=progress, should_stop=should_stop)
 
 
+@contextmanager
+def stopping_on_sigterm(app: KioskApp) -> Iterator[None]:
+    """Within the block, SIGTERM (`systemctl stop`: every upgrade, reboot and shutdown of the Pi)
+    asks ``app`` to stop as closing its window does: ``close`` ends the visit under way as
+    "abandoned", not left open for the next start to call "interrupted", switches a backlight
+    switched off asleep back on, and closes the store. Python's default ends the process at once;
+    SDL catches SIGTERM itself (a QUIT event) but only once the display is open, and not at all
+    with SDL_NO_SIGNAL_HANDLERS=1. Only the main thread may set a handler."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, lambda *_: app.ask_to_stop())
+    try:
+        yield
+    finally:  # None: one set outside Python (SDL's, of a display opened before)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
 def run_kiosk(
     settings: Settings,
     *,
@@ -124,6 +149,7 @@ def run_kiosk(
             invisible_ok=autopilot,  # a visit that ends by itself may run unseen (make screenshots)
             rng=random.Random(AUTOPILOT_SEED) if autopilot else None,  # the same songs every run
         )
+        cleanup.enter_context(stopping_on_sigterm(app))
         pilot = None
         if autopilot:
             pilot = Autopilot(screenshots=screenshots)

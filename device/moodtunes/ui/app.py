@@ -278,6 +278,7 @@ class KioskApp:
         # without one, or, with no player, none opened (the driver the operator chose failed)
         self._no_device_at: float | None = None
         self.running = False
+        self.stop_asked = False  # SIGTERM arrived (ask_to_stop): the loop ends at its next turn
         self.frames = 0
         self._toast: tuple[str, float, bool, str | None] | None = None  # message, until, good news, title
         self._warned = False  # the "Still there?" warning is up (logged once each time)
@@ -415,14 +416,23 @@ class KioskApp:
         self.start()
         try:
             self.loop()
+            if self.stop_asked:
+                logger.info("asked to stop (SIGTERM): the kiosk closes")
         finally:
             self.close()
         return 0
 
+    def ask_to_stop(self) -> None:
+        """End the loop at its next turn, as closing the window does, so that ``close`` runs. All
+        a signal handler may do: it runs between any two lines of the frame under way, and one
+        asked during ``start`` must still count (start sets ``running``)."""
+        self.stop_asked = True
+
     def loop(self) -> None:
-        """Frames until something asks the kiosk to stop (``running``), each when the last one's
-        wait is over (``frame_wait_s``); a benchmark runs it on a kiosk it started itself."""
-        while self.running:
+        """Frames until something asks the kiosk to stop (``running``, ``stop_asked``), each when
+        the last one's wait is over (``frame_wait_s``); a benchmark runs it on a kiosk it started
+        itself."""
+        while self.running and not self.stop_asked:
             began = time.monotonic()
             try:
                 self.step()
@@ -430,7 +440,7 @@ class KioskApp:
                 self._bugs.log(f"kiosk error on the {getattr(self.screen, 'name', '?')} screen "
                                f"({type(exc).__name__}: {exc})", exc_info=exc)
                 self.recover()
-            if self.running:
+            if self.running and not self.stop_asked:
                 self._wait_for_next_frame(began)
 
     def _wait_for_next_frame(self, began: float) -> None:
