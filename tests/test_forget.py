@@ -430,3 +430,28 @@ def test_done_clears_only_those_listed_whatever_the_clock_said_when_the_others_w
         assert store.pending_cloud_deletes() == []
         store.forget_profile(store.create_profile("Cy", "#123456").id, ["c3" * 8])
         assert [n for n, _, _ in store.pending_cloud_deletes()] == [3]  # a number is never given again
+
+
+def test_a_visit_handed_to_the_broker_as_forget_runs_keeps_its_key(database, capsys, monkeypatch):
+    """The uplink (another process, its own connection) handed one of Ana's visits to the broker
+    after forget read her keys, before it deleted her: with uploading off none were named, and the
+    visit stayed in the cloud with no key kept to delete it by. The keys are read in the deleting
+    transaction, which holds the uplink's mark off until it is over."""
+    with Store.open(database) as store:
+        ana = store.create_profile("Ana", "#ff8800")
+        _visit(store, ana.id)
+        key = store.profile_key("kiosk-1", ana.id)
+    forget_profile = Store.forget_profile
+
+    def handed_over_first(store, *args, **kwargs):
+        with Store.open(database) as uplink:
+            [item] = uplink.pending_events()
+            uplink.mark_published([item.id])
+        return forget_profile(store, *args, **kwargs)
+
+    monkeypatch.setattr(Store, "forget_profile", handed_over_first)
+    monkeypatch.setenv("MOODTUNES_DEVICE_ID", "kiosk-1")
+    assert main(["forget", "Ana", "--yes"]) == 0
+    assert f"DELETE FROM \"visit\" WHERE \"profile_key\" = '{key}'" in _statements(capsys.readouterr().out)
+    with Store.open(database) as store:
+        assert [k for _, k, _ in store.pending_cloud_deletes()] == [key]

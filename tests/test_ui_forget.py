@@ -92,7 +92,7 @@ def test_forget_me_deletes_off_the_ui_thread_and_the_screen_keeps_drawing(settin
         assert not any(target.enabled for target in app.screen.targets)
         release.set()
         run_until(app, lambda: app.screen.name == "welcome", what="welcome")
-        assert calls == [("uploaded_visits", False), ("forget_profile", False)]
+        assert calls == [("forget_profile", False), ("uploaded_visits", False)]  # read in the deletion
         assert app.screen.target(f"profile:{ada}") is None
     finally:
         release.set()

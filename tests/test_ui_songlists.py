@@ -9,6 +9,7 @@ from dataclasses import replace
 
 import pytest
 from moodtunes import recommend
+from moodtunes.domain import MoodReading
 from moodtunes.recommend import Heard
 from moodtunes.store import Store, utc_now
 from moodtunes.ui import songlists
@@ -197,3 +198,26 @@ def test_the_deletions_connection_is_set_as_the_kiosks_own_and_closed_after(sett
         # locks (closing it would drop them), and the next connection takes it again: none more.
         assert files[1:] == files[:1] * 3
     assert seen[0] == usual and usual["secure_delete"] == usual["foreign_keys"] == 1
+
+
+def test_a_deletion_reads_the_cloud_keys_in_its_own_transaction(settings, library, maker, monkeypatch):
+    """"Forget me" with uploading off, the uplink handing Bo's visit to the broker after the keys
+    were read and before the deletion: no key was kept, the visit in the cloud for good."""
+    _, bo = library
+    with Store.open(settings.database_path) as store:
+        session = store.start_session(bo)
+        store.add_reading(session, "before", MoodReading.manual("sad"))
+        store.finish_session(session, "completed", device_id="kiosk-1")
+        key = store.profile_key("kiosk-1", bo)
+    forget_profile = Store.forget_profile
+
+    def handed_over_first(store, *args, **kwargs):
+        with Store.open(settings.database_path) as uplink:
+            [item] = uplink.pending_events()
+            uplink.mark_published([item.id])
+        return forget_profile(store, *args, **kwargs)
+
+    monkeypatch.setattr(Store, "forget_profile", handed_over_first)
+    assert maker.forget(bo, "kiosk-1", False).result(timeout=30) == 1
+    with Store.open(settings.database_path) as store:
+        assert [k for _, k, _ in store.pending_cloud_deletes()] == [key]

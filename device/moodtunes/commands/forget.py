@@ -104,8 +104,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         visits, in_progress = store.visits_to_forget(profile.id)
         uploaded = store.uploaded_visits(profile.id)
         sent_as = [(visit, visit.sent_as(settings.device_id, args.sent_as)) for visit in uploaded]
-        # A visit sent under an earlier device_id carries the key derived from that one.
-        keys = store.cloud_keys(profile.id, settings.device_id, args.sent_as, uploading=settings.may_upload)
         guessed = [ids for visit, ids in sent_as if visit.device_id is None]  # those the broker took as unknown
         assumed = list(dict.fromkeys(device_id for ids in guessed for device_id in ids))
         what = f"{profile.name}'s profile and {visits} visit(s){_in_progress(in_progress)}"
@@ -113,9 +111,18 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             print(f"would delete {what} from this device; run again with --yes to delete")
             _say_unknown(len(guessed), assumed)
             return 0
+        keys: list[str] = []
+
+        def keys_in_the_deletion() -> list[str]:
+            """Read in the deleting transaction: a visit the uplink hands to the broker as this runs
+            is then either named or not sent. One sent under an earlier device_id carries the key
+            derived from that one."""
+            keys.extend(store.cloud_keys(profile.id, settings.device_id, args.sent_as, uploading=settings.may_upload))
+            return keys
+
         # What was deleted, counted in the deleting transaction: a visit may have ended since.
         # (A checkpoint another program held up is logged, on stderr.)
-        deleted = store.forget_profile(profile.id, keys)
+        deleted = store.forget_profile(profile.id, keys_in_the_deletion)
     done = f"deleted {profile.name}'s profile and {deleted} visit(s){_in_progress(in_progress)} from this device."
     if not keys:
         print(f"{done} None of their visits was uploaded (uploading is off): nothing of them is in the cloud.")

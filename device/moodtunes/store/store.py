@@ -961,7 +961,7 @@ class Store:
             db.execute("DELETE FROM cloud_deletes WHERE id <= ?", (through,))
         return keys
 
-    def forget_profile(self, profile_id: int, cloud_keys: Iterable[str] = ()) -> int:
+    def forget_profile(self, profile_id: int, cloud_keys: Iterable[str] | Callable[[], Iterable[str]] = ()) -> int:
         """Delete a person's profile and all this device holds of them: their visits (readings,
         plays, ratings), one still in progress included, and those visits' events, sent or not
         (unsent ones would still upload the visits; sent ones could be sent again). Returns the
@@ -974,15 +974,18 @@ class Store:
         but the WAL keeps the old copies until a checkpoint, and the automatic one at the last
         connection's close never comes while the kiosk runs.
 
-        ``cloud_keys`` (``cloud_keys()``) are kept, in the same transaction, for the operator to
-        delete in the cloud (``pending_cloud_deletes``): no one can derive them once the profile is
-        gone."""
+        ``cloud_keys`` are kept, in the same transaction, for the operator to delete in the cloud
+        (``pending_cloud_deletes``): no one can derive them once the profile is gone. Given as a
+        function (``lambda: store.cloud_keys(…)``), they are read in that transaction: read before
+        it, a visit the uplink (its own connection) handed to the broker in between was in the
+        cloud with its key not kept; the transaction holds the uplink's mark off until it is over."""
         with self.transaction() as db:
             row = db.execute("SELECT is_guest FROM profiles WHERE id = ?", (profile_id,)).fetchone()
             if row is None:
                 raise StoreError(f"no profile with id {profile_id} (forgotten meanwhile?)")
             if row["is_guest"]:
                 raise ValueError("the guest profile is shared by every guest: there is no one person to forget")
+            keys = list(cloud_keys() if callable(cloud_keys) else cloud_keys)
             visits = db.execute("SELECT count(*) FROM sessions WHERE profile_id = ?", (profile_id,)).fetchone()[0]
             db.execute(
                 "DELETE FROM outbox WHERE session_id IN (SELECT id FROM sessions WHERE profile_id = ?)",
@@ -990,7 +993,7 @@ class Store:
             )
             db.execute("DELETE FROM profiles WHERE id = ?", (profile_id,))  # sessions and the rest cascade
             db.executemany("INSERT OR IGNORE INTO cloud_deletes (profile_key, forgotten_at) VALUES (?, ?)",
-                           [(key, utc_now()) for key in cloud_keys])
+                           [(key, utc_now()) for key in keys])
         if not self.checkpoint():
             logger.warning("the forgotten profile's old pages stay in %s-wal until its next checkpoint (another "
                            "program kept it busy; the next forget, or stopping both the kiosk and the uplink, empties it)", self.path)

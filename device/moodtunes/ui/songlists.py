@@ -87,7 +87,7 @@ class SongListMaker:
 
     def _forget(self, profile_id: int, device_id: str, uploading: bool) -> int:
         with self._open_store(self._database_path) as store:
-            return store.forget_profile(profile_id, store.cloud_keys(profile_id, device_id, uploading=uploading))
+            return store.forget_profile(profile_id, lambda: store.cloud_keys(profile_id, device_id, uploading=uploading))
 
     def let_go(self, lists: list[list[Ranked]]) -> None:
         """Free the song lists of a visit over, which nothing else holds, here, a few hundred songs
