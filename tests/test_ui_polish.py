@@ -236,7 +236,9 @@ def test_names_keep_the_case_typed():
     from moodtunes.ui.screens.welcome import tidy_name
 
     for typed, kept in [("McKay", "McKay"), ("Anne-Marie", "Anne-Marie"), ("van der Berg", "van der Berg"),
-                        ("DJ Ana", "DJ Ana"), ("anne-marie", "Anne-Marie"), ("bo  ", "Bo"), ("o'neil", "O'neil")]:
+                        ("DJ Ana", "DJ Ana"), ("anne-marie", "Anne-Marie"), ("bo  ", "Bo"), ("o'neil", "O'neil"),
+                        # a capital that is not one letter: the letter as typed, not "SSabine", "FIona"
+                        ("ßabine", "ßabine"), ("ﬁona", "ﬁona"), ("anna ßauer", "Anna ßauer"), ("émile", "Émile")]:
         assert tidy_name(typed) == kept, typed
     assert same_name("McKay", "mckay ") and not same_name("Ann", "Anne")
 

@@ -440,8 +440,7 @@ def name_initials(name: str) -> set[str]:
         if first is not None:
             bare = unicodedata.normalize("NFC", "".join(
                 c for c in unicodedata.normalize("NFD", first) if not unicodedata.combining(c))) or first
-            capital = bare.upper()
-            initials.add(capital if len(capital) == len(bare) else bare)  # "ß" stays, not "SS"
+            initials.add(capital_of(bare))
     return initials
 
 
@@ -602,6 +601,13 @@ def letters(text: str) -> int:
     return len(GRAPHEME.findall(text))
 
 
+def capital_of(letter: str) -> str:
+    """``letter`` in capitals, or as it is where its capital is more letters ("ß" -> "SS", the
+    ligature "ﬁ" -> "FI"): "SSabine" and "FIona" are nobody's names."""
+    capital = letter.upper()
+    return capital if len(capital) == len(letter) else letter
+
+
 def tidy_name(text: str) -> str:
     """The name to keep: as typed, except that one typed all in lower case gets capitals at the
     start of its words ("anne-marie" -> "Anne-Marie"), as the on-screen keyboard gives them.
@@ -610,7 +616,7 @@ def tidy_name(text: str) -> str:
     if name != name.lower():
         return name
     return "".join(
-        char.upper() if i == 0 or name[i - 1] in WORD_STARTS else char for i, char in enumerate(name)
+        capital_of(char) if i == 0 or name[i - 1] in WORD_STARTS else char for i, char in enumerate(name)
     )
 
 
