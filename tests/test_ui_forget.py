@@ -482,17 +482,15 @@ def test_a_visit_forgotten_as_its_song_ends_plays_no_next_song(settings, ada, tm
         app.close()
 
 
-def test_a_deletion_still_queued_when_the_kiosk_closes_is_done_before_it_closes(settings, ada, monkeypatch):
-    """The deletion waits on the song lists' thread behind a list under way (a category of 10,000
-    songs: a second or more on a Pi). Closed meanwhile (its window, Ctrl+Q, Ctrl-C), the
-    kiosk dropped it with the lists not started: Ada, who saw "Deleting…", was there again."""
+def delete_behind_a_list(app, ada: int, monkeypatch) -> None:
+    """Ada taps "Delete everything" while a song list is made: her deletion waits behind it on the
+    song lists' thread, the list ending 0.3 s later (as the kiosk closes)."""
     import threading
 
     import pygame
     from moodtunes.ui.songlists import SongListRequest
     from ui_support import target_rect
 
-    app = make_app(settings, sample_scanner)
     started, release = threading.Event(), threading.Event()
     make = app.song_lists.make
 
@@ -501,24 +499,49 @@ def test_a_deletion_still_queued_when_the_kiosk_closes_is_done_before_it_closes(
         release.wait(30)
         return make(request)
 
+    to_report(app, ada)
+    tap(app, "forget")
+    monkeypatch.setattr(app.song_lists, "make", slow)
+    app.song_lists.request(SongListRequest(ENERGETIC, ada, None))
+    assert started.wait(30)
+    centre = target_rect(app, "delete").center
+    for kind in (pygame.MOUSEBUTTONDOWN, pygame.MOUSEBUTTONUP):
+        pygame.event.post(pygame.event.Event(kind, pos=centre, button=1))
+    step(app, 2)
+    assert app.screen.deleting is not None and not app.screen.deleting.done()
+    threading.Timer(0.3, release.set).start()
+
+
+def test_a_deletion_still_queued_when_the_kiosk_closes_is_done_before_it_closes(settings, ada, monkeypatch):
+    """The deletion waits on the song lists' thread behind a list under way (a category of 10,000
+    songs: a second or more on a Pi). Closed meanwhile (its window, Ctrl+Q, Ctrl-C), the
+    kiosk dropped it with the lists not started: Ada, who saw "Deleting…", was there again."""
+    app = make_app(settings, sample_scanner)
     try:
-        to_report(app, ada)
-        tap(app, "forget")
-        monkeypatch.setattr(app.song_lists, "make", slow)
-        app.song_lists.request(SongListRequest(ENERGETIC, ada, None))
-        assert started.wait(30)
-        centre = target_rect(app, "delete").center
-        for kind in (pygame.MOUSEBUTTONDOWN, pygame.MOUSEBUTTONUP):
-            pygame.event.post(pygame.event.Event(kind, pos=centre, button=1))
-        step(app, 2)
-        assert app.screen.deleting is not None and not app.screen.deleting.done()
-        threading.Timer(0.3, release.set).start()  # the list ends while the kiosk closes
+        delete_behind_a_list(app, ada, monkeypatch)
     finally:
         app.close()
-        release.set()
     with Store.open(settings.database_path) as store:
         assert store.profile_by_name("Ada") is None
         assert rows(store, "SELECT count(*) FROM sessions")[0][0] == 0
+
+
+def test_a_closing_kiosk_deletes_before_it_waits_for_the_camera_and_the_library_scan(settings, ada, monkeypatch):
+    """Each may keep close() waiting half a minute (a camera that hangs as it opens, a scan's
+    analyses in flight on a Pi): the deletion came after both, and systemd kills a kiosk still
+    closing 90 s after `systemctl stop`."""
+    order = []
+    forget_profile = Store.forget_profile
+    monkeypatch.setattr(Store, "forget_profile",
+                        lambda store, *args: order.append("forget") or forget_profile(store, *args))
+    app = make_app(settings, sample_scanner)
+    for service in (app.scanner_service, app.library_service):
+        monkeypatch.setattr(service, "stop", lambda stop=service.stop: order.append("stop") or stop())
+    try:
+        delete_behind_a_list(app, ada, monkeypatch)
+    finally:
+        app.close()
+    assert order == ["forget", "stop", "stop"]
 
 
 def test_a_deletion_another_program_locks_out_is_told_and_may_be_tried_again(settings, ada, told, monkeypatch):

@@ -391,6 +391,9 @@ class KioskApp:
                 logger.error("visit %d left open by an interruption can't be closed: %s", session_id, exc)
 
     def close(self) -> None:
+        """Save what the visit and the store owe first, then a queued "Forget me" (song_lists), and
+        only then wait for the camera and the library scan, each of which may take up to half a
+        minute: systemd kills a kiosk still closing 90 s after `systemctl stop`."""
         if self.visit is not None and not self.visit.ended:
             self.end_visit("abandoned")
         self._save_unsaved_ends()
@@ -402,9 +405,9 @@ class KioskApp:
             self._player.close()
         if self.backlight is not None and self.backlight.off:  # the console, or the next kiosk, is seen
             self.backlight.power(True)
+        self.song_lists.close()
         self.scanner_service.stop()
         self.library_service.stop()
-        self.song_lists.close()
         if self.store is not None:
             self.store.close()
         if self._startup_frozen:
