@@ -91,6 +91,9 @@ def test_status_counts_only_the_sent_events_still_resendable(tmp_path, monkeypat
     with _store(tmp_path) as store:
         for _ in range(2):
             record_visit(store, "kiosk")
+    assert moodtunes(["uplink", "--status"]) == 0
+    assert "2 pending, 0 sent; uplink disabled" in capsys.readouterr().out  # nothing sent: nothing to resend
+    with _store(tmp_path) as store:
         for event in store.pending_events(2):
             store.mark_sent(event.id, event.payload)
         assert store.drop_sent_payloads(datetime.now(UTC) + timedelta(days=1), 1) == 1

@@ -101,7 +101,7 @@ def _status(settings: Settings) -> int:
         oldest = store.pending_events(1)
     tried = f" (oldest tried {oldest[0].attempts} times)" if oldest and oldest[0].attempts else ""
     refused = f", {counts['refused']} refused (too big ever to send; kept here)" if counts["refused"] else ""
-    print(f"outbox: {counts['pending']} pending{tried}, {counts['sent']} sent{_resendable(settings, resendable)}{refused}; "
+    print(f"outbox: {counts['pending']} pending{tried}, {counts['sent']} sent{_resendable(settings, resendable) if counts['sent'] else ''}{refused}; "
           f"uplink {state}")
     return 0
 
