@@ -929,24 +929,20 @@ class Store:
         ids = set(also)
         for visit in self.uploaded_visits(profile_id):
             ids.update(visit.sent_as(device_id))
-        if not ids and not uploading and not self._published_any(profile_id):
+        if not ids and not self.may_be_in_cloud(profile_id, uploading):
             return []
         return [self.profile_key(d, profile_id) for d in dict.fromkeys([device_id, *sorted(ids)])]
 
     def may_be_in_cloud(self, profile_id: int, uploading: bool = False) -> bool:
         """Whether ``cloud_keys`` names any key (``also`` empty): uploading on, or an event of the
-        person's acknowledged or handed to the broker. Found at the first such event: cloud_keys
-        reads them all, 110 ms for 5,000 visits here (bench/frames.py), on the UI thread as the
-        "Forget me" confirmation opened."""
+        person's acknowledged or handed to the broker. Found at the first such event, not by
+        reading every uploaded one as cloud_keys does (110 ms for 5,000 visits here,
+        bench/frames.py, on the UI thread as the "Forget me" confirmation opened); cloud_keys asks
+        it when it found none uploaded."""
         return uploading or bool(self._query(
             "SELECT EXISTS (SELECT 1 FROM outbox o JOIN sessions s ON s.id = o.session_id WHERE s.profile_id = ?"
             " AND (o.published_at IS NOT NULL OR o.sent_at IS NOT NULL OR o.sent_payload IS NOT NULL))",
             (profile_id,))[0][0])
-
-    def _published_any(self, profile_id: int) -> bool:
-        return bool(self._query(
-            "SELECT EXISTS (SELECT 1 FROM outbox o JOIN sessions s ON s.id = o.session_id"
-            " WHERE s.profile_id = ? AND o.published_at IS NOT NULL)", (profile_id,))[0][0])
 
     def pending_cloud_deletes(self) -> list[tuple[int, str, str]]:
         """(number, profile_key, forgotten_at) of forgotten people whose cloud data may remain, in
