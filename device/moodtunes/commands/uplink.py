@@ -101,8 +101,8 @@ def _status(settings: Settings) -> int:
         oldest = store.pending_events(1)
     tried = f" (oldest tried {oldest[0].attempts} times)" if oldest and oldest[0].attempts else ""
     refused = f", {counts['refused']} refused (too big ever to send; kept here)" if counts["refused"] else ""
-    print(f"outbox: {counts['pending']} pending{tried}, {counts['sent']} sent{_resendable(settings, resendable) if counts['sent'] else ''}{refused}; "
-          f"uplink {state}")
+    resend = _resendable(settings, counts["sent"], resendable)
+    print(f"outbox: {counts['pending']} pending{tried}, {counts['sent']} sent{resend}{refused}; uplink {state}")
     return 0
 
 
@@ -133,22 +133,26 @@ def _resend_since(settings: Settings, since: datetime) -> int:
     return 0
 
 
-def _resendable(settings: Settings, count: int) -> str:
-    """How many of the events sent can be sent again, and for how long each (mqtt.keep_sent_days),
-    for `--status`; nothing while a mistake in [mqtt] hides the setting (the section's defaults
+def _kept_days(settings: Settings) -> int | None:
+    """mqtt.keep_sent_days as set; None while a mistake in [mqtt] hides it (the section's defaults
     stand in for it)."""
-    if settings.mqtt_problem:
+    return None if settings.mqtt_problem else settings.mqtt.keep_sent_days
+
+
+def _resendable(settings: Settings, sent: int, resendable: int) -> str:
+    """How many of the ``sent`` events can be sent again, and for how long each
+    (mqtt.keep_sent_days), for `--status`; nothing with none sent, or the setting hidden."""
+    days = _kept_days(settings)
+    if days is None or not sent:
         return ""
-    days = settings.mqtt.keep_sent_days
-    return f" ({count} of them resendable, " + ("kept for good)" if days == 0 else f"each for {days} days)")
+    return f" ({resendable} of them resendable, " + ("kept for good)" if days == 0 else f"each for {days} days)")
 
 
 def _kept_here(settings: Settings) -> str:
-    """mqtt.keep_sent_days as set, for `--resend-since`'s count of what it can't send again; nothing
-    while a mistake in [mqtt] hides it."""
-    if settings.mqtt_problem:
+    """mqtt.keep_sent_days as set, for `--resend-since`'s count of what it can't send again."""
+    days = _kept_days(settings)
+    if days is None:
         return ""
-    days = settings.mqtt.keep_sent_days
     return " (0 here: none dropped from now on)" if days == 0 else f" ({days} days here)"
 
 
