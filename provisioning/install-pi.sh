@@ -310,6 +310,40 @@ no_sd_swap() {
   disk_swap_warnings /proc/swaps /sys/block
 }
 
+# The udev rule that gives the video group (the kiosk's user is in it: its unit's SupplementaryGroups=)
+# the switch of every backlight, bl_power, root's alone to write: the kiosk turns it off while its
+# screen sleeps (docs/kiosk.md). udev's GROUP= and MODE= set a device node's, not a sysfs file's:
+# the rule changes the file as each backlight appears (at boot, or when its driver loads later).
+backlight_rule=/etc/udev/rules.d/60-moodtunes-backlight.rules
+udev_control=/run/udev/control  # udevd's socket: there while udev runs
+
+backlight_rule_text() {
+  echo "# Written by moodtunes' install-pi.sh (uninstall-pi.sh removes it): the video group, the kiosk's,"
+  echo "# may switch each backlight off while the kiosk's screen sleeps."
+  echo 'SUBSYSTEM=="backlight", ACTION=="add", RUN+="/bin/chgrp video /sys%p/bl_power", RUN+="/bin/chmod g+w /sys%p/bl_power"'
+}
+
+# install_backlight_rule: $backlight_rule made this installer's if it is not (a first install, an
+# upgrade from a version with another rule or none), replaced in one step (udev reads only *.rules),
+# then applied to the backlights there now where udev runs; where it does not (a chroot, such as
+# check-bundle-arm64.sh's, a container) udev applies it from the next boot. A rule udev can't
+# apply now does not stop the install: without it the sleeping screen is only black.
+install_backlight_rule() {
+  if ! cmp -s <(backlight_rule_text) "$backlight_rule"; then
+    mkdir -p "${backlight_rule%/*}"
+    backlight_rule_text > "$backlight_rule.new"
+    chmod 0644 "$backlight_rule.new"
+    mv -T "$backlight_rule.new" "$backlight_rule"
+    echo "  wrote $backlight_rule"
+  fi
+  if ! command -v udevadm >/dev/null || [ ! -S "$udev_control" ]; then
+    echo "  udev does not run here: the rule applies from the next boot"
+  elif ! { udevadm control --reload && udevadm trigger --action=add --subsystem-match=backlight; }; then
+    echo "install-pi.sh: udevadm could not apply $backlight_rule now (above): the kiosk switches the backlight" \
+         "off from the next boot" >&2
+  fi
+}
+
 # active_venv: the venv $prefix/venv links to (venvs/ID); nothing when it is no link (no install
 # yet, or the real folder an older installer made).
 active_venv() {
@@ -847,6 +881,9 @@ main() {
   install -d -o moodtunes -g moodtunes -m 0770 "$data_dir"
   share_data_dir "$data_dir"
   install -d -m 0755 "$prefix" "$etc"
+
+  echo "== the backlight's switch, the video group's ($backlight_rule)"
+  install_backlight_rule
 
   echo "== python environment ($prefix/venv)"
   # A new venv beside the one in use, which runs meanwhile and is kept for a rollback, and the one

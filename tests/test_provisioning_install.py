@@ -8,7 +8,9 @@ from __future__ import annotations
 import grp
 import os
 import re
+import shlex
 import shutil
+import socket
 import sqlite3
 import stat
 import subprocess
@@ -311,7 +313,8 @@ def test_swap_on_a_disk_or_zram_writeback_is_reported(tmp_path):
 # says $FREE_KB are free. `rm -rf $RM_CUT` is cut short by a Ctrl+C (bin/ deleted, the rest not),
 # `cp FILE $CP_CUT` by a full disk (5 bytes written). install copies a file (the units) for real,
 # without the owner it would give; sync is only listed. systemctl keeps the units enabled
-# (ENABLEMENT; is-enabled unlisted).
+# (ENABLEMENT; is-enabled unlisted). The backlight's udev rule goes to $BACKLIGHT_RULE; udev runs
+# where $UDEV_CONTROL is a socket, and udevadm, listed, fails with $UDEVADM_FAILS.
 # systemctl's is-enabled (its status), enable and disable, on the units enabled kept in $ENABLED,
 # one a line.
 ENABLEMENT = """
@@ -327,7 +330,9 @@ enablement() {
 
 MAIN_STUBS = ENABLEMENT + """
 prefix=$PREFIX etc=$ETC os_release=$OS_RELEASE systemd_dir=$SYSTEMD_DIR data_dir=$DATA_DIR
+backlight_rule=$BACKLIGHT_RULE udev_control=$UDEV_CONTROL
 record() { printf '%s\\n' "$*" >> "$CALLS"; }
+udevadm() { record udevadm "$*"; return "${UDEVADM_FAILS:-0}"; }
 id() { if [ "$1" = -u ]; then echo 0; else false; fi; }
 uname() { echo aarch64; }
 dpkg() { [ "$1" = --print-architecture ] && echo arm64; }
@@ -361,6 +366,7 @@ main ${INSTALL_ARGS:-}
 """
 
 
+BACKLIGHT_RULE = "udev/rules.d/60-moodtunes-backlight.rules"  # under tmp_path, as /etc/udev/rules.d's
 OLD_VENV = "20260101-000000-0123456789"  # the version installed before, in venvs/ (venv="link")
 
 
@@ -406,7 +412,8 @@ def run_installer(bundle: Path, tmp_path: Path, *, python: str = "3.11", codenam
     calls.write_text("")
     variables = dict(os.environ, PREFIX=str(prefix), ETC=str(etc), OS_RELEASE=str(os_release), CALLS=str(calls),
                      SYSTEMD_DIR=str(systemd_dir), ENABLED=str(tmp_path / "enabled"), DATA_DIR=str(tmp_path / "data"), PY_VERSION=python,
-                     MOODTUNES_CMD=str(command), **env)
+                     MOODTUNES_CMD=str(command), BACKLIGHT_RULE=str(tmp_path / BACKLIGHT_RULE),
+                     UDEV_CONTROL=str(tmp_path / "udev-control"), **env)
     # main finds the bundle from $0, which is "bash" here: one folder up from the working directory.
     result = bash(MAIN_STUBS, bundle / "provisioning" / "install-pi.sh", cwd=bundle / "provisioning", env=variables)
     return result, calls.read_text().splitlines()
@@ -746,6 +753,78 @@ def test_a_refused_bundle_does_not_speak_of_an_unfinished_install(bundle, tmp_pa
     """Nothing changed yet: "nothing was installed" is the whole story."""
     result, _ = run_installer(bundle, tmp_path, codename="bullseye")
     assert result.returncode != 0 and "did not complete" not in result.stderr
+
+
+# --- the backlight's udev rule: the video group (the kiosk's) switches it --------------------------
+
+
+def udev_running(tmp_path: Path) -> socket.socket:
+    """udevd's control socket, as $UDEV_CONTROL (run_installer's): udev runs."""
+    control = socket.socket(socket.AF_UNIX)
+    control.bind(str(tmp_path / "udev-control"))
+    return control
+
+
+def test_the_install_gives_the_video_group_the_backlight_switch_and_applies_it_before_the_services_start(bundle, tmp_path):
+    """bl_power is root's to write: the kiosk's screen only went black when it slept. Applied at
+    once (the backlight is there since boot), before the kiosk starts under the rule."""
+    with udev_running(tmp_path):
+        result, calls = run_installer(bundle, tmp_path, HAS_PACKAGES="1")
+    assert result.returncode == 0, result.stderr
+    rule = tmp_path / BACKLIGHT_RULE
+    assert f"wrote {rule}" in result.stdout
+    assert stat.S_IMODE(rule.stat().st_mode) == 0o644
+    assert 'SUBSYSTEM=="backlight", ACTION=="add"' in rule.read_text()
+    reload, trigger = calls.index("udevadm control --reload"), calls.index("udevadm trigger --action=add --subsystem-match=backlight")
+    started = next(i for i, call in enumerate(calls) if call.startswith("systemctl restart"))
+    assert reload < trigger < started
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="gives a file to the video group: root's to do")
+def test_the_rules_commands_give_the_switch_to_the_video_group(bundle, tmp_path):
+    """The rule's RUN commands as udev runs them (%p: the device's path under /sys), on a switch
+    made as the kernel makes it: root's, 0644."""
+    result, _ = run_installer(bundle, tmp_path, HAS_PACKAGES="1")
+    assert result.returncode == 0, result.stderr
+    sysfs = tmp_path / "sys"
+    device = "/devices/platform/axi/1000080000.pcie/1f00088000.i2c/i2c-11/11-0045/backlight/11-0045"
+    switch = sysfs / device.lstrip("/") / "bl_power"
+    switch.parent.mkdir(parents=True)
+    switch.write_text("0\n")
+    switch.chmod(0o644)
+    [rule] = [line for line in (tmp_path / BACKLIGHT_RULE).read_text().splitlines() if not line.startswith("#")]
+    for command in re.findall(r'RUN\+="([^"]*)"', rule):
+        subprocess.run(shlex.split(command.replace("/sys%p", f"{sysfs}{device}")), check=True)
+    info = switch.stat()
+    assert grp.getgrgid(info.st_gid).gr_name == "video" and stat.S_IMODE(info.st_mode) == 0o664
+
+
+def test_where_udev_does_not_run_the_rule_waits_for_the_next_boot(bundle, tmp_path):
+    """A chroot (check-bundle-arm64.sh's) or a container: nothing to tell, nothing to stop for."""
+    result, calls = run_installer(bundle, tmp_path, HAS_PACKAGES="1")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / BACKLIGHT_RULE).is_file() and "the rule applies from the next boot" in result.stdout
+    assert not [call for call in calls if call.startswith("udevadm")]
+
+
+def test_a_rule_udev_cannot_apply_now_does_not_stop_the_install(bundle, tmp_path):
+    with udev_running(tmp_path):
+        result, _ = run_installer(bundle, tmp_path, HAS_PACKAGES="1", UDEVADM_FAILS="1")
+    assert result.returncode == 0, result.stderr
+    assert "could not apply" in result.stderr and "moodtunes is installed" in result.stdout
+
+
+def test_an_upgrade_puts_in_this_installers_rule_and_leaves_it_once_it_is(bundle, tmp_path):
+    rule = tmp_path / BACKLIGHT_RULE
+    rule.parent.mkdir(parents=True)
+    rule.write_text('SUBSYSTEM=="backlight", ACTION=="add", RUN+="/bin/chgrp video /sys%p/brightness"\n')
+    result, _ = run_installer(bundle, tmp_path, HAS_PACKAGES="1", upgrade=True)
+    assert result.returncode == 0, result.stderr
+    assert f"wrote {rule}" in result.stdout and "bl_power" in rule.read_text()
+    written = rule.read_text()
+    again, _ = run_installer(bundle, tmp_path, HAS_PACKAGES="1", upgrade=True)
+    assert again.returncode == 0, again.stderr
+    assert "wrote" not in again.stdout and rule.read_text() == written
 
 
 # --- provisioning/uninstall-pi.sh ----------------------------------------------------------------
