@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Remove what install-pi.sh installed: the services, /opt/moodtunes and /etc/moodtunes (the settings
-# and the MQTT password). The data dir, /var/lib/moodtunes, with the visit history, and the users
+# Remove what install-pi.sh installed: the services, the udev rule that gives the video group the
+# backlight's switch, /opt/moodtunes and /etc/moodtunes (the settings and the MQTT password). The data dir, /var/lib/moodtunes, with the visit history, and the users
 # moodtunes and moodtunes-uplink that own it, go only with --delete-data: a user deleted from under
 # files it owns leaves them to the next system user created, which gets its number. The system packages
 # stay (zram-tools, fonts, ffmpeg...), and the swap file on the SD card stays off: it says how to
@@ -15,6 +15,8 @@ prefix=/opt/moodtunes
 etc=/etc/moodtunes
 data=/var/lib/moodtunes
 systemd_dir=/etc/systemd/system
+backlight_rule=/etc/udev/rules.d/60-moodtunes-backlight.rules
+udev_control=/run/udev/control  # udevd's socket: there while udev runs
 units=(moodtunes-kiosk.service moodtunes-uplink.service moodtunes-library.timer moodtunes-library.service)
 
 # add_kept_units: units also names those each version in $prefix/venvs keeps: one may have added a
@@ -55,6 +57,11 @@ main() {
   # The kiosk held tty1 (Conflicts=getty@tty1.service): the login prompt comes back now, not only at
   # the next boot.
   systemctl start getty@tty1.service || true
+
+  echo "== $backlight_rule"
+  # The switches it gave the video group stay so until the next boot: udev has no rule to undo it.
+  rm -f "$backlight_rule"
+  if command -v udevadm >/dev/null && [ -S "$udev_control" ]; then udevadm control --reload || true; fi
 
   echo "== $prefix, $etc"
   rm -rf "$prefix" "$etc"

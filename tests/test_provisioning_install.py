@@ -5,6 +5,7 @@ mode, the SD card swap file, and an upgrade's new venv switched to (the one befo
 
 from __future__ import annotations
 
+import contextlib
 import grp
 import os
 import re
@@ -832,9 +833,11 @@ def test_an_upgrade_puts_in_this_installers_rule_and_leaves_it_once_it_is(bundle
 UNINSTALL = INSTALL.with_name("uninstall-pi.sh")
 UNINSTALL_STUBS = """
 prefix=$ROOT/opt etc=$ROOT/etc data=$ROOT/var systemd_dir=$ROOT/systemd
+backlight_rule=$ROOT/udev/rules.d/60-moodtunes-backlight.rules udev_control=$ROOT/udev-control
 record() { printf '%s\\n' "$*" >> "$ROOT/calls"; }
 id() { if [ "$1" = -u ]; then echo 0; else [ -n "${HAS_USERS:-}" ]; fi; }
 systemctl() { record systemctl "$*"; }
+udevadm() { record udevadm "$*"; }
 userdel() { record userdel "$*"; }
 main "$@"
 """
@@ -844,8 +847,10 @@ def run_uninstaller(tmp_path: Path, *args: str, units: bool = True,
                     **env: str) -> tuple[subprocess.CompletedProcess, list[str]]:
     """uninstall-pi.sh's main on a system installed under tmp_path (``units``: with moodtunes'
     units); the result and the calls made."""
-    for folder in ("opt/venv", "etc", "var", "systemd"):
+    for folder in ("opt/venv", "etc", "var", "systemd", "udev/rules.d"):
         (tmp_path / folder).mkdir(parents=True, exist_ok=True)
+    (tmp_path / BACKLIGHT_RULE).write_text('SUBSYSTEM=="backlight"\n')
+    (tmp_path / "udev" / "rules.d" / "99-others.rules").write_text("# another package's\n")
     (tmp_path / "var" / "moodtunes.db").write_bytes(b"visits")
     (tmp_path / "systemd" / "other.service").write_text("[Unit]\n")
     for name in ("moodtunes-kiosk.service", "moodtunes-uplink.service", "moodtunes-library.service",
@@ -875,6 +880,15 @@ def test_uninstall_removes_services_and_files_but_keeps_the_visits_and_their_own
     assert (tmp_path / "var" / "moodtunes.db").read_bytes() == b"visits"
     assert "stays" in result.stdout and "so do the users" in result.stdout
     assert "systemctl enable --now dphys-swapfile" in result.stdout
+
+
+@pytest.mark.parametrize("udev", [True, False])
+def test_uninstall_removes_the_backlights_udev_rule_and_tells_udev_where_it_runs(tmp_path, udev):
+    with udev_running(tmp_path) if udev else contextlib.nullcontext():
+        result, calls = run_uninstaller(tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "udev" / "rules.d").iterdir()) == ["99-others.rules"]
+    assert [call for call in calls if call.startswith("udevadm")] == (["udevadm control --reload"] if udev else [])
 
 
 def test_uninstall_deletes_the_visit_history_and_its_users_only_when_asked(tmp_path):
