@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Install the offline Pi bundle into an emulated 64-bit ARM Debian bookworm (the base of Raspberry
-# Pi OS bookworm, same Python 3.11) and use it as the services would: install-pi.sh, doctor,
-# detect on the sample photo, a library scan with two workers whose demo tracks must land in their
-# categories, one whole kiosk visit on the autopilot, and the uplink's own user sharing the data. It proves the aarch64 wheels, models and
-# installer work together without a Pi, and that the installer run again (an upgrade) switches to a
-# new venv (swapping an older installer's models copy for the link) and keeps the first for
-# --rollback, which puts back the first version's systemd units with it, exactly (a unit only the
-# second has removed, the first's enabled and started) and notes the version it left in
-# venvs/.previous; it says nothing about the Pi's speed (emulation is
-# ~40x slower) or its camera, screen and sound.
+# Pi OS bookworm, same Python 3.11) and use it as the services would: install-pi.sh, doctor, detect
+# on the sample photo, a library scan with two workers whose demo tracks must land in their
+# categories, one whole kiosk visit on the autopilot, the backlight's udev rule, and the uplink's
+# own user sharing the data. It proves the aarch64 wheels, models and installer work together
+# without a Pi, and that the installer run again (an upgrade) switches to a new venv (swapping an
+# older installer's models copy for the link) and keeps the first for --rollback, which puts back
+# the first version's systemd units with it, exactly (a unit only the second has removed, the
+# first's enabled and started) and notes the version it left in venvs/.previous; it says nothing
+# about the Pi's speed (emulation is ~40x slower) or its camera, screen and sound.
 #
 #   sudo provisioning/check-bundle-arm64.sh dist/moodtunes-*-rpi-aarch64.tar.gz [ROOTFS_DIR]
 #
@@ -102,6 +102,10 @@ for file_mode in "moodtunes.toml 640 root:moodtunes" "env 640 root:moodtunes" "u
   mode=$(chroot "$root" stat -c '%a %U:%G' "/etc/moodtunes/$file")  # the chroot's names, not this machine's
   [ "$mode" = "$want" ] || { echo "FAIL: /etc/moodtunes/$file is $mode, not $want" >&2; exit 1; }
 done
+# The udev rule that gives the kiosk's video group the backlight's switch (udev runs in no chroot:
+# applied from the next boot).
+grep -q 'RUN+="/bin/chgrp video /sys%p/bl_power"' "$root/etc/udev/rules.d/60-moodtunes-backlight.rules" ||
+  { echo "FAIL: the installer did not install /etc/udev/rules.d/60-moodtunes-backlight.rules" >&2; exit 1; }
 # Not in the rootfs above, so this proves the installer fetches it (for CJK song titles).
 [ -f "$root/usr/share/fonts/truetype/wqy/wqy-microhei.ttc" ] ||
   { echo "FAIL: the installer did not install fonts-wqy-microhei" >&2; exit 1; }
