@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import grp
 import json
 import os
 import re
@@ -432,6 +433,32 @@ def _display_reachable(driver: str) -> tuple[str | None, str]:
     return None, driver
 
 
+def _backlight(settings: Settings) -> Check:
+    """Whether the kiosk may switch the panel's backlight off while its screen sleeps: the switch it
+    uses given to the video group, its own, by install-pi.sh's udev rule. Told from the switch's
+    group and mode, not from this user's access: doctor may run as root, who writes it anyway. The
+    kiosk's sandbox leaves /sys as writable to it as to its user (no ProtectKernelTunables=)."""
+    from moodtunes.ui.backlight import BACKLIGHTS, UDEV_RULE, first_switch
+
+    switch = first_switch(BACKLIGHTS)
+    if switch is None:
+        return Check("backlight", "ok", f"no backlight in {BACKLIGHTS} (an HDMI screen?): the sleeping screen is "
+                                        "only black")
+    try:
+        info = switch.stat()
+        video = grp.getgrnam("video").gr_gid
+    except (OSError, KeyError) as exc:
+        return Check("backlight", "warn", f"{switch}: can't tell who may switch it ({exc})")
+    if info.st_gid == video and info.st_mode & stat.S_IWGRP:
+        return Check("backlight", "ok", f"{switch}: the video group (the kiosk's) may switch it off while the "
+                                        "screen sleeps")
+    fix = (f"{UDEV_RULE}, which gives it, is not applied yet: sudo udevadm trigger --subsystem-match=backlight "
+           "--action=add (or reboot)" if UDEV_RULE.is_file() else
+           f"install-pi.sh writes the udev rule that gives it ({UDEV_RULE})")
+    return Check("backlight", "warn", f"{switch} is not the video group's to write: the sleeping screen is only "
+                                      f"black, its backlight on; {fix}")
+
+
 def _music(settings: Settings) -> Check:
     from moodtunes.library.embedding import shipped_embedder
     from moodtunes.library.mood_model import MoodModel, MoodModelError
@@ -563,7 +590,8 @@ def _tls_problem(context: ssl.SSLContext, connection: socket.socket, host: str) 
 
 
 CHECKS: tuple[Callable[[Settings], Check], ...] = (
-    _data_dir, _store, _emotion_model, _face_model, _camera, _display, _fonts, _clock, _music, _mqtt, _identity,
+    _data_dir, _store, _emotion_model, _face_model, _camera, _display, _backlight, _fonts, _clock, _music, _mqtt,
+    _identity,
 )
 
 

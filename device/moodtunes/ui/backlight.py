@@ -3,8 +3,9 @@
 Linux shows a backlight as a folder under /sys/class/backlight (the official 7" display's is
 ``10-0045`` on bookworm, ``rpi_backlight`` before), whose ``bl_power`` switches it: 0 on, 4 off
 (FB_BLANK_UNBLANK and FB_BLANK_POWERDOWN, the kernel's sysfs-class-backlight ABI). Only root may
-write it unless a udev rule lets the kiosk's user (docs/kiosk.md). Without one, or with no
-backlight (an HDMI screen, a desktop), the sleeping screen is only black: said once in the log.
+write it but for install-pi.sh's udev rule (UDEV_RULE), which gives it to the video group, the
+kiosk's (docs/kiosk.md). Without it, or with no backlight (an HDMI screen, a desktop), the sleeping
+screen is only black: said once in the log.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ logger = logging.getLogger(__name__)
 BACKLIGHTS = Path("/sys/class/backlight")
 POWER_ON = "0"  # FB_BLANK_UNBLANK
 POWER_OFF = "4"  # FB_BLANK_POWERDOWN
+UDEV_RULE = Path("/etc/udev/rules.d/60-moodtunes-backlight.rules")  # install-pi.sh writes it
 
 
 class Backlight:
@@ -52,10 +54,17 @@ class Backlight:
         return True
 
 
+def first_switch(root: Path = BACKLIGHTS) -> Path | None:
+    """The power switch (bl_power) of the first backlight under ``root`` by name that has one: the
+    kiosk's, which doctor checks too."""
+    folders = sorted(folder for folder in root.glob("*") if (folder / "bl_power").exists()) if root.is_dir() else []
+    return folders[0] / "bl_power" if folders else None
+
+
 def find_backlight(root: Path = BACKLIGHTS) -> Backlight | None:
     """The first backlight under ``root`` (by name) with a power switch, if any (one log line if none)."""
-    folders = sorted(folder for folder in root.glob("*") if (folder / "bl_power").exists()) if root.is_dir() else []
-    if not folders:
+    switch = first_switch(root)
+    if switch is None:
         logger.info("no backlight in %s: the screen only goes black when it sleeps", root)
         return None
-    return Backlight(folders[0])
+    return Backlight(switch.parent)
