@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Remove what install-pi.sh installed: the services, the udev rule that gives the video group the
-# backlight's switch, /opt/moodtunes and /etc/moodtunes (the settings and the MQTT password). The data dir, /var/lib/moodtunes, with the visit history, and the users
-# moodtunes and moodtunes-uplink that own it, go only with --delete-data: a user deleted from under
-# files it owns leaves them to the next system user created, which gets its number. The system packages
-# stay (zram-tools, fonts, ffmpeg...), and the swap file on the SD card stays off: it says how to
-# turn it back on.
+# backlight's switch, /opt/moodtunes and /etc/moodtunes (the settings and the MQTT password). The
+# data dir, /var/lib/moodtunes, with the visit history, and the users moodtunes and moodtunes-uplink
+# that own it, go only with --delete-data: a user deleted from under files it owns leaves them to
+# the next system user created, which gets its number. The system packages stay (zram-tools, fonts,
+# ffmpeg...), and the swap file on the SD card stays off: it says how to turn it back on.
 #
 #   sudo ./provisioning/uninstall-pi.sh [--delete-data]
 #

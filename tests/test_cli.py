@@ -152,8 +152,8 @@ def test_doctor_reports_each_check_as_json(capsys, monkeypatch, tmp_path):
     code = main(["doctor", "--json"])
     checks = {c["name"]: c for c in map(json.loads, capsys.readouterr().out.splitlines())}
     assert set(checks) == {
-        "data dir", "store", "emotion model", "face model", "camera", "display", "fonts", "clock", "music model", "mqtt",
-        "identity",
+        "data dir", "store", "emotion model", "face model", "camera", "display", "backlight", "fonts", "clock",
+        "music model", "mqtt", "identity",
     }
     assert checks["store"]["status"] == "ok" and checks["data dir"]["status"] == "ok"
     assert checks["mqtt"]["status"] == "ok"  # disabled by default
