@@ -21,6 +21,7 @@ def sysfs(monkeypatch, tmp_path) -> Path:
     folder.mkdir(parents=True)
     monkeypatch.setattr(backlight, "BACKLIGHTS", folder)
     monkeypatch.setattr(backlight, "UDEV_RULE", tmp_path / "rules.d" / "60-moodtunes-backlight.rules")
+    monkeypatch.setattr(doctor, "KIOSK_USER", "root")  # as if install-pi.sh had made the kiosk's user
     return folder
 
 
@@ -50,6 +51,15 @@ def test_a_switch_only_root_may_write_is_a_warning_that_points_at_the_installer(
     assert result.status == "warn"
     assert f"{switch} is not the video group's to write" in result.detail and "only black" in result.detail
     assert "install-pi.sh writes the udev rule" in result.detail
+
+
+def test_a_laptops_own_backlight_is_not_the_kiosks(sysfs, monkeypatch):
+    """Without the user install-pi.sh makes, this is no installed kiosk: a developer's doctor does
+    not warn of their laptop's backlight, which neither the kiosk nor the rule is for."""
+    panel(sysfs)
+    monkeypatch.setattr(doctor, "KIOSK_USER", "moodtunes-nobody")
+    result = check()
+    assert result.status == "ok" and "not an installed kiosk (no user moodtunes-nobody)" in result.detail
 
 
 def test_a_rule_written_but_not_applied_yet_says_how_to_apply_it(sysfs):

@@ -7,6 +7,7 @@ import getpass
 import grp
 import json
 import os
+import pwd
 import re
 import shutil
 import socket
@@ -29,6 +30,7 @@ WARN_BELOW_MB = 200
 # Where the data dir is set: the appliance's services read data_dir from the config, not from a shell's variable.
 SET_DATA_DIR = "set data_dir in the config (or MOODTUNES_DATA_DIR) to a writable folder"
 UPLINK_USER = "moodtunes-uplink"  # the uplink service's own user on the Pi (systemd/moodtunes-uplink.service)
+KIOSK_USER = "moodtunes"  # the kiosk service's user, which install-pi.sh creates (systemd/moodtunes-kiosk.service)
 
 
 @dataclass(frozen=True)
@@ -437,9 +439,15 @@ def _backlight(settings: Settings) -> Check:
     """Whether the kiosk may switch the panel's backlight off while its screen sleeps: the switch it
     uses given to the video group, its own, by install-pi.sh's udev rule. Told from the switch's
     group and mode, not from this user's access: doctor may run as root, who writes it anyway. The
-    kiosk's sandbox leaves /sys as writable to it as to its user (no ProtectKernelTunables=)."""
+    kiosk's sandbox leaves /sys as writable to it as to its user (no ProtectKernelTunables=). Only
+    where install-pi.sh made the kiosk's user: elsewhere (a laptop) the backlight is not the kiosk's."""
     from moodtunes.ui.backlight import BACKLIGHTS, UDEV_RULE, first_switch
 
+    try:
+        pwd.getpwnam(KIOSK_USER)
+    except KeyError:  # a laptop's own backlight is not the kiosk's to switch, nor the rule's to give
+        return Check("backlight", "ok", f"not an installed kiosk (no user {KIOSK_USER}): install-pi.sh gives the "
+                                        "kiosk its panel's backlight")
     switch = first_switch(BACKLIGHTS)
     if switch is None:
         return Check("backlight", "ok", f"no backlight in {BACKLIGHTS} (an HDMI screen?): the sleeping screen is "
