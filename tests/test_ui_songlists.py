@@ -221,3 +221,26 @@ def test_a_deletion_reads_the_cloud_keys_in_its_own_transaction(settings, librar
     assert maker.forget(bo, "kiosk-1", False).result(timeout=30) == 1
     with Store.open(settings.database_path) as store:
         assert [k for _, k, _ in store.pending_cloud_deletes()] == [key]
+
+
+def test_a_deletion_the_store_refuses_is_logged_with_the_profile_it_kept(settings, library, monkeypatch, caplog):
+    """"Delete everything" refused (another program's lock past the wait, a full disk) as the
+    kiosk closed: the refusal stayed in the deletion's future, which the screen that tells it
+    was gone to take, and close() logged only the deletions still queued. Neither the person who
+    saw "Deleting…" nor the staff learnt that their profile was kept."""
+    import logging
+
+    from moodtunes.store import StoreError
+
+    _, bo = library
+
+    def refused(store, *args, **kwargs):
+        raise StoreError("database is locked")
+
+    monkeypatch.setattr(Store, "forget_profile", refused)
+    caplog.set_level(logging.ERROR, logger="moodtunes.ui.songlists")
+    maker = SongListMaker(settings.database_path)
+    deleting = maker.forget(bo, "kiosk-1", False)
+    assert isinstance(deleting.exception(timeout=30), StoreError)
+    maker.close()  # the kiosk closing: no screen takes the deletion's result
+    assert [r.getMessage() for r in caplog.records] == [f"profile {bo}, asked to be forgotten, is kept: database is locked"]

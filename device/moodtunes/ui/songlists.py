@@ -7,6 +7,7 @@ this thread too, through a connection opened for it."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import time
@@ -86,8 +87,14 @@ class SongListMaker:
         return deleting
 
     def _forget(self, profile_id: int, device_id: str, uploading: bool) -> int:
-        with self._open_store(self._database_path) as store:
-            return store.forget_profile(profile_id, lambda: store.cloud_keys(profile_id, device_id, uploading=uploading))
+        """``forget``'s deletion; a refusal is logged here, as it happens: the screen that tells the
+        visitor is gone when the kiosk closes meanwhile, and nothing else takes the future's error."""
+        try:
+            with self._open_store(self._database_path) as store:
+                return store.forget_profile(profile_id, lambda: store.cloud_keys(profile_id, device_id, uploading=uploading))
+        except StoreError as exc:
+            logger.error("profile %d, asked to be forgotten, is kept: %s", profile_id, exc)
+            raise
 
     def let_go(self, lists: list[list[Ranked]]) -> None:
         """Free the song lists of a visit over, which nothing else holds, here, a few hundred songs
@@ -142,9 +149,7 @@ class SongListMaker:
         self._executor.shutdown(wait=True, cancel_futures=True)
         for deleting, (profile_id, device_id, uploading) in self._deletions:
             if deleting.cancelled():
-                try:
+                with contextlib.suppress(StoreError):  # logged by _forget
                     self._forget(profile_id, device_id, uploading)
-                except StoreError as exc:
-                    logger.error("profile %d, asked to be forgotten as the kiosk closed, is kept: %s", profile_id, exc)
         self._deletions = []
         self._close_store()
