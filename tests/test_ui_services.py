@@ -247,3 +247,23 @@ def test_the_services_start_once_when_the_first_frame_fails(settings):
         assert (app.scanner_service._thread, app.library_service._thread) == started
     finally:
         app.close()
+
+
+def test_closing_while_the_scan_waits_for_the_scanners_start_begins_no_scan(monkeypatch):
+    """The scan waits for the scanner's start (the models load: half a minute and more on a Pi),
+    which the kiosk closing waits for too, half a minute at most. Closed meanwhile, the kiosk then
+    waited the library's whole STOP_TIMEOUT_S as well, against systemd's 90 s, and the scan began
+    as it went: the demo library written, the music folders walked, under a closing kiosk."""
+    release, scanned = threading.Event(), []
+    service = LibraryService(lambda *args, **kwargs: scanned.append(True), load_settings(), after=release.wait)
+    monkeypatch.setattr(service, "STOP_TIMEOUT_S", 5.0)
+    service.start()
+    try:
+        began = time.monotonic()
+        service.stop()
+        assert time.monotonic() - began < 2.0 and service.ready
+    finally:
+        release.set()  # the scanner started at last
+    assert service.wait(10)
+    time.sleep(0.2)
+    assert not scanned and service.error is None

@@ -130,6 +130,7 @@ class LibraryService:
 
     STOP_TIMEOUT_S = 30.0  # the analyses in flight finish first: a second or two here, more on a Pi
     AFTER_WAIT_S = 120.0  # the longest the scan waits for ``after``
+    STOP_POLL_S = 0.5  # while it waits, how often it looks whether the kiosk closes
 
     def __init__(
         self, loader: LibraryLoader | None, settings: Settings, clock: Callable[[], float] = time.monotonic,
@@ -159,11 +160,14 @@ class LibraryService:
         self._thread.start()
 
     def _run(self) -> None:
-        if self._after is not None and not self._after(self.AFTER_WAIT_S):
-            logger.warning("the library scan starts without waiting any longer for the mood scanner's start")
+        self._wait_for_after()
         # Imported on this thread (it brings librosa): the welcome screen doesn't wait for it.
         from moodtunes.library.scan import NoMusicFolders, ScanReport, ScanStopped
 
+        if self._stopping.is_set():  # the kiosk closed meanwhile: no scan begins under it
+            logger.info("library scan not started: the kiosk closes")
+            self._done.set()
+            return
         try:
             with Store.open(self._settings.database_path) as store:
                 self.report = self._loader(self._settings, store, progress=self._progress,
@@ -182,6 +186,17 @@ class LibraryService:
                 logger.error("music library problem after an unexpected error", exc_info=exc)
         finally:
             self._done.set()
+
+    def _wait_for_after(self) -> None:
+        """Wait for ``after``, AFTER_WAIT_S at most, and not once the kiosk closes (``stop``): a
+        scanner still loading its models kept ``stop`` waiting its whole STOP_TIMEOUT_S."""
+        deadline = time.monotonic() + self.AFTER_WAIT_S
+        while self._after is not None and not self._stopping.is_set():
+            if self._after(min(self.STOP_POLL_S, max(0.0, deadline - time.monotonic()))):
+                return
+            if time.monotonic() >= deadline:
+                logger.warning("the library scan starts without waiting any longer for the mood scanner's start")
+                return
 
     def _progress(self, done: int, total: int, path: str) -> None:
         self._first_song = self._first_song or (self._clock(), done)
