@@ -766,8 +766,8 @@ class KioskApp:
 
     def _check_idle(self, now: float) -> None:
         if not self.idle_applies():
-            # Welcome, music playing, the library being prepared: the count starts when the
-            # timeout applies again, so a visit never ends at once, without "Still there?" first.
+            # Welcome, a song playing, "Forget me" deleting: the count starts when the timeout
+            # applies again, so a visit never ends at once, without "Still there?" first.
             self.last_input = now
             return
         if now - self.last_input < self.settings.kiosk.idle_timeout_s:
