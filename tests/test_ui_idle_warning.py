@@ -176,6 +176,32 @@ def test_a_tap_or_key_during_the_warning_keeps_the_visit_and_presses_nothing(set
         app.close()
 
 
+def test_a_tap_or_key_as_the_warning_falls_due_before_it_shows_does_what_it_does(settings, library, drawn):
+    """A screen where nothing moves is drawn twice a second (CALM_FRAME_S): the warning falls due
+    up to half a second before the frame that shows it. A tap or key then was taken for an answer
+    to the warning, and pressed nothing, though no warning was on the screen."""
+    app, clock = start(settings)
+    try:
+        to_manual_picker(app)
+        assert not warned(after(app, clock, 59.75, drawn))
+        clock.now += 0.25  # 30 s left: the warning is due, for the next frame to show
+        touch(app, "mood:happy")
+        assert app.screen.name == "songs" and app.visit.moods["before"] == "happy"
+        run_until(app, lambda: app.screen.loaded, what="the songs")
+        assert not warned(after(app, clock, 59.75, drawn))
+        clock.now += 0.25
+        key(app, pygame.K_ESCAPE, "\x1b", frames=1)  # "My mood": back to the faces
+        assert app.screen.name == "manual" and app.visit is not None
+        # The other way: a tap on the warning shown, its last second over before the frame that
+        # ends the visit, answers it (it pressed the face under the card).
+        assert seconds_shown(after(app, clock, 89.5, drawn)) == ["1"]
+        clock.now += 0.5
+        touch(app, "mood:sad")
+        assert app.screen.name == "manual" and app.visit.moods == {"before": "happy"}
+    finally:
+        app.close()
+
+
 def test_without_a_tap_the_visit_ends_as_idle_when_it_did_before(settings, library, drawn):
     """On the rating, stars chosen but not sent: while the song plays on under it nothing counts
     (as on the player's screen); once it has ended, at 90 s, not a frame sooner, the visit ends

@@ -281,7 +281,9 @@ class KioskApp:
         self.stop_asked = False  # SIGTERM arrived (ask_to_stop): the loop ends at its next turn
         self.frames = 0
         self._toast: tuple[str, float, bool, str | None] | None = None  # message, until, good news, title
-        self._warned = False  # the "Still there?" warning is up (logged once each time)
+        # "Still there?" is on the screen: drawn by the last frame, not answered since (logged once
+        # each time). Input answers it only then: it falls due up to a calm frame before it shows.
+        self._warned = False
         self._shade: pygame.Surface | None = None  # the screen dimmed under "Still there?"
         self._player: Player | None = None
         # visits ended while the store refused what they had left to write: (visit, end reason, when)
@@ -562,7 +564,7 @@ class KioskApp:
         elif event.type == pygame.FINGERMOTION:
             self._slide(self._finger_pos(event))
         elif event.type == pygame.KEYDOWN:
-            warned = self.idle_warning_left() is not None
+            warned = self._warned
             self.touch()
             self._text_of_dropped_key = event.unicode
             if is_quit_key(event):
@@ -625,7 +627,7 @@ class KioskApp:
         (Japanese, Chinese...), which comes with no key of its own. The text of a key that only
         kept the visit, or came as the screen changed, is dropped with its key."""
         dropped, self._text_of_dropped_key = self._text_of_dropped_key, ""
-        warned = self.idle_warning_left() is not None
+        warned = self._warned
         self.touch()
         if dropped and text == dropped:
             return
@@ -672,7 +674,7 @@ class KioskApp:
         return pressed if near and not on_another else None
 
     def _pointer(self, pos: tuple[int, int], down: bool) -> None:
-        if self.idle_warning_left() is not None:
+        if self._warned:
             # A tap on "Still there?" keeps the visit and presses nothing: the visitor tapped the
             # warning, not the button that happens to be under it (the release presses nothing
             # either: ``pressed`` is cleared).
@@ -750,8 +752,7 @@ class KioskApp:
     def _keep_visit(self) -> None:
         """The visitor answered "Still there?" (the idle timer was reset by ``touch``)."""
         self.pressed = None
-        if self._warned:
-            logger.info("still there: the visit goes on (%s)", getattr(self.screen, "name", "?"))
+        logger.info("still there: the visit goes on (%s)", getattr(self.screen, "name", "?"))
         self._warned = False
 
     def idle_applies(self) -> bool:
