@@ -624,3 +624,23 @@ def test_my_pin_removes_it_after_a_confirmation(settings, tmp_path, told, button
     with Store.open(settings.database_path) as store:
         assert not store.profile(ada).has_pin
 
+
+
+def test_a_touch_that_locks_the_visit_under_still_there_is_not_taken_for_an_answer(settings, tmp_path, caplog):
+    """Ada's report left alone until "Still there?" shows: the next touch asks who is there, the
+    warning put away with the screen it was over. Its release was then taken for an answer to
+    that warning (526b543): the journal said the visit went on, though nobody said so."""
+    caplog.set_level(logging.INFO, logger="moodtunes.ui.app")
+    clock = HandClock()
+    app = ada_listening(settings, tmp_path / "music", clock)
+    try:
+        tap(app, "done")
+        tap(app, "report")
+        clock.now += settings.kiosk.idle_timeout_s - 10.0  # over pin.LOCK_AFTER_S, in the warning's last 30 s
+        step(app, 1)
+        assert any(r.getMessage().startswith("still there? shown on report") for r in caplog.records)
+        tap(app, "finish")
+        assert app.screen.name == "same_visitor" and app.screen.why == finish.LEFT_ALONE
+        assert not [r for r in caplog.records if r.getMessage().startswith("still there: the visit goes on")]
+    finally:
+        app.close()

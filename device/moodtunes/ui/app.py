@@ -281,8 +281,9 @@ class KioskApp:
         self.stop_asked = False  # SIGTERM arrived (ask_to_stop): the loop ends at its next turn
         self.frames = 0
         self._toast: tuple[str, float, bool, str | None] | None = None  # message, until, good news, title
-        # "Still there?" is on the screen: drawn by the last frame, not answered since (logged once
-        # each time). Input answers it only then: it falls due up to a calm frame before it shows.
+        # "Still there?" is on the screen: drawn by the last frame, not put away since (``touch``;
+        # logged once each time). Input answers it only then: it falls due up to a calm frame before
+        # it shows.
         self._warned = False
         self._shade: pygame.Surface | None = None  # the screen dimmed under "Still there?"
         self._player: Player | None = None
@@ -714,9 +715,10 @@ class KioskApp:
     def touch(self) -> None:
         """Start the idle count afresh, and the count of songs that played on their own: at a press,
         a key, and a new screen (``go``). Who is there is judged from ``touched_at`` instead, which a
-        screen changing does not set."""
+        screen changing does not set. "Still there?", if shown, is put away with it."""
         self.last_input = self.clock()
         self.songs_on_their_own = 0
+        self._warned = False
 
     def settle_anew(self) -> None:
         """What the screen shows was replaced under the visitor's finger (a song list shown once
@@ -778,7 +780,6 @@ class KioskApp:
         )
         self.stop_music(fade=True)
         self.end_visit("idle")
-        self._warned = False
         self.home()
 
     def _check_sleep(self, now: float) -> None:
