@@ -243,4 +243,4 @@ def test_a_deletion_the_store_refuses_is_logged_with_the_profile_it_kept(setting
     deleting = maker.forget(bo, "kiosk-1", False)
     assert isinstance(deleting.exception(timeout=30), StoreError)
     maker.close()  # the kiosk closing: no screen takes the deletion's result
-    assert [r.getMessage() for r in caplog.records] == [f"profile {bo}, asked to be forgotten, is kept: database is locked"]
+    assert [r.getMessage() for r in caplog.records] == [f'"Forget me" of profile {bo} failed: database is locked']

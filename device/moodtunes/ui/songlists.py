@@ -93,7 +93,7 @@ class SongListMaker:
             with self._open_store(self._database_path) as store:
                 return store.forget_profile(profile_id, lambda: store.cloud_keys(profile_id, device_id, uploading=uploading))
         except StoreError as exc:
-            logger.error("profile %d, asked to be forgotten, is kept: %s", profile_id, exc)
+            logger.error('"Forget me" of profile %d failed: %s', profile_id, exc)  # maybe gone already: the error says
             raise
 
     def let_go(self, lists: list[list[Ranked]]) -> None:
