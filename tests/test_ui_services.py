@@ -267,3 +267,19 @@ def test_closing_while_the_scan_waits_for_the_scanners_start_begins_no_scan(monk
     assert service.wait(10)
     time.sleep(0.2)
     assert not scanned and service.error is None
+
+
+def test_a_library_scan_that_cant_be_imported_is_a_library_problem_not_a_dead_thread(caplog, monkeypatch):
+    """The scan's modules are imported on its thread (librosa: the welcome screen doesn't wait for
+    them). A broken install there (a module missing, a native library that won't load) ended the
+    thread before it said anything: the kiosk said "The music is being prepared" for ever, the
+    journal had only Python's stray traceback, and closing waited the whole stop timeout."""
+    import sys
+
+    caplog.set_level(logging.WARNING, logger="moodtunes.ui.services")
+    monkeypatch.setitem(sys.modules, "moodtunes.library.scan", None)  # its import fails
+    service = LibraryService(lambda *args, **kwargs: None, load_settings())
+    service.start()
+    assert service.wait(10) and "moodtunes.library.scan" in service.error
+    (record,) = [r for r in caplog.records if r.name == "moodtunes.ui.services"]
+    assert record.levelno == logging.ERROR and record.exc_info is not None  # a broken install: its traceback

@@ -161,9 +161,12 @@ class LibraryService:
 
     def _run(self) -> None:
         self._wait_for_after()
-        # Imported on this thread (it brings librosa): the welcome screen doesn't wait for it.
-        from moodtunes.library.scan import NoMusicFolders, ScanReport, ScanStopped
-
+        try:  # imported on this thread (it brings librosa): the welcome screen doesn't wait for it
+            from moodtunes.library.scan import NoMusicFolders, ScanReport, ScanStopped
+        except Exception as exc:  # noqa: BLE001 - a broken install (a module, a native library): logged by _failed
+            self._failed(exc)
+            self._done.set()
+            return
         if self._stopping.is_set():  # the kiosk closed meanwhile: no scan begins under it
             logger.info("library scan not started: the kiosk closes")
             self._done.set()
@@ -178,14 +181,19 @@ class LibraryService:
             logger.info("library scan stopped with the kiosk; the next start goes on from there")
         except NoMusicFolders as exc:  # no music set up: the catalogue (kept) says what there is to play
             logger.warning("music library: %s", exc)
-        except Exception as exc:  # shown on the songs screen, never fatal
-            self.error = str(exc) or type(exc).__name__
-            if _expected_library_problem(exc):
-                logger.warning("music library problem: %s", exc)
-            else:  # a bug, not a library problem: keep its traceback
-                logger.error("music library problem after an unexpected error", exc_info=exc)
+        except Exception as exc:  # noqa: BLE001 - shown on the songs screen, never fatal: logged by _failed
+            self._failed(exc)
         finally:
             self._done.set()
+
+    def _failed(self, exc: Exception) -> None:
+        """The scan failed: ``error`` says why (the songs screen tells it), logged in one line when
+        it is a library problem, with its traceback when it is a bug or a broken install."""
+        self.error = str(exc) or type(exc).__name__
+        if _expected_library_problem(exc):
+            logger.warning("music library problem: %s", exc)
+        else:  # a bug, not a library problem: keep its traceback
+            logger.error("music library problem after an unexpected error", exc_info=exc)
 
     def _wait_for_after(self) -> None:
         """Wait for ``after``, AFTER_WAIT_S at most, and not once the kiosk closes (``stop``): a
