@@ -283,3 +283,26 @@ def test_a_library_scan_that_cant_be_imported_is_a_library_problem_not_a_dead_th
     assert service.wait(10) and "moodtunes.library.scan" in service.error
     (record,) = [r for r in caplog.records if r.name == "moodtunes.ui.services"]
     assert record.levelno == logging.ERROR and record.exc_info is not None  # a broken install: its traceback
+
+
+def test_a_scanner_that_starts_after_the_kiosk_stopped_waiting_for_it_is_stopped(monkeypatch):
+    """Closing waits half a minute for the scanner's start (the models loading); one that came up
+    after that was published to a kiosk already closed, and nothing stopped it: its worker thread
+    ran on for as long as the process did."""
+    release, stopped = threading.Event(), []
+
+    class SlowScanner:
+        def start(self) -> None:
+            release.wait(60)
+
+        def stop(self) -> None:
+            stopped.append(True)
+
+    service = ScannerService(lambda settings: SlowScanner(), load_settings())
+    monkeypatch.setattr(service, "START_WAIT_S", 0.2)
+    service.start()
+    service.stop()  # the kiosk closes, the scanner still starting
+    release.set()
+    assert service.wait(10)
+    wait_for(lambda: stopped, "the scanner to be stopped", timeout=5)
+    assert stopped == [True]

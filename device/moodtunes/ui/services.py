@@ -81,6 +81,8 @@ class ScannerService:
     """Builds and starts the scanner on a thread; ``scanner`` is set once it is ready, ``error``
     says why not (missing model, no camera support…) and the kiosk then offers the manual picker."""
 
+    START_WAIT_S = 30.0  # the longest closing waits for a start under way (the models loading)
+
     def __init__(self, factory: Callable[[Settings], Scanner], settings: Settings) -> None:
         self._factory = factory
         self._settings = settings
@@ -89,6 +91,7 @@ class ScannerService:
         self.camera_missing = False  # the error is the camera's, not the mood-reading software's
         self.camera_gone = False  # the last scan found no camera (the scan screen says so)
         self._done = threading.Event()
+        self._stopping = threading.Event()  # the kiosk closes (``stop``)
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -100,6 +103,8 @@ class ScannerService:
             scanner = self._factory(self._settings)
             scanner.start()
             self.scanner = scanner
+            if self._stopping.is_set():  # up after closing stopped waiting for it: nothing else stops it
+                self._stop_scanner()
         except Exception as exc:  # any failure means "no camera"; the kiosk goes on without
             self.error = str(exc) or type(exc).__name__
             self.camera_missing = _is_camera_problem(exc)
@@ -114,8 +119,16 @@ class ScannerService:
         return self._done.wait(timeout)
 
     def stop(self) -> None:
+        """Stop the scanner, waiting START_WAIT_S at most for one still starting, which then stops
+        itself once up (``_start``)."""
+        self._stopping.set()
         if self._thread is not None:
-            self._thread.join(timeout=30)
+            self._thread.join(timeout=self.START_WAIT_S)
+            if self._thread.is_alive():
+                return
+        self._stop_scanner()
+
+    def _stop_scanner(self) -> None:
         if self.scanner is not None:
             try:
                 self.scanner.stop()
