@@ -306,3 +306,18 @@ def test_a_scanner_that_starts_after_the_kiosk_stopped_waiting_for_it_is_stopped
     assert service.wait(10)
     wait_for(lambda: stopped, "the scanner to be stopped", timeout=5)
     assert stopped == [True]
+
+
+def test_a_scanner_error_is_told_together_with_whether_it_is_the_cameras(monkeypatch):
+    """The UI thread reads ``error``, then ``camera_missing`` (scan.scanner_problem); the start
+    thread set ``error`` first: a frame read between the two told of missing mood-reading
+    software ("The camera is off: …") for a camera that wasn't connected."""
+    from moodtunes.ui import services
+
+    error_when_told, is_camera_problem = [], services._is_camera_problem
+    service = ScannerService(failing(CameraError("no webcam at /dev/video0")), load_settings())
+    monkeypatch.setattr(services, "_is_camera_problem",
+                        lambda exc: error_when_told.append(service.error) or is_camera_problem(exc))
+    service.start()
+    assert service.wait(10) and service.camera_missing and service.error == "no webcam at /dev/video0"
+    assert error_when_told == [None]  # the error published only with its kind

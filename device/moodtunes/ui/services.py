@@ -106,8 +106,8 @@ class ScannerService:
             if self._stopping.is_set():  # up after closing stopped waiting for it: nothing else stops it
                 self._stop_scanner()
         except Exception as exc:  # any failure means "no camera"; the kiosk goes on without
+            self.camera_missing = _is_camera_problem(exc)  # before ``error``, which the UI thread reads first
             self.error = str(exc) or type(exc).__name__
-            self.camera_missing = _is_camera_problem(exc)
             if _expected_scanner_problem(exc):
                 logger.warning("mood scanner unavailable: %s", exc)
             else:  # a bug in the wiring must not pass for a missing camera: keep its traceback
