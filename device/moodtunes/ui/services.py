@@ -238,8 +238,8 @@ class LibraryService:
         return (total - done) * seconds / songs
 
     def stop(self) -> None:
-        """Stop a scan under way, or waiting for another's lock, and wait for it to wind down (the
-        analyses in flight finish first)."""
+        """Stop a scan under way, or waiting for another's lock or the scanner's start (it then
+        begins none), and wait for it to wind down (the analyses in flight finish first)."""
         self._stopping.set()
         if self._thread is not None and not self._done.wait(self.STOP_TIMEOUT_S):
             logger.warning("the library scan did not stop within %.0f s", self.STOP_TIMEOUT_S)
