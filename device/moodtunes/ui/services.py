@@ -158,7 +158,6 @@ class LibraryService:
         self._clock = clock
         self._after = after
         self.error: str | None = None
-        self.report: Any = None
         self.progress: tuple[int, int] | None = None
         self._first_song: tuple[float, int] | None = None  # (when, songs done) at the first song done
         self._done = threading.Event()
@@ -186,10 +185,10 @@ class LibraryService:
             return
         try:
             with Store.open(self._settings.database_path) as store:
-                self.report = self._loader(self._settings, store, progress=self._progress,
-                                           should_stop=self._stopping.is_set)
+                report = self._loader(self._settings, store, progress=self._progress,
+                                      should_stop=self._stopping.is_set)
             # LibraryLoader returns Any: what is no ScanReport is said as it is
-            logger.info("library ready: %s", self.report.summary() if isinstance(self.report, ScanReport) else self.report)
+            logger.info("library ready: %s", report.summary() if isinstance(report, ScanReport) else report)
         except ScanStopped:  # the kiosk closing: stopped before Python's exit could shut its pool under it
             logger.info("library scan stopped with the kiosk; the next start goes on from there")
         except NoMusicFolders as exc:  # no music set up: the catalogue (kept) says what there is to play
