@@ -69,11 +69,12 @@ BUSY_TIMEOUT_MS = 10_000  # how long a statement waits for another connection's 
 WAL_SIZE_LIMIT_BYTES = 4 << 20  # what a checkpoint truncates the write-ahead log to
 CHECKPOINT_WAIT_MS = 1000  # a forget's checkpoint tries this long to find no reader in the WAL (the kiosk's "Forget me" waits too)
 CHECKPOINT_RETRY_S = 0.025  # between its tries, in which other programs write (one try blocks their writes)
-# A library scan's prune: tracks deleted in one transaction (about 50 ms here, a few times that on
-# a Pi's SD card), and the pause after each, long enough for a writer waiting on SQLite's busy
-# handler (which sleeps up to 100 ms between its looks) to get the lock.
-DELETE_TRACKS_AT_ONCE = 50
-DELETE_TRACKS_PAUSE_S = 0.1
+# A library scan's prune, or its rewrite of tracks' rows (times confirmed, files moved): tracks
+# written in one transaction (a prune's about 50 ms here, a few times that on a Pi's SD card), and
+# the pause after each, long enough for a writer waiting on SQLite's busy handler (which sleeps up
+# to 100 ms between its looks) to get the lock.
+TRACK_WRITES_AT_ONCE = 50
+TRACK_WRITES_PAUSE_S = 0.1
 DISK_FULL_BELOW_BYTES = 1 << 20  # with less free than this, an SQLite I/O error means a full disk
 PSEUDONYM_SECRET_BYTES = 32
 PSEUDONYM_TOKEN_BYTES = 16  # a profile's own, in its pseudonym (migration 13)
@@ -1411,21 +1412,39 @@ class Store:
         rows = self._query("SELECT path, ctime, fingerprint, error IS NOT NULL AS failed FROM tracks")
         return {r["path"]: FileIdentity(r["ctime"], r["fingerprint"], bool(r["failed"])) for r in rows}
 
+    def _write_tracks_in_batches(self, items: Iterable[Any], write: Callable[[sqlite3.Connection, Any], int]) -> int:
+        """``write`` each item, TRACK_WRITES_AT_ONCE to a transaction with a pause between, so that
+        the kiosk's and the uplink's writes go in between: each track's row is rewritten whole, its
+        ~500 features too (or zeroed, deleted: secure_delete). Returns the sum of what ``write`` gives."""
+        items, written = list(items), 0
+        for start in range(0, len(items), TRACK_WRITES_AT_ONCE):
+            if start:
+                time.sleep(TRACK_WRITES_PAUSE_S)
+            with self.transaction() as db:
+                written += sum(write(db, item) for item in items[start:start + TRACK_WRITES_AT_ONCE])
+        return written
+
     def confirm_files(self, identities: Iterable[tuple[str, float, float | None, str]]) -> None:
         """(path, mtime, ctime, fingerprint): files found unchanged though their times moved (a
-        chown, a time zone change on a FAT drive)."""
-        with self.transaction() as db:
-            db.executemany("UPDATE tracks SET mtime = ?, ctime = ?, fingerprint = ? WHERE path = ?",
-                           [(mtime, ctime, fingerprint, path) for path, mtime, ctime, fingerprint in identities])
+        chown, a time zone change on a FAT drive: the whole library, 20,000 songs held the write
+        lock 3.2 s here in one transaction), in batches (_write_tracks_in_batches)."""
+        def confirm(db: sqlite3.Connection, identity: tuple[str, float, float | None, str]) -> int:
+            path, mtime, ctime, fingerprint = identity
+            return db.execute("UPDATE tracks SET mtime = ?, ctime = ?, fingerprint = ? WHERE path = ?",
+                              (mtime, ctime, fingerprint, path)).rowcount
+        self._write_tracks_in_batches(identities, confirm)
 
     def move_tracks(self, moves: Iterable[tuple[str, str, float, float | None]]) -> None:
         """(old path, new path, mtime, ctime): catalogued files found under another name. Their
         analysis goes with them, and so do the plays of them, by which the recommender finds a
-        song's ratings and recent plays (an untagged song's go by its path)."""
-        with self.transaction() as db:
-            for old, new, mtime, ctime in moves:
-                db.execute("UPDATE tracks SET path = ?, mtime = ?, ctime = ? WHERE path = ?", (new, mtime, ctime, old))
-                db.execute("UPDATE plays SET path = ? WHERE track_id = (SELECT id FROM tracks WHERE path = ?)", (new, new))
+        song's ratings and recent plays (an untagged song's go by its path). In batches
+        (_write_tracks_in_batches: a library folder renamed moves every song), each move whole."""
+        def move(db: sqlite3.Connection, paths_and_times: tuple[str, str, float, float | None]) -> int:
+            old, new, mtime, ctime = paths_and_times
+            db.execute("UPDATE tracks SET path = ?, mtime = ?, ctime = ? WHERE path = ?", (new, mtime, ctime, old))
+            return db.execute("UPDATE plays SET path = ? WHERE track_id = (SELECT id FROM tracks WHERE path = ?)",
+                              (new, new)).rowcount
+        self._write_tracks_in_batches(moves, move)
 
     def upsert_track(self, rec: TrackRecord) -> int:
         values = [getattr(rec, name) for name in _TRACK_COLUMNS]
@@ -1453,18 +1472,12 @@ class Store:
         self.upsert_track(record)
 
     def delete_tracks(self, paths: Iterable[str]) -> int:
-        """Delete these tracks from the catalogue, DELETE_TRACKS_AT_ONCE to a transaction with a
-        pause between: each row's overwritten with zeros (secure_delete), 20,000 in one went on
-        for 13 s with the database locked, the kiosk frozen at its next write and then told it
-        couldn't save. Returns how many were catalogued."""
-        paths, deleted = list(paths), 0
-        for start in range(0, len(paths), DELETE_TRACKS_AT_ONCE):
-            if start:
-                time.sleep(DELETE_TRACKS_PAUSE_S)  # the kiosk's and the uplink's writes go in between
-            with self.transaction() as db:
-                deleted += sum(db.execute("DELETE FROM tracks WHERE path = ?", (p,)).rowcount
-                               for p in paths[start:start + DELETE_TRACKS_AT_ONCE])
-        return deleted
+        """Delete these tracks from the catalogue in batches (_write_tracks_in_batches): each row's
+        overwritten with zeros (secure_delete), 20,000 in one went on for 13 s with the database
+        locked, the kiosk frozen at its next write and then told it couldn't save. Returns how
+        many were catalogued."""
+        return self._write_tracks_in_batches(
+            paths, lambda db, path: db.execute("DELETE FROM tracks WHERE path = ?", (path,)).rowcount)
 
     def tracks(
         self, category: str | None = None, include_errors: bool = False, features: bool = True,
