@@ -266,7 +266,8 @@ def test_a_profiles_visits_since_one_are_found_by_the_profiles_index(store):
     store._db.set_trace_callback(None)
     plans = [" ".join(row[3] for row in store._db.execute(f"EXPLAIN QUERY PLAN {sql}"))
              for sql in statements if sql.lstrip().startswith("SELECT")]
-    assert len(plans) == 3 and all("INDEX sessions_by_profile (profile_id=?)" in plan for plan in plans), plans
+    # since migration 20 the index holds the ids in order: "(profile_id=? AND rowid>?)"
+    assert len(plans) == 3 and all("INDEX sessions_by_profile (profile_id=?" in plan for plan in plans), plans
 
 
 def test_a_persons_events_are_found_by_an_index_not_a_scan_of_the_outbox(store):
@@ -1063,6 +1064,31 @@ def test_the_recommender_reads_a_profiles_latest_ratings_only(store):
         store.add_rating(session, 25 * (i % 5), store.start_play(session, record))
     assert [path for path, _, _, _ in store.track_feedback(ana.id, latest=3)] == ["/music/2.ogg", "/music/3.ogg", "/music/4.ogg"]
     assert len(store.track_feedback(ana.id)) == 5
+
+
+def test_the_song_lists_reads_of_a_profile_walk_its_newest_visits_and_stop_at_the_window(store):
+    """track_feedback, early_skips and recent_songs read every visit of the profile and sorted them
+    all for the newest few: the shared guest profile's 18,333 visits of 55,000 took 61, 234 and
+    25 ms here of each song list (the window bounded what they returned, not what they read); with
+    the profile's visits indexed by id they are walked newest first, 4.9, 8.9 and 0.1 ms."""
+    ana = store.create_profile("Ana", "#ff8800")
+    for visit in range(2):
+        session = store.start_session(ana.id)
+        for i in range(2):
+            record = TrackRecord(path=f"/music/{visit}{i}.ogg", size=1, mtime=1.0, title=str(i), artist="A")
+            record.id = store.upsert_track(record)
+            play = store.start_play(session, record)
+            store.update_play(play, 10.0 + 100 * i)
+        store.add_rating(session, 75, play)
+        store.finish_session(session, "completed", device_id="kiosk-1")
+    statements = []
+    store._db.set_trace_callback(statements.append)
+    assert len(store.track_feedback(ana.id)) == 2 and len(store.early_skips(ana.id)) == 2
+    assert len(store.recent_songs(ana.id)) == 4
+    store._db.set_trace_callback(None)
+    plans = [" ".join(row[3] for row in store._db.execute(f"EXPLAIN QUERY PLAN {sql}")) for sql in statements]
+    assert len(plans) == 3 and all("INDEX sessions_by_profile (profile_id=?)" in plan for plan in plans), plans
+    assert not [plan for plan in plans if "TEMP B-TREE FOR ORDER BY" in plan], plans
 
 
 def test_a_failed_play_stops_counting_once_the_file_is_analysed_again_or_after_a_day(store, clock):

@@ -108,6 +108,8 @@ def test_an_older_database_with_data_is_migrated_and_keeps_everything(tmp_path, 
         assert [p["seconds_listened"] for p in visit["plays"]] == [95.5]
         assert store.track_feedback(1) == [("/music/song.ogg", "Artist", "Song", 80)]
         assert {path for path, _, _ in store.recent_songs(1)} == {"/music/song.ogg"}
+        # a profile's visits indexed by id, walked newest first (migration 20), not by start time
+        assert [r["name"] for r in store._db.execute("PRAGMA index_info(sessions_by_profile)")] == ["profile_id"]
         # the catalogue: kept, with no analysis key, so the next scan analyses the tracks again
         [song] = store.tracks()
         assert (song.title, song.category, song.probs["Q4"], song.features["mfcc0_mean"]) == (

@@ -286,4 +286,13 @@ MIGRATIONS: tuple[str, ...] = (
     WHEN NEW.payload = '' AND NEW.sent_at IS NULL
     BEGIN SELECT RAISE(IGNORE); END;
     """,
+    # 20: a profile's visits indexed by id (the rowid an index on profile_id alone keeps in order)
+    # in place of by start time, which nothing reads: the song list's reads of a profile's newest
+    # ratings, early skips and recent visits (Store.track_feedback, early_skips, recent_songs) walk
+    # them newest first and stop at their window; they read every visit of the profile and sorted
+    # them all, the shared guest profile's 18,333 of 55,000 visits 61, 234 and 25 ms here.
+    """
+    DROP INDEX sessions_by_profile;
+    CREATE INDEX sessions_by_profile ON sessions(profile_id);
+    """,
 )

@@ -1331,24 +1331,27 @@ class Store:
                            (profile_id,))[0]["n"]
 
     def track_feedback(self, profile_id: int, latest: int = FEEDBACK_WINDOW) -> list[tuple[str, str, str, int]]:
-        """(path, artist, title, score) for the profile's ``latest`` rated plays, oldest first: a play's
-        latest rating only (a visitor who went back to the music and rated the song again changed
-        their mind; both would otherwise count). The window keeps the read (each song list the kiosk makes)
-        bounded for the shared guest profile, whose ratings pile up for ever, and lets old tastes go.
+        """(path, artist, title, score) for the profile's ``latest`` rated plays, oldest first (by
+        visit, as recorded, then by rating): a play's latest rating only (a visitor who went back
+        to the music and rated the song again changed their mind; both would otherwise count). The
+        window keeps the read (each song list the kiosk makes) bounded for the shared guest profile,
+        whose ratings pile up for ever, and lets old tastes go: its visits are walked newest first
+        in the profile's index (migration 20) until it is full.
         A failed play's rating is left out (stars given as a song played, which was then cut short):
         it judged a broken copy, and a "Not for me" shunned the song's healthy versions too."""
         rows = self._query(
-            "SELECT pl.path, pl.artist, pl.title, r.score FROM ratings r"
-            " JOIN plays pl ON pl.id = r.play_id JOIN sessions s ON s.id = r.session_id"
+            "SELECT pl.path, pl.artist, pl.title, r.score FROM sessions s"
+            " JOIN ratings r ON r.session_id = s.id JOIN plays pl ON pl.id = r.play_id"
             " WHERE s.profile_id = ? AND pl.error IS NULL"
             " AND r.id = (SELECT max(id) FROM ratings WHERE play_id = r.play_id)"
-            " ORDER BY r.id DESC LIMIT ?",
+            " ORDER BY s.id DESC, r.id DESC LIMIT ?",
             (profile_id, latest),
         )
         return [(r["path"], r["artist"], r["title"], r["score"]) for r in reversed(rows)]
 
     def early_skips(self, profile_id: int, latest: int = FEEDBACK_WINDOW) -> list[tuple[str, str, str]]:
-        """(path, artist, title) of the profile's ``latest`` early skips, one per skip, oldest first:
+        """(path, artist, title) of the profile's ``latest`` early skips, one per skip, oldest first
+        (by visit, as recorded: walked newest first in the profile's index until the window is full):
         plays the visitor left for another song of the same visit ("Next song", or back to the list
         and another) within EARLY_SKIP_S seconds and before nine tenths of the song. None of these
         is one: a song heard whole, a play that failed, the visit's last play (the visitor left, or
@@ -1358,7 +1361,7 @@ class Store:
         one copy of each song; a copy of it in the other category's list (rare) is left unmatched:
         the tags a play keeps can't tell one song (untagged rips share "Track 01")."""
         rows = self._query(
-            "SELECT pl.path, pl.artist, pl.title FROM plays pl JOIN sessions s ON s.id = pl.session_id"
+            "SELECT pl.path, pl.artist, pl.title FROM sessions s JOIN plays pl ON pl.session_id = s.id"
             " LEFT JOIN tracks t ON t.id = pl.track_id"
             " WHERE s.profile_id = ? AND NOT pl.finished AND pl.error IS NULL AND pl.seconds_listened < ?"
             " AND (coalesce(t.duration, 0) <= 0 OR pl.seconds_listened < 0.9 * t.duration)"
@@ -1366,7 +1369,7 @@ class Store:
             " AND NOT EXISTS (SELECT 1 FROM plays again WHERE again.session_id = pl.session_id"
             "                 AND again.id > pl.id AND again.path = pl.path)"
             " AND NOT EXISTS (SELECT 1 FROM ratings r WHERE r.play_id = pl.id)"
-            " ORDER BY pl.id DESC LIMIT ?",
+            " ORDER BY s.id DESC, pl.id DESC LIMIT ?",
             (profile_id, EARLY_SKIP_S, latest),
         )
         return [(r["path"], r["artist"], r["title"]) for r in reversed(rows)]
