@@ -45,7 +45,7 @@ def record_visit(
     clock: ClockReading | None = None,
 ) -> VisitEvent:
     """One whole visit as the kiosk records it; returns the event finish_session queued."""
-    person = store.profile_by_name(profile) or store.create_profile(profile, "#ff8800")
+    person = next(iter(store.profiles_spelled(profile)), None) or store.create_profile(profile, "#ff8800")
     session = store.start_session(person.id)
     store.add_reading(session, "before", reading(before))
     for n, (category, seconds) in enumerate(songs):

@@ -96,7 +96,7 @@ def test_an_older_database_with_data_is_migrated_and_keeps_everything(tmp_path, 
         # profiles, consent (Ana agreed to the first wording of the notice: asked again) and the guest
         assert [(p.name, p.consent_notice, p.has_consented) for p in store.profiles()] == [
             ("Ana", 1, False), ("Ben", None, False)]
-        assert store.profile_by_name("Ana").consent_at is not None
+        assert store.profile(1).consent_at is not None
         assert [(p.has_pin, p.pin_failures) for p in store.profiles()] == [(False, 0)] * 2  # no PIN before 15
         assert store.larger_text() is None  # never chosen on the screen before 16: the config says
         guest = store.guest_profile()

@@ -49,7 +49,7 @@ def test_forget_me_deletes_the_profile_and_its_visits_after_a_yes(settings, ada,
     with Store.open(settings.database_path) as store:
         assert rows(store, "SELECT count(*) FROM sessions")[0][0] == 0
         assert rows(store, "SELECT count(*) FROM outbox")[0][0] == 0
-        assert store.profile_by_name("Ada") is None
+        assert store.profiles_spelled("Ada") == []
         assert store.pending_cloud_deletes() == []  # uploading off, nothing sent: nothing in the cloud
 
 
@@ -522,7 +522,7 @@ def test_a_deletion_still_queued_when_the_kiosk_closes_is_done_before_it_closes(
     finally:
         app.close()
     with Store.open(settings.database_path) as store:
-        assert store.profile_by_name("Ada") is None
+        assert store.profiles_spelled("Ada") == []
         assert rows(store, "SELECT count(*) FROM sessions")[0][0] == 0
 
 
@@ -569,7 +569,7 @@ def test_a_deletion_another_program_locks_out_is_told_and_may_be_tried_again(set
         other.close()
         app.close()
     with Store.open(settings.database_path) as store:
-        assert store.profile_by_name("Ada") is None
+        assert store.profiles_spelled("Ada") == []
 
 
 def test_no_idle_timeout_nor_still_there_while_deleting_nor_at_once_after(settings, ada, told, monkeypatch):

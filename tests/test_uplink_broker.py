@@ -442,7 +442,7 @@ def test_a_visit_forgotten_while_in_flight_is_not_sent_when_the_link_comes_back(
         zed = record_visit(kiosk, up.device, profile="Zed")
         (zed_row,) = kiosk.pending_events()
         assert "no PUBACK" in up.uplink.send_pending().error
-        kiosk.forget_profile(kiosk.profile_by_name("Zed").id)
+        kiosk.forget_profile(kiosk.profiles_spelled("Zed")[0].id)
         if next_visit_at_once:
             ana = record_visit(kiosk, up.device, profile="Ana")
             assert kiosk.pending_events()[0].id != zed_row.id  # an outbox id is never given again (migration 11)
@@ -469,7 +469,7 @@ def test_a_visit_forgotten_during_the_uplinks_backoff_is_not_sent_by_paho_reconn
         up.worker.start()
         wait_for(lambda: "no PUBACK" in (last_upload_error(tmp_path / "moodtunes.db") or ""), "the upload to fail",
                  timeout=10)
-        up.kiosk.forget_profile(up.kiosk.profile_by_name("Zed").id)
+        up.kiosk.forget_profile(up.kiosk.profiles_spelled("Zed")[0].id)
         up.proxy.swallow = False
         up.proxy.cut()  # the broker is back, well within the uplink's 30 s wait
         wait_for(lambda: up.link.connected, "paho to reconnect", timeout=15)

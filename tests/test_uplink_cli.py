@@ -504,7 +504,7 @@ def test_a_visit_forgotten_after_the_uplink_read_it_is_not_handed_to_the_broker(
     with _store(tmp_path) as store:
         record_visit(store, "kiosk-1", profile="Ana")
         record_visit(store, "kiosk-1", profile="Ben")  # Ben's, which goes
-        ana = store.profile_by_name("Ana")
+        [ana] = store.profiles_spelled("Ana")
         hand_over = store.mark_published
 
         def forgotten_meanwhile(ids):
@@ -515,6 +515,6 @@ def test_a_visit_forgotten_after_the_uplink_read_it_is_not_handed_to_the_broker(
         link = AcceptingLink()
         result = Uplink(store, link, MqttSettings(enabled=True), "kiosk-1").send_pending()
         assert store.pending_events() == []
-        ben_key = store.profile_key("kiosk-1", store.profile_by_name("Ben").id)
+        ben_key = store.profile_key("kiosk-1", store.profiles_spelled("Ben")[0].id)
     assert result.sent == 1 and len(link.payloads) == 1
     assert json.loads(link.payloads[0])["profile_key"] == ben_key

@@ -875,16 +875,6 @@ class Store:
         )
         return [self._profile(r) for r in rows]
 
-    def profile_by_name(self, name: str) -> Profile | None:
-        """The profile called ``name``, as spelled or in any other case or spacing (``same_name``:
-        SQLite's NOCASE knows the case of ASCII letters only); the one spelled exactly so if several
-        are, else a StoreError: whose visits these are is not guessed."""
-        named = self.profiles_spelled(name)
-        if len(named) > 1:
-            raise StoreError(f"{len(named)} profiles are called {name!r} in some case: "
-                             + ", ".join(p.name for p in named))
-        return next(iter(named), None)
-
     def profiles_spelled(self, name: str) -> list[Profile]:
         """The profile spelled exactly ``name``, else every one called so in another case, spacing or
         composition of its letters (same_name; more than one: whose visits these are is not to be guessed)."""
