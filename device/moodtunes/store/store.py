@@ -4,7 +4,9 @@ the outbox of events waiting to be uploaded.
 WAL mode and synchronous=FULL so a crash or power cut loses at most the write in progress (but
 for the writes made at NORMAL, ``transaction(synced=False)``, which the next synced one or a
 checkpoint puts on the card: a song's progress, an event marked sent); every
-public method is one transaction (reads of several queries too, so they see one consistent state).
+public method is one transaction (reads of several queries too, so they see one consistent state),
+but the library scan's writes of many tracks (delete_tracks, confirm_files, move_tracks), one for
+each TRACK_WRITES_AT_ONCE of them.
 Each thread should open its own Store.
 """
 
