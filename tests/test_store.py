@@ -1070,7 +1070,7 @@ def test_the_song_lists_reads_of_a_profile_walk_its_newest_visits_and_stop_at_th
     """track_feedback, early_skips and recent_songs read every visit of the profile and sorted them
     all for the newest few: the shared guest profile's 18,333 visits of 55,000 took 61, 234 and
     25 ms here of each song list (the window bounded what they returned, not what they read); with
-    the profile's visits indexed by id they are walked newest first, 4.9, 8.9 and 0.1 ms."""
+    the profile's visits indexed by id they are walked newest first, 5, 8-10 and 0.1 ms."""
     ana = store.create_profile("Ana", "#ff8800")
     for visit in range(2):
         session = store.start_session(ana.id)
