@@ -321,3 +321,23 @@ def test_a_scanner_error_is_told_together_with_whether_it_is_the_cameras(monkeyp
     service.start()
     assert service.wait(10) and service.camera_missing and service.error == "no webcam at /dev/video0"
     assert error_when_told == [None]  # the error published only with its kind
+
+
+def test_closing_while_the_scan_waits_for_the_scanners_start_imports_nothing_beside_it(caplog, monkeypatch):
+    """The scan waits for the scanner's start before its imports: OpenCV's import, in that start,
+    rewrites sys.path for a while (alongside it, every analysis process crashed). Closed during the
+    wait, the scan still imported its modules, beside a start that outlasted the kiosk's wait for
+    it, and a failure there was logged as a broken install as the kiosk closed."""
+    import sys
+
+    caplog.set_level(logging.WARNING, logger="moodtunes.ui.services")
+    monkeypatch.setitem(sys.modules, "moodtunes.library.scan", None)  # any import of it fails
+    release = threading.Event()
+    service = LibraryService(lambda *args, **kwargs: None, load_settings(), after=release.wait)
+    service.start()
+    try:
+        service.stop()  # the kiosk closes, the scanner still starting
+        assert service.ready
+    finally:
+        release.set()
+    assert service.error is None and not [r for r in caplog.records if r.name == "moodtunes.ui.services"]

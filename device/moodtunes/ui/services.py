@@ -173,14 +173,16 @@ class LibraryService:
 
     def _run(self) -> None:
         self._wait_for_after()
+        # The kiosk closed meanwhile: no scan begins under it, nor its imports beside a scanner's
+        # start that may outlast the kiosk's wait for it (``after``: OpenCV's import).
+        if self._stopping.is_set():
+            logger.info("library scan not started: the kiosk closes")
+            self._done.set()
+            return
         try:  # imported on this thread (it brings librosa): the welcome screen doesn't wait for it
             from moodtunes.library.scan import NoMusicFolders, ScanReport, ScanStopped
         except Exception as exc:  # noqa: BLE001 - a broken install (a module, a native library): logged by _failed
             self._failed(exc)
-            self._done.set()
-            return
-        if self._stopping.is_set():  # the kiosk closed meanwhile: no scan begins under it
-            logger.info("library scan not started: the kiosk closes")
             self._done.set()
             return
         try:
