@@ -329,3 +329,31 @@ def test_the_countdown_and_its_unit_sit_inside_the_ring_with_room(settings, libr
         assert boxes[number].centery < cy < boxes[unit].bottom  # the number over its unit
     finally:
         app.close()
+
+
+@pytest.mark.parametrize("slides", [False, True])
+def test_a_finger_held_as_the_warning_shows_presses_nothing_when_lifted(settings, library, drawn, slides):
+    """A finger left on the "Happy" face until "Still there?" covers it: lifted, it answers the
+    warning and presses nothing. Slid a little first (a finger rarely stays still), the slide put
+    the warning away unanswered, and the lift pressed the face under the card."""
+    app, clock = start(settings)
+    try:
+        to_manual_picker(app)
+        clock.now += 1.0  # the picker settled
+        width, height = app.surface.get_size()
+        x, y = target_rect(app, "mood:happy").center
+
+        def finger(kind: int, dx: int = 0) -> None:
+            pygame.event.post(pygame.event.Event(kind, x=(x + dx) / width, y=y / height, dx=dx / width, dy=0.0,
+                                                 touch_id=1, finger_id=0, pressure=1.0))
+
+        finger(pygame.FINGERDOWN)
+        assert not warned(after(app, clock, 0.0, drawn)) and app.pressed == "mood:happy"
+        assert warned(after(app, clock, 60.0, drawn))
+        if slides:
+            finger(pygame.FINGERMOTION, dx=3)
+        finger(pygame.FINGERUP, dx=3 if slides else 0)
+        step(app, 1)
+        assert app.screen.name == "manual" and app.visit.moods == {}
+    finally:
+        app.close()

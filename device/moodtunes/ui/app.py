@@ -644,8 +644,13 @@ class KioskApp:
         return round(event.x * width), round(event.y * height)
 
     def _slide(self, pos: tuple[int, int]) -> None:
-        """A pressed finger (or mouse button) moved: ``pointed`` follows it."""
-        if self.pressed is not None:
+        """A pressed finger (or mouse button) moved: ``pointed`` follows it. Under "Still there?"
+        (the finger held since before it showed) the move answers it, as its lift would: the lift
+        then presses nothing under the card."""
+        if self.pressed is not None and self._warned:
+            self.touch()
+            self._keep_visit()
+        elif self.pressed is not None:
             self.touch()
             self._finger_at = pos
 
