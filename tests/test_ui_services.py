@@ -341,3 +341,25 @@ def test_closing_while_the_scan_waits_for_the_scanners_start_imports_nothing_bes
     finally:
         release.set()
     assert service.error is None and not [r for r in caplog.records if r.name == "moodtunes.ui.services"]
+
+
+def test_a_native_library_the_scan_cant_load_is_a_library_problem_not_a_dead_thread(caplog, monkeypatch):
+    """soundfile raises OSError, not ImportError, when libsndfile won't load: the scan's import
+    failed so, and telling what kind of problem it was imported the scan again, which raised the
+    same OSError out of the handler: the thread died with a stray traceback, ready never came,
+    and closing waited the whole stop timeout."""
+    import sys
+
+    class NoSndfile:
+        def find_spec(self, name, path=None, target=None) -> None:  # None: the other finders look
+            if name == "moodtunes.library.scan":
+                raise OSError("sndfile library not found using ctypes.util.find_library")
+
+    caplog.set_level(logging.WARNING, logger="moodtunes.ui.services")
+    monkeypatch.delitem(sys.modules, "moodtunes.library.scan", raising=False)
+    monkeypatch.setattr(sys, "meta_path", [NoSndfile(), *sys.meta_path])
+    service = LibraryService(lambda *args, **kwargs: None, load_settings())
+    service.start()
+    assert service.wait(10) and "sndfile library not found" in service.error
+    (record,) = [r for r in caplog.records if r.name == "moodtunes.ui.services"]
+    assert "sndfile library not found" in record.getMessage()

@@ -72,7 +72,9 @@ def _expected_library_problem(exc: Exception) -> bool:
     try:
         from moodtunes.library.mood_model import MoodModelError
         from moodtunes.library.scan import AnalyserCrashing
-    except ImportError:  # the analysis stack is not installed: only the store's errors are known
+    # The analysis stack is not installed, or a native library of it won't load (soundfile raises
+    # OSError for libsndfile, at each import): only the store's errors are known.
+    except (ImportError, OSError):
         return isinstance(exc, (StoreError, OSError))
     return isinstance(exc, (StoreError, OSError, MoodModelError, AnalyserCrashing))
 
