@@ -176,8 +176,8 @@ def test_the_mood_before_stays_apart_from_every_profile_colour(settings, accent)
 # ---- 2. messages long enough to read, what they say never cut -----------------------------------
 
 def test_a_message_shows_long_enough_to_read_it(settings):
-    app = make_app(settings, StillScanner)
-    clock = app.clock = HandClock()
+    clock = HandClock()
+    app = make_app(settings, StillScanner, clock=clock)
     try:
         for message, seconds in (
             (app_module.NOT_SAVED_MESSAGE, 7.9),  # 13 words: 4 s and 0.3 s a word
@@ -195,8 +195,8 @@ def test_a_message_shows_long_enough_to_read_it(settings):
 
 
 def test_a_message_shows_as_long_as_the_words_it_shows_not_those_of_a_title_cut_short(settings, monkeypatch):
-    app = make_app(settings, StillScanner)
-    clock = app.clock = HandClock()
+    clock = HandClock()
+    app = make_app(settings, StillScanner, clock=clock)
     lines: list[str] = []
     record_lines(monkeypatch, lambda text, base: lines.append(text))
     try:
