@@ -178,8 +178,8 @@ def test_left_alone_the_search_gives_way_to_the_plain_welcome_screen(settings, w
     passer-by's tap on it kept the last visitor's letter up."""
     settings.kiosk.idle_timeout_s = 90.0
     with_profiles(settings, THIRTY_SEVEN)
-    app = make_app(settings, StillScanner)
-    clock = app.clock = HandClock()
+    clock = HandClock()
+    app = make_app(settings, StillScanner, clock=clock)
     try:
         tap(app, "find_name")
         if where == "found":
@@ -353,8 +353,8 @@ def test_a_double_tap_on_find_my_name_or_a_letter_presses_nothing_on_the_next_sc
     from moodtunes.ui.app import SAME_SPOT_SETTLE_S
 
     with_profiles(settings, THIRTY_SEVEN)
-    app = make_app(settings, StillScanner, size=size)
-    clock = app.clock = HandClock()
+    clock = HandClock()
+    app = make_app(settings, StillScanner, size=size, clock=clock)
     app.same_spot_s = SAME_SPOT_SETTLE_S
     try:
         for target_id, then in (("find_name", "find_name"), ("W", "welcome")):
@@ -374,8 +374,8 @@ def test_a_double_tap_on_find_my_name_or_a_letter_presses_nothing_on_the_next_sc
 def test_the_kiosk_still_sleeps_once_a_search_was_left_alone(settings):
     settings.kiosk.idle_timeout_s, settings.kiosk.sleep_after_s = 90.0, 600.0
     with_profiles(settings, THIRTY_SEVEN)
-    app = make_app(settings, StillScanner)
-    clock = app.clock = HandClock()
+    clock = HandClock()
+    app = make_app(settings, StillScanner, clock=clock)
     try:
         tap(app, "find_name")
         tap(app, key_of(app, "W"))

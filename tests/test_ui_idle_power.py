@@ -89,9 +89,8 @@ def test_a_song_playing_moves_and_a_paused_one_is_still(settings, library):
 
 def test_still_there_counts_down_at_the_full_frame_rate(settings, library):
     settings.kiosk.idle_timeout_s = 90.0
-    app = make_app(settings, sample_scanner)
     clock = HandClock()
-    app.clock = clock
+    app = make_app(settings, sample_scanner, clock=clock)
     try:
         songs_as_guest(app, "happy")
         app.touch()

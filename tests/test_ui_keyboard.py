@@ -124,8 +124,8 @@ def test_a_name_composed_by_an_input_method_is_taken(naming):
 def warned(settings):
     """The kiosk on the new-profile screen with "Still there?" showing."""
     settings.kiosk.idle_timeout_s = 90.0
-    app = make_app(settings, sample_scanner)
-    app.clock = clock = HandClock()
+    clock = HandClock()
+    app = make_app(settings, sample_scanner, clock=clock)
     tap(app, "new_profile")
     clock.now += 80.0
     step(app, 1)

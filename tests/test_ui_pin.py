@@ -280,8 +280,8 @@ def test_the_keypads_messages_are_read_whole_with_a_long_name(settings, tmp_path
         guarded = store.create_profile("W" + "w" * 19, "#5fd08a", PIN)  # 20 of the widest letters
     lines: list[str] = []
     record_lines(monkeypatch, lambda text, base: lines.append(text))
-    app = make_app(settings, sample_scanner, size=size)
-    clock = app.clock = HandClock()
+    clock = HandClock()
+    app = make_app(settings, sample_scanner, size=size, clock=clock)
     try:
         to_report(app, open_one.id)
         tap(app, "pin")
@@ -496,8 +496,8 @@ def buttons(monkeypatch) -> list[str]:
 @pytest.mark.parametrize("size", [(800, 480), (480, 800)])
 def test_a_profile_made_without_a_pin_gets_one_on_its_report(settings, ada, told, buttons, size):
     """Every profile made before PINs, or whose PIN was removed, stayed open for good."""
-    app = make_app(settings, sample_scanner, size=size)
-    clock = app.clock = HandClock()
+    clock = HandClock()
+    app = make_app(settings, sample_scanner, size=size, clock=clock)
     try:
         to_report(app, ada)
         assert "Add a PIN" in labels_drawn(app, buttons)
@@ -560,8 +560,8 @@ def at_adas_report(settings, folder) -> tuple[KioskApp, HandClock, int]:
     her id; the caller closes the app."""
     add_songs(settings, folder, count=2)
     ada = ada_with_pin(settings)
-    app = make_app(settings, sample_scanner)
-    clock = app.clock = HandClock()
+    clock = HandClock()
+    app = make_app(settings, sample_scanner, clock=clock)
     try:
         to_report(app, ada, PIN)
     except BaseException:

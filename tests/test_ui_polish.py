@@ -133,8 +133,8 @@ def test_the_preparing_message_tells_the_time_left_once_the_pace_has_a_basis(set
             event.wait(30)
             progress(done, 250, "a.mp3")
 
-    app = make_app(settings, sample_scanner, library_loader=first_scan)
-    app.clock = clock = HandClock()
+    clock = HandClock()
+    app = make_app(settings, sample_scanner, library_loader=first_scan, clock=clock)
     try:
         songs_as_guest(app, "happy", wait=False)
         assert app.screen.name == "songs" and not app.screen.loaded

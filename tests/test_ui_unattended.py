@@ -53,12 +53,13 @@ def double_tap(app, clock: HandClock, target_id: str, apart: float = 0.17) -> No
 
 def settling_kiosk(settings, folder) -> tuple:
     """The kiosk with calm songs, on a clock the test moves, ignoring input for 0.3 s after each
-    screen appears, and where its opening tap was for 0.7 s, as shipped (the tests' kiosks don't):
-    (app, clock)."""
+    screen appears, and where its opening tap was for 0.7 s, as shipped (the tests' kiosks don't),
+    its welcome screen up a second (settled): (app, clock)."""
     add_songs(settings, folder, count=8, category=CALM)
-    app = make_app(settings, sample_scanner)
     clock = HandClock()
-    app.clock, app.settle_s, app.same_spot_s = clock, SCREEN_SETTLE_S, SAME_SPOT_SETTLE_S
+    app = make_app(settings, sample_scanner, clock=clock)
+    app.settle_s, app.same_spot_s = SCREEN_SETTLE_S, SAME_SPOT_SETTLE_S
+    clock.now += 1.0
     return app, clock
 
 

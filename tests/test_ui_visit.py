@@ -1603,8 +1603,7 @@ def test_after_a_write_timed_out_on_a_lock_the_next_ones_wait_briefly_for_a_whil
     monkeypatch.setattr(store_module, "BUSY_TIMEOUT_MS", 200)  # the test's own patience
     monkeypatch.setattr(app_module, "BUSY_TIMEOUT_MS", 200)
     now = [0.0]
-    app = make_app(settings, sample_scanner)
-    app.clock = lambda: now[0]
+    app = make_app(settings, sample_scanner, clock=lambda: now[0])
     holder = sqlite3.connect(settings.database_path, isolation_level=None)
     try:
         tap(app, "guest")

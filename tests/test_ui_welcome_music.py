@@ -30,10 +30,9 @@ def frame_texts(app, texts: list[str]) -> list[str]:
 @pytest.mark.parametrize("size", [(800, 480), (480, 800), (1024, 600)])
 def test_an_empty_library_is_said_before_a_visit_and_the_note_goes_once_songs_are_sorted(
         settings, tmp_path, welcome_texts, size):
-    app = make_app(settings, sample_scanner, size=size)
+    clock = HandClock()
+    app = make_app(settings, sample_scanner, size=size, clock=clock)
     try:
-        clock = HandClock()
-        app.clock = clock
         run_until(app, lambda: app.library_service.ready, what="the library scan")
         app.home()
         assert welcome.NO_MUSIC_NOTE in frame_texts(app, welcome_texts)
@@ -162,11 +161,10 @@ def test_a_catalogue_unreadable_for_hours_is_logged_once_a_minute(settings, capl
     logged once a minute, with how many times it came meanwhile."""
     from moodtunes.store import StoreError
 
-    app = make_app(settings, sample_scanner)
+    clock = HandClock()
+    app = make_app(settings, sample_scanner, clock=clock)
     try:
         run_until(app, lambda: app.library_service.ready, what="the library scan")
-        clock = HandClock()
-        app.clock = clock
 
         def unreadable(*args, **kwargs):
             raise StoreError("database /var/lib/moodtunes/moodtunes.db: damaged (database disk image is malformed)")

@@ -214,7 +214,8 @@ def add_songs(settings: Settings, folder: Path, **tracks) -> list[TrackRecord]:
 
 
 class HandClock:
-    """The kiosk's clock, moved only by the test (whole binary fractions: exact arithmetic)."""
+    """The kiosk's clock, moved only by the test (whole binary fractions: exact arithmetic). Given
+    to make_app: put in after the start, the times the kiosk read then are the machine's uptime."""
 
     def __init__(self) -> None:
         self.now = 1000.0
