@@ -62,6 +62,14 @@ def test_a_laptops_own_backlight_is_not_the_kiosks(sysfs, monkeypatch):
     assert result.status == "ok" and "not an installed kiosk (no user moodtunes-nobody)" in result.detail
 
 
+def test_a_switch_anyone_may_write_is_the_kiosks_too(sysfs):
+    """An operator's own udev rule (MODE-like 0666) lets the kiosk switch it as well as the shipped one."""
+    switch = panel(sysfs)
+    switch.chmod(0o666)
+    result = check()
+    assert result.status == "ok" and "anyone, the kiosk too" in result.detail
+
+
 def test_a_rule_written_but_not_applied_yet_says_how_to_apply_it(sysfs):
     panel(sysfs)
     backlight.UDEV_RULE.parent.mkdir()

@@ -460,6 +460,8 @@ def _backlight(settings: Settings) -> Check:
     if info.st_gid == video and info.st_mode & stat.S_IWGRP:
         return Check("backlight", "ok", f"{switch}: the video group (the kiosk's) may switch it off while the "
                                         "screen sleeps")
+    if info.st_mode & stat.S_IWOTH:  # an operator's own rule made it everyone's: the kiosk's too
+        return Check("backlight", "ok", f"{switch}: anyone, the kiosk too, may switch it off while the screen sleeps")
     fix = (f"{UDEV_RULE}, which gives it, is not applied yet: sudo udevadm trigger --subsystem-match=backlight "
            "--action=add (or reboot)" if UDEV_RULE.is_file() else
            f"install-pi.sh writes the udev rule that gives it ({UDEV_RULE})")
