@@ -27,6 +27,7 @@ from moodtunes.library import NoMusicFolders, ensure_library, scan_library
 from moodtunes.library import scan as scan_module
 from moodtunes.library.demo import ARTISTS, TRACKS, synthesize, write_demo_library
 from moodtunes.store import Store, TrackRecord
+from moodtunes.store import store as store_module
 from mutagen.flac import FLAC, Picture, VCFLACDict
 
 LIST_FIELDS = {"path", "title", "artist", "album", "genre", "duration", "quadrant", "probs", "valence",
@@ -425,6 +426,51 @@ def test_a_folder_moved_or_renamed_costs_no_analysis_and_keeps_its_songs_history
     assert moodtunes(["library", "scan", "--workers", "1", str(library)]) == 0
     summary = capsys.readouterr().out
     assert "5 moved or renamed, " in summary and "kept" not in summary
+
+
+@pytest.mark.parametrize("change", ["moved", "retimed", "deleted"])
+def test_the_kiosk_closing_stops_a_scan_between_its_batches_of_tracks_and_the_next_scan_does_the_rest(
+    library, store, analyses, monkeypatch, change
+):
+    """A whole library moved, retimed (a FAT drive's daylight saving) or pruned is written a batch
+    at a time with a pause between (Store.TRACK_WRITES_*): 20,000 songs, 400 batches, 46 s here and
+    more on a Pi. The kiosk closing was not asked between them, so its close waited its whole
+    STOP_TIMEOUT_S (30 s) for the scan. Stopped midway, the catalogue holds each track either way,
+    and the next scan finds the rest, with no analysis."""
+    scan_library([library], store, workers=1)
+    songs = library / "demo"
+    ids = {path.name: store.track_by_path(str(path)).id for path in songs.iterdir()}
+    analyses.clear()
+    monkeypatch.setattr(store_module, "TRACK_WRITES_AT_ONCE", 2)
+    if change == "moved":
+        songs = songs.rename(library / "demo 2024")
+    elif change == "retimed":
+        for song in songs.iterdir():
+            os.utime(song, (song.stat().st_atime, song.stat().st_mtime + 3600))
+    else:
+        shutil.rmtree(songs)
+    closing, pauses, real_sleep = threading.Event(), [], time.sleep
+
+    def pause(seconds: float) -> None:
+        if seconds == store_module.TRACK_WRITES_PAUSE_S:  # the store's, between two batches
+            pauses.append(seconds)
+            closing.set()  # the kiosk closes as the first batch is written
+        else:
+            real_sleep(seconds)
+
+    def done() -> set[str]:
+        """The songs whose change the catalogue holds."""
+        if change == "deleted":
+            return {name for name in ids if store.track_by_path(str(songs / name)) is None}
+        return {name for name in ids if (track := store.track_by_path(str(songs / name))) is not None
+                and track.id == ids[name] and track.mtime == (songs / name).stat().st_mtime}
+
+    monkeypatch.setattr(store_module.time, "sleep", pause)
+    with pytest.raises(scan_module.ScanStopped):
+        scan_library([library], store, workers=1, should_stop=closing.is_set)
+    assert (len(pauses), len(done())) == (1, 2)  # stopped after the first batch, not after every one
+    scan_library([library], store, workers=1)
+    assert (analyses, done()) == ([], set(ids))
 
 
 def test_a_wav_rewritten_in_place_at_its_length_is_analysed_again(tmp_path, store, analyses):

@@ -559,12 +559,14 @@ def skipped_summary(skipped: dict[str, int]) -> str:
 
 
 def _plan(
-    roots: list[Path], scanned: list[str], store: Store, exclusive: bool, analysis: str, report: ScanReport
+    roots: list[Path], scanned: list[str], store: Store, exclusive: bool, analysis: str, report: ScanReport,
+    should_stop: Callable[[], bool],
 ) -> tuple[list[FileState], list[FileState], list[str]]:
     """(files to analyse: new, changed or analysed differently; files only to score again with a
     new mood model; catalogued paths to prune).
     ``scanned``: the folders whose catalogued tracks are pruned when gone, ``roots`` as given
-    (symlinks and all) and resolved."""
+    (symlinks and all) and resolved. ``should_stop`` is asked between the batches of tracks it
+    writes (files found moved or unchanged with new times): True raises ScanStopped."""
     catalogued = store.track_index()
     on_disk, kept = _walk(roots, catalogued, report)
     report.found = len(on_disk)
@@ -580,9 +582,9 @@ def _plan(
             changed.append(state)
     rescorable = [s for s in changed if _only_the_model_changed(s, catalogued.get(s.path), analysis)]
     # a retag wants the tags read again, whatever else changed: re-scoring alone kept the old title
-    retagged = {s.path for s in _retagged([*same, *rescorable], identities, store)}
+    retagged = {s.path for s in _retagged([*same, *rescorable], identities, store, should_stop)}
     rescore_only = {s.path for s in rescorable} - retagged
-    touched = {s.path for s in _touched(time_moved, identities, store)}
+    touched = {s.path for s in _touched(time_moved, identities, store, should_stop)}
     same += [s for s in time_moved if s.path in touched]
     changed += [s for s in time_moved if s.path not in touched]
     changed += [s for s in same if s.path in retagged]
@@ -616,7 +618,9 @@ def _plan(
                    and not os.path.lexists(p)]
     moved = _moved(todo, really_gone, catalogued, identities, analysis)
     if moved:
-        store.move_tracks([(old, new.path, new.mtime, new.ctime) for old, new in moved])
+        store.move_tracks([(old, new.path, new.mtime, new.ctime) for old, new in moved], should_stop)
+        if should_stop():  # some may be left under their old names: the next scan finds them moved
+            raise ScanStopped
         report.moved = len(moved)
         logger.info("%d files moved or renamed: known by their new names, not analysed again", len(moved))
         moved_from, moved_to = {old for old, _ in moved}, {new.path for _, new in moved}
@@ -657,7 +661,9 @@ def _moved(
     return moved
 
 
-def _retagged(unchanged: list[FileState], identities: dict[str, FileIdentity], store: Store) -> list[FileState]:
+def _retagged(
+    unchanged: list[FileState], identities: dict[str, FileIdentity], store: Store, should_stop: Callable[[], bool],
+) -> list[FileState]:
     """Those of the files catalogued with their current size and mtime that were rewritten all the
     same: a tagger that keeps file times (Mp3tag, foobar2000 can) edits tags in place within their
     padding. Such an edit moves the ctime, as does a chown, so a file whose ctime moved has its
@@ -678,7 +684,9 @@ def _retagged(unchanged: list[FileState], identities: dict[str, FileIdentity], s
         else:
             rewritten.append(state)
     if confirmed:
-        store.confirm_files(confirmed)
+        store.confirm_files(confirmed, should_stop)
+        if should_stop():  # those left unconfirmed are confirmed by the next scan
+            raise ScanStopped
     if rewritten:
         logger.info("%d files rewritten in place with their size and mtime kept (retagged?): analysed again",
                     len(rewritten))
@@ -693,7 +701,9 @@ def _clock_shift(seconds: float) -> bool:
     return 0 < abs(quarters) <= 56 and abs(seconds - quarters * 900) <= 2
 
 
-def _touched(time_moved: list[FileState], identities: dict[str, FileIdentity], store: Store) -> list[FileState]:
+def _touched(
+    time_moved: list[FileState], identities: dict[str, FileIdentity], store: Store, should_stop: Callable[[], bool],
+) -> list[FileState]:
     """Those of the files catalogued with their current size but an mtime moved by _clock_shift
     whose content is as analysed, their new times recorded: a FAT drive's times move by an hour
     with the time zone or daylight saving, and the whole library was analysed again for it (hours
@@ -711,7 +721,9 @@ def _touched(time_moved: list[FileState], identities: dict[str, FileIdentity], s
             touched.append(state)
             confirmed.append((state.path, state.mtime, state.ctime, now))
     if confirmed:
-        store.confirm_files(confirmed)
+        store.confirm_files(confirmed, should_stop)
+        if should_stop():  # those left unconfirmed are confirmed by the next scan
+            raise ScanStopped
         logger.info("%d files with new times but the same content: not analysed again", len(confirmed))
     return touched
 
@@ -928,7 +940,8 @@ def scan_library(
     too, unless one of the folders is missing or unreadable (then they are kept and counted in
     ``outside_kept``: a typo must not forget the library). Raises MoodModelError (before any work)
     if the mood model or the embedding network can't be loaded. Waits while another scan of the same catalogue runs. ``should_stop`` is asked
-    while it waits and after each file: True raises ScanStopped. In the main thread, SIGTERM
+    while it waits, between the batches of tracks it moves, confirms or prunes, and after each
+    file: True raises ScanStopped. In the main thread, SIGTERM
     stops it like Ctrl-C, raising Terminated. NoMusicFolders when ``roots`` is empty."""
     roots = list(roots)
     if not roots:
@@ -994,10 +1007,13 @@ def _scan(
     report = ScanReport()
     given = [os.path.abspath(os.path.expanduser(r)) for r in roots]
     resolved = [Path(r) for r in dict.fromkeys(map(os.path.realpath, given))]
-    todo, rescore, gone = _plan(resolved, [*given, *map(str, resolved)], store, exclusive, analysis, report)
+    todo, rescore, gone = _plan(resolved, [*given, *map(str, resolved)], store, exclusive, analysis, report,
+                                should_stop)
     todo += _rescore(store, rescore, model, report)
     if gone:
-        report.removed = store.delete_tracks(gone)
+        report.removed = store.delete_tracks(gone, should_stop)
+        if should_stop():  # the rest are pruned by the next scan
+            raise ScanStopped
         still_there = [p for p in gone if os.path.lexists(p)]
         # one still there inside the folders scanned: a hard link's other name (iter_audio_files), or
         # no longer a song's file (a dangling link, say); it was counted as outside them

@@ -1407,39 +1407,51 @@ class Store:
         rows = self._query("SELECT path, ctime, fingerprint, error IS NOT NULL AS failed FROM tracks")
         return {r["path"]: FileIdentity(r["ctime"], r["fingerprint"], bool(r["failed"])) for r in rows}
 
-    def _write_tracks_in_batches(self, items: Iterable[Any], write: Callable[[sqlite3.Connection, Any], int]) -> int:
+    def _write_tracks_in_batches(
+        self, items: Iterable[Any], write: Callable[[sqlite3.Connection, Any], int], should_stop: Callable[[], bool],
+    ) -> int:
         """``write`` each item, TRACK_WRITES_AT_ONCE to a transaction with a pause between, so that
         the kiosk's and the uplink's writes go in between: each track's row is rewritten whole, its
-        ~500 features too (or zeroed, deleted: secure_delete). Returns the sum of what ``write`` gives."""
+        ~500 features too (or zeroed, deleted: secure_delete). Returns the sum of what ``write`` gives.
+        ``should_stop`` is asked before each batch: True leaves the rest unwritten (the kiosk
+        closing waited its whole STOP_TIMEOUT_S for a whole library's 400 batches)."""
         items, written = list(items), 0
         for start in range(0, len(items), TRACK_WRITES_AT_ONCE):
             if start:
                 time.sleep(TRACK_WRITES_PAUSE_S)
+            if should_stop():
+                break
             with self.transaction() as db:
                 written += sum(write(db, item) for item in items[start:start + TRACK_WRITES_AT_ONCE])
         return written
 
-    def confirm_files(self, identities: Iterable[tuple[str, float, float | None, str]]) -> None:
+    def confirm_files(
+        self, identities: Iterable[tuple[str, float, float | None, str]], should_stop: Callable[[], bool] = lambda: False,
+    ) -> None:
         """(path, mtime, ctime, fingerprint): files found unchanged though their times moved (a
         chown, a time zone change on a FAT drive: the whole library, 20,000 songs held the write
-        lock 3.2 s here in one transaction), in batches (_write_tracks_in_batches)."""
+        lock 3.2 s here in one transaction), in batches (_write_tracks_in_batches, as is
+        ``should_stop``: a file left unconfirmed is confirmed by the next scan)."""
         def confirm(db: sqlite3.Connection, identity: tuple[str, float, float | None, str]) -> int:
             path, mtime, ctime, fingerprint = identity
             return db.execute("UPDATE tracks SET mtime = ?, ctime = ?, fingerprint = ? WHERE path = ?",
                               (mtime, ctime, fingerprint, path)).rowcount
-        self._write_tracks_in_batches(identities, confirm)
+        self._write_tracks_in_batches(identities, confirm, should_stop)
 
-    def move_tracks(self, moves: Iterable[tuple[str, str, float, float | None]]) -> None:
+    def move_tracks(
+        self, moves: Iterable[tuple[str, str, float, float | None]], should_stop: Callable[[], bool] = lambda: False,
+    ) -> None:
         """(old path, new path, mtime, ctime): catalogued files found under another name. Their
         analysis goes with them, and so do the plays of them, by which the recommender finds a
         song's ratings and recent plays (an untagged song's go by its path). In batches
-        (_write_tracks_in_batches: a library folder renamed moves every song), each move whole."""
+        (_write_tracks_in_batches, as is ``should_stop``: a library folder renamed moves every song),
+        each move whole: a track left under its old name is found moved by the next scan."""
         def move(db: sqlite3.Connection, paths_and_times: tuple[str, str, float, float | None]) -> int:
             old, new, mtime, ctime = paths_and_times
             db.execute("UPDATE tracks SET path = ?, mtime = ?, ctime = ? WHERE path = ?", (new, mtime, ctime, old))
             return db.execute("UPDATE plays SET path = ? WHERE track_id = (SELECT id FROM tracks WHERE path = ?)",
                               (new, new)).rowcount
-        self._write_tracks_in_batches(moves, move)
+        self._write_tracks_in_batches(moves, move, should_stop)
 
     def upsert_track(self, rec: TrackRecord) -> int:
         values = [getattr(rec, name) for name in _TRACK_COLUMNS]
@@ -1466,13 +1478,13 @@ class Store:
         record.error = error
         self.upsert_track(record)
 
-    def delete_tracks(self, paths: Iterable[str]) -> int:
+    def delete_tracks(self, paths: Iterable[str], should_stop: Callable[[], bool] = lambda: False) -> int:
         """Delete these tracks from the catalogue in batches (_write_tracks_in_batches): each row's
         overwritten with zeros (secure_delete), 20,000 in one went on for 13 s with the database
         locked, the kiosk frozen at its next write and then told it couldn't save. Returns how
-        many were catalogued."""
+        many were catalogued (and deleted: ``should_stop`` as for _write_tracks_in_batches)."""
         return self._write_tracks_in_batches(
-            paths, lambda db, path: db.execute("DELETE FROM tracks WHERE path = ?", (path,)).rowcount)
+            paths, lambda db, path: db.execute("DELETE FROM tracks WHERE path = ?", (path,)).rowcount, should_stop)
 
     def tracks(
         self, category: str | None = None, include_errors: bool = False, features: bool = True,
