@@ -473,6 +473,34 @@ def test_the_kiosk_closing_stops_a_scan_between_its_batches_of_tracks_and_the_ne
     assert (analyses, done()) == ([], set(ids))
 
 
+@pytest.mark.parametrize("change", ["moved", "retimed", "chmod"])
+def test_the_kiosk_closing_stops_a_scan_reading_the_fingerprints_of_a_whole_library(library, store, monkeypatch, change):
+    """A renamed folder, a FAT drive's daylight saving or a chmod -R has every song's fingerprint
+    read (128 KiB and its tags) before any analysis: 0.8 ms a song here from the page cache, 17 s
+    for 20,000; 2.5 GB from a Pi's USB drive. The kiosk closing was not asked among them: its close waited
+    its whole STOP_TIMEOUT_S (30 s) for the scan."""
+    scan_library([library], store, workers=1)
+    songs = library / "demo"
+    if change == "moved":
+        songs.rename(library / "demo 2024")
+    for song in songs.iterdir() if change != "moved" else ():
+        if change == "retimed":
+            os.utime(song, (song.stat().st_atime, song.stat().st_mtime + 3600))
+        else:
+            song.chmod(0o640)  # moves the ctime, like a chown
+    closing, read, real = threading.Event(), [], scan_module.file_fingerprint
+
+    def fingerprint(path: str, tags=None) -> str:
+        read.append(path)
+        closing.set()  # the kiosk closes as the first is read
+        return real(path, tags)
+
+    monkeypatch.setattr(scan_module, "file_fingerprint", fingerprint)
+    with pytest.raises(scan_module.ScanStopped):
+        scan_library([library], store, workers=1, should_stop=closing.is_set)
+    assert len(read) == 1
+
+
 def test_a_wav_rewritten_in_place_at_its_length_is_analysed_again(tmp_path, store, analyses):
     """Normalised in place: its size kept, its silent ends (all the digest reads) too; only an
     mtime moved as a FAT drive's time zone moves them (whole quarter-hours) is taken for no edit."""
