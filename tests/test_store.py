@@ -329,23 +329,29 @@ def test_catalog_upsert_errors_and_pruning(store):
     assert set(store.track_index()) == {"/m/b.ogg", "/m/broken.mp3"}
 
 
-def test_a_big_prune_lets_other_programs_write_between_its_transactions(store, monkeypatch):
-    """A library scan pruning 20,000 songs (library.paths changed) held the write lock for 13 s in
-    one transaction: the kiosk froze at its next write, then said it couldn't save."""
-    import moodtunes.store.store as store_module
-
+def a_kiosk_writing_between_batches(store, monkeypatch, counted: str) -> tuple[list[str], list[int], sqlite3.Connection]:
+    """120 songs catalogued, and a second connection (the kiosk) that, at each pause between the
+    store's batches, counts the tracks ``counted`` (a WHERE clause) and writes a row with no busy
+    wait, which fails while a transaction holds the lock: (paths, the counts, the connection)."""
     paths = [f"/m/{n:04}.ogg" for n in range(120)]
     for path in paths:
         store.upsert_track(track(path))
     kiosk = sqlite3.connect(store.path, isolation_level=None, timeout=0)
-    in_between = []
+    in_between: list[int] = []
 
     def pause(_seconds: float) -> None:
-        in_between.append(kiosk.execute("SELECT count(*) FROM tracks").fetchone()[0])
+        in_between.append(kiosk.execute(f"SELECT count(*) FROM tracks WHERE {counted}").fetchone()[0])
         kiosk.execute("INSERT INTO profiles (name, colour, created_at) VALUES (?, '#00aa00', '2026-12-06T10:00:00+00:00')",
-                      (f"K{len(in_between)}",))  # no busy wait: it fails while a transaction holds the lock
+                      (f"K{len(in_between)}",))
 
     monkeypatch.setattr(store_module.time, "sleep", pause)
+    return paths, in_between, kiosk
+
+
+def test_a_big_prune_lets_other_programs_write_between_its_transactions(store, monkeypatch):
+    """A library scan pruning 20,000 songs (library.paths changed) held the write lock for 13 s in
+    one transaction: the kiosk froze at its next write, then said it couldn't save."""
+    paths, in_between, kiosk = a_kiosk_writing_between_batches(store, monkeypatch, "1")
     assert store.delete_tracks([*paths, "/m/missing.ogg"]) == 120
     assert in_between == [120 - store_module.TRACK_WRITES_AT_ONCE, 120 - 2 * store_module.TRACK_WRITES_AT_ONCE]
     assert store.track_index() == {}
@@ -358,19 +364,8 @@ def test_a_whole_library_rewritten_lets_other_programs_write_between_its_transac
     folder renamed (every song moved), rewrote each track's row, ~500 features and all, in one
     transaction: 20,000 songs held the write lock 3.2 s here (2.7 s for a move), the kiosk's write
     waiting 2.7 s, a few times that on a Pi's SD card, past BUSY_TIMEOUT_MS."""
-    paths = [f"/m/{n:04}.ogg" for n in range(120)]
-    for path in paths:
-        store.upsert_track(track(path))
-    kiosk = sqlite3.connect(store.path, isolation_level=None, timeout=0)
-    in_between = []
-
-    def pause(_seconds: float) -> None:
-        done = "mtime = 7.5" if rewrite == "confirm" else "path LIKE '/moved/%'"
-        in_between.append(kiosk.execute(f"SELECT count(*) FROM tracks WHERE {done}").fetchone()[0])
-        kiosk.execute("INSERT INTO profiles (name, colour, created_at) VALUES (?, '#00aa00', '2026-12-06T10:00:00+00:00')",
-                      (f"K{len(in_between)}",))  # no busy wait: it fails while a transaction holds the lock
-
-    monkeypatch.setattr(store_module.time, "sleep", pause)
+    done = "mtime = 7.5" if rewrite == "confirm" else "path LIKE '/moved/%'"
+    paths, in_between, kiosk = a_kiosk_writing_between_batches(store, monkeypatch, done)
     if rewrite == "confirm":
         store.confirm_files((path, 7.5, 8.0, "f" * 40) for path in paths)
     else:
