@@ -620,8 +620,7 @@ def _plan(
     moved = _moved(todo, really_gone, catalogued, identities, analysis, should_stop)
     if moved:
         store.move_tracks([(old, new.path, new.mtime, new.ctime) for old, new in moved], should_stop)
-        if should_stop():  # some may be left under their old names: the next scan finds them moved
-            raise ScanStopped
+        _stop_if_asked(should_stop)  # some may be left under their old names: the next scan finds them moved
         report.moved = len(moved)
         logger.info("%d files moved or renamed: known by their new names, not analysed again", len(moved))
         moved_from, moved_to = {old for old, _ in moved}, {new.path for _, new in moved}
@@ -664,10 +663,11 @@ def _moved(
 
 
 def _stop_if_asked(should_stop: Callable[[], bool]) -> None:
-    """ScanStopped if ``should_stop`` says so: asked before each fingerprint read in planning, as
-    a renamed folder, a FAT drive's daylight saving or a chmod -R has the whole library's read
-    (0.8 ms a song here from the page cache, 17 s for 20,000; 2.5 GB from a Pi's USB drive),
-    which the kiosk's close waited out to its 30 s limit."""
+    """ScanStopped if ``should_stop`` says so: asked in planning before each fingerprint read (a
+    renamed folder, a FAT drive's daylight saving or a chmod -R has the whole library's read: 0.8
+    ms a song here from the page cache, 17 s for 20,000; 2.5 GB from a Pi's USB drive, which the
+    kiosk's close waited out to its 30 s limit) and after the store's batched writes of tracks,
+    which leave the rest unwritten when it says so."""
     if should_stop():
         raise ScanStopped
 
@@ -697,8 +697,7 @@ def _retagged(
             rewritten.append(state)
     if confirmed:
         store.confirm_files(confirmed, should_stop)
-        if should_stop():  # those left unconfirmed are confirmed by the next scan
-            raise ScanStopped
+        _stop_if_asked(should_stop)  # those left unconfirmed are confirmed by the next scan
     if rewritten:
         logger.info("%d files rewritten in place with their size and mtime kept (retagged?): analysed again",
                     len(rewritten))
@@ -735,8 +734,7 @@ def _touched(
             confirmed.append((state.path, state.mtime, state.ctime, now))
     if confirmed:
         store.confirm_files(confirmed, should_stop)
-        if should_stop():  # those left unconfirmed are confirmed by the next scan
-            raise ScanStopped
+        _stop_if_asked(should_stop)  # those left unconfirmed are confirmed by the next scan
         logger.info("%d files with new times but the same content: not analysed again", len(confirmed))
     return touched
 
@@ -1025,8 +1023,7 @@ def _scan(
     todo += _rescore(store, rescore, model, report)
     if gone:
         report.removed = store.delete_tracks(gone, should_stop)
-        if should_stop():  # the rest are pruned by the next scan
-            raise ScanStopped
+        _stop_if_asked(should_stop)  # the rest are pruned by the next scan
         still_there = [p for p in gone if os.path.lexists(p)]
         # one still there inside the folders scanned: a hard link's other name (iter_audio_files), or
         # no longer a song's file (a dangling link, say); it was counted as outside them
