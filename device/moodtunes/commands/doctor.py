@@ -141,9 +141,6 @@ def _uplink_shut_out(database: Path) -> str | None:
     """On the Pi the uplink runs as its own user in the database's group: what stops it updating
     the outbox (a database or folder a command run by hand, or an older install, left without
     group write), as the fix to run; None elsewhere (no such user) and when all is well."""
-    import grp
-    import pwd
-
     try:
         user = pwd.getpwnam(UPLINK_USER)
     except KeyError:
