@@ -445,10 +445,50 @@ def test_a_name_with_a_character_drawn_as_nothing_is_the_same_name(store, invisi
     assert persian.name == "\u0646\u06cc\u06a9\u200c\u0646\u0627\u0645"
 
 
-@pytest.mark.parametrize("name", ["Guest", "Guest\u200d"])
+@pytest.mark.parametrize("taken, lookalike", [
+    ("Ada", "\u0410da"),  # a Cyrillic capital A
+    ("Ado", "Ad\u03bf"),  # a Greek small omicron
+    ("Ada", "\uff21\uff44\uff41"),  # fullwidth letters
+    ("ADA", "\u0430da"),  # another case, and a Cyrillic small a
+    ("Al", "AI"),  # a capital I, drawn as a small l
+])
+def test_a_name_that_looks_like_a_profiles_is_refused(store, taken, lookalike):
+    """Letters of another script or form drawn alike (Unicode's confusables): "Аda" made a second
+    tile that read "Ada", whose owner might open it, or take it for their own on the report."""
+    profile = store.create_profile(taken, "#5fd08a")
+    with pytest.raises(ValueError, match=f"a profile named '{taken}' already exists"):
+        store.create_profile(lookalike, "#5fd08a")
+    assert store.profiles() == [profile]
+
+
+def test_a_name_that_looks_like_the_guests_is_kept_for_guests(store):
+    with pytest.raises(ValueError, match="kept for guests"):
+        store.create_profile("Gu\u0435st", "#5fd08a")  # a Cyrillic small ie
+    assert store.profiles() == []
+
+
+@pytest.mark.parametrize("first, second", [
+    ("Ada", "Ana"), ("\u0418\u0432\u0430\u043d", "Ivan"),  # Иван
+    ("Zo\u00eb", "Zoe"), ("Anne", "Ann3"),  # an accent is seen; a digit for a letter (leet) is another name
+])
+def test_names_told_apart_by_how_they_look_are_other_peoples(store, first, second):
+    store.create_profile(first, "#5fd08a")
+    assert store.create_profile(second, "#ff7a59").name == second
+
+
+def test_profiles_made_before_look_alike_names_were_refused_are_both_kept(store):
+    """Names are still found as spelled: a database may have an "Ada" and an "Аda" from before."""
+    with store.transaction() as db:
+        ada, cyrillic_ada = (store._insert_profile(db, name, "#5fd08a", is_guest=False) for name in ("Ada", "\u0410da"))
+    assert sorted(p.id for p in store.profiles()) == [ada.id, cyrillic_ada.id]
+    assert store.profiles_spelled("\u0410da") == [cyrillic_ada] and store.profiles_spelled("Ada") == [ada]
+
+
+@pytest.mark.parametrize("name", ["Guest", "Guest\u200d", "Gu\u0435st"])
 def test_guest_visits_never_land_on_a_persons_profile_called_guest(store, name):
     # A database from before the name was kept may have a person called "Guest"; one from before
-    # joiners were ignored in names, a "Guest" with one, whose tile reads "Guest" too.
+    # joiners were ignored in names, a "Guest" with one, whose tile reads "Guest" too, and one from
+    # before look-alike letters were, a "Guеst" with a Cyrillic "е".
     store._db.execute("INSERT INTO profiles (name, colour, created_at) VALUES (?, '#ff0000', '2025-01-01')", (name,))
     [person] = store.profiles()  # as the welcome screen lists it
     guest = store.guest_profile()

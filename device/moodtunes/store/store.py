@@ -35,7 +35,7 @@ from typing import Any, NamedTuple, Self
 from pydantic import BaseModel, ValidationError
 
 from moodtunes.clock import ClockReading
-from moodtunes.domain import MOODS, Mood, MoodReading, ScanOutcome, same_name
+from moodtunes.domain import MOODS, Mood, MoodReading, ScanOutcome, look_alike, same_name
 from moodtunes.events import (
     END_REASONS,
     MAX_PLAYS,
@@ -781,16 +781,19 @@ class Store:
 
     def create_profile(self, name: str, colour: str, pin: str | None = None) -> Profile:
         """A person's profile, guarded by ``pin`` if given: made with it, so that it is never
-        there a moment without it."""
+        there a moment without it. Refused a name that looks like a profile's or the guests' on a
+        tile (look_alike: "Аda" with a Cyrillic "А" read as a second "Ada")."""
         name = name.strip()
         if not name:
             raise ValueError("a profile needs a name")
-        if same_name(name, GUEST_NAME):
+        if look_alike(name, GUEST_NAME):
             raise ValueError("that name is kept for guests")  # short: the kiosk screen shows it
         pin_hash = None if pin is None else hash_pin(pin)  # slow: before the write lock, not under it
         with self.transaction() as db:
-            if any(same_name(r["name"], name) for r in db.execute("SELECT name FROM profiles")):
-                raise ValueError(f"a profile named {name!r} already exists")
+            names = (r["name"] for r in db.execute("SELECT name FROM profiles ORDER BY id"))
+            taken = next((other for other in names if look_alike(other, name)), None)
+            if taken is not None:  # the profile's name, which the one typed may only look like
+                raise ValueError(f"a profile named {taken!r} already exists")
             profile = self._insert_profile(db, name, colour, is_guest=False)
             if pin_hash is not None:
                 db.execute("UPDATE profiles SET pin_hash = ? WHERE id = ?", (pin_hash, profile.id))
@@ -864,11 +867,12 @@ class Store:
 
     @staticmethod
     def _free_guest_name(db: sqlite3.Connection) -> str:
-        """The guest's name: "Guest", unless a person's profile has it, as the kiosk tells names
-        apart (`same_name`: a "Guest" with a joiner too), then "Guest 2", …"""
+        """The guest's name: "Guest", unless a person's profile has it or one that looks like it
+        (`look_alike`: a "Guest" with a joiner, or a Cyrillic "е", from before they were refused),
+        then "Guest 2", …"""
         taken = [r["name"] for r in db.execute("SELECT name FROM profiles")]
         names = (GUEST_NAME if n == 1 else f"{GUEST_NAME} {n}" for n in range(1, len(taken) + 2))
-        return next(name for name in names if not any(same_name(name, other) for other in taken))
+        return next(name for name in names if not any(look_alike(name, other) for other in taken))
 
     def profiles(self, include_guest: bool = False) -> list[Profile]:
         rows = self._query(

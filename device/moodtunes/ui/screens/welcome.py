@@ -10,7 +10,7 @@ import unicodedata
 
 import pygame
 
-from moodtunes.domain import INVISIBLE_IN_NAMES, Category, same_name
+from moodtunes.domain import INVISIBLE_IN_NAMES, Category, look_alike
 from moodtunes.store import GUEST_NAME, Profile, StoreError
 from moodtunes.ui import layout as lay
 from moodtunes.ui import theme as th
@@ -839,11 +839,11 @@ class NewProfileScreen(Screen):
             if not any(unicodedata.category(char)[0] in "LN" for char in INVISIBLE_IN_NAMES.sub("", name)):
                 self.error = NAME_NEEDS_A_LETTER
                 return
-            taken = next((p.name for p in self.profiles if same_name(p.name, name)), None)
-            if taken is not None:  # the store tells names apart by case; people don't
+            taken = next((p.name for p in self.profiles if look_alike(p.name, name)), None)
+            if taken is not None:  # "ada" or "Аda" (a Cyrillic "А") would be a second tile read "Ada"
                 self.error = f"“{taken}” already exists: tap its tile"
                 return
-            if same_name(name, GUEST_NAME):  # said before the PIN is asked for, as the store would after
+            if look_alike(name, GUEST_NAME):  # said before the PIN is asked for, as the store would after
                 self.error = "That name is kept for guests"
                 return
             self.app.go(PinChoiceScreen(self.app, self, name))
