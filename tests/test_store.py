@@ -451,6 +451,7 @@ def test_a_name_with_a_character_drawn_as_nothing_is_the_same_name(store, invisi
     ("Ada", "\uff21\uff44\uff41"),  # fullwidth letters
     ("ADA", "\u0430da"),  # another case, and a Cyrillic small a
     ("Al", "AI"),  # a capital I, drawn as a small l
+    ("Arnie", "Amie"),  # Unicode's table takes "m" for "rn" too
 ])
 def test_a_name_that_looks_like_a_profiles_is_refused(store, taken, lookalike):
     """Letters of another script or form drawn alike (Unicode's confusables): "Аda" made a second
