@@ -411,7 +411,29 @@ def test_a_name_that_looks_like_a_profiles_is_refused(settings):
             pygame.event.post(event)
         step(app)
         tap(app, "create")
-        assert app.screen.name == "new_profile" and app.screen.error == "“Ada” already exists: tap its tile"
+        assert app.screen.name == "new_profile" and app.screen.error == "Looks like “Ada”: add an initial"
+    finally:
+        app.close()
+
+
+def test_a_name_only_drawn_like_a_profiles_is_told_how_to_tell_it_apart(settings):
+    """"Amie" beside an "Arnie" (Unicode draws "rn" as "m") was told "“Arnie” already exists": not
+    her name, so she may be someone else, who needs to know what would be taken."""
+    with Store.open(settings.database_path) as store:
+        store.create_profile("Arnie", "#5fd08a")
+    app = make_app(settings, sample_scanner)
+    try:
+        tap(app, "new_profile")
+        for event in typed_events("Amie"):
+            pygame.event.post(event)
+        step(app)
+        tap(app, "create")
+        assert app.screen.error == "Looks like “Arnie”: add an initial"
+        for event in typed_events(" K"):
+            pygame.event.post(event)
+        step(app)
+        tap(app, "create")
+        assert app.screen.name != "new_profile"
     finally:
         app.close()
 

@@ -10,7 +10,7 @@ import unicodedata
 
 import pygame
 
-from moodtunes.domain import INVISIBLE_IN_NAMES, Category, look_alike
+from moodtunes.domain import INVISIBLE_IN_NAMES, Category, look_alike, same_name
 from moodtunes.store import GUEST_NAME, Profile, StoreError
 from moodtunes.ui import layout as lay
 from moodtunes.ui import theme as th
@@ -841,7 +841,9 @@ class NewProfileScreen(Screen):
                 return
             taken = next((p.name for p in self.profiles if look_alike(p.name, name)), None)
             if taken is not None:  # "ada" or "Аda" (a Cyrillic "А") would be a second tile read "Ada"
-                self.error = f"“{taken}” already exists: tap its tile"
+                # only drawn alike ("Amie" beside "Arnie"): maybe someone else, who can tell theirs apart
+                self.error = (f"“{taken}” already exists: tap its tile" if same_name(taken, name)
+                              else f"Looks like “{taken}”: add an initial")
                 return
             if look_alike(name, GUEST_NAME):  # said before the PIN is asked for, as the store would after
                 self.error = "That name is kept for guests"
