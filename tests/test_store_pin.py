@@ -11,6 +11,7 @@ from moodtunes.config import load_settings
 from moodtunes.domain import MoodReading
 from moodtunes.store import Store
 from moodtunes.store import store as store_module
+from moodtunes.store.store import pin_matches
 
 PIN = "5791"
 
@@ -111,3 +112,37 @@ def test_set_pin_gives_a_profile_a_pin_or_a_new_one_and_starts_the_count_again(d
             store.set_pin(bob.id, "246")
         assert not store.set_pin(999, PIN)  # no such profile
         assert not store.guest_profile().has_pin
+
+
+def _changed_during_the_check(monkeypatch, database, change):
+    """Run ``change(store)`` on a second connection (`moodtunes forget --pin`, another process)
+    while the first PIN check's scrypt runs, outside the store's write lock."""
+    checks = []
+
+    def check_then_change(pin, stored):
+        right = pin_matches(pin, stored)
+        if not checks:
+            with Store.open(database) as other:
+                change(other)
+        checks.append(right)
+        return right
+
+    monkeypatch.setattr(store_module, "pin_matches", check_then_change)
+    return checks
+
+
+def test_a_pin_removed_during_its_check_leaves_no_wrong_try_counted(database, monkeypatch):
+    with Store.open(database) as store:
+        ada = store.create_profile("Ada", "#5fd08a", PIN)
+        _changed_during_the_check(monkeypatch, database, lambda other: other.clear_pin(ada.id))
+        assert store.check_pin(ada.id, "0000") == 0  # no PIN any more: the tile opens with a tap
+        assert (store.profile(ada.id).has_pin, store.profile(ada.id).pin_failures) == (False, 0)
+
+
+def test_a_pin_changed_during_its_check_is_tried_on_the_new_one(database, monkeypatch):
+    with Store.open(database) as store:
+        ada = store.create_profile("Ada", "#5fd08a", PIN)
+        checks = _changed_during_the_check(monkeypatch, database, lambda other: other.set_pin(ada.id, "2468"))
+        assert store.check_pin(ada.id, "2468") == 0 and store.profile(ada.id).pin_failures == 0
+        assert checks == [False, True]  # wrong for the PIN it had, right for the one it has
+        assert store.check_pin(ada.id, PIN) == 1  # the old PIN is wrong now, counted on the new one

@@ -803,21 +803,23 @@ class Store:
     def check_pin(self, profile_id: int, pin: str) -> int | None:
         """Try ``pin`` on a profile: the wrong tries in a row with this one, 0 when it is right (or
         the profile has no PIN), None when the profile is gone. The count is kept in the database,
-        so that a restart doesn't give the tries back; a right PIN starts it again."""
-        rows = self._query("SELECT pin_hash, pin_failures FROM profiles WHERE id = ?", (profile_id,))
-        if not rows:
-            return None
-        stored, failures = rows[0]["pin_hash"], rows[0]["pin_failures"]
-        if stored is None:
-            return 0
-        right = pin_matches(pin, stored)  # slow: before the write lock, not under it
-        if right and not failures:
-            return 0
-        with self.transaction() as db:
-            db.execute("UPDATE profiles SET pin_failures = CASE WHEN ? THEN 0 ELSE pin_failures + 1 END "
-                       "WHERE id = ?", (right, profile_id))
-            row = db.execute("SELECT pin_failures FROM profiles WHERE id = ?", (profile_id,)).fetchone()
-        return None if row is None else row["pin_failures"]
+        so that a restart doesn't give the tries back; a right PIN starts it again. The try is
+        counted only on the PIN it was checked against: one removed (`moodtunes forget NAME --pin`)
+        or changed during the check, outside the write lock, is tried again on what the profile has now."""
+        while True:
+            rows = self._query("SELECT pin_hash, pin_failures FROM profiles WHERE id = ?", (profile_id,))
+            if not rows:
+                return None
+            stored, failures = rows[0]["pin_hash"], rows[0]["pin_failures"]
+            if stored is None:
+                return 0
+            right = pin_matches(pin, stored)  # slow: before the write lock, not under it
+            if right and not failures:
+                return 0
+            with self.transaction() as db:
+                if db.execute("UPDATE profiles SET pin_failures = CASE WHEN ? THEN 0 ELSE pin_failures + 1 END "
+                              "WHERE id = ? AND pin_hash = ?", (right, profile_id, stored)).rowcount:
+                    return db.execute("SELECT pin_failures FROM profiles WHERE id = ?", (profile_id,)).fetchone()[0]
 
     def set_pin(self, profile_id: int, pin: str) -> bool:
         """Give a profile ``pin``, in place of any it had (its owner added or changed it on the
