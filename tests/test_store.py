@@ -1081,6 +1081,23 @@ def test_a_track_whose_last_play_failed_is_unplayable_until_a_play_of_it_works(s
     assert store.unplayable_paths() == set()
 
 
+@pytest.mark.parametrize(("error", "still_unplayable"), [
+    ("a.ogg: file not found", False), ("a.ogg: can't be converted for playback (cannot decode)", True)])
+def test_a_play_failed_as_its_file_was_moved_doesnt_follow_it_to_its_new_path(store, error, still_unplayable):
+    """A folder renamed: a song of it tapped from a list made before the scan found it moved failed,
+    its file not found, and the scan's move took that play to the new path with the others, where
+    the file plays: the song stayed at the back of every list for a day. A file that can't be
+    decoded fails the same at its new path."""
+    ana = store.create_profile("Ana", "#ff8800")
+    session = store.start_session(ana.id)
+    song = stored_track(store)
+    store.update_play(store.start_play(session, song), 120.0, finished=True)
+    store.update_play(store.start_play(session, song), 0.0, error=error)
+    store.move_tracks([(song.path, "/moved/a.ogg", 2.0, 3.0)])
+    assert store.unplayable_paths() == ({"/moved/a.ogg"} if still_unplayable else set())
+    assert store.recent_songs(ana.id) >= {("/moved/a.ogg", "Artist", "Song")}  # the play heard went with it
+
+
 def test_a_plays_latest_rating_is_found_through_an_index(store):
     """The guest profile gathers thousands of ratings: without the index, reading them took 0.7 s
     at 6,000 ratings, on the UI thread, each time the songs screen opened."""

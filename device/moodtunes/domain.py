@@ -31,6 +31,10 @@ class Category(StrEnum):
     NOT_MOOD_LIFTING = "not mood-lifting"  # Q2/Q3-like: tense or sad, never recommended
 
 
+# How a failed play's error ends when its file wasn't at its path (player.Player.load): a failure of
+# the path, not of the file, which the scan's move of the file leaves behind (Store.move_tracks).
+FILE_NOT_FOUND = "file not found"
+
 # Unicode's Default_Ignorable_Code_Point characters (joiners, variation selectors, Hangul fillers,
 # direction marks): drawn as nothing, so "Ada" with one looked exactly like "Ada" on a second tile,
 # and "Guest" with one was a person's profile on a tile that read "Guest".

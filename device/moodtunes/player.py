@@ -38,6 +38,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
+from moodtunes.domain import FILE_NOT_FOUND
+
 logger = logging.getLogger(__name__)
 
 _END_GRACE_S = (
@@ -329,7 +331,7 @@ class MixerPlayer:
         self._cut_any_fade()
         try:
             if not path.is_file():  # raises in a folder the kiosk's user may not enter, or on a failing drive
-                raise PlayerError(f"{path.name}: file not found")
+                raise PlayerError(f"{path.name}: {FILE_NOT_FOUND}")
             with path.open("rb") as song:  # the mixer calls every file it can't open "not found"
                 size = os.fstat(song.fileno()).st_size
             self._load_native(path)

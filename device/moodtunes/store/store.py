@@ -35,7 +35,7 @@ from typing import Any, NamedTuple, Self
 from pydantic import BaseModel, ValidationError
 
 from moodtunes.clock import ClockReading
-from moodtunes.domain import MOODS, Mood, MoodReading, ScanOutcome, look_alike, same_name
+from moodtunes.domain import FILE_NOT_FOUND, MOODS, Mood, MoodReading, ScanOutcome, look_alike, same_name
 from moodtunes.events import (
     END_REASONS,
     MAX_PLAYS,
@@ -1449,14 +1449,16 @@ class Store:
     ) -> None:
         """(old path, new path, mtime, ctime): catalogued files found under another name. Their
         analysis goes with them, and so do the plays of them, by which the recommender finds a
-        song's ratings and recent plays (an untagged song's go by its path). In batches
+        song's ratings and recent plays (an untagged song's go by its path); but a play that failed
+        as its file wasn't found, which stays at the path it wasn't there at: it kept the song at the
+        back of every list at its new path (unplayable_paths) for a day, where it plays. In batches
         (_write_tracks_in_batches, as is ``should_stop``: a library folder renamed moves every song),
         each move whole: a track left under its old name is found moved by the next scan."""
         def move(db: sqlite3.Connection, paths_and_times: tuple[str, str, float, float | None]) -> int:
             old, new, mtime, ctime = paths_and_times
             db.execute("UPDATE tracks SET path = ?, mtime = ?, ctime = ? WHERE path = ?", (new, mtime, ctime, old))
-            return db.execute("UPDATE plays SET path = ? WHERE track_id = (SELECT id FROM tracks WHERE path = ?)",
-                              (new, new)).rowcount
+            return db.execute("UPDATE plays SET path = ? WHERE track_id = (SELECT id FROM tracks WHERE path = ?)"
+                              " AND (error IS NULL OR error NOT LIKE ?)", (new, new, f"%: {FILE_NOT_FOUND}")).rowcount
         self._write_tracks_in_batches(moves, move, should_stop)
 
     def upsert_track(self, rec: TrackRecord) -> int:
