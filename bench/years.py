@@ -12,9 +12,10 @@ API as the kiosk records them (a reading before and after, one to three songs, t
 left early, the last rated, the event queued and, but the last day's, sent half a minute after the
 visit ended): 40 profiles, one of them with ``--heavy`` visits, the guest profile a third of the
 rest, three profiles forgotten on the way, and a catalogue of ``--tracks`` songs whose files exist
-(a kilobyte each, so that the nightly scan has something to walk). Then, medians of ``--runs``:
-kiosk start-up to the welcome screen (bench/kiosk.py's child, on a copy of the database), the song
-list of the busy profile (what the songs screen asks SongListMaker for), its report (whole, as the
+(a kilobyte each, so that the nightly scan has something to walk); ``--failed-share`` of the visits
+start with a tapped song whose file was gone (a failed play). Then, medians of ``--runs``:
+kiosk start-up to the welcome screen (bench/kiosk.py's child, on a copy of the database), the songs
+whose last play failed (``unplayable_paths``, part of each song list), the song list of the busy profile (what the songs screen asks SongListMaker for), its report (whole, as the
 first after a start and `moodtunes report --profile` do, and kept, as later ones), the `moodtunes
 report` and `moodtunes doctor` commands, `moodtunes forget --yes` of the busy profile (on a copy),
 the scan of the unchanged library (the walk and the catalogue compare; no audio work), the scan's
@@ -126,11 +127,18 @@ def visitors(visits: int, heavy: int, rng: random.Random) -> list[int]:
     return order
 
 
-def record_visit(store: Store, profile_id: int, started: datetime, tracks: list[TrackRecord], rng: random.Random) -> None:
-    """One visit as the kiosk records it, at ``started``."""
+def record_visit(
+    store: Store, profile_id: int, started: datetime, tracks: list[TrackRecord], rng: random.Random,
+    gone: TrackRecord | None = None,
+) -> None:
+    """One visit as the kiosk records it, at ``started``; ``gone``: a song tapped first whose play
+    failed, its file not found (a drive unplugged), before the songs it played."""
     stamp = started.isoformat(timespec="milliseconds")
     session = store.start_session(profile_id, started_at=stamp)
     store.add_reading(session, "before", reading(rng))
+    if gone is not None:
+        play = store.start_play(session, gone, started_at=(started + timedelta(seconds=15)).isoformat())
+        store.update_play(play, 0.0, error=f"{Path(gone.path).name}: file not found")
     songs = rng.choice((1, 1, 2, 3))
     for n, track in enumerate(rng.sample(tracks, songs)):
         play = store.start_play(session, track, started_at=(started + timedelta(seconds=20 + 200 * n)).isoformat())
@@ -169,6 +177,7 @@ def send_all_but(store: Store, keep_pending: int) -> None:
 def make_kiosk_database(folder: Path, args: argparse.Namespace) -> dict[str, int]:
     """The five years' database in ``folder`` (moodtunes.db, music/); ids of the profiles it names."""
     rng = random.Random(5)
+    failures = random.Random(6)  # its own: the visits are the same with failed plays or without
     started = time.perf_counter()
     with Store.open(folder / "moodtunes.db") as store:
         store._db.execute("PRAGMA synchronous=OFF")  # the bench's shortcut: nothing here needs to survive a power cut
@@ -181,7 +190,8 @@ def make_kiosk_database(folder: Path, args: argparse.Namespace) -> dict[str, int
         first = datetime.now(UTC) - timedelta(days=5 * 365)
         step = timedelta(days=5 * 365) / args.visits
         for n, who in enumerate(order):
-            record_visit(store, people[who], first + n * step, tracks, rng)
+            gone = failures.choice(tracks) if failures.random() < args.failed_share else None
+            record_visit(store, people[who], first + n * step, tracks, rng, gone)
             if (n + 1) % 500 == 0:
                 send_all_but(store, 0)
             if (n + 1) % 5000 == 0:
@@ -303,6 +313,10 @@ def measure_kiosk(data: Path, ids: dict[str, int], args: argparse.Namespace, scr
         tracks = store.tracks(features=False)
     print(f"database_mb={database.stat().st_size / 1e6:.1f}")
     print("by table (MB): " + ", ".join(f"{t} {b / 1e6:.1f}" for t, b in table_bytes(database).items()))
+
+    with Store.open(database, readonly=True) as store:
+        failed = store._query("SELECT count(*) FROM plays WHERE error IS NOT NULL")[0][0]
+        print(f"unplayable_ms={median_ms(store.unplayable_paths, runs):.1f}  ({failed} failed plays in all)")
 
     maker = SongListMaker(database)
     for category in CATEGORIES:
@@ -704,6 +718,8 @@ def main() -> int:
     kiosk.add_argument("--tracks", type=int, default=1000, help="songs in the library")
     kiosk.add_argument("--heavy", type=int, default=300, help="visits of the busiest profile")
     kiosk.add_argument("--runs", type=int, default=3, help="runs of each measurement (the median is given)")
+    kiosk.add_argument("--failed-share", type=float, default=0.0,
+                       help="share of visits whose first song failed to play, its file gone")
     kiosk.add_argument("--keep", metavar="DIR", help="make the data here, or reuse what an earlier run made here")
     uplink = parts.add_parser("uplink", help="the outbox of months offline sent to a real mosquitto")
     uplink.add_argument("--queued", type=int, default=300, help="visits queued (three months of a busy kiosk: 2,700)")

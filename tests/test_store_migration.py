@@ -117,6 +117,9 @@ def test_an_older_database_with_data_is_migrated_and_keeps_everything(tmp_path, 
         assert store.track_index() == {
             "/music/song.ogg": (1234, 1700000000.5, None), "/music/broken.mp3": (99, 1700000001.0, None)}
         assert store.track_by_path("/music/broken.mp3").error == "cannot decode audio"
+        # the failed plays indexed by when they started, not by path (migration 21)
+        indexes = {row["name"] for row in store._db.execute("PRAGMA index_list(plays)")}
+        assert "failed_plays_by_time" in indexes and "failed_plays" not in indexes
         # the unsent event, with its retry count, still waits for the uplink
         [item] = store.pending_events()
         assert (item.event_id, item.attempts, item.profile_id) == ("evt-0000000000000001", 2, 1)

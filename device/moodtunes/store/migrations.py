@@ -295,4 +295,12 @@ MIGRATIONS: tuple[str, ...] = (
     DROP INDEX sessions_by_profile;
     CREATE INDEX sessions_by_profile ON sessions(profile_id);
     """,
+    # 21: the failed plays indexed by when they started, in place of by path: the songs whose last
+    # play failed within UNPLAYABLE_FOR (Store.unplayable_paths, at each song list) are read from
+    # that day's failed plays; it walked every failed play ever, by path, and looked up each one's
+    # latest play: 44 ms at 20,869 failed plays of five years (bench/years.py), 0.1 ms now.
+    """
+    DROP INDEX failed_plays;
+    CREATE INDEX failed_plays_by_time ON plays(started_at) WHERE error IS NOT NULL;
+    """,
 )

@@ -1391,7 +1391,8 @@ class Store:
     def unplayable_paths(self, now: datetime | None = None) -> set[str]:
         """Tracks whose last play failed (the player couldn't decode the file, or it was gone):
         they go to the back of every list until a play of them works, the scan analyses the file
-        again (it changed), or UNPLAYABLE_FOR has passed (the stick is back, or it fails again)."""
+        again (it changed), or UNPLAYABLE_FOR has passed (the stick is back, or it fails again).
+        Only that last UNPLAYABLE_FOR's failed plays are read, by when they started (migration 21)."""
         since = ((now or datetime.now(UTC)) - UNPLAYABLE_FOR).isoformat(timespec="milliseconds")
         rows = self._query(
             "SELECT p.path FROM plays p JOIN tracks t ON t.path = p.path WHERE p.error IS NOT NULL"
