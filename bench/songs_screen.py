@@ -47,11 +47,11 @@ def made_inline(app):
     from moodtunes.recommend import PAGE_SIZE
     from moodtunes.ui.songlists import SongListRequest
 
-    def request_songs(category, analysed_since=None, page_size=PAGE_SIZE):
+    def request_songs(category, sorted_after=None, page_size=PAGE_SIZE):
         visit = app.visit
         done = Future()
         done.set_result(app.song_lists.make(SongListRequest(
-            category, visit.profile.id, visit.session_id, analysed_since, seed=app.rng.getrandbits(64),
+            category, visit.profile.id, visit.session_id, sorted_after, seed=app.rng.getrandbits(64),
             page_size=page_size)))
         return done
 

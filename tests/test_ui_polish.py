@@ -243,14 +243,15 @@ def test_names_keep_the_case_typed():
     assert same_name("McKay", "mckay ") and not same_name("Ann", "Anne")
 
 
-def songs_after_a_scan_that_sorts(settings, track) -> list:
+def songs_after_a_scan_that_sorts(settings, track, before_sorting=lambda: None) -> list:
     """The happy guest's list of Highly energetic songs, shown while a first scan runs, after the
-    scan has sorted ``track`` (its last file) and ended."""
+    scan has sorted ``track`` (its last file, ``before_sorting`` called first) and ended."""
     release = threading.Event()
 
     def first_scan(settings, store, progress=None, should_stop=None):
         progress(3, 4, "a.wav")
         release.wait(30)
+        before_sorting()
         store.upsert_track(track)
         progress(4, 4, "last.wav")
 
@@ -288,11 +289,11 @@ def test_a_song_sorted_before_a_look_that_failed_still_joins_the_list(settings, 
     refused = []
     real_tracks = Store.tracks
 
-    def busy_once(store, *args, analysed_since=None, **kwargs):
-        if analysed_since is not None and not refused:  # the first look for newly sorted songs
-            refused.append(analysed_since)
+    def busy_once(store, *args, sorted_after=None, **kwargs):
+        if sorted_after is not None and not refused:  # the first look for newly sorted songs
+            refused.append(sorted_after)
             raise StoreError("database is locked", busy=True)
-        return real_tracks(store, *args, analysed_since=analysed_since, **kwargs)
+        return real_tracks(store, *args, sorted_after=sorted_after, **kwargs)
 
     monkeypatch.setattr(Store, "tracks", busy_once)
     shown = songs_after_a_scan_that_sorts(
@@ -311,6 +312,28 @@ def test_a_song_the_scan_sorts_anew_into_the_category_shown_joins_the_list(setti
     shown = songs_after_a_scan_that_sorts(
         settings, replace(calm, id=None, category=ENERGETIC, probs={"Q1": 0.9, "Q2": 0.0, "Q3": 0.0, "Q4": 0.1}))
     assert calm.path in [track.path for track in shown] and len(shown) == 4
+
+
+def test_a_song_sorted_after_the_clock_was_set_back_joins_the_list(settings, tmp_path, monkeypatch):
+    """A time sync correcting a Pi that started with its clock ahead: the scan's next song was
+    stamped before the list's last look, by the clock, and the looks for songs sorted since it
+    never found it (the kiosk reads the whole category again after a step it sees, but not after
+    one it saw before a list read ahead of it came back)."""
+    from dataclasses import replace
+
+    from moodtunes.store import shifted
+    from moodtunes.store import store as store_module
+
+    with Store.open(settings.database_path) as store:
+        listed = add_tracks(store, tmp_path / "music", count=3, category=ENERGETIC)
+    clock_ahead = store_module.utc_now
+
+    def clock_set_back() -> None:
+        monkeypatch.setattr(store_module, "utc_now", lambda: shifted(clock_ahead(), -3600))
+
+    new = replace(listed[0], id=None, path=str(tmp_path / "new" / "a.wav"), title="New", artist="Someone else")
+    shown = songs_after_a_scan_that_sorts(settings, new, before_sorting=clock_set_back)
+    assert new.path in [track.path for track in shown] and len(shown) == 4
 
 
 def test_a_physical_keyboard_keeps_capitals_and_hyphens(settings, tmp_path):

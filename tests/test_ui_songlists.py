@@ -11,7 +11,7 @@ import pytest
 from moodtunes import recommend
 from moodtunes.domain import MoodReading
 from moodtunes.recommend import Heard
-from moodtunes.store import Store, utc_now
+from moodtunes.store import Store
 from moodtunes.ui import songlists
 from moodtunes.ui.songlists import SongListMaker, SongListRequest
 from ui_support import CALM, ENERGETIC, add_tracks
@@ -38,20 +38,20 @@ def test_a_list_holds_the_categorys_songs_the_player_takes(settings, tmp_path, l
     with Store.open(settings.database_path) as store:  # an M4A longer than the player converts
         long_m4a = replace(calm[0], id=None, path=str(tmp_path / "calm" / "long.m4a"), title="Long", duration=4000.0)
         store.upsert_track(long_m4a)
-    before = utc_now()
     made = maker.request(SongListRequest(CALM, profile_id, None, seed=1)).result(timeout=30)
     assert sorted(item.track.path for item in made.ranked) == sorted(track.path for track in calm)
-    assert not made.unreadable and before <= made.read_at <= utc_now()
+    with Store.open(settings.database_path) as store:
+        assert not made.unreadable and made.sorted_through == store.last_sorted()
     again = maker.request(SongListRequest(CALM, profile_id, None, seed=1)).result(timeout=30)
     assert [item.track.path for item in again.ranked] == [item.track.path for item in made.ranked]  # the seed's
 
 
 def test_a_top_up_reads_only_the_songs_sorted_since(settings, tmp_path, library, maker):
     _, profile_id = library
-    since = utc_now()
+    first = maker.request(SongListRequest(CALM, profile_id, None)).result(timeout=30)
     with Store.open(settings.database_path) as store:
         (later,) = add_tracks(store, tmp_path / "later", count=1, category=CALM)
-    made = maker.request(SongListRequest(CALM, profile_id, None, analysed_since=since)).result(timeout=30)
+    made = maker.request(SongListRequest(CALM, profile_id, None, sorted_after=first.sorted_through)).result(timeout=30)
     assert [item.track.path for item in made.ranked] == [later.path]
 
 

@@ -303,4 +303,13 @@ MIGRATIONS: tuple[str, ...] = (
     DROP INDEX failed_plays;
     CREATE INDEX failed_plays_by_time ON plays(started_at) WHERE error IS NOT NULL;
     """,
+    # 22: the order the library scan wrote tracks in (catalogued, or analysed again), each write
+    # numbered after every one before it, for the songs screen's looks for the songs sorted since
+    # its last (Store.tracks' ``sorted_after``): they went by analysed_at, the wall clock's, and a
+    # clock set back during a visit (a time sync correcting a Pi that started with its clock ahead)
+    # stamped the songs sorted next before the last look, never found. NULL: written before.
+    """
+    ALTER TABLE tracks ADD COLUMN sorted_seq INTEGER;
+    CREATE INDEX tracks_by_sorted_seq ON tracks(sorted_seq);
+    """,
 )

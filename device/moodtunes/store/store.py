@@ -1468,10 +1468,11 @@ class Store:
         values[_TRACK_COLUMNS.index("features")] = json.dumps(rec.features)
         columns = ", ".join(_TRACK_COLUMNS)
         marks = ", ".join("?" for _ in _TRACK_COLUMNS)
-        updates = ", ".join(f"{c} = excluded.{c}" for c in (*_TRACK_COLUMNS[1:], "analysed_at"))
-        with self.transaction() as db:
+        updates = ", ".join(f"{c} = excluded.{c}" for c in (*_TRACK_COLUMNS[1:], "analysed_at", "sorted_seq"))
+        with self.transaction() as db:  # numbered under the write lock: a write committed later has a higher number
             db.execute(
-                f"INSERT INTO tracks ({columns}, analysed_at) VALUES ({marks}, ?)"
+                f"INSERT INTO tracks ({columns}, analysed_at, sorted_seq) VALUES ({marks}, ?,"
+                " (SELECT coalesce(max(sorted_seq), 0) + 1 FROM tracks))"
                 f" ON CONFLICT(path) DO UPDATE SET {updates}",
                 (*values, utc_now()),
             )
@@ -1497,20 +1498,26 @@ class Store:
 
     def tracks(
         self, category: str | None = None, include_errors: bool = False, features: bool = True,
-        analysed_since: str | None = None,
+        sorted_after: int | None = None,
     ) -> list[TrackRecord]:
         """Catalogued tracks; ``features=False`` leaves out the ~500 audio features of each, which
         the recommender does not need and which cost most of the time for a large library, and
         the scan's bookkeeping (SCAN_COLUMNS: stored after the features, each read of them goes
-        through the features' pages); ``analysed_since`` (a time as utc_now gives it): only those
-        (re-)analysed since then."""
+        through the features' pages); ``sorted_after`` (what last_sorted gave): only those
+        (re-)analysed since, by the order they were written in, whatever the clock did meanwhile."""
         columns = ", ".join(["id", *(c for c in _TRACK_COLUMNS if features or c not in ("features", *SCAN_COLUMNS))])
         rows = self._query(
             f"SELECT {columns} FROM tracks WHERE (? IS NULL OR category = ?) AND (? OR error IS NULL)"
-            " AND (? IS NULL OR analysed_at >= ?) ORDER BY artist COLLATE NOCASE, title COLLATE NOCASE",
-            (category, category, include_errors, analysed_since, analysed_since),
+            " AND (? IS NULL OR sorted_seq > ?) ORDER BY artist COLLATE NOCASE, title COLLATE NOCASE",
+            (category, category, include_errors, sorted_after, sorted_after),
         )
         return [_track_from_row(r) for r in rows]
+
+    def last_sorted(self) -> int:
+        """The number of the library scan's latest track write, for ``tracks(sorted_after=...)``:
+        read before the tracks, a later look reads every track written after this (some maybe
+        read twice), none missed."""
+        return self._query("SELECT coalesce(max(sorted_seq), 0) FROM tracks")[0][0]
 
     def track_counts(self) -> TrackCounts:
         """Counted by SQLite, not by reading every track: for 20,000 tracks 5-7 ms on this

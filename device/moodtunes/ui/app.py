@@ -524,8 +524,6 @@ class KioskApp:
             return
         visit = self.visit
         open_visit = visit is not None and not visit.ended
-        if visit is not None:  # the songs sorted since a list's last look are found by time: read them all
-            visit.catalogue_read_at.clear()
         # News, not a warning: it comes at every boot of a Pi (its first time sync), and asks nothing of anyone
         logger.info("the clock was set %s by %.0f s (a time sync?)%s", "forward" if step > 0 else "back", abs(step),
                     "; the visit under way is moved with it" if open_visit else "")
@@ -1368,14 +1366,14 @@ class KioskApp:
         return ahead[1].result()
 
     def request_songs(
-        self, category: str, analysed_since: str | None = None, page_size: int = PAGE_SIZE
+        self, category: str, sorted_after: int | None = None, page_size: int = PAGE_SIZE
     ) -> Future[SongList]:
         """The ranked songs of ``category`` for the visitor, made off this thread (a big library
-        takes a second of a Pi to read and rank); ``analysed_since``: only the songs the library
-        scan sorted since then; ``page_size``: the songs a page shows."""
+        takes a second of a Pi to read and rank); ``sorted_after``: only the songs the library
+        scan sorted after that track write (SongList.sorted_through); ``page_size``: the songs a page shows."""
         visit = self.visit
         return self.song_lists.request(SongListRequest(
-            category, visit.profile.id, visit.session_id, analysed_since, seed=self.rng.getrandbits(64),
+            category, visit.profile.id, visit.session_id, sorted_after, seed=self.rng.getrandbits(64),
             page_size=page_size))
 
     def other_category(self, category: str) -> str:

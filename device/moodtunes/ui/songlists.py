@@ -20,7 +20,7 @@ from typing import Any
 from moodtunes.player import refuses_by_its_catalogue_entry
 from moodtunes.recommend import PAGE_SIZE, Feedback, Heard, Ranked, rank
 from moodtunes.report import KeptHistory, kept_history
-from moodtunes.store import Store, StoreError, utc_now
+from moodtunes.store import Store, StoreError
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ class SongListRequest:
     category: str
     profile_id: int
     session_id: int | None  # the visit under way: its own songs are not "heard lately"
-    analysed_since: str | None = None  # only the songs the library scan sorted since then
+    sorted_after: int | None = None  # only the songs the library scan sorted after that write (Store.last_sorted)
     seed: int = 0  # the ranking's sampling: drawn from the kiosk's random source, on its thread
     page_size: int = PAGE_SIZE  # the songs screen's songs a page: page 1 keeps places for new songs
 
@@ -38,7 +38,9 @@ class SongListRequest:
 @dataclass(frozen=True)
 class SongList:
     ranked: list[Ranked]
-    read_at: str  # when the catalogue was read (as utc_now gives it): a later look starts there
+    # the library scan's last track write before the catalogue was read (Store.last_sorted): a later
+    # look reads those after it; None when it couldn't be read
+    sorted_through: int | None
     unreadable: bool = False  # the catalogue couldn't be read: ``ranked`` is empty
 
 
@@ -106,11 +108,11 @@ class SongListMaker:
         """The ranked songs of the category (empty, and ``unreadable``, if the catalogue can't be
         read), but those the player would refuse. Without the profile's ratings, recent songs or
         early skips the songs are still ranked, just less personally."""
-        read_at = utc_now()
-        tracks = self._read("the music catalogue", lambda store: store.tracks(
-            request.category, features=False, analysed_since=request.analysed_since))
-        if tracks is None:
-            return SongList([], read_at, unreadable=True)
+        catalogue = self._read("the music catalogue", lambda store: (store.last_sorted(), store.tracks(
+            request.category, features=False, sorted_after=request.sorted_after)))
+        if catalogue is None:
+            return SongList([], None, unreadable=True)
+        sorted_through, tracks = catalogue
         tracks = [track for track in tracks if not refuses_by_its_catalogue_entry(track.path, track.duration)]
         ratings = self._read("the profile's ratings", lambda store: store.track_feedback(request.profile_id))
         recent = self._read("the profile's recent songs", lambda store: store.recent_songs(
@@ -122,7 +124,7 @@ class SongListMaker:
             [Heard(*row) for row in recent or []], unplayable or (), random.Random(request.seed),
             skipped=[Heard(*row) for row in skips or []], page_size=request.page_size,
         )
-        return SongList(ranked, read_at)
+        return SongList(ranked, sorted_through)
 
     def _read(self, what: str, read: Callable[[Store], Any]) -> Any:
         """``read(store)`` through the lists' own connection; a StoreError is logged for the

@@ -36,8 +36,9 @@ class Visit:
     category: str | None = None
     ranked: list[Ranked] = field(default_factory=list)
     ranked_category: str | None = None  # the category ``ranked`` was made for
-    # category -> when its songs were last read (store.utc_now): a top-up reads those sorted since
-    catalogue_read_at: dict[str, str] = field(default_factory=dict)
+    # category -> the library scan's last track write when its songs were last read
+    # (SongList.sorted_through): a top-up reads those written after it
+    catalogue_sorted_through: dict[str, int | None] = field(default_factory=dict)
     # category -> (its list, the page shown) as this visit left it: back to a category, the same list
     earlier_lists: dict[str, tuple[list[Ranked], int]] = field(default_factory=dict)
     page: int = 0
@@ -93,7 +94,7 @@ class Visit:
         """Drop this ended visit's song lists (a 20,000-song library's take ~17 MB each), in place:
         it is kept in memory until the store takes what it has left to write, and the kiosk knows
         it by identity (``KioskApp.kept_unsaved``)."""
-        self.ranked, self.earlier_lists, self.catalogue_read_at = [], {}, {}
+        self.ranked, self.earlier_lists, self.catalogue_sorted_through = [], {}, {}
 
     @property
     def mood(self) -> str | None:

@@ -16,7 +16,7 @@ from moodtunes.domain import Category, ScanOutcome, category_for_mood
 from moodtunes.library.tags import UNKNOWN_ARTIST, title_from_filename
 from moodtunes.player import lower_volume
 from moodtunes.recommend import PAGE_SIZE, names_someone, page, page_count, song_key
-from moodtunes.store import TrackRecord, shifted
+from moodtunes.store import TrackRecord
 from moodtunes.ui import layout as lay
 from moodtunes.ui import theme as th
 from moodtunes.ui.fonts import FontStack, legible
@@ -40,9 +40,6 @@ from moodtunes.ui.widgets import (
 VOLUME_STEP = 0.1
 CATALOGUE_LOOK_EVERY_S = 1.0  # while the library scan runs, how often the songs screen looks for songs
 TOP_UP_EVERY_S = 3.0  # ... and at most how often a list already shown looks for newly sorted ones
-# ... reading those analysed since its last look, less this: a song is stamped as its write begins
-# and seen once committed, maybe after the look (those seen twice are listed once).
-TOP_UP_OVERLAP_S = 60.0
 FINDING_SHOWN_AFTER_S = 0.3  # a list made sooner shows no "Finding your songs" flashing by
 FINDING_TITLE = "Finding your songs…"
 FINDING_DETAIL = "Picking the ones that suit how you feel."
@@ -270,10 +267,8 @@ class SongsScreen(Screen):
         """Ask for this category's list (``top_up``: its songs sorted since the last look);
         ``final``: the library scan was over when asked, so the list read has all there will be."""
         visit = self.app.visit
-        # A song is stamped as its write begins and seen once committed, maybe after the last look.
-        since = visit.catalogue_read_at.get(visit.category) if top_up else None
-        making = self.app.request_songs(visit.category, analysed_since=since and shifted(since, -TOP_UP_OVERLAP_S),
-                                        page_size=self._songs_a_page())
+        after = visit.catalogue_sorted_through.get(visit.category) if top_up else None
+        making = self.app.request_songs(visit.category, sorted_after=after, page_size=self._songs_a_page())
         self._asked = (making, now, top_up, final)
 
     def _songs_a_page(self) -> int:
@@ -289,7 +284,7 @@ class SongsScreen(Screen):
         visit = self.app.visit
         self.app.catalogue_unreadable = made.unreadable
         if made.ranked or final:
-            visit.catalogue_read_at[visit.category] = made.read_at
+            visit.catalogue_sorted_through[visit.category] = made.sorted_through
             self._show(made.ranked, topped_up=final)
             self.app.relayout()
             self.app.touch()  # the whole idle time to look at the list, as on a new screen
@@ -305,7 +300,7 @@ class SongsScreen(Screen):
         read_failed = self._top_up_failed = made.unreadable
         self.app.catalogue_unreadable = read_failed and not visit.ranked  # else the list still plays
         if not read_failed:  # else looked for again from the last look that worked
-            visit.catalogue_read_at[visit.category] = made.read_at
+            visit.catalogue_sorted_through[visit.category] = made.sorted_through
         shown = {song_key(item.track) for item in visit.ranked}  # a new copy of a song listed is no new song
         new = [item for item in made.ranked if song_key(item.track) not in shown]
         if new:
