@@ -215,7 +215,8 @@ def test_escape_leaves_the_letters_and_the_names_found(settings):
 
 @pytest.mark.parametrize("size", [(800, 480), (480, 800)], ids=["800x480", "480x800"])
 def test_more_initials_than_keys_fit_share_the_last_key_and_every_name_is_found(settings, size):
-    """Names in a script of many letters (a kana its own key): 85 initials, keys of 48 px at least."""
+    """Names in a script of many letters (a kana its own key): 85 initials, keys of 48 px at least
+    (the katakana "ノ" and the kanji "丿", drawn alike, on one)."""
     names = [chr(0x30A2 + 2 * n) + "子" for n in range(45)] + [chr(0x4E00 + 7 * n) + "田" for n in range(45)]
     ids = with_profiles(settings, names)
     app = make_app(settings, StillScanner, size=size)
@@ -223,7 +224,8 @@ def test_more_initials_than_keys_fit_share_the_last_key_and_every_name_is_found(
         tap(app, "find_name")
         keys = app.screen.keys
         initials = set().union(*map(name_initials, names))
-        assert 20 < len(keys) < len(initials) and len(keys[-1]) == len(initials) - len(keys) + 1
+        assert 20 < len(keys) < len(initials) and len(keys[-1]) > 2 and sum(map(len, keys)) == len(initials)
+        assert ("\u30ce", "\u4e3f") in keys
         for target in app.screen.targets:
             assert min(target.rect.size) >= MIN_TOUCH and app.surface.get_rect().contains(target.rect), target
         found: set[int] = set()
@@ -314,6 +316,28 @@ def test_a_letter_typed_on_a_keyboard_presses_its_key(settings):
         tap(app, "find_name")
         typed(app, "é")
         assert app.screen.letters == ("E",) and ids["Émile Laurent"] in tiles(app)
+    finally:
+        app.close()
+
+
+def test_initials_drawn_alike_share_a_key(settings, welcome_texts):
+    """"Anna" and "Алла" (a Cyrillic "А") made two keys that read "A", each finding only its own
+    script's names; a Greek "Ι" and a Latin "I" likewise. A "Σ" is no "O", nor a digit a letter."""
+    ids = with_profiles(settings, ["Anna Smith", "\u0410\u043b\u043b\u0430", "Ivan Petrov", "\u0399\u03c9\u03ac\u03bd\u03bd\u03b1",
+                                   "Olga", "\u03a3\u03bf\u03c6\u03af\u03b1", "Person 01", "Pia Lund", "Sam Lee"])
+    app = make_app(settings, StillScanner)
+    try:
+        tap(app, "find_name")
+        assert [letters[0] for letters in app.screen.keys] == ["A", "I", "L", "O", "P", "S", "\u03a3", "0"]
+        for letter, names in {"A": ["Anna Smith", "\u0410\u043b\u043b\u0430"], "I": ["Ivan Petrov", "\u0399\u03c9\u03ac\u03bd\u03bd\u03b1"]}.items():
+            tap(app, key_of(app, letter))
+            welcome_texts.clear()
+            step(app)
+            assert tiles(app) == {ids[name] for name in names} and f"Starting with {letter}" in welcome_texts
+            tap(app, "all_names")
+            tap(app, "find_name")
+        typed(app, "\u0430")  # a Russian keyboard's "а"
+        assert tiles(app) == {ids["Anna Smith"], ids["\u0410\u043b\u043b\u0430"]}
     finally:
         app.close()
 

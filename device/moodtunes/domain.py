@@ -61,7 +61,13 @@ def look_alike(a: str, b: str) -> bool:
     "Ａ", a capital "I" for a small "l", "m" for "rn"), or letter by letter so in any case ("АDA",
     a Cyrillic "А", is "Ada"; "AMIE" is not "Arnie": capitals "RN" are not drawn like "M"). A new
     name is refused by it; names already given are still told apart and found by same_name."""
-    return _skeleton(_drawn(a)) == _skeleton(_drawn(b)) or _letters_drawn(a) == _letters_drawn(b)
+    return drawn_alike(a, b) or _letters_drawn(a) == _letters_drawn(b)
+
+
+def drawn_alike(a: str, b: str) -> bool:
+    """Drawn alike as they are, case and all (UTS #39 skeletons): a Latin "A" and a Cyrillic "А",
+    a capital "I" and a small "l", but not a capital "Σ" and an "O" (a small "σ" is drawn like "o")."""
+    return _skeleton(_drawn(a)) == _skeleton(_drawn(b))
 
 
 def _drawn(name: str) -> str:

@@ -10,7 +10,7 @@ import unicodedata
 
 import pygame
 
-from moodtunes.domain import INVISIBLE_IN_NAMES, Category, look_alike, same_name
+from moodtunes.domain import INVISIBLE_IN_NAMES, Category, drawn_alike, look_alike, same_name
 from moodtunes.store import GUEST_NAME, Profile, StoreError
 from moodtunes.ui import layout as lay
 from moodtunes.ui import theme as th
@@ -445,16 +445,32 @@ def name_initials(name: str) -> set[str]:
 
 
 def letters_label(letters: tuple[str, ...]) -> str:
-    """What a key of FindNameScreen reads: its letter, or the first and last of those it holds."""
-    return letters[0] if len(letters) == 1 else f"{letters[0]}–{letters[-1]}"
+    """What a key of FindNameScreen reads: its letter (one of those drawn alike, "A" for a Latin
+    "A" and a Cyrillic "А"), or the first and last of those it holds."""
+    return letters[0] if all(drawn_alike(letter, letters[0]) for letter in letters) else f"{letters[0]}–{letters[-1]}"
 
 
-def letter_keys(initials: list[str], room: int) -> list[tuple[str, ...]]:
-    """A key for each of ``initials`` (sorted), when ``room`` keys fit; else the last key holds
-    those left over ("さ–ん"), so that every name stays found."""
+def initials_drawn_alike(initials: list[str]) -> list[tuple[str, ...]]:
+    """``initials`` (sorted), the letters among them drawn alike together, where the first is: a
+    Latin "A" and a Cyrillic "А" made two keys that read "A", each finding only its own script's
+    names. Digits stay apart: "Person 01" is not under "O"."""
+    groups: list[list[str]] = []
+    for initial in initials:
+        alike = next((group for group in groups if not initial.isdigit() and not group[0].isdigit()
+                      and drawn_alike(group[0], initial)), None)
+        if alike is None:
+            groups.append([initial])
+        else:
+            alike.append(initial)
+    return [tuple(group) for group in groups]
+
+
+def letter_keys(initials: list[tuple[str, ...]], room: int) -> list[tuple[str, ...]]:
+    """A key for each of ``initials`` (sorted, those drawn alike together), when ``room`` keys fit;
+    else the last key holds those left over ("さ–ん"), so that every name stays found."""
     if len(initials) <= room:
-        return [(initial,) for initial in initials]
-    return [(initial,) for initial in initials[:room - 1]] + [tuple(initials[room - 1:])]
+        return initials
+    return initials[:room - 1] + [tuple(letter for alike in initials[room - 1:] for letter in alike)]
 
 
 def key_grid(area: pygame.Rect, count: int, gap: int) -> tuple[int, int]:
@@ -499,7 +515,7 @@ class FindNameScreen(Screen):
     def enter(self) -> None:
         profiles = self.app.read("the profiles", self.app.store.profiles) or []
         initials = set().union(*(name_initials(p.name) for p in profiles))
-        self.initials = sorted(initials, key=lambda c: (c.isdigit(), c))  # digits after the letters
+        self.initials = initials_drawn_alike(sorted(initials, key=lambda c: (c.isdigit(), c)))  # digits after the letters
 
     def layout(self, area: pygame.Rect) -> None:
         super().layout(area)
