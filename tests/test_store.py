@@ -472,7 +472,7 @@ def test_a_name_that_looks_like_the_guests_is_kept_for_guests(store):
 @pytest.mark.parametrize("first, second", [
     ("Ada", "Ana"), ("\u0418\u0432\u0430\u043d", "Ivan"),  # Иван
     ("Zo\u00eb", "Zoe"), ("Anne", "Ann3"),  # an accent is seen; a digit for a letter (leet) is another name
-    # in capitals "RN" is not drawn like "M", nor "L" like "I": they were refused as "arnie"/"amie", "lan"/"ian"
+    # in capitals "RN" is not drawn like "M" (they were refused, as "arnie" is drawn like "amie"), nor "L" like "I"
     ("Arnie", "AMIE"), ("ARNIE", "Amie"), ("BERNA", "BEMA"), ("Ian", "Lan"),
 ])
 def test_names_told_apart_by_how_they_look_are_other_peoples(store, first, second):

@@ -81,7 +81,7 @@ def _name_key(name: str) -> str:
 
 def _letters_drawn(name: str) -> tuple[str, ...]:
     """Each letter of the case-folded name as the one it is drawn like, taken alone: the skeleton of
-    the whole folded name took "ARNIE" for "amie" and "Ian" for "lan", two tiles read apart."""
+    the whole folded name took "ARNIE" ("arnie") for "AMIE" ("amie"), two tiles read apart."""
     return tuple(_skeleton(char) for char in unicodedata.normalize("NFKD", _name_key(name)))
 
 
