@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from moodtunes.domain import Category, MoodReading, ScanOutcome
-from moodtunes.report import kept_history, summarise, summarise_lines
+from moodtunes.report import kept_history, summarise
 from moodtunes.store import Store, TrackRecord
 
 SIZES = (250, 2000)
@@ -58,7 +58,7 @@ def kept_ms(store: Store, profile_id: int, track: TrackRecord, runs: int) -> flo
         add_visits(store, profile_id, track, 1)
         start = time.perf_counter()
         kept = kept_history(store, profile_id, kept)
-        summarise_lines("Robin", kept.lines)
+        kept.tally.report("Robin")
         times.append(time.perf_counter() - start)
     return 1000 * statistics.median(times)
 

@@ -301,7 +301,7 @@ def copy_database(source: Path, folder: Path) -> Path:
 def measure_kiosk(data: Path, ids: dict[str, int], args: argparse.Namespace, scratch: Path) -> None:
     from kiosk import measure_startup
     from moodtunes.library.scan import scan_library
-    from moodtunes.report import kept_history, summarise, summarise_lines
+    from moodtunes.report import kept_history, summarise
     from moodtunes.ui.songlists import SongListMaker, SongListRequest
 
     database, music = data / "moodtunes.db", data / "music"
@@ -336,7 +336,7 @@ def measure_kiosk(data: Path, ids: dict[str, int], args: argparse.Namespace, scr
             record_visit(store, ids["busy"], datetime.now(UTC), tracks, rng)
             start = time.perf_counter()
             kept = kept_history(store, ids["busy"], kept)
-            summarise_lines("Busy", kept.lines)
+            kept.tally.report("Busy")
             times.append(time.perf_counter() - start)
         print(f"report_later_ms={1000 * statistics.median(times):.1f}")
 

@@ -293,3 +293,31 @@ def test_the_moods_and_categories_summary_is_each_pairs_visits_counted_apart():
         summary = summarise_lines("Ana", lines).by_category
         assert summary == expected
         assert [(m, list(c)) for m, c in summary.items()] == [(m, list(c)) for m, c in expected.items()]
+
+
+def test_a_tally_kept_and_added_to_makes_the_report_of_all_its_lines_and_stays_as_it_was():
+    """The kiosk keeps a regular visitor's tally (read ahead off its UI thread) and adds the visit
+    just ended to a copy at each report: over random histories split anywhere, that report is the
+    one of all the lines at once, and the kept tally, added to again later, is still its own."""
+    import random
+
+    from moodtunes.report import RatedSong, Tally, VisitLine, summarise_lines
+
+    rng = random.Random(11)
+    moods, categories = (None, "sad", "neutral", "happy"), (None, "Happy and calm", "Highly energetic")
+    for _ in range(200):
+        lines = [VisitLine(
+            started_at="2026-01-01", mood_before=rng.choice(moods), mood_after=rng.choice(moods),
+            score_before=None, score_after=None, lift=rng.choice((None, -2.0, -1.0, 0.0, 0.5, 1.0, 2.0)),
+            rating=rng.choice((None, 0, 50, 77, 100)), listening_minutes=round(rng.random() * 9, 2),
+            category=rng.choice(categories), songs=[],
+            rated_songs=[RatedSong(rng.choice(categories), rng.choice((0, 25, 75, 100))) for _ in range(rng.randrange(3))],
+        ) for _ in range(rng.randrange(60))]
+        split = rng.randrange(len(lines) + 1)
+        kept = Tally(lines[:split])
+        for shared in (False, True):
+            added = kept.copy()
+            for line in lines[split:]:
+                added.add(line)
+            assert added.report("Ana", shared) == summarise_lines("Ana", lines, shared)
+        assert kept.report("Ana") == summarise_lines("Ana", lines[:split])

@@ -4,7 +4,8 @@ store's visit history, shared by `moodtunes report` and the kiosk's report scree
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, NamedTuple
 
@@ -135,21 +136,52 @@ def chance_of_as_many(more: int, fewer: int) -> float:
     return total / 2 ** changes
 
 
-def verdict(measured: Sequence[tuple[str, float]]) -> str:
+class Measured:
+    """The measured visits, (mood before, lift) oldest first, with what the verdict counts of them
+    kept as each is added: the verdict of a regular visitor's thousands of visits then walks none of
+    them again (the kiosk's report adds the visit just ended to those read ahead: ``Tally``)."""
+
+    def __init__(self, measured: Sequence[tuple[str, float]] = ()) -> None:
+        self.visits: list[tuple[str, float]] = []
+        self.lifts: list[float] = []
+        self.rose = self.fell = 0
+        self.by_mood: dict[str, list[float]] = {}  # each mood's lifts, oldest first
+        for mood, lift in measured:
+            self.add(mood, lift)
+
+    def add(self, mood: str, lift: float) -> None:
+        self.visits.append((mood, lift))
+        self.lifts.append(lift)
+        self.rose += lift > 0
+        self.fell += lift < 0
+        self.by_mood.setdefault(mood, []).append(lift)
+
+    def copy(self) -> Measured:
+        kept = Measured()
+        kept.visits, kept.lifts, kept.rose, kept.fell = list(self.visits), list(self.lifts), self.rose, self.fell
+        kept.by_mood = {mood: list(lifts) for mood, lifts in self.by_mood.items()}
+        return kept
+
+
+def _measured(measured: Sequence[tuple[str, float]] | Measured) -> Measured:
+    return measured if isinstance(measured, Measured) else Measured(measured)
+
+
+def verdict(measured: Sequence[tuple[str, float]] | Measured) -> str:
     """The report's one-sentence answer from the measured visits, (mood before, lift) oldest
     first, in steps of the moods the visitor was shown (sad, neutral, happy): 'rose in 2 and held
     steady in 1 of 3 measured visits'. A visitor who came happy and left happy held steady. One or
     two visits are too few to call it either way; a leaning short of the sign test is "promising",
     not "yes". Said of what followed the music, never that the music caused it (there are no
     visits without music to compare with)."""
-    lifts = [lift for _, lift in measured]
+    measured = _measured(measured)
+    lifts, rose, fell = measured.lifts, measured.rose, measured.fell
     if not lifts:
         return ("Not enough data yet: next time, listen a while and check your mood again after the music to "
                 "measure its effect.")
     if len(lifts) < VISITS_FOR_A_VERDICT:
-        return f"Too early to tell: your mood {_counted(lifts)} so far. Come back a few more times."
+        return f"Too early to tell: your mood {_counted(rose, fell, len(lifts))} so far. Come back a few more times."
     mean_step = float(np.mean(lifts))
-    rose, fell = sum(1 for d in lifts if d > 0), sum(1 for d in lifts if d < 0)
     leaning_up = mean_step > CLEAR_CHANGE and rose >= max(CLEAR_COUNT, 2 * fell)
     if leaning_up and chance_of_as_many(rose, fell) < CHANCE_BELOW:
         head = "Yes, your mood tends to rise after the music"
@@ -166,10 +198,10 @@ def verdict(measured: Sequence[tuple[str, float]]) -> str:
             tail = ", and the rise is growing" if leaning_up else ", though lately it has fared better after the music"
         else:
             tail = ", though the rise is fading" if leaning_up else ", and lately it has fared worse after the music"
-    return f"{head}. Your mood {_counted(lifts)}{tail}."
+    return f"{head}. Your mood {_counted(rose, fell, len(lifts))}{tail}."
 
 
-def recent_change(measured: Sequence[tuple[str, float]]) -> float | None:
+def recent_change(measured: Sequence[tuple[str, float]] | Measured) -> float | None:
     """How much more the last RECENT_VISITS measured visits, (mood before, lift) oldest first,
     lifted the mood than the earlier ones, as both ways of comparing agree: the smaller of the
     change in the means of all of them and the mean change against earlier visits that came in
@@ -181,7 +213,8 @@ def recent_change(measured: Sequence[tuple[str, float]]) -> float | None:
     sad doesn't), which moved the comparison within moods more when the moods on arrival changed
     (bench/verdict.py: at 0.5 steps, "lately" of noise to 2-16 % of visitors, 14-34 % by the means, up to 66 %
     within moods)."""
-    if len(measured) < 2 * RECENT_VISITS:
+    measured = _measured(measured)
+    if len(measured.lifts) < 2 * RECENT_VISITS:
         return None
     within = changes_within_moods(measured)
     if len(within) < COMPARABLE_RECENT:
@@ -190,20 +223,21 @@ def recent_change(measured: Sequence[tuple[str, float]]) -> float | None:
     return min(by_mood, overall, key=abs) if by_mood * overall > 0 else 0.0
 
 
-def change_over_all(measured: Sequence[tuple[str, float]]) -> float:
+def change_over_all(measured: Sequence[tuple[str, float]] | Measured) -> float:
     """The mean lift of the last RECENT_VISITS measured visits less that of the ones before."""
-    recent, earlier = measured[-RECENT_VISITS:], measured[:-RECENT_VISITS]
-    return float(np.mean([lift for _, lift in recent]) - np.mean([lift for _, lift in earlier]))
+    lifts = _measured(measured).lifts
+    return float(np.mean(lifts[-RECENT_VISITS:]) - np.mean(lifts[:-RECENT_VISITS]))
 
 
-def changes_within_moods(measured: Sequence[tuple[str, float]], earlier_of_a_mood: int = EARLIER_OF_A_MOOD) -> list[float]:
+def changes_within_moods(measured: Sequence[tuple[str, float]] | Measured,
+                         earlier_of_a_mood: int = EARLIER_OF_A_MOOD) -> list[float]:
     """Each of the last RECENT_VISITS measured visits' lift less the mean lift of the earlier visits
     that came in its mood, for those whose mood came at least ``earlier_of_a_mood`` times before."""
-    earlier: dict[str, list[float]] = {}
-    for mood, lift in measured[:-RECENT_VISITS]:
-        earlier.setdefault(mood, []).append(lift)
-    return [lift - float(np.mean(earlier[mood])) for mood, lift in measured[-RECENT_VISITS:]
-            if len(earlier.get(mood, ())) >= earlier_of_a_mood]
+    measured = _measured(measured)
+    recent = measured.visits[-RECENT_VISITS:]
+    in_recent = Counter(mood for mood, _ in recent)  # each mood's lifts but its last ones, the recent
+    earlier = {mood: measured.by_mood[mood][:len(measured.by_mood[mood]) - count] for mood, count in in_recent.items()}
+    return [lift - float(np.mean(earlier[mood])) for mood, lift in recent if len(earlier[mood]) >= earlier_of_a_mood]
 
 
 def one_visit_verdict(line: VisitLine) -> str:
@@ -227,46 +261,126 @@ def one_visit_verdict(line: VisitLine) -> str:
     return f"{said} Make a profile next time to see how the music works for you over several visits."
 
 
-def _counted(steps: Sequence[float]) -> str:
+def _counted(rose: int, fell: int, steps: int) -> str:
     """'rose in 2, held steady in 1 and fell in 1 of 4 measured visits' (empty counts left out)."""
-    rose, fell = sum(1 for d in steps if d > 0), sum(1 for d in steps if d < 0)
-    counts = [(rose, "rose"), (len(steps) - rose - fell, "held steady"), (fell, "fell")]
+    counts = [(rose, "rose"), (steps - rose - fell, "held steady"), (fell, "fell")]
     parts = [f"{verb} in {n}" for n, verb in counts if n]
     said = parts[0] if len(parts) == 1 else f"{', '.join(parts[:-1])} and {parts[-1]}"
-    return f"{said} of {len(steps)} measured visit{'' if len(steps) == 1 else 's'}"
+    return f"{said} of {steps} measured visit{'' if steps == 1 else 's'}"
 
 
-def _share(lifts: Sequence[float], counted: Callable[[float], bool]) -> float | None:
-    return round(sum(1 for x in lifts if counted(x)) / len(lifts), 4) if lifts else None
+def _share(count: int, lifts: Sequence[float]) -> float | None:
+    return round(count / len(lifts), 4) if lifts else None
+
+
+class Group(NamedTuple):
+    """A (mood before, category heard longest) pair's visits: their count, their lifts, and the
+    stars given to the category's songs in them (a visit's last rating may be another song's)."""
+
+    visits: int
+    lifts: list[float]
+    song_ratings: list[float]
+
+
+class Tally:
+    """What the report sums over a profile's visit lines (oldest first), kept as each line is
+    added: the kiosk keeps a regular visitor's tally, read ahead off its UI thread, and its report
+    adds only the visit just ended (the summary of 5,000 lines took 7 ms of the tap's frame here,
+    bench/frames.py). The report made is the same as from all the lines at once: the same values
+    in the same order go into the same sums and means."""
+
+    def __init__(self, lines: Sequence[VisitLine] = ()) -> None:
+        self.lines: list[VisitLine] = []
+        self.lifts: list[float] = []
+        self.rose = self.fell = 0  # of ``lifts``
+        self.ratings: list[float] = []
+        self.listening_minutes: float = 0  # summed in order, as sum() would
+        self.measured = Measured()  # the lifts of visits with a mood before, for the verdict
+        self.groups: dict[tuple[str, str], Group] = {}
+        for line in lines:
+            self.add(line)
+
+    def add(self, line: VisitLine) -> None:
+        self.lines.append(line)
+        if line.lift is not None:
+            self.lifts.append(line.lift)
+            self.rose += line.lift > 0
+            self.fell += line.lift < 0
+            if line.mood_before:
+                self.measured.add(line.mood_before, line.lift)
+        if line.rating is not None:
+            self.ratings.append(float(line.rating))
+        self.listening_minutes += line.listening_minutes
+        if line.mood_before and line.category:
+            key = (line.mood_before, line.category)
+            group = self.groups.get(key) or Group(0, [], [])
+            if line.lift is not None:
+                group.lifts.append(line.lift)
+            group.song_ratings.extend(float(song.rating) for song in line.rated_songs if song.category == line.category)
+            self.groups[key] = group._replace(visits=group.visits + 1)
+
+    def copy(self) -> Tally:
+        """A tally to add to, this one left as it is (a report made from it holds its lines)."""
+        kept = Tally()
+        kept.lines, kept.lifts, kept.ratings = list(self.lines), list(self.lifts), list(self.ratings)
+        kept.rose, kept.fell, kept.listening_minutes = self.rose, self.fell, self.listening_minutes
+        kept.measured = self.measured.copy()
+        kept.groups = {key: Group(g.visits, list(g.lifts), list(g.song_ratings)) for key, g in self.groups.items()}
+        return kept
+
+    def report(self, profile: str, shared: bool = False) -> ProfileReport:
+        """The report of the lines added; ``shared``: the guest profile's, whose visits are many people's."""
+        by_category: dict[str, dict[str, CategoryStats]] = {}
+        for (mood, category), group in sorted(self.groups.items()):
+            by_category.setdefault(mood, {})[category] = CategoryStats(
+                visits=group.visits, measured=len(group.lifts), mean_lift=_mean(group.lifts),
+                mean_rating=_mean(group.song_ratings))
+        return ProfileReport(
+            profile=profile,
+            visits=self.lines,
+            visit_count=len(self.lines),
+            measured_lifts=len(self.lifts),
+            mean_lift=_mean(self.lifts),
+            lift_trend=_slope(self.lifts),
+            improved_share=_share(self.rose, self.lifts),
+            worsened_share=_share(self.fell, self.lifts),
+            mean_rating=_mean(self.ratings),
+            rating_trend=_slope(self.ratings),
+            listening_minutes=round(self.listening_minutes, 2),
+            by_category=by_category,
+            verdict=shared_verdict(self.rose, self.fell, len(self.lifts)) if shared else verdict(self.measured),
+        )
 
 
 class KeptHistory(NamedTuple):
-    """A profile's visit lines as last read, and the id of the newest visit among them."""
+    """A profile's visit lines as last read, tallied, and the id of the newest visit among them."""
 
     last_visit: int
-    lines: list[VisitLine]
+    tally: Tally
 
 
 def kept_history(store: Any, profile_id: int, kept: KeptHistory | None = None) -> KeptHistory:
-    """The profile's visit lines from ``store`` (a Store): ``kept`` and the visits ended after them,
-    so that a regular visitor's thousand visits are not read again at every report on the kiosk's
-    UI thread (bench/report.py); read whole again when the count doesn't add up (a visit whose end
-    was saved late ended after one recorded later). StoreError when the history can't be read."""
-    last, lines = kept or (0, [])
+    """The profile's visit lines from ``store`` (a Store), tallied: ``kept`` and the visits ended
+    after them, so that a regular visitor's thousand visits are not read again at every report on
+    the kiosk's UI thread (bench/report.py); read whole again when the count doesn't add up (a visit
+    whose end was saved late ended after one recorded later). StoreError when the history can't be read."""
+    last, tally = kept or (0, Tally())
     new = store.visits(profile_id, after=last)
-    lines = lines + [visit_line(v) for v in new]
-    if len(lines) != store.ended_visit_count(profile_id):
+    tally = tally.copy()
+    for visit in new:
+        tally.add(visit_line(visit))
+    if len(tally.lines) != store.ended_visit_count(profile_id):
         new = store.visits(profile_id)
-        lines = [visit_line(v) for v in new]
-    return KeptHistory(new[-1]["id"] if new else last, lines)
+        tally = Tally([visit_line(v) for v in new])
+    return KeptHistory(new[-1]["id"] if new else last, tally)
 
 
-def shared_verdict(lifts: Sequence[float]) -> str:
+def shared_verdict(rose: int, fell: int, measured: int) -> str:
     """The verdict of the guest profile, which every guest shares: what its visits add up to, said
     of no one ("your mood rose … Come back a few more times" spoke to strangers as one person)."""
-    if not lifts:
+    if not measured:
         return "Guests' visits (the guest profile is shared): none measured yet."
-    return f"Guests' visits together (the guest profile is shared): the mood {_counted(lifts)}."
+    return f"Guests' visits together (the guest profile is shared): the mood {_counted(rose, fell, measured)}."
 
 
 def summarise(profile: str, visits: Sequence[dict[str, Any]], shared: bool = False) -> ProfileReport:
@@ -277,35 +391,5 @@ def summarise(profile: str, visits: Sequence[dict[str, Any]], shared: bool = Fal
 
 def summarise_lines(profile: str, lines: list[VisitLine], shared: bool = False) -> ProfileReport:
     """Build the report from the profile's visit lines (oldest first), as ``visit_line`` made them
-    (the kiosk keeps them: ``kept_history``); ``shared`` as for ``summarise``."""
-    lifts = [line.lift for line in lines if line.lift is not None]
-    ratings = [float(line.rating) for line in lines if line.rating is not None]
-    by_category: dict[str, dict[str, CategoryStats]] = {}
-    groups: dict[tuple[str, str], list[VisitLine]] = {}  # in one pass: a pass a pair took 5 ms of the
-    for line in lines:  # UI thread for 5,000 visits here (bench/frames.py)
-        if line.mood_before and line.category:
-            groups.setdefault((line.mood_before, line.category), []).append(line)
-    for (mood, category), group in sorted(groups.items()):
-        by_category.setdefault(mood, {})[category] = CategoryStats(
-            visits=len(group),
-            measured=sum(1 for g in group if g.lift is not None),
-            mean_lift=_mean([g.lift for g in group if g.lift is not None]),
-            # The stars given to this category's songs: a visit's last rating may be another song's.
-            mean_rating=_mean([float(song.rating) for g in group for song in g.rated_songs if song.category == category]),
-        )
-    return ProfileReport(
-        profile=profile,
-        visits=lines,
-        visit_count=len(lines),
-        measured_lifts=len(lifts),
-        mean_lift=_mean(lifts),
-        lift_trend=_slope(lifts),
-        improved_share=_share(lifts, lambda x: x > 0),
-        worsened_share=_share(lifts, lambda x: x < 0),
-        mean_rating=_mean(ratings),
-        rating_trend=_slope(ratings),
-        listening_minutes=round(sum(line.listening_minutes for line in lines), 2),
-        by_category=by_category,
-        verdict=shared_verdict(lifts) if shared else verdict(
-            [(line.mood_before, line.lift) for line in lines if line.mood_before and line.lift is not None]),
-    )
+    (the kiosk keeps them tallied: ``kept_history``); ``shared`` as for ``summarise``."""
+    return Tally(lines).report(profile, shared)

@@ -14,10 +14,10 @@ from moodtunes import events
 from moodtunes.report import (
     VISITS_FOR_A_VERDICT,
     ProfileReport,
+    Tally,
     VisitLine,
     kept_history,
     one_visit_verdict,
-    summarise_lines,
     visit_line,
 )
 from moodtunes.ui import layout as lay
@@ -425,11 +425,11 @@ class ReportScreen(Screen):
         # Reading the history saves nothing: a failure says it can't be read, not "not saved".
         if profile.is_guest:  # the newest ended visit is this one; the shared profile's others stay unread
             newest = app.read("the visit history", app.store.visits, profile.id, limit=1)
-            lines = None if newest is None else [visit_line(v) for v in newest if v["id"] == app.visit.session_id]
+            tally = None if newest is None else Tally([visit_line(v) for v in newest if v["id"] == app.visit.session_id])
         else:
-            lines = self._history(profile.id)
-        self.unreadable = lines is None
-        self.report: ProfileReport = summarise_lines(profile.name, lines or [])
+            tally = self._history(profile.id)
+        self.unreadable = tally is None
+        self.report: ProfileReport = (tally or Tally()).report(profile.name)
         self.verdict_text = (
             one_visit_verdict(self.report.visits[-1])
             if profile.is_guest and self.report.visits
@@ -438,10 +438,10 @@ class ReportScreen(Screen):
         if self.unsaved:  # no "next time, check your mood again" to someone who just did
             self.verdict_text = VISIT_NOT_SAVED + (f" {self.verdict_text}" if self.report.measured_lifts else "")
 
-    def _history(self, profile_id: int) -> list[VisitLine] | None:
-        """The profile's visit lines, kept by the kiosk between reports (``kept_history``) or read
-        ahead as the visit started (``history_read_ahead``), and the visits ended since; None when
-        the history can't be read."""
+    def _history(self, profile_id: int) -> Tally | None:
+        """The profile's visit lines, tallied: kept by the kiosk between reports (``kept_history``)
+        or read ahead as the visit started (``history_read_ahead``), and the visits ended since;
+        None when the history can't be read."""
         app = self.app
         known = app.histories.pop(profile_id, None) or app.history_read_ahead(profile_id)
         kept = app.read("the visit history", kept_history, app.store, profile_id, known)
@@ -450,7 +450,7 @@ class ReportScreen(Screen):
         app.histories[profile_id] = kept  # the most recent last: the least recent goes first
         while len(app.histories) > KEPT_HISTORIES:
             del app.histories[next(iter(app.histories))]
-        return kept.lines
+        return kept.tally
 
     def primary(self) -> str | None:
         return "finish"
