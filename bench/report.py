@@ -8,9 +8,10 @@ UI thread when it opens: reads the profile's visit history (``Store.visits``) an
 (``report.summarise``). Medians of 7 runs per size. ``scaling`` is the 2,000-visit time over the
 250-visit time, measured in the same process: 8x is linear, as the whole history is read (the
 verdict and its trend are over every measured visit). That is what `moodtunes report` and the
-kiosk's first report of a profile do; the kiosk keeps the profile's visit lines, and its later
-reports read only the visits ended since: ``kept_ms_<n>`` times one such report (one new visit,
-then the summary of all n), and ``kept_speedup`` is the whole read's time over it. A daily visitor has 1,000 visits in three years; until 2026-12-06
+kiosk's first report of a profile do; the kiosk keeps the profile's visit lines, tallied, and its
+later reports read and tally only the visits ended since: ``kept_ms_<n>`` times one such report
+(one new visit, then the report of the tally of all n), and ``kept_speedup`` is the whole read's
+time over it. A daily visitor has 1,000 visits in three years; until 2026-12-06
 every report read them all, three queries a visit.
 """
 
@@ -51,7 +52,7 @@ def median_ms(store: Store, profile_id: int, runs: int) -> float:
 
 
 def kept_ms(store: Store, profile_id: int, track: TrackRecord, runs: int) -> float:
-    """A report as the kiosk makes it with the profile's lines kept: one visit more, read alone."""
+    """A report as the kiosk makes it with the profile's lines kept, tallied: one visit more, read alone."""
     kept = kept_history(store, profile_id)
     times = []
     for _ in range(runs):
