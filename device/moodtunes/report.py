@@ -70,7 +70,7 @@ class Values:
     """Floats added one at a time to a numpy array with room to spare, read as an array of those
     added (``np.mean(values)``, ``values[-5:]``): the report's means and slopes of a regular
     visitor's thousands of lifts and ratings made a list of them into an array again for each,
-    twenty-odd a report, 0.1-0.5 ms each for 5,000 here (bench/report.py)."""
+    twenty-odd a report: 9.6 ms of the report of 5,000 visits here (other jobs beside), 1.0 without."""
 
     def __init__(self) -> None:
         self._array = np.empty(16)
