@@ -35,7 +35,15 @@ from typing import Any, NamedTuple, Self
 from pydantic import BaseModel, ValidationError
 
 from moodtunes.clock import ClockReading
-from moodtunes.domain import FILE_NOT_FOUND, MOODS, Mood, MoodReading, ScanOutcome, look_alike, same_name
+from moodtunes.domain import (
+    FILE_NOT_FOUND,
+    MOODS,
+    Mood,
+    MoodReading,
+    ScanOutcome,
+    look_alike,
+    same_name,
+)
 from moodtunes.events import (
     END_REASONS,
     MAX_PLAYS,
