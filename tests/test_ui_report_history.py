@@ -138,3 +138,26 @@ def test_the_after_line_shows_only_visits_in_which_music_was_heard(settings, ada
         assert before.values[0] == -1.0 and after.values[0] is None
     finally:
         app.close()
+
+
+def test_the_history_kept_of_a_profile_forgotten_elsewhere_goes_at_the_next_welcome(settings, ada, monkeypatch):
+    """`moodtunes forget` (another process) deleted Ada while the kiosk kept her visit lines, her
+    moods and songs: they stayed in its memory until 20 other profiles' reports pushed them out, or
+    a restart. The welcome screen, which reads the profiles, lets them go; not when it can't read them."""
+    from ui_support import refusing
+
+    app = make_app(settings, sample_scanner)
+    try:
+        to_report(app, ada)
+        tap(app, "finish")
+        assert list(app.histories) == [ada]
+        with Store.open(settings.database_path) as store:
+            store.forget_profile(ada)
+        with monkeypatch.context() as patched:
+            patched.setattr(app.store, "profiles", refusing("disk I/O error"))
+            app.home()
+            assert list(app.histories) == [ada]  # not known to be gone
+        app.home()
+        assert app.histories == {}
+    finally:
+        app.close()

@@ -141,6 +141,10 @@ class WelcomeScreen(Screen):
         profiles = self.app.read("the profiles", self.app.store.profiles)
         self.unreadable = profiles is None
         self.everyone: list[Profile] = profiles or []
+        # A profile forgotten elsewhere (`moodtunes forget`): the visits kept of it for the report go.
+        if profiles is not None:
+            for gone in self.app.histories.keys() - {p.id for p in profiles}:
+                del self.app.histories[gone]
         self.profiles = [p for p in self.everyone if name_initials(p.name) & set(self.letters)] if self.letters \
             else self.everyone
         self.page = 0
