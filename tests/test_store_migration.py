@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from moodtunes.cli import main as moodtunes
 from moodtunes.events import VisitEvent
-from moodtunes.store import Store
+from moodtunes.store import Store, TrackRecord
 from moodtunes.store.migrations import MIGRATIONS
 from moodtunes.store.store import Requeued
 
@@ -235,3 +235,18 @@ def test_an_outbox_row_pointing_at_a_gone_visit_doesnt_stop_the_outbox_rebuild(t
         [item] = store.pending_events()
         assert (item.event_id, item.profile_id) == ("evt-0000000000000001", None)
 
+
+
+def test_the_scans_numbering_goes_on_after_the_highest_written_before_migration_24(tmp_path):
+    """Migration 24 keeps the highest number the scan's writes were given (Store.last_sorted): seeded
+    from the tracks numbered before it, so that a list read before the upgrade still finds the next."""
+    path = tmp_path / "moodtunes.db"
+    _old_database(path, 22)
+    db = sqlite3.connect(path)
+    db.execute("UPDATE tracks SET sorted_seq = id * 7")  # numbered by a kiosk of schema 22: 7 and 14
+    db.commit()
+    db.close()
+    with Store.open(path) as store:
+        assert store.last_sorted() == 14
+        store.upsert_track(TrackRecord(path="/music/new.ogg", size=1, mtime=1.0, title="New", artist="Someone"))
+        assert [t.path for t in store.tracks(sorted_after=14)] == ["/music/new.ogg"]

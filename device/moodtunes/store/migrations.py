@@ -319,4 +319,14 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE INDEX sessions_ended_by_profile ON sessions(profile_id, ended_at) WHERE ended_at IS NOT NULL;
     """,
+    # 24: the highest sorted_seq ever given, as profile_ids_given keeps the profiles' ids: numbered
+    # by the highest in tracks plus one, the next write after a prune of the latest (a scan prunes
+    # before it sorts) took its number again, and a top-up that had read up to it missed that song.
+    """
+    CREATE TABLE sorted_seqs_given (
+        id          INTEGER PRIMARY KEY CHECK (id = 1),
+        highest     INTEGER NOT NULL
+    );
+    INSERT INTO sorted_seqs_given (id, highest) SELECT 1, coalesce(max(sorted_seq), 0) FROM tracks;
+    """,
 )
