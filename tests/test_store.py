@@ -1129,6 +1129,22 @@ def test_a_play_failed_as_its_file_was_moved_doesnt_follow_it_to_its_new_path(st
     assert store.recent_songs(ana.id) >= {("/moved/a.ogg", "Artist", "Song")}  # the play heard went with it
 
 
+def test_a_play_left_at_a_path_as_its_file_moved_doesnt_count_against_a_song_moved_there_later(store):
+    """The failed play of a song whose file wasn't found stays at that path when the scan finds the
+    file moved; another catalogued song found moved to that path later (two album folders
+    renamed, their untagged rips "Track 01.mp3") was then kept at the back of every list for a day,
+    where it plays: the play was of the first song."""
+    ana = store.create_profile("Ana", "#ff8800")
+    session = store.start_session(ana.id)
+    store.upsert_track(track("/a/Track 01.mp3"))
+    store.upsert_track(track("/b/Track 01.mp3", artist="Other"))
+    first = catalogued(store, "/a/Track 01.mp3")
+    store.update_play(store.start_play(session, first), 0.0, error="Track 01.mp3: file not found")
+    store.move_tracks([("/a/Track 01.mp3", "/a2/Track 01.mp3", 2.0, 3.0)])
+    store.move_tracks([("/b/Track 01.mp3", "/a/Track 01.mp3", 2.0, 3.0)])
+    assert store.unplayable_paths() == set()
+
+
 def test_a_plays_latest_rating_is_found_through_an_index(store):
     """The guest profile gathers thousands of ratings: without the index, reading them took 0.7 s
     at 6,000 ratings, on the UI thread, each time the songs screen opened."""

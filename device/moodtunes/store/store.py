@@ -1400,11 +1400,14 @@ class Store:
         """Tracks whose last play failed (the player couldn't decode the file, or it was gone):
         they go to the back of every list until a play of them works, the scan analyses the file
         again (it changed), or UNPLAYABLE_FOR has passed (the stick is back, or it fails again).
-        Only that last UNPLAYABLE_FOR's failed plays are read, by when they started (migration 21)."""
+        Only that last UNPLAYABLE_FOR's failed plays are read, by when they started (migration 21).
+        A play counts against the track at its path only if it was of that track, or of none: one
+        whose file wasn't found stays at that path as the scan moves its track (move_tracks), and
+        another track moved there later is another file."""
         since = ((now or datetime.now(UTC)) - UNPLAYABLE_FOR).isoformat(timespec="milliseconds")
         rows = self._query(
             "SELECT p.path FROM plays p JOIN tracks t ON t.path = p.path WHERE p.error IS NOT NULL"
-            " AND p.id = (SELECT max(id) FROM plays WHERE path = p.path)"
+            " AND (p.track_id IS NULL OR p.track_id = t.id) AND p.id = (SELECT max(id) FROM plays WHERE path = p.path)"
             " AND p.started_at >= t.analysed_at AND p.started_at >= ?",
             (since,),
         )
