@@ -1129,19 +1129,27 @@ def test_a_play_failed_as_its_file_was_moved_doesnt_follow_it_to_its_new_path(st
     assert store.recent_songs(ana.id) >= {("/moved/a.ogg", "Artist", "Song")}  # the play heard went with it
 
 
-def test_a_play_left_at_a_path_as_its_file_moved_doesnt_count_against_a_song_moved_there_later(store):
+@pytest.mark.parametrize(("tapped", "then"), [
+    ("before the move", "another song moved there"), ("after the move", "another song moved there"),
+    ("before the move", "the folder renamed back")])
+def test_a_play_left_at_a_path_as_its_file_moved_doesnt_count_against_a_song_found_there_later(store, tapped, then):
     """The failed play of a song whose file wasn't found stays at that path when the scan finds the
-    file moved; another catalogued song found moved to that path later (two album folders
-    renamed, their untagged rips "Track 01.mp3") was then kept at the back of every list for a day,
-    where it plays: the play was of the first song."""
+    file moved (or was played there from a list read before the move); a song found moved to that
+    path later (another album folder renamed to the name the first had: untagged rips are all
+    "Track 01.mp3"; or the first renamed back) was kept at the back of every list for a day, where
+    it plays."""
     ana = store.create_profile("Ana", "#ff8800")
     session = store.start_session(ana.id)
     store.upsert_track(track("/a/Track 01.mp3"))
     store.upsert_track(track("/b/Track 01.mp3", artist="Other"))
-    first = catalogued(store, "/a/Track 01.mp3")
-    store.update_play(store.start_play(session, first), 0.0, error="Track 01.mp3: file not found")
-    store.move_tracks([("/a/Track 01.mp3", "/a2/Track 01.mp3", 2.0, 3.0)])
-    store.move_tracks([("/b/Track 01.mp3", "/a/Track 01.mp3", 2.0, 3.0)])
+    listed = catalogued(store, "/a/Track 01.mp3")
+    if tapped == "after the move":
+        store.move_tracks([("/a/Track 01.mp3", "/a2/Track 01.mp3", 2.0, 3.0)])
+    store.update_play(store.start_play(session, listed), 0.0, error="Track 01.mp3: file not found")
+    if tapped == "before the move":
+        store.move_tracks([("/a/Track 01.mp3", "/a2/Track 01.mp3", 2.0, 3.0)])
+    old = "/b/Track 01.mp3" if then == "another song moved there" else "/a2/Track 01.mp3"
+    store.move_tracks([(old, "/a/Track 01.mp3", 4.0, 5.0)])
     assert store.unplayable_paths() == set()
 
 

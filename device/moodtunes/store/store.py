@@ -1401,13 +1401,14 @@ class Store:
         they go to the back of every list until a play of them works, the scan analyses the file
         again (it changed), or UNPLAYABLE_FOR has passed (the stick is back, or it fails again).
         Only that last UNPLAYABLE_FOR's failed plays are read, by when they started (migration 21).
-        A play counts against the track at its path only if it was of that track, or of none: one
-        whose file wasn't found stays at that path as the scan moves its track (move_tracks), and
-        another track moved there later is another file."""
+        A play counts against the track at its path only if it was of that track: one whose file
+        wasn't found is of the path, and stays there, of no track, when the scan moves its track
+        (move_tracks), as is one played from a list read before the move; a track found moved there
+        later (that one renamed back, or another) is a file that is there."""
         since = ((now or datetime.now(UTC)) - UNPLAYABLE_FOR).isoformat(timespec="milliseconds")
         rows = self._query(
             "SELECT p.path FROM plays p JOIN tracks t ON t.path = p.path WHERE p.error IS NOT NULL"
-            " AND (p.track_id IS NULL OR p.track_id = t.id) AND p.id = (SELECT max(id) FROM plays WHERE path = p.path)"
+            " AND p.track_id = t.id AND p.id = (SELECT max(id) FROM plays WHERE path = p.path)"
             " AND p.started_at >= t.analysed_at AND p.started_at >= ?",
             (since,),
         )
@@ -1462,15 +1463,18 @@ class Store:
         """(old path, new path, mtime, ctime): catalogued files found under another name. Their
         analysis goes with them, and so do the plays of them, by which the recommender finds a
         song's ratings and recent plays (an untagged song's go by its path); but a play that failed
-        as its file wasn't found, which stays at the path it wasn't there at: it kept the song at the
-        back of every list at its new path (unplayable_paths) for a day, where it plays. In batches
+        as its file wasn't found, which stays at the path it wasn't there at, of no track: it kept
+        the song at the back of every list at its new path (unplayable_paths) for a day, where it
+        plays, and then a song found moved to that path (the same renamed back, or another). In batches
         (_write_tracks_in_batches, as is ``should_stop``: a library folder renamed moves every song),
         each move whole: a track left under its old name is found moved by the next scan."""
         def move(db: sqlite3.Connection, paths_and_times: tuple[str, str, float, float | None]) -> int:
             old, new, mtime, ctime = paths_and_times
             db.execute("UPDATE tracks SET path = ?, mtime = ?, ctime = ? WHERE path = ?", (new, mtime, ctime, old))
-            return db.execute("UPDATE plays SET path = ? WHERE track_id = (SELECT id FROM tracks WHERE path = ?)"
-                              " AND (error IS NULL OR error NOT LIKE ?)", (new, new, f"%: {FILE_NOT_FOUND}")).rowcount
+            moved = "(SELECT id FROM tracks WHERE path = ?)"
+            db.execute(f"UPDATE plays SET track_id = NULL WHERE track_id = {moved} AND error LIKE ?",
+                       (new, f"%: {FILE_NOT_FOUND}"))  # a failure of the path, left there: of no file
+            return db.execute(f"UPDATE plays SET path = ? WHERE track_id = {moved}", (new, new)).rowcount
         self._write_tracks_in_batches(moves, move, should_stop)
 
     def upsert_track(self, rec: TrackRecord) -> int:
