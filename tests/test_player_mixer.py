@@ -11,6 +11,7 @@ import numpy as np
 import pygame
 import pytest
 from conftest import require_tool
+from moodtunes.domain import FILE_NOT_FOUND
 from moodtunes.player import MixerPlayer, PlayerError, probe_duration
 from ui_support import write_tone
 
@@ -310,7 +311,7 @@ def test_corrupt_and_missing_files_raise_player_error(tmp_path: Path):
         with pytest.raises(PlayerError, match="broken.mp3"):
             player.load(bad)
             player.play()
-        with pytest.raises(PlayerError, match="not found"):
+        with pytest.raises(PlayerError, match=f"^gone.ogg: {FILE_NOT_FOUND}$"):  # the store's move knows it so
             player.load(tmp_path / "gone.ogg")
         with pytest.raises(PlayerError):
             MixerPlayer().play()
