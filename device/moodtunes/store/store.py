@@ -1520,12 +1520,14 @@ class Store:
         the recommender does not need and which cost most of the time for a large library, and
         the scan's bookkeeping (SCAN_COLUMNS: stored after the features, each read of them goes
         through the features' pages); ``sorted_after`` (what last_sorted gave): only those
-        (re-)analysed since, by the order they were written in, whatever the clock did meanwhile."""
+        (re-)analysed since, by the order they were written in, whatever the clock did meanwhile,
+        found in their index (a test of ``? IS NULL`` beside it read every track instead)."""
         columns = ", ".join(["id", *(c for c in _TRACK_COLUMNS if features or c not in ("features", *SCAN_COLUMNS))])
+        after, after_args = (" AND sorted_seq > ?", (sorted_after,)) if sorted_after is not None else ("", ())
         rows = self._query(
-            f"SELECT {columns} FROM tracks WHERE (? IS NULL OR category = ?) AND (? OR error IS NULL)"
-            " AND (? IS NULL OR sorted_seq > ?) ORDER BY artist COLLATE NOCASE, title COLLATE NOCASE",
-            (category, category, include_errors, sorted_after, sorted_after),
+            f"SELECT {columns} FROM tracks WHERE (? IS NULL OR category = ?) AND (? OR error IS NULL){after}"
+            " ORDER BY artist COLLATE NOCASE, title COLLATE NOCASE",
+            (category, category, include_errors, *after_args),
         )
         return [_track_from_row(r) for r in rows]
 
