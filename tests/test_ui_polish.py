@@ -1204,7 +1204,7 @@ FALLING_LATELY = [("sad", "neutral", 3)] * 109 + [("sad", "neutral", s) for s in
 def test_the_mood_rose_card_is_counted_with_the_tally_not_over_every_visit_at_each_frame(settings, tmp_path, drawn):
     """The "Mood rose" card counted the visits whose mood rose over all the profile's visit lines at
     every frame the report drew (0.47 ms of each for 5,000 visits here, the tap's frame too); the
-    tally the report is made from has them counted as its lines were added."""
+    report counts them once, in the array of the lifts of the tally it is made from."""
     import dataclasses
 
     robin = journey(settings, tmp_path, [("sad", "happy", 4), ("happy", "sad", 2), ("sad", "neutral", 3)])

@@ -67,34 +67,51 @@ class ProfileReport:
 
 
 class Values:
-    """Floats added one at a time to a numpy array with room to spare, read as an array of those
-    added (``np.mean(values)``, ``values[-5:]``): the report's means and slopes of a regular
-    visitor's thousands of lifts and ratings made a list of them into an array again for each,
-    twenty-odd a report: 9.6 ms of the report of 5,000 visits here (other jobs beside), 1.0 without."""
+    """Floats added one at a time, read as an array of them (``np.mean(values)``, ``values[-5:]``):
+    the report's means and slopes of a regular visitor's thousands of lifts and ratings made a list
+    of them into an array again for each, twenty-odd a report: 9.6 ms of the report of 5,000 visits
+    here (other jobs beside), 1.0 without. Those added wait in a list and go into the array (with
+    room to spare) at the next read: set into it one by one, summarise_lines of 5,000 lines took
+    17 ms against 7.4 before the tally (same process; 6.5 now, docs/benchmarks.md)."""
 
     def __init__(self) -> None:
         self._array = np.empty(16)
         self._size = 0
+        self._added: list[float] = []  # not yet in the array
+        self.append = self._added.append  # the list's own: a method calling it took a sixth of the tally
 
-    def append(self, value: float) -> None:
-        if self._size == len(self._array):
-            self._array = np.concatenate((self._array, np.empty(len(self._array))))
-        self._array[self._size] = value
-        self._size += 1
+    def array(self) -> np.ndarray:
+        """The array of all the values added, those not yet in it moved in."""
+        if self._added:
+            size = self._size + len(self._added)
+            if size > len(self._array):
+                grown = np.empty(max(size, 2 * len(self._array)))
+                grown[:self._size] = self._array[:self._size]
+                self._array = grown
+            self._array[self._size:size] = self._added
+            self._size = size
+            self._added.clear()
+        return self._array[:self._size]
 
     def copy(self) -> Values:
         kept = Values()
-        kept._array, kept._size = self._array.copy(), self._size
+        kept._array, kept._size = self.array().copy(), self._size
         return kept
 
+    def rose_fell(self) -> tuple[int, int]:
+        """How many are above zero and below it (lifts: visits whose mood rose, fell); counted in
+        the array at a report rather than at each addition, a tenth of a history's tally."""
+        values = self.array()
+        return int(np.count_nonzero(values > 0)), int(np.count_nonzero(values < 0))
+
     def __len__(self) -> int:
-        return self._size
+        return self._size + len(self._added)
 
     def __getitem__(self, index: slice) -> np.ndarray:
-        return self._array[:self._size][index]
+        return self.array()[index]
 
     def __array__(self, dtype: Any = None) -> np.ndarray:
-        return np.asarray(self._array[:self._size], dtype)
+        return np.asarray(self.array(), dtype)
 
 
 def _mean(values: Sequence[float] | Values) -> float | None:
@@ -168,14 +185,14 @@ def chance_of_as_many(more: int, fewer: int) -> float:
 
 
 class Measured:
-    """The measured visits, (mood before, lift) oldest first, with what the verdict counts of them
-    kept as each is added: the verdict of a regular visitor's thousands of visits then walks none of
-    them again (the kiosk's report adds the visit just ended to those read ahead: ``Tally``)."""
+    """The measured visits, (mood before, lift) oldest first, with their lifts in arrays, all and
+    each mood's, kept as each is added: the verdict of a regular visitor's thousands of visits then
+    walks none of them again in Python (the kiosk's report adds the visit just ended to those read
+    ahead: ``Tally``)."""
 
     def __init__(self, measured: Sequence[tuple[str, float]] = ()) -> None:
         self.visits: list[tuple[str, float]] = []
         self.lifts = Values()
-        self.rose = self.fell = 0
         self.by_mood: dict[str, Values] = {}  # each mood's lifts, oldest first
         for mood, lift in measured:
             self.add(mood, lift)
@@ -183,13 +200,14 @@ class Measured:
     def add(self, mood: str, lift: float) -> None:
         self.visits.append((mood, lift))
         self.lifts.append(lift)
-        self.rose += lift > 0
-        self.fell += lift < 0
-        self.by_mood.setdefault(mood, Values()).append(lift)
+        lifts = self.by_mood.get(mood)
+        if lifts is None:
+            lifts = self.by_mood[mood] = Values()
+        lifts.append(lift)
 
     def copy(self) -> Measured:
         kept = Measured()
-        kept.visits, kept.lifts, kept.rose, kept.fell = list(self.visits), self.lifts.copy(), self.rose, self.fell
+        kept.visits, kept.lifts = list(self.visits), self.lifts.copy()
         kept.by_mood = {mood: lifts.copy() for mood, lifts in self.by_mood.items()}
         return kept
 
@@ -206,7 +224,8 @@ def verdict(measured: Sequence[tuple[str, float]] | Measured) -> str:
     not "yes". Said of what followed the music, never that the music caused it (there are no
     visits without music to compare with)."""
     measured = _measured(measured)
-    lifts, rose, fell = measured.lifts, measured.rose, measured.fell
+    lifts = measured.lifts
+    rose, fell = lifts.rose_fell()
     if not lifts:
         return ("Not enough data yet: next time, listen a while and check your mood again after the music to "
                 "measure its effect.")
@@ -304,9 +323,11 @@ def _share(count: int, lifts: Values) -> float | None:
     return round(count / len(lifts), 4) if lifts else None
 
 
-class Group(NamedTuple):
+@dataclass(slots=True)
+class Group:
     """A (mood before, category heard longest) pair's visits: their count, their lifts, and the
-    stars given to the category's songs in them (a visit's last rating may be another song's)."""
+    stars given to the category's songs in them (a visit's last rating may be another song's);
+    counted in place (a tuple's _replace at each line took a sixth of the tally)."""
 
     visits: int
     lifts: Values
@@ -323,7 +344,6 @@ class Tally:
     def __init__(self, lines: Sequence[VisitLine] = ()) -> None:
         self.lines: list[VisitLine] = []
         self.lifts = Values()
-        self.rose = self.fell = 0  # of ``lifts``
         self.ratings = Values()
         self.listening_minutes: float = 0  # summed in order, as sum() would
         self.measured = Measured()  # the lifts of visits with a mood before, for the verdict
@@ -333,30 +353,39 @@ class Tally:
 
     def add(self, line: VisitLine) -> None:
         self.lines.append(line)
-        if line.lift is not None:
-            self.lifts.append(line.lift)
-            self.rose += line.lift > 0
-            self.fell += line.lift < 0
-            if line.mood_before:
-                self.measured.add(line.mood_before, line.lift)
+        lift, mood, category = line.lift, line.mood_before, line.category
+        if lift is not None:
+            self.lifts.append(lift)
+            if mood:
+                self.measured.add(mood, lift)
         if line.rating is not None:
             self.ratings.append(float(line.rating))
         self.listening_minutes += line.listening_minutes
-        if line.mood_before and line.category:
-            key = (line.mood_before, line.category)
-            group = self.groups.get(key) or Group(0, Values(), Values())
-            if line.lift is not None:
-                group.lifts.append(line.lift)
+        if mood and category:
+            group = self.groups.get((mood, category))
+            if group is None:
+                group = self.groups[mood, category] = Group(0, Values(), Values())
+            group.visits += 1
+            if lift is not None:
+                group.lifts.append(lift)
             for song in line.rated_songs:
-                if song.category == line.category:
+                if song.category == category:
                     group.song_ratings.append(float(song.rating))
-            self.groups[key] = group._replace(visits=group.visits + 1)
+
+    def settle(self) -> Tally:
+        """This tally with every value added moved into its arrays (``Values``): the read ahead off
+        the UI thread pays it, not the copy at the report's tap (1.2 ms of 5,000 lines here)."""
+        groups = self.groups.values()
+        for values in (self.lifts, self.ratings, self.measured.lifts, *self.measured.by_mood.values(),
+                       *(g.lifts for g in groups), *(g.song_ratings for g in groups)):
+            values.array()
+        return self
 
     def copy(self) -> Tally:
         """A tally to add to, this one left as it is (a report made from it holds its lines)."""
         kept = Tally()
         kept.lines, kept.lifts, kept.ratings = list(self.lines), self.lifts.copy(), self.ratings.copy()
-        kept.rose, kept.fell, kept.listening_minutes = self.rose, self.fell, self.listening_minutes
+        kept.listening_minutes = self.listening_minutes
         kept.measured = self.measured.copy()
         kept.groups = {key: Group(g.visits, g.lifts.copy(), g.song_ratings.copy()) for key, g in self.groups.items()}
         return kept
@@ -368,6 +397,7 @@ class Tally:
             by_category.setdefault(mood, {})[category] = CategoryStats(
                 visits=group.visits, measured=len(group.lifts), mean_lift=_mean(group.lifts),
                 mean_rating=_mean(group.song_ratings))
+        rose, fell = self.lifts.rose_fell()
         return ProfileReport(
             profile=profile,
             visits=self.lines,
@@ -375,13 +405,13 @@ class Tally:
             measured_lifts=len(self.lifts),
             mean_lift=_mean(self.lifts),
             lift_trend=_slope(self.lifts),
-            improved_share=_share(self.rose, self.lifts),
-            worsened_share=_share(self.fell, self.lifts),
+            improved_share=_share(rose, self.lifts),
+            worsened_share=_share(fell, self.lifts),
             mean_rating=_mean(self.ratings),
             rating_trend=_slope(self.ratings),
             listening_minutes=round(self.listening_minutes, 2),
             by_category=by_category,
-            verdict=shared_verdict(self.rose, self.fell, len(self.lifts)) if shared else verdict(self.measured),
+            verdict=shared_verdict(rose, fell, len(self.lifts)) if shared else verdict(self.measured),
         )
 
 
@@ -405,7 +435,7 @@ def kept_history(store: Any, profile_id: int, kept: KeptHistory | None = None) -
     if len(tally.lines) != store.ended_visit_count(profile_id):
         new = store.visits(profile_id)
         tally = Tally([visit_line(v) for v in new])
-    return KeptHistory(new[-1]["id"] if new else last, tally)
+    return KeptHistory(new[-1]["id"] if new else last, tally.settle())
 
 
 def shared_verdict(rose: int, fell: int, measured: int) -> str:
