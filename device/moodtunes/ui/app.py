@@ -14,6 +14,7 @@ import logging
 import math
 import os
 import random
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -24,7 +25,7 @@ import pygame
 
 from moodtunes.clock import ClockReading, read_clock
 from moodtunes.config import KIOSK_MIN_SIDE, Settings
-from moodtunes.domain import Category, MoodReading
+from moodtunes.domain import Category, MoodReading, look_alike_letters
 from moodtunes.library.features import LOUDNESS_FEATURES, loudness_db
 from moodtunes.player import Player, PlayerError
 from moodtunes.recommend import PAGE_SIZE
@@ -497,6 +498,8 @@ class KioskApp:
             self._services_started = True  # once, also when this frame fails after (a hook: frames stays 0)
             self.scanner_service.start()
             self.library_service.start()
+            # and the table a new profile's name is checked with, read at its first "Create" before
+            threading.Thread(target=look_alike_letters, name="look-alike-letters", daemon=True).start()
         elif not self._startup_frozen and self.visit is None and self.scanner_service.wait(0):
             self._freeze_startup_objects()
         for hook in list(self.on_frame):
