@@ -60,7 +60,7 @@ os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
 REPO = Path(__file__).resolve().parent.parent
 
-from moodtunes.domain import Category, MoodReading, ScanOutcome
+from moodtunes.domain import FILE_NOT_FOUND, Category, MoodReading, ScanOutcome
 from moodtunes.store import OutboxItem, Store, TrackRecord, shifted
 from moodtunes.store import store as store_module
 
@@ -138,7 +138,7 @@ def record_visit(
     store.add_reading(session, "before", reading(rng))
     if gone is not None:
         play = store.start_play(session, gone, started_at=(started + timedelta(seconds=15)).isoformat())
-        store.update_play(play, 0.0, error=f"{Path(gone.path).name}: file not found")
+        store.update_play(play, 0.0, error=f"{Path(gone.path).name}: {FILE_NOT_FOUND}")
     songs = rng.choice((1, 1, 2, 3))
     for n, track in enumerate(rng.sample(tracks, songs)):
         play = store.start_play(session, track, started_at=(started + timedelta(seconds=20 + 200 * n)).isoformat())
