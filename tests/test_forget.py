@@ -336,8 +336,8 @@ def test_a_dry_run_writes_nothing_and_no_database_is_made_for_nobody(tmp_path, c
     before = {path.name: path.read_bytes() for path in data.iterdir()}
     opened = []
     real_open = Store.open.__func__
-    monkeypatch.setattr(Store, "open", classmethod(lambda cls, path, readonly=False: opened.append(readonly)
-                                                   or real_open(cls, path, readonly)))
+    monkeypatch.setattr(Store, "open", classmethod(lambda cls, path, readonly=False, ledger=None: opened.append(readonly)
+                                                   or real_open(cls, path, readonly, ledger)))
     assert main(["forget", "Ana"]) == 0
     assert opened == [True] and {path.name: path.read_bytes() for path in data.iterdir()} == before
 

@@ -302,6 +302,10 @@ class Settings(BaseSettings):
     )
 
     data_dir: UserPath = Field(default_factory=_default_data_dir)
+    forget_ledger_dir: UserPath | None = Field(
+        None, description="where the marks of the profiles forgotten here are kept, outside data_dir: a copy of "
+        "the database from before a forget, restored, has them forgotten again; default: beside data_dir, named "
+        "after it with -forgotten (/var/lib/moodtunes-forgotten on the Pi)")
     device_id: str = Field(
         default_factory=lambda: _safe_device_id(socket.gethostname()),
         min_length=1, max_length=MAX_DEVICE_ID_LENGTH, pattern=DEVICE_ID_PATTERN,
@@ -335,6 +339,20 @@ class Settings(BaseSettings):
     @property
     def database_path(self) -> Path:
         return self.data_dir / "moodtunes.db"
+
+    @property
+    def forget_ledger_folder(self) -> Path:
+        """The forget ledger's folder, as set or beside the data dir (the tests' and the demo's in
+        their own folders)."""
+        return self.forget_ledger_dir or self.data_dir.with_name(f"{self.data_dir.name}-forgotten")
+
+    @model_validator(mode="after")
+    def _ledger_outside_the_data_dir(self) -> Settings:
+        """A backup of the data dir would hold the ledger too, and restored, take its forgets back with it."""
+        if self.forget_ledger_dir is not None and self.forget_ledger_dir.is_relative_to(self.data_dir):
+            raise ValueError(f"forget_ledger_dir {self.forget_ledger_dir} is inside data_dir {self.data_dir}: it must "
+                             "be outside it, or a restored backup of the data dir takes the forgets back with it")
+        return self
 
     @property
     def mqtt_problem(self) -> str | None:

@@ -29,6 +29,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def demo_settings(settings: Settings) -> Settings:
     settings = settings.model_copy(deep=True)
     settings.data_dir = settings.data_dir / DEMO_FOLDER
+    settings.forget_ledger_dir = None  # beside the demo's data dir: its forgets are no one's at the kiosk
     settings.library.paths = []
     settings.library.demo = True
     settings.camera.sample_when_missing = True

@@ -92,7 +92,7 @@ def _store(settings: Settings) -> Check:
     # Read-only, as a check should: opened to write, it upgraded an older schema under the running
     # services (and a newer doctor, from a checkout, under older services).
     try:
-        with Store.open(settings.database_path, readonly=True) as store:
+        with Store.open_as_configured(settings, readonly=True) as store:
             problems = store.integrity_problems()
             counts = store.outbox_counts()
             cloud_deletes = len(store.pending_cloud_deletes())

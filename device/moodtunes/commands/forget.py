@@ -86,7 +86,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if not settings.database_path.exists():
         print(f"moodtunes forget: no profile named {args.name!r} (nothing is recorded here yet)", file=sys.stderr)
         return 1
-    with Store.open(settings.database_path, readonly=not args.yes) as store:  # a dry run writes nothing
+    with Store.open_as_configured(settings, readonly=not args.yes) as store:  # a dry run writes nothing
         exact = store.profiles_spelled(args.name)
         if len(exact) != 1 or exact[0].is_guest:
             known = ", ".join(p.name for p in store.profiles()) or "none"
@@ -179,7 +179,7 @@ def _pending(settings: Settings, done_through: int | None) -> int:
     if not settings.database_path.exists():
         print("no one forgotten here has data left to delete in the cloud")
         return 0
-    with Store.open(settings.database_path, readonly=done_through is None) as store:
+    with Store.open_as_configured(settings, readonly=done_through is None) as store:
         if done_through is not None:
             numbers = [number for number, _, _ in store.pending_cloud_deletes()]
             if numbers and done_through > numbers[-1]:  # a typo (30 for 3) cleared people never printed

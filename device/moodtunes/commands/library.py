@@ -243,7 +243,7 @@ def _scan(args: argparse.Namespace, settings: Any) -> int:
     from moodtunes.library import NoMusicFolders, ensure_library, scan_library, scan_workers
     from moodtunes.store import Store
 
-    store = Store.open(settings.database_path)
+    store = Store.open_as_configured(settings)
     try:
         with ScanProgress(bar=not args.json) as progress:
             if args.dirs:
@@ -281,7 +281,7 @@ def _list(args: argparse.Namespace, settings: Any) -> int:
         return 1
     tracks, catalogued = [], TrackCounts(0, 0)
     if settings.database_path.exists():
-        with Store.open(settings.database_path, readonly=True) as store:
+        with Store.open_as_configured(settings, readonly=True) as store:
             tracks = store.tracks(category=args.category, include_errors=args.errors)
             if not tracks:
                 catalogued = store.track_counts()

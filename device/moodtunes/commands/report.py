@@ -99,7 +99,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     reports = []
     if settings.database_path.exists():
-        with Store.open(settings.database_path, readonly=True) as store:
+        with Store.open_as_configured(settings, readonly=True) as store:
             profiles = store.profiles(include_guest=True)
             if args.profile is not None:
                 profiles = store.profiles_named(args.profile)

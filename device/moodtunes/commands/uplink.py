@@ -95,7 +95,7 @@ def _status(settings: Settings) -> int:
         print(f"outbox: 0 pending, 0 sent (no database at {settings.database_path} yet: no visits recorded, "
               f"or its drive is not mounted); uplink {state}")
         return 0
-    with Store.open(settings.database_path, readonly=True) as store:
+    with Store.open_as_configured(settings, readonly=True) as store:
         counts = store.outbox_counts()
         resendable = store.resendable_count()
         oldest = store.pending_events(1)
@@ -115,7 +115,7 @@ def _resend_since(settings: Settings, since: datetime) -> int:
     if not settings.database_path.exists():
         print("uplink: 0 events queued again (no visits recorded yet)")
         return 0
-    with Store.open(settings.database_path) as store:
+    with Store.open_as_configured(settings) as store:
         requeued = store.mark_unsent_since(since, settings.device_id)
         pending = store.outbox_counts()["pending"]
     sender = _uplink_state(settings, "the uplink service sends them (or `moodtunes uplink --once`)",
@@ -176,7 +176,7 @@ def _send_pending(settings: Settings) -> int:
     from moodtunes.store import Store
     from moodtunes.uplink import BrokerLink, Uplink, UplinkError
 
-    with Store.open(settings.database_path) as store:
+    with Store.open_as_configured(settings) as store:
         counts = store.outbox_counts()
         pending = counts["pending"]
         if pending == 0:
@@ -233,7 +233,7 @@ def _forever(settings: Settings) -> int:
         with uplink_lock(settings.database_path, stop) as held:
             if not held:  # stopped while waiting for a `--once` to finish
                 return 0
-            with Store.open(settings.database_path) as store:
+            with Store.open_as_configured(settings) as store:
                 link.start()
                 try:
                     Uplink(store, link, settings.mqtt, settings.device_id).run_forever(stop)
@@ -269,7 +269,7 @@ def _disabled(settings: Settings, once: bool) -> int:
         return 1
     pending = 0
     if settings.database_path.exists():
-        with Store.open(settings.database_path, readonly=True) as store:
+        with Store.open_as_configured(settings, readonly=True) as store:
             pending = store.outbox_counts()["pending"]
     _complain(f"{pending} events pending, nothing sent: {disabled}" if pending else disabled)
     return 1 if pending else 0

@@ -1,5 +1,6 @@
 """The device's SQLite store (see store.py)."""
 
+from moodtunes.store.ledger import ForgetLedger
 from moodtunes.store.store import (
     BUSY_TIMEOUT_MS,
     FOREIGN_KEY,
@@ -21,6 +22,6 @@ from moodtunes.store.store import (
 )
 
 __all__ = [
-    "BUSY_TIMEOUT_MS", "FOREIGN_KEY", "GUEST_NAME", "PIN_DIGITS", "FileIdentity", "OutboxItem", "Profile", "Store", "StoreError", "TrackCounts", "TrackRecord", "UnsetClockVisit",
+    "BUSY_TIMEOUT_MS", "FOREIGN_KEY", "GUEST_NAME", "PIN_DIGITS", "FileIdentity", "ForgetLedger", "OutboxItem", "Profile", "Store", "StoreError", "TrackCounts", "TrackRecord", "UnsetClockVisit",
     "damaged", "not_writable", "shifted", "utc_now", "write_refused",
 ]

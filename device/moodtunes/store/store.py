@@ -29,8 +29,9 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
-from typing import Any, NamedTuple, Self
+from typing import TYPE_CHECKING, Any, NamedTuple, Self
 
 from pydantic import BaseModel, ValidationError
 
@@ -56,7 +57,11 @@ from moodtunes.events import (
 )
 from moodtunes.events import profile_key as derive_profile_key
 from moodtunes.paths import make_folder, unmounted_link
+from moodtunes.store.ledger import ForgetLedger
 from moodtunes.store.migrations import MIGRATIONS
+
+if TYPE_CHECKING:
+    from moodtunes.config import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -572,19 +577,34 @@ def _connect_readonly(path: Path) -> sqlite3.Connection:
 
 
 class Store:
-    def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
+    def __init__(self, connection: sqlite3.Connection, path: Path, ledger: ForgetLedger | None = None) -> None:
         self._db = connection
         self.path = path
         self._pseudonym_secret: bytes | None = None  # open() reads it once the schema is current
+        self._ledger = ledger  # where forget_profile marks whom it forgot (open_as_configured)
 
     # ---- lifecycle -------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: Path, readonly: bool = False) -> Store:
+    def open_as_configured(cls, settings: Settings, readonly: bool = False) -> Store:
+        """The configured database, opened as the kiosk, the uplink and the commands do: with the
+        forget ledger, and with whoever it marks forgotten again (``forget_again``) before the
+        caller reads or sends anything. Read-only, it can only say that they are there."""
+        store = cls.open(settings.database_path, readonly, ForgetLedger(settings.forget_ledger_folder))
+        try:
+            store.forget_again(settings.device_id, uploading=settings.may_upload, readonly=readonly)
+        except BaseException:
+            store.close()
+            raise
+        return store
+
+    @classmethod
+    def open(cls, path: Path, readonly: bool = False, ledger: ForgetLedger | None = None) -> Store:
         """Open (creating and migrating as needed) the database at ``path``. ``readonly`` for a
         command that only reads: it writes nothing (SQLite refuses), works on a read-only copy,
         and never migrates: a newer moodtunes run by hand must not upgrade the services' database
-        under them, and an older schema is a StoreError saying so."""
+        under them, and an older schema is a StoreError saying so. With a ``ledger``,
+        forget_profile marks there whom it forgot."""
         path = Path(path)
         if link := unmounted_link(path.parent):
             raise StoreError(f"database {path}: can't open: {link}")
@@ -601,7 +621,7 @@ class Store:
         except OSError as exc:
             raise StoreError(f"database {path}: can't open ({exc})") from None
         db.row_factory = sqlite3.Row
-        store = cls(db, path)
+        store = cls(db, path, ledger)
         try:
             db.execute("PRAGMA foreign_keys=ON")
             store.wait_for_locks(BUSY_TIMEOUT_MS)
@@ -981,13 +1001,25 @@ class Store:
         (``pending_cloud_deletes``): no one can derive them once the profile is gone. Given as a
         function (``lambda: store.cloud_keys(…)``), they are read in that transaction: read before
         it, a visit the uplink (its own connection) handed to the broker in between was in the
-        cloud with its key not kept; the transaction holds the uplink's mark off until it is over."""
+        cloud with its key not kept; the transaction holds the uplink's mark off until it is over.
+
+        With a forget ledger (``open``), the profile's mark is put there before the deletion
+        commits: a power cut after it may leave a mark of a profile not yet deleted, which the next
+        open forgets, never a forget without its mark. A ledger that can't be written is logged
+        and the forget goes on: the person asked to go now."""
+        return self._forget(profile_id, cloud_keys, marking=True)
+
+    def _forget(self, profile_id: int, cloud_keys: Iterable[str] | Callable[[], Iterable[str]], marking: bool) -> int:
+        """forget_profile's deletion; ``marking``: put the profile's mark in the ledger too."""
         with self.transaction() as db:
-            row = db.execute("SELECT is_guest FROM profiles WHERE id = ?", (profile_id,)).fetchone()
+            row = db.execute("SELECT is_guest, pseudonym_token, created_at FROM profiles WHERE id = ?",
+                             (profile_id,)).fetchone()
             if row is None:
                 raise StoreError(f"no profile with id {profile_id} (forgotten meanwhile?)")
             if row["is_guest"]:
                 raise ValueError("the guest profile is shared by every guest: there is no one person to forget")
+            if marking and self._ledger is not None:
+                self._mark_forgotten(self._ledger, profile_id, self.forgotten_mark(profile_id, row))
             keys = list(cloud_keys() if callable(cloud_keys) else cloud_keys)
             visits = db.execute("SELECT count(*) FROM sessions WHERE profile_id = ?", (profile_id,)).fetchone()[0]
             db.execute(
@@ -1001,6 +1033,57 @@ class Store:
             logger.warning("the forgotten profile's old pages stay in %s-wal until its next checkpoint (another "
                            "program kept it busy; the next forget, or stopping both the kiosk and the uplink, empties it)", self.path)
         return visits
+
+    def _mark_forgotten(self, ledger: ForgetLedger, profile_id: int, mark: str) -> None:
+        try:
+            ledger.add(mark)
+        except OSError as exc:
+            logger.error("profile %d is forgotten, but the forget ledger %s can't be written (%s): a copy of the "
+                         "database from before now, restored, would bring the profile back (`moodtunes doctor` "
+                         "checks the ledger)", profile_id, ledger.path, exc)
+
+    def forgotten_mark(self, profile_id: int, profile: sqlite3.Row) -> str:
+        """What the forget ledger keeps of a forgotten profile: a hash, keyed with this database's
+        pseudonym secret, of its id and random token (migration 13) or, for a profile made before
+        that, of its id and the moment it was made. Without the database it tells no one; a copy of
+        the database (a backup) matches it; a profile made after the copy does not, even given a
+        forgotten one's id (a restored database counts ids on from where the copy was)."""
+        assert self._pseudonym_secret is not None, "a Store comes from Store.open()"
+        told_by = profile["pseudonym_token"] or profile["created_at"]
+        return hmac.new(self._pseudonym_secret, f"forgotten:{profile_id}:{told_by}".encode(), hashlib.sha256).hexdigest()
+
+    def forget_again(self, device_id: str, uploading: bool, readonly: bool = False) -> int:
+        """Forget again, as forget_profile does (visits, queued events; cloud keys kept for
+        `forget --pending`), each profile the ledger marks: a copy of the database from before
+        their forget (a backup, restored) brought them back, their unsent visits with them. Logged
+        as counts, no names. ``readonly``: only said. Returns how many were found."""
+        assert self._ledger is not None, "opened with a ledger (open_as_configured)"
+        reading = self._ledger.read()
+        if reading.problem:
+            logger.warning("%s", reading.problem)
+        if not reading.marks:
+            return 0
+        profiles = self._query("SELECT id, pseudonym_token, created_at FROM profiles WHERE is_guest = 0")
+        returned = [p["id"] for p in profiles if self.forgotten_mark(p["id"], p) in reading.marks]
+        if returned and readonly:
+            logger.warning("%d profile(s) forgotten on this device are in %s again (a copy from before their forget, "
+                           "restored?): this command only reads; the kiosk or the uplink forgets them again as it "
+                           "opens the database", len(returned), self.path)
+        if not returned or readonly:
+            return len(returned)
+        visits = 0
+        for profile_id in returned:
+            try:
+                visits += self._forget(profile_id, partial(self.cloud_keys, profile_id, device_id, uploading=uploading),
+                                       marking=False)
+            except StoreError:
+                if self.profile(profile_id) is not None:
+                    raise
+                # gone: another program forgot it again as it opened the database (the kiosk and the uplink start together)
+        logger.warning("forgot again %d profile(s) forgotten on this device before, and %d visit(s) of theirs, that "
+                       "%s held again (a copy from before their forget, restored?); none of it is sent (forget "
+                       "ledger %s)", len(returned), visits, self.path, self._ledger.path)
+        return len(returned)
 
     def visits_to_forget(self, profile_id: int) -> tuple[int, list[str]]:
         """How many visits forget_profile would delete (every one, ended or not), and when each of

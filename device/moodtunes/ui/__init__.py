@@ -50,6 +50,7 @@ def autopilot_settings(settings: Settings, data_dir: Path) -> Settings:
     settings = settings.model_copy(deep=True)
     settings.camera.source = "sample"
     settings.data_dir = data_dir
+    settings.forget_ledger_dir = None  # beside ``data_dir``: the made-up visit's forgets are no one's at the kiosk
     settings.library.paths = []
     settings.library.demo = True
     return settings
@@ -126,8 +127,10 @@ def run_kiosk(
         if autopilot:
             data_dir = settings.data_dir
             if not autopilot_in_data_dir:
+                # a folder inside the throwaway one, whose forget ledger goes beside it, there too
                 data_dir = Path(cleanup.enter_context(
-                    tempfile.TemporaryDirectory(prefix="moodtunes-autopilot-", ignore_cleanup_errors=True)))
+                    tempfile.TemporaryDirectory(prefix="moodtunes-autopilot-", ignore_cleanup_errors=True))) / "data"
+                data_dir.mkdir()
                 logger.info("autopilot: a throwaway data dir %s; %s is left alone", data_dir, settings.data_dir)
             settings = autopilot_settings(settings, data_dir)
         # Two kiosks on one database close each other's visits as interrupted at their start, and

@@ -32,6 +32,7 @@ from moodtunes.recommend import PAGE_SIZE
 from moodtunes.report import KeptHistory
 from moodtunes.store import (
     BUSY_TIMEOUT_MS,
+    ForgetLedger,
     Profile,
     Store,
     StoreError,
@@ -253,7 +254,7 @@ class KioskApp:
         # start (LibraryService's ``after``).
         self.library_service = LibraryService(library_loader, settings, lambda: self.clock(),
                                               after=self.scanner_service.wait)
-        self.song_lists = SongListMaker(settings.database_path)
+        self.song_lists = SongListMaker(settings.database_path, ForgetLedger(settings.forget_ledger_folder))
         self.store: Store | None = None
         self.store_error: str | None = None
         self.catalogue_unreadable = False  # the last read of the music catalogue failed
@@ -370,7 +371,7 @@ class KioskApp:
         from moodtunes.ui.screens.welcome import StoreProblemScreen, WelcomeScreen
 
         try:
-            self.store = Store.open(self.settings.database_path)
+            self.store = Store.open_as_configured(self.settings)
             interrupted = self.store.open_sessions()
             self.pin_waits = waits_at_start(self.store.profiles(), self.clock())
         except StoreError as exc:

@@ -188,7 +188,7 @@ class LibraryService:
             self._done.set()
             return
         try:
-            with Store.open(self._settings.database_path) as store:
+            with Store.open_as_configured(self._settings) as store:
                 report = self._loader(self._settings, store, progress=self._progress,
                                       should_stop=self._stopping.is_set)
             # LibraryLoader returns Any: what is no ScanReport is said as it is

@@ -20,7 +20,7 @@ from typing import Any
 from moodtunes.player import refuses_by_its_catalogue_entry
 from moodtunes.recommend import PAGE_SIZE, Feedback, Heard, Ranked, rank
 from moodtunes.report import KeptHistory, kept_history
-from moodtunes.store import Store, StoreError
+from moodtunes.store import ForgetLedger, Store, StoreError
 
 logger = logging.getLogger(__name__)
 
@@ -57,8 +57,10 @@ def _free(lists: list[list[Ranked]]) -> None:
 class SongListMaker:
     """Makes song lists one at a time on a thread of its own; ``request`` returns at once."""
 
-    def __init__(self, database_path: Path, open_store: Callable[..., Store] = Store.open) -> None:
+    def __init__(self, database_path: Path, ledger: ForgetLedger | None = None,
+                 open_store: Callable[..., Store] = Store.open) -> None:
         self._database_path = database_path
+        self._ledger = ledger  # where "Forget me" marks whom it forgot (Store.forget_profile)
         self._open_store = open_store
         self._store: Store | None = None  # opened by the first list, on the list's thread
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="song-lists")
@@ -92,7 +94,7 @@ class SongListMaker:
         """``forget``'s deletion; a refusal is logged here, as it happens: the screen that tells the
         visitor is gone when the kiosk closes meanwhile, and nothing else takes the future's error."""
         try:
-            with self._open_store(self._database_path) as store:
+            with self._open_store(self._database_path, ledger=self._ledger) as store:
                 return store.forget_profile(profile_id, lambda: store.cloud_keys(profile_id, device_id, uploading=uploading))
         except StoreError as exc:
             logger.error('"Forget me" of profile %d failed: %s', profile_id, exc)  # maybe gone already: the error says

@@ -1,0 +1,64 @@
+"""The forget ledger: one mark per profile forgotten on this device, kept outside the data dir
+(settings.forget_ledger_dir), so that a copy of the database taken before a forget and restored
+later has those profiles forgotten again as it is opened (Store.forget_again). A mark holds no
+person: a keyed hash (Store.forgotten_mark) that only the database it came from can match.
+
+The file is only ever appended to, a line of 64 hex digits per forget, fsynced before the
+forget's deletion commits: a power cut leaves at most a line cut short, which reading skips and
+the next append starts a new line after. Nothing here rewrites or deletes the file."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import NamedTuple
+
+from moodtunes.paths import make_folder
+
+LEDGER_FILE = "forgotten-profiles"
+MARK = re.compile(rb"[0-9a-f]{64}")
+
+
+class LedgerReading(NamedTuple):
+    marks: frozenset[str]
+    problem: str | None  # why some of it (or all) could not be read: the forgets it held may come back
+
+
+class ForgetLedger:
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        self.path = self.folder / LEDGER_FILE
+
+    def read(self) -> LedgerReading:
+        """The marks in the ledger; none, and no problem, before the first forget made it."""
+        try:
+            lines = self.path.read_bytes().split(b"\n")
+        except FileNotFoundError:
+            return LedgerReading(frozenset(), None)
+        except OSError as exc:
+            return LedgerReading(frozenset(), f"forget ledger {self.path} can't be read ({exc.strerror or exc})")
+        marks = frozenset(line.decode() for line in lines if MARK.fullmatch(line))
+        unreadable = sum(1 for line in lines if line and not MARK.fullmatch(line))
+        if unreadable:
+            return LedgerReading(marks, f"forget ledger {self.path}: {unreadable} line(s) hold no mark and are "
+                                        "skipped (a power cut during a forget leaves one cut short); the "
+                                        f"{len(marks)} mark(s) on the others still count")
+        return LedgerReading(marks, None)
+
+    def add(self, mark: str) -> None:
+        """Append ``mark`` and put it on the disk (file and folder fsynced); OSError if it can't be."""
+        make_folder(self.folder)
+        ledger = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o660)
+        try:
+            size = os.fstat(ledger).st_size
+            after_a_cut_line = size > 0 and os.pread(ledger, 1, size - 1) != b"\n"
+            os.write(ledger, (b"\n" if after_a_cut_line else b"") + mark.encode() + b"\n")
+            os.fsync(ledger)
+        finally:
+            os.close(ledger)
+        folder = os.open(self.folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.fsync(folder)  # the file's name, when this append made it
+        finally:
+            os.close(folder)
