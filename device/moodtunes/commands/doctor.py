@@ -122,6 +122,37 @@ def _store(settings: Settings) -> Check:
     return Check("store", "ok", summary)
 
 
+def _forget_ledger(settings: Settings) -> Check:
+    """Whether forgets can be marked, and the marks read: without them a copy of the database from
+    before a forget, restored, brings the person back (the forget itself still happens)."""
+    from moodtunes.store import ForgetLedger
+
+    ledger = ForgetLedger(settings.forget_ledger_folder)
+    if refused := _unmakeable_or_unwritable(ledger.folder):
+        return Check("forget ledger", "fail", f"{refused}: forgets still delete, but can't mark whom they forgot, so a "
+                                              "copy of the database from before one, restored, brings the person back; "
+                                              "set forget_ledger_dir to a folder this user can write, outside data_dir")
+    reading = ledger.read()
+    if reading.problem and not reading.marks:
+        return Check("forget ledger", "fail", f"{reading.problem}: a copy of the database from before a forget, "
+                                              "restored, would bring the person back")
+    if reading.problem:
+        return Check("forget ledger", "warn", reading.problem)
+    return Check("forget ledger", "ok", f"{ledger.path}: {len(reading.marks)} profile(s) forgotten here, forgotten "
+                                        "again if a copy of the database from before brings them back")
+
+
+def _unmakeable_or_unwritable(folder: Path) -> str | None:
+    """Why this user can't write in ``folder``, or make it (doctor makes nothing), or None."""
+    existing = next(part for part in (folder, *folder.parents) if part.exists())
+    if not existing.is_dir():
+        return f"{folder} can't be made: {existing} is a file, not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{folder} can't be written by this user" if existing == folder else \
+            f"{folder} can't be made: {existing} can't be written by this user"
+    return None
+
+
 def _unwritable_by_me(database: Path) -> str | None:
     """What of the database (its folder, then its files: ``not_writable``, the store's own check)
     this user may not write, as one line; None when they may. Run as the kiosk's user (as the
@@ -611,7 +642,7 @@ def _tls_problem(context: ssl.SSLContext, connection: socket.socket, host: str) 
 
 
 CHECKS: tuple[Callable[[Settings], Check], ...] = (
-    _data_dir, _store, _emotion_model, _face_model, _camera, _display, _backlight, _fonts, _names, _clock, _music,
+    _data_dir, _store, _forget_ledger, _emotion_model, _face_model, _camera, _display, _backlight, _fonts, _names, _clock, _music,
     _mqtt, _identity,
 )
 

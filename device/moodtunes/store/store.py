@@ -1067,8 +1067,8 @@ class Store:
         returned = [p["id"] for p in profiles if self.forgotten_mark(p["id"], p) in reading.marks]
         if returned and readonly:
             logger.warning("%d profile(s) forgotten on this device are in %s again (a copy from before their forget, "
-                           "restored?): this command only reads; the kiosk or the uplink forgets them again as it "
-                           "opens the database", len(returned), self.path)
+                           "restored?): this command only reads; the kiosk, the uplink or a command that writes "
+                           "forgets them again as it opens the database", len(returned), self.path)
         if not returned or readonly:
             return len(returned)
         visits = 0
