@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Remove what install-pi.sh installed: the services, the udev rule that gives the video group the
 # backlight's switch, /opt/moodtunes and /etc/moodtunes (the settings and the MQTT password). The
-# data dir, /var/lib/moodtunes, with the visit history, and the users moodtunes and moodtunes-uplink
-# that own it, go only with --delete-data: a user deleted from under files it owns leaves them to
+# data dir, /var/lib/moodtunes, with the visit history, the forget ledger beside it
+# (/var/lib/moodtunes-forgotten: without it a restored backup of the data dir brings forgotten people
+# back), and the users moodtunes and moodtunes-uplink that own them, go only with --delete-data: a user deleted from under files it owns leaves them to
 # the next system user created, which gets its number. The system packages stay (zram-tools, fonts,
 # ffmpeg...), and the swap file on the SD card stays off: it says how to turn it back on.
 #
@@ -14,6 +15,7 @@ set -euo pipefail
 prefix=/opt/moodtunes
 etc=/etc/moodtunes
 data=/var/lib/moodtunes
+forgotten=/var/lib/moodtunes-forgotten
 systemd_dir=/etc/systemd/system
 backlight_rule=/etc/udev/rules.d/60-moodtunes-backlight.rules
 udev_control=/run/udev/control  # udevd's socket: there while udev runs
@@ -67,13 +69,13 @@ main() {
   rm -rf "$prefix" "$etc"
 
   if [ -n "$delete_data" ]; then
-    echo "== $data (the visit history, the music catalogue), the users"
-    rm -rf "$data"
+    echo "== $data (the visit history, the music catalogue), $forgotten, the users"
+    rm -rf "$data" "$forgotten"
     # moodtunes-uplink first: the group moodtunes, its primary group, goes with the user moodtunes.
     if id moodtunes-uplink >/dev/null 2>&1; then userdel moodtunes-uplink; fi
     if id moodtunes >/dev/null 2>&1; then userdel moodtunes; fi
   else
-    echo "$data stays (visit history, catalogue), for a later install, and so do the users moodtunes and" \
+    echo "$data stays (visit history, catalogue), with $forgotten, for a later install, and so do the users moodtunes and" \
          "moodtunes-uplink that own it (deleted, their numbers would go to the next system user created," \
          "with the files). To delete both: sudo $0 --delete-data (a data_dir set elsewhere in" \
          "moodtunes.toml stays in any case)"

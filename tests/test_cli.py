@@ -152,10 +152,11 @@ def test_doctor_reports_each_check_as_json(capsys, monkeypatch, tmp_path):
     code = main(["doctor", "--json"])
     checks = {c["name"]: c for c in map(json.loads, capsys.readouterr().out.splitlines())}
     assert set(checks) == {
-        "data dir", "store", "emotion model", "face model", "camera", "display", "backlight", "fonts", "names",
-        "clock", "music model", "mqtt", "identity",
+        "data dir", "store", "forget ledger", "emotion model", "face model", "camera", "display", "backlight",
+        "fonts", "names", "clock", "music model", "mqtt", "identity",
     }
     assert checks["store"]["status"] == "ok" and checks["data dir"]["status"] == "ok"
+    assert checks["forget ledger"]["status"] == "ok" and "0 profile(s) forgotten here" in checks["forget ledger"]["detail"]
     assert checks["names"]["status"] == "ok" and "drawn alike" in checks["names"]["detail"]
     assert checks["mqtt"]["status"] == "ok"  # disabled by default
     assert checks["camera"]["status"] == "warn" and "manual mood picker" in checks["camera"]["detail"]
@@ -420,6 +421,8 @@ def test_a_data_dir_this_user_may_not_reach_is_said_so_and_doctor_runs_every_che
     said = f"{home / 'data'} can't be reached by this user (Permission denied): run the command as the user it belongs to"
     assert checks["data dir"]["status"] == "fail" and checks["data dir"]["detail"].startswith(said)
     assert checks["store"]["status"] == "fail" and "can't look at it (Permission denied)" in checks["store"]["detail"]
+    ledger = f"{home / 'data-forgotten'} can't be reached by this user (Permission denied)"
+    assert checks["forget ledger"]["status"] == "fail" and checks["forget ledger"]["detail"].startswith(ledger)
     for command, done in others.items():
         assert done.returncode == 1 and done.stderr.count("\n") == 1, (command, done.stderr)
         assert f"the data dir {said}" in done.stderr and "Errno" not in done.stderr, (command, done.stderr)

@@ -832,7 +832,7 @@ def test_an_upgrade_puts_in_this_installers_rule_and_leaves_it_once_it_is(bundle
 
 UNINSTALL = INSTALL.with_name("uninstall-pi.sh")
 UNINSTALL_STUBS = """
-prefix=$ROOT/opt etc=$ROOT/etc data=$ROOT/var systemd_dir=$ROOT/systemd
+prefix=$ROOT/opt etc=$ROOT/etc data=$ROOT/var forgotten=$ROOT/var-forgotten systemd_dir=$ROOT/systemd
 backlight_rule=$ROOT/udev/rules.d/60-moodtunes-backlight.rules udev_control=$ROOT/udev-control
 record() { printf '%s\\n' "$*" >> "$ROOT/calls"; }
 id() { if [ "$1" = -u ]; then echo 0; else [ -n "${HAS_USERS:-}" ]; fi; }
@@ -847,7 +847,7 @@ def run_uninstaller(tmp_path: Path, *args: str, units: bool = True,
                     **env: str) -> tuple[subprocess.CompletedProcess, list[str]]:
     """uninstall-pi.sh's main on a system installed under tmp_path (``units``: with moodtunes'
     units); the result and the calls made."""
-    for folder in ("opt/venv", "etc", "var", "systemd", "udev/rules.d"):
+    for folder in ("opt/venv", "etc", "var", "var-forgotten", "systemd", "udev/rules.d"):
         (tmp_path / folder).mkdir(parents=True, exist_ok=True)
     (tmp_path / BACKLIGHT_RULE).write_text('SUBSYSTEM=="backlight"\n')
     (tmp_path / "udev" / "rules.d" / "99-others.rules").write_text("# another package's\n")
@@ -878,6 +878,7 @@ def test_uninstall_removes_services_and_files_but_keeps_the_visits_and_their_own
     assert sorted(p.name for p in (tmp_path / "systemd").iterdir()) == ["other.service"]
     assert not (tmp_path / "opt").exists() and not (tmp_path / "etc").exists()
     assert (tmp_path / "var" / "moodtunes.db").read_bytes() == b"visits"
+    assert (tmp_path / "var-forgotten").is_dir()  # without it, a restored backup brings forgotten people back
     assert "stays" in result.stdout and "so do the users" in result.stdout
     assert "systemctl enable --now dphys-swapfile" in result.stdout
 
@@ -894,7 +895,7 @@ def test_uninstall_removes_the_backlights_udev_rule_and_tells_udev_where_it_runs
 def test_uninstall_deletes_the_visit_history_and_its_users_only_when_asked(tmp_path):
     result, calls = run_uninstaller(tmp_path, "--delete-data", HAS_USERS="1")
     assert result.returncode == 0, result.stderr
-    assert not (tmp_path / "var").exists()
+    assert not (tmp_path / "var").exists() and not (tmp_path / "var-forgotten").exists()
     assert calls.index("userdel moodtunes-uplink") < calls.index("userdel moodtunes")  # its group is moodtunes'
     refused, calls = run_uninstaller(tmp_path, "--delete-everything")
     assert refused.returncode != 0 and "usage" in refused.stderr and calls == []

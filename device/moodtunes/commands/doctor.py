@@ -144,7 +144,10 @@ def _forget_ledger(settings: Settings) -> Check:
 
 def _unmakeable_or_unwritable(folder: Path) -> str | None:
     """Why this user can't write in ``folder``, or make it (doctor makes nothing), or None."""
-    existing = next(part for part in (folder, *folder.parents) if part.exists())
+    try:
+        existing = next(part for part in (folder, *folder.parents) if part.exists())
+    except OSError as exc:  # Python 3.11's exists() raises for a folder on the way this user may not enter
+        return out_of_reach(folder, exc.strerror)
     if not existing.is_dir():
         return f"{folder} can't be made: {existing} is a file, not a folder"
     if not os.access(existing, os.W_OK | os.X_OK):

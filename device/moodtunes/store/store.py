@@ -1056,7 +1056,8 @@ class Store:
         """Forget again, as forget_profile does (visits, queued events; cloud keys kept for
         `forget --pending`), each profile the ledger marks: a copy of the database from before
         their forget (a backup, restored) brought them back, their unsent visits with them. Logged
-        as counts, no names. ``readonly``: only said. Returns how many were found."""
+        as counts, no names. ``readonly``: only said. Returns how many were found (some may have
+        been forgotten again meanwhile by another program opening the database)."""
         assert self._ledger is not None, "opened with a ledger (open_as_configured)"
         reading = self._ledger.read()
         if reading.problem:
@@ -1071,18 +1072,20 @@ class Store:
                            "forgets them again as it opens the database", len(returned), self.path)
         if not returned or readonly:
             return len(returned)
-        visits = 0
+        forgotten = visits = 0
         for profile_id in returned:
             try:
                 visits += self._forget(profile_id, partial(self.cloud_keys, profile_id, device_id, uploading=uploading),
                                        marking=False)
+                forgotten += 1
             except StoreError:
                 if self.profile(profile_id) is not None:
                     raise
                 # gone: another program forgot it again as it opened the database (the kiosk and the uplink start together)
-        logger.warning("forgot again %d profile(s) forgotten on this device before, and %d visit(s) of theirs, that "
-                       "%s held again (a copy from before their forget, restored?); none of it is sent (forget "
-                       "ledger %s)", len(returned), visits, self.path, self._ledger.path)
+        if forgotten:
+            logger.warning("forgot again %d profile(s) forgotten on this device before, and %d visit(s) of theirs, "
+                           "that %s held again (a copy from before their forget, restored?); none of it is sent "
+                           "(forget ledger %s)", forgotten, visits, self.path, self._ledger.path)
         return len(returned)
 
     def visits_to_forget(self, profile_id: int) -> tuple[int, list[str]]:
