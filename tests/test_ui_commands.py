@@ -48,8 +48,10 @@ def test_the_demo_keeps_its_visits_and_catalogue_apart_from_the_configured_kiosk
     of it analysed again by the next scan) and mixed its visits with real ones."""
     settings = load_settings()
     settings.data_dir = tmp_path / "kiosk"
+    settings.forget_ledger_dir = tmp_path / "kiosk-ledger"
     demo = demo_settings(settings)
     assert demo.data_dir == tmp_path / "kiosk" / "demo" and demo.database_path != settings.database_path
+    assert demo.forget_ledger_folder == tmp_path / "kiosk" / "demo-forgotten"  # the demo's forgets: no one's
 
 
 @pytest.mark.parametrize(("autopilot", "screenshots"), [(True, False), (False, True)])
@@ -60,7 +62,7 @@ def test_the_autopilot_and_its_screenshots_only_ever_see_the_sample(monkeypatch,
 
     class RecordingApp:
         def __init__(self, settings, **kwargs):
-            seen.append((settings.camera.source, settings.data_dir))
+            seen.append((settings.camera.source, settings.data_dir, settings.forget_ledger_folder))
             assert settings.data_dir.is_dir()
             self.on_frame = []
 
@@ -68,13 +70,16 @@ def test_the_autopilot_and_its_screenshots_only_ever_see_the_sample(monkeypatch,
             return 0
 
     monkeypatch.setattr("moodtunes.ui.app.KioskApp", RecordingApp)
+    monkeypatch.setenv("MOODTUNES_FORGET_LEDGER_DIR", str(tmp_path / "kiosk-ledger"))
     settings = load_settings()
     settings.camera.source = "opencv:0"
     configured = settings.data_dir
     run_kiosk(settings, autopilot=autopilot, screenshots=tmp_path if screenshots else None)
-    ((camera, data_dir),) = seen
+    ((camera, data_dir, ledger),) = seen
     assert camera == "sample" and settings.camera.source == "opencv:0"
     assert data_dir != configured and not data_dir.exists() and settings.data_dir == configured
+    # its forgets (none, as it runs) would be marked in the throwaway folder too, not the kiosk's ledger
+    assert ledger.parent == data_dir.parent and not ledger.parent.exists()
 
 
 def test_an_autopilot_visit_leaves_the_configured_store_alone(monkeypatch, tmp_path, short_listens, caplog):
