@@ -364,6 +364,9 @@ def test_a_profile_made_and_left_at_the_camera_notice_leaves_no_tile(settings, l
         assert store.profiles_spelled("Robin") == [] and store.profiles_spelled("Ada") != []
         assert rows(store, "SELECT count(*) FROM sessions")[0][0] == 0
         assert rows(store, "SELECT count(*) FROM outbox")[0][0] == 0
+    # Robin's mark, as every deletion of a profile leaves (docs/privacy.md): a copy of the
+    # database taken in between, restored, would show the tile again
+    assert len(settings.forget_ledger_folder.joinpath("forgotten-profiles").read_bytes().splitlines()) == 1
 
 
 def test_an_unexpected_error_ends_the_visit_and_the_kiosk_carries_on(settings, library, caplog, told):

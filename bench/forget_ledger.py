@@ -1,0 +1,60 @@
+"""What the forget ledger costs (run from the repository root with the device venv):
+
+    .venv/bin/python bench/forget_ledger.py [PROFILES MARKS]   # open_ms=…, open_ledger_empty_ms=…, open_ledger_<m>_ms=…, mark_ms=…
+
+Every open of the configured database (the kiosk's start, each "Forget me" on its own connection,
+the uplink's start, every command) reads the ledger and, when it holds marks, hashes every
+profile's to look for them (``Store.open_as_configured``); every forget appends a mark and fsyncs
+it, with the deletion's write lock held. In a temporary folder: a database of PROFILES profiles
+(default 1,000) and a ledger of MARKS marks (default 10,000, far more forgets than a kiosk sees)
+of profiles forgotten long ago (none of them in the database, as on a kiosk where no copy was
+restored). ``open_ms``: Store.open alone; ``open_ledger_empty_ms``: with
+no ledger yet; ``open_ledger_<m>_ms``: with the MARKS marks; medians of 7. ``mark_ms``: one
+append with its fsyncs, the median of 20, on this machine's disk (an SD card's fsync is slower).
+"""
+
+from __future__ import annotations
+
+import secrets
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from moodtunes.config import Settings
+from moodtunes.store import ForgetLedger, Store
+
+
+def median_ms(action: Callable[[], object], runs: int) -> float:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        action()
+        times.append(time.perf_counter() - start)
+    return 1000 * statistics.median(times)
+
+
+def main(profiles: int, marks: int) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        settings = Settings(data_dir=Path(folder) / "data", device_id="bench")
+        with Store.open(settings.database_path) as store:
+            for n in range(profiles):
+                store.create_profile(f"Person {n}", "#ff8800")
+        ledger = ForgetLedger(settings.forget_ledger_folder)
+        results = {
+            "open_ms": median_ms(lambda: Store.open(settings.database_path).close(), 7),
+            "open_ledger_empty_ms": median_ms(lambda: Store.open_as_configured(settings).close(), 7),
+        }
+        mark_ms = median_ms(lambda: ledger.add(secrets.token_hex(32)), 20)
+        with ledger.path.open("a") as ledger_file:
+            ledger_file.writelines(f"{secrets.token_hex(32)}\n" for _ in range(marks - 20))
+        results[f"open_ledger_{marks}_ms"] = median_ms(lambda: Store.open_as_configured(settings).close(), 7)
+        results["mark_ms"] = mark_ms
+    print("  ".join(f"{name}={value:.2f}" for name, value in results.items()))
+
+
+if __name__ == "__main__":
+    sizes = [int(size) for size in sys.argv[1:]] or [1000, 10_000]
+    main(*sizes)
