@@ -184,6 +184,26 @@ def test_a_store_that_cant_be_written_pauses_the_service_and_sends_nothing_meanw
     assert len(link.published) == 2 and len(set(link.published)) == 2 and link.dropped == 0
 
 
+def test_a_store_that_cant_be_written_is_said_in_the_devices_status(store):
+    """A full disk stopped the device's status with the uploads, for as long as it lasted: in the
+    cloud the kiosk looked switched off, its visits waiting unseen, not a device whose card is full.
+    The outbox can still be read, so the status goes after each failed turn, naming the error."""
+    for _ in range(2):
+        record_visit(store, "kiosk-1")
+    mqtt = MqttSettings(enabled=True, retry_seconds=RETRY, max_retry_seconds=LONGEST, poll_seconds=POLL)
+    link = ScriptedLink()
+    link.refusing = False
+    store._db.execute("PRAGMA query_only = ON")  # every write refused, as on a full disk
+    stop = RecordingStop()
+    stop.steps = [lambda: None, stop.set]
+    Uplink(store, link, mqtt, "kiosk-1").run_forever(stop)
+
+    assert stop.delays == [1.0, 2.0] and link.published == []
+    statuses = [json.loads(status) for status in link.statuses]
+    assert [status["pending"] for status in statuses] == [2, 2]
+    assert all("readonly database" in status["last_error"] for status in statuses)
+
+
 def test_a_send_the_store_cant_record_goes_again_and_leaves_nothing_with_paho(store, monkeypatch):
     """The disk filled between handing the batch over and recording the broker's answers: the batch
     goes again (the ingest overwrites it), and nothing is left with paho to go again by itself."""

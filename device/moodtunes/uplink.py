@@ -833,13 +833,16 @@ class Uplink:
         """The outbox can't be written (a full disk): keep running and try again later, said once
         per outage rather than exiting, which made systemd restart the service every 10 s to publish
         the same batch again. Nothing goes while it can't (each event is recorded as handed over
-        first); an event acknowledged but not recorded as sent (the disk filled meanwhile) goes once more."""
+        first); an event acknowledged but not recorded as sent (the disk filled meanwhile) goes once more.
+        The device's status still goes, saying so (the outbox can be read): without it the kiosk looked
+        switched off in the cloud for as long as its card was full."""
         delay = self._backoff()
         if not self._store_failing:
             logger.error("can't write the outbox (%s); sending paused, trying again in %.0f s, "
                          "then less and less often", exc, delay)
         self._store_failing = True
         self._last_error = str(exc)
+        self.report_status()
         return delay
 
     def _store_is_back(self) -> None:
