@@ -1106,6 +1106,22 @@ def test_a_letter_the_disk_took_only_in_part_is_cut_off_so_the_next_one_reads(tm
     assert reasons == ["first", "third"]
 
 
+def test_a_letter_cut_short_by_a_crash_leaves_the_next_ingests_letters_readable(tmp_path, capsys):
+    """The ingest killed (SIGKILL, the OOM killer, a power cut) while it appended a letter left the
+    file ending in half a line: the restarted ingest appended its first letter to that half, and
+    replay skipped it as unreadable (a visit lost to replay). The half line stays one bad line."""
+    folder = tmp_path / "deadletter"
+    folder.mkdir()
+    day_file = folder / "2026-03-01.kiosk-1.jsonl"
+    whole = deadletter._letter_line("moodtunes/kiosk-1/visit", _payload(), "InfluxDB refused", ENDED, ())
+    day_file.write_bytes(whole + whole[:len(whole) // 2])  # what the killed ingest left
+    letters = _dead_letters(folder, 1 << 20)  # the ingest restarted
+    _keep(letters, "moodtunes/kiosk-1/visit", _payload(), "InfluxDB refused", ENDED)
+    letters.close()
+    result = deadletter.replay([day_file], IngestSettings(), _FakeWriter())
+    assert (result.written, result.unreadable) == (2, 1), capsys.readouterr().out
+
+
 def test_a_devices_dead_letters_stop_at_its_limits_junk_first_and_the_log_counts_the_rest(tmp_path, caplog, monkeypatch):
     """A device publishing junk near 256 KiB at the broker's speed filled the volume (each letter up
     to 1.5 MB with its control bytes escaped), and then, with one cap for all, left no room for

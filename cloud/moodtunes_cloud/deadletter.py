@@ -231,6 +231,7 @@ class DeadLetters:
         while len(self._files) >= OPEN_FILES:
             self._files.popitem(last=False)[1].close()
         out = self._files[path] = path.open("ab", buffering=0)
+        _end_torn_line(path, out)
         return out, os.fstat(out.fileno()).st_size
 
     def _close_files(self) -> None:
@@ -384,6 +385,18 @@ def delete_expired(folder: Path, today: date, keep_days: int) -> None:
     if failed:
         logger.error("can't delete %d dead-letter file(s) older than MOODTUNES_INGEST_DEAD_LETTER_KEEP_DAYS (%d days) "
                      "from %s: %s", len(failed), keep_days, folder, ", ".join(failed))
+
+
+def _end_torn_line(path: Path, out: BinaryIO) -> None:
+    """End the half line an ingest killed while appending (SIGKILL, a power cut) left at the end of
+    ``path``, so that it stays one line replay can't read, not the start of the next letter's."""
+    with path.open("rb") as read:
+        if read.seek(0, os.SEEK_END) == 0:
+            return
+        read.seek(-1, os.SEEK_END)
+        torn = read.read(1) != b"\n"
+    if torn:
+        out.write(b"\n")
 
 
 def _flush_to_disk(path: Path) -> bool:
