@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -184,24 +185,46 @@ def test_a_store_that_cant_be_written_pauses_the_service_and_sends_nothing_meanw
     assert len(link.published) == 2 and len(set(link.published)) == 2 and link.dropped == 0
 
 
-def test_a_store_that_cant_be_written_is_said_in_the_devices_status(store):
+class ReconnectingLink(ScriptedLink):
+    """A link that connects anew after drop_queued (paho's new client), by the uplink's next look."""
+
+    def drop_queued(self) -> None:
+        super().drop_queued()
+        self.connected = False
+
+    def wait_connected(self, timeout: float) -> bool:
+        self.connected = True
+        return True
+
+
+def _disk_full(*args) -> None:
+    raise StoreError("database moodtunes.db: the disk is full; free some space (nothing already saved was lost)")
+
+
+@pytest.mark.parametrize("refusing", ["every write", "the mark of what the broker took"])
+def test_a_store_that_cant_be_written_is_said_in_the_devices_status(store, monkeypatch, refusing):
     """A full disk stopped the device's status with the uploads, for as long as it lasted: in the
     cloud the kiosk looked switched off, its visits waiting unseen, not a device whose card is full.
-    The outbox can still be read, so the status goes after each failed turn, naming the error."""
+    The outbox can still be read, so the status goes at each try, naming the error: also when only
+    mark_sent fails (the handing over still fitted in the write-ahead log), and the link, made anew
+    so that paho sends nothing by itself, is not connected yet as the turn ends."""
     for _ in range(2):
         record_visit(store, "kiosk-1")
     mqtt = MqttSettings(enabled=True, retry_seconds=RETRY, max_retry_seconds=LONGEST, poll_seconds=POLL)
-    link = ScriptedLink()
+    link = ReconnectingLink()
     link.refusing = False
-    store._db.execute("PRAGMA query_only = ON")  # every write refused, as on a full disk
+    if refusing == "every write":
+        store._db.execute("PRAGMA query_only = ON")
+    else:
+        monkeypatch.setattr(store, "mark_sent", _disk_full)
     stop = RecordingStop()
-    stop.steps = [lambda: None, stop.set]
+    stop.steps = [lambda: None, lambda: None, stop.set]
     Uplink(store, link, mqtt, "kiosk-1").run_forever(stop)
 
-    assert stop.delays == [1.0, 2.0] and link.published == []
+    assert stop.delays == [1.0, 2.0, 4.0]
     statuses = [json.loads(status) for status in link.statuses]
-    assert [status["pending"] for status in statuses] == [2, 2]
-    assert all("readonly database" in status["last_error"] for status in statuses)
+    assert [status["pending"] for status in statuses] == [2, 2]  # at the 2nd and 3rd tries
+    assert all(re.search("readonly database|the disk is full", status["last_error"]) for status in statuses)
 
 
 def test_a_send_the_store_cant_record_goes_again_and_leaves_nothing_with_paho(store, monkeypatch):

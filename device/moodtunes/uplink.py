@@ -781,7 +781,8 @@ class Uplink:
         return self._clock().synchronized is not False or self._clock_waited >= CLOCK_SYNC_WAIT_S
 
     def _turn(self) -> float | None:
-        """Send what is pending if the broker is there, and the status after it or when it is due;
+        """Send what is pending if the broker is there, and the status after it or when it is due (and
+        before it while the outbox can't be written);
         how long to wait before the next turn (None: not at all, waiting for the broker took the time)."""
         self.settle_clocks()
         self.drop_old_payloads()
@@ -793,6 +794,11 @@ class Uplink:
             self._wait_for_broker()
             return None
         self._waiting_for_broker = False
+        if self._store_failing:
+            # The outbox can't be written (a full disk), but it can be read: without a status the
+            # kiosk looked switched off in the cloud for as long as its card was full. Said before
+            # the try, as after a failed one the link is often being made anew (drop_queued).
+            self.report_status()
         result = self.send_pending()
         self._store_is_back()
         self._went_well(result)
@@ -834,15 +840,13 @@ class Uplink:
         per outage rather than exiting, which made systemd restart the service every 10 s to publish
         the same batch again. Nothing goes while it can't (each event is recorded as handed over
         first); an event acknowledged but not recorded as sent (the disk filled meanwhile) goes once more.
-        The device's status still goes, saying so (the outbox can be read): without it the kiosk looked
-        switched off in the cloud for as long as its card was full."""
+        The device's status says so at each try (``_turn``)."""
         delay = self._backoff()
         if not self._store_failing:
             logger.error("can't write the outbox (%s); sending paused, trying again in %.0f s, "
                          "then less and less often", exc, delay)
         self._store_failing = True
         self._last_error = str(exc)
-        self.report_status()
         return delay
 
     def _store_is_back(self) -> None:
