@@ -355,11 +355,12 @@ class IngestStats:
     statuses_dropped: int = 0  # device statuses (best effort; the next one says the same, newer) let go
 
     def summary(self) -> str:
-        """The counts in a sentence, for the log line of a stop (the dataclass's repr was that line)."""
+        """The counts in a sentence, for the log line of a stop (the dataclass's repr was that line); the
+        visits not written without the statuses let go, which ``dropped`` counts too."""
         return (f"messages received {self.received}, visits written {self.written}, statuses written "
                 f"{self.statuses}, rejected {self.rejected}, failed writes {self.write_failures}, visits not "
-                f"written {self.dropped} (left with the broker {self.left_with_broker}), statuses let go "
-                f"{self.statuses_dropped}")
+                f"written {self.dropped - self.statuses_dropped} (left with the broker {self.left_with_broker}), "
+                f"statuses let go {self.statuses_dropped}")
 
 
 @dataclass
