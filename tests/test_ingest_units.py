@@ -10,6 +10,8 @@ import json
 import logging
 import os
 import re
+import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -690,6 +692,39 @@ def test_v1_writer_refuses_both_a_user_and_a_token():
     settings = IngestSettings(influx_api="v1", influx_username="ingest", influx_password="pw", influx_token="tkn")
     with pytest.raises(ValueError, match="either MOODTUNES_INGEST_INFLUX_USERNAME or MOODTUNES_INGEST_INFLUX_TOKEN"):
         V1Writer(settings)
+
+
+class _ResetAfterTheStatus(_Recorder):
+    """An InfluxDB (or the proxy before it) going down as it answers: a 503, then the connection reset."""
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(503)
+        self.send_header("Content-Length", "100")
+        self.end_headers()
+        self.wfile.flush()
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # RST on close
+        self.connection.close()
+        self.close_connection = True
+
+
+def test_influxdb_resetting_the_connection_as_it_answers_is_retryable():
+    """V1Writer read the error's body outside its handling of network errors: the reset came out as
+    a ConnectionResetError, which the ingest took for a bug in it, dead-lettering the visit (and
+    acknowledging it) instead of trying it again, and which stopped the ingest at start."""
+    server = http.server.HTTPServer(("127.0.0.1", 0), _ResetAfterTheStatus)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        writer = V1Writer(IngestSettings(influx_api="v1", influx_url=f"http://127.0.0.1:{server.server_port}"))
+        with pytest.raises(WriteError, match="answered 503") as caught:
+            writer.write(event_points(_event(), ENDED))
+        assert caught.value.retryable
+        with pytest.raises(WriteError, match="answered 503"):
+            writer.prepare()
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 @pytest.mark.parametrize("writer_class", [V1Writer, V2Writer])

@@ -91,7 +91,10 @@ class V1Writer:
             with urllib.request.urlopen(request, timeout=self._timeout) as response:
                 return response.read()
         except urllib.error.HTTPError as exc:
-            detail = exc.read(300).decode("utf-8", "replace").strip()
+            try:
+                detail = exc.read(300).decode("utf-8", "replace").strip()
+            except (OSError, http.client.HTTPException) as lost:  # InfluxDB, or a proxy, went down as it answered
+                detail = f"(its answer was cut off: {lost})"
             message = f"InfluxDB {path} answered {exc.code}: {detail}"
             if exc.code == 404 and "database not found" in detail:
                 raise DatabaseMissing(message) from None
