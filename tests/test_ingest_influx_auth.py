@@ -68,13 +68,25 @@ def test_an_admin_user_creates_the_database_and_writes(secured_influxdb):
 
 
 def test_a_write_only_user_writes_into_an_existing_database(secured_influxdb):
-    """The least the ingest needs: WRITE on its database (the database made beforehand)."""
+    """The least the ingest needs: WRITE on its database (the database made beforehand). Its start
+    (prepare) asked to create the database, which takes an admin: refused, every start logged
+    "InfluxDB not ready ...; visits will be held" though every visit went through."""
     db, user = unique("auth"), unique("ingest")
     secured_influxdb.query(f'CREATE DATABASE "{db}"')
     secured_influxdb.query(f"CREATE USER \"{user}\" WITH PASSWORD 'ingest-pw'")
     secured_influxdb.query(f'GRANT WRITE ON "{db}" TO "{user}"')
-    _writer(secured_influxdb, db, user, "ingest-pw").write([Point("visit").tag("device_id", "k").field("rating", 60)])
+    writer = _writer(secured_influxdb, db, user, "ingest-pw")
+    writer.prepare()
+    writer.write([Point("visit").tag("device_id", "k").field("rating", 60)])
     assert secured_influxdb.query("SELECT rating FROM visit", db)["series"][0]["values"][0][1] == 60
+
+
+def test_a_write_only_user_is_told_to_have_a_missing_database_made(secured_influxdb):
+    db, user = unique("auth"), unique("ingest")
+    secured_influxdb.query(f"CREATE USER \"{user}\" WITH PASSWORD 'ingest-pw'")
+    with pytest.raises(WriteError, match=f"could not create database '{db}': .*requires admin privilege") as caught:
+        _writer(secured_influxdb, db, user, "ingest-pw").prepare()
+    assert caught.value.retryable  # an admin can make it while the ingest holds the visits
 
 
 def test_a_wrong_password_is_refused_and_kept_for_a_retry(secured_influxdb):

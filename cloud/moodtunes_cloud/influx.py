@@ -107,17 +107,32 @@ class V1Writer:
             raise WriteError(f"InfluxDB at {self._base} unreachable: {reason}", retryable=True) from None
 
     def prepare(self) -> None:
-        """Create the database if it is missing (a no-op when it exists). InfluxDB sends a 200 before
-        it runs the statement and reports a failure in the body, so the body is read: only then is
-        the database there (writing at once after the headers alone sometimes met "database not
-        found")."""
-        answer = self._post("/query", {"q": f'CREATE DATABASE "{self._db}"'}, b"")
+        """Create the database if it is missing. Asked first (SHOW DATABASES lists those the user may
+        use): a user with WRITE on it alone, the least the ingest needs, may not create one, and its
+        CREATE DATABASE refused made every start log "InfluxDB not ready; visits will be held" while
+        every visit went through. InfluxDB sends a 200 before it runs a statement and reports a
+        failure in the body, so the body is read: only then is the database there (writing at once
+        after the headers alone sometimes met "database not found")."""
+        shown = self._statement("SHOW DATABASES", "could not list its databases")
+        if any(row[:1] == [self._db] for series in shown.get("series", []) for row in series.get("values", [])):
+            return
+        self._statement(f'CREATE DATABASE "{self._db}"', f"could not create database {self._db!r}")
+
+    def _statement(self, query: str, failing: str) -> dict:
+        """The result of one InfluxQL statement, or a WriteError saying InfluxDB was ``failing``, and why
+        (one the statement itself failed with can be fixed there: retryable)."""
         try:
-            error = json.loads(answer)["results"][0].get("error")
+            answer = self._post("/query", {"q": query}, b"")
+        except WriteError as exc:
+            raise WriteError(f"InfluxDB {failing}: {exc}", exc.retryable) from None
+        try:
+            result = json.loads(answer)["results"][0]
+            error = result.get("error")
         except (ValueError, KeyError, IndexError, TypeError, AttributeError):
-            error = f"unexpected answer {answer[:200]!r}"
+            result, error = {}, f"unexpected answer {answer[:200]!r}"
         if error:
-            raise WriteError(f"InfluxDB could not create database {self._db!r}: {error}", retryable=True)
+            raise WriteError(f"InfluxDB {failing}: {error}", retryable=True)
+        return result
 
     def write(self, points: list[Point]) -> None:
         """Write the points, a request per timestamp precision (a point's integer time is in its own;
