@@ -337,6 +337,35 @@ def test_an_event_too_big_to_send_is_refused_and_the_later_ones_go(tmp_path, mon
     assert "0 pending, 1 sent (1 of them resendable, each for 90 days), 1 refused (too big ever to send; kept here)" in capsys.readouterr().out
 
 
+def test_an_event_over_the_limit_the_broker_announces_is_refused_and_the_later_ones_go(tmp_path, monkeypatch, capsys):
+    """A broker with a smaller max_packet_size than the shipped one (another broker, another config)
+    dropped the connection for a visit with many songs, at every try, and no later visit ever went
+    out: a stuck queue (0 of 4 sent in 8 s). The broker says its limit as the connection is made
+    (MQTT v5 Maximum Packet Size): an event over it is refused as one over the uplink's own."""
+    device, prefix = unique("kiosk-"), unique("mt")
+    broker = Broker(tmp_path / "broker", free_port(), "allow_anonymous true\nmax_packet_size 6000\n").start()
+    database = tmp_path / "data" / "moodtunes.db"
+    with Store.open(database) as store:
+        many_songs = record_visit(store, device, songs=tuple(("Happy and calm", 10.0 + n) for n in range(60)))
+        later = [record_visit(store, device) for _ in range(3)]
+        size = len(store.pending_events(1)[0].payload.encode())
+    assert size > 6000
+    listener = Subscriber(broker, f"{prefix}/+/visit")
+    _enable(monkeypatch, broker, device, prefix)
+    try:
+        assert moodtunes(["uplink", "--once"]) == 3
+        wait_for(lambda: len(listener.messages) == 3, "the later visits")
+    finally:
+        listener.close()
+        broker.stop()
+    assert [json.loads(m.payload)["event_id"] for m in listener.messages] == [e.event_id for e in later]
+    with Store.open(database) as store:
+        assert store.outbox_counts() == {"pending": 0, "sent": 3, "refused": 1}
+        [reason] = store._db.execute("SELECT last_error FROM outbox WHERE event_id = ?", (many_songs.event_id,)).fetchone()
+    assert reason == (f"{size} bytes, over what the broker at {broker.host}:{broker.port} takes in a message (6000 "
+                      "bytes, its max_packet_size, topic and headers included): never sent")
+
+
 def test_a_payload_that_cant_be_read_is_sent_as_it_is():
     """The ingest dead-letters it with the reason; re-stamping must not stop the whole batch."""
     from moodtunes.uplink import restamp

@@ -304,6 +304,7 @@ class AcceptingLink:
     address = "test-broker:1883"
     connected = True
     takeover = None
+    max_packet_size = None
 
     def __init__(self) -> None:
         self.payloads: list[str] = []

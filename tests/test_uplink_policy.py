@@ -36,6 +36,7 @@ class ScriptedLink:
     connected = True
     last_error = None
     takeover = None
+    max_packet_size = None
 
     def __init__(self) -> None:
         self.refusing = True

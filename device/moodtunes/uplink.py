@@ -14,8 +14,9 @@ guarantee here. So an event goes out under
 the configured device_id the first time, including one queued before it changed, and once the
 broker acknowledged it, only ever as acknowledged (`uplink --resend-since`).
 An event over MAX_EVENT_BYTES is never handed to paho: the broker would drop the connection for
-it, again on every reconnect, and the ingest would reject it anyway. It is marked refused in the
-outbox, and the later events go on. An event the broker acknowledged before goes again (`uplink
+it, again on every reconnect, and the ingest would reject it anyway; nor one over the packet size
+the broker says it takes (BrokerLink.max_packet_size), which paho doesn't heed. It is marked
+refused in the outbox, and the later events go on. An event the broker acknowledged before goes again (`uplink
 --resend-since`) with the same payload, marked with the RESEND_PROPERTY user property and, as
 FIRST_ACK_PROPERTY, when the broker first acknowledged it, so that the ingest writes the upload
 delay of its first delivery (whether or not the cloud still has that one).
@@ -77,6 +78,9 @@ logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 50
 KEEPALIVE_SECONDS = 60
+# What a PUBLISH of an event takes beyond its topic and payload, at most: the fixed header (5 bytes),
+# the topic's length and the packet id (4), and the properties delivery_properties gives (76, their length too).
+PUBLISH_OVERHEAD_BYTES = 128
 # The broker keeps the device's session (and any unacknowledged QoS 1 message) this long.
 SESSION_EXPIRY_SECONDS = 7 * 24 * 3600
 NO_MATCHING_SUBSCRIBERS = 0x10
@@ -303,6 +307,9 @@ class BrokerLink:
         self._refusal: str | None = None
         self._refusal_said: tuple[str, float] | None = None  # the refusal last logged, and when (_on_connect)
         self.last_error: str | None = None
+        # The largest packet the broker takes, as it said at the last connection (MQTT v5 Maximum Packet
+        # Size); None when it set none. paho sends a bigger one all the same, and the broker drops the link.
+        self.max_packet_size: int | None = None
 
     def _new_client(self) -> paho.Client:
         mqtt = self._settings
@@ -404,6 +411,7 @@ class BrokerLink:
                     self._refusal_said = (self._refusal, now)
             else:
                 self._connected, self._refusal, self._refusal_said, self.last_error = True, None, None, None
+                self.max_packet_size = getattr(properties, "MaximumPacketSize", None)
                 self._connected_at = self._monotonic()
                 self._unawaited.clear()  # paho dropped the QoS 0 messages it had not written on reconnecting
                 logger.log(logging.DEBUG if self._takeover_said_at is not None else logging.INFO,
@@ -548,10 +556,16 @@ class Uplink:
         return restamp(item.payload, self._device_id, key)
 
     def _sendable(self, item: OutboxItem) -> tuple[str, str | None]:
-        """``_payload``, checked for size (EventTooBig)."""
+        """``_payload``, checked for size (EventTooBig): within what the ingest takes, and what the
+        broker said it takes (a broker of a smaller max_packet_size than the shipped one dropped the
+        connection for the event at every try, and no later one ever went)."""
         payload, recorded_as = self._payload(item)
         if (size := len(payload.encode())) > MAX_EVENT_BYTES:
             raise EventTooBig(f"{size} bytes, over the {MAX_EVENT_BYTES} the broker and the ingest take: never sent")
+        limit = self._link.max_packet_size
+        if limit is not None and size + len(self.topic.encode()) + PUBLISH_OVERHEAD_BYTES > limit:
+            raise EventTooBig(f"{size} bytes, over what the broker at {self._link.address} takes in a message ({limit} "
+                              "bytes, its max_packet_size, topic and headers included): never sent")
         return payload, recorded_as
 
     def _publish(self, item: OutboxItem, payload: str, recorded_as: str | None, handed_at: str) -> Publication:
