@@ -175,6 +175,39 @@ def test_an_oversized_payload_is_dead_lettered_cut_down_to_fit_the_broker(mosqui
     assert set(letter["payload"]) == {"\ufffd"}
 
 
+def test_a_dead_letter_over_the_limit_the_broker_announces_is_not_republished(influxdb, tmp_path, caplog):
+    """A broker with a smaller max_packet_size than the shipped one: a rejected visit under it made a
+    letter over it (the reason, JSON's escapes), the broker dropped the ingest for it, paho sent it
+    again at every reconnect, and the ingest was thrown off once a second for good (8 times in 8 s),
+    each later visit delivered and written again each time. The broker says its limit as the
+    connection is made: a letter over it is kept in the folder, not republished."""
+    device, prefix, db = unique("kiosk-"), unique("mt"), unique("small")
+    broker = Broker(tmp_path / "broker", free_port(), "allow_anonymous true\nmax_packet_size 6000\n").start()
+    with Store.open(tmp_path / "moodtunes.db") as store:
+        rejected = record_visit(store, device, songs=tuple(("Happy and calm", 10.0 + n) for n in range(33)))
+        good = record_visit(store, device)
+    payload = json.dumps(json.loads(rejected.model_dump_json()) | {"started_at": "1990-01-01T00:00:00+00:00"})
+    assert 5000 < len(payload) < 6000
+    dead = Subscriber(broker, f"{prefix}/deadletter")
+    sender = publisher(broker)
+    folder = tmp_path / "deadletter"
+    try:
+        with running_ingest(ingest_settings(broker, influxdb, db, prefix, dead_letter_dir=folder)) as ingest:
+            sender.publish(f"{prefix}/{device}/visit", payload, qos=1).wait_for_publish(10)
+            sender.publish(f"{prefix}/{device}/visit", good.model_dump_json(), qos=1).wait_for_publish(10)
+            wait_for(lambda: ingest.stats.written == 1, "the good visit written")
+            time.sleep(2)  # the broker dropped the ingest within a second of the letter
+            assert (ingest.stats.rejected, ingest.stats.written) == (1, 1)
+    finally:
+        _close(sender)
+        dead.close()
+        broker.stop()
+    assert not [r for r in caplog.records if "lost the broker" in r.getMessage()]
+    assert dead.messages == []
+    [kept] = [json.loads(line) for day_file in folder.glob("*.jsonl") for line in day_file.read_text().splitlines()]
+    assert kept["payload"] == payload
+
+
 def test_implausible_visits_are_dead_lettered_with_the_reason(mosquitto, influxdb, tmp_path):
     """What QA sent: values the device never makes, which used to be written."""
     device, prefix, db = unique("kiosk-"), unique("mt"), unique("odd")

@@ -103,6 +103,9 @@ MAX_PAYLOAD_BYTES = MAX_EVENT_BYTES
 # it, and paho publishes it again at each reconnect. A letter still over it (a topic of 64 KB, which
 # only a broker without the shipped ACL lets a client publish to) is not republished.
 DEAD_LETTER_PAYLOAD_LIMIT = 32 * 1024
+# What a republished letter's PUBLISH takes beyond its topic and payload: the fixed header (5 bytes at
+# most), the topic's length, the packet id and an empty property list (5).
+PUBLISH_HEADER_BYTES = 10
 SUMMARISED_ERRORS = 3  # validation errors named in a rejection; the rest are counted
 # A name a rejection takes from the message (a key of the payload: an unknown field, a mood; the
 # topic's device) is cut to this many characters. Named whole, a key of 80,000 letters in a 160 KB
@@ -408,6 +411,9 @@ class Ingest:
         self._rejection_count = random.randrange(REJECTION_SPREAD_NS)  # for a time of its own: see REJECTION_SPREAD_NS
         self._stop = threading.Event()
         self._subscribed = threading.Event()
+        # The largest packet the broker takes, as it said at the last connection (MQTT v5 Maximum Packet
+        # Size); None when it set none. paho publishes a bigger one all the same, and the broker drops the ingest.
+        self._broker_max_packet: int | None = None
         self._connect_failures = 0  # attempts since the last connection; only the MQTT thread counts
         self._failure_log = LogThrottle()  # the broker out of reach
         self._held_log = LogThrottle()  # InfluxDB out of reach (writer thread)
@@ -532,6 +538,7 @@ class Ingest:
         if reason.is_failure:
             logger.error("the broker at %s refused the ingest: %s", self._address, reason)
             return
+        self._broker_max_packet = getattr(properties, "MaximumPacketSize", None)
         after = f" after {_attempts(self._connect_failures)}" if self._connect_failures else ""
         self._connect_failures = 0
         self._failure_log.reset()
@@ -721,10 +728,19 @@ class Ingest:
         if not (self._settings.dead_letter and kept):
             return
         published = json.dumps(letter(topic, payload, problem, received_at, DEAD_LETTER_PAYLOAD_LIMIT, user_properties))
-        if len(published) > MAX_PAYLOAD_BYTES:  # a topic of 64 KB, JSON-escaped: see DEAD_LETTER_PAYLOAD_LIMIT
+        to = dead_letter_topic(self._settings.topic_prefix)
+        if len(published) > self._republishable_bytes(to):  # a topic of 64 KB, JSON-escaped: see DEAD_LETTER_PAYLOAD_LIMIT
             logger.debug("a dead letter of %d bytes is over the broker's limit: not republished", len(published))
             return
-        self._client.publish(dead_letter_topic(self._settings.topic_prefix), published, qos=1)
+        self._client.publish(to, published, qos=1)
+
+    def _republishable_bytes(self, topic: str) -> int:
+        """The largest letter republished to ``topic``: MAX_PAYLOAD_BYTES, or less if the broker said it
+        takes less (a max_packet_size smaller than the shipped one's: it dropped the ingest for a bigger
+        letter, paho sent it again at each reconnect, and the ingest was thrown off once a second)."""
+        if self._broker_max_packet is None:
+            return MAX_PAYLOAD_BYTES
+        return min(MAX_PAYLOAD_BYTES, self._broker_max_packet - len(topic.encode()) - PUBLISH_HEADER_BYTES)
 
     def _count_rejection(self, topic: str, payload: bytes, reason: Reason, received_at: datetime) -> None:
         """Queue a `rejected` point for the writer thread (which writes it when it can, never making
