@@ -410,8 +410,8 @@ class BrokerLink:
                     logger.warning("%s", self._refusal)
                     self._refusal_said = (self._refusal, now)
             else:
+                self.max_packet_size = getattr(properties, "MaximumPacketSize", None)  # before anyone sees it connected
                 self._connected, self._refusal, self._refusal_said, self.last_error = True, None, None, None
-                self.max_packet_size = getattr(properties, "MaximumPacketSize", None)
                 self._connected_at = self._monotonic()
                 self._unawaited.clear()  # paho dropped the QoS 0 messages it had not written on reconnecting
                 logger.log(logging.DEBUG if self._takeover_said_at is not None else logging.INFO,
