@@ -228,27 +228,25 @@ def test_a_store_that_cant_be_written_is_said_in_the_devices_status(store, monke
     assert all(re.search("readonly database|the disk is full", status["last_error"]) for status in statuses)
 
 
-def test_a_send_the_store_cant_record_goes_again_and_leaves_nothing_with_paho(store, monkeypatch):
-    """The disk filled between handing the batch over and recording the broker's answers: the batch
-    goes again (the ingest overwrites it), and nothing is left with paho to go again by itself."""
-    for _ in range(2):
+def test_events_the_broker_took_while_the_disk_is_full_go_once(store, monkeypatch):
+    """A full disk that still took the handing over (the write-ahead log had room) but not the
+    mark of what the broker took: the whole batch went again at every try for as long as it lasted
+    (every 5 minutes at the longest backoff), each copy overwriting the visit's upload delay with
+    its own later time. The broker took them: once the disk has room, they are marked, not sent."""
+    for _ in range(3):
         record_visit(store, "kiosk-1")
     mqtt = MqttSettings(enabled=True, retry_seconds=RETRY, max_retry_seconds=LONGEST, poll_seconds=POLL)
     link = ScriptedLink()
     link.refusing = False
     recorded = store.mark_sent
-
-    def disk_full(*args) -> None:
-        raise StoreError("database moodtunes.db: disk full")
-
-    monkeypatch.setattr(store, "mark_sent", disk_full)
+    monkeypatch.setattr(store, "mark_sent", _disk_full)
     stop = RecordingStop()
-    stop.steps = [lambda: monkeypatch.setattr(store, "mark_sent", recorded), stop.set]
+    stop.steps = [lambda: None, lambda: None, lambda: monkeypatch.setattr(store, "mark_sent", recorded), stop.set]
     Uplink(store, link, mqtt, "kiosk-1").run_forever(stop)
 
-    assert stop.delays == [1.0, POLL]
-    assert store.outbox_counts() == {"pending": 0, "sent": 2, "refused": 0}
-    assert len(link.published) == 4 and len(set(link.published)) == 2 and link.dropped == 1
+    assert stop.delays == [1.0, 2.0, 4.0, POLL]
+    assert len(link.published) == 3 and len(set(link.published)) == 3 and link.dropped == 0
+    assert store.outbox_counts() == {"pending": 0, "sent": 3, "refused": 0}
 
 
 @pytest.mark.parametrize("status_seconds, statuses", [(3600.0, 1), (1e-9, 3)])

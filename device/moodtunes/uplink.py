@@ -544,6 +544,9 @@ class Uplink:
         self._drop_due = 0.0  # time.monotonic() of the next drop of old payloads (drop_old_payloads)
         self._dropped = 0  # payloads dropped in this drop so far, batch by batch
         self._drop_failing = False  # the last drop failed: said once until one goes through
+        # Events the broker acknowledged whose mark_sent failed (a full disk), by outbox id: marked at
+        # the next try, not sent again (_mark_acknowledged).
+        self._acknowledged: dict[int, Publication] = {}
 
     def _payload(self, item: OutboxItem) -> tuple[str, str | None]:
         """What to publish for ``item``, and the device_id it was recorded under if re-stamped from
@@ -582,6 +585,7 @@ class Uplink:
 
     def _sent(self, outbox_id: int, publication: Publication) -> None:
         self._store.mark_sent(outbox_id, publication.payload)
+        self._acknowledged.pop(outbox_id, None)
         if publication.recorded_as is not None:
             self._restamped[publication.recorded_as] += 1
 
@@ -648,6 +652,7 @@ class Uplink:
         self.settle_clocks()
         items = self._store.pending_events(BATCH_SIZE)
         result = CycleResult(attempted=len(items))
+        items = self._mark_acknowledged(items, result)
         ready: dict[int, tuple[str, str | None]] = {}
         for item in items:
             try:
@@ -668,37 +673,52 @@ class Uplink:
                 published[item.id] = self._publish(item, *ready[item.id], handed.at)
             except UplinkError as exc:  # not queued: paho refused it outright
                 problems[item.id] = str(exc)
+        # Every answer is waited for before any is recorded: a store that fails half-way (a full disk)
+        # then leaves nothing with paho, and the events the broker took are known (_acknowledged).
         deadline = time.monotonic() + self._settings.ack_timeout_seconds
-        answered = 0
-        try:
-            for item in items:
-                if item.id in problems:
-                    self._failed(item, problems[item.id], result)
-                elif item.id in published:
-                    answered += self._settle(item, published[item.id], deadline, result)
-        finally:
-            if answered < len(published):  # no PUBACK, or the store failed before all were settled
-                # paho would send what it holds again on reconnecting, whenever that is: after
-                # `moodtunes forget` deleted the visit and the operator ran the cloud's DELETEs
-                # (during the backoff's wait, before any check of the outbox could run). A new
-                # client holds nothing: the outbox, which forget deletes from, says what goes.
-                self._link.drop_queued()
+        answers = {outbox_id: self._link.wait_for_ack(publication.mid, deadline)
+                   for outbox_id, publication in published.items()}
+        if None in answers.values():
+            # paho would send what it holds again on reconnecting, whenever that is: after
+            # `moodtunes forget` deleted the visit and the operator ran the cloud's DELETEs
+            # (during the backoff's wait, before any check of the outbox could run). A new
+            # client holds nothing: the outbox, which forget deletes from, says what goes.
+            self._link.drop_queued()
+        self._acknowledged.update((outbox_id, published[outbox_id]) for outbox_id, reason in answers.items()
+                                  if reason is not None and describe_puback(reason, self.topic) is None)
+        for item in items:
+            if item.id in problems:
+                self._failed(item, problems[item.id], result)
+            elif item.id in published:
+                self._settle(item, published[item.id], answers[item.id], result)
         return result
 
-    def _settle(self, item: OutboxItem, publication: Publication, deadline: float, result: CycleResult) -> bool:
-        """Wait for the PUBACK of an event published, and record what became of it; False when
-        none came (it goes again from the outbox: a second delivery overwrites the same points)."""
-        reason = self._link.wait_for_ack(publication.mid, deadline)
+    def _mark_acknowledged(self, items: list[OutboxItem], result: CycleResult) -> list[OutboxItem]:
+        """Mark sent the events of ``items`` the broker acknowledged at an earlier try whose mark failed
+        (StoreError again while the disk is still full: nothing goes meanwhile); the rest, to send.
+        They went again at every try while the disk stayed full, each copy overwriting the visit's
+        upload delay with its own later time. One gone meanwhile (forgotten) is forgotten here too."""
+        acknowledged, self._acknowledged = self._acknowledged, {}
+        for item in items:
+            if item.id in acknowledged:
+                self._acknowledged[item.id] = acknowledged[item.id]
+        for item in items:
+            if item.id in self._acknowledged:
+                self._sent(item.id, self._acknowledged[item.id])
+                result.sent += 1
+        return [item for item in items if item.id not in acknowledged]
+
+    def _settle(self, item: OutboxItem, publication: Publication, reason: ReasonCode | None, result: CycleResult) -> None:
+        """Record what became of an event published, by its PUBACK's ``reason``; None when none came
+        (it goes again from the outbox: a second delivery overwrites the same points)."""
         if reason is None:
             timeout = self._settings.ack_timeout_seconds
             self._failed(item, f"no PUBACK from {self._link.address} within {timeout:g} s", result)
-            return False
-        if (problem := describe_puback(reason, self.topic)) is not None:
+        elif (problem := describe_puback(reason, self.topic)) is not None:
             self._failed(item, problem, result)
         else:
             self._sent(item.id, publication)
             result.sent += 1
-        return True
 
     def _failed(self, item: OutboxItem, problem: str, result: CycleResult) -> None:
         self._store.mark_failed(item.id, problem)
@@ -853,8 +873,9 @@ class Uplink:
         """The outbox can't be written (a full disk): keep running and try again later, said once
         per outage rather than exiting, which made systemd restart the service every 10 s to publish
         the same batch again. Nothing goes while it can't (each event is recorded as handed over
-        first); an event acknowledged but not recorded as sent (the disk filled meanwhile) goes once more.
-        The device's status says so at each try (``_turn``)."""
+        first); an event the broker acknowledged but not recorded as sent (the disk filled meanwhile)
+        is marked at the next try that can (``_mark_acknowledged``), not sent again, unless the uplink
+        restarted meanwhile: then it goes once more. The device's status says so at each try (``_turn``)."""
         delay = self._backoff()
         if not self._store_failing:
             logger.error("can't write the outbox (%s); sending paused, trying again in %.0f s, "
