@@ -698,14 +698,11 @@ class Uplink:
         (StoreError again while the disk is still full: nothing goes meanwhile); the rest, to send.
         They went again at every try while the disk stayed full, each copy overwriting the visit's
         upload delay with its own later time. One gone meanwhile (forgotten) is forgotten here too."""
-        acknowledged, self._acknowledged = self._acknowledged, {}
-        for item in items:
-            if item.id in acknowledged:
-                self._acknowledged[item.id] = acknowledged[item.id]
-        for item in items:
-            if item.id in self._acknowledged:
-                self._sent(item.id, self._acknowledged[item.id])
-                result.sent += 1
+        self._acknowledged = {item.id: self._acknowledged[item.id] for item in items if item.id in self._acknowledged}
+        acknowledged = set(self._acknowledged)
+        for outbox_id, publication in list(self._acknowledged.items()):  # _sent takes each out
+            self._sent(outbox_id, publication)
+            result.sent += 1
         return [item for item in items if item.id not in acknowledged]
 
     def _settle(self, item: OutboxItem, publication: Publication, reason: ReasonCode | None, result: CycleResult) -> None:
