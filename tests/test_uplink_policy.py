@@ -186,18 +186,6 @@ def test_a_store_that_cant_be_written_pauses_the_service_and_sends_nothing_meanw
     assert len(link.published) == 2 and len(set(link.published)) == 2 and link.dropped == 0
 
 
-class ReconnectingLink(ScriptedLink):
-    """A link that connects anew after drop_queued (paho's new client), by the uplink's next look."""
-
-    def drop_queued(self) -> None:
-        super().drop_queued()
-        self.connected = False
-
-    def wait_connected(self, timeout: float) -> bool:
-        self.connected = True
-        return True
-
-
 def _disk_full(*args) -> None:
     raise StoreError("database moodtunes.db: the disk is full; free some space (nothing already saved was lost)")
 
@@ -207,12 +195,11 @@ def test_a_store_that_cant_be_written_is_said_in_the_devices_status(store, monke
     """A full disk stopped the device's status with the uploads, for as long as it lasted: in the
     cloud the kiosk looked switched off, its visits waiting unseen, not a device whose card is full.
     The outbox can still be read, so the status goes at each try, naming the error: also when only
-    mark_sent fails (the handing over still fitted in the write-ahead log), and the link, made anew
-    so that paho sends nothing by itself, is not connected yet as the turn ends."""
+    mark_sent fails (the handing over still fitted in the write-ahead log)."""
     for _ in range(2):
         record_visit(store, "kiosk-1")
     mqtt = MqttSettings(enabled=True, retry_seconds=RETRY, max_retry_seconds=LONGEST, poll_seconds=POLL)
-    link = ReconnectingLink()
+    link = ScriptedLink()
     link.refusing = False
     if refusing == "every write":
         store._db.execute("PRAGMA query_only = ON")
