@@ -828,7 +828,7 @@ class Uplink:
         if self._store_failing:
             # The outbox can't be written (a full disk), but it can be read: without a status the
             # kiosk looked switched off in the cloud for as long as its card was full. Said before
-            # the try, as after a failed one the link is often being made anew (drop_queued).
+            # the try: after one a PUBACK didn't come for, the link is being made anew (drop_queued).
             self.report_status()
         result = self.send_pending()
         self._store_is_back()
