@@ -987,7 +987,8 @@ def test_rejections_wait_for_influxdb_and_hold_up_nothing(mosquitto, influxdb, t
         _publish(sender, prefix, [event])
         wait_for(lambda: ingest.held == 1 and ingest.stats.write_failures >= 2, "the visit held, tried again")
         _delivered_after_what_came_before(ingest, sender, prefix, device)  # a second rejection taken meanwhile
-        assert len(next(folder.iterdir()).read_text().splitlines()) == 2
+        # (counted as it comes, its letter appended just after)
+        wait_for(lambda: len(next(folder.iterdir()).read_text().splitlines()) == 2, "both letters on disk")
         writer.down = False
         wait_for(lambda: ingest.stats.written == 1, "the visit written")
         wait_for(lambda: _count(influxdb, db, "SELECT sum(count) FROM rejected") == 2, "both rejections counted")
