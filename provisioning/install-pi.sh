@@ -880,6 +880,10 @@ main() {
     useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin --gid moodtunes moodtunes-uplink
   install -d -o moodtunes -g moodtunes -m 0770 "$data_dir"
   share_data_dir "$data_dir"
+  # The forget ledger's folder, beside the data dir (docs/privacy.md): the kiosk's unit makes it too
+  # (StateDirectory=), but `moodtunes forget`, run by hand before the kiosk ever started, can't in
+  # /var/lib, and would forget people without their mark.
+  install -d -o moodtunes -g moodtunes -m 0770 "$data_dir-forgotten"
   install -d -m 0755 "$prefix" "$etc"
 
   echo "== the backlight's switch, the video group's ($backlight_rule)"

@@ -435,6 +435,17 @@ def test_the_installer_runs_to_the_end_with_its_stand_ins(bundle, tmp_path):
     assert [c for c in calls if c.startswith("apt-get")] == []  # all there
 
 
+@pytest.mark.parametrize("upgrade", [False, True])
+def test_the_installer_makes_the_forget_ledgers_folder_before_the_services_and_doctor_start(bundle, tmp_path, upgrade):
+    """Only the kiosk's unit made it (StateDirectory=): `moodtunes forget --yes`, run as README says
+    before the kiosk ever started (or in check-bundle's chroot, where no systemd runs), could not
+    make it in /var/lib and forgot people without their mark, and doctor failed its check."""
+    result, calls = run_installer(bundle, tmp_path, HAS_PACKAGES="1", upgrade=upgrade)
+    assert result.returncode == 0, result.stderr
+    made = f"install -d -o moodtunes -g moodtunes -m 0770 {tmp_path / 'data'}-forgotten"
+    first_start = next(i for i, call in enumerate(calls) if call.startswith("systemctl restart"))
+    assert made in calls[:first_start]
+
 @pytest.mark.parametrize(("line", "said"), [
     ("MOODTUNES_DEVICE_ID=kiosk-livingroom   # the living-room Pi", "line 2: systemd keeps what follows '#' in the value"),
     ("  export MOODTUNES_MQTT__HOST=broker.lan", "line 2: systemd ignores a line starting with 'export'"),
