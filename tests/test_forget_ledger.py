@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from analytics_support import Subscriber, record_visit, unique, wait_for
+from conftest import as_unprivileged
 from moodtunes.cli import main as moodtunes
 from moodtunes.config import ConfigError, load_settings
 from moodtunes.store import Store
@@ -210,3 +214,27 @@ def test_the_ledger_is_beside_the_data_dir_and_never_inside_it(tmp_path, monkeyp
     monkeypatch.setenv("MOODTUNES_FORGET_LEDGER_DIR", str(tmp_path / "data" / "ledger"))
     with pytest.raises(ConfigError, match="forget_ledger_dir .* is inside data_dir"):
         load_settings()
+
+
+def test_doctor_fails_a_ledger_file_this_user_cant_append_to(tmp_path, monkeypatch):
+    """A ledger made by another user (`moodtunes forget` run as the uplink's, whose umask leaves the
+    group only reading) in a folder this user may write: every later forget went unmarked, and
+    doctor, which looked at the folder alone, said all was well."""
+    settings = load_settings()
+    with Store.open(settings.database_path) as store:
+        store.create_profile("Ana", "#ff8800")
+        store.create_profile("Ben", "#0088ff")
+    assert moodtunes(["forget", "Ana", "--yes"]) == 0
+    ledger = settings.forget_ledger_folder / LEDGER
+    ledger.chmod(0o444)
+    env = dict(os.environ, SDL_VIDEODRIVER="dummy")
+
+    def unprivileged(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(as_unprivileged([sys.executable, "-m", "moodtunes", *args]), capture_output=True,
+                              text=True, timeout=120, check=False, env=env)
+
+    forgot = unprivileged("forget", "Ben", "--yes")
+    assert forgot.returncode == 0 and "is forgotten, but the forget ledger" in forgot.stderr  # what doctor must see
+    checks = [json.loads(line) for line in unprivileged("doctor", "--json").stdout.splitlines()]
+    [check] = [check for check in checks if check["name"] == "forget ledger"]
+    assert check["status"] == "fail" and check["detail"].startswith(f"{ledger} can't be written by this user")

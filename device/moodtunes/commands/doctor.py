@@ -132,6 +132,11 @@ def _forget_ledger(settings: Settings) -> Check:
         return Check("forget ledger", "fail", f"{refused}: forgets still delete, but can't mark whom they forgot, so a "
                                               "copy of the database from before one, restored, brings the person back; "
                                               "set forget_ledger_dir to a folder this user can write, outside data_dir")
+    if ledger.path.exists() and not os.access(ledger.path, os.W_OK):  # made by another user (`forget` run as it)
+        return Check("forget ledger", "fail", f"{ledger.path} can't be written by this user: forgets still delete, "
+                                              "but can't mark whom they forgot, so a copy of the database from before "
+                                              "one, restored, brings the person back; give the file to the user the "
+                                              "kiosk runs as")
     reading = ledger.read()
     if reading.problem and not reading.marks:
         return Check("forget ledger", "fail", f"{reading.problem}: a copy of the database from before a forget, "
