@@ -2,8 +2,8 @@
 
     .venv/bin/python bench/forget_ledger.py [PROFILES MARKS]   # open_ms=…, open_ledger_empty_ms=…, open_ledger_<m>_ms=…, mark_ms=…
 
-Every open of the configured database (the kiosk's start, each "Forget me" on its own connection,
-the uplink's start, every command) reads the ledger and, when it holds marks, hashes every
+Every open of the configured database (the kiosk's start, its library scan's, the uplink's start,
+every command; not "Forget me"'s own connection) reads the ledger and, when it holds marks, hashes every
 profile's to look for them (``Store.open_as_configured``); every forget appends a mark and fsyncs
 it, with the deletion's write lock held. In a temporary folder: a database of PROFILES profiles
 (default 1,000) and a ledger of MARKS marks (default 10,000, far more forgets than a kiosk sees)
