@@ -1052,18 +1052,18 @@ class Store:
         told_by = profile["pseudonym_token"] or profile["created_at"]
         return hmac.new(self._pseudonym_secret, f"forgotten:{profile_id}:{told_by}".encode(), hashlib.sha256).hexdigest()
 
-    def forget_again(self, device_id: str, uploading: bool, readonly: bool = False) -> int:
+    def forget_again(self, device_id: str, uploading: bool, readonly: bool = False) -> None:
         """Forget again, as forget_profile does (visits, queued events; cloud keys kept for
         `forget --pending`), each profile the ledger marks: a copy of the database from before
         their forget (a backup, restored) brought them back, their unsent visits with them. Logged
-        as counts, no names. ``readonly``: only said. Returns how many were found (some may have
-        been forgotten again meanwhile by another program opening the database)."""
+        as counts, no names. ``readonly``: only said. One another program opening the database
+        forgot again meanwhile (the kiosk and the uplink start together) is passed over."""
         assert self._ledger is not None, "opened with a ledger (open_as_configured)"
         reading = self._ledger.read()
         if reading.problem:
             logger.warning("%s", reading.problem)
         if not reading.marks:
-            return 0
+            return
         profiles = self._query("SELECT id, pseudonym_token, created_at FROM profiles WHERE is_guest = 0")
         returned = [p["id"] for p in profiles if self.forgotten_mark(p["id"], p) in reading.marks]
         if returned and readonly:
@@ -1071,7 +1071,7 @@ class Store:
                            "restored?): this command only reads; the kiosk, the uplink or a command that writes "
                            "forgets them again as it opens the database", len(returned), self.path)
         if not returned or readonly:
-            return len(returned)
+            return
         forgotten = visits = 0
         for profile_id in returned:
             try:
@@ -1086,7 +1086,6 @@ class Store:
             logger.warning("forgot again %d profile(s) forgotten on this device before, and %d visit(s) of theirs, "
                            "that %s held again (a copy from before their forget, restored?); none of it is sent "
                            "(forget ledger %s)", forgotten, visits, self.path, self._ledger.path)
-        return len(returned)
 
     def visits_to_forget(self, profile_id: int) -> tuple[int, list[str]]:
         """How many visits forget_profile would delete (every one, ended or not), and when each of
