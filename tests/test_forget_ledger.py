@@ -238,3 +238,15 @@ def test_doctor_fails_a_ledger_file_this_user_cant_append_to(tmp_path, monkeypat
     checks = [json.loads(line) for line in unprivileged("doctor", "--json").stdout.splitlines()]
     [check] = [check for check in checks if check["name"] == "forget ledger"]
     assert check["status"] == "fail" and check["detail"].startswith(f"{ledger} can't be written by this user")
+
+
+def test_a_mark_never_carries_a_cloud_profile_key(tmp_path):
+    """The mark and the uploaded profile_key are keyed with the same secret: with the device named
+    "forgotten", the mark's message was the key's ("forgotten:<id>:<token>"), so the ledger alone,
+    without the database, told which keys in the cloud were forgotten people's."""
+    settings = load_settings()
+    with Store.open(settings.database_path) as store:
+        ana = store.create_profile("Ana", "#ff8800").id
+        key = store.profile_key("forgotten", ana)
+        mark = store.forgotten_mark(ana, rows(store, "SELECT * FROM profiles WHERE id = ?", ana)[0])
+    assert not mark.startswith(key)

@@ -1050,7 +1050,10 @@ class Store:
         forgotten one's id (a restored database counts ids on from where the copy was)."""
         assert self._pseudonym_secret is not None, "a Store comes from Store.open()"
         told_by = profile["pseudonym_token"] or profile["created_at"]
-        return hmac.new(self._pseudonym_secret, f"forgotten:{profile_id}:{told_by}".encode(), hashlib.sha256).hexdigest()
+        # The same secret keys the uploaded profile_key, of "<device_id>:<id>:<token>": a space, which
+        # no device_id has, keeps every mark's message from being a key's ("forgotten:…" was one).
+        message = f"forget ledger:{profile_id}:{told_by}"
+        return hmac.new(self._pseudonym_secret, message.encode(), hashlib.sha256).hexdigest()
 
     def forget_again(self, device_id: str, uploading: bool, readonly: bool = False) -> None:
         """Forget again, as forget_profile does (visits, queued events; cloud keys kept for
