@@ -250,3 +250,58 @@ def test_a_mark_never_carries_a_cloud_profile_key(tmp_path):
         key = store.profile_key("forgotten", ana)
         mark = store.forgotten_mark(ana, rows(store, "SELECT * FROM profiles WHERE id = ?", ana)[0])
     assert not mark.startswith(key)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root makes files for another user")
+def test_a_ledger_root_starts_is_left_to_the_user_its_folder_belongs_to(tmp_path, capsys):
+    """`sudo moodtunes forget --yes` on the Pi (runuser forgotten), the device's first forget:
+    the ledger was root's, 0640, and from then on the kiosk could neither read it (a restored
+    backup brought everyone back) nor mark its "Forget me"s."""
+    settings = load_settings()
+    settings.forget_ledger_folder.mkdir()
+    os.chown(settings.forget_ledger_folder, 65534, 65534)  # the services' user's, as install-pi.sh makes it
+    with Store.open(settings.database_path) as store:
+        store.create_profile("Ana", "#ff8800")
+    assert moodtunes(["forget", "Ana", "--yes"]) == 0
+    ledger = (settings.forget_ledger_folder / LEDGER).stat()
+    assert (ledger.st_uid, ledger.st_gid) == (65534, 65534)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root makes files for another user")
+def test_a_root_that_may_not_give_files_away_still_marks(tmp_path):
+    """Root without the right to change owners (a container's): the ledger stays root's, but the
+    mark goes in; handing it over is not worth a forget left unmarked."""
+    settings = load_settings()
+    settings.forget_ledger_folder.mkdir()
+    os.chown(settings.forget_ledger_folder, 65534, 65534)
+    with Store.open(settings.database_path) as store:
+        store.create_profile("Ana", "#ff8800")
+    no_chown = [shutil.which("setpriv"), "--bounding-set", "-chown", "--inh-caps", "-chown", "--"]
+    forgot = subprocess.run([*no_chown, sys.executable, "-m", "moodtunes", "forget", "Ana", "--yes"],
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert forgot.returncode == 0 and "forget ledger" not in forgot.stderr, forgot.stderr
+    assert len(_ledger_lines(settings.data_dir)) == 1
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root makes files for another user")
+def test_root_gives_the_services_user_no_file_it_linked_the_ledger_to(tmp_path):
+    """The folder is the kiosk's user's to write: a link it left as the ledger (to /etc/shadow)
+    had root, marking, append to that file and hand it over (install-pi.sh's share_data_dir
+    guards the same). A hard link (which fs.protected_hardlinks keeps that user from making to
+    root's files) is not handed over either."""
+    settings = load_settings()
+    settings.forget_ledger_folder.mkdir()
+    os.chown(settings.forget_ledger_folder, 65534, 65534)
+    shadow = tmp_path / "shadow"
+    shadow.write_text("root:secret\n")
+    (settings.forget_ledger_folder / LEDGER).symlink_to(shadow)
+    hard = tmp_path / "shadow-too"
+    hard.write_text("root:secret\n")
+    with Store.open(settings.database_path) as store:
+        store.create_profile("Ana", "#ff8800")
+        store.create_profile("Ben", "#0088ff")
+    assert moodtunes(["forget", "Ana", "--yes"]) == 0
+    (settings.forget_ledger_folder / LEDGER).unlink()
+    os.link(hard, settings.forget_ledger_folder / LEDGER)
+    assert moodtunes(["forget", "Ben", "--yes"]) == 0
+    assert shadow.stat().st_uid == 0 and shadow.read_text() == "root:secret\n" and hard.stat().st_uid == 0

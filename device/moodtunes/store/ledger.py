@@ -10,6 +10,7 @@ the next append starts a new line after. Nothing here rewrites or deletes the fi
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 from typing import NamedTuple
 
@@ -56,8 +57,10 @@ class ForgetLedger:
     def add(self, mark: str) -> None:
         """Append ``mark`` and put it on the disk (file and folder fsynced); OSError if it can't be."""
         make_folder(self.folder)
-        ledger = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o660)
+        # Not through a link: the folder is the kiosk's user's to write, and root may mark too.
+        ledger = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o660)
         try:
+            self._leave_to_the_folders_owner(ledger)
             size = os.fstat(ledger).st_size
             after_a_cut_line = size > 0 and os.pread(ledger, 1, size - 1) != b"\n"
             os.write(ledger, (b"\n" if after_a_cut_line else b"") + mark.encode() + b"\n")
@@ -69,3 +72,16 @@ class ForgetLedger:
             os.fsync(folder)  # the file's name, when this append made it
         finally:
             os.close(folder)
+
+    def _leave_to_the_folders_owner(self, ledger: int) -> None:
+        """A ledger root made (`sudo moodtunes forget`, runuser forgotten) goes to the user and group
+        of its folder (the kiosk's on the Pi): root's, the kiosk could neither read it, so a
+        restored backup brought the forgotten back, nor mark its own forgets there."""
+        if os.geteuid() != 0:
+            return
+        folder, made = os.stat(self.folder), os.fstat(ledger)
+        if made.st_uid == 0 and folder.st_uid != 0 and stat.S_ISREG(made.st_mode) and made.st_nlink == 1:
+            try:
+                os.fchown(ledger, folder.st_uid, folder.st_gid)
+            except PermissionError:  # a root that may not give files away (a container's): the mark matters more
+                pass
