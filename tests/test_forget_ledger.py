@@ -305,3 +305,18 @@ def test_root_gives_the_services_user_no_file_it_linked_the_ledger_to(tmp_path):
     os.link(hard, settings.forget_ledger_folder / LEDGER)
     assert moodtunes(["forget", "Ben", "--yes"]) == 0
     assert shadow.stat().st_uid == 0 and shadow.read_text() == "root:secret\n" and hard.stat().st_uid == 0
+
+
+def test_doctor_fails_a_ledger_that_is_a_link(tmp_path, capsys):
+    """A mark is never written through a link (the folder is the kiosk's user's): doctor, which
+    followed it, said all was well while every forget went unmarked."""
+    settings = load_settings()
+    settings.forget_ledger_folder.mkdir()
+    (tmp_path / "elsewhere").write_text("")
+    (settings.forget_ledger_folder / LEDGER).symlink_to(tmp_path / "elsewhere")
+    with Store.open(settings.database_path) as store:
+        store.create_profile("Ana", "#ff8800")
+    assert moodtunes(["forget", "Ana", "--yes"]) == 0
+    assert "is forgotten, but the forget ledger" in capsys.readouterr().err
+    status, detail = _doctors_ledger_check(capsys)
+    assert status == "fail" and detail.startswith(f"{settings.forget_ledger_folder / LEDGER} is a link")

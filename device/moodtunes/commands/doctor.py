@@ -129,14 +129,11 @@ def _forget_ledger(settings: Settings) -> Check:
 
     ledger = ForgetLedger(settings.forget_ledger_folder)
     if refused := _unmakeable_or_unwritable(ledger.folder):
-        return Check("forget ledger", "fail", f"{refused}: forgets still delete, but can't mark whom they forgot, so a "
-                                              "copy of the database from before one, restored, brings the person back; "
-                                              "set forget_ledger_dir to a folder this user can write, outside data_dir")
+        return _unmarkable(refused, "set forget_ledger_dir to a folder this user can write, outside data_dir")
+    if ledger.path.is_symlink():  # never written through (ForgetLedger.add)
+        return _unmarkable(f"{ledger.path} is a link, which marks are never written through", "make it a plain file")
     if ledger.path.exists() and not os.access(ledger.path, os.W_OK):  # made by another user (`forget` run as it)
-        return Check("forget ledger", "fail", f"{ledger.path} can't be written by this user: forgets still delete, "
-                                              "but can't mark whom they forgot, so a copy of the database from before "
-                                              "one, restored, brings the person back; give the file to the user the "
-                                              "kiosk runs as")
+        return _unmarkable(f"{ledger.path} can't be written by this user", "give the file to the user the kiosk runs as")
     reading = ledger.read()
     if reading.problem and not reading.marks:
         return Check("forget ledger", "fail", f"{reading.problem}: a copy of the database from before a forget, "
@@ -145,6 +142,12 @@ def _forget_ledger(settings: Settings) -> Check:
         return Check("forget ledger", "warn", reading.problem)
     return Check("forget ledger", "ok", f"{ledger.path}: {len(reading.marks)} profile(s) forgotten here, forgotten "
                                         "again if a copy of the database from before brings them back")
+
+
+def _unmarkable(why: str, fix: str) -> Check:
+    """The forget ledger's check failed by ``why``: forgets can't be marked there."""
+    return Check("forget ledger", "fail", f"{why}: forgets still delete, but can't mark whom they forgot, so a copy of "
+                                          f"the database from before one, restored, brings the person back; {fix}")
 
 
 def _unmakeable_or_unwritable(folder: Path) -> str | None:
