@@ -74,7 +74,7 @@ printf '#!/bin/sh\necho "systemctl $* (not run: emulation chroot)"\n' > "$root/u
 chmod +x "$root/usr/local/bin/systemctl"
 
 echo "== a fresh install from $(basename "$bundle_tar")"
-rm -rf "$root/opt/moodtunes" "$root/var/lib/moodtunes" "$root/etc/moodtunes" "$root/tmp/bundle"
+rm -rf "$root/opt/moodtunes" "$root/var/lib/moodtunes" "$root/var/lib/moodtunes-forgotten" "$root/etc/moodtunes" "$root/tmp/bundle"
 mkdir -p "$root/tmp/bundle"
 tar xzf "$bundle_tar" -C "$root/tmp/bundle"
 installer=$(cd "$root" && ls tmp/bundle/*/provisioning/install-pi.sh)
