@@ -168,7 +168,7 @@ def test_a_history_that_cant_be_read_gives_the_confirmation_no_count(settings, a
     try:
         to_report(app, ada)  # a visit saved: a history of one
         tap(app, "finish")
-        monkeypatch.setattr(app.store, "visits", cant_read)
+        monkeypatch.setattr(app.store, "reported_visits", cant_read)
         to_report(app, ada)
         assert app.screen.unreadable
         tap(app, "forget")

@@ -1045,7 +1045,7 @@ def test_a_report_that_cant_be_read_is_told_plainly(settings, tmp_path, monkeypa
 
     app = guest_at_songs(settings, tmp_path / "music", "sad", wait=False, count=1, category=CALM)
     try:
-        monkeypatch.setattr(app.store, "visits", cant_read)
+        monkeypatch.setattr(app.store, "reported_visits", cant_read)
         tap(app, "done")
         tap(app, "report")
         drawn.clear()

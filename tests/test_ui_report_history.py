@@ -13,15 +13,15 @@ from ui_support import make_app, sample_scanner, tap, to_report
 def reads(app, monkeypatch) -> list[int | None]:
     """The ``after`` of every history read the kiosk makes from now on."""
     seen: list[int | None] = []
-    visits = app.store.visits
-    monkeypatch.setattr(app.store, "visits", lambda *a, **k: (seen.append(k.get("after")), visits(*a, **k))[1])
+    visits = app.store.reported_visits
+    monkeypatch.setattr(app.store, "reported_visits", lambda *a, **k: (seen.append(k.get("after")), visits(*a, **k))[1])
     return seen
 
 
 def whole_report(settings, profile_id: int):
     """The report from the whole history, read apart from the kiosk."""
     with Store.open(settings.database_path) as store:
-        return summarise("Ada", store.visits(profile_id))
+        return summarise("Ada", store.reported_visits(profile_id))
 
 
 def test_each_report_reads_only_the_visits_ended_since_the_last_and_says_the_same(settings, ada, monkeypatch):

@@ -278,8 +278,12 @@ def mood_lift(before: ReadingEvent | None, after: ReadingEvent | None, seconds_l
     """How many steps happier the visitor seemed after the music than before (sad -> neutral is
     +1, sad -> happy +2); None unless both scans gave a mood and at least MIN_SECONDS_HEARD of
     music was heard, for otherwise the change says nothing about the music."""
-    b, a = reading_score(before), reading_score(after)
-    return None if a is None or b is None or seconds_listened < MIN_SECONDS_HEARD else a - b
+    return score_lift(reading_score(before), reading_score(after), seconds_listened)
+
+
+def score_lift(before: float | None, after: float | None, seconds_listened: float) -> float | None:
+    """``mood_lift`` of the moods' scores (``mood_score``): the report reads the moods, not the readings."""
+    return None if after is None or before is None or seconds_listened < MIN_SECONDS_HEARD else after - before
 
 
 def category_heard_longest(plays: Iterable[tuple[str | None, float]]) -> str | None:

@@ -7,11 +7,14 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from moodtunes.events import category_heard_longest, mood_lift, reading_score
+from moodtunes.events import category_heard_longest, mood_score, score_lift
+
+if TYPE_CHECKING:
+    from moodtunes.store import ReportedVisit
 
 
 @dataclass(frozen=True)
@@ -125,22 +128,23 @@ def _slope(values: Sequence[float] | Values) -> float | None:
     return round(float(np.polyfit(np.arange(len(values)), np.asarray(values, float), 1)[0]), 4) + 0.0
 
 
-def visit_line(visit: dict[str, Any]) -> VisitLine:
-    before, after = visit["readings"].get("before"), visit["readings"].get("after")
-    plays = visit["plays"]
-    seconds = sum(p["seconds_listened"] for p in plays)
+def visit_line(visit: ReportedVisit) -> VisitLine:
+    """The report's line of a visit as ``Store.reported_visits`` reads it."""
+    plays = visit.plays
+    seconds = sum(p.seconds_listened for p in plays)
+    before, after = mood_score(visit.mood_before), mood_score(visit.mood_after)
     return VisitLine(
-        started_at=visit["started_at"],
-        mood_before=before.effective_label if before else None,
-        mood_after=after.effective_label if after else None,
-        score_before=reading_score(before),
-        score_after=reading_score(after),
-        lift=mood_lift(before, after, seconds),
-        rating=visit["rating"],
+        started_at=visit.started_at,
+        mood_before=visit.mood_before,
+        mood_after=visit.mood_after,
+        score_before=before,
+        score_after=after,
+        lift=score_lift(before, after, seconds),
+        rating=visit.rating,
         listening_minutes=round(seconds / 60.0, 2),
-        category=category_heard_longest((p["category"], p["seconds_listened"]) for p in plays),
-        songs=[f'{p["title"]} – {p["artist"]}' if p["artist"] else p["title"] for p in plays],
-        rated_songs=[RatedSong(p["category"], p["rating"]) for p in plays if p["rating"] is not None],
+        category=category_heard_longest((p.category, p.seconds_listened) for p in plays),
+        songs=[f"{p.title} – {p.artist}" if p.artist else p.title for p in plays],
+        rated_songs=[RatedSong(p.category, p.rating) for p in plays if p.rating is not None],
     )
 
 
@@ -428,14 +432,14 @@ def kept_history(store: Any, profile_id: int, kept: KeptHistory | None = None) -
     the kiosk's UI thread (bench/report.py); read whole again when the count doesn't add up (a visit
     whose end was saved late ended after one recorded later). StoreError when the history can't be read."""
     last, tally = kept or (0, Tally())
-    new = store.visits(profile_id, after=last)
+    new = store.reported_visits(profile_id, after=last)
     tally = tally.copy()
     for visit in new:
         tally.add(visit_line(visit))
     if len(tally.lines) != store.ended_visit_count(profile_id):
-        new = store.visits(profile_id)
+        new = store.reported_visits(profile_id)
         tally = Tally([visit_line(v) for v in new])
-    return KeptHistory(new[-1]["id"] if new else last, tally.settle())
+    return KeptHistory(new[-1].id if new else last, tally.settle())
 
 
 def shared_verdict(rose: int, fell: int, measured: int) -> str:
@@ -446,8 +450,8 @@ def shared_verdict(rose: int, fell: int, measured: int) -> str:
     return f"Guests' visits together (the guest profile is shared): the mood {_counted(rose, fell, measured)}."
 
 
-def summarise(profile: str, visits: Sequence[dict[str, Any]], shared: bool = False) -> ProfileReport:
-    """Build the report from ``Store.visits(profile_id)`` (oldest first); ``shared``: the guest
+def summarise(profile: str, visits: Sequence[ReportedVisit], shared: bool = False) -> ProfileReport:
+    """Build the report from ``Store.reported_visits(profile_id)`` (oldest first); ``shared``: the guest
     profile's, whose visits are many people's."""
     return summarise_lines(profile, [visit_line(v) for v in visits], shared)
 

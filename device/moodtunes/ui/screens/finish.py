@@ -424,8 +424,8 @@ class ReportScreen(Screen):
         self.unsaved = app.kept_unsaved(app.visit)
         # Reading the history saves nothing: a failure says it can't be read, not "not saved".
         if profile.is_guest:  # the newest ended visit is this one; the shared profile's others stay unread
-            newest = app.read("the visit history", app.store.visits, profile.id, limit=1)
-            tally = None if newest is None else Tally([visit_line(v) for v in newest if v["id"] == app.visit.session_id])
+            newest = app.read("the visit history", app.store.reported_visits, profile.id, limit=1)
+            tally = None if newest is None else Tally([visit_line(v) for v in newest if v.id == app.visit.session_id])
         else:
             tally = self._history(profile.id)
         self.unreadable = tally is None
