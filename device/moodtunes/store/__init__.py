@@ -9,6 +9,8 @@ from moodtunes.store.store import (
     FileIdentity,
     OutboxItem,
     Profile,
+    ReportedPlay,
+    ReportedVisit,
     Store,
     StoreError,
     TrackCounts,
@@ -22,6 +24,6 @@ from moodtunes.store.store import (
 )
 
 __all__ = [
-    "BUSY_TIMEOUT_MS", "FOREIGN_KEY", "GUEST_NAME", "PIN_DIGITS", "FileIdentity", "ForgetLedger", "OutboxItem", "Profile", "Store", "StoreError", "TrackCounts", "TrackRecord", "UnsetClockVisit",
+    "BUSY_TIMEOUT_MS", "FOREIGN_KEY", "GUEST_NAME", "PIN_DIGITS", "FileIdentity", "ForgetLedger", "OutboxItem", "Profile", "ReportedPlay", "ReportedVisit", "Store", "StoreError", "TrackCounts", "TrackRecord", "UnsetClockVisit",
     "damaged", "not_writable", "shifted", "utc_now", "write_refused",
 ]
