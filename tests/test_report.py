@@ -390,7 +390,9 @@ def test_the_visits_read_for_the_report_make_the_lines_of_the_visits_read_whole(
     without a face; plays short, long, failed, of either category or none; ratings taken again,
     of a play or of none, one given in another visit), every way of choosing the visits gives the
     visits ``Store.visits`` gives, and the same report lines."""
+    import json
     import random
+    from dataclasses import asdict
 
     rng = random.Random(17)
     tracks = [TrackRecord(path=f"/m/{n}.ogg", size=1, mtime=1.0, title=title, artist=artist, category=category)
@@ -429,4 +431,6 @@ def test_the_visits_read_for_the_report_make_the_lines_of_the_visits_read_whole(
         assert [v.id for v in read] == [v["id"] for v in whole], chosen
         assert [v.profile_id for v in read] == [v["profile_id"] for v in whole], chosen
         assert [visit_line(v) for v in read] == [line_from_visits(v) for v in whole], chosen
+        report = summarise("Ana", read)  # --json's dict, made without asdict's copy of every value
+        assert json.dumps(report.to_dict()) == json.dumps(asdict(report)), chosen
     assert len(ids) < 300 and {v.profile_id for v in store.reported_visits()} == set(people)
