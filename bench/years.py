@@ -17,7 +17,7 @@ start with a tapped song whose file was gone (a failed play). Then, medians of `
 kiosk start-up to the welcome screen (bench/kiosk.py's child, on a copy of the database), the songs
 whose last play failed (``unplayable_paths``, part of each song list), the song list of the busy profile (what the songs screen asks SongListMaker for), its report (whole, as the
 first after a start and `moodtunes report --profile` do, and kept, as later ones), the `moodtunes
-report` and `moodtunes doctor` commands, `moodtunes forget --yes` of the busy profile (on a copy),
+report` (text and --json) and `moodtunes doctor` commands, `moodtunes forget --yes` of the busy profile (on a copy),
 the scan of the unchanged library (the walk and the catalogue compare; no audio work), the scan's
 prune of 100 tracks (on a copy), the uplink's drop of the payloads acknowledged over
 mqtt.keep_sent_days ago (on a copy: its batches, a song's progress saved meanwhile, the sizes
@@ -343,6 +343,7 @@ def measure_kiosk(data: Path, ids: dict[str, int], args: argparse.Namespace, scr
     report_runs = max(1, runs // 2)
     print(f"cli_report_busy_s={timed_command(['report', '--profile', 'Person 01'], data, music, report_runs):.2f}")
     print(f"cli_report_all_s={timed_command(['report'], data, music, report_runs):.2f}")
+    print(f"cli_report_all_json_s={timed_command(['report', '--json'], data, music, report_runs):.2f}")
     print(f"cli_doctor_s={timed_command(['doctor'], data, music, report_runs):.2f}")
     forget_times = []
     for n in range(report_runs):
