@@ -263,7 +263,7 @@ def mood_score(label: str | None) -> float | None:
     weigh the same, and a visit only counts as lifted when the mood it showed went up."""
     if label is None:
         return None
-    score = MOOD_SCORES.get(label)  # a label as the string it is: Mood(label) took 0.7 us of the 1.0
+    score = MOOD_SCORES.get(label)  # a label as the string it is: Mood(label) took 0.8 of the 0.9 us here
     return MOOD_SCORES[Mood(label)] if score is None else score  # a label no mood has: ValueError
 
 

@@ -10,13 +10,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from moodtunes.config import Settings
 from moodtunes.events import as_utc
 from moodtunes.paths import data_dir_problem
 from moodtunes.printable import printable
 from moodtunes.ui.ratings import score_change_in_stars, score_to_stars, stars_text
+
+if TYPE_CHECKING:
+    from moodtunes.store import Profile, ReportedVisit, Store
 
 JSON_SHAPE = (
     "--json prints one JSON document (not a line per profile): {\"profiles\": [...]}, each profile with its "
@@ -105,7 +108,7 @@ def _text(report) -> list[str]:
 def _local_time(stamp: str) -> str:
     """A visit's start on the device's calendar, its zone named (the store keeps UTC: a Sydney
     morning's visit was printed under the day before). What strftime("%Y-%m-%d %H:%M %Z") wrote (its
-    year unpadded, as glibc's), in a third of its time: 52,409 of them took 0.2 s here."""
+    year unpadded, as glibc's), without it: strftime took 3.7 of the 5.6 us here, at every visit's line."""
     t = as_utc(datetime.fromisoformat(stamp)).astimezone()
     return f"{t.year}-{t.month:02d}-{t.day:02d} {t.hour:02d}:{t.minute:02d} {t.tzname()}"
 
@@ -124,12 +127,12 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _histories(store, profiles: list) -> list[tuple[Any, list]]:
+def _histories(store: Store, profiles: list[Profile]) -> list[tuple[Profile, list[ReportedVisit]]]:
     """Each profile with its visits (``Store.reported_visits``): every profile's read at once, in
     one pass of each table, where reading them a profile at a time found each visit in the indexes."""
     if len(profiles) == 1:
         return [(profiles[0], store.reported_visits(profiles[0].id))]
-    by_profile: dict[int, list] = {p.id: [] for p in profiles}
+    by_profile: dict[int, list[ReportedVisit]] = {p.id: [] for p in profiles}
     for visit in store.reported_visits():
         if (visits := by_profile.get(visit.profile_id)) is not None:
             visits.append(visit)
