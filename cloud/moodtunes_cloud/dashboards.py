@@ -1,4 +1,5 @@
-"""Grafana dashboards as code: "is moodtunes lifting people's mood?" and a per-device view.
+"""Grafana dashboards as code: "is moodtunes lifting people's mood?", a per-device view, and the
+first one's trends over the year, read from the daily rollups the ingest keeps (rollups.py).
 
 The queries are InfluxQL, so the same dashboards work on InfluxDB 1.x and on InfluxDB 2 through
 its v1 compatibility API (cloud/influxdb/init-dbrp.sh maps the bucket). The generated JSON is
@@ -20,6 +21,7 @@ from moodtunes.ui.ratings import SCORE_PER_STAR
 
 from moodtunes_cloud.deadletter import UNKNOWN_DEVICE
 from moodtunes_cloud.points import UNKNOWN_MOOD
+from moodtunes_cloud.rollups import ROLLUP
 
 DATASOURCE = {"type": "influxdb", "uid": "moodtunes-influxdb"}
 DEVICE = '"device_id" =~ /^$device$/'
@@ -125,6 +127,8 @@ class Dashboard:
     # Each open tab runs every query again this often. The overview's took 45 s of InfluxDB 1.x's
     # time over 30 days of a year-old 50-kiosk fleet, 460 s over the year: more than 5 minutes.
     refresh: str = "5m"
+    # Its days are the rollups' UTC days: no time zone to pick, drawn in UTC, over the last year.
+    utc_days: bool = False
 
 
 LIFT = ("mood steps of the shown mood (happy +1, neutral 0, sad -1: sad → neutral is +1, sad → happy +2); "
@@ -414,7 +418,114 @@ DEVICES = Dashboard(
     ),
 )
 
-DASHBOARDS = (OVERVIEW, DEVICES)
+# The year, from the daily rollups: one point per device, UTC day, mood before, mood after and category, with
+# counts and sums, so a mean is a sum over a count. "measured" > 0 etc. leave out the rollup points without
+# any of what a figure counts, as the raw queries have no row for a group without it.
+ROLLUPS = f'FROM "{ROLLUP}" WHERE $timeFilter AND {DEVICE}'
+# InfluxQL's week buckets start on Thursdays (1970-01-01's weekday); 4 days later they start on Mondays.
+WEEKLY = "GROUP BY time(1w, 4d)"
+MEAN_LIFT = 'sum("lift_sum") / sum("measured")'
+ROLLUP_LIFT_AND_VISITS = f'{MEAN_LIFT} AS "mean lift", sum("measured") AS "visits"'
+ROLLUP_MEAN_STARS = f'sum("rating_sum") / sum("ratings") / {SCORE_PER_STAR} + 1'
+YEAR_RANGE = {"from": "now-1y/d", "to": "now/d"}
+UTC_DAYS = ("Days and weeks are UTC's (weeks from Monday), whatever the time zone: the rollups are per UTC day, and "
+            "a day counts whole if its start is in the range.")
+
+YEAR = Dashboard(
+    uid="moodtunes-year",
+    title="moodtunes — over the year",
+    description=("The overview's figures over months, per week, from the daily rollups the ingest keeps (counts "
+                 "per device and UTC day, no person in them): a year of a fleet loads in seconds, where the "
+                 f"overview over a year took minutes. {UTC_DAYS} What follows the music, not what it causes "
+                 "(docs/analytics.md, \"What these numbers can't show\")."),
+    panels=(
+        Panel("Visits", "Visits that ended in the time range.", "stat",
+              (Query("A", f'SELECT sum("visits") {ROLLUPS}'),), width=4),
+        Panel("Measured visits", f"The {MEASURED_VISITS}: the only ones the mood lift figures count.", "stat",
+              (Query("A", f'SELECT sum("measured") {ROLLUPS}'),), width=4),
+        Panel("Lifted (of visits that began sad or neutral)", f"Share of the {MEASURED_VISITS} whose shown mood "
+              "went up at least one step, among those that could go up (as on the overview, where it is "
+              "explained: with no effect at all about 26-32 % rise).", "stat",
+              (Query("A", 'SELECT sum("improved") / sum("measured") * 100 AS "lifted", sum("measured") AS '
+                     f'"of visits" {ROLLUPS} AND "mood_before" != \'happy\' AND "measured" > 0', COLUMN),),
+              width=5, unit="percent", decimals=0, group_size="of visits"),
+        Panel("Fell (of visits that began happy or neutral)", f"Share of the {MEASURED_VISITS} whose shown mood "
+              "went down at least one step, among those that could go down (with no effect at all about 22-34 %).",
+              "stat",
+              (Query("A", 'SELECT sum("worsened") / sum("measured") * 100 AS "fell", sum("measured") AS '
+                     f'"of visits" {ROLLUPS} AND "mood_before" != \'sad\' AND "measured" > 0', COLUMN),),
+              width=5, unit="percent", decimals=0, group_size="of visits"),
+        Panel("Mean rating", "How much visitors liked the music, in the kiosk's stars (1 to 5), over the visits "
+              "rated.", "stat",
+              (Query("A", f'SELECT {ROLLUP_MEAN_STARS} AS "mean rating", sum("ratings") AS "of visits" {ROLLUPS} '
+                     'AND "ratings" > 0', COLUMN),),
+              width=6, unit=STARS_UNIT, decimals=1, group_size="of visits"),
+        Panel("Mood lift by mood on arrival", f"Mean mood lift ({LIFT}) of the {MEASURED_VISITS}, for each mood "
+              f"before the music, and how many visits each mean is from (red: fewer than {FEW_VISITS}). "
+              f"{REGRESSION_TO_THE_MEAN}", "table",
+              (Query("A", f'SELECT {ROLLUP_LIFT_AND_VISITS} {ROLLUPS} AND "measured" > 0 GROUP BY "mood_before"',
+                     table=True),),
+              width=8, decimals=2, columns=(ARRIVAL, *LIFT_COLUMNS), group_size="visits"),
+        Panel("Mood lift by music category", "Mean mood lift by the category of the song heard longest, for "
+              f"each mood before the music, and how many visits each mean is from (red: fewer than {FEW_VISITS}). "
+              "Compare categories only within the same mood before (the overview's panel says why).", "table",
+              (Query("A", f'SELECT {ROLLUP_LIFT_AND_VISITS} {ROLLUPS} AND "measured" > 0 '
+                     'GROUP BY "category", "mood_before"', table=True),),
+              width=8, decimals=2, columns=(("category", "music category"), ARRIVAL, *LIFT_COLUMNS),
+              group_size="visits"),
+        Panel("Checked again after the music, by mood on arrival", "Of the visits with a mood read before the "
+              f"music and at least {MIN_SECONDS_HEARD:.0f} s of music heard, the share whose mood was checked "
+              "again after it (and so measured), for each mood on arrival, and how many visits each share is "
+              f"from (red: fewer than {FEW_VISITS}).", "table",
+              (Query("A", 'SELECT sum("measured") / sum("heard") * 100 AS "checked again", sum("heard") AS '
+                     f'"of visits" {ROLLUPS} AND "heard" > 0 AND "mood_before" != \'{UNKNOWN_MOOD}\' '
+                     'GROUP BY "mood_before"', table=True),),
+              width=8, unit="percent", decimals=0, group_size="of visits",
+              columns=(ARRIVAL, ("checked again", "checked again"), ("of visits", "of visits"))),
+        Panel("Visits per week", f"How often moodtunes is used. {UTC_DAYS}", "timeseries",
+              (Query("A", f'SELECT sum("visits") {ROLLUPS} {WEEKLY} fill(0)', "visits"),), bars=True),
+        Panel("Mood lift per week, by mood on arrival", f"Mean mood lift ({LIFT}) of the week's {MEASURED_VISITS}, "
+              "a line for each mood before the music: whether the music's effect changes over the months, "
+              "compared within the mood visitors arrived in (each line keeps the pull toward the middle that "
+              f"\"Mood lift by mood on arrival\" explains). {UTC_DAYS}", "timeseries",
+              (Query("A", f'SELECT {MEAN_LIFT} {ROLLUPS} AND "measured" > 0 {WEEKLY}, "mood_before" fill(none)',
+                     "$tag_mood_before"),), decimals=2),
+        Panel("Mood before and after the music, per week", "Mean mood per week before and after the music "
+              f"(happy +1, neutral 0, sad -1), both over the same visits: the {MEASURED_VISITS}. {UTC_DAYS}",
+              "timeseries",
+              (Query("A", f'SELECT sum("score_before_sum") / sum("measured") {ROLLUPS} AND "measured" > 0 '
+                     f"{WEEKLY} fill(none)", "before"),
+               Query("B", f'SELECT sum("score_after_sum") / sum("measured") {ROLLUPS} AND "measured" > 0 '
+                     f"{WEEKLY} fill(none)", "after")),
+              decimals=2),
+        Panel("Listening hours per week", f"Hours of music played to visitors. {UTC_DAYS}", "timeseries",
+              (Query("A", f'SELECT sum("listening_seconds") / 3600 {ROLLUPS} {WEEKLY} fill(0)', "hours"),),
+              bars=True, decimals=1),
+        Panel("Rating per week", f"Mean rating of the week's rated visits, in the kiosk's stars. {UTC_DAYS}",
+              "timeseries",
+              (Query("A", f'SELECT {ROLLUP_MEAN_STARS} {ROLLUPS} AND "ratings" > 0 {WEEKLY} fill(none)', "rating"),),
+              width=8, unit=STARS_UNIT, decimals=1, limits=(1, 5)),
+        Panel("Mood before", "How visitors seemed when they arrived, over the same visits as the mood lift "
+              f"(the {MEASURED_VISITS}).", "piechart",
+              (Query("A", f'SELECT sum("measured") {ROLLUPS} AND "measured" > 0 GROUP BY "mood_before"',
+                     "$tag_mood_before"),), width=8),
+        Panel("Mood after", "… and after the music, over the same visits.", "piechart",
+              (Query("A", f'SELECT sum("measured") {ROLLUPS} AND "measured" > 0 GROUP BY "mood_after"',
+                     "$tag_mood_after"),), width=8),
+        Panel("Mood lift by device", f"Mean mood lift of each device's {MEASURED_VISITS}, for each mood before "
+              f"the music, and how many visits each mean is from (red: fewer than {FEW_VISITS}). Compare devices "
+              "within the same mood before.", "table",
+              (Query("A", f'SELECT {ROLLUP_LIFT_AND_VISITS} {ROLLUPS} AND "measured" > 0 '
+                     'GROUP BY "device_id", "mood_before"', table=True),),
+              decimals=2, columns=(("device_id", "device"), ARRIVAL, *LIFT_COLUMNS), group_size="visits"),
+        Panel("Visits by device", "Visits per device in the time range.", "bargauge",
+              (Query("A", f'SELECT sum("visits") {ROLLUPS} GROUP BY "device_id"', "$tag_device_id"),)),
+    ),
+    refresh="1h",
+    utc_days=True,
+)
+
+DASHBOARDS = (OVERVIEW, DEVICES, YEAR)
 
 # Every device that sent anything: one whose visits are all rejected has no visit, only its status and its
 # rejections, and must be selectable all the same. (InfluxDB answers a series per measurement; Grafana lists
@@ -619,10 +730,10 @@ def build(dashboard: Dashboard) -> dict:
         "editable": False,
         "schemaVersion": 39,
         "version": 1,
-        "timezone": _grafana_timezone(DEFAULT_TIMEZONE),
-        "time": TIME_RANGE,
+        "timezone": _grafana_timezone("UTC" if dashboard.utc_days else DEFAULT_TIMEZONE),
+        "time": YEAR_RANGE if dashboard.utc_days else TIME_RANGE,
         "refresh": dashboard.refresh,
-        "templating": {"list": [DEVICE_VARIABLE, timezone_variable()]},
+        "templating": {"list": [DEVICE_VARIABLE] if dashboard.utc_days else [DEVICE_VARIABLE, timezone_variable()]},
         "panels": panels,
     }
 

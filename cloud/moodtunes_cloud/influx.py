@@ -4,7 +4,10 @@
   InfluxQL; InfluxDB 2 also accepts it through its v1 compatibility API);
 - ``V2Writer`` uses influxdb-client's synchronous WriteApi (InfluxDB 2, the compose file).
 
-Both raise WriteError, which says whether trying again later can help (the server is down or
+``InfluxQLReader`` asks InfluxQL queries of either (InfluxDB 2 through its v1 compatibility API and
+the bucket's DBRP mapping, as Grafana does), for the daily rollups the ingest keeps (rollups.py).
+
+All raise WriteError, which says whether trying again later can help (the server is down or
 overloaded) or not (it rejected the data, e.g. a field type conflict).
 """
 
@@ -24,6 +27,7 @@ from influxdb_client import InfluxDBClient, Point
 from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.rest import ApiException
 
+from moodtunes_cloud.rollups import RollingWriter
 from moodtunes_cloud.settings import IngestSettings
 
 logger = logging.getLogger(__name__)
@@ -65,6 +69,20 @@ def _basic_auth(username: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
 
 
+def _authorization(settings: IngestSettings) -> dict[str, str]:
+    """The header that logs in to InfluxDB: a 1.x user by HTTP Basic auth, or a token."""
+    if settings.influx_api == "v1" and settings.influx_username and settings.influx_token:
+        raise ValueError(
+            "InfluxDB 1.x takes either MOODTUNES_INGEST_INFLUX_USERNAME or MOODTUNES_INGEST_INFLUX_TOKEN, not both"
+        )
+    if settings.influx_api == "v1" and settings.influx_username:
+        password = settings.influx_password.get_secret_value() if settings.influx_password else ""
+        return {"Authorization": _basic_auth(settings.influx_username, password)}
+    if settings.influx_token:
+        return {"Authorization": f"Token {settings.influx_token.get_secret_value()}"}
+    return {}
+
+
 class V1Writer:
     """InfluxDB 1.x: line protocol over HTTP. A user's password goes in a
     Basic auth header, not in the URL, whose query string ends up in proxy and access logs."""
@@ -73,16 +91,7 @@ class V1Writer:
         self._base = settings.influx_url.rstrip("/")
         self._db = settings.influx_db
         self._timeout = settings.influx_timeout_seconds
-        self._headers = {"Content-Type": "text/plain; charset=utf-8"}
-        if settings.influx_username and settings.influx_token:
-            raise ValueError(
-                "InfluxDB 1.x takes either MOODTUNES_INGEST_INFLUX_USERNAME or MOODTUNES_INGEST_INFLUX_TOKEN, not both"
-            )
-        if settings.influx_username:
-            password = settings.influx_password.get_secret_value() if settings.influx_password else ""
-            self._headers["Authorization"] = _basic_auth(settings.influx_username, password)
-        elif settings.influx_token:
-            self._headers["Authorization"] = f"Token {settings.influx_token.get_secret_value()}"
+        self._headers = {"Content-Type": "text/plain; charset=utf-8", **_authorization(settings)}
 
     def _post(self, path: str, params: dict[str, str], body: bytes) -> bytes:
         url = f"{self._base}{path}?{urllib.parse.urlencode(params)}"
@@ -191,5 +200,40 @@ class V2Writer:
         self._client.close()
 
 
+class InfluxQLReader:
+    """InfluxQL over the v1 ``/query`` API: InfluxDB 1.x's database, or on InfluxDB 2 the bucket by
+    the database name its DBRP mapping gives it (cloud/influxdb/init-dbrp.sh maps the bucket's own
+    name). The token or user must be allowed to read, not only write."""
+
+    def __init__(self, settings: IngestSettings) -> None:
+        self._base = settings.influx_url.rstrip("/")
+        self._db = settings.influx_db if settings.influx_api == "v1" else settings.influx_bucket
+        self._timeout = settings.influx_timeout_seconds
+        self._headers = _authorization(settings)
+
+    def query(self, statement: str) -> list[dict]:
+        """The series one statement returns (each: name, tags, columns, values; times in ms)."""
+        params = urllib.parse.urlencode({"db": self._db, "q": statement, "epoch": "ms"})
+        request = urllib.request.Request(f"{self._base}/query?{params}", headers=self._headers)
+        try:
+            with urllib.request.urlopen(request, timeout=self._timeout) as response:
+                result = json.loads(response.read())["results"][0]
+        except urllib.error.HTTPError as exc:
+            detail = exc.read(300).decode("utf-8", "replace").strip()
+            hint = " (the ingest's token or user must be allowed to read too)" if exc.code in (401, 403) else ""
+            raise WriteError(f"InfluxDB /query answered {exc.code}: {detail}{hint}",
+                             _retryable_status(exc.code)) from None
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise WriteError(f"InfluxDB at {self._base} unreachable: {reason}", retryable=True) from None
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            raise WriteError(f"InfluxDB /query gave an unexpected answer: {exc}", retryable=True) from None
+        if "error" in result:
+            raise WriteError(f"InfluxDB refused {statement!r}: {result['error']}", retryable=False)
+        return result.get("series", [])
+
+
 def make_writer(settings: IngestSettings) -> Writer:
-    return V1Writer(settings) if settings.influx_api == "v1" else V2Writer(settings)
+    """The writer the ingest and a replay use: the visits' own points, then their days' rollups."""
+    plain = V1Writer(settings) if settings.influx_api == "v1" else V2Writer(settings)
+    return RollingWriter(plain, InfluxQLReader(settings))

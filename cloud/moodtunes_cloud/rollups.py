@@ -1,0 +1,168 @@
+"""Daily rollups of the visits, for the dashboard over the year ("moodtunes — over the year").
+
+A year of a fleet's `visit` points is tens of thousands of series, since `profile_key` is a tag of
+each (it has to be: `moodtunes forget` deletes a person's points by it, and InfluxDB 1.x deletes by
+tags only), and InfluxQL over them took minutes. A rollup point holds one device's visits of one UTC
+day with the same mood before, mood after and music category: their counts and sums, and no
+profile_key, so no person. The ingest keeps them itself (InfluxDB 2 has no continuous queries):
+after writing a visit, it recomputes that device's day from the raw points and writes the day's
+rollup points at its start. Recomputing from the raw points, not adding the visit in, keeps a
+redelivered, replayed or late visit counted once; a group that no longer has visits (its points
+deleted) is written as zeros, so the rollups always equal the raw points as of their last
+recompute. A forget's DELETE doesn't touch them: they keep the forgotten visits as counts until
+their day is recomputed (the next visit of that device and day, or ``rebuild``):
+
+    python -m moodtunes_cloud.rollups rebuild --since 2026-01-01
+
+which also fills in the rollups of visits written before the ingest kept them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from influxdb_client import Point, WritePrecision
+from moodtunes.events import MIN_SECONDS_HEARD
+
+if TYPE_CHECKING:
+    from moodtunes_cloud.influx import InfluxQLReader, Writer
+
+ROLLUP = "visit_daily"
+GROUPS = ("mood_before", "mood_after", "category")  # with device_id, the rollup's tags
+DAY_MS = 86_400_000
+WRITE_BATCH = 5000
+# Each field of a rollup point, its type (InfluxDB keeps one type per field) and the InfluxQL that
+# gives it from the raw visits; a statement per condition, as a field condition holds for a whole SELECT.
+COUNTS = {"visits", "ratings", "measured", "improved", "worsened", "heard"}
+STATEMENTS = (
+    (('count("listening_seconds") AS "visits", sum("listening_seconds") AS "listening_seconds", '
+     'count("rating") AS "ratings", sum("rating") AS "rating_sum"'), ""),
+    # the measured visits (a mood lift: both moods and MIN_SECONDS_HEARD of music), whose scores the
+    # dashboards compare
+    (('count("mood_lift") AS "measured", sum("mood_lift") AS "lift_sum", sum("improved") AS "improved", '
+     'sum("worsened") AS "worsened", sum("score_before") AS "score_before_sum", '
+     'sum("score_after") AS "score_after_sum"'), ' AND "mood_lift" >= -2'),
+    # the visits that heard enough music to be measured, had they been checked again
+    ('count("listening_seconds") AS "heard"', f' AND "listening_seconds" >= {MIN_SECONDS_HEARD:.0f}'),
+)
+FIELDS = ("visits", "listening_seconds", "ratings", "rating_sum", "measured", "lift_sum", "improved", "worsened",
+          "score_before_sum", "score_after_sum", "heard")
+
+
+def _literal(text: str) -> str:
+    """An InfluxQL string literal."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _typed(field: str, value: float | None) -> int | float:
+    return int(value or 0) if field in COUNTS else float(value or 0)
+
+
+def _point(device_id: str, tags: dict[str, str], day_ms: int, fields: dict[str, float]) -> Point:
+    point = Point(ROLLUP).tag("device_id", device_id).time(day_ms, WritePrecision.MS)
+    for tag in GROUPS:
+        point.tag(tag, tags.get(tag, ""))
+    for field in FIELDS:
+        point.field(field, _typed(field, fields.get(field)))
+    return point
+
+
+def rollup_points(reader: InfluxQLReader, device_id: str, start_ms: int, end_ms: int) -> list[Point]:
+    """The rollup points of ``device_id``'s UTC days from ``start_ms`` to ``end_ms`` (day starts),
+    recomputed from its raw visits; zeros for a group that has a rollup point but no visits now."""
+    where = f'"device_id" = {_literal(device_id)} AND time >= {start_ms}ms AND time < {end_ms}ms'
+    group_by = ", ".join(f'"{tag}"' for tag in GROUPS)
+    found: dict[tuple[tuple[tuple[str, str], ...], int], dict[str, float]] = {}
+    for aggregates, condition in STATEMENTS:
+        statement = (f'SELECT {aggregates} FROM "visit" WHERE {where}{condition} '
+                     f"GROUP BY time(1d), {group_by} fill(none)")
+        for series in reader.query(statement):
+            for row in series["values"]:
+                fields = found.setdefault((tuple(sorted(series["tags"].items())), row[0]), {})
+                fields.update(zip(series["columns"][1:], row[1:], strict=True))
+    for series in reader.query(f'SELECT "visits" FROM "{ROLLUP}" WHERE {where} GROUP BY {group_by}'):
+        for row in series["values"]:
+            found.setdefault((tuple(sorted(series["tags"].items())), row[0]), {})
+    return [_point(device_id, dict(tags), day_ms, fields) for (tags, day_ms), fields in sorted(found.items())]
+
+
+def _visit_days(points: list[Point]) -> set[tuple[str, int]]:
+    """(device, UTC day start in ms) of each visit point (written in ms: points.visit_point)."""
+    return {(p._tags["device_id"], p._time // DAY_MS * DAY_MS) for p in points if p._name == "visit"}
+
+
+class RollingWriter:
+    """A Writer that, after the points, recomputes the rollups of every device and day they hold a
+    visit of. Either failing fails the write (WriteError), which the ingest holds and retries whole:
+    writing the same points again is harmless, and a rollup recomputed is always right."""
+
+    def __init__(self, writer: Writer, reader: InfluxQLReader) -> None:
+        self._writer, self._reader = writer, reader
+
+    def prepare(self) -> None:
+        self._writer.prepare()
+
+    def write(self, points: list[Point]) -> None:
+        self._writer.write(points)
+        rollups = [point for device_id, day_ms in sorted(_visit_days(points))
+                   for point in rollup_points(self._reader, device_id, day_ms, day_ms + DAY_MS)]
+        if rollups:
+            self._writer.write(rollups)
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+def _day_ms(day: date) -> int:
+    return int(datetime.combine(day, datetime.min.time(), UTC).timestamp() * 1000)
+
+
+def rebuild(writer: Writer, reader: InfluxQLReader, since: date, until: date) -> tuple[int, int]:
+    """Recompute the rollups of every device's days from ``since`` up to, not including, ``until``:
+    (devices, rollup points written)."""
+    devices = sorted({row[1] for measurement in ("visit", ROLLUP)
+                      for series in reader.query(f'SHOW TAG VALUES FROM "{measurement}" WITH KEY = "device_id"')
+                      for row in series["values"]})
+    written = 0
+    for device_id in devices:
+        points = rollup_points(reader, device_id, _day_ms(since), _day_ms(until))
+        for start in range(0, len(points), WRITE_BATCH):
+            writer.write(points[start:start + WRITE_BATCH])
+        written += len(points)
+    return len(devices), written
+
+
+def main(argv: list[str] | None = None) -> int:
+    from moodtunes_cloud.influx import InfluxQLReader, V1Writer, V2Writer, WriteError
+    from moodtunes_cloud.settings import SettingsError, load_ingest_settings
+
+    parser = argparse.ArgumentParser(prog="python -m moodtunes_cloud.rollups", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    rebuilding = commands.add_parser("rebuild", help="recompute the daily rollups of a range of days from the visits",
+                                     description="with the ingest's settings (MOODTUNES_INGEST_*); exit status 2 "
+                                                 "when InfluxDB or a setting fails")
+    rebuilding.add_argument("--since", type=date.fromisoformat, required=True, metavar="YYYY-MM-DD",
+                            help="the first UTC day")
+    rebuilding.add_argument("--until", type=date.fromisoformat, metavar="YYYY-MM-DD",
+                            help="the UTC day after the last (default: tomorrow, so today is included)")
+    args = parser.parse_args(argv)
+    until = args.until or datetime.now(UTC).date() + timedelta(days=1)
+    try:
+        settings = load_ingest_settings()
+        writer = V1Writer(settings) if settings.influx_api == "v1" else V2Writer(settings)
+        try:
+            devices, written = rebuild(writer, InfluxQLReader(settings), args.since, until)
+        finally:
+            writer.close()
+    except (SettingsError, WriteError, ValueError) as exc:
+        print(f"rollups: {exc}", file=sys.stderr)
+        return 2
+    print(f"rebuilt: {written} rollup point(s) of {devices} device(s), {args.since} to {until} (excluded)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
