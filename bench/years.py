@@ -31,9 +31,12 @@ uplink: ``--queued`` visits recorded while the broker was away (three months of 
 and what the outbox holds after (sent events stay, with the payload acknowledged).
 
 cloud: ``--devices`` kiosks × ``--days`` days of visits (30 a day each) written into a real
-InfluxDB 1.x through the ingest's writer (moodtunes_cloud.points, in batches), then every query of
-every dashboard (moodtunes_cloud.dashboards, as tests/test_dashboards_queries.py runs them) over
-the last year, 30 days and 7 days, median of three each, and SHOW SERIES CARDINALITY.
+InfluxDB 1.x through the ingest's writer (moodtunes_cloud.points, in batches), then their daily
+rollups made as an upgrade makes them (``rollups.rebuild``: timed), and what the ingest's rollup of
+a day costs a visit on that database; then every query of every dashboard
+(moodtunes_cloud.dashboards, as tests/test_dashboards_queries.py and tests/test_rollups.py run
+them) over the last year, 30 days and 7 days, median of three each, totals by dashboard, and SHOW
+SERIES CARDINALITY.
 """
 
 from __future__ import annotations
@@ -622,12 +625,14 @@ def influx_query(url: str, db: str, query: str, timeout: float = 600.0) -> tuple
     return time.perf_counter() - start, result.get("series", [])
 
 
-def dashboard_queries() -> list[tuple[str, str]]:
-    """(dashboard/panel/refId, InfluxQL with Grafana's macros left in) of every committed dashboard."""
+def dashboard_queries(with_rollups: bool) -> list[tuple[str, str]]:
+    """(dashboard/panel/refId, InfluxQL with Grafana's macros left in) of every committed dashboard, the
+    year's (read from the rollups) only ``with_rollups``."""
     from moodtunes_cloud import dashboards
 
     return [(f"{dashboard.uid}/{panel.title}/{query.ref_id}", query.influxql)
-            for dashboard in dashboards.DASHBOARDS for panel in dashboard.panels for query in panel.queries]
+            for dashboard in dashboards.DASHBOARDS if with_rollups or dashboard is not dashboards.YEAR
+            for panel in dashboard.panels for query in panel.queries]
 
 
 def concrete(query: str, span: str) -> str:
@@ -636,11 +641,11 @@ def concrete(query: str, span: str) -> str:
             .replace("$device", ".*").replace("$timezone", "UTC"))
 
 
-def time_queries(url: str, db: str, runs: int) -> dict[str, dict[str, float]]:
+def time_queries(url: str, db: str, runs: int, with_rollups: bool) -> dict[str, dict[str, float]]:
     """Seconds of each dashboard query over each range: the median of ``runs``, or one run when it took over SLOW_S."""
     timings: dict[str, dict[str, float]] = {span: {} for span in RANGES}
     for span in RANGES:
-        for name, query in dashboard_queries():
+        for name, query in dashboard_queries(with_rollups):
             times = [influx_query(url, db, concrete(query, span))[0]]
             while len(times) < runs and times[0] < SLOW_S:
                 times.append(influx_query(url, db, concrete(query, span))[0])
@@ -648,11 +653,30 @@ def time_queries(url: str, db: str, runs: int) -> dict[str, dict[str, float]]:
     return timings
 
 
+def measure_rollup_per_visit(rolling, plain, devices: int, rng: random.Random, visits: int = 20) -> None:
+    """Median milliseconds a visit takes to write with its day's rollups recomputed (the ingest's writer)
+    and without, on the fleet's database: a day's visits, one a device in turn."""
+    from moodtunes_cloud.points import event_points
+
+    events = [event.model_copy(update={"event_id": f"rollup-{n}", "device_id": f"kiosk-{n % devices:02d}"})
+              for n, event in zip(range(visits), fleet_events(devices, 1, 1, rng), strict=False)]
+    medians = {}
+    for name, writer in (("plain", plain), ("with_rollup", rolling)):
+        times = []
+        for event in events:
+            started = time.perf_counter()
+            writer.write(event_points(event, event.ended_at))
+            times.append((time.perf_counter() - started) * 1000)
+        medians[name] = statistics.median(times)
+    print(f"a visit written: plain_ms={medians['plain']:.1f} with_rollup_ms={medians['with_rollup']:.1f}", flush=True)
+
+
 def run_cloud(args: argparse.Namespace) -> None:
     import urllib.request
 
     from conftest import _stop, _wait_until, influxd_answers, start_influxd
-    from moodtunes_cloud.influx import make_writer
+    from moodtunes_cloud import rollups
+    from moodtunes_cloud.influx import InfluxQLReader, V1Writer, make_writer
     from moodtunes_cloud.points import event_points
     from moodtunes_cloud.settings import IngestSettings
 
@@ -668,7 +692,7 @@ def run_cloud(args: argparse.Namespace) -> None:
             for db in databases:
                 urllib.request.urlopen(f"{url}/query?q=CREATE+DATABASE+{db}", data=b"").close()
                 settings = IngestSettings(influx_api="v1", influx_url=url, influx_db=db, influx_timeout_seconds=120.0)
-                writers[db] = make_writer(settings)
+                writers[db] = V1Writer(settings)  # the raw points; the rollups are rebuilt after, below
             started, visits, points, batch = time.perf_counter(), 0, 0, []
             rng = random.Random(4)
 
@@ -693,16 +717,30 @@ def run_cloud(args: argparse.Namespace) -> None:
             flush()
             print(f"written: {visits} visits, {points} points in {time.perf_counter() - started:.0f} s "
                   f"({len(databases)} databases)", flush=True)
+            settings = IngestSettings(influx_api="v1", influx_url=url, influx_db="years", influx_timeout_seconds=120.0)
+            started = time.perf_counter()
+            first_day = (datetime.now(UTC) - timedelta(days=args.days + 1)).date()
+            devices, rollup_points = rollups.rebuild(writers["years"], InfluxQLReader(settings), first_day,
+                                                     datetime.now(UTC).date() + timedelta(days=1))
+            print(f"rollups rebuilt: {rollup_points} points of {devices} devices in "
+                  f"{time.perf_counter() - started:.0f} s", flush=True)
+            measure_rollup_per_visit(make_writer(settings), V1Writer(settings), args.devices, rng)
             for db in databases:
                 _, series = influx_query(url, db, "SHOW SERIES CARDINALITY")
                 cardinality = sum(row[0] for s in series for row in s["values"])
-                print(f"{db}: series_cardinality={cardinality}", flush=True)
+                _, series = influx_query(url, db, f'SHOW SERIES CARDINALITY FROM "{rollups.ROLLUP}"')
+                of_rollups = sum(row[0] for s in series for row in s["values"])
+                print(f"{db}: series_cardinality={cardinality} of_rollups={of_rollups}", flush=True)
             for db in databases:
-                timings = time_queries(url, db, args.runs)
+                timings = time_queries(url, db, args.runs, with_rollups=db == "years")
                 for span in RANGES:
-                    slow = {name: t for name, t in timings[span].items() if t > 2.0}
-                    print(f"{db} {span}: queries={len(timings[span])} total_s={sum(timings[span].values()):.1f} "
-                          f"slowest_s={max(timings[span].values()):.2f} over_2_s={len(slow)}", flush=True)
+                    by_dashboard: dict[str, dict[str, float]] = {}
+                    for name, seconds in timings[span].items():
+                        by_dashboard.setdefault(name.split("/")[0], {})[name] = seconds
+                    for uid, times in by_dashboard.items():
+                        slow = [t for t in times.values() if t > 2.0]
+                        print(f"{db} {span} {uid}: queries={len(times)} total_s={sum(times.values()):.1f} "
+                              f"slowest_s={max(times.values()):.2f} over_2_s={len(slow)}", flush=True)
                     for name, seconds in sorted(timings[span].items(), key=lambda item: -item[1])[:args.show]:
                         print(f"    {seconds:7.2f}  {name}")
         finally:

@@ -78,13 +78,26 @@ def _models() -> list[dict]:
     return [json.loads(path.read_text()) for path in sorted(DASHBOARD_DIR.glob("*.json"))]
 
 
+YEAR_UID = "moodtunes-year"
+
+
+def _daily_models() -> list[dict]:
+    """The dashboards whose days are in the time zone variable's zone: all but the year's (UTC days)."""
+    return [model for model in _models() if model["uid"] != YEAR_UID]
+
+
+def _year_model() -> dict:
+    (model,) = [model for model in _models() if model["uid"] == YEAR_UID]
+    return model
+
+
 def _timeseries() -> list[dict]:
     return [panel for model in _models() for panel in model["panels"] if panel["type"] == "timeseries"]
 
 
 def test_time_buckets_are_in_the_time_zone_variable():
     """Every GROUP BY time() ends with tz('$timezone') (InfluxQL wants it after fill())."""
-    for dashboard in _models():
+    for dashboard in _daily_models():
         for panel in dashboard["panels"]:
             for target in panel["targets"]:
                 query = target["query"]
@@ -151,7 +164,7 @@ def _zone_variable(model: dict) -> dict:
 def test_the_time_zone_is_picked_from_a_list_defaulting_to_utc():
     """Provisioned dashboards are read-only, so a free text box could not be saved and a typo broke
     every per-day panel: a drop-down of IANA zones, UTC first and selected."""
-    for model in _models():
+    for model in _daily_models():
         zone = _zone_variable(model)
         assert (zone["type"], zone["multi"], zone["includeAll"]) == ("custom", False, False)
         values = [option["value"] for option in zone["options"]]
@@ -167,14 +180,27 @@ def test_the_time_zone_is_picked_from_a_list_defaulting_to_utc():
 def test_grafana_draws_times_in_the_zone_whose_days_the_panels_count():
     """A browser's zone ("timezone": "browser") west of UTC drew each day's bar under the day before;
     the default range is whole days, today included (it began at this hour 30 days ago)."""
-    for model in _models():
+    for model in _daily_models():
         assert model["timezone"] == "utc" and _zone_variable(model)["current"]["value"] == "UTC"
         assert model["time"] == {"from": "now-29d/d", "to": "now/d"}
 
 
+def test_the_year_is_read_from_the_rollups_in_utc_weeks_from_monday():
+    """The rollups are per UTC day: the year's dashboard has no time zone to pick, draws in UTC, opens on
+    the last year of whole days, and groups by weeks that start on Monday (InfluxQL's start on Thursday)."""
+    model = _year_model()
+    assert model["timezone"] == "utc" and model["time"] == {"from": "now-1y/d", "to": "now/d"}
+    assert [variable["name"] for variable in model["templating"]["list"]] == ["device"]
+    for panel in model["panels"]:
+        for target in panel["targets"]:
+            assert 'FROM "visit_daily" WHERE $timeFilter' in target["query"] and "tz(" not in target["query"]
+            assert re.findall(r"GROUP BY time\([^)]*\)", target["query"]) in ([], ["GROUP BY time(1w, 4d)"])
+
+
 def test_the_default_time_zone_is_one_constant(monkeypatch):
     monkeypatch.setattr(dashboards, "DEFAULT_TIMEZONE", "Europe/Berlin")
-    for dashboard in dashboards.DASHBOARDS:
+    assert dashboards.build(dashboards.YEAR)["timezone"] == "utc"
+    for dashboard in (dashboards.OVERVIEW, dashboards.DEVICES):
         assert dashboards.build(dashboard)["timezone"] == "Europe/Berlin"
         zone = _zone_variable(dashboards.build(dashboard))
         assert zone["current"]["value"] == "Europe/Berlin"
@@ -241,7 +267,7 @@ def test_a_stat_shows_its_figure_plain_and_its_visit_count_as_a_whole_number_red
             assert not [key for key in properties if key.startswith("custom.")], panel["title"]
             assert properties["decimals"] == 0 and properties["thresholds"]["steps"][0]["color"] == "red"
             counted += 1
-    assert counted == 3  # Lifted, Fell, Mean rating
+    assert counted == 6  # Lifted, Fell, Mean rating, on the overview and over the year
 
 
 def _panel(title: str) -> dict:

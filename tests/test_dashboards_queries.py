@@ -449,9 +449,13 @@ CHECKS = {
 
 
 def _committed_targets() -> list[tuple[tuple[str, str, str], str]]:
+    """The queries of the per-day dashboards; the year's read the rollups, and test_rollups.py checks each
+    against the same figure from these visit points."""
     targets = []
     for path in sorted(DASHBOARD_DIR.glob("*.json")):
         dashboard = json.loads(path.read_text())
+        if dashboard["uid"] == "moodtunes-year":
+            continue
         for panel in dashboard["panels"]:
             for target in panel["targets"]:
                 targets.append(((dashboard["uid"], panel["title"], target["refId"]), target["query"]))
@@ -567,7 +571,8 @@ def _listed_time_zones() -> list[str]:
     zones = set()
     for path in sorted(DASHBOARD_DIR.glob("*.json")):
         variables = {v["name"]: v for v in json.loads(path.read_text())["templating"]["list"]}
-        zones.update(option["value"] for option in variables["timezone"]["options"])
+        if "timezone" in variables:  # not the year's: its days are the rollups' UTC days
+            zones.update(option["value"] for option in variables["timezone"]["options"])
     return sorted(zones)
 
 
