@@ -13,7 +13,7 @@ import pytest
 from analytics_support import unique
 from conftest import _stop, _wait_until, influxd_answers, start_influxd
 from influxdb_client import Point
-from moodtunes_cloud.influx import V1Writer, WriteError
+from moodtunes_cloud.influx import V1Writer, WriteError, make_writer
 from moodtunes_cloud.settings import IngestSettings
 
 pytestmark = pytest.mark.services
@@ -114,3 +114,21 @@ def test_a_database_at_its_series_limit_holds_visits_rather_than_refusing_them(t
         assert caught.value.retryable
     finally:
         _stop(proc)
+
+
+def test_the_ingest_user_must_read_too_for_the_rollups(secured_influxdb):
+    """The ingest recomputes a visit's day of rollups from the raw points (moodtunes_cloud.rollups), so a
+    user that may only write has each visit held, saying why, until it may read as well."""
+    db, user = unique("auth"), unique("ingest")
+    secured_influxdb.query(f'CREATE DATABASE "{db}"')
+    secured_influxdb.query(f"CREATE USER \"{user}\" WITH PASSWORD 'ingest-pw'")
+    secured_influxdb.query(f'GRANT WRITE ON "{db}" TO "{user}"')
+    settings = IngestSettings(influx_api="v1", influx_url=secured_influxdb.url, influx_db=db,
+                              influx_username=user, influx_password="ingest-pw")
+    visit = [Point("visit").tag("device_id", "k").field("listening_seconds", 60.0).time(86_400_000 * 20_000)]
+    with pytest.raises(WriteError, match="must be allowed to read too") as caught:
+        make_writer(settings).write(visit)
+    assert caught.value.retryable
+    secured_influxdb.query(f'GRANT ALL ON "{db}" TO "{user}"')
+    make_writer(settings).write(visit)
+    assert secured_influxdb.query("SELECT visits FROM visit_daily", db)["series"][0]["values"][0][1] == 1

@@ -97,9 +97,14 @@ def rollup_points(reader: InfluxQLReader, device_id: str, start_ms: int, end_ms:
     return [_point(device_id, tags, day_ms, totals) for (tags, day_ms), totals in sorted(found.items())]
 
 
+# A point's integer time in its own precision, as milliseconds.
+TO_MS = {WritePrecision.NS: 1_000_000, WritePrecision.US: 1_000, WritePrecision.MS: 1}
+
+
 def _visit_days(points: list[Point]) -> set[tuple[str, int]]:
-    """(device, UTC day start in ms) of each visit point (written in ms: points.visit_point)."""
-    return {(p._tags["device_id"], p._time // DAY_MS * DAY_MS) for p in points if p._name == "visit"}
+    """(device, UTC day start in ms) of each visit point (points.visit_point stamps it in ms)."""
+    return {(p._tags["device_id"], p._time // TO_MS[p._write_precision] // DAY_MS * DAY_MS)
+            for p in points if p._name == "visit"}
 
 
 class RollingWriter:
