@@ -31,7 +31,7 @@ from moodtunes.store import Store
 from moodtunes.vision.scan import combine_readings
 from moodtunes_cloud import deadletter
 from moodtunes_cloud.deadletter import DeadLetters
-from moodtunes_cloud.influx import V1Writer, V2Writer, WriteError
+from moodtunes_cloud.influx import V1Writer, V2Writer, WriteError, make_writer
 from moodtunes_cloud.ingest import (
     MAX_PAYLOAD_BYTES,
     REJECTION_SPREAD_NS,
@@ -636,6 +636,15 @@ class _Recorder(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", "0")
         self.end_headers()
 
+    def do_GET(self):
+        """An InfluxQL query, answered with no series."""
+        self.requests.append((self.path, dict(self.headers), ""))
+        body = b'{"results":[{"statement_id":0}]}'
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
     def log_message(self, *args):
         pass
 
@@ -686,6 +695,25 @@ def test_v1_writer_sends_the_password_in_a_basic_auth_header_never_in_the_url(in
     assert url.path == "/write"
     assert urllib.parse.parse_qs(url.query) == {"db": ["visits"], "precision": ["ms"]}
     assert headers["Authorization"] == "Basic " + base64.b64encode(b"ingest:s3cret").decode()
+
+
+def test_the_ingests_writer_on_influxdb_2_reads_a_visits_day_back_by_the_buckets_v1_name(influx2_endpoint):
+    """The daily rollups: after the visit's points, its device's UTC day is read back through InfluxDB 2's v1
+    query API, with the token, from the database the bucket's DBRP mapping names (cloud/influxdb/init-dbrp.sh:
+    the bucket's own name)."""
+    settings = IngestSettings(influx_api="v2", influx_url=influx2_endpoint, influx_token="tkn", influx_org="o",
+                              influx_bucket="b")
+    writer = make_writer(settings)
+    writer.write(event_points(_event(), ENDED))
+    writer.close()
+    (write, _, _), *queries = _Recorder.requests
+    assert urllib.parse.urlparse(write).path == "/api/v2/write"
+    assert len(queries) == 2
+    for path, headers, _ in queries:
+        url = urllib.parse.urlparse(path)
+        query = urllib.parse.parse_qs(url.query)
+        assert (url.path, query["db"], query["epoch"], headers["Authorization"]) == ("/query", ["b"], ["ms"], "Token tkn")
+        assert f"\"device_id\" = '{_event().device_id}'" in query["q"][0]
 
 
 def test_v1_writer_refuses_both_a_user_and_a_token():
