@@ -193,7 +193,7 @@ def test_the_year_is_read_from_the_rollups_in_utc_weeks_from_monday():
     assert [variable["name"] for variable in model["templating"]["list"]] == ["device"]
     for panel in model["panels"]:
         for target in panel["targets"]:
-            assert 'FROM "visit_daily" WHERE $timeFilter' in target["query"] and "tz(" not in target["query"]
+            assert 'FROM "daily_visits" WHERE $timeFilter' in target["query"] and "tz(" not in target["query"]
             assert re.findall(r"GROUP BY time\([^)]*\)", target["query"]) in ([], ["GROUP BY time(1w, 4d)"])
 
 

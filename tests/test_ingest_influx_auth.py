@@ -131,4 +131,4 @@ def test_the_ingest_user_must_read_too_for_the_rollups(secured_influxdb):
     assert caught.value.retryable
     secured_influxdb.query(f'GRANT ALL ON "{db}" TO "{user}"')
     make_writer(settings).write(visit)
-    assert secured_influxdb.query("SELECT visits FROM visit_daily", db)["series"][0]["values"][0][1] == 1
+    assert secured_influxdb.query("SELECT visits FROM daily_visits", db)["series"][0]["values"][0][1] == 1

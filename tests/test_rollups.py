@@ -285,5 +285,5 @@ def test_a_visit_recomputes_its_day_with_two_queries(influxdb, monkeypatch):
     writer.write(event_points(event, event.ended_at))
     day = int(event.ended_at.replace(hour=0, minute=0, second=0).timestamp() * 1000)
     bounds = f"\"device_id\" = '{event.device_id}' AND time >= {day}ms AND time < {day + rollups.DAY_MS}ms"
-    assert [statement.split(" FROM ")[1].split(" WHERE ")[0] for statement in asked] == ['"visit"', '"visit_daily"']
+    assert [statement.split(" FROM ")[1].split(" WHERE ")[0] for statement in asked] == ['"visit"', '"daily_visits"']
     assert all(bounds in statement for statement in asked)

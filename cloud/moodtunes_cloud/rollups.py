@@ -30,7 +30,9 @@ from moodtunes.events import MIN_SECONDS_HEARD
 if TYPE_CHECKING:
     from moodtunes_cloud.influx import InfluxQLReader, Writer
 
-ROLLUP = "visit_daily"
+# Not "visit_daily": on InfluxDB 1.6.7, while a measurement named "visit" + anything has points in a shard,
+# DROP MEASUREMENT "visit" leaves visit's field types there, so a field type conflict could not be cleared.
+ROLLUP = "daily_visits"
 GROUPS = ("mood_before", "mood_after", "category")  # with device_id, the rollup's tags
 DAY_MS = 86_400_000
 WRITE_BATCH = 5000
