@@ -625,13 +625,14 @@ def influx_query(url: str, db: str, query: str, timeout: float = 600.0) -> tuple
     return time.perf_counter() - start, result.get("series", [])
 
 
-def dashboard_queries(with_rollups: bool) -> list[tuple[str, str]]:
-    """(dashboard/panel/refId, InfluxQL with Grafana's macros left in) of every committed dashboard, the
-    year's (read from the rollups) only ``with_rollups``."""
+def dashboard_queries(with_rollups: bool, uids: list[str] | None) -> list[tuple[str, str]]:
+    """(dashboard/panel/refId, InfluxQL with Grafana's macros left in) of the committed dashboards ``uids``
+    (None: all), the year's (read from the rollups) only ``with_rollups``."""
     from moodtunes_cloud import dashboards
 
     return [(f"{dashboard.uid}/{panel.title}/{query.ref_id}", query.influxql)
             for dashboard in dashboards.DASHBOARDS if with_rollups or dashboard is not dashboards.YEAR
+            if uids is None or dashboard.uid in uids
             for panel in dashboard.panels for query in panel.queries]
 
 
@@ -641,11 +642,11 @@ def concrete(query: str, span: str) -> str:
             .replace("$device", ".*").replace("$timezone", "UTC"))
 
 
-def time_queries(url: str, db: str, runs: int, with_rollups: bool) -> dict[str, dict[str, float]]:
+def time_queries(url: str, db: str, runs: int, with_rollups: bool, uids: list[str] | None) -> dict[str, dict[str, float]]:
     """Seconds of each dashboard query over each range: the median of ``runs``, or one run when it took over SLOW_S."""
     timings: dict[str, dict[str, float]] = {span: {} for span in RANGES}
     for span in RANGES:
-        for name, query in dashboard_queries(with_rollups):
+        for name, query in dashboard_queries(with_rollups, uids):
             times = [influx_query(url, db, concrete(query, span))[0]]
             while len(times) < runs and times[0] < SLOW_S:
                 times.append(influx_query(url, db, concrete(query, span))[0])
@@ -733,7 +734,7 @@ def run_cloud(args: argparse.Namespace) -> None:
                 of_rollups = sum(len(s["values"]) for s in series)
                 print(f"{db}: series_cardinality={cardinality} of_rollups={of_rollups}", flush=True)
             for db in databases:
-                timings = time_queries(url, db, args.runs, with_rollups=db == "years")
+                timings = time_queries(url, db, args.runs, db == "years", args.dashboard)
                 for span in RANGES:
                     by_dashboard: dict[str, dict[str, float]] = {}
                     for name, seconds in timings[span].items():
@@ -769,6 +770,8 @@ def main() -> int:
     cloud.add_argument("--per-day", type=int, default=30, help="visits a kiosk a day")
     cloud.add_argument("--runs", type=int, default=3, help="runs of each query (the median is given)")
     cloud.add_argument("--show", type=int, default=5, help="the slowest queries listed per range")
+    cloud.add_argument("--dashboard", action="append", metavar="UID",
+                       help="time only this dashboard's queries (repeatable; default: every dashboard)")
     cloud.add_argument("--compare", action="store_true",
                        help="also write every point with profile_key a field, not a tag, and time the queries there")
     args = parser.parse_args()

@@ -44,8 +44,6 @@ RAW = {
     ("Mean rating", "A"): f'SELECT mean("rating") / 25 + 1, count("rating") {VISITS}',
     ("Mood lift by mood on arrival", "A"):
         f'SELECT mean("mood_lift"), count("mood_lift") {VISITS} GROUP BY "mood_before"',
-    ("Mood lift by music category", "A"):
-        f'SELECT mean("mood_lift"), count("mood_lift") {VISITS} GROUP BY "category", "mood_before"',
     ("Checked again after the music, by mood on arrival", "A"):
         f'SELECT count("mood_lift") / count("listening_seconds") * 100, count("listening_seconds") {VISITS} '
         'AND "listening_seconds" >= 15 AND "mood_before" != \'unknown\' GROUP BY "mood_before"',
@@ -58,8 +56,6 @@ RAW = {
         f'SELECT mean("score_after") {VISITS} AND "mood_lift" >= -2 {WEEKLY} fill(none)',
     ("Listening hours per week", "A"): f'SELECT sum("listening_seconds") / 3600 {VISITS} {WEEKLY} fill(0)',
     ("Rating per week", "A"): f'SELECT mean("rating") / 25 + 1 {VISITS} {WEEKLY} fill(none)',
-    ("Mood before", "A"): f'SELECT count("mood_lift") {VISITS} GROUP BY "mood_before"',
-    ("Mood after", "A"): f'SELECT count("mood_lift") {VISITS} GROUP BY "mood_after"',
     ("Mood lift by device", "A"):
         f'SELECT mean("mood_lift"), count("mood_lift") {VISITS} GROUP BY "device_id", "mood_before"',
     ("Visits by device", "A"): f'SELECT count("listening_seconds") {VISITS} GROUP BY "device_id"',
@@ -200,7 +196,7 @@ def test_weeks_start_on_monday(influxdb, ingested):
 
 def test_rollups_hold_no_profile_key(influxdb, ingested):
     (keys,) = influxql(influxdb, ingested, f'SHOW TAG KEYS FROM "{rollups.ROLLUP}"')
-    assert sorted(row[0] for row in keys["values"]) == ["category", "device_id", "mood_after", "mood_before"]
+    assert sorted(row[0] for row in keys["values"]) == ["device_id", "mood_before"]
     (fields,) = influxql(influxdb, ingested, f'SHOW FIELD KEYS FROM "{rollups.ROLLUP}"')
     assert "profile_key" not in {row[0] for row in fields["values"]}
 

@@ -225,7 +225,8 @@ OVERVIEW = Dashboard(
     description=("Mood before and after the music, ratings and listening, from every visit. What follows the "
                  "music, not what it causes: there are no visits without music to compare with, only visitors "
                  "who scan again are measured, and the camera's readings vary (docs/analytics.md, \"What these "
-                 "numbers can't show\")."),
+                 "numbers can't show\"). Over months, open \"moodtunes — over the year\": it reads daily rollups "
+                 "and loads in seconds, where this one reads every visit and takes minutes."),
     panels=(
         Panel("Visits", "Visits that ended in the time range.", "stat",
               (Query("A", f'SELECT count("listening_seconds") {VISITS}'),), width=4),
@@ -418,8 +419,8 @@ DEVICES = Dashboard(
     ),
 )
 
-# The year, from the daily rollups: one point per device, UTC day, mood before, mood after and category, with
-# counts and sums, so a mean is a sum over a count. "measured" > 0 etc. leave out the rollup points without
+# The year, from the daily rollups: one point per device, UTC day and mood before, with counts and sums, so a
+# mean is a sum over a count (by music category and mood after: the overview, over a month or so). "measured" > 0 etc. leave out the rollup points without
 # any of what a figure counts, as the raw queries have no row for a group without it.
 ROLLUPS = f'FROM "{ROLLUP}" WHERE $timeFilter AND {DEVICE}'
 # InfluxQL's week buckets start on Thursdays (1970-01-01's weekday); 4 days later they start on Mondays.
@@ -465,14 +466,7 @@ YEAR = Dashboard(
               f"{REGRESSION_TO_THE_MEAN}", "table",
               (Query("A", f'SELECT {ROLLUP_LIFT_AND_VISITS} {ROLLUPS} AND "measured" > 0 GROUP BY "mood_before"',
                      table=True),),
-              width=8, decimals=2, columns=(ARRIVAL, *LIFT_COLUMNS), group_size="visits"),
-        Panel("Mood lift by music category", "Mean mood lift by the category of the song heard longest, for "
-              f"each mood before the music, and how many visits each mean is from (red: fewer than {FEW_VISITS}). "
-              "Compare categories only within the same mood before (the overview's panel says why).", "table",
-              (Query("A", f'SELECT {ROLLUP_LIFT_AND_VISITS} {ROLLUPS} AND "measured" > 0 '
-                     'GROUP BY "category", "mood_before"', table=True),),
-              width=8, decimals=2, columns=(("category", "music category"), ARRIVAL, *LIFT_COLUMNS),
-              group_size="visits"),
+              decimals=2, columns=(ARRIVAL, *LIFT_COLUMNS), group_size="visits"),
         Panel("Checked again after the music, by mood on arrival", "Of the visits with a mood read before the "
               f"music and at least {MIN_SECONDS_HEARD:.0f} s of music heard, the share whose mood was checked "
               "again after it (and so measured), for each mood on arrival, and how many visits each share is "
@@ -480,7 +474,7 @@ YEAR = Dashboard(
               (Query("A", 'SELECT sum("measured") / sum("heard") * 100 AS "checked again", sum("heard") AS '
                      f'"of visits" {ROLLUPS} AND "heard" > 0 AND "mood_before" != \'{UNKNOWN_MOOD}\' '
                      'GROUP BY "mood_before"', table=True),),
-              width=8, unit="percent", decimals=0, group_size="of visits",
+              unit="percent", decimals=0, group_size="of visits",
               columns=(ARRIVAL, ("checked again", "checked again"), ("of visits", "of visits"))),
         Panel("Visits per week", f"How often moodtunes is used. {UTC_DAYS}", "timeseries",
               (Query("A", f'SELECT sum("visits") {ROLLUPS} {WEEKLY} fill(0)', "visits"),), bars=True),
@@ -504,22 +498,15 @@ YEAR = Dashboard(
         Panel("Rating per week", f"Mean rating of the week's rated visits, in the kiosk's stars. {UTC_DAYS}",
               "timeseries",
               (Query("A", f'SELECT {ROLLUP_MEAN_STARS} {ROLLUPS} AND "ratings" > 0 {WEEKLY} fill(none)', "rating"),),
-              width=8, unit=STARS_UNIT, decimals=1, limits=(1, 5)),
-        Panel("Mood before", "How visitors seemed when they arrived, over the same visits as the mood lift "
-              f"(the {MEASURED_VISITS}).", "piechart",
-              (Query("A", f'SELECT sum("measured") {ROLLUPS} AND "measured" > 0 GROUP BY "mood_before"',
-                     "$tag_mood_before"),), width=8),
-        Panel("Mood after", "… and after the music, over the same visits.", "piechart",
-              (Query("A", f'SELECT sum("measured") {ROLLUPS} AND "measured" > 0 GROUP BY "mood_after"',
-                     "$tag_mood_after"),), width=8),
+              unit=STARS_UNIT, decimals=1, limits=(1, 5)),
+        Panel("Visits by device", "Visits per device in the time range.", "bargauge",
+              (Query("A", f'SELECT sum("visits") {ROLLUPS} GROUP BY "device_id"', "$tag_device_id"),)),
         Panel("Mood lift by device", f"Mean mood lift of each device's {MEASURED_VISITS}, for each mood before "
               f"the music, and how many visits each mean is from (red: fewer than {FEW_VISITS}). Compare devices "
               "within the same mood before.", "table",
               (Query("A", f'SELECT {ROLLUP_LIFT_AND_VISITS} {ROLLUPS} AND "measured" > 0 '
                      'GROUP BY "device_id", "mood_before"', table=True),),
-              decimals=2, columns=(("device_id", "device"), ARRIVAL, *LIFT_COLUMNS), group_size="visits"),
-        Panel("Visits by device", "Visits per device in the time range.", "bargauge",
-              (Query("A", f'SELECT sum("visits") {ROLLUPS} GROUP BY "device_id"', "$tag_device_id"),)),
+              width=24, decimals=2, columns=(("device_id", "device"), ARRIVAL, *LIFT_COLUMNS), group_size="visits"),
     ),
     refresh="1h",
     utc_days=True,
