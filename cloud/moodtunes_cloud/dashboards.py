@@ -225,8 +225,8 @@ OVERVIEW = Dashboard(
     description=("Mood before and after the music, ratings and listening, from every visit. What follows the "
                  "music, not what it causes: there are no visits without music to compare with, only visitors "
                  "who scan again are measured, and the camera's readings vary (docs/analytics.md, \"What these "
-                 "numbers can't show\"). Over months, open \"moodtunes — over the year\": it reads daily rollups "
-                 "and loads in seconds, where this one reads every visit and takes minutes."),
+                 "numbers can't show\"). Over months, open \"moodtunes — over the year\": it reads daily rollups, "
+                 "and a fleet's year loads in seconds, where this one, reading every visit, took minutes."),
     panels=(
         Panel("Visits", "Visits that ended in the time range.", "stat",
               (Query("A", f'SELECT count("listening_seconds") {VISITS}'),), width=4),
