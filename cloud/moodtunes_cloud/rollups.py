@@ -4,9 +4,9 @@ A year of a fleet's `visit` points is tens of thousands of series, since `profil
 each (it has to be: `moodtunes forget` deletes a person's points by it, and InfluxDB 1.x deletes by
 tags only), and InfluxQL over them took minutes. A rollup point holds one device's visits of one UTC
 day with the same mood before: their counts and sums, and no profile_key, so no person. (Split by
-mood after and music category too, a fleet's rollups were 900 series in each weekly shard, and
-the year's queries took 52 s; by mood before alone, 150 series, 10 times faster.) The ingest keeps them itself (InfluxDB 2 has no continuous queries):
-after writing a visit, it recomputes that device's day from the raw points and writes the day's
+mood after and music category too, a fleet's year of rollups was 900 series in each weekly shard,
+and the year's queries took 52 s; by mood before alone, 150 series and 7.1 s: docs/benchmarks.md.)
+The ingest keeps them itself (InfluxDB 2 has no continuous queries): after writing a visit, it recomputes that device's day from the raw points and writes the day's
 rollup points at its start. Recomputing from the raw points, not adding the visit in, keeps a
 redelivered, replayed or late visit counted once; a group that no longer has visits (its points
 deleted) is written as zeros, so the rollups always equal the raw points as of their last
