@@ -363,7 +363,20 @@ def test_an_event_over_the_limit_the_broker_announces_is_refused_and_the_later_o
         assert store.outbox_counts() == {"pending": 0, "sent": 3, "refused": 1}
         [reason] = store._db.execute("SELECT last_error FROM outbox WHERE event_id = ?", (many_songs.event_id,)).fetchone()
     assert reason == (f"{size} bytes, over what the broker at {broker.host}:{broker.port} takes in a message (6000 "
-                      "bytes, its max_packet_size, topic and headers included): never sent")
+                      "bytes, its max_packet_size, topic and headers included): sent once a broker takes more")
+    # the broker's limit raised, as that reason leads one to do: the visit goes with the next one (it
+    # stayed refused for good)
+    with Store.open(database) as store:
+        next_one = record_visit(store, device)
+    broker = Broker(tmp_path / "raised", broker.port, "allow_anonymous true\nmax_packet_size 16000\n").start()
+    listener = Subscriber(broker, f"{prefix}/+/visit")
+    try:
+        assert moodtunes(["uplink", "--once"]) == 0
+        wait_for(lambda: len(listener.messages) == 2, "the visit of many songs and the next one")
+    finally:
+        listener.close()
+        broker.stop()
+    assert [json.loads(m.payload)["event_id"] for m in listener.messages] == [many_songs.event_id, next_one.event_id]
 
 
 def test_a_payload_that_cant_be_read_is_sent_as_it_is():

@@ -236,6 +236,36 @@ def test_events_the_broker_took_while_the_disk_is_full_go_once(store, monkeypatc
     assert store.outbox_counts() == {"pending": 0, "sent": 3, "refused": 0}
 
 
+@pytest.mark.parametrize("then", ["the same uplink", "a restarted uplink", "the service, nothing else pending"])
+def test_an_event_refused_for_the_brokers_announced_limit_goes_once_a_broker_takes_it(store, then):
+    """A broker announcing a smaller max_packet_size than the shipped one had a visit of many songs
+    refused for good: its limit raised, as the uplink's error leads one to do, the visit still never
+    went (nothing queues a refused event again), lost to the cloud. It is queued again once a
+    connection's limit takes it; one over MAX_EVENT_BYTES, which nothing takes, stays refused."""
+    many_songs = record_visit(store, "kiosk-1", songs=tuple(("Happy and calm", 10.0 + n) for n in range(60)))
+    over_every_limit = record_visit(store, "kiosk-1")
+    padded = json.loads(store.pending_events(2)[1].payload) | {"padding": "x" * uplink_module.MAX_EVENT_BYTES}
+    store._db.execute("UPDATE outbox SET payload = ? WHERE event_id = ?", (json.dumps(padded), over_every_limit.event_id))
+    link = ScriptedLink()
+    link.refusing = False
+    link.max_packet_size = 6000
+    uplink = Uplink(store, link, MqttSettings(enabled=True), "kiosk-1")
+    assert uplink.send_pending().refused == 2
+
+    link.max_packet_size = None  # the broker's limit lifted; the link connected anew
+    if then == "the service, nothing else pending":
+        stop = RecordingStop()
+        stop.steps = [stop.set]
+        Uplink(store, link, MqttSettings(enabled=True), "kiosk-1").run_forever(stop)
+    else:
+        if then == "a restarted uplink":
+            uplink = Uplink(store, link, MqttSettings(enabled=True), "kiosk-1")
+        assert uplink.send_pending().sent == 1
+    assert [json.loads(payload)["event_id"] for payload in link.published] == [many_songs.event_id]
+    assert store.outbox_counts() == {"pending": 0, "sent": 1, "refused": 1}
+    assert uplink.send_pending().attempted == 0  # the one nothing takes not tried again
+
+
 @pytest.mark.parametrize("status_seconds, statuses", [(3600.0, 1), (1e-9, 3)])
 def test_the_service_reports_the_devices_status_after_each_batch_and_when_it_is_due(store, status_seconds, statuses):
     """After the batch, and then only every status_seconds while the outbox is empty (here: at once

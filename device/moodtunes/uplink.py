@@ -16,7 +16,8 @@ broker acknowledged it, only ever as acknowledged (`uplink --resend-since`).
 An event over MAX_EVENT_BYTES is never handed to paho: the broker would drop the connection for
 it, again on every reconnect, and the ingest would reject it anyway; nor one over the packet size
 the broker says it takes (BrokerLink.max_packet_size), which paho doesn't heed. It is marked
-refused in the outbox, and the later events go on. An event the broker acknowledged before goes again (`uplink
+refused in the outbox, and the later events go on; one refused for the broker's limit only is
+queued again once a connection announces more. An event the broker acknowledged before goes again (`uplink
 --resend-since`) with the same payload, marked with the RESEND_PROPERTY user property and, as
 FIRST_ACK_PROPERTY, when the broker first acknowledged it, so that the ingest writes the upload
 delay of its first delivery (whether or not the cloud still has that one).
@@ -547,6 +548,7 @@ class Uplink:
         # Events the broker acknowledged whose mark_sent failed (a full disk), by outbox id: marked at
         # the next try, not sent again (_mark_acknowledged).
         self._acknowledged: dict[int, Publication] = {}
+        self._fitting: int | None = None  # the payload bytes the broker took at the last requeue_refused
 
     def _payload(self, item: OutboxItem) -> tuple[str, str | None]:
         """What to publish for ``item``, and the device_id it was recorded under if re-stamped from
@@ -568,7 +570,7 @@ class Uplink:
         limit = self._link.max_packet_size
         if limit is not None and size + len(self.topic.encode()) + PUBLISH_OVERHEAD_BYTES > limit:
             raise EventTooBig(f"{size} bytes, over what the broker at {self._link.address} takes in a message ({limit} "
-                              "bytes, its max_packet_size, topic and headers included): never sent")
+                              "bytes, its max_packet_size, topic and headers included): sent once a broker takes more")
         return payload, recorded_as
 
     def _publish(self, item: OutboxItem, payload: str, recorded_as: str | None, handed_at: str) -> Publication:
@@ -650,6 +652,7 @@ class Uplink:
         forgotten since it was read is not published. Nothing is left in paho's hands after it
         (``drop_queued`` when a PUBACK didn't come)."""
         self.settle_clocks()
+        self._requeue_what_the_broker_takes()
         items = self._store.pending_events(BATCH_SIZE)
         result = CycleResult(attempted=len(items))
         items = self._mark_acknowledged(items, result)
@@ -692,6 +695,19 @@ class Uplink:
             elif item.id in published:
                 self._settle(item, published[item.id], answers[item.id], result)
         return result
+
+    def _requeue_what_the_broker_takes(self) -> None:
+        """Queue again the events refused for the packet size a broker announced, once the broker
+        takes more (at the uplink's start, and whenever its limit grows): its max_packet_size raised,
+        as the refusal leads one to do, they stayed refused for good, lost to the cloud."""
+        limit = self._link.max_packet_size
+        fitting = MAX_EVENT_BYTES if limit is None else min(MAX_EVENT_BYTES, limit - len(self.topic.encode()) - PUBLISH_OVERHEAD_BYTES)
+        if self._fitting is not None and fitting <= self._fitting:
+            return
+        if requeued := self._store.requeue_refused(fitting):
+            logger.info("%d refused events queued again: the broker at %s takes more now (max_packet_size %s)",
+                        requeued, self._link.address, limit or "not announced")
+        self._fitting = fitting
 
     def _mark_acknowledged(self, items: list[OutboxItem], result: CycleResult) -> list[OutboxItem]:
         """Mark sent the events of ``items`` the broker acknowledged at an earlier try whose mark failed
@@ -817,6 +833,8 @@ class Uplink:
         how long to wait before the next turn (None: not at all, waiting for the broker took the time)."""
         self.settle_clocks()
         self.drop_old_payloads()
+        if self._link.connected and not self._store_failing:  # it writes: send_pending does once the store can
+            self._requeue_what_the_broker_takes()
         if not self._store.pending_events(1):
             if time.monotonic() >= self._status_due:
                 self.report_status()

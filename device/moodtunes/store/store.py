@@ -1781,6 +1781,17 @@ class Store:
                 (utc_now(), reason[:500], outbox_id),
             )
 
+    def requeue_refused(self, fitting: int) -> int:
+        """Queue again the refused events whose payload is at most ``fitting`` bytes: those refused
+        for a broker's announced packet limit, once a broker takes them (the uplink checks each
+        again). How many."""
+        with self.transaction() as db:
+            return db.execute(
+                "UPDATE outbox SET refused_at = NULL WHERE sent_at IS NULL AND refused_at IS NOT NULL"
+                " AND length(CAST(payload AS BLOB)) <= ?",
+                (fitting,),
+            ).rowcount
+
     def mark_failed(self, outbox_id: int, error: str) -> None:
         with self.transaction() as db:
             db.execute(
