@@ -379,6 +379,33 @@ def test_an_event_over_the_limit_the_broker_announces_is_refused_and_the_later_o
     assert [json.loads(m.payload)["event_id"] for m in listener.messages] == [many_songs.event_id, next_one.event_id]
 
 
+def test_an_event_just_within_the_limit_the_broker_announces_is_sent(tmp_path, monkeypatch):
+    """The uplink counted 128 bytes beside the payload and topic where a first delivery's PUBLISH takes
+    64 (at 6,000 bytes the broker took payloads of up to 5,917 bytes with this topic, the uplink
+    only 5,851): an event in between was refused, though the broker takes it, and tried again (and
+    refused again) at each start. Counted as MQTT v5 counts it, the packet of exactly the broker's
+    limit goes."""
+    device, prefix = unique("kiosk-"), unique("mt")
+    database = tmp_path / "data" / "moodtunes.db"
+    with Store.open(database) as store:
+        visit = record_visit(store, device, songs=tuple(("Happy and calm", 10.0 + n) for n in range(40)))
+        size = len(store.pending_events(1)[0].payload.encode())
+    topic = f"{prefix}/{device}/visit"
+    sent_at = len("moodtunes-sent-at") + len("2026-03-01T12:00:00.000+00:00")
+    remaining = 2 + len(topic) + 2 + (1 + 1 + 2 + 2 + sent_at) + size  # topic, packet id, properties, payload
+    assert 128 <= remaining < 16384  # its length in two bytes
+    broker = Broker(tmp_path / "broker", free_port(), f"allow_anonymous true\nmax_packet_size {1 + 2 + remaining}\n").start()
+    listener = Subscriber(broker, f"{prefix}/+/visit")
+    _enable(monkeypatch, broker, device, prefix)
+    try:
+        assert moodtunes(["uplink", "--once"]) == 0
+        wait_for(lambda: listener.messages, "the visit")
+    finally:
+        listener.close()
+        broker.stop()
+    assert [json.loads(m.payload)["event_id"] for m in listener.messages] == [visit.event_id]
+
+
 def test_a_payload_that_cant_be_read_is_sent_as_it_is():
     """The ingest dead-letters it with the reason; re-stamping must not stop the whole batch."""
     from moodtunes.uplink import restamp

@@ -73,15 +73,12 @@ from moodtunes.events import (
 )
 from moodtunes.locks import lock_path, open_lock, try_lock
 from moodtunes.paths import bundle_commit
-from moodtunes.store import OutboxItem, Store, StoreError
+from moodtunes.store import OutboxItem, Store, StoreError, utc_now
 
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 50
 KEEPALIVE_SECONDS = 60
-# What a PUBLISH of an event takes beyond its topic and payload, at most: the fixed header (5 bytes),
-# the topic's length and the packet id (4), and the properties delivery_properties gives (76, their length too).
-PUBLISH_OVERHEAD_BYTES = 128
 # The broker keeps the device's session (and any unacknowledged QoS 1 message) this long.
 SESSION_EXPIRY_SECONDS = 7 * 24 * 3600
 NO_MATCHING_SUBSCRIBERS = 0x10
@@ -233,6 +230,16 @@ def delivery_properties(item: OutboxItem, handed_at: str) -> list[tuple[str, str
     if item.sent_payload is None and item.first_sent_at is None:
         return [(SENT_AT_PROPERTY, handed_at)]
     return [RESEND_PROPERTY, *([(FIRST_ACK_PROPERTY, item.first_sent_at)] if item.first_sent_at else [])]
+
+
+def publish_packet_bytes(topic: str, payload_bytes: int, user_properties: list[tuple[str, str]]) -> int:
+    """The size of the PUBLISH of a QoS 1 message as MQTT v5 counts it against a broker's Maximum
+    Packet Size: fixed header, topic, packet id, properties and payload."""
+    properties = Properties(PacketTypes.PUBLISH)
+    properties.UserProperty = user_properties
+    remaining = 2 + len(topic.encode()) + 2 + len(properties.pack()) + payload_bytes
+    length_bytes = next(n for n in range(1, 5) if remaining < 128 ** n)
+    return 1 + length_bytes + remaining
 
 
 def retry_delay(failures: int, first: float, longest: float) -> float:
@@ -568,7 +575,8 @@ class Uplink:
         if (size := len(payload.encode())) > MAX_EVENT_BYTES:
             raise EventTooBig(f"{size} bytes, over the {MAX_EVENT_BYTES} the broker and the ingest take: never sent")
         limit = self._link.max_packet_size
-        if limit is not None and size + len(self.topic.encode()) + PUBLISH_OVERHEAD_BYTES > limit:
+        # utc_now() stands for the time this try hands it over, as long as that always is
+        if limit is not None and publish_packet_bytes(self.topic, size, delivery_properties(item, utc_now())) > limit:
             raise EventTooBig(f"{size} bytes, over what the broker at {self._link.address} takes in a message ({limit} "
                               "bytes, its max_packet_size, topic and headers included): sent once a broker takes more")
         return payload, recorded_as
@@ -701,7 +709,7 @@ class Uplink:
         takes more (at the uplink's start, and whenever its limit grows): its max_packet_size raised,
         as the refusal leads one to do, they stayed refused for good, lost to the cloud."""
         limit = self._link.max_packet_size
-        fitting = MAX_EVENT_BYTES if limit is None else min(MAX_EVENT_BYTES, limit - len(self.topic.encode()) - PUBLISH_OVERHEAD_BYTES)
+        fitting = MAX_EVENT_BYTES if limit is None else min(MAX_EVENT_BYTES, limit - publish_packet_bytes(self.topic, 0, []))
         if self._fitting is not None and fitting <= self._fitting:
             return
         if requeued := self._store.requeue_refused(fitting):
