@@ -1187,6 +1187,34 @@ def test_a_letter_cut_short_by_a_crash_leaves_the_next_ingests_letters_readable(
     assert (result.written, result.unreadable) == (2, 1), capsys.readouterr().out
 
 
+def test_a_half_line_the_disk_had_no_room_to_end_is_ended_by_the_next_letter(tmp_path, caplog, capsys):
+    """The restarted ingest met a full disk as it ended the killed one's half line: the file was kept
+    open as if ended, and the next letter, once there was room, went onto that half line, which
+    replay can't read (a visit lost to replay). The disk filling is a file-size limit here."""
+    import resource
+    import signal
+
+    folder = tmp_path / "deadletter"
+    folder.mkdir()
+    day_file = folder / "2026-03-01.kiosk-1.jsonl"
+    whole = deadletter._letter_line("moodtunes/kiosk-1/visit", _payload(), "InfluxDB refused", ENDED, ())
+    day_file.write_bytes(whole + whole[:len(whole) // 2])  # what the killed ingest left
+    letters = _dead_letters(folder, 1 << 20)  # the ingest restarted
+    limits = resource.getrlimit(resource.RLIMIT_FSIZE)
+    ignored = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (day_file.stat().st_size, limits[1]))
+    try:
+        _keep(letters, "moodtunes/kiosk-1/visit", _payload(), "no room", ENDED)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limits)
+        signal.signal(signal.SIGXFSZ, ignored)
+    assert "can't keep a dead letter" in caplog.text
+    _keep(letters, "moodtunes/kiosk-1/visit", _payload(), "InfluxDB refused", ENDED)
+    letters.close()
+    result = deadletter.replay([day_file], IngestSettings(), _FakeWriter())
+    assert (result.written, result.unreadable) == (2, 1), capsys.readouterr().out
+
+
 def test_a_devices_dead_letters_stop_at_its_limits_junk_first_and_the_log_counts_the_rest(tmp_path, caplog, monkeypatch):
     """A device publishing junk near 256 KiB at the broker's speed filled the volume (each letter up
     to 1.5 MB with its control bytes escaped), and then, with one cap for all, left no room for

@@ -230,8 +230,13 @@ class DeadLetters:
             self._files_day = day
         while len(self._files) >= OPEN_FILES:
             self._files.popitem(last=False)[1].close()
-        out = self._files[path] = path.open("ab", buffering=0)
-        _end_torn_line(path, out)
+        out = path.open("ab", buffering=0)
+        try:
+            _end_torn_line(path, out)
+        except OSError:  # no room to end it: opened again, and ended, for the next letter
+            out.close()
+            raise
+        self._files[path] = out
         return out, os.fstat(out.fileno()).st_size
 
     def _close_files(self) -> None:
