@@ -18,7 +18,8 @@ from analytics_support import record_visit
 from moodtunes import uplink as uplink_module
 from moodtunes.clock import ClockReading
 from moodtunes.config import MqttSettings
-from moodtunes.store import Store, StoreError
+from moodtunes.events import SENT_AT_PROPERTY
+from moodtunes.store import Store, StoreError, utc_now
 from moodtunes.uplink import Uplink, UplinkError
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.reasoncodes import ReasonCode
@@ -264,6 +265,21 @@ def test_an_event_refused_for_the_brokers_announced_limit_goes_once_a_broker_tak
     assert [json.loads(payload)["event_id"] for payload in link.published] == [many_songs.event_id]
     assert store.outbox_counts() == {"pending": 0, "sent": 1, "refused": 1}
     assert uplink.send_pending().attempted == 0  # the one nothing takes not tried again
+
+
+def test_an_event_just_over_the_brokers_announced_limit_is_not_tried_again_at_each_start(store, caplog):
+    """Queued again at each start as if the broker took more, an event a few bytes over its limit
+    was refused again, with its error line, at every start of the uplink."""
+    record_visit(store, "kiosk-1", songs=tuple(("Happy and calm", 10.0 + n) for n in range(40)))
+    link = ScriptedLink()
+    link.refusing = False
+    uplink = Uplink(store, link, MqttSettings(enabled=True), "kiosk-1")
+    size = len(store.pending_events(1)[0].payload.encode())
+    link.max_packet_size = uplink_module.publish_packet_bytes(uplink.topic, size, [(SENT_AT_PROPERTY, utc_now())]) - 1
+    assert uplink.send_pending().refused == 1
+    caplog.clear()
+    assert Uplink(store, link, MqttSettings(enabled=True), "kiosk-1").send_pending().attempted == 0  # restarted
+    assert "is refused" not in caplog.text
 
 
 @pytest.mark.parametrize("status_seconds, statuses", [(3600.0, 1), (1e-9, 3)])

@@ -709,7 +709,12 @@ class Uplink:
         takes more (at the uplink's start, and whenever its limit grows): its max_packet_size raised,
         as the refusal leads one to do, they stayed refused for good, lost to the cloud."""
         limit = self._link.max_packet_size
-        fitting = MAX_EVENT_BYTES if limit is None else min(MAX_EVENT_BYTES, limit - publish_packet_bytes(self.topic, 0, []))
+        fitting = MAX_EVENT_BYTES
+        if limit is not None:  # the largest payload of a first delivery within it (a resend takes a little more)
+            properties = [(SENT_AT_PROPERTY, utc_now())]
+            fitting = min(fitting, limit - publish_packet_bytes(self.topic, 0, properties))
+            while fitting > 0 and publish_packet_bytes(self.topic, fitting, properties) > limit:
+                fitting -= 1  # the packet's length takes up to 3 bytes more than an empty one's
         if self._fitting is not None and fitting <= self._fitting:
             return
         if requeued := self._store.requeue_refused(fitting):
