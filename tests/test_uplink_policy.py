@@ -237,6 +237,39 @@ def test_events_the_broker_took_while_the_disk_is_full_go_once(store, monkeypatc
     assert store.outbox_counts() == {"pending": 0, "sent": 3, "refused": 0}
 
 
+def test_an_event_the_broker_took_while_the_disk_is_full_keeps_when_it_took_it(store, monkeypatch):
+    """Marked once the disk had room, it was recorded as first acknowledged then, hours after the
+    broker took it: a resend (`uplink --resend-since`) made the ingest overwrite its upload delay
+    with that later time, which marking it rather than sending it again was to keep right."""
+    import moodtunes.store.store as store_module
+
+    record_visit(store, "kiosk-1")
+    wall = {"now": datetime(2026, 3, 1, 12, 0, tzinfo=UTC)}
+    clock = lambda: wall["now"].isoformat(timespec="milliseconds")
+    monkeypatch.setattr(store_module, "utc_now", clock)
+    monkeypatch.setattr(uplink_module, "utc_now", clock)
+
+    def hours_pass() -> None:
+        wall["now"] += timedelta(hours=1)
+
+    def room_again() -> None:
+        hours_pass()
+        monkeypatch.setattr(store, "mark_sent", recorded)
+
+    mqtt = MqttSettings(enabled=True, retry_seconds=RETRY, max_retry_seconds=LONGEST, poll_seconds=POLL)
+    link = ScriptedLink()
+    link.refusing = False
+    recorded = store.mark_sent
+    monkeypatch.setattr(store, "mark_sent", _disk_full)
+    stop = RecordingStop()
+    stop.steps = [hours_pass, room_again, stop.set]
+    Uplink(store, link, mqtt, "kiosk-1").run_forever(stop)
+
+    assert len(link.published) == 1 and store.outbox_counts()["sent"] == 1
+    [(first_sent_at,)] = store._db.execute("SELECT first_sent_at FROM outbox").fetchall()
+    assert first_sent_at == "2026-03-01T12:00:00.000+00:00"
+
+
 @pytest.mark.parametrize("then", ["the same uplink", "a restarted uplink", "the service, nothing else pending"])
 def test_an_event_refused_for_the_brokers_announced_limit_goes_once_a_broker_takes_it(store, then):
     """A broker announcing a smaller max_packet_size than the shipped one had a visit of many songs

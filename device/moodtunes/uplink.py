@@ -552,9 +552,9 @@ class Uplink:
         self._drop_due = 0.0  # time.monotonic() of the next drop of old payloads (drop_old_payloads)
         self._dropped = 0  # payloads dropped in this drop so far, batch by batch
         self._drop_failing = False  # the last drop failed: said once until one goes through
-        # Events the broker acknowledged whose mark_sent failed (a full disk), by outbox id: marked at
-        # the next try, not sent again (_mark_acknowledged).
-        self._acknowledged: dict[int, Publication] = {}
+        # Events the broker acknowledged whose mark_sent failed (a full disk), by outbox id, with when it
+        # did: marked at the next try, not sent again (_mark_acknowledged).
+        self._acknowledged: dict[int, tuple[Publication, str]] = {}
         self._fitting: int | None = None  # the payload bytes the broker took at the last requeue_refused
 
     def _payload(self, item: OutboxItem) -> tuple[str, str | None]:
@@ -593,8 +593,8 @@ class Uplink:
             "later events go on", item.event_id, reason,
         )
 
-    def _sent(self, outbox_id: int, publication: Publication) -> None:
-        self._store.mark_sent(outbox_id, publication.payload)
+    def _sent(self, outbox_id: int, publication: Publication, acknowledged_at: str | None = None) -> None:
+        self._store.mark_sent(outbox_id, publication.payload, acknowledged_at)
         self._acknowledged.pop(outbox_id, None)
         if publication.recorded_as is not None:
             self._restamped[publication.recorded_as] += 1
@@ -695,7 +695,8 @@ class Uplink:
             # (during the backoff's wait, before any check of the outbox could run). A new
             # client holds nothing: the outbox, which forget deletes from, says what goes.
             self._link.drop_queued()
-        self._acknowledged.update((outbox_id, published[outbox_id]) for outbox_id, reason in answers.items()
+        answered_at = utc_now()
+        self._acknowledged.update((outbox_id, (published[outbox_id], answered_at)) for outbox_id, reason in answers.items()
                                   if reason is not None and describe_puback(reason, self.topic) is None)
         for item in items:
             if item.id in problems:
@@ -726,11 +727,12 @@ class Uplink:
         """Mark sent the events of ``items`` the broker acknowledged at an earlier try whose mark failed
         (StoreError again while the disk is still full: nothing goes meanwhile); the rest, to send.
         They went again at every try while the disk stayed full, each copy overwriting the visit's
-        upload delay with its own later time. One gone meanwhile (forgotten) is forgotten here too."""
+        upload delay with its own later time. Each is marked as acknowledged when the broker did (a
+        resend's upload delay counts from it). One gone meanwhile (forgotten) is forgotten here too."""
         self._acknowledged = {item.id: self._acknowledged[item.id] for item in items if item.id in self._acknowledged}
         acknowledged = set(self._acknowledged)
-        for outbox_id, publication in list(self._acknowledged.items()):  # _sent takes each out
-            self._sent(outbox_id, publication)
+        for outbox_id, (publication, acknowledged_at) in list(self._acknowledged.items()):  # _sent takes each out
+            self._sent(outbox_id, publication, acknowledged_at)
             result.sent += 1
         return [item for item in items if item.id not in acknowledged]
 

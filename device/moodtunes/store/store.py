@@ -1738,15 +1738,15 @@ class Store:
         return [OutboxItem(r["id"], r["event_id"], r["kind"], r["payload"], r["attempts"], r["profile_id"],
                            r["pseudonym_token"], r["sent_payload"], r["first_sent_at"]) for r in rows]
 
-    def mark_sent(self, outbox_id: int, payload: str) -> None:
+    def mark_sent(self, outbox_id: int, payload: str, acknowledged_at: str | None = None) -> None:
         """The broker acknowledged the event as ``payload``; the first payload acknowledged, and when,
         are kept, to be sent again unchanged if the event is queued again (mark_unsent_since). A
         resend's acknowledgement is never taken for the first: one queued again before migration 7
         kept when has none, and it goes without one. The device_id it names is kept apart too
         (acknowledged_as), for `forget` once the payload is dropped. Not synced at once
         (``transaction``): after a power cut that takes it back, the event goes again and overwrites
-        the same points."""
-        now = utc_now()
+        the same points. ``acknowledged_at``: when the broker did, if not now (utc_now's format)."""
+        now = acknowledged_at or utc_now()
         with self.transaction(synced=False) as db:
             db.execute(
                 "UPDATE outbox SET sent_at = :now, attempts = attempts + 1, last_error = NULL,"
