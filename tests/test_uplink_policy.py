@@ -300,6 +300,21 @@ def test_an_event_refused_for_the_brokers_announced_limit_goes_once_a_broker_tak
     assert uplink.send_pending().attempted == 0  # the one nothing takes not tried again
 
 
+def test_an_event_refused_while_the_broker_took_less_for_a_while_goes_once_it_takes_more_again(store):
+    """A broker restarted with a smaller max_packet_size, then put back as it was: the events refused
+    meanwhile stayed refused until the uplink restarted, its limit seeming no larger than at start."""
+    link = ScriptedLink()
+    link.refusing = False
+    link.max_packet_size = 16000
+    uplink = Uplink(store, link, MqttSettings(enabled=True), "kiosk-1")
+    assert uplink.send_pending().attempted == 0
+    link.max_packet_size = 6000
+    record_visit(store, "kiosk-1", songs=tuple(("Happy and calm", 10.0 + n) for n in range(60)))
+    assert uplink.send_pending().refused == 1
+    link.max_packet_size = 16000
+    assert uplink.send_pending().sent == 1
+
+
 def test_an_event_just_over_the_brokers_announced_limit_is_not_tried_again_at_each_start(store, caplog):
     """Queued again at each start as if the broker took more, an event a few bytes over its limit
     was refused again, with its error line, at every start of the uplink."""

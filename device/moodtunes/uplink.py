@@ -555,7 +555,7 @@ class Uplink:
         # Events the broker acknowledged whose mark_sent failed (a full disk), by outbox id, with when it
         # did: marked at the next try, not sent again (_mark_acknowledged).
         self._acknowledged: dict[int, tuple[Publication, str]] = {}
-        self._fitting: int | None = None  # the payload bytes the broker took at the last requeue_refused
+        self._fitting: int | None = None  # the largest payload the broker took at the last look (_requeue_what_the_broker_takes)
 
     def _payload(self, item: OutboxItem) -> tuple[str, str | None]:
         """What to publish for ``item``, and the device_id it was recorded under if re-stamped from
@@ -716,12 +716,11 @@ class Uplink:
             fitting = min(fitting, limit - publish_packet_bytes(self.topic, 0, properties))
             while fitting > 0 and publish_packet_bytes(self.topic, fitting, properties) > limit:
                 fitting -= 1  # the packet's length takes up to 3 bytes more than an empty one's
-        if self._fitting is not None and fitting <= self._fitting:
-            return
-        if requeued := self._store.requeue_refused(fitting):
+        grown = self._fitting is None or fitting > self._fitting
+        if grown and (requeued := self._store.requeue_refused(fitting)):
             logger.info("%d refused events queued again: the broker at %s takes more now (max_packet_size %s)",
                         requeued, self._link.address, limit or "not announced")
-        self._fitting = fitting
+        self._fitting = fitting  # a smaller limit too, so that the next larger one counts as such
 
     def _mark_acknowledged(self, items: list[OutboxItem], result: CycleResult) -> list[OutboxItem]:
         """Mark sent the events of ``items`` the broker acknowledged at an earlier try whose mark failed
