@@ -148,7 +148,7 @@ def test_an_empty_outbox_is_polled_and_never_backed_off(store):
 
 
 def test_a_batch_with_nothing_to_hand_over_writes_nothing(store, monkeypatch):
-    """Only events too big ever to send: refused, and no handing over recorded for none."""
+    """Only events too big to send: refused, and no handing over recorded for none."""
     record_visit(store, "kiosk-1")
     monkeypatch.setattr(uplink_module, "MAX_EVENT_BYTES", 10)
     monkeypatch.setattr(store, "mark_published", lambda ids: pytest.fail("a write for nothing to hand over"))

@@ -346,7 +346,7 @@ DEVICES = Dashboard(
     panels=(
         Panel("Device health", "Each device's latest status (sent every 5 minutes and after each batch of visits), "
               f"from the last {STATUS_DAYS} days whatever the time range: when it came and how long ago, the visits "
-              "waiting in its outbox and how long the oldest has waited, those refused as too big ever to send, its "
+              "waiting in its outbox and how long the oldest has waited, those refused as too big to send, its "
               "clock minus the cloud's, its moodtunes version and its last upload error. Red: no status for "
               f"{STALE_SECONDS // 60} minutes (offline, or its uplink stopped), a visit waiting "
               f"{LONG_PENDING_SECONDS // 3600} hour or more, any refused, a clock {CLOCK_OFF_SECONDS // 60} minutes "

@@ -229,7 +229,7 @@ class DeviceStatus(_Strict):
     oldest_pending_seconds: float = Field(
         0.0, ge=0.0, le=MAX_PENDING_SECONDS, description="how long ago the oldest pending event was recorded; 0 if none"
     )
-    refused: int = Field(ge=0, le=MAX_OUTBOX_EVENTS, description="events too big ever to send, kept in the outbox")
+    refused: int = Field(ge=0, le=MAX_OUTBOX_EVENTS, description="events too big to send (over 256 KiB, or over the packet size the broker announces until it takes more), kept in the outbox")
     last_error: str | None = Field(
         None, max_length=MAX_ERROR_LETTERS, description="why the latest upload failed; None once one went through"
     )

@@ -255,7 +255,7 @@ class CycleResult:
 
     attempted: int = 0
     sent: int = 0
-    refused: int = 0  # too big ever to send: out of the queue
+    refused: int = 0  # too big to send (for good, or until the broker takes more): out of the queue
     error: str | None = None
 
 
@@ -656,7 +656,7 @@ class Uplink:
 
     def send_pending(self) -> CycleResult:
         """Publish one batch of pending events (oldest first) and wait for each PUBACK; every
-        event is marked sent, failed with the reason, or refused (too big ever to send); one
+        event is marked sent, failed with the reason, or refused (too big to send); one
         forgotten since it was read is not published. Nothing is left in paho's hands after it
         (``drop_queued`` when a PUBACK didn't come)."""
         self.settle_clocks()

@@ -114,8 +114,8 @@ def _store(settings: Settings) -> Check:
         files = "1 file" if unreadable == 1 else f"{unreadable} files"
         songs += f" ({files} could not be analysed: `moodtunes library list --errors` says why)"
     summary = f"{settings.database_path}: schema ok, {songs}, {counts['pending']} events to upload"
-    if counts["refused"]:  # the uplink set them aside: over the size limit, they can never be sent
-        return Check("store", "warn", f"{summary}, {counts['refused']} too big ever to send (kept here; the uplink's log says which)")
+    if counts["refused"]:  # the uplink set them aside: over the size limit, or the broker's until it takes more
+        return Check("store", "warn", f"{summary}, {counts['refused']} too big to send (kept here; the uplink's log says which, and why: over 256 KiB for good, or over the broker's packet size until it takes more)")
     if cloud_deletes:  # "Forget me" on the kiosk: their uploaded visits wait for the operator
         return Check("store", "warn", f"{summary}, {cloud_deletes} cloud key(s) of forgotten people whose visits "
                                       "may be in the cloud (`moodtunes forget --pending` prints how to delete them)")

@@ -19,13 +19,14 @@ from moodtunes.paths import data_dir_problem
 
 CONNECT_TIMEOUT_SECONDS = 15.0
 # `--once` exits 1 when something is left to send (or it could not run), a reason to try again; this
-# when all went but it refused an event too big ever to send, which no retry helps: see the log.
+# when all went but it refused an event too big to send, which no retry helps (one over the broker's
+# packet size goes once a broker takes more): see the log.
 EXIT_REFUSED = 3
 EXIT_STATUS = (
     "exit status: --once 0 when all went (or nothing was pending; visits held until a time server sets the "
     "clock are said, and no failure), 1 if anything else is left (mqtt.enabled = "
     "false with events pending too) or it could not run (the uplink service is running, no data dir), 3 if "
-    "it refused an event too big ever to send; without --once, 0 when stopped (or disabled), 1 when it can't "
+    "it refused an event too big to send; without --once, 0 when stopped (or disabled), 1 when it can't "
     "run; --status and --resend-since 0, or 1 when the data dir or database can't be used; 2 on a bad "
     "configuration (for --status and --resend-since, which send nothing, not a mistake only in [mqtt]). "
     "Problems go to stderr, results to stdout."
@@ -39,7 +40,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--once", action="store_true",
         help="send what is pending, print a summary and exit: 0 when all went (visits held until a time server "
              "sets the clock are said, and no failure), 1 if anything else is left (also with "
-             "mqtt.enabled = false) or the uplink service is running, 3 if it refused an event too big ever to "
+             "mqtt.enabled = false) or the uplink service is running, 3 if it refused an event too big to "
              "send (kept in the outbox)",
     )
     mode.add_argument("--status", action="store_true", help="print how many events are pending and sent")
@@ -100,7 +101,7 @@ def _status(settings: Settings) -> int:
         resendable = store.resendable_count()
         oldest = store.pending_events(1)
     tried = f" (oldest tried {oldest[0].attempts} times)" if oldest and oldest[0].attempts else ""
-    refused = f", {counts['refused']} refused (too big ever to send; kept here)" if counts["refused"] else ""
+    refused = f", {counts['refused']} refused (too big to send; kept here)" if counts["refused"] else ""
     resend = _resendable(settings, counts["sent"], resendable)
     print(f"outbox: {counts['pending']} pending{tried}, {counts['sent']} sent{resend}{refused}; uplink {state}")
     return 0
@@ -194,7 +195,7 @@ def _send_pending(settings: Settings) -> int:
             _complain(f"sent 0, {pending} still pending: {exc}")
             return 1
         left = store.outbox_counts()["pending"] - uplink.waiting_for_clock  # a visit has one event
-    refused = f", {result.refused} refused (too big ever to send; see the log)" if result.refused else ""
+    refused = f", {result.refused} refused (too big to send; see the log)" if result.refused else ""
     if uplink.waiting_for_clock:
         refused += (f", {uplink.waiting_for_clock} held until a time server sets this device's clock (the uplink "
                     f"service sends them anyway after {CLOCK_SYNC_WAIT_S // 60} minutes with the broker reachable; "
@@ -213,7 +214,7 @@ def _nothing_pending(refused: int) -> str:
     """What `--once` says with nothing to send: the events refused earlier are still in the outbox
     (an "empty" outbox made them look gone)."""
     if refused:
-        return f"uplink: nothing pending ({refused} refused: too big ever to send)"
+        return f"uplink: nothing pending ({refused} refused: too big to send)"
     return "uplink: nothing to send (outbox empty)"
 
 

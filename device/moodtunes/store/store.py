@@ -1773,8 +1773,9 @@ class Store:
         return HandedOver(now, frozenset(still_queued))
 
     def mark_refused(self, outbox_id: int, reason: str) -> None:
-        """An event that can never be sent leaves the queue for good, so that it holds up no other;
-        it stays in the outbox with the reason."""
+        """An event too big to send leaves the queue, so that it holds up no other; it stays in the
+        outbox with the reason (for good over 256 KiB; `requeue_refused` queues one the broker's
+        packet limit refused once a broker takes it)."""
         with self.transaction() as db:
             db.execute(
                 "UPDATE outbox SET refused_at = ?, attempts = attempts + 1, last_error = ? WHERE id = ?",
