@@ -160,3 +160,30 @@ def test_the_visits_are_read_with_the_garbage_collector_off_and_it_is_on_again_a
     monkeypatch.setattr(Store, "reported_visits", lambda *a, **k: 1 / 0)
     assert main(["report"]) == 1 and "ZeroDivisionError" in capsys.readouterr().err
     assert gc.isenabled()
+
+
+def test_the_json_is_written_a_batch_of_pieces_at_a_time_not_held_whole(monkeypatch):
+    """json.dumps held five years' --json whole as 3.8 million pieces before joining them: 366 MB
+    at its peak where json.dump, a write a piece, took 182 MB. It goes out a batch of pieces at a
+    time, and reads as the one document it is."""
+    import io
+
+    import moodtunes.commands.report as report_command
+
+    with store_with_the_song_visits_play() as store:
+        ana = store.create_profile("Ana", "#ff8800")
+        for rating in range(0, 100, 5):
+            visit(store, ana.id, rating)
+    writes: list[str] = []
+
+    class Terminal(io.StringIO):
+        def write(self, text):
+            writes.append(text)
+            return super().write(text)
+
+    monkeypatch.setattr(report_command, "JSON_PIECES_AT_ONCE", 50)
+    monkeypatch.setattr(sys, "stdout", Terminal())
+    assert main(["report", "--json"]) == 0
+    document = "".join(writes)
+    assert len(json.loads(document)["profiles"][0]["visits"]) == 20 and document.endswith("}\n")
+    assert len(writes) > 20 and max(map(len, writes)) < len(document) / 10

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from functools import cache
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from moodtunes.config import Settings
@@ -33,6 +34,9 @@ JSON_SHAPE = (
     "database can't be read (or has an older schema: this command never upgrades it); 2 on a bad configuration."
 )
 # The stored ratings --json gives in stars too: the stored score or mean -> stars, a trend -> stars per visit.
+# --json goes out this many of the encoder's pieces at a time: json.dump wrote them one by one (3.9 s
+# of five years' 3.8 million), json.dumps held them all before joining them (366 MB at its peak).
+JSON_PIECES_AT_ONCE = 10_000
 STAR_TWINS = {"rating": score_to_stars, "mean_rating": score_to_stars, "rating_trend": score_change_in_stars}
 
 
@@ -160,10 +164,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     elif args.profile is not None:
         print(f"moodtunes report: no profile named {args.profile!r} (the store is empty)", file=sys.stderr)
         return 1
-    # Written at once: json.dump wrote each of its 3.8 million pieces of five years' report to
-    # sys.stdout, and print each of the text's 52,000 lines.
+    # The text written at once: print wrote each of five years' 52,000 lines.
     if args.json:
-        sys.stdout.write(json.dumps({"profiles": [_with_stars(r.to_dict()) for r in reports]}, indent=2) + "\n")
+        pieces = json.JSONEncoder(indent=2).iterencode({"profiles": [_with_stars(r.to_dict()) for r in reports]})
+        while batch := "".join(islice(pieces, JSON_PIECES_AT_ONCE)):
+            sys.stdout.write(batch)
+        sys.stdout.write("\n")
     elif not reports:
         print("No visits recorded yet.")
     else:
