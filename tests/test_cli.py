@@ -498,7 +498,7 @@ def test_forget_deletes_a_persons_profile_only_when_told_to(tmp_path, capsys, mo
     assert "deleted Ana's profile and 1 visit(s)" in out and "nothing of them is in the cloud" in out
     assert "DELETE" not in out  # uploading is off: no cloud to clean
     with Store.open(tmp_path / "data" / "moodtunes.db") as store:
-        assert store.profiles_spelled("Ana") == [] and store.visits() == []
+        assert store.profiles_spelled("Ana") == [] and store.reported_visits() == []
         bea = store.create_profile("Bea", "#ff8800")
         store.finish_session(store.start_session(bea.id), "completed", device_id="t")
         key = store.profile_key(load_settings().device_id, bea.id)

@@ -363,9 +363,34 @@ def test_a_history_read_ahead_comes_with_its_values_in_arrays(store):
         assert len(values) == 8 and all(len(v) and not v._added for v in values)
 
 
+def visits_read_whole(store, profile_id=None, limit=None, after=None):
+    """The ended visits as ``Store.visits`` read them before ``Store.reported_visits`` replaced it
+    (each a row dict with its readings built whole and its plays' rows, each play's latest rating):
+    with ``line_from_visits``, the oracle of the test below."""
+    from moodtunes.events import ReadingEvent
+    from moodtunes.store.store import _ended_visits, _reading_fields
+
+    chosen, names = _ended_visits(profile_id, limit, after)
+    with store.transaction("DEFERRED") as db:
+        sessions = db.execute(
+            "SELECT s.*, (SELECT score FROM ratings r WHERE r.session_id = s.id ORDER BY r.id DESC LIMIT 1)"
+            f" AS rating FROM sessions s JOIN profiles p ON p.id = s.profile_id WHERE s.id IN ({chosen}) ORDER BY s.id",
+            names).fetchall()
+        readings = {s["id"]: {} for s in sessions}
+        for r in db.execute(f"SELECT * FROM mood_readings WHERE session_id IN ({chosen}) ORDER BY id", names):
+            readings[r["session_id"]][r["phase"]] = ReadingEvent(**_reading_fields(r))
+        plays = {s["id"]: [] for s in sessions}
+        for r in db.execute(
+            "SELECT pl.*, (SELECT score FROM ratings r WHERE r.play_id = pl.id ORDER BY r.id DESC LIMIT 1)"
+            f" AS rating FROM plays pl WHERE pl.session_id IN ({chosen}) ORDER BY pl.id", names,
+        ):
+            plays[r["session_id"]].append(dict(r))
+    return [dict(s) | {"readings": readings[s["id"]], "plays": plays[s["id"]]} for s in sessions]
+
+
 def line_from_visits(visit):
-    """A visit's report line as it was made from ``Store.visits`` (every reading parsed and built),
-    before the report read ``Store.reported_visits``: the oracle of the test below."""
+    """A visit's report line as it was made from ``visits_read_whole`` (every reading parsed and
+    built), before the report read ``Store.reported_visits``: the oracle of the test below."""
     from moodtunes.events import category_heard_longest, mood_lift, reading_score
     from moodtunes.report import RatedSong, VisitLine
 
@@ -389,7 +414,7 @@ def test_the_visits_read_for_the_report_make_the_lines_of_the_visits_read_whole(
     at once in one pass of each table: over random histories (readings taken again, corrected,
     without a face; plays short, long, failed, of either category or none; ratings taken again,
     of a play or of none, one given in another visit), every way of choosing the visits gives the
-    visits ``Store.visits`` gives, and the same report lines."""
+    visits it gave (``visits_read_whole``), and the same report lines."""
     import json
     import random
     from dataclasses import asdict
@@ -422,11 +447,11 @@ def test_the_visits_read_for_the_report_make_the_lines_of_the_visits_read_whole(
             store.add_rating(session, rng.choice((0, 25, 50, 75, 100)), rated)
         if rng.random() < 0.9:  # the others are still open: no report reads them
             store.finish_session(session, "completed", device_id="t")
-    ids = [v["id"] for v in store.visits()]
+    ids = [v["id"] for v in visits_read_whole(store)]
     choices = [{}, *({"profile_id": p} for p in people), *({"profile_id": p, "limit": 1} for p in people),
                *({"profile_id": rng.choice(people), "after": rng.choice(ids)} for _ in range(10)), {"limit": 5}]
     for chosen in choices:
-        whole = store.visits(**chosen)
+        whole = visits_read_whole(store, **chosen)
         read = store.reported_visits(**chosen)
         assert [v.id for v in read] == [v["id"] for v in whole], chosen
         assert [v.profile_id for v in read] == [v["profile_id"] for v in whole], chosen

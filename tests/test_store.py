@@ -688,7 +688,8 @@ def test_a_visit_cut_off_by_a_crash_ends_at_its_last_activity(store, clock):
     assert store.finish_session(untouched, "interrupted", device_id="kiosk-1").ended_at == started
     completed = store.finish_session(store.start_session(ana.id), "completed", device_id="kiosk-1")
     assert completed.ended_at == clock.now  # a visit that ends normally ends now
-    assert [v["ended_at"] for v in store.visits()][:2] == [stamp(event.ended_at), stamp(started)]
+    ended = [r[0] for r in store._db.execute("SELECT ended_at FROM sessions WHERE ended_at IS NOT NULL ORDER BY id")]
+    assert ended[:2] == [stamp(event.ended_at), stamp(started)]
 
 
 @pytest.mark.parametrize("whose", ["every profile", "one profile"])
@@ -812,11 +813,11 @@ def test_visits_are_in_the_order_recorded_when_the_clock_steps_back(store, clock
         clock.advance(minutes=10)
     clock.advance(days=-400)  # set back
     _visit(store, ana.id, "just-played")
-    assert [v["plays"][0]["title"] for v in store.visits(ana.id)] == ["first", "second", "third", "just-played"]
-    assert [v["plays"][0]["title"] for v in store.visits(ana.id, limit=2)] == ["third", "just-played"]
+    assert [v.plays[0].title for v in store.reported_visits(ana.id)] == ["first", "second", "third", "just-played"]
+    assert [v.plays[0].title for v in store.reported_visits(ana.id, limit=2)] == ["third", "just-played"]
     assert recent_paths(store, ana.id, visits=2) == {"/music/third.ogg", "/music/just-played.ogg"}
-    [visit] = store.visits(ana.id, limit=1)
-    assert visit["started_at"] == stamp(clock.now)  # the times stay as recorded
+    [visit] = store.reported_visits(ana.id, limit=1)
+    assert visit.started_at == stamp(clock.now)  # the times stay as recorded
 
 
 def test_events_the_broker_lost_can_be_queued_again(store, clock):
@@ -1068,9 +1069,9 @@ def test_the_newest_reading_of_a_phase_is_the_visits_mood(store):
     event = store.finish_session(session, "completed", device_id="kiosk-1")
     assert event.mood_before.label == "sad"
     assert event.mood_after.label == "happy" and event.mood_after.frames_used == HAPPY.frames_used
-    [visit] = store.visits()
-    assert visit["readings"]["after"].label == "happy" and visit["readings"]["before"].label == "sad"
-    assert visit["mood_after"] == "happy"
+    [visit] = store.reported_visits()
+    assert (visit.mood_before, visit.mood_after) == ("sad", "happy")
+    assert store._db.execute("SELECT mood_after FROM sessions WHERE id = ?", (visit.id,)).fetchone()[0] == "happy"
 
 
 def test_the_visits_rating_is_the_later_of_two(store):
@@ -1079,7 +1080,7 @@ def test_the_visits_rating_is_the_later_of_two(store):
     store.add_rating(session, 95)  # changed their mind
     event = store.finish_session(session, "completed", device_id="kiosk-1")
     assert event.rating == 95
-    assert [v["rating"] for v in store.visits()] == [95]
+    assert [v.rating for v in store.reported_visits()] == [95]
 
 
 def test_each_play_in_the_event_carries_its_own_latest_rating(store):
@@ -1132,7 +1133,7 @@ def test_a_forgotten_profile_leaves_nothing_of_that_person(store):
         " (SELECT count(*) FROM ratings), (SELECT count(*) FROM outbox)").fetchone()
     assert tuple(left) == (1, 1, 1, 1, 1)  # Ben's visit, whole
     assert [json.loads(e.payload)["profile_key"] for e in store.pending_events()] == [store.profile_key("kiosk-1", ben.id)]
-    assert store.track_feedback(ana.id) == [] and store.visits(ana.id) == []
+    assert store.track_feedback(ana.id) == [] and store.reported_visits(ana.id) == []
     with pytest.raises(ValueError, match="shared by every guest"):
         store.forget_profile(store.guest_profile().id)
     with pytest.raises(StoreError, match="no profile with id"):  # forgotten meanwhile: the kiosk says "not saved"

@@ -102,10 +102,11 @@ def test_an_older_database_with_data_is_migrated_and_keeps_everything(tmp_path, 
         guest = store.guest_profile()
         assert (guest.id, guest.name, guest.is_guest) == (3, "Guest", True)
         # the ended visit, as the recommender and the report read it
-        [visit] = store.visits()
-        assert (visit["uuid"], visit["profile"], visit["rating"]) == ("sess-0000000000000001", "Ana", 80)
-        assert visit["readings"]["before"].label == "sad" and visit["readings"]["after"].label == "happy"
-        assert [p["seconds_listened"] for p in visit["plays"]] == [95.5]
+        [visit] = store.reported_visits()
+        assert store._db.execute("SELECT uuid FROM sessions WHERE id = ?", (visit.id,)).fetchone()[0] == "sess-0000000000000001"
+        assert (store.profile(visit.profile_id).name, visit.rating) == ("Ana", 80)
+        assert (visit.mood_before, visit.mood_after) == ("sad", "happy")
+        assert [p.seconds_listened for p in visit.plays] == [95.5]
         assert store.track_feedback(1) == [("/music/song.ogg", "Artist", "Song", 80)]
         assert {path for path, _, _ in store.recent_songs(1)} == {"/music/song.ogg"}
         # a profile's visits indexed by id, walked newest first (migration 20), not by start time
@@ -146,7 +147,7 @@ def test_an_older_database_with_data_is_migrated_and_keeps_everything(tmp_path, 
     with Store.open(path) as store:  # opened again: nothing to migrate, the same secret
         assert store.schema_version == len(MIGRATIONS)
         assert store.profile_key("kiosk-1", 1) == key
-        assert len(store.visits()) == 2
+        assert len(store.reported_visits()) == 2
 
 
 def test_an_event_sent_before_the_acknowledged_payload_was_kept_is_resent_as_this_device(tmp_path, monkeypatch, capsys):

@@ -97,7 +97,7 @@ def test_an_autopilot_visit_leaves_the_configured_store_alone(monkeypatch, tmp_p
         session = store.start_session(robin.id)
         store.add_reading(session, "before", MoodReading.manual("sad"))
         store.finish_session(session, "completed", device_id=settings.device_id)
-        before = (store.visits(robin.id), store.outbox_counts(), [p.name for p in store.profiles()])
+        before = (store.reported_visits(robin.id), store.outbox_counts(), [p.name for p in store.profiles()])
     used = []
 
     def small_library(settings, store, progress=None, should_stop=None):
@@ -117,7 +117,7 @@ def test_an_autopilot_visit_leaves_the_configured_store_alone(monkeypatch, tmp_p
     assert run_kiosk(settings, size=(800, 480), autopilot=True) == 0
     assert "autopilot taps again on rate" in caplog.text  # the whole visit, its mood checked after the music
     with Store.open(settings.database_path) as store:
-        after = (store.visits(robin.id), store.outbox_counts(), [p.name for p in store.profiles()])
+        after = (store.reported_visits(robin.id), store.outbox_counts(), [p.name for p in store.profiles()])
     assert after == before
     assert used and used[0] != settings.data_dir and not used[0].exists()
 
@@ -155,13 +155,14 @@ def test_demo_autopilot_walks_a_whole_visit(tmp_path):
     assert {"welcome", "new_profile", "consent", "songs", "playing", "rate", "report"} <= names
     assert names & {"scan", "manual"}
     with Store.open(Path(env["MOODTUNES_DATA_DIR"]) / "demo" / "moodtunes.db") as store:  # the demo's own
-        (visit,) = store.visits()
-        assert visit["end_reason"] == "completed"
-        assert visit["readings"]["before"].label and visit["readings"]["after"].label
+        (visit,) = store.reported_visits()
+        assert store._db.execute("SELECT end_reason FROM sessions WHERE id = ?", (visit.id,)).fetchone()[0] == "completed"
+        assert visit.mood_before and visit.mood_after
         # long enough for the visit's mood lift to count, as a visitor's would (the report the
         # screenshots show says "Not enough data yet" otherwise)
-        assert visit["plays"][0]["seconds_listened"] >= MIN_SECONDS_HEARD and visit["plays"][0]["error"] is None
-        assert visit["rating"] == 75
+        (seconds, error), = store._db.execute("SELECT seconds_listened, error FROM plays WHERE session_id = ?", (visit.id,))
+        assert seconds >= MIN_SECONDS_HEARD and error is None
+        assert visit.rating == 75
         assert store.outbox_counts()["pending"] == 1
         assert len(store.tracks()) > 0
 

@@ -831,9 +831,9 @@ def test_a_song_cut_short_under_the_rating_shows_the_stars_already_given_to_the_
         app.close()
     with Store.open(settings.database_path) as store:
         (feedback,) = store.track_feedback(store.guest_profile().id)
-        (visit,) = store.visits(store.guest_profile().id)
+        (visit,) = store.reported_visits(store.guest_profile().id)
     assert (feedback[0], feedback[-1]) == (heard.path, stars_to_score(4))
-    assert visit["rating"] == stars_to_score(4)
+    assert visit.rating == stars_to_score(4)
 
 
 def test_the_rating_goes_back_to_the_songs_when_nothing_plays(settings, tmp_path):

@@ -97,8 +97,9 @@ def test_sigterm_mid_visit_ends_the_visit_as_abandoned_and_closes_the_store(sett
     assert status == 0, log[-3000:]
     assert not Path(f"{settings.database_path}-wal").exists()  # the last connection closed, not killed
     with Store.open(settings.database_path) as store:
-        (visit,) = store.visits()
-        assert visit["end_reason"] == "abandoned" and visit["readings"]["before"].label == "happy"
+        (visit,) = store.reported_visits()
+        (end_reason,) = store._db.execute("SELECT end_reason FROM sessions WHERE id = ?", (visit.id,)).fetchone()
+        assert end_reason == "abandoned" and visit.mood_before == "happy"
         assert store.open_sessions() == [] and store.outbox_counts()["pending"] == 1
 
 

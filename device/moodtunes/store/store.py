@@ -39,9 +39,7 @@ from moodtunes.clock import ClockReading
 from moodtunes.domain import (
     FILE_NOT_FOUND,
     MOODS,
-    Mood,
     MoodReading,
-    ScanOutcome,
     look_alike,
     same_name,
 )
@@ -343,7 +341,11 @@ def _reading_fields(row: sqlite3.Row) -> dict[str, Any]:
 
 
 def _ended_visits(profile_id: int | None, limit: int | None, after: int | None) -> tuple[str, dict[str, Any]]:
-    """The SQL choosing the ids of the ended visits ``Store.visits`` reads, and its parameters."""
+    """The SQL choosing the ids of the ended visits ``Store.reported_visits`` reads, and its parameters."""
+    # A profile's visits since one (the report's, kept_history) are found in its index: SQLite
+    # walked the ids after ``after`` instead, every visit of the kiosk's for a profile with none
+    # yet (after 0), 27 ms of a new visitor's first report at 52,409 visits (bench/frames.py).
+    # The newest ``limit`` are found walking back from the newest id, a few rows.
     whose = "s.profile_id = :profile" if profile_id is not None and limit is None else (
         "(:profile IS NULL OR s.profile_id = :profile)")
     chosen = (
@@ -351,13 +353,6 @@ def _ended_visits(profile_id: int | None, limit: int | None, after: int | None) 
         " AND s.id > :after ORDER BY s.id DESC LIMIT :limit"
     )
     return chosen, {"profile": profile_id, "limit": -1 if limit is None else limit, "after": after or 0}
-
-
-def _stored_reading(row: sqlite3.Row) -> ReadingEvent:
-    """A reading as recorded, built without checking it again (it was, when it was recorded)."""
-    fields = _reading_fields(row)
-    typed = {k: None if fields[k] is None else Mood(fields[k]) for k in ("label", "corrected_label")}
-    return ReadingEvent.model_construct(**fields | typed | {"outcome": ScanOutcome(fields["outcome"])})
 
 
 def _readings(db: sqlite3.Connection, session_id: int) -> dict[str, ReadingEvent]:
@@ -1417,45 +1412,15 @@ class Store:
 
     # ---- history (recommendations and reports) ---------------------------------------------
 
-    def visits(self, profile_id: int | None = None, limit: int | None = None, after: int | None = None) -> list[dict[str, Any]]:
-        """Ended visits (newest ``limit``; recorded after visit ``after``), oldest first, each a row
-        dict plus ``readings`` (phase -> ReadingEvent) and ``plays`` (row dicts, with the play's
-        latest ``rating``, None if none). ``rating`` is the visit's latest. In the order they
-        were recorded, not by their times: a kiosk's clock may be set back (no RTC, NTP not yet synced)."""
-        # Three queries whatever the history's length, not three a visit: the report screen reads a
-        # regular visitor's thousand visits on the kiosk's UI thread (bench/report.py). The readings
-        # were validated when they were recorded: built again without checking them again.
-        # A profile's visits since one (the report's, kept_history) are found in its index: SQLite
-        # walked the ids after ``after`` instead, every visit of the kiosk's for a profile with none
-        # yet (after 0), 27 ms of a new visitor's first report at 52,409 visits (bench/frames.py).
-        # The newest ``limit`` are found walking back from the newest id, a few rows.
-        chosen, names = _ended_visits(profile_id, limit, after)
-        sql = (
-            "SELECT s.*, p.name AS profile, (SELECT score FROM ratings r WHERE r.session_id = s.id"
-            " ORDER BY r.id DESC LIMIT 1) AS rating FROM sessions s JOIN profiles p ON p.id = s.profile_id"
-            f" WHERE s.id IN ({chosen}) ORDER BY s.id"
-        )
-        with self.transaction("DEFERRED") as db:
-            sessions = db.execute(sql, names).fetchall()
-            readings: dict[int, dict[str, ReadingEvent]] = {s["id"]: {} for s in sessions}
-            for r in db.execute(f"SELECT * FROM mood_readings WHERE session_id IN ({chosen}) ORDER BY id", names):
-                readings[r["session_id"]][r["phase"]] = _stored_reading(r)
-            plays: dict[int, list[dict[str, Any]]] = {s["id"]: [] for s in sessions}
-            for r in db.execute(
-                "SELECT pl.*, (SELECT score FROM ratings r WHERE r.play_id = pl.id ORDER BY r.id DESC LIMIT 1)"
-                f" AS rating FROM plays pl WHERE pl.session_id IN ({chosen}) ORDER BY pl.id", names,
-            ):
-                plays[r["session_id"]].append(dict(r))
-        return [dict(s) | {"readings": readings[s["id"]], "plays": plays[s["id"]]} for s in sessions]
-
     def reported_visits(self, profile_id: int | None = None, after: int | None = None,
                         limit: int | None = None) -> list[ReportedVisit]:
-        """The visits ``visits`` gives (the same arguments, the same order), with only what the report
-        reads of them: ``visits`` built every reading whole (its probabilities parsed from JSON), 3.1 s
-        of the 5.6 s `moodtunes report` spent reading five years' visits under cProfile
-        (docs/benchmarks.md). Every visit at once (`moodtunes report` of every profile) reads each
-        table in one pass: found one by one in the indexes, 52,409 visits' plays took 0.67 s here,
-        read in a pass 0.17 s."""
+        """Ended visits (newest ``limit``; recorded after visit ``after``), oldest first, with only what
+        the report reads of them. In the order they were recorded, not by their times: a kiosk's clock
+        may be set back (no RTC, NTP not yet synced). ``Store.visits``, which it replaced, built every
+        reading whole (its probabilities parsed from JSON), 3.1 s of the 5.6 s `moodtunes report`
+        spent reading five years' visits under cProfile (docs/benchmarks.md). Every visit at once
+        (`moodtunes report` of every profile) reads each table in one pass: found one by one in the
+        indexes, 52,409 visits' plays took 0.67 s here, read in a pass 0.17 s."""
         everything = profile_id is None and not after and limit is None
         chosen, names = _ended_visits(profile_id, limit, after)
         # every visit: each table whole, in the order of its rows (NOT INDEXED: SQLite took the index
@@ -1465,7 +1430,7 @@ class Store:
             rows = db.cursor()
             rows.row_factory = None  # plain tuples, not a sqlite3.Row for each of hundreds of thousands
             # The newest of each wins, as the rows come by id: the readings of a phase, the ratings of
-            # a visit, the ratings of a play (whatever the visit recorded with it, as in ``visits``).
+            # a visit, the ratings of a play (whatever the visit recorded with it).
             before_moods, after_moods = (dict(rows.execute(
                 f"SELECT session_id, coalesce(corrected_label, label) FROM mood_readings{whole}"
                 f" WHERE phase = '{phase}' AND {of_chosen} ORDER BY id", names)) for phase in ("before", "after"))
