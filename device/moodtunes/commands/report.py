@@ -164,7 +164,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     elif args.profile is not None:
         print(f"moodtunes report: no profile named {args.profile!r} (the store is empty)", file=sys.stderr)
         return 1
-    # The text written at once: print wrote each of five years' 52,000 lines.
     if args.json:
         pieces = json.JSONEncoder(indent=2).iterencode({"profiles": [_with_stars(r.to_dict()) for r in reports]})
         while batch := "".join(islice(pieces, JSON_PIECES_AT_ONCE)):
@@ -172,6 +171,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         sys.stdout.write("\n")
     elif not reports:
         print("No visits recorded yet.")
-    else:
+    else:  # written at once: print wrote each of five years' 52,000 lines
         sys.stdout.write("".join(f"{line}\n" for report in reports for line in _text(report)))
     return 0
