@@ -187,3 +187,28 @@ def test_the_json_is_written_a_batch_of_pieces_at_a_time_not_held_whole(monkeypa
     document = "".join(writes)
     assert len(json.loads(document)["profiles"][0]["visits"]) == 20 and document.endswith("}\n")
     assert len(writes) > 20 and max(map(len, writes)) < len(document) / 10
+
+
+def test_a_name_two_profiles_share_reads_only_their_visits(monkeypatch, capsys):
+    """`report --profile zoë` of a database with a "Zoë" and a "ZOË" (made before create_profile
+    compared names so) read every visit of the kiosk's, in one pass, to report the two: each is
+    read in its profile's index, as one profile's is."""
+    with store_with_the_song_visits_play() as store:
+        zoe = store.create_profile("Zoë", "#ff8800")
+        visit(store, zoe.id, 75)
+        other = store.create_profile("Zed", "#0088ff")
+        store._db.execute("UPDATE profiles SET name = 'ZOË' WHERE id = ?", (other.id,))
+        visit(store, other.id, 25)
+        visit(store, store.create_profile("Ana", "#ff8800").id, 50)
+    read_for = []
+    reported_visits = Store.reported_visits
+
+    def read(self, profile_id=None, *args, **kwargs):
+        read_for.append(profile_id)
+        return reported_visits(self, profile_id, *args, **kwargs)
+
+    monkeypatch.setattr(Store, "reported_visits", read)
+    assert main(["report", "--profile", "zoë"]) == 0
+    out = capsys.readouterr().out
+    assert "== Zoë: 1 visit" in out and "== ZOË: 1 visit" in out and "Ana" not in out
+    assert sorted(read_for) == [zoe.id, other.id]

@@ -131,11 +131,13 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _histories(store: Store, profiles: list[Profile]) -> list[tuple[Profile, list[ReportedVisit]]]:
+def _histories(store: Store, profiles: list[Profile], every_profile: bool) -> list[tuple[Profile, list[ReportedVisit]]]:
     """Each profile with its visits (``Store.reported_visits``): every profile's read at once, in
-    one pass of each table, where reading them a profile at a time found each visit in the indexes."""
-    if len(profiles) == 1:
-        return [(profiles[0], store.reported_visits(profiles[0].id))]
+    one pass of each table, where reading them a profile at a time found each visit in the indexes;
+    those of a name (``--profile``, two for a "Zoë" and a "ZOË") each in its profile's index, not
+    every visit of the kiosk's read for them."""
+    if not every_profile:
+        return [(p, store.reported_visits(p.id)) for p in profiles]
     by_profile: dict[int, list[ReportedVisit]] = {p.id: [] for p in profiles}
     for visit in store.reported_visits():
         if (visits := by_profile.get(visit.profile_id)) is not None:
@@ -160,7 +162,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                     known = ", ".join(p.name for p in store.profiles(include_guest=True)) or "none yet"
                     print(f"moodtunes report: no profile named {args.profile!r} (profiles: {known})", file=sys.stderr)
                     return 1
-            reports = [summarise(p.name, visits, shared=p.is_guest) for p, visits in _histories(store, profiles)]
+            reports = [summarise(p.name, visits, shared=p.is_guest) for p, visits in _histories(store, profiles, every_profile=args.profile is None)]
     elif args.profile is not None:
         print(f"moodtunes report: no profile named {args.profile!r} (the store is empty)", file=sys.stderr)
         return 1
