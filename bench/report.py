@@ -4,7 +4,7 @@
 
 A profile with n ended visits (a reading before and after, a song heard and rated, as the kiosk
 records them) in a temporary SQLite store; each run does what the report screen does on the kiosk's
-UI thread when it opens: reads the profile's visit history (``Store.visits``) and summarises it
+UI thread when it opens: reads the profile's visit history (``Store.reported_visits``) and summarises it
 (``report.summarise``). Medians of 7 runs per size. ``scaling`` is the 2,000-visit time over the
 250-visit time, measured in the same process: 8x is linear, as the whole history is read (the
 verdict and its trend are over every measured visit). That is what `moodtunes report` and the
