@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -12,8 +13,9 @@ from collections.abc import Iterator
 import pytest
 from analytics_support import unique
 from conftest import _stop, _wait_until, influxd_answers, start_influxd
-from influxdb_client import Point
+from influxdb_client import Point, WritePrecision
 from moodtunes_cloud.influx import V1Writer, WriteError, make_writer
+from moodtunes_cloud.rollups import DAY_MS
 from moodtunes_cloud.settings import IngestSettings
 
 pytestmark = pytest.mark.services
@@ -116,19 +118,32 @@ def test_a_database_at_its_series_limit_holds_visits_rather_than_refusing_them(t
         _stop(proc)
 
 
-def test_the_ingest_user_must_read_too_for_the_rollups(secured_influxdb):
-    """The ingest recomputes a visit's day of rollups from the raw points (moodtunes_cloud.rollups), so a
-    user that may only write has each visit held, saying why, until it may read as well."""
+def test_a_user_that_may_only_write_still_has_the_visits_written_and_is_told_to_rebuild(secured_influxdb, caplog):
+    """The ingest recomputes a visit's day of rollups from the raw points (moodtunes_cloud.rollups). An ingest
+    upgraded with its old write-only user must not hold every visit (they filled its queue and stopped at the
+    broker until an operator acted): each visit is written, and the log says the rollups can't be kept and
+    which rebuild makes them once the user may read."""
     db, user = unique("auth"), unique("ingest")
     secured_influxdb.query(f'CREATE DATABASE "{db}"')
     secured_influxdb.query(f"CREATE USER \"{user}\" WITH PASSWORD 'ingest-pw'")
     secured_influxdb.query(f'GRANT WRITE ON "{db}" TO "{user}"')
     settings = IngestSettings(influx_api="v1", influx_url=secured_influxdb.url, influx_db=db,
                               influx_username=user, influx_password="ingest-pw")
-    visit = [Point("visit").tag("device_id", "k").field("listening_seconds", 60.0).time(86_400_000 * 20_000)]
-    with pytest.raises(WriteError, match="must be allowed to read too") as caught:
-        make_writer(settings).write(visit)
-    assert caught.value.retryable
+    day_ms = 86_400_000 * 20_000  # 2024-10-04
+    visits = [[Point("visit").tag("device_id", "k").field("listening_seconds", 60.0)
+               .time(day_ms + offset, WritePrecision.MS)]
+              for offset in (DAY_MS, 1000, DAY_MS + 1000)]
+    with caplog.at_level(logging.ERROR, logger="moodtunes_cloud.rollups"):
+        writer = make_writer(settings)
+        for visit in visits:
+            writer.write(visit)
+    assert len(secured_influxdb.query("SELECT listening_seconds FROM visit", db)["series"][0]["values"]) == 3
+    assert "series" not in secured_influxdb.query("SELECT visits FROM daily_visits", db)
+    said = [record.getMessage() for record in caplog.records]
+    assert len(said) == 2  # the first, then again only for an earlier day: not a line a visit
+    assert all("must be allowed to read too" in line for line in said)
+    assert "python -m moodtunes_cloud.rollups rebuild --since 2024-10-05" in said[0]
+    assert "python -m moodtunes_cloud.rollups rebuild --since 2024-10-04" in said[1]
     secured_influxdb.query(f'GRANT ALL ON "{db}" TO "{user}"')
-    make_writer(settings).write(visit)
+    make_writer(settings).write(visits[1])
     assert secured_influxdb.query("SELECT visits FROM daily_visits", db)["series"][0]["values"][0][1] == 1

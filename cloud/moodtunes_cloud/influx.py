@@ -39,6 +39,14 @@ class WriteError(Exception):
         self.retryable = retryable
 
 
+class ReadRefused(WriteError):
+    """InfluxDB won't let the ingest's user or token read (401/403 to a query): an ingest token made
+    write-only, as it was before the daily rollups. Retrying can't help until an operator acts."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=True)
+
+
 class DatabaseMissing(WriteError):
     """InfluxDB 1.x has no such database (it was new or down when the ingest started, or dropped)."""
 
@@ -220,9 +228,10 @@ class InfluxQLReader:
                 result = json.loads(response.read())["results"][0]
         except urllib.error.HTTPError as exc:
             detail = exc.read(300).decode("utf-8", "replace").strip()
-            hint = " (the ingest's token or user must be allowed to read too)" if exc.code in (401, 403) else ""
-            raise WriteError(f"InfluxDB /query answered {exc.code}: {detail}{hint}",
-                             _retryable_status(exc.code)) from None
+            message = f"InfluxDB /query answered {exc.code}: {detail}"
+            if exc.code in (401, 403):
+                raise ReadRefused(f"{message} (the ingest's token or user must be allowed to read too)") from None
+            raise WriteError(message, _retryable_status(exc.code)) from None
         except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
             reason = getattr(exc, "reason", exc)
             raise WriteError(f"InfluxDB at {self._base} unreachable: {reason}", retryable=True) from None

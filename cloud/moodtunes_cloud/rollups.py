@@ -21,6 +21,7 @@ which also fills in the rollups of visits written before the ingest kept them.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -28,8 +29,12 @@ from typing import TYPE_CHECKING
 from influxdb_client import Point, WritePrecision
 from moodtunes.events import MIN_SECONDS_HEARD
 
+from moodtunes_cloud.logthrottle import LogThrottle
+
 if TYPE_CHECKING:
     from moodtunes_cloud.influx import InfluxQLReader, Writer
+
+logger = logging.getLogger(__name__)
 
 # Not "visit_daily": on InfluxDB 1.6.7, while a measurement named "visit" + anything has points in a shard,
 # DROP MEASUREMENT "visit" leaves visit's field types there, so a field type conflict could not be cleared.
@@ -37,6 +42,7 @@ ROLLUP = "daily_visits"
 GROUPS = ("mood_before",)  # with device_id, the rollup's tags
 DAY_MS = 86_400_000
 WRITE_BATCH = 5000
+REFUSALS_LOG_SECONDS = 600.0  # while the ingest may not read, the rollups it leaves out are said this often
 # The raw fields a rollup is summed from. The sums are the ingest's own: InfluxDB 1.6.7 took 50-70 ms for
 # the aggregates of one device's day (a function per field per series), 4-10 ms to hand over its ~30 points.
 RAW_FIELDS = ("listening_seconds", "rating", "mood_lift", "improved", "worsened", "score_before", "score_after")
@@ -113,20 +119,41 @@ def _visit_days(points: list[Point]) -> set[tuple[str, int]]:
 class RollingWriter:
     """A Writer that, after the points, recomputes the rollups of every device and day they hold a
     visit of. Either failing fails the write (WriteError), which the ingest holds and retries whole:
-    writing the same points again is harmless, and a rollup recomputed is always right."""
+    writing the same points again is harmless, and a rollup recomputed is always right. Except a read
+    refused (a write-only token, as ingests had before the rollups): holding every visit for it stopped
+    all of them until an operator acted, so the visits are written, and the log says which ``rebuild``
+    makes the rollups left out once the ingest may read."""
 
     def __init__(self, writer: Writer, reader: InfluxQLReader) -> None:
         self._writer, self._reader = writer, reader
+        self._first_day_left_out: int | None = None
+        self._refusals_log = LogThrottle()
 
     def prepare(self) -> None:
         self._writer.prepare()
 
     def write(self, points: list[Point]) -> None:
+        from moodtunes_cloud.influx import ReadRefused
+
         self._writer.write(points)
-        rollups = [point for device_id, day_ms in sorted(_visit_days(points))
-                   for point in rollup_points(self._reader, device_id, day_ms, day_ms + DAY_MS)]
+        days = sorted(_visit_days(points))
+        try:
+            rollups = [point for device_id, day_ms in days
+                       for point in rollup_points(self._reader, device_id, day_ms, day_ms + DAY_MS)]
+        except ReadRefused as exc:
+            self._left_out(min(day_ms for _, day_ms in days), exc)
+            return
         if rollups:
             self._writer.write(rollups)
+
+    def _left_out(self, day_ms: int, exc: Exception) -> None:
+        if self._first_day_left_out is None or day_ms < self._first_day_left_out:
+            self._first_day_left_out = day_ms
+            self._refusals_log.reset()  # an earlier day: the command said before would miss it
+        if self._refusals_log.due(REFUSALS_LOG_SECONDS):
+            since = datetime.fromtimestamp(self._first_day_left_out / 1000, UTC).date()
+            logger.error("visits are written without their daily rollups (the dashboard over the year misses them): "
+                         "%s; once it may, run `python -m moodtunes_cloud.rollups rebuild --since %s`", exc, since)
 
     def close(self) -> None:
         self._writer.close()
