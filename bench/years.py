@@ -654,22 +654,24 @@ def time_queries(url: str, db: str, runs: int, with_rollups: bool, uids: list[st
     return timings
 
 
-def measure_rollup_per_visit(rolling, plain, devices: int, rng: random.Random, visits: int = 20) -> None:
-    """Median milliseconds a visit takes to write with its day's rollups recomputed (the ingest's writer)
-    and without, on the fleet's database: a day's visits, one a device in turn."""
+def measure_rollup_per_visit(rolling, shared, plain, devices: int, rng: random.Random, visits: int = 20) -> None:
+    """Median milliseconds a visit takes to write with its day's rollups recomputed (the ingest's writer;
+    in a share group, the day read again after), and without, on the fleet's database: a day's visits,
+    one a device in turn."""
     from moodtunes_cloud.points import event_points
 
     events = [event.model_copy(update={"event_id": f"rollup-{n}", "device_id": f"kiosk-{n % devices:02d}"})
               for n, event in zip(range(visits), fleet_events(devices, 1, 1, rng), strict=False)]
     medians = {}
-    for name, writer in (("plain", plain), ("with_rollup", rolling)):
+    for name, writer in (("plain", plain), ("with_rollup", rolling), ("in_a_share_group", shared)):
         times = []
         for event in events:
             started = time.perf_counter()
             writer.write(event_points(event, event.ended_at))
             times.append((time.perf_counter() - started) * 1000)
         medians[name] = statistics.median(times)
-    print(f"a visit written: plain_ms={medians['plain']:.1f} with_rollup_ms={medians['with_rollup']:.1f}", flush=True)
+    print(f"a visit written: plain_ms={medians['plain']:.1f} with_rollup_ms={medians['with_rollup']:.1f} "
+          f"in_a_share_group_ms={medians['in_a_share_group']:.1f}", flush=True)
 
 
 def run_cloud(args: argparse.Namespace) -> None:
@@ -725,7 +727,8 @@ def run_cloud(args: argparse.Namespace) -> None:
                                                      datetime.now(UTC).date() + timedelta(days=1))
             print(f"rollups rebuilt: {rollup_points} points of {devices} devices in "
                   f"{time.perf_counter() - started:.0f} s", flush=True)
-            measure_rollup_per_visit(make_writer(settings), V1Writer(settings), args.devices, rng)
+            measure_rollup_per_visit(make_writer(settings), make_writer(settings.model_copy(update={"share_group": "b"})),
+                                     V1Writer(settings), args.devices, rng)
             for db in databases:
                 _, series = influx_query(url, db, "SHOW SERIES CARDINALITY")
                 cardinality = sum(row[0] for s in series for row in s["values"])

@@ -15,7 +15,7 @@ from analytics_support import influxql, ingest_settings, publisher, running_inge
 from conftest import REPO
 from moodtunes.events import PlayEvent, ReadingEvent, VisitEvent
 from moodtunes_cloud import rollups
-from moodtunes_cloud.influx import InfluxQLReader, V1Writer, make_writer
+from moodtunes_cloud.influx import InfluxQLReader, V1Writer, WriteError, make_writer
 from moodtunes_cloud.points import event_points
 from moodtunes_cloud.settings import IngestSettings
 
@@ -283,3 +283,59 @@ def test_a_visit_recomputes_its_day_with_two_queries(influxdb, monkeypatch):
     bounds = f"\"device_id\" = '{event.device_id}' AND time >= {day}ms AND time < {day + rollups.DAY_MS}ms"
     assert [statement.split(" FROM ")[1].split(" WHERE ")[0] for statement in asked] == ['"visit"', '"daily_visits"']
     assert all(bounds in statement for statement in asked)
+
+
+class _OtherIngestFirst:
+    """A Writer that, just before each of its writes of rollups, lets another ingest write the next of
+    ``visits`` whole: what a shared subscription does when visits of one device and day arrive together."""
+
+    def __init__(self, writer, other, visits: list[VisitEvent]) -> None:
+        self._writer, self._other, self._visits = writer, other, list(visits)
+
+    def prepare(self) -> None:
+        self._writer.prepare()
+
+    def write(self, points) -> None:
+        if self._visits and all(point._name == rollups.ROLLUP for point in points):
+            visit = self._visits.pop(0)
+            self._other.write(event_points(visit, visit.ended_at))
+        self._writer.write(points)
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+def test_two_ingests_of_a_share_group_leave_a_day_counting_both_their_visits(influxdb):
+    """Ingest A reads the day back (its visit), ingest B writes its visit of that day and the day's
+    rollups (both visits), then A writes what it read: a day one visit short, until its next visit.
+    With a share group, each ingest reads its day again after writing it, and writes it again if
+    it changed meanwhile."""
+    db, settings = _database(influxdb)
+    shared = settings.model_copy(update={"share_group": "fleet"})
+    first = _visit(random.Random(1), "kiosk-hall", FIRST_DAY + timedelta(hours=1))
+    second = first.model_copy(update={"event_id": unique("event-"), "session_id": unique("session-"),
+                                      "started_at": first.started_at + timedelta(hours=1),
+                                      "ended_at": first.ended_at + timedelta(hours=1)})  # the same mood before
+    ingest_b = make_writer(shared)
+    ingest_a = make_writer(shared)
+    ingest_a._writer = _OtherIngestFirst(ingest_a._writer, ingest_b, [second])
+    ingest_a.write(event_points(first, first.ended_at))
+    visits_on_the_day = f'SELECT sum("visits") FROM "{rollups.ROLLUP}" WHERE {RANGE}'
+    assert influxql(influxdb, db, 'SELECT count("listening_seconds") FROM "visit"')[0]["values"][0][1] == 2
+    assert influxql(influxdb, db, visits_on_the_day)[0]["values"][0][1] == 2
+
+
+def test_a_day_other_ingests_keep_changing_holds_the_visit_for_a_retry(influxdb):
+    """Each time this ingest writes the day, another has written a visit of it: after SHARED_ROUNDS
+    it stops, failing the write as retryable (the ingest holds the visit and recomputes the day later)."""
+    _, settings = _database(influxdb)
+    shared = settings.model_copy(update={"share_group": "fleet"})
+    rng = random.Random(3)
+    others = [_visit(rng, "kiosk-hall", FIRST_DAY + timedelta(hours=n + 2)) for n in range(rollups.SHARED_ROUNDS)]
+    ingest_a = make_writer(shared)
+    ingest_a._writer = _OtherIngestFirst(ingest_a._writer, make_writer(shared), others)
+    visit = _visit(rng, "kiosk-hall", FIRST_DAY + timedelta(hours=1))
+    with pytest.raises(WriteError, match="kept changing") as caught:
+        ingest_a.write(event_points(visit, visit.ended_at))
+    assert caught.value.retryable
+    ingest_a.write(event_points(visit, visit.ended_at))  # the retry, the others done

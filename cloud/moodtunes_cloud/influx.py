@@ -245,4 +245,4 @@ class InfluxQLReader:
 def make_writer(settings: IngestSettings) -> Writer:
     """The writer the ingest and a replay use: the visits' own points, then their days' rollups."""
     plain = V1Writer(settings) if settings.influx_api == "v1" else V2Writer(settings)
-    return RollingWriter(plain, InfluxQLReader(settings))
+    return RollingWriter(plain, InfluxQLReader(settings), shared=bool(settings.share_group))

@@ -42,6 +42,7 @@ ROLLUP = "daily_visits"
 GROUPS = ("mood_before",)  # with device_id, the rollup's tags
 DAY_MS = 86_400_000
 WRITE_BATCH = 5000
+SHARED_ROUNDS = 5  # a day written again this often while other ingests write it too, then the visit retried
 REFUSALS_LOG_SECONDS = 600.0  # while the ingest may not read, the rollups it leaves out are said this often
 # The raw fields a rollup is summed from. The sums are the ingest's own: InfluxDB 1.6.7 took 50-70 ms for
 # the aggregates of one device's day (a function per field per series), 4-10 ms to hand over its ~30 points.
@@ -122,10 +123,14 @@ class RollingWriter:
     writing the same points again is harmless, and a rollup recomputed is always right. Except a read
     refused (a write-only token, as ingests had before the rollups): holding every visit for it stopped
     all of them until an operator acted, so the visits are written, and the log says which ``rebuild``
-    makes the rollups left out once the ingest may read."""
+    makes the rollups left out once the ingest may read.
 
-    def __init__(self, writer: Writer, reader: InfluxQLReader) -> None:
-        self._writer, self._reader = writer, reader
+    With ``shared`` (ingests of a share group: another may write a visit of the same device and day
+    between this one's read and its write, leaving the day a visit short), each day is read again
+    after its write, and written again until what was written is what the visits give."""
+
+    def __init__(self, writer: Writer, reader: InfluxQLReader, shared: bool = False) -> None:
+        self._writer, self._reader, self._shared = writer, reader, shared
         self._first_day_left_out: int | None = None
         self._refusals_log = LogThrottle()
 
@@ -138,13 +143,25 @@ class RollingWriter:
         self._writer.write(points)
         days = sorted(_visit_days(points))
         try:
-            rollups = [point for device_id, day_ms in days
-                       for point in rollup_points(self._reader, device_id, day_ms, day_ms + DAY_MS)]
+            for device_id, day_ms in days:
+                self._roll_up(device_id, day_ms)
         except ReadRefused as exc:
             self._left_out(min(day_ms for _, day_ms in days), exc)
-            return
-        if rollups:
-            self._writer.write(rollups)
+
+    def _roll_up(self, device_id: str, day_ms: int) -> None:
+        from moodtunes_cloud.influx import WriteError
+
+        rollups = rollup_points(self._reader, device_id, day_ms, day_ms + DAY_MS)
+        for _ in range(SHARED_ROUNDS):
+            if rollups:
+                self._writer.write(rollups)
+            if not self._shared:
+                return
+            again = rollup_points(self._reader, device_id, day_ms, day_ms + DAY_MS)
+            if [p.to_line_protocol() for p in again] == [p.to_line_protocol() for p in rollups]:
+                return
+            rollups = again
+        raise WriteError(f"the rollups of {device_id}'s day kept changing as they were written", retryable=True)
 
     def _left_out(self, day_ms: int, exc: Exception) -> None:
         if self._first_day_left_out is None or day_ms < self._first_day_left_out:
