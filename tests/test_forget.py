@@ -454,3 +454,24 @@ def test_a_visit_handed_to_the_broker_as_forget_runs_keeps_its_key(database, cap
     assert f"DELETE FROM \"visit\" WHERE \"profile_key\" = '{key}'" in _statements(capsys.readouterr().out)
     with Store.open(database) as store:
         assert [k for _, k, _ in store.pending_cloud_deletes()] == [key]
+
+
+def test_the_deletes_are_followed_by_the_rebuild_that_takes_the_visits_out_of_the_daily_rollups(database, capsys):
+    """The cloud's daily rollups (the dashboard over the year) hold no key, so no DELETE reaches them:
+    they counted the person's visits, rating and mood lift by device and day for good unless a later
+    visit that day recomputed it. The operator is told the rebuild, from the day of the first visit."""
+    with Store.open(database) as store:
+        ana = store.create_profile("Ana", "#ff8800")
+        for _ in range(2):
+            _visit(store, ana.id)
+            [item] = store.pending_events()
+            store.mark_sent(item.id, item.payload)
+        first = datetime(2026, 3, 4, 23, 50, tzinfo=UTC)
+        store._db.execute("UPDATE sessions SET started_at = ? WHERE id = (SELECT MIN(id) FROM sessions)",
+                          (first.isoformat(),))
+    assert main(["forget", "Ana", "--yes"]) == 0
+    out = capsys.readouterr().out
+    assert "python -m moodtunes_cloud.rollups rebuild --since 2026-03-04" in out
+    assert out.index("rollups rebuild") > out.rindex("DELETE FROM")  # once the points are deleted
+    assert main(["forget", "--pending"]) == 0  # the days are gone with the profile: the first visit's day, said
+    assert "python -m moodtunes_cloud.rollups rebuild --since DAY" in capsys.readouterr().out

@@ -148,6 +148,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             print(f"DELETE FROM \"reading\" WHERE \"device_id\" = '{device_id}' AND \"profile_key\" = '' "
                   f"AND time >= {epoch_ms(datetime.fromisoformat(visit.started_at))}ms "
                   f"AND time <= {epoch_ms(datetime.fromisoformat(visit.ended_at))}ms")
+    first_days = [as_utc(datetime.fromisoformat(visit.started_at)).date().isoformat() for visit in uploaded]
+    _print_rollups_rebuild(min(first_days, default="DAY"))
     print("(the deletes by profile_key stay listed by `moodtunes forget --pending`, with the `--done` command "
           "to run once they were; the ingest's dead letters of these keys go with `python -m "
           "moodtunes_cloud.deadletter purge --profile-key KEY FILE...` on every file of its dead-letter folder, "
@@ -201,12 +203,23 @@ def _pending(settings: Settings, done_through: int | None) -> int:
     for number, key, forgotten_at in pending:
         print(f"-- {number}: forgotten {forgotten_at} (by this device's clock)")
         _print_deletes_by_key(key)
+    _print_rollups_rebuild("DAY")
     return 0
 
 
 def _print_deletes_by_key(key: str) -> None:
     for measurement in MEASUREMENTS:
         print(f"DELETE FROM \"{measurement}\" WHERE \"profile_key\" = '{key}'")
+
+
+def _print_rollups_rebuild(since: str) -> None:
+    """The cloud's daily rollups hold no key, so the deletes don't reach them: they keep counting the
+    person's visits (with their ratings and mood lifts, by device and day) until their days are
+    recomputed from the points left."""
+    day = " (DAY: the UTC day of their first visit, or any day before)" if since == "DAY" else ""
+    print("then, as the daily rollups of the dashboard over the year still count their visits, this, with the "
+          f"ingest's settings (cloud/README.md, \"Daily rollups\"){day}:")
+    print(f"python -m moodtunes_cloud.rollups rebuild --since {since}")
 
 
 def _in_progress(started: list[str]) -> str:
