@@ -125,7 +125,7 @@ class V1Writer:
 
     def prepare(self) -> None:
         """Create the database if it is missing. Asked first (SHOW DATABASES lists those the user may
-        use): a user with WRITE on it alone, the least the ingest needs, may not create one, and its
+        use): a user with READ and WRITE on it alone, the least the ingest needs, may not create one, and its
         CREATE DATABASE refused made every start log "InfluxDB not ready; visits will be held" while
         every visit went through. InfluxDB sends a 200 before it runs a statement and reports a
         failure in the body, so the body is read: only then is the database there (writing at once
