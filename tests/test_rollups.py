@@ -7,12 +7,14 @@ forget's DELETE and a rebuild keep the rollups equal to the raw points."""
 from __future__ import annotations
 
 import json
+import logging
 import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from analytics_support import influxql, ingest_settings, publisher, running_ingest, unique, wait_for
 from conftest import REPO
+from influxdb_client import Point, WritePrecision
 from moodtunes.events import PlayEvent, ReadingEvent, VisitEvent
 from moodtunes_cloud import rollups
 from moodtunes_cloud.influx import InfluxQLReader, V1Writer, WriteError, make_writer
@@ -339,3 +341,20 @@ def test_a_day_other_ingests_keep_changing_holds_the_visit_for_a_retry(influxdb)
         ingest_a.write(event_points(visit, visit.ended_at))
     assert caught.value.retryable
     ingest_a.write(event_points(visit, visit.ended_at))  # the retry, the others done
+
+
+def test_a_rollup_influxdb_refuses_leaves_the_visit_written_and_not_dead_lettered(influxdb, caplog):
+    """The visit's own points were written when InfluxDB refused its day's rollups (here a field type
+    conflict in daily_visits): failing the write as final dead-lettered a visit that was in InfluxDB,
+    counted as rejected. Now it is written, and the log says which rebuild makes its rollups once fixed."""
+    db, settings = _database(influxdb)
+    visit = _visit(random.Random(8), "kiosk-hall", FIRST_DAY + timedelta(hours=3))
+    influxql(influxdb, db, 'SELECT * FROM "visit"')  # the database is there
+    V1Writer(settings).write([Point(rollups.ROLLUP).tag("device_id", "kiosk-hall").field("visits", "many")
+                              .time(int(FIRST_DAY.timestamp() * 1000), WritePrecision.MS)])
+    with caplog.at_level(logging.ERROR, logger="moodtunes_cloud.rollups"):
+        make_writer(settings).write(event_points(visit, visit.ended_at))
+    assert influxql(influxdb, db, 'SELECT count("listening_seconds") FROM "visit"')[0]["values"][0][1] == 1
+    [said] = [record.getMessage() for record in caplog.records]
+    assert "field type conflict" in said
+    assert f"python -m moodtunes_cloud.rollups rebuild --since {FIRST_DAY.date().isoformat()}" in said

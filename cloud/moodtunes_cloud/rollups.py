@@ -43,7 +43,7 @@ GROUPS = ("mood_before",)  # with device_id, the rollup's tags
 DAY_MS = 86_400_000
 WRITE_BATCH = 5000
 SHARED_ROUNDS = 5  # a day written again this often while other ingests write it too, then the visit retried
-REFUSALS_LOG_SECONDS = 600.0  # while the ingest may not read, the rollups it leaves out are said this often
+REFUSALS_LOG_SECONDS = 600.0  # while rollups can't be made, those left out are said this often
 # The raw fields a rollup is summed from. The sums are the ingest's own: InfluxDB 1.6.7 took 50-70 ms for
 # the aggregates of one device's day (a function per field per series), 4-10 ms to hand over its ~30 points.
 RAW_FIELDS = ("listening_seconds", "rating", "mood_lift", "improved", "worsened", "score_before", "score_after")
@@ -119,11 +119,12 @@ def _visit_days(points: list[Point]) -> set[tuple[str, int]]:
 
 class RollingWriter:
     """A Writer that, after the points, recomputes the rollups of every device and day they hold a
-    visit of. Either failing fails the write (WriteError), which the ingest holds and retries whole:
-    writing the same points again is harmless, and a rollup recomputed is always right. Except a read
-    refused (a write-only token, as ingests had before the rollups): holding every visit for it stopped
-    all of them until an operator acted, so the visits are written, and the log says which ``rebuild``
-    makes the rollups left out once the ingest may read.
+    visit of. Either failing for a while (InfluxDB down) fails the write (WriteError), which the ingest
+    holds and retries whole: writing the same points again is harmless, and a rollup recomputed is
+    always right. But a rollup that can't be made until an operator acts (a read refused: a write-only
+    token, as ingests had before the rollups; or its points refused) leaves the visits written: holding
+    them stopped every visit meanwhile, and dead-lettering them called written visits rejected. The
+    log says which ``rebuild`` makes the rollups left out, once that is fixed.
 
     With ``shared`` (ingests of a share group: another may write a visit of the same device and day
     between this one's read and its write, leaving the day a visit short), each day is read again
@@ -138,14 +139,16 @@ class RollingWriter:
         self._writer.prepare()
 
     def write(self, points: list[Point]) -> None:
-        from moodtunes_cloud.influx import ReadRefused
+        from moodtunes_cloud.influx import ReadRefused, WriteError
 
         self._writer.write(points)
         days = sorted(_visit_days(points))
         try:
             for device_id, day_ms in days:
                 self._roll_up(device_id, day_ms)
-        except ReadRefused as exc:
+        except WriteError as exc:
+            if exc.retryable and not isinstance(exc, ReadRefused):
+                raise
             self._left_out(min(day_ms for _, day_ms in days), exc)
 
     def _roll_up(self, device_id: str, day_ms: int) -> None:
@@ -170,7 +173,7 @@ class RollingWriter:
         if self._refusals_log.due(REFUSALS_LOG_SECONDS):
             since = datetime.fromtimestamp(self._first_day_left_out / 1000, UTC).date()
             logger.error("visits are written without their daily rollups (the dashboard over the year misses them): "
-                         "%s; once it may, run `python -m moodtunes_cloud.rollups rebuild --since %s`", exc, since)
+                         "%s; once that is fixed, run `python -m moodtunes_cloud.rollups rebuild --since %s`", exc, since)
 
     def close(self) -> None:
         self._writer.close()
