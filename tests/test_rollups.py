@@ -328,12 +328,12 @@ def test_two_ingests_of_a_share_group_leave_a_day_counting_both_their_visits(inf
 
 
 def test_a_day_other_ingests_keep_changing_holds_the_visit_for_a_retry(influxdb):
-    """Each time this ingest writes the day, another has written a visit of it: after SHARED_ROUNDS
+    """Each time this ingest writes the day, another has written a visit of it: after SETTLE_ROUNDS
     it stops, failing the write as retryable (the ingest holds the visit and recomputes the day later)."""
     _, settings = _database(influxdb)
     shared = settings.model_copy(update={"share_group": "fleet"})
     rng = random.Random(3)
-    others = [_visit(rng, "kiosk-hall", FIRST_DAY + timedelta(hours=n + 2)) for n in range(rollups.SHARED_ROUNDS)]
+    others = [_visit(rng, "kiosk-hall", FIRST_DAY + timedelta(hours=n + 2)) for n in range(rollups.SETTLE_ROUNDS)]
     ingest_a = make_writer(shared)
     ingest_a._writer = _OtherIngestFirst(ingest_a._writer, make_writer(shared), others)
     visit = _visit(rng, "kiosk-hall", FIRST_DAY + timedelta(hours=1))
@@ -358,3 +358,20 @@ def test_a_rollup_influxdb_refuses_leaves_the_visit_written_and_not_dead_lettere
     [said] = [record.getMessage() for record in caplog.records]
     assert "field type conflict" in said
     assert f"python -m moodtunes_cloud.rollups rebuild --since {FIRST_DAY.date().isoformat()}" in said
+
+
+def test_a_rebuild_while_the_ingest_writes_leaves_no_day_a_visit_short(influxdb):
+    """`rollups rebuild` runs beside the ingest (cloud/README.md: `docker compose exec ingest ...`): a visit
+    the ingest wrote, with its day's rollups, between the rebuild's read of that device and its write
+    was overwritten by the rebuild's older figures."""
+    db, settings = _database(influxdb)
+    plain = V1Writer(settings)
+    events = _visits(seed=51, count=40)
+    plain.write([point for event in events for point in event_points(event, event.ended_at)])
+    first = next(event for event in events if event.device_id == min(DEVICES))  # the device rebuilt first
+    meanwhile = first.model_copy(update={"event_id": unique("event-"), "session_id": unique("session-"),
+                                         "ended_at": first.ended_at.replace(microsecond=1000)})  # its day and mood
+    rebuilding = _OtherIngestFirst(plain, make_writer(settings), [meanwhile])
+    rollups.rebuild(rebuilding, InfluxQLReader(settings), FIRST_DAY.date(), TODAY.date() + timedelta(days=1))
+    assert influxql(influxdb, db, f'SELECT sum("visits") FROM "{rollups.ROLLUP}"')[0]["values"][0][1] == len(events) + 1
+    _rollups_equal_the_raw_points(influxdb, db)

@@ -42,7 +42,7 @@ ROLLUP = "daily_visits"
 GROUPS = ("mood_before",)  # with device_id, the rollup's tags
 DAY_MS = 86_400_000
 WRITE_BATCH = 5000
-SHARED_ROUNDS = 5  # a day written again this often while other ingests write it too, then the visit retried
+SETTLE_ROUNDS = 5  # rollups written again this often while other writers change them, then given up (retried)
 REFUSALS_LOG_SECONDS = 600.0  # while rollups can't be made, those left out are said this often
 # The raw fields a rollup is summed from. The sums are the ingest's own: InfluxDB 1.6.7 took 50-70 ms for
 # the aggregates of one device's day (a function per field per series), 4-10 ms to hand over its ~30 points.
@@ -145,26 +145,11 @@ class RollingWriter:
         days = sorted(_visit_days(points))
         try:
             for device_id, day_ms in days:
-                self._roll_up(device_id, day_ms)
+                write_rollups(self._writer, self._reader, device_id, day_ms, day_ms + DAY_MS, settle=self._shared)
         except WriteError as exc:
             if exc.retryable and not isinstance(exc, ReadRefused):
                 raise
             self._left_out(min(day_ms for _, day_ms in days), exc)
-
-    def _roll_up(self, device_id: str, day_ms: int) -> None:
-        from moodtunes_cloud.influx import WriteError
-
-        rollups = rollup_points(self._reader, device_id, day_ms, day_ms + DAY_MS)
-        for _ in range(SHARED_ROUNDS):
-            if rollups:
-                self._writer.write(rollups)
-            if not self._shared:
-                return
-            again = rollup_points(self._reader, device_id, day_ms, day_ms + DAY_MS)
-            if [p.to_line_protocol() for p in again] == [p.to_line_protocol() for p in rollups]:
-                return
-            rollups = again
-        raise WriteError(f"the rollups of {device_id}'s day kept changing as they were written", retryable=True)
 
     def _left_out(self, day_ms: int, exc: Exception) -> None:
         if self._first_day_left_out is None or day_ms < self._first_day_left_out:
@@ -183,18 +168,38 @@ def _day_ms(day: date) -> int:
     return int(datetime.combine(day, datetime.min.time(), UTC).timestamp() * 1000)
 
 
-def rebuild(writer: Writer, reader: InfluxQLReader, since: date, until: date) -> tuple[int, int]:
-    """Recompute the rollups of every device's days from ``since`` up to, not including, ``until``:
-    (devices, rollup points written)."""
-    devices = sorted({row[1] for measurement in ("visit", ROLLUP)
-                      for series in reader.query(f'SHOW TAG VALUES FROM "{measurement}" WITH KEY = "device_id"')
-                      for row in series["values"]})
+def write_rollups(writer: Writer, reader: InfluxQLReader, device_id: str, start_ms: int, end_ms: int,
+                  settle: bool) -> int:
+    """Write ``device_id``'s rollups of the days from ``start_ms`` to ``end_ms``: how many points. With
+    ``settle`` (another writer may write a visit of these days between the read and the write, whose
+    rollups the older figures would overwrite: a day a visit short), read them again after the write
+    and write what changed meanwhile, until nothing did; after SETTLE_ROUNDS, a retryable WriteError."""
+    from moodtunes_cloud.influx import WriteError
+
+    read = points = rollup_points(reader, device_id, start_ms, end_ms)
     written = 0
-    for device_id in devices:
-        points = rollup_points(reader, device_id, _day_ms(since), _day_ms(until))
+    for _ in range(SETTLE_ROUNDS):
         for start in range(0, len(points), WRITE_BATCH):
             writer.write(points[start:start + WRITE_BATCH])
         written += len(points)
+        if not settle:
+            return written
+        left = {point.to_line_protocol() for point in read}  # what this write left, had no one else written
+        read = rollup_points(reader, device_id, start_ms, end_ms)
+        points = [point for point in read if point.to_line_protocol() not in left]
+        if not points:
+            return written
+    raise WriteError(f"the rollups of {device_id} kept changing as they were written", retryable=True)
+
+
+def rebuild(writer: Writer, reader: InfluxQLReader, since: date, until: date) -> tuple[int, int]:
+    """Recompute the rollups of every device's days from ``since`` up to, not including, ``until``:
+    (devices, rollup points written). Settled, as the ingest may write visits of these days meanwhile."""
+    devices = sorted({row[1] for measurement in ("visit", ROLLUP)
+                      for series in reader.query(f'SHOW TAG VALUES FROM "{measurement}" WITH KEY = "device_id"')
+                      for row in series["values"]})
+    written = sum(write_rollups(writer, reader, device_id, _day_ms(since), _day_ms(until), settle=True)
+                  for device_id in devices)
     return len(devices), written
 
 
