@@ -245,6 +245,23 @@ def test_the_live_scan_keeps_its_title_ring_and_hints(settings, drawn):
         app.close()
 
 
+@pytest.mark.parametrize("larger_text", [False, True], ids=["normal-text", "larger-text"])
+@pytest.mark.parametrize("size", [(800, 480), (480, 800), (1024, 600)], ids=["800x480", "480x800", "1024x600"])
+def test_the_way_to_the_mood_picker_says_mood_at_every_size(settings, monkeypatch, size, larger_text):
+    """With larger text on the 800x480 panel the button beside "Back" read "Pick": pick what?
+    Shortened to fit, its label still says it is the mood that one chooses instead."""
+    settings.kiosk.larger_text = larger_text
+    labels: dict[str, str] = {}
+    app, _ = scripted_scan(settings, size)
+    record_buttons(monkeypatch, lambda label, style: labels.setdefault(label, style))
+    try:
+        step(app, 1)
+        manual = [label for label in labels if label not in ("Back", "Skip")]
+        assert len(manual) == 1 and "mood" in manual[0].lower(), labels
+    finally:
+        app.close()
+
+
 def test_the_screen_waits_as_long_as_a_scan_with_a_slow_camera_takes(settings):
     """A 10 s scan whose camera was slow to start runs up to 21.5 s (longest_scan_s): the screen
     said "The scan didn't finish." at 15 s while the scanner still ran."""

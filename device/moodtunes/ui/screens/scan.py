@@ -367,9 +367,8 @@ class ScanScreen(Screen):
             draw_camera_icon(surface, area.center, size, colour, crossed=self.camera_state() == "lost")
         self._draw_panel(surface)
         self.button(surface, "back", "Back" if self.phase == "before" else "Skip", style="ghost")
-        self.button(
-            surface, "manual", ("Choose my mood instead", "Choose my mood", "Choose mood", "Pick")
-        )
+        # Narrow (larger text at 800x480), "Choose mood" takes the small type: a bare "Pick" said not what.
+        self.button(surface, "manual", ("Choose my mood instead", "Choose my mood", "Choose mood"))
 
     def showing_sample(self) -> bool:
         """Whether the preview is the built-in sample photo, not a camera: configured so (the
