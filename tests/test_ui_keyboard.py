@@ -10,6 +10,7 @@ from ui_support import (
     HandClock,
     make_app,
     record_buttons,
+    record_lines,
     sample_scanner,
     step,
     tap,
@@ -35,6 +36,27 @@ def test_the_name_field_counts_letters_near_the_limit_and_says_when_it_is_full(s
         assert f"{welcome.MAX_NAME - 5}/{welcome.MAX_NAME}" in typed(app, welcome_texts, 1)
         drawn = typed(app, welcome_texts, 10)
         assert len(app.screen.text) == welcome.MAX_NAME and f"{welcome.MAX_NAME}/{welcome.MAX_NAME}" in drawn
+    finally:
+        app.close()
+
+
+@pytest.mark.parametrize("larger_text", [False, True], ids=["normal-text", "larger-text"])
+@pytest.mark.parametrize("size", [(800, 480), (480, 800)], ids=["800x480", "480x800"])
+def test_the_letter_just_typed_shows_in_a_name_too_long_for_its_field(settings, monkeypatch, size, larger_text):
+    """With larger text at 480x800 a 20-letter name showed as "Abcdefghijklmn…": the letters
+    typed after the 14th went on behind the ellipsis, out of the visitor's sight. A name wider
+    than its field shows its end, where the caret is."""
+    settings.kiosk.larger_text = larger_text
+    lines: list[str] = []
+    record_lines(monkeypatch, lambda text, base: lines.append(text))
+    app = make_app(settings, sample_scanner, size=size)
+    try:
+        tap(app, "new_profile")
+        for letter in "ABCDEFGHIJKLMNOPQRST"[:welcome.MAX_NAME]:
+            tap(app, f"key:{letter}")
+            lines.clear()
+            step(app)
+            assert any(line.endswith(app.screen.text[-3:]) for line in lines), (app.screen.text, lines)
     finally:
         app.close()
 

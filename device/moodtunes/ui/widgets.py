@@ -115,6 +115,22 @@ def ellipsize(font: FontStack, text: str, width: int, base: str | None = None) -
     return head[:kept].rstrip() + "…"
 
 
+def ellipsize_start(font: FontStack, text: str, width: int) -> str:
+    """``text`` shortened at its start with an ellipsis so that its end fits ``width`` pixels: a
+    field being typed in shows the letters just typed, not the first ones. Cut between graphemes."""
+    if font.size(text)[0] <= width:
+        return text
+    starts = [match.start() for match in GRAPHEME.finditer(text)]
+    lo, hi = 1, len(starts)  # the fewest graphemes dropped from the start (all: only the ellipsis)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if font.size("…" + text[starts[mid]:])[0] <= width:
+            hi = mid
+        else:
+            lo = mid + 1
+    return "…" + text[starts[lo]:] if lo < len(starts) else "…"
+
+
 def title_lines(font: FontStack, text: str, width: int, max_lines: int = 2) -> list[str]:
     """A song title or a name in at most two lines of ``width``: the first broken after the last
     word or hyphen that fits ("Maximilian-" / "Alexander"; inside a word only when there is

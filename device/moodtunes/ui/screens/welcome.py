@@ -27,6 +27,7 @@ from moodtunes.ui.widgets import (
     draw_padlock,
     draw_paragraph,
     draw_text,
+    ellipsize_start,
     first_that_fits,
     fit_wording,
     glyphs_or,
@@ -768,7 +769,8 @@ class NewProfileScreen(Screen):
                       inner, align="right")
             inner.width -= look.small().size(count)[0] + look.px(12)
         if self.text:
-            box = draw_text(surface, look.font(26, bold=True), self.text, th.TEXT, inner)
+            font = look.font(26, bold=True)  # too long for the field: its end, where the caret is
+            box = draw_text(surface, font, ellipsize_start(font, self.text, inner.width), th.TEXT, inner)
             if (self.app.clock() * 2) % 2 < 1.3:  # a blinking caret
                 pygame.draw.line(
                     surface,
