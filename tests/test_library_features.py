@@ -26,6 +26,7 @@ from moodtunes.library.features import (
     key_name,
     loudness_db,
 )
+from moodtunes.library.tags import read_tags
 
 SR = 22050
 GOLDEN = Path(__file__).parent / "data" / "feature_golden.json"
@@ -293,3 +294,18 @@ def test_how_much_of_an_mp3_decodes_is_measured_without_ffmpeg_too(tmp_path, mon
 
     monkeypatch.setattr(audioread, "audio_open", no_ffmpeg)
     assert load_excerpt(vbr).source_duration == pytest.approx(40.0, abs=0.2)
+
+
+def test_an_adts_aac_is_as_long_as_what_decodes_not_as_its_headers_estimate(tmp_path):
+    """An ADTS .aac states no length: mutagen and ffmpeg estimate it from the first frames' bitrate,
+    and a song's quiet start made a 12 s song "21 s" long, refused as "truncated or damaged", as
+    the scan (which gives the tags' length as the hint) and without a hint alike."""
+    ffmpeg = require_tool("ffmpeg")
+    aac = tmp_path / "quiet-start.aac"
+    subprocess.run([ffmpeg, "-loglevel", "error", "-f", "lavfi", "-i", "anullsrc=r=44100:cl=mono:d=2",
+                    "-f", "lavfi", "-i", "anoisesrc=d=10:c=white:a=0.5:r=44100",
+                    "-filter_complex", "[0][1]concat=n=2:v=0:a=1", "-c:a", "aac", "-f", "adts", str(aac)], check=True)
+    estimate = read_tags(aac).duration
+    assert estimate > 18  # the header's estimate
+    assert load_excerpt(aac, duration_hint=estimate).source_duration == pytest.approx(12.0, abs=0.2)
+    assert load_excerpt(aac).source_duration == pytest.approx(12.0, abs=0.2)

@@ -31,8 +31,10 @@ MIN_SECONDS = 1.0
 
 # Formats libsndfile does not read: only ffmpeg (through audioread) decodes them.
 NEEDS_FFMPEG = frozenset({".m4a", ".aac"})
-# Formats whose header length is an estimate, not a count of samples.
-LENGTH_ESTIMATED = frozenset({".mp3"})
+# Formats whose header length is an estimate, not a count of samples: an MP3 without a Xing
+# header, and an ADTS AAC, which states no length at all (mutagen and ffmpeg guess it from the first
+# frames' bitrate, and a quiet start made a good song look many times longer than it decodes).
+LENGTH_ESTIMATED = frozenset({".mp3", ".aac"})
 
 
 class AudioDecodeError(Exception):
@@ -146,8 +148,9 @@ def _checked_length(path: Path, excerpt: Excerpt, sr: int, max_seconds: float) -
     damaged copy) is refused: catalogued, it would be a song of the header's length that plays a
     second. When the excerpt starts mid-file, the data may end before it, so how much decodes is
     measured from the start rather than called "too short". An MP3's header length is only an
-    estimate (from its first frame's bitrate, unless a VBR header gives it), and a good VBR file
-    without one can decode to far less: an MP3's length is what decodes, its excerpt re-taken."""
+    estimate (from its first frame's bitrate, unless a VBR header gives it), as is an ADTS AAC's,
+    and a good file can decode to far less: such a file's length is what decodes, its excerpt
+    re-taken."""
     offset, length = excerpt_window(excerpt.source_duration, max_seconds)
     got = excerpt.samples.size / excerpt.sr
     if length - got <= max(MIN_SECONDS, 0.1 * length):
