@@ -428,6 +428,33 @@ def test_a_folder_moved_or_renamed_costs_no_analysis_and_keeps_its_songs_history
     assert "5 moved or renamed, " in summary and "kept" not in summary
 
 
+def test_an_untagged_song_renamed_costs_no_analysis_keeps_its_history_and_takes_its_new_name(
+        library, store, analyses):
+    """An untagged song's title and artist come from its file name, and its fingerprint took them
+    in: renamed (a renamer tidying "Rain.flac" into "Nora - 03 - Rain (live).flac"), it was not
+    found moved but analysed again (hours for a library on a Pi) as a new song, its ratings and
+    plays, which go by its path, left behind with the old name."""
+    untagged = library / "demo" / "Rain.flac"
+    shutil.copy(library / "demo" / SMALL[0], untagged)
+    FLAC(untagged).delete()
+    scan_library([library], store, workers=1)
+    track = store.track_by_path(str(untagged))
+    profile = store.create_profile("Robin", "#ff8800")
+    session = store.start_session(profile.id)
+    store.add_rating(session, 100, store.start_play(session, track))
+    analyses.clear()
+    renamed = untagged.with_name("Nora - 03 - Rain (live).flac")
+    untagged.rename(renamed)
+    report = scan_library([library], store, workers=1)
+    assert (analyses, report.analysed, report.removed, report.moved) == ([], 0, 0, 1)
+    moved = store.track_by_path(str(renamed))
+    assert (moved.id, moved.category, moved.title, moved.artist) == (track.id, track.category, "Rain (live)", "Nora")
+    assert [feedback[:3] for feedback in store.track_feedback(profile.id)] == [(moved.path, "Nora", "Rain (live)")]
+    analyses.clear()
+    os.chmod(renamed, 0o600)  # its ctime moves: the fingerprint kept with the move is its new name's
+    assert (scan_library([library], store, workers=1).analysed, analyses) == (0, [])
+
+
 @pytest.mark.parametrize("change", ["moved", "retimed", "deleted"])
 def test_the_kiosk_closing_stops_a_scan_between_its_batches_of_tracks_and_the_next_scan_does_the_rest(
     library, store, analyses, monkeypatch, change

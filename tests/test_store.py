@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 from moodtunes.domain import MoodReading, ScanOutcome
 from moodtunes.events import MAX_EVENT_BYTES, MAX_PLAYS, MAX_SECONDS, VisitEvent
-from moodtunes.store import Store, StoreError, TrackRecord
+from moodtunes.store import Store, StoreError, TrackMove, TrackRecord
 from moodtunes.store import store as store_module
 from moodtunes.store.migrations import MIGRATIONS
 
@@ -385,7 +385,8 @@ def test_a_whole_library_rewritten_lets_other_programs_write_between_its_transac
     if rewrite == "confirm":
         store.confirm_files((path, 7.5, 8.0, "f" * 40) for path in paths)
     else:
-        store.move_tracks((path, path.replace("/m/", "/moved/"), 7.5, 8.0) for path in paths)
+        store.move_tracks(TrackMove(path, path.replace("/m/", "/moved/"), 7.5, 8.0, "Song", "Artist", "f" * 40)
+                          for path in paths)
     assert in_between == [store_module.TRACK_WRITES_AT_ONCE, 2 * store_module.TRACK_WRITES_AT_ONCE]
     assert {t.mtime for t in store.tracks()} == {7.5} and len(store.tracks()) == 120
     kiosk.close()
@@ -1175,7 +1176,7 @@ def test_a_play_failed_as_its_file_was_moved_doesnt_follow_it_to_its_new_path(st
     song = stored_track(store)
     store.update_play(store.start_play(session, song), 120.0, finished=True)
     store.update_play(store.start_play(session, song), 0.0, error=error)
-    store.move_tracks([(song.path, "/moved/a.ogg", 2.0, 3.0)])
+    store.move_tracks([TrackMove(song.path, "/moved/a.ogg", 2.0, 3.0, song.title, song.artist, "f" * 40)])
     assert store.unplayable_paths() == ({"/moved/a.ogg"} if still_unplayable else set())
     assert store.recent_songs(ana.id) >= {("/moved/a.ogg", "Artist", "Song")}  # the play heard went with it
 
@@ -1195,12 +1196,13 @@ def test_a_play_left_at_a_path_as_its_file_moved_doesnt_count_against_a_song_fou
     store.upsert_track(track("/b/Track 01.mp3", artist="Other"))
     listed = catalogued(store, "/a/Track 01.mp3")
     if tapped == "after the move":
-        store.move_tracks([("/a/Track 01.mp3", "/a2/Track 01.mp3", 2.0, 3.0)])
+        store.move_tracks([TrackMove("/a/Track 01.mp3", "/a2/Track 01.mp3", 2.0, 3.0, "Song", "Artist", "f" * 40)])
     store.update_play(store.start_play(session, listed), 0.0, error="Track 01.mp3: file not found")
     if tapped == "before the move":
-        store.move_tracks([("/a/Track 01.mp3", "/a2/Track 01.mp3", 2.0, 3.0)])
+        store.move_tracks([TrackMove("/a/Track 01.mp3", "/a2/Track 01.mp3", 2.0, 3.0, "Song", "Artist", "f" * 40)])
     old = "/b/Track 01.mp3" if then == "another song moved there" else "/a2/Track 01.mp3"
-    store.move_tracks([(old, "/a/Track 01.mp3", 4.0, 5.0)])
+    artist = "Other" if old.startswith("/b/") else "Artist"
+    store.move_tracks([TrackMove(old, "/a/Track 01.mp3", 4.0, 5.0, "Song", artist, "f" * 40)])
     assert store.unplayable_paths() == set()
 
 

@@ -46,7 +46,7 @@ from moodtunes.library.tags import TrackTags, read_tags
 from moodtunes.locks import lock_path, open_lock, try_lock
 from moodtunes.paths import walk_once
 from moodtunes.printable import printable, printable_path
-from moodtunes.store import FileIdentity, Store, TrackRecord
+from moodtunes.store import FileIdentity, Store, TrackMove, TrackRecord
 
 logger = logging.getLogger(__name__)
 
@@ -619,11 +619,12 @@ def _plan(
                    and not os.path.lexists(p)]
     moved = _moved(todo, really_gone, catalogued, identities, analysis, should_stop)
     if moved:
-        store.move_tracks([(old, new.path, new.mtime, new.ctime) for old, new in moved], should_stop)
+        store.move_tracks([TrackMove(old, new.path, new.mtime, new.ctime, tags.title, tags.artist, fingerprint)
+                           for old, new, tags, fingerprint in moved], should_stop)
         _stop_if_asked(should_stop)  # some may be left under their old names: the next scan finds them moved
         report.moved = len(moved)
         logger.info("%d files moved or renamed: known by their new names, not analysed again", len(moved))
-        moved_from, moved_to = {old for old, _ in moved}, {new.path for _, new in moved}
+        moved_from, moved_to = {old for old, *_ in moved}, {new.path for _, new, *_ in moved}
         todo = [state for state in todo if state.path not in moved_to]
         gone = [path for path in gone if path not in moved_from]
         shown_moved = sorted(map(printable_path, moved_from))
@@ -637,11 +638,13 @@ def _plan(
 def _moved(
     new: list[FileState], gone: list[str], catalogued: dict[str, tuple[int, float, str | None]],
     identities: dict[str, FileIdentity], analysis: str, should_stop: Callable[[], bool],
-) -> list[tuple[str, FileState]]:
-    """(catalogued path, file): the new files that are catalogued tracks whose files are gone, moved
-    or renamed: of the same size and fingerprint (128 KiB read, no audio work). A folder moved or
-    renamed had every song in it analysed again (hours on a Pi) and its untagged songs' ratings
-    lost. A track whose analysis failed or is out of date is left to be analysed again."""
+) -> list[tuple[str, FileState, TrackTags, str]]:
+    """(catalogued path, file, its tags, its fingerprint): the new files that are catalogued tracks
+    whose files are gone, moved or renamed: of the same size and fingerprint (128 KiB read, no audio
+    work). A folder moved or renamed had every song in it analysed again (hours on a Pi) and its
+    untagged songs' ratings lost. The fingerprint is compared as the file read under the old name:
+    an untagged song's title and artist come from its name, so a renamed one was taken for a new
+    song. A track whose analysis failed or is out of date is left to be analysed again."""
     by_size: dict[int, list[str]] = {}
     for path in gone:
         size, _, analysed_as = catalogued[path]
@@ -653,13 +656,24 @@ def _moved(
             continue
         _stop_if_asked(should_stop)
         try:
-            fingerprint = file_fingerprint(state.path)
+            if (found := _moved_from(state.path, candidates, identities)) is not None:
+                old, tags, fingerprint = found
+                candidates.remove(old)
+                moved.append((old, state, tags, fingerprint))
         except OSError:
             continue  # the analysis will say why it can't be read
-        if (old := next((p for p in candidates if identities[p].fingerprint == fingerprint), None)) is not None:
-            candidates.remove(old)
-            moved.append((old, state))
     return moved
+
+
+def _moved_from(path: str, candidates: list[str], identities: dict[str, FileIdentity]) -> tuple[str, TrackTags, str] | None:
+    """(the catalogued path the file at ``path`` was known by, its tags and fingerprint at
+    ``path``), or None: the candidate whose fingerprint it has when read under that name."""
+    tags = read_tags(Path(path))
+    for old in candidates:
+        as_named = read_tags(Path(path), named_as=Path(old))
+        if identities[old].fingerprint == (fingerprint := file_fingerprint(path, as_named)):
+            return old, tags, fingerprint if as_named == tags else file_fingerprint(path, tags)
+    return None
 
 
 def _stop_if_asked(should_stop: Callable[[], bool]) -> None:

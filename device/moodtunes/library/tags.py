@@ -234,12 +234,14 @@ def title_from_filename(path: Path) -> str:
     return name_parts(path).title
 
 
-def read_tags(path: Path) -> TrackTags:
+def read_tags(path: Path, named_as: Path | None = None) -> TrackTags:
     """The file's tags; unreadable or absent tags fall back to the file name and no metadata,
     since the audio may still be fine (the decoder decides whether the file is usable). Any
     error counts as unreadable: mutagen fails on damaged files with IndexError or struct.error
-    too, not only its own errors, and the scan reads tags outside the analysis's safety net."""
-    named = name_parts(path)
+    too, not only its own errors, and the scan reads tags outside the analysis's safety net.
+    ``named_as``: the name the fallbacks come from, if not the file's own (a renamed file's tags
+    as they were read under its old name)."""
+    named = name_parts(named_as or path)
     try:
         fields, duration = _raw_fields(path)
     except Exception as exc:  # noqa: BLE001 - a damaged file fails mutagen in many ways

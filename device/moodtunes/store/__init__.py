@@ -14,6 +14,7 @@ from moodtunes.store.store import (
     Store,
     StoreError,
     TrackCounts,
+    TrackMove,
     TrackRecord,
     UnsetClockVisit,
     damaged,
@@ -24,6 +25,6 @@ from moodtunes.store.store import (
 )
 
 __all__ = [
-    "BUSY_TIMEOUT_MS", "FOREIGN_KEY", "GUEST_NAME", "PIN_DIGITS", "FileIdentity", "ForgetLedger", "OutboxItem", "Profile", "ReportedPlay", "ReportedVisit", "Store", "StoreError", "TrackCounts", "TrackRecord", "UnsetClockVisit",
+    "BUSY_TIMEOUT_MS", "FOREIGN_KEY", "GUEST_NAME", "PIN_DIGITS", "FileIdentity", "ForgetLedger", "OutboxItem", "Profile", "ReportedPlay", "ReportedVisit", "Store", "StoreError", "TrackCounts", "TrackMove", "TrackRecord", "UnsetClockVisit",
     "damaged", "not_writable", "shifted", "utc_now", "write_refused",
 ]

@@ -253,6 +253,19 @@ class FileIdentity(NamedTuple):
     failed: bool
 
 
+class TrackMove(NamedTuple):
+    """A catalogued file found under another name (the scan's move_tracks): its new times, and the
+    title, artist and fingerprint it has there, which an untagged song takes from its name."""
+
+    old_path: str
+    new_path: str
+    mtime: float
+    ctime: float | None
+    title: str
+    artist: str
+    fingerprint: str
+
+
 class TrackCounts(NamedTuple):
     """How many files the catalogue holds, and how many of them failed analysis."""
 
@@ -1581,24 +1594,25 @@ class Store:
                               (mtime, ctime, fingerprint, path)).rowcount
         self._write_tracks_in_batches(identities, confirm, should_stop)
 
-    def move_tracks(
-        self, moves: Iterable[tuple[str, str, float, float | None]], should_stop: Callable[[], bool] = lambda: False,
-    ) -> None:
-        """(old path, new path, mtime, ctime): catalogued files found under another name. Their
-        analysis goes with them, and so do the plays of them, by which the recommender finds a
-        song's ratings and recent plays (an untagged song's go by its path); but a play that failed
+    def move_tracks(self, moves: Iterable[TrackMove], should_stop: Callable[[], bool] = lambda: False) -> None:
+        """Catalogued files found under another name, with the title, artist and fingerprint they
+        have there (a renamed untagged song is titled by its new name). Their analysis goes with
+        them, and so do the plays of them, their title and artist too, by which the recommender finds
+        a song's ratings and recent plays (an untagged song's by its path); but a play that failed
         as its file wasn't found, which stays at the path it wasn't there at, of no track: it kept
         the song at the back of every list at its new path (unplayable_paths) for a day, where it
         plays, and then a song found moved to that path (the same renamed back, or another). In batches
         (_write_tracks_in_batches, as is ``should_stop``: a library folder renamed moves every song),
         each move whole: a track left under its old name is found moved by the next scan."""
-        def move(db: sqlite3.Connection, paths_and_times: tuple[str, str, float, float | None]) -> int:
-            old, new, mtime, ctime = paths_and_times
-            db.execute("UPDATE tracks SET path = ?, mtime = ?, ctime = ? WHERE path = ?", (new, mtime, ctime, old))
+        def move(db: sqlite3.Connection, track: TrackMove) -> int:
+            old, new = track.old_path, track.new_path
+            db.execute("UPDATE tracks SET path = ?, mtime = ?, ctime = ?, title = ?, artist = ?, fingerprint = ?"
+                       " WHERE path = ?", (new, track.mtime, track.ctime, track.title, track.artist, track.fingerprint, old))
             moved = "(SELECT id FROM tracks WHERE path = ?)"
             db.execute(f"UPDATE plays SET track_id = NULL WHERE track_id = {moved} AND error LIKE ?",
                        (new, f"%: {FILE_NOT_FOUND}"))  # a failure of the path, left there: of no file
-            return db.execute(f"UPDATE plays SET path = ? WHERE track_id = {moved}", (new, new)).rowcount
+            return db.execute(f"UPDATE plays SET path = ?, title = ?, artist = ? WHERE track_id = {moved}",
+                              (new, track.title, track.artist, new)).rowcount
         self._write_tracks_in_batches(moves, move, should_stop)
 
     def upsert_track(self, rec: TrackRecord) -> int:
