@@ -309,3 +309,24 @@ def test_an_adts_aac_is_as_long_as_what_decodes_not_as_its_headers_estimate(tmp_
     assert estimate > 18  # the header's estimate
     assert load_excerpt(aac, duration_hint=estimate).source_duration == pytest.approx(12.0, abs=0.2)
     assert load_excerpt(aac).source_duration == pytest.approx(12.0, abs=0.2)
+
+
+def test_a_song_silent_in_its_middle_is_analysed_from_its_start(tmp_path):
+    """A CD rip with a hidden track: the song, minutes of silence, then the hidden song. Its middle
+    minute is silence, and the whole song was refused as "audio is silent"; its first minute is
+    music, the song before the silence."""
+    t = np.arange(100 * 8000) / 8000
+    song = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    path = tmp_path / "hidden-track.flac"
+    sf.write(str(path), np.concatenate([song, np.zeros(130 * 8000, np.float32), song[: 30 * 8000]]), 8000)
+    excerpt = load_excerpt(path)
+    assert excerpt.source_duration == pytest.approx(260.0)
+    assert excerpt.samples.size / excerpt.sr == pytest.approx(60.0, abs=0.1)
+    assert np.abs(excerpt.samples[-excerpt.sr:]).max() > 0.1  # all of it music
+
+
+def test_a_silent_file_is_still_refused_as_silent(tmp_path):
+    path = tmp_path / "silence.flac"
+    sf.write(str(path), np.zeros(100 * 8000, np.float32), 8000)
+    with pytest.raises(AudioDecodeError, match="audio is silent"):
+        load_excerpt(path)

@@ -257,6 +257,24 @@ def load_excerpt(
         excerpt = _checked_length(path, excerpt, sr, max_seconds)
     if excerpt.samples.size < MIN_SECONDS * sr:
         raise AudioDecodeError(f"too short to analyse ({excerpt.samples.size / sr:.2f} s of audio)")
-    if float(np.max(np.abs(excerpt.samples))) < 1e-4:
+    if _silent(excerpt.samples) and excerpt.source_duration > max_seconds:
+        excerpt = _opening(path, sr, max_seconds, excerpt.source_duration)
+    if _silent(excerpt.samples):
         raise AudioDecodeError("audio is silent")
     return excerpt
+
+
+def _silent(samples: np.ndarray) -> bool:
+    return float(np.max(np.abs(samples))) < 1e-4
+
+
+def _opening(path: Path, sr: int, max_seconds: float, duration: float) -> Excerpt:
+    """The first ``max_seconds`` of a song whose middle is silence: a CD rip with a hidden track
+    (the song, minutes of silence, the hidden song) was refused as "audio is silent"; the song
+    comes first."""
+    import librosa
+
+    with _decoder_notes_silenced(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # librosa's warning that audioread is deprecated, for M4A/AAC
+        samples, _ = librosa.load(str(path), sr=sr, mono=True, duration=max_seconds, res_type="soxr_hq")
+    return Excerpt(np.asarray(samples, dtype=np.float32), sr, duration)
