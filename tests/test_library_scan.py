@@ -455,6 +455,23 @@ def test_an_untagged_song_renamed_costs_no_analysis_keeps_its_history_and_takes_
     assert (scan_library([library], store, workers=1).analysed, analyses) == (0, [])
 
 
+def test_untagged_songs_of_one_size_renamed_at_once_each_keep_their_own_track(tmp_path, store, analyses):
+    """WAVs of one length are files of one size: each renamed one is matched, by its content read
+    under each old name, to the track it was, not to another of that size."""
+    folder = tmp_path / "music"
+    folder.mkdir()
+    t = np.arange(3 * 22050) / 22050
+    for name, hz in (("Low.wav", 220), ("High.wav", 880)):
+        sf.write(str(folder / name), 0.3 * np.sin(2 * np.pi * hz * t), 22050)
+    scan_library([folder], store, workers=1)
+    ids = {name: store.track_by_path(str(folder / name)).id for name in ("Low.wav", "High.wav")}
+    analyses.clear()
+    (folder / "Low.wav").rename(folder / "Low (remaster).wav")
+    (folder / "High.wav").rename(folder / "High (remaster).wav")
+    assert scan_library([folder], store, workers=1).moved == 2 and analyses == []
+    assert {name: store.track_by_path(str(folder / f"{name[:-4]} (remaster).wav")).id for name in ids} == ids
+
+
 @pytest.mark.parametrize("change", ["moved", "retimed", "deleted"])
 def test_the_kiosk_closing_stops_a_scan_between_its_batches_of_tracks_and_the_next_scan_does_the_rest(
     library, store, analyses, monkeypatch, change
@@ -515,14 +532,14 @@ def test_the_kiosk_closing_stops_a_scan_reading_the_fingerprints_of_a_whole_libr
             os.utime(song, (song.stat().st_atime, song.stat().st_mtime + 3600))
         else:
             song.chmod(0o640)  # moves the ctime, like a chown
-    closing, read, real = threading.Event(), [], scan_module.file_fingerprint
+    closing, read, real = threading.Event(), [], scan_module.content_digest
 
-    def fingerprint(path: str, tags=None) -> str:
+    def fingerprint(path: str):
         read.append(path)
         closing.set()  # the kiosk closes as the first is read
-        return real(path, tags)
+        return real(path)
 
-    monkeypatch.setattr(scan_module, "file_fingerprint", fingerprint)
+    monkeypatch.setattr(scan_module, "content_digest", fingerprint)
     with pytest.raises(scan_module.ScanStopped):
         scan_library([library], store, workers=1, should_stop=closing.is_set)
     assert len(read) == 1

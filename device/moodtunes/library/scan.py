@@ -42,7 +42,7 @@ from moodtunes.library.analysis import ANALYSIS_ID, audio_features
 from moodtunes.library.audio import AudioDecodeError, RetryableDecodeError
 from moodtunes.library.embedding import shipped_embedder
 from moodtunes.library.mood_model import MoodModel, MoodModelError
-from moodtunes.library.tags import TrackTags, read_tags
+from moodtunes.library.tags import TrackTags, read_tags, tags_if_named
 from moodtunes.locks import lock_path, open_lock, try_lock
 from moodtunes.paths import walk_once
 from moodtunes.printable import printable, printable_path
@@ -187,13 +187,23 @@ def file_fingerprint(path: str, tags: TrackTags | None = None) -> str:
     """A digest of the file's first and last FINGERPRINT_SPAN bytes, what a tag edit rewrites, and
     of its tags as read (``tags``, if read already), wherever the format keeps them (a FLAC's
     comments may follow a 3 MB cover, out of those bytes' reach)."""
+    return _with_tags(content_digest(path), tags or read_tags(Path(path)))
+
+
+def content_digest(path: str) -> hashlib.blake2b:
+    """The digest of the file's first and last FINGERPRINT_SPAN bytes, the tags not yet in."""
     digest = hashlib.blake2b(digest_size=16)
     with open(path, "rb") as audio:
         digest.update(audio.read(FINGERPRINT_SPAN))
         size = os.fstat(audio.fileno()).st_size
         audio.seek(max(FINGERPRINT_SPAN, size - FINGERPRINT_SPAN))
         digest.update(audio.read(FINGERPRINT_SPAN))
-    digest.update(repr(tags or read_tags(Path(path))).encode())
+    return digest
+
+
+def _with_tags(content: hashlib.blake2b, tags: TrackTags) -> str:
+    digest = content.copy()
+    digest.update(repr(tags).encode())
     return digest.hexdigest()
 
 
@@ -667,12 +677,14 @@ def _moved(
 
 def _moved_from(path: str, candidates: list[str], identities: dict[str, FileIdentity]) -> tuple[str, TrackTags, str] | None:
     """(the catalogued path the file at ``path`` was known by, its tags and fingerprint at
-    ``path``), or None: the candidate whose fingerprint it has when read under that name."""
-    tags = read_tags(Path(path))
-    for old in candidates:
-        as_named = read_tags(Path(path), named_as=Path(old))
-        if identities[old].fingerprint == (fingerprint := file_fingerprint(path, as_named)):
-            return old, tags, fingerprint if as_named == tags else file_fingerprint(path, tags)
+    ``path``), or None: the candidate whose fingerprint it has when read under that name. The file
+    is read once, however many candidates (a folder of WAVs of one length has many)."""
+    content = content_digest(path)
+    tags, *as_named = tags_if_named(Path(path), [Path(path), *map(Path, candidates)])
+    fingerprint = _with_tags(content, tags)
+    for old, old_tags in zip(candidates, as_named, strict=True):
+        if identities[old].fingerprint == (fingerprint if old_tags == tags else _with_tags(content, old_tags)):
+            return old, tags, fingerprint
     return None
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -234,24 +234,28 @@ def title_from_filename(path: Path) -> str:
     return name_parts(path).title
 
 
-def read_tags(path: Path, named_as: Path | None = None) -> TrackTags:
+def read_tags(path: Path) -> TrackTags:
     """The file's tags; unreadable or absent tags fall back to the file name and no metadata,
     since the audio may still be fine (the decoder decides whether the file is usable). Any
     error counts as unreadable: mutagen fails on damaged files with IndexError or struct.error
-    too, not only its own errors, and the scan reads tags outside the analysis's safety net.
-    ``named_as``: the name the fallbacks come from, if not the file's own (a renamed file's tags
-    as they were read under its old name)."""
-    named = name_parts(named_as or path)
+    too, not only its own errors, and the scan reads tags outside the analysis's safety net."""
+    return tags_if_named(path, [path])[0]
+
+
+def tags_if_named(path: Path, names: Sequence[Path]) -> list[TrackTags]:
+    """The tags read_tags gives the file were it named each of ``names``, the file read once: an
+    untagged file's title and artist come from its name, and a renamed one is compared as read
+    under its old names."""
     try:
         fields, duration = _raw_fields(path)
     except Exception as exc:  # noqa: BLE001 - a damaged file fails mutagen in many ways
         logger.debug("no readable tags in %s: %s: %s", path, type(exc).__name__, exc)
         fields, duration = {}, None
-    return TrackTags(
+    return [TrackTags(
         title=fields.get("title") or named.title,
         artist=fields.get("artist") or named.artist or UNKNOWN_ARTIST,
         album=fields.get("album"),
         genre=fields.get("genre"),
         year=_year(fields.get("date")),
         duration=float(duration) if duration else None,
-    )
+    ) for named in map(name_parts, names)]
