@@ -22,20 +22,13 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from moodtunes.config import Settings
 from moodtunes.store import ForgetLedger, Store
 
-
-def median_ms(action: Callable[[], object], runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from years import median_ms  # beside this file: bench/ is no package
 
 
 def forget_just_made_ms(store: Store, runs: int) -> float:

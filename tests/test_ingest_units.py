@@ -1171,15 +1171,21 @@ def test_a_letter_the_disk_took_only_in_part_is_cut_off_so_the_next_one_reads(tm
     assert reasons == ["first", "third"]
 
 
-def test_a_letter_cut_short_by_a_crash_leaves_the_next_ingests_letters_readable(tmp_path, capsys):
-    """The ingest killed (SIGKILL, the OOM killer, a power cut) while it appended a letter left the
-    file ending in half a line: the restarted ingest appended its first letter to that half, and
-    replay skipped it as unreadable (a visit lost to replay). The half line stays one bad line."""
+def _day_file_a_killed_ingest_left(tmp_path):
+    """A dead-letter day file ending in half a letter, as an ingest killed mid-append leaves it."""
     folder = tmp_path / "deadletter"
     folder.mkdir()
     day_file = folder / "2026-03-01.kiosk-1.jsonl"
     whole = deadletter._letter_line("moodtunes/kiosk-1/visit", _payload(), "InfluxDB refused", ENDED, ())
-    day_file.write_bytes(whole + whole[:len(whole) // 2])  # what the killed ingest left
+    day_file.write_bytes(whole + whole[:len(whole) // 2])
+    return folder, day_file
+
+
+def test_a_letter_cut_short_by_a_crash_leaves_the_next_ingests_letters_readable(tmp_path, capsys):
+    """The ingest killed (SIGKILL, the OOM killer, a power cut) while it appended a letter left the
+    file ending in half a line: the restarted ingest appended its first letter to that half, and
+    replay skipped it as unreadable (a visit lost to replay). The half line stays one bad line."""
+    folder, day_file = _day_file_a_killed_ingest_left(tmp_path)
     letters = _dead_letters(folder, 1 << 20)  # the ingest restarted
     _keep(letters, "moodtunes/kiosk-1/visit", _payload(), "InfluxDB refused", ENDED)
     letters.close()
@@ -1194,11 +1200,7 @@ def test_a_half_line_the_disk_had_no_room_to_end_is_ended_by_the_next_letter(tmp
     import resource
     import signal
 
-    folder = tmp_path / "deadletter"
-    folder.mkdir()
-    day_file = folder / "2026-03-01.kiosk-1.jsonl"
-    whole = deadletter._letter_line("moodtunes/kiosk-1/visit", _payload(), "InfluxDB refused", ENDED, ())
-    day_file.write_bytes(whole + whole[:len(whole) // 2])  # what the killed ingest left
+    folder, day_file = _day_file_a_killed_ingest_left(tmp_path)
     letters = _dead_letters(folder, 1 << 20)  # the ingest restarted
     limits = resource.getrlimit(resource.RLIMIT_FSIZE)
     ignored = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)

@@ -400,10 +400,10 @@ def test_files_gone_while_the_scan_runs_keep_their_tracks_until_the_next_scan(li
     assert scan_library([library], store, workers=1).removed == 1
 
 
-def test_a_folder_moved_or_renamed_costs_no_analysis_and_keeps_its_songs_history(library, store, analyses, capsys):
-    """Moving a folder into another had every song in it analysed again (hours on a Pi), and its
-    untagged songs, whose ratings and plays go by their path, lost them."""
-    untagged = library / "demo" / "untagged.flac"
+def _untagged_song_rated(library, store, analyses, name):
+    """An untagged copy of a demo song, catalogued and rated by a new profile, the analyses counted
+    from here: (its path, its track, the profile)."""
+    untagged = library / "demo" / name
     shutil.copy(library / "demo" / SMALL[0], untagged)
     FLAC(untagged).delete()
     scan_library([library], store, workers=1)
@@ -412,6 +412,13 @@ def test_a_folder_moved_or_renamed_costs_no_analysis_and_keeps_its_songs_history
     session = store.start_session(profile.id)
     store.add_rating(session, 100, store.start_play(session, track))
     analyses.clear()
+    return untagged, track, profile
+
+
+def test_a_folder_moved_or_renamed_costs_no_analysis_and_keeps_its_songs_history(library, store, analyses, capsys):
+    """Moving a folder into another had every song in it analysed again (hours on a Pi), and its
+    untagged songs, whose ratings and plays go by their path, lost them."""
+    _, track, profile = _untagged_song_rated(library, store, analyses, "untagged.flac")
     (library / "albums").mkdir()
     (library / "demo").rename(library / "albums" / "demo 2024")
     report = scan_library([library], store, workers=1)
@@ -434,15 +441,7 @@ def test_an_untagged_song_renamed_costs_no_analysis_keeps_its_history_and_takes_
     in: renamed (a renamer tidying "Rain.flac" into "Nora - 03 - Rain (live).flac"), it was not
     found moved but analysed again (hours for a library on a Pi) as a new song, its ratings and
     plays, which go by its path, left behind with the old name."""
-    untagged = library / "demo" / "Rain.flac"
-    shutil.copy(library / "demo" / SMALL[0], untagged)
-    FLAC(untagged).delete()
-    scan_library([library], store, workers=1)
-    track = store.track_by_path(str(untagged))
-    profile = store.create_profile("Robin", "#ff8800")
-    session = store.start_session(profile.id)
-    store.add_rating(session, 100, store.start_play(session, track))
-    analyses.clear()
+    untagged, track, profile = _untagged_song_rated(library, store, analyses, "Rain.flac")
     renamed = untagged.with_name("Nora - 03 - Rain (live).flac")
     untagged.rename(renamed)
     report = scan_library([library], store, workers=1)
