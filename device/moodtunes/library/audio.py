@@ -117,11 +117,19 @@ def _decode_audioread(path: Path, sr: int, max_seconds: float, duration: float |
             warnings.simplefilter("ignore")
             duration = float(librosa.get_duration(path=str(path)))
     offset, length = excerpt_window(duration, max_seconds)
+    return Excerpt(_librosa_load(path, sr, offset, length), sr, duration)
+
+
+def _librosa_load(path: Path, sr: int, offset: float, length: float) -> np.ndarray:
+    """``length`` seconds from ``offset`` of ``path``, mono float32 at ``sr``, by librosa (libsndfile,
+    else ffmpeg through audioread)."""
+    import librosa
+
     with warnings.catch_warnings():
         # librosa warns that audioread is deprecated; it is still the way to reach ffmpeg.
         warnings.simplefilter("ignore")
         samples, _ = librosa.load(str(path), sr=sr, mono=True, offset=offset, duration=length)
-    return Excerpt(np.asarray(samples, dtype=np.float32), sr, duration)
+    return np.asarray(samples, dtype=np.float32)
 
 
 def _decodable_seconds(path: Path) -> float | None:
@@ -272,9 +280,5 @@ def _opening(path: Path, sr: int, max_seconds: float, duration: float) -> Excerp
     """The first ``max_seconds`` of a song whose middle is silence: a CD rip with a hidden track
     (the song, minutes of silence, the hidden song) was refused as "audio is silent"; the song
     comes first."""
-    import librosa
-
-    with _decoder_notes_silenced(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # librosa's warning that audioread is deprecated, for M4A/AAC
-        samples, _ = librosa.load(str(path), sr=sr, mono=True, duration=max_seconds, res_type="soxr_hq")
-    return Excerpt(np.asarray(samples, dtype=np.float32), sr, duration)
+    with _decoder_notes_silenced():
+        return Excerpt(_librosa_load(path, sr, 0.0, max_seconds), sr, duration)
