@@ -31,7 +31,7 @@ from moodtunes.store import Store
 from moodtunes.vision.scan import combine_readings
 from moodtunes_cloud import deadletter
 from moodtunes_cloud.deadletter import DeadLetters
-from moodtunes_cloud.influx import V1Writer, V2Writer, WriteError, make_writer
+from moodtunes_cloud.influx import InfluxQLReader, V1Writer, V2Writer, WriteError, make_writer
 from moodtunes_cloud.ingest import (
     MAX_PAYLOAD_BYTES,
     REJECTION_SPREAD_NS,
@@ -727,6 +727,9 @@ class _ResetAfterTheStatus(_Recorder):
 
     def do_POST(self):
         self.rfile.read(int(self.headers["Content-Length"]))
+        self.do_GET()
+
+    def do_GET(self):  # InfluxQLReader's queries
         self.send_response(503)
         self.send_header("Content-Length", "100")
         self.end_headers()
@@ -750,6 +753,9 @@ def test_influxdb_resetting_the_connection_as_it_answers_is_retryable():
         assert caught.value.retryable
         with pytest.raises(WriteError, match="answered 503"):
             writer.prepare()
+        with pytest.raises(WriteError, match="answered 503") as caught:  # the rollups' read of a visit's day
+            InfluxQLReader(IngestSettings(influx_api="v1", influx_url=f"http://127.0.0.1:{server.server_port}")).query("SHOW DATABASES")
+        assert caught.value.retryable
     finally:
         server.shutdown()
         server.server_close()

@@ -91,6 +91,20 @@ def _authorization(settings: IngestSettings) -> dict[str, str]:
     return {}
 
 
+def _error_detail(answer: urllib.error.HTTPError) -> str:
+    """The start of an error answer's body, as InfluxDB explains itself there; read apart from the
+    network errors' handling, a reset as it answered (InfluxDB, or a proxy, going down) came out as a
+    ConnectionResetError, which the ingest takes for a bug of its own."""
+    try:
+        return answer.read(300).decode("utf-8", "replace").strip()
+    except (OSError, http.client.HTTPException) as lost:
+        return f"(its answer was cut off: {lost})"
+
+
+def _unreachable(base: str, exc: Exception) -> WriteError:
+    return WriteError(f"InfluxDB at {base} unreachable: {getattr(exc, 'reason', exc)}", retryable=True)
+
+
 class V1Writer:
     """InfluxDB 1.x: line protocol over HTTP. A user's password goes in a
     Basic auth header, not in the URL, whose query string ends up in proxy and access logs."""
@@ -108,10 +122,7 @@ class V1Writer:
             with urllib.request.urlopen(request, timeout=self._timeout) as response:
                 return response.read()
         except urllib.error.HTTPError as exc:
-            try:
-                detail = exc.read(300).decode("utf-8", "replace").strip()
-            except (OSError, http.client.HTTPException) as lost:  # InfluxDB, or a proxy, went down as it answered
-                detail = f"(its answer was cut off: {lost})"
+            detail = _error_detail(exc)
             message = f"InfluxDB {path} answered {exc.code}: {detail}"
             if exc.code == 404 and "database not found" in detail:
                 raise DatabaseMissing(message) from None
@@ -120,8 +131,7 @@ class V1Writer:
                                  "and restart InfluxDB: the visits held are written then)", retryable=True) from None
             raise WriteError(message, _retryable_status(exc.code)) from None
         except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise WriteError(f"InfluxDB at {self._base} unreachable: {reason}", retryable=True) from None
+            raise _unreachable(self._base, exc) from None
 
     def prepare(self) -> None:
         """Create the database if it is missing. Asked first (SHOW DATABASES lists those the user may
@@ -227,14 +237,12 @@ class InfluxQLReader:
             with urllib.request.urlopen(request, timeout=self._timeout) as response:
                 result = json.loads(response.read())["results"][0]
         except urllib.error.HTTPError as exc:
-            detail = exc.read(300).decode("utf-8", "replace").strip()
-            message = f"InfluxDB /query answered {exc.code}: {detail}"
+            message = f"InfluxDB /query answered {exc.code}: {_error_detail(exc)}"
             if exc.code in (401, 403):
                 raise ReadRefused(f"{message} (the ingest's token or user must be allowed to read too)") from None
             raise WriteError(message, _retryable_status(exc.code)) from None
         except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise WriteError(f"InfluxDB at {self._base} unreachable: {reason}", retryable=True) from None
+            raise _unreachable(self._base, exc) from None
         except (ValueError, KeyError, IndexError, TypeError) as exc:
             raise WriteError(f"InfluxDB /query gave an unexpected answer: {exc}", retryable=True) from None
         if "error" in result:
