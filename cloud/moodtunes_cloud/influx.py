@@ -250,7 +250,11 @@ class InfluxQLReader:
         return result.get("series", [])
 
 
+def plain_writer(settings: IngestSettings) -> Writer:
+    """The writer of the configured InfluxDB's API, points only (the rollups' rebuild writes its own)."""
+    return V1Writer(settings) if settings.influx_api == "v1" else V2Writer(settings)
+
+
 def make_writer(settings: IngestSettings) -> Writer:
     """The writer the ingest and a replay use: the visits' own points, then their days' rollups."""
-    plain = V1Writer(settings) if settings.influx_api == "v1" else V2Writer(settings)
-    return RollingWriter(plain, InfluxQLReader(settings), shared=bool(settings.share_group))
+    return RollingWriter(plain_writer(settings), InfluxQLReader(settings), shared=bool(settings.share_group))

@@ -204,7 +204,7 @@ def rebuild(writer: Writer, reader: InfluxQLReader, since: date, until: date) ->
 
 
 def main(argv: list[str] | None = None) -> int:
-    from moodtunes_cloud.influx import InfluxQLReader, V1Writer, V2Writer, WriteError
+    from moodtunes_cloud.influx import InfluxQLReader, WriteError, plain_writer
     from moodtunes_cloud.settings import SettingsError, load_ingest_settings
 
     parser = argparse.ArgumentParser(prog="python -m moodtunes_cloud.rollups", description=__doc__.split("\n\n")[0])
@@ -220,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     until = args.until or datetime.now(UTC).date() + timedelta(days=1)
     try:
         settings = load_ingest_settings()
-        writer = V1Writer(settings) if settings.influx_api == "v1" else V2Writer(settings)
+        writer = plain_writer(settings)
         try:
             devices, written = rebuild(writer, InfluxQLReader(settings), args.since, until)
         finally:
