@@ -419,9 +419,10 @@ DEVICES = Dashboard(
     ),
 )
 
-# The year, from the daily rollups: one point per device, UTC day and mood before, with counts and sums, so a
-# mean is a sum over a count (by music category and mood after: the overview, over a month or so). "measured" > 0 etc. leave out the rollup points without
-# any of what a figure counts, as the raw queries have no row for a group without it.
+# The year, from the daily rollups: one point per device, UTC day and mood before, with counts and sums,
+# so a mean is a sum over a count (by music category and mood after: the overview, over a month or so).
+# "measured" > 0 etc. leave out the rollup points without any of what a figure counts, as the raw
+# queries have no row for a group without it.
 ROLLUPS = f'FROM "{ROLLUP}" WHERE $timeFilter AND {DEVICE}'
 # InfluxQL's week buckets start on Thursdays (1970-01-01's weekday); 4 days later they start on Mondays.
 WEEKLY = "GROUP BY time(1w, 4d)"
